@@ -212,6 +212,7 @@ def build_core(
             observation=ledgers_.observation,
             **shared,
         )
+        runner.held_dir = data_dir  # a stop keeps the decisions the log never took here
         return Core(
             config=config,
             clock=clock,

@@ -44,7 +44,7 @@ class StandbyServer:
     def __init__(self, config: KioskConfig, standby: Standby, notifier: Notifier) -> None:
         self.standby = standby
         self.notifier = notifier
-        app = create_standby_app(standby, config.site.kiosk_id)
+        app = create_standby_app(standby, config.site.kiosk_id, local=config.web.screen_addresses)
         self._server = build_server(app, config.web)
         self._task: asyncio.Task[None] | None = None
         self._watchdog = Watchdog.from_env(notifier, lambda: True, _Monotonic())
@@ -100,7 +100,8 @@ async def core_or_standby(
 ) -> Core | None:
     """``build()`` in a thread; while the card keeps the event log from opening
     (``card_failure``), stand by and try again: the core once it opens, None when a stop
-    was asked first. Any other failure is raised, as before."""
+    was asked first (or while the try that opened it was under way: that core is closed).
+    Any other failure is raised, as before."""
     try:
         return await asyncio.to_thread(build)
     except Exception as exc:
@@ -108,6 +109,9 @@ async def core_or_standby(
         if kind is None:
             raise
         standby = Standby(str(exc), kind, format_ts(datetime.now(UTC)))
+    if stopping.is_set():  # a stop asked during the start: nothing to stand up for
+        log.error("cannot open the event log, and the daemon is stopping: %s", standby.reason)
+        return None
     log.error(
         "cannot open the event log: standing by, the gate locked, trying again: %s",
         standby.reason,
@@ -141,5 +145,8 @@ async def _try_again(
                 server.notifier.status(server.status())
             step += 1
             continue
+        if stopping.is_set():  # asked while the try was under way: nothing starts
+            await asyncio.to_thread(core.close)
+            return None
         log.warning("the event log opens again after %d failed tries: starting", standby.tries)
         return core

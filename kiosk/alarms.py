@@ -774,11 +774,24 @@ class AlarmDesk:
         with self._lock:
             self._scan()
             self._date_open()
-            keys = {a.key for a in standing}
-            unreadable = unreadable_alarms(self._log.unreadable_seqs())  # found by the scan
-            standing = [*standing, *(a for a in unreadable if a.key not in keys)]
+            standing = self._with_unreadable(standing)
             self.board.forget_cleared_devices({a.key for a in standing})
             return [*(a for a in standing if a.key not in self.board.alarms), *self.board.open()]
+
+    def _with_unreadable(self, standing: list[Alarm]) -> list[Alarm]:
+        """``standing`` and the card of the rows a read had to leave out (found by the scan):
+        one the guard can close like any device's (call with ``_lock`` held). A closed card
+        naming fewer rows leaves the board: more rows failing since is a new incident, and
+        the card comes back once (the rows only grow until the daemon restarts)."""
+        keys = {a.key for a in standing}
+        unreadable = [
+            a for a in unreadable_alarms(self._log.unreadable_seqs()) if a.key not in keys
+        ]
+        for alarm in unreadable:
+            known = self.board.alarms.get(alarm.key)
+            if known is not None and known.acked_by and known.detail != alarm.detail:
+                del self.board.alarms[alarm.key]
+        return [*standing, *unreadable]
 
     def note_message(self, message: Mapping[str, Any]) -> bool:
         """Take a bus ``alarm`` message; True when the open alarms changed. One about a
@@ -824,7 +837,7 @@ class AlarmDesk:
             raise ValueError(f"resolution: one of {', '.join(RESOLUTIONS)}")
         with self._lock:
             self._scan()
-            for alarm in standing:
+            for alarm in self._with_unreadable(standing):
                 if alarm.key in keys and alarm.key not in self.board.alarms:
                     self.board.add(alarm)
             closing = [

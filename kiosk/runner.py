@@ -30,6 +30,7 @@ import asyncio
 import logging
 import threading
 from collections.abc import Callable, Coroutine, Sequence
+from pathlib import Path
 from typing import Any, Unpack
 
 from kiosk.bus import EventBus
@@ -52,7 +53,8 @@ from kiosk.engine import Engine
 from kiosk.logs import RepeatedFailure
 from kiosk.peers import load_peer_rows
 from kiosk.ports import EngineSeams, EventSink
-from kiosk.store import Event, StoreFault, decode_event_row, format_ts
+from kiosk.standby import keep_held
+from kiosk.store import Event, EventDraft, StoreFault, decode_event_row, format_ts
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +136,8 @@ class EngineRunner:
         self.readers = list(readers)
         self.gate = gate
         self.store = store
+        #: Where a stop keeps the decisions the log never took (the data dir); None: nowhere.
+        self.held_dir: Path | None = None
         self.bus = bus or EventBus()
         eng = config.engine
         self._deadline_s = eng.device_deadline_ms / 1000
@@ -230,7 +234,24 @@ class EngineRunner:
         while self._inflight and loop.time() < end:
             await asyncio.wait(list(self._inflight), timeout=max(0.0, end - loop.time()))
         if eng.backlog:
-            log.error("stopping with %d event(s) held in memory and not written", len(eng.backlog))
+            await self._keep_held(list(eng.backlog))
+
+    async def _keep_held(self, drafts: list[EventDraft]) -> None:
+        """The decisions the log never took, kept beside it in a file when the card still
+        takes one (``kiosk.standby.keep_held``); the journal says where, or that it could not."""
+        where = self.held_dir
+        said = f"stopping with {len(drafts)} event(s) held in memory and not written"
+        if where is None:
+            log.error(said)
+            return
+        now = self.clock.now()
+        try:
+            args = (drafts, where, self.config.site.kiosk_id, self.store.boot_id, now)
+            path = await asyncio.to_thread(keep_held, *args)
+        except OSError as exc:
+            log.error("%s; they could not be kept in %s either: %s", said, where, exc)
+            return
+        log.error("%s to the log; kept (masked) in %s", said, path)
 
     async def _lock_at_stop(self) -> None:
         """Command the gate locked, last. A relay command still stuck in the driver (an open

@@ -17,11 +17,17 @@ another kiosk's log, a schema of a newer program), which still ends the process.
 from __future__ import annotations
 
 import errno
+import json
+import os
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
 from typing import Any
 
-from kiosk.store import StoreFault, error_name
+from kiosk.privacy import mask_event
+from kiosk.store import EventDraft, StoreFault, error_name, format_ts
 
 #: What the card does, by SQLite's error (a prefix: ``SQLITE_IOERR_READ`` is ``SQLITE_IOERR``).
 _SQLITE_KINDS = {
@@ -75,18 +81,79 @@ class Standby:
         self.reason, self.kind = reason, kind
         return changed
 
-    def health(self, kiosk_id: str, version: str) -> dict[str, Any]:
-        """The ``/api/v1/health`` report while standing by: not deciding, the store in fault."""
-        return {
+    def health(self, kiosk_id: str, version: str, *, whole: bool = True) -> dict[str, Any]:
+        """The ``/api/v1/health`` report while standing by: not deciding, the store in fault.
+        ``whole``: with the reason as the journal has it (the data dir's paths, its owners'
+        uids, SQLite's words), for this host; else the kind of fault in its place, as public
+        health never says more of a running kiosk's store than the error's kind."""
+        said = {"kind": self.kind, "since": self.since, "tries": self.tries}
+        report: dict[str, Any] = {
             "deciding": False,
             "state": "standby",
-            "standby": {
-                "reason": self.reason,
-                "kind": self.kind,
-                "since": self.since,
-                "tries": self.tries,
-            },
-            "devices": {"store": {"state": "fault", "detail": self.reason}},
+            "standby": {"reason": self.reason, **said} if whole else said,
+            "devices": {"store": {"state": "fault", "detail": self.detail(whole)}},
             "kiosk_id": kiosk_id,
             "version": version,
         }
+        if not whole:
+            report["withheld"] = ["standby.reason"]
+        return report
+
+    def detail(self, whole: bool) -> str:
+        """Why nothing is decided: the reason (``whole``), else only its kind."""
+        return self.reason if whole else f"the event log cannot be opened ({self.kind})"
+
+
+#: The file a stop keeps the decisions the log could not take in: ``held-events-<UTC>.ndjson``.
+HELD_PREFIX = "held-events-"
+
+
+def held_record(draft: EventDraft, kiosk_id: str, boot_id: str, now: datetime) -> dict[str, Any]:
+    """A decision the log could not take, as the office's export masks it: what was decided,
+    why, which way, the reading and when (the engine's clock, else ``now``)."""
+    decided = draft.decided
+    record = {
+        "ts": format_ts(decided.wall if decided else now),
+        "mono_ns": decided.mono_ns if decided else None,
+        "clock_synced": decided.synced if decided else None,
+        "boot_id": boot_id,
+        "kiosk_id": kiosk_id,
+        "direction": draft.direction,
+        "decision": draft.decision,
+        "reasons": list(draft.reasons),
+        "kind": draft.kind,
+        "flags": list(draft.flags),
+        "temp_c": draft.temp_c,
+        "temp_object_c": draft.temp_object_c,
+        "temp_ambient_c": draft.temp_ambient_c,
+        "operator": draft.operator,
+        "pass_id": draft.pass_id,
+        "household": draft.household,
+        "holder": draft.holder,
+        "person": dict(draft.person) if draft.person is not None else None,
+    }
+    return mask_event(record)
+
+
+def keep_held(
+    drafts: Sequence[EventDraft], directory: Path, kiosk_id: str, boot_id: str, now: datetime
+) -> Path:
+    """Write ``drafts`` (the engine's backlog at stop) to a new ``HELD_PREFIX`` file in
+    ``directory``, one masked record a line, mode 0600, synced; ``OSError`` when the card
+    takes no file either (read-only, full)."""
+    stamp = now.strftime("%Y%m%dT%H%M%S.%fZ")
+    path = directory / f"{HELD_PREFIX}{stamp}.ndjson"
+    lines = "".join(
+        json.dumps(held_record(d, kiosk_id, boot_id, now), ensure_ascii=False) + "\n"
+        for d in drafts
+    )
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(lines)
+            out.flush()
+            os.fsync(out.fileno())
+    except OSError:
+        path.unlink(missing_ok=True)
+        raise
+    return path

@@ -204,3 +204,60 @@ def test_the_data_dir_lock_is_taken_on_a_card_mounted_read_only(tmp_path, monkey
             daemon_cmd.hold_data_dir(tmp_path)  # still one daemon per data dir
     finally:
         daemon_cmd.os.close(fd)
+
+
+def test_a_stop_asked_while_a_retry_opens_the_log_ends_the_standby_not_a_start(tmp_path, card):
+    """``systemctl stop kiosk`` came while a try of the log was under way (on a failing card
+    an open can take seconds): the try succeeded and the daemon started in full, its devices
+    opened and the gate commanded, only to stop at once. The stop is heeded: the core just
+    built is closed and nothing starts."""
+    build_core(_config(), tmp_path).close()
+    card["fault"] = _sqlite_error("SQLITE_FULL", "database or disk is full")
+    config = _config()
+    built: list = []
+
+    async def scenario():
+        stopping = asyncio.Event()
+
+        def build():
+            if len(built) == 1:  # the retry: the card has room again, and a stop comes
+                card["fault"] = None
+                stopping.set()
+            built.append(None)
+            core = build_core(config, tmp_path)
+            built[-1] = core
+            return core
+
+        async def pause(_server, _delay):
+            return None
+
+        return await standing.core_or_standby(
+            build, config, stopping, notifier=Notifier(None), pause=pause
+        )
+
+    assert asyncio.run(scenario()) is None
+    assert len(built) == 2 and built[0] is None
+    assert built[1].store.health().detail == "event log is not open"  # closed behind the stop
+
+
+def test_a_stop_asked_while_the_first_open_fails_stands_nothing_up(tmp_path, card, monkeypatch):
+    """``systemctl stop kiosk`` during the start, while the card made the first open fail:
+    the standby server was started all the same (the port bound, READY=1 sent to a unit
+    that is stopping) only to be stopped at its first pause. The stop is heeded first."""
+    build_core(_config(), tmp_path).close()
+    card["fault"] = _sqlite_error("SQLITE_FULL", "database or disk is full")
+    config = _config()
+    stood_up: list[object] = []
+    monkeypatch.setattr(standing, "StandbyServer", lambda *a, **k: stood_up.append(a))
+
+    async def scenario():
+        stopping = asyncio.Event()
+
+        def build():
+            stopping.set()  # the SIGTERM comes while the open is under way
+            return build_core(config, tmp_path)
+
+        return await standing.core_or_standby(build, config, stopping, notifier=Notifier(None))
+
+    assert asyncio.run(scenario()) is None
+    assert stood_up == []

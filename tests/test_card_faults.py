@@ -362,3 +362,70 @@ def test_a_page_the_helper_cannot_read_is_logged_once_not_at_every_pull(store, c
     warned = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warned) == 2  # the first failure, and the first after a page that worked
     assert "database disk image is malformed" in warned[0].getMessage()
+
+
+def _damage_leaf(core: Core, pick: int) -> None:
+    """Junk over the ``pick``-th leaf page of the events table (as ``_damage_a_page_of_events``)."""
+    core.store.wipe_wal()
+    with closing(sqlite3.connect(core.store.path)) as conn:
+        size = conn.execute("PRAGMA page_size").fetchone()[0]
+        leaves = [
+            row[0]
+            for row in conn.execute(
+                "SELECT pageno FROM dbstat WHERE name = 'events' AND pagetype = 'leaf'"
+                " ORDER BY pageno"
+            )
+        ]
+    with open(core.store.path, "r+b") as db:
+        db.seek((leaves[pick] - 1) * size)
+        db.write(b"\xde\xad\xbe\xef" * (size // 4))
+
+
+def _unreadable_cards(guard: TestClient) -> list[dict]:
+    alarms = guard.get("/guard/api/feed?lang=en").json()["alarms"]
+    return [c for c in alarms if c["key"] == "device:unreadable_rows"]
+
+
+def test_the_unreadable_rows_card_can_be_closed(guard_core):
+    """The card naming the rows a damaged page keeps from being read had a close button that
+    did nothing: the close looked for it among the devices in fault only, found no such
+    alarm and said so, and the card stood on the live page until the daemon restarted."""
+    for _ in range(90):
+        add_event(guard_core)
+    _damage_leaf(guard_core, 1)
+    app = create_app(guard_core)
+    with TestClient(app, base_url=BASE, raise_server_exceptions=False) as guard:
+        csrf = login(guard)
+        assert len(_unreadable_cards(guard)) == 1
+        closed = post(guard, "/guard/alarms/ack", csrf, only="device:unreadable_rows")
+        assert closed.status_code == 303 and "error" not in closed.headers["location"]
+        assert _unreadable_cards(guard) == []
+        assert _unreadable_cards(guard) == []  # nothing new: it stays closed
+        audit = guard_core.store.audits(0, 1000)
+    assert any("device:unreadable_rows" in json.dumps(row["detail"]) for row in audit)
+
+
+def test_the_unreadable_rows_card_comes_back_when_more_rows_fail_after_it_was_closed(
+    guard_core,
+):
+    """A closed card kept every later failure unsaid until the daemon restarted: the card
+    failing another page is a new incident. The card comes back once, naming the rows, and
+    stays closed while no further row fails."""
+    for _ in range(90):
+        add_event(guard_core)
+    _damage_leaf(guard_core, 1)
+    app = create_app(guard_core)
+    with TestClient(app, base_url=BASE, raise_server_exceptions=False) as guard:
+        csrf = login(guard)
+        first = _unreadable_cards(guard)
+        post(guard, "/guard/alarms/ack", csrf, only="device:unreadable_rows")
+        assert _unreadable_cards(guard) == []
+        before = set(guard_core.store.unreadable_seqs())
+        _damage_leaf(guard_core, -2)
+        guard_core.store.readable_events(0, 90)  # a later read crosses the newly bad page
+        assert set(guard_core.store.unreadable_seqs()) > before
+        again = _unreadable_cards(guard)
+        assert len(again) == 1 and again[0]["detail"] != first[0]["detail"], again
+        assert len(_unreadable_cards(guard)) == 1  # once, not a card per read
+        closed = post(guard, "/guard/alarms/ack", csrf, only="device:unreadable_rows")
+        assert closed.status_code == 303 and _unreadable_cards(guard) == []

@@ -168,8 +168,9 @@ def test_the_full_card_runbook_does_not_send_the_operator_to_a_pull_the_kiosk_re
     tmp_path, clock
 ):
     """operations.md's store-fault row said 'pull the log, then call the technician'; on a
-    full card the pull gets 503 (every export writes its audit row first: checked here on a
-    log that cannot grow). The row now says so and what to do instead."""
+    full card the pull got 503 (every export wrote its audit row first). A masked pull now
+    goes ahead, its row held in memory (checked here on a log that cannot grow), an unmasked
+    one is still refused, and the row says so."""
     from test_api import bearer, client_for, make_core
     from test_api import draft as api_draft
 
@@ -177,14 +178,18 @@ def test_the_full_card_runbook_does_not_send_the_operator_to_a_pull_the_kiosk_re
         core = make_core(mnt, clock)
         core.store.append(api_draft(1))
         headers = bearer(core, "logs:read")
+        personal = bearer(core, "logs:read", "logs:personal")
         fill(mnt)
-        answer = client_for(core).get("/api/v1/events?after=0", headers=headers)
+        client = client_for(core)
+        answer = client.get("/api/v1/events?after=0", headers=headers)
+        unmasked = client.get("/api/v1/events?after=0&fields=holder", headers=personal)
         core.store.close()
-    assert answer.status_code == 503
+    assert answer.status_code == 200 and len(answer.json()["events"]) == 1
+    assert unmasked.status_code == 503
     docs = Path(__file__).resolve().parent.parent / "docs" / "operations.md"
     row = next(r for r in docs.read_text().splitlines() if r.startswith("| **store fault"))
     assert "pull the log, then" not in row
-    assert "cannot pull the log while the card is full or read-only" in row
+    assert "can still pull the log while the card is full or read-only, masked" in row
     assert "kiosk.db-wal" in row  # the copy a read-only card still allows
 
 

@@ -17,6 +17,8 @@ that what is sent matches them.
 """
 
 import asyncio
+import contextlib
+import itertools
 import json
 import logging
 import re
@@ -38,6 +40,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.types import Receive, Scope, Send
 
 from kiosk import queries
+from kiosk.auditing import HeldRows
 from kiosk.clock import ClockReading
 from kiosk.config.compound import KIOSK_ID_PATTERN
 from kiosk.core import Core
@@ -58,7 +61,7 @@ from kiosk.privacy import FIELD_NAMES, mask_event, normalise_fields
 from kiosk.ratelimit import RateLimiter, RepeatTally, Verdict
 from kiosk.sheets import formula_safe, write_csv
 from kiosk.stats import daily_report
-from kiosk.store import EventLog, StoreFault, format_ts
+from kiosk.store import EventLog, ReadFailure, StoreFault, error_name, format_ts
 from kiosk.tokens import TokenInfo
 from ui.kiosk_screen import in_networks
 
@@ -486,13 +489,16 @@ class Api:
     default_page: int
     #: A token's reads of one day's report, audited once an hour (``STATS_AUDIT_EVERY_S``).
     stats_reads: RepeatTally
+    #: Rows the storage could not take, waiting to be written (the guard console's, shared).
+    held: HeldRows
 
     @classmethod
-    def build(cls, core: Core) -> "Api":
+    def build(cls, core: Core, held: HeldRows | None = None) -> "Api":
         web = core.config.web
         max_page = min(web.max_page, EVENTS_MAX)
         return cls(
             core=core,
+            held=held if held is not None else HeldRows(),
             addr_limiter=RateLimiter.per_minute(web.api_rate_per_min, core.clock),
             token_limiter=RateLimiter.per_minute(web.api_rate_per_min, core.clock),
             lag=LoopLagMonitor(),
@@ -503,11 +509,26 @@ class Api:
             stats_reads=RepeatTally(STATS_AUDIT_EVERY_S, core.clock),
         )
 
-    def audit(self, token: TokenInfo, action: str, detail: dict[str, Any]) -> None:
+    def audit(
+        self, token: TokenInfo, action: str, detail: dict[str, Any], *, masked: bool = False
+    ) -> None:
+        """The request's audit row; no export without it. A ``masked`` export (no personal
+        field in clear) the storage cannot take a row for (a full or read-only card) goes
+        ahead with its row held in memory (``held``, written in order once the storage
+        works): the office must be able to pull the log off a dying card."""
+        store, actor = self.core.store, f"token:{token.id}"
+        if len(self.held) or self.held.dropped:
+            self.held.flush(store)  # the rows held before come first
         try:
-            self.core.store.audit(f"token:{token.id}", action, detail)
+            store.audit(actor, action, detail)
+        except StoreFault as exc:
+            if masked and self.held.hold(
+                actor, action, detail, self.core.clock.now(), essential=True
+            ):
+                return
+            log.warning("export refused: audit failed (%s)", type(exc).__name__)
+            raise HTTPException(503, "the event log is unavailable") from None
         except Exception as exc:
-            # No export without its audit row.
             log.warning("export refused: audit failed (%s)", type(exc).__name__)
             raise HTTPException(503, "the event log is unavailable") from None
 
@@ -531,9 +552,11 @@ class Api:
         return limit
 
 
-def install(app: FastAPI, core: Core) -> Api:
-    """Mount the API on ``app`` with its state for ``core``; returns that state."""
-    state = Api.build(core)
+def install(app: FastAPI, core: Core, held: HeldRows | None = None) -> Api:
+    """Mount the API on ``app`` with its state for ``core``; returns that state. ``held``: the
+    audit rows held in memory during a storage outage (the guard console's, so one stop
+    writes or says them all)."""
+    state = Api.build(core, held)
     app.state.api = state
     app.include_router(router)
     app.include_router(public_metrics if core.config.web.metrics_public else token_metrics)
@@ -751,6 +774,7 @@ def events(
                 "count": count,
                 "fields": sorted(allowed),
             },
+            masked=not allowed,
         )
     if ndjson:
 
@@ -780,15 +804,20 @@ def events_csv(
     allowed = allowed_fields(token, fields)
     store = state.core.store
     through = queries.head_seq(store)
+    rows = csv_rows(store, after, limit, allowed, state.max_page, through)
+    # The first page is read before the answer starts: one the card fails is a 503 with its
+    # words (the app's ReadFailure handler), not a 200 and a transfer cut before its first row.
+    first = next(rows)
     state.audit(
         token,
         "export_csv",
         {"format": "csv", "after": after, "limit": limit, "head": through,
          "fields": sorted(allowed)},
+        masked=not allowed,
     )  # fmt: skip
     kiosk_id = state.core.config.site.kiosk_id
-    return StreamingResponse(
-        csv_rows(store, after, limit, allowed, state.max_page, through),
+    return CuttableStream(
+        itertools.chain([first], rows),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{kiosk_id}-events.csv"'},
     )
@@ -808,7 +837,12 @@ def csv_rows(
     header = write_csv([EVENT_FIELDS])  # sent with the first page, or alone when none
     cursor, sent = after, 0
     while sent < limit and cursor < through:
-        batch = read_events(store.reader(), cursor, min(page, limit - sent))
+        try:
+            batch = read_events(store.reader(), cursor, min(page, limit - sent))
+        except ReadFailure as exc:
+            if header:  # nothing sent yet: the caller answers it
+                raise
+            raise _cut(store, cursor, exc) from exc
         batch = [row for row in batch if row["seq"] <= through]
         if not batch:
             break
@@ -818,6 +852,35 @@ def csv_rows(
         cursor, sent = batch[-1]["seq"], sent + len(batch)
     if header:
         yield header
+
+
+class ExportCut(Exception):
+    """A streamed export could not be read on after its first bytes (``CuttableStream``)."""
+
+
+def _cut(store: EventLog, cursor: int, exc: ReadFailure) -> ExportCut:
+    """The export's page after ``cursor`` failed: the store's health names a damaged card
+    (``note_read_fault``), the journal has one line, and the transfer is left unfinished."""
+    store.note_read_fault(exc)
+    log.warning(
+        "CSV export cut after seq %d: the log could not be read on (%s); the client sees an"
+        " unfinished transfer",
+        cursor,
+        error_name(exc),
+    )
+    return ExportCut(error_name(exc))
+
+
+class CuttableStream(StreamingResponse):
+    """A stream whose source may fail after its first bytes (``ExportCut``): the transfer is
+    then left unfinished, never ended as a whole one would be. No last chunk is sent and the
+    server closes the connection, which every client reports: curl as error 18, a browser as
+    a failed download, httpx as ``RemoteProtocolError``. A row saying so would read as one
+    more row in a spreadsheet, and a streamed export's length is not known before its end."""
+
+    async def stream_response(self, send: Send) -> None:
+        with contextlib.suppress(ExportCut):
+            await super().stream_response(send)
 
 
 @router.get(
@@ -862,7 +925,8 @@ def _audit_stats_read(state: Api, token: TokenInfo, day: date) -> None:
     repeats = state.stats_reads.due(key)
     if repeats is None:
         return
-    state.audit(token, "export_stats", {"day": day.isoformat(), "repeats": repeats})
+    detail = {"day": day.isoformat(), "repeats": repeats}
+    state.audit(token, "export_stats", detail, masked=True)  # counts only
     state.stats_reads.written(key)
 
 

@@ -62,5 +62,5 @@ def create_app(core: Core) -> FastAPI:
 
     kiosk_screen.install(app, core)
     guard.install(app, core)
-    api.install(app, core)
+    api.install(app, core, held=app.state.guard.held)  # one memory of rows, said at stop
     return app

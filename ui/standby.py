@@ -2,10 +2,19 @@
 
 No engine, no devices, no database: the kiosk screen says "see the guard" and reloads itself
 (the real page comes back with the daemon), the guard console says why and what to do, in
-both languages and with no login (there is no account store to check one against, and the
-page holds nothing health does not already say), health answers 503 with the reason, and
-every other route 503. ``/kiosk/watch`` answers 200 while the screen keeps reloading, so
-kiosk-screen.service does not restart a browser that shows the right page.
+both languages, health answers 503, and every other route 503. ``/kiosk/watch`` answers 200
+while the screen keeps reloading, so kiosk-screen.service does not restart a browser that
+shows the right page; only a load from the screen's addresses counts, as when the kiosk runs
+(another tab's does not stand in for a dead screen).
+
+Who sees what: no guard account, session or API token can be checked (they are in the log
+that cannot be opened), so no sign-in is offered; what still tells callers apart is their
+address. This host and the kiosk's screen (``web.screen_addresses``, whose callers get the
+whole health report of a running kiosk too) read the reason as the journal has it, for the
+technician at the Pi. Anyone else on the LAN, the guard's tablet as a passer-by, gets what
+public health says of a running kiosk: it stands by, the kind of fault and its documented
+fix, since when, and what a guard does meanwhile; never the data dir's paths, its owners'
+uids or SQLite's words.
 """
 
 from __future__ import annotations
@@ -14,7 +23,8 @@ import base64
 import hashlib
 import html
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from ipaddress import ip_network
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
@@ -22,6 +32,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Res
 import kiosk
 from kiosk.standby import Standby
 from ui import i18n
+from ui.kiosk_screen import in_networks
 
 #: How often the standby screen reloads itself (s): the real page within this of the start.
 RELOAD_S = 10
@@ -34,7 +45,11 @@ _STYLE = (
 #: Nothing of the page's own is loaded: no script, no request but the reload; its one style
 #: element allowed by its hash (no ``'unsafe-inline'``, as on the console's pages).
 _STYLE_HASH = base64.b64encode(hashlib.sha256(_STYLE.encode()).digest()).decode()
+#: On every answer while standing by: a console page left open (its stream cut when the daemon
+#: restarted) asks its feed, sees this and reloads into the standby page (``guard.js``).
+STANDBY_HEADER = ("X-Kiosk-State", "standby")
 _HEADERS = {
+    STANDBY_HEADER[0]: STANDBY_HEADER[1],
     "Cache-Control": "no-store",
     "Content-Security-Policy": f"default-src 'none'; style-src 'sha256-{_STYLE_HASH}'",
     "X-Content-Type-Options": "nosniff",
@@ -54,6 +69,7 @@ FIX_TERMS = {
     "chown": "sudo chown -R kiosk:kiosk /var/lib/kiosk",
     "card_section": "The SD card is failing",
     "open_section": "The daemon will not start: cannot open kiosk.db",
+    "journal": "journalctl -u kiosk",
 }
 
 
@@ -67,9 +83,10 @@ def _page(title: str, paragraphs: list[str], *, reload_s: int | None = None) -> 
     )
 
 
-def guard_words(standby: Standby) -> list[str]:
+def guard_words(standby: Standby, whole: bool = True) -> list[str]:
     """What the guard console says, each language in turn: what happened, what the guard
-    does meanwhile, what fixes it, and the reason as the journal has it."""
+    does meanwhile, what fixes it, and the reason as the journal has it (``whole``: this
+    host's caller), else where it is said in full."""
     said = []
     for lang in i18n.LANGS:
         said += [
@@ -78,25 +95,38 @@ def guard_words(standby: Standby) -> list[str]:
             i18n.t(lang, f"standby.fix.{standby.kind}", **FIX_TERMS),
             i18n.t(lang, "standby.since", since=standby.since, tries=standby.tries),
         ]
-    return [*said, standby.reason]
+        if not whole:
+            said.append(i18n.t(lang, "standby.reason_here", **FIX_TERMS))
+    return [*said, standby.reason] if whole else said
 
 
 def create_standby_app(
-    standby: Standby, kiosk_id: str, monotonic: Callable[[], float] = time.monotonic
+    standby: Standby,
+    kiosk_id: str,
+    monotonic: Callable[[], float] = time.monotonic,
+    *,
+    local: Sequence[str] = ("127.0.0.1", "::1"),
 ) -> FastAPI:
-    """The app served while ``standby`` lasts."""
+    """The app served while ``standby`` lasts; ``local``: the addresses that read the reason
+    whole (this host and the screen: ``web.screen_addresses``)."""
     app = FastAPI(
         title="Checkpoint kiosk (standing by)", docs_url=None, redoc_url=None, openapi_url=None
     )
     seen: list[float] = []  # when the screen last loaded its page
+    networks = [ip_network(a, strict=False) for a in local]
+
+    def whole(request: Request) -> bool:
+        return in_networks(request.client.host if request.client else "", networks)
 
     @app.get("/api/v1/health")
-    def health() -> JSONResponse:
-        return JSONResponse(standby.health(kiosk_id, kiosk.__version__), status_code=503)
+    def health(request: Request) -> JSONResponse:
+        report = standby.health(kiosk_id, kiosk.__version__, whole=whole(request))
+        return JSONResponse(report, status_code=503, headers=dict([STANDBY_HEADER]))
 
     @app.get("/kiosk")
-    def screen() -> Response:
-        seen[:] = [monotonic()]
+    def screen(request: Request) -> Response:
+        if whole(request):  # the screen's own browser: a stranger's tab stands in for none
+            seen[:] = [monotonic()]
         words = [i18n.t(lang, "standby.kiosk") for lang in i18n.LANGS]
         page = _page(words[0], words[1:], reload_s=RELOAD_S)
         return HTMLResponse(page, status_code=503, headers=_HEADERS)
@@ -109,10 +139,10 @@ def create_standby_app(
     @app.api_route("/{path:path}", methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"])
     def anything(request: Request, path: str) -> Response:
         if path == "guard" or path.startswith("guard/"):
-            words = guard_words(standby)
+            words = guard_words(standby, whole(request))
             page = _page(words[0], words[1:], reload_s=RELOAD_S * 3)
             return HTMLResponse(page, status_code=503, headers=_HEADERS)
-        detail = f"the kiosk is standing by, not deciding: {standby.reason}"
+        detail = f"the kiosk is standing by, not deciding: {standby.detail(whole(request))}"
         if path.startswith("api/"):
             return JSONResponse({"detail": detail}, status_code=503, headers=_HEADERS)
         return PlainTextResponse(detail, status_code=503, headers=_HEADERS)

@@ -383,10 +383,12 @@
     es.addEventListener("state", (e) => steady(() => renderState(JSON.parse(e.data))));
     es.addEventListener("expired", () => { es.close(); if (window.guardSessionExpired) window.guardSessionExpired(); });
     es.onerror = () => {
-      // A 401 (session ended) closes the stream for good: go to the login page.
+      // A 401 (session ended) closes the stream for good: go to the login page. A kiosk
+      // standing by (restarted on a failing card) says so: its page tells the guard what to do.
       if (es.readyState === EventSource.CLOSED) {
         fetch("/guard/api/feed", { cache: "no-store" }).then((res) => {
           if (res.status === 401) window.location.href = "/guard/login?next=/guard";
+          else if (res.headers.get("X-Kiosk-State") === "standby") window.location.reload();
           else setTimeout(connect, 3000);
         }).catch(() => setTimeout(connect, 3000));
       }
