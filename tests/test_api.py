@@ -368,9 +368,11 @@ def test_a_dashboard_polling_stats_writes_an_audit_row_an_hour_not_one_a_poll(co
     assert rows[3]["actor"] != rows[0]["actor"]
 
 
-def test_a_stats_read_whose_audit_row_failed_is_refused_and_the_next_one_written(
+def test_a_stats_read_whose_audit_row_cannot_be_written_is_held_or_refused(
     core, client, monkeypatch
 ):
+    """Counts only: on a card that takes no row the read goes ahead with its row held (written
+    before the next one); with no room to hold it, refused, and the next read is audited."""
     headers = bearer(core, "stats:read")
     real = core.store.audit
 
@@ -378,10 +380,21 @@ def test_a_stats_read_whose_audit_row_failed_is_refused_and_the_next_one_written
         raise StoreFault("store_fault", "disk full")
 
     monkeypatch.setattr(core.store, "audit", broken)
-    assert client.get("/api/v1/stats", headers=headers).status_code == 503
-    monkeypatch.setattr(core.store, "audit", real)
     assert client.get("/api/v1/stats", headers=headers).status_code == 200
+    monkeypatch.setattr(core.store, "audit", real)
+    day = {"day": "2026-03-01"}  # another day: its own row at once, the held one first
+    assert client.get("/api/v1/stats", params=day, headers=headers).status_code == 200
     rows = [r for r in core.store.audits(limit=1000) if r["action"] == "export_stats"]
+    assert sorted(r["detail"]["day"] for r in rows) == ["2026-03-01", "2026-03-02"]
+    assert [r["detail"]["repeats"] for r in rows] == [0, 0]
+
+    client.app.state.api.held = api.HeldRows(max_rows=0, reserve=0)  # no room left
+    monkeypatch.setattr(core.store, "audit", broken)
+    day = {"day": "2026-02-27"}
+    assert client.get("/api/v1/stats", params=day, headers=headers).status_code == 503
+    monkeypatch.setattr(core.store, "audit", real)
+    assert client.get("/api/v1/stats", params=day, headers=headers).status_code == 200
+    rows = [r for r in core.store.audits(limit=1000) if r["detail"].get("day") == "2026-02-27"]
     assert [r["detail"]["repeats"] for r in rows] == [0]
 
 
