@@ -1,0 +1,73 @@
+"""A guard form the console refuses comes back with everything typed still in it (the one
+mechanism, ``ui.guard.community.common.drawn_again``): the guard at the gate corrects the one
+field that was wrong, never types the entry again. Each of the lists page's add forms, the
+pass form, and a community form as before."""
+
+from __future__ import annotations
+
+import html
+import re
+
+import pytest
+from guard_support import hidden_fields, login, send
+
+from kiosk import queries
+
+
+def value_of(page: str, form_id: str, name: str) -> str | None:
+    """The value a text field of the form ``form_id`` is drawn with (None: not drawn)."""
+    form = page.split(f'id="{form_id}"', 1)[1].split("</form>", 1)[0]
+    field = re.search(rf'<input name="{name}"[^>]*>', form)
+    if field is None:
+        return None
+    value = re.search(r'value="([^"]*)"', field.group(0))
+    return html.unescape(value.group(1)) if value else ""
+
+
+LONG = "x" * 201  # past the note's 200 characters: refused, in the guard's words
+
+ADDS = [  # form id, path, what is typed (one field refused), the fields kept
+    ("quarantine-form", "/guard/lists/quarantine/add",
+     {"household": "3-201", "holder": "王秀英", "from": "2026-03-02", "until": "2026-03-16",
+      "note": LONG}),
+    ("households-form", "/guard/lists/households/add",
+     {"household": "5-502", "residents": "4", "observation_until": "2026-03-20", "note": LONG}),
+    ("revocations-form", "/guard/lists/revocations/add",
+     {"pass_id": "0123456789ab", "note": LONG, "confirm": "yes"}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("form_id", "path", "typed"), ADDS)
+def test_a_refused_list_entry_comes_back_as_typed(guard_client, guard_core, form_id, path, typed):
+    login(guard_client)
+    fields = hidden_fields(guard_client.get("/guard/lists?lang=en").text, form_id)
+    refused = send(guard_client, f"{path}?lang=en", fields | typed)
+    assert refused.status_code == 400, refused.headers.get("location")
+    assert "at most 200" in refused.text.split('class="flash err"', 1)[1].split("</", 1)[0]
+    for name, value in typed.items():
+        if name != "confirm":
+            assert value_of(refused.text, form_id, name) == value, name
+    # only the refused form is drawn with it: the others are empty
+    for other, _path, _typed in ADDS:
+        if other != form_id:
+            assert value_of(refused.text, other, "note") == "", other
+    lists = queries.list_rows(guard_core.store)
+    assert not (lists["quarantine"] or lists["households"] or lists["revocations"])
+    # corrected and sent again from the page drawn, it is taken
+    again = hidden_fields(refused.text, form_id) | typed | {"note": "corrected"}
+    assert again["once"] != fields["once"]
+    taken = send(guard_client, path, again)
+    assert taken.status_code == 303 and "err=" not in taken.headers["location"]
+    [audit] = [a for a in guard_core.store.audits() if a["detail"].get("outcome") == "refused"]
+    assert audit["detail"]["problem"] == "refused" and audit["detail"]["refused"] == "err.too_long"
+    assert LONG not in str(audit["detail"])
+
+
+def test_a_script_is_still_answered_in_json(guard_client, guard_core):
+    csrf = login(guard_client)
+    answer = guard_client.post(
+        "/guard/lists/quarantine/add",
+        data={"csrf": csrf, "household": "3-201", "until": "2026-03-16", "note": LONG},
+        headers={"Origin": "http://kiosk.test", "Accept": "application/json"},
+    )
+    assert answer.status_code == 400 and answer.json()["ok"] is False
