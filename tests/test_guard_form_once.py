@@ -41,9 +41,11 @@ KINDS = [  # page, form id, path, what is typed, how many were made
 
 
 def refusal(response) -> str | None:
-    assert response.status_code in (200, 303), response.text[:300]
+    assert response.status_code in (200, 303, 400), response.text[:300]
     if response.status_code == 200:
         return None
+    if response.status_code == 400:  # drawn again with the form as typed
+        return response.text.split('class="flash err"', 1)[1].split(">", 1)[1].split("<", 1)[0]
     return parse_qs(urlsplit(response.headers["location"]).query).get("err", [None])[0]
 
 

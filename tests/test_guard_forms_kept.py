@@ -63,6 +63,19 @@ def test_a_refused_list_entry_comes_back_as_typed(guard_client, guard_core, form
     assert LONG not in str(audit["detail"])
 
 
+def test_a_refused_pass_comes_back_as_typed(guard_client, guard_core):
+    login(guard_client)
+    fields = hidden_fields(guard_client.get("/guard/passes").text, "pass-form")
+    typed = {"household": "3-201\u200b", "holder": "王秀英", "role": "staff", "days": "3"}
+    refused = send(guard_client, "/guard/passes", fields | typed)
+    assert refused.status_code == 400, refused.headers.get("location")
+    assert "户号含有无效字符" in refused.text
+    for name in ("household", "holder", "days"):
+        assert value_of(refused.text, "pass-form", name) == typed[name], name
+    assert '<option value="staff" selected>' in refused.text.split('id="pass-form"', 1)[1]
+    assert queries.issued_passes(guard_core.store) == []
+
+
 def test_a_script_is_still_answered_in_json(guard_client, guard_core):
     csrf = login(guard_client)
     answer = guard_client.post(
