@@ -84,3 +84,25 @@ def test_a_script_is_still_answered_in_json(guard_client, guard_core):
         headers={"Origin": "http://kiosk.test", "Accept": "application/json"},
     )
     assert answer.status_code == 400 and answer.json()["ok"] is False
+
+
+REMOVALS = [  # path, the form of the confirmation, what it names
+    ("/guard/lists/households/remove", {"household": "9-909", "confirm": "yes"}, "9-909"),
+    ("/guard/lists/revocations/remove", {"pass_id": "0123456789ab", "confirm": "yes"},
+     "0123456789ab"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("path", "form", "named"), REMOVALS)
+def test_a_refused_removal_puts_no_dwelling_or_pass_in_a_url(
+    guard_client, guard_core, path, form, named
+):
+    """Removing a household not (or no longer) on the list, or lifting a revocation there is
+    not, was refused in the list's words, "household '9-909' is not in the ledger", sent back
+    in the page's address (``?err=``): the dwelling or the pass number in the shared tablet's
+    history and the access log. The refusal is said on the page drawn, never in a URL."""
+    csrf = login(guard_client)
+    refused = send(guard_client, f"{path}?lang=en", {"csrf": csrf} | form)
+    assert refused.status_code == 400
+    assert named not in refused.headers.get("location", "")
+    assert named in refused.text.split('class="flash err"', 1)[1].split("</", 1)[0]

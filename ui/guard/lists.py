@@ -136,9 +136,11 @@ async def edit_list(
     which: str, op: str, request: Request, session: ActionSession, g: GuardDep
 ) -> Response:
     form = await request.form()
-    if op != "add" or which not in ADD_FIELDS:  # a removal: nothing typed to keep
-        return await edit(request, g, session, which, op, form)
-    typed = typed_of(form, ADD_FIELDS[which]) | {"list": which}
+    # A removal has nothing typed to keep; its refusal is said on the page all the same,
+    # never in its address: the list's words name the dwelling or the pass.
+    typed = {}
+    if op == "add" and which in ADD_FIELDS:
+        typed = typed_of(form, ADD_FIELDS[which]) | {"list": which}
     act = functools.partial(edit, request, g, session, which, op, form)
     return await or_again(request, g, session, act, typed=typed, again=page)
 
