@@ -2,7 +2,7 @@
 (``ui.guard.deps.once_per_form``): a double tap, or a resend after an answer that never came
 (or after the daemon restarted), is refused with ``err.sent_twice`` and nothing happens twice.
 Each kind: a pass issued, a calibration pair, a quarantine entry. The repeats that are
-harmless (a reprint, a removal, an alarm closed, a step of a ledger's state) are not here:
+harmless (a reprint, an alarm closed, a step of a ledger's state) are not here:
 they act the same however often they are sent."""
 
 from __future__ import annotations

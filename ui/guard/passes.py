@@ -308,6 +308,7 @@ async def reprint(request: Request, session: ActionSession, g: GuardDep) -> Resp
 
 
 @router.post("/passes/revoke", name="pass_revoked", include_in_schema=False)
+@deps.once_per_form  # the confirmation tapped twice: one revocation, its time and reason kept
 async def revoke(request: Request, session: ActionSession, g: GuardDep) -> Response:
     """Void a lost pass picked from the list: a confirmation step first, then the
     revocation list (``core.lists``, audited by the list store with the guard's name)."""
