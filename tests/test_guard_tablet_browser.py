@@ -109,3 +109,43 @@ def test_the_list_and_pass_pages_and_their_confirmation_take_a_gloved_finger(dem
     found["confirm step"] = a11y.small_targets(page) + a11y.unnamed_controls(page)
     page.context.close()
     assert {path: each for path, each in found.items() if each} == {}
+
+
+def test_the_confirmation_step_is_worked_by_keyboard_and_escape_backs_out(demo, browser):
+    """A guard with a keyboard asks to end a quarantine (the row's Remove, Enter): the
+    confirmation page opened with the focus nowhere, so Tab went through the header and both
+    navigations first, and Escape, which closes the manual pass's confirmation, did nothing.
+    The focus is on the question (a screen reader says it), the next Tab is the step's own
+    first control, and Escape backs out as "No" does: nothing changed."""
+    core = demo.session.core
+    before = len(core.lists.current.quarantine)
+    page = tablet(browser, demo, "/guard/lists?lang=en")
+    page.focus("#quarantine tbody button[type=submit]")
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+    page.wait_for_selector("#confirm-step")
+    assert page.evaluate("document.activeElement.id") == "confirm-text"
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.id") == "confirm-yes"
+    with page.expect_navigation():
+        page.keyboard.press("Escape")
+    assert page.url.endswith("/guard/lists")
+    assert len(core.lists.current.quarantine) == before
+    # typing a reason with a Chinese input method: its Escape ends the composition only
+    page.goto(demo.url + "/guard/passes")
+    page.fill("#pass-form input[name=household]", "3-402")
+    page.fill("#pass-form input[name=holder]", "王秀英")
+    page.click("#pass-form button[type=submit]")
+    page.wait_for_selector("#passes tbody tr[data-pass]")
+    page.locator("#passes button.revoke").first.click()
+    page.wait_for_selector("#confirm-step")
+    assert page.evaluate("document.activeElement.id") == "confirm-text"
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.name") == "note"  # the reason comes first
+    page.evaluate(
+        """() => document.activeElement.dispatchEvent(new KeyboardEvent('keydown',
+            {key: 'Escape', isComposing: true, bubbles: true}))"""
+    )
+    page.wait_for_timeout(300)
+    assert page.locator("#confirm-step").is_visible()
+    page.context.close()
