@@ -106,3 +106,38 @@ def test_a_refused_removal_puts_no_dwelling_or_pass_in_a_url(
     assert refused.status_code == 400
     assert named not in refused.headers.get("location", "")
     assert named in refused.text.split('class="flash err"', 1)[1].split("</", 1)[0]
+
+
+def row_buttons(page: str, table: str) -> list[str]:
+    """The words (what a screen reader says) of each button in ``table``'s rows."""
+    body = page.split(f'id="{table}"', 1)[1].split("<tbody>", 1)[1].split("</tbody>", 1)[0]
+    words = re.findall(r"<button[^>]*>(.*?)</button>", body, re.S)
+    return [" ".join(re.sub(r"<[^>]+>", "", w).split()) for w in words]
+
+
+def test_each_rows_remove_void_and_reprint_button_says_which_entry(guard_client, guard_core):
+    """A screen reader's list of buttons on the lists page read "Remove, Remove, Remove…" and
+    on the passes page "Void, Reprint, Void…": which quarantine ends, which pass is voided,
+    heard only by going back to the table. Each says its entry, as the rows show it."""
+    today = guard_core.clock.now().date()
+    for household, holder in (("3-201", "王秀英"), ("3-202", None)):
+        guard_core.lists.add_quarantine(household, holder, str(today), str(today), "root")
+    guard_core.lists.set_household("9-909", "root", residents=3)
+    guard_core.lists.set_household("9-910", "root", residents=2)
+    login(guard_client)
+    page = guard_client.get("/guard/lists?lang=en").text
+    quarantine = row_buttons(page, "quarantine")
+    assert sorted(quarantine) == ["Remove: 3-201 · 王秀英", "Remove: 3-202"], quarantine
+    assert sorted(row_buttons(page, "households")) == ["Remove: 9-909", "Remove: 9-910"]
+    for holder in ("王秀英", "李雷"):
+        fields = hidden_fields(guard_client.get("/guard/passes").text, "pass-form")
+        send(guard_client, "/guard/passes", fields | {"household": "3-402", "holder": holder,
+             "days": "1"})  # fmt: skip
+    ids = {r.detail["holder"]: r.detail["pass_id"] for r in queries.issued_passes(guard_core.store)}
+    said = row_buttons(guard_client.get("/guard/passes?lang=en").text, "passes")
+    assert len(set(said)) == len(said) == 4, said
+    for holder, pass_id in ids.items():
+        assert (
+            f"Void (lost): {holder} · {pass_id}" in said
+            and f"Reprint: {holder} · {pass_id}" in said
+        )
