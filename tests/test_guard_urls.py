@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import re
 
-from guard_support import hidden_fields, login, post, send
+from fastapi.testclient import TestClient
+from guard_support import ADMIN_PW, BASE, hidden_fields, login, post, send
 
 from kiosk import queries
 
@@ -79,3 +80,49 @@ def test_no_guard_page_puts_a_dwelling_name_phone_or_pass_in_an_address(guard_cl
     assert found == {}
     # the pages do show them (the check is not blind): the household's page names it
     assert HOUSEHOLD in guard_client.get(f"/guard/community/household/{row}").text
+
+
+def ways_on(page: str) -> list[str]:
+    """Where the page's language link and its "sign in again" link (shown when the shift
+    ends) lead, as paths the browser asks for with a GET."""
+    lang = re.search(r'<a href="([^"]*)\?lang=[^"]*" lang=', page).group(1)
+    after = re.search(r'href="/guard/login\?next=([^"]*)" id="session-login"', page).group(1)
+    return [lang, after]
+
+
+def test_the_language_and_sign_in_links_of_a_page_drawn_for_a_form_lead_to_a_page(
+    guard_client, guard_core
+):
+    """A page drawn in answer to a form (a refused list entry or registration, a confirmation
+    step, a pass search) took its address from the form's target: its language link asked
+    GET /guard/lists/quarantine/add?lang=en, and the sign-in after the shift ended went back
+    there, both answering {"detail":"Method Not Allowed"} in English. They lead to the page
+    the form is on."""
+    csrf = login(guard_client)
+    guard_core.lists.set_household("9-909", "root", residents=3)
+    drawn = {
+        "/guard/lists": post(guard_client, "/guard/lists/quarantine/add", csrf,
+                             household="3-201", until="x"),
+        "/guard/register": post(guard_client, "/guard/register/person", csrf, name="王五"),
+        "/guard/lists ": post(guard_client, "/guard/lists/households/remove", csrf,
+                              household="9-909"),
+        "/guard/passes": post(guard_client, "/guard/passes/search", csrf, q="王"),
+    }  # fmt: skip
+    for page, answer in drawn.items():
+        assert answer.status_code in (200, 400), page
+        assert ways_on(answer.text) == [page.strip(), page.strip()], page
+        assert guard_client.get(page.strip() + "?lang=en").status_code == 200
+    # a community page drawn for a form: an import's preview, asked by the manager
+    manager = TestClient(guard_client.app, base_url=BASE)
+    admin = login(manager, "root", ADMIN_PW)
+    preview = manager.post(
+        "/guard/community/imports/preview",
+        data={"csrf": admin, "kind": "compound"},
+        files={"file": ("map.csv", MAP)},
+        headers={"Origin": BASE},
+    )
+    assert preview.status_code == 200
+    assert ways_on(preview.text) == ["/guard/community/imports"] * 2
+    # a page asked with a GET keeps its own address
+    assert ways_on(guard_client.get("/guard/community/returnees").text) == [
+        "", "/guard/community/returnees"]  # fmt: skip

@@ -62,6 +62,7 @@ def page(
         stale=lists_stale_hours(g.core),
         # A clock never set (1970) cannot say today: no date offered (the form's own rule).
         today="" if g.today().year < 2000 else g.today().isoformat(),
+        here="/guard/lists",  # drawn for a refused form too: its links lead here
         **(g.flash(request) | refused_form(typed, error)),
     )
 
@@ -107,6 +108,7 @@ def confirm_first(
         text=text,
         reason=reason,
         back="/".join(action.split("/")[:3]),  # the page the form is on
+        here="/".join(action.split("/")[:3]),  # its language and sign-in links lead back there
     )
 
 

@@ -150,6 +150,7 @@ def render(request: Request, g: Guard, session: Session, **ctx: Any) -> HTMLResp
         request,
         "guard_passes.html",
         session,
+        here="/guard/passes",  # drawn for a form too (an issue, a search): its links lead here
         key_problem=key_problem(g),
         key_unreadable=g.core.issuer_key_problem or "",
         roles=ROLES,

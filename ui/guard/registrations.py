@@ -172,6 +172,7 @@ def page(
             {**feed_row(e, lang, g.tz, clear, g.fever_c), "vehicle": vehicle_text(e, clear)}
             for e in events
         ],
+        here="/guard/register",  # drawn for a refused form too: its links lead here
         fever_c=g.fever_c,
         directions=directions(g.cfg.site.direction),
         default_direction=g.cfg.site.default_direction,

@@ -245,12 +245,21 @@ def render(g: Guard, request: Request, name: str, session: Session, **ctx: Any) 
     lang = g.lang(request)
     saved = request.query_params.get("msg") == SAVED
     base = {
+        "here": None if request.method == "GET" else page_path(name),
         "tr": translator(lang),
         "local": lambda iso, seconds=False: site_time(g, iso, seconds),
         "flash_ok": translator(lang)("saved") if saved else None,
         "flash_err": g.flash(request)["flash_err"],
     }
     return g.render(request, name, session, **{**base, **ctx})
+
+
+def page_path(name: str) -> str:
+    """The address of the community page drawn by template ``name``: where a page drawn in
+    answer to a form (an import's preview) leads its language and sign-in links back to (the
+    form's target answers no GET)."""
+    key = name.removeprefix("community_").removesuffix(".html")
+    return PREFIX if key == "overview" else f"{PREFIX}/{key}"
 
 
 def on_duty(g: Guard) -> dict[str, Any]:
