@@ -111,8 +111,12 @@ def test_a_refused_removal_puts_no_dwelling_or_pass_in_a_url(
 def row_buttons(page: str, table: str) -> list[str]:
     """The words (what a screen reader says) of each button in ``table``'s rows."""
     body = page.split(f'id="{table}"', 1)[1].split("<tbody>", 1)[1].split("</tbody>", 1)[0]
-    words = re.findall(r"<button[^>]*>(.*?)</button>", body, re.S)
-    return [" ".join(re.sub(r"<[^>]+>", "", w).split()) for w in words]
+    buttons = re.findall(r"<button([^>]*)>(.*?)</button>", body, re.S)
+    named = [re.search(r'aria-label="([^"]*)"', attrs) for attrs, _words in buttons]
+    return [
+        html.unescape(name.group(1)) if name else " ".join(re.sub(r"<[^>]+>", "", words).split())
+        for name, (_attrs, words) in zip(named, buttons, strict=True)
+    ]
 
 
 def test_each_rows_remove_void_and_reprint_button_says_which_entry(guard_client, guard_core):
