@@ -236,3 +236,17 @@ def hidden_fields(page: str, form_id: str) -> dict[str, str]:
 def send(client, path: str, fields: dict[str, str]):
     """Post ``fields`` as the console's own form does (same origin, no redirect followed)."""
     return client.post(path, data=fields, headers={"Origin": BASE}, follow_redirects=False)
+
+
+def refused_with(client: TestClient, response: Any) -> str | None:
+    """The error banner's words after a form was sent: the page drawn again with the form as
+    typed (400, ``ui.guard.community.common.drawn_again``) or the page the refusal was sent
+    back to (303 with a signed ``?err=``); None when it was not refused."""
+    if response.status_code == 400:
+        page = response.text
+    elif response.status_code == 303 and "err=" in response.headers["location"]:
+        page = client.get(response.headers["location"]).text
+    else:
+        return None
+    found = re.search(r'class="flash err"[^>]*>(.*?)</', page, re.S)
+    return html.unescape(found.group(1)).removeprefix("✖").strip() if found else None

@@ -472,7 +472,8 @@ def test_the_guard_error_banner_shows_only_what_the_console_wrote(data_dir, cloc
             csrf = login(client)
             forged = client.get("/guard", params={"err": "Call 13900000000 to reopen the gate"})
             assert "reopen the gate" not in forged.text
-            response = post(client, "/guard/lists/quarantine/add", csrf, household="", days="x")
+            # a refusal sent back to its page (a calibration pair that is no number)
+            response = post(client, "/guard/calibration", csrf, clinical_c="x")
             location = response.headers["location"]
             assert "err=" in location and "sig=" in location
             shown = client.get(location)

@@ -59,3 +59,16 @@ def test_a_refused_form_can_be_sent_again_corrected(guard_client, guard_core):
     refused = send(guard_client, "/guard/manual", fields | {"reason": ""})
     assert "err=" in refused.headers["location"]
     assert "msg=ok.done" in send(guard_client, "/guard/manual", fields).headers["location"]
+
+
+def test_a_refused_registration_can_be_sent_again_corrected_from_its_form(guard_client, guard_core):
+    """A registration refused (the reason left empty) drew its form again, yet its one-time
+    token stayed taken: the same form sent again corrected (the browser's back to it, a
+    resend) was refused as "already sent" although nothing was recorded."""
+    login(guard_client)
+    fields = hidden_fields(guard_client.get("/guard/register").text, "person-form") | PERSON
+    refused = send(guard_client, "/guard/register/person", fields | {"reason": ""})
+    assert refused.status_code == 400 and registrations(guard_core) == []
+    corrected = send(guard_client, "/guard/register/person", fields)
+    assert "msg=ok.done" in corrected.headers["location"]
+    assert len(registrations(guard_core)) == 1

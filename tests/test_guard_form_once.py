@@ -2,7 +2,7 @@
 (``ui.guard.deps.once_per_form``): a double tap, or a resend after an answer that never came
 (or after the daemon restarted), is refused with ``err.sent_twice`` and nothing happens twice.
 Each kind: a pass issued, a calibration pair, a quarantine entry. The repeats that are
-harmless (a reprint, a removal, an alarm closed, a step of a ledger's state) are not here:
+harmless (a reprint, an alarm closed, a step of a ledger's state) are not here:
 they act the same however often they are sent."""
 
 from __future__ import annotations
@@ -41,9 +41,11 @@ KINDS = [  # page, form id, path, what is typed, how many were made
 
 
 def refusal(response) -> str | None:
-    assert response.status_code in (200, 303), response.text[:300]
+    assert response.status_code in (200, 303, 400), response.text[:300]
     if response.status_code == 200:
         return None
+    if response.status_code == 400:  # drawn again with the form as typed
+        return response.text.split('class="flash err"', 1)[1].split(">", 1)[1].split("<", 1)[0]
     return parse_qs(urlsplit(response.headers["location"]).query).get("err", [None])[0]
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import html
 import re
 
-from guard_support import BASE, login, post
+from guard_support import BASE, login, post, refused_with
 
 from kiosk import queries
 from kiosk.passes import issue_pass
@@ -143,7 +143,7 @@ def test_ending_a_quarantine_asks_first_and_names_the_entry(guard_client, guard_
     post(guard_client, "/guard/lists/quarantine/remove", csrf, id=str(entry["id"]), confirm="yes")
     assert len(guard_core.lists.current.quarantine) == 0
     gone = post(guard_client, "/guard/lists/quarantine/remove", csrf, id=str(entry["id"]))
-    assert "err=" in gone.headers["location"]
+    assert refused_with(guard_client, gone)
 
 
 def test_removing_a_household_asks_first(guard_client, guard_core):
@@ -190,3 +190,25 @@ def test_a_pass_issued_at_the_console_for_30_days_ends_at_its_clock_time_across_
     finally:
         close_core(core)
     assert pass_.valid_until == datetime(2026, 11, 19, 13, 5, tzinfo=UTC)  # 14:05 CET
+
+
+def test_a_voiding_confirmed_twice_from_one_form_is_one_revocation(guard_client, guard_core):
+    """The confirmation's "void" tapped twice with gloves (or sent again after a slow answer):
+    the pass was revoked twice, two rows in the audit log and the revocation's time and
+    reason overwritten by the second. The confirmation's form acts once, like a list's."""
+    from guard_support import hidden_fields, send
+
+    csrf = login(guard_client)
+    pass_ = guard_core.trust.verify(issue(guard_client, csrf, "3-402", "王秀英"))
+    asked = post(guard_client, "/guard/passes/revoke", csrf, pass_id=pass_.pass_id)
+    confirm = hidden_fields(asked.text, "confirm-form") | {"note": "遗失"}
+    assert confirm.get("once")
+    first = send(guard_client, "/guard/passes/revoke", confirm)
+    assert first.status_code == 303 and "err=" not in first.headers["location"]
+    revoked = queries.list_rows(guard_core.store)["revocations"]
+    guard_core.clock.advance(5)
+    again = send(guard_client, "/guard/passes/revoke", confirm | {"note": "second tap"})
+    assert again.status_code == 303 and "err=" in again.headers["location"]
+    assert queries.list_rows(guard_core.store)["revocations"] == revoked
+    made = [a for a in guard_core.store.audits() if a["action"] in ("lists.revoke", "pass_revoked")]
+    assert len(made) == 1, made

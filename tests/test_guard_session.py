@@ -133,3 +133,26 @@ def test_the_live_stream_stops_when_the_shift_ends(guard_core, clock):
         )
     )
     assert [name for name, _ in events] == ["row", "alarms", "expired", "status"]
+
+
+def test_a_cut_off_list_entry_is_shown_in_the_guards_words_after_signing_in_again(
+    guard_client, guard_core, clock
+):
+    """A quarantine entry typed on the lists page as the shift ended, sent, went through the
+    sign-in and was shown before completing as 'once QBIrL6gKX0gzj4Mr', 'household 3-201',
+    'holder 王五': the form's one-time token and its field names, in English on a Chinese
+    console. It says each field by the form's own label, and no token."""
+    from guard_support import hidden_fields
+
+    login(guard_client)
+    fields = hidden_fields(guard_client.get("/guard/lists").text, "quarantine-form")
+    clock.advance(8 * 3600 + 1)
+    typed = {"household": "3-201", "holder": "王五", "until": "2026-03-20", "note": "返乡"}
+    csrf = fields.pop("csrf")
+    response = browser_post(guard_client, "/guard/lists/quarantine/add", csrf, **fields | typed)
+    page = sign_in_again(guard_client, response.headers["location"]).text
+    facts = page.split('class="facts"', 1)[1].split("</dl>", 1)[0]
+    shown = dict(re.findall(r"<dt>(.*?)</dt><dd>(.*?)</dd>", facts))
+    assert shown == {"户号": "3-201", "持证人": "王五", "结束日期": "2026-03-20", "备注": "返乡"}
+    # the form sent on is the one typed, token and all
+    assert f'name="once" value="{fields["once"]}"' in page

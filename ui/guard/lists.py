@@ -10,6 +10,7 @@ button (``confirm_first``, used by the passes list too). That step is audited as
 from __future__ import annotations
 
 import asyncio
+import functools
 from typing import Any
 
 from fastapi import Request
@@ -21,6 +22,7 @@ from kiosk.lists import NEW_ENTRY, entry_version
 from ui import i18n
 from ui.auth import Session
 from ui.guard import deps
+from ui.guard.community.common import or_again, refused_form, typed_of
 from ui.guard.deps import ActionSession, Guard, GuardDep, PageSession, done, note, room
 from ui.guard.display import clock_time, lists_view, source_text
 from ui.guard.forms import BadInput, list_edit, whole
@@ -31,6 +33,18 @@ router = room("/guard/lists")
 
 @router.get("/lists", response_class=HTMLResponse, include_in_schema=False)
 def lists_page(request: Request, session: PageSession, g: GuardDep) -> Response:
+    return page(request, g, session)
+
+
+def page(
+    request: Request,
+    g: Guard,
+    session: Session,
+    typed: dict[str, str] | None = None,
+    error: str | None = None,
+) -> HTMLResponse:
+    """The lists page; after a refused entry ``typed`` holds its add form as sent (``list``:
+    which of the forms)."""
     lang = g.lang(request)
     fresh = g.core.lists.current.freshness
     freshness = None
@@ -50,9 +64,17 @@ def lists_page(request: Request, session: PageSession, g: GuardDep) -> Response:
         stale=lists_stale_hours(g.core),
         # A clock never set (1970) cannot say today: no date offered (the form's own rule).
         today="" if g.today().year < 2000 else g.today().isoformat(),
-        **g.flash(request),
+        here="/guard/lists",  # drawn for a refused form too: its links lead here
+        **(g.flash(request) | refused_form(typed, error)),
     )
 
+
+#: Each list's add form's fields, drawn again as typed when the entry is refused.
+ADD_FIELDS = {
+    "quarantine": ("household", "holder", "from", "until", "note"),
+    "revocations": ("pass_id", "note"),
+    "households": ("household", "residents", "observation_until", "note"),
+}
 
 #: The list edits that take a confirmation step.
 DESTRUCTIVE = {
@@ -91,6 +113,7 @@ def confirm_first(
         text=text,
         reason=reason,
         back="/".join(action.split("/")[:3]),  # the page the form is on
+        here="/".join(action.split("/")[:3]),  # its language and sign-in links lead back there
     )
 
 
@@ -134,6 +157,19 @@ async def edit_list(
     which: str, op: str, request: Request, session: ActionSession, g: GuardDep
 ) -> Response:
     form = await request.form()
+    # A removal has nothing typed to keep; its refusal is said on the page all the same,
+    # never in its address: the list's words name the dwelling or the pass.
+    typed = {}
+    if op == "add" and which in ADD_FIELDS:
+        typed = typed_of(form, ADD_FIELDS[which]) | {"list": which}
+    act = functools.partial(edit, request, g, session, which, op, form)
+    return await or_again(request, g, session, act, typed=typed, again=page)
+
+
+async def edit(
+    request: Request, g: Guard, session: Session, which: str, op: str, form: FormData
+) -> Response:
+    """One list edit from its form: a destructive one asks first (``confirm_first``)."""
     method, kwargs = list_edit(which[:20], op[:10], form, g.today())
     note(request, list=which, op=op)
     if (which, op) in DESTRUCTIVE and form.get("confirm") != "yes":

@@ -16,6 +16,7 @@ row (``pass_reprinted``) is written before its cards are handed over too.
 from __future__ import annotations
 
 import asyncio
+import functools
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +30,7 @@ from kiosk.passes import ROLES, VERSION, Pass, encode_pass, issue_pass, key_id_o
 from ui import i18n
 from ui.auth import Session
 from ui.guard import deps
+from ui.guard.community.common import or_again, refused_form, typed_of
 from ui.guard.deps import ActionSession, Guard, GuardDep, PageSession, done, note, room
 from ui.guard.display import card_svg, local_time
 from ui.guard.forms import BadInput, bounded, choice, clean
@@ -143,11 +145,12 @@ def issuing_key(g: Guard) -> Ed25519PrivateKey:
 def render(request: Request, g: Guard, session: Session, **ctx: Any) -> HTMLResponse:
     lang = g.lang(request)
     q = str(ctx.pop("q", "") or "")[:60]
-    base = {"issued": None, "cards": None, **g.flash(request)}
+    base = {"issued": None, "cards": None, "typed": {}, **g.flash(request)}
     return g.render(
         request,
         "guard_passes.html",
         session,
+        here="/guard/passes",  # drawn for a form too (an issue, a search): its links lead here
         key_problem=key_problem(g),
         key_unreadable=g.core.issuer_key_problem or "",
         roles=ROLES,
@@ -172,10 +175,28 @@ async def passes_search(request: Request, session: ActionSession, g: GuardDep) -
     return await asyncio.to_thread(render, request, g, session, q=q if isinstance(q, str) else "")
 
 
+#: The pass form's fields, drawn again as typed when the pass is refused.
+PASS_FIELDS = ("household", "holder", "role", "days")
+
+
+def refused_page(
+    request: Request, g: Guard, session: Session, typed: dict[str, str], error: str
+) -> HTMLResponse:
+    """The passes page with the refused pass form as typed and the problem."""
+    return render(request, g, session, **refused_form(typed, error))
+
+
 @router.post("/passes", name="pass_issued", response_class=HTMLResponse, include_in_schema=False)
 @deps.once_per_form  # a double tap, a resend: one pass
 async def issue(request: Request, session: ActionSession, g: GuardDep) -> Response:
     form = await request.form()
+    typed = typed_of(form, PASS_FIELDS)
+    act = functools.partial(issue_one, request, session, g, form)
+    return await or_again(request, g, session, act, typed=typed, again=refused_page)
+
+
+async def issue_one(request: Request, session: Session, g: Guard, form: FormData) -> Response:
+    """Sign the pass the form asks for; its card is the answer."""
     key = issuing_key(g)
     if clock_never_set(g):  # valid from 1970: a card expired once NTP sets the clock
         raise BadInput("err.pass_clock_unsynced")
@@ -288,6 +309,7 @@ async def reprint(request: Request, session: ActionSession, g: GuardDep) -> Resp
 
 
 @router.post("/passes/revoke", name="pass_revoked", include_in_schema=False)
+@deps.once_per_form  # the confirmation tapped twice: one revocation, its time and reason kept
 async def revoke(request: Request, session: ActionSession, g: GuardDep) -> Response:
     """Void a lost pass picked from the list: a confirmation step first, then the
     revocation list (``core.lists``, audited by the list store with the guard's name)."""

@@ -41,6 +41,7 @@ from kiosk.policy import quarantine_blocks
 from kiosk.store import ReadFailure, StoreFault
 from kiosk.vehicles import VehicleList
 from ui.auth import Session
+from ui.guard.community.common import drawn_again
 from ui.guard.deps import (
     ActionSession,
     Guard,
@@ -171,6 +172,7 @@ def page(
             {**feed_row(e, lang, g.tz, clear, g.fever_c), "vehicle": vehicle_text(e, clear)}
             for e in events
         ],
+        here="/guard/register",  # drawn for a refused form too: its links lead here
         fever_c=g.fever_c,
         directions=directions(g.cfg.site.direction),
         default_direction=g.cfg.site.default_direction,
@@ -263,18 +265,25 @@ def decision_of(form: FormData) -> str:
     return choice(form.get("decision"), "reg.decision", ("pass", "deny"), "pass")
 
 
-def refused(
+async def refused(
     request: Request, g: Guard, session: Session, form: FormData, problem: BadInput
 ) -> HTMLResponse:
-    """The form again with what was typed and the problem; the audit row says refused."""
-    note(request, refused=problem.code)
+    """The form again with what was typed and the problem (``drawn_again``, the console's one
+    way: the audit row says refused, the form's token is free to send it corrected)."""
     typed = {k: str(v)[:200] for k, v in form.items() if k not in ("csrf", "record_deny")}
     fever = problem.key in DENY_OFFERED
     # the confirmation asked for, or given without its reason: the warning stays on the page
     quarantine = problem.key == "reg.quarantine_confirm" or bool(form.get("confirm_quarantine"))
     typed["form"] = "vehicle" if "plate" in form else "person"
-    text = problem.text(g.lang(request))
-    return page(request, g, session, typed=typed, error=text, fever=fever, quarantine=quarantine)
+
+    def again(
+        request: Request, g: Guard, session: Session, typed: dict[str, str], text: str
+    ) -> HTMLResponse:
+        return page(
+            request, g, session, typed=typed, error=text, fever=fever, quarantine=quarantine
+        )
+
+    return await drawn_again(request, g, session, problem, typed, again)
 
 
 def earlier_fields(g: Guard, form: FormData) -> dict[str, Any]:
@@ -308,7 +317,7 @@ async def register_person(request: Request, session: ActionSession, g: GuardDep)
         temp_c = needed(form.get("temp_c"), "reg.temp", *plausible(g))
         return await register(request, g, session, form, "registration", person, temp_c)
     except BadInput as exc:
-        return refused(request, g, session, form, exc)
+        return await refused(request, g, session, form, exc)
 
 
 def occupants_of(form: FormData, g: Guard) -> tuple[dict[str, Any], list[tuple[str, float]]]:
@@ -364,4 +373,4 @@ async def register_vehicle(request: Request, session: ActionSession, g: GuardDep
             request, g, session, form, "vehicle", person, max(t for _w, t in temps)
         )
     except BadInput as exc:
-        return refused(request, g, session, form, exc)
+        return await refused(request, g, session, form, exc)

@@ -62,6 +62,20 @@
   window.guardSessionExpired = () => say(banner.dataset.ended);
 })();
 (function () {
+  // The confirmation step of a destructive action (a revocation, a quarantine ended) as a
+  // dialog is worked by keyboard: the focus starts on its question (a screen reader says it;
+  // the next Tab is the step's first control, not the header's), and Escape backs out as
+  // "No" does — never while an input method is composing (its Escape drops the composition).
+  const step = document.getElementById("confirm-step");
+  if (!step) return;
+  document.getElementById("confirm-text").focus();
+  document.addEventListener("keydown", (e) => {
+    if (e.key !== "Escape" || e.isComposing || e.keyCode === 229) return;
+    e.preventDefault();
+    window.location.assign(document.getElementById("confirm-no").href);
+  });
+})();
+(function () {
   // After signing in again: an action cut off by the expired session completes by itself,
   // unless it opens the gate (then the guard presses the button).
   const resume = document.getElementById("resume-form");

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Path, Request
@@ -23,7 +23,16 @@ from kiosk.listimport import ListPlan
 from kiosk.lists import ListError
 from kiosk.vehicles import VehiclePlan
 from ui.auth import Session
-from ui.guard.deps import ActionSession, Guard, GuardDep, done, note, room, wants_json
+from ui.guard.deps import (
+    ActionSession,
+    Guard,
+    GuardDep,
+    done,
+    form_not_acted,
+    note,
+    room,
+    wants_json,
+)
 from ui.guard.display import shown_time
 from ui.guard.forms import BadInput, typed_number
 
@@ -33,7 +42,10 @@ __all__ = [
     "RecordId",
     "Pending",
     "change",
+    "drawn_again",
+    "or_again",
     "save",
+    "typed_of",
     "form_float",
     "form_int",
     "form_text",
@@ -233,12 +245,21 @@ def render(g: Guard, request: Request, name: str, session: Session, **ctx: Any) 
     lang = g.lang(request)
     saved = request.query_params.get("msg") == SAVED
     base = {
+        "here": None if request.method == "GET" else page_path(name),
         "tr": translator(lang),
         "local": lambda iso, seconds=False: site_time(g, iso, seconds),
         "flash_ok": translator(lang)("saved") if saved else None,
         "flash_err": g.flash(request)["flash_err"],
     }
     return g.render(request, name, session, **{**base, **ctx})
+
+
+def page_path(name: str) -> str:
+    """The address of the community page drawn by template ``name``: where a page drawn in
+    answer to a form (an import's preview) leads its language and sign-in links back to (the
+    form's target answers no GET)."""
+    key = name.removeprefix("community_").removesuffix(".html")
+    return PREFIX if key == "overview" else f"{PREFIX}/{key}"
 
 
 def on_duty(g: Guard) -> dict[str, Any]:
@@ -324,22 +345,50 @@ async def save(request: Request, page: str, fn: Callable[[], object]) -> Respons
 Again = Callable[[Request, Guard, Session, dict[str, str], str], HTMLResponse]
 
 
+def typed_of(form: FormData, fields: tuple[str, ...]) -> dict[str, str]:
+    """The form's ``fields`` as typed (each bounded), to draw the refused form again with."""
+    return {k: str(form.get(k) or "")[:500] for k in fields}
+
+
+async def drawn_again(
+    request: Request, g: Guard, session: Session, problem: BadInput, typed: dict[str, str],
+    again: Again,
+) -> HTMLResponse:  # fmt: skip
+    """The one way every guard form that can be refused comes back: the page (``again``)
+    with the form ``typed`` as sent and the problem, status 400, never an empty form the
+    guard types again at the gate. The refusal is audited by the route class (``refused``:
+    the problem's key, never the text); the form did not act, so its one-time token is
+    free again (``deps.form_not_acted``). A script's (JSON) refusal, or a problem with its
+    own page (``BadInput.shown``), is raised on to the route class as before."""
+    if wants_json(request) or problem.shown is not None:
+        raise problem
+    note(request, refused=problem.code)
+    form_not_acted(request)
+    text = problem.text(g.lang(request))
+    return await asyncio.to_thread(again, request, g, session, typed, text)
+
+
+async def or_again(
+    request: Request, g: Guard, session: Session, act: Callable[[], Awaitable[Response]], *,
+    typed: dict[str, str], again: Again,
+) -> Response:  # fmt: skip
+    """``act`` (the form's action); refused (``BadInput``), the form ``drawn_again``."""
+    try:
+        return await act()
+    except BadInput as problem:
+        return await drawn_again(request, g, session, problem, typed, again)
+
+
 async def save_or_again(
     request: Request, g: Guard, session: Session, page: str, fn: Callable[[], object], *,
     form: FormData, fields: tuple[str, ...], again: Again,
 ) -> Response:  # fmt: skip
     """``save``; a refusal comes back on the page (``again``) with the form's ``fields`` as
-    typed and the problem, status 400, not an empty form (audited refused by the route class,
-    never the text). A script's (JSON) refusal is answered as ``save``'s."""
-    try:
-        return await save(request, page, fn)
-    except BadInput as problem:
-        if wants_json(request):
-            raise
-        note(request, refused=problem.code)
-        sent = {k: str(form.get(k) or "")[:500] for k in fields}
-        text = problem.text(g.lang(request))
-        return await asyncio.to_thread(again, request, g, session, sent, text)
+    typed and the problem (``drawn_again``)."""
+    typed = typed_of(form, fields)
+    return await or_again(
+        request, g, session, lambda: save(request, page, fn), typed=typed, again=again
+    )
 
 
 def refused_form(typed: dict[str, str] | None, error: str | None) -> dict[str, Any]:

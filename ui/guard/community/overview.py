@@ -106,6 +106,7 @@ def household(row: int, request: Request, session: PageSession, g: GuardDep) -> 
         "community_household.html",
         session,
         found=True,
+        row=row,
         label=masked(g, session, {"household": code})["household"],
         statuses=marks(g).get(code, ()),
         passages=passages_shown(g, led.compound.passages(code), g.lang(request)),
