@@ -22,8 +22,8 @@ from kiosk.lists import NEW_ENTRY, entry_version
 from ui import i18n
 from ui.auth import Session
 from ui.guard import deps
-from ui.guard.community.common import or_again, refused_form, typed_of
-from ui.guard.deps import ActionSession, Guard, GuardDep, PageSession, done, note, room
+from ui.guard.community.common import FRESH, Refused, form_page, or_again, typed_of
+from ui.guard.deps import ActionSession, Guard, GuardDep, done, note, room
 from ui.guard.display import clock_time, lists_view, source_text
 from ui.guard.forms import BadInput, list_edit, whole
 from ui.views import lists_stale_hours
@@ -31,20 +31,10 @@ from ui.views import lists_stale_hours
 router = room("/guard/lists")
 
 
-@router.get("/lists", response_class=HTMLResponse, include_in_schema=False)
-def lists_page(request: Request, session: PageSession, g: GuardDep) -> Response:
-    return page(request, g, session)
-
-
-def page(
-    request: Request,
-    g: Guard,
-    session: Session,
-    typed: dict[str, str] | None = None,
-    error: str | None = None,
-) -> HTMLResponse:
-    """The lists page; after a refused entry ``typed`` holds its add form as sent (``list``:
-    which of the forms)."""
+@form_page(router, "/lists")
+def page(request: Request, g: Guard, session: Session, refused: Refused = FRESH) -> HTMLResponse:
+    """The lists page; after a refused entry, its add form as sent (``list``: which of
+    the forms)."""
     lang = g.lang(request)
     fresh = g.core.lists.current.freshness
     freshness = None
@@ -65,7 +55,7 @@ def page(
         # A clock never set (1970) cannot say today: no date offered (the form's own rule).
         today="" if g.today().year < 2000 else g.today().isoformat(),
         here="/guard/lists",  # drawn for a refused form too: its links lead here
-        **(g.flash(request) | refused_form(typed, error)),
+        **(g.flash(request) | refused.context()),
     )
 
 

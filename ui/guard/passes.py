@@ -30,7 +30,7 @@ from kiosk.passes import ROLES, VERSION, Pass, encode_pass, issue_pass, key_id_o
 from ui import i18n
 from ui.auth import Session
 from ui.guard import deps
-from ui.guard.community.common import or_again, refused_form, typed_of
+from ui.guard.community.common import Refused, or_again, typed_of
 from ui.guard.deps import ActionSession, Guard, GuardDep, PageSession, done, note, room
 from ui.guard.display import card_svg, local_time
 from ui.guard.forms import BadInput, bounded, choice, clean
@@ -179,11 +179,9 @@ async def passes_search(request: Request, session: ActionSession, g: GuardDep) -
 PASS_FIELDS = ("household", "holder", "role", "days")
 
 
-def refused_page(
-    request: Request, g: Guard, session: Session, typed: dict[str, str], error: str
-) -> HTMLResponse:
+def refused_page(request: Request, g: Guard, session: Session, refused: Refused) -> HTMLResponse:
     """The passes page with the refused pass form as typed and the problem."""
-    return render(request, g, session, **refused_form(typed, error))
+    return render(request, g, session, **refused.context())
 
 
 @router.post("/passes", name="pass_issued", response_class=HTMLResponse, include_in_schema=False)

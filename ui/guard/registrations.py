@@ -41,7 +41,7 @@ from kiosk.policy import quarantine_blocks
 from kiosk.store import ReadFailure, StoreFault
 from kiosk.vehicles import VehicleList
 from ui.auth import Session
-from ui.guard.community.common import drawn_again
+from ui.guard.community.common import Refused, drawn_again
 from ui.guard.deps import (
     ActionSession,
     Guard,
@@ -276,11 +276,10 @@ async def refused(
     quarantine = problem.key == "reg.quarantine_confirm" or bool(form.get("confirm_quarantine"))
     typed["form"] = "vehicle" if "plate" in form else "person"
 
-    def again(
-        request: Request, g: Guard, session: Session, typed: dict[str, str], text: str
-    ) -> HTMLResponse:
+    def again(request: Request, g: Guard, session: Session, refused: Refused) -> HTMLResponse:
+        typed, error = refused.typed, refused.error
         return page(
-            request, g, session, typed=typed, error=text, fever=fever, quarantine=quarantine
+            request, g, session, typed=typed, error=error, fever=fever, quarantine=quarantine
         )
 
     return await drawn_again(request, g, session, problem, typed, again)

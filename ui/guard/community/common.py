@@ -10,7 +10,8 @@ import asyncio
 import secrets
 import threading
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, TypeVar
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Protocol, TypeVar
 
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import HTMLResponse, Response
@@ -27,6 +28,7 @@ from ui.guard.deps import (
     ActionSession,
     Guard,
     GuardDep,
+    PageSession,
     done,
     form_not_acted,
     note,
@@ -341,8 +343,50 @@ async def save(request: Request, page: str, fn: Callable[[], object]) -> Respons
     return done(request, page, SAVED)
 
 
-#: A page drawn again with a refused form as typed: ``(request, g, session, typed, error)``.
-Again = Callable[[Request, Guard, Session, dict[str, str], str], HTMLResponse]
+@dataclass(frozen=True)
+class Refused:
+    """A form drawn again after a refusal: its fields as ``typed`` and the problem's words
+    (``FRESH``: a page drawn fresh, its forms empty)."""
+
+    typed: dict[str, str] = field(default_factory=dict)
+    error: str | None = None
+
+    def context(self) -> dict[str, Any]:
+        """The template's context: the forms' values, and the problem with status 400."""
+        shown = {} if self.error is None else {"flash_err": self.error, "status_code": 400}
+        return {"typed": self.typed} | shown
+
+
+FRESH = Refused()
+
+#: A page drawn again with a refused form as typed (``drawn_again``).
+Again = Callable[[Request, Guard, Session, Refused], HTMLResponse]
+
+
+class FormPage(Protocol):
+    """A guard's page with a form that can be refused: drawn fresh, or ``refused``."""
+
+    def __call__(
+        self, request: Request, g: Guard, session: Session, refused: Refused = ...
+    ) -> HTMLResponse: ...
+
+
+def form_page(router: APIRouter, path: str) -> Callable[[FormPage], FormPage]:
+    """``page`` drawn fresh at ``GET path`` of ``router``; it stays the function the route's
+    forms are drawn ``again`` on when refused (``or_again``, ``save_or_again``)."""
+
+    def register(page: FormPage) -> FormPage:
+        def fresh(request: Request, session: PageSession, g: GuardDep) -> Response:
+            return page(request, g, session)
+
+        name = f"{page.__module__.rsplit('.', 1)[-1]}_page"
+        router.add_api_route(
+            path, fresh, methods=["GET"], response_class=HTMLResponse, name=name,
+            include_in_schema=False,
+        )  # fmt: skip
+        return page
+
+    return register
 
 
 def typed_of(form: FormData, fields: tuple[str, ...]) -> dict[str, str]:
@@ -364,8 +408,8 @@ async def drawn_again(
         raise problem
     note(request, refused=problem.code)
     form_not_acted(request)
-    text = problem.text(g.lang(request))
-    return await asyncio.to_thread(again, request, g, session, typed, text)
+    refused = Refused(typed, problem.text(g.lang(request)))
+    return await asyncio.to_thread(again, request, g, session, refused)
 
 
 async def or_again(
@@ -388,13 +432,6 @@ async def save_or_again(
     typed = typed_of(form, fields)
     return await or_again(
         request, g, session, lambda: save(request, page, fn), typed=typed, again=again
-    )
-
-
-def refused_form(typed: dict[str, str] | None, error: str | None) -> dict[str, Any]:
-    """The template's context for a form drawn again after a refusal (none: drawn fresh)."""
-    return {"typed": typed or {}} | (
-        {} if error is None else {"flash_err": error, "status_code": 400}
     )
 
 

@@ -16,16 +16,18 @@ from kiosk.lists import same_text
 from kiosk.typed import typed
 from ui.auth import Session
 from ui.guard.community.common import (
+    FRESH,
     PREFIX,
     RecordId,
+    Refused,
     admin,
     community_room,
     form_float,
     form_int,
+    form_page,
     form_text,
     ledgers,
     masked,
-    refused_form,
     render,
     save,
     save_or_again,
@@ -34,7 +36,6 @@ from ui.guard.deps import (
     ActionSession,
     Guard,
     GuardDep,
-    PageSession,
     note,
     once_per_form,
 )
@@ -48,19 +49,9 @@ router = community_room(PAGE)
 TYPED_FIELDS = ("name", "household", "phone", "origin", "date_back", "days", "note")
 
 
-@router.get("/returnees", response_class=HTMLResponse, include_in_schema=False)
-def returnees(request: Request, session: PageSession, g: GuardDep) -> Response:
-    return page(request, g, session)
-
-
-def page(
-    request: Request,
-    g: Guard,
-    session: Session,
-    typed: dict[str, str] | None = None,
-    error: str | None = None,
-) -> HTMLResponse:
-    """The ledger's page; after a refused registration ``typed`` holds its form as sent."""
+@form_page(router, "/returnees")
+def page(request: Request, g: Guard, session: Session, refused: Refused = FRESH) -> HTMLResponse:
+    """The ledger's page; after a refused registration, its form as sent."""
     ledger = ledgers(g).observation
     people = [masked(g, session, p.to_dict()) for p in reversed(ledger.people())]
     named = {p["id"]: f"{p['name']} · {p['household']}" for p in people}
@@ -72,7 +63,7 @@ def page(
         session,
         people=people,
         alarms=alarms,
-        **refused_form(typed, error),
+        **refused.context(),
     )
 
 

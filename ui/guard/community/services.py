@@ -13,18 +13,20 @@ from kiosk.compound import marks_of, statuses
 from kiosk.services import KINDS
 from ui.auth import Session
 from ui.guard.community.common import (
+    FRESH,
     PREFIX,
     RecordId,
+    Refused,
     community_room,
+    form_page,
     form_text,
     ledgers,
     masked,
-    refused_form,
     render,
     save,
     save_or_again,
 )
-from ui.guard.deps import ActionSession, Guard, GuardDep, PageSession, note
+from ui.guard.deps import ActionSession, Guard, GuardDep, note
 from ui.guard.forms import BadInput
 
 PAGE = f"{PREFIX}/services"
@@ -36,19 +38,9 @@ router = community_room(PAGE)
 TYPED_FIELDS = ("household", "kind", "note")
 
 
-@router.get("/services", response_class=HTMLResponse, include_in_schema=False)
-def services_page(request: Request, session: PageSession, g: GuardDep) -> Response:
-    return page(request, g, session)
-
-
-def page(
-    request: Request,
-    g: Guard,
-    session: Session,
-    typed: dict[str, str] | None = None,
-    error: str | None = None,
-) -> HTMLResponse:
-    """The requests' page; after a refused request ``typed`` holds its form as sent."""
+@form_page(router, "/services")
+def page(request: Request, g: Guard, session: Session, refused: Refused = FRESH) -> HTMLResponse:
+    """The requests' page; after a refused request, its form as sent."""
     requests = ledgers(g).services.requests(limit=200)
     # Opened before NTP set the clock: when it was, or what the clock said and that it was.
     opened = g.stamp_times(
@@ -64,7 +56,7 @@ def page(
             for q, when in zip(requests, opened, strict=True)
         ],
         kinds=KINDS,
-        **refused_form(typed, error),
+        **refused.context(),
     )
 
 
