@@ -113,10 +113,13 @@ _HELD_SQL = (
 )
 #: When the office last heard from each gate: a page written (``fleet_sources.updated_at``)
 #: or a report fetched (the collector asks for it only after a pull that reached the head).
+#: A row of the database's clock alone (kiosk id null) comes first, so ``now`` is known with
+#: no gate at all.
 _CONTACT_SQL = (
-    "SELECT kiosk_id, max(at), now() FROM (SELECT kiosk_id, updated_at AS at FROM fleet_sources"
+    "SELECT NULL::text, NULL::timestamptz, now() UNION ALL (SELECT kiosk_id, max(at), now()"
+    " FROM (SELECT kiosk_id, updated_at AS at FROM fleet_sources"
     " UNION ALL SELECT kiosk_id, fetched_at FROM fleet_gate_reports) heard"
-    " WHERE (%s::text[] IS NULL OR kiosk_id = ANY(%s)) GROUP BY kiosk_id"
+    " WHERE (%s::text[] IS NULL OR kiosk_id = ANY(%s)) GROUP BY kiosk_id)"
 )
 #: A gate not heard from for this long (today's report) is off the network, or not pulled:
 #: longer than the collector's pause after failures (``error_backoff_max_s``, 300 s).
@@ -372,9 +375,12 @@ def _heard_from(
     """Name the gates whose events of the day may not all be held (``events_missing``): not
     heard from since before the day ended (today: for ``HEARD_WITHIN``). A gate off the
     network keeps deciding; its passages since are on the gate, not in the figures, and its
-    day would read as a quiet one."""
-    last = {str(r[0]): r[1] for r in heard}
+    day would read as a quiet one. ``as_of`` (the database's clock) and ``day_ended``: a day
+    not over yet (the evening's report) is its figures so far, never the day's total."""
+    last = {str(r[0]): r[1] for r in heard if r[0] is not None}
     now = next((r[2] for r in heard), end)
+    report["as_of"] = now.astimezone(UTC).isoformat()
+    report["day_ended"] = now >= end
     until = min(end, now - HEARD_WITHIN)
     report["events_missing"] = []
     for gate in report["by_gate"]:
@@ -615,9 +621,18 @@ def district_csv(report: dict[str, Any]) -> str:
 
 
 def _missing_rows(report: dict[str, Any]) -> list[list[Any]]:
-    """The gates whose events of the day may not all be held, as (category, item, value):
-    the clerk reads the sheet, not the JSON."""
-    return [
+    """When the figures were taken (a day not over yet says so) and the gates whose events
+    of the day may not all be held, as (category, item, value): the clerk reads the sheet,
+    not the JSON."""
+    rows: list[list[Any]] = []
+    if report.get("as_of"):
+        zone = as_zone(report.get("timezone") or "UTC")
+        when = datetime.fromisoformat(report["as_of"]).astimezone(zone)
+        text = f"{when:%Y-%m-%d %H:%M} ({zone.key})"
+        if report.get("day_ended") is False:
+            text += ": the day has not ended, these are its figures so far"
+        rows.append(["report", "as_of", text])
+    return rows + [
         ["events_missing", m["kiosk_id"], m["detail"]] for m in report.get("events_missing", ())
     ]
 
