@@ -116,6 +116,16 @@ def report_day(text: str) -> date:
     return day
 
 
+def refuse_unbegun(day: date, today: date, zone: str, events: Any) -> None:
+    """A report of a day after ``today`` (on the site's clock, in ``zone``) that holds no
+    event is a mistyped day (next year's), never a day of zeros sent up: ``UsageError``."""
+    if day > today and not events:
+        raise UsageError(
+            f"--day {day}: that day has not begun (today is {today} in {zone}): nothing to"
+            " report; check the day typed"
+        )
+
+
 def report_target(path: str, suffix: str) -> Path:
     """Where a report in the format of ``suffix`` (.xlsx, .csv) may go: a file name with that
     suffix, in an existing folder, and not a file holding something else (a config, the list
@@ -150,6 +160,7 @@ def report_run(args: argparse.Namespace) -> int:
     categories (people in/out, fevers, returnees, quarantined households, registrations,
     vehicles, service requests). Prints JSON unless --xlsx/--csv."""
     from kiosk.categories import report_csv, report_xlsx
+    from kiosk.days import as_zone
     from kiosk.stats import daily_report
 
     day = report_day(args.day)
@@ -161,6 +172,8 @@ def report_run(args: argparse.Namespace) -> int:
     try:
         config = site_config(args, config, store)
         report = daily_report(store.reader(), day, config.site.timezone, config.policy.quota)
+        zone = as_zone(config.site.timezone)
+        refuse_unbegun(day, store.clock.now().astimezone(zone).date(), zone.key, report["events"])
     finally:
         store.close()
     if "xlsx" in targets:
