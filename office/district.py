@@ -611,13 +611,31 @@ def _compound_csv_rows(report: dict[str, Any]) -> list[list[Any]]:
     return out
 
 
+#: Each gate's own figures beside the district's (``by_gate``), so the totals can be checked
+#: against the gates and each gate's share read: the sums of these are the report's
+#: ``events``, ``passages`` passed and denied and ``fever_alarms.count``.
+GATE_ITEMS = ("events", "passed", "denied", "fever_alarms", "events_complete")
+
+
+def _gate_rows(report: dict[str, Any]) -> list[list[Any]]:
+    """(gate, item, value) for every gate of ``by_gate`` and each of ``GATE_ITEMS``."""
+    return [
+        [gate["kiosk_id"], item, gate.get(item)]
+        for gate in report.get("by_gate", ())
+        for item in GATE_ITEMS
+    ]
+
+
 def district_csv(report: dict[str, Any]) -> str:
     """The report as the categories' CSV (``kiosk.categories.report_rows``: category, item,
-    value) followed by the quota figures' rows (``_compound_csv_rows``)."""
+    value), each gate's own figures (category ``gate <id>``: ``_gate_rows``), then the quota
+    figures' rows (``_compound_csv_rows``)."""
     from kiosk.categories import report_rows
     from kiosk.sheets import write_csv
 
-    return write_csv(report_rows(report) + _missing_rows(report) + _compound_csv_rows(report))
+    gates = [[f"gate {kiosk_id}", item, value] for kiosk_id, item, value in _gate_rows(report)]
+    rows = report_rows(report) + _missing_rows(report) + gates
+    return write_csv(rows + _compound_csv_rows(report))
 
 
 def _missing_rows(report: dict[str, Any]) -> list[list[Any]]:
@@ -645,6 +663,8 @@ def district_xlsx(report: dict[str, Any]) -> bytes:
 
     sheets = report_sheets(report)
     sheets["daily report"] += _missing_rows(report)
-    sheets.setdefault("by gate", [["gate", "category", "item", "value"]])
+    header, *categories = sheets.get("by gate") or [["gate", "category", "item", "value"]]
+    own = [[kiosk_id, "report", item, value] for kiosk_id, item, value in _gate_rows(report)]
+    sheets["by gate"] = [header, *own, *categories]
     sheets["compounds"] = compound_rows(report)
     return write_xlsx(sheets)

@@ -3,9 +3,12 @@ gates' copies pulled by hand. Each test failed before its fix."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from datetime import UTC, datetime, timedelta
 
+import openpyxl
 import psycopg
 from support import kiosk_api
 
@@ -14,7 +17,7 @@ from drivers.clocksync import system_clock
 from kiosk.clock import FakeClock
 from kiosk.days import local_day
 from kiosk.store import EventDraft, EventLog
-from office.district import district_csv, district_report
+from office.district import district_csv, district_report, district_xlsx
 from office.pg import PgTarget
 
 pytest_plugins = ("pgfixture",)
@@ -92,3 +95,52 @@ def test_the_district_report_of_a_day_not_begun_is_refused(tmp_path, pg_dsn, mon
     assert code == 2 and out == ""
     assert f"--day {ahead}: that day has not begun (today is {now.date()} in UTC)" in err
     assert main(["fleet", "report", "--day", now.date().isoformat(), "--tz", "UTC"]) == 0
+
+
+def test_the_district_csv_and_workbook_carry_each_gates_figures_that_add_up_to_the_total(
+    tmp_path, pg_dsn
+):
+    """The district received the CSV: one total of passages, fevers and denials, and not a
+    figure of any gate (the workbook's ``by gate`` had the office's categories only), so the
+    total could not be checked against the gates, nor a gate's share found. Each gate's
+    events, passages passed and denied, fever alarms and whether its events are all held are
+    rows of both, and they add up to the district's."""
+    start = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)  # 09:00 in Shanghai
+    cores = [
+        kiosk_api(tmp_path / f"{name}.db", name, FakeClock(start=start))
+        for name in ("gate-east", "gate-west")
+    ]
+    try:
+        for n, core in enumerate(cores):
+            for i in range(3 + n):
+                fever = i == 0
+                core.store.append(
+                    EventDraft(
+                        direction="in",
+                        decision="deny" if fever else "pass",
+                        reasons=("fever",) if fever else ("ok",),
+                        household=f"{n}-10{i}",
+                        temp_c=38.4 if fever else 36.5,
+                    )
+                )
+        with PgTarget(pg_dsn) as target:
+            for core in cores:
+                kiosk_id = core.config.site.kiosk_id
+                target.write_page(f"http://{kiosk_id}", kiosk_id, core.store.events(limit=10))
+    finally:
+        for core in cores:
+            core.store.close()
+    report = district_report(pg_dsn, start.date(), "Asia/Shanghai")
+    rows = list(csv.reader(io.StringIO(district_csv(report))))
+    for item, total in (("events", report["events"]), ("fever_alarms", 2),
+                        ("passed", report["passages"]["passed"]),
+                        ("denied", report["passages"]["denied"])):  # fmt: skip
+        each = {r[0]: int(r[2]) for r in rows if r[0].startswith("gate ") and r[1] == item}
+        assert each.keys() == {"gate gate-east", "gate gate-west"}, item
+        assert sum(each.values()) == total, item
+    assert ["gate gate-west", "passed", "3"] in rows
+    book = openpyxl.load_workbook(io.BytesIO(district_xlsx(report)))
+    sheet = {(r[0], r[1], r[2]): r[3] for r in book["by gate"].iter_rows(values_only=True)}
+    assert sheet[("gate-east", "report", "denied")] == 1
+    assert sheet[("gate-west", "report", "events")] == 4
+    assert sheet[("gate-west", "people", "in")] == 3  # the office's categories, as before
