@@ -634,8 +634,14 @@ def district_csv(report: dict[str, Any]) -> str:
     from kiosk.sheets import write_csv
 
     gates = [[f"gate {kiosk_id}", item, value] for kiosk_id, item, value in _gate_rows(report)]
-    rows = report_rows(report) + _missing_rows(report) + gates
+    rows = _known(report_rows(report)) + _missing_rows(report) + _known(gates)
     return write_csv(rows + _compound_csv_rows(report))
+
+
+def _known(rows: list[list[Any]]) -> list[list[Any]]:
+    """Rows whose last cell (the value) the report holds as ``null`` (a ledger figure no
+    gate reported) written ``UNKNOWN``: a blank cell a spreadsheet's SUM would add as 0."""
+    return [[*row[:-1], UNKNOWN] if row and row[-1] is None else row for row in rows]
 
 
 def _missing_rows(report: dict[str, Any]) -> list[list[Any]]:
@@ -665,6 +671,7 @@ def district_xlsx(report: dict[str, Any]) -> bytes:
     sheets["daily report"] += _missing_rows(report)
     header, *categories = sheets.get("by gate") or [["gate", "category", "item", "value"]]
     own = [[kiosk_id, "report", item, value] for kiosk_id, item, value in _gate_rows(report)]
-    sheets["by gate"] = [header, *own, *categories]
+    sheets["by gate"] = [header, *_known(own), *_known(categories)]
+    sheets["daily report"] = _known(sheets["daily report"])
     sheets["compounds"] = compound_rows(report)
     return write_xlsx(sheets)

@@ -300,7 +300,7 @@ def _check_exports(tmp_path, printed, held):
         (r[0], r[1], r[2]): r[3] for r in book["by gate"].iter_rows(min_row=2, values_only=True)
     }
     assert by_gate[("gate-west", "service_requests", "opened")] == 2
-    assert by_gate[("gate-north", "service_requests", None)] is None  # not a 0
+    assert by_gate[("gate-north", "service_requests", None)] == "unknown"  # not a 0
     rows = list(csv.reader(io.StringIO(sheet_csv.read_text(encoding="utf-8"))))
     assert ["service_requests", "opened", "5"] in rows and [
         "ledgers",

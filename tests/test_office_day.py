@@ -22,6 +22,8 @@ from office.pg import PgTarget
 
 pytest_plugins = ("pgfixture",)
 
+START = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)  # 09:00 in Shanghai
+
 
 def _db_now(dsn: str) -> datetime:
     with psycopg.connect(dsn, autocommit=True) as conn:
@@ -105,7 +107,7 @@ def test_the_district_csv_and_workbook_carry_each_gates_figures_that_add_up_to_t
     total could not be checked against the gates, nor a gate's share found. Each gate's
     events, passages passed and denied, fever alarms and whether its events are all held are
     rows of both, and they add up to the district's."""
-    start = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)  # 09:00 in Shanghai
+    start = START
     cores = [
         kiosk_api(tmp_path / f"{name}.db", name, FakeClock(start=start))
         for name in ("gate-east", "gate-west")
@@ -144,3 +146,29 @@ def test_the_district_csv_and_workbook_carry_each_gates_figures_that_add_up_to_t
     assert sheet[("gate-east", "report", "denied")] == 1
     assert sheet[("gate-west", "report", "events")] == 4
     assert sheet[("gate-west", "people", "in")] == 3  # the office's categories, as before
+
+
+def test_a_figure_no_gate_reported_is_written_unknown_never_a_blank_summed_as_0(tmp_path, pg_dsn):
+    """No gate's ledgers reached the office today (the collector could not fetch them): the
+    report holds returnees, service requests and quarantined households as ``null``, and the
+    CSV and the workbook wrote them as blank cells, which the clerk's SUM (and the district's)
+    adds as 0. They read ``unknown``, as the compounds sheet writes it."""
+    core = kiosk_api(tmp_path / "gate-1.db", "gate-1", FakeClock(start=START))
+    try:
+        core.store.append(EventDraft(direction="in", decision="pass", household="1-101"))
+        with PgTarget(pg_dsn) as target:
+            target.write_page("http://gate-1", "gate-1", core.store.events(limit=10))
+    finally:
+        core.store.close()
+    report = district_report(pg_dsn, START.date(), "Asia/Shanghai")
+    assert report["community"]["returnees"] is None and report["ledgers"]["missing"] == ["gate-1"]
+    rows = list(csv.reader(io.StringIO(district_csv(report))))
+    assert ["returnees", "", "unknown"] in rows
+    assert ["quarantined_households", "", "unknown"] in rows
+    assert ["people", "in", "1"] in rows
+    book = openpyxl.load_workbook(io.BytesIO(district_xlsx(report)))
+    daily = {(r[0], r[1]): r[2] for r in book["daily report"].iter_rows(values_only=True)}
+    assert daily[("service_requests", None)] == "unknown"
+    by_gate = {(r[0], r[1], r[2]): r[3] for r in book["by gate"].iter_rows(values_only=True)}
+    assert by_gate[("gate-1", "returnees", None)] == "unknown"
+    assert by_gate[("gate-1", "people", "in")] == 1
