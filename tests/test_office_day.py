@@ -6,10 +6,12 @@ from __future__ import annotations
 import csv
 import io
 import json
+import sqlite3
 from datetime import UTC, datetime, timedelta
 
 import openpyxl
 import psycopg
+import pytest
 from support import kiosk_api
 
 from checkpoint.cli import main
@@ -172,3 +174,95 @@ def test_a_figure_no_gate_reported_is_written_unknown_never_a_blank_summed_as_0(
     by_gate = {(r[0], r[1], r[2]): r[3] for r in book["by gate"].iter_rows(values_only=True)}
     assert by_gate[("gate-1", "returnees", None)] == "unknown"
     assert by_gate[("gate-1", "people", "in")] == 1
+
+
+def _pulled_then_more(tmp_path, monkeypatch):
+    """A gate of 40 events pulled into central.db, 300 more since, and ``kiosk pull`` wired to
+    it (its HTTP client the gate's API in process)."""
+    from test_pull import Network, add_events, make_kiosk
+
+    import office.pull
+    from office.pull import pull
+
+    core = make_kiosk(tmp_path / "gate-1.db", "gate-1", FakeClock(start=START), 40)
+    target = tmp_path / "central.db"
+    client = Network(core).client()
+    pull("http://gate-1", core.token, target, client=client)
+    add_events(core, 300)
+    monkeypatch.setattr(office.pull.httpx, "Client", lambda *a, **k: client)
+    return core, target
+
+
+def _held(target, monkeypatch):
+    import office.pull
+
+    monkeypatch.setattr(office.pull, "BUSY_TIMEOUT_MS", 0)  # Excel holds it: no waiting here
+    conn = sqlite3.connect(target, isolation_level=None)
+    conn.execute("BEGIN EXCLUSIVE")
+    return conn
+
+
+def _read_only(target, monkeypatch):
+    import office.pull
+
+    real = sqlite3.connect
+
+    def read_only(path, *args, **kwargs):  # a file the clerk's account may not write
+        if str(path) != str(target):
+            return real(path, *args, **kwargs)
+        return real(f"file:{path}?mode=ro", *args, uri=True, **kwargs)
+
+    monkeypatch.setattr(office.pull.sqlite3, "connect", read_only)
+
+
+def _full(target, monkeypatch):
+    import office.pull
+
+    real = office.pull._connect
+
+    def at_its_size(path):
+        conn = real(path)
+        pages = conn.execute("PRAGMA page_count").fetchone()[0]
+        conn.execute(f"PRAGMA max_page_count={pages}")  # the disk has no page more
+        return conn
+
+    monkeypatch.setattr(office.pull, "_connect", at_its_size)
+
+
+@pytest.mark.parametrize(
+    ("make", "says"),
+    [
+        (_held, "is held open by another program"),
+        (_read_only, "cannot be written (read-only)"),
+        (_full, "the disk is full"),
+    ],
+)
+def test_a_pull_into_a_file_held_read_only_or_on_a_full_disk_says_so_and_keeps_what_it_had(
+    tmp_path, monkeypatch, capsys, make, says
+):
+    """The clerk has central.db open in a viewer while the pull writes (Windows' lock: here a
+    held lock), or it is read-only, or the office PC's disk is full: the pull said 'cannot
+    use central.db as a pull target: database is locked', as if the file were the wrong one.
+    It says what is wrong and what to do, exit 1, the copy as it was; run again, it resumes
+    with no gap and no double."""
+    core, target = _pulled_then_more(tmp_path, monkeypatch)
+    try:
+        holder = make(target, monkeypatch)
+        code = main(["pull", "http://gate-1", "--token", core.token, "--into", str(target)])
+        err = capsys.readouterr().err
+        assert code == 1 and says in err, err
+        assert "run kiosk pull again" in err and "as a pull target" not in err
+        if holder is not None:
+            holder.execute("ROLLBACK")
+            holder.close()
+        monkeypatch.undo()
+        from test_pull import Network, kiosk_rows, target_rows
+
+        import office.pull
+
+        client = Network(core).client()
+        monkeypatch.setattr(office.pull.httpx, "Client", lambda *a, **k: client)
+        assert main(["pull", "http://gate-1", "--token", core.token, "--into", str(target)]) == 0
+        assert target_rows(target) == kiosk_rows(core)
+    finally:
+        core.store.close()
