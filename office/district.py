@@ -379,8 +379,7 @@ def _heard_from(
     not over yet (the evening's report) is its figures so far, never the day's total."""
     last = {str(r[0]): r[1] for r in heard if r[0] is not None}
     now = next((r[2] for r in heard), end)
-    report["as_of"] = now.astimezone(UTC).isoformat()
-    report["day_ended"] = now >= end
+    stats.stamp_as_of(report, now)
     until = min(end, now - HEARD_WITHIN)
     report["events_missing"] = []
     for gate in report["by_gate"]:
@@ -648,15 +647,7 @@ def _missing_rows(report: dict[str, Any]) -> list[list[Any]]:
     """When the figures were taken (a day not over yet says so) and the gates whose events
     of the day may not all be held, as (category, item, value): the clerk reads the sheet,
     not the JSON."""
-    rows: list[list[Any]] = []
-    if report.get("as_of"):
-        zone = as_zone(report.get("timezone") or "UTC")
-        when = datetime.fromisoformat(report["as_of"]).astimezone(zone)
-        text = f"{when:%Y-%m-%d %H:%M} ({zone.key})"
-        if report.get("day_ended") is False:
-            text += ": the day has not ended, these are its figures so far"
-        rows.append(["report", "as_of", text])
-    return rows + [
+    return stats.as_of_rows(report) + [
         ["events_missing", m["kiosk_id"], m["detail"]] for m in report.get("events_missing", ())
     ]
 

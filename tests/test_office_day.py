@@ -266,3 +266,29 @@ def test_a_pull_into_a_file_held_read_only_or_on_a_full_disk_says_so_and_keeps_w
         assert target_rows(target) == kiosk_rows(core)
     finally:
         core.store.close()
+
+
+def test_a_gates_report_of_today_says_the_day_runs_on_in_its_csv_and_workbook(tmp_path, capsys):
+    """``kiosk report --day`` today, at the gate at 17:30, wrote a sheet that read as the
+    whole day's. It says when it was made and, while the day runs on, that its figures are
+    so far (``as_of``, ``day_ended``), as the district's does; a past day ``day_ended``."""
+    path = tmp_path / "kiosk.db"
+    log = EventLog(path, "gate-1", system_clock(), "NORMAL").open()
+    log.append(EventDraft(direction="in", decision="pass", household="1-101", temp_c=36.5))
+    today = local_day(log.events()[0]["ts"], "Asia/Shanghai")
+    log.close()
+    sheet_csv, xlsx = tmp_path / "r.csv", tmp_path / "r.xlsx"
+    argv = ["report", "--day", today.isoformat(), "--db", str(path)]
+    assert main([*argv, "--csv", str(sheet_csv), "--xlsx", str(xlsx)]) == 0
+    rows = list(csv.reader(io.StringIO(sheet_csv.read_text(encoding="utf-8"))))
+    (as_of,) = [r for r in rows if r[:2] == ["report", "as_of"]]
+    assert as_of[2].endswith("(Asia/Shanghai): the day has not ended, these are its figures so far")
+    book = openpyxl.load_workbook(xlsx)
+    cells = {(r[0], r[1]): r[2] for r in book["daily report"].iter_rows(values_only=True)}
+    assert "the day has not ended" in cells[("report", "as_of")]
+    assert main(argv) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["day_ended"] is False and printed["as_of"]
+    past = (today - timedelta(days=1)).isoformat()
+    assert main(["report", "--day", past, "--db", str(path), "--csv", str(sheet_csv)]) == 0
+    assert "has not ended" not in sheet_csv.read_text(encoding="utf-8")
