@@ -647,9 +647,28 @@ def _missing_rows(report: dict[str, Any]) -> list[list[Any]]:
     """When the figures were taken (a day not over yet says so) and the gates whose events
     of the day may not all be held, as (category, item, value): the clerk reads the sheet,
     not the JSON."""
-    return stats.as_of_rows(report) + [
-        ["events_missing", m["kiosk_id"], m["detail"]] for m in report.get("events_missing", ())
-    ]
+    return (
+        stats.as_of_rows(report)
+        + [["events_missing", m["kiosk_id"], m["detail"]] for m in report.get("events_missing", ())]
+        + _not_final_rows(report)
+    )
+
+
+def _not_final_rows(report: dict[str, Any]) -> list[list[Any]]:
+    """The gates whose ledger figures (returnees, service requests...) were taken before
+    their day ended (``ledgers.gates[].final`` false), when: summed with the others', they are
+    that gate's day so far, not its day."""
+    zone = as_zone(report.get("timezone") or "UTC")
+    rows = []
+    for gate in (report.get("ledgers") or {}).get("gates", ()):
+        if gate.get("final") is False:
+            taken = datetime.fromisoformat(gate["as_of"]).astimezone(zone)
+            detail = (
+                f"{gate['kiosk_id']}'s ledger figures were taken {taken:%Y-%m-%d %H:%M}"
+                f" ({zone.key}), before its day ended: they are its day so far"
+            )
+            rows.append(["ledgers_not_final", gate["kiosk_id"], detail])
+    return rows
 
 
 def district_xlsx(report: dict[str, Any]) -> bytes:

@@ -8,6 +8,7 @@ import io
 import json
 import sqlite3
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import openpyxl
 import psycopg
@@ -292,3 +293,36 @@ def test_a_gates_report_of_today_says_the_day_runs_on_in_its_csv_and_workbook(tm
     past = (today - timedelta(days=1)).isoformat()
     assert main(["report", "--day", past, "--db", str(path), "--csv", str(sheet_csv)]) == 0
     assert "has not ended" not in sheet_csv.read_text(encoding="utf-8")
+
+
+def test_a_gates_ledger_figures_taken_before_its_day_ended_are_named_in_the_sheets(
+    tmp_path, pg_dsn
+):
+    """South's ledgers (returnees, service requests) were fetched at 09:00 and then it went
+    off the network: the district's CSV summed its morning figures with north's whole day
+    and wrote ``ledgers, gates, gate-north, gate-south``, as if both were the day's; only
+    the JSON said ``final: false``. A gate whose figures were taken before its day ended is
+    a row of the CSV and the workbook, with when they were taken."""
+    from test_fleet_quota import _gate, _out, _to_the_office
+
+    north, south = _gate(tmp_path, "gate-north"), _gate(tmp_path, "gate-south")
+    try:
+        _out(north, "3-201", 0)
+        _out(south, "4-101", 0)
+        north.clock.set_wall(START + timedelta(days=1))  # north's day is over when fetched
+        _to_the_office(pg_dsn, north, south)
+    finally:
+        north.store.close()
+        south.store.close()
+    report = district_report(pg_dsn, START.date(), "Asia/Shanghai")
+    final = {g["kiosk_id"]: g["final"] for g in report["ledgers"]["gates"]}
+    assert final == {"gate-north": True, "gate-south": False}
+    rows = list(csv.reader(io.StringIO(district_csv(report))))
+    (row,) = [r for r in rows if r[0] == "ledgers_not_final"]
+    assert row[1] == "gate-south"
+    (held,) = [g for g in report["ledgers"]["gates"] if g["kiosk_id"] == "gate-south"]
+    taken = datetime.fromisoformat(held["as_of"]).astimezone(ZoneInfo("Asia/Shanghai"))
+    assert f"taken {taken:%Y-%m-%d %H:%M} (Asia/Shanghai), before its day ended" in row[2]
+    book = openpyxl.load_workbook(io.BytesIO(district_xlsx(report)))
+    cells = {(r[0], r[1]): r[2] for r in book["daily report"].iter_rows(values_only=True)}
+    assert "before its day ended" in cells[("ledgers_not_final", "gate-south")]
