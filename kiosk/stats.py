@@ -497,6 +497,33 @@ def daily_report(
     return report
 
 
+#: The ``as_of`` row's words for a day not over yet (``as_of_rows``).
+SO_FAR = "the day has not ended, these are its figures so far"
+
+
+def stamp_as_of(report: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """``report`` with ``as_of`` (``now``, UTC) and ``day_ended``: whether its local day was
+    over at ``now``. A report made before midnight (the evening's) is the day so far, never
+    to be read, or added up, as the day's total."""
+    _, end = day_bounds(date.fromisoformat(report["day"]), report["timezone"])
+    report["as_of"] = now.astimezone(UTC).isoformat()
+    report["day_ended"] = now >= _utc(end)
+    return report
+
+
+def as_of_rows(report: Mapping[str, Any]) -> list[list[Any]]:
+    """The ``(report, as_of, TEXT)`` row of a sheet for a report ``stamp_as_of`` stamped: the
+    local time it was made and, for a day not over, ``SO_FAR``; none for one not stamped."""
+    if not report.get("as_of"):
+        return []
+    zone = as_zone(report.get("timezone") or "UTC")
+    when = datetime.fromisoformat(report["as_of"]).astimezone(zone)
+    text = f"{when:%Y-%m-%d %H:%M} ({zone.key})"
+    if report.get("day_ended") is False:
+        text += f": {SO_FAR}"
+    return [["report", "as_of", text]]
+
+
 def _next_day_with_events(
     db: Database, day: date, zone: ZoneInfo, redated: list[str]
 ) -> date | None:

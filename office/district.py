@@ -113,10 +113,13 @@ _HELD_SQL = (
 )
 #: When the office last heard from each gate: a page written (``fleet_sources.updated_at``)
 #: or a report fetched (the collector asks for it only after a pull that reached the head).
+#: A row of the database's clock alone (kiosk id null) comes first, so ``now`` is known with
+#: no gate at all.
 _CONTACT_SQL = (
-    "SELECT kiosk_id, max(at), now() FROM (SELECT kiosk_id, updated_at AS at FROM fleet_sources"
+    "SELECT NULL::text, NULL::timestamptz, now() UNION ALL (SELECT kiosk_id, max(at), now()"
+    " FROM (SELECT kiosk_id, updated_at AS at FROM fleet_sources"
     " UNION ALL SELECT kiosk_id, fetched_at FROM fleet_gate_reports) heard"
-    " WHERE (%s::text[] IS NULL OR kiosk_id = ANY(%s)) GROUP BY kiosk_id"
+    " WHERE (%s::text[] IS NULL OR kiosk_id = ANY(%s)) GROUP BY kiosk_id)"
 )
 #: A gate not heard from for this long (today's report) is off the network, or not pulled:
 #: longer than the collector's pause after failures (``error_backoff_max_s``, 300 s).
@@ -372,9 +375,11 @@ def _heard_from(
     """Name the gates whose events of the day may not all be held (``events_missing``): not
     heard from since before the day ended (today: for ``HEARD_WITHIN``). A gate off the
     network keeps deciding; its passages since are on the gate, not in the figures, and its
-    day would read as a quiet one."""
-    last = {str(r[0]): r[1] for r in heard}
+    day would read as a quiet one. ``as_of`` (the database's clock) and ``day_ended``: a day
+    not over yet (the evening's report) is its figures so far, never the day's total."""
+    last = {str(r[0]): r[1] for r in heard if r[0] is not None}
     now = next((r[2] for r in heard), end)
+    stats.stamp_as_of(report, now)
     until = min(end, now - HEARD_WITHIN)
     report["events_missing"] = []
     for gate in report["by_gate"]:
@@ -605,21 +610,65 @@ def _compound_csv_rows(report: dict[str, Any]) -> list[list[Any]]:
     return out
 
 
+#: Each gate's own figures beside the district's (``by_gate``), so the totals can be checked
+#: against the gates and each gate's share read: the sums of these are the report's
+#: ``events``, ``passages`` passed and denied and ``fever_alarms.count``.
+GATE_ITEMS = ("events", "passed", "denied", "fever_alarms", "events_complete")
+
+
+def _gate_rows(report: dict[str, Any]) -> list[list[Any]]:
+    """(gate, item, value) for every gate of ``by_gate`` and each of ``GATE_ITEMS``."""
+    return [
+        [gate["kiosk_id"], item, gate.get(item)]
+        for gate in report.get("by_gate", ())
+        for item in GATE_ITEMS
+    ]
+
+
 def district_csv(report: dict[str, Any]) -> str:
     """The report as the categories' CSV (``kiosk.categories.report_rows``: category, item,
-    value) followed by the quota figures' rows (``_compound_csv_rows``)."""
+    value), each gate's own figures (category ``gate <id>``: ``_gate_rows``), then the quota
+    figures' rows (``_compound_csv_rows``)."""
     from kiosk.categories import report_rows
     from kiosk.sheets import write_csv
 
-    return write_csv(report_rows(report) + _missing_rows(report) + _compound_csv_rows(report))
+    gates = [[f"gate {kiosk_id}", item, value] for kiosk_id, item, value in _gate_rows(report)]
+    rows = _known(report_rows(report)) + _missing_rows(report) + _known(gates)
+    return write_csv(rows + _compound_csv_rows(report))
+
+
+def _known(rows: list[list[Any]]) -> list[list[Any]]:
+    """Rows whose last cell (the value) the report holds as ``null`` (a ledger figure no
+    gate reported) written ``UNKNOWN``: a blank cell a spreadsheet's SUM would add as 0."""
+    return [[*row[:-1], UNKNOWN] if row and row[-1] is None else row for row in rows]
 
 
 def _missing_rows(report: dict[str, Any]) -> list[list[Any]]:
-    """The gates whose events of the day may not all be held, as (category, item, value):
-    the clerk reads the sheet, not the JSON."""
-    return [
-        ["events_missing", m["kiosk_id"], m["detail"]] for m in report.get("events_missing", ())
-    ]
+    """When the figures were taken (a day not over yet says so) and the gates whose events
+    of the day may not all be held, as (category, item, value): the clerk reads the sheet,
+    not the JSON."""
+    return (
+        stats.as_of_rows(report)
+        + [["events_missing", m["kiosk_id"], m["detail"]] for m in report.get("events_missing", ())]
+        + _not_final_rows(report)
+    )
+
+
+def _not_final_rows(report: dict[str, Any]) -> list[list[Any]]:
+    """The gates whose ledger figures (returnees, service requests...) were taken before
+    their day ended (``ledgers.gates[].final`` false), when: summed with the others', they are
+    that gate's day so far, not its day."""
+    zone = as_zone(report.get("timezone") or "UTC")
+    rows = []
+    for gate in (report.get("ledgers") or {}).get("gates", ()):
+        if gate.get("final") is False:
+            taken = datetime.fromisoformat(gate["as_of"]).astimezone(zone)
+            detail = (
+                f"{gate['kiosk_id']}'s ledger figures were taken {taken:%Y-%m-%d %H:%M}"
+                f" ({zone.key}), before its day ended: they are its day so far"
+            )
+            rows.append(["ledgers_not_final", gate["kiosk_id"], detail])
+    return rows
 
 
 def district_xlsx(report: dict[str, Any]) -> bytes:
@@ -630,6 +679,9 @@ def district_xlsx(report: dict[str, Any]) -> bytes:
 
     sheets = report_sheets(report)
     sheets["daily report"] += _missing_rows(report)
-    sheets.setdefault("by gate", [["gate", "category", "item", "value"]])
+    header, *categories = sheets.get("by gate") or [["gate", "category", "item", "value"]]
+    own = [[kiosk_id, "report", item, value] for kiosk_id, item, value in _gate_rows(report)]
+    sheets["by gate"] = [header, *_known(own), *_known(categories)]
+    sheets["daily report"] = _known(sheets["daily report"])
     sheets["compounds"] = compound_rows(report)
     return write_xlsx(sheets)

@@ -315,11 +315,15 @@ def _create(path: str | Path) -> bool:
     return True
 
 
+#: How long a write waits for a target another program holds (a viewer with the file open).
+BUSY_TIMEOUT_MS = 5000
+
+
 def _connect(path: str | Path) -> sqlite3.Connection:
     conn = sqlite3.connect(str(path), isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
-    conn.execute("PRAGMA busy_timeout=5000")
+    conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_MS)}")
     conn.executescript(SCHEMA)
     return conn
 
@@ -557,7 +561,7 @@ def write_page(
         )
         conn.execute("COMMIT")
     except BaseException as exc:
-        conn.execute("ROLLBACK")
+        _rollback(conn)
         # A value SQLite cannot bind (the hash agrees with it: a forged or broken row) is
         # the kiosk's error, not a traceback.
         problem = _unbindable(rows) if isinstance(exc, _BIND_ERRORS) else None
@@ -605,9 +609,17 @@ def sqlite_repin(conn: sqlite3.Connection, url: str, kiosk_id: str) -> str:
         )
         conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        _rollback(conn)
         raise
     return what
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    """Roll back the transaction, if SQLite has not already: on a full disk (``SQLITE_FULL``)
+    it rolled it back itself, and a second ROLLBACK ("no transaction is active") would be
+    the error the clerk sees instead of the full disk."""
+    if conn.in_transaction:
+        conn.execute("ROLLBACK")
 
 
 _BIND_ERRORS = (OverflowError, sqlite3.ProgrammingError, sqlite3.InterfaceError)

@@ -205,7 +205,27 @@ def check_district_xlsx(request: pytest.FixtureRequest, text: str) -> None:
     _check_xlsx(district_xlsx(_district(text)), text)
 
 
+def check_gate_report_files(request: pytest.FixtureRequest, text: str) -> None:
+    from datetime import UTC, datetime
+
+    from checkpoint.cli.community_cmd import write_report
+    from kiosk.stats import stamp_as_of
+
+    folder = request.getfixturevalue("tmp_path")
+    report = _report(text) | {"timezone": "Asia/Shanghai"}
+    stamp_as_of(report, datetime(2026, 3, 2, 9, 30, tzinfo=UTC))  # 17:30: the day runs on
+    targets = {"csv": folder / "r.csv", "xlsx": folder / "r.xlsx"}
+    write_report(targets, report)
+    rows = list(csv.reader(io.StringIO(targets["csv"].read_text(encoding="utf-8"), newline="")))
+    cells = [c for r in rows for c in r]
+    assert text not in cells and sum(_csv_safe(c, text) for c in cells) >= 4
+    assert ["report", "events", "3"] in rows  # a number is still a number
+    assert any(r[:2] == ["report", "as_of"] for r in rows)
+    _check_xlsx(targets["xlsx"].read_bytes(), text)
+
+
 WRITERS: dict[str, Callable[[pytest.FixtureRequest, str], None]] = {
+    "checkpoint.cli.community_cmd.write_report": check_gate_report_files,
     "kiosk.categories.report_csv": check_report_csv,
     "kiosk.categories.report_xlsx": check_report_xlsx,
     "office.district.district_csv": check_district_csv,

@@ -116,6 +116,16 @@ def report_day(text: str) -> date:
     return day
 
 
+def refuse_unbegun(day: date, today: date, zone: str, events: Any) -> None:
+    """A report of a day after ``today`` (on the site's clock, in ``zone``) that holds no
+    event is a mistyped day (next year's), never a day of zeros sent up: ``UsageError``."""
+    if day > today and not events:
+        raise UsageError(
+            f"--day {day}: that day has not begun (today is {today} in {zone}): nothing to"
+            " report; check the day typed"
+        )
+
+
 def report_target(path: str, suffix: str) -> Path:
     """Where a report in the format of ``suffix`` (.xlsx, .csv) may go: a file name with that
     suffix, in an existing folder, and not a file holding something else (a config, the list
@@ -149,8 +159,8 @@ def report_run(args: argparse.Namespace) -> int:
     The gate's daily report for a local day: decisions and reasons plus the office's
     categories (people in/out, fevers, returnees, quarantined households, registrations,
     vehicles, service requests). Prints JSON unless --xlsx/--csv."""
-    from kiosk.categories import report_csv, report_xlsx
-    from kiosk.stats import daily_report
+    from kiosk.days import as_zone
+    from kiosk.stats import daily_report, stamp_as_of
 
     day = report_day(args.day)
     targets = {
@@ -161,15 +171,33 @@ def report_run(args: argparse.Namespace) -> int:
     try:
         config = site_config(args, config, store)
         report = daily_report(store.reader(), day, config.site.timezone, config.policy.quota)
+        zone, now = as_zone(config.site.timezone), store.clock.now()
+        refuse_unbegun(day, now.astimezone(zone).date(), zone.key, report["events"])
     finally:
         store.close()
-    if "xlsx" in targets:
-        write_file(targets["xlsx"], report_xlsx(report))
-    if "csv" in targets:
-        write_file(targets["csv"], report_csv(report).encode("utf-8"))
+    report.setdefault("day", day.isoformat())  # a report frozen by an older release
+    report.setdefault("timezone", zone.key)
+    write_report(targets, stamp_as_of(report, now))
     if not targets:
         print(json.dumps(report, ensure_ascii=False))
     return 0
+
+
+def write_report(targets: dict[str, Path], report: dict[str, Any]) -> None:
+    """The gate's report as the categories' sheets (``kiosk.categories``) into ``targets``
+    (``xlsx``, ``csv``), with the row saying when it was made (``kiosk.stats.as_of_rows``: a
+    day not over yet says its figures are so far)."""
+    from kiosk.categories import report_rows, report_sheets
+    from kiosk.sheets import write_csv, write_xlsx
+    from kiosk.stats import as_of_rows
+
+    if "xlsx" in targets:
+        sheets = report_sheets(report)
+        sheets["daily report"] += as_of_rows(report)
+        write_file(targets["xlsx"], write_xlsx(sheets))
+    if "csv" in targets:
+        rows = report_rows(report) + as_of_rows(report)
+        write_file(targets["csv"], write_csv(rows).encode("utf-8"))
 
 
 def _read(path: str) -> bytes:

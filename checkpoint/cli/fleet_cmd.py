@@ -328,7 +328,7 @@ def report_run(args: argparse.Namespace) -> int:
     from office.district import district_csv, district_report, district_xlsx
     from office.pg import PgError
 
-    from .community_cmd import report_day, report_target
+    from .community_cmd import refuse_unbegun, report_day, report_target
 
     day = report_day(args.day)
     if args.tz is not None:
@@ -340,6 +340,8 @@ def report_run(args: argparse.Namespace) -> int:
         report = district_report(dsn, day, tz, kiosks=args.kiosk)
     except PgError as exc:
         raise CliError(str(exc)) from None
+    today = datetime.fromisoformat(report["as_of"]).astimezone(tz).date()
+    refuse_unbegun(day, today, tz.key, report["events"])
     if args.xlsx:
         write_file(Path(args.xlsx), district_xlsx(report))
     if args.csv:

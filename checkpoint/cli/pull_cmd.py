@@ -279,13 +279,39 @@ def pull_run(args: argparse.Namespace) -> int:
                         f" up to seq {result.last_seq}"
                     )
     except sqlite3.Error as exc:
-        raise CliError(f"cannot use {args.into} as a pull target: {exc}") from None
+        raise CliError(_target_problem(args.into, exc)) from None
     finally:
         if not isinstance(target, Path):
             target.close()
     if failed:
         raise CliError(f"{failed} of {len(urls)} kiosks failed (what was pulled is kept)")
     return 0
+
+
+#: SQLite's primary result codes for a target another program holds, one that cannot be
+#: written and a full disk (``sqlite3.Error.sqlite_errorcode`` & 0xFF).
+_HELD, _READ_ONLY, _FULL = {5, 6}, {8}, {13}
+_AGAIN = "run kiosk pull again: what was pulled is kept, and the pull resumes after it"
+
+
+def _target_problem(into: str, exc: sqlite3.Error) -> str:
+    """The target file's problem in the clerk's words, with what to do: a file held open by
+    another program (a viewer, a spreadsheet: Windows' lock, here SQLite's), one that cannot be
+    written, a full disk; else SQLite's own words."""
+    code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
+    if code in _HELD:
+        return (
+            f"{into} is held open by another program (a viewer or a spreadsheet showing it,"
+            f" another pull): close it and {_AGAIN}"
+        )
+    if code in _READ_ONLY:
+        return (
+            f"{into} cannot be written (read-only): give this account write access to it and"
+            f" its folder, then {_AGAIN}"
+        )
+    if code in _FULL:
+        return f"cannot write {into}: the disk is full; free some space, then {_AGAIN}"
+    return f"cannot use {into} as a pull target: {exc}"
 
 
 def _pull_tokens(args: argparse.Namespace) -> list[str]:
