@@ -92,6 +92,16 @@ def _open_failure(num: int, exc: BaseException) -> str:
     return detail
 
 
+def csi_cameras(cameras: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The CSI cameras in picamera2's ``global_camera_info()``.
+
+    libcamera on Raspberry Pi OS also lists USB webcams (its UVC pipeline; their ``Id`` holds
+    ``/usb``), and picamera2 sorts them after the CSI cameras, so camera ``n`` is the
+    ``n``-th CSI camera only while ``n`` is below this count: past it ``Picamera2(n)`` would
+    open a webcam (perhaps the one a USB reader uses) as if it were the ribbon's camera."""
+    return [cam for cam in cameras if "/usb" not in str(cam.get("Id", ""))]
+
+
 def camera_controls(
     exposure: ExposureConfig, focus: FocusConfig, available: dict[str, Any] | None
 ) -> dict[str, Any]:
@@ -154,7 +164,7 @@ class PiCamera:
             # notification pipe (IndexError after os.pipe2, close() skips a camera never
             # opened), one descriptor per retry, retried every reopen_max_s while the ribbon
             # is out.
-            found = len(cls.global_camera_info())
+            found = len(csi_cameras(cls.global_camera_info()))
             if self._num >= found:
                 raise ReaderFault(NO_CAMERA.format(num=self._num, found=found))
             cam = cls(self._num)

@@ -628,6 +628,45 @@ def test_a_csi_camera_held_by_another_program_says_busy_not_init_incomplete(cloc
     assert "Device or resource busy" in detail and "another program" in detail
 
 
+def _libcamera_list(ids: list[str]) -> list[dict]:
+    """picamera2's ``global_camera_info()``: libcamera's cameras (on Raspberry Pi OS a USB
+    webcam too, through its UVC pipeline), sorted CSI first and USB ones last."""
+    cams = [{"Model": i.rsplit("/", 1)[-1], "Id": i, "Num": n} for n, i in enumerate(ids)]
+    return sorted(cams, key=lambda c: ("/usb" not in c["Id"], c["Id"]), reverse=True)
+
+
+@pytest.mark.parametrize(
+    ("ids", "num"),
+    [
+        (["/base/scb/pcie@7d500000/pci@0,0/usb@0,0-1:1.0-046d:0825"], 0),
+        (
+            [
+                "/base/scb/pcie@7d500000/pci@0,0/usb@0,0-1:1.0-046d:0825",
+                "/base/soc/i2c0mux/i2c@1/imx708@1a",
+            ],
+            1,
+        ),
+    ],
+)
+def test_a_usb_webcam_is_not_taken_for_a_missing_csi_camera(clock, ids, num):
+    """libcamera lists a USB webcam beside the CSI cameras: with the ribbon out (or a second
+    CSI camera configured that is not there), Picamera2(num) opened the webcam instead, and
+    the guard was told the CSI camera worked, or that it was busy (the USB reader had it)."""
+    opened: list[dict] = []
+
+    class Picamera2WithWebcam:
+        @staticmethod
+        def global_camera_info() -> list[dict]:
+            return _libcamera_list(ids)
+
+        def __init__(self, camera_num: int) -> None:
+            opened.append(self.global_camera_info()[camera_num])
+
+    with pytest.raises(ReaderFault, match=f"no CSI camera {num}"):
+        PiCamera(clock, camera_num=num, picamera2_class=Picamera2WithWebcam).open()
+    assert opened == []
+
+
 @pytest.mark.parametrize(
     ("node", "why"),
     [
