@@ -344,8 +344,11 @@ def _lgpio_like_gpiozero(monkeypatch, pins, opened: list):
         kw["pin_factory"] = pins
         return RealOutputDevice(pin, **kw)
 
+    from gpiozero import Device
+
     module = types.ModuleType("gpiozero")
     module.OutputDevice = output_device
+    module.Device = Device
     monkeypatch.setitem(sys.modules, "gpiozero", module)
 
 
@@ -462,6 +465,80 @@ def test_a_chip_gone_under_an_open_pin_is_a_fault_while_idle_and_a_fresh_chip_wh
     assert len(caplog.records) == 2  # gone, then cannot open: one line per cause
     gate.close()
     made[1].reset()
+
+
+class LgpioError(Exception):
+    """lgpio.error"""
+
+
+def _pi5_after_kernel_6_6_45(monkeypatch, tmp_path):
+    """A Pi 5 whose kernel numbers the RP1 (the header's GPIOs) gpiochip0, with no gpiochip4
+    link, under gpiozero 2.0.1's lgpio factory (the Debian package the venv sees through
+    --system-site-packages): it opens gpiochip4 on a Pi 5, lgpio says 'can not open
+    gpiochip', and gpiozero falls through every factory to BadPinFactory (gpiozero #1166).
+    Returns the /sys and /dev trees and the factories made."""
+    import types
+
+    from gpiozero import Device
+
+    sysfs, dev = tmp_path / "sys", tmp_path / "dev"
+    for chip, compatible in [(0, b"raspberrypi,rp1-gpio\0"), (10, b"brcm,brcmstb-gpio\0")]:
+        node = sysfs / f"bus/gpio/devices/gpiochip{chip}/of_node"
+        node.mkdir(parents=True)
+        (node / "compatible").write_bytes(compatible)
+        (dev / f"gpiochip{chip}").parent.mkdir(exist_ok=True)
+        (dev / f"gpiochip{chip}").touch()
+    made: list = []
+
+    class LGPIOFactory(MockFactory):
+        def __init__(self, chip=None):
+            if chip is None:
+                chip = 4  # gpiozero 2.0.1 on a Pi 5 (revision type 0x17)
+            if not (dev / f"gpiochip{chip}").exists():
+                raise LgpioError("can not open gpiochip")
+            super().__init__()
+            self.chip = chip
+            made.append(self)
+
+    def default_factory():
+        try:
+            return LGPIOFactory()
+        except LgpioError as exc:
+            raise BadPinFactory(f"Unable to load any default pin factory! ({exc})") from None
+
+    module = types.ModuleType("gpiozero.pins.lgpio")
+    module.LGPIOFactory = LGPIOFactory
+    monkeypatch.setitem(sys.modules, "gpiozero.pins.lgpio", module)
+    monkeypatch.delenv("GPIOZERO_PIN_FACTORY", raising=False)
+    monkeypatch.setattr(Device, "pin_factory", None)
+    monkeypatch.setattr(Device, "_default_pin_factory", staticmethod(default_factory))
+    return sysfs, dev, made
+
+
+def test_a_gpio_relay_on_a_pi_5_drives_the_chip_the_header_is_on(monkeypatch, clock, tmp_path):
+    """The relay never worked on a Pi 5 after a kernel update (the gate a fault,
+    'BadPinFactory'): the chip is taken from the device tree (the RP1's, or the BCM283x's on
+    older Pis), not from a number a gpiozero release assumed for the board."""
+    sysfs, dev, made = _pi5_after_kernel_6_6_45(monkeypatch, tmp_path)
+    gate = GpioRelayGate(17, clock=clock, dev_dir=str(dev), sys_dir=str(sysfs))
+    assert gate.health().state == "ok"
+    gate.set_open(True)
+    assert [f.chip for f in made] == [0] and made[0].pin(17).state is True
+    gate.close()
+    made[0].reset()
+
+
+def test_the_header_chip_is_the_one_the_device_tree_names(tmp_path):
+    from drivers.gate import header_gpiochip
+
+    assert header_gpiochip(str(tmp_path)) is None  # no device tree: gpiozero's own choice
+    for chip, compatible in [(0, b"brcm,bcm2711-gpio\0"), (1, b"raspberrypi,firmware-gpio\0")]:
+        node = tmp_path / f"bus/gpio/devices/gpiochip{chip}/of_node"
+        node.mkdir(parents=True)
+        (node / "compatible").write_bytes(compatible)
+    assert header_gpiochip(str(tmp_path)) == 0  # a Pi 4
+    (tmp_path / "bus/gpio/devices/gpiochip0/of_node/compatible").write_bytes(b"x\0")
+    assert header_gpiochip(str(tmp_path)) is None
 
 
 def test_a_failed_gpio_write_is_a_gate_fault_and_the_pin_is_opened_again(monkeypatch, pins, clock):
