@@ -30,6 +30,7 @@ exactly OpenCV's BGR order, so frames go to the pipeline without a conversion.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import logging
 import threading
 from concurrent.futures import CancelledError
@@ -53,6 +54,11 @@ NUMPY_ABI_HINT = (
     " numpy 1.24) meets the venv's numpy; run scripts/install again, it installs simplejpeg"
     " into the venv for a CSI camera"
 )
+TOO_OLD = (
+    "picamera2 is too old: its wait() has no timeout (added in 0.3.17), so a capture from a"
+    " camera that stops sending frames would never return; sudo apt-get update && sudo"
+    " apt-get install --only-upgrade python3-picamera2"
+)
 NO_CAMERA = (
     "no CSI camera {num}: libcamera finds {found} camera(s); check the ribbon (Pi powered off)"
     " and rpicam-hello --list-cameras (camera_auto_detect=1 or the sensor's dtoverlay in"
@@ -75,6 +81,14 @@ def _load_picamera2() -> Any:
             raise ReaderFault(NUMPY_ABI_HINT.format(error=error)) from None
         raise ReaderFault(f"picamera2 cannot load: {error}") from None
     return Picamera2
+
+
+def _wait_has_timeout(cls: Any) -> bool:
+    """Whether ``Picamera2.wait`` takes ``timeout`` (picamera2 0.3.17 and later)."""
+    try:
+        return "timeout" in inspect.signature(cls.wait).parameters
+    except (AttributeError, TypeError, ValueError):
+        return False
 
 
 def _open_failure(num: int, exc: BaseException) -> str:
@@ -159,6 +173,8 @@ class PiCamera:
 
     def open(self) -> None:
         cls = self._cls or _load_picamera2()
+        if not _wait_has_timeout(cls):
+            raise ReaderFault(TOO_OLD)
         try:
             # Looked up before constructing: Picamera2() without the camera leaks its
             # notification pipe (IndexError after os.pipe2, close() skips a camera never

@@ -577,6 +577,7 @@ class AbsentPicamera2:
     pipe's write end is never closed (one descriptor per failed construction)."""
 
     leaked: list[int] = []
+    wait = StubPicamera2.wait
 
     @staticmethod
     def global_camera_info() -> list[dict]:
@@ -615,6 +616,7 @@ def test_a_csi_camera_held_by_another_program_says_busy_not_init_incomplete(cloc
 
     class BusyPicamera2:
         global_camera_info = StubPicamera2.global_camera_info
+        wait = StubPicamera2.wait
 
         def __init__(self, num: int) -> None:
             try:
@@ -626,6 +628,24 @@ def test_a_csi_camera_held_by_another_program_says_busy_not_init_incomplete(cloc
         PiCamera(clock, picamera2_class=BusyPicamera2).open()
     detail = str(caught.value)
     assert "Device or resource busy" in detail and "another program" in detail
+
+
+def test_a_picamera2_too_old_for_a_capture_timeout_is_one_fault_naming_the_upgrade(
+    clock, stub_picamera2
+):
+    """picamera2 before 0.3.17 (the python3-picamera2 of the first Bookworm images, which
+    scripts/install leaves as it finds it) has ``wait(job)`` with no timeout: every capture
+    failed with "TypeError: ... unexpected keyword argument 'timeout'" and left its job
+    queued in picamera2, one more per frame."""
+
+    class Picamera2Before0317(stub_picamera2):
+        def wait(self, job):  # picamera2 0.3.12-0.3.16
+            return self.frame
+
+    with pytest.raises(ReaderFault) as caught:
+        PiCamera(clock, picamera2_class=Picamera2Before0317).open()
+    assert "too old" in str(caught.value) and "python3-picamera2" in str(caught.value)
+    assert stub_picamera2.made == []  # the camera is not taken
 
 
 def _libcamera_list(ids: list[str]) -> list[dict]:
@@ -655,6 +675,8 @@ def test_a_usb_webcam_is_not_taken_for_a_missing_csi_camera(clock, ids, num):
     opened: list[dict] = []
 
     class Picamera2WithWebcam:
+        wait = StubPicamera2.wait
+
         @staticmethod
         def global_camera_info() -> list[dict]:
             return _libcamera_list(ids)
