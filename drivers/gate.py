@@ -29,8 +29,10 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import select
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -102,6 +104,35 @@ class _Relay:
 
     def health(self) -> Health:
         return self._health
+
+
+def write_port(ser: Any, data: bytes, timeout_s: float) -> int | None:
+    """``data`` written to an open pyserial port within ``timeout_s``, or ``OSError``.
+
+    pyserial's ``write()`` with a write timeout waits with ``select()``, which refuses a
+    descriptor numbered past 1024 ("filedescriptor out of range in select()"): a busy daemon
+    (LAN connections, ``LimitNOFILE=8192``) that reopens a re-plugged board could then never
+    command the gate again. A POSIX port (one with its descriptor ``fd``, opened non-blocking
+    by pyserial) is written here, waiting with ``poll()``; any other (``loop://``, a test's
+    port) through its own ``write()``."""
+    fd = getattr(ser, "fd", None)
+    if not isinstance(fd, int):
+        written: int | None = ser.write(data)
+        return written
+    poller = select.poll()
+    poller.register(fd, select.POLLOUT)
+    deadline = time.monotonic() + timeout_s
+    view = memoryview(data)
+    while view:
+        left_ms = max(0, round((deadline - time.monotonic()) * 1000))
+        if not poller.poll(left_ms):
+            raise OSError(errno.ETIMEDOUT, f"write timeout ({len(view)} of {len(data)} bytes left)")
+        try:
+            view = view[os.write(fd, view) :]
+        except (BlockingIOError, InterruptedError):
+            if left_ms == 0:
+                raise OSError(errno.ETIMEDOUT, "write timeout") from None
+    return len(data)
 
 
 class _PortHeld(OSError):
@@ -194,7 +225,7 @@ class SerialRelayGate(_Relay):
             self._drop_port()
         try:
             ser = self._ensure_port()
-            written = ser.write(frame)
+            written = write_port(ser, frame, self._write_timeout_s)
             if drain:
                 ser.flush()
             if written is not None and written != len(frame):
