@@ -32,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import logging
+import os
 import threading
 from concurrent.futures import CancelledError
 from typing import Any
@@ -89,6 +90,40 @@ def _wait_has_timeout(cls: Any) -> bool:
         return "timeout" in inspect.signature(cls.wait).parameters
     except (AttributeError, TypeError, ValueError):
         return False
+
+
+def _release_unconstructed(cls: Any, exc: BaseException) -> None:
+    """Free what a ``Picamera2.__init__`` that raised kept (a camera held by another program).
+
+    picamera2 makes its notification pipe and registers the object with its class-wide camera
+    manager before libcamera's acquire; when that fails it raises without closing either, and
+    ``close()`` returns early for a camera not open. No caller ever holds the object, so each
+    retry (every ``reopen_max_s`` while the camera is held) leaked a descriptor. The object is
+    found in the traceback (``self`` of the ``__init__`` that raised)."""
+    tb = exc.__traceback__
+    cam = None
+    while tb is not None:
+        frame = tb.tb_frame
+        candidate = frame.f_locals.get("self") if frame.f_code.co_name == "__init__" else None
+        if isinstance(candidate, cls):
+            cam = candidate
+        tb = tb.tb_next
+    if cam is None:
+        return
+    if getattr(cam, "is_open", False):
+        with contextlib.suppress(Exception):
+            cam.close()
+        return
+    manager: Any = getattr(cls, "_cm", None)
+    cameras = getattr(manager, "cameras", None)
+    if isinstance(cameras, dict):
+        for index in [i for i, c in list(cameras.items()) if c is cam]:
+            with contextlib.suppress(Exception):
+                manager.cleanup(index)
+    with contextlib.suppress(Exception):
+        cam.notifymeread.close()
+    with contextlib.suppress(Exception):
+        os.close(cam.notifyme_w)
 
 
 def _open_failure(num: int, exc: BaseException) -> str:
@@ -187,6 +222,7 @@ class PiCamera:
         except ReaderFault:
             raise
         except Exception as exc:  # libcamera raises RuntimeError for a camera busy or failing
+            _release_unconstructed(cls, exc)
             raise ReaderFault(_open_failure(self._num, exc)) from None
         try:
             available = getattr(cam, "camera_controls", None)

@@ -630,6 +630,78 @@ def test_a_csi_camera_held_by_another_program_says_busy_not_init_incomplete(cloc
     assert "Device or resource busy" in detail and "another program" in detail
 
 
+class _CameraManager:
+    """picamera2's class-wide ``CameraManager``: the cameras by number (``add``, ``cleanup``)."""
+
+    def __init__(self) -> None:
+        self.cameras: dict = {}
+
+    def add(self, index: int, camera: object) -> None:
+        self.cameras[index] = camera
+
+    def cleanup(self, index: int) -> None:
+        del self.cameras[index]
+
+
+class HeldPicamera2:
+    """picamera2 while another program holds the camera, as its ``Picamera2.__init__``
+    behaves: it makes its notification pipe, registers itself with the class's camera
+    manager, then libcamera's acquire fails and it raises "Camera __init__ sequence did not
+    complete." without closing the pipe; ``close()`` returns early for a camera not open."""
+
+    _cm = _CameraManager()
+    global_camera_info = StubPicamera2.global_camera_info
+    wait = StubPicamera2.wait
+
+    def __init__(self, camera_num: int) -> None:
+        self.notifyme_r, self.notifyme_w = os.pipe2(os.O_NONBLOCK)
+        self.notifymeread = os.fdopen(self.notifyme_r, "rb")
+        self.is_open = False
+        self._cm.add(camera_num, self)
+        try:
+            try:
+                raise OSError(16, "Device or resource busy")
+            except OSError as e:
+                raise RuntimeError("Failed to acquire camera") from e
+        except Exception as e:
+            raise RuntimeError("Camera __init__ sequence did not complete.") from e
+
+    def close(self) -> None:
+        if not self.is_open:
+            return
+
+
+def _open_descriptors() -> int:
+    import gc
+
+    gc.collect()
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_a_csi_camera_held_by_another_program_leaks_no_descriptor_per_retry(clock):
+    """Retried every reopen_max_s while rpicam-hello or a second kiosk service holds the
+    camera: picamera2 left its notification pipe open at each failed construction, and the
+    unit's LimitNOFILE=8192 ran out in under a day (then the web server and the event log
+    failed too)."""
+    HeldPicamera2._cm = _CameraManager()
+    pipeline = FramePipeline(build_decoder("zxing"), DecoderConfig(), clock)
+    cam = PiCamera(clock, name="csi", picamera2_class=HeldPicamera2)
+    reader = CameraReader(cam, pipeline, clock, name="csi", watchdog=WD)
+    try:
+        reader.step()
+        clock.advance(WD.reopen_max_s)
+        before = _open_descriptors()
+        for _ in range(20):
+            reader.step()
+            clock.advance(WD.reopen_max_s)
+        assert _open_descriptors() - before <= 0
+        assert HeldPicamera2._cm.cameras == {}  # no failed camera kept by picamera2
+        health = reader.health()
+        assert health.state == "fault" and "Device or resource busy" in health.detail
+    finally:
+        reader.stop()
+
+
 def test_a_picamera2_too_old_for_a_capture_timeout_is_one_fault_naming_the_upgrade(
     clock, stub_picamera2
 ):
