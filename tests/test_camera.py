@@ -1017,7 +1017,15 @@ def test_usb_camera_manual_exposure_and_fixed_focus(clock, code_scene):
 
 @pytest.mark.hardware
 def test_real_usb_camera_delivers_frames(clock):
-    cam = UsbCamera(0, clock)
+    """KIOSK_TEST_HARDWARE_CAMERA names the node, else the first USB camera in
+    /dev/v4l/by-id (on a Pi, /dev/video0 may be the CSI front end's node, not a webcam)."""
+    import glob
+
+    found = sorted(glob.glob("/dev/v4l/by-id/usb-*-video-index0"))
+    device = os.environ.get("KIOSK_TEST_HARDWARE_CAMERA") or (found[0] if found else "")
+    if not device:
+        pytest.skip("no USB camera in /dev/v4l/by-id")
+    cam = UsbCamera(device, clock)
     cam.open()
     try:
         frame, _ = cam.read()
