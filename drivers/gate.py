@@ -344,7 +344,7 @@ class GpioRelayGate(_Relay):
                 pin_factory=self._pin_factory or self._header_factory(),
             )
         except Exception as exc:  # noqa: BLE001 - BadPinFactory, GPIOPinInUse, OSError, ...
-            detail = f"GPIO{self._pin} unavailable: {describe(exc)}"
+            detail = f"GPIO{self._pin} unavailable: {describe(exc)}{lgpio_hint(exc, self._pin)}"
             self._fault(detail)
             raise GateFault(f"gpio relay: {detail}", reason="gate_fault") from None
         self._faults.recovered(f"GPIO{self._pin} ready")
@@ -448,6 +448,19 @@ class GpioRelayGate(_Relay):
             device, self._device = self._device, None
             if device is not None:
                 device.close()
+
+
+def lgpio_hint(exc: BaseException, pin: int) -> str:
+    """What a guard can do about lgpio's refusals, which name neither the pin nor the cause."""
+    text = str(exc).lower()
+    if "gpio busy" in text:
+        return (
+            f"; another program or a dtoverlay holds GPIO{pin} (1-Wire, a HAT, a second kiosk"
+            " service?): gpioinfo names the owner"
+        )
+    if "can not open gpiochip" in text:
+        return "; no /dev/gpiochip for the header, or the kiosk user is not in the group gpio"
+    return ""
 
 
 #: Device-tree drivers of the GPIO chip that carries a Raspberry Pi's 40-pin header: the

@@ -580,6 +580,33 @@ def test_the_header_chip_is_the_one_the_device_tree_names(tmp_path):
     assert header_gpiochip(str(tmp_path)) is None
 
 
+class error(Exception):  # noqa: N801 - lgpio's own name
+    """lgpio.error: its text is the repr of lgpio's message ("'GPIO busy'")."""
+
+    def __str__(self) -> str:
+        return repr(self.args[0])
+
+
+@pytest.mark.parametrize(
+    ("message", "hint"),
+    [
+        ("GPIO busy", "another program or a dtoverlay holds GPIO17"),
+        ("can not open gpiochip", "/dev/gpiochip"),
+    ],
+)
+def test_a_gpio_pin_lgpio_refuses_says_what_holds_it(clock, message, hint):
+    """lgpio's 'GPIO busy' (a 1-Wire or HAT overlay, or another program, claimed the line)
+    and 'can not open gpiochip' were the whole fault: the guard saw "error: 'GPIO busy'"."""
+
+    class RefusingFactory(MockFactory):
+        def pin(self, spec, **kw):
+            raise error(message)
+
+    gate = GpioRelayGate(17, pin_factory=RefusingFactory(), clock=clock)
+    health = gate.health()
+    assert health.state == "fault" and message in health.detail and hint in health.detail
+
+
 def test_a_failed_gpio_write_is_a_gate_fault_and_the_pin_is_opened_again(monkeypatch, pins, clock):
     gate = GpioRelayGate(17, pin_factory=pins, clock=clock)
     pin = pins.pin(17)
