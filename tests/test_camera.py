@@ -1015,6 +1015,60 @@ def test_usb_camera_manual_exposure_and_fixed_focus(clock, code_scene):
     auto.close()
 
 
+class V4l2Capture(FakeCapture):
+    """OpenCV's V4L2 capture as to descriptors: it opens the device node (the lowest free
+    descriptor) and waits for each frame with select(), whose FD_SET writes past the set for
+    a descriptor numbered 1024 or more (stack corruption, or glibc's fortify abort)."""
+
+    def __init__(self, scene: np.ndarray) -> None:
+        super().__init__(scene)
+        self.fd = os.open(os.devnull, os.O_RDONLY)
+
+    def read(self) -> tuple[bool, np.ndarray | None]:
+        assert self.fd < 1024, f"FD_SET({self.fd}): past FD_SETSIZE, the daemon aborts"
+        return super().read()
+
+    def release(self) -> None:
+        super().release()
+        os.close(self.fd)
+
+
+def test_a_usb_camera_reopened_past_descriptor_1024_gets_one_select_can_wait_on(clock, code_scene):
+    """A busy daemon (LAN connections, LimitNOFILE=8192) reopening a re-plugged USB camera:
+    OpenCV's V4L2 backend got a descriptor past 1024 and its select() corrupted the stack
+    (or aborted the whole daemon). The camera keeps a low descriptor to open with."""
+    import contextlib
+    import resource
+
+    made: list[V4l2Capture] = []
+
+    def factory(*_a):
+        made.append(V4l2Capture(code_scene))
+        return made[-1]
+
+    cam = UsbCamera("/dev/video0", clock, capture_factory=factory)  # at start: few descriptors
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 1100:
+        pytest.skip(f"at most {hard} descriptors here")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1100), hard))
+    filler: list[int] = []
+    try:
+        while not filler or filler[-1] < 1030:
+            filler.append(os.open(os.devnull, os.O_RDONLY))
+        for _ in range(3):  # unplugged and back, again and again
+            cam.open()
+            frame, _ = cam.read()
+            assert frame is not None
+            cam.close()
+    finally:
+        with contextlib.suppress(OSError):
+            cam.close()
+        for fd in filler:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert len(made) == 3
+
+
 @pytest.mark.hardware
 def test_real_usb_camera_delivers_frames(clock):
     """KIOSK_TEST_HARDWARE_CAMERA names the node, else the first USB camera in
