@@ -31,11 +31,12 @@ hub shared with the serial scanner.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Protocol
 
 import numpy as np
@@ -384,6 +385,8 @@ class UsbCamera:
         self.focus = focus or FocusConfig()
         self._factory = capture_factory
         self._cap: Capture | None = None
+        #: A descriptor below FD_SETSIZE kept for OpenCV's open (see ``_SpareDescriptor``).
+        self._spare = _SpareDescriptor()
         self.delivered = ""
         #: What the last open logged (format, refused settings): a camera that keeps
         #: dropping out is reopened every few seconds, and says it again only when it changes.
@@ -403,7 +406,8 @@ class UsbCamera:
         if isinstance(device, str) and device.isdigit():
             device = int(device)
         try:
-            cap = factory(device, cv2.CAP_V4L2)
+            with self._spare.lent():
+                cap = factory(device, cv2.CAP_V4L2)
         except Exception as exc:
             raise ReaderFault(f"cannot open {self.device}: {exc}") from None
         if not cap.isOpened():
@@ -441,7 +445,58 @@ class UsbCamera:
     def close(self) -> None:
         cap, self._cap = self._cap, None
         if cap is not None:
-            cap.release()
+            try:
+                cap.release()
+            finally:
+                self._spare.renew()  # most likely the device's own descriptor, just freed
+
+
+#: glibc's ``FD_SETSIZE``: ``select()`` cannot wait on a descriptor numbered this or more.
+FD_SETSIZE = 1024
+
+
+class _SpareDescriptor:
+    """A descriptor numbered below ``FD_SETSIZE``, held so that OpenCV can open with it.
+
+    OpenCV's V4L2 backend waits for each frame with ``select()`` on the device's descriptor;
+    ``FD_SET`` on one numbered 1024 or more writes past the set (stack corruption, or glibc's
+    fortify check aborting the whole daemon). A busy daemon (LAN connections,
+    ``LimitNOFILE=8192``) reopening a re-plugged camera would hand it such a descriptor, as
+    ``open()`` takes the lowest free one. So a low one is kept from the start, closed just
+    before the capture opens (which then takes that number), and taken again at close."""
+
+    def __init__(self) -> None:
+        self._fd: int | None = None
+        self.renew()
+
+    def renew(self) -> None:
+        """Hold the lowest free descriptor if it is lower than the one held."""
+        try:
+            fd = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            return
+        old = self._fd
+        if fd >= FD_SETSIZE or (old is not None and old < fd):
+            os.close(fd)
+            return
+        self._fd = fd
+        if old is not None:
+            os.close(old)
+
+    def __del__(self) -> None:
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+
+    @contextlib.contextmanager
+    def lent(self) -> Iterator[None]:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)
+        try:
+            yield
+        finally:
+            self.renew()
 
 
 #: V4L2_EXPOSURE_MANUAL / V4L2_EXPOSURE_APERTURE_PRIORITY, passed through by OpenCV's backend.

@@ -29,8 +29,10 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import select
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -102,6 +104,35 @@ class _Relay:
 
     def health(self) -> Health:
         return self._health
+
+
+def write_port(ser: Any, data: bytes, timeout_s: float) -> int | None:
+    """``data`` written to an open pyserial port within ``timeout_s``, or ``OSError``.
+
+    pyserial's ``write()`` with a write timeout waits with ``select()``, which refuses a
+    descriptor numbered past 1024 ("filedescriptor out of range in select()"): a busy daemon
+    (LAN connections, ``LimitNOFILE=8192``) that reopens a re-plugged board could then never
+    command the gate again. A POSIX port (one with its descriptor ``fd``, opened non-blocking
+    by pyserial) is written here, waiting with ``poll()``; any other (``loop://``, a test's
+    port) through its own ``write()``."""
+    fd = getattr(ser, "fd", None)
+    if not isinstance(fd, int):
+        written: int | None = ser.write(data)
+        return written
+    poller = select.poll()
+    poller.register(fd, select.POLLOUT)
+    deadline = time.monotonic() + timeout_s
+    view = memoryview(data)
+    while view:
+        left_ms = max(0, round((deadline - time.monotonic()) * 1000))
+        if not poller.poll(left_ms):
+            raise OSError(errno.ETIMEDOUT, f"write timeout ({len(view)} of {len(data)} bytes left)")
+        try:
+            view = view[os.write(fd, view) :]
+        except (BlockingIOError, InterruptedError):
+            if left_ms == 0:
+                raise OSError(errno.ETIMEDOUT, "write timeout") from None
+    return len(data)
 
 
 class _PortHeld(OSError):
@@ -194,7 +225,7 @@ class SerialRelayGate(_Relay):
             self._drop_port()
         try:
             ser = self._ensure_port()
-            written = ser.write(frame)
+            written = write_port(ser, frame, self._write_timeout_s)
             if drain:
                 ser.flush()
             if written is not None and written != len(frame):
@@ -283,9 +314,11 @@ class GpioRelayGate(_Relay):
         pin_factory: Any = None,
         name: str = "gpio_relay",
         dev_dir: str = "/dev",
+        sys_dir: str = "/sys",
     ) -> None:
         super().__init__(name, wiring, fail_mode, clock, Health("ok", "closed"))
         self._dev_dir = dev_dir
+        self._sys_dir = sys_dir
         self._pin = pin
         self._active_high = active_high
         self._pin_factory = pin_factory
@@ -308,15 +341,40 @@ class GpioRelayGate(_Relay):
                 self._pin,
                 active_high=self._active_high,
                 initial_value=self._coil(False),
-                pin_factory=self._pin_factory,
+                pin_factory=self._pin_factory or self._header_factory(),
             )
         except Exception as exc:  # noqa: BLE001 - BadPinFactory, GPIOPinInUse, OSError, ...
-            detail = f"GPIO{self._pin} unavailable: {describe(exc)}"
+            detail = f"GPIO{self._pin} unavailable: {describe(exc)}{lgpio_hint(exc, self._pin)}"
             self._fault(detail)
             raise GateFault(f"gpio relay: {detail}", reason="gate_fault") from None
         self._faults.recovered(f"GPIO{self._pin} ready")
         self._report("ok", "closed")
         return self._device
+
+    def _header_factory(self) -> Any:
+        """gpiozero's lgpio factory on the chip the device tree names for the header's GPIOs,
+        or None (gpiozero's own choice: no device tree, no lgpio, GPIOZERO_PIN_FACTORY set).
+
+        gpiozero picks the chip by board (2.0.1: gpiochip4 on a Pi 5, 2.0.1.post1 and later:
+        4 if it exists, else 0), but the kernel renumbers: from 6.6.45 the Pi 5's RP1 is
+        gpiochip0, with a gpiochip4 link only where Raspberry Pi OS adds one. A factory on
+        the wrong chip fails ('can not open gpiochip') and the gate never works."""
+        if os.environ.get("GPIOZERO_PIN_FACTORY"):
+            return None
+        from gpiozero import Device
+
+        if Device.pin_factory is not None:
+            return Device.pin_factory
+        chip = header_gpiochip(self._sys_dir)
+        if chip is None:
+            return None
+        try:
+            from gpiozero.pins.lgpio import LGPIOFactory
+        except ImportError:
+            return None
+        Device.pin_factory = LGPIOFactory(chip=chip)
+        log.info("%s: GPIO%d on /dev/gpiochip%d (device tree)", self.name, self._pin, chip)
+        return Device.pin_factory
 
     @property
     def energised(self) -> bool:
@@ -390,6 +448,54 @@ class GpioRelayGate(_Relay):
             device, self._device = self._device, None
             if device is not None:
                 device.close()
+
+
+def lgpio_hint(exc: BaseException, pin: int) -> str:
+    """What a guard can do about lgpio's refusals, which name neither the pin nor the cause."""
+    text = str(exc).lower()
+    if "gpio busy" in text:
+        return (
+            f"; another program or a dtoverlay holds GPIO{pin} (1-Wire, a HAT, a second kiosk"
+            " service?): gpioinfo names the owner"
+        )
+    if "can not open gpiochip" in text:
+        return "; no /dev/gpiochip for the header, or the kiosk user is not in the group gpio"
+    return ""
+
+
+#: Device-tree drivers of the GPIO chip that carries a Raspberry Pi's 40-pin header: the
+#: Pi 5's RP1, the BCM2711 (Pi 4, 400, CM4) and the BCM2835 family (Pi 1-3, Zero).
+HEADER_GPIO_COMPATIBLE = frozenset(
+    {
+        "raspberrypi,rp1-gpio",
+        "brcm,bcm2711-gpio",
+        "brcm,bcm2835-gpio",
+        "raspberrypi,bcm2711-gpio",
+        "raspberrypi,bcm2835-gpio",
+    }
+)
+
+
+def header_gpiochip(sysfs: str = "/sys") -> int | None:
+    """The number N of the ``/dev/gpiochipN`` that carries the header's GPIOs, from each
+    chip's ``of_node/compatible``; None where no chip says so (no device tree, not a Pi)."""
+    base = os.path.join(sysfs, "bus", "gpio", "devices")
+    try:
+        names = sorted(os.listdir(base))
+    except OSError:
+        return None
+    for name in names:
+        number = name.removeprefix("gpiochip")
+        if number == name or not number.isdigit():
+            continue
+        try:
+            with open(os.path.join(base, name, "of_node", "compatible"), "rb") as f:
+                compatible = f.read(512).decode("ascii", "replace").split("\0")
+        except OSError:
+            continue
+        if HEADER_GPIO_COMPATIBLE.intersection(compatible):
+            return int(number)
+    return None
 
 
 def lgpio_workdir() -> str:

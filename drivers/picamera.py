@@ -30,7 +30,9 @@ exactly OpenCV's BGR order, so frames go to the pipeline without a conversion.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import logging
+import os
 import threading
 from concurrent.futures import CancelledError
 from typing import Any
@@ -52,6 +54,11 @@ NUMPY_ABI_HINT = (
     "picamera2 cannot load ({error}): a Debian module built for another numpy (simplejpeg,"
     " numpy 1.24) meets the venv's numpy; run scripts/install again, it installs simplejpeg"
     " into the venv for a CSI camera"
+)
+TOO_OLD = (
+    "picamera2 is too old: its wait() has no timeout (added in 0.3.17), so a capture from a"
+    " camera that stops sending frames would never return; sudo apt-get update && sudo"
+    " apt-get install --only-upgrade python3-picamera2"
 )
 NO_CAMERA = (
     "no CSI camera {num}: libcamera finds {found} camera(s); check the ribbon (Pi powered off)"
@@ -77,6 +84,48 @@ def _load_picamera2() -> Any:
     return Picamera2
 
 
+def _wait_has_timeout(cls: Any) -> bool:
+    """Whether ``Picamera2.wait`` takes ``timeout`` (picamera2 0.3.17 and later)."""
+    try:
+        return "timeout" in inspect.signature(cls.wait).parameters
+    except (AttributeError, TypeError, ValueError):
+        return False
+
+
+def _release_unconstructed(cls: Any, exc: BaseException) -> None:
+    """Free what a ``Picamera2.__init__`` that raised kept (a camera held by another program).
+
+    picamera2 makes its notification pipe and registers the object with its class-wide camera
+    manager before libcamera's acquire; when that fails it raises without closing either, and
+    ``close()`` returns early for a camera not open. No caller ever holds the object, so each
+    retry (every ``reopen_max_s`` while the camera is held) leaked a descriptor. The object is
+    found in the traceback (``self`` of the ``__init__`` that raised)."""
+    tb = exc.__traceback__
+    cam = None
+    while tb is not None:
+        frame = tb.tb_frame
+        candidate = frame.f_locals.get("self") if frame.f_code.co_name == "__init__" else None
+        if isinstance(candidate, cls):
+            cam = candidate
+        tb = tb.tb_next
+    if cam is None:
+        return
+    if getattr(cam, "is_open", False):
+        with contextlib.suppress(Exception):
+            cam.close()
+        return
+    manager: Any = getattr(cls, "_cm", None)
+    cameras = getattr(manager, "cameras", None)
+    if isinstance(cameras, dict):
+        for index in [i for i, c in list(cameras.items()) if c is cam]:
+            with contextlib.suppress(Exception):
+                manager.cleanup(index)
+    with contextlib.suppress(Exception):
+        cam.notifymeread.close()
+    with contextlib.suppress(Exception):
+        os.close(cam.notifyme_w)
+
+
 def _open_failure(num: int, exc: BaseException) -> str:
     """Why ``Picamera2(num)`` failed: picamera2 wraps libcamera's own reason ("Failed to
     acquire camera: Device or resource busy") in "Camera __init__ sequence did not complete.",
@@ -90,6 +139,16 @@ def _open_failure(num: int, exc: BaseException) -> str:
     if "busy" in detail.lower():
         detail += "; another program holds the camera (rpicam-hello, a second kiosk service?)"
     return detail
+
+
+def csi_cameras(cameras: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The CSI cameras in picamera2's ``global_camera_info()``.
+
+    libcamera on Raspberry Pi OS also lists USB webcams (its UVC pipeline; their ``Id`` holds
+    ``/usb``), and picamera2 sorts them after the CSI cameras, so camera ``n`` is the
+    ``n``-th CSI camera only while ``n`` is below this count: past it ``Picamera2(n)`` would
+    open a webcam (perhaps the one a USB reader uses) as if it were the ribbon's camera."""
+    return [cam for cam in cameras if "/usb" not in str(cam.get("Id", ""))]
 
 
 def camera_controls(
@@ -149,18 +208,21 @@ class PiCamera:
 
     def open(self) -> None:
         cls = self._cls or _load_picamera2()
+        if not _wait_has_timeout(cls):
+            raise ReaderFault(TOO_OLD)
         try:
             # Looked up before constructing: Picamera2() without the camera leaks its
             # notification pipe (IndexError after os.pipe2, close() skips a camera never
             # opened), one descriptor per retry, retried every reopen_max_s while the ribbon
             # is out.
-            found = len(cls.global_camera_info())
+            found = len(csi_cameras(cls.global_camera_info()))
             if self._num >= found:
                 raise ReaderFault(NO_CAMERA.format(num=self._num, found=found))
             cam = cls(self._num)
         except ReaderFault:
             raise
         except Exception as exc:  # libcamera raises RuntimeError for a camera busy or failing
+            _release_unconstructed(cls, exc)
             raise ReaderFault(_open_failure(self._num, exc)) from None
         try:
             available = getattr(cam, "camera_controls", None)

@@ -577,6 +577,7 @@ class AbsentPicamera2:
     pipe's write end is never closed (one descriptor per failed construction)."""
 
     leaked: list[int] = []
+    wait = StubPicamera2.wait
 
     @staticmethod
     def global_camera_info() -> list[dict]:
@@ -615,6 +616,7 @@ def test_a_csi_camera_held_by_another_program_says_busy_not_init_incomplete(cloc
 
     class BusyPicamera2:
         global_camera_info = StubPicamera2.global_camera_info
+        wait = StubPicamera2.wait
 
         def __init__(self, num: int) -> None:
             try:
@@ -626,6 +628,137 @@ def test_a_csi_camera_held_by_another_program_says_busy_not_init_incomplete(cloc
         PiCamera(clock, picamera2_class=BusyPicamera2).open()
     detail = str(caught.value)
     assert "Device or resource busy" in detail and "another program" in detail
+
+
+class _CameraManager:
+    """picamera2's class-wide ``CameraManager``: the cameras by number (``add``, ``cleanup``)."""
+
+    def __init__(self) -> None:
+        self.cameras: dict = {}
+
+    def add(self, index: int, camera: object) -> None:
+        self.cameras[index] = camera
+
+    def cleanup(self, index: int) -> None:
+        del self.cameras[index]
+
+
+class HeldPicamera2:
+    """picamera2 while another program holds the camera, as its ``Picamera2.__init__``
+    behaves: it makes its notification pipe, registers itself with the class's camera
+    manager, then libcamera's acquire fails and it raises "Camera __init__ sequence did not
+    complete." without closing the pipe; ``close()`` returns early for a camera not open."""
+
+    _cm = _CameraManager()
+    global_camera_info = StubPicamera2.global_camera_info
+    wait = StubPicamera2.wait
+
+    def __init__(self, camera_num: int) -> None:
+        self.notifyme_r, self.notifyme_w = os.pipe2(os.O_NONBLOCK)
+        self.notifymeread = os.fdopen(self.notifyme_r, "rb")
+        self.is_open = False
+        self._cm.add(camera_num, self)
+        try:
+            try:
+                raise OSError(16, "Device or resource busy")
+            except OSError as e:
+                raise RuntimeError("Failed to acquire camera") from e
+        except Exception as e:
+            raise RuntimeError("Camera __init__ sequence did not complete.") from e
+
+    def close(self) -> None:
+        if not self.is_open:
+            return
+
+
+def _open_descriptors() -> int:
+    import gc
+
+    gc.collect()
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_a_csi_camera_held_by_another_program_leaks_no_descriptor_per_retry(clock):
+    """Retried every reopen_max_s while rpicam-hello or a second kiosk service holds the
+    camera: picamera2 left its notification pipe open at each failed construction, and the
+    unit's LimitNOFILE=8192 ran out in under a day (then the web server and the event log
+    failed too)."""
+    HeldPicamera2._cm = _CameraManager()
+    pipeline = FramePipeline(build_decoder("zxing"), DecoderConfig(), clock)
+    cam = PiCamera(clock, name="csi", picamera2_class=HeldPicamera2)
+    reader = CameraReader(cam, pipeline, clock, name="csi", watchdog=WD)
+    try:
+        reader.step()
+        clock.advance(WD.reopen_max_s)
+        before = _open_descriptors()
+        for _ in range(20):
+            reader.step()
+            clock.advance(WD.reopen_max_s)
+        assert _open_descriptors() - before <= 0
+        assert HeldPicamera2._cm.cameras == {}  # no failed camera kept by picamera2
+        health = reader.health()
+        assert health.state == "fault" and "Device or resource busy" in health.detail
+    finally:
+        reader.stop()
+
+
+def test_a_picamera2_too_old_for_a_capture_timeout_is_one_fault_naming_the_upgrade(
+    clock, stub_picamera2
+):
+    """picamera2 before 0.3.17 (the python3-picamera2 of the first Bookworm images, which
+    scripts/install leaves as it finds it) has ``wait(job)`` with no timeout: every capture
+    failed with "TypeError: ... unexpected keyword argument 'timeout'" and left its job
+    queued in picamera2, one more per frame."""
+
+    class Picamera2Before0317(stub_picamera2):
+        def wait(self, job):  # picamera2 0.3.12-0.3.16
+            return self.frame
+
+    with pytest.raises(ReaderFault) as caught:
+        PiCamera(clock, picamera2_class=Picamera2Before0317).open()
+    assert "too old" in str(caught.value) and "python3-picamera2" in str(caught.value)
+    assert stub_picamera2.made == []  # the camera is not taken
+
+
+def _libcamera_list(ids: list[str]) -> list[dict]:
+    """picamera2's ``global_camera_info()``: libcamera's cameras (on Raspberry Pi OS a USB
+    webcam too, through its UVC pipeline), sorted CSI first and USB ones last."""
+    cams = [{"Model": i.rsplit("/", 1)[-1], "Id": i, "Num": n} for n, i in enumerate(ids)]
+    return sorted(cams, key=lambda c: ("/usb" not in c["Id"], c["Id"]), reverse=True)
+
+
+@pytest.mark.parametrize(
+    ("ids", "num"),
+    [
+        (["/base/scb/pcie@7d500000/pci@0,0/usb@0,0-1:1.0-046d:0825"], 0),
+        (
+            [
+                "/base/scb/pcie@7d500000/pci@0,0/usb@0,0-1:1.0-046d:0825",
+                "/base/soc/i2c0mux/i2c@1/imx708@1a",
+            ],
+            1,
+        ),
+    ],
+)
+def test_a_usb_webcam_is_not_taken_for_a_missing_csi_camera(clock, ids, num):
+    """libcamera lists a USB webcam beside the CSI cameras: with the ribbon out (or a second
+    CSI camera configured that is not there), Picamera2(num) opened the webcam instead, and
+    the guard was told the CSI camera worked, or that it was busy (the USB reader had it)."""
+    opened: list[dict] = []
+
+    class Picamera2WithWebcam:
+        wait = StubPicamera2.wait
+
+        @staticmethod
+        def global_camera_info() -> list[dict]:
+            return _libcamera_list(ids)
+
+        def __init__(self, camera_num: int) -> None:
+            opened.append(self.global_camera_info()[camera_num])
+
+    with pytest.raises(ReaderFault, match=f"no CSI camera {num}"):
+        PiCamera(clock, camera_num=num, picamera2_class=Picamera2WithWebcam).open()
+    assert opened == []
 
 
 @pytest.mark.parametrize(
@@ -882,9 +1015,71 @@ def test_usb_camera_manual_exposure_and_fixed_focus(clock, code_scene):
     auto.close()
 
 
+class V4l2Capture(FakeCapture):
+    """OpenCV's V4L2 capture as to descriptors: it opens the device node (the lowest free
+    descriptor) and waits for each frame with select(), whose FD_SET writes past the set for
+    a descriptor numbered 1024 or more (stack corruption, or glibc's fortify abort)."""
+
+    def __init__(self, scene: np.ndarray) -> None:
+        super().__init__(scene)
+        self.fd = os.open(os.devnull, os.O_RDONLY)
+
+    def read(self) -> tuple[bool, np.ndarray | None]:
+        assert self.fd < 1024, f"FD_SET({self.fd}): past FD_SETSIZE, the daemon aborts"
+        return super().read()
+
+    def release(self) -> None:
+        super().release()
+        os.close(self.fd)
+
+
+def test_a_usb_camera_reopened_past_descriptor_1024_gets_one_select_can_wait_on(clock, code_scene):
+    """A busy daemon (LAN connections, LimitNOFILE=8192) reopening a re-plugged USB camera:
+    OpenCV's V4L2 backend got a descriptor past 1024 and its select() corrupted the stack
+    (or aborted the whole daemon). The camera keeps a low descriptor to open with."""
+    import contextlib
+    import resource
+
+    made: list[V4l2Capture] = []
+
+    def factory(*_a):
+        made.append(V4l2Capture(code_scene))
+        return made[-1]
+
+    cam = UsbCamera("/dev/video0", clock, capture_factory=factory)  # at start: few descriptors
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 1100:
+        pytest.skip(f"at most {hard} descriptors here")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1100), hard))
+    filler: list[int] = []
+    try:
+        while not filler or filler[-1] < 1030:
+            filler.append(os.open(os.devnull, os.O_RDONLY))
+        for _ in range(3):  # unplugged and back, again and again
+            cam.open()
+            frame, _ = cam.read()
+            assert frame is not None
+            cam.close()
+    finally:
+        with contextlib.suppress(OSError):
+            cam.close()
+        for fd in filler:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert len(made) == 3
+
+
 @pytest.mark.hardware
 def test_real_usb_camera_delivers_frames(clock):
-    cam = UsbCamera(0, clock)
+    """KIOSK_TEST_HARDWARE_CAMERA names the node, else the first USB camera in
+    /dev/v4l/by-id (on a Pi, /dev/video0 may be the CSI front end's node, not a webcam)."""
+    import glob
+
+    found = sorted(glob.glob("/dev/v4l/by-id/usb-*-video-index0"))
+    device = os.environ.get("KIOSK_TEST_HARDWARE_CAMERA") or (found[0] if found else "")
+    if not device:
+        pytest.skip("no USB camera in /dev/v4l/by-id")
+    cam = UsbCamera(device, clock)
     cam.open()
     try:
         frame, _ = cam.read()

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import resource
 import select
 import sys
 import threading
 import tty
+from collections.abc import Iterator
 
 import pytest
 import serial
@@ -70,6 +73,42 @@ def test_serial_relay_writes_on_and_off_frames_to_the_port(pty_port, clock):
     assert _read_exactly(master, 4) == bytes.fromhex("A00100A1")
     assert gate.health().ok
     gate.close()
+
+
+@contextlib.contextmanager
+def _descriptors_past_1024() -> Iterator[None]:
+    """Every descriptor opened meanwhile is numbered past 1024, as in a busy daemon (LAN
+    connections: LimitNOFILE=8192) reopening a re-plugged relay board."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 1100:
+        pytest.skip(f"at most {hard} descriptors here")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1100), hard))
+    filler: list[int] = []
+    try:
+        while not filler or filler[-1] < 1030:
+            filler.append(os.open(os.devnull, os.O_RDONLY))
+        yield
+    finally:
+        for fd in filler:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_a_relay_port_opened_past_descriptor_1024_still_switches_the_gate(pty_port, clock):
+    """pyserial's write() with a write timeout waits with select(), which refuses a descriptor
+    past 1024: every command was 'relay write failed: filedescriptor out of range in
+    select()', reopened and failed again, and the gate never opened until a restart."""
+    master, name = pty_port
+    with _descriptors_past_1024():
+        gate = SerialRelayGate(name, channel=1, clock=clock)
+        try:
+            gate.set_open(True)
+            assert _read_exactly(master, 4) == bytes.fromhex("A00101A2")
+            gate.set_open(False)
+            assert _read_exactly(master, 4) == bytes.fromhex("A00100A1")
+            assert gate.health().ok
+        finally:
+            gate.close()
 
 
 def test_a_second_program_on_the_relays_port_is_refused_and_sends_nothing(pty_port, clock):
@@ -344,8 +383,11 @@ def _lgpio_like_gpiozero(monkeypatch, pins, opened: list):
         kw["pin_factory"] = pins
         return RealOutputDevice(pin, **kw)
 
+    from gpiozero import Device
+
     module = types.ModuleType("gpiozero")
     module.OutputDevice = output_device
+    module.Device = Device
     monkeypatch.setitem(sys.modules, "gpiozero", module)
 
 
@@ -462,6 +504,107 @@ def test_a_chip_gone_under_an_open_pin_is_a_fault_while_idle_and_a_fresh_chip_wh
     assert len(caplog.records) == 2  # gone, then cannot open: one line per cause
     gate.close()
     made[1].reset()
+
+
+class LgpioError(Exception):
+    """lgpio.error"""
+
+
+def _pi5_after_kernel_6_6_45(monkeypatch, tmp_path):
+    """A Pi 5 whose kernel numbers the RP1 (the header's GPIOs) gpiochip0, with no gpiochip4
+    link, under gpiozero 2.0.1's lgpio factory (the Debian package the venv sees through
+    --system-site-packages): it opens gpiochip4 on a Pi 5, lgpio says 'can not open
+    gpiochip', and gpiozero falls through every factory to BadPinFactory (gpiozero #1166).
+    Returns the /sys and /dev trees and the factories made."""
+    import types
+
+    from gpiozero import Device
+
+    sysfs, dev = tmp_path / "sys", tmp_path / "dev"
+    for chip, compatible in [(0, b"raspberrypi,rp1-gpio\0"), (10, b"brcm,brcmstb-gpio\0")]:
+        node = sysfs / f"bus/gpio/devices/gpiochip{chip}/of_node"
+        node.mkdir(parents=True)
+        (node / "compatible").write_bytes(compatible)
+        (dev / f"gpiochip{chip}").parent.mkdir(exist_ok=True)
+        (dev / f"gpiochip{chip}").touch()
+    made: list = []
+
+    class LGPIOFactory(MockFactory):
+        def __init__(self, chip=None):
+            if chip is None:
+                chip = 4  # gpiozero 2.0.1 on a Pi 5 (revision type 0x17)
+            if not (dev / f"gpiochip{chip}").exists():
+                raise LgpioError("can not open gpiochip")
+            super().__init__()
+            self.chip = chip
+            made.append(self)
+
+    def default_factory():
+        try:
+            return LGPIOFactory()
+        except LgpioError as exc:
+            raise BadPinFactory(f"Unable to load any default pin factory! ({exc})") from None
+
+    module = types.ModuleType("gpiozero.pins.lgpio")
+    module.LGPIOFactory = LGPIOFactory
+    monkeypatch.setitem(sys.modules, "gpiozero.pins.lgpio", module)
+    monkeypatch.delenv("GPIOZERO_PIN_FACTORY", raising=False)
+    monkeypatch.setattr(Device, "pin_factory", None)
+    monkeypatch.setattr(Device, "_default_pin_factory", staticmethod(default_factory))
+    return sysfs, dev, made
+
+
+def test_a_gpio_relay_on_a_pi_5_drives_the_chip_the_header_is_on(monkeypatch, clock, tmp_path):
+    """The relay never worked on a Pi 5 after a kernel update (the gate a fault,
+    'BadPinFactory'): the chip is taken from the device tree (the RP1's, or the BCM283x's on
+    older Pis), not from a number a gpiozero release assumed for the board."""
+    sysfs, dev, made = _pi5_after_kernel_6_6_45(monkeypatch, tmp_path)
+    gate = GpioRelayGate(17, clock=clock, dev_dir=str(dev), sys_dir=str(sysfs))
+    assert gate.health().state == "ok"
+    gate.set_open(True)
+    assert [f.chip for f in made] == [0] and made[0].pin(17).state is True
+    gate.close()
+    made[0].reset()
+
+
+def test_the_header_chip_is_the_one_the_device_tree_names(tmp_path):
+    from drivers.gate import header_gpiochip
+
+    assert header_gpiochip(str(tmp_path)) is None  # no device tree: gpiozero's own choice
+    for chip, compatible in [(0, b"brcm,bcm2711-gpio\0"), (1, b"raspberrypi,firmware-gpio\0")]:
+        node = tmp_path / f"bus/gpio/devices/gpiochip{chip}/of_node"
+        node.mkdir(parents=True)
+        (node / "compatible").write_bytes(compatible)
+    assert header_gpiochip(str(tmp_path)) == 0  # a Pi 4
+    (tmp_path / "bus/gpio/devices/gpiochip0/of_node/compatible").write_bytes(b"x\0")
+    assert header_gpiochip(str(tmp_path)) is None
+
+
+class error(Exception):  # noqa: N801 - lgpio's own name
+    """lgpio.error: its text is the repr of lgpio's message ("'GPIO busy'")."""
+
+    def __str__(self) -> str:
+        return repr(self.args[0])
+
+
+@pytest.mark.parametrize(
+    ("message", "hint"),
+    [
+        ("GPIO busy", "another program or a dtoverlay holds GPIO17"),
+        ("can not open gpiochip", "/dev/gpiochip"),
+    ],
+)
+def test_a_gpio_pin_lgpio_refuses_says_what_holds_it(clock, message, hint):
+    """lgpio's 'GPIO busy' (a 1-Wire or HAT overlay, or another program, claimed the line)
+    and 'can not open gpiochip' were the whole fault: the guard saw "error: 'GPIO busy'"."""
+
+    class RefusingFactory(MockFactory):
+        def pin(self, spec, **kw):
+            raise error(message)
+
+    gate = GpioRelayGate(17, pin_factory=RefusingFactory(), clock=clock)
+    health = gate.health()
+    assert health.state == "fault" and message in health.detail and hint in health.detail
 
 
 def test_a_failed_gpio_write_is_a_gate_fault_and_the_pin_is_opened_again(monkeypatch, pins, clock):
