@@ -295,6 +295,40 @@ def _load_font(path: Path | None, size: int) -> ImageFont.FreeTypeFont | ImageFo
     return first
 
 
+#: Punctuation a font may lack (Pillow's own font has no en dash) and what stands for it.
+_STAND_INS = {"–": "-"}
+
+
+def _lacks(font: ImageFont.FreeTypeFont | ImageFont.ImageFont, ch: str) -> bool:
+    """Whether ``font`` draws ``ch`` as its missing-glyph box (the glyph of a noncharacter)."""
+    box, mask = font.getmask("\U0010ffff"), font.getmask(ch)
+    return bool(mask.size == box.size and bytes(mask) == bytes(box))
+
+
+def _drawable(
+    text: str, font: ImageFont.FreeTypeFont | ImageFont.ImageFont, font_file: Path | None
+) -> str:
+    """``text`` as ``font`` can draw it, or ``CardError`` naming the first character it would
+    print as an empty box: a name the guard cannot read is no card to check a person by."""
+    for ch in dict.fromkeys(text):
+        if ch.isspace() or not _lacks(font, ch):
+            continue
+        if ch in _STAND_INS:
+            text = text.replace(ch, _STAND_INS[ch])
+            continue
+        what = f"its font {font_file.name}" if font_file else "no CJK font was found and Pillow's"
+        fix = (
+            "set KIOSK_CJK_FONT to a font that has it"
+            if font_file
+            else "install fonts-noto-cjk or set KIOSK_CJK_FONT"
+        )
+        raise CardError(
+            f"the PNG card cannot draw {ch} (U+{ord(ch):04X}): {what} has no such character;"
+            f" {fix}, or print the SVG card (the printing browser's fonts)"
+        )
+    return text
+
+
 def _png(
     pass_: Pass,
     payload: str,
@@ -338,7 +372,8 @@ def _png(
         bold_file = sibling if sibling.is_file() else font_file
     for t in _layout(pass_, lang, site_name, tz):
         font = _load_font(bold_file if t.bold else font_file, max(6, round(t.size * scale)))
-        draw.text((t.x * scale, t.y * scale), t.text, font=font, fill=t.grey, anchor="ls")
+        text = _drawable(t.text, font, font_file)
+        draw.text((t.x * scale, t.y * scale), text, font=font, fill=t.grey, anchor="ls")
     buf = io.BytesIO()
     img.save(buf, format="PNG", dpi=(_PNG_DPI, _PNG_DPI), optimize=True)
     return buf.getvalue()

@@ -78,14 +78,38 @@ def test_png_card_scans_back_to_the_exact_payload():
 
 def test_png_without_a_cjk_font_falls_back_to_english_and_says_so(monkeypatch):
     monkeypatch.setattr(cards, "find_cjk_font", lambda: None)
+    payload, pass_ = issue_pass(KEY, "12-3-0502", "Wang Xiaoming", "visitor", 2, now=NOW)
     with pytest.warns(CardFallbackWarning, match="fonts-noto-cjk"):
-        png = render_card(PASS, PAYLOAD, "png")
-    assert _decode_png(png) == [PAYLOAD]
+        png = render_card(pass_, payload, "png")
+    assert _decode_png(png) == [payload]
+
+
+def test_a_chinese_name_is_not_printed_as_empty_boxes_without_a_cjk_font(monkeypatch):
+    """Before: with no CJK font the PNG fell back to English, yet the holder 王小明 stayed
+    on it, drawn by Pillow's font that has no Chinese: three empty boxes where the name
+    should be, a card the guard cannot check against the person. It is refused, saying
+    which character and what to do (a CJK font, or the SVG card)."""
+    monkeypatch.setattr(cards, "find_cjk_font", lambda: None)
+    with pytest.warns(CardFallbackWarning), pytest.raises(CardError) as refused:
+        render_card(PASS, PAYLOAD, "png")
+    assert "U+738B" in str(refused.value) and "fonts-noto-cjk" in str(refused.value)
+    assert "SVG" in str(refused.value)
+
+
+@pytest.mark.skipif(cards.find_cjk_font() is None, reason="no CJK font on this machine")
+def test_a_rare_character_the_font_lacks_is_refused_not_printed_as_a_box():
+    """A name with a rare character (𪚥, CJK extension B, outside Noto Sans CJK) was printed
+    as the font's empty box on a PNG card. Refused, naming the character."""
+    payload, pass_ = issue_pass(KEY, "3-1", "张𪚥", "resident", 2, now=NOW)
+    with pytest.raises(CardError, match=r"U\+2A6A5"):
+        render_card(pass_, payload, "png")
+    assert render_card(pass_, payload, "svg")  # the printing browser's fonts draw it
 
 
 def test_english_only_png_needs_no_warning(monkeypatch, recwarn):
     monkeypatch.setattr(cards, "find_cjk_font", lambda: None)
-    render_card(PASS, PAYLOAD, "png", lang="en")
+    payload, pass_ = issue_pass(KEY, "12-3-0502", "Wang Xiaoming", "visitor", 2, now=NOW)
+    render_card(pass_, payload, "png", lang="en")
     assert not [w for w in recwarn if issubclass(w.category, CardFallbackWarning)]
 
 

@@ -455,3 +455,23 @@ def test_a_png_card_that_cannot_be_drawn_is_a_clear_error_not_a_traceback(
     err = capsys.readouterr().err
     assert "line 2" in err and "simhei.ttf" in err and "nothing issued" in err
     assert list(out_dir.iterdir()) == []
+
+
+def test_a_batch_row_whose_name_the_png_font_cannot_draw_leaves_no_card_behind(
+    keys, tmp_path, capsys
+):
+    """The second row's holder has a rare character the CJK font lacks (𪚥, extension B):
+    the batch stops at that line, the first row's card is removed again, nothing issued."""
+    from kiosk.cards import find_cjk_font
+
+    if find_cjk_font() is None:
+        pytest.skip("no CJK font on this machine")
+    households = tmp_path / "households.csv"
+    households.write_text("household,holder\n1-1,Wang\n1-2,张𪚥\n", encoding="utf-8")
+    args = ["--key", str(keys / "office.key"), "--csv", str(households)]
+    out_dir = tmp_path / "cards"
+    capsys.readouterr()
+    assert main(["pass", "batch", *args, "--out", str(out_dir), "--format", "png"]) == 1
+    err = capsys.readouterr().err
+    assert "line 3" in err and "U+2A6A5" in err and "nothing issued" in err
+    assert list(out_dir.iterdir()) == []
