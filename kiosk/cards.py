@@ -20,6 +20,7 @@ import io
 import os
 import shutil
 import subprocess
+import unicodedata
 import warnings
 from dataclasses import dataclass
 from datetime import timedelta
@@ -166,27 +167,54 @@ class _Text:
     grey: int = 0  # 0 black .. 255 white
     bold: bool = False
     mono: bool = False
+    width: float = 0.0  # the room it has (0: as it comes); the PNG measures it in its font
+
+
+#: Latin letters as wide as an em in the fonts a card is drawn with (DejaVu, Noto).
+_WIDE = frozenset("MWmw@%")
+
+
+def _ems(ch: str) -> float:
+    """A width no narrower than the card's fonts draw ``ch`` (in ems): CJK and the characters
+    CJK fonts draw full width (``·``, ``–``) an em, wide Latin letters an em, capitals 0.75,
+    the rest 0.65 (DejaVu's lower case and digits are 0.6 to 0.64)."""
+    if unicodedata.east_asian_width(ch) in ("W", "F", "A") or ch in _WIDE:
+        return 1.0
+    return 0.75 if ch.isupper() else 0.65
 
 
 def _fit(text: str, size: float, width: float) -> float:
-    """Shrink the font so the text fits ``width`` (CJK glyphs are ~1 em wide, Latin ~0.6)."""
-    ems = sum(1.0 if ord(ch) > 0x2E80 else 0.6 for ch in text)
-    return size if ems * size <= width else max(size * 0.5, width / ems)
+    """Shrink the font so the text fits ``width``, however small that makes it: a line cut
+    off at the card's edge is worse than a small one."""
+    ems = sum(_ems(ch) for ch in text)
+    return size if ems * size <= width else width / ems
+
+
+#: The lowest baseline the text column may reach: its descenders (a quarter of the value's
+#: size) stay above the card's margin; the pass id line on the left sits lower, under the QR.
+_TEXT_BOTTOM = _H - _MARGIN - 8
 
 
 def _layout(pass_: Pass, lang: Lang, site_name: str | None, tz: ZoneInfo) -> list[_Text]:
     title = _title(lang, site_name)
-    items = [_Text(_MARGIN, 65, _fit(title, 34, _W - 2 * _MARGIN), title, bold=True)]
+    room = _W - 2 * _MARGIN
+    items = [_Text(_MARGIN, 65, _fit(title, 34, room), title, bold=True, width=room)]
     width = _W - _TEXT_X - _MARGIN
-    y = _QR_TOP + 20
-    for label, value in _texts(pass_, lang, tz):
+    lines = _texts(pass_, lang, tz)
+    top = _QR_TOP + 20
+    # Each labelled field takes a label line and its value lines, then a gap; when they do
+    # not fit above the margin (both flags), the lines close up evenly.
+    need = sum((34 if label else 0) + 34 * len(value.split("\n")) + 14 for label, value in lines)
+    pitch = min(1.0, (_TEXT_BOTTOM - top) / (need - 48))  # the last line's own step and gap
+    y = top
+    for label, value in lines:
         if label:
-            items.append(_Text(_TEXT_X, y, 17, label, grey=90))
-            y += 34
+            items.append(_Text(_TEXT_X, y, 17, label, grey=90, width=width))
+            y += 34 * pitch
         for part in value.split("\n"):
-            items.append(_Text(_TEXT_X, y, _fit(part, 27, width), part))
-            y += 34
-        y += 14
+            items.append(_Text(_TEXT_X, y, _fit(part, 27, width), part, width=width))
+            y += 34 * pitch
+        y += 14 * pitch
     ident = f"No. {pass_.pass_id} · key {pass_.key_id}"
     items.append(_Text(_MARGIN + 20, _H - 28, 15, ident, grey=100, mono=True))
     return items
@@ -373,6 +401,10 @@ def _png(
     for t in _layout(pass_, lang, site_name, tz):
         font = _load_font(bold_file if t.bold else font_file, max(6, round(t.size * scale)))
         text = _drawable(t.text, font, font_file)
+        room = t.width * scale
+        if room and font.getlength(text) > room:  # the font's own measure, to the pixel
+            size = max(6, int(round(t.size * scale) * room / font.getlength(text)))
+            font = _load_font(bold_file if t.bold else font_file, size)
         draw.text((t.x * scale, t.y * scale), text, font=font, fill=t.grey, anchor="ls")
     buf = io.BytesIO()
     img.save(buf, format="PNG", dpi=(_PNG_DPI, _PNG_DPI), optimize=True)

@@ -164,3 +164,43 @@ def test_a_pass_from_midnight_to_midnight_prints_its_last_valid_day():
     payload, pass_ = issue_pass(KEY, "1-1", "Li", days=30, now=midnight, tz=shanghai)
     texts = " ".join(_svg_texts(render_card(pass_, payload, "svg", lang="en", tz=shanghai)))
     assert "2026-12-01 –" in texts and "2026-12-30" in texts and "2026-12-31" not in texts
+
+
+def _ink(png: bytes, box: tuple[int, int, int, int]) -> int:
+    """How many dark pixels a PNG card has inside ``box`` (left, top, right, bottom)."""
+    image = Image.open(io.BytesIO(png)).convert("L").crop(box)
+    return sum(1 for v in image.tobytes() if v < 128)
+
+
+@pytest.mark.skipif(cards.find_cjk_font() is None, reason="no CJK font on this machine")
+def test_a_long_wide_name_stays_on_the_card():
+    """Before: the holder's width was guessed at 0.6 em a Latin letter, so a name in
+    capitals (as a foreigner's passport spells it) or of wide letters ran past the card's
+    right edge, cut off where the card is trimmed. It is shrunk to fit, on PNG by the font's
+    own measure and on SVG by widths no narrower than the printing browser's fonts draw."""
+    payload, pass_ = issue_pass(KEY, "1", "WWWWWWWWWWWWWWWWWWWWW", "resident", 2, now=NOW)
+    png = render_card(pass_, payload, "png")
+    w, h = Image.open(io.BytesIO(png)).size
+    assert _ink(png, (w - 30, 60, w - 8, h - 60)) == 0  # the right margin is blank
+    font_file = cards.find_cjk_font()
+    root = ET.fromstring(render_card(pass_, payload, "svg"))
+    for t in root.iter(f"{SVG_NS}text"):
+        size = float(t.get("font-size") or 0)
+        font = cards._load_font(font_file, 100)
+        right = float(t.get("x") or 0) + font.getlength(t.text or "") * size / 100
+        assert right <= cards._W - cards._MARGIN, t.text
+
+
+def test_a_pass_with_both_flags_keeps_its_last_line_off_the_cards_edge():
+    """Before: a returnee's pass under observation and with an escort printed its second
+    flag line at 52.5 mm of the card's 54, on the border where the card is trimmed. The
+    lines close up to stay inside the margin."""
+    payload, pass_ = issue_pass(
+        KEY, "1-1", "Li", "resident", 2, now=NOW, flags=["observation", "escort"]
+    )
+    png = render_card(pass_, payload, "png", lang="en")
+    w, h = Image.open(io.BytesIO(png)).size
+    text_x = round(cards._TEXT_X * cards._PNG_DPI / 254)
+    assert _ink(png, (text_x, h - 30, w - 40, h - 8)) == 0  # the bottom margin is blank
+    layout = cards._layout(pass_, "both", None, cards.ZoneInfo("UTC"))
+    assert max(t.y for t in layout if t.x == cards._TEXT_X) <= cards._H - cards._MARGIN
