@@ -153,9 +153,12 @@ def render_card(
 
 _W, _H = CARD_W_MM * 10, CARD_H_MM * 10  # layout units: 0.1 mm
 _MARGIN = 30.0
-_QR_SIZE = 370.0
-_QR_TOP = 95.0
-_TEXT_X = _MARGIN + _QR_SIZE + 25.0
+#: The code with its quiet zone takes the card's height (50 mm, the quiet zone reaching into
+#: the margin: it is white paper too): 0.85 mm modules at version 8, which the kiosk's
+#: 640 px camera sees at 2.3 px a module from 20 cm, where a 37 mm code was not read.
+_QR_SIZE = 500.0
+_QR_LEFT = _QR_TOP = (_H - _QR_SIZE) / 2
+_TEXT_X = _QR_LEFT + _QR_SIZE + 15.0
 
 
 @dataclass(frozen=True)
@@ -190,18 +193,21 @@ def _fit(text: str, size: float, width: float) -> float:
     return size if ems * size <= width else width / ems
 
 
-#: The lowest baseline the text column may reach: its descenders (a quarter of the value's
-#: size) stay above the card's margin; the pass id line on the left sits lower, under the QR.
-_TEXT_BOTTOM = _H - _MARGIN - 8
+#: The pass id line's baseline, and the lowest the fields above it may reach (their
+#: descenders and the id's capitals between them).
+_IDENT_Y = _H - _MARGIN - 6
+_TEXT_BOTTOM = _IDENT_Y - 26
 
 
 def _layout(pass_: Pass, lang: Lang, site_name: str | None, tz: ZoneInfo) -> list[_Text]:
-    title = _title(lang, site_name)
-    room = _W - 2 * _MARGIN
-    items = [_Text(_MARGIN, 65, _fit(title, 34, room), title, bold=True, width=room)]
     width = _W - _TEXT_X - _MARGIN
+    items, top = [], _MARGIN + 30.0
+    for head in (site_name, _title(lang, None)):  # the site, then what the card is
+        if head:
+            items.append(_Text(_TEXT_X, top, _fit(head, 30, width), head, bold=True, width=width))
+            top += 36
     lines = _texts(pass_, lang, tz)
-    top = _QR_TOP + 20
+    top += 22
     # Each labelled field takes a label line and its value lines, then a gap; when they do
     # not fit above the margin (both flags), the lines close up evenly.
     need = sum((34 if label else 0) + 34 * len(value.split("\n")) + 14 for label, value in lines)
@@ -216,7 +222,9 @@ def _layout(pass_: Pass, lang: Lang, site_name: str | None, tz: ZoneInfo) -> lis
             y += 34 * pitch
         y += 14 * pitch
     ident = f"No. {pass_.pass_id} · key {pass_.key_id}"
-    items.append(_Text(_MARGIN + 20, _H - 28, 15, ident, grey=100, mono=True))
+    items.append(
+        _Text(_TEXT_X, _IDENT_Y, _fit(ident, 15, width), ident, grey=100, mono=True, width=width)
+    )
     return items
 
 
@@ -256,7 +264,7 @@ def _svg(pass_: Pass, payload: str, lang: Lang, site_name: str | None, tz: ZoneI
         f"<title>{escape(_title(lang, site_name))}</title>",
         f'<rect x="2" y="2" width="{_W - 4:g}" height="{_H - 4:g}" rx="30" fill="#fff"'
         ' stroke="#000" stroke-width="3"/>',
-        f'<path d="{_qr_path(qr.matrix, _MARGIN + origin, _QR_TOP + origin, module)}"'
+        f'<path d="{_qr_path(qr.matrix, _QR_LEFT + origin, _QR_TOP + origin, module)}"'
         ' fill="#000" shape-rendering="crispEdges"/>',
     ]
     for t in _layout(pass_, lang, site_name, tz):
@@ -387,7 +395,7 @@ def _png(
     qr = qr_for(payload)
     n = len(qr.matrix) + 2 * _QUIET_MODULES
     module = round(_QR_SIZE * scale) // n  # whole pixels per module keep the QR sharp
-    x_off = round(_MARGIN * scale) + _QUIET_MODULES * module
+    x_off = round(_QR_LEFT * scale) + _QUIET_MODULES * module
     y_off = round(_QR_TOP * scale) + _QUIET_MODULES * module
     for y, row in enumerate(qr.matrix):
         for x, dark in enumerate(row):

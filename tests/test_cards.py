@@ -54,7 +54,7 @@ def test_svg_qr_modules_are_exactly_the_payload_qr():
     path = next(ET.fromstring(svg).iter(f"{SVG_NS}path")).get("d")
     matrix = qr_for(PAYLOAD).matrix
     module = cards._QR_SIZE / (len(matrix) + 2 * cards._QUIET_MODULES)
-    x0 = cards._MARGIN + cards._QUIET_MODULES * module
+    x0 = cards._QR_LEFT + cards._QUIET_MODULES * module
     y0 = cards._QR_TOP + cards._QUIET_MODULES * module
     dark = set()
     for x, y, run in re.findall(r"M([\d.]+) ([\d.]+)h([\d.]+)", path):
@@ -204,3 +204,44 @@ def test_a_pass_with_both_flags_keeps_its_last_line_off_the_cards_edge():
     assert _ink(png, (text_x, h - 30, w - 40, h - 8)) == 0  # the bottom margin is blank
     layout = cards._layout(pass_, "both", None, cards.ZoneInfo("UTC"))
     assert max(t.y for t in layout if t.x == cards._TEXT_X) <= cards._H - cards._MARGIN
+
+
+#: The kiosk camera (docs/wiring.md, "Camera"): 640 px across (docs/readers.md) behind a lens
+#: of about 62° across (Pi Camera Module 2, a C270-class webcam; a Module 3 sees 66°), the card
+#: held at 20 cm, the near end of the 20–40 cm the camera is aimed at.
+CAMERA_PX, CAMERA_FOV_DEG, CARD_DISTANCE_MM = 640, 62.0, 200.0
+
+
+def test_a_printed_card_is_read_by_the_kiosk_camera_at_its_distance():
+    """Before: the card's code was 37 mm across with its quiet zone (0.59 mm modules on the
+    300 dpi PNG): at 20 cm the kiosk's 640 px camera saw it 90 px wide, 1.6 px a module, and
+    the reader decoded none of the frames the fake camera renders at that size (a printed card
+    with off-white paper, grey toner, a slight tilt, lens blur, noise, JPEG). The code now
+    takes the card's height: 10 px modules, 48 mm, about 2.3 px a module there."""
+    import math
+
+    from drivers.decoders import build_decoder
+    from drivers.fake_camera import SceneParams, render_scene
+    from drivers.pipeline import FramePipeline
+    from kiosk.clock import FakeClock
+    from kiosk.config.readers import DecoderConfig
+
+    png = render_card(PASS, PAYLOAD, "png")
+    (found,) = zxingcpp.read_barcodes(Image.open(io.BytesIO(png)).convert("L"))
+    corners = found.position
+    symbol_px = math.dist((corners.top_left.x, corners.top_left.y),
+                          (corners.top_right.x, corners.top_right.y))  # fmt: skip
+    n = len(qr_for(PAYLOAD).matrix)
+    module_mm = symbol_px / n * 25.4 / 300  # the symbol's outer corners, 300 dpi
+    camera_px_per_mm = CAMERA_PX / (
+        2 * CARD_DISTANCE_MM * math.tan(math.radians(CAMERA_FOV_DEG / 2))
+    )
+    code_px = round((n + 2 * cards._QUIET_MODULES) * module_mm * camera_px_per_mm)
+    read = 0
+    for seed in range(3):
+        scene = SceneParams("paper", code_px, tilt=0.04, rotation_deg=8.0, blur_sigma=0.8,
+                            noise_sigma=4.0, gain=0.8, glare=0.0, jpeg_quality=80)  # fmt: skip
+        frame = render_scene(PAYLOAD, scene, seed=seed)
+        pipeline = FramePipeline(build_decoder("zxing"), DecoderConfig(), FakeClock())
+        read += [c.text for c in pipeline.process(frame, 1)] == [PAYLOAD]
+    assert read == 3, f"{code_px} px for the code at {CARD_DISTANCE_MM / 10:g} cm"
