@@ -190,3 +190,16 @@ def test_a_pass_issued_at_the_console_for_30_days_ends_at_its_clock_time_across_
     finally:
         close_core(core)
     assert pass_.valid_until == datetime(2026, 11, 19, 13, 5, tzinfo=UTC)  # 14:05 CET
+
+
+def test_voiding_a_lost_pass_says_where_it_no_longer_opens_and_what_next(guard_client, guard_core):
+    """Before: voiding a lost card said only "Done", and the guard took it for void at every
+    gate; a guard's revocation holds at this gate alone (the other gates of the compound
+    learn of it from the office's list), so the finder walked in at the other gate. The
+    guard is told so, to tell the office, and to issue the holder a new pass."""
+    csrf = login(guard_client)
+    pass_ = guard_core.trust.verify(issue(guard_client, csrf, "3-402", "王秀英"))
+    done = post(guard_client, "/guard/passes/revoke", csrf, pass_id=pass_.pass_id, confirm="yes")
+    page = guard_client.get(done.headers["location"]).text
+    assert "本门已作废" in page and "告知管理处" in page and "重新签发" in page
+    assert guard_core.lists.current.is_revoked(pass_.pass_id)
