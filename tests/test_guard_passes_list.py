@@ -203,3 +203,16 @@ def test_voiding_a_lost_pass_says_where_it_no_longer_opens_and_what_next(guard_c
     page = guard_client.get(done.headers["location"]).text
     assert "本门已作废" in page and "告知管理处" in page and "重新签发" in page
     assert guard_core.lists.current.is_revoked(pass_.pass_id)
+
+
+def test_a_reprint_says_the_card_printed_before_still_opens_the_gate(guard_client, guard_core):
+    """Before: "补打" (print again) reads to a guard as the replacement for a lost card, and
+    the cards came with no word that they are the very same pass: the lost card went on
+    opening the gate. The cards say it, and what to do for a lost one."""
+    csrf = login(guard_client)
+    payload = issue(guard_client, csrf, "7-101", "李桂兰")
+    page = post(
+        guard_client, "/guard/passes/print", csrf, pass_id=guard_core.trust.verify(payload).pass_id
+    )
+    cards = page.text.split('id="cards"')[1]
+    assert "原卡仍然有效" in cards and "挂失作废" in cards
