@@ -245,3 +245,18 @@ def test_a_printed_card_is_read_by_the_kiosk_camera_at_its_distance():
         pipeline = FramePipeline(build_decoder("zxing"), DecoderConfig(), FakeClock())
         read += [c.text for c in pipeline.process(frame, 1)] == [PAYLOAD]
     assert read == 3, f"{code_px} px for the code at {CARD_DISTANCE_MM / 10:g} cm"
+
+
+@pytest.mark.parametrize("turn", ["upside_down", "mirrored", "quarter"])
+def test_a_card_held_upside_down_turned_or_seen_mirrored_reads_the_same(turn):
+    """docs/passes.md promises it: a card held any way round, or seen from behind through
+    a window, is the same payload to the reader's decoder."""
+    from PIL import ImageOps
+
+    image = Image.open(io.BytesIO(render_card(PASS, PAYLOAD, "png"))).convert("L")
+    seen = {
+        "upside_down": image.rotate(180),
+        "mirrored": ImageOps.mirror(image),
+        "quarter": image.rotate(90, expand=True),
+    }[turn]
+    assert [r.text for r in zxingcpp.read_barcodes(seen)] == [PAYLOAD]
