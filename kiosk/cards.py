@@ -20,6 +20,7 @@ import io
 import os
 import shutil
 import subprocess
+import unicodedata
 import warnings
 from dataclasses import dataclass
 from datetime import timedelta
@@ -152,9 +153,12 @@ def render_card(
 
 _W, _H = CARD_W_MM * 10, CARD_H_MM * 10  # layout units: 0.1 mm
 _MARGIN = 30.0
-_QR_SIZE = 370.0
-_QR_TOP = 95.0
-_TEXT_X = _MARGIN + _QR_SIZE + 25.0
+#: The code with its quiet zone takes the card's height (50 mm, the quiet zone reaching into
+#: the margin: it is white paper too): 0.85 mm modules at version 8, which the kiosk's
+#: 640 px camera sees at 2.3 px a module from 20 cm, where a 37 mm code was not read.
+_QR_SIZE = 500.0
+_QR_LEFT = _QR_TOP = (_H - _QR_SIZE) / 2
+_TEXT_X = _QR_LEFT + _QR_SIZE + 15.0
 
 
 @dataclass(frozen=True)
@@ -166,29 +170,61 @@ class _Text:
     grey: int = 0  # 0 black .. 255 white
     bold: bool = False
     mono: bool = False
+    width: float = 0.0  # the room it has (0: as it comes); the PNG measures it in its font
+
+
+#: Latin letters as wide as an em in the fonts a card is drawn with (DejaVu, Noto).
+_WIDE = frozenset("MWmw@%")
+
+
+def _ems(ch: str) -> float:
+    """A width no narrower than the card's fonts draw ``ch`` (in ems): CJK and the characters
+    CJK fonts draw full width (``·``, ``–``) an em, wide Latin letters an em, capitals 0.75,
+    the rest 0.65 (DejaVu's lower case and digits are 0.6 to 0.64)."""
+    if unicodedata.east_asian_width(ch) in ("W", "F", "A") or ch in _WIDE:
+        return 1.0
+    return 0.75 if ch.isupper() else 0.65
 
 
 def _fit(text: str, size: float, width: float) -> float:
-    """Shrink the font so the text fits ``width`` (CJK glyphs are ~1 em wide, Latin ~0.6)."""
-    ems = sum(1.0 if ord(ch) > 0x2E80 else 0.6 for ch in text)
-    return size if ems * size <= width else max(size * 0.5, width / ems)
+    """Shrink the font so the text fits ``width``, however small that makes it: a line cut
+    off at the card's edge is worse than a small one."""
+    ems = sum(_ems(ch) for ch in text)
+    return size if ems * size <= width else width / ems
+
+
+#: The pass id line's baseline, and the lowest the fields above it may reach (their
+#: descenders and the id's capitals between them).
+_IDENT_Y = _H - _MARGIN - 6
+_TEXT_BOTTOM = _IDENT_Y - 26
 
 
 def _layout(pass_: Pass, lang: Lang, site_name: str | None, tz: ZoneInfo) -> list[_Text]:
-    title = _title(lang, site_name)
-    items = [_Text(_MARGIN, 65, _fit(title, 34, _W - 2 * _MARGIN), title, bold=True)]
     width = _W - _TEXT_X - _MARGIN
-    y = _QR_TOP + 20
-    for label, value in _texts(pass_, lang, tz):
+    items, top = [], _MARGIN + 30.0
+    for head in (site_name, _title(lang, None)):  # the site, then what the card is
+        if head:
+            items.append(_Text(_TEXT_X, top, _fit(head, 30, width), head, bold=True, width=width))
+            top += 36
+    lines = _texts(pass_, lang, tz)
+    top += 22
+    # Each labelled field takes a label line and its value lines, then a gap; when they do
+    # not fit above the margin (both flags), the lines close up evenly.
+    need = sum((34 if label else 0) + 34 * len(value.split("\n")) + 14 for label, value in lines)
+    pitch = min(1.0, (_TEXT_BOTTOM - top) / (need - 48))  # the last line's own step and gap
+    y = top
+    for label, value in lines:
         if label:
-            items.append(_Text(_TEXT_X, y, 17, label, grey=90))
-            y += 34
+            items.append(_Text(_TEXT_X, y, 17, label, grey=90, width=width))
+            y += 34 * pitch
         for part in value.split("\n"):
-            items.append(_Text(_TEXT_X, y, _fit(part, 27, width), part))
-            y += 34
-        y += 14
+            items.append(_Text(_TEXT_X, y, _fit(part, 27, width), part, width=width))
+            y += 34 * pitch
+        y += 14 * pitch
     ident = f"No. {pass_.pass_id} · key {pass_.key_id}"
-    items.append(_Text(_MARGIN + 20, _H - 28, 15, ident, grey=100, mono=True))
+    items.append(
+        _Text(_TEXT_X, _IDENT_Y, _fit(ident, 15, width), ident, grey=100, mono=True, width=width)
+    )
     return items
 
 
@@ -228,7 +264,7 @@ def _svg(pass_: Pass, payload: str, lang: Lang, site_name: str | None, tz: ZoneI
         f"<title>{escape(_title(lang, site_name))}</title>",
         f'<rect x="2" y="2" width="{_W - 4:g}" height="{_H - 4:g}" rx="30" fill="#fff"'
         ' stroke="#000" stroke-width="3"/>',
-        f'<path d="{_qr_path(qr.matrix, _MARGIN + origin, _QR_TOP + origin, module)}"'
+        f'<path d="{_qr_path(qr.matrix, _QR_LEFT + origin, _QR_TOP + origin, module)}"'
         ' fill="#000" shape-rendering="crispEdges"/>',
     ]
     for t in _layout(pass_, lang, site_name, tz):
@@ -295,6 +331,40 @@ def _load_font(path: Path | None, size: int) -> ImageFont.FreeTypeFont | ImageFo
     return first
 
 
+#: Punctuation a font may lack (Pillow's own font has no en dash) and what stands for it.
+_STAND_INS = {"–": "-"}
+
+
+def _lacks(font: ImageFont.FreeTypeFont | ImageFont.ImageFont, ch: str) -> bool:
+    """Whether ``font`` draws ``ch`` as its missing-glyph box (the glyph of a noncharacter)."""
+    box, mask = font.getmask("\U0010ffff"), font.getmask(ch)
+    return bool(mask.size == box.size and bytes(mask) == bytes(box))
+
+
+def _drawable(
+    text: str, font: ImageFont.FreeTypeFont | ImageFont.ImageFont, font_file: Path | None
+) -> str:
+    """``text`` as ``font`` can draw it, or ``CardError`` naming the first character it would
+    print as an empty box: a name the guard cannot read is no card to check a person by."""
+    for ch in dict.fromkeys(text):
+        if ch.isspace() or not _lacks(font, ch):
+            continue
+        if ch in _STAND_INS:
+            text = text.replace(ch, _STAND_INS[ch])
+            continue
+        what = f"its font {font_file.name}" if font_file else "no CJK font was found and Pillow's"
+        fix = (
+            "set KIOSK_CJK_FONT to a font that has it"
+            if font_file
+            else "install fonts-noto-cjk or set KIOSK_CJK_FONT"
+        )
+        raise CardError(
+            f"the PNG card cannot draw {ch} (U+{ord(ch):04X}): {what} has no such character;"
+            f" {fix}, or print the SVG card (the printing browser's fonts)"
+        )
+    return text
+
+
 def _png(
     pass_: Pass,
     payload: str,
@@ -325,7 +395,7 @@ def _png(
     qr = qr_for(payload)
     n = len(qr.matrix) + 2 * _QUIET_MODULES
     module = round(_QR_SIZE * scale) // n  # whole pixels per module keep the QR sharp
-    x_off = round(_MARGIN * scale) + _QUIET_MODULES * module
+    x_off = round(_QR_LEFT * scale) + _QUIET_MODULES * module
     y_off = round(_QR_TOP * scale) + _QUIET_MODULES * module
     for y, row in enumerate(qr.matrix):
         for x, dark in enumerate(row):
@@ -338,7 +408,12 @@ def _png(
         bold_file = sibling if sibling.is_file() else font_file
     for t in _layout(pass_, lang, site_name, tz):
         font = _load_font(bold_file if t.bold else font_file, max(6, round(t.size * scale)))
-        draw.text((t.x * scale, t.y * scale), t.text, font=font, fill=t.grey, anchor="ls")
+        text = _drawable(t.text, font, font_file)
+        room = t.width * scale
+        if room and font.getlength(text) > room:  # the font's own measure, to the pixel
+            size = max(6, int(round(t.size * scale) * room / font.getlength(text)))
+            font = _load_font(bold_file if t.bold else font_file, size)
+        draw.text((t.x * scale, t.y * scale), text, font=font, fill=t.grey, anchor="ls")
     buf = io.BytesIO()
     img.save(buf, format="PNG", dpi=(_PNG_DPI, _PNG_DPI), optimize=True)
     return buf.getvalue()

@@ -311,8 +311,12 @@ def _check_text(name: str, value: str) -> bytes:
         raise ValueError(f"{name} must not be empty")
     if value != value.strip():
         raise ValueError(f"{name} must not start or end with spaces")
-    if any(unicodedata.category(ch)[0] in "CZ" and ch != " " for ch in value):
-        raise ValueError(f"{name} must be printable text on one line")
+    for at, ch in enumerate(value, 1):  # named where it is: it looks like nothing, or a box
+        if unicodedata.category(ch)[0] in "CZ" and ch != " ":
+            raise ValueError(
+                f"{name} must be printable text on one line"
+                f" (its character {at} is U+{ord(ch):04X}, which no card can show)"
+            )
     return value.encode("utf-8")
 
 

@@ -54,7 +54,7 @@ def test_svg_qr_modules_are_exactly_the_payload_qr():
     path = next(ET.fromstring(svg).iter(f"{SVG_NS}path")).get("d")
     matrix = qr_for(PAYLOAD).matrix
     module = cards._QR_SIZE / (len(matrix) + 2 * cards._QUIET_MODULES)
-    x0 = cards._MARGIN + cards._QUIET_MODULES * module
+    x0 = cards._QR_LEFT + cards._QUIET_MODULES * module
     y0 = cards._QR_TOP + cards._QUIET_MODULES * module
     dark = set()
     for x, y, run in re.findall(r"M([\d.]+) ([\d.]+)h([\d.]+)", path):
@@ -78,14 +78,38 @@ def test_png_card_scans_back_to_the_exact_payload():
 
 def test_png_without_a_cjk_font_falls_back_to_english_and_says_so(monkeypatch):
     monkeypatch.setattr(cards, "find_cjk_font", lambda: None)
+    payload, pass_ = issue_pass(KEY, "12-3-0502", "Wang Xiaoming", "visitor", 2, now=NOW)
     with pytest.warns(CardFallbackWarning, match="fonts-noto-cjk"):
-        png = render_card(PASS, PAYLOAD, "png")
-    assert _decode_png(png) == [PAYLOAD]
+        png = render_card(pass_, payload, "png")
+    assert _decode_png(png) == [payload]
+
+
+def test_a_chinese_name_is_not_printed_as_empty_boxes_without_a_cjk_font(monkeypatch):
+    """Before: with no CJK font the PNG fell back to English, yet the holder 王小明 stayed
+    on it, drawn by Pillow's font that has no Chinese: three empty boxes where the name
+    should be, a card the guard cannot check against the person. It is refused, saying
+    which character and what to do (a CJK font, or the SVG card)."""
+    monkeypatch.setattr(cards, "find_cjk_font", lambda: None)
+    with pytest.warns(CardFallbackWarning), pytest.raises(CardError) as refused:
+        render_card(PASS, PAYLOAD, "png")
+    assert "U+738B" in str(refused.value) and "fonts-noto-cjk" in str(refused.value)
+    assert "SVG" in str(refused.value)
+
+
+@pytest.mark.skipif(cards.find_cjk_font() is None, reason="no CJK font on this machine")
+def test_a_rare_character_the_font_lacks_is_refused_not_printed_as_a_box():
+    """A name with a rare character (𪚥, CJK extension B, outside Noto Sans CJK) was printed
+    as the font's empty box on a PNG card. Refused, naming the character."""
+    payload, pass_ = issue_pass(KEY, "3-1", "张𪚥", "resident", 2, now=NOW)
+    with pytest.raises(CardError, match=r"U\+2A6A5"):
+        render_card(pass_, payload, "png")
+    assert render_card(pass_, payload, "svg")  # the printing browser's fonts draw it
 
 
 def test_english_only_png_needs_no_warning(monkeypatch, recwarn):
     monkeypatch.setattr(cards, "find_cjk_font", lambda: None)
-    render_card(PASS, PAYLOAD, "png", lang="en")
+    payload, pass_ = issue_pass(KEY, "12-3-0502", "Wang Xiaoming", "visitor", 2, now=NOW)
+    render_card(pass_, payload, "png", lang="en")
     assert not [w for w in recwarn if issubclass(w.category, CardFallbackWarning)]
 
 
@@ -140,3 +164,99 @@ def test_a_pass_from_midnight_to_midnight_prints_its_last_valid_day():
     payload, pass_ = issue_pass(KEY, "1-1", "Li", days=30, now=midnight, tz=shanghai)
     texts = " ".join(_svg_texts(render_card(pass_, payload, "svg", lang="en", tz=shanghai)))
     assert "2026-12-01 –" in texts and "2026-12-30" in texts and "2026-12-31" not in texts
+
+
+def _ink(png: bytes, box: tuple[int, int, int, int]) -> int:
+    """How many dark pixels a PNG card has inside ``box`` (left, top, right, bottom)."""
+    image = Image.open(io.BytesIO(png)).convert("L").crop(box)
+    return sum(1 for v in image.tobytes() if v < 128)
+
+
+@pytest.mark.skipif(cards.find_cjk_font() is None, reason="no CJK font on this machine")
+def test_a_long_wide_name_stays_on_the_card():
+    """Before: the holder's width was guessed at 0.6 em a Latin letter, so a name in
+    capitals (as a foreigner's passport spells it) or of wide letters ran past the card's
+    right edge, cut off where the card is trimmed. It is shrunk to fit, on PNG by the font's
+    own measure and on SVG by widths no narrower than the printing browser's fonts draw."""
+    payload, pass_ = issue_pass(KEY, "1", "WWWWWWWWWWWWWWWWWWWWW", "resident", 2, now=NOW)
+    png = render_card(pass_, payload, "png")
+    w, h = Image.open(io.BytesIO(png)).size
+    assert _ink(png, (w - 30, 60, w - 8, h - 60)) == 0  # the right margin is blank
+    font_file = cards.find_cjk_font()
+    root = ET.fromstring(render_card(pass_, payload, "svg"))
+    for t in root.iter(f"{SVG_NS}text"):
+        size = float(t.get("font-size") or 0)
+        font = cards._load_font(font_file, 100)
+        right = float(t.get("x") or 0) + font.getlength(t.text or "") * size / 100
+        assert right <= cards._W - cards._MARGIN, t.text
+
+
+def test_a_pass_with_both_flags_keeps_its_last_line_off_the_cards_edge():
+    """Before: a returnee's pass under observation and with an escort printed its second
+    flag line at 52.5 mm of the card's 54, on the border where the card is trimmed. The
+    lines close up to stay inside the margin."""
+    payload, pass_ = issue_pass(
+        KEY, "1-1", "Li", "resident", 2, now=NOW, flags=["observation", "escort"]
+    )
+    png = render_card(pass_, payload, "png", lang="en")
+    w, h = Image.open(io.BytesIO(png)).size
+    text_x = round(cards._TEXT_X * cards._PNG_DPI / 254)
+    assert _ink(png, (text_x, h - 30, w - 40, h - 8)) == 0  # the bottom margin is blank
+    layout = cards._layout(pass_, "both", None, cards.ZoneInfo("UTC"))
+    assert max(t.y for t in layout if t.x == cards._TEXT_X) <= cards._H - cards._MARGIN
+
+
+#: The kiosk camera (docs/wiring.md, "Camera"): 640 px across (docs/readers.md) behind a lens
+#: of about 62° across (Pi Camera Module 2, a C270-class webcam; a Module 3 sees 66°), the card
+#: held at 20 cm, the near end of the 20–40 cm the camera is aimed at.
+CAMERA_PX, CAMERA_FOV_DEG, CARD_DISTANCE_MM = 640, 62.0, 200.0
+
+
+def test_a_printed_card_is_read_by_the_kiosk_camera_at_its_distance():
+    """Before: the card's code was 37 mm across with its quiet zone (0.59 mm modules on the
+    300 dpi PNG): at 20 cm the kiosk's 640 px camera saw it 90 px wide, 1.6 px a module, and
+    the reader decoded none of the frames the fake camera renders at that size (a printed card
+    with off-white paper, grey toner, a slight tilt, lens blur, noise, JPEG). The code now
+    takes the card's height: 10 px modules, 48 mm, about 2.3 px a module there."""
+    import math
+
+    from drivers.decoders import build_decoder
+    from drivers.fake_camera import SceneParams, render_scene
+    from drivers.pipeline import FramePipeline
+    from kiosk.clock import FakeClock
+    from kiosk.config.readers import DecoderConfig
+
+    png = render_card(PASS, PAYLOAD, "png")
+    (found,) = zxingcpp.read_barcodes(Image.open(io.BytesIO(png)).convert("L"))
+    corners = found.position
+    symbol_px = math.dist((corners.top_left.x, corners.top_left.y),
+                          (corners.top_right.x, corners.top_right.y))  # fmt: skip
+    n = len(qr_for(PAYLOAD).matrix)
+    module_mm = symbol_px / n * 25.4 / 300  # the symbol's outer corners, 300 dpi
+    camera_px_per_mm = CAMERA_PX / (
+        2 * CARD_DISTANCE_MM * math.tan(math.radians(CAMERA_FOV_DEG / 2))
+    )
+    code_px = round((n + 2 * cards._QUIET_MODULES) * module_mm * camera_px_per_mm)
+    read = 0
+    for seed in range(3):
+        scene = SceneParams("paper", code_px, tilt=0.04, rotation_deg=8.0, blur_sigma=0.8,
+                            noise_sigma=4.0, gain=0.8, glare=0.0, jpeg_quality=80)  # fmt: skip
+        frame = render_scene(PAYLOAD, scene, seed=seed)
+        pipeline = FramePipeline(build_decoder("zxing"), DecoderConfig(), FakeClock())
+        read += [c.text for c in pipeline.process(frame, 1)] == [PAYLOAD]
+    assert read == 3, f"{code_px} px for the code at {CARD_DISTANCE_MM / 10:g} cm"
+
+
+@pytest.mark.parametrize("turn", ["upside_down", "mirrored", "quarter"])
+def test_a_card_held_upside_down_turned_or_seen_mirrored_reads_the_same(turn):
+    """docs/passes.md promises it: a card held any way round, or seen from behind through
+    a window, is the same payload to the reader's decoder."""
+    from PIL import ImageOps
+
+    image = Image.open(io.BytesIO(render_card(PASS, PAYLOAD, "png"))).convert("L")
+    seen = {
+        "upside_down": image.rotate(180),
+        "mirrored": ImageOps.mirror(image),
+        "quarter": image.rotate(90, expand=True),
+    }[turn]
+    assert [r.text for r in zxingcpp.read_barcodes(seen)] == [PAYLOAD]

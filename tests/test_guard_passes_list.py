@@ -212,3 +212,29 @@ def test_a_voiding_confirmed_twice_from_one_form_is_one_revocation(guard_client,
     assert queries.list_rows(guard_core.store)["revocations"] == revoked
     made = [a for a in guard_core.store.audits() if a["action"] in ("lists.revoke", "pass_revoked")]
     assert len(made) == 1, made
+
+
+def test_voiding_a_lost_pass_says_where_it_no_longer_opens_and_what_next(guard_client, guard_core):
+    """Before: voiding a lost card said only "Done", and the guard took it for void at every
+    gate; a guard's revocation holds at this gate alone (the other gates of the compound
+    learn of it from the office's list), so the finder walked in at the other gate. The
+    guard is told so, to tell the office, and to issue the holder a new pass."""
+    csrf = login(guard_client)
+    pass_ = guard_core.trust.verify(issue(guard_client, csrf, "3-402", "王秀英"))
+    done = post(guard_client, "/guard/passes/revoke", csrf, pass_id=pass_.pass_id, confirm="yes")
+    page = guard_client.get(done.headers["location"]).text
+    assert "本门已作废" in page and "告知管理处" in page and "重新签发" in page
+    assert guard_core.lists.current.is_revoked(pass_.pass_id)
+
+
+def test_a_reprint_says_the_card_printed_before_still_opens_the_gate(guard_client, guard_core):
+    """Before: "补打" (print again) reads to a guard as the replacement for a lost card, and
+    the cards came with no word that they are the very same pass: the lost card went on
+    opening the gate. The cards say it, and what to do for a lost one."""
+    csrf = login(guard_client)
+    payload = issue(guard_client, csrf, "7-101", "李桂兰")
+    page = post(
+        guard_client, "/guard/passes/print", csrf, pass_id=guard_core.trust.verify(payload).pass_id
+    )
+    cards = page.text.split('id="cards"')[1]
+    assert "原卡仍然有效" in cards and "挂失作废" in cards

@@ -422,3 +422,56 @@ def test_issue_card_prints_the_clock_time_the_pass_was_issued_at_as_its_end(
     )
     text = card.read_text(encoding="utf-8")
     assert "2026-10-20 14:05" in text and "2026-11-19 14:05" in text
+
+
+@pytest.fixture
+def not_a_font(tmp_path, monkeypatch):
+    """KIOSK_CJK_FONT naming a file that is no font (a download cut short, a wrong file)."""
+    from kiosk import cards
+
+    bad = tmp_path / "simhei.ttf"
+    bad.write_bytes(b"<html>404 Not Found</html>")
+    monkeypatch.setenv("KIOSK_CJK_FONT", str(bad))
+    cards.find_cjk_font.cache_clear()
+    yield bad
+    cards.find_cjk_font.cache_clear()
+
+
+def test_a_png_card_that_cannot_be_drawn_is_a_clear_error_not_a_traceback(
+    keys, tmp_path, capsys, not_a_font
+):
+    """Before: `pass issue --out card.png` with a font file that is no font ended in a
+    traceback (CardError: cannot load font), and `pass batch` the same, its folder left
+    made. Now one line naming the font, exit 1, no payload printed, nothing issued."""
+    card = tmp_path / "card.png"
+    code, out, err = _issue(capsys, keys, "--out", str(card))
+    assert code == 1 and out == "" and not card.exists()
+    assert "simhei.ttf" in err and "nothing issued" in err and "Traceback" not in err
+    households = tmp_path / "households.csv"
+    households.write_text("household,holder\n1-1,Wang\n1-2,Li\n", encoding="utf-8")
+    args = ["--key", str(keys / "office.key"), "--csv", str(households)]
+    out_dir = tmp_path / "cards"
+    assert main(["pass", "batch", *args, "--out", str(out_dir), "--format", "png"]) == 1
+    err = capsys.readouterr().err
+    assert "line 2" in err and "simhei.ttf" in err and "nothing issued" in err
+    assert list(out_dir.iterdir()) == []
+
+
+def test_a_batch_row_whose_name_the_png_font_cannot_draw_leaves_no_card_behind(
+    keys, tmp_path, capsys
+):
+    """The second row's holder has a rare character the CJK font lacks (𪚥, extension B):
+    the batch stops at that line, the first row's card is removed again, nothing issued."""
+    from kiosk.cards import find_cjk_font
+
+    if find_cjk_font() is None:
+        pytest.skip("no CJK font on this machine")
+    households = tmp_path / "households.csv"
+    households.write_text("household,holder\n1-1,Wang\n1-2,张𪚥\n", encoding="utf-8")
+    args = ["--key", str(keys / "office.key"), "--csv", str(households)]
+    out_dir = tmp_path / "cards"
+    capsys.readouterr()
+    assert main(["pass", "batch", *args, "--out", str(out_dir), "--format", "png"]) == 1
+    err = capsys.readouterr().err
+    assert "line 3" in err and "U+2A6A5" in err and "nothing issued" in err
+    assert list(out_dir.iterdir()) == []

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 import stat
 import struct
 from datetime import UTC, datetime, timedelta
@@ -303,3 +304,24 @@ def test_private_key_file_that_is_not_a_key_is_a_clear_error(tmp_path):
     bad.write_text("hello")
     with pytest.raises(KeyFileError, match="not an unencrypted PEM private key"):
         load_private_key(bad)
+
+
+@pytest.mark.parametrize(
+    ("holder", "where"),
+    [
+        ("王\u200b小明", "character 2 is U+200B"),  # a zero-width space pasted from a chat
+        ("张\ue000", "character 2 is U+E000"),  # a rare character an old system typed as PUA
+    ],
+)
+def test_a_character_no_card_can_show_is_named_where_it_is(holder, where):
+    """Before: a name that looks whole on one line (a zero-width space pasted from a chat
+    message, a rare character an old household system exported as a private-use code) was
+    refused as "holder must be printable text on one line", and the clerk could not see
+    what was wrong with it. The refusal names the character and where it is, in the guard's
+    language too."""
+    from ui import core_words
+
+    with pytest.raises(ValueError, match=re.escape(where)) as refused:
+        issue_pass(ISSUER, "1-1", holder, "resident", 1, now=NOW)
+    said = core_words.refusal_text("zh-CN", str(refused.value))
+    assert "第 2 个字符" in said and where.split()[-1] in said

@@ -186,7 +186,11 @@ def pass_issue(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     if fmt is not None:
-        write_file(args.out, _card(pass_, payload, fmt, args, zone))
+        try:
+            card = _card(pass_, payload, fmt, args, zone)
+        except CardError as exc:  # a font that is none: said, no payload printed
+            raise CliError(f"{exc}; nothing issued") from None
+        write_file(args.out, card)
     print(payload)
     return 0
 
@@ -309,7 +313,14 @@ def _batch_row(
     role = value("role", lambda text: read_value("role", text).strip() or "resident")
     days = value("days", lambda text: _batch_days(read_value("days", text), default_days))
     flags = value("flags", _flags)
-    return {"household": household, "holder": holder, "role": role, "days": days, "flags": flags}
+    return {
+        "line": line,
+        "household": household,
+        "holder": holder,
+        "role": role,
+        "days": days,
+        "flags": flags,
+    }
 
 
 def _batch_days(text: str, default_days: float) -> float:
@@ -393,8 +404,13 @@ def pass_batch(args: argparse.Namespace) -> int:
                 tz=zone,
             )
             card = f"{pass_.pass_id}.{args.format}"
+            try:
+                drawn = _card(pass_, payload, args.format, args, zone)
+            except CardError as exc:  # the cards before it go too: nothing issued
+                _undo(written)
+                raise CliError(f"line {row['line']}: {exc}; nothing issued") from None
             written.append(out / card)
-            _write_or_undo(written, _card(pass_, payload, args.format, args, zone))
+            _write_or_undo(written, drawn)
             manifest.append(
                 [
                     pass_.household,
