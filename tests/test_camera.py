@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import sys
@@ -10,6 +11,7 @@ import threading
 import cv2
 import numpy as np
 import pytest
+from fd_support import descriptors_past_1024
 
 from drivers.camera import CameraReader, UsbCamera
 from drivers.decoders import DecoderUnavailable, build_decoder
@@ -1037,9 +1039,6 @@ def test_a_usb_camera_reopened_past_descriptor_1024_gets_one_select_can_wait_on(
     """A busy daemon (LAN connections, LimitNOFILE=8192) reopening a re-plugged USB camera:
     OpenCV's V4L2 backend got a descriptor past 1024 and its select() corrupted the stack
     (or aborted the whole daemon). The camera keeps a low descriptor to open with."""
-    import contextlib
-    import resource
-
     made: list[V4l2Capture] = []
 
     def factory(*_a):
@@ -1047,25 +1046,16 @@ def test_a_usb_camera_reopened_past_descriptor_1024_gets_one_select_can_wait_on(
         return made[-1]
 
     cam = UsbCamera("/dev/video0", clock, capture_factory=factory)  # at start: few descriptors
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard != resource.RLIM_INFINITY and hard < 1100:
-        pytest.skip(f"at most {hard} descriptors here")
-    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1100), hard))
-    filler: list[int] = []
     try:
-        while not filler or filler[-1] < 1030:
-            filler.append(os.open(os.devnull, os.O_RDONLY))
-        for _ in range(3):  # unplugged and back, again and again
-            cam.open()
-            frame, _ = cam.read()
-            assert frame is not None
-            cam.close()
+        with descriptors_past_1024():
+            for _ in range(3):  # unplugged and back, again and again
+                cam.open()
+                frame, _ = cam.read()
+                assert frame is not None
+                cam.close()
     finally:
         with contextlib.suppress(OSError):
             cam.close()
-        for fd in filler:
-            os.close(fd)
-        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
     assert len(made) == 3
 
 

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-import resource
 import select
 import sys
 import threading
 import tty
-from collections.abc import Iterator
 
 import pytest
 import serial
+from fd_support import descriptors_past_1024
 from gpiozero.pins.mock import MockFactory
 
 from drivers.gate import (
@@ -75,31 +73,12 @@ def test_serial_relay_writes_on_and_off_frames_to_the_port(pty_port, clock):
     gate.close()
 
 
-@contextlib.contextmanager
-def _descriptors_past_1024() -> Iterator[None]:
-    """Every descriptor opened meanwhile is numbered past 1024, as in a busy daemon (LAN
-    connections: LimitNOFILE=8192) reopening a re-plugged relay board."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard != resource.RLIM_INFINITY and hard < 1100:
-        pytest.skip(f"at most {hard} descriptors here")
-    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1100), hard))
-    filler: list[int] = []
-    try:
-        while not filler or filler[-1] < 1030:
-            filler.append(os.open(os.devnull, os.O_RDONLY))
-        yield
-    finally:
-        for fd in filler:
-            os.close(fd)
-        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
-
-
 def test_a_relay_port_opened_past_descriptor_1024_still_switches_the_gate(pty_port, clock):
     """pyserial's write() with a write timeout waits with select(), which refuses a descriptor
     past 1024: every command was 'relay write failed: filedescriptor out of range in
     select()', reopened and failed again, and the gate never opened until a restart."""
     master, name = pty_port
-    with _descriptors_past_1024():
+    with descriptors_past_1024():
         gate = SerialRelayGate(name, channel=1, clock=clock)
         try:
             gate.set_open(True)

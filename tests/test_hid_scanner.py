@@ -9,6 +9,7 @@ import queue
 import time
 
 import pytest
+from fd_support import descriptors_past_1024
 
 from drivers.fake_hid import FakeHidReader, FakeHidScanner
 from drivers.hid_scanner import (
@@ -403,16 +404,7 @@ def test_the_demo_types_its_codes_into_a_configured_fake_keyboard_scanner(tmp_pa
 def test_a_scanner_opened_past_descriptor_1024_is_still_read(fake, clock):
     """A busy daemon (LAN connections: LimitNOFILE=8192) reopens a re-plugged scanner on a
     descriptor past 1024, which select() cannot wait on."""
-    import resource
-
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard != resource.RLIM_INFINITY and hard < 1100:
-        pytest.skip(f"at most {hard} descriptors here")
-    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1100), hard))
-    filler: list[int] = []
-    try:
-        while not filler or filler[-1] < 1030:
-            filler.append(os.open(os.devnull, os.O_RDONLY))
+    with descriptors_past_1024():
         scanner, codes, _ = _scanner(fake, clock)
         try:
             _wait(scanner, "ok")
@@ -421,10 +413,6 @@ def test_a_scanner_opened_past_descriptor_1024_is_still_read(fake, clock):
             assert codes.get(timeout=WAIT_S).text == PASS
         finally:
             scanner.stop()
-    finally:
-        for fd in filler:
-            os.close(fd)
-        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
 def test_a_scanner_whose_every_code_has_keys_without_a_character_turns_degraded(fake, clock):

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
 import queue
-import resource
 import time
-from collections.abc import Iterator
 
 import pytest
+from fd_support import descriptors_past_1024
 
 from drivers.codes import SerialLinePipeline
 from drivers.fake_serial import GM65_TRIGGER, FakeGM65
@@ -361,29 +358,10 @@ def test_a_second_reader_of_the_same_port_is_a_fault_not_half_of_the_codes(modul
         first.stop()
 
 
-@contextlib.contextmanager
-def _descriptors_past_1024() -> Iterator[None]:
-    """Every descriptor opened meanwhile is numbered past 1024, as in a busy daemon (LAN
-    connections: LimitNOFILE=8192) reopening a re-plugged scanner."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard != resource.RLIM_INFINITY and hard < 1100:
-        pytest.skip(f"at most {hard} descriptors here")
-    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1100), hard))
-    filler: list[int] = []
-    try:
-        while not filler or filler[-1] < 1030:
-            filler.append(os.open(os.devnull, os.O_RDONLY))
-        yield
-    finally:
-        for fd in filler:
-            os.close(fd)
-        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
-
-
 def test_a_scanner_opened_past_descriptor_1024_is_still_read(module, clock):
     """pyserial's own read() waits with select(), which refuses a descriptor past 1024:
     the reader would reconnect for good ("filedescriptor out of range") and read nothing."""
-    with _descriptors_past_1024():
+    with descriptors_past_1024():
         scanner, codes, rejected = _scanner(module.port, clock)
         try:
             _wait_health(scanner, "ok")
@@ -398,7 +376,7 @@ def test_a_scanner_opened_past_descriptor_1024_is_still_read(module, clock):
 
 def test_a_trigger_mode_scanner_opened_past_descriptor_1024_is_still_triggered(module, clock):
     """pyserial's write() with a write timeout also waits with select()."""
-    with _descriptors_past_1024():
+    with descriptors_past_1024():
         module.queue_code(PASS)
         scanner, codes, _ = _scanner(module.port, clock, trigger=GM65_TRIGGER)
         try:
@@ -409,7 +387,7 @@ def test_a_trigger_mode_scanner_opened_past_descriptor_1024_is_still_triggered(m
 
 
 def test_a_scanner_unplugged_past_descriptor_1024_is_a_fault_and_reconnects(module, clock):
-    with _descriptors_past_1024():
+    with descriptors_past_1024():
         scanner, codes, _ = _scanner(module.port, clock)
         try:
             _wait_health(scanner, "ok")
