@@ -281,3 +281,36 @@ def test_a_deny_that_sends_to_the_guard_does_not_say_denied_twice(lang, reason):
     if result is None or result["kind"] != "deny" or not result["next"]:
         return
     assert result["word"].casefold() not in result["next"].casefold(), (reason, result)
+
+
+# --- what someone who cannot read the screen hears ------------------------------------------
+
+
+def test_measure_again_and_see_the_guard_do_not_sound_the_same():
+    # Someone who cannot read the screen (poor sight, cannot read, no voice for the language
+    # on the Pi) has only the cue: a cold wrist (hold it to the sensor again) and a broken
+    # thermometer (go to the guard's window for a manual check) both sounded one soft tone,
+    # so the person kept holding a wrist to a kiosk that could not measure.
+    from test_ui_kiosk import DECIDED, PASS_DECISION, deny_for
+
+    cues = {
+        "pass": kiosk_view(DECIDED, PASS_DECISION, "en")["sound"],
+        "deny": kiosk_view(DECIDED, deny_for("pass_expired"), "en")["sound"],
+        "remeasure": kiosk_view(DECIDED, deny_for("temp_implausible"), "en")["sound"],
+        "fault": kiosk_view(DECIDED, deny_for("sensor_fault", temp_c=None), "en")["sound"],
+    }
+    assert len(set(cues.values())) == 4, cues
+    assert cues["fault"] == kiosk_view(DECIDED, deny_for("gate_fault"), "en")["sound"]
+
+
+def test_the_page_plays_every_cue_the_view_can_ask_for():
+    # A cue the page does not know is silence: each the view names has its own sound in
+    # kiosk.js, and nothing the view never names is left there.
+    import re
+    from pathlib import Path
+
+    import ui.views
+
+    js = (Path(ui.views.__file__).parent / "static" / "kiosk.js").read_text(encoding="utf-8")
+    played = set(re.findall(r'kind === "(\w+)"', js))
+    assert played == set(ui.views.CUES.values()), (played, ui.views.CUES)

@@ -564,7 +564,7 @@ def test_a_cold_wrist_asks_to_measure_again_in_amber_without_showing_the_reading
     assert view["result"]["word"] == "请重新测温"
     assert view["temp"] is None and "28.7" not in json.dumps(view)
     assert view["wrist"]  # the pictogram shows where to hold it
-    assert view["sound"] == "attention"
+    assert view["sound"] == "remeasure"
 
 
 def test_an_implausible_reading_while_measuring_is_not_shown_as_a_temperature():
