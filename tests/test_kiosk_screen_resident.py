@@ -314,3 +314,29 @@ def test_the_page_plays_every_cue_the_view_can_ask_for():
     js = (Path(ui.views.__file__).parent / "static" / "kiosk.js").read_text(encoding="utf-8")
     played = set(re.findall(r'kind === "(\w+)"', js))
     assert played == set(ui.views.CUES.values()), (played, ui.views.CUES)
+
+
+# --- what the people behind learn -----------------------------------------------------------
+
+#: Words that name a household's confinement: the screen faces the queue and the voice is
+#: heard by it, so neither says them (the guard's console names it; the person knows why).
+CONFINEMENT = ("隔离", "观察", "quarantin", "observ")
+
+
+@pytest.mark.parametrize("lang", ["zh-CN", "en"])
+@pytest.mark.parametrize("reason", ["quarantined", "quarantine_unconfirmed", "under_observation"])
+@pytest.mark.parametrize("direction", ["out", "in"])
+def test_the_queue_is_not_told_that_a_household_is_confined(lang, reason, direction):
+    # A quarantined resident denied going out had 您家正处于居家隔离期 ("Your household is in
+    # home quarantine") in 5 cm letters on the screen facing the queue, and the voice said it
+    # aloud to everyone waiting; an observed returnee had 居家观察期间 shown and spoken.
+    from test_ui_kiosk import DECIDED, deny_for
+
+    view = kiosk_view(DECIDED, deny_for(reason, direction=direction), lang)
+    said = [*view["result"]["reasons"], view["result"]["next"], view["prompt"], view["speak"]]
+    for text in said:
+        assert not any(word in text.lower() for word in CONFINEMENT), text
+    # ...and the person is still told what to do next, in words of their language.
+    assert view["result"]["reasons"] and view["result"]["next"]
+    if lang == "en":
+        assert not any("\u4e00" <= ch <= "\u9fff" for ch in "".join(said))
