@@ -340,3 +340,37 @@ def test_the_queue_is_not_told_that_a_household_is_confined(lang, reason, direct
     assert view["result"]["reasons"] and view["result"]["next"]
     if lang == "en":
         assert not any("\u4e00" <= ch <= "\u9fff" for ch in "".join(said))
+
+
+# --- the gate at night ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("quiet_from", "quiet_until", "quiet"),
+    [("16:00", "07:00", True), ("22:00", "07:00", False), ("16:00", "16:30", False)],
+)
+def test_a_site_quiet_at_night_neither_chimes_nor_speaks_in_its_quiet_hours(
+    data_dir, clock, monkeypatch, quiet_from, quiet_until, quiet
+):
+    # The gate is under bedroom windows: every deny's two buzzes and the voice saying it at
+    # 2 a.m. woke the block, and the kiosk had no way to be quiet at night. With
+    # site.quiet_at_night the screen still shows everything; only the sound and voice stop
+    # from quiet_from to quiet_until, the site's clock (16:30 in Shanghai here).
+    from test_ui_kiosk import DECIDED
+
+    from kiosk.config import KioskConfig
+    from ui.kiosk_screen import Screen
+    from ui.views import ScreenTracker
+
+    site = {"quiet_at_night": True, "quiet_from": quiet_from, "quiet_until": quiet_until}
+    config = KioskConfig.model_validate({"site": site})
+    c = make_core(data_dir, clock, monkeypatch, config)
+    try:
+        screen = Screen.build(c)
+        tracker = ScreenTracker(DECIDED)
+        tracker.feed(DENY_DECISION)
+        view = screen.view_of(tracker, "zh-CN")
+        assert view["result"]["kind"] == "deny" and view["prompt"]  # shown all the same
+        assert (view["sound"], view["speak"]) == (None, None) if quiet else view["sound"] == "deny"
+    finally:
+        close_core(c)
