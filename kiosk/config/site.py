@@ -31,7 +31,9 @@ class SiteConfig(Section):
     clock; across midnight when `quiet_from` is later): a gate under bedroom windows. The
     screen shows everything as by day."""
     quiet_from: ClockTime = time(22, 0)
+    """When the quiet night starts (with `quiet_at_night`), the site's clock."""
     quiet_until: ClockTime = time(7, 0)
+    """When the quiet night ends (equal to `quiet_from`: never quiet)."""
 
     def quiet_at(self, now: time) -> bool:
         """Whether the screen is quiet at the site's clock time ``now``."""
