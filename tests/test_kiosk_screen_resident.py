@@ -374,3 +374,14 @@ def test_a_site_quiet_at_night_neither_chimes_nor_speaks_in_its_quiet_hours(
         assert (view["sound"], view["speak"]) == (None, None) if quiet else view["sound"] == "deny"
     finally:
         close_core(c)
+
+
+@pytest.mark.parametrize(("lang", "step"), [("zh-CN", "登记"), ("en", "register")])
+def test_a_pass_of_another_compound_is_told_to_register_in_either_language(lang, step):
+    # A visitor showing another compound's pass was told 请到保安处登记 (register with the
+    # guard) on a Chinese screen but only "Please see the guard" in English, the language a
+    # visitor from elsewhere picks: both say what the guard will do, register them.
+    from test_ui_kiosk import DECIDED, deny_for
+
+    view = kiosk_view(DECIDED, deny_for("pass_unknown_key"), lang)
+    assert step in view["result"]["next"].lower()
