@@ -281,3 +281,107 @@ def test_a_deny_that_sends_to_the_guard_does_not_say_denied_twice(lang, reason):
     if result is None or result["kind"] != "deny" or not result["next"]:
         return
     assert result["word"].casefold() not in result["next"].casefold(), (reason, result)
+
+
+# --- what someone who cannot read the screen hears ------------------------------------------
+
+
+def test_measure_again_and_see_the_guard_do_not_sound_the_same():
+    # Someone who cannot read the screen (poor sight, cannot read, no voice for the language
+    # on the Pi) has only the cue: a cold wrist (hold it to the sensor again) and a broken
+    # thermometer (go to the guard's window for a manual check) both sounded one soft tone,
+    # so the person kept holding a wrist to a kiosk that could not measure.
+    from test_ui_kiosk import DECIDED, PASS_DECISION, deny_for
+
+    cues = {
+        "pass": kiosk_view(DECIDED, PASS_DECISION, "en")["sound"],
+        "deny": kiosk_view(DECIDED, deny_for("pass_expired"), "en")["sound"],
+        "remeasure": kiosk_view(DECIDED, deny_for("temp_implausible"), "en")["sound"],
+        "fault": kiosk_view(DECIDED, deny_for("sensor_fault", temp_c=None), "en")["sound"],
+    }
+    assert len(set(cues.values())) == 4, cues
+    assert cues["fault"] == kiosk_view(DECIDED, deny_for("gate_fault"), "en")["sound"]
+
+
+def test_the_page_plays_every_cue_the_view_can_ask_for():
+    # A cue the page does not know is silence: each the view names has its own sound in
+    # kiosk.js, and nothing the view never names is left there.
+    import re
+    from pathlib import Path
+
+    import ui.views
+
+    js = (Path(ui.views.__file__).parent / "static" / "kiosk.js").read_text(encoding="utf-8")
+    played = set(re.findall(r'kind === "(\w+)"', js))
+    assert played == set(ui.views.CUES.values()), (played, ui.views.CUES)
+
+
+# --- what the people behind learn -----------------------------------------------------------
+
+#: Words that name a household's confinement: the screen faces the queue and the voice is
+#: heard by it, so neither says them (the guard's console names it; the person knows why).
+CONFINEMENT = ("隔离", "观察", "quarantin", "observ")
+
+
+@pytest.mark.parametrize("lang", ["zh-CN", "en"])
+@pytest.mark.parametrize("reason", ["quarantined", "quarantine_unconfirmed", "under_observation"])
+@pytest.mark.parametrize("direction", ["out", "in"])
+def test_the_queue_is_not_told_that_a_household_is_confined(lang, reason, direction):
+    # A quarantined resident denied going out had 您家正处于居家隔离期 ("Your household is in
+    # home quarantine") in 5 cm letters on the screen facing the queue, and the voice said it
+    # aloud to everyone waiting; an observed returnee had 居家观察期间 shown and spoken.
+    from test_ui_kiosk import DECIDED, deny_for
+
+    view = kiosk_view(DECIDED, deny_for(reason, direction=direction), lang)
+    said = [*view["result"]["reasons"], view["result"]["next"], view["prompt"], view["speak"]]
+    for text in said:
+        assert not any(word in text.lower() for word in CONFINEMENT), text
+    # ...and the person is still told what to do next, in words of their language.
+    assert view["result"]["reasons"] and view["result"]["next"]
+    if lang == "en":
+        assert not any("\u4e00" <= ch <= "\u9fff" for ch in "".join(said))
+
+
+# --- the gate at night ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("quiet_from", "quiet_until", "quiet"),
+    [("16:00", "07:00", True), ("22:00", "07:00", False), ("16:00", "16:30", False)],
+)
+def test_a_site_quiet_at_night_neither_chimes_nor_speaks_in_its_quiet_hours(
+    data_dir, clock, monkeypatch, quiet_from, quiet_until, quiet
+):
+    # The gate is under bedroom windows: every deny's two buzzes and the voice saying it at
+    # 2 a.m. woke the block, and the kiosk had no way to be quiet at night. With
+    # site.quiet_at_night the screen still shows everything; only the sound and voice stop
+    # from quiet_from to quiet_until, the site's clock (16:30 in Shanghai here).
+    from test_ui_kiosk import DECIDED
+
+    from kiosk.config import KioskConfig
+    from ui.kiosk_screen import Screen
+    from ui.views import ScreenTracker
+
+    site = {"quiet_at_night": True, "quiet_from": quiet_from, "quiet_until": quiet_until}
+    config = KioskConfig.model_validate({"site": site})
+    c = make_core(data_dir, clock, monkeypatch, config)
+    try:
+        screen = Screen.build(c)
+        tracker = ScreenTracker(DECIDED)
+        tracker.feed(DENY_DECISION)
+        view = screen.view_of(tracker, "zh-CN")
+        assert view["result"]["kind"] == "deny" and view["prompt"]  # shown all the same
+        assert (view["sound"], view["speak"]) == (None, None) if quiet else view["sound"] == "deny"
+    finally:
+        close_core(c)
+
+
+@pytest.mark.parametrize(("lang", "step"), [("zh-CN", "登记"), ("en", "register")])
+def test_a_pass_of_another_compound_is_told_to_register_in_either_language(lang, step):
+    # A visitor showing another compound's pass was told 请到保安处登记 (register with the
+    # guard) on a Chinese screen but only "Please see the guard" in English, the language a
+    # visitor from elsewhere picks: both say what the guard will do, register them.
+    from test_ui_kiosk import DECIDED, deny_for
+
+    view = kiosk_view(DECIDED, deny_for("pass_unknown_key"), lang)
+    assert step in view["result"]["next"].lower()

@@ -188,3 +188,72 @@ def test_gate_open_is_not_shown_in_front_of_a_locked_gate(demo, page):
     assert "look-pass" in page.evaluate("document.body.className")
     assert not page.is_visible("#k-gate"), page.inner_text("#k-gate")
     wait_idle(demo)
+
+
+#: The page's stream, scripted: ``kioskSay(kind, data)`` delivers one event of the newest
+#: stream, ``kioskBreak()`` breaks it as a daemon that went away does. Any view the server can
+#: make is shown this way without playing a passage through the devices.
+SCRIPTED_STREAM = """
+window.kioskStreams = [];
+window.EventSource = class {
+  constructor(url) { this.url = url; this.readyState = 1; this.on = {}; kioskStreams.push(this); }
+  addEventListener(kind, f) { (this.on[kind] = this.on[kind] || []).push(f); }
+  close() { this.readyState = 2; }
+};
+window.EventSource.CLOSED = 2;
+window.kioskSay = (kind, data) => {
+  const s = kioskStreams[kioskStreams.length - 1];
+  for (const f of s.on[kind] || []) f({ data: JSON.stringify(data) });
+};
+window.kioskBreak = () => {
+  const s = kioskStreams[kioskStreams.length - 1];
+  s.readyState = 2;
+  s.onerror();
+};
+"""
+
+
+def scripted(browser: Any, size: tuple[int, int] = (800, 480)) -> Any:
+    context = browser.new_context(viewport={"width": size[0], "height": size[1]})
+    context.add_init_script(SCRIPTED_STREAM)
+    return context
+
+
+def open_scripted(page: Any, demo: KioskDemo, query: str = "") -> None:
+    page.goto(f"{demo.url}/kiosk{query}")
+    page.wait_for_function("window.kioskStreams.length > 0")
+
+
+def say_view(page: Any, view: dict[str, Any]) -> None:
+    page.evaluate("(v) => kioskSay('view', v)", view)
+    page.wait_for_function("(id) => window.kioskView.result_id === id", arg=view["result_id"])
+
+
+@pytest.mark.parametrize("lang", ["zh-CN", "en"])
+@pytest.mark.parametrize(
+    ("reason", "look"), [("sensor_fault", "fault"), ("temp_implausible", "remeasure")]
+)
+def test_connection_lost_after_an_amber_result_can_be_read(demo, browser, lang, reason, look):
+    # The daemon went away while a device fault (or a measure-again) was on the screen, as
+    # it does when a failing device takes the daemon down: the offline screen came up in the
+    # amber look's dark ink on its charcoal, "连接中断 / CONNECTION LOST" and what to do at
+    # 1.1:1, a dark shape on a dark screen.
+    from test_browser_kiosk_touch import CONTRAST
+    from test_ui_kiosk import DECIDED, deny_for
+
+    from ui.views import kiosk_view
+
+    context = scripted(browser)
+    page = context.new_page()
+    try:
+        open_scripted(page, demo, f"?lang={lang}")
+        view = kiosk_view(DECIDED, deny_for(reason, temp_c=None), lang) | {"result_id": "r1"}
+        say_view(page, view)
+        page.wait_for_selector(f"body.look-{look}")
+        page.evaluate("kioskBreak()")
+        page.wait_for_selector("body.offline")
+        page.wait_for_timeout(400)  # the background's transition
+        assert page.is_visible(".k-offline .k-word")
+        assert page.evaluate(CONTRAST) == []
+    finally:
+        context.close()

@@ -150,13 +150,11 @@ def test_the_kiosk_screen_says_in_plain_words_that_the_guard_will_check(rig):
     decision = _goes_out(rig)
     result, next_step = result_view(decision, "en")
     assert result["kind"] == "deny"
-    assert result["reasons"] == [
-        "This gate's lists or clock are out of date:"
-        " it cannot confirm that your home quarantine is over"
-    ]
+    # The screen faces the queue: the guard checks, the quarantine is not named there.
+    assert result["reasons"] == ["The guard must check this pass first"]
     assert next_step == "Please wait here: the guard will check with you"
     zh, _ = result_view(decision, "zh-CN")
-    assert zh["reasons"] == ["本机名单或时钟未及时更新，无法确认您的居家隔离是否已结束"]
+    assert zh["reasons"] == ["此通行证需保安核实后才能通行"]
 
 
 def test_a_quarantine_starting_after_an_unset_clocks_date_goes_to_the_guard(rig):

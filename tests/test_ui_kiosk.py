@@ -564,7 +564,7 @@ def test_a_cold_wrist_asks_to_measure_again_in_amber_without_showing_the_reading
     assert view["result"]["word"] == "请重新测温"
     assert view["temp"] is None and "28.7" not in json.dumps(view)
     assert view["wrist"]  # the pictogram shows where to hold it
-    assert view["sound"] == "attention"
+    assert view["sound"] == "remeasure"
 
 
 def test_an_implausible_reading_while_measuring_is_not_shown_as_a_temperature():
@@ -745,7 +745,8 @@ def test_reader_names_are_words_on_a_chinese_screen():
 
 def test_the_person_at_the_gate_is_addressed_the_guard_reads_a_label():
     denied = kiosk_view(DECIDED, deny_for("quarantined"), "zh-CN")
-    assert denied["result"]["reasons"] == ["您家正处于居家隔离期"]
+    # The screen faces the queue: the pass, not the household's quarantine (screens.md).
+    assert denied["result"]["reasons"] == ["此通行证现在不能通行"]
     assert i18n.reasons_text("zh-CN", ["quarantined"]) == "居家隔离期内"  # the guard's feed
 
 

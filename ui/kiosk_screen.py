@@ -34,6 +34,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
@@ -422,7 +423,7 @@ class Screen:
         return self.tracker
 
     def view_of(self, tracker: ScreenTracker, lang: str) -> dict[str, Any]:
-        return kiosk_view(
+        view = kiosk_view(
             tracker.state,
             tracker.decision,
             lang,
@@ -432,6 +433,15 @@ class Screen:
             call=self.call,
             code_first=self.code_first,
         )
+        if self.quiet_now():
+            view["sound"] = view["speak"] = None  # site.quiet_at_night: shown, not heard
+        return view
+
+    def quiet_now(self) -> bool:
+        site = self.core.config.site
+        if not site.quiet_at_night:
+            return False
+        return site.quiet_at(self.core.clock.now().astimezone(ZoneInfo(site.timezone)).time())
 
     def cached(
         self, kind: str, key_objs: tuple[object, object], lang: str, build: Callable[[], str]

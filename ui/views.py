@@ -224,6 +224,12 @@ WRIST_PROMPTS = frozenset({"step_up", "measure_wrist", "measure_again", "measuri
 ICONS = {"pass": "✔", "deny": "✖", "fault": "!", "remeasure": "↻", "out_of_service": "⏸"}
 
 
+#: The sound of each result kind (``view["sound"]``; kiosk.js plays each, and nothing else):
+#: someone who cannot read the screen has only the cue, so measure-again (the wrist again)
+#: and a device fault (go to the guard's window) are two sounds, not one soft tone.
+CUES = {"pass": "pass", "deny": "deny", "remeasure": "remeasure", "fault": "guard"}
+
+
 #: Reasons said (and acted on) before the others: with no guard on duty nobody comes, so the
 #: person is told where to call; a fever keeps them at the gate for the guard's re-check,
 #: whatever else is wrong with their pass (the policy lists the pass's reasons first).
@@ -482,7 +488,7 @@ def _decided(
         view["hint"] = i18n.t(lang, "prompt.step_up")
     if ok:
         view["hello"] = greeting(decision, lang)
-    view["sound"] = "pass" if ok else ("deny" if result["kind"] == "deny" else "attention")
+    view["sound"] = CUES[result["kind"]]
     # One sound and one spoken line per decision, however many views show it.
     view["result_id"] = str(decision.get("seq") or decision.get("passage"))
     spoken = [result["word"], *result["reasons"][:1]]

@@ -1,11 +1,12 @@
 """Which kiosk this is and how it speaks."""
 
+from datetime import time
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator
 
-from ._base import Section
+from ._base import ClockTime, Section
 
 
 class SiteConfig(Section):
@@ -25,6 +26,21 @@ class SiteConfig(Section):
     """Default language of the screens (each screen can switch)."""
     timezone: str = Field("Asia/Shanghai", max_length=64)
     """IANA zone for opening hours and daily reports (events are stored in UTC)."""
+    quiet_at_night: bool = False
+    """The kiosk screen neither chimes nor speaks from `quiet_from` to `quiet_until` (the site's
+    clock; across midnight when `quiet_from` is later): a gate under bedroom windows. The
+    screen shows everything as by day."""
+    quiet_from: ClockTime = time(22, 0)
+    """When the quiet night starts (with `quiet_at_night`), the site's clock."""
+    quiet_until: ClockTime = time(7, 0)
+    """When the quiet night ends (equal to `quiet_from`: never quiet)."""
+
+    def quiet_at(self, now: time) -> bool:
+        """Whether the screen is quiet at the site's clock time ``now``."""
+        start, end = self.quiet_from, self.quiet_until
+        if not self.quiet_at_night or start == end:
+            return False
+        return start <= now < end if start < end else (now >= start or now < end)
 
     @field_validator("timezone")
     @classmethod

@@ -101,8 +101,12 @@
     } else if (kind === "deny") {    // two low, rough buzzes: different in pitch and timbre
       tone(ctx, 220, 0, 0.35, "square", 0.25);
       tone(ctx, 180, 0.45, 0.45, "square", 0.25);
-    } else if (kind === "attention") {  // one soft mid tone: measure again, or see the guard
+    } else if (kind === "remeasure") {  // one soft mid tone: hold the wrist again
       tone(ctx, 660, 0, 0.4, "triangle", 0.35);
+    } else if (kind === "guard") {  // a three-note call, high-low-high: go to the guard
+      tone(ctx, 784, 0, 0.22, "triangle", 0.35);
+      tone(ctx, 523, 0.26, 0.22, "triangle", 0.35);
+      tone(ctx, 784, 0.52, 0.3, "triangle", 0.35);
     }
     window.kioskSounds = (window.kioskSounds || 0) + 1;  // for tests
   }
