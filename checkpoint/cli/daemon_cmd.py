@@ -11,7 +11,9 @@ import logging
 import os
 import socket
 import ssl
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from checkpoint import malloc
 from kiosk.config import (
@@ -30,6 +32,7 @@ from .errors import CliError, UsageError
 from .parsers import Verbs, add_verb, path_arg, path_of
 
 DEFAULT_DATA = "/var/lib/kiosk"
+T = TypeVar("T")
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
@@ -190,11 +193,11 @@ def run_daemon(args: argparse.Namespace) -> int:
     from checkpoint.server import raise_open_file_limit
 
     raise_open_file_limit()
-    lock = hold_data_dir(data)
+    lock = DataDirLock(data)
     try:
-        return _run(args, config, data)
+        return _run(args, config, lock)
     finally:
-        os.close(lock)
+        lock.close()
 
 
 def served_certificate(config: KioskConfig) -> TlsCertificate | None:
@@ -209,8 +212,8 @@ def served_certificate(config: KioskConfig) -> TlsCertificate | None:
     return None if files is None else certificate_validity(files[0])
 
 
-def _run(args: argparse.Namespace, config: KioskConfig, data: Path) -> int:
-    """The daemon's life, on the locked data dir."""
+def _run(args: argparse.Namespace, config: KioskConfig, lock: DataDirLock) -> int:
+    """The daemon's life, on the data dir ``lock`` takes with the first try of the log."""
     from checkpoint.app import Daemon, build_core, stop_on_signals
     from checkpoint.standby import core_or_standby
     from checkpoint.volume import data_volume, warn_if_volatile
@@ -219,11 +222,13 @@ def _run(args: argparse.Namespace, config: KioskConfig, data: Path) -> int:
         stopping = asyncio.Event()
         stop_on_signals(stopping.set)  # first: a SIGTERM while starting stops it cleanly
         # A card that keeps the log from opening: standing by until it opens (kiosk.standby).
-        core = await core_or_standby(lambda: build_core(config, data), config, stopping)
+        core = await core_or_standby(
+            lambda: lock.then(lambda: build_core(config, lock.data)), config, stopping
+        )
         if core is None:
             return 0
-        core.data_volume = data_volume(data)  # a data dir in RAM: said in health and the log
-        warn_if_volatile(core.data_volume, data)
+        core.data_volume = data_volume(lock.data)  # a data dir in RAM: said in health and the log
+        warn_if_volatile(core.data_volume, lock.data)
         core.tls_certificate = served_certificate(config)  # runs out: health warns ahead
         refusal = no_trusted_key(core)
         if refusal:
@@ -260,16 +265,74 @@ def _run(args: argparse.Namespace, config: KioskConfig, data: Path) -> int:
 LOCK_FILE = "kiosk.lock"
 
 
-def hold_data_dir(data: Path) -> int:
+class DataDirLock:
+    """The data dir's lock for ``kiosk run``, taken with its first try of the event log, so
+    that a lock file this user may not open (``kiosk.lock`` left root's by a ``sudo kiosk
+    run`` by hand) stands the daemon by (``kiosk.standby``, as a root-owned ``kiosk.db``
+    does) and it starts by itself once the file is given back: it exited 1 and systemd
+    started it again every 3 s for ever, the screens dark."""
+
+    def __init__(self, data: Path) -> None:
+        self.data = data
+        self._fd: int | None = None
+
+    def take(self) -> None:
+        """Hold the lock (once); a ``StoreFault`` naming the file, its owner and the
+        ``chown`` when this user may not open it; ``CliError`` as ``hold_data_dir``."""
+        if self._fd is None:
+            self._fd = hold_data_dir(self.data, foreign=_not_ours)
+
+    def then(self, build: Callable[[], T]) -> T:
+        self.take()
+        return build()
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def _not_ours(path: Path) -> Exception:
+    """A lock file this user may not open: what the standby says, and what mends it."""
+    from kiosk.store import StoreFault
+
+    try:
+        owner = f"owner uid {path.stat().st_uid}"
+    except OSError:
+        owner = "owner unknown"
+    return StoreFault(
+        "store_fault",
+        f"cannot lock the data dir: {path} is not writable by this user ({owner}), left by a"
+        f" kiosk run as root; give it back: sudo chown -R {_user()} {path.parent}",
+    )
+
+
+def _user() -> str:
+    """``user:group`` of this process, as ``chown`` takes it."""
+    import grp
+    import pwd
+
+    try:
+        return f"{pwd.getpwuid(os.geteuid()).pw_name}:{grp.getgrgid(os.getegid()).gr_name}"
+    except KeyError:
+        return f"{os.geteuid()}:{os.getegid()}"
+
+
+def hold_data_dir(data: Path, foreign: Callable[[Path], Exception] | None = None) -> int:
     """Lock the data dir for this daemon: the open descriptor of its ``kiosk.lock``, to keep
     open while it runs (the kernel lets go when the process ends, a crash too). A second
     ``kiosk run`` on the same data dir (another port, a manual run beside the service) started,
     and two daemons wrote one event log and drove one relay and thermometer: it is refused,
-    exit 1, so that kiosk.service tries again once the other has stopped."""
+    exit 1, so that kiosk.service tries again once the other has stopped. A lock file this
+    user may not open raises ``foreign(path)`` when given (``DataDirLock``: stand by)."""
     path = data / LOCK_FILE
     try:
         data.mkdir(parents=True, exist_ok=True)
         fd = _lock_file(path)
+    except PermissionError as exc:
+        if foreign is not None and exc.filename is not None and Path(exc.filename) == path:
+            raise foreign(path) from None
+        raise CliError(f"cannot start: {_os_error(exc)}") from None
     except OSError as exc:
         raise CliError(f"cannot start: {_os_error(exc)}") from None
     try:

@@ -1,0 +1,77 @@
+"""What the Pi's owner meets after running the daemon or a verb by hand as root
+(``sudo kiosk run``): files in the data dir the service's user cannot open.
+
+The suite runs as root, so the file system's refusal is made up where the daemon meets it
+(``os.open`` of the lock file), as the other permission tests do."""
+
+from __future__ import annotations
+
+import errno
+import os
+
+import pytest
+
+import checkpoint.app
+from checkpoint import standby as standing
+from checkpoint.cli import daemon_cmd, main
+from kiosk.standby import card_failure
+
+
+@pytest.fixture
+def root_owned_lock(monkeypatch):
+    """``kiosk.lock`` left owned by root: opening it fails with EACCES while ``state["root"]``
+    (a ``chown`` sets it False)."""
+    state = {"root": True}
+    real_open = daemon_cmd.os.open
+
+    def open_(path, flags, *mode):
+        if state["root"] and os.path.basename(path) == daemon_cmd.LOCK_FILE:
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real_open(path, flags, *mode)
+
+    monkeypatch.setattr(daemon_cmd.os, "open", open_)
+    return state
+
+
+def test_a_root_owned_lock_file_stands_by_naming_the_file_and_the_chown(
+    tmp_path, monkeypatch, capsys, root_owned_lock
+):
+    """After a ``sudo kiosk run`` by hand, ``kiosk.lock`` was root's: the service exited 1 at
+    ``cannot start: .../kiosk.lock: Permission denied`` and systemd started it again every 3 s
+    for ever, the screens dark. It stands by as for a root-owned ``kiosk.db``: the status
+    names the file, its owner and the ``chown``; once given back it takes the lock and starts
+    by itself."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / daemon_cmd.LOCK_FILE).write_text("4242\n")
+    config = tmp_path / "kiosk.toml"
+    config.write_text("[site]\nkiosk_id = 'gate-1'\n[web]\nport = 0\n")
+    seen: dict[str, object] = {}
+
+    def pause_until(_stopping):
+        async def pause(server, _delay):
+            seen["status"] = server.status()
+            seen["kind"] = server.standby.kind
+            root_owned_lock["root"] = False  # sudo chown -R kiosk:kiosk /var/lib/kiosk
+
+        return pause
+
+    def build_core(*_args):  # got past the lock: end the start there
+        seen["lock"] = (data / daemon_cmd.LOCK_FILE).read_text()
+        raise OSError(errno.ENODEV, "No such device", str(data))
+
+    monkeypatch.setattr(standing, "_pause_until", pause_until)
+    monkeypatch.setattr(checkpoint.app, "build_core", build_core)
+    assert main(["run", "--config", str(config), "--data", str(data)]) == 1
+    assert seen["kind"] == "unwritable"
+    status = str(seen["status"])
+    assert f"{data / daemon_cmd.LOCK_FILE} is not writable by this user" in status
+    assert "sudo chown -R " in status and str(data) in status
+    assert seen["lock"] == f"{os.getpid()}\n"  # taken once the file was given back
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_the_lock_files_refusal_is_a_card_failure_the_standby_knows(tmp_path, root_owned_lock):
+    with pytest.raises(Exception) as caught:
+        daemon_cmd.DataDirLock(tmp_path).take()
+    assert card_failure(caught.value) == "unwritable"
