@@ -75,3 +75,54 @@ def test_the_lock_files_refusal_is_a_card_failure_the_standby_knows(tmp_path, ro
     with pytest.raises(Exception) as caught:
         daemon_cmd.DataDirLock(tmp_path).take()
     assert card_failure(caught.value) == "unwritable"
+
+
+@pytest.fixture
+def kiosk_owned(tmp_path, monkeypatch):
+    """A data dir the service's user owns, and this process root (``sudo kiosk ...``)."""
+    data = tmp_path / "data"
+    data.mkdir()
+    if os.geteuid() == 0:
+        os.chown(data, 4321, 4321)
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    return data
+
+
+def test_sudo_kiosk_run_on_the_services_data_dir_is_refused_before_it_writes(
+    tmp_path, kiosk_owned, capsys, monkeypatch
+):
+    """``sudo kiosk run`` by hand left kiosk.lock, kiosk.db-wal/-shm and backups root's, which
+    the service (user kiosk) could not open afterwards. It is refused before anything is
+    written, saying how to run it by hand as the service's user."""
+    started = []
+    monkeypatch.setattr(checkpoint.app, "build_core", lambda *_a: started.append(True))
+    config = tmp_path / "kiosk.toml"
+    config.write_text("[site]\nkiosk_id = 'gate-1'\n")
+    assert main(["run", "--config", str(config), "--data", str(kiosk_owned)]) == 1
+    err = capsys.readouterr().err
+    assert f"as root on {kiosk_owned} (owner uid " in err
+    assert "sudo kiosk-admin run --config" in err
+    assert started == [] and list(kiosk_owned.iterdir()) == []
+
+
+def test_sudo_kiosk_guard_add_on_the_services_data_dir_is_refused_before_it_writes(
+    kiosk_owned, capsys, monkeypatch
+):
+    monkeypatch.setattr("sys.stdin", __import__("io").StringIO("a long enough password\n"))
+    code = main(
+        ["guard", "add", "ali", "--role", "guard", "--password-stdin", "--data", str(kiosk_owned)]
+    )
+    assert code == 1
+    err = capsys.readouterr().err
+    assert f"as root on {kiosk_owned} (owner uid " in err
+    assert "sudo kiosk-admin guard" in err
+    assert list(kiosk_owned.iterdir()) == []
+
+
+def test_root_in_its_own_data_dir_is_not_refused(tmp_path, monkeypatch):
+    """A bench or a test box where root owns the data dir: nothing is left another's."""
+    from checkpoint.cli import errors
+
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    monkeypatch.setattr(errors, "_owner", lambda _path: 0)
+    errors.refuse_root_over(tmp_path, "run")

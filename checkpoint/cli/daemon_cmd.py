@@ -28,7 +28,7 @@ from kiosk.config import (
 from kiosk.logs import setup_logging
 from kiosk.tlscert import TlsCertificate
 
-from .errors import CliError, UsageError
+from .errors import CliError, UsageError, refuse_root_over
 from .parsers import Verbs, add_verb, path_arg, path_of
 
 DEFAULT_DATA = "/var/lib/kiosk"
@@ -172,6 +172,7 @@ def run_daemon(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         raise UsageError(f"{exc.source}: {'; '.join(exc.problems)}") from None
     data = args.data or Path(os.environ.get("KIOSK_DATA", DEFAULT_DATA))
+    refuse_root_over(data, f"run --config {args.config}")
     problems = check_paths(config, data=data) + check_environment(config, os.environ)
     unmounted = store_folder_missing(config, data=data)
     if unmounted:  # a disk that did not mount (yet): exit 1, so kiosk.service tries again
