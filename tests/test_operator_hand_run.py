@@ -126,3 +126,40 @@ def test_root_in_its_own_data_dir_is_not_refused(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "geteuid", lambda: 0)
     monkeypatch.setattr(errors, "_owner", lambda _path: 0)
     errors.refuse_root_over(tmp_path, "run")
+
+
+def _restored(data, kiosk_id, clock, migrations=()):
+    """A backup put back into ``data``: a log whose one passage ``kiosk_id`` wrote."""
+    from test_store import draft
+
+    from kiosk.store import EventLog
+
+    data.mkdir(exist_ok=True)
+    with EventLog(data / "kiosk.db", kiosk_id, clock, migrations=list(migrations)) as log:
+        log.append(draft())
+
+
+@pytest.mark.parametrize("which", ["another gate", "a newer release"])
+def test_a_restored_log_no_restart_can_open_stops_the_unit_instead_of_a_loop(
+    tmp_path, clock, capsys, which
+):
+    """A backup restored from another gate (another kiosk_id), or one a newer release
+    migrated: ``kiosk run`` exited 1 and kiosk.service started it again every 3 s for ever,
+    the same line into the journal each time, though only the operator can mend it. It exits
+    2 (``RestartPreventExitStatus=2``: the unit stops as failed, the line in ``systemctl
+    status``), saying what to do and that a restart follows the fix."""
+    from test_operations_week import _newer_lists
+
+    data = tmp_path / "data"
+    if which == "another gate":
+        _restored(data, "gate-7", clock)
+    else:
+        _restored(data, "gate-1", clock, [_newer_lists()])
+    config = tmp_path / "kiosk.toml"
+    config.write_text("[site]\nkiosk_id = 'gate-1'\n[web]\nport = 0\n")
+    assert main(["run", "--config", str(config), "--data", str(data)]) == 2
+    (line,) = [x for x in capsys.readouterr().err.splitlines() if x.startswith("kiosk run:")]
+    assert ("event log of kiosk 'gate-7'" if which == "another gate" else "newer version") in line
+    assert "systemctl restart kiosk" in line and "store_fault" not in line
+    if which == "a newer release":
+        assert "docs/install.md, Going back" in line

@@ -13,7 +13,7 @@ import socket
 import ssl
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from checkpoint import malloc
 from kiosk.config import (
@@ -30,6 +30,9 @@ from kiosk.tlscert import TlsCertificate
 
 from .errors import CliError, UsageError, refuse_root_over
 from .parsers import Verbs, add_verb, path_arg, path_of
+
+if TYPE_CHECKING:
+    from kiosk.store import StoreFault
 
 DEFAULT_DATA = "/var/lib/kiosk"
 T = TypeVar("T")
@@ -258,6 +261,12 @@ def _run(args: argparse.Namespace, config: KioskConfig, lock: DataDirLock) -> in
         ) from None
     except OSError as exc:
         raise CliError(f"cannot start: {_os_error(exc)}") from None
+    except _unmendable() as exc:
+        where = " (docs/install.md, Going back)" if "newer version" in exc.detail else ""
+        raise UsageError(
+            f"cannot start: {exc.detail or exc}{where}; then `sudo systemctl restart kiosk`"
+            " (no restart mends it by itself: the unit stays stopped until then)"
+        ) from None
     except _startup_errors() as exc:
         raise CliError(f"cannot start: {exc}") from None
 
@@ -418,6 +427,17 @@ def no_trusted_key(core: object) -> str | None:
         return None
     where = trust_dir(core.config, core.data_dir)
     return f"no trusted issuer key (*.pub) in {where}; `kiosk keys new` makes one"
+
+
+def _unmendable() -> tuple[type[StoreFault], ...]:
+    """A log this program must not write however often it is started (another kiosk's, a
+    newer release's: a backup put back from another gate or a later version): exit 2, so that
+    kiosk.service stops (``RestartPreventExitStatus=2``) with the line in ``systemctl status``
+    instead of starting again every 3 s for ever, the same line into the journal each time."""
+    from checkpoint.app import ForeignLog
+    from kiosk.store import NewerSchema
+
+    return (ForeignLog, NewerSchema)
 
 
 def _startup_errors() -> tuple[type[BaseException], ...]:
