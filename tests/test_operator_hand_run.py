@@ -163,3 +163,19 @@ def test_a_restored_log_no_restart_can_open_stops_the_unit_instead_of_a_loop(
     assert "systemctl restart kiosk" in line and "store_fault" not in line
     if which == "a newer release":
         assert "docs/install.md, Going back" in line
+
+
+def test_a_config_saved_in_a_windows_encoding_names_the_line_and_the_fix(tmp_path, capsys):
+    """kiosk.toml edited on a Chinese Windows laptop (Notepad's ANSI: GBK) with a comment in
+    Chinese, or saved as Notepad's "Unicode" (UTF-16): check-config and kiosk run said only
+    '(file): not UTF-8 text', nothing of where or what to do."""
+    gbk = tmp_path / "gbk.toml"
+    gbk.write_bytes('[site]\nkiosk_id = "gate-1"\n# 北门 入口\n'.encode("gbk"))
+    utf16 = tmp_path / "utf16.toml"
+    utf16.write_bytes('[site]\r\nkiosk_id = "gate-1"\r\n'.encode("utf-16"))
+    assert main(["check-config", str(gbk)]) == 2
+    err = capsys.readouterr().err
+    assert "not UTF-8 text at line 3, column 3" in err and "save it as UTF-8" in err
+    assert main(["check-config", str(utf16)]) == 2
+    err = capsys.readouterr().err
+    assert "UTF-16" in err and "save it as UTF-8" in err
