@@ -179,3 +179,30 @@ def test_a_config_saved_in_a_windows_encoding_names_the_line_and_the_fix(tmp_pat
     assert main(["check-config", str(utf16)]) == 2
     err = capsys.readouterr().err
     assert "UTF-16" in err and "save it as UTF-8" in err
+
+
+@pytest.mark.parametrize(
+    "verb",
+    [
+        ["run"],
+        ["demo"],
+        ["check-config"],
+        ["verify-log"],
+        ["guard"],
+        ["guard", "add"],
+        ["guard", "list"],
+        ["guard", "remove"],
+        ["guard", "hash"],
+    ],
+)
+def test_the_operators_verbs_help_gives_an_example(verb, capsys):
+    """``kiosk run --help`` (and check-config, verify-log, guard ...) said what the verb does
+    and listed its options, but never how the Pi's owner types it (as the service runs it:
+    ``sudo kiosk-admin ...``): an example, kept as written (no folding of its lines)."""
+    with pytest.raises(SystemExit):
+        main([*verb, "--help"])
+    out = capsys.readouterr().out
+    _, _, examples = out.partition("\nexample")
+    lines = [line.strip() for line in examples.splitlines()[1:] if line.strip()]
+    assert lines and all(line.startswith(("kiosk ", "sudo ", "#")) for line in lines), out
+    assert any(f"kiosk {' '.join(verb)}" in line or " ".join(verb) in line for line in lines)

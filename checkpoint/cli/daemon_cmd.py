@@ -143,7 +143,11 @@ def run_demo(args: argparse.Namespace) -> int:
 
     Run the real daemon (engine, event log, screens, API) on emulated devices fed by a
     scripted stream of visitors. Prints the kiosk, guard and API URLs and a demo guard login.
-    Data goes to a temporary folder unless --data is given."""
+    Data goes to a temporary folder unless --data is given.
+
+    Examples:
+      kiosk demo                          # then open the printed URLs in a browser
+      kiosk demo --port 8080 --data ~/kiosk-demo"""
     malloc.tune()  # the daemon's process, before its first threads: docs/memory.md
     from checkpoint.demo import run_demo as demo
 
@@ -168,7 +172,13 @@ def run_daemon(args: argparse.Namespace) -> int:
 
     Run the kiosk daemon with the devices named in the config. Data dir: --data, else
     $KIOSK_DATA, else /var/lib/kiosk. Speaks the systemd notify protocol when
-    $NOTIFY_SOCKET is set. Stops cleanly on SIGTERM/SIGINT, also one that comes while it starts."""
+    $NOTIFY_SOCKET is set. Stops cleanly on SIGTERM/SIGINT, also one that comes while it starts.
+
+    Examples:
+      sudo systemctl start kiosk              # as installed: kiosk.service runs it
+      # in the foreground, as the service's user (never plain sudo: root-owned files):
+      sudo systemctl stop kiosk
+      sudo kiosk-admin run --config /etc/kiosk/kiosk.toml --log-level debug"""
     malloc.tune()  # the daemon's process, before its first threads: docs/memory.md
     try:
         config = load_config(args.config)
