@@ -206,3 +206,40 @@ def test_the_operators_verbs_help_gives_an_example(verb, capsys):
     lines = [line.strip() for line in examples.splitlines()[1:] if line.strip()]
     assert lines and all(line.startswith(("kiosk ", "sudo ", "#")) for line in lines), out
     assert any(f"kiosk {' '.join(verb)}" in line or " ".join(verb) in line for line in lines)
+
+
+def test_a_root_owned_file_the_daemon_reads_at_start_names_the_chown_not_a_restart_loop(
+    tmp_path, monkeypatch, capsys
+):
+    """The office's key copied in with plain sudo (``sudo cp /media/usb/office.pub
+    /var/lib/kiosk/trust/``, 0600 on the stick): the service said 'cannot start: trust key
+    ...: cannot read: Permission denied', exit 1, and systemd started it again every 3 s for
+    ever. It names the files another user owns and the chown, exit 2 (the unit stops with
+    the line in ``systemctl status`` until it is restarted)."""
+    from kiosk import passes
+
+    data = tmp_path / "data"
+    trust = data / "trust"
+    trust.mkdir(parents=True)
+    assert main(["keys", "new", "--dir", str(trust), "--name", "office"]) == 0
+    (trust / "office.key").unlink()
+    key = trust / "office.pub"
+    if os.geteuid() != 0:
+        pytest.skip("giving a file another owner needs root (CI runs the suite as root)")
+    os.chown(key, 4321, 4321)  # this process is the service here; the key another user's
+    real = passes.read_bounded
+
+    def read_bounded(path, limit):
+        if os.path.basename(path) == key.name:
+            raise passes.UnreadableFile("cannot read: Permission denied", "unreadable")
+        return real(path, limit)
+
+    monkeypatch.setattr(passes, "read_bounded", read_bounded)
+    config = tmp_path / "kiosk.toml"
+    config.write_text("[site]\nkiosk_id = 'gate-1'\n[web]\nport = 0\n")
+    assert main(["run", "--config", str(config), "--data", str(data)]) == 2
+    (line,) = [x for x in capsys.readouterr().err.splitlines() if x.startswith("kiosk run:")]
+    assert "office.pub" in line and "Permission denied" in line
+    assert "trust/office.pub (owner uid " in line
+    assert "sudo chown -R " in line and str(data) in line
+    assert "systemctl restart kiosk" in line

@@ -270,7 +270,7 @@ def _run(args: argparse.Namespace, config: KioskConfig, lock: DataDirLock) -> in
             f" and its key ({exc})"
         ) from None
     except OSError as exc:
-        raise CliError(f"cannot start: {_os_error(exc)}") from None
+        raise _not_ours_or(lock.data, f"cannot start: {_os_error(exc)}") from None
     except _unmendable() as exc:
         where = " (docs/install.md, Going back)" if "newer version" in exc.detail else ""
         raise UsageError(
@@ -278,7 +278,7 @@ def _run(args: argparse.Namespace, config: KioskConfig, lock: DataDirLock) -> in
             " (no restart mends it by itself: the unit stays stopped until then)"
         ) from None
     except _startup_errors() as exc:
-        raise CliError(f"cannot start: {exc}") from None
+        raise _not_ours_or(lock.data, f"cannot start: {exc}") from None
 
 
 #: In the data dir, locked (``flock``) by the daemon for its life; it holds the daemon's pid.
@@ -437,6 +437,42 @@ def no_trusted_key(core: object) -> str | None:
         return None
     where = trust_dir(core.config, core.data_dir)
     return f"no trusted issuer key (*.pub) in {where}; `kiosk keys new` makes one"
+
+
+def _not_ours_or(data: Path, message: str) -> CliError:
+    """A start failure, exit 1 (kiosk.service tries again); or, when files of the data dir
+    belong to another user than this one and the failure is a refusal to this user (a trust
+    key copied in with plain ``sudo cp``, 0600), the failure, those files and the ``chown``
+    that gives them back, exit 2: no restart mends it, and systemd started it again every 3 s
+    for ever. A busy port or a missing device stays exit 1 whoever owns what."""
+    denied = os.strerror(errno.EACCES) in message or os.strerror(errno.EPERM) in message
+    foreign = _foreign_files(data) if denied else []
+    if not foreign:
+        return CliError(message)
+    return UsageError(
+        f"{message}; files of {data} another user owns: {', '.join(foreign)} (left by a kiosk"
+        f" verb run with plain sudo?): sudo chown -R {_user()} {data}, then `sudo systemctl"
+        " restart kiosk`"
+    )
+
+
+def _foreign_files(data: Path, most: int = 3) -> list[str]:
+    """Up to ``most`` files of ``data`` (and of its folders) another user owns, with their
+    owner, for the message; the data dir's own folders are few and small (keys, trust)."""
+    me, found = os.geteuid(), []
+    with contextlib.suppress(OSError):
+        for folder, folders, files in os.walk(data):
+            for name in sorted(set(folders + files) - {"lost+found"}):  # a disk's own
+                path = Path(folder, name)
+                with contextlib.suppress(OSError):
+                    owner = path.lstat().st_uid
+                    if owner != me:
+                        found.append(f"{path.relative_to(data)} (owner uid {owner})")
+                if len(found) >= most:
+                    return found
+            if Path(folder).relative_to(data).parts:
+                folders[:] = []  # two levels: DATA/* and DATA/*/*
+    return found
 
 
 def _unmendable() -> tuple[type[StoreFault], ...]:
