@@ -123,13 +123,18 @@ def site_record(config: KioskConfig) -> dict[str, Any]:
     }
 
 
+class ForeignLog(StoreFault):
+    """The data dir's log is another kiosk's (a backup of another gate put back, a changed
+    ``site.kiosk_id``): nothing is wrong with the card, and no restart mends it."""
+
+
 def _check_log_owner(store: EventLog, kiosk_id: str) -> None:
     """Refuse a log whose events another ``kiosk_id`` wrote: the office keys a kiosk's log by
     its id, so writing on under a new one would end its pull for good (a ChainError)."""
     last = store.reader().execute("SELECT kiosk_id FROM events ORDER BY seq DESC LIMIT 1")
     row = last.fetchone()
     if row is not None and row[0] != kiosk_id:
-        raise StoreFault(
+        raise ForeignLog(
             "store_fault",
             f"{store.path.name} is the event log of kiosk {row[0]!r}, and site.kiosk_id is"
             f" {kiosk_id!r}: set it back, or give this kiosk a new log (docs/operations.md,"

@@ -32,7 +32,11 @@ def check_config(args: argparse.Namespace) -> int:
     Validate a kiosk TOML config. Prints every problem as `field.path: reason` and exits 2
     on error (unknown timezones, missing paths such as policy.trust_dir, a file nested too
     deeply); prints `ok` and exits 0 when valid, and names on stderr the devices it leaves
-    to the emulators."""
+    to the emulators.
+
+    Examples:
+      sudo kiosk-admin check-config /etc/kiosk/kiosk.toml   # before: sudo systemctl restart kiosk
+      kiosk check-config systemd/kiosk.toml.example"""
     # The data dir a relative policy.trust_dir is under: $KIOSK_DATA, which kiosk-admin sets
     # to the daemon's (else not judged: check-config is not told it).
     data = os.environ.get("KIOSK_DATA") or None

@@ -11,7 +11,9 @@ import logging
 import os
 import socket
 import ssl
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
 from checkpoint import malloc
 from kiosk.config import (
@@ -26,10 +28,14 @@ from kiosk.config import (
 from kiosk.logs import setup_logging
 from kiosk.tlscert import TlsCertificate
 
-from .errors import CliError, UsageError
+from .errors import CliError, UsageError, refuse_root_over
 from .parsers import Verbs, add_verb, path_arg, path_of
 
+if TYPE_CHECKING:
+    from kiosk.store import StoreFault
+
 DEFAULT_DATA = "/var/lib/kiosk"
+T = TypeVar("T")
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
@@ -137,7 +143,11 @@ def run_demo(args: argparse.Namespace) -> int:
 
     Run the real daemon (engine, event log, screens, API) on emulated devices fed by a
     scripted stream of visitors. Prints the kiosk, guard and API URLs and a demo guard login.
-    Data goes to a temporary folder unless --data is given."""
+    Data goes to a temporary folder unless --data is given.
+
+    Examples:
+      kiosk demo                          # then open the printed URLs in a browser
+      kiosk demo --port 8080 --data ~/kiosk-demo"""
     malloc.tune()  # the daemon's process, before its first threads: docs/memory.md
     from checkpoint.demo import run_demo as demo
 
@@ -162,13 +172,20 @@ def run_daemon(args: argparse.Namespace) -> int:
 
     Run the kiosk daemon with the devices named in the config. Data dir: --data, else
     $KIOSK_DATA, else /var/lib/kiosk. Speaks the systemd notify protocol when
-    $NOTIFY_SOCKET is set. Stops cleanly on SIGTERM/SIGINT, also one that comes while it starts."""
+    $NOTIFY_SOCKET is set. Stops cleanly on SIGTERM/SIGINT, also one that comes while it starts.
+
+    Examples:
+      sudo systemctl start kiosk              # as installed: kiosk.service runs it
+      # in the foreground, as the service's user (never plain sudo: root-owned files):
+      sudo systemctl stop kiosk
+      sudo kiosk-admin run --config /etc/kiosk/kiosk.toml --log-level debug"""
     malloc.tune()  # the daemon's process, before its first threads: docs/memory.md
     try:
         config = load_config(args.config)
     except ConfigError as exc:
         raise UsageError(f"{exc.source}: {'; '.join(exc.problems)}") from None
     data = args.data or Path(os.environ.get("KIOSK_DATA", DEFAULT_DATA))
+    refuse_root_over(data, f"run --config {args.config}")
     problems = check_paths(config, data=data) + check_environment(config, os.environ)
     unmounted = store_folder_missing(config, data=data)
     if unmounted:  # a disk that did not mount (yet): exit 1, so kiosk.service tries again
@@ -190,11 +207,11 @@ def run_daemon(args: argparse.Namespace) -> int:
     from checkpoint.server import raise_open_file_limit
 
     raise_open_file_limit()
-    lock = hold_data_dir(data)
+    lock = DataDirLock(data)
     try:
-        return _run(args, config, data)
+        return _run(args, config, lock)
     finally:
-        os.close(lock)
+        lock.close()
 
 
 def served_certificate(config: KioskConfig) -> TlsCertificate | None:
@@ -209,8 +226,8 @@ def served_certificate(config: KioskConfig) -> TlsCertificate | None:
     return None if files is None else certificate_validity(files[0])
 
 
-def _run(args: argparse.Namespace, config: KioskConfig, data: Path) -> int:
-    """The daemon's life, on the locked data dir."""
+def _run(args: argparse.Namespace, config: KioskConfig, lock: DataDirLock) -> int:
+    """The daemon's life, on the data dir ``lock`` takes with the first try of the log."""
     from checkpoint.app import Daemon, build_core, stop_on_signals
     from checkpoint.standby import core_or_standby
     from checkpoint.volume import data_volume, warn_if_volatile
@@ -219,11 +236,13 @@ def _run(args: argparse.Namespace, config: KioskConfig, data: Path) -> int:
         stopping = asyncio.Event()
         stop_on_signals(stopping.set)  # first: a SIGTERM while starting stops it cleanly
         # A card that keeps the log from opening: standing by until it opens (kiosk.standby).
-        core = await core_or_standby(lambda: build_core(config, data), config, stopping)
+        core = await core_or_standby(
+            lambda: lock.then(lambda: build_core(config, lock.data)), config, stopping
+        )
         if core is None:
             return 0
-        core.data_volume = data_volume(data)  # a data dir in RAM: said in health and the log
-        warn_if_volatile(core.data_volume, data)
+        core.data_volume = data_volume(lock.data)  # a data dir in RAM: said in health and the log
+        warn_if_volatile(core.data_volume, lock.data)
         core.tls_certificate = served_certificate(config)  # runs out: health warns ahead
         refusal = no_trusted_key(core)
         if refusal:
@@ -251,25 +270,89 @@ def _run(args: argparse.Namespace, config: KioskConfig, data: Path) -> int:
             f" and its key ({exc})"
         ) from None
     except OSError as exc:
-        raise CliError(f"cannot start: {_os_error(exc)}") from None
+        raise _not_ours_or(lock.data, f"cannot start: {_os_error(exc)}") from None
+    except _unmendable() as exc:
+        where = " (docs/install.md, Going back)" if "newer version" in exc.detail else ""
+        raise UsageError(
+            f"cannot start: {exc.detail or exc}{where}; then `sudo systemctl restart kiosk`"
+            " (no restart mends it by itself: the unit stays stopped until then)"
+        ) from None
     except _startup_errors() as exc:
-        raise CliError(f"cannot start: {exc}") from None
+        raise _not_ours_or(lock.data, f"cannot start: {exc}") from None
 
 
 #: In the data dir, locked (``flock``) by the daemon for its life; it holds the daemon's pid.
 LOCK_FILE = "kiosk.lock"
 
 
-def hold_data_dir(data: Path) -> int:
+class DataDirLock:
+    """The data dir's lock for ``kiosk run``, taken with its first try of the event log, so
+    that a lock file this user may not open (``kiosk.lock`` left root's by a ``sudo kiosk
+    run`` by hand) stands the daemon by (``kiosk.standby``, as a root-owned ``kiosk.db``
+    does) and it starts by itself once the file is given back: it exited 1 and systemd
+    started it again every 3 s for ever, the screens dark."""
+
+    def __init__(self, data: Path) -> None:
+        self.data = data
+        self._fd: int | None = None
+
+    def take(self) -> None:
+        """Hold the lock (once); a ``StoreFault`` naming the file, its owner and the
+        ``chown`` when this user may not open it; ``CliError`` as ``hold_data_dir``."""
+        if self._fd is None:
+            self._fd = hold_data_dir(self.data, foreign=_not_ours)
+
+    def then(self, build: Callable[[], T]) -> T:
+        self.take()
+        return build()
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def _not_ours(path: Path) -> Exception:
+    """A lock file this user may not open: what the standby says, and what mends it."""
+    from kiosk.store import StoreFault
+
+    try:
+        owner = f"owner uid {path.stat().st_uid}"
+    except OSError:
+        owner = "owner unknown"
+    return StoreFault(
+        "store_fault",
+        f"cannot lock the data dir: {path} is not writable by this user ({owner}), left by a"
+        f" kiosk run as root; give it back: sudo chown -R {_user()} {path.parent}",
+    )
+
+
+def _user() -> str:
+    """``user:group`` of this process, as ``chown`` takes it."""
+    import grp
+    import pwd
+
+    try:
+        return f"{pwd.getpwuid(os.geteuid()).pw_name}:{grp.getgrgid(os.getegid()).gr_name}"
+    except KeyError:
+        return f"{os.geteuid()}:{os.getegid()}"
+
+
+def hold_data_dir(data: Path, foreign: Callable[[Path], Exception] | None = None) -> int:
     """Lock the data dir for this daemon: the open descriptor of its ``kiosk.lock``, to keep
     open while it runs (the kernel lets go when the process ends, a crash too). A second
     ``kiosk run`` on the same data dir (another port, a manual run beside the service) started,
     and two daemons wrote one event log and drove one relay and thermometer: it is refused,
-    exit 1, so that kiosk.service tries again once the other has stopped."""
+    exit 1, so that kiosk.service tries again once the other has stopped. A lock file this
+    user may not open raises ``foreign(path)`` when given (``DataDirLock``: stand by)."""
     path = data / LOCK_FILE
     try:
         data.mkdir(parents=True, exist_ok=True)
         fd = _lock_file(path)
+    except PermissionError as exc:
+        if foreign is not None and exc.filename is not None and Path(exc.filename) == path:
+            raise foreign(path) from None
+        raise CliError(f"cannot start: {_os_error(exc)}") from None
     except OSError as exc:
         raise CliError(f"cannot start: {_os_error(exc)}") from None
     try:
@@ -354,6 +437,53 @@ def no_trusted_key(core: object) -> str | None:
         return None
     where = trust_dir(core.config, core.data_dir)
     return f"no trusted issuer key (*.pub) in {where}; `kiosk keys new` makes one"
+
+
+def _not_ours_or(data: Path, message: str) -> CliError:
+    """A start failure, exit 1 (kiosk.service tries again); or, when files of the data dir
+    belong to another user than this one and the failure is a refusal to this user (a trust
+    key copied in with plain ``sudo cp``, 0600), the failure, those files and the ``chown``
+    that gives them back, exit 2: no restart mends it, and systemd started it again every 3 s
+    for ever. A busy port or a missing device stays exit 1 whoever owns what."""
+    denied = os.strerror(errno.EACCES) in message or os.strerror(errno.EPERM) in message
+    foreign = _foreign_files(data) if denied else []
+    if not foreign:
+        return CliError(message)
+    return UsageError(
+        f"{message}; files of {data} another user owns: {', '.join(foreign)} (left by a kiosk"
+        f" verb run with plain sudo?): sudo chown -R {_user()} {data}, then `sudo systemctl"
+        " restart kiosk`"
+    )
+
+
+def _foreign_files(data: Path, most: int = 3) -> list[str]:
+    """Up to ``most`` files of ``data`` (and of its folders) another user owns, with their
+    owner, for the message; the data dir's own folders are few and small (keys, trust)."""
+    me, found = os.geteuid(), []
+    with contextlib.suppress(OSError):
+        for folder, folders, files in os.walk(data):
+            for name in sorted(set(folders + files) - {"lost+found"}):  # a disk's own
+                path = Path(folder, name)
+                with contextlib.suppress(OSError):
+                    owner = path.lstat().st_uid
+                    if owner != me:
+                        found.append(f"{path.relative_to(data)} (owner uid {owner})")
+                if len(found) >= most:
+                    return found
+            if Path(folder).relative_to(data).parts:
+                folders[:] = []  # two levels: DATA/* and DATA/*/*
+    return found
+
+
+def _unmendable() -> tuple[type[StoreFault], ...]:
+    """A log this program must not write however often it is started (another kiosk's, a
+    newer release's: a backup put back from another gate or a later version): exit 2, so that
+    kiosk.service stops (``RestartPreventExitStatus=2``) with the line in ``systemctl status``
+    instead of starting again every 3 s for ever, the same line into the journal each time."""
+    from checkpoint.app import ForeignLog
+    from kiosk.store import NewerSchema
+
+    return (ForeignLog, NewerSchema)
 
 
 def _startup_errors() -> tuple[type[BaseException], ...]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -71,3 +72,30 @@ def write_file(path: str | Path, data: bytes) -> None:
         write_atomic(path, data, keep_mode=False)
     except OSError as exc:
         raise CliError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def refuse_root_over(folder: Path, verb: str) -> None:
+    """Refuse a verb run as root (plain ``sudo kiosk VERB``) that would write into ``folder``
+    when another user (the service's, ``kiosk``) owns it: what it made there (``kiosk.lock``,
+    ``kiosk.db`` and its ``-wal``/``-shm``, a backup) was left root's, and the service could
+    not open it afterwards. Said before anything is written, with the way that leaves the
+    files the service's: ``sudo kiosk-admin VERB``. Root in a folder of its own (a bench, a
+    container) is not refused."""
+    if os.geteuid() != 0:
+        return
+    owner = _owner(folder)
+    if owner is None or owner == 0:
+        return
+    raise CliError(
+        f"run as root on {folder} (owner uid {owner}): the files it would write there would be"
+        " left root's, and the kiosk's service could not open them. Run it as the kiosk's user:"
+        f" `sudo kiosk-admin {verb} ...`"
+    )
+
+
+def _owner(folder: Path) -> int | None:
+    """The uid owning ``folder``; None when it is not there (yet)."""
+    try:
+        return folder.stat().st_uid
+    except OSError:
+        return None

@@ -36,7 +36,11 @@ def register(sub: Verbs) -> None:
 def _actions(actions: Verbs) -> None:
     """guard console accounts: add, hash, list, remove
 
-    Accounts for the guard console (scrypt-hashed passwords, roles guard/admin)."""
+    Accounts for the guard console (scrypt-hashed passwords, roles guard/admin).
+
+    Examples:
+      sudo kiosk-admin guard add ali --role guard
+      sudo kiosk-admin guard list"""
     add = add_verb(actions, "add", add_run)
     _account_args(add)
     add_store_args(add)
@@ -97,7 +101,10 @@ def _hash(password: str) -> str:
 
 
 def hash_run(args: argparse.Namespace) -> int:
-    """print a 'name:role:hash' line for the guard_users credentials file"""
+    """print a 'name:role:hash' line for the guard_users credentials file
+
+    Examples:
+      kiosk guard hash ali --role guard   # the line for /etc/kiosk/credentials/guard_users"""
     from kiosk.accounts import credentials_line
 
     _checked_name_role(args)
@@ -123,7 +130,11 @@ def _actor() -> str:
 
 
 def add_run(args: argparse.Namespace) -> int:
-    """create or reset an account in the kiosk's database"""
+    """create or reset an account in the kiosk's database
+
+    Examples:
+      sudo kiosk-admin guard add ali                  # asks the password twice
+      sudo kiosk-admin guard add mona --role admin"""
     from kiosk.accounts import AccountError, AccountStore
 
     _checked_name_role(args)
@@ -140,7 +151,10 @@ def add_run(args: argparse.Namespace) -> int:
 
 
 def list_run(args: argparse.Namespace) -> int:
-    """list the accounts (names and roles only)"""
+    """list the accounts (names and roles only)
+
+    Examples:
+      sudo kiosk-admin guard list"""
     from kiosk.accounts import AccountError, AccountStore
     from kiosk.secrets import get_secret
 
@@ -158,7 +172,10 @@ def list_run(args: argparse.Namespace) -> int:
 
 
 def remove_run(args: argparse.Namespace) -> int:
-    """disable a stored account"""
+    """disable a stored account
+
+    Examples:
+      sudo kiosk-admin guard remove ali"""
     from kiosk.accounts import AccountStore
 
     store = _open_store(args)

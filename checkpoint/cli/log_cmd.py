@@ -165,7 +165,11 @@ def run(args: argparse.Namespace) -> int:
     Check the event and audit hash chains, seq continuity and the personal-data digests of
     an event log. Names the first bad row. Exit 0 when intact, 1 if any row was edited,
     deleted, inserted or reordered (or the file is corrupt), 2 if the file cannot be used as
-    an event log (or a newer version of the program migrated it: no verdict here)."""
+    an event log (or a newer version of the program migrated it: no verdict here).
+
+    Examples:
+      sudo kiosk-admin verify-log
+      kiosk verify-log --db /media/usb/kiosk.db --against office-copy.db"""
     path = db_path(args, load_args_config(args))
     check_event_log(path)
     conn = _open_read_only(path)

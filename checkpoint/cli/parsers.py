@@ -4,7 +4,9 @@ A verb is run by a function, and a verb made of actions (``kiosk pass issue``) i
 one; that function's docstring is the verb's help, as in click. Its first paragraph is the
 one line ``kiosk --help`` lists the verb with; the rest, if any, is the description that
 ``kiosk VERB --help`` prints. So what a verb does is written once, beside the code that does
-it. Line breaks and indentation are folded, as argparse prints any help text.
+it. Line breaks and indentation are folded, as argparse prints any help text. A last
+paragraph that begins ``Examples:`` is printed after the options as it is written, one command
+a line (``kiosk run --help``: how the Pi's owner types it).
 """
 
 from __future__ import annotations
@@ -25,8 +27,14 @@ def add_verb(
     verbs: Verbs, name: str, run: Callable[[argparse.Namespace], Any]
 ) -> argparse.ArgumentParser:
     """The parser of verb ``name``, which ``run`` carries out; helped by ``run``'s docstring."""
-    help, description = _help_of(run)
-    parser: argparse.ArgumentParser = verbs.add_parser(name, help=help, description=description)
+    help, description, examples = _help_of(run)
+    parser: argparse.ArgumentParser = verbs.add_parser(
+        name,
+        help=help,
+        description=description,
+        epilog=examples,
+        formatter_class=_KeepExamples,
+    )
     parser.set_defaults(func=run)
     return parser
 
@@ -43,17 +51,44 @@ def add_group(
 
     One action is required, named ``ACTION`` in the usage line and stored in ``args.<dest>``.
     Options of the group itself (``kiosk calibrate --data DIR add``) come from ``parents``."""
-    help, description = _help_of(declare)
-    group = verbs.add_parser(name, help=help, description=description, parents=list(parents))
+    help, description, examples = _help_of(declare)
+    group = verbs.add_parser(
+        name,
+        help=help,
+        description=description,
+        parents=list(parents),
+        epilog=examples,
+        formatter_class=_KeepExamples,
+    )
     declare(group.add_subparsers(dest=dest, metavar="ACTION", required=True))
 
 
-def _help_of(function: Callable[..., Any]) -> tuple[str, str | None]:
+#: How the paragraph of examples begins in a verb's docstring and its help.
+EXAMPLES = "Examples:"
+
+
+def _help_of(function: Callable[..., Any]) -> tuple[str, str | None, str | None]:
+    """The one line, the description and the examples (as written) of a verb's docstring."""
     doc = inspect.getdoc(function)
     if not doc:
         raise TypeError(f"{function.__qualname__} needs a docstring: it is the verb's help")
     summary, _, rest = doc.partition("\n\n")
-    return " ".join(summary.split()), " ".join(rest.split()) or None
+    if rest.startswith(EXAMPLES):
+        rest, examples = "", rest
+    else:
+        rest, _, tail = rest.partition(f"\n\n{EXAMPLES}")
+        examples = f"{EXAMPLES}{tail}" if tail else ""
+    examples = "examples:" + examples[len(EXAMPLES) :] if examples else ""
+    return " ".join(summary.split()), " ".join(rest.split()) or None, examples or None
+
+
+class _KeepExamples(argparse.HelpFormatter):
+    """argparse's help, but the examples keep their lines (one command each)."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if text.startswith("examples:"):
+            return "\n".join(indent + line for line in text.splitlines())
+        return super()._fill_text(text, width, indent)
 
 
 #: Set by ``kiosk-admin`` (scripts/install) to the folder it was run in: the verb itself runs

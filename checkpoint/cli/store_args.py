@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-from .errors import CliError, UsageError
+from .errors import CliError, UsageError, refuse_root_over
 from .parsers import path_arg
 
 if TYPE_CHECKING:
@@ -184,6 +184,7 @@ def open_store(
     from kiosk.store import EventLog, StoreFault
 
     path = db_path(args, config)
+    refuse_root_over(path.parent, getattr(args, "verb", None) or "VERB")
     check_event_log(path, create=create and reads_only is None)
     if path.is_file() and path.stat().st_size and _event_tables(path) is False:
         raise UsageError(f"{path}: {NOT_A_LOG}")

@@ -252,12 +252,26 @@ def read_toml(path: Path) -> dict[str, Any]:
     try:
         # utf-8-sig: a byte order mark (Windows editors' "UTF-8 with BOM") is not text
         return tomllib.loads(raw.decode("utf-8-sig"))
-    except UnicodeDecodeError:
-        raise ConfigError(str(path), ["(file): not UTF-8 text"]) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(str(path), [f"(file): {_not_utf8(raw, exc.start)}"]) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(str(path), [f"(toml): {exc}"]) from None
     except RecursionError:
         raise ConfigError(str(path), [_TOO_DEEP]) from None
+
+
+def _not_utf8(raw: bytes, start: int) -> str:
+    """Where a config stops being UTF-8 and what to do: a Windows editor saved it in its own
+    encoding (Notepad's "Unicode", UTF-16; its "ANSI", a comment in Chinese as GBK)."""
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "saved as UTF-16 (Notepad's 'Unicode'), not UTF-8 text: save it as UTF-8"
+    line = raw.count(b"\n", 0, start) + 1
+    begun = raw.rfind(b"\n", 0, start) + 1
+    column = len(raw[begun:start].decode("utf-8-sig", "replace")) + 1
+    return (
+        f"not UTF-8 text at line {line}, column {column} (byte 0x{raw[start]:02x}): saved in"
+        " another encoding (a Windows editor's 'ANSI')? save it as UTF-8"
+    )
 
 
 def check_file(
