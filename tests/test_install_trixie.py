@@ -180,3 +180,45 @@ def test_a_release_is_built_again_for_another_python(checkout, tmp_path):
     assert on_311.returncode == on_313.returncode == 0, on_313.stdout + on_313.stderr
     assert release_dir(on_311.stdout) != release_dir(on_313.stdout)
     assert release_dir(on_311.stdout) == release_dir(_dry_run(checkout, root).stdout)
+
+
+def picamera2_at(tmp_path: Path, version: str) -> dict:
+    """The live system (root /) with every package the Pi camera's [apt] step wants installed,
+    python3-picamera2 at ``version`` (a ``dpkg-query`` that answers its status and version)."""
+    env = fake_apt(tmp_path, (*TRIXIE_INSTALLED, "python3-picamera2"), ())
+    (tmp_path / "bin" / "dpkg-query").write_text(
+        "#!/bin/sh\n"
+        'for last; do :; done\ncase " $INSTALLED " in *" $last "*) ;; *) exit 1 ;; esac\n'
+        'case "$*" in *Version*) printf %s "$PICAMERA2" ;; *) printf "install ok installed" ;;'
+        " esac\n"
+    )
+    cfg = tmp_path / "pi.toml"
+    cfg.write_text('[[readers.sources]]\ntype = "picamera"\n')
+    return env | {"PICAMERA2": version, "KIOSK_TEST_CONFIG": str(cfg)}
+
+
+@pytest.mark.parametrize(
+    ("version", "said"),
+    [
+        # The first Bookworm images: no wait() timeout, the reader a fault until upgraded.
+        ("0.3.12-2", "[apt] would: upgrade python3-picamera2 0.3.12-2 (the Pi camera needs"),
+        ("0.3.19-1", "[apt] would: upgrade python3-picamera2 0.3.19-1"),
+        ("0.3.20-1", "[apt] ok: python3-picamera2 0.3.20-1 (the Pi camera needs 0.3.20"),
+        ("0.3.27-1+rpt1", "[apt] ok: python3-picamera2 0.3.27-1+rpt1"),
+    ],
+)
+def test_an_installed_picamera2_too_old_for_the_reader_is_upgraded(
+    checkout, tmp_path, version, said
+):
+    """A re-run of the installer on a first-Bookworm Pi said python3-picamera2 'installed' and
+    kept 0.3.12, whose wait() has no timeout: the Pi camera reader stayed a fault saying to
+    upgrade it. It is upgraded (apt-get install --only-upgrade) when older than 0.3.20."""
+    env = picamera2_at(tmp_path, version)
+    proc = run(checkout / "scripts" / "install", "--dry-run", "--config", env["KIOSK_TEST_CONFIG"],
+               env=env)  # fmt: skip
+    apt = lines_of(proc.stdout, "apt")
+    assert any(line.startswith(said) for line in apt), proc.stdout + proc.stderr
+    upgrading = [line for line in apt if "upgrade" in line]
+    assert bool(upgrading) == said.startswith("[apt] would: upgrade")
+    if upgrading:
+        assert "--only-upgrade python3-picamera2" in proc.stdout
