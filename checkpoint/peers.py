@@ -22,7 +22,9 @@ it but this gate's kiosk id), and a peer told wakes its ask of this gate (``poke
 often than ``POKE_GAP_S``. News that comes while a push is pending is told with it
 (``coalesced``: the poke carries no passage, the ask fetches them all); a peer that does not
 take it costs a count (``failed``) and waits for its poll. A poke is not trusted for anything
-but to ask now: what is kept still comes by the ask, judged (and signed) as always.
+but to ask now: what is kept still comes by the ask, judged (and signed) as always. A guard's
+void or restore here is news as well (``revocation_news``, told by the lists' store); the page
+asked brings the peer's guards' revocations, held and put in force here (``_revocations``).
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ from kiosk.peers import (
     PeerLedger,
     PeerPageError,
     PeerRestarted,
+    PeerRevocation,
     PeerRolledBack,
     PeerUnsigned,
     check_page,
@@ -245,6 +248,8 @@ class PeerSync:
         #: link (lost and back at every other poll) is a few lines an hour and their count.
         self._lines = {p.kiosk_id: FlapLimit(core.clock.monotonic_ns) for p in self.peers}
         self._load_closings()
+        # A guard's void (or its lift) here is news for the peers as a passage is.
+        core.lists.watch_revocations(self.revocation_news)
 
     def _load_closings(self) -> None:
         """The peers that said they were closing before this gate started (kept in the log)."""
@@ -356,6 +361,8 @@ class PeerSync:
                 if new:
                     self._record(new)
             got += len(new)
+            if page.revocations is not None:
+                self._revocations(peer, page.revocations, read)
             with self._lock:
                 if state.last_error is not None:
                     self._say(
@@ -401,6 +408,24 @@ class PeerSync:
             with self._store_gate:
                 self._store_users -= 1
                 self._store_gate.notify_all()
+
+    def _revocations(
+        self, peer: PeerSource, revocations: Sequence[PeerRevocation], read: ClockReading
+    ) -> None:
+        """Hold the peer's guards' revocations as its page said them; when they changed, the
+        lists in force are read again (the engine refuses them from its next passage)."""
+        with self._using_store():
+            changed = self.ledger.set_revocations(
+                peer.kiosk_id, revocations, read.wall, synced=read.synced
+            )
+            if changed:
+                self.core.lists.load()
+        if changed:
+            log.info(
+                "compound: peer %s's guards' revocations now %d held here",
+                peer.kiosk_id,
+                len(revocations),
+            )
 
     def _record(self, rows: list[Any]) -> None:
         history = self.core.history
@@ -574,6 +599,15 @@ class PeerSync:
             return
         if message.get("decision") not in COUNTED_DECISIONS:
             return
+        with self._lock:
+            for pending in self._news.values():
+                if pending.is_set():
+                    self._pushed["coalesced"] += 1
+                pending.set()
+
+    def revocation_news(self) -> None:
+        """A guard's revocation or its lift written here (``ListStore.watch_revocations``, on
+        the guard's thread): news for every peer, told by the push threads; never blocks."""
         with self._lock:
             for pending in self._news.values():
                 if pending.is_set():

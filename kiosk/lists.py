@@ -30,6 +30,7 @@ import dataclasses
 import hashlib
 import io
 import json
+import logging
 import re
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping
@@ -59,6 +60,8 @@ from .queries import boot_offsets, clock_of, held_dated, read_clocks
 from .schema import sql_migrations
 from .snapshots import LatestRead
 from .typed import typed
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "BUNDLE_FORMAT",
@@ -295,6 +298,10 @@ class Lists:
     _households_by_key: Mapping[str, Household] = field(
         default_factory=dict, repr=False, compare=False
     )
+    #: The compound's other gates' guards' revocations held here (``kiosk.peers``), by pass
+    #: id, ``source`` the gate's kiosk id: refused as the lists' own are; lifted only by a
+    #: restore at that gate (its next page), never by an edit here.
+    peer_revocations: Mapping[str, Revocation] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         # Keyed by ``same_text``: the lists' spelling of a household need not be the pass's.
@@ -314,17 +321,19 @@ class Lists:
         quarantine: Iterable[QuarantineEntry] = (),
         households: Iterable[Household] = (),
         freshness: Freshness | None = None,
+        peer_revocations: Iterable[Revocation] = (),
     ) -> Lists:
         return cls(
             {r.pass_id: r for r in revocations},
             tuple(quarantine),
             {h.household: h for h in households},
             freshness or Freshness(),
+            peer_revocations={r.pass_id: r for r in reversed(list(peer_revocations))},
         )
 
     @property
     def revoked(self) -> frozenset[str]:
-        return frozenset(self.revocations)
+        return frozenset(self.revocations) | frozenset(self.peer_revocations)
 
     def with_freshness(self, freshness: Freshness) -> Lists:
         """The same lists (indexes shared, not rebuilt) with another ``freshness``."""
@@ -333,7 +342,9 @@ class Lists:
         return other
 
     def is_revoked(self, pass_id: str) -> bool:
-        return pass_id in self.revocations
+        """Revoked by the office, a guard or sheet here, or a guard at another gate of the
+        compound (docs/passes.md, "Voided at one gate, refused at all")."""
+        return pass_id in self.revocations or pass_id in self.peer_revocations
 
     def quarantine_for(
         self, household: str, holder: str | None, day: date
@@ -879,6 +890,17 @@ def _passed_before_revoked(
     return sorted(int(r[0]) for r in rows)
 
 
+def _peer_revocations(db: sqlite_utils.Database) -> list[Revocation]:
+    """The peers' guards' revocations (``kiosk.peers``' table ``peer_revocations``; none in a
+    log without it), each as the first gate by kiosk id that holds it."""
+    if not db["peer_revocations"].exists():
+        return []
+    rows = db.execute(
+        "SELECT kiosk_id, pass_id, revoked_at FROM peer_revocations ORDER BY kiosk_id, pass_id"
+    ).fetchall()
+    return [Revocation(str(p), "", _instant(r), str(k)) for k, p, r in rows]
+
+
 def _utc_text(when: datetime) -> str:
     """A moment as fixed-width UTC text, which sorts as the moments do."""
     return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
@@ -1085,6 +1107,21 @@ class ListStore:
         #: ``list_meta``'s ``RETENTION_KEY`` as the last load read it (``reload_if_changed``).
         self._purged_seen: str | None = None
         self._snapshots = LatestRead(Lists(), adopt=self._as_confirmed, on_load=on_change)
+        #: Told after a guard's revocation or its lift is written (``watch_revocations``).
+        self._revocation_watchers: list[Callable[[], None]] = []
+
+    def watch_revocations(self, told: Callable[[], None]) -> None:
+        """``told()`` after each guard's revocation or lift written here (on the thread that
+        made it; it must not block): the compound's other gates are told at once
+        (``checkpoint.peers.PeerSync.revocation_news``)."""
+        self._revocation_watchers.append(told)
+
+    def _revocations_changed(self) -> None:
+        for told in list(self._revocation_watchers):
+            try:
+                told()
+            except Exception:  # noqa: BLE001 - the edit is written; the peers' poll brings it
+                log.exception("lists: telling the other gates of a revocation failed")
 
     @property
     def current(self) -> Lists:
@@ -1172,7 +1209,9 @@ class ListStore:
             )
             for r in db["list_households"].rows
         ]
-        return Lists.build(revocations, quarantine, households, _freshness(meta))
+        return Lists.build(
+            revocations, quarantine, households, _freshness(meta), _peer_revocations(db)
+        )
 
     def confirm(self, at: datetime) -> Lists:
         """The office confirmed the lists in force unchanged at ``at`` (``office.listsync``):
@@ -1205,7 +1244,9 @@ class ListStore:
             held = self._held_clock()
             _upsert_local_revocations(db, [self._revocation_row(row, "guard", actor, now, held)])
 
-        return self._guard_edit(apply, actor, "lists.revoke", {"pass_id": row.pass_id})
+        lists = self._guard_edit(apply, actor, "lists.revoke", {"pass_id": row.pass_id})
+        self._revocations_changed()
+        return lists
 
     def unrevoke(self, pass_id: str, actor: str, seen: str | None = None) -> Lists:
         """Lift a local revocation; one the office's bundle also makes stays (only the office
@@ -1213,15 +1254,23 @@ class ListStore:
         page showed it (``entry_version``), else ``ListChanged``."""
         row = self._validate(RevocationIn, {"pass_id": pass_id})
         missing = f"pass {row.pass_id} is not revoked"
+        elsewhere = self.current.peer_revocations.get(row.pass_id)
+        if elsewhere is not None and row.pass_id not in self.current.revocations:
+            raise ListError(
+                f"pass {row.pass_id} was voided at gate {elsewhere.source}; only a guard there"
+                " restores it"
+            )
 
         def office_keeps(found: Mapping[str, Any]) -> str | None:
             if found.get("source") == "bundle" or found.get("bundle_reason") is not None:
                 return f"pass {row.pass_id} is revoked by the office's list; it stays revoked"
             return None
 
-        return self._guard_delete(
+        lists = self._guard_delete(
             "list_revocations", "pass_id", row.pass_id, missing, actor, office_keeps, seen
         )
+        self._revocations_changed()
+        return lists
 
     def add_quarantine(
         self,

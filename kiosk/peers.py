@@ -30,6 +30,12 @@ refuses an answer whose signature is not that key's for *this* request (``verify
 ``PeerForged``) or that has none (``PeerUnsigned``: told apart, as an older peer sends none):
 a page made up by whoever answers at the peer's address, or a real one replayed, is never
 kept.
+
+A page carries the serving gate's guards' revocations too (``guard_revocations``: its whole
+set, bounded, no reason), judged with the page (``check_page``: the same signature, nonce and
+compound) and held as that gate's set in ``peer_revocations`` (``PeerLedger.set_revocations``);
+the lists refuse them as ``pass_revoked`` (``kiosk.lists.Lists.peer_revocations``). Only a
+restore at that gate lifts one; the office's revocation is never lifted by it (docs/passes.md).
 """
 
 from __future__ import annotations
@@ -66,6 +72,8 @@ from .typed import unseen
 __all__ = [
     "MAX_AHEAD",
     "Breach",
+    "guard_revocations",
+    "held_revocations",
     "late_breaches",
     "MAX_SKEW",
     "MIGRATIONS",
@@ -76,6 +84,7 @@ __all__ = [
     "PeerLedger",
     "PeerPageError",
     "PeerRestarted",
+    "PeerRevocation",
     "PeerRolledBack",
     "PeerRow",
     "PeerUnsigned",
@@ -124,6 +133,17 @@ NONCE_PATTERN = r"^[A-Za-z0-9_-]{22,64}$"
 _PAGE_SIGNED = b"kiosk passages page 1\n"
 #: What a closing notice's signature is over begins with this (never a page's message).
 _CLOSING_SIGNED = b"kiosk peer closing 1\n"
+#: The most of a gate's guards' revocations one page carries (its newest): a page with more
+#: is refused whole.
+MAX_PAGE_REVOCATIONS = 500
+#: Bound of a revocation's guard name as a page carries it (a guard account's name).
+MAX_ACTOR = 64
+#: A pass id as the lists hold it (``kiosk.lists.RevocationIn``).
+_PASS_ID = re.compile(r"^[0-9a-f]{12}$")
+_REVOCATION_KEYS = frozenset({"pass_id", "revoked_at", "actor"})
+#: A peer's revocations seen unchanged are stamped seen again (a write) at most this often:
+#: retention drops those of a peer not heard from within ``store.retention_days``.
+SEEN_REFRESH = timedelta(days=1)
 _ROW_KEYS = frozenset(
     {"kiosk_id", "seq", "pass_id", "household", "direction", "decision", "ts", "flags"}
 )
@@ -157,6 +177,15 @@ MIGRATIONS = sql_migrations(
     ALTER TABLE peer_passages ADD COLUMN fetched_mono_ns INTEGER;
     CREATE INDEX peer_passages_undated ON peer_passages(fetched_boot)
         WHERE fetched_mono_ns IS NOT NULL;
+    """,
+    # A peer gate's guards' revocations as its last page said them (``PeerLedger.
+    # set_revocations``): refused here as ``pass_revoked`` (``kiosk.lists.Lists``).
+    # ``seen_at``: when a page last said them (NULL: on this gate's clock not set).
+    m005_peer_revocations="""
+    CREATE TABLE peer_revocations (
+        kiosk_id TEXT NOT NULL, pass_id TEXT NOT NULL, revoked_at TEXT, actor TEXT,
+        seen_at TEXT, PRIMARY KEY (kiosk_id, pass_id)
+    );
     """,
 )
 
@@ -219,6 +248,16 @@ class PeerRow:
 
 
 @dataclass(frozen=True)
+class PeerRevocation:
+    """A pass a guard voided at a peer gate (its Passes page or lists), as its page said it."""
+
+    kiosk_id: str
+    pass_id: str
+    revoked_at: str | None  # format_ts; None: the peer did not say a readable time
+    actor: str | None  # the guard's name there
+
+
+@dataclass(frozen=True)
 class CheckedPage:
     """A peer's answer judged: the rows to keep, the cursor after it, what was dropped."""
 
@@ -244,6 +283,9 @@ class CheckedPage:
     #: Rows the peer stamped on its clock not set (its ``unsynced_from`` on) dated here by that
     #: clock's skew, this gate's clock being set (a peer booted on fake-hwclock's saved time).
     redated: int = 0
+    #: The peer's guards' revocations, the whole set it holds now; ``None``: its page did not
+    #: say (a gate on a release before it): those held here stay as they are.
+    revocations: tuple[PeerRevocation, ...] | None = None
 
 
 # --- the serving side -------------------------------------------------------------------------
@@ -372,6 +414,33 @@ def _page(
         "origin": origin,
         "unsynced_from": None if redate else undated,
     }
+
+
+def guard_revocations(db: Database) -> list[dict[str, Any]]:
+    """This gate's guards' revocations (``list_revocations`` of source ``guard``: a card voided
+    on the Passes or lists page), newest first, at most ``MAX_PAGE_REVOCATIONS``, for its
+    peers' page: pass id, when, the guard's name; never the reason (free text). An office's
+    revocation is not among them (every gate has it from the office's bundle).
+    ``StoreFault`` when the lists cannot be read."""
+    try:
+        if not _has(db, "list_revocations"):
+            return []
+        rows = db.execute(
+            "SELECT pass_id, revoked_at, actor FROM list_revocations WHERE source = 'guard'"
+            " ORDER BY revoked_at DESC, pass_id LIMIT ?",
+            [MAX_PAGE_REVOCATIONS],
+        ).fetchall()
+    except sqlite3.Error as exc:
+        raise StoreFault("store_fault", f"peer revocations: {type(exc).__name__}") from None
+    out = []
+    for pass_id, revoked_at, actor in rows:
+        try:
+            at: str | None = format_ts(_when(revoked_at, "revoked_at"))
+        except PeerPageError:
+            at = None
+        who = actor[:MAX_ACTOR] if isinstance(actor, str) and actor else None
+        out.append({"pass_id": pass_id, "revoked_at": at, "actor": who})
+    return out
 
 
 def _page_message(kiosk_id: str, nonce: str, after: int, limit: int, body: bytes) -> bytes:
@@ -610,7 +679,36 @@ def check_page(
     if nxt < previous or nxt > max(last, previous):
         raise PeerPageError(f"next is {nxt}, outside {previous}..{max(last, previous)}")
     nxt = nxt if held is None else held  # held_back is 0 when nothing is held
-    return CheckedPage(rows, nxt, last, ahead, skew, said, said_origin, held_back, refused, redated)
+    revocations = _revocations(page.get("revocations"), kiosk_id)
+    return CheckedPage(
+        rows, nxt, last, ahead, skew, said, said_origin, held_back, refused, redated, revocations
+    )
+
+
+def _revocations(raw: object, kiosk_id: str) -> tuple[PeerRevocation, ...] | None:
+    """A page's ``revocations`` judged (``PeerPageError``: the page is refused whole): at most
+    ``MAX_PAGE_REVOCATIONS``, each a pass id of the lists' form, its time and guard's name
+    bounded; ``None`` when the page says none (a peer on an earlier release)."""
+    if raw is None:
+        return None
+    if not isinstance(raw, list) or len(raw) > MAX_PAGE_REVOCATIONS:
+        raise PeerPageError(
+            f"revocations is not a list of at most {MAX_PAGE_REVOCATIONS} ({_shown(raw)})"
+        )
+    out: dict[str, PeerRevocation] = {}
+    for item in raw:
+        if not isinstance(item, dict) or not item.keys() <= _REVOCATION_KEYS:
+            raise PeerPageError("a revocation that is not an object of pass_id, revoked_at, actor")
+        pass_id = item.get("pass_id")
+        if not isinstance(pass_id, str) or not _PASS_ID.fullmatch(pass_id):
+            raise PeerPageError(f"a revocation's pass_id is {_shown(pass_id)}, not 12 hex digits")
+        at = item.get("revoked_at")
+        when = None if at is None else format_ts(_when(at, "revoked_at"))
+        actor = _text(item, "actor", MAX_ACTOR)
+        if actor is not None and unseen(actor):
+            actor = None  # a name nobody could read: the revocation holds, unnamed
+        out.setdefault(pass_id, PeerRevocation(kiosk_id, pass_id, when, actor))
+    return tuple(out.values())
 
 
 def _same_log(page: dict[str, Any], after: int, origin: str | None) -> tuple[int, str | None]:
@@ -885,6 +983,45 @@ class PeerLedger:
         )
         return {k: (_stamp(at), _stamp(said)) for k, at, said in rows.fetchall()}
 
+    def set_revocations(
+        self,
+        kiosk_id: str,
+        revocations: Iterable[PeerRevocation],
+        now: datetime,
+        *,
+        synced: bool = True,
+    ) -> bool:
+        """Hold ``revocations`` as the peer's whole set (those it no longer says were restored
+        there, and go); whether the set changed. Unchanged, nothing is written but the time
+        they were seen, once a ``SEEN_REFRESH`` on a synchronised clock (a poll every few
+        seconds is no write on the card)."""
+        wanted = {(r.pass_id, r.revoked_at, r.actor) for r in revocations}
+        held = {
+            (p, r, a): seen
+            for p, r, a, seen in self.store.reader().execute(
+                "SELECT pass_id, revoked_at, actor, seen_at FROM peer_revocations"
+                " WHERE kiosk_id = ?",
+                [kiosk_id],
+            )
+        }
+        changed = set(held) != wanted
+        due = format_ts(now - SEEN_REFRESH)
+        old = synced and any(seen is None or seen < due for seen in held.values())
+        if not changed and not old:
+            return False
+        seen_at = format_ts(now) if synced else None
+
+        def write(db: Database) -> None:
+            db.execute("DELETE FROM peer_revocations WHERE kiosk_id = ?", [kiosk_id])
+            db.conn.executemany(
+                "INSERT INTO peer_revocations (kiosk_id, pass_id, revoked_at, actor, seen_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                [(kiosk_id, p, r, a, seen_at) for p, r, a in sorted(wanted, key=str)],
+            )
+
+        self.store.submit(write)
+        return changed
+
     def rolled_back(self, kiosk_id: str, last: int) -> None:
         """The peer's log was restored from an older copy ending at ``last``: its rows held
         past that go (the history keeps what it counted) and the cursor is ``last``."""
@@ -929,7 +1066,23 @@ def purge(db: Database, cutoff: datetime) -> int:
     if not _has_table(db):
         return 0
     cursor = db.execute("DELETE FROM peer_passages WHERE ts < ?", [format_ts(cutoff)])
-    return max(cursor.rowcount, 0)
+    gone = max(cursor.rowcount, 0)
+    if _has(db, "peer_revocations"):  # of a peer not heard from since (removed, or down)
+        cursor = db.execute("DELETE FROM peer_revocations WHERE seen_at < ?", [format_ts(cutoff)])
+        gone += max(cursor.rowcount, 0)
+    return gone
+
+
+def held_revocations(db: Database) -> list[PeerRevocation]:
+    """The peers' guards' revocations held here, by gate and pass id (none in a log without
+    the table): what this gate refuses for them, and what its guard is shown."""
+    if not _has(db, "peer_revocations"):
+        return []
+    rows = db.execute(
+        "SELECT kiosk_id, pass_id, revoked_at, actor FROM peer_revocations"
+        " ORDER BY kiosk_id, revoked_at DESC, pass_id"
+    ).fetchall()
+    return [PeerRevocation(str(k), str(p), r, a) for k, p, r, a in rows]
 
 
 def held_rows(db: Database, rows: Iterable[tuple[str, int]]) -> set[tuple[str, int]]:

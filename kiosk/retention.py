@@ -140,6 +140,10 @@ STORES: Mapping[str, tuple[str, str]] = {
     "obs_acks": ("the days a returnee's fever was acknowledged", "kiosk.observation.purge"),
     "service_requests": ("household, note", "kiosk.services.purge"),
     "peer_passages": ("pass id, household", "kiosk.peers.purge and the merge's trim"),
+    "peer_revocations": (
+        "pass id, a guard's name",
+        "kiosk.peers.purge (a peer not heard from) and each page from that gate",
+    ),
     "peer_cursors": ("", "none: the peers' addresses and positions"),
     "compound_households": ("households", "the next import of the compound map"),
     "resident_vehicles": ("plates, households", "the next import of the vehicle list"),

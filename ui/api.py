@@ -53,6 +53,7 @@ from kiosk.peers import (
     SIGNATURE_HEADER,
     PeerForged,
     PeerPageError,
+    guard_revocations,
     history_horizon,
     peer_page,
     sign_page,
@@ -944,6 +945,12 @@ class PeerPassage(BaseModel):
     flags: list[str] = Field(description="`quota_exempt` or nothing.")
 
 
+class PeerRevocationOut(BaseModel):
+    pass_id: str = Field(description="The voided pass's id (12 hex digits).")
+    revoked_at: str | None = Field(description="When the guard voided it (UTC).")
+    actor: str | None = Field(description="The guard who voided it (their account's name).")
+
+
 class PeerPage(BaseModel):
     kiosk_id: str
     passages: list[PeerPassage]
@@ -968,6 +975,12 @@ class PeerPage(BaseModel):
         description="The first seq stamped on this kiosk's clock while it was not set (a clock"
         " behind, not dated yet): passages from it on are at this clock's time (`now`), which"
         " an asking gate with its clock set dates by the skew (null: none).",
+    )
+    revocations: list[PeerRevocationOut] = Field(
+        default_factory=list,
+        description="Every pass this gate's guards voided and did not restore (its newest"
+        " 500; never the reason, never the office's revocations): the asking gate refuses them"
+        " as `pass_revoked` and drops those no longer said (restored here).",
     )
 
 
@@ -1005,6 +1018,8 @@ def passages(
             core.store.boot_id,
             ClockReading.take(core.clock),
         )
+        # A card voided here is refused at the other gates too (docs/passes.md).
+        page["revocations"] = guard_revocations(core.store.reader())
     except StoreFault:
         raise HTTPException(503, "the event log is unavailable") from None
     page["now"] = format_ts(core.clock.now())

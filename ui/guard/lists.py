@@ -19,6 +19,7 @@ from starlette.datastructures import FormData
 
 from kiosk import privacy, queries
 from kiosk.lists import NEW_ENTRY, entry_version
+from kiosk.peers import held_revocations
 from ui import i18n
 from ui.auth import Session
 from ui.guard import deps
@@ -50,6 +51,11 @@ def page(request: Request, g: Guard, session: Session, refused: Refused = FRESH)
         "guard_lists.html",
         session,
         lists=lists_view(queries.list_rows(g.core.store), g.tz, lang, g.clear(session)),
+        peer_revoked=[
+            {"gate": r.kiosk_id, "pass_id": r.pass_id, "actor": r.actor or "—"}
+            | {"when": clock_time(r.revoked_at, lang, g.tz) or "—"}
+            for r in held_revocations(g.core.store.reader())
+        ],
         freshness=freshness,
         stale=lists_stale_hours(g.core),
         # A clock never set (1970) cannot say today: no date offered (the form's own rule).
