@@ -331,4 +331,4 @@ async def revoke(request: Request, session: ActionSession, g: GuardDep) -> Respo
         await asyncio.to_thread(g.core.lists.revoke, pass_id, reason, actor=session.name)
     except ValueError as exc:  # ListError, in the store's words
         raise BadInput(str(exc)) from None
-    return done(request, "/guard/passes", "pass.voided")  # here: the office's list elsewhere
+    return done(request, "/guard/passes", "pass.voided")  # here, and at the peers once poked
