@@ -42,7 +42,7 @@ from kiosk.passes import (
 from kiosk.sheets import write_csv
 from kiosk.typed import typed
 
-from .errors import CliError, Interrupted, UsageError, write_file
+from .errors import CliError, Interrupted, UsageError, made_in, refuse_root_over, write_file
 from .parsers import Verbs, add_group, add_verb, path_of
 
 if TYPE_CHECKING:
@@ -128,6 +128,7 @@ def keys_new(args: argparse.Namespace) -> int:
     from kiosk.passes import empty_key_left_by_a_cut
 
     folder = Path(args.dir)
+    refuse_root_over(made_in(folder.absolute()), "keys new")
     cut = empty_key_left_by_a_cut(folder / f"{args.name}.key", folder / f"{args.name}.pub")
     try:
         key_path, pub_path = new_key_pair(args.dir, args.name)
