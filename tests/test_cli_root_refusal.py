@@ -46,6 +46,30 @@ def test_sudo_kiosk_keys_new_of_a_new_folder_in_the_data_dir_is_refused(kiosk_ow
     assert list(kiosk_owned.iterdir()) == []
 
 
+@pytest.mark.parametrize(
+    "action",
+    [
+        ["add", "--clinical", "36.8", "--object", "33.7", "--ambient", "23.5"],
+        ["fit"],
+        ["remove", "1"],
+        ["reset", "--yes"],
+    ],
+    ids=lambda a: a[0],
+)
+def test_sudo_kiosk_calibrate_that_writes_on_the_services_data_dir_is_refused(
+    kiosk_owned, capsys, action
+):
+    assert main(["calibrate", "--data", str(kiosk_owned), *action]) == 1
+    _refused(capsys, kiosk_owned, "calibrate")
+    assert list(kiosk_owned.iterdir()) == []
+
+
+def test_sudo_kiosk_calibrate_show_only_reads_and_is_not_refused(kiosk_owned, capsys):
+    assert main(["calibrate", "--data", str(kiosk_owned), "show", "--json"]) == 0
+    assert "as root on" not in capsys.readouterr().err
+    assert list(kiosk_owned.iterdir()) == []
+
+
 def test_root_in_its_own_folder_makes_its_keys(tmp_path, monkeypatch, capsys):
     """An office PC's admin (or a container) as root in a folder root owns: nothing is left
     another's, nothing refused."""

@@ -21,7 +21,7 @@ from kiosk.calibration import (
 )
 from kiosk.devices import DeviceFault
 
-from .errors import CliError, UsageError
+from .errors import CliError, UsageError, refuse_root_over
 from .parsers import Verbs, add_group, add_verb, path_arg
 from .store_args import INSTALLED_CONFIG, load_verb_config
 
@@ -84,13 +84,18 @@ def _actions(actions: Verbs) -> None:
     emissivity.add_argument("--yes", action="store_true", help="confirm the EEPROM write")
 
 
-def _path(args: argparse.Namespace) -> Path:
+def _path(args: argparse.Namespace, *, writes: bool = False) -> Path:
+    """DATA/calibration.json. An action that ``writes`` it, run as root (plain ``sudo``) on a
+    data dir another user owns, is refused first: the file it replaced was left root's, and
+    the guard console's Calibration page could not record or fit after it."""
     data = Path(args.data or os.environ.get("KIOSK_DATA") or "data")
     if not data.is_dir():
         raise UsageError(
             f"data dir {data} does not exist; give the kiosk's with --data DIR"
             " (the daemon's: /var/lib/kiosk)"
         )
+    if writes:
+        refuse_root_over(data, "calibrate")
     return default_path(data)
 
 
@@ -102,7 +107,7 @@ def _add(args: argparse.Namespace) -> int:
 
     Examples:
       sudo kiosk-admin calibrate add --clinical 36.8 --object 33.7 --ambient 23.5"""
-    path = _path(args)
+    path = _path(args, writes=True)
     try:
         cal = record_clinical_pair(
             path,
@@ -130,7 +135,7 @@ def _fit(args: argparse.Namespace) -> int:
 
     Examples:
       sudo kiosk-admin calibrate fit"""
-    path = _path(args)
+    path = _path(args, writes=True)
     try:
         cal, report = fit_file(path, datetime.now(UTC))
     except CalibrationError as exc:
@@ -189,7 +194,7 @@ def _remove(args: argparse.Namespace) -> int:
     Examples:
       sudo kiosk-admin calibrate remove 3     # the number calibrate show gives"""
     try:
-        cal = update_file(_path(args), lambda c: c.without_point(args.number))
+        cal = update_file(_path(args, writes=True), lambda c: c.without_point(args.number))
     except CalibrationError as exc:
         raise UsageError(str(exc)) from None
     print(f"removed pair {args.number}; {len(cal.points)} left (run `fit` again)")
@@ -207,7 +212,7 @@ def _reset(args: argparse.Namespace) -> int:
     if not args.yes:
         raise UsageError("reset needs --yes")
     try:
-        _cal, aside = reset_file(_path(args), datetime.now(UTC))
+        _cal, aside = reset_file(_path(args, writes=True), datetime.now(UTC))
     except CalibrationError as exc:
         raise CliError(str(exc)) from None
     if aside is not None:
