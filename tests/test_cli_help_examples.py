@@ -5,7 +5,11 @@ so an example can never rot (a renamed flag fails here, not at a volunteer's she
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
+import re
 import shlex
+from pathlib import Path
 
 import pytest
 
@@ -95,3 +99,63 @@ def test_a_docstring_without_examples_gives_none():
         More of it."""
 
     assert _help_of(verb)[2] is None
+
+
+# -- the documents' command lines: the same check ------------------------------------------
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCUMENTS = sorted((ROOT / "docs").glob("*.md")) + [ROOT / "README.md"]
+VERBS = {path[0] for path, _ in COMMANDS}
+_COMMAND = re.compile(r"^(?:\$ )?(?:sudo )?(?:[A-Z_]+=\S+ )*(?:kiosk-admin|kiosk) (?P<args>.*)$")
+
+
+def _document_commands(text: str) -> list[list[str]]:
+    """The ``kiosk``/``kiosk-admin`` command lines of a document's fenced blocks (not a usage
+    block, ``[-h]``), as the parser would take them: ``\\``-continued lines joined, comments
+    cut, and an optional ``[...]`` both left out and put in (``a | b`` inside: left out)."""
+    found = []
+    for block in re.findall(r"^[ \t]*```[\w-]*\n(.*?)^[ \t]*```", text, re.S | re.M):
+        for line in block.replace("\\\n", " ").splitlines():
+            match = _COMMAND.match(line.strip())
+            if match is None or "[-h]" in line:
+                continue
+            args = match["args"].partition(" #")[0].strip()
+            if not args or args.split()[0] not in VERBS and not args.startswith("--"):
+                continue  # prose in a block (a diagram's "kiosk  devices ...")
+            if re.search(r"[|<>]|\$\(|\.\.\.(?!\S)", re.sub(r"\[[^\]]*\]", "", args)):
+                continue  # a pipe, a redirection or an elision: shell, not the parser's
+            bare = re.sub(r"\s*\[[^\]]*\]", "", args)
+            found.append(shlex.split(bare))
+            full = re.sub(r"\[([^\]|]*)\]", r"\1", args)
+            if "[" not in full and full != bare:
+                found.append(shlex.split(full))
+    return found
+
+
+@pytest.mark.parametrize("doc", DOCUMENTS, ids=lambda p: p.name)
+def test_every_command_line_a_document_shows_parses(doc):
+    """docs/cli.md names every verb, action and flag (tests/test_docs.py); the command lines
+    the documents show an operator are checked as the help's examples are: each parses."""
+    for argv in _document_commands(doc.read_text(encoding="utf-8")):
+        try:
+            with contextlib.redirect_stderr(io.StringIO()):
+                PARSER.parse_args(argv)
+        except SystemExit:
+            pytest.fail(f"{doc.name} shows `kiosk {shlex.join(argv)}`, which does not parse")
+
+
+def test_the_document_reader_takes_commands_and_leaves_shell_and_prose():
+    text = (
+        "```\nkiosk pull [-h] --into TARGET\n"  # a usage block
+        "sudo kiosk-admin report --day 2026-03-02 [--xlsx r.xlsx]   # a comment\n"
+        "kiosk pass issue --key k.key \\\n    --household 1 --holder A\n"
+        "kiosk scan a.png | jq .\nkiosk        devices · engine\n```\n"
+        "kiosk bench --json\n"  # outside a block
+    )
+    assert _document_commands(text) == [
+        ["report", "--day", "2026-03-02"],
+        ["report", "--day", "2026-03-02", "--xlsx", "r.xlsx"],
+        ["pass", "issue", "--key", "k.key", "--household", "1", "--holder", "A"],
+    ]
+    with pytest.raises(SystemExit), contextlib.redirect_stderr(io.StringIO()):
+        PARSER.parse_args(["report", "--days", "2026-03-02"])  # what a stale line would be
