@@ -79,6 +79,11 @@ def test_every_example_that_touches_the_data_dir_is_run_as_its_user(path, parser
     for line in _example_lines(parser):
         if store and line.startswith("kiosk ") and not {"--db", "--data"} & set(line.split()):
             pytest.fail(f"`kiosk {' '.join(path)}`: {line!r} (run as `sudo kiosk-admin`)")
+        # The daemon's config (root:kiosk 0640) and data dir (kiosk, 0750): not the user pi's.
+        if line.startswith("kiosk ") and (
+            "/etc/kiosk/kiosk.toml" in line or "/var/lib/kiosk" in line
+        ):
+            pytest.fail(f"`kiosk {' '.join(path)}`: {line!r} reads the kiosk's own files")
 
 
 def test_the_example_reader_sees_commands_comments_and_other_programs():

@@ -132,7 +132,7 @@ def collect_run(args: argparse.Namespace) -> int:
     /metrics); serves the signed list bundle at /lists/bundle.
 
     Examples:
-      kiosk collect --config /etc/kiosk/collect.toml          # as kiosk-collect.service runs it
+      kiosk collect --config /etc/kiosk/collect.toml   # the DSN in $KIOSK_FLEET_DSN
       kiosk collect --config /etc/kiosk/collect.toml --once   # one round, then exit"""
     from kiosk.config import ConfigError
     from kiosk.config.fleet import load_collector_config

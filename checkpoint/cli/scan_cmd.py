@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
 
     Examples:
       kiosk scan pass-photo.jpg
-      kiosk scan --config /etc/kiosk/kiosk.toml card.png photo.jpg"""
+      sudo kiosk-admin scan --config /etc/kiosk/kiosk.toml /tmp/card.png   # its decoder"""
     from drivers.clocksync import system_clock
     from drivers.decoders import DecoderUnavailable, build_decoder
     from drivers.file_source import read_image
