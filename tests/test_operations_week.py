@@ -209,7 +209,10 @@ def test_a_verb_run_without_the_rights_to_the_kiosk_files_says_so_in_one_line(
     assert done.returncode == 1, done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr
-    assert lines[0].startswith(f"kiosk {verb[0]}: permission denied: {folder}")
+    # Root held to the modes (the suite's stand-in for the user pi) is still root: a verb that
+    # writes there is refused as root first (``refuse_root_over``), with the same way out.
+    said = "run as root on" if prefix and verb[0] == "calibrate" else "permission denied:"
+    assert lines[0].startswith(f"kiosk {verb[0]}: {said} {folder}")
     assert "sudo kiosk-admin" in lines[0]
 
 

@@ -26,12 +26,16 @@ def register(sub: Verbs) -> None:
 
 
 def bench(args: argparse.Namespace) -> int:
-    """run the benchmark suite
+    """measure how fast this machine decodes, decides and stores (medians)
 
     Run the benchmarks (decode, thermo, decide, loop, idle, store, pull, edge, memory; fleet
     only when named with --only) and print medians and same-run ratios. A section that cannot
     run here says so ({"available": false, "reason": ...}); one that fails says
-    "failed: ..." there, the others still print, and the exit code is 1."""
+    "failed: ..." there, the others still print, and the exit code is 1.
+
+    Examples:
+      kiosk bench --quick                 # a short run: is this Pi fast enough?
+      kiosk bench --only decide,store --json"""
     only = [name.strip() for value in args.only or [] for name in value.split(",") if name.strip()]
     if args.only is not None and not only:  # `--only "$EMPTY"`: some were meant, not all
         raise UsageError(f"--only names no section; choose from {', '.join((*SECTIONS, *OPT_IN))}")

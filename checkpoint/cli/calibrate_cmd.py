@@ -21,7 +21,7 @@ from kiosk.calibration import (
 )
 from kiosk.devices import DeviceFault
 
-from .errors import CliError, UsageError
+from .errors import CliError, UsageError, refuse_root_over
 from .parsers import Verbs, add_group, add_verb, path_arg
 from .store_args import INSTALLED_CONFIG, load_verb_config
 
@@ -50,7 +50,12 @@ def _actions(actions: Verbs) -> None:
     Per-site temperature calibration. Take a clinical thermometer reading of a person right
     after the kiosk measured them, `add` it with the kiosk's object and ambient readings, then
     `fit`. The fitted correction is stored in DATA/calibration.json and used by the kiosk from
-    then on. See docs/thermometer.md."""
+    then on. See docs/thermometer.md.
+
+    Examples:
+      sudo kiosk-admin calibrate add --clinical 36.8 --object 33.7 --ambient 23.5
+      sudo kiosk-admin calibrate fit     # once the pairs are in (3 or more: gain too)
+      sudo kiosk-admin calibrate show"""
     add = add_verb(actions, "add", _add)
     add.add_argument("--clinical", type=_celsius, required=True, help="clinical thermometer, degC")
     add.add_argument("--object", type=_celsius, required=True, help="kiosk object reading, degC")
@@ -79,13 +84,18 @@ def _actions(actions: Verbs) -> None:
     emissivity.add_argument("--yes", action="store_true", help="confirm the EEPROM write")
 
 
-def _path(args: argparse.Namespace) -> Path:
+def _path(args: argparse.Namespace, *, writes: bool = False) -> Path:
+    """DATA/calibration.json. An action that ``writes`` it, run as root (plain ``sudo``) on a
+    data dir another user owns, is refused first: the file it replaced was left root's, and
+    the guard console's Calibration page could not record or fit after it."""
     data = Path(args.data or os.environ.get("KIOSK_DATA") or "data")
     if not data.is_dir():
         raise UsageError(
             f"data dir {data} does not exist; give the kiosk's with --data DIR"
             " (the daemon's: /var/lib/kiosk)"
         )
+    if writes:
+        refuse_root_over(data, "calibrate")
     return default_path(data)
 
 
@@ -93,8 +103,11 @@ def _add(args: argparse.Namespace) -> int:
     """record one clinical reading next to the kiosk's readings
 
     Record one pair: the clinical reading (degC) and the kiosk's object and ambient
-    readings of the same person, taken together."""
-    path = _path(args)
+    readings of the same person, taken together.
+
+    Examples:
+      sudo kiosk-admin calibrate add --clinical 36.8 --object 33.7 --ambient 23.5"""
+    path = _path(args, writes=True)
     try:
         cal = record_clinical_pair(
             path,
@@ -118,8 +131,11 @@ def _fit(args: argparse.Namespace) -> int:
     """fit the site correction to the recorded pairs and store it
 
     Fit offset (and gain, curve when the pairs support them) and store it. Refuses,
-    naming the pair, when one pair is far off the fit."""
-    path = _path(args)
+    naming the pair, when one pair is far off the fit.
+
+    Examples:
+      sudo kiosk-admin calibrate fit"""
+    path = _path(args, writes=True)
     try:
         cal, report = fit_file(path, datetime.now(UTC))
     except CalibrationError as exc:
@@ -140,7 +156,11 @@ def _load(args: argparse.Namespace) -> Calibration:
 
 
 def _show(args: argparse.Namespace) -> int:
-    """print the model and the recorded pairs"""
+    """show the fitted correction and the readings recorded, numbered
+
+    Examples:
+      sudo kiosk-admin calibrate show
+      sudo kiosk-admin calibrate show --json"""
     cal = _load(args)
     if not _path(args).exists():  # a fresh kiosk, or a wrong --data: say where it looked
         print(
@@ -169,9 +189,12 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _remove(args: argparse.Namespace) -> int:
-    """remove one recorded pair by its number"""
+    """remove one recorded pair by its number
+
+    Examples:
+      sudo kiosk-admin calibrate remove 3     # the number calibrate show gives"""
     try:
-        cal = update_file(_path(args), lambda c: c.without_point(args.number))
+        cal = update_file(_path(args, writes=True), lambda c: c.without_point(args.number))
     except CalibrationError as exc:
         raise UsageError(str(exc)) from None
     print(f"removed pair {args.number}; {len(cal.points)} left (run `fit` again)")
@@ -182,11 +205,14 @@ def _reset(args: argparse.Namespace) -> int:
     """go back to the default model (pairs are kept)
 
     Needs --yes. A corrupt file is renamed aside (calibration.json.corrupt-TIME) and the
-    default model written in its place; its pairs cannot be read, so none are kept."""
+    default model written in its place; its pairs cannot be read, so none are kept.
+
+    Examples:
+      sudo kiosk-admin calibrate reset --yes"""
     if not args.yes:
         raise UsageError("reset needs --yes")
     try:
-        _cal, aside = reset_file(_path(args), datetime.now(UTC))
+        _cal, aside = reset_file(_path(args, writes=True), datetime.now(UTC))
     except CalibrationError as exc:
         raise CliError(str(exc)) from None
     if aside is not None:
@@ -201,7 +227,11 @@ def _emissivity(args: argparse.Namespace) -> int:
 
     Reads the MLX90614 emissivity. `--set E --yes` erases and rewrites EEPROM 0x24 and
     reads it back; power-cycle the sensor afterwards. EEPROM cells wear out: do not script
-    this."""
+    this.
+
+    Examples:
+      sudo kiosk-admin calibrate emissivity                 # read it
+      sudo kiosk-admin calibrate emissivity --set 0.98 --yes"""
     from drivers.clocksync import system_clock
     from drivers.mlx90614 import Mlx90614
     from drivers.thermometer import build_thermometer

@@ -93,6 +93,16 @@ def refuse_root_over(folder: Path, verb: str) -> None:
     )
 
 
+def made_in(folder: Path) -> Path:
+    """The folder a verb that makes ``folder`` (with its parents) writes into first: itself,
+    or the nearest folder above it that is there. So ``refuse_root_over`` judges
+    /var/lib/kiosk for ``keys new --dir /var/lib/kiosk/keys2``, which would be made root's."""
+    for candidate in (folder, *folder.parents):
+        if candidate.is_dir():
+            return candidate
+    return folder
+
+
 def _owner(folder: Path) -> int | None:
     """The uid owning ``folder``; None when it is not there (yet)."""
     try:

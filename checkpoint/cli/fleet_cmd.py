@@ -41,7 +41,11 @@ def _fleet(actions: Verbs) -> None:
     """the office's side of the fleet: publish lists, district report, purge
 
     Publish a signed list bundle for every gate; the district's daily report from the
-    central database; purge the personal data of the office's pulled copies."""
+    central database; purge the personal data of the office's pulled copies.
+
+    Examples:
+      kiosk fleet publish --key /etc/kiosk/office/office.key --lists lists.json --out bundle.json
+      kiosk fleet report --day 2026-03-02 --xlsx district-2026-03-02.xlsx"""
     pub = add_verb(actions, "publish", publish_run)
     pub.add_argument(
         "--key", required=True, metavar="FILE", type=path_arg, help="office private key (PEM)"
@@ -125,7 +129,11 @@ def collect_run(args: argparse.Namespace) -> int:
     The long-running collector: pulls every kiosk of the config into the PostgreSQL
     database named by $KIOSK_FLEET_DSN (or the config's database_dsn_env), concurrently and
     resumably; per-kiosk status on http://status_host:status_port/ (also /status.json and
-    /metrics); serves the signed list bundle at /lists/bundle."""
+    /metrics); serves the signed list bundle at /lists/bundle.
+
+    Examples:
+      kiosk collect --config /etc/kiosk/collect.toml   # the DSN in $KIOSK_FLEET_DSN
+      kiosk collect --config /etc/kiosk/collect.toml --once   # one round, then exit"""
     from kiosk.config import ConfigError
     from kiosk.config.fleet import load_collector_config
     from kiosk.logs import setup_logging
@@ -190,13 +198,16 @@ def collect_run(args: argparse.Namespace) -> int:
 
 
 def publish_run(args: argparse.Namespace) -> int:
-    """sign the lists as the next bundle version
+    """sign the office's lists for the gates, as the next bundle version
 
     Validate LISTS (JSON with revocations, quarantine, households), sign them with the
     office key as the next version and replace OUT atomically (the collector serves OUT at
     /lists/bundle). A version never goes down. Beside OUT, the same version naming each
     entry's compound (OUT's name with .compounds: bundle.compounds.json), served to the gates
-    that name theirs."""
+    that name theirs.
+
+    Examples:
+      kiosk fleet publish --key /etc/kiosk/office/office.key --lists lists.json --out bundle.json"""
     from kiosk.lists import BundleError
     from kiosk.passes import KeyFileError, load_private_key
     from office import listsync
@@ -324,7 +335,11 @@ def report_run(args: argparse.Namespace) -> int:
     """the district's daily report across gates (JSON)
 
     The daily report over every gate's events in the central database, with the gates'
-    ledger counts fetched by the collector. Prints JSON unless --xlsx/--csv."""
+    ledger counts fetched by the collector. Prints JSON unless --xlsx/--csv.
+
+    Examples:
+      kiosk fleet report --day 2026-03-02 --tz Asia/Shanghai
+      kiosk fleet report --day 2026-03-02 --kiosk gate-01 --csv gate-01.csv"""
     from office.district import district_csv, district_report, district_xlsx
     from office.pg import PgError
 
@@ -372,13 +387,17 @@ def _gates_zone(dsn: str, kiosks: list[str] | None, day: date) -> ZoneInfo:
 
 
 def purge_run(args: argparse.Namespace) -> int:
-    """null the personal fields of a pulled copy past retention
+    """blank the names, households and pass ids of a pulled copy past retention
 
     Null pass_id, household, holder and person (all but its counts) of the events older than
     DAYS in a pulled copy (a SQLite file or the office's PostgreSQL), by the gates' own rule;
     hash, prev_hash, personal_digest and seq are never changed, so verify-log --against
     still matches. Prints one JSON line. A wall clock that is not synchronised, or set back
-    behind the copy's last pull, purges nothing: exit 1."""
+    behind the copy's last pull, purges nothing: exit 1.
+
+    Examples:
+      kiosk fleet purge central.db --older-than 30     # the file kiosk pull --into filled
+      kiosk fleet purge --config /etc/kiosk/collect.toml"""
     from drivers import clocksync
     from kiosk.config import ConfigError
     from kiosk.config.fleet import CollectorConfig, load_collector_config

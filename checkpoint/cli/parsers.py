@@ -24,15 +24,24 @@ Verbs: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
 def add_verb(
-    verbs: Verbs, name: str, run: Callable[[argparse.Namespace], Any]
+    verbs: Verbs,
+    name: str,
+    run: Callable[[argparse.Namespace], Any],
+    *,
+    examples: Sequence[str] = (),
 ) -> argparse.ArgumentParser:
-    """The parser of verb ``name``, which ``run`` carries out; helped by ``run``'s docstring."""
-    help, description, examples = _help_of(run)
+    """The parser of verb ``name``, which ``run`` carries out; helped by ``run``'s docstring.
+
+    ``examples`` (command lines) stand for the docstring's when ``run`` carries out several
+    verbs (``kiosk lists import``, ``kiosk vehicles import``): each verb shows its own."""
+    help, description, examples_of_run = _help_of(run)
+    examples_text = "\n".join(["examples:", *(f"  {line}" for line in examples)])
+    examples_shown = examples_text if examples else examples_of_run
     parser: argparse.ArgumentParser = verbs.add_parser(
         name,
         help=help,
         description=description,
-        epilog=examples,
+        epilog=examples_shown,
         formatter_class=_KeepExamples,
     )
     parser.set_defaults(func=run)

@@ -42,7 +42,7 @@ from kiosk.passes import (
 from kiosk.sheets import write_csv
 from kiosk.typed import typed
 
-from .errors import CliError, Interrupted, UsageError, write_file
+from .errors import CliError, Interrupted, UsageError, made_in, refuse_root_over, write_file
 from .parsers import Verbs, add_group, add_verb, path_of
 
 if TYPE_CHECKING:
@@ -62,9 +62,12 @@ def register(sub: Verbs) -> None:
 
 
 def _keys(actions: Verbs) -> None:
-    """issuer key pairs
+    """make the key pairs passes are signed with
 
-    Manage Ed25519 issuer keys. The .pub files form a kiosk's trust list."""
+    Manage Ed25519 issuer keys. The .pub files form a kiosk's trust list.
+
+    Examples:
+      kiosk keys new --dir keys --name office-2026"""
     new = add_verb(actions, "new", keys_new)
     new.add_argument("--dir", required=True, type=path_of, help="folder for the key files")
     new.add_argument("--name", default="issuer", help="key name (default: issuer)")
@@ -74,7 +77,11 @@ def _passes(actions: Verbs) -> None:
     """issue, verify and batch-issue signed passes
 
     Signed passes: issue one (optionally with a printable card), verify a payload against a
-    trust folder, or issue a batch from a CSV of households."""
+    trust folder, or issue a batch from a CSV of households.
+
+    Examples:
+      kiosk pass issue --key keys/office-2026.key --household 12-3-0502 --holder Wang --out card.png
+      kiosk pass batch --key keys/office-2026.key --csv households.csv --out cards/"""
     issue = add_verb(actions, "issue", pass_issue)
     _issue_args(issue)
     issue.add_argument("--household", required=True, help="household code, e.g. 12-3-0502")
@@ -109,14 +116,19 @@ def _issue_args(p: argparse.ArgumentParser) -> None:
 
 
 def keys_new(args: argparse.Namespace) -> int:
-    """make a new issuing key pair
+    """make a key pair to sign passes with (.key kept secret, .pub for the gates)
 
     Write DIR/NAME.key (private, mode 0600) and DIR/NAME.pub (copy the .pub into each
     kiosk's trust folder). Never overwrites an existing key; a key a power cut left empty
-    before its public half was written (it signed nothing) is replaced."""
+    before its public half was written (it signed nothing) is replaced.
+
+    Examples:
+      kiosk keys new --dir keys --name office-2026   # keys/office-2026.key and .pub
+      sudo install -o kiosk -m 0644 keys/office-2026.pub /var/lib/kiosk/trust/   # on each gate"""
     from kiosk.passes import empty_key_left_by_a_cut
 
     folder = Path(args.dir)
+    refuse_root_over(made_in(folder.absolute()), "keys new")
     cut = empty_key_left_by_a_cut(folder / f"{args.name}.key", folder / f"{args.name}.pub")
     try:
         key_path, pub_path = new_key_pair(args.dir, args.name)
@@ -162,7 +174,12 @@ def _card(pass_: Pass, payload: str, fmt: Fmt, args: argparse.Namespace, zone: Z
 def pass_issue(args: argparse.Namespace) -> int:
     """issue a signed pass; prints the QR payload on one line
 
-    Issue a signed pass valid from now. Prints the payload (one line)."""
+    Issue a signed pass valid from now. Prints the payload (one line).
+
+    Examples:
+      kiosk pass issue --key keys/office-2026.key --household 12-3-0502 --holder Wang --out card.png
+      sudo kiosk-admin pass issue --key /var/lib/kiosk/keys/issuer.key --household TEST --holder T
+    """
     days = _days(args.days)
     zone = _zone(args.tz)
     fmt = None
@@ -200,7 +217,11 @@ def pass_verify(args: argparse.Namespace) -> int:
 
     Verify a pass payload with every *.pub in the trust folder and check its validity
     window. Prints {valid, reasons, ...decoded fields} as JSON. Exit 0 valid, 1 invalid,
-    2 unusable input (malformed payload, bad trust folder)."""
+    2 unusable input (malformed payload, bad trust folder).
+
+    Examples:
+      sudo kiosk-admin pass verify - --trust /var/lib/kiosk/trust   # paste the QR text, Enter
+      kiosk pass verify - --trust keys --at 2026-03-05T08:00:00+08:00"""
     # A longer line is cut after one character too many: still refused as too long.
     limit = QR_CAPACITY_CHARS + 3
     payload = sys.stdin.readline(limit).rstrip("\r\n") if args.payload == "-" else args.payload
@@ -372,7 +393,11 @@ def pass_batch(args: argparse.Namespace) -> int:
     or GB18030 (as a Chinese Windows Excel saves it), as the list imports read. Every row is
     checked first; one bad row and nothing is written. Writes one card per pass (named by
     pass id) and passes.csv with every payload (UTF-8 with a BOM, as Excel reads it), into a
-    new folder readable by its owner only (or an empty one, as it is)."""
+    new folder readable by its owner only (or an empty one, as it is).
+
+    Examples:
+      kiosk pass batch --key keys/office-2026.key --csv households.csv --out cards/
+      kiosk pass batch --key keys/office-2026.key --csv households.csv --out cards/ --format png"""
     default_days = _days(args.days)
     zone = _zone(args.tz)
     rows = _batch_rows(args.csv, default_days)

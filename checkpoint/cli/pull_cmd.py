@@ -91,7 +91,11 @@ def register(sub: Verbs) -> None:
 def _tokens(actions: Verbs) -> None:
     """API tokens for the office (new, list, revoke)
 
-    Manage API bearer tokens. A new token is shown once and stored hashed."""
+    Manage API bearer tokens. A new token is shown once and stored hashed.
+
+    Examples:
+      sudo kiosk-admin token new --scope logs:read --name office
+      sudo kiosk-admin token list"""
     new = add_verb(actions, "new", token_new)
     new.add_argument(
         "--scope",
@@ -131,7 +135,11 @@ def _token_store(store: EventLog) -> TokenStore:
 
 
 def token_new(args: argparse.Namespace) -> int:
-    """create a token (printed once on stdout)"""
+    """create a token (printed once on stdout)
+
+    Examples:
+      sudo kiosk-admin token new --scope logs:read --name office   # copy it now: shown once
+      sudo kiosk-admin token new --scope passages:peer --for gate-south --name gate-south"""
     from kiosk.tokens import UNBOUND_PEER, TokenError, check_peer, validate_scopes
 
     try:
@@ -158,7 +166,10 @@ def token_new(args: argparse.Namespace) -> int:
 
 
 def token_list(args: argparse.Namespace) -> int:
-    """list tokens (never their secrets)"""
+    """list tokens (never their secrets)
+
+    Examples:
+      sudo kiosk-admin token list"""
     from kiosk.tokens import UNBOUND_PEER
 
     store = open_store(args, load_args_config(args), _sets(), reads_only="token list")
@@ -181,7 +192,10 @@ def token_list(args: argparse.Namespace) -> int:
 
 
 def token_revoke(args: argparse.Namespace) -> int:
-    """revoke a token by its id"""
+    """revoke a token by its id
+
+    Examples:
+      sudo kiosk-admin token revoke 3f9a1c2e   # the id token list shows"""
     from kiosk.tokens import TokenError
 
     store = open_store(args, load_args_config(args), _sets())
@@ -229,7 +243,11 @@ def pull_run(args: argparse.Namespace) -> int:
     """copy kiosks' events into a SQLite file or the office's PostgreSQL
 
     Incremental, resumable, idempotent pull of one or more kiosks' events into TARGET,
-    verifying the hash chain across pulls."""
+    verifying the hash chain across pulls.
+
+    Examples:
+      kiosk pull http://gate-1:8000 --into central.db     # the token in $KIOSK_PULL_TOKEN
+      kiosk pull http://gate-1:8000 --from http://gate-2:8000 --into postgresql://office@localhost/fleet"""
     from office.pull import Progress, Puller, PullError
 
     urls, tokens, fields = _pull_args(args)
@@ -369,7 +387,11 @@ def purge_run(args: argparse.Namespace) -> int:
     of those days); the hash chain keeps verifying. Without --older-than, DAYS is the
     store.retention_days of --config (what kiosk-purge.timer runs nightly). A wall clock that
     is not synchronised, or set back behind the log, purges nothing: exit 1. The log of
-    --config not written yet (the daemon never started) is nothing to purge: exit 0."""
+    --config not written yet (the daemon never started) is nothing to purge: exit 0.
+
+    Examples:
+      sudo kiosk-admin purge                  # as kiosk-purge.timer runs it nightly
+      sudo kiosk-admin purge --older-than 30"""
     from kiosk.retention import MAX_DAYS, ClockNotTrusted, purge
     from kiosk.store import StoreFault
 

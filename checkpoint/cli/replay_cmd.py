@@ -40,7 +40,12 @@ def run(args: argparse.Namespace) -> int:
     Run a scenario file (TOML; see docs/scenarios.md) through the real engine on fake
     devices in virtual time, with no real waiting. Prints one JSON line per decision and
     checks the scenario's expectations: exit 1 if one fails, 2 if the scenario is malformed.
-    A bare name (e.g. 'fever') runs a shipped scenario."""
+    A bare name (e.g. 'fever') runs a shipped scenario.
+
+    Examples:
+      kiosk replay --list
+      kiosk replay fever
+      kiosk replay my-gate.toml"""
     from checkpoint.replay import (
         ScenarioError,
         format_record,

@@ -72,7 +72,11 @@ def run(args: argparse.Namespace) -> int:
 
     Decode image files through the same pipeline the camera uses (grayscale, decode,
     second pass where a code is likely, payload hygiene). Prints one JSON line per file:
-    {"file", "codes": [...], "ms"}. Exit 2 if any file is unusable."""
+    {"file", "codes": [...], "ms"}. Exit 2 if any file is unusable.
+
+    Examples:
+      kiosk scan pass-photo.jpg
+      sudo kiosk-admin scan --config /etc/kiosk/kiosk.toml /tmp/card.png   # its decoder"""
     from drivers.clocksync import system_clock
     from drivers.decoders import DecoderUnavailable, build_decoder
     from drivers.file_source import read_image

@@ -40,7 +40,11 @@ def _actions(actions: Verbs) -> None:
     """set up a GM65 serial QR scanner module; find and test-read a keyboard-mode scanner
 
     Serial commands to a GM65-class scanner module; the input nodes of scanners in USB
-    keyboard mode. See docs/wiring.md and docs/readers.md."""
+    keyboard mode. See docs/wiring.md and docs/readers.md.
+
+    Examples:
+      sudo kiosk-admin scanner setup /dev/ttyACM0 --mode continuous
+      kiosk scanner list"""
     setup = add_verb(actions, "setup", run_setup)
     setup.add_argument(
         "port", metavar="PORT", type=path_arg, help="serial device, e.g. /dev/ttyACM0 or /dev/ttyS0"
@@ -97,11 +101,16 @@ def _actions(actions: Verbs) -> None:
 
 
 def run_setup(args: argparse.Namespace) -> int:
-    """serial/CDC output, CR after each code, continuous or command mode; saved
+    """set a GM65 module to serial output, CR after each code and a scan mode; saved in it
 
     Reads, sets and reads back the module's zones: output interface (0x000D), tail
     (0x0060: CR) and scan mode (0x0000), then saves them to the module's flash. Exit 1 when
-    the module does not acknowledge."""
+    the module does not acknowledge.
+
+    Examples:
+      sudo systemctl stop kiosk           # the daemon holds the port
+      sudo kiosk-admin scanner setup /dev/ttyACM0 --mode continuous
+      sudo kiosk-admin scanner setup /dev/ttyS0 --output serial --baudrate 9600"""
     import serial
 
     from drivers.gm65 import Gm65, Gm65Error
@@ -151,11 +160,14 @@ def run_setup(args: argparse.Namespace) -> int:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    """the keyboards' input nodes (/dev/input/by-id/*-event-kbd): a scanner in keyboard mode
+    """find a keyboard-mode scanner: the input nodes of /dev/input/by-id/*-event-kbd
 
     One line per node: its stable name, the event node it points to, and whether this user
     may read it. Exit 1 when there is none (the scanner is not plugged in, or is in serial
-    mode: ls /dev/serial/by-id/)."""
+    mode: ls /dev/serial/by-id/).
+
+    Examples:
+      kiosk scanner list"""
     folder = Path(args.by_id)
     try:
         nodes = sorted(p for p in folder.iterdir() if p.name.endswith("-event-kbd"))
@@ -179,7 +191,11 @@ def run_read(args: argparse.Namespace) -> int:
     Opens NODE with the kiosk's own driver, taking it for itself (the codes are not typed
     anywhere else meanwhile), and prints each code as {"code": ...}; a line the kiosk would
     refuse is one line on stderr with its reason. Exit 0 after --count codes, 1 when the node
-    cannot be read or the time runs out, 2 for bad options."""
+    cannot be read or the time runs out, 2 for bad options.
+
+    Examples:
+      sudo systemctl stop kiosk           # the daemon holds the scanner
+      sudo kiosk-admin scanner read /dev/input/by-id/usb-Barcode_Scanner-event-kbd --count 3"""
     from drivers import hid_scanner
     from drivers.clocksync import system_clock
     from kiosk.backoff import Backoff
