@@ -59,7 +59,14 @@ from kiosk import record
 from kiosk.export import COLUMNS
 from kiosk.hashchain import GENESIS
 from office.gatereports import POLICY_KEY
-from office.pull import ChainError, PinError, PullError, describe_pins, pin_refusal
+from office.pull import (
+    ChainError,
+    PinError,
+    PullError,
+    describe_pins,
+    pin_refusal,
+    source_renames,
+)
 
 __all__ = [
     "PgError",
@@ -230,6 +237,19 @@ def ensure_schema(conn: psycopg.Connection[Any]) -> None:
                 f"fleet schema version {row and row[0]} is newer than this program"
                 f" ({SCHEMA_VERSION}); upgrade the kiosk package"
             )
+        _renormalise_sources(conn)
+
+
+def _renormalise_sources(conn: psycopg.Connection[Any]) -> None:
+    """``office.pull.source_renames`` applied to ``fleet_sources`` (in the caller's
+    transaction): pins an older version stored under the URL as typed keep holding."""
+    rows = conn.execute("SELECT url, kiosk_id FROM fleet_sources").fetchall()
+    renames, drops = source_renames([(r[0], r[1]) for r in rows])
+    with conn.cursor() as cur:
+        for url in drops:
+            cur.execute("DELETE FROM fleet_sources WHERE url = %s", [url])
+        for old, new in renames:
+            cur.execute("UPDATE fleet_sources SET url = %s WHERE url = %s", [new, old])
 
 
 def _first_line(exc: BaseException) -> str:

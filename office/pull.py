@@ -132,6 +132,51 @@ def describe_pins(url: str, own: str | None, holders: list[str]) -> str:
     return "; ".join(parts)
 
 
+def source_renames(
+    sources: list[tuple[str, str]],
+) -> tuple[list[tuple[str, str]], list[str]]:
+    """For the pins an older version stored under the URL as typed (``http://Gate-1:8443``,
+    before ``normalise_url`` lower-cased the host): ``(renames, drops)``, the rows of
+    ``sources`` (url, kiosk id) to move to the normal form, and the ones to drop because the
+    normal form already holds the same kiosk id. A typed form whose normal form is pinned to
+    another kiosk id is left as it is (the pull of that URL is refused, naming both, until
+    the operator re-pins); an unparsable one too."""
+    held = dict(sources)
+    renames: list[tuple[str, str]] = []
+    drops: list[str] = []
+    for url, kiosk_id in sorted(sources):
+        try:
+            normal = normalise_url(url)
+        except ValueError:
+            continue
+        if normal == url:
+            continue
+        if normal not in held:
+            renames.append((url, normal))
+            held[normal] = kiosk_id
+        elif held[normal] == kiosk_id:
+            drops.append(url)
+    return renames, drops
+
+
+def _renormalise_sources(conn: sqlite3.Connection) -> None:
+    """``source_renames`` applied to ``pull_sources``, in one transaction."""
+    rows = conn.execute("SELECT url, kiosk_id FROM pull_sources").fetchall()
+    renames, drops = source_renames([(r[0], r[1]) for r in rows])
+    if not renames and not drops:
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.executemany("DELETE FROM pull_sources WHERE url = ?", [[u] for u in drops])
+        conn.executemany(
+            "UPDATE pull_sources SET url = ? WHERE url = ?", [[new, old] for old, new in renames]
+        )
+        conn.execute("COMMIT")
+    except BaseException:
+        _rollback(conn)
+        raise
+
+
 @dataclass
 class PullResult:
     url: str
@@ -325,6 +370,7 @@ def _connect(path: str | Path) -> sqlite3.Connection:
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_MS)}")
     conn.executescript(SCHEMA)
+    _renormalise_sources(conn)
     return conn
 
 

@@ -269,3 +269,74 @@ def test_the_collector_shows_the_impostor_refused_and_keeps_pulling_the_real_gat
     finally:
         real.store.close()
         impostor.store.close()
+
+
+@pytest.mark.parametrize(
+    ("typed", "normal"),
+    [
+        ("http://Gate-1:8443/", "http://gate-1:8443"),
+        ("HTTP://GATE-1.:8443", "http://gate-1:8443"),
+        ("http://gate-1:80", "http://gate-1"),
+        ("https://gate-1:443/kiosk/", "https://gate-1/kiosk"),
+        ("https://Tor-Nord.example", "https://tor-nord.example"),
+        ("http://[FE80::1]:8443", "http://[fe80::1]:8443"),
+        ("http://Tür-1.lan", "http://xn--tr-1-0ra.lan"),
+        ("http://gate-1/Kiosk", "http://gate-1/Kiosk"),  # the path keeps its case
+    ],
+)
+def test_a_gate_url_is_one_url_however_its_host_is_typed(typed, normal):
+    """Before: ``http://Gate-1:8443`` stayed as typed, a different source (and pin) from
+    ``http://gate-1:8443``; host names are case-insensitive, a trailing dot and the default
+    port name the same host."""
+    from kiosk.config.fleet import normalise_url
+
+    assert normalise_url(typed) == normal
+
+
+def test_a_gate_typed_with_capitals_is_the_same_pinned_source(target, tmp_path, clock):
+    """Before: pulled once as ``http://Gate-A``, then as ``http://gate-a`` (the same host), the
+    second pull was refused as another source claiming the pinned kiosk id."""
+    gate = make_kiosk(tmp_path / "gate-1.db", "gate-1", clock, 6)
+    hosts = Hosts(**{"gate-a": gate})
+    try:
+        assert do_pull(target, hosts, "http://Gate-A", gate.token).inserted == 6
+        from test_pull import add_events
+
+        add_events(gate, 2)
+        assert do_pull(target, hosts, "http://gate-a:80/", gate.token).inserted == 2
+    finally:
+        gate.store.close()
+
+
+def test_a_pin_stored_under_the_old_typed_form_is_kept(target, tmp_path, clock):
+    """A pin the previous version stored as typed (``http://Gate-A``) is moved to the
+    normal form when the target opens: the gate keeps its pin (no refusal of its own URL, no
+    re-pin needed), and another host claiming its id is still refused."""
+    gate = make_kiosk(tmp_path / "gate-1.db", "gate-1", clock, 6)
+    hosts = Hosts(**{"gate-a": gate, "gate-b": gate})
+    try:
+        t = target()
+        try:
+            table = "fleet_sources" if isinstance(t, PgTarget) else "pull_sources"
+            mark = "%s" if isinstance(t, PgTarget) else "?"
+            t.conn.execute(
+                f"INSERT INTO {table} (url, kiosk_id, updated_at)"  # noqa: S608
+                f" VALUES ({mark}, {mark}, {mark})",
+                ["http://Gate-A.", "gate-1", "2026-01-01T00:00:00+00:00"],
+            )
+            if isinstance(t, PgTarget):
+                t.conn.commit()
+        finally:
+            t.close()
+        assert do_pull(target, hosts, "http://gate-a", gate.token).inserted == 6
+        with pytest.raises(PinError, match="http://gate-a"):
+            do_pull(target, hosts, "http://gate-b", gate.token)
+        t = target()
+        try:
+            table = "fleet_sources" if isinstance(t, PgTarget) else "pull_sources"
+            urls = [r[0] for r in t.conn.execute(f"SELECT url FROM {table}").fetchall()]  # noqa: S608
+        finally:
+            t.close()
+        assert urls == ["http://gate-a"]
+    finally:
+        gate.store.close()
