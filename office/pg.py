@@ -82,6 +82,10 @@ SCHEMA_VERSION = 3
 #: ``fleet_meta`` key of the compounds the office's published lists declare (JSON: a list, or
 #: null when they declare none), kept by the collector from its ``lists_bundle_file``.
 COMPOUNDS_KEY = "lists.compounds"
+#: ``fleet_meta`` key of the gates the collector is configured to pull and how each fares (JSON:
+#: a list of ``url``, ``name``, ``kiosk_id``, ``why``: ``ok``, ``never pulled``, ``unreachable``,
+#: ``refused: ...``), kept by the collector; the district report names the ones without figures.
+GATES_KEY = "collector.gates"
 #: ``fleet_meta`` key of the highest list bundle version the collector has served to the
 #: gates (``kiosk fleet publish`` goes on above it: a gate refuses a version it went past).
 SERVED_KEY = "lists.version_served"
@@ -529,6 +533,15 @@ class PgTarget:
                 "INSERT INTO fleet_meta (key, value) VALUES (%s, %s) ON CONFLICT (key) DO UPDATE"
                 " SET value = excluded.value WHERE fleet_meta.value <> excluded.value",
                 [COMPOUNDS_KEY, json.dumps(declared)],
+            )
+
+    def record_gates(self, gates: list[dict[str, Any]]) -> None:
+        """Keep the collector's configured gates and how each fares (``GATES_KEY``)."""
+        with self._errors():
+            self.conn.execute(
+                "INSERT INTO fleet_meta (key, value) VALUES (%s, %s) ON CONFLICT (key) DO UPDATE"
+                " SET value = excluded.value WHERE fleet_meta.value <> excluded.value",
+                [GATES_KEY, json.dumps(gates)],
             )
 
     def record_served(self, version: int) -> None:

@@ -101,7 +101,14 @@ class ChainError(PullError):
 
 class PinError(PullError):
     """A source answered as a kiosk id pinned to another source, or as another kiosk id than
-    the one pinned to it: nothing of it is written until the operator re-pins (``repin``)."""
+    the one pinned to it: nothing of it is written until the operator re-pins (``repin``).
+    ``kiosk_id``: the id it answered as; ``why``: the refusal in a few words (the district
+    report's ``gates_without_figures``)."""
+
+    def __init__(self, message: str, kiosk_id: str | None = None, why: str = "refused") -> None:
+        super().__init__(message)
+        self.kiosk_id = kiosk_id
+        self.why = why
 
 
 def pin_refusal(url: str, kiosk_id: str, own: str | None, holder: str | None) -> PinError | None:
@@ -113,14 +120,18 @@ def pin_refusal(url: str, kiosk_id: str, own: str | None, holder: str | None) ->
         return PinError(
             f"{url} answers as kiosk {kiosk_id}, but it is pinned to kiosk {own} (the gate"
             f" given a new site.kiosk_id, or another host at its address?); nothing pulled;"
-            f" {fix}"
+            f" {fix}",
+            kiosk_id,
+            "refused: not its pinned id",
         )
     if holder is not None and holder != url:
         return PinError(
             f"{url} answers as kiosk {kiosk_id}, which is pinned to {holder} (a gate set up"
             f" from a copy of that gate's config, or another host answering as it?); nothing"
             f" pulled; if the gate moved to {url}, re-pin it: kiosk pull {url} --into TARGET"
-            f" --repin {kiosk_id}"
+            f" --repin {kiosk_id}",
+            kiosk_id,
+            "refused: duplicate id",
         )
     return None
 

@@ -340,3 +340,54 @@ def test_a_pin_stored_under_the_old_typed_form_is_kept(target, tmp_path, clock):
         assert urls == ["http://gate-a"]
     finally:
         gate.store.close()
+
+
+def test_the_district_report_names_every_configured_gate_without_figures(
+    tmp_path, clock, pg_dsn, monkeypatch
+):
+    """Before: a gate refused for a duplicate kiosk id (and one never reached, and one not
+    pulled yet) was absent from the district report, which the director reads as a quiet
+    gate: the report names each configured gate without figures, and why (JSON and CSV)."""
+    from kiosk.config.fleet import CollectorConfig
+    from office.collector import Collector
+    from office.district import district_csv, district_report
+
+    real = make_kiosk(tmp_path / "gate-1.db", "gate-1", clock, 12)
+    impostor = copied(real, tmp_path / "copy.db", clock, 4)
+    for name, token in (("A", real.token), ("B", impostor.token), ("C", "t"), ("D", "t")):
+        monkeypatch.setenv(f"TOKEN_{name}", token)
+    config = CollectorConfig.model_validate(
+        {
+            "kiosks": [
+                {"url": "http://gate-a", "token_env": "TOKEN_A"},
+                {"url": "http://gate-b", "token_env": "TOKEN_B", "name": "north"},
+                {"url": "http://gate-c", "token_env": "TOKEN_C"},
+                {"url": "http://gate-d", "token_env": "TOKEN_D"},
+            ]
+        }
+    )
+    collector = Collector(
+        config, pg_dsn, client=Hosts(**{"gate-a": real, "gate-b": impostor}).client()
+    )
+    try:
+        for source in config.kiosks[:3]:  # gate-d: configured, not pulled yet
+            collector.pull_once(source)
+    finally:
+        collector.stop()
+    try:
+        report = district_report(pg_dsn, clock.now().date(), "UTC")
+        without = {g["url"]: g["why"] for g in report["gates_without_figures"]}
+        assert without == {
+            "http://gate-b": "refused: duplicate id",
+            "http://gate-c": "unreachable",
+            "http://gate-d": "never pulled",
+        }
+        north = next(g for g in report["gates_without_figures"] if g["url"] == "http://gate-b")
+        assert north["gate"] == "north" and north["kiosk_id"] == "gate-1"
+        assert [g["kiosk_id"] for g in report["by_gate"]] == ["gate-1"]
+        text = district_csv(report)
+        assert "no_figures,north,north (http://gate-b): refused: duplicate id" in text
+        assert "no_figures,http://gate-d,http://gate-d: never pulled" in text
+    finally:
+        real.store.close()
+        impostor.store.close()
