@@ -391,3 +391,23 @@ def test_the_district_report_names_every_configured_gate_without_figures(
     finally:
         real.store.close()
         impostor.store.close()
+
+
+def test_a_district_csv_with_chinese_text_opens_in_excel_as_utf8(tmp_path, pg_dsn, monkeypatch):
+    """Before: the district CSV was UTF-8 without a BOM, which Excel on a Chinese Windows
+    reads as GBK: a gate named 北门 came out as mojibake. A CSV holding any non-ASCII text
+    starts with the BOM; the JSON is unchanged."""
+    from checkpoint.cli import main
+
+    with PgTarget(pg_dsn) as t:
+        t.record_gates(
+            [{"url": "http://gate-n", "name": "北门", "kiosk_id": None, "why": "never pulled"}]
+        )
+        day = t.conn.execute("SELECT current_date").fetchone()[0]
+    monkeypatch.setenv("KIOSK_FLEET_DSN", pg_dsn)
+    out = tmp_path / "district.csv"
+    args = ["fleet", "report", "--day", day.isoformat(), "--tz", "UTC"]
+    assert main([*args, "--csv", str(out)]) == 0
+    data = out.read_bytes()
+    assert data.startswith(b"\xef\xbb\xbf")
+    assert "no_figures,北门,北门 (http://gate-n): never pulled" in data.decode("utf-8-sig")

@@ -325,6 +325,7 @@ def report_run(args: argparse.Namespace) -> int:
 
     The daily report over every gate's events in the central database, with the gates'
     ledger counts fetched by the collector. Prints JSON unless --xlsx/--csv."""
+    from kiosk.categories import csv_file
     from office.district import district_csv, district_report, district_xlsx
     from office.pg import PgError
 
@@ -345,7 +346,7 @@ def report_run(args: argparse.Namespace) -> int:
     if args.xlsx:
         write_file(Path(args.xlsx), district_xlsx(report))
     if args.csv:
-        write_file(Path(args.csv), district_csv(report).encode("utf-8"))
+        write_file(Path(args.csv), csv_file(district_csv(report)))
     if not outputs:
         print(json.dumps(report, ensure_ascii=False))
     return 0
