@@ -82,6 +82,10 @@ def _host(hostname: str, url: str) -> str:
         raise ValueError(f"not an http(s) URL: {url!r}")
     if not host.isascii():
         try:
+            host.encode("utf-8")
+        except UnicodeEncodeError:  # undecodable bytes of argv: the CLI says "not UTF-8"
+            return host
+        try:
             host = host.encode("idna").decode("ascii")
         except UnicodeError:
             raise ValueError(f"not a host name in {url!r}") from None
