@@ -224,6 +224,13 @@ def report_csv(report: Mapping[str, Any]) -> str:
     return write_csv(report_rows(report))
 
 
+def csv_file(text: str) -> bytes:
+    """A report's CSV text as a file's bytes: UTF-8, with the BOM first when any of it is not
+    ASCII (a gate's or compound's name in Chinese): Excel on Windows reads a CSV without one
+    in the machine's code page (GBK on a Chinese Windows), which garbles it."""
+    return ("\ufeff" + text if not text.isascii() else text).encode("utf-8")
+
+
 def _hour_rows(report: Mapping[str, Any]) -> list[list[Any]]:
     """The 'by hour' sheet: the day's real hours with their UTC offsets (``hours``: the hour
     the autumn change repeats has two rows, the one the spring change skips none); a report

@@ -58,6 +58,7 @@ from office.pg import PgError, PgTarget, redact_dsn
 from office.pull import (
     MAX_PAGE_BYTES,
     REQUEST_DEADLINE_S,
+    PinError,
     Puller,
     PullError,
     client_timeout,
@@ -184,6 +185,11 @@ class Collector:
         self._poll_backoff = Backoff(config.poll_interval_s, config.error_backoff_max_s)
         self._reported: dict[str, float] = {}  # url -> monotonic time of the last report ask
         self._status = {k.url: KioskStatus(k.url, k.name) for k in config.kiosks}
+        #: Per URL: how its last pull fared, in a few words, and the id it claimed when refused
+        #: (``_record_gates``: the district report's ``gates_without_figures``).
+        self._why: dict[str, tuple[str, str | None]] = {}
+        self._gates_recorded: list[dict[str, Any]] | None = None
+        self._gates_lock = threading.Lock()
         self._lock = threading.Lock()
         #: Wrong list tokens per client address, an IPv6 one's /64 (``bundle_refusal``).
         self._guesses = RateLimiter(BUNDLE_GUESSES / 60.0, BUNDLE_GUESSES, self.clock)
@@ -237,10 +243,11 @@ class Collector:
         started = self._monotonic()
         error: str | None = None
         result = None
+        why: tuple[str, str | None] | None = ("unreachable", None)
         try:
             token = source.token()
         except ValueError as exc:  # read at every pull, so a rotated credential is picked up
-            error = f"token: {exc}"
+            error, why = f"token: {exc}", ("no token", None)
         else:
             try:
                 puller = Puller(
@@ -261,10 +268,12 @@ class Collector:
                 if not self._stop.is_set():
                     self._reports(source, token, result.url, result.kiosk_id)
             except PgError as exc:
-                error = f"database: {exc}"
+                error, why = f"database: {exc}", None  # the office's problem, not the gate's
                 self._drop_target()  # reconnect next time
             except PullError as exc:
                 error = str(exc)
+                if isinstance(exc, PinError):
+                    why = (exc.why, exc.kiosk_id)
             except Exception as exc:  # a bug must not stop the other kiosks: shown, not lost
                 log.exception("pull failed unexpectedly", extra={"url": source.url})
                 error = f"{type(exc).__name__}: {exc}"
@@ -297,7 +306,36 @@ class Collector:
             snapshot = KioskStatus(**status.as_dict())
         if result is None:
             log.warning("pull failed", extra={"url": source.url, "error": snapshot.last_error})
+        self._record_gates(source.url, ("ok", None) if result is not None else why)
         return snapshot
+
+    def _record_gates(self, url: str, why: tuple[str, str | None] | None) -> None:
+        """Keep in the database the configured gates and how each fares (``GATES_KEY``), when
+        that changed: the district report names every one without figures, and why, never
+        leaving one out (read as a quiet gate). ``why`` None: unchanged (a database error)."""
+        with self._gates_lock:
+            if why is not None:
+                self._why[url] = why
+            with self._lock:
+                ids = {u: s.kiosk_id for u, s in self._status.items()}
+            gates = [
+                {
+                    "url": k.url,
+                    "name": k.name,
+                    "kiosk_id": ids.get(k.url) or self._why.get(k.url, ("", None))[1],
+                    "why": self._why.get(k.url, ("never pulled", None))[0],
+                }
+                for k in self.config.kiosks
+            ]
+            if gates == self._gates_recorded:
+                return
+            try:
+                self._target().record_gates(gates)
+            except PgError as exc:
+                log.warning("gate list not kept", extra={"error": str(exc)})
+                self._drop_target()
+                return
+            self._gates_recorded = gates
 
     def _reports(self, source: KioskSource, token: str, base: str, kiosk_id: str | None) -> None:
         """The gate's ledger figures, when due; a failure is the status's ``report_error``

@@ -59,7 +59,7 @@ from office.compounds import (
     undeclared,
 )
 from office.gatereports import LEDGER_PATHS, LISTS_KEY, POLICY_KEY
-from office.pg import COMPOUNDS_KEY, PgError, connect
+from office.pg import COMPOUNDS_KEY, GATES_KEY, PgError, connect
 
 __all__ = ["district_report"]
 
@@ -156,6 +156,36 @@ def _declared(conn: psycopg.Connection[Any]) -> list[str] | None:
     if not isinstance(declared, list) or not all(isinstance(c, str) for c in declared):
         return None
     return declared
+
+
+def _without_figures(conn: psycopg.Connection[Any], only: list[str] | None) -> list[dict[str, Any]]:
+    """The gates the collector is configured to pull (``PgTarget.record_gates``) none of whose
+    events the database holds (its URL is no pinned source), each with why: ``refused:
+    duplicate id`` (it answered as another gate's kiosk id), ``refused: not its pinned id``,
+    ``unreachable``, ``no token``, ``never pulled``, ``ok`` (answered, with no events yet).
+    ``only``: the ones that claimed one of those ids. The director reads a gate absent from
+    the report as a quiet one: every configured gate is in ``by_gate`` or here."""
+    row = conn.execute("SELECT value FROM fleet_meta WHERE key = %s", [GATES_KEY]).fetchone()
+    try:
+        gates = json.loads(row[0]) if row else []
+    except ValueError:
+        gates = []
+    pinned = {r[0] for r in conn.execute("SELECT url FROM fleet_sources").fetchall()}
+    out = []
+    for gate in gates if isinstance(gates, list) else []:
+        if not isinstance(gate, dict) or gate.get("url") in pinned:
+            continue
+        if only is not None and gate.get("kiosk_id") not in only:
+            continue
+        url, why = str(gate.get("url")), str(gate.get("why") or "never pulled")
+        why = "no events yet" if why == "ok" else why
+        label = str(gate.get("name") or url)
+        named = f"{label} ({url})" if label != url else url
+        out.append(
+            {"gate": label, "url": url, "kiosk_id": gate.get("kiosk_id"), "why": why}
+            | {"detail": f"{named}: {why}"}
+        )
+    return out
 
 
 def _dated_args(start: str, end: str, only: list[str] | None) -> list[Any]:
@@ -497,6 +527,7 @@ def district_report(
             held = conn.execute(_HELD_SQL, [only, only]).fetchall()
             ledgers = _same_day(conn.execute(_LEDGERS_SQL, [day, only, only]), day, zone)
             heard = conn.execute(_CONTACT_SQL, [only, only]).fetchall()
+            without = _without_figures(conn, only)
         except psycopg.Error as exc:
             raise PgError(f"district report: {str(exc).splitlines()[0]}") from None
     finally:
@@ -527,6 +558,7 @@ def district_report(
     report["scope"] = "district"
     report["gates"] = len(gates)
     report["by_gate"] = _by_gate(rows, day, zone, gates, held, {r[0] for r in ledgers})
+    report["gates_without_figures"] = without
     _heard_from(report, heard, _utc(end), zone)
     _roll_up_ledgers(
         report, [g["kiosk_id"] for g in report["by_gate"]], {r[0]: r[1:4] for r in ledgers}
@@ -650,6 +682,7 @@ def _missing_rows(report: dict[str, Any]) -> list[list[Any]]:
     return (
         stats.as_of_rows(report)
         + [["events_missing", m["kiosk_id"], m["detail"]] for m in report.get("events_missing", ())]
+        + [["no_figures", g["gate"], g["detail"]] for g in report.get("gates_without_figures", ())]
         + _not_final_rows(report)
     )
 

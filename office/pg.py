@@ -59,7 +59,14 @@ from kiosk import record
 from kiosk.export import COLUMNS
 from kiosk.hashchain import GENESIS
 from office.gatereports import POLICY_KEY
-from office.pull import ChainError, PinError, PullError, describe_pins, pin_refusal
+from office.pull import (
+    ChainError,
+    PinError,
+    PullError,
+    describe_pins,
+    pin_refusal,
+    source_renames,
+)
 
 __all__ = [
     "PgError",
@@ -75,6 +82,10 @@ SCHEMA_VERSION = 3
 #: ``fleet_meta`` key of the compounds the office's published lists declare (JSON: a list, or
 #: null when they declare none), kept by the collector from its ``lists_bundle_file``.
 COMPOUNDS_KEY = "lists.compounds"
+#: ``fleet_meta`` key of the gates the collector is configured to pull and how each fares (JSON:
+#: a list of ``url``, ``name``, ``kiosk_id``, ``why``: ``ok``, ``never pulled``, ``unreachable``,
+#: ``refused: ...``), kept by the collector; the district report names the ones without figures.
+GATES_KEY = "collector.gates"
 #: ``fleet_meta`` key of the highest list bundle version the collector has served to the
 #: gates (``kiosk fleet publish`` goes on above it: a gate refuses a version it went past).
 SERVED_KEY = "lists.version_served"
@@ -230,6 +241,19 @@ def ensure_schema(conn: psycopg.Connection[Any]) -> None:
                 f"fleet schema version {row and row[0]} is newer than this program"
                 f" ({SCHEMA_VERSION}); upgrade the kiosk package"
             )
+        _renormalise_sources(conn)
+
+
+def _renormalise_sources(conn: psycopg.Connection[Any]) -> None:
+    """``office.pull.source_renames`` applied to ``fleet_sources`` (in the caller's
+    transaction): pins an older version stored under the URL as typed keep holding."""
+    rows = conn.execute("SELECT url, kiosk_id FROM fleet_sources").fetchall()
+    renames, drops = source_renames([(r[0], r[1]) for r in rows])
+    with conn.cursor() as cur:
+        for url in drops:
+            cur.execute("DELETE FROM fleet_sources WHERE url = %s", [url])
+        for old, new in renames:
+            cur.execute("UPDATE fleet_sources SET url = %s WHERE url = %s", [new, old])
 
 
 def _first_line(exc: BaseException) -> str:
@@ -509,6 +533,15 @@ class PgTarget:
                 "INSERT INTO fleet_meta (key, value) VALUES (%s, %s) ON CONFLICT (key) DO UPDATE"
                 " SET value = excluded.value WHERE fleet_meta.value <> excluded.value",
                 [COMPOUNDS_KEY, json.dumps(declared)],
+            )
+
+    def record_gates(self, gates: list[dict[str, Any]]) -> None:
+        """Keep the collector's configured gates and how each fares (``GATES_KEY``)."""
+        with self._errors():
+            self.conn.execute(
+                "INSERT INTO fleet_meta (key, value) VALUES (%s, %s) ON CONFLICT (key) DO UPDATE"
+                " SET value = excluded.value WHERE fleet_meta.value <> excluded.value",
+                [GATES_KEY, json.dumps(gates)],
             )
 
     def record_served(self, version: int) -> None:

@@ -101,7 +101,14 @@ class ChainError(PullError):
 
 class PinError(PullError):
     """A source answered as a kiosk id pinned to another source, or as another kiosk id than
-    the one pinned to it: nothing of it is written until the operator re-pins (``repin``)."""
+    the one pinned to it: nothing of it is written until the operator re-pins (``repin``).
+    ``kiosk_id``: the id it answered as; ``why``: the refusal in a few words (the district
+    report's ``gates_without_figures``)."""
+
+    def __init__(self, message: str, kiosk_id: str | None = None, why: str = "refused") -> None:
+        super().__init__(message)
+        self.kiosk_id = kiosk_id
+        self.why = why
 
 
 def pin_refusal(url: str, kiosk_id: str, own: str | None, holder: str | None) -> PinError | None:
@@ -113,14 +120,18 @@ def pin_refusal(url: str, kiosk_id: str, own: str | None, holder: str | None) ->
         return PinError(
             f"{url} answers as kiosk {kiosk_id}, but it is pinned to kiosk {own} (the gate"
             f" given a new site.kiosk_id, or another host at its address?); nothing pulled;"
-            f" {fix}"
+            f" {fix}",
+            kiosk_id,
+            "refused: not its pinned id",
         )
     if holder is not None and holder != url:
         return PinError(
             f"{url} answers as kiosk {kiosk_id}, which is pinned to {holder} (a gate set up"
             f" from a copy of that gate's config, or another host answering as it?); nothing"
             f" pulled; if the gate moved to {url}, re-pin it: kiosk pull {url} --into TARGET"
-            f" --repin {kiosk_id}"
+            f" --repin {kiosk_id}",
+            kiosk_id,
+            "refused: duplicate id",
         )
     return None
 
@@ -130,6 +141,51 @@ def describe_pins(url: str, own: str | None, holders: list[str]) -> str:
     parts = [f"{url} was kiosk {own}" if own is not None else f"{url} was not pinned"]
     parts += [f"{other} released" for other in holders]
     return "; ".join(parts)
+
+
+def source_renames(
+    sources: list[tuple[str, str]],
+) -> tuple[list[tuple[str, str]], list[str]]:
+    """For the pins an older version stored under the URL as typed (``http://Gate-1:8443``,
+    before ``normalise_url`` lower-cased the host): ``(renames, drops)``, the rows of
+    ``sources`` (url, kiosk id) to move to the normal form, and the ones to drop because the
+    normal form already holds the same kiosk id. A typed form whose normal form is pinned to
+    another kiosk id is left as it is (the pull of that URL is refused, naming both, until
+    the operator re-pins); an unparsable one too."""
+    held = dict(sources)
+    renames: list[tuple[str, str]] = []
+    drops: list[str] = []
+    for url, kiosk_id in sorted(sources):
+        try:
+            normal = normalise_url(url)
+        except ValueError:
+            continue
+        if normal == url:
+            continue
+        if normal not in held:
+            renames.append((url, normal))
+            held[normal] = kiosk_id
+        elif held[normal] == kiosk_id:
+            drops.append(url)
+    return renames, drops
+
+
+def _renormalise_sources(conn: sqlite3.Connection) -> None:
+    """``source_renames`` applied to ``pull_sources``, in one transaction."""
+    rows = conn.execute("SELECT url, kiosk_id FROM pull_sources").fetchall()
+    renames, drops = source_renames([(r[0], r[1]) for r in rows])
+    if not renames and not drops:
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.executemany("DELETE FROM pull_sources WHERE url = ?", [[u] for u in drops])
+        conn.executemany(
+            "UPDATE pull_sources SET url = ? WHERE url = ?", [[new, old] for old, new in renames]
+        )
+        conn.execute("COMMIT")
+    except BaseException:
+        _rollback(conn)
+        raise
 
 
 @dataclass
@@ -325,6 +381,7 @@ def _connect(path: str | Path) -> sqlite3.Connection:
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_MS)}")
     conn.executescript(SCHEMA)
+    _renormalise_sources(conn)
     return conn
 
 

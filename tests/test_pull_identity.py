@@ -269,3 +269,145 @@ def test_the_collector_shows_the_impostor_refused_and_keeps_pulling_the_real_gat
     finally:
         real.store.close()
         impostor.store.close()
+
+
+@pytest.mark.parametrize(
+    ("typed", "normal"),
+    [
+        ("http://Gate-1:8443/", "http://gate-1:8443"),
+        ("HTTP://GATE-1.:8443", "http://gate-1:8443"),
+        ("http://gate-1:80", "http://gate-1"),
+        ("https://gate-1:443/kiosk/", "https://gate-1/kiosk"),
+        ("https://Tor-Nord.example", "https://tor-nord.example"),
+        ("http://[FE80::1]:8443", "http://[fe80::1]:8443"),
+        ("http://Tür-1.lan", "http://xn--tr-1-0ra.lan"),
+        ("http://gate-1/Kiosk", "http://gate-1/Kiosk"),  # the path keeps its case
+    ],
+)
+def test_a_gate_url_is_one_url_however_its_host_is_typed(typed, normal):
+    """Before: ``http://Gate-1:8443`` stayed as typed, a different source (and pin) from
+    ``http://gate-1:8443``; host names are case-insensitive, a trailing dot and the default
+    port name the same host."""
+    from kiosk.config.fleet import normalise_url
+
+    assert normalise_url(typed) == normal
+
+
+def test_a_gate_typed_with_capitals_is_the_same_pinned_source(target, tmp_path, clock):
+    """Before: pulled once as ``http://Gate-A``, then as ``http://gate-a`` (the same host), the
+    second pull was refused as another source claiming the pinned kiosk id."""
+    gate = make_kiosk(tmp_path / "gate-1.db", "gate-1", clock, 6)
+    hosts = Hosts(**{"gate-a": gate})
+    try:
+        assert do_pull(target, hosts, "http://Gate-A", gate.token).inserted == 6
+        from test_pull import add_events
+
+        add_events(gate, 2)
+        assert do_pull(target, hosts, "http://gate-a:80/", gate.token).inserted == 2
+    finally:
+        gate.store.close()
+
+
+def test_a_pin_stored_under_the_old_typed_form_is_kept(target, tmp_path, clock):
+    """A pin the previous version stored as typed (``http://Gate-A``) is moved to the
+    normal form when the target opens: the gate keeps its pin (no refusal of its own URL, no
+    re-pin needed), and another host claiming its id is still refused."""
+    gate = make_kiosk(tmp_path / "gate-1.db", "gate-1", clock, 6)
+    hosts = Hosts(**{"gate-a": gate, "gate-b": gate})
+    try:
+        t = target()
+        try:
+            table = "fleet_sources" if isinstance(t, PgTarget) else "pull_sources"
+            mark = "%s" if isinstance(t, PgTarget) else "?"
+            t.conn.execute(
+                f"INSERT INTO {table} (url, kiosk_id, updated_at)"  # noqa: S608
+                f" VALUES ({mark}, {mark}, {mark})",
+                ["http://Gate-A.", "gate-1", "2026-01-01T00:00:00+00:00"],
+            )
+            if isinstance(t, PgTarget):
+                t.conn.commit()
+        finally:
+            t.close()
+        assert do_pull(target, hosts, "http://gate-a", gate.token).inserted == 6
+        with pytest.raises(PinError, match="http://gate-a"):
+            do_pull(target, hosts, "http://gate-b", gate.token)
+        t = target()
+        try:
+            table = "fleet_sources" if isinstance(t, PgTarget) else "pull_sources"
+            urls = [r[0] for r in t.conn.execute(f"SELECT url FROM {table}").fetchall()]  # noqa: S608
+        finally:
+            t.close()
+        assert urls == ["http://gate-a"]
+    finally:
+        gate.store.close()
+
+
+def test_the_district_report_names_every_configured_gate_without_figures(
+    tmp_path, clock, pg_dsn, monkeypatch
+):
+    """Before: a gate refused for a duplicate kiosk id (and one never reached, and one not
+    pulled yet) was absent from the district report, which the director reads as a quiet
+    gate: the report names each configured gate without figures, and why (JSON and CSV)."""
+    from kiosk.config.fleet import CollectorConfig
+    from office.collector import Collector
+    from office.district import district_csv, district_report
+
+    real = make_kiosk(tmp_path / "gate-1.db", "gate-1", clock, 12)
+    impostor = copied(real, tmp_path / "copy.db", clock, 4)
+    for name, token in (("A", real.token), ("B", impostor.token), ("C", "t"), ("D", "t")):
+        monkeypatch.setenv(f"TOKEN_{name}", token)
+    config = CollectorConfig.model_validate(
+        {
+            "kiosks": [
+                {"url": "http://gate-a", "token_env": "TOKEN_A"},
+                {"url": "http://gate-b", "token_env": "TOKEN_B", "name": "north"},
+                {"url": "http://gate-c", "token_env": "TOKEN_C"},
+                {"url": "http://gate-d", "token_env": "TOKEN_D"},
+            ]
+        }
+    )
+    collector = Collector(
+        config, pg_dsn, client=Hosts(**{"gate-a": real, "gate-b": impostor}).client()
+    )
+    try:
+        for source in config.kiosks[:3]:  # gate-d: configured, not pulled yet
+            collector.pull_once(source)
+    finally:
+        collector.stop()
+    try:
+        report = district_report(pg_dsn, clock.now().date(), "UTC")
+        without = {g["url"]: g["why"] for g in report["gates_without_figures"]}
+        assert without == {
+            "http://gate-b": "refused: duplicate id",
+            "http://gate-c": "unreachable",
+            "http://gate-d": "never pulled",
+        }
+        north = next(g for g in report["gates_without_figures"] if g["url"] == "http://gate-b")
+        assert north["gate"] == "north" and north["kiosk_id"] == "gate-1"
+        assert [g["kiosk_id"] for g in report["by_gate"]] == ["gate-1"]
+        text = district_csv(report)
+        assert "no_figures,north,north (http://gate-b): refused: duplicate id" in text
+        assert "no_figures,http://gate-d,http://gate-d: never pulled" in text
+    finally:
+        real.store.close()
+        impostor.store.close()
+
+
+def test_a_district_csv_with_chinese_text_opens_in_excel_as_utf8(tmp_path, pg_dsn, monkeypatch):
+    """Before: the district CSV was UTF-8 without a BOM, which Excel on a Chinese Windows
+    reads as GBK: a gate named 北门 came out as mojibake. A CSV holding any non-ASCII text
+    starts with the BOM; the JSON is unchanged."""
+    from checkpoint.cli import main
+
+    with PgTarget(pg_dsn) as t:
+        t.record_gates(
+            [{"url": "http://gate-n", "name": "北门", "kiosk_id": None, "why": "never pulled"}]
+        )
+        day = t.conn.execute("SELECT current_date").fetchone()[0]
+    monkeypatch.setenv("KIOSK_FLEET_DSN", pg_dsn)
+    out = tmp_path / "district.csv"
+    args = ["fleet", "report", "--day", day.isoformat(), "--tz", "UTC"]
+    assert main([*args, "--csv", str(out)]) == 0
+    data = out.read_bytes()
+    assert data.startswith(b"\xef\xbb\xbf")
+    assert "no_figures,北门,北门 (http://gate-n): never pulled" in data.decode("utf-8-sig")

@@ -220,7 +220,7 @@ def write_report(targets: dict[str, Path], report: dict[str, Any]) -> None:
     """The gate's report as the categories' sheets (``kiosk.categories``) into ``targets``
     (``xlsx``, ``csv``), with the row saying when it was made (``kiosk.stats.as_of_rows``: a
     day not over yet says its figures are so far)."""
-    from kiosk.categories import report_rows, report_sheets
+    from kiosk.categories import csv_file, report_rows, report_sheets
     from kiosk.sheets import write_csv, write_xlsx
     from kiosk.stats import as_of_rows
 
@@ -230,7 +230,7 @@ def write_report(targets: dict[str, Path], report: dict[str, Any]) -> None:
         write_file(targets["xlsx"], write_xlsx(sheets))
     if "csv" in targets:
         rows = report_rows(report) + as_of_rows(report)
-        write_file(targets["csv"], write_csv(rows).encode("utf-8"))
+        write_file(targets["csv"], csv_file(write_csv(rows)))
 
 
 def _read(path: str) -> bytes:

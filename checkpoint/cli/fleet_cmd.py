@@ -340,6 +340,7 @@ def report_run(args: argparse.Namespace) -> int:
     Examples:
       kiosk fleet report --day 2026-03-02 --tz Asia/Shanghai
       kiosk fleet report --day 2026-03-02 --kiosk gate-01 --csv gate-01.csv"""
+    from kiosk.categories import csv_file
     from office.district import district_csv, district_report, district_xlsx
     from office.pg import PgError
 
@@ -360,7 +361,7 @@ def report_run(args: argparse.Namespace) -> int:
     if args.xlsx:
         write_file(Path(args.xlsx), district_xlsx(report))
     if args.csv:
-        write_file(Path(args.csv), district_csv(report).encode("utf-8"))
+        write_file(Path(args.csv), csv_file(district_csv(report)))
     if not outputs:
         print(json.dumps(report, ensure_ascii=False))
     return 0

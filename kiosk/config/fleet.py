@@ -49,15 +49,47 @@ def refuse_credentials(url: str) -> str:
     return url
 
 
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
 def normalise_url(url: str) -> str:
-    """``http(s)://host[:port][/prefix]`` without a trailing slash. Raises ``ValueError``,
-    also for a URL with a user name or password (``refuse_credentials``)."""
+    """``http(s)://host[:port][/prefix]`` without a trailing slash, one spelling per gate: the
+    scheme and host lower-case (host names are case-insensitive), the host's trailing dot
+    and the scheme's default port dropped, a non-ASCII host name in its IDNA (``xn--``)
+    form; the path as typed. Raises ``ValueError``, also for a URL with a user name or
+    password (``refuse_credentials``)."""
     parts = urlsplit(refuse_credentials(url))
-    if parts.scheme not in ("http", "https") or not parts.netloc:
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https") or not parts.netloc or not parts.hostname:
         raise ValueError(f"not an http(s) URL: {url!r}")
     if parts.query or parts.fragment:
         raise ValueError(f"URL must not have a query or fragment: {url!r}")
-    return f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
+    try:
+        port = parts.port
+    except ValueError:  # "host:1:2": the pull says "not a usable URL" (httpx), as before
+        return f"{scheme}://{parts.netloc.lower()}{parts.path.rstrip('/')}"
+    host = _host(parts.hostname, url)
+    netloc = host if port is None or port == _DEFAULT_PORTS[scheme] else f"{host}:{port}"
+    return f"{scheme}://{netloc}{parts.path.rstrip('/')}"
+
+
+def _host(hostname: str, url: str) -> str:
+    """``hostname`` (``urlsplit`` lower-cased it) in the form a gate's URL is kept under."""
+    if ":" in hostname:  # an IPv6 address
+        return f"[{hostname}]"
+    host = hostname.rstrip(".")
+    if not host:
+        raise ValueError(f"not an http(s) URL: {url!r}")
+    if not host.isascii():
+        try:
+            host.encode("utf-8")
+        except UnicodeEncodeError:  # undecodable bytes of argv: the CLI says "not UTF-8"
+            return host
+        try:
+            host = host.encode("idna").decode("ascii")
+        except UnicodeError:
+            raise ValueError(f"not a host name in {url!r}") from None
+    return host
 
 
 class TokenSource(Section):
