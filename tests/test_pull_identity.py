@@ -251,9 +251,8 @@ def test_the_collector_shows_the_impostor_refused_and_keeps_pulling_the_real_gat
             ]
         }
     )
-    collector = Collector(
-        config, pg_dsn, client=Hosts(**{"gate-a": real, "gate-b": impostor}).client()
-    )
+    client = Hosts(**{"gate-a": real, "gate-b": impostor}).client()
+    collector = Collector(config, pg_dsn, client=client, backoff_wait=lambda s: None)
     try:
         first = collector.pull_once(config.kiosks[0])
         second = collector.pull_once(config.kiosks[1])
@@ -366,9 +365,8 @@ def test_the_district_report_names_every_configured_gate_without_figures(
             ]
         }
     )
-    collector = Collector(
-        config, pg_dsn, client=Hosts(**{"gate-a": real, "gate-b": impostor}).client()
-    )
+    client = Hosts(**{"gate-a": real, "gate-b": impostor}).client()
+    collector = Collector(config, pg_dsn, client=client, backoff_wait=lambda s: None)
     try:
         for source in config.kiosks[:3]:  # gate-d: configured, not pulled yet
             collector.pull_once(source)
