@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from guard_support import ADMIN_PW, BASE, console_fixtures, login, post, signed_in
+from guard_support import ADMIN_PW, BASE, console_fixtures, login, post, refused_with, signed_in
 
 from ui import guard
 
@@ -72,8 +72,8 @@ def test_a_shift_at_the_ends_of_the_calendar_is_refused_not_a_server_error(
     response = post(
         admin, "/guard/community/shifts", admin.csrf, guard="alice", starts=starts, ends=ends
     )
-    assert response.status_code == 303 and "err=" in response.headers["location"]
-    assert "2000-01-01" in admin.get(response.headers["location"]).text  # says what it takes
+    assert response.status_code == 400  # the page drawn again, the form as typed
+    assert "2000-01-01" in refused_with(admin, response)  # says what it takes
     assert core.ledgers.roster.on_duty(core.config.site.kiosk_id) == []
 
 
@@ -88,10 +88,11 @@ def test_a_link_from_anyone_cannot_put_words_in_a_community_pages_banners(alice,
 
 
 def test_the_community_pages_still_show_the_problems_they_wrote(alice):
-    # A refused step (a reading that is no number) goes back to its page with the problem;
+    # A refused step (a reading that is no number) is its page again with the problem;
     # a refused new request comes back as typed (test_ui_community), its problem shown too.
     refused = post(alice, "/guard/community/returnees/1/temperature", alice.csrf, temp_c="abc")
-    shown = alice.get(refused.headers["location"]).text
+    assert refused.status_code == 400 and "location" not in refused.headers
+    shown = refused.text
     assert 'class="flash err"' in shown and "temp_c" not in shown.split('class="flash err"')[0]
     again = post(alice, "/guard/community/services", alice.csrf, household="1-101", kind="food")
     assert 'class="flash err"' in again.text and "既不在隔离也不在观察期" in again.text
@@ -235,19 +236,23 @@ def _on_shift(admin, guard: str) -> None:
     # 09:00 in Shanghai on the test's clock: a shift around it.
     response = post(admin, "/guard/community/shifts", admin.csrf, guard=guard,
                     starts="2026-02-12T08:00", ends="2026-02-12T16:00")  # fmt: skip
-    assert "err=" not in response.headers["location"], response.headers["location"]
+    assert refused_with(admin, response) is None, response.text[:300]
 
 
 def test_a_shift_or_a_handover_names_a_guard_who_can_sign_in(admin, alice, core):
     """A typo in a name made a shift for nobody (the guard was then 'not on duty') or a
-    handover no one could ever sign to complete."""
+    handover no one could ever sign to complete. The refusal is on the page drawn again with
+    the form as typed (400), never in the address: it names a guard account."""
     typo = post(admin, "/guard/community/shifts", admin.csrf, guard="alcie",
                 starts="2026-02-12T08:00", ends="2026-02-12T16:00")  # fmt: skip
-    assert "err=" in typo.headers["location"]
+    assert typo.status_code == 400 and "location" not in typo.headers
+    assert "alcie" in refused_with(admin, typo)
+    assert 'value="alcie"' in typo.text and 'value="2026-02-12T16:00"' in typo.text
     assert core.ledgers.roster.on_duty(core.config.site.kiosk_id) == []
     _on_shift(admin, "alice")
     nobody = post(alice, "/guard/community/handover", alice.csrf, incoming="rooot")
-    assert "err=" in nobody.headers["location"]
+    assert nobody.status_code == 400 and 'value="rooot"' in nobody.text
+    assert "rooot" in refused_with(alice, nobody)
     assert core.ledgers.roster.handovers(core.config.site.kiosk_id) == []
 
 
@@ -255,14 +260,14 @@ def test_a_handover_opened_twice_is_one_handover(admin, alice, core):
     _on_shift(admin, "alice")
     first = post(alice, "/guard/community/handover", alice.csrf, incoming="root")
     again = post(alice, "/guard/community/handover", alice.csrf, incoming="root")
-    assert "err=" not in first.headers["location"] and "err=" in again.headers["location"]
+    assert refused_with(alice, first) is None and refused_with(alice, again) is not None
     [handover] = core.ledgers.roster.handovers(core.config.site.kiosk_id)
     for who in (alice, admin):
         post(who, f"/guard/community/handover/{handover.id}/ack", who.csrf)
     assert core.ledgers.roster.handover(handover.id).complete
     # Once both have signed, the next handover can be opened.
     later = post(alice, "/guard/community/handover", alice.csrf, incoming="root")
-    assert "err=" not in later.headers["location"]
+    assert refused_with(alice, later) is None
 
 
 def test_exporting_the_community_report_is_audited_like_the_days_export(alice, core):

@@ -4,6 +4,7 @@ guard."""
 
 from __future__ import annotations
 
+import functools
 import threading
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -14,18 +15,24 @@ from fastapi.responses import HTMLResponse, Response
 from kiosk.accounts import NAME_RE
 from kiosk.community import CommunityError
 from kiosk.roster import Handover
+from ui.auth import Session
 from ui.guard.community.common import (
+    FRESH,
     PREFIX,
     AdminSession,
     RecordId,
+    Refused,
     community_room,
+    form_page,
     form_text,
     ledgers,
     on_duty,
+    or_again,
     render,
     save,
+    save_or_again,
 )
-from ui.guard.deps import ActionSession, Guard, GuardDep, PageSession, note
+from ui.guard.deps import ActionSession, Guard, GuardDep, note
 from ui.guard.forms import FIRST_DAY, LAST_DAY
 
 PAGE = f"{PREFIX}/handover"
@@ -53,8 +60,15 @@ def local(text: str, tz: ZoneInfo) -> datetime:
     return placed
 
 
-@router.get("/handover", response_class=HTMLResponse, include_in_schema=False)
-def handover_page(request: Request, session: PageSession, g: GuardDep) -> Response:
+#: The two forms' fields, drawn again as typed after a refusal (a guard's account name in
+#: the page, never in its address: the refusals used to go back in ``?err=``).
+SHIFT_FIELDS = ("guard", "starts", "ends")
+HANDOVER_FIELDS = ("incoming",)
+
+
+@form_page(router, "/handover")
+def page(request: Request, g: Guard, session: Session, refused: Refused = FRESH) -> HTMLResponse:
+    """The roster and the handovers; after a refused shift or handover, its form as sent."""
     roster, gate, now = ledgers(g).roster, g.cfg.site.kiosk_id, g.core.clock.now()
     shifts = roster.shifts(gate, now - timedelta(hours=24), now + timedelta(days=7))
     return render(
@@ -65,6 +79,7 @@ def handover_page(request: Request, session: PageSession, g: GuardDep) -> Respon
         **on_duty(g),
         shifts=[s.to_dict() for s in shifts],
         handovers=handover_views(g, roster.handovers(gate, limit=10), g.lang(request)),
+        **refused.context(),
     )
 
 
@@ -100,7 +115,9 @@ async def add_shift(request: Request, session: AdminSession, g: GuardDep) -> Res
         guard = account(g, "guard", form_text(form, "guard"))
         return roster.add_shift(gate, guard, start, end, session.name)
 
-    return await save(request, PAGE, add)
+    return await save_or_again(
+        request, g, session, PAGE, add, form=form, fields=SHIFT_FIELDS, again=page
+    )
 
 
 #: Opening a handover checks, then writes: one at a time, so a double tap makes one.
@@ -124,7 +141,9 @@ async def open_handover(request: Request, session: ActionSession, g: GuardDep) -
             open_now = len(g.alarms.open_alarms(g.standing_alarms()))
             return roster.open_handover(gate, session.name, incoming, gate_alarms=open_now)
 
-    return await save(request, PAGE, open_one)
+    return await save_or_again(
+        request, g, session, PAGE, open_one, form=form, fields=HANDOVER_FIELDS, again=page
+    )
 
 
 @router.post("/handover/{hid}/ack", name="handover_ack", include_in_schema=False)
@@ -133,4 +152,5 @@ async def ack_handover(
 ) -> Response:
     note(request, handover=hid)
     roster = ledgers(g).roster
-    return await save(request, PAGE, lambda: roster.acknowledge(hid, session.name))
+    act = functools.partial(save, request, PAGE, lambda: roster.acknowledge(hid, session.name))
+    return await or_again(request, g, session, act, typed={}, again=page)

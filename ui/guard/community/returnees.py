@@ -5,6 +5,7 @@ guard's name; the route class writes it as the request's one audit row."""
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable
 
@@ -28,6 +29,7 @@ from ui.guard.community.common import (
     form_text,
     ledgers,
     masked,
+    or_again,
     render,
     save,
     save_or_again,
@@ -121,4 +123,6 @@ async def change_returnee(
     note(request, person=pid, change=what)
     if what == "status":
         admin(g, session)  # clearing, escalating: the manager's decision
-    return await save(request, PAGE, changes[what])
+    act = functools.partial(save, request, PAGE, changes[what])
+    # Refused: said on the page, never in its address (the refusal names the person).
+    return await or_again(request, g, session, act, typed={}, again=page)

@@ -3,6 +3,7 @@ for a quarantined or observed household, taken by a named helper and marked done
 
 from __future__ import annotations
 
+import functools
 import threading
 
 from fastapi import Request
@@ -22,6 +23,7 @@ from ui.guard.community.common import (
     form_text,
     ledgers,
     masked,
+    or_again,
     render,
     save,
     save_or_again,
@@ -96,4 +98,5 @@ async def step(
     desk = ledgers(g).services
     move = {"take": desk.take, "done": desk.done, "cancel": desk.cancel}[action]
     was = form_text(await request.form(), "was")[:20] or None  # as the page showed it
-    return await save(request, PAGE, lambda: move(rid, session.name, was))
+    act = functools.partial(save, request, PAGE, lambda: move(rid, session.name, was))
+    return await or_again(request, g, session, act, typed={}, again=page)
