@@ -6,6 +6,7 @@ every verb that opens the database are (``errors.refuse_root_over``)."""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -77,3 +78,20 @@ def test_root_in_its_own_folder_makes_its_keys(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(errors, "_owner", lambda _path: 0)
     assert main(["keys", "new", "--dir", str(tmp_path / "keys")]) == 0
     assert (tmp_path / "keys" / "issuer.pub").is_file()
+
+
+def test_the_installer_making_the_issuing_key_as_root_says_it_gives_it_to_the_service(
+    kiosk_owned, monkeypatch, capsys
+):
+    """scripts/install runs `kiosk keys new` as root into the kiosk user's keys folder and
+    chowns the key just after: refused like a hand run, the first install of every gate had no
+    issuing key. The installer says it chowns after (KIOSK_CHOWNS_AFTER=1), and is let."""
+    keys = kiosk_owned / "keys"
+    keys.mkdir()
+    if os.geteuid() == 0:
+        os.chown(keys, 4321, 4321)
+    monkeypatch.setenv(errors.CHOWNS_AFTER, "1")
+    assert main(["keys", "new", "--dir", str(keys), "--name", "issuer"]) == 0
+    assert (keys / "issuer.key").is_file() and "as root on" not in capsys.readouterr().err
+    install = (Path(__file__).parents[1] / "scripts" / "install").read_text()
+    assert "KIOSK_CHOWNS_AFTER=1 kiosk_verb keys new" in install

@@ -74,14 +74,19 @@ def write_file(path: str | Path, data: bytes) -> None:
         raise CliError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
+#: Set to 1 by a root caller that chowns what the verb writes to the service's user after it.
+CHOWNS_AFTER = "KIOSK_CHOWNS_AFTER"
+
+
 def refuse_root_over(folder: Path, verb: str) -> None:
     """Refuse a verb run as root (plain ``sudo kiosk VERB``) that would write into ``folder``
     when another user (the service's, ``kiosk``) owns it: what it made there (``kiosk.lock``,
     ``kiosk.db`` and its ``-wal``/``-shm``, a backup) was left root's, and the service could
     not open it afterwards. Said before anything is written, with the way that leaves the
     files the service's: ``sudo kiosk-admin VERB``. Root in a folder of its own (a bench, a
-    container) is not refused."""
-    if os.geteuid() != 0:
+    container) is not refused, nor a caller that gives what it made to the service's user
+    itself and says so (``KIOSK_CHOWNS_AFTER=1``: ``scripts/install`` making the issuing key)."""
+    if os.geteuid() != 0 or os.environ.get(CHOWNS_AFTER) == "1":
         return
     owner = _owner(folder)
     if owner is None or owner == 0:
