@@ -379,3 +379,14 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         for cpu, nodeid in sorted(_over_budget, reverse=True):
             line(f"  {cpu:6.2f} s  {nodeid}")
     line(f"tests' CPU: {_suite_cpu[0]:.1f} s over {_suite_cpu[1]} tests")
+
+
+@pytest.fixture
+def kiosk_owned(tmp_path, monkeypatch):
+    """A data dir the service's user owns, and this process root (``sudo kiosk ...``)."""
+    data = tmp_path / "data"
+    data.mkdir()
+    if os.geteuid() == 0:
+        os.chown(data, 4321, 4321)
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    return data

@@ -11,13 +11,13 @@ import logging
 import os
 import re
 import sqlite3
-from contextlib import closing
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 import pytest
+from card_support import damage_leaf
 from fastapi.testclient import TestClient
 from guard_support import (
     BASE,
@@ -46,7 +46,7 @@ from ui.guard.display import health_rows
 from ui.guard.live import new_events
 
 if TYPE_CHECKING:
-    from kiosk.core import Core
+    pass
 
 FITTED_AT = "2026-03-01T00:00:00+00:00"
 
@@ -104,25 +104,6 @@ def test_a_calibration_file_read_whole_again_clears_the_problem(guard_core):
     }
 
 
-def _damage_a_page_of_events(core: Core) -> None:
-    """Overwrite one leaf page of the events table in the middle of the file with junk, as a
-    sector the card no longer reads back (SQLite says SQLITE_CORRUPT on reaching it)."""
-    core.store.wipe_wal()  # the pages in the file itself, nothing of them left in the WAL
-    with closing(sqlite3.connect(core.store.path)) as conn:
-        size = conn.execute("PRAGMA page_size").fetchone()[0]
-        leaves = [
-            row[0]
-            for row in conn.execute(
-                "SELECT pageno FROM dbstat WHERE name = 'events' AND pagetype = 'leaf'"
-                " ORDER BY pageno"
-            )
-        ]
-    assert len(leaves) >= 3
-    with open(core.store.path, "r+b") as db:
-        db.seek((leaves[len(leaves) // 2] - 1) * size)
-        db.write(b"\xde\xad\xbe\xef" * (size // 4))
-
-
 def test_a_damaged_page_of_the_log_is_a_clear_503_and_a_degraded_store_never_a_500(
     guard_core, tmp_path
 ):
@@ -132,7 +113,7 @@ def test_a_damaged_page_of_the_log_is_a_clear_503_and_a_degraded_store_never_a_5
     was ok, so nobody was told the card was failing or what to do."""
     for _ in range(60):
         add_event(guard_core)
-    _damage_a_page_of_events(guard_core)
+    damage_leaf(guard_core)
     _, token = guard_core.tokens.create(["logs:read"])
     app = create_app(guard_core)
     api = TestClient(app, base_url=BASE, raise_server_exceptions=False)
@@ -170,7 +151,7 @@ def test_a_damaged_page_in_the_alarms_look_back_leaves_the_live_page_naming_the_
     stays degraded."""
     for _ in range(60):
         add_event(guard_core)
-    _damage_a_page_of_events(guard_core)
+    damage_leaf(guard_core)
     add_event(guard_core, decision="deny", reasons=("fever",), temp_c=38.6, temp_object_c=36.0)
     app = create_app(guard_core)
     with TestClient(app, base_url=BASE, raise_server_exceptions=False) as guard:
@@ -294,7 +275,7 @@ def test_verify_log_names_the_first_row_a_damaged_page_keeps_from_being_read(gua
     for _ in range(60):
         add_event(guard_core)
     guard_core.store.audit("alice", "guard.login")
-    _damage_a_page_of_events(guard_core)
+    damage_leaf(guard_core)
     path = guard_core.store.path
     close_core(guard_core)
     code = main(["verify-log", "--db", str(path), "--json"])
@@ -374,23 +355,6 @@ def test_a_page_the_helper_cannot_read_is_logged_once_not_at_every_pull(store, c
     assert "database disk image is malformed" in warned[0].getMessage()
 
 
-def _damage_leaf(core: Core, pick: int) -> None:
-    """Junk over the ``pick``-th leaf page of the events table (as ``_damage_a_page_of_events``)."""
-    core.store.wipe_wal()
-    with closing(sqlite3.connect(core.store.path)) as conn:
-        size = conn.execute("PRAGMA page_size").fetchone()[0]
-        leaves = [
-            row[0]
-            for row in conn.execute(
-                "SELECT pageno FROM dbstat WHERE name = 'events' AND pagetype = 'leaf'"
-                " ORDER BY pageno"
-            )
-        ]
-    with open(core.store.path, "r+b") as db:
-        db.seek((leaves[pick] - 1) * size)
-        db.write(b"\xde\xad\xbe\xef" * (size // 4))
-
-
 def _unreadable_cards(guard: TestClient) -> list[dict]:
     alarms = guard.get("/guard/api/feed?lang=en").json()["alarms"]
     return [c for c in alarms if c["key"] == "device:unreadable_rows"]
@@ -402,7 +366,7 @@ def test_the_unreadable_rows_card_can_be_closed(guard_core):
     alarm and said so, and the card stood on the live page until the daemon restarted."""
     for _ in range(90):
         add_event(guard_core)
-    _damage_leaf(guard_core, 1)
+    damage_leaf(guard_core, 1)
     app = create_app(guard_core)
     with TestClient(app, base_url=BASE, raise_server_exceptions=False) as guard:
         csrf = login(guard)
@@ -423,7 +387,7 @@ def test_the_unreadable_rows_card_comes_back_when_more_rows_fail_after_it_was_cl
     stays closed while no further row fails."""
     for _ in range(90):
         add_event(guard_core)
-    _damage_leaf(guard_core, 1)
+    damage_leaf(guard_core, 1)
     app = create_app(guard_core)
     with TestClient(app, base_url=BASE, raise_server_exceptions=False) as guard:
         csrf = login(guard)
@@ -431,7 +395,7 @@ def test_the_unreadable_rows_card_comes_back_when_more_rows_fail_after_it_was_cl
         post(guard, "/guard/alarms/ack", csrf, only="device:unreadable_rows")
         assert _unreadable_cards(guard) == []
         before = set(guard_core.store.unreadable_seqs())
-        _damage_leaf(guard_core, -2)
+        damage_leaf(guard_core, -2)
         guard_core.store.readable_events(0, 90)  # a later read crosses the newly bad page
         assert set(guard_core.store.unreadable_seqs()) > before
         again = _unreadable_cards(guard)

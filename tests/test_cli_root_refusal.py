@@ -13,17 +13,6 @@ import pytest
 from checkpoint.cli import errors, main
 
 
-@pytest.fixture
-def kiosk_owned(tmp_path, monkeypatch):
-    """A data dir the service's user owns, and this process root (``sudo kiosk ...``)."""
-    data = tmp_path / "data"
-    data.mkdir()
-    if os.geteuid() == 0:
-        os.chown(data, 4321, 4321)
-    monkeypatch.setattr(os, "geteuid", lambda: 0)
-    return data
-
-
 def _refused(capsys, folder, verb):
     err = capsys.readouterr().err
     assert f"as root on {folder} (owner uid " in err, err

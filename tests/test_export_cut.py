@@ -17,14 +17,14 @@ import io
 import logging
 import shutil
 import socket
-import sqlite3
 import subprocess
 import threading
 from collections.abc import Iterator
-from contextlib import closing, contextmanager
+from contextlib import contextmanager
 
 import httpx
 import pytest
+from card_support import damage_leaf
 from fastapi.testclient import TestClient
 from guard_support import BASE, add_event, close_core, make_core
 
@@ -32,26 +32,6 @@ from checkpoint.server import build_server
 from kiosk.config import parse_config
 from kiosk.config.web import WebSection
 from ui.app import create_app
-
-
-def _damage_leaf(core, pick: int) -> list[int]:
-    """Junk over the ``pick``-th leaf page of the events table, as a sector the card no longer
-    reads back; the seqs it held."""
-    core.store.wipe_wal()
-    with closing(sqlite3.connect(core.store.path)) as conn:
-        size = conn.execute("PRAGMA page_size").fetchone()[0]
-        leaves = [
-            row[0]
-            for row in conn.execute(
-                "SELECT pageno FROM dbstat WHERE name = 'events' AND pagetype = 'leaf'"
-                " ORDER BY pageno"
-            )
-        ]
-        held = [row[0] for row in conn.execute("SELECT seq FROM events ORDER BY seq")]
-    with open(core.store.path, "r+b") as db:
-        db.seek((leaves[pick] - 1) * size)
-        db.write(b"\xde\xad\xbe\xef" * (size // 4))
-    return held
 
 
 @pytest.fixture
@@ -112,7 +92,7 @@ def test_a_csv_export_cut_by_a_damaged_page_is_an_unfinished_transfer_never_a_wh
     must see an unfinished transfer (no chunked body's last chunk), never a file that ends on
     a row as a whole one would; the store's health is degraded naming the card (it said
     ``ok``), and the journal has lines, not a traceback per pull."""
-    _damage_leaf(paged_core, -3)
+    damage_leaf(paged_core, -3)
     _, token = paged_core.tokens.create(["logs:read"])
     path = "/api/v1/events.csv?after=0"
     with caplog.at_level(logging.INFO), serving(create_app(paged_core)) as port:
@@ -150,7 +130,7 @@ def test_a_csv_export_whose_first_page_the_card_fails_is_a_503_with_its_words(
     and what to do, as the JSON pages answer, and the store's health degraded."""
     for _ in range(60):
         add_event(guard_core)
-    _damage_leaf(guard_core, 1)
+    damage_leaf(guard_core, 1)
     _, token = guard_core.tokens.create(["logs:read"])
     client = TestClient(create_app(guard_core), base_url=BASE, raise_server_exceptions=False)
     answer = client.get("/api/v1/events.csv", headers={"Authorization": f"Bearer {token}"})

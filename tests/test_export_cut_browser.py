@@ -4,7 +4,8 @@ saved as a whole file (Debian's Chromium; tests/test_export_cut.py for curl and 
 from __future__ import annotations
 
 import pytest
-from test_export_cut import _damage_leaf, paged_core, serving  # noqa: F401
+from card_support import damage_leaf
+from test_export_cut import paged_core, serving  # noqa: F401
 
 from ui.app import create_app
 
@@ -33,7 +34,7 @@ def test_a_cut_csv_export_is_a_failed_download_in_the_browser(browser, paged_cor
     _, token = paged_core.tokens.create(["logs:read"])
     with serving(create_app(paged_core)) as port:
         whole = _download(browser, port, token)
-        _damage_leaf(paged_core, -3)
+        damage_leaf(paged_core, -3)
         failure = _download(browser, port, token)
     assert whole is None  # the sound export downloads
     assert failure is not None, "a cut export was saved as a whole file"

@@ -77,17 +77,6 @@ def test_the_lock_files_refusal_is_a_card_failure_the_standby_knows(tmp_path, ro
     assert card_failure(caught.value) == "unwritable"
 
 
-@pytest.fixture
-def kiosk_owned(tmp_path, monkeypatch):
-    """A data dir the service's user owns, and this process root (``sudo kiosk ...``)."""
-    data = tmp_path / "data"
-    data.mkdir()
-    if os.geteuid() == 0:
-        os.chown(data, 4321, 4321)
-    monkeypatch.setattr(os, "geteuid", lambda: 0)
-    return data
-
-
 def test_sudo_kiosk_run_on_the_services_data_dir_is_refused_before_it_writes(
     tmp_path, kiosk_owned, capsys, monkeypatch
 ):
