@@ -369,24 +369,47 @@ def test_a_handover_signed_with_a_double_tap_is_signed_once(app, guard_core, mon
     now = guard_core.clock.now()
     roster.add_shift(gate, "alice", now - timedelta(hours=7), now + timedelta(hours=1), "root")
     handover = roster.open_handover(gate, "alice", "root")
-    both_read = threading.Barrier(2, timeout=WAIT_S)
-    read = Roster.handover
+    both_read = reads_together(monkeypatch, Roster, "handover")
+    path = f"/guard/community/handover/{handover.id}/ack"
+    with signed_in(app) as a:
+        taps = both_tap(both_read, lambda _: send(a, path, {"csrf": a.csrf}), range(2))
+    said = sorted(refusal(t) or "" for t in taps)
+    assert said[0] == "" and said[1] != ""  # one signs, the other is told it was signed
+    acks = [r for r in guard_core.store.audits() if r["action"] == "handover.ack"]
+    assert len(acks) == 1
 
-    def read_together(self, handover_id):  # each tap reads the handover, then waits for the other
-        found = read(self, handover_id)
+
+def reads_together(monkeypatch, owner, name: str) -> threading.Barrier:
+    """Patch ``owner.name`` so that each tap, having read, waits for the other tap's read: both
+    read before either writes, the race a double tap is. The wait ends when a tap's request ends
+    (``both_tap``), so a read made once after the write (the page a redirect draws) does not
+    wait out ``WAIT_S`` for a second read that never comes."""
+    both_read = threading.Barrier(2, timeout=WAIT_S)
+    read = getattr(owner, name)
+
+    def read_together(self, *args, **kwargs):
+        found = read(self, *args, **kwargs)
         if threading.current_thread() is not threading.main_thread():
             with contextlib.suppress(threading.BrokenBarrierError):
                 both_read.wait()
         return found
 
-    monkeypatch.setattr(Roster, "handover", read_together)
-    path = f"/guard/community/handover/{handover.id}/ack"
-    with signed_in(app) as a, ThreadPoolExecutor(2) as pool:
-        taps = list(pool.map(lambda _: send(a, path, {"csrf": a.csrf}), range(2)))
-    said = sorted(refusal(t) or "" for t in taps)
-    assert said[0] == "" and said[1] != ""  # one signs, the other is told it was signed
-    acks = [r for r in guard_core.store.audits() if r["action"] == "handover.ack"]
-    assert len(acks) == 1
+    monkeypatch.setattr(owner, name, read_together)
+    return both_read
+
+
+def both_tap(both_read: threading.Barrier, tap, who) -> list:
+    """Run ``tap`` for each of ``who`` at once (two threads); a tap whose request has ended
+    releases the other from ``reads_together``'s wait."""
+
+    def one(t):
+        try:
+            return tap(t)
+        finally:
+            both_read.abort()
+
+    with ThreadPoolExecutor(2) as pool:
+        return list(pool.map(one, who))
 
 
 def returnee_with_fever(core) -> tuple[int, str]:
@@ -416,25 +439,11 @@ def test_a_returnee_alarm_closed_by_two_taps_at_once_is_closed_once(app, guard_c
     """Both requests found the alarm open before either wrote: two ``observation.ack`` rows,
     the second guard's name over the first's. The check is made again in the write."""
     pid, day = returnee_with_fever(guard_core)
-    both_read = threading.Barrier(2, timeout=WAIT_S)
-    read = ObservationLedger.alarms
-
-    def read_together(self, *args, **kwargs):  # each tap reads the alarms, then waits
-        found = read(self, *args, **kwargs)
-        if threading.current_thread() is not threading.main_thread():
-            with contextlib.suppress(threading.BrokenBarrierError):
-                both_read.wait()
-        return found
-
-    monkeypatch.setattr(ObservationLedger, "alarms", read_together)
+    both_read = reads_together(monkeypatch, ObservationLedger, "alarms")
     path = f"/guard/community/returnees/{pid}/ack"
     form = {"kind": "fever", "day": day}
-    with (
-        signed_in(app) as a,
-        signed_in(app, "root", ADMIN_PW) as b,
-        ThreadPoolExecutor(2) as pool,
-    ):
-        taps = list(pool.map(lambda t: send(t, path, {"csrf": t.csrf, **form}), (a, b)))
+    with signed_in(app) as a, signed_in(app, "root", ADMIN_PW) as b:
+        taps = both_tap(both_read, lambda t: send(t, path, {"csrf": t.csrf, **form}), (a, b))
     assert sorted(refusal(t) is None for t in taps) == [False, True]
     acks = [r for r in guard_core.store.audits() if r["action"] == "observation.ack"]
     assert len(acks) == 1
@@ -444,20 +453,13 @@ def test_a_shift_added_with_a_double_tap_is_added_once(app, guard_core, monkeypa
     """The manager's double tap on "add shift": both requests looked for a clash before
     either wrote, found none, and the roster had the same shift twice. The clash is looked
     for in the write."""
-    both_read = threading.Barrier(2, timeout=WAIT_S)
-    read = Roster.shifts
-
-    def read_together(self, *args, **kwargs):  # each tap looks for a clash, then waits
-        found = read(self, *args, **kwargs)
-        with contextlib.suppress(threading.BrokenBarrierError):
-            both_read.wait()
-        return found
-
     form = {"guard": "alice", "starts": "2026-03-03T08:00", "ends": "2026-03-03T16:00"}
     path = "/guard/community/shifts"
-    with signed_in(app, "root", ADMIN_PW) as boss, ThreadPoolExecutor(2) as pool:
-        monkeypatch.setattr(Roster, "shifts", read_together)  # signed in: only the taps read
-        taps = list(pool.map(lambda _: send(boss, path, {"csrf": boss.csrf, **form}), range(2)))
+    with signed_in(app, "root", ADMIN_PW) as boss:
+        both_read = reads_together(monkeypatch, Roster, "shifts")  # signed in: only taps read
+        taps = both_tap(
+            both_read, lambda _: send(boss, path, {"csrf": boss.csrf, **form}), range(2)
+        )
     assert sorted(refusal(t) is None for t in taps) == [False, True]
     rows = list(guard_core.store.reader()["roster_shifts"].rows)
     assert len(rows) == 1
