@@ -39,11 +39,12 @@ import zlib
 from collections.abc import Callable, Iterator
 from typing import Protocol
 
+import cv2
 import numpy as np
 
 from drivers.codes import Rejection
 from drivers.faultlog import RejectionLog, StateLog, describe
-from drivers.pipeline import FramePipeline
+from drivers.pipeline import FramePipeline, gate_thumbnail
 from kiosk.backoff import Backoff
 from kiosk.clock import Clock
 from kiosk.config.readers import ExposureConfig, FocusConfig, WatchdogConfig
@@ -63,6 +64,31 @@ class FrameSource(Protocol):
 
     def close(self) -> None:
         """Release the device; must also wake a ``read()`` blocked in another thread."""
+
+
+#: A covered lens (a hand, tape, a cap) or a camera turned to a plain wall still delivers live
+#: frames, noise and all, that hold nothing. The change gate's thumbnail averaged down to 8x6
+#: cells (sensor noise averages away, the scene's walls, lamps and edges stay) spans fewer
+#: than this many grey levels (0-255) then; a dim gate the camera still sees spans more. A
+#: gate with no light at all looks the same as a covered lens, and reads no paper pass either.
+UNIFORM_RANGE = 4.0
+#: A uniform picture this long is a fault (a hand or a phone held close to the lens is not).
+UNIFORM_S = 30.0
+#: How often a delivered frame is looked at for it (the thumbnail costs ~10 us).
+UNIFORM_CHECK_NS = 500_000_000
+COVERED = (
+    f"camera covered or facing a blank surface: uniform picture for {UNIFORM_S:g} s"
+    " (or the gate unlit)"
+)
+
+
+def _uniform(frame: np.ndarray) -> bool:
+    thumb = gate_thumbnail(frame)
+    if thumb is None:
+        return False
+    cells = cv2.resize(thumb, (8, 6), interpolation=cv2.INTER_AREA)
+    low, high, _, _ = cv2.minMaxLoc(cells)
+    return bool(high - low < UNIFORM_RANGE)
 
 
 def _fingerprint(frame: np.ndarray) -> int:
@@ -119,6 +145,8 @@ class CameraReader:
         self._last_fp: int | None = None
         self._same_since_ns = 0
         self._latest: tuple[np.ndarray, int] | None = None
+        self._uniform_since_ns: int | None = None
+        self._uniform_checked_ns: int | None = None
         self._health = Health("absent", "not started", clock.monotonic_ns())
         self.faults = StateLog(log, name, clock)
         self.rejections = RejectionLog(log, name, clock)
@@ -189,9 +217,7 @@ class CameraReader:
                 self._last_fp = fp
                 self._same_since_ns = now
                 self._failures_in_a_row = 0
-                if self._health.state != "ok":
-                    self._set_health("ok", "")
-                    self.faults.recovered("camera delivering frames")
+                self._report_picture(frame, now)
                 codes = self._process(frame, mono_ns)
             elif (
                 not self._repeats_ok and now - self._same_since_ns >= self._wd.frozen_frame_s * 1e9
@@ -203,6 +229,31 @@ class CameraReader:
             self._lost(now, detail, read_hung=True)
             return []
         return codes
+
+    def _report_picture(self, frame: np.ndarray, now: int) -> None:
+        """Health on a fresh frame: ``ok``, or ``fault`` while the picture is uniform."""
+        if self._covered(frame, now):
+            if self._health.detail != COVERED:
+                self.faults.fault(COVERED)
+                self._set_health("fault", COVERED)
+        elif self._health.state != "ok":
+            self._set_health("ok", "")
+            self.faults.recovered("camera delivering frames")
+
+    def _covered(self, frame: np.ndarray, now: int) -> bool:
+        """Whether the picture has been uniform for ``UNIFORM_S``. Looked at every
+        ``UNIFORM_CHECK_NS``; a file source (a test image) is exempt."""
+        if self._repeats_ok:
+            return False
+        checked = self._uniform_checked_ns
+        if checked is None or now - checked >= UNIFORM_CHECK_NS:
+            self._uniform_checked_ns = now
+            if not _uniform(frame):
+                self._uniform_since_ns = None
+            elif self._uniform_since_ns is None:
+                self._uniform_since_ns = now
+        since = self._uniform_since_ns
+        return since is not None and now - since >= UNIFORM_S * 1e9
 
     def pump(self) -> list[CodeRead]:
         """``step()`` for a caller that owns time instead of ``start()`` (replay in virtual
