@@ -555,10 +555,37 @@ V4L2_EXPOSURE_MANUAL = 1
 V4L2_EXPOSURE_AUTO = 3
 
 
+#: Where udev keeps a stable link per camera: ``usb-<maker>_<model>_<serial>-video-index0``.
+V4L_BY_ID = "/dev/v4l/by-id"
+
+
+def plugged_cameras() -> list[str]:
+    """The by-id links of the cameras' capture nodes (``-video-index0``; ``index1`` is a
+    UVC camera's metadata node), in name order; empty when there are none."""
+    try:
+        names = sorted(os.listdir(V4L_BY_ID))
+    except OSError:
+        return []
+    return [os.path.join(V4L_BY_ID, n) for n in names if n.endswith("-video-index0")]
+
+
 def not_opened_reason(device: int | str) -> str:
     """Why OpenCV's V4L2 backend did not open ``device``: it only says "not opened"."""
     path = f"/dev/video{device}" if isinstance(device, int) or device.isdigit() else device
     if not os.path.exists(path):
+        present = plugged_cameras()
+        if isinstance(device, str) and device.startswith(V4L_BY_ID) and present:
+            # A by-id path holds the model: a camera swapped for another one is there under
+            # another name.
+            if len(present) == 1:
+                return (
+                    f"no such device; the camera plugged in now is {present[0]}:"
+                    f' set device = "{present[0]}" in its [[readers.sources]]'
+                )
+            return (
+                f"no such device; the cameras plugged in now are {', '.join(present)}:"
+                " set device to the gate camera's in its [[readers.sources]]"
+            )
         return "no such device (camera unplugged? ls /dev/v4l/by-id/)"
     if not os.access(path, os.R_OK | os.W_OK):
         return "permission denied (the kiosk user needs the group video)"

@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from drivers.camera import CameraReader
+from drivers.camera import CameraReader, UsbCamera
 from drivers.decoders import build_decoder
 from drivers.fake_camera import FakeCamera, render_scene
 from drivers.pipeline import FramePipeline
 from kiosk.config.readers import DecoderConfig, WatchdogConfig
+from kiosk.devices import ReaderFault
 
 WD = WatchdogConfig(stale_frame_s=2.0, frozen_frame_s=3.0, reopen_initial_s=0.5, reopen_max_s=4.0)
 FRAME_S = 0.5  # virtual time between pumped frames: a slow camera, few frames per test
@@ -57,3 +58,41 @@ def test_a_dim_gate_at_night_is_not_a_covered_camera(clock):
     cam.show_image(night)
     _run_for(clock, reader, 40.0)
     assert reader.health().state == "ok"
+
+
+def test_a_camera_swapped_for_another_model_names_its_new_stable_path(clock, tmp_path, monkeypatch):
+    """The config names the camera by its stable /dev/v4l/by-id path, which holds the model:
+    a camera swapped for another model left the reader in "no such device (camera
+    unplugged?)" with the new camera plugged in and working; the fault names its path."""
+    by_id = tmp_path / "by-id"
+    by_id.mkdir()
+    for link in (
+        "usb-Generic_HD_Webcam_200901010001-video-index0",
+        "usb-Generic_HD_Webcam_200901010001-video-index1",
+    ):
+        (by_id / link).write_bytes(b"")
+    monkeypatch.setattr("drivers.camera.V4L_BY_ID", str(by_id))
+    old = by_id / "usb-046d_C270_HD_WEBCAM_2D4AA0A0-video-index0"
+    cam = UsbCamera(str(old), clock, capture_factory=lambda *_a: _Unopened())
+    with pytest.raises(ReaderFault) as caught:
+        cam.open()
+    new = by_id / "usb-Generic_HD_Webcam_200901010001-video-index0"
+    assert f'set device = "{new}"' in str(caught.value)
+    assert "index1" not in str(caught.value)  # a camera's metadata node, not a capture node
+
+
+def test_a_missing_camera_with_none_plugged_in_says_unplugged(clock, tmp_path, monkeypatch):
+    monkeypatch.setattr("drivers.camera.V4L_BY_ID", str(tmp_path / "absent"))
+    cam = UsbCamera(str(tmp_path / "video0"), clock, capture_factory=lambda *_a: _Unopened())
+    with pytest.raises(ReaderFault, match="no such device .camera unplugged"):
+        cam.open()
+
+
+class _Unopened:
+    """A ``cv2.VideoCapture`` of a device that did not open."""
+
+    def isOpened(self) -> bool:  # noqa: N802 - OpenCV's name
+        return False
+
+    def release(self) -> None:
+        pass
