@@ -190,7 +190,8 @@ class CameraReader:
         return h
 
     def latest_frame(self) -> tuple[np.ndarray, int] | None:
-        """The last frame the pipeline saw and its mono_ns, for the kiosk screen's preview."""
+        """The last new frame the pipeline saw and its mono_ns, for the kiosk screen's
+        preview; a repeated picture (a frozen camera) keeps the time it was first seen."""
         return self._latest
 
     # -- the watchdog and pipeline step --------------------------------------------------
@@ -210,9 +211,12 @@ class CameraReader:
         codes: list[CodeRead] = []
         if slot is not None:
             frame, mono_ns = slot
-            self._latest = (frame, mono_ns)
             self._last_frame_ns = now
             fp = _fingerprint(frame)
+            if fp != self._last_fp or self._repeats_ok:
+                # Only a new picture is the preview's: a wedged camera hands over its last
+                # buffer (perhaps a pass held up as it froze) stamped anew at every read.
+                self._latest = (frame, mono_ns)
             if fp != self._last_fp:
                 self._last_fp = fp
                 self._same_since_ns = now

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
@@ -96,3 +97,50 @@ class _Unopened:
 
     def release(self) -> None:
         pass
+
+
+PASS = "KP1:NCFOXN*TS0BI$ZD4N9:9S6RCVN5+O30K3/XIV0W23NTDE$VK G2EC0LSV5RF"
+
+
+def test_a_frozen_camera_is_no_live_preview_of_the_pass_it_froze_on(clock):
+    """A USB camera whose sensor hung keeps handing over its last buffer, stamped as new:
+    the kiosk screen's preview showed that picture, a resident's pass held up as it froze,
+    to everyone at the gate after them, as live, through every reopen of the wedged camera.
+    A repeated picture is not a new frame: the preview goes to standby as for a lost one."""
+    from ui.kiosk_screen import fresh_frame
+
+    cam = FakeCamera(clock, seed=4)
+    reader = _pumped(clock, cam)
+    cam.show_code(PASS, style="phone", seed=1)
+    reader.pump()
+    assert fresh_frame(reader.latest_frame(), clock.monotonic_ns()) is not None
+    cam.freeze()
+    for _ in range(40):  # 20 s: lost as frozen, reopened, the same picture again
+        clock.advance(FRAME_S)
+        reader.pump()
+        assert fresh_frame(reader.latest_frame(), clock.monotonic_ns() + 1) is None or (
+            reader.health().state == "ok"
+        )
+    assert reader.reopens >= 2 and "frozen" in reader.health().detail
+    assert fresh_frame(reader.latest_frame(), clock.monotonic_ns()) is None
+    cam.unfreeze()
+    clock.advance(10.0)
+    reader.pump()  # reopened
+    reader.pump()
+    assert reader.health().state == "ok"
+    assert fresh_frame(reader.latest_frame(), clock.monotonic_ns()) is not None
+
+
+def test_a_one_image_folder_keeps_its_preview(clock, tmp_path):
+    """A file source may repeat its picture (the demo's one-image folder): still live."""
+    from drivers.file_source import FileSource
+    from ui.kiosk_screen import fresh_frame
+
+    cv2.imwrite(str(tmp_path / "only.png"), np.full((48, 64, 3), 90, np.uint8))
+    pipeline = FramePipeline(build_decoder("zxing"), DecoderConfig(), clock)
+    reader = CameraReader(FileSource(tmp_path, clock), pipeline, clock, watchdog=WD)
+    for _ in range(10):
+        reader.pump()
+        clock.advance(1.0)
+    reader.pump()
+    assert fresh_frame(reader.latest_frame(), clock.monotonic_ns()) is not None
