@@ -14,7 +14,8 @@ clock, so tests drive it with ``FakeClock``):
 * ``read()`` blocks (a hung driver, a hub brown-out) -> no frame for ``stale_frame_s``.
 
 Then the source is closed (a read still delivering is let finish first: ``VideoCapture`` is not
-thread-safe; ``release()`` also wakes a blocked read) and reopened
+thread-safe; a USB capture a read is blocked in is released by that read's thread once OpenCV's
+own wait for a frame ran out, never under it: ``UsbCamera.close``) and reopened
 after a doubling wait capped at ``reopen_max_s``. Health is ``fault`` while lost, ``ok`` again
 after the first good frame: the guard screen shows the loss and the recovery by itself.
 
@@ -63,7 +64,8 @@ class FrameSource(Protocol):
         """Block for the next frame; ``(BGR or gray uint8, mono_ns)`` or ``ReaderFault``."""
 
     def close(self) -> None:
-        """Release the device; must also wake a ``read()`` blocked in another thread."""
+        """Release the device, at once or when a ``read()`` blocked in another thread ends
+        (which must end: by this close or by the source's own timeout)."""
 
 
 #: A covered lens (a hand, tape, a cap) or a camera turned to a plain wall still delivers live
@@ -175,7 +177,9 @@ class CameraReader:
             self._close_source()
         grabber, self._grabber = self._grabber, None
         if grabber is not None:
-            grabber.join(timeout=2.0)  # ends after its current read (closing the source ends it)
+            # Ends after its current read: closing the source ends it, or a stalled USB
+            # read's own timeout (V4L_SELECT_TIMEOUT_S), after which it releases the capture.
+            grabber.join(timeout=V4L_SELECT_TIMEOUT_S + 1.0)
         self._set_health("absent", "stopped")
 
     def health(self) -> Health:
@@ -340,8 +344,9 @@ class CameraReader:
         OpenCV's ``VideoCapture`` is not thread-safe: ``release()`` while ``read()`` decodes
         from the driver's mapped buffers can crash the process. A camera that still delivers
         (frozen, or being stopped) returns within a frame period, and the thread then sees the
-        new generation and ends. A read that does not return in a few periods is hung; only
-        closing the source wakes it (as for a stale camera, which skips this wait)."""
+        new generation and ends. A read that does not return in a few periods is hung: the
+        source is closed without waiting longer (as for a stale camera, which skips this
+        wait), and a USB camera releases the capture when that read returns."""
         grabber = self._grabber
         if grabber is not None and grabber is not threading.current_thread():
             grabber.join(timeout=min(2.0, max(0.2, 3 * self._period_s)))
@@ -440,6 +445,12 @@ class UsbCamera:
         self.focus = focus or FocusConfig()
         self._factory = capture_factory
         self._cap: Capture | None = None
+        #: Captures a read is inside of now, and those closed meanwhile: such a capture is
+        #: released by its read's own thread once the read has returned (``read``).
+        self._lock = threading.Lock()
+        self._fd_lock = threading.Lock()
+        self._in_read: list[Capture] = []
+        self._retired: list[Capture] = []
         #: A descriptor below FD_SETSIZE kept for OpenCV's open (see ``_SpareDescriptor``).
         self._spare = _SpareDescriptor()
         self.delivered = ""
@@ -456,12 +467,14 @@ class UsbCamera:
     def open(self) -> None:
         import cv2
 
+        # Read by OpenCV once, at the first wait for a frame: set before the first open.
+        os.environ.setdefault("OPENCV_VIDEOIO_V4L_SELECT_TIMEOUT", str(V4L_SELECT_TIMEOUT_S))
         factory: Callable[..., Capture] = self._factory or cv2.VideoCapture
         device = self.device
         if isinstance(device, str) and device.isdigit():
             device = int(device)
         try:
-            with self._spare.lent():
+            with self._fd_lock, self._spare.lent():
                 cap = factory(device, cv2.CAP_V4L2)
         except Exception as exc:
             raise ReaderFault(f"cannot open {self.device}: {exc}") from None
@@ -489,22 +502,62 @@ class UsbCamera:
         return [(name, bool(cap.set(prop, value))) for name, prop, value in settings]
 
     def read(self) -> tuple[np.ndarray, int]:
-        cap = self._cap
-        if cap is None:
-            raise ReaderFault("camera not open")
-        ok, frame = cap.read()
+        with self._lock:
+            cap = self._cap
+            if cap is None:
+                raise ReaderFault("camera not open")
+            self._in_read.append(cap)
+        try:
+            ok, frame = cap.read()
+        finally:
+            with self._lock:
+                self._in_read.remove(cap)
+                retired = _holds(self._retired, cap) and not _holds(self._in_read, cap)
+                if retired:
+                    self._retired = [c for c in self._retired if c is not cap]
+            if retired:
+                self._release(cap)  # closed while this read was inside it
         if not ok or frame is None:
             raise ReaderFault("read() returned no frame")
         return frame, self._clock.monotonic_ns()
 
     def close(self) -> None:
-        cap, self._cap = self._cap, None
-        if cap is not None:
+        """Release the capture, or leave that to the read inside it (a stalled camera).
+
+        OpenCV's ``release()`` frees the capture object and unmaps its buffers; stopping
+        the stream also wakes a read blocked in it, which then dequeues through a closed
+        (or meanwhile reopened) descriptor and decodes from unmapped memory. A blocked read
+        ends by itself after ``V4L_SELECT_TIMEOUT_S`` (or at once for an unplugged camera),
+        and its thread releases the capture then; until then the device stays held and a
+        reopen may find it busy, which the reader's backoff retries."""
+        with self._lock:
+            cap, self._cap = self._cap, None
+            if cap is None:
+                return
+            if _holds(self._in_read, cap):
+                self._retired.append(cap)
+                return
+        self._release(cap)
+
+    def _release(self, cap: Capture) -> None:
+        # A stalled capture is released in its read's thread: never while an open in the
+        # reader's thread has lent the spare descriptor out for its capture.
+        with self._fd_lock:
             try:
                 cap.release()
             finally:
                 self._spare.renew()  # most likely the device's own descriptor, just freed
 
+
+def _holds(captures: list[Capture], cap: Capture) -> bool:
+    return any(c is cap for c in captures)
+
+
+#: How long OpenCV's V4L2 backend waits for a frame before ``read()`` returns False (its
+#: ``OPENCV_VIDEOIO_V4L_SELECT_TIMEOUT``, 10 s by default, read once per process; a site's
+#: own setting in the environment wins). A stalled camera's capture is released by its read
+#: when that wait runs out (``UsbCamera.close``), so it is kept short.
+V4L_SELECT_TIMEOUT_S = 3
 
 #: glibc's ``FD_SETSIZE``: ``select()`` cannot wait on a descriptor numbered this or more.
 FD_SETSIZE = 1024

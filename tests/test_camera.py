@@ -46,6 +46,7 @@ class FakeCapture:
         self.props: dict[int, float] = {}
         self.refuse: set[int] = set()
         self.released = threading.Event()
+        self._wake = threading.Event()  # a blocked read ends: OpenCV's wait ran out, or released
         self.reads = 0
         self._frozen = add_noise(scene, 3, 0)
 
@@ -69,8 +70,8 @@ class FakeCapture:
         if self.released.is_set() or self.mode == "false":
             return False, None
         if self.mode == "block":
-            # A hung driver; release() from the watchdog wakes it, like V4L2 does.
-            self.released.wait(WAIT_S)
+            # A stalled stream: OpenCV's own wait for a frame runs out (``give_up``).
+            self._wake.wait(WAIT_S)
             return False, None
         # A camera delivers at its frame rate; without this the grab thread would spin.
         if self.released.wait(0.005):
@@ -79,8 +80,13 @@ class FakeCapture:
             return True, self._frozen
         return True, add_noise(self.scene, 3, self.reads)
 
+    def give_up(self) -> None:
+        """OpenCV's wait for the next frame of a stalled stream runs out."""
+        self._wake.set()
+
     def release(self) -> None:
         self.released.set()
+        self._wake.set()
 
 
 class CaptureFactory:
@@ -209,7 +215,7 @@ def test_a_one_image_folder_repeating_its_frame_is_not_a_frozen_camera(clock, tm
     reader.stop()
 
 
-def test_a_blocking_read_is_noticed_by_frame_age_and_the_release_unblocks_it(clock, code_scene):
+def test_a_blocking_read_is_noticed_by_frame_age_and_released_once_it_gave_up(clock, code_scene):
     factory = CaptureFactory(code_scene)
     factory.modes = ["block", "ok"]
     reader = _usb_reader(clock, factory)
@@ -221,7 +227,9 @@ def test_a_blocking_read_is_noticed_by_frame_age_and_the_release_unblocks_it(clo
     reader.step()
     health = reader.health()
     assert health.state == "fault" and "no frame for 2 s" in health.detail
-    assert factory.made[0].released.is_set()  # the hung read was woken and is abandoned
+    assert not factory.made[0].released.is_set()  # never released under its read
+    factory.made[0].give_up()
+    assert factory.made[0].released.wait(WAIT_S)  # by its read's thread, once it returned
     clock.advance(0.5)
     reader.step()
     _step_with_frame(reader)

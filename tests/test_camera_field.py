@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import threading
+
 import cv2
 import numpy as np
 import pytest
 
 from drivers.camera import CameraReader, UsbCamera
 from drivers.decoders import build_decoder
-from drivers.fake_camera import FakeCamera, render_scene
+from drivers.fake_camera import FakeCamera, add_noise, render_scene
 from drivers.pipeline import FramePipeline
 from kiosk.config.readers import DecoderConfig, WatchdogConfig
 from kiosk.devices import ReaderFault
@@ -144,3 +147,105 @@ def test_a_one_image_folder_keeps_its_preview(clock, tmp_path):
         clock.advance(1.0)
     reader.pump()
     assert fresh_frame(reader.latest_frame(), clock.monotonic_ns()) is not None
+
+
+class StallingCapture:
+    """A ``cv2.VideoCapture`` of a UVC camera whose stream stalls (a hub brown-out), with
+    OpenCV's object lifetime: ``release()`` destroys the capture (stops the stream, unmaps
+    its buffers, frees the object) and the stream stopping wakes a read blocked in the same
+    object, which then carries on inside what was freed: a use-after-free, recorded here."""
+
+    def __init__(self, scene: np.ndarray, stall: bool) -> None:
+        self.scene = scene
+        self.stall = stall
+        self.released = threading.Event()
+        self._wake = threading.Event()  # the read's wait ends: a timeout or a release
+        self.reading = 0
+        self.released_under_read = False
+        self.reads = 0
+
+    def isOpened(self) -> bool:  # noqa: N802 - OpenCV's name
+        return True
+
+    def set(self, prop: int, value: float) -> bool:
+        return True
+
+    def get(self, prop: int) -> float:
+        return 0.0
+
+    def read(self) -> tuple[bool, np.ndarray | None]:
+        self.reads += 1
+        self.reading += 1
+        try:
+            if self.stall:
+                self._wake.wait(10.0)  # bounded: no test hangs on it
+                return False, None
+            if self.released.wait(0.005):
+                return False, None
+            return True, add_noise(self.scene, 3, self.reads)
+        finally:
+            self.reading -= 1
+
+    def select_timeout(self) -> None:
+        """OpenCV's own wait for the next frame runs out: the read returns False."""
+        self._wake.set()
+
+    def release(self) -> None:
+        if self.reading:
+            self.released_under_read = True
+        self.released.set()
+        self._wake.set()
+
+
+def test_a_stalled_usb_camera_is_never_released_under_its_own_read(clock):
+    """The watchdog released a stalled camera to wake its blocked read: OpenCV's release()
+    frees the capture while that read is inside it, and the woken read went on to dequeue a
+    buffer through a closed (or by then reopened) descriptor and decode from unmapped
+    memory. The capture is released by its own read's thread once the read has returned
+    (OpenCV's select timeout, which the kiosk sets to a few seconds)."""
+    scene = render_scene(PASS, None, seed=2)
+    made: list[StallingCapture] = []
+
+    def factory(device, api) -> StallingCapture:
+        made.append(StallingCapture(scene, stall=not made))
+        return made[-1]
+
+    source = UsbCamera("/dev/video0", clock, capture_factory=factory)
+    pipeline = FramePipeline(build_decoder("zxing"), DecoderConfig(), clock, source="gate-cam")
+    reader = CameraReader(source, pipeline, clock, name="gate-cam", watchdog=WD)
+    try:
+        reader.step()  # opens; its read stalls
+        clock.advance(WD.stale_frame_s)
+        reader.step()
+        assert "no frame for 2 s" in reader.health().detail
+        stalled = made[0]
+        assert not stalled.released_under_read
+        stalled.select_timeout()  # the read gives up by itself
+        assert stalled.released.wait(5.0)  # and its thread releases the capture
+        assert not stalled.released_under_read
+        clock.advance(WD.reopen_initial_s)
+        reader.step()  # reopened
+        assert reader.wait_for_frame(5.0)
+        reader.step()
+        assert reader.health().state == "ok" and len(made) == 2
+    finally:
+        reader.stop()
+        for cap in made:
+            cap.select_timeout()
+    assert not any(cap.released_under_read for cap in made)
+
+
+def test_opencvs_wait_for_a_frame_of_a_stalled_camera_is_a_few_seconds(clock, monkeypatch):
+    """OpenCV waits 10 s by default before a read of a stalled camera gives up, holding the
+    capture (and its device) that long; the kiosk asks for 3 s unless the site set it."""
+    monkeypatch.setenv("OPENCV_VIDEOIO_V4L_SELECT_TIMEOUT", "x")
+    monkeypatch.delenv("OPENCV_VIDEOIO_V4L_SELECT_TIMEOUT")
+    scene = render_scene(None, None, seed=2)
+    cam = UsbCamera("/dev/video0", clock, capture_factory=lambda *_a: StallingCapture(scene, False))
+    cam.open()
+    cam.close()
+    assert os.environ["OPENCV_VIDEOIO_V4L_SELECT_TIMEOUT"] == "3"
+    monkeypatch.setenv("OPENCV_VIDEOIO_V4L_SELECT_TIMEOUT", "7")
+    cam.open()
+    cam.close()
+    assert os.environ["OPENCV_VIDEOIO_V4L_SELECT_TIMEOUT"] == "7"
