@@ -151,6 +151,24 @@ def csi_cameras(cameras: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [cam for cam in cameras if "/usb" not in str(cam.get("Id", ""))]
 
 
+def usb_instead() -> str:
+    """What to write when libcamera lists a USB webcam but no CSI camera: the ribbon camera
+    replaced by a webcam at the gate is read by a ``camera`` source, not a ``picamera``."""
+    from drivers.camera import plugged_cameras  # the /dev/v4l/by-id capture nodes
+
+    present = plugged_cameras()
+    if not present:
+        return (
+            "; a USB camera is plugged in: if it replaces the CSI camera, make this source"
+            ' type = "camera" with its device (ls /dev/v4l/by-id/)'
+        )
+    devices = " or ".join(f'"{path}"' for path in present)
+    return (
+        "; a USB camera is plugged in: if it replaces the CSI camera, make this source"
+        f' type = "camera", device = {devices}'
+    )
+
+
 def camera_controls(
     exposure: ExposureConfig, focus: FocusConfig, available: dict[str, Any] | None
 ) -> dict[str, Any]:
@@ -215,9 +233,11 @@ class PiCamera:
             # notification pipe (IndexError after os.pipe2, close() skips a camera never
             # opened), one descriptor per retry, retried every reopen_max_s while the ribbon
             # is out.
-            found = len(csi_cameras(cls.global_camera_info()))
+            cameras = cls.global_camera_info()
+            found = len(csi_cameras(cameras))
             if self._num >= found:
-                raise ReaderFault(NO_CAMERA.format(num=self._num, found=found))
+                detail = NO_CAMERA.format(num=self._num, found=found)
+                raise ReaderFault(detail + usb_instead() if len(cameras) > found else detail)
             cam = cls(self._num)
         except ReaderFault:
             raise

@@ -12,6 +12,7 @@ import pytest
 from drivers.camera import CameraReader, UsbCamera
 from drivers.decoders import build_decoder
 from drivers.fake_camera import FakeCamera, add_noise, render_scene
+from drivers.picamera import PiCamera
 from drivers.pipeline import FramePipeline
 from kiosk.config.readers import DecoderConfig, WatchdogConfig
 from kiosk.devices import ReaderFault
@@ -249,3 +250,31 @@ def test_opencvs_wait_for_a_frame_of_a_stalled_camera_is_a_few_seconds(clock, mo
     cam.open()
     cam.close()
     assert os.environ["OPENCV_VIDEOIO_V4L_SELECT_TIMEOUT"] == "7"
+
+
+def test_a_csi_camera_replaced_by_a_usb_webcam_says_how_to_read_with_the_webcam(
+    clock, tmp_path, monkeypatch
+):
+    """The ribbon camera failed and a USB webcam took its place at the gate: the reader said
+    only "no CSI camera 0 ... check the ribbon", with the webcam libcamera lists beside it;
+    it names the webcam and the source lines that read it."""
+    by_id = tmp_path / "by-id"
+    by_id.mkdir()
+    (by_id / "usb-046d_C270_HD_WEBCAM_2D4AA0A0-video-index0").write_bytes(b"")
+    monkeypatch.setattr("drivers.camera.V4L_BY_ID", str(by_id))
+
+    class Picamera2WithOnlyAWebcam:
+        @staticmethod
+        def global_camera_info() -> list[dict]:
+            usb = "/base/scb/pcie@7d500000/pci@0,0/usb@0,0-1:1.0-046d:0825"
+            return [{"Model": "uvcvideo", "Id": usb, "Num": 0}]
+
+        def wait(self, job, timeout=None):  # noqa: ANN001, ANN201 - picamera2's signature
+            raise AssertionError("never opened")
+
+    with pytest.raises(ReaderFault) as caught:
+        PiCamera(clock, picamera2_class=Picamera2WithOnlyAWebcam).open()
+    text = str(caught.value)
+    webcam = by_id / "usb-046d_C270_HD_WEBCAM_2D4AA0A0-video-index0"
+    assert text.startswith("no CSI camera 0")
+    assert f'type = "camera", device = "{webcam}"' in text
