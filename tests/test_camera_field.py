@@ -278,3 +278,34 @@ def test_a_csi_camera_replaced_by_a_usb_webcam_says_how_to_read_with_the_webcam(
     webcam = by_id / "usb-046d_C270_HD_WEBCAM_2D4AA0A0-video-index0"
     assert text.startswith("no CSI camera 0")
     assert f'type = "camera", device = "{webcam}"' in text
+
+
+def _new_driver_texts(tmp_path, monkeypatch) -> list[str]:
+    """The camera faults this round added, as the drivers write them."""
+    from drivers.camera import COVERED, not_opened_reason
+    from drivers.picamera import NO_CAMERA, usb_instead
+
+    by_id = tmp_path / "by-id"
+    by_id.mkdir()
+    monkeypatch.setattr("drivers.camera.V4L_BY_ID", str(by_id))
+    old = f"{by_id}/usb-046d_C270_HD_WEBCAM_2D4AA0A0-video-index0"
+    csi = NO_CAMERA.format(num=0, found=0)
+    texts = [COVERED, csi + usb_instead()]
+    (by_id / "usb-Generic_HD_Webcam_1-video-index0").write_bytes(b"")
+    texts += [f"cannot open {old}: {not_opened_reason(old)}", csi + usb_instead()]
+    (by_id / "usb-Generic_HD_Webcam_2-video-index0").write_bytes(b"")
+    texts += [f"cannot open {old}: {not_opened_reason(old)}", csi + usb_instead()]
+    return texts
+
+
+def test_the_new_camera_faults_are_in_chinese_on_the_guards_devices_page(tmp_path, monkeypatch):
+    import re
+
+    from test_guard_devices import KEPT, detail_of
+
+    config = re.compile(r'type = "camera"|device( = "[^"]+")?|\[\[readers\.sources\]\]| or |USB')
+    for text in _new_driver_texts(tmp_path, monkeypatch):
+        shown = detail_of(text, "zh-CN")
+        assert shown != text
+        assert not re.search(r"[A-Za-z]{2,}", KEPT.sub("", config.sub("", shown))), shown
+        assert detail_of(text, "en") == text

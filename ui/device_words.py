@@ -87,8 +87,25 @@ FORMS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         ("cam_no_frame", r"camera lost: no frame for (?P<s>[\d.]+) s"),
         ("cam_lost", r"camera lost: (?P<err>.+)"),
         ("cam_frozen", r"camera frozen: same frame for (?P<s>[\d.]+) s"),
+        (
+            "cam_covered",
+            r"camera covered or facing a blank surface: uniform picture for (?P<s>[\d.]+) s "
+            r"\(or the gate unlit\)",
+        ),
         ("reader_error", r"reader error: (?P<err>.+)"),
         ("free_space", r"cannot read free space: (?P<err>.+)"),
+        (
+            "csi_usb_instead",
+            r"(?P<inner>no CSI camera .+\)); a (?P<usb>USB) camera is plugged in: if it "
+            r"replaces the (?P<csi>CSI) camera, make this source "
+            r'(?P<setting>type = "camera", device = .+)',
+        ),
+        (
+            "csi_usb_instead_ls",
+            r"(?P<inner>no CSI camera .+\)); a (?P<usb>USB) camera is plugged in: if it "
+            r"replaces the (?P<csi>CSI) camera, make this source "
+            r'(?P<setting>type = "camera") with its device \((?P<cmd>ls /dev/v4l/by-id/)\)',
+        ),
         (
             "csi_absent",
             r"no (?P<csi>CSI) camera (?P<num>\d+): (?P<lib>libcamera) finds (?P<found>\d+) "
@@ -102,6 +119,18 @@ FORMS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
             r"the camera \((?P<cmd>rpicam-hello), a second (?P<svc>kiosk) service\?\)",
         ),
         ("csi_open", r"cannot open (?P<csi>CSI) camera (?P<num>\d+): (?P<err>.+)"),
+        (
+            "usb_swapped",
+            r"cannot open (?P<what>\S+): no such device; the camera plugged in now is "
+            r'(?P<now>\S+): set (?P<setting>device = "\S+") in its (?P<section>\[\[readers'
+            r"\.sources\]\])",
+        ),
+        (
+            "usb_swapped_many",
+            r"cannot open (?P<what>\S+): no such device; the cameras plugged in now are "
+            r"(?P<now>.+): set (?P<setting>device) to the gate camera's in its (?P<section>"
+            r"\[\[readers\.sources\]\])",
+        ),
         (
             "usb_missing",
             r"cannot open (?P<what>\S+): no such device \(camera unplugged\? (?P<cmd>ls "
