@@ -69,11 +69,13 @@ class FrameSource(Protocol):
 
 
 #: A covered lens (a hand, tape, a cap) or a camera turned to a plain wall still delivers live
-#: frames, noise and all, that hold nothing. The change gate's thumbnail averaged down to 8x6
-#: cells (sensor noise averages away, the scene's walls, lamps and edges stay) spans fewer
-#: than this many grey levels (0-255) then; a dim gate the camera still sees spans more. A
+#: frames, noise and all, that hold nothing. The change gate's thumbnail is averaged down to
+#: 8x6 cells (sensor noise averages away) and a smooth light falloff is taken out of them (a
+#: quadratic surface: the lens's vignetting, which darkens a wall's corners by a third, and
+#: light from one side); what is left, the scene's own walls, lamps and edges, spans fewer
+#: than this many grey levels (0-255) then. A dim gate the camera still sees spans more; a
 #: gate with no light at all looks the same as a covered lens, and reads no paper pass either.
-UNIFORM_RANGE = 4.0
+UNIFORM_DETAIL = 3.5
 #: A uniform picture this long is a fault (a hand or a phone held close to the lens is not).
 UNIFORM_S = 30.0
 #: How often a delivered frame is looked at for it (the thumbnail costs ~10 us).
@@ -84,13 +86,25 @@ COVERED = (
 )
 
 
+def _quadratic_fit() -> np.ndarray:
+    """The projection of 8x6 cells onto their best quadratic surface (least squares)."""
+    yy, xx = np.mgrid[0:6, 0:8].astype(np.float64)
+    x, y = (xx - 3.5) / 3.5, (yy - 2.5) / 2.5
+    basis = np.stack([np.ones_like(x), x, y, x * x, y * y, x * y], axis=-1).reshape(-1, 6)
+    fit: np.ndarray = basis @ np.linalg.pinv(basis)
+    return fit
+
+
+_SMOOTH = _quadratic_fit()
+
+
 def _uniform(frame: np.ndarray) -> bool:
     thumb = gate_thumbnail(frame)
     if thumb is None:
         return False
-    cells = cv2.resize(thumb, (8, 6), interpolation=cv2.INTER_AREA)
-    low, high, _, _ = cv2.minMaxLoc(cells)
-    return bool(high - low < UNIFORM_RANGE)
+    cells = cv2.resize(thumb, (8, 6), interpolation=cv2.INTER_AREA).astype(np.float64).ravel()
+    detail = cells - _SMOOTH @ cells
+    return bool(detail.max() - detail.min() < UNIFORM_DETAIL)
 
 
 def _fingerprint(frame: np.ndarray) -> int:

@@ -56,6 +56,30 @@ def test_a_covered_camera_or_one_facing_a_blank_wall_is_a_reader_fault(clock, le
     assert reader.health().state == "ok"
 
 
+def _plain_wall(level: float, falloff: float, tilt: float) -> np.ndarray:
+    """A plain wall as a cheap webcam sees it: darker towards the corners (the lens's
+    vignetting, ``falloff`` of the centre's light there) and lit more from one side."""
+    yy, xx = np.mgrid[0:480, 0:640].astype(np.float32)
+    r2 = ((xx - 320) / 320) ** 2 + ((yy - 240) / 240) ** 2
+    wall = level * (1 - falloff * r2 / 2) + tilt * xx / 640
+    return np.repeat(np.clip(wall, 0, 255)[..., None], 3, axis=2).astype(np.uint8)
+
+
+@pytest.mark.parametrize(("level", "falloff", "tilt"), [(150, 0.4, 0), (200, 0.3, 30)])
+def test_a_camera_turned_to_a_plain_wall_is_a_reader_fault_despite_its_vignetting(
+    clock, level, falloff, tilt
+):
+    """A camera knocked round to face the wall beside it sees no flat grey: its lens darkens
+    the corners by a third or more, which spans far more grey levels than any threshold on
+    the picture's range allows, and the camera stayed 'ok' facing the wall."""
+    cam = FakeCamera(clock, seed=4, noise_sigma=8.0)
+    reader = _pumped(clock, cam)
+    cam.show_image(_plain_wall(level, falloff, tilt))
+    _run_for(clock, reader, 31.0)
+    health = reader.health()
+    assert health.state == "fault" and "facing a blank surface" in health.detail
+
+
 def test_a_dim_gate_at_night_is_not_a_covered_camera(clock):
     cam = FakeCamera(clock, seed=4, noise_sigma=8.0)
     reader = _pumped(clock, cam)
