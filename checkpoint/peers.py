@@ -141,6 +141,11 @@ class PeerState:
     #: Its rows stamped on its clock not set, dated here by its skew since the start
     #: (``kiosk.peers.CheckedPage.redated``).
     rows_redated: int = 0
+    #: Its passages its last answer left with it, stamped ahead of this gate's clock not set
+    #: (``kiosk.peers.CheckedPage.held_back``): not counted here until NTP sets it. While
+    #: some are, the peer is ``held`` (not ``ok``), since ``held_mono_ns`` (this boot's).
+    held_back: int = 0
+    held_mono_ns: int | None = None
     fetched: int = 0
     #: Its clock less this gate's at the last answer; ``None``: its answers do not say.
     skew: timedelta | None = None
@@ -376,6 +381,7 @@ class PeerSync:
                 state.ahead_dropped += page.ahead
                 state.rows_refused += page.refused
                 state.rows_redated += page.redated
+                self._held(state, page.held_back)
                 state.fetched += len(new)
                 self._skewed(state, page.skew, bool(page.redated))
             if page.refused:  # counted, never quoted: a household is personal data
@@ -554,6 +560,23 @@ class PeerSync:
             )
         elif was and not now:
             log.info("compound: peer %s's clock agrees with this gate's again", state.kiosk_id)
+
+    def _held(self, state: PeerState, held_back: int) -> None:
+        """Keep how many passages the answer left with the peer (ahead of this gate's clock
+        not set); logged when they begin to be, and when none are any more."""
+        if held_back and not state.held_back:
+            state.held_mono_ns = self.core.clock.monotonic_ns()
+            log.warning(
+                "compound: %d of peer %s's passages left with it: this gate's clock is not"
+                " set (no network time since it started), so it cannot tell them from a wrong"
+                " clock; the quota and passback count them once it is set",
+                held_back,
+                state.kiosk_id,
+            )
+        elif state.held_back and not held_back:
+            state.held_mono_ns = None
+            log.info("compound: peer %s's passages are all counted here again", state.kiosk_id)
+        state.held_back = held_back
 
     def _forged(self, state: PeerState, *, unsigned: bool = False) -> None:
         """An answer refused as forged (or ``unsigned``: no signature at all): counted, and
@@ -798,7 +821,9 @@ class PeerSync:
         than ``stale_after_s`` after this sync started; ``stale``: its outings are unknown here
         since ``stale_since``; ``forged``: an answer not signed by its pinned key was refused
         within ``stale_after_s``, the first of them at ``stale_since``; ``unsigned``: the same
-        for answers with no signature at all), ``last_success``, ``rows_held``,
+        for answers with no signature at all; ``held``: heard, but its last answer left
+        ``held_back`` of its passages with it, stamped ahead of this gate's clock not set, since
+        ``stale_since``), ``last_success``, ``rows_held``,
         ``last_error``, rows dropped as stamped ahead of this clock, rows refused for a
         character nobody sees in a household or pass id (``rows_refused``), answers refused as
         ``forged`` and as ``unsigned`` since the start, and the pokes with this gate's news it
@@ -831,6 +856,7 @@ class PeerSync:
                         "ahead_dropped": state.ahead_dropped,
                         "rows_refused": state.rows_refused,
                         "rows_redated": state.rows_redated,
+                        "held_back": state.held_back,
                         "clock_skew_s": _seconds(state.skew),
                         "clock_skewed": state.skewed,
                         "forged": state.forged,
@@ -856,6 +882,8 @@ class PeerSync:
         stale_after = timedelta(seconds=self.section.stale_after_s)
         heard = _heard(state, reading)
         if heard is not None and timedelta(0) <= now - heard <= stale_after:
+            if state.held_back:  # heard, but not all it said is counted here
+                return "held", _dated(None, state.held_mono_ns, reading)
             return "ok", None
         started = reading.wall_at(self._started_mono_ns)
         since = heard or started
