@@ -50,6 +50,7 @@ from kiosk.core import Core
 from kiosk.history import COUNTED_DECISIONS
 from kiosk.logs import FlapLimit, RepeatedFailure
 from kiosk.peers import (
+    MAX_PAGE_REVOCATIONS,
     MAX_SKEW,
     MAX_SKEW_KEPT,
     PEER_SCOPE,
@@ -93,10 +94,15 @@ UNKNOWN_STATES = ("stale", "forged", "unsigned")
 #: after an outage comes in over several polls, each bounded).
 PAGE_ROWS = 500
 PAGES_PER_POLL = 10
-#: The most of one answer read: ``PAGE_ROWS`` of the largest legal rows and the envelope.
-MAX_ANSWER_BYTES = PAGE_ROWS * 600 + 4096
-#: The most JSON values one answer is parsed with (a row has 17: its keys, values, a flag).
-MAX_ANSWER_VALUES = PAGE_ROWS * 24 + 64
+#: The most of one answer read: ``PAGE_ROWS`` of the largest legal rows, the serving gate's
+#: whole set of guards' revocations (``MAX_PAGE_REVOCATIONS``, a guard's name of 64 Chinese
+#: characters each) and the envelope.
+MAX_ANSWER_BYTES = PAGE_ROWS * 600 + MAX_PAGE_REVOCATIONS * 320 + 4096
+#: The most JSON values one answer is parsed with (``json_values``: a row counts 20, its
+#: keys, values, a flag and its time's colons; a revocation 10). Without the revocations, a
+#: backlog's full page beside a few hundred of them was refused at every poll, the peer
+#: stale until its backlog shrank, which it never did.
+MAX_ANSWER_VALUES = PAGE_ROWS * 24 + MAX_PAGE_REVOCATIONS * 12 + 64
 #: The least time between two asks of one peer woken by its news: a flood of pokes costs an
 #: ask a second at most.
 POKE_GAP_S = 1.0
