@@ -50,16 +50,17 @@ from kiosk.core import Core
 from kiosk.history import COUNTED_DECISIONS
 from kiosk.logs import FlapLimit, RepeatedFailure
 from kiosk.peers import (
+    MAX_PAGE_QUARANTINE,
     MAX_PAGE_REVOCATIONS,
     MAX_SKEW,
     MAX_SKEW_KEPT,
     PEER_SCOPE,
     SIGNATURE_HEADER,
+    CheckedPage,
     PeerForged,
     PeerLedger,
     PeerPageError,
     PeerRestarted,
-    PeerRevocation,
     PeerRolledBack,
     PeerUnsigned,
     check_page,
@@ -96,13 +97,13 @@ PAGE_ROWS = 500
 PAGES_PER_POLL = 10
 #: The most of one answer read: ``PAGE_ROWS`` of the largest legal rows, the serving gate's
 #: whole set of guards' revocations (``MAX_PAGE_REVOCATIONS``, a guard's name of 64 Chinese
-#: characters each) and the envelope.
-MAX_ANSWER_BYTES = PAGE_ROWS * 600 + MAX_PAGE_REVOCATIONS * 320 + 4096
+#: characters each) and quarantine entries (``MAX_PAGE_QUARANTINE``) and the envelope.
+MAX_ANSWER_BYTES = PAGE_ROWS * 600 + MAX_PAGE_REVOCATIONS * 320 + MAX_PAGE_QUARANTINE * 720 + 4096
 #: The most JSON values one answer is parsed with (``json_values``: a row counts 20, its
-#: keys, values, a flag and its time's colons; a revocation 10). Without the revocations, a
-#: backlog's full page beside a few hundred of them was refused at every poll, the peer
-#: stale until its backlog shrank, which it never did.
-MAX_ANSWER_VALUES = PAGE_ROWS * 24 + MAX_PAGE_REVOCATIONS * 12 + 64
+#: keys, values, a flag and its time's colons; a revocation 10, a quarantine entry 13).
+#: Without the revocations, a backlog's full page beside a few hundred of them was refused at
+#: every poll, the peer stale until its backlog shrank, which it never did.
+MAX_ANSWER_VALUES = PAGE_ROWS * 24 + MAX_PAGE_REVOCATIONS * 12 + MAX_PAGE_QUARANTINE * 16 + 64
 #: The least time between two asks of one peer woken by its news: a flood of pokes costs an
 #: ask a second at most.
 POKE_GAP_S = 1.0
@@ -372,8 +373,8 @@ class PeerSync:
                 if new:
                     self._record(new)
             got += len(new)
-            if page.revocations is not None:
-                self._revocations(peer, page.revocations, read)
+            if page.revocations is not None or page.quarantine is not None:
+                self._revocations(peer, page, read)
             with self._lock:
                 if state.last_error is not None:
                     self._say(
@@ -421,22 +422,26 @@ class PeerSync:
                 self._store_users -= 1
                 self._store_gate.notify_all()
 
-    def _revocations(
-        self, peer: PeerSource, revocations: Sequence[PeerRevocation], read: ClockReading
-    ) -> None:
-        """Hold the peer's guards' revocations as its page said them; when they changed, the
-        lists in force are read again (the engine refuses them from its next passage)."""
+    def _revocations(self, peer: PeerSource, page: CheckedPage, read: ClockReading) -> None:
+        """Hold the peer's guards' revocations and quarantine entries as its page said them
+        (each when it says them: a peer on an earlier release says neither, or no quarantine);
+        when they changed, the lists in force are read again (the engine refuses them from
+        its next passage)."""
+        changed: list[str] = []
         with self._using_store():
-            changed = self.ledger.set_revocations(
-                peer.kiosk_id, revocations, read.wall, synced=read.synced
-            )
+            if page.revocations is not None and self.ledger.set_revocations(
+                peer.kiosk_id, page.revocations, read.wall, synced=read.synced
+            ):
+                changed.append(f"{len(page.revocations)} revocations")
+            if page.quarantine is not None and self.ledger.set_quarantine(
+                peer.kiosk_id, page.quarantine, read.wall, synced=read.synced
+            ):
+                changed.append(f"{len(page.quarantine)} quarantine entries")
             if changed:
                 self.core.lists.load()
         if changed:
             log.info(
-                "compound: peer %s's guards' revocations now %d held here",
-                peer.kiosk_id,
-                len(revocations),
+                "compound: peer %s's guards' %s now held here", peer.kiosk_id, ", ".join(changed)
             )
 
     def _record(self, rows: list[Any]) -> None:

@@ -344,11 +344,15 @@ class Lists:
     #: id, ``source`` the gate's kiosk id: refused as the lists' own are; lifted only by a
     #: restore at that gate (its next page), never by an edit here.
     peer_revocations: Mapping[str, Revocation] = field(default_factory=dict)
+    #: The compound's other gates' guards' quarantine entries held here (``kiosk.peers``),
+    #: ``source`` the gate's kiosk id, ``id`` None: in force as the lists' own are (a resident
+    #: quarantined at one gate does not go out by another); lifted only at that gate.
+    peer_quarantine: tuple[QuarantineEntry, ...] = ()
 
     def __post_init__(self) -> None:
         # Keyed by ``same_text``: the lists' spelling of a household need not be the pass's.
         index: dict[str, list[QuarantineEntry]] = {}
-        for entry in self.quarantine:
+        for entry in (*self.quarantine, *self.peer_quarantine):
             index.setdefault(same_text(entry.household), []).append(entry)
         object.__setattr__(
             self, "_quarantine_by_household", {k: tuple(v) for k, v in index.items()}
@@ -364,6 +368,7 @@ class Lists:
         households: Iterable[Household] = (),
         freshness: Freshness | None = None,
         peer_revocations: Iterable[Revocation] = (),
+        peer_quarantine: Iterable[QuarantineEntry] = (),
     ) -> Lists:
         return cls(
             {r.pass_id: r for r in revocations},
@@ -371,7 +376,20 @@ class Lists:
             {h.household: h for h in households},
             freshness or Freshness(),
             peer_revocations={r.pass_id: r for r in reversed(list(peer_revocations))},
+            peer_quarantine=tuple(peer_quarantine),
         )
+
+    def peer_quarantine_of(
+        self, household: str, holder: str | None, start: date, end: date
+    ) -> QuarantineEntry | None:
+        """Another gate's entry of that subject (the household as a whole, or that person in
+        it) whose days overlap ``start`` to ``end``, if any."""
+        for entry in self.peer_quarantine:
+            row = {"household": entry.household, "holder": entry.holder}
+            overlaps = entry.from_date <= end and start <= entry.until_date
+            if overlaps and _same_subject(row, household, holder):
+                return entry
+        return None
 
     @property
     def revoked(self) -> frozenset[str]:
@@ -946,6 +964,24 @@ def _peer_revocations(db: sqlite_utils.Database) -> list[Revocation]:
     ]
 
 
+def _peer_quarantine(db: sqlite_utils.Database) -> list[QuarantineEntry]:
+    """The peers' guards' quarantine entries (``kiosk.peers``' table ``peer_quarantine``; none
+    in a log without it), ``source`` the gate's kiosk id, ``note`` the guard's name there; an
+    entry whose days are not dates (never written so) is left out."""
+    if not db["peer_quarantine"].exists():
+        return []
+    rows = db.execute(
+        "SELECT kiosk_id, household, holder, from_date, until_date, actor FROM peer_quarantine"
+        " ORDER BY kiosk_id, entry_id"
+    ).fetchall()
+    out = []
+    for kiosk_id, household, holder, start, end, actor in rows:
+        first, last = _date(start), _date(end)
+        if first is not None and last is not None:
+            out.append(QuarantineEntry(household, holder, first, last, actor or "", kiosk_id))
+    return out
+
+
 def _utc_text(when: datetime) -> str:
     """A moment as fixed-width UTC text, which sorts as the moments do."""
     return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
@@ -1255,7 +1291,12 @@ class ListStore:
             for r in db["list_households"].rows
         ]
         return Lists.build(
-            revocations, quarantine, households, _freshness(meta), _peer_revocations(db)
+            revocations,
+            quarantine,
+            households,
+            _freshness(meta),
+            _peer_revocations(db),
+            _peer_quarantine(db),
         )
 
     def confirm(self, at: datetime) -> Lists:
@@ -1345,6 +1386,14 @@ class ListStore:
     ) -> Lists:
         quarantine = {"household": household, "holder": holder, "note": note}
         row = self._validate(QuarantineIn, quarantine | {"from": from_date, "until": until_date})
+        there = self.current.peer_quarantine_of(row.household, row.holder, row.from_, row.until)
+        if there is not None:
+            # In force here already: a second entry here would stay when that gate lifts it.
+            raise ListError(
+                f"household {row.household} is already quarantined at gate {there.source} by"
+                f" {there.note or 'a guard'} from {there.from_date} until"
+                f" {there.until_date}; it stays so here too (only a guard there lifts it)"
+            )
 
         def apply(db: sqlite_utils.Database, now: datetime) -> None:
             days = (row.from_.isoformat(), row.until.isoformat())
@@ -1357,7 +1406,9 @@ class ListStore:
 
         detail = {"household": row.household, "person": row.holder is not None}
         detail |= {"from": row.from_.isoformat(), "until": row.until.isoformat()}
-        return self._guard_edit(apply, actor, "lists.quarantine_add", detail)
+        lists = self._guard_edit(apply, actor, "lists.quarantine_add", detail)
+        self._revocations_changed()  # news for the other gates: it is in force there too
+        return lists
 
     def remove_quarantine(self, entry_id: int, actor: str, seen: str | None = None) -> Lists:
         """Lift quarantine entry ``entry_id``; ``seen`` as ``unrevoke``'s (an entry's number
@@ -1374,9 +1425,29 @@ class ListStore:
                 db.table("list_quarantine").delete(other)
             return {"also": more} if more else {}
 
-        return self._guard_delete(
-            "list_quarantine", "id", entry_id, missing, actor, seen=seen, also=also
+        def elsewhere(found: Mapping[str, Any]) -> str | None:
+            # Added here and at another gate before either knew: lifting this one alone would
+            # leave the resident stopped, the guard told the quarantine is lifted.
+            start, end = _date(found["from_date"]), _date(found["until_date"])
+            household, holder = str(found["household"]), found["holder"]
+            there = (
+                self.current.peer_quarantine_of(household, holder, start, end)
+                if start is not None and end is not None
+                else None
+            )
+            if there is None:
+                return None
+            return (
+                f"household {household} is quarantined at gate {there.source} too, by"
+                f" {there.note or 'a guard'}: it stays in force until a guard there lifts it;"
+                " lift it here after that"
+            )
+
+        lists = self._guard_delete(
+            "list_quarantine", "id", entry_id, missing, actor, elsewhere, seen, also
         )
+        self._revocations_changed()  # lifted at the other gates too, at their next ask
+        return lists
 
     def set_household(
         self,

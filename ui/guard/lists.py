@@ -19,7 +19,7 @@ from starlette.datastructures import FormData
 
 from kiosk import privacy, queries
 from kiosk.lists import NEW_ENTRY, entry_version
-from kiosk.peers import PeerRevocation, held_revocations
+from kiosk.peers import PeerRevocation, held_quarantine, held_revocations
 from ui import i18n
 from ui.auth import Session
 from ui.guard import deps
@@ -60,6 +60,8 @@ def page(request: Request, g: Guard, session: Session, refused: Refused = FRESH)
             | {"when": clock_time(r.revoked_at, lang, g.tz) or "—"}
             for r in _one_each(held_revocations(g.core.store.reader()), shown)
         ],
+        # In force here too; lifted only at the gate that added it (kiosk.peers).
+        peer_quarantine=held_quarantine(g.core.store.reader()),
         freshness=freshness,
         stale=lists_stale_hours(g.core),
         # A clock never set (1970) cannot say today: no date offered (the form's own rule).
