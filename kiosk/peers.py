@@ -99,6 +99,7 @@ __all__ = [
     "peer_page",
     "purge",
     "closing_time",
+    "forget_removed",
     "record_peer_rows",
     "sign_closing",
     "sign_page",
@@ -1219,6 +1220,43 @@ def purge(db: Database, cutoff: datetime) -> int:
                 [format_ts(cutoff)],
             )
             gone += max(cursor.rowcount, 0)
+    return gone
+
+
+#: What is held of each peer, by its kiosk id: what ``forget_removed`` drops of one no longer
+#: configured (its cursor too, so listed again it is fetched from its start).
+_HELD_TABLES = ("peer_passages", "peer_revocations", "peer_quarantine", "peer_cursors")
+
+
+def forget_removed(store: Store, configured: Iterable[str]) -> dict[str, int]:
+    """At start: drop what is held of gates no longer in ``compound.peers`` (``configured``,
+    their kiosk ids): a gate taken out (decommissioned, or another compound's listed by
+    mistake) must not keep refusing cards no guard can restore, stopping residents, or
+    counting in the quota. ``{kiosk_id: rows dropped}``; nothing written when there is none
+    (read first)."""
+    keep = json.dumps(sorted(set(configured)))
+    reader = store.reader()
+    tables = [t for t in _HELD_TABLES if _has(reader, t)]
+    gone: dict[str, int] = {}
+    for table in tables:
+        for kiosk_id, count in reader.execute(
+            f"SELECT kiosk_id, count(*) FROM {table} WHERE kiosk_id NOT IN"  # noqa: S608
+            " (SELECT value FROM json_each(?)) GROUP BY kiosk_id",
+            [keep],
+        ).fetchall():
+            gone[str(kiosk_id)] = gone.get(str(kiosk_id), 0) + int(count)
+    if not gone:
+        return {}
+
+    def write(db: Database) -> None:
+        for table in tables:
+            db.execute(
+                f"DELETE FROM {table} WHERE kiosk_id NOT IN"  # noqa: S608 - this module's tables
+                " (SELECT value FROM json_each(?))",
+                [keep],
+            )
+
+    store.submit(write)
     return gone
 
 
