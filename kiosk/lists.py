@@ -380,14 +380,17 @@ class Lists:
         )
 
     def peer_quarantine_of(
-        self, household: str, holder: str | None, start: date, end: date
+        self, household: str, holder: str | None, start: date, end: date, *, within: bool = False
     ) -> QuarantineEntry | None:
         """Another gate's entry of that subject (the household as a whole, or that person in
-        it) whose days overlap ``start`` to ``end``, if any."""
+        it) whose days overlap ``start`` to ``end`` (``within``: hold them all), if any."""
         for entry in self.peer_quarantine:
             row = {"household": entry.household, "holder": entry.holder}
-            overlaps = entry.from_date <= end and start <= entry.until_date
-            if overlaps and _same_subject(row, household, holder):
+            if within:
+                found = entry.from_date <= start and end <= entry.until_date
+            else:
+                found = entry.from_date <= end and start <= entry.until_date
+            if found and _same_subject(row, household, holder):
                 return entry
         return None
 
@@ -1386,7 +1389,9 @@ class ListStore:
     ) -> Lists:
         quarantine = {"household": household, "holder": holder, "note": note}
         row = self._validate(QuarantineIn, quarantine | {"from": from_date, "until": until_date})
-        there = self.current.peer_quarantine_of(row.household, row.holder, row.from_, row.until)
+        there = self.current.peer_quarantine_of(
+            row.household, row.holder, row.from_, row.until, within=True
+        )
         if there is not None:
             # In force here already: a second entry here would stay when that gate lifts it.
             raise ListError(
@@ -1397,10 +1402,15 @@ class ListStore:
 
         def apply(db: sqlite_utils.Database, now: datetime) -> None:
             days = (row.from_.isoformat(), row.until.isoformat())
-            held = _quarantine_of(db, row.household, row.holder, days)
+            # The other tablet's entry holding these days already (its page drawn before this
+            # one was added): one entry a quarantine. One that says more days (extended) is
+            # added: a lift ends both (``remove_quarantine``).
+            held = [
+                r
+                for r in _quarantine_of(db, row.household, row.holder, days)
+                if str(r["from_date"]) <= days[0] and days[1] <= str(r["until_date"])
+            ]
             if held:
-                # The other tablet's entry (its page drawn before this one was added): one
-                # entry a quarantine, else lifting "it" leaves the other in force.
                 _already_quarantined(row.household, row.holder is not None, held[0])
             db.table("list_quarantine").insert(self._quarantine_row(row, "guard", actor, now))
 

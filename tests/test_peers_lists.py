@@ -26,6 +26,13 @@ def test_the_same_quarantine_added_on_two_tablets_is_one_entry(tmp_path, clock):
         with pytest.raises(ListError, match=held):
             lists.add_quarantine("３-201", None, "2026-03-02", "2026-03-10", actor="guard Zhao")
         assert len(lists.current.quarantine) == 1
+        # Extended: more days than the entry says, added; one lift ends both (below).
+        lists.add_quarantine("3-201", None, "2026-03-10", "2026-03-20", actor="guard Zhao")
+        assert len(lists.current.quarantine) == 2
+        first = min(e.id for e in lists.current.quarantine if e.id is not None)
+        lists.remove_quarantine(first, actor="guard Zhao")
+        assert lists.current.quarantine == ()
+        lists.add_quarantine("3-201", None, "2026-03-01", "2026-03-14", actor="guard Li")
         # A person of that household on their own, or another time, is another entry.
         lists.add_quarantine("3-201", "Wang L", "2026-03-01", "2026-03-14", actor="guard Zhao")
         lists.add_quarantine("3-201", None, "2026-04-01", "2026-04-14", actor="guard Zhao")
