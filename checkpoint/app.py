@@ -146,6 +146,15 @@ def _shared_parts(config: KioskConfig, data_dir: Path, clock: Clock, store: Even
     trust_path = trust_dir(config, data_dir)
     trust_path.mkdir(parents=True, exist_ok=True)
     floor = clock.raise_floor if isinstance(clock, FlooredClock) else None
+    # A gate taken out of compound.peers counts here no more (kiosk.peers.forget_removed).
+    dropped = peers.forget_removed(store, (p.kiosk_id for p in config.compound.peers))
+    for gate, rows in dropped.items():
+        log.warning(
+            "compound: %s is not in compound.peers any more: the %d rows held of it here"
+            " (passages, revocations, quarantine entries) are dropped",
+            gate,
+            rows,
+        )
     list_store = ListStore(store, clock, passed=floor)
     list_store.load()
     issued = list_store.current.freshness.bundle_issued_at

@@ -50,15 +50,17 @@ from kiosk.core import Core
 from kiosk.history import COUNTED_DECISIONS
 from kiosk.logs import FlapLimit, RepeatedFailure
 from kiosk.peers import (
+    MAX_PAGE_QUARANTINE,
+    MAX_PAGE_REVOCATIONS,
     MAX_SKEW,
     MAX_SKEW_KEPT,
     PEER_SCOPE,
     SIGNATURE_HEADER,
+    CheckedPage,
     PeerForged,
     PeerLedger,
     PeerPageError,
     PeerRestarted,
-    PeerRevocation,
     PeerRolledBack,
     PeerUnsigned,
     check_page,
@@ -93,10 +95,15 @@ UNKNOWN_STATES = ("stale", "forged", "unsigned")
 #: after an outage comes in over several polls, each bounded).
 PAGE_ROWS = 500
 PAGES_PER_POLL = 10
-#: The most of one answer read: ``PAGE_ROWS`` of the largest legal rows and the envelope.
-MAX_ANSWER_BYTES = PAGE_ROWS * 600 + 4096
-#: The most JSON values one answer is parsed with (a row has 17: its keys, values, a flag).
-MAX_ANSWER_VALUES = PAGE_ROWS * 24 + 64
+#: The most of one answer read: ``PAGE_ROWS`` of the largest legal rows, the serving gate's
+#: whole set of guards' revocations (``MAX_PAGE_REVOCATIONS``, a guard's name of 64 Chinese
+#: characters each) and quarantine entries (``MAX_PAGE_QUARANTINE``) and the envelope.
+MAX_ANSWER_BYTES = PAGE_ROWS * 600 + MAX_PAGE_REVOCATIONS * 320 + MAX_PAGE_QUARANTINE * 720 + 4096
+#: The most JSON values one answer is parsed with (``json_values``: a row counts 20, its
+#: keys, values, a flag and its time's colons; a revocation 10, a quarantine entry 13).
+#: Without the revocations, a backlog's full page beside a few hundred of them was refused at
+#: every poll, the peer stale until its backlog shrank, which it never did.
+MAX_ANSWER_VALUES = PAGE_ROWS * 24 + MAX_PAGE_REVOCATIONS * 12 + MAX_PAGE_QUARANTINE * 16 + 64
 #: The least time between two asks of one peer woken by its news: a flood of pokes costs an
 #: ask a second at most.
 POKE_GAP_S = 1.0
@@ -141,6 +148,11 @@ class PeerState:
     #: Its rows stamped on its clock not set, dated here by its skew since the start
     #: (``kiosk.peers.CheckedPage.redated``).
     rows_redated: int = 0
+    #: Its passages its last answer left with it, stamped ahead of this gate's clock not set
+    #: (``kiosk.peers.CheckedPage.held_back``): not counted here until NTP sets it. While
+    #: some are, the peer is ``held`` (not ``ok``), since ``held_mono_ns`` (this boot's).
+    held_back: int = 0
+    held_mono_ns: int | None = None
     fetched: int = 0
     #: Its clock less this gate's at the last answer; ``None``: its answers do not say.
     skew: timedelta | None = None
@@ -361,8 +373,8 @@ class PeerSync:
                 if new:
                     self._record(new)
             got += len(new)
-            if page.revocations is not None:
-                self._revocations(peer, page.revocations, read)
+            if page.revocations is not None or page.quarantine is not None:
+                self._revocations(peer, page, read)
             with self._lock:
                 if state.last_error is not None:
                     self._say(
@@ -376,6 +388,7 @@ class PeerSync:
                 state.ahead_dropped += page.ahead
                 state.rows_refused += page.refused
                 state.rows_redated += page.redated
+                self._held(state, page.held_back)
                 state.fetched += len(new)
                 self._skewed(state, page.skew, bool(page.redated))
             if page.refused:  # counted, never quoted: a household is personal data
@@ -409,22 +422,26 @@ class PeerSync:
                 self._store_users -= 1
                 self._store_gate.notify_all()
 
-    def _revocations(
-        self, peer: PeerSource, revocations: Sequence[PeerRevocation], read: ClockReading
-    ) -> None:
-        """Hold the peer's guards' revocations as its page said them; when they changed, the
-        lists in force are read again (the engine refuses them from its next passage)."""
+    def _revocations(self, peer: PeerSource, page: CheckedPage, read: ClockReading) -> None:
+        """Hold the peer's guards' revocations and quarantine entries as its page said them
+        (each when it says them: a peer on an earlier release says neither, or no quarantine);
+        when they changed, the lists in force are read again (the engine refuses them from
+        its next passage)."""
+        changed: list[str] = []
         with self._using_store():
-            changed = self.ledger.set_revocations(
-                peer.kiosk_id, revocations, read.wall, synced=read.synced
-            )
+            if page.revocations is not None and self.ledger.set_revocations(
+                peer.kiosk_id, page.revocations, read.wall, synced=read.synced
+            ):
+                changed.append(f"{len(page.revocations)} revocations")
+            if page.quarantine is not None and self.ledger.set_quarantine(
+                peer.kiosk_id, page.quarantine, read.wall, synced=read.synced
+            ):
+                changed.append(f"{len(page.quarantine)} quarantine entries")
             if changed:
                 self.core.lists.load()
         if changed:
             log.info(
-                "compound: peer %s's guards' revocations now %d held here",
-                peer.kiosk_id,
-                len(revocations),
+                "compound: peer %s's guards' %s now held here", peer.kiosk_id, ", ".join(changed)
             )
 
     def _record(self, rows: list[Any]) -> None:
@@ -554,6 +571,23 @@ class PeerSync:
             )
         elif was and not now:
             log.info("compound: peer %s's clock agrees with this gate's again", state.kiosk_id)
+
+    def _held(self, state: PeerState, held_back: int) -> None:
+        """Keep how many passages the answer left with the peer (ahead of this gate's clock
+        not set); logged when they begin to be, and when none are any more."""
+        if held_back and not state.held_back:
+            state.held_mono_ns = self.core.clock.monotonic_ns()
+            log.warning(
+                "compound: %d of peer %s's passages left with it: this gate's clock is not"
+                " set (no network time since it started), so it cannot tell them from a wrong"
+                " clock; the quota and passback count them once it is set",
+                held_back,
+                state.kiosk_id,
+            )
+        elif state.held_back and not held_back:
+            state.held_mono_ns = None
+            log.info("compound: peer %s's passages are all counted here again", state.kiosk_id)
+        state.held_back = held_back
 
     def _forged(self, state: PeerState, *, unsigned: bool = False) -> None:
         """An answer refused as forged (or ``unsigned``: no signature at all): counted, and
@@ -798,7 +832,9 @@ class PeerSync:
         than ``stale_after_s`` after this sync started; ``stale``: its outings are unknown here
         since ``stale_since``; ``forged``: an answer not signed by its pinned key was refused
         within ``stale_after_s``, the first of them at ``stale_since``; ``unsigned``: the same
-        for answers with no signature at all), ``last_success``, ``rows_held``,
+        for answers with no signature at all; ``held``: heard, but its last answer left
+        ``held_back`` of its passages with it, stamped ahead of this gate's clock not set, since
+        ``stale_since``), ``last_success``, ``rows_held``,
         ``last_error``, rows dropped as stamped ahead of this clock, rows refused for a
         character nobody sees in a household or pass id (``rows_refused``), answers refused as
         ``forged`` and as ``unsigned`` since the start, and the pokes with this gate's news it
@@ -831,6 +867,7 @@ class PeerSync:
                         "ahead_dropped": state.ahead_dropped,
                         "rows_refused": state.rows_refused,
                         "rows_redated": state.rows_redated,
+                        "held_back": state.held_back,
                         "clock_skew_s": _seconds(state.skew),
                         "clock_skewed": state.skewed,
                         "forged": state.forged,
@@ -856,6 +893,8 @@ class PeerSync:
         stale_after = timedelta(seconds=self.section.stale_after_s)
         heard = _heard(state, reading)
         if heard is not None and timedelta(0) <= now - heard <= stale_after:
+            if state.held_back:  # heard, but not all it said is counted here
+                return "held", _dated(None, state.held_mono_ns, reading)
             return "ok", None
         started = reading.wall_at(self._started_mono_ns)
         since = heard or started

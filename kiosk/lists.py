@@ -126,6 +126,8 @@ class Revocation:
     reason: str = ""
     revoked_at: datetime | None = None
     source: str = "guard"
+    #: The guard's name at a peer gate (``Lists.peer_revocations``); None here.
+    actor: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,6 +286,46 @@ def _same_person(a: str, b: str) -> bool:
     return same_text(a) == same_text(b)
 
 
+def _same_subject(row: Mapping[str, Any], household: str, holder: str | None) -> bool:
+    """Whether quarantine ``row`` is of the same subject: the household as a whole (no
+    holder) or the same person in it, matched as the gate matches (``same_text``)."""
+    if same_text(str(row["household"])) != same_text(household):
+        return False
+    theirs = row["holder"]
+    if theirs is None or holder is None:
+        return theirs is None and holder is None
+    return _same_person(str(theirs), holder)
+
+
+def _already_quarantined(household: str, person: bool, held: Mapping[str, Any]) -> None:
+    """``ListError``: that subject's quarantine is on the list already (``held``)."""
+    start, end, by = held["from_date"], held["until_date"], held["actor"] or held["source"]
+    if person:
+        raise ListError(
+            f"that person of household {household} is already quarantined from {start} until"
+            f" {end} (by {by}); it stays so: to change its days, end it first"
+        )
+    raise ListError(
+        f"household {household} is already quarantined from {start} until {end} (by {by});"
+        " it stays so: to change its days, end it first"
+    )
+
+
+def _quarantine_of(
+    db: sqlite_utils.Database, household: str, holder: str | None, days: tuple[str, str]
+) -> list[dict[str, Any]]:
+    """The quarantine entries of that subject (``_same_subject``) whose days (ISO dates, both
+    ends inclusive) overlap ``days``: one quarantine, however many entries say it."""
+    first, last = days
+    return [
+        row
+        for row in db["list_quarantine"].rows_where(order_by="id")
+        if _same_subject(row, household, holder)
+        and str(row["from_date"]) <= last
+        and first <= str(row["until_date"])
+    ]
+
+
 @dataclass(frozen=True)
 class Lists:
     """Immutable snapshot read by ``decide``; lookups are dictionary hits."""
@@ -302,11 +344,15 @@ class Lists:
     #: id, ``source`` the gate's kiosk id: refused as the lists' own are; lifted only by a
     #: restore at that gate (its next page), never by an edit here.
     peer_revocations: Mapping[str, Revocation] = field(default_factory=dict)
+    #: The compound's other gates' guards' quarantine entries held here (``kiosk.peers``),
+    #: ``source`` the gate's kiosk id, ``id`` None: in force as the lists' own are (a resident
+    #: quarantined at one gate does not go out by another); lifted only at that gate.
+    peer_quarantine: tuple[QuarantineEntry, ...] = ()
 
     def __post_init__(self) -> None:
         # Keyed by ``same_text``: the lists' spelling of a household need not be the pass's.
         index: dict[str, list[QuarantineEntry]] = {}
-        for entry in self.quarantine:
+        for entry in (*self.quarantine, *self.peer_quarantine):
             index.setdefault(same_text(entry.household), []).append(entry)
         object.__setattr__(
             self, "_quarantine_by_household", {k: tuple(v) for k, v in index.items()}
@@ -322,6 +368,7 @@ class Lists:
         households: Iterable[Household] = (),
         freshness: Freshness | None = None,
         peer_revocations: Iterable[Revocation] = (),
+        peer_quarantine: Iterable[QuarantineEntry] = (),
     ) -> Lists:
         return cls(
             {r.pass_id: r for r in revocations},
@@ -329,7 +376,23 @@ class Lists:
             {h.household: h for h in households},
             freshness or Freshness(),
             peer_revocations={r.pass_id: r for r in reversed(list(peer_revocations))},
+            peer_quarantine=tuple(peer_quarantine),
         )
+
+    def peer_quarantine_of(
+        self, household: str, holder: str | None, start: date, end: date, *, within: bool = False
+    ) -> QuarantineEntry | None:
+        """Another gate's entry of that subject (the household as a whole, or that person in
+        it) whose days overlap ``start`` to ``end`` (``within``: hold them all), if any."""
+        for entry in self.peer_quarantine:
+            row = {"household": entry.household, "holder": entry.holder}
+            if within:
+                found = entry.from_date <= start and end <= entry.until_date
+            else:
+                found = entry.from_date <= end and start <= entry.until_date
+            if found and _same_subject(row, household, holder):
+                return entry
+        return None
 
     @property
     def revoked(self) -> frozenset[str]:
@@ -896,9 +959,30 @@ def _peer_revocations(db: sqlite_utils.Database) -> list[Revocation]:
     if not db["peer_revocations"].exists():
         return []
     rows = db.execute(
-        "SELECT kiosk_id, pass_id, revoked_at FROM peer_revocations ORDER BY kiosk_id, pass_id"
+        "SELECT kiosk_id, pass_id, revoked_at, actor FROM peer_revocations"
+        " ORDER BY kiosk_id, pass_id"
     ).fetchall()
-    return [Revocation(str(p), "", _instant(r), str(k)) for k, p, r in rows]
+    return [
+        Revocation(str(p), "", _instant(r), str(k), str(a) if a else None) for k, p, r, a in rows
+    ]
+
+
+def _peer_quarantine(db: sqlite_utils.Database) -> list[QuarantineEntry]:
+    """The peers' guards' quarantine entries (``kiosk.peers``' table ``peer_quarantine``; none
+    in a log without it), ``source`` the gate's kiosk id, ``note`` the guard's name there; an
+    entry whose days are not dates (never written so) is left out."""
+    if not db["peer_quarantine"].exists():
+        return []
+    rows = db.execute(
+        "SELECT kiosk_id, household, holder, from_date, until_date, actor FROM peer_quarantine"
+        " ORDER BY kiosk_id, entry_id"
+    ).fetchall()
+    out = []
+    for kiosk_id, household, holder, start, end, actor in rows:
+        first, last = _date(start), _date(end)
+        if first is not None and last is not None:
+            out.append(QuarantineEntry(household, holder, first, last, actor or "", kiosk_id))
+    return out
 
 
 def _utc_text(when: datetime) -> str:
@@ -1210,7 +1294,12 @@ class ListStore:
             for r in db["list_households"].rows
         ]
         return Lists.build(
-            revocations, quarantine, households, _freshness(meta), _peer_revocations(db)
+            revocations,
+            quarantine,
+            households,
+            _freshness(meta),
+            _peer_revocations(db),
+            _peer_quarantine(db),
         )
 
     def confirm(self, at: datetime) -> Lists:
@@ -1235,6 +1324,15 @@ class ListStore:
         would write over its reason and who made it (``ListError``; to say it anew, lift it
         first). One only the office's bundle makes gets the guard's beside it."""
         row = self._validate(RevocationIn, {"pass_id": pass_id, "reason": reason})
+        elsewhere = self.current.peer_revocations.get(row.pass_id)
+        if elsewhere is not None:
+            # One void a card: a second here would stay when that gate restores it (the
+            # resident still refused here after "the" restore).
+            raise ListError(
+                f"pass {row.pass_id} is already voided at gate {elsewhere.source} by"
+                f" {elsewhere.actor or 'a guard'}; it stays so here too (only a guard there"
+                " restores it)"
+            )
 
         def apply(db: sqlite_utils.Database, now: datetime) -> None:
             before = next(db["list_revocations"].rows_where("pass_id = ?", [row.pass_id]), None)
@@ -1260,6 +1358,14 @@ class ListStore:
                 f"pass {row.pass_id} was voided at gate {elsewhere.source}; only a guard there"
                 " restores it"
             )
+        if elsewhere is not None:
+            # Voided here and there before either knew of the other: lifting this one alone
+            # would leave the card refused, the guard told it is restored.
+            raise ListError(
+                f"pass {row.pass_id} is voided at gate {elsewhere.source} too, by"
+                f" {elsewhere.actor or 'a guard'}: it stays refused until a guard there restores"
+                " it; restore it here after that"
+            )
 
         def office_keeps(found: Mapping[str, Any]) -> str | None:
             if found.get("source") == "bundle" or found.get("bundle_reason") is not None:
@@ -1283,19 +1389,75 @@ class ListStore:
     ) -> Lists:
         quarantine = {"household": household, "holder": holder, "note": note}
         row = self._validate(QuarantineIn, quarantine | {"from": from_date, "until": until_date})
+        there = self.current.peer_quarantine_of(
+            row.household, row.holder, row.from_, row.until, within=True
+        )
+        if there is not None:
+            # In force here already: a second entry here would stay when that gate lifts it.
+            raise ListError(
+                f"household {row.household} is already quarantined at gate {there.source} by"
+                f" {there.note or 'a guard'} from {there.from_date} until"
+                f" {there.until_date}; it stays so here too (only a guard there lifts it)"
+            )
 
         def apply(db: sqlite_utils.Database, now: datetime) -> None:
+            days = (row.from_.isoformat(), row.until.isoformat())
+            # The other tablet's entry holding these days already (its page drawn before this
+            # one was added): one entry a quarantine. One that says more days (extended) is
+            # added: a lift ends both (``remove_quarantine``).
+            held = [
+                r
+                for r in _quarantine_of(db, row.household, row.holder, days)
+                if str(r["from_date"]) <= days[0] and days[1] <= str(r["until_date"])
+            ]
+            if held:
+                _already_quarantined(row.household, row.holder is not None, held[0])
             db.table("list_quarantine").insert(self._quarantine_row(row, "guard", actor, now))
 
         detail = {"household": row.household, "person": row.holder is not None}
         detail |= {"from": row.from_.isoformat(), "until": row.until.isoformat()}
-        return self._guard_edit(apply, actor, "lists.quarantine_add", detail)
+        lists = self._guard_edit(apply, actor, "lists.quarantine_add", detail)
+        self._revocations_changed()  # news for the other gates: it is in force there too
+        return lists
 
     def remove_quarantine(self, entry_id: int, actor: str, seen: str | None = None) -> Lists:
         """Lift quarantine entry ``entry_id``; ``seen`` as ``unrevoke``'s (an entry's number
         is used again once the highest is lifted: only the version says it is the same)."""
         missing = f"no quarantine entry {entry_id}"
-        return self._guard_delete("list_quarantine", "id", entry_id, missing, actor, seen=seen)
+
+        def also(db: sqlite_utils.Database, found: Mapping[str, Any]) -> dict[str, Any]:
+            # Its other entries (two tablets, a sheet on top of a guard's entry): the guard
+            # lifts the quarantine, not one of its rows, or the resident is still stopped.
+            days = (str(found["from_date"]), str(found["until_date"]))
+            same = _quarantine_of(db, str(found["household"]), found["holder"], days)
+            more = [int(r["id"]) for r in same if r["id"] != found["id"]]
+            for other in more:
+                db.table("list_quarantine").delete(other)
+            return {"also": more} if more else {}
+
+        def elsewhere(found: Mapping[str, Any]) -> str | None:
+            # Added here and at another gate before either knew: lifting this one alone would
+            # leave the resident stopped, the guard told the quarantine is lifted.
+            start, end = _date(found["from_date"]), _date(found["until_date"])
+            household, holder = str(found["household"]), found["holder"]
+            there = (
+                self.current.peer_quarantine_of(household, holder, start, end)
+                if start is not None and end is not None
+                else None
+            )
+            if there is None:
+                return None
+            return (
+                f"household {household} is quarantined at gate {there.source} too, by"
+                f" {there.note or 'a guard'}: it stays in force until a guard there lifts it;"
+                " lift it here after that"
+            )
+
+        lists = self._guard_delete(
+            "list_quarantine", "id", entry_id, missing, actor, elsewhere, seen, also
+        )
+        self._revocations_changed()  # lifted at the other gates too, at their next ask
+        return lists
 
     def set_household(
         self,
@@ -1555,14 +1717,16 @@ class ListStore:
         actor: str,
         refuse: Callable[[Mapping[str, Any]], str | None] | None = None,
         seen: str | None = None,
+        also: Callable[[sqlite_utils.Database, Mapping[str, Any]], dict[str, Any]] | None = None,
     ) -> Lists:
         """A guard's removal of the row of ``table`` whose primary key ``pk`` is ``key``,
         audited as ``_DELETE_ACTIONS[table]`` with that key; ``missing`` is the error when
         there is none, ``refuse(row)`` the one when that row must stay, ``ListChanged`` when
         ``seen`` (its ``entry_version`` as a page showed it) is not the row's now. Checked
-        in the removal's transaction: no other change can come between."""
+        in the removal's transaction: no other change can come between. ``also(db, row)``:
+        more removed with it, in the same transaction, said in its audit row."""
 
-        def apply(db: sqlite_utils.Database, now: datetime) -> None:
+        def apply(db: sqlite_utils.Database, now: datetime) -> dict[str, Any]:
             try:
                 found = db.table(table).get(key)
             except NotFoundError:
@@ -1573,6 +1737,7 @@ class ListStore:
             if why is not None:
                 raise ListError(why)
             db.table(table).delete(key)
+            return also(db, found) if also is not None else {}
 
         return self._guard_edit(apply, actor, _DELETE_ACTIONS[table], {pk: key})
 
@@ -1588,9 +1753,13 @@ class ListStore:
         if not isinstance(actor, str) or not actor.strip():
             raise ListError("every list change needs the name of who made it")
 
-        def write(db: sqlite_utils.Database) -> None:
-            apply(db, now)
+        def write(db: sqlite_utils.Database) -> Any:
+            more = apply(db, now)
             _set_meta(db, {"updated_at": now.isoformat(), "source": "guard"})
+            return more
 
-        audited_write(self._store, write, actor, action, lambda _: detail)
+        def said(more: Any) -> dict[str, Any]:  # what the edit did beyond ``detail``
+            return detail | more if isinstance(more, dict) else detail
+
+        audited_write(self._store, write, actor, action, said)
         return self.load()

@@ -49,7 +49,7 @@ import re
 import sqlite3
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -72,7 +72,9 @@ from .typed import unseen
 __all__ = [
     "MAX_AHEAD",
     "Breach",
+    "guard_quarantine",
     "guard_revocations",
+    "held_quarantine",
     "held_revocations",
     "late_breaches",
     "MAX_SKEW",
@@ -83,6 +85,7 @@ __all__ = [
     "PeerForged",
     "PeerLedger",
     "PeerPageError",
+    "PeerQuarantine",
     "PeerRestarted",
     "PeerRevocation",
     "PeerRolledBack",
@@ -96,6 +99,7 @@ __all__ = [
     "peer_page",
     "purge",
     "closing_time",
+    "forget_removed",
     "record_peer_rows",
     "sign_closing",
     "sign_page",
@@ -141,6 +145,12 @@ MAX_ACTOR = 64
 #: A pass id as the lists hold it (``kiosk.lists.RevocationIn``).
 _PASS_ID = re.compile(r"^[0-9a-f]{12}$")
 _REVOCATION_KEYS = frozenset({"pass_id", "revoked_at", "actor"})
+#: The most of a gate's guards' quarantine entries one page carries (those ending last): a
+#: page with more is refused whole.
+MAX_PAGE_QUARANTINE = 200
+#: Bound of a quarantined person's name as a page carries it (``kiosk.lists.QuarantineIn``).
+MAX_HOLDER = 64
+_QUARANTINE_KEYS = frozenset({"id", "household", "holder", "from", "until", "actor"})
 #: A peer's revocations seen unchanged are stamped seen again (a write) at most this often:
 #: retention drops those of a peer not heard from within ``store.retention_days``.
 SEEN_REFRESH = timedelta(days=1)
@@ -185,6 +195,16 @@ MIGRATIONS = sql_migrations(
     CREATE TABLE peer_revocations (
         kiosk_id TEXT NOT NULL, pass_id TEXT NOT NULL, revoked_at TEXT, actor TEXT,
         seen_at TEXT, PRIMARY KEY (kiosk_id, pass_id)
+    );
+    """,
+    # A peer gate's guards' quarantine entries as its last page said them (``PeerLedger.
+    # set_quarantine``): in force here (``kiosk.lists.Lists.peer_quarantine``). ``entry_id``:
+    # the entry's number there; ``seen_at`` as for the revocations.
+    m006_peer_quarantine="""
+    CREATE TABLE peer_quarantine (
+        kiosk_id TEXT NOT NULL, entry_id INTEGER NOT NULL, household TEXT NOT NULL,
+        holder TEXT, from_date TEXT NOT NULL, until_date TEXT NOT NULL, actor TEXT,
+        seen_at TEXT, PRIMARY KEY (kiosk_id, entry_id)
     );
     """,
 )
@@ -258,6 +278,20 @@ class PeerRevocation:
 
 
 @dataclass(frozen=True)
+class PeerQuarantine:
+    """A household (``holder`` None) or one person of it a guard quarantined at a peer gate,
+    as its page said it: in force here as the lists' own entries are."""
+
+    kiosk_id: str
+    entry_id: int  # its number there
+    household: str
+    holder: str | None
+    from_date: str  # ISO date, local to the site, both ends inclusive
+    until_date: str
+    actor: str | None  # the guard's name there
+
+
+@dataclass(frozen=True)
 class CheckedPage:
     """A peer's answer judged: the rows to keep, the cursor after it, what was dropped."""
 
@@ -286,6 +320,8 @@ class CheckedPage:
     #: The peer's guards' revocations, the whole set it holds now; ``None``: its page did not
     #: say (a gate on a release before it): those held here stay as they are.
     revocations: tuple[PeerRevocation, ...] | None = None
+    #: The peer's guards' quarantine entries, its whole set; ``None`` as for ``revocations``.
+    quarantine: tuple[PeerQuarantine, ...] | None = None
 
 
 # --- the serving side -------------------------------------------------------------------------
@@ -441,6 +477,29 @@ def guard_revocations(db: Database) -> list[dict[str, Any]]:
         who = actor[:MAX_ACTOR] if isinstance(actor, str) and actor else None
         out.append({"pass_id": pass_id, "revoked_at": at, "actor": who})
     return out
+
+
+def guard_quarantine(db: Database) -> list[dict[str, Any]]:
+    """This gate's guards' quarantine entries (``list_quarantine`` of source ``guard``), those
+    ending last first, at most ``MAX_PAGE_QUARANTINE``, for its peers' page: the entry's
+    number, household, person (None: the whole household), days and the guard's name; never
+    the note (free text). The office's entries reach every gate in its bundle.
+    ``StoreFault`` when the lists cannot be read."""
+    try:
+        if not _has(db, "list_quarantine"):
+            return []
+        rows = db.execute(
+            "SELECT id, household, holder, from_date, until_date, actor FROM list_quarantine"
+            " WHERE source = 'guard' ORDER BY until_date DESC, id DESC LIMIT ?",
+            [MAX_PAGE_QUARANTINE],
+        ).fetchall()
+    except sqlite3.Error as exc:
+        raise StoreFault("store_fault", f"peer quarantine: {type(exc).__name__}") from None
+    return [
+        {"id": entry_id, "household": household, "holder": holder, "from": start,
+         "until": end, "actor": actor[:MAX_ACTOR] if isinstance(actor, str) and actor else None}
+        for entry_id, household, holder, start, end, actor in rows
+    ]  # fmt: skip
 
 
 def _page_message(kiosk_id: str, nonce: str, after: int, limit: int, body: bytes) -> bytes:
@@ -680,9 +739,56 @@ def check_page(
         raise PeerPageError(f"next is {nxt}, outside {previous}..{max(last, previous)}")
     nxt = nxt if held is None else held  # held_back is 0 when nothing is held
     revocations = _revocations(page.get("revocations"), kiosk_id)
+    quarantine = _quarantine(page.get("quarantine"), kiosk_id)
     return CheckedPage(
-        rows, nxt, last, ahead, skew, said, said_origin, held_back, refused, redated, revocations
-    )
+        rows, nxt, last, ahead, skew, said, said_origin, held_back, refused, redated, revocations,
+        quarantine,
+    )  # fmt: skip
+
+
+def _quarantine(raw: object, kiosk_id: str) -> tuple[PeerQuarantine, ...] | None:
+    """A page's ``quarantine`` judged (``PeerPageError``: the page is refused whole): at most
+    ``MAX_PAGE_QUARANTINE`` entries, each numbered once, its household and person readable
+    text within bounds, its days calendar dates in order; ``None`` when the page says none
+    (a peer on an earlier release)."""
+    if raw is None:
+        return None
+    if not isinstance(raw, list) or len(raw) > MAX_PAGE_QUARANTINE:
+        raise PeerPageError(
+            f"quarantine is not a list of at most {MAX_PAGE_QUARANTINE} ({_shown(raw)})"
+        )
+    out: dict[int, PeerQuarantine] = {}
+    for item in raw:
+        if not isinstance(item, dict) or not item.keys() <= _QUARANTINE_KEYS:
+            raise PeerPageError(
+                "a quarantine entry that is not an object of id, household, holder, from,"
+                " until, actor"
+            )
+        entry_id = _seq(item.get("id"), "a quarantine entry's id")
+        if entry_id in out:
+            raise PeerPageError(f"quarantine entry {entry_id} is said twice")
+        household = _text(item, "household", MAX_HOUSEHOLD)
+        holder = _text(item, "holder", MAX_HOLDER)
+        if household is None or unseen(household) or (holder is not None and unseen(holder)):
+            raise PeerPageError("a quarantine entry's household or person is not readable text")
+        start, end = _day(item.get("from")), _day(item.get("until"))
+        if end < start:
+            raise PeerPageError(f"quarantine entry {entry_id} ends before it starts")
+        actor = _text(item, "actor", MAX_ACTOR)
+        out[entry_id] = PeerQuarantine(
+            kiosk_id, entry_id, household, holder, start.isoformat(), end.isoformat(),
+            None if actor is None or unseen(actor) else actor,
+        )  # fmt: skip
+    return tuple(out.values())
+
+
+def _day(value: object) -> date:
+    if not isinstance(value, str) or len(value) != 10:
+        raise PeerPageError(f"a quarantine day is {_shown(value)}, not a date")
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise PeerPageError(f"a quarantine day is {_shown(value)}, not a date") from None
 
 
 def _revocations(raw: object, kiosk_id: str) -> tuple[PeerRevocation, ...] | None:
@@ -1022,6 +1128,46 @@ class PeerLedger:
         self.store.submit(write)
         return changed
 
+    def set_quarantine(
+        self,
+        kiosk_id: str,
+        entries: Iterable[PeerQuarantine],
+        now: datetime,
+        *,
+        synced: bool = True,
+    ) -> bool:
+        """Hold ``entries`` as the peer's whole set of guards' quarantine (those it no longer
+        says were lifted there, and go); whether the set changed. Written as
+        ``set_revocations`` writes: unchanged, only the time seen, once a ``SEEN_REFRESH``."""
+        wanted = {
+            (q.entry_id, q.household, q.holder, q.from_date, q.until_date, q.actor) for q in entries
+        }
+        held = {
+            tuple(row[:6]): row[6]
+            for row in self.store.reader().execute(
+                "SELECT entry_id, household, holder, from_date, until_date, actor, seen_at"
+                " FROM peer_quarantine WHERE kiosk_id = ?",
+                [kiosk_id],
+            )
+        }
+        changed = set(held) != wanted
+        due = format_ts(now - SEEN_REFRESH)
+        old = synced and any(seen is None or seen < due for seen in held.values())
+        if not changed and not old:
+            return False
+        seen_at = format_ts(now) if synced else None
+
+        def write(db: Database) -> None:
+            db.execute("DELETE FROM peer_quarantine WHERE kiosk_id = ?", [kiosk_id])
+            db.conn.executemany(
+                "INSERT INTO peer_quarantine (kiosk_id, entry_id, household, holder, from_date,"
+                " until_date, actor, seen_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [(kiosk_id, *entry, seen_at) for entry in sorted(wanted, key=str)],
+            )
+
+        self.store.submit(write)
+        return changed
+
     def rolled_back(self, kiosk_id: str, last: int) -> None:
         """The peer's log was restored from an older copy ending at ``last``: its rows held
         past that go (the history keeps what it counted) and the cursor is ``last``."""
@@ -1067,10 +1213,65 @@ def purge(db: Database, cutoff: datetime) -> int:
         return 0
     cursor = db.execute("DELETE FROM peer_passages WHERE ts < ?", [format_ts(cutoff)])
     gone = max(cursor.rowcount, 0)
-    if _has(db, "peer_revocations"):  # of a peer not heard from since (removed, or down)
-        cursor = db.execute("DELETE FROM peer_revocations WHERE seen_at < ?", [format_ts(cutoff)])
-        gone += max(cursor.rowcount, 0)
+    for table in ("peer_revocations", "peer_quarantine"):  # of a peer not heard from since
+        if _has(db, table):
+            cursor = db.execute(
+                f"DELETE FROM {table} WHERE seen_at < ?",  # noqa: S608 - this module's tables
+                [format_ts(cutoff)],
+            )
+            gone += max(cursor.rowcount, 0)
     return gone
+
+
+#: What is held of each peer, by its kiosk id: what ``forget_removed`` drops of one no longer
+#: configured (its cursor too, so listed again it is fetched from its start).
+_HELD_TABLES = ("peer_passages", "peer_revocations", "peer_quarantine", "peer_cursors")
+
+
+def forget_removed(store: Store, configured: Iterable[str]) -> dict[str, int]:
+    """At start: drop what is held of gates no longer in ``compound.peers`` (``configured``,
+    their kiosk ids): a gate taken out (decommissioned, or another compound's listed by
+    mistake) must not keep refusing cards no guard can restore, stopping residents, or
+    counting in the quota. ``{kiosk_id: rows dropped}``; nothing written when there is none
+    (read first)."""
+    keep = json.dumps(sorted(set(configured)))
+    reader = store.reader()
+    tables = [t for t in _HELD_TABLES if _has(reader, t)]
+    gone: dict[str, int] = {}
+    for table in tables:
+        for kiosk_id, count in reader.execute(
+            f"SELECT kiosk_id, count(*) FROM {table} WHERE kiosk_id NOT IN"  # noqa: S608
+            " (SELECT value FROM json_each(?)) GROUP BY kiosk_id",
+            [keep],
+        ).fetchall():
+            gone[str(kiosk_id)] = gone.get(str(kiosk_id), 0) + int(count)
+    if not gone:
+        return {}
+
+    def write(db: Database) -> None:
+        for table in tables:
+            db.execute(
+                f"DELETE FROM {table} WHERE kiosk_id NOT IN"  # noqa: S608 - this module's tables
+                " (SELECT value FROM json_each(?))",
+                [keep],
+            )
+
+    store.submit(write)
+    return gone
+
+
+def held_quarantine(db: Database) -> list[PeerQuarantine]:
+    """The peers' guards' quarantine entries held here, by gate and household (none in a log
+    without the table): in force here, and shown to this gate's guard."""
+    if not _has(db, "peer_quarantine"):
+        return []
+    rows = db.execute(
+        "SELECT kiosk_id, entry_id, household, holder, from_date, until_date, actor"
+        " FROM peer_quarantine ORDER BY kiosk_id, household, entry_id"
+    ).fetchall()
+    return [
+        PeerQuarantine(str(k), int(i), str(h), p, str(f), str(u), a) for k, i, h, p, f, u, a in rows
+    ]
 
 
 def held_revocations(db: Database) -> list[PeerRevocation]:

@@ -144,6 +144,10 @@ STORES: Mapping[str, tuple[str, str]] = {
         "pass id, a guard's name",
         "kiosk.peers.purge (a peer not heard from) and each page from that gate",
     ),
+    "peer_quarantine": (
+        "household, a person's name, a guard's name",
+        "kiosk.peers.purge (a peer not heard from) and each page from that gate",
+    ),
     "peer_cursors": ("", "none: the peers' addresses and positions"),
     "compound_households": ("households", "the next import of the compound map"),
     "resident_vehicles": ("plates, households", "the next import of the vehicle list"),

@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi.testclient import TestClient
 
 from checkpoint.app import build_core
-from checkpoint.peers import PeerSync
+from checkpoint.peers import MAX_ANSWER_BYTES, PeerSync
 from kiosk.clock import FakeClock
 from kiosk.config import ConfigError, parse_config
 from kiosk.config.thermometer import ThermometryConfig
@@ -358,7 +358,7 @@ def page(*rows, kiosk_id="gate-north", next_=None, last=None) -> str:
         (page(row(extra=1)), "with a field 'extra'"),
         (page(row(), next_=10**6, last=1), "next is 1000000"),
         ("[" * 100000, "more values than a page"),
-        ("x" * 400_000, "larger than"),
+        ("x" * (MAX_ANSWER_BYTES + 1), "larger than"),
         ("not json", "not JSON"),
         (json.dumps([1, 2]), "not a JSON object"),
     ],

@@ -246,7 +246,10 @@ def test_retention_removes_the_peers_rows_with_the_other_ledgers(gate, clock):
 
 
 def test_a_restart_rebuilds_the_history_from_the_peers_rows_too(tmp_path, clock):
-    config = parse_config({"site": {"kiosk_id": "gate-north"}, "policy": QUOTA})
+    south = {"url": "http://s", "kiosk_id": "gate-south", "token_env": "PEER_TOKEN_S"}
+    config = parse_config(
+        {"site": {"kiosk_id": "gate-north"}, "policy": QUOTA, "compound": {"peers": [south]}}
+    )
     core = build_core(config, tmp_path / "north", clock)
     try:
         passage(core, "2-202", pass_id="OWN")

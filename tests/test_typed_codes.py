@@ -375,8 +375,9 @@ def test_a_cli_import_typed_full_width_is_stored_plain(tmp_path, capsys, verb, s
 
 
 CONSOLE_FORMS = [
+    # From the day after the desk's entry of DAY: the same days again would be refused.
     ("/guard/lists/quarantine/add",
-     {"household": WIDE, "from": "2026-02-12", "until": "2026-02-20"}, "list_quarantine"),
+     {"household": WIDE, "from": "2026-02-13", "until": "2026-02-20"}, "list_quarantine"),
     ("/guard/lists/households/add", {"household": WIDE, "residents": "3"}, "list_households"),
     ("/guard/community/returnees",
      {"name": "Wang Fang", "household": WIDE, "phone": "１３８１２３４５６７８", "origin": "Wuhan",

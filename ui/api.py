@@ -53,6 +53,7 @@ from kiosk.peers import (
     SIGNATURE_HEADER,
     PeerForged,
     PeerPageError,
+    guard_quarantine,
     guard_revocations,
     history_horizon,
     peer_page,
@@ -951,6 +952,15 @@ class PeerRevocationOut(BaseModel):
     actor: str | None = Field(description="The guard who voided it (their account's name).")
 
 
+class PeerQuarantineOut(BaseModel):
+    id: int = Field(description="The entry's number at this gate.")
+    household: str
+    holder: str | None = Field(description="The person quarantined (null: the household).")
+    from_: str = Field(alias="from", description="Its first day (local date, inclusive).")
+    until: str = Field(description="Its last day (local date, inclusive).")
+    actor: str | None = Field(description="The guard who added it (their account's name).")
+
+
 class PeerPage(BaseModel):
     kiosk_id: str
     passages: list[PeerPassage]
@@ -981,6 +991,12 @@ class PeerPage(BaseModel):
         description="Every pass this gate's guards voided and did not restore (its newest"
         " 500; never the reason, never the office's revocations): the asking gate refuses them"
         " as `pass_revoked` and drops those no longer said (restored here).",
+    )
+    quarantine: list[PeerQuarantineOut] = Field(
+        default_factory=list,
+        description="Every quarantine entry this gate's guards added and did not lift (those"
+        " ending last, at most 200; never the note, never the office's entries): in force at"
+        " the asking gate as its own, those no longer said dropped (lifted here).",
     )
 
 
@@ -1020,6 +1036,8 @@ def passages(
         )
         # A card voided here is refused at the other gates too (docs/passes.md).
         page["revocations"] = guard_revocations(core.store.reader())
+        # So is a household (or person) its guards quarantined (docs/operations.md).
+        page["quarantine"] = guard_quarantine(core.store.reader())
     except StoreFault:
         raise HTTPException(503, "the event log is unavailable") from None
     page["now"] = format_ts(core.clock.now())

@@ -726,7 +726,8 @@ def peer_words(peer: dict[str, Any], lang: str, tz: ZoneInfo) -> tuple[str, str,
     heard, or ``closed`` since when (it said so as it stopped: no outings there to know), or
     ``degraded`` and since when its outings are unknown here (the quota and the
     anti-passback hold at this gate only), or that answers not signed by its key were refused
-    (``forged``), or answers with no signature at all (``unsigned``); ``degraded`` too, and
+    (``forged``), or answers with no signature at all (``unsigned``), or that passages of it are
+    left with it while this gate's clock is not set (``held``); ``degraded`` too, and
     by how much and what to do, when its clock is off this gate's beyond
     ``kiosk.peers.MAX_SKEW``, or when rows of it were refused (``rows_refused``: a household
     or pass id with a character nobody sees, an outing not counted here)."""
@@ -748,6 +749,9 @@ def peer_words(peer: dict[str, Any], lang: str, tz: ZoneInfo) -> tuple[str, str,
         since = local_time(str(peer.get("stale_since")), tz, "%m-%d %H:%M")
         n = int(peer.get("unsigned") or 0)
         state, words = "degraded", i18n.t(lang, "health.peer_unsigned", since=since, n=n)
+    elif peer.get("state") == "held":
+        n = int(peer.get("held_back") or 0)
+        state, words = "degraded", i18n.t(lang, "health.peer_held", n=n)
     else:
         since = local_time(str(peer.get("stale_since")), tz, "%m-%d %H:%M")
         state, words = "degraded", i18n.t(lang, "health.peer_stale", since=since)

@@ -19,7 +19,7 @@ from starlette.datastructures import FormData
 
 from kiosk import privacy, queries
 from kiosk.lists import NEW_ENTRY, entry_version
-from kiosk.peers import held_revocations
+from kiosk.peers import PeerRevocation, held_quarantine, held_revocations
 from ui import i18n
 from ui.auth import Session
 from ui.guard import deps
@@ -46,16 +46,22 @@ def page(request: Request, g: Guard, session: Session, refused: Refused = FRESH)
             when=clock_time(fresh.updated_at.isoformat(), lang, g.tz),
             source=source_text(lang, fresh.source),
         )
+    rows = queries.list_rows(g.core.store)
+    # A card voided here and at another gate too (both before either knew): one entry, this
+    # gate's (its restore says the other gate's holds: ``ListStore.unrevoke``).
+    shown = {str(r["pass_id"]) for r in rows["revocations"]}
     return g.render(
         request,
         "guard_lists.html",
         session,
-        lists=lists_view(queries.list_rows(g.core.store), g.tz, lang, g.clear(session)),
+        lists=lists_view(rows, g.tz, lang, g.clear(session)),
         peer_revoked=[
             {"gate": r.kiosk_id, "pass_id": r.pass_id, "actor": r.actor or "—"}
             | {"when": clock_time(r.revoked_at, lang, g.tz) or "—"}
-            for r in held_revocations(g.core.store.reader())
+            for r in _one_each(held_revocations(g.core.store.reader()), shown)
         ],
+        # In force here too; lifted only at the gate that added it (kiosk.peers).
+        peer_quarantine=held_quarantine(g.core.store.reader()),
         freshness=freshness,
         stale=lists_stale_hours(g.core),
         # A clock never set (1970) cannot say today: no date offered (the form's own rule).
@@ -63,6 +69,17 @@ def page(request: Request, g: Guard, session: Session, refused: Refused = FRESH)
         here="/guard/lists",  # drawn for a refused form too: its links lead here
         **(g.flash(request) | refused.context()),
     )
+
+
+def _one_each(voided: list[PeerRevocation], shown: set[str]) -> list[PeerRevocation]:
+    """The other gates' voids of cards not ``shown`` already, one a card (two gates both
+    voiding one are one entry: the first gate's)."""
+    out = []
+    for r in voided:
+        if r.pass_id not in shown:
+            shown.add(r.pass_id)
+            out.append(r)
+    return out
 
 
 #: Each list's add form's fields, drawn again as typed when the entry is refused.

@@ -1,0 +1,46 @@
+"""A gate whose own clock is not set yet (no network time since it booted) leaves a peer's
+passages stamped ahead of it with that peer (``kiosk.peers.check_page``: it cannot tell a
+right stamp from a wrong clock), to be fetched once NTP set it. Its guard must not be told
+the gates agree meanwhile: the peer's row says how many are held back and why."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from test_compound_gates import NOW, TZ, Gate, peer_entry, resident
+
+from kiosk.clock import FakeClock
+
+
+def test_passages_held_back_on_a_clock_not_set_are_told_not_shown_ok(tmp_path, monkeypatch):
+    from ui.guard.display import health_rows
+
+    clock = FakeClock(start=NOW)
+    unset = FakeClock(start=datetime(1970, 1, 1, 0, 1, tzinfo=UTC), is_synced=False)
+    north = Gate(tmp_path, "gate-north", clock)
+    south = Gate(tmp_path, "gate-south", unset, [peer_entry("gate-north")])
+    try:
+        sync = south.peer_of(north, monkeypatch)
+        north.passage(resident("1-101"))
+        north.passage(resident("2-202"))
+        sync.poll()
+        [peer] = south.core.health()["peers"]
+        assert peer["rows_held"] == 0  # left with north: this clock cannot judge them
+        assert peer["held_back"] == 2 and peer["state"] == "held"
+        [row] = [
+            r
+            for r in health_rows(south.core.health(), "en", TZ)
+            if r["device"] == "compound gate gate-north"
+        ]
+        assert row["state"] == "degraded"
+        assert "2 of its passages held back" in row["detail"]
+        assert "this gate's clock is not set" in row["detail"]
+        # NTP sets the clock: they are fetched, counted, and the peer is ok again.
+        unset.set_wall(NOW)
+        unset.is_synced = True
+        sync.poll()
+        [peer] = south.core.health()["peers"]
+        assert peer["rows_held"] == 2 and peer["held_back"] == 0 and peer["state"] == "ok"
+    finally:
+        south.close()
+        north.close()

@@ -1,0 +1,113 @@
+"""A quarantine a guard adds at one gate is in force at the compound's other gates: a
+quarantined resident must not go out by the other gate (``kiosk.peers``: the signed page
+carries the gate's guards' quarantine entries, as it carries their revocations)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from test_compound_gates import resident
+from test_peer_revocations import gates, told_and_fetched  # noqa: F401 - a fixture
+
+from kiosk.lists import ListError
+from kiosk.peers import PeerPageError, check_page
+
+
+def test_a_household_quarantined_at_the_north_gate_is_stopped_at_the_south_gate(
+    gates,  # noqa: F811
+):
+    north, south = gates
+    assert south.passage(resident("1-101"), "in")["decision"] == "pass"
+    north.core.lists.add_quarantine("1-101", None, "2026-03-01", "2026-03-14", actor="guard Li")
+    told_and_fetched(north, south)
+    again = south.passage(resident("1-101", "Wang M"), "out")
+    assert again["decision"] == "deny" and "quarantined" in again["reasons"]
+    # Not added twice, nor lifted here: the gate that set it lifts it.
+    with pytest.raises(ListError, match="already quarantined at gate gate-north by guard Li"):
+        south.core.lists.add_quarantine("1-101", None, "2026-03-02", "2026-03-05", actor="Zhao")
+    # Lifted at north: in force nowhere, at its next page.
+    [entry] = north.core.lists.current.quarantine
+    north.core.lists.remove_quarantine(entry.id, actor="guard Li")
+    told_and_fetched(north, south)
+    assert south.passage(resident("1-101", "Wang N"), "out")["decision"] == "pass"
+
+
+def test_only_a_person_quarantined_at_the_other_gate_is_stopped(gates):  # noqa: F811
+    north, south = gates
+    north.core.lists.add_quarantine("1-101", "Wang L", "2026-03-01", "2026-03-14", actor="Li")
+    told_and_fetched(north, south)
+    assert "quarantined" in south.passage(resident("1-101", "Wang L"), "out")["reasons"]
+    assert south.passage(resident("1-101", "Wang M"), "out")["decision"] == "pass"
+
+
+def base_page(quarantine: object) -> dict:
+    return {"kiosk_id": "gate-north", "passages": [], "next": 0, "last": 0,
+            "quarantine": quarantine}  # fmt: skip
+
+
+ENTRY = {"id": 1, "household": "1-101", "holder": None, "from": "2026-03-01",
+         "until": "2026-03-14", "actor": "guard Li"}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "quarantine",
+    [
+        "1-101",
+        [ENTRY] * 2,  # one entry number twice
+        [ENTRY | {"household": ""}],
+        [ENTRY | {"household": "1-101\u200b"}],  # a character nobody sees
+        [ENTRY | {"holder": "x" * 65}],
+        [ENTRY | {"from": "2026-13-01"}],
+        [ENTRY | {"until": "2026-02-01"}],  # before its start
+        [ENTRY | {"note": "fever"}],  # no free text travels
+        [ENTRY | {"id": -1}],
+        [ENTRY] + [ENTRY | {"id": i} for i in range(2, 1000)],
+    ],
+)
+def test_a_hostile_quarantine_list_refuses_the_page_whole(quarantine):
+    from datetime import UTC, datetime
+
+    with pytest.raises(PeerPageError):
+        check_page(json.loads(json.dumps(base_page(quarantine))), "gate-north", 0, 500,
+                   datetime(2026, 3, 2, tzinfo=UTC))  # fmt: skip
+
+
+def test_a_quarantine_added_at_both_gates_at_once_is_not_said_lifted_while_the_other_holds(
+    gates,  # noqa: F811
+):
+    north, south = gates
+    north.core.lists.add_quarantine("1-101", None, "2026-03-01", "2026-03-14", actor="guard Li")
+    south.core.lists.add_quarantine("1-101", None, "2026-03-01", "2026-03-10", actor="Zhao")
+    told_and_fetched(north, south)
+    [entry] = south.core.lists.current.quarantine
+    with pytest.raises(ListError, match="quarantined at gate gate-north too, by guard Li"):
+        south.core.lists.remove_quarantine(entry.id, actor="Zhao")
+    assert south.core.lists.current.quarantine == (entry,)  # nothing lifted unseen
+
+
+def test_the_south_guard_sees_the_household_quarantined_at_north(tmp_path, clock, monkeypatch):
+    from guard_support import make_app, make_core, signed_in
+    from test_compound_gates import peer_entry
+
+    from kiosk.config import parse_config
+    from kiosk.peers import PeerLedger, PeerQuarantine
+
+    data = tmp_path / "south-console"
+    data.mkdir()
+    config = parse_config(
+        {"site": {"kiosk_id": "gate-south"}, "compound": {"peers": [peer_entry("gate-north")]}}
+    )
+    south = make_core(data, clock, monkeypatch, config)
+    try:
+        entry = PeerQuarantine("gate-north", 4, "7-702", None, "2026-03-01", "2026-03-14", "Li")
+        PeerLedger(south.store, south.history.horizon).set_quarantine(
+            "gate-north", [entry], clock.now()
+        )
+        south.lists.load()
+        with signed_in(make_app(south)) as guard:
+            page = guard.get("/guard/lists").text
+        shown = page[page.index('id="peer-quarantine"') :]
+        assert "7-702" in shown and "gate-north" in shown and "2026-03-14" in shown
+    finally:
+        south.close()
