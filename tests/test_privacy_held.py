@@ -80,3 +80,18 @@ def test_a_record_stamped_on_an_unset_clock_is_dated_by_the_first_purge_that_saw
     assert purge_held(reporting_store, tmp_path, later - timedelta(days=30), later) == 1
     assert records(path)[0]["holder"] is None
     assert purge_held(reporting_store, tmp_path, later - timedelta(days=30), later) == 0
+
+
+def test_kiosk_purge_empties_the_held_file_beside_its_log(tmp_path, capsys, monkeypatch):
+    """``kiosk purge`` (the nightly timer) empties the held files beside the log it purges,
+    as the daemon's hourly purge does, and counts them."""
+    from checkpoint.cli import main
+    from tests.test_retention import _purge_cli_log, _system_clock_at
+
+    db = _purge_cli_log(tmp_path)  # its events of 2026-01-01
+    at = FakeClock(start=datetime(2026, 1, 1, 12, 0, tzinfo=UTC))
+    path = keep_held(drafts(at), db.parent, "gate-1", "boot-1", at.now())
+    _system_clock_at(monkeypatch, datetime(2026, 6, 1, tzinfo=UTC), synced=True)
+    assert main(["purge", "--older-than", "30", "--db", str(db)]) == 0
+    assert json.loads(capsys.readouterr().out)["held_files_purged"] == 1
+    assert records(path)[0]["holder"] is None and "W." not in path.read_text()
