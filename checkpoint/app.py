@@ -454,6 +454,7 @@ class Daemon:
                 tz=cfg.site.timezone,
                 quota_cfg=cfg.policy.quota,
                 actor="daemon",
+                held_dir=self.core.data_dir,
             )
         except ClockNotTrusted as exc:
             log.warning("retention purge skipped, tried again within the hour: %s", exc)

@@ -64,8 +64,9 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
@@ -82,6 +83,7 @@ from kiosk.lists import (
     purge_revocations,
 )
 from kiosk.ports import Store
+from kiosk.privacy_held import purge_held
 from kiosk.stats import freeze_days
 from kiosk.store import (
     LAST_RUN_KEY,
@@ -209,6 +211,9 @@ class PurgeResult:
     salts_shredded: int = 0
     #: Write transactions the purge took (``BATCH_ROWS``): 1 unless it had a backlog.
     batches: int = 1
+    #: Held decisions' files (``held-events-*.ndjson``) emptied of their personal fields
+    #: (``kiosk.privacy_held``).
+    held_files_purged: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -224,6 +229,7 @@ class PurgeResult:
             "revocation_reasons_purged": self.revocation_reasons_purged,
             "salts_shredded": self.salts_shredded,
             "batches": self.batches,
+            "held_files_purged": self.held_files_purged,
         }
 
 
@@ -276,6 +282,7 @@ def purge(
     actor: str = "retention",
     trust_unsynced_clock: bool = False,
     between_batches: Callable[[], None] | None = None,
+    held_dir: Path | None = None,
 ) -> PurgeResult:
     """Delete personal fields of events older than ``older_than_days`` before ``now``.
 
@@ -287,7 +294,8 @@ def purge(
     A backlog of more than ``BATCH_ROWS`` rows is nulled in batches, each its own short
     transaction with its audit row (module docstring); ``between_batches`` is called after
     each batch but the last (``kiosk purge`` lets a daemon beside it take the file's write
-    lock there).
+    lock there). ``held_dir``: the data dir, whose held decisions' files the cutoff also
+    empties (``kiosk.privacy_held``).
     """
     _check_args(older_than_days, now)
     synced = check_clock(store, now, trust_unsynced_clock=trust_unsynced_clock)
@@ -332,6 +340,8 @@ def purge(
     # truncation grow the file again (a dearer fsync).
     if run.owed and store.wipe_wal():
         store.submit(_wipe_done)
+    if held_dir is not None:
+        result = replace(result, held_files_purged=purge_held(store, held_dir, cutoff, now))
     return result
 
 

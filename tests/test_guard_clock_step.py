@@ -11,7 +11,7 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from guard_support import add_event, login
+from guard_support import add_event, login, post
 
 from kiosk import queries
 from kiosk.clock import FakeClock
@@ -306,8 +306,9 @@ def test_an_earlier_visitor_found_by_name_shows_when_they_were_registered(
     ntp_step(clock, BOOT + timedelta(minutes=30))
     clock.advance(86400)
     add_event(guard_core)
-    login(guard_client)
-    found = guard_client.get("/guard/register?q=Han").text.split('id="found"', 1)[1][:600]
+    csrf = login(guard_client)
+    page = post(guard_client, "/guard/register/search", csrf, q="Han").text
+    found = page.split('id="found"', 1)[1][:600]
     assert "2026-03-02 09:10" in found, found
 
 

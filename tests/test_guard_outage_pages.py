@@ -135,11 +135,11 @@ def test_a_pass_the_dead_gate_did_not_open_is_not_answered_done(
 
 
 @pytest.mark.parametrize(("path", "limit"), [("/guard/register", 40), ("/guard/passes", 60)])
-def test_an_over_long_search_in_an_edited_link_is_the_page_not_json(alice, path, limit):
-    """The search boxes stop typing at their limit (``maxlength``); a link edited past it was
-    a JSON 422 inside the console. The page searches for the first ``limit`` characters, as
-    it always cut the text it uses."""
-    page = alice.get(f"{path}?q={'王' * limit}x")
+def test_an_over_long_search_in_an_edited_form_is_the_page_not_json(alice, path, limit):
+    """The search boxes stop typing at their limit (``maxlength``); a search edited past it
+    (once a link, now a posted form) was a JSON 422 inside the console. The page searches for
+    the first ``limit`` characters, as it always cut the text it uses."""
+    page = post(alice, f"{path}/search", alice.csrf, q="王" * limit + "x")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert f'value="{"王" * limit}"' in page.text
 

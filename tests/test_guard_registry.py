@@ -218,7 +218,7 @@ def test_finding_an_earlier_visitor_masks_the_phone_for_a_guard_and_copies_it(
 ):
     registration(guard_core, "王秀英", "13800138000", id_number="110101199003071234")
     csrf = login(guard_client)
-    page = guard_client.get("/guard/register", params={"q": "8000"}).text
+    page = post(guard_client, "/guard/register/search", csrf, q="8000").text
     assert "王秀英" in page and "138****8000" in page and "13800138000" not in page
     assert "110101199003071234" not in page
     with decided(guard_client, guard_core):
@@ -239,14 +239,14 @@ def test_copying_from_something_that_is_no_registration_is_refused(guard_client,
 def test_an_admin_sees_the_phone_of_an_earlier_visitor(guard_core):
     registration(guard_core, "王秀英", "13800138000")
     with TestClient(make_app(guard_core), base_url=BASE) as admin:
-        login(admin, "root", ADMIN_PW)
-        assert "13800138000" in admin.get("/guard/register", params={"q": "王"}).text
+        csrf = login(admin, "root", ADMIN_PW)
+        assert "13800138000" in post(admin, "/guard/register/search", csrf, q="王").text
 
 
 def test_the_search_text_is_bounded(guard_client):
-    login(guard_client)
-    # Cut to 40 characters before it is used (an edited link: the page, not a JSON 422).
-    page = guard_client.get("/guard/register", params={"q": "x" * 41})
+    csrf = login(guard_client)
+    # Cut to 40 characters before it is used (an edited form: the page, not a JSON 422).
+    page = post(guard_client, "/guard/register/search", csrf, q="x" * 41)
     assert page.status_code == 200 and 'value="' + "x" * 40 + '"' in page.text
 
 

@@ -132,8 +132,8 @@ def test_passes_walk(demo, browser, tmp_path):
     ids = [core.trust.verify(p).pass_id for p in payloads]
 
     page.fill("#pass-search input[name=q]", "6-606")
-    page.click("#pass-search button[type=submit]")
-    page.wait_for_selector(f"tr[data-pass='{ids[0]}']")
+    with page.expect_navigation():
+        page.click("#pass-search button[type=submit]")
     for pass_id in ids:
         page.check(f"tr[data-pass='{pass_id}'] input[type=checkbox]")
     page.click("#print-selected")
@@ -151,7 +151,10 @@ def test_passes_walk(demo, browser, tmp_path):
     page.emulate_media(media="screen")
 
     # Void the first one from the list: a confirmation step first.
-    page.goto(f"{demo.url}/guard/passes?q={ids[0]}")
+    page.goto(f"{demo.url}/guard/passes")
+    page.fill("#pass-search input[name=q]", ids[0])
+    with page.expect_navigation():
+        page.click("#pass-search button[type=submit]")
     page.click(f"tr[data-pass='{ids[0]}'] button.revoke")
     page.wait_for_selector("#confirm-step")
     assert ids[0] in page.inner_text("#confirm-text") and "韩梅梅" in page.inner_text(

@@ -337,8 +337,8 @@ def test_the_pass_list_search_finds_a_household_or_pass_id_typed_full_width(
                   if a["action"] == "pass_issued"]  # fmt: skip
     wide_id = "".join(chr(ord(c) + 0xFEE0) for c in pass_id.upper())  # Ａ０Ｂ１...
     for q in (PLAIN, WIDE, wide_id):
-        assert pass_id in guard_client.get("/guard/passes", params={"q": q}).text, q
-    assert pass_id not in guard_client.get("/guard/passes", params={"q": "9-999"}).text
+        assert pass_id in post(guard_client, "/guard/passes/search", csrf, q=q).text, q
+    assert pass_id not in post(guard_client, "/guard/passes/search", csrf, q="9-999").text
 
 
 def test_the_earlier_visitor_search_finds_a_phone_typed_full_width(guard_client, guard_core):
@@ -346,7 +346,7 @@ def test_the_earlier_visitor_search_finds_a_phone_typed_full_width(guard_client,
     with decided(guard_client, guard_core):
         post(guard_client, "/guard/register/person", csrf, name="王秀英", unit="3-402",
              phone="13800138000", reason="看望母亲", temp_c="36.5")  # fmt: skip
-    found = guard_client.get("/guard/register", params={"q": "１３８００１３８０００"}).text
+    found = post(guard_client, "/guard/register/search", csrf, q="１３８００１３８０００").text
     assert 'id="found"' in found and "王秀英" in found.split('id="found"', 1)[1]
 
 

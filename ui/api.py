@@ -350,6 +350,11 @@ class LoopLagMonitor:
 # --- event pages ------------------------------------------------------------------------------
 
 
+#: Every export of passages (names, dwellings, pass ids: clear for ``logs:personal``) is
+#: kept by no cache on the way, a caching proxy or a browser, as the guard pages are not.
+NO_STORE = {"Cache-Control": "no-store"}
+
+
 class PageResponse(Response):
     """A pre-encoded page (``Content-Length`` as usual) written in 256 KiB pieces.
 
@@ -785,8 +790,9 @@ def events(
             for start in range(0, len(view), 65536):
                 yield bytes(view[start : start + 65536])
 
-        return StreamingResponse(chunks(), media_type=NDJSON, headers={"X-Next": str(next_seq)})
-    return PageResponse(body, media_type="application/json")
+        headers = {"X-Next": str(next_seq), **NO_STORE}
+        return StreamingResponse(chunks(), media_type=NDJSON, headers=headers)
+    return PageResponse(body, media_type="application/json", headers=NO_STORE)
 
 
 @router.get(
@@ -821,7 +827,10 @@ def events_csv(
     return CuttableStream(
         itertools.chain([first], rows),
         media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{kiosk_id}-events.csv"'},
+        headers={
+            "Content-Disposition": f'attachment; filename="{kiosk_id}-events.csv"',
+            **NO_STORE,
+        },
     )
 
 
@@ -1050,7 +1059,7 @@ def passages(
             {"after": after, "through": page["next"], "count": len(page["passages"])},
         )
     body = json.dumps(page, ensure_ascii=False).encode("utf-8")
-    headers = {}
+    headers = dict(NO_STORE)
     if core.issuer_key is not None:
         kiosk_id = core.config.site.kiosk_id
         headers[SIGNATURE_HEADER] = sign_page(core.issuer_key, kiosk_id, nonce, after, limit, body)

@@ -420,6 +420,7 @@ def purge_run(args: argparse.Namespace) -> int:
             actor="cli",
             trust_unsynced_clock=args.trust_clock,
             between_batches=_between_batches,
+            held_dir=path.parent,  # the stops' held decisions beside the log
         )
     except ClockNotTrusted as exc:
         then = (

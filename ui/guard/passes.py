@@ -20,7 +20,7 @@ import functools
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from fastapi import Query, Request
+from fastapi import Request
 from fastapi.responses import HTMLResponse, Response
 from starlette.datastructures import FormData
 
@@ -39,9 +39,6 @@ from ui.guard.lists import confirm_first
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-#: The passes list's search: a holder, a household or a pass number.
-#: Cut to 60 characters where it is used (``render``): an edited longer link is the page.
-SEARCH = Query(None)
 router = room("/guard/passes")
 
 #: Cards one print request takes (a sheet of cards for a household or a visiting team).
@@ -161,10 +158,11 @@ def render(request: Request, g: Guard, session: Session, **ctx: Any) -> HTMLResp
 
 
 @router.get("/passes", response_class=HTMLResponse, include_in_schema=False)
-def passes_page(
-    request: Request, session: PageSession, g: GuardDep, q: str | None = SEARCH
-) -> Response:
-    return render(request, g, session, q=q)
+def passes_page(request: Request, session: PageSession, g: GuardDep) -> Response:
+    """The page and the whole list, never a search: ``?q=`` in its address is not read, so
+    a holder's name or a household is never searched by an address (the search posts it:
+    ``passes_search``, cut to 60 characters in ``render``)."""
+    return render(request, g, session)
 
 
 @router.post("/passes/search", response_class=HTMLResponse, include_in_schema=False)

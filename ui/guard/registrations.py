@@ -29,7 +29,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from fastapi import Query, Request
+from fastapi import Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.datastructures import FormData
 
@@ -56,9 +56,6 @@ from ui.guard.display import feed_row, vehicle_text, visitor_row
 from ui.guard.forms import BadInput, choice, clean, direction_of, directions, needed, whole
 from ui.views import unreadable_words
 
-#: A search for earlier visitors: a name or a phone-number suffix.
-#: Cut to 40 characters where it is used (``page``): an edited longer link is the page.
-SEARCH = Query(None)
 router = room("/guard/register")
 
 REGISTRATION_KINDS = ("registration", "vehicle")
@@ -133,10 +130,12 @@ async def check_household(request: Request, session: ActionSession, g: GuardDep)
 
 
 @router.get("/register", response_class=HTMLResponse, include_in_schema=False)
-def register_page(
-    request: Request, session: PageSession, g: GuardDep, q: str | None = SEARCH
-) -> Response:
-    return page(request, g, session, q=q)
+def register_page(request: Request, session: PageSession, g: GuardDep) -> Response:
+    """The page, never a search: ``?q=`` in its address (an old bookmark, a pasted link) is
+    not read, so no name or phone number is ever searched by an address the phone's history
+    and a proxy's log keep (the search posts it: ``register_search``, cut to 40 characters
+    in ``page``)."""
+    return page(request, g, session)
 
 
 @router.post("/register/search", response_class=HTMLResponse, include_in_schema=False)
