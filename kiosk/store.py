@@ -1349,6 +1349,8 @@ class _FileIdentity:
             return "another file was moved to its name"
         if st.st_size < self.size:
             return f"the file shrank from {self.size} to {st.st_size} bytes"
+        if not _wal_file(path):
+            return "another database was written over it (not in WAL mode: a copy)"
         firsts = _first_ids(conn)
         if any(mine not in (None, now) for mine, now in zip(self.firsts, firsts, strict=True)):
             return "it now holds another log"
@@ -1369,6 +1371,19 @@ class _FileIdentity:
             return
         if (st.st_dev, st.st_ino) == (self.device, self.inode):
             self.size = max(self.size, st.st_size)
+
+
+def _wal_file(path: Path) -> bool:
+    """Whether the file on the card says it is in WAL mode, as every log the writer opened
+    is (header bytes 18-19): read from the file itself, as the connection's own view may
+    come from its WAL, unchanged by a copy written into the file (``cp`` keeps the inode).
+    A file not written yet (a new log, all in its WAL) says nothing either way."""
+    try:
+        with open(path, "rb") as handle:
+            header = handle.read(20)
+    except OSError:
+        return True  # unreadable here: the write that follows says what is wrong
+    return len(header) < 20 or header[18:20] == b"\x02\x02"
 
 
 def _first_ids(conn: sqlite3.Connection) -> tuple[str | None, str | None]:

@@ -90,3 +90,35 @@ def test_writes_of_other_processes_on_the_same_file_are_not_a_replacement(log, c
     other.close()
     assert log.append(draft()).seq == 3
     assert log.health().ok
+
+
+def test_the_daemons_health_says_its_log_was_replaced_by_a_backup_put_back(data_dir, tmp_path):
+    """The mistake docs/operations.md warns of, end to end: the database of a `kiosk backup`
+    copied back into the running daemon's file, whose own view of it comes from its WAL
+    (same inode, same size). Its store turns fault with the reason; nothing is written."""
+    import tarfile
+
+    from checkpoint.app import build_core
+    from checkpoint.cli import main
+    from kiosk.config import parse_config
+
+    core = build_core(parse_config({"site": {"kiosk_id": "test-gate"}}), data_dir)
+    try:
+        core.store.audit("system", "test.before")
+        archive = tmp_path / "gate.kbak"
+        assert main(["backup", "--into", str(archive), "--data", str(data_dir)]) == 0
+        core.store.audit("system", "test.after")
+        with tarfile.open(archive) as tar:
+            tar.extract("data/kiosk.db", tmp_path / "usb", filter="data")
+        # `sudo cp kiosk.db /var/lib/kiosk/`: into the same file, the daemon's WAL beside it
+        shutil.copyfile(tmp_path / "usb" / "data" / "kiosk.db", data_dir / "kiosk.db")
+        before = _files(data_dir / "kiosk.db")
+
+        with pytest.raises(StoreFault, match="replaced"):
+            core.store.audit("system", "test.later")
+
+        store = core.health()["devices"]["store"]
+        assert store["state"] == "fault" and "written over it" in store["detail"]
+        assert _files(data_dir / "kiosk.db") == before
+    finally:
+        core.close()
