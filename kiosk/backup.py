@@ -492,15 +492,40 @@ def replaced_in_data(member_names: Iterable[str], db_name: str) -> list[str]:
     return names
 
 
-def move_in(staged: Path, folder: Path) -> None:
-    """Everything under ``staged`` (made by a restore in ``folder`` itself: one file system)
-    moved to the same place in ``folder``."""
-    for path in sorted(staged.rglob("*")):
-        target = folder / path.relative_to(staged)
-        if path.is_dir():
-            target.mkdir(mode=0o700, exist_ok=True)
-            shutil.copystat(path, target)
-        else:
-            os.replace(path, target)
+def swap_in(staged: Path, folder: Path, names: Iterable[str], stamp: str) -> Path | None:
+    """``names`` of ``folder`` put aside (``put_aside``) and everything under ``staged`` (made
+    by the restore in ``folder`` itself: one file system) moved to the same place, as one
+    step: a failure part way moves the archive's files back to the stage and this Pi's back
+    where they were, so ``folder`` is as before or as restored, never without its log (on
+    which a daemon would begin a new, empty one). The folder put aside, or None."""
+    names = list(names)
+    aside = put_aside(folder, names, stamp)
+    moved: list[Path] = []
+    try:
+        for path in sorted(staged.rglob("*")):
+            target = folder / path.relative_to(staged)
+            if path.is_dir():
+                target.mkdir(mode=0o700, exist_ok=True)
+                shutil.copystat(path, target)
+            else:
+                os.replace(path, target)
+                moved.append(target)
+    except BaseException:
+        for target in reversed(moved):
+            os.replace(target, staged / target.relative_to(folder))
+        if aside is not None:
+            for name in names:
+                if os.path.lexists(aside / name):
+                    _remove_empty(folder / name)
+                    os.replace(aside / name, folder / name)
+            shutil.rmtree(aside)
+        raise
     shutil.rmtree(staged)
     _sync_folder(folder)
+    return aside
+
+
+def _remove_empty(path: Path) -> None:
+    """A folder the move-in made (``trust/``), empty again: the one set aside goes back."""
+    if path.is_dir() and not path.is_symlink() and not any(path.iterdir()):
+        path.rmdir()

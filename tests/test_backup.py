@@ -375,3 +375,50 @@ def test_a_manifest_that_is_not_the_archives_is_refused(gate, usb, tmp_path, cap
 
     assert "nothing was changed" in capsys.readouterr().err
     assert (data / "kiosk.db").read_bytes() == before
+
+
+def test_a_restore_failing_part_way_puts_this_pis_files_back(gate, usb, capsys, monkeypatch):
+    """Before: a move that failed between setting this Pi's files aside and moving the
+    archive's in left a data dir without kiosk.db, where the daemon began a new empty log."""
+    data, etc, log = gate
+    run_backup(data, etc, usb / "north.kbak")
+    log.close()
+    before = {p: p.read_bytes() for p in data.rglob("*") if p.is_file()}
+    real = os.replace
+
+    def fails_on_the_log(source, target):
+        if str(target) == str(data / "kiosk.db") and ".restore-" in str(source):
+            raise OSError(errno.EIO, "Input/output error")
+        return real(source, target)
+
+    monkeypatch.setattr(os, "replace", fails_on_the_log)
+
+    assert run_restore(data, etc, usb / "north.kbak") == 1
+
+    assert "Input/output error" in capsys.readouterr().err
+    after = {p: p.read_bytes() for p in data.rglob("*") if p.is_file()}
+    for made in ("kiosk.lock", "kiosk.db-wal", "kiosk.db-shm"):  # the lock, the log's read
+        after.pop(data / made, None)
+    assert after == before
+    assert not list(data.glob("before-restore-*")) and not list(data.glob(".restore-*"))
+
+
+def test_ctrl_c_is_held_off_while_the_files_change_places(gate, usb, monkeypatch):
+    import signal
+
+    from kiosk import backup as core
+
+    data, etc, log = gate
+    run_backup(data, etc, usb / "north.kbak")
+    log.close()
+    masks = []
+    real = core.swap_in
+
+    def swap_in(*args):
+        masks.append(signal.pthread_sigmask(signal.SIG_BLOCK, []))
+        return real(*args)
+
+    monkeypatch.setattr(core, "swap_in", swap_in)
+    assert run_restore(data, etc, usb / "north.kbak") == 0
+    assert len(masks) == 2 and all({signal.SIGINT, signal.SIGTERM} <= m for m in masks)
+    assert signal.SIGINT not in signal.pthread_sigmask(signal.SIG_BLOCK, [])

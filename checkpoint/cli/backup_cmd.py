@@ -15,6 +15,7 @@ import fcntl
 import json
 import os
 import shutil
+import signal
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -312,7 +313,7 @@ def _stopped(data: Path) -> Iterator[None]:
 def _restore(
     archive: Archive, data: Path, db: Path, config_file: Path, as_this_gate: bool
 ) -> dict[str, Any]:
-    from kiosk.backup import describe_log, judge_restore, move_in, put_aside, replaced_in_data
+    from kiosk.backup import describe_log, judge_restore, replaced_in_data, swap_in
 
     etc = config_file.parent
     etc_names = sorted(n.removeprefix("etc/") for n in archive.members if n.startswith("etc/"))
@@ -335,17 +336,27 @@ def _restore(
             as_this_gate=as_this_gate,
         )
         _own(data_stage, data, modes["data"])
-        aside = put_aside(data, replaced_in_data(archive.members, db.name), stamp)
-        if aside is not None and os.geteuid() == 0:  # the service's user may clear it
-            os.chown(aside, data.stat().st_uid, data.stat().st_gid)
-        if db.name != "kiosk.db":
-            os.replace(data_stage / "kiosk.db", data_stage / db.name)
-        move_in(data_stage, data)
         if etc_stage is not None:
             _own(etc_stage, etc, modes["etc"])
-            put_aside(etc, etc_names, stamp)
-            move_in(etc_stage, etc)
+        with _uninterrupted():
+            if etc_stage is not None:
+                swap_in(etc_stage, etc, etc_names, stamp)
+            aside = swap_in(data_stage, data, replaced_in_data(archive.members, db.name), stamp)
+        if aside is not None and os.geteuid() == 0:  # the service's user may clear it
+            os.chown(aside, data.stat().st_uid, data.stat().st_gid)
     return restored.summary()
+
+
+@contextmanager
+def _uninterrupted() -> Iterator[None]:
+    """Ctrl-C or a stop (SIGTERM) held off while this Pi's files and the archive's change
+    places (a few renames): never a data dir left between the two."""
+    held = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
 
 
 def _room_for(archive: Archive, data: Path) -> None:
