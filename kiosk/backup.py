@@ -117,13 +117,21 @@ def snapshot_database(
     """One consistent copy of ``source`` (a kiosk's database, its daemon running or not) at
     ``target``, with SQLite's online backup, ``pages`` at a time (``progress`` called after
     each step, as by ``sqlite3.Connection.backup``). ``source`` is opened read-only: nothing
-    of the daemon's is written. A commit of the daemon's between two steps starts the copy
-    again (SQLite's rule), so it is always of one moment."""
+    of the daemon's is written.
+
+    The copy reads one snapshot, the read transaction held on ``source`` from its first step
+    to its last: left to itself, SQLite starts a backup over at any commit of another
+    connection between two steps, and a gate that commits more often than its copy takes
+    (a busy morning, the peers' polls) was never backed up. In WAL mode a reader never holds
+    up the writer: the daemon commits on meanwhile, into its WAL."""
     try:
         src = _read_only(source)
     except sqlite3.Error as exc:
         raise BackupError(f"cannot open {source}: {exc}") from None
     try:
+        src.isolation_level = None  # the transaction is this function's, said below
+        src.execute("BEGIN")
+        src.execute("SELECT count(*) FROM sqlite_master").fetchone()  # the snapshot, taken
         dst = sqlite3.connect(target)
         try:
             src.backup(dst, pages=pages, sleep=pause_s, progress=progress)
