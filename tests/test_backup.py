@@ -426,3 +426,38 @@ def test_ctrl_c_is_held_off_while_the_files_change_places(gate, usb, monkeypatch
     assert run_restore(data, etc, usb / "north.kbak") == 0
     assert len(masks) == 2 and all({signal.SIGINT, signal.SIGTERM} <= m for m in masks)
     assert signal.SIGINT not in signal.pthread_sigmask(signal.SIG_BLOCK, [])
+
+
+def test_an_archive_of_a_newer_version_is_refused_before_anything_moves(
+    gate, usb, tmp_path, capsys
+):
+    """A new card flashed with an older release: restored, the daemon refused the log at
+    start (the gate dark) with this Pi's own files already set aside."""
+    import hashlib
+
+    data, etc, log = gate
+    run_backup(data, etc, usb / "north.kbak")
+    log.close()
+
+    def newer(files, manifest):
+        db = tmp_path / "newer.db"
+        db.write_bytes(files["data/kiosk.db"])
+        with sqlite3.connect(db) as conn:
+            conn.execute(
+                "INSERT INTO _sqlite_migrations (migration_set, name, applied_at)"
+                " VALUES ('kiosk.events', 'm099_from_the_future', '2027-01-01')"
+            )
+        conn.close()
+        files["data/kiosk.db"] = body = db.read_bytes()
+        entry = next(e for e in manifest["files"] if e["name"] == "data/kiosk.db")
+        entry.update(size=len(body), sha256=hashlib.sha256(body).hexdigest())
+
+    archive = _rewritten(usb / "north.kbak", tmp_path / "newer.kbak", newer)
+    before = (data / "kiosk.db").read_bytes()
+
+    assert run_restore(data, etc, archive) == 2
+
+    err = capsys.readouterr().err
+    assert "newer version" in err and "m099_from_the_future" in err
+    assert (data / "kiosk.db").read_bytes() == before
+    assert not list(data.glob("before-restore-*"))

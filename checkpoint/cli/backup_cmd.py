@@ -328,6 +328,7 @@ def _restore(
         assert data_stage is not None
         modes = _extract_all(archive, data_stage, etc_stage)
         restored = describe_log(data_stage / "kiosk.db")
+        _refuse_newer_schema(data_stage / "kiosk.db")
         judge_restore(
             archive.manifest,
             restored,
@@ -412,6 +413,40 @@ def _own(stage: Path, folder: Path, modes: dict[Path, int]) -> None:
             os.chmod(path, modes[path])
         if os.geteuid() == 0:
             os.chown(path, st.st_uid, st.st_gid)
+
+
+def _refuse_newer_schema(db: Path) -> None:
+    """An archive of a gate on a newer version than this Pi's (a new card flashed with an
+    older release): the daemon here would refuse its log at start, the gate dark, with this
+    Pi's own files already set aside. Said before anything moves."""
+    import sqlite3
+    from urllib.parse import quote
+
+    import sqlite_utils
+
+    from kiosk import accounts, ledgers, lists, peers, stats, tokens
+    from kiosk.store import MIGRATIONS, newer_schema
+
+    known = [
+        MIGRATIONS,
+        lists.MIGRATIONS,
+        tokens.MIGRATIONS,
+        accounts.MIGRATIONS,
+        stats.MIGRATIONS,
+        *ledgers.MIGRATIONS,
+        peers.MIGRATIONS,
+    ]
+    conn = sqlite3.connect(f"file:{quote(str(db.resolve()))}?mode=ro", uri=True)
+    try:
+        why = newer_schema(sqlite_utils.Database(conn), known)
+    finally:
+        conn.close()
+    if why is not None:
+        raise UsageError(
+            f"the archive was made by a newer version of the program ({why}): install that"
+            " version here first (scripts/install from its checkout), then restore it;"
+            " nothing was changed"
+        )
 
 
 def _current(db: Path) -> LogFacts | None:
