@@ -23,9 +23,11 @@ and its pull must never see the log of a gate going backwards (docs/operations.m
 
 from __future__ import annotations
 
+import grp
 import hashlib
 import json
 import os
+import pwd
 import re
 import shutil
 import sqlite3
@@ -279,8 +281,17 @@ def _add_file(tar: tarfile.TarFile, member: Member) -> dict[str, Any]:
         "name": member.name,
         "size": st.st_size,
         "mode": st.st_mode & 0o777,
+        "owner": _name_of(pwd.getpwuid, st.st_uid),
+        "group": _name_of(grp.getgrgid, st.st_gid),
         "sha256": digest.hexdigest(),
     }
+
+
+def _name_of(lookup: Callable[[int], Any], number: int) -> str | None:
+    try:
+        return str(lookup(number)[0])
+    except KeyError:  # a number with no name here
+        return None
 
 
 def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
@@ -402,9 +413,19 @@ def _manifest(path: Path, tar: tarfile.TarFile, info: tarfile.TarInfo | None) ->
     return manifest
 
 
-def extract(archive: Archive, name: str, target: Path) -> int:
+@dataclass(frozen=True)
+class Placed:
+    """How a file was when it was backed up: its mode, and its owner's and group's names
+    (``/etc/kiosk/kiosk.toml`` is ``root:kiosk`` 0640: the service reads it by its group)."""
+
+    mode: int
+    owner: str | None
+    group: str | None
+
+
+def extract(archive: Archive, name: str, target: Path) -> Placed:
     """Member ``name`` written to ``target`` (mode 0600, synced) and checked against the
-    manifest's SHA-256; its mode at backup is returned. ``BackupError`` if it differs."""
+    manifest's SHA-256; how it was at backup is returned. ``BackupError`` if it differs."""
     entry = next(e for e in archive.manifest["files"] if e.get("name") == name)
     info = archive.members[name]
     source = archive.tar.extractfile(info)
@@ -421,7 +442,12 @@ def extract(archive: Archive, name: str, target: Path) -> int:
     if digest.hexdigest() != entry.get("sha256") or info.size != entry.get("size"):
         raise BackupError(f"{archive.path}: {name} is not the file backed up (altered or damaged)")
     mode = entry.get("mode")
-    return mode & 0o777 if isinstance(mode, int) and not isinstance(mode, bool) else 0o600
+    owner, group = entry.get("owner"), entry.get("group")
+    return Placed(
+        mode & 0o777 if isinstance(mode, int) and not isinstance(mode, bool) else 0o600,
+        owner if isinstance(owner, str) else None,
+        group if isinstance(group, str) else None,
+    )
 
 
 # -- judging a restore -----------------------------------------------------------------------

@@ -461,3 +461,29 @@ def test_an_archive_of_a_newer_version_is_refused_before_anything_moves(
     assert "newer version" in err and "m099_from_the_future" in err
     assert (data / "kiosk.db").read_bytes() == before
     assert not list(data.glob("before-restore-*"))
+
+
+def test_the_config_comes_back_with_the_group_the_service_reads_it_by(gate, usb, tmp_path):
+    """Before: as root, the restored kiosk.toml (root:kiosk 0640 on the gate) took the config
+    folder's group (root:root 0640), and the service could no longer read its config."""
+    import grp
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root to give a file a group")
+    data, etc, log = gate
+    service = grp.getgrnam("nogroup")
+    os.chown(etc / "kiosk.toml", 0, service.gr_gid)
+    (etc / "kiosk.toml").chmod(0o640)
+    run_backup(data, etc, usb / "north.kbak")
+    log.close()
+    new_data, new_etc = tmp_path / "new", tmp_path / "new-etc"
+    new_etc.mkdir()
+    os.chown(new_etc, 0, 0)
+
+    assert run_restore(new_data, new_etc, usb / "north.kbak") == 0
+
+    st = (new_etc / "kiosk.toml").stat()
+    assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (0, service.gr_gid, 0o640)
+    manifest = json.loads(members(usb / "north.kbak")["MANIFEST.json"])
+    entry = next(e for e in manifest["files"] if e["name"] == "etc/kiosk.toml")
+    assert (entry["owner"], entry["group"]) == ("root", "nogroup")

@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import argparse
 import fcntl
+import grp
 import json
 import os
+import pwd
 import shutil
 import signal
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,7 +39,7 @@ from .store_args import (
 )
 
 if TYPE_CHECKING:
-    from kiosk.backup import Archive, LogFacts, Member
+    from kiosk.backup import Archive, LogFacts, Member, Placed
     from kiosk.config import KioskConfig
 
 
@@ -326,7 +328,7 @@ def _restore(
     stamp = _now().strftime("%Y%m%dT%H%M%SZ")
     with _staged(data) as data_stage, _staged(etc if etc_names else None) as etc_stage:
         assert data_stage is not None
-        modes = _extract_all(archive, data_stage, etc_stage)
+        placed = _extract_all(archive, data_stage, etc_stage)
         restored = describe_log(data_stage / "kiosk.db")
         _refuse_newer_schema(data_stage / "kiosk.db")
         judge_restore(
@@ -336,9 +338,9 @@ def _restore(
             _configured_gate(config_file),
             as_this_gate=as_this_gate,
         )
-        _own(data_stage, data, modes["data"])
+        _own(data_stage, data, placed["data"], as_was=False)
         if etc_stage is not None:
-            _own(etc_stage, etc, modes["etc"])
+            _own(etc_stage, etc, placed["etc"], as_was=True)
         with _uninterrupted():
             if etc_stage is not None:
                 swap_in(etc_stage, etc, etc_names, stamp)
@@ -388,11 +390,11 @@ def _staged(folder: Path | None) -> Iterator[Path | None]:
 
 def _extract_all(
     archive: Archive, data_stage: Path, etc_stage: Path | None
-) -> dict[str, dict[Path, int]]:
-    """Every member written under its stage and checked; the modes they had, by stage path."""
+) -> dict[str, dict[Path, Placed]]:
+    """Every member written under its stage and checked; how each was, by stage path."""
     from kiosk.backup import extract
 
-    modes: dict[str, dict[Path, int]] = {"data": {}, "etc": {}}
+    placed: dict[str, dict[Path, Placed]] = {"data": {}, "etc": {}}
     for name in sorted(archive.members):
         top, _, rest = name.partition("/")
         stage = data_stage if top == "data" else etc_stage
@@ -401,18 +403,37 @@ def _extract_all(
         target = stage / rest
         private = target.parent.name in ("keys", "credentials")
         target.parent.mkdir(mode=0o700 if private else 0o750, parents=True, exist_ok=True)
-        modes[top][target] = extract(archive, name, target)
-    return modes
+        placed[top][target] = extract(archive, name, target)
+    return placed
 
 
-def _own(stage: Path, folder: Path, modes: dict[Path, int]) -> None:
-    """The staged files get their modes at backup and, run as root, ``folder``'s owner."""
-    st = folder.stat()
+def _own(stage: Path, folder: Path, placed: dict[Path, Placed], *, as_was: bool) -> None:
+    """The staged files get their modes at backup and, run as root, an owner: ``folder``'s
+    (the data dir's: the service's user), or with ``as_was`` (the config folder) the owner
+    and group they had, by name, else those of the file they replace, else ``folder``'s."""
     for path in [stage, *stage.rglob("*")]:
-        if path in modes:
-            os.chmod(path, modes[path])
-        if os.geteuid() == 0:
-            os.chown(path, st.st_uid, st.st_gid)
+        was = placed.get(path)
+        if was is not None:
+            os.chmod(path, was.mode)
+        if os.geteuid() != 0:
+            continue
+        there = folder / path.relative_to(stage)
+        st = (there if as_was and there.exists() else folder).stat()
+        uid, gid = st.st_uid, st.st_gid
+        if as_was and was is not None:
+            uid = _number(pwd.getpwnam, was.owner, uid)
+            gid = _number(grp.getgrnam, was.group, gid)
+        os.chown(path, uid, gid)
+
+
+def _number(lookup: Callable[[str], Any], name: str | None, otherwise: int) -> int:
+    """The id of user or group ``name`` on this Pi; ``otherwise`` when it has none here."""
+    if name is None:
+        return otherwise
+    try:
+        return int(lookup(name)[2])
+    except KeyError:
+        return otherwise
 
 
 def _refuse_newer_schema(db: Path) -> None:
