@@ -134,6 +134,12 @@ class StoreFault(Exception):
         self.detail = detail
 
 
+class LogReplaced(StoreFault):
+    """The database file was replaced under this open log (a copy moved or written over it,
+    a restore run beside the daemon): nothing more is written to it, whatever file is there
+    now, until the log is opened again (the daemon restarted)."""
+
+
 class NewerSchema(StoreFault):
     """The log was migrated by a later version of the program (this one was installed back
     over it): nothing is wrong with the card or the file, only the version."""
@@ -1313,6 +1319,82 @@ def newest_synced_ts(db: sqlite_utils.Database) -> str | None:
 _STOP = object()
 
 
+@dataclass
+class _FileIdentity:
+    """Which database file a log opened: the file (device, inode), the log in it (its first
+    event's and audit row's ids, once it has them: rows are never deleted) and the most it
+    has been seen to hold (its size; SQLite never shrinks a file it is not told to vacuum)."""
+
+    device: int
+    inode: int
+    firsts: tuple[str | None, str | None]
+    size: int
+
+    @classmethod
+    def of(cls, path: Path, conn: sqlite3.Connection) -> _FileIdentity:
+        st = path.stat()
+        return cls(st.st_dev, st.st_ino, _first_ids(conn), st.st_size)
+
+    def replaced_by(
+        self, path: Path, conn: sqlite3.Connection, last_seq: int, last_audit_seq: int
+    ) -> str | None:
+        """Why the file at ``path`` (read by ``conn`` inside its write transaction) is not
+        this log any more, the newest rows this process wrote being ``last_seq`` and
+        ``last_audit_seq``; None while it is."""
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            return "the file was deleted"
+        if (st.st_dev, st.st_ino) != (self.device, self.inode):
+            return "another file was moved to its name"
+        if st.st_size < self.size:
+            return f"the file shrank from {self.size} to {st.st_size} bytes"
+        if not _wal_file(path):
+            return "another database was written over it (not in WAL mode: a copy)"
+        firsts = _first_ids(conn)
+        if any(mine not in (None, now) for mine, now in zip(self.firsts, firsts, strict=True)):
+            return "it now holds another log"
+        self.firsts = (self.firsts[0] or firsts[0], self.firsts[1] or firsts[1])
+        events, audits = _tail(conn, "events")[0] - 1, _tail(conn, "audit")[0] - 1
+        if events < last_seq or audits < last_audit_seq:
+            return (
+                f"an older copy: its events end at seq {events}, this daemon wrote up to {last_seq}"
+            )
+        self.size = st.st_size
+        return None
+
+    def seen(self, path: Path) -> None:
+        """After this process wrote (a commit may checkpoint the WAL into the file): its size."""
+        try:
+            st = path.stat()
+        except OSError:
+            return
+        if (st.st_dev, st.st_ino) == (self.device, self.inode):
+            self.size = max(self.size, st.st_size)
+
+
+def _wal_file(path: Path) -> bool:
+    """Whether the file on the card says it is in WAL mode, as every log the writer opened
+    is (header bytes 18-19): read from the file itself, as the connection's own view may
+    come from its WAL, unchanged by a copy written into the file (``cp`` keeps the inode).
+    A file not written yet (a new log, all in its WAL) says nothing either way."""
+    try:
+        with open(path, "rb") as handle:
+            header = handle.read(20)
+    except OSError:
+        return True  # unreadable here: the write that follows says what is wrong
+    return len(header) < 20 or header[18:20] == b"\x02\x02"
+
+
+def _first_ids(conn: sqlite3.Connection) -> tuple[str | None, str | None]:
+    firsts = []
+    for table in _CHAINED_TABLES:
+        sql = f"SELECT id FROM {_table_name(table)} ORDER BY seq LIMIT 1"  # noqa: S608
+        row = conn.execute(sql).fetchone()
+        firsts.append(None if row is None else str(row[0]))
+    return firsts[0], firsts[1]
+
+
 class EventLog:
     """Append-only, hash-chained event and audit log with a single writer thread.
 
@@ -1368,6 +1450,9 @@ class EventLog:
         self._closed = True
         self._local = threading.local()
         self._generation = 0
+        #: The file the log opened (``_FileIdentity``) and, once it was replaced, why.
+        self._identity: _FileIdentity | None = None
+        self._replaced: str | None = None
         #: Every reader made, with the thread it was made for (``reader``).
         self._readers: list[tuple[threading.Thread, sqlite3.Connection]] = []
 
@@ -1521,6 +1606,8 @@ class EventLog:
                 busy = int(conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0])
             finally:
                 conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
+            if self._identity is not None:
+                self._identity.seen(self.path)
         except sqlite3.Error as exc:
             if is_storage_error(exc):
                 self._reopen = True
@@ -1764,6 +1851,8 @@ class EventLog:
                 )
             self._last_seq = _tail(conn, "events")[0] - 1
             self._last_audit_seq = _tail(conn, "audit")[0] - 1
+            self._identity = _FileIdentity.of(self.path, conn)
+            self._replaced = None
         except StoreFault:
             self._disconnect()
             raise
@@ -1776,6 +1865,8 @@ class EventLog:
             ) from exc
 
     def _ensure_connection(self) -> sqlite_utils.Database:
+        if self._replaced is not None:  # never reopened: that would adopt the file now there
+            raise LogReplaced("store_fault", self._replaced)
         if self._db is not None and not self._reopen:
             return self._db
         self._disconnect()
@@ -1794,11 +1885,14 @@ class EventLog:
             conn = db.conn
             conn.execute("BEGIN IMMEDIATE")
             try:
+                self._refuse_replaced_file(conn)
                 recovery_seq = None
                 if self._fault is not None:
                     recovery_seq = self._write_recovery_audit(conn)
                 result = fn(db)
                 conn.execute("COMMIT")
+                if self._identity is not None:
+                    self._identity.seen(self.path)
             except BaseException:
                 try:
                     if conn.in_transaction:
@@ -1821,6 +1915,26 @@ class EventLog:
                 self._last_audit_seq = recovery_seq
             self._notify()
         return result
+
+    def _refuse_replaced_file(self, conn: sqlite3.Connection) -> None:
+        """Inside the write transaction: the file at ``path`` is still the log this one
+        opened (``_FileIdentity.replaced_by``), else ``LogReplaced`` from now on. A copy put
+        back under the running daemon (docs/operations.md warns of it) was written on: the
+        daemon numbered its next rows after its own last ``seq`` onto the copy's chain, or
+        wrote into an unlinked file nobody would read again."""
+        if self._identity is None:
+            return
+        why = self._identity.replaced_by(self.path, conn, self._last_seq, self._last_audit_seq)
+        if why is None:
+            return
+        self._replaced = (
+            f"{self.path.name} was replaced under the running daemon ({why}): nothing more is"
+            " written to it, so that its chain does not fork; check the file now there"
+            " (kiosk verify-log) and restart the daemon on it (`sudo systemctl restart"
+            " kiosk`; docs/operations.md, Backups)"
+        )
+        log.error("%s", self._replaced)
+        raise LogReplaced("store_fault", self._replaced)
 
     def _record_fault(self, exc: BaseException) -> None:
         name = _error_name(exc) or type(exc).__name__

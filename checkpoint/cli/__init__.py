@@ -19,6 +19,7 @@ from typing import NoReturn
 from kiosk.secrets import SecretError
 
 from . import (
+    backup_cmd,
     bench_cmd,
     calibrate_cmd,
     community_cmd,
@@ -45,6 +46,7 @@ VERB_MODULES = (
     replay_cmd,  # replay
     pull_cmd,  # token, pull, purge
     log_cmd,  # verify-log
+    backup_cmd,  # backup, restore
     calibrate_cmd,  # calibrate
     fleet_cmd,  # collect
     guard_cmd,  # guard (accounts for the guard console)

@@ -1,0 +1,495 @@
+"""``kiosk backup --into FILE`` and ``kiosk restore FILE``: a gate's database, config, trust
+list and issuing keys in one archive, taken while the kiosk runs, and put back onto a stopped
+(or a new) Pi. The archive's making and checking is ``kiosk.backup``; here: where the files
+are, who may write them, and the data dir's lock.
+
+A backup runs as the kiosk's user (``sudo kiosk-admin backup``: the credentials it may not
+read in /etc/kiosk/credentials are those kiosk-admin hands it, ``$CREDENTIALS_DIRECTORY``) or
+as root. A restore writes /etc/kiosk, so it runs as root; what it puts in the data dir is
+given to the data dir's owner (the service's user), as the installer does."""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import grp
+import json
+import os
+import pwd
+import shutil
+import signal
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import CliError, UsageError
+from .parsers import Verbs, add_verb, path_arg, path_of
+from .store_args import (
+    INSTALLED_CONFIG,
+    NOT_A_LOG,
+    _event_tables,
+    add_store_args,
+    check_event_log,
+    db_path,
+    load_verb_config,
+)
+
+if TYPE_CHECKING:
+    from kiosk.backup import Archive, LogFacts, Member, Placed
+    from kiosk.config import KioskConfig
+
+
+def register(sub: Verbs) -> None:
+    p = add_verb(sub, "backup", backup_run)
+    p.add_argument(
+        "--into",
+        metavar="FILE",
+        type=path_of,
+        required=True,
+        help="the archive to write (mode 0600; never in the data dir: a USB stick, another"
+        " machine's share)",
+    )
+    add_store_args(p)
+    p = add_verb(sub, "restore", restore_run)
+    p.add_argument("archive", metavar="FILE", type=path_of, help="an archive of kiosk backup")
+    p.add_argument(
+        "--config",
+        metavar="FILE",
+        type=path_arg,
+        default=os.environ.get("KIOSK_CONFIG") or None,
+        help="this Pi's config: its site.kiosk_id is the gate this Pi is, its folder where the"
+        " archive's config goes (default: $KIOSK_CONFIG, else /etc/kiosk/kiosk.toml)",
+    )
+    p.add_argument(
+        "--data",
+        metavar="DIR",
+        type=path_arg,
+        help="the data dir the archive's database (as kiosk.db), trust list and keys go into"
+        " (default: $KIOSK_DATA, else /var/lib/kiosk when it is there, else ./data)",
+    )
+    p.add_argument(
+        "--as-this-gate",
+        action="store_true",
+        help="restore an archive of another gate, or of another log than this Pi's, making"
+        " this Pi that gate (a replaced Pi whose fresh install has its own kiosk id)",
+    )
+
+
+#: The kiosk command as root runs it (not on sudo's path: kiosk-admin is).
+_ROOT = "sudo /opt/kiosk/current/venv/bin/kiosk VERB ..."
+#: The installed kiosk's data dir (docs/install.md).
+INSTALLED_DATA = "/var/lib/kiosk"
+
+
+def _installed(args: argparse.Namespace) -> None:
+    """Plain ``sudo kiosk backup`` (no kiosk-admin, so no $KIOSK_CONFIG, $KIOSK_DATA) means
+    the installed kiosk's config and data dir, when they are there, not ./data."""
+    if args.config is None and os.path.isfile(INSTALLED_CONFIG):
+        args.config = INSTALLED_CONFIG
+    if args.data is None and not os.environ.get("KIOSK_DATA") and os.path.isdir(INSTALLED_DATA):
+        args.data = INSTALLED_DATA
+
+
+def _data_dir(args: argparse.Namespace) -> Path:
+    return Path(args.data or os.environ.get("KIOSK_DATA") or "data")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def backup_run(args: argparse.Namespace) -> int:
+    """a consistent archive of the running kiosk: database, config, trust, keys
+
+    One archive (mode 0600) of the kiosk's database (its event log, lists, tokens, guard
+    accounts, ledgers), the config folder (/etc/kiosk with its credentials: as root), the trust
+    list, the issuing keys and the calibration, with a manifest (kiosk id, the log's origin,
+    schema, seq range, chain head, when). The database is copied with SQLite's online backup
+    while the daemon runs on: no stop. It holds personal data and the keys that open the
+    gate: keep it encrypted, off the kiosk's card. Without --config/--data (and no
+    $KIOSK_CONFIG/$KIOSK_DATA), the installed kiosk's: /etc/kiosk/kiosk.toml, /var/lib/kiosk.
+
+    Examples:
+      sudo kiosk-admin backup --into /tmp/gate-north.kbak   # then copy it off the card
+      sudo /opt/kiosk/current/venv/bin/kiosk backup --into /media/usb/gate-north.kbak"""
+    from kiosk import __version__
+    from kiosk.backup import (
+        PERSONAL_DATA_WARNING,
+        BackupError,
+        build_manifest,
+        data_members,
+        describe_log,
+        etc_members,
+        snapshot_database,
+        write_archive,
+    )
+    from kiosk.core import trust_dir
+
+    _installed(args)
+    config = load_verb_config(args.config)
+    data, db = _data_dir(args), db_path(args, config)
+    target = _checked_target(args.into, data)
+    check_event_log(db)
+    if _event_tables(db) is False:
+        raise UsageError(f"{db}: {NOT_A_LOG}")
+    etc = Path(args.config).parent if args.config else None
+    try:
+        with tempfile.TemporaryDirectory(prefix=".kiosk-backup-", dir=target.parent) as stage:
+            snapshot = Path(stage) / "kiosk.db"
+            with _no_root_files_beside(db):
+                snapshot_database(db, snapshot)
+            os.chmod(snapshot, db.stat().st_mode & 0o777)  # restored with the log's own mode
+            facts = describe_log(snapshot)
+            members = data_members(data, snapshot, trust_dir(config, data))
+            members += _with_credentials(etc_members(etc) if etc else [], etc)
+            members = _readable(members)
+            manifest = build_manifest(facts, _now(), __version__)
+            write_archive(target, members, manifest)
+    except BackupError as exc:
+        raise CliError(f"{exc}; nothing kept") from None
+    except PermissionError:
+        raise  # main: whose file it is, and what to run it as
+    except OSError as exc:  # the staged copy on a full or read-only target
+        raise CliError(
+            f"cannot write beside {target}: {exc.strerror or exc}; nothing kept"
+        ) from None
+    if not facts.verified:
+        _warn(f"the log does not verify ({facts.problem}): backed up as it is; kiosk verify-log")
+    print(json.dumps({k: v for k, v in manifest.items() if k != "warning"}, ensure_ascii=False))
+    _warn(f"wrote {target} ({len(members)} files). WARNING: {PERSONAL_DATA_WARNING}")
+    return 0
+
+
+def _warn(message: str) -> None:
+    print(f"kiosk backup: {message}", file=sys.stderr)
+
+
+def _checked_target(target: Path, data: Path) -> Path:
+    """The archive's path, refused inside the data dir (a backup on the card it backs up dies
+    with it, and the data dir's files are the service's); one on the data dir's card is
+    written, said to be no backup of the card."""
+    if target.is_dir() or str(target).endswith("/"):
+        raise UsageError(f"{target}: a folder; name the archive's file (--into FILE)")
+    folder = target.parent.resolve()
+    if not folder.is_dir():
+        raise UsageError(f"no such directory for the archive: {target.parent}")
+    inside = data.resolve()
+    if folder == inside or inside in folder.parents:
+        raise UsageError(
+            f"{target} is in the kiosk's data dir {data}: a backup on the card it backs up dies"
+            " with it; write it to a USB stick or another machine (--into /media/usb/...)"
+        )
+    try:
+        same_card = folder.stat().st_dev == inside.stat().st_dev
+    except OSError:
+        same_card = False
+    if same_card:
+        _warn(f"{target} is on the kiosk's own card: copy it off, it is no backup of the card")
+    return folder / target.name
+
+
+def _with_credentials(members: list[Member], etc: Path | None) -> list[Member]:
+    """The config folder's files, its credentials this user may not read (root's 0600, run
+    by ``sudo kiosk-admin``) taken from those systemd handed the verb instead
+    (``$CREDENTIALS_DIRECTORY``, kiosk-admin's ``LoadCredential=``): the same files."""
+    from kiosk.backup import Member
+
+    folder = etc / "credentials" if etc is not None else None
+    if folder is not None and folder.is_dir() and not os.access(folder, os.R_OK | os.X_OK):
+        _warn(
+            f"{folder} is root's: only the credentials kiosk-admin hands the verb are in the"
+            f" archive, not a TLS certificate or key (for those, run it as root: {_ROOT})"
+        )
+    handed = os.environ.get("CREDENTIALS_DIRECTORY")
+    if not handed or not os.path.isdir(handed):
+        return members
+    by_name = {m.name: m for m in members if os.access(m.source, os.R_OK)}
+    for path in sorted(Path(handed).iterdir()):
+        name = f"etc/credentials/{path.name}"
+        if name not in by_name and path.is_file() and os.access(path, os.R_OK):
+            by_name[name] = Member(name, path)
+    kept = [m for m in members if m.name not in by_name] + list(by_name.values())
+    return sorted(kept, key=lambda m: m.name)
+
+
+def _readable(members: list[Member]) -> list[Member]:
+    """The members this user may read; each left out is said (the credentials, root's)."""
+    kept = []
+    for member in members:
+        if os.access(member.source, os.R_OK):
+            kept.append(member)
+        else:
+            _warn(f"left out {member.source}: not readable by this user (run it as root: {_ROOT})")
+    return kept
+
+
+@contextmanager
+def _no_root_files_beside(db: Path) -> Iterator[None]:
+    """Run as root on the service's database: a ``-wal``/``-shm`` SQLite makes beside it
+    for the copy's read is given to the database's owner, never left root's."""
+    beside = [db.with_name(db.name + suffix) for suffix in ("-wal", "-shm")]
+    there = {path for path in beside if path.exists()}
+    try:
+        yield
+    finally:
+        if os.geteuid() == 0:
+            st = db.stat()
+            for path in beside:
+                if path not in there and path.exists():
+                    os.chown(path, st.st_uid, st.st_gid)
+
+
+# -- restore ---------------------------------------------------------------------------------
+
+
+def restore_run(args: argparse.Namespace) -> int:
+    """put a backup back onto a stopped kiosk (refused while its daemon runs)
+
+    Checks the archive whole (each file's SHA-256, the log's chains, the manifest), refuses
+    one of another gate or of another log than this Pi's unless --as-this-gate, and never
+    takes this Pi's own log back to an earlier seq. What it replaces is kept aside in
+    before-restore-UTC folders of the data dir and of the config folder. Then check the log
+    against the office's copy before the kiosk decides again (docs/operations.md, Backups).
+
+    Examples:
+      sudo systemctl stop kiosk
+      sudo /opt/kiosk/current/venv/bin/kiosk restore /media/usb/gate-north.kbak
+      # a drill on any machine: restore into spare folders, then verify-log them
+      kiosk restore gate-north.kbak --data ./drill --config ./drill/etc/kiosk.toml"""
+    from kiosk.backup import BackupError, open_archive
+
+    _installed(args)
+    data = _data_dir(args)
+    config_file = Path(args.config or INSTALLED_CONFIG)
+    for folder in (data, config_file.parent):  # a drill's spare folders (an install has them)
+        folder.mkdir(mode=0o750, parents=True, exist_ok=True)
+    db = data / "kiosk.db"
+    with _stopped(data):
+        try:
+            with open_archive(args.archive) as archive:
+                restored = _restore(archive, data, db, config_file, args.as_this_gate)
+        except BackupError as exc:
+            raise UsageError(f"{exc}; nothing was changed") from None
+    print(json.dumps(restored, ensure_ascii=False))
+    print(
+        f"kiosk restore: restored kiosk {restored['kiosk_id']!r}, events seq up to"
+        f" {restored['seq']['last']}. Before it decides again, check the log against the"
+        " office's copy (sudo kiosk-admin verify-log --against ...), then start it (sudo"
+        " systemctl start kiosk)",
+        file=sys.stderr,
+    )
+    return 0
+
+
+@contextmanager
+def _stopped(data: Path) -> Iterator[None]:
+    """The data dir's lock held for the restore: refused while a daemon holds it, and no
+    daemon starts on the files half put back. A lock file made here as root is the data
+    dir's owner's (the daemon opens it for writing)."""
+    from .daemon_cmd import LOCK_FILE
+
+    path = data / LOCK_FILE
+    made = not path.exists()
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o640)
+    try:
+        if made and os.geteuid() == 0:
+            st = data.stat()
+            os.fchown(fd, st.st_uid, st.st_gid)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            owner = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+            raise CliError(
+                f"the kiosk daemon (pid {owner}) runs on {data}: a restore under it would be"
+                " written over or forked; stop it first (sudo systemctl stop kiosk)"
+            ) from None
+        yield
+    finally:
+        os.close(fd)
+
+
+def _restore(
+    archive: Archive, data: Path, db: Path, config_file: Path, as_this_gate: bool
+) -> dict[str, Any]:
+    from kiosk.backup import describe_log, judge_restore, replaced_in_data, swap_in
+
+    etc = config_file.parent
+    etc_names = sorted(n.removeprefix("etc/") for n in archive.members if n.startswith("etc/"))
+    if etc_names and not os.access(etc, os.W_OK):
+        raise CliError(
+            f"the config folder {etc} is not writable by this user: run it as root"
+            f" ({_ROOT.replace('VERB', 'restore')}); the data dir's files are given to its owner"
+        )
+    _room_for(archive, data)
+    stamp = _now().strftime("%Y%m%dT%H%M%SZ")
+    with _staged(data) as data_stage, _staged(etc if etc_names else None) as etc_stage:
+        assert data_stage is not None
+        placed = _extract_all(archive, data_stage, etc_stage)
+        restored = describe_log(data_stage / "kiosk.db")
+        _refuse_newer_schema(data_stage / "kiosk.db")
+        judge_restore(
+            archive.manifest,
+            restored,
+            _current(db),
+            _configured_gate(config_file),
+            as_this_gate=as_this_gate,
+        )
+        _own(data_stage, data, placed["data"], as_was=False)
+        if etc_stage is not None:
+            _own(etc_stage, etc, placed["etc"], as_was=True)
+        with _uninterrupted():
+            if etc_stage is not None:
+                swap_in(etc_stage, etc, etc_names, stamp)
+            aside = swap_in(data_stage, data, replaced_in_data(archive.members, db.name), stamp)
+        if aside is not None and os.geteuid() == 0:  # the service's user may clear it
+            os.chown(aside, data.stat().st_uid, data.stat().st_gid)
+    return restored.summary()
+
+
+@contextmanager
+def _uninterrupted() -> Iterator[None]:
+    """Ctrl-C or a stop (SIGTERM) held off while this Pi's files and the archive's change
+    places (a few renames): never a data dir left between the two."""
+    held = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
+
+
+def _room_for(archive: Archive, data: Path) -> None:
+    """The card holds the archive's files beside what they replace (kept aside), with the
+    room the daemon keeps free: else refused before anything is written."""
+    needed = sum(info.size for info in archive.members.values()) + 64 * 1_048_576
+    free = shutil.disk_usage(data).free
+    if free < needed:
+        raise CliError(
+            f"{data}: {free // 1_048_576} MB free, the restore needs {needed // 1_048_576} MB"
+            " (the archive's files beside those kept aside): free space first (df -h)"
+        )
+
+
+@contextmanager
+def _staged(folder: Path | None) -> Iterator[Path | None]:
+    """A hidden folder in ``folder`` (one file system with what it replaces) for the
+    archive's files, removed with whatever is left in it; None for no folder."""
+    if folder is None:
+        yield None
+        return
+    stage = Path(tempfile.mkdtemp(prefix=".restore-", dir=folder))
+    try:
+        yield stage
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def _extract_all(
+    archive: Archive, data_stage: Path, etc_stage: Path | None
+) -> dict[str, dict[Path, Placed]]:
+    """Every member written under its stage and checked; how each was, by stage path."""
+    from kiosk.backup import extract
+
+    placed: dict[str, dict[Path, Placed]] = {"data": {}, "etc": {}}
+    for name in sorted(archive.members):
+        top, _, rest = name.partition("/")
+        stage = data_stage if top == "data" else etc_stage
+        if stage is None:
+            continue
+        target = stage / rest
+        private = target.parent.name in ("keys", "credentials")
+        target.parent.mkdir(mode=0o700 if private else 0o750, parents=True, exist_ok=True)
+        placed[top][target] = extract(archive, name, target)
+    return placed
+
+
+def _own(stage: Path, folder: Path, placed: dict[Path, Placed], *, as_was: bool) -> None:
+    """The staged files get their modes at backup and, run as root, an owner: ``folder``'s
+    (the data dir's: the service's user), or with ``as_was`` (the config folder) the owner
+    and group they had, by name, else those of the file they replace, else ``folder``'s."""
+    for path in [stage, *stage.rglob("*")]:
+        was = placed.get(path)
+        if was is not None:
+            os.chmod(path, was.mode)
+        if os.geteuid() != 0:
+            continue
+        there = folder / path.relative_to(stage)
+        st = (there if as_was and there.exists() else folder).stat()
+        uid, gid = st.st_uid, st.st_gid
+        if as_was and was is not None:
+            uid = _number(pwd.getpwnam, was.owner, uid)
+            gid = _number(grp.getgrnam, was.group, gid)
+        os.chown(path, uid, gid)
+
+
+def _number(lookup: Callable[[str], Any], name: str | None, otherwise: int) -> int:
+    """The id of user or group ``name`` on this Pi; ``otherwise`` when it has none here."""
+    if name is None:
+        return otherwise
+    try:
+        return int(lookup(name)[2])
+    except KeyError:
+        return otherwise
+
+
+def _refuse_newer_schema(db: Path) -> None:
+    """An archive of a gate on a newer version than this Pi's (a new card flashed with an
+    older release): the daemon here would refuse its log at start, the gate dark, with this
+    Pi's own files already set aside. Said before anything moves."""
+    import sqlite3
+    from urllib.parse import quote
+
+    import sqlite_utils
+
+    from kiosk import accounts, ledgers, lists, peers, stats, tokens
+    from kiosk.store import MIGRATIONS, newer_schema
+
+    known = [
+        MIGRATIONS,
+        lists.MIGRATIONS,
+        tokens.MIGRATIONS,
+        accounts.MIGRATIONS,
+        stats.MIGRATIONS,
+        *ledgers.MIGRATIONS,
+        peers.MIGRATIONS,
+    ]
+    conn = sqlite3.connect(f"file:{quote(str(db.resolve()))}?mode=ro", uri=True)
+    try:
+        why = newer_schema(sqlite_utils.Database(conn), known)
+    finally:
+        conn.close()
+    if why is not None:
+        raise UsageError(
+            f"the archive was made by a newer version of the program ({why}): install that"
+            " version here first (scripts/install from its checkout), then restore it;"
+            " nothing was changed"
+        )
+
+
+def _current(db: Path) -> LogFacts | None:
+    """This Pi's log as it is, None when there is none (a new install's is empty)."""
+    from kiosk.backup import BackupError, describe_log
+
+    if not db.is_file() or not db.stat().st_size:
+        return None
+    try:
+        with _no_root_files_beside(db):
+            return describe_log(db)
+    except BackupError as exc:
+        print(f"kiosk restore: this Pi's log cannot be read ({exc}): kept aside", file=sys.stderr)
+        return None
+
+
+def _configured_gate(config_file: Path) -> str | None:
+    """The kiosk id of the config on this Pi (a fresh install's), None without one."""
+    if not config_file.is_file():
+        return None
+    try:
+        config: KioskConfig = load_verb_config(str(config_file))
+    except (UsageError, PermissionError):
+        return None
+    return config.site.kiosk_id

@@ -1,0 +1,565 @@
+"""A gate's backup in one archive, taken from the running kiosk; and its restore onto a Pi.
+
+Why SQLite's online backup API (``Connection.backup``) and not a file copy: a copy of
+``kiosk.db`` taken while the daemon writes is a mix of two moments (and without its ``-wal``,
+missing the last commits), which is why docs/operations.md said to stop the daemon first. The
+backup API copies one consistent snapshot, a few hundred pages a step from a read-only
+connection: in WAL mode a reader never holds up the daemon's writer, so the gate goes on
+deciding while its backup is taken.
+
+The archive (an uncompressed tar, mode 0600: it holds names, phone numbers, the issuing key and
+the credentials) holds ``data/kiosk.db`` (the lists, tokens, guard accounts, ledgers and the
+event log), ``data/trust/``, ``data/keys/``, ``data/calibration.json``, ``etc/`` (the config
+folder, ``/etc/kiosk``) and last ``MANIFEST.json``: which kiosk and which log (``origin``, its
+first event's id) it is, the schema, the ``seq`` range and chain head, when it was taken, and
+each member's size, mode and SHA-256, checked again at restore.
+
+A restore is judged before anything is moved (``plan_restore``): the archive whole and
+unchanged, its log's chains intact and as its manifest says; an archive of another gate, or of
+another log than the one on this Pi, only when told (``as_this_gate``); never one that takes
+this Pi's own log back to an earlier ``seq``: the office has pulled (or will) the events since,
+and its pull must never see the log of a gate going backwards (docs/operations.md, Backups).
+"""
+
+from __future__ import annotations
+
+import grp
+import hashlib
+import json
+import os
+import pwd
+import re
+import shutil
+import sqlite3
+import tarfile
+import tempfile
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Any
+from urllib.parse import quote
+
+from kiosk.store import format_ts, verify_database
+
+FORMAT = "kiosk-backup"
+FORMAT_VERSION = 1
+MANIFEST = "MANIFEST.json"
+DB_MEMBER = "data/kiosk.db"
+#: Said with every archive made (stderr) and kept in its manifest.
+PERSONAL_DATA_WARNING = (
+    "this archive holds personal data (residents' names, phone numbers, households, passages),"
+    " the issuing key and the kiosk's credentials: keep it encrypted and locked away (the"
+    " office safe), never on the kiosk's own card, and delete it once a newer one is kept;"
+    " no retention purge ever reaches it"
+)
+#: Pages a backup step copies (4 MB at SQLite's 4 KiB pages) and the pause between steps.
+PAGES_PER_STEP = 1024
+STEP_PAUSE_S = 0.005
+#: Bounds of an archive read before it is trusted (a USB stick's file may be anything).
+MAX_MEMBERS = 1000
+MAX_MANIFEST_BYTES = 1_048_576
+MAX_SMALL_FILE_BYTES = 16 * 1_048_576
+_NAME = r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}"
+_MEMBER = re.compile(
+    rf"(data/kiosk\.db|data/calibration\.json|data/(trust|keys)/{_NAME}|etc/{_NAME}(/{_NAME})?)"
+)
+_CHUNK = 1_048_576
+
+
+class BackupError(Exception):
+    """A backup or restore that cannot be done; nothing was changed (the message says why)."""
+
+
+@dataclass(frozen=True)
+class LogFacts:
+    """What a kiosk database says of itself, for the manifest and the restore's judgement."""
+
+    kiosk_id: str | None
+    origin: str | None
+    first_seq: int | None
+    last_seq: int
+    head: str | None
+    audit_last_seq: int
+    schema: dict[str, list[str]]
+    verified: bool
+    problem: str | None = None
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "kiosk_id": self.kiosk_id,
+            "origin": self.origin,
+            "schema": self.schema,
+            "seq": {"first": self.first_seq, "last": self.last_seq},
+            "audit_last_seq": self.audit_last_seq,
+            "chain_head": self.head,
+        }
+
+
+@dataclass(frozen=True)
+class Member:
+    """A file put into the archive: its name there and where it is read from."""
+
+    name: str
+    source: Path
+
+
+# -- taking a backup -------------------------------------------------------------------------
+
+
+def snapshot_database(
+    source: Path,
+    target: Path,
+    *,
+    pages: int = PAGES_PER_STEP,
+    pause_s: float = STEP_PAUSE_S,
+    progress: Callable[[int, int, int], object] | None = None,
+) -> None:
+    """One consistent copy of ``source`` (a kiosk's database, its daemon running or not) at
+    ``target``, with SQLite's online backup, ``pages`` at a time (``progress`` called after
+    each step, as by ``sqlite3.Connection.backup``). ``source`` is opened read-only: nothing
+    of the daemon's is written.
+
+    The copy reads one snapshot, the read transaction held on ``source`` from its first step
+    to its last: left to itself, SQLite starts a backup over at any commit of another
+    connection between two steps, and a gate that commits more often than its copy takes
+    (a busy morning, the peers' polls) was never backed up. In WAL mode a reader never holds
+    up the writer: the daemon commits on meanwhile, into its WAL."""
+    try:
+        src = _read_only(source)
+    except sqlite3.Error as exc:
+        raise BackupError(f"cannot open {source}: {exc}") from None
+    try:
+        src.isolation_level = None  # the transaction is this function's, said below
+        src.execute("BEGIN")
+        src.execute("SELECT count(*) FROM sqlite_master").fetchone()  # the snapshot, taken
+        dst = sqlite3.connect(target)
+        try:
+            src.backup(dst, pages=pages, sleep=pause_s, progress=progress)
+            # A single file that opens anywhere: not WAL, whose -wal would have to travel too.
+            dst.execute("PRAGMA journal_mode = DELETE")
+        finally:
+            dst.close()
+    except sqlite3.Error as exc:
+        if getattr(exc, "sqlite_errorname", "") == "SQLITE_FULL":
+            raise BackupError(f"cannot write the copy in {target.parent}: no space left") from None
+        raise BackupError(f"cannot copy {source} to {target.parent}: {exc}") from None
+    finally:
+        src.close()
+
+
+def _read_only(path: Path) -> sqlite3.Connection:
+    return sqlite3.connect(f"file:{quote(str(path.resolve()))}?mode=ro", uri=True)
+
+
+def describe_log(path: Path) -> LogFacts:
+    """The facts of the kiosk database at ``path`` (read-only), its chains verified."""
+    try:
+        conn = _read_only(path)
+    except sqlite3.Error as exc:
+        raise BackupError(f"{path}: cannot open: {exc}") from None
+    try:
+        result = verify_database(conn)
+        newest = _one(conn, "SELECT kiosk_id, seq, hash FROM events ORDER BY seq DESC LIMIT 1")
+        first = _one(conn, "SELECT id, seq FROM events ORDER BY seq LIMIT 1")
+        audit = _one(conn, "SELECT kiosk_id, seq FROM audit ORDER BY seq DESC LIMIT 1")
+        schema: dict[str, list[str]] = {}
+        for name, step in conn.execute(
+            "SELECT migration_set, name FROM _sqlite_migrations ORDER BY applied_at, rowid"
+        ):
+            schema.setdefault(str(name), []).append(str(step))
+    except sqlite3.Error as exc:
+        raise BackupError(f"{path}: not a readable kiosk database: {exc}") from None
+    finally:
+        conn.close()
+    owner = newest[0] if newest else audit[0] if audit else None
+    return LogFacts(
+        kiosk_id=None if owner is None else str(owner),
+        origin=None if first is None else str(first[0]),
+        first_seq=None if first is None else int(first[1]),
+        last_seq=int(newest[1]) if newest else 0,
+        head=None if newest is None else str(newest[2]),
+        audit_last_seq=int(audit[1]) if audit else 0,
+        schema=schema,
+        verified=result.ok,
+        problem=result.problem,
+    )
+
+
+def _one(conn: sqlite3.Connection, sql: str) -> tuple[Any, ...] | None:
+    row = conn.execute(sql).fetchone()
+    return None if row is None else tuple(row)
+
+
+def data_members(data: Path, snapshot: Path, trust: Path) -> list[Member]:
+    """The data dir's part of the archive: the database's snapshot, the trust folder, the
+    issuing keys and the calibration (those that are there)."""
+    members = [Member(DB_MEMBER, snapshot)]
+    for folder, name in ((trust, "trust"), (data / "keys", "keys")):
+        members += [Member(f"data/{name}/{p.name}", p) for p in _files_in(folder)]
+    calibration = data / "calibration.json"
+    if calibration.is_file():
+        members.append(Member("data/calibration.json", calibration))
+    return members
+
+
+def etc_members(etc: Path) -> list[Member]:
+    """The config folder's files (one level of folders: ``credentials/``), none of the
+    ``before-restore-*`` folders a restore left."""
+    members = []
+    for path in _files_in(etc, folders=True):
+        relative = path.relative_to(etc)
+        if not relative.parts[0].startswith("before-restore-"):
+            members.append(Member(f"etc/{relative.as_posix()}", path))
+    return members
+
+
+def _files_in(folder: Path, *, folders: bool = False) -> list[Path]:
+    try:
+        paths = sorted(folder.iterdir())
+    except OSError:  # not there, or not this user's to list (root's credentials folder)
+        return []
+    found = []
+    for path in paths:
+        if path.is_symlink():
+            continue
+        if path.is_file() and _MEMBER.fullmatch(f"etc/{path.name}"):
+            found.append(path)
+        elif folders and path.is_dir():
+            found += _files_in(path)
+    return found
+
+
+def build_manifest(facts: LogFacts, created_at: datetime, version: str) -> dict[str, Any]:
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "created_at": format_ts(created_at),
+        "program_version": version,
+        **facts.summary(),
+        "warning": PERSONAL_DATA_WARNING,
+        "files": [],
+    }
+
+
+def write_archive(target: Path, members: Iterable[Member], manifest: dict[str, Any]) -> None:
+    """The archive at ``target``, mode 0600, whole or not at all: written to a hidden temp
+    file beside it, synced, renamed. A full disk (or any failure) removes the temp file and
+    leaves what was at ``target`` before; ``BackupError`` says why."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "wb") as raw:
+            with tarfile.open(fileobj=raw, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+                for member in members:
+                    manifest["files"].append(_add_file(tar, member))
+                body = json.dumps(manifest, indent=1, ensure_ascii=False).encode()
+                _add_bytes(tar, MANIFEST, body)
+            raw.flush()
+            os.fsync(raw.fileno())
+        os.replace(tmp, target)
+    except BaseException as exc:
+        Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise BackupError(
+                f"cannot write {target}: {exc.strerror or exc}; nothing kept"
+            ) from None
+        raise
+    _sync_folder(target.parent)
+
+
+def _add_file(tar: tarfile.TarFile, member: Member) -> dict[str, Any]:
+    """Adds ``member`` as it is read now (hashed as it is read) and says it for the manifest."""
+    with open(member.source, "rb") as handle:
+        st = os.fstat(handle.fileno())
+        info = tarfile.TarInfo(member.name)
+        info.size, info.mode, info.mtime = st.st_size, 0o600, int(st.st_mtime)
+        digest = hashlib.sha256()
+        tar.addfile(info, _Hashing(handle, digest, st.st_size))
+    return {
+        "name": member.name,
+        "size": st.st_size,
+        "mode": st.st_mode & 0o777,
+        "owner": _name_of(pwd.getpwuid, st.st_uid),
+        "group": _name_of(grp.getgrgid, st.st_gid),
+        "sha256": digest.hexdigest(),
+    }
+
+
+def _name_of(lookup: Callable[[int], Any], number: int) -> str | None:
+    try:
+        return str(lookup(number)[0])
+    except KeyError:  # a number with no name here
+        return None
+
+
+def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    import io
+
+    info = tarfile.TarInfo(name)
+    info.size, info.mode = len(data), 0o600
+    tar.addfile(info, io.BytesIO(data))
+
+
+class _Hashing:
+    """A file read by ``tarfile`` that hashes what it gives and gives no more than ``size``
+    (a file that grew since its size was taken would make a tar member longer than said)."""
+
+    def __init__(self, handle: IO[bytes], digest: Any, size: int) -> None:
+        self._handle, self._digest, self._left = handle, digest, size
+
+    def read(self, n: int = -1) -> bytes:
+        n = self._left if n < 0 else min(n, self._left)
+        data = self._handle.read(n)
+        if len(data) < n:
+            raise BackupError(f"{self._handle.name}: shrank while it was read")
+        self._left -= len(data)
+        self._digest.update(data)
+        return data
+
+
+def _sync_folder(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+# -- reading an archive ----------------------------------------------------------------------
+
+
+@dataclass
+class Archive:
+    """An archive opened and checked for shape: its manifest and members by name."""
+
+    path: Path
+    manifest: dict[str, Any]
+    members: dict[str, tarfile.TarInfo]
+    tar: tarfile.TarFile = field(repr=False)
+
+    @property
+    def kiosk_id(self) -> str | None:
+        value = self.manifest.get("kiosk_id")
+        return value if isinstance(value, str) else None
+
+    def close(self) -> None:
+        self.tar.close()
+
+
+@contextmanager
+def open_archive(path: Path) -> Iterator[Archive]:
+    """``path`` read as a kiosk backup; ``BackupError`` for anything else (not a tar, a
+    member that is a link or named outside the archive's places, too many, a manifest that
+    does not list exactly its members)."""
+    if not path.is_file():
+        raise BackupError(f"{path}: no such file (a kiosk backup is one file)")
+    try:
+        tar = tarfile.open(path, "r:")  # noqa: SIM115 (closed below, once the archive is used)
+    except (tarfile.TarError, OSError) as exc:
+        raise BackupError(f"{path}: not a kiosk backup (not a tar archive: {exc})") from None
+    try:
+        yield _checked(path, tar)
+    except tarfile.TarError as exc:
+        raise BackupError(f"{path}: damaged archive: {exc}") from None
+    finally:
+        tar.close()
+
+
+def _checked(path: Path, tar: tarfile.TarFile) -> Archive:
+    members: dict[str, tarfile.TarInfo] = {}
+    for count, info in enumerate(tar, 1):
+        if count > MAX_MEMBERS:
+            raise BackupError(f"{path}: more than {MAX_MEMBERS} files: not a kiosk backup")
+        name = info.name
+        if not info.isreg() or not (name == MANIFEST or _MEMBER.fullmatch(name)):
+            raise BackupError(f"{path}: {name[:100]!r} is not a file a kiosk backup holds")
+        if name in members:
+            raise BackupError(f"{path}: {name} twice")
+        if name not in (DB_MEMBER, MANIFEST) and info.size > MAX_SMALL_FILE_BYTES:
+            raise BackupError(f"{path}: {name} of {info.size} bytes: no key or config is")
+        members[name] = info
+    manifest = _manifest(path, tar, members.pop(MANIFEST, None))
+    entries = manifest["files"]
+    listed = {entry.get("name") for entry in entries if isinstance(entry, dict)}
+    if len(listed) != len(entries) or listed != set(members) or DB_MEMBER not in members:
+        raise BackupError(f"{path}: its files are not those its manifest lists (cut or altered)")
+    return Archive(path, manifest, members, tar)
+
+
+def _manifest(path: Path, tar: tarfile.TarFile, info: tarfile.TarInfo | None) -> dict[str, Any]:
+    if info is None or info.size > MAX_MANIFEST_BYTES:
+        raise BackupError(f"{path}: no {MANIFEST} (cut short, or not a kiosk backup)")
+    handle = tar.extractfile(info)
+    try:
+        manifest = json.loads(handle.read() if handle else b"")
+    except ValueError:
+        raise BackupError(f"{path}: {MANIFEST} is not JSON") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise BackupError(f"{path}: not a kiosk backup ({MANIFEST} of another kind)")
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise BackupError(
+            f"{path}: a kiosk backup of format {manifest.get('format_version')!r}; this"
+            f" program reads format {FORMAT_VERSION} (restore it with the version that made it)"
+        )
+    if not isinstance(manifest.get("files"), list):
+        raise BackupError(f"{path}: {MANIFEST} lists no files")
+    return manifest
+
+
+@dataclass(frozen=True)
+class Placed:
+    """How a file was when it was backed up: its mode, and its owner's and group's names
+    (``/etc/kiosk/kiosk.toml`` is ``root:kiosk`` 0640: the service reads it by its group)."""
+
+    mode: int
+    owner: str | None
+    group: str | None
+
+
+def extract(archive: Archive, name: str, target: Path) -> Placed:
+    """Member ``name`` written to ``target`` (mode 0600, synced) and checked against the
+    manifest's SHA-256; how it was at backup is returned. ``BackupError`` if it differs."""
+    entry = next(e for e in archive.manifest["files"] if e.get("name") == name)
+    info = archive.members[name]
+    source = archive.tar.extractfile(info)
+    if source is None:
+        raise BackupError(f"{archive.path}: {name} cannot be read")
+    digest = hashlib.sha256()
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        while chunk := source.read(_CHUNK):
+            digest.update(chunk)
+            out.write(chunk)
+        out.flush()
+        os.fsync(out.fileno())
+    if digest.hexdigest() != entry.get("sha256") or info.size != entry.get("size"):
+        raise BackupError(f"{archive.path}: {name} is not the file backed up (altered or damaged)")
+    mode = entry.get("mode")
+    owner, group = entry.get("owner"), entry.get("group")
+    return Placed(
+        mode & 0o777 if isinstance(mode, int) and not isinstance(mode, bool) else 0o600,
+        owner if isinstance(owner, str) else None,
+        group if isinstance(group, str) else None,
+    )
+
+
+# -- judging a restore -----------------------------------------------------------------------
+
+
+def judge_restore(
+    manifest: Mapping[str, Any],
+    restored: LogFacts,
+    current: LogFacts | None,
+    this_gate: str | None,
+    *,
+    as_this_gate: bool,
+) -> None:
+    """Whether the archive's log (``restored``, its chains checked) may replace this Pi's
+    (``current``, None when there is none or it is empty) on the gate configured here
+    (``this_gate``); ``BackupError`` saying why not. Nothing has been moved yet."""
+    if not restored.verified:
+        raise BackupError(f"the archive's event log does not verify: {restored.problem}")
+    seq = manifest.get("seq")
+    last = seq.get("last") if isinstance(seq, dict) else None
+    if (manifest.get("origin"), last, manifest.get("chain_head")) != (
+        restored.origin,
+        restored.last_seq,
+        restored.head,
+    ):
+        raise BackupError("the archive's event log is not the one its manifest names")
+    other = current.kiosk_id if current is not None and current.kiosk_id else this_gate
+    if other is not None and restored.kiosk_id not in (None, other) and not as_this_gate:
+        raise BackupError(
+            f"the archive is of kiosk {restored.kiosk_id!r} and this is {other!r}: restore"
+            " another gate's backup here only to make this Pi that gate (--as-this-gate), never"
+            " while that gate runs too (two gates, one log)"
+        )
+    if current is None or current.last_seq == 0:
+        return
+    if current.origin == restored.origin and current.last_seq > restored.last_seq:
+        raise BackupError(
+            f"the archive's log ends at seq {restored.last_seq}, this Pi's same log at seq"
+            f" {current.last_seq}: restoring it would take the gate's log back, and the office,"
+            " which has pulled or will pull the events since, would see it go backwards. Keep"
+            " this Pi's log (docs/operations.md, Backups)"
+        )
+    if current.origin != restored.origin and not as_this_gate:
+        raise BackupError(
+            f"this Pi holds another event log (origin {current.origin}, seq up to"
+            f" {current.last_seq}) than the archive's ({restored.origin}): replacing it is"
+            " done only when told (--as-this-gate); it is kept aside either way"
+        )
+
+
+def put_aside(folder: Path, names: Iterable[str], stamp: str) -> Path | None:
+    """Moves each of ``names`` (paths under ``folder``: ``trust``, ``credentials/tls_key``)
+    that is there into ``folder/before-restore-STAMP`` (made 0700), at the same path; that
+    folder, or None when there was nothing to keep."""
+    present = [name for name in names if os.path.lexists(folder / name)]
+    if not present:
+        return None
+    aside = folder / f"before-restore-{stamp}"
+    aside.mkdir(mode=0o700)
+    for name in present:
+        (aside / name).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.replace(folder / name, aside / name)
+    _sync_folder(folder)
+    return aside
+
+
+def replaced_in_data(member_names: Iterable[str], db_name: str) -> list[str]:
+    """What a restore puts aside in the data dir: the database with its ``-wal``/``-shm``
+    always, and the trust list, keys and calibration the archive brings (one without keys
+    leaves this Pi's issuing key where it is)."""
+    names = [db_name, f"{db_name}-wal", f"{db_name}-shm"]
+    for name in sorted(member_names):
+        top = name.split("/")[1] if name.startswith("data/") else None
+        if top is not None and top != "kiosk.db" and top not in names:
+            names.append(top)
+    return names
+
+
+def swap_in(staged: Path, folder: Path, names: Iterable[str], stamp: str) -> Path | None:
+    """``names`` of ``folder`` put aside (``put_aside``) and everything under ``staged`` (made
+    by the restore in ``folder`` itself: one file system) moved to the same place, as one
+    step: a failure part way moves the archive's files back to the stage and this Pi's back
+    where they were, so ``folder`` is as before or as restored, never without its log (on
+    which a daemon would begin a new, empty one). The folder put aside, or None."""
+    names = list(names)
+    aside = put_aside(folder, names, stamp)
+    moved: list[Path] = []
+    try:
+        for path in sorted(staged.rglob("*")):
+            target = folder / path.relative_to(staged)
+            if path.is_dir():
+                target.mkdir(mode=0o700, exist_ok=True)
+                shutil.copystat(path, target)
+            else:
+                os.replace(path, target)
+                moved.append(target)
+    except BaseException:
+        for target in reversed(moved):
+            os.replace(target, staged / target.relative_to(folder))
+        if aside is not None:
+            for name in names:
+                if os.path.lexists(aside / name):
+                    _remove_empty(folder / name)
+                    os.replace(aside / name, folder / name)
+            shutil.rmtree(aside)
+        raise
+    shutil.rmtree(staged)
+    _sync_folder(folder)
+    return aside
+
+
+def _remove_empty(path: Path) -> None:
+    """A folder the move-in made (``trust/``), empty again: the one set aside goes back."""
+    if path.is_dir() and not path.is_symlink() and not any(path.iterdir()):
+        path.rmdir()

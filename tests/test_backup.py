@@ -1,0 +1,489 @@
+"""``kiosk backup`` of a running kiosk and ``kiosk restore`` onto a stopped or a new Pi."""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import io
+import json
+import os
+import sqlite3
+import stat
+import tarfile
+
+import pytest
+from support import tiny_tmpfs
+
+from checkpoint.cli import main
+from checkpoint.cli.daemon_cmd import hold_data_dir
+from kiosk import backup
+from kiosk.store import EventDraft, EventLog
+
+
+def passage(i: int = 0) -> EventDraft:
+    return EventDraft(
+        direction="in",
+        decision="pass",
+        pass_id=f"P-{i}",
+        household="B3-1201",
+        holder="Wang L.",
+        person={"name": "Wang Lei", "phone": "13800000000"},
+    )
+
+
+@pytest.fixture(autouse=True)
+def _no_installed_kiosk(monkeypatch, tmp_path):
+    """The tests name their own folders; the machine's /etc/kiosk is never read."""
+    monkeypatch.setattr("checkpoint.cli.backup_cmd.INSTALLED_DATA", str(tmp_path / "none"))
+    monkeypatch.setattr("checkpoint.cli.backup_cmd.INSTALLED_CONFIG", str(tmp_path / "none.toml"))
+    monkeypatch.delenv("KIOSK_CONFIG", raising=False)
+    monkeypatch.delenv("KIOSK_DATA", raising=False)
+
+
+def make_gate(root, clock, kiosk_id="gate-north", events=3):
+    """A gate's folders: data (log, trust, keys, calibration) and etc (config, credentials);
+    its log left open, as the running daemon holds it."""
+    data, etc = root / "data", root / "etc"
+    for folder in (data / "trust", data / "keys", etc / "credentials"):
+        folder.mkdir(parents=True)
+    (data / "trust" / "issuer.pub").write_text("public key\n")
+    (data / "keys" / "issuer.key").write_text("private key\n")
+    (data / "keys" / "issuer.key").chmod(0o600)
+    (data / "calibration.json").write_text("{}\n")
+    (etc / "kiosk.toml").write_text(f'[site]\nkiosk_id = "{kiosk_id}"\n')
+    (etc / "credentials" / "token_pepper").write_text("pepper\n")
+    (etc / "credentials" / "token_pepper").chmod(0o600)
+    log = EventLog(data / "kiosk.db", kiosk_id, clock, boot_id="boot-a").open()
+    for i in range(events):
+        log.append(passage(i))
+    log.audit("cli:ali", "guard.add", {"name": "ali"})
+    return data, etc, log
+
+
+def run_backup(data, etc, into) -> int:
+    return main(
+        ["backup", "--into", str(into), "--data", str(data), "--config", str(etc / "kiosk.toml")]
+    )
+
+
+def run_restore(data, etc, archive, *extra: str) -> int:
+    args = ["restore", str(archive), "--data", str(data), "--config", str(etc / "kiosk.toml")]
+    return main([*args, *extra])
+
+
+@pytest.fixture
+def gate(tmp_path, clock):
+    data, etc, log = make_gate(tmp_path / "north", clock)
+    yield data, etc, log
+    log.close()
+
+
+@pytest.fixture
+def usb(tmp_path):
+    stick = tmp_path / "usb"
+    stick.mkdir()
+    return stick
+
+
+def members(archive) -> dict[str, bytes]:
+    with tarfile.open(archive) as tar:
+        return {m.name: tar.extractfile(m).read() for m in tar}  # type: ignore[union-attr]
+
+
+def test_a_running_kiosk_is_backed_up_whole_with_its_manifest(gate, usb, capsys):
+    data, etc, log = gate
+    archive = usb / "north.kbak"
+
+    assert run_backup(data, etc, archive) == 0
+
+    out, err = capsys.readouterr()
+    assert stat.S_IMODE(archive.stat().st_mode) == 0o600
+    assert "personal data" in err
+    files = members(archive)
+    assert set(files) == {
+        "data/kiosk.db",
+        "data/trust/issuer.pub",
+        "data/keys/issuer.key",
+        "data/calibration.json",
+        "etc/kiosk.toml",
+        "etc/credentials/token_pepper",
+        "MANIFEST.json",
+    }
+    manifest = json.loads(files["MANIFEST.json"])
+    newest = log.events()[-1]
+    assert manifest["kiosk_id"] == "gate-north"
+    assert manifest["origin"] == log.events()[0]["id"]
+    assert manifest["seq"] == {"first": 1, "last": 3}
+    assert manifest["chain_head"] == newest["hash"]
+    assert manifest["created_at"].endswith("Z")
+    assert "kiosk.events" in manifest["schema"]
+    assert "personal data" in manifest["warning"]
+    assert json.loads(out)["chain_head"] == newest["hash"]
+    assert log.append(passage()).seq == 4  # the daemon wrote on meanwhile, unhindered
+
+
+def test_the_copy_is_of_one_moment_while_the_daemon_writes_between_its_steps(gate, tmp_path):
+    data, _, log = gate
+    for _ in range(60):  # a log of several pages
+        log.append(passage())
+    steps = []
+
+    def daemon_writes(status, remaining, total):
+        """The gate commits between every two steps (a busy morning, the peers' polls)."""
+        steps.append(remaining)
+        if len(steps) > 200:  # a copy that starts over at each commit never ends
+            raise RuntimeError("the copy started over at every commit")
+        log.append(passage())
+
+    copy = tmp_path / "copy.db"
+    backup.snapshot_database(data / "kiosk.db", copy, pages=2, pause_s=0, progress=daemon_writes)
+
+    facts = backup.describe_log(copy)
+    assert facts.verified and facts.last_seq == 63  # the log as the copy began
+    assert steps == sorted(steps, reverse=True)  # never started over
+    assert log.last_seq == 63 + len(steps)  # the gate wrote at every step
+
+
+def test_an_archive_in_the_data_dir_is_refused(gate, capsys):
+    data, etc, _ = gate
+    assert run_backup(data, etc, data / "north.kbak") == 2
+    assert "data dir" in capsys.readouterr().err
+    assert not (data / "north.kbak").exists()
+
+
+def test_a_full_target_disk_is_said_and_leaves_no_half_file(gate, usb, capsys, monkeypatch):
+    data, etc, _ = gate
+    archive = usb / "north.kbak"
+    archive.write_bytes(b"yesterday's archive")
+    real = tarfile.TarFile.addfile
+    calls = []
+
+    def fills_up(self, info, fileobj=None):
+        calls.append(info.name)
+        if len(calls) == 3:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(self, info, fileobj)
+
+    monkeypatch.setattr(tarfile.TarFile, "addfile", fills_up)
+
+    assert run_backup(data, etc, archive) == 1
+
+    err = capsys.readouterr().err
+    assert "No space left on device" in err and "nothing kept" in err
+    assert archive.read_bytes() == b"yesterday's archive"
+    assert [p.name for p in usb.iterdir()] == ["north.kbak"]
+
+
+def test_restore_is_refused_while_the_daemon_runs(gate, usb, capsys):
+    data, etc, _ = gate
+    run_backup(data, etc, usb / "north.kbak")
+    before = (data / "kiosk.db").read_bytes()
+    lock = hold_data_dir(data)  # the daemon's lock
+    try:
+        assert run_restore(data, etc, usb / "north.kbak") == 1
+    finally:
+        os.close(lock)
+    assert f"pid {os.getpid()}" in capsys.readouterr().err
+    assert (data / "kiosk.db").read_bytes() == before
+
+
+def test_a_new_pi_gets_the_gate_back_as_it_was(gate, usb, tmp_path, clock, capsys):
+    data, etc, log = gate
+    run_backup(data, etc, usb / "north.kbak")
+    log.close()
+    new_data, new_etc, new_log = make_gate(tmp_path / "new", clock, "gate-1", events=0)
+    new_log.close()  # a fresh install: its own kiosk id, an empty log, stopped
+    (new_etc / "credentials" / "tls_key").write_text("this Pi's TLS key\n")  # not in the archive
+
+    assert run_restore(new_data, new_etc, usb / "north.kbak") == 2
+    assert "gate-north" in capsys.readouterr().err  # another gate: only when told
+    assert run_restore(new_data, new_etc, usb / "north.kbak", "--as-this-gate") == 0
+
+    for name in ("trust/issuer.pub", "keys/issuer.key", "calibration.json"):
+        assert (new_data / name).read_bytes() == (data / name).read_bytes()
+    assert stat.S_IMODE((new_data / "keys" / "issuer.key").stat().st_mode) == 0o600
+    assert (new_etc / "kiosk.toml").read_bytes() == (etc / "kiosk.toml").read_bytes()
+    assert (new_etc / "credentials" / "token_pepper").read_text() == "pepper\n"
+    assert (new_etc / "credentials" / "tls_key").read_text() == "this Pi's TLS key\n"
+    kept = list(new_data.glob("before-restore-*"))
+    assert len(kept) == 1 and (kept[0] / "kiosk.db").exists()
+    restored = EventLog(new_data / "kiosk.db", "gate-north", clock).open()
+    try:
+        assert restored.verify().ok
+        assert restored.append(passage()).seq == 4  # the gate's seq goes on
+        assert [a["action"] for a in restored.audits()][:1] == ["guard.add"]
+    finally:
+        restored.close()
+
+
+def test_an_archive_older_than_this_pis_own_log_is_never_restored(gate, usb, capsys):
+    data, etc, log = gate
+    run_backup(data, etc, usb / "north.kbak")
+    log.append(passage())  # the gate decided on after its backup
+    log.close()
+    before = (data / "kiosk.db").read_bytes()
+
+    assert run_restore(data, etc, usb / "north.kbak", "--as-this-gate") == 2
+
+    err = capsys.readouterr().err
+    assert "seq 3" in err and "seq 4" in err and "backwards" in err
+    assert (data / "kiosk.db").read_bytes() == before
+    assert not list(data.glob("before-restore-*")) and not list(data.glob(".restore-*"))
+
+
+def test_this_pis_files_are_kept_aside_with_the_wal(gate, usb, capsys):
+    data, etc, log = gate
+    run_backup(data, etc, usb / "north.kbak")
+    wal = (data / "kiosk.db-wal").read_bytes()
+    lock = hold_data_dir(data)  # a daemon that died: its lock is let go
+    os.close(lock)
+    log.close()
+    (data / "kiosk.db-wal").write_bytes(wal)  # left beside it, as after a power cut
+
+    assert run_restore(data, etc, usb / "north.kbak") == 0
+
+    (aside,) = data.glob("before-restore-*")
+    assert {p.name for p in aside.iterdir()} >= {"kiosk.db", "kiosk.db-wal", "trust", "keys"}
+    assert not (data / "kiosk.db-wal").exists()
+    assert list(etc.glob("before-restore-*"))
+    with sqlite3.connect(data / "kiosk.db") as conn:
+        assert conn.execute("SELECT max(seq) FROM events").fetchone() == (3,)
+
+
+def test_an_altered_archive_is_refused_and_nothing_changes(gate, usb, tmp_path, capsys):
+    data, etc, log = gate
+    run_backup(data, etc, usb / "north.kbak")
+    log.close()
+    files = members(usb / "north.kbak")
+    files["data/keys/issuer.key"] = b"another key\n"
+    forged = tmp_path / "forged.kbak"
+    with tarfile.open(forged, "w") as tar:
+        for name, body in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(body)
+            tar.addfile(info, io.BytesIO(body))
+    before = (data / "keys" / "issuer.key").read_bytes()
+
+    assert run_restore(data, etc, forged) == 2
+
+    assert "issuer.key is not the file backed up" in capsys.readouterr().err
+    assert (data / "keys" / "issuer.key").read_bytes() == before
+    assert not list(data.glob("before-restore-*")) and not list(data.glob(".restore-*"))
+
+
+def test_a_file_that_is_no_backup_is_refused(gate, usb, capsys):
+    data, etc, log = gate
+    log.close()
+    (usb / "notes.txt").write_text("not an archive")
+    assert run_restore(data, etc, usb / "notes.txt") == 2
+    assert "not a kiosk backup" in capsys.readouterr().err
+
+
+def test_a_member_named_outside_the_archives_places_is_refused(gate, usb, tmp_path, capsys):
+    data, etc, log = gate
+    log.close()
+    evil = tmp_path / "evil.kbak"
+    with tarfile.open(evil, "w") as tar:
+        info = tarfile.TarInfo("data/../../etc/passwd")
+        info.size = 1
+        tar.addfile(info, io.BytesIO(b"x"))
+    assert run_restore(data, etc, evil) == 2
+    assert "is not a file a kiosk backup holds" in capsys.readouterr().err
+
+
+def test_the_lock_taken_for_the_restore_is_let_go(gate, usb):
+    data, etc, log = gate
+    run_backup(data, etc, usb / "north.kbak")
+    log.close()
+    assert run_restore(data, etc, usb / "north.kbak") == 0
+    fd = os.open(data / "kiosk.lock", os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # the daemon can start
+    finally:
+        os.close(fd)
+
+
+def test_credentials_kiosk_admin_hands_the_verb_are_backed_up(gate, usb, tmp_path, monkeypatch):
+    """Under ``sudo kiosk-admin`` the credentials folder is root's; systemd hands the verb
+    its files (``$CREDENTIALS_DIRECTORY``): those go in the archive in their place."""
+    data, etc, _ = gate
+    (etc / "credentials" / "token_pepper").unlink()
+    (etc / "credentials").rmdir()  # not there for this user
+    handed = tmp_path / "handed"
+    handed.mkdir()
+    (handed / "token_pepper").write_text("pepper\n")
+    (handed / "guard_users").write_text("ali:guard:hash\n")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(handed))
+
+    assert run_backup(data, etc, usb / "north.kbak") == 0
+
+    files = members(usb / "north.kbak")
+    assert files["etc/credentials/token_pepper"] == b"pepper\n"
+    assert files["etc/credentials/guard_users"] == b"ali:guard:hash\n"
+
+
+def test_a_drill_restores_into_spare_folders_on_another_machine(gate, usb, tmp_path, capsys):
+    data, etc, _ = gate
+    run_backup(data, etc, usb / "north.kbak")
+    drill = tmp_path / "drill"
+
+    assert run_restore(drill, drill / "etc", usb / "north.kbak") == 0
+
+    assert (drill / "etc" / "kiosk.toml").read_bytes() == (etc / "kiosk.toml").read_bytes()
+    assert main(["verify-log", "--db", str(drill / "kiosk.db")]) == 0
+
+
+def test_a_real_full_stick_leaves_nothing_behind(gate, tmp_path, capsys):
+    data, etc, log = gate
+    for i in range(200):  # a database larger than the stick
+        log.append(passage(i))
+    log.wipe_wal()
+    with tiny_tmpfs(tmp_path / "stick", size="64k") as stick:
+        assert run_backup(data, etc, stick / "north.kbak") == 1
+        err = capsys.readouterr().err
+        assert "no space left" in err.lower() and "nothing kept" in err
+        assert list(stick.iterdir()) == []
+
+
+def _rewritten(archive, into, change):
+    files = members(archive)
+    manifest = json.loads(files["MANIFEST.json"])
+    change(files, manifest)
+    files["MANIFEST.json"] = json.dumps(manifest).encode()
+    with tarfile.open(into, "w") as tar:
+        for name, body in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(body)
+            tar.addfile(info, io.BytesIO(body))
+    return into
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda files, manifest: manifest.update(seq="12"),
+        lambda files, manifest: manifest["files"].append("data/kiosk.db"),
+        lambda files, manifest: manifest.update(files=[]),
+        lambda files, manifest: manifest.update(chain_head="0" * 64),
+    ],
+    ids=["seq-not-an-object", "a-file-not-an-object", "no-files-listed", "another-head"],
+)
+def test_a_manifest_that_is_not_the_archives_is_refused(gate, usb, tmp_path, capsys, change):
+    data, etc, log = gate
+    run_backup(data, etc, usb / "north.kbak")
+    log.close()
+    forged = _rewritten(usb / "north.kbak", tmp_path / "forged.kbak", change)
+    before = (data / "kiosk.db").read_bytes()
+
+    assert run_restore(data, etc, forged) == 2
+
+    assert "nothing was changed" in capsys.readouterr().err
+    assert (data / "kiosk.db").read_bytes() == before
+
+
+def test_a_restore_failing_part_way_puts_this_pis_files_back(gate, usb, capsys, monkeypatch):
+    """Before: a move that failed between setting this Pi's files aside and moving the
+    archive's in left a data dir without kiosk.db, where the daemon began a new empty log."""
+    data, etc, log = gate
+    run_backup(data, etc, usb / "north.kbak")
+    log.close()
+    before = {p: p.read_bytes() for p in data.rglob("*") if p.is_file()}
+    real = os.replace
+
+    def fails_on_the_log(source, target):
+        if str(target) == str(data / "kiosk.db") and ".restore-" in str(source):
+            raise OSError(errno.EIO, "Input/output error")
+        return real(source, target)
+
+    monkeypatch.setattr(os, "replace", fails_on_the_log)
+
+    assert run_restore(data, etc, usb / "north.kbak") == 1
+
+    assert "Input/output error" in capsys.readouterr().err
+    after = {p: p.read_bytes() for p in data.rglob("*") if p.is_file()}
+    for made in ("kiosk.lock", "kiosk.db-wal", "kiosk.db-shm"):  # the lock, the log's read
+        after.pop(data / made, None)
+    assert after == before
+    assert not list(data.glob("before-restore-*")) and not list(data.glob(".restore-*"))
+
+
+def test_ctrl_c_is_held_off_while_the_files_change_places(gate, usb, monkeypatch):
+    import signal
+
+    from kiosk import backup as core
+
+    data, etc, log = gate
+    run_backup(data, etc, usb / "north.kbak")
+    log.close()
+    masks = []
+    real = core.swap_in
+
+    def swap_in(*args):
+        masks.append(signal.pthread_sigmask(signal.SIG_BLOCK, []))
+        return real(*args)
+
+    monkeypatch.setattr(core, "swap_in", swap_in)
+    assert run_restore(data, etc, usb / "north.kbak") == 0
+    assert len(masks) == 2 and all({signal.SIGINT, signal.SIGTERM} <= m for m in masks)
+    assert signal.SIGINT not in signal.pthread_sigmask(signal.SIG_BLOCK, [])
+
+
+def test_an_archive_of_a_newer_version_is_refused_before_anything_moves(
+    gate, usb, tmp_path, capsys
+):
+    """A new card flashed with an older release: restored, the daemon refused the log at
+    start (the gate dark) with this Pi's own files already set aside."""
+    import hashlib
+
+    data, etc, log = gate
+    run_backup(data, etc, usb / "north.kbak")
+    log.close()
+
+    def newer(files, manifest):
+        db = tmp_path / "newer.db"
+        db.write_bytes(files["data/kiosk.db"])
+        with sqlite3.connect(db) as conn:
+            conn.execute(
+                "INSERT INTO _sqlite_migrations (migration_set, name, applied_at)"
+                " VALUES ('kiosk.events', 'm099_from_the_future', '2027-01-01')"
+            )
+        conn.close()
+        files["data/kiosk.db"] = body = db.read_bytes()
+        entry = next(e for e in manifest["files"] if e["name"] == "data/kiosk.db")
+        entry.update(size=len(body), sha256=hashlib.sha256(body).hexdigest())
+
+    archive = _rewritten(usb / "north.kbak", tmp_path / "newer.kbak", newer)
+    before = (data / "kiosk.db").read_bytes()
+
+    assert run_restore(data, etc, archive) == 2
+
+    err = capsys.readouterr().err
+    assert "newer version" in err and "m099_from_the_future" in err
+    assert (data / "kiosk.db").read_bytes() == before
+    assert not list(data.glob("before-restore-*"))
+
+
+def test_the_config_comes_back_with_the_group_the_service_reads_it_by(gate, usb, tmp_path):
+    """Before: as root, the restored kiosk.toml (root:kiosk 0640 on the gate) took the config
+    folder's group (root:root 0640), and the service could no longer read its config."""
+    import grp
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root to give a file a group")
+    data, etc, log = gate
+    service = grp.getgrnam("nogroup")
+    os.chown(etc / "kiosk.toml", 0, service.gr_gid)
+    (etc / "kiosk.toml").chmod(0o640)
+    run_backup(data, etc, usb / "north.kbak")
+    log.close()
+    new_data, new_etc = tmp_path / "new", tmp_path / "new-etc"
+    new_etc.mkdir()
+    os.chown(new_etc, 0, 0)
+
+    assert run_restore(new_data, new_etc, usb / "north.kbak") == 0
+
+    st = (new_etc / "kiosk.toml").stat()
+    assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (0, service.gr_gid, 0o640)
+    manifest = json.loads(members(usb / "north.kbak")["MANIFEST.json"])
+    entry = next(e for e in manifest["files"] if e["name"] == "etc/kiosk.toml")
+    assert (entry["owner"], entry["group"]) == ("root", "nogroup")
