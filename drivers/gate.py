@@ -46,6 +46,7 @@ from kiosk.config.gate import (
     NoGateConfig,
     SerialRelayConfig,
 )
+from kiosk.deadline import DeviceWorker
 from kiosk.devices import Gate, GateFault, Health, HealthState
 
 log = logging.getLogger(__name__)
@@ -606,6 +607,34 @@ class FakeGate:
 
     def close(self) -> None:
         return None
+
+
+def lock_at_start(gate: Gate, deadline_s: float) -> bool:
+    """Command ``gate`` locked, the first thing ``kiosk run`` does, under ``deadline_s``; the
+    journal says what came of it. Whether it obeyed.
+
+    A daemon killed during a pass's pulse (SIGKILL, the OOM killer, the watchdog's SIGABRT)
+    left the relay energised: an LCUS board keeps its coil as last commanded, and a Raspberry
+    Pi kernel keeps a released GPIO line at its last level (``persist_gpio_outputs``, Raspberry
+    Pi OS's default). Until the engine's own start commanded it, after the event log had
+    opened, the gate stayed released, and for good when the start stopped short (another
+    kiosk's log) or stood by on a failing card. A relay that does not obey is an error line
+    naming why; the start goes on, and the engine keeps commanding it locked."""
+    worker = DeviceWorker(f"gate {gate.name}", deadline_s, GateFault)
+    try:
+        worker.call_sync(gate.set_open, False)
+    except Exception as exc:  # noqa: BLE001 - GateFault, a deadline, a driver bug: not locked
+        log.error(
+            "gate: %s could not be commanded locked at start (%s): its state is unknown"
+            " (it may be held open) until it answers; the kiosk keeps commanding it locked",
+            gate.name,
+            exc,
+        )
+        return False
+    finally:
+        worker.stop()
+    log.info("gate: %s commanded locked at start, before anything else", gate.name)
+    return True
 
 
 def build_gate(cfg: GateSection, clock: Clock) -> Gate:
