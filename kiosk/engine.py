@@ -1120,6 +1120,9 @@ class Engine:
             temperature=p.temperature,
             reader_fault=p.reader_fault,
             store_fault=store_fault,
+            # A relay that did not answer (its probe clears it): a pass would be recorded
+            # for a gate that cannot open (gatesafe's hook; kiosk.policy).
+            gate_fault="gate" in self.faults,
             direction_trusted=self.direction_from_hardware(p),
             clock_synced=self.clock.synced(),
         )

@@ -1,0 +1,50 @@
+"""A relay known not to answer (a USB board unplugged): nobody is recorded as passed through it.
+
+The kiosk raised the gate fault and its screen said out of order, yet a resident who showed a
+pass all the same was decided ``pass`` and committed (an outing counted, the passback armed),
+the relay failed again and the screen sent them to the guard: the log said they went through
+a gate that never opened, and the guard's pass for them was a second outing. While the relay
+is in fault a code is a deny that needs the guard, ``gate_fault``, as a thermometer's fault is
+``sensor_fault``; the relay's own probe (``engine.idle_probe_s``) clears it when it answers."""
+
+from __future__ import annotations
+
+import pytest
+from test_engine import Rig
+
+
+@pytest.fixture
+def rig(clock, tmp_path):
+    r = Rig(clock, tmp_path, policy={"mode": "pass_only"})
+    yield r
+    r.close()
+
+
+def test_a_code_shown_while_the_relay_is_in_fault_is_not_recorded_as_a_pass(rig):
+    rig.gate.unplug()
+    rig.show(rig.pass_text(household="A-101"))
+    rig.run(1)
+    assert "gate" in rig.engine.degraded  # the first pass found the relay gone
+    rig.run(6)
+    rig.show(rig.pass_text(household="B-202"))
+    rig.run(1)
+    second = rig.events()[-1]
+    assert second["household"] == "B-202"
+    assert second["decision"] == "deny"
+    assert second["reasons"] == ["gate_fault"]
+    assert rig.decisions()[-1]["needs_guard"] is True
+    opened = [c for c in rig.gate.commands if c.open_]
+    assert opened == []  # and the relay was never asked to open for it
+
+
+def test_the_relay_back_passes_again(rig):
+    rig.gate.unplug()
+    rig.show(rig.pass_text(household="A-101"))
+    rig.run(7)
+    rig.gate.replug()
+    rig.run(rig.config.engine.idle_probe_s + 1)  # its probe finds it answering
+    assert "gate" not in rig.engine.degraded
+    rig.show(rig.pass_text(household="B-202"))
+    rig.run(1)
+    assert rig.events()[-1]["decision"] == "pass"
+    assert rig.gate.commands[-1].open_ is True
