@@ -281,6 +281,35 @@ class SerialRelayGate(_Relay):
             self._lock.release()
 
 
+#: BCM GPIOs at a high level from reset until a program drives them (Pi 1-4 defaults: 0-8
+#: pulled up, 2 and 3 by the board's 1.8 kOhm I2C pull-ups; 14 is TXD, driven high by the UART
+#: once it is on, 15 its RXD pulled up); 9-27 are pulled down.
+HIGH_AT_BOOT = frozenset({*range(9), 14, 15})
+
+
+def boot_level_warning(
+    pin: int,
+    active_high: bool,
+    wiring: Wiring = "normally_open",
+    fail_mode: FailMode = "fail_secure",
+) -> str | None:
+    """What a guard's technician must hear when ``pin``'s level from power-on until the kiosk
+    drives it energises the coil, and energised releases the lock (``coil_energised``); None
+    when booting leaves the gate locked."""
+    high = pin in HIGH_AT_BOOT
+    if (high == active_high) != coil_energised(True, wiring, fail_mode):
+        return None
+    module = "active-high" if active_high else "active-low"
+    safe = "GPIO17, 27 or 22" if active_high else "GPIO5 or 6"
+    return (
+        f"GPIO{pin} is {'high' if high else 'low'} from power-on until the kiosk drives it: an"
+        f" {module} relay module on it is energised, and the gate released, through every boot"
+        f" (a power cut's return included): move it to {safe}, or add"
+        f" gpio={pin}=op,{'dl' if active_high else 'dh'} to /boot/firmware/config.txt"
+        " (docs/wiring.md, GPIO relay module)"
+    )
+
+
 class GpioRelayGate(_Relay):
     """A relay module on a GPIO pin via gpiozero's ``OutputDevice``.
 
@@ -325,6 +354,9 @@ class GpioRelayGate(_Relay):
         self._pin_factory = pin_factory
         self._device: Any = None
         self._faults = StateLog(log, name, clock)
+        booting = boot_level_warning(pin, active_high, wiring, fail_mode)
+        if booting is not None:
+            log.warning("%s: %s", name, booting)
         with self._lock:
             try:
                 self._ensure_device()
