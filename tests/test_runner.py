@@ -299,7 +299,8 @@ def test_unplugged_relay_is_a_gate_fault_and_the_next_code_is_decided(rig):
 
     first, second = run(main())
     assert first["decision"] == "pass"
-    assert second["decision"] == "pass"
+    # decided, but not as a pass through a gate known not to open (test_gate_fault_passes)
+    assert (second["decision"], second["reasons"]) == ("deny", ["gate_fault"])
     assert rig.gate.commands[-1].open_ is False
 
 
@@ -323,7 +324,7 @@ def test_stalled_relay_misses_its_deadline_and_the_loop_stays_responsive(rig):
 
     alarm, second, healthy = run(main())
     assert "hung" in alarm["detail"]  # the open missed its deadline, or the lock found it stuck
-    assert second["decision"] == "pass"
+    assert (second["decision"], second["reasons"]) == ("deny", ["gate_fault"])
     assert healthy is True
 
 
