@@ -48,3 +48,30 @@ def test_the_relay_back_passes_again(rig):
     rig.run(1)
     assert rig.events()[-1]["decision"] == "pass"
     assert rig.gate.commands[-1].open_ is True
+
+
+def test_a_relay_unplugged_while_idle_is_known_before_the_next_pass(tmp_path):
+    """Unplugged while nobody was at the gate: its health said so on the Devices page, but the
+    engine learnt it only from the next pass's failed open, so that first resident was still
+    recorded as passing a gate that never opened. The health poll's fault now has the relay
+    commanded locked (the safe command): its failure is the engine's gate fault, and the next
+    pass is denied ``gate_fault`` with the guard called."""
+    import test_runner
+
+    r = test_runner.Rig(tmp_path, overrides={"policy": {"mode": "pass_only"}})
+
+    async def main():
+        await r.runner.start()
+        r.gate.unplug()
+        await r.next("alarm", alarm="gate_not_locked", state="raised")
+        r.show(r.pass_text(household="B-202"))
+        decision = await r.next("decision")
+        await r.runner.stop()
+        return decision
+
+    try:
+        decision = test_runner.run(main())
+    finally:
+        r.close()
+    assert decision["decision"] == "deny" and decision["reasons"] == ["gate_fault"]
+    assert [open_ for open_, _ in r.gate_calls if open_] == []
