@@ -139,6 +139,8 @@ def test_a_guard_starts_and_ends_an_evacuation_on_the_console_both_on_record(
     assert core.runner.engine.evacuation is not None
     page = client.get("/guard/health?lang=en").text
     assert "Evacuation under way (Fire)" in page and 'action="/guard/evacuation/end"' in page
+    live = client.get("/guard?lang=en").text  # the console's "current" panel says it too
+    assert "EVACUATION: The gate is open" in live
     ended = post(client, "/guard/evacuation/end", client.csrf)
     assert ended.status_code == 303 and "err=" not in ended.headers["location"]
     assert core.runner.engine.evacuation is None

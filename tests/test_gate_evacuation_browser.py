@@ -4,6 +4,8 @@ scan or a wrist; back to its idle screen when the guard ends it."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import test_browser_kiosk as kiosk_tests
 from test_browser import wait_for
@@ -13,6 +15,35 @@ from test_browser_kiosk import check_legible, look, open_kiosk
 demo, page, shots = kiosk_tests.demo, kiosk_tests.page, kiosk_tests.shots
 
 pytestmark = pytest.mark.browser
+
+
+def test_the_guards_console_shows_it_as_it_starts_and_ends(demo, browser):
+    """The live page's "current" panel follows the stream: an evacuation started elsewhere
+    (the Devices page, another tablet) shows there at once, and goes when it ends."""
+    runner = demo.session.core.runner
+    context = browser.new_context(viewport={"width": 1366, "height": 900})
+    console = context.new_page()
+    try:
+        console.goto(f"{demo.url}/guard?lang=en")
+        console.fill("input[name=name]", demo.session.guard_user)
+        console.fill("input[name=password]", demo.session.guard_password)
+        console.click("button[type=submit]")
+        console.wait_for_url(re.compile(r".*/guard\?lang=en$|.*/guard$"))
+        runner.manual_threadsafe(
+            timeout_s=5.0,
+            decision="manual_pass",
+            operator="zhou",
+            reason="a resident collapsed",
+            direction="in",
+            subject="none",
+            evacuate=("medical", 5),
+        )
+        wait_for(lambda: console.inner_text("#now-text").startswith("EVACUATION"), 10)
+        assert "pass" in console.get_attribute("#now", "class")
+        runner.in_loop(runner.engine.end_evacuation)
+        wait_for(lambda: "EVACUATION" not in console.inner_text("#now-text"), 10)
+    finally:
+        context.close()
 
 
 def test_the_kiosk_screen_during_an_evacuation(demo, page, shots):

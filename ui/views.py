@@ -470,6 +470,8 @@ def _evacuation(view: dict[str, Any], state: dict[str, Any], lang: str) -> None:
         sound=None,
         speak=f"{word}. {prompt}" if lang != "zh-CN" else f"{word}，{prompt}",
         result_id=None,
+        # The guard console's "current" panel shows it too (guard.js, guard_live.html).
+        evacuation=dict(state["evacuation"]),
     )
 
 
