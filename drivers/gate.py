@@ -180,7 +180,9 @@ class SerialRelayGate(_Relay):
             serial_factory = serial.serial_for_url
         self._factory = serial_factory
         self._ser: Any = None
-        self._is_open: bool | None = None
+        #: What the engine last asked (whether it was obeyed): what a replugged board is put
+        #: back to. A lock that failed while the board was gone stays a lock.
+        self._wanted = False
         self._node_gone = False
         #: The board's coil is known to be as last commanded through the port now open.
         self._commanded = False
@@ -217,6 +219,7 @@ class SerialRelayGate(_Relay):
 
     def set_open(self, open_: bool) -> None:
         with self._lock:
+            self._wanted = open_
             self._command(open_)
 
     def _command(self, open_: bool, *, drain: bool = True) -> None:
@@ -239,33 +242,31 @@ class SerialRelayGate(_Relay):
                 "fault", str(exc) if isinstance(exc, _PortHeld) else f"relay write failed: {exc}"
             )
             raise GateFault(f"serial relay {self._port}: {exc}", reason="gate_fault") from exc
-        self._is_open = open_
         self._commanded = True
         self._report("ok", "open" if open_ else "closed")
 
     def health(self) -> Health:
-        """The node's presence, and while idle the lock commanded again if the board's coil
-        is not known: the board keeps whatever coil level it had (energised by a daemon
-        killed during a pulse) or powers up with it off (replugged), and nothing else would
-        command it before the next passage. A pulse in progress is left to the engine."""
+        """The node's presence, and the last command put back if the board's coil is not
+        known: the board keeps whatever coil level it had (energised by a daemon killed
+        during a pulse) or powers up with it off (replugged), and nothing else would command
+        it before the next passage. At start and after a failed lock that is the lock; a
+        board replugged while the gate is held open (an evacuation) is opened again: powered
+        up off, a strike on NO would stand locked while the screens say go through."""
         if self._port.startswith("/") and not os.path.exists(self._port):
             self._node_gone = True
             self._commanded = False
             return Health("fault", f"{self._port} is gone (relay board unplugged?)", self._mono())
-        if self._coil_unknown_while_idle() and self._lock.acquire(blocking=False):
+        if not self._commanded and self._lock.acquire(blocking=False):
             try:
-                if self._coil_unknown_while_idle():  # a command may have landed meanwhile
+                if not self._commanded:  # a command may have landed meanwhile
                     # No drain: tcdrain has no timeout, and health is asked often (the
                     # runner asks it in the relay's thread; write_timeout bounds the write).
-                    self._command(False, drain=False)
+                    self._command(self._wanted, drain=False)
             except GateFault:
-                log.debug("serial relay: idle lock command failed", exc_info=True)
+                log.debug("serial relay: putting the last command back failed", exc_info=True)
             finally:
                 self._lock.release()
         return self._health
-
-    def _coil_unknown_while_idle(self) -> bool:
-        return not self._commanded and self._is_open is not True
 
     def close(self) -> None:
         """Close the port; a command stuck in it (tcdrain on a wedged USB adapter has no
