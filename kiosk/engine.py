@@ -659,6 +659,22 @@ class Engine:
         )
         self._input(self._enqueue_manual, item)
 
+    def on_gate_health(self, ok: bool, detail: str = "") -> None:
+        """The relay's own health while the gate is held open (the runner's poll; gatesafe's
+        hook): gone, the gate's state is unknown and the guard is told at once, not first at
+        the lock when the hold ends; back (its driver has put the open back), it clears."""
+        self._input(self._on_gate_health, ok, detail)
+
+    def _on_gate_health(self, ok: bool, detail: str) -> None:
+        if not self._gate_open:
+            return  # idle: the runner commands the lock, whose answer tells the engine
+        if not ok:
+            self._raise_fault(
+                "gate", f"{detail or 'relay not answering'}: the gate's state is unknown"
+            )
+        elif "gate" in self.faults and not self._gate_close_pending:
+            self._clear_fault("gate")
+
     def end_evacuation(self) -> None:
         """A guard ends the evacuation: the gate locks at the next tick (a pass's pulse under
         way ends first). ``ValueError`` when none is under way."""

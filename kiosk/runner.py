@@ -425,7 +425,9 @@ class EngineRunner:
         except Exception as exc:  # noqa: BLE001 - a driver bug is a gate fault
             self._gate_health = Health("fault", f"gate health error: {exc}")
         eng = self.engine
-        if (
+        if eng.gate_is_open and not self._inflight:  # held open: gone or back, say it now
+            eng.on_gate_health(self._gate_health.state != "fault", self._gate_health.detail)
+        elif (
             self._gate_health.state == "fault"
             and "gate" not in eng.faults
             and not eng.gate_is_open

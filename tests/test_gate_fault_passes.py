@@ -75,3 +75,38 @@ def test_a_relay_unplugged_while_idle_is_known_before_the_next_pass(tmp_path):
         r.close()
     assert decision["decision"] == "deny" and decision["reasons"] == ["gate_fault"]
     assert [open_ for open_, _ in r.gate_calls if open_] == []
+
+
+def test_a_relay_gone_while_the_gate_is_held_open_tells_the_guard_at_once(tmp_path):
+    """An evacuation holds the gate open for many minutes: a board unplugged meanwhile was
+    noticed only by the Devices page, and by the engine first at the lock when it ended. The
+    guard is told at once that the gate's state is unknown, and told again when it is back."""
+    import test_runner
+
+    r = test_runner.Rig(tmp_path, overrides={"policy": {"mode": "pass_only"}})
+
+    async def main():
+        await r.runner.start()
+        await r.runner.manual(
+            decision="manual_pass",
+            operator="guard-zhou",
+            reason="smoke in block 3",
+            direction="out",
+            subject="none",
+            evacuate=("fire", 5),
+        )
+        await r.next("decision")
+        r.gate.unplug()
+        raised = await r.next("alarm", alarm="gate_fault", state="raised")
+        r.gate.replug()
+        await r.next("alarm", alarm="gate_fault", state="cleared")
+        still = r.runner.engine.evacuation is not None
+        await r.runner.stop()
+        return raised, still
+
+    try:
+        raised, still = test_runner.run(main())
+    finally:
+        r.close()
+    assert "state is unknown" in raised["detail"]
+    assert still  # the evacuation goes on
