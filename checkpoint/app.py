@@ -36,6 +36,7 @@ from kiosk.calibration import CalibrationStore, default_path
 from kiosk.clock import Clock, FlooredClock
 from kiosk.config import KioskConfig
 from kiosk.core import HEARTBEAT_MAX_AGE_S, Core, Devices, trust_dir
+from kiosk.devices import Gate
 from kiosk.export import InProcessPages
 from kiosk.history import PassageHistory
 from kiosk.ledgers import Ledgers
@@ -201,11 +202,15 @@ def build_core(
     data_dir: Path,
     clock: Clock | None = None,
     devices: Devices | None = None,
+    *,
+    gate: Gate | None = None,
 ) -> Core:
     """Every core object, wired; nothing started yet except the event log's writer.
 
     The one composition root: the daemon, the demo, replay (``checkpoint.replay``, stepped in
-    virtual time by ``checkpoint.virtual``) and the benches build the program here."""
+    virtual time by ``checkpoint.virtual``) and the benches build the program here.
+    ``gate``: the relay ``kiosk run`` built and commanded locked before anything else
+    (``drivers.gate.lock_at_start``), driven from here on."""
     clock = clock or FlooredClock(system_clock())
     data_dir.mkdir(parents=True, exist_ok=True)
     store = _open_event_log(config, data_dir, clock)
@@ -213,7 +218,7 @@ def build_core(
         _floor_from_log(clock, store)
         shared = _shared_parts(config, data_dir, clock, store)
         ledgers_ = _ledgers(config, clock, store)
-        devices = devices or build_devices(config, clock)
+        devices = devices or build_devices(config, clock, gate=gate)
         issuer_key, issuer_key_problem = _issuer_key()
     with _closing_on_error(store.close, devices.close):
         runner = EngineRunner(

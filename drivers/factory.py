@@ -16,14 +16,16 @@ from __future__ import annotations
 from kiosk.clock import Clock
 from kiosk.config import ConfigError, KioskConfig
 from kiosk.core import Devices
+from kiosk.devices import Gate
 
 from .gate import build_gate
 from .readers import build_readers
 from .thermometer import build_thermometer
 
 
-def build_devices(config: KioskConfig, clock: Clock) -> Devices:
-    """The devices of ``config``: thermometer (or None), code readers, gate."""
+def build_devices(config: KioskConfig, clock: Clock, *, gate: Gate | None = None) -> Devices:
+    """The devices of ``config``: thermometer (or None), code readers, gate (``gate``: the
+    relay ``kiosk run`` built and locked first, ``drivers.gate.lock_at_start``)."""
     thermometer = None
     if config.policy.mode != "pass_only":
         try:
@@ -33,4 +35,4 @@ def build_devices(config: KioskConfig, clock: Clock) -> Devices:
     readers = (
         [] if config.policy.mode == "temperature_only" else build_readers(config.readers, clock)
     )
-    return Devices(thermometer, readers, build_gate(config.gate, clock))
+    return Devices(thermometer, readers, gate or build_gate(config.gate, clock))

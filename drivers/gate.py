@@ -46,6 +46,7 @@ from kiosk.config.gate import (
     NoGateConfig,
     SerialRelayConfig,
 )
+from kiosk.deadline import DeviceWorker
 from kiosk.devices import Gate, GateFault, Health, HealthState
 
 log = logging.getLogger(__name__)
@@ -179,7 +180,9 @@ class SerialRelayGate(_Relay):
             serial_factory = serial.serial_for_url
         self._factory = serial_factory
         self._ser: Any = None
-        self._is_open: bool | None = None
+        #: What the engine last asked (whether it was obeyed): what a replugged board is put
+        #: back to. A lock that failed while the board was gone stays a lock.
+        self._wanted = False
         self._node_gone = False
         #: The board's coil is known to be as last commanded through the port now open.
         self._commanded = False
@@ -216,6 +219,7 @@ class SerialRelayGate(_Relay):
 
     def set_open(self, open_: bool) -> None:
         with self._lock:
+            self._wanted = open_
             self._command(open_)
 
     def _command(self, open_: bool, *, drain: bool = True) -> None:
@@ -238,33 +242,31 @@ class SerialRelayGate(_Relay):
                 "fault", str(exc) if isinstance(exc, _PortHeld) else f"relay write failed: {exc}"
             )
             raise GateFault(f"serial relay {self._port}: {exc}", reason="gate_fault") from exc
-        self._is_open = open_
         self._commanded = True
         self._report("ok", "open" if open_ else "closed")
 
     def health(self) -> Health:
-        """The node's presence, and while idle the lock commanded again if the board's coil
-        is not known: the board keeps whatever coil level it had (energised by a daemon
-        killed during a pulse) or powers up with it off (replugged), and nothing else would
-        command it before the next passage. A pulse in progress is left to the engine."""
+        """The node's presence, and the last command put back if the board's coil is not
+        known: the board keeps whatever coil level it had (energised by a daemon killed
+        during a pulse) or powers up with it off (replugged), and nothing else would command
+        it before the next passage. At start and after a failed lock that is the lock; a
+        board replugged while the gate is held open (an evacuation) is opened again: powered
+        up off, a strike on NO would stand locked while the screens say go through."""
         if self._port.startswith("/") and not os.path.exists(self._port):
             self._node_gone = True
             self._commanded = False
             return Health("fault", f"{self._port} is gone (relay board unplugged?)", self._mono())
-        if self._coil_unknown_while_idle() and self._lock.acquire(blocking=False):
+        if not self._commanded and self._lock.acquire(blocking=False):
             try:
-                if self._coil_unknown_while_idle():  # a command may have landed meanwhile
+                if not self._commanded:  # a command may have landed meanwhile
                     # No drain: tcdrain has no timeout, and health is asked often (the
                     # runner asks it in the relay's thread; write_timeout bounds the write).
-                    self._command(False, drain=False)
+                    self._command(self._wanted, drain=False)
             except GateFault:
-                log.debug("serial relay: idle lock command failed", exc_info=True)
+                log.debug("serial relay: putting the last command back failed", exc_info=True)
             finally:
                 self._lock.release()
         return self._health
-
-    def _coil_unknown_while_idle(self) -> bool:
-        return not self._commanded and self._is_open is not True
 
     def close(self) -> None:
         """Close the port; a command stuck in it (tcdrain on a wedged USB adapter has no
@@ -278,6 +280,35 @@ class SerialRelayGate(_Relay):
             self._drop_port()
         finally:
             self._lock.release()
+
+
+#: BCM GPIOs at a high level from reset until a program drives them (Pi 1-4 defaults: 0-8
+#: pulled up, 2 and 3 by the board's 1.8 kOhm I2C pull-ups; 14 is TXD, driven high by the UART
+#: once it is on, 15 its RXD pulled up); 9-27 are pulled down.
+HIGH_AT_BOOT = frozenset({*range(9), 14, 15})
+
+
+def boot_level_warning(
+    pin: int,
+    active_high: bool,
+    wiring: Wiring = "normally_open",
+    fail_mode: FailMode = "fail_secure",
+) -> str | None:
+    """What a guard's technician must hear when ``pin``'s level from power-on until the kiosk
+    drives it energises the coil, and energised releases the lock (``coil_energised``); None
+    when booting leaves the gate locked."""
+    high = pin in HIGH_AT_BOOT
+    if (high == active_high) != coil_energised(True, wiring, fail_mode):
+        return None
+    module = "active-high" if active_high else "active-low"
+    safe = "GPIO17, 27 or 22" if active_high else "GPIO5 or 6"
+    return (
+        f"GPIO{pin} is {'high' if high else 'low'} from power-on until the kiosk drives it: an"
+        f" {module} relay module on it is energised, and the gate released, through every boot"
+        f" (a power cut's return included): move it to {safe}, or add"
+        f" gpio={pin}=op,{'dl' if active_high else 'dh'} to /boot/firmware/config.txt"
+        " (docs/wiring.md, GPIO relay module)"
+    )
 
 
 class GpioRelayGate(_Relay):
@@ -324,6 +355,9 @@ class GpioRelayGate(_Relay):
         self._pin_factory = pin_factory
         self._device: Any = None
         self._faults = StateLog(log, name, clock)
+        booting = boot_level_warning(pin, active_high, wiring, fail_mode)
+        if booting is not None:
+            log.warning("%s: %s", name, booting)
         with self._lock:
             try:
                 self._ensure_device()
@@ -606,6 +640,34 @@ class FakeGate:
 
     def close(self) -> None:
         return None
+
+
+def lock_at_start(gate: Gate, deadline_s: float) -> bool:
+    """Command ``gate`` locked, the first thing ``kiosk run`` does, under ``deadline_s``; the
+    journal says what came of it. Whether it obeyed.
+
+    A daemon killed during a pass's pulse (SIGKILL, the OOM killer, the watchdog's SIGABRT)
+    left the relay energised: an LCUS board keeps its coil as last commanded, and a Raspberry
+    Pi kernel keeps a released GPIO line at its last level (``persist_gpio_outputs``, Raspberry
+    Pi OS's default). Until the engine's own start commanded it, after the event log had
+    opened, the gate stayed released, and for good when the start stopped short (another
+    kiosk's log) or stood by on a failing card. A relay that does not obey is an error line
+    naming why; the start goes on, and the engine keeps commanding it locked."""
+    worker = DeviceWorker(f"gate {gate.name}", deadline_s, GateFault)
+    try:
+        worker.call_sync(gate.set_open, False)
+    except Exception as exc:  # noqa: BLE001 - GateFault, a deadline, a driver bug: not locked
+        log.error(
+            "gate: %s could not be commanded locked at start (%s): its state is unknown"
+            " (it may be held open) until it answers; the kiosk keeps commanding it locked",
+            gate.name,
+            exc,
+        )
+        return False
+    finally:
+        worker.stop()
+    log.info("gate: %s commanded locked at start, before anything else", gate.name)
+    return True
 
 
 def build_gate(cfg: GateSection, clock: Clock) -> Gate:

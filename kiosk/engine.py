@@ -53,7 +53,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, Unpack
 from zoneinfo import ZoneInfo
 
-from kiosk import policy, record, thermometry
+from kiosk import evacuation, policy, record, thermometry
 from kiosk.calibration import Calibration, FixedCalibration
 from kiosk.clock import Clock, ClockReading
 from kiosk.config import KioskConfig
@@ -278,6 +278,8 @@ class _Manual:
     flags: tuple[str, ...] = ()
     audit: AuditRow | None = None
     on_recorded: Callable[[Outcome], None] | None = None
+    #: An evacuation's ``(cause, minutes)``: the gate held open from this record on.
+    evacuation: tuple[str, int] | None = None
 
 
 def _check_manual_words(kind: str, operator: object, reason: object, person: object) -> None:
@@ -302,6 +304,25 @@ MANUAL_FLAGS = frozenset({"quarantine"})
 #: (``kiosk.typed.typed``: a unit typed ``１-１０１`` is ``1-101``, a plate ``京Ａ１２３４５``
 #: ``京A12345``), as the lists and the ledgers keep them.
 TYPED_PERSON_KEYS = frozenset({*CODE_KEYS, "name", "phone", "id_number", "driver"})
+
+
+def _manual_flags(
+    flags: Iterable[str], evacuate: tuple[object, object] | None, what: tuple[str, str, object]
+) -> tuple[tuple[str, ...], tuple[str, int] | None]:
+    """A guard's record's flags, and its evacuation's ``(cause, minutes)`` if it is one
+    (``what``: its decision, kind and subject); ``ValueError`` for what it may not carry."""
+    subject = what[2]
+    if not (isinstance(subject, ManualSubject) or subject in (NO_SUBJECT, AUTO_SUBJECT)):
+        raise ValueError("subject must be a ManualSubject, 'none' or 'auto'")
+    checked = tuple(dict.fromkeys(flags))
+    if isinstance(flags, str) or not set(checked) <= MANUAL_FLAGS:
+        raise ValueError(f"flags: only {', '.join(sorted(MANUAL_FLAGS))}")
+    if evacuate is None:
+        return checked, None
+    held = evacuation.checked(*evacuate)
+    if what != ("manual_pass", "manual", NO_SUBJECT):
+        raise ValueError("an evacuation is a manual pass about nobody in the log")
+    return (evacuation.FLAG,), held
 
 
 def _typed_person(person: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
@@ -407,6 +428,8 @@ class Engine:
         # open whatever a later command failing says.
         self._relay_opened = False
         self._gate_close_at_ns: int | None = None
+        #: The evacuation under way (``kiosk.evacuation``): the gate held open until it ends.
+        self.evacuation: evacuation.Evacuation | None = None
         self._gate_close_pending = False
         self._gate_probe_ns = 0
         self._hold_until_ns: int | None = None
@@ -466,6 +489,8 @@ class Engine:
             "degraded": list(self.degraded),
             "gate_open": self._gate_open,
         }
+        if self.evacuation is not None:
+            msg["evacuation"] = self.evacuation.view(self._now())
         p = self.passage
         if p is not None:
             msg["passage"] = p.id
@@ -566,6 +591,7 @@ class Engine:
         flags: Iterable[str] = (),
         audit: AuditRow | None = None,
         on_recorded: Callable[[Outcome], None] | None = None,
+        evacuate: tuple[object, object] | None = None,
     ) -> None:
         """A guard's decision (override, or registration of a person or a vehicle).
 
@@ -596,6 +622,9 @@ class Engine:
         event, or the store fault (the commit failed or missed ``store_deadline_ms``: the
         record waits in the backlog) and whether the gate was commanded open all the same.
 
+        ``evacuate``: ``(cause, minutes)`` makes this manual pass an evacuation (the gate held
+        open, ``kiosk.evacuation``).
+
         Raises ``ValueError`` (or one of those subclasses) for bad input, before anything
         changes.
         """
@@ -613,11 +642,7 @@ class Engine:
             on_word = kind in ("registration", "vehicle") or subject == NO_SUBJECT
             if on_word and decision == "manual_pass" and temp_c >= threshold:
                 raise FeverRefused(temp_c, threshold)
-        if not (isinstance(subject, ManualSubject) or subject in (NO_SUBJECT, AUTO_SUBJECT)):
-            raise ValueError("subject must be a ManualSubject, 'none' or 'auto'")
-        checked_flags = tuple(dict.fromkeys(flags))
-        if isinstance(flags, str) or not set(checked_flags) <= MANUAL_FLAGS:
-            raise ValueError(f"flags: only {', '.join(sorted(MANUAL_FLAGS))}")
+        checked_flags, held = _manual_flags(flags, evacuate, (checked, kind, subject))
         item = _Manual(
             checked,
             operator.strip(),
@@ -630,8 +655,43 @@ class Engine:
             checked_flags,
             None if audit is None else check_audit_row(audit),
             on_recorded,
+            held,
         )
         self._input(self._enqueue_manual, item)
+
+    def on_gate_health(self, ok: bool, detail: str = "") -> None:
+        """The relay's own health while the gate is held open (the runner's poll; gatesafe's
+        hook): gone, the gate's state is unknown and the guard is told at once, not first at
+        the lock when the hold ends; back (its driver has put the open back), it clears."""
+        self._input(self._on_gate_health, ok, detail)
+
+    def _on_gate_health(self, ok: bool, detail: str) -> None:
+        if not self._gate_open:
+            return  # idle: the runner commands the lock, whose answer tells the engine
+        if not ok:
+            self._raise_fault(
+                "gate", f"{detail or 'relay not answering'}: the gate's state is unknown"
+            )
+        elif "gate" in self.faults and not self._gate_close_pending:
+            self._clear_fault("gate")
+
+    def end_evacuation(self) -> None:
+        """A guard ends the evacuation: the gate locks at the next tick (a pass's pulse under
+        way ends first). ``ValueError`` when none is under way."""
+        if self.evacuation is None:
+            raise ValueError("no evacuation under way")
+        self._input(self._end_evacuation, "a guard ended it")
+
+    def _end_evacuation(self, why: str) -> None:
+        if self.evacuation is None:
+            return
+        self.evacuation = None
+        log.warning("engine: evacuation over (%s): the gate locks", why)
+        now = self._now()
+        if self._gate_close_at_ns is not None:
+            pulse_end = now + self.config.gate.pulse_ms * 1_000_000
+            self._gate_close_at_ns = min(self._gate_close_at_ns, pulse_end)
+        self.ports.publish(self.snapshot())
 
     def _hand_temperature(self, temp_c: object) -> float:
         low, high = self._thermo_cfg.plausible_min_c, self._thermo_cfg.plausible_max_c
@@ -721,6 +781,8 @@ class Engine:
 
     def _can_start(self) -> bool:
         """A new passage may start from idle, or over a finished result once the gate locked."""
+        if self.evacuation is not None:  # the gate held open: whoever shows a code is decided
+            return self.state in ("idle", "decided", "gate_open")
         return self.state == "idle" or (self.state == "decided" and not self._gate_open)
 
     # ---------------------------------------------------------------- codes
@@ -1120,6 +1182,9 @@ class Engine:
             temperature=p.temperature,
             reader_fault=p.reader_fault,
             store_fault=store_fault,
+            # A relay that did not answer (its probe clears it): a pass would be recorded
+            # for a gate that cannot open (gatesafe's hook; kiosk.policy).
+            gate_fault="gate" in self.faults,
             direction_trusted=self.direction_from_hardware(p),
             clock_synced=self.clock.synced(),
         )
@@ -1154,7 +1219,11 @@ class Engine:
             temp_ambient_c=t.ambient_c if t is not None else None,
             latency_ms=max(0.0, latency_ms) if latency_ms is not None else None,
             kind="passage",
-            flags=(*decision.flags, *self._retry_flag(p, decision)),
+            flags=(
+                *decision.flags,
+                *self._retry_flag(p, decision),
+                *((evacuation.FLAG,) if self.evacuation is not None else ()),
+            ),
             decided=p.decided_at,
         )
 
@@ -1336,6 +1405,8 @@ class Engine:
         self._hold_until_ns = now + int(self._eng.result_hold_s * 1e9)
         if decision in PASS_DECISIONS:
             self._gate_close_at_ns = now + self.config.gate.pulse_ms * 1_000_000
+            if self.evacuation is not None:  # held open until the evacuation ends
+                self._gate_close_at_ns = max(self._gate_close_at_ns, self.evacuation.until_ns)
             self._gate_open = True
             self._set_state("gate_open", "pass")
         else:
@@ -1367,7 +1438,10 @@ class Engine:
         return (
             p.kind != "passage"
             and p.draft.decision == "manual_pass"
-            and self.config.policy.on_store_fault == "manual"
+            and (
+                self.config.policy.on_store_fault == "manual"
+                or evacuation.FLAG in p.draft.flags  # a fire does not wait for a disk
+            )
         )
 
     def _uncommitted_draft(self, p: Passage) -> EventDraft:
@@ -1480,6 +1554,10 @@ class Engine:
         self._start_manual(item)
 
     def _start_manual(self, item: _Manual) -> None:
+        if item.evacuation is not None:
+            cause, minutes = item.evacuation
+            self.evacuation = evacuation.Evacuation(cause, self._now() + minutes * 60 * 10**9)
+            log.warning("engine: evacuation (%s): the gate held open for %d min", cause, minutes)
         previous = self.passage
         if previous is not None and self.state in ("code_read", "measuring", "awaiting_code"):
             log.info("engine: passage %d abandoned for a guard action", previous.id)
@@ -1589,6 +1667,8 @@ class Engine:
     def _tick_gate(self, now: int) -> None:
         """Lock the gate at the end of its pulse (retrying a relay that failed to), or probe a
         failed relay with the safe command to notice its return."""
+        if self.evacuation is not None and now >= self.evacuation.until_ns:
+            self._end_evacuation("its time is over")
         if self._gate_close_pending or self._gate_may_be_opening():
             return
         if self._gate_close_at_ns is not None:

@@ -12,6 +12,7 @@ and their codes are listed in docs/policy.md; in short:
 rule                        reason                          effect
 ==========================  ==============================  =====================================
 event log unwritable        ``store_fault``                 ``on_store_fault``: deny or manual
+gate relay in fault         ``gate_fault``                  deny, guard (the gate cannot open)
 reader fault                ``reader_fault``                ``on_reader_fault``: deny or manual
 no code presented           ``no_pass``                     deny
 pass format / key / sig     ``pass_malformed`` etc.         deny (forged: alarm)
@@ -71,6 +72,7 @@ __all__ = [
 #: Every reason ``decide`` can give, in the order they are listed in a decision.
 REASONS: tuple[str, ...] = (
     "store_fault",
+    "gate_fault",
     "reader_fault",
     "sensor_fault",
     "no_pass",
@@ -123,6 +125,9 @@ class PassageInputs:
     temperature: TemperatureLike | None
     reader_fault: bool = False
     store_fault: bool = False
+    #: The relay did not answer its last command (a USB board unplugged): a pass could not
+    #: open the gate, so nobody is recorded as passing through it; the guard lets them by.
+    gate_fault: bool = False
     #: The direction came from hardware (a one-way kiosk, a reader per lane), not from a
     #: button anyone can press: only then may a quarantined household pass coming home.
     direction_trusted: bool = True
@@ -240,6 +245,8 @@ def decide(
 
     if inputs.store_fault:
         _fault(found, "store_fault", cfg.on_store_fault)
+    if inputs.gate_fault:
+        _fault(found, "gate_fault", "manual")
 
     if wants_pass:
         if inputs.reader_fault and inputs.code is None:

@@ -424,6 +424,19 @@ class EngineRunner:
             return
         except Exception as exc:  # noqa: BLE001 - a driver bug is a gate fault
             self._gate_health = Health("fault", f"gate health error: {exc}")
+        eng = self.engine
+        if eng.gate_is_open and not self._inflight:  # held open: gone or back, say it now
+            eng.on_gate_health(self._gate_health.state != "fault", self._gate_health.detail)
+        elif (
+            self._gate_health.state == "fault"
+            and "gate" not in eng.faults
+            and not eng.gate_is_open
+            and not self._inflight  # a crossing may be opening it: its own answer will tell
+        ):
+            # The relay says it is gone (a USB board unplugged) while idle: command the lock,
+            # the safe command, so that its failure is the engine's gate fault now, not the
+            # next resident's pass recorded for a gate that then fails to open.
+            await self._lock_gate()
 
     def health(self) -> dict[str, Any]:
         """Every device's health, the engine's degraded parts, and whether it is deciding."""

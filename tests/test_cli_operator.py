@@ -130,7 +130,7 @@ def test_kiosk_run_warns_of_unread_lanes(tmp_path, monkeypatch, capsys):
 
     import checkpoint.app
 
-    def fails(*_args: object) -> None:  # the start fails right after the warnings
+    def fails(*_args: object, **_kw: object) -> None:  # fails right after the warnings
         # Not a card's failure (EIO would stand by, kiosk.standby, on a real port for ever).
         raise OSError(19, "No such device", str(tmp_path / "data"))
 
@@ -361,7 +361,7 @@ def test_a_second_daemon_on_the_same_data_dir_is_refused(tmp_path, monkeypatch, 
 
     started = []
 
-    def build_core(*_args: object) -> None:  # the start stops right after the lock
+    def build_core(*_args: object, **_kw: object) -> None:  # stops right after the lock
         started.append(True)
         # Not a card's failure (EIO would stand by, kiosk.standby, on a real port for ever).
         raise OSError(19, "No such device", str(data))

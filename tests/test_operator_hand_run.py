@@ -56,7 +56,7 @@ def test_a_root_owned_lock_file_stands_by_naming_the_file_and_the_chown(
 
         return pause
 
-    def build_core(*_args):  # got past the lock: end the start there
+    def build_core(*_args, **_kw):  # got past the lock: end the start there
         seen["lock"] = (data / daemon_cmd.LOCK_FILE).read_text()
         raise OSError(errno.ENODEV, "No such device", str(data))
 
@@ -84,7 +84,7 @@ def test_sudo_kiosk_run_on_the_services_data_dir_is_refused_before_it_writes(
     the service (user kiosk) could not open afterwards. It is refused before anything is
     written, saying how to run it by hand as the service's user."""
     started = []
-    monkeypatch.setattr(checkpoint.app, "build_core", lambda *_a: started.append(True))
+    monkeypatch.setattr(checkpoint.app, "build_core", lambda *_a, **_kw: started.append(True))
     config = tmp_path / "kiosk.toml"
     config.write_text("[site]\nkiosk_id = 'gate-1'\n")
     assert main(["run", "--config", str(config), "--data", str(kiosk_owned)]) == 1

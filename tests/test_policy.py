@@ -59,6 +59,7 @@ class Case:
     now: datetime = NOW
     reader_fault: bool = False
     store_fault: bool = False
+    gate_fault: bool = False
     observing: object | None = None
     direction_trusted: bool = True
     clock_synced: bool = True
@@ -74,6 +75,7 @@ def run(case: Case):
         case.temperature,
         case.reader_fault,
         case.store_fault,
+        gate_fault=case.gate_fault,
         direction_trusted=case.direction_trusted,
         clock_synced=case.clock_synced,
     )
@@ -153,6 +155,15 @@ TABLE = [
         "deny",
         ("store_fault",),
         False,
+        "device_fault",
+        (),
+    ),
+    (
+        "a relay that does not answer: nobody is passed through it, the guard lets them by",
+        Case(gate_fault=True),
+        "deny",
+        ("gate_fault",),
+        True,
         "device_fault",
         (),
     ),

@@ -440,7 +440,39 @@ def kiosk_view(
         if phase in ("scan", "measure"):
             view["speak"] = view["prompt"]
         view["hint"] = i18n.t(lang, "prompt.step_up" if view["wrist"] else "kiosk.preview_off")
+    _evacuation(view, state, lang)
     return view
+
+
+def _evacuation(view: dict[str, Any], state: dict[str, Any], lang: str) -> None:
+    """An evacuation under way (``kiosk.evacuation``, the state's ``evacuation``) over whatever
+    the passage shows: the whole screen green, telling everyone to go through without stopping
+    (the out-of-order screen's layout: one message, no preview, no wrist, no direction
+    buttons)."""
+    if not isinstance(state.get("evacuation"), dict):
+        return
+    word = i18n.t(lang, "kiosk.evacuation")
+    prompt = i18n.t(lang, "prompt.evacuation")
+    view.update(
+        phase="out_of_order",
+        look="pass",
+        headline={"kind": "pass", "word": word, "icon": ICONS["pass"]},
+        result=None,
+        prompt=prompt,
+        temp=None,
+        temp_fever=False,
+        hello=None,
+        wrist=False,
+        preview=False,
+        hint=None,
+        dirs_live=False,
+        gate_closes_in_s=None,
+        sound=None,
+        speak=f"{word}. {prompt}" if lang != "zh-CN" else f"{word}，{prompt}",
+        result_id=None,
+        # The guard console's "current" panel shows it too (guard.js, guard_live.html).
+        evacuation=dict(state["evacuation"]),
+    )
 
 
 PASS_OR_DENY = frozenset({"pass", "deny", "manual_pass", "manual_deny"})

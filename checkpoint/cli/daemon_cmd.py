@@ -32,6 +32,7 @@ from .errors import CliError, UsageError, refuse_root_over
 from .parsers import Verbs, add_verb, path_arg, path_of
 
 if TYPE_CHECKING:
+    from kiosk.devices import Gate
     from kiosk.store import StoreFault
 
 DEFAULT_DATA = "/var/lib/kiosk"
@@ -226,6 +227,17 @@ def served_certificate(config: KioskConfig) -> TlsCertificate | None:
     return None if files is None else certificate_validity(files[0])
 
 
+def locked_gate_first(config: KioskConfig) -> Gate:
+    """The configured relay, commanded locked (``drivers.gate.lock_at_start``): the first
+    device ``kiosk run`` touches, before the event log opens or may keep it standing by."""
+    from drivers.clocksync import system_clock
+    from drivers.gate import build_gate, lock_at_start
+
+    gate = build_gate(config.gate, system_clock())
+    lock_at_start(gate, config.engine.device_deadline_ms / 1000)
+    return gate
+
+
 def _run(args: argparse.Namespace, config: KioskConfig, lock: DataDirLock) -> int:
     """The daemon's life, on the data dir ``lock`` takes with the first try of the log."""
     from checkpoint.app import Daemon, build_core, stop_on_signals
@@ -235,11 +247,20 @@ def _run(args: argparse.Namespace, config: KioskConfig, lock: DataDirLock) -> in
     async def main() -> int:
         stopping = asyncio.Event()
         stop_on_signals(stopping.set)  # first: a SIGTERM while starting stops it cleanly
-        # A card that keeps the log from opening: standing by until it opens (kiosk.standby).
-        core = await core_or_standby(
-            lambda: lock.then(lambda: build_core(config, lock.data)), config, stopping
-        )
+        # Then the relay locked, before the log: a daemon killed mid-pulse left it released.
+        gate = await asyncio.to_thread(locked_gate_first, config)
+        try:
+            # A card that keeps the log from opening: standing by until it opens (kiosk.standby).
+            core = await core_or_standby(
+                lambda: lock.then(lambda: build_core(config, lock.data, gate=gate)),
+                config,
+                stopping,
+            )
+        except BaseException:
+            gate.close()
+            raise
         if core is None:
+            gate.close()
             return 0
         core.data_volume = data_volume(lock.data)  # a data dir in RAM: said in health and the log
         warn_if_volatile(core.data_volume, lock.data)

@@ -1,18 +1,26 @@
-"""Device health in words (``/guard/health``, ``/guard/api/health``)."""
+"""Device health in words (``/guard/health``, ``/guard/api/health``), and the evacuation:
+the gate held open for everyone (``kiosk.evacuation``), started and ended here."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse, Response
 
-from kiosk import queries
-from ui.guard.deps import ApiSession, GuardDep, PageSession, room
+from kiosk import evacuation, queries
+from kiosk.engine import NO_SUBJECT
+from ui.guard import deps
+from ui.guard.deps import ActionSession, ApiSession, GuardDep, PageSession, done, note, room
 from ui.guard.display import health_rows
+from ui.guard.forms import BadInput, choice, clean
 from ui.views import health_report
 
 router = room("/guard/health")
+
+#: The evacuation times the console offers (minutes), up to ``evacuation.MAX_MIN``.
+EVACUATION_MINUTES = tuple(str(m) for m in (5, 10, evacuation.DEFAULT_MIN, 30, evacuation.MAX_MIN))
 
 
 @router.get("/health", response_class=HTMLResponse, include_in_schema=False)
@@ -26,10 +34,54 @@ def health_page(request: Request, session: PageSession, g: GuardDep) -> Response
         session,
         deciding=report.get("deciding"),
         rows=health_rows(report, g.lang(request), g.tz),
+        evacuation=evacuation_now(g),
+        evacuation_causes=evacuation.CAUSES,
+        evacuation_minutes=EVACUATION_MINUTES,
+        evacuation_default=str(evacuation.DEFAULT_MIN),
     )
+
+
+def evacuation_now(g: deps.Guard) -> dict[str, object] | None:
+    """The evacuation under way as the screens are told it (cause, seconds left), or None."""
+    engine = g.core.runner.engine
+    held = engine.evacuation
+    return None if held is None else held.view(g.core.clock.monotonic_ns())
 
 
 @router.get("/api/health", summary="Device health for the guard console")
 def api_health(request: Request, session: ApiSession, g: GuardDep) -> dict[str, Any]:
     report = health_report(g.core)
     return {"deciding": report.get("deciding"), "rows": health_rows(report, g.lang(request), g.tz)}
+
+
+@router.post("/evacuation", name="evacuation", include_in_schema=False)
+@deps.once_per_form
+async def evacuate(request: Request, session: ActionSession, g: GuardDep) -> Response:
+    """The gate held open for everyone: the guard's manual pass flagged ``evacuation``, its
+    row in its event's commit; the gate opens even when the storage refuses both."""
+    form = await request.form()
+    cause = choice(form.get("cause"), "evac.cause", evacuation.CAUSES)
+    minutes = choice(form.get("minutes"), "evac.minutes", EVACUATION_MINUTES)
+    reason = clean(form.get("reason"), "manual.reason", required=True)
+    note(request, action="evacuation", cause=cause, minutes=int(minutes))
+    outcome = await g.manual(
+        request,
+        decision="pass",
+        operator=session.name,
+        reason=reason,
+        direction=g.cfg.site.default_direction,
+        subject=NO_SUBJECT,
+        evacuate=(cause, int(minutes)),
+    )
+    return deps.decided(request, "/guard/health", outcome)
+
+
+@router.post("/evacuation/end", name="evacuation_end", include_in_schema=False)
+async def end_evacuation(request: Request, session: ActionSession, g: GuardDep) -> Response:
+    """The evacuation over by the guard's word: its row first, then the gate locks."""
+    note(request, action="evacuation_end")
+    if g.core.runner.engine.evacuation is None:
+        raise BadInput("evac.none")
+    await asyncio.to_thread(deps.write_row_first, request)
+    g.core.runner.engine.end_evacuation()
+    return done(request, "/guard/health")

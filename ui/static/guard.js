@@ -380,9 +380,11 @@
   // --- current state -------------------------------------------------------------------
   function renderState(v) {
     const now = $("now");
-    now.className = "now " + (v.result ? v.result.kind : "");
-    $("now-icon").textContent = v.result ? v.result.icon : "…";
-    $("now-text").textContent = v.result ? v.result.word : (v.prompt || "");
+    const evac = v.evacuation && v.headline;  // the gate held open for everyone
+    now.className = "now " + (evac ? "pass" : v.result ? v.result.kind : "");
+    $("now-icon").textContent = evac ? v.headline.icon : v.result ? v.result.icon : "…";
+    $("now-text").textContent = evac ? v.headline.word + ": " + (v.prompt || "")
+      : v.result ? v.result.word : (v.prompt || "");
     const parts = [];
     if (v.result && v.result.reasons.length) parts.push(v.result.reasons.join("; "));
     if (v.temp) parts.push(v.temp);

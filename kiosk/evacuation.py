@@ -1,0 +1,45 @@
+"""Evacuation: a guard holds the gate open for everyone (a fire, a medical emergency).
+
+A guard's action on the console, recorded as the guard's manual pass with the flag
+``evacuation`` (who, when, why; its audit row in the same commit) and carried out even when
+the event log cannot take it: a fire does not wait for a disk. The relay is held released
+until the guard ends it or ``minutes`` have passed (at most ``MAX_MIN``: an evacuation
+forgotten does not leave the gate open for the night). While it lasts both screens say so,
+the kiosk screen tells people to pass without stopping, and every decision the kiosk still
+makes (a code read in passing) carries the flag, so the evacuation's count is in the log.
+A daemon that restarts during one commands the gate locked like any start: the guard starts
+it again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+#: The flag on the evacuation's own record and on every decision made while it lasts.
+FLAG = "evacuation"
+#: Why the gate is held open: what the kiosk screen may say (the guard's words stay private).
+CAUSES = ("fire", "medical", "other")
+#: The longest a guard may hold the gate open at once; the default offered on the console.
+MAX_MIN = 60
+DEFAULT_MIN = 15
+
+
+@dataclass(frozen=True)
+class Evacuation:
+    """One evacuation under way: its cause and when it ends on its own (monotonic)."""
+
+    cause: str
+    until_ns: int
+
+    def view(self, now_ns: int) -> dict[str, object]:
+        """What the screens are told: the cause and the seconds left (no personal data)."""
+        return {"cause": self.cause, "ends_in_s": max(0, (self.until_ns - now_ns) // 10**9)}
+
+
+def checked(cause: object, minutes: object) -> tuple[str, int]:
+    """``(cause, minutes)`` for an evacuation, or ``ValueError`` naming what is wrong."""
+    if cause not in CAUSES:
+        raise ValueError(f"evacuation cause: one of {', '.join(CAUSES)}")
+    if isinstance(minutes, bool) or not isinstance(minutes, int) or not 1 <= minutes <= MAX_MIN:
+        raise ValueError(f"evacuation minutes: a whole number from 1 to {MAX_MIN}")
+    return str(cause), minutes

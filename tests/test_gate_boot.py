@@ -1,0 +1,55 @@
+"""The relay while the Pi boots, before the kiosk drives its pin.
+
+From power-on until the daemon claims the pin (tens of seconds: firmware, kernel, the
+service's start), the pin sits at its reset pull: BCM GPIO 0-8 pulled high (2 and 3 with the
+board's 1.8 kOhm I2C pull-ups), 9-27 pulled low, 14 (TXD) driven high once the UART is on. An
+active-low module on GPIO17 (low at boot), or an active-high one on GPIO4 (high at boot), is
+energised through every boot and every power cut's return: for a strike on NO the gate is
+released before anyone is watching. The driver names it in the journal at start with the
+fix (another pin, or the firmware driving it to the off level), and docs/wiring.md lists the
+safe pins for each kind of module."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from gpiozero.pins.mock import MockFactory
+
+from drivers.gate import GpioRelayGate, boot_level_warning
+
+
+@pytest.fixture
+def pins():
+    factory = MockFactory()
+    yield factory
+    factory.reset()
+
+
+@pytest.mark.parametrize(
+    ("pin", "active_high"),
+    [(17, False), (27, False), (4, True), (2, True), (14, True)],
+)
+def test_a_pin_whose_boot_level_energises_the_coil_is_named_at_start(
+    pins, caplog, pin, active_high
+):
+    with caplog.at_level(logging.WARNING, logger="drivers.gate"):
+        GpioRelayGate(pin, active_high=active_high, pin_factory=pins).close()
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 1, said
+    assert f"GPIO{pin}" in said[0] and "released" in said[0]
+    assert f"gpio={pin}=op,{'dl' if active_high else 'dh'}" in said[0]
+
+
+@pytest.mark.parametrize(("pin", "active_high"), [(17, True), (22, True), (5, False), (6, False)])
+def test_a_safe_pin_for_the_module_says_nothing(pins, caplog, pin, active_high):
+    with caplog.at_level(logging.WARNING, logger="drivers.gate"):
+        GpioRelayGate(pin, active_high=active_high, pin_factory=pins).close()
+    assert caplog.records == []
+
+
+def test_a_coil_that_locks_when_energised_is_safe_energised_at_boot():
+    # A maglock on NC (fail_safe): energising the coil cuts the magnet, so it *releases*; on NO
+    # energised holds it locked, and an active-low module low at boot keeps it locked.
+    assert boot_level_warning(17, False, "normally_closed", "fail_safe") is not None
+    assert boot_level_warning(17, False, "normally_open", "fail_safe") is None

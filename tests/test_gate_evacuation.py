@@ -1,0 +1,192 @@
+"""Evacuation: a guard holds the gate open for everyone, on record, for a bounded time
+(``kiosk.evacuation``, ``Engine.manual(evacuate=...)``, the console's Devices page).
+
+Before, a fire or a medical emergency left the guard a manual pass per person (each a record
+of nobody, each a 3 s pulse) or the release button held by hand; nothing told the kiosk
+screen to wave people through, nor counted who went by."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from guard_support import decided, post
+from support import storage_failing
+from test_engine import Rig
+
+from kiosk import evacuation
+from ui import i18n
+from ui.views import kiosk_view
+
+
+@pytest.fixture
+def rig(clock, tmp_path):
+    r = Rig(clock, tmp_path, policy={"mode": "pass_only"})
+    yield r
+    r.close()
+
+
+def _evacuate(rig, minutes=10, cause="fire"):
+    rig.engine.manual(
+        "manual_pass",
+        "guard-zhou",
+        "smoke in block 3",
+        "out",
+        subject="none",
+        evacuate=(cause, minutes),
+    )
+
+
+def _states(rig):
+    return [m for m in rig.messages if m["type"] == "state"]
+
+
+def test_an_evacuation_holds_the_gate_open_on_record_and_ends_on_its_own(rig):
+    _evacuate(rig, minutes=10)
+    event = rig.events()[-1]
+    assert event["decision"] == "manual_pass" and event["flags"] == ["evacuation"]
+    assert event["operator"] == "guard-zhou"
+    assert rig.gate.is_open
+    assert _states(rig)[-1]["evacuation"] == {"cause": "fire", "ends_in_s": 600}
+    rig.run(9 * 60)
+    assert rig.gate.is_open  # not the 3 s pulse: held
+    assert [c.open_ for c in rig.gate.commands] == [True]
+    rig.run(61)
+    assert rig.gate.is_open is False  # over on its own, bounded
+    assert "evacuation" not in _states(rig)[-1]
+    assert rig.engine.evacuation is None
+
+
+def test_a_guard_ends_it_and_the_gate_locks(rig):
+    _evacuate(rig)
+    rig.run(30)
+    rig.engine.end_evacuation()
+    assert "evacuation" not in _states(rig)[-1]
+    rig.run(rig.config.gate.pulse_ms / 1000 + 0.5)
+    assert rig.gate.is_open is False
+    with pytest.raises(ValueError, match="no evacuation"):
+        rig.engine.end_evacuation()
+
+
+def test_codes_read_while_it_lasts_are_decided_and_flagged_so_the_count_is_known(rig):
+    _evacuate(rig)
+    rig.run(2)
+    for household in ("A-101", "B-202", "C-303"):
+        rig.show(rig.pass_text(household=household))
+        rig.run(1)
+    flagged = [e for e in rig.events() if "evacuation" in e["flags"] and e["kind"] == "passage"]
+    assert [e["household"] for e in flagged] == ["A-101", "B-202", "C-303"]
+    assert rig.gate.is_open  # a pass's pulse does not cut the evacuation short
+    rig.run(20)
+    assert rig.gate.is_open
+
+
+def test_a_full_disk_does_not_keep_the_gate_shut_in_a_fire(rig):
+    """The record waits in memory (the backlog) and is written once the disk takes it."""
+    rig.store.fail()
+    _evacuate(rig)
+    assert rig.gate.is_open
+    assert rig.engine.evacuation is not None
+    assert rig.engine.backlog and rig.engine.backlog[0].flags == ("evacuation",)
+    rig.store.recover()
+    rig.run(rig.config.engine.idle_probe_s + 1)
+    assert [e["flags"] for e in rig.events()] == [["evacuation"]]
+
+
+def test_the_time_is_bounded_and_the_cause_is_one_the_screen_may_show(rig):
+    for bad in [(("fire", 0)), ("fire", evacuation.MAX_MIN + 1), ("fire", 2.5), ("arson", 5)]:
+        with pytest.raises(ValueError, match="evacuation"):
+            _evacuate(rig, minutes=bad[1], cause=bad[0])
+    with pytest.raises(ValueError, match="evacuation is a manual pass"):
+        rig.engine.manual(
+            "manual_deny", "guard-zhou", "x", "out", subject="none", evacuate=("fire", 5)
+        )
+    assert rig.events() == [] and rig.gate.commands == []
+
+
+# --- the console and the kiosk screen ------------------------------------------------------
+
+
+def _start_from_console(client, core, **form):
+    page = client.get("/guard/health").text
+    assert 'action="/guard/evacuation"' in page
+    with decided(client, core) as seen:
+        response = post(
+            client,
+            "/guard/evacuation",
+            client.csrf,
+            cause="fire",
+            minutes="15",
+            reason="smoke in block 3",
+            once=re.search(r'name="once" value="([^"]+)"', page.split('id="evacuation"')[1])[1],
+            **form,
+        )
+    return response, seen
+
+
+def test_a_guard_starts_and_ends_an_evacuation_on_the_console_both_on_record(
+    guard_core, app_client
+):
+    core, client = guard_core, app_client
+    response, seen = _start_from_console(client, core)
+    assert response.status_code == 303 and "err=" not in response.headers["location"]
+    assert seen[0]["decision"] == "manual_pass" and seen[0]["committed"] is True
+    event = core.store.events(0, 10)[-1]
+    assert event["flags"] == ["evacuation"] and event["operator"] == "alice"
+    started = [a for a in core.store.audits(0, 100) if a["action"] == "evacuation"]
+    assert started and started[-1]["detail"]["cause"] == "fire"
+    assert started[-1]["detail"]["minutes"] == 15
+    assert core.runner.engine.evacuation is not None
+    page = client.get("/guard/health?lang=en").text
+    assert "Evacuation under way (Fire)" in page and 'action="/guard/evacuation/end"' in page
+    live = client.get("/guard?lang=en").text  # the console's "current" panel says it too
+    assert "EVACUATION: The gate is open" in live
+    ended = post(client, "/guard/evacuation/end", client.csrf)
+    assert ended.status_code == 303 and "err=" not in ended.headers["location"]
+    assert core.runner.engine.evacuation is None
+    assert [a["actor"] for a in core.store.audits(0, 100) if a["action"] == "evacuation_end"] == [
+        "alice"
+    ]
+    again = post(client, "/guard/evacuation/end", client.csrf)
+    assert "err=" in again.headers["location"]  # none under way: said, nothing recorded
+
+
+def test_an_end_whose_row_cannot_be_written_takes_no_effect(guard_core, app_client):
+    _start_from_console(app_client, guard_core)
+    with storage_failing(guard_core.store, "audit"):
+        response = post(app_client, "/guard/evacuation/end", app_client.csrf)
+    assert "err=" in response.headers["location"]
+    assert guard_core.runner.engine.evacuation is not None  # still held open, as on record
+
+
+def test_the_console_refuses_a_time_it_does_not_offer(guard_core, app_client):
+    page = app_client.get("/guard/health").text
+    once = re.search(r'name="once" value="([^"]+)"', page.split('id="evacuation"')[1])[1]
+    response = post(
+        app_client, "/guard/evacuation", app_client.csrf,
+        cause="fire", minutes="600", reason="x", once=once,
+    )  # fmt: skip
+    assert "err=" in response.headers["location"]
+    assert guard_core.runner.engine.evacuation is None and guard_core.store.last_seq == 0
+
+
+def test_the_kiosk_screen_tells_everyone_to_go_through_without_stopping():
+    state = {
+        "state": "gate_open",
+        "prompt": "pass",
+        "evacuation": {"cause": "fire", "ends_in_s": 900},
+    }
+    for lang, words in (("en", "do not stop"), ("zh-CN", "不要停留")):
+        view = kiosk_view(state, None, lang)
+        assert view["look"] == "pass" and words in view["prompt"]
+        assert view["headline"]["word"] == i18n.t(lang, "kiosk.evacuation")
+        assert view["wrist"] is False and view["preview"] is False and view["dirs_live"] is False
+    assert kiosk_view({"state": "idle", "prompt": "show_pass"}, None, "en")["look"] == "idle"
+
+
+@pytest.fixture
+def app_client(guard_core):
+    from guard_support import make_app, signed_in
+
+    with signed_in(make_app(guard_core)) as client:
+        yield client
