@@ -212,6 +212,9 @@ class Passage:
     #: A guard's action: told what became of its event's crossing once the commit is over.
     on_recorded: Callable[[Outcome], None] | None = None
     reader_fault: bool = False
+    #: Started by another code than the one decided while the person now in view was there
+    #: (``Engine._lingering``): nobody is measured for it until that forehead has left.
+    behind: bool = False
 
     @property
     def seq(self) -> int | None:
@@ -402,6 +405,13 @@ class Engine:
         # A code shown while busy: (read, direction, when it was kept), started when free.
         self._pending_code: tuple[CodeRead, Direction | None, int] | None = None
         self._presence_armed = True
+        # The forehead in view now, followed across passages (``_watch_view``): its warmest
+        # object reading (None: nobody in view), since when it has looked gone, and the code
+        # of the last kiosk decision if it was in view then (the person decided on that code,
+        # still at the thermometer; None: nobody was, or the passage had no code).
+        self._view_peak_c: float | None = None
+        self._view_away_ns: int | None = None
+        self._lingering: str | None = None
         self._gate_open = False
         # The relay obeyed an open command and no lock has been confirmed since: the gate is
         # open whatever a later command failing says.
@@ -444,6 +454,8 @@ class Engine:
             return False
         if self.state in ("code_read", "measuring", "awaiting_code"):
             return True  # awaiting the code: watching that the measured person stays
+        if self._lingering is not None:
+            return True  # watching the person just decided leave, before the next code
         return self.state == "idle" and self._starts_on_presence()
 
     @property
@@ -749,6 +761,7 @@ class Engine:
             self._pending_code = None
             p = self._new_passage(read.mono_ns, direction)
             p.code = read
+            p.behind = self._lingering is not None and self._lingering != read.text
             if not self.needs_temperature:
                 self._decide()
             else:
@@ -850,6 +863,7 @@ class Engine:
             return
         if kept:
             self._watch_air(reading)
+        self._watch_view(reading)
         if self.state in ("idle", "decided"):
             present = thermometry.is_present(reading, self._thermo_cfg)
             if not present:
@@ -872,6 +886,10 @@ class Engine:
             return
         if p is None or self.state not in ("code_read", "measuring") or p.measurement is None:
             return
+        if p.behind:
+            if self._lingering is not None:
+                return  # the person decided before is still in view: not this code's holder
+            p.behind = False
         result = p.measurement.add(reading)
         if not p.presence_seen and p.measurement.present:
             p.presence_seen = True
@@ -891,6 +909,28 @@ class Engine:
             p.fever = None
             p.left_view_peak_c = -math.inf
             self._start_measurement(p, "measuring", "measuring")
+
+    def _watch_view(self, reading: ThermoReading) -> None:
+        """Follow the forehead in view across passages, as ``_left`` follows a passage's: it
+        has gone after ``left_after_s`` with nobody in view, or with the reading fallen
+        ``LEFT_DROP_C`` below its warmest. The person in view at a decision (``_cross``) is
+        that decision's: the next code's passage does not measure them (``Passage.behind``)."""
+        now = reading.mono_ns
+        peak = self._view_peak_c
+        if thermometry.is_present(reading, self._thermo_cfg) and (
+            peak is None or reading.object_c > peak - LEFT_DROP_C
+        ):
+            self._view_peak_c = reading.object_c if peak is None else max(peak, reading.object_c)
+            self._view_away_ns = None
+            return
+        if peak is None:
+            return
+        if self._view_away_ns is None:
+            self._view_away_ns = now
+        if now - self._view_away_ns >= int(self._eng.left_after_s * 1e9):
+            self._view_peak_c = None
+            self._view_away_ns = None
+            self._lingering = None
 
     def _left(self, p: Passage, mono_ns: int, reading: ThermoReading | None) -> bool:
         """Whether the person this passage saw at the thermometer has left: for
@@ -1205,8 +1245,19 @@ class Engine:
                 open_if_unrecorded=self._passes_unrecorded(subject),
             )
             self._set_state("deciding", "checking")
+            if subject.kind == "passage":
+                self._note_lingering(subject)
         self._crossings[crossing] = subject
         self.ports.cross(crossing)
+
+    def _note_lingering(self, p: Passage) -> None:
+        """Whoever stands at the thermometer as ``p`` is decided on its code is that code's
+        person: another code shown before they have left (a phone held up early in a queue,
+        while a deny's person still reads the screen) is not measured on them, however long
+        they stay. Their own code shown again is (a resident trying again). A guard's decision
+        changes nothing: the person at the screen is still the passage's."""
+        in_view = self._view_peak_c is not None and self._view_away_ns is None
+        self._lingering = p.code.text if in_view and p.code is not None else None
 
     def _on_crossed(self, outcome: Outcome) -> None:
         subject = self._crossings.pop(outcome.crossing, None)

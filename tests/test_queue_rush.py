@@ -1,0 +1,99 @@
+"""The 8:30 rush at the gate: residents one after another, a step apart.
+
+The real engine, policy, thermometry (the MLX90614 emulator) and event log in virtual time
+(``test_engine.Rig``); each test is a short queue of people at the kiosk, and says whose
+temperature and whose code each record holds.
+"""
+
+from __future__ import annotations
+
+import pytest
+from test_engine import Rig
+
+
+@pytest.fixture
+def queue(clock, tmp_path):
+    rig = Rig(clock, tmp_path)
+    yield rig
+    rig.close()
+
+
+def _reads(rig: Rig) -> list[tuple[str, list[str], str | None, float | None]]:
+    """Each decision as (decision, reasons, holder's initial, temperature)."""
+    return [
+        (d["decision"], d["reasons"], d["holder_initial"], d["temp_c"]) for d in rig.decisions()
+    ]
+
+
+# ------------------------------------------------------- whose temperature, whose code
+
+
+def test_the_next_persons_code_is_not_measured_on_the_person_denied_still_at_the_screen(queue):
+    # Li (a pass issued for tomorrow) is measured and denied, and stays at the thermometer
+    # reading the screen; Wang, feverish, holds his phone up behind her. His code must not
+    # pass on her temperature: he is measured when he stands there himself.
+    rig = queue
+    li = rig.pass_text(holder="Li Wei", household="1-101", start_days=2)
+    wang = rig.pass_text(holder="Wang Nan", household="1-102")
+    rig.show(li)
+    rig.emulator.person_arrives(36.4)
+    rig.run(3)
+    assert _reads(rig)[0][:3] == ("deny", ["pass_not_yet_valid"], "L.")
+    rig.show(wang)
+    rig.run(3)  # Li still in view: Wang's code is not measured on her
+    assert len(rig.decisions()) == 1
+    rig.emulator.person_leaves()
+    rig.run(0.5)
+    rig.emulator.person_arrives(38.6)
+    rig.run(8)
+    decision, reasons, initial, temp_c = _reads(rig)[1]
+    assert (decision, reasons, initial) == ("deny", ["fever"], "W.")
+    assert temp_c is not None and temp_c >= 37.3
+    assert [e["holder"] for e in rig.events()] == ["Li Wei", "Wang Nan"]
+
+
+def test_a_code_whose_holder_never_steps_up_is_not_measured_on_the_person_still_in_view(queue):
+    # Nobody but Li (denied) ever stands at the thermometer: Wang's code shown behind her ends
+    # as no temperature at its timeout, not as a pass on her reading.
+    rig = queue
+    rig.show(rig.pass_text(holder="Li Wei", start_days=2))
+    rig.emulator.person_arrives(36.4)
+    rig.run(3)
+    rig.show(rig.pass_text(holder="Wang Nan", household="1-102"))
+    rig.run(9)
+    assert [r[:3] for r in _reads(rig)] == [
+        ("deny", ["pass_not_yet_valid"], "L."),
+        ("deny", ["no_temperature"], "W."),
+    ]
+
+
+def test_the_person_denied_showing_their_own_code_again_is_measured_where_they_stand(queue):
+    # A resident trying again (the same pass) without stepping away is measured at once.
+    rig = queue
+    text = rig.pass_text(holder="Li Wei", start_days=2)
+    rig.show(text)
+    rig.emulator.person_arrives(36.4)
+    rig.run(8)  # the result has gone; she is still there
+    assert rig.engine.state == "idle"
+    rig.show(text)
+    rig.run(3)
+    assert [r[:3] for r in _reads(rig)] == [("deny", ["pass_not_yet_valid"], "L.")] * 2
+    assert _reads(rig)[1][3] is not None
+
+
+def test_a_code_kept_during_the_pulse_is_measured_on_its_holder_not_on_the_slow_walker(queue):
+    # Li passes and lingers at the thermometer through the gate's pulse; Wang's code, shown
+    # meanwhile, starts when the gate locks, and waits for Li to go before it measures.
+    rig = queue
+    rig.show(rig.pass_text(holder="Li Wei"))
+    rig.emulator.person_arrives(36.4)
+    rig.run(2.2)
+    assert rig.engine.state == "gate_open"
+    rig.show(rig.pass_text(holder="Wang Nan", household="1-102"))
+    rig.run(3)
+    assert len(rig.decisions()) == 1
+    rig.emulator.person_leaves()
+    rig.run(0.5)
+    rig.emulator.person_arrives(38.6)
+    rig.run(8)
+    assert [r[:3] for r in _reads(rig)] == [("pass", ["ok"], "L."), ("deny", ["fever"], "W.")]
