@@ -785,8 +785,10 @@ class Engine:
             # The same person still holding up the same code: not a new passage.
             self.ignored_codes += 1
             return
-        if self.state in ("deciding", "gate_open", "decided"):
-            # The next person is already showing a code: keep the latest, start it when free.
+        if self.state in ("code_read", "measuring", "deciding", "gate_open", "decided"):
+            # The next person is already showing a code (a phone held up early in a queue,
+            # while this one is still measured): keep the latest, start it when free. The
+            # camera does not send a code held still again, so one dropped here is lost.
             self._pending_code = (read, direction, self._now())
             return
         self.ignored_codes += 1

@@ -97,3 +97,22 @@ def test_a_code_kept_during_the_pulse_is_measured_on_its_holder_not_on_the_slow_
     rig.emulator.person_arrives(38.6)
     rig.run(8)
     assert [r[:3] for r in _reads(rig)] == [("pass", ["ok"], "L."), ("deny", ["fever"], "W.")]
+
+
+def test_a_phone_held_up_while_the_one_ahead_is_measured_is_taken_when_their_turn_comes(queue):
+    # Wang holds his phone up while Li is still being measured. The camera sends a code held
+    # still once (its hold-off), so a code dropped then is never read again: it is kept and
+    # starts once Li's result is over, and he is measured when he stands there.
+    rig = queue
+    rig.show(rig.pass_text(holder="Li Wei", household="1-101"))
+    rig.emulator.person_arrives(36.4)
+    rig.run(0.5)
+    assert rig.engine.state in ("code_read", "measuring")
+    rig.show(rig.pass_text(holder="Wang Nan", household="1-102"))
+    rig.run(1.7)
+    assert _reads(rig)[0][:3] == ("pass", ["ok"], "L.")  # her own code, not his
+    rig.emulator.person_leaves()
+    rig.run(0.5)
+    rig.emulator.person_arrives(38.6)
+    rig.run(8)
+    assert [r[:3] for r in _reads(rig)] == [("pass", ["ok"], "L."), ("deny", ["fever"], "W.")]
