@@ -213,7 +213,7 @@ class Passage:
     on_recorded: Callable[[Outcome], None] | None = None
     reader_fault: bool = False
     #: Started by another code than the one decided while the person now in view was there
-    #: (``Engine._lingering``): nobody is measured for it until that forehead has left.
+    #: (``Engine._lingering``): nobody is measured for it; their leaving ends it.
     behind: bool = False
 
     @property
@@ -761,7 +761,7 @@ class Engine:
             self._pending_code = None
             p = self._new_passage(read.mono_ns, direction)
             p.code = read
-            p.behind = self._lingering is not None and self._lingering != read.text
+            p.behind = self._behind(read)
             if not self.needs_temperature:
                 self._decide()
             else:
@@ -792,6 +792,12 @@ class Engine:
             self._pending_code = (read, direction, self._now())
             return
         self.ignored_codes += 1
+
+    def _behind(self, read: CodeRead) -> bool:
+        """Whether a code starting a passage now was shown while the person decided on another
+        code stands in view, not leaving (``_note_lingering``): it is not measured on them."""
+        lingering = self._lingering
+        return lingering is not None and lingering != read.text and self._view_away_ns is None
 
     # ---------------------------------------------------------------- thermometer
 
@@ -889,9 +895,12 @@ class Engine:
         if p is None or self.state not in ("code_read", "measuring") or p.measurement is None:
             return
         if p.behind:
-            if self._lingering is not None:
-                return  # the person decided before is still in view: not this code's holder
-            p.behind = False
+            if self._lingering is None:
+                # The person in view when the code was shown has gone, unmeasured for it: it
+                # may have been theirs, so whoever steps up next is not measured for it either.
+                gone = thermometry.Temperature("no_temperature", None, None, None, "no_temperature")
+                self._on_temperature(p, gone)
+            return  # while they stay: decided on another code, not measured for this one
         result = p.measurement.add(reading)
         if not p.presence_seen and p.measurement.present:
             p.presence_seen = True
@@ -1256,8 +1265,10 @@ class Engine:
         """Whoever stands at the thermometer as ``p`` is decided on its code is that code's
         person: another code shown before they have left (a phone held up early in a queue,
         while a deny's person still reads the screen) is not measured on them, however long
-        they stay. Their own code shown again is (a resident trying again). A guard's decision
-        changes nothing: the person at the screen is still the passage's."""
+        they stay, nor on whoever steps up after them (they may have been its holder): it ends
+        as ``no_temperature`` when they go. Their own code shown again is measured (a resident
+        trying again). A guard's decision changes nothing: the person at the screen is still
+        the passage's."""
         in_view = self._view_peak_c is not None and self._view_away_ns is None
         self._lingering = p.code.text if in_view and p.code is not None else None
 

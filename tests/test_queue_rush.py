@@ -31,7 +31,8 @@ def _reads(rig: Rig) -> list[tuple[str, list[str], str | None, float | None]]:
 def test_the_next_persons_code_is_not_measured_on_the_person_denied_still_at_the_screen(queue):
     # Li (a pass issued for tomorrow) is measured and denied, and stays at the thermometer
     # reading the screen; Wang, feverish, holds his phone up behind her. His code must not
-    # pass on her temperature: he is measured when he stands there himself.
+    # pass on her temperature. Nor on whoever steps up after her (she may have held it): her
+    # leaving ends it as no temperature, and shown again it is measured on him.
     rig = queue
     li = rig.pass_text(holder="Li Wei", household="1-101", start_days=2)
     wang = rig.pass_text(holder="Wang Nan", household="1-102")
@@ -43,13 +44,16 @@ def test_the_next_persons_code_is_not_measured_on_the_person_denied_still_at_the
     rig.run(3)  # Li still in view: Wang's code is not measured on her
     assert len(rig.decisions()) == 1
     rig.emulator.person_leaves()
-    rig.run(0.5)
+    rig.run(1)
+    assert _reads(rig)[1][:4] == ("deny", ["no_temperature"], "W.", None)
     rig.emulator.person_arrives(38.6)
-    rig.run(8)
-    decision, reasons, initial, temp_c = _reads(rig)[1]
+    rig.run(5)
+    rig.show(wang)
+    rig.run(6)
+    decision, reasons, initial, temp_c = _reads(rig)[2]
     assert (decision, reasons, initial) == ("deny", ["fever"], "W.")
     assert temp_c is not None and temp_c >= 37.3
-    assert [e["holder"] for e in rig.events()] == ["Li Wei", "Wang Nan"]
+    assert [e["holder"] for e in rig.events()] == ["Li Wei", "Wang Nan", "Wang Nan"]
 
 
 def test_a_code_whose_holder_never_steps_up_is_not_measured_on_the_person_still_in_view(queue):
@@ -81,22 +85,29 @@ def test_the_person_denied_showing_their_own_code_again_is_measured_where_they_s
     assert _reads(rig)[1][3] is not None
 
 
-def test_a_code_kept_during_the_pulse_is_measured_on_its_holder_not_on_the_slow_walker(queue):
+def test_a_code_kept_during_the_pulse_is_not_measured_on_the_slow_walker(queue):
     # Li passes and lingers at the thermometer through the gate's pulse; Wang's code, shown
-    # meanwhile, starts when the gate locks, and waits for Li to go before it measures.
+    # meanwhile, starts when the gate locks, and is not measured on her.
     rig = queue
     rig.show(rig.pass_text(holder="Li Wei"))
     rig.emulator.person_arrives(36.4)
     rig.run(2.2)
     assert rig.engine.state == "gate_open"
-    rig.show(rig.pass_text(holder="Wang Nan", household="1-102"))
+    wang = rig.pass_text(holder="Wang Nan", household="1-102")
+    rig.show(wang)
     rig.run(3)
     assert len(rig.decisions()) == 1
     rig.emulator.person_leaves()
     rig.run(0.5)
     rig.emulator.person_arrives(38.6)
-    rig.run(8)
-    assert [r[:3] for r in _reads(rig)] == [("pass", ["ok"], "L."), ("deny", ["fever"], "W.")]
+    rig.run(5)
+    rig.show(wang)
+    rig.run(6)
+    assert [r[:3] for r in _reads(rig)] == [
+        ("pass", ["ok"], "L."),
+        ("deny", ["no_temperature"], "W."),
+        ("deny", ["fever"], "W."),
+    ]
 
 
 def test_a_phone_held_up_while_the_one_ahead_is_measured_is_taken_when_their_turn_comes(queue):
