@@ -215,6 +215,8 @@ class Passage:
     #: Started by another code than the one decided while the person now in view was there
     #: (``Engine._lingering``): nobody is measured for it; their leaving ends it.
     behind: bool = False
+    #: Started by its code (not by someone stepping up to a temperature-first kiosk).
+    by_code: bool = False
 
     @property
     def seq(self) -> int | None:
@@ -412,6 +414,8 @@ class Engine:
         self._view_peak_c: float | None = None
         self._view_away_ns: int | None = None
         self._lingering: str | None = None
+        # The (source, stamp) of a camera frame that held two codes: none of its codes is taken.
+        self._refused_frame: tuple[str, int] | None = None
         self._gate_open = False
         # The relay obeyed an open command and no lock has been confirmed since: the gate is
         # open whatever a later command failing says.
@@ -745,6 +749,8 @@ class Engine:
         # A code proves its reader works.
         if read.source in self.reader_faults:
             self._on_reader_ok(read.source)
+        if self._another_code_of_the_frame(read):
+            return
         p = self.passage
         if (
             self._can_start()
@@ -761,6 +767,7 @@ class Engine:
             self._pending_code = None
             p = self._new_passage(read.mono_ns, direction)
             p.code = read
+            p.by_code = True
             p.behind = self._behind(read)
             if not self.needs_temperature:
                 self._decide()
@@ -798,6 +805,43 @@ class Engine:
         code stands in view, not leaving (``_note_lingering``): it is not measured on them."""
         lingering = self._lingering
         return lingering is not None and lingering != read.text and self._view_away_ns is None
+
+    def _another_code_of_the_frame(self, read: CodeRead) -> bool:
+        """Whether ``read`` is another code of a camera frame (two phones held up together:
+        a frame's codes share its stamp) whose first code this passage, or the code kept for
+        later, took. None is taken: the kiosk cannot tell whose the person at the gate is, and
+        must not pick one. A passage the first one started is over (the screen asks for the
+        pass again); one that was measuring already (temperature first) drops the code and asks
+        for it; a kept code is dropped. One already decided stands (docs/engine.md), but the
+        others do not start a passage for whoever steps up next."""
+        frame = (read.source, read.mono_ns)
+        if frame == self._refused_frame:
+            self.ignored_codes += 1
+            return True
+        kept = self._pending_code
+        p = self.passage
+        if kept is not None and (kept[0].source, kept[0].mono_ns) == frame:
+            if kept[0].text == read.text:
+                return False
+            self._pending_code = None
+        elif p is not None and p.code is not None and (p.code.source, p.code.mono_ns) == frame:
+            if p.code.text == read.text:
+                return False
+            if self.state in ("code_read", "measuring"):
+                self._drop_code(p)
+        else:
+            return False
+        log.info("engine: two codes in one frame: none taken")
+        self._refused_frame = frame
+        self.ignored_codes += 2
+        return True
+
+    def _drop_code(self, p: Passage) -> None:
+        """Take back ``p``'s code, not yet decided: a passage it started is over (nothing
+        measured for it yet is anyone's); a temperature-first one measures on."""
+        p.code = None
+        if p.by_code:
+            self._go_idle()
 
     # ---------------------------------------------------------------- thermometer
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import pytest
 from test_engine import Rig
 
+from kiosk.devices import CodeRead
+
 
 @pytest.fixture
 def queue(clock, tmp_path):
@@ -127,3 +129,99 @@ def test_a_phone_held_up_while_the_one_ahead_is_measured_is_taken_when_their_tur
     rig.emulator.person_arrives(38.6)
     rig.run(8)
     assert [r[:3] for r in _reads(rig)] == [("pass", ["ok"], "L."), ("deny", ["fever"], "W.")]
+
+
+# ------------------------------------------------------- two phones in one camera frame
+
+
+def _frame(rig: Rig, *texts: str, direction: str = "out") -> None:
+    """One camera frame holding ``texts``: the camera reader sends each, with its stamp."""
+    now = rig.clock.monotonic_ns()
+    for text in texts:
+        rig.engine.on_code(CodeRead(text, "camera", now), direction)
+
+
+def test_two_phones_in_one_frame_start_no_passage_until_one_is_shown_alone(queue):
+    rig = queue
+    li = rig.pass_text(holder="Li Wei", household="1-101")
+    wang = rig.pass_text(holder="Wang Nan", household="1-102")
+    rig.emulator.person_arrives(36.4)
+    rig.run(0.5)
+    _frame(rig, li, wang)
+    assert (rig.engine.state, rig.engine.prompt) == ("idle", "show_pass")
+    rig.run(8)
+    assert rig.decisions() == []
+    assert rig.events() == []
+    rig.run(0.1)
+    _frame(rig, wang)
+    rig.run(4)
+    assert [r[:3] for r in _reads(rig)] == [("pass", ["ok"], "W.")]
+
+
+def test_three_phones_in_one_frame_start_nothing_either(queue):
+    rig = queue
+    texts = [rig.pass_text(holder=h, household=f"1-10{i}") for i, h in enumerate("ABC")]
+    rig.emulator.person_arrives(36.4)
+    _frame(rig, *texts)
+    rig.run(8)
+    assert rig.decisions() == []
+    assert rig.engine.state == "idle"
+
+
+def test_two_codes_kept_from_one_frame_during_the_pulse_start_nothing_later(queue):
+    rig = queue
+    rig.show(rig.pass_text(holder="Li Wei"))
+    rig.emulator.person_arrives(36.4)
+    rig.run(2.2)
+    assert rig.engine.state == "gate_open"
+    _frame(
+        rig,
+        rig.pass_text(holder="Wang Nan", household="1-102"),
+        rig.pass_text(holder="Chen Jie", household="1-103"),
+    )
+    rig.emulator.person_leaves()
+    rig.run(0.5)
+    rig.emulator.person_arrives(36.6)
+    rig.run(10)
+    assert [r[:3] for r in _reads(rig)] == [("pass", ["ok"], "L.")]
+    assert rig.engine.state == "idle"
+
+
+def test_two_codes_in_one_frame_while_measuring_temperature_first_ask_for_one(clock, tmp_path):
+    rig = Rig(clock, tmp_path, engine={"order": "temperature_first"})
+    try:
+        rig.emulator.person_arrives(36.4)
+        rig.run(0.4)
+        assert rig.engine.state == "measuring"
+        li = rig.pass_text(holder="Li Wei", household="1-101")
+        _frame(rig, li, rig.pass_text(holder="Wang Nan", household="1-102"))
+        rig.run(2.5)
+        assert (rig.engine.state, rig.engine.prompt) == ("awaiting_code", "show_pass_now")
+        assert rig.decisions() == []
+        rig.show(li)
+        rig.run(1)
+        assert [r[:3] for r in _reads(rig)] == [("pass", ["ok"], "L.")]
+    finally:
+        rig.close()
+
+
+def test_a_frames_second_code_after_the_first_was_decided_starts_no_passage_later(clock, tmp_path):
+    # Temperature first, the temperature taken: the frame's first code is decided at once
+    # (docs/engine.md: that one stands); the second is not kept for whoever steps up next.
+    rig = Rig(clock, tmp_path, engine={"order": "temperature_first"})
+    try:
+        rig.emulator.person_arrives(36.4)
+        rig.run(3)
+        assert rig.engine.state == "awaiting_code"
+        _frame(
+            rig,
+            rig.pass_text(holder="Li Wei", household="1-101"),
+            rig.pass_text(holder="Wang Nan", household="1-102"),
+        )
+        rig.emulator.person_leaves()
+        rig.run(1)
+        rig.emulator.person_arrives(36.8)
+        rig.run(10)
+        assert [r[:3] for r in _reads(rig)] == [("pass", ["ok"], "L.")]
+    finally:
+        rig.close()
