@@ -1302,6 +1302,11 @@ class Engine:
             self._set_state("deciding", "checking")
             if subject.kind == "passage":
                 self._note_lingering(subject)
+            if self._pending_code is not None:
+                # A code kept while this passage was measured waited for it, not for a gate
+                # that would not lock: its time kept counts from this decision.
+                read, direction, _ = self._pending_code
+                self._pending_code = (read, direction, self._now())
         self._crossings[crossing] = subject
         self.ports.cross(crossing)
 

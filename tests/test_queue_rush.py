@@ -225,3 +225,27 @@ def test_a_frames_second_code_after_the_first_was_decided_starts_no_passage_late
         assert [r[:3] for r in _reads(rig)] == [("pass", ["ok"], "L.")]
     finally:
         rig.close()
+
+
+def test_a_phone_held_up_behind_a_long_measurement_is_still_taken_when_its_turn_comes(
+    clock, tmp_path
+):
+    # Li shows her code and never gets her wrist to the thermometer (a site measuring for up
+    # to 8 s); Wang's phone, held up behind her from the start, waits through her measurement
+    # and her result. It is kept for his turn, not dropped as a code whose holder has gone.
+    rig = Rig(clock, tmp_path, thermometer={"thermometry": {"measure_timeout_s": 8.0}})
+    try:
+        rig.show(rig.pass_text(holder="Li Wei", household="1-101"))
+        rig.run(0.5)
+        rig.show(rig.pass_text(holder="Wang Nan", household="1-102"))
+        rig.run(8.5)
+        assert [r[:3] for r in _reads(rig)] == [("deny", ["no_temperature"], "L.")]
+        rig.run(3.9)  # her result on the screen
+        rig.emulator.person_arrives(36.6)
+        rig.run(4)
+        assert [r[:3] for r in _reads(rig)] == [
+            ("deny", ["no_temperature"], "L."),
+            ("pass", ["ok"], "W."),
+        ]
+    finally:
+        rig.close()
