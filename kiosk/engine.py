@@ -118,6 +118,8 @@ DEVICE_ALARMS = {
 }
 
 PASS_DECISIONS = frozenset({"pass", "manual_pass"})
+#: Reader types whose codes come in frames (one stamp for all the codes of a frame).
+CAMERA_READERS = frozenset({"camera", "picamera", "fake_camera"})
 #: The air outside the calibration's trusted range this long raises the gate's standing
 #: ``air`` state; back inside it this long clears it (the noon sun is not spring).
 AIR_OUT_AFTER_S = 10.0
@@ -416,6 +418,9 @@ class Engine:
         self._lingering: str | None = None
         # The (source, stamp) of a camera frame that held two codes: none of its codes is taken.
         self._refused_frame: tuple[str, int] | None = None
+        self._camera_sources = frozenset(
+            s.name for s in config.readers.sources if s.type in CAMERA_READERS
+        )
         self._gate_open = False
         # The relay obeyed an open command and no lock has been confirmed since: the gate is
         # open whatever a later command failing says.
@@ -814,6 +819,8 @@ class Engine:
         pass again); one that was measuring already (temperature first) drops the code and asks
         for it; a kept code is dropped. One already decided stands (docs/engine.md), but the
         others do not start a passage for whoever steps up next."""
+        if read.source not in self._camera_sources:
+            return False  # a scanner's lines read in one chunk share its stamp: not a frame
         frame = (read.source, read.mono_ns)
         if frame == self._refused_frame:
             self.ignored_codes += 1

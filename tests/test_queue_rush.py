@@ -249,3 +249,23 @@ def test_a_phone_held_up_behind_a_long_measurement_is_still_taken_when_its_turn_
         ]
     finally:
         rig.close()
+
+
+def test_two_scans_a_serial_scanner_sent_in_one_chunk_are_two_people_not_one_frame(clock, tmp_path):
+    # A scanner's lines read together share the chunk's stamp: each was its own scan, so the
+    # second is kept for its turn, as any code shown while the first is measured.
+    rig = Rig(clock, tmp_path, readers={"sources": [{"type": "serial", "name": "scanner"}]})
+    try:
+        now = rig.clock.monotonic_ns()
+        for holder, household in (("Li Wei", "1-101"), ("Wang Nan", "1-102")):
+            text = rig.pass_text(holder=holder, household=household)
+            rig.engine.on_code(CodeRead(text, "scanner", now), "out")
+        rig.emulator.person_arrives(36.4)
+        rig.run(2.2)
+        rig.emulator.person_leaves()  # through the gate
+        rig.run(2)
+        rig.emulator.person_arrives(36.8)
+        rig.run(4)
+        assert [r[:3] for r in _reads(rig)] == [("pass", ["ok"], "L."), ("pass", ["ok"], "W.")]
+    finally:
+        rig.close()
