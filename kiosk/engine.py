@@ -118,6 +118,8 @@ DEVICE_ALARMS = {
 }
 
 PASS_DECISIONS = frozenset({"pass", "manual_pass"})
+#: Reader types whose codes come in frames (one stamp for all the codes of a frame).
+CAMERA_READERS = frozenset({"camera", "picamera", "fake_camera"})
 #: The air outside the calibration's trusted range this long raises the gate's standing
 #: ``air`` state; back inside it this long clears it (the noon sun is not spring).
 AIR_OUT_AFTER_S = 10.0
@@ -212,6 +214,11 @@ class Passage:
     #: A guard's action: told what became of its event's crossing once the commit is over.
     on_recorded: Callable[[Outcome], None] | None = None
     reader_fault: bool = False
+    #: Started by another code than the one decided while the person now in view was there
+    #: (``Engine._lingering``): nobody is measured for it; their leaving ends it.
+    behind: bool = False
+    #: Started by its code (not by someone stepping up to a temperature-first kiosk).
+    by_code: bool = False
 
     @property
     def seq(self) -> int | None:
@@ -423,6 +430,18 @@ class Engine:
         # A code shown while busy: (read, direction, when it was kept), started when free.
         self._pending_code: tuple[CodeRead, Direction | None, int] | None = None
         self._presence_armed = True
+        # The forehead in view now, followed across passages (``_watch_view``): its warmest
+        # object reading (None: nobody in view), since when it has looked gone, and the code
+        # of the last kiosk decision if it was in view then (the person decided on that code,
+        # still at the thermometer; None: nobody was, or the passage had no code).
+        self._view_peak_c: float | None = None
+        self._view_away_ns: int | None = None
+        self._lingering: str | None = None
+        # The (source, stamp) of a camera frame that held two codes: none of its codes is taken.
+        self._refused_frame: tuple[str, int] | None = None
+        self._camera_sources = frozenset(
+            s.name for s in config.readers.sources if s.type in CAMERA_READERS
+        )
         self._gate_open = False
         # The relay obeyed an open command and no lock has been confirmed since: the gate is
         # open whatever a later command failing says.
@@ -467,6 +486,8 @@ class Engine:
             return False
         if self.state in ("code_read", "measuring", "awaiting_code"):
             return True  # awaiting the code: watching that the measured person stays
+        if self._lingering is not None:
+            return True  # watching the person just decided leave, before the next code
         return self.state == "idle" and self._starts_on_presence()
 
     @property
@@ -795,6 +816,8 @@ class Engine:
         # A code proves its reader works.
         if read.source in self.reader_faults:
             self._on_reader_ok(read.source)
+        if self._another_code_of_the_frame(read):
+            return
         p = self.passage
         if (
             self._can_start()
@@ -811,6 +834,8 @@ class Engine:
             self._pending_code = None
             p = self._new_passage(read.mono_ns, direction)
             p.code = read
+            p.by_code = True
+            p.behind = self._behind(read)
             if not self.needs_temperature:
                 self._decide()
             else:
@@ -834,11 +859,58 @@ class Engine:
             # The same person still holding up the same code: not a new passage.
             self.ignored_codes += 1
             return
-        if self.state in ("deciding", "gate_open", "decided"):
-            # The next person is already showing a code: keep the latest, start it when free.
+        if self.state in ("code_read", "measuring", "deciding", "gate_open", "decided"):
+            # The next person is already showing a code (a phone held up early in a queue,
+            # while this one is still measured): keep the latest, start it when free. The
+            # camera does not send a code held still again, so one dropped here is lost.
             self._pending_code = (read, direction, self._now())
             return
         self.ignored_codes += 1
+
+    def _behind(self, read: CodeRead) -> bool:
+        """Whether a code starting a passage now was shown while the person decided on another
+        code stands in view, not leaving (``_note_lingering``): it is not measured on them."""
+        lingering = self._lingering
+        return lingering is not None and lingering != read.text and self._view_away_ns is None
+
+    def _another_code_of_the_frame(self, read: CodeRead) -> bool:
+        """Whether ``read`` is another code of a camera frame (two phones held up together:
+        a frame's codes share its stamp) whose first code this passage, or the code kept for
+        later, took. None is taken: the kiosk cannot tell whose the person at the gate is, and
+        must not pick one. A passage the first one started is over (the screen asks for the
+        pass again); one that was measuring already (temperature first) drops the code and asks
+        for it; a kept code is dropped. One already decided stands (docs/engine.md), but the
+        others do not start a passage for whoever steps up next."""
+        if read.source not in self._camera_sources:
+            return False  # a scanner's lines read in one chunk share its stamp: not a frame
+        frame = (read.source, read.mono_ns)
+        if frame == self._refused_frame:
+            self.ignored_codes += 1
+            return True
+        kept = self._pending_code
+        p = self.passage
+        if kept is not None and (kept[0].source, kept[0].mono_ns) == frame:
+            if kept[0].text == read.text:
+                return False
+            self._pending_code = None
+        elif p is not None and p.code is not None and (p.code.source, p.code.mono_ns) == frame:
+            if p.code.text == read.text:
+                return False
+            if self.state in ("code_read", "measuring"):
+                self._drop_code(p)
+        else:
+            return False
+        log.info("engine: two codes in one frame: none taken")
+        self._refused_frame = frame
+        self.ignored_codes += 2
+        return True
+
+    def _drop_code(self, p: Passage) -> None:
+        """Take back ``p``'s code, not yet decided: a passage it started is over (nothing
+        measured for it yet is anyone's); a temperature-first one measures on."""
+        p.code = None
+        if p.by_code:
+            self._go_idle()
 
     # ---------------------------------------------------------------- thermometer
 
@@ -912,6 +984,7 @@ class Engine:
             return
         if kept:
             self._watch_air(reading)
+        self._watch_view(reading)
         if self.state in ("idle", "decided"):
             present = thermometry.is_present(reading, self._thermo_cfg)
             if not present:
@@ -934,6 +1007,13 @@ class Engine:
             return
         if p is None or self.state not in ("code_read", "measuring") or p.measurement is None:
             return
+        if p.behind:
+            if self._lingering is None:
+                # The person in view when the code was shown has gone, unmeasured for it: it
+                # may have been theirs, so whoever steps up next is not measured for it either.
+                gone = thermometry.Temperature("no_temperature", None, None, None, "no_temperature")
+                self._on_temperature(p, gone)
+            return  # while they stay: decided on another code, not measured for this one
         result = p.measurement.add(reading)
         if not p.presence_seen and p.measurement.present:
             p.presence_seen = True
@@ -953,6 +1033,28 @@ class Engine:
             p.fever = None
             p.left_view_peak_c = -math.inf
             self._start_measurement(p, "measuring", "measuring")
+
+    def _watch_view(self, reading: ThermoReading) -> None:
+        """Follow the forehead in view across passages, as ``_left`` follows a passage's: it
+        has gone after ``left_after_s`` with nobody in view, or with the reading fallen
+        ``LEFT_DROP_C`` below its warmest. The person in view at a decision (``_cross``) is
+        that decision's: the next code's passage does not measure them (``Passage.behind``)."""
+        now = reading.mono_ns
+        peak = self._view_peak_c
+        if thermometry.is_present(reading, self._thermo_cfg) and (
+            peak is None or reading.object_c > peak - LEFT_DROP_C
+        ):
+            self._view_peak_c = reading.object_c if peak is None else max(peak, reading.object_c)
+            self._view_away_ns = None
+            return
+        if peak is None:
+            return
+        if self._view_away_ns is None:
+            self._view_away_ns = now
+        if now - self._view_away_ns >= int(self._eng.left_after_s * 1e9):
+            self._view_peak_c = None
+            self._view_away_ns = None
+            self._lingering = None
 
     def _left(self, p: Passage, mono_ns: int, reading: ThermoReading | None) -> bool:
         """Whether the person this passage saw at the thermometer has left: for
@@ -1274,8 +1376,26 @@ class Engine:
                 open_if_unrecorded=self._passes_unrecorded(subject),
             )
             self._set_state("deciding", "checking")
+            if subject.kind == "passage":
+                self._note_lingering(subject)
+            if self._pending_code is not None:
+                # A code kept while this passage was measured waited for it, not for a gate
+                # that would not lock: its time kept counts from this decision.
+                read, direction, _ = self._pending_code
+                self._pending_code = (read, direction, self._now())
         self._crossings[crossing] = subject
         self.ports.cross(crossing)
+
+    def _note_lingering(self, p: Passage) -> None:
+        """Whoever stands at the thermometer as ``p`` is decided on its code is that code's
+        person: another code shown before they have left (a phone held up early in a queue,
+        while a deny's person still reads the screen) is not measured on them, however long
+        they stay, nor on whoever steps up after them (they may have been its holder): it ends
+        as ``no_temperature`` when they go. Their own code shown again is measured (a resident
+        trying again). A guard's decision changes nothing: the person at the screen is still
+        the passage's."""
+        in_view = self._view_peak_c is not None and self._view_away_ns is None
+        self._lingering = p.code.text if in_view and p.code is not None else None
 
     def _on_crossed(self, outcome: Outcome) -> None:
         subject = self._crossings.pop(outcome.crossing, None)

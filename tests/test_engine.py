@@ -767,8 +767,10 @@ def test_unplugged_gate_raises_an_alarm_and_the_next_code_is_still_decided(rig):
     assert rig.decisions()[0]["decision"] == "pass"
     assert ("gate_fault", "raised") in rig.alarms()
     assert "gate" in rig.engine.degraded
+    rig.emulator.person_leaves()  # the guard lets them through
     rig.run(5)
     rig.show(rig.pass_text(holder="Sun Li"))
+    rig.emulator.person_arrives(36.4)
     rig.run(3)
     assert len(rig.decisions()) == 2
     rig.gate.replug()
@@ -955,7 +957,10 @@ def test_next_persons_code_during_the_gate_pulse_starts_when_the_gate_locks(rig)
     rig.resident_comes(2.2)
     assert rig.engine.state == "gate_open"
     rig.show(rig.pass_text(holder="Sun Li"))
-    rig.run(4)
+    rig.emulator.person_leaves()  # through the gate; Sun Li steps up
+    rig.run(0.5)
+    rig.emulator.person_arrives(36.4)
+    rig.run(3.5)
     assert len(rig.decisions()) == 2
 
 

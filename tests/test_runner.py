@@ -288,9 +288,12 @@ def test_unplugged_relay_is_a_gate_fault_and_the_next_code_is_decided(rig):
         rig.thermometer.body_c = 36.6
         rig.show(rig.pass_text())
         first = await rig.next("decision")
+        rig.thermometer.body_c = None  # the guard lets them through
         await rig.next("alarm", alarm="gate_fault", state="raised")
-        await rig.next("state", state="idle")
-        rig.show(rig.pass_text(holder="Sun Li"))
+        await rig.next("state", state="idle")  # the kiosk's at start
+        await rig.next("state", state="idle")  # after the first one's result
+        rig.show(rig.pass_text(holder="Sun Li"))  # the next one shows the code, steps up
+        rig.thermometer.body_c = 36.6
         second = await rig.next("decision")
         rig.gate.replug()
         await rig.next("alarm", alarm="gate_fault", state="cleared")
@@ -313,9 +316,12 @@ def test_stalled_relay_misses_its_deadline_and_the_loop_stays_responsive(rig):
         rig.thermometer.body_c = 36.6
         rig.show(rig.pass_text())
         await rig.next("decision")
+        rig.thermometer.body_c = None  # the guard lets them through
         alarm = await rig.next("alarm", alarm="gate_fault", state="raised")
-        await rig.next("state", state="idle")
-        rig.show(rig.pass_text(holder="Sun Li"))
+        await rig.next("state", state="idle")  # the kiosk's at start
+        await rig.next("state", state="idle")  # after the first one's result
+        rig.show(rig.pass_text(holder="Sun Li"))  # the next one shows the code, steps up
+        rig.thermometer.body_c = 36.6
         second = await rig.next("decision")
         healthy = rig.runner.loop_healthy(0.5)
         rig.gate.release()
