@@ -681,8 +681,8 @@ class Engine:
         self._input(self._enqueue_manual, item)
 
     def on_gate_health(self, ok: bool, detail: str = "") -> None:
-        """The relay's own health while the gate is held open (the runner's poll; gatesafe's
-        hook): gone, the gate's state is unknown and the guard is told at once, not first at
+        """The relay's own health while the gate is held open (the runner's poll): gone,
+        the gate's state is unknown and the guard is told at once, not first at
         the lock when the hold ends; back (its driver has put the open back), it clears."""
         self._input(self._on_gate_health, ok, detail)
 
@@ -1285,7 +1285,7 @@ class Engine:
             reader_fault=p.reader_fault,
             store_fault=store_fault,
             # A relay that did not answer (its probe clears it): a pass would be recorded
-            # for a gate that cannot open (gatesafe's hook; kiosk.policy).
+            # for a gate that cannot open (kiosk.policy).
             gate_fault="gate" in self.faults,
             direction_trusted=self.direction_from_hardware(p),
             clock_synced=self.clock.synced(),
