@@ -32,6 +32,7 @@ import json
 import logging
 import os
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -795,6 +796,14 @@ class _BoundedServer(ThreadingHTTPServer):
             super().process_request_thread(request, client_address)
         finally:
             self._release(str(client_address[0]))
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client gone before its answer was written (a tab closed, a probe timed out) is
+        not the collector's fault: no line. Anything else is logged with its traceback
+        (``socketserver`` printed it to stderr, outside the log's format and level)."""
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        log.error("status port: answering %s failed", client_address[0], exc_info=True)
 
 
 class StatusServer:
