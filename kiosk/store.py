@@ -598,29 +598,66 @@ def newer_schema(db: sqlite_utils.Database, known: Iterable[Migrations]) -> str 
     """What shows the file was migrated by a newer program than one with the sets ``known``
     (besides ``PROGRAM_SETS`` by name): a set it does not have, or a migration of a known set
     it does not have; None when nothing does. Reads only."""
-    known = tuple(known)
+    return _newer_than(_recorded_steps(db) or {}, _every_step(known))
+
+
+#: A migration set with the name of every migration it has.
+_SetSteps = list[tuple[Migrations, list[str]]]
+
+
+def _recorded_steps(db: sqlite_utils.Database) -> dict[str, list[str]] | None:
+    """The migrations the file records as applied, by set, in the order they were (one read
+    of the table); None when it has no migrations table yet (a new file)."""
     table = Migrations.migrations_table
-    recorded = (
-        {r[0] for r in db.execute(f"SELECT DISTINCT migration_set FROM [{table}]")}  # noqa: S608
-        if db[table].exists()
-        else set()
-    )
-    unknown = sorted(recorded - PROGRAM_SETS - {m.name for m in known})
+    if not db[table].exists():
+        return None
+    recorded: dict[str, list[str]] = {}
+    rows = db.execute(f"SELECT migration_set, name FROM [{table}] ORDER BY rowid")  # noqa: S608
+    for set_name, name in rows:
+        recorded.setdefault(set_name, []).append(name)
+    return recorded
+
+
+def _every_step(known: Iterable[Migrations]) -> _SetSteps:
+    """Each set of ``known`` with every migration it has (what it would apply to an empty
+    file)."""
+    empty = sqlite_utils.Database(memory=True)
+    try:
+        return [(m, [step.name for step in m.pending(empty)]) for m in known]
+    finally:
+        empty.close()
+
+
+def _newer_than(recorded: Mapping[str, list[str]], known: _SetSteps) -> str | None:
+    """``newer_schema`` of a file whose applied migrations are ``recorded``."""
+    unknown = sorted(set(recorded) - PROGRAM_SETS - {m.name for m, _ in known})
     if unknown:
         return f"its migration set {unknown[0]} is unknown to this one"
-    empty = sqlite_utils.Database(memory=True)
-    for migrations in known:
-        ours = {m.name for m in migrations.pending(empty)}  # every migration this one has
-        for applied in migrations.applied(db):
-            if applied.name not in ours:
-                return f"migration {migrations.name} {applied.name} is unknown to this one"
+    for migrations, steps in known:
+        ours = set(steps)
+        for applied in recorded.get(migrations.name, ()):
+            if applied not in ours:
+                return f"migration {migrations.name} {applied} is unknown to this one"
     return None
 
 
-def _refuse_newer_schema(db: sqlite_utils.Database, known: Iterable[Migrations], name: str) -> None:
+def _all_applied(
+    db: sqlite_utils.Database, recorded: Mapping[str, list[str]] | None, known: _SetSteps
+) -> bool:
+    """Whether every migration of ``known`` is recorded in a migrations table of the form
+    sqlite-utils keeps (keyed by ``id``), so applying the sets would change nothing: an
+    opening of a current log skips the per-set checks (each set reads the table and its
+    schema twice, ~11 sets at every start of the daemon and every verb)."""
+    if recorded is None:
+        return False
+    if not all(set(steps) <= set(recorded.get(m.name, ())) for m, steps in known):
+        return False
+    return db.table(Migrations.migrations_table).pks == ["id"]
+
+
+def _refuse_newer_schema(why: str | None, name: str) -> None:
     """Refuse a file a newer program migrated (a rollback of the program): writing into a
     schema this one does not know would leave rows without the newer columns or checks."""
-    why = newer_schema(db, known)
     if why is not None:
         raise NewerSchema(
             "store_fault",
@@ -1830,13 +1867,7 @@ class EventLog:
         try:
             db = self._connect()
             self._db = db
-            _refuse_newer_schema(db, (MIGRATIONS, *self.migrations), self.path.name)
-            # One commit for every pending migration (each set's own are savepoints in it):
-            # a new database is created in one write, and an upgrade lands whole or not at all.
-            with db.atomic():
-                MIGRATIONS.apply(db)
-                for extra in self.migrations:
-                    extra.apply(db)
+            self._migrate(db)
             conn = db.conn
             keys = digest_keys(conn)
             self._salt = keys.legacy or b""
@@ -1863,6 +1894,21 @@ class EventLog:
             raise StoreFault(
                 "store_fault", f"cannot open {self.path.name} ({name}{': ' if why else ''}{why})"
             ) from exc
+
+    def _migrate(self, db: sqlite_utils.Database) -> None:
+        """Refuse a file a newer program migrated, then apply what is pending of the log's
+        sets (none when it is current: then nothing more is read)."""
+        sets = (MIGRATIONS, *self.migrations)
+        known = _every_step(sets)
+        recorded = _recorded_steps(db)
+        _refuse_newer_schema(_newer_than(recorded or {}, known), self.path.name)
+        if _all_applied(db, recorded, known):
+            return
+        # One commit for every pending migration (each set's own are savepoints in it):
+        # a new database is created in one write, and an upgrade lands whole or not at all.
+        with db.atomic():
+            for migrations in sets:
+                migrations.apply(db)
 
     def _ensure_connection(self) -> sqlite_utils.Database:
         if self._replaced is not None:  # never reopened: that would adopt the file now there
