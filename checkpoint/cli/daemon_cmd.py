@@ -227,15 +227,15 @@ def served_certificate(config: KioskConfig) -> TlsCertificate | None:
     return None if files is None else certificate_validity(files[0])
 
 
-def locked_gate_first(config: KioskConfig) -> Gate:
+def locked_gate_first(config: KioskConfig) -> tuple[Gate, bool]:
     """The configured relay, commanded locked (``drivers.gate.lock_at_start``): the first
-    device ``kiosk run`` touches, before the event log opens or may keep it standing by."""
+    device ``kiosk run`` touches, before the event log opens or may keep it standing by;
+    and whether it obeyed."""
     from drivers.clocksync import system_clock
     from drivers.gate import build_gate, lock_at_start
 
     gate = build_gate(config.gate, system_clock())
-    lock_at_start(gate, config.engine.device_deadline_ms / 1000)
-    return gate
+    return gate, lock_at_start(gate, config.engine.device_deadline_ms / 1000)
 
 
 def _run(args: argparse.Namespace, config: KioskConfig, lock: DataDirLock) -> int:
@@ -248,13 +248,14 @@ def _run(args: argparse.Namespace, config: KioskConfig, lock: DataDirLock) -> in
         stopping = asyncio.Event()
         stop_on_signals(stopping.set)  # first: a SIGTERM while starting stops it cleanly
         # Then the relay locked, before the log: a daemon killed mid-pulse left it released.
-        gate = await asyncio.to_thread(locked_gate_first, config)
+        gate, locked = await asyncio.to_thread(locked_gate_first, config)
         try:
             # A card that keeps the log from opening: standing by until it opens (kiosk.standby).
             core = await core_or_standby(
                 lambda: lock.then(lambda: build_core(config, lock.data, gate=gate)),
                 config,
                 stopping,
+                gate_locked=locked,
             )
         except BaseException:
             gate.close()
