@@ -40,17 +40,21 @@ def standing_by(tmp_path, monkeypatch):
 
     monkeypatch.setattr(kiosk_store, "_open_connection", open_connection)
     statuses: list[str] = []
+    looks = {"left": 1}
 
     def pause_until(stopping):
         async def pause(server, _delay):
             statuses.append(server.status())
-            stopping.set()  # systemctl stop while standing by
+            looks["left"] -= 1
+            if looks["left"] <= 0:
+                stopping.set()  # systemctl stop while standing by
 
         return pause
 
     monkeypatch.setattr(standing, "_pause_until", pause_until)
 
-    def run() -> list[str]:
+    def run(pauses: int = 1) -> list[str]:
+        looks["left"] = pauses
         lock = daemon_cmd.DataDirLock(tmp_path)
         try:
             assert daemon_cmd._run(argparse.Namespace(), _config(), lock) == 0
@@ -89,3 +93,27 @@ def test_a_relay_that_obeyed_the_lock_is_said_locked_while_standing_by(standing_
         (status,) = standing_by()
     assert status.startswith("standing by, not deciding, the gate locked: store_fault")
     assert "the gate locked" in _standby_lines(caplog)[0]
+
+
+def test_a_relay_that_answers_again_while_standing_by_is_commanded_locked_then(
+    standing_by, monkeypatch
+):
+    """The relay refused the lock at start (a board still enumerating, unplugged a moment)
+    and the card kept the log shut: nothing commanded it again for as long as the standby
+    lasted (the engine that "keeps commanding it locked" never started), a strike possibly
+    released for hours. Each try of the log tries the lock again until it obeys, and the
+    status says so."""
+    answers = {"plugged": False}
+    commands: list[bool] = []
+
+    def set_open(self, open_):
+        if not answers["plugged"]:
+            answers["plugged"] = True  # back by the next try
+            raise GateFault("fake gate unplugged")
+        commands.append(open_)
+
+    monkeypatch.setattr(gate_drivers.FakeGate, "set_open", set_open)
+    first, second, third = standing_by(pauses=3)
+    assert "gate state unknown" in first
+    assert commands == [False]  # locked once it answered, and only once
+    assert "the gate locked" in second and "the gate locked" in third

@@ -277,6 +277,7 @@ def _run(args: argparse.Namespace, config: KioskConfig, lock: DataDirLock) -> in
     from checkpoint.app import Daemon, build_core, stop_on_signals
     from checkpoint.standby import core_or_standby
     from checkpoint.volume import data_volume, warn_if_volatile
+    from drivers.gate import lock_at_start
 
     async def main() -> int:
         stopping = asyncio.Event()
@@ -290,6 +291,7 @@ def _run(args: argparse.Namespace, config: KioskConfig, lock: DataDirLock) -> in
                 config,
                 stopping,
                 gate_locked=locked,
+                relock=lambda: lock_at_start(gate, config.engine.device_deadline_ms / 1000),
             )
         except BaseException:
             gate.close()
