@@ -41,8 +41,11 @@ class _Monotonic:
 class StandbyServer:
     """The standby faces served on the daemon's port while ``standby`` lasts."""
 
-    def __init__(self, config: KioskConfig, standby: Standby, notifier: Notifier) -> None:
+    def __init__(
+        self, config: KioskConfig, standby: Standby, notifier: Notifier, *, gate_locked: bool
+    ) -> None:
         self.standby = standby
+        self.gate_locked = gate_locked
         self.notifier = notifier
         app = create_standby_app(standby, config.site.kiosk_id, local=config.web.screen_addresses)
         self._server = build_server(app, config.web)
@@ -66,7 +69,7 @@ class StandbyServer:
     def status(self) -> str:
         """The unit's status line (``systemctl status kiosk``): no personal data."""
         return (
-            f"standing by, not deciding, the gate locked: {self.standby.reason};"
+            f"standing by, not deciding, {gate_words(self.gate_locked)}: {self.standby.reason};"
             " see docs/operations.md and /api/v1/health"
         )
 
@@ -76,6 +79,14 @@ class StandbyServer:
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await asyncio.wait_for(self._task, 1.5)
         await self._watchdog.stop()
+
+
+def gate_words(locked: bool) -> str:
+    """What the standby says of the gate: locked only when the relay obeyed the lock at start
+    (``drivers.gate.lock_at_start``); else its state is unknown (the journal has the error)."""
+    if locked:
+        return "the gate locked"
+    return "gate state unknown (the relay could not be commanded locked at start: check the gate)"
 
 
 #: Waits ``delay`` seconds before the next try, or less when the daemon is asked to stop.
@@ -97,11 +108,16 @@ async def core_or_standby(
     *,
     notifier: Notifier | None = None,
     pause: Pause | None = None,
+    gate_locked: bool = True,
+    relock: Callable[[], bool] | None = None,
 ) -> Core | None:
     """``build()`` in a thread; while the card keeps the event log from opening
     (``card_failure``), stand by and try again: the core once it opens, None when a stop
     was asked first (or while the try that opened it was under way: that core is closed).
-    Any other failure is raised, as before."""
+    Any other failure is raised, as before. ``gate_locked``: whether the relay obeyed the lock
+    ``kiosk run`` commanded first; the status and the journal say the gate is locked only then.
+    ``relock``: commands it locked again (whether it obeyed), before each try of the log until
+    it obeys: no engine runs meanwhile to do it."""
     try:
         return await asyncio.to_thread(build)
     except Exception as exc:
@@ -113,20 +129,27 @@ async def core_or_standby(
         log.error("cannot open the event log, and the daemon is stopping: %s", standby.reason)
         return None
     log.error(
-        "cannot open the event log: standing by, the gate locked, trying again: %s",
+        "cannot open the event log: standing by, %s, trying again: %s",
+        gate_words(gate_locked),
         standby.reason,
         extra={"kind": standby.kind},
     )
-    server = StandbyServer(config, standby, notifier or Notifier.from_env())
+    server = StandbyServer(
+        config, standby, notifier or Notifier.from_env(), gate_locked=gate_locked
+    )
     await server.start()
     try:
-        return await _try_again(build, server, stopping, pause or _pause_until(stopping))
+        return await _try_again(build, server, stopping, pause or _pause_until(stopping), relock)
     finally:
         await server.stop()
 
 
 async def _try_again(
-    build: Callable[[], Core], server: StandbyServer, stopping: asyncio.Event, pause: Pause
+    build: Callable[[], Core],
+    server: StandbyServer,
+    stopping: asyncio.Event,
+    pause: Pause,
+    relock: Callable[[], bool] | None,
 ) -> Core | None:
     standby = server.standby
     step = 0
@@ -134,6 +157,8 @@ async def _try_again(
         await pause(server, RETRY.delay(step))
         if stopping.is_set():
             return None
+        if not server.gate_locked and relock is not None:
+            await _relock(server, relock)
         try:
             core = await asyncio.to_thread(build)
         except Exception as exc:
@@ -150,3 +175,11 @@ async def _try_again(
             return None
         log.warning("the event log opens again after %d failed tries: starting", standby.tries)
         return core
+
+
+async def _relock(server: StandbyServer, relock: Callable[[], bool]) -> None:
+    """The relay that refused the lock at start, commanded locked again; once it obeys, the
+    status says the gate is locked (the relay's own line says each failure)."""
+    if await asyncio.to_thread(relock):
+        server.gate_locked = True
+        server.notifier.status(server.status())

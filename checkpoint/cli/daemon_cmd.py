@@ -56,6 +56,13 @@ def register(sub: Verbs) -> None:
     run.add_argument(
         "--data", type=path_of, help=f"state directory (default: $KIOSK_DATA, else {DEFAULT_DATA})"
     )
+    run.add_argument(
+        "--lock-gate",
+        action="store_true",
+        help="only command the configured relay locked, then exit (no event log, no server,"
+        " nothing written; kiosk.service's ExecStopPost, after a crash): exit 1 when it did"
+        " not obey",
+    )
     _log_level(run, "info")
 
 
@@ -179,12 +186,15 @@ def run_daemon(args: argparse.Namespace) -> int:
       sudo systemctl start kiosk              # as installed: kiosk.service runs it
       # in the foreground, as the service's user (never plain sudo: root-owned files):
       sudo systemctl stop kiosk
-      sudo kiosk-admin run --config /etc/kiosk/kiosk.toml --log-level debug"""
+      sudo kiosk-admin run --config /etc/kiosk/kiosk.toml --log-level debug
+      sudo kiosk-admin run --config /etc/kiosk/kiosk.toml --lock-gate  # the gate locked, now"""
     malloc.tune()  # the daemon's process, before its first threads: docs/memory.md
     try:
         config = load_config(args.config)
     except ConfigError as exc:
         raise UsageError(f"{exc.source}: {'; '.join(exc.problems)}") from None
+    if args.lock_gate:  # writes nothing: no data dir, so no root's files to refuse
+        return lock_gate_only(config, args.log_level)
     data = args.data or Path(os.environ.get("KIOSK_DATA", DEFAULT_DATA))
     refuse_root_over(data, f"run --config {args.config}")
     problems = check_paths(config, data=data) + check_environment(config, os.environ)
@@ -227,15 +237,39 @@ def served_certificate(config: KioskConfig) -> TlsCertificate | None:
     return None if files is None else certificate_validity(files[0])
 
 
-def locked_gate_first(config: KioskConfig) -> Gate:
+def locked_gate_first(config: KioskConfig) -> tuple[Gate, bool]:
     """The configured relay, commanded locked (``drivers.gate.lock_at_start``): the first
-    device ``kiosk run`` touches, before the event log opens or may keep it standing by."""
+    device ``kiosk run`` touches, before the event log opens or may keep it standing by;
+    and whether it obeyed."""
     from drivers.clocksync import system_clock
     from drivers.gate import build_gate, lock_at_start
 
     gate = build_gate(config.gate, system_clock())
-    lock_at_start(gate, config.engine.device_deadline_ms / 1000)
-    return gate
+    return gate, lock_at_start(gate, config.engine.device_deadline_ms / 1000)
+
+
+def lock_gate_only(config: KioskConfig, log_level: str) -> int:
+    """``kiosk run --lock-gate``: the configured relay commanded locked, and nothing else.
+
+    kiosk.service runs it as ``ExecStopPost=-``, once the daemon's process is gone: a daemon
+    killed during a pass's pulse (SIGKILL, the OOM killer, the watchdog) left a USB board
+    energised or a persisted GPIO line high, the gate released with nobody deciding for
+    ``RestartSec`` and the next start (or for good, the unit stopped). No event log, no web
+    server, nothing written; the command bounded by ``engine.device_deadline_ms``, the port or
+    line then closed (in a thread given as long: a wedged one is left to the exit)."""
+    import threading
+
+    setup_logging(log_level)
+    gate, locked = locked_gate_first(config)
+    closing = threading.Thread(target=gate.close, name="gate-close", daemon=True)
+    closing.start()
+    closing.join(config.engine.device_deadline_ms / 1000)
+    if not locked:
+        raise CliError(
+            f"the gate ({gate.name}) could not be commanded locked: its state is unknown;"
+            " check the gate (the journal has the relay's error)"
+        )
+    return 0
 
 
 def _run(args: argparse.Namespace, config: KioskConfig, lock: DataDirLock) -> int:
@@ -243,18 +277,21 @@ def _run(args: argparse.Namespace, config: KioskConfig, lock: DataDirLock) -> in
     from checkpoint.app import Daemon, build_core, stop_on_signals
     from checkpoint.standby import core_or_standby
     from checkpoint.volume import data_volume, warn_if_volatile
+    from drivers.gate import lock_at_start
 
     async def main() -> int:
         stopping = asyncio.Event()
         stop_on_signals(stopping.set)  # first: a SIGTERM while starting stops it cleanly
         # Then the relay locked, before the log: a daemon killed mid-pulse left it released.
-        gate = await asyncio.to_thread(locked_gate_first, config)
+        gate, locked = await asyncio.to_thread(locked_gate_first, config)
         try:
             # A card that keeps the log from opening: standing by until it opens (kiosk.standby).
             core = await core_or_standby(
                 lambda: lock.then(lambda: build_core(config, lock.data, gate=gate)),
                 config,
                 stopping,
+                gate_locked=locked,
+                relock=lambda: lock_at_start(gate, config.engine.device_deadline_ms / 1000),
             )
         except BaseException:
             gate.close()
