@@ -38,7 +38,7 @@ import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 from urllib.parse import quote
@@ -778,3 +778,61 @@ class Decrypting:
 
     def close(self) -> None:
         self._raw.close()
+
+
+# -- what a restore set aside, under retention -----------------------------------------------
+
+SET_ASIDE = re.compile(r"before-restore-(\d{8}T\d{6}Z)")
+#: In a set-aside folder: when a purge first saw it (its trusted clock), ISO 8601.
+SEEN_FILE = ".purge-first-seen"
+
+
+def purge_set_aside(data: Path, cutoff: datetime, now: datetime) -> list[str]:
+    """Removes the ``before-restore-<UTC>`` folders a restore left in the data dir ``data``
+    (this Pi's old log, whole: residents' names and phones; its keys) set aside before
+    ``cutoff`` (the retention purge's, ``now`` its clock, checked); their names. The time in
+    a folder's name is the restore's clock, perhaps not yet set by NTP (a new card's): a
+    folder is dated no earlier than the first purge that saw it (``SEEN_FILE``), or it would
+    go at the first purge, the operator's way back with it. A folder named otherwise is
+    left, and one that cannot be removed now is left for the next purge."""
+    removed = []
+    try:
+        paths = sorted(data.iterdir())
+    except OSError:
+        return []
+    for path in paths:
+        found = SET_ASIDE.fullmatch(path.name)
+        if found is None or path.is_symlink() or not path.is_dir():
+            continue
+        try:
+            named = datetime.strptime(found.group(1), "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+        except ValueError:  # digits no date: not a restore's
+            continue
+        if max(named, _first_seen(path, now)) < cutoff:
+            try:
+                shutil.rmtree(path)
+            except OSError:
+                continue
+            removed.append(path.name)
+    if removed:
+        _sync_folder(data)
+    return removed
+
+
+def _first_seen(folder: Path, now: datetime) -> datetime:
+    """When a purge first saw ``folder``: read from its ``SEEN_FILE``, else ``now``, written
+    there (a folder it cannot write in is seen now at every purge: never removed early)."""
+    seen = folder / SEEN_FILE
+    try:
+        when = datetime.fromisoformat(seen.read_text(encoding="ascii")[:64].strip())
+        if when.tzinfo is not None:
+            return when
+    except (OSError, ValueError):
+        pass
+    try:
+        fd = os.open(seen, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        with os.fdopen(fd, "w", encoding="ascii") as out:
+            out.write(now.astimezone(UTC).isoformat() + "\n")
+    except OSError:
+        pass
+    return now
