@@ -208,3 +208,22 @@ def test_the_production_kdf_round_trips(tmp_path, monkeypatch):
     reader = backup.Decrypting(open(path, "rb"), b"pw")  # noqa: SIM115
     assert reader.read() == b"hello"
     reader.close()
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_at_a_terminal_the_passphrase_is_asked_twice(gate, usb, tmp_path, monkeypatch, capsys):
+    data, etc, _ = gate
+    monkeypatch.setattr(sys, "stdin", _Terminal())
+    typed = iter([PASSPHRASE, "a slip"])
+    monkeypatch.setattr("getpass.getpass", lambda prompt="": next(typed))
+    assert backup_with(data, etc, usb / "north.kbak") == 2  # the two differ: nothing written
+    assert "differ" in capsys.readouterr().err and list(usb.iterdir()) == []
+    typed = iter([PASSPHRASE, PASSPHRASE, PASSPHRASE])
+    assert backup_with(data, etc, usb / "north.kbak") == 0
+    new = tmp_path / "new"
+    assert run_restore(new / "data", new / "etc", usb / "north.kbak") == 0  # asked once
+    assert next(typed, None) is None
