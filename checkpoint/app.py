@@ -471,6 +471,8 @@ class Daemon:
         self.lists_once()
         if result.events_purged:
             log.info("retention purge", extra={"rows": result.events_purged})
+        for name in result.set_aside_removed:
+            log.info("retention: removed %s (a restore set it aside before the cutoff)", name)
         if result.events_waiting_for_clock:
             log.warning(
                 "retention: events past retention kept until the clock is synchronised",

@@ -214,6 +214,9 @@ class PurgeResult:
     #: Held decisions' files (``held-events-*.ndjson``) emptied of their personal fields
     #: (``kiosk.privacy_held``).
     held_files_purged: int = 0
+    #: The ``before-restore-<UTC>`` folders a restore left in the data dir (an old log,
+    #: whole) removed: set aside before the cutoff (``kiosk.backup.purge_set_aside``).
+    set_aside_removed: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -230,6 +233,7 @@ class PurgeResult:
             "salts_shredded": self.salts_shredded,
             "batches": self.batches,
             "held_files_purged": self.held_files_purged,
+            "set_aside_removed": list(self.set_aside_removed),
         }
 
 
@@ -295,7 +299,8 @@ def purge(
     transaction with its audit row (module docstring); ``between_batches`` is called after
     each batch but the last (``kiosk purge`` lets a daemon beside it take the file's write
     lock there). ``held_dir``: the data dir, whose held decisions' files the cutoff also
-    empties (``kiosk.privacy_held``).
+    empties (``kiosk.privacy_held``) and whose folders a restore set aside before it goes
+    (``kiosk.backup.purge_set_aside``).
     """
     _check_args(older_than_days, now)
     synced = check_clock(store, now, trust_unsynced_clock=trust_unsynced_clock)
@@ -341,7 +346,11 @@ def purge(
     if run.owed and store.wipe_wal():
         store.submit(_wipe_done)
     if held_dir is not None:
-        result = replace(result, held_files_purged=purge_held(store, held_dir, cutoff, now))
+        from kiosk.backup import purge_set_aside
+
+        held = purge_held(store, held_dir, cutoff, now)
+        removed = tuple(purge_set_aside(held_dir, cutoff, now))
+        result = replace(result, held_files_purged=held, set_aside_removed=removed)
     return result
 
 

@@ -60,10 +60,10 @@ def make_gate(root, clock, kiosk_id="gate-north", events=3):
     return data, etc, log
 
 
-def run_backup(data, etc, into) -> int:
-    return main(
-        ["backup", "--into", str(into), "--data", str(data), "--config", str(etc / "kiosk.toml")]
-    )
+def run_backup(data, etc, into, *extra: str) -> int:
+    """A plain archive, which these tests open as a tar (test_backup_encrypted: sealed)."""
+    args = ["backup", "--into", str(into), "--data", str(data)]
+    return main([*args, "--config", str(etc / "kiosk.toml"), "--plain", *extra])
 
 
 def run_restore(data, etc, archive, *extra: str) -> int:

@@ -57,9 +57,13 @@ def test_a_gate_backed_up_running_comes_back_whole_on_a_new_pi(tmp_path, capsys)
         running = _health(port)
         archive = tmp_path / "usb" / "north.kbak"
         archive.parent.mkdir()
+        secret = tmp_path / "passphrase"
+        secret.write_text("gate north, kept in the office safe\n")
+        sealed = ["--passphrase-file", str(secret)]  # the production scrypt, end to end
         backup = ["backup", "--into", str(archive), "--data", str(north), "--config", str(config)]
-        assert main(backup) == 0  # the daemon runs on
-        assert main(["restore", str(archive), "--data", str(north), "--config", str(config)]) == 1
+        assert main([*backup, *sealed]) == 0  # the daemon runs on
+        restore = ["restore", str(archive), "--data", str(north), "--config", str(config)]
+        assert main([*restore, *sealed]) == 1
         assert "stop it first" in capsys.readouterr().err
     finally:
         _stop(proc)
@@ -68,7 +72,7 @@ def test_a_gate_backed_up_running_comes_back_whole_on_a_new_pi(tmp_path, capsys)
     new_etc.mkdir()
     (new_etc / "kiosk.toml").write_text(f'[site]\nkiosk_id = "gate-1"\n[web]\nport = {port}\n')
     restore = ["restore", str(archive), "--data", str(new), "--config", str(new_etc / "kiosk.toml")]
-    assert main([*restore, "--as-this-gate"]) == 0
+    assert main([*restore, "--as-this-gate", *sealed]) == 0
 
     proc = _daemon(new_etc / "kiosk.toml", new)
     try:

@@ -106,7 +106,7 @@ def test_the_daemons_health_says_its_log_was_replaced_by_a_backup_put_back(data_
     try:
         core.store.audit("system", "test.before")
         archive = tmp_path / "gate.kbak"
-        assert main(["backup", "--into", str(archive), "--data", str(data_dir)]) == 0
+        assert main(["backup", "--into", str(archive), "--data", str(data_dir), "--plain"]) == 0
         core.store.audit("system", "test.after")
         with tarfile.open(archive) as tar:
             tar.extract("data/kiosk.db", tmp_path / "usb", filter="data")

@@ -53,9 +53,18 @@ def register(sub: Verbs) -> None:
         help="the archive to write (mode 0600; never in the data dir: a USB stick, another"
         " machine's share)",
     )
+    sealing = p.add_mutually_exclusive_group()
+    _passphrase_arg(sealing, "the passphrase the archive is encrypted with")
+    sealing.add_argument(
+        "--plain",
+        action="store_true",
+        help="write the archive NOT encrypted: a plain tar anyone who holds the file reads"
+        " (residents' names and phones, the issuing key, the credentials)",
+    )
     add_store_args(p)
     p = add_verb(sub, "restore", restore_run)
     p.add_argument("archive", metavar="FILE", type=path_of, help="an archive of kiosk backup")
+    _passphrase_arg(p, "the passphrase of an encrypted archive (a plain one needs none)")
     p.add_argument(
         "--config",
         metavar="FILE",
@@ -77,6 +86,56 @@ def register(sub: Verbs) -> None:
         help="restore an archive of another gate, or of another log than this Pi's, making"
         " this Pi that gate (a replaced Pi whose fresh install has its own kiosk id)",
     )
+
+
+def _passphrase_arg(p: Any, what: str) -> None:
+    p.add_argument(
+        "--passphrase-file",
+        metavar="FILE",
+        type=path_arg,
+        help=f"{what}: its first line, from FILE or - for stdin (default: asked at the"
+        " terminal; never on the command line)",
+    )
+    # Taken only to be refused (argparse would read ``--passphrase X`` as ``--passphrase-file``
+    # and quote X, the passphrase, in its error): on a command line it is in ps and history.
+    p.add_argument("--passphrase", help=argparse.SUPPRESS)
+
+
+def passphrase_of(args: argparse.Namespace, *, confirm: bool) -> bytes | None:
+    """The passphrase from ``--passphrase-file`` (a file, ``-``: stdin), else asked at the
+    terminal (twice with ``confirm``), else None (no terminal: the caller says what to do).
+    Its first line, without its line break; never printed, never logged."""
+    from kiosk.backup import MAX_PASSPHRASE_BYTES
+
+    if args.passphrase is not None:
+        raise UsageError(
+            "a passphrase is never given on the command line (ps, the shell's history): use"
+            " --passphrase-file FILE (- for stdin), or the terminal's prompt"
+        )
+    source = args.passphrase_file
+    if source is None:
+        if not sys.stdin.isatty():
+            return None
+        import getpass
+
+        first = getpass.getpass("Passphrase: ")
+        if confirm and getpass.getpass("Again: ") != first:
+            raise UsageError("the two passphrases differ; nothing written")
+        raw = first.encode()
+    elif source == "-":
+        raw = sys.stdin.buffer.read(MAX_PASSPHRASE_BYTES + 1)
+    else:
+        try:
+            with open(source, "rb") as handle:
+                raw = handle.read(MAX_PASSPHRASE_BYTES + 1)
+        except OSError as exc:
+            raise UsageError(f"--passphrase-file {source}: {exc.strerror or exc}") from None
+    phrase = raw.split(b"\n", 1)[0].removesuffix(b"\r")
+    if len(raw) > MAX_PASSPHRASE_BYTES:
+        raise UsageError(f"the passphrase is longer than {MAX_PASSPHRASE_BYTES} bytes")
+    if not phrase:
+        raise UsageError("the passphrase is empty")
+    return phrase
 
 
 #: The kiosk command as root runs it (not on sudo's path: kiosk-admin is).
@@ -137,6 +196,12 @@ def backup_run(args: argparse.Namespace) -> int:
     if _event_tables(db) is False:
         raise UsageError(f"{db}: {NOT_A_LOG}")
     etc = Path(args.config).parent if args.config else None
+    passphrase = None if args.plain else passphrase_of(args, confirm=True)
+    if passphrase is None and not args.plain:
+        raise UsageError(
+            "the archive is encrypted: give its passphrase with --passphrase-file FILE (- for"
+            " stdin), or run it at a terminal to be asked; --plain writes it NOT encrypted"
+        )
     try:
         with tempfile.TemporaryDirectory(prefix=".kiosk-backup-", dir=target.parent) as stage:
             snapshot = Path(stage) / "kiosk.db"
@@ -148,7 +213,7 @@ def backup_run(args: argparse.Namespace) -> int:
             members += _with_credentials(etc_members(etc) if etc else [], etc)
             members = _readable(members)
             manifest = build_manifest(facts, _now(), __version__)
-            write_archive(target, members, manifest)
+            write_archive(target, members, manifest, passphrase)
     except BackupError as exc:
         raise CliError(f"{exc}; nothing kept") from None
     except PermissionError:
@@ -160,7 +225,10 @@ def backup_run(args: argparse.Namespace) -> int:
     if not facts.verified:
         _warn(f"the log does not verify ({facts.problem}): backed up as it is; kiosk verify-log")
     print(json.dumps({k: v for k, v in manifest.items() if k != "warning"}, ensure_ascii=False))
-    _warn(f"wrote {target} ({len(members)} files). WARNING: {PERSONAL_DATA_WARNING}")
+    sealed = "encrypted (AES-256-GCM, its key from the passphrase by scrypt)"
+    if passphrase is None:
+        sealed = "NOT encrypted (--plain): anyone who holds the file reads it all"
+    _warn(f"wrote {target} ({len(members)} files), {sealed}. WARNING: {PERSONAL_DATA_WARNING}")
     return 0
 
 
@@ -260,8 +328,14 @@ def restore_run(args: argparse.Namespace) -> int:
       sudo /opt/kiosk/current/venv/bin/kiosk restore /media/usb/gate-north.kbak
       # a drill on any machine: restore into spare folders, then verify-log them
       kiosk restore gate-north.kbak --data ./drill --config ./drill/etc/kiosk.toml"""
-    from kiosk.backup import BackupError, open_archive
+    from kiosk.backup import BackupError, is_encrypted, open_archive
 
+    passphrase = passphrase_of(args, confirm=False) if is_encrypted(args.archive) else None
+    if passphrase is None and is_encrypted(args.archive):
+        raise UsageError(
+            f"{args.archive} is encrypted: give its passphrase with --passphrase-file FILE (-"
+            " for stdin), or run it at a terminal to be asked; nothing was changed"
+        )
     _installed(args)
     data = _data_dir(args)
     config_file = Path(args.config or INSTALLED_CONFIG)
@@ -270,7 +344,7 @@ def restore_run(args: argparse.Namespace) -> int:
     db = data / "kiosk.db"
     with _stopped(data):
         try:
-            with open_archive(args.archive) as archive:
+            with open_archive(args.archive, passphrase) as archive:
                 restored = _restore(archive, data, db, config_file, args.as_this_gate)
         except BackupError as exc:
             raise UsageError(f"{exc}; nothing was changed") from None

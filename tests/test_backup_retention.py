@@ -1,0 +1,63 @@
+"""The ``before-restore-<UTC>/`` folder a restore leaves in the data dir (this Pi's whole old
+log: residents' names and phones, with its keys) under retention: the purge that empties the
+log's rows past ``store.retention_days`` removes it once it is that old."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from checkpoint.app import Daemon, build_core
+from checkpoint.notify import Notifier
+from kiosk.clock import FakeClock
+from kiosk.config import KioskConfig
+
+START = datetime(2026, 3, 2, 8, 30, tzinfo=UTC)
+
+
+def set_aside(data, stamp: str):
+    aside = data / f"before-restore-{stamp}"
+    (aside / "keys").mkdir(parents=True)
+    (aside / "kiosk.db").write_bytes(b"an old log: Wang Lei 13800000000")
+    (aside / "keys" / "issuer.key").write_text("private key\n")
+    return aside
+
+
+def test_a_restores_old_log_goes_with_the_purge_once_past_retention(data_dir, caplog):
+    """A folder is dated by the time in its name, and no earlier than the first purge that
+    saw it: a restore on a new card before NTP set its clock names it 2025."""
+    clock = FakeClock(start=START)
+    old = set_aside(data_dir, "20250101T000000Z")  # the restore's clock, not yet set
+    other = data_dir / "before-restore-notes"  # not a restore's: left alone
+    other.mkdir()
+    core = build_core(KioskConfig(), data_dir, clock)  # store.retention_days = 30
+    daemon = Daemon(core, notifier=Notifier(None))
+    try:
+        daemon.purge_once()
+        assert (old / "kiosk.db").is_file()  # the operator's way back, not gone at once
+        clock.advance(20 * 86400)
+        recent = set_aside(data_dir, clock.now().strftime("%Y%m%dT%H%M%SZ"))
+        daemon.purge_once()
+        clock.advance(11 * 86400)
+        caplog.set_level("INFO")
+        daemon.purge_once()
+    finally:
+        core.close()
+    assert not old.exists()
+    assert (recent / "kiosk.db").is_file() and other.is_dir()
+    said = [r.getMessage() for r in caplog.records if "before-restore" in r.getMessage()]
+    assert said == [
+        "retention: removed before-restore-20250101T000000Z (a restore set it aside before"
+        " the cutoff)"
+    ]
+    assert "13800000000" not in caplog.text
+
+
+def test_no_folder_goes_while_the_clock_cannot_date_it(data_dir):
+    clock = FakeClock(start=START, is_synced=False)
+    old = set_aside(data_dir, "20250101T000000Z")
+    core = build_core(KioskConfig(), data_dir, clock)
+    try:
+        Daemon(core, notifier=Notifier(None)).purge_once()
+    finally:
+        core.close()
+    assert (old / "kiosk.db").is_file()
