@@ -117,9 +117,8 @@ def _start_from_console(client, core, **form):
             client.csrf,
             cause="fire",
             minutes="15",
-            reason="smoke in block 3",
+            **({"reason": "smoke in block 3", "confirm": "yes"} | form),
             once=re.search(r'name="once" value="([^"]+)"', page.split('id="evacuation"')[1])[1],
-            **form,
         )
     return response, seen
 
@@ -149,6 +148,36 @@ def test_a_guard_starts_and_ends_an_evacuation_on_the_console_both_on_record(
     ]
     again = post(client, "/guard/evacuation/end", client.csrf)
     assert "err=" in again.headers["location"]  # none under way: said, nothing recorded
+
+
+def test_the_console_asks_first_and_opens_nothing_until_the_guard_confirms(guard_core, app_client):
+    """One tap on "start" held the gate open for 15 minutes: a tap meant for the Devices table
+    above it, a curious volunteer. It asks first, as every consequential console action, and
+    the confirmation carries the cause and the time the guard chose."""
+    page = app_client.get("/guard/health?lang=en").text
+    once = re.search(r'name="once" value="([^"]+)"', page.split('id="evacuation"')[1])[1]
+    asked = post(
+        app_client, "/guard/evacuation", app_client.csrf,
+        cause="medical", minutes="30", reason="", once=once,
+    )  # fmt: skip
+    assert asked.status_code == 200 and 'id="confirm-step"' in asked.text
+    assert "The gate stays open for everyone. Start the evacuation?" in asked.text
+    assert (
+        'name="cause" value="medical"' in asked.text and 'name="minutes" value="30"' in asked.text
+    )
+    assert 'href="/guard/health"' in asked.text  # "no" leads back to the page, not to a POST
+    assert guard_core.runner.engine.evacuation is None and guard_core.store.last_seq == 0
+    assert guard_core.runner.gate.commands[-1:] != [True]
+
+
+def test_in_an_emergency_the_guard_types_nothing_the_cause_is_the_reason(guard_core, app_client):
+    """ "Reason (required)" under a fire: the guard typing while people wait at a locked gate.
+    The cause chosen is the record's reason when nothing is typed."""
+    response, seen = _start_from_console(app_client, guard_core, reason="")
+    assert response.status_code == 303 and "err=" not in response.headers["location"]
+    event = guard_core.store.events(0, 10)[-1]
+    assert event["flags"] == ["evacuation"] and event["person"] == {"note": "evacuation: fire"}
+    assert guard_core.runner.engine.evacuation is not None
 
 
 def test_an_end_whose_row_cannot_be_written_takes_no_effect(guard_core, app_client):

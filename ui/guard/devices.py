@@ -11,10 +11,12 @@ from fastapi.responses import HTMLResponse, Response
 
 from kiosk import evacuation, queries
 from kiosk.engine import NO_SUBJECT
+from ui import i18n
 from ui.guard import deps
 from ui.guard.deps import ActionSession, ApiSession, GuardDep, PageSession, done, note, room
 from ui.guard.display import health_rows
 from ui.guard.forms import BadInput, choice, clean
+from ui.guard.lists import confirm_first
 from ui.views import health_report
 
 router = room("/guard/health")
@@ -62,7 +64,13 @@ async def evacuate(request: Request, session: ActionSession, g: GuardDep) -> Res
     form = await request.form()
     cause = choice(form.get("cause"), "evac.cause", evacuation.CAUSES)
     minutes = choice(form.get("minutes"), "evac.minutes", EVACUATION_MINUTES)
-    reason = clean(form.get("reason"), "manual.reason", required=True)
+    # Nothing to type under a fire: the cause chosen is the record's reason.
+    reason = clean(form.get("reason"), "manual.reason") or f"evacuation: {cause}"
+    if form.get("confirm") != "yes":  # one tap must not hold the gate open: asked first
+        text = i18n.t(g.lang(request), "evac.confirm")
+        return confirm_first(
+            request, g, session, "/guard/evacuation", form, text, back="/guard/health"
+        )
     note(request, action="evacuation", cause=cause, minutes=int(minutes))
     outcome = await g.manual(
         request,

@@ -108,10 +108,12 @@ def confirm_first(
     *,
     reason: bool = False,
     seen: str | None = None,
+    back: str | None = None,
 ) -> HTMLResponse:
     """The confirmation step of a destructive action: nothing changed yet; the page repeats
     the form's fields to ``action`` with ``confirm=yes`` (and a reason field if asked;
-    ``seen``: the version of the entry the page shows, ``kiosk.lists.entry_version``)."""
+    ``seen``: the version of the entry the page shows, ``kiosk.lists.entry_version``;
+    ``back``: the page "no" leads to, by default the one ``action``'s path starts with)."""
     note(request, action="confirm_asked", about=action)
     deps.form_not_acted(request)  # the confirmation's form acts, with its own token
     skip = ("csrf", "confirm", "once") + (("seen",) if seen is not None else ())
@@ -125,8 +127,8 @@ def confirm_first(
         fields=fields,
         text=text,
         reason=reason,
-        back="/".join(action.split("/")[:3]),  # the page the form is on
-        here="/".join(action.split("/")[:3]),  # its language and sign-in links lead back there
+        back=back or "/".join(action.split("/")[:3]),  # the page the form is on
+        here=back or "/".join(action.split("/")[:3]),  # its language and sign-in links too
     )
 
 
