@@ -28,3 +28,12 @@ def test_a_lists_load_reads_the_schema_once_and_still_reads_every_list(core):
     assert loaded == before
     assert any("FROM list_meta" in s for s in seen)
     assert any("FROM list_quarantine ORDER BY id" in s for s in seen)
+
+
+def test_forgetting_removed_peers_at_start_takes_two_statements_not_two_per_table(core):
+    from kiosk import peers
+
+    with _statements(core.store.reader()) as seen:
+        assert peers.forget_removed(core.store, []) == {}
+    assert _schema_reads(seen) == 1
+    assert len(seen) == 2
