@@ -47,8 +47,21 @@ class DeviceWorker:
         self._idle.set()
         self.timeouts = 0
         self.calls = 0
-        self._thread = threading.Thread(target=self._run, name=f"device-{name}", daemon=True)
-        self._thread.start()
+        # The thread starts with the first call, not here: a runner built and closed without
+        # one device call (most tests, a verb that never drives the gate) starts no thread.
+        self._thread: threading.Thread | None = None
+        self._stopped = False
+        self._start_lock = threading.Lock()
+
+    def _start(self) -> None:
+        """Start the device thread if it is not running yet (once; never after ``stop``)."""
+        if self._thread is not None:
+            return
+        with self._start_lock:
+            if self._thread is None and not self._stopped:
+                thread = threading.Thread(target=self._run, name=f"device-{self.name}", daemon=True)
+                thread.start()
+                self._thread = thread
 
     @property
     def hung(self) -> bool:
@@ -68,6 +81,7 @@ class DeviceWorker:
         with self._count_lock:
             self._pending += 1
             self._idle.clear()
+        self._start()
         self._jobs.put((fn, args, None, self._log_failure))
 
     def _log_failure(self, outcome: tuple[bool, Any]) -> None:
@@ -88,6 +102,7 @@ class DeviceWorker:
         with self._count_lock:
             self._pending += 1
             self._idle.clear()
+        self._start()
         self._jobs.put((fn, args, loop, fut))
         # asyncio.wait, not wait_for: it never cancels the call's future and (unlike 3.11's
         # wait_for) never swallows a cancellation of the caller.
@@ -116,6 +131,7 @@ class DeviceWorker:
         with self._count_lock:
             self._pending += 1
             self._idle.clear()
+        self._start()
         self._jobs.put((fn, args, None, settle))
         if not done.wait(deadline):
             self.timeouts += 1
@@ -160,7 +176,13 @@ class DeviceWorker:
         return self._idle.wait(timeout_s)
 
     def stop(self) -> None:
-        self._jobs.put(_STOP)
+        """End the device thread after the calls queued before; a worker never called starts
+        none. Calls after ``stop`` are never run (their callers get the deadline fault)."""
+        with self._start_lock:
+            self._stopped = True
+            started = self._thread is not None
+        if started:
+            self._jobs.put(_STOP)
 
 
 def _settle(fut: asyncio.Future[Any], outcome: tuple[bool, Any]) -> None:

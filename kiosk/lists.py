@@ -953,10 +953,10 @@ def _passed_before_revoked(
     return sorted(int(r[0]) for r in rows)
 
 
-def _peer_revocations(db: sqlite_utils.Database) -> list[Revocation]:
+def _peer_revocations(db: sqlite_utils.Database, tables: frozenset[str]) -> list[Revocation]:
     """The peers' guards' revocations (``kiosk.peers``' table ``peer_revocations``; none in a
     log without it), each as the first gate by kiosk id that holds it."""
-    if not db["peer_revocations"].exists():
+    if "peer_revocations" not in tables:
         return []
     rows = db.execute(
         "SELECT kiosk_id, pass_id, revoked_at, actor FROM peer_revocations"
@@ -967,11 +967,11 @@ def _peer_revocations(db: sqlite_utils.Database) -> list[Revocation]:
     ]
 
 
-def _peer_quarantine(db: sqlite_utils.Database) -> list[QuarantineEntry]:
+def _peer_quarantine(db: sqlite_utils.Database, tables: frozenset[str]) -> list[QuarantineEntry]:
     """The peers' guards' quarantine entries (``kiosk.peers``' table ``peer_quarantine``; none
     in a log without it), ``source`` the gate's kiosk id, ``note`` the guard's name there; an
     entry whose days are not dates (never written so) is left out."""
-    if not db["peer_quarantine"].exists():
+    if "peer_quarantine" not in tables:
         return []
     rows = db.execute(
         "SELECT kiosk_id, household, holder, from_date, until_date, actor FROM peer_quarantine"
@@ -1141,10 +1141,25 @@ def _set_meta(db: sqlite_utils.Database, values: Mapping[str, Any]) -> None:
     )
 
 
-def _meta(db: sqlite_utils.Database) -> dict[str, str]:
-    if not db["list_meta"].exists():
+def _meta(db: sqlite_utils.Database, tables: frozenset[str] | None = None) -> dict[str, str]:
+    if "list_meta" not in (_table_names(db) if tables is None else tables):
         return {}
-    return {r["key"]: r["value"] for r in db["list_meta"].rows}
+    return {r["key"]: r["value"] for r in _all_rows(db, "SELECT * FROM list_meta")}
+
+
+def _table_names(db: sqlite_utils.Database) -> frozenset[str]:
+    """The log's tables in one query (sqlite_utils' ``db[name]`` and ``.exists()`` each ask
+    sqlite_master again: a load asked it ~30 times)."""
+    rows = db.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+    return frozenset(str(r[0]) for r in rows)
+
+
+def _all_rows(db: sqlite_utils.Database, sql: str) -> list[dict[str, Any]]:
+    """The rows ``sql`` selects as dicts (``db[table].rows`` without its sqlite_master
+    look-ups)."""
+    cursor = db.execute(sql)
+    columns = [c[0] for c in cursor.description]
+    return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
 
 
 def _freshness(meta: Mapping[str, str]) -> Freshness:
@@ -1242,8 +1257,9 @@ class ListStore:
         if began:
             conn.execute("BEGIN")
         try:
-            self._purged_seen = _meta(db).get(RETENTION_KEY)
-            return self._read(db)
+            tables = _table_names(db)
+            self._purged_seen = _meta(db, tables).get(RETENTION_KEY)
+            return self._read(db, tables)
         finally:
             if began:
                 conn.execute("COMMIT")
@@ -1258,10 +1274,10 @@ class ListStore:
         )
 
     @staticmethod
-    def _read(db: sqlite_utils.Database) -> Lists:
-        if not db["list_meta"].exists():
+    def _read(db: sqlite_utils.Database, tables: frozenset[str]) -> Lists:
+        if "list_meta" not in tables:
             raise ListError("lists tables missing: open the EventLog with lists.MIGRATIONS")
-        meta = _meta(db)
+        meta = _meta(db, tables)
         revocations = [
             Revocation(
                 r["pass_id"],
@@ -1269,7 +1285,7 @@ class ListStore:
                 datetime.fromisoformat(r["revoked_at"]) if r["revoked_at"] else None,
                 r["source"],
             )
-            for r in db["list_revocations"].rows
+            for r in _all_rows(db, "SELECT * FROM list_revocations")
         ]
         quarantine = [
             QuarantineEntry(
@@ -1281,7 +1297,7 @@ class ListStore:
                 r["source"],
                 r["id"],
             )
-            for r in db["list_quarantine"].rows_where(order_by="id")
+            for r in _all_rows(db, "SELECT * FROM list_quarantine ORDER BY id")
         ]
         households = [
             Household(
@@ -1291,15 +1307,15 @@ class ListStore:
                 r["note"] or "",
                 r["source"],
             )
-            for r in db["list_households"].rows
+            for r in _all_rows(db, "SELECT * FROM list_households")
         ]
         return Lists.build(
             revocations,
             quarantine,
             households,
             _freshness(meta),
-            _peer_revocations(db),
-            _peer_quarantine(db),
+            _peer_revocations(db, tables),
+            _peer_quarantine(db, tables),
         )
 
     def confirm(self, at: datetime) -> Lists:
