@@ -52,7 +52,9 @@ def test_a_portrait_kiosk_screen_shows_every_word_within_its_width(demo, browser
     try:
         open_kiosk(page, demo)
         assert page.evaluate(CUT_OFF) == []
-        demo.play_step("quarantined", 0)  # the household goes into quarantine
+        if not demo.session.core.lists.current.quarantine:  # the demo is the module's
+            demo.play_step("quarantined", 0)  # the household goes into quarantine (once: a
+            # second entry of the same days is refused, one quarantine one entry)
         for scenario, step in (("fever", 0), ("quarantined", 1)):  # the longest prompts
             demo.play_step(scenario, step)
             page.wait_for_selector("body.look-deny")

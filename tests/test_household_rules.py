@@ -45,6 +45,7 @@ from kiosk import lists as lists_mod
 from kiosk import policy
 from kiosk.clock import FakeClock
 from kiosk.config import parse_config
+from kiosk.days import days_before
 from kiosk.devices import CodeRead
 from kiosk.engine import Engine
 from kiosk.history import PassageHistory
@@ -65,11 +66,14 @@ ALARM_ORDER = ("fever", "quarantine_breach", "forged_pass", "device_fault", "qua
 COMPARED_FLAGS = frozenset(
     {"quarantine", "direction_unverified", "quota_exempt", "observation", "passback"}
 )
+#: ``policy.lists_stale_after_h`` (its default): lists older are stale.
+LISTS_STALE_H = 48
 REASON_ORDER = (
     "pass_not_yet_valid",
     "pass_expired",
     "pass_revoked",
     "quarantined",
+    "quarantine_unconfirmed",
     "under_observation",
     "quota_exceeded",
     "passback",
@@ -117,6 +121,8 @@ class Compound:
     #: monotonic ns), moved at the first decision after the step (docs/policy.md).
     undated: list[tuple[str | None, tuple[str, str], datetime, int]] = field(default_factory=list)
     redate_due: bool = False
+    #: When the office's last bundle was applied, by the gate's clock then (None: never).
+    bundle_at: datetime | None = None
 
     def redate(self, now: datetime, mono_ns: int) -> None:
         """NTP set the clock: each undated passage moves to the wall time now, less the
@@ -144,6 +150,33 @@ class Compound:
             for h, person, start, end, _ in self.quarantine
         )
 
+    def ended_unconfirmed(self, who: str, now: datetime) -> bool:
+        """The office's lists are stale (no bundle for ``LISTS_STALE_H``, or stamped after
+        now) and an entry covering this person ended on or after the day of the last one:
+        a bundle this gate missed may have extended it. Lists the office never sent: no."""
+        at = self.bundle_at
+        if at is None or (at <= now and now - at <= timedelta(hours=LISTS_STALE_H)):
+            return False
+        since = self.today(at) if at <= now else None
+        household, holder, _ = PEOPLE[who]
+        day = self.today(now)
+        return any(
+            _plain(h) == household
+            and (person is None or person == holder)
+            and end < day
+            and (since is None or end >= since)
+            for h, person, _, end, _ in self.quarantine
+        )
+
+    def quarantine_after(self, who: str, now: datetime) -> bool:
+        """An entry covering this person starts after today."""
+        household, holder, _ = PEOPLE[who]
+        day = self.today(now)
+        return any(
+            _plain(h) == household and (person is None or person == holder) and start > day
+            for h, person, start, _, _ in self.quarantine
+        )
+
     def observed(self, who: str, now: datetime) -> bool:
         """docs/community.md: observed from the day back (day 1) to the period's last day,
         unless the manager cleared them."""
@@ -151,11 +184,15 @@ class Compound:
         return span is not None and span[0] <= self.today(now) <= span[1]
 
     def outings(self, household: str, now: datetime) -> int:
-        period = timedelta(days=self.policy["quota"]["period_days"])
-        return sum(now - period < t <= now + period for t in self.exits.get(household, ()))
+        """docs/policy.md: the period is days on the site's clock (the same local time
+        ``period_days`` earlier: 71 or 73 hours of three days across a daylight-saving change)."""
+        days = self.policy["quota"]["period_days"]
+        start = days_before(now.astimezone(self.tz), days)
+        end = now + timedelta(days=days)
+        return sum(start < t <= end for t in self.exits.get(household, ()))
 
     def decide(
-        self, who: str, card: Card, direction: str, trusted: bool, now: datetime
+        self, who: str, card: Card, direction: str, trusted: bool, now: datetime, synced: bool
     ) -> Expected:
         household, _, role = PEOPLE[who]
         policy = self.policy
@@ -165,6 +202,8 @@ class Compound:
         guard = False
         if now < card.valid_from:
             reasons.add("pass_not_yet_valid")
+            # A clock NTP has not set may be behind: the pass may be valid, the guard looks.
+            guard = guard or not synced
         elif now >= card.valid_until:
             reasons.add("pass_expired")
         if card.pass_id in self.revoked:
@@ -182,6 +221,14 @@ class Compound:
             else:
                 flags.add("quarantine")
                 alarms.add("quarantine_return")
+        elif (
+            (not synced and self.quarantine_after(who, now)) or self.ended_unconfirmed(who, now)
+        ) and (direction == "out" or policy["quarantine_blocks"] == "both" or not trusted):
+            # docs/policy.md: a clock NTP has not set is behind, so a quarantine starting after
+            # its date may be in force already; or one over by the lists ended after their
+            # last sync with the office and none came since (stale): the guard looks.
+            reasons.add("quarantine_unconfirmed")
+            guard = True
         until = self.ledger_observation.get(household)
         if until is not None and self.today(now) <= until:
             flags.add("observation")
@@ -433,7 +480,7 @@ class HouseholdMachine(RuleBasedStateMachine):
         now = rig.clock.now()
         if rig.clock.is_synced:
             model.redate(now, rig.clock.monotonic_ns())
-        expected = model.decide(holder_of_card, card, direction, trusted, now)
+        expected = model.decide(holder_of_card, card, direction, trusted, now, rig.clock.is_synced)
         event = rig.show(card.text, direction, trusted)
         got = (event["decision"], tuple(event["reasons"]))
         assert got == (expected.decision, expected.reasons), (event, expected)
@@ -546,6 +593,13 @@ class HouseholdMachine(RuleBasedStateMachine):
             household = PEOPLE[who][0]
         first = model.today(rig.clock.now()) + timedelta(days=starts)
         last = first + timedelta(days=lasts)
+        if any(
+            _same_subject(q, household, holder) and q[2] <= first and last <= q[3]
+            for q in model.quarantine
+        ):  # these days are held already: one quarantine, one entry (docs/screens.md)
+            with pytest.raises(lists_mod.ListError, match="already quarantined"):
+                rig.lists.add_quarantine(household, holder, first, last, "office")
+            return
         rig.lists.add_quarantine(household, holder, first, last, "office")
         model.quarantine.append((household, holder, first, last, "guard"))
 
@@ -560,6 +614,16 @@ class HouseholdMachine(RuleBasedStateMachine):
         source = "bundle" if entry.source == "bundle" else "guard"
         gone = (entry.household, entry.holder, entry.from_date, entry.until_date, source)
         model.quarantine.remove(next(q for q in model.quarantine if _same_entry(q, gone)))
+        # Lifting a quarantine ends every entry of it: the same subject on overlapping days.
+        model.quarantine = [
+            q
+            for q in model.quarantine
+            if not (
+                _same_subject(q, entry.household, entry.holder)
+                and q[2] <= entry.until_date
+                and entry.from_date <= q[3]
+            )
+        ]
 
     @rule(
         entries=st.lists(
@@ -604,6 +668,7 @@ class HouseholdMachine(RuleBasedStateMachine):
         }  # fmt: skip
         rig.lists.import_bundle(lists_mod.sign_bundle(rig.key, payload), rig.trust, "sync")
         model.quarantine = [q for q in model.quarantine if q[4] != "bundle"] + quarantine
+        model.bundle_at = rig.clock.now()
         model.ledger_observation = {h["household"]: today for h in households}
 
     @rule(who=st.sampled_from(["li", "wang", "chen"]))
@@ -628,7 +693,7 @@ class HouseholdMachine(RuleBasedStateMachine):
             return
         if rig.clock.is_synced:
             model.redate(rig.clock.now(), rig.clock.monotonic_ns())
-        expected = model.decide(who, card, direction, True, rig.clock.now())
+        expected = model.decide(who, card, direction, True, rig.clock.now(), rig.clock.is_synced)
         event = rig.show(card.text, direction, True)
         assert event["decision"] == "deny" and "pass_revoked" in event["reasons"], event
         assert tuple(event["reasons"]) == expected.reasons, (event, expected)
@@ -667,6 +732,11 @@ class HouseholdMachine(RuleBasedStateMachine):
 def _plain(text: str) -> str:
     """A household as typed, in the pass's spelling (full-width digits are digits)."""
     return unicodedata.normalize("NFKC", text)
+
+
+def _same_subject(q: tuple, household: str, holder: str | None) -> bool:
+    """Whether model entry ``q`` is of that household as a whole (no holder) or that person."""
+    return _plain(q[0]) == _plain(household) and q[1] == holder
 
 
 def _same_entry(a: tuple, b: tuple) -> bool:
