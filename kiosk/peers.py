@@ -157,6 +157,9 @@ SEEN_REFRESH = timedelta(days=1)
 _ROW_KEYS = frozenset(
     {"kiosk_id", "seq", "pass_id", "household", "direction", "decision", "ts", "flags"}
 )
+#: The columns a peer's revocations and guards' quarantine entries are held in (``_hold_set``).
+_REVOCATION_COLUMNS = ("pass_id", "revoked_at", "actor")
+_QUARANTINE_COLUMNS = ("entry_id", "household", "holder", "from_date", "until_date", "actor")
 
 MIGRATIONS = sql_migrations(
     "kiosk.peers",
@@ -1102,31 +1105,9 @@ class PeerLedger:
         they were seen, once a ``SEEN_REFRESH`` on a synchronised clock (a poll every few
         seconds is no write on the card)."""
         wanted = {(r.pass_id, r.revoked_at, r.actor) for r in revocations}
-        held = {
-            (p, r, a): seen
-            for p, r, a, seen in self.store.reader().execute(
-                "SELECT pass_id, revoked_at, actor, seen_at FROM peer_revocations"
-                " WHERE kiosk_id = ?",
-                [kiosk_id],
-            )
-        }
-        changed = set(held) != wanted
-        due = format_ts(now - SEEN_REFRESH)
-        old = synced and any(seen is None or seen < due for seen in held.values())
-        if not changed and not old:
-            return False
-        seen_at = format_ts(now) if synced else None
-
-        def write(db: Database) -> None:
-            db.execute("DELETE FROM peer_revocations WHERE kiosk_id = ?", [kiosk_id])
-            db.conn.executemany(
-                "INSERT INTO peer_revocations (kiosk_id, pass_id, revoked_at, actor, seen_at)"
-                " VALUES (?, ?, ?, ?, ?)",
-                [(kiosk_id, p, r, a, seen_at) for p, r, a in sorted(wanted, key=str)],
-            )
-
-        self.store.submit(write)
-        return changed
+        return self._hold_set(
+            "peer_revocations", _REVOCATION_COLUMNS, kiosk_id, wanted, now, synced
+        )
 
     def set_quarantine(
         self,
@@ -1142,11 +1123,25 @@ class PeerLedger:
         wanted = {
             (q.entry_id, q.household, q.holder, q.from_date, q.until_date, q.actor) for q in entries
         }
+        return self._hold_set("peer_quarantine", _QUARANTINE_COLUMNS, kiosk_id, wanted, now, synced)
+
+    def _hold_set(
+        self,
+        table: str,
+        columns: tuple[str, ...],
+        kiosk_id: str,
+        wanted: set[tuple[Any, ...]],
+        now: datetime,
+        synced: bool,
+    ) -> bool:
+        """``wanted`` (rows of ``columns``) as the peer's whole set in ``table``; whether it
+        changed. Unchanged, nothing is written but the time the rows were seen (``seen_at``),
+        once a ``SEEN_REFRESH`` on a synchronised clock."""
+        listed = ", ".join(columns)
         held = {
-            tuple(row[:6]): row[6]
+            tuple(row[:-1]): row[-1]
             for row in self.store.reader().execute(
-                "SELECT entry_id, household, holder, from_date, until_date, actor, seen_at"
-                " FROM peer_quarantine WHERE kiosk_id = ?",
+                f"SELECT {listed}, seen_at FROM {table} WHERE kiosk_id = ?",  # noqa: S608
                 [kiosk_id],
             )
         }
@@ -1156,13 +1151,13 @@ class PeerLedger:
         if not changed and not old:
             return False
         seen_at = format_ts(now) if synced else None
+        marks = ", ".join("?" * (len(columns) + 2))
 
         def write(db: Database) -> None:
-            db.execute("DELETE FROM peer_quarantine WHERE kiosk_id = ?", [kiosk_id])
+            db.execute(f"DELETE FROM {table} WHERE kiosk_id = ?", [kiosk_id])  # noqa: S608
             db.conn.executemany(
-                "INSERT INTO peer_quarantine (kiosk_id, entry_id, household, holder, from_date,"
-                " until_date, actor, seen_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [(kiosk_id, *entry, seen_at) for entry in sorted(wanted, key=str)],
+                f"INSERT INTO {table} (kiosk_id, {listed}, seen_at) VALUES ({marks})",  # noqa: S608
+                [(kiosk_id, *row, seen_at) for row in sorted(wanted, key=str)],
             )
 
         self.store.submit(write)
