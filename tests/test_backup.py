@@ -32,7 +32,7 @@ def passage(i: int = 0) -> EventDraft:
 
 
 @pytest.fixture(autouse=True)
-def _no_installed_kiosk(monkeypatch, tmp_path):
+def no_installed_kiosk(monkeypatch, tmp_path):
     """The tests name their own folders; the machine's /etc/kiosk is never read."""
     monkeypatch.setattr("checkpoint.cli.backup_cmd.INSTALLED_DATA", str(tmp_path / "none"))
     monkeypatch.setattr("checkpoint.cli.backup_cmd.INSTALLED_CONFIG", str(tmp_path / "none.toml"))

@@ -9,6 +9,7 @@ import os
 import sys
 
 import pytest
+import test_backup
 from test_backup import make_gate, run_restore
 
 from checkpoint.cli import main
@@ -17,33 +18,14 @@ from kiosk import backup
 PASSPHRASE = "correct horse battery staple"
 
 
+#: The same gate, stick and no installed kiosk as the plain archive's tests.
+gate, usb, no_installed_kiosk = test_backup.gate, test_backup.usb, test_backup.no_installed_kiosk
+
+
 @pytest.fixture(autouse=True)
 def cheap_kdf(monkeypatch):
     """The documented seam: scrypt at test cost (the archive's header carries its own)."""
     monkeypatch.setattr(backup, "KDF", backup.Kdf(log_n=4, r=1, p=1))
-
-
-@pytest.fixture(autouse=True)
-def _no_installed_kiosk(monkeypatch, tmp_path):
-    """The tests name their own folders; the machine's /etc/kiosk is never read."""
-    monkeypatch.setattr("checkpoint.cli.backup_cmd.INSTALLED_DATA", str(tmp_path / "none"))
-    monkeypatch.setattr("checkpoint.cli.backup_cmd.INSTALLED_CONFIG", str(tmp_path / "none.toml"))
-    monkeypatch.delenv("KIOSK_CONFIG", raising=False)
-    monkeypatch.delenv("KIOSK_DATA", raising=False)
-
-
-@pytest.fixture
-def gate(tmp_path, clock):
-    data, etc, log = make_gate(tmp_path / "north", clock)
-    yield data, etc, log
-    log.close()
-
-
-@pytest.fixture
-def usb(tmp_path):
-    stick = tmp_path / "usb"
-    stick.mkdir()
-    return stick
 
 
 @pytest.fixture
