@@ -130,8 +130,8 @@ class Alarm:
     note: str = ""
     #: On the overflow card: the open alarms that left the full board.
     dropped: int = 0
-    #: Why a compound gate's standing alarm stands (``peer_alarms``): ``stale``, ``forged`` or
-    #: ``unsigned``.
+    #: Why a compound gate's standing alarm stands (``peer_alarms``): ``stale``, ``forged``,
+    #: ``unsigned`` or ``held``.
     cause: str = ""
     #: False when ``ts`` (its latest passage's) was stamped by a clock not synchronised (a
     #: Pi booted without network: 1970); ``dated_ts`` is then when it happened once
@@ -467,8 +467,9 @@ PEER_ALARM = "device:peer:"
 def peer_alarms(peers: list[Mapping[str, Any]]) -> list[Alarm]:
     """A standing alarm for each other gate of the compound whose outings are unknown here
     (a health report's ``peers``, ``state`` ``stale``, or ``forged``: an answer at its address
-    not signed by its key was refused, or ``unsigned``: one with no signature at all), while
-    that lasts: dated when they became unknown, ``detail`` the gate's kiosk id."""
+    not signed by its key was refused, or ``unsigned``: one with no signature at all, or
+    ``held``: its passages are left with it while this gate's clock is not set), while that
+    lasts: dated when they became unknown, ``detail`` the gate's kiosk id."""
     return [
         Alarm(
             key=f"{PEER_ALARM}{peer.get('kiosk_id')}",
@@ -478,7 +479,7 @@ def peer_alarms(peers: list[Mapping[str, Any]]) -> list[Alarm]:
             cause=str(peer.get("state")),
         )
         for peer in peers
-        if peer.get("state") in ("stale", "forged", "unsigned")
+        if peer.get("state") in ("stale", "forged", "unsigned", "held")
     ]
 
 

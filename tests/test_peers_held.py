@@ -44,3 +44,38 @@ def test_passages_held_back_on_a_clock_not_set_are_told_not_shown_ok(tmp_path, m
     finally:
         south.close()
         north.close()
+
+
+def test_passages_held_back_raise_a_card_on_the_live_page_until_the_clock_is_set(
+    tmp_path, monkeypatch
+):
+    """The peer's ``held`` state showed only on the Devices page: the guard at the live page was
+    not told that outings at the other gate do not count here meanwhile (a resident just let
+    out there may be let out again here). It is a standing card, like an outage's, in both
+    languages, with no time of a clock not set, gone once NTP sets the clock."""
+    from kiosk.alarms import peer_alarms
+    from ui.guard.display import alarm_view
+
+    clock = FakeClock(start=NOW)
+    unset = FakeClock(start=datetime(1970, 1, 1, 0, 1, tzinfo=UTC), is_synced=False)
+    north = Gate(tmp_path, "gate-north", clock)
+    south = Gate(tmp_path, "gate-south", unset, [peer_entry("gate-north")])
+    try:
+        sync = south.peer_of(north, monkeypatch)
+        north.passage(resident("1-101"))
+        sync.poll()
+        [card] = peer_alarms(south.core.health()["peers"])
+        assert (card.key, card.cause) == ("device:peer:gate-north", "held")
+        view = alarm_view(card, "en", TZ, frozenset())
+        assert "held back" in view["detail"] and "clock is not set" in view["detail"]
+        assert "1970" not in view["detail"] and "08:01" not in view["detail"]
+        assert "check with the guard there" in view["todo"]
+        zh = alarm_view(card, "zh-CN", TZ, frozenset())
+        assert "时钟未设定" in zh["detail"] and "核实" in zh["todo"]
+        unset.set_wall(NOW)
+        unset.is_synced = True
+        sync.poll()
+        assert peer_alarms(south.core.health()["peers"]) == []
+    finally:
+        south.close()
+        north.close()

@@ -189,16 +189,20 @@ def peer_alarm_view(a: Alarm, lang: str, tz: ZoneInfo) -> dict[str, Any]:
     outings are unknown here (or answers for it were refused as forged), and what that means
     for the rules and the guard."""
     gate = i18n.t(lang, "device.peer", id=a.detail)
-    since = local_time(a.ts, tz, "%H:%M") if a.ts else "?"
+    # Held back: since when is this gate's own clock not set (1970), no time to show.
+    dated = bool(a.ts) and a.cause != "held"
+    since = local_time(a.ts, tz, "%H:%M") if dated else "?"
     # Refused as forged (or unsigned): not the network's doing (check-the-cable would be the
     # wrong advice); unsigned: most likely that gate's release or key, not an impostor.
-    word = {"forged": "peer_forged", "unsigned": "peer_unsigned"}.get(a.cause, "peer")
+    word = {"forged": "peer_forged", "unsigned": "peer_unsigned", "held": "peer_held"}.get(
+        a.cause, "peer"
+    )
     return {
         "todo": i18n.t(lang, f"alarm.todo.{word}"),
         "key": a.key,
         "kind": a.kind,
         "title": i18n.t(lang, "alarm.device"),
-        "time": local_time(a.ts, tz, "%m-%d %H:%M:%S") if a.ts else "",
+        "time": local_time(a.ts, tz, "%m-%d %H:%M:%S") if dated else "",
         "detail": i18n.t(
             lang, f"alarm.{word if word != 'peer' else 'peer_stale'}", gate=gate, since=since
         ),
