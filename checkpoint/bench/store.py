@@ -8,13 +8,24 @@ alike, in FULL and NORMAL: ``full_over_normal`` is what durability across a powe
 The files go in ``$KIOSK_DATA`` (else ``./data`` if present, else the temp dir) because the
 figure is about *that* disk: a tmpfs ``fsync`` is free and would flatter FULL, so the
 filesystem type is reported too.
+
+What a passage costs the SD card is counted, not timed (``_wear``, ``_log_lines``): over
+``WEAR_APPENDS`` appends in the configured mode, the bytes the writer thread hands to the
+kernel (``/proc/self/task/<tid>/io``, the syscalls, whatever the file system), the pages
+SQLite puts in the WAL and the WAL's restarts and checkpoints (its index, ``-shm``: the
+layout of sqlite.org/walformat.html), the commits (the writer's statements) and from those
+the ``fsync``s SQLite makes at its sync points; and the journal lines (INFO and above) of
+ordinary passes through the engine (``checkpoint.replay``). Counts do not depend on load.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import statistics
+import struct
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -30,6 +41,11 @@ _DRAFT = bench_draft()
 #: (repeats, appends per repeat, warm-up appends)
 QUICK_SIZES = (3, 40, 5)
 FULL_SIZES = (5, 200, 20)
+#: Appends whose writes are counted (quick, full): past a WAL cycle (~1,000 pages, ~125
+#: passages), so the automatic checkpoints are in the figures.
+WEAR_APPENDS = (300, 1500)
+#: Ordinary passes through the engine whose journal lines are counted (quick, full).
+LOG_PASSES = (3, 10)
 
 
 def _bench_dir() -> Path:
@@ -93,6 +109,7 @@ def run(quick: bool) -> dict[str, Any]:
                     commit_ms, per_s = _one_repeat(log, appends)
                     results[mode]["commit_ms"].append(commit_ms)
                     results[mode]["appends_per_s"].append(per_s)
+            wear = _wear(logs[configured], appends=WEAR_APPENDS[0 if quick else 1])
             verified = all(log.verify().ok for log in logs.values())
         finally:
             for log in logs.values():
@@ -115,4 +132,125 @@ def run(quick: bool) -> dict[str, Any]:
         "appends_per_repeat": appends,
         "fs": _fs_type(base),
         "chains_verified": verified,
+        **wear,
+        "log_lines_per_pass": _log_lines(LOG_PASSES[0 if quick else 1]),
     }
+
+
+def _writer_io(tid: int) -> tuple[int, int] | None:
+    """(bytes, calls) the thread ``tid`` passed to write/pwrite so far; None without
+    per-task I/O accounting in this kernel."""
+    try:
+        text = Path(f"/proc/self/task/{tid}/io").read_text(encoding="ascii")
+    except OSError:
+        return None
+    fields = dict(line.split(": ", 1) for line in text.splitlines() if ": " in line)
+    try:
+        return int(fields["wchar"]), int(fields["syscw"])
+    except (KeyError, ValueError):
+        return None
+
+
+def _wal_index(shm: Path) -> tuple[int, bytes, int, int]:
+    """The WAL as its index says (walformat.html, native byte order): (frames in the WAL,
+    its salt, frames checkpointed into the database, page size)."""
+    with open(shm, "rb") as handle:
+        head = handle.read(100)
+    if len(head) < 100:
+        return 0, b"", 0, 0
+    (size,) = struct.unpack_from("=H", head, 14)
+    (frames,) = struct.unpack_from("=I", head, 16)
+    (backfilled,) = struct.unpack_from("=I", head, 96)
+    return frames, head[32:40], backfilled, 65536 if size == 1 else size
+
+
+def _wear(log: EventLog, appends: int) -> dict[str, Any]:
+    """What ``appends`` appends write, per event: counted at the writer thread's syscalls,
+    in the WAL's index and in the writer's statements."""
+    statements: list[str] = []
+
+    def trace(db: Any) -> int:
+        db.conn.set_trace_callback(statements.append)
+        return threading.get_native_id()
+
+    tid = log.submit(trace)
+    shm = log.path.with_name(log.path.name + "-shm")
+    frames = restarts = checkpoints = 0
+    last_frames, salt, backfilled, page = _wal_index(shm)
+    statements.clear()
+    before = _writer_io(tid)
+    for _ in range(appends):
+        log.append(_DRAFT)
+        now_frames, now_salt, now_backfilled, page = _wal_index(shm)
+        if now_salt != salt:  # the WAL began again from its start (after a checkpoint)
+            restarts += 1
+            frames += now_frames
+        else:
+            frames += now_frames - last_frames
+            checkpoints += now_backfilled > backfilled
+        last_frames, salt, backfilled = now_frames, now_salt, now_backfilled
+    after = _writer_io(tid)
+    log.submit(lambda db: db.conn.set_trace_callback(None))
+    commits = statements.count("COMMIT")
+    # SQLite's sync points in WAL mode: each commit in FULL (none in NORMAL), the WAL's
+    # header when it begins again, the WAL and then the database at each checkpoint.
+    syncs = (commits if log.synchronous == "FULL" else 0) + restarts + 2 * checkpoints
+    written = None if before is None or after is None else (after[0] - before[0]) / appends
+    return {
+        "commits_per_event": round(commits / appends, 3),
+        "fsyncs_per_event": round(syncs / appends, 3),
+        "wal_frames_per_event": round(frames / appends, 2),
+        "wal_bytes_per_event": round(frames * (page + 24) / appends),
+        "bytes_written_per_event": None if written is None else round(written),
+        "events_per_checkpoint": round(appends / checkpoints, 1) if checkpoints else None,
+        "wear_appends": appends,
+    }
+
+
+class _Lines(logging.Handler):
+    """Counts the records a journal would get (INFO and above) while ``counting``."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.counting = False
+        self.lines = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines += self.counting
+
+
+def _log_lines(passes: int) -> float:
+    """Journal lines (INFO and above, the daemon's default level) per ordinary pass: residents
+    of as many households passing through the engine on the simulated devices (replay), from
+    the first decision to the last (the first pass's own lines may be the start's)."""
+    from checkpoint.replay import parse_scenario, replay
+
+    steps = [
+        {
+            "at_s": 1 + 12 * i,
+            "pass": {"household": f"A-{101 + i}", "holder": f"Resident {i}"},
+            "body_c": 36.6,
+            "direction": "out" if i % 2 else "in",
+            "expect": {"decision": "pass", "reasons": ["ok"], "exact": True},
+        }
+        for i in range(passes + 1)
+    ]
+    scenario = parse_scenario({"name": "bench-log-lines", "steps": steps})
+    root = logging.getLogger()
+    counter, level = _Lines(), root.level
+    root.addHandler(counter)
+    root.setLevel(logging.INFO)
+    decided: list[str] = []
+
+    def on_decision(record: dict[str, Any]) -> None:
+        decided.append(str(record.get("decision")))
+        counter.counting = len(decided) < len(steps)
+
+    try:
+        result = replay(scenario, on_decision=on_decision)
+    finally:
+        root.removeHandler(counter)
+        root.setLevel(level)
+    if not result.ok or decided != ["pass"] * len(steps):
+        raise RuntimeError(f"bench passes were not all passed: {result.failures or decided}")
+    return round(counter.lines / passes, 2)
