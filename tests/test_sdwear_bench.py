@@ -57,3 +57,13 @@ def test_a_normal_mode_log_syncs_only_at_its_checkpoints(data_dir, clock):
 def test_the_journal_lines_of_ordinary_passes_are_counted():
     """A replay (~1 s): residents pass through the engine on the simulated devices."""
     assert store_bench._log_lines(2) == 0.0
+
+
+def test_a_wal_index_it_cannot_read_leaves_its_counts_null(full_log, monkeypatch):
+    """Never a made-up figure (docs/bench.md): no index (exclusive locking, not WAL), no
+    pages, syncs or checkpoints counted from it."""
+    monkeypatch.setattr(store_bench._WalIndex, "read", classmethod(lambda cls, shm: None))
+    wear = store_bench._wear(full_log, appends=3)
+    assert wear["commits_per_event"] == 1.0
+    nulls = ("fsyncs_per_event", "wal_frames_per_event", "wal_bytes_per_event")
+    assert [wear[name] for name in (*nulls, "events_per_checkpoint")] == [None] * 4

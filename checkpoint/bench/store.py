@@ -27,6 +27,7 @@ import struct
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -151,22 +152,56 @@ def _writer_io(tid: int) -> tuple[int, int] | None:
         return None
 
 
-def _wal_index(shm: Path) -> tuple[int, bytes, int, int]:
-    """The WAL as its index says (walformat.html, native byte order): (frames in the WAL,
-    its salt, frames checkpointed into the database, page size)."""
-    with open(shm, "rb") as handle:
-        head = handle.read(100)
-    if len(head) < 100:
-        return 0, b"", 0, 0
-    (size,) = struct.unpack_from("=H", head, 14)
-    (frames,) = struct.unpack_from("=I", head, 16)
-    (backfilled,) = struct.unpack_from("=I", head, 96)
-    return frames, head[32:40], backfilled, 65536 if size == 1 else size
+@dataclass(frozen=True)
+class _WalIndex:
+    """The WAL as its index (``-shm``) says: walformat.html, native byte order."""
+
+    frames: int  # in the WAL now
+    salt: bytes  # changes when the WAL begins again from its start
+    backfilled: int  # frames a checkpoint copied into the database
+    page: int
+
+    @classmethod
+    def read(cls, shm: Path) -> _WalIndex | None:
+        """None when there is no index to read (not WAL mode, or exclusive locking)."""
+        try:
+            with open(shm, "rb") as handle:
+                head = handle.read(100)
+        except OSError:
+            return None
+        if len(head) < 100:
+            return None
+        size, frames = struct.unpack_from("=HI", head, 14)
+        (backfilled,) = struct.unpack_from("=I", head, 96)
+        return cls(frames, head[32:40], backfilled, 65536 if size == 1 else size)
+
+
+@dataclass
+class _WalCount:
+    """Pages put in the WAL, its restarts and its checkpoints, from index to index."""
+
+    last: _WalIndex | None
+    frames: int = 0
+    restarts: int = 0
+    checkpoints: int = 0
+    readable: bool = True
+
+    def after_append(self, now: _WalIndex | None) -> None:
+        last, self.last = self.last, now
+        if last is None or now is None:
+            self.readable = False
+        elif now.salt != last.salt:  # the WAL began again from its start (after a checkpoint)
+            self.restarts += 1
+            self.frames += now.frames
+        else:
+            self.frames += now.frames - last.frames
+            self.checkpoints += now.backfilled > last.backfilled
 
 
 def _wear(log: EventLog, appends: int) -> dict[str, Any]:
     """What ``appends`` appends write, per event: counted at the writer thread's syscalls,
-    in the WAL's index and in the writer's statements."""
+    in the WAL's index and in the writer's statements. A count this system cannot take is
+    null, never a made-up figure."""
     statements: list[str] = []
 
     def trace(db: Any) -> int:
@@ -175,34 +210,29 @@ def _wear(log: EventLog, appends: int) -> dict[str, Any]:
 
     tid = log.submit(trace)
     shm = log.path.with_name(log.path.name + "-shm")
-    frames = restarts = checkpoints = 0
-    last_frames, salt, backfilled, page = _wal_index(shm)
+    wal = _WalCount(_WalIndex.read(shm))
     statements.clear()
     before = _writer_io(tid)
     for _ in range(appends):
         log.append(_DRAFT)
-        now_frames, now_salt, now_backfilled, page = _wal_index(shm)
-        if now_salt != salt:  # the WAL began again from its start (after a checkpoint)
-            restarts += 1
-            frames += now_frames
-        else:
-            frames += now_frames - last_frames
-            checkpoints += now_backfilled > backfilled
-        last_frames, salt, backfilled = now_frames, now_salt, now_backfilled
+        wal.after_append(_WalIndex.read(shm))
     after = _writer_io(tid)
     log.submit(lambda db: db.conn.set_trace_callback(None))
     commits = statements.count("COMMIT")
     # SQLite's sync points in WAL mode: each commit in FULL (none in NORMAL), the WAL's
     # header when it begins again, the WAL and then the database at each checkpoint.
-    syncs = (commits if log.synchronous == "FULL" else 0) + restarts + 2 * checkpoints
+    syncs = (commits if log.synchronous == "FULL" else 0) + wal.restarts + 2 * wal.checkpoints
     written = None if before is None or after is None else (after[0] - before[0]) / appends
+    page = wal.last.page if wal.readable and wal.last is not None else None
     return {
         "commits_per_event": round(commits / appends, 3),
-        "fsyncs_per_event": round(syncs / appends, 3),
-        "wal_frames_per_event": round(frames / appends, 2),
-        "wal_bytes_per_event": round(frames * (page + 24) / appends),
+        "fsyncs_per_event": round(syncs / appends, 3) if page else None,
+        "wal_frames_per_event": round(wal.frames / appends, 2) if page else None,
+        "wal_bytes_per_event": round(wal.frames * (page + 24) / appends) if page else None,
         "bytes_written_per_event": None if written is None else round(written),
-        "events_per_checkpoint": round(appends / checkpoints, 1) if checkpoints else None,
+        "events_per_checkpoint": (
+            round(appends / wal.checkpoints, 1) if page and wal.checkpoints else None
+        ),
         "wear_appends": appends,
     }
 
