@@ -21,9 +21,9 @@ def rig(clock, tmp_path):
     r.close()
 
 
-def _residents_pass(rig: Rig, count: int) -> None:
+def _residents_pass(rig: Rig, count: int, first: int = 0) -> None:
     """``count`` residents of as many households each show a pass, are measured and go."""
-    for i in range(count):
+    for i in range(first, first + count):
         rig.show(rig.pass_text(household=f"A-{101 + i}", holder=f"Resident {i}"))
         rig.emulator.person_arrives(36.6)
         rig.run(8)
