@@ -548,7 +548,9 @@ def lgpio_workdir() -> str:
 
 
 class NoGate:
-    """No relay: the kiosk only advises (a guard opens the gate). Commands are logged."""
+    """No relay: the kiosk only advises (a guard opens the gate). Commands are logged at
+    debug level: two lines a passage at info filled the journal on the SD card with what the
+    event log holds."""
 
     def __init__(self, name: str = "none") -> None:
         self.name = name
@@ -556,7 +558,7 @@ class NoGate:
 
     def set_open(self, open_: bool) -> None:
         self.is_open = open_
-        log.info("gate (none): %s", "open" if open_ else "closed")
+        log.debug("gate (none): %s", "open" if open_ else "closed")
 
     def health(self) -> Health:
         return Health("ok", "no relay configured (advisory only)")

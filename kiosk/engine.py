@@ -1493,7 +1493,10 @@ class Engine:
         needs_guard = (d is not None and d.needs_guard) or decision == "manual_deny"
         alarm = d.alarm if d is not None else None
         seq = p.seq
-        log.info(
+        # The event log holds a committed decision: a line per passage in the journal (~2,000
+        # a day on the SD card, kept for ever) only for one it could not take.
+        log.log(
+            logging.DEBUG if committed else logging.INFO,
             "engine: passage %d %s %s seq=%s%s",
             p.id,
             decision,

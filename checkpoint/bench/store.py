@@ -8,14 +8,26 @@ alike, in FULL and NORMAL: ``full_over_normal`` is what durability across a powe
 The files go in ``$KIOSK_DATA`` (else ``./data`` if present, else the temp dir) because the
 figure is about *that* disk: a tmpfs ``fsync`` is free and would flatter FULL, so the
 filesystem type is reported too.
+
+What a passage costs the SD card is counted, not timed (``_wear``, ``_log_lines``): over
+``WEAR_APPENDS`` appends in the configured mode, the bytes the writer thread hands to the
+kernel (``/proc/self/task/<tid>/io``, the syscalls, whatever the file system), the pages
+SQLite puts in the WAL and the WAL's restarts and checkpoints (its index, ``-shm``: the
+layout of sqlite.org/walformat.html), the commits (the writer's statements) and from those
+the ``fsync``s SQLite makes at its sync points; and the journal lines (INFO and above) of
+ordinary passes through the engine (``checkpoint.replay``). Counts do not depend on load.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import statistics
+import struct
 import tempfile
+import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +42,11 @@ _DRAFT = bench_draft()
 #: (repeats, appends per repeat, warm-up appends)
 QUICK_SIZES = (3, 40, 5)
 FULL_SIZES = (5, 200, 20)
+#: Appends whose writes are counted (quick, full): past a WAL cycle (~1,000 pages, ~125
+#: passages), so the automatic checkpoints are in the figures.
+WEAR_APPENDS = (300, 1500)
+#: Ordinary passes through the engine whose journal lines are counted (quick, full).
+LOG_PASSES = (3, 10)
 
 
 def _bench_dir() -> Path:
@@ -93,6 +110,7 @@ def run(quick: bool) -> dict[str, Any]:
                     commit_ms, per_s = _one_repeat(log, appends)
                     results[mode]["commit_ms"].append(commit_ms)
                     results[mode]["appends_per_s"].append(per_s)
+            wear = _wear(logs[configured], appends=WEAR_APPENDS[0 if quick else 1])
             verified = all(log.verify().ok for log in logs.values())
         finally:
             for log in logs.values():
@@ -115,4 +133,154 @@ def run(quick: bool) -> dict[str, Any]:
         "appends_per_repeat": appends,
         "fs": _fs_type(base),
         "chains_verified": verified,
+        **wear,
+        "log_lines_per_pass": _log_lines(LOG_PASSES[0 if quick else 1]),
     }
+
+
+def _writer_io(tid: int) -> tuple[int, int] | None:
+    """(bytes, calls) the thread ``tid`` passed to write/pwrite so far; None without
+    per-task I/O accounting in this kernel."""
+    try:
+        text = Path(f"/proc/self/task/{tid}/io").read_text(encoding="ascii")
+    except OSError:
+        return None
+    fields = dict(line.split(": ", 1) for line in text.splitlines() if ": " in line)
+    try:
+        return int(fields["wchar"]), int(fields["syscw"])
+    except (KeyError, ValueError):
+        return None
+
+
+@dataclass(frozen=True)
+class _WalIndex:
+    """The WAL as its index (``-shm``) says: walformat.html, native byte order."""
+
+    frames: int  # in the WAL now
+    salt: bytes  # changes when the WAL begins again from its start
+    backfilled: int  # frames a checkpoint copied into the database
+    page: int
+
+    @classmethod
+    def read(cls, shm: Path) -> _WalIndex | None:
+        """None when there is no index to read (not WAL mode, or exclusive locking)."""
+        try:
+            with open(shm, "rb") as handle:
+                head = handle.read(100)
+        except OSError:
+            return None
+        if len(head) < 100:
+            return None
+        size, frames = struct.unpack_from("=HI", head, 14)
+        (backfilled,) = struct.unpack_from("=I", head, 96)
+        return cls(frames, head[32:40], backfilled, 65536 if size == 1 else size)
+
+
+@dataclass
+class _WalCount:
+    """Pages put in the WAL, its restarts and its checkpoints, from index to index."""
+
+    last: _WalIndex | None
+    frames: int = 0
+    restarts: int = 0
+    checkpoints: int = 0
+    readable: bool = True
+
+    def after_append(self, now: _WalIndex | None) -> None:
+        last, self.last = self.last, now
+        if last is None or now is None:
+            self.readable = False
+        elif now.salt != last.salt:  # the WAL began again from its start (after a checkpoint)
+            self.restarts += 1
+            self.frames += now.frames
+        else:
+            self.frames += now.frames - last.frames
+            self.checkpoints += now.backfilled > last.backfilled
+
+
+def _wear(log: EventLog, appends: int) -> dict[str, Any]:
+    """What ``appends`` appends write, per event: counted at the writer thread's syscalls,
+    in the WAL's index and in the writer's statements. A count this system cannot take is
+    null, never a made-up figure."""
+    statements: list[str] = []
+
+    def trace(db: Any) -> int:
+        db.conn.set_trace_callback(statements.append)
+        return threading.get_native_id()
+
+    tid = log.submit(trace)
+    shm = log.path.with_name(log.path.name + "-shm")
+    wal = _WalCount(_WalIndex.read(shm))
+    statements.clear()
+    before = _writer_io(tid)
+    for _ in range(appends):
+        log.append(_DRAFT)
+        wal.after_append(_WalIndex.read(shm))
+    after = _writer_io(tid)
+    log.submit(lambda db: db.conn.set_trace_callback(None))
+    commits = statements.count("COMMIT")
+    # SQLite's sync points in WAL mode: each commit in FULL (none in NORMAL), the WAL's
+    # header when it begins again, the WAL and then the database at each checkpoint.
+    syncs = (commits if log.synchronous == "FULL" else 0) + wal.restarts + 2 * wal.checkpoints
+    written = None if before is None or after is None else (after[0] - before[0]) / appends
+    page = wal.last.page if wal.readable and wal.last is not None else None
+    return {
+        "commits_per_event": round(commits / appends, 3),
+        "fsyncs_per_event": round(syncs / appends, 3) if page else None,
+        "wal_frames_per_event": round(wal.frames / appends, 2) if page else None,
+        "wal_bytes_per_event": round(wal.frames * (page + 24) / appends) if page else None,
+        "bytes_written_per_event": None if written is None else round(written),
+        "events_per_checkpoint": (
+            round(appends / wal.checkpoints, 1) if page and wal.checkpoints else None
+        ),
+        "wear_appends": appends,
+    }
+
+
+class _Lines(logging.Handler):
+    """Counts the records a journal would get (INFO and above) while ``counting``."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.counting = False
+        self.lines = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines += self.counting
+
+
+def _log_lines(passes: int) -> float:
+    """Journal lines (INFO and above, the daemon's default level) per ordinary pass: residents
+    of as many households passing through the engine on the simulated devices (replay), from
+    the first decision to the last (the first pass's own lines may be the start's)."""
+    from checkpoint.replay import parse_scenario, replay
+
+    steps = [
+        {
+            "at_s": 1 + 12 * i,
+            "pass": {"household": f"A-{101 + i}", "holder": f"Resident {i}"},
+            "body_c": 36.6,
+            "direction": "out" if i % 2 else "in",
+            "expect": {"decision": "pass", "reasons": ["ok"], "exact": True},
+        }
+        for i in range(passes + 1)
+    ]
+    scenario = parse_scenario({"name": "bench-log-lines", "steps": steps})
+    root = logging.getLogger()
+    counter, level = _Lines(), root.level
+    root.addHandler(counter)
+    root.setLevel(logging.INFO)
+    decided: list[str] = []
+
+    def on_decision(record: dict[str, Any]) -> None:
+        decided.append(str(record.get("decision")))
+        counter.counting = len(decided) < len(steps)
+
+    try:
+        result = replay(scenario, on_decision=on_decision)
+    finally:
+        root.removeHandler(counter)
+        root.setLevel(level)
+    if not result.ok or decided != ["pass"] * len(steps):
+        raise RuntimeError(f"bench passes were not all passed: {result.failures or decided}")
+    return round(counter.lines / passes, 2)
