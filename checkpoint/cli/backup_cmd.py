@@ -104,7 +104,9 @@ def _passphrase_arg(p: Any, what: str) -> None:
 def passphrase_of(args: argparse.Namespace, *, confirm: bool) -> bytes | None:
     """The passphrase from ``--passphrase-file`` (a file, ``-``: stdin), else asked at the
     terminal (twice with ``confirm``), else None (no terminal: the caller says what to do).
-    Its first line, without its line break; never printed, never logged."""
+    Its first line, without its line break; never printed, never logged. ``confirm`` (a new
+    archive is sealed with it): one shorter than ``kiosk.backup.MIN_PASSPHRASE_CHARS`` is
+    refused, at the terminal before it is asked again."""
     from kiosk.backup import MAX_PASSPHRASE_BYTES
 
     if args.passphrase is not None:
@@ -119,6 +121,8 @@ def passphrase_of(args: argparse.Namespace, *, confirm: bool) -> bytes | None:
         import getpass
 
         first = getpass.getpass("Passphrase: ")
+        if confirm:
+            _long_enough(first.encode())
         if confirm and getpass.getpass("Again: ") != first:
             raise UsageError("the two passphrases differ; nothing written")
         raw = first.encode()
@@ -135,7 +139,18 @@ def passphrase_of(args: argparse.Namespace, *, confirm: bool) -> bytes | None:
         raise UsageError(f"the passphrase is longer than {MAX_PASSPHRASE_BYTES} bytes")
     if not phrase:
         raise UsageError("the passphrase is empty")
+    if confirm:
+        _long_enough(phrase)
     return phrase
+
+
+def _long_enough(phrase: bytes) -> None:
+    """A new archive's passphrase, refused when short (``kiosk.backup.passphrase_too_short``)."""
+    from kiosk.backup import passphrase_too_short
+
+    short = passphrase_too_short(phrase) if phrase else None
+    if short is not None:
+        raise UsageError(f"{short}; nothing written")
 
 
 #: The kiosk command as root runs it (not on sudo's path: kiosk-admin is).
