@@ -79,6 +79,7 @@ __all__ = [
     "declared_compounds",
     "high_water_path",
     "publish_bundle",
+    "unreadable_bundle",
 ]
 
 #: Largest bundle a kiosk accepts (the payload schema allows 200,000 rows per list).
@@ -201,6 +202,16 @@ def bundle_group(folder: Path) -> int | None:
     the folder is set-group-ID)."""
     gid = folder.stat().st_gid
     return gid if may_give_group(gid) else None
+
+
+def unreadable_bundle(path: str | Path, exc: OSError) -> str:
+    """Why the collector cannot serve the bundle file at ``path`` (``exc``), and what mends it:
+    its files are ``BUNDLE_MODE``, its user not in their group."""
+    return (
+        f"the list bundle {path} cannot be read ({exc.strerror or exc}): the gates get none"
+        " and keep the lists they hold; put the collector's user in the bundle's group (kiosk"
+        " fleet publish --group)"
+    )
 
 
 def _write(path: Path, data: bytes, gid: int | None) -> None:

@@ -87,3 +87,39 @@ def test_cli_publish_refuses_a_group_this_user_is_not_in(office, tmp_path, capsy
     assert main([*argv, "--out", str(out), "--group", "0"]) == 2
     assert "--group 0: you are not a member of it" in capsys.readouterr().err
     assert list(out.parent.iterdir()) == []
+
+
+def test_a_collector_that_cannot_read_the_bundle_says_so_and_answers_the_gates(tmp_path, caplog):
+    """Its user not in the bundle's group (0640): the gates' asks broke off with no answer (a
+    traceback each in the journal) and the status page failed whole; now the gates get a 503
+    (they keep their lists), the status says why, once in the journal."""
+    import httpx
+
+    from kiosk.config.fleet import CollectorConfig
+    from office.collector import Collector, StatusServer
+
+    unreadable = tmp_path / "bundle.json"
+    unreadable.mkdir()  # read as a file, it fails as a file the user may not read does
+    config = CollectorConfig.model_validate({
+        "kiosks": [{"url": "http://gate-1", "token_env": "GATE_TOKEN"}],
+        "lists_bundle_file": str(unreadable),
+    })  # fmt: skip
+    collector = Collector(config, "postgresql://nobody@127.0.0.1:1/fleet")
+    server = StatusServer(collector, "127.0.0.1", 0)
+    server.start()
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{server.port}", timeout=10) as http:
+            for _ in range(3):
+                asked = http.get("/lists/bundle")
+                assert asked.status_code == 503 and "cannot be read" in asked.json()["detail"]
+            status = http.get("/status.json")
+            assert status.status_code == 200
+            assert "cannot be read" in status.json()["lists_bundle_notice"]
+            assert "cannot be read" in http.get("/").text
+            assert http.get("/metrics").status_code == 200
+    finally:
+        server.stop()
+        collector.stop()
+    told = [r for r in caplog.records if "cannot be read" in r.getMessage()]
+    assert len(told) == 1 and told[0].levelname == "WARNING"
+    assert not [r for r in caplog.records if r.exc_info]
