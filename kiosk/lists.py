@@ -1691,6 +1691,7 @@ class ListStore:
         now = self._clock.now()
 
         def apply(db: sqlite_utils.Database) -> None:
+            before = _personal_values(db)  # a row rewritten: its old note, reason, date
             if kind == "revocations":
                 held = self._held_clock()
                 _upsert_local_revocations(
@@ -1705,9 +1706,12 @@ class ListStore:
                     (self._household_row(h, "csv", actor, now) for h in rows), pk="household"
                 )
             _set_meta(db, {"updated_at": now.isoformat(), "source": "csv"})
+            if before - _personal_values(db):
+                owe_wipe(self._store, db)
 
         what = {"list": kind, "rows": len(rows)}
         audited_write(self._store, apply, actor, "lists.csv", lambda _: what)
+        wipe_if_owed(self._store)
         self.load()
         return ImportResult(True, "csv", {kind: len(rows)}, f"imported {len(rows)} {kind} rows")
 

@@ -160,3 +160,11 @@ def test_a_quarantine_lifted_at_a_peer_gate_leaves_no_name_at_this_one(tmp_path,
     finally:
         south.close()
         north.close()
+
+
+def test_a_note_the_next_household_sheet_rewrites_is_gone_from_the_files(lists, log):
+    lists.import_csv("households", f'household,residents,note\n7-1404,3,"{NOTE}"\n', "root")
+    assert files_holding(log, NAME)
+    lists.import_csv("households", "household,residents,note\n7-1404,3,moved out\n", "root")
+    assert files_holding(log, NAME, "13912345678") == {}
+    assert not owed(log)
