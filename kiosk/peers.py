@@ -1269,8 +1269,10 @@ def forget_removed(store: Store, configured: Iterable[str]) -> dict[str, int]:
                 " (SELECT value FROM json_each(?))",
                 [keep],
             )
+        owe_wipe(store, db)  # its guards' quarantine entries (names), its passages
 
     store.submit(write)
+    wipe_removed(store)
     return gone
 
 

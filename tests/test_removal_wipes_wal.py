@@ -142,6 +142,7 @@ def test_a_quarantine_lifted_at_a_peer_gate_leaves_no_name_at_this_one(tmp_path,
     from test_peer_revocations import told_and_fetched
 
     from kiosk.clock import FakeClock
+    from kiosk.peers import forget_removed
 
     clock = FakeClock(start=NOW)
     north = Gate(tmp_path, "gate-north", clock, [peer_entry("gate-south")], poll_s=3600)
@@ -157,6 +158,11 @@ def test_a_quarantine_lifted_at_a_peer_gate_leaves_no_name_at_this_one(tmp_path,
         told_and_fetched(north, south)
         assert files_holding(south.core.store, NAME) == {}
         assert files_holding(north.core.store, NAME) == {}
+        # North taken out of south's compound.peers (what south's next start forgets of it).
+        north.core.lists.add_quarantine("7-1404", NAME, "2026-03-01", "2026-03-14", "guard Li")
+        told_and_fetched(north, south)
+        assert files_holding(south.core.store, NAME)
+        assert forget_removed(south.core.store, []) and files_holding(south.core.store, NAME) == {}
     finally:
         south.close()
         north.close()
