@@ -11,6 +11,7 @@ given to the data dir's owner (the service's user), as the installer does."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import fcntl
 import grp
 import json
@@ -20,6 +21,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -217,8 +219,9 @@ def backup_run(args: argparse.Namespace) -> int:
             "the archive is encrypted: give its passphrase with --passphrase-file FILE (- for"
             " stdin), or run it at a terminal to be asked; --plain writes it NOT encrypted"
         )
+    stage_in = _stage_folder(db, target, sealed=passphrase is not None)
     try:
-        with tempfile.TemporaryDirectory(prefix=".kiosk-backup-", dir=target.parent) as stage:
+        with tempfile.TemporaryDirectory(prefix=STAGE_PREFIX, dir=stage_in) as stage:
             snapshot = Path(stage) / "kiosk.db"
             with _no_root_files_beside(db):
                 snapshot_database(db, snapshot)
@@ -235,7 +238,7 @@ def backup_run(args: argparse.Namespace) -> int:
         raise  # main: whose file it is, and what to run it as
     except OSError as exc:  # the staged copy on a full or read-only target
         raise CliError(
-            f"cannot write beside {target}: {exc.strerror or exc}; nothing kept"
+            f"cannot write in {stage_in} or beside {target}: {exc.strerror or exc}; nothing kept"
         ) from None
     if not facts.verified:
         _warn(f"the log does not verify ({facts.problem}): backed up as it is; kiosk verify-log")
@@ -245,6 +248,27 @@ def backup_run(args: argparse.Namespace) -> int:
         sealed = "NOT encrypted (--plain): anyone who holds the file reads it all"
     _warn(f"wrote {target} ({len(members)} files), {sealed}. WARNING: {PERSONAL_DATA_WARNING}")
     return 0
+
+
+#: The hidden folder the database's copy is made in before it goes into the archive.
+STAGE_PREFIX = ".kiosk-backup-"
+#: A stage folder older than this is one a killed backup left (a copy of the log in clear).
+STAGE_LEFT_S = 3600
+
+
+def _stage_folder(db: Path, target: Path, *, sealed: bool) -> Path:
+    """Where the database's copy is made before it goes into the archive. Sealed: beside the
+    log, on the kiosk's own card, which holds the log in clear anyway; beside the archive (a
+    USB stick) the copy, deleted once sealed, stayed in the stick's free space, readable by
+    any undelete tool: the whole log in clear next to its encrypted archive. Plain: beside
+    the archive (the card needs no room for a copy). Stage folders a killed backup left there
+    are removed first."""
+    folder = db.parent if sealed else target.parent
+    with contextlib.suppress(OSError):
+        for left in folder.glob(f"{STAGE_PREFIX}*"):
+            if left.is_dir() and time.time() - left.stat().st_mtime > STAGE_LEFT_S:
+                shutil.rmtree(left, ignore_errors=True)
+    return folder
 
 
 def _warn(message: str) -> None:
