@@ -254,7 +254,10 @@ def write_archive(
     """The archive at ``target``, mode 0600, whole or not at all: written to a hidden temp
     file beside it, synced, renamed; sealed with ``passphrase`` (below), None: plain. A full
     disk (or any failure) removes the temp file and leaves what was at ``target`` before;
-    ``BackupError`` says why."""
+    ``BackupError`` says why (also a passphrase ``passphrase_too_short`` refuses)."""
+    short = None if passphrase is None else passphrase_too_short(passphrase)
+    if short is not None:
+        raise BackupError(short)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
     try:
         os.fchmod(fd, 0o600)
@@ -614,6 +617,27 @@ _TAG = 16
 #: scrypt's memory (128 * r * N bytes) an archive's header may ask of a Pi: 256 MiB.
 MAX_KDF_BYTES = 256 * 1_048_576
 MAX_PASSPHRASE_BYTES = 4096
+#: The shortest passphrase a new archive is sealed with, in characters (UTF-8 decoded: a
+#: Chinese phrase counts its characters, not its bytes). scrypt makes each guess dear (a
+#: second of a Pi 4, less of a desktop), but a lost stick gives its finder all the time he
+#: wants: a word, a date or the gate's name is among the first million guesses (days of a
+#: few cores). 12 characters is three or four words (`east gate winter lamp`). Only for
+#: sealing: an archive sealed before this rule with a shorter one still opens
+#: (``open_archive`` takes any).
+MIN_PASSPHRASE_CHARS = 12
+
+
+def passphrase_too_short(passphrase: bytes) -> str | None:
+    """Why ``passphrase`` may not seal a new archive (shorter than ``MIN_PASSPHRASE_CHARS``),
+    in words that do not repeat it; None when it may."""
+    length = len(passphrase.decode("utf-8", "replace"))
+    if length >= MIN_PASSPHRASE_CHARS:
+        return None
+    return (
+        f"the passphrase is {length} characters, fewer than the {MIN_PASSPHRASE_CHARS} an"
+        " archive is sealed with (a lost stick may be guessed at for ever): take three or four"
+        " words, or a line from a password manager"
+    )
 
 
 @dataclass(frozen=True)

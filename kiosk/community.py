@@ -24,6 +24,7 @@ from .lists import same_text
 from .ports import AuditedWriter
 from .privacy import mask_code, mask_name, mask_phone, scrub_text
 from .typed import typed, unseen
+from .wipe import owe_wipe, wipe_removed
 
 __all__ = [
     "CommunityError",
@@ -144,14 +145,17 @@ def replace_rows(
     audit: tuple[str, str, dict[str, Any]],
 ) -> None:
     """Replace every row of ``table`` with ``rows`` and write the ``(actor, action, detail)``
-    audit row of it, in one transaction (an import applied as a whole, with its row)."""
+    audit row of it, in one transaction (an import applied as a whole, with its row). The rows
+    it drops (a plate, a household) are wiped from the WAL after the commit (``kiosk.wipe``)."""
 
     def write(db: sqlite_utils.Database) -> None:
         db.execute(f"delete from {table}")  # noqa: S608 - a table name of this package
         db.table(table).insert_all(rows, pk=pk)
+        owe_wipe(log, db)
 
     actor, action, detail = audit
     audited_write(log, write, actor, action, lambda _: detail)
+    wipe_removed(log)
 
 
 def mask_record(record: Mapping[str, Any], role: Role) -> dict[str, Any]:

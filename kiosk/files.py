@@ -54,11 +54,18 @@ def read_bounded(path: str | Path, limit: int) -> bytes:
 
 
 def write_atomic(
-    path: str | Path, data: bytes, mode: int = 0o600, *, keep_mode: bool = True
+    path: str | Path,
+    data: bytes,
+    mode: int = 0o600,
+    *,
+    keep_mode: bool = True,
+    group: int | None = None,
 ) -> None:
     """Replace ``path`` with ``data`` whole, durably. A new file gets ``mode`` whatever the
     umask; an existing one keeps its own (``keep_mode=False``: it gets ``mode`` too, for data
     that must never be readable by more than ``mode`` allows, whoever made the old file).
+    ``group``: the group id the file is given (before it takes the name, so that no reader of
+    that group ever finds it unreadable); None: the one the system gives a new file.
     ``OSError`` when it cannot be done: ``path`` is then as it was and no temp file is left (a
     power cut may leave a hidden ``.NAME.*`` beside it, never a cut-off ``NAME``), except for
     an ``OSError`` of the folder's fsync after the rename: ``path`` then holds ``data``, which
@@ -76,6 +83,8 @@ def write_atomic(
         with os.fdopen(fd, "wb") as out:
             out.write(data)
             out.flush()
+            if group is not None:
+                os.fchown(out.fileno(), -1, group)
             os.fchmod(out.fileno(), mode)
             os.fsync(out.fileno())
         os.replace(tmp, path)

@@ -60,6 +60,7 @@ from .queries import boot_offsets, clock_of, held_dated, read_clocks
 from .schema import sql_migrations
 from .snapshots import LatestRead
 from .typed import typed
+from .wipe import owe_wipe, wipe_if_owed, wipe_removed
 
 log = logging.getLogger(__name__)
 
@@ -1048,6 +1049,24 @@ def purge_ended_observation(db: sqlite_utils.Database, before: date) -> int:
     return int(cursor.rowcount)
 
 
+#: The personal values of each list's rows (``_personal_values``).
+_PERSONAL_COLUMNS = {
+    "list_revocations": "pass_id, reason, bundle_reason",
+    "list_quarantine": "household, holder, from_date, until_date, note",
+    "list_households": "household, observation_until, note",
+}
+
+
+def _personal_values(db: sqlite_utils.Database) -> set[tuple[str, tuple[Any, ...]]]:
+    """Every list row's personal values, by table: a change that drops one (a quarantine the
+    office lifted, a note rewritten) leaves it in the WAL's old frames (``kiosk.wipe``)."""
+    return {
+        (table, tuple(row))
+        for table, columns in _PERSONAL_COLUMNS.items()
+        for row in db.execute(f"SELECT {columns} FROM {table}")  # noqa: S608 - ours
+    }
+
+
 #: The ``list_meta`` key a retention purge that changed the lists stamps (``mark_purged``).
 RETENTION_KEY = "retention_purged_at"
 
@@ -1504,7 +1523,8 @@ class ListStore:
             db.table("list_households").upsert(record, pk="household")
 
         detail = {"household": row.household, "observation_until": _iso(row.observation_until)}
-        return self._guard_edit(apply, actor, "lists.household_set", detail)
+        # An entry replaced: its note and observation date as they were are removed.
+        return self._guard_edit(apply, actor, "lists.household_set", detail, removes=True)
 
     def household_entry(self, household: str) -> dict[str, Any] | None:
         """The households list's entry for ``household`` as stored (a row of
@@ -1591,6 +1611,7 @@ class ListStore:
             return ImportResult(
                 False, "bundle", counts, f"bundle version {payload.version} already applied"
             )
+        wipe_if_owed(self._store)  # the old frames of what the office lifted
         self.load()
         done = f"applied bundle version {payload.version} from {issuer}"
         return ImportResult(True, "bundle", counts, done, warning)
@@ -1598,7 +1619,9 @@ class ListStore:
     def _write_bundle(
         self, db: sqlite_utils.Database, payload: BundlePayload, actor: str, now: datetime
     ) -> None:
-        """The bundle's rows in place of the previous bundle's (local rows stay)."""
+        """The bundle's rows in place of the previous bundle's (local rows stay). One that drops
+        a personal value (an entry the office lifted, a note rewritten) owes a WAL wipe."""
+        before = _personal_values(db)
         for table in ("list_revocations", "list_quarantine", "list_households"):
             db.execute(f"DELETE FROM [{table}] WHERE source = 'bundle'")  # noqa: S608
         # A local revocation's row stays (see module doc) and notes the bundle's too, so
@@ -1624,6 +1647,8 @@ class ListStore:
             (self._household_row(h, "bundle", actor, now) for h in payload.households),
             pk="household",
         )
+        if before - _personal_values(db):
+            owe_wipe(self._store, db)
 
     def import_csv(self, kind: CsvKind, text: str, actor: str) -> ImportResult:
         """Add rows from CSV text with a header line. All rows are checked before any is
@@ -1666,6 +1691,7 @@ class ListStore:
         now = self._clock.now()
 
         def apply(db: sqlite_utils.Database) -> None:
+            before = _personal_values(db)  # a row rewritten: its old note, reason, date
             if kind == "revocations":
                 held = self._held_clock()
                 _upsert_local_revocations(
@@ -1680,9 +1706,12 @@ class ListStore:
                     (self._household_row(h, "csv", actor, now) for h in rows), pk="household"
                 )
             _set_meta(db, {"updated_at": now.isoformat(), "source": "csv"})
+            if before - _personal_values(db):
+                owe_wipe(self._store, db)
 
         what = {"list": kind, "rows": len(rows)}
         audited_write(self._store, apply, actor, "lists.csv", lambda _: what)
+        wipe_if_owed(self._store)
         self.load()
         return ImportResult(True, "csv", {kind: len(rows)}, f"imported {len(rows)} {kind} rows")
 
@@ -1755,7 +1784,7 @@ class ListStore:
             db.table(table).delete(key)
             return also(db, found) if also is not None else {}
 
-        return self._guard_edit(apply, actor, _DELETE_ACTIONS[table], {pk: key})
+        return self._guard_edit(apply, actor, _DELETE_ACTIONS[table], {pk: key}, removes=True)
 
     def _guard_edit(
         self,
@@ -1763,8 +1792,12 @@ class ListStore:
         actor: str,
         action: str,
         detail: dict[str, Any],
+        *,
+        removes: bool = False,
     ) -> Lists:
-        """Apply a guard's edit at the clock's now, stamp the lists as the guard's, audit it."""
+        """Apply a guard's edit at the clock's now, stamp the lists as the guard's, audit it.
+        ``removes``: the edit removes personal data (an entry, or what it said), whose old
+        page images the WAL keeps: wiped after the commit (``kiosk.wipe``)."""
         now = self._clock.now()
         if not isinstance(actor, str) or not actor.strip():
             raise ListError("every list change needs the name of who made it")
@@ -1772,10 +1805,14 @@ class ListStore:
         def write(db: sqlite_utils.Database) -> Any:
             more = apply(db, now)
             _set_meta(db, {"updated_at": now.isoformat(), "source": "guard"})
+            if removes:
+                owe_wipe(self._store, db)
             return more
 
         def said(more: Any) -> dict[str, Any]:  # what the edit did beyond ``detail``
             return detail | more if isinstance(more, dict) else detail
 
         audited_write(self._store, write, actor, action, said)
+        if removes:
+            wipe_removed(self._store)
         return self.load()

@@ -68,6 +68,7 @@ from .schema import sql_migrations
 from .stats import households_outing, over_quota, quota_period_start
 from .store import StoreFault, format_ts
 from .typed import unseen
+from .wipe import owe_wipe, wipe_removed
 
 __all__ = [
     "MAX_AHEAD",
@@ -1136,7 +1137,9 @@ class PeerLedger:
     ) -> bool:
         """``wanted`` (rows of ``columns``) as the peer's whole set in ``table``; whether it
         changed. Unchanged, nothing is written but the time the rows were seen (``seen_at``),
-        once a ``SEEN_REFRESH`` on a synchronised clock."""
+        once a ``SEEN_REFRESH`` on a synchronised clock. Rows the peer no longer holds (a
+        quarantine its guard lifted early, a void restored) are wiped from the WAL too
+        (``kiosk.wipe``)."""
         listed = ", ".join(columns)
         held = {
             tuple(row[:-1]): row[-1]
@@ -1152,6 +1155,7 @@ class PeerLedger:
             return False
         seen_at = format_ts(now) if synced else None
         marks = ", ".join("?" * (len(columns) + 2))
+        gone = bool(held.keys() - wanted)
 
         def write(db: Database) -> None:
             db.execute(f"DELETE FROM {table} WHERE kiosk_id = ?", [kiosk_id])  # noqa: S608
@@ -1159,8 +1163,12 @@ class PeerLedger:
                 f"INSERT INTO {table} (kiosk_id, {listed}, seen_at) VALUES ({marks})",  # noqa: S608
                 [(kiosk_id, *row, seen_at) for row in sorted(wanted, key=str)],
             )
+            if gone:
+                owe_wipe(self.store, db)
 
         self.store.submit(write)
+        if gone:
+            wipe_removed(self.store)
         return changed
 
     def rolled_back(self, kiosk_id: str, last: int) -> None:
@@ -1261,8 +1269,10 @@ def forget_removed(store: Store, configured: Iterable[str]) -> dict[str, int]:
                 " (SELECT value FROM json_each(?))",
                 [keep],
             )
+        owe_wipe(store, db)  # its guards' quarantine entries (names), its passages
 
     store.submit(write)
+    wipe_removed(store)
     return gone
 
 

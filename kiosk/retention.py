@@ -96,16 +96,13 @@ from kiosk.store import (
     shred_salts,
     waiting_for_clock,
 )
+from kiosk.wipe import WIPE_OWED_KEY
 
 MAX_DAYS = 36500
 #: How far the newest synchronised stamp may lie after a purge's ``now`` before the clock counts
 #: as set back: a passage decided while the daemon's purge waits for the writer is stamped
 #: after the ``now`` it read, and a clock a minute behind purges a minute less, nothing more.
 SET_BACK_TOLERANCE = timedelta(seconds=60)
-#: The ``meta`` key present while a WAL wipe is owed: set in the transaction of a purge that
-#: removed anything, deleted once a wipe completed. A wipe a reader held up (a long export)
-#: is so tried again by the next purge, even one that finds nothing new to remove.
-WIPE_OWED_KEY = "retention.wal_wipe_owed"
 #: The most rows (events and audit details) a purge nulls in one write transaction: the
 #: writer is held for one batch at a time, and a passage queued meanwhile commits before the
 #: next (a few tens of milliseconds a batch on a Pi 4's SD card; a whole backlog of 200,000

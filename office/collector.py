@@ -54,7 +54,7 @@ from kiosk.hosts import host_is_ours, own_host_names
 from kiosk.lists import same_text
 from kiosk.ratelimit import ClientSlots, RateLimiter, client_key
 from office.gatereports import collect_reports
-from office.listsync import BundleFile, compounds_path, declared_compounds
+from office.listsync import BundleFile, compounds_path, declared_compounds, unreadable_bundle
 from office.pg import PgError, PgTarget, redact_dsn
 from office.pull import (
     MAX_PAGE_BYTES,
@@ -213,6 +213,8 @@ class Collector:
         #: declare (``_record_lists``).
         self._lists_recorded: tuple[str, ...] | None = None
         self._declared: list[str] | None = None
+        #: Why the bundle file could not be read, as last logged (``bundle_unreadable``).
+        self._unreadable_told: str | None = None
         #: The highest version served to the gates, as the database holds it (``_record_lists``).
         self._served_high = 0
         #: The hourly purge of the personal fields past ``retention_days`` (``office.retention``).
@@ -571,15 +573,35 @@ class Collector:
         self._guesses.take(client_key(client))
         return False, (401, "not the status token (status_token_env); without one: the public part")
 
+    def published(self) -> tuple[tuple[bytes, str, int] | None, str | None]:
+        """The plain bundle the file holds (None: none published), and why the file cannot
+        be read (None when it can): the collector's user not in the bundle's group."""
+        if self.bundle is None:
+            return None, None
+        try:
+            return self.bundle.get(), None
+        except OSError as exc:
+            return None, self.bundle_unreadable(exc)
+
+    def bundle_unreadable(self, exc: OSError) -> str:
+        """Why the bundle file cannot be read, in words; logged when it changes (every gate
+        asks every few minutes)."""
+        why = unreadable_bundle(self.config.lists_bundle_file or "", exc)
+        with self._lock:
+            told, self._unreadable_told = self._unreadable_told, why
+        if told != why:
+            log.warning("%s", why)
+        return why
+
     def status_json(self, whole: bool = True) -> dict[str, Any]:
         """The status; ``whole=False``: without ``WITHHELD``, named in ``withheld``."""
-        bundle = self.bundle.get() if self.bundle is not None else None
+        bundle, unreadable = self.published()
         status: dict[str, Any] = {
             "database": redact_dsn(self.dsn),
             "now": _iso(self.clock.now()),
             "poll_interval_s": self.config.poll_interval_s,
             "lists_bundle_version": bundle[2] if bundle else None,
-            "lists_bundle_notice": self._bundle_behind(bundle[2] if bundle else None),
+            "lists_bundle_notice": unreadable or self._bundle_behind(bundle[2] if bundle else None),
             "retention": self.retention.status(),
             "kiosks": [s.as_dict() for s in self.statuses()],
         }
@@ -641,7 +663,7 @@ class Collector:
         family("kiosk_collect_events_inserted_total", "counter",
                "Events written to the central database by this process.",
                lambda s: s.events_inserted)  # fmt: skip
-        bundle = self.bundle.get() if self.bundle is not None else None
+        bundle, _unreadable = self.published()
         if bundle is not None:
             lines.append("# HELP kiosk_collect_lists_bundle_version Published list bundle.")
             lines.append("# TYPE kiosk_collect_lists_bundle_version gauge")
@@ -655,8 +677,8 @@ class Collector:
 
     def status_html(self, whole: bool = True) -> str:
         """The page; ``whole=False``: without ``WITHHELD`` (said on the page)."""
-        bundle = self.bundle.get() if self.bundle is not None else None
-        behind = self._bundle_behind(bundle[2] if bundle else None)
+        bundle, unreadable = self.published()
+        behind = unreadable or self._bundle_behind(bundle[2] if bundle else None)
         notice = f'<p class="error">{html.escape(behind)}</p>' if behind else ""
         rows = []
         for i, s in enumerate(self.statuses()):
@@ -748,6 +770,8 @@ STATUS_MAX_CONNECTIONS = 64
 #: Of those, what one client address may hold (an IPv6 /64 together: half of them), so one
 #: machine on the LAN holding idle connections leaves the port to the gates.
 STATUS_MAX_PER_CLIENT = 16
+#: ``/lists/bundle``'s answer while the bundle file cannot be read (the status says why).
+_UNREADABLE = b'{"detail":"the list bundle cannot be read by the collector now"}'
 _BUSY = b"HTTP/1.0 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Length: 0\r\n\r\n"
 
 
@@ -967,7 +991,12 @@ def _handler_for(collector: Collector, names: frozenset[str]) -> type[BaseHTTPRe
             if refusal is not None:
                 self._refuse(*refusal, lambda: collector.bundle_wait_s(client))
                 return
-            got = collector.bundle_for(self.path.partition("?")[2])
+            try:
+                got = collector.bundle_for(self.path.partition("?")[2])
+            except OSError as exc:  # the bundle's group without this user (docs/fleet.md)
+                collector.bundle_unreadable(exc)
+                self._send(503, _UNREADABLE, "application/json")
+                return
             if got is None:
                 self._send(404, b'{"detail":"no list bundle published"}', "application/json")
                 return

@@ -79,6 +79,7 @@ __all__ = [
     "declared_compounds",
     "high_water_path",
     "publish_bundle",
+    "unreadable_bundle",
 ]
 
 #: Largest bundle a kiosk accepts (the payload schema allows 200,000 rows per list).
@@ -87,6 +88,11 @@ MAX_BUNDLE_BYTES = 64 * 2**20
 OFFICE_MOVED = "if the office's bundle is there now, set [fleet] lists_url to that URL"
 #: After a failed check, try again sooner than the normal interval, but not hammering.
 RETRY_S = 60.0
+#: The mode of the bundle's files (``bundle.json``, ``bundle.compounds.json``,
+#: ``bundle.json.version``, and their temporaries): they name quarantined households and
+#: people (health data). Their owner (who publishes) reads and writes them, their group (the
+#: collector's user, who serves them) reads them, nobody else (``bundle_group``).
+BUNDLE_MODE = 0o640
 
 
 class PublishBusy(BundleError):
@@ -156,6 +162,7 @@ def publish_bundle(
     confirm_drop: bool = False,
     served: int = 0,
     claim: Callable[[int], int] | None = None,
+    group: int | None = None,
 ) -> PublishResult:
     """Sign ``lists`` as the next bundle version and replace ``out`` atomically.
 
@@ -169,7 +176,9 @@ def publish_bundle(
     served_version``); the version goes above it too, whatever the files say. ``claim``:
     claims a version in the office's database (``office.pg.claim_version``) just before the
     files are written: 0 when it is this publish's, else the version another publish (on
-    another machine) took, and this one goes above it, never signing one version twice."""
+    another machine) took, and this one goes above it, never signing one version twice.
+    ``group``: the group id the files are given (mode ``BUNDLE_MODE``); None: the folder's
+    (``bundle_group``)."""
     out = Path(out)
     unknown = set(lists) - _PUBLISHABLE
     if unknown:
@@ -177,7 +186,38 @@ def publish_bundle(
     out.parent.mkdir(parents=True, exist_ok=True)
     with _publishing(out.parent):
         floor = _Floor(served, claim, version is not None)
-        return _publish_locked(key, lists, out, now, version, confirm_drop, floor)
+        gid = bundle_group(out.parent) if group is None else group
+        return _publish_locked(key, lists, out, now, version, confirm_drop, floor, gid)
+
+
+def may_give_group(gid: int) -> bool:
+    """Whether this process may give its files group ``gid``: root, or a member of it."""
+    return os.geteuid() == 0 or gid == os.getegid() or gid in os.getgroups()
+
+
+def bundle_group(folder: Path) -> int | None:
+    """The group the bundle's files are given by default: the folder's, the group of those
+    who may write it (the clerks who publish, the collector's user) when this process may
+    give it; else None (the system's choice: the publisher's own group, or the folder's when
+    the folder is set-group-ID)."""
+    gid = folder.stat().st_gid
+    return gid if may_give_group(gid) else None
+
+
+def unreadable_bundle(path: str | Path, exc: OSError) -> str:
+    """Why the collector cannot serve the bundle file at ``path`` (``exc``), and what mends it:
+    its files are ``BUNDLE_MODE``, its user not in their group."""
+    return (
+        f"the list bundle {path} cannot be read ({exc.strerror or exc}): the gates get none"
+        " and keep the lists they hold; put the collector's user in the bundle's group (kiosk"
+        " fleet publish --group)"
+    )
+
+
+def _write(path: Path, data: bytes, gid: int | None) -> None:
+    """One of the bundle's files, whole, mode ``BUNDLE_MODE`` (also over an older file's
+    0644), group ``gid``."""
+    write_atomic(path, data, BUNDLE_MODE, keep_mode=False, group=gid)
 
 
 @contextlib.contextmanager
@@ -207,6 +247,7 @@ def _publish_locked(
     version: int | None,
     confirm_drop: bool,
     floor: _Floor,
+    gid: int | None,
 ) -> PublishResult:
     tagged = compounds_path(out)
     held = max(_published_version(out), _published_version(tagged))
@@ -265,12 +306,12 @@ def _publish_locked(
         plain[name] = [_without_compound(row, True) for row in plain[name]]
     # The form naming compounds first: a gate that knows its compound never sees the plain
     # form of a version its own form does not have yet.
-    write_atomic(tagged, sign_bundle(key, both).encode("utf-8"), 0o644, keep_mode=False)
+    _write(tagged, sign_bundle(key, both).encode("utf-8"), gid)
     body = sign_bundle(key, plain).encode("utf-8")
-    write_atomic(out, body, 0o644, keep_mode=False)
+    _write(out, body, gid)
     version = checked.version
     highest = max(version, _high_water(out))  # another machine's publish may have gone above
-    write_atomic(high_water_path(out), f"{highest}\n".encode(), 0o644, keep_mode=False)
+    _write(high_water_path(out), f"{highest}\n".encode(), gid)
     counts = {name: len(both[name]) for name in ("revocations", "quarantine", "households")}
     if notice is not None:
         notice += f": published as version {version}, above it, so every gate takes it"

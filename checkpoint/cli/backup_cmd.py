@@ -11,6 +11,7 @@ given to the data dir's owner (the service's user), as the installer does."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import fcntl
 import grp
 import json
@@ -20,6 +21,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -104,7 +106,9 @@ def _passphrase_arg(p: Any, what: str) -> None:
 def passphrase_of(args: argparse.Namespace, *, confirm: bool) -> bytes | None:
     """The passphrase from ``--passphrase-file`` (a file, ``-``: stdin), else asked at the
     terminal (twice with ``confirm``), else None (no terminal: the caller says what to do).
-    Its first line, without its line break; never printed, never logged."""
+    Its first line, without its line break; never printed, never logged. ``confirm`` (a new
+    archive is sealed with it): one shorter than ``kiosk.backup.MIN_PASSPHRASE_CHARS`` is
+    refused, at the terminal before it is asked again."""
     from kiosk.backup import MAX_PASSPHRASE_BYTES
 
     if args.passphrase is not None:
@@ -119,6 +123,8 @@ def passphrase_of(args: argparse.Namespace, *, confirm: bool) -> bytes | None:
         import getpass
 
         first = getpass.getpass("Passphrase: ")
+        if confirm:
+            _long_enough(first.encode())
         if confirm and getpass.getpass("Again: ") != first:
             raise UsageError("the two passphrases differ; nothing written")
         raw = first.encode()
@@ -135,7 +141,18 @@ def passphrase_of(args: argparse.Namespace, *, confirm: bool) -> bytes | None:
         raise UsageError(f"the passphrase is longer than {MAX_PASSPHRASE_BYTES} bytes")
     if not phrase:
         raise UsageError("the passphrase is empty")
+    if confirm:
+        _long_enough(phrase)
     return phrase
+
+
+def _long_enough(phrase: bytes) -> None:
+    """A new archive's passphrase, refused when short (``kiosk.backup.passphrase_too_short``)."""
+    from kiosk.backup import passphrase_too_short
+
+    short = passphrase_too_short(phrase) if phrase else None
+    if short is not None:
+        raise UsageError(f"{short}; nothing written")
 
 
 #: The kiosk command as root runs it (not on sudo's path: kiosk-admin is).
@@ -202,8 +219,9 @@ def backup_run(args: argparse.Namespace) -> int:
             "the archive is encrypted: give its passphrase with --passphrase-file FILE (- for"
             " stdin), or run it at a terminal to be asked; --plain writes it NOT encrypted"
         )
+    stage_in = _stage_folder(db, target, sealed=passphrase is not None)
     try:
-        with tempfile.TemporaryDirectory(prefix=".kiosk-backup-", dir=target.parent) as stage:
+        with tempfile.TemporaryDirectory(prefix=STAGE_PREFIX, dir=stage_in) as stage:
             snapshot = Path(stage) / "kiosk.db"
             with _no_root_files_beside(db):
                 snapshot_database(db, snapshot)
@@ -220,7 +238,7 @@ def backup_run(args: argparse.Namespace) -> int:
         raise  # main: whose file it is, and what to run it as
     except OSError as exc:  # the staged copy on a full or read-only target
         raise CliError(
-            f"cannot write beside {target}: {exc.strerror or exc}; nothing kept"
+            f"cannot write in {stage_in} or beside {target}: {exc.strerror or exc}; nothing kept"
         ) from None
     if not facts.verified:
         _warn(f"the log does not verify ({facts.problem}): backed up as it is; kiosk verify-log")
@@ -230,6 +248,27 @@ def backup_run(args: argparse.Namespace) -> int:
         sealed = "NOT encrypted (--plain): anyone who holds the file reads it all"
     _warn(f"wrote {target} ({len(members)} files), {sealed}. WARNING: {PERSONAL_DATA_WARNING}")
     return 0
+
+
+#: The hidden folder the database's copy is made in before it goes into the archive.
+STAGE_PREFIX = ".kiosk-backup-"
+#: A stage folder older than this is one a killed backup left (a copy of the log in clear).
+STAGE_LEFT_S = 3600
+
+
+def _stage_folder(db: Path, target: Path, *, sealed: bool) -> Path:
+    """Where the database's copy is made before it goes into the archive. Sealed: beside the
+    log, on the kiosk's own card, which holds the log in clear anyway; beside the archive (a
+    USB stick) the copy, deleted once sealed, stayed in the stick's free space, readable by
+    any undelete tool: the whole log in clear next to its encrypted archive. Plain: beside
+    the archive (the card needs no room for a copy). Stage folders a killed backup left there
+    are removed first."""
+    folder = db.parent if sealed else target.parent
+    with contextlib.suppress(OSError):
+        for left in folder.glob(f"{STAGE_PREFIX}*"):
+            if left.is_dir() and time.time() - left.stat().st_mtime > STAGE_LEFT_S:
+                shutil.rmtree(left, ignore_errors=True)
+    return folder
 
 
 def _warn(message: str) -> None:

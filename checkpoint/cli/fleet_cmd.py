@@ -46,30 +46,7 @@ def _fleet(actions: Verbs) -> None:
     Examples:
       kiosk fleet publish --key /etc/kiosk/office/office.key --lists lists.json --out bundle.json
       kiosk fleet report --day 2026-03-02 --xlsx district-2026-03-02.xlsx"""
-    pub = add_verb(actions, "publish", publish_run)
-    pub.add_argument(
-        "--key", required=True, metavar="FILE", type=path_arg, help="office private key (PEM)"
-    )
-    pub.add_argument(
-        "--lists", required=True, metavar="FILE", type=path_arg, help="the lists as JSON"
-    )
-    pub.add_argument(
-        "--out", required=True, metavar="FILE", type=path_arg, help="the bundle file to replace"
-    )
-    pub.add_argument("--version", type=int, help="explicit version (above the published one)")
-    pub.add_argument(
-        "--dsn-env",
-        default="KIOSK_FLEET_DSN",
-        metavar="NAME",
-        help="env var with the collector's DSN: the version goes above the highest it served"
-        " (read when set)",
-    )
-    pub.add_argument(
-        "--confirm-drop",
-        action="store_true",
-        help="publish lists that drop most of a list's entries in force (refused without it:"
-        " a list cleared by mistake would let every gate's quarantined out)",
-    )
+    _publish_args(add_verb(actions, "publish", publish_run))
 
     rep = add_verb(actions, "report", report_run)
     rep.add_argument("--day", required=True, metavar="YYYY-MM-DD", help="local day")
@@ -197,6 +174,39 @@ def collect_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _publish_args(pub: argparse.ArgumentParser) -> None:
+    """``kiosk fleet publish``'s arguments."""
+    pub.add_argument(
+        "--key", required=True, metavar="FILE", type=path_arg, help="office private key (PEM)"
+    )
+    pub.add_argument(
+        "--lists", required=True, metavar="FILE", type=path_arg, help="the lists as JSON"
+    )
+    pub.add_argument(
+        "--out", required=True, metavar="FILE", type=path_arg, help="the bundle file to replace"
+    )
+    pub.add_argument("--version", type=int, help="explicit version (above the published one)")
+    pub.add_argument(
+        "--dsn-env",
+        default="KIOSK_FLEET_DSN",
+        metavar="NAME",
+        help="env var with the collector's DSN: the version goes above the highest it served"
+        " (read when set)",
+    )
+    pub.add_argument(
+        "--confirm-drop",
+        action="store_true",
+        help="publish lists that drop most of a list's entries in force (refused without it:"
+        " a list cleared by mistake would let every gate's quarantined out)",
+    )
+    pub.add_argument(
+        "--group",
+        metavar="GROUP",
+        help="the group that reads the bundle's files (mode 0640): the collector's user's"
+        " (default: the group of OUT's folder)",
+    )
+
+
 def publish_run(args: argparse.Namespace) -> int:
     """sign the office's lists for the gates, as the next bundle version
 
@@ -224,6 +234,7 @@ def publish_run(args: argparse.Namespace) -> int:
         raise UsageError(f"no such directory: {Path(args.out).parent}")
     _check_out(Path(args.out), Path(args.lists))
     _check_out(listsync.compounds_path(args.out), Path(args.lists), "beside --out")
+    group = _group_id(args.group)
     try:
         result = publish_bundle(
             key,
@@ -234,6 +245,7 @@ def publish_run(args: argparse.Namespace) -> int:
             confirm_drop=args.confirm_drop,
             served=_served(args.dsn_env),
             claim=_claimer(args.dsn_env),
+            group=group,
         )
     except listsync.PublishBusy as exc:
         raise CliError(str(exc)) from None
@@ -245,6 +257,27 @@ def publish_run(args: argparse.Namespace) -> int:
         print(f"kiosk fleet publish: {result.notice}", file=sys.stderr)
     print(json.dumps(result.as_dict()))
     return 0
+
+
+def _group_id(name: str | None) -> int | None:
+    """``--group``'s id (a name, or a number), checked before anything is written: one that
+    does not exist, or that this user may not give a file (not a member of it), is refused."""
+    import grp
+
+    from office.listsync import may_give_group
+
+    if name is None:
+        return None
+    try:
+        gid = int(name) if name.isdigit() else grp.getgrnam(name).gr_gid
+    except KeyError:
+        raise UsageError(f"--group {name}: no such group") from None
+    if not may_give_group(gid):
+        raise UsageError(
+            f"--group {name}: you are not a member of it, so the bundle cannot be given to it;"
+            " publish as a member (or root)"
+        )
+    return gid
 
 
 def _served(env: str) -> int:

@@ -1,0 +1,111 @@
+"""Personal data removed before its retention is up: gone from the disk, not only from the table.
+
+The event log zeroes what a delete frees in its pages (``PRAGMA secure_delete``), but in WAL
+mode every change goes to ``kiosk.db-wal`` first, and the WAL keeps the page images from before
+it (the quarantine entry with its holder's name and note, as it was) until a checkpoint copies
+the newest page into ``kiosk.db`` *and* the WAL is truncated: a checkpoint alone rewinds the WAL
+but leaves its old frames in the file until later commits happen to write over them. Retention
+wipes it after each purge (``EventLog.wipe_wal``). A removal ahead of retention does it right
+after its commit — a guard lifting a quarantine early, taking a household off the ledger or
+lifting a revocation (its reason goes), an import that replaces the vehicle list or the
+compound map (the plates and households it drops):
+
+* ``owe_wipe(store, db)`` in the removing transaction records that a wipe is owed (the ``meta``
+  row retention keeps, ``WIPE_OWED_KEY``): a process that dies before its wipe leaves it to the
+  next purge, which does a wipe owed whether or not it removes anything itself;
+* ``wipe_removed(store)`` after the commit checkpoints and truncates the WAL (on the writer, at
+  most ``kiosk.store.WIPE_WAIT_MS`` for a reader) and settles the debt. A reader that held the
+  wipe up, or a storage fault, leaves the debt to the next purge (the daemon's, within the
+  hour); the removal stands either way.
+
+A store without a WAL to wipe (not ``kiosk.store.EventLog``) takes neither: nothing is owed.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Callable
+from typing import Protocol, TypeVar, runtime_checkable
+
+import sqlite_utils
+
+from .clock import Clock
+from .store import StoreFault, format_ts
+
+__all__ = [
+    "WIPE_OWED_KEY",
+    "WalWiper",
+    "owe_wipe",
+    "settle_wipe",
+    "wipe_if_owed",
+    "wipe_removed",
+]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: The ``meta`` key present while a WAL wipe is owed: set in the transaction of a purge or a
+#: removal that removed anything, deleted once a wipe completed. A wipe a reader held up (a
+#: long export) is so tried again by the next purge, even one that finds nothing new to remove
+#: (``kiosk.retention``).
+WIPE_OWED_KEY = "retention.wal_wipe_owed"
+
+
+@runtime_checkable
+class WalWiper(Protocol):
+    """What a removal needs of the event log to wipe its WAL (``kiosk.store.EventLog``)."""
+
+    clock: Clock
+
+    def wipe_wal(self) -> bool:
+        """Checkpoint and truncate the WAL; False when a reader kept it from completing."""
+        ...
+
+    def submit(self, fn: Callable[[sqlite_utils.Database], T]) -> T: ...
+
+    def reader(self) -> sqlite_utils.Database: ...
+
+
+def owe_wipe(store: object, db: sqlite_utils.Database) -> None:
+    """In the transaction that removes personal data from ``store``'s database: a WAL wipe is
+    owed (``wipe_removed`` after the commit settles it)."""
+    if isinstance(store, WalWiper):
+        db.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+            [WIPE_OWED_KEY, format_ts(store.clock.now())],
+        )
+
+
+def settle_wipe(db: sqlite_utils.Database) -> None:
+    """The owed wipe is done."""
+    db.execute("DELETE FROM meta WHERE key = ?", [WIPE_OWED_KEY])
+
+
+def wipe_removed(store: object) -> bool:
+    """After a removal committed (``owe_wipe`` in its transaction): the WAL checkpointed into
+    the file and truncated, so the removed rows' old page images are gone. True when done;
+    False when it waits for the next purge (a reader held it up, the storage failed: said in
+    the log, without what was removed), or ``store`` has no WAL to wipe."""
+    if not isinstance(store, WalWiper):
+        return False
+    try:
+        if store.wipe_wal():
+            store.submit(settle_wipe)
+            return True
+        log.info("a removal's old rows wait in the WAL for the next purge: a reader held it")
+    except (StoreFault, sqlite3.Error) as exc:
+        why = (exc.detail or exc.reason) if isinstance(exc, StoreFault) else type(exc).__name__
+        log.warning("the WAL was not wiped after a removal (%s); the next purge wipes it", why)
+    return False
+
+
+def wipe_if_owed(store: object) -> bool:
+    """``wipe_removed`` when a wipe is owed (a change that may have removed something
+    recorded it: ``owe_wipe``); False when none is, or it waits for the next purge."""
+    if not isinstance(store, WalWiper):
+        return False
+    query = "SELECT 1 FROM meta WHERE key = ?"
+    owed = store.reader().execute(query, [WIPE_OWED_KEY]).fetchall()
+    return bool(owed) and wipe_removed(store)
