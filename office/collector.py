@@ -52,6 +52,7 @@ from kiosk.clock import Clock
 from kiosk.config.fleet import CollectorConfig, KioskSource
 from kiosk.hosts import host_is_ours, own_host_names
 from kiosk.lists import same_text
+from kiosk.logs import FlapLimit
 from kiosk.ratelimit import ClientSlots, RateLimiter, client_key
 from office.gatereports import collect_reports
 from office.listsync import BundleFile, compounds_path, declared_compounds
@@ -146,6 +147,40 @@ def page_bytes(max_concurrent: int) -> int:
     return max(page_cap(1), min(MAX_PAGE_BYTES, COLLECT_PAGE_BYTES // max(max_concurrent, 1)))
 
 
+class PullLines:
+    """One gate's pulls in the log, as a flapping device's faults are: a failure when its
+    error differs from the last one (a gate switched off for a week is one line, not one per
+    pull), its recovery once, at most ``FLAP_LINES`` changes an hour (``FlapLimit``), the
+    rest counted and said with the next line; every failed pull still goes to debug, and the
+    status page counts each (``KioskStatus.errors``). ``now_ns``: a monotonic clock."""
+
+    def __init__(self, url: str, now_ns: Callable[[], int]) -> None:
+        self.url = url
+        self._limit = FlapLimit(now_ns)
+        self._error: str | None = None
+
+    def pulled(self, error: str | None) -> None:
+        """A pull ended: ``error`` (its status's ``last_error``), or None when it worked."""
+        was = self._error
+        settled = self._limit.settled("pull works" if was is None else f"pull failed: {was}")
+        if settled is not None:  # an hour whose changes went unlogged: the state, and how many
+            level = logging.INFO if was is None else logging.WARNING
+            log.log(level, "%s", settled, extra={"url": self.url})
+        if error == was:
+            if error is not None:
+                log.debug("pull failed again", extra={"url": self.url, "error": error})
+            return
+        self._error = error
+        state = "pull works again" if error is None else f"pull failed: {error}"
+        line = self._limit.change(state)
+        if line is None:
+            log.debug("%s", state, extra={"url": self.url})
+        elif error is None:
+            log.info("%s", line, extra={"url": self.url})
+        else:
+            log.warning("%s", line, extra={"url": self.url, "error": error})
+
+
 class Collector:
     """Pulls ``config.kiosks`` into the database at ``dsn``; thread-safe status.
 
@@ -186,6 +221,7 @@ class Collector:
         self._poll_backoff = Backoff(config.poll_interval_s, config.error_backoff_max_s)
         self._reported: dict[str, float] = {}  # url -> monotonic time of the last report ask
         self._status = {k.url: KioskStatus(k.url, k.name) for k in config.kiosks}
+        self._pull_lines = {k.url: PullLines(k.url, self.clock.monotonic_ns) for k in config.kiosks}
         #: Per URL: how its last pull fared, in a few words, and the id it claimed when refused
         #: (``_record_gates``: the district report's ``gates_without_figures``).
         self._why: dict[str, tuple[str, str | None]] = {}
@@ -305,8 +341,7 @@ class Collector:
                 status.last_error = (error or "unknown error")[:300]
                 status.last_error_at = now
             snapshot = KioskStatus(**status.as_dict())
-        if result is None:
-            log.warning("pull failed", extra={"url": source.url, "error": snapshot.last_error})
+        self._pull_lines[source.url].pulled(snapshot.last_error if result is None else None)
         self._record_gates(source.url, ("ok", None) if result is not None else why)
         return snapshot
 
