@@ -85,3 +85,39 @@ def test_every_failure_is_still_logged_at_debug(collector, clock, caplog):
         collector.pull_once(source)
         clock.advance(300)
     assert len([r for r in caplog.records if r.name == "office.collector"]) >= 10
+
+
+def test_a_gates_report_failing_for_a_week_is_one_line(collector, clock, caplog, monkeypatch):
+    from office import collector as module
+    from office.pull import PullError
+
+    def refused(*args, **kwargs):
+        raise PullError("http://gate-1.lan:8000: the ledger report answered 503")
+
+    monkeypatch.setattr(module, "collect_reports", refused)
+    source = collector.config.kiosks[0]
+    for _ in range(7 * 24 * 12):  # due at every pull, 5 minutes apart, for a week
+        collector._reports(source, "token", source.url, "gate-1")
+        clock.advance(300)
+    assert collector.statuses()[0].report_error is not None
+    (line,) = _lines(caplog)
+    assert "gate report failed" in line.getMessage() and "503" in line.getMessage()
+
+
+def test_a_gate_of_an_undeclared_compound_for_a_week_is_one_line(
+    collector, clock, caplog, monkeypatch
+):
+    from datetime import date
+
+    from office import collector as module
+
+    monkeypatch.setattr(module, "collect_reports", lambda *a, **k: date(2026, 3, 2))
+    undeclared = "undeclared compound eats from gate gate-1"
+    monkeypatch.setattr(collector, "_undeclared", lambda kiosk_id, day: undeclared)
+    source = collector.config.kiosks[0]
+    for _ in range(7 * 24 * 12):
+        collector._reports(source, "token", source.url, "gate-1")
+        clock.advance(300)
+    assert collector.statuses()[0].compound_error == undeclared
+    (line,) = _lines(caplog)
+    assert undeclared in line.getMessage()
