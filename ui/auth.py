@@ -428,7 +428,8 @@ class LoginLimiter:
     the minute (the addresses are in the order of their latest failure, the stalest first,
     dropped as their minute ends), and at most ``max_addresses`` at once: past that, the
     stalest address still under the limit makes room, one over it only when every address
-    is (a scan from other addresses never lets a locked-out guesser try again early).
+    is (a scan of one wrong password per address never lets a locked-out guesser try
+    again early; only 10,000 addresses all over the limit within one minute could).
 
     A good sign-in forgets only the failures at that account name: a guard's own sign-in
     must not wipe the guesses the same address made at another account (else anyone with
