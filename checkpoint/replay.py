@@ -589,8 +589,10 @@ class ScenarioDriver:
         self.applied.append(index)
 
     def reset(self) -> None:
-        """Start the steps again (the demo loops its stream); issued passes are kept."""
+        """Start the steps again (the demo loops its stream); issued passes are kept, the
+        steps ``applied`` are those of the new round."""
         self._next = 0
+        self.applied.clear()
 
     def pass_text(self, index: int, spec: PassSpec | str) -> str:
         if isinstance(spec, str):

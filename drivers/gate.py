@@ -567,6 +567,11 @@ class NoGate:
         return None
 
 
+#: The fake relay's latest commands kept (``FakeGate.commands``): ``kiosk demo`` loops its
+#: visitors for as long as it runs, two commands a pass.
+COMMANDS_KEPT = 1000
+
+
 @dataclass(frozen=True)
 class GateCommand:
     """One command the fake gate received: when, what the engine asked, the coil level."""
@@ -577,7 +582,8 @@ class GateCommand:
 
 
 class FakeGate:
-    """A relay that records every command with its monotonic time and can be told to fail.
+    """A relay that records its commands with their monotonic time (the latest
+    ``COMMANDS_KEPT`` at least, never more than twice that) and can be told to fail.
 
     ``unplug()`` makes every command raise ``GateFault`` (as a USB board pulled out does)
     until ``replug()``; ``stall()`` makes commands block until ``release()``, the way a
@@ -631,6 +637,8 @@ class FakeGate:
             energised = coil_energised(open_, self._wiring, self._fail_mode)
             command = GateCommand(self._clock.monotonic_ns(), open_, energised)
             self.commands.append(command)
+            if len(self.commands) > 2 * COMMANDS_KEPT:
+                del self.commands[:-COMMANDS_KEPT]
             self.is_open = open_
         if self.on_command is not None:
             self.on_command(command)

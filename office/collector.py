@@ -52,6 +52,7 @@ from kiosk.clock import Clock
 from kiosk.config.fleet import CollectorConfig, KioskSource
 from kiosk.hosts import host_is_ours, own_host_names
 from kiosk.lists import same_text
+from kiosk.logs import FlapLimit
 from kiosk.ratelimit import ClientSlots, RateLimiter, client_key
 from office.gatereports import collect_reports
 from office.listsync import BundleFile, compounds_path, declared_compounds, unreadable_bundle
@@ -146,6 +147,45 @@ def page_bytes(max_concurrent: int) -> int:
     return max(page_cap(1), min(MAX_PAGE_BYTES, COLLECT_PAGE_BYTES // max(max_concurrent, 1)))
 
 
+class GateLines:
+    """One gate's trouble of one kind in the log (its pulls, its ledger report, its
+    compound), as a flapping device's faults are: a line when the trouble differs from the
+    last (a gate switched off for a week is one line, not one per pull), one when it is over,
+    at most ``FLAP_LINES`` changes an hour (``FlapLimit``), the rest counted and said with
+    the next line; each repeat goes to debug, and the status page says each pull's.
+    ``failing``/``working`` begin its lines; ``now_ns``: a monotonic clock."""
+
+    def __init__(self, url: str, now_ns: Callable[[], int], failing: str, working: str) -> None:
+        self.url = url
+        self._limit = FlapLimit(now_ns)
+        self._failing, self._working = failing, working
+        self._error: str | None = None
+
+    def said(self, error: str | None) -> None:
+        """The latest outcome: ``error`` (the status's words for it), or None: all well."""
+        was = self._error
+        settled = self._limit.settled(self._working if was is None else self._of(was))
+        if settled is not None:  # an hour whose changes went unlogged: the state, and how many
+            level = logging.INFO if was is None else logging.WARNING
+            log.log(level, "%s", settled, extra={"url": self.url})
+        if error == was:
+            if error is not None:
+                log.debug("%s", self._of(error), extra={"url": self.url})
+            return
+        self._error = error
+        state = self._working if error is None else self._of(error)
+        line = self._limit.change(state)
+        if line is None:
+            log.debug("%s", state, extra={"url": self.url})
+        elif error is None:
+            log.info("%s", line, extra={"url": self.url})
+        else:
+            log.warning("%s", line, extra={"url": self.url, "error": error})
+
+    def _of(self, error: str) -> str:
+        return f"{self._failing}: {error}"
+
+
 class Collector:
     """Pulls ``config.kiosks`` into the database at ``dsn``; thread-safe status.
 
@@ -186,6 +226,21 @@ class Collector:
         self._poll_backoff = Backoff(config.poll_interval_s, config.error_backoff_max_s)
         self._reported: dict[str, float] = {}  # url -> monotonic time of the last report ask
         self._status = {k.url: KioskStatus(k.url, k.name) for k in config.kiosks}
+        #: Per URL, how its pulls, its ledger report and its compound are said in the log.
+        self._lines = {
+            k.url: {
+                "pull": GateLines(
+                    k.url, self.clock.monotonic_ns, "pull failed", "pull works again"
+                ),
+                "report": GateLines(
+                    k.url, self.clock.monotonic_ns, "gate report failed", "gate report works again"
+                ),
+                "compound": GateLines(
+                    k.url, self.clock.monotonic_ns, "gate compound", "gate compound declared"
+                ),
+            }
+            for k in config.kiosks
+        }
         #: Per URL: how its last pull fared, in a few words, and the id it claimed when refused
         #: (``_record_gates``: the district report's ``gates_without_figures``).
         self._why: dict[str, tuple[str, str | None]] = {}
@@ -307,8 +362,7 @@ class Collector:
                 status.last_error = (error or "unknown error")[:300]
                 status.last_error_at = now
             snapshot = KioskStatus(**status.as_dict())
-        if result is None:
-            log.warning("pull failed", extra={"url": source.url, "error": snapshot.last_error})
+        self._lines[source.url]["pull"].said(snapshot.last_error if result is None else None)
         self._record_gates(source.url, ("ok", None) if result is not None else why)
         return snapshot
 
@@ -373,10 +427,9 @@ class Collector:
                 status.report_day = day.isoformat()
                 status.last_report_at = stamp
                 status.compound_error = undeclared
-        if error is not None:
-            log.warning("gate report failed", extra={"url": source.url, "error": error})
-        if undeclared is not None:
-            log.warning("gate compound", extra={"url": source.url, "error": undeclared})
+        self._lines[source.url]["report"].said(error)
+        if day is not None:
+            self._lines[source.url]["compound"].said(undeclared)
 
     def _record_lists(self) -> None:
         """Keep in the database what the published lists are, once a publish: the compounds

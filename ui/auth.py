@@ -424,7 +424,12 @@ limit_key = client_key
 
 class LoginLimiter:
     """Failed sign-ins per address (an IPv6 address's /64: ``limit_key``) in a sliding
-    minute, on the injected monotonic clock; at most ``max_addresses`` kept.
+    minute, on the injected monotonic clock. An address is kept while a failure of it is in
+    the minute (the addresses are in the order of their latest failure, the stalest first,
+    dropped as their minute ends), and at most ``max_addresses`` at once: past that, the
+    stalest address still under the limit makes room, one over it only when every address
+    is (a scan of one wrong password per address never lets a locked-out guesser try
+    again early; only 10,000 addresses all over the limit within one minute could).
 
     A good sign-in forgets only the failures at that account name: a guard's own sign-in
     must not wipe the guesses the same address made at another account (else anyone with
@@ -457,12 +462,30 @@ class LoginLimiter:
         """A wrong password (or key) from ``addr``, at account ``name``; its entry."""
         addr = limit_key(addr)
         self._window(addr)
-        if addr not in self._fails and len(self._fails) >= self._max:
-            # Bounded memory against address cycling: forget the oldest address first.
-            self._fails.pop(next(iter(self._fails)))
-        entry = (self._clock.monotonic_ns(), name)
-        self._fails.setdefault(addr, deque()).append(entry)
+        now = self._clock.monotonic_ns()
+        self._forget_stale(now)
+        q = self._fails.pop(addr, None)  # back in at the end: its latest failure is now
+        if q is None and len(self._fails) >= self._max:
+            self._make_room()
+        entry = (now, name)
+        q = q if q is not None else deque()
+        q.append(entry)
+        self._fails[addr] = q
         return entry
+
+    def _forget_stale(self, now: int) -> None:
+        """Drop the addresses whose latest failure left the minute (the stalest first)."""
+        while self._fails:
+            addr, q = next(iter(self._fails.items()))
+            if q and now - q[-1][0] < _MINUTE_NS:
+                return
+            del self._fails[addr]
+
+    def _make_room(self) -> None:
+        """Forget one address (``max_addresses`` are kept): the stalest still under the
+        limit, else the stalest."""
+        under = next((a for a, q in self._fails.items() if len(q) < self._limit), None)
+        del self._fails[under if under is not None else next(iter(self._fails))]
 
     def begin(self, addr: str, name: str = "") -> tuple[int, str] | None:
         """A sign-in from ``addr`` at ``name`` about to have its password checked: counted
