@@ -1,8 +1,9 @@
 """The office API: ``/api/v1/events`` (JSON, NDJSON, CSV), ``/api/v1/stats``, ``/metrics``.
 
 Every data route needs a bearer token (``kiosk.tokens``) with the route's scope: 401 without
-a valid token, 403 when the scope is missing. Requests are rate limited per client address
-(before authentication, so guessing tokens is slow too) and per token (429 + ``Retry-After``);
+a valid token, 403 when the scope is missing. A request with a valid token is rate limited
+per token, any other per sender (``sender_key``: an IPv6 one's /64, as at the guard's sign-in),
+so guessing tokens is slow too (429 + ``Retry-After``);
 oversized requests get 413/414. Personal fields leave masked (``kiosk.privacy``) unless the
 token has ``logs:personal`` and asks for them with ``?fields=``. Every export is one audit row
 (actor ``token:<id>``, range, format, fields), never one per event.
@@ -36,6 +37,7 @@ from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Query, R
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security.utils import get_authorization_scheme_param
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.types import Receive, Scope, Send
 
@@ -60,7 +62,7 @@ from kiosk.peers import (
     sign_page,
 )
 from kiosk.privacy import FIELD_NAMES, mask_event, normalise_fields
-from kiosk.ratelimit import RateLimiter, RepeatTally, Verdict
+from kiosk.ratelimit import RateLimiter, RepeatTally, Verdict, client_key
 from kiosk.sheets import formula_safe, write_csv
 from kiosk.stats import daily_report
 from kiosk.store import EventLog, ReadFailure, StoreFault, error_name, format_ts
@@ -475,6 +477,43 @@ def _client_addr(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
+def sender_key(request: Request) -> str:
+    """Whom a request without a valid token counts as (``Api.addr_limiter``): its address, an
+    IPv6 one as its /64 (``client_key``: a host there has 2**64 addresses to take a fresh
+    allowance from), the same sender as at the guard's sign-in."""
+    return "addr:" + client_key(_client_addr(request))
+
+
+#: ``request.state``'s token not looked up yet.
+_UNSEEN = object()
+
+
+def presented_token(request: Request, state: "Api") -> TokenInfo | None:
+    """The active token the request presents (``Authorization: Bearer``), looked up once per
+    request; None when it presents none or one that is not a token."""
+    found = getattr(request.state, "api_token", _UNSEEN)
+    if found is None or isinstance(found, TokenInfo):
+        return found
+    scheme, presented = get_authorization_scheme_param(request.headers.get("authorization"))
+    token = None
+    if scheme.lower() == "bearer" and presented:
+        token = state.core.tokens.authenticate(presented)
+    request.state.api_token = token
+    return token
+
+
+def charge_sender(request: Request, state: "Api") -> None:
+    """A request without a valid token takes from its sender's allowance: 429 past it. One
+    with a valid token counts against that token alone (``authenticated``): one /64 is often
+    the whole LAN, and a stranger on it spending the /64's allowance must not shut the
+    office's pull or the compound's other gates out."""
+    if presented_token(request, state) is not None:
+        return
+    verdict = state.addr_limiter.take(sender_key(request))
+    if not verdict.allowed:
+        raise _too_many(verdict, "address")
+
+
 def _too_many(verdict: Verdict, what: str) -> HTTPException:
     return HTTPException(
         429, f"rate limited ({what}); retry later", {"Retry-After": verdict.retry_after_header}
@@ -594,9 +633,7 @@ def limit_size(request: Request, state: Annotated[Api, Depends(api_state)]) -> N
             raise HTTPException(413, "request too large")
     elif "chunked" in request.headers.get("transfer-encoding", "").lower():
         raise HTTPException(413, "request bodies of unknown length are refused")
-    verdict = state.addr_limiter.take("addr:" + _client_addr(request))
-    if not verdict.allowed:
-        raise _too_many(verdict, "address")
+    charge_sender(request, state)
 
 
 #: Media ranges of ``Accept`` that JSON satisfies.
@@ -634,11 +671,13 @@ bearer = HTTPBearer(auto_error=False, description="`kiosk token new --scope ...`
 
 
 def authenticated(
+    request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)],
     state: Annotated[Api, Depends(api_state)],
 ) -> TokenInfo:
-    tokens = state.core.tokens
-    token = tokens.authenticate(credentials.credentials) if credentials else None
+    """The request's token (``credentials`` declares the scheme in the schema): 401 without a
+    valid one, 429 past the token's rate."""
+    token = presented_token(request, state) if credentials else None
     if token is None:
         raise HTTPException(401, "a valid bearer token is required", {"WWW-Authenticate": "Bearer"})
     verdict = state.token_limiter.take("token:" + token.id)
@@ -696,15 +735,14 @@ def health_detail(
 ) -> bool:
     """Whether the caller of ``/api/v1/health`` gets the whole report: this host's own
     address, or an office token (``stats:read``/``logs:read``). A token is checked as on the
-    office API, after the address's rate: 401 wrong, 403 without either scope, 429 too many."""
+    office API: one that is not a token takes from the sender's rate (429 past it, else 401),
+    a valid one from its own (429); 403 without either scope."""
     state = api_state(request)
     if credentials is None:
         networks = [ip_network(a, strict=False) for a in state.core.config.web.screen_addresses]
         return in_networks(_client_addr(request), networks)
-    verdict = state.addr_limiter.take("addr:" + _client_addr(request))
-    if not verdict.allowed:
-        raise _too_many(verdict, "address")
-    report_reader(authenticated(credentials, state))
+    charge_sender(request, state)
+    report_reader(authenticated(request, credentials, state))
     return True
 
 

@@ -28,7 +28,8 @@ class WebSection(Section):
     """Serve /openapi.json (off in production). No Swagger UI page is ever served: it would load
     scripts from a CDN."""
     api_rate_per_min: int = Field(600, ge=1, le=100000)
-    """Requests per minute per token and per address."""
+    """Requests per minute per token; and per sender (an address, an IPv6 one's /64) for those
+    without a valid token."""
     max_page: PageSize = 5000
     """Largest `limit` for /api/v1/events."""
     login_attempts_per_min: int = Field(5, ge=1, le=100)
