@@ -16,6 +16,10 @@ Here (``build_server``):
   out of descriptors) unless a connection still silent about its request can be closed to
   make room (``ConnectionGate``); the kiosk's own screen (``web.screen_addresses``) has
   ``SCREEN_HEADROOM`` more, so a flood from many LAN addresses cannot lock it out;
+* a host (an IPv6 /64 together) opening connections faster than ``web.connections_per_min``
+  has the excess closed on accept (``ConnectionRate``), before any TLS handshake: the caps
+  above bound how many it holds, not how fast it makes the Pi accept and, with ``web.tls``,
+  shake hands (the kiosk's own screen and ``web.trusted_proxies`` are not limited);
 * a connection must complete its request headers within ``web.header_timeout_s`` of
   connecting or of its previous response (idle and slowloris connections are closed), and a
   request body must arrive within ``web.body_timeout_s``;
@@ -52,10 +56,11 @@ import uvicorn
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol, RequestResponseCycle
 
+from kiosk.clock import Clock
 from kiosk.config.web import WebSection
 from kiosk.hosts import host_is_ours, own_host_names
 from kiosk.logs import OncePerInterval
-from kiosk.ratelimit import client_key
+from kiosk.ratelimit import RateLimiter, client_key
 from kiosk.secrets import secret_path
 from kiosk.tlscert import TlsCertificate
 from ui.kiosk_screen import Network, in_networks
@@ -90,6 +95,54 @@ def raise_open_file_limit() -> int:
     return open_file_limit()
 
 
+#: Connections closed for coming too fast are said in the journal at most this often.
+RATE_LOG_EVERY_S = 60.0
+#: Hosts whose rate of new connections is remembered (least recently seen forgotten first:
+#: one forgotten comes back with its full burst, which only errs towards admitting).
+RATE_MAX_HOSTS = 4096
+
+
+class ConnectionRate:
+    """New connections per host over time: ``per_min`` a minute from one client
+    (``client_key``: an IPv6 host's /64 together), in bursts of up to a sixth of it
+    (``RateLimiter.per_minute``, on ``clock``). Addresses in ``exempt`` (the kiosk's own
+    screen, the trusted proxies every client comes through) are never held back."""
+
+    def __init__(
+        self,
+        per_min: int,
+        clock: Clock,
+        exempt: tuple[Network, ...] = (),
+        max_hosts: int = RATE_MAX_HOSTS,
+    ) -> None:
+        self.limiter = RateLimiter.per_minute(per_min, clock, max_hosts)
+        self.exempt = exempt
+        self.refused = 0
+        self._clock = clock
+        self._log_every = OncePerInterval(RATE_LOG_EVERY_S)
+
+    def allows(self, address: str) -> bool:
+        """Whether a connection from ``address`` may be opened now (it takes from the host's
+        allowance); a refusal is counted and said at most once a minute."""
+        if in_networks(address, self.exempt):
+            return True
+        if self.limiter.take(client_key(address)).allowed:
+            return True
+        self.refused += 1
+        untold = self._log_every.due(self._clock.monotonic_ns() / 1e9)
+        if untold is not None:
+            log.warning(
+                "closed a connection on accept: its host opens them faster than"
+                " web.connections_per_min (%d closed so far, %d since the last report)",
+                self.refused,
+                untold + 1,
+            )
+        return False
+
+    def __len__(self) -> int:
+        return len(self.limiter)
+
+
 def _host_key(address: str, network: str) -> str:
     """One client address as the per-address cap counts it (``network``: its
     ``client_key``): an IPv4-mapped IPv6 address as its IPv4 address (a dual-stack listener
@@ -121,6 +174,8 @@ class ConnectionGate:
     screens: tuple[Network, ...] = ()
     #: Connections one IPv6 /64 may hold; 0: half of ``max_total`` (at least ``max_per_client``).
     max_per_network: int = 0
+    #: How fast one host may open connections (``web.connections_per_min``); None: any.
+    opening: ConnectionRate | None = None
     open_total: int = 0
     per_client: Counter[str] = field(default_factory=Counter)
     per_network: Counter[str] = field(default_factory=Counter)
@@ -133,6 +188,9 @@ class ConnectionGate:
             self.max_per_network = max(self.max_per_client, self.max_total // 2)
 
     def admit(self, address: str) -> bool:
+        if self.opening is not None and not self.opening.allows(address):
+            self.refused += 1
+            return False
         network = client_key(address)
         host = _host_key(address, network)
         if self.per_client[host] >= self.max_per_client:
@@ -657,12 +715,30 @@ class EdgeConfig(uvicorn.Config):
     form_noise: ClientNoiseFilter
 
 
-def server_config(app: ASGIApp, web: WebSection, **overrides: Any) -> EdgeConfig:
+def _networks(addresses: tuple[str, ...]) -> tuple[Network, ...]:
+    return tuple(ipaddress.ip_network(a, strict=False) for a in addresses)
+
+
+def server_config(
+    app: ASGIApp, web: WebSection, clock: Clock | None = None, **overrides: Any
+) -> EdgeConfig:
+    """uvicorn's config for ``app`` under ``web``'s limits. ``clock``: what the rate of new
+    connections is timed by (default the machine's: a rate of connections is one of real
+    time, whatever clock the checkpoint runs on, e.g. the demo's)."""
+    if clock is None:
+        from drivers.clocksync import system_clock
+
+        clock = system_clock()
+    screens = _networks(web.screen_addresses)
+    opening = ConnectionRate(
+        web.connections_per_min, clock, screens + _networks(web.trusted_proxies)
+    )
     limits = Limits(
         ConnectionGate(
             effective_max_connections(web),
             web.max_connections_per_client,
-            tuple(ipaddress.ip_network(a, strict=False) for a in web.screen_addresses),
+            screens,
+            opening=opening,
         ),
         web.header_timeout_s,
         web.body_timeout_s,
@@ -716,7 +792,9 @@ class EdgeServer(uvicorn.Server):
         return self._limits
 
 
-def build_server(app: ASGIApp, web: WebSection, **overrides: Any) -> EdgeServer:
+def build_server(
+    app: ASGIApp, web: WebSection, clock: Clock | None = None, **overrides: Any
+) -> EdgeServer:
     """The daemon's web server for ``app`` under ``web``'s limits, its socket bound."""
-    config = server_config(app, web, **overrides)
+    config = server_config(app, web, clock, **overrides)
     return EdgeServer(config, bind_socket(web.host, web.port))

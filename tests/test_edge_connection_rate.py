@@ -1,0 +1,184 @@
+"""How fast one host may open connections (``web.connections_per_min``): a host opening and
+closing connections in a loop made the Pi accept each and, with ``web.tls``, do a TLS
+handshake each (CPU the temperature loop needs); ``ConnectionGate`` bounded only how many it
+held at once. Past its rate a connection is closed on accept, before any handshake."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import threading
+from collections.abc import Iterator
+
+import pytest
+from fastapi import FastAPI
+
+from checkpoint.server import ConnectionGate, ConnectionRate, build_server, server_config
+from kiosk.clock import FakeClock
+from kiosk.config import parse_config
+from kiosk.config.web import WebSection
+
+LAN = "127.0.0.2"
+
+
+def rated_gate(clock: FakeClock, per_min: int = 60, **kw) -> ConnectionGate:
+    return ConnectionGate(1000, 1000, opening=ConnectionRate(per_min, clock, **kw))
+
+
+def test_a_host_opening_connections_in_a_loop_is_refused_past_its_rate(clock):
+    gate = rated_gate(clock)  # bursts of 10, then one a second
+    admitted = []
+    for _ in range(30):
+        if gate.admit("192.0.2.7"):
+            admitted.append(True)
+            gate.release("192.0.2.7")  # closed at once, as the loop does
+    assert len(admitted) == 10
+    assert gate.opening.refused == 20 and gate.refused == 20
+    assert gate.open_total == 0
+    assert gate.admit("192.0.2.8")  # another host is not held back
+    clock.advance(1)
+    assert gate.admit("192.0.2.7") and not gate.admit("192.0.2.7")
+
+
+def test_an_ipv6_host_rotating_its_addresses_opens_as_one(clock):
+    gate = rated_gate(clock)
+    answers = [gate.admit(f"2001:db8:1:2::{n:x}") for n in range(1, 31)]
+    assert answers.count(True) == 10 and not any(answers[10:])
+    assert gate.admit("2001:db8:1:3::1")
+    assert len(gate.opening) == 2  # one bucket per /64, not per address
+
+
+def test_the_kiosks_screen_and_trusted_proxies_are_never_held_back(clock):
+    import ipaddress
+
+    exempt = (ipaddress.ip_network("127.0.0.1"), ipaddress.ip_network("10.0.0.2"))
+    gate = rated_gate(clock, exempt=exempt)
+    for _ in range(200):
+        for address in ("127.0.0.1", "::ffff:127.0.0.1", "10.0.0.2"):
+            assert gate.admit(address)
+            gate.release(address)
+    assert gate.opening.refused == 0
+
+
+def test_the_rate_keeps_a_bounded_number_of_hosts(clock):
+    gate = rated_gate(clock, max_hosts=64)
+    for n in range(1000):
+        gate.admit(f"10.1.{n // 250}.{n % 250}")
+    assert len(gate.opening) == 64
+
+
+def test_a_guards_page_loads_and_the_offices_pull_are_never_refused_by_default(clock):
+    # A page load opens several connections at once (the page, its style and script, the
+    # live stream, a favicon; a browser opens up to six to one host) and an idle one is
+    # closed after 5 s (uvicorn's keep-alive), so a guard clicking through the console opens
+    # a handful every few seconds; the office PC's browser, its pull and its monitor share
+    # one address. A busy hour of that, on the defaults: nothing refused.
+    web = parse_config({}).web
+    gate = server_config(FastAPI(), web, clock=clock).edge_limits.gate
+    for second in range(3600):
+        if second % 6 == 0:  # a page load every 6 s: six connections at once, and a stream
+            opened = [gate.admit("192.168.1.20") for _ in range(7)]
+            assert all(opened), second
+            for _ in opened:
+                gate.release("192.168.1.20")
+        if second % 10 == 0:  # the office's pull, its collector and a monitor: each anew
+            for _ in range(3):
+                assert gate.admit("192.168.1.20"), second
+                gate.release("192.168.1.20")
+        clock.advance(1)
+    assert gate.refused == 0
+    assert web.connections_per_min == 240  # the documented default
+    assert not all(gate.admit("192.168.1.66") for _ in range(100))  # a loop still is held
+
+
+@contextlib.contextmanager
+def live(web: WebSection, clock: FakeClock) -> Iterator[tuple[int, ConnectionGate]]:
+    """The daemon's own web server (``build_server``) for a one-route app, its loop in a
+    thread, on ``clock``: its port and connection gate."""
+    app = FastAPI()
+
+    @app.get("/ping")
+    def ping() -> dict:
+        return {"ok": True}
+
+    server = build_server(app, web, clock=clock)
+    up, done = threading.Event(), threading.Event()
+
+    async def life() -> None:
+        server.config.load()
+        server.lifespan = server.config.lifespan_class(server.config)
+        await server.startup(sockets=[server.sock])
+        up.set()
+        await asyncio.to_thread(done.wait)
+        await server.shutdown(sockets=[server.sock])
+
+    runner = threading.Thread(target=asyncio.run, args=(life(),), daemon=True)
+    runner.start()
+    assert up.wait(10), "the server did not start"
+    try:
+        yield server.sock.getsockname()[1], server.limits.gate
+    finally:
+        done.set()
+        runner.join(10)
+
+
+def closed_at_once(port: int, within_s: float = 3.0) -> bool:
+    """A connection from the LAN that sends nothing: True when the server closes it within
+    ``within_s`` (an admitted one waits for its request, or its TLS hello, for the header
+    timeout)."""
+    with socket.socket() as sock:
+        sock.bind((LAN, 0))
+        sock.settimeout(within_s)
+        sock.connect(("127.0.0.1", port))
+        try:
+            return sock.recv(1024) == b""
+        except (ConnectionResetError, ConnectionAbortedError):
+            return True
+        except TimeoutError:
+            return False
+
+
+def ping(port: int) -> bytes:
+    with socket.socket() as sock:
+        sock.bind((LAN, 0))
+        sock.settimeout(5)
+        sock.connect(("127.0.0.1", port))
+        sock.sendall(b"GET /ping HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        return sock.recv(4096)
+
+
+def test_against_the_real_server_a_connection_past_the_rate_is_closed_on_accept(clock):
+    web = WebSection(port=0, connections_per_min=12, header_timeout_s=10)  # bursts of 2
+    with live(web, clock) as (port, gate):
+        assert ping(port).startswith(b"HTTP/1.1 200")
+        assert ping(port).startswith(b"HTTP/1.1 200")
+        assert closed_at_once(port)
+        assert gate.opening.refused == 1
+        clock.advance(5)  # one a 5 s
+        assert ping(port).startswith(b"HTTP/1.1 200")
+
+
+def test_with_tls_a_connection_past_the_rate_is_closed_before_any_handshake(
+    clock, tmp_path, monkeypatch
+):
+    from test_edge_hostile import _self_signed
+
+    creds = tmp_path / "credentials"
+    creds.mkdir()
+    _self_signed(creds)
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(creds))
+    web = WebSection(port=0, tls=True, connections_per_min=12, header_timeout_s=10)
+    with live(web, clock) as (port, gate):
+        assert not closed_at_once(port, 0.2)  # admitted: waiting for its hello
+        assert not closed_at_once(port, 0.2)
+        assert closed_at_once(port)  # the third at once: no handshake begun
+        assert gate.opening.refused == 1
+
+
+@pytest.mark.parametrize("per_min", [0, 5, 100001])
+def test_the_setting_is_bounded(per_min):
+    from kiosk.config import ConfigError
+
+    with pytest.raises(ConfigError):
+        parse_config({"web": {"connections_per_min": per_min}})
