@@ -514,6 +514,18 @@ def charge_sender(request: Request, state: "Api") -> None:
         raise _too_many(verdict, "address")
 
 
+#: ``Retry-After`` of a read refused because the storage failed (a full or read-only card, a
+#: log that cannot be opened): the office's pull and the other gates come back then.
+STORAGE_RETRY_AFTER_S = 30
+
+
+def storage_unavailable() -> HTTPException:
+    """503: the event log cannot be read or take the request's row now; ask again later."""
+    return HTTPException(
+        503, "the event log is unavailable", {"Retry-After": str(STORAGE_RETRY_AFTER_S)}
+    )
+
+
 def _too_many(verdict: Verdict, what: str) -> HTTPException:
     return HTTPException(
         429, f"rate limited ({what}); retry later", {"Retry-After": verdict.retry_after_header}
@@ -556,27 +568,29 @@ class Api:
         )
 
     def audit(
-        self, token: TokenInfo, action: str, detail: dict[str, Any], *, masked: bool = False
+        self, token: TokenInfo, action: str, detail: dict[str, Any], *, may_wait: bool = False
     ) -> None:
-        """The request's audit row; no export without it. A ``masked`` export (no personal
-        field in clear) the storage cannot take a row for (a full or read-only card) goes
-        ahead with its row held in memory (``held``, written in order once the storage
-        works): the office must be able to pull the log off a dying card."""
+        """The request's audit row; no export without it. One that ``may_wait`` (a masked
+        export: no personal field in clear; the daily report's counts; the compound's other
+        gates' page) the storage cannot take a row for (a full or read-only card) goes ahead
+        with its row held in memory (``held``, written in order once the storage works): the
+        office must be able to pull the log off a dying card, and the other gates to keep
+        this gate's passages, voids and quarantines in force. Else 503 with ``Retry-After``."""
         store, actor = self.core.store, f"token:{token.id}"
         if len(self.held) or self.held.dropped:
             self.held.flush(store)  # the rows held before come first
         try:
             store.audit(actor, action, detail)
         except StoreFault as exc:
-            if masked and self.held.hold(
+            if may_wait and self.held.hold(
                 actor, action, detail, self.core.clock.now(), essential=True
             ):
                 return
             log.warning("export refused: audit failed (%s)", type(exc).__name__)
-            raise HTTPException(503, "the event log is unavailable") from None
+            raise storage_unavailable() from None
         except Exception as exc:
             log.warning("export refused: audit failed (%s)", type(exc).__name__)
-            raise HTTPException(503, "the event log is unavailable") from None
+            raise storage_unavailable() from None
 
     def page_limit(self, limit: int | None) -> int:
         """``limit`` of an event page: ``web.api_default_page`` when not given; past
@@ -819,7 +833,7 @@ def events(
                 "count": count,
                 "fields": sorted(allowed),
             },
-            masked=not allowed,
+            may_wait=not allowed,
         )
     if ndjson:
 
@@ -859,7 +873,7 @@ def events_csv(
         "export_csv",
         {"format": "csv", "after": after, "limit": limit, "head": through,
          "fields": sorted(allowed)},
-        masked=not allowed,
+        may_wait=not allowed,
     )  # fmt: skip
     kiosk_id = state.core.config.site.kiosk_id
     return CuttableStream(
@@ -975,7 +989,7 @@ def _audit_stats_read(state: Api, token: TokenInfo, day: date) -> None:
     if repeats is None:
         return
     detail = {"day": day.isoformat(), "repeats": repeats}
-    state.audit(token, "export_stats", detail, masked=True)  # counts only
+    state.audit(token, "export_stats", detail, may_wait=True)  # counts only
     state.stats_reads.written(key)
 
 
@@ -1086,15 +1100,18 @@ def passages(
         # So is a household (or person) its guards quarantined (docs/operations.md).
         page["quarantine"] = guard_quarantine(core.store.reader())
     except StoreFault:
-        raise HTTPException(503, "the event log is unavailable") from None
+        raise storage_unavailable() from None
     page["now"] = format_ts(core.clock.now())
     # The asking gate refuses the passages of another compound's gate (its own codes).
     page["compound"] = core.config.compound.id
     if page["passages"]:
+        # No name, person or temperature: on a card that takes no write its row waits in
+        # memory, so the other gates keep this one's passages, voids and quarantines.
         state.audit(
             token,
             "export_passages",
             {"after": after, "through": page["next"], "count": len(page["passages"])},
+            may_wait=True,
         )
     body = json.dumps(page, ensure_ascii=False).encode("utf-8")
     headers = dict(NO_STORE)
