@@ -9,6 +9,7 @@ from guard_support import BASE, add_event
 from support import storage_failing
 
 from kiosk.auditing import HeldRows
+from kiosk.store import StoreFault
 from ui.app import create_app
 
 
@@ -57,3 +58,37 @@ def test_with_no_room_to_hold_its_row_the_page_is_a_503_with_retry_after(world):
             assert refused.status_code == 503, (path, refused.text)
             assert int(refused.headers["retry-after"]) >= 1
             assert refused.json() == {"detail": "the event log is unavailable"}
+
+
+def cannot_open(*args, **kwargs):
+    raise StoreFault("store_fault", "cannot open a reader (SQLITE_CANTOPEN)")
+
+
+@pytest.mark.parametrize(
+    ("path", "who"),
+    [
+        ("/api/v1/passages?after=0", "peer"),
+        ("/api/v1/events", "office"),
+        ("/api/v1/events.csv", "office"),
+        ("/api/v1/stats", "office"),
+        ("/api/v1/health", "office"),
+        ("/api/v1/health", None),
+        ("/metrics", None),
+    ],
+)
+def test_a_log_that_cannot_be_opened_is_a_503_with_retry_after_never_a_500(
+    world, monkeypatch, path, who
+):
+    # The data volume unplugged, the card's mount gone, the open-file limit reached: a reader
+    # that cannot be opened raised StoreFault through every API route (500 and a traceback in
+    # the journal per request), the health report included, the one read that should say so.
+    core, _app, client, peer, office = world
+    monkeypatch.setattr(core.store, "reader", cannot_open)
+    token = {"peer": peer, "office": office, None: None}[who]
+    answer = get(client, path, token)
+    assert answer.status_code in (200, 503), (path, answer.status_code, answer.text[:200])
+    if path.startswith("/api/v1/health"):
+        assert answer.json()["deciding"] in (True, False)  # the report, not an error
+    elif answer.status_code == 503:
+        assert int(answer.headers["retry-after"]) >= 1
+        assert "unavailable" in answer.json()["detail"]

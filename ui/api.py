@@ -27,7 +27,7 @@ import shutil
 import threading
 from collections import Counter, deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from ipaddress import ip_network
 from typing import Annotated, Any
@@ -35,7 +35,7 @@ from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Query, Request, Security
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import PlainTextResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.security.utils import get_authorization_scheme_param
 from pydantic import BaseModel, ConfigDict, Field
@@ -48,6 +48,7 @@ from kiosk.config.compound import KIOSK_ID_PATTERN
 from kiosk.core import Core
 from kiosk.export import COLUMNS, read_events
 from kiosk.lists import Freshness
+from kiosk.logs import OncePerInterval
 from kiosk.peers import (
     MAX_PAGE_ROWS,
     NONCE_PATTERN,
@@ -526,6 +527,26 @@ def storage_unavailable() -> HTTPException:
     )
 
 
+#: A read of the API refused because the log cannot be opened is said at most this often.
+STORAGE_LOG_EVERY_S = 60.0
+
+
+async def storage_failed(request: Request, exc: Exception) -> Response:
+    """An API read whose event log cannot be opened (``StoreFault``: the data volume gone,
+    the card's mount lost, no descriptor left) is 503 with ``Retry-After``, said in the
+    journal at most once a minute, never a 500 with a traceback per request. Elsewhere (the
+    guard console) as before."""
+    path = request.url.path
+    if not (path.startswith("/api/") or path == "/metrics"):
+        raise exc
+    state = api_state(request)
+    untold = state.storage_said.due(state.core.clock.monotonic_ns() / 1e9)
+    if untold is not None:
+        log.warning("API read refused: %s (%d more since the last report)", exc, untold)
+    refused = storage_unavailable()
+    return JSONResponse({"detail": refused.detail}, 503, headers=refused.headers)
+
+
 def _too_many(verdict: Verdict, what: str) -> HTTPException:
     return HTTPException(
         429, f"rate limited ({what}); retry later", {"Retry-After": verdict.retry_after_header}
@@ -549,6 +570,10 @@ class Api:
     stats_reads: RepeatTally
     #: Rows the storage could not take, waiting to be written (the guard console's, shared).
     held: HeldRows
+    #: Reads refused because the log cannot be opened, said once a minute (``storage_failed``).
+    storage_said: OncePerInterval = field(
+        default_factory=lambda: OncePerInterval(STORAGE_LOG_EVERY_S)
+    )
 
     @classmethod
     def build(cls, core: Core, held: HeldRows | None = None) -> "Api":
@@ -618,6 +643,7 @@ def install(app: FastAPI, core: Core, held: HeldRows | None = None) -> Api:
     writes or says them all)."""
     state = Api.build(core, held)
     app.state.api = state
+    app.add_exception_handler(StoreFault, storage_failed)
     app.include_router(router)
     app.include_router(public_metrics if core.config.web.metrics_public else token_metrics)
     return state
@@ -752,11 +778,14 @@ def health_detail(
     office API: one that is not a token takes from the sender's rate (429 past it, else 401),
     a valid one from its own (429); 403 without either scope."""
     state = api_state(request)
+    networks = [ip_network(a, strict=False) for a in state.core.config.web.screen_addresses]
     if credentials is None:
-        networks = [ip_network(a, strict=False) for a in state.core.config.web.screen_addresses]
         return in_networks(_client_addr(request), networks)
-    charge_sender(request, state)
-    report_reader(authenticated(request, credentials, state))
+    try:
+        charge_sender(request, state)
+        report_reader(authenticated(request, credentials, state))
+    except StoreFault:  # no token can be checked (the log cannot be opened): the report as
+        return in_networks(_client_addr(request), networks)  # without one, which says why
     return True
 
 
