@@ -88,8 +88,27 @@ def test_a_guards_page_loads_and_the_offices_pull_are_never_refused_by_default(c
                 gate.release("192.168.1.20")
         clock.advance(1)
     assert gate.refused == 0
-    assert web.connections_per_min == 240  # the documented default
-    assert not all(gate.admit("192.168.1.66") for _ in range(100))  # a loop still is held
+    assert web.connections_per_min == 600  # the documented default
+    assert not all(gate.admit("192.168.1.66") for _ in range(200))  # a loop still is held
+
+
+def test_a_catch_up_pull_paced_by_its_tokens_rate_is_never_refused_by_default(clock):
+    # The office's pull opens one connection per page (docs/api.md, *Pull*) and asks as fast
+    # as its token's rate lets it (web.api_rate_per_min): each page it may ask, it may connect
+    # for. Two minutes of a page asked every 40 ms, on the defaults.
+    from kiosk.ratelimit import RateLimiter
+
+    web = parse_config({}).web
+    gate = server_config(FastAPI(), web, clock=clock).edge_limits.gate
+    token = RateLimiter.per_minute(web.api_rate_per_min, clock)
+    pages = 0
+    for _ in range(3_000):
+        if token.take("token:office").allowed:
+            assert gate.admit("192.168.1.20"), pages
+            gate.release("192.168.1.20")
+            pages += 1
+        clock.advance(0.04)
+    assert pages > 1_000 and gate.refused == 0
 
 
 @contextlib.contextmanager

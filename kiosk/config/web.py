@@ -67,10 +67,11 @@ class WebSection(Section):
     half the process's open-file limit."""
     max_connections_per_client: int = Field(32, ge=1, le=65536)
     """Open connections at once from one client address."""
-    connections_per_min: int = Field(240, ge=6, le=100000)
+    connections_per_min: int = Field(600, ge=6, le=100000)
     """New connections a minute from one client (an IPv6 /64 together), in bursts of up to a sixth
     of it; more are closed on accept, before any TLS handshake. The kiosk's own screen
-    (`screen_addresses`) and `trusted_proxies` are not limited."""
+    (`screen_addresses`) and `trusted_proxies` are not limited. Keep it at least
+    `api_rate_per_min`: the office's pull opens one connection per request."""
     header_timeout_s: float = Field(10.0, gt=0, le=300)
     """A connection must complete its request headers within this (from connect or the previous
     response): idle and slowloris connections are closed."""
