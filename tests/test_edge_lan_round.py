@@ -99,6 +99,7 @@ def kiosk(tmp_path_factory) -> Iterator[Kiosk]:
     web = WebSection(
         port=0, allowed_hosts=(HOST,), header_timeout_s=1.0, body_timeout_s=1.0,
         connections_per_min=100_000,  # a connection per exchange here, hundreds at once
+        requests_per_min=1_000_000,
     )  # fmt: skip
     try:
         with serving(app, web) as port:

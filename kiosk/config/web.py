@@ -72,6 +72,11 @@ class WebSection(Section):
     of it; more are closed on accept, before any TLS handshake. The kiosk's own screen
     (`screen_addresses`) and `trusted_proxies` are not limited. Keep it at least
     `api_rate_per_min`: the office's pull opens one connection per request."""
+    requests_per_min: int = Field(1200, ge=6, le=1000000)
+    """Requests a minute from one client (an IPv6 /64 together) to any route, in bursts of up to a
+    sixth of it; more get 429 with `Retry-After`, the route not run, and their connection closed.
+    The kiosk's own screen (`screen_addresses`) is not limited. Keep it above `api_rate_per_min`
+    (the API's own, per token) and a guard's page loads."""
     header_timeout_s: float = Field(10.0, gt=0, le=300)
     """A connection must complete its request headers within this (from connect or the previous
     response): idle and slowloris connections are closed."""
