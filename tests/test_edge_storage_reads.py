@@ -92,3 +92,19 @@ def test_a_log_that_cannot_be_opened_is_a_503_with_retry_after_never_a_500(
     elif answer.status_code == 503:
         assert int(answer.headers["retry-after"]) >= 1
         assert "unavailable" in answer.json()["detail"]
+
+
+def test_a_poke_for_another_gate_is_still_refused_403_on_a_card_that_takes_no_write(world):
+    # A token bound to one gate poking as another is refused and the refusal audited; on a
+    # full or read-only card its row could not be written and the poke was told 503 (retry
+    # later) instead: the poking gate retried a refusal for as long as the outage lasted.
+    core, app, client, _, _ = world
+    _, bound = core.tokens.create(["passages:peer"], peer="gate-north")
+    with storage_failing(core.store, "audit"):
+        answer = client.post(
+            "/api/v1/passages/poke",
+            params={"kiosk_id": "gate-south"},
+            headers={"Authorization": f"Bearer {bound}"},
+        )
+    assert answer.status_code == 403, answer.text
+    assert len(app.state.guard.held) == 1  # its row, waiting for the card

@@ -597,10 +597,11 @@ class Api:
     ) -> None:
         """The request's audit row; no export without it. One that ``may_wait`` (a masked
         export: no personal field in clear; the daily report's counts; the compound's other
-        gates' page) the storage cannot take a row for (a full or read-only card) goes ahead
-        with its row held in memory (``held``, written in order once the storage works): the
-        office must be able to pull the log off a dying card, and the other gates to keep
-        this gate's passages, voids and quarantines in force. Else 503 with ``Retry-After``."""
+        gates' page; a refused poke) the storage cannot take a row for (a full or read-only
+        card) goes ahead with its row held in memory (``held``, written in order once the
+        storage works): the office must be able to pull the log off a dying card, and the
+        other gates to keep this gate's passages, voids and quarantines in force. Else 503
+        with ``Retry-After``."""
         store, actor = self.core.store, f"token:{token.id}"
         if len(self.held) or self.held.dropped:
             self.held.flush(store)  # the rows held before come first
@@ -1192,7 +1193,9 @@ def passages_poke(
     stopping: shown closed (not an outage) until it answers again. A token issued for one
     gate (``kiosk token new --for``) speaks for that gate alone: 403, audited, for another."""
     if not token.speaks_for(kiosk_id):
-        state.audit(token, "peer_refused", {"kiosk_id": kiosk_id, "for": token.peer})
+        # A refusal's row (no personal field) waits in memory on a card that takes no
+        # write: the refusal stands (403), never turned into a 503 to retry.
+        state.audit(token, "peer_refused", {"kiosk_id": kiosk_id, "for": token.peer}, may_wait=True)
         raise HTTPException(403, f"this token speaks for {token.peer} alone")
     peers = state.core.extras.get("peers")
     if closing is not None and peers is not None:
