@@ -17,7 +17,7 @@ Here (``build_server``):
   make room (``ConnectionGate``); the kiosk's own screen (``web.screen_addresses``) has
   ``SCREEN_HEADROOM`` more, so a flood from many LAN addresses cannot lock it out;
 * a host (an IPv6 /64 together) opening connections faster than ``web.connections_per_min``
-  has the excess closed on accept (``ConnectionRate``), before any TLS handshake: the caps
+  has the excess closed on accept (``HostRate``), before any TLS handshake: the caps
   above bound how many it holds, not how fast it makes the Pi accept and, with ``web.tls``,
   shake hands (the kiosk's own screen and ``web.trusted_proxies`` are not limited); once in,
   its requests past ``web.requests_per_min`` are 429, the app not run (``RequestRate``);
@@ -96,10 +96,11 @@ def raise_open_file_limit() -> int:
     return open_file_limit()
 
 
-#: Connections closed for coming too fast are said in the journal at most this often.
+#: Connections closed, or requests refused, for coming too fast are said in the journal at
+#: most this often.
 RATE_LOG_EVERY_S = 60.0
-#: Hosts whose rate of new connections is remembered (least recently seen forgotten first:
-#: one forgotten comes back with its full burst, which only errs towards admitting).
+#: Hosts whose rate is remembered (least recently seen forgotten first: one forgotten comes
+#: back with its full burst, which only errs towards admitting).
 RATE_MAX_HOSTS = 4096
 
 
@@ -151,10 +152,6 @@ class HostRate:
 
     def __len__(self) -> int:
         return len(self.limiter)
-
-
-#: How fast one host may open connections (``web.connections_per_min``).
-ConnectionRate = HostRate
 
 
 _TOO_MANY = b"too many requests from this host (web.requests_per_min); retry later\n"

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 
-from checkpoint.server import ConnectionGate, ConnectionRate, build_server, server_config
+from checkpoint.server import ConnectionGate, HostRate, build_server, server_config
 from kiosk.clock import FakeClock
 from kiosk.config import parse_config
 from kiosk.config.web import WebSection
@@ -24,7 +24,7 @@ LAN = "127.0.0.2"
 
 
 def rated_gate(clock: FakeClock, per_min: int = 60, **kw) -> ConnectionGate:
-    return ConnectionGate(1000, 1000, opening=ConnectionRate(per_min, clock, **kw))
+    return ConnectionGate(1000, 1000, opening=HostRate(per_min, clock, **kw))
 
 
 def test_a_host_opening_connections_in_a_loop_is_refused_past_its_rate(clock):
