@@ -247,6 +247,15 @@ def test_host_and_origin_games_on_the_guards_post_routes_are_refused(
         assert guard_post(kiosk, path, *headers, host=host) == expected, (path, headers, host)
 
 
+def test_two_host_headers_are_a_400_whichever_comes_first(kiosk):
+    # One read by the rebinding check and another by a proxy in front would let a name past
+    # it: the parser refuses the request (RFC 9112 3.2) before any route or check runs.
+    for first, second in ((HOST, "evil.example"), ("evil.example", HOST)):
+        headers = (f"Host: {second}", f"Cookie: {kiosk.cookie}", "Connection: close")
+        payload = request("POST", "/guard/alarms/ack", *headers, host=first)
+        assert statuses(kiosk.exchange(payload)) == [400]
+
+
 def test_the_guards_own_post_with_its_origin_and_token_still_goes_through(kiosk):
     # The refusals above are not a refusal of everything: the console's own form post does.
     status = guard_post(kiosk, "/guard/alarms/ack", "Origin: http://KIOSK.TEST",
