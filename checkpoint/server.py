@@ -16,6 +16,11 @@ Here (``build_server``):
   out of descriptors) unless a connection still silent about its request can be closed to
   make room (``ConnectionGate``); the kiosk's own screen (``web.screen_addresses``) has
   ``SCREEN_HEADROOM`` more, so a flood from many LAN addresses cannot lock it out;
+* a host (an IPv6 /64 together) opening connections faster than ``web.connections_per_min``
+  has the excess closed on accept (``HostRate``), before any TLS handshake: the caps
+  above bound how many it holds, not how fast it makes the Pi accept and, with ``web.tls``,
+  shake hands (the kiosk's own screen and ``web.trusted_proxies`` are not limited); once in,
+  its requests past ``web.requests_per_min`` are 429, the app not run (``RequestRate``);
 * a connection must complete its request headers within ``web.header_timeout_s`` of
   connecting or of its previous response (idle and slowloris connections are closed), and a
   request body must arrive within ``web.body_timeout_s``;
@@ -52,10 +57,11 @@ import uvicorn
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol, RequestResponseCycle
 
+from kiosk.clock import Clock
 from kiosk.config.web import WebSection
 from kiosk.hosts import host_is_ours, own_host_names
 from kiosk.logs import OncePerInterval
-from kiosk.ratelimit import client_key
+from kiosk.ratelimit import RateLimiter, Verdict, client_key
 from kiosk.secrets import secret_path
 from kiosk.tlscert import TlsCertificate
 from ui.kiosk_screen import Network, in_networks
@@ -90,6 +96,93 @@ def raise_open_file_limit() -> int:
     return open_file_limit()
 
 
+#: Connections closed, or requests refused, for coming too fast are said in the journal at
+#: most this often.
+RATE_LOG_EVERY_S = 60.0
+#: Hosts whose rate is remembered (least recently seen forgotten first: one forgotten comes
+#: back with its full burst, which only errs towards admitting).
+RATE_MAX_HOSTS = 4096
+
+
+class HostRate:
+    """What one host may do over time: ``per_min`` a minute from one client (``client_key``:
+    an IPv6 host's /64 together), in bursts of up to a sixth of it
+    (``RateLimiter.per_minute``, on ``clock``). Addresses in ``exempt`` (the kiosk's own
+    screen; for connections, the trusted proxies every client comes through) are never held
+    back. A refusal is counted and said at most once a minute (``told``: what was done, and
+    the setting), never with the address."""
+
+    def __init__(
+        self,
+        per_min: int,
+        clock: Clock,
+        exempt: tuple[Network, ...] = (),
+        max_hosts: int = RATE_MAX_HOSTS,
+        told: tuple[str, str] = ("closed a connection on accept", "web.connections_per_min"),
+    ) -> None:
+        self.limiter = RateLimiter.per_minute(per_min, clock, max_hosts)
+        self.exempt = exempt
+        self.refused = 0
+        self._clock = clock
+        self._told = told
+        self._log_every = OncePerInterval(RATE_LOG_EVERY_S)
+
+    def check(self, address: str) -> Verdict:
+        """Whether ``address`` may go on now (taking from its host's allowance)."""
+        if in_networks(address, self.exempt):
+            return Verdict(True)
+        verdict = self.limiter.take(client_key(address))
+        if verdict.allowed:
+            return verdict
+        self.refused += 1
+        untold = self._log_every.due(self._clock.monotonic_ns() / 1e9)
+        if untold is not None:
+            done, setting = self._told
+            log.warning(
+                "%s: its host goes faster than %s (%d so far, %d since the last report)",
+                done,
+                setting,
+                self.refused,
+                untold + 1,
+            )
+        return verdict
+
+    def allows(self, address: str) -> bool:
+        return self.check(address).allowed
+
+    def __len__(self) -> int:
+        return len(self.limiter)
+
+
+_TOO_MANY = b"too many requests from this host (web.requests_per_min); retry later\n"
+
+
+class RequestRate:
+    """ASGI middleware: a host's requests over time (``web.requests_per_min``, a ``HostRate``
+    by the request's client, the one a trusted proxy names): past it 429 with
+    ``Retry-After``, the app not run, and the connection closed. ``ConnectionGate`` bounds how
+    often a host connects, not what it sends once in: one kept-alive connection pipelining a
+    page (the public sign-in page, drawn each time), a static file or a 404 ran the app as
+    fast as the Pi answered."""
+
+    def __init__(self, app: ASGIApp, rate: HostRate) -> None:
+        self.app = app
+        self.rate = rate
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        client = scope.get("client")
+        verdict = self.rate.check(str(client[0]) if client else "unknown")
+        if verdict.allowed:
+            await self.app(scope, receive, send)
+            return
+        await _send_plain(
+            send, 429, _TOO_MANY, extra=((b"retry-after", verdict.retry_after_header.encode()),)
+        )
+
+
 def _host_key(address: str, network: str) -> str:
     """One client address as the per-address cap counts it (``network``: its
     ``client_key``): an IPv4-mapped IPv6 address as its IPv4 address (a dual-stack listener
@@ -121,6 +214,8 @@ class ConnectionGate:
     screens: tuple[Network, ...] = ()
     #: Connections one IPv6 /64 may hold; 0: half of ``max_total`` (at least ``max_per_client``).
     max_per_network: int = 0
+    #: How fast one host may open connections (``web.connections_per_min``); None: any.
+    opening: HostRate | None = None
     open_total: int = 0
     per_client: Counter[str] = field(default_factory=Counter)
     per_network: Counter[str] = field(default_factory=Counter)
@@ -133,6 +228,9 @@ class ConnectionGate:
             self.max_per_network = max(self.max_per_client, self.max_total // 2)
 
     def admit(self, address: str) -> bool:
+        if self.opening is not None and not self.opening.allows(address):
+            self.refused += 1
+            return False
         network = client_key(address)
         host = _host_key(address, network)
         if self.per_client[host] >= self.max_per_client:
@@ -460,7 +558,11 @@ async def _send_413(send: Send) -> None:
 
 
 async def _send_plain(
-    send: Send, status: int, body: bytes, content_type: bytes = b"text/plain; charset=utf-8"
+    send: Send,
+    status: int,
+    body: bytes,
+    content_type: bytes = b"text/plain; charset=utf-8",
+    extra: tuple[tuple[bytes, bytes], ...] = (),
 ) -> None:
     """Answer ``status`` with ``body`` before the app read the request, and close."""
     await send(
@@ -472,6 +574,7 @@ async def _send_plain(
                 (b"content-length", str(len(body)).encode()),
                 (b"x-content-type-options", b"nosniff"),
                 (b"connection", b"close"),
+                *extra,
             ],
         }
     )
@@ -657,12 +760,28 @@ class EdgeConfig(uvicorn.Config):
     form_noise: ClientNoiseFilter
 
 
-def server_config(app: ASGIApp, web: WebSection, **overrides: Any) -> EdgeConfig:
+def _networks(addresses: tuple[str, ...]) -> tuple[Network, ...]:
+    return tuple(ipaddress.ip_network(a, strict=False) for a in addresses)
+
+
+def server_config(
+    app: ASGIApp, web: WebSection, clock: Clock | None = None, **overrides: Any
+) -> EdgeConfig:
+    """uvicorn's config for ``app`` under ``web``'s limits. ``clock``: what the rate of new
+    connections is timed by (default the machine's: a rate of connections is one of real
+    time, whatever clock the checkpoint runs on, e.g. the demo's)."""
+    if clock is None:
+        from drivers.clocksync import system_clock
+
+        clock = system_clock()
+    screens = _networks(web.screen_addresses)
+    opening = HostRate(web.connections_per_min, clock, screens + _networks(web.trusted_proxies))
     limits = Limits(
         ConnectionGate(
             effective_max_connections(web),
             web.max_connections_per_client,
-            tuple(ipaddress.ip_network(a, strict=False) for a in web.screen_addresses),
+            screens,
+            opening=opening,
         ),
         web.header_timeout_s,
         web.body_timeout_s,
@@ -688,7 +807,10 @@ def server_config(app: ASGIApp, web: WebSection, **overrides: Any) -> EdgeConfig
     from ui.guard.community.imports import LARGE_BODIES
 
     guarded = HostCheck(BodyLimit(app, web.max_body_bytes, LARGE_BODIES), names)
-    config = EdgeConfig(guarded, **options)
+    requests = HostRate(
+        web.requests_per_min, clock, screens, told=("answered 429", "web.requests_per_min")
+    )
+    config = EdgeConfig(RequestRate(guarded, requests), **options)
     config.edge_limits = limits
     config.client_noise = install_client_noise_filter()
     config.form_noise = install_client_noise_filter("python_multipart.multipart", None)
@@ -716,7 +838,9 @@ class EdgeServer(uvicorn.Server):
         return self._limits
 
 
-def build_server(app: ASGIApp, web: WebSection, **overrides: Any) -> EdgeServer:
+def build_server(
+    app: ASGIApp, web: WebSection, clock: Clock | None = None, **overrides: Any
+) -> EdgeServer:
     """The daemon's web server for ``app`` under ``web``'s limits, its socket bound."""
-    config = server_config(app, web, **overrides)
+    config = server_config(app, web, clock, **overrides)
     return EdgeServer(config, bind_socket(web.host, web.port))

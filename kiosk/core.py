@@ -32,7 +32,7 @@ from kiosk.lists import ListStore
 from kiosk.passes import TrustList
 from kiosk.retention import last_run
 from kiosk.runner import EngineRunner
-from kiosk.store import EventLog
+from kiosk.store import EventLog, StoreFault
 from kiosk.tlscert import TlsCertificate
 from kiosk.tokens import UNBOUND_PEER, TokenStore
 from kiosk.volume import DataVolume
@@ -155,7 +155,7 @@ class Core:
         ``--for``), and what that allows; None unread."""
         try:
             unbound = sum(1 for t in self.tokens.list() if t.active and t.unbound_peer)
-        except sqlite3.Error:
+        except (sqlite3.Error, StoreFault):  # StoreFault: no reader opens (the card gone)
             return {"unbound": None, "note": None}
         return {"unbound": unbound, "note": UNBOUND_PEER if unbound else None}
 
@@ -164,7 +164,7 @@ class Core:
         nothing writes no audit row, so this is what shows it still runs. None unread."""
         try:
             return last_run(self.store.reader())
-        except sqlite3.Error:  # the store's own health names a failing file
+        except (sqlite3.Error, StoreFault):  # the store's own health names a failing file
             return None
 
 

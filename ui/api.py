@@ -1,8 +1,9 @@
 """The office API: ``/api/v1/events`` (JSON, NDJSON, CSV), ``/api/v1/stats``, ``/metrics``.
 
 Every data route needs a bearer token (``kiosk.tokens``) with the route's scope: 401 without
-a valid token, 403 when the scope is missing. Requests are rate limited per client address
-(before authentication, so guessing tokens is slow too) and per token (429 + ``Retry-After``);
+a valid token, 403 when the scope is missing. A request with a valid token is rate limited
+per token, any other per sender (``sender_key``: an IPv6 one's /64, as at the guard's sign-in),
+so guessing tokens is slow too (429 + ``Retry-After``);
 oversized requests get 413/414. Personal fields leave masked (``kiosk.privacy``) unless the
 token has ``logs:personal`` and asks for them with ``?fields=``. Every export is one audit row
 (actor ``token:<id>``, range, format, fields), never one per event.
@@ -26,7 +27,7 @@ import shutil
 import threading
 from collections import Counter, deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from ipaddress import ip_network
 from typing import Annotated, Any
@@ -34,8 +35,9 @@ from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Query, Request, Security
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import PlainTextResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security.utils import get_authorization_scheme_param
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.types import Receive, Scope, Send
 
@@ -46,6 +48,7 @@ from kiosk.config.compound import KIOSK_ID_PATTERN
 from kiosk.core import Core
 from kiosk.export import COLUMNS, read_events
 from kiosk.lists import Freshness
+from kiosk.logs import OncePerInterval
 from kiosk.peers import (
     MAX_PAGE_ROWS,
     NONCE_PATTERN,
@@ -60,7 +63,7 @@ from kiosk.peers import (
     sign_page,
 )
 from kiosk.privacy import FIELD_NAMES, mask_event, normalise_fields
-from kiosk.ratelimit import RateLimiter, RepeatTally, Verdict
+from kiosk.ratelimit import RateLimiter, RepeatTally, Verdict, client_key
 from kiosk.sheets import formula_safe, write_csv
 from kiosk.stats import daily_report
 from kiosk.store import EventLog, ReadFailure, StoreFault, error_name, format_ts
@@ -475,6 +478,75 @@ def _client_addr(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
+def sender_key(request: Request) -> str:
+    """Whom a request without a valid token counts as (``Api.addr_limiter``): its address, an
+    IPv6 one as its /64 (``client_key``: a host there has 2**64 addresses to take a fresh
+    allowance from), the same sender as at the guard's sign-in."""
+    return "addr:" + client_key(_client_addr(request))
+
+
+#: ``request.state``'s token not looked up yet.
+_UNSEEN = object()
+
+
+def presented_token(request: Request, state: "Api") -> TokenInfo | None:
+    """The active token the request presents (``Authorization: Bearer``), looked up once per
+    request; None when it presents none or one that is not a token."""
+    found = getattr(request.state, "api_token", _UNSEEN)
+    if found is None or isinstance(found, TokenInfo):
+        return found
+    scheme, presented = get_authorization_scheme_param(request.headers.get("authorization"))
+    token = None
+    if scheme.lower() == "bearer" and presented:
+        token = state.core.tokens.authenticate(presented)
+    request.state.api_token = token
+    return token
+
+
+def charge_sender(request: Request, state: "Api") -> None:
+    """A request without a valid token takes from its sender's allowance: 429 past it. One
+    with a valid token counts against that token alone (``authenticated``): one /64 is often
+    the whole LAN, and a stranger on it spending the /64's allowance must not shut the
+    office's pull or the compound's other gates out."""
+    if presented_token(request, state) is not None:
+        return
+    verdict = state.addr_limiter.take(sender_key(request))
+    if not verdict.allowed:
+        raise _too_many(verdict, "address")
+
+
+#: ``Retry-After`` of a read refused because the storage failed (a full or read-only card, a
+#: log that cannot be opened): the office's pull and the other gates come back then.
+STORAGE_RETRY_AFTER_S = 30
+
+
+def storage_unavailable() -> HTTPException:
+    """503: the event log cannot be read or take the request's row now; ask again later."""
+    return HTTPException(
+        503, "the event log is unavailable", {"Retry-After": str(STORAGE_RETRY_AFTER_S)}
+    )
+
+
+#: A read of the API refused because the log cannot be opened is said at most this often.
+STORAGE_LOG_EVERY_S = 60.0
+
+
+async def storage_failed(request: Request, exc: Exception) -> Response:
+    """An API read whose event log cannot be opened (``StoreFault``: the data volume gone,
+    the card's mount lost, no descriptor left) is 503 with ``Retry-After``, said in the
+    journal at most once a minute, never a 500 with a traceback per request. Elsewhere (the
+    guard console) as before."""
+    path = request.url.path
+    if not (path.startswith("/api/") or path == "/metrics"):
+        raise exc
+    state = api_state(request)
+    untold = state.storage_said.due(state.core.clock.monotonic_ns() / 1e9)
+    if untold is not None:
+        log.warning("API read refused: %s (%d more since the last report)", exc, untold)
+    refused = storage_unavailable()
+    return JSONResponse({"detail": refused.detail}, 503, headers=refused.headers)
+
+
 def _too_many(verdict: Verdict, what: str) -> HTTPException:
     return HTTPException(
         429, f"rate limited ({what}); retry later", {"Retry-After": verdict.retry_after_header}
@@ -498,6 +570,10 @@ class Api:
     stats_reads: RepeatTally
     #: Rows the storage could not take, waiting to be written (the guard console's, shared).
     held: HeldRows
+    #: Reads refused because the log cannot be opened, said once a minute (``storage_failed``).
+    storage_said: OncePerInterval = field(
+        default_factory=lambda: OncePerInterval(STORAGE_LOG_EVERY_S)
+    )
 
     @classmethod
     def build(cls, core: Core, held: HeldRows | None = None) -> "Api":
@@ -517,27 +593,30 @@ class Api:
         )
 
     def audit(
-        self, token: TokenInfo, action: str, detail: dict[str, Any], *, masked: bool = False
+        self, token: TokenInfo, action: str, detail: dict[str, Any], *, may_wait: bool = False
     ) -> None:
-        """The request's audit row; no export without it. A ``masked`` export (no personal
-        field in clear) the storage cannot take a row for (a full or read-only card) goes
-        ahead with its row held in memory (``held``, written in order once the storage
-        works): the office must be able to pull the log off a dying card."""
+        """The request's audit row; no export without it. One that ``may_wait`` (a masked
+        export: no personal field in clear; the daily report's counts; the compound's other
+        gates' page; a refused poke) the storage cannot take a row for (a full or read-only
+        card) goes ahead with its row held in memory (``held``, written in order once the
+        storage works): the office must be able to pull the log off a dying card, and the
+        other gates to keep this gate's passages, voids and quarantines in force. Else 503
+        with ``Retry-After``."""
         store, actor = self.core.store, f"token:{token.id}"
         if len(self.held) or self.held.dropped:
             self.held.flush(store)  # the rows held before come first
         try:
             store.audit(actor, action, detail)
         except StoreFault as exc:
-            if masked and self.held.hold(
+            if may_wait and self.held.hold(
                 actor, action, detail, self.core.clock.now(), essential=True
             ):
                 return
             log.warning("export refused: audit failed (%s)", type(exc).__name__)
-            raise HTTPException(503, "the event log is unavailable") from None
+            raise storage_unavailable() from None
         except Exception as exc:
             log.warning("export refused: audit failed (%s)", type(exc).__name__)
-            raise HTTPException(503, "the event log is unavailable") from None
+            raise storage_unavailable() from None
 
     def page_limit(self, limit: int | None) -> int:
         """``limit`` of an event page: ``web.api_default_page`` when not given; past
@@ -565,6 +644,7 @@ def install(app: FastAPI, core: Core, held: HeldRows | None = None) -> Api:
     writes or says them all)."""
     state = Api.build(core, held)
     app.state.api = state
+    app.add_exception_handler(StoreFault, storage_failed)
     app.include_router(router)
     app.include_router(public_metrics if core.config.web.metrics_public else token_metrics)
     return state
@@ -594,9 +674,7 @@ def limit_size(request: Request, state: Annotated[Api, Depends(api_state)]) -> N
             raise HTTPException(413, "request too large")
     elif "chunked" in request.headers.get("transfer-encoding", "").lower():
         raise HTTPException(413, "request bodies of unknown length are refused")
-    verdict = state.addr_limiter.take("addr:" + _client_addr(request))
-    if not verdict.allowed:
-        raise _too_many(verdict, "address")
+    charge_sender(request, state)
 
 
 #: Media ranges of ``Accept`` that JSON satisfies.
@@ -634,11 +712,13 @@ bearer = HTTPBearer(auto_error=False, description="`kiosk token new --scope ...`
 
 
 def authenticated(
+    request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)],
     state: Annotated[Api, Depends(api_state)],
 ) -> TokenInfo:
-    tokens = state.core.tokens
-    token = tokens.authenticate(credentials.credentials) if credentials else None
+    """The request's token (``credentials`` declares the scheme in the schema): 401 without a
+    valid one, 429 past the token's rate."""
+    token = presented_token(request, state) if credentials else None
     if token is None:
         raise HTTPException(401, "a valid bearer token is required", {"WWW-Authenticate": "Bearer"})
     verdict = state.token_limiter.take("token:" + token.id)
@@ -696,15 +776,17 @@ def health_detail(
 ) -> bool:
     """Whether the caller of ``/api/v1/health`` gets the whole report: this host's own
     address, or an office token (``stats:read``/``logs:read``). A token is checked as on the
-    office API, after the address's rate: 401 wrong, 403 without either scope, 429 too many."""
+    office API: one that is not a token takes from the sender's rate (429 past it, else 401),
+    a valid one from its own (429); 403 without either scope."""
     state = api_state(request)
+    networks = [ip_network(a, strict=False) for a in state.core.config.web.screen_addresses]
     if credentials is None:
-        networks = [ip_network(a, strict=False) for a in state.core.config.web.screen_addresses]
         return in_networks(_client_addr(request), networks)
-    verdict = state.addr_limiter.take("addr:" + _client_addr(request))
-    if not verdict.allowed:
-        raise _too_many(verdict, "address")
-    report_reader(authenticated(credentials, state))
+    try:
+        charge_sender(request, state)
+        report_reader(authenticated(request, credentials, state))
+    except StoreFault:  # no token can be checked (the log cannot be opened): the report as
+        return in_networks(_client_addr(request), networks)  # without one, which says why
     return True
 
 
@@ -781,7 +863,7 @@ def events(
                 "count": count,
                 "fields": sorted(allowed),
             },
-            masked=not allowed,
+            may_wait=not allowed,
         )
     if ndjson:
 
@@ -821,7 +903,7 @@ def events_csv(
         "export_csv",
         {"format": "csv", "after": after, "limit": limit, "head": through,
          "fields": sorted(allowed)},
-        masked=not allowed,
+        may_wait=not allowed,
     )  # fmt: skip
     kiosk_id = state.core.config.site.kiosk_id
     return CuttableStream(
@@ -937,7 +1019,7 @@ def _audit_stats_read(state: Api, token: TokenInfo, day: date) -> None:
     if repeats is None:
         return
     detail = {"day": day.isoformat(), "repeats": repeats}
-    state.audit(token, "export_stats", detail, masked=True)  # counts only
+    state.audit(token, "export_stats", detail, may_wait=True)  # counts only
     state.stats_reads.written(key)
 
 
@@ -1048,15 +1130,18 @@ def passages(
         # So is a household (or person) its guards quarantined (docs/operations.md).
         page["quarantine"] = guard_quarantine(core.store.reader())
     except StoreFault:
-        raise HTTPException(503, "the event log is unavailable") from None
+        raise storage_unavailable() from None
     page["now"] = format_ts(core.clock.now())
     # The asking gate refuses the passages of another compound's gate (its own codes).
     page["compound"] = core.config.compound.id
     if page["passages"]:
+        # No name, person or temperature: on a card that takes no write its row waits in
+        # memory, so the other gates keep this one's passages, voids and quarantines.
         state.audit(
             token,
             "export_passages",
             {"after": after, "through": page["next"], "count": len(page["passages"])},
+            may_wait=True,
         )
     body = json.dumps(page, ensure_ascii=False).encode("utf-8")
     headers = dict(NO_STORE)
@@ -1108,7 +1193,9 @@ def passages_poke(
     stopping: shown closed (not an outage) until it answers again. A token issued for one
     gate (``kiosk token new --for``) speaks for that gate alone: 403, audited, for another."""
     if not token.speaks_for(kiosk_id):
-        state.audit(token, "peer_refused", {"kiosk_id": kiosk_id, "for": token.peer})
+        # A refusal's row (no personal field) waits in memory on a card that takes no
+        # write: the refusal stands (403), never turned into a 503 to retry.
+        state.audit(token, "peer_refused", {"kiosk_id": kiosk_id, "for": token.peer}, may_wait=True)
         raise HTTPException(403, f"this token speaks for {token.peer} alone")
     peers = state.core.extras.get("peers")
     if closing is not None and peers is not None:

@@ -28,7 +28,8 @@ class WebSection(Section):
     """Serve /openapi.json (off in production). No Swagger UI page is ever served: it would load
     scripts from a CDN."""
     api_rate_per_min: int = Field(600, ge=1, le=100000)
-    """Requests per minute per token and per address."""
+    """Requests per minute per token; and per sender (an address, an IPv6 one's /64) for those
+    without a valid token."""
     max_page: PageSize = 5000
     """Largest `limit` for /api/v1/events."""
     login_attempts_per_min: int = Field(5, ge=1, le=100)
@@ -66,6 +67,16 @@ class WebSection(Section):
     half the process's open-file limit."""
     max_connections_per_client: int = Field(32, ge=1, le=65536)
     """Open connections at once from one client address."""
+    connections_per_min: int = Field(600, ge=6, le=100000)
+    """New connections a minute from one client (an IPv6 /64 together), in bursts of up to a sixth
+    of it; more are closed on accept, before any TLS handshake. The kiosk's own screen
+    (`screen_addresses`) and `trusted_proxies` are not limited. Keep it at least
+    `api_rate_per_min`: the office's pull opens one connection per request."""
+    requests_per_min: int = Field(1200, ge=6, le=1000000)
+    """Requests a minute from one client (an IPv6 /64 together) to any route, in bursts of up to a
+    sixth of it; more get 429 with `Retry-After`, the route not run, and their connection closed.
+    The kiosk's own screen (`screen_addresses`) is not limited. Keep it above `api_rate_per_min`
+    (the API's own, per token) and a guard's page loads."""
     header_timeout_s: float = Field(10.0, gt=0, le=300)
     """A connection must complete its request headers within this (from connect or the previous
     response): idle and slowloris connections are closed."""
