@@ -20,6 +20,7 @@ from test_engine import Rig
 
 from kiosk.config.policy import QuotaConfig
 from kiosk.stats import compute_report
+from kiosk.store import EventDraft
 
 EARLY = datetime(2000, 1, 1, tzinfo=UTC)
 
@@ -98,3 +99,35 @@ def test_the_report_counts_the_guards_manual_pass_once_and_the_failed_pass_not_a
     assert (passages["total"], passages["passed"], passages["denied"]) == (2, 1, 1)
     assert report["by_decision"] == {"deny": 1, "manual_pass": 1, "pass": 1}  # rows
     assert report["exits_per_household"]["exits"] == 0  # the household never went out on it
+
+
+def test_after_a_restart_the_pass_the_gate_did_not_open_for_is_still_no_outing(tmp_path):
+    """The engine's history is rebuilt from the log at start: the pass row alone read as an
+    outing and a passage out, so a restart between the failure and the resident's next try
+    (a watchdog, the technician reseating the relay and restarting) refused it as passback and
+    used up the household's quota."""
+    import test_runner
+
+    r = test_runner.Rig(
+        tmp_path,
+        overrides={
+            "site": {"direction": "out"},
+            "policy": {"mode": "pass_only", "quota": {"enabled": True, "exits": 1}},
+        },
+    )
+    text = r.pass_text()
+    verified = r.trust.verify(text)
+    person = {"pass_id": verified.pass_id, "household": verified.household}
+    passed = r.log.append(EventDraft(direction="out", decision="pass", **person))
+    r.log.append(
+        EventDraft(
+            direction="out",
+            decision="deny",
+            reasons=("gate_fault",),
+            flags=(f"not_opened:{passed.seq}",),
+            **person,
+        )
+    )
+    decision = test_runner._first_decision_after_start(r, text)
+    assert r.runner.history_loaded == 0
+    assert (decision["decision"], decision["reasons"]) == ("pass", ["ok"])
