@@ -1491,14 +1491,20 @@ class Engine:
         if event is None:
             self._retry_backlog()
             return
+        denied = event.decision in PASS_DECISIONS and draft.decision not in PASS_DECISIONS
         for i, held in enumerate(self.backlog):
             if held is draft:
-                del self.backlog[i]
+                if denied:  # what was shown is written after it, naming it (kiosk.links)
+                    flags = (*draft.flags, f"{NOT_OPENED}{event.seq}")
+                    self.backlog[i] = dataclasses.replace(draft, flags=flags)
+                else:
+                    del self.backlog[i]
                 break
         log.warning("engine: a commit past its deadline landed late (seq=%s)", event.seq)
-        if event.decision in PASS_DECISIONS and draft.decision not in PASS_DECISIONS:
+        if denied:
             # The log says pass, but the screen said deny and the gate stayed shut: nobody went
-            # through on it, so it uses up no outing; the guard is told the record is wrong.
+            # through on it, so it uses up no outing; the deny shown follows it in the log
+            # (``not_opened:<seq>``), and the guard is told.
             self._alarm(
                 "store_late_commit",
                 "raised",

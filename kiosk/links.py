@@ -10,10 +10,11 @@ more than one row, each tied to the row before by an additive flag naming that r
                      every reason only asked the person to measure again
                      (``MEASURE_AGAIN_REASONS``, below the fever threshold:
                      ``measure_again``). Its outcome is the passage's.
-``not_opened:<seq>`` the kiosk's record that the relay did not obey the open command of its
-                     pass ``seq`` (a ``deny``, ``gate_fault``; ``Engine``): nobody went
-                     through on that pass, the screen sent them to the guard. The passage's
-                     end, denied; the pass is no household's outing.
+``not_opened:<seq>`` the kiosk's record that the gate did not open for its pass ``seq``
+                     (a deny; ``Engine``): the relay did not obey the open command
+                     (``gate_fault``), or the pass's commit landed after its deadline and
+                     the screen had denied it (the deny shown, ``store_fault``). Nobody went
+                     through on that pass. The passage's end, denied; no household's outing.
 
 ``passage_key`` is the one rule the reports count passages by (``kiosk.stats``,
 ``kiosk.categories``, and through them the guard's statistics, ``kiosk report``,

@@ -131,3 +131,37 @@ def test_after_a_restart_the_pass_the_gate_did_not_open_for_is_still_no_outing(t
     decision = test_runner._first_decision_after_start(r, text)
     assert r.runner.history_loaded == 0
     assert (decision["decision"], decision["reasons"]) == ("pass", ["ok"])
+
+
+def test_a_pass_whose_commit_landed_after_its_deadline_is_followed_by_the_deny_shown(rig):
+    """The card stalled past ``store_deadline_ms``: the screen said deny (``store_fault``) and
+    the gate stayed shut; the commit landed a moment later, so the log held a ``pass`` and the
+    deny the resident was shown was dropped as a second copy. The office counted them through
+    (the guard's alarm said the record was wrong, nothing else did). The deny held for the log
+    is written after it, flagged ``not_opened:<seq>``."""
+    from test_engine import _hold_crossings
+
+    from kiosk.crossing import Outcome
+    from kiosk.store import StoreFault
+
+    held = _hold_crossings(rig)
+    rig.show(rig.pass_text(household="A-101"), "out")
+    rig.run(0.5)
+    [crossing] = held
+    assert crossing.draft.decision == "pass"
+    missed = StoreFault("store_fault", "commit not confirmed within 3000 ms")
+    rig.engine.on_crossed(Outcome(crossing, store_fault=missed, pending=True))
+    assert rig.decisions()[-1]["decision"] == "deny" and rig.gate.commands == []
+    event = rig.log.append(crossing.draft)  # ... but it did land
+    rig.engine.on_late_commit(crossing, event)
+    del rig.ports.cross  # the store works again: the held record is written at its retry
+    rig.run(rig.config.engine.idle_probe_s + 1)
+    passed, followed = rig.events()
+    assert passed["decision"] == "pass"
+    assert (followed["decision"], followed["reasons"]) == ("deny", ["store_fault"])
+    assert followed["flags"] == [f"not_opened:{passed['seq']}"]
+    assert followed["ts"] == passed["ts"]  # the moment it was decided and shown
+    assert len(rig.engine.backlog) == 0
+    report = _report(rig)
+    assert report["community"]["people"] == {"in": 0, "out": 0}
+    assert report["exits_per_household"]["exits"] == 0
