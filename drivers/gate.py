@@ -311,6 +311,32 @@ def boot_level_warning(
     )
 
 
+#: The Raspberry Pi kernel's pin controllers that keep a GPIO line a program lets go of at the
+#: level it was driven to (``persist_gpio_outputs``): the BCM2835-2711's (Pi 1-4) and the Pi
+#: 5's RP1. On by default in Raspberry Pi OS (``dtparam=strict_gpiod`` turns it off); a mainline
+#: kernel has it off (6.11 on) or lacks it, and a freed line goes back to an input there.
+PERSIST_MODULES = ("pinctrl_bcm2835", "pinctrl_rp1")
+
+
+def freed_line_kept(sys_dir: str = "/sys") -> str | None:
+    """None when this kernel keeps a GPIO output a program lets go of at its level (any of
+    ``PERSIST_MODULES`` with ``persist_gpio_outputs`` on); else why not, for the journal."""
+    found: list[str] = []
+    for module in PERSIST_MODULES:
+        path = os.path.join(sys_dir, "module", module, "parameters", "persist_gpio_outputs")
+        try:
+            with open(path, encoding="ascii", errors="replace") as param:
+                value = param.read(8).strip()
+        except OSError:
+            continue
+        if value in ("Y", "1"):
+            return None
+        found.append(f"{module}.persist_gpio_outputs={value or '?'}")
+    if found:
+        return ", ".join(found)
+    return "no persist_gpio_outputs parameter in this kernel (not a Raspberry Pi OS kernel?)"
+
+
 class GpioRelayGate(_Relay):
     """A relay module on a GPIO pin via gpiozero's ``OutputDevice``.
 
@@ -320,7 +346,9 @@ class GpioRelayGate(_Relay):
     pins with ``SET_PULL_NONE``), so only a resistor on the module's IN (docs/wiring.md) holds
     the coil off while the daemon is stopped or restarting; the lock then does what it does
     with the relay off (locked for a strike on NO or a maglock on NC; released for a maglock
-    on NO, the wiring chosen so that a dead kiosk releases it).
+    on NO, the wiring chosen so that a dead kiosk releases it). ``kiosk run --lock-gate``
+    (after every stop) does not close it: it ends its process with the line driven locked,
+    which a Raspberry Pi kernel keeps (``level_kept_after_exit``).
 
     Any failure of the GPIO library (gpiozero's ``BadPinFactory`` when lgpio cannot start,
     a pin in use, no ``/dev/gpiochip*``) is a gate fault, never a crash of the daemon: the
@@ -482,6 +510,13 @@ class GpioRelayGate(_Relay):
             device, self._device = self._device, None
             if device is not None:
                 device.close()
+
+    def level_kept_after_exit(self) -> str | None:
+        """Whether the line keeps the level it is driven to once this process ends without
+        closing it (``kiosk run --lock-gate`` ends so): None when this kernel keeps a freed
+        output at its level (``freed_line_kept``), else why not. Closing it never does:
+        gpiozero's close, its exit hook's included, makes the pin an input with no pull."""
+        return freed_line_kept(self._sys_dir)
 
 
 def lgpio_hint(exc: BaseException, pin: int) -> str:

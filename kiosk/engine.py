@@ -60,7 +60,7 @@ from kiosk.config import KioskConfig
 from kiosk.crossing import Crossing, Outcome
 from kiosk.devices import CodeRead, DeviceFault, ThermoReading
 from kiosk.history import QUOTA_EXEMPT
-from kiosk.links import RETRIES, measure_again
+from kiosk.links import NOT_OPENED, RETRIES, measure_again
 from kiosk.logs import FlapLimit
 from kiosk.ports import CalibrationSource, EngineSeams
 from kiosk.privacy import CODE_KEYS, greeting_name
@@ -1399,10 +1399,11 @@ class Engine:
 
     def _on_crossed(self, outcome: Outcome) -> None:
         subject = self._crossings.pop(outcome.crossing, None)
+        not_opened = self._not_opened(subject, outcome)
         if subject is None:
             log.error("engine: an outcome for a crossing it is not waiting for; ignored")
         elif outcome.event is not None:
-            self._on_committed(subject, outcome.event)
+            self._on_committed(subject, outcome.event, went_through=not not_opened)
         else:
             assert outcome.store_fault is not None
             self._on_store_fault(subject, outcome)
@@ -1415,15 +1416,59 @@ class Engine:
                 self._gate_open = True
                 self._gate_close_at_ns = self._now()
             self._on_gate_answer(True, outcome.gate_fault)
+        if not_opened and outcome.event is not None:
+            self._record_not_opened(outcome.event)
         # A guard's action that waited for this outcome starts once it is fully handled (the
         # relay's answer included: a failure to open is this passage's, not the guard's).
         if self._manual_queue and self.state != "deciding":
             self._start_manual(self._manual_queue.popleft())
 
-    def _on_committed(self, subject: Passage | EventDraft, event: Event) -> None:
+    def _not_opened(self, subject: Passage | EventDraft | None, outcome: Outcome) -> bool:
+        """Whether ``outcome`` is a kiosk pass, committed, whose relay did not obey the open
+        command while the gate stood locked: nobody went through on it (the screen sends them
+        to the guard). Not a guard's manual pass: the guard opens the gate by hand for it
+        (``err.gate_not_opened``), so it did go through; nor a pass while an earlier command
+        holds the gate open (an evacuation): the way stood open."""
+        return (
+            isinstance(subject, Passage)
+            and subject.kind == "passage"
+            and outcome.event is not None
+            and outcome.event.decision == "pass"
+            and outcome.gate_fault is not None
+            and not self._relay_opened
+        )
+
+    def _record_not_opened(self, event: Event) -> None:
+        """The log's ``pass`` for a gate that did not open stays (the log is append-only); a
+        row after it says so: ``deny``, ``gate_fault``, flagged ``not_opened:<seq>``
+        (``kiosk.links``), with the pass's person and direction. The reports count the
+        passage as it ended, denied, and the pass as no outing; a guard who lets the person
+        through by hand records their own manual pass. It is written as a held record is
+        (the backlog: after any held before it, kept through a store fault)."""
+        self._hold_backlog(
+            EventDraft(
+                direction=event.direction,
+                decision="deny",
+                reasons=("gate_fault",),
+                pass_id=event.pass_id,
+                household=event.household,
+                holder=event.holder,
+                kind="passage",
+                flags=(f"{NOT_OPENED}{event.seq}",),
+                decided=ClockReading.take(self.clock),
+            )
+        )
+        self._retry_backlog(force=True)
+
+    def _on_committed(
+        self, subject: Passage | EventDraft, event: Event, *, went_through: bool = True
+    ) -> None:
+        """``event`` is in the log. ``went_through``: False for a pass the relay did not open
+        for, which the passage history must not hold (no outing, no passback)."""
         if "store" in self.faults:
             self._clear_fault("store")
-        self._record_history(event)
+        if went_through:
+            self._record_history(event)
         self._note_attempt(event)
         if isinstance(subject, EventDraft):  # a backlog entry
             self._backlog_inflight = False
@@ -1446,14 +1491,20 @@ class Engine:
         if event is None:
             self._retry_backlog()
             return
+        denied = event.decision in PASS_DECISIONS and draft.decision not in PASS_DECISIONS
         for i, held in enumerate(self.backlog):
             if held is draft:
-                del self.backlog[i]
+                if denied:  # what was shown is written after it, naming it (kiosk.links)
+                    flags = (*draft.flags, f"{NOT_OPENED}{event.seq}")
+                    self.backlog[i] = dataclasses.replace(draft, flags=flags)
+                else:
+                    del self.backlog[i]
                 break
         log.warning("engine: a commit past its deadline landed late (seq=%s)", event.seq)
-        if event.decision in PASS_DECISIONS and draft.decision not in PASS_DECISIONS:
+        if denied:
             # The log says pass, but the screen said deny and the gate stayed shut: nobody went
-            # through on it, so it uses up no outing; the guard is told the record is wrong.
+            # through on it, so it uses up no outing; the deny shown follows it in the log
+            # (``not_opened:<seq>``), and the guard is told.
             self._alarm(
                 "store_late_commit",
                 "raised",

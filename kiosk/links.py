@@ -10,6 +10,11 @@ more than one row, each tied to the row before by an additive flag naming that r
                      every reason only asked the person to measure again
                      (``MEASURE_AGAIN_REASONS``, below the fever threshold:
                      ``measure_again``). Its outcome is the passage's.
+``not_opened:<seq>`` the kiosk's record that the gate did not open for its pass ``seq``
+                     (a deny; ``Engine``): the relay did not obey the open command
+                     (``gate_fault``), or the pass's commit landed after its deadline and
+                     the screen had denied it (the deny shown, ``store_fault``). Nobody went
+                     through on that pass. The passage's end, denied; no household's outing.
 
 ``passage_key`` is the one rule the reports count passages by (``kiosk.stats``,
 ``kiosk.categories``, and through them the guard's statistics, ``kiosk report``,
@@ -25,9 +30,11 @@ from typing import Any
 __all__ = [
     "MEASURE_AGAIN_REASONS",
     "Key",
+    "NOT_OPENED",
     "OVERRIDES",
     "RETRIES",
     "measure_again",
+    "not_opened",
     "overridden",
     "passage_key",
     "retried",
@@ -35,6 +42,7 @@ __all__ = [
 
 OVERRIDES = "overrides:"
 RETRIES = "retries:"
+NOT_OPENED = "not_opened:"
 
 #: A deny for these reasons only asks the person to measure again (the screen says so): no
 #: reading (``no_temperature``: no wrist held up in time) or one that cannot be a body's
@@ -63,6 +71,12 @@ def retried(flags: Iterable[str]) -> int | None:
     return _linked(flags, RETRIES)
 
 
+def not_opened(flags: Iterable[str]) -> int | None:
+    """The ``seq`` of the pass a row says the gate did not open for (``not_opened:<seq>``),
+    or None."""
+    return _linked(flags, NOT_OPENED)
+
+
 def measure_again(
     decision: str, reasons: Iterable[str], temp_c: float | None, fever_threshold_c: float
 ) -> bool:
@@ -89,13 +103,15 @@ def _flags(row: Mapping[str, Any]) -> list[str]:
 def passage_key(row: Mapping[str, Any], seen: MutableMapping[Key, Key]) -> Key:
     """The passage an events row belongs to, by kiosk and seq of its first row. ``seen`` maps
     every row read so far (the day's, in ``seq`` order) to its passage, and gets this row:
-    a row naming one of them (``overrides:<seq>``, ``retries:<seq>``) is of that row's
-    passage, else it starts its own (one about a row of another day too)."""
+    a row naming one of them (``overrides:<seq>``, ``retries:<seq>``, ``not_opened:<seq>``)
+    is of that row's passage, else it starts its own (one about a row of another day too)."""
     kiosk, seq = str(row["kiosk_id"]), int(row["seq"])
     flags = _flags(row)
     earlier = overridden(flags)
     if earlier is None:
         earlier = retried(flags)
+    if earlier is None:
+        earlier = not_opened(flags)
     key = (kiosk, seq) if earlier is None else seen.get((kiosk, earlier), (kiosk, seq))
     seen[(kiosk, seq)] = key
     return key

@@ -50,6 +50,7 @@ from kiosk.devices import (
     Thermometer,
 )
 from kiosk.engine import Engine
+from kiosk.links import not_opened
 from kiosk.logs import RepeatedFailure
 from kiosk.peers import load_peer_rows
 from kiosk.ports import EngineSeams, EventSink
@@ -86,15 +87,21 @@ def _health_dict(h: Health) -> dict[str, Any]:
     return {"state": h.state, "detail": h.detail}
 
 
-def _history_sql(source: str, ts: str) -> str:
+#: The events the passage history holds: passing ones.
+PASSING = "decision IN ('pass', 'manual_pass')"
+#: The rows saying the gate did not open for a pass (``kiosk.links``: ``not_opened:<seq>``).
+NOT_OPENED_ROWS = "decision = 'deny' AND flags LIKE '%not_opened:%'"
+
+
+def _history_sql(source: str, ts: str, passing: str = PASSING) -> str:
     """The passing events of the history's look-back (``:since``), and those of this boot
-    (``:boot``) not dated yet, in ``seq`` order. Each on an index: one condition with ``OR``
-    (or ``ORDER BY seq`` over ``events``) had SQLite walk the whole log at every start, a
-    year of rows read from the card for a month's passages."""
-    passing = "decision IN ('pass', 'manual_pass')"
+    (``:boot``) not dated yet, in ``seq`` order (``passing``: another kind of row). Each on
+    an index: one condition with ``OR`` (or ``ORDER BY seq`` over ``events``) had SQLite
+    walk the whole log at every start, a year of rows read from the card for a month's
+    passages."""
     if source == "events":  # no event stamped before NTP synced: none to date
         return (
-            "SELECT pass_id, household, direction, decision, ts, flags,"  # noqa: S608
+            "SELECT seq, pass_id, household, direction, decision, ts, flags,"  # noqa: S608
             " NULL AS undated_mono_ns FROM events INDEXED BY events_ts"
             f" WHERE ts >= :since AND {passing} ORDER BY seq"
         )
@@ -286,8 +293,15 @@ class EngineRunner:
         # or after it but before this boot recorded a synchronised event) keeps its monotonic
         # time, whatever its stamp, so the next decision dates it as it would have in memory.
         params = {"since": since, "boot": self.store.boot_id}
+        # A pass the gate did not open for: nobody went through (no outing, no passback).
+        failed = {
+            not_opened(decode_event_row(row)["flags"] or ())
+            for row in reader.query(_history_sql(source, ts, NOT_OPENED_ROWS), params)
+        }
         rows = reader.query(_history_sql(source, ts), params)
-        counted = self.history.load(decode_event_row(row) for row in rows)
+        counted = self.history.load(
+            decode_event_row(row) for row in rows if row["seq"] not in failed
+        )
         # The compound's other gates' passages held here (``kiosk.peers``), after this gate's.
         return counted + load_peer_rows(
             reader, self.history, self.clock.now() - self.history.horizon

@@ -46,7 +46,7 @@ from kiosk.config.policy import QuotaConfig
 from kiosk.dating import dated_source
 from kiosk.days import as_zone, day_bounds, day_hours, days_before, hour_key, local_day
 from kiosk.history import QUOTA_EXEMPT
-from kiosk.links import Key, passage_key, retried
+from kiosk.links import Key, not_opened, passage_key, retried
 from kiosk.lists import Freshness, same_text
 from kiosk.ports import Store
 
@@ -115,10 +115,19 @@ def _events_between(db: Database, start: str, end: str, columns: str) -> Iterabl
 
 def households_outing(row: Mapping[str, Any]) -> bool:
     """Whether an events row is one of its household's outings, as the quota counts them: a
-    passing exit, not flagged ``QUOTA_EXEMPT`` (a staff member's or a delivery's)."""
+    passing exit, not flagged ``QUOTA_EXEMPT`` (a staff member's or a delivery's). A pass the
+    gate did not open for is one until its ``not_opened`` row is read (``not_opened_pass``)."""
     if row["direction"] != "out" or row["decision"] not in PASSED or not row["household"]:
         return False
     return QUOTA_EXEMPT not in (json.loads(row["flags"]) if row["flags"] else ())
+
+
+def not_opened_pass(row: Mapping[str, Any]) -> Key | None:
+    """The pass (kiosk, seq) an events row says the gate did not open for
+    (``kiosk.links``: ``not_opened:<seq>``), or None: nobody went through on it, so it is no
+    outing."""
+    seq = not_opened(json.loads(row["flags"]) if row["flags"] else ())
+    return None if seq is None else (str(row["kiosk_id"]), seq)
 
 
 #: A passage's reading and whether a guard took it by hand (``hand_readings``).
@@ -150,6 +159,19 @@ def _outcome(outcomes: dict[Key, str], key: Key, row: Mapping[str, Any]) -> bool
     passage, passed). Whether the event is a passage of its own."""
     outcomes[key] = str(row["decision"])
     return key[1] == int(row["seq"])
+
+
+def _count_exit(exits: Counter[str], outings: dict[Key, str], row: Mapping[str, Any]) -> None:
+    """Count an events row into ``exits`` (per household however its passes spell it), keeping
+    each outing's (kiosk, seq) in ``outings``: a ``not_opened`` row after it takes it back."""
+    if households_outing(row):
+        outings[(str(row["kiosk_id"]), int(row["seq"]))] = same_text(row["household"])
+        exits[same_text(row["household"])] += 1
+    elif (failed := not_opened_pass(row)) is not None and failed in outings:
+        household = outings.pop(failed)  # the gate did not open: no outing
+        exits[household] -= 1
+        if not exits[household]:  # its only outing did not happen: not a household out
+            del exits[household]
 
 
 def quota_lookback(day: date, tz: ZoneInfo | str, quota: QuotaConfig) -> str:
@@ -188,14 +210,22 @@ def over_quota_households(
         return 0
     start, end = day_bounds(day, zone)
     clock = site or zone
-    outings: dict[str, list[datetime]] = {}
-    cols = "ts, direction, decision, household, flags"
+    cols = "seq, kiosk_id, ts, direction, decision, household, flags"
     lookback = quota_lookback(day, zone, quota)
     if clock is not zone:  # the period on another clock: a day earlier is always enough
         lookback = min(lookback, quota_lookback(day - timedelta(days=1), zone, quota))
+    taken: dict[Key, tuple[str, datetime]] = {}  # the outings, by (kiosk, seq)
     for row in _events_between(db, lookback, end, cols):
         if households_outing(row) and same_text(row["household"]) in households:
-            outings.setdefault(same_text(row["household"]), []).append(_utc(row["ts"]))
+            taken[(str(row["kiosk_id"]), int(row["seq"]))] = (
+                same_text(row["household"]),
+                _utc(row["ts"]),
+            )
+        elif (failed := not_opened_pass(row)) is not None:
+            taken.pop(failed, None)
+    outings: dict[str, list[datetime]] = {}
+    for household, when in taken.values():
+        outings.setdefault(household, []).append(when)
     day_start = _utc(start)
     over = 0
     for times in outings.values():
@@ -264,6 +294,7 @@ def compute_report(
     seen: dict[Key, Key] = {}  # each row's passage (``kiosk.links.passage_key``)
     fevers: list[datetime] = []  # local, with the UTC offset: which 02:30 it was
     exits: Counter[str] = Counter()
+    outings: dict[Key, str] = {}  # the exits counted, by (kiosk, seq)
     total = 0
     kiosks: set[str] = set()
     dating: Counter[str | None] = Counter()
@@ -286,8 +317,7 @@ def compute_report(
         passage = _outcome(outcomes, key, row)
         passage_hours[local.hour] += passage
         hours.count(local, passage)
-        if households_outing(row):  # one household however its passes spell it
-            exits[same_text(row["household"])] += 1
+        _count_exit(exits, outings, row)
 
     over_quota = over_quota_households(db, day, zone, quota, set(exits)) if exits else 0
     temp_counts = _temperature_counts((t for t, _ in readings.values()), bins)
