@@ -625,19 +625,32 @@ MAX_PASSPHRASE_BYTES = 4096
 #: sealing: an archive sealed before this rule with a shorter one still opens
 #: (``open_archive`` takes any).
 MIN_PASSPHRASE_CHARS = 12
+#: And this many different characters, white space not counted: twelve spaces, or one or two
+#: characters over and over, are the first a guessing tool tries.
+MIN_PASSPHRASE_DISTINCT = 5
+_ADVICE = (
+    " (a lost stick may be guessed at for ever): take three or four words, or a line from a"
+    " password manager"
+)
 
 
 def passphrase_too_short(passphrase: bytes) -> str | None:
-    """Why ``passphrase`` may not seal a new archive (shorter than ``MIN_PASSPHRASE_CHARS``),
-    in words that do not repeat it; None when it may."""
-    length = len(passphrase.decode("utf-8", "replace"))
-    if length >= MIN_PASSPHRASE_CHARS:
-        return None
-    return (
-        f"the passphrase is {length} characters, fewer than the {MIN_PASSPHRASE_CHARS} an"
-        " archive is sealed with (a lost stick may be guessed at for ever): take three or four"
-        " words, or a line from a password manager"
-    )
+    """Why ``passphrase`` may not seal a new archive (shorter than ``MIN_PASSPHRASE_CHARS``, or
+    fewer than ``MIN_PASSPHRASE_DISTINCT`` different characters), in words that do not repeat
+    it; None when it may."""
+    text = passphrase.decode("utf-8", "replace")
+    if len(text) < MIN_PASSPHRASE_CHARS:
+        return (
+            f"the passphrase is {len(text)} characters, fewer than the {MIN_PASSPHRASE_CHARS}"
+            f" an archive is sealed with{_ADVICE}"
+        )
+    distinct = len({c for c in text if not c.isspace()})
+    if distinct < MIN_PASSPHRASE_DISTINCT:
+        return (
+            f"the passphrase has {distinct} different characters (spaces not counted), fewer"
+            f" than the {MIN_PASSPHRASE_DISTINCT} an archive is sealed with{_ADVICE}"
+        )
+    return None
 
 
 @dataclass(frozen=True)

@@ -77,3 +77,17 @@ def test_an_archive_sealed_with_a_short_passphrase_before_the_rule_still_restore
     new = tmp_path / "new"
     assert run_restore(new / "data", new / "etc", old, "--passphrase-file", str(secret)) == 0
     assert (new / "data" / "kiosk.db").is_file()
+
+
+@pytest.mark.parametrize(
+    "weak", [" " * 12, "aaaaaaaaaaaa", "121212121212", "ab ab ab ab ab"], ids=repr
+)
+def test_twelve_characters_of_a_few_repeated_seal_no_archive(weak):
+    """Twelve spaces, or one or two characters over and over, passed the length rule: it is
+    the first thing a guessing tool tries. A passphrase needs ``MIN_PASSPHRASE_DISTINCT``
+    different characters, spaces not counted (what it says does not repeat the passphrase)."""
+    why = backup.passphrase_too_short(weak.encode())
+    assert why is not None and "different characters" in why
+    assert weak.strip() == "" or weak.strip()[:4] not in why
+    assert backup.passphrase_too_short(b"gate north 1234") is None
+    assert backup.passphrase_too_short("东门冬天的路灯很亮很亮啊".encode()) is None
