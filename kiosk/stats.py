@@ -33,7 +33,7 @@ import bisect
 import dataclasses
 import json
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -511,16 +511,19 @@ def stamp_as_of(report: dict[str, Any], now: datetime) -> dict[str, Any]:
     return report
 
 
-def as_of_rows(report: Mapping[str, Any]) -> list[list[Any]]:
+def as_of_rows(
+    report: Mapping[str, Any], words: Callable[[str], str | None] | None = None
+) -> list[list[Any]]:
     """The ``(report, as_of, TEXT)`` row of a sheet for a report ``stamp_as_of`` stamped: the
-    local time it was made and, for a day not over, ``SO_FAR``; none for one not stamped."""
+    local time it was made and, for a day not over, ``SO_FAR`` (in ``words``' language, its
+    ``so_far``: ``kiosk.categories.Words``); none for one not stamped."""
     if not report.get("as_of"):
         return []
     zone = as_zone(report.get("timezone") or "UTC")
     when = datetime.fromisoformat(report["as_of"]).astimezone(zone)
     text = f"{when:%Y-%m-%d %H:%M} ({zone.key})"
     if report.get("day_ended") is False:
-        text += f": {SO_FAR}"
+        text += f": {(words and words('so_far')) or SO_FAR}"
     return [["report", "as_of", text]]
 
 

@@ -41,7 +41,7 @@ import json
 import sqlite3
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import psycopg
@@ -60,6 +60,9 @@ from office.compounds import (
 )
 from office.gatereports import LEDGER_PATHS, LISTS_KEY, POLICY_KEY
 from office.pg import COMPOUNDS_KEY, GATES_KEY, PgError, connect
+
+if TYPE_CHECKING:
+    from kiosk.categories import Words
 
 __all__ = ["district_report"]
 
@@ -657,16 +660,18 @@ def _gate_rows(report: dict[str, Any]) -> list[list[Any]]:
     ]
 
 
-def district_csv(report: dict[str, Any]) -> str:
+def district_csv(report: dict[str, Any], words: Words | None = None) -> str:
     """The report as the categories' CSV (``kiosk.categories.report_rows``: category, item,
     value), each gate's own figures (category ``gate <id>``: ``_gate_rows``), then the quota
-    figures' rows (``_compound_csv_rows``)."""
-    from kiosk.categories import report_rows
+    figures' rows (``_compound_csv_rows``); with ``words``, labelled in their language
+    (``kiosk.categories.worded``: the codes stay, the details stay English)."""
+    from kiosk.categories import report_rows, worded
     from kiosk.sheets import write_csv
 
     gates = [[f"gate {kiosk_id}", item, value] for kiosk_id, item, value in _gate_rows(report)]
-    rows = _known(report_rows(report)) + _missing_rows(report) + _known(gates)
-    return write_csv(rows + _compound_csv_rows(report))
+    rows = _known(report_rows(report)) + _missing_rows(report, words) + _known(gates)
+    rows += _compound_csv_rows(report)
+    return write_csv(rows if words is None else worded(rows, words))
 
 
 def _known(rows: list[list[Any]]) -> list[list[Any]]:
@@ -675,12 +680,12 @@ def _known(rows: list[list[Any]]) -> list[list[Any]]:
     return [[*row[:-1], UNKNOWN] if row and row[-1] is None else row for row in rows]
 
 
-def _missing_rows(report: dict[str, Any]) -> list[list[Any]]:
+def _missing_rows(report: dict[str, Any], words: Words | None = None) -> list[list[Any]]:
     """When the figures were taken (a day not over yet says so) and the gates whose events
     of the day may not all be held, as (category, item, value): the clerk reads the sheet,
     not the JSON."""
     return (
-        stats.as_of_rows(report)
+        stats.as_of_rows(report, words)
         + [["events_missing", m["kiosk_id"], m["detail"]] for m in report.get("events_missing", ())]
         + [["no_figures", g["gate"], g["detail"]] for g in report.get("gates_without_figures", ())]
         + _not_final_rows(report)
@@ -704,17 +709,18 @@ def _not_final_rows(report: dict[str, Any]) -> list[list[Any]]:
     return rows
 
 
-def district_xlsx(report: dict[str, Any]) -> bytes:
+def district_xlsx(report: dict[str, Any], words: Words | None = None) -> bytes:
     """The categories' workbook (``kiosk.categories.report_sheets``: daily report, by hour, by
-    reason, by gate) with a ``compounds`` sheet (``compound_rows``) after them."""
-    from kiosk.categories import report_sheets
+    reason, by gate) with a ``compounds`` sheet (``compound_rows``) after them; with
+    ``words``, labelled in their language (``kiosk.categories.worded_sheets``)."""
+    from kiosk.categories import report_sheets, worded_sheets
     from kiosk.sheets import write_xlsx
 
     sheets = report_sheets(report)
-    sheets["daily report"] += _missing_rows(report)
+    sheets["daily report"] += _missing_rows(report, words)
     header, *categories = sheets.get("by gate") or [["gate", "category", "item", "value"]]
     own = [[kiosk_id, "report", item, value] for kiosk_id, item, value in _gate_rows(report)]
     sheets["by gate"] = [header, *_known(own), *_known(categories)]
     sheets["daily report"] = _known(sheets["daily report"])
     sheets["compounds"] = compound_rows(report)
-    return write_xlsx(sheets)
+    return write_xlsx(sheets if words is None else worded_sheets(sheets, words))
