@@ -108,3 +108,12 @@ def test_the_consoles_report_files_in_chinese_on_asking(admin, core):
     assert openpyxl.load_workbook(io.BytesIO(book.content)).sheetnames[0] == "日报"
     refused = admin.get(url + "&lang=klingon")
     assert refused.status_code == 400 and "zh-CN" in json.loads(refused.text)["detail"]
+
+
+def test_the_consoles_report_csv_opens_in_excel_on_a_chinese_windows(admin, core):
+    """Before: ``/guard/community/report.csv`` was UTF-8 without the BOM that ``kiosk report``'s
+    and the day's export have: Excel on the office's PC read it in GBK, the Chinese as mojibake."""
+    core.store.append(EventDraft(direction="in", decision="pass", household="1-101"))
+    answer = admin.get(f"/guard/community/report.csv?day={DAY}&lang=zh-CN")
+    assert answer.content.startswith("\ufeff类别代码".encode())
+    assert answer.content.decode("utf-8-sig") == answer.content[3:].decode("utf-8")

@@ -10,7 +10,14 @@ from urllib.parse import quote
 from fastapi import Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
-from kiosk.categories import category_words, item_words, report_csv, report_rows, report_xlsx
+from kiosk.categories import (
+    category_words,
+    csv_file,
+    item_words,
+    report_csv,
+    report_rows,
+    report_xlsx,
+)
 from kiosk.stats import daily_report
 from ui.guard.community.common import PREFIX, community_room, render
 from ui.guard.deps import Guard, GuardDep, PageSession, audited, note
@@ -84,4 +91,7 @@ def export(fmt: str, request: Request, session: PageSession, g: GuardDep) -> Res
     headers = {"Content-Disposition": f'attachment; filename="{quote(name)}"'}
     if fmt == "xlsx":
         return Response(report_xlsx(data, said), media_type=XLSX, headers=headers)
-    return Response(report_csv(data, said), media_type="text/csv; charset=utf-8", headers=headers)
+    # The BOM, as ``kiosk report``'s CSV has it: Excel on a Chinese Windows reads a CSV
+    # without one in GBK.
+    body = csv_file(report_csv(data, said))
+    return Response(body, media_type="text/csv; charset=utf-8", headers=headers)
