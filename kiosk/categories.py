@@ -206,7 +206,11 @@ def report_rows(report: Mapping[str, Any]) -> list[list[Any]]:
         reporting = [str(g.get("kiosk_id")) for g in ledgers.get("gates", [])]
         rows.append(["ledgers", "gates", ", ".join(reporting)])
         rows.append(["ledgers", "missing", ", ".join(map(str, ledgers.get("missing", [])))])
-    return rows + _category_rows(report.get("community") or {})
+    rows += _category_rows(report.get("community") or {})
+    # The day split by the staffed hours (``kiosk.stats.staffing_section``): what the kiosk
+    # decided alone; absent from a report made without it (the district's).
+    staffing = report.get("staffing")
+    return rows + (_category_rows({"staffing": staffing}) if staffing else [])
 
 
 def _category_rows(section: Mapping[str, Any], *first: Any) -> list[list[Any]]:

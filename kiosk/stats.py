@@ -42,7 +42,7 @@ from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
 from kiosk.categories import community_section, quarantine_lists
-from kiosk.config.policy import QuotaConfig
+from kiosk.config.policy import HoursConfig, QuotaConfig
 from kiosk.dating import dated_source
 from kiosk.days import as_zone, day_bounds, day_hours, days_before, hour_key, local_day
 from kiosk.history import QUOTA_EXEMPT
@@ -486,15 +486,64 @@ def daily_report(
     tz: ZoneInfo | str,
     quota_cfg: QuotaConfig | None = None,
     lists_freshness: Freshness | Mapping[str, Any] | None = None,
+    hours: HoursConfig | None = None,
 ) -> dict[str, Any]:
     """The daily report for a local ``day``: frozen if that day was frozen, else live.
 
     ``lists_freshness`` (``Lists.freshness`` or a mapping with ``updated_at``/``source``) is
-    live information and is added as given, never frozen.
+    live information and is added as given, never frozen; so is ``staffing`` (the day split
+    by the staffed ``hours``, ``policy.hours``: ``staffing_section``), counted from fields
+    retention keeps.
     """
     report = frozen_report(reader, day, tz) or compute_report(reader, day, tz, quota_cfg)
     report["lists_freshness"] = _freshness(lists_freshness)
+    report["staffing"] = staffing_section(reader, day, tz, hours)
     return report
+
+
+def _staffed_spans(hours: HoursConfig | None) -> str | None:
+    """The staffed hours as the config writes its spans (``08:30-17:30, 20:00-08:00``), or
+    None when they are off (a gate staffed round the clock)."""
+    if hours is None or not hours.enabled:
+        return None
+    return ", ".join(f"{a:%H:%M}-{b:%H:%M}" for a, b in hours.windows())
+
+
+def staffing_section(
+    db: Database, day: date, tz: ZoneInfo | str, hours: HoursConfig | None
+) -> dict[str, Any]:
+    """``staffing``: the day's events and passages split by whether they came in the staffed
+    hours (``policy.hours`` as configured when the report is made, on the site's wall clock as
+    the policy reads them: ``HoursConfig.covers``), so the office sees what the kiosk decided
+    alone. Each part: ``events``, ``by_decision`` and ``passages`` (``total``, ``passed``,
+    ``denied``; a passage in the part it came to the gate in, ended as ``passages`` ends it).
+    With the hours off (a gate staffed round the clock) every event is staffed."""
+    zone = as_zone(tz)
+    start, end = day_bounds(day, zone)
+    spans = _staffed_spans(hours)
+    events = {"staffed": Counter[str](), "unstaffed": Counter[str]()}
+    outcomes: dict[str, dict[Key, str]] = {"staffed": {}, "unstaffed": {}}
+    part_of: dict[Key, str] = {}
+    seen: dict[Key, Key] = {}
+    for row in _events_between(db, start, end, "seq, ts, kiosk_id, decision, flags"):
+        local = datetime.fromisoformat(row["ts"]).astimezone(zone)
+        staffed = spans is None or (hours is not None and hours.covers(local.time()))
+        part = "staffed" if staffed else "unstaffed"
+        events[part][row["decision"]] += 1
+        key = passage_key(row, seen)
+        part_of.setdefault(key, part)  # the part the passage came in, however it ended
+        outcomes[part_of[key]][key] = str(row["decision"])
+    return {
+        "hours": spans,
+        **{
+            part: {
+                "events": counts.total(),
+                "by_decision": dict(sorted(counts.items())),
+                "passages": _passages(outcomes[part].values()),
+            }
+            for part, counts in events.items()
+        },
+    }
 
 
 #: The ``as_of`` row's words for a day not over yet (``as_of_rows``).

@@ -17,6 +17,7 @@ from checkpoint.cli import main
 from kiosk import lists, stats
 from kiosk.categories import report_csv, report_xlsx
 from kiosk.clock import FakeClock
+from kiosk.config import parse_config
 from kiosk.ledgers import MIGRATIONS
 from kiosk.store import EventDraft, EventLog
 from office.district import district_csv, district_xlsx
@@ -117,3 +118,69 @@ def test_the_consoles_report_csv_opens_in_excel_on_a_chinese_windows(admin, core
     answer = admin.get(f"/guard/community/report.csv?day={DAY}&lang=zh-CN")
     assert answer.content.startswith("\ufeff类别代码".encode())
     assert answer.content.decode("utf-8-sig") == answer.content[3:].decode("utf-8")
+
+
+def _day_around_the_volunteers(log, at):
+    """07:00 a resident out, 09:00 one in, 18:00 a fever the guard let through later (a
+    guard's decision about a passage of 18:00 is that passage's end, whenever it came)."""
+    at.set_wall(MIDNIGHT + timedelta(hours=7))
+    log.append(EventDraft(direction="out", decision="pass", household="1-101", temp_c=36.5))
+    at.set_wall(MIDNIGHT + timedelta(hours=9))
+    log.append(EventDraft(direction="in", decision="pass", household="1-101", temp_c=36.6))
+    at.set_wall(MIDNIGHT + timedelta(hours=18))
+    fever = log.append(EventDraft(direction="in", decision="deny", reasons=("fever",)))
+    at.set_wall(MIDNIGHT + timedelta(hours=18, minutes=40))
+    override = f"overrides:{fever.seq}"
+    log.append(EventDraft(direction="in", decision="manual_pass", operator="Zhao",
+                          reasons=("guard_override",), flags=(override,)))  # fmt: skip
+
+
+def test_the_report_splits_the_day_by_the_staffed_hours(tmp_path):
+    """Before: the report counted the day whole; the office could not see what the kiosk
+    decided alone while no volunteer stood at the gate (08:30-17:30, ``policy.hours``)."""
+    at = FakeClock(start=MIDNIGHT)
+    log = EventLog(tmp_path / "k.db", "gate-1", at, "NORMAL", migrations=[stats.MIGRATIONS])
+    log.open()
+    _day_around_the_volunteers(log, at)
+    hours = parse_config({"policy": {"hours": {"enabled": True}}}).policy.hours
+    report = stats.daily_report(log.reader(), DAY, TZ, hours=hours)
+    staffing = report["staffing"]
+    assert staffing["hours"] == "08:30-17:30"
+    assert staffing["staffed"] == {
+        "events": 1,
+        "by_decision": {"pass": 1},
+        "passages": {"total": 1, "passed": 1, "denied": 0},
+    }
+    assert staffing["unstaffed"]["events"] == 3
+    assert staffing["unstaffed"]["by_decision"] == {"deny": 1, "manual_pass": 1, "pass": 1}
+    assert staffing["unstaffed"]["passages"] == {"total": 2, "passed": 2, "denied": 0}
+    rows = _rows(report_csv(report, ZH))
+    assert ["staffing", "hours", "08:30-17:30", "值守", "值守时段"] in rows
+    passed = [
+        "staffing",
+        "unstaffed.passages.passed",
+        "2",
+        "值守",
+        "无人值守（机器自行判定）·通行·通过",
+    ]
+    assert passed in rows
+    whole = stats.daily_report(log.reader(), DAY, TZ)["staffing"]  # hours off: round the clock
+    assert whole["hours"] is None and whole["staffed"]["events"] == 4
+    assert whole["unstaffed"] == {"events": 0, "by_decision": {}, "passages": {
+        "total": 0, "passed": 0, "denied": 0}}  # fmt: skip
+    log.close()
+
+
+def test_kiosk_report_splits_by_the_configured_hours(tmp_path, capsys):
+    at = FakeClock(start=MIDNIGHT)
+    data = tmp_path / "data"
+    data.mkdir()
+    log = EventLog(data / "kiosk.db", "gate-1", at, "NORMAL").open()
+    _day_around_the_volunteers(log, at)
+    log.close()
+    config = tmp_path / "kiosk.toml"
+    config.write_text('[site]\nkiosk_id = "gate-1"\n[policy.hours]\nenabled = true\n')
+    argv = ["report", "--day", DAY.isoformat(), "--config", str(config), "--data", str(data)]
+    assert main(argv) == 0
+    staffing = json.loads(capsys.readouterr().out)["staffing"]
+    assert staffing["hours"] == "08:30-17:30" and staffing["unstaffed"]["events"] == 3

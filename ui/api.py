@@ -240,6 +240,23 @@ class ReportCompound(BaseModel):
     )
 
 
+class StaffingPart(BaseModel):
+    events: int
+    by_decision: dict[str, int]
+    passages: dict[str, int] = Field(description="`total`, `passed`, `denied`.")
+
+
+class ReportStaffing(BaseModel):
+    """The day split by the staffed hours (``policy.hours``): what the kiosk decided alone."""
+
+    hours: str | None = Field(
+        description="The staffed hours as configured now (`08:30-17:30`); null: hours off,"
+        " a gate staffed round the clock (every event staffed)."
+    )
+    staffed: StaffingPart
+    unstaffed: StaffingPart
+
+
 class DailyReport(BaseModel):
     day: str
     timezone: str
@@ -280,6 +297,9 @@ class DailyReport(BaseModel):
     )
     clock: ReportClock | None = Field(
         None, description="How the events were dated; null in a report frozen before it."
+    )
+    staffing: ReportStaffing | None = Field(
+        None, description="The day split by the staffed hours (docs/community.md)."
     )
     compound: ReportCompound | None = Field(
         None,
@@ -913,8 +933,9 @@ def stats(
     """The daily report (日报) for one local day."""
     core = state.core
     when = parse_day(day) if day else core.clock.now().astimezone(state.tz).date()
+    policy = core.config.policy
     report = daily_report(
-        core.store.reader(), when, state.tz, core.config.policy.quota, _lists_freshness(core)
+        core.store.reader(), when, state.tz, policy.quota, _lists_freshness(core), policy.hours
     )
     # Which gates count the quota together: the office's district report counts it so too.
     report["compound"] = {

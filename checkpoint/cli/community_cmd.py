@@ -232,7 +232,10 @@ def report_run(args: argparse.Namespace) -> int:
     store = open_store(args, config, _sets(), reads_only="report")
     try:
         config = site_config(args, config, store)
-        report = daily_report(store.reader(), day, config.site.timezone, config.policy.quota)
+        policy = config.policy
+        report = daily_report(
+            store.reader(), day, config.site.timezone, policy.quota, hours=policy.hours
+        )
         zone, now = as_zone(config.site.timezone), store.clock.now()
         refuse_unbegun(day, now.astimezone(zone).date(), zone.key, report["events"])
     finally:

@@ -62,7 +62,8 @@ def report_for(g: Guard, request: Request) -> dict[str, Any] | None:
     except BadInput:
         return None
     freshness = g.core.lists.current.freshness
-    return daily_report(g.core.store.reader(), day, g.tz, g.cfg.policy.quota, freshness)
+    policy = g.cfg.policy
+    return daily_report(g.core.store.reader(), day, g.tz, policy.quota, freshness, policy.hours)
 
 
 @router.get("/report", response_class=HTMLResponse, include_in_schema=False)
