@@ -210,7 +210,26 @@ def report_rows(report: Mapping[str, Any]) -> list[list[Any]]:
     # The day split by the staffed hours (``kiosk.stats.staffing_section``): what the kiosk
     # decided alone; absent from a report made without it (the district's).
     staffing = report.get("staffing")
-    return rows + (_category_rows({"staffing": staffing}) if staffing else [])
+    rows += _category_rows({"staffing": staffing}) if staffing else []
+    return rows + _downtime_rows(report.get("downtime"))
+
+
+#: A restart's and a fault spell's fields, as ``kiosk.stats.downtime_section`` gives them.
+_RESTART = ("from", "booted", "to", "minutes")
+_SPELL = ("reason", "from", "to", "events")
+
+
+def _downtime_rows(section: object) -> list[list[Any]]:
+    """When the gate was down or out of order (``kiosk.stats.downtime_section``), as rows
+    ``downtime, restarts.1.from, 2026-03-02T10:02:11+08:00``: absent without it."""
+    if not isinstance(section, Mapping):
+        return []
+    totals = ("boots", "restarts_total", "restart_minutes", "faults_total")
+    rows = [["downtime", key, section.get(key)] for key in totals]
+    for name, fields in (("restarts", _RESTART), ("faults", _SPELL)):
+        for i, entry in enumerate(section.get(name) or (), 1):
+            rows += [["downtime", f"{name}.{i}.{key}", entry.get(key)] for key in fields]
+    return rows
 
 
 def _category_rows(section: Mapping[str, Any], *first: Any) -> list[list[Any]]:

@@ -498,7 +498,143 @@ def daily_report(
     report = frozen_report(reader, day, tz) or compute_report(reader, day, tz, quota_cfg)
     report["lists_freshness"] = _freshness(lists_freshness)
     report["staffing"] = staffing_section(reader, day, tz, hours)
+    report["downtime"] = downtime_section(reader, day, tz)
     return report
+
+
+#: Reasons that say a device of the checkpoint was out of order when the kiosk decided.
+FAULT_REASONS = ("sensor_fault", "reader_fault", "store_fault", "gate_fault")
+#: The restarts and the fault spells a report lists, each: a boot loop or a flapping sensor
+#: must not make a report the office's collector refuses (``office.gatereports``); the
+#: totals count them all.
+DOWNTIME_LISTED = 24
+
+
+def downtime_section(db: Database, day: date, tz: ZoneInfo | str) -> dict[str, Any]:
+    """``downtime``: when the gate was down or out of order on ``day``, from what the log
+    holds (a daemon that is down writes nothing, and the log keeps no heartbeat): ``boots``,
+    the boots of the Pi that decided that day; ``restarts``, each change of boot between two
+    consecutive events whose span touches the day (``from`` the last event before it,
+    ``booted`` when the new boot began — its first event less its monotonic time —, ``to``
+    its first event, ``minutes`` from ``from`` to ``to``: the longest the gate can have
+    been down), the first ``DOWNTIME_LISTED``, with ``restarts_total`` and
+    ``restart_minutes`` (their minutes within the day); ``faults``, each spell of the
+    kiosk's decisions carrying a device fault (``FAULT_REASONS``: ``reason``, ``from`` and
+    ``to`` its first and last such event, ``events``), the first ``DOWNTIME_LISTED``, with
+    ``faults_total``. Local times with their UTC offset."""
+    zone = as_zone(tz)
+    start, end = day_bounds(day, zone)
+    cols = "seq, ts, boot_id, mono_ns, decision, reasons"
+    rows = list(_events_between(db, start, end, cols))
+    before, after = _neighbours(db, start, rows)
+    day_span = (_utc(start), _utc(end))
+    restarts = _restarts([*before, *rows, *after], day_span)
+    faults = _fault_spells(rows)
+    within = sum(
+        (min(to, day_span[1]) - max(since, day_span[0])).total_seconds() / 60
+        for since, _, to in restarts
+    )
+    return {
+        "boots": len({row["boot_id"] for row in rows if row["boot_id"]}),
+        "restarts": [_restart_view(r, zone) for r in restarts[:DOWNTIME_LISTED]],
+        "restarts_total": len(restarts),
+        "restart_minutes": round(within, 1),
+        "faults": [_spell_view(f, zone) for f in faults[:DOWNTIME_LISTED]],
+        "faults_total": len(faults),
+    }
+
+
+def _neighbours(
+    db: Database, start: str, rows: list[dict[str, Any]]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The event just before the day's and the one just after (by ``seq``, the order the
+    gate decided in): a restart's span may begin the day before, or end the day after. A
+    day without events: those around its start (the gate down all day)."""
+    source, ts = dated_source(db)
+    cols = f"seq, {ts} as ts, boot_id, mono_ns"
+    if rows:  # before the first, after the last
+        below, above = int(rows[0]["seq"]), int(rows[-1]["seq"])
+    else:  # before and from the first event stamped after the day began
+        found = db.execute("select seq from events where ts >= ? order by ts limit 1", [start])
+        seq = found.fetchone()
+        below = above = _LAST_SEQ if seq is None else int(seq[0])
+        above -= 1
+    # Found in ``events`` by its key, then read dated: the view is a union, whose ORDER BY
+    # with LIMIT reads (and sorts) every row before the day.
+    near = db.execute(
+        "select (select max(seq) from events where seq < ?),"
+        " (select min(seq) from events where seq > ?)",
+        [below, above],
+    ).fetchone()
+    one = f"select {cols} from {source} where seq = ?"  # noqa: S608
+    before, after = ([] if seq is None else list(db.query(one, [seq])) for seq in near)
+    return before, after
+
+
+_LAST_SEQ = 2**63 - 1
+#: A restart: the last event of the boot before, when the new boot began (None when its
+#: monotonic time cannot tell), the first event of the new boot.
+Restart = tuple[datetime, datetime | None, datetime]
+
+
+def _restarts(chain: list[dict[str, Any]], day_span: tuple[datetime, datetime]) -> list[Restart]:
+    """Each change of boot between consecutive events of ``chain`` whose span touches the
+    day (``day_span``)."""
+    found: list[Restart] = []
+    for a, b in zip(chain, chain[1:], strict=False):
+        if not a["boot_id"] or not b["boot_id"] or a["boot_id"] == b["boot_id"]:
+            continue
+        since, to = _utc(a["ts"]), _utc(b["ts"])
+        if since >= day_span[1] or to <= day_span[0] or to < since:
+            continue
+        booted = None
+        if isinstance(b["mono_ns"], int) and b["mono_ns"] >= 0:
+            booted = to - timedelta(microseconds=b["mono_ns"] // 1000)
+            booted = booted if since <= booted <= to else None
+        found.append((since, booted, to))
+    return found
+
+
+def _fault_spells(rows: list[dict[str, Any]]) -> list[tuple[str, datetime, datetime, int]]:
+    """The spells of decisions carrying a device fault (``FAULT_REASONS``), by reason: from
+    the first to the last of them, ended by the kiosk's next decision without it (it worked
+    again: a guard's manual decision says nothing about the device) or by a new boot."""
+    spells: list[tuple[str, datetime, datetime, int]] = []
+    open_: dict[str, tuple[datetime, datetime, int]] = {}
+    boot = None
+    for row in rows:
+        if row["boot_id"] != boot:
+            spells += [(r, *span) for r, span in open_.items()]
+            open_, boot = {}, row["boot_id"]
+        reasons = json.loads(row["reasons"]) if row["reasons"] else []
+        when = _utc(row["ts"])
+        for reason in FAULT_REASONS:
+            if reason in reasons:
+                since, _, n = open_.get(reason, (when, when, 0))
+                open_[reason] = (since, when, n + 1)
+            elif reason in open_ and row["decision"] in ("pass", "deny"):
+                spells.append((reason, *open_.pop(reason)))
+    spells += [(r, *span) for r, span in open_.items()]
+    return sorted(spells, key=lambda spell: (spell[1], spell[0]))
+
+
+def _restart_view(restart: Restart, zone: ZoneInfo) -> dict[str, Any]:
+    since, booted, to = restart
+    return {
+        "from": _local(since, zone),
+        "booted": None if booted is None else _local(booted, zone),
+        "to": _local(to, zone),
+        "minutes": round((to - since).total_seconds() / 60, 1),
+    }
+
+
+def _spell_view(spell: tuple[str, datetime, datetime, int], zone: ZoneInfo) -> dict[str, Any]:
+    reason, since, to, events = spell
+    return {"reason": reason, "from": _local(since, zone), "to": _local(to, zone), "events": events}
+
+
+def _local(when: datetime, zone: ZoneInfo) -> str:
+    return when.astimezone(zone).isoformat(timespec="seconds")
 
 
 def _staffed_spans(hours: HoursConfig | None) -> str | None:

@@ -184,3 +184,67 @@ def test_kiosk_report_splits_by_the_configured_hours(tmp_path, capsys):
     assert main(argv) == 0
     staffing = json.loads(capsys.readouterr().out)["staffing"]
     assert staffing["hours"] == "08:30-17:30" and staffing["unstaffed"]["events"] == 3
+
+
+def _boot(path, at, boot_id):
+    sets = [stats.MIGRATIONS]
+    return EventLog(path, "gate-1", at, "NORMAL", migrations=sets, boot_id=boot_id).open()
+
+
+def _at(at, hours, mono_s=None):
+    at.set_wall(MIDNIGHT + timedelta(hours=hours))
+    if mono_s is not None:  # a new boot: the monotonic clock starts again
+        at.mono_ns = int(mono_s * 1e9)
+
+
+def test_the_report_names_the_restarts_and_the_faults_the_office_only_saw_as_fewer_events(
+    tmp_path,
+):
+    """Before: a gate down for an hour and a half (a power cut) or its thermometer failing
+    for a while showed the office nothing but fewer events. The report now names each
+    restart (the last event before, when the Pi booted again, its first event after) and
+    each spell of decisions with a device fault, from what the log holds."""
+    at, path = FakeClock(start=MIDNIGHT), tmp_path / "k.db"
+    log = _boot(path, at, "boot-a")
+    sensor = {"reasons": ("sensor_fault",), "decision": "deny"}
+    for hours, how in ((7, {}), (8, sensor), (8 + 5 / 60, sensor), (8 + 10 / 60, "guard"),
+                       (8 + 20 / 60, {}), (9, {})):  # fmt: skip
+        _at(at, hours)
+        if how == "guard":  # a guard's decision says nothing of the thermometer
+            log.append(EventDraft(direction="in", decision="manual_pass", operator="Zhao"))
+        else:
+            log.append(EventDraft(direction="in", **{"decision": "pass", **how}))
+    log.close()
+    log = _boot(path, at, "boot-b")  # the power back: booted at 10:29, deciding at 10:30
+    _at(at, 10.5, mono_s=60)
+    log.append(EventDraft(direction="in", decision="pass"))
+    log.close()
+    log = _boot(path, at, "boot-c")  # down from that evening until the day after next
+    _at(at, 54, mono_s=30)
+    log.append(EventDraft(direction="in", decision="pass"))
+    down = stats.daily_report(log.reader(), DAY, TZ)["downtime"]
+    assert down["boots"] == 2 and down["restarts_total"] == 2
+    assert down["restarts"][0] == {
+        "from": "2026-02-12T09:00:00+08:00",
+        "booted": "2026-02-12T10:29:00+08:00",
+        "to": "2026-02-12T10:30:00+08:00",
+        "minutes": 90.0,
+    }
+    assert down["restarts"][1]["from"] == "2026-02-12T10:30:00+08:00"
+    assert down["restart_minutes"] == 90 + 13.5 * 60  # the evening's part of the second
+    assert down["faults"] == [
+        {"reason": "sensor_fault", "from": "2026-02-12T08:00:00+08:00",
+         "to": "2026-02-12T08:05:00+08:00", "events": 2},
+    ]  # fmt: skip
+    quiet = stats.daily_report(log.reader(), DAY + timedelta(days=1), TZ)["downtime"]
+    assert quiet["boots"] == 0 and quiet["restart_minutes"] == 24 * 60  # down all day
+    assert quiet["restarts"][0]["booted"] == "2026-02-14T05:59:30+08:00"
+    rows = _rows(report_csv(stats.daily_report(log.reader(), DAY, TZ), ZH))
+    assert ["downtime", "restarts.1.from", "2026-02-12T09:00:00+08:00", "停机与故障",
+            "重启·1·停机前最后一条记录"] in rows  # fmt: skip
+    assert next(r[:3] for r in rows if r[1] == "faults.1.reason") == [
+        "downtime",
+        "faults.1.reason",
+        "sensor_fault",
+    ]
+    log.close()

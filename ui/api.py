@@ -257,6 +257,31 @@ class ReportStaffing(BaseModel):
     unstaffed: StaffingPart
 
 
+class ReportRestart(BaseModel):
+    from_: str = Field(alias="from", description="The last event before (local, with offset).")
+    booted: str | None = Field(description="When the new boot began; null: cannot tell.")
+    to: str = Field(description="The first event of the new boot.")
+    minutes: float = Field(description="From `from` to `to`: the longest the gate was down.")
+
+
+class ReportFaultSpell(BaseModel):
+    reason: str
+    from_: str = Field(alias="from")
+    to: str
+    events: int
+
+
+class ReportDowntime(BaseModel):
+    """When the gate was down or out of order, from what the log holds (docs/community.md)."""
+
+    boots: int
+    restarts: list[ReportRestart] = Field(max_length=24)
+    restarts_total: int
+    restart_minutes: float
+    faults: list[ReportFaultSpell] = Field(max_length=24)
+    faults_total: int
+
+
 class DailyReport(BaseModel):
     day: str
     timezone: str
@@ -300,6 +325,9 @@ class DailyReport(BaseModel):
     )
     staffing: ReportStaffing | None = Field(
         None, description="The day split by the staffed hours (docs/community.md)."
+    )
+    downtime: ReportDowntime | None = Field(
+        None, description="The restarts and device-fault spells of the day (docs/community.md)."
     )
     compound: ReportCompound | None = Field(
         None,
