@@ -35,13 +35,21 @@ import json
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
-from kiosk.categories import community_section, quarantine_lists
+from kiosk.categories import (
+    community_section,
+    csv_file,
+    quarantine_lists,
+    report_rows,
+    report_sheets,
+    worded,
+    worded_sheets,
+)
 from kiosk.config.policy import HoursConfig, QuotaConfig
 from kiosk.dating import dated_source
 from kiosk.days import as_zone, day_bounds, day_hours, days_before, hour_key, local_day
@@ -49,6 +57,7 @@ from kiosk.history import QUOTA_EXEMPT
 from kiosk.links import Key, passage_key, retried
 from kiosk.lists import Freshness, same_text
 from kiosk.ports import Store
+from kiosk.sheets import write_csv, write_xlsx
 
 MIGRATIONS = Migrations("kiosk.stats")
 
@@ -710,6 +719,24 @@ def as_of_rows(
     if report.get("day_ended") is False:
         text += f": {(words and words('so_far')) or SO_FAR}"
     return [["report", "as_of", text]]
+
+
+def report_file(
+    report: Mapping[str, Any],
+    fmt: Literal["csv", "xlsx"],
+    words: Callable[[str], str | None] | None = None,
+) -> bytes:
+    """A gate's report as the file the office files (``kiosk report``, the console's
+    ``report.{fmt}``): the categories' sheets (``kiosk.categories.report_sheets``, the CSV
+    their ``daily report``) with the row saying when it was made (``as_of_rows``: a day not
+    over says its figures are so far), labelled by ``words`` (``kiosk.categories.worded``;
+    None: the codes are the words, as before); a CSV with the BOM when it is not ASCII."""
+    if fmt == "csv":
+        rows = report_rows(report) + as_of_rows(report, words)
+        return csv_file(write_csv(rows if words is None else worded(rows, words)))
+    sheets = report_sheets(report)
+    sheets["daily report"] += as_of_rows(report, words)
+    return write_xlsx(sheets if words is None else worded_sheets(sheets, words))
 
 
 def _next_day_with_events(

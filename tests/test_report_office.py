@@ -248,3 +248,18 @@ def test_the_report_names_the_restarts_and_the_faults_the_office_only_saw_as_few
         "sensor_fault",
     ]
     log.close()
+
+
+def test_the_consoles_report_file_of_today_says_its_figures_are_so_far(admin, core):
+    """Before: the console's report.csv/.xlsx of today held the morning's figures with nothing
+    saying so (``kiosk report``'s files have the ``as_of`` row): a clerk filed 09:00's
+    counts as the day's."""
+    core.store.append(EventDraft(direction="in", decision="pass", household="1-101"))
+    rows = _rows(admin.get(f"/guard/community/report.csv?day={DAY}").text)
+    assert ["report", "as_of", f"{DAY} 09:00 (Asia/Shanghai): {stats.SO_FAR}"] in rows
+    book = admin.get(f"/guard/community/report.xlsx?day={DAY}&lang=zh-CN")
+    sheet = openpyxl.load_workbook(io.BytesIO(book.content))["日报"]
+    made = [r for r in sheet.iter_rows(values_only=True) if r[1] == "as_of"]
+    assert made[0][2].endswith("当日尚未结束，以下为截至此时的数字") and made[0][4] == "生成时间"
+    yesterday = _rows(admin.get(f"/guard/community/report.csv?day={DAY - timedelta(1)}").text)
+    assert ["report", "as_of", f"{DAY} 09:00 (Asia/Shanghai)"] in yesterday  # over: no "so far"

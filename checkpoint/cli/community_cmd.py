@@ -249,27 +249,17 @@ def report_run(args: argparse.Namespace) -> int:
 
 
 def write_report(targets: dict[str, Path], report: dict[str, Any], lang: str = "en") -> None:
-    """The gate's report as the categories' sheets (``kiosk.categories``) into ``targets``
-    (``xlsx``, ``csv``), with the row saying when it was made (``kiosk.stats.as_of_rows``: a
-    day not over yet says its figures are so far), labelled in ``lang``
-    (``ui.report_words``)."""
-    from kiosk.categories import csv_file, report_rows, report_sheets, worded, worded_sheets
-    from kiosk.sheets import write_csv, write_xlsx
-    from kiosk.stats import as_of_rows
+    """The gate's report into ``targets`` (``xlsx``, ``csv``) as the office files it
+    (``kiosk.stats.report_file``: with the row saying when it was made), labelled in
+    ``lang`` (``ui.report_words``)."""
+    from kiosk.stats import report_file
     from ui.report_words import file_words
 
     words = file_words(lang)
     if "xlsx" in targets:
-        sheets = report_sheets(report)
-        sheets["daily report"] += as_of_rows(report, words)
-        write_file(
-            targets["xlsx"], write_xlsx(sheets if words is None else worded_sheets(sheets, words))
-        )
+        write_file(targets["xlsx"], report_file(report, "xlsx", words))
     if "csv" in targets:
-        rows = report_rows(report) + as_of_rows(report, words)
-        write_file(
-            targets["csv"], csv_file(write_csv(rows if words is None else worded(rows, words)))
-        )
+        write_file(targets["csv"], report_file(report, "csv", words))
 
 
 def _read(path: str) -> bytes:

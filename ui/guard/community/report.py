@@ -10,15 +10,8 @@ from urllib.parse import quote
 from fastapi import Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
-from kiosk.categories import (
-    category_words,
-    csv_file,
-    item_words,
-    report_csv,
-    report_rows,
-    report_xlsx,
-)
-from kiosk.stats import daily_report
+from kiosk.categories import category_words, item_words, report_rows
+from kiosk.stats import daily_report, report_file, stamp_as_of
 from ui.guard.community.common import PREFIX, community_room, render
 from ui.guard.deps import Guard, GuardDep, PageSession, audited, note
 from ui.guard.forms import FIRST_DAY, LAST_DAY, BadInput
@@ -90,9 +83,10 @@ def export(fmt: str, request: Request, session: PageSession, g: GuardDep) -> Res
     note(request, day=data["day"], format=fmt, **({"lang": lang} if lang else {}))
     name = f"report-{g.cfg.site.kiosk_id}-{data['day']}.{fmt}"
     headers = {"Content-Disposition": f'attachment; filename="{quote(name)}"'}
-    if fmt == "xlsx":
-        return Response(report_xlsx(data, said), media_type=XLSX, headers=headers)
-    # The BOM, as ``kiosk report``'s CSV has it: Excel on a Chinese Windows reads a CSV
-    # without one in GBK.
-    body = csv_file(report_csv(data, said))
-    return Response(body, media_type="text/csv; charset=utf-8", headers=headers)
+    # As ``kiosk report`` writes it: the row saying when it was made (today's figures are so
+    # far, not the day's), the CSV with the BOM Excel on a Chinese Windows needs.
+    body = report_file(
+        stamp_as_of(data, g.core.clock.now()), "xlsx" if fmt == "xlsx" else "csv", said
+    )
+    media = XLSX if fmt == "xlsx" else "text/csv; charset=utf-8"
+    return Response(body, media_type=media, headers=headers)
