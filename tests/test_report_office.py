@@ -263,3 +263,12 @@ def test_the_consoles_report_file_of_today_says_its_figures_are_so_far(admin, co
     assert made[0][2].endswith("当日尚未结束，以下为截至此时的数字") and made[0][4] == "生成时间"
     yesterday = _rows(admin.get(f"/guard/community/report.csv?day={DAY - timedelta(1)}").text)
     assert ["report", "as_of", f"{DAY} 09:00 (Asia/Shanghai)"] in yesterday  # over: no "so far"
+
+
+def test_the_report_page_offers_its_files_in_chinese(admin):
+    """The console's report page linked only the English files: a guard had to type
+    ``?lang=zh-CN`` into the address to get the office's."""
+    page = admin.get(f"/guard/community/report?day={DAY}&lang=zh-CN").text
+    assert f'href="/guard/community/report.xlsx?day={DAY}&amp;lang=zh-CN"' in page
+    assert f'href="/guard/community/report.csv?day={DAY}&amp;lang=zh-CN"' in page
+    assert f'href="/guard/community/report.csv?day={DAY}"' in page  # English, as before

@@ -177,6 +177,8 @@ TEXT: dict[str, tuple[str, str]] = {
     "time": ("时间", "Time"),
     "xlsx": ("导出 Excel", "Export .xlsx"),
     "csv": ("导出 CSV", "Export CSV"),
+    "xlsx_zh": ("导出 Excel（中文标签）", "Export .xlsx (Chinese labels)"),
+    "csv_zh": ("导出 CSV（中文标签）", "Export CSV (Chinese labels)"),
     # the daily report's sheets, columns, categories and items (``ui.report_words``: the
     # exports' words too) and the service requests' kinds
     **PAIRS,
