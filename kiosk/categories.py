@@ -322,8 +322,9 @@ def item_words(words: Words, category: object, item: object) -> str:
     inside a section: ``staffed.passages.passed``) by its words in the part before it, joined
     by ``·``; a number (the third restart) stays a number, a part with no word its code."""
     text = "" if item is None else str(item)
-    kind, _, name = ("" if category is None else str(category)).partition(" ")
-    context = _NAMED.get(kind, kind) if name else str(category)
+    whole = "" if category is None else str(category)
+    kind, _, name = whole.partition(" ")
+    context = _NAMED.get(kind, kind) if name else whole
     exact = words(f"r.{context}.{text}")
     if exact is not None or not text:
         return exact or ""
