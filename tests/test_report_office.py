@@ -272,3 +272,38 @@ def test_the_report_page_offers_its_files_in_chinese(admin):
     assert f'href="/guard/community/report.xlsx?day={DAY}&amp;lang=zh-CN"' in page
     assert f'href="/guard/community/report.csv?day={DAY}&amp;lang=zh-CN"' in page
     assert f'href="/guard/community/report.csv?day={DAY}"' in page  # English, as before
+
+
+def test_the_days_excel_export_says_what_the_kiosk_decided_alone_and_its_restarts(
+    tmp_path, monkeypatch
+):
+    """The guard's day export (``/guard/export.xlsx``, its figures sheet) had the day whole:
+    the office reading it could not see the passages no volunteer stood beside, nor that
+    the gate restarted."""
+    from guard_support import make_app, make_core, signed_in
+
+    at = FakeClock(start=MIDNIGHT)
+    data = tmp_path / "data"
+    path = data / "kiosk.db"
+    data.mkdir()
+    log = _boot(path, at, "boot-a")
+    _day_around_the_volunteers(log, at)
+    log.close()
+    log = _boot(path, at, "boot-b")  # a power cut: back at 19:00
+    _at(at, 19, mono_s=40)
+    log.append(EventDraft(direction="out", decision="pass", household="1-101"))
+    log.close()
+    config = parse_config({"site": {"kiosk_id": "gate-1"}, "policy": {"hours": {"enabled": True}}})
+    _at(at, 20)
+    core = make_core(data, at, monkeypatch, config)
+    try:
+        with signed_in(make_app(core)) as alice:
+            book = alice.get(f"/guard/export.xlsx?day={DAY}&lang=zh-CN")
+        figures = dict(
+            next(iter(openpyxl.load_workbook(io.BytesIO(book.content)))).iter_rows(values_only=True)
+        )
+    finally:
+        core.close()
+    assert figures["有人值守时段通行（08:30-17:30）"] == 1
+    assert figures["无人值守时段通行（机器自行判定）"] == 3
+    assert figures["重启次数"] == 1 and figures["重启间隔（分钟，至多）"] == 20
