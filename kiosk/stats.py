@@ -33,7 +33,7 @@ import bisect
 import dataclasses
 import json
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
@@ -536,8 +536,21 @@ def downtime_section(db: Database, day: date, tz: ZoneInfo | str) -> dict[str, A
     cols = "seq, ts, boot_id, mono_ns, decision, reasons"
     rows = list(_events_between(db, start, end, cols))
     before, after = _neighbours(db, start, rows)
-    day_span = (_utc(start), _utc(end))
-    restarts = _restarts([*before, *rows, *after], day_span)
+    return downtime_of([*before, *rows, *after], rows, (start, end), zone)
+
+
+def downtime_of(
+    chain: Sequence[Mapping[str, Any]],
+    rows: Sequence[Mapping[str, Any]],
+    bounds: tuple[str, str],
+    zone: ZoneInfo,
+) -> dict[str, Any]:
+    """``downtime_section`` of one gate's events: ``rows``, the day's (``bounds``, as
+    ``day_bounds`` gives them) in ``seq`` order, each with ``ts``, ``boot_id``, ``mono_ns``,
+    ``decision`` and ``reasons`` (JSON text); ``chain``, the same with the events just before
+    and after them (the office's district report counts each gate's so)."""
+    day_span = (_utc(bounds[0]), _utc(bounds[1]))
+    restarts = _restarts(chain, day_span)
     faults = _fault_spells(rows)
     within = sum(
         (min(to, day_span[1]) - max(since, day_span[0])).total_seconds() / 60
@@ -586,7 +599,9 @@ _LAST_SEQ = 2**63 - 1
 Restart = tuple[datetime, datetime | None, datetime]
 
 
-def _restarts(chain: list[dict[str, Any]], day_span: tuple[datetime, datetime]) -> list[Restart]:
+def _restarts(
+    chain: Sequence[Mapping[str, Any]], day_span: tuple[datetime, datetime]
+) -> list[Restart]:
     """Each change of boot between consecutive events of ``chain`` whose span touches the
     day (``day_span``)."""
     found: list[Restart] = []
@@ -604,7 +619,7 @@ def _restarts(chain: list[dict[str, Any]], day_span: tuple[datetime, datetime]) 
     return found
 
 
-def _fault_spells(rows: list[dict[str, Any]]) -> list[tuple[str, datetime, datetime, int]]:
+def _fault_spells(rows: Sequence[Mapping[str, Any]]) -> list[tuple[str, datetime, datetime, int]]:
     """The spells of decisions carrying a device fault (``FAULT_REASONS``), by reason: from
     the first to the last of them, ended by the kiosk's next decision without it (it worked
     again: a guard's manual decision says nothing about the device) or by a new boot."""

@@ -107,6 +107,19 @@ _GATES_SQL = (
     " count(*) FILTER (WHERE reasons ? 'fever'), min(dated_ts), max(dated_ts)"
     " FROM dated GROUP BY kiosk_id"
 )
+#: The day's rows of each gate as its downtime reads them (``kiosk.stats.downtime_of``).
+_DOWN_SQL = (
+    f"{_DATED_SQL} SELECT kiosk_id, seq, dated_ts, boot_id, mono_ns, decision, reasons"  # noqa: S608
+    " FROM dated ORDER BY kiosk_id, seq"
+)
+#: A gate's event just before (``<``) or after (``>``) a ``seq``, by its key.
+_NEAR_COLUMNS = "kiosk_id, seq, ts, boot_id, mono_ns, decision, reasons"
+_NEAR_SQL = {
+    "<": f"SELECT {_NEAR_COLUMNS} FROM fleet_events"  # noqa: S608 - constants
+    " WHERE kiosk_id = %s AND seq < %s ORDER BY seq DESC LIMIT 1",
+    ">": f"SELECT {_NEAR_COLUMNS} FROM fleet_events"  # noqa: S608 - constants
+    " WHERE kiosk_id = %s AND seq > %s ORDER BY seq LIMIT 1",
+}
 # Every gate the database knows, with zero rows for the day too: a silent gate is news.
 _HELD_SQL = (
     "SELECT s.kiosk_id, max(s.updated_at),"
@@ -531,6 +544,7 @@ def district_report(
             ledgers = _same_day(conn.execute(_LEDGERS_SQL, [day, only, only]), day, zone)
             heard = conn.execute(_CONTACT_SQL, [only, only]).fetchall()
             without = _without_figures(conn, only)
+            down = _downtime(conn, conn.execute(_DOWN_SQL, _dated_args(start, end, only)))
         except psycopg.Error as exc:
             raise PgError(f"district report: {str(exc).splitlines()[0]}") from None
     finally:
@@ -561,6 +575,9 @@ def district_report(
     report["scope"] = "district"
     report["gates"] = len(gates)
     report["by_gate"] = _by_gate(rows, day, zone, gates, held, {r[0] for r in ledgers})
+    for gate in report["by_gate"]:  # the restarts and fault spells the pulled rows show
+        chain, gate_rows = down.get(gate["kiosk_id"], ([], []))
+        gate["downtime"] = stats.downtime_of(chain, gate_rows, (start, end), zone)
     report["gates_without_figures"] = without
     _heard_from(report, heard, _utc(end), zone)
     _roll_up_ledgers(
@@ -651,13 +668,43 @@ def _compound_csv_rows(report: dict[str, Any]) -> list[list[Any]]:
 GATE_ITEMS = ("events", "passed", "denied", "fever_alarms", "events_complete")
 
 
+#: Each gate's downtime totals beside them (``kiosk.stats.downtime_of``).
+DOWNTIME_ITEMS = ("restarts_total", "restart_minutes", "faults_total")
+
+
 def _gate_rows(report: dict[str, Any]) -> list[list[Any]]:
-    """(gate, item, value) for every gate of ``by_gate`` and each of ``GATE_ITEMS``."""
-    return [
-        [gate["kiosk_id"], item, gate.get(item)]
-        for gate in report.get("by_gate", ())
-        for item in GATE_ITEMS
-    ]
+    """(gate, item, value) for every gate of ``by_gate`` and each of ``GATE_ITEMS``, then
+    its downtime's totals (``downtime.restarts_total``...)."""
+    rows = []
+    for gate in report.get("by_gate", ()):
+        rows += [[gate["kiosk_id"], item, gate.get(item)] for item in GATE_ITEMS]
+        down = gate.get("downtime") or {}
+        rows += [[gate["kiosk_id"], f"downtime.{k}", down.get(k)] for k in DOWNTIME_ITEMS]
+    return rows
+
+
+def _downtime(
+    conn: psycopg.Connection[Any], day_rows: Iterable[tuple[Any, ...]]
+) -> dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]]:
+    """Each gate's chain and day rows for ``kiosk.stats.downtime_of``: its rows of the day
+    (dated), with its events just before and after them (by ``seq``, their own stamps)."""
+    names = ("kiosk_id", "seq", "ts", "boot_id", "mono_ns", "decision", "reasons")
+    by_gate: dict[str, list[dict[str, Any]]] = {}
+    for row in day_rows:
+        item = dict(zip(names, row, strict=True))
+        item["reasons"] = json.dumps(item["reasons"])
+        by_gate.setdefault(item["kiosk_id"], []).append(item)
+    out = {}
+    for kiosk_id, rows in by_gate.items():
+        near = []
+        for side, seq in (("<", rows[0]["seq"]), (">", rows[-1]["seq"])):
+            for found in conn.execute(_NEAR_SQL[side], [kiosk_id, seq]).fetchall():
+                item = dict(zip(names, found, strict=True))
+                near.append(item | {"reasons": json.dumps(item["reasons"]), "side": side})
+        before = [n for n in near if n["side"] == "<"]
+        after = [n for n in near if n["side"] == ">"]
+        out[kiosk_id] = ([*before, *rows, *after], rows)
+    return out
 
 
 def district_csv(report: dict[str, Any], words: Words | None = None) -> str:
