@@ -58,7 +58,7 @@ from office.compounds import (
     same_clock,
     undeclared,
 )
-from office.gatereports import LEDGER_PATHS, LISTS_KEY, POLICY_KEY
+from office.gatereports import LEDGER_PATHS, LISTS_KEY, POLICY_KEY, STAFFING_KEY
 from office.pg import COMPOUNDS_KEY, GATES_KEY, PgError, connect
 
 if TYPE_CHECKING:
@@ -575,9 +575,12 @@ def district_report(
     report["scope"] = "district"
     report["gates"] = len(gates)
     report["by_gate"] = _by_gate(rows, day, zone, gates, held, {r[0] for r in ledgers})
+    split = {r[0]: (r[1] or {}).get(STAFFING_KEY) for r in ledgers}
     for gate in report["by_gate"]:  # the restarts and fault spells the pulled rows show
         chain, gate_rows = down.get(gate["kiosk_id"], ([], []))
         gate["downtime"] = stats.downtime_of(chain, gate_rows, (start, end), zone)
+        # The day split by the gate's own staffed hours, as its report fetched said it.
+        gate["staffing"] = split.get(gate["kiosk_id"])
     report["gates_without_figures"] = without
     _heard_from(report, heard, _utc(end), zone)
     _roll_up_ledgers(
