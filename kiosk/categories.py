@@ -27,12 +27,18 @@ plate cannot be checked against the list. Counts only: no names, households or p
 ``report_rows`` flattens a report into (category, item, value) rows for ``report_csv`` and
 ``report_xlsx`` (sheets: the categories, by hour, by reason; and for a district report,
 which gates' ledgers are in it and which are missing, and a sheet by gate).
+
+A file in another language than its codes (``words``: the report's words in one language,
+``ui.report_words``; the core holds no words of its own) keeps every code, number and date
+where it was and adds words: ``worded`` writes a sheet's header in words and appends a column
+of words for each column of codes (category, item, reason); ``worded_sheets`` names the
+sheets in words too.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -49,12 +55,17 @@ from .sheets import write_csv, write_xlsx
 from .vehicles import feverish_people, known_plates, normalise_plate
 
 __all__ = [
+    "Words",
+    "category_words",
     "community_section",
+    "item_words",
     "quarantine_lists",
     "report_csv",
     "report_rows",
     "report_sheets",
     "report_xlsx",
+    "worded",
+    "worded_sheets",
 ]
 
 _PASSED = ("pass", "manual_pass")
@@ -195,7 +206,30 @@ def report_rows(report: Mapping[str, Any]) -> list[list[Any]]:
         reporting = [str(g.get("kiosk_id")) for g in ledgers.get("gates", [])]
         rows.append(["ledgers", "gates", ", ".join(reporting)])
         rows.append(["ledgers", "missing", ", ".join(map(str, ledgers.get("missing", [])))])
-    return rows + _category_rows(report.get("community") or {})
+    rows += _category_rows(report.get("community") or {})
+    # The day split by the staffed hours (``kiosk.stats.staffing_section``): what the kiosk
+    # decided alone; absent from a report made without it (the district's).
+    staffing = report.get("staffing")
+    rows += _category_rows({"staffing": staffing}) if staffing else []
+    return rows + _downtime_rows(report.get("downtime"))
+
+
+#: A restart's and a fault spell's fields, as ``kiosk.stats.downtime_section`` gives them.
+_RESTART = ("from", "booted", "to", "minutes")
+_SPELL = ("reason", "from", "to", "events")
+
+
+def _downtime_rows(section: object) -> list[list[Any]]:
+    """When the gate was down or out of order (``kiosk.stats.downtime_section``), as rows
+    ``downtime, restarts.1.from, 2026-03-02T10:02:11+08:00``: absent without it."""
+    if not isinstance(section, Mapping):
+        return []
+    totals = ("boots", "restarts_total", "restart_minutes", "faults_total")
+    rows = [["downtime", key, section.get(key)] for key in totals]
+    for name, fields in (("restarts", _RESTART), ("faults", _SPELL)):
+        for i, entry in enumerate(section.get(name) or (), 1):
+            rows += [["downtime", f"{name}.{i}.{key}", entry.get(key)] for key in fields]
+    return rows
 
 
 def _category_rows(section: Mapping[str, Any], *first: Any) -> list[list[Any]]:
@@ -220,8 +254,9 @@ def _flatten(value: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]
     return out
 
 
-def report_csv(report: Mapping[str, Any]) -> str:
-    return write_csv(report_rows(report))
+def report_csv(report: Mapping[str, Any], words: Words | None = None) -> str:
+    rows = report_rows(report)
+    return write_csv(rows if words is None else worded(rows, words))
 
 
 def csv_file(text: str) -> bytes:
@@ -257,5 +292,82 @@ def report_sheets(report: Mapping[str, Any]) -> dict[str, list[list[Any]]]:
     return sheets
 
 
-def report_xlsx(report: Mapping[str, Any]) -> bytes:
-    return write_xlsx(report_sheets(report))
+def report_xlsx(report: Mapping[str, Any], words: Words | None = None) -> bytes:
+    sheets = report_sheets(report)
+    return write_xlsx(sheets if words is None else worded_sheets(sheets, words))
+
+
+#: A report's words in one language (``ui.report_words``): the text of a key (``sheet.NAME``,
+#: ``col.NAME``, ``col.NAME.words``, ``r.CATEGORY``, ``r.CATEGORY.ITEM``, ``k.KIND``,
+#: ``reason.CODE``, ``so_far``), or None where it has none (the code is shown).
+Words = Callable[[str], str | None]
+#: The columns that hold codes: each gets a column of its words after the sheet's last.
+CODED = ("category", "item", "reason")
+#: Categories named by a kind and an id (``gate gate-01``, the district's): whose items they hold.
+_NAMED = {"gate": "report", "compound": "exits_per_household"}
+
+
+def category_words(words: Words, category: object) -> str:
+    """A category in words: ``r.CATEGORY``; one named by a kind and an id, the kind's word
+    and the id (``岗点 gate-01``); the code itself where there is no word."""
+    text = "" if category is None else str(category)
+    kind, _, name = text.partition(" ")
+    if name and kind in _NAMED:
+        return f"{words(f'r.{kind}') or kind} {name}"
+    return words(f"r.{text}") or text
+
+
+def item_words(words: Words, category: object, item: object) -> str:
+    """An item in words: ``r.CATEGORY.ITEM``, else each part of a dotted item (a section
+    inside a section: ``staffed.passages.passed``) by its words in the part before it, joined
+    by ``·``; a number (the third restart) stays a number, a part with no word its code."""
+    text = "" if item is None else str(item)
+    whole = "" if category is None else str(category)
+    kind, _, name = whole.partition(" ")
+    context = _NAMED.get(kind, kind) if name else whole
+    exact = words(f"r.{context}.{text}")
+    if exact is not None or not text:
+        return exact or ""
+    out = []
+    for part in text.split("."):
+        if part.isdigit():
+            out.append(part)
+            continue
+        out.append(words(f"r.{context}.{part}") or words(f"r.{part}") or words(f"k.{part}") or part)
+        context = part
+    return "·".join(out)
+
+
+def worded(rows: Sequence[Sequence[Any]], words: Words) -> list[list[Any]]:
+    """A sheet's rows (the header first) in ``words``' language: the header's names in words
+    and, after the last column, one column of words for each column of codes (``CODED``).
+    The codes, numbers and dates stay where they were: a script reads the file as before."""
+    if not rows:
+        return []
+    header = [str(name) for name in rows[0]]
+    coded = [i for i, name in enumerate(header) if name in CODED]
+    out = [
+        [words(f"col.{name}") or name for name in header]
+        + [words(f"col.{header[i]}.words") or header[i] for i in coded]
+    ]
+    for row in rows[1:]:
+        cells = [*row, *[None] * (len(header) - len(row))]
+        out.append(cells + [_cell_words(words, header, cells, i) for i in coded])
+    return out
+
+
+def _cell_words(words: Words, header: list[str], cells: list[Any], at: int) -> str:
+    if header[at] == "category":
+        return category_words(words, cells[at])
+    if header[at] == "item":
+        category = cells[header.index("category")] if "category" in header else None
+        return item_words(words, category, cells[at])
+    return words(f"reason.{cells[at]}") or str(cells[at])
+
+
+def worded_sheets(
+    sheets: Mapping[str, Sequence[Sequence[Any]]], words: Words
+) -> dict[str, list[list[Any]]]:
+    """A workbook's sheets (``report_sheets``) in ``words``' language: each named in words
+    (``sheet.NAME``) and ``worded``."""
+    return {words(f"sheet.{name}") or name: worded(rows, words) for name, rows in sheets.items()}

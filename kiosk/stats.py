@@ -33,22 +33,31 @@ import bisect
 import dataclasses
 import json
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
-from kiosk.categories import community_section, quarantine_lists
-from kiosk.config.policy import QuotaConfig
+from kiosk.categories import (
+    community_section,
+    csv_file,
+    quarantine_lists,
+    report_rows,
+    report_sheets,
+    worded,
+    worded_sheets,
+)
+from kiosk.config.policy import HoursConfig, QuotaConfig
 from kiosk.dating import dated_source
 from kiosk.days import as_zone, day_bounds, day_hours, days_before, hour_key, local_day
 from kiosk.history import QUOTA_EXEMPT
 from kiosk.links import Key, not_opened, passage_key, retried
 from kiosk.lists import Freshness, same_text
 from kiosk.ports import Store
+from kiosk.sheets import write_csv, write_xlsx
 
 MIGRATIONS = Migrations("kiosk.stats")
 
@@ -516,15 +525,215 @@ def daily_report(
     tz: ZoneInfo | str,
     quota_cfg: QuotaConfig | None = None,
     lists_freshness: Freshness | Mapping[str, Any] | None = None,
+    hours: HoursConfig | None = None,
 ) -> dict[str, Any]:
     """The daily report for a local ``day``: frozen if that day was frozen, else live.
 
     ``lists_freshness`` (``Lists.freshness`` or a mapping with ``updated_at``/``source``) is
-    live information and is added as given, never frozen.
+    live information and is added as given, never frozen; so is ``staffing`` (the day split
+    by the staffed ``hours``, ``policy.hours``: ``staffing_section``), counted from fields
+    retention keeps.
     """
     report = frozen_report(reader, day, tz) or compute_report(reader, day, tz, quota_cfg)
     report["lists_freshness"] = _freshness(lists_freshness)
+    report["staffing"] = staffing_section(reader, day, tz, hours)
+    report["downtime"] = downtime_section(reader, day, tz)
     return report
+
+
+#: Reasons that say a device of the checkpoint was out of order when the kiosk decided.
+FAULT_REASONS = ("sensor_fault", "reader_fault", "store_fault", "gate_fault")
+#: The restarts and the fault spells a report lists, each: a boot loop or a flapping sensor
+#: must not make a report the office's collector refuses (``office.gatereports``); the
+#: totals count them all.
+DOWNTIME_LISTED = 24
+
+
+def downtime_section(db: Database, day: date, tz: ZoneInfo | str) -> dict[str, Any]:
+    """``downtime``: when the gate was down or out of order on ``day``, from what the log
+    holds (a daemon that is down writes nothing, and the log keeps no heartbeat): ``boots``,
+    the boots of the Pi that decided that day; ``restarts``, each change of boot between two
+    consecutive events whose span touches the day (``from`` the last event before it,
+    ``booted`` when the new boot began — its first event less its monotonic time —, ``to``
+    its first event, ``minutes`` from ``from`` to ``to``: the longest the gate can have
+    been down), the first ``DOWNTIME_LISTED``, with ``restarts_total`` and
+    ``restart_minutes`` (their minutes within the day); ``faults``, each spell of the
+    kiosk's decisions carrying a device fault (``FAULT_REASONS``: ``reason``, ``from`` and
+    ``to`` its first and last such event, ``events``), the first ``DOWNTIME_LISTED``, with
+    ``faults_total``. Local times with their UTC offset."""
+    zone = as_zone(tz)
+    start, end = day_bounds(day, zone)
+    cols = "seq, ts, boot_id, mono_ns, decision, reasons"
+    rows = list(_events_between(db, start, end, cols))
+    before, after = _neighbours(db, start, rows)
+    return downtime_of([*before, *rows, *after], rows, (start, end), zone)
+
+
+def downtime_of(
+    chain: Sequence[Mapping[str, Any]],
+    rows: Sequence[Mapping[str, Any]],
+    bounds: tuple[str, str],
+    zone: ZoneInfo,
+) -> dict[str, Any]:
+    """``downtime_section`` of one gate's events: ``rows``, the day's (``bounds``, as
+    ``day_bounds`` gives them) in ``seq`` order, each with ``ts``, ``boot_id``, ``mono_ns``,
+    ``decision`` and ``reasons`` (JSON text); ``chain``, the same with the events just before
+    and after them (the office's district report counts each gate's so)."""
+    day_span = (_utc(bounds[0]), _utc(bounds[1]))
+    restarts = _restarts(chain, day_span)
+    faults = _fault_spells(rows)
+    within = sum(
+        (min(to, day_span[1]) - max(since, day_span[0])).total_seconds() / 60
+        for since, _, to in restarts
+    )
+    return {
+        "boots": len({row["boot_id"] for row in rows if row["boot_id"]}),
+        "restarts": [_restart_view(r, zone) for r in restarts[:DOWNTIME_LISTED]],
+        "restarts_total": len(restarts),
+        "restart_minutes": round(within, 1),
+        "faults": [_spell_view(f, zone) for f in faults[:DOWNTIME_LISTED]],
+        "faults_total": len(faults),
+    }
+
+
+def _neighbours(
+    db: Database, start: str, rows: list[dict[str, Any]]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The event just before the day's and the one just after (by ``seq``, the order the
+    gate decided in): a restart's span may begin the day before, or end the day after. A
+    day without events: those around its start (the gate down all day)."""
+    source, ts = dated_source(db)
+    cols = f"seq, {ts} as ts, boot_id, mono_ns"
+    if rows:  # before the first, after the last
+        below, above = int(rows[0]["seq"]), int(rows[-1]["seq"])
+    else:  # before and from the first event stamped after the day began
+        found = db.execute("select seq from events where ts >= ? order by ts limit 1", [start])
+        seq = found.fetchone()
+        below = above = _LAST_SEQ if seq is None else int(seq[0])
+        above -= 1
+    # Found in ``events`` by its key, then read dated: the view is a union, whose ORDER BY
+    # with LIMIT reads (and sorts) every row before the day.
+    near = db.execute(
+        "select (select max(seq) from events where seq < ?),"
+        " (select min(seq) from events where seq > ?)",
+        [below, above],
+    ).fetchone()
+    one = f"select {cols} from {source} where seq = ?"  # noqa: S608
+    before, after = ([] if seq is None else list(db.query(one, [seq])) for seq in near)
+    return before, after
+
+
+_LAST_SEQ = 2**63 - 1
+#: A restart: the last event of the boot before, when the new boot began (None when its
+#: monotonic time cannot tell), the first event of the new boot.
+Restart = tuple[datetime, datetime | None, datetime]
+
+
+def _restarts(
+    chain: Sequence[Mapping[str, Any]], day_span: tuple[datetime, datetime]
+) -> list[Restart]:
+    """Each change of boot between consecutive events of ``chain`` whose span touches the
+    day (``day_span``)."""
+    found: list[Restart] = []
+    for a, b in zip(chain, chain[1:], strict=False):
+        if not a["boot_id"] or not b["boot_id"] or a["boot_id"] == b["boot_id"]:
+            continue
+        since, to = _utc(a["ts"]), _utc(b["ts"])
+        if since >= day_span[1] or to <= day_span[0] or to < since:
+            continue
+        booted = None
+        if isinstance(b["mono_ns"], int) and b["mono_ns"] >= 0:
+            booted = to - timedelta(microseconds=b["mono_ns"] // 1000)
+            booted = booted if since <= booted <= to else None
+        found.append((since, booted, to))
+    return found
+
+
+def _fault_spells(rows: Sequence[Mapping[str, Any]]) -> list[tuple[str, datetime, datetime, int]]:
+    """The spells of decisions carrying a device fault (``FAULT_REASONS``), by reason: from
+    the first to the last of them, ended by the kiosk's next decision without it (it worked
+    again: a guard's manual decision says nothing about the device) or by a new boot."""
+    spells: list[tuple[str, datetime, datetime, int]] = []
+    open_: dict[str, tuple[datetime, datetime, int]] = {}
+    boot = None
+    for row in rows:
+        if row["boot_id"] != boot:
+            spells += [(r, *span) for r, span in open_.items()]
+            open_, boot = {}, row["boot_id"]
+        reasons = json.loads(row["reasons"]) if row["reasons"] else []
+        when = _utc(row["ts"])
+        for reason in FAULT_REASONS:
+            if reason in reasons:
+                since, _, n = open_.get(reason, (when, when, 0))
+                open_[reason] = (since, when, n + 1)
+            elif reason in open_ and row["decision"] in ("pass", "deny"):
+                spells.append((reason, *open_.pop(reason)))
+    spells += [(r, *span) for r, span in open_.items()]
+    return sorted(spells, key=lambda spell: (spell[1], spell[0]))
+
+
+def _restart_view(restart: Restart, zone: ZoneInfo) -> dict[str, Any]:
+    since, booted, to = restart
+    return {
+        "from": _local(since, zone),
+        "booted": None if booted is None else _local(booted, zone),
+        "to": _local(to, zone),
+        "minutes": round((to - since).total_seconds() / 60, 1),
+    }
+
+
+def _spell_view(spell: tuple[str, datetime, datetime, int], zone: ZoneInfo) -> dict[str, Any]:
+    reason, since, to, events = spell
+    return {"reason": reason, "from": _local(since, zone), "to": _local(to, zone), "events": events}
+
+
+def _local(when: datetime, zone: ZoneInfo) -> str:
+    return when.astimezone(zone).isoformat(timespec="seconds")
+
+
+def _staffed_spans(hours: HoursConfig | None) -> str | None:
+    """The staffed hours as the config writes its spans (``08:30-17:30, 20:00-08:00``), or
+    None when they are off (a gate staffed round the clock)."""
+    if hours is None or not hours.enabled:
+        return None
+    return ", ".join(f"{a:%H:%M}-{b:%H:%M}" for a, b in hours.windows())
+
+
+def staffing_section(
+    db: Database, day: date, tz: ZoneInfo | str, hours: HoursConfig | None
+) -> dict[str, Any]:
+    """``staffing``: the day's events and passages split by whether they came in the staffed
+    hours (``policy.hours`` as configured when the report is made, on the site's wall clock as
+    the policy reads them: ``HoursConfig.covers``), so the office sees what the kiosk decided
+    alone. Each part: ``events``, ``by_decision`` and ``passages`` (``total``, ``passed``,
+    ``denied``; a passage in the part it came to the gate in, ended as ``passages`` ends it).
+    With the hours off (a gate staffed round the clock) every event is staffed."""
+    zone = as_zone(tz)
+    start, end = day_bounds(day, zone)
+    spans = _staffed_spans(hours)
+    events = {"staffed": Counter[str](), "unstaffed": Counter[str]()}
+    outcomes: dict[str, dict[Key, str]] = {"staffed": {}, "unstaffed": {}}
+    part_of: dict[Key, str] = {}
+    seen: dict[Key, Key] = {}
+    for row in _events_between(db, start, end, "seq, ts, kiosk_id, decision, flags"):
+        local = datetime.fromisoformat(row["ts"]).astimezone(zone)
+        staffed = spans is None or (hours is not None and hours.covers(local.time()))
+        part = "staffed" if staffed else "unstaffed"
+        events[part][row["decision"]] += 1
+        key = passage_key(row, seen)
+        part_of.setdefault(key, part)  # the part the passage came in, however it ended
+        outcomes[part_of[key]][key] = str(row["decision"])
+    return {
+        "hours": spans,
+        **{
+            part: {
+                "events": counts.total(),
+                "by_decision": dict(sorted(counts.items())),
+                "passages": _passages(outcomes[part].values()),
+            }
+            for part, counts in events.items()
+        },
+    }
 
 
 #: The ``as_of`` row's words for a day not over yet (``as_of_rows``).
@@ -541,17 +750,38 @@ def stamp_as_of(report: dict[str, Any], now: datetime) -> dict[str, Any]:
     return report
 
 
-def as_of_rows(report: Mapping[str, Any]) -> list[list[Any]]:
+def as_of_rows(
+    report: Mapping[str, Any], words: Callable[[str], str | None] | None = None
+) -> list[list[Any]]:
     """The ``(report, as_of, TEXT)`` row of a sheet for a report ``stamp_as_of`` stamped: the
-    local time it was made and, for a day not over, ``SO_FAR``; none for one not stamped."""
+    local time it was made and, for a day not over, ``SO_FAR`` (in ``words``' language, its
+    ``so_far``: ``kiosk.categories.Words``); none for one not stamped."""
     if not report.get("as_of"):
         return []
     zone = as_zone(report.get("timezone") or "UTC")
     when = datetime.fromisoformat(report["as_of"]).astimezone(zone)
     text = f"{when:%Y-%m-%d %H:%M} ({zone.key})"
     if report.get("day_ended") is False:
-        text += f": {SO_FAR}"
+        text += f": {(words and words('so_far')) or SO_FAR}"
     return [["report", "as_of", text]]
+
+
+def report_file(
+    report: Mapping[str, Any],
+    fmt: Literal["csv", "xlsx"],
+    words: Callable[[str], str | None] | None = None,
+) -> bytes:
+    """A gate's report as the file the office files (``kiosk report``, the console's
+    ``report.{fmt}``): the categories' sheets (``kiosk.categories.report_sheets``, the CSV
+    their ``daily report``) with the row saying when it was made (``as_of_rows``: a day not
+    over says its figures are so far), labelled by ``words`` (``kiosk.categories.worded``;
+    None: the codes are the words, as before); a CSV with the BOM when it is not ASCII."""
+    if fmt == "csv":
+        rows = report_rows(report) + as_of_rows(report, words)
+        return csv_file(write_csv(rows if words is None else worded(rows, words)))
+    sheets = report_sheets(report)
+    sheets["daily report"] += as_of_rows(report, words)
+    return write_xlsx(sheets if words is None else worded_sheets(sheets, words))
 
 
 def _next_day_with_events(

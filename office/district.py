@@ -41,7 +41,7 @@ import json
 import sqlite3
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import psycopg
@@ -58,8 +58,11 @@ from office.compounds import (
     same_clock,
     undeclared,
 )
-from office.gatereports import LEDGER_PATHS, LISTS_KEY, POLICY_KEY
+from office.gatereports import LEDGER_PATHS, LISTS_KEY, POLICY_KEY, STAFFING_KEY
 from office.pg import COMPOUNDS_KEY, GATES_KEY, PgError, connect
+
+if TYPE_CHECKING:
+    from kiosk.categories import Words
 
 __all__ = ["district_report"]
 
@@ -104,6 +107,19 @@ _GATES_SQL = (
     " count(*) FILTER (WHERE reasons ? 'fever'), min(dated_ts), max(dated_ts)"
     " FROM dated GROUP BY kiosk_id"
 )
+#: The day's rows of each gate as its downtime reads them (``kiosk.stats.downtime_of``).
+_DOWN_SQL = (
+    f"{_DATED_SQL} SELECT kiosk_id, seq, dated_ts, boot_id, mono_ns, decision, reasons"  # noqa: S608
+    " FROM dated ORDER BY kiosk_id, seq"
+)
+#: A gate's event just before (``<``) or after (``>``) a ``seq``, by its key.
+_NEAR_COLUMNS = "kiosk_id, seq, ts, boot_id, mono_ns, decision, reasons"
+_NEAR_SQL = {
+    "<": f"SELECT {_NEAR_COLUMNS} FROM fleet_events"  # noqa: S608 - constants
+    " WHERE kiosk_id = %s AND seq < %s ORDER BY seq DESC LIMIT 1",
+    ">": f"SELECT {_NEAR_COLUMNS} FROM fleet_events"  # noqa: S608 - constants
+    " WHERE kiosk_id = %s AND seq > %s ORDER BY seq LIMIT 1",
+}
 # Every gate the database knows, with zero rows for the day too: a silent gate is news.
 _HELD_SQL = (
     "SELECT s.kiosk_id, max(s.updated_at),"
@@ -528,6 +544,7 @@ def district_report(
             ledgers = _same_day(conn.execute(_LEDGERS_SQL, [day, only, only]), day, zone)
             heard = conn.execute(_CONTACT_SQL, [only, only]).fetchall()
             without = _without_figures(conn, only)
+            down = _downtime(conn, conn.execute(_DOWN_SQL, _dated_args(start, end, only)))
         except psycopg.Error as exc:
             raise PgError(f"district report: {str(exc).splitlines()[0]}") from None
     finally:
@@ -558,6 +575,12 @@ def district_report(
     report["scope"] = "district"
     report["gates"] = len(gates)
     report["by_gate"] = _by_gate(rows, day, zone, gates, held, {r[0] for r in ledgers})
+    split = {r[0]: (r[1] or {}).get(STAFFING_KEY) for r in ledgers}
+    for gate in report["by_gate"]:  # the restarts and fault spells the pulled rows show
+        chain, gate_rows = down.get(gate["kiosk_id"], ([], []))
+        gate["downtime"] = stats.downtime_of(chain, gate_rows, (start, end), zone)
+        # The day split by the gate's own staffed hours, as its report fetched said it.
+        gate["staffing"] = split.get(gate["kiosk_id"])
     report["gates_without_figures"] = without
     _heard_from(report, heard, _utc(end), zone)
     _roll_up_ledgers(
@@ -648,25 +671,57 @@ def _compound_csv_rows(report: dict[str, Any]) -> list[list[Any]]:
 GATE_ITEMS = ("events", "passed", "denied", "fever_alarms", "events_complete")
 
 
+#: Each gate's downtime totals beside them (``kiosk.stats.downtime_of``).
+DOWNTIME_ITEMS = ("restarts_total", "restart_minutes", "faults_total")
+
+
 def _gate_rows(report: dict[str, Any]) -> list[list[Any]]:
-    """(gate, item, value) for every gate of ``by_gate`` and each of ``GATE_ITEMS``."""
-    return [
-        [gate["kiosk_id"], item, gate.get(item)]
-        for gate in report.get("by_gate", ())
-        for item in GATE_ITEMS
-    ]
+    """(gate, item, value) for every gate of ``by_gate`` and each of ``GATE_ITEMS``, then
+    its downtime's totals (``downtime.restarts_total``...)."""
+    rows = []
+    for gate in report.get("by_gate", ()):
+        rows += [[gate["kiosk_id"], item, gate.get(item)] for item in GATE_ITEMS]
+        down = gate.get("downtime") or {}
+        rows += [[gate["kiosk_id"], f"downtime.{k}", down.get(k)] for k in DOWNTIME_ITEMS]
+    return rows
 
 
-def district_csv(report: dict[str, Any]) -> str:
+def _downtime(
+    conn: psycopg.Connection[Any], day_rows: Iterable[tuple[Any, ...]]
+) -> dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]]:
+    """Each gate's chain and day rows for ``kiosk.stats.downtime_of``: its rows of the day
+    (dated), with its events just before and after them (by ``seq``, their own stamps)."""
+    names = ("kiosk_id", "seq", "ts", "boot_id", "mono_ns", "decision", "reasons")
+    by_gate: dict[str, list[dict[str, Any]]] = {}
+    for row in day_rows:
+        item = dict(zip(names, row, strict=True))
+        item["reasons"] = json.dumps(item["reasons"])
+        by_gate.setdefault(item["kiosk_id"], []).append(item)
+    out = {}
+    for kiosk_id, rows in by_gate.items():
+        near = []
+        for side, seq in (("<", rows[0]["seq"]), (">", rows[-1]["seq"])):
+            for found in conn.execute(_NEAR_SQL[side], [kiosk_id, seq]).fetchall():
+                item = dict(zip(names, found, strict=True))
+                near.append(item | {"reasons": json.dumps(item["reasons"]), "side": side})
+        before = [n for n in near if n["side"] == "<"]
+        after = [n for n in near if n["side"] == ">"]
+        out[kiosk_id] = ([*before, *rows, *after], rows)
+    return out
+
+
+def district_csv(report: dict[str, Any], words: Words | None = None) -> str:
     """The report as the categories' CSV (``kiosk.categories.report_rows``: category, item,
     value), each gate's own figures (category ``gate <id>``: ``_gate_rows``), then the quota
-    figures' rows (``_compound_csv_rows``)."""
-    from kiosk.categories import report_rows
+    figures' rows (``_compound_csv_rows``); with ``words``, labelled in their language
+    (``kiosk.categories.worded``: the codes stay, the details stay English)."""
+    from kiosk.categories import report_rows, worded
     from kiosk.sheets import write_csv
 
     gates = [[f"gate {kiosk_id}", item, value] for kiosk_id, item, value in _gate_rows(report)]
-    rows = _known(report_rows(report)) + _missing_rows(report) + _known(gates)
-    return write_csv(rows + _compound_csv_rows(report))
+    rows = _known(report_rows(report)) + _missing_rows(report, words) + _known(gates)
+    rows += _compound_csv_rows(report)
+    return write_csv(rows if words is None else worded(rows, words))
 
 
 def _known(rows: list[list[Any]]) -> list[list[Any]]:
@@ -675,12 +730,12 @@ def _known(rows: list[list[Any]]) -> list[list[Any]]:
     return [[*row[:-1], UNKNOWN] if row and row[-1] is None else row for row in rows]
 
 
-def _missing_rows(report: dict[str, Any]) -> list[list[Any]]:
+def _missing_rows(report: dict[str, Any], words: Words | None = None) -> list[list[Any]]:
     """When the figures were taken (a day not over yet says so) and the gates whose events
     of the day may not all be held, as (category, item, value): the clerk reads the sheet,
     not the JSON."""
     return (
-        stats.as_of_rows(report)
+        stats.as_of_rows(report, words)
         + [["events_missing", m["kiosk_id"], m["detail"]] for m in report.get("events_missing", ())]
         + [["no_figures", g["gate"], g["detail"]] for g in report.get("gates_without_figures", ())]
         + _not_final_rows(report)
@@ -704,17 +759,18 @@ def _not_final_rows(report: dict[str, Any]) -> list[list[Any]]:
     return rows
 
 
-def district_xlsx(report: dict[str, Any]) -> bytes:
+def district_xlsx(report: dict[str, Any], words: Words | None = None) -> bytes:
     """The categories' workbook (``kiosk.categories.report_sheets``: daily report, by hour, by
-    reason, by gate) with a ``compounds`` sheet (``compound_rows``) after them."""
-    from kiosk.categories import report_sheets
+    reason, by gate) with a ``compounds`` sheet (``compound_rows``) after them; with
+    ``words``, labelled in their language (``kiosk.categories.worded_sheets``)."""
+    from kiosk.categories import report_sheets, worded_sheets
     from kiosk.sheets import write_xlsx
 
     sheets = report_sheets(report)
-    sheets["daily report"] += _missing_rows(report)
+    sheets["daily report"] += _missing_rows(report, words)
     header, *categories = sheets.get("by gate") or [["gate", "category", "item", "value"]]
     own = [[kiosk_id, "report", item, value] for kiosk_id, item, value in _gate_rows(report)]
     sheets["by gate"] = [header, *_known(own), *_known(categories)]
     sheets["daily report"] = _known(sheets["daily report"])
     sheets["compounds"] = compound_rows(report)
-    return write_xlsx(sheets)
+    return write_xlsx(sheets if words is None else worded_sheets(sheets, words))

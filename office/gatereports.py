@@ -45,9 +45,11 @@ __all__ = [
     "MAX_BODY_BYTES",
     "POLICY_KEY",
     "REPORT_DAYS",
+    "STAFFING_KEY",
     "ReportTarget",
     "collect_reports",
     "fetch_report",
+    "gate_staffing",
     "ledger_figures",
 ]
 
@@ -68,6 +70,11 @@ REPORT_DAYS = 7
 #: Where the gate's quota policy and its compound's other gates are kept beside the ledger
 #: figures (``gate_policy``): the district counts the quota per compound with its own rule.
 POLICY_KEY = "policy"
+#: Where the gate's day split by its staffed hours is kept (``gate_staffing``): the district
+#: cannot count it, each gate's hours are its own config.
+STAFFING_KEY = "staffing"
+_PART_SHAPE: _Shape = {"events": int, "passages": dict.fromkeys(("total", "passed", "denied"), int)}
+_SPANS = re.compile(r"^([0-2]\d:[0-5]\d-[0-2]\d:[0-5]\d)(, [0-2]\d:[0-5]\d-[0-2]\d:[0-5]\d){0,7}$")
 #: ``[compound]`` allows 16 peers (``kiosk.config.compound``); a kiosk id is ``site.kiosk_id``.
 _MAX_PEERS = 16
 _KIOSK_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -188,6 +195,26 @@ def gate_policy(report: dict[str, Any]) -> dict[str, Any]:
     return {"quota": quota, "peers": peers, **named}
 
 
+def gate_staffing(report: dict[str, Any]) -> dict[str, Any] | None:
+    """The gate's day split by its staffed hours (``kiosk.stats.staffing_section``) as counts:
+    ``hours`` (its spans, ``08:30-17:30``, or None: round the clock), and for ``staffed`` and
+    ``unstaffed`` the ``events`` and ``passages``; None when the report has none (a gate of
+    an older release); ``ValueError`` for anything else."""
+    staffing = report.get("staffing")
+    if staffing is None:
+        return None
+    if not isinstance(staffing, dict):
+        raise ValueError("staffing: expected a section")
+    hours = staffing.get("hours")
+    if hours is not None and not (isinstance(hours, str) and _SPANS.fullmatch(hours)):
+        raise ValueError("staffing.hours: expected spans of hours")
+    parts = {p: _counts(staffing.get(p), _PART_SHAPE, f"staffing.{p}") for p in _PARTS}
+    return {"hours": hours, **parts}
+
+
+_PARTS = ("staffed", "unstaffed")
+
+
 @dataclass(frozen=True, slots=True)
 class _Report:
     day: date
@@ -251,6 +278,7 @@ def _fetch(
         figures = ledger_figures(report.get("community"))
         figures[LISTS_KEY] = _counts(report.get(LISTS_KEY), _LISTS_SHAPE, LISTS_KEY)
         figures[POLICY_KEY] = gate_policy(report)
+        figures[STAFFING_KEY] = gate_staffing(report)
         clock = report.get("clock")
         unsynced = _counts(clock.get("unsynced") if isinstance(clock, dict) else None, int, "clock")
         return _Report(got, zone, figures, unsynced or 0)

@@ -225,7 +225,7 @@ def check_gate_report_files(request: pytest.FixtureRequest, text: str) -> None:
 
 
 WRITERS: dict[str, Callable[[pytest.FixtureRequest, str], None]] = {
-    "checkpoint.cli.community_cmd.write_report": check_gate_report_files,
+    "kiosk.stats.report_file": check_gate_report_files,
     "kiosk.categories.report_csv": check_report_csv,
     "kiosk.categories.report_xlsx": check_report_xlsx,
     "office.district.district_csv": check_district_csv,

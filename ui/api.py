@@ -243,6 +243,48 @@ class ReportCompound(BaseModel):
     )
 
 
+class StaffingPart(BaseModel):
+    events: int
+    by_decision: dict[str, int]
+    passages: dict[str, int] = Field(description="`total`, `passed`, `denied`.")
+
+
+class ReportStaffing(BaseModel):
+    """The day split by the staffed hours (``policy.hours``): what the kiosk decided alone."""
+
+    hours: str | None = Field(
+        description="The staffed hours as configured now (`08:30-17:30`); null: hours off,"
+        " a gate staffed round the clock (every event staffed)."
+    )
+    staffed: StaffingPart
+    unstaffed: StaffingPart
+
+
+class ReportRestart(BaseModel):
+    from_: str = Field(alias="from", description="The last event before (local, with offset).")
+    booted: str | None = Field(description="When the new boot began; null: cannot tell.")
+    to: str = Field(description="The first event of the new boot.")
+    minutes: float = Field(description="From `from` to `to`: the longest the gate was down.")
+
+
+class ReportFaultSpell(BaseModel):
+    reason: str
+    from_: str = Field(alias="from")
+    to: str
+    events: int
+
+
+class ReportDowntime(BaseModel):
+    """When the gate was down or out of order, from what the log holds (docs/community.md)."""
+
+    boots: int
+    restarts: list[ReportRestart] = Field(max_length=24)
+    restarts_total: int
+    restart_minutes: float
+    faults: list[ReportFaultSpell] = Field(max_length=24)
+    faults_total: int
+
+
 class DailyReport(BaseModel):
     day: str
     timezone: str
@@ -283,6 +325,12 @@ class DailyReport(BaseModel):
     )
     clock: ReportClock | None = Field(
         None, description="How the events were dated; null in a report frozen before it."
+    )
+    staffing: ReportStaffing | None = Field(
+        None, description="The day split by the staffed hours (docs/community.md)."
+    )
+    downtime: ReportDowntime | None = Field(
+        None, description="The restarts and device-fault spells of the day (docs/community.md)."
     )
     compound: ReportCompound | None = Field(
         None,
@@ -995,8 +1043,9 @@ def stats(
     """The daily report (日报) for one local day."""
     core = state.core
     when = parse_day(day) if day else core.clock.now().astimezone(state.tz).date()
+    policy = core.config.policy
     report = daily_report(
-        core.store.reader(), when, state.tz, core.config.policy.quota, _lists_freshness(core)
+        core.store.reader(), when, state.tz, policy.quota, _lists_freshness(core), policy.hours
     )
     # Which gates count the quota together: the office's district report counts it so too.
     report["compound"] = {

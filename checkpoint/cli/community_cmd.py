@@ -44,6 +44,7 @@ def register(sub: Verbs) -> None:
         "--xlsx", metavar="FILE", type=path_arg, help="write the report as an .xlsx workbook"
     )
     rep.add_argument("--csv", metavar="FILE", type=path_arg, help="write the report as CSV")
+    add_lang_arg(rep)
     add_store_args(rep)
 
     add_group(sub, "lists", _lists, dest="lists_verb")
@@ -169,17 +170,45 @@ def report_target(path: str, suffix: str) -> Path:
     return target
 
 
+def _report_marks() -> tuple[set[bytes], list[bytes]]:
+    """What an earlier report begins with in each language (``ui.report_words``): its CSV's
+    header line, and its workbook's first sheet as ``xl/workbook.xml`` names it."""
+    from kiosk.categories import worded
+    from ui.report_words import FILE_LANGS, words
+
+    header = ["category", "item", "value"]
+    heads, sheets = {",".join(header).encode()}, [b'name="daily report"']
+    for lang in FILE_LANGS:
+        said = words(lang)
+        heads.add(",".join(worded([header], said)[0]).encode())
+        sheets.append(f'name="{said("sheet.daily report")}"'.encode())
+    return heads, sheets
+
+
 def _is_report(path: Path, suffix: str) -> bool:
+    heads, sheets = _report_marks()
     try:
         if suffix == ".csv":
             with path.open("rb") as f:
-                first = f.readline(64).removeprefix(b"\xef\xbb\xbf").rstrip(b"\r\n")
-            return first == b"category,item,value"
+                first = f.readline(128).removeprefix(b"\xef\xbb\xbf").rstrip(b"\r\n")
+            return first in heads
         with zipfile.ZipFile(path) as book:
             info = book.getinfo("xl/workbook.xml")
-            return info.file_size < 1 << 20 and b'name="daily report"' in book.read(info)
+            listed = book.read(info) if info.file_size < 1 << 20 else b""
+            return any(sheet in listed for sheet in sheets)
     except (OSError, KeyError, zipfile.BadZipFile):
         return False
+
+
+def add_lang_arg(parser: argparse.ArgumentParser) -> None:
+    """``--lang``: the language of a report's .xlsx and CSV (``ui.report_words``)."""
+    parser.add_argument(
+        "--lang",
+        choices=("en", "zh-CN"),
+        default="en",
+        help="the language of the .xlsx/CSV labels; en: the files as before, zh-CN: Chinese"
+        " headers, sheet names and words beside the codes",
+    )
 
 
 def report_run(args: argparse.Namespace) -> int:
@@ -203,34 +232,34 @@ def report_run(args: argparse.Namespace) -> int:
     store = open_store(args, config, _sets(), reads_only="report")
     try:
         config = site_config(args, config, store)
-        report = daily_report(store.reader(), day, config.site.timezone, config.policy.quota)
+        policy = config.policy
+        report = daily_report(
+            store.reader(), day, config.site.timezone, policy.quota, hours=policy.hours
+        )
         zone, now = as_zone(config.site.timezone), store.clock.now()
         refuse_unbegun(day, now.astimezone(zone).date(), zone.key, report["events"])
     finally:
         store.close()
     report.setdefault("day", day.isoformat())  # a report frozen by an older release
     report.setdefault("timezone", zone.key)
-    write_report(targets, stamp_as_of(report, now))
+    write_report(targets, stamp_as_of(report, now), args.lang)
     if not targets:
         print(json.dumps(report, ensure_ascii=False))
     return 0
 
 
-def write_report(targets: dict[str, Path], report: dict[str, Any]) -> None:
-    """The gate's report as the categories' sheets (``kiosk.categories``) into ``targets``
-    (``xlsx``, ``csv``), with the row saying when it was made (``kiosk.stats.as_of_rows``: a
-    day not over yet says its figures are so far)."""
-    from kiosk.categories import csv_file, report_rows, report_sheets
-    from kiosk.sheets import write_csv, write_xlsx
-    from kiosk.stats import as_of_rows
+def write_report(targets: dict[str, Path], report: dict[str, Any], lang: str = "en") -> None:
+    """The gate's report into ``targets`` (``xlsx``, ``csv``) as the office files it
+    (``kiosk.stats.report_file``: with the row saying when it was made), labelled in
+    ``lang`` (``ui.report_words``)."""
+    from kiosk.stats import report_file
+    from ui.report_words import file_words
 
+    words = file_words(lang)
     if "xlsx" in targets:
-        sheets = report_sheets(report)
-        sheets["daily report"] += as_of_rows(report)
-        write_file(targets["xlsx"], write_xlsx(sheets))
+        write_file(targets["xlsx"], report_file(report, "xlsx", words))
     if "csv" in targets:
-        rows = report_rows(report) + as_of_rows(report)
-        write_file(targets["csv"], csv_file(write_csv(rows)))
+        write_file(targets["csv"], report_file(report, "csv", words))
 
 
 def _read(path: str) -> bytes:

@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from kiosk.files import UnreadableFile, read_bounded
 
+from .community_cmd import add_lang_arg
 from .errors import CliError, UsageError, write_file
 from .parsers import Verbs, add_group, add_verb, path_arg
 
@@ -63,6 +64,7 @@ def _fleet(actions: Verbs) -> None:
         "--xlsx", metavar="FILE", type=path_arg, help="write the report as an .xlsx workbook"
     )
     rep.add_argument("--csv", metavar="FILE", type=path_arg, help="write the report as CSV")
+    add_lang_arg(rep)
 
     purge = add_verb(actions, "purge", purge_run)
     purge.add_argument(
@@ -376,6 +378,7 @@ def report_run(args: argparse.Namespace) -> int:
     from kiosk.categories import csv_file
     from office.district import district_csv, district_report, district_xlsx
     from office.pg import PgError
+    from ui.report_words import file_words
 
     from .community_cmd import refuse_unbegun, report_day, report_target
 
@@ -391,10 +394,11 @@ def report_run(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from None
     today = datetime.fromisoformat(report["as_of"]).astimezone(tz).date()
     refuse_unbegun(day, today, tz.key, report["events"])
+    words = file_words(args.lang)
     if args.xlsx:
-        write_file(Path(args.xlsx), district_xlsx(report))
+        write_file(Path(args.xlsx), district_xlsx(report, words))
     if args.csv:
-        write_file(Path(args.csv), csv_file(district_csv(report)))
+        write_file(Path(args.csv), csv_file(district_csv(report, words)))
     if not outputs:
         print(json.dumps(report, ensure_ascii=False))
     return 0

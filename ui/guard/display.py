@@ -606,6 +606,25 @@ def report_summary(report: dict[str, Any], lang: str) -> list[tuple[str, Any]]:
     for code, n in sorted(report.get("by_reason", {}).items(), key=lambda kv: -kv[1]):
         if code not in ("ok", "guard_override") and n:
             rows.append((i18n.t(lang, "export.reason_row", r=i18n.reason_text(lang, code)), n))
+    return rows + _alone_rows(report, lang)
+
+
+def _alone_rows(report: dict[str, Any], lang: str) -> list[tuple[str, Any]]:
+    """What the kiosk decided alone (the passages outside the staffed hours, with them on)
+    and when it was down (restarts, device-fault spells): ``kiosk.stats.daily_report``."""
+    rows: list[tuple[str, Any]] = []
+    staffing = report.get("staffing") or {}
+    if staffing.get("hours"):
+        staffed = staffing["staffed"]["passages"]["total"]
+        rows.append((i18n.t(lang, "export.staffed_row", hours=staffing["hours"]), staffed))
+        rows.append(
+            (i18n.t(lang, "export.unstaffed_row"), staffing["unstaffed"]["passages"]["total"])
+        )
+    down = report.get("downtime") or {}
+    if "restarts_total" in down:
+        rows.append((i18n.t(lang, "export.restarts"), down["restarts_total"]))
+        rows.append((i18n.t(lang, "export.restart_minutes"), down["restart_minutes"]))
+        rows.append((i18n.t(lang, "export.fault_spells"), down["faults_total"]))
     return rows
 
 

@@ -48,7 +48,8 @@ def day_of(text: str | None, g: Guard, request: Request) -> date:
 
 def report_of(g: Guard, day: date) -> dict[str, Any]:
     freshness = g.core.lists.current.freshness
-    return daily_report(g.core.store.reader(), day, g.tz, g.cfg.policy.quota, freshness)
+    policy = g.cfg.policy
+    return daily_report(g.core.store.reader(), day, g.tz, policy.quota, freshness, policy.hours)
 
 
 @router.get("/stats", response_class=HTMLResponse, include_in_schema=False)

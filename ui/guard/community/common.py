@@ -37,6 +37,7 @@ from ui.guard.deps import (
 )
 from ui.guard.display import shown_time
 from ui.guard.forms import BadInput, typed_number
+from ui.report_words import PAIRS
 
 __all__ = [
     "TEXT",
@@ -113,11 +114,6 @@ TEXT: dict[str, tuple[str, str]] = {
     "s.escalated": ("已上报", "escalated"),
     "s.transferred": ("已转运", "transferred"),
     "kind": ("类别", "Kind"),
-    "k.food": ("食品", "food"),
-    "k.medicine": ("药品", "medicine"),
-    "k.parcel": ("快递", "parcel"),
-    "k.rubbish": ("垃圾", "rubbish"),
-    "k.other": ("其他", "other"),
     "open": ("提交", "Open"),
     "take": ("接单", "Take"),
     "done": ("完成", "Done"),
@@ -179,49 +175,13 @@ TEXT: dict[str, tuple[str, str]] = {
     "saved": ("已保存", "Saved"),
     "admin_only": ("仅管理员", "Admins only"),
     "time": ("时间", "Time"),
-    # the daily report's categories and items (the exports keep the office's keys)
-    "r.report": ("报表", "Report"),
-    "r.report.day": ("日期", "Day"),
-    "r.report.scope": ("范围", "Scope"),
-    "r.report.gates": ("岗点", "Gates"),
-    "r.report.events": ("记录条数", "Events"),
-    "r.scope.gate": ("本岗点", "This gate"),
-    "r.decisions": ("判定", "Decisions"),
-    "r.decisions.pass": ("通过", "Pass"),
-    "r.decisions.deny": ("拒绝", "Deny"),
-    "r.decisions.manual_pass": ("人工放行", "Manual pass"),
-    "r.decisions.manual_deny": ("人工拒绝", "Manual deny"),
-    "r.passages": ("通行", "Passages"),
-    "r.passages.total": ("合计", "Total"),
-    "r.passages.passed": ("通过", "Passed"),
-    "r.passages.denied": ("拒绝", "Denied"),
-    "r.ledgers": ("台账", "Ledgers"),
-    "r.ledgers.gates": ("已上报岗点", "Gates reporting"),
-    "r.ledgers.missing": ("未上报岗点", "Gates missing"),
-    "r.people": ("人员进出", "People"),
-    "r.people.in": ("进入", "In"),
-    "r.people.out": ("外出", "Out"),
-    "r.fevers": ("发热", "Fevers"),
-    "r.fevers.gate": ("闸口测温", "At the gate"),
-    "r.fevers.returnee_checks": ("返回人员测温", "Returnee checks"),
-    "r.returnees": ("返回人员", "Returnees"),
-    "r.returnees.new": ("新登记", "New"),
-    "r.returnees.observing": ("观察中", "Observing"),
-    "r.returnees.cleared": ("已解除", "Cleared"),
-    "r.returnees.escalated": ("已上报", "Escalated"),
-    "r.returnees.transferred": ("已转运", "Transferred"),
-    "r.quarantined_households": ("居家隔离户数", "Quarantined households"),
-    "r.registrations": ("人工登记人数", "People registered by hand"),
-    "r.vehicles": ("车辆", "Vehicles"),
-    "r.vehicles.registrations": ("车辆登记", "Registrations"),
-    "r.vehicles.occupants": ("随车人数（不含司机）", "Passengers (not the driver)"),
-    "r.vehicles.unknown_plates": ("非本小区车牌", "Unknown plates"),
-    "r.service_requests": ("上门服务", "Service requests"),
-    "r.service_requests.opened": ("新提交", "Opened"),
-    "r.service_requests.done": ("已完成", "Done"),
-    "r.service_requests.open_at_end": ("日终未完成", "Open at the day's end"),
     "xlsx": ("导出 Excel", "Export .xlsx"),
     "csv": ("导出 CSV", "Export CSV"),
+    "xlsx_zh": ("导出 Excel（中文标签）", "Export .xlsx (Chinese labels)"),
+    "csv_zh": ("导出 CSV（中文标签）", "Export CSV (Chinese labels)"),
+    # the daily report's sheets, columns, categories and items (``ui.report_words``: the
+    # exports' words too) and the service requests' kinds
+    **PAIRS,
 }
 
 

@@ -10,12 +10,13 @@ from urllib.parse import quote
 from fastapi import Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
-from kiosk.categories import report_csv, report_rows, report_xlsx
-from kiosk.stats import daily_report
-from ui.guard.community.common import PREFIX, TEXT, community_room, render, translator
+from kiosk.categories import category_words, item_words, report_rows
+from kiosk.stats import daily_report, report_file, stamp_as_of
+from ui.guard.community.common import PREFIX, community_room, render
 from ui.guard.deps import Guard, GuardDep, PageSession, audited, note
 from ui.guard.forms import FIRST_DAY, LAST_DAY, BadInput
 from ui.guard.forms import day as parse_day
+from ui.report_words import FILE_LANGS, file_words, words
 
 router = community_room(f"{PREFIX}/report")
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -23,18 +24,21 @@ XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 def labelled(rows: list[list[Any]], lang: str) -> list[list[Any]]:
     """``(category, item, value)`` rows with the category and item (and the scope) in
-    ``lang`` appended: a key with no words is shown as it is."""
-    tr = translator(lang)
-
-    def word(key: str, default: str) -> str:
-        return tr(f"r.{key}") if f"r.{key}" in TEXT else default
-
+    ``lang`` appended (``ui.report_words``, as the files say them): a key with no words is
+    shown as it is."""
+    said = words(lang)
     out = []
     for category, item, value in rows:
-        kind = str(item).removeprefix("by_kind.")
-        item_text = tr(f"k.{kind}") if kind != item else word(f"{category}.{item}", str(item))
-        shown = word(f"scope.{value}", str(value)) if item == "scope" else value
-        out.append([category, item, shown, word(category, str(category)), item_text])
+        shown = (said(f"r.scope.{value}") or value) if item == "scope" else value
+        out.append(
+            [
+                category,
+                item,
+                shown,
+                category_words(said, category),
+                item_words(said, category, item),
+            ]
+        )
     return out
 
 
@@ -51,7 +55,8 @@ def report_for(g: Guard, request: Request) -> dict[str, Any] | None:
     except BadInput:
         return None
     freshness = g.core.lists.current.freshness
-    return daily_report(g.core.store.reader(), day, g.tz, g.cfg.policy.quota, freshness)
+    policy = g.cfg.policy
+    return daily_report(g.core.store.reader(), day, g.tz, policy.quota, freshness, policy.hours)
 
 
 @router.get("/report", response_class=HTMLResponse, include_in_schema=False)
@@ -70,9 +75,18 @@ def export(fmt: str, request: Request, session: PageSession, g: GuardDep) -> Res
     data = report_for(g, request)
     if data is None or fmt not in ("xlsx", "csv"):
         return JSONResponse({"detail": f"{BAD_DAY}; format: xlsx or csv"}, 400)
-    note(request, day=data["day"], format=fmt)
+    lang = request.query_params.get("lang")
+    try:
+        said = file_words(lang)
+    except ValueError:
+        return JSONResponse({"detail": f"lang: one of {', '.join(FILE_LANGS)}"}, 400)
+    note(request, day=data["day"], format=fmt, **({"lang": lang} if lang else {}))
     name = f"report-{g.cfg.site.kiosk_id}-{data['day']}.{fmt}"
     headers = {"Content-Disposition": f'attachment; filename="{quote(name)}"'}
-    if fmt == "xlsx":
-        return Response(report_xlsx(data), media_type=XLSX, headers=headers)
-    return Response(report_csv(data), media_type="text/csv; charset=utf-8", headers=headers)
+    # As ``kiosk report`` writes it: the row saying when it was made (today's figures are so
+    # far, not the day's), the CSV with the BOM Excel on a Chinese Windows needs.
+    body = report_file(
+        stamp_as_of(data, g.core.clock.now()), "xlsx" if fmt == "xlsx" else "csv", said
+    )
+    media = XLSX if fmt == "xlsx" else "text/csv; charset=utf-8"
+    return Response(body, media_type=media, headers=headers)

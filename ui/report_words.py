@@ -1,0 +1,190 @@
+"""The daily report's words (统计报表) in zh-CN and English: one table for the console's report
+page and every report file (the gate's ``kiosk report``, the console's ``report.{fmt}``, the
+district's ``kiosk fleet report``).
+
+The core builds the files (``kiosk.categories``) and holds no words: the callers above it hand
+in ``words(lang)`` (``kiosk.categories.Words``). A file keeps its codes, numbers and dates
+where they always were and adds the words beside them (``kiosk.categories.worded``); the reasons
+are the screens' (``ui.i18n.reason_text``). English, the default, is the file as it always
+was: its codes are its words (``file_words``).
+"""
+
+from __future__ import annotations
+
+from kiosk.categories import Words
+from ui import i18n
+
+__all__ = ["FILE_LANGS", "PAIRS", "file_words", "words"]
+
+#: The languages a report file is written in; ``en`` (the default) is the file as it always was.
+FILE_LANGS = ("en", "zh-CN")
+
+_SHEETS = {
+    "sheet.daily report": ("日报", "daily report"),
+    "sheet.by hour": ("按小时", "by hour"),
+    "sheet.by reason": ("按原因", "by reason"),
+    "sheet.by gate": ("按岗点", "by gate"),
+    "sheet.compounds": ("按小区", "compounds"),
+}
+_COLUMNS = {
+    "col.category": ("类别代码", "category"),
+    "col.item": ("项目代码", "item"),
+    "col.value": ("数值", "value"),
+    "col.category.words": ("类别", "category (words)"),
+    "col.item.words": ("项目", "item (words)"),
+    "col.hour": ("小时", "hour"),
+    "col.events": ("记录条数", "events"),
+    "col.utc_offset": ("UTC 偏移", "utc_offset"),
+    "col.reason": ("原因代码", "reason"),
+    "col.reason.words": ("原因", "reason (words)"),
+    "col.gate": ("岗点", "gate"),
+    # the district's compounds sheet (``office.district.COMPOUND_COLUMNS``)
+    "col.compound": ("小区", "compound"),
+    "col.gates": ("岗点", "gates"),
+    "col.quota_enabled": ("外出限额", "quota_enabled"),
+    "col.quota_exits": ("每周期外出次数", "quota_exits"),
+    "col.period_days": ("周期（天）", "period_days"),
+    "col.roles": ("计入的身份", "roles"),
+    "col.timezone": ("时区", "timezone"),
+    "col.households": ("外出户数", "households"),
+    "col.exits": ("外出次数", "exits"),
+    "col.max": ("单户最多外出次数", "max"),
+    "col.over_quota_households": ("超出限额户数", "over_quota_households"),
+    "col.disagree": ("规则不一致的岗点", "disagree"),
+    "col.unknown": ("无法计数的岗点", "unknown"),
+    "col.peers_unlisted": ("未互相列出的岗点", "peers_unlisted"),
+    "col.peers_outside": ("列出的外小区岗点", "peers_outside"),
+    "col.id_missing": ("未设小区编号的岗点", "id_missing"),
+    "col.peers_elsewhere": ("属于其他小区的岗点", "peers_elsewhere"),
+    "col.undeclared": ("名单未列的小区", "undeclared"),
+}
+_KINDS = {
+    "k.food": ("食品", "food"),
+    "k.medicine": ("药品", "medicine"),
+    "k.parcel": ("快递", "parcel"),
+    "k.rubbish": ("垃圾", "rubbish"),
+    "k.other": ("其他", "other"),
+}
+#: The report's categories and items (``r.CATEGORY``, ``r.CATEGORY.ITEM``).
+_ITEMS = {
+    "r.report": ("报表", "Report"),
+    "r.report.day": ("日期", "Day"),
+    "r.report.scope": ("范围", "Scope"),
+    "r.report.gates": ("岗点", "Gates"),
+    "r.report.events": ("记录条数", "Events"),
+    "r.report.as_of": ("生成时间", "Made at"),
+    "r.report.passed": ("通过", "Passed"),
+    "r.report.denied": ("拒绝", "Denied"),
+    "r.report.fever_alarms": ("发热告警", "Fever alarms"),
+    "r.report.events_complete": ("记录齐全", "Events complete"),
+    "r.scope.gate": ("本岗点", "This gate"),
+    "r.scope.district": ("全辖区", "The district"),
+    "r.gate": ("岗点", "Gate"),
+    "r.compound": ("小区", "Compound"),
+    "r.events": ("记录条数", "Events"),
+    "r.decisions": ("判定", "Decisions"),
+    "r.decisions.pass": ("通过", "Pass"),
+    "r.decisions.deny": ("拒绝", "Deny"),
+    "r.decisions.manual_pass": ("人工放行", "Manual pass"),
+    "r.decisions.manual_deny": ("人工拒绝", "Manual deny"),
+    "r.by_decision": ("判定", "Decisions"),
+    "r.by_decision.pass": ("通过", "Pass"),
+    "r.by_decision.deny": ("拒绝", "Deny"),
+    "r.by_decision.manual_pass": ("人工放行", "Manual pass"),
+    "r.by_decision.manual_deny": ("人工拒绝", "Manual deny"),
+    "r.passages": ("通行", "Passages"),
+    "r.passages.total": ("合计", "Total"),
+    "r.passages.passed": ("通过", "Passed"),
+    "r.passages.denied": ("拒绝", "Denied"),
+    "r.ledgers": ("台账", "Ledgers"),
+    "r.ledgers.gates": ("已上报岗点", "Gates reporting"),
+    "r.ledgers.missing": ("未上报岗点", "Gates missing"),
+    "r.ledgers_not_final": ("台账非全天数字", "Ledger figures of a day not over"),
+    "r.events_missing": ("记录可能不全", "Events that may be missing"),
+    "r.no_figures": ("无台账数字", "No ledger figures"),
+    "r.people": ("人员进出", "People"),
+    "r.people.in": ("进入", "In"),
+    "r.people.out": ("外出", "Out"),
+    "r.fevers": ("发热", "Fevers"),
+    "r.fevers.gate": ("闸口测温", "At the gate"),
+    "r.fevers.returnee_checks": ("返回人员测温", "Returnee checks"),
+    "r.returnees": ("返回人员", "Returnees"),
+    "r.returnees.new": ("新登记", "New"),
+    "r.returnees.observing": ("观察中", "Observing"),
+    "r.returnees.cleared": ("已解除", "Cleared"),
+    "r.returnees.escalated": ("已上报", "Escalated"),
+    "r.returnees.transferred": ("已转运", "Transferred"),
+    "r.quarantined_households": ("居家隔离户数", "Quarantined households"),
+    "r.registrations": ("人工登记人数", "People registered by hand"),
+    "r.vehicles": ("车辆", "Vehicles"),
+    "r.vehicles.registrations": ("车辆登记", "Registrations"),
+    "r.vehicles.occupants": ("随车人数（不含司机）", "Passengers (not the driver)"),
+    "r.vehicles.unknown_plates": ("非本小区车牌", "Unknown plates"),
+    "r.service_requests": ("上门服务", "Service requests"),
+    "r.service_requests.opened": ("新提交", "Opened"),
+    "r.service_requests.done": ("已完成", "Done"),
+    "r.service_requests.open_at_end": ("日终未完成", "Open at the day's end"),
+    "r.by_kind": ("按类别", "By kind"),
+    "r.staffing": ("值守", "Staffing"),
+    "r.staffing.hours": ("值守时段", "Staffed hours"),
+    "r.staffing.staffed": ("有人值守", "Staffed"),
+    "r.staffing.unstaffed": ("无人值守（机器自行判定）", "Unstaffed (the kiosk alone)"),
+    "r.downtime": ("停机与故障", "Downtime"),
+    "r.downtime.boots": ("开机次数（当日有记录）", "Boots that decided"),
+    "r.downtime.restarts_total": ("重启次数", "Restarts"),
+    "r.downtime.restart_minutes": ("重启间隔合计（分钟，至多）", "Minutes restarting (at most)"),
+    "r.downtime.faults_total": ("设备故障段数", "Device fault spells"),
+    "r.downtime.restarts": ("重启", "Restart"),
+    "r.downtime.faults": ("设备故障", "Device fault"),
+    "r.restarts.from": ("停机前最后一条记录", "Last event before"),
+    "r.restarts.booted": ("重新开机", "Booted again"),
+    "r.restarts.to": ("恢复后第一条记录", "First event after"),
+    "r.restarts.minutes": ("间隔（分钟）", "Minutes between"),
+    "r.faults.reason": ("原因", "Reason"),
+    "r.faults.from": ("起", "From"),
+    "r.faults.to": ("止", "To"),
+    "r.faults.events": ("记录条数", "Events"),
+    "r.exits_per_household": ("每户外出", "Outings per household"),
+    "r.exits_per_household.quota_enabled": ("外出限额", "Quota on"),
+    "r.exits_per_household.quota_exits": ("每周期外出次数", "Outings per period"),
+    "r.exits_per_household.period_days": ("周期（天）", "Period (days)"),
+    "r.exits_per_household.households": ("外出户数", "Households out"),
+    "r.exits_per_household.exits": ("外出次数", "Outings"),
+    "r.exits_per_household.max": ("单户最多外出次数", "Most outings of a household"),
+    "r.exits_per_household.over_quota_households": ("超出限额户数", "Households over the quota"),
+}
+#: The words of the report's whole table: its sheets, columns, categories and items.
+PAIRS: dict[str, tuple[str, str]] = {**_SHEETS, **_COLUMNS, **_KINDS, **_ITEMS}
+#: A day not over yet (``kiosk.stats.SO_FAR``).
+_SO_FAR = (
+    "当日尚未结束，以下为截至此时的数字",
+    "the day has not ended, these are its figures so far",
+)
+
+
+def words(lang: str) -> Words:
+    """The report's words in ``lang`` (``zh-CN``, else English): ``PAIRS``, the reasons in
+    the screens' words (``reason.CODE``) and ``so_far``; None for a key it has no words for."""
+    at = 0 if lang == "zh-CN" else 1
+
+    def word(key: str) -> str | None:
+        if key.startswith("reason."):
+            code = key.removeprefix("reason.")
+            return i18n.reason_text(lang, code) if code in i18n.reason_codes() else None
+        if key == "so_far":
+            return _SO_FAR[at]
+        pair = PAIRS.get(key)
+        return None if pair is None else pair[at]
+
+    return word
+
+
+def file_words(lang: str | None) -> Words | None:
+    """The words a report file in ``lang`` is written with: None for English or no choice
+    (the default: the file as it always was, its codes its words); ``ValueError`` naming the
+    languages for anything else."""
+    if lang is None or lang == "en":
+        return None
+    if lang == "zh-CN":
+        return words(lang)
+    raise ValueError(f"lang: one of {', '.join(FILE_LANGS)}")
