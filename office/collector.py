@@ -186,6 +186,16 @@ class GateLines:
         return f"{self._failing}: {error}"
 
 
+def _gate_lines(url: str, clock: Clock) -> dict[str, GateLines]:
+    """How one gate's pulls, ledger report and compound are said in the log (``GateLines``)."""
+    ticks = clock.monotonic_ns
+    return {
+        "pull": GateLines(url, ticks, "pull failed", "pull works again"),
+        "report": GateLines(url, ticks, "gate report failed", "gate report works again"),
+        "compound": GateLines(url, ticks, "gate compound", "gate compound declared"),
+    }
+
+
 class Collector:
     """Pulls ``config.kiosks`` into the database at ``dsn``; thread-safe status.
 
@@ -227,20 +237,7 @@ class Collector:
         self._reported: dict[str, float] = {}  # url -> monotonic time of the last report ask
         self._status = {k.url: KioskStatus(k.url, k.name) for k in config.kiosks}
         #: Per URL, how its pulls, its ledger report and its compound are said in the log.
-        self._lines = {
-            k.url: {
-                "pull": GateLines(
-                    k.url, self.clock.monotonic_ns, "pull failed", "pull works again"
-                ),
-                "report": GateLines(
-                    k.url, self.clock.monotonic_ns, "gate report failed", "gate report works again"
-                ),
-                "compound": GateLines(
-                    k.url, self.clock.monotonic_ns, "gate compound", "gate compound declared"
-                ),
-            }
-            for k in config.kiosks
-        }
+        self._lines = {k.url: _gate_lines(k.url, self.clock) for k in config.kiosks}
         #: Per URL: how its last pull fared, in a few words, and the id it claimed when refused
         #: (``_record_gates``: the district report's ``gates_without_figures``).
         self._why: dict[str, tuple[str, str | None]] = {}
