@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 import json
 import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -127,6 +128,21 @@ def south(tmp_path, clock):
     gate = Gate(tmp_path, "gate-south", clock, [peer_entry("gate-north")])
     yield gate
     gate.close()
+
+
+@contextlib.contextmanager
+def paired(tmp_path, clock, monkeypatch) -> Iterator[tuple[Gate, Gate]]:
+    """North and south, each a peer of the other (no key pinned), polled only when a test
+    says so."""
+    north = Gate(tmp_path, "gate-north", clock, [peer_entry("gate-south")], poll_s=3600)
+    south = Gate(tmp_path, "gate-south", clock, [peer_entry("gate-north")], poll_s=3600)
+    try:
+        north.peer_of(south, monkeypatch)
+        south.peer_of(north, monkeypatch)
+        yield north, south
+    finally:
+        south.close()
+        north.close()
 
 
 def resident(household: str = "1-101", holder: str = "Wang L") -> str:

@@ -5,17 +5,16 @@ held at once. Past its rate a connection is closed on accept, before any handsha
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import socket
-import threading
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from fastapi import FastAPI
+from server_support import live_server
 
-from checkpoint.server import ConnectionGate, HostRate, build_server, server_config
+from checkpoint.server import ConnectionGate, HostRate, server_config
 from kiosk.clock import FakeClock
 from kiosk.config import parse_config
 from kiosk.config.web import WebSection
@@ -143,29 +142,10 @@ def live(web: WebSection, clock: FakeClock) -> Iterator[tuple[int, ConnectionGat
         yield port, server.limits.gate
 
 
-@contextlib.contextmanager
-def live_app(app: FastAPI, web: WebSection, clock: FakeClock) -> Iterator[tuple[int, Any]]:
+def live_app(app: FastAPI, web: WebSection, clock: FakeClock) -> Any:
     """``app`` behind the daemon's own web server (``build_server``), its loop in a thread,
     on ``clock``: its port and the server."""
-    server = build_server(app, web, clock=clock)
-    up, done = threading.Event(), threading.Event()
-
-    async def life() -> None:
-        server.config.load()
-        server.lifespan = server.config.lifespan_class(server.config)
-        await server.startup(sockets=[server.sock])
-        up.set()
-        await asyncio.to_thread(done.wait)
-        await server.shutdown(sockets=[server.sock])
-
-    runner = threading.Thread(target=asyncio.run, args=(life(),), daemon=True)
-    runner.start()
-    assert up.wait(10), "the server did not start"
-    try:
-        yield server.sock.getsockname()[1], server
-    finally:
-        done.set()
-        runner.join(10)
+    return live_server(app, web, clock)
 
 
 def closed_at_once(port: int, within_s: float = 3.0) -> bool:

@@ -6,19 +6,17 @@ chunked body that never ends, a TLS handshake that stops half-way."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import re
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from guard_support import make_core
+from server_support import live_server
 
-from checkpoint.server import build_server
 from kiosk.clock import FakeClock
 from kiosk.config import parse_config
 from kiosk.config.web import WebSection
@@ -32,29 +30,8 @@ HOST = "kiosk.test"
 @contextlib.contextmanager
 def serving(app: Any, web: WebSection) -> Iterator[int]:
     """``app`` behind the daemon's own web server, its loop in a thread: its port."""
-    server = build_server(app, web)
-    up, done = threading.Event(), threading.Event()
-
-    async def life() -> None:
-        server.config.load()
-        server.lifespan = server.config.lifespan_class(server.config)
-        await server.startup(sockets=[server.sock])
-        up.set()
-        await asyncio.to_thread(done.wait)
-        await server.shutdown(sockets=[server.sock])
-        left = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-        for task in left:  # the API's loop-lag monitor
-            task.cancel()
-        await asyncio.gather(*left, return_exceptions=True)
-
-    runner = threading.Thread(target=asyncio.run, args=(life(),), daemon=True)
-    runner.start()
-    assert up.wait(10), "the server did not start"
-    try:
-        yield server.sock.getsockname()[1]
-    finally:
-        done.set()
-        runner.join(10)
+    with live_server(app, web) as (port, _server):
+        yield port
 
 
 class Kiosk:

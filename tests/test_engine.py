@@ -675,6 +675,22 @@ def _hold_crossings(rig) -> list[Crossing]:
     return held
 
 
+def land_late(rig, crossing: Crossing):
+    """The card stalls past the commit deadline for ``crossing`` (a pass): the engine is told
+    the commit was not confirmed (the screen denies, the gate stays shut); then the commit
+    lands after all. The event that landed."""
+    from kiosk.crossing import Outcome
+    from kiosk.store import StoreFault
+
+    assert crossing.draft.decision == "pass"
+    missed = StoreFault("store_fault", "commit not confirmed within 3000 ms")
+    rig.engine.on_crossed(Outcome(crossing, store_fault=missed, pending=True))
+    assert rig.decisions()[-1]["decision"] == "deny" and rig.gate.commands == []
+    event = rig.log.append(crossing.draft)  # ... but it did land
+    rig.engine.on_late_commit(crossing, event)
+    return event
+
+
 def _carry_out(rig, crossing: Crossing) -> None:
     del rig.ports.cross  # the DirectPorts method again
     rig.ports.cross(crossing)

@@ -11,14 +11,12 @@ A page that fails before anything is sent is a 503 with the card's words, like t
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 import logging
 import shutil
 import socket
 import subprocess
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -27,8 +25,8 @@ import pytest
 from card_support import damage_leaf
 from fastapi.testclient import TestClient
 from guard_support import BASE, add_event, close_core, make_core
+from server_support import live_server
 
-from checkpoint.server import build_server
 from kiosk.config import parse_config
 from kiosk.config.web import WebSection
 from ui.app import create_app
@@ -48,29 +46,8 @@ def paged_core(data_dir, clock, monkeypatch):
 def serving(app, port: int = 0) -> Iterator[int]:
     """``app`` on the daemon's own web server (h11, as ``kiosk run``), on ``port`` (0: a free
     one), its loop in a thread of its own (a browser driver may run a loop in this one)."""
-    server = build_server(app, WebSection(host="127.0.0.1", port=port))
-    up, done = threading.Event(), threading.Event()
-
-    async def life() -> None:
-        server.config.load()
-        server.lifespan = server.config.lifespan_class(server.config)
-        await server.startup(sockets=[server.sock])
-        up.set()
-        await asyncio.to_thread(done.wait)
-        await server.shutdown(sockets=[server.sock])
-        left = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-        for task in left:  # the API's loop-lag monitor
-            task.cancel()
-        await asyncio.gather(*left, return_exceptions=True)
-
-    runner = threading.Thread(target=asyncio.run, args=(life(),), daemon=True)
-    runner.start()
-    assert up.wait(10), "the server did not start"
-    try:
-        yield server.sock.getsockname()[1]
-    finally:
-        done.set()
-        runner.join(10)
+    with live_server(app, WebSection(host="127.0.0.1", port=port)) as (bound, _server):
+        yield bound
 
 
 def _raw_get(port: int, path: str, token: str) -> bytes:

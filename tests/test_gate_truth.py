@@ -108,13 +108,7 @@ def test_after_a_restart_the_pass_the_gate_did_not_open_for_is_still_no_outing(t
     used up the household's quota."""
     import test_runner
 
-    r = test_runner.Rig(
-        tmp_path,
-        overrides={
-            "site": {"direction": "out"},
-            "policy": {"mode": "pass_only", "quota": {"enabled": True, "exits": 1}},
-        },
-    )
+    r = test_runner.one_outing_rig(tmp_path)
     text = r.pass_text()
     verified = r.trust.verify(text)
     person = {"pass_id": verified.pass_id, "household": verified.household}
@@ -139,21 +133,13 @@ def test_a_pass_whose_commit_landed_after_its_deadline_is_followed_by_the_deny_s
     deny the resident was shown was dropped as a second copy. The office counted them through
     (the guard's alarm said the record was wrong, nothing else did). The deny held for the log
     is written after it, flagged ``not_opened:<seq>``."""
-    from test_engine import _hold_crossings
-
-    from kiosk.crossing import Outcome
-    from kiosk.store import StoreFault
+    from test_engine import _hold_crossings, land_late
 
     held = _hold_crossings(rig)
     rig.show(rig.pass_text(household="A-101"), "out")
     rig.run(0.5)
     [crossing] = held
-    assert crossing.draft.decision == "pass"
-    missed = StoreFault("store_fault", "commit not confirmed within 3000 ms")
-    rig.engine.on_crossed(Outcome(crossing, store_fault=missed, pending=True))
-    assert rig.decisions()[-1]["decision"] == "deny" and rig.gate.commands == []
-    event = rig.log.append(crossing.draft)  # ... but it did land
-    rig.engine.on_late_commit(crossing, event)
+    land_late(rig, crossing)
     del rig.ports.cross  # the store works again: the held record is written at its retry
     rig.run(rig.config.engine.idle_probe_s + 1)
     passed, followed = rig.events()

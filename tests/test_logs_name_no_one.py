@@ -186,18 +186,14 @@ def test_a_guards_edits_and_removals_at_the_console_log_no_one(guard_client, gua
 def test_the_compounds_gates_exchanging_passages_and_lists_log_no_one(
     tmp_path, monkeypatch, caplog
 ):
-    from test_compound_gates import KEY, NOW, Gate, peer_entry
+    from test_compound_gates import KEY, NOW, paired
     from test_peer_revocations import told_and_fetched
 
     from kiosk.clock import FakeClock
     from kiosk.passes import issue_pass
 
     clock = FakeClock(start=NOW)
-    north = Gate(tmp_path, "gate-north", clock, [peer_entry("gate-south")], poll_s=3600)
-    south = Gate(tmp_path, "gate-south", clock, [peer_entry("gate-north")], poll_s=3600)
-    try:
-        north.peer_of(south, monkeypatch)
-        south.peer_of(north, monkeypatch)
+    with paired(tmp_path, clock, monkeypatch) as (north, south):
         code, pass_ = issue_pass(KEY, HOUSEHOLD, NAME, "resident", 30, now=NOW - timedelta(days=1))
         assert north.passage(code, "out")["decision"] == "pass"
         north.core.lists.revoke(pass_.pass_id, NOTE, actor="guard Li")
@@ -210,9 +206,6 @@ def test_the_compounds_gates_exchanging_passages_and_lists_log_no_one(
         north.core.lists.unrevoke(pass_.pass_id, actor="guard Li")
         told_and_fetched(north, south)
         south.sync.poll()
-    finally:
-        south.close()
-        north.close()
     assert logged(caplog, [*NEEDLES, pass_.pass_id]) == []
 
 

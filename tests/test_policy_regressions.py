@@ -820,11 +820,9 @@ def test_a_pass_whose_commit_lands_after_its_deadline_uses_up_no_outing(tmp_path
     try used to be quota_exceeded) and the guard's alarm says the record is wrong."""
     from datetime import UTC, datetime
 
-    from test_engine import Rig, _hold_crossings
+    from test_engine import Rig, _hold_crossings, land_late
 
     from kiosk.clock import FakeClock
-    from kiosk.crossing import Outcome
-    from kiosk.store import StoreFault
 
     clock = FakeClock(start=datetime(2026, 3, 2, 2, 0, tzinfo=UTC))
     rig = Rig(clock, tmp_path, policy={"quota": {"enabled": True, "exits": 1}})
@@ -834,12 +832,7 @@ def test_a_pass_whose_commit_lands_after_its_deadline_uses_up_no_outing(tmp_path
         rig.emulator.person_arrives(36.6)
         rig.run(3)
         [crossing] = held
-        assert crossing.draft.decision == "pass"
-        missed = StoreFault("store_fault", "commit not confirmed within 3000 ms")
-        rig.engine.on_crossed(Outcome(crossing, store_fault=missed, pending=True))
-        assert rig.decisions()[-1]["decision"] == "deny" and rig.gate.commands == []
-        event = rig.log.append(crossing.draft)  # ... but it did land
-        rig.engine.on_late_commit(crossing, event)
+        event = land_late(rig, crossing)
         assert rig.history.exits_in_period("A-101", clock.now(), 2) == 0
         [late] = [m for m in rig.messages if m.get("alarm") == "store_late_commit"]
         assert late["seq"] == event.seq and "gate stayed shut" in late["detail"]

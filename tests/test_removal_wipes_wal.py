@@ -138,18 +138,14 @@ def test_a_quarantine_the_offices_next_bundle_lifts_leaves_no_name(lists, log, c
 
 
 def test_a_quarantine_lifted_at_a_peer_gate_leaves_no_name_at_this_one(tmp_path, monkeypatch):
-    from test_compound_gates import NOW, Gate, peer_entry
+    from test_compound_gates import NOW, paired
     from test_peer_revocations import told_and_fetched
 
     from kiosk.clock import FakeClock
     from kiosk.peers import forget_removed
 
     clock = FakeClock(start=NOW)
-    north = Gate(tmp_path, "gate-north", clock, [peer_entry("gate-south")], poll_s=3600)
-    south = Gate(tmp_path, "gate-south", clock, [peer_entry("gate-north")], poll_s=3600)
-    try:
-        north.peer_of(south, monkeypatch)
-        south.peer_of(north, monkeypatch)
+    with paired(tmp_path, clock, monkeypatch) as (north, south):
         north.core.lists.add_quarantine("7-1404", NAME, "2026-03-01", "2026-03-14", "guard Li")
         told_and_fetched(north, south)
         assert files_holding(south.core.store, NAME)  # held here: the peer's entry
@@ -163,9 +159,6 @@ def test_a_quarantine_lifted_at_a_peer_gate_leaves_no_name_at_this_one(tmp_path,
         told_and_fetched(north, south)
         assert files_holding(south.core.store, NAME)
         assert forget_removed(south.core.store, []) and files_holding(south.core.store, NAME) == {}
-    finally:
-        south.close()
-        north.close()
 
 
 def test_a_note_the_next_household_sheet_rewrites_is_gone_from_the_files(lists, log):

@@ -575,16 +575,21 @@ def test_history_is_rebuilt_from_the_event_log_at_start(tmp_path):
     assert decision["reasons"] == ["passback"]
 
 
-def test_a_staff_exit_in_the_log_is_left_out_of_the_rebuilt_quota(tmp_path):
-    # A staff member went out on the household's code (flagged quota_exempt by the policy);
-    # after a restart the resident's one outing is still there.
-    r = Rig(
+def one_outing_rig(tmp_path) -> Rig:
+    """An exit gate, pass only, one outing per household per period."""
+    return Rig(
         tmp_path,
         overrides={
             "site": {"direction": "out"},
             "policy": {"mode": "pass_only", "quota": {"enabled": True, "exits": 1}},
         },
     )
+
+
+def test_a_staff_exit_in_the_log_is_left_out_of_the_rebuilt_quota(tmp_path):
+    # A staff member went out on the household's code (flagged quota_exempt by the policy);
+    # after a restart the resident's one outing is still there.
+    r = one_outing_rig(tmp_path)
     text = r.pass_text()
     verified = r.trust.verify(text)
     r.log.append(
