@@ -36,6 +36,11 @@ set, bounded, no reason), judged with the page (``check_page``: the same signatu
 compound) and held as that gate's set in ``peer_revocations`` (``PeerLedger.set_revocations``);
 the lists refuse them as ``pass_revoked`` (``kiosk.lists.Lists.peer_revocations``). Only a
 restore at that gate lifts one; the office's revocation is never lifted by it (docs/passes.md).
+
+A pass the serving gate did not open for (a later row ``not_opened:<seq>``, ``kiosk.links``)
+is no passage: the page leaves it out and names it (``not_opened``: the seqs of the look-back,
+bounded); the asking gate drops the row it holds of it, fetched before the gate knew
+(``PeerLedger.drop_not_opened``), and the history takes it back (``forget_peer_rows``).
 """
 
 from __future__ import annotations
@@ -60,6 +65,7 @@ from sqlite_utils import Database
 from .clock import ClockReading
 from .config.policy import QuotaConfig
 from .history import COUNTED_DECISIONS, QUOTA_EXEMPT
+from .links import not_opened
 from .lists import same_text
 from .passes import key_id_of
 from .ports import History, Store
@@ -78,6 +84,7 @@ __all__ = [
     "held_quarantine",
     "held_revocations",
     "late_breaches",
+    "MAX_PAGE_NOT_OPENED",
     "MAX_SKEW",
     "MIGRATIONS",
     "NONCE_PATTERN",
@@ -101,6 +108,7 @@ __all__ = [
     "purge",
     "closing_time",
     "forget_removed",
+    "forget_peer_rows",
     "record_peer_rows",
     "sign_closing",
     "sign_page",
@@ -149,6 +157,9 @@ _REVOCATION_KEYS = frozenset({"pass_id", "revoked_at", "actor"})
 #: The most of a gate's guards' quarantine entries one page carries (those ending last): a
 #: page with more is refused whole.
 MAX_PAGE_QUARANTINE = 200
+#: The most passes one page names that its gate did not open for (``not_opened``, its newest):
+#: a page naming more is refused whole.
+MAX_PAGE_NOT_OPENED = 500
 #: Bound of a quarantined person's name as a page carries it (``kiosk.lists.QuarantineIn``).
 MAX_HOLDER = 64
 _QUARANTINE_KEYS = frozenset({"id", "household", "holder", "from", "until", "actor"})
@@ -326,6 +337,9 @@ class CheckedPage:
     revocations: tuple[PeerRevocation, ...] | None = None
     #: The peer's guards' quarantine entries, its whole set; ``None`` as for ``revocations``.
     quarantine: tuple[PeerQuarantine, ...] | None = None
+    #: The seqs of the peer's passes its gate did not open for (``not_opened``) within the
+    #: look-back; ``None``: its page did not say (a gate on a release before it).
+    not_opened: tuple[int, ...] | None = None
 
 
 # --- the serving side -------------------------------------------------------------------------
@@ -416,14 +430,16 @@ def _page(
     # the asking gate dates them by this clock's time as the answer gives it (``now``).
     redate = undated is not None and clock is not None and clock.synced
     look_back = _first_dated_since(db, source, format_ts(since))
+    failed = _not_opened_since(db, since)
     rows = db.execute(
         f"SELECT seq, pass_id, household, direction, decision, {ts} AS ts, flags, mono_ns"  # noqa: S608
         f" FROM {source} WHERE seq > ? AND seq < ? AND decision IN ('pass', 'manual_pass')"
-        f" AND {ts} >= ? ORDER BY seq LIMIT ?",
+        f" AND {ts} >= ? AND seq NOT IN (SELECT value FROM json_each(?)) ORDER BY seq LIMIT ?",
         [
             max(after, (head if look_back is None else look_back) - 1),
             MAX_SEQ if hold is None else hold,
             format_ts(since),
+            json.dumps(failed),
             limit,
         ],
     ).fetchall()
@@ -453,7 +469,29 @@ def _page(
         "last": head,
         "origin": origin,
         "unsynced_from": None if redate else undated,
+        "not_opened": failed,
     }
+
+
+#: This gate's rows saying it did not open for a pass (``kiosk.links``: ``not_opened:<seq>``),
+#: stamped from ? on (index ``events_ts``), newest first.
+_NOT_OPENED_SQL = """
+SELECT flags FROM events INDEXED BY events_ts WHERE ts >= ? AND decision = 'deny'
+    AND flags LIKE '%not_opened:%' ORDER BY seq DESC LIMIT ?
+"""
+
+
+def _not_opened_since(db: Database, since: datetime) -> list[int]:
+    """The seqs of this gate's passes it did not open for, their rows stamped from ``since``
+    on (the look-back), at most ``MAX_PAGE_NOT_OPENED`` (the newest), in seq order: nobody
+    went through on them, so the page leaves them out and tells the peers, which drop those
+    they hold (fetched before the gate knew)."""
+    found = set()
+    for (flags,) in db.execute(_NOT_OPENED_SQL, [format_ts(since), MAX_PAGE_NOT_OPENED]):
+        seq = not_opened(json.loads(flags) if flags else ())
+        if seq is not None and seq <= MAX_SEQ:
+            found.add(seq)
+    return sorted(found)
 
 
 def guard_revocations(db: Database) -> list[dict[str, Any]]:
@@ -717,6 +755,7 @@ def check_page(
     ahead, previous, latest = 0, after, now + MAX_AHEAD
     held: int | None = None  # on a clock not set: the seq before the first row ahead of it
     held_back = refused = 0
+    failed = _not_opened(page.get("not_opened"))
     for item in raw:
         row, when = _row(item, kiosk_id)
         if row.seq <= previous:
@@ -736,6 +775,8 @@ def check_page(
         if when > latest:
             ahead += 1
             continue
+        if failed is not None and row.seq in failed:
+            continue  # its gate did not open for it: nobody went through
         rows.append(row)
         redated += moved
     nxt = _seq(page.get("next"), "next")
@@ -746,8 +787,21 @@ def check_page(
     quarantine = _quarantine(page.get("quarantine"), kiosk_id)
     return CheckedPage(
         rows, nxt, last, ahead, skew, said, said_origin, held_back, refused, redated, revocations,
-        quarantine,
+        quarantine, None if failed is None else tuple(sorted(failed)),
     )  # fmt: skip
+
+
+def _not_opened(raw: object) -> frozenset[int] | None:
+    """A page's ``not_opened`` judged (``PeerPageError``: the page is refused whole): at most
+    ``MAX_PAGE_NOT_OPENED`` seqs; ``None`` when the page says none (a peer on an earlier
+    release)."""
+    if raw is None:
+        return None
+    if not isinstance(raw, list) or len(raw) > MAX_PAGE_NOT_OPENED:
+        raise PeerPageError(
+            f"not_opened is {_shown(raw)}, not a list of at most {MAX_PAGE_NOT_OPENED} seqs"
+        )
+    return frozenset(_seq(item, "a not_opened seq") for item in raw)
 
 
 def _quarantine(raw: object, kiosk_id: str) -> tuple[PeerQuarantine, ...] | None:
@@ -1171,6 +1225,46 @@ class PeerLedger:
             wipe_removed(self.store)
         return changed
 
+    def drop_not_opened(self, kiosk_id: str, seqs: Iterable[int]) -> list[PeerRow]:
+        """Drop the peer's rows held here that its gate says it did not open for (its page's
+        ``not_opened``, fetched before it knew): nobody went through on them. The rows
+        dropped, for the history to take back (``forget_peer_rows``); none held (the page
+        says its whole list at every ask), nothing is written."""
+        wanted = json.dumps(sorted(set(seqs)))
+        if wanted == "[]":
+            return []
+        held = self.store.reader().execute(
+            "SELECT seq, pass_id, household, direction, decision, ts, flags FROM peer_passages"
+            " WHERE kiosk_id = ? AND seq IN (SELECT value FROM json_each(?))",
+            [kiosk_id, wanted],
+        )
+        rows = [
+            PeerRow(
+                kiosk_id,
+                int(seq),
+                p,
+                h,
+                str(d),
+                str(dec),
+                str(ts),
+                QUOTA_EXEMPT in json.loads(f or "[]"),
+            )
+            for seq, p, h, d, dec, ts, f in held.fetchall()
+        ]
+        if not rows:
+            return []
+        gone = json.dumps([row.seq for row in rows])
+
+        def write(db: Database) -> None:
+            db.execute(
+                "DELETE FROM peer_passages WHERE kiosk_id = ?"
+                " AND seq IN (SELECT value FROM json_each(?))",
+                [kiosk_id, gone],
+            )
+
+        self.store.submit(write)
+        return rows
+
     def rolled_back(self, kiosk_id: str, last: int) -> None:
         """The peer's log was restored from an older copy ending at ``last``: its rows held
         past that go (the history keeps what it counted) and the cursor is ``last``."""
@@ -1353,6 +1447,14 @@ def record_peer_rows(history: History, rows: Iterable[PeerRow | Mapping[str, Any
             )
         counted += 1
     return counted
+
+
+def forget_peer_rows(history: History, rows: Iterable[PeerRow]) -> int:
+    """Take back from ``history`` the peers' passages their gates did not open for
+    (``PeerLedger.drop_not_opened``); how many it held."""
+    return sum(
+        history.forget(row.pass_id, row.household, row.direction, row.ts, row.flags) for row in rows
+    )
 
 
 def load_peer_rows(db: Database, history: History, since: datetime) -> int:

@@ -1,0 +1,134 @@
+"""A pass the north gate did not open for is no outing at the south gate either.
+
+The north gate commits a pass, then its relay fails to open: the row after it (``deny``
+``gate_fault`` flagged ``not_opened:<seq>``) says nobody went through. Its peers' page served
+the pass as a passage all the same, so the south gate held it: the resident's next try there
+was refused as passback, the household's outing used up. The page now leaves such a pass out
+and names every pass of its look-back the gate did not open for (``not_opened``); the asking
+gate drops the rows it holds of them, and their history entries (``kiosk.peers``)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from test_compound_gates import NOW, Gate, hostile, page, peer_entry, resident, row
+
+from kiosk.clock import FakeClock
+from kiosk.peers import MAX_PAGE_NOT_OPENED
+from kiosk.store import EventDraft
+
+
+@pytest.fixture
+def gates(tmp_path, clock):
+    north = Gate(tmp_path, "gate-north", clock)
+    south = Gate(tmp_path, "gate-south", clock, [peer_entry("gate-north")])
+    yield north, south
+    south.close()
+    north.close()
+
+
+@pytest.fixture
+def clock():
+    return FakeClock(start=NOW)
+
+
+def _not_opened(gate: Gate) -> int:
+    """The gate's relay failed on its last pass: the row after it says so; the pass's seq."""
+    [last] = gate.core.store.reader().execute(
+        "SELECT seq, pass_id, household, direction FROM events ORDER BY seq DESC LIMIT 1"
+    )
+    seq, pass_id, household, direction = last
+    gate.core.store.append(
+        EventDraft(
+            direction=direction,
+            decision="deny",
+            reasons=("gate_fault",),
+            pass_id=pass_id,
+            household=household,
+            flags=(f"not_opened:{seq}",),
+        )
+    )
+    return int(seq)
+
+
+def test_a_pass_fetched_before_its_gate_said_it_did_not_open_is_dropped_at_the_peer(
+    gates, clock, monkeypatch
+):
+    north, south = gates
+    sync = south.peer_of(north, monkeypatch)
+    card = resident(holder="Wang L")
+    assert north.passage(card)["decision"] == "pass"
+    sync.poll()
+    assert sync.ledger.held() == {"gate-north": 1}  # fetched before the relay's failure was known
+    _not_opened(north)
+    clock.advance(30)
+    sync.poll()
+    assert sync.ledger.held() == {}
+    assert south.core.history.exits_in_period("1-101", clock.now(), 2) == 0
+    # The resident, let through by nobody at the north gate, goes out at the south gate.
+    assert south.passage(card) == {"decision": "pass", "reasons": ["ok"]}
+
+
+def test_a_pass_its_gate_did_not_open_for_is_never_served_as_a_passage(gates, clock, monkeypatch):
+    north, south = gates
+    sync = south.peer_of(north, monkeypatch)
+    card = resident(holder="Wang L")
+    north.passage(card)
+    seq = _not_opened(north)
+    north.passage(resident("2-202"))
+    sync.poll()
+    held = south.core.store.reader().execute("SELECT household FROM peer_passages").fetchall()
+    assert held == [("2-202",)]
+    assert sync.ledger.cursor("gate-north") == seq + 2  # the cursor passes it
+    # A history rebuilt from what the south gate holds (as at its start) counts 2-202 alone.
+    assert south.core.runner._load_history() == 1
+    assert south.passage(resident(holder="Wang M"))["decision"] == "pass"  # the quota is whole
+
+
+def test_a_row_dropped_leaves_the_other_outings_held(gates, clock, monkeypatch):
+    north, south = gates
+    sync = south.peer_of(north, monkeypatch)
+    north.passage(resident("2-202"))
+    north.passage(resident())
+    sync.poll()
+    _not_opened(north)
+    sync.poll()
+    assert sync.ledger.held() == {"gate-north": 1}
+    assert south.core.history.exits_in_period("2-202", clock.now(), 2) == 1
+    assert south.core.history.exits_in_period("1-101", clock.now(), 2) == 0
+    sync.poll()  # said again at every page: nothing more goes, nothing is written
+    assert sync.ledger.held() == {"gate-north": 1}
+
+
+def _page_with(not_opened: object, *rows: dict) -> str:
+    body = json.loads(page(*rows))
+    body["not_opened"] = not_opened
+    return json.dumps(body)
+
+
+@pytest.mark.parametrize(
+    ("said", "error"),
+    [
+        ("7", "not_opened is '7'"),
+        ([1, "2"], "not a seq"),
+        ([-1], "not a seq"),
+        ([True], "not a seq"),
+        ([2**63], "not a seq"),
+        (list(range(MAX_PAGE_NOT_OPENED + 1)), f"at most {MAX_PAGE_NOT_OPENED}"),
+    ],
+)
+def test_a_hostile_not_opened_list_refuses_the_page_whole(gates, monkeypatch, said, error):
+    _, south = gates
+    sync = hostile(south, monkeypatch, _page_with(said, row()))
+    sync.poll()
+    [peer] = south.core.health()["peers"]
+    assert error in peer["last_error"]
+    assert sync.ledger.held() == {} and sync.ledger.cursor("gate-north") == 0
+
+
+def test_a_page_without_the_list_is_an_older_gate_and_kept_as_before(gates, monkeypatch):
+    _, south = gates
+    sync = hostile(south, monkeypatch, page(row()))
+    sync.poll()
+    assert sync.ledger.held() == {"gate-north": 1}
