@@ -320,7 +320,9 @@ def subject_of(
     """The subject the guard chose: ``none`` (a person without a pass) or the ``seq`` of a
     recent kiosk passage. There is no default: the form must say. A manual ``pass`` about a
     passage the kiosk already passed has nothing to let through (it would be a second
-    passage: a second person in the counts, a second outing of the household's quota)."""
+    passage: a second person in the counts, a second outing of the household's quota),
+    unless the gate did not open for that pass (a row after it says so, ``not_opened``):
+    the guard letting them through is how that passage ended, its household's outing."""
     text = clean(value, "manual.subject", max_len=20)
     if text == NO_SUBJECT:
         return NO_SUBJECT
@@ -332,7 +334,11 @@ def subject_of(
     earlier = queries.override_of(g.core.store, int(event["seq"]))
     if earlier is not None:
         already_decided(str(earlier.get("operator")), str(earlier.get("decision")))
-    if decision == "pass" and event.get("decision") in PASS_DECISIONS:
+    if (
+        decision == "pass"
+        and event.get("decision") in PASS_DECISIONS
+        and queries.not_opened_for(g.core.store, int(event["seq"])) is None
+    ):
         raise BadInput("err.subject_passed")
     return ManualSubject.of_event(event)
 
