@@ -224,7 +224,11 @@ class FeedStream:
             return [sse("state", view)]
         if kind == "health":  # the storage may work again: the rows held meanwhile first
             await flush_held(self.g)
-            return [await self.alarms()]
+            # A record the engine wrote from its backlog is told by this message, not by a
+            # decision: the row saying the gate did not open for a pass, a decision held
+            # through a storage fault. Read only when the log moved past this stream's rows.
+            new = await self.rows() if self.g.core.store.last_seq > self.after else []
+            return [*new, await self.alarms()]
         return []
 
     async def run(self, request: Request) -> AsyncIterator[str]:
