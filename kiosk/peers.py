@@ -1697,13 +1697,18 @@ def _outings(
     cols = "seq, ts, direction, decision, household, flags"
     spellings = _spellings(db, key, lo, hi)
     some = f"household IN ({', '.join('?' * len(spellings))}) AND ts >= ? AND ts < ?"
+    own = _own_outings(db, spellings, (lo, hi), now, boot_id)
+    # A pass a later row says this gate did not open for (``not_opened:<seq>``, which names
+    # its household too): nobody went through, no outing.
+    failed = {not_opened(json.loads(r["flags"]) if r["flags"] else ()) for r in own}
     out = [
         _Outing(
             kiosk_id, int(r["seq"]), str(r["ts"]), None, str(r["decision"]),
             r["boot_id"], r["mono_ns"],
         )
-        for r in _own_outings(db, spellings, (lo, hi), now, boot_id)
+        for r in own
         if households_outing(r) and lo <= r["ts"] < hi
+        and int(r["seq"]) not in failed
     ]  # fmt: skip
     out += [
         _Outing(

@@ -132,3 +132,41 @@ def test_a_page_without_the_list_is_an_older_gate_and_kept_as_before(gates, monk
     sync = hostile(south, monkeypatch, page(row()))
     sync.poll()
     assert sync.ledger.held() == {"gate-north": 1}
+
+
+def test_a_pass_this_gate_did_not_open_for_is_no_breach_found_late(tmp_path, clock):
+    """The north gate's relay failed on the resident's pass (nobody went through); the resident
+    went out at the south gate. Reading the south gate's outing, the north gate counted its own
+    pass as the household's outing before it: "over the quota, found late", a card for the
+    guard about a household that went out once."""
+    from zoneinfo import ZoneInfo
+
+    from kiosk import peers
+    from kiosk.config.policy import QuotaConfig
+    from kiosk.store import EventLog, format_ts
+
+    store = EventLog(
+        tmp_path / "k.db", "gate-north", clock, "NORMAL", migrations=[peers.MIGRATIONS]
+    )
+    log = store.open()
+    try:
+        passed = log.append(EventDraft(direction="out", decision="pass", household="1-101"))
+        log.append(
+            EventDraft(direction="out", decision="deny", reasons=("gate_fault",),
+                       household="1-101", flags=(f"not_opened:{passed.seq}",))
+        )  # fmt: skip
+        clock.advance(300)
+
+        def keep(db) -> None:
+            db.table("peer_passages").insert(
+                {"kiosk_id": "gate-south", "seq": 4, "household": "1-101", "direction": "out",
+                 "decision": "pass", "ts": format_ts(clock.now()), "flags": "[]",
+                 "fetched_at": format_ts(clock.now())}
+            )  # fmt: skip
+
+        log.submit(keep)
+        quota = QuotaConfig(enabled=True, exits=1, period_days=2)
+        tz = ZoneInfo("Asia/Shanghai")
+        assert peers.late_breaches(log.reader(), 0, "gate-north", quota, tz) == ([], 1)
+    finally:
+        store.close()
