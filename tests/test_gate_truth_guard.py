@@ -56,3 +56,40 @@ def test_a_manual_pass_about_a_pass_the_gate_opened_for_is_still_refused(guard_c
     assert "err=" in refused.headers["location"]
     assert guard_core.store.audits()[-1]["detail"]["problem"] == "err.subject_passed"
     assert queries.not_opened_for(guard_core.store, passed.seq) is None
+
+
+def test_the_pass_and_the_row_saying_the_gate_did_not_open_are_one_passage_decided_once(
+    guard_client, guard_core
+):
+    """The feed offers the newest passage as the subject: the row saying the gate did not
+    open (a deny), while an alarm links the pass. A guard's manual pass about one and
+    another's about the other were both taken: two people out, two outings of the household,
+    for one resident let through once."""
+    seq = _passed_not_opened(guard_core)
+    csrf = login(guard_client)
+    form = {"subject": str(seq + 1), "reason": "opened by hand", "direction": "out",
+            "decision": "pass"}  # fmt: skip
+    with decided(guard_client, guard_core) as seen:
+        post(guard_client, "/guard/manual?lang=en", csrf, **form)
+    assert seen[0]["decision"] == "manual_pass"
+    # About the pass itself: one subject, whichever row was chosen.
+    assert queries.override_of(guard_core.store, seq)["decision"] == "manual_pass"
+    again = post(guard_client, "/guard/manual?lang=en", csrf, **(form | {"subject": str(seq)}))
+    assert "err=" in again.headers["location"]
+    assert guard_core.store.audits()[-1]["detail"]["problem"] == "err.subject_decided"
+    report = stats.compute_report(guard_core.store.reader(), date(2026, 3, 2), "UTC")
+    assert report["exits_per_household"]["exits"] == 1
+    assert report["community"]["people"]["out"] == 1
+
+
+def test_a_decision_recorded_about_the_row_after_the_pass_decides_the_pass_too(
+    guard_client, guard_core
+):
+    seq = _passed_not_opened(guard_core)
+    add_event(guard_core, direction="out", decision="manual_pass", reasons=("guard_override",),
+              operator="bob", household="3-201", flags=(f"overrides:{seq + 1}",))  # fmt: skip
+    csrf = login(guard_client)
+    form = {"subject": str(seq), "reason": "again", "direction": "out", "decision": "pass"}
+    refused = post(guard_client, "/guard/manual?lang=en", csrf, **form)
+    assert "err=" in refused.headers["location"]
+    assert guard_core.store.audits()[-1]["detail"]["problem"] == "err.subject_decided"
