@@ -378,22 +378,7 @@ class PeerSync:
                 return got
             clock = self.core.clock
             read = ClockReading.take(clock)
-            with self._using_store():
-                new = self.ledger.merge(
-                    peer.url,
-                    peer.kiosk_id,
-                    page,
-                    read.wall,
-                    synced=read.synced,
-                    mono_ns=read.mono_ns,
-                )
-                if new:
-                    self._record(new)
-                # Passes its gate did not open for, held from an earlier page: nobody went
-                # through, so they go, and the history takes them back.
-                dropped = self.ledger.drop_not_opened(peer.kiosk_id, page.not_opened or ())
-                if dropped:
-                    self._forget(dropped)
+            new = self._keep(peer, page, read)
             got += len(new)
             if page.revocations is not None or page.quarantine is not None:
                 self._revocations(peer, page, read)
@@ -426,6 +411,26 @@ class PeerSync:
             if page.next >= page.last or page.held_back or (page.next == after and not page.rows):
                 break  # the rest: left with the peer (a passage it cannot date yet)
         return got
+
+    def _keep(self, peer: PeerSource, page: CheckedPage, read: ClockReading) -> list[PeerRow]:
+        """Keep ``page``'s rows and record the new ones in the history; drop those held that
+        its gate says it did not open for (fetched before it knew: nobody went through), and
+        take them back from the history. The new rows."""
+        with self._using_store():
+            new = self.ledger.merge(
+                peer.url,
+                peer.kiosk_id,
+                page,
+                read.wall,
+                synced=read.synced,
+                mono_ns=read.mono_ns,
+            )
+            if new:
+                self._record(new)
+            dropped = self.ledger.drop_not_opened(peer.kiosk_id, page.not_opened or ())
+            if dropped:
+                self._forget(dropped)
+        return new
 
     @contextlib.contextmanager
     def _using_store(self) -> Iterator[None]:

@@ -742,11 +742,7 @@ def check_page(
         )
     _same_compound(page.get("compound"), compound)
     last, said_origin = _same_log(page, after, origin)
-    raw = page.get("passages")
-    if not isinstance(raw, list):
-        raise PeerPageError("the answer has no passages list")
-    if len(raw) > limit:
-        raise PeerPageError(f"{len(raw)} passages in a page asked for at most {limit}")
+    raw = _passages(page, limit)
     said = None if page.get("now") is None else _when(page.get("now"), "now")
     skew = None if said is None else max(-MAX_SKEW_KEPT, min(MAX_SKEW_KEPT, said - now))
     undated, shift = _undated(page, skew, synced)
@@ -789,6 +785,16 @@ def check_page(
         rows, nxt, last, ahead, skew, said, said_origin, held_back, refused, redated, revocations,
         quarantine, None if failed is None else tuple(sorted(failed)),
     )  # fmt: skip
+
+
+def _passages(page: dict[str, Any], limit: int) -> list[Any]:
+    """A page's ``passages``, a list of at most ``limit`` (its rows judged one by one)."""
+    raw = page.get("passages")
+    if not isinstance(raw, list):
+        raise PeerPageError("the answer has no passages list")
+    if len(raw) > limit:
+        raise PeerPageError(f"{len(raw)} passages in a page asked for at most {limit}")
+    return raw
 
 
 def _not_opened(raw: object) -> frozenset[int] | None:
