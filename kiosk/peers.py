@@ -372,11 +372,20 @@ def peer_page(
         raise StoreFault("store_fault", f"peer page: {type(exc).__name__}") from None
 
 
-def _first_dated_since(db: Database, source: str, since: str) -> int | None:
+def _first_dated_since(db: Database, source: str, since: str, after: int) -> int | None:
     """The first ``seq`` of ``source`` dated at or after ``since``: stamped since (the ``ts``
     index), or stamped before NTP stepped the clock and dated since by its boot (the
     unsynchronised rows' index). Without it a page asked from seq 0 (a gate just paired)
-    walked ``seq`` up from the log's first row to the look-back: a year of rows."""
+    walked ``seq`` up from the log's first row to the look-back: a year of rows. When the
+    row after ``after`` (the asker's cursor) is stamped since, that row: no earlier one
+    matters to the page, and a poll at the head (every few seconds, for every peer) does not
+    walk the look-back's days of rows for their first; None when no row follows it."""
+    following = db.execute("SELECT seq, ts FROM events WHERE seq > ? ORDER BY seq LIMIT 1", [after])
+    first = following.fetchone()
+    if first is None:
+        return None  # nothing after the cursor: the page has nothing to read
+    if first[1] >= since:
+        return int(first[0])
     found = [db.execute("SELECT min(seq) FROM events INDEXED BY events_ts WHERE ts >= ?", [since])]
     if source == "dated_events":
         found.append(db.execute("SELECT min(seq) FROM redated_events WHERE dated_ts >= ?", [since]))
@@ -429,14 +438,15 @@ def _page(
     # saved time): dated by the clock once it is set; until then said (``unsynced_from``), so
     # the asking gate dates them by this clock's time as the answer gives it (``now``).
     redate = undated is not None and clock is not None and clock.synced
-    look_back = _first_dated_since(db, source, format_ts(since))
-    failed = _not_opened_since(db, since)
+    look_back = _first_dated_since(db, source, format_ts(since), after)
+    lower = max(after, (head if look_back is None else look_back) - 1)
+    failed = _not_opened_after(db, lower)
     rows = db.execute(
         f"SELECT seq, pass_id, household, direction, decision, {ts} AS ts, flags, mono_ns"  # noqa: S608
         f" FROM {source} WHERE seq > ? AND seq < ? AND decision IN ('pass', 'manual_pass')"
         f" AND {ts} >= ? AND seq NOT IN (SELECT value FROM json_each(?)) ORDER BY seq LIMIT ?",
         [
-            max(after, (head if look_back is None else look_back) - 1),
+            lower,
             MAX_SEQ if hold is None else hold,
             format_ts(since),
             json.dumps(failed),
@@ -473,21 +483,24 @@ def _page(
     }
 
 
-#: This gate's rows saying it did not open for a pass (``kiosk.links``: ``not_opened:<seq>``),
-#: stamped from ? on (index ``events_ts``), newest first.
+#: This gate's rows saying it did not open for a pass (``kiosk.links``: ``not_opened:<seq>``)
+#: after seq ? (by the primary key), the first ones.
 _NOT_OPENED_SQL = """
-SELECT flags FROM events INDEXED BY events_ts WHERE ts >= ? AND decision = 'deny'
-    AND flags LIKE '%not_opened:%' ORDER BY seq DESC LIMIT ?
+SELECT flags FROM events WHERE seq > ? AND decision = 'deny' AND flags LIKE '%not_opened:%'
+    ORDER BY seq LIMIT ?
 """
 
 
-def _not_opened_since(db: Database, since: datetime) -> list[int]:
-    """The seqs of this gate's passes it did not open for, their rows stamped from ``since``
-    on (the look-back), at most ``MAX_PAGE_NOT_OPENED`` (the newest), in seq order: nobody
-    went through on them, so the page leaves them out and tells the peers, which drop those
-    they hold (fetched before the gate knew)."""
+def _not_opened_after(db: Database, after: int) -> list[int]:
+    """The seqs of this gate's passes it did not open for, named by rows after ``after``
+    (the asker's cursor, or the look-back's first row), at most ``MAX_PAGE_NOT_OPENED`` (the
+    first), in seq order: nobody went through on them, so the page leaves them out and tells
+    the peers, which drop those they hold. Such a row comes after its pass, and a pass the
+    asker holds is at or before its cursor, while any row it has not heard of is after it
+    (written since its last page): so the rows after the cursor are all it needs, and a
+    poll at the head reads none of the look-back (every few seconds, for every peer)."""
     found = set()
-    for (flags,) in db.execute(_NOT_OPENED_SQL, [format_ts(since), MAX_PAGE_NOT_OPENED]):
+    for (flags,) in db.execute(_NOT_OPENED_SQL, [after, MAX_PAGE_NOT_OPENED]):
         seq = not_opened(json.loads(flags) if flags else ())
         if seq is not None and seq <= MAX_SEQ:
             found.add(seq)

@@ -170,3 +170,50 @@ def test_a_pass_this_gate_did_not_open_for_is_no_breach_found_late(tmp_path, clo
         assert peers.late_breaches(log.reader(), 0, "gate-north", quota, tz) == ([], 1)
     finally:
         store.close()
+
+
+def _recent_log(path, rows: int):
+    """A log of ``rows`` passages within the quota's look-back (an hour ago), counting
+    SQLite's steps on its reader (as tests/test_year_of_rows.py does)."""
+    import sqlite3
+    from datetime import timedelta
+
+    from test_year_of_rows import _Log
+
+    from kiosk.store import EventLog
+
+    with EventLog(path, "gate-1", FakeClock(start=NOW - timedelta(hours=1)), "NORMAL") as log:
+        log.append(EventDraft(direction="out", decision="pass", reasons=("ok",)))
+    conn = sqlite3.connect(path)
+    with conn:
+        conn.execute(
+            "WITH RECURSIVE n(i) AS (SELECT 2 UNION ALL SELECT i + 1 FROM n WHERE i < ?)"
+            " INSERT INTO events (seq, id, kiosk_id, ts, boot_id, mono_ns, clock_synced,"
+            " direction, decision, reasons, kind, flags, personal_digest, prev_hash, hash)"
+            " SELECT i, 'id-' || i, kiosk_id, ts, boot_id, mono_ns, clock_synced, direction,"
+            " decision, reasons, kind, flags, personal_digest, prev_hash, hash FROM events, n"
+            " WHERE seq = 1",
+            [rows],
+        )
+    conn.close()
+    return _Log(path)
+
+
+def test_a_peers_poll_at_the_head_reads_no_look_back_for_the_passes_not_opened(tmp_path):
+    """A peer asks every few seconds, from its cursor at this gate's head: the passes this gate
+    did not open for that it must hear of are written after that cursor (each row after its
+    pass, and the pass after what the peer fetched). Read by time, the list walked the whole
+    quota look-back (days of passages) at every poll of every peer."""
+    from datetime import timedelta
+
+    from kiosk.peers import peer_page
+
+    since = NOW - timedelta(days=3)
+    logs = [_recent_log(tmp_path / f"{n}.db", n) for n in (2_000, 20_000)]
+    steps = []
+    for log, head in zip(logs, (2_000, 20_000), strict=True):
+        log.steps = 0
+        page = peer_page(log.reader(), "gate-1", head, 500, since)
+        assert page["passages"] == [] and page["not_opened"] == []
+        steps.append(log.steps)
+    assert steps[1] - steps[0] < 20, steps

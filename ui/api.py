@@ -1092,7 +1092,7 @@ class PeerPage(BaseModel):
     not_opened: list[int] = Field(
         default_factory=list,
         description="The seqs of this gate's passes it did not open for (a later `deny` row"
-        " flagged `not_opened:<seq>`; within the look-back, the newest 500): never among"
+        " flagged `not_opened:<seq>`, written after `after`; the first 500): never among"
         " `passages`; the asking gate drops those it holds, nobody went through.",
     )
 
