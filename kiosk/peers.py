@@ -38,9 +38,10 @@ the lists refuse them as ``pass_revoked`` (``kiosk.lists.Lists.peer_revocations`
 restore at that gate lifts one; the office's revocation is never lifted by it (docs/passes.md).
 
 A pass the serving gate did not open for (a later row ``not_opened:<seq>``, ``kiosk.links``)
-is no passage: the page leaves it out and names it (``not_opened``: the seqs of the look-back,
-bounded); the asking gate drops the row it holds of it, fetched before the gate knew
-(``PeerLedger.drop_not_opened``), and the history takes it back (``forget_peer_rows``).
+is no passage: the page leaves it out and names it (``not_opened``: the seqs named by rows
+after the asked cursor, bounded); the asking gate drops the row it holds of it, fetched
+before the gate knew (``PeerLedger.drop_not_opened``), and the history takes it back
+(``forget_peer_rows``).
 """
 
 from __future__ import annotations
@@ -157,8 +158,8 @@ _REVOCATION_KEYS = frozenset({"pass_id", "revoked_at", "actor"})
 #: The most of a gate's guards' quarantine entries one page carries (those ending last): a
 #: page with more is refused whole.
 MAX_PAGE_QUARANTINE = 200
-#: The most passes one page names that its gate did not open for (``not_opened``, its newest):
-#: a page naming more is refused whole.
+#: The most passes one page names that its gate did not open for (``not_opened``, the first
+#: after the asked cursor): a page naming more is refused whole.
 MAX_PAGE_NOT_OPENED = 500
 #: Bound of a quarantined person's name as a page carries it (``kiosk.lists.QuarantineIn``).
 MAX_HOLDER = 64
@@ -337,8 +338,8 @@ class CheckedPage:
     revocations: tuple[PeerRevocation, ...] | None = None
     #: The peer's guards' quarantine entries, its whole set; ``None`` as for ``revocations``.
     quarantine: tuple[PeerQuarantine, ...] | None = None
-    #: The seqs of the peer's passes its gate did not open for (``not_opened``) within the
-    #: look-back; ``None``: its page did not say (a gate on a release before it).
+    #: The seqs of the peer's passes its gate did not open for (``not_opened``), named by its
+    #: rows after the cursor; ``None``: its page did not say (a gate on a release before it).
     not_opened: tuple[int, ...] | None = None
 
 
@@ -1247,8 +1248,8 @@ class PeerLedger:
     def drop_not_opened(self, kiosk_id: str, seqs: Iterable[int]) -> list[PeerRow]:
         """Drop the peer's rows held here that its gate says it did not open for (its page's
         ``not_opened``, fetched before it knew): nobody went through on them. The rows
-        dropped, for the history to take back (``forget_peer_rows``); none held (the page
-        says its whole list at every ask), nothing is written."""
+        dropped, for the history to take back (``forget_peer_rows``); none held (most asks:
+        a page says them until its cursor passes their rows), nothing is written."""
         wanted = json.dumps(sorted(set(seqs)))
         if wanted == "[]":
             return []
