@@ -50,6 +50,7 @@ from kiosk.core import Core
 from kiosk.history import COUNTED_DECISIONS
 from kiosk.logs import FlapLimit, RepeatedFailure
 from kiosk.peers import (
+    MAX_PAGE_NOT_OPENED,
     MAX_PAGE_QUARANTINE,
     MAX_PAGE_REVOCATIONS,
     MAX_SKEW,
@@ -62,10 +63,12 @@ from kiosk.peers import (
     PeerPageError,
     PeerRestarted,
     PeerRolledBack,
+    PeerRow,
     PeerUnsigned,
     check_page,
     closed_window,
     closing_time,
+    forget_peer_rows,
     record_peer_rows,
     sign_closing,
     verify_closing,
@@ -97,13 +100,27 @@ PAGE_ROWS = 500
 PAGES_PER_POLL = 10
 #: The most of one answer read: ``PAGE_ROWS`` of the largest legal rows, the serving gate's
 #: whole set of guards' revocations (``MAX_PAGE_REVOCATIONS``, a guard's name of 64 Chinese
-#: characters each) and quarantine entries (``MAX_PAGE_QUARANTINE``) and the envelope.
-MAX_ANSWER_BYTES = PAGE_ROWS * 600 + MAX_PAGE_REVOCATIONS * 320 + MAX_PAGE_QUARANTINE * 720 + 4096
+#: characters each) and quarantine entries (``MAX_PAGE_QUARANTINE``), the seqs of the passes it
+#: did not open for (``MAX_PAGE_NOT_OPENED``, 20 digits and a comma each) and the envelope.
+MAX_ANSWER_BYTES = (
+    PAGE_ROWS * 600
+    + MAX_PAGE_REVOCATIONS * 320
+    + MAX_PAGE_QUARANTINE * 720
+    + MAX_PAGE_NOT_OPENED * 21
+    + 4096
+)
 #: The most JSON values one answer is parsed with (``json_values``: a row counts 20, its
-#: keys, values, a flag and its time's colons; a revocation 10, a quarantine entry 13).
+#: keys, values, a flag and its time's colons; a revocation 10, a quarantine entry 13, a
+#: seq of ``not_opened`` 1).
 #: Without the revocations, a backlog's full page beside a few hundred of them was refused at
 #: every poll, the peer stale until its backlog shrank, which it never did.
-MAX_ANSWER_VALUES = PAGE_ROWS * 24 + MAX_PAGE_REVOCATIONS * 12 + MAX_PAGE_QUARANTINE * 16 + 64
+MAX_ANSWER_VALUES = (
+    PAGE_ROWS * 24
+    + MAX_PAGE_REVOCATIONS * 12
+    + MAX_PAGE_QUARANTINE * 16
+    + MAX_PAGE_NOT_OPENED * 2
+    + 64
+)
 #: The least time between two asks of one peer woken by its news: a flood of pokes costs an
 #: ask a second at most.
 POKE_GAP_S = 1.0
@@ -361,17 +378,7 @@ class PeerSync:
                 return got
             clock = self.core.clock
             read = ClockReading.take(clock)
-            with self._using_store():
-                new = self.ledger.merge(
-                    peer.url,
-                    peer.kiosk_id,
-                    page,
-                    read.wall,
-                    synced=read.synced,
-                    mono_ns=read.mono_ns,
-                )
-                if new:
-                    self._record(new)
+            new = self._keep(peer, page, read)
             got += len(new)
             if page.revocations is not None or page.quarantine is not None:
                 self._revocations(peer, page, read)
@@ -404,6 +411,26 @@ class PeerSync:
             if page.next >= page.last or page.held_back or (page.next == after and not page.rows):
                 break  # the rest: left with the peer (a passage it cannot date yet)
         return got
+
+    def _keep(self, peer: PeerSource, page: CheckedPage, read: ClockReading) -> list[PeerRow]:
+        """Keep ``page``'s rows and record the new ones in the history; drop those held that
+        its gate says it did not open for (fetched before it knew: nobody went through), and
+        take them back from the history. The new rows."""
+        with self._using_store():
+            new = self.ledger.merge(
+                peer.url,
+                peer.kiosk_id,
+                page,
+                read.wall,
+                synced=read.synced,
+                mono_ns=read.mono_ns,
+            )
+            if new:
+                self._record(new)
+            dropped = self.ledger.drop_not_opened(peer.kiosk_id, page.not_opened or ())
+            if dropped:
+                self._forget(dropped)
+        return new
 
     @contextlib.contextmanager
     def _using_store(self) -> Iterator[None]:
@@ -454,6 +481,20 @@ class PeerSync:
                 log.exception("compound: peers' passages could not be recorded")
 
         self.core.runner.in_loop(record)
+
+    def _forget(self, rows: list[PeerRow]) -> None:
+        history = self.core.history
+        log.info(
+            "compound: %d passages of a peer dropped: its gate did not open for them", len(rows)
+        )
+
+        def forget() -> None:
+            try:
+                forget_peer_rows(history, rows)
+            except Exception:  # noqa: BLE001 - the history is an aid, the decision goes on
+                log.exception("compound: peers' passages could not be taken back")
+
+        self.core.runner.in_loop(forget)
 
     def _page(self, peer: PeerSource, token: str, after: int, origin: str | None) -> Any:
         url = f"{peer.url}/api/v1/passages"

@@ -181,6 +181,35 @@ class PassageHistory:
             counted += 1
         return counted
 
+    def forget(
+        self,
+        pass_id: str | None,
+        household: str | None,
+        direction: str,
+        ts: datetime | str,
+        flags: Iterable[str] = (),
+    ) -> bool:
+        """Take back a peer's passage recorded (``record(..., peer=True)``) that its gate
+        then said it did not open for (``kiosk.peers``: ``not_opened``): its exit, and the
+        pass's last passage that way when it is that one (an earlier passage of the pass that
+        way is not known any more: the rule errs towards letting the resident through, as
+        with none). Whether anything was held of it."""
+        if direction not in _DIRECTIONS:
+            return False
+        us = _us(_aware(ts))
+        found = False
+        if household and direction == "out" and QUOTA_EXEMPT not in flags:
+            times = self._exits.get(same_text(household))
+            at = bisect.bisect_left(times, us) if times is not None else 0
+            if times is not None and at < len(times) and times[at] == us:
+                del times[at]
+                found = True
+        last = self._last[direction]
+        if pass_id and last.get(pass_id) == us:
+            del last[pass_id]
+            found = True
+        return found
+
     @property
     def undated(self) -> int:
         return len(self._undated)

@@ -36,6 +36,12 @@ set, bounded, no reason), judged with the page (``check_page``: the same signatu
 compound) and held as that gate's set in ``peer_revocations`` (``PeerLedger.set_revocations``);
 the lists refuse them as ``pass_revoked`` (``kiosk.lists.Lists.peer_revocations``). Only a
 restore at that gate lifts one; the office's revocation is never lifted by it (docs/passes.md).
+
+A pass the serving gate did not open for (a later row ``not_opened:<seq>``, ``kiosk.links``)
+is no passage: the page leaves it out and names it (``not_opened``: the seqs named by rows
+after the asked cursor, bounded); the asking gate drops the row it holds of it, fetched
+before the gate knew (``PeerLedger.drop_not_opened``), and the history takes it back
+(``forget_peer_rows``).
 """
 
 from __future__ import annotations
@@ -60,6 +66,7 @@ from sqlite_utils import Database
 from .clock import ClockReading
 from .config.policy import QuotaConfig
 from .history import COUNTED_DECISIONS, QUOTA_EXEMPT
+from .links import not_opened
 from .lists import same_text
 from .passes import key_id_of
 from .ports import History, Store
@@ -78,6 +85,7 @@ __all__ = [
     "held_quarantine",
     "held_revocations",
     "late_breaches",
+    "MAX_PAGE_NOT_OPENED",
     "MAX_SKEW",
     "MIGRATIONS",
     "NONCE_PATTERN",
@@ -101,6 +109,7 @@ __all__ = [
     "purge",
     "closing_time",
     "forget_removed",
+    "forget_peer_rows",
     "record_peer_rows",
     "sign_closing",
     "sign_page",
@@ -149,6 +158,9 @@ _REVOCATION_KEYS = frozenset({"pass_id", "revoked_at", "actor"})
 #: The most of a gate's guards' quarantine entries one page carries (those ending last): a
 #: page with more is refused whole.
 MAX_PAGE_QUARANTINE = 200
+#: The most passes one page names that its gate did not open for (``not_opened``, the first
+#: after the asked cursor): a page naming more is refused whole.
+MAX_PAGE_NOT_OPENED = 500
 #: Bound of a quarantined person's name as a page carries it (``kiosk.lists.QuarantineIn``).
 MAX_HOLDER = 64
 _QUARANTINE_KEYS = frozenset({"id", "household", "holder", "from", "until", "actor"})
@@ -326,6 +338,9 @@ class CheckedPage:
     revocations: tuple[PeerRevocation, ...] | None = None
     #: The peer's guards' quarantine entries, its whole set; ``None`` as for ``revocations``.
     quarantine: tuple[PeerQuarantine, ...] | None = None
+    #: The seqs of the peer's passes its gate did not open for (``not_opened``), named by its
+    #: rows after the cursor; ``None``: its page did not say (a gate on a release before it).
+    not_opened: tuple[int, ...] | None = None
 
 
 # --- the serving side -------------------------------------------------------------------------
@@ -358,11 +373,20 @@ def peer_page(
         raise StoreFault("store_fault", f"peer page: {type(exc).__name__}") from None
 
 
-def _first_dated_since(db: Database, source: str, since: str) -> int | None:
+def _first_dated_since(db: Database, source: str, since: str, after: int) -> int | None:
     """The first ``seq`` of ``source`` dated at or after ``since``: stamped since (the ``ts``
     index), or stamped before NTP stepped the clock and dated since by its boot (the
     unsynchronised rows' index). Without it a page asked from seq 0 (a gate just paired)
-    walked ``seq`` up from the log's first row to the look-back: a year of rows."""
+    walked ``seq`` up from the log's first row to the look-back: a year of rows. When the
+    row after ``after`` (the asker's cursor) is stamped since, that row: no earlier one
+    matters to the page, and a poll at the head (every few seconds, for every peer) does not
+    walk the look-back's days of rows for their first; None when no row follows it."""
+    following = db.execute("SELECT seq, ts FROM events WHERE seq > ? ORDER BY seq LIMIT 1", [after])
+    first = following.fetchone()
+    if first is None:
+        return None  # nothing after the cursor: the page has nothing to read
+    if first[1] >= since:
+        return int(first[0])
     found = [db.execute("SELECT min(seq) FROM events INDEXED BY events_ts WHERE ts >= ?", [since])]
     if source == "dated_events":
         found.append(db.execute("SELECT min(seq) FROM redated_events WHERE dated_ts >= ?", [since]))
@@ -415,15 +439,18 @@ def _page(
     # saved time): dated by the clock once it is set; until then said (``unsynced_from``), so
     # the asking gate dates them by this clock's time as the answer gives it (``now``).
     redate = undated is not None and clock is not None and clock.synced
-    look_back = _first_dated_since(db, source, format_ts(since))
+    look_back = _first_dated_since(db, source, format_ts(since), after)
+    lower = max(after, (head if look_back is None else look_back) - 1)
+    failed = _not_opened_after(db, lower)
     rows = db.execute(
         f"SELECT seq, pass_id, household, direction, decision, {ts} AS ts, flags, mono_ns"  # noqa: S608
         f" FROM {source} WHERE seq > ? AND seq < ? AND decision IN ('pass', 'manual_pass')"
-        f" AND {ts} >= ? ORDER BY seq LIMIT ?",
+        f" AND {ts} >= ? AND seq NOT IN (SELECT value FROM json_each(?)) ORDER BY seq LIMIT ?",
         [
-            max(after, (head if look_back is None else look_back) - 1),
+            lower,
             MAX_SEQ if hold is None else hold,
             format_ts(since),
+            json.dumps(failed),
             limit,
         ],
     ).fetchall()
@@ -453,7 +480,32 @@ def _page(
         "last": head,
         "origin": origin,
         "unsynced_from": None if redate else undated,
+        "not_opened": failed,
     }
+
+
+#: This gate's rows saying it did not open for a pass (``kiosk.links``: ``not_opened:<seq>``)
+#: after seq ? (by the primary key), the first ones.
+_NOT_OPENED_SQL = """
+SELECT flags FROM events WHERE seq > ? AND decision = 'deny' AND flags LIKE '%not_opened:%'
+    ORDER BY seq LIMIT ?
+"""
+
+
+def _not_opened_after(db: Database, after: int) -> list[int]:
+    """The seqs of this gate's passes it did not open for, named by rows after ``after``
+    (the asker's cursor, or the look-back's first row), at most ``MAX_PAGE_NOT_OPENED`` (the
+    first), in seq order: nobody went through on them, so the page leaves them out and tells
+    the peers, which drop those they hold. Such a row comes after its pass, and a pass the
+    asker holds is at or before its cursor, while any row it has not heard of is after it
+    (written since its last page): so the rows after the cursor are all it needs, and a
+    poll at the head reads none of the look-back (every few seconds, for every peer)."""
+    found = set()
+    for (flags,) in db.execute(_NOT_OPENED_SQL, [after, MAX_PAGE_NOT_OPENED]):
+        seq = not_opened(json.loads(flags) if flags else ())
+        if seq is not None and seq <= MAX_SEQ:
+            found.add(seq)
+    return sorted(found)
 
 
 def guard_revocations(db: Database) -> list[dict[str, Any]]:
@@ -704,11 +756,7 @@ def check_page(
         )
     _same_compound(page.get("compound"), compound)
     last, said_origin = _same_log(page, after, origin)
-    raw = page.get("passages")
-    if not isinstance(raw, list):
-        raise PeerPageError("the answer has no passages list")
-    if len(raw) > limit:
-        raise PeerPageError(f"{len(raw)} passages in a page asked for at most {limit}")
+    raw = _passages(page, limit)
     said = None if page.get("now") is None else _when(page.get("now"), "now")
     skew = None if said is None else max(-MAX_SKEW_KEPT, min(MAX_SKEW_KEPT, said - now))
     undated, shift = _undated(page, skew, synced)
@@ -717,6 +765,7 @@ def check_page(
     ahead, previous, latest = 0, after, now + MAX_AHEAD
     held: int | None = None  # on a clock not set: the seq before the first row ahead of it
     held_back = refused = 0
+    failed = _not_opened(page.get("not_opened"))
     for item in raw:
         row, when = _row(item, kiosk_id)
         if row.seq <= previous:
@@ -736,6 +785,8 @@ def check_page(
         if when > latest:
             ahead += 1
             continue
+        if failed is not None and row.seq in failed:
+            continue  # its gate did not open for it: nobody went through
         rows.append(row)
         redated += moved
     nxt = _seq(page.get("next"), "next")
@@ -746,8 +797,31 @@ def check_page(
     quarantine = _quarantine(page.get("quarantine"), kiosk_id)
     return CheckedPage(
         rows, nxt, last, ahead, skew, said, said_origin, held_back, refused, redated, revocations,
-        quarantine,
+        quarantine, None if failed is None else tuple(sorted(failed)),
     )  # fmt: skip
+
+
+def _passages(page: dict[str, Any], limit: int) -> list[Any]:
+    """A page's ``passages``, a list of at most ``limit`` (its rows judged one by one)."""
+    raw = page.get("passages")
+    if not isinstance(raw, list):
+        raise PeerPageError("the answer has no passages list")
+    if len(raw) > limit:
+        raise PeerPageError(f"{len(raw)} passages in a page asked for at most {limit}")
+    return raw
+
+
+def _not_opened(raw: object) -> frozenset[int] | None:
+    """A page's ``not_opened`` judged (``PeerPageError``: the page is refused whole): at most
+    ``MAX_PAGE_NOT_OPENED`` seqs; ``None`` when the page says none (a peer on an earlier
+    release)."""
+    if raw is None:
+        return None
+    if not isinstance(raw, list) or len(raw) > MAX_PAGE_NOT_OPENED:
+        raise PeerPageError(
+            f"not_opened is {_shown(raw)}, not a list of at most {MAX_PAGE_NOT_OPENED} seqs"
+        )
+    return frozenset(_seq(item, "a not_opened seq") for item in raw)
 
 
 def _quarantine(raw: object, kiosk_id: str) -> tuple[PeerQuarantine, ...] | None:
@@ -1171,6 +1245,46 @@ class PeerLedger:
             wipe_removed(self.store)
         return changed
 
+    def drop_not_opened(self, kiosk_id: str, seqs: Iterable[int]) -> list[PeerRow]:
+        """Drop the peer's rows held here that its gate says it did not open for (its page's
+        ``not_opened``, fetched before it knew): nobody went through on them. The rows
+        dropped, for the history to take back (``forget_peer_rows``); none held (most asks:
+        a page says them until its cursor passes their rows), nothing is written."""
+        wanted = json.dumps(sorted(set(seqs)))
+        if wanted == "[]":
+            return []
+        held = self.store.reader().execute(
+            "SELECT seq, pass_id, household, direction, decision, ts, flags FROM peer_passages"
+            " WHERE kiosk_id = ? AND seq IN (SELECT value FROM json_each(?))",
+            [kiosk_id, wanted],
+        )
+        rows = [
+            PeerRow(
+                kiosk_id,
+                int(seq),
+                p,
+                h,
+                str(d),
+                str(dec),
+                str(ts),
+                QUOTA_EXEMPT in json.loads(f or "[]"),
+            )
+            for seq, p, h, d, dec, ts, f in held.fetchall()
+        ]
+        if not rows:
+            return []
+        gone = json.dumps([row.seq for row in rows])
+
+        def write(db: Database) -> None:
+            db.execute(
+                "DELETE FROM peer_passages WHERE kiosk_id = ?"
+                " AND seq IN (SELECT value FROM json_each(?))",
+                [kiosk_id, gone],
+            )
+
+        self.store.submit(write)
+        return rows
+
     def rolled_back(self, kiosk_id: str, last: int) -> None:
         """The peer's log was restored from an older copy ending at ``last``: its rows held
         past that go (the history keeps what it counted) and the cursor is ``last``."""
@@ -1353,6 +1467,14 @@ def record_peer_rows(history: History, rows: Iterable[PeerRow | Mapping[str, Any
             )
         counted += 1
     return counted
+
+
+def forget_peer_rows(history: History, rows: Iterable[PeerRow]) -> int:
+    """Take back from ``history`` the peers' passages their gates did not open for
+    (``PeerLedger.drop_not_opened``); how many it held."""
+    return sum(
+        history.forget(row.pass_id, row.household, row.direction, row.ts, row.flags) for row in rows
+    )
 
 
 def load_peer_rows(db: Database, history: History, since: datetime) -> int:
@@ -1595,13 +1717,18 @@ def _outings(
     cols = "seq, ts, direction, decision, household, flags"
     spellings = _spellings(db, key, lo, hi)
     some = f"household IN ({', '.join('?' * len(spellings))}) AND ts >= ? AND ts < ?"
+    own = _own_outings(db, spellings, (lo, hi), now, boot_id)
+    # A pass a later row says this gate did not open for (``not_opened:<seq>``, which names
+    # its household too): nobody went through, no outing.
+    failed = {not_opened(json.loads(r["flags"]) if r["flags"] else ()) for r in own}
     out = [
         _Outing(
             kiosk_id, int(r["seq"]), str(r["ts"]), None, str(r["decision"]),
             r["boot_id"], r["mono_ns"],
         )
-        for r in _own_outings(db, spellings, (lo, hi), now, boot_id)
+        for r in own
         if households_outing(r) and lo <= r["ts"] < hi
+        and int(r["seq"]) not in failed
     ]  # fmt: skip
     out += [
         _Outing(

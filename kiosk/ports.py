@@ -131,6 +131,17 @@ class History(Protocol):
 
     def load(self, rows: Iterable[Mapping[str, Any]]) -> int: ...
 
+    def forget(
+        self,
+        pass_id: str | None,
+        household: str | None,
+        direction: str,
+        ts: datetime | str,
+        flags: Iterable[str] = (),
+    ) -> bool:
+        """Take back a peer's passage its gate said it did not open for."""
+        ...
+
     @property
     def undated(self) -> int:
         """Records stamped on an unsynchronised clock in this process, not dated yet."""

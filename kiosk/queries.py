@@ -573,6 +573,22 @@ def override_of(log: Readable, seq: int) -> dict[str, Any] | None:
     return decode_event_row(found) if found else None
 
 
+def not_opened_for(log: Readable, seq: int) -> dict[str, Any] | None:
+    """The row saying the gate did not open for the pass ``seq`` (the first event after it,
+    a ``deny`` flagged ``not_opened:<seq>``: ``kiosk.links``), decoded; None when the gate
+    opened for it (or it is no pass)."""
+    if isinstance(seq, bool) or not 0 < int(seq) < 2**63:
+        return None
+    rows = _rows(
+        log,
+        "SELECT * FROM events WHERE seq > ? AND decision = 'deny' AND flags LIKE ?"
+        " ORDER BY seq LIMIT 1",
+        [int(seq), f'%"not_opened:{int(seq)}"%'],
+    )
+    found = next(rows, None)
+    return decode_event_row(found) if found else None
+
+
 #: The audit row of a decision made from the guard's form whose one-time token is ``?``.
 FORM_ACTED_SQL = f"SELECT action FROM audit WHERE {FORM_ONCE_ROWS} AND {FORM_ONCE_SQL} = ? LIMIT 1"  # noqa: S608
 

@@ -327,10 +327,18 @@ def _compound_exits(
     compound's in the quota's period before the day, and the day's."""
     before, day_rows = rows
     mine = [r for r in day_rows if r[1] in gates]
+    # Passes a later row says the gate did not open for (``not_opened:<seq>``): nobody went
+    # through on them, no outing (``kiosk.stats.not_opened_pass``, as the gate's report).
+    failed = {
+        key
+        for r in mine
+        if (key := stats.not_opened_pass({"kiosk_id": r[1], "flags": _flags(r[10])}))
+    }
     exits: Counter[str] = Counter()
     for r in mine:
         if (
             r[7]
+            and (str(r[1]), int(r[0])) not in failed
             and "*" not in r[7]
             and stats.households_outing(
                 {"direction": r[3], "decision": r[4], "household": r[7], "flags": _flags(r[10])}

@@ -1138,6 +1138,12 @@ class PeerPage(BaseModel):
         " ending last, at most 200; never the note, never the office's entries): in force at"
         " the asking gate as its own, those no longer said dropped (lifted here).",
     )
+    not_opened: list[int] = Field(
+        default_factory=list,
+        description="The seqs of this gate's passes it did not open for (a later `deny` row"
+        " flagged `not_opened:<seq>`, written after `after`; the first 500): never among"
+        " `passages`; the asking gate drops those it holds, nobody went through.",
+    )
 
 
 @router.get(

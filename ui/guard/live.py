@@ -14,6 +14,7 @@ from kiosk import dating, privacy, queries
 from kiosk.alarms import RESOLUTIONS, Alarm
 from kiosk.clock import ClockReading
 from kiosk.engine import NO_SUBJECT, PASS_DECISIONS, ManualSubject
+from kiosk.links import not_opened
 from kiosk.store import ReadFailure
 from ui import i18n
 from ui.auth import Session
@@ -224,7 +225,11 @@ class FeedStream:
             return [sse("state", view)]
         if kind == "health":  # the storage may work again: the rows held meanwhile first
             await flush_held(self.g)
-            return [await self.alarms()]
+            # A record the engine wrote from its backlog is told by this message, not by a
+            # decision: the row saying the gate did not open for a pass, a decision held
+            # through a storage fault. Read only when the log moved past this stream's rows.
+            new = await self.rows() if self.g.core.store.last_seq > self.after else []
+            return [*new, await self.alarms()]
         return []
 
     async def run(self, request: Request) -> AsyncIterator[str]:
@@ -320,19 +325,30 @@ def subject_of(
     """The subject the guard chose: ``none`` (a person without a pass) or the ``seq`` of a
     recent kiosk passage. There is no default: the form must say. A manual ``pass`` about a
     passage the kiosk already passed has nothing to let through (it would be a second
-    passage: a second person in the counts, a second outing of the household's quota)."""
+    passage: a second person in the counts, a second outing of the household's quota),
+    unless the gate did not open for that pass (a row after it says so, ``not_opened``):
+    the guard letting them through is how that passage ended, its household's outing. That
+    row and its pass are one passage: a decision about either is about the pass, and a
+    decision recorded about either decides it."""
     text = clean(value, "manual.subject", max_len=20)
     if text == NO_SUBJECT:
         return NO_SUBJECT
     if not text.isdigit():
         raise BadInput("err.subject")
-    event = queries.event_by_seq(g.core.store, int(text))
+    store = g.core.store
+    event = queries.event_by_seq(store, int(text))
+    named = None if event is None else not_opened(event.get("flags") or ())
+    if named is not None:  # the row saying the gate did not open: the passage is its pass's
+        event = queries.event_by_seq(store, named)
     if event is None or event.get("kind") != "passage" or too_old(g, event):
         raise BadInput("err.subject_gone")
-    earlier = queries.override_of(g.core.store, int(event["seq"]))
-    if earlier is not None:
-        already_decided(str(earlier.get("operator")), str(earlier.get("decision")))
-    if decision == "pass" and event.get("decision") in PASS_DECISIONS:
+    seq = int(event["seq"])
+    failed = queries.not_opened_for(store, seq) if event.get("decision") in PASS_DECISIONS else None
+    for about in (seq, None if failed is None else int(failed["seq"])):
+        earlier = None if about is None else queries.override_of(store, about)
+        if earlier is not None:
+            already_decided(str(earlier.get("operator")), str(earlier.get("decision")))
+    if decision == "pass" and event.get("decision") in PASS_DECISIONS and failed is None:
         raise BadInput("err.subject_passed")
     return ManualSubject.of_event(event)
 
