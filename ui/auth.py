@@ -22,6 +22,9 @@
   CSRF token); it completes only when the same guard signs in again.
 * Failed logins are counted per client address (per /64 for IPv6) in a sliding minute on
   the injected clock; over ``web.login_attempts_per_min`` the address waits (HTTP 429).
+* The audit rows of refused sign-ins are bounded across the LAN (``RefusedRows``): past
+  ``REFUSED_ROWS_PER_MIN`` in a minute they are counted, and one row says how many, from how
+  many senders (a scan from many addresses cannot fill the card or the guard's audit view).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import hashlib
 import hmac
 import json
 import secrets
+import threading
 from collections import deque
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -42,9 +46,10 @@ from fastapi.responses import Response
 
 from kiosk import accounts
 from kiosk.accounts import Account, AccountStore
+from kiosk.auditing import Change
 from kiosk.clock import Clock
 from kiosk.ratelimit import client_key
-from kiosk.store import StoreFault
+from kiosk.store import StoreFault, format_ts
 
 COOKIE = "kiosk_session"
 CSRF_HEADER = "X-CSRF-Token"
@@ -506,6 +511,93 @@ class LoginLimiter:
             self._fails.pop(addr, None)
 
 
+#: Refused sign-ins written each as its own audit row in one minute, whatever address they
+#: come from (a guard's own mistyped passwords are a few a minute): past it, a scan from many
+#: addresses is counted, and one row says how many (``RefusedRows``).
+REFUSED_ROWS_PER_MIN = 20
+#: Senders told apart in one minute's count; past it the row says ``senders_at_least``.
+REFUSED_SENDERS_KEPT = 4096
+#: Minutes' counts waiting to be written at most (the oldest go first).
+REFUSED_MINUTES_KEPT = 60
+#: The action of the row that counts a minute's refused sign-ins not written each.
+REFUSED_COUNTED = "guard_login_failed_counted"
+
+
+class RefusedRows:
+    """The audit rows of refused sign-ins, bounded across the LAN: in each minute (on the
+    injected monotonic clock, from the first refusal) the first ``per_minute`` refusals are
+    written each as their own row (``refused`` answers True); the rest are only counted, with
+    their senders (an IPv6 /64 as one, as ``LoginLimiter`` counts them), and once that minute
+    is over ``due`` hands one row for it: actor ``-``, ``refused`` (how many were not written
+    each), ``senders``, and the wall times of the first and last (``from``, ``to``). No names,
+    no passwords. The refusals themselves are left to ``LoginLimiter``. Memory is bounded: at
+    most ``max_senders`` senders a minute, ``REFUSED_MINUTES_KEPT`` minutes waiting."""
+
+    def __init__(
+        self,
+        clock: Clock,
+        per_minute: int = REFUSED_ROWS_PER_MIN,
+        max_senders: int = REFUSED_SENDERS_KEPT,
+    ) -> None:
+        self._clock = clock
+        self._limit = per_minute
+        self._max = max_senders
+        self._lock = threading.Lock()
+        self._start: int | None = None  # the minute's first refusal, monotonic ns
+        self._written = 0
+        self._senders: set[str] = set()
+        self._counted = 0
+        self._capped = False
+        self._span: tuple[datetime, datetime] | None = None
+        self._due: deque[Change] = deque(maxlen=REFUSED_MINUTES_KEPT)
+
+    def refused(self, addr: str) -> bool:
+        """A sign-in from ``addr`` refused: True when its own row is to be written, False
+        when it is counted in its minute's row instead."""
+        now = self._clock.monotonic_ns()
+        with self._lock:
+            self._roll(now)
+            if self._start is None:
+                self._start = now
+            if self._written < self._limit:
+                self._written += 1
+                return True
+            wall = self._clock.now()
+            self._counted += 1
+            self._span = (self._span[0] if self._span else wall, wall)
+            if len(self._senders) < self._max:
+                self._senders.add(limit_key(addr))
+            elif limit_key(addr) not in self._senders:
+                self._capped = True
+            return False
+
+    def due(self) -> list[Change]:
+        """The rows of the minutes that are over whose refusals were counted (taken: the
+        caller writes them, or holds them when the storage fails)."""
+        with self._lock:
+            self._roll(self._clock.monotonic_ns())
+            rows, self._due = list(self._due), deque(maxlen=REFUSED_MINUTES_KEPT)
+        return rows
+
+    def _roll(self, now: int) -> None:
+        """End the minute if it is over: its count (if any) waits in ``_due``."""
+        if self._start is None or now - self._start < _MINUTE_NS:
+            return
+        if self._counted and self._span is not None:
+            detail: dict[str, Any] = {
+                "refused": self._counted,
+                "senders": len(self._senders),
+                "from": format_ts(self._span[0]),
+                "to": format_ts(self._span[1]),
+                "outcome": "refused",
+            }
+            if self._capped:
+                detail["senders_at_least"] = True
+            self._due.append(("-", REFUSED_COUNTED, detail))
+        self._start, self._written, self._counted = None, 0, 0
+        self._senders, self._capped, self._span = set(), False, None
+
+
 def _origin_of(url: str) -> tuple[str, str] | None:
     try:
         parts = urlsplit(url)
@@ -584,6 +676,8 @@ class GuardAuth:
             ends=ends,
         )
         self.limiter = LoginLimiter(clock, login_attempts_per_min)
+        #: The audit rows of refused sign-ins, bounded LAN-wide (``ui.guard.session``).
+        self.refused_rows = RefusedRows(clock)
 
     def current(self, request: Request) -> Session | None:
         session = self.sessions.read(request.cookies.get(COOKIE))

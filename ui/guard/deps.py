@@ -530,9 +530,16 @@ def write_row_first(request: Request) -> None:
 
 async def flush_held(g: Guard) -> None:
     """The rows held during a storage outage, written now if the storage takes them (before
-    the request's own row, so the log keeps their order)."""
+    the request's own row, so the log keeps their order); then the count of each minute over
+    whose refused sign-ins were not written each (``ui.auth.RefusedRows``), held in turn if
+    the storage fails."""
     if len(g.held) or g.held.dropped:
         await asyncio.to_thread(g.held.flush, g.core.store)
+    for actor, action, detail in g.auth.refused_rows.due():
+        try:
+            await g.core.store.audit_async(actor, action, detail)
+        except StoreFault:
+            g.held.hold(actor, action, detail, g.core.clock.now(), essential=False)
 
 
 async def record(

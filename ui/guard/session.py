@@ -75,6 +75,7 @@ async def login(request: Request, g: GuardDep) -> Response:
     request.state.actor = actor = name if NAME_RE.match(name) else "-"  # bounded, for logs
     attempt = g.auth.limiter.begin(addr, actor)  # counted before the check: a burst is too
     if attempt is None:
+        refused_row(request, g, addr)
         return limited(request, g, lang, addr)
     account = await asyncio.to_thread(g.auth.accounts.authenticate, name, password)
     if account is None:
@@ -82,6 +83,7 @@ async def login(request: Request, g: GuardDep) -> Response:
         # password, typed into the wrong field) is not written, only "-".
         if await asyncio.to_thread(g.auth.accounts.get, name) is None:
             request.state.actor = "-"
+        refused_row(request, g, addr)
         resume = str(form.get("resume") or "")
         return login_form(request, g, lang, i18n.t(lang, "login.failed"), 401, resume)
     g.auth.limiter.succeeded(addr, account.name, attempt)
@@ -111,6 +113,14 @@ async def login(request: Request, g: GuardDep) -> Response:
     g.auth.set_cookie(response, request, cookie, session)
     remember_lang(request, response)
     return response
+
+
+def refused_row(request: Request, g: Guard, addr: str) -> None:
+    """A refused sign-in's own audit row, while the LAN's refusals this minute are within
+    ``ui.auth.REFUSED_ROWS_PER_MIN``; past it the refusal is only counted (no actor: the route
+    class writes no row), and one row for the minute says how many (``deps.flush_held``)."""
+    if not g.auth.refused_rows.refused(addr):
+        request.state.actor = None
 
 
 def hold_request_row(request: Request, g: Guard) -> bool:
