@@ -275,6 +275,50 @@ def stop_on_signals(stop: Callable[[], None]) -> None:
             loop.add_signal_handler(sig, stop)
 
 
+#: Left in the data dir by the daemon's clean stop, taken by its next start: whether the
+#: last run stopped cleanly (its audit row may be missing: a full card at the stop).
+STOPPED_MARKER = "daemon-stopped"
+#: The most of the marker a start reads (it holds the stop's time).
+_MARKER_BYTES = 64
+
+
+def record_start(core: Core) -> None:
+    """The daemon's start, as an audit row (``daemon.start``, actor ``daemon``): its detail
+    says how the last run ended, ``clean`` (the marker ``record_stop`` leaves), ``unclean`` (a
+    crash, a kill, a power cut: no marker) or ``none`` (no start on record before it). The
+    marker is taken first: a crash of this run must not read as a clean stop. The daily
+    report's ``downtime`` counts the restarts within a boot from these rows
+    (``kiosk.stats.daemon_restarts``). A card that refuses the row is a warning line."""
+    marker = core.data_dir / STOPPED_MARKER
+    try:
+        with marker.open("rb") as found:
+            found.read(_MARKER_BYTES)
+        marker.unlink()
+        last = "clean"
+    except OSError:  # none left: the last run did not stop cleanly, if there was one
+        started = "select 1 from audit where action = ? limit 1"
+        seen = core.store.reader().execute(started, [stats.DAEMON_START]).fetchone()
+        last = "none" if seen is None else "unclean"
+    try:
+        core.store.audit("daemon", stats.DAEMON_START, {"last_stop": last})
+    except StoreFault as exc:
+        log.warning("the daemon's start could not be recorded in the audit table: %s", exc)
+
+
+def record_stop(core: Core) -> None:
+    """The daemon's clean stop, once the gate is locked and the engine's writes are in: its
+    audit row (``daemon.stop``) while the log is open, then the marker ``record_start``
+    takes (it holds the stop's time, for whoever reads the data dir)."""
+    try:
+        core.store.audit("daemon", stats.DAEMON_STOP)
+    except StoreFault as exc:
+        log.warning("the daemon's stop could not be recorded in the audit table: %s", exc)
+    with contextlib.suppress(OSError):  # a failing card: the next start reads it as a crash
+        (core.data_dir / STOPPED_MARKER).write_text(
+            core.clock.now().isoformat(timespec="seconds"), encoding="ascii"
+        )
+
+
 class Daemon:
     """The kiosk process: core, engine, web server, systemd integration, retention."""
 
@@ -325,6 +369,7 @@ class Daemon:
     async def start(self) -> None:
         from ui.app import create_app
 
+        await asyncio.to_thread(record_start, self.core)
         await self.core.runner.start()
         from checkpoint.server import build_server
 
@@ -396,6 +441,7 @@ class Daemon:
         await self.core.runner.stop()
         if self._held is not None:  # one last try; what is left is said in the log
             await asyncio.to_thread(self._held.close, self.core.store)
+        await asyncio.to_thread(record_stop, self.core)
         await asyncio.to_thread(self.core.devices.close)
         await asyncio.to_thread(self.core.store.close)
         cpu.release()

@@ -341,14 +341,15 @@ class GpioRelayGate(_Relay):
     """A relay module on a GPIO pin via gpiozero's ``OutputDevice``.
 
     ``active_high`` says which pin level energises the coil (many cheap modules are
-    active-low). The gate is commanded closed at start. Note that ``close()`` releases the
-    pin: gpiozero's lgpio factory leaves it an input with its pull resistor off (it claims
-    pins with ``SET_PULL_NONE``), so only a resistor on the module's IN (docs/wiring.md) holds
-    the coil off while the daemon is stopped or restarting; the lock then does what it does
-    with the relay off (locked for a strike on NO or a maglock on NC; released for a maglock
-    on NO, the wiring chosen so that a dead kiosk releases it). ``kiosk run --lock-gate``
-    (after every stop) does not close it: it ends its process with the line driven locked,
-    which a Raspberry Pi kernel keeps (``level_kept_after_exit``).
+    active-low). The gate is commanded closed at start. Closing a pin in gpiozero makes it an
+    input with its pull resistor off (the lgpio factory claims pins with ``SET_PULL_NONE``),
+    so then only a resistor on the module's IN (docs/wiring.md) holds the coil off; the lock
+    does what it does with the relay off (locked for a strike on NO or a maglock on NC;
+    released for a maglock on NO, the wiring chosen so that a dead kiosk releases it).
+    ``close()`` (the daemon's stop) and ``kiosk run --lock-gate`` (after every stop) do not:
+    they command it locked and let go of the line still driven, which a Raspberry Pi kernel
+    keeps once the process ends (``level_kept_after_exit``); a kernel that does not is an
+    error line in the journal.
 
     Any failure of the GPIO library (gpiozero's ``BadPinFactory`` when lgpio cannot start,
     a pin in use, no ``/dev/gpiochip*``) is a gate fault, never a crash of the daemon: the
@@ -506,10 +507,35 @@ class GpioRelayGate(_Relay):
         return self._health
 
     def close(self) -> None:
+        """The daemon's stop (``Devices.close``): the relay commanded locked, and its line let
+        go of still driven there where the kernel keeps a freed line at its level
+        (``level_kept_after_exit``): neither this close nor gpiozero's exit hook resets it,
+        the kernel frees it with the process. Elsewhere the pin is closed (an input with no
+        pull) and the journal says, as an error, that only the module's resistor holds it."""
         with self._lock:
             device, self._device = self._device, None
-            if device is not None:
+            if device is None:
+                return
+            try:
+                device.value = self._coil(False)
+            except Exception as exc:  # noqa: BLE001 - the chip gone: nothing to hold
+                log.warning("%s: not commanded locked at close: %s", self.name, describe(exc))
                 device.close()
+                return
+            why_not = self.level_kept_after_exit()
+            if why_not is None:
+                _let_go_driven(device)
+                log.info("%s: GPIO%d left driven at the locked level", self.name, self._pin)
+                return
+            device.close()
+            log.error(
+                "%s: GPIO%d cannot hold the locked level once closed (%s): the line goes back"
+                " to an input with no pull, and only the relay module's own resistor keeps the"
+                " gate locked until the kiosk drives it again (docs/install.md)",
+                self.name,
+                self._pin,
+                why_not,
+            )
 
     def level_kept_after_exit(self) -> str | None:
         """Whether the line keeps the level it is driven to once this process ends without
@@ -517,6 +543,18 @@ class GpioRelayGate(_Relay):
         output at its level (``freed_line_kept``), else why not. Closing it never does:
         gpiozero's close, its exit hook's included, makes the pin an input with no pull."""
         return freed_line_kept(self._sys_dir)
+
+
+def _let_go_driven(device: Any) -> None:
+    """Forget ``device``'s pin without resetting it: its reservation released, the pin out of
+    its factory's table (whose close, at the exit hook, makes every pin in it an input) and
+    off the device (whose close would). lgpio's claim on the line ends with its chip handle,
+    at the factory's close or the process's end, the line still at its level."""
+    pin = device._pin  # noqa: SLF001 - gpiozero offers no close that keeps the level
+    factory = device.pin_factory
+    factory.release_pins(device, pin.info.name)
+    factory.pins.pop(pin.info, None)
+    device._pin = None  # noqa: SLF001 - as above
 
 
 def lgpio_hint(exc: BaseException, pin: int) -> str:

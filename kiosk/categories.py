@@ -215,7 +215,7 @@ def report_rows(report: Mapping[str, Any]) -> list[list[Any]]:
 
 
 #: A restart's and a fault spell's fields, as ``kiosk.stats.downtime_section`` gives them.
-_RESTART = ("from", "booted", "to", "minutes")
+_RESTART = ("from", "booted", "to", "minutes", "kind")
 _SPELL = ("reason", "from", "to", "events")
 
 

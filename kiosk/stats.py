@@ -556,8 +556,10 @@ def downtime_section(db: Database, day: date, tz: ZoneInfo | str) -> dict[str, A
     consecutive events whose span touches the day (``from`` the last event before it,
     ``booted`` when the new boot began — its first event less its monotonic time —, ``to``
     its first event, ``minutes`` from ``from`` to ``to``: the longest the gate can have
-    been down), the first ``DOWNTIME_LISTED``, with ``restarts_total`` and
-    ``restart_minutes`` (their minutes within the day); ``faults``, each spell of the
+    been down; ``kind`` ``boot``), and each restart of the daemon within one boot its audit
+    rows show (``daemon_restarts``: ``kind`` ``daemon_stopped`` or ``daemon_died``, ``booted``
+    null), the first ``DOWNTIME_LISTED`` by ``from``, with ``restarts_total`` and
+    ``restart_minutes`` (the minutes within the day they cover); ``faults``, each spell of the
     kiosk's decisions carrying a device fault (``FAULT_REASONS``: ``reason``, ``from`` and
     ``to`` its first and last such event, ``events``), the first ``DOWNTIME_LISTED``, with
     ``faults_total``. Local times with their UTC offset."""
@@ -566,7 +568,8 @@ def downtime_section(db: Database, day: date, tz: ZoneInfo | str) -> dict[str, A
     cols = "seq, ts, boot_id, mono_ns, decision, reasons"
     rows = list(_events_between(db, start, end, cols))
     before, after = _neighbours(db, start, rows)
-    return downtime_of([*before, *rows, *after], rows, (start, end), zone)
+    daemon = daemon_rows(db, start, end)
+    return downtime_of([*before, *rows, *after], rows, (start, end), zone, daemon)
 
 
 def downtime_of(
@@ -574,18 +577,21 @@ def downtime_of(
     rows: Sequence[Mapping[str, Any]],
     bounds: tuple[str, str],
     zone: ZoneInfo,
+    daemon: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
     """``downtime_section`` of one gate's events: ``rows``, the day's (``bounds``, as
     ``day_bounds`` gives them) in ``seq`` order, each with ``ts``, ``boot_id``, ``mono_ns``,
     ``decision`` and ``reasons`` (JSON text); ``chain``, the same with the events just before
-    and after them (the office's district report counts each gate's so)."""
+    and after them (the office's district report counts each gate's so); ``daemon``, the
+    daemon's start and stop rows of its audit table (``daemon_rows``; none: the office pulls
+    no audit rows, and only the changes of boot are counted)."""
     day_span = (_utc(bounds[0]), _utc(bounds[1]))
-    restarts = _restarts(chain, day_span)
-    faults = _fault_spells(rows)
-    within = sum(
-        (min(to, day_span[1]) - max(since, day_span[0])).total_seconds() / 60
-        for since, _, to in restarts
+    restarts = sorted(
+        [*_restarts(chain, day_span), *daemon_restarts(daemon, chain, day_span)],
+        key=lambda restart: restart[0],
     )
+    faults = _fault_spells(rows)
+    within = _minutes_within([(since, to) for since, _, to, _ in restarts], day_span)
     return {
         "boots": len({row["boot_id"] for row in rows if row["boot_id"]}),
         "restarts": [_restart_view(r, zone) for r in restarts[:DOWNTIME_LISTED]],
@@ -625,8 +631,69 @@ def _neighbours(
 
 _LAST_SEQ = 2**63 - 1
 #: A restart: the last event of the boot before, when the new boot began (None when its
-#: monotonic time cannot tell), the first event of the new boot.
-Restart = tuple[datetime, datetime | None, datetime]
+#: monotonic time cannot tell), the first event of the new boot; and its kind (``boot``, or
+#: a restart of the daemon within one boot: ``daemon_restarts``).
+Restart = tuple[datetime, datetime | None, datetime, str]
+#: The audit actions of the daemon's start and of its clean stop (``checkpoint.app``).
+DAEMON_START, DAEMON_STOP = "daemon.start", "daemon.stop"
+
+
+def daemon_rows(db: Database, start: str, end: str) -> list[dict[str, Any]]:
+    """The daemon's start and stop rows (``DAEMON_START``, ``DAEMON_STOP``) stamped in
+    ``[start, end)``, with the one before and the one after them, in ``seq`` order: ``ts``,
+    ``boot_id`` and ``action`` (no personal field: retention keeps them). None without an
+    audit table (a log of events alone)."""
+    if not db["audit"].exists():
+        return []
+    cols, acts = "seq, ts, boot_id, action", [DAEMON_START, DAEMON_STOP]
+    pick = f"select {cols} from audit where action in (?, ?)"  # noqa: S608 - constants
+    before = db.query(f"{pick} and ts < ? order by seq desc limit 1", [*acts, start])
+    within = db.query(f"{pick} and ts >= ? and ts < ? order by seq", [*acts, start, end])
+    after = db.query(f"{pick} and ts >= ? order by seq limit 1", [*acts, end])
+    return [*before, *within, *after]
+
+
+def daemon_restarts(
+    daemon: Sequence[Mapping[str, Any]],
+    chain: Sequence[Mapping[str, Any]],
+    day_span: tuple[datetime, datetime],
+) -> list[Restart]:
+    """Each start of the daemon (``daemon``, its start and stop rows in ``seq`` order) after
+    a run of the same boot whose span touches the day: from its clean stop
+    (``daemon_stopped``), or else from the run's last sign of life, its last event in
+    ``chain`` or its own start (``daemon_died``: a crash, a kill, a stand-by). A start on a
+    new boot is the change of boot ``_restarts`` counts from the events; a first start on
+    record has no run before it to tell of."""
+    found: list[Restart] = []
+    for prev, row in zip(daemon, daemon[1:], strict=False):
+        if row["action"] != DAEMON_START or not row["boot_id"]:
+            continue
+        to, boot = _utc(row["ts"]), row["boot_id"]
+        if prev["action"] == DAEMON_STOP and prev["boot_id"] == boot:
+            since, kind = _utc(prev["ts"]), "daemon_stopped"
+        else:
+            alive = [_utc(e["ts"]) for e in chain if e["boot_id"] == boot]
+            alive += [_utc(prev["ts"])] if prev["boot_id"] == boot else []
+            alive = [when for when in alive if when < to]
+            if not alive:
+                continue
+            since, kind = max(alive), "daemon_died"
+        if since < day_span[1] and to > day_span[0]:
+            found.append((since, None, to, kind))
+    return found
+
+
+def _minutes_within(
+    spans: Sequence[tuple[datetime, datetime]], day_span: tuple[datetime, datetime]
+) -> float:
+    """The minutes of the day that ``spans`` cover, each counted once."""
+    total, reached = 0.0, day_span[0]
+    for since, to in sorted(spans):
+        since, to = max(since, reached), min(to, day_span[1])
+        if to > since:
+            total += (to - since).total_seconds() / 60
+            reached = to
+    return total
 
 
 def _restarts(
@@ -645,7 +712,7 @@ def _restarts(
         if isinstance(b["mono_ns"], int) and b["mono_ns"] >= 0:
             booted = to - timedelta(microseconds=b["mono_ns"] // 1000)
             booted = booted if since <= booted <= to else None
-        found.append((since, booted, to))
+        found.append((since, booted, to, "boot"))
     return found
 
 
@@ -673,12 +740,13 @@ def _fault_spells(rows: Sequence[Mapping[str, Any]]) -> list[tuple[str, datetime
 
 
 def _restart_view(restart: Restart, zone: ZoneInfo) -> dict[str, Any]:
-    since, booted, to = restart
+    since, booted, to, kind = restart
     return {
         "from": _local(since, zone),
         "booted": None if booted is None else _local(booted, zone),
         "to": _local(to, zone),
         "minutes": round((to - since).total_seconds() / 60, 1),
+        "kind": kind,
     }
 
 

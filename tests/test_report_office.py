@@ -229,6 +229,7 @@ def test_the_report_names_the_restarts_and_the_faults_the_office_only_saw_as_few
         "booted": "2026-02-12T10:29:00+08:00",
         "to": "2026-02-12T10:30:00+08:00",
         "minutes": 90.0,
+        "kind": "boot",
     }
     assert down["restarts"][1]["from"] == "2026-02-12T10:30:00+08:00"
     assert down["restart_minutes"] == 90 + 13.5 * 60  # the evening's part of the second

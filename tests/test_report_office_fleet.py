@@ -51,6 +51,7 @@ def test_the_district_report_names_a_gates_restart(tmp_path, pg_dsn):
             "booted": "2026-03-02T10:59:00+08:00",
             "to": "2026-03-02T11:00:00+08:00",
             "minutes": 90.0,
+            "kind": "boot",
         }
     ]
     rows = list(csv.reader(io.StringIO(district_csv(report))))

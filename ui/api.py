@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from ipaddress import ip_network
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Query, Request, Security
@@ -265,6 +265,10 @@ class ReportRestart(BaseModel):
     booted: str | None = Field(description="When the new boot began; null: cannot tell.")
     to: str = Field(description="The first event of the new boot.")
     minutes: float = Field(description="From `from` to `to`: the longest the gate was down.")
+    kind: Literal["boot", "daemon_stopped", "daemon_died"] = Field(
+        description="A new boot of the Pi; or the daemon restarted within one boot, after a"
+        " clean stop (`from`: the stop) or not (`from`: its last sign of life)."
+    )
 
 
 class ReportFaultSpell(BaseModel):

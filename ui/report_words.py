@@ -140,6 +140,7 @@ _ITEMS = {
     "r.restarts.booted": ("重新开机", "Booted again"),
     "r.restarts.to": ("恢复后第一条记录", "First event after"),
     "r.restarts.minutes": ("间隔（分钟）", "Minutes between"),
+    "r.restarts.kind": ("类型", "Kind"),
     "r.faults.reason": ("原因", "Reason"),
     "r.faults.from": ("起", "From"),
     "r.faults.to": ("止", "To"),
