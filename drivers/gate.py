@@ -525,7 +525,12 @@ class GpioRelayGate(_Relay):
             why_not = self.level_kept_after_exit()
             if why_not is None:
                 _let_go_driven(device)
-                log.info("%s: GPIO%d left driven at the locked level", self.name, self._pin)
+                log.info(
+                    "%s: GPIO%d left driven at the locked level (the kernel keeps a freed"
+                    " line's level: persist_gpio_outputs)",
+                    self.name,
+                    self._pin,
+                )
                 return
             device.close()
             log.error(

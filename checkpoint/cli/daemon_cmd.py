@@ -11,10 +11,9 @@ import logging
 import os
 import socket
 import ssl
-import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from checkpoint import malloc
 from kiosk.config import (
@@ -33,7 +32,6 @@ from .errors import CliError, UsageError, refuse_root_over
 from .parsers import Verbs, add_verb, path_arg, path_of
 
 if TYPE_CHECKING:
-    from drivers.gate import GpioRelayGate
     from kiosk.devices import Gate
     from kiosk.store import StoreFault
 
@@ -257,17 +255,14 @@ def lock_gate_only(config: KioskConfig, log_level: str) -> int:
     killed during a pass's pulse (SIGKILL, the OOM killer, the watchdog) left a USB board
     energised or a persisted GPIO line high, the gate released with nobody deciding for
     ``RestartSec`` and the next start (or for good, the unit stopped). No event log, no web
-    server, nothing written; the command bounded by ``engine.device_deadline_ms``, the port
-    then closed (in a thread given as long: a wedged one is left to the exit). A GPIO line is
-    not closed but left driven locked (``exit_holding_the_line``)."""
+    server, nothing written; the command bounded by ``engine.device_deadline_ms``, the relay
+    then closed (in a thread given as long: a wedged one is left to the exit). Closing a GPIO
+    relay lets go of its line still driven locked where the kernel keeps it
+    (``GpioRelayGate.close``), as the daemon's own stop does."""
     import threading
-
-    from drivers.gate import GpioRelayGate
 
     setup_logging(log_level)
     gate, locked = locked_gate_first(config)
-    if locked and isinstance(gate, GpioRelayGate):
-        exit_holding_the_line(gate)
     closing = threading.Thread(target=gate.close, name="gate-close", daemon=True)
     closing.start()
     closing.join(config.engine.device_deadline_ms / 1000)
@@ -277,38 +272,6 @@ def lock_gate_only(config: KioskConfig, log_level: str) -> int:
             " check the gate (the journal has the relay's error)"
         )
     return 0
-
-
-def exit_holding_the_line(gate: GpioRelayGate) -> NoReturn:
-    """End ``kiosk run --lock-gate`` with the relay's GPIO line still driven at the locked
-    level, never closed: gpiozero's close, and its exit hook's for every device of its pin
-    factory, make the pin an input with no pull (lgpio ``SET_PULL_NONE``), which left a relay
-    whose locked state needs the pin driven to the board's default. Ended at once
-    (``os._exit``, no exit hooks), the kernel frees the line with the process, as a killed
-    daemon's, and a Raspberry Pi kernel keeps it at its level (``persist_gpio_outputs``); on a
-    kernel that does not, the journal says so, as an error, at every stop."""
-    why_not = gate.level_kept_after_exit()
-    gpio = logging.getLogger("drivers.gate")
-    if why_not is None:
-        gpio.info(
-            "gate: %s left driven at the locked level as this process ends (the kernel keeps"
-            " a freed line's level: persist_gpio_outputs)",
-            gate.name,
-        )
-    else:
-        gpio.error(
-            "gate: %s cannot hold the locked level once this process ends (%s): the line goes"
-            " back to an input with no pull, and only the relay module's own resistor keeps the"
-            " gate locked until the kiosk starts (docs/install.md)",
-            gate.name,
-            why_not,
-        )
-    for handler in logging.getLogger().handlers:
-        handler.flush()
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(OSError, ValueError):
-            stream.flush()
-    os._exit(0)
 
 
 def _run(args: argparse.Namespace, config: KioskConfig, lock: DataDirLock) -> int:
