@@ -172,3 +172,7 @@ def setup_logging(level: str = "info") -> None:
     root.setLevel(level.upper())
     # uvicorn's access log would print client addresses and query strings per request.
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    # httpx says every request at INFO: a peer poll every 10 s was ~8,600 journal lines a day
+    # per peer on the card, saying nothing a failure does not. Debugging shows them.
+    quiet = root.level > logging.DEBUG
+    logging.getLogger("httpx").setLevel(logging.WARNING if quiet else logging.NOTSET)

@@ -76,3 +76,28 @@ def test_an_advisory_gate_writes_no_journal_line_per_passage(caplog):
     caplog.set_level(logging.DEBUG, logger="drivers.gate")
     gate.set_open(True)
     assert [r.getMessage() for r in caplog.records] == ["gate (none): open"]
+
+
+@pytest.mark.parametrize(("level", "lines"), [("info", 0), ("debug", 1)])
+def test_a_peer_poll_writes_no_journal_line_unless_debugging(level, lines, capsys):
+    """httpx says every request at INFO ("HTTP Request: GET https://gate-north.lan/api/v1/
+    passages?after=... 200 OK"): a gate polling two peers every 10 s wrote ~17,000 journal
+    lines a day to its card, each saying nothing a failure would not say. At the daemon's own
+    level (info) they are not written; at debug they are."""
+    import httpx
+
+    from kiosk.logs import setup_logging
+
+    root = logging.getLogger()
+    kept = root.handlers[:], root.level
+    try:
+        setup_logging(level)
+        reply = httpx.MockTransport(lambda request: httpx.Response(200, json={}))
+        with httpx.Client(transport=reply) as client:
+            client.get("https://gate-north.lan/api/v1/passages?after=0")
+        said = [line for line in capsys.readouterr().err.splitlines() if "HTTP Request" in line]
+        assert len(said) == lines
+    finally:
+        root.handlers[:], level_before = kept
+        root.setLevel(level_before)
+        logging.getLogger("httpx").setLevel(logging.NOTSET)
