@@ -159,6 +159,19 @@ def test_stop_wakes_the_read_that_waits_and_the_reader_thread_ends(module, clock
     assert scanner.health().state == "absent"
 
 
+def test_unplugging_the_fake_module_ends_its_thread_at_once(tmp_path, monkeypatch):
+    """The fake module's unplug (every test's and replay's close) waited out its wait for a
+    command (50 ms) before its thread ended; one waiting long outlived the unplug."""
+    monkeypatch.setattr(FakeGM65, "POLL_MS", 60_000)
+    with FakeGM65(tmp_path) as fake:
+        thread = fake._worker._thread
+        fake.unplug()
+        assert thread is not None and not thread.is_alive()
+        fake.replug()
+        thread = fake._worker._thread
+    assert thread is not None and not thread.is_alive()
+
+
 def test_scanner_absent_at_start_is_a_fault_until_plugged_in(tmp_path, clock):
     fake = FakeGM65(tmp_path)
     fake.unplug()
