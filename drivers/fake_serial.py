@@ -38,6 +38,9 @@ GM65_TRIGGER_ACK = bytes.fromhex("02 00 00 01 00 33 31")
 class FakeGM65:
     """A scriptable scanner behind a pty. Use as a context manager or call ``close()``."""
 
+    #: How long the module waits for a command before it looks at its plug again.
+    POLL_MS = 50
+
     def __init__(self, link_dir: str | Path | None = None, terminator: bytes = b"\r\n") -> None:
         self._tmp = None
         if link_dir is None:
@@ -140,6 +143,7 @@ class FakeGM65:
 
     def _serve(self) -> None:
         buf = b""
+        wake = self._worker.wake_fd  # readable once unplugged: the wait ends at once
         while not self._worker.stopping.is_set():
             master = self._master
             if master is None:
@@ -148,7 +152,9 @@ class FakeGM65:
                 # poll, not select: a test may plug it in past descriptor 1024.
                 poller = select.poll()
                 poller.register(master, select.POLLIN)
-                if not poller.poll(50):
+                if wake is not None:
+                    poller.register(wake, select.POLLIN)
+                if all(ready != master for ready, _ in poller.poll(self.POLL_MS)):
                     continue
                 chunk = os.read(master, 256)
             except OSError:

@@ -381,6 +381,8 @@ class HidScanner(LineScanner[int]):
         # poll, not select: a busy daemon reopens the node on a descriptor past 1024.
         self._poller = select.poll()
         self._poller.register(fd, select.POLLIN)
+        if self._wake_fd is not None:  # a stop ends the wait at once
+            self._poller.register(self._wake_fd, select.POLLIN)
 
     def _drop_partial(self) -> int:
         length = self.keys.partial
@@ -389,7 +391,7 @@ class HidScanner(LineScanner[int]):
 
     def _step(self, fd: int, sink: CodeSink, wait_ms: int) -> bool:
         size = self._event.size
-        if not self._poller.poll(wait_ms):
+        if all(ready != fd for ready, _ in self._poller.poll(wait_ms)):
             self._expire_partial()
             return False
         try:

@@ -63,6 +63,9 @@ class LineScanner(ABC, Generic[Handle]):
         self._pumped: Handle | None = None  # the device opened by ``pump``
         #: Bytes read from the device in all (replay waits for what its fake sent).
         self.bytes_read = 0
+        #: Readable once ``stop`` is asked: ``_step`` polls it beside the device, so a stop
+        #: never waits out a read (None when pumped: no thread to wake).
+        self._wake_fd: int | None = None
 
     @property
     @abstractmethod
@@ -144,6 +147,13 @@ class LineScanner(ABC, Generic[Handle]):
             self._on_rejection(rejection)
 
     def _run(self, sink: CodeSink) -> None:
+        self._wake_fd = self._worker.wake_fd
+        try:
+            self._reconnecting(sink)
+        finally:
+            self._wake_fd = None
+
+    def _reconnecting(self, sink: CodeSink) -> None:
         failed_opens = 0  # in a row
         while not self._worker.stopping.is_set():
             try:

@@ -67,7 +67,7 @@ class _PortIO:
     #: Bytes read at most per read (a line is bounded by the pipeline anyway).
     READ_BYTES = 4096
 
-    def __init__(self, ser: Any) -> None:
+    def __init__(self, ser: Any, wake_fd: int | None = None) -> None:
         self._ser = ser
         fd = getattr(ser, "fd", None)
         self._fd: int | None = fd if isinstance(fd, int) else None
@@ -75,14 +75,16 @@ class _PortIO:
         if self._fd is not None:
             self._poll = select.poll()
             self._poll.register(self._fd, select.POLLIN)
+            if wake_fd is not None:  # readable once the reader is stopped: the wait ends
+                self._poll.register(wake_fd, select.POLLIN)
 
     def read(self, wait_ms: int) -> bytes:
         """What has come, after waiting ``wait_ms`` at most; ``OSError`` when the port is gone.
         (A port that is not POSIX waits as long as its own read timeout says.)"""
         if self._fd is None or self._poll is None:
             return bytes(self._ser.read(max(1, self._ser.in_waiting)))
-        if not self._poll.poll(wait_ms):
-            return b""
+        if all(ready != self._fd for ready, _ in self._poll.poll(wait_ms)):
+            return b""  # nothing came, or the reader is stopped
         try:
             data = os.read(self._fd, self.READ_BYTES)
         except (BlockingIOError, InterruptedError):
@@ -183,7 +185,7 @@ class SerialScanner(LineScanner[Any]):
 
     def _begin(self, ser: Any) -> None:
         self.pipeline.assembler.reset()
-        self._io = _PortIO(ser)
+        self._io = _PortIO(ser, self._wake_fd)
         self._held = b""
         self._unanswered = 0  # triggers sent since the last acknowledgement
         self._next_trigger_ns = self._clock.monotonic_ns()

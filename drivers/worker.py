@@ -1,9 +1,15 @@
 """One background thread and the flag that asks it to stop, for a driver's (or a fake
 device's) serving loop: the loop polls or waits on ``stopping``; ``stop()`` sets it and
-joins, so a stopped device has no thread left behind."""
+joins, so a stopped device has no thread left behind.
+
+A loop that waits in ``poll()`` on a device registers ``wake_fd`` beside it: ``stop()`` makes
+it readable, so the wait ends at once instead of at its timeout (a reader stopped at every
+reload or shutdown waited out its read, on the Pi too)."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import threading
 from collections.abc import Callable
 
@@ -13,15 +19,36 @@ class Worker:
         self.name = name
         self.stopping = threading.Event()
         self._thread: threading.Thread | None = None
+        #: The read end of the running loop's wake-up pipe (only its thread polls it, and
+        #: closes it when the loop ends); None while no loop runs.
+        self.wake_fd: int | None = None
+        self._wake_w: int | None = None
 
     def start(self, target: Callable[..., object], *args: object) -> None:
         self.stopping.clear()
-        self._thread = threading.Thread(target=target, args=args, name=self.name, daemon=True)
+        wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self.wake_fd = wake_r
+        self._thread = threading.Thread(
+            target=_loop, args=(wake_r, target, args), name=self.name, daemon=True
+        )
         self._thread.start()
 
     def stop(self, timeout_s: float = 2.0) -> None:
-        """Ask the loop to end and wait for it, at most ``timeout_s``."""
+        """Ask the loop to end, wake its wait, and wait for it, at most ``timeout_s``."""
         self.stopping.set()
+        self.wake_fd = None
+        if self._wake_w is not None:
+            with contextlib.suppress(OSError):  # the loop has ended (its end closed)
+                os.write(self._wake_w, b"\0")
+            os.close(self._wake_w)
+            self._wake_w = None
         if self._thread is not None:
             self._thread.join(timeout=timeout_s)
             self._thread = None
+
+
+def _loop(wake_r: int, target: Callable[..., object], args: tuple[object, ...]) -> None:
+    try:
+        target(*args)
+    finally:
+        os.close(wake_r)

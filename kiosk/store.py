@@ -33,7 +33,7 @@ import shutil
 import sqlite3
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -464,14 +464,18 @@ def _meta_value(conn: sqlite3.Connection, key: str) -> str | None:
     return None if row is None else str(row[0])
 
 
-def digest_keys(conn: sqlite3.Connection, *, live_only: bool = False) -> DigestKeys:
+def digest_keys(
+    conn: sqlite3.Connection, *, live_only: bool = False, tables: Collection[str] | None = None
+) -> DigestKeys:
     """The digest keys of the file ``conn`` reads (a file not migrated to period salts: its
     one salt keys every row). ``live_only``: only the salts not deleted yet, and no
     attestations (``shred_salts``, inside the purge's transaction: both grow with the log's
-    age, a period a day and an attested row an hour, and it needs neither)."""
+    age, a period a day and an attested row an hour, and it needs neither). ``tables``: the
+    file's table names, when the caller has just read them."""
     legacy = _hex(_meta_value(conn, "salt"))
     shredded = _meta_value(conn, _LEGACY_SHREDDED) is not None
-    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if tables is None:
+        tables = _table_names(conn)
     if "digest_salts" not in tables:
         return DigestKeys(legacy, shredded, None, {}, {})
     through = {}
@@ -598,18 +602,27 @@ def newer_schema(db: sqlite_utils.Database, known: Iterable[Migrations]) -> str 
     """What shows the file was migrated by a newer program than one with the sets ``known``
     (besides ``PROGRAM_SETS`` by name): a set it does not have, or a migration of a known set
     it does not have; None when nothing does. Reads only."""
-    return _newer_than(_recorded_steps(db) or {}, _every_step(known))
+    recorded = _recorded_steps(db, _table_names(db.conn))
+    return _newer_than(recorded or {}, _every_step(known))
 
 
 #: A migration set with the name of every migration it has.
 _SetSteps = list[tuple[Migrations, list[str]]]
 
 
-def _recorded_steps(db: sqlite_utils.Database) -> dict[str, list[str]] | None:
-    """The migrations the file records as applied, by set, in the order they were (one read
-    of the table); None when it has no migrations table yet (a new file)."""
+def _table_names(conn: sqlite3.Connection) -> set[str]:
+    """The file's tables, in one read of its schema."""
+    return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+
+
+def _recorded_steps(
+    db: sqlite_utils.Database, tables: Collection[str]
+) -> dict[str, list[str]] | None:
+    """The migrations the file (whose tables are ``tables``) records as applied, by set, in
+    the order they were (one read of the table); None when it has no migrations table yet (a
+    new file)."""
     table = Migrations.migrations_table
-    if not db[table].exists():
+    if table not in tables:
         return None
     recorded: dict[str, list[str]] = {}
     rows = db.execute(f"SELECT migration_set, name FROM [{table}] ORDER BY rowid")  # noqa: S608
@@ -618,10 +631,21 @@ def _recorded_steps(db: sqlite_utils.Database) -> dict[str, list[str]] | None:
     return recorded
 
 
+class _Empty(sqlite_utils.Database):
+    """A new in-memory database, which has no table or view: it says so without asking, so
+    a set's ``pending`` on it reads nothing (it asked the schema three times a set)."""
+
+    def table_names(self, fts4: bool = False, fts5: bool = False) -> list[str]:
+        return []
+
+    def view_names(self) -> list[str]:
+        return []
+
+
 def _every_step(known: Iterable[Migrations]) -> _SetSteps:
     """Each set of ``known`` with every migration it has (what it would apply to an empty
-    file)."""
-    empty = sqlite_utils.Database(memory=True)
+    file), named without a query."""
+    empty = _Empty(memory=True)
     try:
         return [(m, [step.name for step in m.pending(empty)]) for m in known]
     finally:
@@ -652,7 +676,9 @@ def _all_applied(
         return False
     if not all(set(steps) <= set(recorded.get(m.name, ())) for m, steps in known):
         return False
-    return db.table(Migrations.migrations_table).pks == ["id"]
+    # Its primary key's columns (``Table.pks``, without the three reads of the schema first).
+    columns = db.execute(f"PRAGMA table_info([{Migrations.migrations_table}])").fetchall()
+    return [c[1] for c in sorted(columns, key=lambda c: c[5]) if c[5]] == ["id"]
 
 
 def _refuse_newer_schema(why: str | None, name: str) -> None:
@@ -1867,9 +1893,9 @@ class EventLog:
         try:
             db = self._connect()
             self._db = db
-            self._migrate(db)
+            tables = self._migrate(db)
             conn = db.conn
-            keys = digest_keys(conn)
+            keys = digest_keys(conn, tables=tables)
             self._salt = keys.legacy or b""
             self._period_salts = keys.legacy_through is not None
             if keys.legacy is None and not keys.legacy_shredded:
@@ -1895,20 +1921,23 @@ class EventLog:
                 "store_fault", f"cannot open {self.path.name} ({name}{': ' if why else ''}{why})"
             ) from exc
 
-    def _migrate(self, db: sqlite_utils.Database) -> None:
+    def _migrate(self, db: sqlite_utils.Database) -> set[str] | None:
         """Refuse a file a newer program migrated, then apply what is pending of the log's
-        sets (none when it is current: then nothing more is read)."""
+        sets (none when it is current: then nothing more is read). The file's tables when
+        nothing was applied (read once), else None."""
         sets = (MIGRATIONS, *self.migrations)
         known = _every_step(sets)
-        recorded = _recorded_steps(db)
+        tables = _table_names(db.conn)
+        recorded = _recorded_steps(db, tables)
         _refuse_newer_schema(_newer_than(recorded or {}, known), self.path.name)
         if _all_applied(db, recorded, known):
-            return
+            return tables
         # One commit for every pending migration (each set's own are savepoints in it):
         # a new database is created in one write, and an upgrade lands whole or not at all.
         with db.atomic():
             for migrations in sets:
                 migrations.apply(db)
+        return None
 
     def _ensure_connection(self) -> sqlite_utils.Database:
         if self._replaced is not None:  # never reopened: that would adopt the file now there

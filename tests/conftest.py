@@ -279,6 +279,19 @@ def _routes_compiled_once_per_process():
     patch.undo()
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _one_cli_parser_per_process():
+    """The ``kiosk`` parser ``main`` builds (~5 ms) built again only when what it is built
+    from changed (``cli_parser.py``): the tests run the CLI's verbs in-process ~1,000 times."""
+    from cli_parser import SharedParser
+
+    patch = pytest.MonkeyPatch()
+    shared = SharedParser()
+    shared.install(patch)
+    yield shared
+    patch.undo()
+
+
 @pytest.fixture
 def guard_core(data_dir, clock, monkeypatch):
     """The real core as the daemon builds it (``guard_support.make_core``), closed after."""

@@ -179,6 +179,23 @@ def test_the_scanner_is_taken_for_the_kiosk_alone_and_given_back_on_stop(fake, c
     assert scanner.health().state == "absent"
 
 
+def test_stop_wakes_the_read_that_waits_and_the_reader_thread_ends(fake, clock, monkeypatch):
+    """A stop waited out the reader's poll (0.1 s each, on the Pi too) before its thread
+    ended and the device was given back; a poll that waits long ended the stop with the
+    thread still reading. The stop wakes the poll; keys still read at once."""
+    monkeypatch.setattr(HidScanner, "WAIT_MS", 60_000)
+    scanner, codes, _ = _scanner(fake, clock)
+    thread = scanner._worker._thread
+    try:
+        _wait(scanner, "ok")
+        fake.scan(PASS)
+        assert codes.get(timeout=WAIT_S).text == PASS
+    finally:
+        scanner.stop()
+    assert thread is not None and not thread.is_alive()
+    assert not fake.grabbed
+
+
 def test_autorepeat_shift_and_unknown_keys_on_the_wire(fake, clock):
     scanner, codes, rejected = _scanner(fake, clock)
     try:

@@ -142,6 +142,36 @@ def test_unplugged_scanner_is_a_fault_and_reconnects_by_itself(module, clock):
         scanner.stop()
 
 
+def test_stop_wakes_the_read_that_waits_and_the_reader_thread_ends(module, clock, monkeypatch):
+    """A stop (each reload, each shutdown) waited out the reader's read (0.1 s each on the Pi
+    too) before its thread ended; a read that waits long ended the stop with the thread still
+    reading (the join gave up after 2 s). The stop wakes the read; codes still read at once."""
+    monkeypatch.setattr(SerialScanner, "WAIT_MS", 60_000)
+    scanner, codes, _ = _scanner(module.port, clock)
+    thread = scanner._worker._thread
+    try:
+        _wait_health(scanner, "ok")
+        module.scan(PASS)
+        assert codes.get(timeout=WAIT_S).text == PASS
+    finally:
+        scanner.stop()
+    assert thread is not None and not thread.is_alive()
+    assert scanner.health().state == "absent"
+
+
+def test_unplugging_the_fake_module_ends_its_thread_at_once(tmp_path, monkeypatch):
+    """The fake module's unplug (every test's and replay's close) waited out its wait for a
+    command (50 ms) before its thread ended; one waiting long outlived the unplug."""
+    monkeypatch.setattr(FakeGM65, "POLL_MS", 60_000)
+    with FakeGM65(tmp_path) as fake:
+        thread = fake._worker._thread
+        fake.unplug()
+        assert thread is not None and not thread.is_alive()
+        fake.replug()
+        thread = fake._worker._thread
+    assert thread is not None and not thread.is_alive()
+
+
 def test_scanner_absent_at_start_is_a_fault_until_plugged_in(tmp_path, clock):
     fake = FakeGM65(tmp_path)
     fake.unplug()

@@ -88,3 +88,24 @@ def test_a_migrations_table_without_its_id_key_is_rebuilt_even_with_nothing_pend
         conn.close()
     assert pks == ["id"]
     assert sorted(_applied(path)) == sorted(before)
+
+
+def test_opening_a_current_log_asks_its_schema_once(tmp_path, clock, monkeypatch):
+    """Each opening (every core built, every verb, the daemon's start) asked SQLite's schema
+    ~40 times: three times a set to name the migrations it has (on an empty database), three
+    more to find the migrations table, three for its form, once more for the digest salts.
+    Now once, on the log (the sets' migrations are named without a query)."""
+    path = tmp_path / "kiosk.db"
+    EventLog(path, "gate-1", clock, migrations=SETS).open().close()
+    seen: list[str] = []
+    real = sqlite3.connect
+
+    def connect(*args, **kwargs):
+        conn = real(*args, **kwargs)
+        conn.set_trace_callback(seen.append)
+        return conn
+
+    monkeypatch.setattr(sqlite3, "connect", connect)
+    log = EventLog(path, "gate-1", clock, migrations=SETS).open()
+    log.close()
+    assert sum("sqlite_master" in s for s in seen) == 1, seen

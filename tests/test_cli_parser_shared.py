@@ -1,0 +1,57 @@
+"""The tests' one ``kiosk`` parser (``tests/cli_parser.py``): built once for the verbs a test
+process runs (``main`` built all ~230 arguments again for each, ~5 ms), and built again
+whenever building it again would make another."""
+
+from __future__ import annotations
+
+import argparse
+
+from checkpoint import cli
+from checkpoint.cli import log_cmd
+
+
+def _verbs(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    return dict(parser._subparsers._group_actions[0].choices)  # type: ignore[union-attr]
+
+
+def test_the_verbs_run_in_a_row_share_one_parser():
+    assert cli.build_parser() is cli.build_parser()
+
+
+def test_a_changed_environment_builds_it_again_with_its_defaults(tmp_path, monkeypatch):
+    before = cli.build_parser()
+    monkeypatch.setenv("KIOSK_CONFIG", str(tmp_path / "kiosk.toml"))
+    after = cli.build_parser()
+    assert after is not before
+    assert after.parse_args(["verify-log"]).config == str(tmp_path / "kiosk.toml")
+
+
+def test_a_verbs_function_patched_is_the_one_run(monkeypatch):
+    cli.build_parser()
+
+    def instead(args: argparse.Namespace) -> int:
+        """A verb."""
+        return 0
+
+    monkeypatch.setattr(log_cmd, "run", instead)
+    assert cli.build_parser().parse_args(["verify-log"]).func is instead
+
+
+def test_a_default_changed_in_place_is_never_handed_out_again():
+    parser = cli.build_parser()
+    lists = [
+        action
+        for verb in _verbs(parser).values()
+        for action in verb._actions
+        if isinstance(action.default, list)
+    ]
+    assert lists, "no verb has a list default: this test checks nothing"
+    lists[0].default.append("left by a verb")
+    again = cli.build_parser()
+    assert again is not parser
+    assert all(
+        "left by a verb" not in action.default
+        for verb in _verbs(again).values()
+        for action in verb._actions
+        if isinstance(action.default, list)
+    )
