@@ -1046,7 +1046,8 @@ class PeerLedger:
         """Keep ``page``'s rows and move the cursor, in one transaction; the rows that were
         new (a row already held is not returned twice). Then the table is trimmed: a peer's
         oldest past ``max_rows``, and, on a synchronised clock (``synced``: one far ahead
-        would drop every real row), rows older than the horizon. ``mono_ns``: this boot's
+        would drop every real row), rows older than the horizon (a trim that dropped any
+        wipes the WAL after the commit, ``kiosk.wipe``). ``mono_ns``: this boot's
         monotonic clock at ``now`` (with the ledger's ``boot_id``): a row fetched on a clock
         not set keeps it, and one fetched so earlier in this boot is dated on a set one."""
         fetched = format_ts(now)
@@ -1058,6 +1059,7 @@ class PeerLedger:
         )
         if not page.rows and self._idle(url, kiosk_id, page, since, dating is not None):
             return []  # a poll with nothing new (most are): no commit, no fsync on the card
+        trimmed: list[int] = []
 
         def write(db: Database) -> list[PeerRow]:
             if dating is not None:
@@ -1090,10 +1092,13 @@ class PeerLedger:
                 " origin = COALESCE(excluded.origin, origin)",
                 [kiosk_id, page.next, url, fetched, page.origin],
             )
-            self._trim(db, kiosk_id, since)
+            trimmed.append(self._trim(db, kiosk_id, since))
             return new
 
-        return self.store.submit(write)
+        new = self.store.submit(write)
+        if any(trimmed):
+            wipe_removed(self.store)  # the trimmed rows' pass ids and households
+        return new
 
     def _idle(
         self, url: str, kiosk_id: str, page: CheckedPage, since: str | None, dating: bool
@@ -1281,8 +1286,10 @@ class PeerLedger:
                 " AND seq IN (SELECT value FROM json_each(?))",
                 [kiosk_id, gone],
             )
+            owe_wipe(self.store, db)  # their pass ids and households
 
         self.store.submit(write)
+        wipe_removed(self.store)
         return rows
 
     def rolled_back(self, kiosk_id: str, last: int) -> None:
@@ -1295,14 +1302,21 @@ class PeerLedger:
 
         self.store.submit(write)
 
-    def _trim(self, db: Database, kiosk_id: str, since: str | None) -> None:
+    def _trim(self, db: Database, kiosk_id: str, since: str | None) -> int:
+        """Drop the rows past the horizon and the peer's past ``max_rows``; how many went. Any
+        that went owe a WAL wipe (``kiosk.wipe``: their pass ids and households); a trim that
+        drops nothing (most polls) owes none, so no poll checkpoints for nothing."""
+        gone = 0
         if since is not None:
-            db.execute("DELETE FROM peer_passages WHERE ts < ?", [since])
-        db.execute(
+            gone += db.execute("DELETE FROM peer_passages WHERE ts < ?", [since]).rowcount
+        gone += db.execute(
             "DELETE FROM peer_passages WHERE kiosk_id = ? AND seq <= (SELECT seq FROM"
             " peer_passages WHERE kiosk_id = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)",
             [kiosk_id, kiosk_id, self.max_rows],
-        )
+        ).rowcount
+        if gone > 0:
+            owe_wipe(self.store, db)
+        return gone
 
 
 def _stamp(text: str) -> datetime:

@@ -1,0 +1,79 @@
+"""A peer's passage this gate drops (its gate said it did not open for it, or it aged past the
+look-back) leaves no copy of its pass id on the card: the drop owes a WAL wipe in its own
+transaction and runs it after the commit (``kiosk.wipe``), as a guard's removal does. Before,
+the rows' page images stayed in ``kiosk.db-wal`` until the next retention purge."""
+
+from __future__ import annotations
+
+import pytest
+from test_compound_gates import NOW, Gate, peer_entry, resident
+from test_gate_truth_peers import _not_opened
+from test_removal_wipes_wal import files_holding, owed
+
+from kiosk.clock import FakeClock
+
+
+@pytest.fixture
+def clock():
+    return FakeClock(start=NOW)
+
+
+@pytest.fixture
+def gates(tmp_path, clock):
+    north = Gate(tmp_path, "gate-north", clock)
+    south = Gate(tmp_path, "gate-south", clock, [peer_entry("gate-north")])
+    yield north, south
+    south.close()
+    north.close()
+
+
+def _pass_id(gate: Gate) -> str:
+    [(pass_id,)] = gate.core.store.reader().execute(
+        "SELECT pass_id FROM events WHERE decision = 'pass'"
+    )
+    return str(pass_id)
+
+
+def test_a_pass_its_gate_did_not_open_for_leaves_no_pass_id_at_the_peer(gates, clock, monkeypatch):
+    north, south = gates
+    sync = south.peer_of(north, monkeypatch)
+    north.passage(resident(holder="Wang L"))
+    pass_id = _pass_id(north)
+    sync.poll()
+    assert files_holding(south.core.store, pass_id)  # held here, in the WAL at least
+    _not_opened(north)
+    clock.advance(30)
+    sync.poll()
+    assert sync.ledger.held() == {}
+    assert files_holding(south.core.store, pass_id) == {}
+    assert not owed(south.core.store)
+
+
+def test_a_peer_row_past_the_look_back_leaves_no_pass_id(gates, clock, monkeypatch):
+    north, south = gates
+    sync = south.peer_of(north, monkeypatch)
+    north.passage(resident(holder="Wang L"))
+    pass_id = _pass_id(north)
+    sync.poll()
+    assert files_holding(south.core.store, pass_id)
+    clock.advance(south.core.history.horizon.total_seconds() + 3600)
+    sync.poll()
+    assert sync.ledger.held() == {}
+    assert files_holding(south.core.store, pass_id) == {}
+    assert not owed(south.core.store)
+
+
+def test_a_poll_that_drops_nothing_wipes_nothing(gates, clock, monkeypatch):
+    north, south = gates
+    sync = south.peer_of(north, monkeypatch)
+    north.passage(resident(holder="Wang L"))
+    sync.poll()
+    wipes: list[int] = []
+    real = south.core.store.wipe_wal
+    monkeypatch.setattr(south.core.store, "wipe_wal", lambda: wipes.append(1) or real())
+    north.passage(resident("2-202"))
+    clock.advance(30)
+    sync.poll()  # a new row kept, nothing trimmed
+    sync.poll()  # idle
+    assert sync.ledger.held() == {"gate-north": 2}
+    assert wipes == []
