@@ -1140,11 +1140,13 @@ class PeerLedger:
         """The peer's log is shorter than the cursor (a new database there): its seqs start
         again, so its rows held and the cursor go (the history keeps what it counted)."""
 
-        def write(db: Database) -> None:
-            db.execute("DELETE FROM peer_passages WHERE kiosk_id = ?", [kiosk_id])
+        def write(db: Database) -> int:
+            gone = db.execute("DELETE FROM peer_passages WHERE kiosk_id = ?", [kiosk_id])
             db.execute("DELETE FROM peer_cursors WHERE kiosk_id = ?", [kiosk_id])
+            return _owe_if(self.store, db, gone.rowcount)
 
-        self.store.submit(write)
+        if self.store.submit(write):
+            wipe_removed(self.store)  # the rows' pass ids and households
 
     def set_closed(
         self, url: str, kiosk_id: str, at: datetime | None, said: datetime | None, now: datetime
@@ -1296,11 +1298,14 @@ class PeerLedger:
         """The peer's log was restored from an older copy ending at ``last``: its rows held
         past that go (the history keeps what it counted) and the cursor is ``last``."""
 
-        def write(db: Database) -> None:
-            db.execute("DELETE FROM peer_passages WHERE kiosk_id = ? AND seq > ?", [kiosk_id, last])
+        def write(db: Database) -> int:
+            sql = "DELETE FROM peer_passages WHERE kiosk_id = ? AND seq > ?"
+            gone = db.execute(sql, [kiosk_id, last])
             db.execute("UPDATE peer_cursors SET after = ? WHERE kiosk_id = ?", [last, kiosk_id])
+            return _owe_if(self.store, db, gone.rowcount)
 
-        self.store.submit(write)
+        if self.store.submit(write):
+            wipe_removed(self.store)  # the rows' pass ids and households
 
     def _trim(self, db: Database, kiosk_id: str, since: str | None) -> int:
         """Drop the rows past the horizon and the peer's past ``max_rows``; how many went. Any
@@ -1314,9 +1319,15 @@ class PeerLedger:
             " peer_passages WHERE kiosk_id = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)",
             [kiosk_id, kiosk_id, self.max_rows],
         ).rowcount
-        if gone > 0:
-            owe_wipe(self.store, db)
-        return gone
+        return _owe_if(self.store, db, gone)
+
+
+def _owe_if(store: object, db: Database, gone: int) -> int:
+    """``gone`` peer rows deleted in ``db``'s transaction: any owe a WAL wipe (``kiosk.wipe``:
+    their pass ids and households), none owe nothing (no checkpoint for nothing)."""
+    if gone > 0:
+        owe_wipe(store, db)
+    return gone
 
 
 def _stamp(text: str) -> datetime:

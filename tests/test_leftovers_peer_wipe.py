@@ -77,3 +77,22 @@ def test_a_poll_that_drops_nothing_wipes_nothing(gates, clock, monkeypatch):
     sync.poll()  # idle
     assert sync.ledger.held() == {"gate-north": 2}
     assert wipes == []
+
+
+@pytest.mark.parametrize("drop", ["restart", "rolled_back"])
+def test_a_peers_rows_dropped_for_a_new_or_restored_log_leave_no_pass_id(
+    gates, clock, monkeypatch, drop
+):
+    north, south = gates
+    sync = south.peer_of(north, monkeypatch)
+    north.passage(resident(holder="Wang L"))
+    pass_id = _pass_id(north)
+    sync.poll()
+    assert files_holding(south.core.store, pass_id)
+    if drop == "restart":  # a new database at the peer: its seqs start again
+        sync.ledger.restart("gate-north", clock.now())
+    else:  # the peer's log restored from a copy ending before the row
+        sync.ledger.rolled_back("gate-north", 0)
+    assert sync.ledger.held() == {}
+    assert files_holding(south.core.store, pass_id) == {}
+    assert not owed(south.core.store)
