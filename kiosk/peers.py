@@ -75,7 +75,7 @@ from .schema import sql_migrations
 from .stats import households_outing, over_quota, quota_period_start
 from .store import StoreFault, format_ts
 from .typed import unseen
-from .wipe import owe_wipe, wipe_removed
+from .wipe import WalWiper, owe_wipe, wipe_removed
 
 __all__ = [
     "MAX_AHEAD",
@@ -993,6 +993,12 @@ def closed_window(
 # --- the table ----------------------------------------------------------------------------------
 
 
+#: A trim that dropped rows (a busy peer's polls trim a row or two each, at ``max_rows`` or as
+#: rows age past the look-back) wipes the WAL at most this often; between, the wipe stays owed
+#: (``kiosk.wipe``): done by the next trim past it, or the hourly purge.
+TRIM_WIPE_EVERY_S = 300.0
+
+
 class PeerLedger:
     """``peer_passages`` and ``peer_cursors`` on the event log (writes through its writer).
 
@@ -1008,6 +1014,7 @@ class PeerLedger:
         self.horizon = horizon
         self.max_rows = max_rows
         self.boot_id = boot_id
+        self._trim_wiped: int | None = None  # the monotonic ns of a trim's last wipe
 
     def cursor(self, kiosk_id: str) -> int:
         row = (
@@ -1096,9 +1103,22 @@ class PeerLedger:
             return new
 
         new = self.store.submit(write)
-        if any(trimmed):
+        if any(trimmed) and self._trim_wipe_due():
             wipe_removed(self.store)  # the trimmed rows' pass ids and households
         return new
+
+    def _trim_wipe_due(self) -> bool:
+        """Whether a trim that dropped rows wipes the WAL now: the first, then at most once
+        per ``TRIM_WIPE_EVERY_S`` (one per poll of a busy peer was a checkpoint and an fsync
+        of the card every few seconds); between, the wipe stays owed."""
+        if not isinstance(self.store, WalWiper):
+            return False
+        now = self.store.clock.monotonic_ns()
+        last = self._trim_wiped
+        if last is not None and now - last < TRIM_WIPE_EVERY_S * 1e9:
+            return False
+        self._trim_wiped = now
+        return True
 
     def _idle(
         self, url: str, kiosk_id: str, page: CheckedPage, since: str | None, dating: bool

@@ -96,3 +96,34 @@ def test_a_peers_rows_dropped_for_a_new_or_restored_log_leave_no_pass_id(
     assert sync.ledger.held() == {}
     assert files_holding(south.core.store, pass_id) == {}
     assert not owed(south.core.store)
+
+
+def test_a_busy_peer_trimmed_at_every_poll_wipes_at_most_every_few_minutes(
+    gates, clock, monkeypatch
+):
+    # At its max_rows (or with rows ageing past the look-back all day) a busy peer's every poll
+    # with new rows trims one: a checkpoint and fsync of the card every few seconds. The
+    # trims' wipe is owed at once and done at most every TRIM_WIPE_EVERY_S.
+    from kiosk.peers import TRIM_WIPE_EVERY_S
+
+    north, south = gates
+    sync = south.peer_of(north, monkeypatch)
+    sync.ledger.max_rows = 1
+    wipes: list[int] = []
+    real = south.core.store.wipe_wal
+    monkeypatch.setattr(south.core.store, "wipe_wal", lambda: wipes.append(1) or real())
+
+    def one_more(household: str) -> None:
+        north.passage(resident(household))
+        clock.advance(10)
+        sync.poll()
+
+    one_more("1-101")
+    one_more("2-202")  # 1-101 trimmed: wiped
+    assert wipes == [1] and not owed(south.core.store)
+    one_more("3-303")  # 2-202 trimmed 10 s later: owed, not yet wiped
+    assert wipes == [1] and owed(south.core.store)
+    clock.advance(TRIM_WIPE_EVERY_S)
+    one_more("4-404")
+    assert wipes == [1, 1] and not owed(south.core.store)
+    assert sync.ledger.held() == {"gate-north": 1}
