@@ -75,7 +75,7 @@ from .schema import sql_migrations
 from .stats import households_outing, over_quota, quota_period_start
 from .store import StoreFault, format_ts
 from .typed import unseen
-from .wipe import owe_wipe, wipe_removed
+from .wipe import WalWiper, owe_wipe, wipe_removed
 
 __all__ = [
     "MAX_AHEAD",
@@ -993,6 +993,12 @@ def closed_window(
 # --- the table ----------------------------------------------------------------------------------
 
 
+#: A trim that dropped rows (a busy peer's polls trim a row or two each, at ``max_rows`` or as
+#: rows age past the look-back) wipes the WAL at most this often; between, the wipe stays owed
+#: (``kiosk.wipe``): done by the next trim past it, or the hourly purge.
+TRIM_WIPE_EVERY_S = 300.0
+
+
 class PeerLedger:
     """``peer_passages`` and ``peer_cursors`` on the event log (writes through its writer).
 
@@ -1008,6 +1014,7 @@ class PeerLedger:
         self.horizon = horizon
         self.max_rows = max_rows
         self.boot_id = boot_id
+        self._trim_wiped: int | None = None  # the monotonic ns of a trim's last wipe
 
     def cursor(self, kiosk_id: str) -> int:
         row = (
@@ -1046,7 +1053,8 @@ class PeerLedger:
         """Keep ``page``'s rows and move the cursor, in one transaction; the rows that were
         new (a row already held is not returned twice). Then the table is trimmed: a peer's
         oldest past ``max_rows``, and, on a synchronised clock (``synced``: one far ahead
-        would drop every real row), rows older than the horizon. ``mono_ns``: this boot's
+        would drop every real row), rows older than the horizon (a trim that dropped any
+        wipes the WAL after the commit, ``kiosk.wipe``). ``mono_ns``: this boot's
         monotonic clock at ``now`` (with the ledger's ``boot_id``): a row fetched on a clock
         not set keeps it, and one fetched so earlier in this boot is dated on a set one."""
         fetched = format_ts(now)
@@ -1058,6 +1066,7 @@ class PeerLedger:
         )
         if not page.rows and self._idle(url, kiosk_id, page, since, dating is not None):
             return []  # a poll with nothing new (most are): no commit, no fsync on the card
+        trimmed: list[int] = []
 
         def write(db: Database) -> list[PeerRow]:
             if dating is not None:
@@ -1090,10 +1099,26 @@ class PeerLedger:
                 " origin = COALESCE(excluded.origin, origin)",
                 [kiosk_id, page.next, url, fetched, page.origin],
             )
-            self._trim(db, kiosk_id, since)
+            trimmed.append(self._trim(db, kiosk_id, since))
             return new
 
-        return self.store.submit(write)
+        new = self.store.submit(write)
+        if any(trimmed) and self._trim_wipe_due():
+            wipe_removed(self.store)  # the trimmed rows' pass ids and households
+        return new
+
+    def _trim_wipe_due(self) -> bool:
+        """Whether a trim that dropped rows wipes the WAL now: the first, then at most once
+        per ``TRIM_WIPE_EVERY_S`` (one per poll of a busy peer was a checkpoint and an fsync
+        of the card every few seconds); between, the wipe stays owed."""
+        if not isinstance(self.store, WalWiper):
+            return False
+        now = self.store.clock.monotonic_ns()
+        last = self._trim_wiped
+        if last is not None and now - last < TRIM_WIPE_EVERY_S * 1e9:
+            return False
+        self._trim_wiped = now
+        return True
 
     def _idle(
         self, url: str, kiosk_id: str, page: CheckedPage, since: str | None, dating: bool
@@ -1135,11 +1160,13 @@ class PeerLedger:
         """The peer's log is shorter than the cursor (a new database there): its seqs start
         again, so its rows held and the cursor go (the history keeps what it counted)."""
 
-        def write(db: Database) -> None:
-            db.execute("DELETE FROM peer_passages WHERE kiosk_id = ?", [kiosk_id])
+        def write(db: Database) -> int:
+            gone = db.execute("DELETE FROM peer_passages WHERE kiosk_id = ?", [kiosk_id])
             db.execute("DELETE FROM peer_cursors WHERE kiosk_id = ?", [kiosk_id])
+            return _owe_if(self.store, db, gone.rowcount)
 
-        self.store.submit(write)
+        if self.store.submit(write):
+            wipe_removed(self.store)  # the rows' pass ids and households
 
     def set_closed(
         self, url: str, kiosk_id: str, at: datetime | None, said: datetime | None, now: datetime
@@ -1281,28 +1308,46 @@ class PeerLedger:
                 " AND seq IN (SELECT value FROM json_each(?))",
                 [kiosk_id, gone],
             )
+            owe_wipe(self.store, db)  # their pass ids and households
 
         self.store.submit(write)
+        wipe_removed(self.store)
         return rows
 
     def rolled_back(self, kiosk_id: str, last: int) -> None:
         """The peer's log was restored from an older copy ending at ``last``: its rows held
         past that go (the history keeps what it counted) and the cursor is ``last``."""
 
-        def write(db: Database) -> None:
-            db.execute("DELETE FROM peer_passages WHERE kiosk_id = ? AND seq > ?", [kiosk_id, last])
+        def write(db: Database) -> int:
+            sql = "DELETE FROM peer_passages WHERE kiosk_id = ? AND seq > ?"
+            gone = db.execute(sql, [kiosk_id, last])
             db.execute("UPDATE peer_cursors SET after = ? WHERE kiosk_id = ?", [last, kiosk_id])
+            return _owe_if(self.store, db, gone.rowcount)
 
-        self.store.submit(write)
+        if self.store.submit(write):
+            wipe_removed(self.store)  # the rows' pass ids and households
 
-    def _trim(self, db: Database, kiosk_id: str, since: str | None) -> None:
+    def _trim(self, db: Database, kiosk_id: str, since: str | None) -> int:
+        """Drop the rows past the horizon and the peer's past ``max_rows``; how many went. Any
+        that went owe a WAL wipe (``kiosk.wipe``: their pass ids and households); a trim that
+        drops nothing (most polls) owes none, so no poll checkpoints for nothing."""
+        gone = 0
         if since is not None:
-            db.execute("DELETE FROM peer_passages WHERE ts < ?", [since])
-        db.execute(
+            gone += db.execute("DELETE FROM peer_passages WHERE ts < ?", [since]).rowcount
+        gone += db.execute(
             "DELETE FROM peer_passages WHERE kiosk_id = ? AND seq <= (SELECT seq FROM"
             " peer_passages WHERE kiosk_id = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)",
             [kiosk_id, kiosk_id, self.max_rows],
-        )
+        ).rowcount
+        return _owe_if(self.store, db, gone)
+
+
+def _owe_if(store: object, db: Database, gone: int) -> int:
+    """``gone`` peer rows deleted in ``db``'s transaction: any owe a WAL wipe (``kiosk.wipe``:
+    their pass ids and households), none owe nothing (no checkpoint for nothing)."""
+    if gone > 0:
+        owe_wipe(store, db)
+    return gone
 
 
 def _stamp(text: str) -> datetime:

@@ -119,6 +119,9 @@ _NEAR_SQL = {
     " WHERE kiosk_id = %s AND seq < %s ORDER BY seq DESC LIMIT 1",
     ">": f"SELECT {_NEAR_COLUMNS} FROM fleet_events"  # noqa: S608 - constants
     " WHERE kiosk_id = %s AND seq > %s ORDER BY seq LIMIT 1",
+    # A gate's first event stamped from a day's start on (a day it has none of: the one after).
+    ">=": f"SELECT {_NEAR_COLUMNS} FROM fleet_events"  # noqa: S608 - constants
+    " WHERE kiosk_id = %s AND ts >= %s ORDER BY ts, seq LIMIT 1",
 }
 # Every gate the database knows, with zero rows for the day too: a silent gate is news.
 _HELD_SQL = (
@@ -545,6 +548,7 @@ def district_report(
             heard = conn.execute(_CONTACT_SQL, [only, only]).fetchall()
             without = _without_figures(conn, only)
             down = _downtime(conn, conn.execute(_DOWN_SQL, _dated_args(start, end, only)))
+            _quiet_downtime(conn, down, [h[0] for h in held], start)
         except psycopg.Error as exc:
             raise PgError(f"district report: {str(exc).splitlines()[0]}") from None
     finally:
@@ -708,6 +712,33 @@ def _downtime(
         after = [n for n in near if n["side"] == ">"]
         out[kiosk_id] = ([*before, *rows, *after], rows)
     return out
+
+
+def _quiet_downtime(
+    conn: psycopg.Connection[Any],
+    down: dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]],
+    known: Iterable[str],
+    start: str,
+) -> None:
+    """The chain of each gate the collector knows (``known``) that has no row of the day in
+    ``down``: its last event before the day and its first after, as its own report reads a
+    day without events (``kiosk.stats``): a new boot between is the day down throughout, not
+    a quiet gate. No rows of the day: ``boots`` 0."""
+    names = ("kiosk_id", "seq", "ts", "boot_id", "mono_ns", "decision", "reasons")
+    for kiosk_id in known:
+        if kiosk_id in down:
+            continue
+        after = conn.execute(_NEAR_SQL[">="], [kiosk_id, start]).fetchall()
+        below = after[0][1] if after else _LAST_SEQ
+        before = conn.execute(_NEAR_SQL["<"], [kiosk_id, below]).fetchall()
+        chain = [dict(zip(names, row, strict=True)) for row in [*before, *after]]
+        for item in chain:
+            item["reasons"] = json.dumps(item["reasons"])
+        down[kiosk_id] = (chain, [])
+
+
+#: Above any seq: the last event of a gate with none from a day's start on.
+_LAST_SEQ = 2**63 - 1
 
 
 def district_csv(report: dict[str, Any], words: Words | None = None) -> str:

@@ -68,6 +68,7 @@ from kiosk.sheets import formula_safe, write_csv
 from kiosk.stats import daily_report
 from kiosk.store import EventLog, ReadFailure, StoreFault, error_name, format_ts
 from kiosk.tokens import TokenInfo
+from ui import i18n
 from ui.kiosk_screen import in_networks
 
 log = logging.getLogger(__name__)
@@ -579,24 +580,34 @@ def storage_unavailable() -> HTTPException:
     )
 
 
-#: A read of the API refused because the log cannot be opened is said at most this often.
+#: A read refused because the log cannot be opened, or because the database refused it for a
+#: reason other than a damaged card (``ui.app``), is said at most this often, per kind.
 STORAGE_LOG_EVERY_S = 60.0
 
 
 async def storage_failed(request: Request, exc: Exception) -> Response:
-    """An API read whose event log cannot be opened (``StoreFault``: the data volume gone,
-    the card's mount lost, no descriptor left) is 503 with ``Retry-After``, said in the
-    journal at most once a minute, never a 500 with a traceback per request. Elsewhere (the
-    guard console) as before."""
-    path = request.url.path
-    if not (path.startswith("/api/") or path == "/metrics"):
-        raise exc
+    """A read whose event log cannot be opened (``StoreFault``: the data volume gone, the
+    card's mount lost, no descriptor left) is 503 with ``Retry-After``, said in the journal at
+    most once a minute, never a 500 with a traceback per request: on the API as on the guard
+    console (``read_refused``)."""
+    return read_refused(request, "API read refused", str(exc))
+
+
+def read_refused(request: Request, what: str, why: str) -> Response:
+    """503 with ``Retry-After`` for a read the storage refused now (``what``: the journal's
+    words, ``why``: the error, no row's content), logged at most once a minute per kind and
+    without a traceback: ``{"detail": ...}`` on ``/api/...`` and ``/metrics``, the console's
+    words in both languages elsewhere."""
     state = api_state(request)
-    untold = state.storage_said.due(state.core.clock.monotonic_ns() / 1e9)
+    untold = state.storage_said.due(state.core.clock.monotonic_ns() / 1e9, what)
     if untold is not None:
-        log.warning("API read refused: %s (%d more since the last report)", exc, untold)
+        log.warning("%s: %s (%d more since the last report)", what, why, untold)
     refused = storage_unavailable()
-    return JSONResponse({"detail": refused.detail}, 503, headers=refused.headers)
+    path = request.url.path
+    if path.startswith("/api/") or path == "/metrics":
+        return JSONResponse({"detail": refused.detail}, 503, headers=refused.headers)
+    both = "\n".join(i18n.t(lang, "err.database_busy") for lang in i18n.LANGS)
+    return PlainTextResponse(both + "\n", 503, headers=refused.headers)
 
 
 def _too_many(verdict: Verdict, what: str) -> HTTPException:

@@ -9,8 +9,8 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.requests import ClientDisconnect
 
 import kiosk
-from kiosk.store import ReadFailure, is_damaged_read
-from ui import i18n
+from kiosk.store import ReadFailure, error_name, is_damaged_read
+from ui import api, i18n
 from ui.views import unreadable_words
 
 if TYPE_CHECKING:
@@ -39,9 +39,13 @@ def create_app(core: Core) -> FastAPI:
     async def storage_unreadable(request: Request, exc: ReadFailure) -> Response:
         """A read the card failed (a damaged page of kiosk.db: ``SQLITE_CORRUPT``, an I/O
         error) is a 503 saying so and what to do, never a bare 500; the store's health turns
-        degraded naming it. Any other database error is not the card's: a 500 as before."""
+        degraded naming it. Any other error the database refused a read with (locked past the
+        busy timeout, a lock protocol error, out of memory: not the card's) is a 503 with
+        ``Retry-After`` too, said in the journal once a minute (``api.read_refused``), the
+        store's health left as it is: before, a 500 with a traceback per request."""
         if not is_damaged_read(exc):
-            raise exc
+            why = f"{error_name(exc)}: {str(exc)[:200]}"
+            return api.read_refused(request, "read refused by the database", why)
         core.store.note_read_fault(exc)
         file = core.store.path.name
         if request.url.path.startswith("/api/"):
@@ -49,7 +53,7 @@ def create_app(core: Core) -> FastAPI:
         both = "\n".join(unreadable_words(lang, exc, file) for lang in i18n.LANGS)
         return PlainTextResponse(both + "\n", status_code=503)
 
-    from ui import api, guard, kiosk_screen
+    from ui import guard, kiosk_screen
 
     @app.get("/api/v1/health", tags=["health"])
     def health(whole: bool = Depends(api.health_detail)) -> JSONResponse:
