@@ -255,7 +255,21 @@ def test_the_events_format_follows_the_accept_preferences(guard_core, accept, ex
     assert response.headers["content-type"].split(";")[0] == expected
 
 
-def test_warnings_any_client_can_cause_per_request_are_logged_once_per_interval(caplog):
+def fresh(noise, monkeypatch):
+    """The process's one filter (installed once per logger), as a new one: no count of an
+    earlier test's server dropped into this test's first line, and its clock this test's
+    (put back afterwards): a clock returned, its time."""
+    from kiosk.logs import OncePerInterval
+
+    monkeypatch.setattr(noise, "_log_every", OncePerInterval(noise._log_every.every_s))
+    now = [1e6]
+    monkeypatch.setattr(noise, "monotonic", lambda: now[0])
+    return now
+
+
+def test_warnings_any_client_can_cause_per_request_are_logged_once_per_interval(
+    caplog, monkeypatch
+):
     # 3,000 malformed requests from one script in 2.5 s wrote 3,000 "Invalid HTTP request
     # received." warnings (384 KB); a websocket Upgrade header on any GET, two warnings per
     # request. Anyone on the LAN could fill the journal at will and, past journald's rate
@@ -265,9 +279,7 @@ def test_warnings_any_client_can_cause_per_request_are_logged_once_per_interval(
     from checkpoint.server import server_config
     from kiosk.config.web import WebSection
 
-    noise = server_config(FastAPI(), WebSection()).client_noise
-    now = [noise.monotonic() + 1e6]  # past anything an earlier test in this process logged
-    noise.monotonic = lambda: now[0]
+    now = fresh(server_config(FastAPI(), WebSection()).client_noise, monkeypatch)
     uvicorn_log = logging.getLogger("uvicorn.error")
     with caplog.at_level(logging.WARNING, logger="uvicorn.error"):
         for _ in range(500):
@@ -287,7 +299,9 @@ def test_warnings_any_client_can_cause_per_request_are_logged_once_per_interval(
     ]
 
 
-def test_form_parser_warnings_any_client_can_cause_are_logged_once_per_interval(caplog):
+def test_form_parser_warnings_any_client_can_cause_are_logged_once_per_interval(
+    caplog, monkeypatch
+):
     # POST /guard/login (anonymous) with a broken multipart body: python-multipart logged a
     # warning per request ("Expected boundary character 45, got 110 at index 2"), each with
     # its own text.
@@ -296,9 +310,7 @@ def test_form_parser_warnings_any_client_can_cause_are_logged_once_per_interval(
     from checkpoint.server import server_config
     from kiosk.config.web import WebSection
 
-    noise = server_config(FastAPI(), WebSection()).form_noise
-    now = [noise.monotonic() + 1e6]
-    noise.monotonic = lambda: now[0]
+    now = fresh(server_config(FastAPI(), WebSection()).form_noise, monkeypatch)
     form_log = logging.getLogger("python_multipart.multipart")
     with caplog.at_level(logging.WARNING, logger="python_multipart.multipart"):
         for i in range(300):
