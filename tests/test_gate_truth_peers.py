@@ -12,20 +12,21 @@ from __future__ import annotations
 import json
 
 import pytest
-from test_compound_gates import NOW, Gate, hostile, page, peer_entry, resident, row
+import test_compound_gates
+from test_compound_gates import NOW, Gate, hostile, page, resident, row
 
 from kiosk.clock import FakeClock
 from kiosk.peers import MAX_PAGE_NOT_OPENED
 from kiosk.store import EventDraft
 
+#: The north and south gates of the compound tests, on this module's clock.
+north, south = test_compound_gates.north, test_compound_gates.south
+
 
 @pytest.fixture
-def gates(tmp_path, clock):
-    north = Gate(tmp_path, "gate-north", clock)
-    south = Gate(tmp_path, "gate-south", clock, [peer_entry("gate-north")])
-    yield north, south
-    south.close()
-    north.close()
+def gates(north, south):
+    """North, and south asking it (``test_compound_gates``' gates, on this module's clock)."""
+    return north, south
 
 
 @pytest.fixture

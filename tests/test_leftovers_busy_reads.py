@@ -10,10 +10,11 @@ import logging
 import sqlite3
 
 import pytest
-from fastapi.testclient import TestClient
-from guard_support import BASE, add_event, login
+import test_edge_storage_reads
+from guard_support import login
 
-from ui.app import create_app
+#: Three events, a peer token and an office token, behind the app.
+gate_world = test_edge_storage_reads.world
 
 
 def locked(*args, **kwargs):
@@ -27,13 +28,11 @@ def unnamed(*args, **kwargs):
 
 
 @pytest.fixture
-def world(guard_core):
-    for _ in range(3):
-        add_event(guard_core, pass_id="abcdef012345", household="1-101")
-    _, peer = guard_core.tokens.create(["passages:peer"])
-    _, office = guard_core.tokens.create(["logs:read", "stats:read"])
-    client = TestClient(create_app(guard_core), base_url=BASE, raise_server_exceptions=False)
-    return guard_core, client, peer, office
+def world(gate_world):
+    """The storage-outage tests' gate (``test_edge_storage_reads``): the core, a client, a peer
+    token and an office token."""
+    core, _app, client, peer, office = gate_world
+    return core, client, peer, office
 
 
 API = [

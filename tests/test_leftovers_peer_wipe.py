@@ -6,11 +6,15 @@ the rows' page images stayed in ``kiosk.db-wal`` until the next retention purge.
 from __future__ import annotations
 
 import pytest
-from test_compound_gates import NOW, Gate, peer_entry, resident
+import test_compound_gates
+from test_compound_gates import NOW, Gate, resident
 from test_gate_truth_peers import _not_opened
 from test_removal_wipes_wal import files_holding, owed
 
 from kiosk.clock import FakeClock
+
+#: The north and south gates of the compound tests, on this module's clock.
+north, south = test_compound_gates.north, test_compound_gates.south
 
 
 @pytest.fixture
@@ -19,12 +23,9 @@ def clock():
 
 
 @pytest.fixture
-def gates(tmp_path, clock):
-    north = Gate(tmp_path, "gate-north", clock)
-    south = Gate(tmp_path, "gate-south", clock, [peer_entry("gate-north")])
-    yield north, south
-    south.close()
-    north.close()
+def gates(north, south):
+    """North, and south asking it (``test_compound_gates``' gates, on this module's clock)."""
+    return north, south
 
 
 def _pass_id(gate: Gate) -> str:
@@ -34,12 +35,19 @@ def _pass_id(gate: Gate) -> str:
     return str(pass_id)
 
 
-def test_a_pass_its_gate_did_not_open_for_leaves_no_pass_id_at_the_peer(gates, clock, monkeypatch):
+def _held_at_south(gates, monkeypatch):
+    """A resident's pass at north, fetched and held at south: north, south, south's sync of
+    north, the pass id."""
     north, south = gates
     sync = south.peer_of(north, monkeypatch)
     north.passage(resident(holder="Wang L"))
     pass_id = _pass_id(north)
     sync.poll()
+    return north, south, sync, pass_id
+
+
+def test_a_pass_its_gate_did_not_open_for_leaves_no_pass_id_at_the_peer(gates, clock, monkeypatch):
+    north, south, sync, pass_id = _held_at_south(gates, monkeypatch)
     assert files_holding(south.core.store, pass_id)  # held here, in the WAL at least
     _not_opened(north)
     clock.advance(30)
@@ -50,11 +58,7 @@ def test_a_pass_its_gate_did_not_open_for_leaves_no_pass_id_at_the_peer(gates, c
 
 
 def test_a_peer_row_past_the_look_back_leaves_no_pass_id(gates, clock, monkeypatch):
-    north, south = gates
-    sync = south.peer_of(north, monkeypatch)
-    north.passage(resident(holder="Wang L"))
-    pass_id = _pass_id(north)
-    sync.poll()
+    north, south, sync, pass_id = _held_at_south(gates, monkeypatch)
     assert files_holding(south.core.store, pass_id)
     clock.advance(south.core.history.horizon.total_seconds() + 3600)
     sync.poll()
@@ -83,11 +87,7 @@ def test_a_poll_that_drops_nothing_wipes_nothing(gates, clock, monkeypatch):
 def test_a_peers_rows_dropped_for_a_new_or_restored_log_leave_no_pass_id(
     gates, clock, monkeypatch, drop
 ):
-    north, south = gates
-    sync = south.peer_of(north, monkeypatch)
-    north.passage(resident(holder="Wang L"))
-    pass_id = _pass_id(north)
-    sync.poll()
+    north, south, sync, pass_id = _held_at_south(gates, monkeypatch)
     assert files_holding(south.core.store, pass_id)
     if drop == "restart":  # a new database at the peer: its seqs start again
         sync.ledger.restart("gate-north", clock.now())

@@ -9,7 +9,8 @@ import logging
 
 import httpx
 import pytest
-from test_compound_gates import Gate, Switch, peer_entry, resident
+import test_compound_gates
+from test_compound_gates import Switch, resident
 
 from kiosk.logs import FLAP_LINES
 from kiosk.store import StoreFault
@@ -17,13 +18,14 @@ from kiosk.store import StoreFault
 POLLS = 60  # ten minutes at the default poll_s: ten times the changes logged an hour
 
 
+#: The north and south gates of the compound tests, on this module's clock.
+north, south = test_compound_gates.north, test_compound_gates.south
+
+
 @pytest.fixture
-def gates(tmp_path, clock):
-    north = Gate(tmp_path, "gate-north", clock)
-    south = Gate(tmp_path, "gate-south", clock, [peer_entry("gate-north")])
-    yield north, south
-    south.close()
-    north.close()
+def gates(north, south):
+    """North, and south asking it (``test_compound_gates``' gates, on this module's clock)."""
+    return north, south
 
 
 def peer_lines(caplog) -> list[logging.LogRecord]:

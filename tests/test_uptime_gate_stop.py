@@ -14,22 +14,14 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import pytest
-from gpiozero import Device
+import test_gate_lock_hold
 from gpiozero.pins.mock import MockFactory
 
 from drivers.gate import GpioRelayGate
 from kiosk.core import Devices
 
-
-@pytest.fixture
-def pins(monkeypatch, tmp_path):
-    factory = MockFactory()
-    monkeypatch.setattr(Device, "pin_factory", factory)
-    monkeypatch.delenv("GPIOZERO_PIN_FACTORY", raising=False)
-    monkeypatch.setenv("LG_WD", str(tmp_path))
-    yield factory
-    factory.reset()
+#: gpiozero's own mock pins as its default factory (``test_gate_lock_hold``).
+pins = test_gate_lock_hold.pins
 
 
 def _sys(tmp_path: Path, value: str) -> str:
