@@ -472,29 +472,27 @@ class PeerSync:
             )
 
     def _record(self, rows: list[Any]) -> None:
-        history = self.core.history
-
-        def record() -> None:
-            try:
-                record_peer_rows(history, rows)
-            except Exception:  # noqa: BLE001 - the history is an aid, the decision goes on
-                log.exception("compound: peers' passages could not be recorded")
-
-        self.core.runner.in_loop(record)
+        self._on_history(record_peer_rows, rows, "recorded")
 
     def _forget(self, rows: list[PeerRow]) -> None:
-        history = self.core.history
         log.info(
             "compound: %d passages of a peer dropped: its gate did not open for them", len(rows)
         )
+        self._on_history(forget_peer_rows, rows, "taken back")
 
-        def forget() -> None:
+    def _on_history(
+        self, apply: Callable[[Any, list[Any]], Any], rows: list[Any], done: str
+    ) -> None:
+        """``apply(history, rows)`` on the engine's loop (the history is its own)."""
+        history = self.core.history
+
+        def run() -> None:
             try:
-                forget_peer_rows(history, rows)
+                apply(history, rows)
             except Exception:  # noqa: BLE001 - the history is an aid, the decision goes on
-                log.exception("compound: peers' passages could not be taken back")
+                log.exception("compound: peers' passages could not be %s", done)
 
-        self.core.runner.in_loop(forget)
+        self.core.runner.in_loop(run)
 
     def _page(self, peer: PeerSource, token: str, after: int, origin: str | None) -> Any:
         url = f"{peer.url}/api/v1/passages"
