@@ -23,10 +23,8 @@ from kiosk.clock import Clock
 def client_key(addr: str) -> str:
     """Whom a per-client limit counts ``addr`` as: an IPv4 address (an IPv4-mapped IPv6 one
     as that IPv4 address), or an IPv6 address's /64, the least a network hands one home or
-    phone (a host rotating addresses inside it is one sender). A link-local IPv6 address
-    (``fe80::/10``, its zone dropped) is itself: that /64 is every machine's on the link (a
-    PC reaching ``gate-1.local`` by mDNS), not one host's. Anything else (``unknown``, a test
-    client's name) is itself, cut to 64 characters."""
+    phone (a host rotating addresses inside it is one sender). Anything else (``unknown``,
+    a test client's name) is itself, cut to 64 characters."""
     try:
         ip = ipaddress.ip_address(addr.split("%", 1)[0])
     except ValueError:
@@ -34,8 +32,6 @@ def client_key(addr: str) -> str:
     if isinstance(ip, ipaddress.IPv6Address):
         if ip.ipv4_mapped is not None:
             return str(ip.ipv4_mapped)
-        if ip.is_link_local:
-            return str(ip)
         return str(ipaddress.IPv6Network((ip, 64), strict=False))
     return str(ip)
 
