@@ -103,3 +103,31 @@ def test_a_console_read_of_a_log_that_cannot_be_opened_is_a_503_not_a_500(world,
     page = client.get("/guard/stats?day=2026-03-02")
     assert page.status_code == 503, (page.status_code, page.text[:200])
     assert int(page.headers["retry-after"]) >= 1
+
+
+@pytest.mark.parametrize(
+    "bug",
+    [
+        sqlite3.IntegrityError("UNIQUE constraint failed: audit.id"),
+        sqlite3.ProgrammingError("Incorrect number of bindings supplied"),
+        sqlite3.DataError("string or blob too big"),
+    ],
+    ids=type,
+)
+def test_a_programming_error_is_not_passed_off_as_a_busy_database(world, monkeypatch, caplog, bug):
+    """Every ``sqlite3.DatabaseError`` the card did not cause was answered "busy, retry later"
+    and logged once a minute without a traceback: a bug (a UNIQUE constraint, wrong bindings)
+    hid behind the same line as a real lock. Only an ``OperationalError`` (locked, busy, out of
+    memory) is the database refusing for now; anything else is the server's error, logged
+    whole (by the web server, outside this test client)."""
+    core, client, _, office = world
+
+    def broken(*args, **kwargs):
+        raise bug
+
+    monkeypatch.setattr(core.store, "reader", broken)
+    with caplog.at_level(logging.INFO):
+        answer = client.get("/api/v1/events", headers={"Authorization": f"Bearer {office}"})
+    assert answer.status_code == 500  # the server's own error handler: its traceback logged
+    assert "retry-after" not in answer.headers
+    assert not [r for r in caplog.records if "refused" in r.getMessage()]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from typing import TYPE_CHECKING
 
 from fastapi import Depends, FastAPI, Request
@@ -42,7 +43,11 @@ def create_app(core: Core) -> FastAPI:
         degraded naming it. Any other error the database refused a read with (locked past the
         busy timeout, a lock protocol error, out of memory: not the card's) is a 503 with
         ``Retry-After`` too, said in the journal once a minute (``api.read_refused``), the
-        store's health left as it is: before, a 500 with a traceback per request."""
+        store's health left as it is: before, a 500 with a traceback per request. Any other
+        ``DatabaseError`` (a constraint, wrong bindings: a bug, not the database refusing for
+        now) is the server's error, logged whole, as ever."""
+        if not is_damaged_read(exc) and not isinstance(exc, sqlite3.OperationalError):
+            raise exc
         if not is_damaged_read(exc):
             why = f"{error_name(exc)}: {str(exc)[:200]}"
             return api.read_refused(request, "read refused by the database", why)
