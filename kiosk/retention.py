@@ -96,7 +96,7 @@ from kiosk.store import (
     shred_salts,
     waiting_for_clock,
 )
-from kiosk.wipe import WIPE_OWED_KEY
+from kiosk.wipe import WIPE_OWED_KEY, owe_wipe_at, owed_since, settle_wipe  # noqa: F401
 
 MAX_DAYS = 36500
 #: How far the newest synchronised stamp may lie after a purge's ``now`` before the clock counts
@@ -321,8 +321,9 @@ def purge(
         ended, observations = _purge_ended(db, local_cutoff_day, now)
         rows = (count, nulled.get("audit", 0), ended, observations, revocations, reasons)
         went = (*rows, *ledgers.values())
-        _owe_wipe(db, any(went) or bool(shredded), now)
-        run.owed = _wipe_owed(db)
+        if any(went) or shredded:
+            owe_wipe_at(db, now)
+        run.owed = owed_since(db)
         # Not a salt alone: the day's last purge row keys a fresh one the next purge deletes.
         idle = _record_run(db, now, synced, any(went) or bool(frozen or run.batches))
         result = PurgeResult(
@@ -340,8 +341,9 @@ def purge(
     # The WAL still holds the purged rows as they were written: truncate it. Only when
     # something went, now or in a purge whose wipe a reader held up: the commits after a
     # truncation grow the file again (a dearer fsync).
-    if run.owed and store.wipe_wal():
-        store.submit(_wipe_done)
+    owed = run.owed
+    if owed is not None and store.wipe_wal():
+        store.submit(lambda db: settle_wipe(db, owed))
     if held_dir is not None:
         from kiosk.backup import purge_set_aside
 
@@ -510,7 +512,8 @@ class _Run:
     events_purged: int = 0  # by the batches before the last
     revoked: tuple[int, int] | None = None
     batches: int = 0
-    owed: bool = False
+    #: The WAL wipe's debt this purge settles (``kiosk.wipe.owed_since``), None: none owed.
+    owed: str | None = None
     #: The last transaction goes without its audit row (``settle``).
     quiet: bool = False
     #: The counts of the runs the last transaction's row takes over (``coalesced``).
@@ -596,7 +599,7 @@ class _Run:
         def apply(db: Database) -> dict[str, Any]:
             self.revocations(db)
             nulled = self.null(db, picked)
-            _owe_wipe(db, True, self.now)
+            owe_wipe_at(db, self.now)
             return {
                 "events_purged": nulled.get("events", 0),
                 "audit_rows_purged": nulled.get("audit", 0),
@@ -610,20 +613,3 @@ class _Run:
         done = self.store.submit_audited(apply, actor, action, lambda d: {**detail, **d})
         self.events_purged += int(done["events_purged"])
         self.batches += 1
-
-
-def _owe_wipe(db: Database, went: bool, now: datetime) -> None:
-    """Record in the transaction that removed something that a WAL wipe is owed."""
-    if went:
-        db.execute(
-            "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
-            [WIPE_OWED_KEY, format_ts(now)],
-        )
-
-
-def _wipe_owed(db: Database) -> bool:
-    return db.execute("SELECT 1 FROM meta WHERE key = ?", [WIPE_OWED_KEY]).fetchone() is not None
-
-
-def _wipe_done(db: Database) -> None:
-    db.execute("DELETE FROM meta WHERE key = ?", [WIPE_OWED_KEY])

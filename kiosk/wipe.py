@@ -28,6 +28,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 from collections.abc import Callable
+from datetime import datetime
 from typing import Protocol, TypeVar, runtime_checkable
 
 import sqlite_utils
@@ -39,6 +40,8 @@ __all__ = [
     "WIPE_OWED_KEY",
     "WalWiper",
     "owe_wipe",
+    "owe_wipe_at",
+    "owed_since",
     "settle_wipe",
     "wipe_if_owed",
     "wipe_removed",
@@ -74,15 +77,28 @@ def owe_wipe(store: object, db: sqlite_utils.Database) -> None:
     """In the transaction that removes personal data from ``store``'s database: a WAL wipe is
     owed (``wipe_removed`` after the commit settles it)."""
     if isinstance(store, WalWiper):
-        db.execute(
-            "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
-            [WIPE_OWED_KEY, format_ts(store.clock.now())],
-        )
+        owe_wipe_at(db, store.clock.now())
 
 
-def settle_wipe(db: sqlite_utils.Database) -> None:
-    """The owed wipe is done."""
-    db.execute("DELETE FROM meta WHERE key = ?", [WIPE_OWED_KEY])
+def owe_wipe_at(db: sqlite_utils.Database, now: datetime) -> None:
+    """Record in the transaction that removed something that a WAL wipe is owed, since
+    ``now`` (a later debt replaces an earlier one: one wipe after it settles both)."""
+    db.execute(
+        "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", [WIPE_OWED_KEY, format_ts(now)]
+    )
+
+
+def owed_since(db: sqlite_utils.Database) -> str | None:
+    """The debt a wipe starting now settles (its ``meta`` value), None when none is owed."""
+    row = db.execute("SELECT value FROM meta WHERE key = ?", [WIPE_OWED_KEY]).fetchone()
+    return None if row is None else str(row[0])
+
+
+def settle_wipe(db: sqlite_utils.Database, since: str) -> None:
+    """The wipe that found the debt ``since`` (``owed_since`` before it began) is done. Only
+    that debt: a removal committed while it ran (another thread's) owes its own, settled by
+    the next wipe, never by this one."""
+    db.execute("DELETE FROM meta WHERE key = ? AND value = ?", [WIPE_OWED_KEY, since])
 
 
 def wipe_removed(store: object) -> bool:
@@ -93,8 +109,10 @@ def wipe_removed(store: object) -> bool:
     if not isinstance(store, WalWiper):
         return False
     try:
+        since = owed_since(store.reader())
         if store.wipe_wal():
-            store.submit(settle_wipe)
+            if since is not None:
+                store.submit(lambda db: settle_wipe(db, since))
             return True
         log.info("a removal's old rows wait in the WAL for the next purge: a reader held it")
     except (StoreFault, sqlite3.Error) as exc:
@@ -108,6 +126,4 @@ def wipe_if_owed(store: object) -> bool:
     recorded it: ``owe_wipe``); False when none is, or it waits for the next purge."""
     if not isinstance(store, WalWiper):
         return False
-    query = "SELECT 1 FROM meta WHERE key = ?"
-    owed = store.reader().execute(query, [WIPE_OWED_KEY]).fetchall()
-    return bool(owed) and wipe_removed(store)
+    return owed_since(store.reader()) is not None and wipe_removed(store)

@@ -167,3 +167,33 @@ def test_a_note_the_next_household_sheet_rewrites_is_gone_from_the_files(lists, 
     lists.import_csv("households", "household,residents,note\n7-1404,3,moved out\n", "root")
     assert files_holding(log, NAME, "13912345678") == {}
     assert not owed(log)
+
+
+@pytest.mark.parametrize("wiper", ["removal", "purge"])
+def test_a_removal_committed_while_another_wipe_runs_keeps_its_own_debt(
+    lists, log, clock, monkeypatch, wiper
+):
+    """A wipe settled its debt by deleting the ``meta`` row whatever it held: a guard's removal
+    committed on another thread between that wipe's checkpoint and its settling (the peer sync
+    wiping after a trim while a guard lifts a quarantine) lost its own debt, and when its own
+    wipe was then held up by a reader, nothing wiped it: the name stayed in the WAL for weeks.
+    A wipe settles only the debt it found."""
+    from kiosk.wipe import owe_wipe
+
+    lists.set_household("7-1404", "guard Li", residents=3, note="first")
+    lists.remove_household("7-1404", "guard Li")  # wiped and settled: nothing owed
+    real = log.wipe_wal
+
+    def wipe_then_a_removal_lands() -> bool:
+        done = real()
+        clock.advance(1)
+        log.submit(lambda db: owe_wipe(log, db))  # the guard's removal, its wipe held up
+        return done
+
+    log.submit(lambda db: owe_wipe(log, db))  # this wipe's own debt
+    monkeypatch.setattr(log, "wipe_wal", wipe_then_a_removal_lands)
+    if wiper == "removal":
+        assert wipe_removed(log)
+    else:
+        retention.purge(log, 30, clock.now())
+    assert owed(log)  # the later removal's debt stands for the next purge
