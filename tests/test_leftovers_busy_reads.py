@@ -103,6 +103,10 @@ def test_a_console_read_of_a_log_that_cannot_be_opened_is_a_503_not_a_500(world,
     page = client.get("/guard/stats?day=2026-03-02")
     assert page.status_code == 503, (page.status_code, page.text[:200])
     assert int(page.headers["retry-after"]) >= 1
+    # Not "busy, the gate goes on recording": a log that cannot be opened may record nothing,
+    # and the kiosk then denies everyone (store.on_store_fault).
+    assert "busy" not in page.text and "goes on" not in page.text
+    assert "cannot be opened just now" in page.text and "无法打开" in page.text
 
 
 @pytest.mark.parametrize(

@@ -589,15 +589,18 @@ async def storage_failed(request: Request, exc: Exception) -> Response:
     """A read whose event log cannot be opened (``StoreFault``: the data volume gone, the
     card's mount lost, no descriptor left) is 503 with ``Retry-After``, said in the journal at
     most once a minute, never a 500 with a traceback per request: on the API as on the guard
-    console (``read_refused``)."""
-    return read_refused(request, "API read refused", str(exc))
+    console (``read_refused``). A write that reached no handler of its own lands here too:
+    the console says the log cannot be opened, not that it is busy."""
+    return read_refused(request, "request refused: the event log", str(exc), "err.log_unavailable")
 
 
-def read_refused(request: Request, what: str, why: str) -> Response:
+def read_refused(
+    request: Request, what: str, why: str, words: str = "err.database_busy"
+) -> Response:
     """503 with ``Retry-After`` for a read the storage refused now (``what``: the journal's
     words, ``why``: the error, no row's content), logged at most once a minute per kind and
     without a traceback: ``{"detail": ...}`` on ``/api/...`` and ``/metrics``, the console's
-    words in both languages elsewhere."""
+    ``words`` in both languages elsewhere."""
     state = api_state(request)
     untold = state.storage_said.due(state.core.clock.monotonic_ns() / 1e9, what)
     if untold is not None:
@@ -606,7 +609,7 @@ def read_refused(request: Request, what: str, why: str) -> Response:
     path = request.url.path
     if path.startswith("/api/") or path == "/metrics":
         return JSONResponse({"detail": refused.detail}, 503, headers=refused.headers)
-    both = "\n".join(i18n.t(lang, "err.database_busy") for lang in i18n.LANGS)
+    both = "\n".join(i18n.t(lang, words) for lang in i18n.LANGS)
     return PlainTextResponse(both + "\n", 503, headers=refused.headers)
 
 
