@@ -2,6 +2,8 @@
 // Each returns a list of problems (short strings naming the element), or plain data.
 "use strict";
 const A11Y = {
+  // What a mouse can use (and so Tab must reach).
+  USABLE: "a[href], button, input:not([type=hidden]), select, textarea, [tabindex]",
   rgba(c) {
     const m = c.match(/rgba?\(([^)]+)\)/);
     if (!m) return null;
@@ -173,12 +175,12 @@ const A11Y = {
   // What a mouse can use that Tab did not reach (after a walk of focus() calls); of a
   // group of radio buttons one is reached by Tab, the others by the arrow keys.
   unreached() {
-    const sel = "a[href], button, input:not([type=hidden]), select, textarea, [tabindex]";
     const reached = (el) => el.dataset.a11yReached || (el.matches("input[type=radio]") &&
       document.querySelector(`input[type=radio][name="${el.name}"][data-a11y-reached]`));
-    return [...document.querySelectorAll(sel)].filter((el) => {
+    return [...document.querySelectorAll(A11Y.USABLE)].filter((el) => {
       const r = el.getBoundingClientRect();
-      return r.width && r.height && !el.disabled && el.tabIndex >= 0 && !reached(el);
+      return r.width && r.height && !el.disabled && el.tabIndex >= 0 && !reached(el) &&
+        el.dataset.a11yPresent;
     }).map((el) => `${A11Y.describe(el)} "${(el.textContent || el.name || "").trim().slice(0, 20)}"`);
   },
 
