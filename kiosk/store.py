@@ -752,6 +752,9 @@ MAX_SKIPPED = 1000
 #: What a read of the log raises when the storage fails it (``is_damaged_read`` tells a
 #: damaged page from a lock): the faces catch it by this name, holding no SQL of their own.
 ReadFailure = sqlite3.DatabaseError
+#: Of those, the database refusing for now (locked past the busy timeout, out of memory), not
+#: a bug's error (a constraint, wrong bindings): what a face answers "retry later".
+RefusedForNow = sqlite3.OperationalError
 
 
 def error_name(exc: BaseException) -> str:

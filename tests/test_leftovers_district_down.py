@@ -63,6 +63,7 @@ def test_a_gate_switched_off_all_day_shows_the_day_down(tmp_path, pg_dsn):
             "booted": "2026-03-03T07:59:00+08:00",
             "to": "2026-03-03T08:00:00+08:00",
             "minutes": 2010.0,
+            "kind": "boot",
         }
     ]
     assert down["restarts_total"] == 1 and down["restart_minutes"] == 1440.0

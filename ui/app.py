@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from typing import TYPE_CHECKING
 
 from fastapi import Depends, FastAPI, Request
@@ -10,7 +9,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.requests import ClientDisconnect
 
 import kiosk
-from kiosk.store import ReadFailure, error_name, is_damaged_read
+from kiosk.store import ReadFailure, RefusedForNow, error_name, is_damaged_read
 from ui import api, i18n
 from ui.views import unreadable_words
 
@@ -46,7 +45,7 @@ def create_app(core: Core) -> FastAPI:
         store's health left as it is: before, a 500 with a traceback per request. Any other
         ``DatabaseError`` (a constraint, wrong bindings: a bug, not the database refusing for
         now) is the server's error, logged whole, as ever."""
-        if not is_damaged_read(exc) and not isinstance(exc, sqlite3.OperationalError):
+        if not is_damaged_read(exc) and not isinstance(exc, RefusedForNow):
             raise exc
         if not is_damaged_read(exc):
             why = f"{error_name(exc)}: {str(exc)[:200]}"
