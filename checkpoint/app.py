@@ -278,8 +278,6 @@ def stop_on_signals(stop: Callable[[], None]) -> None:
 #: Left in the data dir by the daemon's clean stop, taken by its next start: whether the
 #: last run stopped cleanly (its audit row may be missing: a full card at the stop).
 STOPPED_MARKER = "daemon-stopped"
-#: The most of the marker a start reads (it holds the stop's time).
-_MARKER_BYTES = 64
 
 
 def record_start(core: Core) -> None:
@@ -289,11 +287,8 @@ def record_start(core: Core) -> None:
     marker is taken first: a crash of this run must not read as a clean stop. The daily
     report's ``downtime`` counts the restarts within a boot from these rows
     (``kiosk.stats.daemon_restarts``). A card that refuses the row is a warning line."""
-    marker = core.data_dir / STOPPED_MARKER
-    try:
-        with marker.open("rb") as found:
-            found.read(_MARKER_BYTES)
-        marker.unlink()
+    try:  # only whether it is there counts: taken unread
+        (core.data_dir / STOPPED_MARKER).unlink()
         last = "clean"
     except OSError:  # none left: the last run did not stop cleanly, if there was one
         started = "select 1 from audit where action = ? limit 1"

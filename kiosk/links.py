@@ -31,6 +31,7 @@ __all__ = [
     "MEASURE_AGAIN_REASONS",
     "Key",
     "NOT_OPENED",
+    "NOT_OPENED_ROWS",
     "OVERRIDES",
     "RETRIES",
     "measure_again",
@@ -43,6 +44,9 @@ __all__ = [
 OVERRIDES = "overrides:"
 RETRIES = "retries:"
 NOT_OPENED = "not_opened:"
+#: The SQL condition on an ``events`` row that names a pass the gate did not open for (read
+#: the seq with ``not_opened`` from its flags).
+NOT_OPENED_ROWS = f"decision = 'deny' AND flags LIKE '%{NOT_OPENED}%'"
 
 #: A deny for these reasons only asks the person to measure again (the screen says so): no
 #: reading (``no_temperature``: no wrist held up in time) or one that cannot be a body's

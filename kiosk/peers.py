@@ -66,7 +66,7 @@ from sqlite_utils import Database
 from .clock import ClockReading
 from .config.policy import QuotaConfig
 from .history import COUNTED_DECISIONS, QUOTA_EXEMPT
-from .links import not_opened
+from .links import NOT_OPENED_ROWS, not_opened
 from .lists import same_text
 from .passes import key_id_of
 from .ports import History, Store
@@ -486,10 +486,9 @@ def _page(
 
 #: This gate's rows saying it did not open for a pass (``kiosk.links``: ``not_opened:<seq>``)
 #: after seq ? (by the primary key), the first ones.
-_NOT_OPENED_SQL = """
-SELECT flags FROM events WHERE seq > ? AND decision = 'deny' AND flags LIKE '%not_opened:%'
-    ORDER BY seq LIMIT ?
-"""
+_NOT_OPENED_SQL = (
+    f"SELECT flags FROM events WHERE seq > ? AND {NOT_OPENED_ROWS} ORDER BY seq LIMIT ?"  # noqa: S608
+)
 
 
 def _not_opened_after(db: Database, after: int) -> list[int]:

@@ -50,7 +50,7 @@ from kiosk.devices import (
     Thermometer,
 )
 from kiosk.engine import Engine
-from kiosk.links import not_opened
+from kiosk.links import NOT_OPENED_ROWS, not_opened
 from kiosk.logs import RepeatedFailure
 from kiosk.peers import load_peer_rows
 from kiosk.ports import EngineSeams, EventSink
@@ -89,8 +89,6 @@ def _health_dict(h: Health) -> dict[str, Any]:
 
 #: The events the passage history holds: passing ones.
 PASSING = "decision IN ('pass', 'manual_pass')"
-#: The rows saying the gate did not open for a pass (``kiosk.links``: ``not_opened:<seq>``).
-NOT_OPENED_ROWS = "decision = 'deny' AND flags LIKE '%not_opened:%'"
 
 
 def _history_sql(source: str, ts: str, passing: str = PASSING) -> str:
