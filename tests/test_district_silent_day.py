@@ -23,10 +23,17 @@ DAY = date(2026, 3, 2)
 MIDNIGHT = datetime(2026, 3, 1, 16, 0, tzinfo=UTC)  # 00:00 Shanghai on DAY
 
 
-def _gate(tmp_path, pg_dsn, back_after: timedelta, same_boot: bool = False) -> dict:
-    """gate-east: two events the evening before DAY, then (a new boot unless ``same_boot``)
-    one ``back_after`` past DAY's midnight, pulled; its ``by_gate`` row."""
-    at, path = FakeClock(start=MIDNIGHT - timedelta(hours=2)), tmp_path / "east.db"
+def down_gate(
+    tmp_path,
+    pg_dsn,
+    back_after: timedelta,
+    same_boot: bool = False,
+    first: timedelta = timedelta(hours=-2),
+) -> dict:
+    """gate-east: two events half an hour apart from ``first`` past DAY's midnight (the
+    evening before), then (a new boot unless ``same_boot``) one ``back_after`` past it,
+    pulled; its ``by_gate`` row, with the district CSV's rows (``csv``)."""
+    at, path = FakeClock(start=MIDNIGHT + first), tmp_path / "east.db"
     sets = [tokens.MIGRATIONS, stats.MIGRATIONS]
     log = EventLog(path, "gate-east", at, "NORMAL", migrations=sets, boot_id="boot-a").open()
     for _ in range(2):
@@ -53,7 +60,7 @@ def _gate(tmp_path, pg_dsn, back_after: timedelta, same_boot: bool = False) -> d
 
 
 def test_a_gate_switched_off_all_day_shows_the_day_down(tmp_path, pg_dsn):
-    gate = _gate(tmp_path, pg_dsn, timedelta(hours=32))  # back at 08:00 the day after
+    gate = down_gate(tmp_path, pg_dsn, timedelta(hours=32))  # back at 08:00 the day after
     assert gate["events"] == 0
     down = gate["downtime"]
     assert down["boots"] == 0
@@ -71,6 +78,6 @@ def test_a_gate_switched_off_all_day_shows_the_day_down(tmp_path, pg_dsn):
 
 
 def test_a_gate_on_but_quiet_all_day_shows_no_restart(tmp_path, pg_dsn):
-    gate = _gate(tmp_path, pg_dsn, timedelta(hours=32), same_boot=True)
+    gate = down_gate(tmp_path, pg_dsn, timedelta(hours=32), same_boot=True)
     assert gate["events"] == 0
     assert gate["downtime"]["restarts_total"] == 0
