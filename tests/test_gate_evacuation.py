@@ -107,18 +107,22 @@ def test_the_time_is_bounded_and_the_cause_is_one_the_screen_may_show(rig):
 # --- the console and the kiosk screen ------------------------------------------------------
 
 
+def _ask(client, page: str = "/guard/health", **form):
+    """The Devices page's evacuation form sent with ``form`` (its one-time token taken from
+    the page as drawn)."""
+    drawn = client.get(page).text
+    assert 'action="/guard/evacuation"' in drawn
+    once = re.search(r'name="once" value="([^"]+)"', drawn.split('id="evacuation"')[1])[1]
+    return post(client, "/guard/evacuation", client.csrf, once=once, **form)
+
+
 def _start_from_console(client, core, **form):
-    page = client.get("/guard/health").text
-    assert 'action="/guard/evacuation"' in page
     with decided(client, core) as seen:
-        response = post(
+        response = _ask(
             client,
-            "/guard/evacuation",
-            client.csrf,
             cause="fire",
             minutes="15",
             **({"reason": "smoke in block 3", "confirm": "yes"} | form),
-            once=re.search(r'name="once" value="([^"]+)"', page.split('id="evacuation"')[1])[1],
         )
     return response, seen
 
@@ -154,12 +158,7 @@ def test_the_console_asks_first_and_opens_nothing_until_the_guard_confirms(guard
     """One tap on "start" held the gate open for 15 minutes: a tap meant for the Devices table
     above it, a curious volunteer. It asks first, as every consequential console action, and
     the confirmation carries the cause and the time the guard chose."""
-    page = app_client.get("/guard/health?lang=en").text
-    once = re.search(r'name="once" value="([^"]+)"', page.split('id="evacuation"')[1])[1]
-    asked = post(
-        app_client, "/guard/evacuation", app_client.csrf,
-        cause="medical", minutes="30", reason="", once=once,
-    )  # fmt: skip
+    asked = _ask(app_client, "/guard/health?lang=en", cause="medical", minutes="30", reason="")
     assert asked.status_code == 200 and 'id="confirm-step"' in asked.text
     assert "The gate stays open for everyone. Start the evacuation?" in asked.text
     assert (
@@ -189,12 +188,7 @@ def test_an_end_whose_row_cannot_be_written_takes_no_effect(guard_core, app_clie
 
 
 def test_the_console_refuses_a_time_it_does_not_offer(guard_core, app_client):
-    page = app_client.get("/guard/health").text
-    once = re.search(r'name="once" value="([^"]+)"', page.split('id="evacuation"')[1])[1]
-    response = post(
-        app_client, "/guard/evacuation", app_client.csrf,
-        cause="fire", minutes="600", reason="x", once=once,
-    )  # fmt: skip
+    response = _ask(app_client, cause="fire", minutes="600", reason="x")
     assert "err=" in response.headers["location"]
     assert guard_core.runner.engine.evacuation is None and guard_core.store.last_seq == 0
 
