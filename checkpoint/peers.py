@@ -16,7 +16,8 @@ alarm at once; one with no signature at all is ``unsigned`` (refused, counted an
 well, and told apart: a peer without an issuer key or on an older release sends none).
 
 The poll is the backstop; news comes sooner. After each committed passing decision here
-(``news``, from the bus on the loop: it only sets a flag, never blocks the loop) a push
+and each row saying the gate did not open for a pass (the engine's ``not_opened`` message;
+``news``, from the bus on the loop: it only sets a flag, never blocks the loop) a push
 thread of each peer tells it at once (``POST /api/v1/passages/poke``, its own token, nothing in
 it but this gate's kiosk id), and a peer told wakes its ask of this gate (``poke``), no more
 often than ``POKE_GAP_S``. News that comes while a push is pending is told with it
@@ -667,20 +668,24 @@ class PeerSync:
 
     def news(self, message: Mapping[str, Any]) -> None:
         """A bus message, on the loop's thread: a committed passing decision is news for the
-        peers (told by the push thread); never blocks, never fails."""
-        if message.get("type") != "decision" or message.get("committed") is not True:
-            return
-        if message.get("decision") not in COUNTED_DECISIONS:
-            return
-        with self._lock:
-            for pending in self._news.values():
-                if pending.is_set():
-                    self._pushed["coalesced"] += 1
-                pending.set()
+        peers (told by the push thread), and so is the row saying the gate did not open for a
+        pass (``not_opened``: written after the pass was told, so a peer holding it drops it
+        when it asks now, not at its next poll); never blocks, never fails."""
+        kind = message.get("type")
+        passing = (
+            kind == "decision"
+            and message.get("committed") is True
+            and message.get("decision") in COUNTED_DECISIONS
+        )
+        if passing or kind == "not_opened":
+            self._news_for_all()
 
     def revocation_news(self) -> None:
         """A guard's revocation or its lift written here (``ListStore.watch_revocations``, on
         the guard's thread): news for every peer, told by the push threads; never blocks."""
+        self._news_for_all()
+
+    def _news_for_all(self) -> None:
         with self._lock:
             for pending in self._news.values():
                 if pending.is_set():

@@ -61,6 +61,7 @@ from kiosk.crossing import Crossing, Outcome
 from kiosk.devices import CodeRead, DeviceFault, ThermoReading
 from kiosk.history import QUOTA_EXEMPT
 from kiosk.links import NOT_OPENED, RETRIES, measure_again
+from kiosk.links import not_opened as names_not_opened
 from kiosk.logs import FlapLimit
 from kiosk.ports import CalibrationSource, EngineSeams
 from kiosk.privacy import CODE_KEYS, greeting_name
@@ -1475,6 +1476,11 @@ class Engine:
             if self.backlog and self.backlog[0] is subject:
                 self.backlog.popleft()
             self._publish_health()
+            failed = names_not_opened(event.flags)
+            if failed is not None:
+                # The row saying the gate did not open for pass ``failed``: news for whoever
+                # holds that pass as a passage (the compound's other gates, told at once).
+                self.ports.publish({"type": "not_opened", "seq": event.seq, "pass_seq": failed})
             self._retry_backlog(force=True)
             return
         subject.event = event

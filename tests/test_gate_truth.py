@@ -151,3 +151,24 @@ def test_a_pass_whose_commit_landed_after_its_deadline_is_followed_by_the_deny_s
     report = _report(rig)
     assert report["community"]["people"] == {"in": 0, "out": 0}
     assert report["exits_per_household"]["exits"] == 0
+
+
+@pytest.mark.parametrize("late", [False, True], ids=["relay", "late-commit"])
+def test_the_row_saying_the_gate_did_not_open_is_told_on_the_bus(rig, late):
+    """The pass was published (its decision, committed), the row after it was not: nothing
+    watching the bus learnt of it (the compound's other gates held the pass as a passage
+    until their next poll). Its commit is published as ``not_opened``, naming both rows."""
+    if late:
+        from test_engine import _hold_crossings, land_late
+
+        held = _hold_crossings(rig)
+        rig.show(rig.pass_text(household="A-101"), "out")
+        rig.run(0.5)
+        land_late(rig, held[0])
+        del rig.ports.cross
+        rig.run(rig.config.engine.idle_probe_s + 1)
+    else:
+        _failed_pass(rig)
+    passed, followed = rig.events()
+    told = [m for m in rig.messages if m["type"] == "not_opened"]
+    assert told == [{"type": "not_opened", "seq": followed["seq"], "pass_seq": passed["seq"]}]

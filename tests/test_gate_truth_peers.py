@@ -10,10 +10,11 @@ gate drops the rows it holds of them, and their history entries (``kiosk.peers``
 from __future__ import annotations
 
 import json
+import threading
 
 import pytest
 import test_compound_gates
-from test_compound_gates import NOW, Gate, hostile, page, resident, row
+from test_compound_gates import NOW, Gate, hostile, page, peer_entry, resident, row
 
 from kiosk.clock import FakeClock
 from kiosk.peers import MAX_PAGE_NOT_OPENED
@@ -69,6 +70,45 @@ def test_a_pass_fetched_before_its_gate_said_it_did_not_open_is_dropped_at_the_p
     assert south.core.history.exits_in_period("1-101", clock.now(), 2) == 0
     # The resident, let through by nobody at the north gate, goes out at the south gate.
     assert south.passage(card) == {"decision": "pass", "reasons": ["ok"]}
+
+
+def test_a_pass_its_gate_did_not_open_for_is_dropped_at_the_peer_before_its_next_poll(
+    tmp_path, clock, monkeypatch
+):
+    """The north gate told its peers of the pass at once; the row saying its relay did not open
+    for it was told to nobody: the south gate held the pass until its next poll (10 s), and the
+    resident sent there by the guard was refused as passback, the household over its quota.
+    That row is news too (the engine's ``not_opened`` message on the bus): the south gate asks
+    now and drops the pass."""
+    north = Gate(tmp_path, "gate-north", clock, [peer_entry("gate-south")], poll_s=3600)
+    south = Gate(tmp_path, "gate-south", clock, [peer_entry("gate-north")], poll_s=3600)
+    try:
+        told = north.peer_of(south, monkeypatch)
+        asking = south.peer_of(north, monkeypatch)
+        asked = threading.Semaphore(0)
+        fetch = asking.fetch
+
+        def counted(peer):
+            got = fetch(peer)
+            asked.release()
+            return got
+
+        monkeypatch.setattr(asking, "fetch", counted)
+        asking.poke_gap_s = 0
+        card = resident(holder="Wang L")
+        assert north.passage(card)["decision"] == "pass"
+        asking.start()
+        assert asked.acquire(timeout=10)  # its first ask, at the start: the pass is held
+        assert asking.ledger.held() == {"gate-north": 1}
+        seq = _not_opened(north)
+        told.news({"type": "not_opened", "seq": seq + 1, "pass_seq": seq})
+        assert told.push() == {"gate-south": 202}
+        assert asked.acquire(timeout=10)  # woken by the north gate, not by its hour's poll
+        assert asking.ledger.held() == {}
+        assert south.passage(card) == {"decision": "pass", "reasons": ["ok"]}
+    finally:
+        south.close()  # first: its threads ask north's app, whose store north.close() closes
+        north.close()
 
 
 def test_a_pass_its_gate_did_not_open_for_is_never_served_as_a_passage(gates, clock, monkeypatch):
