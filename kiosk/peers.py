@@ -1762,9 +1762,7 @@ def _outings(
     spellings = _spellings(db, key, lo, hi)
     some = f"household IN ({', '.join('?' * len(spellings))}) AND ts >= ? AND ts < ?"
     own = _own_outings(db, spellings, (lo, hi), now, boot_id)
-    # A pass a later row says this gate did not open for (``not_opened:<seq>``, which names
-    # its household too): nobody went through, no outing.
-    failed = {not_opened(json.loads(r["flags"]) if r["flags"] else ()) for r in own}
+    failed = _not_opened_among(db, spellings, own)
     out = [
         _Outing(
             kiosk_id, int(r["seq"]), str(r["ts"]), None, str(r["decision"]),
@@ -1787,6 +1785,24 @@ def _outings(
         if households_outing(r)
     ]  # fmt: skip
     return sorted(out, key=lambda o: (o.ts, o.gate, o.seq))
+
+
+def _not_opened_among(db: Database, spellings: list[str], own: list[dict[str, Any]]) -> set[int]:
+    """The seqs of ``own``'s passes that a later row says this gate did not open for
+    (``not_opened:<seq>``, which names the pass's household too): nobody went through, no
+    outing. Found by the household's index from the first pass on, wherever the row is
+    stamped: one just past the window (stamped when the relay's failure was known) still
+    takes back its pass at the window's end."""
+    passes = {int(r["seq"]) for r in own if r["decision"] in COUNTED_DECISIONS}
+    if not passes:
+        return set()
+    rows = db.execute(
+        f"SELECT flags FROM events WHERE household IN ({', '.join('?' * len(spellings))})"  # noqa: S608
+        f" AND seq > ? AND {NOT_OPENED_ROWS}",
+        [*spellings, min(passes)],
+    )
+    named = {not_opened(json.loads(flags) if flags else ()) for (flags,) in rows}
+    return {seq for seq in passes if seq in named}
 
 
 def _unknown(

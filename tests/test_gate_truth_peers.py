@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import threading
+from datetime import timedelta
 
 import pytest
 import test_compound_gates
@@ -209,6 +210,34 @@ def test_a_pass_this_gate_did_not_open_for_is_no_breach_found_late(tmp_path, clo
         quota = QuotaConfig(enabled=True, exits=1, period_days=2)
         tz = ZoneInfo("Asia/Shanghai")
         assert peers.late_breaches(log.reader(), 0, "gate-north", quota, tz) == ([], 1)
+    finally:
+        store.close()
+
+
+def test_a_pass_is_taken_back_by_its_not_opened_row_stamped_past_the_window(tmp_path, clock):
+    """``_outings`` read this gate's rows stamped within the window and took a pass back by a
+    ``not_opened`` row among them: the row saying the relay did not open for a pass at the
+    window's end is stamped a moment after it, past the end, and the pass counted as an outing.
+    It is matched by the pass's seq, wherever it is stamped."""
+    from kiosk import peers
+    from kiosk.store import EventLog, format_ts
+
+    store = EventLog(
+        tmp_path / "k.db", "gate-north", clock, "NORMAL", migrations=[peers.MIGRATIONS]
+    )
+    log = store.open()
+    try:
+        log.append(EventDraft(direction="out", decision="pass", household="2-202"))
+        passed = log.append(EventDraft(direction="out", decision="pass", household="1-101"))
+        end = clock.now() + timedelta(milliseconds=500)  # the window ends after the pass...
+        clock.advance(1)  # ...and before the relay's failure was known
+        log.append(
+            EventDraft(direction="out", decision="deny", reasons=("gate_fault",),
+                       household="1-101", flags=(f"not_opened:{passed.seq}",))
+        )  # fmt: skip
+        lo, hi = format_ts(NOW - timedelta(days=3)), format_ts(end)
+        assert peers._outings(log.reader(), "1-101", "gate-north", lo, hi) == []
+        assert [o.seq for o in peers._outings(log.reader(), "2-202", "gate-north", lo, hi)] == [1]
     finally:
         store.close()
 
