@@ -580,10 +580,8 @@ def district_report(
     report["gates"] = len(gates)
     report["by_gate"] = _by_gate(rows, day, zone, gates, held, {r[0] for r in ledgers})
     split = {r[0]: (r[1] or {}).get(STAFFING_KEY) for r in ledgers}
-    for gate in report["by_gate"]:  # the restarts and fault spells the pulled rows show
-        chain, gate_rows = down.get(gate["kiosk_id"], ([], []))
-        gate["downtime"] = stats.downtime_of(chain, gate_rows, (start, end), zone)
-        # The day split by the gate's own staffed hours, as its report fetched said it.
+    _gate_downtime(report, down, heard, (start, end), zone)
+    for gate in report["by_gate"]:  # the day split by its own staffed hours, as it said
         gate["staffing"] = split.get(gate["kiosk_id"])
     report["gates_without_figures"] = without
     _heard_from(report, heard, _utc(end), zone)
@@ -712,6 +710,65 @@ def _downtime(
         after = [n for n in near if n["side"] == ">"]
         out[kiosk_id] = ([*before, *rows, *after], rows)
     return out
+
+
+def _gate_downtime(
+    report: dict[str, Any],
+    down: dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]],
+    heard: list[tuple[Any, ...]],
+    bounds: tuple[str, str],
+    zone: ZoneInfo,
+) -> None:
+    """Each gate's ``downtime``: the restarts and fault spells its pulled rows show
+    (``kiosk.stats.downtime_of``), and a gate not heard from since its last event still
+    down (``_still_down``)."""
+    contact = {str(r[0]): r[1] for r in heard if r[0] is not None}
+    now = next((r[2] for r in heard), _utc(bounds[1]))
+    for gate in report["by_gate"]:
+        chain, gate_rows = down.get(gate["kiosk_id"], ([], []))
+        gate["downtime"] = stats.downtime_of(chain, gate_rows, bounds, zone)
+        last = chain[-1] if chain and chain[-1]["seq"] == gate["last_seq_held"] else None
+        if last is not None:
+            _still_down(gate["downtime"], last, contact.get(gate["kiosk_id"]), now, bounds, zone)
+
+
+#: A gate's restart that has not ended: no sign of life from it since (``_still_down``).
+STILL_DOWN = "still_down"
+
+
+def _still_down(
+    downtime: dict[str, Any],
+    last: dict[str, Any],
+    contact: datetime | None,
+    now: datetime,
+    bounds: tuple[str, str],
+    zone: ZoneInfo,
+) -> None:
+    """A gate whose ``last`` event is the last the office holds of it and that the office has
+    not heard from (``contact``) within ``HEARD_WITHIN`` of ``now`` (the report's ``as_of``):
+    down since its last sign of life (that event, or the contact when later), still down as
+    of ``now`` (or off the network: the office cannot tell). Nothing ends the restart
+    ``downtime_of`` reads from its events, so it listed none; it is listed (``kind``
+    ``still_down``, ``to`` the report's time) when it touches the day, and counted."""
+    if contact is not None and contact >= now - HEARD_WITHIN:
+        return
+    since = max(_utc(last["ts"]), contact) if contact is not None else _utc(last["ts"])
+    start, end = _utc(bounds[0]), _utc(bounds[1])
+    if since >= end or now <= since:
+        return
+    within = (min(now, end) - max(since, start)).total_seconds() / 60
+    if len(downtime["restarts"]) < stats.DOWNTIME_LISTED:
+        downtime["restarts"].append(
+            {
+                "from": since.astimezone(zone).isoformat(timespec="seconds"),
+                "booted": None,
+                "to": now.astimezone(zone).isoformat(timespec="seconds"),
+                "minutes": round((now - since).total_seconds() / 60, 1),
+                "kind": STILL_DOWN,
+            }
+        )
+    downtime["restarts_total"] += 1
+    downtime["restart_minutes"] = round(downtime["restart_minutes"] + max(0.0, within), 1)
 
 
 def _quiet_downtime(

@@ -8,7 +8,9 @@ from __future__ import annotations
 import csv
 import io
 from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
+import psycopg
 from pgfixture import Network, make_kiosk
 from test_fleet_pg import pull_pg
 
@@ -81,3 +83,62 @@ def test_a_gate_on_but_quiet_all_day_shows_no_restart(tmp_path, pg_dsn):
     gate = down_gate(tmp_path, pg_dsn, timedelta(hours=32), same_boot=True)
     assert gate["events"] == 0
     assert gate["downtime"]["restarts_total"] == 0
+
+
+def gone_gate(tmp_path, pg_dsn, last: timedelta, contact: timedelta | None) -> tuple[dict, dict]:
+    """gate-east: two events half an hour apart, the last ``last`` past DAY's midnight, pulled;
+    then nothing, the office's last contact with it ``contact`` past midnight (None: its
+    pull's own, just now). Its ``by_gate`` row and the report."""
+    at = FakeClock(start=MIDNIGHT + last - timedelta(minutes=30))
+    east = make_kiosk(tmp_path / "east.db", "gate-east", at)
+    try:
+        for _ in range(2):
+            east.store.append(EventDraft(direction="in", decision="pass"))
+            at.advance(1800)
+        pull_pg("http://gate-east", east.token, pg_dsn, Network(east))
+    finally:
+        east.store.close()
+    if contact is not None:
+        with psycopg.connect(pg_dsn) as conn:
+            conn.execute("UPDATE fleet_sources SET updated_at = %s", [MIDNIGHT + contact])
+    report = district_report(pg_dsn, DAY, "Asia/Shanghai")
+    [gate] = report["by_gate"]
+    return gate, report
+
+
+def _local(text: str) -> str:
+    when = datetime.fromisoformat(text).astimezone(ZoneInfo("Asia/Shanghai"))
+    return when.isoformat(timespec="seconds")
+
+
+def test_a_gate_down_since_the_evening_before_and_not_back_is_down_all_day(tmp_path, pg_dsn):
+    """Its last event the evening before and nothing since, not heard from: its downtime
+    listed nothing (no event of a new boot ends the restart) and read as a quiet day."""
+    gate, report = gone_gate(tmp_path, pg_dsn, timedelta(hours=-1), timedelta(hours=-1))
+    down = gate["downtime"]
+    [restart] = down["restarts"]
+    assert restart["kind"] == "still_down"
+    assert restart["from"] == "2026-03-01T23:00:00+08:00"
+    assert restart["to"] == _local(report["as_of"]) and restart["booted"] is None
+    assert down["restarts_total"] == 1 and down["restart_minutes"] == 1440.0
+    assert ["gate gate-east", "downtime.restart_minutes", "1440.0"] in list(
+        csv.reader(io.StringIO(district_csv(report)))
+    )
+
+
+def test_a_gate_down_since_the_afternoon_is_down_from_its_last_sign_of_life(tmp_path, pg_dsn):
+    """The office heard from it after its last event (a pull at the head): down since then."""
+    gate, _ = gone_gate(tmp_path, pg_dsn, timedelta(hours=14), timedelta(hours=15))
+    [restart] = gate["downtime"]["restarts"]
+    assert (restart["from"], restart["kind"]) == ("2026-03-02T15:00:00+08:00", "still_down")
+    assert gate["downtime"]["restart_minutes"] == 540.0  # 15:00 to midnight
+
+
+def test_a_gate_heard_from_just_now_is_up_however_quiet(tmp_path, pg_dsn):
+    gate, _ = gone_gate(tmp_path, pg_dsn, timedelta(hours=14), None)
+    assert gate["downtime"]["restarts"] == [] and gate["downtime"]["restarts_total"] == 0
+
+
+def test_a_gate_that_came_back_after_the_day_is_no_longer_down(tmp_path, pg_dsn):
+    gate = down_gate(tmp_path, pg_dsn, timedelta(hours=32))
+    assert [r["kind"] for r in gate["downtime"]["restarts"]] == ["boot"]
