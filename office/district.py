@@ -119,7 +119,8 @@ _NEAR_SQL = {
     " WHERE kiosk_id = %s AND seq < %s ORDER BY seq DESC LIMIT 1",
     ">": f"SELECT {_NEAR_COLUMNS} FROM fleet_events"  # noqa: S608 - constants
     " WHERE kiosk_id = %s AND seq > %s ORDER BY seq LIMIT 1",
-    # A gate's first event stamped from a day's start on (a day it has none of: the one after).
+    # A gate's first event stamped from a day's start on (a day it has none of: the one after),
+    # by its own (kiosk_id, ts) index (``office.pg``), not through every gate's later rows.
     ">=": f"SELECT {_NEAR_COLUMNS} FROM fleet_events"  # noqa: S608 - constants
     " WHERE kiosk_id = %s AND ts >= %s ORDER BY ts, seq LIMIT 1",
 }

@@ -112,6 +112,7 @@ CREATE TABLE IF NOT EXISTS fleet_events (
 );
 CREATE INDEX IF NOT EXISTS fleet_events_day ON fleet_events (day, kiosk_id);
 CREATE INDEX IF NOT EXISTS fleet_events_ts ON fleet_events (ts);
+CREATE INDEX IF NOT EXISTS fleet_events_kiosk_ts ON fleet_events (kiosk_id, ts);
 CREATE INDEX IF NOT EXISTS fleet_events_unsynced ON fleet_events (kiosk_id, boot_id, seq)
     WHERE NOT clock_synced;
 CREATE INDEX IF NOT EXISTS fleet_events_unpurged ON fleet_events (kiosk_id, seq)

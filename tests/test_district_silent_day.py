@@ -17,7 +17,8 @@ from test_fleet_pg import pull_pg
 from kiosk import stats, tokens
 from kiosk.clock import FakeClock
 from kiosk.store import EventDraft, EventLog
-from office.district import district_csv, district_report
+from office.district import _NEAR_SQL, district_csv, district_report
+from office.pg import PgTarget
 
 pytest_plugins = ("pgfixture",)
 
@@ -142,3 +143,22 @@ def test_a_gate_heard_from_just_now_is_up_however_quiet(tmp_path, pg_dsn):
 def test_a_gate_that_came_back_after_the_day_is_no_longer_down(tmp_path, pg_dsn):
     gate = down_gate(tmp_path, pg_dsn, timedelta(hours=32))
     assert [r["kind"] for r in gate["downtime"]["restarts"]] == ["boot"]
+
+
+def test_a_silent_gates_neighbours_are_read_by_its_own_index_in_an_existing_database(
+    tmp_path, pg_dsn
+):
+    """Its first event from the day's start on was found by ``kiosk_id = ? AND ts >= ?`` on
+    the index of every gate's ``ts``: read through every other gate's later rows. The
+    collector's schema adds ``(kiosk_id, ts)``, to a database made before it too."""
+    gone_gate(tmp_path, pg_dsn, timedelta(hours=-1), None)
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:  # as a database made before it
+        conn.execute("DROP INDEX IF EXISTS fleet_events_kiosk_ts")
+    PgTarget(pg_dsn).close()  # the collector's (or a puller's) start
+    with psycopg.connect(pg_dsn) as conn:
+        conn.execute("SET enable_seqscan = off")  # a few rows: any index beats none here
+        plan = conn.execute(
+            "EXPLAIN " + _NEAR_SQL[">="], ["gate-east", "2026-03-01T16:00:00Z"]
+        ).fetchall()
+    text = "\n".join(row[0] for row in plan)
+    assert "fleet_events_kiosk_ts" in text, text
