@@ -81,6 +81,10 @@ class PassageHistory:
         self._spelled: dict[str, str] = {}  # that key -> the first spelling recorded
         # direction -> pass_id -> time of its last passage that way (us)
         self._last: dict[str, dict[str, int]] = {"in": {}, "out": {}}
+        # direction -> pass_id -> its latest passage that way below the one in ``_last`` that
+        # a peer's replaced, or a peer's fetched late: what is left when the gate of the one in
+        # ``_last`` says it did not open (``forget``). Only passes seen at several gates.
+        self._beneath: dict[str, dict[str, int]] = {"in": {}, "out": {}}
         self._previous: int | None = None  # the time of the record before (us)
         self._pruned_at: int | None = None
         # Records stamped on an unsynchronised clock (``record(mono_ns=...)``), to be dated
@@ -136,10 +140,8 @@ class PassageHistory:
                 self._spelled[key] = household
             bisect.insort(times, us)
         passed = pass_id if isinstance(pass_id, str) and pass_id else None
-        if passed is not None and not (peer and self._last[direction].get(passed, us) > us):
-            # The last recorded, not the latest stamped: records come in seq order, and after
-            # the wall clock stepped back the real passage carries the earlier stamp.
-            self._last[direction][passed] = us
+        if passed is not None:
+            self._set_last(direction, passed, us, peer)
         if peer:
             # Its stamp is no later than this kiosk's clock allows (``kiosk.peers``): prune as
             # time goes forward, at most hourly, never on a passage of the past caught up.
@@ -157,6 +159,23 @@ class PassageHistory:
         if follows and (self._pruned_at is None or not 0 <= us - self._pruned_at <= _HOUR_US):
             self._pruned_at = us
             self._prune(us - self.horizon // _ONE_US)
+
+    def _set_last(self, direction: str, passed: str, us: int, peer: bool) -> None:
+        """The pass's last passage that way: the last recorded here, not the latest stamped
+        (records come in seq order, and after the wall clock stepped back the real passage
+        carries the earlier stamp); a peer's only when later than the one held, which it
+        keeps beneath it (a later peer's below it too), for ``forget``."""
+        last, beneath = self._last[direction], self._beneath[direction]
+        held = last.get(passed)
+        if not peer:
+            last[passed] = us
+            beneath.pop(passed, None)
+        elif held is None or held < us:
+            last[passed] = us
+            if held is not None:
+                beneath[passed] = held
+        elif held > us and beneath.get(passed, -1) < us:
+            beneath[passed] = us
 
     def load(self, rows: Iterable[Mapping[str, Any]]) -> int:
         """Rebuild from event-log rows (``pass_id``, ``household``, ``direction``,
@@ -191,9 +210,10 @@ class PassageHistory:
     ) -> bool:
         """Take back a peer's passage recorded (``record(..., peer=True)``) that its gate
         then said it did not open for (``kiosk.peers``: ``not_opened``): its exit, and the
-        pass's last passage that way when it is that one (an earlier passage of the pass that
-        way is not known any more: the rule errs towards letting the resident through, as
-        with none). Whether anything was held of it."""
+        pass's last passage that way when it is that one, the passage it replaced coming back
+        (as a history rebuilt from the log holds it, and one that never held the peer's:
+        anti-passback measures from it). Whether anything was held of it. Left: a peer's
+        passage taken back while beneath a later one takes with it what was beneath it."""
         if direction not in _DIRECTIONS:
             return False
         us = _us(_aware(ts))
@@ -204,10 +224,16 @@ class PassageHistory:
             if times is not None and at < len(times) and times[at] == us:
                 del times[at]
                 found = True
-        last = self._last[direction]
+        last, beneath = self._last[direction], self._beneath[direction]
         if pass_id and last.get(pass_id) == us:
-            del last[pass_id]
+            earlier = beneath.pop(pass_id, None)
+            if earlier is None:
+                del last[pass_id]
+            else:
+                last[pass_id] = earlier
             found = True
+        elif pass_id and beneath.get(pass_id) == us:
+            del beneath[pass_id]
         return found
 
     @property
@@ -230,9 +256,9 @@ class PassageHistory:
                 if at < len(times) and times[at] == old:
                     del times[at]
                     bisect.insort(times, new)
-            last = self._last[direction]
-            if pass_id is not None and last.get(pass_id) == old:
-                last[pass_id] = new
+            for held in (self._last[direction], self._beneath[direction]):
+                if pass_id is not None and held.get(pass_id) == old:
+                    held[pass_id] = new
         return len(moved)
 
     def exits_since(self, household: str, since: datetime) -> int:
@@ -283,10 +309,11 @@ class PassageHistory:
                 del times[:cut]
             if not times:
                 del self._exits[household], self._spelled[household]
-        for direction, last in list(self._last.items()):
-            stale = [pass_id for pass_id, us in last.items() if us < before]
-            if len(stale) > len(last) // 2:  # rebuilt: a dict never shrinks its table
-                self._last[direction] = {p: us for p, us in last.items() if us >= before}
-            else:
-                for pass_id in stale:
-                    del last[pass_id]
+        for held in (self._last, self._beneath):
+            for direction, last in list(held.items()):
+                stale = [pass_id for pass_id, us in last.items() if us < before]
+                if len(stale) > len(last) // 2:  # rebuilt: a dict never shrinks its table
+                    held[direction] = {p: us for p, us in last.items() if us >= before}
+                else:
+                    for pass_id in stale:
+                        del last[pass_id]

@@ -1515,7 +1515,8 @@ def record_peer_rows(history: History, rows: Iterable[PeerRow | Mapping[str, Any
 
 def forget_peer_rows(history: History, rows: Iterable[PeerRow]) -> int:
     """Take back from ``history`` the peers' passages their gates did not open for
-    (``PeerLedger.drop_not_opened``); how many it held."""
+    (``PeerLedger.drop_not_opened``; a pass's passage before one comes back,
+    ``PassageHistory.forget``); how many it held."""
     return sum(
         history.forget(row.pass_id, row.household, row.direction, row.ts, row.flags) for row in rows
     )

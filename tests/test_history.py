@@ -191,3 +191,72 @@ def test_pruning_goes_on_after_the_wall_clock_came_back_from_far_ahead():
         h.record(f"p{day}", f"H{day}", "out", "pass", t0 + timedelta(days=day))
         h.record(f"q{day}", f"H{day}", "out", "pass", t0 + timedelta(days=day, hours=2))
     assert len(h) <= 2 * 2 * 6 + 2 * 3  # five days and a bit of real ones, and the year-ahead
+
+
+# --- a peer's passage taken back (``forget``: its gate did not open for it) ---------------------
+
+MIN = timedelta(minutes=1)
+
+
+def test_a_peers_passage_taken_back_brings_back_the_passage_it_had_replaced():
+    """The card went out here, then (a copy) at the north gate, whose relay did not open:
+    taking the north gate's passage back left the pass with no passage out, so the next try
+    here within the passback window passed. A history rebuilt from the log (at start), or
+    one that fetched the north gate's page after the failure, holds the one here."""
+    h = PassageHistory()
+    h.record("p1", "1-1", "out", "pass", T0)
+    h.record("p1", "1-1", "out", "pass", T0 + 2 * MIN, peer=True)
+    assert h.forget("p1", "1-1", "out", T0 + 2 * MIN)
+    assert h.last_passage("p1", "out") == T0
+    assert h.exits_since("1-1", T0 - MIN) == 1  # the outing here stays
+
+
+@pytest.mark.parametrize("here", [True, False], ids=["one-here", "none-here"])
+def test_a_peers_earlier_passage_fetched_after_the_one_taken_back_is_what_is_left(here):
+    h = PassageHistory()
+    if here:
+        h.record("p1", None, "in", "pass", T0)
+    h.record("p1", None, "in", "pass", T0 + 3 * MIN, peer=True)  # from the north gate
+    h.record("p1", None, "in", "pass", T0 + 2 * MIN, peer=True)  # from the east gate, later
+    h.record("p1", None, "in", "pass", T0 + 1 * MIN, peer=True)  # and an earlier one
+    h.forget("p1", None, "in", T0 + 3 * MIN)
+    assert h.last_passage("p1", "in") == T0 + 2 * MIN
+
+
+def test_a_passage_here_after_the_peers_is_kept_when_the_peers_is_taken_back():
+    h = PassageHistory()
+    h.record("p1", None, "out", "pass", T0)
+    h.record("p1", None, "out", "pass", T0 + 2 * MIN, peer=True)
+    h.record("p1", None, "out", "manual_pass", T0 + 3 * MIN)  # a guard's, here
+    assert not h.forget("p1", None, "out", T0 + 2 * MIN)
+    assert h.last_passage("p1", "out") == T0 + 3 * MIN
+    h.record("p1", None, "out", "pass", T0 + 4 * MIN, peer=True)
+    h.forget("p1", None, "out", T0 + 4 * MIN)
+    assert h.last_passage("p1", "out") == T0 + 3 * MIN  # not the first, replaced here
+
+
+def test_a_peers_passage_with_none_before_it_leaves_none_when_taken_back():
+    h = PassageHistory()
+    h.record("p1", None, "out", "pass", T0, peer=True)
+    assert h.forget("p1", None, "out", T0)
+    assert h.last_passage("p1", "out") is None
+
+
+def test_the_passage_brought_back_is_one_the_clock_dated_since():
+    """Recorded on a clock not set (the time saved at the last shutdown, half an hour
+    behind), dated by ``redate`` while the peer's was on top."""
+    h = PassageHistory()
+    h.record("p1", None, "out", "pass", T0 - 30 * MIN, mono_ns=10**9)
+    h.record("p1", None, "out", "pass", T0 + 2 * MIN, peer=True)
+    h.redate(T0 + MIN, 61 * 10**9)  # 60 s after the passage here: it was at T0
+    h.forget("p1", None, "out", T0 + 2 * MIN)
+    assert h.last_passage("p1", "out") == T0
+
+
+def test_a_passage_brought_back_is_pruned_with_the_rest():
+    h = PassageHistory(horizon=timedelta(days=1))
+    h.record("p1", None, "out", "pass", T0)
+    h.record("p1", None, "out", "pass", T0 + timedelta(days=2), peer=True)
+    h.record("p2", None, "out", "pass", T0 + timedelta(days=2, hours=2), peer=True)  # prunes
+    h.forget("p1", None, "out", T0 + timedelta(days=2))
+    assert h.last_passage("p1", "out") is None
