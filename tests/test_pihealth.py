@@ -253,6 +253,29 @@ def test_the_daily_report_says_each_spell_when_and_for_how_long(pi, watch, core,
 
     csv = report_csv(stats.daily_report(core.store.reader(), date(2026, 7, 1), "Asia/Shanghai"))
     assert "downtime,power.1.condition,under_voltage" in csv
+    from ui.guard.display import report_summary
+
+    report = stats.daily_report(core.store.reader(), date(2026, 7, 1), "Asia/Shanghai")
+    assert ("Pi under-voltage from 09:12 (minutes)", 3.0) in report_summary(report, "en")
+    assert ("主机供电电压过低（09:12 起，分钟）", 3.0) in report_summary(report, "zh-CN")
+
+
+def test_a_spell_not_over_is_in_the_report_without_an_end(pi, watch, core, clock):
+    pi.set(HOT, temp_c=84.0)
+    watch.poll()
+    down = stats.daily_report(core.store.reader(), date(2026, 7, 1), "Asia/Shanghai")["downtime"]
+    assert down["power"] == [
+        {"condition": "throttled", "from": "2026-07-01T09:00:00+08:00", "to": None,
+         "minutes": None, "flaps": 0}
+    ]  # fmt: skip
+    next_day = stats.daily_report(core.store.reader(), date(2026, 7, 2), "Asia/Shanghai")
+    assert next_day["downtime"]["power"][0]["to"] is None  # still on: it touches that day too
+    assert (
+        stats.daily_report(core.store.reader(), date(2026, 6, 30), "Asia/Shanghai")["downtime"][
+            "power_total"
+        ]
+        == 0
+    )
 
 
 def test_the_daemon_polls_it_off_the_loop_and_ends_an_open_spell_at_its_stop(core, tmp_path):
