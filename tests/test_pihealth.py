@@ -329,3 +329,12 @@ def test_the_demo_runs_the_fake_and_its_banner_says_how_to_drive_it(core, tmp_pa
     source = build_pi_power(config.pi_health, tmp_path)
     word.write_text("50005\n")  # what the banner tells the operator to do
     assert source.read().seen("under_voltage")
+
+
+def test_kiosk_run_names_a_fake_pi_health_among_the_emulators():
+    """At a real gate a fake's files would hide a real under-voltage."""
+    from checkpoint.cli.daemon_cmd import emulated_devices
+
+    assert "pi_health.driver" not in emulated_devices(parse_config({}))
+    fake = parse_config({"pi_health": {"driver": {"type": "fake"}}})
+    assert "pi_health.driver" in emulated_devices(fake)
