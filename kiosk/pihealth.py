@@ -315,11 +315,10 @@ def power_spells(db: Any, bounds: tuple[str, str]) -> list[dict[str, Any]]:
     if not db["audit"].exists():
         return []
     start, end = bounds
-    since = format_ts(_aware(start) - SPELL_LOOKBACK)
     rows = db.execute(
         "select ts, action, detail from audit where action like 'pi_power.%' and ts >= ?"
         " and ts < ? order by seq",
-        [since, format_ts(_aware(end) + SPELL_LOOKBACK)],
+        [_moved(start, -SPELL_LOOKBACK), _moved(end, SPELL_LOOKBACK)],
     ).fetchall()
     spells: list[dict[str, Any]] = []
     open_: dict[str, dict[str, Any]] = {}
@@ -337,6 +336,15 @@ def power_spells(db: Any, bounds: tuple[str, str]) -> list[dict[str, Any]]:
             spell["stopped"] = bool(detail.get("stopped"))
     day = (_aware(start), _aware(end))
     return [s for s in spells if s["from"] < day[1] and (s["to"] is None or s["to"] >= day[0])]
+
+
+def _moved(bound: str, by: timedelta) -> str:
+    """``bound`` moved ``by``, as the audit table's stamps sort; the calendar's own end where
+    that is past it (a report of its first or last day)."""
+    try:
+        return format_ts(_aware(bound) + by)
+    except OverflowError:
+        return bound
 
 
 def _aware(text: str) -> datetime:
