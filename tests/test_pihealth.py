@@ -114,6 +114,11 @@ def test_a_word_no_driver_refreshes_is_said_and_not_read_as_now(pi, watch, core)
     status = watch.status()
     assert "rpi_volt driver (raspberrypi_hwmon) is not loaded" in status["problems"][0]
     assert not status["under_voltage"] and _spell_rows(core) == []
+    from ui.device_words import detail_text
+
+    assert "内核的 rpi_volt 驱动（raspberrypi_hwmon）未加载" in detail_text(
+        "zh-CN", status["problems"][0]
+    )
 
 
 def test_a_flapping_supply_is_one_spell_two_rows_and_two_journal_lines(

@@ -221,7 +221,8 @@ FORMS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         ("pi_cannot_read", r"cannot read (?P<path>/sys/\S+): (?P<err>.+)"),
         (
             "pi_stale",
-            r"the kernel's rpi_volt driver \(raspberrypi_hwmon\) is not loaded: the throttle word"
+            r"the kernel's (?P<driver>rpi_volt) driver \((?P<module>raspberrypi_hwmon)\) is not"
+            r" loaded: the throttle word"
             r" is the firmware's answer at boot, not read as now",
         ),
         ("seq", r"seq (?P<n>\d+)"),
