@@ -28,7 +28,7 @@ from checkpoint import cpu
 from checkpoint.export_helper import HelperProcessPages
 from checkpoint.notify import Notifier, Watchdog
 from drivers.clocksync import system_clock
-from drivers.factory import build_devices
+from drivers.factory import build_devices, build_pi_power
 from kiosk import accounts, ledgers, lists, peers, stats, tokens
 from kiosk.accounts import AccountStore
 from kiosk.bus import EventBus
@@ -43,6 +43,7 @@ from kiosk.ledgers import Ledgers
 from kiosk.lists import ListStore
 from kiosk.logs import RepeatedFailure
 from kiosk.passes import KeyFileError, TrustList, load_private_key
+from kiosk.pihealth import PowerWatch
 from kiosk.runner import EngineRunner
 from kiosk.secrets import get_secret
 from kiosk.store import EventLog, StoreFault, newest_synced_ts, record_site
@@ -337,6 +338,9 @@ class Daemon:
         self._lists_sync: ListSync | None = None
         self._peers: PeerSync | None = None
         self._news_task: asyncio.Task[None] | None = None
+        #: The Pi's power and heat, read every ``pi_health.poll_s`` off the loop.
+        self._pi_power: PowerWatch | None = None
+        self._pi_power_task: asyncio.Task[None] | None = None
         #: The console's audit rows held during a storage outage (``kiosk.auditing.HeldRows``).
         self._held: HeldRows | None = None
         #: The console's import previews (names, households, plates of a sheet not applied
@@ -391,6 +395,7 @@ class Daemon:
         if self._watchdog is not None:
             self._watchdog.start()
         self._purge_task = asyncio.create_task(self._purge_loop(), name="retention")
+        await self._watch_pi_power()
         self._lists_task = asyncio.create_task(self._lists_loop(), name="lists")
         if self.core.config.fleet.lists_url:  # else not even imported: httpx is ~5 MB
             from office.listsync import ListSync
@@ -420,7 +425,7 @@ class Daemon:
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await asyncio.wait_for(self._server_task, 1.5)
         await asyncio.to_thread(HelperProcessPages.shutdown)
-        for task in (self._purge_task, self._lists_task, self._news_task):
+        for task in (self._purge_task, self._lists_task, self._news_task, self._pi_power_task):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(BaseException):
@@ -434,6 +439,8 @@ class Daemon:
             await asyncio.to_thread(self._peers.farewell)
             await asyncio.to_thread(self._peers.stop, 1.0)
         await self.core.runner.stop()
+        if self._pi_power is not None:  # an open spell's end, written while the log is open
+            await asyncio.to_thread(self._pi_power.close)
         if self._held is not None:  # one last try; what is left is said in the log
             await asyncio.to_thread(self._held.close, self.core.store)
         await asyncio.to_thread(record_stop, self.core)
@@ -448,6 +455,32 @@ class Daemon:
     async def run_until_signal(self) -> None:
         stop_on_signals(self.request_stop)
         await self._stopping.wait()
+
+    async def _watch_pi_power(self) -> None:
+        """The Pi's power and heat (``kiosk.pihealth``): read once now, then every
+        ``pi_health.poll_s`` in a thread; health, the console and ``/metrics`` read the last."""
+        section = self.core.config.pi_health
+        source = build_pi_power(section, self.core.data_dir)
+        self._pi_power = PowerWatch(source, self.core.clock, self.core.store, hot_c=section.hot_c)
+        self.core.pi_power = self._pi_power
+        if source is None:
+            return
+        await asyncio.to_thread(self._pi_power.poll)
+        self._pi_power_task = asyncio.create_task(self._pi_power_loop(), name="pi-power")
+
+    async def _pi_power_loop(self) -> None:
+        assert self._pi_power is not None
+        failures = RepeatedFailure(
+            log, "reading the Pi's power and heat failed", "the Pi's power and heat read again"
+        )
+        while True:
+            await asyncio.sleep(self.core.config.pi_health.poll_s)
+            try:  # a bug (a file's trouble is in the reading): the gate decides on
+                await asyncio.to_thread(self._pi_power.poll)
+            except Exception as exc:
+                failures.failed(exc)
+            else:
+                failures.worked()
 
     async def _purge_loop(self) -> None:
         """Hourly purge of personal data past ``store.retention_days`` (also a systemd timer).

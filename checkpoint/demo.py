@@ -35,10 +35,12 @@ from checkpoint.replay import (
 )
 from drivers.clocksync import system_clock
 from drivers.fake_hid import FakeHidReader
+from drivers.pihealth import FAKE_THROTTLED
 from kiosk.accounts import hash_password
 from kiosk.bus import EventBus
 from kiosk.clock import Clock, ShiftedClock
 from kiosk.config import KioskConfig
+from kiosk.config.pihealth import FakePiHealthConfig, PiHealthSection
 from kiosk.config.web import WebSection
 from kiosk.core import Core, trust_dir
 from kiosk.passes import public_key_pem
@@ -74,6 +76,9 @@ def demo_config(port: int, host: str = "127.0.0.1") -> KioskConfig:
                 update={"kiosk_id": "demo-gate", "site_name": "演示小区"}
             ),
             "web": WebSection(host=host, port=port, session_hours=DEMO_SESSION_HOURS),
+            # The Pi's power and heat from a fake's files in the data dir (``pi-sysfs``), to
+            # be driven by hand: the banner says how.
+            "pi_health": PiHealthSection(driver=FakePiHealthConfig()),
         }
     )
 
@@ -224,6 +229,7 @@ def print_banner(session: DemoSession) -> None:
                 f"  API          : {url}/api/v1/health   (schema: {url}/openapi.json)",
                 f"  API token    : {session.api_token}   (scopes logs:read stats:read)",
                 f"  data         : {session.core.data_dir}",
+                *_pi_power_line(session.core),
                 "Scripted visitors arrive every few seconds on a scripted day that starts at"
                 f" {session.core.clock.now().astimezone(session.core.tz):%Y-%m-%d %H:%M}"
                 " site time. Ctrl-C stops.",
@@ -231,6 +237,15 @@ def print_banner(session: DemoSession) -> None:
         ),
         flush=True,
     )
+
+
+def _pi_power_line(core: Core) -> list[str]:
+    """How to drive the fake Pi's power (``pi_health.driver`` ``fake``): its throttle word."""
+    driver = core.config.pi_health.driver
+    if not isinstance(driver, FakePiHealthConfig):
+        return []
+    word = (driver.root or core.data_dir / "pi-sysfs") / FAKE_THROTTLED
+    return [f"  Pi power     : echo 50005 > {word}   (under-voltage; echo 0: over)"]
 
 
 async def run_demo(port: int, data: Path | None, host: str = "127.0.0.1") -> int:

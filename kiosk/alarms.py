@@ -25,6 +25,7 @@ from kiosk.clock import Clock, ClockReading
 from kiosk.config.policy import QuotaConfig
 from kiosk.lists import REVOKED_PASSED, same_text
 from kiosk.peers import LATE_BATCH, Breach, held_rows, late_breaches
+from kiosk.pihealth import CONDITIONS as PI_CONDITIONS
 from kiosk.store import format_ts
 
 #: Reason codes of a denied event that raise an alarm, by alarm kind (checked in this order).
@@ -481,6 +482,32 @@ def peer_alarms(peers: list[Mapping[str, Any]]) -> list[Alarm]:
         for peer in peers
         if peer.get("state") in ("stale", "forged", "unsigned", "held")
     ]
+
+
+#: The key of the live page's standing card for the Pi's power and heat: a device's, so an
+#: acknowledged card goes when the spell is over and the next spell raises it again.
+PI_POWER_ALARM = "device:pi_power"
+
+
+def power_alarms(status: Mapping[str, Any] | None) -> list[Alarm]:
+    """The standing card while health's ``pi_power`` says under-voltage (first: it is also
+    why the Pi throttles) or throttled now: ``cause`` which, dated when it began, the SoC's
+    temperature with it. None otherwise."""
+    if not status:
+        return []
+    for cause in PI_CONDITIONS:
+        if status.get(cause):
+            return [
+                Alarm(
+                    key=PI_POWER_ALARM,
+                    kind="device",
+                    ts=str(status.get(f"{cause}_since") or ""),
+                    detail="pi_power",
+                    cause=cause,
+                    temp_c=status.get("soc_temp_c"),
+                )
+            ]
+    return []
 
 
 #: The standing card for the rows of the log a damaged page keeps from being read.

@@ -217,6 +217,8 @@ def report_rows(report: Mapping[str, Any]) -> list[list[Any]]:
 #: A restart's and a fault spell's fields, as ``kiosk.stats.downtime_section`` gives them.
 _RESTART = ("from", "booted", "to", "minutes", "kind")
 _SPELL = ("reason", "from", "to", "events")
+#: A spell of the Pi's own under-voltage or throttling (``kiosk.stats.power_section``).
+_POWER = ("condition", "from", "to", "minutes", "flaps")
 
 
 def _downtime_rows(section: object) -> list[list[Any]]:
@@ -224,9 +226,10 @@ def _downtime_rows(section: object) -> list[list[Any]]:
     ``downtime, restarts.1.from, 2026-03-02T10:02:11+08:00``: absent without it."""
     if not isinstance(section, Mapping):
         return []
-    totals = ("boots", "restarts_total", "restart_minutes", "faults_total")
+    totals: tuple[str, ...] = ("boots", "restarts_total", "restart_minutes", "faults_total")
+    totals += ("power_total",) if "power_total" in section else ()  # a gate's own report
     rows = [["downtime", key, section.get(key)] for key in totals]
-    for name, fields in (("restarts", _RESTART), ("faults", _SPELL)):
+    for name, fields in (("restarts", _RESTART), ("faults", _SPELL), ("power", _POWER)):
         for i, entry in enumerate(section.get(name) or (), 1):
             rows += [["downtime", f"{name}.{i}.{key}", entry.get(key)] for key in fields]
     return rows

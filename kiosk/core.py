@@ -30,6 +30,7 @@ from kiosk.history import PassageHistory
 from kiosk.ledgers import Ledgers
 from kiosk.lists import ListStore
 from kiosk.passes import TrustList
+from kiosk.pihealth import PowerWatch
 from kiosk.retention import last_run
 from kiosk.runner import EngineRunner
 from kiosk.store import EventLog, StoreFault
@@ -87,6 +88,8 @@ class Core:
     data_volume: DataVolume | None = None
     #: the API's TLS certificate's validity, read by the daemon at start (``web.tls``)
     tls_certificate: TlsCertificate | None = None
+    #: the Pi's power and heat, polled by the daemon (``kiosk.pihealth``)
+    pi_power: PowerWatch | None = None
 
     def close(self) -> None:
         """Release what ``build_core`` opened, for a core that was never run as a daemon."""
@@ -147,6 +150,8 @@ class Core:
             report["data_volume"] = self.data_volume.to_dict()
         if self.tls_certificate is not None:
             report["tls_certificate"] = self.tls_certificate.to_dict(self.clock.now())
+        if self.pi_power is not None:
+            report["pi_power"] = self.pi_power.status()
         report["deciding"] = self.deciding(report)
         return report
 

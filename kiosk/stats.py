@@ -56,6 +56,7 @@ from kiosk.days import as_zone, day_bounds, day_hours, days_before, hour_key, lo
 from kiosk.history import QUOTA_EXEMPT
 from kiosk.links import Key, not_opened, passage_key, retried
 from kiosk.lists import Freshness, same_text
+from kiosk.pihealth import power_spells
 from kiosk.ports import Store
 from kiosk.sheets import write_csv, write_xlsx
 
@@ -562,14 +563,41 @@ def downtime_section(db: Database, day: date, tz: ZoneInfo | str) -> dict[str, A
     ``restart_minutes`` (the minutes within the day they cover); ``faults``, each spell of the
     kiosk's decisions carrying a device fault (``FAULT_REASONS``: ``reason``, ``from`` and
     ``to`` its first and last such event, ``events``), the first ``DOWNTIME_LISTED``, with
-    ``faults_total``. Local times with their UTC offset."""
+    ``faults_total``; ``power``, the spells of the Pi's own under-voltage or throttling
+    (``power_section``), with ``power_total``. Local times with their UTC offset."""
     zone = as_zone(tz)
     start, end = day_bounds(day, zone)
     cols = "seq, ts, boot_id, mono_ns, decision, reasons"
     rows = list(_events_between(db, start, end, cols))
     before, after = _neighbours(db, start, rows)
     daemon = daemon_rows(db, start, end)
-    return downtime_of([*before, *rows, *after], rows, (start, end), zone, daemon)
+    down = downtime_of([*before, *rows, *after], rows, (start, end), zone, daemon)
+    return {**down, **power_section(db, (start, end), zone)}
+
+
+def power_section(db: Database, bounds: tuple[str, str], zone: ZoneInfo) -> dict[str, Any]:
+    """The Pi's own spells of under-voltage and throttling that touch the day (``bounds``),
+    from the audit rows the daemon writes (``kiosk.pihealth.power_spells``): ``power``, the
+    first ``DOWNTIME_LISTED``, each ``condition`` (``under_voltage``, ``throttled``),
+    ``from``, ``to`` (null: not over, or the daemon died in it), ``minutes`` and ``flaps``
+    (the times it came back within the spell); ``power_total`` counts them all. The office
+    pulls no audit rows: the district's report has none."""
+    spells = power_spells(db, bounds)
+    return {
+        "power": [_power_view(s, zone) for s in spells[:DOWNTIME_LISTED]],
+        "power_total": len(spells),
+    }
+
+
+def _power_view(spell: Mapping[str, Any], zone: ZoneInfo) -> dict[str, Any]:
+    since, to = spell["from"], spell["to"]
+    return {
+        "condition": spell["condition"],
+        "from": _local(since, zone),
+        "to": None if to is None else _local(to, zone),
+        "minutes": None if to is None else round((to - since).total_seconds() / 60, 1),
+        "flaps": spell["flaps"],
+    }
 
 
 def downtime_of(

@@ -25,7 +25,7 @@ def real(tmp_path, clock):
 def test_every_url_the_demo_prints_is_served(real, capsys):
     session = SimpleNamespace(
         daemon=SimpleNamespace(url="http://127.0.0.1:8000"),
-        core=SimpleNamespace(data_dir="/d", clock=real.clock, tz=real.tz),
+        core=SimpleNamespace(data_dir="/d", clock=real.clock, tz=real.tz, config=real.config),
         guard_user="guard", guard_password="pw", admin_user="admin", admin_password="pw",
         api_token="kt_x",
     )  # fmt: skip

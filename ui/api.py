@@ -279,6 +279,14 @@ class ReportFaultSpell(BaseModel):
     events: int
 
 
+class ReportPowerSpell(BaseModel):
+    condition: Literal["under_voltage", "throttled"]
+    from_: str = Field(alias="from")
+    to: str | None = Field(description="null: not over, or the daemon died in it.")
+    minutes: float | None
+    flaps: int = Field(description="How often it came back within the spell.")
+
+
 class ReportDowntime(BaseModel):
     """When the gate was down or out of order, from what the log holds (docs/community.md)."""
 
@@ -288,6 +296,12 @@ class ReportDowntime(BaseModel):
     restart_minutes: float
     faults: list[ReportFaultSpell] = Field(max_length=24)
     faults_total: int
+    power: list[ReportPowerSpell] = Field(
+        default_factory=list,
+        max_length=24,
+        description="The Pi's own spells of under-voltage and throttling (added 2026-12).",
+    )
+    power_total: int = 0
 
 
 class DailyReport(BaseModel):
@@ -832,6 +846,7 @@ PUBLIC_HEALTH = frozenset(
         "kiosk_id",
         "version",
         "tls_certificate",
+        "pi_power",
     }
 )
 
@@ -1326,6 +1341,27 @@ public_metrics = _metrics_router(public=True)
 token_metrics = _metrics_router(public=False)
 
 
+def _pi_power_metrics(pi: dict[str, Any]) -> list[str]:
+    """The Pi's power and heat (health's ``pi_power``, a Pi's only): under-voltage and
+    throttled now, the firmware's throttle word as read, the SoC's temperature."""
+    word, temp = pi.get("throttled_word"), pi.get("soc_temp_c")
+    gauges = [
+        ("kiosk_pi_under_voltage", "1 while the Pi's supply is too low.", pi.get("under_voltage")),
+        ("kiosk_pi_throttled", "1 while the Pi runs capped or throttled.", pi.get("throttled")),
+    ]
+    if isinstance(word, str):
+        gauges.append(
+            ("kiosk_pi_throttled_word", "The firmware's get_throttled bits.", int(word, 16))
+        )
+    if isinstance(temp, int | float):
+        gauges.append(("kiosk_pi_soc_temperature_celsius", "The SoC's temperature.", temp))
+    lines: list[str] = []
+    for name, help_text, value in gauges:
+        shown = int(bool(value)) if isinstance(value, bool | None) else value
+        lines += [f"# HELP {name} {help_text}", f"# TYPE {name} gauge", f"{name} {shown}"]
+    return lines
+
+
 def render_metrics(core: Core, decisions: DecisionCounter, lag: LoopLagMonitor) -> str:
     lines: list[str] = []
 
@@ -1382,6 +1418,9 @@ def render_metrics(core: Core, decisions: DecisionCounter, lag: LoopLagMonitor) 
     if isinstance(report, dict) and "deciding" in report:
         metric("kiosk_deciding", "gauge", "1 while the kiosk can decide passages.")
         lines.append(f"kiosk_deciding {1 if report['deciding'] else 0}")
+    pi = report.get("pi_power") if isinstance(report, dict) else None
+    if isinstance(pi, dict) and pi.get("available"):
+        lines += _pi_power_metrics(pi)
 
     try:
         free: int | None = shutil.disk_usage(store.path.parent).free

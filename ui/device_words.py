@@ -212,6 +212,19 @@ FORMS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
             r" \(the SD card may be failing\); run (?P<command>kiosk verify-log)",
         ),
         ("low_disk", r"low disk: (?P<mb>\d+) MB free \(< (?P<min>[\d.]+)\)"),
+        # The Pi's power and heat (drivers.pihealth): a kernel file that does not read as one.
+        ("pi_not_hex", r"(?P<path>/\S+): (?P<text>'.*') is not a hex word"),
+        ("pi_not_word", r"(?P<path>/\S+): (?P<text>'.*') is not a 32-bit word"),
+        ("pi_not_alarm", r"(?P<path>/\S+): (?P<text>'.*') is not 0 or 1"),
+        ("pi_not_milli", r"(?P<path>/\S+): (?P<text>'.*') is not millidegrees"),
+        ("pi_not_temp", r"(?P<path>/\S+): (?P<c>-?[\d.]+) degC is not a SoC temperature"),
+        ("pi_cannot_read", r"cannot read (?P<path>/sys/\S+): (?P<err>.+)"),
+        (
+            "pi_stale",
+            r"the kernel's (?P<driver>rpi_volt) driver \((?P<module>raspberrypi_hwmon)\) is not"
+            r" loaded: the throttle word"
+            r" is the firmware's answer at boot, not read as now",
+        ),
         ("seq", r"seq (?P<n>\d+)"),
         ("store_fault", r"store_fault: (?P<inner>.+)"),
     )

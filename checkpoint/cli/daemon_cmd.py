@@ -459,6 +459,8 @@ def emulated_devices(config: KioskConfig) -> list[str]:
             for i, source in enumerate(config.readers.sources)
             if source.type in ("fake_camera", "fake_hid")
         ]
+    if config.pi_health.driver.type == "fake":  # a real under-voltage would go unseen
+        found.append("pi_health.driver")
     return found
 
 

@@ -22,6 +22,7 @@ from .compound import CompoundSection
 from .engine import EngineSection
 from .fleet import FleetSection, token_problem
 from .gate import GateSection, SerialRelayConfig
+from .pihealth import PiHealthSection
 from .policy import PolicySection
 from .problems import validation_problems
 from .readers import HidReaderConfig, ReadersSection, SerialReaderConfig
@@ -59,6 +60,9 @@ class KioskConfig(Section):
     compound: CompoundSection = Field(default_factory=CompoundSection)
     """The compound's other gates, whose passages the quota and anti-passback count too
     (docs/operations.md, "Several gates")."""
+    pi_health: PiHealthSection = Field(default_factory=PiHealthSection)
+    """The Pi's own power and heat, read from the kernel (docs/operations.md, "Power and
+    heat")."""
 
     @model_validator(mode="after")
     def _passes_need_a_reader(self) -> KioskConfig:

@@ -13,6 +13,7 @@ from kiosk import privacy
 from kiosk.alarms import (
     ALARM_DEVICES,
     PEER_ALARM,
+    PI_POWER_ALARM,
     QUOTA_DETAIL,
     UNREADABLE_ALARM,
     Alarm,
@@ -131,6 +132,8 @@ def alarm_view(a: Alarm, lang: str, tz: ZoneInfo, clear: frozenset[str]) -> dict
     viewer's role), temperature, direction, date and time, and the passages it is about."""
     if a.key.startswith(PEER_ALARM):
         return peer_alarm_view(a, lang, tz)
+    if a.key == PI_POWER_ALARM:
+        return pi_power_alarm_view(a, lang, tz)
     if a.kind == "overflow":
         detail = i18n.t(lang, "alarm.overflow_detail", n=a.dropped)
     elif a.key == UNREADABLE_ALARM:
@@ -182,6 +185,53 @@ def passage_text(a: Alarm, i: int, lang: str, tz: ZoneInfo) -> str:
     dating = a.passages_dating[i] if i < len(a.passages_dating) else "clock"
     when = {"ts": ts, "dated_ts": ts, "dating": dating}
     return f"{gate} {event_time(when, lang, tz, '%m-%d %H:%M')}"
+
+
+def pi_power_alarm_view(a: Alarm, lang: str, tz: ZoneInfo) -> dict[str, Any]:
+    """The Pi's power card (``kiosk.pihealth.power_alarms``): under-voltage or slowed down
+    since when, the SoC's temperature, and what the guard does meanwhile."""
+    word = "pi_under_voltage" if a.cause == "under_voltage" else "pi_throttled"
+    since = local_time(a.ts, tz, "%H:%M") if a.ts else "?"
+    return {
+        "todo": i18n.t(lang, f"alarm.todo.{word}"),
+        "key": a.key,
+        "kind": a.kind,
+        "title": i18n.t(lang, "alarm.device"),
+        "time": local_time(a.ts, tz, "%m-%d %H:%M:%S") if a.ts else "",
+        "detail": i18n.t(lang, f"alarm.{word}", since=since, temp=_soc_temp(a.temp_c, lang)),
+        "seq": None,
+        "who": "",
+        "temp": "",
+        "direction": "",
+        "seqs": [],
+        "times": "",
+    }
+
+
+def _soc_temp(temp_c: float | None, lang: str) -> str:
+    return i18n.t(lang, "health.pi_unknown_temp") if temp_c is None else f"{temp_c:.1f} °C"
+
+
+def pi_power_words(pi: dict[str, Any], lang: str, tz: ZoneInfo) -> tuple[str, str]:
+    """The Pi's power and heat row (``report["pi_power"]``): ``absent`` (not a Pi, an older
+    kernel), ``fault`` while under-voltage, ``degraded`` while slowed down, hot or a file
+    cannot be read (each problem said), else ``ok`` with the SoC's temperature."""
+    state = str(pi.get("state"))
+    if state in ("absent", "unknown"):
+        return "absent", i18n.t(lang, f"health.pi_{'absent' if state == 'absent' else 'starting'}")
+    temp = _soc_temp(pi.get("soc_temp_c"), lang)
+    words = []
+    for cause in ("under_voltage", "throttled"):
+        if pi.get(cause):
+            since = local_time(str(pi.get(f"{cause}_since")), tz, "%H:%M")
+            words.append(i18n.t(lang, f"health.pi_{cause}", since=since, temp=temp))
+    if pi.get("hot") and not pi.get("throttled"):
+        words.append(i18n.t(lang, "health.pi_hot", temp=temp))
+    for problem in pi.get("problems") or []:
+        words.append(i18n.t(lang, "health.pi_problem", problem=detail_text(lang, str(problem))))
+    if not words:
+        words.append(i18n.t(lang, "health.pi_ok", temp=temp))
+    return state, " ".join(words)
 
 
 def peer_alarm_view(a: Alarm, lang: str, tz: ZoneInfo) -> dict[str, Any]:
@@ -625,6 +675,11 @@ def _alone_rows(report: dict[str, Any], lang: str) -> list[tuple[str, Any]]:
         rows.append((i18n.t(lang, "export.restarts"), down["restarts_total"]))
         rows.append((i18n.t(lang, "export.restart_minutes"), down["restart_minutes"]))
         rows.append((i18n.t(lang, "export.fault_spells"), down["faults_total"]))
+    for spell in down.get("power") or []:  # the Pi's own: "Pi under-voltage from 09:12", 3.0
+        what = i18n.t(lang, f"export.pi_{spell['condition']}")
+        label = i18n.t(lang, "export.pi_spell", what=what, at=str(spell["from"])[11:16])
+        minutes = spell.get("minutes")
+        rows.append((label, i18n.t(lang, "export.pi_ongoing") if minutes is None else minutes))
     return rows
 
 
@@ -706,6 +761,9 @@ def health_rows(report: dict[str, Any], lang: str, tz: ZoneInfo) -> list[dict[st
     cert = report.get("tls_certificate") or {}
     if "state" in cert:
         add(device_label(lang, "tls_certificate"), *certificate_words(cert, lang, tz))
+    pi = report.get("pi_power") or {}
+    if "state" in pi:
+        add(device_label(lang, "pi_power"), *pi_power_words(pi, lang, tz))
     for peer in report.get("peers") or []:
         add(*peer_words(peer, lang, tz))
     last = report.get("last_event")

@@ -1,0 +1,360 @@
+"""The Pi's own power and heat: what the kernel says of them, and each spell of trouble.
+
+A Pi on a long cable or a weak supply runs under-voltage (the SD card corrupts, the USB camera
+and the I2C thermometer drop out), and one in a sunny enclosure throttles (decoding slows).
+The kernel of Raspberry Pi OS (Bookworm, Trixie) says both without ``vcgencmd``:
+
+* the firmware driver's ``get_throttled`` file (raspberrypi/linux,
+  ``drivers/firmware/raspberrypi.c``: the firmware's answer to ``GET_THROTTLED``, written
+  ``"%x\\n"``): bit 0 under-voltage now, 1 ARM frequency capped, 2 throttled, 3 soft
+  temperature limit; bits 16-19 the same "has occurred". The kernel's ``rpi_volt`` hwmon
+  driver (``drivers/hwmon/raspberrypi-hwmon.c``) asks the firmware every 2 s and clears
+  those sticky bits as it asks, so on Raspberry Pi OS they mean "since the kernel's last
+  poll", not "since boot" as ``vcgencmd``'s documentation has it;
+* that driver's ``in0_lcrit_alarm``: bit 16 of its last poll (an under-voltage within ~2 s);
+* the SoC temperature, ``thermal_zone0/temp`` in millidegrees Celsius.
+
+``drivers.pihealth`` reads them (``PiPowerReading``); ``PowerWatch`` here, polled by the daemon
+off the decision loop, keeps the last reading for health, ``/metrics``, the guard's Devices
+page and the live page's standing card, and records each spell of under-voltage or throttling
+as two audit rows (its start, its end) and two journal lines. It never touches a decision.
+
+A spell ends only once its condition has been clear for ``coalesce_s`` (5 minutes): a supply
+flapping every few seconds is one spell (its ``flaps`` counted), never a row per poll, so at
+most two rows per condition in any ``coalesce_s``. Files that are absent (not a Pi, an older
+kernel) are "not available", never a fault; a garbled one is a problem named in health, and
+what it would have said is unknown: no spell starts or ends on it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from .clock import Clock
+from .store import StoreFault, format_ts
+
+__all__ = [
+    "CONDITIONS",
+    "PI_POWER_ACTION",
+    "PiPowerReading",
+    "PiPowerSource",
+    "PowerWatch",
+    "flag_names",
+    "power_spells",
+]
+
+log = logging.getLogger(__name__)
+
+#: The firmware's throttle word's bits (``get_throttled``), now; the same << 16: has occurred.
+FLAG_BITS = (("under_voltage", 0), ("freq_capped", 1), ("throttled", 2), ("soft_temp_limit", 3))
+OCCURRED_SHIFT = 16
+#: The spells recorded: the supply too weak; the SoC slowed (capped, throttled, soft limit).
+CONDITIONS = ("under_voltage", "throttled")
+#: The audit actions of a spell: ``pi_power.<condition>.start`` and ``.end`` (actor daemon).
+PI_POWER_ACTION = "pi_power."
+#: A spell ends once its condition has not been seen for this long.
+COALESCE_S = 300.0
+#: The live page's card (health's ``under_voltage``/``throttled``) stands this long after the
+#: condition was last seen: a flapping supply is one card, not one a poll.
+ACTIVE_HOLD_S = 60.0
+
+
+def flag_names(word: int, shift: int = 0) -> tuple[str, ...]:
+    """The names of the throttle word's bits set (``shift`` 16: the "has occurred" ones)."""
+    return tuple(name for name, bit in FLAG_BITS if word >> (bit + shift) & 1)
+
+
+@dataclass(frozen=True)
+class PiPowerReading:
+    """One read of the kernel's files: ``None`` for a file that is not there; ``problems``,
+    each file that could not be understood, named (its value then ``None`` too)."""
+
+    throttled: int | None = None
+    lcrit_alarm: bool | None = None
+    soc_temp_c: float | None = None
+    problems: tuple[str, ...] = ()
+    #: The throttle word is there but no ``rpi_volt`` driver refreshes it (blacklisted
+    #: module): it is the firmware's answer at boot, kept, not read as now.
+    stale_word: bool = False
+
+    @property
+    def available(self) -> bool:
+        values = (self.throttled, self.lcrit_alarm, self.soc_temp_c)
+        return any(v is not None for v in values) or bool(self.problems)
+
+    def seen(self, condition: str) -> bool | None:
+        """Whether ``condition`` holds now or since the kernel's last poll; None: unknown
+        (no file says, or the one that would is garbled or stale)."""
+        word = None if self.stale_word else self.throttled
+        if condition == "under_voltage":
+            if word is None and self.lcrit_alarm is None:
+                return None
+            bits = 0 if word is None else word | word >> OCCURRED_SHIFT
+            return bool(bits & 1) or bool(self.lcrit_alarm)
+        if word is None:
+            return None
+        return bool((word | word >> OCCURRED_SHIFT) & 0b1110)
+
+
+class PiPowerSource(Protocol):
+    """Where the readings come from (``drivers.pihealth``): a read never raises for a file
+    that is absent or garbled, it says so in the reading."""
+
+    def read(self) -> PiPowerReading: ...
+
+
+class AuditWriter(Protocol):
+    def audit(self, actor: str, action: str, detail: Mapping[str, Any] | None = None) -> None: ...
+
+
+@dataclass
+class _Spell:
+    since: datetime
+    last_seen: datetime
+    last_seen_ns: int
+    flaps: int = 0
+    clear: bool = False
+    first_word: str | None = None
+
+
+@dataclass
+class PowerWatch:
+    """The last reading and the open spells; ``poll`` from a thread (it reads files and may
+    write audit rows), ``status`` from anywhere."""
+
+    source: PiPowerSource | None
+    clock: Clock
+    audit: AuditWriter | None = None
+    hot_c: float = 80.0
+    coalesce_s: float = COALESCE_S
+    last: PiPowerReading | None = None
+    read_at: datetime | None = None
+    _spells: dict[str, _Spell] = field(default_factory=dict)
+    _problem: str | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def poll(self) -> PiPowerReading | None:
+        """One read and what it changes; None without a source. A source that raises (a bug,
+        never an absent file) is a problem named, as a garbled file is."""
+        if self.source is None:
+            return None
+        try:
+            reading = self.source.read()
+        except Exception as exc:  # noqa: BLE001 - the Pi's health never takes the daemon down
+            reading = PiPowerReading(problems=(f"read failed: {type(exc).__name__}: {exc}",))
+        self.observe(reading)
+        return reading
+
+    def observe(self, reading: PiPowerReading) -> None:
+        now, mono = self.clock.now(), self.clock.monotonic_ns()
+        with self._lock:
+            self.last, self.read_at = reading, now
+            ended = []
+            for condition in CONDITIONS:
+                seen = reading.seen(condition)
+                if seen:
+                    self._seen(condition, reading, now, mono)
+                elif seen is False and condition in self._spells:
+                    spell = self._spells[condition]
+                    spell.clear = True
+                    if mono - spell.last_seen_ns >= self.coalesce_s * 1e9:
+                        ended.append((condition, self._spells.pop(condition)))
+        for condition, spell in ended:
+            self._ended(condition, spell, stopped=False)
+        self._say_problem(reading)
+
+    def _seen(self, condition: str, reading: PiPowerReading, now: datetime, mono: int) -> None:
+        spell = self._spells.get(condition)
+        if spell is not None:
+            spell.flaps += 1 if spell.clear else 0
+            spell.clear, spell.last_seen, spell.last_seen_ns = False, now, mono
+            return
+        word = None if reading.throttled is None else f"{reading.throttled:#x}"
+        self._spells[condition] = _Spell(now, now, mono, first_word=word)
+        log.warning(
+            "%s: %s (throttle word %s, SoC %s); docs/operations.md, Power and heat",
+            condition.replace("_", "-"),
+            _WHAT[condition],
+            word or "not available",
+            "?" if reading.soc_temp_c is None else f"{reading.soc_temp_c:.1f} degC",
+        )
+        self._write(f"{PI_POWER_ACTION}{condition}.start", {"from": format_ts(now), "word": word})
+
+    def _ended(self, condition: str, spell: _Spell, *, stopped: bool) -> None:
+        seconds = max(0.0, (spell.last_seen - spell.since).total_seconds())
+        log.info(
+            "%s over: %s from %s to %s (%.0f s, back %d times within it)%s",
+            condition.replace("_", "-"),
+            _WHAT[condition],
+            format_ts(spell.since),
+            format_ts(spell.last_seen),
+            seconds,
+            spell.flaps,
+            " (the kiosk stopped)" if stopped else "",
+        )
+        detail = {
+            "from": format_ts(spell.since),
+            "to": format_ts(spell.last_seen),
+            "seconds": round(seconds, 1),
+            "flaps": spell.flaps,
+            "stopped": stopped,
+        }
+        self._write(f"{PI_POWER_ACTION}{condition}.end", detail)
+
+    def _write(self, action: str, detail: dict[str, Any]) -> None:
+        if self.audit is None:
+            return
+        try:
+            self.audit.audit("daemon", action, detail)
+        except StoreFault as exc:  # the store's own health names a failing card
+            log.warning("the Pi's power spell could not be recorded (%s): %s", action, exc)
+
+    def _say_problem(self, reading: PiPowerReading) -> None:
+        """One journal line when a problem appears or changes, one when it is gone."""
+        problem = "; ".join(reading.problems) or None
+        if problem == self._problem:
+            return
+        if problem is not None:
+            log.warning("the Pi's power and heat cannot be read in full: %s", problem)
+        else:
+            log.info("the Pi's power and heat are read in full again")
+        self._problem = problem
+
+    def close(self) -> None:
+        """At the daemon's stop: each open spell ends at its last sighting (``stopped``)."""
+        with self._lock:
+            open_, self._spells = self._spells, {}
+        for condition, spell in open_.items():
+            self._ended(condition, spell, stopped=True)
+
+    def active(self, condition: str) -> datetime | None:
+        """Since when ``condition`` holds, while it was seen within ``ACTIVE_HOLD_S``."""
+        with self._lock:
+            spell = self._spells.get(condition)
+            if spell is None:
+                return None
+            recent = self.clock.monotonic_ns() - spell.last_seen_ns <= ACTIVE_HOLD_S * 1e9
+            return spell.since if recent else None
+
+    def status(self) -> dict[str, Any]:
+        """Health's ``pi_power``: ``state`` (``unknown`` before the first read, ``absent``: not
+        a Pi or not read, ``fault``: under-voltage, ``degraded``: throttled, hot or a problem,
+        else ``ok``), what the last reading said, and the spells in force."""
+        reading, read_at = self.last, self.read_at
+        under, throttled = self.active("under_voltage"), self.active("throttled")
+        word = None if reading is None else reading.throttled
+        temp = None if reading is None else reading.soc_temp_c
+        problems = list(reading.problems) if reading is not None else []
+        if reading is not None and reading.stale_word:
+            problems.append(STALE_WORD)
+        return {
+            "state": self._state(reading, under, throttled, problems),
+            "available": None if reading is None else reading.available,
+            "under_voltage": under is not None,
+            "under_voltage_since": None if under is None else under.isoformat(),
+            "throttled": throttled is not None,
+            "throttled_since": None if throttled is None else throttled.isoformat(),
+            "flags": [] if word is None else list(flag_names(word)),
+            "occurred": [] if word is None else list(flag_names(word, OCCURRED_SHIFT)),
+            "throttled_word": None if word is None else f"{word:#x}",
+            "under_voltage_alarm": None if reading is None else reading.lcrit_alarm,
+            "soc_temp_c": temp,
+            "hot": temp is not None and temp >= self.hot_c,
+            "problems": problems,
+            "read_at": None if read_at is None else read_at.isoformat(),
+        }
+
+    def _state(
+        self,
+        reading: PiPowerReading | None,
+        under: datetime | None,
+        throttled: datetime | None,
+        problems: list[str],
+    ) -> str:
+        if reading is None:
+            return "absent" if self.source is None else "unknown"
+        if not reading.available:
+            return "absent"
+        if under is not None:
+            return "fault"
+        hot = reading.soc_temp_c is not None and reading.soc_temp_c >= self.hot_c
+        return "degraded" if throttled is not None or hot or problems else "ok"
+
+
+_WHAT = {
+    "under_voltage": "the Pi's supply voltage is too low (a weak supply or a long, thin cable)",
+    "throttled": "the Pi runs slowed (its SoC too hot, or its supply too weak)",
+}
+#: The problem health names for a throttle word no driver refreshes.
+STALE_WORD = (
+    "the kernel's rpi_volt driver (raspberrypi_hwmon) is not loaded: the throttle word is the"
+    " firmware's answer at boot, not read as now"
+)
+
+
+#: The spells a daily report lists (``power_spells``): a flapping supply is one spell a
+#: ``COALESCE_S`` at most, and the list is bounded as the report's others; the total counts all.
+SPELLS_LISTED = 24
+#: How far before the day a spell's start row is looked for (a spell across midnight).
+SPELL_LOOKBACK = timedelta(days=2)
+
+
+def power_spells(db: Any, bounds: tuple[str, str]) -> list[dict[str, Any]]:
+    """The spells of under-voltage and throttling that touch the day ``bounds`` (UTC, as
+    ``kiosk.days.day_bounds``), from their audit rows (``PowerWatch``), oldest first: each
+    ``condition``, ``from``, ``to`` (None: not over when the log was read, or the daemon died
+    in it), ``flaps`` and whether the kiosk ``stopped`` in it, times aware UTC. After retention
+    purged a row's detail the rows' own times stand in (an end row is written ``COALESCE_S``
+    after the spell's last sighting)."""
+    if not db["audit"].exists():
+        return []
+    start, end = bounds
+    rows = db.execute(
+        "select ts, action, detail from audit where action like 'pi_power.%' and ts >= ?"
+        " and ts < ? order by seq",
+        [_moved(start, -SPELL_LOOKBACK), _moved(end, SPELL_LOOKBACK)],
+    ).fetchall()
+    spells: list[dict[str, Any]] = []
+    open_: dict[str, dict[str, Any]] = {}
+    for ts, action, raw in rows:
+        condition, _, edge = action.removeprefix(PI_POWER_ACTION).rpartition(".")
+        detail = _detail(raw)
+        if edge == "start":
+            when = _aware(str(detail.get("from") or ts))
+            open_[condition] = {"condition": condition, "from": when, "to": None, "flaps": 0}
+            spells.append(open_[condition])
+        elif edge == "end" and condition in open_:
+            spell = open_.pop(condition)
+            spell["to"] = _aware(str(detail.get("to") or ts))
+            spell["flaps"] = int(detail.get("flaps") or 0)
+            spell["stopped"] = bool(detail.get("stopped"))
+    day = (_aware(start), _aware(end))
+    return [s for s in spells if s["from"] < day[1] and (s["to"] is None or s["to"] >= day[0])]
+
+
+def _moved(bound: str, by: timedelta) -> str:
+    """``bound`` moved ``by``, as the audit table's stamps sort; the calendar's own end where
+    that is past it (a report of its first or last day)."""
+    try:
+        return format_ts(_aware(bound) + by)
+    except OverflowError:
+        return bound
+
+
+def _aware(text: str) -> datetime:
+    when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
+def _detail(raw: object) -> dict[str, Any]:
+    try:
+        found = json.loads(raw) if isinstance(raw, str) else None
+    except ValueError:
+        return {}
+    return found if isinstance(found, dict) else {}

@@ -1,0 +1,345 @@
+"""The Pi's own power and heat: nothing in the product read them, so a gate on a weak supply
+showed device faults with no cause named, and one in the sun slowed with no word of why.
+
+The driver reads the kernel's files (``drivers.pihealth``: the firmware's ``get_throttled``,
+the ``rpi_volt`` hwmon alarm, ``thermal_zone0/temp``) as a fake lays them out in a folder; the
+``PowerWatch`` keeps the last reading for health, ``/metrics``, the Devices page and the live
+page's card, and records each spell (coalesced: a flapping supply is one spell) for the daily
+report's ``downtime``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import html
+import logging
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pytest
+from guard_support import console_fixtures
+
+from drivers.pihealth import FakePiSysfs, SysfsPiPower, build_pi_power
+from kiosk import stats
+from kiosk.alarms import PI_POWER_ALARM, power_alarms
+from kiosk.config import parse_config
+from kiosk.pihealth import ACTIVE_HOLD_S, COALESCE_S, PiPowerReading, PowerWatch
+from ui import i18n
+
+START = datetime(2026, 7, 1, 1, 0, tzinfo=UTC)  # 09:00 in Shanghai
+clock, core, app, alice, admin = console_fixtures(START)
+
+UNDER = 0x50005  # under-voltage now and since the last poll, throttled because of it
+HOT = 0xA000A  # ARM capped and the soft temperature limit: a hot SoC, not the supply
+
+
+@pytest.fixture
+def pi(tmp_path):
+    return FakePiSysfs(tmp_path / "root").set(0, temp_c=47.2)
+
+
+@pytest.fixture
+def watch(core, clock, pi):
+    found = PowerWatch(SysfsPiPower(pi.root), clock, core.store)
+    core.pi_power = found
+    return found
+
+
+def _spell_rows(core):
+    return [
+        (r["action"], r["detail"])
+        for r in core.store.audits(limit=1000)
+        if r["action"].startswith("pi_power.")
+    ]
+
+
+def test_the_driver_reads_the_three_files_where_the_kernel_puts_them(pi):
+    pi.set(UNDER, temp_c=61.5)
+    reading = SysfsPiPower(pi.root).read()
+    assert reading == PiPowerReading(throttled=UNDER, lcrit_alarm=True, soc_temp_c=61.5)
+    assert reading.seen("under_voltage") and reading.seen("throttled")
+    pi.set(HOT, temp_c=83.0)
+    reading = SysfsPiPower(pi.root).read()
+    assert (reading.seen("under_voltage"), reading.seen("throttled")) == (False, True)
+    # The firmware device found at a Pi 4's path alone (no driver folder to find it by).
+    (pi.root / "sys/bus/platform/drivers/raspberrypi-firmware/soc:firmware").unlink()
+    assert SysfsPiPower(pi.root).read().throttled == HOT
+
+
+def test_files_that_are_not_there_are_not_available_never_a_fault(tmp_path, core, clock):
+    not_a_pi = PowerWatch(SysfsPiPower(tmp_path), clock, core.store)
+    not_a_pi.poll()
+    status = not_a_pi.status()
+    assert (status["state"], status["available"], status["problems"]) == ("absent", False, [])
+    assert not status["under_voltage"] and power_alarms(status) == []
+    assert PowerWatch(None, clock).status()["state"] == "absent"  # pi_health.driver "none"
+
+
+@pytest.mark.parametrize(
+    ("which", "text", "said"),
+    [
+        ("get_throttled", "0xzz\n", "is not a hex word"),
+        ("get_throttled", "1ffffffff\n", "is not a 32-bit word"),
+        ("in0_lcrit_alarm", "2\n", "is not 0 or 1"),
+        ("temp", "warm\n", "is not millidegrees"),
+        ("temp", "999000\n", "999.0 degC is not a SoC temperature"),
+    ],
+)
+def test_a_garbled_file_is_a_problem_named_and_starts_or_ends_nothing(
+    pi, watch, core, clock, which, text, said
+):
+    pi.set(UNDER)
+    watch.poll()  # a spell begins
+    pi.set(0)
+    pi.garble(which, text)
+    for _ in range(3):
+        clock.advance(COALESCE_S)
+        watch.poll()
+    status = watch.status()
+    [problem] = status["problems"]
+    assert said in problem and which in problem
+    assert status["state"] in ("degraded", "fault")
+    if which == "temp":  # the word and the alarm say the supply is fine again: it ended
+        assert "pi_power.under_voltage.end" in [a for a, _ in _spell_rows(core)]
+    elif which == "get_throttled":  # unknown: the throttled spell neither ends nor restarts
+        assert "pi_power.throttled.end" not in [a for a, _ in _spell_rows(core)]
+    else:  # the alarm unknown, the word says under-voltage no more: it ended
+        assert "pi_power.under_voltage.end" in [a for a, _ in _spell_rows(core)]
+
+
+def test_a_word_no_driver_refreshes_is_said_and_not_read_as_now(pi, watch, core):
+    pi.set(UNDER)
+    pi.unload_hwmon()
+    watch.poll()
+    status = watch.status()
+    assert "rpi_volt driver (raspberrypi_hwmon) is not loaded" in status["problems"][0]
+    assert not status["under_voltage"] and _spell_rows(core) == []
+    from ui.device_words import detail_text
+
+    assert "内核的 rpi_volt 驱动（raspberrypi_hwmon）未加载" in detail_text(
+        "zh-CN", status["problems"][0]
+    )
+
+
+def test_a_flapping_supply_is_one_spell_two_rows_and_two_journal_lines(
+    pi, watch, core, clock, caplog
+):
+    caplog.set_level(logging.INFO, logger="kiosk.pihealth")
+    for i in range(60):  # two minutes of a supply dipping every other poll
+        pi.set(UNDER if i % 2 == 0 else 0, temp_c=55.0)
+        watch.poll()
+        clock.advance(2)
+    starts = ["pi_power.under_voltage.start", "pi_power.throttled.start"]
+    assert [a for a, _ in _spell_rows(core)] == starts
+    assert watch.status()["under_voltage"] and watch.status()["state"] == "fault"
+    pi.set(0)
+    clock.advance(COALESCE_S)
+    watch.poll()
+    watch.poll()
+    rows = _spell_rows(core)
+    assert [a for a, _ in rows] == [  # the word's bit 2: throttled because of it, too
+        "pi_power.under_voltage.start",
+        "pi_power.throttled.start",
+        "pi_power.under_voltage.end",
+        "pi_power.throttled.end",
+    ]
+    end = dict(rows)["pi_power.under_voltage.end"]
+    assert end["flaps"] == 29 and end["seconds"] == 116.0 and not end["stopped"]
+    lines = [r.getMessage() for r in caplog.records]
+    assert sum("under-voltage:" in line for line in lines) == 1
+    assert sum("under-voltage over" in line for line in lines) == 1
+    assert len(lines) == 4  # under-voltage and throttled: each its start and its end
+
+
+def test_the_card_stands_while_it_lasts_in_both_languages_and_goes(pi, watch, alice, clock):
+    pi.set(UNDER, temp_c=58.0)
+    watch.poll()
+    for lang, words, todo in (
+        ("en", "supply voltage is too low since 09:00", "official 5.1 V supply"),
+        ("zh-CN", "自 09:00 起主机供电电压过低", "官方 5.1 V 电源"),
+    ):
+        alarms = alice.get(f"/guard/api/feed?lang={lang}").json()["alarms"]
+        [card] = [a for a in alarms if a["key"] == PI_POWER_ALARM]
+        assert words in card["detail"] and todo in card["todo"]
+    pi.set(HOT, temp_c=84.5)
+    clock.advance(ACTIVE_HOLD_S + 1)
+    watch.poll()
+    [card] = [
+        a
+        for a in alice.get("/guard/api/feed?lang=en").json()["alarms"]
+        if a["key"] == PI_POWER_ALARM
+    ]
+    assert "slowed down since 09:00 (SoC 84.5 °C)" in card["detail"]
+    assert "heatsink" in card["todo"]
+    pi.set(0, temp_c=50.0)
+    clock.advance(ACTIVE_HOLD_S + 1)
+    watch.poll()
+    alarms = alice.get("/guard/api/feed?lang=en").json()["alarms"]
+    assert [a for a in alarms if a["key"] == PI_POWER_ALARM] == []
+
+
+@pytest.mark.parametrize("lang", ["zh-CN", "en"])
+def test_the_devices_page_has_a_row_for_it(pi, watch, admin, clock, lang):
+    label = i18n.t(lang, "device.pi_power")
+
+    def row():
+        rows = admin.get(f"/guard/api/health?lang={lang}").json()["rows"]
+        [found] = [r for r in rows if r["device"] == label]
+        return found
+
+    watch.poll()
+    assert (row()["state"], row()["detail"]) == ("ok", i18n.t(lang, "health.pi_ok", temp="47.2 °C"))
+    pi.set(0, temp_c=81.0)
+    watch.poll()
+    assert (row()["state"], row()["detail"]) == (
+        "degraded",
+        i18n.t(lang, "health.pi_hot", temp="81.0 °C"),
+    )
+    pi.set(UNDER)
+    watch.poll()
+    assert row()["state"] == "fault"
+    assert i18n.t(lang, "health.pi_under_voltage", since="09:00") in html.unescape(
+        admin.get(f"/guard/health?lang={lang}").text
+    )
+    pi.remove()
+    clock.advance(COALESCE_S)
+    watch.poll()
+    assert (row()["state"], row()["detail"]) == ("absent", i18n.t(lang, "health.pi_absent"))
+    pi.set(0)
+    pi.garble("get_throttled", "zz\n")
+    watch.poll()
+    path = f"{pi.root}/sys/bus/platform/drivers/raspberrypi-firmware/soc:firmware/get_throttled"
+    problem = i18n.t(lang, "dev.pi_not_hex", path=path, text="'zz'")
+    assert row() == {**row(), "state": "degraded"}
+    assert i18n.t(lang, "health.pi_problem", problem=problem) in row()["detail"]
+
+
+def test_health_and_metrics_carry_it(pi, watch, core):
+    from fastapi.testclient import TestClient
+
+    from ui.app import create_app
+
+    pi.set(UNDER, temp_c=62.25)
+    watch.poll()
+    with TestClient(create_app(core)) as client:
+        health = client.get("/api/v1/health").json()
+        metrics = client.get("/metrics").text
+    pi_power = health["pi_power"]  # public: no token needed for it
+    assert pi_power["under_voltage"] and pi_power["throttled"]
+    assert pi_power["flags"] == ["under_voltage", "throttled"]
+    assert pi_power["occurred"] == ["under_voltage", "throttled"]
+    assert (pi_power["throttled_word"], pi_power["soc_temp_c"]) == ("0x50005", 62.25)
+    assert "kiosk_pi_under_voltage 1\n" in metrics and "kiosk_pi_throttled 1\n" in metrics
+    assert f"kiosk_pi_throttled_word {UNDER}\n" in metrics
+    assert "kiosk_pi_soc_temperature_celsius 62.25\n" in metrics
+    assert 'kiosk_device_up{device="pi_power",state="fault"} 0' in metrics
+
+
+def test_the_daily_report_says_each_spell_when_and_for_how_long(pi, watch, core, clock):
+    clock.advance(12 * 60)  # 09:12
+    pi.set(UNDER)
+    watch.poll()
+    clock.advance(180)
+    watch.poll()  # last seen 09:15
+    pi.set(0)
+    clock.advance(COALESCE_S)
+    watch.poll()
+    down = stats.daily_report(core.store.reader(), date(2026, 7, 1), "Asia/Shanghai")["downtime"]
+    assert down["power_total"] == 2
+    under = down["power"][0]
+    assert under == {
+        "condition": "under_voltage",
+        "from": "2026-07-01T09:12:00+08:00",
+        "to": "2026-07-01T09:15:00+08:00",
+        "minutes": 3.0,
+        "flaps": 0,
+    }
+    from kiosk.categories import report_csv
+
+    csv = report_csv(stats.daily_report(core.store.reader(), date(2026, 7, 1), "Asia/Shanghai"))
+    assert "downtime,power.1.condition,under_voltage" in csv
+    from ui.guard.display import report_summary
+
+    report = stats.daily_report(core.store.reader(), date(2026, 7, 1), "Asia/Shanghai")
+    assert ("Pi under-voltage from 09:12 (minutes)", 3.0) in report_summary(report, "en")
+    assert ("主机供电电压过低（09:12 起，分钟）", 3.0) in report_summary(report, "zh-CN")
+
+
+def test_a_spell_not_over_is_in_the_report_without_an_end(pi, watch, core, clock):
+    pi.set(HOT, temp_c=84.0)
+    watch.poll()
+    down = stats.daily_report(core.store.reader(), date(2026, 7, 1), "Asia/Shanghai")["downtime"]
+    assert down["power"] == [
+        {"condition": "throttled", "from": "2026-07-01T09:00:00+08:00", "to": None,
+         "minutes": None, "flaps": 0}
+    ]  # fmt: skip
+    next_day = stats.daily_report(core.store.reader(), date(2026, 7, 2), "Asia/Shanghai")
+    assert next_day["downtime"]["power"][0]["to"] is None  # still on: it touches that day too
+    assert (
+        stats.daily_report(core.store.reader(), date(2026, 6, 30), "Asia/Shanghai")["downtime"][
+            "power_total"
+        ]
+        == 0
+    )
+
+
+def test_the_daemon_polls_it_off_the_loop_and_ends_an_open_spell_at_its_stop(core, tmp_path):
+    from checkpoint.app import Daemon
+    from checkpoint.notify import Notifier
+
+    root = tmp_path / "fake-pi"
+    core.config = core.config.model_copy(
+        update={
+            "pi_health": parse_config(
+                {"pi_health": {"driver": {"type": "fake", "root": str(root)}}}
+            ).pi_health
+        }
+    )
+    daemon = Daemon(core, notifier=Notifier(None))
+
+    async def run():
+        await daemon._watch_pi_power()
+        FakePiSysfs(root).set(UNDER)
+        daemon._pi_power.poll()
+        daemon._pi_power_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await daemon._pi_power_task
+        daemon._pi_power.close()
+
+    asyncio.run(run())
+    assert core.health()["pi_power"]["available"]
+    assert [a for a, _ in _spell_rows(core)][-1] == "pi_power.throttled.end"
+    assert dict(_spell_rows(core))["pi_power.under_voltage.end"]["stopped"]
+
+
+def test_the_factory_builds_what_the_config_names(tmp_path):
+    def section(driver):
+        return parse_config({"pi_health": {"driver": driver}}).pi_health
+
+    assert build_pi_power(section({"type": "none"}), tmp_path) is None
+    assert build_pi_power(section({"type": "sysfs"}), tmp_path).root == Path("/")
+    fake = build_pi_power(section({"type": "fake"}), tmp_path)
+    assert fake.root == tmp_path / "pi-sysfs" and fake.read().throttled == 0
+
+
+def test_the_demo_runs_the_fake_and_its_banner_says_how_to_drive_it(core, tmp_path):
+    from checkpoint.demo import _pi_power_line, demo_config
+
+    config = demo_config(0)
+    assert config.pi_health.driver.type == "fake"
+    core.config, core.data_dir = config, tmp_path
+    [line] = _pi_power_line(core)
+    word = tmp_path / "pi-sysfs/sys/devices/platform/soc/soc:firmware/get_throttled"
+    assert line == f"  Pi power     : echo 50005 > {word}   (under-voltage; echo 0: over)"
+    source = build_pi_power(config.pi_health, tmp_path)
+    word.write_text("50005\n")  # what the banner tells the operator to do
+    assert source.read().seen("under_voltage")
+
+
+def test_kiosk_run_names_a_fake_pi_health_among_the_emulators():
+    """At a real gate a fake's files would hide a real under-voltage."""
+    from checkpoint.cli.daemon_cmd import emulated_devices
+
+    assert "pi_health.driver" not in emulated_devices(parse_config({}))
+    fake = parse_config({"pi_health": {"driver": {"type": "fake"}}})
+    assert "pi_health.driver" in emulated_devices(fake)
