@@ -30,8 +30,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -58,6 +58,7 @@ __all__ = [
     "find",
     "forget",
     "show",
+    "seq_ranges",
     "text_of",
 ]
 
@@ -513,6 +514,22 @@ def text_of(found: Found) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
+def seq_ranges(seqs: Iterable[int]) -> str:
+    """``[1, 2, 3, 4, 9]`` as ``1-4,9``: what the gate prints and ``parse_seqs`` reads."""
+    out: list[str] = []
+    run: list[int] = []
+    for seq in sorted(set(seqs)):
+        if run and seq == run[-1] + 1:
+            run.append(seq)
+            continue
+        if run:
+            out.append(str(run[0]) if len(run) == 1 else f"{run[0]}-{run[-1]}")
+        run = [seq]
+    if run:
+        out.append(str(run[0]) if len(run) == 1 else f"{run[0]}-{run[-1]}")
+    return ",".join(out)
+
+
 def _unique_stamp(db: sqlite_utils.Database, now: datetime) -> str:
     """``now`` as a ``purged_at`` no row carries yet (``verify`` counts this forget's rows by
     it): a microsecond later while one does."""
@@ -553,6 +570,9 @@ class Forgotten:
     salts_shredded: int
     wal_wiped: bool
     purged_at: str
+    #: The events emptied, as ranges (``seq_ranges``): what the office empties in its copy
+    #: (``kiosk fleet forget``). Not in the audit row: counts only there.
+    events_seqs: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -561,6 +581,7 @@ class Forgotten:
             "salts_shredded": self.salts_shredded,
             "wal_wiped": self.wal_wiped,
             "purged_at": self.purged_at,
+            "events_seqs": self.events_seqs,
         }
 
 
@@ -599,7 +620,8 @@ def forget(
             mark_purged(db, now)  # every process reads its lists snapshot again
         shredded = shred_salts(db, now)
         owe_wipe(store, db)
-        return Forgotten(rows, revoked, shredded, False, stamp)
+        seqs = seq_ranges(int(r["seq"]) for r in again.rows.get("events", []))
+        return Forgotten(rows, revoked, shredded, False, stamp, seqs)
 
     def detail(done: Forgotten) -> dict[str, Any]:
         counts = {"events": 0, "audit": 0, **done.rows}
@@ -608,7 +630,7 @@ def forget(
 
     done = store.submit_audited(apply, actor, FORGET_ACTION, detail)
     wiped = wipe_removed(store)
-    return Forgotten(done.rows, done.passes_revoked, done.salts_shredded, wiped, done.purged_at)
+    return replace(done, wal_wiped=wiped)
 
 
 def _forget_rows(db: sqlite_utils.Database, found: Found, f: _Forget) -> dict[str, int]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
@@ -185,4 +186,10 @@ def forget_run(args: argparse.Namespace) -> int:
     finally:
         store.close()
     print(json.dumps(done.as_dict()))
+    if done.events_seqs:
+        print(
+            f"kiosk person: the office's copy still holds these events until its retention:"
+            f" kiosk fleet forget --kiosk {store.kiosk_id} --seqs {done.events_seqs}",
+            file=sys.stderr,
+        )
     return 0
