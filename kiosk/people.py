@@ -168,8 +168,9 @@ class _Query:
     def needles(self) -> list[str]:
         """What free text naming the person carries (a note, an audit detail)."""
         p = self.person
-        whole = [p.household] if p.whole_household and p.household else []
-        return [*([p.name] if p.name else []), *p.phones, *p.plates, *self.passes, *whole]
+        # Not a household code: a short one is inside others (``1-10`` in ``11-101``); a
+        # household's rows are found by their household fields.
+        return [*([p.name] if p.name else []), *p.phones, *p.plates, *self.passes]
 
     def named(self, column: str, household: str = "household") -> tuple[str, list[Any]]:
         """SQL: ``column`` is the name (narrowed to the household when one is given)."""

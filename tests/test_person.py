@@ -38,6 +38,7 @@ from kiosk.retention import STORES
 
 NEIGHBOUR = "Ottoline Baptiste"
 NEIGHBOUR_PASS = "0a0b0c0d0e0f"
+LATER_DAYS = 46  # past the default retention (30 days)
 KEYS = ["--name", NAME, "--household", HOUSEHOLD, "--phone", PHONE, "--plate", PLATE]
 
 
@@ -222,3 +223,48 @@ def test_no_page_of_the_console_names_a_forgotten_resident(walked, cli, capsys, 
             assert {p: hits for p, hits in shown.items() if hits} == {
                 "/guard/lists": NEEDLES[5:]
             }, who
+
+
+def test_a_household_moving_out_is_forgotten_whole_and_the_next_door_one_kept(
+    guard_core, cli, capsys, clock
+):
+    from checkpoint.app import Daemon
+
+    guard_core.lists.set_household(HOUSEHOLD, "admin", residents=2, note="moving 1 May")
+    guard_core.lists.set_household("7-1405", "admin", residents=3)
+    add_event(guard_core, holder=NAME, household=HOUSEHOLD, pass_id="aaaaaaaaaaaa")
+    add_event(guard_core, holder=NEIGHBOUR, household=HOUSEHOLD, pass_id=NEIGHBOUR_PASS)
+    add_event(guard_core, holder="Next Door", household="7-1405", pass_id="bbbbbbbbbbbb")
+    clock.advance(86400)
+    assert cli("person", "forget", "--household", HOUSEHOLD, "--yes") == 0
+    done = json.loads(capsys.readouterr().out)
+    assert done["rows"]["events"] == 2 and done["rows"]["list_households"] == 1
+    assert done["passes_revoked"] == 2
+    guard_core.lists.reload_if_changed()
+    assert set(guard_core.lists.current.households) == {"7-1405"}
+    assert {"aaaaaaaaaaaa", NEIGHBOUR_PASS} <= set(guard_core.lists.current.revocations)
+    assert "bbbbbbbbbbbb" not in guard_core.lists.current.revocations
+    reader = guard_core.store.reader()
+    assert reader.execute("select holder from events where purged_at is null").fetchall() == [
+        ("Next Door",)
+    ]
+    # retention later purges around what was forgotten; the chain still verifies
+    clock.advance(LATER_DAYS * 86400)
+    Daemon(guard_core).purge_once()
+    assert cli("verify-log") == 0
+    forgotten = reader.execute("select detail from audit where action = 'person_forgotten'")
+    assert json.loads(forgotten.fetchone()[0])["rows"]["events"] == 2  # kept for ever
+    # and holds no one: the days before today lost their digest salts all the same
+    salted = reader.execute("select period from digest_salts where salt is not null")
+    assert [p for (p,) in salted] == [clock.now().date().isoformat()]
+
+
+def test_a_short_household_code_inside_anothers_note_is_not_taken_for_it(guard_core, cli, capsys):
+    desk = guard_core.ledgers.services
+    request = desk.open("11-101", "food", "alice", confined=True, note="leave it at 11-101's door")
+    desk.done(request.id, "alice")
+    add_event(guard_core, holder=NAME, household="1-10", pass_id="aaaaaaaaaaaa")
+    assert cli("person", "forget", "--household", "1-10", "--yes") == 0
+    assert "service_requests" not in json.loads(capsys.readouterr().out)["rows"]
+    note = guard_core.store.reader().execute("select household, note from service_requests")
+    assert note.fetchone() == ("11-101", "leave it at 11-101's door")
