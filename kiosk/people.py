@@ -39,6 +39,7 @@ from zoneinfo import ZoneInfo
 import sqlite_utils
 
 from kiosk import hashchain
+from kiosk.clock import Clock
 from kiosk.config.policy import QuotaConfig
 from kiosk.lists import mark_purged
 from kiosk.ports import Store
@@ -604,13 +605,7 @@ def forget(
     found = find(store.reader(), person, today)
     if found.active and not force:
         raise PersonActive(found.active)
-    # The complete days' reports first, as retention freezes them: a nulled household would
-    # otherwise drop out of a past day's counts.
-    frozen: set[date] = set()
-    while days := set(freeze_days(store, zone, quota_cfg, now, max_days=2)):
-        if days & frozen:  # stamped on again meanwhile: the next purge's to freeze
-            break
-        frozen |= days
+    _freeze(store, zone, quota_cfg, now)
 
     def apply(db: sqlite_utils.Database) -> Forgotten:
         again = find(db, person, today)  # in the transaction: what is there now
@@ -632,6 +627,21 @@ def forget(
     done = store.submit_audited(apply, actor, FORGET_ACTION, detail)
     wiped = wipe_removed(store)
     return replace(done, wal_wiped=wiped)
+
+
+def _freeze(store: Store, zone: ZoneInfo, quota_cfg: QuotaConfig | None, now: datetime) -> None:
+    """The complete days' reports first, as retention freezes them: a nulled household would
+    otherwise drop out of a past day's counts. Only on a synchronised clock (retention's
+    rule): one ahead would freeze today's half day as complete. On another, the days not
+    frozen yet count the forgotten passages without their household."""
+    clock: Clock | None = getattr(store, "clock", None)
+    if clock is None or not clock.synced():
+        return
+    frozen: set[date] = set()
+    while days := set(freeze_days(store, zone, quota_cfg, now, max_days=2)):
+        if days & frozen:  # stamped on again meanwhile: the next purge's to freeze
+            return
+        frozen |= days
 
 
 def _forget_rows(db: sqlite_utils.Database, found: Found, f: _Forget) -> dict[str, int]:

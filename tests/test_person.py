@@ -15,6 +15,7 @@ import logging
 import sqlite3
 from datetime import timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from guard_support import add_event, make_app
@@ -268,3 +269,32 @@ def test_a_short_household_code_inside_anothers_note_is_not_taken_for_it(guard_c
     assert "service_requests" not in json.loads(capsys.readouterr().out)["rows"]
     note = guard_core.store.reader().execute("select household, note from service_requests")
     assert note.fetchone() == ("11-101", "leave it at 11-101's door")
+
+
+def test_a_past_days_report_is_the_same_after_a_forget(guard_core, cli, capsys, clock):
+    """Forgetting nulls the households of past passages; the report of their day counted
+    households going out from them, so the day is frozen first, as retention freezes it."""
+    add_event(guard_core, holder=NAME, household=HOUSEHOLD, direction="out", pass_id="a" * 12)
+    add_event(guard_core, holder=NEIGHBOUR, household="7-1405", direction="out")
+    day = clock.now().astimezone(ZoneInfo("Asia/Shanghai")).date().isoformat()
+    clock.advance(86400)
+    assert cli("report", "--day", day) == 0
+    before = json.loads(capsys.readouterr().out)
+    assert cli("person", "forget", "--pass-id", "a" * 12, "--yes") == 0
+    capsys.readouterr()
+    assert cli("report", "--day", day) == 0
+    assert json.loads(capsys.readouterr().out) == before
+
+
+def test_a_clock_not_synchronised_freezes_no_day(guard_core, clock, data_dir, monkeypatch):
+    """One ahead would freeze today's half day as complete: retention's rule."""
+    from drivers import clocksync
+
+    add_event(guard_core, holder=NAME, household=HOUSEHOLD, pass_id="a" * 12)
+    clock.advance(86400)
+    unsynced = FakeClock(start=clock.now(), is_synced=False)
+    monkeypatch.setattr(clocksync, "system_clock", lambda *a, **kw: unsynced)
+    db = str(data_dir / "kiosk.db")
+    assert main(["person", "forget", "--pass-id", "a" * 12, "--yes", "--db", db]) == 0
+    frozen = guard_core.store.reader().execute("select count(*) from daily_aggregates")
+    assert frozen.fetchone() == (0,)
