@@ -15,13 +15,13 @@ the WAL is wiped after the commit (``kiosk.wipe``), so no old page image keeps t
 Which keys select what: a household given alone is the whole household (everyone of it moved
 out); with other keys it only narrows a name to that household's rows (a namesake elsewhere is
 not this person). A name, phone number, plate or pass id also selects the rows whose free
-text (a guard's note, an audit detail) carries it. The passes of the rows found (a pass issued
-at the console, the pass of a passage) are the person's: ``forget`` revokes each (a revocation
-with no reason: a card they keep must not open the gate afterwards; retention deletes it once
-the pass expired), the only trace left, a pass id.
+text (a guard's note, an audit detail) carries it. The person's passes (``_passes``: given,
+of their own passages, issued to them at the console) are revoked by ``forget`` (a
+revocation with no reason: a card they keep must not open the gate afterwards; retention
+deletes it once the pass expired), the only trace left, a pass id.
 
 ``RULES`` has one entry for every store ``kiosk.retention.STORES`` says holds personal data
-(``tests/test_person_registry.py``): a store added later without one fails there. What is
+(``tests/test_person.py``): a store added later without one fails there. What is
 active (a quarantine in force, a returnee still observed, an open service request) is the
 guard's safety: ``forget`` refuses it unless forced (``PersonActive``).
 """
@@ -459,17 +459,23 @@ def _readable(row: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _passes(db: sqlite_utils.Database, person: Person, today: date) -> tuple[str, ...]:
-    """The person's passes: those given, those of their passages, those issued to them."""
+    """The person's passes: those given, those of their passages (the holder is the name, or
+    the household forgotten whole), those issued to them at the console. Never a pass of a
+    row that only mentions them (a guard's note on another's passage): revoking that one
+    would shut out someone else."""
     q = _Query(person, (), today)
     found = set(person.pass_ids)
-    found |= {r["pass_id"] for r in _events(db, q) if r.get("pass_id")}
-    for row in _audit(db, q):
+    theirs = [q.named("holder"), q.household_is("household")]
+    found |= {r["pass_id"] for r in _rows(db, "events", theirs) if r.get("pass_id")}
+    issued = [q.named("json_extract(detail, '$.holder')", "json_extract(detail, '$.household')")]
+    issued += [q.household_is("json_extract(detail, '$.household')")]
+    for row in _rows(db, "audit", issued, " AND action = 'pass_issued'"):
         try:
-            issued = json.loads(row.get("detail") or "{}").get("pass_id")
+            pass_id = json.loads(row.get("detail") or "{}").get("pass_id")
         except (ValueError, AttributeError):
             continue
-        if isinstance(issued, str) and _PASS_ID.match(issued):
-            found.add(issued)
+        if isinstance(pass_id, str) and _PASS_ID.match(pass_id):
+            found.add(pass_id)
     return tuple(sorted(found))
 
 

@@ -298,3 +298,18 @@ def test_a_clock_not_synchronised_freezes_no_day(guard_core, clock, data_dir, mo
     assert main(["person", "forget", "--pass-id", "a" * 12, "--yes", "--db", db]) == 0
     frozen = guard_core.store.reader().execute("select count(*) from daily_aggregates")
     assert frozen.fetchone() == (0,)
+
+
+def test_a_note_naming_the_resident_on_anothers_passage_does_not_revoke_that_pass(
+    guard_core, cli, capsys
+):
+    """The note goes (the row's personal fields go together, as a purge nulls them: the
+    digest covers them all); the card of the one who passed stays valid."""
+    add_event(guard_core, holder=NAME, household=HOUSEHOLD, pass_id="a" * 12)
+    add_event(guard_core, holder=NEIGHBOUR, pass_id=NEIGHBOUR_PASS, person={"note": f"with {NAME}"})
+    assert cli("person", "forget", "--name", NAME, "--yes") == 0
+    done = json.loads(capsys.readouterr().out)
+    assert done["rows"]["events"] == 2 and done["passes_revoked"] == 1
+    guard_core.lists.reload_if_changed()
+    assert set(guard_core.lists.current.revocations) == {"a" * 12}
+    assert cli("verify-log") == 0
