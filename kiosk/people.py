@@ -403,7 +403,7 @@ RULES: Mapping[str, Rule] = {
     ),
     "peer_passages": Rule(_by_pass_or_household("peer_passages"), _delete, "deleted"),
     "peer_revocations": Rule(
-        _peer_revocations, None, "kept: another gate's void of the card (its own forget lifts it)"
+        _peer_revocations, None, "kept: another gate's void of the card (until its page drops it)"
     ),
     "peer_quarantine": Rule(
         _peer_quarantine,
