@@ -875,7 +875,7 @@ def _digest_problem(
     key = keys.key(table, row)
     # Only a purge's own row is ever attested; attested first: a day whose salt went may
     # have a new one since (a row stamped late).
-    attested = keys.attested.get((table, seq)) if row.get("action") == PURGE_ACTION else None
+    attested = keys.attested.get((table, seq)) if row.get("action") in KEPT_ACTIONS else None
     if attested is not None:
         if digest_fn(hashchain.ATTEST_KEY, row) == attested:
             return None
@@ -994,6 +994,12 @@ def m006_unpurged_rows(db: sqlite_utils.Database) -> None:
 #: The audit action of a retention purge (``kiosk.retention.purge``); its ``detail.cutoff``
 #: is what a purged row is checked against.
 PURGE_ACTION = "retention_purge"
+#: The audit action of a resident's data removed ahead of retention (``kiosk.people.forget``):
+#: its ``detail`` (counts, the kinds of key, the ``purged_at`` stamp it gave the rows) holds no
+#: personal data and is what the rows it emptied are checked against (``_forgotten``).
+FORGET_ACTION = "person_forgotten"
+#: The audit rows retention never empties: the evidence ``verify`` checks purged rows by.
+KEPT_ACTIONS = (PURGE_ACTION, FORGET_ACTION)
 #: ``meta``'s record of the last retention purge's run (``kiosk.retention.last_run``): a purge
 #: that changed nothing writes no audit row, only this (overwritten at each run).
 LAST_RUN_KEY = "retention.last_run"
@@ -1044,10 +1050,14 @@ def _check_purges(conn: sqlite3.Connection, table: str) -> tuple[int | None, str
     if not first or first[0] is None:
         return None, None
     covered = purge_coverage(conn, table)
+    stamps, problem = _forgotten(conn, table, covered)
+    if problem is not None:
+        return problem
     bad = conn.execute(
         f"SELECT min(seq) FROM {_table_name(table)}"  # noqa: S608
-        " WHERE purged_at IS NOT NULL AND seq > ?",
-        [covered],
+        " WHERE purged_at IS NOT NULL AND seq > ?"
+        " AND purged_at NOT IN (SELECT value FROM json_each(?))",
+        [covered, json.dumps(sorted(stamps))],
     ).fetchone()
     if bad and bad[0] is not None:
         seq = int(bad[0])
@@ -1056,6 +1066,40 @@ def _check_purges(conn: sqlite3.Connection, table: str) -> tuple[int | None, str
             f" reach seq {covered}; personal fields removed outside retention)"
         )
     return None, None
+
+
+def _forgotten(
+    conn: sqlite3.Connection, table: str, covered: int
+) -> tuple[set[str], tuple[int | None, str | None] | None]:
+    """The ``purged_at`` stamps of the residents' data forgotten ahead of retention (each
+    ``FORGET_ACTION`` row's), and a problem when more rows of ``table`` past retention's
+    reach (``covered``) carry one than its row says it emptied (a purge faked with that
+    stamp). Rows a later retention purge reaches count no more: they are covered anyway."""
+    stamps: set[str] = set()
+    rows = conn.execute(
+        "SELECT seq, detail FROM audit WHERE action = ? AND detail IS NOT NULL", [FORGET_ACTION]
+    ).fetchall()
+    for audit_seq, detail in rows:
+        try:
+            found = json.loads(detail)
+            stamp, emptied = str(found["purged_at"]), int(found["rows"][table])
+        except (ValueError, TypeError, KeyError):
+            continue
+        stamps.add(stamp)
+        n = conn.execute(
+            f"SELECT count(*), min(seq) FROM {_table_name(table)}"  # noqa: S608
+            " WHERE purged_at = ? AND seq > ?",
+            [stamp, covered],
+        ).fetchone()
+        if int(n[0]) > emptied:
+            seq = int(n[1])
+            return stamps, (
+                seq,
+                f"{table} seq {seq}: purged as forgotten by audit seq {audit_seq}, which"
+                f" emptied {emptied} rows of {table}, not {int(n[0])} (personal fields removed"
+                " outside retention)",
+            )
+    return stamps, None
 
 
 def compare_with_central(
@@ -1190,9 +1234,10 @@ def purge_bounds(db: sqlite_utils.Database, older_than: datetime) -> dict[str, i
 
 
 def _purgeable(table: str) -> str:
-    # A purge's own audit row holds no personal data and is the evidence that later
-    # verification checks purged rows against: it is never purged.
-    keep = f" AND action != '{PURGE_ACTION}'" if table == "audit" else ""
+    # A purge's (or a resident's forget's) own audit row holds no personal data and is the
+    # evidence that later verification checks purged rows against: it is never purged.
+    kept = ", ".join(f"'{a}'" for a in KEPT_ACTIONS)
+    keep = f" AND action NOT IN ({kept})" if table == "audit" else ""
     return " AND purged_at IS NULL AND (clock_synced = 0 OR ts < ?)" + keep
 
 
@@ -1311,7 +1356,7 @@ def _shred(
     attest = []
     for values in cursor.fetchall():
         row = dict(zip(names, values, strict=True))
-        if row["action"] != PURGE_ACTION:
+        if row["action"] not in KEPT_ACTIONS:
             return False
         public = hashchain.audit_personal_digest(hashchain.ATTEST_KEY, row)
         found = conn.execute(

@@ -29,6 +29,7 @@ from . import (
     guard_cmd,
     log_cmd,
     pass_cmd,
+    person_cmd,
     pull_cmd,
     replay_cmd,
     scan_cmd,
@@ -51,6 +52,7 @@ VERB_MODULES = (
     fleet_cmd,  # collect
     guard_cmd,  # guard (accounts for the guard console)
     community_cmd,  # report, lists/vehicles/compound import
+    person_cmd,  # person show/forget (a resident's request)
     bench_cmd,  # bench
     scanner_cmd,  # scanner setup (GM65 serial set-up)
 )

@@ -39,10 +39,11 @@ def register(sub: Verbs) -> None:
 
 
 def _fleet(actions: Verbs) -> None:
-    """the office's side of the fleet: publish lists, district report, purge
+    """the office's side of the fleet: publish lists, district report, purge, forget
 
     Publish a signed list bundle for every gate; the district's daily report from the
-    central database; purge the personal data of the office's pulled copies.
+    central database; purge the personal data of the office's pulled copies, and empty there
+    the rows of a resident a gate forgot.
 
     Examples:
       kiosk fleet publish --key /etc/kiosk/office/office.key --lists lists.json --out bundle.json
@@ -92,6 +93,29 @@ def _fleet(actions: Verbs) -> None:
         action="store_true",
         help="purge although the office's clock is not synchronised (no NTP answer): only once"
         " `date -u` is checked by hand; a clock set back behind the copy is refused all the same",
+    )
+
+    forget = add_verb(actions, "forget", forget_run)
+    forget.add_argument(
+        "target",
+        nargs="?",
+        metavar="TARGET",
+        type=path_arg,
+        help="a pulled SQLite file (kiosk pull --into FILE) or a postgresql:// DSN (default:"
+        " the DSN in $KIOSK_FLEET_DSN, or the --config's database_dsn_env)",
+    )
+    forget.add_argument(
+        "--kiosk", required=True, metavar="ID", help="the gate (its site.kiosk_id) that forgot"
+    )
+    forget.add_argument(
+        "--seqs",
+        required=True,
+        metavar="LIST",
+        help="the events the gate emptied, as its kiosk person forget printed them (events_seqs,"
+        " e.g. 1-4,9)",
+    )
+    forget.add_argument(
+        "--config", metavar="FILE", type=path_arg, help="collector TOML file (its DSN)"
     )
 
 
@@ -485,4 +509,49 @@ def purge_run(args: argparse.Namespace) -> int:
     finally:
         copy.close()
     print(json.dumps(result.as_dict()))
+    return 0
+
+
+def forget_run(args: argparse.Namespace) -> int:
+    """empty in a pulled copy the events a gate forgot (kiosk person forget)
+
+    Null pass_id, household, holder and person (all but its counts) of the gate's events
+    --seqs in a pulled copy (a SQLite file or the office's PostgreSQL), as the office's purge
+    does; hash, prev_hash, personal_digest and seq are never changed, so verify-log --against
+    still matches. Prints one JSON line: events_forgotten.
+
+    Examples:
+      kiosk fleet forget central.db --kiosk gate-1 --seqs 1-4,9
+      kiosk fleet forget --config /etc/kiosk/collect.toml --kiosk gate-1 --seqs 17,230-231"""
+    from drivers import clocksync
+    from kiosk.config import ConfigError
+    from kiosk.config.fleet import load_collector_config
+    from office.people import forget_in_copy, parse_seqs
+    from office.pg import PgError
+    from office.retention import CopyError, open_copy
+
+    try:
+        ranges = parse_seqs(args.seqs)
+    except ValueError as exc:
+        raise UsageError(f"--seqs: {exc}") from None
+    config = None
+    if args.config:
+        try:
+            config = load_collector_config(args.config)
+        except ConfigError as exc:
+            raise UsageError(str(exc)) from None
+    target = args.target or _dsn_from(config.database_dsn_env if config else "KIOSK_FLEET_DSN")
+    try:
+        copy = open_copy(target)
+    except CopyError as exc:
+        raise UsageError(str(exc)) from None
+    except (PgError, sqlite3.Error) as exc:
+        raise CliError(f"cannot open {target}: {exc}") from None
+    try:
+        done = forget_in_copy(copy, args.kiosk, ranges, clocksync.system_clock().now())
+    except (PgError, sqlite3.Error) as exc:
+        raise CliError(f"forget failed (what was emptied stays so): {exc}") from None
+    finally:
+        copy.close()
+    print(json.dumps({"kiosk_id": args.kiosk, "events_forgotten": done}))
     return 0

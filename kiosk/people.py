@@ -1,0 +1,662 @@
+"""A resident's right to see and to be forgotten (PIPL Art. 44-47, GDPR Art. 15 and 17).
+
+``find(db, person, today)`` gathers every row of every store of the gate's database that holds
+one person's data: the person is named by the keys the office has (``Person``: a pass id, a
+household, a name, a phone number, a plate, a returnee's record id). ``show`` hands them to the
+office (``kiosk person show``) with an audit row that says it was done, by which kinds of key
+and how many rows, never the data. ``forget`` (``kiosk person forget --yes``) removes them ahead
+of retention the way retention does (``kiosk.retention``): an event keeps its time, direction,
+decision, reasons, temperatures and hashes, its personal fields are nulled and ``purged_at`` set;
+an audit row loses its detail; the ledgers' and lists' rows are emptied or deleted as their
+purges do. One ``person_forgotten`` audit row counts what went and records the ``purged_at``
+stamp it gave the chained rows, so ``verify`` accounts for them (``kiosk.store._forgotten``);
+the WAL is wiped after the commit (``kiosk.wipe``), so no old page image keeps the name.
+
+Which keys select what: a household given alone is the whole household (everyone of it moved
+out); with other keys it only narrows a name to that household's rows (a namesake elsewhere is
+not this person). A name, phone number, plate or pass id also selects the rows whose free
+text (a guard's note, an audit detail) carries it. The person's passes (``_passes``: given,
+of their own passages, issued to them at the console) are revoked by ``forget`` (a
+revocation with no reason: a card they keep must not open the gate afterwards; retention
+deletes it once the pass expired), the only trace left, a pass id.
+
+``RULES`` has one entry for every store ``kiosk.retention.STORES`` says holds personal data
+(``tests/test_person.py``): a store added later without one fails there. What is
+active (a quarantine in force, a returnee still observed, an open service request) is the
+guard's safety: ``forget`` refuses it unless forced (``PersonActive``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import sqlite_utils
+
+from kiosk import hashchain
+from kiosk.clock import Clock
+from kiosk.config.policy import QuotaConfig
+from kiosk.lists import mark_purged
+from kiosk.ports import Store
+from kiosk.stats import freeze_days
+from kiosk.store import FORGET_ACTION, KEPT_ACTIONS, format_ts, shred_salts
+from kiosk.typed import typed
+from kiosk.wipe import owe_wipe, wipe_removed
+
+__all__ = [
+    "FORGET_ACTION",
+    "RULES",
+    "SHOW_ACTION",
+    "Found",
+    "Person",
+    "PersonActive",
+    "PersonError",
+    "find",
+    "forget",
+    "show",
+    "seq_ranges",
+    "text_of",
+]
+
+#: The audit action of ``show``: the kinds of key and the rows' counts, never the data.
+SHOW_ACTION = "person_shown"
+_PASS_ID = re.compile(r"^[0-9a-f]{12}$")
+_PHONE = re.compile(r"^\+?[0-9]{5,20}$")
+_MAX_TEXT = 64
+_KEYS = ("pass_id", "household", "name", "phone", "plate", "returnee")
+
+
+class PersonError(ValueError):
+    """A key that names nobody: none given, malformed, or found in no store. Nothing done."""
+
+
+class PersonActive(Exception):
+    """What ``forget`` would remove is still in force (the guard's safety): nothing done."""
+
+    def __init__(self, active: Mapping[str, int]) -> None:
+        what = ", ".join(f"{n} in {table}" for table, n in sorted(active.items()))
+        super().__init__(
+            f"still in force: {what} (a quarantine, an observation or an open request): lift"
+            " or close it first, or forget it all the same with force"
+        )
+        self.active = dict(active)
+
+
+def _text(kind: str, value: object) -> str:
+    text = typed(value).strip() if isinstance(value, str) else ""
+    if not text or len(text) > _MAX_TEXT or any(not ch.isprintable() for ch in text):
+        raise PersonError(f"--{kind.replace('_', '-')}: 1 to {_MAX_TEXT} printable characters")
+    return text
+
+
+@dataclass(frozen=True)
+class Person:
+    """The keys that name one person (at least one). Build with ``Person.of``: checked."""
+
+    pass_ids: tuple[str, ...] = ()
+    household: str | None = None
+    name: str | None = None
+    phones: tuple[str, ...] = ()
+    plates: tuple[str, ...] = ()
+    returnees: tuple[int, ...] = ()
+
+    @classmethod
+    def of(
+        cls,
+        *,
+        pass_ids: Sequence[str] = (),
+        household: str | None = None,
+        name: str | None = None,
+        phones: Sequence[str] = (),
+        plates: Sequence[str] = (),
+        returnees: Sequence[int] = (),
+    ) -> Person:
+        """``PersonError`` for no key or a malformed one."""
+        from kiosk.community import CommunityError
+        from kiosk.vehicles import normalise_plate
+
+        ids = tuple(_text("pass_id", p).lower() for p in pass_ids)
+        if any(not _PASS_ID.match(p) for p in ids):
+            raise PersonError("--pass-id: 12 hex digits (as printed by kiosk pass verify)")
+        numbers = tuple(re.sub(r"[\s.-]", "", _text("phone", p)) for p in phones)
+        if any(not _PHONE.match(p) for p in numbers):
+            raise PersonError("--phone: 5 to 20 digits")
+        try:
+            cars = tuple(normalise_plate(p) for p in plates)
+        except CommunityError as exc:
+            raise PersonError(f"--{exc}") from None
+        if any(isinstance(r, bool) or not isinstance(r, int) or r < 1 for r in returnees):
+            raise PersonError("--returnee: a returnee record's number (1 or more)")
+        person = cls(
+            ids,
+            None if household is None else _text("household", household),
+            None if name is None else _text("name", name),
+            numbers,
+            cars,
+            tuple(returnees),
+        )
+        if not person.kinds():
+            raise PersonError(f"name the person: give at least one of --{', --'.join(_KEYS)}")
+        return person
+
+    def kinds(self) -> list[str]:
+        """The kinds of key given (what the audit row says, never their values)."""
+        given = (self.pass_ids, self.household, self.name, self.phones, self.plates)
+        return [k for k, v in zip(_KEYS, (*given, self.returnees), strict=True) if v]
+
+    @property
+    def whole_household(self) -> bool:
+        """A household given alone: everyone of it."""
+        return self.kinds() == ["household"]
+
+
+@dataclass
+class _Query:
+    """One search: the person, the passes found to be theirs, the local day (what is in
+    force), the rows found so far by store (a later store's rows hang on an earlier's)."""
+
+    person: Person
+    passes: tuple[str, ...]
+    today: date
+    found: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+    @property
+    def needles(self) -> list[str]:
+        """What free text naming the person carries (a note, an audit detail)."""
+        p = self.person
+        # Not a household code: a short one is inside others (``1-10`` in ``11-101``); a
+        # household's rows are found by their household fields.
+        return [*([p.name] if p.name else []), *p.phones, *p.plates, *self.passes]
+
+    def named(self, column: str, household: str = "household") -> tuple[str, list[Any]]:
+        """SQL: ``column`` is the name (narrowed to the household when one is given)."""
+        p = self.person
+        if p.name is None:
+            return "0", []
+        if p.household is None:
+            return f"{column} = ?", [p.name]
+        return f"({column} = ? AND ({household} IS NULL OR {household} = ?))", [p.name, p.household]
+
+    def household_is(self, column: str) -> tuple[str, list[Any]]:
+        if not self.person.whole_household:
+            return "0", []
+        return f"{column} = ?", [self.person.household]
+
+    def mentions(self, column: str) -> tuple[str, list[Any]]:
+        """SQL: ``column``'s text carries a needle."""
+        needles = self.needles
+        if not needles:
+            return "0", []
+        return " OR ".join(f"instr({column}, ?) > 0" for _ in needles), list(needles)
+
+    def within(self, column: str, values: Sequence[object]) -> tuple[str, list[Any]]:
+        if not values:
+            return "0", []
+        return f"{column} IN (SELECT value FROM json_each(?))", [json.dumps(list(values))]  # noqa: S608
+
+
+def _rows(
+    db: sqlite_utils.Database, table: str, parts: Sequence[tuple[str, list[Any]]], also: str = ""
+) -> list[dict[str, Any]]:
+    """The rows of ``table`` any of ``parts`` selects (and ``also``), with their ``rowid``."""
+    if table not in db.table_names():
+        return []
+    where = " OR ".join(f"({sql})" for sql, _ in parts)
+    args = [a for _, part in parts for a in part]
+    cursor = db.execute(
+        f'SELECT rowid AS "_rowid", * FROM "{table}" WHERE ({where}){also}',  # noqa: S608
+        args,
+    )
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, r, strict=True)) for r in cursor.fetchall()]
+
+
+def _events(db: sqlite_utils.Database, q: _Query) -> list[dict[str, Any]]:
+    parts = [q.within("pass_id", q.passes), q.named("holder"), q.mentions("person")]
+    parts += [q.household_is("household"), q.household_is("json_extract(person, '$.unit')")]
+    parts += [q.household_is("json_extract(person, '$.resident_of')")]
+    return _rows(db, "events", parts, " AND purged_at IS NULL")
+
+
+def _audit(db: sqlite_utils.Database, q: _Query) -> list[dict[str, Any]]:
+    # Never a purge's or a forget's own row: no person's data, the evidence ``verify`` uses.
+    kept = ", ".join(f"'{a}'" for a in KEPT_ACTIONS)
+    parts = [q.mentions("detail"), q.household_is("json_extract(detail, '$.household')")]
+    return _rows(db, "audit", parts, f" AND purged_at IS NULL AND action NOT IN ({kept})")
+
+
+def _none(db: sqlite_utils.Database, q: _Query) -> list[dict[str, Any]]:
+    """A key of the digests, no person's value."""
+    return []
+
+
+def _revocations(db: sqlite_utils.Database, q: _Query) -> list[dict[str, Any]]:
+    return _rows(db, "list_revocations", [q.within("pass_id", q.passes), q.mentions("reason")])
+
+
+def _quarantine(db: sqlite_utils.Database, q: _Query) -> list[dict[str, Any]]:
+    parts = [q.household_is("household"), q.named("holder"), q.mentions("note")]
+    return _rows(db, "list_quarantine", parts)
+
+
+def _households(db: sqlite_utils.Database, q: _Query) -> list[dict[str, Any]]:
+    return _rows(db, "list_households", [q.household_is("household"), q.mentions("note")])
+
+
+def _returnees(db: sqlite_utils.Database, q: _Query) -> list[dict[str, Any]]:
+    parts = [q.within("id", q.person.returnees), q.within("phone", q.person.phones)]
+    parts += [q.named("name"), q.household_is("household"), q.mentions("note")]
+    return _rows(db, "obs_people", parts, " AND purged_at IS NULL")
+
+
+def _of_returnees(table: str) -> Callable[[sqlite_utils.Database, _Query], list[dict[str, Any]]]:
+    def rows(db: sqlite_utils.Database, q: _Query) -> list[dict[str, Any]]:
+        ids = [r["id"] for r in q.found.get("obs_people", [])]
+        return _rows(db, table, [q.within("person_id", ids)])
+
+    return rows
+
+
+def _services(db: sqlite_utils.Database, q: _Query) -> list[dict[str, Any]]:
+    parts = [q.household_is("household"), q.mentions("note")]
+    return _rows(db, "service_requests", parts, " AND purged_at IS NULL")
+
+
+def _by_pass_or_household(table: str) -> Callable[[sqlite_utils.Database, _Query], list[Any]]:
+    def rows(db: sqlite_utils.Database, q: _Query) -> list[dict[str, Any]]:
+        return _rows(db, table, [q.within("pass_id", q.passes), q.household_is("household")])
+
+    return rows
+
+
+def _peer_revocations(db: sqlite_utils.Database, q: _Query) -> list[dict[str, Any]]:
+    return _rows(db, "peer_revocations", [q.within("pass_id", q.passes)])
+
+
+def _peer_quarantine(db: sqlite_utils.Database, q: _Query) -> list[dict[str, Any]]:
+    return _rows(db, "peer_quarantine", [q.household_is("household"), q.named("holder")])
+
+
+def _compound(db: sqlite_utils.Database, q: _Query) -> list[dict[str, Any]]:
+    return _rows(db, "compound_households", [q.household_is("household")])
+
+
+def _vehicles(db: sqlite_utils.Database, q: _Query) -> list[dict[str, Any]]:
+    parts = [q.within("plate", q.person.plates), q.household_is("household")]
+    return _rows(db, "resident_vehicles", parts)
+
+
+@dataclass(frozen=True)
+class _Forget:
+    """What ``forget`` does with a store's rows (``stamp``: the chained rows' ``purged_at``)."""
+
+    person: Person
+    stamp: str
+    today: date
+
+
+_Forgetting = Callable[[sqlite_utils.Database, str, list[int], _Forget], int]
+
+
+def _in(ids: list[int]) -> str:
+    return json.dumps(ids)
+
+
+def _empty_chained(db: sqlite_utils.Database, table: str, ids: list[int], f: _Forget) -> int:
+    """As retention nulls a row (``kiosk.store.purge_rows``): the personal fields, stamped."""
+    personal = (
+        hashchain.EVENT_PERSONAL_FIELDS if table == "events" else hashchain.AUDIT_PERSONAL_FIELDS
+    )
+    sets = ", ".join(f"{p} = NULL" for p in personal)
+    cursor = db.execute(
+        f"UPDATE {table} SET {sets}, purged_at = ?"  # noqa: S608
+        " WHERE seq IN (SELECT value FROM json_each(?)) AND purged_at IS NULL",
+        [f.stamp, _in(ids)],
+    )
+    return int(cursor.rowcount)
+
+
+def _delete(db: sqlite_utils.Database, table: str, ids: list[int], f: _Forget) -> int:
+    cursor = db.execute(
+        f'DELETE FROM "{table}" WHERE rowid IN (SELECT value FROM json_each(?))',  # noqa: S608
+        [_in(ids)],
+    )
+    return int(cursor.rowcount)
+
+
+def _update(sets: str, *, delete_whole: bool = False) -> _Forgetting:
+    """Empty ``sets`` of the rows (each ``?`` is the stamp); ``delete_whole``: delete them
+    instead when a whole household is forgotten."""
+
+    def run(db: sqlite_utils.Database, table: str, ids: list[int], f: _Forget) -> int:
+        if delete_whole and f.person.whole_household:
+            return _delete(db, table, ids, f)
+        args = [f.stamp] * sets.count("?")
+        cursor = db.execute(
+            f'UPDATE "{table}" SET {sets}'  # noqa: S608
+            " WHERE rowid IN (SELECT value FROM json_each(?))",
+            [*args, _in(ids)],
+        )
+        return int(cursor.rowcount)
+
+    return run
+
+
+def _is_in_force(column: str) -> Callable[[Mapping[str, Any], date], bool]:
+    def active(row: Mapping[str, Any], today: date) -> bool:
+        return str(row.get(column) or "") >= today.isoformat()
+
+    return active
+
+
+@dataclass(frozen=True)
+class Rule:
+    """How one store answers for a person: ``find`` their rows; ``forget`` them (None: kept,
+    ``does`` says why); ``active``: a row still in force, which ``forget`` refuses unforced."""
+
+    find: Callable[[sqlite_utils.Database, _Query], list[dict[str, Any]]]
+    forget: _Forgetting | None
+    does: str
+    active: Callable[[Mapping[str, Any], date], bool] | None = None
+
+
+_SALTS = "a key, no person's value: deleted once its day holds no personal field (shred_salts)"
+#: One rule for every store ``kiosk.retention.STORES`` says holds personal data, in the order
+#: they are searched (a returnee's checks after the returnee).
+RULES: Mapping[str, Rule] = {
+    "events": Rule(_events, _empty_chained, "personal fields nulled, purged_at set"),
+    "audit": Rule(_audit, _empty_chained, "detail nulled, purged_at set"),
+    "digest_salts": Rule(_none, None, _SALTS),
+    "meta": Rule(_none, None, _SALTS),
+    "list_revocations": Rule(
+        _revocations,
+        _update(
+            "reason = '', bundle_reason = CASE WHEN bundle_reason IS NULL THEN NULL ELSE '' END"
+        ),
+        "reason emptied; stays revoked",
+    ),
+    "list_quarantine": Rule(_quarantine, _delete, "deleted", _is_in_force("until_date")),
+    "list_households": Rule(
+        _households,
+        _update("note = ''", delete_whole=True),
+        "the whole household's row deleted, else the note emptied",
+        _is_in_force("observation_until"),
+    ),
+    "obs_people": Rule(
+        _returnees,
+        _update("name = '', household = '', phone = '', origin = '', note = '', purged_at = ?"),
+        "personal fields emptied (the id, dates and statuses stay)",
+        lambda row, _today: row.get("status") == "observing",
+    ),
+    "obs_checks": Rule(_of_returnees("obs_checks"), _delete, "deleted"),
+    "obs_acks": Rule(_of_returnees("obs_acks"), _delete, "deleted"),
+    "service_requests": Rule(
+        _services,
+        _update("household = '', note = '', purged_at = ?"),
+        "household and note emptied",
+        lambda row, _today: row.get("state") not in ("done", "cancelled"),
+    ),
+    "peer_passages": Rule(_by_pass_or_household("peer_passages"), _delete, "deleted"),
+    "peer_revocations": Rule(
+        _peer_revocations, None, "kept: another gate's void of the card (until its page drops it)"
+    ),
+    "peer_quarantine": Rule(
+        _peer_quarantine,
+        _delete,
+        "deleted (until that gate's next page)",
+        _is_in_force("until_date"),
+    ),
+    "compound_households": Rule(
+        _compound, None, "kept: the compound map's flat, not its people (the next map import)"
+    ),
+    "resident_vehicles": Rule(_vehicles, _delete, "deleted (until the next vehicle import)"),
+}
+#: The stores whose change the daemon's lists snapshot must read again (``mark_purged``).
+_LIST_TABLES = frozenset({"list_revocations", "list_quarantine", "list_households"})
+
+
+@dataclass(frozen=True)
+class Found:
+    """A person's rows, by store (only stores with rows), and the passes found to be theirs."""
+
+    person: Person
+    rows: Mapping[str, list[dict[str, Any]]]
+    passes: tuple[str, ...]
+    active: Mapping[str, int]
+
+    def counts(self) -> dict[str, int]:
+        return {table: len(rows) for table, rows in self.rows.items()}
+
+    def as_dict(self) -> dict[str, Any]:
+        """The resident's copy: every row (JSON columns read as JSON, the rowid left out)."""
+        stores = {t: [_readable(r) for r in rows] for t, rows in self.rows.items()}
+        return {
+            "keys": self.person.kinds(),
+            "counts": self.counts(),
+            "passes": list(self.passes),
+            "active": dict(self.active),
+            "stores": stores,
+        }
+
+
+def _readable(row: Mapping[str, Any]) -> dict[str, Any]:
+    out = {}
+    for column, value in row.items():
+        if column == "_rowid":
+            continue
+        if column in ("person", "detail", "reasons", "flags") and isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except ValueError:
+                pass
+        out[column] = value
+    return out
+
+
+def _passes(db: sqlite_utils.Database, person: Person, today: date) -> tuple[str, ...]:
+    """The person's passes: those given, those of their passages (the holder is the name, or
+    the household forgotten whole), those issued to them at the console. Never a pass of a
+    row that only mentions them (a guard's note on another's passage): revoking that one
+    would shut out someone else."""
+    q = _Query(person, (), today)
+    found = set(person.pass_ids)
+    theirs = [q.named("holder"), q.household_is("household")]
+    found |= {r["pass_id"] for r in _rows(db, "events", theirs) if r.get("pass_id")}
+    issued = [q.named("json_extract(detail, '$.holder')", "json_extract(detail, '$.household')")]
+    issued += [q.household_is("json_extract(detail, '$.household')")]
+    for row in _rows(db, "audit", issued, " AND action = 'pass_issued'"):
+        try:
+            pass_id = json.loads(row.get("detail") or "{}").get("pass_id")
+        except (ValueError, AttributeError):
+            continue
+        if isinstance(pass_id, str) and _PASS_ID.match(pass_id):
+            found.add(pass_id)
+    return tuple(sorted(found))
+
+
+def find(db: sqlite_utils.Database, person: Person, today: date) -> Found:
+    """Every row of every store holding ``person``'s data; ``today``: the site's local day
+    (what is still in force). ``PersonError`` when no store holds any."""
+    q = _Query(person, _passes(db, person, today), today)
+    active: dict[str, int] = {}
+    for table, rule in RULES.items():
+        rows = rule.find(db, q)
+        if rows:
+            q.found[table] = rows
+        if rule.active is not None and rule.forget is not None:
+            n = sum(1 for r in rows if rule.active(r, today))
+            if n:
+                active[table] = n
+    if not q.found:
+        raise PersonError(
+            f"no store of this gate holds anyone by these keys ({', '.join(person.kinds())}):"
+            " nothing to show or forget (check the spelling; a purged row names nobody)"
+        )
+    return Found(person, q.found, q.passes, active)
+
+
+def show(store: Store, person: Person, today: date, actor: str) -> Found:
+    """``find``, and the audit row saying it was done (the kinds of key, the counts)."""
+    found = find(store.reader(), person, today)
+    store.audit(actor, SHOW_ACTION, {"keys": person.kinds(), "rows": found.counts()})
+    return found
+
+
+def text_of(found: Found) -> str:
+    """The readable form of ``found`` for the resident: a heading a store, a line a row."""
+    lines = [f"Data held about one person (keys: {', '.join(found.person.kinds())})", ""]
+    for table, rows in found.rows.items():
+        lines.append(f"{table} ({len(rows)} rows):")
+        for row in rows:
+            shown = _readable(row)
+            parts = [f"{k}: {json.dumps(v, ensure_ascii=False)}" for k, v in shown.items()]
+            lines.append("  - " + "; ".join(p for p in parts if not p.endswith(": null")))
+        lines.append("")
+    if found.passes:
+        lines.append(f"passes: {', '.join(found.passes)}")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def seq_ranges(seqs: Iterable[int]) -> str:
+    """``[1, 2, 3, 4, 9]`` as ``1-4,9``: what the gate prints and ``parse_seqs`` reads."""
+    out: list[str] = []
+    run: list[int] = []
+    for seq in sorted(set(seqs)):
+        if run and seq == run[-1] + 1:
+            run.append(seq)
+            continue
+        if run:
+            out.append(str(run[0]) if len(run) == 1 else f"{run[0]}-{run[-1]}")
+        run = [seq]
+    if run:
+        out.append(str(run[0]) if len(run) == 1 else f"{run[0]}-{run[-1]}")
+    return ",".join(out)
+
+
+def _unique_stamp(db: sqlite_utils.Database, now: datetime) -> str:
+    """``now`` as a ``purged_at`` no row carries yet (``verify`` counts this forget's rows by
+    it): a microsecond later while one does."""
+    from datetime import timedelta
+
+    when = now
+    while True:
+        stamp = format_ts(when)
+        taken = db.execute(
+            "SELECT 1 FROM events WHERE purged_at = ? UNION ALL"
+            " SELECT 1 FROM audit WHERE purged_at = ? LIMIT 1",
+            [stamp, stamp],
+        ).fetchone()
+        if taken is None:
+            return stamp
+        when += timedelta(microseconds=1)
+
+
+def _revoke(db: sqlite_utils.Database, passes: Sequence[str], now: datetime, actor: str) -> int:
+    """A revocation without a reason for each pass not revoked yet; returns how many."""
+    added = 0
+    for pass_id in passes:
+        cursor = db.execute(
+            "INSERT OR IGNORE INTO list_revocations (pass_id, reason, revoked_at, source, actor)"
+            " VALUES (?, '', ?, 'guard', ?)",
+            [pass_id, now.isoformat(), actor],
+        )
+        added += int(cursor.rowcount)
+    return added
+
+
+@dataclass(frozen=True)
+class Forgotten:
+    """What ``forget`` did: rows by store, passes revoked, whether the WAL was wiped."""
+
+    rows: Mapping[str, int]
+    passes_revoked: int
+    salts_shredded: int
+    wal_wiped: bool
+    purged_at: str
+    #: The events emptied, as ranges (``seq_ranges``): what the office empties in its copy
+    #: (``kiosk fleet forget``). Not in the audit row: counts only there.
+    events_seqs: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "rows": dict(self.rows),
+            "passes_revoked": self.passes_revoked,
+            "salts_shredded": self.salts_shredded,
+            "wal_wiped": self.wal_wiped,
+            "purged_at": self.purged_at,
+            "events_seqs": self.events_seqs,
+        }
+
+
+def forget(
+    store: Store,
+    person: Person,
+    now: datetime,
+    *,
+    actor: str,
+    tz: ZoneInfo | str = "UTC",
+    quota_cfg: QuotaConfig | None = None,
+    force: bool = False,
+) -> Forgotten:
+    """Remove ``person``'s data from every store, ahead of retention, the way retention does
+    (module docstring); one audit row with the counts. ``PersonError`` (nobody found) or
+    ``PersonActive`` (something still in force, unless ``force``): nothing done."""
+    zone = tz if isinstance(tz, ZoneInfo) else ZoneInfo(tz)
+    today = now.astimezone(zone).date()
+    found = find(store.reader(), person, today)
+    if found.active and not force:
+        raise PersonActive(found.active)
+    _freeze(store, zone, quota_cfg, now)
+
+    def apply(db: sqlite_utils.Database) -> Forgotten:
+        again = find(db, person, today)  # in the transaction: what is there now
+        stamp = _unique_stamp(db, now)
+        rows = _forget_rows(db, again, _Forget(person, stamp, today))
+        revoked = _revoke(db, again.passes, now, actor)
+        if revoked or _LIST_TABLES & set(rows):
+            mark_purged(db, now)  # every process reads its lists snapshot again
+        shredded = shred_salts(db, now)
+        owe_wipe(store, db)
+        seqs = seq_ranges(int(r["seq"]) for r in again.rows.get("events", []))
+        return Forgotten(rows, revoked, shredded, False, stamp, seqs)
+
+    def detail(done: Forgotten) -> dict[str, Any]:
+        counts = {"events": 0, "audit": 0, **done.rows}
+        extra = {"passes_revoked": done.passes_revoked, "forced": bool(found.active)}
+        return {"keys": person.kinds(), "purged_at": done.purged_at, "rows": counts, **extra}
+
+    done = store.submit_audited(apply, actor, FORGET_ACTION, detail)
+    wiped = wipe_removed(store)
+    return replace(done, wal_wiped=wiped)
+
+
+def _freeze(store: Store, zone: ZoneInfo, quota_cfg: QuotaConfig | None, now: datetime) -> None:
+    """The complete days' reports first, as retention freezes them: a nulled household would
+    otherwise drop out of a past day's counts. Only on a synchronised clock (retention's
+    rule): one ahead would freeze today's half day as complete. On another, the days not
+    frozen yet count the forgotten passages without their household."""
+    clock: Clock | None = getattr(store, "clock", None)
+    if clock is None or not clock.synced():
+        return
+    frozen: set[date] = set()
+    while days := set(freeze_days(store, zone, quota_cfg, now, max_days=2)):
+        if days & frozen:  # stamped on again meanwhile: the next purge's to freeze
+            return
+        frozen |= days
+
+
+def _forget_rows(db: sqlite_utils.Database, found: Found, f: _Forget) -> dict[str, int]:
+    """Each store's rule on its rows (in the caller's transaction); rows by store."""
+    done: dict[str, int] = {}
+    for table, rule in RULES.items():
+        rows = found.rows.get(table)
+        if not rows or rule.forget is None:
+            continue
+        ids = [int(r["seq"] if table in ("events", "audit") else r["_rowid"]) for r in rows]
+        done[table] = rule.forget(db, table, ids, f)
+    return done
