@@ -98,7 +98,7 @@ def see_the_resident(core: Core, app, clock: FakeClock) -> None:
                 done = post(guard, path, guard.csrf, temp_c="36.5", **form)
             assert done.status_code == 303 and "err" not in done.headers["location"], path
         lists = (
-            ("revocations", {"pass_id": pass_id, "reason": f"{NAME} lost it"}),
+            ("revocations", {"pass_id": pass_id, "note": f"{NAME} lost it"}),
             (
                 "quarantine",
                 {
