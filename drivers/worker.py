@@ -4,7 +4,13 @@ joins, so a stopped device has no thread left behind.
 
 A loop that waits in ``poll()`` on a device registers ``wake_fd`` beside it: ``stop()`` makes
 it readable, so the wait ends at once instead of at its timeout (a reader stopped at every
-reload or shutdown waited out its read, on the Pi too)."""
+reload or shutdown waited out its read, on the Pi too).
+
+A worker starts again once stopped (a fake module's replug), with its flag cleared and a
+fresh pipe. Not while its last loop is still running (a stop that gave up waiting, a call
+stuck in a driver): clearing the flag would set that loop going again, on a pipe its stop
+left readable for good (a spin), beside the new one; ``start`` refuses (``RuntimeError``)
+and a later ``stop`` waits for that loop again."""
 
 from __future__ import annotations
 
@@ -25,6 +31,12 @@ class Worker:
         self._wake_w: int | None = None
 
     def start(self, target: Callable[..., object], *args: object) -> None:
+        """Run ``target(*args)`` in the worker's thread; ``RuntimeError`` while a loop runs."""
+        if self._thread is not None and self._thread.is_alive():
+            said = "already running" if self._wake_w is not None else "stopped, has not ended"
+            raise RuntimeError(f"worker {self.name}: its loop is {said}")
+        if self._wake_w is not None:  # a loop that ended by itself, never stopped
+            os.close(self._wake_w)
         self.stopping.clear()
         wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self.wake_fd = wake_r
@@ -34,7 +46,8 @@ class Worker:
         self._thread.start()
 
     def stop(self, timeout_s: float = 2.0) -> None:
-        """Ask the loop to end, wake its wait, and wait for it, at most ``timeout_s``."""
+        """Ask the loop to end, wake its wait, and wait for it, at most ``timeout_s`` (a loop
+        still running then is kept: ``start`` refuses until it ends, a stop waits again)."""
         self.stopping.set()
         self.wake_fd = None
         if self._wake_w is not None:
@@ -44,7 +57,8 @@ class Worker:
             self._wake_w = None
         if self._thread is not None:
             self._thread.join(timeout=timeout_s)
-            self._thread = None
+            if not self._thread.is_alive():
+                self._thread = None
 
 
 def _loop(wake_r: int, target: Callable[..., object], args: tuple[object, ...]) -> None:
