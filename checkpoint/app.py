@@ -52,9 +52,9 @@ from kiosk.tokens import TokenStore
 if TYPE_CHECKING:
     from checkpoint.peers import PeerSync
     from checkpoint.server import EdgeServer
-    from kiosk.auditing import HeldRows
     from office.listsync import ListSync
     from ui.guard.community.common import Pending
+    from ui.guard.deps import Guard
 
 log = logging.getLogger(__name__)
 
@@ -341,8 +341,12 @@ class Daemon:
         #: The Pi's power and heat, read every ``pi_health.poll_s`` off the loop.
         self._pi_power: PowerWatch | None = None
         self._pi_power_task: asyncio.Task[None] | None = None
-        #: The console's audit rows held during a storage outage (``kiosk.auditing.HeldRows``).
-        self._held: HeldRows | None = None
+        #: The guard console's state once started (``ui.guard.deps.Guard``): its audit rows
+        #: held during a storage outage and its counted refused sign-ins (``checks_once``).
+        self.guard: Guard | None = None
+        self._rows_failures = RepeatedFailure(
+            log, "writing the console's audit rows due failed; will retry", "they are written again"
+        )
         #: The console's import previews (names, households, plates of a sheet not applied
         #: yet): the hourly purge drops the expired ones (``purge_once``).
         self.previews: Pending | None = None
@@ -373,7 +377,7 @@ class Daemon:
         from checkpoint.server import build_server
 
         app = create_app(self.core)
-        self._held = app.state.guard.held
+        self.guard = app.state.guard
         self.previews = app.state.community_imports
         web = self.core.config.web
         self._server = build_server(app, web)
@@ -396,7 +400,7 @@ class Daemon:
             self._watchdog.start()
         self._purge_task = asyncio.create_task(self._purge_loop(), name="retention")
         await self._watch_pi_power()
-        self._lists_task = asyncio.create_task(self._lists_loop(), name="lists")
+        self._lists_task = asyncio.create_task(self._checks_loop(), name="checks")
         if self.core.config.fleet.lists_url:  # else not even imported: httpx is ~5 MB
             from office.listsync import ListSync
 
@@ -441,8 +445,9 @@ class Daemon:
         await self.core.runner.stop()
         if self._pi_power is not None:  # an open spell's end, written while the log is open
             await asyncio.to_thread(self._pi_power.close)
-        if self._held is not None:  # one last try; what is left is said in the log
-            await asyncio.to_thread(self._held.close, self.core.store)
+        if self.guard is not None:  # one last try; what is left is said in the log
+            await self.console_rows(stopping=True)
+            await asyncio.to_thread(self.guard.held.close, self.core.store)
         await asyncio.to_thread(record_stop, self.core)
         await asyncio.to_thread(self.core.devices.close)
         await asyncio.to_thread(self.core.store.close)
@@ -494,12 +499,34 @@ class Daemon:
                 log.exception("retention purge failed; will retry")
             await asyncio.sleep(PURGE_CHECK_S)
 
-    async def _lists_loop(self) -> None:
-        """Put in force the lists another process changed (``kiosk lists import --apply``
-        beside the daemon), within ``LISTS_CHECK_S``."""
+    async def _checks_loop(self) -> None:
+        """``checks_once`` every ``LISTS_CHECK_S``."""
         while True:
             await asyncio.sleep(LISTS_CHECK_S)
-            await asyncio.to_thread(self.lists_check)
+            await self.checks_once()
+
+    async def checks_once(self) -> None:
+        """Put in force the lists another process changed (``kiosk lists import --apply``
+        beside the daemon); write the console's audit rows due (``console_rows``: a burst of
+        refused sign-ins counted, once its minute is over, not at the next console action)."""
+        await asyncio.to_thread(self.lists_check)
+        await self.console_rows()
+
+    async def console_rows(self, *, stopping: bool = False) -> None:
+        """The console's audit rows due, written (``ui.guard.deps.flush_held``): those held
+        during a storage outage, then the count of each minute over whose refused sign-ins
+        were not written each, and at the stop (``stopping``) the minute in progress's. A
+        failure is logged once per kind (``RepeatedFailure``); the rows wait for the next."""
+        if self.guard is None:
+            return
+        from ui.guard.deps import flush_held
+
+        try:
+            await flush_held(self.guard, stopping=stopping)
+        except Exception as exc:
+            self._rows_failures.failed(exc)
+        else:
+            self._rows_failures.worked()
 
     def lists_check(self) -> None:
         """``lists_once``, its failure logged once per kind of error (the loop tries again

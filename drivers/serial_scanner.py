@@ -62,7 +62,8 @@ class _PortIO:
     daemon (LAN connections, ``LimitNOFILE=8192``) reopening a re-plugged scanner would read
     nothing for good. A POSIX port (one with its descriptor ``fd``) is read and written here,
     through the descriptor pyserial opened non-blocking; any other (``loop://``, a test's
-    port) through its own methods."""
+    port) through its own methods, its read ended by a stop through its ``cancel_read``
+    (``cancel``: the worker's ``wake_also``)."""
 
     #: Bytes read at most per read (a line is bounded by the pipeline anyway).
     READ_BYTES = 4096
@@ -80,7 +81,8 @@ class _PortIO:
 
     def read(self, wait_ms: int) -> bytes:
         """What has come, after waiting ``wait_ms`` at most; ``OSError`` when the port is gone.
-        (A port that is not POSIX waits as long as its own read timeout says.)"""
+        (A port that is not POSIX waits as long as its own read timeout says, or until
+        ``cancel``.)"""
         if self._fd is None or self._poll is None:
             return bytes(self._ser.read(max(1, self._ser.in_waiting)))
         if all(ready != self._fd for ready, _ in self._poll.poll(wait_ms)):
@@ -92,6 +94,17 @@ class _PortIO:
         if not data:  # readable with nothing to read: a USB-CDC module unplugged
             raise OSError("device reports readiness to read but returned no data (unplugged?)")
         return data
+
+    def cancel(self) -> None:
+        """End the wait of a read of a port that is not POSIX, now or the next one begun (a
+        POSIX port's ends through the wake-up pipe); a port that cannot, or is closed, waits
+        out its timeout. Never raises (a stop calls it from another thread)."""
+        cancel = getattr(self._ser, "cancel_read", None)
+        if self._fd is None and callable(cancel):
+            try:
+                cancel()
+            except Exception:  # noqa: BLE001 - a port closed or full: its read ends anyway
+                log.debug("a stop could not cancel the read of a port", exc_info=True)
 
     def write(self, data: bytes) -> None:
         """``data`` sent now, or ``OSError`` (a port that takes no byte is not answering)."""
@@ -186,6 +199,7 @@ class SerialScanner(LineScanner[Any]):
     def _begin(self, ser: Any) -> None:
         self.pipeline.assembler.reset()
         self._io = _PortIO(ser, self._wake_fd)
+        self._worker.wake_also(self._io.cancel)
         self._held = b""
         self._unanswered = 0  # triggers sent since the last acknowledgement
         self._next_trigger_ns = self._clock.monotonic_ns()

@@ -29,10 +29,11 @@ plate cannot be checked against the list. Counts only: no names, households or p
 which gates' ledgers are in it and which are missing, and a sheet by gate).
 
 A file in another language than its codes (``words``: the report's words in one language,
-``ui.report_words``; the core holds no words of its own) keeps every code, number and date
-where it was and adds words: ``worded`` writes a sheet's header in words and appends a column
-of words for each column of codes (category, item, reason); ``worded_sheets`` names the
-sheets in words too.
+``ui.report_words``; the core holds no words of its own; a gate's files are
+``kiosk.stats.report_file``, the district's ``office.district``) keeps every code, number
+and date where it was and adds words: ``worded`` writes a sheet's header in words and
+appends a column of words for each column of codes (category, item, reason);
+``worded_sheets`` names the sheets in words too.
 """
 
 from __future__ import annotations
@@ -257,9 +258,10 @@ def _flatten(value: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]
     return out
 
 
-def report_csv(report: Mapping[str, Any], words: Words | None = None) -> str:
-    rows = report_rows(report)
-    return write_csv(rows if words is None else worded(rows, words))
+def report_csv(report: Mapping[str, Any]) -> str:
+    """``report_rows`` as CSV text, labelled by their codes (a gate's file, in the office's
+    language too, is ``kiosk.stats.report_file``)."""
+    return write_csv(report_rows(report))
 
 
 def csv_file(text: str) -> bytes:
@@ -295,9 +297,10 @@ def report_sheets(report: Mapping[str, Any]) -> dict[str, list[list[Any]]]:
     return sheets
 
 
-def report_xlsx(report: Mapping[str, Any], words: Words | None = None) -> bytes:
-    sheets = report_sheets(report)
-    return write_xlsx(sheets if words is None else worded_sheets(sheets, words))
+def report_xlsx(report: Mapping[str, Any]) -> bytes:
+    """``report_sheets`` as a workbook, labelled by their codes (a gate's file, in the
+    office's language too, is ``kiosk.stats.report_file``)."""
+    return write_xlsx(report_sheets(report))
 
 
 #: A report's words in one language (``ui.report_words``): the text of a key (``sheet.NAME``,

@@ -60,7 +60,7 @@ from .queries import boot_offsets, clock_of, held_dated, read_clocks
 from .schema import sql_migrations
 from .snapshots import LatestRead
 from .typed import typed
-from .wipe import owe_wipe, wipe_if_owed, wipe_removed
+from .wipe import owe_wipe, wipe_if_owed
 
 log = logging.getLogger(__name__)
 
@@ -1067,6 +1067,16 @@ def _personal_values(db: sqlite_utils.Database) -> set[tuple[str, tuple[Any, ...
     }
 
 
+def _drops_personal(table: str, before: Mapping[str, Any] | None, after: Mapping[str, Any]) -> bool:
+    """Whether ``after`` written over ``before`` (a row of ``table``; None: an entry added)
+    drops a personal value it held (``_PERSONAL_COLUMNS``): its old page images keep it. A
+    value written as it was, or given where there was none, drops nothing."""
+    if before is None:
+        return False
+    columns = _PERSONAL_COLUMNS[table].split(", ")
+    return any(before[c] not in (None, "", after.get(c)) for c in columns)
+
+
 #: The ``list_meta`` key a retention purge that changed the lists stamps (``mark_purged``).
 RETENTION_KEY = "retention_purged_at"
 
@@ -1514,17 +1524,18 @@ class ListStore:
         def apply(db: sqlite_utils.Database, now: datetime) -> None:
             record = self._household_row(row, "guard", actor, now)
             record["household"] = _held_spelling(db, row.household)
+            before = _household_entry(db, row.household)
             if seen is not None:
-                before = _household_entry(db, row.household)
                 if before is None and seen != NEW_ENTRY:
                     raise ListError(f"household {row.household!r} is not in the ledger")
                 if before is not None and seen != entry_version("households", before):
                     raise ListChanged(_changed("list_households", before["household"], before))
             db.table("list_households").upsert(record, pk="household")
+            if _drops_personal("list_households", before, record):
+                owe_wipe(self._store, db)  # its note or observation date as they were
 
         detail = {"household": row.household, "observation_until": _iso(row.observation_until)}
-        # An entry replaced: its note and observation date as they were are removed.
-        return self._guard_edit(apply, actor, "lists.household_set", detail, removes=True)
+        return self._guard_edit(apply, actor, "lists.household_set", detail)
 
     def household_entry(self, household: str) -> dict[str, Any] | None:
         """The households list's entry for ``household`` as stored (a row of
@@ -1782,9 +1793,10 @@ class ListStore:
             if why is not None:
                 raise ListError(why)
             db.table(table).delete(key)
+            owe_wipe(self._store, db)  # the entry's personal values, in the WAL's old frames
             return also(db, found) if also is not None else {}
 
-        return self._guard_edit(apply, actor, _DELETE_ACTIONS[table], {pk: key}, removes=True)
+        return self._guard_edit(apply, actor, _DELETE_ACTIONS[table], {pk: key})
 
     def _guard_edit(
         self,
@@ -1792,12 +1804,12 @@ class ListStore:
         actor: str,
         action: str,
         detail: dict[str, Any],
-        *,
-        removes: bool = False,
     ) -> Lists:
         """Apply a guard's edit at the clock's now, stamp the lists as the guard's, audit it.
-        ``removes``: the edit removes personal data (an entry, or what it said), whose old
-        page images the WAL keeps: wiped after the commit (``kiosk.wipe``)."""
+        An ``apply`` that removes or rewrites personal data (an entry, or what it said) owes
+        a wipe in its transaction (``owe_wipe``): the old page images the WAL keeps are wiped
+        after the commit (``kiosk.wipe``). One that only adds owes none: a wipe checkpoints
+        the whole WAL on the writer."""
         now = self._clock.now()
         if not isinstance(actor, str) or not actor.strip():
             raise ListError("every list change needs the name of who made it")
@@ -1805,14 +1817,11 @@ class ListStore:
         def write(db: sqlite_utils.Database) -> Any:
             more = apply(db, now)
             _set_meta(db, {"updated_at": now.isoformat(), "source": "guard"})
-            if removes:
-                owe_wipe(self._store, db)
             return more
 
         def said(more: Any) -> dict[str, Any]:  # what the edit did beyond ``detail``
             return detail | more if isinstance(more, dict) else detail
 
         audited_write(self._store, write, actor, action, said)
-        if removes:
-            wipe_removed(self._store)
+        wipe_if_owed(self._store)
         return self.load()

@@ -177,7 +177,7 @@ def test_the_daemon_writes_held_rows_at_its_stop_or_says_they_are_lost(
         core = await asyncio.to_thread(build_core, _config(), data_dir)
         daemon = Daemon(core, notifier=Notifier(None))
         await daemon.start()
-        daemon._held.hold("alice", "guard_login", {"outcome": "ok"}, START, essential=True)
+        daemon.guard.held.hold("alice", "guard_login", {"outcome": "ok"}, START, essential=True)
         failing = (
             contextlib.nullcontext() if storage_works else storage_failing(core.store, "audit")
         )

@@ -83,6 +83,25 @@ def test_a_household_taken_off_the_ledger_or_its_note_rewritten_leaves_no_note(l
     assert files_holding(log, NAME) == {}
 
 
+def test_an_entry_added_or_written_again_as_it_was_owes_no_wipe(lists, log, monkeypatch):
+    """Adding a household (none there to replace) owed a WAL wipe as if it removed one: a
+    checkpoint of the whole WAL on the writer at every new entry. Only a change that removes
+    or rewrites personal data owes one; an added revocation, quarantine or household does not,
+    nor an entry written again with its personal values as they were (only its count) or
+    given one it lacked."""
+    wipes: list[int] = []
+    real = log.wipe_wal
+    monkeypatch.setattr(log, "wipe_wal", lambda: wipes.append(1) or real())
+    lists.set_household("7-1404", "guard Li", residents=3, note=NOTE)
+    lists.set_household("7-1404", "guard Wu", residents=4, note=NOTE)
+    lists.set_household("7-1404", "guard Li", 4, observation_until="2026-03-20", note=NOTE)
+    lists.revoke("c0ffee000001", NOTE, "guard Li")
+    lists.add_quarantine("7-1404", NAME, "2026-03-01", "2026-03-14", "guard Li", note=NOTE)
+    assert (wipes, owed(log)) == ([], False)
+    lists.set_household("7-1404", "guard Li", 4, observation_until="2026-03-27", note=NOTE)
+    assert (wipes, owed(log)) == ([1], False)  # its observation date as it was: rewritten
+
+
 def test_a_lifted_revocation_leaves_no_reason(lists, log):
     lists.revoke("c0ffee000001", NOTE, "guard Li")
     assert files_holding(log, NAME)

@@ -15,7 +15,6 @@ from guard_support import console_fixtures
 
 from checkpoint.cli import main
 from kiosk import lists, stats
-from kiosk.categories import report_csv, report_xlsx
 from kiosk.clock import FakeClock
 from kiosk.config import parse_config
 from kiosk.ledgers import MIGRATIONS
@@ -36,6 +35,12 @@ def _rows(text: str) -> list[list[str]]:
     return list(csv.reader(io.StringIO(text.removeprefix("\ufeff"))))
 
 
+def _file_rows(report: dict, words=None) -> list[list[str]]:
+    """The rows of ``report``'s CSV as the office gets it (``kiosk.stats.report_file``, what
+    ``kiosk report`` and the console write), labelled by ``words``."""
+    return _rows(stats.report_file(report, "csv", words).decode("utf-8"))
+
+
 @pytest.fixture
 def gate_log(tmp_path):
     """A gate's log with a day: a resident in at 09:00, a fever at 10:00."""
@@ -54,15 +59,15 @@ def test_a_report_file_in_chinese_keeps_its_codes_and_adds_the_words(gate_log):
     ``daily report``...), while the office's clerks read Chinese. In zh-CN the header and the
     sheets are in Chinese and the words stand beside the codes, which stay where they were."""
     report = stats.daily_report(gate_log.reader(), DAY, TZ)
-    english = _rows(report_csv(report))
+    english = _file_rows(report)
     assert english[0] == ["category", "item", "value"]
     assert ["people", "in", "1"] in english and len(english[1]) == 3  # as before
-    chinese = _rows(report_csv(report, ZH))
+    chinese = _file_rows(report, ZH)
     assert chinese[0] == ["类别代码", "项目代码", "数值", "类别", "项目"]
     assert ["people", "in", "1", "人员进出", "进入"] in chinese
     assert ["decisions", "deny", "1", "判定", "拒绝"] in chinese
     assert [r[:3] for r in chinese[1:]] == english[1:]  # the data as a script reads it
-    book = openpyxl.load_workbook(io.BytesIO(report_xlsx(report, ZH)))
+    book = openpyxl.load_workbook(io.BytesIO(stats.report_file(report, "xlsx", ZH)))
     assert book.sheetnames == ["日报", "按小时", "按原因"]
     reasons = list(book["按原因"].iter_rows(values_only=True))
     assert reasons[0] == ("原因代码", "记录条数", "原因") and ("fever", 1, "体温偏高") in reasons
@@ -154,7 +159,7 @@ def test_the_report_splits_the_day_by_the_staffed_hours(tmp_path):
     assert staffing["unstaffed"]["events"] == 3
     assert staffing["unstaffed"]["by_decision"] == {"deny": 1, "manual_pass": 1, "pass": 1}
     assert staffing["unstaffed"]["passages"] == {"total": 2, "passed": 2, "denied": 0}
-    rows = _rows(report_csv(report, ZH))
+    rows = _file_rows(report, ZH)
     assert ["staffing", "hours", "08:30-17:30", "值守", "值守时段"] in rows
     passed = [
         "staffing",
@@ -240,7 +245,7 @@ def test_the_report_names_the_restarts_and_the_faults_the_office_only_saw_as_few
     quiet = stats.daily_report(log.reader(), DAY + timedelta(days=1), TZ)["downtime"]
     assert quiet["boots"] == 0 and quiet["restart_minutes"] == 24 * 60  # down all day
     assert quiet["restarts"][0]["booted"] == "2026-02-14T05:59:30+08:00"
-    rows = _rows(report_csv(stats.daily_report(log.reader(), DAY, TZ), ZH))
+    rows = _file_rows(stats.daily_report(log.reader(), DAY, TZ), ZH)
     assert ["downtime", "restarts.1.from", "2026-02-12T09:00:00+08:00", "停机与故障",
             "重启·1·停机前最后一条记录"] in rows  # fmt: skip
     assert next(r[:3] for r in rows if r[1] == "faults.1.reason") == [

@@ -250,6 +250,27 @@ def test_pyserial_loop_url_works_as_a_port(clock):
         scanner.stop()
 
 
+def test_stop_ends_the_wait_of_a_port_that_is_not_posix_at_once(clock):
+    """A port with no descriptor to poll (pyserial's ``loop://``, the fakes' and tests')
+    waited out its own read timeout at each stop (0.1 s; one waiting long outlived the stop's
+    2 s join, its thread still reading): the stop ends that read too (its ``cancel_read``)."""
+    import serial
+
+    port = serial.serial_for_url("loop://", timeout=60)  # a read waits for a minute
+    scanner = SerialScanner("loop://", clock, serial_factory=lambda url, **kw: port)
+    codes: queue.Queue = queue.Queue()
+    scanner.start(codes.put)
+    thread = scanner._worker._thread
+    try:
+        _wait_health(scanner, "ok")
+        port.write(PASS.encode() + b"\r")
+        assert codes.get(timeout=WAIT_S).text == PASS
+    finally:
+        scanner.stop()
+    assert thread is not None and not thread.is_alive()  # not the join's 2 s given up
+    assert scanner.health().state == "absent"
+
+
 def test_same_code_scanned_twice_within_the_holdoff_is_submitted_once(module, clock):
     scanner, codes, _ = _scanner(module.port, clock, decoder_cfg=DecoderConfig(holdoff_s=3))
     try:

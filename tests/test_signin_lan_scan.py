@@ -125,3 +125,57 @@ def test_the_count_tells_an_ipv6_64_as_one_sender_and_keeps_its_memory_bounded()
     assert detail["refused"] == 15
     assert detail["senders"] == 3 and detail["senders_at_least"] is True
     assert counted.due() == []  # taken once
+
+
+def _daemon(core, app):
+    """The daemon around the console ``app`` (what ``Daemon.start`` keeps of it), unstarted."""
+    from checkpoint.app import Daemon
+    from checkpoint.notify import Notifier
+
+    daemon = Daemon(core, notifier=Notifier(None))
+    daemon.guard = app.state.guard
+    return daemon
+
+
+def test_a_bursts_count_is_written_when_its_minute_ends_with_no_console_action(app, core, clock):
+    """Before: the count of a burst that had ended waited in memory for the next action on the
+    console (at night, hours; a restart meanwhile lost it). The daemon's check every few
+    seconds (the one that reloads the lists) writes it once its minute is over."""
+    import asyncio
+
+    from ui.auth import REFUSED_COUNTED
+
+    bound(app, clock, 1)
+    refused = app.state.guard.auth.refused_rows
+    assert [refused.refused(f"10.8.0.{i}") for i in range(3)] == [True, False, False]
+    daemon = _daemon(core, app)
+    asyncio.run(daemon.checks_once())
+    assert rows(core, REFUSED_COUNTED) == []  # its minute is not over
+    clock.advance(61)
+    asyncio.run(daemon.checks_once())
+    (counted,) = rows(core, REFUSED_COUNTED)
+    assert counted["detail"]["refused"] == 2 and counted["detail"]["senders"] == 2
+    asyncio.run(daemon.checks_once())
+    assert len(rows(core, REFUSED_COUNTED)) == 1  # written once
+
+
+def test_the_daemons_clean_stop_writes_the_count_of_the_minute_in_progress(app, core, clock):
+    """Before: refusals counted in the minute a stop came in (an update, a reboot) were lost
+    with the process, their row never written. The clean stop writes the count so far."""
+    import asyncio
+
+    from kiosk.store import EventLog
+    from ui.auth import REFUSED_COUNTED
+
+    bound(app, clock, 1)
+    refused = app.state.guard.auth.refused_rows
+    for i in range(4):
+        refused.refused(f"10.8.1.{i}")
+    clock.advance(20)  # the minute runs on
+    asyncio.run(_daemon(core, app).stop())
+    with EventLog(core.store.path, core.store.kiosk_id, clock) as log:
+        found = [a for a in log.audits() if a["action"] == REFUSED_COUNTED]
+        actions = [a["action"] for a in log.audits()]
+    (counted,) = found
+    assert counted["detail"]["refused"] == 3 and counted["actor"] == "-"
+    assert actions.index(REFUSED_COUNTED) < actions.index("daemon.stop")

@@ -24,7 +24,9 @@
   the injected clock; over ``web.login_attempts_per_min`` the address waits (HTTP 429).
 * The audit rows of refused sign-ins are bounded across the LAN (``RefusedRows``): past
   ``REFUSED_ROWS_PER_MIN`` in a minute they are counted, and one row says how many, from how
-  many senders (a scan from many addresses cannot fill the card or the guard's audit view).
+  many senders (a scan from many addresses cannot fill the card or the guard's audit view),
+  written once its minute is over (the daemon's check every few seconds, or the console's
+  next action) and at the daemon's clean stop (the minute in progress, its count so far).
 """
 
 from __future__ import annotations
@@ -571,17 +573,18 @@ class RefusedRows:
                 self._capped = True
             return False
 
-    def due(self) -> list[Change]:
+    def due(self, *, stopping: bool = False) -> list[Change]:
         """The rows of the minutes that are over whose refusals were counted (taken: the
-        caller writes them, or holds them when the storage fails)."""
+        caller writes them, or holds them when the storage fails); ``stopping`` (the
+        daemon's clean stop): the minute in progress ends now too, with its count so far."""
         with self._lock:
-            self._roll(self._clock.monotonic_ns())
+            self._roll(self._clock.monotonic_ns(), ending=stopping)
             rows, self._due = list(self._due), deque(maxlen=REFUSED_MINUTES_KEPT)
         return rows
 
-    def _roll(self, now: int) -> None:
-        """End the minute if it is over: its count (if any) waits in ``_due``."""
-        if self._start is None or now - self._start < _MINUTE_NS:
+    def _roll(self, now: int, *, ending: bool = False) -> None:
+        """End the minute if it is over (or ``ending``): its count (if any) waits in ``_due``."""
+        if self._start is None or (now - self._start < _MINUTE_NS and not ending):
             return
         if self._counted and self._span is not None:
             detail: dict[str, Any] = {

@@ -533,14 +533,15 @@ def write_row_first(request: Request) -> None:
     audited_write(guard(request).core.store, lambda _db: None, actor, action, lambda _: {})
 
 
-async def flush_held(g: Guard) -> None:
+async def flush_held(g: Guard, *, stopping: bool = False) -> None:
     """The rows held during a storage outage, written now if the storage takes them (before
     the request's own row, so the log keeps their order); then the count of each minute over
     whose refused sign-ins were not written each (``ui.auth.RefusedRows``), held in turn if
-    the storage fails."""
+    the storage fails. Before each console action, and by the daemon every few seconds and
+    at its clean stop (``stopping``: the minute in progress counted too)."""
     if len(g.held) or g.held.dropped:
         await asyncio.to_thread(g.held.flush, g.core.store)
-    for actor, action, detail in g.auth.refused_rows.due():
+    for actor, action, detail in g.auth.refused_rows.due(stopping=stopping):
         try:
             await g.core.store.audit_async(actor, action, detail)
         except StoreFault:
