@@ -15,8 +15,9 @@ request (``kiosk.peers.verify_page``); one that is not is ``forged``: refused, c
 alarm at once; one with no signature at all is ``unsigned`` (refused, counted and an alarm as
 well, and told apart: a peer without an issuer key or on an older release sends none).
 
-The poll is the backstop; news comes sooner. After each committed passing decision here
-and each row saying the gate did not open for a pass (the engine's ``not_opened`` message;
+The poll is the backstop; news comes sooner. After each committed passing decision here,
+each passing row written late (a guard's pass held through a storage fault) and each row
+saying the gate did not open for a pass (the engine's ``recorded`` message for both;
 ``news``, from the bus on the loop: it only sets a flag, never blocks the loop) a push
 thread of each peer tells it at once (``POST /api/v1/passages/poke``, its own token, nothing in
 it but this gate's kiosk id), and a peer told wakes its ask of this gate (``poke``), no more
@@ -668,16 +669,17 @@ class PeerSync:
 
     def news(self, message: Mapping[str, Any]) -> None:
         """A bus message, on the loop's thread: a committed passing decision is news for the
-        peers (told by the push thread), and so is the row saying the gate did not open for a
-        pass (``not_opened``: written after the pass was told, so a peer holding it drops it
-        when it asks now, not at its next poll); never blocks, never fails."""
+        peers (told by the push thread), and so is a row the engine wrote after its decision
+        was told (``recorded``) that passes someone (a guard's pass held through a storage
+        fault) or says the gate did not open for a pass (``not_opened``: a peer holding that
+        pass drops it when it asks now, not at its next poll); never blocks, never fails."""
         kind = message.get("type")
-        passing = (
-            kind == "decision"
-            and message.get("committed") is True
-            and message.get("decision") in COUNTED_DECISIONS
-        )
-        if passing or kind == "not_opened":
+        passing = message.get("decision") in COUNTED_DECISIONS
+        if kind == "decision":
+            told = passing and message.get("committed") is True
+        else:
+            told = kind == "recorded" and (passing or message.get("not_opened") is not None)
+        if told:
             self._news_for_all()
 
     def revocation_news(self) -> None:

@@ -1476,11 +1476,7 @@ class Engine:
             if self.backlog and self.backlog[0] is subject:
                 self.backlog.popleft()
             self._publish_health()
-            failed = names_not_opened(event.flags)
-            if failed is not None:
-                # The row saying the gate did not open for pass ``failed``: news for whoever
-                # holds that pass as a passage (the compound's other gates, told at once).
-                self.ports.publish({"type": "not_opened", "seq": event.seq, "pass_seq": failed})
+            self._publish_recorded(event)
             self._retry_backlog(force=True)
             return
         subject.event = event
@@ -1521,9 +1517,27 @@ class Engine:
             self._record_history(event)
             self._note_attempt(event)
             self._alarm("store_late_commit", "raised", seq=event.seq)
+            self._publish_recorded(event)
         self._publish_health()
         # The records held behind it waited for this landing: write them now if the store works.
         self._retry_backlog(force="store" not in self.faults)
+
+    def _publish_recorded(self, event: Event) -> None:
+        """Tell the bus of a row written after its decision was told (from the backlog: held
+        through a storage fault, or the row saying the gate did not open for a pass; or a
+        commit that landed past its deadline): ``{"type": "recorded", "seq", "decision",
+        "not_opened"}`` (the pass's seq that row names, else None). Its decision message went
+        out uncommitted, or never (the ``not_opened`` row): whoever follows the log (the
+        compound's other gates, poked at once) learns of it here. Not a ``decision``: the
+        screen moved on long ago."""
+        self.ports.publish(
+            {
+                "type": "recorded",
+                "seq": event.seq,
+                "decision": event.decision,
+                "not_opened": names_not_opened(event.flags),
+            }
+        )
 
     def _record_history(self, event: Event) -> None:
         try:

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import bisect
 from array import array
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -61,6 +62,14 @@ def _us(ts: datetime) -> int:
 
 def _time(us: int) -> datetime:
     return _EPOCH + timedelta(microseconds=us)
+
+
+def _take(counts: Counter[tuple[str | None, int]], item: tuple[str | None, int]) -> bool:
+    """Whether ``item`` is still counted in ``counts``, taking one of it."""
+    if counts[item] <= 0:
+        return False
+    counts[item] -= 1
+    return True
 
 
 def _aware(ts: datetime | str) -> datetime:
@@ -108,7 +117,8 @@ class PassageHistory:
         (this boot's); ``redate`` moves it once the clock is synchronised. ``peer``: a
         passage at another gate of the compound (``kiosk.peers``), fetched late and in no
         order with this gate's: it is a pass's last passage only if later than the one held,
-        it prunes only as time goes forward, and it is never dated (``redate``).
+        it prunes only as time goes forward and never this gate's records not dated yet (their
+        stamps are of a clock not set: 1970), and it is never dated (``redate``).
 
         Also accepts the committed event itself (``record(event)``: any object or mapping with
         ``pass_id``, ``household``, ``direction``, ``decision``, ``ts``, ``flags``), as the
@@ -144,10 +154,13 @@ class PassageHistory:
             self._set_last(direction, passed, us, peer)
         if peer:
             # Its stamp is no later than this kiosk's clock allows (``kiosk.peers``): prune as
-            # time goes forward, at most hourly, never on a passage of the past caught up.
+            # time goes forward, at most hourly, never on a passage of the past caught up. Not
+            # this gate's records waiting to be dated: stamped on its clock not set (1970),
+            # they are no older for a peer's dated time (NTP stepped here, the next decision
+            # not made yet; a restart loading the peers' rows on a clock never set).
             if self._pruned_at is None or us - self._pruned_at > _HOUR_US:
                 self._pruned_at = us
-                self._prune(us - self.horizon // _ONE_US)
+                self._prune(us - self.horizon // _ONE_US, keep_undated=True)
             return
         if mono_ns is not None and (key is not None or passed is not None):
             self._undated.append((key, passed, direction, us, int(mono_ns)))
@@ -300,20 +313,35 @@ class PassageHistory:
     def __len__(self) -> int:
         return sum(len(v) for v in self._exits.values()) + sum(map(len, self._last.values()))
 
-    def _prune(self, before: int) -> None:
-        self._undated = [u for u in self._undated if u[3] >= before]
+    def _prune(self, before: int, *, keep_undated: bool = False) -> None:
+        """Drop what is stamped before ``before``; ``keep_undated``: but not the records
+        waiting to be dated (``redate``), whose stamps say nothing of their age to a time of
+        another clock."""
+        exits: Counter[tuple[str | None, int]] = Counter()
+        passes: set[tuple[str, str | None, int]] = set()
+        if keep_undated:
+            for key, pass_id, direction, us, _ in self._undated:
+                exits[key, us] += 1
+                passes.add((direction, pass_id, us))
+        else:
+            self._undated = [u for u in self._undated if u[3] >= before]
         for household in list(self._exits):
             times = self._exits[household]
             cut = bisect.bisect_left(times, before)
             if cut:
-                del times[:cut]
+                kept = [us for us in times[:cut] if _take(exits, (household, us))]
+                times[:cut] = array("q", kept)
             if not times:
                 del self._exits[household], self._spelled[household]
         for held in (self._last, self._beneath):
             for direction, last in list(held.items()):
-                stale = [pass_id for pass_id, us in last.items() if us < before]
+                stale = {
+                    pass_id
+                    for pass_id, us in last.items()
+                    if us < before and (direction, pass_id, us) not in passes
+                }
                 if len(stale) > len(last) // 2:  # rebuilt: a dict never shrinks its table
-                    held[direction] = {p: us for p, us in last.items() if us >= before}
+                    held[direction] = {p: us for p, us in last.items() if p not in stale}
                 else:
                     for pass_id in stale:
                         del last[pass_id]

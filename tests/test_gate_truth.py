@@ -157,7 +157,7 @@ def test_a_pass_whose_commit_landed_after_its_deadline_is_followed_by_the_deny_s
 def test_the_row_saying_the_gate_did_not_open_is_told_on_the_bus(rig, late):
     """The pass was published (its decision, committed), the row after it was not: nothing
     watching the bus learnt of it (the compound's other gates held the pass as a passage
-    until their next poll). Its commit is published as ``not_opened``, naming both rows."""
+    until their next poll). Its commit is published (``recorded``), naming both rows."""
     if late:
         from test_engine import _hold_crossings, land_late
 
@@ -170,5 +170,6 @@ def test_the_row_saying_the_gate_did_not_open_is_told_on_the_bus(rig, late):
     else:
         _failed_pass(rig)
     passed, followed = rig.events()
-    told = [m for m in rig.messages if m["type"] == "not_opened"]
-    assert told == [{"type": "not_opened", "seq": followed["seq"], "pass_seq": passed["seq"]}]
+    told = [m for m in rig.messages if m["type"] == "recorded"]
+    said = {"decision": followed["decision"], "not_opened": passed["seq"]}
+    assert told == [{"type": "recorded", "seq": followed["seq"], **said}]

@@ -79,8 +79,8 @@ def test_a_pass_its_gate_did_not_open_for_is_dropped_at_the_peer_before_its_next
     """The north gate told its peers of the pass at once; the row saying its relay did not open
     for it was told to nobody: the south gate held the pass until its next poll (10 s), and the
     resident sent there by the guard was refused as passback, the household over its quota.
-    That row is news too (the engine's ``not_opened`` message on the bus): the south gate asks
-    now and drops the pass."""
+    That row is news too (the engine's ``recorded`` message on the bus, naming the pass): the
+    south gate asks now and drops the pass."""
     north = Gate(tmp_path, "gate-north", clock, [peer_entry("gate-south")], poll_s=3600)
     south = Gate(tmp_path, "gate-south", clock, [peer_entry("gate-north")], poll_s=3600)
     try:
@@ -102,7 +102,7 @@ def test_a_pass_its_gate_did_not_open_for_is_dropped_at_the_peer_before_its_next
         assert asked.acquire(timeout=10)  # its first ask, at the start: the pass is held
         assert asking.ledger.held() == {"gate-north": 1}
         seq = _not_opened(north)
-        told.news({"type": "not_opened", "seq": seq + 1, "pass_seq": seq})
+        told.news({"type": "recorded", "seq": seq + 1, "decision": "deny", "not_opened": seq})
         assert told.push() == {"gate-south": 202}
         assert asked.acquire(timeout=10)  # woken by the north gate, not by its hour's poll
         assert asking.ledger.held() == {}

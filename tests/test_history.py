@@ -260,3 +260,58 @@ def test_a_passage_brought_back_is_pruned_with_the_rest():
     h.record("p2", None, "out", "pass", T0 + timedelta(days=2, hours=2), peer=True)  # prunes
     h.forget("p1", None, "out", T0 + timedelta(days=2))
     assert h.last_passage("p1", "out") is None
+
+
+# --- a peer's dated passage and this gate's records not dated yet --------------------------------
+
+#: A gate whose clock was never set (no RTC, no saved time): it stamps 1970.
+UNSET = datetime(1970, 1, 1, 0, 1, tzinfo=UTC)
+
+
+def _unset_gate_with_a_guards_pass() -> PassageHistory:
+    """A guard's pass out here at 1970 (the kiosk cannot judge a pass on a clock not set), 4 s
+    into the boot, waiting to be dated; then a peer's passage stamped on its dated clock."""
+    h = PassageHistory()
+    h.record("p1", "1-101", "out", "manual_pass", UNSET, mono_ns=4 * 10**9)
+    h.record("q", "2-202", "in", "pass", T0, peer=True)
+    return h
+
+
+def test_a_peers_dated_passage_does_not_prune_this_gates_passages_not_dated_yet():
+    """Before: the peer's T0 pruned everything stamped before T0 less the horizon, this
+    gate's 1970 records among them: the guard's pass was gone before NTP's step dated it,
+    the household's outing and the pass's passback forgotten."""
+    h = _unset_gate_with_a_guards_pass()
+    assert h.undated == 1
+    assert h.exits_since("1-101", UNSET - MIN) == 1
+    assert h.last_passage("p1", "out") == UNSET
+    h.redate(T0 + MIN, 64 * 10**9)  # NTP set the clock a minute after the guard's pass
+    assert h.exits_in_period("1-101", T0 + 2 * MIN, 1) == 1
+    assert h.last_passage("p1", "out") == T0
+    assert h.last_passage("q", "in") == T0
+
+
+def test_a_peers_passage_still_prunes_what_is_dated_and_old():
+    """The memory bound holds: this gate's dated records past the horizon go at a peer's
+    passage as before, its records not dated yet stay, wherever they sort."""
+    h = PassageHistory(horizon=timedelta(days=3))
+    for i in range(6):  # dated: this gate's clock was set then
+        h.record(f"old{i}", "1-101", "out", "pass", T0 - timedelta(days=10, minutes=i))
+    h.record("p1", "1-101", "out", "manual_pass", UNSET, mono_ns=4 * 10**9)
+    h.record("p2", "1-101", "in", "manual_pass", UNSET + MIN, mono_ns=64 * 10**9)
+    h.record("q", "2-202", "in", "pass", T0, peer=True)
+    assert [h.last_passage(f"old{i}", "out") for i in range(6)] == [None] * 6
+    assert h.exits_since("1-101", UNSET - MIN) == 1  # the guard's 1970 one, not the old ones
+    assert (h.last_passage("p1", "out"), h.last_passage("p2", "in")) == (UNSET, UNSET + MIN)
+    assert h.undated == 2
+
+
+def test_this_gates_own_passage_on_the_same_clock_still_prunes_what_it_stamped_long_before():
+    """A clock never set runs all the same: a record of its own a horizon later prunes
+    the undated ones before it (no peer's time of another clock in it)."""
+    h = PassageHistory(horizon=timedelta(days=1))
+    h.record("p1", "1-101", "out", "manual_pass", UNSET, mono_ns=4 * 10**9)
+    for hours in range(1, 27):  # one a hour: each follows the one before within a day
+        later = UNSET + timedelta(hours=hours)
+        h.record(f"p{hours + 1}", None, "in", "manual_pass", later, mono_ns=hours * 3600 * 10**9)
+    assert h.last_passage("p1", "out") is None and h.exits_since("1-101", UNSET - MIN) == 0
