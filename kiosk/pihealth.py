@@ -152,31 +152,43 @@ class PowerWatch:
         return reading
 
     def observe(self, reading: PiPowerReading) -> None:
+        """Take ``reading``: the spells it starts or ends are changed under the lock, their
+        rows written after it (a write may wait on a busy or failing card, and health,
+        ``/metrics`` and the guard's pages read ``status`` meanwhile)."""
         now, mono = self.clock.now(), self.clock.monotonic_ns()
+        started, ended = [], []
         with self._lock:
             self.last, self.read_at = reading, now
-            ended = []
             for condition in CONDITIONS:
                 seen = reading.seen(condition)
                 if seen:
-                    self._seen(condition, reading, now, mono)
+                    if self._seen(condition, reading, now, mono):
+                        started.append(condition)
                 elif seen is False and condition in self._spells:
                     spell = self._spells[condition]
                     spell.clear = True
                     if mono - spell.last_seen_ns >= self.coalesce_s * 1e9:
                         ended.append((condition, self._spells.pop(condition)))
+        for condition in started:
+            self._started(condition, reading, now)
         for condition, spell in ended:
             self._ended(condition, spell, stopped=False)
         self._say_problem(reading)
 
-    def _seen(self, condition: str, reading: PiPowerReading, now: datetime, mono: int) -> None:
+    def _seen(self, condition: str, reading: PiPowerReading, now: datetime, mono: int) -> bool:
+        """``condition`` seen (under the lock): True when that starts a spell."""
         spell = self._spells.get(condition)
         if spell is not None:
             spell.flaps += 1 if spell.clear else 0
             spell.clear, spell.last_seen, spell.last_seen_ns = False, now, mono
-            return
+            return False
         word = None if reading.throttled is None else f"{reading.throttled:#x}"
         self._spells[condition] = _Spell(now, now, mono, first_word=word)
+        return True
+
+    def _started(self, condition: str, reading: PiPowerReading, now: datetime) -> None:
+        """A spell's journal line and start row (outside the lock)."""
+        word = None if reading.throttled is None else f"{reading.throttled:#x}"
         log.warning(
             "%s: %s (throttle word %s, SoC %s); docs/operations.md, Power and heat",
             condition.replace("_", "-"),

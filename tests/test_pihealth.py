@@ -343,3 +343,39 @@ def test_kiosk_run_names_a_fake_pi_health_among_the_emulators():
     assert "pi_health.driver" not in emulated_devices(parse_config({}))
     fake = parse_config({"pi_health": {"driver": {"type": "fake"}}})
     assert "pi_health.driver" in emulated_devices(fake)
+
+
+class _StuckAudit:
+    """A store whose audit write waits (a writer queue behind a stuck card) until let go."""
+
+    def __init__(self):
+        import threading
+
+        self.entered, self.go = threading.Event(), threading.Event()
+        self.rows = []
+
+    def audit(self, actor, action, detail=None):
+        self.entered.set()
+        assert self.go.wait(10), "the test never let the write go"
+        self.rows.append(action)
+
+
+def test_a_stuck_audit_write_never_holds_up_health_or_the_guards_pages(pi, clock):
+    import threading
+
+    store = _StuckAudit()
+    watch = PowerWatch(SysfsPiPower(pi.root), clock, store)
+    pi.set(UNDER)
+    poller = threading.Thread(target=watch.poll)
+    poller.start()
+    try:
+        assert store.entered.wait(5)  # the spell's start row is being written, and waits
+        answered = threading.Event()
+        reader = threading.Thread(target=lambda: (watch.status(), answered.set()))
+        reader.start()
+        assert answered.wait(5), "status() waited on the audit write"
+        assert watch.status()["under_voltage"] and watch.active("under_voltage") == START
+    finally:
+        store.go.set()
+        poller.join(5)
+    assert store.rows == ["pi_power.under_voltage.start", "pi_power.throttled.start"]
