@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+from .auditing import HeldRows
 from .clock import Clock
 from .store import StoreFault, format_ts
 
@@ -138,6 +139,9 @@ class PowerWatch:
     _spells: dict[str, _Spell] = field(default_factory=dict)
     _problem: str | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    #: Its rows the storage refused (a failing card: under low voltage is exactly when),
+    #: written in order once it takes them again (``kiosk.auditing.HeldRows``).
+    held: HeldRows = field(default_factory=lambda: HeldRows(reserve=0))
 
     def poll(self) -> PiPowerReading | None:
         """One read and what it changes; None without a source. A source that raises (a bug,
@@ -173,6 +177,8 @@ class PowerWatch:
             self._started(condition, reading, now)
         for condition, spell in ended:
             self._ended(condition, spell, stopped=False)
+        if self.audit is not None and (len(self.held) or self.held.dropped):
+            self.held.flush(self.audit)  # the storage may work again
         self._say_problem(reading)
 
     def _seen(self, condition: str, reading: PiPowerReading, now: datetime, mono: int) -> bool:
@@ -220,12 +226,19 @@ class PowerWatch:
         self._write(f"{PI_POWER_ACTION}{condition}.end", detail)
 
     def _write(self, action: str, detail: dict[str, Any]) -> None:
+        """The row now, after the ones held before it; held in turn if the storage refuses
+        it (the store's own health names a failing card)."""
         if self.audit is None:
             return
-        try:
-            self.audit.audit("daemon", action, detail)
-        except StoreFault as exc:  # the store's own health names a failing card
-            log.warning("the Pi's power spell could not be recorded (%s): %s", action, exc)
+        now = self.clock.now()
+        self.held.flush(self.audit)
+        if not len(self.held):
+            try:
+                self.audit.audit("daemon", action, detail)
+                return
+            except StoreFault as exc:
+                log.warning("the Pi's power spell could not be recorded (%s): %s", action, exc)
+        self.held.hold("daemon", action, detail, now, essential=False)
 
     def _say_problem(self, reading: PiPowerReading) -> None:
         """One journal line when a problem appears or changes, one when it is gone."""
@@ -244,6 +257,7 @@ class PowerWatch:
             open_, self._spells = self._spells, {}
         for condition, spell in open_.items():
             self._ended(condition, spell, stopped=True)
+        self.held.close(self.audit)  # one last try; what is left is said in the log
 
     def active(self, condition: str) -> datetime | None:
         """Since when ``condition`` holds, while it was seen within ``ACTIVE_HOLD_S``."""
@@ -341,13 +355,24 @@ def power_spells(db: Any, bounds: tuple[str, str]) -> list[dict[str, Any]]:
             when = _aware(str(detail.get("from") or ts))
             open_[condition] = {"condition": condition, "from": when, "to": None, "flaps": 0}
             spells.append(open_[condition])
-        elif edge == "end" and condition in open_:
-            spell = open_.pop(condition)
+        elif edge == "end":  # its own times: alone if its start row was never written
+            spell = open_.pop(condition, None) or _unstarted(condition, detail, ts, spells)
             spell["to"] = _aware(str(detail.get("to") or ts))
             spell["flaps"] = int(detail.get("flaps") or 0)
             spell["stopped"] = bool(detail.get("stopped"))
     day = (_aware(start), _aware(end))
+    spells.sort(key=lambda spell: spell["from"])
     return [s for s in spells if s["from"] < day[1] and (s["to"] is None or s["to"] >= day[0])]
+
+
+def _unstarted(
+    condition: str, detail: Mapping[str, Any], ts: str, spells: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """The spell of an end row without its start row (the storage refused that one): from
+    the end row's ``from`` (its ``to`` after retention purged it)."""
+    when = _aware(str(detail.get("from") or detail.get("to") or ts))
+    spells.append({"condition": condition, "from": when, "to": None, "flaps": 0})
+    return spells[-1]
 
 
 def _moved(bound: str, by: timedelta) -> str:

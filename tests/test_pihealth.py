@@ -379,3 +379,58 @@ def test_a_stuck_audit_write_never_holds_up_health_or_the_guards_pages(pi, clock
         store.go.set()
         poller.join(5)
     assert store.rows == ["pi_power.under_voltage.start", "pi_power.throttled.start"]
+
+
+class _FailingCard:
+    """The store's audit as a failing card answers it: ``StoreFault`` while ``failing``."""
+
+    def __init__(self, store):
+        self.store, self.failing = store, True
+
+    def audit(self, actor, action, detail=None):
+        if self.failing:
+            from kiosk.store import StoreFault
+
+            raise StoreFault("store_fault", "disk I/O error")
+        self.store.audit(actor, action, detail)
+
+
+def test_a_spells_start_row_the_card_refused_is_written_once_it_works_again(pi, core, clock):
+    card = _FailingCard(core.store)
+    watch = PowerWatch(SysfsPiPower(pi.root), clock, card)
+    pi.set(UNDER)
+    watch.poll()  # both start rows refused: held, not lost
+    assert _spell_rows(core) == []
+    card.failing = False
+    clock.advance(60)
+    watch.poll()  # the card works again: written, in order, with when they happened
+    rows = _spell_rows(core)
+    assert [a for a, _ in rows] == ["pi_power.under_voltage.start", "pi_power.throttled.start"]
+    assert rows[0][1]["from"] == rows[0][1]["held_at"] == "2026-07-01T01:00:00.000000Z"
+    card.failing = True
+    pi.set(0)
+    clock.advance(COALESCE_S)
+    watch.poll()  # the end rows refused, then the daemon stops: one last try
+    card.failing = False
+    watch.close()
+    assert [a for a, _ in _spell_rows(core)][2:] == [
+        "pi_power.under_voltage.end",
+        "pi_power.throttled.end",
+    ]
+    down = stats.daily_report(core.store.reader(), date(2026, 7, 1), "Asia/Shanghai")["downtime"]
+    assert [(s["condition"], s["minutes"]) for s in down["power"]] == [
+        ("under_voltage", 1.0),
+        ("throttled", 1.0),
+    ]
+
+
+def test_a_spell_whose_start_row_was_never_written_is_reported_from_its_end_row(core):
+    end = {"from": "2026-07-01T04:00:00.000000Z", "to": "2026-07-01T04:15:00.000000Z",
+           "seconds": 900.0, "flaps": 3, "stopped": False}  # fmt: skip
+    core.store.audit("daemon", "pi_power.throttled.end", end)
+    down = stats.daily_report(core.store.reader(), date(2026, 7, 1), "Asia/Shanghai")["downtime"]
+    assert down["power_total"] == 1
+    assert down["power"] == [
+        {"condition": "throttled", "from": "2026-07-01T12:00:00+08:00",
+         "to": "2026-07-01T12:15:00+08:00", "minutes": 15.0, "flaps": 3}
+    ]  # fmt: skip
