@@ -334,35 +334,83 @@ SPELL_LOOKBACK = timedelta(days=2)
 def power_spells(db: Any, bounds: tuple[str, str]) -> list[dict[str, Any]]:
     """The spells of under-voltage and throttling that touch the day ``bounds`` (UTC, as
     ``kiosk.days.day_bounds``), from their audit rows (``PowerWatch``), oldest first: each
-    ``condition``, ``from``, ``to`` (None: not over when the log was read, or the daemon died
-    in it), ``flaps`` and whether the kiosk ``stopped`` in it, times aware UTC. After retention
-    purged a row's detail the rows' own times stand in (an end row is written ``COALESCE_S``
-    after the spell's last sighting)."""
+    ``condition``, ``from``, ``to`` (None: not over when the log was read), ``flaps``, whether
+    the kiosk ``stopped`` in it and whether it ``died`` in it, times aware UTC. A spell with no
+    end row is over at the daemon's next start (``daemon.start``) or the condition's next
+    start row, whichever comes first (the Pi died in it: a brown-out); its ``to`` is then the
+    last sign of life before that (``_last_alive``). After retention purged a row's detail the
+    rows' own times stand in (an end row is written ``COALESCE_S`` after the last sighting)."""
     if not db["audit"].exists():
         return []
     start, end = bounds
     rows = db.execute(
-        "select ts, action, detail from audit where action like 'pi_power.%' and ts >= ?"
-        " and ts < ? order by seq",
-        [_moved(start, -SPELL_LOOKBACK), _moved(end, SPELL_LOOKBACK)],
+        "select ts, action, detail from audit where (action like 'pi_power.%' or action = ?)"
+        " and ts >= ? and ts < ? order by seq",
+        [_DAEMON_START, _moved(start, -SPELL_LOOKBACK), _moved(end, SPELL_LOOKBACK)],
     ).fetchall()
     spells: list[dict[str, Any]] = []
     open_: dict[str, dict[str, Any]] = {}
     for ts, action, raw in rows:
         condition, _, edge = action.removeprefix(PI_POWER_ACTION).rpartition(".")
         detail = _detail(raw)
-        if edge == "start":
+        if action == _DAEMON_START:  # the daemon started again: it died in those still open
+            for spell in open_.values():
+                _died(db, spell, ts)
+            open_.clear()
+        elif edge == "start":
+            if condition in open_:  # its start row written, the daemon's refused
+                _died(db, open_.pop(condition), ts)
             when = _aware(str(detail.get("from") or ts))
             open_[condition] = {"condition": condition, "from": when, "to": None, "flaps": 0}
             spells.append(open_[condition])
         elif edge == "end":  # its own times: alone if its start row was never written
-            spell = open_.pop(condition, None) or _unstarted(condition, detail, ts, spells)
+            spell = _ending(db, open_, condition, detail) or _unstarted(
+                condition, detail, ts, spells
+            )
             spell["to"] = _aware(str(detail.get("to") or ts))
             spell["flaps"] = int(detail.get("flaps") or 0)
             spell["stopped"] = bool(detail.get("stopped"))
     day = (_aware(start), _aware(end))
     spells.sort(key=lambda spell: spell["from"])
     return [s for s in spells if s["from"] < day[1] and (s["to"] is None or s["to"] >= day[0])]
+
+
+#: The daemon's start row (``kiosk.stats.DAEMON_START``, which imports this module).
+_DAEMON_START = "daemon.start"
+
+
+def _ending(
+    db: Any, open_: dict[str, dict[str, Any]], condition: str, detail: Mapping[str, Any]
+) -> dict[str, Any] | None:
+    """The open spell an end row ends; None if it ends another, later one (whose start row
+    was refused), the open one then over where the Pi died in it."""
+    spell = open_.pop(condition, None)
+    since = detail.get("from")
+    if spell is None or not since or _aware(str(since)) <= spell["from"]:
+        return spell
+    _died(db, spell, str(since))
+    return None
+
+
+def _died(db: Any, spell: dict[str, Any], before: str) -> None:
+    """``spell``, which no end row ended, over at the daemon's last sign of life ``before``."""
+    spell["to"], spell["died"] = _last_alive(db, spell["from"], before), True
+
+
+def _last_alive(db: Any, since: datetime, before: str) -> datetime:
+    """The Pi's last sign of life from ``since`` to ``before`` (a row's stamp): the last audit
+    row or event written meanwhile, ``since`` itself without one. The Pi died in between; a
+    spell it never ended lasted at most that long on record (the daemon's next start would
+    count the minutes it was off, which the report's ``restarts`` count already)."""
+    latest = format_ts(since)
+    for table in ("audit", "events"):
+        if db[table].exists():
+            found = db.execute(
+                f"select max(ts) from {table} where ts > ? and ts < ?",  # noqa: S608 - constants
+                [latest, before],
+            ).fetchone()[0]
+            latest = max(latest, str(found or latest))
+    return _aware(latest)
 
 
 def _unstarted(

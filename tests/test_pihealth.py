@@ -23,7 +23,7 @@ from drivers.pihealth import FakePiSysfs, SysfsPiPower, build_pi_power
 from kiosk import stats
 from kiosk.alarms import PI_POWER_ALARM, power_alarms
 from kiosk.config import parse_config
-from kiosk.pihealth import ACTIVE_HOLD_S, COALESCE_S, PiPowerReading, PowerWatch
+from kiosk.pihealth import ACTIVE_HOLD_S, COALESCE_S, PiPowerReading, PowerWatch, power_spells
 from ui import i18n
 
 START = datetime(2026, 7, 1, 1, 0, tzinfo=UTC)  # 09:00 in Shanghai
@@ -434,3 +434,56 @@ def test_a_spell_whose_start_row_was_never_written_is_reported_from_its_end_row(
         {"condition": "throttled", "from": "2026-07-01T12:00:00+08:00",
          "to": "2026-07-01T12:15:00+08:00", "minutes": 15.0, "flaps": 3}
     ]  # fmt: skip
+
+
+def _report(core, day):
+    return stats.daily_report(core.store.reader(), day, "Asia/Shanghai")["downtime"]
+
+
+def test_a_spell_the_pi_died_in_is_over_at_its_last_sign_of_life_not_for_days(
+    pi, watch, core, clock
+):
+    pi.set(UNDER)
+    watch.poll()  # 09:00: both spells begin
+    clock.advance(10 * 60)
+    core.store.audit("alice", "roster.handover", {"note": "shift"})  # 09:10: alive
+    clock.advance(3 * 3600)  # a brown-out: no end row, the Pi off for hours; then it boots
+    core.store.audit("daemon", stats.DAEMON_START, {"last_stop": "unclean"})
+    PowerWatch(SysfsPiPower(pi.root), clock, core.store).poll()  # 12:10: still under-voltage
+    down = _report(core, date(2026, 7, 1))
+    assert [(s["condition"], s["from"], s["to"], s["minutes"]) for s in down["power"]] == [
+        ("under_voltage", "2026-07-01T09:00:00+08:00", "2026-07-01T09:10:00+08:00", 10.0),
+        ("throttled", "2026-07-01T09:00:00+08:00", "2026-07-01T09:10:00+08:00", 10.0),
+        ("under_voltage", "2026-07-01T12:10:00+08:00", None, None),
+        ("throttled", "2026-07-01T12:10:00+08:00", None, None),
+    ]
+    assert down["power_total"] == 4
+    # The days after count only the spell still on, not the one the Pi died in.
+    assert _report(core, date(2026, 7, 2))["power_total"] == 2
+    died = power_spells(core.store.reader(), ("2026-07-01T00:00:00.000000Z",
+                                                    "2026-07-02T00:00:00.000000Z"))  # fmt: skip
+    assert [s.get("died", False) for s in died] == [True, True, False, False]
+    from kiosk.pihealth import _DAEMON_START
+
+    assert _DAEMON_START == stats.DAEMON_START  # the row it ends them at, as stats names it
+
+
+def test_a_spell_the_pi_died_in_is_over_at_the_next_start_row_if_the_daemons_was_lost(
+    pi, watch, core, clock
+):
+    pi.set(HOT, temp_c=84.0)
+    watch.poll()  # 09:00; the Pi dies, and the daemon's start row is refused after the boot
+    clock.advance(2 * 3600)
+    again = PowerWatch(SysfsPiPower(pi.root), clock, core.store)
+    again.poll()  # 11:00: hot still, a start row again
+    clock.advance(60)
+    again.poll()  # last seen 11:01
+    pi.set(0, temp_c=60.0)
+    clock.advance(COALESCE_S)
+    again.poll()
+    down = _report(core, date(2026, 7, 1))
+    assert [(s["from"], s["to"]) for s in down["power"]] == [
+        ("2026-07-01T09:00:00+08:00", "2026-07-01T09:00:00+08:00"),  # no sign of life after
+        ("2026-07-01T11:00:00+08:00", "2026-07-01T11:01:00+08:00"),
+    ]
+    assert _report(core, date(2026, 7, 2))["power_total"] == 0
