@@ -38,6 +38,7 @@ from typing import Any, Protocol
 
 from .auditing import HeldRows
 from .clock import Clock
+from .logs import FlapLimit
 from .store import StoreFault, format_ts
 
 __all__ = [
@@ -142,6 +143,12 @@ class PowerWatch:
     #: Its rows the storage refused (a failing card: under low voltage is exactly when),
     #: written in order once it takes them again (``kiosk.auditing.HeldRows``).
     held: HeldRows = field(default_factory=lambda: HeldRows(reserve=0))
+    #: The journal lines of a problem's changes: a file garbled or flapping changes at each
+    #: poll (its text carries the value read), logged ``FLAP_LINES`` an hour, then counted.
+    _problem_lines: FlapLimit = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._problem_lines = FlapLimit(self.clock.monotonic_ns)
 
     def poll(self) -> PiPowerReading | None:
         """One read and what it changes; None without a source. A source that raises (a bug,
@@ -241,15 +248,17 @@ class PowerWatch:
         self.held.hold("daemon", action, detail, now, essential=False)
 
     def _say_problem(self, reading: PiPowerReading) -> None:
-        """One journal line when a problem appears or changes, one when it is gone."""
+        """One journal line when a problem appears or changes, one when it is gone; a file
+        that keeps changing (garbled, flapping) at most ``FlapLimit``'s lines an hour, and
+        after such an hour one saying how it reads now."""
         problem = "; ".join(reading.problems) or None
         if problem == self._problem:
-            return
-        if problem is not None:
-            log.warning("the Pi's power and heat cannot be read in full: %s", problem)
+            line = self._problem_lines.settled(_problem_text(problem))
         else:
-            log.info("the Pi's power and heat are read in full again")
-        self._problem = problem
+            self._problem = problem
+            line = self._problem_lines.change(_problem_text(problem))
+        if line is not None:
+            log.log(logging.INFO if problem is None else logging.WARNING, "%s", line)
 
     def close(self) -> None:
         """At the daemon's stop: each open spell ends at its last sighting (``stopped``)."""
@@ -311,6 +320,12 @@ class PowerWatch:
             return "fault"
         hot = reading.soc_temp_c is not None and reading.soc_temp_c >= self.hot_c
         return "degraded" if throttled is not None or hot or problems else "ok"
+
+
+def _problem_text(problem: str | None) -> str:
+    if problem is None:
+        return "the Pi's power and heat are read in full again"
+    return f"the Pi's power and heat cannot be read in full: {problem}"
 
 
 _WHAT = {

@@ -487,3 +487,28 @@ def test_a_spell_the_pi_died_in_is_over_at_the_next_start_row_if_the_daemons_was
         ("2026-07-01T11:00:00+08:00", "2026-07-01T11:01:00+08:00"),
     ]
     assert _report(core, date(2026, 7, 2))["power_total"] == 0
+
+
+def test_a_file_garbled_differently_at_each_poll_writes_a_few_lines_an_hour_not_one_a_poll(
+    pi, watch, clock, caplog
+):
+    from kiosk.logs import FLAP_LINES
+
+    caplog.set_level(logging.INFO, logger="kiosk.pihealth")
+    for i in range(900):  # half an hour: a loose sensor, garbled or fine at each poll
+        if i % 2:
+            pi.set(0, temp_c=48.3)
+        else:
+            pi.garble("temp", f"{200000 + i}\n")
+        watch.poll()
+        clock.advance(2)
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == FLAP_LINES  # ~43,000 a day before, one a poll
+    assert "cannot be read in full" in lines[0] and "counted, not logged" in lines[-1]
+    caplog.clear()
+    clock.advance(3600)  # an hour on, read in full all along: one line says so, with the count
+    watch.poll()
+    watch.poll()
+    [line] = [r.getMessage() for r in caplog.records]
+    assert "read in full again" in line and "changes not logged" in line
+    assert watch.status()["problems"] == []
