@@ -140,6 +140,9 @@ class PowerWatch:
     _spells: dict[str, _Spell] = field(default_factory=dict)
     _problem: str | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    #: Held by a poll and a stop while they change the spells and write their rows (not by
+    #: ``status``): a stop's end row never goes in before the start row a poll is writing.
+    _writing: threading.Lock = field(default_factory=threading.Lock)
     #: Its rows the storage refused (a failing card: under low voltage is exactly when),
     #: written in order once it takes them again (``kiosk.auditing.HeldRows``).
     held: HeldRows = field(default_factory=lambda: HeldRows(reserve=0))
@@ -166,6 +169,10 @@ class PowerWatch:
         """Take ``reading``: the spells it starts or ends are changed under the lock, their
         rows written after it (a write may wait on a busy or failing card, and health,
         ``/metrics`` and the guard's pages read ``status`` meanwhile)."""
+        with self._writing:
+            self._observe(reading)
+
+    def _observe(self, reading: PiPowerReading) -> None:
         now, mono = self.clock.now(), self.clock.monotonic_ns()
         started, ended = [], []
         with self._lock:
@@ -262,11 +269,12 @@ class PowerWatch:
 
     def close(self) -> None:
         """At the daemon's stop: each open spell ends at its last sighting (``stopped``)."""
-        with self._lock:
-            open_, self._spells = self._spells, {}
-        for condition, spell in open_.items():
-            self._ended(condition, spell, stopped=True)
-        self.held.close(self.audit)  # one last try; what is left is said in the log
+        with self._writing:
+            with self._lock:
+                open_, self._spells = self._spells, {}
+            for condition, spell in open_.items():
+                self._ended(condition, spell, stopped=True)
+            self.held.close(self.audit)  # one last try; what is left is said in the log
 
     def active(self, condition: str) -> datetime | None:
         """Since when ``condition`` holds, while it was seen within ``ACTIVE_HOLD_S``."""
