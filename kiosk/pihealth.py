@@ -36,7 +36,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+from .auditing import HeldRows
 from .clock import Clock
+from .logs import FlapLimit
 from .store import StoreFault, format_ts
 
 __all__ = [
@@ -138,6 +140,18 @@ class PowerWatch:
     _spells: dict[str, _Spell] = field(default_factory=dict)
     _problem: str | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    #: Held by a poll and a stop while they change the spells and write their rows (not by
+    #: ``status``): a stop's end row never goes in before the start row a poll is writing.
+    _writing: threading.Lock = field(default_factory=threading.Lock)
+    #: Its rows the storage refused (a failing card: under low voltage is exactly when),
+    #: written in order once it takes them again (``kiosk.auditing.HeldRows``).
+    held: HeldRows = field(default_factory=lambda: HeldRows(reserve=0))
+    #: The journal lines of a problem's changes: a file garbled or flapping changes at each
+    #: poll (its text carries the value read), logged ``FLAP_LINES`` an hour, then counted.
+    _problem_lines: FlapLimit = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._problem_lines = FlapLimit(self.clock.monotonic_ns)
 
     def poll(self) -> PiPowerReading | None:
         """One read and what it changes; None without a source. A source that raises (a bug,
@@ -152,31 +166,49 @@ class PowerWatch:
         return reading
 
     def observe(self, reading: PiPowerReading) -> None:
+        """Take ``reading``: the spells it starts or ends are changed under the lock, their
+        rows written after it (a write may wait on a busy or failing card, and health,
+        ``/metrics`` and the guard's pages read ``status`` meanwhile)."""
+        with self._writing:
+            self._observe(reading)
+
+    def _observe(self, reading: PiPowerReading) -> None:
         now, mono = self.clock.now(), self.clock.monotonic_ns()
+        started, ended = [], []
         with self._lock:
             self.last, self.read_at = reading, now
-            ended = []
             for condition in CONDITIONS:
                 seen = reading.seen(condition)
                 if seen:
-                    self._seen(condition, reading, now, mono)
+                    if self._seen(condition, reading, now, mono):
+                        started.append(condition)
                 elif seen is False and condition in self._spells:
                     spell = self._spells[condition]
                     spell.clear = True
                     if mono - spell.last_seen_ns >= self.coalesce_s * 1e9:
                         ended.append((condition, self._spells.pop(condition)))
+        for condition in started:
+            self._started(condition, reading, now)
         for condition, spell in ended:
             self._ended(condition, spell, stopped=False)
+        if self.audit is not None and (len(self.held) or self.held.dropped):
+            self.held.flush(self.audit)  # the storage may work again
         self._say_problem(reading)
 
-    def _seen(self, condition: str, reading: PiPowerReading, now: datetime, mono: int) -> None:
+    def _seen(self, condition: str, reading: PiPowerReading, now: datetime, mono: int) -> bool:
+        """``condition`` seen (under the lock): True when that starts a spell."""
         spell = self._spells.get(condition)
         if spell is not None:
             spell.flaps += 1 if spell.clear else 0
             spell.clear, spell.last_seen, spell.last_seen_ns = False, now, mono
-            return
+            return False
         word = None if reading.throttled is None else f"{reading.throttled:#x}"
         self._spells[condition] = _Spell(now, now, mono, first_word=word)
+        return True
+
+    def _started(self, condition: str, reading: PiPowerReading, now: datetime) -> None:
+        """A spell's journal line and start row (outside the lock)."""
+        word = None if reading.throttled is None else f"{reading.throttled:#x}"
         log.warning(
             "%s: %s (throttle word %s, SoC %s); docs/operations.md, Power and heat",
             condition.replace("_", "-"),
@@ -208,30 +240,41 @@ class PowerWatch:
         self._write(f"{PI_POWER_ACTION}{condition}.end", detail)
 
     def _write(self, action: str, detail: dict[str, Any]) -> None:
+        """The row now, after the ones held before it; held in turn if the storage refuses
+        it (the store's own health names a failing card)."""
         if self.audit is None:
             return
-        try:
-            self.audit.audit("daemon", action, detail)
-        except StoreFault as exc:  # the store's own health names a failing card
-            log.warning("the Pi's power spell could not be recorded (%s): %s", action, exc)
+        now = self.clock.now()
+        self.held.flush(self.audit)
+        if not len(self.held):
+            try:
+                self.audit.audit("daemon", action, detail)
+                return
+            except StoreFault as exc:
+                log.warning("the Pi's power spell could not be recorded (%s): %s", action, exc)
+        self.held.hold("daemon", action, detail, now, essential=False)
 
     def _say_problem(self, reading: PiPowerReading) -> None:
-        """One journal line when a problem appears or changes, one when it is gone."""
+        """One journal line when a problem appears or changes, one when it is gone; a file
+        that keeps changing (garbled, flapping) at most ``FlapLimit``'s lines an hour, and
+        after such an hour one saying how it reads now."""
         problem = "; ".join(reading.problems) or None
         if problem == self._problem:
-            return
-        if problem is not None:
-            log.warning("the Pi's power and heat cannot be read in full: %s", problem)
+            line = self._problem_lines.settled(_problem_text(problem))
         else:
-            log.info("the Pi's power and heat are read in full again")
-        self._problem = problem
+            self._problem = problem
+            line = self._problem_lines.change(_problem_text(problem))
+        if line is not None:
+            log.log(logging.INFO if problem is None else logging.WARNING, "%s", line)
 
     def close(self) -> None:
         """At the daemon's stop: each open spell ends at its last sighting (``stopped``)."""
-        with self._lock:
-            open_, self._spells = self._spells, {}
-        for condition, spell in open_.items():
-            self._ended(condition, spell, stopped=True)
+        with self._writing:
+            with self._lock:
+                open_, self._spells = self._spells, {}
+            for condition, spell in open_.items():
+                self._ended(condition, spell, stopped=True)
+            self.held.close(self.audit)  # one last try; what is left is said in the log
 
     def active(self, condition: str) -> datetime | None:
         """Since when ``condition`` holds, while it was seen within ``ACTIVE_HOLD_S``."""
@@ -287,6 +330,12 @@ class PowerWatch:
         return "degraded" if throttled is not None or hot or problems else "ok"
 
 
+def _problem_text(problem: str | None) -> str:
+    if problem is None:
+        return "the Pi's power and heat are read in full again"
+    return f"the Pi's power and heat cannot be read in full: {problem}"
+
+
 _WHAT = {
     "under_voltage": "the Pi's supply voltage is too low (a weak supply or a long, thin cable)",
     "throttled": "the Pi runs slowed (its SoC too hot, or its supply too weak)",
@@ -308,34 +357,93 @@ SPELL_LOOKBACK = timedelta(days=2)
 def power_spells(db: Any, bounds: tuple[str, str]) -> list[dict[str, Any]]:
     """The spells of under-voltage and throttling that touch the day ``bounds`` (UTC, as
     ``kiosk.days.day_bounds``), from their audit rows (``PowerWatch``), oldest first: each
-    ``condition``, ``from``, ``to`` (None: not over when the log was read, or the daemon died
-    in it), ``flaps`` and whether the kiosk ``stopped`` in it, times aware UTC. After retention
-    purged a row's detail the rows' own times stand in (an end row is written ``COALESCE_S``
-    after the spell's last sighting)."""
+    ``condition``, ``from``, ``to`` (None: not over when the log was read), ``flaps``, whether
+    the kiosk ``stopped`` in it and whether it ``died`` in it, times aware UTC. A spell with no
+    end row is over at the daemon's next start (``daemon.start``) or the condition's next
+    start row, whichever comes first (the Pi died in it: a brown-out); its ``to`` is then the
+    last sign of life before that (``_last_alive``). After retention purged a row's detail the
+    rows' own times stand in (an end row is written ``COALESCE_S`` after the last sighting)."""
     if not db["audit"].exists():
         return []
     start, end = bounds
     rows = db.execute(
-        "select ts, action, detail from audit where action like 'pi_power.%' and ts >= ?"
-        " and ts < ? order by seq",
-        [_moved(start, -SPELL_LOOKBACK), _moved(end, SPELL_LOOKBACK)],
+        "select ts, action, detail from audit where (action like 'pi_power.%' or action = ?)"
+        " and ts >= ? and ts < ? order by seq",
+        [_DAEMON_START, _moved(start, -SPELL_LOOKBACK), _moved(end, SPELL_LOOKBACK)],
     ).fetchall()
     spells: list[dict[str, Any]] = []
     open_: dict[str, dict[str, Any]] = {}
     for ts, action, raw in rows:
         condition, _, edge = action.removeprefix(PI_POWER_ACTION).rpartition(".")
         detail = _detail(raw)
-        if edge == "start":
+        if action == _DAEMON_START:  # the daemon started again: it died in those still open
+            for spell in open_.values():
+                _died(db, spell, ts)
+            open_.clear()
+        elif edge == "start":
+            if condition in open_:  # its start row written, the daemon's refused
+                _died(db, open_.pop(condition), ts)
             when = _aware(str(detail.get("from") or ts))
             open_[condition] = {"condition": condition, "from": when, "to": None, "flaps": 0}
             spells.append(open_[condition])
-        elif edge == "end" and condition in open_:
-            spell = open_.pop(condition)
+        elif edge == "end":  # its own times: alone if its start row was never written
+            spell = _ending(db, open_, condition, detail) or _unstarted(
+                condition, detail, ts, spells
+            )
             spell["to"] = _aware(str(detail.get("to") or ts))
             spell["flaps"] = int(detail.get("flaps") or 0)
             spell["stopped"] = bool(detail.get("stopped"))
     day = (_aware(start), _aware(end))
+    spells.sort(key=lambda spell: spell["from"])
     return [s for s in spells if s["from"] < day[1] and (s["to"] is None or s["to"] >= day[0])]
+
+
+#: The daemon's start row (``kiosk.stats.DAEMON_START``, which imports this module).
+_DAEMON_START = "daemon.start"
+
+
+def _ending(
+    db: Any, open_: dict[str, dict[str, Any]], condition: str, detail: Mapping[str, Any]
+) -> dict[str, Any] | None:
+    """The open spell an end row ends; None if it ends another, later one (whose start row
+    was refused), the open one then over where the Pi died in it."""
+    spell = open_.pop(condition, None)
+    since = detail.get("from")
+    if spell is None or not since or _aware(str(since)) <= spell["from"]:
+        return spell
+    _died(db, spell, str(since))
+    return None
+
+
+def _died(db: Any, spell: dict[str, Any], before: str) -> None:
+    """``spell``, which no end row ended, over at the daemon's last sign of life ``before``."""
+    spell["to"], spell["died"] = _last_alive(db, spell["from"], before), True
+
+
+def _last_alive(db: Any, since: datetime, before: str) -> datetime:
+    """The Pi's last sign of life from ``since`` to ``before`` (a row's stamp): the last audit
+    row or event written meanwhile, ``since`` itself without one. The Pi died in between; a
+    spell it never ended lasted at most that long on record (the daemon's next start would
+    count the minutes it was off, which the report's ``restarts`` count already)."""
+    latest = format_ts(since)
+    for table in ("audit", "events"):
+        if db[table].exists():
+            found = db.execute(
+                f"select max(ts) from {table} where ts > ? and ts < ?",  # noqa: S608 - constants
+                [latest, before],
+            ).fetchone()[0]
+            latest = max(latest, str(found or latest))
+    return _aware(latest)
+
+
+def _unstarted(
+    condition: str, detail: Mapping[str, Any], ts: str, spells: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """The spell of an end row without its start row (the storage refused that one): from
+    the end row's ``from`` (its ``to`` after retention purged it)."""
+    when = _aware(str(detail.get("from") or detail.get("to") or ts))
+    spells.append({"condition": condition, "from": when, "to": None, "flaps": 0})
+    return spells[-1]
 
 
 def _moved(bound: str, by: timedelta) -> str:

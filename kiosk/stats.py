@@ -579,9 +579,9 @@ def power_section(db: Database, bounds: tuple[str, str], zone: ZoneInfo) -> dict
     """The Pi's own spells of under-voltage and throttling that touch the day (``bounds``),
     from the audit rows the daemon writes (``kiosk.pihealth.power_spells``): ``power``, the
     first ``DOWNTIME_LISTED``, each ``condition`` (``under_voltage``, ``throttled``),
-    ``from``, ``to`` (null: not over, or the daemon died in it), ``minutes`` and ``flaps``
-    (the times it came back within the spell); ``power_total`` counts them all. The office
-    pulls no audit rows: the district's report has none."""
+    ``from``, ``to`` (null: not over; one the Pi died in ends at its last sign of life),
+    ``minutes`` and ``flaps`` (the times it came back within the spell); ``power_total``
+    counts them all. The office pulls no audit rows: the district's report has none."""
     spells = power_spells(db, bounds)
     return {
         "power": [_power_view(s, zone) for s in spells[:DOWNTIME_LISTED]],

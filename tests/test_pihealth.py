@@ -23,7 +23,7 @@ from drivers.pihealth import FakePiSysfs, SysfsPiPower, build_pi_power
 from kiosk import stats
 from kiosk.alarms import PI_POWER_ALARM, power_alarms
 from kiosk.config import parse_config
-from kiosk.pihealth import ACTIVE_HOLD_S, COALESCE_S, PiPowerReading, PowerWatch
+from kiosk.pihealth import ACTIVE_HOLD_S, COALESCE_S, PiPowerReading, PowerWatch, power_spells
 from ui import i18n
 
 START = datetime(2026, 7, 1, 1, 0, tzinfo=UTC)  # 09:00 in Shanghai
@@ -343,3 +343,172 @@ def test_kiosk_run_names_a_fake_pi_health_among_the_emulators():
     assert "pi_health.driver" not in emulated_devices(parse_config({}))
     fake = parse_config({"pi_health": {"driver": {"type": "fake"}}})
     assert "pi_health.driver" in emulated_devices(fake)
+
+
+class _StuckAudit:
+    """A store whose audit write waits (a writer queue behind a stuck card) until let go."""
+
+    def __init__(self):
+        import threading
+
+        self.entered, self.go = threading.Event(), threading.Event()
+        self.rows = []
+
+    def audit(self, actor, action, detail=None):
+        self.entered.set()
+        assert self.go.wait(10), "the test never let the write go"
+        self.rows.append(action)
+
+
+def test_a_stuck_audit_write_never_holds_up_health_or_the_guards_pages(pi, clock):
+    import threading
+
+    store = _StuckAudit()
+    watch = PowerWatch(SysfsPiPower(pi.root), clock, store)
+    pi.set(UNDER)
+    poller = threading.Thread(target=watch.poll)
+    poller.start()
+    try:
+        assert store.entered.wait(5)  # the spell's start row is being written, and waits
+        answered = threading.Event()
+        reader = threading.Thread(target=lambda: (watch.status(), answered.set()))
+        reader.start()
+        assert answered.wait(5), "status() waited on the audit write"
+        assert watch.status()["under_voltage"] and watch.active("under_voltage") == START
+    finally:
+        store.go.set()
+        poller.join(5)
+    assert store.rows == ["pi_power.under_voltage.start", "pi_power.throttled.start"]
+
+
+class _FailingCard:
+    """The store's audit as a failing card answers it: ``StoreFault`` while ``failing``."""
+
+    def __init__(self, store):
+        self.store, self.failing = store, True
+
+    def audit(self, actor, action, detail=None):
+        if self.failing:
+            from kiosk.store import StoreFault
+
+            raise StoreFault("store_fault", "disk I/O error")
+        self.store.audit(actor, action, detail)
+
+
+def test_a_spells_start_row_the_card_refused_is_written_once_it_works_again(pi, core, clock):
+    card = _FailingCard(core.store)
+    watch = PowerWatch(SysfsPiPower(pi.root), clock, card)
+    pi.set(UNDER)
+    watch.poll()  # both start rows refused: held, not lost
+    assert _spell_rows(core) == []
+    card.failing = False
+    clock.advance(60)
+    watch.poll()  # the card works again: written, in order, with when they happened
+    rows = _spell_rows(core)
+    assert [a for a, _ in rows] == ["pi_power.under_voltage.start", "pi_power.throttled.start"]
+    assert rows[0][1]["from"] == rows[0][1]["held_at"] == "2026-07-01T01:00:00.000000Z"
+    card.failing = True
+    pi.set(0)
+    clock.advance(COALESCE_S)
+    watch.poll()  # the end rows refused, then the daemon stops: one last try
+    card.failing = False
+    watch.close()
+    assert [a for a, _ in _spell_rows(core)][2:] == [
+        "pi_power.under_voltage.end",
+        "pi_power.throttled.end",
+    ]
+    down = stats.daily_report(core.store.reader(), date(2026, 7, 1), "Asia/Shanghai")["downtime"]
+    assert [(s["condition"], s["minutes"]) for s in down["power"]] == [
+        ("under_voltage", 1.0),
+        ("throttled", 1.0),
+    ]
+
+
+def test_a_spell_whose_start_row_was_never_written_is_reported_from_its_end_row(core):
+    end = {"from": "2026-07-01T04:00:00.000000Z", "to": "2026-07-01T04:15:00.000000Z",
+           "seconds": 900.0, "flaps": 3, "stopped": False}  # fmt: skip
+    core.store.audit("daemon", "pi_power.throttled.end", end)
+    down = stats.daily_report(core.store.reader(), date(2026, 7, 1), "Asia/Shanghai")["downtime"]
+    assert down["power_total"] == 1
+    assert down["power"] == [
+        {"condition": "throttled", "from": "2026-07-01T12:00:00+08:00",
+         "to": "2026-07-01T12:15:00+08:00", "minutes": 15.0, "flaps": 3}
+    ]  # fmt: skip
+
+
+def _report(core, day):
+    return stats.daily_report(core.store.reader(), day, "Asia/Shanghai")["downtime"]
+
+
+def test_a_spell_the_pi_died_in_is_over_at_its_last_sign_of_life_not_for_days(
+    pi, watch, core, clock
+):
+    pi.set(UNDER)
+    watch.poll()  # 09:00: both spells begin
+    clock.advance(10 * 60)
+    core.store.audit("alice", "roster.handover", {"note": "shift"})  # 09:10: alive
+    clock.advance(3 * 3600)  # a brown-out: no end row, the Pi off for hours; then it boots
+    core.store.audit("daemon", stats.DAEMON_START, {"last_stop": "unclean"})
+    PowerWatch(SysfsPiPower(pi.root), clock, core.store).poll()  # 12:10: still under-voltage
+    down = _report(core, date(2026, 7, 1))
+    assert [(s["condition"], s["from"], s["to"], s["minutes"]) for s in down["power"]] == [
+        ("under_voltage", "2026-07-01T09:00:00+08:00", "2026-07-01T09:10:00+08:00", 10.0),
+        ("throttled", "2026-07-01T09:00:00+08:00", "2026-07-01T09:10:00+08:00", 10.0),
+        ("under_voltage", "2026-07-01T12:10:00+08:00", None, None),
+        ("throttled", "2026-07-01T12:10:00+08:00", None, None),
+    ]
+    assert down["power_total"] == 4
+    # The days after count only the spell still on, not the one the Pi died in.
+    assert _report(core, date(2026, 7, 2))["power_total"] == 2
+    died = power_spells(core.store.reader(), ("2026-07-01T00:00:00.000000Z",
+                                                    "2026-07-02T00:00:00.000000Z"))  # fmt: skip
+    assert [s.get("died", False) for s in died] == [True, True, False, False]
+    from kiosk.pihealth import _DAEMON_START
+
+    assert _DAEMON_START == stats.DAEMON_START  # the row it ends them at, as stats names it
+
+
+def test_a_spell_the_pi_died_in_is_over_at_the_next_start_row_if_the_daemons_was_lost(
+    pi, watch, core, clock
+):
+    pi.set(HOT, temp_c=84.0)
+    watch.poll()  # 09:00; the Pi dies, and the daemon's start row is refused after the boot
+    clock.advance(2 * 3600)
+    again = PowerWatch(SysfsPiPower(pi.root), clock, core.store)
+    again.poll()  # 11:00: hot still, a start row again
+    clock.advance(60)
+    again.poll()  # last seen 11:01
+    pi.set(0, temp_c=60.0)
+    clock.advance(COALESCE_S)
+    again.poll()
+    down = _report(core, date(2026, 7, 1))
+    assert [(s["from"], s["to"]) for s in down["power"]] == [
+        ("2026-07-01T09:00:00+08:00", "2026-07-01T09:00:00+08:00"),  # no sign of life after
+        ("2026-07-01T11:00:00+08:00", "2026-07-01T11:01:00+08:00"),
+    ]
+    assert _report(core, date(2026, 7, 2))["power_total"] == 0
+
+
+def test_a_file_garbled_differently_at_each_poll_writes_a_few_lines_an_hour_not_one_a_poll(
+    pi, watch, clock, caplog
+):
+    from kiosk.logs import FLAP_LINES
+
+    caplog.set_level(logging.INFO, logger="kiosk.pihealth")
+    for i in range(900):  # half an hour: a loose sensor, garbled or fine at each poll
+        if i % 2:
+            pi.set(0, temp_c=48.3)
+        else:
+            pi.garble("temp", f"{200000 + i}\n")
+        watch.poll()
+        clock.advance(2)
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == FLAP_LINES  # ~43,000 a day before, one a poll
+    assert "cannot be read in full" in lines[0] and "counted, not logged" in lines[-1]
+    caplog.clear()
+    clock.advance(3600)  # an hour on, read in full all along: one line says so, with the count
+    watch.poll()
+    watch.poll()
+    [line] = [r.getMessage() for r in caplog.records]
+    assert "read in full again" in line and "changes not logged" in line
+    assert watch.status()["problems"] == []

@@ -282,7 +282,9 @@ class ReportFaultSpell(BaseModel):
 class ReportPowerSpell(BaseModel):
     condition: Literal["under_voltage", "throttled"]
     from_: str = Field(alias="from")
-    to: str | None = Field(description="null: not over, or the daemon died in it.")
+    to: str | None = Field(
+        description="null: not over; a spell the Pi died in ends at its last sign of life."
+    )
     minutes: float | None
     flaps: int = Field(description="How often it came back within the spell.")
 
