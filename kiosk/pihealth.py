@@ -122,7 +122,6 @@ class _Spell:
     last_seen_ns: int
     flaps: int = 0
     clear: bool = False
-    first_word: str | None = None
 
 
 @dataclass
@@ -202,8 +201,7 @@ class PowerWatch:
             spell.flaps += 1 if spell.clear else 0
             spell.clear, spell.last_seen, spell.last_seen_ns = False, now, mono
             return False
-        word = None if reading.throttled is None else f"{reading.throttled:#x}"
-        self._spells[condition] = _Spell(now, now, mono, first_word=word)
+        self._spells[condition] = _Spell(now, now, mono)
         return True
 
     def _started(self, condition: str, reading: PiPowerReading, now: datetime) -> None:
