@@ -136,6 +136,10 @@ NOT_A_LEDGER_CHANGE = {
     "passes_search": "reads the issued passes (posted: never in a URL)",
     "plate": "reads the resident vehicles",
     "import_preview": "a preview writes nothing",
+    # kiosk.people's own calls, the CLI's: show writes its row only; forget writes the change
+    # and its person_forgotten row in one transaction (tests/test_guard_people.py).
+    "person_show": "reads; kiosk.people.show writes its person_shown row, the request's",
+    "person_forget": "a preview writes nothing; kiosk.people.forget is one audited write",
     # A fire does not wait for a disk: its row rides in its event's commit as a manual pass's
     # does, but the gate opens even when the storage refuses both (tests/test_gate_evacuation).
     "evacuation": "the guard's manual pass flagged evacuation: opens even unrecorded",

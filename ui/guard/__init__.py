@@ -14,7 +14,8 @@ FastAPI dependencies:
 * ``calibration``    clinical reference readings (``/guard/calibration``)
 * ``devices``        device health (``/guard/health``, ``/guard/api/health``)
 * ``community``      the pages around the gate (``/guard/community``: map, returnees,
-  household services, roster and handover, the daily report, imports), one router each
+  household services, roster and handover, the daily report, imports, and a resident's
+  request to see or forget their data, the admin's), one router each
 
 Shared: ``deps`` (state, dependencies, rendering, the audit route class), ``forms`` (bounded
 form parsing, ``BadInput``), ``display`` (feed rows, alarm cards, charts, CSV, cards). The

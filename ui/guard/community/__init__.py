@@ -1,7 +1,8 @@
 """The guard console's community pages, under ``/guard/community``: the compound map and its
 households (``overview``), returnees (``returnees``), household services (``services``),
-roster and handover (``handover``), the daily report in the office's categories (``report``)
-and list imports (``imports``).
+roster and handover (``handover``), the daily report in the office's categories (``report``),
+list imports (``imports``) and a resident's request to see or forget their data (``people``,
+the admin's only).
 
 Like every room of the console, each is a module-level router whose routes get the console's
 state (``ui.guard.deps.Guard``; the ledgers are ``core.ledgers``) and the signed-in guard
@@ -21,11 +22,19 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from ui.guard.community import handover, imports, overview, report, returnees, services
+from ui.guard.community import (
+    handover,
+    imports,
+    overview,
+    people,
+    report,
+    returnees,
+    services,
+)
 from ui.guard.community.common import TEXT, Pending
 
 __all__ = ["ROUTERS", "TEXT", "Pending"]
 
 ROUTERS: tuple[APIRouter, ...] = tuple(
-    room.router for room in (overview, returnees, services, handover, report, imports)
+    room.router for room in (overview, returnees, services, handover, report, imports, people)
 )

@@ -1,0 +1,258 @@
+"""A resident's request at the console (``/guard/community/people``): the admin's only, the
+CLI's keys bounded and checked, each show audited as the CLI's (``person_shown``, counts
+only, one row), the JSON download the CLI's, the forget's preview changing nothing, its
+confirmation refused when what it listed changed or something is in force unless forced,
+and the ``kiosk fleet forget`` line the office runs. All on a FakeClock."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, date, datetime, timedelta
+
+from guard_support import BASE, add_event, console_fixtures, csrf_of, hidden_fields, send
+from support import disk_full
+
+from kiosk.people import Person, find
+
+clock, core, app, alice, admin = console_fixtures(datetime(2026, 3, 2, 8, 30, tzinfo=UTC))
+
+NAME = "Marlowe Qiuxiang"
+HOUSEHOLD = "7-1404"
+PASS = "feedfacecafe"
+NEIGHBOUR = "Ottoline Baptiste"
+ROOM = "/guard/community/people"
+KEYS = {"name": NAME, "household": HOUSEHOLD}
+
+
+def _resident(core, *, quarantined: bool = False) -> None:
+    add_event(core, holder=NAME, household=HOUSEHOLD, pass_id=PASS)
+    add_event(core, holder=NAME, household=HOUSEHOLD, pass_id=PASS, direction="out")
+    add_event(core, holder=NEIGHBOUR, household=HOUSEHOLD, pass_id="0a0b0c0d0e0f")
+    if quarantined:
+        until = date(2026, 3, 16)
+        core.lists.add_quarantine(HOUSEHOLD, NAME, date(2026, 3, 1), until, "root", "positive")
+
+
+def _post(client, path: str, **data: str):
+    return send(client, path, {"csrf": client.csrf, **data})
+
+
+def _audits(core, after: int) -> list[dict]:
+    return core.store.audits(after_seq=after)
+
+
+def _held(core) -> dict[str, int]:
+    return find(
+        core.store.reader(), Person.of(name=NAME, household=HOUSEHOLD), date(2026, 3, 2)
+    ).counts()
+
+
+def test_a_guard_gets_403_and_no_link_an_admin_gets_the_room_and_its_link(core, alice, admin):
+    _resident(core)
+    assert alice.get(ROOM).status_code == 403
+    assert ROOM not in alice.get("/guard/community").text
+    before = core.store.last_audit_seq
+    refused = _post(alice, f"{ROOM}/show", **KEYS)
+    assert refused.status_code == 403 and NAME not in refused.text
+    (row,) = [a for a in _audits(core, before) if a["actor"] == "alice"]
+    assert row["action"] == "person_show_failed" and row["detail"]["problem"] == "http_403"
+    assert _post(alice, f"{ROOM}/forget", **KEYS, confirm="yes").status_code == 403
+    assert _held(core)["events"] == 2  # nothing forgotten by a guard
+    page = admin.get(ROOM)
+    assert page.status_code == 200 and 'id="people-form"' in page.text
+    assert f'href="{ROOM}"' in admin.get("/guard/community").text
+
+
+def test_without_the_csrf_token_or_cross_site_nothing_is_shown_nor_forgotten(core, admin):
+    _resident(core)
+    before = core.store.last_audit_seq
+    wrong = send(admin, f"{ROOM}/show", {"csrf": "not-the-token", **KEYS})
+    assert wrong.status_code == 403 and NAME not in wrong.text
+    cross = admin.post(
+        f"{ROOM}/forget",
+        data={"csrf": admin.csrf, **KEYS, "confirm": "yes", "force": "yes"},
+        headers={"Origin": "http://evil.test"},
+        follow_redirects=False,
+    )
+    assert cross.status_code == 403
+    assert not [a for a in _audits(core, before) if a["action"] == "person_shown"]
+    assert _held(core)["events"] == 2
+
+
+def test_show_is_the_clis_show_one_person_shown_row_with_counts_only(core, admin):
+    _resident(core)
+    before = core.store.last_audit_seq
+    shown = _post(admin, f"{ROOM}/show", **KEYS)
+    assert shown.status_code == 200
+    assert NAME in shown.text and PASS in shown.text and NEIGHBOUR not in shown.text
+    assert 'data-store="events"' in shown.text
+    rows = _audits(core, before)
+    assert [(a["actor"], a["action"]) for a in rows] == [("root", "person_shown")]
+    assert rows[0]["detail"] == {"keys": ["household", "name"], "rows": {"events": 2}}
+    assert NAME not in json.dumps(rows, ensure_ascii=False)
+
+
+def test_the_download_is_the_json_the_cli_prints_and_is_a_show_audited_too(core, admin):
+    _resident(core)
+    page = _post(admin, f"{ROOM}/show", **KEYS).text
+    fields = hidden_fields(page, "download-form")
+    assert fields["as"] == "json" and fields["name"] == NAME and fields["household"] == HOUSEHOLD
+    before = core.store.last_audit_seq
+    got = send(admin, f"{ROOM}/show", fields)
+    assert got.status_code == 200 and got.headers["content-type"].startswith("application/json")
+    assert got.headers["content-disposition"].startswith("attachment;")
+    copy = got.json()
+    person = Person.of(name=NAME, household=HOUSEHOLD)
+    cli = find(core.store.reader(), person, date(2026, 3, 2)).as_dict()
+    assert copy == json.loads(json.dumps(cli, ensure_ascii=False, default=str))
+    assert [e["seq"] for e in copy["stores"]["events"]] == [1, 2]
+    assert [a["action"] for a in _audits(core, before)] == ["person_shown"]
+
+
+def test_a_malformed_or_missing_key_is_refused_in_the_admins_words_form_kept(core, admin):
+    _resident(core)
+    cases = [
+        ({"pass_id": "not-hex"}, "12 hex digits"),
+        ({"phone": "12"}, "5 to 20 digits"),
+        ({"plate": "!"}, "A plate is 4 to 10"),
+        ({"returnee": "x1"}, "A returnee number"),
+        ({"returnee": "0"}, "A returnee number"),
+        ({"name": "a\u200bb"}, "Name"),  # an invisible character pasted
+        ({"name": "x" * 65}, "Name"),
+        ({"pass_id": ",".join(["feedfacecafe"] * 9)}, "at most 8"),
+        ({"phone": "1" * 601}, "at most 600"),
+        ({}, "Give at least one key"),
+        ({"name": "Nobody Here"}, "No store of this gate holds anyone"),
+    ]
+    for form, words in cases:
+        before = core.store.last_audit_seq
+        for path in ("show", "forget"):
+            refused = _post(admin, f"{ROOM}/{path}?lang=en", **form)
+            assert refused.status_code == 400, (form, path)
+            assert words in refused.text, (form, path, re.findall(r"✖[^<]*", refused.text))
+            for value in form.values():
+                if len(value) < 100 and "\u200b" not in value:
+                    assert f'value="{value}"' in refused.text  # the form as typed
+        rows = _audits(core, before)
+        assert [a["action"] for a in rows] == ["person_show_failed", "person_forget_failed"]
+        assert all(a["detail"]["outcome"] == "refused" for a in rows)
+    assert _held(core)["events"] == 2
+
+
+def test_zh_cn_says_a_refusal_and_the_keys_in_chinese(core, admin):
+    _resident(core)
+    refused = _post(admin, f"{ROOM}/show?lang=zh-CN", phone="12")
+    assert refused.status_code == 400 and "电话为 5 至 20 位数字" in refused.text
+    shown = _post(admin, f"{ROOM}/show?lang=zh-CN", **KEYS)
+    assert "（查找方式：户号, 姓名）" in shown.text and "通行记录" in shown.text
+
+
+def test_several_values_of_a_key_are_taken_separated_by_commas(core, admin):
+    _resident(core)
+    shown = _post(admin, f"{ROOM}/show", pass_id=f"{PASS}，0a0b0c0d0e0f")
+    assert shown.status_code == 200 and NEIGHBOUR in shown.text and NAME in shown.text
+
+
+def test_the_preview_changes_nothing_and_lists_what_would_go(core, admin):
+    _resident(core, quarantined=True)
+    held, last_seq = _held(core), core.store.last_seq
+    revoked = len(core.lists.current.revoked)
+    before = core.store.last_audit_seq
+    dry = _post(admin, f"{ROOM}/forget?lang=en", **KEYS)
+    assert dry.status_code == 200 and 'id="people-dry"' in dry.text
+    assert 'data-store="events"' in dry.text and 'data-store="list_quarantine"' in dry.text
+    assert "Still in force" in dry.text and 'id="people-force"' in dry.text
+    assert _held(core) == held and core.store.last_seq == last_seq
+    assert len(core.lists.current.revoked) == revoked
+    assert all(e["holder"] == NAME for e in core.store.events(0, 2))
+    (row,) = _audits(core, before)  # the request's own row: counts, never the data
+    assert row["action"] == "confirm_asked" and row["detail"]["about"] == "person_forgotten"
+    assert row["detail"]["rows"] == held and NAME not in json.dumps(row, ensure_ascii=False)
+
+
+def test_forget_confirmed_refuses_in_force_unless_forced_then_says_the_fleet_line(core, admin):
+    _resident(core, quarantined=True)
+    fields = hidden_fields(_post(admin, f"{ROOM}/forget", **KEYS).text, "forget-form")
+    assert fields["confirm"] == "yes" and fields["seen"] and "force" not in fields
+    before = core.store.last_audit_seq
+    refused = send(admin, f"{ROOM}/forget?lang=en", fields)
+    assert refused.status_code == 400 and "Nothing was forgotten: still in force" in refused.text
+    assert 'id="people-dry"' in refused.text  # the preview again, to tick force on
+    assert _held(core)["list_quarantine"] == 1
+    assert [a["action"] for a in _audits(core, before)] == ["person_forget_failed"]
+    before = core.store.last_audit_seq
+    done = send(admin, f"{ROOM}/forget?lang=en", fields | {"force": "yes"})
+    assert done.status_code == 200 and 'id="people-done"' in done.text
+    fleet = re.search(r'id="people-fleet">([^<]*)<', done.text)
+    assert (
+        fleet and fleet.group(1) == f"kiosk fleet forget --kiosk {core.store.kiosk_id} --seqs 1-2"
+    )
+    rows = _audits(core, before)
+    assert [(a["actor"], a["action"]) for a in rows] == [("root", "person_forgotten")]
+    assert rows[0]["detail"]["forced"] is True
+    assert [e["holder"] for e in core.store.events(0, 3)] == [None, None, NEIGHBOUR]
+    assert PASS in core.lists.current.revoked
+
+
+def test_a_change_between_the_preview_and_the_confirmation_refuses(core, admin, clock):
+    _resident(core)
+    fields = hidden_fields(_post(admin, f"{ROOM}/forget", **KEYS).text, "forget-form")
+    clock.advance(60)
+    add_event(core, holder=NAME, household=HOUSEHOLD, pass_id=PASS)  # a passage since
+    refused = send(admin, f"{ROOM}/forget?lang=en", fields)
+    assert refused.status_code == 400 and "changed since the preview" in refused.text
+    assert _held(core)["events"] == 3  # nothing forgotten
+    again = hidden_fields(refused.text, "forget-form")  # the preview of what is there now
+    assert again["seen"] != fields["seen"]
+    done = send(admin, f"{ROOM}/forget", again)
+    assert done.status_code == 200 and "--seqs 1-2,4" in done.text
+
+
+def test_a_storage_failure_forgets_nothing_and_is_no_5xx(core, admin):
+    _resident(core)
+    fields = hidden_fields(_post(admin, f"{ROOM}/forget", **KEYS).text, "forget-form")
+    real = core.store._transaction
+
+    def full(fn, **kwargs):
+        def then_fail(db):
+            fn(db)
+            raise disk_full()
+
+        return real(then_fail, **kwargs)
+
+    core.store._transaction = full
+    try:
+        response = send(admin, f"{ROOM}/forget", fields)
+    finally:
+        core.store._transaction = real
+    assert response.status_code == 303 and "err=" in response.headers["location"]
+    assert [e["holder"] for e in core.store.events(0, 2)] == [NAME, NAME]
+    assert PASS not in core.lists.current.revoked
+    assert not [a for a in core.store.audits() if a["action"] == "person_forgotten"]
+
+
+def test_the_same_confirmation_sent_twice_forgets_once(core, admin):
+    _resident(core)
+    fields = hidden_fields(_post(admin, f"{ROOM}/forget", **KEYS).text, "forget-form")
+    assert send(admin, f"{ROOM}/forget", fields).status_code == 200
+    before = core.store.last_audit_seq
+    second = send(admin, f"{ROOM}/forget", fields)
+    assert second.status_code == 400
+    assert [a["action"] for a in _audits(core, before)] == ["person_forget_failed"]
+
+
+def test_an_expired_session_posting_is_not_shown_anything(core, admin, clock):
+    _resident(core)
+    clock.advance(timedelta(days=2).total_seconds())
+    refused = _post(admin, f"{ROOM}/show", **KEYS)
+    assert refused.status_code in (303, 401, 403) and NAME not in refused.text
+
+
+def test_the_rooms_page_keeps_the_keys_out_of_its_address(core, admin):
+    _resident(core)
+    page = admin.get(ROOM).text
+    forms = re.findall(r'<form method="([a-z]+)" action="([^"]+)"', page)
+    assert ("post", f"{ROOM}/show") in forms and all(m == "post" for m, _ in forms)
+    assert csrf_of(page) == admin.csrf
+    assert BASE.startswith("http")
