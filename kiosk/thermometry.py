@@ -312,16 +312,19 @@ def _inverse3(m: list[list[float]]) -> list[list[float]] | None:
     a, b, c = m[0]
     d, e, f = m[1]
     g, h, i = m[2]
-    co = [
-        [e * i - f * h, c * h - b * i, b * f - c * e],
-        [f * g - d * i, a * i - c * g, c * d - a * f],
-        [d * h - e * g, b * g - a * h, a * e - b * d],
-    ]
-    det = a * co[0][0] + b * co[1][0] + c * co[2][0]
-    scale = max(abs(x) for row in m for x in row)
+    # The cofactors, by name: this runs for every tau of every fit, at every reading.
+    c00, c01, c02 = e * i - f * h, c * h - b * i, b * f - c * e
+    c10, c11, c12 = f * g - d * i, a * i - c * g, c * d - a * f
+    c20, c21, c22 = d * h - e * g, b * g - a * h, a * e - b * d
+    det = a * c00 + b * c10 + c * c20
+    scale = max(abs(a), abs(b), abs(c), abs(d), abs(e), abs(f), abs(g), abs(h), abs(i))
     if abs(det) <= 1e-12 * scale**3:
         return None
-    return [[x / det for x in row] for row in co]
+    return [
+        [c00 / det, c01 / det, c02 / det],
+        [c10 / det, c11 / det, c12 / det],
+        [c20 / det, c21 / det, c22 / det],
+    ]
 
 
 @dataclass(frozen=True)
@@ -374,16 +377,19 @@ def _fit_tau(s: _Samples, tau_s: float) -> _TauFit | None:
     inv = _inverse3(xtx)
     if inv is None:
         return None
-    xty = [s.sum_y, sum([a * y for a, y in zip(col, s.ys, strict=True)]), s.sum_fy]
-    coef = [sum(inv[j][k] * xty[k] for k in range(3)) for j in range(3)]
-    p, c_a, c_f = coef
+    y0, y1, y2 = s.sum_y, sum([a * y for a, y in zip(col, s.ys, strict=True)]), s.sum_fy
+    # Each coefficient is sum() of its row's three products, in order (as a generator did).
+    r0, r1, r2 = inv
+    p = sum((r0[0] * y0, r0[1] * y1, r0[2] * y2))
+    c_a = sum((r1[0] * y0, r1[1] * y1, r1[2] * y2))
+    c_f = sum((r2[0] * y0, r2[1] * y1, r2[2] * y2))
     rss = sum(
         [
             (y - sum((p, c_a * a, c_f * f))) ** 2
             for a, f, y in zip(col, s.filter_col, s.ys, strict=True)
         ]
     )
-    return _TauFit(tau_s, rss, p, inv[0][0], c_a, c_f)
+    return _TauFit(tau_s, rss, p, r0[0], c_a, c_f)
 
 
 def _fits(samples: _Samples, taus: Iterable[float]) -> list[_TauFit]:

@@ -5,8 +5,12 @@
 verb per process, so building it once there is all it does; here ``main`` is handed the
 parser built before, as long as nothing it was built from can have changed since:
 
-- the environment (``--config`` defaults to ``$KIOSK_CONFIG`` when the parser is built),
-  but for the name of the test pytest keeps in it;
+- the environment variables building it read (``--config`` defaults to ``$KIOSK_CONFIG``
+  when the parser is built): their values, read through ``os.environ`` while it is built
+  (a build that went through the whole environment depends on all of it, but the name of
+  the test pytest keeps in it). Tests set others at every turn (``CREDENTIALS_DIRECTORY``,
+  ``KIOSK_DATA``, a DSN's variable), which no parser is built from: about a quarter of the
+  verbs a run's tests call built it again for them;
 - any attribute of a ``checkpoint.cli`` module (a test that patches a verb's function, a
   ``type``, a constant its arguments are built from gets a parser built with the patch);
 - the defaults of every parser and argument (a verb that changed a default list in place).
@@ -21,6 +25,7 @@ import argparse
 import copy
 import os
 import sys
+from collections.abc import Iterator, MutableMapping
 from typing import Any
 
 
@@ -44,17 +49,61 @@ def _defaults(parsers: list[argparse.ArgumentParser]) -> list[Any]:
 _PYTEST_SETS = "PYTEST_CURRENT_TEST"
 
 
-def _sources() -> tuple[Any, ...]:
-    """What a parser is built from, besides its defaults: the environment, and the identity
-    of every attribute of every ``checkpoint.cli`` module."""
+def _attributes() -> tuple[int, ...]:
+    """The identity of every attribute of every ``checkpoint.cli`` module."""
     modules = [
         m
         for name, m in list(sys.modules.items())
         if m is not None and (name == "checkpoint.cli" or name.startswith("checkpoint.cli."))
     ]
-    attributes = tuple(id(value) for m in modules for value in list(vars(m).values()))
-    environment = sorted(item for item in os.environ.items() if item[0] != _PYTEST_SETS)
-    return (tuple(environment), attributes)
+    return tuple(id(value) for m in modules for value in list(vars(m).values()))
+
+
+class _ReadingEnvironment(MutableMapping[str, str]):
+    """``os.environ`` while a parser is built: the same variables, the names looked up kept
+    (``get``, ``[]`` and ``in`` all come through ``__getitem__``/``__contains__``). Going
+    through all of them (a copy, iterating) or changing any counts as reading everything."""
+
+    def __init__(self, real: MutableMapping[str, str]) -> None:
+        self.real = real
+        self.names: set[str] = set()
+        self.everything = False
+
+    def __getitem__(self, name: str) -> str:
+        self.names.add(name)
+        return self.real[name]
+
+    def __contains__(self, name: object) -> bool:
+        if isinstance(name, str):
+            self.names.add(name)
+        return name in self.real
+
+    def __iter__(self) -> Iterator[str]:
+        self.everything = True
+        return iter(self.real)
+
+    def __len__(self) -> int:
+        self.everything = True
+        return len(self.real)
+
+    def __setitem__(self, name: str, value: str) -> None:
+        self.everything = True
+        self.real[name] = value
+
+    def __delitem__(self, name: str) -> None:
+        self.everything = True
+        del self.real[name]
+
+    def copy(self) -> dict[str, str]:
+        self.everything = True
+        return dict(self.real)
+
+
+def _environment(names: frozenset[str] | None) -> tuple[tuple[str, str | None], ...]:
+    """The values of ``names`` now (None: of every variable, but the test's name)."""
+    if names is None:
+        return tuple(sorted(item for item in os.environ.items() if item[0] != _PYTEST_SETS))
+    return tuple((name, os.environ.get(name)) for name in sorted(names))
 
 
 class SharedParser:
@@ -68,7 +117,9 @@ class SharedParser:
         self._build = checkpoint.cli.build_parser
         self._parser: argparse.ArgumentParser | None = None
         self._parsers: list[argparse.ArgumentParser] = []
-        self._sources: tuple[Any, ...] = ()
+        self._attributes: tuple[int, ...] = ()
+        self._names: frozenset[str] | None = None
+        self._environment: tuple[tuple[str, str | None], ...] = ()
         self._defaults: list[Any] = []
         #: Parsers built (what a test of the sharing counts).
         self.built = 0
@@ -77,15 +128,30 @@ class SharedParser:
         patch.setattr(self._cli, "build_parser", self.parser)
 
     def parser(self) -> argparse.ArgumentParser:
-        sources = _sources()
         if (
             self._parser is None
-            or sources != self._sources
+            or _attributes() != self._attributes
+            or _environment(self._names) != self._environment
             or _defaults(self._parsers) != self._defaults
         ):
-            self._parser = self._build()
+            self._parser, self._names = self._build_reading_the_environment()
             self._parsers = _parsers(self._parser)
-            self._sources = _sources()
+            self._attributes = _attributes()
+            self._environment = _environment(self._names)
             self._defaults = copy.deepcopy(_defaults(self._parsers))
             self.built += 1
         return self._parser
+
+    def _build_reading_the_environment(
+        self,
+    ) -> tuple[argparse.ArgumentParser, frozenset[str] | None]:
+        """A parser built as ``main`` builds it, and the variables it read (None: all)."""
+        real = os.environ
+        reading = _ReadingEnvironment(real)
+        # Replaced, not cleared (the variables stay the process's); os.getenv reads it too.
+        os.environ = reading  # type: ignore[assignment]  # noqa: B003
+        try:
+            parser = self._build()
+        finally:
+            os.environ = real  # noqa: B003
+        return parser, None if reading.everything else frozenset(reading.names)

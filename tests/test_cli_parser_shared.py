@@ -5,6 +5,7 @@ whenever building it again would make another."""
 from __future__ import annotations
 
 import argparse
+import os
 
 from checkpoint import cli
 from checkpoint.cli import log_cmd
@@ -55,3 +56,27 @@ def test_a_default_changed_in_place_is_never_handed_out_again():
         for action in verb._actions
         if isinstance(action.default, list)
     )
+
+
+def test_a_variable_no_parser_is_built_from_keeps_the_one_parser(monkeypatch):
+    before = cli.build_parser()
+    monkeypatch.setenv("KIOSK_TEST_READ_BY_NO_PARSER", "1")
+    monkeypatch.delenv("KIOSK_TEST_NOT_SET_EITHER", raising=False)
+    assert cli.build_parser() is before
+
+
+def test_a_build_that_went_through_the_whole_environment_is_built_again_at_any_change(
+    monkeypatch,
+):
+    register, seen = log_cmd.register, []
+
+    def reading_everything(sub: argparse._SubParsersAction) -> None:
+        seen.append(dict(os.environ))
+        register(sub)
+
+    monkeypatch.setattr(log_cmd, "register", reading_everything)
+    first = cli.build_parser()
+    monkeypatch.setenv("KIOSK_TEST_READ_BY_NO_PARSER", "1")
+    again = cli.build_parser()
+    assert again is not first and seen[-1]["KIOSK_TEST_READ_BY_NO_PARSER"] == "1"
+    assert cli.build_parser() is again
