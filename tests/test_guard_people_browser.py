@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from guard_support import ADMIN_PW, GUARD_PW, add_event
 from test_browser_community import serve
+from test_csp_browser import LISTEN
 
 pytestmark = pytest.mark.browser
 
@@ -33,6 +34,7 @@ def on_phone(browser, url: str, name: str, password: str, lang: str):
     context = browser.new_context(
         viewport=PHONE, is_mobile=True, has_touch=True, accept_downloads=True
     )
+    context.add_init_script(LISTEN)  # what the page's CSP refused (fits asks)
     page = context.new_page()
     page.goto(f"{url}/guard/community?lang={lang}")
     page.fill("input[name=name]", name)
@@ -43,7 +45,9 @@ def on_phone(browser, url: str, name: str, password: str, lang: str):
 
 
 def fits(page) -> None:
-    """Nothing scrolls sideways, and every control of the room is inside the screen's width."""
+    """Nothing scrolls sideways, every control of the room is inside the screen's width, and
+    the page's Content-Security-Policy refused nothing (its inline style has the nonce)."""
+    assert page.evaluate("() => window.__refused") == []
     assert page.evaluate(OVERFLOW) <= 0
     boxes = page.evaluate(
         """() => [...document.querySelectorAll('main input, main button, main a, main code')]
