@@ -612,10 +612,12 @@ def forget(
     if found.active and not force:
         raise PersonActive(found.active)
     _freeze(store, zone, quota_cfg, now)
+    through: list[int] = []  # the log's last event at the forget: none it empties is later
 
     def apply(db: sqlite_utils.Database) -> Forgotten:
         again = find(db, person, today)  # in the transaction: what is there now
         stamp = _unique_stamp(db, now)
+        through[:] = [int(db.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0])]
         rows = _forget_rows(db, again, _Forget(person, stamp, today))
         revoked = _revoke(db, again.passes, now, actor)
         if revoked or _LIST_TABLES & set(rows):
@@ -628,6 +630,7 @@ def forget(
     def detail(done: Forgotten) -> dict[str, Any]:
         counts = {"events": 0, "audit": 0, **done.rows}
         extra = {"passes_revoked": done.passes_revoked, "forced": bool(found.active)}
+        extra["events_through"] = through[0] if through else 0
         return {"keys": person.kinds(), "purged_at": done.purged_at, "rows": counts, **extra}
 
     done = store.submit_audited(apply, actor, FORGET_ACTION, detail)

@@ -6,7 +6,15 @@ FakeClock (the ``guard_core`` fixture's), nothing written outside ``tmp_path``.
 
 from __future__ import annotations
 
+import json
+import sqlite3
+
+import pytest
+from guard_support import add_event
+
 from checkpoint.cli import main
+from kiosk.clock import FakeClock
+from kiosk.people import Person, forget
 
 
 def test_fleet_forget_never_prints_the_databases_password(capsys):
@@ -15,3 +23,73 @@ def test_fleet_forget_never_prints_the_databases_password(capsys):
     err = capsys.readouterr().err
     assert "s3cret-Pw" not in err
     assert "127.0.0.1" in err
+
+
+def _empty_by_hand(db, seqs, stamp):
+    conn = sqlite3.connect(db)
+    with conn:
+        conn.execute(
+            "UPDATE events SET holder = NULL, household = NULL, pass_id = NULL, person = NULL,"
+            " purged_at = ? WHERE seq IN (SELECT value FROM json_each(?))",
+            [stamp, json.dumps(list(seqs))],
+        )
+    conn.close()
+
+
+@pytest.fixture
+def cli_clock(clock, monkeypatch):
+    from drivers import clocksync
+
+    monkeypatch.setattr(clocksync, "system_clock", lambda *a, **kw: FakeClock(start=clock.now()))
+
+
+def test_verify_log_tells_rows_emptied_under_a_forgets_stamp_once_retention_covered_its_own(
+    guard_core, clock, data_dir, cli_clock, capsys
+):
+    """Retention's reach over a forget's rows once left as many later rows free to be emptied
+    by hand under its stamp (they were counted only past that reach)."""
+    from checkpoint.app import Daemon
+
+    for _ in range(3):
+        add_event(guard_core, holder="Zhao Min", household="1-101", pass_id="aaaaaaaaaaaa")
+    done = forget(
+        guard_core.store, Person.of(name="Zhao Min", household="1-101"), clock.now(), actor="t"
+    )
+    clock.advance(46 * 86400)
+    Daemon(guard_core).purge_once()
+    add_event(guard_core, holder="Qian Hong", household="2-202", pass_id="bbbbbbbbbbbb")
+    last = add_event(guard_core, holder="Sun Li", household="3-303", pass_id="cccccccccccc")
+    guard_core.store.close()
+    db = str(data_dir / "kiosk.db")
+    assert main(["verify-log", "--db", db]) == 0
+    capsys.readouterr()
+    _empty_by_hand(db, [last.seq], done.purged_at)  # one: later than the forget
+    assert main(["verify-log", "--db", db]) == 1
+    assert "after that forget" in capsys.readouterr().err
+
+
+def test_verify_log_tells_more_rows_under_a_forgets_stamp_than_it_emptied(
+    guard_core, clock, data_dir, cli_clock, capsys
+):
+    """The count holds over the rows retention covered too: one earlier row emptied by hand
+    under the stamp, after retention reached the forget's, is one too many."""
+    from checkpoint.app import Daemon
+
+    other = add_event(guard_core, holder="Qian Hong", household="2-202", pass_id="bbbbbbbbbbbb")
+    clock.advance(40 * 86400)
+    add_event(guard_core, holder="Zhao Min", household="1-101", pass_id="aaaaaaaaaaaa")
+    done = forget(
+        guard_core.store, Person.of(name="Zhao Min", household="1-101"), clock.now(), actor="t"
+    )
+    clock.advance(46 * 86400)
+    Daemon(guard_core).purge_once()
+    guard_core.store.close()
+    db = str(data_dir / "kiosk.db")
+    assert main(["verify-log", "--db", db]) == 0
+    capsys.readouterr()
+    conn = sqlite3.connect(db)
+    with conn:  # the purged row re-stamped as the forget's: its count is exceeded
+        conn.execute("UPDATE events SET purged_at = ? WHERE seq = ?", [done.purged_at, other.seq])
+    conn.close()
+    assert main(["verify-log", "--db", db]) == 1
+    assert "emptied 1 rows of events, not 2" in capsys.readouterr().err
