@@ -235,13 +235,29 @@ def _none(db: sqlite_utils.Database, q: _Query) -> list[dict[str, Any]]:
     return []
 
 
+def _theirs_or_mentioned(
+    db: sqlite_utils.Database,
+    table: str,
+    theirs: Sequence[tuple[str, list[Any]]],
+    mentioned: Sequence[tuple[str, list[Any]]],
+    also: str = "",
+) -> list[dict[str, Any]]:
+    """The rows of ``table`` that are the person's (``theirs``: ``_theirs`` True), then those
+    only mentioning them in a note (False): another's entry, whose note ``forget`` empties
+    and whose row it keeps (``Rule.mentioned``)."""
+    own = _rows(db, table, theirs, also)
+    ids = {r["_rowid"] for r in own}
+    other = [r for r in _rows(db, table, mentioned, also) if r["_rowid"] not in ids]
+    return [*({**r, "_theirs": True} for r in own), *({**r, "_theirs": False} for r in other)]
+
+
 def _revocations(db: sqlite_utils.Database, q: _Query) -> list[dict[str, Any]]:
     return _rows(db, "list_revocations", [q.within("pass_id", q.passes), q.mentions("reason")])
 
 
 def _quarantine(db: sqlite_utils.Database, q: _Query) -> list[dict[str, Any]]:
-    parts = [q.household_is("household"), q.named("holder"), q.mentions("note")]
-    return _rows(db, "list_quarantine", parts)
+    theirs = [q.household_is("household"), q.named("holder")]
+    return _theirs_or_mentioned(db, "list_quarantine", theirs, [q.mentions("note")])
 
 
 def _households(db: sqlite_utils.Database, q: _Query) -> list[dict[str, Any]]:
@@ -249,22 +265,23 @@ def _households(db: sqlite_utils.Database, q: _Query) -> list[dict[str, Any]]:
 
 
 def _returnees(db: sqlite_utils.Database, q: _Query) -> list[dict[str, Any]]:
-    parts = [q.within("id", q.person.returnees), q.within("phone", q.person.phones)]
-    parts += [q.named("name"), q.household_is("household"), q.mentions("note")]
-    return _rows(db, "obs_people", parts, " AND purged_at IS NULL")
+    theirs = [q.within("id", q.person.returnees), q.within("phone", q.person.phones)]
+    theirs += [q.named("name"), q.household_is("household")]
+    mentioned = [q.mentions("note")]
+    return _theirs_or_mentioned(db, "obs_people", theirs, mentioned, " AND purged_at IS NULL")
 
 
 def _of_returnees(table: str) -> Callable[[sqlite_utils.Database, _Query], list[dict[str, Any]]]:
     def rows(db: sqlite_utils.Database, q: _Query) -> list[dict[str, Any]]:
-        ids = [r["id"] for r in q.found.get("obs_people", [])]
+        ids = [r["id"] for r in q.found.get("obs_people", []) if r.get("_theirs", True)]
         return _rows(db, table, [q.within("person_id", ids)])
 
     return rows
 
 
 def _services(db: sqlite_utils.Database, q: _Query) -> list[dict[str, Any]]:
-    parts = [q.household_is("household"), q.mentions("note")]
-    return _rows(db, "service_requests", parts, " AND purged_at IS NULL")
+    theirs, mentioned = [q.household_is("household")], [q.mentions("note")]
+    return _theirs_or_mentioned(db, "service_requests", theirs, mentioned, " AND purged_at IS NULL")
 
 
 def _by_pass_or_household(table: str) -> Callable[[sqlite_utils.Database, _Query], list[Any]]:
@@ -363,6 +380,9 @@ class Rule:
     forget: _Forgetting | None
     does: str
     active: Callable[[Mapping[str, Any], date], bool] | None = None
+    #: A row that only mentions the person in its note (``_theirs`` False): another's
+    #: entry, kept, its note emptied; never in force for the person.
+    mentioned: _Forgetting | None = None
 
 
 _SALTS = "a key, no person's value: deleted once its day holds no personal field (shred_salts)"
@@ -380,7 +400,13 @@ RULES: Mapping[str, Rule] = {
         ),
         "reason emptied; stays revoked",
     ),
-    "list_quarantine": Rule(_quarantine, _delete, "deleted", _is_in_force("until_date")),
+    "list_quarantine": Rule(
+        _quarantine,
+        _delete,
+        "the person's entry deleted; another's naming them in its note: the note emptied",
+        _is_in_force("until_date"),
+        _update("note = ''"),
+    ),
     "list_households": Rule(
         _households,
         _update("note = ''", delete_whole=True),
@@ -390,16 +416,19 @@ RULES: Mapping[str, Rule] = {
     "obs_people": Rule(
         _returnees,
         _update("name = '', household = '', phone = '', origin = '', note = '', purged_at = ?"),
-        "personal fields emptied (the id, dates and statuses stay)",
+        "personal fields emptied (the id, dates and statuses stay); another returnee's"
+        " naming them in its note: the note emptied",
         lambda row, _today: row.get("status") == "observing",
+        _update("note = ''"),
     ),
     "obs_checks": Rule(_of_returnees("obs_checks"), _delete, "deleted"),
     "obs_acks": Rule(_of_returnees("obs_acks"), _delete, "deleted"),
     "service_requests": Rule(
         _services,
         _update("household = '', note = '', purged_at = ?"),
-        "household and note emptied",
+        "household and note emptied; another household's naming them: the note emptied",
         lambda row, _today: row.get("state") not in ("done", "cancelled"),
+        _update("note = ''"),
     ),
     "peer_passages": Rule(_by_pass_or_household("peer_passages"), _delete, "deleted"),
     "peer_revocations": Rule(
@@ -432,12 +461,19 @@ class Found:
     def counts(self) -> dict[str, int]:
         return {table: len(rows) for table, rows in self.rows.items()}
 
+    def mentioned(self) -> dict[str, int]:
+        """Of ``counts``, the rows by store that are not the person's but name them in a
+        note (another's entry: ``forget`` empties its note and keeps it)."""
+        out = {t: sum(r.get("_theirs") is False for r in rs) for t, rs in self.rows.items()}
+        return {t: n for t, n in out.items() if n}
+
     def as_dict(self) -> dict[str, Any]:
         """The resident's copy: every row (JSON columns read as JSON, the rowid left out)."""
         stores = {t: [_readable(r) for r in rows] for t, rows in self.rows.items()}
         return {
             "keys": self.person.kinds(),
             "counts": self.counts(),
+            "mentioned": self.mentioned(),
             "passes": list(self.passes),
             "active": dict(self.active),
             "stores": stores,
@@ -447,7 +483,7 @@ class Found:
 def _readable(row: Mapping[str, Any]) -> dict[str, Any]:
     out = {}
     for column, value in row.items():
-        if column == "_rowid":
+        if column.startswith("_"):  # the rowid, whether the row is theirs
             continue
         if column in ("person", "detail", "reasons", "flags") and isinstance(value, str):
             try:
@@ -489,7 +525,7 @@ def find(db: sqlite_utils.Database, person: Person, today: date) -> Found:
         if rows:
             q.found[table] = rows
         if rule.active is not None and rule.forget is not None:
-            n = sum(1 for r in rows if rule.active(r, today))
+            n = sum(1 for r in rows if r.get("_theirs", True) and rule.active(r, today))
             if n:
                 active[table] = n
     if not q.found:
@@ -515,7 +551,8 @@ def text_of(found: Found) -> str:
         for row in rows:
             shown = _readable(row)
             parts = [f"{k}: {json.dumps(v, ensure_ascii=False)}" for k, v in shown.items()]
-            lines.append("  - " + "; ".join(p for p in parts if not p.endswith(": null")))
+            mark = "  - " if row.get("_theirs", True) else "  - (names them in a note only) "
+            lines.append(mark + "; ".join(p for p in parts if not p.endswith(": null")))
         lines.append("")
     if found.passes:
         lines.append(f"passes: {', '.join(found.passes)}")
@@ -660,6 +697,11 @@ def _forget_rows(db: sqlite_utils.Database, found: Found, f: _Forget) -> dict[st
         rows = found.rows.get(table)
         if not rows or rule.forget is None:
             continue
-        ids = [int(r["seq"] if table in ("events", "audit") else r["_rowid"]) for r in rows]
-        done[table] = rule.forget(db, table, ids, f)
+        key = "seq" if table in ("events", "audit") else "_rowid"
+        ids = [int(r[key]) for r in rows if r.get("_theirs", True)]
+        others = [int(r[key]) for r in rows if not r.get("_theirs", True)]
+        n = rule.forget(db, table, ids, f) if ids else 0
+        if others and rule.mentioned is not None:
+            n += rule.mentioned(db, table, others, f)
+        done[table] = n
     return done

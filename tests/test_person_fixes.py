@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from datetime import timedelta
 
 import pytest
 from guard_support import add_event
@@ -93,3 +94,28 @@ def test_verify_log_tells_more_rows_under_a_forgets_stamp_than_it_emptied(
     conn.close()
     assert main(["verify-log", "--db", db]) == 1
     assert "emptied 1 rows of events, not 2" in capsys.readouterr().err
+
+
+def test_force_keeps_another_households_quarantine_that_only_names_the_person(
+    guard_core, clock, data_dir, cli_clock, capsys
+):
+    """``--force`` once deleted every quarantine entry whose note named the resident: a close
+    contact's, still in force, went with theirs. Only theirs goes; the other's note is emptied
+    and the dry run says which are theirs."""
+    today = clock.now().date()
+    add_event(guard_core, holder="Zhao Min", household="1-101", pass_id="aaaaaaaaaaaa")
+    until = today + timedelta(days=14)
+    guard_core.lists.add_quarantine("1-101", "Zhao Min", today, until, "alice", note="positive")
+    note = "close contact of Zhao Min"
+    guard_core.lists.add_quarantine("7-702", "Qian Hong", today, until, "alice", note=note)
+    guard_core.store.close()
+    keys = ["--name", "Zhao Min", "--household", "1-101", "--db", str(data_dir / "kiosk.db")]
+    assert main(["person", "forget", *keys]) == 0
+    dry = json.loads(capsys.readouterr().out)
+    assert dry["rows"]["list_quarantine"] == 2
+    assert dry["mentioned"] == {"list_quarantine": 1}
+    assert dry["active"] == {"list_quarantine": 1}  # theirs: the other stays in force
+    assert main(["person", "forget", *keys, "--yes", "--force"]) == 0
+    conn = sqlite3.connect(data_dir / "kiosk.db")
+    left = conn.execute("SELECT household, holder, note FROM list_quarantine").fetchall()
+    assert left == [("7-702", "Qian Hong", "")]

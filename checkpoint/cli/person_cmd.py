@@ -166,6 +166,8 @@ def forget_run(args: argparse.Namespace) -> int:
                 store.reader(), person, now.astimezone(ZoneInfo(config.site.timezone)).date()
             )
             would = {"dry_run": True, "rows": found.counts(), "passes": len(found.passes)}
+            # Of rows, another's entries naming them in a note: kept, the note emptied.
+            would["mentioned"] = found.mentioned()
             print(json.dumps(would | {"active": dict(found.active)}))
             return 0
         done = forget(
