@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
@@ -69,6 +70,31 @@ _PASS_ID = re.compile(r"^[0-9a-f]{12}$")
 _PHONE = re.compile(r"^\+?[0-9]{5,20}$")
 _MAX_TEXT = 64
 _KEYS = ("pass_id", "household", "name", "phone", "plate", "returnee")
+_PHONE_SEPARATORS = re.compile(r"[\s.\-()/]+")
+_PLATE_SEPARATORS = re.compile(r"[\s·.\-_]+")  # kiosk.vehicles.normalise_plate's
+
+
+def key_of(kind: str, value: object) -> str | None:
+    """How ``find`` compares a key with what the stores hold, typed as it was, the one way for
+    both sides (SQL: ``person_key(kind, column)``): ``text`` (a name, a household, free
+    text) as the lists and the gate's rules match them (``kiosk.lists.same_text``: NFKC, case,
+    a name's dot), ``phone`` without its separators (``138 0013 8000``, ``138-0013-8000``
+    are ``13800138000``), ``plate`` as the vehicle list holds it (``kiosk.vehicles``: NFKC,
+    no separators, upper case). None for no text."""
+    from kiosk.lists import same_text
+
+    if not isinstance(value, str):
+        return None
+    if kind == "phone":
+        return _PHONE_SEPARATORS.sub("", unicodedata.normalize("NFKC", value))
+    if kind == "plate":
+        return _PLATE_SEPARATORS.sub("", unicodedata.normalize("NFKC", value)).upper()
+    return same_text(value)
+
+
+def _compare_keys(db: sqlite_utils.Database) -> None:
+    """``person_key`` (``key_of``) on ``db``'s connection, for ``find``'s SQL."""
+    db.conn.create_function("person_key", 2, key_of, deterministic=True)
 
 
 class PersonError(ValueError):
@@ -123,7 +149,7 @@ class Person:
         ids = tuple(_text("pass_id", p).lower() for p in pass_ids)
         if any(not _PASS_ID.match(p) for p in ids):
             raise PersonError("--pass-id: 12 hex digits (as printed by kiosk pass verify)")
-        numbers = tuple(re.sub(r"[\s.-]", "", _text("phone", p)) for p in phones)
+        numbers = tuple(key_of("phone", _text("phone", p)) or "" for p in phones)
         if any(not _PHONE.match(p) for p in numbers):
             raise PersonError("--phone: 5 to 20 digits")
         try:
@@ -165,38 +191,45 @@ class _Query:
     today: date
     found: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
-    @property
-    def needles(self) -> list[str]:
-        """What free text naming the person carries (a note, an audit detail)."""
-        p = self.person
-        # Not a household code: a short one is inside others (``1-10`` in ``11-101``); a
-        # household's rows are found by their household fields.
-        return [*([p.name] if p.name else []), *p.phones, *p.plates, *self.passes]
-
     def named(self, column: str, household: str = "household") -> tuple[str, list[Any]]:
-        """SQL: ``column`` is the name (narrowed to the household when one is given)."""
+        """SQL: ``column`` is the name (narrowed to the household when one is given); each
+        compared as ``key_of`` folds it."""
         p = self.person
         if p.name is None:
             return "0", []
+        name = f"person_key('text', {column}) = ?"
         if p.household is None:
-            return f"{column} = ?", [p.name]
-        return f"({column} = ? AND ({household} IS NULL OR {household} = ?))", [p.name, p.household]
+            return name, [key_of("text", p.name)]
+        its = f"person_key('text', {household})"
+        args = [key_of("text", p.name), key_of("text", p.household)]
+        return f"({name} AND ({household} IS NULL OR {its} = ?))", args
 
     def household_is(self, column: str) -> tuple[str, list[Any]]:
         if not self.person.whole_household:
             return "0", []
-        return f"{column} = ?", [self.person.household]
+        return f"person_key('text', {column}) = ?", [key_of("text", self.person.household)]
 
     def mentions(self, column: str) -> tuple[str, list[Any]]:
-        """SQL: ``column``'s text carries a needle."""
-        needles = self.needles
+        """SQL: ``column``'s text carries a needle, each kind folded as ``key_of`` does. Not
+        a household code: a short one is inside others (``1-10`` in ``11-101``); a
+        household's rows are found by their household fields."""
+        p = self.person
+        needles = [("text", n) for n in ([p.name] if p.name else [])]
+        needles += [("phone", n) for n in p.phones] + [("plate", n) for n in p.plates]
+        needles += [("text", n) for n in self.passes]
         if not needles:
             return "0", []
-        return " OR ".join(f"instr({column}, ?) > 0" for _ in needles), list(needles)
+        sql = " OR ".join(f"instr(person_key('{k}', {column}), ?) > 0" for k, _ in needles)
+        return sql, [key_of(k, n) for k, n in needles]
 
-    def within(self, column: str, values: Sequence[object]) -> tuple[str, list[Any]]:
+    def within(
+        self, column: str, values: Sequence[object], kind: str | None = None
+    ) -> tuple[str, list[Any]]:
+        """SQL: ``column`` is one of ``values`` (``kind``: both folded as ``key_of`` does)."""
         if not values:
             return "0", []
+        if kind is not None:
+            column, values = f"person_key('{kind}', {column})", [key_of(kind, v) for v in values]
         return f"{column} IN (SELECT value FROM json_each(?))", [json.dumps(list(values))]  # noqa: S608
 
 
@@ -265,7 +298,7 @@ def _households(db: sqlite_utils.Database, q: _Query) -> list[dict[str, Any]]:
 
 
 def _returnees(db: sqlite_utils.Database, q: _Query) -> list[dict[str, Any]]:
-    theirs = [q.within("id", q.person.returnees), q.within("phone", q.person.phones)]
+    theirs = [q.within("id", q.person.returnees), q.within("phone", q.person.phones, "phone")]
     theirs += [q.named("name"), q.household_is("household")]
     mentioned = [q.mentions("note")]
     return _theirs_or_mentioned(db, "obs_people", theirs, mentioned, " AND purged_at IS NULL")
@@ -304,7 +337,7 @@ def _compound(db: sqlite_utils.Database, q: _Query) -> list[dict[str, Any]]:
 
 
 def _vehicles(db: sqlite_utils.Database, q: _Query) -> list[dict[str, Any]]:
-    parts = [q.within("plate", q.person.plates), q.household_is("household")]
+    parts = [q.within("plate", q.person.plates, "plate"), q.household_is("household")]
     return _rows(db, "resident_vehicles", parts)
 
 
@@ -499,6 +532,7 @@ def _passes(db: sqlite_utils.Database, person: Person, today: date) -> tuple[str
     the household forgotten whole), those issued to them at the console. Never a pass of a
     row that only mentions them (a guard's note on another's passage): revoking that one
     would shut out someone else."""
+    _compare_keys(db)
     q = _Query(person, (), today)
     found = set(person.pass_ids)
     theirs = [q.named("holder"), q.household_is("household")]

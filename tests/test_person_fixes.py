@@ -15,7 +15,7 @@ from guard_support import add_event
 
 from checkpoint.cli import main
 from kiosk.clock import FakeClock
-from kiosk.people import Person, forget
+from kiosk.people import Person, find, forget
 
 
 def test_fleet_forget_never_prints_the_databases_password(capsys):
@@ -119,3 +119,29 @@ def test_force_keeps_another_households_quarantine_that_only_names_the_person(
     conn = sqlite3.connect(data_dir / "kiosk.db")
     left = conn.execute("SELECT household, holder, note FROM list_quarantine").fetchall()
     assert left == [("7-702", "Qian Hong", "")]
+
+
+def test_keys_are_found_however_the_stores_spell_them(guard_core, clock):
+    """Keys were compared with ``=`` as typed: a phone kept with spaces, a household in
+    another case or full width, a name in capitals went unfound. Each is compared as the
+    rest of the system compares it (``kiosk.people.key_of``)."""
+    today = clock.now().date()
+    add_event(guard_core, holder="li wei", household="ｂ－２０２", pass_id="aaaaaaaaaaaa")
+    guard_core.lists.add_quarantine("b-202", "LI WEI", today, today + timedelta(days=14), "al")
+    guard_core.ledgers.observation.register(
+        name="Sun Li", household="4-404", phone="138 0013 8000", origin="X",
+        date_back=today, actor="alice", note="",
+    )  # fmt: skip
+    person = {"name": "Zhou Yi", "unit": "5-505", "phone": "139-0013-9000", "note": "visit"}
+    add_event(guard_core, kind="registration", person=person)
+    add_event(guard_core, kind="vehicle", person={"plate": "京a·12345", "note": ""})
+    db = guard_core.store.reader()
+
+    whole = find(db, Person.of(household="B-202"), today)
+    assert whole.counts() == {"events": 1, "audit": 1, "list_quarantine": 1}
+    named = find(db, Person.of(name="Li Wei", household="B-202"), today)
+    assert named.counts() == {"events": 1, "list_quarantine": 1}
+    assert named.passes == ("aaaaaaaaaaaa",)
+    assert find(db, Person.of(phones=["13800138000"]), today).counts() == {"obs_people": 1}
+    assert find(db, Person.of(phones=["139 0013 9000"]), today).counts() == {"events": 1}
+    assert find(db, Person.of(plates=["京A 12345"]), today).counts() == {"events": 1}
