@@ -14,11 +14,16 @@ the WAL is wiped after the commit (``kiosk.wipe``), so no old page image keeps t
 
 Which keys select what: a household given alone is the whole household (everyone of it moved
 out); with other keys it only narrows a name to that household's rows (a namesake elsewhere is
-not this person). A name, phone number, plate or pass id also selects the rows whose free
-text (a guard's note, an audit detail) carries it. The person's passes (``_passes``: given,
-of their own passages, issued to them at the console) are revoked by ``forget`` (a
-revocation with no reason: a card they keep must not open the gate afterwards; retention
-deletes it once the pass expired), the only trace left, a pass id.
+not this person). A name given without one that people of more than one household hold is
+refused (``_one_household``: namesakes). A name is compared whole with the fields that hold
+a name (a holder, a registration's name, a returnee's), never as a substring; a name, phone
+number, plate or pass id also selects the rows whose free text (a guard's note, an audit
+detail beside its holder and household) carries it, as a substring, which no household
+narrows: such a row of another's is emptied as a row naming them, never its pass revoked.
+The person's passes (``_passes``: given, of their own passages, issued to them at the
+console) are revoked by ``forget`` (a revocation with no reason: a card they keep must not
+open the gate afterwards; retention deletes it once the pass expired), the only trace left, a
+pass id.
 
 ``RULES`` has one entry for every store ``kiosk.retention.STORES`` says holds personal data
 (``tests/test_person.py``): a store added later without one fails there. What is
@@ -249,17 +254,37 @@ def _rows(
     return [dict(zip(names, r, strict=True)) for r in cursor.fetchall()]
 
 
+def _free_text(column: str, *keys: str) -> str:
+    """SQL: ``column``'s JSON without its fields ``keys`` (a name, a dwelling, a phone: each
+    compared whole, never as a substring), or its text when it is no JSON."""
+    paths = ", ".join(f"'$.{k}'" for k in keys)
+    return f"(CASE WHEN json_valid({column}) THEN json_remove({column}, {paths}) ELSE {column} END)"
+
+
+#: A registration's or a car's ``person``: the fields holding who and which dwelling, compared
+#: whole (``_events``); the rest (a guard's note) is free text.
+_PERSON = "json_extract(person, '$.{}')"
+_DWELLING = f"coalesce(household, {_PERSON.format('unit')}, {_PERSON.format('resident_of')})"
+_PERSON_FIELDS = ("name", "driver", "unit", "resident_of", "phone", "plate")
+
+
 def _events(db: sqlite_utils.Database, q: _Query) -> list[dict[str, Any]]:
-    parts = [q.within("pass_id", q.passes), q.named("holder"), q.mentions("person")]
-    parts += [q.household_is("household"), q.household_is("json_extract(person, '$.unit')")]
-    parts += [q.household_is("json_extract(person, '$.resident_of')")]
+    parts = [q.within("pass_id", q.passes), q.named("holder")]
+    parts += [q.named(_PERSON.format(k), _DWELLING) for k in ("name", "driver")]
+    parts += [q.within(_PERSON.format("phone"), q.person.phones, "phone")]
+    parts += [q.within(_PERSON.format("plate"), q.person.plates, "plate")]
+    parts += [q.mentions(_free_text("person", *_PERSON_FIELDS))]
+    parts += [q.household_is("household"), q.household_is(_PERSON.format("unit"))]
+    parts += [q.household_is(_PERSON.format("resident_of"))]
     return _rows(db, "events", parts, " AND purged_at IS NULL")
 
 
 def _audit(db: sqlite_utils.Database, q: _Query) -> list[dict[str, Any]]:
     # Never a purge's or a forget's own row: no person's data, the evidence ``verify`` uses.
     kept = ", ".join(f"'{a}'" for a in KEPT_ACTIONS)
-    parts = [q.mentions("detail"), q.household_is("json_extract(detail, '$.household')")]
+    holder, household = "json_extract(detail, '$.holder')", "json_extract(detail, '$.household')"
+    parts = [q.named(holder, household), q.mentions(_free_text("detail", "holder", "household"))]
+    parts += [q.household_is(household)]
     return _rows(db, "audit", parts, f" AND purged_at IS NULL AND action NOT IN ({kept})")
 
 
@@ -549,9 +574,49 @@ def _passes(db: sqlite_utils.Database, person: Person, today: date) -> tuple[str
     return tuple(sorted(found))
 
 
+#: Where a name is held beside its household: (table, the name's column, the household's).
+_NAMED_IN = (
+    ("events", "holder", "household"),
+    ("events", _PERSON.format("name"), _DWELLING),
+    ("events", _PERSON.format("driver"), _DWELLING),
+    ("audit", "json_extract(detail, '$.holder')", "json_extract(detail, '$.household')"),
+    ("list_quarantine", "holder", "household"),
+    ("peer_quarantine", "holder", "household"),
+    ("obs_people", "name", "household"),
+)
+
+
+def _one_household(db: sqlite_utils.Database, person: Person) -> None:
+    """``PersonError`` when ``person``'s name, not narrowed by a household, is held for
+    people of more than one household: namesakes, each not this person (the households
+    counted, never named: the office gives ``--household``)."""
+    if person.name is None or person.household is not None:
+        return
+    tables = set(db.table_names())
+    selects = [
+        f"SELECT person_key('text', {h}) AS h FROM {t}"  # noqa: S608
+        f" WHERE person_key('text', {n}) = ? AND nullif(trim({h}), '') IS NOT NULL"
+        for t, n, h in _NAMED_IN
+        if t in tables
+    ]
+    if not selects:
+        return
+    name = key_of("text", person.name)
+    sql = f"SELECT count(DISTINCT h) FROM ({' UNION '.join(selects)})"  # noqa: S608
+    n = int(db.execute(sql, [name] * len(selects)).fetchone()[0])
+    if n > 1:
+        raise PersonError(
+            f"--name: people of {n} households hold this name (namesakes, each not this"
+            " person): give --household too, to narrow it to the person's"
+        )
+
+
 def find(db: sqlite_utils.Database, person: Person, today: date) -> Found:
     """Every row of every store holding ``person``'s data; ``today``: the site's local day
-    (what is still in force). ``PersonError`` when no store holds any."""
+    (what is still in force). ``PersonError`` when no store holds any, or when a name given
+    without a household is the name of people of more than one household (namesakes)."""
+    _compare_keys(db)
+    _one_household(db, person)
     q = _Query(person, _passes(db, person, today), today)
     active: dict[str, int] = {}
     for table, rule in RULES.items():

@@ -145,3 +145,43 @@ def test_keys_are_found_however_the_stores_spell_them(guard_core, clock):
     assert find(db, Person.of(phones=["13800138000"]), today).counts() == {"obs_people": 1}
     assert find(db, Person.of(phones=["139 0013 9000"]), today).counts() == {"events": 1}
     assert find(db, Person.of(plates=["京A 12345"]), today).counts() == {"events": 1}
+
+
+def test_a_name_narrowed_to_a_household_leaves_namesakes_elsewhere_untouched(
+    guard_core, clock, data_dir
+):
+    """``--name 王伟 --household 1-101`` once emptied 王伟东 of 2-301 and another 王伟 of 3-501
+    (a registration's name was searched as a substring of its whole record)."""
+    mine = add_event(guard_core, holder="王伟", household="1-101", pass_id="aaaaaaaaaaaa")
+    visit = {"name": "王伟东", "unit": "2-301", "note": "visit"}
+    add_event(guard_core, kind="registration", person=visit)
+    add_event(guard_core, kind="registration", person={**visit, "name": "王伟", "unit": "3-501"})
+    person = Person.of(name="王伟", household="1-101")
+    found = find(guard_core.store.reader(), person, clock.now().date())
+    assert [r["seq"] for r in found.rows["events"]] == [mine.seq]
+    forget(guard_core.store, person, clock.now(), actor="t")
+    conn = sqlite3.connect(data_dir / "kiosk.db")
+    kept = conn.execute("SELECT person FROM events WHERE purged_at IS NULL ORDER BY seq")
+    assert [json.loads(p)["name"] for (p,) in kept] == ["王伟东", "王伟"]
+
+
+def test_a_name_alone_held_in_two_households_is_refused_and_revokes_nobody(
+    guard_core, clock, data_dir, cli_clock, capsys
+):
+    """``--name 王伟`` alone once revoked every namesake's pass. Refused now, the households
+    counted (never named); with ``--household`` only the person's pass is revoked."""
+    add_event(guard_core, holder="王伟", household="1-101", pass_id="aaaaaaaaaaaa")
+    add_event(guard_core, holder="王伟", household="９-９０９", pass_id="bbbbbbbbbbbb")
+    add_event(guard_core, holder="王伟", household="9-909", pass_id="bbbbbbbbbbbb")
+    guard_core.store.close()
+    db = ["--db", str(data_dir / "kiosk.db")]
+    for verb in (["show"], ["forget"], ["forget", "--yes", "--force"]):
+        assert main(["person", *verb, "--name", "王伟", *db]) == 2
+        err = capsys.readouterr().err
+        assert "2 households" in err
+        assert "1-101" not in err and "9-909" not in err
+    conn = sqlite3.connect(data_dir / "kiosk.db")
+    assert conn.execute("SELECT count(*) FROM list_revocations").fetchone() == (0,)
+    assert main(["person", "forget", "--name", "王伟", "--household", "1-101", "--yes", *db]) == 0
+    revoked = conn.execute("SELECT pass_id FROM list_revocations").fetchall()
+    assert revoked == [("aaaaaaaaaaaa",)]
