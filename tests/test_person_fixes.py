@@ -185,3 +185,47 @@ def test_a_name_alone_held_in_two_households_is_refused_and_revokes_nobody(
     assert main(["person", "forget", "--name", "王伟", "--household", "1-101", "--yes", *db]) == 0
     revoked = conn.execute("SELECT pass_id FROM list_revocations").fetchall()
     assert revoked == [("aaaaaaaaaaaa",)]
+
+
+def _one_visit(guard_core):
+    add_event(guard_core, holder="Zhao Min", household="1-101", pass_id="aaaaaaaaaaaa")
+    guard_core.store.close()
+
+
+@pytest.mark.parametrize("verb", [["show"], ["forget"], ["forget", "--yes"]])
+def test_a_damaged_database_is_a_line_and_exit_1_not_a_traceback(
+    guard_core, data_dir, cli_clock, capsys, monkeypatch, verb
+):
+    """A damaged page (``sqlite3.DatabaseError``) read by either verb was a traceback where
+    cli.md promises exit 1 with a line."""
+    import kiosk.people
+
+    def damaged(*args, **kwargs):
+        raise sqlite3.DatabaseError("database disk image is malformed")
+
+    _one_visit(guard_core)
+    monkeypatch.setattr(kiosk.people, "find", damaged)
+    keys = ["--name", "Zhao Min", "--db", str(data_dir / "kiosk.db")]
+    assert main(["person", *verb, *keys]) == 1
+    assert "malformed" in capsys.readouterr().err
+
+
+def test_show_whose_audit_row_cannot_be_written_is_exit_1_and_prints_nothing(
+    guard_core, data_dir, cli_clock, capsys, monkeypatch
+):
+    """``show``'s audit row failing (``StoreFault``: the card refusing writes): exit 1 with
+    the CLI's line for it, and the rows not printed without the row saying they were
+    shown."""
+    from kiosk.store import EventLog, StoreFault
+
+    def refused(self, *args, **kwargs):
+        raise StoreFault("store_fault", "disk I/O error")
+
+    _one_visit(guard_core)
+    monkeypatch.setattr(EventLog, "audit", refused)
+    keys = ["--name", "Zhao Min", "--db", str(data_dir / "kiosk.db")]
+    assert main(["person", "show", *keys]) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert "Zhao Min" not in err
+    assert "could not be written" in err
