@@ -33,6 +33,7 @@ guard's safety: ``forget`` refuses it unless forced (``PersonActive``).
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import unicodedata
@@ -47,7 +48,7 @@ import sqlite_utils
 from kiosk import hashchain
 from kiosk.clock import Clock
 from kiosk.config.policy import QuotaConfig
-from kiosk.lists import mark_purged
+from kiosk.lists import mark_purged, same_text
 from kiosk.ports import Store
 from kiosk.stats import freeze_days
 from kiosk.store import FORGET_ACTION, KEPT_ACTIONS, format_ts, shred_salts
@@ -79,6 +80,7 @@ _PHONE_SEPARATORS = re.compile(r"[\s.\-()/]+")
 _PLATE_SEPARATORS = re.compile(r"[\s·.\-_]+")  # kiosk.vehicles.normalise_plate's
 
 
+@functools.lru_cache(maxsize=4096)
 def key_of(kind: str, value: object) -> str | None:
     """How ``find`` compares a key with what the stores hold, typed as it was, the one way for
     both sides (SQL: ``person_key(kind, column)``): ``text`` (a name, a household, free
@@ -86,8 +88,6 @@ def key_of(kind: str, value: object) -> str | None:
     a name's dot), ``phone`` without its separators (``138 0013 8000``, ``138-0013-8000``
     are ``13800138000``), ``plate`` as the vehicle list holds it (``kiosk.vehicles``: NFKC,
     no separators, upper case). None for no text."""
-    from kiosk.lists import same_text
-
     if not isinstance(value, str):
         return None
     if kind == "phone":
@@ -247,7 +247,9 @@ def _rows(
     where = " OR ".join(f"({sql})" for sql, _ in parts)
     args = [a for _, part in parts for a in part]
     cursor = db.execute(
-        f'SELECT rowid AS "_rowid", * FROM "{table}" WHERE ({where}){also}',  # noqa: S608
+        # ``also`` first: the rows it excludes (retention's, most of a long log) are never
+        # folded by ``person_key``.
+        f'SELECT rowid AS "_rowid", * FROM "{table}" WHERE 1{also} AND ({where})',  # noqa: S608
         args,
     )
     names = [d[0] for d in cursor.description]
@@ -561,7 +563,8 @@ def _passes(db: sqlite_utils.Database, person: Person, today: date) -> tuple[str
     q = _Query(person, (), today)
     found = set(person.pass_ids)
     theirs = [q.named("holder"), q.household_is("household")]
-    found |= {r["pass_id"] for r in _rows(db, "events", theirs) if r.get("pass_id")}
+    mine = _rows(db, "events", theirs, " AND purged_at IS NULL")
+    found |= {r["pass_id"] for r in mine if r.get("pass_id")}
     issued = [q.named("json_extract(detail, '$.holder')", "json_extract(detail, '$.household')")]
     issued += [q.household_is("json_extract(detail, '$.household')")]
     for row in _rows(db, "audit", issued, " AND action = 'pass_issued'"):
@@ -584,6 +587,7 @@ _NAMED_IN = (
     ("peer_quarantine", "holder", "household"),
     ("obs_people", "name", "household"),
 )
+_UNPURGED = {t: "purged_at IS NULL AND " for t in ("events", "audit", "obs_people")}
 
 
 def _one_household(db: sqlite_utils.Database, person: Person) -> None:
@@ -594,8 +598,8 @@ def _one_household(db: sqlite_utils.Database, person: Person) -> None:
         return
     tables = set(db.table_names())
     selects = [
-        f"SELECT person_key('text', {h}) AS h FROM {t}"  # noqa: S608
-        f" WHERE person_key('text', {n}) = ? AND nullif(trim({h}), '') IS NOT NULL"
+        f"SELECT person_key('text', {h}) AS h FROM {t} WHERE {_UNPURGED.get(t, '')}"  # noqa: S608
+        f"person_key('text', {n}) = ? AND nullif(trim({h}), '') IS NOT NULL"
         for t, n, h in _NAMED_IN
         if t in tables
     ]

@@ -229,3 +229,28 @@ def test_show_whose_audit_row_cannot_be_written_is_exit_1_and_prints_nothing(
     assert out == ""
     assert "Zhao Min" not in err
     assert "could not be written" in err
+
+
+def test_the_rows_retention_purged_are_never_folded(guard_core, clock, monkeypatch):
+    """``person_key`` is a Python function called a row: it once ran over every row of a log
+    a year long, the purged ones too, while ``forget`` held the write lock. Rows retention
+    purged (most of such a log) are passed over before it is called."""
+    import kiosk.people
+
+    for i in range(40):
+        add_event(guard_core, holder=f"P{i}", household=f"{i}-101", pass_id=f"{i:012x}")
+    conn = sqlite3.connect(guard_core.store.path)
+    with conn:
+        conn.execute(
+            "UPDATE events SET holder = NULL, household = NULL, pass_id = NULL, person = NULL,"
+            " purged_at = '2026-01-01T00:00:00.000000Z' WHERE seq > 1"
+        )
+    conn.close()
+    calls = []
+    real = kiosk.people.key_of
+    monkeypatch.setattr(kiosk.people, "key_of", lambda k, v: calls.append(v) or real(k, v))
+    found = find(
+        guard_core.store.reader(), Person.of(name="P0", household="0-101"), clock.now().date()
+    )
+    assert found.counts() == {"events": 1}
+    assert len(calls) < 40
