@@ -80,7 +80,6 @@ _PHONE_SEPARATORS = re.compile(r"[\s.\-()/]+")
 _PLATE_SEPARATORS = re.compile(r"[\s·.\-_]+")  # kiosk.vehicles.normalise_plate's
 
 
-@functools.lru_cache(maxsize=4096)
 def key_of(kind: str, value: object) -> str | None:
     """How ``find`` compares a key with what the stores hold, typed as it was, the one way for
     both sides (SQL: ``person_key(kind, column)``): ``text`` (a name, a household, free
@@ -98,8 +97,15 @@ def key_of(kind: str, value: object) -> str | None:
 
 
 def _compare_keys(db: sqlite_utils.Database) -> None:
-    """``person_key`` (``key_of``) on ``db``'s connection, for ``find``'s SQL."""
-    db.conn.create_function("person_key", 2, key_of, deterministic=True)
+    """``person_key`` (``key_of``, cached: a log repeats its names and households) on
+    ``db``'s connection for one ``find``, which drops it (``_drop_keys``) with its cache of
+    names and notes: a connection kept open (the daemon's reader) keeps none of them."""
+    cached = functools.lru_cache(maxsize=4096)(lambda kind, value: key_of(kind, value))
+    db.conn.create_function("person_key", 2, cached, deterministic=True)
+
+
+def _drop_keys(db: sqlite_utils.Database) -> None:
+    db.conn.create_function("person_key", 2, None)
 
 
 class PersonError(ValueError):
@@ -559,7 +565,6 @@ def _passes(db: sqlite_utils.Database, person: Person, today: date) -> tuple[str
     the household forgotten whole), those issued to them at the console. Never a pass of a
     row that only mentions them (a guard's note on another's passage): revoking that one
     would shut out someone else."""
-    _compare_keys(db)
     q = _Query(person, (), today)
     found = set(person.pass_ids)
     theirs = [q.named("holder"), q.household_is("household")]
@@ -620,6 +625,13 @@ def find(db: sqlite_utils.Database, person: Person, today: date) -> Found:
     (what is still in force). ``PersonError`` when no store holds any, or when a name given
     without a household is the name of people of more than one household (namesakes)."""
     _compare_keys(db)
+    try:
+        return _find(db, person, today)
+    finally:
+        _drop_keys(db)
+
+
+def _find(db: sqlite_utils.Database, person: Person, today: date) -> Found:
     _one_household(db, person)
     q = _Query(person, _passes(db, person, today), today)
     active: dict[str, int] = {}

@@ -254,3 +254,14 @@ def test_the_rows_retention_purged_are_never_folded(guard_core, clock, monkeypat
     )
     assert found.counts() == {"events": 1}
     assert len(calls) < 40
+
+
+def test_no_connection_keeps_the_folded_names_after_a_search(guard_core, clock):
+    """``find``'s cached ``person_key`` holds the names and notes it folded: registered on
+    a connection kept open (the daemon's reader), it kept them after the search, the
+    forgotten resident's too. Dropped with the search."""
+    add_event(guard_core, holder="Zhao Min", household="1-101", pass_id="aaaaaaaaaaaa")
+    db = guard_core.store.reader()
+    find(db, Person.of(name="Zhao Min"), clock.now().date())
+    with pytest.raises(sqlite3.OperationalError):  # the function and its cache gone
+        db.execute("SELECT person_key('text', 'x')").fetchone()
