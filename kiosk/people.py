@@ -14,11 +14,16 @@ the WAL is wiped after the commit (``kiosk.wipe``), so no old page image keeps t
 
 Which keys select what: a household given alone is the whole household (everyone of it moved
 out); with other keys it only narrows a name to that household's rows (a namesake elsewhere is
-not this person). A name, phone number, plate or pass id also selects the rows whose free
-text (a guard's note, an audit detail) carries it. The person's passes (``_passes``: given,
-of their own passages, issued to them at the console) are revoked by ``forget`` (a
-revocation with no reason: a card they keep must not open the gate afterwards; retention
-deletes it once the pass expired), the only trace left, a pass id.
+not this person). A name given without one that people of more than one household hold is
+refused (``_one_household``: namesakes). A name is compared whole with the fields that hold
+a name (a holder, a registration's name, a returnee's), never as a substring; a name, phone
+number, plate or pass id also selects the rows whose free text (a guard's note, an audit
+detail beside its holder and household) carries it, as a substring, which no household
+narrows: such a row of another's is emptied as a row naming them, never its pass revoked.
+The person's passes (``_passes``: given, of their own passages, issued to them at the
+console) are revoked by ``forget`` (a revocation with no reason: a card they keep must not
+open the gate afterwards; retention deletes it once the pass expired), the only trace left, a
+pass id.
 
 ``RULES`` has one entry for every store ``kiosk.retention.STORES`` says holds personal data
 (``tests/test_person.py``): a store added later without one fails there. What is
@@ -28,8 +33,10 @@ guard's safety: ``forget`` refuses it unless forced (``PersonActive``).
 
 from __future__ import annotations
 
+import functools
 import json
 import re
+import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
@@ -41,7 +48,7 @@ import sqlite_utils
 from kiosk import hashchain
 from kiosk.clock import Clock
 from kiosk.config.policy import QuotaConfig
-from kiosk.lists import mark_purged
+from kiosk.lists import mark_purged, same_text
 from kiosk.ports import Store
 from kiosk.stats import freeze_days
 from kiosk.store import FORGET_ACTION, KEPT_ACTIONS, format_ts, shred_salts
@@ -69,6 +76,36 @@ _PASS_ID = re.compile(r"^[0-9a-f]{12}$")
 _PHONE = re.compile(r"^\+?[0-9]{5,20}$")
 _MAX_TEXT = 64
 _KEYS = ("pass_id", "household", "name", "phone", "plate", "returnee")
+_PHONE_SEPARATORS = re.compile(r"[\s.\-()/]+")
+_PLATE_SEPARATORS = re.compile(r"[\s·.\-_]+")  # kiosk.vehicles.normalise_plate's
+
+
+def key_of(kind: str, value: object) -> str | None:
+    """How ``find`` compares a key with what the stores hold, typed as it was, the one way for
+    both sides (SQL: ``person_key(kind, column)``): ``text`` (a name, a household, free
+    text) as the lists and the gate's rules match them (``kiosk.lists.same_text``: NFKC, case,
+    a name's dot), ``phone`` without its separators (``138 0013 8000``, ``138-0013-8000``
+    are ``13800138000``), ``plate`` as the vehicle list holds it (``kiosk.vehicles``: NFKC,
+    no separators, upper case). None for no text."""
+    if not isinstance(value, str):
+        return None
+    if kind == "phone":
+        return _PHONE_SEPARATORS.sub("", unicodedata.normalize("NFKC", value))
+    if kind == "plate":
+        return _PLATE_SEPARATORS.sub("", unicodedata.normalize("NFKC", value)).upper()
+    return same_text(value)
+
+
+def _compare_keys(db: sqlite_utils.Database) -> None:
+    """``person_key`` (``key_of``, cached: a log repeats its names and households) on
+    ``db``'s connection for one ``find``, which drops it (``_drop_keys``) with its cache of
+    names and notes: a connection kept open (the daemon's reader) keeps none of them."""
+    cached = functools.lru_cache(maxsize=4096)(lambda kind, value: key_of(kind, value))
+    db.conn.create_function("person_key", 2, cached, deterministic=True)
+
+
+def _drop_keys(db: sqlite_utils.Database) -> None:
+    db.conn.create_function("person_key", 2, None)
 
 
 class PersonError(ValueError):
@@ -123,7 +160,7 @@ class Person:
         ids = tuple(_text("pass_id", p).lower() for p in pass_ids)
         if any(not _PASS_ID.match(p) for p in ids):
             raise PersonError("--pass-id: 12 hex digits (as printed by kiosk pass verify)")
-        numbers = tuple(re.sub(r"[\s.-]", "", _text("phone", p)) for p in phones)
+        numbers = tuple(key_of("phone", _text("phone", p)) or "" for p in phones)
         if any(not _PHONE.match(p) for p in numbers):
             raise PersonError("--phone: 5 to 20 digits")
         try:
@@ -165,38 +202,45 @@ class _Query:
     today: date
     found: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
-    @property
-    def needles(self) -> list[str]:
-        """What free text naming the person carries (a note, an audit detail)."""
-        p = self.person
-        # Not a household code: a short one is inside others (``1-10`` in ``11-101``); a
-        # household's rows are found by their household fields.
-        return [*([p.name] if p.name else []), *p.phones, *p.plates, *self.passes]
-
     def named(self, column: str, household: str = "household") -> tuple[str, list[Any]]:
-        """SQL: ``column`` is the name (narrowed to the household when one is given)."""
+        """SQL: ``column`` is the name (narrowed to the household when one is given); each
+        compared as ``key_of`` folds it."""
         p = self.person
         if p.name is None:
             return "0", []
+        name = f"person_key('text', {column}) = ?"
         if p.household is None:
-            return f"{column} = ?", [p.name]
-        return f"({column} = ? AND ({household} IS NULL OR {household} = ?))", [p.name, p.household]
+            return name, [key_of("text", p.name)]
+        its = f"person_key('text', {household})"
+        args = [key_of("text", p.name), key_of("text", p.household)]
+        return f"({name} AND ({household} IS NULL OR {its} = ?))", args
 
     def household_is(self, column: str) -> tuple[str, list[Any]]:
         if not self.person.whole_household:
             return "0", []
-        return f"{column} = ?", [self.person.household]
+        return f"person_key('text', {column}) = ?", [key_of("text", self.person.household)]
 
     def mentions(self, column: str) -> tuple[str, list[Any]]:
-        """SQL: ``column``'s text carries a needle."""
-        needles = self.needles
+        """SQL: ``column``'s text carries a needle, each kind folded as ``key_of`` does. Not
+        a household code: a short one is inside others (``1-10`` in ``11-101``); a
+        household's rows are found by their household fields."""
+        p = self.person
+        needles = [("text", n) for n in ([p.name] if p.name else [])]
+        needles += [("phone", n) for n in p.phones] + [("plate", n) for n in p.plates]
+        needles += [("text", n) for n in self.passes]
         if not needles:
             return "0", []
-        return " OR ".join(f"instr({column}, ?) > 0" for _ in needles), list(needles)
+        sql = " OR ".join(f"instr(person_key('{k}', {column}), ?) > 0" for k, _ in needles)
+        return sql, [key_of(k, n) for k, n in needles]
 
-    def within(self, column: str, values: Sequence[object]) -> tuple[str, list[Any]]:
+    def within(
+        self, column: str, values: Sequence[object], kind: str | None = None
+    ) -> tuple[str, list[Any]]:
+        """SQL: ``column`` is one of ``values`` (``kind``: both folded as ``key_of`` does)."""
         if not values:
             return "0", []
+        if kind is not None:
+            column, values = f"person_key('{kind}', {column})", [key_of(kind, v) for v in values]
         return f"{column} IN (SELECT value FROM json_each(?))", [json.dumps(list(values))]  # noqa: S608
 
 
@@ -209,24 +253,46 @@ def _rows(
     where = " OR ".join(f"({sql})" for sql, _ in parts)
     args = [a for _, part in parts for a in part]
     cursor = db.execute(
-        f'SELECT rowid AS "_rowid", * FROM "{table}" WHERE ({where}){also}',  # noqa: S608
+        # ``also`` first: the rows it excludes (retention's, most of a long log) are never
+        # folded by ``person_key``.
+        f'SELECT rowid AS "_rowid", * FROM "{table}" WHERE 1{also} AND ({where})',  # noqa: S608
         args,
     )
     names = [d[0] for d in cursor.description]
     return [dict(zip(names, r, strict=True)) for r in cursor.fetchall()]
 
 
+def _free_text(column: str, *keys: str) -> str:
+    """SQL: ``column``'s JSON without its fields ``keys`` (a name, a dwelling, a phone: each
+    compared whole, never as a substring), or its text when it is no JSON."""
+    paths = ", ".join(f"'$.{k}'" for k in keys)
+    return f"(CASE WHEN json_valid({column}) THEN json_remove({column}, {paths}) ELSE {column} END)"
+
+
+#: A registration's or a car's ``person``: the fields holding who and which dwelling, compared
+#: whole (``_events``); the rest (a guard's note) is free text.
+_PERSON = "json_extract(person, '$.{}')"
+_DWELLING = f"coalesce(household, {_PERSON.format('unit')}, {_PERSON.format('resident_of')})"
+_PERSON_FIELDS = ("name", "driver", "unit", "resident_of", "phone", "plate")
+
+
 def _events(db: sqlite_utils.Database, q: _Query) -> list[dict[str, Any]]:
-    parts = [q.within("pass_id", q.passes), q.named("holder"), q.mentions("person")]
-    parts += [q.household_is("household"), q.household_is("json_extract(person, '$.unit')")]
-    parts += [q.household_is("json_extract(person, '$.resident_of')")]
+    parts = [q.within("pass_id", q.passes), q.named("holder")]
+    parts += [q.named(_PERSON.format(k), _DWELLING) for k in ("name", "driver")]
+    parts += [q.within(_PERSON.format("phone"), q.person.phones, "phone")]
+    parts += [q.within(_PERSON.format("plate"), q.person.plates, "plate")]
+    parts += [q.mentions(_free_text("person", *_PERSON_FIELDS))]
+    parts += [q.household_is("household"), q.household_is(_PERSON.format("unit"))]
+    parts += [q.household_is(_PERSON.format("resident_of"))]
     return _rows(db, "events", parts, " AND purged_at IS NULL")
 
 
 def _audit(db: sqlite_utils.Database, q: _Query) -> list[dict[str, Any]]:
     # Never a purge's or a forget's own row: no person's data, the evidence ``verify`` uses.
     kept = ", ".join(f"'{a}'" for a in KEPT_ACTIONS)
-    parts = [q.mentions("detail"), q.household_is("json_extract(detail, '$.household')")]
+    holder, household = "json_extract(detail, '$.holder')", "json_extract(detail, '$.household')"
+    parts = [q.named(holder, household), q.mentions(_free_text("detail", "holder", "household"))]
+    parts += [q.household_is(household)]
     return _rows(db, "audit", parts, f" AND purged_at IS NULL AND action NOT IN ({kept})")
 
 
@@ -235,13 +301,29 @@ def _none(db: sqlite_utils.Database, q: _Query) -> list[dict[str, Any]]:
     return []
 
 
+def _theirs_or_mentioned(
+    db: sqlite_utils.Database,
+    table: str,
+    theirs: Sequence[tuple[str, list[Any]]],
+    mentioned: Sequence[tuple[str, list[Any]]],
+    also: str = "",
+) -> list[dict[str, Any]]:
+    """The rows of ``table`` that are the person's (``theirs``: ``_theirs`` True), then those
+    only mentioning them in a note (False): another's entry, whose note ``forget`` empties
+    and whose row it keeps (``Rule.mentioned``)."""
+    own = _rows(db, table, theirs, also)
+    ids = {r["_rowid"] for r in own}
+    other = [r for r in _rows(db, table, mentioned, also) if r["_rowid"] not in ids]
+    return [*({**r, "_theirs": True} for r in own), *({**r, "_theirs": False} for r in other)]
+
+
 def _revocations(db: sqlite_utils.Database, q: _Query) -> list[dict[str, Any]]:
     return _rows(db, "list_revocations", [q.within("pass_id", q.passes), q.mentions("reason")])
 
 
 def _quarantine(db: sqlite_utils.Database, q: _Query) -> list[dict[str, Any]]:
-    parts = [q.household_is("household"), q.named("holder"), q.mentions("note")]
-    return _rows(db, "list_quarantine", parts)
+    theirs = [q.household_is("household"), q.named("holder")]
+    return _theirs_or_mentioned(db, "list_quarantine", theirs, [q.mentions("note")])
 
 
 def _households(db: sqlite_utils.Database, q: _Query) -> list[dict[str, Any]]:
@@ -249,22 +331,23 @@ def _households(db: sqlite_utils.Database, q: _Query) -> list[dict[str, Any]]:
 
 
 def _returnees(db: sqlite_utils.Database, q: _Query) -> list[dict[str, Any]]:
-    parts = [q.within("id", q.person.returnees), q.within("phone", q.person.phones)]
-    parts += [q.named("name"), q.household_is("household"), q.mentions("note")]
-    return _rows(db, "obs_people", parts, " AND purged_at IS NULL")
+    theirs = [q.within("id", q.person.returnees), q.within("phone", q.person.phones, "phone")]
+    theirs += [q.named("name"), q.household_is("household")]
+    mentioned = [q.mentions("note")]
+    return _theirs_or_mentioned(db, "obs_people", theirs, mentioned, " AND purged_at IS NULL")
 
 
 def _of_returnees(table: str) -> Callable[[sqlite_utils.Database, _Query], list[dict[str, Any]]]:
     def rows(db: sqlite_utils.Database, q: _Query) -> list[dict[str, Any]]:
-        ids = [r["id"] for r in q.found.get("obs_people", [])]
+        ids = [r["id"] for r in q.found.get("obs_people", []) if r.get("_theirs", True)]
         return _rows(db, table, [q.within("person_id", ids)])
 
     return rows
 
 
 def _services(db: sqlite_utils.Database, q: _Query) -> list[dict[str, Any]]:
-    parts = [q.household_is("household"), q.mentions("note")]
-    return _rows(db, "service_requests", parts, " AND purged_at IS NULL")
+    theirs, mentioned = [q.household_is("household")], [q.mentions("note")]
+    return _theirs_or_mentioned(db, "service_requests", theirs, mentioned, " AND purged_at IS NULL")
 
 
 def _by_pass_or_household(table: str) -> Callable[[sqlite_utils.Database, _Query], list[Any]]:
@@ -287,7 +370,7 @@ def _compound(db: sqlite_utils.Database, q: _Query) -> list[dict[str, Any]]:
 
 
 def _vehicles(db: sqlite_utils.Database, q: _Query) -> list[dict[str, Any]]:
-    parts = [q.within("plate", q.person.plates), q.household_is("household")]
+    parts = [q.within("plate", q.person.plates, "plate"), q.household_is("household")]
     return _rows(db, "resident_vehicles", parts)
 
 
@@ -363,6 +446,9 @@ class Rule:
     forget: _Forgetting | None
     does: str
     active: Callable[[Mapping[str, Any], date], bool] | None = None
+    #: A row that only mentions the person in its note (``_theirs`` False): another's
+    #: entry, kept, its note emptied; never in force for the person.
+    mentioned: _Forgetting | None = None
 
 
 _SALTS = "a key, no person's value: deleted once its day holds no personal field (shred_salts)"
@@ -380,7 +466,13 @@ RULES: Mapping[str, Rule] = {
         ),
         "reason emptied; stays revoked",
     ),
-    "list_quarantine": Rule(_quarantine, _delete, "deleted", _is_in_force("until_date")),
+    "list_quarantine": Rule(
+        _quarantine,
+        _delete,
+        "the person's entry deleted; another's naming them in its note: the note emptied",
+        _is_in_force("until_date"),
+        _update("note = ''"),
+    ),
     "list_households": Rule(
         _households,
         _update("note = ''", delete_whole=True),
@@ -390,16 +482,19 @@ RULES: Mapping[str, Rule] = {
     "obs_people": Rule(
         _returnees,
         _update("name = '', household = '', phone = '', origin = '', note = '', purged_at = ?"),
-        "personal fields emptied (the id, dates and statuses stay)",
+        "personal fields emptied (the id, dates and statuses stay); another returnee's"
+        " naming them in its note: the note emptied",
         lambda row, _today: row.get("status") == "observing",
+        _update("note = ''"),
     ),
     "obs_checks": Rule(_of_returnees("obs_checks"), _delete, "deleted"),
     "obs_acks": Rule(_of_returnees("obs_acks"), _delete, "deleted"),
     "service_requests": Rule(
         _services,
         _update("household = '', note = '', purged_at = ?"),
-        "household and note emptied",
+        "household and note emptied; another household's naming them: the note emptied",
         lambda row, _today: row.get("state") not in ("done", "cancelled"),
+        _update("note = ''"),
     ),
     "peer_passages": Rule(_by_pass_or_household("peer_passages"), _delete, "deleted"),
     "peer_revocations": Rule(
@@ -432,12 +527,19 @@ class Found:
     def counts(self) -> dict[str, int]:
         return {table: len(rows) for table, rows in self.rows.items()}
 
+    def mentioned(self) -> dict[str, int]:
+        """Of ``counts``, the rows by store that are not the person's but name them in a
+        note (another's entry: ``forget`` empties its note and keeps it)."""
+        out = {t: sum(r.get("_theirs") is False for r in rs) for t, rs in self.rows.items()}
+        return {t: n for t, n in out.items() if n}
+
     def as_dict(self) -> dict[str, Any]:
         """The resident's copy: every row (JSON columns read as JSON, the rowid left out)."""
         stores = {t: [_readable(r) for r in rows] for t, rows in self.rows.items()}
         return {
             "keys": self.person.kinds(),
             "counts": self.counts(),
+            "mentioned": self.mentioned(),
             "passes": list(self.passes),
             "active": dict(self.active),
             "stores": stores,
@@ -447,7 +549,7 @@ class Found:
 def _readable(row: Mapping[str, Any]) -> dict[str, Any]:
     out = {}
     for column, value in row.items():
-        if column == "_rowid":
+        if column.startswith("_"):  # the rowid, whether the row is theirs
             continue
         if column in ("person", "detail", "reasons", "flags") and isinstance(value, str):
             try:
@@ -466,7 +568,8 @@ def _passes(db: sqlite_utils.Database, person: Person, today: date) -> tuple[str
     q = _Query(person, (), today)
     found = set(person.pass_ids)
     theirs = [q.named("holder"), q.household_is("household")]
-    found |= {r["pass_id"] for r in _rows(db, "events", theirs) if r.get("pass_id")}
+    mine = _rows(db, "events", theirs, " AND purged_at IS NULL")
+    found |= {r["pass_id"] for r in mine if r.get("pass_id")}
     issued = [q.named("json_extract(detail, '$.holder')", "json_extract(detail, '$.household')")]
     issued += [q.household_is("json_extract(detail, '$.household')")]
     for row in _rows(db, "audit", issued, " AND action = 'pass_issued'"):
@@ -479,9 +582,57 @@ def _passes(db: sqlite_utils.Database, person: Person, today: date) -> tuple[str
     return tuple(sorted(found))
 
 
+#: Where a name is held beside its household: (table, the name's column, the household's).
+_NAMED_IN = (
+    ("events", "holder", "household"),
+    ("events", _PERSON.format("name"), _DWELLING),
+    ("events", _PERSON.format("driver"), _DWELLING),
+    ("audit", "json_extract(detail, '$.holder')", "json_extract(detail, '$.household')"),
+    ("list_quarantine", "holder", "household"),
+    ("peer_quarantine", "holder", "household"),
+    ("obs_people", "name", "household"),
+)
+_UNPURGED = {t: "purged_at IS NULL AND " for t in ("events", "audit", "obs_people")}
+
+
+def _one_household(db: sqlite_utils.Database, person: Person) -> None:
+    """``PersonError`` when ``person``'s name, not narrowed by a household, is held for
+    people of more than one household: namesakes, each not this person (the households
+    counted, never named: the office gives ``--household``)."""
+    if person.name is None or person.household is not None:
+        return
+    tables = set(db.table_names())
+    selects = [
+        f"SELECT person_key('text', {h}) AS h FROM {t} WHERE {_UNPURGED.get(t, '')}"  # noqa: S608
+        f"person_key('text', {n}) = ? AND nullif(trim({h}), '') IS NOT NULL"
+        for t, n, h in _NAMED_IN
+        if t in tables
+    ]
+    if not selects:
+        return
+    name = key_of("text", person.name)
+    sql = f"SELECT count(DISTINCT h) FROM ({' UNION '.join(selects)})"  # noqa: S608
+    n = int(db.execute(sql, [name] * len(selects)).fetchone()[0])
+    if n > 1:
+        raise PersonError(
+            f"--name: people of {n} households hold this name (namesakes, each not this"
+            " person): give --household too, to narrow it to the person's"
+        )
+
+
 def find(db: sqlite_utils.Database, person: Person, today: date) -> Found:
     """Every row of every store holding ``person``'s data; ``today``: the site's local day
-    (what is still in force). ``PersonError`` when no store holds any."""
+    (what is still in force). ``PersonError`` when no store holds any, or when a name given
+    without a household is the name of people of more than one household (namesakes)."""
+    _compare_keys(db)
+    try:
+        return _find(db, person, today)
+    finally:
+        _drop_keys(db)
+
+
+def _find(db: sqlite_utils.Database, person: Person, today: date) -> Found:
+    _one_household(db, person)
     q = _Query(person, _passes(db, person, today), today)
     active: dict[str, int] = {}
     for table, rule in RULES.items():
@@ -489,7 +640,7 @@ def find(db: sqlite_utils.Database, person: Person, today: date) -> Found:
         if rows:
             q.found[table] = rows
         if rule.active is not None and rule.forget is not None:
-            n = sum(1 for r in rows if rule.active(r, today))
+            n = sum(1 for r in rows if r.get("_theirs", True) and rule.active(r, today))
             if n:
                 active[table] = n
     if not q.found:
@@ -515,7 +666,8 @@ def text_of(found: Found) -> str:
         for row in rows:
             shown = _readable(row)
             parts = [f"{k}: {json.dumps(v, ensure_ascii=False)}" for k, v in shown.items()]
-            lines.append("  - " + "; ".join(p for p in parts if not p.endswith(": null")))
+            mark = "  - " if row.get("_theirs", True) else "  - (names them in a note only) "
+            lines.append(mark + "; ".join(p for p in parts if not p.endswith(": null")))
         lines.append("")
     if found.passes:
         lines.append(f"passes: {', '.join(found.passes)}")
@@ -612,10 +764,12 @@ def forget(
     if found.active and not force:
         raise PersonActive(found.active)
     _freeze(store, zone, quota_cfg, now)
+    through: list[int] = []  # the log's last event at the forget: none it empties is later
 
     def apply(db: sqlite_utils.Database) -> Forgotten:
         again = find(db, person, today)  # in the transaction: what is there now
         stamp = _unique_stamp(db, now)
+        through[:] = [int(db.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0])]
         rows = _forget_rows(db, again, _Forget(person, stamp, today))
         revoked = _revoke(db, again.passes, now, actor)
         if revoked or _LIST_TABLES & set(rows):
@@ -628,6 +782,7 @@ def forget(
     def detail(done: Forgotten) -> dict[str, Any]:
         counts = {"events": 0, "audit": 0, **done.rows}
         extra = {"passes_revoked": done.passes_revoked, "forced": bool(found.active)}
+        extra["events_through"] = through[0] if through else 0
         return {"keys": person.kinds(), "purged_at": done.purged_at, "rows": counts, **extra}
 
     done = store.submit_audited(apply, actor, FORGET_ACTION, detail)
@@ -657,6 +812,11 @@ def _forget_rows(db: sqlite_utils.Database, found: Found, f: _Forget) -> dict[st
         rows = found.rows.get(table)
         if not rows or rule.forget is None:
             continue
-        ids = [int(r["seq"] if table in ("events", "audit") else r["_rowid"]) for r in rows]
-        done[table] = rule.forget(db, table, ids, f)
+        key = "seq" if table in ("events", "audit") else "_rowid"
+        ids = [int(r[key]) for r in rows if r.get("_theirs", True)]
+        others = [int(r[key]) for r in rows if not r.get("_theirs", True)]
+        n = rule.forget(db, table, ids, f) if ids else 0
+        if others and rule.mentioned is not None:
+            n += rule.mentioned(db, table, others, f)
+        done[table] = n
     return done

@@ -1072,9 +1072,13 @@ def _forgotten(
     conn: sqlite3.Connection, table: str, covered: int
 ) -> tuple[set[str], tuple[int | None, str | None] | None]:
     """The ``purged_at`` stamps of the residents' data forgotten ahead of retention (each
-    ``FORGET_ACTION`` row's), and a problem when more rows of ``table`` past retention's
-    reach (``covered``) carry one than its row says it emptied (a purge faked with that
-    stamp). Rows a later retention purge reaches count no more: they are covered anyway."""
+    ``FORGET_ACTION`` row's), and a problem when a row of ``table`` carrying one is later than
+    that forget (an audit row after its own; an event past the log's last at the time, its
+    ``events_through``, when the row says it), or when more rows carry it than the row says it
+    emptied (a purge faked with that stamp). Every row carrying it counts, a row a later
+    retention purge reaches too: retention never stamps a purged row again, so the forget's
+    rows keep its stamp for ever, and a count of only the rows past retention's reach
+    (``covered``) would leave the rows retention covered as room for as many faked ones."""
     stamps: set[str] = set()
     rows = conn.execute(
         "SELECT seq, detail FROM audit WHERE action = ? AND detail IS NOT NULL", [FORGET_ACTION]
@@ -1083,14 +1087,23 @@ def _forgotten(
         try:
             found = json.loads(detail)
             stamp, emptied = str(found["purged_at"]), int(found["rows"][table])
+            through = int(audit_seq) if table == "audit" else found.get("events_through")
         except (ValueError, TypeError, KeyError):
             continue
         stamps.add(stamp)
+        bound = through if isinstance(through, int) and not isinstance(through, bool) else 2**62
         n = conn.execute(
-            f"SELECT count(*), min(seq) FROM {_table_name(table)}"  # noqa: S608
-            " WHERE purged_at = ? AND seq > ?",
-            [stamp, covered],
+            f"SELECT count(*), min(seq), min(CASE WHEN seq > ? THEN seq END)"  # noqa: S608
+            f" FROM {_table_name(table)} WHERE purged_at = ?",
+            [bound, stamp],
         ).fetchone()
+        if n[2] is not None:
+            seq = int(n[2])
+            return stamps, (
+                seq,
+                f"{table} seq {seq}: purged as forgotten by audit seq {audit_seq}, but written"
+                f" after that forget (personal fields removed outside retention)",
+            )
         if int(n[0]) > emptied:
             seq = int(n[1])
             return stamps, (

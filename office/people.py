@@ -8,7 +8,10 @@ the copy by the office's retention rule (``office.retention``): ``pass_id``, ``h
 ``holder`` nulled, ``person`` keeps its counts, ``purged_at`` set; ``hash``, ``prev_hash``,
 ``personal_digest`` and ``seq`` never written, so the copy still verifies and ``kiosk
 verify-log --against`` still matches it. A row already purged, or not pulled yet (the gate's
-own is empty when it is), is left as it is.
+own is empty when it is), is left as it is. A forget is not a purge: PostgreSQL's
+``fleet_meta`` ``retention.last_purge`` keeps the office's last purge (the gate's
+``person_forgotten`` audit row is the forget's record); a SQLite copy's WAL is wiped as after
+a purge.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from kiosk.store import format_ts
-from office.retention import Copy, OfficePurgeResult, kept_counts
+from office.retention import Copy, OfficePurgeResult, SqliteCopy, kept_counts
 
 __all__ = ["MAX_SEQS", "forget_in_copy", "parse_seqs"]
 
@@ -64,5 +67,6 @@ def forget_in_copy(
             kept = [(seq, kept_counts(person)) for seq, person in rows]
             emptied += copy.null(kiosk_id, kept, _EVERY_ROW, stamp)
             after = rows[-1][0]
-    copy.finish(OfficePurgeResult(now, emptied, 1, 1, True))
+    if isinstance(copy, SqliteCopy):  # its WAL wiped; PostgreSQL's ``finish`` records a purge
+        copy.finish(OfficePurgeResult(now, emptied, 1, 1, True))
     return emptied

@@ -91,3 +91,31 @@ def test_the_offices_postgresql_empties_the_events_the_gate_forgot(
     assert [r["seq"] for r in after if r["purged_at"] is not None] == [2, 9]
     assert CARD not in json.dumps(after, default=str)
     assert snapshot(after) == snapshot(before)
+
+
+def _last_purge(dsn):
+    import psycopg
+
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute(
+            "SELECT value FROM fleet_meta WHERE key = 'retention.last_purge'"
+        ).fetchone()
+    return None if row is None else row[0]
+
+
+def test_a_forget_in_the_offices_postgresql_does_not_pose_as_its_last_purge(
+    tmp_path, pg_dsn, monkeypatch, capsys
+):
+    """``fleet_meta`` ``retention.last_purge`` is the office's last purge (docs/fleet.md): a
+    forget once wrote itself there, a purge whose cutoff was now."""
+    from test_office_retention_pg import _central
+
+    gate, clock = _central(tmp_path, pg_dsn)
+    _system_clock_at(monkeypatch, clock.now())
+    before = _last_purge(pg_dsn)
+    try:
+        assert main(["fleet", "forget", pg_dsn, "--kiosk", "gate-1", "--seqs", "2,9"]) == 0
+        assert json.loads(capsys.readouterr().out)["events_forgotten"] == 2
+    finally:
+        gate.store.close()
+    assert _last_purge(pg_dsn) == before

@@ -527,7 +527,7 @@ def forget_run(args: argparse.Namespace) -> int:
     from kiosk.config import ConfigError
     from kiosk.config.fleet import load_collector_config
     from office.people import forget_in_copy, parse_seqs
-    from office.pg import PgError
+    from office.pg import PgError, is_pg_dsn, redact_dsn
     from office.retention import CopyError, open_copy
 
     try:
@@ -546,7 +546,9 @@ def forget_run(args: argparse.Namespace) -> int:
     except CopyError as exc:
         raise UsageError(str(exc)) from None
     except (PgError, sqlite3.Error) as exc:
-        raise CliError(f"cannot open {target}: {exc}") from None
+        # A DSN's password is never printed (the other fleet verbs' rule).
+        shown = redact_dsn(target) if is_pg_dsn(target) else target
+        raise CliError(f"cannot open {shown}: {exc}") from None
     try:
         done = forget_in_copy(copy, args.kiosk, ranges, clocksync.system_clock().now())
     except (PgError, sqlite3.Error) as exc:

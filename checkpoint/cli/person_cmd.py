@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sqlite3
 import sys
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
@@ -130,6 +131,8 @@ def show_run(args: argparse.Namespace) -> int:
         found = show(store, person, today, args.actor)
     except PersonError as exc:
         raise UsageError(str(exc)) from None
+    except sqlite3.Error as exc:  # a damaged page: a line, not a traceback
+        raise CliError(f"show failed, nothing shown: the database: {exc}") from None
     finally:
         store.close()
     if args.text:
@@ -166,6 +169,8 @@ def forget_run(args: argparse.Namespace) -> int:
                 store.reader(), person, now.astimezone(ZoneInfo(config.site.timezone)).date()
             )
             would = {"dry_run": True, "rows": found.counts(), "passes": len(found.passes)}
+            # Of rows, another's entries naming them in a note: kept, the note emptied.
+            would["mentioned"] = found.mentioned()
             print(json.dumps(would | {"active": dict(found.active)}))
             return 0
         done = forget(
@@ -181,7 +186,7 @@ def forget_run(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     except PersonActive as exc:
         raise CliError(f"nothing was forgotten: {exc} (--force)") from None
-    except StoreFault as exc:
+    except (StoreFault, sqlite3.Error) as exc:  # sqlite3: a damaged page read
         raise CliError(f"forget failed, nothing was forgotten: {exc}") from None
     finally:
         store.close()
