@@ -109,7 +109,16 @@ def _drop_keys(db: sqlite_utils.Database) -> None:
 
 
 class PersonError(ValueError):
-    """A key that names nobody: none given, malformed, or found in no store. Nothing done."""
+    """A key that names nobody: none given, malformed, found in no store, or a name that
+    people of several households hold. Nothing done. ``code`` says which (``text``,
+    ``pass_id``, ``phone``, ``plate``, ``returnee``, ``no_key``, ``namesakes``, ``nobody``)
+    and ``params`` its figures, for a face that says it in its own words; the message is
+    the command line's (it names the flag)."""
+
+    def __init__(self, message: str, code: str, **params: object) -> None:
+        super().__init__(message)
+        self.code = code
+        self.params = params
 
 
 class PersonActive(Exception):
@@ -127,7 +136,9 @@ class PersonActive(Exception):
 def _text(kind: str, value: object) -> str:
     text = typed(value).strip() if isinstance(value, str) else ""
     if not text or len(text) > _MAX_TEXT or any(not ch.isprintable() for ch in text):
-        raise PersonError(f"--{kind.replace('_', '-')}: 1 to {_MAX_TEXT} printable characters")
+        raise PersonError(
+            f"--{kind.replace('_', '-')}: 1 to {_MAX_TEXT} printable characters", "text", kind=kind
+        )
     return text
 
 
@@ -159,16 +170,18 @@ class Person:
 
         ids = tuple(_text("pass_id", p).lower() for p in pass_ids)
         if any(not _PASS_ID.match(p) for p in ids):
-            raise PersonError("--pass-id: 12 hex digits (as printed by kiosk pass verify)")
+            raise PersonError(
+                "--pass-id: 12 hex digits (as printed by kiosk pass verify)", "pass_id"
+            )
         numbers = tuple(key_of("phone", _text("phone", p)) or "" for p in phones)
         if any(not _PHONE.match(p) for p in numbers):
-            raise PersonError("--phone: 5 to 20 digits")
+            raise PersonError("--phone: 5 to 20 digits", "phone")
         try:
             cars = tuple(normalise_plate(p) for p in plates)
         except CommunityError as exc:
-            raise PersonError(f"--{exc}") from None
+            raise PersonError(f"--{exc}", "plate") from None
         if any(isinstance(r, bool) or not isinstance(r, int) or r < 1 for r in returnees):
-            raise PersonError("--returnee: a returnee record's number (1 or more)")
+            raise PersonError("--returnee: a returnee record's number (1 or more)", "returnee")
         person = cls(
             ids,
             None if household is None else _text("household", household),
@@ -178,7 +191,9 @@ class Person:
             tuple(returnees),
         )
         if not person.kinds():
-            raise PersonError(f"name the person: give at least one of --{', --'.join(_KEYS)}")
+            raise PersonError(
+                f"name the person: give at least one of --{', --'.join(_KEYS)}", "no_key"
+            )
         return person
 
     def kinds(self) -> list[str]:
@@ -616,7 +631,9 @@ def _one_household(db: sqlite_utils.Database, person: Person) -> None:
     if n > 1:
         raise PersonError(
             f"--name: people of {n} households hold this name (namesakes, each not this"
-            " person): give --household too, to narrow it to the person's"
+            " person): give --household too, to narrow it to the person's",
+            "namesakes",
+            n=n,
         )
 
 
@@ -646,7 +663,8 @@ def _find(db: sqlite_utils.Database, person: Person, today: date) -> Found:
     if not q.found:
         raise PersonError(
             f"no store of this gate holds anyone by these keys ({', '.join(person.kinds())}):"
-            " nothing to show or forget (check the spelling; a purged row names nobody)"
+            " nothing to show or forget (check the spelling; a purged row names nobody)",
+            "nobody",
         )
     return Found(person, q.found, q.passes, active)
 

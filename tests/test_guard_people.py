@@ -148,6 +148,19 @@ def test_zh_cn_says_a_refusal_and_the_keys_in_chinese(core, admin):
     assert "（查找方式：户号, 姓名）" in shown.text and "通行记录" in shown.text
 
 
+def test_a_name_namesakes_of_two_households_hold_is_refused_as_such_not_as_malformed(core, admin):
+    """The core refuses a name without a household that people of several households hold;
+    the room once read its sentence's ``--name`` and said the name was malformed."""
+    _resident(core)
+    add_event(core, holder=NAME, household="9-909", pass_id="0b0b0b0b0b0b")
+    for lang, words in (("en", "People of 2 households hold this name"), ("zh-CN", "2 户")):
+        for path in ("show", "forget"):
+            refused = _post(admin, f"{ROOM}/{path}?lang={lang}", name=NAME)
+            assert refused.status_code == 400 and words in refused.text, (lang, path)
+            assert "9-909" not in refused.text and "printable" not in refused.text
+    assert _held(core)["events"] == 2
+
+
 def test_several_values_of_a_key_are_taken_separated_by_commas(core, admin):
     _resident(core)
     shown = _post(admin, f"{ROOM}/show", pass_id=f"{PASS}，0a0b0c0d0e0f")

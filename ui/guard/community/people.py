@@ -95,16 +95,16 @@ def person_of(form: FormData) -> Person:
 
 
 def problem(exc: PersonError) -> BadInput:
-    """``kiosk.people``'s refusal as the admin's words (its sentence names the CLI's flag)."""
-    text = str(exc)
-    for key in ("pass_id", "phone", "plate", "returnee"):
-        if text.startswith(f"--{key.replace('_', '-')}"):
-            return BadInput(f"people.err.{key}")
-    for key in ("household", "name"):
-        if text.startswith(f"--{key}"):
-            return BadInput("people.err.text", field=f"people.key.{key}")
-    if text.startswith("no store"):
-        return BadInput("people.err.nobody")
+    """``kiosk.people``'s refusal in the admin's words, by its code."""
+    kind = str(exc.params.get("kind", ""))
+    if exc.code == "text" and kind in ("household", "name"):
+        return BadInput("people.err.text", field=f"people.key.{kind}")
+    if exc.code == "text":  # a pass id or phone too long or not printable: that key's words
+        return BadInput(f"people.err.{kind}")
+    if exc.code == "namesakes":
+        return BadInput("people.err.namesakes", n=exc.params["n"])
+    if exc.code in ("pass_id", "phone", "plate", "returnee", "nobody"):
+        return BadInput(f"people.err.{exc.code}")
     return BadInput("people.err.no_key")
 
 
