@@ -14,12 +14,11 @@ import traceback
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from kiosk.store import EventDraft
-
 if TYPE_CHECKING:
     from drivers.gate import FakeGate
     from drivers.mlx90614_emulator import Mlx90614Emulator
     from kiosk.core import Core
+    from kiosk.store import EventDraft
 
 #: Contract order (docs/bench.md). Each name is a module ``checkpoint.bench.<name>`` exposing
 #: ``run(quick) -> dict``.
@@ -28,6 +27,8 @@ SECTIONS = ("decode", "thermo", "decide", "loop", "idle", "store", "pull", "edge
 
 def bench_draft() -> EventDraft:
     """A typical decision's event, with personal data, for the sections that write events."""
+    from kiosk.store import EventDraft  # not on import: `kiosk --help` lists `bench` (SECTIONS)
+
     return EventDraft(
         direction="in",
         decision="pass",

@@ -7,12 +7,14 @@ import os
 import re
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from kiosk.config import MAX_CONFIG_BYTES, ConfigError, KioskConfig
-from kiosk.config.check import report
 from kiosk.files import UnreadableFile, read_bounded
 
 from .parsers import Verbs, add_verb, path_arg
+
+if TYPE_CHECKING:
+    from kiosk.config import KioskConfig
 
 
 def register(sub: Verbs) -> None:
@@ -37,6 +39,8 @@ def check_config(args: argparse.Namespace) -> int:
     Examples:
       sudo kiosk-admin check-config /etc/kiosk/kiosk.toml   # before: sudo systemctl restart kiosk
       kiosk check-config systemd/kiosk.toml.example"""
+    from kiosk.config.check import report
+
     # The data dir a relative policy.trust_dir is under: $KIOSK_DATA, which kiosk-admin sets
     # to the daemon's (else not judged: check-config is not told it).
     data = os.environ.get("KIOSK_DATA") or None
@@ -54,6 +58,8 @@ def _is_collector_config(file: str) -> bool:
     """Whether ``file`` is the office collector's config, not a kiosk's: `check-config` said
     only `kiosks: unknown key (check its spelling ...)` of a valid one. A regular file only (a
     pipe is read once, by the kiosk check)."""
+    from kiosk.config import MAX_CONFIG_BYTES
+
     if not os.path.isfile(file):
         return False
     try:
@@ -64,6 +70,7 @@ def _is_collector_config(file: str) -> bool:
 
 def _check_collector(file: str) -> int:
     """``file`` checked as ``kiosk collect`` loads it: `ok` or its problems (exit 2)."""
+    from kiosk.config import ConfigError
     from kiosk.config.fleet import load_collector_config
 
     try:
@@ -107,11 +114,11 @@ def _notes(config: KioskConfig) -> list[str]:
 
 def _trust_folder(config: KioskConfig) -> Path | None:
     """The trust folder as the daemon will read it, when check-config can tell: an absolute
-    ``policy.trust_dir``, or one under ``$KIOSK_DATA`` (``kiosk.core.trust_dir``)."""
-    from kiosk.core import trust_dir
-
+    ``policy.trust_dir``, or one under ``$KIOSK_DATA``, else ``$KIOSK_DATA/trust``: the rule of
+    ``kiosk.core.trust_dir``, written here again because importing kiosk.core loads the whole
+    kiosk (the store, the lists) into a check (tests/test_cli_start.py holds the two equal)."""
     named = config.policy.trust_dir
     if named is not None and Path(named).is_absolute():
         return Path(named)
     data = os.environ.get("KIOSK_DATA")
-    return trust_dir(config, Path(data)) if data else None
+    return Path(data) / (named or "trust") if data else None

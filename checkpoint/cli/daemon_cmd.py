@@ -3,37 +3,26 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import errno
 import fcntl
 import logging
 import os
 import socket
-import ssl
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from checkpoint import malloc
-from kiosk.config import (
-    ConfigError,
-    KioskConfig,
-    check_environment,
-    check_paths,
-    load_config,
-    store_folder_missing,
-    store_folder_problem,
-)
 from kiosk.logs import setup_logging
-from kiosk.tlscert import TlsCertificate
 
 from .errors import CliError, UsageError, refuse_root_over
 from .parsers import Verbs, add_verb, path_arg, path_of
 
 if TYPE_CHECKING:
+    from kiosk.config import KioskConfig
     from kiosk.devices import Gate
     from kiosk.store import StoreFault
+    from kiosk.tlscert import TlsCertificate
 
 DEFAULT_DATA = "/var/lib/kiosk"
 T = TypeVar("T")
@@ -156,7 +145,11 @@ def run_demo(args: argparse.Namespace) -> int:
     Examples:
       kiosk demo                          # then open the printed URLs in a browser
       kiosk demo --port 8080 --data ~/kiosk-demo"""
+    from checkpoint import malloc
+
     malloc.tune()  # the daemon's process, before its first threads: docs/memory.md
+    import asyncio
+
     from checkpoint.demo import run_demo as demo
 
     port = _port(args.port)
@@ -188,7 +181,18 @@ def run_daemon(args: argparse.Namespace) -> int:
       sudo systemctl stop kiosk
       sudo kiosk-admin run --config /etc/kiosk/kiosk.toml --log-level debug
       sudo kiosk-admin run --config /etc/kiosk/kiosk.toml --lock-gate  # the gate locked, now"""
+    from checkpoint import malloc
+
     malloc.tune()  # the daemon's process, before its first threads: docs/memory.md
+    from kiosk.config import (
+        ConfigError,
+        check_environment,
+        check_paths,
+        load_config,
+        store_folder_missing,
+        store_folder_problem,
+    )
+
     try:
         config = load_config(args.config)
     except ConfigError as exc:
@@ -276,10 +280,14 @@ def lock_gate_only(config: KioskConfig, log_level: str) -> int:
 
 def _run(args: argparse.Namespace, config: KioskConfig, lock: DataDirLock) -> int:
     """The daemon's life, on the data dir ``lock`` takes with the first try of the log."""
+    import asyncio
+    import ssl
+
     from checkpoint.app import Daemon, build_core, stop_on_signals
     from checkpoint.standby import core_or_standby
     from checkpoint.volume import data_volume, warn_if_volatile
     from drivers.gate import lock_at_start
+    from kiosk.config import ConfigError
 
     async def main() -> int:
         stopping = asyncio.Event()

@@ -22,8 +22,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-from kiosk.store import compare_with_central, is_damaged_read, verify_database
-
 from .errors import CliError, UsageError
 from .parsers import Verbs, add_verb, path_arg
 from .store_args import NOT_A_LOG, add_store_args, check_event_log, db_path, load_args_config
@@ -84,6 +82,8 @@ def _integrity(conn: sqlite3.Connection) -> list[str]:
     """SQLite's own check, in its words; one it cannot finish (a page the card no longer
     reads back: "database disk image is malformed") is said as its one finding, so that the
     chains are still walked and the first row that cannot be read is named."""
+    from kiosk.store import is_damaged_read
+
     try:
         return [str(r[0]) for r in conn.execute("PRAGMA integrity_check")]
     except sqlite3.DatabaseError as exc:
@@ -170,6 +170,8 @@ def run(args: argparse.Namespace) -> int:
     Examples:
       sudo kiosk-admin verify-log
       kiosk verify-log --db /media/usb/kiosk.db --against office-copy.db"""
+    from kiosk.store import compare_with_central, verify_database
+
     path = db_path(args, load_args_config(args))
     check_event_log(path)
     conn = _open_read_only(path)

@@ -20,11 +20,7 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from drivers.clocksync import system_clock
-from kiosk import sheets
-from kiosk.cards import CardError, CardFallbackWarning, Fmt, card_format_for, render_card
-from kiosk.community import CommunityError
 from kiosk.files import UnreadableFile, read_bounded
-from kiosk.headers import HEADERS, Column, match_header, read_value, refuse_at
 from kiosk.passes import (
     FLAGS,
     MAX_VALID_HOURS,
@@ -39,7 +35,6 @@ from kiosk.passes import (
     load_private_key,
     new_key_pair,
 )
-from kiosk.sheets import write_csv
 from kiosk.typed import typed
 
 from .errors import CliError, Interrupted, UsageError, made_in, refuse_root_over, write_file
@@ -48,6 +43,8 @@ from .parsers import Verbs, add_group, add_verb, path_of
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+    from kiosk.cards import Fmt
+    from kiosk.headers import Column
     from kiosk.passes import Pass
 
 MAX_DAYS = MAX_VALID_HOURS // 24
@@ -162,6 +159,8 @@ def _key(path: Path) -> Ed25519PrivateKey:
 
 
 def _card(pass_: Pass, payload: str, fmt: Fmt, args: argparse.Namespace, zone: ZoneInfo) -> bytes:
+    from kiosk.cards import CardFallbackWarning, render_card
+
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", CardFallbackWarning)
         data = render_card(pass_, payload, fmt, args.lang, site_name=args.site_name, tz=zone)
@@ -180,6 +179,8 @@ def pass_issue(args: argparse.Namespace) -> int:
       kiosk pass issue --key keys/office-2026.key --household 12-3-0502 --holder Wang --out card.png
       sudo kiosk-admin pass issue --key /var/lib/kiosk/keys/issuer.key --household TEST --holder T
     """
+    from kiosk.cards import CardError, card_format_for
+
     days = _days(args.days)
     zone = _zone(args.tz)
     fmt = None
@@ -274,6 +275,10 @@ def _batch_records(path: Path) -> tuple[list[Column], list[tuple[int, dict[str, 
     header's columns as a clerk names them (``户号``, ``姓名``: ``kiosk.headers``); a column
     read past (``手机号``) is left out of the rows, and out of the columns returned (each with
     its header as written and its letter, for the errors)."""
+    from kiosk import sheets
+    from kiosk.community import CommunityError
+    from kiosk.headers import HEADERS, match_header
+
     try:
         text = sheets.decode_text(read_bounded(path, MAX_CSV_BYTES))
     except (UnreadableFile, CommunityError) as exc:
@@ -315,6 +320,9 @@ def _batch_row(
     """A households CSV's row as ``issue_pass`` takes it. ``CommunityError`` naming its line
     and its column as headed for a value refused (a code Excel changed, a role, days or a
     flag that is none), ``ValueError`` for the row's."""
+    from kiosk import sheets
+    from kiosk.headers import read_value, refuse_at
+
     for column in named:  # 1.10101E+17: Excel's number for a long code, not the code
         if column.field in ("household", "holder"):
             sheets.check_code(line, column, raw.get(column.field) or "")
@@ -359,6 +367,8 @@ def _flags(text: str) -> list[str]:
 
 
 def _batch_rows(path: Path, default_days: float) -> list[dict[str, Any]]:
+    from kiosk.community import CommunityError
+
     named, records = _batch_records(path)
     columns = [str(c.field) for c in named]
     header = set(columns)
@@ -398,6 +408,9 @@ def pass_batch(args: argparse.Namespace) -> int:
     Examples:
       kiosk pass batch --key keys/office-2026.key --csv households.csv --out cards/
       kiosk pass batch --key keys/office-2026.key --csv households.csv --out cards/ --format png"""
+    from kiosk.cards import CardError
+    from kiosk.sheets import write_csv
+
     default_days = _days(args.days)
     zone = _zone(args.tz)
     rows = _batch_rows(args.csv, default_days)
