@@ -34,8 +34,8 @@ from kiosk.accounts import AccountStore
 from kiosk.bus import EventBus
 from kiosk.calibration import CalibrationStore, default_path
 from kiosk.clock import Clock, FlooredClock
-from kiosk.config import KioskConfig
-from kiosk.core import HEARTBEAT_MAX_AGE_S, Core, Devices, trust_dir
+from kiosk.config import KioskConfig, trust_dir
+from kiosk.core import HEARTBEAT_MAX_AGE_S, Core, Devices
 from kiosk.devices import Gate
 from kiosk.export import InProcessPages
 from kiosk.history import PassageHistory

@@ -39,10 +39,10 @@ from drivers.pihealth import FAKE_THROTTLED
 from kiosk.accounts import hash_password
 from kiosk.bus import EventBus
 from kiosk.clock import Clock, ShiftedClock
-from kiosk.config import KioskConfig
+from kiosk.config import KioskConfig, trust_dir
 from kiosk.config.pihealth import FakePiHealthConfig, PiHealthSection
 from kiosk.config.web import WebSection
-from kiosk.core import Core, trust_dir
+from kiosk.core import Core
 from kiosk.passes import public_key_pem
 
 log = logging.getLogger(__name__)

@@ -718,7 +718,7 @@ def build_replay_core(
     drivers wait by advancing the clock (the fake camera is not paced; the thermometer's
     datasheet waits are clock advances) and a hung read is bounded short, never waited for."""
     from checkpoint.app import build_core
-    from kiosk.core import trust_dir
+    from kiosk.config import trust_dir
     from kiosk.passes import public_key_pem
 
     config = scenario.config

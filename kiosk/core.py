@@ -171,9 +171,3 @@ class Core:
             return last_run(self.store.reader())
         except (sqlite3.Error, StoreFault):  # the store's own health names a failing file
             return None
-
-
-def trust_dir(config: KioskConfig, data_dir: Path) -> Path:
-    """The trust folder: ``policy.trust_dir``, a relative one under the data dir (as
-    ``store.path``), never the shell's current folder; without one ``DATA/trust``."""
-    return data_dir / (config.policy.trust_dir or "trust")

@@ -78,11 +78,10 @@ def test_kiosk_help_still_lists_every_verb(capsys):
     ],
 )
 def test_check_configs_trust_folder_is_the_daemons(named, data, expected, monkeypatch):
-    # check-config reads the trust folder as kiosk.core.trust_dir does, without importing
-    # kiosk.core (the whole kiosk): the rule is written twice, held equal here.
+    # check-config reads the trust folder by the daemon's own rule (kiosk.config.trust_dir),
+    # without importing kiosk.core (the whole kiosk).
     from checkpoint.cli.config_cmd import _trust_folder
-    from kiosk.config import parse_config
-    from kiosk.core import trust_dir
+    from kiosk.config import parse_config, trust_dir
 
     config = parse_config({"policy": {"trust_dir": named}} if named else {})
     if data is None:

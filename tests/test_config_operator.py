@@ -63,8 +63,7 @@ def test_a_relative_trust_dir_is_under_the_data_dir_as_store_path_is(tmp_path, m
     # An operator who writes trust_dir = "trust" (as store.path = "kiosk.db") means the data
     # dir's; it used to be the shell's current folder, so the kiosk's trust list changed with
     # where `kiosk run` was typed.
-    from kiosk.config import check_paths
-    from kiosk.core import trust_dir
+    from kiosk.config import check_paths, trust_dir
 
     config = parse_config({"policy": {"trust_dir": "trust"}})
     data = tmp_path / "data"

@@ -133,7 +133,7 @@ def test_a_key_file_the_kiosk_cannot_read_is_on_the_guards_devices_page(guard_co
     shows a degraded trust-list row naming the file, until the folder reads well again."""
     from zoneinfo import ZoneInfo
 
-    from kiosk.core import trust_dir
+    from kiosk.config import trust_dir
     from ui.guard.display import health_rows
 
     folder = trust_dir(guard_core.config, guard_core.data_dir)

@@ -70,8 +70,7 @@ def _bench_core(key: Ed25519PrivateKey, workdir: Path) -> Core:
     the default simulated devices, ``key``'s public half in the trust folder."""
     from checkpoint.app import build_core
     from kiosk.clock import FakeClock
-    from kiosk.config import parse_config
-    from kiosk.core import trust_dir
+    from kiosk.config import parse_config, trust_dir
     from kiosk.passes import public_key_pem
 
     cfg = parse_config(

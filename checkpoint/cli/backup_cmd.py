@@ -203,7 +203,7 @@ def backup_run(args: argparse.Namespace) -> int:
         snapshot_database,
         write_archive,
     )
-    from kiosk.core import trust_dir
+    from kiosk.config import trust_dir
 
     _installed(args)
     config = load_verb_config(args.config)

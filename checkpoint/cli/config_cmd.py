@@ -113,12 +113,12 @@ def _notes(config: KioskConfig) -> list[str]:
 
 
 def _trust_folder(config: KioskConfig) -> Path | None:
-    """The trust folder as the daemon will read it, when check-config can tell: an absolute
-    ``policy.trust_dir``, or one under ``$KIOSK_DATA``, else ``$KIOSK_DATA/trust``: the rule of
-    ``kiosk.core.trust_dir``, written here again because importing kiosk.core loads the whole
-    kiosk (the store, the lists) into a check (tests/test_cli_start.py holds the two equal)."""
-    named = config.policy.trust_dir
-    if named is not None and Path(named).is_absolute():
-        return Path(named)
+    """The trust folder as the daemon will read it (``kiosk.config.trust_dir``), when
+    check-config can tell: an absolute ``policy.trust_dir``, or any under ``$KIOSK_DATA``."""
+    from kiosk.config import trust_dir
+
     data = os.environ.get("KIOSK_DATA")
-    return Path(data) / (named or "trust") if data else None
+    named = config.policy.trust_dir
+    if not data and not (named is not None and Path(named).is_absolute()):
+        return None  # relative to a data dir this check is not told
+    return trust_dir(config, Path(data or "/"))

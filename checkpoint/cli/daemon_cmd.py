@@ -500,7 +500,8 @@ def _os_error(exc: OSError) -> str:
 def no_trusted_key(core: object) -> str | None:
     """Why a kiosk that checks passes must not start: it trusts no issuer key (every pass
     would be denied as ``pass_unknown_key`` while the kiosk said it was deciding)."""
-    from kiosk.core import Core, trust_dir
+    from kiosk.config import trust_dir
+    from kiosk.core import Core
 
     assert isinstance(core, Core)
     if core.config.policy.mode == "temperature_only" or core.trust.names:

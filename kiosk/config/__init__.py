@@ -39,6 +39,7 @@ __all__ = [
     "check_paths",
     "store_folder_missing",
     "store_folder_problem",
+    "trust_dir",
     "load_config",
     "parse_config",
     "validation_problems",
@@ -239,6 +240,13 @@ def store_folder_missing(
     if not store.is_absolute() or any(folder.is_relative_to(m) for m in makers):
         return False
     return not (root / str(folder).lstrip("/") if root is not None else folder).is_dir()
+
+
+def trust_dir(config: KioskConfig, data_dir: Path) -> Path:
+    """The trust folder: ``policy.trust_dir``, a relative one under the data dir (as
+    ``store.path``), never the shell's current folder; without one ``DATA/trust``. (Here, not
+    in ``kiosk.core``: check-config reads it without loading the store.)"""
+    return data_dir / (config.policy.trust_dir or "trust")
 
 
 def store_folder_problem(config: KioskConfig) -> str:
