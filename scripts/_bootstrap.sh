@@ -76,9 +76,11 @@ kiosk_python() {
     return 1
 }
 
-# kiosk_venv ROOT EXTRAS: create ROOT/.venv and install the project (editable) with EXTRAS.
-# Re-installs only when pyproject.toml changed since the last install or EXTRAS are missing
-# (an install with the test extras serves the demo: no reinstall, no network).
+# kiosk_venv ROOT EXTRAS: create ROOT/.venv and install the project (editable) with EXTRAS, every
+# dependency at the version ROOT/constraints.txt pins (what the suite passed on; docs/install.md,
+# Pinned versions). Re-installs only when pyproject.toml or constraints.txt changed since the
+# last install (a bump moves an existing venv to the new pins) or EXTRAS are missing (an install
+# with the test extras serves the demo: no reinstall, no network).
 kiosk_venv() {
     local root=$1 extras=$2 py stamp want have
     py=$(kiosk_python) || exit 1
@@ -89,14 +91,14 @@ kiosk_venv() {
         fi
     fi
     stamp="$root/.venv/.kiosk-installed"
-    want="$(sha256sum "$root/pyproject.toml" | cut -d' ' -f1) [$extras]"
+    want="$(cat "$root/pyproject.toml" "$root/constraints.txt" | sha256sum | cut -d' ' -f1) [$extras]"
     have=$(cat "$stamp" 2>/dev/null || true)
     if [ "$have" != "$want" ] && { [ -n "$extras" ] || [ "${have%% *}" != "${want%% *}" ]; }; then
         echo "scripts: installing the project into .venv ..." >&2
-        "$root/.venv/bin/python" -m pip install -q --upgrade pip >&2
-        local target=$root
+        local target=$root pins=(-c "$root/constraints.txt")
+        "$root/.venv/bin/python" -m pip install -q --upgrade pip "${pins[@]}" >&2
         [ -n "$extras" ] && target="${root}[${extras}]"
-        "$root/.venv/bin/python" -m pip install -q -e "$target" >&2
+        "$root/.venv/bin/python" -m pip install -q -e "$target" "${pins[@]}" >&2
         echo "$want" >"$stamp"
     fi
 }

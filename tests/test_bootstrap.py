@@ -19,19 +19,26 @@ pytestmark = [
 ]
 
 
-def _installs(tmp_path: Path, installed: str | None, extras: str) -> list[str]:
+def _installs(
+    tmp_path: Path, installed: str | None, extras: str, pins_since: str | None = None
+) -> list[str]:
     """The pip installs ``kiosk_venv ROOT EXTRAS`` runs on a .venv installed with ``installed``
-    extras (None: never installed); the venv's python is a stub that logs its arguments."""
+    extras (None: never installed); the venv's python is a stub that logs its arguments.
+    ``pins_since``: constraints.txt changed to that since the install (a bump)."""
     root = tmp_path / "root"
     (root / ".venv" / "bin").mkdir(parents=True)
     (root / "pyproject.toml").write_text('[project]\nname = "x"\n')
+    (root / "constraints.txt").write_text("numpy==2.4.6\n")
     log = tmp_path / "python.log"
     stub = root / ".venv" / "bin" / "python"
     stub.write_text(f'#!/bin/sh\necho "$*" >> "{log}"\n')
     stub.chmod(0o755)
-    digest = hashlib.sha256((root / "pyproject.toml").read_bytes()).hexdigest()
+    both = (root / "pyproject.toml").read_bytes() + (root / "constraints.txt").read_bytes()
+    digest = hashlib.sha256(both).hexdigest()
     if installed is not None:
         (root / ".venv" / ".kiosk-installed").write_text(f"{digest} [{installed}]\n")
+    if pins_since is not None:
+        (root / "constraints.txt").write_text(pins_since)
     subprocess.run(
         ["bash", "-c", f'source "{BOOTSTRAP}"; kiosk_venv "$1" "$2"', "_", str(root), extras],
         check=True,
@@ -51,9 +58,9 @@ def test_the_demo_uses_a_venv_the_tests_installed_without_reinstalling(tmp_path)
 @pytest.mark.parametrize(
     ("installed", "extras", "expected"),
     [
-        (None, "", "-m pip install -q -e {root}"),
-        (None, "test", "-m pip install -q -e {root}[test]"),
-        ("", "test", "-m pip install -q -e {root}[test]"),
+        (None, "", "-m pip install -q -e {root} -c {root}/constraints.txt"),
+        (None, "test", "-m pip install -q -e {root}[test] -c {root}/constraints.txt"),
+        ("", "test", "-m pip install -q -e {root}[test] -c {root}/constraints.txt"),
         ("test", "test", None),
         ("", "", None),
     ],
@@ -64,6 +71,16 @@ def test_the_venv_is_installed_when_it_lacks_what_the_script_needs(
     root = tmp_path / "root"
     want = [] if expected is None else [expected.format(root=root)]
     assert _installs(tmp_path, installed, extras) == want
+
+
+@pytest.mark.parametrize("extras", ["test", ""])
+def test_a_bump_of_constraints_txt_reinstalls_at_the_new_pins(tmp_path, extras):
+    # A venv installed before the bump keeps the old versions unless the stamp sees the change.
+    root = tmp_path / "root"
+    target = f"{root}[test]" if extras else str(root)
+    assert _installs(tmp_path, "test", extras, pins_since="numpy==2.5.5\n") == [
+        f"-m pip install -q -e {target} -c {root}/constraints.txt"
+    ]
 
 
 def _kiosk_apt_line(script: str) -> list[str]:

@@ -64,7 +64,7 @@ def snapshot_checkout(dest: Path) -> Path:
     for name in ("scripts", "systemd", "docs", "kiosk", "drivers", "ui", "checkpoint", "office"):
         if (ROOT / name).is_dir():
             shutil.copytree(ROOT / name, dest / name, ignore=ignore)
-    for name in ("pyproject.toml", "README.md"):
+    for name in ("pyproject.toml", "constraints.txt", "README.md"):
         if (ROOT / name).exists():
             shutil.copy2(ROOT / name, dest / name)
     return dest
