@@ -62,6 +62,8 @@ log = logging.getLogger(__name__)
 PURGE_CHECK_S = 3600.0
 # How often the daemon looks for list changes another process wrote (`kiosk lists import`).
 LISTS_CHECK_S = 5.0
+#: The checks' round waits on the console's rows this long at most (``checks_once``).
+ROWS_WAIT_S = 2.0
 
 
 @contextlib.contextmanager
@@ -344,6 +346,9 @@ class Daemon:
         #: The guard console's state once started (``ui.guard.deps.Guard``): its audit rows
         #: held during a storage outage and its counted refused sign-ins (``checks_once``).
         self.guard: Guard | None = None
+        self._rows_task: asyncio.Task[None] | None = None
+        #: How long ``checks_once`` waits on the console's rows before its round ends.
+        self.rows_wait_s = ROWS_WAIT_S
         self._rows_failures = RepeatedFailure(
             log, "writing the console's audit rows due failed; will retry", "they are written again"
         )
@@ -446,6 +451,10 @@ class Daemon:
         if self._pi_power is not None:  # an open spell's end, written while the log is open
             await asyncio.to_thread(self._pi_power.close)
         if self.guard is not None:  # one last try; what is left is said in the log
+            if self._rows_task is not None:  # a write still stuck: its rows are held
+                self._rows_task.cancel()
+                with contextlib.suppress(BaseException):
+                    await self._rows_task
             await self.console_rows(stopping=True)
             await asyncio.to_thread(self.guard.held.close, self.core.store)
         await asyncio.to_thread(record_stop, self.core)
@@ -508,9 +517,15 @@ class Daemon:
     async def checks_once(self) -> None:
         """Put in force the lists another process changed (``kiosk lists import --apply``
         beside the daemon); write the console's audit rows due (``console_rows``: a burst of
-        refused sign-ins counted, once its minute is over, not at the next console action)."""
+        refused sign-ins counted, once its minute is over, not at the next console action),
+        in a task of their own waited on ``rows_wait_s`` at most."""
         await asyncio.to_thread(self.lists_check)
-        await self.console_rows()
+        if self._rows_task is None or self._rows_task.done():
+            self._rows_task = asyncio.create_task(self.console_rows(), name="console-rows")
+        # Never longer than this: a writer stuck behind a failing card must not hold up the
+        # next lists check (a revocation applied beside the daemon). The rows' task goes on;
+        # no other starts before it ends.
+        await asyncio.wait({self._rows_task}, timeout=self.rows_wait_s)
 
     async def console_rows(self, *, stopping: bool = False) -> None:
         """The console's audit rows due, written (``ui.guard.deps.flush_held``): those held

@@ -179,3 +179,43 @@ def test_the_daemons_clean_stop_writes_the_count_of_the_minute_in_progress(app, 
     (counted,) = found
     assert counted["detail"]["refused"] == 3 and counted["actor"] == "-"
     assert actions.index(REFUSED_COUNTED) < actions.index("daemon.stop")
+
+
+def test_a_stuck_writer_does_not_stop_the_lists_check_and_a_stop_keeps_the_rows(
+    app, core, clock, monkeypatch
+):
+    """Before: the checks loop awaited the console's rows with no deadline: a writer stuck
+    behind a failing card stopped the lists reload too (a revocation applied beside the
+    daemon not in force at this gate). The rows' write is its own task, waited on a bounded
+    time; a stop that cancels it keeps its rows (held) for the last try."""
+    import asyncio
+
+    from ui.auth import REFUSED_COUNTED
+
+    bound(app, clock, 1)
+    refused = app.state.guard.auth.refused_rows
+    assert [refused.refused(f"10.8.0.{i}") for i in range(3)] == [True, False, False]
+    clock.advance(61)
+    daemon = _daemon(core, app)
+    daemon.rows_wait_s = 0.0
+    checks: list[int] = []
+    daemon.lists_check = lambda: checks.append(1)
+    write = core.store.audit_async
+
+    async def stuck(*_args):
+        await asyncio.Event().wait()
+
+    async def run():
+        monkeypatch.setattr(core.store, "audit_async", stuck)
+        for _ in range(3):
+            await asyncio.wait_for(daemon.checks_once(), 5)
+        assert len(checks) == 3  # each round's lists check, the writer stuck meanwhile
+        daemon._rows_task.cancel()  # the stop
+        await asyncio.gather(daemon._rows_task, return_exceptions=True)
+        assert len(app.state.guard.held) == 1  # the count row taken from due(): held
+        monkeypatch.setattr(core.store, "audit_async", write)
+        await daemon.console_rows(stopping=True)
+
+    asyncio.run(run())
+    (counted,) = rows(core, REFUSED_COUNTED)
+    assert counted["detail"]["refused"] == 2
