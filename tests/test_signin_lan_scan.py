@@ -219,3 +219,28 @@ def test_a_stuck_writer_does_not_stop_the_lists_check_and_a_stop_keeps_the_rows(
     asyncio.run(run())
     (counted,) = rows(core, REFUSED_COUNTED)
     assert counted["detail"]["refused"] == 2
+
+
+def test_a_count_row_waits_behind_rows_still_held(app, core, clock, monkeypatch):
+    """Before: a flush of the held rows stopped partway and the minute's count row was written
+    all the same, landing before rows it should follow. It is held behind them."""
+    import asyncio
+
+    from ui.auth import REFUSED_COUNTED
+    from ui.guard.deps import flush_held
+
+    g = app.state.guard
+    bound(app, clock, 1)
+    assert [g.auth.refused_rows.refused(f"10.8.0.{i}") for i in range(3)] == [True, False, False]
+    g.held.hold("alice", "guard_sign_in", {}, clock.now(), essential=False)
+    clock.advance(61)
+    monkeypatch.setattr(g.held, "flush", lambda _writer: 0)  # the storage took none of them
+    asyncio.run(flush_held(g))
+    assert rows(core, REFUSED_COUNTED) == []
+    assert len(g.held) == 2  # the count row behind the one held before it
+    monkeypatch.undo()
+    asyncio.run(flush_held(g))
+    actions = [a["action"] for a in core.store.audits()]
+    assert actions.index("guard_sign_in") < actions.index(REFUSED_COUNTED)  # in their order
+    (counted,) = rows(core, REFUSED_COUNTED)
+    assert counted["detail"]["refused"] == 2 and len(g.held) == 0

@@ -537,21 +537,24 @@ async def flush_held(g: Guard, *, stopping: bool = False) -> None:
     """The rows held during a storage outage, written now if the storage takes them (before
     the request's own row, so the log keeps their order); then the count of each minute over
     whose refused sign-ins were not written each (``ui.auth.RefusedRows``), held in turn if
-    the storage fails. Before each console action, and by the daemon every few seconds and
-    at its clean stop (``stopping``: the minute in progress counted too). Cancelled, the
-    rows taken and not yet written are held."""
+    the storage fails or rows are still held (behind them). Before each console action, and
+    by the daemon every few seconds and at its clean stop (``stopping``: the minute in
+    progress counted too). Cancelled, the rows taken and not yet written are held."""
     if len(g.held) or g.held.dropped:
         await asyncio.to_thread(g.held.flush, g.core.store)
     due = g.auth.refused_rows.due(stopping=stopping)
     for i, (actor, action, detail) in enumerate(due):
-        try:
-            await g.core.store.audit_async(actor, action, detail)
-        except StoreFault:
-            g.held.hold(actor, action, detail, g.core.clock.now(), essential=False)
-        except asyncio.CancelledError:  # a stop: the rows taken and not yet written are held
-            for row in due[i:]:
-                g.held.hold(*row, g.core.clock.now(), essential=False)
-            raise
+        if not len(g.held):  # else it waits behind the rows still held (a flush stopped partway)
+            try:
+                await g.core.store.audit_async(actor, action, detail)
+                continue
+            except StoreFault:
+                pass
+            except asyncio.CancelledError:  # a stop: the rows taken, not yet written, are held
+                for row in due[i:]:
+                    g.held.hold(*row, g.core.clock.now(), essential=False)
+                raise
+        g.held.hold(actor, action, detail, g.core.clock.now(), essential=False)
 
 
 async def record(
