@@ -257,7 +257,8 @@ class PassageHistory:
         """The clock is synchronised: ``wall`` at monotonic ``mono_ns``, on the boot whose
         unsynchronised records ``record(mono_ns=...)`` kept. Each moves to the time that
         clock gives it (``wall`` less the monotonic time since), so an outing before NTP
-        stepped the clock counts in the quota's window after it. Returns how many moved."""
+        stepped the clock counts in the quota's window after it; one that went beneath a
+        peer's passage older in real time is the pass's last again. Returns how many moved."""
         now_us = _us(_aware(wall))
         moved = self._undated
         self._undated = []
@@ -269,9 +270,15 @@ class PassageHistory:
                 if at < len(times) and times[at] == old:
                     del times[at]
                     bisect.insort(times, new)
-            for held in (self._last[direction], self._beneath[direction]):
-                if pass_id is not None and held.get(pass_id) == old:
+            if pass_id is None:
+                continue
+            last, beneath = self._last[direction], self._beneath[direction]
+            for held in (last, beneath):
+                if held.get(pass_id) == old:
                     held[pass_id] = new
+            if pass_id in last and beneath.get(pass_id, -1) > last[pass_id]:
+                # Ours went beneath a peer's dated passage that is older in real time.
+                last[pass_id], beneath[pass_id] = beneath[pass_id], last[pass_id]
         return len(moved)
 
     def exits_since(self, household: str, since: datetime) -> int:

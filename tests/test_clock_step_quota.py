@@ -90,3 +90,22 @@ def test_redate_moves_exits_and_last_passages_by_the_monotonic_time_since():
     assert history.exits_in_period("1-101", MORNING + timedelta(hours=1), 2) == 1
     assert history.exits_since("1-101", MORNING - timedelta(seconds=1)) == 1
     assert history.redate(MORNING + timedelta(hours=1), 4_000_000_000_000) == 0
+
+
+def test_redate_puts_our_passage_back_above_an_older_peer_passage():
+    """Before: a peer's passage, dated and older than ours in real time, was counted later
+    than our undated 1970 one and ours went beneath it; redate moved ours to its real time
+    but left it beneath, so a try within the passback window passed. The later is last."""
+    from kiosk.history import PassageHistory
+
+    history = PassageHistory()
+    history.record("P", "H1", "out", "pass", datetime(1970, 1, 1, 0, 5, tzinfo=UTC),
+                   mono_ns=300_000_000_000)  # fmt: skip
+    ours = MORNING - timedelta(seconds=100)  # NTP: MORNING at monotonic 400 s
+    history.record("P", "H1", "out", "pass", ours - timedelta(minutes=10), peer=True)
+    history.redate(MORNING, 400_000_000_000)
+    assert history.last_passage("P", "out") == ours
+    assert history.exits_since("H1", MORNING - timedelta(hours=1)) == 2
+    # The peer's then taken back (its gate did not open): ours stays the last.
+    history.forget("P", "H1", "out", ours - timedelta(minutes=10))
+    assert history.last_passage("P", "out") == ours
