@@ -71,7 +71,8 @@ class FakeGM65:
 
     # -- plugging ------------------------------------------------------------------------
     def replug(self) -> None:
-        """Plug the module in: a fresh pty pair behind the stable ``port`` symlink."""
+        """Plug the module in: a fresh pty pair behind the stable ``port`` symlink. Undone
+        when its loop cannot start (``RuntimeError``: the last stop gave up on it)."""
         with self._lock:
             if self._master is not None:
                 return
@@ -82,11 +83,18 @@ class FakeGM65:
             with contextlib.suppress(FileNotFoundError):
                 link.unlink()
             link.symlink_to(os.ttyname(slave))
-        self._worker.start(self._serve)
+        try:
+            self._worker.start(self._serve)
+        except RuntimeError:  # the unplug's stop gave up on its loop: still unplugged
+            self._pull()
+            raise
 
     def unplug(self) -> None:
         """Pull the cable: the pty closes, the driver's next read sees a hang-up."""
         self._worker.stop()
+        self._pull()
+
+    def _pull(self) -> None:
         with self._lock:
             master, slave = self._master, self._slave
             self._master = self._slave = None

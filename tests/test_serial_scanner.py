@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import queue
 import time
+from pathlib import Path
 
 import pytest
 from fd_support import descriptors_past_1024
@@ -170,6 +171,28 @@ def test_unplugging_the_fake_module_ends_its_thread_at_once(tmp_path, monkeypatc
         fake.replug()
         thread = fake._worker._thread
     assert thread is not None and not thread.is_alive()
+
+
+def test_a_replug_refused_by_the_worker_leaves_the_fake_unplugged_for_the_next(tmp_path):
+    """Before: a replug whose worker refused to start (the unplug's stop gave up on its loop)
+    kept the new pty and symlink: every later replug returned early and the fake stayed
+    silent for good. The refused replug is undone: the next one plugs it in."""
+    with FakeGM65(tmp_path) as fake:
+        fake.unplug()
+        start = fake._worker.start
+
+        def refused(*_args):
+            raise RuntimeError("worker fake-gm65: its loop is stopped, has not ended")
+
+        fake._worker.start = refused
+        with pytest.raises(RuntimeError):
+            fake.replug()
+        assert not Path(fake.port).exists()
+        fake._worker.start = start
+        fake.replug()
+        thread = fake._worker._thread
+        assert thread is not None and thread.is_alive()
+        assert Path(fake.port).exists()
 
 
 def test_scanner_absent_at_start_is_a_fault_until_plugged_in(tmp_path, clock):
