@@ -24,9 +24,10 @@ A figure that the database cannot know is ``None``, never 0: the district databa
 the gates' events (``office.district``), so there the ledgers' figures are ``None``; a masked
 plate cannot be checked against the list. Counts only: no names, households or plates.
 
-``report_rows`` flattens a report into (category, item, value) rows for ``report_csv`` and
-``report_xlsx`` (sheets: the categories, by hour, by reason; and for a district report,
-which gates' ledgers are in it and which are missing, and a sheet by gate).
+``report_rows`` flattens a report into (category, item, value) rows and ``report_sheets``
+into a workbook's sheets (the categories, by hour, by reason; and for a district report,
+which gates' ledgers are in it and which are missing, and a sheet by gate): a gate's files
+are ``kiosk.stats.report_file``.
 
 A file in another language than its codes (``words``: the report's words in one language,
 ``ui.report_words``; the core holds no words of its own; a gate's files are
@@ -52,7 +53,6 @@ from .dating import dated_source
 from .days import day_bounds
 from .links import Key, passage_key
 from .lists import same_text
-from .sheets import write_csv, write_xlsx
 from .vehicles import feverish_people, known_plates, normalise_plate
 
 __all__ = [
@@ -61,10 +61,8 @@ __all__ = [
     "community_section",
     "item_words",
     "quarantine_lists",
-    "report_csv",
     "report_rows",
     "report_sheets",
-    "report_xlsx",
     "worded",
     "worded_sheets",
 ]
@@ -258,12 +256,6 @@ def _flatten(value: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]
     return out
 
 
-def report_csv(report: Mapping[str, Any]) -> str:
-    """``report_rows`` as CSV text, labelled by their codes (a gate's file, in the office's
-    language too, is ``kiosk.stats.report_file``)."""
-    return write_csv(report_rows(report))
-
-
 def csv_file(text: str) -> bytes:
     """A report's CSV text as a file's bytes: UTF-8, with the BOM first when any of it is not
     ASCII (a gate's or compound's name in Chinese): Excel on Windows reads a CSV without one
@@ -295,12 +287,6 @@ def report_sheets(report: Mapping[str, Any]) -> dict[str, list[list[Any]]]:
         for gate in gates:
             sheets["by gate"] += _category_rows(gate.get("community") or {}, gate.get("kiosk_id"))
     return sheets
-
-
-def report_xlsx(report: Mapping[str, Any]) -> bytes:
-    """``report_sheets`` as a workbook, labelled by their codes (a gate's file, in the
-    office's language too, is ``kiosk.stats.report_file``)."""
-    return write_xlsx(report_sheets(report))
 
 
 #: A report's words in one language (``ui.report_words``): the text of a key (``sheet.NAME``,

@@ -14,7 +14,6 @@ import openpyxl
 import pytest
 
 from kiosk import lists, stats
-from kiosk.categories import report_csv, report_xlsx
 from kiosk.clock import FakeClock
 from kiosk.ledgers import MIGRATIONS, Ledgers
 from kiosk.lists import ListStore
@@ -122,14 +121,14 @@ def test_a_days_report_matches_an_independent_count_of_the_log(log, clock):
                                        "by_kind": {"food": 1, "medicine": 1}}  # fmt: skip
     assert sum(people.values()) > 10 and vehicles > 0 and registrations > 0  # a real day
 
-    sheet = openpyxl.load_workbook(io.BytesIO(report_xlsx(report)))["daily report"]
+    sheet = openpyxl.load_workbook(io.BytesIO(stats.report_file(report, "xlsx")))["daily report"]
     cells = {(r[0], r[1]): r[2] for r in sheet.iter_rows(min_row=2, values_only=True)}
     assert cells[("people", "in")] == people["in"] and cells[("people", "out")] == people["out"]
     assert cells[("fevers", "gate")] == fevers
     assert cells[("returnees", "transferred")] == 1
     assert cells[("service_requests", "by_kind.food")] == 1
     assert cells[("registrations", None)] == registrations
-    rows = list(csv.reader(io.StringIO(report_csv(report))))
+    rows = list(csv.reader(io.StringIO(stats.report_file(report, "csv").decode("utf-8-sig"))))
     assert rows[0] == ["category", "item", "value"]
     assert ["vehicles", "registrations", str(vehicles)] in rows
     assert "Wang" not in json.dumps(report) and "3-701" not in json.dumps(report)

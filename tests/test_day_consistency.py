@@ -296,7 +296,8 @@ def test_the_offices_report_files_carry_the_passages_the_console_shows(reporting
     exports, ``kiosk fleet report``) had only the events by decision: 拒绝 2 where the
     guard's statistics of the same day said 拒绝 1 (a deny the guard let through is one
     passage, passed). It now has the passages too, beside the decisions."""
-    from kiosk.categories import report_csv, report_rows
+    from kiosk.categories import report_rows
+    from kiosk.stats import report_file
     from kiosk.store import EventDraft
 
     log = reporting_store
@@ -309,7 +310,7 @@ def test_the_offices_report_files_carry_the_passages_the_console_shows(reporting
     assert rows[("decisions", "deny")] == 2 and rows[("decisions", "manual_pass")] == 1
     assert (rows[("passages", "total")], rows[("passages", "passed")],
             rows[("passages", "denied")]) == (2, 1, 1)  # fmt: skip
-    assert "passages,denied,1" in report_csv(report).splitlines()
+    assert "passages,denied,1" in report_file(report, "csv").decode("utf-8-sig").splitlines()
 
 
 def _people(page: str) -> dict[str, str]:

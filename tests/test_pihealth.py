@@ -254,9 +254,8 @@ def test_the_daily_report_says_each_spell_when_and_for_how_long(pi, watch, core,
         "minutes": 3.0,
         "flaps": 0,
     }
-    from kiosk.categories import report_csv
-
-    csv = report_csv(stats.daily_report(core.store.reader(), date(2026, 7, 1), "Asia/Shanghai"))
+    report = stats.daily_report(core.store.reader(), date(2026, 7, 1), "Asia/Shanghai")
+    csv = stats.report_file(report, "csv").decode("utf-8-sig")
     assert "downtime,power.1.condition,under_voltage" in csv
     from ui.guard.display import report_summary
 

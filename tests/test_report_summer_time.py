@@ -108,12 +108,12 @@ def test_the_reports_workbook_gives_the_repeated_hour_two_rows_with_their_offset
 
     import openpyxl
 
-    from kiosk.categories import report_xlsx
+    from kiosk.stats import report_file
 
     add(reporting_store, clock, datetime(2026, 10, 25, 0, 30, tzinfo=UTC))
     add(reporting_store, clock, datetime(2026, 10, 25, 1, 30, tzinfo=UTC))
-    book = openpyxl.load_workbook(io.BytesIO(report_xlsx(daily_report(
-        reporting_store.reader(), AUTUMN, BERLIN))))  # fmt: skip
+    book = openpyxl.load_workbook(io.BytesIO(report_file(daily_report(
+        reporting_store.reader(), AUTUMN, BERLIN), "xlsx")))  # fmt: skip
     rows = list(book["by hour"].iter_rows(values_only=True))
     assert rows[0] == ("hour", "events", "utc_offset")
     assert len(rows) == 26
