@@ -1525,7 +1525,8 @@ class Engine:
     def _publish_recorded(self, event: Event) -> None:
         """Tell the bus of a row written after its decision was told (from the backlog: held
         through a storage fault, or the row saying the gate did not open for a pass; or a
-        commit that landed past its deadline): ``{"type": "recorded", "seq", "decision",
+        commit that landed past its deadline, unless it is a pass the screen had denied: its
+        ``not_opened`` row is told instead): ``{"type": "recorded", "seq", "decision",
         "not_opened"}`` (the pass's seq that row names, else None). Its decision message went
         out uncommitted, or never (the ``not_opened`` row): whoever follows the log (the
         compound's other gates, poked at once) learns of it here. Not a ``decision``: the
