@@ -68,14 +68,7 @@ def _fleet(actions: Verbs) -> None:
     add_lang_arg(rep)
 
     purge = add_verb(actions, "purge", purge_run)
-    purge.add_argument(
-        "target",
-        nargs="?",
-        metavar="TARGET",
-        type=path_arg,
-        help="a pulled SQLite file (kiosk pull --into FILE) or a postgresql:// DSN (default:"
-        " the DSN in $KIOSK_FLEET_DSN, or the --config's database_dsn_env)",
-    )
+    _target_arg(purge)
     purge.add_argument(
         "--older-than",
         type=int,
@@ -96,14 +89,7 @@ def _fleet(actions: Verbs) -> None:
     )
 
     forget = add_verb(actions, "forget", forget_run)
-    forget.add_argument(
-        "target",
-        nargs="?",
-        metavar="TARGET",
-        type=path_arg,
-        help="a pulled SQLite file (kiosk pull --into FILE) or a postgresql:// DSN (default:"
-        " the DSN in $KIOSK_FLEET_DSN, or the --config's database_dsn_env)",
-    )
+    _target_arg(forget)
     forget.add_argument(
         "--kiosk", required=True, metavar="ID", help="the gate (its site.kiosk_id) that forgot"
     )
@@ -116,6 +102,18 @@ def _fleet(actions: Verbs) -> None:
     )
     forget.add_argument(
         "--config", metavar="FILE", type=path_arg, help="collector TOML file (its DSN)"
+    )
+
+
+def _target_arg(parser: argparse.ArgumentParser) -> None:
+    """The office's copy a verb works on (purge, forget)."""
+    parser.add_argument(
+        "target",
+        nargs="?",
+        metavar="TARGET",
+        type=path_arg,
+        help="a pulled SQLite file (kiosk pull --into FILE) or a postgresql:// DSN (default:"
+        " the DSN in $KIOSK_FLEET_DSN, or the --config's database_dsn_env)",
     )
 
 

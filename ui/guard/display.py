@@ -192,13 +192,20 @@ def pi_power_alarm_view(a: Alarm, lang: str, tz: ZoneInfo) -> dict[str, Any]:
     since when, the SoC's temperature, and what the guard does meanwhile."""
     word = "pi_under_voltage" if a.cause == "under_voltage" else "pi_throttled"
     since = local_time(a.ts, tz, "%H:%M") if a.ts else "?"
+    time = local_time(a.ts, tz, "%m-%d %H:%M:%S") if a.ts else ""
+    detail = i18n.t(lang, f"alarm.{word}", since=since, temp=_soc_temp(a.temp_c, lang))
+    return _device_card(a, lang, word, time, detail)
+
+
+def _device_card(a: Alarm, lang: str, word: str, time: str, detail: str) -> dict[str, Any]:
+    """A device's standing card (the Pi's power, a compound gate): no passage, no person."""
     return {
         "todo": i18n.t(lang, f"alarm.todo.{word}"),
         "key": a.key,
         "kind": a.kind,
         "title": i18n.t(lang, "alarm.device"),
-        "time": local_time(a.ts, tz, "%m-%d %H:%M:%S") if a.ts else "",
-        "detail": i18n.t(lang, f"alarm.{word}", since=since, temp=_soc_temp(a.temp_c, lang)),
+        "time": time,
+        "detail": detail,
         "seq": None,
         "who": "",
         "temp": "",
@@ -247,22 +254,11 @@ def peer_alarm_view(a: Alarm, lang: str, tz: ZoneInfo) -> dict[str, Any]:
     word = {"forged": "peer_forged", "unsigned": "peer_unsigned", "held": "peer_held"}.get(
         a.cause, "peer"
     )
-    return {
-        "todo": i18n.t(lang, f"alarm.todo.{word}"),
-        "key": a.key,
-        "kind": a.kind,
-        "title": i18n.t(lang, "alarm.device"),
-        "time": local_time(a.ts, tz, "%m-%d %H:%M:%S") if dated else "",
-        "detail": i18n.t(
-            lang, f"alarm.{word if word != 'peer' else 'peer_stale'}", gate=gate, since=since
-        ),
-        "seq": None,
-        "who": "",
-        "temp": "",
-        "direction": "",
-        "seqs": [],
-        "times": "",
-    }
+    time = local_time(a.ts, tz, "%m-%d %H:%M:%S") if dated else ""
+    detail = i18n.t(
+        lang, f"alarm.{word if word != 'peer' else 'peer_stale'}", gate=gate, since=since
+    )
+    return _device_card(a, lang, word, time, detail)
 
 
 def feed_row(
