@@ -33,11 +33,14 @@ guard's safety: ``forget`` refuses it unless forced (``PersonActive``).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import re
+import sqlite3
+import threading
 import unicodedata
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any
@@ -96,16 +99,36 @@ def key_of(kind: str, value: object) -> str | None:
     return same_text(value)
 
 
+#: The cache of ``person_key`` for the ``find`` running on this thread (none between two).
+_KEYS_CACHE = threading.local()
+
+
+def _person_key(kind: str, value: object) -> str | None:
+    cached: Callable[[str, object], str | None] | None = getattr(_KEYS_CACHE, "key", None)
+    return key_of(kind, value) if cached is None else cached(kind, value)
+
+
 def _compare_keys(db: sqlite_utils.Database) -> None:
-    """``person_key`` (``key_of``, cached: a log repeats its names and households) on
-    ``db``'s connection for one ``find``, which drops it (``_drop_keys``) with its cache of
-    names and notes: a connection kept open (the daemon's reader) keeps none of them."""
-    cached = functools.lru_cache(maxsize=4096)(lambda kind, value: key_of(kind, value))
-    db.conn.create_function("person_key", 2, cached, deterministic=True)
+    """``person_key`` (``key_of``) on ``db``'s connection, defined once for good: a connection
+    another thread is querying must never have a function defined or dropped on it (SQLite's
+    connection mutex against the GIL froze every thread). Its cache of names and notes is the
+    one ``find``'s (``_keys_cached``), on the thread running it: a connection kept open (the
+    daemon's reader) keeps none of them."""
+    try:
+        db.conn.execute("SELECT person_key('text', '')").fetchone()
+    except sqlite3.OperationalError:  # not defined on this connection yet
+        db.conn.create_function("person_key", 2, _person_key, deterministic=True)
 
 
-def _drop_keys(db: sqlite_utils.Database) -> None:
-    db.conn.create_function("person_key", 2, None)
+@contextlib.contextmanager
+def _keys_cached() -> Iterator[None]:
+    """``person_key`` cached for one ``find`` (a log repeats its names and households)."""
+    before = getattr(_KEYS_CACHE, "key", None)
+    _KEYS_CACHE.key = functools.lru_cache(maxsize=4096)(key_of)
+    try:
+        yield
+    finally:
+        _KEYS_CACHE.key = before
 
 
 class PersonError(ValueError):
@@ -642,10 +665,8 @@ def find(db: sqlite_utils.Database, person: Person, today: date) -> Found:
     (what is still in force). ``PersonError`` when no store holds any, or when a name given
     without a household is the name of people of more than one household (namesakes)."""
     _compare_keys(db)
-    try:
+    with _keys_cached():
         return _find(db, person, today)
-    finally:
-        _drop_keys(db)
 
 
 def _find(db: sqlite_utils.Database, person: Person, today: date) -> Found:

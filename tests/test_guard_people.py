@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
+import threading
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
+import sqlite_utils
 from guard_support import BASE, add_event, console_fixtures, csrf_of, hidden_fields, send
 from support import disk_full
 
@@ -269,3 +273,65 @@ def test_the_rooms_page_keeps_the_keys_out_of_its_address(core, admin):
     assert ("post", f"{ROOM}/show") in forms and all(m == "post" for m, _ in forms)
     assert csrf_of(page) == admin.csrf
     assert BASE.startswith("http")
+
+
+class _CountingConnection(sqlite3.Connection):
+    """Counts the functions defined on it (a definition takes the connection's mutex)."""
+
+    defined = 0
+
+    def create_function(self, *args: Any, **kwargs: Any) -> None:
+        type(self).defined += 1
+        super().create_function(*args, **kwargs)
+
+
+def test_find_defines_person_key_once_per_connection_never_again_nor_drops_it(core):
+    """Another thread may be running a query on the connection: a definition or a drop
+    there froze every thread (SQLite's mutex against the GIL)."""
+    _resident(core)
+    conn = sqlite3.connect(core.store.path, factory=_CountingConnection, check_same_thread=False)
+    db = sqlite_utils.Database(conn)
+    person = Person.of(name=NAME, household=HOUSEHOLD)
+    first = find(db, person, date(2026, 3, 2)).counts()
+    for _ in range(3):
+        assert find(db, person, date(2026, 3, 2)).counts() == first
+    assert _CountingConnection.defined == 1
+    conn.close()
+
+
+def test_the_preview_reads_on_the_worker_threads_own_reader(core, admin, monkeypatch):
+    """The reader of the thread that runs ``find``, never the event loop's (another
+    preview's worker may be using that one at the same moment)."""
+    import ui.guard.community.people as room
+
+    _resident(core)
+    own: list[bool] = []
+
+    def spy(db, person, today):
+        own.append(db is core.store.reader())
+        return find(db, person, today)
+
+    monkeypatch.setattr(room, "find", spy)
+    assert _post(admin, f"{ROOM}/forget", **KEYS).status_code == 200
+    assert own == [True]
+
+
+def test_two_previews_at_once_both_answer(core, admin):
+    """A double tap, two admins: both previews answer (before, the daemon froze whole)."""
+    for _ in range(200):
+        add_event(core, holder=NAME, household=HOUSEHOLD, pass_id=PASS)
+    start = threading.Barrier(2, timeout=30)
+    codes: list[int] = []
+
+    def preview() -> None:
+        start.wait()
+        for _ in range(3):
+            codes.append(_post(admin, f"{ROOM}/forget", **KEYS).status_code)
+
+    threads = [threading.Thread(target=preview, daemon=True) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert not any(t.is_alive() for t in threads)
+    assert codes == [200] * 6

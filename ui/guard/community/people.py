@@ -207,7 +207,7 @@ async def person_forget(request: Request, session: AdminSession, g: GuardDep) ->
     async def act() -> Response:
         person = person_of(form)
         try:
-            found = await asyncio.to_thread(find, g.core.store.reader(), person, g.today())
+            found = await asyncio.to_thread(preview, g, person)
         except PersonError as exc:
             raise problem(exc) from None
         if form.get("confirm") != "yes":
@@ -224,6 +224,12 @@ async def person_forget(request: Request, session: AdminSession, g: GuardDep) ->
             return dry_run(request, g, session, typed, found, exc.text(g.lang(request)))
 
     return await or_again(request, g, session, act, typed=typed, again=page)
+
+
+def preview(g: Guard, person: Person) -> Found:
+    """``find`` on the reader of the thread running it (a worker's): the event loop's is
+    another's, which a second preview's worker may be querying at the same moment."""
+    return find(g.core.store.reader(), person, g.today())
 
 
 def dry_run(
