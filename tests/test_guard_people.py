@@ -122,6 +122,10 @@ def test_a_malformed_or_missing_key_is_refused_in_the_admins_words_form_kept(cor
         ({"plate": "!"}, "A plate is 4 to 10"),
         ({"returnee": "x1"}, "A returnee number"),
         ({"returnee": "0"}, "A returnee number"),
+        ({"returnee": "²"}, "A returnee number"),  # a digit to isdigit(), none to int()
+        ({"returnee": "①"}, "A returnee number"),
+        ({"returnee": "1²"}, "A returnee number"),
+        ({"returnee": "٣"}, "A returnee number"),  # ASCII digits only, as the CLI's
         ({"name": "a\u200bb"}, "Name"),  # an invisible character pasted
         ({"name": "x" * 65}, "Name"),
         ({"pass_id": ",".join(["feedfacecafe"] * 9)}, "at most 8"),

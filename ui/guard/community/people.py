@@ -64,6 +64,7 @@ SEVERAL = frozenset({"pass_id", "phone", "plate", "returnee"})
 MAX_EACH = 8
 MAX_FIELD = 600
 _SPLIT = re.compile(r"[,，;；、]")
+_NUMBER = re.compile(r"[0-9]{1,18}")
 
 
 def person_of(form: FormData) -> Person:
@@ -79,7 +80,8 @@ def person_of(form: FormData) -> Person:
         values[key] = [p for p in parts if p]
         if len(values[key]) > MAX_EACH:
             raise BadInput("people.err.too_many", field=field, n=MAX_EACH)
-    if not all(r.isdigit() and len(r) <= 18 for r in values["returnee"]):
+    # ASCII digits only: "²" or "①" is a digit to ``isdigit`` and none to ``int``.
+    if not all(_NUMBER.fullmatch(r) for r in values["returnee"]):
         raise BadInput("people.err.returnee")
     try:
         return Person.of(
