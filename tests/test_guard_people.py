@@ -339,3 +339,23 @@ def test_two_previews_at_once_both_answer(core, admin):
         t.join(timeout=60)
     assert not any(t.is_alive() for t in threads)
     assert codes == [200] * 6
+
+
+def test_keys_up_to_the_fields_600_characters_travel_whole_in_the_download_and_forget(core, admin):
+    """The forms carried the keys cut at 500 characters: the download left the second pass
+    out of the resident's copy, the confirmation forgot another set than the preview's."""
+    add_event(core, holder="A", household="7-1404", pass_id=PASS)
+    add_event(core, holder="B", household="7-1405", pass_id="0a0b0c0d0e0f")
+    typed = f"{PASS}," + " " * 520 + ",0a0b0c0d0e0f"
+    assert len(typed) <= 600
+    page = _post(admin, f"{ROOM}/show", pass_id=typed).text
+    fields = hidden_fields(page, "download-form")
+    assert fields["pass_id"] == typed
+    copy = send(admin, f"{ROOM}/show", fields).json()
+    assert copy["passes"] == ["0a0b0c0d0e0f", PASS]
+    preview = _post(admin, f"{ROOM}/forget", pass_id=typed).text
+    fields = hidden_fields(preview, "forget-form")
+    assert fields["pass_id"] == typed
+    done = send(admin, f"{ROOM}/forget", fields)
+    assert done.status_code == 200 and "kiosk fleet forget" in done.text
+    assert [e["holder"] for e in core.store.events() if e["purged_at"] is None] == []

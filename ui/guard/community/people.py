@@ -151,7 +151,9 @@ def page(request: Request, g: Guard, session: Session, refused: Refused | None =
 
 
 def keys_typed(form: FormData) -> dict[str, str]:
-    return typed_of(form, KEYS)
+    """The keys as typed, whole up to the longest a field takes (``MAX_FIELD``): the
+    download and the confirmation send them on."""
+    return typed_of(form, KEYS, MAX_FIELD)
 
 
 @router.get("/people", response_class=HTMLResponse, include_in_schema=False)
