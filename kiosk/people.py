@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import json
 import re
 import sqlite3
@@ -65,6 +66,7 @@ __all__ = [
     "Found",
     "Person",
     "PersonActive",
+    "PersonChanged",
     "PersonError",
     "find",
     "forget",
@@ -142,6 +144,14 @@ class PersonError(ValueError):
         super().__init__(message)
         self.code = code
         self.params = params
+
+
+class PersonChanged(Exception):
+    """What ``forget`` finds in its transaction is not what was previewed (``seen``, a
+    ``Found.version``): a row added, changed or gone since. Nothing done."""
+
+    def __init__(self) -> None:
+        super().__init__("the rows changed since the preview: preview again")
 
 
 class PersonActive(Exception):
@@ -571,6 +581,12 @@ class Found:
         out = {t: sum(r.get("_theirs") is False for r in rs) for t, rs in self.rows.items()}
         return {t: n for t, n in out.items() if n}
 
+    def version(self) -> str:
+        """What was found, as a short digest: every row (its store's row id too) and the
+        passes. A row added, changed or gone since changes it (``forget``'s ``seen``)."""
+        text = json.dumps([self.rows, self.passes], sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:24]
+
     def as_dict(self) -> dict[str, Any]:
         """The resident's copy: every row (JSON columns read as JSON, the rowid left out)."""
         stores = {t: [_readable(r) for r in rows] for t, rows in self.rows.items()}
@@ -793,10 +809,13 @@ def forget(
     tz: ZoneInfo | str = "UTC",
     quota_cfg: QuotaConfig | None = None,
     force: bool = False,
+    seen: str | None = None,
 ) -> Forgotten:
     """Remove ``person``'s data from every store, ahead of retention, the way retention does
-    (module docstring); one audit row with the counts. ``PersonError`` (nobody found) or
-    ``PersonActive`` (something still in force, unless ``force``): nothing done."""
+    (module docstring); one audit row with the counts. ``PersonError`` (nobody found),
+    ``PersonActive`` (something still in force, unless ``force``) or ``PersonChanged`` (what
+    the transaction finds is not the preview's ``seen``, a ``Found.version``; the CLI gives
+    none): nothing done."""
     zone = tz if isinstance(tz, ZoneInfo) else ZoneInfo(tz)
     today = now.astimezone(zone).date()
     found = find(store.reader(), person, today)
@@ -807,6 +826,8 @@ def forget(
 
     def apply(db: sqlite_utils.Database) -> Forgotten:
         again = find(db, person, today)  # in the transaction: what is there now
+        if seen is not None and again.version() != seen:
+            raise PersonChanged()
         stamp = _unique_stamp(db, now)
         through[:] = [int(db.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0])]
         rows = _forget_rows(db, again, _Forget(person, stamp, today))

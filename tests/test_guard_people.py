@@ -359,3 +359,32 @@ def test_keys_up_to_the_fields_600_characters_travel_whole_in_the_download_and_f
     done = send(admin, f"{ROOM}/forget", fields)
     assert done.status_code == 200 and "kiosk fleet forget" in done.text
     assert [e["holder"] for e in core.store.events() if e["purged_at"] is None] == []
+
+
+def test_a_passage_committed_after_the_confirmations_check_is_not_forgotten(
+    core, admin, clock, monkeypatch
+):
+    """Between the route's check of the version and ``forget``'s transaction there are
+    awaits: a passage committed there was forgotten without having been previewed. The
+    version is compared inside ``forget``'s transaction: refused, nothing forgotten."""
+    import kiosk.people as people
+
+    _resident(core)
+    fields = hidden_fields(_post(admin, f"{ROOM}/forget", **KEYS).text, "forget-form")
+    freeze = people._freeze
+
+    def passage_meanwhile(*args: Any) -> None:  # after the check, before the transaction
+        add_event(core, holder=NAME, household=HOUSEHOLD, pass_id=PASS)
+        freeze(*args)
+
+    monkeypatch.setattr(people, "_freeze", passage_meanwhile)
+    before = core.store.last_audit_seq
+    refused = send(admin, f"{ROOM}/forget?lang=en", fields)
+    assert refused.status_code == 400 and "changed since the preview" in refused.text
+    assert _held(core)["events"] == 3  # nothing forgotten, the new passage neither
+    assert "person_forgotten" not in [a["action"] for a in _audits(core, before)]
+    assert PASS not in core.lists.current.revoked
+    monkeypatch.setattr(people, "_freeze", freeze)
+    again = hidden_fields(refused.text, "forget-form")  # the preview of what is there now
+    done = send(admin, f"{ROOM}/forget", again)
+    assert done.status_code == 200 and "--seqs 1-2,4" in done.text

@@ -270,3 +270,23 @@ def test_no_connection_keeps_the_folded_names_after_a_search(guard_core, clock):
     assert getattr(people._KEYS_CACHE, "key", None) is None  # the search's cache gone
     assert db.execute("SELECT person_key('text', 'Zhao Min')").fetchone()[0] == "zhao min"
     assert getattr(people._KEYS_CACHE, "key", None) is None
+
+
+def test_forget_given_the_previews_version_refuses_a_change_since_in_its_transaction(
+    guard_core, clock
+):
+    """``seen``: what the preview listed (``Found.version``), compared in the forget's own
+    transaction; a passage since, nothing forgotten. The CLI gives none: forgets what is
+    there."""
+    from kiosk.people import PersonChanged
+
+    add_event(guard_core, holder="Zhao Min", household="1-101", pass_id="aaaaaaaaaaaa")
+    person = Person.of(name="Zhao Min")
+    seen = find(guard_core.store.reader(), person, clock.now().date()).version()
+    add_event(guard_core, holder="Zhao Min", household="1-101", pass_id="aaaaaaaaaaaa")
+    with pytest.raises(PersonChanged):
+        forget(guard_core.store, person, clock.now(), actor="root", seen=seen)
+    assert find(guard_core.store.reader(), person, clock.now().date()).counts() == {"events": 2}
+    seen = find(guard_core.store.reader(), person, clock.now().date()).version()
+    done = forget(guard_core.store, person, clock.now(), actor="root", seen=seen)
+    assert done.rows["events"] == 2
