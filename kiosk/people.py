@@ -33,11 +33,15 @@ guard's safety: ``forget`` refuses it unless forced (``PersonActive``).
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import hashlib
 import json
 import re
+import sqlite3
+import threading
 import unicodedata
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any
@@ -62,6 +66,7 @@ __all__ = [
     "Found",
     "Person",
     "PersonActive",
+    "PersonChanged",
     "PersonError",
     "find",
     "forget",
@@ -96,16 +101,36 @@ def key_of(kind: str, value: object) -> str | None:
     return same_text(value)
 
 
+#: The cache of ``person_key`` for the ``find`` running on this thread (none between two).
+_KEYS_CACHE = threading.local()
+
+
+def _person_key(kind: str, value: object) -> str | None:
+    cached: Callable[[str, object], str | None] | None = getattr(_KEYS_CACHE, "key", None)
+    return key_of(kind, value) if cached is None else cached(kind, value)
+
+
 def _compare_keys(db: sqlite_utils.Database) -> None:
-    """``person_key`` (``key_of``, cached: a log repeats its names and households) on
-    ``db``'s connection for one ``find``, which drops it (``_drop_keys``) with its cache of
-    names and notes: a connection kept open (the daemon's reader) keeps none of them."""
-    cached = functools.lru_cache(maxsize=4096)(lambda kind, value: key_of(kind, value))
-    db.conn.create_function("person_key", 2, cached, deterministic=True)
+    """``person_key`` (``key_of``) on ``db``'s connection, defined once for good: a connection
+    another thread is querying must never have a function defined or dropped on it (SQLite's
+    connection mutex against the GIL froze every thread). Its cache of names and notes is the
+    one ``find``'s (``_keys_cached``), on the thread running it: a connection kept open (the
+    daemon's reader) keeps none of them."""
+    try:
+        db.conn.execute("SELECT person_key('text', '')").fetchone()
+    except sqlite3.OperationalError:  # not defined on this connection yet
+        db.conn.create_function("person_key", 2, _person_key, deterministic=True)
 
 
-def _drop_keys(db: sqlite_utils.Database) -> None:
-    db.conn.create_function("person_key", 2, None)
+@contextlib.contextmanager
+def _keys_cached() -> Iterator[None]:
+    """``person_key`` cached for one ``find`` (a log repeats its names and households)."""
+    before = getattr(_KEYS_CACHE, "key", None)
+    _KEYS_CACHE.key = functools.lru_cache(maxsize=4096)(key_of)
+    try:
+        yield
+    finally:
+        _KEYS_CACHE.key = before
 
 
 class PersonError(ValueError):
@@ -119,6 +144,14 @@ class PersonError(ValueError):
         super().__init__(message)
         self.code = code
         self.params = params
+
+
+class PersonChanged(Exception):
+    """What ``forget`` finds in its transaction is not what was previewed (``seen``, a
+    ``Found.version``): a row added, changed or gone since. Nothing done."""
+
+    def __init__(self) -> None:
+        super().__init__("the rows changed since the preview: preview again")
 
 
 class PersonActive(Exception):
@@ -548,6 +581,12 @@ class Found:
         out = {t: sum(r.get("_theirs") is False for r in rs) for t, rs in self.rows.items()}
         return {t: n for t, n in out.items() if n}
 
+    def version(self) -> str:
+        """What was found, as a short digest: every row (its store's row id too) and the
+        passes. A row added, changed or gone since changes it (``forget``'s ``seen``)."""
+        text = json.dumps([self.rows, self.passes], sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:24]
+
     def as_dict(self) -> dict[str, Any]:
         """The resident's copy: every row (JSON columns read as JSON, the rowid left out)."""
         stores = {t: [_readable(r) for r in rows] for t, rows in self.rows.items()}
@@ -642,10 +681,8 @@ def find(db: sqlite_utils.Database, person: Person, today: date) -> Found:
     (what is still in force). ``PersonError`` when no store holds any, or when a name given
     without a household is the name of people of more than one household (namesakes)."""
     _compare_keys(db)
-    try:
+    with _keys_cached():
         return _find(db, person, today)
-    finally:
-        _drop_keys(db)
 
 
 def _find(db: sqlite_utils.Database, person: Person, today: date) -> Found:
@@ -772,10 +809,13 @@ def forget(
     tz: ZoneInfo | str = "UTC",
     quota_cfg: QuotaConfig | None = None,
     force: bool = False,
+    seen: str | None = None,
 ) -> Forgotten:
     """Remove ``person``'s data from every store, ahead of retention, the way retention does
-    (module docstring); one audit row with the counts. ``PersonError`` (nobody found) or
-    ``PersonActive`` (something still in force, unless ``force``): nothing done."""
+    (module docstring); one audit row with the counts. ``PersonError`` (nobody found),
+    ``PersonActive`` (something still in force, unless ``force``) or ``PersonChanged`` (what
+    the transaction finds is not the preview's ``seen``, a ``Found.version``; the CLI gives
+    none): nothing done."""
     zone = tz if isinstance(tz, ZoneInfo) else ZoneInfo(tz)
     today = now.astimezone(zone).date()
     found = find(store.reader(), person, today)
@@ -786,6 +826,8 @@ def forget(
 
     def apply(db: sqlite_utils.Database) -> Forgotten:
         again = find(db, person, today)  # in the transaction: what is there now
+        if seen is not None and again.version() != seen:
+            raise PersonChanged()
         stamp = _unique_stamp(db, now)
         through[:] = [int(db.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0])]
         rows = _forget_rows(db, again, _Forget(person, stamp, today))

@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
+import threading
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
+import sqlite_utils
 from guard_support import BASE, add_event, console_fixtures, csrf_of, hidden_fields, send
 from support import disk_full
 
@@ -118,6 +122,10 @@ def test_a_malformed_or_missing_key_is_refused_in_the_admins_words_form_kept(cor
         ({"plate": "!"}, "A plate is 4 to 10"),
         ({"returnee": "x1"}, "A returnee number"),
         ({"returnee": "0"}, "A returnee number"),
+        ({"returnee": "²"}, "A returnee number"),  # a digit to isdigit(), none to int()
+        ({"returnee": "①"}, "A returnee number"),
+        ({"returnee": "1²"}, "A returnee number"),
+        ({"returnee": "٣"}, "A returnee number"),  # ASCII digits only, as the CLI's
         ({"name": "a\u200bb"}, "Name"),  # an invisible character pasted
         ({"name": "x" * 65}, "Name"),
         ({"pass_id": ",".join(["feedfacecafe"] * 9)}, "at most 8"),
@@ -269,3 +277,114 @@ def test_the_rooms_page_keeps_the_keys_out_of_its_address(core, admin):
     assert ("post", f"{ROOM}/show") in forms and all(m == "post" for m, _ in forms)
     assert csrf_of(page) == admin.csrf
     assert BASE.startswith("http")
+
+
+class _CountingConnection(sqlite3.Connection):
+    """Counts the functions defined on it (a definition takes the connection's mutex)."""
+
+    defined = 0
+
+    def create_function(self, *args: Any, **kwargs: Any) -> None:
+        type(self).defined += 1
+        super().create_function(*args, **kwargs)
+
+
+def test_find_defines_person_key_once_per_connection_never_again_nor_drops_it(core):
+    """Another thread may be running a query on the connection: a definition or a drop
+    there froze every thread (SQLite's mutex against the GIL)."""
+    _resident(core)
+    conn = sqlite3.connect(core.store.path, factory=_CountingConnection, check_same_thread=False)
+    db = sqlite_utils.Database(conn)
+    person = Person.of(name=NAME, household=HOUSEHOLD)
+    first = find(db, person, date(2026, 3, 2)).counts()
+    for _ in range(3):
+        assert find(db, person, date(2026, 3, 2)).counts() == first
+    assert _CountingConnection.defined == 1
+    conn.close()
+
+
+def test_the_preview_reads_on_the_worker_threads_own_reader(core, admin, monkeypatch):
+    """The reader of the thread that runs ``find``, never the event loop's (another
+    preview's worker may be using that one at the same moment)."""
+    import ui.guard.community.people as room
+
+    _resident(core)
+    own: list[bool] = []
+
+    def spy(db, person, today):
+        own.append(db is core.store.reader())
+        return find(db, person, today)
+
+    monkeypatch.setattr(room, "find", spy)
+    assert _post(admin, f"{ROOM}/forget", **KEYS).status_code == 200
+    assert own == [True]
+
+
+def test_two_previews_at_once_both_answer(core, admin):
+    """A double tap, two admins: both previews answer (before, the daemon froze whole)."""
+    for _ in range(200):
+        add_event(core, holder=NAME, household=HOUSEHOLD, pass_id=PASS)
+    start = threading.Barrier(2, timeout=30)
+    codes: list[int] = []
+
+    def preview() -> None:
+        start.wait()
+        for _ in range(3):
+            codes.append(_post(admin, f"{ROOM}/forget", **KEYS).status_code)
+
+    threads = [threading.Thread(target=preview, daemon=True) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert not any(t.is_alive() for t in threads)
+    assert codes == [200] * 6
+
+
+def test_keys_up_to_the_fields_600_characters_travel_whole_in_the_download_and_forget(core, admin):
+    """The forms carried the keys cut at 500 characters: the download left the second pass
+    out of the resident's copy, the confirmation forgot another set than the preview's."""
+    add_event(core, holder="A", household="7-1404", pass_id=PASS)
+    add_event(core, holder="B", household="7-1405", pass_id="0a0b0c0d0e0f")
+    typed = f"{PASS}," + " " * 520 + ",0a0b0c0d0e0f"
+    assert len(typed) <= 600
+    page = _post(admin, f"{ROOM}/show", pass_id=typed).text
+    fields = hidden_fields(page, "download-form")
+    assert fields["pass_id"] == typed
+    copy = send(admin, f"{ROOM}/show", fields).json()
+    assert copy["passes"] == ["0a0b0c0d0e0f", PASS]
+    preview = _post(admin, f"{ROOM}/forget", pass_id=typed).text
+    fields = hidden_fields(preview, "forget-form")
+    assert fields["pass_id"] == typed
+    done = send(admin, f"{ROOM}/forget", fields)
+    assert done.status_code == 200 and "kiosk fleet forget" in done.text
+    assert [e["holder"] for e in core.store.events() if e["purged_at"] is None] == []
+
+
+def test_a_passage_committed_after_the_confirmations_check_is_not_forgotten(
+    core, admin, clock, monkeypatch
+):
+    """Between the route's check of the version and ``forget``'s transaction there are
+    awaits: a passage committed there was forgotten without having been previewed. The
+    version is compared inside ``forget``'s transaction: refused, nothing forgotten."""
+    import kiosk.people as people
+
+    _resident(core)
+    fields = hidden_fields(_post(admin, f"{ROOM}/forget", **KEYS).text, "forget-form")
+    freeze = people._freeze
+
+    def passage_meanwhile(*args: Any) -> None:  # after the check, before the transaction
+        add_event(core, holder=NAME, household=HOUSEHOLD, pass_id=PASS)
+        freeze(*args)
+
+    monkeypatch.setattr(people, "_freeze", passage_meanwhile)
+    before = core.store.last_audit_seq
+    refused = send(admin, f"{ROOM}/forget?lang=en", fields)
+    assert refused.status_code == 400 and "changed since the preview" in refused.text
+    assert _held(core)["events"] == 3  # nothing forgotten, the new passage neither
+    assert "person_forgotten" not in [a["action"] for a in _audits(core, before)]
+    assert PASS not in core.lists.current.revoked
+    monkeypatch.setattr(people, "_freeze", freeze)
+    again = hidden_fields(refused.text, "forget-form")  # the preview of what is there now
+    done = send(admin, f"{ROOM}/forget", again)
+    assert done.status_code == 200 and "--seqs 1-2,4" in done.text

@@ -259,9 +259,34 @@ def test_the_rows_retention_purged_are_never_folded(guard_core, clock, monkeypat
 def test_no_connection_keeps_the_folded_names_after_a_search(guard_core, clock):
     """``find``'s cached ``person_key`` holds the names and notes it folded: registered on
     a connection kept open (the daemon's reader), it kept them after the search, the
-    forgotten resident's too. Dropped with the search."""
+    forgotten resident's too. The cache is the search's and goes with it; the function stays
+    (defined once: never redefined on a connection another thread may be querying) and
+    caches nothing between searches."""
+    import kiosk.people as people
+
     add_event(guard_core, holder="Zhao Min", household="1-101", pass_id="aaaaaaaaaaaa")
     db = guard_core.store.reader()
     find(db, Person.of(name="Zhao Min"), clock.now().date())
-    with pytest.raises(sqlite3.OperationalError):  # the function and its cache gone
-        db.execute("SELECT person_key('text', 'x')").fetchone()
+    assert getattr(people._KEYS_CACHE, "key", None) is None  # the search's cache gone
+    assert db.execute("SELECT person_key('text', 'Zhao Min')").fetchone()[0] == "zhao min"
+    assert getattr(people._KEYS_CACHE, "key", None) is None
+
+
+def test_forget_given_the_previews_version_refuses_a_change_since_in_its_transaction(
+    guard_core, clock
+):
+    """``seen``: what the preview listed (``Found.version``), compared in the forget's own
+    transaction; a passage since, nothing forgotten. The CLI gives none: forgets what is
+    there."""
+    from kiosk.people import PersonChanged
+
+    add_event(guard_core, holder="Zhao Min", household="1-101", pass_id="aaaaaaaaaaaa")
+    person = Person.of(name="Zhao Min")
+    seen = find(guard_core.store.reader(), person, clock.now().date()).version()
+    add_event(guard_core, holder="Zhao Min", household="1-101", pass_id="aaaaaaaaaaaa")
+    with pytest.raises(PersonChanged):
+        forget(guard_core.store, person, clock.now(), actor="root", seen=seen)
+    assert find(guard_core.store.reader(), person, clock.now().date()).counts() == {"events": 2}
+    seen = find(guard_core.store.reader(), person, clock.now().date()).version()
+    done = forget(guard_core.store, person, clock.now(), actor="root", seen=seen)
+    assert done.rows["events"] == 2

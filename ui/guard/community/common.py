@@ -349,9 +349,10 @@ def form_page(router: APIRouter, path: str) -> Callable[[FormPage], FormPage]:
     return register
 
 
-def typed_of(form: FormData, fields: tuple[str, ...]) -> dict[str, str]:
-    """The form's ``fields`` as typed (each bounded), to draw the refused form again with."""
-    return {k: str(form.get(k) or "")[:500] for k in fields}
+def typed_of(form: FormData, fields: tuple[str, ...], bound: int = 500) -> dict[str, str]:
+    """The form's ``fields`` as typed (each bounded: ``bound``, at least the longest a field
+    takes, or a form carrying them on would send them cut), to draw the form again with."""
+    return {k: str(form.get(k) or "")[:bound] for k in fields}
 
 
 async def drawn_again(

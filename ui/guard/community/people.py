@@ -10,16 +10,16 @@ never in an address. *Show* is ``kiosk.people.show``: the same call as the CLI's
 *Forget* first answers a preview (``kiosk.people.find``, nothing changed; audited as
 ``confirm_asked``, counts only) whose form carries the version of what it listed
 (``version_of``); confirmed, the rows are found again and a change since refuses
-(``people.err.changed``), as a list's removal refuses with its ``seen``; what is still in
-force is refused unless the admin ticks *force*. ``kiosk.people.forget`` writes its
-``person_forgotten`` row, the request's; the result names the ``kiosk fleet forget`` line
-the office runs, as the CLI prints it. A guard's session gets 403 and no link.
+(``people.err.changed``), checked again inside the forget's transaction (its ``seen``),
+as a list's removal refuses with its ``seen``; what is still in force is refused unless
+the admin ticks *force*. ``kiosk.people.forget`` writes its ``person_forgotten`` row, the
+request's; the result names the ``kiosk fleet forget`` line the office runs, as the CLI
+prints it. A guard's session gets 403 and no link.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import re
 from typing import Any
@@ -35,6 +35,7 @@ from kiosk.people import (
     Found,
     Person,
     PersonActive,
+    PersonChanged,
     PersonError,
     find,
     forget,
@@ -64,6 +65,7 @@ SEVERAL = frozenset({"pass_id", "phone", "plate", "returnee"})
 MAX_EACH = 8
 MAX_FIELD = 600
 _SPLIT = re.compile(r"[,，;；、]")
+_NUMBER = re.compile(r"[0-9]{1,18}")
 
 
 def person_of(form: FormData) -> Person:
@@ -79,7 +81,8 @@ def person_of(form: FormData) -> Person:
         values[key] = [p for p in parts if p]
         if len(values[key]) > MAX_EACH:
             raise BadInput("people.err.too_many", field=field, n=MAX_EACH)
-    if not all(r.isdigit() and len(r) <= 18 for r in values["returnee"]):
+    # ASCII digits only: "²" or "①" is a digit to ``isdigit`` and none to ``int``.
+    if not all(_NUMBER.fullmatch(r) for r in values["returnee"]):
         raise BadInput("people.err.returnee")
     try:
         return Person.of(
@@ -109,10 +112,9 @@ def problem(exc: PersonError) -> BadInput:
 
 
 def version_of(found: Found) -> str:
-    """What the preview listed, as a short digest: every row found (its store's row id too)
-    and the passes. A row added, changed or gone since changes it."""
-    text = json.dumps([found.rows, found.passes], sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:24]
+    """What the preview listed, as a short digest (``Found.version``): a row added, changed
+    or gone since changes it."""
+    return found.version()
 
 
 def active_text(lang: str, active: dict[str, int]) -> str:
@@ -149,7 +151,9 @@ def page(request: Request, g: Guard, session: Session, refused: Refused | None =
 
 
 def keys_typed(form: FormData) -> dict[str, str]:
-    return typed_of(form, KEYS)
+    """The keys as typed, whole up to the longest a field takes (``MAX_FIELD``): the
+    download and the confirmation send them on."""
+    return typed_of(form, KEYS, MAX_FIELD)
 
 
 @router.get("/people", response_class=HTMLResponse, include_in_schema=False)
@@ -206,10 +210,7 @@ async def person_forget(request: Request, session: AdminSession, g: GuardDep) ->
 
     async def act() -> Response:
         person = person_of(form)
-        try:
-            found = await asyncio.to_thread(find, g.core.store.reader(), person, g.today())
-        except PersonError as exc:
-            raise problem(exc) from None
+        found = await previewed(g, person)
         if form.get("confirm") != "yes":
             note(request, action="confirm_asked", about=FORGET_ACTION, keys=person.kinds())
             note(request, rows=found.counts(), active=dict(found.active))
@@ -220,10 +221,26 @@ async def person_forget(request: Request, session: AdminSession, g: GuardDep) ->
             if exc.key not in ("people.err.changed", "people.err.active"):
                 raise
             # Refused: the preview again, of what is there now, with the problem above it.
+            if exc.key == "people.err.changed":  # maybe since the check: found again
+                found = await previewed(g, person)
             note(request, refused=exc.code)
             return dry_run(request, g, session, typed, found, exc.text(g.lang(request)))
 
     return await or_again(request, g, session, act, typed=typed, again=page)
+
+
+async def previewed(g: Guard, person: Person) -> Found:
+    """``preview`` in a worker; nobody found, in the admin's words."""
+    try:
+        return await asyncio.to_thread(preview, g, person)
+    except PersonError as exc:
+        raise problem(exc) from None
+
+
+def preview(g: Guard, person: Person) -> Found:
+    """``find`` on the reader of the thread running it (a worker's): the event loop's is
+    another's, which a second preview's worker may be querying at the same moment."""
+    return find(g.core.store.reader(), person, g.today())
 
 
 def dry_run(
@@ -246,7 +263,8 @@ async def confirmed(
     """The forget, if what is there is what the preview listed (``seen``) and nothing in
     force stands in its way unless ``force``."""
     lang = g.lang(request)
-    if str(form.get("seen") or "")[:64] != version_of(found):
+    seen = str(form.get("seen") or "")[:64]
+    if seen != version_of(found):
         raise BadInput("people.err.changed")
     force = form.get("force") == "yes"
     if found.active and not force:
@@ -256,7 +274,7 @@ async def confirmed(
     def run() -> Forgotten:
         done = forget(
             g.core.store, person, g.core.clock.now(), actor=session.name,
-            tz=cfg.site.timezone, quota_cfg=cfg.policy.quota, force=force,
+            tz=cfg.site.timezone, quota_cfg=cfg.policy.quota, force=force, seen=seen,
         )  # fmt: skip
         # The passes revoked, the entries gone: in force at this gate at once (another
         # process, the CLI, waits for the daemon's lists check).
@@ -267,6 +285,8 @@ async def confirmed(
         done = await asyncio.to_thread(run)
     except PersonError as exc:
         raise problem(exc) from None
+    except PersonChanged:  # a row added, changed or gone since the check above
+        raise BadInput("people.err.changed") from None
     except PersonActive as exc:  # came into force since the check above
         raise BadInput("people.err.active", what=active_text(lang, exc.active)) from None
     row = {"keys": person.kinds(), "rows": dict(done.rows), "forced": bool(found.active)}
