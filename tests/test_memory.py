@@ -228,6 +228,33 @@ def test_the_total_is_split_into_what_the_board_cannot_and_can_reclaim(tmp_path,
     )
 
 
+def test_the_split_is_read_with_the_total_even_while_the_process_grows(tmp_path, monkeypatch):
+    # Run 2 of this change read anon 100.8 + file 37.1 against a total of 139.7: each field
+    # was its own read of smaps_rollup while the daemon's heap moved. Here every read of a
+    # process's rollup finds it 1 MB bigger than the last.
+    from checkpoint.bench import memory
+
+    proc = tmp_path / "proc"
+    proc.mkdir()
+    _fake_process(proc, 100, 1, anon=80_000, file=38_000)
+    _fake_process(proc, 101, 100, anon=9_000, file=3_000)
+    reads = {100: 0, 101: 0}
+
+    def growing(pid):
+        reads[pid] += 1
+        anon = {100: 80_000, 101: 9_000}[pid] + 1024 * reads[pid]
+        file = {100: 38_000, 101: 3_000}[pid]
+        return _ROLLUP.format(rss=anon + file, pss=anon + file, anon=anon, file=file, shmem=0)
+
+    monkeypatch.setattr(memory, "PROC", proc)
+    monkeypatch.setattr(memory, "_read_rollup", growing)
+    tree = memory.tree_pss(100)
+    assert reads == {100: 1, 101: 1}
+    assert tree["total_pss_mb"] == pytest.approx(
+        tree["anon_pss_mb"] + tree["file_pss_mb"] + tree["shmem_pss_mb"], abs=0.11
+    )
+
+
 def test_a_kernel_without_the_split_says_none_rather_than_a_made_up_figure(tmp_path, monkeypatch):
     from checkpoint.bench import memory
 

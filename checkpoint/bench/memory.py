@@ -51,7 +51,6 @@ import sys
 import sysconfig
 import tempfile
 import time
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -80,15 +79,26 @@ _IMPORT_PROBE = (
 )
 
 
+def _read_rollup(pid: int) -> str | None:
+    try:
+        return (PROC / str(pid) / "smaps_rollup").read_text()
+    except OSError:
+        return None
+
+
+def rollup_kb(pid: int) -> dict[str, int] | None:
+    """Every ``kB`` line of the process's ``smaps_rollup`` (``Pss``, ``Pss_Anon``, ``Rss``...),
+    from one read, or None if it is gone (or not ours to read)."""
+    text = _read_rollup(pid)
+    if text is None:
+        return None
+    return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+):\s+(\d+) kB", text, re.M)}
+
+
 def pss_kb(pid: int, field: str = "Pss") -> int | None:
     """The process's proportional set size (or ``field``, e.g. ``Rss``) in kB, or None if it
     is gone (or not ours to read)."""
-    try:
-        text = (PROC / str(pid) / "smaps_rollup").read_text()
-    except OSError:
-        return None
-    match = re.search(rf"^{field}:\s+(\d+) kB", text, re.M)
-    return int(match.group(1)) if match else None
+    return (rollup_kb(pid) or {}).get(field)
 
 
 def descendants(pid: int) -> list[int]:
@@ -121,31 +131,32 @@ def _cmdline(pid: int) -> str:
     return raw.replace(b"\0", b" ").decode(errors="replace").strip()[:80]
 
 
-def _split_mb(pids: Iterable[int], field: str) -> float | None:
-    """``field`` (``Pss_Anon``...) summed over ``pids`` in MB; None if the kernel has no such
-    line (before Linux 5.8)."""
-    found = [pss_kb(p, field) for p in pids]
-    if any(kb is None for kb in found):
+def _sum_mb(rollups: list[dict[str, int]], field: str) -> float | None:
+    """``field`` summed over the processes' rollups in MB; None if the kernel has no such line
+    (``Pss_Anon``, ``Pss_File``, ``Pss_Shmem``: Linux 5.8+)."""
+    if any(field not in r for r in rollups):
         return None
-    return round(sum(kb or 0 for kb in found) / 1024, 1)
+    return round(sum(r[field] for r in rollups) / 1024, 1)
 
 
 def tree_pss(pid: int) -> dict[str, Any]:
-    daemon = pss_kb(pid) or 0
-    helpers = [(p, kb) for p in descendants(pid) if (kb := pss_kb(p)) is not None]
-    helper_kb = sum(kb for _, kb in helpers)
-    pids = (pid, *(p for p, _ in helpers))
-    rss_kb = sum(pss_kb(p, "Rss") or 0 for p in pids)
+    """PSS of ``pid`` and everything below it. Each process's figures come from one read of its
+    rollup, so the split (anon, file, shmem) sums to the total it is read with."""
+    daemon = rollup_kb(pid) or {}
+    helpers = [(p, r) for p in descendants(pid) if (r := rollup_kb(p)) and "Pss" in r]
+    rollups = [daemon, *(r for _, r in helpers)]
+    daemon_kb = daemon.get("Pss", 0)
+    helper_kb = sum(r["Pss"] for _, r in helpers)
     return {
-        "daemon_pss_mb": round(daemon / 1024, 1),
+        "daemon_pss_mb": round(daemon_kb / 1024, 1),
         "helpers_pss_mb": round(helper_kb / 1024, 1),
-        "total_pss_mb": round((daemon + helper_kb) / 1024, 1),
-        "total_rss_mb": round(rss_kb / 1024, 1),
-        "anon_pss_mb": _split_mb(pids, "Pss_Anon"),
-        "file_pss_mb": _split_mb(pids, "Pss_File"),
-        "shmem_pss_mb": _split_mb(pids, "Pss_Shmem"),
+        "total_pss_mb": round((daemon_kb + helper_kb) / 1024, 1),
+        "total_rss_mb": round(sum(r.get("Rss", 0) for r in rollups) / 1024, 1),
+        "anon_pss_mb": _sum_mb(rollups, "Pss_Anon"),
+        "file_pss_mb": _sum_mb(rollups, "Pss_File"),
+        "shmem_pss_mb": _sum_mb(rollups, "Pss_Shmem"),
         "helpers": [
-            {"pid": p, "pss_mb": round(kb / 1024, 1), "cmd": _cmdline(p)} for p, kb in helpers
+            {"pid": p, "pss_mb": round(r["Pss"] / 1024, 1), "cmd": _cmdline(p)} for p, r in helpers
         ],
     }
 
