@@ -6,6 +6,7 @@ import os
 import platform
 import subprocess
 import sys
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -185,3 +186,197 @@ def test_the_memory_bench_prepares_a_data_dir_the_demo_accepts(tmp_path):
     data = demo_data(tmp_path, 3)
     assert demo_data_dir(data) == data
     assert (data / "kiosk.db").is_file()
+
+
+_ROLLUP = """55a6b109f000-7ffd45884000 ---p 00000000 00:00 0                          [rollup]
+Rss:              {rss} kB
+Pss:              {pss} kB
+Pss_Dirty:           112 kB
+Pss_Anon:         {anon} kB
+Pss_File:         {file} kB
+Pss_Shmem:        {shmem} kB
+Shared_Clean:       1620 kB
+"""
+
+
+def _fake_process(proc, pid, ppid, anon, file, shmem=0):
+    folder = proc / str(pid)
+    folder.mkdir()
+    pss = anon + file + shmem
+    rollup = _ROLLUP.format(rss=pss + 500, pss=pss, anon=anon, file=file, shmem=shmem)
+    (folder / "smaps_rollup").write_text(rollup)
+    (folder / "stat").write_text(f"{pid} (python3 x) S {ppid} 1 1 0 -1\n")
+    (folder / "cmdline").write_bytes(b"python3\0-m\0checkpoint\0")
+
+
+def test_the_total_is_split_into_what_the_board_cannot_and_can_reclaim(tmp_path, monkeypatch):
+    from checkpoint.bench import memory
+
+    proc = tmp_path / "proc"
+    proc.mkdir()
+    _fake_process(proc, 100, 1, anon=81_234, file=38_777, shmem=51)  # the daemon
+    _fake_process(proc, 101, 100, anon=9_100, file=2_950)  # its export helper
+    _fake_process(proc, 7, 1, anon=999_999, file=999_999)  # not ours: not counted
+    monkeypatch.setattr(memory, "PROC", proc)
+    tree = memory.tree_pss(100)
+    assert [h["pid"] for h in tree["helpers"]] == [101]
+    assert tree["anon_pss_mb"] == round((81_234 + 9_100) / 1024, 1)
+    assert tree["file_pss_mb"] == round((38_777 + 2_950) / 1024, 1)
+    assert tree["shmem_pss_mb"] == round(51 / 1024, 1)
+    assert tree["total_pss_mb"] == pytest.approx(
+        tree["anon_pss_mb"] + tree["file_pss_mb"] + tree["shmem_pss_mb"], abs=0.11
+    )
+
+
+def test_the_split_is_read_with_the_total_even_while_the_process_grows(tmp_path, monkeypatch):
+    # Run 2 of this change read anon 100.8 + file 37.1 against a total of 139.7: each field
+    # was its own read of smaps_rollup while the daemon's heap moved. Here every read of a
+    # process's rollup finds it 1 MB bigger than the last.
+    from checkpoint.bench import memory
+
+    proc = tmp_path / "proc"
+    proc.mkdir()
+    _fake_process(proc, 100, 1, anon=80_000, file=38_000)
+    _fake_process(proc, 101, 100, anon=9_000, file=3_000)
+    reads = {100: 0, 101: 0}
+
+    def growing(pid):
+        reads[pid] += 1
+        anon = {100: 80_000, 101: 9_000}[pid] + 1024 * reads[pid]
+        file = {100: 38_000, 101: 3_000}[pid]
+        return _ROLLUP.format(rss=anon + file, pss=anon + file, anon=anon, file=file, shmem=0)
+
+    monkeypatch.setattr(memory, "PROC", proc)
+    monkeypatch.setattr(memory, "_read_rollup", growing)
+    tree = memory.tree_pss(100)
+    assert reads == {100: 1, 101: 1}
+    assert tree["total_pss_mb"] == pytest.approx(
+        tree["anon_pss_mb"] + tree["file_pss_mb"] + tree["shmem_pss_mb"], abs=0.11
+    )
+
+
+def test_a_kernel_without_the_split_says_none_rather_than_a_made_up_figure(tmp_path, monkeypatch):
+    from checkpoint.bench import memory
+
+    proc = tmp_path / "proc"
+    (proc / "100").mkdir(parents=True)
+    (proc / "100" / "smaps_rollup").write_text("Rss: 2000 kB\nPss: 1024 kB\n")
+    (proc / "100" / "stat").write_text("100 (python3) S 1 1 1 0 -1\n")
+    monkeypatch.setattr(memory, "PROC", proc)
+    tree = memory.tree_pss(100)
+    assert tree["total_pss_mb"] == 1.0
+    assert tree["anon_pss_mb"] is None and tree["file_pss_mb"] is None
+
+
+@linux_proc
+def test_the_split_of_a_real_process_tree_sums_to_its_total():
+    tree = tree_pss(os.getpid())
+    if tree["anon_pss_mb"] is None:
+        pytest.skip("kernel before 5.8: no Pss_Anon in smaps_rollup")
+    assert tree["anon_pss_mb"] > 0 and tree["file_pss_mb"] > 0
+    parts = tree["anon_pss_mb"] + tree["file_pss_mb"] + tree["shmem_pss_mb"]
+    assert tree["total_pss_mb"] == pytest.approx(parts, abs=0.2)
+
+
+def _advised(monkeypatch):
+    """Record each posix_fadvise call as (the file's path, offset, length, advice)."""
+    calls = []
+
+    def fadvise(fd, offset, length, advice):
+        calls.append((os.readlink(f"/proc/self/fd/{fd}"), offset, length, advice))
+
+    monkeypatch.setattr(os, "posix_fadvise", fadvise, raising=False)
+    return calls
+
+
+@pytest.mark.skipif(not hasattr(os, "POSIX_FADV_DONTNEED"), reason="no posix_fadvise here")
+def test_the_daemon_files_are_dropped_from_the_page_cache_one_by_one(tmp_path, monkeypatch):
+    from checkpoint.bench.memory import drop_page_cache
+
+    files = [tmp_path / "libx.so.1", tmp_path / "mod.cpython-311.so", tmp_path / "m.pyc"]
+    for i, path in enumerate(files):
+        path.write_bytes(b"x" * (4096 * (i + 1)))
+    calls = _advised(monkeypatch)
+    state = drop_page_cache(files)
+    assert calls == [(str(p), 0, 0, os.POSIX_FADV_DONTNEED) for p in files]
+    assert state["page_cache"] == "dropped" and state["files"] == 3
+    assert state["files_mb"] == round(6 * 4096 / 2**20, 1)
+
+
+@pytest.mark.skipif(not hasattr(os, "POSIX_FADV_DONTNEED"), reason="no posix_fadvise here")
+def test_a_real_drop_leaves_the_file_out_of_the_page_cache():
+    # A file on disk nothing maps (tmp_path is in /dev/shm, whose pages are the files
+    # themselves): the standard library's help topics, read and not written.
+    import sysconfig
+
+    from checkpoint.bench.memory import _cached_pages, drop_page_cache
+
+    path = Path(sysconfig.get_paths()["stdlib"]) / "pydoc_data" / "topics.py"
+    path.read_bytes()
+    if _cached_pages(path) is None:
+        pytest.skip("mincore unreadable here")
+    state = drop_page_cache([path])
+    assert state["files_mb"] > 0.1
+    assert state["cached_mb_before"] == pytest.approx(state["files_mb"], abs=0.1)  # all read
+    assert state["cached_mb_after"] == 0.0
+
+
+def test_where_nothing_can_be_dropped_the_state_is_as_found(tmp_path, monkeypatch):
+    from checkpoint.bench.memory import drop_page_cache
+
+    path = tmp_path / "lib.so"
+    path.write_bytes(b"x")
+    monkeypatch.delattr(os, "posix_fadvise", raising=False)
+    assert drop_page_cache([path])["page_cache"] == "as_found"
+
+
+def test_the_files_the_daemon_maps_are_the_venvs_and_the_interpreters():
+    import sysconfig
+
+    from checkpoint.bench.memory import daemon_files
+
+    files = set(daemon_files())
+    import _sqlite3
+    import sqlite3  # noqa: F401  the stdlib: a .py and an extension module (lib-dynload)
+
+    import pydantic_core  # the venv: an extension module
+
+    assert Path(os.path.realpath(sys.executable)) in files
+    assert Path(_sqlite3.__file__) in files
+    assert Path(sqlite3.__file__) in files
+    assert Path(pydantic_core._pydantic_core.__file__) in files
+    library = sysconfig.get_config_var("LDLIBRARY")
+    if library and library.endswith(".so"):
+        assert any(p.name.startswith(library) for p in files)
+
+
+def test_the_section_measures_from_a_dropped_page_cache(tmp_path, monkeypatch):
+    # The order is the point: the drop after the prefill and before the demo starts, and
+    # again once the demo (which made them hot) has stopped, before the imports probe.
+    from checkpoint.bench import memory
+
+    steps = []
+    lib = tmp_path / "lib.so"
+    lib.write_bytes(b"x" * 4096)
+    state = {"page_cache": "dropped", "files": 1, "files_mb": 0.0}
+    state |= {"cached_mb_before": 0.0, "cached_mb_after": 0.0}
+    tree = {"total_pss_mb": 1.0, "helpers": [], "anon_pss_mb": 0.6, "file_pss_mb": 0.4}
+    fake_proc = SimpleNamespace(pid=4242)
+    monkeypatch.setattr(memory, "daemon_files", lambda: [lib])
+    monkeypatch.setattr(memory, "demo_data", lambda tmp, n: steps.append("prefill") or tmp)
+    monkeypatch.setattr(
+        memory, "drop_page_cache", lambda files: steps.append(("drop", files)) or state
+    )
+    monkeypatch.setattr(
+        memory, "_start_demo", lambda data, port: steps.append("start") or (fake_proc, "t")
+    )
+    monkeypatch.setattr(memory, "_timed_pull", lambda *a: (10, 0.5))
+    monkeypatch.setattr(memory, "tree_pss", lambda pid: dict(tree))
+    monkeypatch.setattr(memory, "_stop", lambda proc: steps.append("stop"))
+    monkeypatch.setattr(memory, "import_cost_mb", lambda: steps.append("probe") or (60.0, 28.0))
+    monkeypatch.setattr(memory.time, "sleep", lambda s: None)
+    result = memory.run(quick=True)
+    assert steps == ["prefill", ("drop", [lib]), "start", "stop", ("drop", [lib]), "probe"]
+    assert result["page_cache"] == "dropped" and result["imports_page_cache"] == "dropped"
+    assert result["page_cache_drop"]["files"] == 1
+    assert result["anon_pss_mb"] == 0.6 and result["file_pss_mb"] == 0.4

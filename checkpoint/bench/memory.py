@@ -17,8 +17,21 @@ where the daemon runs alone.)
   ``total_pss_mb``: both (``total_rss_mb``: the same processes' RSS, which counts every
   shared page in full: the worst case); ``after_idle_pss_mb``: the total again once the
   helper has been idle for ``IDLE_WAIT_S`` (it stops when idle; ``checkpoint.export_helper``);
+* ``anon_pss_mb``, ``file_pss_mb``, ``shmem_pss_mb``: the total split as the kernel splits it
+  (``Pss_Anon``: the heap and stacks, what the board cannot take back without killing the
+  process; ``Pss_File``: pages of the mapped files, clean ones the kernel drops under
+  pressure and reads again when touched);
 * ``imports_mb``: PSS a fresh interpreter gains importing what the demo imports
   (``checkpoint.demo``), against the bare interpreter; ``cv2_mb`` is OpenCV's share of it.
+
+The state it measures from is "as after a boot": before the demo starts, and again before the
+imports probe, the files the daemon maps or reads (``daemon_files``: the venv's and the
+interpreter's shared libraries, extension modules and ``.py``/``.pyc``) are dropped from the
+page cache (``drop_page_cache``: ``posix_fadvise(DONTNEED)`` per file, no root). A library
+left cached would be mapped by the kernel's fault-around in larger pieces and count more PSS
+(docs/memory.md, "Pinned versions and the page cache"). A page another process maps stays
+(the bench's own interpreter, libc): ``page_cache_drop`` says how much was cached before and
+after (``mincore``), and ``page_cache`` is ``"as_found"`` where nothing could be dropped.
 
 The child inherits this process's environment, so ``MALLOC_ARENA_MAX=2 kiosk bench --only
 memory`` measures the unit's allocator setting (``systemd/kiosk.service``).
@@ -27,12 +40,15 @@ memory`` measures the unit's allocator setting (``systemd/kiosk.service``).
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import mmap
 import os
 import re
 import signal
 import socket
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
 from pathlib import Path
@@ -48,6 +64,8 @@ QUICK = (20_000, 20.0)
 DEMO_MARK = ".kiosk-demo"
 #: After the pull, how long to wait for the idle helper to stop (its idle limit plus slack).
 IDLE_WAIT_S = 40.0
+#: Where the processes are read (tests point it at a fake tree).
+PROC = Path("/proc")
 _IMPORT_PROBE = (
     "import re, sys\n"
     "def pss():\n"
@@ -61,21 +79,32 @@ _IMPORT_PROBE = (
 )
 
 
+def _read_rollup(pid: int) -> str | None:
+    try:
+        return (PROC / str(pid) / "smaps_rollup").read_text()
+    except OSError:
+        return None
+
+
+def rollup_kb(pid: int) -> dict[str, int] | None:
+    """Every ``kB`` line of the process's ``smaps_rollup`` (``Pss``, ``Pss_Anon``, ``Rss``...),
+    from one read, or None if it is gone (or not ours to read)."""
+    text = _read_rollup(pid)
+    if text is None:
+        return None
+    return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+):\s+(\d+) kB", text, re.M)}
+
+
 def pss_kb(pid: int, field: str = "Pss") -> int | None:
     """The process's proportional set size (or ``field``, e.g. ``Rss``) in kB, or None if it
     is gone (or not ours to read)."""
-    try:
-        text = Path(f"/proc/{pid}/smaps_rollup").read_text()
-    except OSError:
-        return None
-    match = re.search(rf"^{field}:\s+(\d+) kB", text, re.M)
-    return int(match.group(1)) if match else None
+    return (rollup_kb(pid) or {}).get(field)
 
 
 def descendants(pid: int) -> list[int]:
     """Every live process below ``pid`` (children, their children, ...)."""
     children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
+    for entry in PROC.iterdir():
         if not entry.name.isdigit():
             continue
         try:
@@ -96,24 +125,38 @@ def descendants(pid: int) -> list[int]:
 
 def _cmdline(pid: int) -> str:
     try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+        raw = (PROC / str(pid) / "cmdline").read_bytes()
     except OSError:
         return "?"
     return raw.replace(b"\0", b" ").decode(errors="replace").strip()[:80]
 
 
+def _sum_mb(rollups: list[dict[str, int]], field: str) -> float | None:
+    """``field`` summed over the processes' rollups in MB; None if the kernel has no such line
+    (``Pss_Anon``, ``Pss_File``, ``Pss_Shmem``: Linux 5.8+)."""
+    if any(field not in r for r in rollups):
+        return None
+    return round(sum(r[field] for r in rollups) / 1024, 1)
+
+
 def tree_pss(pid: int) -> dict[str, Any]:
-    daemon = pss_kb(pid) or 0
-    helpers = [(p, kb) for p in descendants(pid) if (kb := pss_kb(p)) is not None]
-    helper_kb = sum(kb for _, kb in helpers)
-    rss_kb = sum(pss_kb(p, "Rss") or 0 for p in (pid, *(p for p, _ in helpers)))
+    """PSS of ``pid`` and everything below it. Each process's figures come from one read of its
+    rollup, so the split (anon, file, shmem) sums to the total it is read with."""
+    daemon = rollup_kb(pid) or {}
+    helpers = [(p, r) for p in descendants(pid) if (r := rollup_kb(p)) and "Pss" in r]
+    rollups = [daemon, *(r for _, r in helpers)]
+    daemon_kb = daemon.get("Pss", 0)
+    helper_kb = sum(r["Pss"] for _, r in helpers)
     return {
-        "daemon_pss_mb": round(daemon / 1024, 1),
+        "daemon_pss_mb": round(daemon_kb / 1024, 1),
         "helpers_pss_mb": round(helper_kb / 1024, 1),
-        "total_pss_mb": round((daemon + helper_kb) / 1024, 1),
-        "total_rss_mb": round(rss_kb / 1024, 1),
+        "total_pss_mb": round((daemon_kb + helper_kb) / 1024, 1),
+        "total_rss_mb": round(sum(r.get("Rss", 0) for r in rollups) / 1024, 1),
+        "anon_pss_mb": _sum_mb(rollups, "Pss_Anon"),
+        "file_pss_mb": _sum_mb(rollups, "Pss_File"),
+        "shmem_pss_mb": _sum_mb(rollups, "Pss_Shmem"),
         "helpers": [
-            {"pid": p, "pss_mb": round(kb / 1024, 1), "cmd": _cmdline(p)} for p, kb in helpers
+            {"pid": p, "pss_mb": round(r["Pss"] / 1024, 1), "cmd": _cmdline(p)} for p, r in helpers
         ],
     }
 
@@ -125,6 +168,97 @@ def import_cost_mb() -> tuple[float, float]:
     )
     before, with_cv2, after = (int(x) for x in out.stdout.split())
     return round((after - before) / 1024, 1), round((with_cv2 - before) / 1024, 1)
+
+
+#: What the daemon maps or reads from its installation: shared libraries and extension modules
+#: (``.so``, ``.so.6``, ...) and Python sources and bytecode.
+_LIB_SUFFIXES = (".py", ".pyc")
+
+
+def _is_daemon_file(name: str) -> bool:
+    return name.endswith(_LIB_SUFFIXES) or name.endswith(".so") or ".so." in name
+
+
+def daemon_files() -> list[Path]:
+    """The files a daemon of this interpreter maps or reads at start: everything of the venv
+    (``sys.prefix``) and of the interpreter's standard library (``lib-dynload`` with it) that
+    is a shared library, an extension module or Python code, the interpreter itself and its
+    ``libpython``. More than one daemon uses (the dev tools of a venv): harmless, a file
+    nothing maps is only read again if something needs it."""
+    paths = sysconfig.get_paths()
+    roots = {Path(sys.prefix), Path(paths["stdlib"]), Path(paths["platstdlib"])}
+    found: set[Path] = {Path(os.path.realpath(sys.executable))}
+    libdir, library = sysconfig.get_config_var("LIBDIR"), sysconfig.get_config_var("LDLIBRARY")
+    if libdir and library and (Path(libdir) / library).is_file():
+        found.add(Path(os.path.realpath(Path(libdir) / library)))
+    for root in roots:
+        for folder, dirs, names in os.walk(root):
+            if root != Path(sys.prefix):  # the base interpreter's packages: not the venv's
+                dirs[:] = [d for d in dirs if d not in ("site-packages", "dist-packages")]
+            found.update(Path(folder) / n for n in names if _is_daemon_file(n))
+    return sorted(p for p in found if p.is_file() and not p.is_symlink())
+
+
+def _cached_pages(path: Path) -> int | None:
+    """How many of the file's pages the page cache holds (``mincore`` on a mapping that touches
+    none of them), or None where that cannot be read."""
+    try:
+        with path.open("rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size == 0:
+                return 0
+            with mmap.mmap(f.fileno(), size, access=mmap.ACCESS_COPY) as mapped:
+                view = (ctypes.c_char * size).from_buffer(mapped)
+                pages = -(-size // mmap.PAGESIZE)
+                vector = (ctypes.c_ubyte * pages)()
+                rc = _LIBC.mincore(ctypes.c_void_p(ctypes.addressof(view)), size, vector)
+                del view  # the mapping cannot close while a view of it is alive
+                return None if rc else pages - bytes(vector).count(0)
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+try:
+    _LIBC: Any = ctypes.CDLL(None, use_errno=True)
+except OSError:  # pragma: no cover - not a POSIX libc
+    _LIBC = None
+
+
+def _cached_mb(files: list[Path]) -> float | None:
+    counts = [_cached_pages(p) for p in files]
+    if any(c is None for c in counts):
+        return None
+    return round(sum(c or 0 for c in counts) * mmap.PAGESIZE / 2**20, 1)
+
+
+def _drop(path: Path) -> bool:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def drop_page_cache(files: list[Path]) -> dict[str, Any]:
+    """Ask the kernel to drop ``files`` from the page cache (``POSIX_FADV_DONTNEED``: no root,
+    only this process's own request; pages another process maps stay). ``page_cache`` is
+    ``"dropped"`` if any file was, else ``"as_found"``; ``cached_mb_before`` and ``_after``
+    what ``mincore`` saw (None where it cannot)."""
+    before = _cached_mb(files)
+    dropped = sum(_drop(path) for path in files) if hasattr(os, "posix_fadvise") else 0
+    return {
+        "page_cache": "dropped" if dropped else "as_found",
+        "files": dropped,
+        "files_mb": round(sum(p.stat().st_size for p in files) / 2**20, 1),
+        "cached_mb_before": before,
+        "cached_mb_after": _cached_mb(files),
+    }
 
 
 def _free_port() -> int:
@@ -186,6 +320,8 @@ def run(quick: bool) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="kiosk-bench-memory-") as tmp:
         data = demo_data(Path(tmp), events)
         port = _free_port()
+        files = daemon_files()
+        cold = drop_page_cache(files)  # as after a boot: after the prefill, before the start
         proc, token = _start_demo(data, port)
         try:
             time.sleep(traffic_s)
@@ -195,11 +331,15 @@ def run(quick: bool) -> dict[str, Any]:
             after_idle = tree_pss(proc.pid)
         finally:
             _stop(proc)
+    cold_imports = drop_page_cache(files)  # the demo has just made them hot again
     imports, cv2_mb = import_cost_mb()
     return {
         **after_pull,
+        "page_cache": cold["page_cache"],
+        "page_cache_drop": {k: v for k, v in cold.items() if k != "page_cache"},
         "imports_mb": imports,
         "cv2_mb": cv2_mb,
+        "imports_page_cache": cold_imports["page_cache"],
         "after_idle_pss_mb": after_idle["total_pss_mb"],
         "after_idle_helpers": after_idle["helpers"],
         "traffic_s": traffic_s,
