@@ -16,6 +16,7 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from kiosk.files import UnreadableFile, read_bounded
@@ -23,6 +24,9 @@ from kiosk.files import UnreadableFile, read_bounded
 from .community_cmd import add_lang_arg
 from .errors import CliError, UsageError, write_file
 from .parsers import Verbs, add_group, add_verb, path_arg
+
+if TYPE_CHECKING:
+    from kiosk.config.fleet import CollectorConfig
 
 #: The district's zone before any gate reported one (``site.timezone``'s default).
 DEFAULT_TZ = "Asia/Shanghai"
@@ -115,6 +119,19 @@ def _target_arg(parser: argparse.ArgumentParser) -> None:
         help="a pulled SQLite file (kiosk pull --into FILE) or a postgresql:// DSN (default:"
         " the DSN in $KIOSK_FLEET_DSN, or the --config's database_dsn_env)",
     )
+
+
+def _collector_config(path: Path | None) -> CollectorConfig | None:
+    """The ``--config`` collector file, read (a usage error when it cannot be), or None."""
+    from kiosk.config import ConfigError
+    from kiosk.config.fleet import load_collector_config
+
+    if path is None:
+        return None
+    try:
+        return load_collector_config(path)
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _dsn_from(name: str) -> str:
@@ -459,18 +476,12 @@ def purge_run(args: argparse.Namespace) -> int:
       kiosk fleet purge central.db --older-than 30     # the file kiosk pull --into filled
       kiosk fleet purge --config /etc/kiosk/collect.toml"""
     from drivers import clocksync
-    from kiosk.config import ConfigError
-    from kiosk.config.fleet import CollectorConfig, load_collector_config
+    from kiosk.config.fleet import CollectorConfig
     from kiosk.retention import MAX_DAYS
     from office.pg import PgError
     from office.retention import ClockNotTrusted, CopyError, open_copy, purge_copy
 
-    config = None
-    if args.config:
-        try:
-            config = load_collector_config(args.config)
-        except ConfigError as exc:
-            raise UsageError(str(exc)) from None
+    config = _collector_config(args.config)
     days = args.older_than
     if days is None:
         default = CollectorConfig.model_fields["retention_days"].default
@@ -522,8 +533,6 @@ def forget_run(args: argparse.Namespace) -> int:
       kiosk fleet forget central.db --kiosk gate-1 --seqs 1-4,9
       kiosk fleet forget --config /etc/kiosk/collect.toml --kiosk gate-1 --seqs 17,230-231"""
     from drivers import clocksync
-    from kiosk.config import ConfigError
-    from kiosk.config.fleet import load_collector_config
     from office.people import forget_in_copy, parse_seqs
     from office.pg import PgError, is_pg_dsn, redact_dsn
     from office.retention import CopyError, open_copy
@@ -532,12 +541,7 @@ def forget_run(args: argparse.Namespace) -> int:
         ranges = parse_seqs(args.seqs)
     except ValueError as exc:
         raise UsageError(f"--seqs: {exc}") from None
-    config = None
-    if args.config:
-        try:
-            config = load_collector_config(args.config)
-        except ConfigError as exc:
-            raise UsageError(str(exc)) from None
+    config = _collector_config(args.config)
     target = args.target or _dsn_from(config.database_dsn_env if config else "KIOSK_FLEET_DSN")
     try:
         copy = open_copy(target)
