@@ -806,12 +806,11 @@ def test_the_answering_gate_signs_its_page_for_the_nonce_it_was_asked_with(north
 # --- an outing told to the other gates at once --------------------------------------------------
 
 
-def test_an_outing_at_one_gate_counts_at_the_other_before_its_next_poll(
-    tmp_path, clock, monkeypatch
-):
-    """An outing within the last poll (10 s) at the north gate was not counted at the south
-    gate yet: the north gate tells its peers at once after the decision and the south gate
-    fetches then, so the window is the network's latency (the poll stays the backstop)."""
+@contextlib.contextmanager
+def poked_gates(tmp_path, clock, monkeypatch):
+    """Two gates polling an hour apart: the north's sync that tells, the south's that asks
+    (no gap between pokes: test_pokes_wake_a_peer_no_more_than_once_a_second has the gap), and
+    a semaphore released at each of the south's asks. Not started."""
     north = Gate(tmp_path, "gate-north", clock, [peer_entry("gate-south")], poll_s=3600)
     south = Gate(tmp_path, "gate-south", clock, [peer_entry("gate-north")], poll_s=3600)
     try:
@@ -826,7 +825,20 @@ def test_an_outing_at_one_gate_counts_at_the_other_before_its_next_poll(
             return got
 
         monkeypatch.setattr(asking, "fetch", counted)
-        asking.poke_gap_s = 0  # the gap itself: test_pokes_wake_a_peer_no_more_than_once_a_second
+        asking.poke_gap_s = 0
+        yield north, south, told, asking, asked
+    finally:
+        south.close()  # first: its threads ask north's app, whose store north.close() closes
+        north.close()
+
+
+def test_an_outing_at_one_gate_counts_at_the_other_before_its_next_poll(
+    tmp_path, clock, monkeypatch
+):
+    """An outing within the last poll (10 s) at the north gate was not counted at the south
+    gate yet: the north gate tells its peers at once after the decision and the south gate
+    fetches then, so the window is the network's latency (the poll stays the backstop)."""
+    with poked_gates(tmp_path, clock, monkeypatch) as (north, south, told, asking, asked):
         asking.start()
         assert asked.acquire(timeout=10)  # its first ask, at the start
         assert north.passage(resident(holder="Wang L"))["decision"] == "pass"
@@ -835,9 +847,6 @@ def test_an_outing_at_one_gate_counts_at_the_other_before_its_next_poll(
         assert asked.acquire(timeout=10)  # woken by the north gate, not by its hour's poll
         assert south.passage(resident(holder="Wang M"))["reasons"] == ["quota_exceeded"]
         assert told.status_push() == {"told": 1, "failed": 0, "coalesced": 0}
-    finally:
-        south.close()  # first: its threads ask north's app, whose store north.close() closes
-        north.close()
 
 
 def test_only_a_committed_passage_is_told_and_many_are_told_once(north, south, monkeypatch):

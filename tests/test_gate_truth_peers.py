@@ -10,12 +10,11 @@ gate drops the rows it holds of them, and their history entries (``kiosk.peers``
 from __future__ import annotations
 
 import json
-import threading
 from datetime import timedelta
 
 import pytest
 import test_compound_gates
-from test_compound_gates import NOW, Gate, hostile, page, peer_entry, resident, row
+from test_compound_gates import NOW, Gate, hostile, page, poked_gates, resident, row
 
 from kiosk.clock import FakeClock
 from kiosk.peers import MAX_PAGE_NOT_OPENED
@@ -81,21 +80,7 @@ def test_a_pass_its_gate_did_not_open_for_is_dropped_at_the_peer_before_its_next
     resident sent there by the guard was refused as passback, the household over its quota.
     That row is news too (the engine's ``recorded`` message on the bus, naming the pass): the
     south gate asks now and drops the pass."""
-    north = Gate(tmp_path, "gate-north", clock, [peer_entry("gate-south")], poll_s=3600)
-    south = Gate(tmp_path, "gate-south", clock, [peer_entry("gate-north")], poll_s=3600)
-    try:
-        told = north.peer_of(south, monkeypatch)
-        asking = south.peer_of(north, monkeypatch)
-        asked = threading.Semaphore(0)
-        fetch = asking.fetch
-
-        def counted(peer):
-            got = fetch(peer)
-            asked.release()
-            return got
-
-        monkeypatch.setattr(asking, "fetch", counted)
-        asking.poke_gap_s = 0
+    with poked_gates(tmp_path, clock, monkeypatch) as (north, south, told, asking, asked):
         card = resident(holder="Wang L")
         assert north.passage(card)["decision"] == "pass"
         asking.start()
@@ -107,9 +92,6 @@ def test_a_pass_its_gate_did_not_open_for_is_dropped_at_the_peer_before_its_next
         assert asked.acquire(timeout=10)  # woken by the north gate, not by its hour's poll
         assert asking.ledger.held() == {}
         assert south.passage(card) == {"decision": "pass", "reasons": ["ok"]}
-    finally:
-        south.close()  # first: its threads ask north's app, whose store north.close() closes
-        north.close()
 
 
 def test_a_pass_its_gate_did_not_open_for_is_never_served_as_a_passage(gates, clock, monkeypatch):
