@@ -90,10 +90,12 @@ class PassageHistory:
         self._spelled: dict[str, str] = {}  # that key -> the first spelling recorded
         # direction -> pass_id -> time of its last passage that way (us)
         self._last: dict[str, dict[str, int]] = {"in": {}, "out": {}}
-        # direction -> pass_id -> its latest passage that way below the one in ``_last`` that
-        # a peer's replaced, or a peer's fetched late: what is left when the gate of the one in
-        # ``_last`` says it did not open (``forget``). Only passes seen at several gates.
-        self._beneath: dict[str, dict[str, int]] = {"in": {}, "out": {}}
+        # direction -> pass_id -> its other passages that way, sorted, all no later than the
+        # one in ``_last``: those a peer's replaced and peers' fetched late below it, the whole
+        # stack (pruned with the rest: the look-back), for what is left when gates say they
+        # did not open (``forget``, in any order) or this gate's is dated (``redate``). Only
+        # passes seen at several gates; a passage here starts the stack again.
+        self._beneath: dict[str, dict[str, array[int]]] = {"in": {}, "out": {}}
         self._previous: int | None = None  # the time of the record before (us)
         self._pruned_at: int | None = None
         # Records stamped on an unsynchronised clock (``record(mono_ns=...)``), to be dated
@@ -176,19 +178,48 @@ class PassageHistory:
     def _set_last(self, direction: str, passed: str, us: int, peer: bool) -> None:
         """The pass's last passage that way: the last recorded here, not the latest stamped
         (records come in seq order, and after the wall clock stepped back the real passage
-        carries the earlier stamp); a peer's only when later than the one held, which it
-        keeps beneath it (a later peer's below it too), for ``forget``."""
+        carries the earlier stamp), the stack beneath it dropped; a peer's goes into the
+        stack (``_stack``): the last only when later than the one held."""
+        if peer:
+            self._stack(direction, passed, us)
+        else:
+            self._last[direction][passed] = us
+            self._beneath[direction].pop(passed, None)
+
+    def _stack(self, direction: str, pass_id: str, us: int) -> None:
+        """Put a passage of the pass that way into its stack: on top (``_last``) when later
+        than the top, the top going beneath; else beneath, in order."""
         last, beneath = self._last[direction], self._beneath[direction]
-        held = last.get(passed)
-        if not peer:
-            last[passed] = us
-            beneath.pop(passed, None)
-        elif held is None or held < us:
-            last[passed] = us
-            if held is not None:
-                beneath[passed] = held
-        elif held > us and beneath.get(passed, -1) < us:
-            beneath[passed] = us
+        top = last.get(pass_id)
+        if top is None:
+            last[pass_id] = us
+            return
+        below = beneath.get(pass_id)
+        if below is None:
+            below = beneath[pass_id] = array("q")
+        if us > top:
+            below.append(top)
+            last[pass_id] = us
+        else:
+            bisect.insort(below, us)
+
+    def _unstack(self, direction: str, pass_id: str, us: int) -> bool:
+        """Take a passage of the pass that way out of its stack, wherever it is in it: the
+        top taken, the latest beneath comes up. Whether it was held."""
+        last, beneath = self._last[direction], self._beneath[direction]
+        below = beneath.get(pass_id)
+        if last.get(pass_id) == us:
+            if below:
+                last[pass_id] = below.pop()
+            else:
+                del last[pass_id]
+        elif below and (at := bisect.bisect_left(below, us)) < len(below) and below[at] == us:
+            del below[at]
+        else:
+            return False
+        if below is not None and not below:
+            del beneath[pass_id]
+        return True
 
     def load(self, rows: Iterable[Mapping[str, Any]]) -> int:
         """Rebuild from event-log rows (``pass_id``, ``household``, ``direction``,
@@ -223,10 +254,10 @@ class PassageHistory:
     ) -> bool:
         """Take back a peer's passage recorded (``record(..., peer=True)``) that its gate
         then said it did not open for (``kiosk.peers``: ``not_opened``): its exit, and the
-        pass's last passage that way when it is that one, the passage it replaced coming back
-        (as a history rebuilt from the log holds it, and one that never held the peer's:
-        anti-passback measures from it). Whether anything was held of it. Left: a peer's
-        passage taken back while beneath a later one takes with it what was beneath it."""
+        pass's passage that way out of its stack: when it was the last, the one it replaced
+        comes back (as a history rebuilt from the log holds it, and one that never held the
+        peer's: anti-passback measures from it), however many peers' passages were stacked
+        on it and in whatever order they are taken back. Whether anything was held of it."""
         if direction not in _DIRECTIONS:
             return False
         us = _us(_aware(ts))
@@ -237,16 +268,8 @@ class PassageHistory:
             if times is not None and at < len(times) and times[at] == us:
                 del times[at]
                 found = True
-        last, beneath = self._last[direction], self._beneath[direction]
-        if pass_id and last.get(pass_id) == us:
-            earlier = beneath.pop(pass_id, None)
-            if earlier is None:
-                del last[pass_id]
-            else:
-                last[pass_id] = earlier
+        if pass_id and self._unstack(direction, pass_id, us):
             found = True
-        elif pass_id and beneath.get(pass_id) == us:
-            del beneath[pass_id]
         return found
 
     @property
@@ -257,8 +280,9 @@ class PassageHistory:
         """The clock is synchronised: ``wall`` at monotonic ``mono_ns``, on the boot whose
         unsynchronised records ``record(mono_ns=...)`` kept. Each moves to the time that
         clock gives it (``wall`` less the monotonic time since), so an outing before NTP
-        stepped the clock counts in the quota's window after it; one that went beneath a
-        peer's passage older in real time is the pass's last again. Returns how many moved."""
+        stepped the clock counts in the quota's window after it; a pass's passage moves in
+        its stack (``_stack``): one that went beneath peers' passages older in real time is
+        the pass's last again, one later in real time stays beneath. Returns how many moved."""
         now_us = _us(_aware(wall))
         moved = self._undated
         self._undated = []
@@ -270,15 +294,8 @@ class PassageHistory:
                 if at < len(times) and times[at] == old:
                     del times[at]
                     bisect.insort(times, new)
-            if pass_id is None:
-                continue
-            last, beneath = self._last[direction], self._beneath[direction]
-            for held in (last, beneath):
-                if held.get(pass_id) == old:
-                    held[pass_id] = new
-            if pass_id in last and beneath.get(pass_id, -1) > last[pass_id]:
-                # Ours went beneath a peer's dated passage that is older in real time.
-                last[pass_id], beneath[pass_id] = beneath[pass_id], last[pass_id]
+            if pass_id is not None and self._unstack(direction, pass_id, old):
+                self._stack(direction, pass_id, new)
         return len(moved)
 
     def exits_since(self, household: str, since: datetime) -> int:
@@ -340,15 +357,35 @@ class PassageHistory:
                 times[:cut] = array("q", kept)
             if not times:
                 del self._exits[household], self._spelled[household]
-        for held in (self._last, self._beneath):
-            for direction, last in list(held.items()):
-                stale = {
-                    pass_id
-                    for pass_id, us in last.items()
-                    if us < before and (direction, pass_id, us) not in passes
-                }
-                if len(stale) > len(last) // 2:  # rebuilt: a dict never shrinks its table
-                    held[direction] = {p: us for p, us in last.items() if p not in stale}
-                else:
-                    for pass_id in stale:
-                        del last[pass_id]
+        for direction in _DIRECTIONS:
+            self._prune_last(direction, before, passes)
+
+    def _prune_last(
+        self, direction: str, before: int, passes: set[tuple[str, str | None, int]]
+    ) -> None:
+        """Drop the passages that way stamped before ``before`` but those in ``passes``
+        (waiting to be dated), from each pass's stack too: one kept beneath a dropped top
+        comes up."""
+        last, beneath = self._last[direction], self._beneath[direction]
+        stale = {p for p, us in last.items() if us < before and (direction, p, us) not in passes}
+        emptied = []
+        for pass_id, below in beneath.items():
+            cut = bisect.bisect_left(below, before)
+            if cut:
+                kept = [us for us in below[:cut] if (direction, pass_id, us) in passes]
+                below[:cut] = array("q", kept)
+            if pass_id in stale and below:  # everything beneath was stale: one waiting to be dated
+                last[pass_id] = below.pop()
+                stale.discard(pass_id)
+            if not below:
+                emptied.append(pass_id)
+        if len(stale) > len(last) // 2:  # rebuilt: a dict never shrinks its table
+            self._last[direction] = {p: us for p, us in last.items() if p not in stale}
+        else:
+            for pass_id in stale:
+                del last[pass_id]
+        if len(emptied) > len(beneath) // 2:
+            self._beneath[direction] = {p: b for p, b in beneath.items() if b}
+        else:
+            for pass_id in emptied:
+                del beneath[pass_id]

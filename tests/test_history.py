@@ -315,3 +315,81 @@ def test_this_gates_own_passage_on_the_same_clock_still_prunes_what_it_stamped_l
         later = UNSET + timedelta(hours=hours)
         h.record(f"p{hours + 1}", None, "in", "manual_pass", later, mono_ns=hours * 3600 * 10**9)
     assert h.last_passage("p1", "out") is None and h.exits_since("1-101", UNSET - MIN) == 0
+
+
+# --- two peers' passages stacked on one pass, both taken back ----------------------------------
+
+
+def _stacked() -> PassageHistory:
+    """Out here at T0, then (copies) at the north gate at +2 min and the east gate at +3 min,
+    neither of whose relays opened."""
+    h = PassageHistory()
+    h.record("p1", "1-1", "out", "pass", T0)
+    h.record("p1", "1-1", "out", "pass", T0 + 2 * MIN, peer=True)  # north
+    h.record("p1", "1-1", "out", "pass", T0 + 3 * MIN, peer=True)  # east
+    return h
+
+
+@pytest.mark.parametrize("order", [(3, 2), (2, 3)], ids=["top-first", "beneath-first"])
+def test_two_peers_passages_stacked_and_both_taken_back_leave_the_one_here(order):
+    """Before: the history kept one passage beneath the last, so the east gate's replaced
+    the north gate's beneath it and the one here was lost; both taken back (in either order)
+    left the pass with no passage out, and a copied card tried again here within the passback
+    window passed. Each take-back now leaves what the history would hold without it."""
+    h = _stacked()
+    first, second = order
+    assert h.forget("p1", "1-1", "out", T0 + first * MIN)
+    assert h.last_passage("p1", "out") == T0 + max(set(order) - {first}) * MIN
+    assert h.forget("p1", "1-1", "out", T0 + second * MIN)
+    assert h.last_passage("p1", "out") == T0
+    assert h.exits_since("1-1", T0 - MIN) == 1  # the outing here, and only it
+
+
+def test_a_stack_of_peers_passages_fetched_in_any_order_unwinds_to_the_one_left():
+    h = PassageHistory()
+    h.record("p1", None, "in", "pass", T0)
+    for minutes in (4, 2, 5, 1, 3):  # several gates' pages, fetched in no order
+        h.record("p1", None, "in", "pass", T0 + minutes * MIN, peer=True)
+    for gone, left in ((5, 4), (2, 4), (4, 3), (3, 1), (1, 0)):
+        assert h.forget("p1", None, "in", T0 + gone * MIN)
+        assert h.last_passage("p1", "in") == T0 + left * MIN
+    assert not h.forget("p1", None, "in", T0 + 5 * MIN)  # not held any more
+
+
+def test_the_passage_here_dated_beneath_a_stack_of_peers_passages_comes_back():
+    """Recorded on a clock not set (half an hour behind), beneath two peers' dated passages;
+    ``redate`` dates it back beneath them, and both taken back leave it. Before, it was lost
+    under the second peer's passage: ``redate`` found it nowhere."""
+    h = PassageHistory()
+    h.record("p1", "1-1", "out", "pass", T0 - 30 * MIN, mono_ns=10**9)
+    h.record("p1", "1-1", "out", "pass", T0 + 2 * MIN, peer=True)
+    h.record("p1", "1-1", "out", "pass", T0 + 3 * MIN, peer=True)
+    h.redate(T0 + MIN, 61 * 10**9)  # 60 s after the passage here: it was at T0
+    h.forget("p1", "1-1", "out", T0 + 3 * MIN)
+    h.forget("p1", "1-1", "out", T0 + 2 * MIN)
+    assert h.last_passage("p1", "out") == T0
+    assert h.exits_in_period("1-1", T0 + 5 * MIN, 1) == 1
+
+
+def test_the_passage_here_dated_above_a_stack_of_peers_passages_is_the_last():
+    """Stamped 1970 (a clock never set), so beneath both peers' passages until dated: it was
+    the latest in real time, so it is the last, and stays when they are taken back."""
+    h = PassageHistory()
+    h.record("p1", None, "out", "pass", UNSET, mono_ns=10**9)
+    h.record("p1", None, "out", "pass", T0 - 3 * MIN, peer=True)
+    h.record("p1", None, "out", "pass", T0 - 2 * MIN, peer=True)
+    h.redate(T0 + MIN, 61 * 10**9)  # the passage here was at T0
+    assert h.last_passage("p1", "out") == T0
+    h.forget("p1", None, "out", T0 - 2 * MIN)
+    assert h.last_passage("p1", "out") == T0
+
+
+def test_a_stack_is_pruned_with_the_rest():
+    h = PassageHistory(horizon=timedelta(days=1))
+    h.record("p1", None, "out", "pass", T0)
+    h.record("p1", None, "out", "pass", T0 + timedelta(hours=1), peer=True)
+    h.record("p1", None, "out", "pass", T0 + timedelta(days=2), peer=True)
+    h.record("p2", None, "out", "pass", T0 + timedelta(days=2, hours=2), peer=True)  # prunes
+    assert not h.forget("p1", None, "out", T0 + timedelta(hours=1))  # pruned
+    h.forget("p1", None, "out", T0 + timedelta(days=2))
+    assert h.last_passage("p1", "out") is None
