@@ -31,6 +31,7 @@ import ipaddress
 import json
 import logging
 import os
+import secrets
 import socket
 import sys
 import threading
@@ -92,6 +93,10 @@ _WITHHELD_KIOSK = frozenset(w.partition(".")[2] for w in WITHHELD if w.startswit
 
 #: The wait between two tries of one request within a pull (``retries`` tries in all).
 REQUEST_BACKOFF = Backoff(base_s=0.5, cap_s=5.0)
+#: How often, at most, a run keeps in the database that it is pulling (``PgTarget.record_run``,
+#: ``collector.runs``): the district report reads a gap of ``HEARD_WITHIN`` between as the
+#: office hearing from nobody, its collector down, not as every gate down.
+RUN_BEAT_S = 60.0
 
 __all__ = ["Collector", "KioskStatus", "StatusServer"]
 
@@ -236,6 +241,9 @@ class Collector:
         self._poll_backoff = Backoff(config.poll_interval_s, config.error_backoff_max_s)
         self._reported: dict[str, float] = {}  # url -> monotonic time of the last report ask
         self._status = {k.url: KioskStatus(k.url, k.name) for k in config.kiosks}
+        #: This run's spell in ``collector.runs`` (``_beat``), and when it was last kept.
+        self._run_id = secrets.token_hex(8)
+        self._beat_at: float | None = None
         #: Per URL, how its pulls, its ledger report and its compound are said in the log.
         self._lines = {k.url: _gate_lines(k.url, self.clock) for k in config.kiosks}
         #: Per URL: how its last pull fared, in a few words, and the id it claimed when refused
@@ -361,7 +369,26 @@ class Collector:
             snapshot = KioskStatus(**status.as_dict())
         self._lines[source.url]["pull"].said(snapshot.last_error if result is None else None)
         self._record_gates(source.url, ("ok", None) if result is not None else why)
+        if why is not None:  # not when the database failed: the beat would wait on it again
+            self._beat()
         return snapshot
+
+    def _beat(self) -> None:
+        """Keep in the database that this run is pulling (``PgTarget.record_run``), at most
+        every ``RUN_BEAT_S``, whatever the gates answered: the district report tells the
+        minutes it was not (the office heard from nobody) from gates down."""
+        now = self._monotonic()
+        with self._lock:
+            if self._beat_at is not None and now - self._beat_at < RUN_BEAT_S:
+                return
+            self._beat_at = now
+        try:
+            self._target().record_run(self._run_id)
+        except PgError as exc:
+            log.warning("collector run not kept", extra={"error": str(exc)})
+            with self._lock:
+                self._beat_at = None  # again at the next pull
+            self._drop_target()
 
     def _record_gates(self, url: str, why: tuple[str, str | None] | None) -> None:
         """Keep in the database the configured gates and how each fares (``GATES_KEY``), when

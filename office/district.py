@@ -59,7 +59,7 @@ from office.compounds import (
     undeclared,
 )
 from office.gatereports import LEDGER_PATHS, LISTS_KEY, POLICY_KEY, STAFFING_KEY
-from office.pg import COMPOUNDS_KEY, GATES_KEY, PgError, connect
+from office.pg import COMPOUNDS_KEY, GATES_KEY, RUNS_KEY, PgError, collector_runs, connect
 
 if TYPE_CHECKING:
     from kiosk.categories import Words
@@ -142,8 +142,10 @@ _CONTACT_SQL = (
     " WHERE (%s::text[] IS NULL OR kiosk_id = ANY(%s)) GROUP BY kiosk_id)"
 )
 #: A gate not heard from for this long (today's report) is off the network, or not pulled:
-#: longer than the collector's pause after failures (``error_backoff_max_s``, 300 s).
+#: longer than the collector's pause after failures (``error_backoff_max_s``, 300 s). The
+#: collector not pulling for this long (``collector.runs``) is the office hearing from nobody.
 HEARD_WITHIN = timedelta(minutes=15)
+_META_SQL = "SELECT value FROM fleet_meta WHERE key = %s"
 #: Each gate's quota policy and peers for the day, as it reported them (``office.compounds``).
 _POLICIES_SQL = (
     f"SELECT kiosk_id, timezone, ledgers -> '{POLICY_KEY}' FROM fleet_gate_reports"  # noqa: S608
@@ -547,6 +549,7 @@ def district_report(
             held = conn.execute(_HELD_SQL, [only, only]).fetchall()
             ledgers = _same_day(conn.execute(_LEDGERS_SQL, [day, only, only]), day, zone)
             heard = conn.execute(_CONTACT_SQL, [only, only]).fetchall()
+            runs = collector_runs(conn.execute(_META_SQL, [RUNS_KEY]).fetchone())
             without = _without_figures(conn, only)
             down = _downtime(conn, conn.execute(_DOWN_SQL, _dated_args(start, end, only)))
             _quiet_downtime(conn, down, [h[0] for h in held], start)
@@ -581,7 +584,9 @@ def district_report(
     report["gates"] = len(gates)
     report["by_gate"] = _by_gate(rows, day, zone, gates, held, {r[0] for r in ledgers})
     split = {r[0]: (r[1] or {}).get(STAFFING_KEY) for r in ledgers}
-    _gate_downtime(report, down, heard, (start, end), zone)
+    unheard = _collector_down(runs, next((r[2] for r in heard), _utc(end)))
+    _gate_downtime(report, down, heard, unheard or [], (start, end), zone)
+    report["collector_down"] = _collector_down_items(unheard, (start, end), zone)
     for gate in report["by_gate"]:  # the day split by its own staffed hours, as it said
         gate["staffing"] = split.get(gate["kiosk_id"])
     report["gates_without_figures"] = without
@@ -717,12 +722,14 @@ def _gate_downtime(
     report: dict[str, Any],
     down: dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]],
     heard: list[tuple[Any, ...]],
+    unheard: list[tuple[datetime, datetime]],
     bounds: tuple[str, str],
     zone: ZoneInfo,
 ) -> None:
     """Each gate's ``downtime``: the restarts and fault spells its pulled rows show
     (``kiosk.stats.downtime_of``), and a gate not heard from since its last event still
-    down (``_still_down``)."""
+    down (``_still_down``), but over the spells the office's collector was not pulling
+    (``unheard``)."""
     contact = {str(r[0]): r[1] for r in heard if r[0] is not None}
     now = next((r[2] for r in heard), _utc(bounds[1]))
     for gate in report["by_gate"]:
@@ -730,7 +737,8 @@ def _gate_downtime(
         gate["downtime"] = stats.downtime_of(chain, gate_rows, bounds, zone)
         last = chain[-1] if chain and chain[-1]["seq"] == gate["last_seq_held"] else None
         if last is not None:
-            _still_down(gate["downtime"], last, contact.get(gate["kiosk_id"]), now, bounds, zone)
+            heard_at = (contact.get(gate["kiosk_id"]), now)
+            _still_down(gate["downtime"], last, heard_at, unheard, bounds, zone)
 
 
 #: A gate's restart that has not ended: no sign of life from it since (``_still_down``).
@@ -740,24 +748,29 @@ STILL_DOWN = "still_down"
 def _still_down(
     downtime: dict[str, Any],
     last: dict[str, Any],
-    contact: datetime | None,
-    now: datetime,
+    heard_at: tuple[datetime | None, datetime],
+    unheard: list[tuple[datetime, datetime]],
     bounds: tuple[str, str],
     zone: ZoneInfo,
 ) -> None:
     """A gate whose ``last`` event is the last the office holds of it and that the office has
-    not heard from (``contact``) within ``HEARD_WITHIN`` of ``now`` (the report's ``as_of``):
-    down since its last sign of life (that event, or the contact when later), still down as
-    of ``now`` (or off the network: the office cannot tell). Nothing ends the restart
+    not heard from (``heard_at``: its contact) within ``HEARD_WITHIN`` of ``now`` (the
+    report's ``as_of``) while its collector pulled (``unheard``: the spells it did not): down
+    since its last sign of life (that event, or the contact when later), still down as of
+    ``now`` (or off the network: the office cannot tell). Nothing ends the restart
     ``downtime_of`` reads from its events, so it listed none; it is listed (``kind``
-    ``still_down``, ``to`` the report's time) when it touches the day, and counted."""
-    if contact is not None and contact >= now - HEARD_WITHIN:
-        return
+    ``still_down``, ``to`` the report's time) when it touches the day, and counted, but the
+    minutes the collector was down (``collector_down_minutes``): nobody was heard then."""
+    contact, now = heard_at
     since = max(_utc(last["ts"]), contact) if contact is not None else _utc(last["ts"])
+    pulling = (now - since).total_seconds() - _overlap(unheard, since, now)
+    if pulling <= 0 or (contact is not None and pulling < HEARD_WITHIN.total_seconds()):
+        return  # heard from lately, as far as the collector listened
     start, end = _utc(bounds[0]), _utc(bounds[1])
     if since >= end or now <= since:
         return
-    within = (min(now, end) - max(since, start)).total_seconds() / 60
+    low, high = max(since, start), min(now, end)
+    within = (high - low).total_seconds() - _overlap(unheard, low, high)
     if len(downtime["restarts"]) < stats.DOWNTIME_LISTED:
         downtime["restarts"].append(
             {
@@ -766,10 +779,60 @@ def _still_down(
                 "to": now.astimezone(zone).isoformat(timespec="seconds"),
                 "minutes": round((now - since).total_seconds() / 60, 1),
                 "kind": STILL_DOWN,
+                "collector_down_minutes": round(_overlap(unheard, since, now) / 60, 1),
             }
         )
     downtime["restarts_total"] += 1
-    downtime["restart_minutes"] = round(downtime["restart_minutes"] + max(0.0, within), 1)
+    downtime["restart_minutes"] = round(downtime["restart_minutes"] + max(0.0, within / 60), 1)
+
+
+def _overlap(spells: Iterable[tuple[datetime, datetime]], low: datetime, high: datetime) -> float:
+    """Seconds of ``spells`` (not overlapping each other) within ``low`` .. ``high``."""
+    return sum(max(0.0, (min(b, high) - max(a, low)).total_seconds()) for a, b in spells)
+
+
+def _collector_down(
+    runs: list[tuple[str, datetime, datetime]] | None, now: datetime
+) -> list[tuple[datetime, datetime]] | None:
+    """The spells the office's collector was not pulling (``collector.runs``): a gap of
+    ``HEARD_WITHIN`` or more between its runs' spells, and since its last one to ``now``
+    when as long (a collector between ``--once`` runs a few minutes apart is pulling).
+    Before its first kept spell: not known, none. None: it keeps no record."""
+    if runs is None:
+        return None
+    gaps, reached = [], None
+    for _, begun, ended in sorted(runs, key=lambda run: run[1]):
+        if reached is not None and begun - reached >= HEARD_WITHIN:
+            gaps.append((reached, begun))
+        reached = ended if reached is None else max(reached, ended)
+    if reached is not None and now - reached >= HEARD_WITHIN:
+        gaps.append((reached, now))
+    return gaps
+
+
+def _collector_down_items(
+    unheard: list[tuple[datetime, datetime]] | None, bounds: tuple[str, str], zone: ZoneInfo
+) -> list[dict[str, Any]] | None:
+    """The report's ``collector_down``: each spell the office heard from nobody, its
+    collector down, that touches the day; None when the collector keeps no record."""
+    if unheard is None:
+        return None
+    start, end = _utc(bounds[0]), _utc(bounds[1])
+    items = []
+    for low, high in unheard:
+        if high <= start or low >= end:
+            continue
+        said = [t.astimezone(zone).strftime("%Y-%m-%d %H:%M") for t in (low, high)]
+        items.append(
+            {
+                "from": low.astimezone(zone).isoformat(timespec="seconds"),
+                "to": high.astimezone(zone).isoformat(timespec="seconds"),
+                "minutes": round(_overlap([(low, high)], start, end) / 60, 1),
+                "detail": f"the office heard from nobody from {said[0]} to {said[1]}"
+                f" ({zone.key}): its collector was down; no gate's downtime",
+            }
+        )
+    return items
 
 
 def _quiet_downtime(
@@ -827,6 +890,7 @@ def _missing_rows(report: dict[str, Any], words: Words | None = None) -> list[li
         stats.as_of_rows(report, words)
         + [["events_missing", m["kiosk_id"], m["detail"]] for m in report.get("events_missing", ())]
         + [["no_figures", g["gate"], g["detail"]] for g in report.get("gates_without_figures", ())]
+        + [["collector_down", "office", c["detail"]] for c in report.get("collector_down") or ()]
         + _not_final_rows(report)
     )
 

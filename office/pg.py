@@ -41,7 +41,7 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -72,6 +72,7 @@ __all__ = [
     "PgError",
     "PgTarget",
     "TempCluster",
+    "collector_runs",
     "connect",
     "ensure_schema",
     "is_pg_dsn",
@@ -89,6 +90,16 @@ GATES_KEY = "collector.gates"
 #: ``fleet_meta`` key of the highest list bundle version the collector has served to the
 #: gates (``kiosk fleet publish`` goes on above it: a gate refuses a version it went past).
 SERVED_KEY = "lists.version_served"
+#: ``fleet_meta`` key of when the collector was pulling (JSON: ``[[run id, from, to], ...]``,
+#: UTC by the database's clock, the newest last, at most ``MAX_RUNS``): a spell per run of
+#: ``kiosk collect``, its ``to`` moved on as it pulls (``record_run``). The district report
+#: reads the gaps as the office hearing from nobody, no gate's downtime (``collector_runs``).
+RUNS_KEY = "collector.runs"
+MAX_RUNS = 200
+#: A run begun within this of the newest spell's end goes on with it (``kiosk collect --once``
+#: from cron): no longer than the district report's ``HEARD_WITHIN``, which reads a gap as long
+#: as the collector down.
+RUNS_JOIN = timedelta(minutes=10)
 
 _TYPES = record.PG_TYPES  # the one record definition (kiosk.record)
 assert set(_TYPES) == set(COLUMNS), "fleet_events must hold every pulled column"
@@ -362,6 +373,27 @@ def _day_of(row: dict[str, Any]) -> date:
     raise PullError(f"seq {row.get('seq')}: ts {str(ts)[:40]!r} is not a UTC timestamp")
 
 
+def collector_runs(row: tuple[Any, ...] | None) -> list[tuple[str, datetime, datetime]] | None:
+    """The collector's runs as ``RUNS_KEY``'s row holds them: (run id, from, to), aware;
+    None when there is no row (no collector kept any: pulls by ``kiosk pull``, or a database
+    of an older version). A spell that does not read is skipped, never a failure."""
+    if row is None:
+        return None
+    try:
+        held = json.loads(row[0])
+    except (TypeError, ValueError):
+        return []
+    runs = []
+    for item in held if isinstance(held, list) else ():
+        try:
+            run_id, begun, ended = (str(item[0]), *map(datetime.fromisoformat, item[1:3]))
+        except (TypeError, ValueError, IndexError, KeyError):
+            continue
+        if len(item) == 3 and begun.tzinfo is not None and ended.tzinfo is not None:
+            runs.append((run_id, begun, ended))
+    return runs
+
+
 class PgTarget:
     """A ``office.pull.PullTarget`` on PostgreSQL. One connection; use one per thread."""
 
@@ -543,6 +575,28 @@ class PgTarget:
                 "INSERT INTO fleet_meta (key, value) VALUES (%s, %s) ON CONFLICT (key) DO UPDATE"
                 " SET value = excluded.value WHERE fleet_meta.value <> excluded.value",
                 [GATES_KEY, json.dumps(gates)],
+            )
+
+    def record_run(self, run_id: str) -> None:
+        """The collector run ``run_id`` is pulling now: the newest spell in ``RUNS_KEY`` ends
+        now when it is this run's or ended within ``RUNS_JOIN``; else one begins now (a start
+        after the collector was down). At most ``MAX_RUNS`` kept."""
+        with self._errors(), self.conn.transaction():
+            held = self.conn.execute(
+                "SELECT value FROM fleet_meta WHERE key = %s FOR UPDATE", [RUNS_KEY]
+            ).fetchone()
+            (now,) = self.conn.execute("SELECT now()").fetchone() or (datetime.now(UTC),)
+            now = now.astimezone(UTC)
+            runs = collector_runs(held) or []
+            if runs and (runs[-1][0] == run_id or now - runs[-1][2] < RUNS_JOIN):
+                runs[-1] = (run_id, runs[-1][1], max(now, runs[-1][2]))
+            else:
+                runs.append((run_id, now, now))
+            kept = [[r, f.isoformat(), t.isoformat()] for r, f, t in runs[-MAX_RUNS:]]
+            self.conn.execute(
+                "INSERT INTO fleet_meta (key, value) VALUES (%s, %s) ON CONFLICT (key) DO UPDATE"
+                " SET value = excluded.value",
+                [RUNS_KEY, json.dumps(kept)],
             )
 
     def record_served(self, version: int) -> None:

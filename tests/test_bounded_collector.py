@@ -22,6 +22,11 @@ class _Target:
     def record_gates(self, gates: list[dict]) -> None:
         self.gates = gates
 
+    runs: list[str]
+
+    def record_run(self, run_id: str) -> None:
+        self.runs = [*getattr(self, "runs", []), run_id]
+
     def close(self) -> None:
         pass
 
@@ -121,3 +126,16 @@ def test_a_gate_of_an_undeclared_compound_for_a_week_is_one_line(
     assert collector.statuses()[0].compound_error == undeclared
     (line,) = _lines(caplog)
     assert undeclared in line.getMessage()
+
+
+def test_the_collector_keeps_that_it_is_pulling_once_a_minute_whatever_the_gate_said(
+    collector, clock
+):
+    """``collector.runs``: the district report tells the office deaf (its collector down) from
+    every gate down by it; one write a minute, not one a pull, and one run all along."""
+    source = collector.config.kiosks[0]
+    for _ in range(60):  # every 10 s for 10 minutes: each pull fails (no token)
+        collector.pull_once(source)
+        clock.advance(10)
+    runs = collector._target().runs
+    assert len(runs) == 10 and len(set(runs)) == 1

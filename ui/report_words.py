@@ -102,6 +102,7 @@ _ITEMS = {
     "r.ledgers_not_final": ("台账非全天数字", "Ledger figures of a day not over"),
     "r.events_missing": ("记录可能不全", "Events that may be missing"),
     "r.no_figures": ("无台账数字", "No ledger figures"),
+    "r.collector_down": ("办公室采集程序停止", "Office collector down"),
     "r.people": ("人员进出", "People"),
     "r.people.in": ("进入", "In"),
     "r.people.out": ("外出", "Out"),

@@ -1,0 +1,178 @@
+"""The office's own collector stopped (or was stopped for the night): the office heard from no
+gate, and the district report read every gate not heard from as ``still_down``, its minutes
+counted as the gate's downtime. The collector keeps when it was pulling (``collector.runs``,
+``PgTarget.record_run``); the report tells the spells it was not (``collector_down``: the
+office heard from nobody) and counts none of their minutes against a gate."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+from pgfixture import Network, make_kiosk
+from test_district_silent_day import DAY, MIDNIGHT, gone_gate
+from test_fleet_collector import _collector
+
+from office.district import district_csv, district_report
+from office.pg import MAX_RUNS, RUNS_KEY, PgTarget, collector_runs
+
+pytest_plugins = ("pgfixture",)
+
+H = timedelta(hours=1)
+
+
+def _runs(pg_dsn, *spells: tuple[timedelta, timedelta | None]) -> None:
+    """The collector's record: a run pulling from ``a`` to ``b`` past DAY's midnight each
+    (``b`` None: up to the database's now, still pulling)."""
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        now = conn.execute("SELECT now()").fetchone()[0]
+        value = [
+            [
+                f"run-{i}",
+                (MIDNIGHT + a).isoformat(),
+                (now if b is None else MIDNIGHT + b).isoformat(),
+            ]
+            for i, (a, b) in enumerate(spells)
+        ]
+        conn.execute(
+            "INSERT INTO fleet_meta (key, value) VALUES (%s, %s)"
+            " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            [RUNS_KEY, json.dumps(value)],
+        )
+
+
+def _report(pg_dsn) -> dict:
+    return district_report(pg_dsn, DAY, "Asia/Shanghai")
+
+
+def test_a_gate_heard_until_the_collector_stopped_is_not_down(tmp_path, pg_dsn):
+    """Heard at 15:00, the collector stopped at 15:05 and not started since: before, the gate
+    was ``still_down`` from 15:00, 540 minutes of its day; the office had stopped listening."""
+    gone_gate(tmp_path, pg_dsn, 14 * H, 15 * H)  # its last event 14:00, heard 15:00
+    _runs(pg_dsn, (-H, 15 * H + timedelta(minutes=5)))
+    report = _report(pg_dsn)
+    [gate] = report["by_gate"]
+    assert gate["downtime"]["restarts"] == []
+    assert (gate["downtime"]["restarts_total"], gate["downtime"]["restart_minutes"]) == (0, 0.0)
+    [spell] = report["collector_down"]
+    assert spell["from"] == "2026-03-02T15:05:00+08:00"
+    assert spell["minutes"] == 535.0  # 15:05 to midnight
+    assert spell["detail"].startswith(
+        "the office heard from nobody from 2026-03-02 15:05 to "
+    ) and spell["detail"].endswith("(Asia/Shanghai): its collector was down; no gate's downtime")
+    rows = list(csv.reader(io.StringIO(district_csv(report))))
+    assert ["collector_down", "office", spell["detail"]] in rows
+    assert ["gate gate-east", "downtime.restart_minutes", "0.0"] in rows
+
+
+def test_a_gate_down_before_the_collector_stopped_counts_only_while_it_pulled(tmp_path, pg_dsn):
+    gone_gate(tmp_path, pg_dsn, 12 * H, 13 * H)  # heard last at 13:00
+    _runs(pg_dsn, (-H, 14 * H))  # the collector pulled until 14:00: an hour without it
+    [gate] = _report(pg_dsn)["by_gate"]
+    [restart] = gate["downtime"]["restarts"]
+    assert (restart["from"], restart["kind"]) == ("2026-03-02T13:00:00+08:00", "still_down")
+    assert gate["downtime"]["restart_minutes"] == 60.0
+    assert restart["collector_down_minutes"] == round(restart["minutes"] - 60, 1)
+
+
+def test_the_collectors_night_off_is_taken_out_of_a_gate_down_since_the_afternoon(tmp_path, pg_dsn):
+    gone_gate(tmp_path, pg_dsn, 14 * H, 15 * H)
+    _runs(pg_dsn, (-H, 16 * H), (20 * H, None))  # not pulling 16:00-20:00, pulling since
+    report = _report(pg_dsn)
+    [gate] = report["by_gate"]
+    [restart] = gate["downtime"]["restarts"]
+    assert restart["from"] == "2026-03-02T15:00:00+08:00"
+    assert gate["downtime"]["restart_minutes"] == 540.0 - 240.0
+    assert restart["collector_down_minutes"] == 240.0
+    [spell] = report["collector_down"]
+    assert (spell["from"], spell["to"], spell["minutes"]) == (
+        "2026-03-02T16:00:00+08:00",
+        "2026-03-02T20:00:00+08:00",
+        240.0,
+    )
+
+
+def test_runs_minutes_apart_are_one_collector_pulling(tmp_path, pg_dsn):
+    """``kiosk collect --once`` from cron every 5 minutes: no gap is the office deaf."""
+    gone_gate(tmp_path, pg_dsn, 14 * H, 15 * H)
+    five = timedelta(minutes=5)
+    _runs(pg_dsn, *[(-H + k * five, -H + k * five) for k in range(12 * 30)], (29 * H, None))
+    report = _report(pg_dsn)
+    assert report["collector_down"] == []
+    assert report["by_gate"][0]["downtime"]["restart_minutes"] == 540.0
+
+
+def test_without_the_collectors_record_the_gate_is_down_as_before(tmp_path, pg_dsn):
+    gate, report = gone_gate(tmp_path, pg_dsn, 14 * H, 15 * H)  # pulled by ``kiosk pull``
+    assert report["collector_down"] is None
+    assert gate["downtime"]["restart_minutes"] == 540.0
+    assert gate["downtime"]["restarts"][0]["collector_down_minutes"] == 0.0
+
+
+# --------------------------------------------------------------------------- the record
+
+
+def _held(target: PgTarget) -> list:
+    row = target.conn.execute("SELECT value FROM fleet_meta WHERE key = %s", [RUNS_KEY])
+    return collector_runs(row.fetchone())
+
+
+def test_a_run_keeps_one_spell_moved_on_and_a_run_after_a_gap_begins_another(pg_dsn):
+    with PgTarget(pg_dsn) as target:
+        target.record_run("a")
+        target.record_run("a")
+        target.record_run("b")  # ``--once`` again within minutes: the same spell goes on
+        [(run, begun, ended)] = _held(target)
+        assert run == "b" and begun <= ended
+        an_hour_ago = [["b", (begun - H).isoformat(), (ended - H).isoformat()]]
+        target.conn.execute(
+            "UPDATE fleet_meta SET value = %s WHERE key = %s", [json.dumps(an_hour_ago), RUNS_KEY]
+        )
+        target.record_run("c")  # after the collector was down an hour
+        runs = _held(target)
+    assert [r[0] for r in runs] == ["b", "c"]
+    assert runs[0][2] == ended - H and runs[1][1] >= ended
+
+
+def test_the_record_is_bounded_and_a_bad_value_is_read_as_none_kept(pg_dsn):
+    assert collector_runs(("not json",)) == []
+    assert collector_runs(('[["x", "yesterday", 3], ["y"], 5]',)) == []
+    assert collector_runs(None) is None
+    long_ago = datetime(2026, 1, 1, tzinfo=UTC)
+    spells = [
+        [f"run-{k}", (long_ago + k * H).isoformat(), (long_ago + k * H).isoformat()]
+        for k in range(MAX_RUNS + 5)
+    ]
+    with PgTarget(pg_dsn) as target:
+        target.conn.execute(
+            "INSERT INTO fleet_meta (key, value) VALUES (%s, 'not json')", [RUNS_KEY]
+        )
+        target.record_run("new")  # a value that does not read is begun again
+        assert [r[0] for r in _held(target)] == ["new"]
+        target.conn.execute(
+            "UPDATE fleet_meta SET value = %s WHERE key = %s", [json.dumps(spells), RUNS_KEY]
+        )
+        target.record_run("new")
+        runs = _held(target)
+    assert len(runs) == MAX_RUNS and runs[0][0] == "run-6" and runs[-1][0] == "new"
+
+
+def test_the_collector_keeps_its_run_as_it_pulls(tmp_path, clock, pg_dsn, monkeypatch):
+    gate = make_kiosk(tmp_path / "g.db", "gate-0", clock, 5)
+    try:
+        collector = _collector([gate], pg_dsn, monkeypatch, net=Network(gate))
+        try:
+            collector.run_once()
+        finally:
+            collector.stop()
+    finally:
+        gate.store.close()
+    with psycopg.connect(pg_dsn) as conn:
+        runs = collector_runs(
+            conn.execute("SELECT value FROM fleet_meta WHERE key = %s", [RUNS_KEY]).fetchone()
+        )
+    [(_, begun, ended)] = runs
+    assert abs(ended - datetime.now(UTC)) < timedelta(minutes=5) and begun <= ended
