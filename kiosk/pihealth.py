@@ -18,6 +18,9 @@ The kernel of Raspberry Pi OS (Bookworm, Trixie) says both without ``vcgencmd``:
 off the decision loop, keeps the last reading for health, ``/metrics``, the guard's Devices
 page and the live page's standing card, and records each spell of under-voltage or throttling
 as two audit rows (its start, its end) and two journal lines. It never touches a decision.
+An under-voltage makes the firmware throttle too (bit 0, then bit 2: ``0x50005``): that
+throttle is the under-voltage spell's (``throttled`` in its rows), one spell of one cause,
+not a second; a ``throttled`` spell is the SoC slowed with no under-voltage (its heat).
 
 A spell ends only once its condition has been clear for ``coalesce_s`` (5 minutes): a supply
 flapping every few seconds is one spell (its ``flaps`` counted), never a row per poll, so at
@@ -56,6 +59,8 @@ log = logging.getLogger(__name__)
 #: The firmware's throttle word's bits (``get_throttled``), now; the same << 16: has occurred.
 FLAG_BITS = (("under_voltage", 0), ("freq_capped", 1), ("throttled", 2), ("soft_temp_limit", 3))
 OCCURRED_SHIFT = 16
+#: The soft temperature limit's bit: the SoC slowed for heat, whatever else the word says.
+_SOFT_LIMIT_BIT = 3
 #: The spells recorded: the supply too weak; the SoC slowed (capped, throttled, soft limit).
 CONDITIONS = ("under_voltage", "throttled")
 #: The audit actions of a spell: ``pi_power.<condition>.start`` and ``.end`` (actor daemon).
@@ -122,6 +127,9 @@ class _Spell:
     last_seen_ns: int
     flaps: int = 0
     clear: bool = False
+    #: An under-voltage's: the firmware's throttle that came with it, first and last seen.
+    throttled_at: datetime | None = None
+    throttled_ns: int | None = None
 
 
 @dataclass
@@ -176,8 +184,10 @@ class PowerWatch:
         started, ended = [], []
         with self._lock:
             self.last, self.read_at = reading, now
-            for condition in CONDITIONS:
+            for condition in CONDITIONS:  # under-voltage first: a throttle may be its
                 seen = reading.seen(condition)
+                if seen and condition == "throttled" and self._throttles(reading, now, mono):
+                    continue
                 if seen:
                     if self._seen(condition, reading, now, mono):
                         started.append(condition)
@@ -187,7 +197,7 @@ class PowerWatch:
                     if mono - spell.last_seen_ns >= self.coalesce_s * 1e9:
                         ended.append((condition, self._spells.pop(condition)))
         for condition in started:
-            self._started(condition, reading, now)
+            self._started(condition, reading, now, self._throttling(condition))
         for condition, spell in ended:
             self._ended(condition, spell, stopped=False)
         if self.audit is not None and (len(self.held) or self.held.dropped):
@@ -204,24 +214,64 @@ class PowerWatch:
         self._spells[condition] = _Spell(now, now, mono)
         return True
 
-    def _started(self, condition: str, reading: PiPowerReading, now: datetime) -> None:
-        """A spell's journal line and start row (outside the lock)."""
+    def _throttles(self, reading: PiPowerReading, now: datetime, mono: int) -> bool:
+        """The throttle ``reading`` shows (under the lock) is the under-voltage's: a spell of
+        it is open (this reading's, or one not over: a supply dipping between polls), none of
+        heat, and nothing in the reading says heat (the soft temperature limit's bit 3 or 19,
+        the SoC at ``hot_c``). Kept on that spell (``throttled``), no spell of its own: one
+        weak supply is one spell. A throttled spell already open (the SoC hot before the
+        supply sagged) goes on as its own."""
+        under = self._spells.get("under_voltage")
+        if under is None or "throttled" in self._spells or self._hot(reading):
+            return False
+        if under.throttled_at is None:
+            under.throttled_at = now
+        under.throttled_ns = mono
+        return True
+
+    def _hot(self, reading: PiPowerReading) -> bool:
+        """Whether ``reading`` says the SoC is hot: the soft temperature limit's bit (now or
+        since the kernel's last poll) or its temperature at ``hot_c``."""
+        word = None if reading.stale_word else reading.throttled
+        soft = word is not None and bool((word | word >> OCCURRED_SHIFT) & 1 << _SOFT_LIMIT_BIT)
+        return soft or (reading.soc_temp_c is not None and reading.soc_temp_c >= self.hot_c)
+
+    def _throttling(self, condition: str) -> bool | None:
+        """Whether the firmware throttled within ``condition``'s open spell (an
+        under-voltage's: ``_throttles``); None for a throttled spell."""
+        if condition != "under_voltage":
+            return None
+        with self._lock:
+            spell = self._spells.get(condition)
+            return spell is not None and spell.throttled_at is not None
+
+    def _started(
+        self, condition: str, reading: PiPowerReading, now: datetime, throttled: bool | None
+    ) -> None:
+        """A spell's journal line and start row (outside the lock); ``throttled``: an
+        under-voltage's, whether the throttle came with it."""
         word = None if reading.throttled is None else f"{reading.throttled:#x}"
         log.warning(
-            "%s: %s (throttle word %s, SoC %s); docs/operations.md, Power and heat",
+            "%s: %s%s (throttle word %s, SoC %s); docs/operations.md, Power and heat",
             condition.replace("_", "-"),
             _WHAT[condition],
+            _SLOWED if throttled else "",
             word or "not available",
             "?" if reading.soc_temp_c is None else f"{reading.soc_temp_c:.1f} degC",
         )
-        self._write(f"{PI_POWER_ACTION}{condition}.start", {"from": format_ts(now), "word": word})
+        detail: dict[str, Any] = {"from": format_ts(now), "word": word}
+        if throttled is not None:
+            detail["throttled"] = throttled
+        self._write(f"{PI_POWER_ACTION}{condition}.start", detail)
 
     def _ended(self, condition: str, spell: _Spell, *, stopped: bool) -> None:
         seconds = max(0.0, (spell.last_seen - spell.since).total_seconds())
+        throttled = spell.throttled_at is not None
         log.info(
-            "%s over: %s from %s to %s (%.0f s, back %d times within it)%s",
+            "%s over: %s%s from %s to %s (%.0f s, back %d times within it)%s",
             condition.replace("_", "-"),
             _WHAT[condition],
+            _SLOWED if throttled else "",
             format_ts(spell.since),
             format_ts(spell.last_seen),
             seconds,
@@ -235,6 +285,8 @@ class PowerWatch:
             "flaps": spell.flaps,
             "stopped": stopped,
         }
+        if condition == "under_voltage":
+            detail["throttled"] = throttled
         self._write(f"{PI_POWER_ACTION}{condition}.end", detail)
 
     def _write(self, action: str, detail: dict[str, Any]) -> None:
@@ -283,12 +335,26 @@ class PowerWatch:
             recent = self.clock.monotonic_ns() - spell.last_seen_ns <= ACTIVE_HOLD_S * 1e9
             return spell.since if recent else None
 
+    def _slowed(self) -> datetime | None:
+        """Since when the SoC runs throttled, seen within ``ACTIVE_HOLD_S``: a throttled
+        spell's start, else the throttle an under-voltage spell came with (health's
+        ``throttled`` says the firmware's throttle, whatever its cause)."""
+        heat = self.active("throttled")
+        if heat is not None:
+            return heat
+        with self._lock:
+            spell = self._spells.get("under_voltage")
+            if spell is None or spell.throttled_ns is None:
+                return None
+            recent = self.clock.monotonic_ns() - spell.throttled_ns <= ACTIVE_HOLD_S * 1e9
+            return spell.throttled_at if recent else None
+
     def status(self) -> dict[str, Any]:
         """Health's ``pi_power``: ``state`` (``unknown`` before the first read, ``absent``: not
         a Pi or not read, ``fault``: under-voltage, ``degraded``: throttled, hot or a problem,
         else ``ok``), what the last reading said, and the spells in force."""
         reading, read_at = self.last, self.read_at
-        under, throttled = self.active("under_voltage"), self.active("throttled")
+        under, throttled = self.active("under_voltage"), self._slowed()
         word = None if reading is None else reading.throttled
         temp = None if reading is None else reading.soc_temp_c
         problems = list(reading.problems) if reading is not None else []
@@ -336,8 +402,10 @@ def _problem_text(problem: str | None) -> str:
 
 _WHAT = {
     "under_voltage": "the Pi's supply voltage is too low (a weak supply or a long, thin cable)",
-    "throttled": "the Pi runs slowed (its SoC too hot, or its supply too weak)",
+    "throttled": "the Pi runs slowed with no under-voltage (its SoC too hot)",
 }
+#: Said of an under-voltage spell the firmware throttled in.
+_SLOWED = ", and the firmware slowed the Pi for it"
 #: The problem health names for a throttle word no driver refreshes.
 STALE_WORD = (
     "the kernel's rpi_volt driver (raspberrypi_hwmon) is not loaded: the throttle word is the"
