@@ -34,6 +34,7 @@ from .store_args import (
     INSTALLED_CONFIG,
     NOT_A_LOG,
     _event_tables,
+    add_config_arg,
     add_store_args,
     check_event_log,
     db_path,
@@ -67,12 +68,9 @@ def register(sub: Verbs) -> None:
     p = add_verb(sub, "restore", restore_run)
     p.add_argument("archive", metavar="FILE", type=path_of, help="an archive of kiosk backup")
     _passphrase_arg(p, "the passphrase of an encrypted archive (a plain one needs none)")
-    p.add_argument(
-        "--config",
-        metavar="FILE",
-        type=path_arg,
-        default=os.environ.get("KIOSK_CONFIG") or None,
-        help="this Pi's config: its site.kiosk_id is the gate this Pi is, its folder where the"
+    add_config_arg(
+        p,
+        "this Pi's config: its site.kiosk_id is the gate this Pi is, its folder where the"
         " archive's config goes (default: $KIOSK_CONFIG, else /etc/kiosk/kiosk.toml)",
     )
     p.add_argument(

@@ -39,17 +39,26 @@ def add_store_args(p: argparse.ArgumentParser) -> None:
         help="the kiosk's database (default: $KIOSK_DATA/kiosk.db, else ./data/kiosk.db;"
         " with --config, its store.path under the data dir)",
     )
-    p.add_argument(
-        "--config",
-        metavar="FILE",
-        type=path_arg,
-        default=os.environ.get("KIOSK_CONFIG") or None,
-        help="kiosk config (for store.path, site; default: $KIOSK_CONFIG, which kiosk-admin"
+    add_config_arg(
+        p,
+        "kiosk config (for store.path, site; default: $KIOSK_CONFIG, which kiosk-admin"
         " sets to the daemon's). One naming another kiosk than the log's is refused; without"
         " one, the log's own kiosk_id is written",
     )
     p.add_argument(
         "--data", metavar="DIR", type=path_arg, help="data dir (default: $KIOSK_DATA, else ./data)"
+    )
+
+
+def add_config_arg(p: argparse.ArgumentParser, help: str) -> None:
+    """``--config FILE``: this Pi's kiosk config, by default ``$KIOSK_CONFIG`` (which
+    kiosk-admin sets to the daemon's); ``help`` says what the verb takes from it."""
+    p.add_argument(
+        "--config",
+        metavar="FILE",
+        type=path_arg,
+        default=os.environ.get("KIOSK_CONFIG") or None,
+        help=help,
     )
 
 
