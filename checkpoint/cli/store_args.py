@@ -101,9 +101,7 @@ def _refuse_under_older_daemon(path: Path, migrations: list[Migrations]) -> None
     on in the schema it knows into the one this verb leaves (an update between its switch and
     its restart, the new checkout's ``kiosk`` run by hand). Refused, naming what would change;
     nothing is written. A daemon of this version has nothing left to migrate: not refused."""
-    import fcntl
-
-    from .daemon_cmd import LOCK_FILE
+    from .daemon_cmd import LOCK_FILE, lock_holder
 
     pending = _pending_migrations(path, migrations)
     if not pending:
@@ -113,19 +111,18 @@ def _refuse_under_older_daemon(path: Path, migrations: list[Migrations]) -> None
     except OSError:
         return  # no daemon ever ran here, or not ours to look at
     try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        owner = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+        owner = lock_holder(fd, exclusive=False)
+    except OSError:
+        return  # a file system without locks: the daemon could not lock it either
+    finally:
+        os.close(fd)
+    if owner is not None:
         raise CliError(
             f"{path} is open in the kiosk daemon (pid {owner}) of an older version: this one"
             f" would migrate it ({', '.join(pending[:3])}) under that daemon, which would write"
             " on in the schema it knows. Let the update restart the daemon on this version"
             " first, or stop it (`sudo systemctl stop kiosk`)"
-        ) from None
-    except OSError:
-        return  # a file system without locks: the daemon could not lock it either
-    finally:
-        os.close(fd)
+        )
 
 
 def _refuse_older_log(path: Path, migrations: list[Migrations], verb: str) -> None:
