@@ -78,11 +78,22 @@ class DeviceWorker:
         """Queue ``fn(*args)`` behind whatever call is pending, waiting for nothing: at shutdown
         the gate's lock must follow a stuck open command whenever that one returns (a failure
         is logged)."""
+        self._enqueue(fn, args, None, self._log_failure)
+
+    def _enqueue(
+        self,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        loop: asyncio.AbstractEventLoop | None,
+        fut: asyncio.Future[Any] | Callable[[tuple[bool, Any]], None],
+    ) -> None:
+        """Count ``fn(*args)`` pending and hand it to the device thread, which settles ``fut``
+        with its outcome: an asyncio future on ``loop``, or (``loop`` None) a function."""
         with self._count_lock:
             self._pending += 1
             self._idle.clear()
         self._start()
-        self._jobs.put((fn, args, None, self._log_failure))
+        self._jobs.put((fn, args, loop, fut))
 
     def _log_failure(self, outcome: tuple[bool, Any]) -> None:
         ok, value = outcome
@@ -92,34 +103,36 @@ class DeviceWorker:
     async def call(self, fn: Callable[..., T], *args: Any, deadline_s: float | None = None) -> T:
         """``fn(*args)`` in the device thread; past the deadline raise ``fault_cls``."""
         deadline = self.deadline_s if deadline_s is None else deadline_s
-        if self._pending:
-            # The previous call is still inside the driver (or not even started): do not
-            # queue behind it.
-            raise self.fault_cls(f"{self.name}: previous call has not returned (device hung)")
+        self._refuse_behind_pending()
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[T] = loop.create_future()
         self.calls += 1
-        with self._count_lock:
-            self._pending += 1
-            self._idle.clear()
-        self._start()
-        self._jobs.put((fn, args, loop, fut))
+        self._enqueue(fn, args, loop, fut)
         # asyncio.wait, not wait_for: it never cancels the call's future and (unlike 3.11's
         # wait_for) never swallows a cancellation of the caller.
         done, _ = await asyncio.wait({fut}, timeout=deadline)
         if not done:
-            self.timeouts += 1
             fut.add_done_callback(_consume)
-            raise self.fault_cls(
-                f"{self.name}: no answer within {deadline * 1000:.0f} ms (device hung)"
-            )
+            raise self._timed_out(deadline)
         return fut.result()
+
+    def _refuse_behind_pending(self) -> None:
+        """``fault_cls`` when the previous call is still inside the driver (or not even
+        started): a call does not queue behind it."""
+        if self._pending:
+            raise self.fault_cls(f"{self.name}: previous call has not returned (device hung)")
+
+    def _timed_out(self, deadline: float) -> DeviceFault:
+        """The fault of a call that gave no answer within ``deadline`` seconds, counted."""
+        self.timeouts += 1
+        return self.fault_cls(
+            f"{self.name}: no answer within {deadline * 1000:.0f} ms (device hung)"
+        )
 
     def call_sync(self, fn: Callable[..., T], *args: Any, deadline_s: float | None = None) -> T:
         """``call`` for a caller that is a plain thread (the bench, tools): same rules."""
         deadline = self.deadline_s if deadline_s is None else deadline_s
-        if self._pending:
-            raise self.fault_cls(f"{self.name}: previous call has not returned (device hung)")
+        self._refuse_behind_pending()
         done = threading.Event()
         box: dict[str, tuple[bool, Any]] = {}
 
@@ -128,16 +141,9 @@ class DeviceWorker:
             done.set()
 
         self.calls += 1
-        with self._count_lock:
-            self._pending += 1
-            self._idle.clear()
-        self._start()
-        self._jobs.put((fn, args, None, settle))
+        self._enqueue(fn, args, None, settle)
         if not done.wait(deadline):
-            self.timeouts += 1
-            raise self.fault_cls(
-                f"{self.name}: no answer within {deadline * 1000:.0f} ms (device hung)"
-            )
+            raise self._timed_out(deadline)
         ok, value = box["outcome"]
         if not ok:
             raise value

@@ -53,10 +53,9 @@ from sqlite_utils.db import NotFoundError
 
 from .auditing import audited_write
 from .clock import Clock, ClockReading
-from .dating import retention_offsets
 from .passes import MAX_VALID_HOURS, PassError, TrustList, key_id_of
 from .ports import AuditedWriter
-from .queries import boot_offsets, clock_of, held_dated, read_clocks
+from .queries import clock_of, read_clocks, retention_dating
 from .schema import sql_migrations
 from .snapshots import LatestRead
 from .typed import typed
@@ -873,14 +872,13 @@ class _Revoked:
         )
         held = sorted(str(b) for (b,) in boots if b is not None)
         # A boot never dated (ended before NTP answered): no earlier than it can have been.
-        self._offsets = retention_offsets(db, held, boot_offsets(db, held), now, boot_id)
-        self._now, self._boot_id = now, boot_id
+        self._dated = retention_dating(db, held, now, boot_id)
 
     def at(self, revoked_at: object, clocks: str | None) -> object:
         held = read_clocks(clocks, ("revoked_at",)).get("revoked_at")
         if held is None or not isinstance(revoked_at, str):
             return revoked_at
-        return held_dated(revoked_at, held, self._offsets, self._now, self._boot_id)
+        return self._dated(revoked_at, held)
 
 
 def _empty_old_reasons(db: sqlite_utils.Database, cutoff: datetime, dated: _Revoked) -> int:

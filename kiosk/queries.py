@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -19,7 +19,7 @@ from typing import Any, Protocol
 import sqlite_utils
 
 from kiosk.clock import ClockReading
-from kiosk.dating import dated_source, dated_ts_sql
+from kiosk.dating import dated_source, dated_ts_sql, retention_offsets
 from kiosk.store import (
     FORM_ONCE_ROWS,
     FORM_ONCE_SQL,
@@ -411,6 +411,21 @@ def held_dated(
     if now is not None and now.synced and boot == boot_id:
         return format_ts(now.wall_at(mono_ns))
     return ts
+
+
+def retention_dating(
+    db: sqlite_utils.Database, boots: list[str], now: ClockReading | None, boot_id: str
+) -> Callable[[str, tuple[str, int] | None], str]:
+    """How retention dates a ledger's stamps (``held_dated``), those of ``boots`` written
+    before NTP set the clock by their boots' offsets, a boot never dated by the bound
+    ``kiosk.dating.retention_offsets`` gives it (``now``: the log's clock read now,
+    ``boot_id``: this boot's)."""
+    offsets = retention_offsets(db, boots, boot_offsets(db, boots), now, boot_id)
+
+    def dated(ts: str, held: tuple[str, int] | None) -> str:
+        return held_dated(ts, held, offsets, now, boot_id)
+
+    return dated
 
 
 def dated_stamps(

@@ -32,15 +32,14 @@ from .community import (
     record_dict,
     row_by_id,
 )
-from .dating import retention_offsets
 from .days import day_bounds, when_or_none
 from .queries import (
     Stamp,
     boot_offsets,
     clock_of,
-    held_dated,
     offset_time,
     read_clocks,
+    retention_dating,
     stamps_of,
 )
 from .schema import sql_migrations
@@ -190,8 +189,8 @@ def purge(
     found = db.execute(sql, [cut])
     rows = [(int(i), str(d), read_clocks(c, STAMPS).get("done_at")) for i, d, c in found]
     boots = sorted({held[0] for _, _, held in rows if held})
-    offsets = retention_offsets(db, boots, boot_offsets(db, boots), now, boot_id)
-    due = [i for i, done, held in rows if held_dated(done, held, offsets, now, boot_id) < cut]
+    dated = retention_dating(db, boots, now, boot_id)
+    due = [i for i, done, held in rows if dated(done, held) < cut]
     db.execute(
         "update service_requests set note = '', household = '', purged_at = ?"
         " where id in (select value from json_each(?))",

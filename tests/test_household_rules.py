@@ -51,6 +51,7 @@ from kiosk.engine import Engine
 from kiosk.history import PassageHistory
 from kiosk.ledgers import MIGRATIONS, Ledgers
 from kiosk.passes import TrustList, issue_pass
+from kiosk.policy import ALARMS, REASONS
 from kiosk.runner import EngineRunner
 from kiosk.store import EventLog
 
@@ -62,24 +63,11 @@ PEOPLE = {
     "zhang": ("1-101", "Zhang Ayi", "staff"),
     "chen": ("1-102", "Chen Jie", "resident"),
 }
-ALARM_ORDER = ("fever", "quarantine_breach", "forged_pass", "device_fault", "quarantine_return")
 COMPARED_FLAGS = frozenset(
     {"quarantine", "direction_unverified", "quota_exempt", "observation", "passback"}
 )
 #: ``policy.lists_stale_after_h`` (its default): lists older are stale.
 LISTS_STALE_H = 48
-REASON_ORDER = (
-    "pass_not_yet_valid",
-    "pass_expired",
-    "pass_revoked",
-    "quarantined",
-    "quarantine_unconfirmed",
-    "under_observation",
-    "quota_exceeded",
-    "passback",
-    "outside_hours",
-    "no_guard_on_duty",
-)
 
 
 @dataclass
@@ -263,8 +251,8 @@ class Compound:
         if off_hours and hours["mode"] == "staffed" and guard:
             reasons.add("no_guard_on_duty")
             guard = False
-        ordered = tuple(r for r in REASON_ORDER if r in reasons)
-        alarm = next((a for a in ALARM_ORDER if a in alarms), None)
+        ordered = tuple(r for r in REASONS if r in reasons)
+        alarm = next((a for a in ALARMS if a in alarms), None)
         return Expected(ordered or ("ok",), frozenset(flags), guard, alarm)
 
     def went_through(

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import fcntl
 import grp
 import json
 import os
@@ -34,6 +33,7 @@ from .store_args import (
     INSTALLED_CONFIG,
     NOT_A_LOG,
     _event_tables,
+    add_config_arg,
     add_store_args,
     check_event_log,
     db_path,
@@ -67,12 +67,9 @@ def register(sub: Verbs) -> None:
     p = add_verb(sub, "restore", restore_run)
     p.add_argument("archive", metavar="FILE", type=path_of, help="an archive of kiosk backup")
     _passphrase_arg(p, "the passphrase of an encrypted archive (a plain one needs none)")
-    p.add_argument(
-        "--config",
-        metavar="FILE",
-        type=path_arg,
-        default=os.environ.get("KIOSK_CONFIG") or None,
-        help="this Pi's config: its site.kiosk_id is the gate this Pi is, its folder where the"
+    add_config_arg(
+        p,
+        "this Pi's config: its site.kiosk_id is the gate this Pi is, its folder where the"
         " archive's config goes (default: $KIOSK_CONFIG, else /etc/kiosk/kiosk.toml)",
     )
     p.add_argument(
@@ -403,7 +400,7 @@ def _stopped(data: Path) -> Iterator[None]:
     """The data dir's lock held for the restore: refused while a daemon holds it, and no
     daemon starts on the files half put back. A lock file made here as root is the data
     dir's owner's (the daemon opens it for writing)."""
-    from .daemon_cmd import LOCK_FILE
+    from .daemon_cmd import LOCK_FILE, lock_holder
 
     path = data / LOCK_FILE
     made = not path.exists()
@@ -412,14 +409,12 @@ def _stopped(data: Path) -> Iterator[None]:
         if made and os.geteuid() == 0:
             st = data.stat()
             os.fchown(fd, st.st_uid, st.st_gid)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            owner = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+        owner = lock_holder(fd, exclusive=True)
+        if owner is not None:
             raise CliError(
                 f"the kiosk daemon (pid {owner}) runs on {data}: a restore under it would be"
                 " written over or forked; stop it first (sudo systemctl stop kiosk)"
-            ) from None
+            )
         yield
     finally:
         os.close(fd)

@@ -23,7 +23,7 @@ from kiosk.devices import DeviceFault
 
 from .errors import CliError, UsageError, refuse_root_over
 from .parsers import Verbs, add_group, add_verb, path_arg
-from .store_args import INSTALLED_CONFIG, load_verb_config
+from .store_args import INSTALLED_CONFIG, add_config_arg, load_verb_config
 
 
 def _celsius(text: str) -> float:
@@ -73,11 +73,9 @@ def _actions(actions: Verbs) -> None:
     reset.add_argument("--yes", action="store_true", help="confirm")
 
     emissivity = add_verb(actions, "emissivity", _emissivity)
-    emissivity.add_argument(
-        "--config",
-        metavar="FILE",
-        type=path_arg,
-        help="kiosk config naming the thermometer (default: $KIOSK_CONFIG, which kiosk-admin"
+    add_config_arg(
+        emissivity,
+        "kiosk config naming the thermometer (default: $KIOSK_CONFIG, which kiosk-admin"
         " sets to the daemon's; with neither, the emulated sensor)",
     )
     emissivity.add_argument("--set", type=float, metavar="E", help="new emissivity, 0.1..1.0")
@@ -243,7 +241,7 @@ def _emissivity(args: argparse.Namespace) -> int:
             raise UsageError(
                 "writing EEPROM 0x24 needs --yes (the sensor must then be power-cycled)"
             )
-    cfg = load_verb_config(args.config or os.environ.get("KIOSK_CONFIG") or None)
+    cfg = load_verb_config(args.config)
     if cfg.thermometer.driver.type == "fake" and args.set is not None:
         raise UsageError(
             "no --config or $KIOSK_CONFIG names the MLX90614, and the emulated sensor's"

@@ -424,12 +424,11 @@ def hold_data_dir(data: Path, foreign: Callable[[Path], Exception] | None = None
     except OSError as exc:
         raise CliError(f"cannot start: {_os_error(exc)}") from None
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as exc:
-        if not isinstance(exc, BlockingIOError):  # a file system without locks
-            os.close(fd)
-            raise CliError(f"cannot start: cannot lock {path}: {exc.strerror or exc}") from None
-        owner = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+        owner = lock_holder(fd, exclusive=True)
+    except OSError as exc:  # a file system without locks
+        os.close(fd)
+        raise CliError(f"cannot start: cannot lock {path}: {exc.strerror or exc}") from None
+    if owner is not None:
         os.close(fd)
         raise CliError(
             f"cannot start: another kiosk daemon (pid {owner}) runs on the data dir {data};"
@@ -439,6 +438,17 @@ def hold_data_dir(data: Path, foreign: Callable[[Path], Exception] | None = None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
     return fd
+
+
+def lock_holder(fd: int, *, exclusive: bool) -> str | None:
+    """Lock ``kiosk.lock`` (open as ``fd``) without waiting, ``exclusive`` or shared: None
+    when it is taken; when a daemon holds it, that daemon's pid as ``hold_data_dir`` wrote it
+    (``unknown``: unsaid). Any other ``OSError`` (a file system without locks) is raised."""
+    try:
+        fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+    return None
 
 
 def _lock_file(path: Path) -> int:

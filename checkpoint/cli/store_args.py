@@ -39,17 +39,26 @@ def add_store_args(p: argparse.ArgumentParser) -> None:
         help="the kiosk's database (default: $KIOSK_DATA/kiosk.db, else ./data/kiosk.db;"
         " with --config, its store.path under the data dir)",
     )
-    p.add_argument(
-        "--config",
-        metavar="FILE",
-        type=path_arg,
-        default=os.environ.get("KIOSK_CONFIG") or None,
-        help="kiosk config (for store.path, site; default: $KIOSK_CONFIG, which kiosk-admin"
+    add_config_arg(
+        p,
+        "kiosk config (for store.path, site; default: $KIOSK_CONFIG, which kiosk-admin"
         " sets to the daemon's). One naming another kiosk than the log's is refused; without"
         " one, the log's own kiosk_id is written",
     )
     p.add_argument(
         "--data", metavar="DIR", type=path_arg, help="data dir (default: $KIOSK_DATA, else ./data)"
+    )
+
+
+def add_config_arg(p: argparse.ArgumentParser, help: str) -> None:
+    """``--config FILE``: this Pi's kiosk config, by default ``$KIOSK_CONFIG`` (which
+    kiosk-admin sets to the daemon's); ``help`` says what the verb takes from it."""
+    p.add_argument(
+        "--config",
+        metavar="FILE",
+        type=path_arg,
+        default=os.environ.get("KIOSK_CONFIG") or None,
+        help=help,
     )
 
 
@@ -92,9 +101,7 @@ def _refuse_under_older_daemon(path: Path, migrations: list[Migrations]) -> None
     on in the schema it knows into the one this verb leaves (an update between its switch and
     its restart, the new checkout's ``kiosk`` run by hand). Refused, naming what would change;
     nothing is written. A daemon of this version has nothing left to migrate: not refused."""
-    import fcntl
-
-    from .daemon_cmd import LOCK_FILE
+    from .daemon_cmd import LOCK_FILE, lock_holder
 
     pending = _pending_migrations(path, migrations)
     if not pending:
@@ -104,19 +111,18 @@ def _refuse_under_older_daemon(path: Path, migrations: list[Migrations]) -> None
     except OSError:
         return  # no daemon ever ran here, or not ours to look at
     try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        owner = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+        owner = lock_holder(fd, exclusive=False)
+    except OSError:
+        return  # a file system without locks: the daemon could not lock it either
+    finally:
+        os.close(fd)
+    if owner is not None:
         raise CliError(
             f"{path} is open in the kiosk daemon (pid {owner}) of an older version: this one"
             f" would migrate it ({', '.join(pending[:3])}) under that daemon, which would write"
             " on in the schema it knows. Let the update restart the daemon on this version"
             " first, or stop it (`sudo systemctl stop kiosk`)"
-        ) from None
-    except OSError:
-        return  # a file system without locks: the daemon could not lock it either
-    finally:
-        os.close(fd)
+        )
 
 
 def _refuse_older_log(path: Path, migrations: list[Migrations], verb: str) -> None:

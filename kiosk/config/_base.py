@@ -6,6 +6,8 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
+from kiosk.hosts import host_names
+
 
 class Section(BaseModel):
     """Every config model forbids unknown keys, so a typo is an error, not a silent default;
@@ -69,3 +71,8 @@ EnvName = Annotated[str, Field(pattern=r"^[A-Z_][A-Z0-9_]{0,127}$")]
 """The name of an environment variable (that holds a secret: never the secret itself)."""
 PageSize = Annotated[int, Field(ge=1, le=100000)]
 """Events in one page of /api/v1/events."""
+HostNames = Annotated[
+    tuple[str, ...], Field(max_length=32, strict=False), AfterValidator(host_names)
+]
+"""A server's ``allowed_hosts``: the names, besides its addresses, it answers to
+(``kiosk.hosts.host_names``: lower-cased, without a trailing dot; anything else refused)."""

@@ -20,10 +20,9 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from kiosk.hosts import host_names
 from kiosk.privacy import normalise_fields
 
-from ._base import EnvName, Host, LocalPath, Port, Section
+from ._base import EnvName, Host, HostNames, LocalPath, Port, Section
 
 __all__ = [
     "CollectorConfig",
@@ -203,7 +202,7 @@ class CollectorConfig(Section):
     """Address of the status page and /metrics."""
     status_port: Port = 9110
     """Port of the status page (0: any free port)."""
-    allowed_hosts: tuple[str, ...] = Field((), max_length=32, strict=False)
+    allowed_hosts: HostNames = ()
     """Host names, besides its IP addresses, `localhost` and this machine's own name (and
     `NAME.local`), under which the status page is reached (the gates' `lists_url`, e.g.
     `office.lan`); any other gets 421, so a page on another domain cannot read it by DNS
@@ -230,11 +229,6 @@ class CollectorConfig(Section):
     `["household"]`: the district report tells households apart, for its outings per household
     and the quota, only with them); each gate's token then needs the `logs:personal` scope
     (else every pull is refused, 403). None: every personal field comes masked."""
-
-    @field_validator("allowed_hosts")
-    @classmethod
-    def _valid_host_names(cls, values: tuple[str, ...]) -> tuple[str, ...]:
-        return host_names(values)
 
     @field_validator("personal_fields")
     @classmethod

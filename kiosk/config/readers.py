@@ -12,6 +12,15 @@ CameraIndex = Annotated[int, Field(ge=0, le=255)]
 """A V4L2 camera's index: N opens /dev/videoN."""
 
 
+def _absolute_path(value: str, should_be: str, look: str = "") -> str:
+    """A device's path, which is absolute; else ``ValueError``: what it ``should_be``, where to
+    ``look`` for one, and (cut short) what was written."""
+    if not value.startswith("/"):
+        shown = value if len(value) <= 40 else value[:40] + "…"
+        raise ValueError(f'{should_be} ({look}got "{shown}")')
+    return value
+
+
 class WatchdogConfig(Section):
     """How a lost camera is noticed and reopened. Times are on the kiosk's monotonic clock."""
 
@@ -101,13 +110,9 @@ class CameraReaderConfig(CaptureSource):
                 f"a camera index is an integer: write device = {int(text)} without the quotes"
                 f' (or the camera\'s path, e.g. "/dev/video{int(text)}")'
             )
-        if not value.startswith("/"):
-            shown = value if len(value) <= 40 else value[:40] + "…"
-            raise ValueError(
-                "should be a camera index (device = 0) or the camera's path, e.g."
-                f' "/dev/video0" (got "{shown}")'
-            )
-        return value
+        return _absolute_path(
+            value, 'should be a camera index (device = 0) or the camera\'s path, e.g. "/dev/video0"'
+        )
 
 
 class PiCameraReaderConfig(CaptureSource):
@@ -164,13 +169,11 @@ class HidReaderConfig(HidSource):
     @field_validator("device")
     @classmethod
     def _absolute(cls, value: str) -> str:
-        if not value.startswith("/"):
-            shown = value if len(value) <= 40 else value[:40] + "…"
-            raise ValueError(
-                "should be the scanner's input node, e.g. /dev/input/by-id/usb-SCANNER-event-kbd"
-                f' (ls -l /dev/input/by-id/; got "{shown}")'
-            )
-        return value
+        return _absolute_path(
+            value,
+            "should be the scanner's input node, e.g. /dev/input/by-id/usb-SCANNER-event-kbd",
+            "ls -l /dev/input/by-id/; ",
+        )
 
 
 class FakeHidReaderConfig(HidSource):

@@ -4,9 +4,7 @@ import ipaddress
 
 from pydantic import Field, field_validator
 
-from kiosk.hosts import host_names
-
-from ._base import Host, PageSize, Port, Section
+from ._base import Host, HostNames, PageSize, Port, Section
 
 
 def _addresses(values: tuple[str, ...]) -> tuple[str, ...]:
@@ -55,7 +53,7 @@ class WebSection(Section):
     trusted_proxies: tuple[str, ...] = Field((), max_length=32, strict=False)
     """Addresses of reverse proxies whose X-Forwarded-For/-Proto is believed. Empty (default): proxy
     headers are ignored from everyone."""
-    allowed_hosts: tuple[str, ...] = Field((), max_length=32, strict=False)
+    allowed_hosts: HostNames = ()
     """Host names, besides its IP addresses, `localhost` and this machine's own name (and
     `NAME.local`), under which the kiosk is reached (`gate-01.lan`); a request naming any other
     host gets 421, so a page on another domain cannot read it by DNS rebinding (docs/network.md)."""
@@ -89,8 +87,3 @@ class WebSection(Section):
     @classmethod
     def _valid_addresses(cls, values: tuple[str, ...]) -> tuple[str, ...]:
         return _addresses(values)
-
-    @field_validator("allowed_hosts")
-    @classmethod
-    def _valid_host_names(cls, values: tuple[str, ...]) -> tuple[str, ...]:
-        return host_names(values)
