@@ -507,22 +507,31 @@ def _not_opened_after(db: Database, after: int) -> list[int]:
     return sorted(found)
 
 
+def _guard_rows(db: Database, table: str, sql: str, limit: int, what: str) -> list[Any]:
+    """The rows of ``sql`` (one ``LIMIT ?``) from this gate's lists ``table``, none when the
+    table is not there yet; ``StoreFault`` (naming ``what``) when they cannot be read."""
+    try:
+        if not _has(db, table):
+            return []
+        return db.execute(sql, [limit]).fetchall()
+    except sqlite3.Error as exc:
+        raise StoreFault("store_fault", f"peer {what}: {type(exc).__name__}") from None
+
+
 def guard_revocations(db: Database) -> list[dict[str, Any]]:
     """This gate's guards' revocations (``list_revocations`` of source ``guard``: a card voided
     on the Passes or lists page), newest first, at most ``MAX_PAGE_REVOCATIONS``, for its
     peers' page: pass id, when, the guard's name; never the reason (free text). An office's
     revocation is not among them (every gate has it from the office's bundle).
     ``StoreFault`` when the lists cannot be read."""
-    try:
-        if not _has(db, "list_revocations"):
-            return []
-        rows = db.execute(
-            "SELECT pass_id, revoked_at, actor FROM list_revocations WHERE source = 'guard'"
-            " ORDER BY revoked_at DESC, pass_id LIMIT ?",
-            [MAX_PAGE_REVOCATIONS],
-        ).fetchall()
-    except sqlite3.Error as exc:
-        raise StoreFault("store_fault", f"peer revocations: {type(exc).__name__}") from None
+    rows = _guard_rows(
+        db,
+        "list_revocations",
+        "SELECT pass_id, revoked_at, actor FROM list_revocations WHERE source = 'guard'"
+        " ORDER BY revoked_at DESC, pass_id LIMIT ?",
+        MAX_PAGE_REVOCATIONS,
+        "revocations",
+    )
     out = []
     for pass_id, revoked_at, actor in rows:
         try:
@@ -540,16 +549,14 @@ def guard_quarantine(db: Database) -> list[dict[str, Any]]:
     number, household, person (None: the whole household), days and the guard's name; never
     the note (free text). The office's entries reach every gate in its bundle.
     ``StoreFault`` when the lists cannot be read."""
-    try:
-        if not _has(db, "list_quarantine"):
-            return []
-        rows = db.execute(
-            "SELECT id, household, holder, from_date, until_date, actor FROM list_quarantine"
-            " WHERE source = 'guard' ORDER BY until_date DESC, id DESC LIMIT ?",
-            [MAX_PAGE_QUARANTINE],
-        ).fetchall()
-    except sqlite3.Error as exc:
-        raise StoreFault("store_fault", f"peer quarantine: {type(exc).__name__}") from None
+    rows = _guard_rows(
+        db,
+        "list_quarantine",
+        "SELECT id, household, holder, from_date, until_date, actor FROM list_quarantine"
+        " WHERE source = 'guard' ORDER BY until_date DESC, id DESC LIMIT ?",
+        MAX_PAGE_QUARANTINE,
+        "quarantine",
+    )
     return [
         {"id": entry_id, "household": household, "holder": holder, "from": start,
          "until": end, "actor": actor[:MAX_ACTOR] if isinstance(actor, str) and actor else None}
