@@ -352,3 +352,34 @@ class PassageHistory:
                 else:
                     for pass_id in stale:
                         del last[pass_id]
+
+    def drop_forgotten(self, passages: Iterable[tuple[str, datetime | str]]) -> int:
+        """A resident's forget emptied these passages of this gate's log (``kiosk.people``:
+        each ``(direction, time)``, their pass and household nulled there): drop each from
+        memory as a history rebuilt from the log (a restart) would not hold it. Found by its
+        time: an exit of any household and the last passage that way of any pass at that
+        very microsecond (one gate's log commits one passage at a time). What is beneath a
+        dropped passage goes too (its gate's rows of the pass went with the forget). Returns
+        how many entries went."""
+        wanted: dict[str, set[int]] = {"in": set(), "out": set()}
+        for direction, ts in passages:
+            if direction in wanted:
+                wanted[direction].add(_us(_aware(ts)))
+        dropped = 0
+        for household in list(self._exits) if wanted["out"] else []:
+            times = self._exits[household]
+            kept = array("q", (us for us in times if us not in wanted["out"]))
+            if len(kept) != len(times):
+                dropped += len(times) - len(kept)
+                self._exits[household] = kept
+            if not kept:
+                del self._exits[household], self._spelled[household]
+        for direction, at in wanted.items():
+            last, beneath = self._last[direction], self._beneath[direction]
+            gone = [p for p, us in last.items() if us in at]
+            for pass_id in gone:
+                del last[pass_id]
+                beneath.pop(pass_id, None)
+            dropped += len(gone)
+        self._undated = [u for u in self._undated if u[3] not in wanted[u[2]]]
+        return dropped

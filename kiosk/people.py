@@ -77,7 +77,9 @@ __all__ = [
     "Reapplied",
     "Record",
     "find",
+    "forgotten_passages",
     "kept",
+    "last_forget",
     "reapply",
     "forget",
     "show",
@@ -1245,3 +1247,47 @@ def _reapply_one(
         return keys | extra | {"forced": True, "reapplies": record.stamp}
 
     return store.submit_audited(apply, actor, FORGET_ACTION, detail, skip=lambda d: d is None)
+
+
+# -- the daemon's memory ---------------------------------------------------------------------
+
+
+def last_forget(db: sqlite_utils.Database) -> int:
+    """The audit ``seq`` of the log's last forget (0: none): where ``forgotten_passages``
+    starts looking for the daemon (read before its history is loaded from the log)."""
+    row = db.execute(
+        "SELECT coalesce(max(seq), 0) FROM audit WHERE action = ?", [FORGET_ACTION]
+    ).fetchone()
+    return int(row[0])
+
+
+def forgotten_passages(db: sqlite_utils.Database, after: int) -> tuple[int, list[tuple[str, str]]]:
+    """The passages (``direction``, ``ts``: pass and household are nulled) every forget after
+    audit seq ``after`` emptied (by this process or another: ``kiosk person forget``, a
+    restore's), for the daemon's history to drop (``PassageHistory.drop_forgotten``); and the
+    last forget's seq. An event stamped before NTP set the clock comes with its dated time
+    too (the history holds it dated)."""
+    from kiosk.dating import dated_source
+    from kiosk.history import COUNTED_DECISIONS
+
+    rows = db.execute(
+        "SELECT seq, detail FROM audit WHERE action = ? AND seq > ? ORDER BY seq",
+        [FORGET_ACTION, after],
+    ).fetchall()
+    if not rows:
+        return after, []
+    source, ts = dated_source(db)
+    counted = json.dumps(sorted(COUNTED_DECISIONS))
+    passages: list[tuple[str, str]] = []
+    for _, detail in rows:
+        try:
+            stamp = str(json.loads(detail)["purged_at"])
+        except (ValueError, TypeError, KeyError):
+            continue
+        for direction, *times in db.execute(
+            f"SELECT direction, ts, {ts} FROM {source} WHERE purged_at = ?"  # noqa: S608
+            " AND decision IN (SELECT value FROM json_each(?))",
+            [stamp, counted],
+        ).fetchall():
+            passages += [(str(direction), str(t)) for t in set(times) if t]
+    return int(rows[-1][0]), passages

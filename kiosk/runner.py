@@ -53,6 +53,7 @@ from kiosk.engine import Engine
 from kiosk.links import NOT_OPENED_ROWS, not_opened
 from kiosk.logs import RepeatedFailure
 from kiosk.peers import load_peer_rows
+from kiosk.people import forgotten_passages, last_forget
 from kiosk.ports import EngineSeams, EventSink
 from kiosk.standby import keep_held
 from kiosk.store import Event, EventDraft, StoreFault, decode_event_row, format_ts
@@ -172,6 +173,9 @@ class EngineRunner:
         self.max_tick_lag_ms = 0.0
         self.codes_received = 0
         self.history_loaded = 0
+        # The last resident's forget whose passages the history dropped (``drop_forgotten``).
+        self._forgets_seen = 0
+        self._forgets_lock = threading.Lock()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -285,6 +289,9 @@ class EngineRunner:
         """Passing events within the history's horizon, read from the log (the truth)."""
         since = format_ts(self.clock.now() - self.history.horizon)
         reader = self.store.reader()
+        # Before the log is read: a forget committed meanwhile is looked at again, never missed.
+        with self._forgets_lock:
+            self._forgets_seen = last_forget(reader)
         # An event stamped before NTP stepped the clock, at the time its boot's clock gives it.
         source, ts = dated_source(reader)
         # One of this boot not dated yet (the daemon restarted before NTP stepped the clock,
@@ -304,6 +311,19 @@ class EngineRunner:
         return counted + load_peer_rows(
             reader, self.history, self.clock.now() - self.history.horizon
         )
+
+    def drop_forgotten(self) -> int:
+        """The passages a resident's forget emptied since the last look (the console's at
+        once, another process's at the daemon's lists check: ``kiosk person forget``),
+        dropped from the history on the loop (``PassageHistory.drop_forgotten``): the quota
+        and anti-passback no longer count them, as after a restart. How many were found."""
+        with self._forgets_lock:
+            self._forgets_seen, passages = forgotten_passages(
+                self.store.reader(), self._forgets_seen
+            )
+        if passages:
+            self.in_loop(lambda: self.history.drop_forgotten(passages))
+        return len(passages)
 
     def in_loop(self, fn: Callable[[], object]) -> None:
         """Run ``fn`` on the engine's loop, between two of its steps (from any thread): what

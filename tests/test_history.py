@@ -315,3 +315,23 @@ def test_this_gates_own_passage_on_the_same_clock_still_prunes_what_it_stamped_l
         later = UNSET + timedelta(hours=hours)
         h.record(f"p{hours + 1}", None, "in", "manual_pass", later, mono_ns=hours * 3600 * 10**9)
     assert h.last_passage("p1", "out") is None and h.exits_since("1-101", UNSET - MIN) == 0
+
+
+def test_a_forgotten_residents_passages_are_dropped_by_their_times_and_no_others():
+    """``kiosk.people.forget`` nulls a passage's pass and household: the history finds the
+    ones it holds by their direction and time, as a history rebuilt from the log would not
+    hold them."""
+    h = PassageHistory()
+    mine = [T0, T0 + timedelta(minutes=5)]
+    h.record("p-her", "1-101", "out", "pass", mine[0])
+    h.record("p-her", "1-101", "in", "pass", mine[1])
+    h.record("p-him", "1-101", "out", "pass", T0 + timedelta(minutes=1))
+    h.record("p-far", "2-202", "in", "pass", T0 + timedelta(minutes=2))
+
+    assert h.drop_forgotten([("out", mine[0]), ("in", mine[1].isoformat())]) == 3
+
+    assert h.last_passage("p-her", "out") is None and h.last_passage("p-her", "in") is None
+    assert h.exits_since("1-101", T0 - timedelta(days=1)) == 1  # his alone
+    assert h.last_passage("p-him", "out") == T0 + timedelta(minutes=1)
+    assert h.last_passage("p-far", "in") == T0 + timedelta(minutes=2)
+    assert h.drop_forgotten([("out", mine[0])]) == 0  # gone already
