@@ -188,6 +188,8 @@ class EngineRunner:
         self._wake = asyncio.Event()
         self._gate_order = asyncio.Lock()
         self.bus.bind(self._loop)
+        # Before the log is read: a forget committed meanwhile is looked at again, never missed.
+        await asyncio.to_thread(self._forgets_from_here)
         self.history_loaded = await asyncio.to_thread(self._load_history)
         # Whatever the relay was left at (a crash mid-pulse: a USB relay keeps its coil across
         # the daemon's death), command it locked first; a failure is the engine's gate fault,
@@ -289,9 +291,6 @@ class EngineRunner:
         """Passing events within the history's horizon, read from the log (the truth)."""
         since = format_ts(self.clock.now() - self.history.horizon)
         reader = self.store.reader()
-        # Before the log is read: a forget committed meanwhile is looked at again, never missed.
-        with self._forgets_lock:
-            self._forgets_seen = last_forget(reader)
         # An event stamped before NTP stepped the clock, at the time its boot's clock gives it.
         source, ts = dated_source(reader)
         # One of this boot not dated yet (the daemon restarted before NTP stepped the clock,
@@ -311,6 +310,11 @@ class EngineRunner:
         return counted + load_peer_rows(
             reader, self.history, self.clock.now() - self.history.horizon
         )
+
+    def _forgets_from_here(self) -> None:
+        """``drop_forgotten`` looks at the forgets after the log's last one now."""
+        with self._forgets_lock:
+            self._forgets_seen = last_forget(self.store.reader())
 
     def drop_forgotten(self) -> int:
         """The passages a resident's forget emptied since the last look (the console's at
