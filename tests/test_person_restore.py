@@ -156,3 +156,35 @@ def test_the_record_a_forget_keeps_names_nobody_in_clear(tmp_path, clock, cli_cl
     text = records[0].lower()
     for needle in (NAME, HOUSEHOLD, PHONE, CARD, "aaaaaaaaaa00", "wang"):
         assert needle.lower() not in text
+
+
+def test_a_record_finds_a_phone_and_a_plate_however_spelled_and_in_a_note(tmp_path, clock):
+    """``reapply`` on a copy taken before the forget: the record's digests find the phone
+    typed with separators, the plate in lower case and the name inside a guard's note, as
+    the forget found them in clear."""
+    from kiosk.people import Person, forget, kept, reapply
+
+    log = EventLog(tmp_path / "kiosk.db", "gate-north", clock).open()
+    spelled = {"name": "Zhou Min", "phone": "139 0013 9000", "plate": "京a·12345"}
+    log.append(EventDraft(direction="in", decision="pass", pass_id="cccccccccccc", person=spelled))
+    note = {"note": "parked by ZHOU MIN's gate"}
+    log.append(EventDraft(direction="in", decision="pass", pass_id="dddddddddddd", person=note))
+    log.append(EventDraft(direction="in", decision="pass", pass_id="eeeeeeeeeeee", holder="Other"))
+    copy = sqlite3.connect(tmp_path / "before.db")
+    log.reader().conn.backup(copy)
+    copy.close()
+    person = Person.of(name="Zhou Min", phones=["13900139000"], plates=["京A12345"])
+    assert forget(log, person, clock.now(), actor="cli").rows["events"] == 2
+    forgets = kept(log.reader().conn)
+    log.close()
+
+    before = EventLog(tmp_path / "before.db", "gate-north", clock).open()
+    try:
+        done = reapply(before, forgets, clock.now(), actor="restore")
+        held = [e["person"] for e in before.events(0, 10)]
+        assert before.verify().ok
+    finally:
+        before.close()
+    assert done.forgets == 1 and done.rows["events"] == 2
+    assert held[:2] == [None, None] and held[2] is None  # the third never had one
+    assert _naming(tmp_path / "before.db", "Zhou", "13900139000", "139 0013", "京") == []
