@@ -557,6 +557,9 @@ class Daemon:
         """One check for list changes written by another process; logs a reload."""
         if self.core.lists.reload_if_changed():
             log.info("lists changed in the database: reloaded")
+        # A resident forgotten by another process (kiosk person forget): their passages leave
+        # the history the quota and anti-passback read.
+        self.core.runner.drop_forgotten()
 
     def purge_once(self) -> None:
         """One retention purge by the daemon's clock; a clock that cannot date one (not

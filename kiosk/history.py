@@ -389,3 +389,33 @@ class PassageHistory:
         else:
             for pass_id in emptied:
                 del beneath[pass_id]
+
+    def drop_forgotten(self, passages: Iterable[tuple[str, datetime | str]]) -> int:
+        """A resident's forget emptied these passages of this gate's log (``kiosk.people``:
+        each ``(direction, time)``, their pass and household nulled there): drop each from
+        memory as a history rebuilt from the log (a restart) would not hold it. Found by its
+        time: an exit of any household and the last passage that way of any pass at that
+        very microsecond (one gate's log commits one passage at a time), wherever it is in the
+        pass's stack (``_unstack``: other gates' passages of the pass stay). Returns how many
+        entries went."""
+        wanted: dict[str, set[int]] = {"in": set(), "out": set()}
+        for direction, ts in passages:
+            if direction in wanted:
+                wanted[direction].add(_us(_aware(ts)))
+        dropped = 0
+        for household in list(self._exits) if wanted["out"] else []:
+            times = self._exits[household]
+            kept = array("q", (us for us in times if us not in wanted["out"]))
+            if len(kept) != len(times):
+                dropped += len(times) - len(kept)
+                self._exits[household] = kept
+            if not kept:
+                del self._exits[household], self._spelled[household]
+        for direction, at in wanted.items():
+            last, beneath = self._last[direction], self._beneath[direction]
+            held = [(p, us) for p, us in last.items() if us in at]
+            held += [(p, us) for p, below in beneath.items() for us in below if us in at]
+            for pass_id, us in held:
+                dropped += self._unstack(direction, pass_id, us)
+        self._undated = [u for u in self._undated if u[3] not in wanted[u[2]]]
+        return dropped

@@ -10,7 +10,10 @@ decision, reasons, temperatures and hashes, its personal fields are nulled and `
 an audit row loses its detail; the ledgers' and lists' rows are emptied or deleted as their
 purges do. One ``person_forgotten`` audit row counts what went and records the ``purged_at``
 stamp it gave the chained rows, so ``verify`` accounts for them (``kiosk.store._forgotten``);
-the WAL is wiped after the commit (``kiosk.wipe``), so no old page image keeps the name.
+the WAL is wiped after the commit (``kiosk.wipe``), so no old page image keeps the name. In
+the same transaction the forget keeps its ``Record`` in ``meta`` (its keys as keyed digests,
+never in clear): ``kiosk restore`` makes every forget the log it sets aside keeps and the
+archive's does not again (``reapply``), so a restore never brings the forgotten back.
 
 Which keys select what: a household given alone is the whole household (everyone of it moved
 out); with other keys it only narrows a name to that household's rows (a namesake elsewhere is
@@ -36,11 +39,14 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import hmac
 import json
 import re
+import secrets
 import sqlite3
 import threading
 import unicodedata
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
@@ -68,7 +74,13 @@ __all__ = [
     "PersonActive",
     "PersonChanged",
     "PersonError",
+    "Reapplied",
+    "Record",
     "find",
+    "forgotten_passages",
+    "kept",
+    "last_forget",
+    "reapply",
     "forget",
     "show",
     "seq_ranges",
@@ -111,26 +123,42 @@ def _person_key(kind: str, value: object) -> str | None:
 
 
 def _compare_keys(db: sqlite_utils.Database) -> None:
-    """``person_key`` (``key_of``) on ``db``'s connection, defined once for good: a connection
-    another thread is querying must never have a function defined or dropped on it (SQLite's
-    connection mutex against the GIL froze every thread). Its cache of names and notes is the
-    one ``find``'s (``_keys_cached``), on the thread running it: a connection kept open (the
-    daemon's reader) keeps none of them."""
+    """``person_key`` (``key_of``), ``person_digest`` and ``person_mentions`` (a forget's
+    record: ``Record``) on ``db``'s connection, defined once for good: a connection another
+    thread is querying must never have a function defined or dropped on it (SQLite's
+    connection mutex against the GIL froze every thread). Their cache of names and notes, and
+    the record compared with, are ``find``'s (``_keys_cached``), on the thread running it: a
+    connection kept open (the daemon's reader) keeps none of them."""
     try:
         db.conn.execute("SELECT person_key('text', '')").fetchone()
     except sqlite3.OperationalError:  # not defined on this connection yet
         db.conn.create_function("person_key", 2, _person_key, deterministic=True)
+        db.conn.create_function("person_digest", 2, _person_digest)
+        db.conn.create_function("person_mentions", 4, _person_mentions)
+
+
+def _person_digest(kind: str, value: object) -> str | None:
+    keyed: Record | None = getattr(_KEYS_CACHE, "record", None)
+    return None if keyed is None else keyed.digest(kind, value)
+
+
+def _person_mentions(kind: str, value: object, length: int, digest: str) -> bool:
+    keyed: Record | None = getattr(_KEYS_CACHE, "record", None)
+    return keyed is not None and digest in keyed.stretches(kind, value, length)
 
 
 @contextlib.contextmanager
-def _keys_cached() -> Iterator[None]:
-    """``person_key`` cached for one ``find`` (a log repeats its names and households)."""
-    before = getattr(_KEYS_CACHE, "key", None)
+def _keys_cached(record: Record | None = None) -> Iterator[None]:
+    """``person_key`` cached for one ``find`` (a log repeats its names and households), and
+    the forget's record ``person_digest`` compares with (None: none)."""
+    before = [getattr(_KEYS_CACHE, a, None) for a in ("key", "record", "spellings")]
     _KEYS_CACHE.key = functools.lru_cache(maxsize=4096)(key_of)
+    _KEYS_CACHE.record = record
+    _KEYS_CACHE.spellings = {}  # a big table's distinct values (``_Query.spelled``)
     try:
         yield
     finally:
-        _KEYS_CACHE.key = before
+        _KEYS_CACHE.key, _KEYS_CACHE.record, _KEYS_CACHE.spellings = before
 
 
 class PersonError(ValueError):
@@ -240,15 +268,116 @@ class Person:
         return self.kinds() == ["household"]
 
 
+@dataclass(frozen=True)
+class _Scope:
+    """The big table a search is on (``events``, ``audit``) and its rows' filter: the values
+    there are folded once each (``_Query.spelled``), never row by row."""
+
+    db: sqlite_utils.Database
+    table: str
+    also: str
+
+
 @dataclass
 class _Query:
     """One search: the person, the passes found to be theirs, the local day (what is in
-    force), the rows found so far by store (a later store's rows hang on an earlier's)."""
+    force), the rows found so far by store (a later store's rows hang on an earlier's).
+    ``keyed``: the person's keys are a forget's record (``Record``: each key's digest), the
+    stores' values compared by theirs (``person_digest``), never a key in clear.
+    ``scope``: on a big table (``scoped``), each comparison is resolved first against the
+    distinct values the table holds, folded once each in Python, and the rows are then
+    selected by those values as they are spelled: no function call a row."""
 
     person: Person
     passes: tuple[str, ...]
     today: date
     found: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    keyed: Record | None = None
+    scope: _Scope | None = None
+
+    @contextlib.contextmanager
+    def scoped(self, db: sqlite_utils.Database, table: str, also: str) -> Iterator[_Query]:
+        before, self.scope = self.scope, _Scope(db, table, also)
+        try:
+            yield self
+        finally:
+            self.scope = before
+
+    def col(self, kind: str, column: str) -> str:
+        """SQL: ``column`` as the person's keys of ``kind`` are compared with it."""
+        function = "person_key" if self.keyed is None else "person_digest"
+        return f"{function}('{kind}', {column})"
+
+    def fold(self, kind: str, value: object) -> object:
+        """A key of the person as ``col`` compares it (a record's: its digest already)."""
+        return key_of(kind, value) if self.keyed is None else value
+
+    def folded(self, kind: str, raw: object) -> object:
+        """A store's value as ``fold`` gives the person's keys (``col``, in Python)."""
+        return _person_key(kind, raw) if self.keyed is None else self.keyed.digest(kind, raw)
+
+    def spelled(
+        self,
+        column: str,
+        match: Callable[[object], bool],
+        among: tuple[str, list[Any]] = ("1", []),
+    ) -> tuple[str, list[Any]]:
+        """SQL (scoped): ``column`` is one of the table's values (of its rows ``among``
+        selects) ``match`` takes, each read once (``SELECT DISTINCT``, kept for the search)
+        and matched once."""
+        assert self.scope is not None
+        scope = self.scope
+        cache: dict[tuple[str, ...], list[Any]] = _KEYS_CACHE.spellings
+        key = (scope.table, scope.also, column, among[0], json.dumps(among[1]))
+        if key not in cache:
+            if scope.table not in scope.db.table_names():
+                return "0", []
+            together = self.together(scope.table)
+            columns = together if column in together and among[0] == "1" else (column,)
+            # ``+``: read in the table's order, never walked down the column's own index
+            # (``events_household``: a lookup of each row for ``also``, five times slower).
+            sql = (
+                f"SELECT DISTINCT {', '.join(f'+{c}' for c in columns)}"  # noqa: S608
+                f' FROM "{scope.table}" WHERE ({among[0]}){scope.also}'
+            )
+            rows = scope.db.execute(sql, among[1]).fetchall()
+            for i, each in enumerate(columns):
+                # Text only: a key folds text, anything else (NULL, a number) is no one's.
+                held = {r[i] for r in rows if isinstance(r[i], str)}
+                cache[(*key[:2], each, *key[3:])] = sorted(held)
+        raws = [raw for raw in cache[key] if match(raw)]
+        if not raws:
+            return "0", []
+        return f"{column} IN (SELECT value FROM json_each(?))", [json.dumps(raws)]  # noqa: S608
+
+    def together(self, table: str) -> tuple[str, ...]:
+        """The columns of ``table`` this search compares first (``_READ_TOGETHER``): those
+        a name needs, and a phone's or a plate's field when given."""
+        if table != "events" or self.person.name is None:
+            return ()
+        name, driver, phone, plate, free = _READ_TOGETHER
+        return (
+            ("holder", name, driver, free)
+            + (phone,) * bool(self.person.phones)
+            + (plate,) * bool(self.person.plates)
+        )
+
+    def equal(
+        self,
+        kind: str,
+        column: str,
+        values: Sequence[object],
+        among: tuple[str, list[Any]] = ("1", []),
+    ) -> tuple[str, list[Any]]:
+        """SQL: ``column`` folded is one of ``values`` (the person's keys, folded); scoped,
+        looked for in the rows ``among`` selects."""
+        keys = set(values)
+        if self.scope is not None:
+            return self.spelled(column, lambda raw: self.folded(kind, raw) in keys, among)
+        if len(values) == 1:
+            return f"{self.col(kind, column)} = ?", list(values)
+        listed = f"{self.col(kind, column)} IN (SELECT value FROM json_each(?))"  # noqa: S608
+        return listed, [json.dumps(list(values))]
 
     def named(self, column: str, household: str = "household") -> tuple[str, list[Any]]:
         """SQL: ``column`` is the name (narrowed to the household when one is given); each
@@ -256,30 +385,46 @@ class _Query:
         p = self.person
         if p.name is None:
             return "0", []
-        name = f"person_key('text', {column}) = ?"
-        if p.household is None:
-            return name, [key_of("text", p.name)]
-        its = f"person_key('text', {household})"
-        args = [key_of("text", p.name), key_of("text", p.household)]
-        return f"({name} AND ({household} IS NULL OR {its} = ?))", args
+        name, args = self.equal("text", column, [self.fold("text", p.name)])
+        if p.household is None or name == "0":
+            return name, args
+        # Scoped: the households of the rows holding the name only (a few, not the log's).
+        its, more = self.equal("text", household, [self.fold("text", p.household)], (name, args))
+        return f"({name} AND ({household} IS NULL OR {its}))", args + more
 
     def household_is(self, column: str) -> tuple[str, list[Any]]:
         if not self.person.whole_household:
             return "0", []
-        return f"person_key('text', {column}) = ?", [key_of("text", self.person.household)]
+        return self.equal("text", column, [self.fold("text", self.person.household)])
 
     def mentions(self, column: str) -> tuple[str, list[Any]]:
         """SQL: ``column``'s text carries a needle, each kind folded as ``key_of`` does. Not
         a household code: a short one is inside others (``1-10`` in ``11-101``); a
-        household's rows are found by their household fields."""
+        household's rows are found by their household fields. Keyed: each of the text's
+        stretches as long as the needle, by its digest (``person_mentions``)."""
         p = self.person
         needles = [("text", n) for n in ([p.name] if p.name else [])]
         needles += [("phone", n) for n in p.phones] + [("plate", n) for n in p.plates]
-        needles += [("text", n) for n in self.passes]
-        if not needles:
+        passes = [("text", n) for n in self.passes]  # found in the stores: in clear
+        if not needles and not passes:
             return "0", []
-        sql = " OR ".join(f"instr(person_key('{k}', {column}), ?) > 0" for k, _ in needles)
-        return sql, [key_of(k, n) for k, n in needles]
+        if self.keyed is None:
+            keys = [(k, key_of(k, n) or "") for k, n in needles + passes]
+            if self.scope is not None:
+                return self.spelled(
+                    column, lambda raw: any(n in (_person_key(k, raw) or "") for k, n in keys)
+                )
+            sql = " OR ".join(f"instr(person_key('{k}', {column}), ?) > 0" for k, _ in keys)
+            return sql, [n for _, n in keys]
+        keyed = self.keyed
+        args = [(k, keyed.lengths.get(n, 0), n) for k, n in needles]
+        args += [(k, len(key_of(k, n) or ""), keyed.digest(k, n) or "") for k, n in passes]
+        if self.scope is not None:
+            return self.spelled(
+                column, lambda raw: any(d in keyed.stretches(k, raw, n) for k, n, d in args)
+            )
+        sql = " OR ".join(f"person_mentions('{k}', {column}, ?, ?)" for k, _, _ in args)
+        return sql, [a for _, length, digest in args for a in (length, digest)]
 
     def within(
         self, column: str, values: Sequence[object], kind: str | None = None
@@ -288,7 +433,7 @@ class _Query:
         if not values:
             return "0", []
         if kind is not None:
-            column, values = f"person_key('{kind}', {column})", [key_of(kind, v) for v in values]
+            return self.equal(kind, column, [self.fold(kind, v) for v in values])
         return f"{column} IN (SELECT value FROM json_each(?))", [json.dumps(list(values))]  # noqa: S608
 
 
@@ -324,24 +469,39 @@ _DWELLING = f"coalesce(household, {_PERSON.format('unit')}, {_PERSON.format('res
 _PERSON_FIELDS = ("name", "driver", "unit", "resident_of", "phone", "plate")
 
 
+#: The fields of ``events`` a search by name compares first, with ``holder``, read in one pass
+#: (``_Query.together``): a pass over 100,000 events is ~30 ms of a desktop, each on its own
+#: one more.
+_READ_TOGETHER = (
+    *(_PERSON.format(k) for k in ("name", "driver", "phone", "plate")),
+    _free_text("person", *_PERSON_FIELDS),
+)
+#: The rows of the big tables a search reads: those retention has not purged.
+_UNPURGED_EVENTS = " AND purged_at IS NULL"
+
+
 def _events(db: sqlite_utils.Database, q: _Query) -> list[dict[str, Any]]:
-    parts = [q.within("pass_id", q.passes), q.named("holder")]
-    parts += [q.named(_PERSON.format(k), _DWELLING) for k in ("name", "driver")]
-    parts += [q.within(_PERSON.format("phone"), q.person.phones, "phone")]
-    parts += [q.within(_PERSON.format("plate"), q.person.plates, "plate")]
-    parts += [q.mentions(_free_text("person", *_PERSON_FIELDS))]
-    parts += [q.household_is("household"), q.household_is(_PERSON.format("unit"))]
-    parts += [q.household_is(_PERSON.format("resident_of"))]
-    return _rows(db, "events", parts, " AND purged_at IS NULL")
+    with q.scoped(db, "events", _UNPURGED_EVENTS):
+        parts = [q.within("pass_id", q.passes), q.named("holder")]
+        parts += [q.named(_PERSON.format(k), _DWELLING) for k in ("name", "driver")]
+        parts += [q.within(_PERSON.format("phone"), q.person.phones, "phone")]
+        parts += [q.within(_PERSON.format("plate"), q.person.plates, "plate")]
+        parts += [q.mentions(_free_text("person", *_PERSON_FIELDS))]
+        parts += [q.household_is("household"), q.household_is(_PERSON.format("unit"))]
+        parts += [q.household_is(_PERSON.format("resident_of"))]
+    return _rows(db, "events", parts, _UNPURGED_EVENTS)
 
 
 def _audit(db: sqlite_utils.Database, q: _Query) -> list[dict[str, Any]]:
     # Never a purge's or a forget's own row: no person's data, the evidence ``verify`` uses.
     kept = ", ".join(f"'{a}'" for a in KEPT_ACTIONS)
+    also = f" AND purged_at IS NULL AND action NOT IN ({kept})"
     holder, household = "json_extract(detail, '$.holder')", "json_extract(detail, '$.household')"
-    parts = [q.named(holder, household), q.mentions(_free_text("detail", "holder", "household"))]
-    parts += [q.household_is(household)]
-    return _rows(db, "audit", parts, f" AND purged_at IS NULL AND action NOT IN ({kept})")
+    with q.scoped(db, "audit", also):
+        parts = [q.named(holder, household)]
+        parts += [q.mentions(_free_text("detail", "holder", "household"))]
+        parts += [q.household_is(household)]
+    return _rows(db, "audit", parts, also)
 
 
 def _none(db: sqlite_utils.Database, q: _Query) -> list[dict[str, Any]]:
@@ -614,26 +774,58 @@ def _readable(row: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _passes(db: sqlite_utils.Database, person: Person, today: date) -> tuple[str, ...]:
+def _passes(
+    db: sqlite_utils.Database, person: Person, today: date, record: Record | None = None
+) -> tuple[str, ...]:
     """The person's passes: those given, those of their passages (the holder is the name, or
     the household forgotten whole), those issued to them at the console. Never a pass of a
     row that only mentions them (a guard's note on another's passage): revoking that one
-    would shut out someone else."""
-    q = _Query(person, (), today)
-    found = set(person.pass_ids)
-    theirs = [q.named("holder"), q.household_is("household")]
-    mine = _rows(db, "events", theirs, " AND purged_at IS NULL")
+    would shut out someone else. By a forget's ``record``: those the stores hold whose
+    digest it kept (``_passes_kept``), and those of the passages and issues it names."""
+    q = _Query(person, (), today, keyed=record)
+    found = set(person.pass_ids) if record is None else _passes_kept(db, record)
+    with q.scoped(db, "events", _UNPURGED_EVENTS):
+        theirs = [q.named("holder"), q.household_is("household")]
+    mine = _rows(db, "events", theirs, _UNPURGED_EVENTS)
     found |= {r["pass_id"] for r in mine if r.get("pass_id")}
-    issued = [q.named("json_extract(detail, '$.holder')", "json_extract(detail, '$.household')")]
-    issued += [q.household_is("json_extract(detail, '$.household')")]
-    for row in _rows(db, "audit", issued, " AND action = 'pass_issued'"):
-        try:
-            pass_id = json.loads(row.get("detail") or "{}").get("pass_id")
-        except (ValueError, AttributeError):
-            continue
-        if isinstance(pass_id, str) and _PASS_ID.match(pass_id):
-            found.add(pass_id)
+    issued_rows = " AND action = 'pass_issued'"
+    with q.scoped(db, "audit", issued_rows):
+        holder = "json_extract(detail, '$.holder')"
+        issued = [q.named(holder, "json_extract(detail, '$.household')")]
+        issued += [q.household_is("json_extract(detail, '$.household')")]
+    for row in _rows(db, "audit", issued, issued_rows):
+        found |= _issued_pass(row.get("detail"))
     return tuple(sorted(found))
+
+
+def _issued_pass(detail: object) -> set[str]:
+    try:
+        pass_id = json.loads(detail if isinstance(detail, str) else "{}").get("pass_id")
+    except (ValueError, AttributeError):
+        return set()
+    return {pass_id} if isinstance(pass_id, str) and _PASS_ID.match(pass_id) else set()
+
+
+#: Where the stores hold pass ids (a forget's record keeps their digests only).
+_PASS_COLUMNS = (
+    "SELECT DISTINCT pass_id FROM events WHERE purged_at IS NULL AND pass_id IS NOT NULL",
+    "SELECT detail FROM audit WHERE action = 'pass_issued' AND purged_at IS NULL",
+    "SELECT pass_id FROM list_revocations",
+    "SELECT DISTINCT pass_id FROM peer_passages",
+)
+
+
+def _passes_kept(db: sqlite_utils.Database, record: Record) -> set[str]:
+    """The pass ids the stores hold whose digest ``record`` kept (given, or found then)."""
+    tables = set(db.table_names())
+    found: set[str] = set()
+    for sql in _PASS_COLUMNS:
+        if sql.split(" FROM ")[1].split()[0] not in tables:
+            continue
+        for (value,) in db.execute(sql).fetchall():
+            ids = _issued_pass(value) if sql.startswith("SELECT detail") else {value}
+            found |= {p for p in ids if record.digest("pass_id", p) in record.person.pass_ids}
+    return found
 
 
 #: Where a name is held beside its household: (table, the name's column, the household's).
@@ -646,7 +838,7 @@ _NAMED_IN = (
     ("peer_quarantine", "holder", "household"),
     ("obs_people", "name", "household"),
 )
-_UNPURGED = {t: "purged_at IS NULL AND " for t in ("events", "audit", "obs_people")}
+_UNPURGED = ("events", "audit", "obs_people")
 
 
 def _one_household(db: sqlite_utils.Database, person: Person) -> None:
@@ -656,17 +848,23 @@ def _one_household(db: sqlite_utils.Database, person: Person) -> None:
     if person.name is None or person.household is not None:
         return
     tables = set(db.table_names())
-    selects = [
-        f"SELECT person_key('text', {h}) AS h FROM {t} WHERE {_UNPURGED.get(t, '')}"  # noqa: S608
-        f"person_key('text', {n}) = ? AND nullif(trim({h}), '') IS NOT NULL"
-        for t, n, h in _NAMED_IN
-        if t in tables
-    ]
-    if not selects:
-        return
-    name = key_of("text", person.name)
-    sql = f"SELECT count(DISTINCT h) FROM ({' UNION '.join(selects)})"  # noqa: S608
-    n = int(db.execute(sql, [name] * len(selects)).fetchone()[0])
+    q = _Query(person, (), date.min)
+    households: set[object] = set()
+    for t, name_column, h in _NAMED_IN:
+        if t not in tables:
+            continue
+        also = _UNPURGED_EVENTS if t in _UNPURGED else ""
+        with q.scoped(db, t, also):
+            name, args = q.equal("text", name_column, [key_of("text", person.name)])
+        if name == "0":
+            continue
+        rows = db.execute(
+            f"SELECT DISTINCT +{h} FROM {t} WHERE ({name}){also}"  # noqa: S608 (+: _Query.spelled)
+            f" AND nullif(trim({h}), '') IS NOT NULL",
+            args,
+        ).fetchall()
+        households |= {_person_key("text", r[0]) for r in rows}
+    n = len(households)
     if n > 1:
         raise PersonError(
             f"--name: people of {n} households hold this name (namesakes, each not this"
@@ -676,18 +874,22 @@ def _one_household(db: sqlite_utils.Database, person: Person) -> None:
         )
 
 
-def find(db: sqlite_utils.Database, person: Person, today: date) -> Found:
+def find(
+    db: sqlite_utils.Database, person: Person, today: date, *, record: Record | None = None
+) -> Found:
     """Every row of every store holding ``person``'s data; ``today``: the site's local day
     (what is still in force). ``PersonError`` when no store holds any, or when a name given
-    without a household is the name of people of more than one household (namesakes)."""
+    without a household is the name of people of more than one household (namesakes).
+    ``record``: ``person`` is a forget's record's (``Record.person``: digests), made again."""
     _compare_keys(db)
-    with _keys_cached():
-        return _find(db, person, today)
+    with _keys_cached(record):
+        return _find(db, person, today, record)
 
 
-def _find(db: sqlite_utils.Database, person: Person, today: date) -> Found:
-    _one_household(db, person)
-    q = _Query(person, _passes(db, person, today), today)
+def _find(db: sqlite_utils.Database, person: Person, today: date, record: Record | None) -> Found:
+    if record is None:  # a record's forget was refused then for namesakes, or was not
+        _one_household(db, person)
+    q = _Query(person, _passes(db, person, today, record), today, keyed=record)
     active: dict[str, int] = {}
     for table, rule in RULES.items():
         rows = rule.find(db, q)
@@ -830,6 +1032,7 @@ def forget(
             raise PersonChanged()
         stamp = _unique_stamp(db, now)
         through[:] = [int(db.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0])]
+        _keep(db, person, again.passes, stamp, through[0])  # for a restore (``reapply``)
         rows = _forget_rows(db, again, _Forget(person, stamp, today))
         revoked = _revoke(db, again.passes, now, actor)
         if revoked or _LIST_TABLES & set(rows):
@@ -880,3 +1083,334 @@ def _forget_rows(db: sqlite_utils.Database, found: Found, f: _Forget) -> dict[st
             n += rule.mentioned(db, table, others, f)
         done[table] = n
     return done
+
+
+# -- a forget kept, to be made again after a restore ------------------------------------------
+#
+# A restore (``kiosk restore``, ``kiosk.backup``) of an archive taken before a forget puts the
+# person's rows back. So each forget is kept in ``meta`` (``forget.record.<purged_at>``) as a
+# ``Record``: each key it was given and each pass it found, as a keyed digest (HMAC-SHA-256 of
+# the key as ``key_of`` folds it, under the gate's key ``forget.key.<id>``, made at the first
+# forget), never a key in clear. The restore carries the records and keys of the log it sets
+# aside into the archive's, and makes every forget the archive does not hold again
+# (``reapply``): ``find`` by the record compares each store's value by its digest.
+
+#: ``meta``'s keys: the gate's digest keys and the forgets' records.
+KEY_PREFIX = "forget.key."
+RECORD_PREFIX = "forget.record."
+_RECORD_CACHE = 8192
+
+
+def _hash(key: bytes, kind: str, folded: str) -> str:
+    return hmac.new(key, f"{kind}:{folded}".encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def _folded(kind: str, value: object) -> str | None:
+    """A value as a record's digest takes it: a pass id in lower case, else ``key_of``."""
+    if kind == "pass_id":
+        return value.lower() if isinstance(value, str) and value else None
+    return key_of(kind, value)
+
+
+@dataclass(frozen=True)
+class Record:
+    """One forget, kept: ``person`` its keys as digests (``pass_ids``: those given and those
+    it found; ``returnees``: record numbers, no one's name), ``lengths`` each name's, phone's
+    and plate's folded length (a note is searched by its stretches that long), ``stamp`` the
+    forget's ``purged_at`` (its name), ``through`` the log's last event then."""
+
+    stamp: str
+    key_id: str
+    key: bytes = field(repr=False)
+    person: Person
+    lengths: Mapping[str, int]
+    through: int
+    _cache: dict[tuple[str, object, int], Any] = field(
+        default_factory=dict, repr=False, compare=False
+    )
+
+    @classmethod
+    def of(
+        cls,
+        person: Person,
+        passes: Iterable[str],
+        stamp: str,
+        through: int,
+        keys: tuple[str, bytes],
+    ) -> Record:
+        key_id, key = keys
+
+        def digest(kind: str, value: object) -> str:
+            return _hash(key, kind, _folded(kind, value) or "")
+
+        lengths = {digest(k, v): len(key_of(k, v) or "") for k, v in _needles(person)}
+        ids = sorted({digest("pass_id", p) for p in (*person.pass_ids, *passes)})
+        household = None if person.household is None else digest("text", person.household)
+        kept = Person(
+            tuple(ids),
+            household,
+            None if person.name is None else digest("text", person.name),
+            tuple(digest("phone", p) for p in person.phones),
+            tuple(digest("plate", p) for p in person.plates),
+            person.returnees,
+        )
+        return cls(stamp, key_id, key, kept, lengths, through)
+
+    def digest(self, kind: str, value: object) -> str | None:
+        """``value``'s digest as a key of ``kind`` (None: no text)."""
+        cache_key = (kind, value, -1)
+        if cache_key not in self._cache:
+            folded = _folded(kind, value)
+            self._remember(cache_key, None if folded is None else _hash(self.key, kind, folded))
+        found: str | None = self._cache[cache_key]
+        return found
+
+    def stretches(self, kind: str, value: object, length: int) -> frozenset[str]:
+        """The digests of each stretch ``length`` long of ``value`` folded as ``key_of``."""
+        cache_key = (kind, value, length)
+        if cache_key not in self._cache:
+            text = key_of(kind, value) or ""
+            starts = range(len(text) - length + 1)
+            out = {_hash(self.key, kind, text[i : i + length]) for i in starts}
+            self._remember(cache_key, frozenset(out) if length > 0 else frozenset())
+        found: frozenset[str] = self._cache[cache_key]
+        return found
+
+    def _remember(self, cache_key: tuple[str, object, int], value: object) -> None:
+        if len(self._cache) >= _RECORD_CACHE:
+            self._cache.clear()
+        self._cache[cache_key] = value
+
+    def as_json(self) -> str:
+        p = self.person
+        keys: dict[str, Any] = {"pass_ids": list(p.pass_ids), "household": p.household}
+        keys |= {"name": p.name, "phones": list(p.phones), "plates": list(p.plates)}
+        keys |= {"returnees": list(p.returnees)}
+        body = {"at": self.stamp, "key": self.key_id, "through": self.through, "person": keys}
+        return json.dumps(body | {"lengths": dict(self.lengths)}, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str, keyring: Mapping[str, bytes]) -> Record | None:
+        """The record ``as_json`` wrote; None when it is not one, or its key is not here."""
+        try:
+            body = json.loads(text)
+            p, key_id = body["person"], str(body["key"])
+            person = Person(
+                tuple(map(str, p["pass_ids"])),
+                None if p["household"] is None else str(p["household"]),
+                None if p["name"] is None else str(p["name"]),
+                tuple(map(str, p["phones"])),
+                tuple(map(str, p["plates"])),
+                tuple(int(r) for r in p["returnees"]),
+            )
+            lengths = {str(k): int(v) for k, v in dict(body["lengths"]).items()}
+            stamp, through = str(body["at"]), int(body["through"])
+        except (ValueError, TypeError, KeyError, AttributeError):
+            return None
+        key = keyring.get(key_id)
+        if key is None or not person.kinds():
+            return None
+        return cls(stamp, key_id, key, person, lengths, through)
+
+
+def _needles(person: Person) -> list[tuple[str, str]]:
+    """The keys a note is searched for (``_Query.mentions``), but the passes."""
+    needles = [("text", person.name)] if person.name else []
+    return needles + [("phone", n) for n in person.phones] + [("plate", n) for n in person.plates]
+
+
+def _keyring(db: sqlite_utils.Database) -> dict[str, bytes]:
+    rows = db.execute(
+        "SELECT key, value FROM meta WHERE substr(key, 1, ?) = ?", [len(KEY_PREFIX), KEY_PREFIX]
+    ).fetchall()
+    out = {}
+    for name, value in rows:
+        with contextlib.suppress(ValueError, TypeError):
+            out[str(name).removeprefix(KEY_PREFIX)] = bytes.fromhex(str(value))
+    return out
+
+
+def _gate_key(db: sqlite_utils.Database) -> tuple[str, bytes]:
+    """The gate's digest key (in the caller's transaction): made at its first forget."""
+    keyring = _keyring(db)
+    if keyring:
+        key_id = min(keyring)
+        return key_id, keyring[key_id]
+    key = secrets.token_bytes(32)
+    key_id = hashlib.sha256(key).hexdigest()[:12]
+    db.execute("INSERT INTO meta (key, value) VALUES (?, ?)", [KEY_PREFIX + key_id, key.hex()])
+    return key_id, key
+
+
+def _keep(
+    db: sqlite_utils.Database, person: Person, passes: Iterable[str], stamp: str, through: int
+) -> None:
+    """``forget``'s record (in its transaction)."""
+    record = Record.of(person, passes, stamp, through, _gate_key(db))
+    db.execute(
+        "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+        [RECORD_PREFIX + stamp, record.as_json()],
+    )
+
+
+@dataclass(frozen=True)
+class Kept:
+    """What a log says of its forgets, for a restore to carry: its ``meta`` rows of keys and
+    records as they are, and the pass ids of its revocations (the cards a forget shut, which
+    an archive taken before it may never have seen; in memory only)."""
+
+    meta: Mapping[str, str]
+    revoked: tuple[str, ...]
+
+    def records(self) -> list[Record]:
+        keyring = {}
+        for name, value in self.meta.items():
+            if name.startswith(KEY_PREFIX):
+                with contextlib.suppress(ValueError):
+                    keyring[name.removeprefix(KEY_PREFIX)] = bytes.fromhex(value)
+        found = [
+            Record.from_json(value, keyring)
+            for name, value in self.meta.items()
+            if name.startswith(RECORD_PREFIX)
+        ]
+        return sorted((r for r in found if r is not None), key=lambda r: r.stamp)
+
+
+def kept(conn: sqlite3.Connection) -> Kept:
+    """The forgets the kiosk database on ``conn`` keeps (``Kept``); none when it has none."""
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if "meta" not in tables:
+        return Kept({}, ())
+    rows = conn.execute(
+        "SELECT key, value FROM meta WHERE substr(key, 1, 7) = 'forget.'"
+    ).fetchall()
+    meta = {str(k): str(v) for k, v in rows}
+    revoked: list[str] = []
+    if "list_revocations" in tables and meta:
+        revoked = [str(r[0]) for r in conn.execute("SELECT pass_id FROM list_revocations")]
+    return Kept(meta, tuple(revoked))
+
+
+@dataclass(frozen=True)
+class Reapplied:
+    """What ``reapply`` did: the forgets made again, and their rows by store."""
+
+    forgets: int
+    rows: Mapping[str, int]
+    passes_revoked: int
+
+    def as_dict(self) -> dict[str, Any]:
+        out = {"forgets": self.forgets, "rows": dict(self.rows)}
+        return out | {"passes_revoked": self.passes_revoked}
+
+
+def reapply(store: Store, kept: Kept, now: datetime, *, actor: str) -> Reapplied:
+    """Every forget ``kept`` (a log set aside) holds that ``store``'s log (a restored archive)
+    does not, made again in the order they were made, each with its own ``person_forgotten``
+    row (``reapplies``: the forget's stamp) and its record, carried with the keys. A forget
+    whose person the log holds nothing of is only carried (not counted)."""
+    have = {str(r[0]) for r in store.reader().execute("SELECT key FROM meta").fetchall()}
+    missing = {k: v for k, v in kept.meta.items() if k not in have}
+    if not missing:
+        return Reapplied(0, {}, 0)
+    carried = Kept(missing | {k: v for k, v in kept.meta.items() if k.startswith(KEY_PREFIX)}, ())
+
+    def carry(db: sqlite_utils.Database) -> None:
+        for name, value in missing.items():
+            if name.startswith(KEY_PREFIX):
+                db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)", [name, value])
+
+    store.submit(carry)
+    forgets, revoked, rows = 0, 0, Counter[str]()
+    for record in carried.records():
+        done = _reapply_one(store, record, kept.revoked, missing, now, actor)
+        if done is not None:
+            forgets, revoked = forgets + 1, revoked + done.passes_revoked
+            rows.update(done.rows)
+    if forgets:
+        wipe_removed(store)
+    return Reapplied(forgets, dict(rows), revoked)
+
+
+def _reapply_one(
+    store: Store,
+    record: Record,
+    revoked: Sequence[str],
+    missing: Mapping[str, str],
+    now: datetime,
+    actor: str,
+) -> Forgotten | None:
+    """One forget made again (``reapply``), in one transaction with its audit row."""
+    today = now.date()
+    through: list[int] = []
+
+    def apply(db: sqlite_utils.Database) -> Forgotten | None:
+        name = RECORD_PREFIX + record.stamp
+        db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)", [name, missing[name]])
+        try:
+            again = find(db, record.person, today, record=record)
+        except PersonError:  # nothing of them in this log: carried only
+            return None
+        stamp = _unique_stamp(db, now)
+        through[:] = [int(db.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0])]
+        rows = _forget_rows(db, again, _Forget(record.person, stamp, today))
+        shut = {p for p in revoked if record.digest("pass_id", p) in record.person.pass_ids}
+        n = _revoke(db, sorted(shut | set(again.passes)), now, actor)
+        if n or _LIST_TABLES & set(rows):
+            mark_purged(db, now)
+        shredded = shred_salts(db, now)
+        owe_wipe(store, db)
+        return Forgotten(rows, n, shredded, False, stamp)
+
+    def detail(done: Forgotten | None) -> dict[str, Any]:
+        assert done is not None  # skipped otherwise
+        counts = {"events": 0, "audit": 0, **done.rows}
+        extra = {"passes_revoked": done.passes_revoked, "events_through": through[0]}
+        keys = {"keys": record.person.kinds(), "purged_at": done.purged_at, "rows": counts}
+        return keys | extra | {"forced": True, "reapplies": record.stamp}
+
+    return store.submit_audited(apply, actor, FORGET_ACTION, detail, skip=lambda d: d is None)
+
+
+# -- the daemon's memory ---------------------------------------------------------------------
+
+
+def last_forget(db: sqlite_utils.Database) -> int:
+    """The audit ``seq`` of the log's last forget (0: none): where ``forgotten_passages``
+    starts looking for the daemon (read before its history is loaded from the log)."""
+    row = db.execute(
+        "SELECT coalesce(max(seq), 0) FROM audit WHERE action = ?", [FORGET_ACTION]
+    ).fetchone()
+    return int(row[0])
+
+
+def forgotten_passages(db: sqlite_utils.Database, after: int) -> tuple[int, list[tuple[str, str]]]:
+    """The passages (``direction``, ``ts``: pass and household are nulled) every forget after
+    audit seq ``after`` emptied (by this process or another: ``kiosk person forget``, a
+    restore's), for the daemon's history to drop (``PassageHistory.drop_forgotten``); and the
+    last forget's seq. An event stamped before NTP set the clock comes with its dated time
+    too (the history holds it dated)."""
+    from kiosk.dating import dated_source
+    from kiosk.history import COUNTED_DECISIONS
+
+    rows = db.execute(
+        "SELECT seq, detail FROM audit WHERE action = ? AND seq > ? ORDER BY seq",
+        [FORGET_ACTION, after],
+    ).fetchall()
+    if not rows:
+        return after, []
+    source, ts = dated_source(db)
+    counted = json.dumps(sorted(COUNTED_DECISIONS))
+    passages: list[tuple[str, str]] = []
+    for _, detail in rows:
+        try:
+            stamp = str(json.loads(detail)["purged_at"])
+        except (ValueError, TypeError, KeyError):
+            continue
+        for direction, *times in db.execute(
+            f"SELECT direction, ts, {ts} FROM {source} WHERE purged_at = ?"  # noqa: S608
+            " AND decision IN (SELECT value FROM json_each(?))",
+            [stamp, counted],
+        ).fetchall():
+            passages += [(str(direction), str(t)) for t in set(times) if t]
+    return int(rows[-1][0]), passages

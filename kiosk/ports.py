@@ -142,6 +142,10 @@ class History(Protocol):
         """Take back a peer's passage its gate said it did not open for."""
         ...
 
+    def drop_forgotten(self, passages: Iterable[tuple[str, datetime | str]]) -> int:
+        """Drop the passages a resident's forget emptied (their direction and time)."""
+        ...
+
     @property
     def undated(self) -> int:
         """Records stamped on an unsynchronised clock in this process, not dated yet."""

@@ -53,6 +53,7 @@ from kiosk.engine import Engine
 from kiosk.links import NOT_OPENED_ROWS, not_opened
 from kiosk.logs import RepeatedFailure
 from kiosk.peers import load_peer_rows
+from kiosk.people import forgotten_passages, last_forget
 from kiosk.ports import EngineSeams, EventSink
 from kiosk.standby import keep_held
 from kiosk.store import Event, EventDraft, StoreFault, decode_event_row, format_ts
@@ -172,6 +173,9 @@ class EngineRunner:
         self.max_tick_lag_ms = 0.0
         self.codes_received = 0
         self.history_loaded = 0
+        # The last resident's forget whose passages the history dropped (``drop_forgotten``).
+        self._forgets_seen = 0
+        self._forgets_lock = threading.Lock()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -184,6 +188,8 @@ class EngineRunner:
         self._wake = asyncio.Event()
         self._gate_order = asyncio.Lock()
         self.bus.bind(self._loop)
+        # Before the log is read: a forget committed meanwhile is looked at again, never missed.
+        await asyncio.to_thread(self._forgets_from_here)
         self.history_loaded = await asyncio.to_thread(self._load_history)
         # Whatever the relay was left at (a crash mid-pulse: a USB relay keeps its coil across
         # the daemon's death), command it locked first; a failure is the engine's gate fault,
@@ -304,6 +310,24 @@ class EngineRunner:
         return counted + load_peer_rows(
             reader, self.history, self.clock.now() - self.history.horizon
         )
+
+    def _forgets_from_here(self) -> None:
+        """``drop_forgotten`` looks at the forgets after the log's last one now."""
+        with self._forgets_lock:
+            self._forgets_seen = last_forget(self.store.reader())
+
+    def drop_forgotten(self) -> int:
+        """The passages a resident's forget emptied since the last look (the console's at
+        once, another process's at the daemon's lists check: ``kiosk person forget``),
+        dropped from the history on the loop (``PassageHistory.drop_forgotten``): the quota
+        and anti-passback no longer count them, as after a restart. How many were found."""
+        with self._forgets_lock:
+            self._forgets_seen, passages = forgotten_passages(
+                self.store.reader(), self._forgets_seen
+            )
+        if passages:
+            self.in_loop(lambda: self.history.drop_forgotten(passages))
+        return len(passages)
 
     def in_loop(self, fn: Callable[[], object]) -> None:
         """Run ``fn`` on the engine's loop, between two of its steps (from any thread): what

@@ -393,3 +393,35 @@ def test_a_stack_is_pruned_with_the_rest():
     assert not h.forget("p1", None, "out", T0 + timedelta(hours=1))  # pruned
     h.forget("p1", None, "out", T0 + timedelta(days=2))
     assert h.last_passage("p1", "out") is None
+
+
+def test_a_forgotten_residents_passages_are_dropped_by_their_times_and_no_others():
+    """``kiosk.people.forget`` nulls a passage's pass and household: the history finds the
+    ones it holds by their direction and time, as a history rebuilt from the log would not
+    hold them."""
+    h = PassageHistory()
+    mine = [T0, T0 + timedelta(minutes=5)]
+    h.record("p-her", "1-101", "out", "pass", mine[0])
+    h.record("p-her", "1-101", "in", "pass", mine[1])
+    h.record("p-him", "1-101", "out", "pass", T0 + timedelta(minutes=1))
+    h.record("p-far", "2-202", "in", "pass", T0 + timedelta(minutes=2))
+
+    assert h.drop_forgotten([("out", mine[0]), ("in", mine[1].isoformat())]) == 3
+
+    assert h.last_passage("p-her", "out") is None and h.last_passage("p-her", "in") is None
+    assert h.exits_since("1-101", T0 - timedelta(days=1)) == 1  # his alone
+    assert h.last_passage("p-him", "out") == T0 + timedelta(minutes=1)
+    assert h.last_passage("p-far", "in") == T0 + timedelta(minutes=2)
+    assert h.drop_forgotten([("out", mine[0])]) == 0  # gone already
+
+
+def test_a_forgotten_passage_beneath_a_peers_passage_is_dropped_from_the_stack():
+    """Her passage here at T0, a copy of her card at the north gate on top of it: the
+    forget drops hers from beneath; the north gate's taken back then leaves the pass with
+    none that way (before, hers came back up from the stack)."""
+    h = _stacked()
+    assert h.drop_forgotten([("out", T0)]) == 2  # her exit, her passage beneath the two
+    assert h.last_passage("p1", "out") == T0 + 3 * MIN
+    assert h.forget("p1", "1-1", "out", T0 + 3 * MIN)
+    assert h.forget("p1", "1-1", "out", T0 + 2 * MIN)
+    assert h.last_passage("p1", "out") is None

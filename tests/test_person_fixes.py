@@ -290,3 +290,31 @@ def test_forget_given_the_previews_version_refuses_a_change_since_in_its_transac
     seen = find(guard_core.store.reader(), person, clock.now().date()).version()
     done = forget(guard_core.store, person, clock.now(), actor="root", seen=seen)
     assert done.rows["events"] == 2
+
+
+def test_a_search_folds_each_value_the_log_holds_once_not_each_row(store, monkeypatch):
+    """``find`` on a long log: each distinct value is folded once (``SELECT DISTINCT``), the
+    rows selected by their values as spelled; a comparison called row by row took ~2 s of
+    a Pi for 100,000 events."""
+    from datetime import date
+
+    import kiosk.people as people
+    from kiosk.store import EventDraft
+
+    for i in range(120):
+        holder = "Wang Lei" if i % 40 == 0 else "Li Na"
+        store.append(
+            EventDraft(direction="in", decision="pass", pass_id=f"{i:012x}", holder=holder)
+        )
+    folded: list[object] = []
+    real = people._person_key  # what folds a store's value (SQL ``person_key`` too)
+
+    def counting(kind: str, value: object) -> str | None:
+        folded.append(value)
+        return real(kind, value)
+
+    monkeypatch.setattr(people, "_person_key", counting)
+    found = people.find(store.reader(), Person.of(name="Wang Lei"), date(2026, 3, 2))
+    assert len(found.rows["events"]) == 3
+    assert len(folded) < 10  # each holder about once: not 120 rows, nor three scans of them
+    assert set(folded) == {"Li Na", "Wang Lei"}

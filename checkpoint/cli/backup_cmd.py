@@ -43,6 +43,7 @@ from .store_args import (
 if TYPE_CHECKING:
     from kiosk.backup import Archive, LogFacts, Member, Placed
     from kiosk.config import KioskConfig
+    from kiosk.people import Kept
 
 
 def register(sub: Verbs) -> None:
@@ -385,6 +386,15 @@ def restore_run(args: argparse.Namespace) -> int:
         except BackupError as exc:
             raise UsageError(f"{exc}; nothing was changed") from None
     print(json.dumps(restored, ensure_ascii=False))
+    again = restored["forgets_reapplied"]
+    if again["forgets"]:
+        rows = sum(again["rows"].values())
+        print(
+            f"kiosk restore: forgets made since the archive, made again: {again['forgets']}"
+            f" ({rows} rows emptied, {again['passes_revoked']} passes revoked; audited); the"
+            " log set aside in before-restore-UTC/ still holds them whole: it is the way back",
+            file=sys.stderr,
+        )
     print(
         f"kiosk restore: restored kiosk {restored['kiosk_id']!r}, events seq up to"
         f" {restored['seq']['last']}. Before it decides again, check the log against the"
@@ -433,6 +443,7 @@ def _restore(
             f" ({_ROOT.replace('VERB', 'restore')}); the data dir's files are given to its owner"
         )
     _room_for(archive, data)
+    forgets = _forgets_of(db)
     stamp = _now().strftime("%Y%m%dT%H%M%SZ")
     with _staged(data) as data_stage, _staged(etc if etc_names else None) as etc_stage:
         assert data_stage is not None
@@ -446,6 +457,9 @@ def _restore(
             _configured_gate(config_file),
             as_this_gate=as_this_gate,
         )
+        again = _forget_again(data_stage / "kiosk.db", restored, forgets, config_file)
+        if again["forgets"]:
+            restored = describe_log(data_stage / "kiosk.db")
         _own(data_stage, data, placed["data"], as_was=False)
         if etc_stage is not None:
             _own(etc_stage, etc, placed["etc"], as_was=True)
@@ -455,7 +469,65 @@ def _restore(
             aside = swap_in(data_stage, data, replaced_in_data(archive.members, db.name), stamp)
         if aside is not None and os.geteuid() == 0:  # the service's user may clear it
             os.chown(aside, data.stat().st_uid, data.stat().st_gid)
-    return restored.summary()
+    return restored.summary() | {"forgets_reapplied": again}
+
+
+def _forgets_of(db: Path) -> Kept | None:
+    """The forgets this Pi's log keeps (``kiosk.people.kept``: their records and keys, the
+    cards revoked), read before it is set aside; None when there is no log to read."""
+    import sqlite3
+    from urllib.parse import quote
+
+    from kiosk.people import kept
+
+    if not db.is_file() or not db.stat().st_size:
+        return None
+    try:
+        with _no_root_files_beside(db):
+            conn = sqlite3.connect(f"file:{quote(str(db.resolve()))}?mode=ro", uri=True)
+            try:
+                return kept(conn)
+            finally:
+                conn.close()
+    except sqlite3.Error as exc:
+        print(
+            f"kiosk restore: the forgets this Pi's log keeps cannot be read ({exc}): those"
+            " made since the archive are not made again; forget them again (kiosk person"
+            " forget) before the kiosk starts",
+            file=sys.stderr,
+        )
+        return None
+
+
+def _forget_again(
+    staged: Path, restored: LogFacts, forgets: Kept | None, config_file: Path
+) -> dict[str, Any]:
+    """Every forget this Pi's log keeps that the archive's does not, made again on the
+    staged log before it is put in place (``kiosk.people.reapply``): a restore never brings
+    back a resident forgotten since the archive was taken."""
+    import sqlite3
+
+    from drivers import clocksync
+    from kiosk.people import Reapplied, reapply
+    from kiosk.store import EventLog, StoreFault
+
+    from .person_cmd import _sets
+
+    if forgets is None or not forgets.meta:
+        return Reapplied(0, {}, 0).as_dict()
+    kiosk_id = restored.kiosk_id or _configured_gate(config_file) or "kiosk"
+    log = EventLog(staged, kiosk_id, clocksync.system_clock(), migrations=_sets())
+    try:
+        log.open()
+        done = reapply(log, forgets, log.clock.now(), actor="restore")
+    except (StoreFault, sqlite3.Error) as exc:
+        raise CliError(
+            f"the forgets made since the archive could not be made again ({exc}): nothing was"
+            " changed"
+        ) from None
+    finally:
+        log.close()
+    return done.as_dict()
 
 
 @contextmanager

@@ -279,6 +279,7 @@ async def confirmed(
         # The passes revoked, the entries gone: in force at this gate at once (another
         # process, the CLI, waits for the daemon's lists check).
         g.core.lists.reload_if_changed()
+        g.core.runner.drop_forgotten()  # their passages leave the history at once too
         return done
 
     try:

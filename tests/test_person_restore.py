@@ -1,0 +1,190 @@
+"""A resident forgotten stays forgotten: ``kiosk restore`` of an archive taken before a
+forget makes that forget again (``kiosk.people.reapply``) from the record the forget kept
+(keyed digests of its keys, in ``meta``), which the restore carries from the log it sets
+aside; the record names nobody in clear."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import pytest
+from test_backup import make_gate, run_backup, run_restore
+
+from checkpoint.cli import main
+from kiosk.clock import FakeClock
+from kiosk.store import EventDraft, EventLog
+
+NAME, HOUSEHOLD, PHONE = "Wang Lei", "B3-1201", "13800000000"
+CARD = "3f9a1c2e0b4d"  # a pass of theirs this gate's archive never saw
+NEIGHBOUR = "Ottoline Baptiste"
+
+
+@pytest.fixture(autouse=True)
+def no_installed_kiosk(monkeypatch, tmp_path):
+    monkeypatch.setattr("checkpoint.cli.backup_cmd.INSTALLED_DATA", str(tmp_path / "none"))
+    monkeypatch.setattr("checkpoint.cli.backup_cmd.INSTALLED_CONFIG", str(tmp_path / "none.toml"))
+    monkeypatch.delenv("KIOSK_CONFIG", raising=False)
+    monkeypatch.delenv("KIOSK_DATA", raising=False)
+
+
+@pytest.fixture
+def cli_clock(clock, monkeypatch):
+    from drivers import clocksync
+
+    monkeypatch.setattr(clocksync, "system_clock", lambda *a, **kw: FakeClock(start=clock.now()))
+
+
+def _gate(tmp_path, clock):
+    """A gate whose log holds the resident's passages and her note on a neighbour's."""
+    data, etc, log = make_gate(tmp_path / "north", clock, events=0)
+    for i in range(2):
+        log.append(
+            EventDraft(
+                direction="in",
+                decision="pass",
+                pass_id=f"aaaaaaaaaa0{i}",
+                household=HOUSEHOLD,
+                holder=NAME,
+                person={"name": NAME, "phone": PHONE},
+            )
+        )
+    log.append(
+        EventDraft(
+            direction="in",
+            decision="manual_pass",
+            pass_id="bbbbbbbbbbbb",
+            household="C1-0101",
+            holder=NEIGHBOUR,
+            person={"note": f"let in with {NAME}"},
+        )
+    )
+    return data, etc, log
+
+
+def _forget(data, *keys: str) -> dict:
+    argv = ["person", "forget", *keys, "--yes", "--db", str(data / "kiosk.db")]
+    assert main(argv) == 0
+    return argv
+
+
+def _naming(db, *needles: str) -> list[str]:
+    """The tables of ``db`` with a row holding one of ``needles`` anywhere."""
+    conn = sqlite3.connect(db)
+    try:
+        found = []
+        for (table,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'"):
+            for row in conn.execute(f'SELECT * FROM "{table}"'):  # noqa: S608
+                text = json.dumps(row, default=str, ensure_ascii=False)
+                if any(n.lower() in text.lower() for n in needles):
+                    found.append(table)
+                    break
+        return found
+    finally:
+        conn.close()
+
+
+def test_a_restore_of_an_archive_taken_before_a_forget_forgets_again(
+    tmp_path, clock, cli_clock, capsys
+):
+    data, etc, log = _gate(tmp_path, clock)
+    archive = tmp_path / "north.kbak"
+    assert run_backup(data, etc, archive) == 0
+    log.close()
+    _forget(data, "--name", NAME, "--household", HOUSEHOLD, "--pass-id", CARD)
+    db = data / "kiosk.db"
+    assert _naming(db, NAME, PHONE) == []
+    capsys.readouterr()
+
+    assert run_restore(data, etc, archive) == 0
+
+    out, err = capsys.readouterr()
+    said = json.loads(out)
+    assert said["forgets_reapplied"]["forgets"] == 1
+    assert said["forgets_reapplied"]["rows"]["events"] == 3  # her two and the note
+    assert "forgets made since the archive, made again: 1 (" in err and NAME not in err + out
+    assert _naming(db, NAME, PHONE) == []
+    conn = sqlite3.connect(db)
+    try:
+        revoked = {r[0] for r in conn.execute("SELECT pass_id FROM list_revocations")}
+        audit = conn.execute(
+            "SELECT detail FROM audit WHERE action = 'person_forgotten' ORDER BY seq"
+        ).fetchall()
+    finally:
+        conn.close()
+    # the card the archive never saw stays shut: carried from the log set aside
+    assert {CARD, "aaaaaaaaaa00", "aaaaaaaaaa01"} <= revoked
+    assert "bbbbbbbbbbbb" not in revoked  # the neighbour's, only noted beside her
+    (detail,) = [json.loads(d) for (d,) in audit]
+    assert detail["reapplies"] and detail["rows"]["events"] == 3
+    restored = EventLog(db, "gate-north", clock).open()
+    try:
+        assert restored.verify().ok
+    finally:
+        restored.close()
+    # the way back: the log set aside whole, as it was before the restore
+    (aside,) = data.glob("before-restore-*")
+    assert (aside / "kiosk.db").exists()
+
+
+def test_a_forget_the_archive_already_holds_is_not_made_again(tmp_path, clock, cli_clock, capsys):
+    data, etc, log = _gate(tmp_path, clock)
+    log.close()
+    _forget(data, "--name", NAME, "--household", HOUSEHOLD)
+    archive = tmp_path / "north.kbak"
+    assert run_backup(data, etc, archive) == 0
+    capsys.readouterr()
+
+    assert run_restore(data, etc, archive) == 0
+
+    out, err = capsys.readouterr()
+    assert json.loads(out)["forgets_reapplied"]["forgets"] == 0
+    assert "forgets made since" not in err
+
+
+def test_the_record_a_forget_keeps_names_nobody_in_clear(tmp_path, clock, cli_clock):
+    data, _, log = _gate(tmp_path, clock)
+    log.close()
+    _forget(data, "--name", NAME, "--household", HOUSEHOLD, "--phone", PHONE, "--pass-id", CARD)
+    conn = sqlite3.connect(data / "kiosk.db")
+    try:
+        kept = dict(conn.execute("SELECT key, value FROM meta WHERE key LIKE 'forget.%'"))
+    finally:
+        conn.close()
+    records = [v for k, v in kept.items() if k.startswith("forget.record.")]
+    assert len(records) == 1
+    text = records[0].lower()
+    for needle in (NAME, HOUSEHOLD, PHONE, CARD, "aaaaaaaaaa00", "wang"):
+        assert needle.lower() not in text
+
+
+def test_a_record_finds_a_phone_and_a_plate_however_spelled_and_in_a_note(tmp_path, clock):
+    """``reapply`` on a copy taken before the forget: the record's digests find the phone
+    typed with separators, the plate in lower case and the name inside a guard's note, as
+    the forget found them in clear."""
+    from kiosk.people import Person, forget, kept, reapply
+
+    log = EventLog(tmp_path / "kiosk.db", "gate-north", clock).open()
+    spelled = {"name": "Zhou Min", "phone": "139 0013 9000", "plate": "京a·12345"}
+    log.append(EventDraft(direction="in", decision="pass", pass_id="cccccccccccc", person=spelled))
+    note = {"note": "parked by ZHOU MIN's gate"}
+    log.append(EventDraft(direction="in", decision="pass", pass_id="dddddddddddd", person=note))
+    log.append(EventDraft(direction="in", decision="pass", pass_id="eeeeeeeeeeee", holder="Other"))
+    copy = sqlite3.connect(tmp_path / "before.db")
+    log.reader().conn.backup(copy)
+    copy.close()
+    person = Person.of(name="Zhou Min", phones=["13900139000"], plates=["京A12345"])
+    assert forget(log, person, clock.now(), actor="cli").rows["events"] == 2
+    forgets = kept(log.reader().conn)
+    log.close()
+
+    before = EventLog(tmp_path / "before.db", "gate-north", clock).open()
+    try:
+        done = reapply(before, forgets, clock.now(), actor="restore")
+        held = [e["person"] for e in before.events(0, 10)]
+        assert before.verify().ok
+    finally:
+        before.close()
+    assert done.forgets == 1 and done.rows["events"] == 2
+    assert held[:2] == [None, None] and held[2] is None  # the third never had one
+    assert _naming(tmp_path / "before.db", "Zhou", "13900139000", "139 0013", "京") == []
