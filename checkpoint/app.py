@@ -3,8 +3,9 @@
 Start order (``Daemon.start``): the event log (schema, single writer) → lists, trust, history,
 tokens, accounts → drivers → the engine runner (readers start here) → the web server → the
 systemd notification (``READY=1``) and watchdog → the hourly retention purge. ``Daemon.stop``
-undoes it in reverse and is bounded to about two seconds: the gate is commanded locked, the
-writer drains its queue, nothing is left half-written.
+undoes it in reverse: the gate is commanded locked and the devices closed before any of its
+writes, and the writes have until ``STOP_BUDGET_S`` after the stop began: a storage that does
+not answer is given up on, the journal saying what was not written; nothing is half-written.
 
 The UI receives a ``Core``: the bundle of core objects it may call. Nothing here is created
 at import time.
@@ -16,7 +17,11 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
 import signal
+import sys
+import threading
+import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
@@ -36,6 +41,7 @@ from kiosk.calibration import CalibrationStore, default_path
 from kiosk.clock import Clock, FlooredClock
 from kiosk.config import KioskConfig, trust_dir
 from kiosk.core import HEARTBEAT_MAX_AGE_S, Core, Devices
+from kiosk.deadline import Abandoned, in_daemon_thread
 from kiosk.devices import Gate
 from kiosk.export import InProcessPages
 from kiosk.history import PassageHistory
@@ -317,6 +323,106 @@ def record_stop(core: Core) -> None:
         )
 
 
+#: The whole stop, from the signal: its writes (``Daemon._stop_writes``) are given up past it
+#: (systemd's ``TimeoutStopSec`` is 15 s: the process ends well before it kills it).
+STOP_BUDGET_S = 10.0
+#: The writes have this long at least, however long the steps before them took.
+STOP_WRITES_MIN_S = 1.0
+#: Closing the devices (readers, thermometer, the relay already commanded locked).
+DEVICES_CLOSE_S = 2.0
+#: Stopping the API's page helper process (it ends by itself once this process is gone).
+HELPER_STOP_S = 2.0
+#: After the stop, how long the process may take to end (``ExitAfterStop``).
+EXIT_GRACE_S = 2.0
+
+#: A stop's write: its thread's name, the write, and what it leaves unwritten if given up.
+_WriteStep = tuple[str, Callable[[], object], Callable[[], str]]
+
+
+def _rows(n: int) -> str:
+    return f"{n} audit row(s)"
+
+
+def _last_console_rows(guard: Guard) -> None:
+    """The console's rows at the stop: those held, the minute in progress's count of refused
+    sign-ins; then what is left is said in the log (``HeldRows.close``)."""
+    from ui.guard.deps import write_due
+
+    write_due(guard, stopping=True)
+    guard.held.close(guard.core.store)
+
+
+def _console_left(guard: Guard) -> Callable[[], str]:
+    def left() -> str:
+        due = len(guard.auth.refused_rows.due(stopping=True))  # never taken: lost with these
+        said = _rows(guard.held.unwritten() + due)
+        return f"{said} ({guard.held.dropped} more not kept)" if guard.held.dropped else said
+
+    return left
+
+
+class ExitAfterStop:
+    """``kiosk run``'s end: a thread still stuck in a write to a stalled card (a purge, a Pi
+    power poll: the loop's executor; a console request's row: the web's worker threads) is
+    waited for by ``asyncio.run`` and by the interpreter's exit for ever, and systemd would
+    kill the daemon at ``TimeoutStopSec`` (the stop's own writes are given up and said
+    already: ``Daemon._stop_writes``). Built before the loop runs; ``arm`` after the stop:
+    the process is ended with the stop's code ``grace_s`` later, naming the threads that
+    hold it up, unless ``settle`` (once the loop is closed) finds every thread started
+    since has ended. A daemon thread: it dies with a process that ends by itself."""
+
+    def __init__(
+        self, grace_s: float = EXIT_GRACE_S, *, exit_: Callable[[int], object] = os._exit
+    ) -> None:
+        self.grace_s, self._exit = grace_s, exit_
+        self._before = set(threading.enumerate())
+        self._timer: threading.Timer | None = None
+        self._armed_at = 0.0
+
+    def arm(self, code: int) -> threading.Timer:
+        self._timer = threading.Timer(self.grace_s, self._end, args=(code,))
+        self._timer.name, self._timer.daemon = "kiosk-exit-after-stop", True
+        self._armed_at = time.monotonic()
+        self._timer.start()
+        return self._timer
+
+    def settle(self) -> bool:
+        """Disarmed once the threads started since it was built have ended (each waited for
+        what is left of ``grace_s``); False (still armed) if one has not."""
+        if self._timer is None:
+            return True
+        for thread in self._started():
+            thread.join(max(0.0, self._armed_at + self.grace_s - time.monotonic()))
+        if self._started():
+            return False
+        self._timer.cancel()
+        return True
+
+    def _started(self) -> list[threading.Thread]:
+        me = threading.current_thread()
+        return [
+            t
+            for t in threading.enumerate()
+            if t not in self._before and t is not me and not t.daemon and t.is_alive()
+        ]
+
+    def _end(self, code: int) -> None:
+        stuck = sorted(t.name for t in self._started())
+        log.error(
+            "stopping: the process had not ended %.1f s after the stop (threads still in a"
+            " call: %s); ended now",
+            self.grace_s,
+            ", ".join(stuck) or "none",
+        )
+        for handler in logging.getLogger().handlers:  # the journal gets every line first
+            with contextlib.suppress(Exception):
+                handler.flush()
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        self._exit(code)
+
+
 class Daemon:
     """The kiosk process: core, engine, web server, systemd integration, retention."""
 
@@ -358,6 +464,8 @@ class Daemon:
         #: Set to stop (``request_stop``); given, it may already be set by a signal that came
         #: while the program was starting.
         self._stopping = stopping or asyncio.Event()
+        #: The whole stop's deadline (``stop``): its writes are given up past it.
+        self.stop_budget_s = STOP_BUDGET_S
         self.cpu_plan: cpu.CpuPlan | None = None
 
     @property
@@ -426,42 +534,109 @@ class Daemon:
         log.info("kiosk started", extra={"url": self.url, "kiosk_id": self.core.store.kiosk_id})
 
     async def stop(self) -> None:
-        """Reverse order, bounded: web → watchdog/purge → engine (locks the gate) → store."""
+        """Reverse order, bounded: web → background tasks → engine (the gate commanded
+        locked) and devices (the relay closed) → helpers → the writes, which share one
+        deadline (``_stop_writes``): a storage that does not answer holds up nothing."""
+        began = asyncio.get_running_loop().time()
         self.notifier.stopping("stopping")
         if self._server is not None:
             self._server.should_exit = True
         if self._server_task is not None:
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await asyncio.wait_for(self._server_task, 1.5)
-        await asyncio.to_thread(HelperProcessPages.shutdown)
         for task in (self._purge_task, self._lists_task, self._news_task, self._pi_power_task):
-            if task is not None:
+            if task is not None:  # a write of theirs still stuck goes on in its thread
                 task.cancel()
                 with contextlib.suppress(BaseException):
                     await task
+        if self._rows_task is not None:  # its thread writes or holds its rows (HeldRows.write)
+            self._rows_task.cancel()
+            await asyncio.wait({self._rows_task})
         if self._watchdog is not None:
             await self._watchdog.stop()
+        await self.core.runner.stop()  # the gate commanded locked, whatever the storage does
+        await self._bounded("kiosk-stop-devices", self.core.devices.close, DEVICES_CLOSE_S)
+        await self._stop_helpers()
+        await self._stop_writes(began + self.stop_budget_s)
+        cpu.release()
+        log.info("kiosk stopped")
+
+    async def _stop_helpers(self) -> None:
+        """The API's page helper (an export's read of a stalled card may hold it), the list
+        sync and the compound's peers (told this gate is closing), each bounded."""
+        await self._bounded("kiosk-stop-pages", HelperProcessPages.shutdown, HELPER_STOP_S)
         if self._lists_sync is not None:
             await asyncio.to_thread(self._lists_sync.stop, 1.0)
         if self._peers is not None:
             # Its peers are told it is closing (a clean stop, not an outage): no alarm there.
             await asyncio.to_thread(self._peers.farewell)
             await asyncio.to_thread(self._peers.stop, 1.0)
-        await self.core.runner.stop()
-        if self._pi_power is not None:  # an open spell's end, written while the log is open
-            await asyncio.to_thread(self._pi_power.close)
-        if self.guard is not None:  # one last try; what is left is said in the log
-            if self._rows_task is not None:  # a write still stuck: its rows are held
-                self._rows_task.cancel()
-                with contextlib.suppress(BaseException):
-                    await self._rows_task
-            await self.console_rows(stopping=True)
-            await asyncio.to_thread(self.guard.held.close, self.core.store)
-        await asyncio.to_thread(record_stop, self.core)
-        await asyncio.to_thread(self.core.devices.close)
-        await asyncio.to_thread(self.core.store.close)
-        cpu.release()
-        log.info("kiosk stopped")
+
+    async def _bounded(self, name: str, fn: Callable[[], object], timeout_s: float) -> bool:
+        """``fn()`` in a daemon thread, ``timeout_s`` at most: whether it returned (a failure
+        is logged); left running past it, to the process's exit (``in_daemon_thread``)."""
+        try:
+            await in_daemon_thread(name, fn, timeout_s)
+        except Abandoned:
+            return False
+        except Exception:
+            log.exception("stopping: %s failed", name)
+        return True
+
+    async def _stop_writes(self, deadline: float) -> None:
+        """The stop's writes, once the gate is locked, in this order: the Pi's power spells'
+        end rows, the console's rows (held during an outage, the minute's refused sign-ins
+        count), the daemon's stop row and marker (``record_stop``), the event log's close.
+        Together they have until ``deadline`` (loop time; at least ``STOP_WRITES_MIN_S``):
+        past it the step under way and those after it are given up, and one journal line
+        says what was not written, in counts (no personal data)."""
+        loop = asyncio.get_running_loop()
+        deadline = max(deadline, loop.time() + STOP_WRITES_MIN_S)
+        steps = self._write_steps()
+        for i, (name, write, _left) in enumerate(steps):
+            if not await self._bounded(name, write, deadline - loop.time()):
+                self._say_unwritten(steps[i:])
+                return
+
+    def _write_steps(self) -> list[_WriteStep]:
+        """``(thread name, the write, what it leaves unwritten)`` for each of the stop's."""
+        steps: list[_WriteStep] = []
+        power, guard = self._pi_power, self.guard
+        if power is not None:  # an open spell's end, written while the log is open
+            steps.append(("kiosk-stop-power", power.close, lambda: _rows(power.unwritten())))
+        if guard is not None:  # one last try; what is left is said in the log
+            steps.append(
+                ("kiosk-stop-console", lambda: _last_console_rows(guard), _console_left(guard))
+            )
+        steps.append(
+            (
+                "kiosk-stop-record",
+                lambda: record_stop(self.core),
+                lambda: (
+                    "the daemon.stop row and the daemon-stopped marker (the next start"
+                    " says the last stop was unclean)"
+                ),
+            )
+        )
+        steps.append(
+            (
+                "kiosk-stop-log",
+                self.core.store.close,
+                lambda: "the event log left open (the next start recovers it from its WAL)",
+            )
+        )
+        return steps
+
+    def _say_unwritten(self, steps: list[_WriteStep]) -> None:
+        """The stop gave up on the storage: one error line, what each step left."""
+        left = "; ".join(f"{name.removeprefix('kiosk-stop-')}: {say()}" for name, _, say in steps)
+        log.error(
+            "stopping: the storage did not answer within the stop's %.1f s; given up at %s,"
+            " not written: %s",
+            self.stop_budget_s,
+            steps[0][0].removeprefix("kiosk-stop-"),
+            left,
+        )
 
     def request_stop(self) -> None:
         self._stopping.set()

@@ -18,6 +18,9 @@ ahead — a guard signing in to take the gate over by hand during that very outa
 ``HeldRows``: in memory, in order, bounded, each with the moment it happened (``held_at`` in
 its detail; the row's own ``ts`` is when it was written), and is written once the storage
 works again. A restart before then loses it, and says so in the log (``HeldRows.close``).
+Rows due now that must come after the held ones go through ``HeldRows.write`` in one thread:
+each is written or held there, by its write's own outcome, so a caller cancelled meanwhile (a
+stop) neither loses one nor holds one whose write went through (written twice).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import contextlib
 import logging
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -118,6 +121,8 @@ class HeldRows:
         self._lock = threading.Lock()
         self._flushing = threading.Lock()
         self.dropped = 0
+        #: Rows handed to ``write`` it has not written or held yet (a write under way).
+        self._taken = 0
 
     def __len__(self) -> int:
         return len(self._rows)
@@ -132,8 +137,22 @@ class HeldRows:
         essential: bool,
     ) -> bool:
         """Keep the row (``detail`` plus ``held_at``: ``at``) if there is room for it."""
+        return self._hold(actor, action, detail, at, essential=essential, taken=0)
+
+    def _hold(
+        self,
+        actor: str,
+        action: str,
+        detail: Mapping[str, Any],
+        at: datetime,
+        *,
+        essential: bool,
+        taken: int,
+    ) -> bool:
+        """``hold``; ``taken``: the rows of a ``write`` this settles, counted down with it."""
         room = self._max if essential else self._max - self._reserve
         with self._lock:
+            self._taken -= taken
             if len(self._rows) >= room:
                 if not essential:
                     self.dropped += 1
@@ -194,14 +213,52 @@ class HeldRows:
             log.warning("held audit rows: %d written, %d still held", written, len(self._rows))
         return written
 
+    def write(self, writer: AuditWriter, rows: Sequence[Change], at: datetime) -> int:
+        """The held rows (``flush``), then each of ``rows`` written, or held (not essential,
+        ``held_at``: ``at``) while rows are still held before it or when the storage refuses
+        it; returns how many of ``rows`` were written. Blocking: run whole in one thread, so
+        the write and the hold of a row are decided there, by that write's own outcome: a
+        caller cancelled meanwhile (a stop) neither loses a row nor holds one whose write
+        went through. ``unwritten`` counts the rows it has neither written nor held yet."""
+        with self._lock:
+            self._taken += len(rows)
+        written = settled = 0
+        try:
+            self.flush(writer)
+            for actor, action, detail in rows:
+                if not self._rows:  # else it waits behind them (a flush stopped partway)
+                    try:
+                        writer.audit(actor, action, detail)
+                    except StoreFault:
+                        pass
+                    else:
+                        with self._lock:
+                            self._taken -= 1
+                        settled += 1
+                        written += 1
+                        continue
+                settled += 1  # counted down by the hold, under its lock
+                self._hold(actor, action, detail, at, essential=False, taken=1)
+        finally:
+            with self._lock:  # a bug's exception: the rows not settled are not counted
+                self._taken -= len(rows) - settled
+        return written
+
+    def unwritten(self) -> int:
+        """Rows not written yet: held, or in a ``write`` or ``flush`` still under way (a
+        storage that does not answer); the rows not kept are ``dropped``."""
+        with self._lock:
+            return len(self._rows) + self._taken
+
     def close(self, writer: AuditWriter | None = None) -> None:
         """At a stop: one last try (with ``writer``), then say in the log what is lost."""
         if writer is not None:
             self.flush(writer)
-        if self._rows or self.dropped:
+        left = self.unwritten()
+        if left or self.dropped:
             log.error(
                 "stopping: %d audit row(s) held in memory were not written (the storage"
                 " failed); %d more were not kept",
-                len(self._rows),
+                left,
                 self.dropped,
             )

@@ -204,3 +204,35 @@ def _settle(fut: asyncio.Future[Any], outcome: tuple[bool, Any]) -> None:
 def _consume(fut: asyncio.Future[Any]) -> None:
     if not fut.cancelled():
         fut.exception()  # mark a late failure as seen: it was already reported as a fault
+
+
+class Abandoned(Exception):
+    """``in_daemon_thread``'s call did not return in time; it is left running."""
+
+
+async def in_daemon_thread(name: str, fn: Callable[[], T], timeout_s: float) -> T:
+    """``fn()`` in a daemon thread of its own, awaited ``timeout_s`` at most; its result or
+    its exception, or ``Abandoned`` when it has not returned by then (a write to a storage
+    that does not answer: a failing card stalls them for minutes). The thread is left to
+    finish or to die with the process: a daemon thread, not the loop's executor, whose
+    threads ``asyncio.run`` and the interpreter's exit wait for, for ever (a stop's last
+    writes must never keep the process from ending)."""
+    loop = asyncio.get_running_loop()
+    fut: asyncio.Future[T] = loop.create_future()
+
+    def run() -> None:
+        try:
+            outcome: tuple[bool, Any] = (True, fn())
+        except BaseException as exc:  # handed to the caller, never lost
+            outcome = (False, exc)
+        try:
+            loop.call_soon_threadsafe(_settle, fut, outcome)
+        except RuntimeError:
+            pass  # the loop is gone: nobody is waiting any more
+
+    threading.Thread(target=run, name=name, daemon=True).start()
+    done, _ = await asyncio.wait({fut}, timeout=max(0.0, timeout_s))
+    if not done:
+        fut.add_done_callback(_consume)
+        raise Abandoned(f"{name}: not done within {timeout_s:.1f} s")
+    return fut.result()

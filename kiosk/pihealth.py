@@ -153,6 +153,9 @@ class PowerWatch:
     #: Its rows the storage refused (a failing card: under low voltage is exactly when),
     #: written in order once it takes them again (``kiosk.auditing.HeldRows``).
     held: HeldRows = field(default_factory=lambda: HeldRows(reserve=0))
+    #: Spells a stop's ``close`` took and has not begun the end row of; rows being written.
+    _closing: int = 0
+    _in_write: int = 0
     #: The journal lines of a problem's changes: a file garbled or flapping changes at each
     #: poll (its text carries the value read), logged ``FLAP_LINES`` an hour, then counted.
     _problem_lines: FlapLimit = field(init=False)
@@ -297,11 +300,16 @@ class PowerWatch:
         now = self.clock.now()
         self.held.flush(self.audit)
         if not len(self.held):
+            with self._lock:
+                self._in_write += 1  # ``unwritten`` while the storage does not answer
             try:
                 self.audit.audit("daemon", action, detail)
                 return
             except StoreFault as exc:
                 log.warning("the Pi's power spell could not be recorded (%s): %s", action, exc)
+            finally:
+                with self._lock:
+                    self._in_write -= 1
         self.held.hold("daemon", action, detail, now, essential=False)
 
     def _say_problem(self, reading: PiPowerReading) -> None:
@@ -318,13 +326,25 @@ class PowerWatch:
             log.log(logging.INFO if problem is None else logging.WARNING, "%s", line)
 
     def close(self) -> None:
-        """At the daemon's stop: each open spell ends at its last sighting (``stopped``)."""
+        """At the daemon's stop: each open spell ends at its last sighting (``stopped``).
+        Blocking on the storage: a stop that gives up on one that does not answer says
+        ``unwritten`` rows were not written."""
         with self._writing:
             with self._lock:
                 open_, self._spells = self._spells, {}
+                self._closing = len(open_)
             for condition, spell in open_.items():
+                with self._lock:
+                    self._closing -= 1  # its row is ``_in_write`` or held from here
                 self._ended(condition, spell, stopped=True)
             self.held.close(self.audit)  # one last try; what is left is said in the log
+
+    def unwritten(self) -> int:
+        """Its rows not in the log (yet): the end rows of the spells still open or being
+        closed, a row being written, the rows held and those not kept (``held.dropped``)."""
+        with self._lock:
+            pending = len(self._spells) + self._closing + self._in_write
+        return pending + self.held.unwritten() + self.held.dropped
 
     def active(self, condition: str) -> datetime | None:
         """Since when ``condition`` holds, while it was seen within ``ACTIVE_HOLD_S``."""

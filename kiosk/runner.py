@@ -38,7 +38,7 @@ from kiosk.clock import Clock
 from kiosk.config import KioskConfig
 from kiosk.crossing import Crossing, Outcome
 from kiosk.dating import dated_source
-from kiosk.deadline import DeviceWorker
+from kiosk.deadline import Abandoned, DeviceWorker, in_daemon_thread
 from kiosk.devices import (
     CodeRead,
     CodeReader,
@@ -249,17 +249,20 @@ class EngineRunner:
 
     async def _keep_held(self, drafts: list[EventDraft]) -> None:
         """The decisions the log never took, kept beside it in a file when the card still
-        takes one (``kiosk.standby.keep_held``); the journal says where, or that it could not."""
+        takes one (``kiosk.standby.keep_held``) within the store deadline; the journal says
+        where, or that it could not (a card that does not answer: not waited for longer)."""
         where = self.held_dir
         said = f"stopping with {len(drafts)} event(s) held in memory and not written"
         if where is None:
             log.error(said)
             return
         now = self.clock.now()
-        try:
-            args = (drafts, where, self.config.site.kiosk_id, self.store.boot_id, now)
-            path = await asyncio.to_thread(keep_held, *args)
-        except OSError as exc:
+        args = (drafts, where, self.config.site.kiosk_id, self.store.boot_id, now)
+        try:  # on the card that refused the log: bounded as a commit is (a stalled card)
+            path = await in_daemon_thread(
+                "kiosk-keep-held", lambda: keep_held(*args), self._store_deadline_s
+            )
+        except (OSError, Abandoned) as exc:
             log.error("%s; they could not be kept in %s either: %s", said, where, exc)
             return
         log.error("%s to the log; kept (masked) in %s", said, path)

@@ -67,3 +67,41 @@ def test_a_card_that_takes_no_file_either_is_said_and_the_stop_goes_on(tmp_path,
         _stopped_with_held(tmp_path, missing)
     assert "stopping with 2 event(s) held in memory and not written" in caplog.text
     assert "could not be kept" in caplog.text
+
+
+def test_a_card_that_does_not_answer_for_the_file_is_said_and_the_stop_goes_on(
+    tmp_path, caplog, monkeypatch
+):
+    """A stalled card (writes hang for minutes): the file's write is waited for as long as a
+    commit is (``engine.store_deadline_ms``), then the stop goes on and says so; before, the
+    stop waited on it for ever in the loop's executor (joined at exit: the process stayed)."""
+    import threading
+
+    from kiosk import runner
+
+    answer = threading.Event()
+    monkeypatch.setattr(runner, "keep_held", lambda *_args: answer.wait(30))
+    r = runner_tests.Rig(
+        tmp_path,
+        overrides={
+            "policy": {"mode": "pass_only"},
+            "engine": {"idle_probe_s": 60, "store_deadline_ms": 100},
+        },
+    )
+    r.runner.held_dir = tmp_path
+
+    async def main():
+        await r.runner.start()
+        r.store.fail()
+        r.show(r.pass_text())
+        await r.next("decision")
+        await r.runner.stop()
+
+    try:
+        with caplog.at_level(logging.ERROR, logger="kiosk.runner"):
+            runner_tests.run(main())
+    finally:
+        answer.set()
+        r.close()
+    assert "stopping with 1 event(s) held in memory and not written" in caplog.text
+    assert "could not be kept" in caplog.text and "not done within 0.1 s" in caplog.text

@@ -187,8 +187,10 @@ def test_a_stuck_writer_does_not_stop_the_lists_check_and_a_stop_keeps_the_rows(
     """Before: the checks loop awaited the console's rows with no deadline: a writer stuck
     behind a failing card stopped the lists reload too (a revocation applied beside the
     daemon not in force at this gate). The rows' write is its own task, waited on a bounded
-    time; a stop that cancels it keeps its rows (held) for the last try."""
+    time; a stop that cancels it leaves its rows to the thread writing them (counted as not
+    written while the storage does not answer), written once when it does."""
     import asyncio
+    import threading
 
     from ui.auth import REFUSED_COUNTED
 
@@ -200,20 +202,21 @@ def test_a_stuck_writer_does_not_stop_the_lists_check_and_a_stop_keeps_the_rows(
     daemon.rows_wait_s = 0.0
     checks: list[int] = []
     daemon.lists_check = lambda: checks.append(1)
-    write = core.store.audit_async
+    write, answered = core.store.audit, threading.Event()
 
-    async def stuck(*_args):
-        await asyncio.Event().wait()
+    def stuck(*args):
+        assert answered.wait(10)
+        write(*args)
 
     async def run():
-        monkeypatch.setattr(core.store, "audit_async", stuck)
+        monkeypatch.setattr(core.store, "audit", stuck)
         for _ in range(3):
             await asyncio.wait_for(daemon.checks_once(), 5)
         assert len(checks) == 3  # each round's lists check, the writer stuck meanwhile
         daemon._rows_task.cancel()  # the stop
         await asyncio.gather(daemon._rows_task, return_exceptions=True)
-        assert len(app.state.guard.held) == 1  # the count row taken from due(): held
-        monkeypatch.setattr(core.store, "audit_async", write)
+        assert app.state.guard.held.unwritten() == 1  # the count row, in its stuck write
+        answered.set()
         await daemon.console_rows(stopping=True)
 
     asyncio.run(run())

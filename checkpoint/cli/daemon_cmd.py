@@ -282,8 +282,9 @@ def _run(args: argparse.Namespace, config: KioskConfig, lock: DataDirLock) -> in
     """The daemon's life, on the data dir ``lock`` takes with the first try of the log."""
     import asyncio
     import ssl
+    import sys
 
-    from checkpoint.app import Daemon, build_core, stop_on_signals
+    from checkpoint.app import Daemon, ExitAfterStop, build_core, stop_on_signals
     from checkpoint.standby import core_or_standby
     from checkpoint.volume import data_volume, warn_if_volatile
     from drivers.gate import lock_at_start
@@ -319,15 +320,14 @@ def _run(args: argparse.Namespace, config: KioskConfig, lock: DataDirLock) -> in
         daemon = Daemon(core, stopping=stopping)
         try:
             await daemon.start()
-        except BaseException:
-            await daemon.stop()
-            raise
-        try:
             await daemon.run_until_signal()
         finally:
             await daemon.stop()
+            # A thread still stuck on a stalled card must not keep the process from ending.
+            leaving.arm(0 if sys.exc_info()[0] is None else 1)
         return 0
 
+    leaving = ExitAfterStop()
     try:
         return asyncio.run(main())
     except ConfigError as exc:  # found building the devices (a fake thermometer's trace)
@@ -347,6 +347,8 @@ def _run(args: argparse.Namespace, config: KioskConfig, lock: DataDirLock) -> in
         ) from None
     except _startup_errors() as exc:
         raise _not_ours_or(lock.data, f"cannot start: {exc}") from None
+    finally:
+        leaving.settle()  # the threads of the run have ended: the process ends by itself
 
 
 #: In the data dir, locked (``flock``) by the daemon for its life; it holds the daemon's pid.

@@ -539,22 +539,17 @@ async def flush_held(g: Guard, *, stopping: bool = False) -> None:
     whose refused sign-ins were not written each (``ui.auth.RefusedRows``), held in turn if
     the storage fails or rows are still held (behind them). Before each console action, and
     by the daemon every few seconds and at its clean stop (``stopping``: the minute in
-    progress counted too). Cancelled, the rows taken and not yet written are held."""
-    if len(g.held) or g.held.dropped:
-        await asyncio.to_thread(g.held.flush, g.core.store)
+    progress counted too). ``write_due`` in a thread: cancelled, the rows taken are written
+    or held there, each once (one taken after a cancel is not taken at all)."""
+    await asyncio.to_thread(write_due, g, stopping=stopping)
+
+
+def write_due(g: Guard, *, stopping: bool = False) -> None:
+    """``flush_held``'s work, blocking: the rows are taken from ``due()`` in the thread that
+    writes or holds them (``HeldRows.write``), so none is lost and none written twice."""
     due = g.auth.refused_rows.due(stopping=stopping)
-    for i, (actor, action, detail) in enumerate(due):
-        if not len(g.held):  # else it waits behind the rows still held (a flush stopped partway)
-            try:
-                await g.core.store.audit_async(actor, action, detail)
-                continue
-            except StoreFault:
-                pass
-            except asyncio.CancelledError:  # a stop: the rows taken, not yet written, are held
-                for row in due[i:]:
-                    g.held.hold(*row, g.core.clock.now(), essential=False)
-                raise
-        g.held.hold(actor, action, detail, g.core.clock.now(), essential=False)
+    if due or len(g.held) or g.held.dropped:
+        g.held.write(g.core.store, due, g.core.clock.now())
 
 
 async def record(
