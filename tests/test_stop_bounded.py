@@ -30,14 +30,16 @@ from ui.auth import RefusedRows
 START = datetime(2026, 3, 4, 2, 0, tzinfo=UTC)
 clock, core, app, alice, admin = console_fixtures(START)
 
-UNDER = 0x50005  # under-voltage now and since the last poll, throttled because of it
+#: A weak supply in a hot enclosure: under-voltage (throttled because of it, 0x50005) and the
+#: soft temperature limit (0xA000A): two causes, two open spells.
+BOTH = 0x50005 | 0xA000A
 
 
 def _daemon(core, app, clock):
     daemon = Daemon(core, notifier=Notifier(None))
     daemon.guard = app.state.guard
     daemon._pi_power = PowerWatch(None, clock, core.store)
-    daemon._pi_power.observe(PiPowerReading(throttled=UNDER))
+    daemon._pi_power.observe(PiPowerReading(throttled=BOTH))
     return daemon
 
 
