@@ -145,17 +145,37 @@ def replace_rows(
     audit: tuple[str, str, dict[str, Any]],
 ) -> None:
     """Replace every row of ``table`` with ``rows`` and write the ``(actor, action, detail)``
-    audit row of it, in one transaction (an import applied as a whole, with its row). The rows
-    it drops (a plate, a household) are wiped from the WAL after the commit (``kiosk.wipe``)."""
+    audit row of it, in one transaction (an import applied as a whole, with its row). When it
+    drops a row (a plate, a household) or rewrites one of a row's values, the WAL's old page
+    images still hold them: it owes a wipe in the transaction and wipes after the commit
+    (``kiosk.wipe``). An import that only adds rows or writes them again as they were (their
+    ``updated_at`` stamp aside) owes none: a wipe stalls the writer for nothing."""
 
-    def write(db: sqlite_utils.Database) -> None:
+    def write(db: sqlite_utils.Database) -> bool:
+        before = _held_values(db, table)
         db.execute(f"delete from {table}")  # noqa: S608 - a table name of this package
         db.table(table).insert_all(rows, pk=pk)
-        owe_wipe(log, db)
+        dropped = bool(before - _held_values(db, table))
+        if dropped:
+            owe_wipe(log, db)
+        return dropped
 
     actor, action, detail = audit
-    audited_write(log, write, actor, action, lambda _: detail)
-    wipe_removed(log)
+    if audited_write(log, write, actor, action, lambda _: detail):
+        wipe_removed(log)
+
+
+#: A ledger row's column that says when it was written, not what it holds: an import stamps
+#: every row it writes, one written again as it was too.
+_STAMP = "updated_at"
+
+
+def _held_values(db: sqlite_utils.Database, table: str) -> set[tuple[Any, ...]]:
+    """Every row of ``table`` (a name of this package) as its values but its ``_STAMP``: a
+    row of before missing after a change was dropped or rewritten."""
+    cursor = db.execute(f"select * from {table}")  # noqa: S608 - a table name of this package
+    keep = [i for i, col in enumerate(cursor.description) if col[0] != _STAMP]
+    return {tuple(row[i] for i in keep) for row in cursor}
 
 
 def mask_record(record: Mapping[str, Any], role: Role) -> dict[str, Any]:

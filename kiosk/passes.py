@@ -43,15 +43,36 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from . import base45
 from .files import UnreadableFile, read_bounded, write_atomic
+from .pass_format import (  # the format's figures, kept where the CLI's parser reads them
+    FLAGS,
+    KEY_ID_BYTES,
+    MAX_RECORD_BYTES,
+    MAX_VALID_HOURS,
+    PASS_ID_BYTES,
+    PREFIX,
+    QR_CAPACITY_CHARS,
+    ROLES,
+    SIGNATURE_BYTES,
+    VERSION,
+    Role,
+)
 from .typed import typed
 
 log = logging.getLogger(__name__)
 
 __all__ = [
     "FLAGS",
+    "KEY_ID_BYTES",
+    "MAX_RECORD_BYTES",
     "MAX_TEXT_BYTES",
+    "MAX_VALID_HOURS",
+    "PASS_ID_BYTES",
     "PREFIX",
+    "QR_CAPACITY_CHARS",
     "ROLES",
+    "SIGNATURE_BYTES",
+    "VERSION",
+    "Role",
     "KeyFileError",
     "Pass",
     "PassError",
@@ -67,28 +88,12 @@ __all__ = [
     "public_key_pem",
 ]
 
-Role = Literal["resident", "staff", "delivery", "visitor"]
 PassReason = Literal["pass_malformed", "pass_bad_signature", "pass_unknown_key"]
 
-VERSION = 1
-#: Text prefix; names the format and version, and is signed (domain separation).
-PREFIX = "KP1:"
-#: Two bits of the role/flags byte.
-ROLES: tuple[Role, ...] = ("resident", "staff", "delivery", "visitor")
-#: Six bits of the role/flags byte; unassigned bits must be zero.
-FLAGS: tuple[str, ...] = ("gate_issued", "observation", "escort")
-#: Characters a QR code of version 8, error correction Q, holds in alphanumeric mode.
-QR_CAPACITY_CHARS = 157
-SIGNATURE_BYTES = 64
-KEY_ID_BYTES = 2
-PASS_ID_BYTES = 6
 # key_id(2) pass_id(6) valid_from(u32 s) valid_hours(u16) role|flags(1) household_len(1)
 _HEADER = struct.Struct(">2s6sIHBB")
-#: Largest binary record that still fits the QR capacity after the prefix.
-MAX_RECORD_BYTES = ((QR_CAPACITY_CHARS - len(PREFIX)) // 3) * 2
 #: Room left for household and holder together, in UTF-8 bytes.
 MAX_TEXT_BYTES = MAX_RECORD_BYTES - SIGNATURE_BYTES - _HEADER.size
-MAX_VALID_HOURS = 0xFFFF
 
 
 class PassError(Exception):

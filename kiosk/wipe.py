@@ -7,10 +7,11 @@ the newest page into ``kiosk.db`` *and* the WAL is truncated: a checkpoint alone
 but leaves its old frames in the file until later commits happen to write over them. Retention
 wipes it after each purge (``EventLog.wipe_wal``). A removal ahead of retention does it right
 after its commit — a guard lifting a quarantine early, taking a household off the ledger or
-lifting a revocation (its reason goes), an import that replaces the vehicle list or the
-compound map (the plates and households it drops), a peer's passages dropped because its gate
-did not open for them, trimmed past the look-back or held of a log the peer started again
-(their pass ids and households):
+lifting a revocation (its reason goes), an import of the vehicle list or the compound map
+that drops or rewrites a row (the plates and households it drops; not one that only adds rows
+or writes them again as they were: ``kiosk.community.replace_rows``), a peer's passages
+dropped because its gate did not open for them, trimmed past the look-back or held of a log
+the peer started again (their pass ids and households):
 
 * ``owe_wipe(store, db)`` in the removing transaction records that a wipe is owed (the ``meta``
   row retention keeps, ``WIPE_OWED_KEY``): a process that dies before its wipe leaves it to the

@@ -7,9 +7,11 @@ What this module adds is what only the central database needs:
 
 * ``fleet_events``: the event columns (``office.pull.COLUMNS``) typed for PostgreSQL (``jsonb``
   lists, ``boolean``, ``bigint``), plus ``day`` (the event's UTC date) and ``pulled_at``.
-  Primary key ``(kiosk_id, seq)``; indexed by ``(day, kiosk_id)`` and by ``ts``, and the
-  rows stamped on an unsynchronised clock by ``(kiosk_id, boot_id, seq)`` (the district
-  report dates them by their boot: ``office.district``).
+  Primary key ``(kiosk_id, seq)``; indexed by ``(day, kiosk_id)``, by ``ts``, by
+  ``(kiosk_id, ts)``, and the rows stamped on an unsynchronised clock by ``(kiosk_id,
+  boot_id, seq)`` (the district report dates them by their boot: ``office.district``). The
+  indexes are built ``CONCURRENTLY`` by the first program that opens a database lacking one
+  (``_build_indexes``): the pulls go on meanwhile.
   *Indexed, not partitioned*: a partitioned table's primary key must contain the partition
   key, which would weaken ``(kiosk_id, seq)`` to ``(kiosk_id, seq, day)``; a district's few
   million rows a year are well within what a b-tree on ``day`` serves.
@@ -121,13 +123,6 @@ CREATE TABLE IF NOT EXISTS fleet_events (
     pulled_at timestamptz NOT NULL DEFAULT clock_timestamp(),
     PRIMARY KEY (kiosk_id, seq)
 );
-CREATE INDEX IF NOT EXISTS fleet_events_day ON fleet_events (day, kiosk_id);
-CREATE INDEX IF NOT EXISTS fleet_events_ts ON fleet_events (ts);
-CREATE INDEX IF NOT EXISTS fleet_events_kiosk_ts ON fleet_events (kiosk_id, ts);
-CREATE INDEX IF NOT EXISTS fleet_events_unsynced ON fleet_events (kiosk_id, boot_id, seq)
-    WHERE NOT clock_synced;
-CREATE INDEX IF NOT EXISTS fleet_events_unpurged ON fleet_events (kiosk_id, seq)
-    WHERE purged_at IS NULL;
 CREATE TABLE IF NOT EXISTS fleet_sources (
     url text PRIMARY KEY,
     kiosk_id text NOT NULL,
@@ -157,6 +152,23 @@ UPDATE fleet_meta SET value = '{SCHEMA_VERSION}'
 # Any constant will do: it only serialises the CREATE ... IF NOT EXISTS of concurrent starters
 # (20 pullers starting together would otherwise race on the catalog).
 _SCHEMA_LOCK = 0x6B696F736B  # "kiosk"
+
+#: ``fleet_events``' indexes, by name (``_build_indexes``). Each is built ``CONCURRENTLY``
+#: after the schema's transaction, by the first program that opens a database without it:
+#: one added by a later version (``fleet_events_kiosk_ts``, 2026-12) is built on a database
+#: that may hold years of rows, and a plain ``CREATE INDEX`` holds every pull's insert back
+#: for as long as it reads the table.
+_INDEXES = {
+    "fleet_events_day": "fleet_events (day, kiosk_id)",
+    "fleet_events_ts": "fleet_events (ts)",
+    "fleet_events_kiosk_ts": "fleet_events (kiosk_id, ts)",
+    "fleet_events_unsynced": "fleet_events (kiosk_id, boot_id, seq) WHERE NOT clock_synced",
+    "fleet_events_unpurged": "fleet_events (kiosk_id, seq) WHERE purged_at IS NULL",
+}
+#: Held (for its session) by the program building the indexes: another that opens the
+#: database meanwhile leaves them to it; an INVALID index found without it held was left by
+#: a build that was cut short.
+_INDEX_LOCK = 0x6B696F736C  # "kiosl"
 
 
 class PgError(PullError):
@@ -243,7 +255,8 @@ def claim_version(dsn: str, version: int) -> int:
 
 
 def ensure_schema(conn: psycopg.Connection[Any]) -> None:
-    """Create the fleet tables if missing (idempotent, safe to race)."""
+    """Create the fleet tables if missing, then their indexes (idempotent, safe to race).
+    ``conn`` in autocommit (``connect``): an index is built outside any transaction."""
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", [_SCHEMA_LOCK])
         conn.execute(SCHEMA)
@@ -254,6 +267,40 @@ def ensure_schema(conn: psycopg.Connection[Any]) -> None:
                 f" ({SCHEMA_VERSION}); upgrade the kiosk package"
             )
         _renormalise_sources(conn)
+    _build_indexes(conn)
+
+
+def _build_indexes(conn: psycopg.Connection[Any]) -> None:
+    """Build the ``_INDEXES`` ``fleet_events`` lacks, each ``CONCURRENTLY``: the pulls go on
+    inserting meanwhile (a plain build holds them back until it is done), and so does any
+    other program opening the database. An index left INVALID by a build cut short (the
+    program stopped, the machine restarted) is dropped and built again. While another
+    program builds them (``_INDEX_LOCK`` held), they are left to it: the queries work without
+    them, slower."""
+    if not _unbuilt(conn):
+        return
+    locked = conn.execute("SELECT pg_try_advisory_lock(%s)", [_INDEX_LOCK]).fetchone()
+    if locked is None or not locked[0]:
+        return  # another program builds them
+    try:
+        for name, invalid in _unbuilt(conn):  # again, under the lock
+            if invalid:
+                conn.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {name}")
+            conn.execute(f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {name} ON {_INDEXES[name]}")
+    finally:
+        with contextlib.suppress(psycopg.Error):  # a connection lost has let it go already
+            conn.execute("SELECT pg_advisory_unlock(%s)", [_INDEX_LOCK])
+
+
+def _unbuilt(conn: psycopg.Connection[Any]) -> list[tuple[str, bool]]:
+    """The ``_INDEXES`` not there or not valid, each with whether it is there (INVALID)."""
+    rows = conn.execute(
+        "SELECT name, i.indexrelid IS NOT NULL FROM unnest(%s::text[]) AS name"
+        " LEFT JOIN pg_index i ON i.indexrelid = to_regclass(name)"
+        " WHERE i.indisvalid IS NOT TRUE",
+        [list(_INDEXES)],
+    ).fetchall()
+    return [(str(name), bool(there)) for name, there in rows]
 
 
 def _renormalise_sources(conn: psycopg.Connection[Any]) -> None:

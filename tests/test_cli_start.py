@@ -30,6 +30,7 @@ HEAVY = (
     "fastapi",
     "httpx",
     "openpyxl",
+    "cryptography",  # the passes' keys and signatures (kiosk.passes): ~28 ms of every --help
 )
 
 _BUILD_PARSER = """

@@ -314,14 +314,6 @@ def test_a_busy_port_is_one_line_and_exit_1(kiosk, tmp_path, capsys):
                    " (another kiosk running?)"]  # fmt: skip
 
 
-def test_a_pass_checking_kiosk_trusting_no_key_refuses_to_start(tmp_path, capsys):
-    cfg = tmp_path / "kiosk.toml"
-    cfg.write_text('[web]\nport = 0\n[engine]\ncpu = "off"\n')
-    assert main(["run", "--config", str(cfg), "--data", str(tmp_path / "d")]) == 1
-    err = capsys.readouterr().err
-    assert "no trusted issuer key" in err and "Traceback" not in err
-
-
 def test_check_config_names_a_bad_timezone_a_missing_trust_dir_and_deep_nesting(tmp_path, capsys):
     cases = {
         "mars.toml": ('[site]\ntimezone = "Mars/Base"\n', "site.timezone"),

@@ -108,7 +108,13 @@ def test_a_decision_whose_commit_misses_its_deadline_is_said_held(guard_core, al
 
 
 @pytest.mark.parametrize("path", FORMS)
-def test_done_is_said_once_the_event_is_in_the_log(guard_core, alice, path):
+def test_done_is_said_once_the_event_is_in_the_log(guard_core, app, alice, path, monkeypatch):
+    # The commit is waited for however long it takes: "done" after it is what this test
+    # says, not how fast the machine is. Under the fixture's 50 ms store deadline (for the
+    # tests of a commit that misses it), a commit slowed by a loaded machine (load 10-25)
+    # missed it, and the guard was told the decision was held.
+    monkeypatch.setattr(guard_core.runner, "_store_deadline_s", None)
+    monkeypatch.setattr(app.state.guard, "decision_wait_s", lambda: None)
     response = post(alice, path, alice.csrf, **FORMS[path])
     assert _error_of(response) is None and "msg=ok.done" in response.headers["location"]
     # No waiting here: the answer came after the commit.

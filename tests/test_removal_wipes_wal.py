@@ -117,6 +117,43 @@ def test_a_plate_the_next_vehicle_list_drops_is_gone_from_the_files(log, clock):
     assert files_holding(log, PLATE) == {}
 
 
+def test_an_import_that_removes_or_rewrites_no_row_owes_no_wipe(tmp_path, clock, monkeypatch):
+    """Every vehicle list or compound map imported owed a WAL wipe, one that only added rows
+    or wrote them again as they were too: a checkpoint and truncation of the whole WAL on
+    the writer for nothing. Only an import that drops a row or rewrites one of its values
+    (its new ``updated_at`` stamp aside) owes one."""
+    from kiosk import compound
+    from kiosk.compound import CompoundMap
+
+    sets = [vehicles.MIGRATIONS, compound.MIGRATIONS]
+    log = EventLog(tmp_path / "kiosk.db", "gate-1", clock, "NORMAL", migrations=sets)
+    log.open()
+    wipes: list[int] = []
+    real = log.wipe_wal
+    monkeypatch.setattr(log, "wipe_wal", lambda: wipes.append(1) or real())
+    cars, homes = VehicleList(log, clock), CompoundMap(log, clock)
+
+    def cars_are(text: str) -> None:
+        cars.apply(cars.plan_import(f"plate,household,note\n{text}".encode(), "v.csv"), "root")
+
+    def homes_are(text: str) -> None:
+        sheet = f"building,unit,floor,household,residents\n{text}".encode()
+        homes.apply(homes.plan_import(sheet, "c.csv"), "root")
+
+    cars_are(f"{PLATE},7-1404,\n")
+    clock.advance(60)
+    cars_are(f"{PLATE},7-1404,\n京A00001,1-101,\n")  # one added, one as it was
+    homes_are("7,1,14,7-1404,3\n")
+    clock.advance(60)
+    homes_are("7,1,14,7-1404,3\n1,1,1,1-101,2\n")
+    assert (wipes, owed(log)) == ([], False)
+    cars_are(f"{PLATE},7-1404,{NAME}'s car\n京A00001,1-101,\n")  # its note rewritten
+    assert (wipes, owed(log)) == ([1], False)
+    homes_are("7,1,14,7-1404,3\n")  # 1-101 dropped
+    assert (wipes, owed(log)) == ([1, 1], False)
+    log.close()
+
+
 def test_a_wipe_a_reader_holds_up_is_owed_to_the_next_purge(lists, log, monkeypatch):
     monkeypatch.setattr(log, "wipe_wal", lambda: False)  # a long export's snapshot open
     lists.set_household("7-1404", "guard Li", residents=3, note=NOTE)

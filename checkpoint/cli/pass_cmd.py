@@ -21,20 +21,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from drivers.clocksync import system_clock
 from kiosk.files import UnreadableFile, read_bounded
-from kiosk.passes import (
-    FLAGS,
-    MAX_VALID_HOURS,
-    QR_CAPACITY_CHARS,
-    ROLES,
-    KeyFileError,
-    PassError,
-    TrustList,
-    TrustListError,
-    check_fields,
-    issue_pass,
-    load_private_key,
-    new_key_pair,
-)
+from kiosk.pass_format import FLAGS, MAX_VALID_HOURS, QR_CAPACITY_CHARS, ROLES
 from kiosk.typed import typed
 
 from .errors import CliError, Interrupted, UsageError, made_in, refuse_root_over, write_file
@@ -122,7 +109,7 @@ def keys_new(args: argparse.Namespace) -> int:
     Examples:
       kiosk keys new --dir keys --name office-2026   # keys/office-2026.key and .pub
       sudo install -o kiosk -m 0644 keys/office-2026.pub /var/lib/kiosk/trust/   # on each gate"""
-    from kiosk.passes import empty_key_left_by_a_cut
+    from kiosk.passes import KeyFileError, empty_key_left_by_a_cut, new_key_pair
 
     folder = Path(args.dir)
     refuse_root_over(made_in(folder.absolute()), "keys new")
@@ -152,6 +139,8 @@ def _zone(name: str) -> ZoneInfo:
 
 
 def _key(path: Path) -> Ed25519PrivateKey:
+    from kiosk.passes import KeyFileError, load_private_key
+
     try:
         return load_private_key(path)
     except KeyFileError as exc:
@@ -180,6 +169,7 @@ def pass_issue(args: argparse.Namespace) -> int:
       sudo kiosk-admin pass issue --key /var/lib/kiosk/keys/issuer.key --household TEST --holder T
     """
     from kiosk.cards import CardError, card_format_for
+    from kiosk.passes import issue_pass
 
     days = _days(args.days)
     zone = _zone(args.tz)
@@ -223,6 +213,8 @@ def pass_verify(args: argparse.Namespace) -> int:
     Examples:
       sudo kiosk-admin pass verify - --trust /var/lib/kiosk/trust   # paste the QR text, Enter
       kiosk pass verify - --trust keys --at 2026-03-05T08:00:00+08:00"""
+    from kiosk.passes import PassError, TrustList, TrustListError
+
     # A longer line is cut after one character too many: still refused as too long.
     limit = QR_CAPACITY_CHARS + 3
     payload = sys.stdin.readline(limit).rstrip("\r\n") if args.payload == "-" else args.payload
@@ -322,6 +314,7 @@ def _batch_row(
     flag that is none), ``ValueError`` for the row's."""
     from kiosk import sheets
     from kiosk.headers import read_value, refuse_at
+    from kiosk.passes import check_fields
 
     for column in named:  # 1.10101E+17: Excel's number for a long code, not the code
         if column.field in ("household", "holder"):
@@ -409,6 +402,7 @@ def pass_batch(args: argparse.Namespace) -> int:
       kiosk pass batch --key keys/office-2026.key --csv households.csv --out cards/
       kiosk pass batch --key keys/office-2026.key --csv households.csv --out cards/ --format png"""
     from kiosk.cards import CardError
+    from kiosk.passes import issue_pass
     from kiosk.sheets import write_csv
 
     default_days = _days(args.days)
