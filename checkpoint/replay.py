@@ -57,7 +57,7 @@ from drivers.line_scanner import LineScanner
 from drivers.mlx90614_emulator import Mlx90614Emulator
 from drivers.serial_scanner import SerialScanner
 from drivers.thermometer import FakeMlx90614
-from kiosk import base45, passes
+from kiosk import base45, pass_format, passes
 from kiosk.clock import Clock, FakeClock
 from kiosk.config import ConfigError, KioskConfig, parse_config, read_toml, validation_problems
 from kiosk.core import Core
@@ -314,11 +314,11 @@ class ScenarioKeys:
 
 def forge(text: str) -> str:
     """A pass whose household was changed after signing (the forgery a kiosk must catch)."""
-    raw = bytearray(base45.decode(text[len(passes.PREFIX) :]))
+    raw = bytearray(base45.decode(text[len(pass_format.PREFIX) :]))
     header = passes._HEADER.size  # noqa: SLF001 - the forgery targets the exact layout
     i = header  # first byte of the household text
     raw[i] = raw[i] + 1 if raw[i] < 0x7E else raw[i] - 1
-    return passes.PREFIX + base45.encode(bytes(raw))
+    return pass_format.PREFIX + base45.encode(bytes(raw))
 
 
 # --------------------------------------------------------------------------- targets

@@ -53,7 +53,8 @@ from sqlite_utils.db import NotFoundError
 
 from .auditing import audited_write
 from .clock import Clock, ClockReading
-from .passes import MAX_VALID_HOURS, PassError, TrustList, key_id_of
+from .pass_format import MAX_VALID_HOURS
+from .passes import PassError, TrustList, key_id_of
 from .ports import AuditedWriter
 from .queries import clock_of, read_clocks, retention_dating
 from .schema import sql_migrations

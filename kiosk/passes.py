@@ -61,18 +61,7 @@ from .typed import typed
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "FLAGS",
-    "KEY_ID_BYTES",
-    "MAX_RECORD_BYTES",
     "MAX_TEXT_BYTES",
-    "MAX_VALID_HOURS",
-    "PASS_ID_BYTES",
-    "PREFIX",
-    "QR_CAPACITY_CHARS",
-    "ROLES",
-    "SIGNATURE_BYTES",
-    "VERSION",
-    "Role",
     "KeyFileError",
     "Pass",
     "PassError",

@@ -26,7 +26,8 @@ from starlette.datastructures import FormData
 
 from kiosk import privacy, queries
 from kiosk.lists import same_text
-from kiosk.passes import ROLES, VERSION, Pass, encode_pass, issue_pass, key_id_of
+from kiosk.pass_format import ROLES, VERSION
+from kiosk.passes import Pass, encode_pass, issue_pass, key_id_of
 from ui import i18n
 from ui.auth import Session
 from ui.guard import deps
