@@ -135,21 +135,10 @@ class HeldRows:
         at: datetime,
         *,
         essential: bool,
+        taken: int = 0,
     ) -> bool:
-        """Keep the row (``detail`` plus ``held_at``: ``at``) if there is room for it."""
-        return self._hold(actor, action, detail, at, essential=essential, taken=0)
-
-    def _hold(
-        self,
-        actor: str,
-        action: str,
-        detail: Mapping[str, Any],
-        at: datetime,
-        *,
-        essential: bool,
-        taken: int,
-    ) -> bool:
-        """``hold``; ``taken``: the rows of a ``write`` this settles, counted down with it."""
+        """Keep the row (``detail`` plus ``held_at``: ``at``) if there is room for it.
+        ``taken``: the rows of a ``write`` this settles, counted down with it (``write``'s)."""
         room = self._max if essential else self._max - self._reserve
         with self._lock:
             self._taken -= taken
@@ -238,7 +227,7 @@ class HeldRows:
                         written += 1
                         continue
                 settled += 1  # counted down by the hold, under its lock
-                self._hold(actor, action, detail, at, essential=False, taken=1)
+                self.hold(actor, action, detail, at, essential=False, taken=1)
         finally:
             with self._lock:  # a bug's exception: the rows not settled are not counted
                 self._taken -= len(rows) - settled
