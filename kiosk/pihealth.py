@@ -19,8 +19,10 @@ off the decision loop, keeps the last reading for health, ``/metrics``, the guar
 page and the live page's standing card, and records each spell of under-voltage or throttling
 as two audit rows (its start, its end) and two journal lines. It never touches a decision.
 An under-voltage makes the firmware throttle too (bit 0, then bit 2: ``0x50005``): that
-throttle is the under-voltage spell's (``throttled`` in its rows), one spell of one cause,
-not a second; a ``throttled`` spell is the SoC slowed with no under-voltage (its heat).
+throttle, in a reading that sees the under-voltage, is the under-voltage spell's (``throttled``
+in its rows), one spell of one cause, not a second; a ``throttled`` spell is the SoC slowed in
+a reading with no under-voltage (from that reading: it may outlast the supply's dip) or for
+its heat, and its journal lines say heat only when a reading in it did.
 
 A spell ends only once its condition has been clear for ``coalesce_s`` (5 minutes): a supply
 flapping every few seconds is one spell (its ``flaps`` counted), never a row per poll, so at
@@ -127,6 +129,8 @@ class _Spell:
     last_seen_ns: int
     flaps: int = 0
     clear: bool = False
+    #: A throttled spell's: whether a reading in it said heat (``PowerWatch._hot``).
+    hot: bool = False
     #: An under-voltage's: the firmware's throttle that came with it, first and last seen.
     throttled_at: datetime | None = None
     throttled_ns: int | None = None
@@ -194,6 +198,8 @@ class PowerWatch:
                 if seen:
                     if self._seen(condition, reading, now, mono):
                         started.append(condition)
+                    if condition == "throttled" and self._hot(reading):
+                        self._spells[condition].hot = True
                 elif seen is False and condition in self._spells:
                     spell = self._spells[condition]
                     spell.clear = True
@@ -218,14 +224,19 @@ class PowerWatch:
         return True
 
     def _throttles(self, reading: PiPowerReading, now: datetime, mono: int) -> bool:
-        """The throttle ``reading`` shows (under the lock) is the under-voltage's: a spell of
-        it is open (this reading's, or one not over: a supply dipping between polls), none of
-        heat, and nothing in the reading says heat (the soft temperature limit's bit 3 or 19,
-        the SoC at ``hot_c``). Kept on that spell (``throttled``), no spell of its own: one
-        weak supply is one spell. A throttled spell already open (the SoC hot before the
+        """The throttle ``reading`` shows (under the lock) is the under-voltage's: the same
+        reading sees the under-voltage (now or since the kernel's last poll: its spell is
+        open), no spell of heat is, and nothing in the reading says heat (the soft
+        temperature limit's bit 3 or 19, the SoC at ``hot_c``). Kept on that spell
+        (``throttled``), no spell of its own: one weak supply is one spell. A throttle in a
+        reading with no under-voltage is a spell of its own from that reading, even while the
+        under-voltage's is not over (it ends at its last sighting: the throttle that outlasts
+        it is in no spell otherwise). A throttled spell already open (the SoC hot before the
         supply sagged) goes on as its own."""
         under = self._spells.get("under_voltage")
-        if under is None or "throttled" in self._spells or self._hot(reading):
+        if under is None or not reading.seen("under_voltage"):
+            return False
+        if "throttled" in self._spells or self._hot(reading):
             return False
         if under.throttled_at is None:
             under.throttled_at = now
@@ -257,7 +268,7 @@ class PowerWatch:
         log.warning(
             "%s: %s%s (throttle word %s, SoC %s); docs/operations.md, Power and heat",
             condition.replace("_", "-"),
-            _WHAT[condition],
+            _what(condition, self._hot(reading)),
             _SLOWED if throttled else "",
             word or "not available",
             "?" if reading.soc_temp_c is None else f"{reading.soc_temp_c:.1f} degC",
@@ -273,7 +284,7 @@ class PowerWatch:
         log.info(
             "%s over: %s%s from %s to %s (%.0f s, back %d times within it)%s",
             condition.replace("_", "-"),
-            _WHAT[condition],
+            _what(condition, spell.hot),
             _SLOWED if throttled else "",
             format_ts(spell.since),
             format_ts(spell.last_seen),
@@ -424,6 +435,18 @@ _WHAT = {
     "under_voltage": "the Pi's supply voltage is too low (a weak supply or a long, thin cable)",
     "throttled": "the Pi runs slowed with no under-voltage (its SoC too hot)",
 }
+#: A throttled spell no reading of said heat: the firmware's word names no cause.
+_SLOWED_NOT_HOT = (
+    "the Pi runs slowed with no under-voltage and its SoC not hot (a cause the firmware's"
+    " word does not name)"
+)
+
+
+def _what(condition: str, hot: bool) -> str:
+    """What a spell's journal line says of ``condition``: heat only when a reading said it."""
+    return _SLOWED_NOT_HOT if condition == "throttled" and not hot else _WHAT[condition]
+
+
 #: Said of an under-voltage spell the firmware throttled in.
 _SLOWED = ", and the firmware slowed the Pi for it"
 #: The problem health names for a throttle word no driver refreshes.

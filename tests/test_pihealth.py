@@ -544,14 +544,28 @@ def test_one_weak_supply_is_one_spell_whose_cause_is_under_voltage(pi, watch, co
     assert down["power_total"] == 1
 
 
-def test_the_throttle_alone_between_the_supplys_dips_is_the_supplys(pi, watch, core, clock):
-    """The firmware still throttling a poll after the voltage came back (bit 2 alone, the
-    SoC cool), while the under-voltage spell is not over: the supply's, not heat."""
+def test_a_throttle_alone_between_the_supplys_dips_is_a_spell_not_said_as_heat(
+    pi, watch, core, clock, caplog
+):
+    """The firmware still throttling a poll after the voltage came back (bit 2 alone, the SoC
+    cool): that reading sees no under-voltage, so its throttle is a spell of its own (it may
+    outlast the supply's dip: in no spell otherwise), and its lines do not say heat; the
+    under-voltage spell keeps the throttle of its own readings."""
+    caplog.set_level(logging.INFO, logger="kiosk.pihealth")
     _a_weak_supply(pi, watch, clock, words=(UNDER, 0x4, 0))
-    assert [a for a, _ in _spell_rows(core)] == [
-        "pi_power.under_voltage.start",
+    rows = _spell_rows(core)
+    assert sorted(a for a, _ in rows) == [
+        "pi_power.throttled.end",
+        "pi_power.throttled.start",
         "pi_power.under_voltage.end",
+        "pi_power.under_voltage.start",
     ]
+    detail = dict(rows)
+    assert detail["pi_power.under_voltage.start"]["throttled"] is True
+    assert detail["pi_power.throttled.start"]["from"] == "2026-07-01T01:00:02.000000Z"
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("throttled")]
+    assert len(said) == 2 and all("its SoC not hot" in line for line in said)
+    assert not any("too hot" in line for line in said)
 
 
 def test_health_says_the_throttle_of_an_under_voltage_and_no_spell_of_heat(pi, watch, clock):
@@ -595,3 +609,61 @@ def test_a_hot_soc_throttled_before_the_supply_sagged_stays_its_own_spell(pi, wa
     rows = _spell_rows(core)
     assert [a for a, _ in rows] == ["pi_power.throttled.start", "pi_power.under_voltage.start"]
     assert rows[1][1]["throttled"] is False
+
+
+# --- a throttle alone is a spell from that reading, named for the cause it has -----------------
+
+
+def _a_supply_then_a_throttle_alone(pi, watch, clock) -> None:
+    """A poll every 10 s: three minutes of under-voltage with its throttle, twenty of the ARM
+    capped and throttled with no under-voltage and the SoC at 60 degC, then ten quiet."""
+    for minutes, word in ((3, UNDER), (20, 0x20002), (10, 0)):
+        for _ in range(minutes * 6):
+            pi.set(word, temp_c=60.0)
+            watch.poll()
+            clock.advance(10)
+
+
+def test_a_throttle_that_outlasts_the_under_voltage_is_in_a_spell_from_when_it_was_alone(
+    pi, watch, core, clock, caplog
+):
+    """Before: the throttle alone went to the under-voltage spell while that one was only
+    coalescing (past its last sighting): the under-voltage spell was over at 01:02:50, the
+    throttled one began at 01:07:50, five minutes of a slowed SoC in no spell and not in
+    ``downtime.power``, and its journal lines said "its SoC too hot" of a SoC at 60 degC."""
+    caplog.set_level(logging.INFO, logger="kiosk.pihealth")
+    _a_supply_then_a_throttle_alone(pi, watch, clock)
+    rows = _spell_rows(core)
+    assert sorted(a for a, _ in rows) == [
+        "pi_power.throttled.end",
+        "pi_power.throttled.start",
+        "pi_power.under_voltage.end",
+        "pi_power.under_voltage.start",
+    ]
+    detail = dict(rows)
+    assert detail["pi_power.under_voltage.end"]["to"] == "2026-07-01T01:02:50.000000Z"
+    assert detail["pi_power.throttled.start"]["from"] == "2026-07-01T01:03:00.000000Z"
+    assert detail["pi_power.throttled.end"]["to"] == "2026-07-01T01:22:50.000000Z"
+    down = stats.daily_report(core.store.reader(), date(2026, 7, 1), "Asia/Shanghai")["downtime"]
+    assert [(s["condition"], s["from"][11:19], s["to"][11:19]) for s in down["power"]] == [
+        ("under_voltage", "09:00:00", "09:02:50"),
+        ("throttled", "09:03:00", "09:22:50"),
+    ]
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("throttled")]
+    assert len(said) == 2 and not any("too hot" in line for line in said)
+    assert all("its SoC not hot" in line for line in said)
+
+
+def test_a_throttled_spells_lines_say_heat_once_a_reading_in_it_did(pi, watch, clock, caplog):
+    caplog.set_level(logging.INFO, logger="kiosk.pihealth")
+    pi.set(0x20002, temp_c=60.0)  # capped and throttled, the SoC not hot: no heat said
+    watch.poll()
+    clock.advance(60)
+    pi.set(0x4, temp_c=watch.hot_c)  # the same spell, the SoC at hot_c now
+    watch.poll()
+    pi.set(0, temp_c=60.0)
+    clock.advance(COALESCE_S)
+    watch.poll()
+    start, end = (r.getMessage() for r in caplog.records)
+    assert start.startswith("throttled: ") and "its SoC not hot" in start
+    assert end.startswith("throttled over: ") and "its SoC too hot" in end
