@@ -39,6 +39,7 @@ from kiosk.pihealth import PiPowerReading, PowerWatch
 from office.listsync import ListSync
 
 ROOT = Path(__file__).resolve().parent.parent
+WAIT_S = 10.0  # an upper bound for a test to fail instead of hanging, never a sleep
 START = datetime(2026, 3, 4, 2, 0, tzinfo=UTC)
 clock, core, app, alice, admin = console_fixtures(START)
 
@@ -250,3 +251,53 @@ def test_a_stop_with_nothing_stuck_gives_up_nothing_and_says_nothing(
         asyncio.run(run())
     assert not [r for r in caplog.records if r.getMessage().startswith("stopping:")]
     assert core.devices.gate.is_open is False
+
+
+def test_kiosk_demo_ends_as_kiosk_run_does_a_stuck_thread_not_keeping_it(monkeypatch, caplog):
+    """`kiosk demo` had no ``ExitAfterStop``: a thread still stuck after its stop (a write
+    to a stalled card) kept the process for ever. Now it is armed after the demo's stop, and
+    ends the process with the stop's code when such a thread is left."""
+    from checkpoint import demo
+    from checkpoint.app import ExitAfterStop
+
+    never = threading.Event()
+    order: list[str] = []
+
+    class Session:
+        def __init__(self) -> None:
+            self.daemon = self
+
+        async def run_until_signal(self) -> None:
+            order.append("run")
+
+        async def stop(self) -> None:
+            order.append("stop")
+            stuck = threading.Thread(target=never.wait, args=(30,), name="kiosk-stuck-write")
+            stuck.start()  # still in its write when the stop returns
+
+    async def start_demo(*args, **kwargs):
+        return Session()
+
+    async def play_visitors(session) -> None:
+        await asyncio.Event().wait()
+
+    monkeypatch.setattr(demo, "start_demo", start_demo)
+    monkeypatch.setattr(demo, "play_visitors", play_visitors)
+    monkeypatch.setattr(demo, "print_banner", lambda session: None)
+    exits: list[int] = []
+
+    def exit_(code: int) -> None:
+        order.append("exit")
+        exits.append(code)
+
+    leaving = ExitAfterStop(0.0, exit_=exit_)
+    try:
+        with caplog.at_level(logging.ERROR, logger="checkpoint.app"):
+            code = demo.run_demo_process(0, None, leaving=leaving)
+            assert leaving._timer is not None
+            leaving._timer.join(WAIT_S)
+    finally:
+        never.set()
+    assert code == 0
+    assert order == ["run", "stop", "exit"] and exits == [0]
+    assert "threads still in a call: kiosk-stuck-write" in caplog.text
