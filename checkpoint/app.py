@@ -588,13 +588,17 @@ class Daemon:
             self._server.should_exit = True  # no new connection; its end is waited for below
         background = self._cancel_background()
         started = await self.core.runner.lock_for_stop(budget)
-        await asyncio.gather(
+        outcomes = await asyncio.gather(
             self._stop_web(budget),
             self._end_background(background, budget),
             self._stop_engine(budget, started=started),
             self._stop_step(budget, "page helper", HELPER_STOP_S, _shutdown_pages),
             self._stop_helpers(budget),
+            return_exceptions=True,
         )
+        for outcome in outcomes:  # a step's bug: said, and the writes still come
+            if isinstance(outcome, Exception):
+                log.error("stopping: a step failed", exc_info=outcome)
         unwritten = await self._stop_writes(budget)
         cpu.release()
         self._say_stop(budget, unwritten)

@@ -301,3 +301,22 @@ def test_kiosk_demo_ends_as_kiosk_run_does_a_stuck_thread_not_keeping_it(monkeyp
     assert code == 0
     assert order == ["run", "stop", "exit"] and exits == [0]
     assert "threads still in a call: kiosk-stuck-write" in caplog.text
+
+
+def test_a_step_that_fails_is_said_and_the_writes_still_come(app, core, clock, caplog, monkeypatch):
+    daemon = Daemon(core, notifier=Notifier(None))
+
+    async def finish_stop(budget) -> None:
+        raise RuntimeError("a bug in the engine's stop")
+
+    monkeypatch.setattr(core.runner, "finish_stop", finish_stop)
+
+    async def run() -> None:
+        await core.runner.start()
+        await daemon.stop()
+
+    with caplog.at_level(logging.ERROR, logger="checkpoint.app"):
+        asyncio.run(run())
+    assert "stopping: a step failed" in caplog.text and "a bug in the engine" in caplog.text
+    assert (core.data_dir / app_module.STOPPED_MARKER).exists()  # the writes came
+    core.runner.close()
