@@ -3,9 +3,10 @@
 Start order (``Daemon.start``): the event log (schema, single writer) → lists, trust, history,
 tokens, accounts → drivers → the engine runner (readers start here) → the web server → the
 systemd notification (``READY=1``) and watchdog → the hourly retention purge. ``Daemon.stop``
-undoes it in reverse: the gate is commanded locked and the devices closed before any of its
-writes, and the writes have until ``STOP_BUDGET_S`` after the stop began: a storage that does
-not answer is given up on, the journal saying what was not written; nothing is half-written.
+undoes it within one budget (``STOP_BUDGET_S``, every step drawing on it): the gate is
+commanded locked first, before anything that may wait on the storage or the network, the
+writes come last: a step that does not end in its share is given up on, the journal saying
+which and what was not written; nothing is half-written.
 
 The UI receives a ``Core``: the bundle of core objects it may call. Nothing here is created
 at import time.
@@ -17,6 +18,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import math
 import os
 import signal
 import sys
@@ -41,7 +43,7 @@ from kiosk.calibration import CalibrationStore, default_path
 from kiosk.clock import Clock, FlooredClock
 from kiosk.config import KioskConfig, trust_dir
 from kiosk.core import HEARTBEAT_MAX_AGE_S, Core, Devices
-from kiosk.deadline import Abandoned, in_daemon_thread
+from kiosk.deadline import Abandoned, StopBudget, in_daemon_thread
 from kiosk.devices import Gate
 from kiosk.export import InProcessPages
 from kiosk.history import PassageHistory
@@ -323,20 +325,47 @@ def record_stop(core: Core) -> None:
         )
 
 
-#: The whole stop, from the signal: its writes (``Daemon._stop_writes``) are given up past it
-#: (systemd's ``TimeoutStopSec`` is 15 s: the process ends well before it kills it).
+#: The whole stop, from the signal: every step of it draws on it (``kiosk.deadline.StopBudget``,
+#: ``Daemon.stop``). With the exit's grace after it and ``STOP_MARGIN_S``, within systemd's
+#: ``TimeoutStopSec`` (systemd/kiosk.service; tests/test_stop_budget.py checks the sum).
 STOP_BUDGET_S = 10.0
-#: The writes have this long at least, however long the steps before them took.
-STOP_WRITES_MIN_S = 1.0
-#: Closing the devices (readers, thermometer, the relay already commanded locked).
+#: Kept back of it for the gate's lock (a relay command under way waited for, then the
+#: lock: twice ``engine.device_deadline_ms`` at most) and for the writes: no step before
+#: them takes these.
+STOP_LOCK_S = 1.0
+STOP_WRITES_S = 2.0
+#: What ``TimeoutStopSec`` leaves over the stop and the exit's grace: the signal's way to
+#: the loop, a step's overrun of its grant by a loop turn, the interpreter's end.
+STOP_MARGIN_S = 2.0
+#: Each step's own cap, within what the budget leaves it: the web server's end (its
+#: requests under way), the background tasks' end once cancelled, closing the relay and the
+#: thermometer, the API's page helper (it ends by itself once this process is gone), the
+#: list sync, the peers (``checkpoint.peers.FAREWELL_S`` for telling them it is closing).
+WEB_STOP_S = 1.5
+TASKS_STOP_S = 1.0
 DEVICES_CLOSE_S = 2.0
-#: Stopping the API's page helper process (it ends by itself once this process is gone).
 HELPER_STOP_S = 2.0
+LISTS_STOP_S = 1.0
+PEERS_STOP_S = 1.0
 #: After the stop, how long the process may take to end (``ExitAfterStop``).
 EXIT_GRACE_S = 2.0
 
 #: A stop's write: its thread's name, the write, and what it leaves unwritten if given up.
 _WriteStep = tuple[str, Callable[[], object], Callable[[], str]]
+
+
+def _close_devices(devices: Devices) -> None:
+    """The relay (commanded locked already) and the thermometer closed; the readers were
+    stopped by the engine (``EngineRunner.finish_stop``): one stuck in its driver is not
+    waited for again here, before the relay (``Devices.close`` would)."""
+    for device in (devices.gate, devices.thermometer):
+        if device is not None:
+            with contextlib.suppress(Exception):
+                device.close()
+
+
+def _shutdown_pages(_grant_s: float) -> None:
+    HelperProcessPages.shutdown()
 
 
 def _rows(n: int) -> str:
@@ -464,8 +493,12 @@ class Daemon:
         #: Set to stop (``request_stop``); given, it may already be set by a signal that came
         #: while the program was starting.
         self._stopping = stopping or asyncio.Event()
-        #: The whole stop's deadline (``stop``): its writes are given up past it.
+        #: The whole stop's budget (``stop``) and what it keeps back for its last steps.
         self.stop_budget_s = STOP_BUDGET_S
+        self.stop_reserves_s = {"gate lock": STOP_LOCK_S, "writes": STOP_WRITES_S}
+        #: Set once the peers' sync has stopped (or there is none): the log closes after.
+        self._peers_stopped = threading.Event()
+        self._peers_stopped.set()
         self.cpu_plan: cpu.CpuPlan | None = None
 
     @property
@@ -533,44 +566,133 @@ class Daemon:
             self._news_task = asyncio.create_task(news, name="peers-news")
         log.info("kiosk started", extra={"url": self.url, "kiosk_id": self.core.store.kiosk_id})
 
+    def stop_budget(self) -> StopBudget:
+        """The stop's one budget (``stop_budget_s`` from now, ``stop_reserves_s`` kept back
+        for the gate's lock and the writes), on the loop's clock."""
+        loop = asyncio.get_running_loop()
+        return StopBudget(self.stop_budget_s, dict(self.stop_reserves_s), now=loop.time)
+
     async def stop(self) -> None:
-        """Reverse order, bounded: web → background tasks → engine (the gate commanded
-        locked) and devices (the relay closed) → helpers → the writes, which share one
-        deadline (``_stop_writes``): a storage that does not answer holds up nothing."""
-        began = asyncio.get_running_loop().time()
+        """Reverse order, within one budget (``stop_budget``; ``STOP_BUDGET_S``, systemd's
+        ``TimeoutStopSec`` less the exit's grace and a margin): the web server told to end
+        and the background tasks cancelled (neither waited for), the gate commanded locked
+        (``EngineRunner.lock_for_stop``: after a crossing under way, before anything that may
+        wait on the storage or the network); then, all at once, the web server's end, the
+        background tasks', the engine's rest and the devices, the page helper, the list sync
+        and the peers, each within its own cap and what the budget leaves them; then the
+        writes, which have the rest (``_stop_writes``). A step not done in time goes on in
+        its thread, left to the exit; one journal line says what was given up (``_say_stop``)."""
+        budget = self.stop_budget()
         self.notifier.stopping("stopping")
         if self._server is not None:
-            self._server.should_exit = True
-        if self._server_task is not None:
-            with contextlib.suppress(Exception, asyncio.CancelledError):
-                await asyncio.wait_for(self._server_task, 1.5)
-        for task in (self._purge_task, self._lists_task, self._news_task, self._pi_power_task):
-            if task is not None:  # a write of theirs still stuck goes on in its thread
-                task.cancel()
-                with contextlib.suppress(BaseException):
-                    await task
-        if self._rows_task is not None:  # its thread writes or holds its rows (HeldRows.write)
-            self._rows_task.cancel()
-            await asyncio.wait({self._rows_task})
-        if self._watchdog is not None:
-            await self._watchdog.stop()
-        await self.core.runner.stop()  # the gate commanded locked, whatever the storage does
-        await self._bounded("kiosk-stop-devices", self.core.devices.close, DEVICES_CLOSE_S)
-        await self._stop_helpers()
-        await self._stop_writes(began + self.stop_budget_s)
+            self._server.should_exit = True  # no new connection; its end is waited for below
+        background = self._cancel_background()
+        started = await self.core.runner.lock_for_stop(budget)
+        outcomes = await asyncio.gather(
+            self._stop_web(budget),
+            self._end_background(background, budget),
+            self._stop_engine(budget, started=started),
+            self._stop_step(budget, "page helper", HELPER_STOP_S, _shutdown_pages),
+            self._stop_helpers(budget),
+            return_exceptions=True,
+        )
+        for outcome in outcomes:  # a step's bug: said, and the writes still come
+            if isinstance(outcome, Exception):
+                log.error("stopping: a step failed", exc_info=outcome)
+        unwritten = await self._stop_writes(budget)
         cpu.release()
+        self._say_stop(budget, unwritten)
         log.info("kiosk stopped")
 
-    async def _stop_helpers(self) -> None:
-        """The API's page helper (an export's read of a stalled card may hold it), the list
-        sync and the compound's peers (told this gate is closing), each bounded."""
-        await self._bounded("kiosk-stop-pages", HelperProcessPages.shutdown, HELPER_STOP_S)
-        if self._lists_sync is not None:
-            await asyncio.to_thread(self._lists_sync.stop, 1.0)
-        if self._peers is not None:
-            # Its peers are told it is closing (a clean stop, not an outage): no alarm there.
-            await asyncio.to_thread(self._peers.farewell)
-            await asyncio.to_thread(self._peers.stop, 1.0)
+    def _cancel_background(self) -> list[asyncio.Task[Any]]:
+        """The background tasks cancelled (a write of theirs still stuck goes on in its
+        thread; the console's rows' thread writes or holds them: ``HeldRows.write``) and the
+        watchdog's end begun: what the stop waits for, after the gate's lock."""
+        tasks = [
+            task
+            for task in (
+                self._purge_task,
+                self._lists_task,
+                self._news_task,
+                self._pi_power_task,
+                self._rows_task,
+            )
+            if task is not None
+        ]
+        for task in tasks:
+            task.cancel()
+        if self._watchdog is not None:
+            tasks.append(asyncio.create_task(self._watchdog.stop(), name="watchdog-stop"))
+        return tasks
+
+    async def _end_background(self, tasks: list[asyncio.Task[Any]], budget: StopBudget) -> None:
+        if not tasks:
+            return
+        step = "background tasks"
+        _, left = await asyncio.wait(tasks, timeout=budget.grant(step, TASKS_STOP_S))
+        for task in tasks:
+            if task.done() and not task.cancelled():
+                task.exception()  # seen: a task's failure was logged by it already
+        if left:
+            budget.gave_up(step)
+
+    async def _stop_web(self, budget: StopBudget) -> None:
+        """The web server's end (its requests under way): past its grant it is cancelled."""
+        task = self._server_task
+        if task is None:
+            return
+        step = "web server"
+        done, _ = await asyncio.wait({task}, timeout=budget.grant(step, WEB_STOP_S))
+        if not done:
+            task.cancel()
+            budget.gave_up(step)
+        elif not task.cancelled() and task.exception() is not None:
+            log.warning("stopping: the web server ended with %r", task.exception())
+
+    async def _stop_engine(self, budget: StopBudget, *, started: bool) -> None:
+        """The engine's rest (its tasks, readers, held decisions), then the relay and the
+        thermometer closed (``_close_devices``)."""
+        if started:
+            await self.core.runner.finish_stop(budget)
+        devices = self.core.devices
+        await self._stop_step(
+            budget, "devices", DEVICES_CLOSE_S, lambda _s: _close_devices(devices)
+        )
+
+    async def _stop_helpers(self, budget: StopBudget) -> None:
+        """The list sync, and the compound's peers: told this gate is closing (a clean stop,
+        not an outage: no alarm there), then stopped; each within its grant."""
+        sync, peers = self._lists_sync, self._peers
+        if sync is not None:
+            await self._stop_step(budget, "list sync", LISTS_STOP_S, sync.stop)
+        if peers is not None:
+            from checkpoint.peers import FAREWELL_S
+
+            def farewell(wait_s: float) -> bool:  # False: a peer not told (no answer)
+                return None not in peers.farewell(wait_s).values()
+
+            def stop(timeout_s: float) -> None:
+                try:
+                    peers.stop(timeout_s)
+                finally:
+                    self._peers_stopped.set()
+
+            await self._stop_step(budget, "peers farewell", FAREWELL_S, farewell)
+            self._peers_stopped.clear()
+            await self._stop_step(budget, "peers", PEERS_STOP_S, stop)
+
+    async def _stop_step(
+        self, budget: StopBudget, step: str, own_s: float, fn: Callable[[float], object]
+    ) -> bool:
+        """``fn(its grant)`` in a daemon thread within its grant (``_bounded``): whether it
+        was done; given up (``StopBudget.gave_up``) when not, or when it says so (False)."""
+        grant = budget.grant(step, own_s)
+        box: list[object] = []
+        name = "kiosk-stop-" + step.replace(" ", "-")
+        done = await self._bounded(name, lambda: box.append(fn(grant)), grant)
+        if not done or box == [False]:
+            budget.gave_up(step)
+        return done
 
     async def _bounded(self, name: str, fn: Callable[[], object], timeout_s: float) -> bool:
         """``fn()`` in a daemon thread, ``timeout_s`` at most: whether it returned (a failure
@@ -583,20 +705,19 @@ class Daemon:
             log.exception("stopping: %s failed", name)
         return True
 
-    async def _stop_writes(self, deadline: float) -> None:
+    async def _stop_writes(self, budget: StopBudget) -> list[_WriteStep]:
         """The stop's writes, once the gate is locked, in this order: the Pi's power spells'
         end rows, the console's rows (held during an outage, the minute's refused sign-ins
         count), the daemon's stop row and marker (``record_stop``), the event log's close.
-        Together they have until ``deadline`` (loop time; at least ``STOP_WRITES_MIN_S``):
-        past it the step under way and those after it are given up, and one journal line
-        says what was not written, in counts (no personal data)."""
-        loop = asyncio.get_running_loop()
-        deadline = max(deadline, loop.time() + STOP_WRITES_MIN_S)
+        Together they have what is left of ``budget`` (its reserve for them at least, kept
+        from every step before): past it the step under way and those after it are given
+        up; those are returned, for the journal line (``_say_stop``)."""
         steps = self._write_steps()
         for i, (name, write, _left) in enumerate(steps):
-            if not await self._bounded(name, write, deadline - loop.time()):
-                self._say_unwritten(steps[i:])
-                return
+            if not await self._bounded(name, write, budget.grant("writes", math.inf)):
+                budget.gave_up("writes")
+                return steps[i:]
+        return []
 
     def _write_steps(self) -> list[_WriteStep]:
         """``(thread name, the write, what it leaves unwritten)`` for each of the stop's."""
@@ -621,22 +742,37 @@ class Daemon:
         steps.append(
             (
                 "kiosk-stop-log",
-                self.core.store.close,
+                self._close_log,
                 lambda: "the event log left open (the next start recovers it from its WAL)",
             )
         )
         return steps
 
-    def _say_unwritten(self, steps: list[_WriteStep]) -> None:
-        """The stop gave up on the storage: one error line, what each step left."""
-        left = "; ".join(f"{name.removeprefix('kiosk-stop-')}: {say()}" for name, _, say in steps)
-        log.error(
-            "stopping: the storage did not answer within the stop's %.1f s; given up at %s,"
-            " not written: %s",
-            self.stop_budget_s,
-            steps[0][0].removeprefix("kiosk-stop-"),
-            left,
-        )
+    def _close_log(self) -> None:
+        """The event log closed once the peers' stop has returned (``PeerSync.stop``: then
+        no use of the log by them is under way; one closed under a running query crashed the
+        process), however long that takes: within the writes' grant, as every write."""
+        self._peers_stopped.wait()
+        self.core.store.close()
+
+    def _say_stop(self, budget: StopBudget, unwritten: list[_WriteStep]) -> None:
+        """One journal line when the stop gave up on a step: which one used up the budget
+        and what each given up had; when the storage did not take the writes, what each
+        left unwritten, in counts (no personal data)."""
+        if unwritten:
+            left = "; ".join(
+                f"{name.removeprefix('kiosk-stop-')}: {say()}" for name, _, say in unwritten
+            )
+            log.error(
+                "stopping: the storage did not answer within the stop's %.1f s; given up at"
+                " %s, not written: %s; %s",
+                budget.total_s,
+                unwritten[0][0].removeprefix("kiosk-stop-"),
+                left,
+                budget.said(),
+            )
+        elif budget.given_up:
+            log.warning("stopping: within the stop's %.1f s, %s", budget.total_s, budget.said())
 
     def request_stop(self) -> None:
         self._stopping.set()

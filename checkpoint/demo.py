@@ -16,12 +16,13 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from checkpoint.app import Daemon, build_core, stop_on_signals
+from checkpoint.app import Daemon, ExitAfterStop, build_core, stop_on_signals
 from checkpoint.replay import (
     SCENARIO_DIR,
     DeviceTarget,
@@ -248,7 +249,23 @@ def _pi_power_line(core: Core) -> list[str]:
     return [f"  Pi power     : echo 50005 > {word}   (under-voltage; echo 0: over)"]
 
 
-async def run_demo(port: int, data: Path | None, host: str = "127.0.0.1") -> int:
+def run_demo_process(
+    port: int, data: Path | None, host: str = "127.0.0.1", *, leaving: ExitAfterStop | None = None
+) -> int:
+    """``kiosk demo``'s process: ``run_demo`` on its own loop, ended as ``kiosk run`` ends
+    (``ExitAfterStop``, built before the loop runs): a thread still stuck after the stop (a
+    write to a stalled card, a request's) does not keep the process past the exit's grace."""
+    leaving = leaving or ExitAfterStop()
+    try:
+        return asyncio.run(run_demo(port, data, host, leaving=leaving))
+    finally:
+        leaving.settle()  # the threads of the run have ended: the process ends by itself
+
+
+async def run_demo(
+    port: int, data: Path | None, host: str = "127.0.0.1", *, leaving: ExitAfterStop | None = None
+) -> int:
+    """The demo until a signal, then its daemon's stop; ``leaving`` armed after it."""
     stopping = asyncio.Event()
     stop_on_signals(stopping.set)  # first, as `kiosk run`: a SIGTERM while starting is a clean stop
     with contextlib.ExitStack() as stack:
@@ -264,4 +281,6 @@ async def run_demo(port: int, data: Path | None, host: str = "127.0.0.1") -> int
             with contextlib.suppress(BaseException):
                 await visitors
             await session.daemon.stop()
+            if leaving is not None:  # as `kiosk run`: a thread still stuck ends with the process
+                leaving.arm(0 if sys.exc_info()[0] is None else 1)
     return 0

@@ -16,6 +16,7 @@ and brings a resource-tracker process (~7 MB) along for the daemon's lifetime.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import pickle
@@ -49,6 +50,11 @@ _MAX_REPLY_BYTES = 1 << 30
 
 class HelperGone(RuntimeError):
     """The helper process exited, closed its pipe or took too long."""
+
+
+class HelperStopped(HelperGone):
+    """``shutdown`` ended the helper while a page was asked of it: the page is built in this
+    process, not asked of a new helper."""
 
 
 def _read_exact(stream: IO[bytes], n: int) -> bytes:
@@ -99,7 +105,10 @@ class HelperProcessPages:
     thread instead, so an export never fails for it."""
 
     _proc: subprocess.Popen[bytes] | None = None
+    #: Held by ``_ask`` for as long as a page takes (one page at a time on the pipes).
     _lock = threading.Lock()
+    #: Guards ``_proc`` only, never held across a page: ``shutdown`` never waits for one.
+    _proc_lock = threading.Lock()
     #: The helper's last failure, said once: a page a bad sector keeps from being read is
     #: asked for at every pull, and each warning would go to the journal on that card.
     _failed: str | None = None
@@ -108,11 +117,17 @@ class HelperProcessPages:
     @classmethod
     def helper(cls) -> subprocess.Popen[bytes]:
         """The running helper process, started if there is none (call with ``_lock`` held)."""
-        proc = cls._proc
-        if proc is not None and proc.poll() is None:
-            return proc
+        with cls._proc_lock:
+            proc = cls._proc
+            if proc is not None and proc.poll() is None:
+                return proc
+            cls._proc = cls._start()
+            return cls._proc
+
+    @classmethod
+    def _start(cls) -> subprocess.Popen[bytes]:
         cpus = background_cpus()
-        cls._proc = subprocess.Popen(
+        return subprocess.Popen(
             [
                 sys.executable,
                 "-m",
@@ -125,25 +140,25 @@ class HelperProcessPages:
             stdout=subprocess.PIPE,
             close_fds=True,
         )
-        return cls._proc
 
     @classmethod
     def shutdown(cls) -> None:
-        """Stop the helper process (the daemon calls this on stop; it also exits by itself
-        when idle or when this process dies)."""
-        with cls._lock:
+        """Stop the helper process (the daemon's stop, a helper that failed); it also exits
+        by itself when idle or when this process dies. Never waits behind a page under way
+        (``_ask`` holds ``_lock`` for as long as it takes: an export reading a stalled card,
+        up to ``PAGE_TIMEOUT_S``): that helper is terminated, and the asking thread builds
+        its page itself (``HelperStopped``). An idle one is told to end (its stdin closed)."""
+        with cls._proc_lock:
             proc, cls._proc = cls._proc, None
         if proc is None:
             return
-        if proc.stdin is not None:
-            proc.stdin.close()  # its read sees the end and it exits
+        if not cls._lock.acquire(blocking=False):  # a page under way: its thread retires it
+            proc.terminate()
+            return
         try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-        if proc.stdout is not None:
-            proc.stdout.close()
+            _retire(proc, 5.0)
+        finally:
+            cls._lock.release()
 
     @classmethod
     def _ask(
@@ -151,16 +166,13 @@ class HelperProcessPages:
     ) -> tuple[bool, bytes, int, int, int]:
         with cls._lock:
             proc = cls.helper()
-            assert proc.stdin is not None and proc.stdout is not None
             try:
-                _send(proc.stdin, request)
-            except OSError as exc:  # it exited (idle) just now: the caller retries once
-                raise HelperGone(str(exc)) from None
-            ready, _, _ = select.select([proc.stdout], [], [], PAGE_TIMEOUT_S)
-            if not ready:
-                proc.kill()
-                raise HelperGone("no page in time")
-            return _receive_reply(proc.stdout)
+                return _page_of(proc, request)
+            except (HelperGone, OSError, ValueError, struct.error):
+                if cls._proc is proc:
+                    raise
+                _retire(proc, 1.0)  # ``shutdown`` took it meanwhile, and terminated it
+                raise HelperStopped("the helper was stopped") from None
 
     def build(
         self, store: EventLog, after: int, limit: int, allowed: frozenset[str], ndjson: bool
@@ -170,6 +182,9 @@ class HelperProcessPages:
             try:
                 ok, body, count, next_seq, last = self._ask(request)
             except (HelperGone, OSError, ValueError, struct.error) as exc:
+                if isinstance(exc, HelperStopped):
+                    log.debug("export worker stopped; building in-process")
+                    break
                 if attempt == 0 and isinstance(exc, HelperGone):
                     continue  # an idle helper may exit between our check and our request
                 log.warning("export worker unavailable (%s); building in-process", exc)
@@ -188,6 +203,39 @@ class HelperProcessPages:
         from kiosk.export import InProcessPages
 
         return InProcessPages().build(store, after, limit, allowed, ndjson)
+
+
+def _page_of(
+    proc: subprocess.Popen[bytes], request: tuple[str, int, int, tuple[str, ...], bool]
+) -> tuple[bool, bytes, int, int, int]:
+    """``request`` sent to the helper ``proc`` and its reply read (``_lock`` held)."""
+    assert proc.stdin is not None and proc.stdout is not None
+    try:
+        _send(proc.stdin, request)
+    except OSError as exc:  # it exited (idle) just now: the caller retries once
+        raise HelperGone(str(exc)) from None
+    ready, _, _ = select.select([proc.stdout], [], [], PAGE_TIMEOUT_S)
+    if not ready:
+        proc.kill()
+        raise HelperGone("no page in time")
+    return _receive_reply(proc.stdout)
+
+
+def _retire(proc: subprocess.Popen[bytes], wait_s: float) -> None:
+    """A helper nobody asks any more: told to end (its stdin closed), killed if it has not
+    within ``wait_s``, its pipes closed. Only by the thread that holds ``_lock``: a pipe
+    closed under another thread's read waits for that read."""
+    with contextlib.suppress(OSError, ValueError):
+        if proc.stdin is not None:
+            proc.stdin.close()  # its read sees the end and it exits
+    try:
+        proc.wait(wait_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(wait_s)  # a helper stuck in the kernel (a stalled card) is left
+    if proc.stdout is not None:
+        proc.stdout.close()
 
 
 def serve(stdin: IO[bytes], stdout: IO[bytes], idle_stop_s: float) -> int:

@@ -236,3 +236,66 @@ async def in_daemon_thread(name: str, fn: Callable[[], T], timeout_s: float) -> 
         fut.add_done_callback(_consume)
         raise Abandoned(f"{name}: not done within {timeout_s:.1f} s")
     return fut.result()
+
+
+class StopBudget:
+    """One deadline for a whole stop, every step of it drawing on it (``Daemon.stop``).
+
+    ``total_s`` from its making (``now``: the loop's clock); ``reserves``: the seconds kept
+    back for the steps that must come last whatever came before (the gate's lock, the
+    writes), by step name. ``grant(step, own_s)`` is the time that step may take: its own cap,
+    cut to what is left less the reserves of the steps after it (a reserve's own step draws
+    on it, and it is kept back no more). ``gave_up(step)`` records a step left unfinished at
+    its grant; ``said()`` is what the journal line says of them: which one used up the
+    budget (the longest given up), and the others."""
+
+    def __init__(
+        self,
+        total_s: float,
+        reserves: dict[str, float] | None = None,
+        *,
+        now: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.total_s = total_s
+        self._now = now
+        self.ends = now() + total_s
+        self._reserves = dict(reserves or {})
+        #: Each step granted so far, ``(name, its own cap, granted)``, in order; and those
+        #: given up at their grant.
+        self.steps: list[tuple[str, float, float]] = []
+        self.given_up: list[tuple[str, float, float]] = []
+
+    def left(self) -> float:
+        """Seconds left of the whole budget (never below 0)."""
+        return max(0.0, self.ends - self._now())
+
+    def grant(self, step: str, own_s: float) -> float:
+        """How long ``step`` may take from now: ``own_s`` at most, and never into the
+        reserves of the steps still to come (``step``'s own reserve is drawn on now)."""
+        self._reserves.pop(step, None)
+        granted = max(0.0, min(own_s, self.left() - sum(self._reserves.values())))
+        self.steps.append((step, own_s, granted))
+        return granted
+
+    def gave_up(self, step: str) -> None:
+        """``step`` did not end within its last grant (it goes on, left to the exit)."""
+        for name, own_s, granted in reversed(self.steps):
+            if name == step:
+                self.given_up.append((name, own_s, granted))
+                return
+
+    @property
+    def cut(self) -> bool:
+        """Some step was granted less than its own cap: the budget ran short."""
+        return any(granted < own_s for _, own_s, granted in self.steps)
+
+    def said(self) -> str:
+        """The given-up steps for the journal line: the one that used up the most of the
+        budget first (``used up by``) when it ran short, each with the seconds it had."""
+        if not self.given_up:
+            return "no step given up"
+        ranked = sorted(self.given_up, key=lambda s: -s[2])
+        each = ", ".join(f"{name} ({granted:.1f} s)" for name, _, granted in self.given_up)
+        if not self.cut:
+            return f"given up: {each}"
+        return f"the budget used up by {ranked[0][0]}; given up: {each}"

@@ -21,13 +21,14 @@ hardware:
   answers from any thread (the systemd watchdog pings only while it is true).
 
 The runner does not own the devices or the event log: the composer (``checkpoint.app``) builds
-and closes them. ``start()`` starts the readers; ``stop()`` stops them and locks the gate.
+and closes them. ``start()`` starts the readers; ``stop()`` locks the gate, then stops them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import threading
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
@@ -38,7 +39,7 @@ from kiosk.clock import Clock
 from kiosk.config import KioskConfig
 from kiosk.crossing import Crossing, Outcome
 from kiosk.dating import dated_source
-from kiosk.deadline import Abandoned, DeviceWorker, in_daemon_thread
+from kiosk.deadline import Abandoned, DeviceWorker, StopBudget, in_daemon_thread
 from kiosk.devices import (
     CodeRead,
     CodeReader,
@@ -59,6 +60,11 @@ from kiosk.standby import keep_held
 from kiosk.store import Event, EventDraft, StoreFault, decode_event_row, format_ts
 
 log = logging.getLogger(__name__)
+
+#: A stop waits this long at most for the loop's tasks to end once cancelled, and for its
+#: readers to stop (all at once): each within the stop's budget too (``StopBudget``).
+STOP_TASKS_S = 2.0
+STOP_READERS_S = 2.0
 
 
 def report_reader_health(engine: Engine, readers: Sequence[CodeReader]) -> None:
@@ -170,6 +176,10 @@ class EngineRunner:
             log, "engine tick failed", "engine tick working again"
         )
         self._started = False
+        #: The stop has begun (``lock_for_stop``): no code is decided any more.
+        self._stopping = False
+        #: The stop has commanded the gate locked: no open is commanded any more (``_set_gate``).
+        self._locked_at_stop = False
         self.max_tick_lag_ms = 0.0
         self.codes_received = 0
         self.history_loaded = 0
@@ -187,6 +197,7 @@ class EngineRunner:
         self._loop_thread = threading.current_thread()
         self._wake = asyncio.Event()
         self._gate_order = asyncio.Lock()
+        self._stopping = self._locked_at_stop = False
         self.bus.bind(self._loop)
         # Before the log is read: a forget committed meanwhile is looked at again, never missed.
         await asyncio.to_thread(self._forgets_from_here)
@@ -208,81 +219,147 @@ class EngineRunner:
         self.publish(self.engine.snapshot())
         log.info("engine runner started (%d readers)", len(self.readers))
 
-    async def stop(self) -> None:
-        """Stop the loop tasks and the readers; leave the gate commanded locked."""
+    async def stop(self, budget: StopBudget | None = None) -> None:
+        """Stop the loop tasks and the readers; leave the gate commanded locked: ``lock_for_stop``
+        then ``finish_stop``, each step within ``budget`` (by default, its own caps only)."""
+        budget = budget or StopBudget(math.inf)
+        if await self.lock_for_stop(budget):
+            await self.finish_stop(budget)
+
+    async def lock_for_stop(self, budget: StopBudget) -> bool:
+        """The stop's first part, before anything that may wait on the storage or the network:
+        no code is decided from here, the loop's tasks are cancelled, a crossing still under way
+        is waited for (it may open the gate: its open comes before the lock; its commit is
+        bounded by ``store_deadline_ms``), then the gate is commanded locked, and no open is
+        commanded after (``_set_gate``). False for a runner never started (closed now)."""
         if not self._started:
             self.close()
-            return
+            return False
         self._started = False
-        tasks, self._tasks = self._tasks, []
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.wait(tasks, timeout=2.0)
-        for reader in self.readers:
-            stopping = asyncio.ensure_future(asyncio.to_thread(reader.stop))
-            done, _ = await asyncio.wait({stopping}, timeout=2.0)
-            if not done or stopping.exception() is not None:
-                # Shutting down: a reader stuck in its driver is a daemon thread; go on.
-                log.warning("reader %s did not stop cleanly", reader.name)
+        self._stopping = True
+        for task in self._tasks:
+            task.cancel()  # their end is waited for after the lock (``finish_stop``)
         pending = list(self._inflight)
         if pending:
-            # A crossing still under way may open the gate: the lock below must come after it.
-            await asyncio.wait(pending, timeout=self._store_deadline_s + self._deadline_s)
-        await self._lock_at_stop()
-        await self._flush_backlog()
+            step = "crossing under way"
+            own_s = self._store_deadline_s + self._deadline_s
+            _, left = await asyncio.wait(pending, timeout=budget.grant(step, own_s))
+            if left:
+                budget.gave_up(step)
+        await self._lock_at_stop(budget)
+        return True
+
+    async def finish_stop(self, budget: StopBudget) -> None:
+        """The stop's rest, the gate locked: the loop's tasks' end, the readers (all at once),
+        the decisions held by a store fault (``_flush_backlog``), each within ``budget``."""
+        tasks, self._tasks = self._tasks, []
+        if tasks:
+            _, left = await asyncio.wait(tasks, timeout=budget.grant("engine tasks", STOP_TASKS_S))
+            if left:
+                budget.gave_up("engine tasks")
+        await self._stop_readers(budget)
+        await self._flush_backlog(budget)
         self.close()
 
-    async def _flush_backlog(self) -> None:
+    async def _stop_readers(self, budget: StopBudget) -> None:
+        """Every reader stopped at once, each in a daemon thread: one stuck in its driver is
+        said and left to the process's exit."""
+        if not self.readers:
+            return
+        grant = budget.grant("readers", STOP_READERS_S)
+        outcomes = await asyncio.gather(
+            *(in_daemon_thread(f"kiosk-stop-{r.name}", r.stop, grant) for r in self.readers),
+            return_exceptions=True,
+        )
+        for reader, outcome in zip(self.readers, outcomes, strict=True):
+            if isinstance(outcome, BaseException):
+                log.warning("reader %s did not stop cleanly: %s", reader.name, outcome)
+        if any(isinstance(outcome, Abandoned) for outcome in outcomes):
+            budget.gave_up("readers")
+
+    async def _flush_backlog(self, budget: StopBudget | None = None) -> None:
         """Records held in memory by a store fault: one last try (within the store deadline)
-        before they are gone, and an error line saying how many were not written."""
+        before they are gone, then kept in a file (``_keep_held``, within the store deadline
+        too), both within ``budget``; an error line says how many were not written."""
+        budget = budget or StopBudget(math.inf)
         eng = self.engine
         if not eng.backlog:
             return
+        step = "held decisions"
         loop = asyncio.get_running_loop()
-        end = loop.time() + self._store_deadline_s
+        end = loop.time() + budget.grant(step, 2 * self._store_deadline_s)
+        tried_by = min(end, loop.time() + self._store_deadline_s)
         eng.flush_backlog()
-        while self._inflight and loop.time() < end:
-            await asyncio.wait(list(self._inflight), timeout=max(0.0, end - loop.time()))
-        if eng.backlog:
-            await self._keep_held(list(eng.backlog))
+        while self._inflight and loop.time() < tried_by:
+            await asyncio.wait(list(self._inflight), timeout=max(0.0, tried_by - loop.time()))
+        if not eng.backlog:
+            return
+        kept_s = max(0.0, min(self._store_deadline_s, end - loop.time()))
+        if not await self._keep_held(list(eng.backlog), kept_s):
+            budget.gave_up(step)
 
-    async def _keep_held(self, drafts: list[EventDraft]) -> None:
+    async def _keep_held(self, drafts: list[EventDraft], timeout_s: float) -> bool:
         """The decisions the log never took, kept beside it in a file when the card still
-        takes one (``kiosk.standby.keep_held``) within the store deadline; the journal says
-        where, or that it could not (a card that does not answer: not waited for longer)."""
+        takes one (``kiosk.standby.keep_held``) within ``timeout_s``; the journal says where,
+        or that it could not. False: the card did not answer in time (not waited for longer)."""
         where = self.held_dir
         said = f"stopping with {len(drafts)} event(s) held in memory and not written"
         if where is None:
             log.error(said)
-            return
+            return True
         now = self.clock.now()
         args = (drafts, where, self.config.site.kiosk_id, self.store.boot_id, now)
         try:  # on the card that refused the log: bounded as a commit is (a stalled card)
-            path = await in_daemon_thread(
-                "kiosk-keep-held", lambda: keep_held(*args), self._store_deadline_s
-            )
+            path = await in_daemon_thread("kiosk-keep-held", lambda: keep_held(*args), timeout_s)
         except (OSError, Abandoned) as exc:
             log.error("%s; they could not be kept in %s either: %s", said, where, exc)
-            return
+            return not isinstance(exc, Abandoned)
         log.error("%s to the log; kept (masked) in %s", said, path)
+        return True
 
-    async def _lock_at_stop(self) -> None:
-        """Command the gate locked, last. A relay command still stuck in the driver (an open
-        past its deadline) may go through later: wait for it a little, and if it is still
-        stuck, queue the lock behind it so the gate never ends open after the kiosk stopped."""
+    async def _lock_at_stop(self, budget: StopBudget) -> None:
+        """Command the gate locked; from here no open is commanded (``_set_gate``). A relay
+        command still stuck in the driver (an open past its deadline) may go through later:
+        wait for it a little (within the budget's grant), and if it is still stuck, queue the
+        lock behind it so the gate never ends open after the kiosk stopped."""
+        self._locked_at_stop = True
+        step = "gate lock"
+        loop = asyncio.get_running_loop()
+        end = loop.time() + budget.grant(step, 2 * self._deadline_s)
         worker = self._gate_worker
-        async with self._gate_order:
+        if not await self._take_gate_order(end - loop.time()):
+            worker.call_after(self.gate.set_open, False)  # behind the command holding it
+            budget.gave_up(step)
+            return
+        try:
             if worker.busy:
-                await asyncio.to_thread(worker.wait_idle, self._deadline_s)
+                wait_s = max(0.0, min(self._deadline_s, end - loop.time()))
+                await asyncio.to_thread(worker.wait_idle, wait_s)
             if worker.busy:
                 log.warning("gate command still stuck at stop; the lock follows it when it returns")
                 worker.call_after(self.gate.set_open, False)
+                budget.gave_up(step)
                 return
+            deadline_s = max(0.0, min(self._deadline_s, end - loop.time()))
             try:
-                await worker.call(self.gate.set_open, False)
+                await worker.call(self.gate.set_open, False, deadline_s=deadline_s)
             except DeviceFault as exc:
                 log.warning("gate could not be locked at stop: %s", exc)
+        finally:
+            if self._gate_order.locked():
+                self._gate_order.release()
+
+    async def _take_gate_order(self, timeout_s: float) -> bool:
+        """The relay's command order (``_gate_order``), within ``timeout_s`` when another
+        command holds it (its call ends at its deadline); at once when it is free."""
+        if not self._gate_order.locked():
+            await self._gate_order.acquire()
+            return True
+        try:
+            await asyncio.wait_for(self._gate_order.acquire(), max(0.0, timeout_s))
+        except TimeoutError:
+            return False
+        return True
 
     def close(self) -> None:
         """Release the device worker threads (``stop`` does it; a runner never started, as
@@ -400,6 +477,8 @@ class EngineRunner:
         return sink
 
     def _deliver_code(self, read: CodeRead, direction: str | None) -> None:
+        if self._stopping:  # the gate is being locked: nothing is decided any more
+            return
         self.codes_received += 1
         try:
             self.engine.on_code(read, direction)
@@ -608,6 +687,8 @@ class EngineRunner:
         command still under way is waited for first (at most its deadline)."""
         try:
             async with self._gate_order:
+                if open_ and self._locked_at_stop:  # a crossing that outlived the stop's wait
+                    return GateFault("the kiosk is stopping: the gate stays locked")
                 await self._gate_worker.call(self.gate.set_open, open_)
         except DeviceFault as exc:
             return exc

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import threading
 
 import pytest
@@ -19,6 +20,7 @@ from drivers.gate import FakeGate
 from kiosk import lists as lists_mod
 from kiosk.calibration import Calibration
 from kiosk.config import parse_config
+from kiosk.deadline import StopBudget
 from kiosk.devices import CodeRead, Health, SensorFault, ThermoReading
 from kiosk.history import PassageHistory
 from kiosk.passes import TrustList, issue_pass
@@ -500,27 +502,14 @@ def test_a_commit_that_fails_after_its_deadline_is_retried_once_it_has_ended(tmp
     assert len(r.runner.engine.backlog) == 0
 
 
-class StopHookReader(PushReader):
-    """A code reader that runs ``on_stop`` when the runner stops it."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.on_stop = lambda: None
-
-    def stop(self) -> None:
-        self.on_stop()
-        super().stop()
-
-
 def test_stop_lets_a_crossing_under_way_finish_and_locks_the_gate_last(tmp_path):
-    reader = StopHookReader()
+    reader = PushReader()
     # The store deadline is wall time: 3 s (the default) can run out on a loaded machine's
-    # stop (its task and reader waits) before the released commit landed; not what is tested.
+    # stop before the released commit landed; not what is tested.
     overrides = {"policy": {"mode": "pass_only"}, "engine": {"store_deadline_ms": 20000}}
     r = Rig(tmp_path, overrides=overrides, readers=[reader])
     slow = SlowLog(r.log)
     r.runner.store = slow
-    reader.on_stop = slow.release.set  # the commit lands while the runner is stopping
 
     async def main():
         await r.runner.start()
@@ -529,7 +518,11 @@ def test_stop_lets_a_crossing_under_way_finish_and_locks_the_gate_last(tmp_path)
         # loaded machine the decision took more than WAIT_S to reach the log, the stop came
         # first and (rightly) no gate opened for a crossing not yet started ([False, False]).
         assert await asyncio.to_thread(slow.entered.wait, 6 * WAIT_S)
-        await r.runner.stop()
+        stopping = asyncio.ensure_future(r.runner.stop())
+        await asyncio.wait({stopping}, timeout=0)  # one turn of the loop: the stop has begun
+        assert r.runner._stopping and not stopping.done()
+        slow.release.set()  # the commit lands while the runner is stopping
+        await stopping
 
     try:
         run(main())
@@ -538,6 +531,51 @@ def test_stop_lets_a_crossing_under_way_finish_and_locks_the_gate_last(tmp_path)
         r.close()
     assert [e["decision"] for e in events] == ["pass"]
     assert [c.open_ for c in r.gate.commands] == [False, True, False]  # start, pass, stop
+
+
+class _CrossingCutShort(StopBudget):
+    """A stop's budget gone before a crossing under way could end (a stalled card's commit):
+    no time for it, its own cap for every other step."""
+
+    def grant(self, step: str, own_s: float) -> float:
+        return 0.0 if step == "crossing under way" else super().grant(step, own_s)
+
+
+def test_a_crossing_that_outlives_the_stops_wait_never_opens_the_gate_after_its_lock(tmp_path):
+    """The stop waits for a crossing under way only as long as its budget allows: one whose
+    commit lands after the gate was commanded locked (here while a reader is being stopped)
+    does not open it, and the stop leaves the gate locked."""
+    overrides = {"policy": {"mode": "pass_only"}, "engine": {"store_deadline_ms": 20000}}
+    crossed = threading.Event()
+
+    class ReleasingReader(PushReader):
+        def stop(self) -> None:  # after the lock: the commit lands, the crossing ends
+            slow.release.set()
+            assert crossed.wait(6 * WAIT_S)
+            super().stop()
+
+    reader = ReleasingReader()
+    r = Rig(tmp_path, overrides=overrides, readers=[reader])
+    slow = SlowLog(r.log)
+    r.runner.store = slow
+
+    async def main():
+        await r.runner.start()
+        reader.show(r.pass_text(), r.clock)
+        assert await asyncio.to_thread(slow.entered.wait, 6 * WAIT_S)
+        [crossing] = r.runner._inflight
+        crossing.add_done_callback(lambda _: crossed.set())
+        await r.runner.stop(_CrossingCutShort(math.inf))
+
+    try:
+        run(main())
+        events = r.log.events()
+    finally:
+        r.close()
+    assert [c.open_ for c in r.gate.commands] == [False, False]  # start, stop: never opened
+    # Committed, then recorded as a pass the gate did not open for (no passage counted).
+    assert [e["decision"] for e in events] == ["pass", "deny"]
+    assert "gate_fault" in events[1]["reasons"]
 
 
 def _first_decision_after_start(r: Rig, text: str) -> dict:

@@ -148,9 +148,7 @@ def run_demo(args: argparse.Namespace) -> int:
     from checkpoint import malloc
 
     malloc.tune()  # the daemon's process, before its first threads: docs/memory.md
-    import asyncio
-
-    from checkpoint.demo import run_demo as demo
+    from checkpoint.demo import run_demo_process as demo
 
     port = _port(args.port)
     _host(args.host)
@@ -160,7 +158,7 @@ def run_demo(args: argparse.Namespace) -> int:
     lock = hold_data_dir(data) if data is not None else None
     setup_logging(args.log_level)
     try:
-        return asyncio.run(demo(port, data, args.host))
+        return demo(port, data, args.host)
     except OSError as exc:
         raise CliError(f"cannot start: {_os_error(exc)}") from None
     finally:

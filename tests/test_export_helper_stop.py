@@ -1,0 +1,121 @@
+"""The daemon's stop does not wait behind an export (``HelperProcessPages.shutdown``).
+
+Before: ``shutdown`` took the class lock that ``_ask`` holds for as long as a page takes (an
+export reading a stalled card: up to ``PAGE_TIMEOUT_S``, 60 s), so the stop's page-helper
+step waited for it, and a new helper could be started for the page afterwards. Now the
+helper of a page under way is terminated at once, and the page is built in the daemon's
+process instead, never asked of a new helper.
+
+No sleeps: the helper is a process that never answers (it waits for a signal), and every
+wait is bounded by ``WAIT_S`` so that a regression fails instead of hanging."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import types
+
+import pytest
+
+from checkpoint import export_helper
+from checkpoint.export_helper import HelperProcessPages, HelperStopped
+
+WAIT_S = 10.0  # an upper bound for a test to fail instead of hanging, never a sleep
+REQUEST = ("events.db", 0, 5, (), False)
+
+
+@pytest.fixture
+def stuck_helper(monkeypatch):
+    """The helper of an export stuck on a stalled card: it takes the request and never
+    answers, nor ends when its stdin closes; only a signal ends it."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "import signal; signal.pause()"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    monkeypatch.setattr(HelperProcessPages, "_proc", proc)
+    yield proc
+    proc.kill()
+    proc.wait(WAIT_S)
+    for pipe in (proc.stdin, proc.stdout):
+        if pipe is not None and not pipe.closed:
+            pipe.close()
+
+
+@pytest.fixture
+def asked(monkeypatch):
+    """Set once a page has been asked of the helper (its reply awaited)."""
+    event = threading.Event()
+    real = export_helper.select.select
+
+    def select(*args):
+        event.set()
+        return real(*args)
+
+    monkeypatch.setattr(export_helper, "select", types.SimpleNamespace(select=select))
+    return event
+
+
+def test_a_stop_does_not_wait_behind_an_export_under_way(stuck_helper, asked, monkeypatch):
+    outcome: list[BaseException | object] = []
+
+    def ask() -> None:
+        try:
+            outcome.append(HelperProcessPages._ask(REQUEST))
+        except BaseException as exc:  # noqa: BLE001 - looked at below
+            outcome.append(exc)
+
+    asking = threading.Thread(target=ask, name="export")
+    asking.start()
+    assert asked.wait(WAIT_S)  # the export is under way, the class lock held
+    stopping = threading.Thread(target=HelperProcessPages.shutdown, name="stop")
+    stopping.start()
+    stopping.join(WAIT_S)
+    assert not stopping.is_alive()  # not behind the export's 60 s
+    asking.join(WAIT_S)
+    assert not asking.is_alive()
+    assert stuck_helper.wait(WAIT_S) is not None  # the helper was ended
+    [said] = outcome
+    assert isinstance(said, HelperStopped)
+    assert HelperProcessPages._proc is None
+    assert stuck_helper.stdout is not None and stuck_helper.stdout.closed  # retired
+
+
+def test_the_page_of_a_stopped_helper_is_built_here_not_by_a_new_helper(
+    stuck_helper, asked, monkeypatch
+):
+    started: list[object] = []
+    monkeypatch.setattr(HelperProcessPages, "_start", classmethod(lambda cls: started.append(1)))
+    built: list[tuple[object, ...]] = []
+
+    class InProcess:
+        def build(self, *args):
+            built.append(args)
+            return b"page", 1, 2, 3
+
+    monkeypatch.setattr("kiosk.export.InProcessPages", InProcess)
+    store = types.SimpleNamespace(path="events.db")
+    pages: list[object] = []
+    asking = threading.Thread(
+        target=lambda: pages.append(HelperProcessPages().build(store, 0, 5, frozenset(), False))
+    )
+    asking.start()
+    assert asked.wait(WAIT_S)
+    HelperProcessPages.shutdown()
+    asking.join(WAIT_S)
+    assert pages == [(b"page", 1, 2, 3)] and len(built) == 1
+    assert started == []  # no helper started again for it
+
+
+def test_an_idle_helper_is_told_to_end_and_waited_for(monkeypatch):
+    """Nothing under way: its stdin closed, it ends by itself (the helper's own loop)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "import sys; sys.stdin.buffer.read()"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    monkeypatch.setattr(HelperProcessPages, "_proc", proc)
+    HelperProcessPages.shutdown()
+    assert proc.returncode == 0  # ended by the closed pipe, not killed
+    assert HelperProcessPages._proc is None
