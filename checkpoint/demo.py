@@ -253,13 +253,14 @@ def run_demo_process(
     port: int, data: Path | None, host: str = "127.0.0.1", *, leaving: ExitAfterStop | None = None
 ) -> int:
     """``kiosk demo``'s process: ``run_demo`` on its own loop, ended as ``kiosk run`` ends
-    (``ExitAfterStop``, built before the loop runs): a thread still stuck after the stop (a
-    write to a stalled card, a request's) does not keep the process past the exit's grace."""
-    leaving = leaving or ExitAfterStop()
+    (``leaving``, built before the loop runs, in the program's own process): a thread still
+    stuck after the stop (a write to a stalled card, a request's) does not keep the process
+    past the exit's grace. None: nothing ends the process (a caller's own)."""
     try:
         return asyncio.run(run_demo(port, data, host, leaving=leaving))
     finally:
-        leaving.settle()  # the threads of the run have ended: the process ends by itself
+        if leaving is not None:
+            leaving.settle()  # the threads of the run have ended: the process ends by itself
 
 
 async def run_demo(

@@ -13,8 +13,10 @@ stop's deadline is made short (the waits are bounded ``asyncio.wait``s)."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import logging
+import sys
 import threading
 from datetime import UTC, datetime
 
@@ -23,6 +25,7 @@ from guard_support import console_fixtures
 
 from checkpoint import app as app_module
 from checkpoint.app import Daemon, ExitAfterStop
+from checkpoint.cli import main as cli_main
 from checkpoint.notify import Notifier
 from kiosk.pihealth import PiPowerReading, PowerWatch
 from ui.auth import RefusedRows
@@ -216,3 +219,64 @@ def test_a_daemon_whose_card_stalls_ends_its_process_in_time_with_exit_0(tmp_pat
     assert "had not ended 2.0 s after the stop" in done.stderr
     assert "Traceback" not in done.stderr
     assert took < 30  # start, the stop's bounded steps, the 2 s grace; not the stall's
+
+
+class _Recorded(ExitAfterStop):
+    """An ``ExitAfterStop`` that records what it was armed with and never ends anything."""
+
+    armed: list[int] = []
+
+    def __init__(self) -> None:
+        super().__init__(0.0, exit_=lambda code: None)
+
+    def arm(self, code: int) -> threading.Timer:
+        _Recorded.armed.append(code)
+        return super().arm(code)
+
+
+def _run_that_stops_at_once(tmp_path, monkeypatch):
+    """``kiosk run`` on fakes whose daemon stops as soon as it started, its end recorded."""
+    _Recorded.armed = []
+    monkeypatch.setattr(app_module, "ExitAfterStop", _Recorded)
+
+    async def stopped_at_once(self):
+        return None
+
+    monkeypatch.setattr(app_module.Daemon, "run_until_signal", stopped_at_once)
+    cfg = tmp_path / "kiosk.toml"
+    cfg.write_text("[web]\nport = 0\n")
+    data = tmp_path / "data"
+    assert cli_main(["keys", "new", "--dir", str(data / "trust")]) == 0
+    return ["run", "--config", str(cfg), "--data", str(data), "--log-level", "error"]
+
+
+def test_kiosk_run_called_in_a_callers_process_never_ends_it(tmp_path, monkeypatch):
+    """Before, ``main(["run", ...])`` armed the end of the whole process after its stop: a
+    thread of the caller's still running 2 s later (a test's, a tool's) and the caller was
+    ended, exit 0, its work cut short. Only the program's own process is ended."""
+    argv = _run_that_stops_at_once(tmp_path, monkeypatch)
+    assert cli_main(argv) == 0
+    assert _Recorded.armed == []
+
+
+def test_the_kiosk_command_s_own_process_is_ended_after_its_stop(tmp_path, monkeypatch):
+    argv = _run_that_stops_at_once(tmp_path, monkeypatch)
+    monkeypatch.setattr(sys, "argv", ["kiosk", *argv])
+    assert cli_main() == 0  # the `kiosk` command's own call: argv from the process
+    assert _Recorded.armed == [0]
+
+
+def test_a_run_ended_after_its_stop_says_the_code_the_command_would_have(tmp_path):
+    """Before, a failure with a thread still stuck ended the process with 1 whatever it was:
+    a config the devices refuse (exit 2: kiosk.service's RestartPreventExitStatus, no restart
+    mends it) was restarted every few seconds for ever."""
+    from checkpoint.cli.daemon_cmd import _exit_code
+    from kiosk.config import ConfigError
+
+    args = argparse.Namespace(config=tmp_path / "kiosk.toml")
+    assert (
+        _exit_code(ConfigError("kiosk.toml", ["thermometer.trace: no such file"]), args, tmp_path)
+        == 2
+    )
+    assert _exit_code(ConnectionResetError("reset"), args, tmp_path) == 1
+    assert _exit_code(RuntimeError("a bug"), args, tmp_path) == 1

@@ -76,6 +76,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     _escape_what_stdout_cannot_show()
     parser = build_parser()
     args = parser.parse_args(argv)
+    # The program's own process (the ``kiosk`` command, ``python -m checkpoint``): ``kiosk
+    # run`` and ``kiosk demo`` may end it once stopped (``ExitAfterStop``); a caller of
+    # ``main(argv)`` in a process of its own (a test, a script) is never ended by them.
+    args.owns_process = argv is None
     try:
         code = args.func(args)
     except CliError as exc:

@@ -19,6 +19,7 @@ from .errors import CliError, UsageError, refuse_root_over
 from .parsers import Verbs, add_verb, path_arg, path_of
 
 if TYPE_CHECKING:
+    from checkpoint.app import ExitAfterStop
     from kiosk.config import KioskConfig
     from kiosk.devices import Gate
     from kiosk.store import StoreFault
@@ -158,7 +159,7 @@ def run_demo(args: argparse.Namespace) -> int:
     lock = hold_data_dir(data) if data is not None else None
     setup_logging(args.log_level)
     try:
-        return demo(port, data, args.host)
+        return demo(port, data, args.host, leaving=_leaving(args))
     except OSError as exc:
         raise CliError(f"cannot start: {_os_error(exc)}") from None
     finally:
@@ -279,14 +280,12 @@ def lock_gate_only(config: KioskConfig, log_level: str) -> int:
 def _run(args: argparse.Namespace, config: KioskConfig, lock: DataDirLock) -> int:
     """The daemon's life, on the data dir ``lock`` takes with the first try of the log."""
     import asyncio
-    import ssl
     import sys
 
-    from checkpoint.app import Daemon, ExitAfterStop, build_core, stop_on_signals
+    from checkpoint.app import Daemon, build_core, stop_on_signals
     from checkpoint.standby import core_or_standby
     from checkpoint.volume import data_volume, warn_if_volatile
     from drivers.gate import lock_at_start
-    from kiosk.config import ConfigError
 
     async def main() -> int:
         stopping = asyncio.Event()
@@ -321,32 +320,63 @@ def _run(args: argparse.Namespace, config: KioskConfig, lock: DataDirLock) -> in
             await daemon.run_until_signal()
         finally:
             await daemon.stop()
-            # A thread still stuck on a stalled card must not keep the process from ending.
-            leaving.arm(0 if sys.exc_info()[0] is None else 1)
+            if leaving is not None:  # a thread stuck on a stalled card: the process ends
+                failure = sys.exc_info()[1]  # with the code the command would have said
+                leaving.arm(0 if failure is None else _exit_code(failure, args, lock.data))
         return 0
 
-    leaving = ExitAfterStop()
+    leaving = _leaving(args)
     try:
         return asyncio.run(main())
-    except ConfigError as exc:  # found building the devices (a fake thermometer's trace)
-        raise UsageError(f"{args.config}: {exc}") from None
-    except ssl.SSLError as exc:  # only the web server loads a certificate
-        raise CliError(
+    except BaseException as exc:
+        said = _start_failure(exc, args, lock.data)
+        if said is None:
+            raise
+        raise said from None
+    finally:
+        if leaving is not None:
+            leaving.settle()  # the threads of the run have ended: the process ends by itself
+
+
+def _leaving(args: argparse.Namespace) -> ExitAfterStop | None:
+    """``kiosk run``'s and ``kiosk demo``'s end in the program's own process
+    (``args.owns_process``); none for a caller of ``main(argv)``, whose process goes on."""
+    from checkpoint.app import ExitAfterStop
+
+    return ExitAfterStop() if getattr(args, "owns_process", False) else None
+
+
+def _exit_code(exc: BaseException, args: argparse.Namespace, data: Path) -> int:
+    """The code ``kiosk run`` ends with for ``exc`` (``checkpoint.cli.main``'s): 2 where no
+    restart mends it (kiosk.service's ``RestartPreventExitStatus``), else 1."""
+    said = _start_failure(exc, args, data) or exc
+    return said.exit_code if isinstance(said, CliError) else 1
+
+
+def _start_failure(exc: BaseException, args: argparse.Namespace, data: Path) -> CliError | None:
+    """What ``kiosk run`` says of a failure to start or run (None: raised as it is)."""
+    import ssl
+
+    from kiosk.config import ConfigError
+
+    if isinstance(exc, ConfigError):  # found building the devices (a fake thermometer's trace)
+        return UsageError(f"{args.config}: {exc}")
+    if isinstance(exc, ssl.SSLError):  # only the web server loads a certificate
+        return CliError(
             "cannot start: web.tls: the tls_cert/tls_key credentials are not a certificate"
             f" and its key ({exc})"
-        ) from None
-    except OSError as exc:
-        raise _not_ours_or(lock.data, f"cannot start: {_os_error(exc)}") from None
-    except _unmendable() as exc:
+        )
+    if isinstance(exc, OSError):
+        return _not_ours_or(data, f"cannot start: {_os_error(exc)}")
+    if isinstance(exc, _unmendable()):
         where = " (docs/install.md, Going back)" if "newer version" in exc.detail else ""
-        raise UsageError(
+        return UsageError(
             f"cannot start: {exc.detail or exc}{where}; then `sudo systemctl restart kiosk`"
             " (no restart mends it by itself: the unit stays stopped until then)"
-        ) from None
-    except _startup_errors() as exc:
-        raise _not_ours_or(lock.data, f"cannot start: {exc}") from None
-    finally:
-        leaving.settle()  # the threads of the run have ended: the process ends by itself
+        )
+    if isinstance(exc, _startup_errors()):
+        return _not_ours_or(data, f"cannot start: {exc}")
+    return None
 
 
 #: In the data dir, locked (``flock``) by the daemon for its life; it holds the daemon's pid.
