@@ -760,9 +760,11 @@ def _still_down(
     ``now`` (or off the network: the office cannot tell). Nothing ends the restart
     ``downtime_of`` reads from its events, so it listed none; it is listed (``kind``
     ``still_down``, ``to`` the report's time) when it touches the day, and counted, but the
-    minutes the collector was down (``collector_down_minutes``): nobody was heard then."""
+    minutes the collector was down (``collector_down_minutes``): nobody was heard then. A
+    collector spell the office knew the gate down on both sides of is the gate's (``_deaf``)."""
     contact, now = heard_at
     since = max(_utc(last["ts"]), contact) if contact is not None else _utc(last["ts"])
+    unheard = [spell for spell in unheard if _deaf(spell, since, now)]
     pulling = (now - since).total_seconds() - _overlap(unheard, since, now)
     if pulling <= 0 or (contact is not None and pulling < HEARD_WITHIN.total_seconds()):
         return  # heard from lately, as far as the collector listened
@@ -784,6 +786,15 @@ def _still_down(
         )
     downtime["restarts_total"] += 1
     downtime["restart_minutes"] = round(downtime["restart_minutes"] + max(0.0, within / 60), 1)
+
+
+def _deaf(spell: tuple[datetime, datetime], since: datetime, now: datetime) -> bool:
+    """Whether the collector's down ``spell`` is no downtime of a gate heard last at ``since``
+    (the office could not know): unless the gate was not heard for ``HEARD_WITHIN`` before the
+    spell began and, the collector back, for ``HEARD_WITHIN`` after it ended, up to ``now``
+    (known down on both sides, with no contact between: down through it)."""
+    begun, ended = spell
+    return begun - since < HEARD_WITHIN or now - ended < HEARD_WITHIN
 
 
 def _overlap(spells: Iterable[tuple[datetime, datetime]], low: datetime, high: datetime) -> float:

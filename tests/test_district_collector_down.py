@@ -79,13 +79,16 @@ def test_a_gate_down_before_the_collector_stopped_counts_only_while_it_pulled(tm
 
 
 def test_the_collectors_night_off_is_taken_out_of_a_gate_down_since_the_afternoon(tmp_path, pg_dsn):
-    gone_gate(tmp_path, pg_dsn, 14 * H, 15 * H)
+    """Heard at 15:55, the collector deaf from 16:00: the office could not know the gate's
+    evening (since 2026-12, a gate heard an hour before the collector stopped is down through
+    its night off: the next test)."""
+    gone_gate(tmp_path, pg_dsn, 14 * H, 15 * H + timedelta(minutes=55))
     _runs(pg_dsn, (-H, 16 * H), (20 * H, None))  # not pulling 16:00-20:00, pulling since
     report = _report(pg_dsn)
     [gate] = report["by_gate"]
     [restart] = gate["downtime"]["restarts"]
-    assert restart["from"] == "2026-03-02T15:00:00+08:00"
-    assert gate["downtime"]["restart_minutes"] == 540.0 - 240.0
+    assert restart["from"] == "2026-03-02T15:55:00+08:00"
+    assert gate["downtime"]["restart_minutes"] == 485.0 - 240.0
     assert restart["collector_down_minutes"] == 240.0
     [spell] = report["collector_down"]
     assert (spell["from"], spell["to"], spell["minutes"]) == (
@@ -93,6 +96,19 @@ def test_the_collectors_night_off_is_taken_out_of_a_gate_down_since_the_afternoo
         "2026-03-02T20:00:00+08:00",
         240.0,
     )
+
+
+def test_a_gate_down_before_and_after_the_collectors_night_off_is_down_through_it(tmp_path, pg_dsn):
+    """Heard last at 15:00, not heard by the collector pulling until 16:00 nor since it is back
+    at 20:00: no contact since 15:00, its outage is one (before, 300 minutes: the collector's
+    four hours taken out)."""
+    gone_gate(tmp_path, pg_dsn, 14 * H, 15 * H)
+    _runs(pg_dsn, (-H, 16 * H), (20 * H, None))
+    report = _report(pg_dsn)
+    [restart] = report["by_gate"][0]["downtime"]["restarts"]
+    assert report["by_gate"][0]["downtime"]["restart_minutes"] == 540.0
+    assert restart["collector_down_minutes"] == 0.0
+    assert [c["minutes"] for c in report["collector_down"]] == [240.0]
 
 
 def test_runs_minutes_apart_are_one_collector_pulling(tmp_path, pg_dsn):
