@@ -16,6 +16,7 @@ from pgfixture import Network, make_kiosk
 from test_district_silent_day import DAY, MIDNIGHT, gone_gate
 from test_fleet_collector import _collector
 
+from office.collector import ONCE_EVERY_S
 from office.district import district_csv, district_report
 from office.pg import MAX_RUNS, RUNS_KEY, PgTarget, collector_runs
 
@@ -141,8 +142,8 @@ def test_a_run_keeps_one_spell_moved_on_and_a_run_after_a_gap_begins_another(pg_
         target.record_run("a")
         target.record_run("a")
         target.record_run("b")  # ``--once`` again within minutes: the same spell goes on
-        [(run, begun, ended)] = _held(target)
-        assert run == "b" and begun <= ended
+        [(run, begun, ended, expect)] = _held(target)
+        assert run == "b" and begun <= ended and expect is None
         an_hour_ago = [["b", (begun - H).isoformat(), (ended - H).isoformat()]]
         target.conn.execute(
             "UPDATE fleet_meta SET value = %s WHERE key = %s", [json.dumps(an_hour_ago), RUNS_KEY]
@@ -151,6 +152,30 @@ def test_a_run_keeps_one_spell_moved_on_and_a_run_after_a_gap_begins_another(pg_
         runs = _held(target)
     assert [r[0] for r in runs] == ["b", "c"]
     assert runs[0][2] == ended - H and runs[1][1] >= ended
+
+
+def test_a_run_on_the_cadence_the_spell_expected_goes_on_with_it(pg_dsn):
+    """``kiosk collect --once --every 30m``: the next run, 30 minutes on, is the same spell;
+    after a spell kept before 2026-12-06 (no interval), 30 minutes is a gap, as it was."""
+    half = timedelta(minutes=30)
+    with PgTarget(pg_dsn) as target:
+        target.record_run("a", 1800.0)
+        [(_, begun, ended, expect)] = _held(target)
+        assert expect == 1800.0
+        held = target.conn.execute("SELECT value FROM fleet_meta WHERE key = %s", [RUNS_KEY])
+        assert json.loads(held.fetchone()[0])[0][3] == 1800.0
+        earlier = [["a", (begun - half).isoformat(), (ended - half).isoformat(), 1800.0]]
+        target.conn.execute(
+            "UPDATE fleet_meta SET value = %s WHERE key = %s", [json.dumps(earlier), RUNS_KEY]
+        )
+        target.record_run("b", 1800.0)
+        assert [(r[0], r[1]) for r in _held(target)] == [("b", begun - half)]
+        old = [["a", (begun - half).isoformat(), (ended - half).isoformat()]]
+        target.conn.execute(
+            "UPDATE fleet_meta SET value = %s WHERE key = %s", [json.dumps(old), RUNS_KEY]
+        )
+        target.record_run("b", 1800.0)
+        assert [r[0] for r in _held(target)] == ["a", "b"]
 
 
 def test_the_record_is_bounded_and_a_bad_value_is_read_as_none_kept(pg_dsn):
@@ -190,5 +215,6 @@ def test_the_collector_keeps_its_run_as_it_pulls(tmp_path, clock, pg_dsn, monkey
         runs = collector_runs(
             conn.execute("SELECT value FROM fleet_meta WHERE key = %s", [RUNS_KEY]).fetchone()
         )
-    [(_, begun, ended)] = runs
+    [(_, begun, ended, expect)] = runs
     assert abs(ended - datetime.now(UTC)) < timedelta(minutes=5) and begun <= ended
+    assert expect == ONCE_EVERY_S  # ``kiosk collect --once``: run again within the hour
