@@ -94,9 +94,13 @@ _WITHHELD_KIOSK = frozenset(w.partition(".")[2] for w in WITHHELD if w.startswit
 #: The wait between two tries of one request within a pull (``retries`` tries in all).
 REQUEST_BACKOFF = Backoff(base_s=0.5, cap_s=5.0)
 #: How often, at most, a run keeps in the database that it is pulling (``PgTarget.record_run``,
-#: ``collector.runs``): the district report reads a gap of ``HEARD_WITHIN`` between as the
-#: office hearing from nobody, its collector down, not as every gate down.
+#: ``collector.runs``): the district report reads a gap of ``HEARD_WITHIN`` past the interval
+#: a beat expected (``_expected_s``) as the office hearing from nobody, its collector down, not
+#: as every gate down.
 RUN_BEAT_S = 60.0
+#: How often ``kiosk collect --once`` is said to run when ``--every`` does not say (cron
+#: hourly or more often): each run's beat expects the next within this (``run_once``).
+ONCE_EVERY_S = 3600.0
 
 __all__ = ["Collector", "KioskStatus", "StatusServer"]
 
@@ -244,6 +248,9 @@ class Collector:
         #: This run's spell in ``collector.runs`` (``_beat``), and when it was last kept.
         self._run_id = secrets.token_hex(8)
         self._beat_at: float | None = None
+        #: How often ``run_once`` is run (``kiosk collect --once --every``): its beats expect
+        #: the next run within it; None: pulling on its schedule (``_expected_s``).
+        self._once_every_s: float | None = None
         #: Per URL, how its pulls, its ledger report and its compound are said in the log.
         self._lines = {k.url: _gate_lines(k.url, self.clock) for k in config.kiosks}
         #: Per URL: how its last pull fared, in a few words, and the id it claimed when refused
@@ -373,17 +380,28 @@ class Collector:
             self._beat()
         return snapshot
 
+    def _expected_s(self) -> float:
+        """Within how long this run's next beat is expected: the next ``--once`` run (``run_once``),
+        else the next pull that ends, at most ``RUN_BEAT_S`` apart: the soonest pause before a
+        gate's next pull (``delay_after``: the poll interval, a failing gate's longer)."""
+        if self._once_every_s is not None:
+            return self._once_every_s
+        with self._lock:
+            pauses = [self.delay_after(status) for status in self._status.values()]
+        return max(RUN_BEAT_S, min(pauses, default=self.config.poll_interval_s))
+
     def _beat(self) -> None:
         """Keep in the database that this run is pulling (``PgTarget.record_run``), at most
-        every ``RUN_BEAT_S``, whatever the gates answered: the district report tells the
-        minutes it was not (the office heard from nobody) from gates down."""
+        every ``RUN_BEAT_S``, whatever the gates answered, and within how long it expects its
+        next beat (``_expected_s``): the district report tells the minutes it was not (the
+        office heard from nobody) from gates down, and a gap on its cadence from either."""
         now = self._monotonic()
         with self._lock:
             if self._beat_at is not None and now - self._beat_at < RUN_BEAT_S:
                 return
             self._beat_at = now
         try:
-            self._target().record_run(self._run_id)
+            self._target().record_run(self._run_id, self._expected_s())
         except PgError as exc:
             log.warning("collector run not kept", extra={"error": str(exc)})
             with self._lock:
@@ -491,8 +509,10 @@ class Collector:
             return None
         return f"undeclared compound {same_text(reported)} from gate {kiosk_id}"
 
-    def run_once(self) -> list[KioskStatus]:
-        """Pull every kiosk once, ``max_concurrent`` at a time."""
+    def run_once(self, every_s: float = ONCE_EVERY_S) -> list[KioskStatus]:
+        """Pull every kiosk once, ``max_concurrent`` at a time; run again within ``every_s``
+        (``kiosk collect --once`` from cron: its beats say so, ``_beat``)."""
+        self._once_every_s = every_s
         with ThreadPoolExecutor(self.config.max_concurrent, "kiosk-collect") as pool:
             statuses = list(pool.map(self._pull_and_release, self.config.kiosks))
         return statuses
@@ -514,6 +534,7 @@ class Collector:
     def start(self) -> None:
         """Start pulling every kiosk on its schedule (returns at once)."""
         self._stop.clear()
+        self._once_every_s = None
         self._pool = ThreadPoolExecutor(self.config.max_concurrent, "kiosk-collect")
         self._scheduler = threading.Thread(
             target=self._schedule, name="kiosk-collect-scheduler", daemon=True

@@ -59,7 +59,15 @@ from office.compounds import (
     undeclared,
 )
 from office.gatereports import LEDGER_PATHS, LISTS_KEY, POLICY_KEY, STAFFING_KEY
-from office.pg import COMPOUNDS_KEY, GATES_KEY, RUNS_KEY, PgError, collector_runs, connect
+from office.pg import (
+    COMPOUNDS_KEY,
+    GATES_KEY,
+    RUNS_KEY,
+    PgError,
+    Spell,
+    collector_runs,
+    connect,
+)
 
 if TYPE_CHECKING:
     from kiosk.categories import Words
@@ -143,7 +151,9 @@ _CONTACT_SQL = (
 )
 #: A gate not heard from for this long (today's report) is off the network, or not pulled:
 #: longer than the collector's pause after failures (``error_backoff_max_s``, 300 s). The
-#: collector not pulling for this long (``collector.runs``) is the office hearing from nobody.
+#: collector not pulling for this long past the interval its last beat expected
+#: (``collector.runs``) is the office hearing from nobody; a gate not heard from for this long
+#: past it, while the collector pulled, is still down (``_still_down``).
 HEARD_WITHIN = timedelta(minutes=15)
 _META_SQL = "SELECT value FROM fleet_meta WHERE key = %s"
 #: Each gate's quota policy and peers for the day, as it reported them (``office.compounds``).
@@ -585,7 +595,7 @@ def district_report(
     report["by_gate"] = _by_gate(rows, day, zone, gates, held, {r[0] for r in ledgers})
     split = {r[0]: (r[1] or {}).get(STAFFING_KEY) for r in ledgers}
     unheard = _collector_down(runs, next((r[2] for r in heard), _utc(end)))
-    _gate_downtime(report, down, heard, unheard or [], (start, end), zone)
+    _gate_downtime(report, down, heard, (unheard or [], _cadence(runs)), (start, end), zone)
     report["collector_down"] = _collector_down_items(unheard, (start, end), zone)
     for gate in report["by_gate"]:  # the day split by its own staffed hours, as it said
         gate["staffing"] = split.get(gate["kiosk_id"])
@@ -722,14 +732,15 @@ def _gate_downtime(
     report: dict[str, Any],
     down: dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]],
     heard: list[tuple[Any, ...]],
-    unheard: list[tuple[datetime, datetime]],
+    collector: tuple[list[tuple[datetime, datetime]], timedelta],
     bounds: tuple[str, str],
     zone: ZoneInfo,
 ) -> None:
     """Each gate's ``downtime``: the restarts and fault spells its pulled rows show
     (``kiosk.stats.downtime_of``), and a gate not heard from since its last event still
     down (``_still_down``), but over the spells the office's collector was not pulling
-    (``unheard``)."""
+    (``collector``: those, and the interval its last beat expected, ``_cadence``)."""
+    unheard, cadence = collector
     contact = {str(r[0]): r[1] for r in heard if r[0] is not None}
     now = next((r[2] for r in heard), _utc(bounds[1]))
     for gate in report["by_gate"]:
@@ -738,7 +749,7 @@ def _gate_downtime(
         last = chain[-1] if chain and chain[-1]["seq"] == gate["last_seq_held"] else None
         if last is not None:
             heard_at = (contact.get(gate["kiosk_id"]), now)
-            _still_down(gate["downtime"], last, heard_at, unheard, bounds, zone)
+            _still_down(gate["downtime"], last, heard_at, unheard, bounds, zone, cadence)
 
 
 #: A gate's restart that has not ended: no sign of life from it since (``_still_down``).
@@ -752,19 +763,23 @@ def _still_down(
     unheard: list[tuple[datetime, datetime]],
     bounds: tuple[str, str],
     zone: ZoneInfo,
+    cadence: timedelta = timedelta(0),
 ) -> None:
     """A gate whose ``last`` event is the last the office holds of it and that the office has
-    not heard from (``heard_at``: its contact) within ``HEARD_WITHIN`` of ``now`` (the
-    report's ``as_of``) while its collector pulled (``unheard``: the spells it did not): down
+    not heard from (``heard_at``: its contact) within ``HEARD_WITHIN`` past its collector's
+    ``cadence`` (``_cadence``: a gate is pulled no more often) of ``now`` (the report's
+    ``as_of``) while its collector pulled (``unheard``: the spells it did not): down
     since its last sign of life (that event, or the contact when later), still down as of
     ``now`` (or off the network: the office cannot tell). Nothing ends the restart
     ``downtime_of`` reads from its events, so it listed none; it is listed (``kind``
     ``still_down``, ``to`` the report's time) when it touches the day, and counted, but the
-    minutes the collector was down (``collector_down_minutes``): nobody was heard then."""
+    minutes the collector was down (``collector_down_minutes``): nobody was heard then. A
+    collector spell the office knew the gate down on both sides of is the gate's (``_deaf``)."""
     contact, now = heard_at
     since = max(_utc(last["ts"]), contact) if contact is not None else _utc(last["ts"])
+    unheard = [spell for spell in unheard if _deaf(spell, since, now)]
     pulling = (now - since).total_seconds() - _overlap(unheard, since, now)
-    if pulling <= 0 or (contact is not None and pulling < HEARD_WITHIN.total_seconds()):
+    if pulling <= 0 or (contact is not None and pulling < (HEARD_WITHIN + cadence).total_seconds()):
         return  # heard from lately, as far as the collector listened
     start, end = _utc(bounds[0]), _utc(bounds[1])
     if since >= end or now <= since:
@@ -786,28 +801,49 @@ def _still_down(
     downtime["restart_minutes"] = round(downtime["restart_minutes"] + max(0.0, within / 60), 1)
 
 
+def _deaf(spell: tuple[datetime, datetime], since: datetime, now: datetime) -> bool:
+    """Whether the collector's down ``spell`` is no downtime of a gate heard last at ``since``
+    (the office could not know): unless the gate was not heard for ``HEARD_WITHIN`` before the
+    spell began and, the collector back, for ``HEARD_WITHIN`` after it ended, up to ``now``
+    (known down on both sides, with no contact between: down through it)."""
+    begun, ended = spell
+    return begun - since < HEARD_WITHIN or now - ended < HEARD_WITHIN
+
+
 def _overlap(spells: Iterable[tuple[datetime, datetime]], low: datetime, high: datetime) -> float:
     """Seconds of ``spells`` (not overlapping each other) within ``low`` .. ``high``."""
     return sum(max(0.0, (min(b, high) - max(a, low)).total_seconds()) for a, b in spells)
 
 
 def _collector_down(
-    runs: list[tuple[str, datetime, datetime]] | None, now: datetime
+    runs: list[Spell] | None, now: datetime
 ) -> list[tuple[datetime, datetime]] | None:
-    """The spells the office's collector was not pulling (``collector.runs``): a gap of
-    ``HEARD_WITHIN`` or more between its runs' spells, and since its last one to ``now``
-    when as long (a collector between ``--once`` runs a few minutes apart is pulling).
-    Before its first kept spell: not known, none. None: it keeps no record."""
+    """The spells the office's collector was not pulling (``collector.runs``): from its last
+    beat to the next, or to ``now``, when that came (or has not come) ``HEARD_WITHIN`` past
+    the interval the beat expected (``kiosk collect --once`` from cron, a poll interval or a
+    pause after failures: a spell kept before 2026-12-06 said none, 0). Before its first kept
+    spell: not known, none. None: it keeps no record."""
     if runs is None:
         return None
-    gaps, reached = [], None
-    for _, begun, ended in sorted(runs, key=lambda run: run[1]):
-        if reached is not None and begun - reached >= HEARD_WITHIN:
+    gaps: list[tuple[datetime, datetime]] = []
+    reached: datetime | None = None
+    due: datetime | None = None
+    for _, begun, ended, expect in sorted(runs, key=lambda run: run[1]):
+        if reached is not None and due is not None and begun >= due:
             gaps.append((reached, begun))
+        late = ended + HEARD_WITHIN + timedelta(seconds=expect or 0)
         reached = ended if reached is None else max(reached, ended)
-    if reached is not None and now - reached >= HEARD_WITHIN:
+        due = late if due is None else max(due, late)
+    if reached is not None and due is not None and now >= due:
         gaps.append((reached, now))
     return gaps
+
+
+def _cadence(runs: list[Spell] | None) -> timedelta:
+    """The interval the collector's last beat expected before its next (``collector.runs``):
+    a gate is pulled no more often; 0 when it said none."""
+    last = max(runs or (), key=lambda run: run[2], default=None)
+    return timedelta(seconds=last[3] or 0) if last is not None else timedelta(0)
 
 
 def _collector_down_items(

@@ -92,16 +92,24 @@ GATES_KEY = "collector.gates"
 #: ``fleet_meta`` key of the highest list bundle version the collector has served to the
 #: gates (``kiosk fleet publish`` goes on above it: a gate refuses a version it went past).
 SERVED_KEY = "lists.version_served"
-#: ``fleet_meta`` key of when the collector was pulling (JSON: ``[[run id, from, to], ...]``,
-#: UTC by the database's clock, the newest last, at most ``MAX_RUNS``): a spell per run of
-#: ``kiosk collect``, its ``to`` moved on as it pulls (``record_run``). The district report
-#: reads the gaps as the office hearing from nobody, no gate's downtime (``collector_runs``).
+#: ``fleet_meta`` key of when the collector was pulling (JSON: ``[[run id, from, to, expect],
+#: ...]``, UTC by the database's clock, the newest last, at most ``MAX_RUNS``): a spell per run
+#: of ``kiosk collect``, its ``to`` moved on as it pulls (``record_run``), ``expect`` the
+#: seconds its last beat said the next would come within (a spell kept before 2026-12-06 has
+#: none). The district report reads a gap longer than that as the office hearing from nobody,
+#: no gate's downtime (``collector_runs``).
 RUNS_KEY = "collector.runs"
 MAX_RUNS = 200
-#: A run begun within this of the newest spell's end goes on with it (``kiosk collect --once``
-#: from cron): no longer than the district report's ``HEARD_WITHIN``, which reads a gap as long
-#: as the collector down.
+#: A beat within this past the interval the newest spell's last beat expected goes on with it
+#: (``kiosk collect --once`` from cron, a collector pulling hourly): no longer than the district
+#: report's ``HEARD_WITHIN``, which reads a gap longer than that interval and as long again as
+#: the collector down.
 RUNS_JOIN = timedelta(minutes=10)
+#: The longest interval a beat may expect before its next (``kiosk collect --once --every``).
+MAX_EXPECT_S = 7 * 86400.0
+#: A spell of ``RUNS_KEY``: run id, from, to, the seconds its last beat expected before the
+#: next (None: kept by a collector before 2026-12-06).
+Spell = tuple[str, datetime, datetime, float | None]
 
 _TYPES = record.PG_TYPES  # the one record definition (kiosk.record)
 assert set(_TYPES) == set(COLUMNS), "fleet_events must hold every pulled column"
@@ -420,10 +428,11 @@ def _day_of(row: dict[str, Any]) -> date:
     raise PullError(f"seq {row.get('seq')}: ts {str(ts)[:40]!r} is not a UTC timestamp")
 
 
-def collector_runs(row: tuple[Any, ...] | None) -> list[tuple[str, datetime, datetime]] | None:
-    """The collector's runs as ``RUNS_KEY``'s row holds them: (run id, from, to), aware;
-    None when there is no row (no collector kept any: pulls by ``kiosk pull``, or a database
-    of an older version). A spell that does not read is skipped, never a failure."""
+def collector_runs(row: tuple[Any, ...] | None) -> list[Spell] | None:
+    """The collector's runs as ``RUNS_KEY``'s row holds them (``Spell``: run id, from, to,
+    aware, and the interval expected, None in a spell of three, kept before 2026-12-06); None
+    when there is no row (no collector kept any: pulls by ``kiosk pull``, or a database of an
+    older version). A spell that does not read is skipped, never a failure."""
     if row is None:
         return None
     try:
@@ -436,9 +445,30 @@ def collector_runs(row: tuple[Any, ...] | None) -> list[tuple[str, datetime, dat
             run_id, begun, ended = (str(item[0]), *map(datetime.fromisoformat, item[1:3]))
         except (TypeError, ValueError, IndexError, KeyError):
             continue
-        if len(item) == 3 and begun.tzinfo is not None and ended.tzinfo is not None:
-            runs.append((run_id, begun, ended))
+        if len(item) in (3, 4) and begun.tzinfo is not None and ended.tzinfo is not None:
+            runs.append((run_id, begun, ended, _expect(item[3:])))
     return runs
+
+
+def _expect(rest: list[Any]) -> float | None:
+    """A spell's expected interval as held (seconds, 0 .. ``MAX_EXPECT_S``), else None: none
+    held (kept before 2026-12-06), or one that does not read (its spell read as without)."""
+    value = rest[0] if rest else None
+    if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
+        return float(value) if value <= MAX_EXPECT_S else None
+    return None
+
+
+def moved_on(runs: list[Spell], run_id: str, now: datetime, expect_s: float | None) -> list[Spell]:
+    """``runs`` with the beat of ``run_id`` at ``now`` (``record_run``): the newest spell ends
+    now when it is this run's or its last beat expected this one within ``RUNS_JOIN`` (the
+    interval it said, none in a spell kept before 2026-12-06); else one begins now (a start
+    after the collector was down). Its expected interval is this beat's."""
+    if runs:
+        last_id, begun, ended, expected = runs[-1]
+        if last_id == run_id or now - ended < RUNS_JOIN + timedelta(seconds=expected or 0):
+            return [*runs[:-1], (run_id, begun, max(now, ended), expect_s)]
+    return [*runs, (run_id, now, now, expect_s)]
 
 
 class PgTarget:
@@ -624,22 +654,19 @@ class PgTarget:
                 [GATES_KEY, json.dumps(gates)],
             )
 
-    def record_run(self, run_id: str) -> None:
-        """The collector run ``run_id`` is pulling now: the newest spell in ``RUNS_KEY`` ends
-        now when it is this run's or ended within ``RUNS_JOIN``; else one begins now (a start
-        after the collector was down). At most ``MAX_RUNS`` kept."""
+    def record_run(self, run_id: str, expect_s: float | None = None) -> None:
+        """The collector run ``run_id`` is pulling now, its next beat expected within
+        ``expect_s`` (``moved_on``). At most ``MAX_RUNS`` kept."""
         with self._errors(), self.conn.transaction():
             held = self.conn.execute(
                 "SELECT value FROM fleet_meta WHERE key = %s FOR UPDATE", [RUNS_KEY]
             ).fetchone()
             (now,) = self.conn.execute("SELECT now()").fetchone() or (datetime.now(UTC),)
-            now = now.astimezone(UTC)
-            runs = collector_runs(held) or []
-            if runs and (runs[-1][0] == run_id or now - runs[-1][2] < RUNS_JOIN):
-                runs[-1] = (run_id, runs[-1][1], max(now, runs[-1][2]))
-            else:
-                runs.append((run_id, now, now))
-            kept = [[r, f.isoformat(), t.isoformat()] for r, f, t in runs[-MAX_RUNS:]]
+            runs = moved_on(collector_runs(held) or [], run_id, now.astimezone(UTC), expect_s)
+            kept = [
+                [r, f.isoformat(), t.isoformat(), *([] if e is None else [e])]
+                for r, f, t, e in runs[-MAX_RUNS:]
+            ]
             self.conn.execute(
                 "INSERT INTO fleet_meta (key, value) VALUES (%s, %s) ON CONFLICT (key) DO UPDATE"
                 " SET value = excluded.value",

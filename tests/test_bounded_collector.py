@@ -23,9 +23,11 @@ class _Target:
         self.gates = gates
 
     runs: list[str]
+    expects: list[float | None]
 
-    def record_run(self, run_id: str) -> None:
+    def record_run(self, run_id: str, expect_s: float | None = None) -> None:
         self.runs = [*getattr(self, "runs", []), run_id]
+        self.expects = [*getattr(self, "expects", []), expect_s]
 
     def close(self) -> None:
         pass

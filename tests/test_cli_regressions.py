@@ -786,7 +786,7 @@ def test_the_collectors_warnings_name_the_gate_and_the_error(tmp_path, monkeypat
         def __init__(self, config, dsn):
             self.config = config
 
-        def run_once(self):
+        def run_once(self, every_s=3600.0):
             url = self.config.kiosks[0].url
             logging.getLogger("office.collector").warning(
                 "pull failed", extra={"url": url, "error": "connection refused"}

@@ -16,6 +16,7 @@ from pgfixture import Network, make_kiosk
 from test_district_silent_day import DAY, MIDNIGHT, gone_gate
 from test_fleet_collector import _collector
 
+from office.collector import ONCE_EVERY_S
 from office.district import district_csv, district_report
 from office.pg import MAX_RUNS, RUNS_KEY, PgTarget, collector_runs
 
@@ -79,13 +80,16 @@ def test_a_gate_down_before_the_collector_stopped_counts_only_while_it_pulled(tm
 
 
 def test_the_collectors_night_off_is_taken_out_of_a_gate_down_since_the_afternoon(tmp_path, pg_dsn):
-    gone_gate(tmp_path, pg_dsn, 14 * H, 15 * H)
+    """Heard at 15:55, the collector deaf from 16:00: the office could not know the gate's
+    evening (since 2026-12, a gate heard an hour before the collector stopped is down through
+    its night off: the next test)."""
+    gone_gate(tmp_path, pg_dsn, 14 * H, 15 * H + timedelta(minutes=55))
     _runs(pg_dsn, (-H, 16 * H), (20 * H, None))  # not pulling 16:00-20:00, pulling since
     report = _report(pg_dsn)
     [gate] = report["by_gate"]
     [restart] = gate["downtime"]["restarts"]
-    assert restart["from"] == "2026-03-02T15:00:00+08:00"
-    assert gate["downtime"]["restart_minutes"] == 540.0 - 240.0
+    assert restart["from"] == "2026-03-02T15:55:00+08:00"
+    assert gate["downtime"]["restart_minutes"] == 485.0 - 240.0
     assert restart["collector_down_minutes"] == 240.0
     [spell] = report["collector_down"]
     assert (spell["from"], spell["to"], spell["minutes"]) == (
@@ -93,6 +97,19 @@ def test_the_collectors_night_off_is_taken_out_of_a_gate_down_since_the_afternoo
         "2026-03-02T20:00:00+08:00",
         240.0,
     )
+
+
+def test_a_gate_down_before_and_after_the_collectors_night_off_is_down_through_it(tmp_path, pg_dsn):
+    """Heard last at 15:00, not heard by the collector pulling until 16:00 nor since it is back
+    at 20:00: no contact since 15:00, its outage is one (before, 300 minutes: the collector's
+    four hours taken out)."""
+    gone_gate(tmp_path, pg_dsn, 14 * H, 15 * H)
+    _runs(pg_dsn, (-H, 16 * H), (20 * H, None))
+    report = _report(pg_dsn)
+    [restart] = report["by_gate"][0]["downtime"]["restarts"]
+    assert report["by_gate"][0]["downtime"]["restart_minutes"] == 540.0
+    assert restart["collector_down_minutes"] == 0.0
+    assert [c["minutes"] for c in report["collector_down"]] == [240.0]
 
 
 def test_runs_minutes_apart_are_one_collector_pulling(tmp_path, pg_dsn):
@@ -125,8 +142,8 @@ def test_a_run_keeps_one_spell_moved_on_and_a_run_after_a_gap_begins_another(pg_
         target.record_run("a")
         target.record_run("a")
         target.record_run("b")  # ``--once`` again within minutes: the same spell goes on
-        [(run, begun, ended)] = _held(target)
-        assert run == "b" and begun <= ended
+        [(run, begun, ended, expect)] = _held(target)
+        assert run == "b" and begun <= ended and expect is None
         an_hour_ago = [["b", (begun - H).isoformat(), (ended - H).isoformat()]]
         target.conn.execute(
             "UPDATE fleet_meta SET value = %s WHERE key = %s", [json.dumps(an_hour_ago), RUNS_KEY]
@@ -135,6 +152,30 @@ def test_a_run_keeps_one_spell_moved_on_and_a_run_after_a_gap_begins_another(pg_
         runs = _held(target)
     assert [r[0] for r in runs] == ["b", "c"]
     assert runs[0][2] == ended - H and runs[1][1] >= ended
+
+
+def test_a_run_on_the_cadence_the_spell_expected_goes_on_with_it(pg_dsn):
+    """``kiosk collect --once --every 30m``: the next run, 30 minutes on, is the same spell;
+    after a spell kept before 2026-12-06 (no interval), 30 minutes is a gap, as it was."""
+    half = timedelta(minutes=30)
+    with PgTarget(pg_dsn) as target:
+        target.record_run("a", 1800.0)
+        [(_, begun, ended, expect)] = _held(target)
+        assert expect == 1800.0
+        held = target.conn.execute("SELECT value FROM fleet_meta WHERE key = %s", [RUNS_KEY])
+        assert json.loads(held.fetchone()[0])[0][3] == 1800.0
+        earlier = [["a", (begun - half).isoformat(), (ended - half).isoformat(), 1800.0]]
+        target.conn.execute(
+            "UPDATE fleet_meta SET value = %s WHERE key = %s", [json.dumps(earlier), RUNS_KEY]
+        )
+        target.record_run("b", 1800.0)
+        assert [(r[0], r[1]) for r in _held(target)] == [("b", begun - half)]
+        old = [["a", (begun - half).isoformat(), (ended - half).isoformat()]]
+        target.conn.execute(
+            "UPDATE fleet_meta SET value = %s WHERE key = %s", [json.dumps(old), RUNS_KEY]
+        )
+        target.record_run("b", 1800.0)
+        assert [r[0] for r in _held(target)] == ["a", "b"]
 
 
 def test_the_record_is_bounded_and_a_bad_value_is_read_as_none_kept(pg_dsn):
@@ -174,5 +215,6 @@ def test_the_collector_keeps_its_run_as_it_pulls(tmp_path, clock, pg_dsn, monkey
         runs = collector_runs(
             conn.execute("SELECT value FROM fleet_meta WHERE key = %s", [RUNS_KEY]).fetchone()
         )
-    [(_, begun, ended)] = runs
+    [(_, begun, ended, expect)] = runs
     assert abs(ended - datetime.now(UTC)) < timedelta(minutes=5) and begun <= ended
+    assert expect == ONCE_EVERY_S  # ``kiosk collect --once``: run again within the hour

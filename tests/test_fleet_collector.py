@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import httpx
+import psycopg
 import pytest
 from pgfixture import Network, add_events, central_rows, kiosk_rows, make_kiosk
 
@@ -265,6 +266,11 @@ def test_cli_collect_once(gates, pg_dsn, monkeypatch, tmp_path, capsys):
     assert main(["collect", "--config", str(config), "--once"]) == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [line["last_seq"] for line in lines] == [10, 20, 30]
+    assert main(["collect", "--config", str(config), "--once", "--every", "15m"]) == 0
+    capsys.readouterr()
+    with psycopg.connect(pg_dsn) as conn:  # cron's */15 said: the next run within 900 s
+        row = conn.execute("SELECT value FROM fleet_meta WHERE key = 'collector.runs'")
+        assert json.loads(row.fetchone()[0])[-1][3] == 900.0
     monkeypatch.delenv("KIOSK_FLEET_DSN")
     assert main(["collect", "--config", str(config), "--once"]) == 2
     assert "set KIOSK_FLEET_DSN" in capsys.readouterr().err

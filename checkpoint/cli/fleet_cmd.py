@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import signal
 import sqlite3
 import sys
@@ -38,6 +39,13 @@ def register(sub: Verbs) -> None:
         "--config", required=True, metavar="FILE", type=path_arg, help="collector TOML file"
     )
     p.add_argument("--once", action="store_true", help="pull every kiosk once, print, exit")
+    p.add_argument(
+        "--every",
+        type=every_arg,
+        metavar="SPAN",
+        help="with --once: how often cron (or a timer) runs it, a number and its unit (15m,"
+        " 2h): the district report reads a longer gap as the collector down (default 1h)",
+    )
 
     add_group(sub, "fleet", _fleet, dest="fleet_verb")
 
@@ -141,6 +149,28 @@ def _dsn_from(name: str) -> str:
     return value
 
 
+#: ``kiosk collect --once --every``: a number and its unit.
+_EVERY = re.compile(r"([0-9]{1,6})([smhd])")
+_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def every_arg(text: str) -> float:
+    """``--every``'s type: seconds from a number and its unit (``15m``, ``900s``, ``1h``,
+    ``1d``), 1 minute to 7 days. A bare number is refused: ``--every 15`` beside cron's
+    ``*/15`` is minutes, and read as seconds every gap would be the collector down."""
+    from office.pg import MAX_EXPECT_S
+
+    match = _EVERY.fullmatch(text.strip())
+    if match is None:
+        raise argparse.ArgumentTypeError(
+            f"{text[:20]!r} is not a number and its unit: 15m (minutes), 900s, 2h or 1d"
+        )
+    seconds = float(int(match[1]) * _UNIT_S[match[2]])
+    if not 60 <= seconds <= MAX_EXPECT_S:
+        raise argparse.ArgumentTypeError(f"{text.strip()} is not from 1m to 7d")
+    return seconds
+
+
 def collect_run(args: argparse.Namespace) -> int:
     """pull many kiosks into PostgreSQL, with a status page
 
@@ -151,13 +181,18 @@ def collect_run(args: argparse.Namespace) -> int:
 
     Examples:
       kiosk collect --config /etc/kiosk/collect.toml   # the DSN in $KIOSK_FLEET_DSN
-      kiosk collect --config /etc/kiosk/collect.toml --once   # one round, then exit"""
+      kiosk collect --config /etc/kiosk/collect.toml --once   # one round, then exit
+      kiosk collect --config /etc/kiosk/collect.toml --once --every 15m   # cron's */15"""
     from kiosk.config import ConfigError
     from kiosk.config.fleet import load_collector_config
     from kiosk.logs import setup_logging
-    from office.collector import Collector, StatusServer
+    from office.collector import ONCE_EVERY_S, Collector, StatusServer
     from office.pg import PgError, PgTarget
 
+    if args.every is not None and not args.once:
+        raise UsageError(
+            "--every is how often cron runs --once; the collector running on keeps its own"
+        )
     try:
         config = load_collector_config(args.config)
         dsn = config.dsn()
@@ -175,7 +210,7 @@ def collect_run(args: argparse.Namespace) -> int:
     collector = Collector(config, dsn)
     if args.once:
         try:
-            statuses = collector.run_once()
+            statuses = collector.run_once(args.every or ONCE_EVERY_S)
         finally:
             collector.stop()
         for status in statuses:

@@ -1,0 +1,229 @@
+"""The district report's ``collector_down`` read against the collector's own cadence, and a
+gate's outage across a collector outage (a review of the first ``collector_down``): a gate
+silent on both sides of the office's deaf hour was down through it; a gap no longer than the
+collector said it would be is the collector pulling (``kiosk collect --once`` from cron every
+15 minutes was read as the office deaf all day, and a gate dead since the morning was not
+listed at all)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+from test_bounded_collector import _never, _Target
+
+from checkpoint.cli import main
+from checkpoint.cli.fleet_cmd import every_arg
+from kiosk.config.fleet import CollectorConfig
+from office.collector import ONCE_EVERY_S, RUN_BEAT_S, Collector
+from office.district import _cadence, _collector_down, _still_down
+from office.pg import collector_runs, moved_on
+
+DAY = ("2026-05-01T00:00:00Z", "2026-05-02T00:00:00Z")
+
+
+def _u(h: int, m: int = 0, s: int = 0) -> datetime:
+    return datetime(2026, 5, 1, h, m, s, tzinfo=UTC)
+
+
+def _down() -> dict:
+    return {"restarts": [], "restarts_total": 0, "restart_minutes": 0.0}
+
+
+def _gate_down(last: datetime, now: datetime, runs: list) -> dict:
+    """``_still_down`` for a gate whose last event and last contact were ``last``, as
+    ``_gate_downtime`` reads it."""
+    down = _down()
+    stamp = {"ts": last.strftime("%Y-%m-%dT%H:%M:%S.000000Z"), "seq": 5}
+    unheard = _collector_down(runs, now) or []
+    _still_down(down, stamp, (last, now), unheard, DAY, ZoneInfo("UTC"), _cadence(runs))
+    return down
+
+
+# ------------------------------------------------------------- a gate across a collector outage
+
+
+def test_a_gate_down_before_and_after_a_collector_outage_is_down_through_it():
+    """Silent from 08:00, the collector deaf 10:00-11:00 and back, the gate still silent at
+    12:00: no contact since 08:00, and the office knew it down before the hour and after it.
+    Before: 180 minutes, the collector's hour taken out."""
+    down = _gate_down(_u(8), _u(12), [("a", _u(0), _u(10), None), ("b", _u(11), _u(12), None)])
+    assert down["restart_minutes"] == 240.0
+    assert down["restarts"][0]["collector_down_minutes"] == 0.0
+
+
+def test_a_gate_heard_just_before_a_collector_outage_is_not_down_during_it():
+    """Heard at 09:50, the collector deaf from 10:00: the office could not know what the gate
+    did in that hour."""
+    down = _gate_down(_u(9, 50), _u(12), [("a", _u(0), _u(10), None), ("b", _u(11), _u(12), None)])
+    assert down["restart_minutes"] == 130.0 - 60.0
+    assert down["restarts"][0]["collector_down_minutes"] == 60.0
+
+
+def test_a_gate_known_down_when_the_collector_stopped_is_not_counted_while_it_is_off():
+    """Silent from 08:00, the collector stopped at 10:00 and not back: after 10:00 nobody knows;
+    the gate's minutes are the two hours the collector pulled without hearing it."""
+    down = _gate_down(_u(8), _u(12), [("a", _u(0), _u(10), None)])
+    assert down["restart_minutes"] == 120.0
+    assert down["restarts"][0]["collector_down_minutes"] == 120.0
+
+
+def test_a_gate_known_down_is_not_counted_through_a_collector_barely_back():
+    """The collector back at 11:55, five minutes before the report: not yet long enough to
+    say the gate did not answer it."""
+    down = _gate_down(_u(8), _u(12), [("a", _u(0), _u(10), None), ("b", _u(11, 55), _u(12), None)])
+    assert down["restart_minutes"] == 240.0 - 115.0
+
+
+# ------------------------------------------------------------- a gap against the cadence
+
+
+def _cron(every: timedelta, until: datetime, expect_s: float | None) -> list:
+    """``kiosk collect --once`` from cron every ``every`` from just past midnight to ``until``
+    (a run's beat a few seconds late, as a run's first pull takes), kept as ``record_run``
+    keeps them (``moved_on``)."""
+    runs: list = []
+    t, k = _u(0, 0, 5), 0
+    while t < until:
+        runs = moved_on(runs, f"r{k}", t + timedelta(seconds=k % 7), expect_s)
+        t, k = t + every, k + 1
+    return runs
+
+
+def test_a_gate_dead_all_morning_is_still_down_with_a_collector_run_every_15_minutes():
+    """Cron's ``*/15`` with ``--once --every 15m``: before, each run was a spell of its own,
+    every 15-minute gap the collector down, the whole day ``collector_down`` and the gate
+    dead since 07:59 not listed at all."""
+    runs = _cron(timedelta(minutes=15), _u(12), 900.0)
+    now = _u(12, 0, 30)
+    assert len(runs) == 1 and _collector_down(runs, now) == []
+    down = _gate_down(_u(7, 59), now, runs)
+    assert down["restarts_total"] == 1
+    assert down["restart_minutes"] == 241.5
+    assert down["restarts"][0]["collector_down_minutes"] == 0.0
+
+
+def test_a_once_run_without_every_expects_the_next_within_the_hour():
+    """``--once`` without ``--every`` (cron hourly or more often): the same."""
+    runs = _cron(timedelta(minutes=15), _u(12), ONCE_EVERY_S)
+    assert _collector_down(runs, _u(12, 0, 30)) == []
+    hourly = _cron(timedelta(hours=1), _u(12), ONCE_EVERY_S)
+    assert len(hourly) == 1 and _collector_down(hourly, _u(12, 0, 30)) == []
+
+
+def test_cron_stopped_is_the_collector_down_past_its_interval_and_15_minutes():
+    runs = _cron(timedelta(minutes=15), _u(8), 900.0)  # its last run 07:45
+    last_beat = runs[-1][2]
+    assert _collector_down(runs, last_beat + timedelta(minutes=29)) == []
+    assert _collector_down(runs, _u(12)) == [(last_beat, _u(12))]
+    restarted = [*runs, ("later", _u(11), _u(12), 900.0)]
+    assert _collector_down(restarted, _u(12)) == [(last_beat, _u(11))]
+
+
+def test_a_collector_pulling_hourly_or_backing_off_is_not_down_between_its_pulls():
+    """A collector running on with ``poll_interval_s = 3600``, or every gate failing and its
+    pause at 900 s: its beats say so."""
+    hourly = [("run", _u(0), _u(11), 3600.0)]
+    assert _collector_down(hourly, _u(12, 14)) == []
+    assert _collector_down(hourly, _u(12, 15)) == [(_u(11), _u(12, 15))]
+    backing_off = [("run", _u(0), _u(11, 45), 900.0)]
+    assert _collector_down(backing_off, _u(12, 10)) == []
+
+
+def test_a_gate_pulled_hourly_is_not_down_between_its_pulls():
+    """The collector pulling hourly: a gate heard at 11:00 is not still down at 12:10 (with the
+    old 15 minutes it would be, as soon as the hourly collector was read as pulling)."""
+    hourly = [("run", _u(0), _u(11), 3600.0)]
+    assert _gate_down(_u(11), _u(12, 10), hourly)["restarts_total"] == 0
+    assert _gate_down(_u(9), _u(12, 10), hourly)["restarts_total"] == 1
+
+
+def test_spells_kept_before_the_interval_read_as_before():
+    """A spell of three (kept before 2026-12-06) expected nothing: a gap of 15 minutes is the
+    collector down, as it was read; one with its interval beside it is read by it."""
+    held = json.dumps(
+        [
+            ["old", _u(0).isoformat(), _u(8).isoformat()],
+            ["new", _u(8, 15).isoformat(), _u(9).isoformat(), 3600],
+            ["odd", _u(9).isoformat(), _u(9).isoformat(), "soon"],
+        ]
+    )
+    runs = collector_runs((held,))
+    assert [r[3] for r in runs] == [None, 3600.0, None]
+    assert _collector_down(runs[:2], _u(9, 30)) == [(_u(8), _u(8, 15))]
+    assert _collector_down(runs[:1], _u(8, 14)) == []
+    joined = moved_on(runs[:1], "cron", _u(8, 9), 900.0)  # within RUNS_JOIN of the old spell
+    assert joined == [("cron", _u(0), _u(8, 9), 900.0)]
+    assert len(moved_on(runs[:1], "cron", _u(8, 11), 900.0)) == 2
+
+
+# ------------------------------------------------------------- the beat says its interval
+
+
+def _beating(monkeypatch, clock, **config) -> tuple[_Target, Collector]:
+    """A collector of one gate whose every pull fails at once (no token), and the one
+    database target its beats go to."""
+    monkeypatch.delenv("GATE_TOKEN", raising=False)
+    target = _Target()
+    cfg = CollectorConfig.model_validate(
+        {"kiosks": [{"url": "http://gate-1.lan:8000", "token_env": "GATE_TOKEN"}], **config}
+    )
+    return target, Collector(
+        cfg,
+        "postgresql://office/unused",
+        clock=clock,
+        client=httpx.Client(transport=httpx.MockTransport(_never)),
+        target_factory=lambda dsn: target,
+        monotonic=lambda: clock.monotonic_ns() / 1e9,
+    )
+
+
+def test_each_beat_says_within_how_long_the_next_is_expected(monkeypatch, clock):
+    """Every gate failing, its pause doubling up to 900 s: each beat expects the next pull's;
+    ``--once`` runs expect the next run's (``--every``, else an hour)."""
+    target, collector = _beating(monkeypatch, clock, poll_interval_s=60, error_backoff_max_s=900)
+    try:
+        pauses = []
+        for _ in range(6):
+            collector.pull_once(collector.config.kiosks[0])
+            pauses.append(collector.delay_after(collector.statuses()[0]))
+            clock.advance(pauses[-1])
+        assert pauses[-1] == 900.0 and target.expects == pauses
+        collector.run_once(900.0)  # ``--once --every 15m``
+        clock.advance(900)
+        collector.run_once()  # ``--once``
+        assert target.expects[-2:] == [900.0, ONCE_EVERY_S]
+    finally:
+        collector.client.close()
+
+
+def test_a_collector_running_on_expects_its_soonest_pull_and_beats_once_a_minute(
+    monkeypatch, clock
+):
+    _, hourly = _beating(monkeypatch, clock, poll_interval_s=3600)
+    _, fast = _beating(monkeypatch, clock, poll_interval_s=10)
+    try:
+        assert hourly._expected_s() == 3600.0
+        assert fast._expected_s() == RUN_BEAT_S  # at most one beat a minute
+    finally:
+        hourly.client.close()
+        fast.client.close()
+
+
+# ------------------------------------------------------------- kiosk collect --once --every
+
+
+def test_every_takes_a_number_and_its_unit_only(capsys):
+    assert [every_arg(t) for t in ("15m", "900s", "2h", "1d")] == [900, 900, 7200, 86400]
+    for bad in ("15", "15 min", "0m", "30s", "8d", "-5m", ""):
+        with pytest.raises(argparse.ArgumentTypeError):
+            every_arg(bad)
+    with pytest.raises(SystemExit) as info:
+        main(["collect", "--config", "x.toml", "--once", "--every", "15"])
+    assert info.value.code == 2 and "15m (minutes)" in capsys.readouterr().err
+    assert main(["collect", "--config", "x.toml", "--every", "15m"]) == 2
+    assert "--every is how often cron runs --once" in capsys.readouterr().err
