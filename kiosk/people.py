@@ -824,7 +824,7 @@ def _passes_kept(db: sqlite_utils.Database, record: Record) -> set[str]:
             continue
         for (value,) in db.execute(sql).fetchall():
             ids = _issued_pass(value) if sql.startswith("SELECT detail") else {value}
-            found |= {p for p in ids if record.digest("pass_id", p) in record.person.pass_ids}
+            found |= {p for p in ids if record.shuts(p)}
     return found
 
 
@@ -1114,10 +1114,12 @@ def _folded(kind: str, value: object) -> str | None:
 
 @dataclass(frozen=True)
 class Record:
-    """One forget, kept: ``person`` its keys as digests (``pass_ids``: those given and those
-    it found; ``returnees``: record numbers, no one's name), ``lengths`` each name's, phone's
-    and plate's folded length (a note is searched by its stretches that long), ``stamp`` the
-    forget's ``purged_at`` (its name), ``through`` the log's last event then."""
+    """One forget, kept: ``person`` its keys as digests (``pass_ids``: those given;
+    ``returnees``: record numbers, no one's name), ``found`` the digests of the passes it
+    found, apart (a household given alone stays alone: ``Person.whole_household``),
+    ``lengths`` each name's, phone's and plate's folded length (a note is searched by its
+    stretches that long), ``stamp`` the forget's ``purged_at`` (its name), ``through`` the
+    log's last event then."""
 
     stamp: str
     key_id: str
@@ -1125,6 +1127,7 @@ class Record:
     person: Person
     lengths: Mapping[str, int]
     through: int
+    found: tuple[str, ...] = ()
     _cache: dict[tuple[str, object, int], Any] = field(
         default_factory=dict, repr=False, compare=False
     )
@@ -1144,7 +1147,8 @@ class Record:
             return _hash(key, kind, _folded(kind, value) or "")
 
         lengths = {digest(k, v): len(key_of(k, v) or "") for k, v in _needles(person)}
-        ids = sorted({digest("pass_id", p) for p in (*person.pass_ids, *passes)})
+        ids = sorted({digest("pass_id", p) for p in person.pass_ids})
+        found = tuple(sorted({digest("pass_id", p) for p in passes} - set(ids)))
         household = None if person.household is None else digest("text", person.household)
         kept = Person(
             tuple(ids),
@@ -1154,7 +1158,12 @@ class Record:
             tuple(digest("plate", p) for p in person.plates),
             person.returnees,
         )
-        return cls(stamp, key_id, key, kept, lengths, through)
+        return cls(stamp, key_id, key, kept, lengths, through, found)
+
+    def shuts(self, pass_id: str) -> bool:
+        """``pass_id`` is one the forget was given or found (to revoke again)."""
+        digest = self.digest("pass_id", pass_id)
+        return digest in self.person.pass_ids or digest in self.found
 
     def digest(self, kind: str, value: object) -> str | None:
         """``value``'s digest as a key of ``kind`` (None: no text)."""
@@ -1187,6 +1196,7 @@ class Record:
         keys |= {"name": p.name, "phones": list(p.phones), "plates": list(p.plates)}
         keys |= {"returnees": list(p.returnees)}
         body = {"at": self.stamp, "key": self.key_id, "through": self.through, "person": keys}
+        body["found"] = list(self.found)
         return json.dumps(body | {"lengths": dict(self.lengths)}, sort_keys=True)
 
     @classmethod
@@ -1205,12 +1215,13 @@ class Record:
             )
             lengths = {str(k): int(v) for k, v in dict(body["lengths"]).items()}
             stamp, through = str(body["at"]), int(body["through"])
+            found = tuple(map(str, body.get("found", ())))
         except (ValueError, TypeError, KeyError, AttributeError):
             return None
         key = keyring.get(key_id)
         if key is None or not person.kinds():
             return None
-        return cls(stamp, key_id, key, person, lengths, through)
+        return cls(stamp, key_id, key, person, lengths, through, found)
 
 
 def _needles(person: Person) -> list[tuple[str, str]]:
@@ -1354,7 +1365,7 @@ def _reapply_one(
         stamp = _unique_stamp(db, now)
         through[:] = [int(db.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0])]
         rows = _forget_rows(db, again, _Forget(record.person, stamp, today))
-        shut = {p for p in revoked if record.digest("pass_id", p) in record.person.pass_ids}
+        shut = {p for p in revoked if record.shuts(p)}
         n = _revoke(db, sorted(shut | set(again.passes)), now, actor)
         if n or _LIST_TABLES & set(rows):
             mark_purged(db, now)

@@ -188,3 +188,49 @@ def test_a_record_finds_a_phone_and_a_plate_however_spelled_and_in_a_note(tmp_pa
     assert done.forgets == 1 and done.rows["events"] == 2
     assert held[:2] == [None, None] and held[2] is None  # the third never had one
     assert _naming(tmp_path / "before.db", "Zhou", "13900139000", "139 0013", "京") == []
+
+
+def test_a_household_forgotten_whole_is_forgotten_whole_again_after_a_restore(tmp_path, clock):
+    """The passes the forget found are kept apart from the keys it was given: the record of
+    a household given alone still names a household alone, and its re-making forgets every
+    row of the household (a visitor registered to it too), not only its passes'."""
+    from checkpoint.cli.person_cmd import _sets
+    from kiosk.people import Person, forget, kept, reapply
+
+    log = EventLog(tmp_path / "kiosk.db", "gate-north", clock, migrations=_sets()).open()
+    log.append(
+        EventDraft(
+            direction="out",
+            decision="pass",
+            pass_id="aaaaaaaaaaaa",
+            household=HOUSEHOLD,
+            holder=NAME,
+        )
+    )
+    visitor = {"name": "Visitor Zhang", "phone": "13711112222", "unit": HOUSEHOLD}
+    log.append(
+        EventDraft(direction="in", decision="manual_pass", household=HOUSEHOLD, person=visitor)
+    )
+    copy = sqlite3.connect(tmp_path / "before.db")
+    log.reader().conn.backup(copy)
+    copy.close()
+    assert forget(log, Person.of(household=HOUSEHOLD), clock.now(), actor="cli").rows == {
+        "events": 2
+    }
+    forgets = kept(log.reader().conn)
+    log.close()
+
+    before = EventLog(tmp_path / "before.db", "gate-north", clock, migrations=_sets()).open()
+    try:
+        done = reapply(before, forgets, clock.now(), actor="restore")
+        left = (
+            before.reader()
+            .execute("SELECT seq FROM events WHERE household IS NOT NULL OR person IS NOT NULL")
+            .fetchall()
+        )
+        assert before.verify().ok
+    finally:
+        before.close()
+    assert done.rows == {"events": 2}
+    assert left == []
+    assert _naming(tmp_path / "before.db", HOUSEHOLD, "Visitor Zhang") == []
