@@ -411,3 +411,31 @@ def test_a_first_record_keyed_digests_is_made_one_of_rows_and_its_key_dropped(tm
     finally:
         before.close()
     assert again.rows == {"events": 1} and holders == [None, "Li"]
+
+
+def test_a_log_whose_forgets_cannot_be_read_stops_the_restore_unless_told(
+    tmp_path, clock, cli_clock, capsys
+):
+    """A log set aside whose records cannot be read would let the forgets since the archive
+    be undone unseen: the restore stops, nothing changed, and says what the operator can do
+    (the office's list of requests); ``--without-forgets`` goes on, saying it again."""
+    data, etc, log = _gate(tmp_path, clock)
+    archive = tmp_path / "north.kbak"
+    assert run_backup(data, etc, archive) == 0
+    log.close()
+    db = data / "kiosk.db"
+    for extra in ("-wal", "-shm"):
+        (data / f"kiosk.db{extra}").unlink(missing_ok=True)
+    db.write_bytes(b"not a database, a damaged card" * 200)
+    capsys.readouterr()
+
+    assert run_restore(data, etc, archive) != 0
+    err = capsys.readouterr().err
+    assert "cannot be read" in err and "office's list of requests" in err
+    assert "--without-forgets" in err and "nothing was changed" in err
+    assert db.read_bytes().startswith(b"not a database") and not list(data.glob("before-*"))
+
+    assert run_restore(data, etc, archive, "--without-forgets") == 0
+    err = capsys.readouterr().err
+    assert "office's list of requests" in err and "person forget ... --yes" in err
+    assert _naming(db, NAME)  # the archive's log, as it was: forget them again by hand
