@@ -102,7 +102,11 @@ def key_of(kind: str, value: object) -> str | None:
     text) as the lists and the gate's rules match them (``kiosk.lists.same_text``: NFKC, case,
     a name's dot), ``phone`` without its separators (``138 0013 8000``, ``138-0013-8000``
     are ``13800138000``), ``plate`` as the vehicle list holds it (``kiosk.vehicles``: NFKC,
-    no separators, upper case). None for no text."""
+    no separators, upper case). A phone kept as a number (a guard's record keeps a value
+    that is no text as given: ``kiosk.engine._typed_person``) is its digits. None for no
+    text."""
+    if kind == "phone" and type(value) is int and value >= 0:
+        value = str(value)
     if not isinstance(value, str):
         return None
     if kind == "phone":
@@ -322,9 +326,12 @@ class _Query:
             )
             rows = scope.db.execute(sql, among[1]).fetchall()
             for i, each in enumerate(columns):
-                # Text only: a key folds text, anything else (NULL, a number) is no one's.
-                held = {r[i] for r in rows if isinstance(r[i], str)}
-                cache[(*key[:2], each, *key[3:])] = sorted(held)
+                # Text, and a whole number (a phone kept as one: ``key_of``): anything
+                # else (NULL, a fraction) is no one's.
+                held = {r[i] for r in rows if isinstance(r[i], str) or type(r[i]) is int}
+                cache[(*key[:2], each, *key[3:])] = sorted(
+                    held, key=lambda v: (type(v) is int, str(v))
+                )
         raws = [raw for raw in cache[key] if match(raw)]
         if not raws:
             return "0", []
