@@ -11,9 +11,10 @@ an audit row loses its detail; the ledgers' and lists' rows are emptied or delet
 purges do. One ``person_forgotten`` audit row counts what went and records the ``purged_at``
 stamp it gave the chained rows, so ``verify`` accounts for them (``kiosk.store._forgotten``);
 the WAL is wiped after the commit (``kiosk.wipe``), so no old page image keeps the name. In
-the same transaction the forget keeps its ``Record`` in ``meta`` (its keys as keyed digests,
-never in clear): ``kiosk restore`` makes every forget the log it sets aside keeps and the
-archive's does not again (``reapply``), so a restore never brings the forgotten back.
+the same transaction the forget keeps its ``Record`` in ``meta`` (the rows it emptied by
+their identity, never a key of the person): ``kiosk restore`` makes every forget the log it
+sets aside keeps and the archive's does not again (``reapply``), so a restore never brings
+the forgotten back.
 
 Which keys select what: a household given alone is the whole household (everyone of it moved
 out); with other keys it only narrows a name to that household's rows (a namesake elsewhere is
@@ -39,10 +40,8 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
-import hmac
 import json
 import re
-import secrets
 import sqlite3
 import threading
 import unicodedata
@@ -103,7 +102,11 @@ def key_of(kind: str, value: object) -> str | None:
     text) as the lists and the gate's rules match them (``kiosk.lists.same_text``: NFKC, case,
     a name's dot), ``phone`` without its separators (``138 0013 8000``, ``138-0013-8000``
     are ``13800138000``), ``plate`` as the vehicle list holds it (``kiosk.vehicles``: NFKC,
-    no separators, upper case). None for no text."""
+    no separators, upper case). A phone kept as a number (a guard's record keeps a value
+    that is no text as given: ``kiosk.engine._typed_person``) is its digits. None for no
+    text."""
+    if kind == "phone" and type(value) is int and value >= 0:
+        value = str(value)
     if not isinstance(value, str):
         return None
     if kind == "phone":
@@ -123,42 +126,27 @@ def _person_key(kind: str, value: object) -> str | None:
 
 
 def _compare_keys(db: sqlite_utils.Database) -> None:
-    """``person_key`` (``key_of``), ``person_digest`` and ``person_mentions`` (a forget's
-    record: ``Record``) on ``db``'s connection, defined once for good: a connection another
-    thread is querying must never have a function defined or dropped on it (SQLite's
-    connection mutex against the GIL froze every thread). Their cache of names and notes, and
-    the record compared with, are ``find``'s (``_keys_cached``), on the thread running it: a
-    connection kept open (the daemon's reader) keeps none of them."""
+    """``person_key`` (``key_of``) on ``db``'s connection, defined once for good: a
+    connection another thread is querying must never have a function defined or dropped on
+    it (SQLite's connection mutex against the GIL froze every thread). Its cache of names
+    and notes is ``find``'s (``_keys_cached``), on the thread running it: a connection kept
+    open (the daemon's reader) keeps none of it."""
     try:
         db.conn.execute("SELECT person_key('text', '')").fetchone()
     except sqlite3.OperationalError:  # not defined on this connection yet
         db.conn.create_function("person_key", 2, _person_key, deterministic=True)
-        db.conn.create_function("person_digest", 2, _person_digest)
-        db.conn.create_function("person_mentions", 4, _person_mentions)
-
-
-def _person_digest(kind: str, value: object) -> str | None:
-    keyed: Record | None = getattr(_KEYS_CACHE, "record", None)
-    return None if keyed is None else keyed.digest(kind, value)
-
-
-def _person_mentions(kind: str, value: object, length: int, digest: str) -> bool:
-    keyed: Record | None = getattr(_KEYS_CACHE, "record", None)
-    return keyed is not None and digest in keyed.stretches(kind, value, length)
 
 
 @contextlib.contextmanager
-def _keys_cached(record: Record | None = None) -> Iterator[None]:
-    """``person_key`` cached for one ``find`` (a log repeats its names and households), and
-    the forget's record ``person_digest`` compares with (None: none)."""
-    before = [getattr(_KEYS_CACHE, a, None) for a in ("key", "record", "spellings")]
+def _keys_cached() -> Iterator[None]:
+    """``person_key`` cached for one ``find`` (a log repeats its names and households)."""
+    before = [getattr(_KEYS_CACHE, a, None) for a in ("key", "spellings")]
     _KEYS_CACHE.key = functools.lru_cache(maxsize=4096)(key_of)
-    _KEYS_CACHE.record = record
     _KEYS_CACHE.spellings = {}  # a big table's distinct values (``_Query.spelled``)
     try:
         yield
     finally:
-        _KEYS_CACHE.key, _KEYS_CACHE.record, _KEYS_CACHE.spellings = before
+        _KEYS_CACHE.key, _KEYS_CACHE.spellings = before
 
 
 class PersonError(ValueError):
@@ -282,8 +270,6 @@ class _Scope:
 class _Query:
     """One search: the person, the passes found to be theirs, the local day (what is in
     force), the rows found so far by store (a later store's rows hang on an earlier's).
-    ``keyed``: the person's keys are a forget's record (``Record``: each key's digest), the
-    stores' values compared by theirs (``person_digest``), never a key in clear.
     ``scope``: on a big table (``scoped``), each comparison is resolved first against the
     distinct values the table holds, folded once each in Python, and the rows are then
     selected by those values as they are spelled: no function call a row."""
@@ -292,7 +278,6 @@ class _Query:
     passes: tuple[str, ...]
     today: date
     found: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-    keyed: Record | None = None
     scope: _Scope | None = None
 
     @contextlib.contextmanager
@@ -305,16 +290,15 @@ class _Query:
 
     def col(self, kind: str, column: str) -> str:
         """SQL: ``column`` as the person's keys of ``kind`` are compared with it."""
-        function = "person_key" if self.keyed is None else "person_digest"
-        return f"{function}('{kind}', {column})"
+        return f"person_key('{kind}', {column})"
 
     def fold(self, kind: str, value: object) -> object:
-        """A key of the person as ``col`` compares it (a record's: its digest already)."""
-        return key_of(kind, value) if self.keyed is None else value
+        """A key of the person as ``col`` compares it."""
+        return key_of(kind, value)
 
     def folded(self, kind: str, raw: object) -> object:
         """A store's value as ``fold`` gives the person's keys (``col``, in Python)."""
-        return _person_key(kind, raw) if self.keyed is None else self.keyed.digest(kind, raw)
+        return _person_key(kind, raw)
 
     def spelled(
         self,
@@ -342,9 +326,12 @@ class _Query:
             )
             rows = scope.db.execute(sql, among[1]).fetchall()
             for i, each in enumerate(columns):
-                # Text only: a key folds text, anything else (NULL, a number) is no one's.
-                held = {r[i] for r in rows if isinstance(r[i], str)}
-                cache[(*key[:2], each, *key[3:])] = sorted(held)
+                # Text, and a whole number (a phone kept as one: ``key_of``): anything
+                # else (NULL, a fraction) is no one's.
+                held = {r[i] for r in rows if isinstance(r[i], str) or type(r[i]) is int}
+                cache[(*key[:2], each, *key[3:])] = sorted(
+                    held, key=lambda v: (type(v) is int, str(v))
+                )
         raws = [raw for raw in cache[key] if match(raw)]
         if not raws:
             return "0", []
@@ -400,31 +387,20 @@ class _Query:
     def mentions(self, column: str) -> tuple[str, list[Any]]:
         """SQL: ``column``'s text carries a needle, each kind folded as ``key_of`` does. Not
         a household code: a short one is inside others (``1-10`` in ``11-101``); a
-        household's rows are found by their household fields. Keyed: each of the text's
-        stretches as long as the needle, by its digest (``person_mentions``)."""
+        household's rows are found by their household fields."""
         p = self.person
         needles = [("text", n) for n in ([p.name] if p.name else [])]
         needles += [("phone", n) for n in p.phones] + [("plate", n) for n in p.plates]
         passes = [("text", n) for n in self.passes]  # found in the stores: in clear
         if not needles and not passes:
             return "0", []
-        if self.keyed is None:
-            keys = [(k, key_of(k, n) or "") for k, n in needles + passes]
-            if self.scope is not None:
-                return self.spelled(
-                    column, lambda raw: any(n in (_person_key(k, raw) or "") for k, n in keys)
-                )
-            sql = " OR ".join(f"instr(person_key('{k}', {column}), ?) > 0" for k, _ in keys)
-            return sql, [n for _, n in keys]
-        keyed = self.keyed
-        args = [(k, keyed.lengths.get(n, 0), n) for k, n in needles]
-        args += [(k, len(key_of(k, n) or ""), keyed.digest(k, n) or "") for k, n in passes]
+        keys = [(k, key_of(k, n) or "") for k, n in needles + passes]
         if self.scope is not None:
             return self.spelled(
-                column, lambda raw: any(d in keyed.stretches(k, raw, n) for k, n, d in args)
+                column, lambda raw: any(n in (_person_key(k, raw) or "") for k, n in keys)
             )
-        sql = " OR ".join(f"person_mentions('{k}', {column}, ?, ?)" for k, _, _ in args)
-        return sql, [a for _, length, digest in args for a in (length, digest)]
+        sql = " OR ".join(f"instr(person_key('{k}', {column}), ?) > 0" for k, _ in keys)
+        return sql, [n for _, n in keys]
 
     def within(
         self, column: str, values: Sequence[object], kind: str | None = None
@@ -584,9 +560,10 @@ def _vehicles(db: sqlite_utils.Database, q: _Query) -> list[dict[str, Any]]:
 
 @dataclass(frozen=True)
 class _Forget:
-    """What ``forget`` does with a store's rows (``stamp``: the chained rows' ``purged_at``)."""
+    """What ``forget`` does with a store's rows (``stamp``: the chained rows' ``purged_at``;
+    ``whole``: a household forgotten whole)."""
 
-    person: Person
+    whole: bool
     stamp: str
     today: date
 
@@ -625,7 +602,7 @@ def _update(sets: str, *, delete_whole: bool = False) -> _Forgetting:
     instead when a whole household is forgotten."""
 
     def run(db: sqlite_utils.Database, table: str, ids: list[int], f: _Forget) -> int:
-        if delete_whole and f.person.whole_household:
+        if delete_whole and f.whole:
             return _delete(db, table, ids, f)
         args = [f.stamp] * sets.count("?")
         cursor = db.execute(
@@ -774,16 +751,13 @@ def _readable(row: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _passes(
-    db: sqlite_utils.Database, person: Person, today: date, record: Record | None = None
-) -> tuple[str, ...]:
+def _passes(db: sqlite_utils.Database, person: Person, today: date) -> tuple[str, ...]:
     """The person's passes: those given, those of their passages (the holder is the name, or
     the household forgotten whole), those issued to them at the console. Never a pass of a
     row that only mentions them (a guard's note on another's passage): revoking that one
-    would shut out someone else. By a forget's ``record``: those the stores hold whose
-    digest it kept (``_passes_kept``), and those of the passages and issues it names."""
-    q = _Query(person, (), today, keyed=record)
-    found = set(person.pass_ids) if record is None else _passes_kept(db, record)
+    would shut out someone else."""
+    q = _Query(person, (), today)
+    found = set(person.pass_ids)
     with q.scoped(db, "events", _UNPURGED_EVENTS):
         theirs = [q.named("holder"), q.household_is("household")]
     mine = _rows(db, "events", theirs, _UNPURGED_EVENTS)
@@ -804,28 +778,6 @@ def _issued_pass(detail: object) -> set[str]:
     except (ValueError, AttributeError):
         return set()
     return {pass_id} if isinstance(pass_id, str) and _PASS_ID.match(pass_id) else set()
-
-
-#: Where the stores hold pass ids (a forget's record keeps their digests only).
-_PASS_COLUMNS = (
-    "SELECT DISTINCT pass_id FROM events WHERE purged_at IS NULL AND pass_id IS NOT NULL",
-    "SELECT detail FROM audit WHERE action = 'pass_issued' AND purged_at IS NULL",
-    "SELECT pass_id FROM list_revocations",
-    "SELECT DISTINCT pass_id FROM peer_passages",
-)
-
-
-def _passes_kept(db: sqlite_utils.Database, record: Record) -> set[str]:
-    """The pass ids the stores hold whose digest ``record`` kept (given, or found then)."""
-    tables = set(db.table_names())
-    found: set[str] = set()
-    for sql in _PASS_COLUMNS:
-        if sql.split(" FROM ")[1].split()[0] not in tables:
-            continue
-        for (value,) in db.execute(sql).fetchall():
-            ids = _issued_pass(value) if sql.startswith("SELECT detail") else {value}
-            found |= {p for p in ids if record.digest("pass_id", p) in record.person.pass_ids}
-    return found
 
 
 #: Where a name is held beside its household: (table, the name's column, the household's).
@@ -874,22 +826,18 @@ def _one_household(db: sqlite_utils.Database, person: Person) -> None:
         )
 
 
-def find(
-    db: sqlite_utils.Database, person: Person, today: date, *, record: Record | None = None
-) -> Found:
+def find(db: sqlite_utils.Database, person: Person, today: date) -> Found:
     """Every row of every store holding ``person``'s data; ``today``: the site's local day
     (what is still in force). ``PersonError`` when no store holds any, or when a name given
-    without a household is the name of people of more than one household (namesakes).
-    ``record``: ``person`` is a forget's record's (``Record.person``: digests), made again."""
+    without a household is the name of people of more than one household (namesakes)."""
     _compare_keys(db)
-    with _keys_cached(record):
-        return _find(db, person, today, record)
+    with _keys_cached():
+        return _find(db, person, today)
 
 
-def _find(db: sqlite_utils.Database, person: Person, today: date, record: Record | None) -> Found:
-    if record is None:  # a record's forget was refused then for namesakes, or was not
-        _one_household(db, person)
-    q = _Query(person, _passes(db, person, today, record), today, keyed=record)
+def _find(db: sqlite_utils.Database, person: Person, today: date) -> Found:
+    _one_household(db, person)
+    q = _Query(person, _passes(db, person, today), today)
     active: dict[str, int] = {}
     for table, rule in RULES.items():
         rows = rule.find(db, q)
@@ -1032,8 +980,9 @@ def forget(
             raise PersonChanged()
         stamp = _unique_stamp(db, now)
         through[:] = [int(db.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0])]
-        _keep(db, person, again.passes, stamp, through[0])  # for a restore (``reapply``)
-        rows = _forget_rows(db, again, _Forget(person, stamp, today))
+        _upgrade(db)
+        _keep(db, Record.of(again, stamp, through[0], now.isoformat()))  # for ``reapply``
+        rows = _forget_rows(db, again, _Forget(person.whole_household, stamp, today))
         revoked = _revoke(db, again.passes, now, actor)
         if revoked or _LIST_TABLES & set(rows):
             mark_purged(db, now)  # every process reads its lists snapshot again
@@ -1088,206 +1037,205 @@ def _forget_rows(db: sqlite_utils.Database, found: Found, f: _Forget) -> dict[st
 # -- a forget kept, to be made again after a restore ------------------------------------------
 #
 # A restore (``kiosk restore``, ``kiosk.backup``) of an archive taken before a forget puts the
-# person's rows back. So each forget is kept in ``meta`` (``forget.record.<purged_at>``) as a
-# ``Record``: each key it was given and each pass it found, as a keyed digest (HMAC-SHA-256 of
-# the key as ``key_of`` folds it, under the gate's key ``forget.key.<id>``, made at the first
-# forget), never a key in clear. The restore carries the records and keys of the log it sets
-# aside into the archive's, and makes every forget the archive does not hold again
-# (``reapply``): ``find`` by the record compares each store's value by its digest.
+# person's rows back. So each forget keeps a ``Record`` in ``meta`` (``forget.record.<purged_at>``)
+# that names the rows it emptied by their identity, never by a person's value: a chained row
+# (``events``, ``audit``) by its ``seq`` and its ``hash`` (an older archive of the gate is a
+# prefix of its chain: the same row there has the same hash; another chain's never matches),
+# a list's row by the columns that name nobody and stay while the row lives (``_IDENTITY``),
+# the cards it shut by their revocations' stamp. No key, no digest of a key, no length: nothing
+# in the log or its archives lets a guessed name or phone be tested against a record. The
+# restore carries the records of the log it sets aside into the archive's, and makes every
+# forget the archive does not hold again (``reapply``): the same rows, emptied as then.
 
-#: ``meta``'s keys: the gate's digest keys and the forgets' records.
-KEY_PREFIX = "forget.key."
+#: ``meta``'s forget records; ``LEGACY_KEY_PREFIX``: the digest key of the first records
+#: (keyed digests of the person's keys), dropped with them (``_upgrade``).
 RECORD_PREFIX = "forget.record."
-_RECORD_CACHE = 8192
+LEGACY_KEY_PREFIX = "forget.key."
+#: Of a chained row's hash, the hex digits a record keeps (64 bits: another row's never).
+_HASH_KEPT = 16
+_CHAINED = ("events", "audit")
+#: Each store a forget empties: a row's identity, the columns that name nobody and stay as
+#: long as the row (its number, the stamp it was made with; ``rowid`` where the table's key is
+#: a person's own value: a household, a plate). ``tests/test_person_restore.py`` holds every
+#: rule that forgets to one.
+_IDENTITY: Mapping[str, tuple[str, ...]] = {
+    "list_revocations": ("rowid", "revoked_at"),
+    "list_quarantine": ("id", "created_at"),
+    "list_households": ("rowid", "updated_at"),
+    "obs_people": ("id", "created_at"),
+    "obs_checks": ("id", "at"),
+    "obs_acks": ("person_id", "day", "kind"),
+    "service_requests": ("id", "opened_at"),
+    "peer_passages": ("kiosk_id", "seq"),
+    "peer_quarantine": ("kiosk_id", "entry_id"),
+    "resident_vehicles": ("rowid", "updated_at"),
+}
 
 
-def _hash(key: bytes, kind: str, folded: str) -> str:
-    return hmac.new(key, f"{kind}:{folded}".encode(), hashlib.sha256).hexdigest()[:32]
-
-
-def _folded(kind: str, value: object) -> str | None:
-    """A value as a record's digest takes it: a pass id in lower case, else ``key_of``."""
-    if kind == "pass_id":
-        return value.lower() if isinstance(value, str) and value else None
-    return key_of(kind, value)
+def _identity(table: str, row: Mapping[str, Any]) -> list[Any]:
+    return [row["_rowid"] if c == "rowid" else row.get(c) for c in _IDENTITY[table]]
 
 
 @dataclass(frozen=True)
 class Record:
-    """One forget, kept: ``person`` its keys as digests (``pass_ids``: those given and those
-    it found; ``returnees``: record numbers, no one's name), ``lengths`` each name's, phone's
-    and plate's folded length (a note is searched by its stretches that long), ``stamp`` the
-    forget's ``purged_at`` (its name), ``through`` the log's last event then."""
+    """One forget, kept: ``chained`` the chained rows it emptied (``seq``, the hash's first
+    ``_HASH_KEPT`` hex digits), ``rows`` each list store's rows (whether the row was the
+    person's or only named them in a note, its ``_IDENTITY``), ``revoked`` the stamps of the
+    revocations it made (the set-aside log's revocations so stamped are its cards),
+    ``whole`` a household forgotten whole (its list row deleted), ``kinds`` the kinds of key
+    it was given, ``stamp`` its ``purged_at`` (its name), ``through`` the log's last event."""
 
     stamp: str
-    key_id: str
-    key: bytes = field(repr=False)
-    person: Person
-    lengths: Mapping[str, int]
     through: int
-    _cache: dict[tuple[str, object, int], Any] = field(
-        default_factory=dict, repr=False, compare=False
-    )
+    kinds: tuple[str, ...]
+    whole: bool = False
+    chained: Mapping[str, tuple[tuple[int, str], ...]] = field(default_factory=dict)
+    rows: Mapping[str, tuple[tuple[bool, tuple[Any, ...]], ...]] = field(default_factory=dict)
+    revoked: tuple[str, ...] = ()
 
     @classmethod
-    def of(
-        cls,
-        person: Person,
-        passes: Iterable[str],
-        stamp: str,
-        through: int,
-        keys: tuple[str, bytes],
-    ) -> Record:
-        key_id, key = keys
-
-        def digest(kind: str, value: object) -> str:
-            return _hash(key, kind, _folded(kind, value) or "")
-
-        lengths = {digest(k, v): len(key_of(k, v) or "") for k, v in _needles(person)}
-        ids = sorted({digest("pass_id", p) for p in (*person.pass_ids, *passes)})
-        household = None if person.household is None else digest("text", person.household)
-        kept = Person(
-            tuple(ids),
-            household,
-            None if person.name is None else digest("text", person.name),
-            tuple(digest("phone", p) for p in person.phones),
-            tuple(digest("plate", p) for p in person.plates),
-            person.returnees,
-        )
-        return cls(stamp, key_id, key, kept, lengths, through)
-
-    def digest(self, kind: str, value: object) -> str | None:
-        """``value``'s digest as a key of ``kind`` (None: no text)."""
-        cache_key = (kind, value, -1)
-        if cache_key not in self._cache:
-            folded = _folded(kind, value)
-            self._remember(cache_key, None if folded is None else _hash(self.key, kind, folded))
-        found: str | None = self._cache[cache_key]
-        return found
-
-    def stretches(self, kind: str, value: object, length: int) -> frozenset[str]:
-        """The digests of each stretch ``length`` long of ``value`` folded as ``key_of``."""
-        cache_key = (kind, value, length)
-        if cache_key not in self._cache:
-            text = key_of(kind, value) or ""
-            starts = range(len(text) - length + 1)
-            out = {_hash(self.key, kind, text[i : i + length]) for i in starts}
-            self._remember(cache_key, frozenset(out) if length > 0 else frozenset())
-        found: frozenset[str] = self._cache[cache_key]
-        return found
-
-    def _remember(self, cache_key: tuple[str, object, int], value: object) -> None:
-        if len(self._cache) >= _RECORD_CACHE:
-            self._cache.clear()
-        self._cache[cache_key] = value
+    def of(cls, found: Found, stamp: str, through: int, revoked_at: str) -> Record:
+        chained, rows = {}, {}
+        for table, held in found.rows.items():
+            if RULES[table].forget is None:
+                continue
+            if table in _CHAINED:
+                chained[table] = tuple((int(r["seq"]), str(r["hash"])[:_HASH_KEPT]) for r in held)
+            else:
+                ids = (tuple(_identity(table, r)) for r in held)
+                rows[table] = tuple(zip((r.get("_theirs", True) for r in held), ids, strict=True))
+        person = found.person
+        kinds = tuple(person.kinds())
+        return cls(stamp, through, kinds, person.whole_household, chained, rows, (revoked_at,))
 
     def as_json(self) -> str:
-        p = self.person
-        keys: dict[str, Any] = {"pass_ids": list(p.pass_ids), "household": p.household}
-        keys |= {"name": p.name, "phones": list(p.phones), "plates": list(p.plates)}
-        keys |= {"returnees": list(p.returnees)}
-        body = {"at": self.stamp, "key": self.key_id, "through": self.through, "person": keys}
-        return json.dumps(body | {"lengths": dict(self.lengths)}, sort_keys=True)
+        chained = {
+            t: {"seqs": seq_ranges(s for s, _ in pairs), "hashes": "".join(h for _, h in pairs)}
+            for t, pairs in self.chained.items()
+        }
+        rows = {t: [[theirs, list(ids)] for theirs, ids in held] for t, held in self.rows.items()}
+        body = {"v": 2, "at": self.stamp, "through": self.through, "kinds": list(self.kinds)}
+        body |= {"whole": self.whole, "chained": chained, "rows": rows}
+        return json.dumps(body | {"revoked": list(self.revoked)}, sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str, keyring: Mapping[str, bytes]) -> Record | None:
-        """The record ``as_json`` wrote; None when it is not one, or its key is not here."""
+    def from_json(cls, text: str) -> Record | None:
+        """The record ``as_json`` wrote; None when it is not one (the first records: keyed
+        digests, ``_upgrade``)."""
         try:
             body = json.loads(text)
-            p, key_id = body["person"], str(body["key"])
-            person = Person(
-                tuple(map(str, p["pass_ids"])),
-                None if p["household"] is None else str(p["household"]),
-                None if p["name"] is None else str(p["name"]),
-                tuple(map(str, p["phones"])),
-                tuple(map(str, p["plates"])),
-                tuple(int(r) for r in p["returnees"]),
+            if body.get("v") != 2:
+                return None
+            chained = {str(t): _pairs(c) for t, c in dict(body["chained"]).items()}
+            rows = {
+                str(t): tuple((bool(theirs), tuple(ids)) for theirs, ids in held)
+                for t, held in dict(body["rows"]).items()
+                if t in _IDENTITY
+            }
+            return cls(
+                str(body["at"]),
+                int(body["through"]),
+                tuple(map(str, body["kinds"])),
+                bool(body["whole"]),
+                {t: p for t, p in chained.items() if t in _CHAINED},
+                rows,
+                tuple(map(str, body["revoked"])),
             )
-            lengths = {str(k): int(v) for k, v in dict(body["lengths"]).items()}
-            stamp, through = str(body["at"]), int(body["through"])
         except (ValueError, TypeError, KeyError, AttributeError):
             return None
-        key = keyring.get(key_id)
-        if key is None or not person.kinds():
-            return None
-        return cls(stamp, key_id, key, person, lengths, through)
 
 
-def _needles(person: Person) -> list[tuple[str, str]]:
-    """The keys a note is searched for (``_Query.mentions``), but the passes."""
-    needles = [("text", person.name)] if person.name else []
-    return needles + [("phone", n) for n in person.phones] + [("plate", n) for n in person.plates]
+def _pairs(chained: Mapping[str, str]) -> tuple[tuple[int, str], ...]:
+    """A record's ``seqs`` (``seq_ranges``) and ``hashes`` as (seq, hash) pairs."""
+    seqs: list[int] = []
+    for part in str(chained["seqs"]).split(","):
+        if part:
+            lo, _, hi = part.partition("-")
+            seqs += range(int(lo), int(hi or lo) + 1)
+    hashes = str(chained["hashes"])
+    if len(hashes) != len(seqs) * _HASH_KEPT:
+        raise ValueError("a record's hashes are not its rows'")
+    return tuple((s, hashes[i * _HASH_KEPT : (i + 1) * _HASH_KEPT]) for i, s in enumerate(seqs))
 
 
-def _keyring(db: sqlite_utils.Database) -> dict[str, bytes]:
-    rows = db.execute(
-        "SELECT key, value FROM meta WHERE substr(key, 1, ?) = ?", [len(KEY_PREFIX), KEY_PREFIX]
-    ).fetchall()
-    out = {}
-    for name, value in rows:
-        with contextlib.suppress(ValueError, TypeError):
-            out[str(name).removeprefix(KEY_PREFIX)] = bytes.fromhex(str(value))
-    return out
-
-
-def _gate_key(db: sqlite_utils.Database) -> tuple[str, bytes]:
-    """The gate's digest key (in the caller's transaction): made at its first forget."""
-    keyring = _keyring(db)
-    if keyring:
-        key_id = min(keyring)
-        return key_id, keyring[key_id]
-    key = secrets.token_bytes(32)
-    key_id = hashlib.sha256(key).hexdigest()[:12]
-    db.execute("INSERT INTO meta (key, value) VALUES (?, ?)", [KEY_PREFIX + key_id, key.hex()])
-    return key_id, key
-
-
-def _keep(
-    db: sqlite_utils.Database, person: Person, passes: Iterable[str], stamp: str, through: int
-) -> None:
-    """``forget``'s record (in its transaction)."""
-    record = Record.of(person, passes, stamp, through, _gate_key(db))
+def _keep(db: sqlite_utils.Database, record: Record) -> None:
+    """A record in ``meta`` (in the caller's transaction)."""
     db.execute(
         "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
-        [RECORD_PREFIX + stamp, record.as_json()],
+        [RECORD_PREFIX + record.stamp, record.as_json()],
     )
+
+
+def _upgrade(db: sqlite_utils.Database) -> None:
+    """The first records (keyed digests of the person's keys, their key beside them in
+    ``meta``: a phone came back from them by trying every number) made records of the rows
+    they emptied (those their forget stamped), and their key deleted (in the caller's
+    transaction). Their list rows and cards are not known: none kept."""
+    rows = db.execute(
+        "SELECT key, value FROM meta WHERE substr(key, 1, ?) = ?", [len("forget."), "forget."]
+    ).fetchall()
+    for name, value in rows:
+        name = str(name)
+        if name.startswith(LEGACY_KEY_PREFIX):
+            db.execute("DELETE FROM meta WHERE key = ?", [name])
+        elif name.startswith(RECORD_PREFIX) and Record.from_json(str(value)) is None:
+            _keep(db, _legacy(db, str(value), name.removeprefix(RECORD_PREFIX)))
+
+
+def _legacy(db: sqlite_utils.Database, value: str, stamp: str) -> Record:
+    try:
+        body = json.loads(value)
+        through, person = int(body["through"]), dict(body["person"])
+    except (ValueError, TypeError, KeyError):
+        through, person = 0, {}
+    given = [k for k in _KEYS if person.get(k + "s" if k not in ("household", "name") else k)]
+    chained = {}
+    for table in _CHAINED:
+        found = db.execute(
+            f"SELECT seq, hash FROM {table} WHERE purged_at = ? ORDER BY seq",  # noqa: S608
+            [stamp],
+        ).fetchall()
+        if found:
+            chained[table] = tuple((int(s), str(h)[:_HASH_KEPT]) for s, h in found)
+    whole = bool(person.get("household")) and not (person.get("name") or person.get("phones"))
+    return Record(stamp, through, tuple(given), whole, chained)
 
 
 @dataclass(frozen=True)
 class Kept:
-    """What a log says of its forgets, for a restore to carry: its ``meta`` rows of keys and
-    records as they are, and the pass ids of its revocations (the cards a forget shut, which
-    an archive taken before it may never have seen; in memory only)."""
+    """What a log says of its forgets, for a restore to carry: its records (``meta``'s rows
+    as ``as_json`` writes them) and its revocations (pass id, stamp: the cards a forget shut,
+    which an archive taken before it may never have seen; in memory only)."""
 
     meta: Mapping[str, str]
-    revoked: tuple[str, ...]
+    revoked: tuple[tuple[str, str], ...]
 
     def records(self) -> list[Record]:
-        keyring = {}
-        for name, value in self.meta.items():
-            if name.startswith(KEY_PREFIX):
-                with contextlib.suppress(ValueError):
-                    keyring[name.removeprefix(KEY_PREFIX)] = bytes.fromhex(value)
-        found = [
-            Record.from_json(value, keyring)
-            for name, value in self.meta.items()
-            if name.startswith(RECORD_PREFIX)
-        ]
+        found = [Record.from_json(value) for value in self.meta.values()]
         return sorted((r for r in found if r is not None), key=lambda r: r.stamp)
 
 
 def kept(conn: sqlite3.Connection) -> Kept:
-    """The forgets the kiosk database on ``conn`` keeps (``Kept``); none when it has none."""
+    """The forgets the kiosk database on ``conn`` keeps (``Kept``), the first records made
+    records of rows (``_upgrade``, in memory: ``conn`` is never written); none when it has
+    none."""
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     if "meta" not in tables:
         return Kept({}, ())
     rows = conn.execute(
-        "SELECT key, value FROM meta WHERE substr(key, 1, 7) = 'forget.'"
+        "SELECT key, value FROM meta WHERE substr(key, 1, ?) = ?",
+        [len(RECORD_PREFIX), RECORD_PREFIX],
     ).fetchall()
-    meta = {str(k): str(v) for k, v in rows}
-    revoked: list[str] = []
+    meta: dict[str, str] = {}
+    db = sqlite_utils.Database(conn)
+    for name, value in rows:
+        if Record.from_json(str(value)) is None:
+            value = _legacy(db, str(value), str(name).removeprefix(RECORD_PREFIX)).as_json()
+        meta[str(name)] = str(value)
+    revoked: list[tuple[str, str]] = []
     if "list_revocations" in tables and meta:
-        revoked = [str(r[0]) for r in conn.execute("SELECT pass_id FROM list_revocations")]
+        sql = "SELECT pass_id, revoked_at FROM list_revocations"
+        revoked = [(str(p), str(at)) for p, at in conn.execute(sql)]
     return Kept(meta, tuple(revoked))
 
 
@@ -1307,23 +1255,15 @@ class Reapplied:
 def reapply(store: Store, kept: Kept, now: datetime, *, actor: str) -> Reapplied:
     """Every forget ``kept`` (a log set aside) holds that ``store``'s log (a restored archive)
     does not, made again in the order they were made, each with its own ``person_forgotten``
-    row (``reapplies``: the forget's stamp) and its record, carried with the keys. A forget
-    whose person the log holds nothing of is only carried (not counted)."""
+    row (``reapplies``: the forget's stamp) and its record, carried. A forget none of whose
+    rows and cards the log holds is only carried (not counted). The archive's first records
+    are made records of rows, their key deleted (``_upgrade``)."""
+    store.submit(_upgrade)
     have = {str(r[0]) for r in store.reader().execute("SELECT key FROM meta").fetchall()}
-    missing = {k: v for k, v in kept.meta.items() if k not in have}
-    if not missing:
-        return Reapplied(0, {}, 0)
-    carried = Kept(missing | {k: v for k, v in kept.meta.items() if k.startswith(KEY_PREFIX)}, ())
-
-    def carry(db: sqlite_utils.Database) -> None:
-        for name, value in missing.items():
-            if name.startswith(KEY_PREFIX):
-                db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)", [name, value])
-
-    store.submit(carry)
+    missing = [r for r in kept.records() if RECORD_PREFIX + r.stamp not in have]
     forgets, revoked, rows = 0, 0, Counter[str]()
-    for record in carried.records():
-        done = _reapply_one(store, record, kept.revoked, missing, now, actor)
+    for record in missing:
+        done = _reapply_one(store, record, kept.revoked, now, actor)
         if done is not None:
             forgets, revoked = forgets + 1, revoked + done.passes_revoked
             rows.update(done.rows)
@@ -1332,11 +1272,58 @@ def reapply(store: Store, kept: Kept, now: datetime, *, actor: str) -> Reapplied
     return Reapplied(forgets, dict(rows), revoked)
 
 
+def _matched_chained(
+    db: sqlite_utils.Database, table: str, pairs: Sequence[tuple[int, str]]
+) -> list[int]:
+    """The seqs of ``pairs`` this log holds unpurged with the same hash: the same rows."""
+    found = db.execute(
+        f"SELECT t.seq FROM {table} AS t JOIN json_each(?) AS j"  # noqa: S608
+        " ON t.seq = json_extract(j.value, '$[0]')"
+        f" WHERE substr(t.hash, 1, {_HASH_KEPT}) = json_extract(j.value, '$[1]')"
+        " AND t.purged_at IS NULL",
+        [json.dumps([list(p) for p in pairs])],
+    ).fetchall()
+    return [int(r[0]) for r in found]
+
+
+def _matched_rows(
+    db: sqlite_utils.Database, table: str, ids: Iterable[tuple[Any, ...]]
+) -> list[int]:
+    """The rowids of the rows of ``table`` with these identities (``_IDENTITY``)."""
+    if table not in db.table_names():
+        return []
+    where = " AND ".join(f"{c} IS ?" for c in _IDENTITY[table])
+    out: list[int] = []
+    for values in ids:
+        row = db.execute(f'SELECT rowid FROM "{table}" WHERE {where}', list(values)).fetchone()  # noqa: S608
+        if row is not None:
+            out.append(int(row[0]))
+    return out
+
+
+def _forget_again(db: sqlite_utils.Database, record: Record, f: _Forget) -> dict[str, int]:
+    """``_forget_rows`` for a record: the rows it names, each store's rule on them."""
+    done: dict[str, int] = {}
+    for table, pairs in record.chained.items():
+        seqs = _matched_chained(db, table, pairs)
+        if seqs:
+            done[table] = _empty_chained(db, table, seqs, f)
+    for table, held in record.rows.items():
+        rule = RULES[table]
+        theirs = _matched_rows(db, table, (ids for own, ids in held if own))
+        others = _matched_rows(db, table, (ids for own, ids in held if not own))
+        n = rule.forget(db, table, theirs, f) if theirs and rule.forget is not None else 0
+        if others and rule.mentioned is not None:
+            n += rule.mentioned(db, table, others, f)
+        if n:
+            done[table] = n
+    return done
+
+
 def _reapply_one(
     store: Store,
     record: Record,
-    revoked: Sequence[str],
-    missing: Mapping[str, str],
+    revoked: Sequence[tuple[str, str]],
     now: datetime,
     actor: str,
 ) -> Forgotten | None:
@@ -1345,17 +1332,15 @@ def _reapply_one(
     through: list[int] = []
 
     def apply(db: sqlite_utils.Database) -> Forgotten | None:
-        name = RECORD_PREFIX + record.stamp
-        db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)", [name, missing[name]])
-        try:
-            again = find(db, record.person, today, record=record)
-        except PersonError:  # nothing of them in this log: carried only
-            return None
         stamp = _unique_stamp(db, now)
+        shut = sorted({p for p, at in revoked if at in record.revoked})
+        # Its revocations here are stamped now: a later restore from this log finds them too.
+        _keep(db, replace(record, revoked=(*record.revoked, now.isoformat())))
+        rows = _forget_again(db, record, _Forget(record.whole, stamp, today))
+        n = _revoke(db, shut, now, actor)
+        if not rows and not n:  # nothing of them in this log: carried only
+            return None
         through[:] = [int(db.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0])]
-        rows = _forget_rows(db, again, _Forget(record.person, stamp, today))
-        shut = {p for p in revoked if record.digest("pass_id", p) in record.person.pass_ids}
-        n = _revoke(db, sorted(shut | set(again.passes)), now, actor)
         if n or _LIST_TABLES & set(rows):
             mark_purged(db, now)
         shredded = shred_salts(db, now)
@@ -1366,7 +1351,7 @@ def _reapply_one(
         assert done is not None  # skipped otherwise
         counts = {"events": 0, "audit": 0, **done.rows}
         extra = {"passes_revoked": done.passes_revoked, "events_through": through[0]}
-        keys = {"keys": record.person.kinds(), "purged_at": done.purged_at, "rows": counts}
+        keys = {"keys": list(record.kinds), "purged_at": done.purged_at, "rows": counts}
         return keys | extra | {"forced": True, "reapplies": record.stamp}
 
     return store.submit_audited(apply, actor, FORGET_ACTION, detail, skip=lambda d: d is None)

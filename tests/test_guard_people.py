@@ -297,11 +297,10 @@ def test_find_defines_person_key_once_per_connection_never_again_nor_drops_it(co
     db = sqlite_utils.Database(conn)
     person = Person.of(name=NAME, household=HOUSEHOLD)
     first = find(db, person, date(2026, 3, 2)).counts()
-    # person_key, and person_digest and person_mentions (a forget's record: kiosk.people)
-    assert _CountingConnection.defined == 3
+    assert _CountingConnection.defined == 1  # person_key
     for _ in range(3):
         assert find(db, person, date(2026, 3, 2)).counts() == first
-    assert _CountingConnection.defined == 3
+    assert _CountingConnection.defined == 1
     conn.close()
 
 

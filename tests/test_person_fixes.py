@@ -318,3 +318,18 @@ def test_a_search_folds_each_value_the_log_holds_once_not_each_row(store, monkey
     assert len(found.rows["events"]) == 3
     assert len(folded) < 10  # each holder about once: not 120 rows, nor three scans of them
     assert set(folded) == {"Li Na", "Wang Lei"}
+
+
+def test_a_phone_kept_as_a_number_is_found_and_forgotten(guard_core, clock):
+    """A guard's record keeps a ``person`` value that is no text as it was given
+    (``kiosk.engine._typed_person``): a replay scenario's ``phone = 13900139000`` (TOML) is
+    kept as a JSON number, which ``--phone`` never found (compared as text only). A number
+    in a phone's field is compared as its digits."""
+    today = clock.now().date()
+    add_event(guard_core, kind="registration", person={"name": "Zhou Min", "phone": 13900139000})
+    add_event(guard_core, kind="registration", person={"name": "Other", "phone": 13700137000})
+    person = Person.of(phones=["139 0013 9000"])
+    assert find(guard_core.store.reader(), person, today).counts() == {"events": 1}
+    assert forget(guard_core.store, person, clock.now(), actor="cli").rows == {"events": 1}
+    held = [e["person"] for e in guard_core.store.events(0, 10)]
+    assert held[0] is None and held[1]["phone"] == 13700137000

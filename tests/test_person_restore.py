@@ -1,7 +1,7 @@
 """A resident forgotten stays forgotten: ``kiosk restore`` of an archive taken before a
 forget makes that forget again (``kiosk.people.reapply``) from the record the forget kept
-(keyed digests of its keys, in ``meta``), which the restore carries from the log it sets
-aside; the record names nobody in clear."""
+(in ``meta``: the rows it emptied by their identity, never a key of the person), which the
+restore carries from the log it sets aside; the record names nobody."""
 
 from __future__ import annotations
 
@@ -159,9 +159,9 @@ def test_the_record_a_forget_keeps_names_nobody_in_clear(tmp_path, clock, cli_cl
 
 
 def test_a_record_finds_a_phone_and_a_plate_however_spelled_and_in_a_note(tmp_path, clock):
-    """``reapply`` on a copy taken before the forget: the record's digests find the phone
-    typed with separators, the plate in lower case and the name inside a guard's note, as
-    the forget found them in clear."""
+    """``reapply`` on a copy taken before the forget: the rows the forget found (the phone
+    typed with separators, the plate in lower case, the name inside a guard's note) are
+    emptied again by their identity."""
     from kiosk.people import Person, forget, kept, reapply
 
     log = EventLog(tmp_path / "kiosk.db", "gate-north", clock).open()
@@ -188,3 +188,254 @@ def test_a_record_finds_a_phone_and_a_plate_however_spelled_and_in_a_note(tmp_pa
     assert done.forgets == 1 and done.rows["events"] == 2
     assert held[:2] == [None, None] and held[2] is None  # the third never had one
     assert _naming(tmp_path / "before.db", "Zhou", "13900139000", "139 0013", "京") == []
+
+
+def test_a_household_forgotten_whole_is_forgotten_whole_again_after_a_restore(tmp_path, clock):
+    """The passes the forget found are kept apart from the keys it was given: the record of
+    a household given alone still names a household alone, and its re-making forgets every
+    row of the household (a visitor registered to it too), not only its passes'."""
+    from checkpoint.cli.person_cmd import _sets
+    from kiosk.people import Person, forget, kept, reapply
+
+    log = EventLog(tmp_path / "kiosk.db", "gate-north", clock, migrations=_sets()).open()
+    log.append(
+        EventDraft(
+            direction="out",
+            decision="pass",
+            pass_id="aaaaaaaaaaaa",
+            household=HOUSEHOLD,
+            holder=NAME,
+        )
+    )
+    visitor = {"name": "Visitor Zhang", "phone": "13711112222", "unit": HOUSEHOLD}
+    log.append(
+        EventDraft(direction="in", decision="manual_pass", household=HOUSEHOLD, person=visitor)
+    )
+    copy = sqlite3.connect(tmp_path / "before.db")
+    log.reader().conn.backup(copy)
+    copy.close()
+    assert forget(log, Person.of(household=HOUSEHOLD), clock.now(), actor="cli").rows == {
+        "events": 2
+    }
+    forgets = kept(log.reader().conn)
+    log.close()
+
+    before = EventLog(tmp_path / "before.db", "gate-north", clock, migrations=_sets()).open()
+    try:
+        done = reapply(before, forgets, clock.now(), actor="restore")
+        left = (
+            before.reader()
+            .execute("SELECT seq FROM events WHERE household IS NOT NULL OR person IS NOT NULL")
+            .fetchall()
+        )
+        assert before.verify().ok
+    finally:
+        before.close()
+    assert done.rows == {"events": 2}
+    assert left == []
+    assert _naming(tmp_path / "before.db", HOUSEHOLD, "Visitor Zhang") == []
+
+
+def _meta(db) -> dict[str, str]:
+    conn = sqlite3.connect(db)
+    try:
+        return dict(conn.execute("SELECT key, value FROM meta WHERE key LIKE 'forget.%'"))
+    finally:
+        conn.close()
+
+
+def test_nothing_a_forget_keeps_lets_a_guessed_phone_or_name_be_tested(tmp_path, clock, cli_clock):
+    """The record names the rows it emptied, never the person: no key beside it (a key in
+    ``meta`` is in the live log and in every archive), no digest of a name or phone, no
+    length. Tried as the reviewer did: every value of ``meta`` taken as a key, the phone's
+    and the name's digests under it are nowhere in the record."""
+    import hashlib
+    import hmac
+    import re
+
+    data, etc, log = _gate(tmp_path, clock)
+    log.close()
+    _forget(data, "--name", NAME, "--household", HOUSEHOLD, "--phone", PHONE)
+    archive = tmp_path / "after.kbak"
+    assert run_backup(data, etc, archive) == 0  # the archive holds the same meta
+    kept = _meta(data / "kiosk.db")
+    assert [k for k in kept if not k.startswith("forget.record.")] == []
+    (record,) = kept.values()
+    assert "lengths" not in json.loads(record) and "person" not in json.loads(record)
+    conn = sqlite3.connect(data / "kiosk.db")
+    try:
+        values = [str(v) for (v,) in conn.execute("SELECT value FROM meta")]
+    finally:
+        conn.close()
+    keys = {bytes.fromhex(h) for v in values for h in re.findall(r"\b[0-9a-f]{64}\b", v)}
+    for key in keys:
+        for guess in (f"phone:{PHONE}", f"text:{NAME.lower()}", f"text:{HOUSEHOLD.lower()}"):
+            digest = hmac.new(key, guess.encode(), hashlib.sha256).hexdigest()
+            assert digest[:32] not in record and digest[:16] not in record
+
+
+def test_a_record_of_another_chain_empties_nothing(tmp_path, clock):
+    """A record names its rows by ``seq`` and hash: a log of another chain (another gate's,
+    a new one) holding rows at those seqs is never touched by it."""
+    from checkpoint.cli.person_cmd import _sets
+    from kiosk.people import Person, forget, kept, reapply
+
+    log = EventLog(tmp_path / "kiosk.db", "gate-north", clock, migrations=_sets()).open()
+    log.append(EventDraft(direction="in", decision="pass", pass_id="cccccccccccc", holder=NAME))
+    assert forget(log, Person.of(name=NAME), clock.now(), actor="cli").rows["events"] == 1
+    forgets = kept(log.reader().conn)
+    log.close()
+    other = EventLog(tmp_path / "other.db", "gate-north", clock, migrations=_sets()).open()
+    try:
+        other.append(
+            EventDraft(
+                direction="in", decision="pass", pass_id="dddddddddddd", holder="Somebody Else"
+            )
+        )
+        done = reapply(other, forgets, clock.now(), actor="restore")
+        (row,) = other.events(0, 10)
+    finally:
+        other.close()
+    assert done.rows == {} and row["holder"] == "Somebody Else"  # its card alone shut again
+
+
+def test_a_household_s_list_rows_are_forgotten_again_by_their_identity(tmp_path, clock):
+    """The lists' and ledgers' rows the forget emptied, found again in an older copy by the
+    columns that name nobody (``_IDENTITY``): the household's list row, its quarantine entry
+    (lifted), its service request (done), deleted or emptied as the forget did."""
+    from checkpoint.cli.person_cmd import _sets
+    from kiosk.people import Person, forget, kept, reapply
+
+    log = EventLog(tmp_path / "kiosk.db", "gate-north", clock, migrations=_sets()).open()
+    log.append(
+        EventDraft(
+            direction="in",
+            decision="pass",
+            pass_id="aaaaaaaaaaaa",
+            household=HOUSEHOLD,
+            holder=NAME,
+        )
+    )
+    stamp = "2026-01-01T00:00:00+00:00"
+
+    def lists(db):
+        db.execute(
+            "INSERT INTO list_households (household, residents, note, source, actor, updated_at)"
+            " VALUES (?, 2, ?, 'csv', 'office', ?)",
+            [HOUSEHOLD, f"{NAME} lives here", stamp],
+        )
+        db.execute(
+            "INSERT INTO list_households (household, residents, note, source, actor, updated_at)"
+            " VALUES ('C1-0101', 1, '', 'csv', 'office', ?)",
+            [stamp],
+        )
+        db.execute(
+            "INSERT INTO list_quarantine (household, holder, from_date, until_date, note,"
+            " source, actor, created_at) VALUES (?, ?, '2025-01-01', '2025-01-14', 'x',"
+            " 'guard', 'g', ?)",
+            [HOUSEHOLD, NAME, stamp],
+        )
+        db.execute(
+            "INSERT INTO service_requests (household, kind, note, state, opened_at)"
+            " VALUES (?, 'delivery', ?, 'done', ?)",
+            [HOUSEHOLD, f"for {NAME}", stamp],
+        )
+
+    log.submit(lists)
+    copy = sqlite3.connect(tmp_path / "before.db")
+    log.reader().conn.backup(copy)
+    copy.close()
+    done = forget(log, Person.of(household=HOUSEHOLD), clock.now(), actor="cli")
+    assert {"list_households", "list_quarantine", "service_requests"} <= set(done.rows)
+    forgets = kept(log.reader().conn)
+    log.close()
+
+    before = EventLog(tmp_path / "before.db", "gate-north", clock, migrations=_sets()).open()
+    try:
+        again = reapply(before, forgets, clock.now(), actor="restore")
+        households = [
+            r[0] for r in before.reader().execute("SELECT household FROM list_households")
+        ]
+    finally:
+        before.close()
+    assert again.rows == done.rows
+    assert households == ["C1-0101"]  # the neighbour's row untouched
+    assert _naming(tmp_path / "before.db", HOUSEHOLD, NAME) == []
+
+
+def test_every_store_a_forget_empties_has_a_row_identity():
+    from kiosk.people import _CHAINED, _IDENTITY, RULES
+
+    forgets = {t for t, rule in RULES.items() if rule.forget is not None}
+    assert forgets - set(_CHAINED) == set(_IDENTITY)
+
+
+def test_a_first_record_keyed_digests_is_made_one_of_rows_and_its_key_dropped(tmp_path, clock):
+    """A log that kept the first records (keyed digests, the key beside them in ``meta``):
+    the restore reads them as the rows their forget stamped, and the next forget deletes the
+    key and rewrites them so."""
+    from checkpoint.cli.person_cmd import _sets
+    from kiosk.people import Person, forget, kept, reapply
+
+    log = EventLog(tmp_path / "kiosk.db", "gate-north", clock, migrations=_sets()).open()
+    log.append(EventDraft(direction="in", decision="pass", pass_id="aaaaaaaaaaaa", holder=NAME))
+    log.append(EventDraft(direction="in", decision="pass", pass_id="bbbbbbbbbbbb", holder="Li"))
+    copy = sqlite3.connect(tmp_path / "before.db")
+    log.reader().conn.backup(copy)
+    copy.close()
+    done = forget(log, Person.of(name=NAME), clock.now(), actor="cli")
+    first = {"at": done.purged_at, "key": "0123456789ab", "through": 2, "lengths": {}}
+    first["person"] = {"pass_ids": ["ab" * 16], "household": None, "name": "cd" * 16}
+    first["person"] |= {"phones": [], "plates": [], "returnees": []}
+
+    def as_first(db):
+        db.execute("DELETE FROM meta WHERE key LIKE 'forget.%'")
+        db.execute("INSERT INTO meta VALUES ('forget.key.0123456789ab', ?)", ["ef" * 32])
+        db.execute(
+            "INSERT INTO meta VALUES (?, ?)", [f"forget.record.{done.purged_at}", json.dumps(first)]
+        )
+
+    log.submit(as_first)
+    forgets = kept(log.reader().conn)
+    clock.advance(60)
+    forget(log, Person.of(name="Li"), clock.now(), actor="cli")
+    log.close()
+    meta = _meta(tmp_path / "kiosk.db")
+    assert sorted(k.split(".")[1] for k in meta) == ["record", "record"]
+    assert all(json.loads(v)["v"] == 2 for v in meta.values())
+
+    before = EventLog(tmp_path / "before.db", "gate-north", clock, migrations=_sets()).open()
+    try:
+        again = reapply(before, forgets, clock.now(), actor="restore")
+        holders = [e["holder"] for e in before.events(0, 10)]
+    finally:
+        before.close()
+    assert again.rows == {"events": 1} and holders == [None, "Li"]
+
+
+def test_a_log_whose_forgets_cannot_be_read_stops_the_restore_unless_told(
+    tmp_path, clock, cli_clock, capsys
+):
+    """A log set aside whose records cannot be read would let the forgets since the archive
+    be undone unseen: the restore stops, nothing changed, and says what the operator can do
+    (the office's list of requests); ``--without-forgets`` goes on, saying it again."""
+    data, etc, log = _gate(tmp_path, clock)
+    archive = tmp_path / "north.kbak"
+    assert run_backup(data, etc, archive) == 0
+    log.close()
+    db = data / "kiosk.db"
+    for extra in ("-wal", "-shm"):
+        (data / f"kiosk.db{extra}").unlink(missing_ok=True)
+    db.write_bytes(b"not a database, a damaged card" * 200)
+    capsys.readouterr()
+
+    assert run_restore(data, etc, archive) != 0
+    err = capsys.readouterr().err
+    assert "cannot be read" in err and "office's list of requests" in err
+    assert "--without-forgets" in err and "nothing was changed" in err
+    assert db.read_bytes().startswith(b"not a database") and not list(data.glob("before-*"))
+
+    assert run_restore(data, etc, archive, "--without-forgets") == 0
+    err = capsys.readouterr().err
+    assert "office's list of requests" in err and "person forget ... --yes" in err
+    assert _naming(db, NAME)  # the archive's log, as it was: forget them again by hand

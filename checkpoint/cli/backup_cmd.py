@@ -86,6 +86,13 @@ def register(sub: Verbs) -> None:
         help="restore an archive of another gate, or of another log than this Pi's, making"
         " this Pi that gate (a replaced Pi whose fresh install has its own kiosk id)",
     )
+    p.add_argument(
+        "--without-forgets",
+        action="store_true",
+        help="go on when this Pi's log cannot be read for the residents' forgets it keeps"
+        " (a damaged card): those made since the archive are then made again by hand, from"
+        " the office's list of requests, before the kiosk starts",
+    )
 
 
 def _passphrase_arg(p: Any, what: str) -> None:
@@ -382,7 +389,7 @@ def restore_run(args: argparse.Namespace) -> int:
     with _stopped(data):
         try:
             with open_archive(args.archive, passphrase) as archive:
-                restored = _restore(archive, data, db, config_file, args.as_this_gate)
+                restored = _restore(archive, data, db, config_file, args)
         except BackupError as exc:
             raise UsageError(f"{exc}; nothing was changed") from None
     print(json.dumps(restored, ensure_ascii=False))
@@ -431,7 +438,7 @@ def _stopped(data: Path) -> Iterator[None]:
 
 
 def _restore(
-    archive: Archive, data: Path, db: Path, config_file: Path, as_this_gate: bool
+    archive: Archive, data: Path, db: Path, config_file: Path, args: argparse.Namespace
 ) -> dict[str, Any]:
     from kiosk.backup import describe_log, judge_restore, replaced_in_data, swap_in
 
@@ -443,7 +450,7 @@ def _restore(
             f" ({_ROOT.replace('VERB', 'restore')}); the data dir's files are given to its owner"
         )
     _room_for(archive, data)
-    forgets = _forgets_of(db)
+    forgets = _forgets_of(db, go_on=args.without_forgets)
     stamp = _now().strftime("%Y%m%dT%H%M%SZ")
     with _staged(data) as data_stage, _staged(etc if etc_names else None) as etc_stage:
         assert data_stage is not None
@@ -455,7 +462,7 @@ def _restore(
             restored,
             _current(db),
             _configured_gate(config_file),
-            as_this_gate=as_this_gate,
+            as_this_gate=args.as_this_gate,
         )
         again = _forget_again(data_stage / "kiosk.db", restored, forgets, config_file)
         if again["forgets"]:
@@ -472,9 +479,18 @@ def _restore(
     return restored.summary() | {"forgets_reapplied": again}
 
 
-def _forgets_of(db: Path) -> Kept | None:
-    """The forgets this Pi's log keeps (``kiosk.people.kept``: their records and keys, the
-    cards revoked), read before it is set aside; None when there is no log to read."""
+#: What the operator does when the forgets of the log set aside are not made again.
+_BY_HAND = (
+    "forget again by hand, before the kiosk starts, every resident on the office's list of"
+    " requests since the archive was taken (sudo kiosk-admin person forget ... --yes)"
+)
+
+
+def _forgets_of(db: Path, *, go_on: bool) -> Kept | None:
+    """The forgets this Pi's log keeps (``kiosk.people.kept``: their records, the cards
+    revoked), read before it is set aside; None when there is no log to read. A log that
+    cannot be read stops the restore, nothing changed (a resident's forget undone unseen is
+    worse than a restore that asks), unless ``go_on`` (``--without-forgets``): then said."""
     import sqlite3
     from urllib.parse import quote
 
@@ -490,12 +506,16 @@ def _forgets_of(db: Path) -> Kept | None:
             finally:
                 conn.close()
     except sqlite3.Error as exc:
-        print(
-            f"kiosk restore: the forgets this Pi's log keeps cannot be read ({exc}): those"
-            " made since the archive are not made again; forget them again (kiosk person"
-            " forget) before the kiosk starts",
-            file=sys.stderr,
+        said = (
+            f"the residents' forgets this Pi's log keeps cannot be read ({exc}), so those made"
+            " since the archive would not be made again"
         )
+        if not go_on:
+            raise CliError(
+                f"{said}: nothing was changed. Copy the log off and repair it if it can be,"
+                f" or restore with --without-forgets and {_BY_HAND}"
+            ) from None
+        print(f"kiosk restore: {said} (--without-forgets): {_BY_HAND}", file=sys.stderr)
         return None
 
 
