@@ -980,7 +980,6 @@ def forget(
             raise PersonChanged()
         stamp = _unique_stamp(db, now)
         through[:] = [int(db.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0])]
-        _upgrade(db)
         _keep(db, Record.of(again, stamp, through[0], now.isoformat()))  # for ``reapply``
         rows = _forget_rows(db, again, _Forget(person.whole_household, stamp, today))
         revoked = _revoke(db, again.passes, now, actor)
@@ -1047,10 +1046,8 @@ def _forget_rows(db: sqlite_utils.Database, found: Found, f: _Forget) -> dict[st
 # restore carries the records of the log it sets aside into the archive's, and makes every
 # forget the archive does not hold again (``reapply``): the same rows, emptied as then.
 
-#: ``meta``'s forget records; ``LEGACY_KEY_PREFIX``: the digest key of the first records
-#: (keyed digests of the person's keys), dropped with them (``_upgrade``).
+#: ``meta``'s forget records.
 RECORD_PREFIX = "forget.record."
-LEGACY_KEY_PREFIX = "forget.key."
 #: Of a chained row's hash, the hex digits a record keeps (64 bits: another row's never).
 _HASH_KEPT = 16
 _CHAINED = ("events", "audit")
@@ -1120,8 +1117,7 @@ class Record:
 
     @classmethod
     def from_json(cls, text: str) -> Record | None:
-        """The record ``as_json`` wrote; None when it is not one (the first records: keyed
-        digests, ``_upgrade``)."""
+        """The record ``as_json`` wrote; None when it is not one."""
         try:
             body = json.loads(text)
             if body.get("v") != 2:
@@ -1166,41 +1162,6 @@ def _keep(db: sqlite_utils.Database, record: Record) -> None:
     )
 
 
-def _upgrade(db: sqlite_utils.Database) -> None:
-    """The first records (keyed digests of the person's keys, their key beside them in
-    ``meta``: a phone came back from them by trying every number) made records of the rows
-    they emptied (those their forget stamped), and their key deleted (in the caller's
-    transaction). Their list rows and cards are not known: none kept."""
-    rows = db.execute(
-        "SELECT key, value FROM meta WHERE substr(key, 1, ?) = ?", [len("forget."), "forget."]
-    ).fetchall()
-    for name, value in rows:
-        name = str(name)
-        if name.startswith(LEGACY_KEY_PREFIX):
-            db.execute("DELETE FROM meta WHERE key = ?", [name])
-        elif name.startswith(RECORD_PREFIX) and Record.from_json(str(value)) is None:
-            _keep(db, _legacy(db, str(value), name.removeprefix(RECORD_PREFIX)))
-
-
-def _legacy(db: sqlite_utils.Database, value: str, stamp: str) -> Record:
-    try:
-        body = json.loads(value)
-        through, person = int(body["through"]), dict(body["person"])
-    except (ValueError, TypeError, KeyError):
-        through, person = 0, {}
-    given = [k for k in _KEYS if person.get(k + "s" if k not in ("household", "name") else k)]
-    chained = {}
-    for table in _CHAINED:
-        found = db.execute(
-            f"SELECT seq, hash FROM {table} WHERE purged_at = ? ORDER BY seq",  # noqa: S608
-            [stamp],
-        ).fetchall()
-        if found:
-            chained[table] = tuple((int(s), str(h)[:_HASH_KEPT]) for s, h in found)
-    whole = bool(person.get("household")) and not (person.get("name") or person.get("phones"))
-    return Record(stamp, through, tuple(given), whole, chained)
-
-
 @dataclass(frozen=True)
 class Kept:
     """What a log says of its forgets, for a restore to carry: its records (``meta``'s rows
@@ -1216,9 +1177,8 @@ class Kept:
 
 
 def kept(conn: sqlite3.Connection) -> Kept:
-    """The forgets the kiosk database on ``conn`` keeps (``Kept``), the first records made
-    records of rows (``_upgrade``, in memory: ``conn`` is never written); none when it has
-    none."""
+    """The forgets the kiosk database on ``conn`` keeps (``Kept``); none when it has none
+    (``conn`` is only read)."""
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     if "meta" not in tables:
         return Kept({}, ())
@@ -1226,12 +1186,7 @@ def kept(conn: sqlite3.Connection) -> Kept:
         "SELECT key, value FROM meta WHERE substr(key, 1, ?) = ?",
         [len(RECORD_PREFIX), RECORD_PREFIX],
     ).fetchall()
-    meta: dict[str, str] = {}
-    db = sqlite_utils.Database(conn)
-    for name, value in rows:
-        if Record.from_json(str(value)) is None:
-            value = _legacy(db, str(value), str(name).removeprefix(RECORD_PREFIX)).as_json()
-        meta[str(name)] = str(value)
+    meta = {str(name): str(value) for name, value in rows}
     revoked: list[tuple[str, str]] = []
     if "list_revocations" in tables and meta:
         sql = "SELECT pass_id, revoked_at FROM list_revocations"
@@ -1256,9 +1211,7 @@ def reapply(store: Store, kept: Kept, now: datetime, *, actor: str) -> Reapplied
     """Every forget ``kept`` (a log set aside) holds that ``store``'s log (a restored archive)
     does not, made again in the order they were made, each with its own ``person_forgotten``
     row (``reapplies``: the forget's stamp) and its record, carried. A forget none of whose
-    rows and cards the log holds is only carried (not counted). The archive's first records
-    are made records of rows, their key deleted (``_upgrade``)."""
-    store.submit(_upgrade)
+    rows and cards the log holds is only carried (not counted)."""
     have = {str(r[0]) for r in store.reader().execute("SELECT key FROM meta").fetchall()}
     missing = [r for r in kept.records() if RECORD_PREFIX + r.stamp not in have]
     forgets, revoked, rows = 0, 0, Counter[str]()

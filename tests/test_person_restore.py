@@ -370,49 +370,6 @@ def test_every_store_a_forget_empties_has_a_row_identity():
     assert forgets - set(_CHAINED) == set(_IDENTITY)
 
 
-def test_a_first_record_keyed_digests_is_made_one_of_rows_and_its_key_dropped(tmp_path, clock):
-    """A log that kept the first records (keyed digests, the key beside them in ``meta``):
-    the restore reads them as the rows their forget stamped, and the next forget deletes the
-    key and rewrites them so."""
-    from checkpoint.cli.person_cmd import _sets
-    from kiosk.people import Person, forget, kept, reapply
-
-    log = EventLog(tmp_path / "kiosk.db", "gate-north", clock, migrations=_sets()).open()
-    log.append(EventDraft(direction="in", decision="pass", pass_id="aaaaaaaaaaaa", holder=NAME))
-    log.append(EventDraft(direction="in", decision="pass", pass_id="bbbbbbbbbbbb", holder="Li"))
-    copy = sqlite3.connect(tmp_path / "before.db")
-    log.reader().conn.backup(copy)
-    copy.close()
-    done = forget(log, Person.of(name=NAME), clock.now(), actor="cli")
-    first = {"at": done.purged_at, "key": "0123456789ab", "through": 2, "lengths": {}}
-    first["person"] = {"pass_ids": ["ab" * 16], "household": None, "name": "cd" * 16}
-    first["person"] |= {"phones": [], "plates": [], "returnees": []}
-
-    def as_first(db):
-        db.execute("DELETE FROM meta WHERE key LIKE 'forget.%'")
-        db.execute("INSERT INTO meta VALUES ('forget.key.0123456789ab', ?)", ["ef" * 32])
-        db.execute(
-            "INSERT INTO meta VALUES (?, ?)", [f"forget.record.{done.purged_at}", json.dumps(first)]
-        )
-
-    log.submit(as_first)
-    forgets = kept(log.reader().conn)
-    clock.advance(60)
-    forget(log, Person.of(name="Li"), clock.now(), actor="cli")
-    log.close()
-    meta = _meta(tmp_path / "kiosk.db")
-    assert sorted(k.split(".")[1] for k in meta) == ["record", "record"]
-    assert all(json.loads(v)["v"] == 2 for v in meta.values())
-
-    before = EventLog(tmp_path / "before.db", "gate-north", clock, migrations=_sets()).open()
-    try:
-        again = reapply(before, forgets, clock.now(), actor="restore")
-        holders = [e["holder"] for e in before.events(0, 10)]
-    finally:
-        before.close()
-    assert again.rows == {"events": 1} and holders == [None, "Li"]
-
-
 def test_a_log_whose_forgets_cannot_be_read_stops_the_restore_unless_told(
     tmp_path, clock, cli_clock, capsys
 ):
