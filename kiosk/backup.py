@@ -41,8 +41,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
-from urllib.parse import quote
 
+from kiosk.files import sqlite_read_only
 from kiosk.store import format_ts, verify_database
 
 FORMAT = "kiosk-backup"
@@ -129,7 +129,7 @@ def snapshot_database(
     (a busy morning, the peers' polls) was never backed up. In WAL mode a reader never holds
     up the writer: the daemon commits on meanwhile, into its WAL."""
     try:
-        src = _read_only(source)
+        src = sqlite_read_only(source)
     except sqlite3.Error as exc:
         raise BackupError(f"cannot open {source}: {exc}") from None
     try:
@@ -151,14 +151,10 @@ def snapshot_database(
         src.close()
 
 
-def _read_only(path: Path) -> sqlite3.Connection:
-    return sqlite3.connect(f"file:{quote(str(path.resolve()))}?mode=ro", uri=True)
-
-
 def describe_log(path: Path) -> LogFacts:
     """The facts of the kiosk database at ``path`` (read-only), its chains verified."""
     try:
-        conn = _read_only(path)
+        conn = sqlite_read_only(path)
     except sqlite3.Error as exc:
         raise BackupError(f"{path}: cannot open: {exc}") from None
     try:

@@ -13,7 +13,6 @@ import sqlite3
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Protocol
-from urllib.parse import quote
 
 try:  # 5-10x faster JSON on the export's hot path; the standard library otherwise
     import orjson
@@ -21,6 +20,7 @@ except ImportError:  # pragma: no cover - orjson is a dependency, kept optional 
     orjson = None  # type: ignore[assignment]
 
 from kiosk import record
+from kiosk.files import sqlite_read_only
 from kiosk.privacy import mask_event
 
 if TYPE_CHECKING:  # the export helper process imports this module: keep it lean
@@ -102,7 +102,7 @@ def export_page_at(
     process (single-threaded, so its cached read-only connections are never shared)."""
     conn = _EXPORT_READERS.pop(path, None)
     if conn is None:
-        conn = sqlite3.connect(f"file:{quote(path)}?mode=ro", uri=True)
+        conn = sqlite_read_only(path)
         conn.execute("PRAGMA busy_timeout = 5000")
         # Pages are read once, in seq order: a 256 KiB page cache, not SQLite's 2 MB.
         conn.execute("PRAGMA cache_size = -256")

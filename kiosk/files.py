@@ -16,12 +16,14 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import sqlite3
 import stat
 import tempfile
 from pathlib import Path
 from typing import Literal
+from urllib.parse import quote
 
-__all__ = ["UnreadableFile", "read_bounded", "write_atomic"]
+__all__ = ["UnreadableFile", "read_bounded", "sqlite_read_only", "write_atomic"]
 
 Why = Literal["missing", "unreadable", "too_large"]
 
@@ -115,3 +117,14 @@ def _remove_leftovers(path: Path) -> None:
             with contextlib.suppress(OSError):
                 if stat.S_ISREG(os.lstat(leftover).st_mode):
                     os.unlink(leftover)
+
+
+def sqlite_read_only(
+    path: Path | str, *, check_same_thread: bool = True, immutable: bool = False
+) -> sqlite3.Connection:
+    """A connection that can only read the SQLite database at ``path`` (``mode=ro``: it never
+    creates the file nor writes; the path quoted into the URI, so a ``?`` or ``#`` in a name is
+    the name's). ``immutable``: nothing writes the file (no -wal): read without its -shm index,
+    in a folder this user cannot write. ``sqlite3.Error`` as ``sqlite3.connect`` raises it."""
+    uri = f"file:{quote(str(Path(path).resolve()))}?mode=ro" + ("&immutable=1" if immutable else "")
+    return sqlite3.connect(uri, uri=True, check_same_thread=check_same_thread)

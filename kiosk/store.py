@@ -41,7 +41,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from queue import SimpleQueue
 from typing import Any, TypeVar
-from urllib.parse import quote
 
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
@@ -50,6 +49,7 @@ from kiosk import dating, hashchain, record
 from kiosk.clock import Clock, ClockReading
 from kiosk.config.store import StoreSection
 from kiosk.devices import Health
+from kiosk.files import sqlite_read_only
 from kiosk.schema import PROGRAM_SETS, execute_script
 
 log = logging.getLogger(__name__)
@@ -1757,9 +1757,8 @@ class EventLog:
         cached: sqlite_utils.Database | None = getattr(self._local, "db", None)
         if cached is not None and self._local.generation == self._generation:
             return cached
-        uri = f"file:{quote(str(self.path.resolve()))}?mode=ro"
         try:
-            conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
+            conn = sqlite_read_only(self.path, check_same_thread=False)
             conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
         except sqlite3.Error as exc:
             raise StoreFault("store_fault", f"cannot open a reader ({_error_name(exc)})") from exc

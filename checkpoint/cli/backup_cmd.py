@@ -27,6 +27,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from kiosk.files import sqlite_read_only
+
 from .errors import CliError, UsageError
 from .parsers import Verbs, add_verb, path_arg, path_of
 from .store_args import (
@@ -492,7 +494,6 @@ def _forgets_of(db: Path, *, go_on: bool) -> Kept | None:
     cannot be read stops the restore, nothing changed (a resident's forget undone unseen is
     worse than a restore that asks), unless ``go_on`` (``--without-forgets``): then said."""
     import sqlite3
-    from urllib.parse import quote
 
     from kiosk.people import kept
 
@@ -500,7 +501,7 @@ def _forgets_of(db: Path, *, go_on: bool) -> Kept | None:
         return None
     try:
         with _no_root_files_beside(db):
-            conn = sqlite3.connect(f"file:{quote(str(db.resolve()))}?mode=ro", uri=True)
+            conn = sqlite_read_only(db)
             try:
                 return kept(conn)
             finally:
@@ -640,8 +641,6 @@ def _refuse_newer_schema(db: Path) -> None:
     """An archive of a gate on a newer version than this Pi's (a new card flashed with an
     older release): the daemon here would refuse its log at start, the gate dark, with this
     Pi's own files already set aside. Said before anything moves."""
-    import sqlite3
-    from urllib.parse import quote
 
     import sqlite_utils
 
@@ -657,7 +656,7 @@ def _refuse_newer_schema(db: Path) -> None:
         *ledgers.MIGRATIONS,
         peers.MIGRATIONS,
     ]
-    conn = sqlite3.connect(f"file:{quote(str(db.resolve()))}?mode=ro", uri=True)
+    conn = sqlite_read_only(db)
     try:
         why = newer_schema(sqlite_utils.Database(conn), known)
     finally:

@@ -20,7 +20,8 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import quote
+
+from kiosk.files import sqlite_read_only
 
 from .errors import CliError, UsageError
 from .parsers import Verbs, add_verb, path_arg
@@ -113,21 +114,20 @@ def _open_read_only(path: Path) -> sqlite3.Connection:
         raise UsageError(f"{path}: cannot read: {exc.strerror or exc}") from None
     if header != b"SQLite format 3\x00":
         raise UsageError(f"{path}: not an SQLite database")
-    uri = f"file:{quote(str(path.resolve()))}?mode=ro"
     try:
-        conn = sqlite3.connect(uri, uri=True)
+        conn = sqlite_read_only(path)
         try:
             conn.execute("PRAGMA schema_version").fetchone()
         except sqlite3.DatabaseError as exc:  # the caller names any other problem
             if getattr(exc, "sqlite_errorname", "") == "SQLITE_CANTOPEN":
                 conn.close()
-                conn = _open_unwritable_folder(path, uri)
+                conn = _open_unwritable_folder(path)
         return conn
     except sqlite3.Error as exc:
         raise UsageError(f"{path}: cannot open: {exc}") from None
 
 
-def _open_unwritable_folder(path: Path, uri: str) -> sqlite3.Connection:
+def _open_unwritable_folder(path: Path) -> sqlite3.Connection:
     """A WAL-mode file wants its -shm index created beside it even to be read: on a
     read-only stick or in a folder this user cannot write, that fails. With no -wal the file
     alone is the whole log and nothing is writing it, so it is read as immutable."""
@@ -138,7 +138,7 @@ def _open_unwritable_folder(path: Path, uri: str) -> sqlite3.Connection:
             f" and this folder is not writable); copy {path.name} and {wal.name} to a"
             " writable folder and verify the copy"
         )
-    return sqlite3.connect(uri + "&immutable=1", uri=True)
+    return sqlite_read_only(path, immutable=True)
 
 
 def _refuse_newer(conn: sqlite3.Connection, path: Path) -> None:

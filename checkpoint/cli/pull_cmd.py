@@ -16,6 +16,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from kiosk.files import sqlite_read_only
+
 from .errors import CliError, UsageError
 from .parsers import Verbs, add_group, add_verb, path_arg
 from .store_args import add_store_args, db_path, load_args_config, open_store, site_config
@@ -352,13 +354,12 @@ def _pull_tokens(args: argparse.Namespace) -> list[str]:
 
 def _is_event_log(path: Path) -> bool:
     """Whether ``path`` is a kiosk's own event log (its events and audit tables), read-only."""
-    from urllib.parse import quote
 
     try:
         with path.open("rb") as f:
             if f.read(16) != b"SQLite format 3\x00":
                 return False
-        conn = sqlite3.connect(f"file:{quote(str(path.resolve()))}?mode=ro", uri=True)
+        conn = sqlite_read_only(path)
     except (OSError, sqlite3.Error):
         return False  # no file yet, or one the pull itself will name
     try:

@@ -19,7 +19,8 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import quote
+
+from kiosk.files import sqlite_read_only
 
 from .errors import CliError, UsageError, refuse_root_over
 from .parsers import path_arg
@@ -159,7 +160,7 @@ def _pending_migrations(
     if not path.is_file() or not path.stat().st_size:
         return []
     try:
-        conn = sqlite3.connect(f"file:{quote(str(path))}?mode=ro", uri=True)
+        conn = sqlite_read_only(path)
     except sqlite3.Error:
         return []
     try:
@@ -270,10 +271,9 @@ def _event_tables(path: Path) -> bool | None:
     """Whether the SQLite file at ``path`` has an event log's tables, read without writing;
     None if it cannot be told so (the opener then says what is wrong)."""
     import sqlite3
-    from urllib.parse import quote
 
     try:
-        conn = sqlite3.connect(f"file:{quote(str(path.resolve()))}?mode=ro", uri=True)
+        conn = sqlite_read_only(path)
         try:
             rows = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
             tables = {row[0] for row in rows}
