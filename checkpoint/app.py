@@ -496,9 +496,13 @@ class Daemon:
         #: The whole stop's budget (``stop``) and what it keeps back for its last steps.
         self.stop_budget_s = STOP_BUDGET_S
         self.stop_reserves_s = {"gate lock": STOP_LOCK_S, "writes": STOP_WRITES_S}
-        #: Set once the peers' sync has stopped (or there is none): the log closes after.
-        self._peers_stopped = threading.Event()
-        self._peers_stopped.set()
+        #: The helpers whose threads use the event log (the list sync's apply, the peers'
+        #: pages), each set once its stop has returned (or there is none, or none began):
+        #: after that none of their threads uses the log, and the log closes after them all
+        #: (``_close_log``).
+        self._log_users = {name: threading.Event() for name in ("list sync", "peers")}
+        for stopped in self._log_users.values():
+            stopped.set()
         self.cpu_plan: cpu.CpuPlan | None = None
 
     @property
@@ -664,22 +668,33 @@ class Daemon:
         not an outage: no alarm there), then stopped; each within its grant."""
         sync, peers = self._lists_sync, self._peers
         if sync is not None:
-            await self._stop_step(budget, "list sync", LISTS_STOP_S, sync.stop)
+            stop_sync = self._log_user_stop("list sync", sync.stop)
+            await self._stop_step(budget, "list sync", LISTS_STOP_S, stop_sync)
         if peers is not None:
             from checkpoint.peers import FAREWELL_S
 
             def farewell(wait_s: float) -> bool:  # False: a peer not told (no answer)
                 return None not in peers.farewell(wait_s).values()
 
-            def stop(timeout_s: float) -> None:
-                try:
-                    peers.stop(timeout_s)
-                finally:
-                    self._peers_stopped.set()
-
+            stop_peers = self._log_user_stop("peers", peers.stop)
             await self._stop_step(budget, "peers farewell", FAREWELL_S, farewell)
-            self._peers_stopped.clear()
-            await self._stop_step(budget, "peers", PEERS_STOP_S, stop)
+            await self._stop_step(budget, "peers", PEERS_STOP_S, stop_peers)
+
+    def _log_user_stop(
+        self, name: str, stop: Callable[[float], object]
+    ) -> Callable[[float], object]:
+        """``stop``, which returns once none of its helper's threads uses the event log, as
+        a stop step: from now until it has returned, the log's close waits for it."""
+        stopped = self._log_users[name]
+        stopped.clear()
+
+        def run(timeout_s: float) -> object:
+            try:
+                return stop(timeout_s)
+            finally:
+                stopped.set()
+
+        return run
 
     async def _stop_step(
         self, budget: StopBudget, step: str, own_s: float, fn: Callable[[float], object]
@@ -749,10 +764,12 @@ class Daemon:
         return steps
 
     def _close_log(self) -> None:
-        """The event log closed once the peers' stop has returned (``PeerSync.stop``: then
-        no use of the log by them is under way; one closed under a running query crashed the
+        """The event log closed once the stops of the helpers that use it from their threads
+        have returned (``ListSync.stop``, ``PeerSync.stop``: then no use of the log by them
+        is under way, and none begins; one closed under a running query crashed the
         process), however long that takes: within the writes' grant, as every write."""
-        self._peers_stopped.wait()
+        for stopped in self._log_users.values():
+            stopped.wait()
         self.core.store.close()
 
     def _say_stop(self, budget: StopBudget, unwritten: list[_WriteStep]) -> None:
