@@ -496,6 +496,10 @@ class Daemon:
         #: The whole stop's budget (``stop``) and what it keeps back for its last steps.
         self.stop_budget_s = STOP_BUDGET_S
         self.stop_reserves_s = {"gate lock": STOP_LOCK_S, "writes": STOP_WRITES_S}
+        #: When the stop was asked (the loop's clock), if before ``stop`` began: a SIGTERM
+        #: while the kiosk was starting (``kiosk run``). The budget counts from it, as
+        #: systemd's ``TimeoutStopSec`` counts from the signal.
+        self.stop_asked_at: float | None = None
         #: The helpers whose threads use the event log (the list sync's apply, the peers'
         #: pages), each set once its stop has returned (or there is none, or none began):
         #: after that none of their threads uses the log, and the log closes after them all
@@ -574,7 +578,10 @@ class Daemon:
         """The stop's one budget (``stop_budget_s`` from now, ``stop_reserves_s`` kept back
         for the gate's lock and the writes), on the loop's clock."""
         loop = asyncio.get_running_loop()
-        return StopBudget(self.stop_budget_s, dict(self.stop_reserves_s), now=loop.time)
+        budget = StopBudget(self.stop_budget_s, dict(self.stop_reserves_s), now=loop.time)
+        if self.stop_asked_at is not None:  # asked while starting: counted from the signal
+            budget.ends = min(budget.ends, self.stop_asked_at + self.stop_budget_s)
+        return budget
 
     async def stop(self) -> None:
         """Reverse order, within one budget (``stop_budget``; ``STOP_BUDGET_S``, systemd's
