@@ -354,14 +354,11 @@ EXIT_GRACE_S = 2.0
 _WriteStep = tuple[str, Callable[[], object], Callable[[], str]]
 
 
-def _close_devices(devices: Devices) -> None:
-    """The relay (commanded locked already) and the thermometer closed; the readers were
-    stopped by the engine (``EngineRunner.finish_stop``): one stuck in its driver is not
-    waited for again here, before the relay (``Devices.close`` would)."""
-    for device in (devices.gate, devices.thermometer):
-        if device is not None:
-            with contextlib.suppress(Exception):
-                device.close()
+def _close_devices(devices: Devices, grant_s: float) -> None:
+    """The relay (commanded locked already) and the thermometer closed, in ``Devices.close``'s
+    order, within the step's grant; the readers were stopped by the engine
+    (``EngineRunner.finish_stop``): one stuck in its driver is not waited for again here."""
+    devices.close_outputs(grant_s)
 
 
 def _shutdown_pages(_grant_s: float) -> None:
@@ -667,7 +664,7 @@ class Daemon:
             await self.core.runner.finish_stop(budget)
         devices = self.core.devices
         await self._stop_step(
-            budget, "devices", DEVICES_CLOSE_S, lambda _s: _close_devices(devices)
+            budget, "devices", DEVICES_CLOSE_S, lambda s: _close_devices(devices, s)
         )
 
     async def _stop_helpers(self, budget: StopBudget) -> None:
