@@ -354,14 +354,11 @@ EXIT_GRACE_S = 2.0
 _WriteStep = tuple[str, Callable[[], object], Callable[[], str]]
 
 
-def _close_devices(devices: Devices) -> None:
-    """The relay (commanded locked already) and the thermometer closed; the readers were
-    stopped by the engine (``EngineRunner.finish_stop``): one stuck in its driver is not
-    waited for again here, before the relay (``Devices.close`` would)."""
-    for device in (devices.gate, devices.thermometer):
-        if device is not None:
-            with contextlib.suppress(Exception):
-                device.close()
+def _close_devices(devices: Devices, grant_s: float) -> None:
+    """The relay (commanded locked already) and the thermometer closed, in ``Devices.close``'s
+    order, within the step's grant; the readers were stopped by the engine
+    (``EngineRunner.finish_stop``): one stuck in its driver is not waited for again here."""
+    devices.close_outputs(grant_s)
 
 
 def _shutdown_pages(_grant_s: float) -> None:
@@ -496,9 +493,17 @@ class Daemon:
         #: The whole stop's budget (``stop``) and what it keeps back for its last steps.
         self.stop_budget_s = STOP_BUDGET_S
         self.stop_reserves_s = {"gate lock": STOP_LOCK_S, "writes": STOP_WRITES_S}
-        #: Set once the peers' sync has stopped (or there is none): the log closes after.
-        self._peers_stopped = threading.Event()
-        self._peers_stopped.set()
+        #: When the stop was asked (the loop's clock), if before ``stop`` began: a SIGTERM
+        #: while the kiosk was starting (``kiosk run``). The budget counts from it, as
+        #: systemd's ``TimeoutStopSec`` counts from the signal.
+        self.stop_asked_at: float | None = None
+        #: The helpers whose threads use the event log (the list sync's apply, the peers'
+        #: pages), each set once its stop has returned (or there is none, or none began):
+        #: after that none of their threads uses the log, and the log closes after them all
+        #: (``_close_log``).
+        self._log_users = {name: threading.Event() for name in ("list sync", "peers")}
+        for stopped in self._log_users.values():
+            stopped.set()
         self.cpu_plan: cpu.CpuPlan | None = None
 
     @property
@@ -570,7 +575,10 @@ class Daemon:
         """The stop's one budget (``stop_budget_s`` from now, ``stop_reserves_s`` kept back
         for the gate's lock and the writes), on the loop's clock."""
         loop = asyncio.get_running_loop()
-        return StopBudget(self.stop_budget_s, dict(self.stop_reserves_s), now=loop.time)
+        budget = StopBudget(self.stop_budget_s, dict(self.stop_reserves_s), now=loop.time)
+        if self.stop_asked_at is not None:  # asked while starting: counted from the signal
+            budget.ends = min(budget.ends, self.stop_asked_at + self.stop_budget_s)
+        return budget
 
     async def stop(self) -> None:
         """Reverse order, within one budget (``stop_budget``; ``STOP_BUDGET_S``, systemd's
@@ -656,7 +664,7 @@ class Daemon:
             await self.core.runner.finish_stop(budget)
         devices = self.core.devices
         await self._stop_step(
-            budget, "devices", DEVICES_CLOSE_S, lambda _s: _close_devices(devices)
+            budget, "devices", DEVICES_CLOSE_S, lambda s: _close_devices(devices, s)
         )
 
     async def _stop_helpers(self, budget: StopBudget) -> None:
@@ -664,22 +672,33 @@ class Daemon:
         not an outage: no alarm there), then stopped; each within its grant."""
         sync, peers = self._lists_sync, self._peers
         if sync is not None:
-            await self._stop_step(budget, "list sync", LISTS_STOP_S, sync.stop)
+            stop_sync = self._log_user_stop("list sync", sync.stop)
+            await self._stop_step(budget, "list sync", LISTS_STOP_S, stop_sync)
         if peers is not None:
             from checkpoint.peers import FAREWELL_S
 
             def farewell(wait_s: float) -> bool:  # False: a peer not told (no answer)
                 return None not in peers.farewell(wait_s).values()
 
-            def stop(timeout_s: float) -> None:
-                try:
-                    peers.stop(timeout_s)
-                finally:
-                    self._peers_stopped.set()
-
+            stop_peers = self._log_user_stop("peers", peers.stop)
             await self._stop_step(budget, "peers farewell", FAREWELL_S, farewell)
-            self._peers_stopped.clear()
-            await self._stop_step(budget, "peers", PEERS_STOP_S, stop)
+            await self._stop_step(budget, "peers", PEERS_STOP_S, stop_peers)
+
+    def _log_user_stop(
+        self, name: str, stop: Callable[[float], object]
+    ) -> Callable[[float], object]:
+        """``stop``, which returns once none of its helper's threads uses the event log, as
+        a stop step: from now until it has returned, the log's close waits for it."""
+        stopped = self._log_users[name]
+        stopped.clear()
+
+        def run(timeout_s: float) -> object:
+            try:
+                return stop(timeout_s)
+            finally:
+                stopped.set()
+
+        return run
 
     async def _stop_step(
         self, budget: StopBudget, step: str, own_s: float, fn: Callable[[float], object]
@@ -749,10 +768,12 @@ class Daemon:
         return steps
 
     def _close_log(self) -> None:
-        """The event log closed once the peers' stop has returned (``PeerSync.stop``: then
-        no use of the log by them is under way; one closed under a running query crashed the
+        """The event log closed once the stops of the helpers that use it from their threads
+        have returned (``ListSync.stop``, ``PeerSync.stop``: then no use of the log by them
+        is under way, and none begins; one closed under a running query crashed the
         process), however long that takes: within the writes' grant, as every write."""
-        self._peers_stopped.wait()
+        for stopped in self._log_users.values():
+            stopped.wait()
         self.core.store.close()
 
     def _say_stop(self, budget: StopBudget, unwritten: list[_WriteStep]) -> None:

@@ -9,8 +9,11 @@ it and calls into it.
 from __future__ import annotations
 
 import contextlib
+import logging
 import shutil
 import sqlite3
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,8 +41,29 @@ from kiosk.tlscert import TlsCertificate
 from kiosk.tokens import UNBOUND_PEER, TokenStore
 from kiosk.volume import DataVolume
 
+log = logging.getLogger(__name__)
+
 #: The loop's heartbeat must be younger than this for the kiosk to count as deciding.
 HEARTBEAT_MAX_AGE_S = 5.0
+
+
+#: The most ``Devices.close`` waits for the relay's close, and for the thermometer's, each.
+DEVICE_CLOSE_S = 2.0
+
+
+def _within(name: str, fn: Callable[[], object], timeout_s: float) -> bool:
+    """``fn()`` in a daemon thread, waited for ``timeout_s`` at most: whether it returned (a
+    failure included: a device's close that raised has nothing left to do). One stuck in its
+    driver is left to the process's exit."""
+
+    def run() -> None:
+        with contextlib.suppress(Exception):
+            fn()
+
+    thread = threading.Thread(target=run, name=name, daemon=True)
+    thread.start()
+    thread.join(timeout_s)
+    return not thread.is_alive()
 
 
 @dataclass
@@ -48,14 +72,28 @@ class Devices:
     readers: list[CodeReader]
     gate: Gate
 
-    def close(self) -> None:
+    def close(self, timeout_s: float = DEVICE_CLOSE_S) -> None:
+        """Every caller's order (``Core.close``: the demo, replay, the bench, the verbs): the
+        relay closed first (its close commands it locked), then the thermometer
+        (``close_outputs``), then the readers stopped (each worker's stop is bounded by
+        itself): a reader stuck in its driver never keeps the relay open."""
+        self.close_outputs(timeout_s)
         for reader in self.readers:
             with contextlib.suppress(Exception):
                 reader.stop()
-        for device in (self.gate, self.thermometer):
-            if device is not None:
-                with contextlib.suppress(Exception):
-                    device.close()
+
+    def close_outputs(self, timeout_s: float = DEVICE_CLOSE_S) -> None:
+        """The relay, then the thermometer, closed, each in a daemon thread waited for
+        ``timeout_s`` at most (a relay whose command is stuck in its driver holds its own
+        lock): the daemon's stop, whose engine stopped the readers already, and ``close``."""
+        for kind, device in (("gate", self.gate), ("thermometer", self.thermometer)):
+            if device is not None and not _within(f"kiosk-close-{kind}", device.close, timeout_s):
+                log.warning(
+                    "closing the devices: the %s's close did not return within %.1f s (stuck"
+                    " in its driver); left to the process's exit",
+                    kind,
+                    timeout_s,
+                )
 
 
 @dataclass

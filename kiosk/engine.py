@@ -334,10 +334,22 @@ def _manual_flags(
 
 
 def _typed_person(person: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+    """``person`` with its text fields (``TYPED_PERSON_KEYS``) as text in their plain
+    spelling, one rule for every entry point: a whole number (a replay scenario's
+    ``phone = 13900139000`` in TOML, an API body's number) is its digits, kept as text, not a
+    JSON number; a field left empty (None) stays so. ``ValueError`` for any other value
+    there (true, 1.5, a list). The other fields (``occupants``) are kept as given."""
     if person is None:
         return None
-    return {k: typed(v) if k in TYPED_PERSON_KEYS and isinstance(v, str) else v
-            for k, v in person.items()}  # fmt: skip
+    return {k: _person_text(k, v) if k in TYPED_PERSON_KEYS else v for k, v in person.items()}
+
+
+def _person_text(key: str, value: object) -> str | None:
+    if value is None or isinstance(value, str):
+        return None if value is None else typed(value)
+    if type(value) is int:
+        return str(value)
+    raise ValueError(f"person.{key}: text expected, not {type(value).__name__}")
 
 
 def _direction(value: object) -> Direction:

@@ -88,11 +88,18 @@ MAX_BUNDLE_BYTES = 64 * 2**20
 OFFICE_MOVED = "if the office's bundle is there now, set [fleet] lists_url to that URL"
 #: After a failed check, try again sooner than the normal interval, but not hammering.
 RETRY_S = 60.0
+#: The most ``ListSync.stop`` waits for an apply under way (the bundle's audited write) to end.
+APPLY_WAIT_S = 5.0
 #: The mode of the bundle's files (``bundle.json``, ``bundle.compounds.json``,
 #: ``bundle.json.version``, and their temporaries): they name quarantined households and
 #: people (health data). Their owner (who publishes) reads and writes them, their group (the
 #: collector's user, who serves them) reads them, nobody else (``bundle_group``).
 BUNDLE_MODE = 0o640
+
+
+class _Stopped(Exception):
+    """The sync was stopped: its thread leaves the event log alone (the daemon closes it
+    next)."""
 
 
 class PublishBusy(BundleError):
@@ -600,12 +607,22 @@ class ListSync:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        #: An apply under way (the bundle's audited write: ``_applying``): ``stop`` sets
+        #: ``_closed`` and waits for it to end, and none starts after (an answer still on its
+        #: way then is dropped): the log may be closed, as after ``PeerSync.stop``.
+        self._apply_gate = threading.Condition()
+        self._applies = 0
+        self._closed = False
 
     # -- one check ----------------------------------------------------------------------------
 
     def check(self) -> SyncResult:
         with self._lock:
-            result = self._check()
+            try:
+                result = self._check()
+            except _Stopped:  # the answer came after the stop: dropped, nothing said
+                applied = self.lists.current.freshness.bundle_version
+                return SyncResult("error", applied, "the gate is stopping: not applied")
             self.checks += 1
             self.last_check_at = self.clock.now()
             self.last_outcome = result.outcome
@@ -675,7 +692,8 @@ class ListSync:
         except (httpx.HTTPError, DeadlineExceeded) as exc:
             return SyncResult("error", applied, self._unreachable(exc, deadline))
         try:
-            imported = self.lists.import_bundle(body, self.trust, self.actor, self.compound)
+            with self._applying():
+                imported = self.lists.import_bundle(body, self.trust, self.actor, self.compound)
         except BundleError as exc:
             # Not remembering the ETag: a fixed bundle under the same URL is fetched next time.
             return SyncResult("rejected", applied, str(exc))
@@ -686,6 +704,22 @@ class ListSync:
             self.lists.confirm(self.clock.now())
         version = self.lists.current.freshness.bundle_version
         return SyncResult("applied" if imported.applied else "current", version, imported.message)
+
+    @contextlib.contextmanager
+    def _applying(self) -> Iterator[None]:
+        """Around the apply, the sync's one use of the event log: ``_Stopped`` once ``stop``
+        returned (the daemon closes the log next, and one closed under a running query
+        crashed the process); ``stop`` waits for an apply under way."""
+        with self._apply_gate:
+            if self._closed:
+                raise _Stopped
+            self._applies += 1
+        try:
+            yield
+        finally:
+            with self._apply_gate:
+                self._applies -= 1
+                self._apply_gate.notify_all()
 
     def _asked(self) -> httpx.URL:
         url = httpx.URL(self.url)
@@ -796,6 +830,8 @@ class ListSync:
         if self._thread is not None:
             return
         self._stop.clear()
+        with self._apply_gate:
+            self._closed = False
         self._thread = threading.Thread(target=self._loop, name="kiosk-listsync", daemon=True)
         self._thread.start()
 
@@ -816,10 +852,17 @@ class ListSync:
         return result.outcome not in ("error", "rejected")
 
     def stop(self, timeout_s: float = 5.0) -> None:
+        """Ask the thread to end and wait for it ``timeout_s`` at most (a fetch under way ends
+        at its deadline; the thread is a daemon's). Once it returns, the sync does not use
+        the event log: an apply under way was waited for (``APPLY_WAIT_S`` at most), and an
+        answer arriving later is dropped (``_applying``): the caller may close the log."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout_s)
             self._thread = None
+        with self._apply_gate:
+            self._closed = True
+            self._apply_gate.wait_for(lambda: self._applies == 0, APPLY_WAIT_S)
         if self._own_client:
             self.client.close()
 

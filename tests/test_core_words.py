@@ -73,6 +73,7 @@ NOT_ON_A_PAGE = {
     "issue_pass needs now": "the console passes its clock's time",
     "now must be timezone-aware": "the console's clock is aware",
     "direction must be": "the kiosk screen's direction (JSON, not the console)",
+    "person.7: text expected": "the API's and replay's numbers (the console's forms send text)",
     "not a finite number": "a file's numbers (the console says cal.file_unreadable)",
     "expected an object with version": "a file's format (the console says cal.file_unreadable)",
     "ambient range is empty": "a file's format (the console says cal.file_unreadable)",

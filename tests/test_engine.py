@@ -851,6 +851,29 @@ def test_manual_registration_of_a_vehicle_is_an_event_with_its_details(rig):
     assert event["decision"] == "manual_pass"
 
 
+def test_a_person_value_given_as_a_number_is_stored_as_text(rig):
+    """A replay scenario's ``phone = 13900139000`` (TOML) or an API body's number: the
+    person's text fields (a phone, a unit, a name) are kept as text, one rule at the engine,
+    not as a JSON number; a value that is no text nor a whole number is refused."""
+    rig.engine.manual(
+        "manual_pass",
+        "guard-zhou",
+        "visiting mother",
+        "in",
+        person={"name": "Wang Fang", "phone": 13900139000, "unit": 101, "occupants": 2},
+        kind="registration",
+    )
+    [event] = rig.events()
+    person = {k: event["person"][k] for k in ("name", "phone", "unit", "occupants")}
+    assert person == {"name": "Wang Fang", "phone": "13900139000", "unit": "101", "occupants": 2}
+    for bad in (True, 1.5, ["139"], {"n": 1}):
+        with pytest.raises(ValueError, match="person.phone: text"):
+            rig.engine.manual(
+                "manual_pass", "guard-zhou", "x", "in", person={"phone": bad}, kind="registration"
+            )
+    assert len(rig.events()) == 1
+
+
 def register(rig, temp_c, decision="manual_pass"):
     rig.engine.manual(
         decision,

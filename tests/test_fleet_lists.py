@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import threading
 from datetime import timedelta
 from types import SimpleNamespace
 
@@ -474,3 +476,48 @@ def test_a_mass_drop_after_a_restore_names_the_lists_it_was_compared_with(office
     with pytest.raises(BundleError) as refused:
         publish_bundle(office.key, _lists(0), office.bundle, now=clock.now())
     assert "(version 1, restored here; the gates hold version 3's lists" in str(refused.value)
+
+
+def test_a_bundle_arriving_after_the_stop_is_not_applied_to_a_log_being_closed(
+    gate, office, clock, caplog
+):
+    """``stop`` returned while the office's answer was still on its way (a slow office:
+    the daemon's stop waits ``LISTS_STOP_S`` for the thread), and the daemon then closed the
+    event log: the thread went on to apply the bundle (``import_bundle``'s audited write) on
+    a log closed under it (one closed under a running query crashed the process). Once
+    ``stop`` has returned, no thread of the sync uses the log: the answer is dropped, nothing
+    applied, nothing said, and the thread ends."""
+    publish_bundle(office.key, _lists(), office.bundle, now=clock.now())
+    real = Office(office.bundle)
+    arrived, release = threading.Event(), threading.Event()
+
+    def slow(request: httpx.Request) -> httpx.Response:
+        arrived.set()
+        release.wait(10)
+        return real(request)
+
+    sync = _sync(gate, slow)
+    late: list[str] = []
+    stopped = threading.Event()
+    apply = gate.lists.import_bundle
+
+    def spy(*args, **kwargs):
+        if stopped.is_set():
+            late.append("import_bundle")
+        return apply(*args, **kwargs)
+
+    gate.lists.import_bundle = spy
+    sync.start()
+    assert arrived.wait(10)  # its first ask is on its way
+    thread = sync._thread
+    assert thread is not None
+    with caplog.at_level(logging.INFO, logger="office.listsync"):
+        sync.stop(0)
+        stopped.set()
+        release.set()
+        thread.join(10)
+    assert not thread.is_alive()
+    assert late == []
+    assert gate.lists.current.freshness.bundle_version == 0
+    assert (sync.checks, sync.failures) == (0, 0)
+    assert [r.getMessage() for r in caplog.records] == []

@@ -280,3 +280,37 @@ def test_a_run_ended_after_its_stop_says_the_code_the_command_would_have(tmp_pat
     )
     assert _exit_code(ConnectionResetError("reset"), args, tmp_path) == 1
     assert _exit_code(RuntimeError("a bug"), args, tmp_path) == 1
+
+
+def test_a_sigterm_while_kiosk_run_starts_counts_the_stops_budget_from_the_signal(
+    tmp_path, monkeypatch
+):
+    """Before, a SIGTERM during the start (the log opening on a slow card, the daemon's
+    start) was waited on until the start had finished, and the stop's budget began only then:
+    systemd counts ``TimeoutStopSec`` from the signal, and a start that took seconds pushed
+    the stop's end past it (SIGKILL, nothing said). Now the budget ends ``stop_budget_s``
+    after the signal, whenever the stop itself begins."""
+    argv = _run_that_stops_at_once(tmp_path, monkeypatch)
+    signalled: list[float] = []
+    real_handlers = app_module.stop_on_signals
+
+    def signal_at_once(stop):  # the SIGTERM comes as soon as the handler is in place
+        real_handlers(stop)
+        if not signalled:
+            loop = asyncio.get_running_loop()
+            signalled.append(loop.time())
+            stop()
+            signalled.append(loop.time())  # the signal's time is between the two
+
+    monkeypatch.setattr(app_module, "stop_on_signals", signal_at_once)
+    budgets: list[tuple[float, float]] = []
+    real_stop = Daemon.stop
+
+    async def stop(self):
+        budgets.append((self.stop_budget().ends, self.stop_budget_s))
+        await real_stop(self)
+
+    monkeypatch.setattr(Daemon, "stop", stop)
+    assert cli_main(argv) == 0
+    [(ends, total_s)] = budgets
+    assert signalled[0] + total_s <= ends <= signalled[1] + total_s  # not the start's end

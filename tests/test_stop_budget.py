@@ -237,6 +237,55 @@ def test_a_stop_with_every_step_stuck_ends_within_its_budget_the_relay_locked_fi
         assert f"{step} (" in line, step
 
 
+def test_the_event_log_is_closed_only_once_the_list_syncs_stop_has_returned(
+    app, core, clock, caplog, monkeypatch
+):
+    """The log's close waited for the peers' stop, not for the list sync's: a sync whose stop
+    was given up at its grant (an office's answer on its way, an apply under way) had its
+    thread use the log the stop then closed (one closed under a running query crashed the
+    process). Now the close waits for the list sync's stop as for the peers' (within the
+    writes' grant: past it the log is left open and said), and after that stop returns no
+    thread of the sync uses the log (``ListSync.stop``)."""
+    release, closed = threading.Event(), threading.Event()
+    seen = Seen()
+    daemon = Daemon(core, notifier=Notifier(None))
+    daemon.guard = app.state.guard
+    daemon.stop_budget_s = 0.6
+    daemon.stop_reserves_s = {"gate lock": 0.05, "writes": 0.15}
+    sync = ListSync(core.lists, core.trust, "http://office.lan/lists/bundle", core.clock)
+
+    def sync_stop(timeout_s: float) -> None:  # an apply under way, waited for
+        seen.append("sync stopping")
+        release.wait(30)
+        seen.append("sync stopped")
+
+    monkeypatch.setattr(sync, "stop", sync_stop)
+    daemon._lists_sync = sync
+    close = core.store.close
+
+    def store_close() -> None:
+        seen.append("log closed")
+        close()
+        closed.set()
+
+    monkeypatch.setattr(core.store, "close", store_close)
+
+    async def run() -> None:
+        await core.runner.start()
+        await daemon.stop()
+
+    try:
+        with caplog.at_level(logging.WARNING, logger="checkpoint.app"):
+            asyncio.run(run())
+        assert "log closed" not in seen  # not while the sync's stop is under way
+    finally:
+        release.set()
+    assert closed.wait(WAIT_S)  # the close's thread goes on once the sync has stopped
+    assert seen.index("sync stopped") < seen.index("log closed")
+    [line] = [r.getMessage() for r in caplog.records if r.getMessage().startswith("stopping:")]
+    assert "given up at log" in line and "list sync (" in line
+
+
 def test_a_stop_with_nothing_stuck_gives_up_nothing_and_says_nothing(
     app, core, clock, caplog, monkeypatch
 ):

@@ -288,8 +288,14 @@ def _run(args: argparse.Namespace, config: KioskConfig, lock: DataDirLock) -> in
     from drivers.gate import lock_at_start
 
     async def main() -> int:
-        stopping = asyncio.Event()
-        stop_on_signals(stopping.set)  # first: a SIGTERM while starting stops it cleanly
+        stopping, loop = asyncio.Event(), asyncio.get_running_loop()
+        asked: list[float] = []  # when a stop was asked while starting: the budget's start
+
+        def ask_stop() -> None:
+            asked.append(loop.time())
+            stopping.set()
+
+        stop_on_signals(ask_stop)  # first: a SIGTERM while starting stops it cleanly
         # Then the relay locked, before the log: a daemon killed mid-pulse left it released.
         gate, locked = await asyncio.to_thread(locked_gate_first, config)
         try:
@@ -319,6 +325,7 @@ def _run(args: argparse.Namespace, config: KioskConfig, lock: DataDirLock) -> in
             await daemon.start()
             await daemon.run_until_signal()
         finally:
+            daemon.stop_asked_at = asked[0] if asked else None  # systemd counts from it
             await daemon.stop()
             if leaving is not None:  # a thread stuck on a stalled card: the process ends
                 failure = sys.exc_info()[1]  # with the code the command would have said
