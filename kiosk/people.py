@@ -102,8 +102,9 @@ def key_of(kind: str, value: object) -> str | None:
     text) as the lists and the gate's rules match them (``kiosk.lists.same_text``: NFKC, case,
     a name's dot), ``phone`` without its separators (``138 0013 8000``, ``138-0013-8000``
     are ``13800138000``), ``plate`` as the vehicle list holds it (``kiosk.vehicles``: NFKC,
-    no separators, upper case). A phone kept as a number (a guard's record keeps a value
-    that is no text as given: ``kiosk.engine._typed_person``) is its digits. None for no
+    no separators, upper case). A phone kept as a number (a guard's record kept a value that
+    was no text as given until ``kiosk.engine._typed_person`` made it text: older rows) is its
+    digits. None for no
     text."""
     if kind == "phone" and type(value) is int and value >= 0:
         value = str(value)
