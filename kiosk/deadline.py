@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import queue
 import threading
 import time
@@ -286,8 +287,10 @@ class StopBudget:
 
     @property
     def cut(self) -> bool:
-        """Some step was granted less than its own cap: the budget ran short."""
-        return any(granted < own_s for _, own_s, granted in self.steps)
+        """Some step was granted less than its own cap: the budget ran short. A step with no
+        cap of its own (``math.inf``: the stop's writes, given the rest) is never cut by it:
+        before, one granted made every stop line blame a step given up at its own cap."""
+        return any(granted < own_s for _, own_s, granted in self.steps if math.isfinite(own_s))
 
     def said(self) -> str:
         """The given-up steps for the journal line: the one that used up the most of the

@@ -777,7 +777,7 @@ def _still_down(
     collector spell the office knew the gate down on both sides of is the gate's (``_deaf``)."""
     contact, now = heard_at
     since = max(_utc(last["ts"]), contact) if contact is not None else _utc(last["ts"])
-    unheard = [spell for spell in unheard if _deaf(spell, since, now)]
+    unheard = [spell for spell in unheard if _deaf(spell, since, now, cadence)]
     pulling = (now - since).total_seconds() - _overlap(unheard, since, now)
     if pulling <= 0 or (contact is not None and pulling < (HEARD_WITHIN + cadence).total_seconds()):
         return  # heard from lately, as far as the collector listened
@@ -801,13 +801,21 @@ def _still_down(
     downtime["restart_minutes"] = round(downtime["restart_minutes"] + max(0.0, within / 60), 1)
 
 
-def _deaf(spell: tuple[datetime, datetime], since: datetime, now: datetime) -> bool:
+def _deaf(
+    spell: tuple[datetime, datetime],
+    since: datetime,
+    now: datetime,
+    cadence: timedelta = timedelta(0),
+) -> bool:
     """Whether the collector's down ``spell`` is no downtime of a gate heard last at ``since``
-    (the office could not know): unless the gate was not heard for ``HEARD_WITHIN`` before the
-    spell began and, the collector back, for ``HEARD_WITHIN`` after it ended, up to ``now``
-    (known down on both sides, with no contact between: down through it)."""
+    (the office could not know): unless the gate was not heard for ``HEARD_WITHIN`` past the
+    collector's ``cadence`` (``_cadence``: a gate is pulled no more often) before the spell
+    began and, the collector back, for as long after it ended, up to ``now`` (known down on
+    both sides, with no contact between: down through it). A gate pulled hourly at 09:00, the
+    collector down from 09:50, was not due again before it: the office never tried it."""
     begun, ended = spell
-    return begun - since < HEARD_WITHIN or now - ended < HEARD_WITHIN
+    window = HEARD_WITHIN + cadence
+    return begun - since < window or now - ended < window
 
 
 def _overlap(spells: Iterable[tuple[datetime, datetime]], low: datetime, high: datetime) -> float:

@@ -142,6 +142,26 @@ def test_a_gate_pulled_hourly_is_not_down_between_its_pulls():
     assert _gate_down(_u(9), _u(12, 10), hourly)["restarts_total"] == 1
 
 
+def test_a_gate_pulled_hourly_just_before_a_collector_outage_is_not_down_during_it():
+    """Pulled hourly, the gate heard at 09:00 (its next pull due 10:00), the collector down
+    09:50-12:00 and not at the gate again by 12:20: the office never tried it after 09:00.
+    Before: still down for 200 minutes, the outage read as the gate's (the same silence with
+    the collector up lists nothing)."""
+    outage = [("a", _u(0), _u(9, 50), 3600.0), ("b", _u(12), _u(12, 19), 3600.0)]
+    assert _collector_down(outage, _u(12, 20)) == [(_u(9, 50), _u(12))]
+    assert _gate_down(_u(9), _u(12, 20), outage)["restarts_total"] == 0
+    assert _gate_down(_u(11, 40), _u(12, 20), [("a", _u(0), _u(12, 19), 3600.0)]) == _down()
+
+
+def test_a_gate_pulled_hourly_silent_long_before_and_after_a_collector_outage_is_down_through_it():
+    """The interval moves the window, not the rule: silent from 08:00 (two pulls missed), the
+    collector down 09:50-12:00 and back pulling past its hour by 13:30, the gate still silent."""
+    outage = [("a", _u(0), _u(9, 50), 3600.0), ("b", _u(12), _u(13, 29), 3600.0)]
+    down = _gate_down(_u(8), _u(13, 30), outage)
+    assert down["restart_minutes"] == 330.0
+    assert down["restarts"][0]["collector_down_minutes"] == 0.0
+
+
 def test_spells_kept_before_the_interval_read_as_before():
     """A spell of three (kept before 2026-12-06) expected nothing: a gap of 15 minutes is the
     collector down, as it was read; one with its interval beside it is read by it."""

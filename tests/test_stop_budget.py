@@ -103,6 +103,61 @@ def test_a_budget_never_short_says_only_the_steps_given_up_at_their_own_cap():
     assert budget.said() == "given up: readers (2.0 s)"
 
 
+def _readers_stuck(budget: StopBudget, now: list[float]) -> StopBudget:
+    """The lock granted, the readers given up at their grant, then the writes granted the
+    rest (``math.inf``, as ``Daemon._stop_writes`` grants them) and done."""
+    budget.grant("gate lock", 1.0)
+    now[0] += budget.grant("readers", 2.0)
+    budget.gave_up("readers")
+    budget.grant("writes", math.inf)
+    return budget
+
+
+def test_a_step_given_up_at_its_own_cap_is_not_said_to_have_used_up_the_budget():
+    """One reader stuck 2 s, its own cap, with 8 s of the 10 left: before, the writes' infinite
+    cap read as a step cut short and the line blamed the readers for the budget."""
+    now = [0.0]
+    budget = _readers_stuck(
+        StopBudget(10.0, {"gate lock": 1.0, "writes": 2.0}, now=lambda: now[0]), now
+    )
+    assert budget.left() == 8.0 and not budget.cut
+    assert budget.said() == "given up: readers (2.0 s)"
+
+
+def test_a_step_the_budget_cut_short_is_named_with_the_writes_granted_the_rest():
+    now = [0.0]
+    budget = StopBudget(3.5, {"gate lock": 1.0, "writes": 2.0}, now=lambda: now[0])
+    budget = _readers_stuck(budget, now)  # 1.5 s for the readers: the writes' 2 s kept back
+    assert budget.cut
+    assert budget.said() == "the budget used up by readers; given up: readers (1.5 s)"
+
+
+def test_a_stop_with_one_step_stuck_at_its_own_cap_blames_it_for_no_budget(
+    app, core, clock, caplog, monkeypatch
+):
+    """The page helper not ending within its own 0.2 s, the rest of the 10 s budget unused:
+    the journal's warning names it given up, and no step as having used the budget up."""
+    never = threading.Event()
+    daemon = Daemon(core, notifier=Notifier(None))
+    daemon.guard = app.state.guard
+    monkeypatch.setattr(app_module, "HELPER_STOP_S", 0.2)
+    monkeypatch.setattr(app_module, "_shutdown_pages", lambda _s: never.wait(WAIT_S))
+
+    async def run() -> None:
+        await core.runner.start()
+        await daemon.stop()
+
+    try:
+        with caplog.at_level(logging.WARNING, logger="checkpoint.app"):
+            asyncio.run(run())
+    finally:
+        never.set()
+    [line] = [r.getMessage() for r in caplog.records if r.getMessage().startswith("stopping:")]
+    said = f"stopping: within the stop's {daemon.stop_budget_s:.1f} s, given up: "
+    assert line.startswith(said) and "page helper (0.2 s)" in line, line
+    assert "used up" not in line, line
+
+
 class Seen(list):
     """What the stuck parts were asked, in order, from any thread; ``wait_for`` the steps a
     stop's threads reach (each started in time, maybe reached a moment after)."""
