@@ -32,6 +32,13 @@ clock, core, app, alice, admin = console_fixtures(START)
 UNDER = 0x50005  # under-voltage now and since the last poll, throttled because of it
 HOT = 0xA000A  # ARM capped and the soft temperature limit: a hot SoC, not the supply
 BOTH = UNDER | HOT  # a weak supply in a hot enclosure: two causes, two spells
+#: The rows of an under-voltage spell and a throttled spell, each opened and ended (sorted).
+TWO_SPELLS = [
+    "pi_power.throttled.end",
+    "pi_power.throttled.start",
+    "pi_power.under_voltage.end",
+    "pi_power.under_voltage.start",
+]
 
 
 @pytest.fixture
@@ -554,12 +561,7 @@ def test_a_throttle_alone_between_the_supplys_dips_is_a_spell_not_said_as_heat(
     caplog.set_level(logging.INFO, logger="kiosk.pihealth")
     _a_weak_supply(pi, watch, clock, words=(UNDER, 0x4, 0))
     rows = _spell_rows(core)
-    assert sorted(a for a, _ in rows) == [
-        "pi_power.throttled.end",
-        "pi_power.throttled.start",
-        "pi_power.under_voltage.end",
-        "pi_power.under_voltage.start",
-    ]
+    assert sorted(a for a, _ in rows) == TWO_SPELLS
     detail = dict(rows)
     assert detail["pi_power.under_voltage.start"]["throttled"] is True
     assert detail["pi_power.throttled.start"]["from"] == "2026-07-01T01:00:02.000000Z"
@@ -634,12 +636,7 @@ def test_a_throttle_that_outlasts_the_under_voltage_is_in_a_spell_from_when_it_w
     caplog.set_level(logging.INFO, logger="kiosk.pihealth")
     _a_supply_then_a_throttle_alone(pi, watch, clock)
     rows = _spell_rows(core)
-    assert sorted(a for a, _ in rows) == [
-        "pi_power.throttled.end",
-        "pi_power.throttled.start",
-        "pi_power.under_voltage.end",
-        "pi_power.under_voltage.start",
-    ]
+    assert sorted(a for a, _ in rows) == TWO_SPELLS
     detail = dict(rows)
     assert detail["pi_power.under_voltage.end"]["to"] == "2026-07-01T01:02:50.000000Z"
     assert detail["pi_power.throttled.start"]["from"] == "2026-07-01T01:03:00.000000Z"
