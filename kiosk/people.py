@@ -913,6 +913,20 @@ def _unique_stamp(db: sqlite_utils.Database, now: datetime) -> str:
         when += timedelta(microseconds=1)
 
 
+def _revoked_at(db: sqlite_utils.Database, passes: Sequence[str]) -> tuple[str, ...]:
+    """The stamps of these passes' revocations as they stand (a guard's, an earlier forget's,
+    this one's): a forget's record names them, no pass id, so a restore of an archive taken
+    before any of them shuts each card again (``_reapply_one``)."""
+    if not passes:
+        return ()
+    found = db.execute(
+        "SELECT DISTINCT revoked_at FROM list_revocations"
+        " WHERE pass_id IN (SELECT value FROM json_each(?)) ORDER BY revoked_at",
+        [json.dumps(list(passes))],
+    ).fetchall()
+    return tuple(str(r[0]) for r in found if r[0] is not None)
+
+
 def _revoke(db: sqlite_utils.Database, passes: Sequence[str], now: datetime, actor: str) -> int:
     """A revocation without a reason for each pass not revoked yet; returns how many."""
     added = 0
@@ -980,9 +994,10 @@ def forget(
             raise PersonChanged()
         stamp = _unique_stamp(db, now)
         through[:] = [int(db.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0])]
-        _keep(db, Record.of(again, stamp, through[0], now.isoformat()))  # for ``reapply``
         rows = _forget_rows(db, again, _Forget(person.whole_household, stamp, today))
         revoked = _revoke(db, again.passes, now, actor)
+        shut = (now.isoformat(), *_revoked_at(db, again.passes))
+        _keep(db, Record.of(again, stamp, through[0], shut))  # for ``reapply``
         if revoked or _LIST_TABLES & set(rows):
             mark_purged(db, now)  # every process reads its lists snapshot again
         shredded = shred_salts(db, now)
@@ -1077,8 +1092,9 @@ def _identity(table: str, row: Mapping[str, Any]) -> list[Any]:
 class Record:
     """One forget, kept: ``chained`` the chained rows it emptied (``seq``, the hash's first
     ``_HASH_KEPT`` hex digits), ``rows`` each list store's rows (whether the row was the
-    person's or only named them in a note, its ``_IDENTITY``), ``revoked`` the stamps of the
-    revocations it made (the set-aside log's revocations so stamped are its cards),
+    person's or only named them in a note, its ``_IDENTITY``), ``revoked`` the stamps of its
+    cards' revocations after it (its own, a guard's before it: the set-aside log's
+    revocations so stamped are its cards),
     ``whole`` a household forgotten whole (its list row deleted), ``kinds`` the kinds of key
     it was given, ``stamp`` its ``purged_at`` (its name), ``through`` the log's last event."""
 
@@ -1091,7 +1107,7 @@ class Record:
     revoked: tuple[str, ...] = ()
 
     @classmethod
-    def of(cls, found: Found, stamp: str, through: int, revoked_at: str) -> Record:
+    def of(cls, found: Found, stamp: str, through: int, revoked: Sequence[str]) -> Record:
         chained, rows = {}, {}
         for table, held in found.rows.items():
             if RULES[table].forget is None:
@@ -1103,7 +1119,8 @@ class Record:
                 rows[table] = tuple(zip((r.get("_theirs", True) for r in held), ids, strict=True))
         person = found.person
         kinds = tuple(person.kinds())
-        return cls(stamp, through, kinds, person.whole_household, chained, rows, (revoked_at,))
+        shut = tuple(dict.fromkeys(revoked))
+        return cls(stamp, through, kinds, person.whole_household, chained, rows, shut)
 
     def as_json(self) -> str:
         chained = {
@@ -1287,10 +1304,12 @@ def _reapply_one(
     def apply(db: sqlite_utils.Database) -> Forgotten | None:
         stamp = _unique_stamp(db, now)
         shut = sorted({p for p, at in revoked if at in record.revoked})
-        # Its revocations here are stamped now: a later restore from this log finds them too.
-        _keep(db, replace(record, revoked=(*record.revoked, now.isoformat())))
         rows = _forget_again(db, record, _Forget(record.whole, stamp, today))
         n = _revoke(db, shut, now, actor)
+        # Its revocations here as they stand (stamped now, or the archive's own): a later
+        # restore from this log finds them too.
+        also = (now.isoformat(), *_revoked_at(db, shut))
+        _keep(db, replace(record, revoked=tuple(dict.fromkeys((*record.revoked, *also)))))
         if not rows and not n:  # nothing of them in this log: carried only
             return None
         through[:] = [int(db.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0])]

@@ -396,3 +396,64 @@ def test_a_log_whose_forgets_cannot_be_read_stops_the_restore_unless_told(
     err = capsys.readouterr().err
     assert "office's list of requests" in err and "person forget ... --yes" in err
     assert _naming(db, NAME)  # the archive's log, as it was: forget them again by hand
+
+
+def _archive(log, path) -> None:
+    copy = sqlite3.connect(path)
+    try:
+        log.reader().conn.backup(copy)
+    finally:
+        copy.close()
+
+
+def _reapplied(path, clock, forgets, sets=None):
+    from checkpoint.cli.person_cmd import _sets
+    from kiosk.people import reapply
+
+    before = EventLog(path, "gate-north", clock, migrations=sets or _sets()).open()
+    try:
+        return reapply(before, forgets, clock.now(), actor="restore")
+    finally:
+        before.close()
+
+
+def _select(db, sql: str) -> list[tuple]:
+    conn = sqlite3.connect(db)
+    try:
+        return conn.execute(sql).fetchall()
+    finally:
+        conn.close()
+
+
+def test_a_card_a_guard_revoked_before_the_forget_is_shut_again_after_a_restore(tmp_path, clock):
+    """After the archive a guard revokes the resident's card (lost), then she is forgotten:
+    the forget's own revocation is ignored (the card is revoked already), so the record names
+    the stamps of her cards' revocations as they stand, and the restore of the archive
+    re-applies them from the log set aside."""
+    from checkpoint.cli.person_cmd import _sets
+    from kiosk.people import Person, forget, kept
+
+    card = "aaaaaaaaaaaa"
+    log = EventLog(tmp_path / "kiosk.db", "gate-north", clock, migrations=_sets()).open()
+    log.append(
+        EventDraft(direction="in", decision="pass", pass_id=card, household=HOUSEHOLD, holder=NAME)
+    )
+    _archive(log, tmp_path / "before.db")
+    log.submit(
+        lambda db: db.execute(
+            "INSERT INTO list_revocations (pass_id, reason, revoked_at, source, actor)"
+            " VALUES (?, 'lost', '2026-03-02T08:00:00+00:00', 'guard', 'g')",
+            [card],
+        )
+    )
+    forget(log, Person.of(name=NAME, household=HOUSEHOLD), clock.now(), actor="cli")
+    forgets = kept(log.reader().conn)
+    log.close()
+    assert card not in json.dumps(dict(forgets.meta))
+
+    done = _reapplied(tmp_path / "before.db", clock, forgets)
+
+    assert done.passes_revoked == 1
+    assert _select(tmp_path / "before.db", "SELECT pass_id, reason FROM list_revocations") == [
+        (card, "")
+    ]
