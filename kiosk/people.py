@@ -75,6 +75,7 @@ __all__ = [
     "PersonError",
     "Reapplied",
     "Record",
+    "UnreadableForgets",
     "find",
     "forgotten_passages",
     "kept",
@@ -1192,6 +1193,26 @@ class Kept:
         found = [Record.from_json(value) for value in self.meta.values()]
         return sorted((r for r in found if r is not None), key=lambda r: r.stamp)
 
+    def unreadable(self, have: Iterable[str] = ()) -> int:
+        """How many of its records ``Record.from_json`` cannot read (damaged, or of a newer
+        format after a downgrade), those named in ``have`` (a log's ``meta`` keys: the
+        archive holds that forget already) aside."""
+        held = set(have)
+        return sum(
+            1
+            for key, value in self.meta.items()
+            if key not in held and Record.from_json(value) is None
+        )
+
+
+class UnreadableForgets(Exception):
+    """``reapply`` told to refuse (``strict``): ``count`` forgets the log set aside keeps and
+    the archive does not cannot be read, so they would be undone unseen; nothing done."""
+
+    def __init__(self, count: int) -> None:
+        super().__init__(f"{count} of the residents' forgets this Pi's log keeps cannot be read")
+        self.count = count
+
 
 def kept(conn: sqlite3.Connection) -> Kept:
     """The forgets the kiosk database on ``conn`` keeps (``Kept``); none when it has none
@@ -1218,18 +1239,27 @@ class Reapplied:
     forgets: int
     rows: Mapping[str, int]
     passes_revoked: int
+    #: The forgets the log set aside keeps and the archive does not whose record could not
+    #: be read (``Kept.unreadable``): not made again, to be made by hand.
+    unreadable: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         out = {"forgets": self.forgets, "rows": dict(self.rows)}
-        return out | {"passes_revoked": self.passes_revoked}
+        return out | {"passes_revoked": self.passes_revoked, "unreadable": self.unreadable}
 
 
-def reapply(store: Store, kept: Kept, now: datetime, *, actor: str) -> Reapplied:
+def reapply(
+    store: Store, kept: Kept, now: datetime, *, actor: str, strict: bool = False
+) -> Reapplied:
     """Every forget ``kept`` (a log set aside) holds that ``store``'s log (a restored archive)
     does not, made again in the order they were made, each with its own ``person_forgotten``
     row (``reapplies``: the forget's stamp) and its record, carried. A forget none of whose
-    rows and cards the log holds is only carried (not counted)."""
+    rows and cards the log holds is only carried (not counted). A record it cannot read is
+    counted (``unreadable``); ``strict``: ``UnreadableForgets`` then, nothing done."""
     have = {str(r[0]) for r in store.reader().execute("SELECT key FROM meta").fetchall()}
+    unread = kept.unreadable(have)
+    if unread and strict:
+        raise UnreadableForgets(unread)
     missing = [r for r in kept.records() if RECORD_PREFIX + r.stamp not in have]
     forgets, revoked, rows = 0, 0, Counter[str]()
     for record in missing:
@@ -1239,7 +1269,7 @@ def reapply(store: Store, kept: Kept, now: datetime, *, actor: str) -> Reapplied
             rows.update(done.rows)
     if forgets:
         wipe_removed(store)
-    return Reapplied(forgets, dict(rows), revoked)
+    return Reapplied(forgets, dict(rows), revoked, unread)
 
 
 def _matched_chained(
