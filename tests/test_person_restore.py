@@ -487,3 +487,84 @@ def test_a_record_the_restore_cannot_read_stops_it_unless_told(tmp_path, clock, 
     assert json.loads(out)["forgets_reapplied"]["unreadable"] == 1
     assert "office's list of requests" in err and "1 of the residents' forgets" in err
     assert _naming(db, NAME)  # the archive's log: forget them again by hand
+
+
+def test_a_household_row_an_unchanged_household_sheet_wrote_again_is_found_again(tmp_path, clock):
+    """The office's household sheet imported again, unchanged, between the archive and the
+    forget re-stamped every row: the record named the row by its new stamp and the restore of
+    the archive left the household, the resident's name in its note. A row written again as
+    it was now keeps its stamp (and says when it last changed)."""
+    from checkpoint.cli.person_cmd import _sets
+    from kiosk.lists import ListStore
+    from kiosk.people import Person, forget, kept
+
+    log = EventLog(tmp_path / "kiosk.db", "gate-north", clock, migrations=_sets()).open()
+    log.append(
+        EventDraft(direction="in", decision="pass", pass_id="aaaaaaaaaaaa", household=HOUSEHOLD)
+    )
+    lists = ListStore(log, clock)
+    lists.load()
+    sheet = f'household,residents,note\n{HOUSEHOLD},2,"{NAME} lives here"\nC1-0101,1,\n'
+    lists.import_csv("households", sheet, "office")
+    _archive(log, tmp_path / "before.db")
+    clock.advance(86400)
+    lists.import_csv("households", sheet, "office")
+    done = forget(log, Person.of(household=HOUSEHOLD), clock.now(), actor="cli")
+    assert "list_households" in done.rows
+    forgets = kept(log.reader().conn)
+    log.close()
+
+    again = _reapplied(tmp_path / "before.db", clock, forgets)
+
+    assert again.rows["list_households"] == 1
+    left = _select(tmp_path / "before.db", "SELECT household, note FROM list_households")
+    assert left == [("C1-0101", "")]
+
+
+def test_a_household_row_a_sheet_changes_takes_the_sheet_s_stamp(tmp_path, clock):
+    from kiosk import lists as lists_mod
+    from kiosk.lists import ListStore
+
+    log = EventLog(tmp_path / "k.db", "gate-north", clock, migrations=[lists_mod.MIGRATIONS])
+    log.open()
+    lists = ListStore(log, clock)
+    lists.load()
+    lists.import_csv("households", "household,residents\nA-1,2\nB-2,1\n", "office")
+    first = dict(_select(tmp_path / "k.db", "SELECT household, updated_at FROM list_households"))
+    clock.advance(60)
+    lists.import_csv("households", "household,residents\nA-1,3\nB-2,1\n", "office")
+    then = dict(_select(tmp_path / "k.db", "SELECT household, updated_at FROM list_households"))
+    log.close()
+    assert then["B-2"] == first["B-2"] and then["A-1"] > first["A-1"]
+
+
+def test_a_vehicle_row_an_unchanged_vehicle_list_wrote_again_is_found_again(tmp_path, clock):
+    """The vehicle list imported again (every row deleted and inserted: new rowid, new stamp)
+    between the archive and the forget: the resident's plate came back with the restore. A
+    row written again as it was now keeps its rowid and stamp."""
+    from checkpoint.cli.person_cmd import _sets
+    from kiosk import vehicles
+    from kiosk.people import Person, forget, kept
+    from kiosk.vehicles import VehicleList
+
+    sets = [*_sets(), vehicles.MIGRATIONS]
+    log = EventLog(tmp_path / "kiosk.db", "gate-north", clock, migrations=sets).open()
+    log.append(
+        EventDraft(direction="in", decision="pass", pass_id="aaaaaaaaaaaa", household=HOUSEHOLD)
+    )
+    cars = VehicleList(log, clock)
+    sheet = f"plate,household\n京A12345,{HOUSEHOLD}\n京B99999,C1-0101\n".encode()
+    cars.apply(cars.plan_import(sheet, "v.csv"), "office")
+    _archive(log, tmp_path / "before.db")
+    clock.advance(86400)
+    cars.apply(cars.plan_import(sheet, "v.csv"), "office")
+    done = forget(log, Person.of(household=HOUSEHOLD), clock.now(), actor="cli")
+    assert done.rows["resident_vehicles"] == 1
+    forgets = kept(log.reader().conn)
+    log.close()
+
+    again = _reapplied(tmp_path / "before.db", clock, forgets, sets)
+
+    assert again.rows["resident_vehicles"] == 1
+    left = _select(tmp_path / "before.db", "SELECT plate, household FROM resident_vehicles")
+    assert left == [("京B99999", "C1-0101")]
