@@ -1242,10 +1242,14 @@ class Reapplied:
     #: The forgets the log set aside keeps and the archive does not whose record could not
     #: be read (``Kept.unreadable``): not made again, to be made by hand.
     unreadable: int = 0
+    #: Of the list rows their records name, those this log does not hold by their identity
+    #: (``_unfound``), by store: made after the archive, or changed or removed since.
+    not_found: Mapping[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         out = {"forgets": self.forgets, "rows": dict(self.rows)}
-        return out | {"passes_revoked": self.passes_revoked, "unreadable": self.unreadable}
+        out |= {"passes_revoked": self.passes_revoked, "unreadable": self.unreadable}
+        return out | {"rows_not_found": dict(self.not_found)}
 
 
 def reapply(
@@ -1261,15 +1265,16 @@ def reapply(
     if unread and strict:
         raise UnreadableForgets(unread)
     missing = [r for r in kept.records() if RECORD_PREFIX + r.stamp not in have]
-    forgets, revoked, rows = 0, 0, Counter[str]()
+    forgets, revoked, rows, unfound = 0, 0, Counter[str](), Counter[str]()
     for record in missing:
-        done = _reapply_one(store, record, kept.revoked, now, actor)
+        done, not_found = _reapply_one(store, record, kept.revoked, now, actor)
+        unfound.update(not_found)
         if done is not None:
             forgets, revoked = forgets + 1, revoked + done.passes_revoked
             rows.update(done.rows)
     if forgets:
         wipe_removed(store)
-    return Reapplied(forgets, dict(rows), revoked, unread)
+    return Reapplied(forgets, dict(rows), revoked, unread, dict(unfound))
 
 
 def _matched_chained(
@@ -1320,20 +1325,35 @@ def _forget_again(db: sqlite_utils.Database, record: Record, f: _Forget) -> dict
     return done
 
 
+def _unfound(db: sqlite_utils.Database, record: Record) -> dict[str, int]:
+    """How many of the list rows ``record`` names this log does not hold by their identity,
+    by store: made after the archive, or changed (an import rewrote its note) or removed
+    since; records name nobody, so the restore cannot tell which, only count them."""
+    out: dict[str, int] = {}
+    for table, held in record.rows.items():
+        missing = len(held) - len(_matched_rows(db, table, (ids for _, ids in held)))
+        if missing:
+            out[table] = missing
+    return out
+
+
 def _reapply_one(
     store: Store,
     record: Record,
     revoked: Sequence[tuple[str, str]],
     now: datetime,
     actor: str,
-) -> Forgotten | None:
-    """One forget made again (``reapply``), in one transaction with its audit row."""
+) -> tuple[Forgotten | None, dict[str, int]]:
+    """One forget made again (``reapply``), in one transaction with its audit row; and the
+    list rows its record names this log does not hold (``_unfound``)."""
     today = now.date()
     through: list[int] = []
+    unfound: dict[str, int] = {}
 
     def apply(db: sqlite_utils.Database) -> Forgotten | None:
         stamp = _unique_stamp(db, now)
         shut = sorted({p for p, at in revoked if at in record.revoked})
+        unfound.update(_unfound(db, record))
         rows = _forget_again(db, record, _Forget(record.whole, stamp, today))
         n = _revoke(db, shut, now, actor)
         # Its revocations here as they stand (stamped now, or the archive's own): a later
@@ -1352,11 +1372,13 @@ def _reapply_one(
     def detail(done: Forgotten | None) -> dict[str, Any]:
         assert done is not None  # skipped otherwise
         counts = {"events": 0, "audit": 0, **done.rows}
-        extra = {"passes_revoked": done.passes_revoked, "events_through": through[0]}
+        extra: dict[str, Any] = {"passes_revoked": done.passes_revoked}
+        extra |= {"events_through": through[0], "rows_not_found": dict(unfound)}
         keys = {"keys": list(record.kinds), "purged_at": done.purged_at, "rows": counts}
         return keys | extra | {"forced": True, "reapplies": record.stamp}
 
-    return store.submit_audited(apply, actor, FORGET_ACTION, detail, skip=lambda d: d is None)
+    done = store.submit_audited(apply, actor, FORGET_ACTION, detail, skip=lambda d: d is None)
+    return done, unfound
 
 
 # -- the daemon's memory ---------------------------------------------------------------------

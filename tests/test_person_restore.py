@@ -568,3 +568,39 @@ def test_a_vehicle_row_an_unchanged_vehicle_list_wrote_again_is_found_again(tmp_
     assert again.rows["resident_vehicles"] == 1
     left = _select(tmp_path / "before.db", "SELECT plate, household FROM resident_vehicles")
     assert left == [("京B99999", "C1-0101")]
+
+
+def test_a_restore_says_how_many_list_rows_a_forget_named_it_did_not_find(
+    tmp_path, clock, cli_clock, capsys
+):
+    """A list row the forget emptied that the archive does not hold by its identity (its note
+    rewritten since the archive: the archive holds it as it was, naming the resident) is not
+    found again, and records name nobody: the restore counts such rows, in its output and the
+    forget's audit row, and says to forget again from the office's list of requests."""
+    from checkpoint.cli.person_cmd import _sets
+    from kiosk.lists import ListStore
+
+    data, etc, log = _gate(tmp_path, clock)
+    log.close()
+    log = EventLog(data / "kiosk.db", "gate-north", clock, migrations=_sets()).open()
+    lists = ListStore(log, clock)
+    lists.load()
+    lists.import_csv("households", f'household,note\n{HOUSEHOLD},"{NAME} lives here"\n', "o")
+    archive = tmp_path / "north.kbak"
+    assert run_backup(data, etc, archive) == 0
+    clock.advance(60)
+    lists.import_csv("households", f'household,note\n{HOUSEHOLD},"{NAME}, moving out"\n', "o")
+    log.close()
+    _forget(data, "--name", NAME, "--household", HOUSEHOLD)
+    capsys.readouterr()
+
+    assert run_restore(data, etc, archive) == 0
+
+    out, err = capsys.readouterr()
+    said = json.loads(out)["forgets_reapplied"]
+    assert said["forgets"] == 1 and said["rows_not_found"] == {"list_households": 1}
+    assert "1 list row a forget emptied is not in the archive as it was" in err
+    assert "office's list of requests" in err and NAME not in err + out
+    sql = "SELECT detail FROM audit WHERE action = 'person_forgotten'"
+    (detail,) = _select(data / "kiosk.db", sql)
+    assert json.loads(detail[0])["rows_not_found"] == {"list_households": 1}

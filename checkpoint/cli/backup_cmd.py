@@ -404,6 +404,17 @@ def restore_run(args: argparse.Namespace) -> int:
             " log set aside in before-restore-UTC/ still holds them whole: it is the way back",
             file=sys.stderr,
         )
+    if unfound := sum(again["rows_not_found"].values()):
+        print(
+            f"kiosk restore: {_rows_said(unfound)} a forget emptied"
+            f" {'is' if unfound == 1 else 'are'} not in the archive as"
+            f" {'it was' if unfound == 1 else 'they were'} (made since, or changed or removed"
+            f" since: {', '.join(sorted(again['rows_not_found']))}); a resident's name may be"
+            " back in them: forget again by hand, before the kiosk starts, every resident on"
+            " the office's list of requests since the archive was taken (sudo kiosk-admin"
+            " person forget ... --yes)",
+            file=sys.stderr,
+        )
     print(
         f"kiosk restore: restored kiosk {restored['kiosk_id']!r}, events seq up to"
         f" {restored['seq']['last']}. Before it decides again, check the log against the"
@@ -412,6 +423,10 @@ def restore_run(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return 0
+
+
+def _rows_said(n: int) -> str:
+    return "1 list row" if n == 1 else f"{n} list rows"
 
 
 @contextmanager
