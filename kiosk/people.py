@@ -914,18 +914,19 @@ def _unique_stamp(db: sqlite_utils.Database, now: datetime) -> str:
         when += timedelta(microseconds=1)
 
 
-def _revoked_at(db: sqlite_utils.Database, passes: Sequence[str]) -> tuple[str, ...]:
-    """The stamps of these passes' revocations as they stand (a guard's, an earlier forget's,
-    this one's): a forget's record names them, no pass id, so a restore of an archive taken
-    before any of them shuts each card again (``_reapply_one``)."""
+def _revocations_of(db: sqlite_utils.Database, passes: Sequence[str]) -> tuple[str, ...]:
+    """These passes' revocations as they stand (a guard's, an earlier forget's, this one's),
+    each as ``<rowid>@<revoked_at>``: its number and stamp, no pass id. A forget's record names
+    them, so a restore of an archive taken before any of them shuts each card again
+    (``_reapply_one``), and no other card of the same stamp (one CSV import, one bundle)."""
     if not passes:
         return ()
     found = db.execute(
-        "SELECT DISTINCT revoked_at FROM list_revocations"
-        " WHERE pass_id IN (SELECT value FROM json_each(?)) ORDER BY revoked_at",
+        "SELECT rowid, revoked_at FROM list_revocations"
+        " WHERE pass_id IN (SELECT value FROM json_each(?)) ORDER BY rowid",
         [json.dumps(list(passes))],
     ).fetchall()
-    return tuple(str(r[0]) for r in found if r[0] is not None)
+    return tuple(f"{r[0]}@{r[1]}" for r in found)
 
 
 def _revoke(db: sqlite_utils.Database, passes: Sequence[str], now: datetime, actor: str) -> int:
@@ -997,7 +998,7 @@ def forget(
         through[:] = [int(db.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0])]
         rows = _forget_rows(db, again, _Forget(person.whole_household, stamp, today))
         revoked = _revoke(db, again.passes, now, actor)
-        shut = (now.isoformat(), *_revoked_at(db, again.passes))
+        shut = (now.isoformat(), *_revocations_of(db, again.passes))
         _keep(db, Record.of(again, stamp, through[0], shut))  # for ``reapply``
         if revoked or _LIST_TABLES & set(rows):
             mark_purged(db, now)  # every process reads its lists snapshot again
@@ -1093,9 +1094,9 @@ def _identity(table: str, row: Mapping[str, Any]) -> list[Any]:
 class Record:
     """One forget, kept: ``chained`` the chained rows it emptied (``seq``, the hash's first
     ``_HASH_KEPT`` hex digits), ``rows`` each list store's rows (whether the row was the
-    person's or only named them in a note, its ``_IDENTITY``), ``revoked`` the stamps of its
-    cards' revocations after it (its own, a guard's before it: the set-aside log's
-    revocations so stamped are its cards),
+    person's or only named them in a note, its ``_IDENTITY``), ``revoked`` its cards'
+    revocations: the stamp of those it made, ``<rowid>@<stamp>`` of each as it stood after
+    it (a guard's before it too): the set-aside log's revocations so named are its cards,
     ``whole`` a household forgotten whole (its list row deleted), ``kinds`` the kinds of key
     it was given, ``stamp`` its ``purged_at`` (its name), ``through`` the log's last event."""
 
@@ -1183,11 +1184,11 @@ def _keep(db: sqlite_utils.Database, record: Record) -> None:
 @dataclass(frozen=True)
 class Kept:
     """What a log says of its forgets, for a restore to carry: its records (``meta``'s rows
-    as ``as_json`` writes them) and its revocations (pass id, stamp: the cards a forget shut,
+    as ``as_json`` writes them) and its revocations (pass id, stamp, rowid: the cards a forget shut,
     which an archive taken before it may never have seen; in memory only)."""
 
     meta: Mapping[str, str]
-    revoked: tuple[tuple[str, str], ...]
+    revoked: tuple[tuple[str, str, int], ...]
 
     def records(self) -> list[Record]:
         found = [Record.from_json(value) for value in self.meta.values()]
@@ -1225,10 +1226,10 @@ def kept(conn: sqlite3.Connection) -> Kept:
         [len(RECORD_PREFIX), RECORD_PREFIX],
     ).fetchall()
     meta = {str(name): str(value) for name, value in rows}
-    revoked: list[tuple[str, str]] = []
+    revoked: list[tuple[str, str, int]] = []
     if "list_revocations" in tables and meta:
-        sql = "SELECT pass_id, revoked_at FROM list_revocations"
-        revoked = [(str(p), str(at)) for p, at in conn.execute(sql)]
+        sql = "SELECT pass_id, revoked_at, rowid FROM list_revocations"
+        revoked = [(str(p), str(at), int(n)) for p, at, n in conn.execute(sql)]
     return Kept(meta, tuple(revoked))
 
 
@@ -1340,7 +1341,7 @@ def _unfound(db: sqlite_utils.Database, record: Record) -> dict[str, int]:
 def _reapply_one(
     store: Store,
     record: Record,
-    revoked: Sequence[tuple[str, str]],
+    revoked: Sequence[tuple[str, str, int]],
     now: datetime,
     actor: str,
 ) -> tuple[Forgotten | None, dict[str, int]]:
@@ -1352,13 +1353,14 @@ def _reapply_one(
 
     def apply(db: sqlite_utils.Database) -> Forgotten | None:
         stamp = _unique_stamp(db, now)
-        shut = sorted({p for p, at in revoked if at in record.revoked})
+        named = set(record.revoked)
+        shut = sorted({p for p, at, n in revoked if at in named or f"{n}@{at}" in named})
         unfound.update(_unfound(db, record))
         rows = _forget_again(db, record, _Forget(record.whole, stamp, today))
         n = _revoke(db, shut, now, actor)
         # Its revocations here as they stand (stamped now, or the archive's own): a later
         # restore from this log finds them too.
-        also = (now.isoformat(), *_revoked_at(db, shut))
+        also = (now.isoformat(), *_revocations_of(db, shut))
         _keep(db, replace(record, revoked=tuple(dict.fromkeys((*record.revoked, *also)))))
         if not rows and not n:  # nothing of them in this log: carried only
             return None

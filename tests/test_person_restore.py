@@ -439,13 +439,14 @@ def test_a_card_a_guard_revoked_before_the_forget_is_shut_again_after_a_restore(
         EventDraft(direction="in", decision="pass", pass_id=card, household=HOUSEHOLD, holder=NAME)
     )
     _archive(log, tmp_path / "before.db")
-    log.submit(
-        lambda db: db.execute(
-            "INSERT INTO list_revocations (pass_id, reason, revoked_at, source, actor)"
-            " VALUES (?, 'lost', '2026-03-02T08:00:00+00:00', 'guard', 'g')",
-            [card],
+    for pass_id in (card, "bbbbbbbbbbbb"):  # one sheet of revocations: one stamp
+        log.submit(
+            lambda db, p=pass_id: db.execute(
+                "INSERT INTO list_revocations (pass_id, reason, revoked_at, source, actor)"
+                " VALUES (?, 'lost', '2026-03-02T08:00:00+00:00', 'csv', 'g')",
+                [p],
+            )
         )
-    )
     forget(log, Person.of(name=NAME, household=HOUSEHOLD), clock.now(), actor="cli")
     forgets = kept(log.reader().conn)
     log.close()
@@ -453,7 +454,7 @@ def test_a_card_a_guard_revoked_before_the_forget_is_shut_again_after_a_restore(
 
     done = _reapplied(tmp_path / "before.db", clock, forgets)
 
-    assert done.passes_revoked == 1
+    assert done.passes_revoked == 1  # hers, not the other card of the same sheet
     assert _select(tmp_path / "before.db", "SELECT pass_id, reason FROM list_revocations") == [
         (card, "")
     ]
