@@ -1056,20 +1056,22 @@ _PERSONAL_COLUMNS = {
 }
 
 
-#: A household row's values: what an import may change (its source, actor and stamp aside).
-_HOUSEHOLD_VALUES = ("residents", "observation_until", "note")
+#: A household row's values and where it came from: an import writes a row again unless the
+#: sheet's row holds them already (its actor and stamp aside; a guard's or a bundle's row
+#: becomes the sheet's, as before).
+_HOUSEHOLD_VALUES = ("residents", "observation_until", "note", "source")
 
 
 def _changed_households(
     db: sqlite_utils.Database, rows: list[dict[str, Any]]
 ) -> list[dict[str, Any]]:
     """The rows of a household import that are new or change a row's values: one written
-    again as it was keeps its row, stamp and source (its ``updated_at`` says when it last
+    again as it was keeps its row, stamp and actor (its ``updated_at`` says when it last
     changed, and a resident's forget names it by it: ``kiosk.people._IDENTITY``)."""
     held = {
         str(r[0]): tuple(r[1:])
         for r in db.execute(
-            "SELECT household, residents, observation_until, note FROM list_households"
+            "SELECT household, residents, observation_until, note, source FROM list_households"
         ).fetchall()
     }
     return [r for r in rows if held.get(r["household"]) != tuple(r[c] for c in _HOUSEHOLD_VALUES)]

@@ -531,12 +531,16 @@ def test_a_household_row_a_sheet_changes_takes_the_sheet_s_stamp(tmp_path, clock
     lists = ListStore(log, clock)
     lists.load()
     lists.import_csv("households", "household,residents\nA-1,2\nB-2,1\n", "office")
-    first = dict(_select(tmp_path / "k.db", "SELECT household, updated_at FROM list_households"))
+    lists.set_household("C-3", "guard", residents=1)
+    sql = "SELECT household, updated_at FROM list_households"
+    first = dict(_select(tmp_path / "k.db", sql))
     clock.advance(60)
-    lists.import_csv("households", "household,residents\nA-1,3\nB-2,1\n", "office")
-    then = dict(_select(tmp_path / "k.db", "SELECT household, updated_at FROM list_households"))
+    lists.import_csv("households", "household,residents\nA-1,3\nB-2,1\nC-3,1\n", "office")
+    then = dict(_select(tmp_path / "k.db", sql))
+    sources = dict(_select(tmp_path / "k.db", "SELECT household, source FROM list_households"))
     log.close()
     assert then["B-2"] == first["B-2"] and then["A-1"] > first["A-1"]
+    assert then["C-3"] > first["C-3"] and sources["C-3"] == "csv"  # the guard's: the sheet's now
 
 
 def test_a_vehicle_row_an_unchanged_vehicle_list_wrote_again_is_found_again(tmp_path, clock):
