@@ -12,6 +12,7 @@ ledgers' retention.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from collections.abc import Mapping
 from datetime import date
@@ -149,12 +150,19 @@ def replace_rows(
     drops a row (a plate, a household) or rewrites one of a row's values, the WAL's old page
     images still hold them: it owes a wipe in the transaction and wipes after the commit
     (``kiosk.wipe``). An import that only adds rows or writes them again as they were (their
-    ``updated_at`` stamp aside) owes none: a wipe stalls the writer for nothing."""
+    ``updated_at`` stamp aside) owes none: a wipe stalls the writer for nothing. A row written
+    again as it was (its ``updated_at`` aside) is left as it was, its rowid and stamp too: the
+    identity a resident's forget names it by (``kiosk.people._IDENTITY``) stays, so a restore
+    of an archive taken before this import finds it again."""
 
     def write(db: sqlite_utils.Database) -> bool:
         before = _held_values(db, table)
-        db.execute(f"delete from {table}")  # noqa: S608 - a table name of this package
-        db.table(table).insert_all(rows, pk=pk)
+        same = _unchanged(db, table, rows, pk)
+        db.execute(
+            f"delete from {table} where {pk} not in (select value from json_each(?))",  # noqa: S608
+            [json.dumps(sorted(same))],
+        )
+        db.table(table).insert_all((r for r in rows if r[pk] not in same), pk=pk)
         dropped = bool(before - _held_values(db, table))
         if dropped:
             owe_wipe(log, db)
@@ -168,6 +176,25 @@ def replace_rows(
 #: A ledger row's column that says when it was written, not what it holds: an import stamps
 #: every row it writes, one written again as it was too.
 _STAMP = "updated_at"
+
+
+def _unchanged(
+    db: sqlite_utils.Database, table: str, rows: list[dict[str, Any]], pk: str
+) -> set[Any]:
+    """The keys of ``rows`` whose row ``table`` holds with the same values, its ``_STAMP``
+    aside (a table name of this package)."""
+    wanted = {r[pk]: r for r in rows}
+    cursor = db.execute(f"select * from {table}")  # noqa: S608 - a table name of this package
+    names = [col[0] for col in cursor.description]
+    same: set[Any] = set()
+    for values in cursor:
+        held = dict(zip(names, values, strict=True))
+        new = wanted.get(held[pk])
+        if new is not None and all(
+            held.get(c) == new.get(c) for c in set(held) | set(new) if c != _STAMP
+        ):
+            same.add(held[pk])
+    return same
 
 
 def _held_values(db: sqlite_utils.Database, table: str) -> set[tuple[Any, ...]]:

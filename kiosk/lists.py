@@ -1056,6 +1056,27 @@ _PERSONAL_COLUMNS = {
 }
 
 
+#: A household row's values and where it came from: an import writes a row again unless the
+#: sheet's row holds them already (its actor and stamp aside; a guard's or a bundle's row
+#: becomes the sheet's, as before).
+_HOUSEHOLD_VALUES = ("residents", "observation_until", "note", "source")
+
+
+def _changed_households(
+    db: sqlite_utils.Database, rows: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The rows of a household import that are new or change a row's values: one written
+    again as it was keeps its row, stamp and actor (its ``updated_at`` says when it last
+    changed, and a resident's forget names it by it: ``kiosk.people._IDENTITY``)."""
+    held = {
+        str(r[0]): tuple(r[1:])
+        for r in db.execute(
+            "SELECT household, residents, observation_until, note, source FROM list_households"
+        ).fetchall()
+    }
+    return [r for r in rows if held.get(r["household"]) != tuple(r[c] for c in _HOUSEHOLD_VALUES)]
+
+
 def _personal_values(db: sqlite_utils.Database) -> set[tuple[str, tuple[Any, ...]]]:
     """Every list row's personal values, by table: a change that drops one (a quarantine the
     office lifted, a note rewritten) leaves it in the WAL's old frames (``kiosk.wipe``)."""
@@ -1712,8 +1733,9 @@ class ListStore:
                     self._quarantine_row(q, "csv", actor, now) for q in rows
                 )
             else:
+                written = [self._household_row(h, "csv", actor, now) for h in rows]
                 db.table("list_households").upsert_all(
-                    (self._household_row(h, "csv", actor, now) for h in rows), pk="household"
+                    _changed_households(db, written), pk="household"
                 )
             _set_meta(db, {"updated_at": now.isoformat(), "source": "csv"})
             if before - _personal_values(db):

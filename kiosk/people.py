@@ -75,6 +75,7 @@ __all__ = [
     "PersonError",
     "Reapplied",
     "Record",
+    "UnreadableForgets",
     "find",
     "forgotten_passages",
     "kept",
@@ -914,6 +915,21 @@ def _unique_stamp(db: sqlite_utils.Database, now: datetime) -> str:
         when += timedelta(microseconds=1)
 
 
+def _revocations_of(db: sqlite_utils.Database, passes: Sequence[str]) -> tuple[str, ...]:
+    """These passes' revocations as they stand (a guard's, an earlier forget's, this one's),
+    each as ``<rowid>@<revoked_at>``: its number and stamp, no pass id. A forget's record names
+    them, so a restore of an archive taken before any of them shuts each card again
+    (``_reapply_one``), and no other card of the same stamp (one CSV import, one bundle)."""
+    if not passes:
+        return ()
+    found = db.execute(
+        "SELECT rowid, revoked_at FROM list_revocations"
+        " WHERE pass_id IN (SELECT value FROM json_each(?)) ORDER BY rowid",
+        [json.dumps(list(passes))],
+    ).fetchall()
+    return tuple(f"{r[0]}@{r[1]}" for r in found)
+
+
 def _revoke(db: sqlite_utils.Database, passes: Sequence[str], now: datetime, actor: str) -> int:
     """A revocation without a reason for each pass not revoked yet; returns how many."""
     added = 0
@@ -981,9 +997,10 @@ def forget(
             raise PersonChanged()
         stamp = _unique_stamp(db, now)
         through[:] = [int(db.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0])]
-        _keep(db, Record.of(again, stamp, through[0], now.isoformat()))  # for ``reapply``
         rows = _forget_rows(db, again, _Forget(person.whole_household, stamp, today))
         revoked = _revoke(db, again.passes, now, actor)
+        shut = (now.isoformat(), *_revocations_of(db, again.passes))
+        _keep(db, Record.of(again, stamp, through[0], shut))  # for ``reapply``
         if revoked or _LIST_TABLES & set(rows):
             mark_purged(db, now)  # every process reads its lists snapshot again
         shredded = shred_salts(db, now)
@@ -1078,8 +1095,9 @@ def _identity(table: str, row: Mapping[str, Any]) -> list[Any]:
 class Record:
     """One forget, kept: ``chained`` the chained rows it emptied (``seq``, the hash's first
     ``_HASH_KEPT`` hex digits), ``rows`` each list store's rows (whether the row was the
-    person's or only named them in a note, its ``_IDENTITY``), ``revoked`` the stamps of the
-    revocations it made (the set-aside log's revocations so stamped are its cards),
+    person's or only named them in a note, its ``_IDENTITY``), ``revoked`` its cards'
+    revocations: the stamp of those it made, ``<rowid>@<stamp>`` of each as it stood after
+    it (a guard's before it too): the set-aside log's revocations so named are its cards,
     ``whole`` a household forgotten whole (its list row deleted), ``kinds`` the kinds of key
     it was given, ``stamp`` its ``purged_at`` (its name), ``through`` the log's last event."""
 
@@ -1092,7 +1110,7 @@ class Record:
     revoked: tuple[str, ...] = ()
 
     @classmethod
-    def of(cls, found: Found, stamp: str, through: int, revoked_at: str) -> Record:
+    def of(cls, found: Found, stamp: str, through: int, revoked: Sequence[str]) -> Record:
         chained, rows = {}, {}
         for table, held in found.rows.items():
             if RULES[table].forget is None:
@@ -1104,7 +1122,8 @@ class Record:
                 rows[table] = tuple(zip((r.get("_theirs", True) for r in held), ids, strict=True))
         person = found.person
         kinds = tuple(person.kinds())
-        return cls(stamp, through, kinds, person.whole_household, chained, rows, (revoked_at,))
+        shut = tuple(dict.fromkeys(revoked))
+        return cls(stamp, through, kinds, person.whole_household, chained, rows, shut)
 
     def as_json(self) -> str:
         chained = {
@@ -1166,15 +1185,35 @@ def _keep(db: sqlite_utils.Database, record: Record) -> None:
 @dataclass(frozen=True)
 class Kept:
     """What a log says of its forgets, for a restore to carry: its records (``meta``'s rows
-    as ``as_json`` writes them) and its revocations (pass id, stamp: the cards a forget shut,
+    as ``as_json`` writes them) and its revocations (pass id, stamp, rowid: the cards a forget shut,
     which an archive taken before it may never have seen; in memory only)."""
 
     meta: Mapping[str, str]
-    revoked: tuple[tuple[str, str], ...]
+    revoked: tuple[tuple[str, str, int], ...]
 
     def records(self) -> list[Record]:
         found = [Record.from_json(value) for value in self.meta.values()]
         return sorted((r for r in found if r is not None), key=lambda r: r.stamp)
+
+    def unreadable(self, have: Iterable[str] = ()) -> int:
+        """How many of its records ``Record.from_json`` cannot read (damaged, or of a newer
+        format after a downgrade), those named in ``have`` (a log's ``meta`` keys: the
+        archive holds that forget already) aside."""
+        held = set(have)
+        return sum(
+            1
+            for key, value in self.meta.items()
+            if key not in held and Record.from_json(value) is None
+        )
+
+
+class UnreadableForgets(Exception):
+    """``reapply`` told to refuse (``strict``): ``count`` forgets the log set aside keeps and
+    the archive does not cannot be read, so they would be undone unseen; nothing done."""
+
+    def __init__(self, count: int) -> None:
+        super().__init__(f"{count} of the residents' forgets this Pi's log keeps cannot be read")
+        self.count = count
 
 
 def kept(conn: sqlite3.Connection) -> Kept:
@@ -1188,10 +1227,10 @@ def kept(conn: sqlite3.Connection) -> Kept:
         [len(RECORD_PREFIX), RECORD_PREFIX],
     ).fetchall()
     meta = {str(name): str(value) for name, value in rows}
-    revoked: list[tuple[str, str]] = []
+    revoked: list[tuple[str, str, int]] = []
     if "list_revocations" in tables and meta:
-        sql = "SELECT pass_id, revoked_at FROM list_revocations"
-        revoked = [(str(p), str(at)) for p, at in conn.execute(sql)]
+        sql = "SELECT pass_id, revoked_at, rowid FROM list_revocations"
+        revoked = [(str(p), str(at), int(n)) for p, at, n in conn.execute(sql)]
     return Kept(meta, tuple(revoked))
 
 
@@ -1202,28 +1241,42 @@ class Reapplied:
     forgets: int
     rows: Mapping[str, int]
     passes_revoked: int
+    #: The forgets the log set aside keeps and the archive does not whose record could not
+    #: be read (``Kept.unreadable``): not made again, to be made by hand.
+    unreadable: int = 0
+    #: Of the list rows their records name, those this log does not hold by their identity
+    #: (``_unfound``), by store: made after the archive, or changed or removed since.
+    not_found: Mapping[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         out = {"forgets": self.forgets, "rows": dict(self.rows)}
-        return out | {"passes_revoked": self.passes_revoked}
+        out |= {"passes_revoked": self.passes_revoked, "unreadable": self.unreadable}
+        return out | {"rows_not_found": dict(self.not_found)}
 
 
-def reapply(store: Store, kept: Kept, now: datetime, *, actor: str) -> Reapplied:
+def reapply(
+    store: Store, kept: Kept, now: datetime, *, actor: str, strict: bool = False
+) -> Reapplied:
     """Every forget ``kept`` (a log set aside) holds that ``store``'s log (a restored archive)
     does not, made again in the order they were made, each with its own ``person_forgotten``
     row (``reapplies``: the forget's stamp) and its record, carried. A forget none of whose
-    rows and cards the log holds is only carried (not counted)."""
+    rows and cards the log holds is only carried (not counted). A record it cannot read is
+    counted (``unreadable``); ``strict``: ``UnreadableForgets`` then, nothing done."""
     have = {str(r[0]) for r in store.reader().execute("SELECT key FROM meta").fetchall()}
+    unread = kept.unreadable(have)
+    if unread and strict:
+        raise UnreadableForgets(unread)
     missing = [r for r in kept.records() if RECORD_PREFIX + r.stamp not in have]
-    forgets, revoked, rows = 0, 0, Counter[str]()
+    forgets, revoked, rows, unfound = 0, 0, Counter[str](), Counter[str]()
     for record in missing:
-        done = _reapply_one(store, record, kept.revoked, now, actor)
+        done, not_found = _reapply_one(store, record, kept.revoked, now, actor)
+        unfound.update(not_found)
         if done is not None:
             forgets, revoked = forgets + 1, revoked + done.passes_revoked
             rows.update(done.rows)
     if forgets:
         wipe_removed(store)
-    return Reapplied(forgets, dict(rows), revoked)
+    return Reapplied(forgets, dict(rows), revoked, unread, dict(unfound))
 
 
 def _matched_chained(
@@ -1274,24 +1327,42 @@ def _forget_again(db: sqlite_utils.Database, record: Record, f: _Forget) -> dict
     return done
 
 
+def _unfound(db: sqlite_utils.Database, record: Record) -> dict[str, int]:
+    """How many of the list rows ``record`` names this log does not hold by their identity,
+    by store: made after the archive, or changed (an import rewrote its note) or removed
+    since; records name nobody, so the restore cannot tell which, only count them."""
+    out: dict[str, int] = {}
+    for table, held in record.rows.items():
+        missing = len(held) - len(_matched_rows(db, table, (ids for _, ids in held)))
+        if missing:
+            out[table] = missing
+    return out
+
+
 def _reapply_one(
     store: Store,
     record: Record,
-    revoked: Sequence[tuple[str, str]],
+    revoked: Sequence[tuple[str, str, int]],
     now: datetime,
     actor: str,
-) -> Forgotten | None:
-    """One forget made again (``reapply``), in one transaction with its audit row."""
+) -> tuple[Forgotten | None, dict[str, int]]:
+    """One forget made again (``reapply``), in one transaction with its audit row; and the
+    list rows its record names this log does not hold (``_unfound``)."""
     today = now.date()
     through: list[int] = []
+    unfound: dict[str, int] = {}
 
     def apply(db: sqlite_utils.Database) -> Forgotten | None:
         stamp = _unique_stamp(db, now)
-        shut = sorted({p for p, at in revoked if at in record.revoked})
-        # Its revocations here are stamped now: a later restore from this log finds them too.
-        _keep(db, replace(record, revoked=(*record.revoked, now.isoformat())))
+        named = set(record.revoked)
+        shut = sorted({p for p, at, n in revoked if at in named or f"{n}@{at}" in named})
+        unfound.update(_unfound(db, record))
         rows = _forget_again(db, record, _Forget(record.whole, stamp, today))
         n = _revoke(db, shut, now, actor)
+        # Its revocations here as they stand (stamped now, or the archive's own): a later
+        # restore from this log finds them too.
+        also = (now.isoformat(), *_revocations_of(db, shut))
+        _keep(db, replace(record, revoked=tuple(dict.fromkeys((*record.revoked, *also)))))
         if not rows and not n:  # nothing of them in this log: carried only
             return None
         through[:] = [int(db.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0])]
@@ -1304,11 +1375,13 @@ def _reapply_one(
     def detail(done: Forgotten | None) -> dict[str, Any]:
         assert done is not None  # skipped otherwise
         counts = {"events": 0, "audit": 0, **done.rows}
-        extra = {"passes_revoked": done.passes_revoked, "events_through": through[0]}
+        extra: dict[str, Any] = {"passes_revoked": done.passes_revoked}
+        extra |= {"events_through": through[0], "rows_not_found": dict(unfound)}
         keys = {"keys": list(record.kinds), "purged_at": done.purged_at, "rows": counts}
         return keys | extra | {"forced": True, "reapplies": record.stamp}
 
-    return store.submit_audited(apply, actor, FORGET_ACTION, detail, skip=lambda d: d is None)
+    done = store.submit_audited(apply, actor, FORGET_ACTION, detail, skip=lambda d: d is None)
+    return done, unfound
 
 
 # -- the daemon's memory ---------------------------------------------------------------------

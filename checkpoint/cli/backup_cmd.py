@@ -404,6 +404,17 @@ def restore_run(args: argparse.Namespace) -> int:
             " log set aside in before-restore-UTC/ still holds them whole: it is the way back",
             file=sys.stderr,
         )
+    if unfound := sum(again["rows_not_found"].values()):
+        print(
+            f"kiosk restore: {_rows_said(unfound)} a forget emptied"
+            f" {'is' if unfound == 1 else 'are'} not in the archive as"
+            f" {'it was' if unfound == 1 else 'they were'} (made since, or changed or removed"
+            f" since: {', '.join(sorted(again['rows_not_found']))}); a resident's name may be"
+            " back in them: forget again by hand, before the kiosk starts, every resident on"
+            " the office's list of requests since the archive was taken (sudo kiosk-admin"
+            " person forget ... --yes)",
+            file=sys.stderr,
+        )
     print(
         f"kiosk restore: restored kiosk {restored['kiosk_id']!r}, events seq up to"
         f" {restored['seq']['last']}. Before it decides again, check the log against the"
@@ -412,6 +423,10 @@ def restore_run(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return 0
+
+
+def _rows_said(n: int) -> str:
+    return "1 list row" if n == 1 else f"{n} list rows"
 
 
 @contextmanager
@@ -466,7 +481,9 @@ def _restore(
             _configured_gate(config_file),
             as_this_gate=args.as_this_gate,
         )
-        again = _forget_again(data_stage / "kiosk.db", restored, forgets, config_file)
+        again = _forget_again(
+            data_stage / "kiosk.db", restored, forgets, config_file, go_on=args.without_forgets
+        )
         if again["forgets"]:
             restored = describe_log(data_stage / "kiosk.db")
         _own(data_stage, data, placed["data"], as_was=False)
@@ -521,15 +538,17 @@ def _forgets_of(db: Path, *, go_on: bool) -> Kept | None:
 
 
 def _forget_again(
-    staged: Path, restored: LogFacts, forgets: Kept | None, config_file: Path
+    staged: Path, restored: LogFacts, forgets: Kept | None, config_file: Path, *, go_on: bool
 ) -> dict[str, Any]:
     """Every forget this Pi's log keeps that the archive's does not, made again on the
     staged log before it is put in place (``kiosk.people.reapply``): a restore never brings
-    back a resident forgotten since the archive was taken."""
+    back a resident forgotten since the archive was taken. One whose record cannot be read
+    (damaged, of a newer format after a downgrade) stops the restore as a log that cannot
+    be read does, unless ``go_on`` (``--without-forgets``): the others made, that one said."""
     import sqlite3
 
     from drivers import clocksync
-    from kiosk.people import Reapplied, reapply
+    from kiosk.people import Reapplied, UnreadableForgets, reapply
     from kiosk.store import EventLog, StoreFault
 
     from .person_cmd import _sets
@@ -540,7 +559,12 @@ def _forget_again(
     log = EventLog(staged, kiosk_id, clocksync.system_clock(), migrations=_sets())
     try:
         log.open()
-        done = reapply(log, forgets, log.clock.now(), actor="restore")
+        done = reapply(log, forgets, log.clock.now(), actor="restore", strict=not go_on)
+    except UnreadableForgets as exc:
+        raise CliError(
+            f"{exc}, so they would not be made again: nothing was changed. Restore with"
+            f" --without-forgets and {_BY_HAND}"
+        ) from None
     except (StoreFault, sqlite3.Error) as exc:
         raise CliError(
             f"the forgets made since the archive could not be made again ({exc}): nothing was"
@@ -548,6 +572,12 @@ def _forget_again(
         ) from None
     finally:
         log.close()
+    if done.unreadable:
+        print(
+            f"kiosk restore: {done.unreadable} of the residents' forgets this Pi's log keeps"
+            f" cannot be read, not made again (--without-forgets): {_BY_HAND}",
+            file=sys.stderr,
+        )
     return done.as_dict()
 
 
