@@ -209,8 +209,20 @@ def plan_list_import(
     if which == "quarantine":  # a quarantine row is added, never edited in place
         diff = Diff(diff.added, (), (), diff.unchanged + len(diff.changed), {})
     missing, complete = _kept(which, table.header, in_force)
-    apply = [complete(k, rows[k][1]) for k in (*diff.added, *diff.changed)]
+    keys = (*diff.added, *diff.changed, *_taken(which, rows, diff, current))
+    apply = [complete(k, rows[k][1]) for k in keys]
     return ListPlan(which, (*table.header, *missing), tuple(apply), diff, table.layout)
+
+
+def _taken(kind: Kind, rows: Mapping[str, Any], diff: Diff, current: Lists) -> list[str]:
+    """The sheet's households held with its values as the office's bundle or a guard wrote
+    them ("unchanged" in the preview): written again, they are the sheet's, so the office's next
+    bundle without them leaves them (``ListStore.import_bundle`` drops only its own rows)."""
+    if kind != "households":
+        return []
+    source = {h.household: h.source for h in current.households.values()}
+    written = {*diff.added, *diff.changed}
+    return [k for k in rows if k not in written and source.get(k) != "csv"]
 
 
 def apply_list_import(plan: ListPlan, store: ListStore, actor: str) -> ImportResult | None:

@@ -1733,7 +1733,9 @@ class ListStore:
                     self._quarantine_row(q, "csv", actor, now) for q in rows
                 )
             else:
-                written = [self._household_row(h, "csv", actor, now) for h in rows]
+                # A household named twice: its last row, as an upsert of them all would end.
+                each = (self._household_row(h, "csv", actor, now) for h in rows)
+                written = list({r["household"]: r for r in each}.values())
                 db.table("list_households").upsert_all(
                     _changed_households(db, written), pk="household"
                 )

@@ -385,3 +385,33 @@ def test_reload_if_changed_leaves_an_unchanged_snapshot_in_force(store):
     before = store.current
     assert store.reload_if_changed() is False
     assert store.current is before
+
+
+def test_a_sheet_row_the_bundle_holds_as_it_is_becomes_the_sheets_through_the_import(store):
+    """Through the console's and the CLI's import (a plan, then its rows applied), a sheet's
+    household the office's bundle already held with the same values was "unchanged" and never
+    written: it stayed the bundle's, and the office's next bundle without it dropped a
+    household the gate's own sheet lists. It is the sheet's now (its values as they were)."""
+    from kiosk.listimport import apply_list_import, plan_list_import
+
+    store.import_bundle(
+        _bundle(1, households=[{"household": "3-201", "residents": 3}]), TRUST, actor="office"
+    )
+    sheet = b"household,residents\n3-201,3\n"
+    plan = plan_list_import(sheet, "h.csv", store.current, "households")
+    assert plan.diff.counts()["unchanged"] == 1  # the preview: no value changes
+    apply_list_import(plan, store, "clerk")
+    store.import_bundle(_bundle(2, households=[]), TRUST, actor="office")
+    assert store.current.households["3-201"].residents == 3
+    again = plan_list_import(sheet, "h.csv", store.current, "households")
+    assert again.rows == ()  # the sheet's own row: nothing to write again
+
+
+def test_a_sheet_naming_a_household_twice_ends_as_its_last_row_whatever_was_held(store):
+    """``import_csv`` compared each of a household's rows with the row held, not with the
+    sheet's last: the same sheet ended as one note or the other depending on what was held."""
+    sheet = "household,note\n1-1,b\n1-1,a\n"
+    for held in ("c", "a"):
+        store.import_csv("households", f"household,note\n1-1,{held}\n", actor="clerk")
+        store.import_csv("households", sheet, actor="clerk")
+        assert store.current.households["1-1"].note == "a", held
