@@ -498,9 +498,10 @@ class Daemon:
         #: systemd's ``TimeoutStopSec`` counts from the signal.
         self.stop_asked_at: float | None = None
         #: The helpers whose threads use the event log (the list sync's apply, the peers'
-        #: pages), each set once its stop has returned (or there is none, or none began):
-        #: after that none of their threads uses the log, and the log closes after them all
-        #: (``_close_log``).
+        #: pages), each set once none of their threads uses the log and none will (or there
+        #: is none, or no stop began): the peers' once its stop has returned, the list
+        #: sync's by the sync (``ListSync.log_released``: once no apply is under way); the
+        #: log closes after them all (``_close_log``).
         self._log_users = {name: threading.Event() for name in ("list sync", "peers")}
         for stopped in self._log_users.values():
             stopped.set()
@@ -672,8 +673,10 @@ class Daemon:
         not an outage: no alarm there), then stopped; each within its grant."""
         sync, peers = self._lists_sync, self._peers
         if sync is not None:
-            stop_sync = self._log_user_stop("list sync", sync.stop)
-            await self._stop_step(budget, "list sync", LISTS_STOP_S, stop_sync)
+            # Set by the sync once it has stopped and no apply of its is under way, however
+            # long after its stop returned (an apply outlasting the stop's wait).
+            self._log_users["list sync"] = sync.log_released
+            await self._stop_step(budget, "list sync", LISTS_STOP_S, sync.stop)
         if peers is not None:
             from checkpoint.peers import FAREWELL_S
 
@@ -768,10 +771,11 @@ class Daemon:
         return steps
 
     def _close_log(self) -> None:
-        """The event log closed once the stops of the helpers that use it from their threads
-        have returned (``ListSync.stop``, ``PeerSync.stop``: then no use of the log by them
-        is under way, and none begins; one closed under a running query crashed the
-        process), however long that takes: within the writes' grant, as every write."""
+        """The event log closed once the helpers that use it from their threads say no use
+        of it by them is under way and none begins (``ListSync.log_released``: its stop
+        begun and no apply under way; ``PeerSync.stop`` returned): one closed under a
+        running query crashed the process. However long that takes: within the writes'
+        grant, as every write; past it the log is left open, and the journal line says so."""
         for stopped in self._log_users.values():
             stopped.wait()
         self.core.store.close()

@@ -608,11 +608,15 @@ class ListSync:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         #: An apply under way (the bundle's audited write: ``_applying``): ``stop`` sets
-        #: ``_closed`` and waits for it to end, and none starts after (an answer still on its
-        #: way then is dropped): the log may be closed, as after ``PeerSync.stop``.
+        #: ``_closed`` and waits for it to end (``APPLY_WAIT_S`` at most), and none starts
+        #: after (an answer still on its way then is dropped).
         self._apply_gate = threading.Condition()
         self._applies = 0
         self._closed = False
+        #: Set once the sync no longer uses the event log and will not: ``stop`` has begun
+        #: and no apply is under way (by ``stop``, or by the apply's end when it outlasted
+        #: the stop's wait): the daemon closes the log only then (``Daemon._close_log``).
+        self.log_released = threading.Event()
 
     # -- one check ----------------------------------------------------------------------------
 
@@ -719,6 +723,8 @@ class ListSync:
         finally:
             with self._apply_gate:
                 self._applies -= 1
+                if self._closed and self._applies == 0:  # the stop's wait ran out before
+                    self.log_released.set()
                 self._apply_gate.notify_all()
 
     def _asked(self) -> httpx.URL:
@@ -832,6 +838,7 @@ class ListSync:
         self._stop.clear()
         with self._apply_gate:
             self._closed = False
+            self.log_released.clear()
         self._thread = threading.Thread(target=self._loop, name="kiosk-listsync", daemon=True)
         self._thread.start()
 
@@ -851,20 +858,25 @@ class ListSync:
         self._raised.worked()
         return result.outcome not in ("error", "rejected")
 
-    def stop(self, timeout_s: float = 5.0) -> None:
+    def stop(self, timeout_s: float = 5.0) -> bool:
         """Ask the thread to end and wait for it ``timeout_s`` at most (a fetch under way ends
-        at its deadline; the thread is a daemon's). Once it returns, the sync does not use
-        the event log: an apply under way was waited for (``APPLY_WAIT_S`` at most), and an
-        answer arriving later is dropped (``_applying``): the caller may close the log."""
+        at its deadline; the thread is a daemon's), then for an apply under way
+        (``APPLY_WAIT_S`` at most); an answer arriving later is dropped (``_applying``).
+        Whether no apply is under way any more: False, one (a slow card) outlasted the wait
+        and still uses the event log; ``log_released`` is set when it ends, and the caller
+        closes the log only then, never on this return alone."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout_s)
             self._thread = None
         with self._apply_gate:
             self._closed = True
-            self._apply_gate.wait_for(lambda: self._applies == 0, APPLY_WAIT_S)
+            idle = self._apply_gate.wait_for(lambda: self._applies == 0, APPLY_WAIT_S)
+            if idle:
+                self.log_released.set()
         if self._own_client:
             self.client.close()
+        return idle
 
     @classmethod
     def from_config(cls, core: Core, *, client: httpx.Client | None = None) -> ListSync | None:

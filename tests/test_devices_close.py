@@ -10,11 +10,14 @@ No sleeps: what is stuck waits on a ``threading.Event`` set only at the end."""
 
 from __future__ import annotations
 
+import ast
 import threading
+from pathlib import Path
 
 from kiosk.core import Devices
 from kiosk.devices import Health
 
+ROOT = Path(__file__).resolve().parent.parent
 WAIT_S = 10.0  # an upper bound for a test to fail instead of hanging, never a sleep
 
 
@@ -72,3 +75,23 @@ def test_a_relay_whose_close_hangs_is_left_to_the_exit_and_the_rest_still_closes
         assert "the gate's close did not return within 0.0 s" in line
     finally:
         release.set()
+
+
+def test_every_command_closes_its_core_by_core_close_the_relay_before_the_log():
+    """The bench's edge and pull servers closed the event log before the devices
+    (``core.store.close()`` then ``core.devices.close()``): a card stalled in the log's close
+    kept the relay open. Every command closes a core by ``Core.close`` (the relay first, the
+    log last); only the daemon closes the log itself, last of its stop (``_close_log``)."""
+    found = []
+    for path in sorted((ROOT / "checkpoint").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+                continue
+            owner = node.func.value
+            if (
+                node.func.attr == "close"
+                and isinstance(owner, ast.Attribute)
+                and owner.attr in ("store", "devices")
+            ):
+                found.append(f"{path.relative_to(ROOT)}: {ast.unparse(node)}")
+    assert found == ["checkpoint/app.py: self.core.store.close()"]

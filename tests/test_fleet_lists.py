@@ -17,6 +17,7 @@ from kiosk.lists import BundleError, ListStore
 from kiosk.logs import FLAP_LINES
 from kiosk.passes import TrustList, load_private_key, new_key_pair
 from kiosk.store import EventLog
+from office import listsync as listsync_mod
 from office.listsync import (
     MAX_BUNDLE_BYTES,
     BundleFile,
@@ -521,3 +522,47 @@ def test_a_bundle_arriving_after_the_stop_is_not_applied_to_a_log_being_closed(
     assert gate.lists.current.freshness.bundle_version == 0
     assert (sync.checks, sync.failures) == (0, 0)
     assert [r.getMessage() for r in caplog.records] == []
+
+
+def test_an_apply_outlasting_the_stops_wait_keeps_the_log_in_use_until_it_ends(
+    gate, office, clock, monkeypatch
+):
+    """``stop`` waited ``APPLY_WAIT_S`` (5 s) for an apply under way and returned as if it
+    had ended when it had not (a slow card, a big bundle on a Pi): the daemon then closed
+    the event log under the apply. Now ``stop`` says the apply outlasted its wait (False),
+    and ``log_released`` (what the daemon's close of the log waits for) is set only once
+    the apply has ended."""
+    monkeypatch.setattr(listsync_mod, "APPLY_WAIT_S", 0.0)  # the wait run out at once
+    publish_bundle(office.key, _lists(), office.bundle, now=clock.now())
+    sync = _sync(gate, Office(office.bundle))
+    inside, release = threading.Event(), threading.Event()
+    apply = gate.lists.import_bundle
+
+    def slow(*args, **kwargs):  # the bundle's audited write on a slow card
+        inside.set()
+        release.wait(10)
+        return apply(*args, **kwargs)
+
+    gate.lists.import_bundle = slow
+    checking = threading.Thread(target=sync.check)
+    checking.start()
+    try:
+        assert inside.wait(10)
+        assert sync.stop(0) is False  # the apply is still under way
+        assert not sync.log_released.is_set()
+    finally:
+        release.set()
+        checking.join(10)
+    assert sync.log_released.is_set()  # set by the apply's end
+    assert gate.lists.current.freshness.bundle_version == 1
+
+
+def test_a_stop_with_no_apply_under_way_releases_the_log_at_once(gate, office):
+    sync = _sync(gate, Office(office.bundle))
+    sync.start()
+    assert not sync.log_released.is_set()
+    assert sync.stop(0) is True
+    assert sync.log_released.is_set()
+    sync.start()  # started again: it uses the log again
+    assert not sync.log_released.is_set()
+    assert sync.stop(0) is True and sync.log_released.is_set()

@@ -36,6 +36,7 @@ from kiosk.config import parse_config
 from kiosk.deadline import StopBudget
 from kiosk.devices import Health
 from kiosk.pihealth import PiPowerReading, PowerWatch
+from office import listsync as listsync_module
 from office.listsync import ListSync
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -308,11 +309,13 @@ def test_the_event_log_is_closed_only_once_the_list_syncs_stop_has_returned(
     daemon.stop_budget_s = 0.6
     daemon.stop_reserves_s = {"gate lock": 0.05, "writes": 0.15}
     sync = ListSync(core.lists, core.trust, "http://office.lan/lists/bundle", core.clock)
+    stop = sync.stop
 
-    def sync_stop(timeout_s: float) -> None:  # an apply under way, waited for
+    def sync_stop(timeout_s: float) -> bool:  # a thread's fetch under way, waited for
         seen.append("sync stopping")
         release.wait(30)
         seen.append("sync stopped")
+        return stop(timeout_s)
 
     monkeypatch.setattr(sync, "stop", sync_stop)
     daemon._lists_sync = sync
@@ -339,6 +342,61 @@ def test_the_event_log_is_closed_only_once_the_list_syncs_stop_has_returned(
     assert seen.index("sync stopped") < seen.index("log closed")
     [line] = [r.getMessage() for r in caplog.records if r.getMessage().startswith("stopping:")]
     assert "given up at log" in line and "list sync (" in line
+
+
+def test_the_event_log_is_not_closed_under_a_list_sync_apply_outlasting_its_stop(
+    app, core, clock, caplog, monkeypatch
+):
+    """``ListSync.stop`` waited ``APPLY_WAIT_S`` (5 s) for an apply under way and returned
+    all the same (a slow card, a big bundle on a Pi): the daemon took its return for the
+    sync's end of the log and closed the log under the apply (one closed under a running
+    query crashed the process). Now the close waits for the sync to say no apply is under
+    way (``ListSync.log_released``) within the writes' grant: past it the log is left open
+    and the journal line says so; it is closed only once the apply has ended."""
+    monkeypatch.setattr(listsync_module, "APPLY_WAIT_S", 0.0)  # the wait run out at once
+    inside, release, closed = threading.Event(), threading.Event(), threading.Event()
+    seen = Seen()
+    daemon = Daemon(core, notifier=Notifier(None))
+    daemon.guard = app.state.guard
+    daemon.stop_budget_s = 0.6
+    daemon.stop_reserves_s = {"gate lock": 0.05, "writes": 0.15}
+    sync = ListSync(core.lists, core.trust, "http://office.lan/lists/bundle", core.clock)
+    daemon._lists_sync = sync
+
+    def apply() -> None:  # the bundle's audited write on a slow card
+        with sync._applying():
+            inside.set()
+            release.wait(30)
+            seen.append("apply ended")
+
+    applying = threading.Thread(target=apply, daemon=True)
+    close = core.store.close
+
+    def store_close() -> None:
+        seen.append("log closed")
+        close()
+        closed.set()
+
+    monkeypatch.setattr(core.store, "close", store_close)
+
+    async def run() -> None:
+        await core.runner.start()
+        applying.start()
+        assert inside.wait(WAIT_S)
+        await daemon.stop()
+
+    try:
+        with caplog.at_level(logging.WARNING, logger="checkpoint.app"):
+            asyncio.run(run())
+        assert "log closed" not in seen  # not while the apply is under way
+    finally:
+        release.set()
+    applying.join(WAIT_S)
+    assert closed.wait(WAIT_S)  # the close's thread goes on once the apply has ended
+    assert seen.index("apply ended") < seen.index("log closed")
+    [line] = [r.getMessage() for r in caplog.records if r.getMessage().startswith("stopping:")]
+    assert "given up at log" in line and "the event log left open" in line
+    assert "list sync (" in line  # its stop said the apply outlasted its wait
 
 
 def test_a_stop_with_nothing_stuck_gives_up_nothing_and_says_nothing(

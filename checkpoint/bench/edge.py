@@ -270,8 +270,7 @@ def _serve(data_dir: str) -> None:
     try:
         asyncio.run(main())
     finally:
-        core.store.close()
-        core.devices.close()
+        core.close()  # the relay first, the log last (a stalled card)
 
 
 # --- the flood and the driver (this process) -------------------------------------------------

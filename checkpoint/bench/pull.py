@@ -388,8 +388,7 @@ def serve(db_path: str, token_file: str) -> None:
     finally:
         probe.stop()
         HelperProcessPages.shutdown()
-        core.store.close()
-        core.devices.close()
+        core.close()  # the relay first, the log last (a stalled card)
 
 
 # --- the client (this process) --------------------------------------------------------------
