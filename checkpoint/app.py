@@ -499,9 +499,9 @@ class Daemon:
         self.stop_asked_at: float | None = None
         #: The helpers whose threads use the event log (the list sync's apply, the peers'
         #: pages), each set once none of their threads uses the log and none will (or there
-        #: is none, or no stop began): the peers' once its stop has returned, the list
-        #: sync's by the sync (``ListSync.log_released``: once no apply is under way); the
-        #: log closes after them all (``_close_log``).
+        #: is none, or no stop began): set by the helper itself (``ListSync.log_released``:
+        #: once no apply is under way; ``PeerSync.log_released``: once no page is kept);
+        #: the log closes after them all (``_close_log``).
         self._log_users = {name: threading.Event() for name in ("list sync", "peers")}
         for stopped in self._log_users.values():
             stopped.set()
@@ -683,25 +683,9 @@ class Daemon:
             def farewell(wait_s: float) -> bool:  # False: a peer not told (no answer)
                 return None not in peers.farewell(wait_s).values()
 
-            stop_peers = self._log_user_stop("peers", peers.stop)
+            self._log_users["peers"] = peers.log_released  # as the list sync's
             await self._stop_step(budget, "peers farewell", FAREWELL_S, farewell)
-            await self._stop_step(budget, "peers", PEERS_STOP_S, stop_peers)
-
-    def _log_user_stop(
-        self, name: str, stop: Callable[[float], object]
-    ) -> Callable[[float], object]:
-        """``stop``, which returns once none of its helper's threads uses the event log, as
-        a stop step: from now until it has returned, the log's close waits for it."""
-        stopped = self._log_users[name]
-        stopped.clear()
-
-        def run(timeout_s: float) -> object:
-            try:
-                return stop(timeout_s)
-            finally:
-                stopped.set()
-
-        return run
+            await self._stop_step(budget, "peers", PEERS_STOP_S, peers.stop)
 
     async def _stop_step(
         self, budget: StopBudget, step: str, own_s: float, fn: Callable[[float], object]

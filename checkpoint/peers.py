@@ -257,6 +257,10 @@ class PeerSync:
         self._store_gate = threading.Condition()
         self._store_users = 0
         self._closed = False
+        #: Set once ``stop`` began and no use of the event log is under way, however long
+        #: after ``stop`` returned (a use outlasting its wait): the daemon closes the log
+        #: only then (as ``ListSync.log_released``).
+        self.log_released = threading.Event()
         #: Set by a peer's poke: its thread asks it now, not at its next poll.
         self._wakes = {p.kiosk_id: threading.Event() for p in self.peers}
         #: A passing decision here not told to that peer yet (a queue of one: news coalesces).
@@ -449,6 +453,8 @@ class PeerSync:
         finally:
             with self._store_gate:
                 self._store_users -= 1
+                if self._closed and self._store_users == 0:  # the stop's wait ran out before
+                    self.log_released.set()
                 self._store_gate.notify_all()
 
     def _revocations(self, peer: PeerSource, page: CheckedPage, read: ClockReading) -> None:
@@ -983,6 +989,7 @@ class PeerSync:
         self._stop.clear()
         with self._store_gate:
             self._closed = False
+            self.log_released.clear()
         for peer in self.peers:
             for target, name in ((self._loop, "peer"), (self._push_loop, "news")):
                 thread = threading.Thread(
@@ -1014,10 +1021,12 @@ class PeerSync:
             if not self._stop.is_set() and self._take_news(peer.kiosk_id):
                 self._tell_news(peer)
 
-    def stop(self, timeout_s: float = 2.0) -> None:
+    def stop(self, timeout_s: float = 2.0) -> bool:
         """Ask the threads to end and wait for them within ``timeout_s`` in all (a fetch
-        under way ends at its deadline; its thread is a daemon's). Once it returns, no thread
-        of the sync uses the event log: the caller may close it."""
+        under way ends at its deadline; its thread is a daemon's), then for the uses of the
+        event log under way (``STORE_USE_S`` at most); none begins after. Whether none is
+        under way any more: False, one (a slow card) outlasted the wait; ``log_released`` is
+        set when it ends, and the caller closes the log only then, never on this return."""
         self._stop.set()
         for event in (*self._wakes.values(), *self._news.values()):
             event.set()
@@ -1027,9 +1036,12 @@ class PeerSync:
         self._threads = []
         with self._store_gate:  # a thread not ended yet (a fetch on its way) keeps out of it
             self._closed = True
-            self._store_gate.wait_for(lambda: self._store_users == 0, STORE_USE_S)
+            idle = self._store_gate.wait_for(lambda: self._store_users == 0, STORE_USE_S)
+            if idle:
+                self.log_released.set()
         if self._own_client:
             self.client.close()
+        return idle
 
     @classmethod
     def from_config(cls, core: Core, *, client: httpx.Client | None = None) -> PeerSync | None:

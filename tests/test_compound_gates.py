@@ -2218,3 +2218,39 @@ def test_the_peer_routes_conform_to_their_schema_with_a_peer_token(
             check()
     finally:
         south.close()
+
+
+def test_a_peer_threads_use_of_the_log_outlasting_the_stops_wait_keeps_the_log_in_use(
+    south, monkeypatch
+):
+    """``stop`` waited ``STORE_USE_S`` (5 s) for a peer thread's use of the event log (a page
+    kept on a slow card) and returned as if it had ended when it had not: the daemon then
+    closed the log under the query. Now ``stop`` says so (False), and ``log_released`` (what
+    the daemon's close of the log waits for, as for the list sync) is set only once it ended."""
+    import threading
+
+    from checkpoint import peers as peers_mod
+
+    monkeypatch.setattr(peers_mod, "STORE_USE_S", 0.0)
+    sync = PeerSync(south.core, south.config.compound, client=httpx.Client())
+    inside, release = threading.Event(), threading.Event()
+
+    def slow_use():
+        with sync._using_store():
+            inside.set()
+            release.wait(10)
+
+    using = threading.Thread(target=slow_use)
+    using.start()
+    try:
+        assert inside.wait(10)
+        assert sync.stop(0) is False  # a use still under way
+        assert not sync.log_released.is_set()
+    finally:
+        release.set()
+        using.join(10)
+    assert sync.log_released.is_set()  # set by the use's end
+    sync.start()  # started again: it uses the log again
+    assert not sync.log_released.is_set()
+    sync.stop(0)  # its threads' first asks may be under way: released once they end
+    assert sync.log_released.wait(10)
