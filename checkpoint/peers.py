@@ -37,7 +37,7 @@ import logging
 import secrets
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from datetime import time as dt_time
@@ -49,6 +49,7 @@ from kiosk.bus import EventBus
 from kiosk.clock import ClockReading
 from kiosk.config.compound import CompoundSection, PeerSource
 from kiosk.core import Core
+from kiosk.deadline import LogUses, Stopped
 from kiosk.history import COUNTED_DECISIONS
 from kiosk.logs import FlapLimit, RepeatedFailure
 from kiosk.peers import (
@@ -141,11 +142,6 @@ FAREWELL_S = 2.0
 NEWS_QUEUE = 256
 #: What to do about a redirect a peer answered.
 PEER_MOVED = "if the peer gate answers there, set its compound.peers url to that base URL"
-
-
-class _Stopped(Exception):
-    """The sync was stopped: its threads leave the event log alone (the daemon closes it
-    next)."""
 
 
 @dataclass
@@ -251,16 +247,12 @@ class PeerSync:
         self._told: tuple[str, ...] = ()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
-        #: Uses of the event log under way (``_using_store``; they never wait for each other):
-        #: ``stop`` sets ``_closed`` and waits for them to end, and none starts after (a fetch
-        #: still on its way then drops its answer): the log may be closed.
-        self._store_gate = threading.Condition()
-        self._store_users = 0
-        self._closed = False
-        #: Set once ``stop`` began and no use of the event log is under way, however long
-        #: after ``stop`` returned (a use outlasting its wait): the daemon closes the log
-        #: only then (as ``ListSync.log_released``).
-        self.log_released = threading.Event()
+        #: Uses of the event log under way (``LogUses.using``; they never wait for each other):
+        #: ``stop`` waits for them to end (``STORE_USE_S`` at most), and none starts after (a
+        #: fetch still on its way then drops its answer). ``log_released``: set once none is
+        #: under way and none will be; the daemon closes the log only then (as the list sync's).
+        self._uses = LogUses()
+        self.log_released = self._uses.released
         #: Set by a peer's poke: its thread asks it now, not at its next poll.
         self._wakes = {p.kiosk_id: threading.Event() for p in self.peers}
         #: A passing decision here not told to that peer yet (a queue of one: news coalesces).
@@ -310,7 +302,7 @@ class PeerSync:
         keeping = self._keeping[peer.kiosk_id]
         try:
             self.fetch(peer)
-        except _Stopped:
+        except Stopped:
             return  # stopped while its answer was on the way: dropped
         except Exception as exc:  # noqa: BLE001 - a store fault while keeping: the next round retries
             keeping.failed(exc)
@@ -360,19 +352,19 @@ class PeerSync:
             except ValueError as exc:
                 self._failed(peer, f"no token ({exc})")
                 return got
-            with self._using_store():
+            with self._uses.using():
                 after = self.ledger.cursor(peer.kiosk_id)
                 origin = self.ledger.origin(peer.kiosk_id)
             try:
                 page = self._page(peer, token, after, origin)
             except PeerRestarted as exc:
                 log.warning("compound: %s: %s; fetching it again", peer.kiosk_id, exc)
-                with self._using_store():
+                with self._uses.using():
                     self.ledger.restart(peer.kiosk_id, self.core.clock.now())
                 continue
             except PeerRolledBack as exc:
                 log.warning("compound: %s: %s; going on from there", peer.kiosk_id, exc)
-                with self._using_store():
+                with self._uses.using():
                     self.ledger.rolled_back(peer.kiosk_id, exc.last)
                 continue
             except PeerForged as exc:
@@ -412,7 +404,7 @@ class PeerSync:
                     page.refused,
                 )
             if reopened:
-                with self._using_store():
+                with self._uses.using():
                     self.ledger.set_closed(peer.url, peer.kiosk_id, None, None, clock.now())
             if page.next >= page.last or page.held_back or (page.next == after and not page.rows):
                 break  # the rest: left with the peer (a passage it cannot date yet)
@@ -422,7 +414,7 @@ class PeerSync:
         """Keep ``page``'s rows and record the new ones in the history; drop those held that
         its gate says it did not open for (fetched before it knew: nobody went through), and
         take them back from the history. The new rows."""
-        with self._using_store():
+        with self._uses.using():
             new = self.ledger.merge(
                 peer.url,
                 peer.kiosk_id,
@@ -438,32 +430,13 @@ class PeerSync:
                 self._forget(dropped)
         return new
 
-    @contextlib.contextmanager
-    def _using_store(self) -> Iterator[None]:
-        """Around each use of the event log by the sync: ``_Stopped`` once ``stop`` returned
-        (the daemon closes the log next, under a thread still running a query it crashed
-        the process), and ``stop`` waits for the uses under way (milliseconds); they do not
-        wait for each other (the health report reads while a page is kept)."""
-        with self._store_gate:
-            if self._closed:
-                raise _Stopped
-            self._store_users += 1
-        try:
-            yield
-        finally:
-            with self._store_gate:
-                self._store_users -= 1
-                if self._closed and self._store_users == 0:  # the stop's wait ran out before
-                    self.log_released.set()
-                self._store_gate.notify_all()
-
     def _revocations(self, peer: PeerSource, page: CheckedPage, read: ClockReading) -> None:
         """Hold the peer's guards' revocations and quarantine entries as its page said them
         (each when it says them: a peer on an earlier release says neither, or no quarantine);
         when they changed, the lists in force are read again (the engine refuses them from
         its next passage)."""
         changed: list[str] = []
-        with self._using_store():
+        with self._uses.using():
             if page.revocations is not None and self.ledger.set_revocations(
                 peer.kiosk_id, page.revocations, read.wall, synced=read.synced
             ):
@@ -840,7 +813,7 @@ class PeerSync:
             state.closed_at, state.closing_said = now, when
             state.closed_mono_ns = read.mono_ns
         # Kept for a restart of this gate; shown now either way.
-        with contextlib.suppress(Exception), self._using_store():
+        with contextlib.suppress(Exception), self._uses.using():
             self.ledger.set_closed(peer.url, kiosk_id, now, when, now)
         log.info("compound: peer %s says it is closing (stopped cleanly)", kiosk_id)
         self._tell()
@@ -893,7 +866,7 @@ class PeerSync:
         took (``told``) or not (``tell_failed``)."""
         reading = ClockReading.take(self.core.clock)
         try:
-            with self._using_store():
+            with self._uses.using():
                 held = self.ledger.held()
         except Exception:  # noqa: BLE001 - the health report must not fail on it (nor stopped)
             held = {}
@@ -987,9 +960,7 @@ class PeerSync:
         if self._threads:
             return
         self._stop.clear()
-        with self._store_gate:
-            self._closed = False
-            self.log_released.clear()
+        self._uses.open()
         for peer in self.peers:
             for target, name in ((self._loop, "peer"), (self._push_loop, "news")):
                 thread = threading.Thread(
@@ -1034,11 +1005,7 @@ class PeerSync:
         for thread in self._threads:
             thread.join(max(0.0, end - self._monotonic()))
         self._threads = []
-        with self._store_gate:  # a thread not ended yet (a fetch on its way) keeps out of it
-            self._closed = True
-            idle = self._store_gate.wait_for(lambda: self._store_users == 0, STORE_USE_S)
-            if idle:
-                self.log_released.set()
+        idle = self._uses.close(STORE_USE_S)  # a thread not ended yet keeps out of the log
         if self._own_client:
             self.client.close()
         return idle

@@ -12,12 +12,13 @@ decision loop. ``call`` is for the asyncio loop (the runner), ``call_sync`` for 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 from kiosk.devices import DeviceFault
@@ -302,3 +303,53 @@ class StopBudget:
         if not self.cut:
             return f"given up: {each}"
         return f"the budget used up by {ranked[0][0]}; given up: {each}"
+
+
+class Stopped(Exception):
+    """A use of the event log asked for once its helper's stop began (``LogUses``): the
+    helper's thread leaves the log alone (the daemon closes it next), what it came with
+    dropped."""
+
+
+class LogUses:
+    """A helper's threads' uses of the event log (the list sync's apply, the peers' pages) and
+    their end at a stop: the daemon closes the log under none of them (one closed under a
+    running query crashed the process). ``using()`` around each use (``Stopped`` once
+    ``close`` began; uses do not wait for each other); ``close(wait_s)`` refuses new ones and
+    waits for those under way, ``wait_s`` at most: whether none is; ``released`` is set once
+    closed and none is under way, however long after (a use on a slow card outlasting the
+    wait), and the daemon closes the log only then; ``open`` again at a start."""
+
+    def __init__(self) -> None:
+        self._gate = threading.Condition()
+        self._users = 0
+        self._closed = False
+        self.released = threading.Event()
+
+    def open(self) -> None:
+        with self._gate:
+            self._closed = False
+            self.released.clear()
+
+    @contextlib.contextmanager
+    def using(self) -> Iterator[None]:
+        with self._gate:
+            if self._closed:
+                raise Stopped
+            self._users += 1
+        try:
+            yield
+        finally:
+            with self._gate:
+                self._users -= 1
+                if self._closed and self._users == 0:  # the close's wait ran out before
+                    self.released.set()
+                self._gate.notify_all()
+
+    def close(self, wait_s: float) -> bool:
+        with self._gate:
+            self._closed = True
+            idle = self._gate.wait_for(lambda: self._users == 0, wait_s)
+            if idle:
+                self.released.set()
+        return idle

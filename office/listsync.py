@@ -41,6 +41,7 @@ from pydantic import ValidationError
 
 from kiosk.clock import Clock
 from kiosk.core import Core
+from kiosk.deadline import LogUses, Stopped
 from kiosk.files import write_atomic
 from kiosk.lists import (
     BUNDLE_FORMAT,
@@ -95,11 +96,6 @@ APPLY_WAIT_S = 5.0
 #: people (health data). Their owner (who publishes) reads and writes them, their group (the
 #: collector's user, who serves them) reads them, nobody else (``bundle_group``).
 BUNDLE_MODE = 0o640
-
-
-class _Stopped(Exception):
-    """The sync was stopped: its thread leaves the event log alone (the daemon closes it
-    next)."""
 
 
 class PublishBusy(BundleError):
@@ -607,16 +603,13 @@ class ListSync:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        #: An apply under way (the bundle's audited write: ``_applying``): ``stop`` sets
-        #: ``_closed`` and waits for it to end (``APPLY_WAIT_S`` at most), and none starts
-        #: after (an answer still on its way then is dropped).
-        self._apply_gate = threading.Condition()
-        self._applies = 0
-        self._closed = False
-        #: Set once the sync no longer uses the event log and will not: ``stop`` has begun
-        #: and no apply is under way (by ``stop``, or by the apply's end when it outlasted
-        #: the stop's wait): the daemon closes the log only then (``Daemon._close_log``).
-        self.log_released = threading.Event()
+        #: The apply, the sync's one use of the event log (the bundle's audited write):
+        #: ``stop`` waits for one under way (``APPLY_WAIT_S`` at most), and none starts after
+        #: (an answer still on its way then is dropped). ``log_released``: set once the sync
+        #: no longer uses the log and will not; the daemon closes the log only then
+        #: (``Daemon._close_log``).
+        self._uses = LogUses()
+        self.log_released = self._uses.released
 
     # -- one check ----------------------------------------------------------------------------
 
@@ -624,7 +617,7 @@ class ListSync:
         with self._lock:
             try:
                 result = self._check()
-            except _Stopped:  # the answer came after the stop: dropped, nothing said
+            except Stopped:  # the answer came after the stop: dropped, nothing said
                 applied = self.lists.current.freshness.bundle_version
                 return SyncResult("error", applied, "the gate is stopping: not applied")
             self.checks += 1
@@ -696,7 +689,7 @@ class ListSync:
         except (httpx.HTTPError, DeadlineExceeded) as exc:
             return SyncResult("error", applied, self._unreachable(exc, deadline))
         try:
-            with self._applying():
+            with self._uses.using():
                 imported = self.lists.import_bundle(body, self.trust, self.actor, self.compound)
         except BundleError as exc:
             # Not remembering the ETag: a fixed bundle under the same URL is fetched next time.
@@ -708,24 +701,6 @@ class ListSync:
             self.lists.confirm(self.clock.now())
         version = self.lists.current.freshness.bundle_version
         return SyncResult("applied" if imported.applied else "current", version, imported.message)
-
-    @contextlib.contextmanager
-    def _applying(self) -> Iterator[None]:
-        """Around the apply, the sync's one use of the event log: ``_Stopped`` once ``stop``
-        returned (the daemon closes the log next, and one closed under a running query
-        crashed the process); ``stop`` waits for an apply under way."""
-        with self._apply_gate:
-            if self._closed:
-                raise _Stopped
-            self._applies += 1
-        try:
-            yield
-        finally:
-            with self._apply_gate:
-                self._applies -= 1
-                if self._closed and self._applies == 0:  # the stop's wait ran out before
-                    self.log_released.set()
-                self._apply_gate.notify_all()
 
     def _asked(self) -> httpx.URL:
         url = httpx.URL(self.url)
@@ -836,9 +811,7 @@ class ListSync:
         if self._thread is not None:
             return
         self._stop.clear()
-        with self._apply_gate:
-            self._closed = False
-            self.log_released.clear()
+        self._uses.open()
         self._thread = threading.Thread(target=self._loop, name="kiosk-listsync", daemon=True)
         self._thread.start()
 
@@ -861,7 +834,7 @@ class ListSync:
     def stop(self, timeout_s: float = 5.0) -> bool:
         """Ask the thread to end and wait for it ``timeout_s`` at most (a fetch under way ends
         at its deadline; the thread is a daemon's), then for an apply under way
-        (``APPLY_WAIT_S`` at most); an answer arriving later is dropped (``_applying``).
+        (``APPLY_WAIT_S`` at most); an answer arriving later is dropped (``LogUses``).
         Whether no apply is under way any more: False, one (a slow card) outlasted the wait
         and still uses the event log; ``log_released`` is set when it ends, and the caller
         closes the log only then, never on this return alone."""
@@ -869,11 +842,7 @@ class ListSync:
         if self._thread is not None:
             self._thread.join(timeout_s)
             self._thread = None
-        with self._apply_gate:
-            self._closed = True
-            idle = self._apply_gate.wait_for(lambda: self._applies == 0, APPLY_WAIT_S)
-            if idle:
-                self.log_released.set()
+        idle = self._uses.close(APPLY_WAIT_S)
         if self._own_client:
             self.client.close()
         return idle

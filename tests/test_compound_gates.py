@@ -2236,7 +2236,7 @@ def test_a_peer_threads_use_of_the_log_outlasting_the_stops_wait_keeps_the_log_i
     inside, release = threading.Event(), threading.Event()
 
     def slow_use():
-        with sync._using_store():
+        with sync._uses.using():
             inside.set()
             release.wait(10)
 

@@ -364,7 +364,7 @@ def test_the_event_log_is_not_closed_under_a_list_sync_apply_outlasting_its_stop
     daemon._lists_sync = sync
 
     def apply() -> None:  # the bundle's audited write on a slow card
-        with sync._applying():
+        with sync._uses.using():
             inside.set()
             release.wait(30)
             seen.append("apply ended")
