@@ -9,7 +9,12 @@ import json
 import sqlite3
 
 import pytest
-from test_backup import make_gate, run_backup, run_restore
+from test_backup import (  # no_installed_kiosk: autouse here too
+    make_gate,
+    no_installed_kiosk,  # noqa: F401
+    run_backup,
+    run_restore,
+)
 
 from checkpoint.cli import main
 from kiosk.clock import FakeClock
@@ -18,14 +23,6 @@ from kiosk.store import EventDraft, EventLog
 NAME, HOUSEHOLD, PHONE = "Wang Lei", "B3-1201", "13800000000"
 CARD = "3f9a1c2e0b4d"  # a pass of theirs this gate's archive never saw
 NEIGHBOUR = "Ottoline Baptiste"
-
-
-@pytest.fixture(autouse=True)
-def no_installed_kiosk(monkeypatch, tmp_path):
-    monkeypatch.setattr("checkpoint.cli.backup_cmd.INSTALLED_DATA", str(tmp_path / "none"))
-    monkeypatch.setattr("checkpoint.cli.backup_cmd.INSTALLED_CONFIG", str(tmp_path / "none.toml"))
-    monkeypatch.delenv("KIOSK_CONFIG", raising=False)
-    monkeypatch.delenv("KIOSK_DATA", raising=False)
 
 
 @pytest.fixture

@@ -293,6 +293,20 @@ def test_a_stop_with_every_step_stuck_ends_within_its_budget_the_relay_locked_fi
         assert f"{step} (" in line, step
 
 
+def _log_close_seen(core, seen, monkeypatch) -> threading.Event:
+    """The event log's close noted in ``seen`` ("log closed"); the event is set once done."""
+    closed = threading.Event()
+    close = core.store.close
+
+    def store_close() -> None:
+        seen.append("log closed")
+        close()
+        closed.set()
+
+    monkeypatch.setattr(core.store, "close", store_close)
+    return closed
+
+
 def test_the_event_log_is_closed_only_once_the_list_syncs_stop_has_returned(
     app, core, clock, caplog, monkeypatch
 ):
@@ -302,7 +316,7 @@ def test_the_event_log_is_closed_only_once_the_list_syncs_stop_has_returned(
     process). Now the close waits for the list sync's stop as for the peers' (within the
     writes' grant: past it the log is left open and said), and after that stop returns no
     thread of the sync uses the log (``ListSync.stop``)."""
-    release, closed = threading.Event(), threading.Event()
+    release = threading.Event()
     seen = Seen()
     daemon = Daemon(core, notifier=Notifier(None))
     daemon.guard = app.state.guard
@@ -319,14 +333,7 @@ def test_the_event_log_is_closed_only_once_the_list_syncs_stop_has_returned(
 
     monkeypatch.setattr(sync, "stop", sync_stop)
     daemon._lists_sync = sync
-    close = core.store.close
-
-    def store_close() -> None:
-        seen.append("log closed")
-        close()
-        closed.set()
-
-    monkeypatch.setattr(core.store, "close", store_close)
+    closed = _log_close_seen(core, seen, monkeypatch)
 
     async def run() -> None:
         await core.runner.start()
@@ -354,7 +361,7 @@ def test_the_event_log_is_not_closed_under_a_list_sync_apply_outlasting_its_stop
     way (``ListSync.log_released``) within the writes' grant: past it the log is left open
     and the journal line says so; it is closed only once the apply has ended."""
     monkeypatch.setattr(listsync_module, "APPLY_WAIT_S", 0.0)  # the wait run out at once
-    inside, release, closed = threading.Event(), threading.Event(), threading.Event()
+    inside, release = threading.Event(), threading.Event()
     seen = Seen()
     daemon = Daemon(core, notifier=Notifier(None))
     daemon.guard = app.state.guard
@@ -370,14 +377,7 @@ def test_the_event_log_is_not_closed_under_a_list_sync_apply_outlasting_its_stop
             seen.append("apply ended")
 
     applying = threading.Thread(target=apply, daemon=True)
-    close = core.store.close
-
-    def store_close() -> None:
-        seen.append("log closed")
-        close()
-        closed.set()
-
-    monkeypatch.setattr(core.store, "close", store_close)
+    closed = _log_close_seen(core, seen, monkeypatch)
 
     async def run() -> None:
         await core.runner.start()
