@@ -60,7 +60,9 @@ import statistics
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Literal
+from math import exp as _exp
+from operator import mul
+from typing import Literal, NamedTuple
 
 from kiosk.calibration import Calibration, CalibrationStore
 from kiosk.config.thermometer import ThermometryConfig
@@ -294,37 +296,15 @@ class PlateauFit:
         return abs(self.lag_c) <= abs(self.rise_c)
 
 
-@dataclass(frozen=True)
-class _TauFit:
+class _TauFit(NamedTuple):
+    """The fit at one approach tau (a tuple: hundreds are made at every reading)."""
+
     tau_s: float
     rss: float
     plateau_c: float
     plateau_var: float  # (X^T X)^-1 [0][0]: times sigma^2, the plateau's variance
     rise_c: float
     lag_c: float
-
-    @property
-    def rising(self) -> bool:
-        return self.rise_c > 0
-
-
-def _inverse3(m: list[list[float]]) -> list[list[float]] | None:
-    a, b, c = m[0]
-    d, e, f = m[1]
-    g, h, i = m[2]
-    # The cofactors, by name: this runs for every tau of every fit, at every reading.
-    c00, c01, c02 = e * i - f * h, c * h - b * i, b * f - c * e
-    c10, c11, c12 = f * g - d * i, a * i - c * g, c * d - a * f
-    c20, c21, c22 = d * h - e * g, b * g - a * h, a * e - b * d
-    det = a * c00 + b * c10 + c * c20
-    scale = max(abs(a), abs(b), abs(c), abs(d), abs(e), abs(f), abs(g), abs(h), abs(i))
-    if abs(det) <= 1e-12 * scale**3:
-        return None
-    return [
-        [c00 / det, c01 / det, c02 / det],
-        [c10 / det, c11 / det, c12 / det],
-        [c20 / det, c21 / det, c22 / det],
-    ]
 
 
 @dataclass(frozen=True)
@@ -363,33 +343,39 @@ def _fit_tau(s: _Samples, tau_s: float) -> _TauFit | None:
 
     An exponential approach seen through a first-order filter is exactly this sum: the
     filter's own term (``B``) dies out within a few ``tau_f`` and the approach keeps ``tau``.
-    Each sum adds the same products in the same order as summing over the design matrix's
-    rows ``(1, -exp(-t/tau), -exp(-t/tau_f))`` would, so the result is bit for bit that fit.
+    The normal equations' matrix is symmetric: six cofactors of its nine, the inverse
+    ``cofactor / det``. Each sum adds the same products in the same order as summing over
+    the design matrix's rows ``(1, -exp(-t/tau), -exp(-t/tau_f))`` would (``sum`` over
+    ``map``: no list of products is built), so the result is bit for bit that fit. This runs
+    for every tau of every fit, at every reading: hundreds of times a reading on a Pi.
     """
-    col = [-math.exp(-t / tau_s) for t in s.ts]
-    sum_a = sum(col)
-    sum_af = sum([a * f for a, f in zip(col, s.filter_col, strict=True)])
-    xtx = [
-        [s.n, sum_a, s.sum_f],
-        [sum_a, sum([a * a for a in col]), sum_af],
-        [s.sum_f, sum_af, s.sum_ff],
-    ]
-    inv = _inverse3(xtx)
-    if inv is None:
+    col = [-_exp(-t / tau_s) for t in s.ts]
+    n, sum_a, sum_f, sum_ff = s.n, sum(col), s.sum_f, s.sum_ff
+    sum_aa, sum_af = sum(map(mul, col, col)), sum(map(mul, col, s.filter_col))
+    c00 = sum_aa * sum_ff - sum_af * sum_af
+    c01 = sum_f * sum_af - sum_a * sum_ff
+    c02 = sum_a * sum_af - sum_f * sum_aa
+    c11 = n * sum_ff - sum_f * sum_f
+    c12 = sum_f * sum_a - n * sum_af
+    c22 = n * sum_aa - sum_a * sum_a
+    det = n * c00 + sum_a * c01 + sum_f * c02
+    # The largest entry's size (the diagonal's are sums of squares): a singular matrix.
+    scale = max(n, sum_aa, sum_ff, abs(sum_a), abs(sum_f), abs(sum_af))
+    if abs(det) <= 1e-12 * scale**3:
         return None
-    y0, y1, y2 = s.sum_y, sum([a * y for a, y in zip(col, s.ys, strict=True)]), s.sum_fy
-    # Each coefficient is sum() of its row's three products, in order (as a generator did).
-    r0, r1, r2 = inv
-    p = sum((r0[0] * y0, r0[1] * y1, r0[2] * y2))
-    c_a = sum((r1[0] * y0, r1[1] * y1, r1[2] * y2))
-    c_f = sum((r2[0] * y0, r2[1] * y1, r2[2] * y2))
+    i00, i01, i02 = c00 / det, c01 / det, c02 / det
+    i11, i12, i22 = c11 / det, c12 / det, c22 / det
+    y0, y1, y2 = s.sum_y, sum(map(mul, col, s.ys)), s.sum_fy
+    p = i00 * y0 + i01 * y1 + i02 * y2
+    c_a = i01 * y0 + i11 * y1 + i12 * y2
+    c_f = i02 * y0 + i12 * y1 + i22 * y2
     rss = sum(
         [
-            (y - sum((p, c_a * a, c_f * f))) ** 2
+            (y - (p + c_a * a + c_f * f)) ** 2
             for a, f, y in zip(col, s.filter_col, s.ys, strict=True)
         ]
     )
-    return _TauFit(tau_s, rss, p, r0[0], c_a, c_f)
+    return _TauFit(tau_s, rss, p, i00, c_a, c_f)
 
 
 def _fits(samples: _Samples, taus: Iterable[float]) -> list[_TauFit]:

@@ -406,6 +406,43 @@ def test_the_fit_says_when_a_first_sample_is_no_part_of_the_approach():
     assert wild is not None and not wild.lag_fits_the_rise
 
 
+@settings(max_examples=200, deadline=None)
+@given(
+    tau_s=st.floats(0.05, 4.0),
+    plateau_c=st.floats(25.0, 40.0),
+    start_c=st.floats(10.0, 38.0),
+    n=st.integers(5, 24),
+    noise=st.lists(st.floats(-0.3, 0.3), min_size=24, max_size=24),
+    fit_tau_s=st.floats(0.05, 6.0),
+)
+def test_each_taus_fit_is_the_least_squares_solution_of_its_design_matrix(
+    tau_s, plateau_c, start_c, n, noise, fit_tau_s
+):
+    """The fit at one tau (its normal equations solved in closed form, every reading) is
+    what a general least-squares solver gives for ``y = P - A e^(-t/tau) - B e^(-t/tau_f)``."""
+    import numpy as np
+
+    from kiosk import thermometry
+
+    ts = [0.125 * i for i in range(n)]
+    ys = [
+        plateau_c - (plateau_c - start_c) * math.exp(-t / tau_s) + e
+        for t, e in zip(ts, noise[:n], strict=True)
+    ]
+    tau_f = thermometry.FACTORY_FILTER_TAU_S
+    fit = thermometry._fit_tau(thermometry._Samples.of(ts, ys, tau_f), fit_tau_s)
+    design = np.array([[1.0, -math.exp(-t / fit_tau_s), -math.exp(-t / tau_f)] for t in ts])
+    if np.linalg.cond(design.T @ design) > 1e9:
+        return  # near singular: None or a fit, either is the closed form's honest answer
+    assert fit is not None
+    coef, *_ = np.linalg.lstsq(design, np.array(ys), rcond=None)
+    rss = float(np.sum((design @ coef - ys) ** 2))
+    got = (fit.plateau_c, fit.rise_c, fit.lag_c)
+    assert got == pytest.approx(tuple(coef), rel=1e-6, abs=1e-6)
+    assert fit.rss == pytest.approx(rss, rel=1e-6, abs=1e-9)
+    assert fit.plateau_var == pytest.approx(np.linalg.inv(design.T @ design)[0][0], rel=1e-6)
+
+
 def test_rejected_garbage_is_reread_and_ends_exactly_like_a_clean_run():
     garbled = _measure_with_wire({3: b"\x00\x00\x00", 8: b"\xff\x00\x12", 20: b"\x10\x20\x30"})
     assert garbled == CLEAN

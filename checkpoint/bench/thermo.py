@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import math
 import statistics
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -73,15 +74,21 @@ class _Visitor:
     first: Temperature
     #: Whether the visitor was measured again (implausible or fever), whichever result stood.
     remeasured: bool
+    #: The CPU each reading's ``Measurement.add`` took (this thread's, ns): what deciding
+    #: costs the gate at every sample, the early fit included.
+    add_cpu_ns: list[int]
 
 
 def _until_decided(
-    m: Measurement, thermo: FakeMlx90614, clock: FakeClock, period: float
+    m: Measurement, thermo: FakeMlx90614, clock: FakeClock, period: float, cpu_ns: list[int]
 ) -> Temperature:
     result = None
     while result is None:
         clock.advance(period)
-        result = m.add(thermo.read())
+        reading = thermo.read()
+        started = time.thread_time_ns()
+        result = m.add(reading)
+        cpu_ns.append(time.thread_time_ns() - started)
     return result
 
 
@@ -106,7 +113,8 @@ def _measure(
         thermo.read()
     thermo.emulator.person_arrives(body_c, visit)
     m = Measurement(cfg, calibration, clock.monotonic_ns())
-    first = result = _until_decided(m, thermo, clock, period)
+    cpu_ns: list[int] = []
+    first = result = _until_decided(m, thermo, clock, period, cpu_ns)
     remeasured: set[str] = set()
     last = m
     fever: Temperature | None = None
@@ -116,13 +124,15 @@ def _measure(
         again = Measurement(
             cfg, calibration, clock.monotonic_ns(), seen_object_c=last.doubted_peak_c
         )
-        result = _until_decided(again, thermo, clock, period)
+        result = _until_decided(again, thermo, clock, period, cpu_ns)
         last = again
     if fever is not None and fever_stands(fever, result, cfg):
         result = fever  # the engine's rule: a re-measure far below is not that forehead
     thermo.close()
     assert m.presence_mono_ns is not None
-    return _Visitor(m.presence_mono_ns, clock.monotonic_ns(), result, first, bool(remeasured))
+    return _Visitor(
+        m.presence_mono_ns, clock.monotonic_ns(), result, first, bool(remeasured), cpu_ns
+    )
 
 
 def _remeasure(t: Temperature, cfg: ThermometryConfig, done: set[str]) -> str | None:
@@ -196,6 +206,17 @@ def _decision_ms(visitors: list[tuple[float, _Visitor]], cfg: ThermometryConfig)
         "normal_p95": _percentile(normal, 0.95),
         "fever_p50": _percentile(fever, 0.5),
         "fever_p95": _percentile(fever, 0.95),
+    }
+
+
+def _add_cpu_us(visitors: list[tuple[float, _Visitor]]) -> dict[str, Any]:
+    """The CPU one reading's decision step took (``Measurement.add``), in microseconds."""
+    costs = [ns / 1000 for _, v in visitors for ns in v.add_cpu_ns]
+    return {
+        "p50": _percentile(costs, 0.5),
+        "p99": _percentile(costs, 0.99),
+        "max": round(max(costs), 1),
+        "readings": len(costs),
     }
 
 
@@ -280,6 +301,7 @@ def run(quick: bool) -> dict[str, Any]:
         "ratio": round(settle / sensor_ms, 2),
         "approach_settle_ms": round(approach_ms, 1),
         "decision_ms": _decision_ms(everyone, cfg),
+        "add_cpu_us": _add_cpu_us(everyone),
         "mean_abs_err_c": round(statistics.fmean(errors), 3),
         "max_abs_err_c": round(max(errors), 3),
         "calibrated_mean_abs_err_c": round(statistics.fmean(calibrated), 3),
