@@ -332,6 +332,7 @@ class Collector:
                     stop=self._stop,
                     max_page_bytes=page_bytes(self.config.max_concurrent),
                     fields=self.config.personal_fields,
+                    on_page=lambda: self._beat(pulling=True),
                 )
                 result = puller.pull(source.url, token)  # the client and target stay open
                 self._record_lists()
@@ -390,11 +391,15 @@ class Collector:
             pauses = [self.delay_after(status) for status in self._status.values()]
         return max(RUN_BEAT_S, min(pauses, default=self.config.poll_interval_s))
 
-    def _beat(self) -> None:
+    def _beat(self, *, pulling: bool = False) -> None:
         """Keep in the database that this run is pulling (``PgTarget.record_run``), at most
         every ``RUN_BEAT_S``, whatever the gates answered, and within how long it expects its
         next beat (``_expected_s``): the district report tells the minutes it was not (the
-        office heard from nobody) from gates down, and a gap on its cadence from either."""
+        office heard from nobody) from gates down, and a gap on its cadence from either.
+        ``pulling``: a page of a pull under way was committed (a first pull of a year of
+        events is hours of pages: the collector is pulling, not down); a beat that fails then
+        is tried again a minute on, the pull's connection left to the pull (its next page
+        tells whether the database is gone)."""
         now = self._monotonic()
         with self._lock:
             if self._beat_at is not None and now - self._beat_at < RUN_BEAT_S:
@@ -404,9 +409,10 @@ class Collector:
             self._target().record_run(self._run_id, self._expected_s())
         except PgError as exc:
             log.warning("collector run not kept", extra={"error": str(exc)})
-            with self._lock:
-                self._beat_at = None  # again at the next pull
-            self._drop_target()
+            if not pulling:
+                with self._lock:
+                    self._beat_at = None  # again at the next pull
+                self._drop_target()
 
     def _record_gates(self, url: str, why: tuple[str, str | None] | None) -> None:
         """Keep in the database the configured gates and how each fares (``GATES_KEY``), when

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
+from pgfixture import Network, make_kiosk
 from test_bounded_collector import _never, _Target
 
 from checkpoint.cli import main
@@ -21,9 +22,11 @@ from checkpoint.cli.fleet_cmd import every_arg
 from kiosk.config.fleet import CollectorConfig
 from office.collector import ONCE_EVERY_S, RUN_BEAT_S, Collector
 from office.district import _cadence, _collector_down, _still_down
-from office.pg import collector_runs, moved_on
+from office.pg import PgError, collector_runs, moved_on
+from office.pull import SqliteTarget
 
 DAY = ("2026-05-01T00:00:00Z", "2026-05-02T00:00:00Z")
+H = timedelta(hours=1)
 
 
 def _u(h: int, m: int = 0, s: int = 0) -> datetime:
@@ -247,3 +250,110 @@ def test_every_takes_a_number_and_its_unit_only(capsys):
     assert info.value.code == 2 and "15m (minutes)" in capsys.readouterr().err
     assert main(["collect", "--config", "x.toml", "--every", "15m"]) == 2
     assert "--every is how often cron runs --once" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------- a beat while a pull is under way
+
+
+class _Copy(SqliteTarget):
+    """The office's database as a SQLite copy, each page written ``page_s`` after the last on
+    the test's clock (a gate with a year of events on a slow link); each beat kept with when
+    it came and how many pages were written by then."""
+
+    def __init__(self, path, clock, page_s: float) -> None:
+        super().__init__(path)
+        self.clock, self.page_s, self.pages = clock, page_s, 0
+        self.beats: list[tuple[int, datetime, float | None]] = []
+
+    def write_page(self, url: str, kiosk_id: str, rows: list[dict]) -> int:
+        self.clock.advance(self.page_s)
+        inserted = super().write_page(url, kiosk_id, rows)
+        self.pages += 1
+        return inserted
+
+    def record_run(self, run_id: str, expect_s: float | None = None) -> None:
+        self.beats.append((self.pages, self.clock.now(), expect_s))
+
+    def record_gates(self, gates: list[dict]) -> None:
+        pass
+
+    def write_gate_report(self, *report) -> None:
+        pass
+
+    def final_report_days(self, kiosk_id: str, since) -> set:
+        return set()
+
+    def reported_compound(self, kiosk_id: str, day) -> None:
+        return None
+
+
+def _first_pull(tmp_path, monkeypatch, clock, page_s: float, kind: type = _Copy) -> _Copy:
+    """A collector's first pull of a gate of 60 events, 5 a page: 12 pages, into a ``kind``."""
+    gate = make_kiosk(tmp_path / "gate.db", "gate-0", clock, 60)
+    monkeypatch.setenv("GATE_TOKEN", gate.token)
+    copy = kind(tmp_path / "copy.db", clock, page_s)
+    cfg = CollectorConfig.model_validate(
+        {"kiosks": [{"url": "http://gate-0", "token_env": "GATE_TOKEN"}], "page_size": 5}
+    )
+    collector = Collector(
+        cfg,
+        "postgresql://office/unused",
+        clock=clock,
+        client=Network(gate).client(),
+        target_factory=lambda dsn: copy,
+        monotonic=lambda: clock.monotonic_ns() / 1e9,
+    )
+    try:
+        assert collector.pull_once(cfg.kiosks[0]).state == "ok"
+    finally:
+        collector.client.close()
+        copy.close()
+        gate.store.close()
+    assert copy.pages == 12
+    return copy
+
+
+def test_a_long_first_pull_beats_as_its_pages_are_written(tmp_path, monkeypatch, clock):
+    """A page a minute for 12 minutes: a beat after each, not only when the pull ends (before,
+    the report read the collector down from its previous beat on, 16 minutes into the pull)."""
+    copy = _first_pull(tmp_path, monkeypatch, clock, RUN_BEAT_S + 1)
+    assert [pages for pages, _, _ in copy.beats] == list(range(1, 13))
+    assert {expect for _, _, expect in copy.beats} == {RUN_BEAT_S}  # poll_interval_s 10, at least
+
+
+def test_a_pull_beats_at_most_once_a_minute_however_many_pages(tmp_path, monkeypatch, clock):
+    copy = _first_pull(tmp_path, monkeypatch, clock, 1.0)
+    assert [pages for pages, _, _ in copy.beats] == [1]
+
+
+def test_a_pull_stuck_after_its_pages_is_the_collector_down_past_its_cadence(
+    tmp_path, monkeypatch, clock
+):
+    """The beats of a pull kept as ``record_run`` keeps them: the collector pulling while
+    pages come; none for longer than its beat expected and 15 minutes more, it is down."""
+    copy = _first_pull(tmp_path, monkeypatch, clock, RUN_BEAT_S + 1)
+    began = copy.beats[0][1]
+    runs: list = [("before", began - 2 * H, began - timedelta(minutes=20), 10.0)]
+    for _, at, expect in copy.beats:
+        runs = moved_on(runs, "this", at, expect)
+    last = copy.beats[-1][1]
+    assert _collector_down(runs, last) == [(runs[0][2], began)]  # down before it began
+    assert len(_collector_down(runs, last + timedelta(minutes=15, seconds=59))) == 1
+    stuck = last + timedelta(minutes=16)  # its beats expected one within a minute
+    assert _collector_down(runs, stuck)[1:] == [(last, stuck)]
+
+
+class _Refusing(_Copy):
+    """A database that takes the pages but not the beats."""
+
+    def record_run(self, run_id: str, expect_s: float | None = None) -> None:
+        super().record_run(run_id, expect_s)
+        raise PgError("the beat's row is locked")
+
+
+def test_a_beat_failing_during_a_pull_leaves_the_pull_alone(tmp_path, monkeypatch, clock, caplog):
+    """Tried again a minute on, not at every page, and the pull's connection not closed
+    under it: all 12 pages written."""
+    copy = _first_pull(tmp_path, monkeypatch, clock, RUN_BEAT_S / 2 + 1, _Refusing)
+    assert [pages for pages, _, _ in copy.beats] == [1, 3, 5, 7, 9, 11]
+    assert sum(r.message == "collector run not kept" for r in caplog.records) == 6
