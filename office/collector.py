@@ -98,9 +98,6 @@ REQUEST_BACKOFF = Backoff(base_s=0.5, cap_s=5.0)
 #: a beat expected (``_expected_s``) as the office hearing from nobody, its collector down, not
 #: as every gate down.
 RUN_BEAT_S = 60.0
-#: How often ``kiosk collect --once`` is said to run when ``--every`` does not say (cron
-#: hourly or more often): each run's beat expects the next within this (``run_once``).
-ONCE_EVERY_S = 3600.0
 
 __all__ = ["Collector", "KioskStatus", "StatusServer"]
 
@@ -248,8 +245,10 @@ class Collector:
         #: This run's spell in ``collector.runs`` (``_beat``), and when it was last kept.
         self._run_id = secrets.token_hex(8)
         self._beat_at: float | None = None
-        #: How often ``run_once`` is run (``kiosk collect --once --every``): its beats expect
-        #: the next run within it; None: pulling on its schedule (``_expected_s``).
+        #: Whether this is ``run_once`` (``kiosk collect --once``), and how often it is run
+        #: (``--every``): its beats expect the next run within it; None: within the interval
+        #: the database learns from the spacing of the runs (``office.pg.beaten``).
+        self._once = False
         self._once_every_s: float | None = None
         #: Per URL, how its pulls, its ledger report and its compound are said in the log.
         self._lines = {k.url: _gate_lines(k.url, self.clock) for k in config.kiosks}
@@ -381,11 +380,12 @@ class Collector:
             self._beat()
         return snapshot
 
-    def _expected_s(self) -> float:
-        """Within how long this run's next beat is expected: the next ``--once`` run (``run_once``),
-        else the next pull that ends, at most ``RUN_BEAT_S`` apart: the soonest pause before a
-        gate's next pull (``delay_after``: the poll interval, a failing gate's longer)."""
-        if self._once_every_s is not None:
+    def _expected_s(self) -> float | None:
+        """Within how long this run's next beat is expected: the next ``--once`` run (``run_once``:
+        its ``--every``, or None: learned from the spacing of the runs), else the next pull that
+        ends, at most ``RUN_BEAT_S`` apart: the soonest pause before a gate's next pull
+        (``delay_after``: the poll interval, a failing gate's longer)."""
+        if self._once:
             return self._once_every_s
         with self._lock:
             pauses = [self.delay_after(status) for status in self._status.values()]
@@ -515,10 +515,11 @@ class Collector:
             return None
         return f"undeclared compound {same_text(reported)} from gate {kiosk_id}"
 
-    def run_once(self, every_s: float = ONCE_EVERY_S) -> list[KioskStatus]:
+    def run_once(self, every_s: float | None = None) -> list[KioskStatus]:
         """Pull every kiosk once, ``max_concurrent`` at a time; run again within ``every_s``
-        (``kiosk collect --once`` from cron: its beats say so, ``_beat``)."""
-        self._once_every_s = every_s
+        (``kiosk collect --once`` from cron: its beats say so, ``_beat``), None: as often as
+        the runs before it were (``office.pg.learned_expect``; the hour with none)."""
+        self._once, self._once_every_s = True, every_s
         with ThreadPoolExecutor(self.config.max_concurrent, "kiosk-collect") as pool:
             statuses = list(pool.map(self._pull_and_release, self.config.kiosks))
         return statuses
@@ -540,7 +541,7 @@ class Collector:
     def start(self) -> None:
         """Start pulling every kiosk on its schedule (returns at once)."""
         self._stop.clear()
-        self._once_every_s = None
+        self._once, self._once_every_s = False, None
         self._pool = ThreadPoolExecutor(self.config.max_concurrent, "kiosk-collect")
         self._scheduler = threading.Thread(
             target=self._schedule, name="kiosk-collect-scheduler", daemon=True

@@ -20,9 +20,16 @@ from test_bounded_collector import _never, _Target
 from checkpoint.cli import main
 from checkpoint.cli.fleet_cmd import every_arg
 from kiosk.config.fleet import CollectorConfig
-from office.collector import ONCE_EVERY_S, RUN_BEAT_S, Collector
+from office.collector import RUN_BEAT_S, Collector
 from office.district import _cadence, _collector_down, _still_down
-from office.pg import PgError, collector_runs, moved_on
+from office.pg import (
+    ONCE_EVERY_S,
+    SPACINGS_KEPT,
+    PgError,
+    beaten,
+    collector_runs,
+    moved_on,
+)
 from office.pull import SqliteTarget
 
 DAY = ("2026-05-01T00:00:00Z", "2026-05-02T00:00:00Z")
@@ -110,11 +117,12 @@ def test_a_gate_dead_all_morning_is_still_down_with_a_collector_run_every_15_min
     assert down["restarts"][0]["collector_down_minutes"] == 0.0
 
 
-def test_a_once_run_without_every_expects_the_next_within_the_hour():
-    """``--once`` without ``--every`` (cron hourly or more often): the same."""
-    runs = _cron(timedelta(minutes=15), _u(12), ONCE_EVERY_S)
-    assert _collector_down(runs, _u(12, 0, 30)) == []
-    hourly = _cron(timedelta(hours=1), _u(12), ONCE_EVERY_S)
+def test_a_once_run_without_every_is_pulling_throughout_on_cron_hourly_or_more_often():
+    """``--once`` without ``--every``: the same, its interval learned from its runs'
+    spacing (``beaten``)."""
+    runs, _ = _cron_learned(timedelta(minutes=15), 48)
+    assert len(runs) == 1 and _collector_down(runs, _u(12, 0, 30)) == []
+    hourly, _ = _cron_learned(timedelta(hours=1), 12)
     assert len(hourly) == 1 and _collector_down(hourly, _u(12, 0, 30)) == []
 
 
@@ -207,7 +215,8 @@ def _beating(monkeypatch, clock, **config) -> tuple[_Target, Collector]:
 
 def test_each_beat_says_within_how_long_the_next_is_expected(monkeypatch, clock):
     """Every gate failing, its pause doubling up to 900 s: each beat expects the next pull's;
-    ``--once`` runs expect the next run's (``--every``, else an hour)."""
+    ``--once`` runs expect the next run's (``--every``, else None: the database learns it
+    from the spacing of the runs, ``beaten``)."""
     target, collector = _beating(monkeypatch, clock, poll_interval_s=60, error_backoff_max_s=900)
     try:
         pauses = []
@@ -219,7 +228,7 @@ def test_each_beat_says_within_how_long_the_next_is_expected(monkeypatch, clock)
         collector.run_once(900.0)  # ``--once --every 15m``
         clock.advance(900)
         collector.run_once()  # ``--once``
-        assert target.expects[-2:] == [900.0, ONCE_EVERY_S]
+        assert target.expects[-2:] == [900.0, None]
     finally:
         collector.client.close()
 
@@ -357,3 +366,71 @@ def test_a_beat_failing_during_a_pull_leaves_the_pull_alone(tmp_path, monkeypatc
     copy = _first_pull(tmp_path, monkeypatch, clock, RUN_BEAT_S / 2 + 1, _Refusing)
     assert [pages for pages, _, _ in copy.beats] == [1, 3, 5, 7, 9, 11]
     assert sum(r.message == "collector run not kept" for r in caplog.records) == 6
+
+
+# ------------------------------------------------------------- --once without --every: learned
+
+
+def _cron_learned(every: timedelta, runs_: int, start: datetime | None = None) -> tuple:
+    """``runs_`` runs of ``kiosk collect --once`` without ``--every``, ``every`` apart, their
+    beats kept as ``record_run`` keeps them (``beaten``): the spells and their spacings."""
+    runs: list = []
+    spacings: list = []
+    t = start or _u(0, 0, 5)
+    for k in range(runs_):
+        runs, spacings = beaten(runs, spacings, f"r{k}", t + timedelta(seconds=k % 7), None)
+        t += every
+    return runs, spacings
+
+
+def test_once_without_every_expects_the_spacing_of_its_runs():
+    """Cron's ``*/15`` leaving ``--every`` out: its beats expected the next within the hour,
+    and the collector stopped was read down only 75 minutes on. Now after a second run the
+    interval is the spacing of its recent runs: down 30 minutes on."""
+    runs, spacings = _cron_learned(timedelta(minutes=15), 16)
+    [(_, _, last, expect)] = runs
+    assert 900.0 <= expect <= 906.0 and len(spacings) == SPACINGS_KEPT
+    assert _collector_down(runs, last + timedelta(minutes=29)) == []
+    assert _collector_down(runs, last + timedelta(minutes=31)) == [
+        (last, last + timedelta(minutes=31))
+    ]
+    down = _gate_down(last - timedelta(hours=2), last + timedelta(minutes=1), runs)
+    assert down["restarts_total"] == 1  # a gate silent for two hours of it: still down
+
+
+def test_a_first_once_run_without_every_expects_the_hour():
+    [(_, _, _, expect)], spacings = _cron_learned(timedelta(minutes=15), 1)
+    assert (expect, spacings) == (ONCE_EVERY_S, [])
+
+
+def test_the_learned_interval_is_the_longest_recent_spacing_within_the_hour():
+    """A run by hand two minutes after cron's (hourly) does not make the next hour a gap;
+    two runs beating at once (seconds apart) are no spacing; a spacing past the hour (a long
+    run) is held to the hour."""
+    runs, spacings = _cron_learned(timedelta(hours=1), 3)
+    by_hand = _u(2, 2)
+    runs, spacings = beaten(runs, spacings, "by-hand", by_hand, None)
+    assert runs[-1][3] == ONCE_EVERY_S
+    runs, spacings = beaten(runs, spacings, "r3", _u(3, 0, 5), None)
+    runs, again = beaten(runs, spacings, "r3-again", _u(3, 0, 35), None)
+    assert len(runs) == 1 and again == spacings and runs[-1][3] == ONCE_EVERY_S
+    slow, _ = _cron_learned(timedelta(minutes=68), 3)
+    assert slow[-1][3] == ONCE_EVERY_S
+
+
+def test_the_learned_interval_follows_cron_and_begins_again_after_an_outage():
+    """Cron from hourly to ``*/15``: once its last hourly spacing is older than the kept ones,
+    15 minutes. After a gap read as the collector down, no history: the hour again."""
+    runs, spacings = _cron_learned(timedelta(hours=1), 3)
+    for k in range(SPACINGS_KEPT):
+        quarter = _u(2) + (k + 1) * timedelta(minutes=15)
+        runs, spacings = beaten(runs, spacings, f"q{k}", quarter, None)
+    assert runs[-1][3] == 900.0
+    runs, spacings = beaten(runs, spacings, "back", _u(6), None)
+    assert (len(runs), runs[-1][3], spacings) == (2, ONCE_EVERY_S, [])
+
+
+def test_every_still_says_the_interval_whatever_the_spacing():
+    runs, _ = _cron_learned(timedelta(minutes=15), 3)
+    runs, _ = beaten(runs, [900.0], "every", _u(0, 45, 5), 1800.0)
+    assert runs[-1][3] == 1800.0
