@@ -15,6 +15,7 @@ import psycopg
 from pgfixture import Network, make_kiosk
 from test_district_silent_day import DAY, MIDNIGHT, gone_gate
 from test_fleet_collector import _collector
+from test_fleet_pg import pull_pg
 
 from office.district import district_csv, district_report
 from office.pg import MAX_RUNS, ONCE_EVERY_S, RUNS_KEY, PgTarget, collector_runs
@@ -245,3 +246,50 @@ def test_the_collector_keeps_its_run_as_it_pulls(tmp_path, clock, pg_dsn, monkey
     [(_, begun, ended, expect)] = runs
     assert abs(ended - datetime.now(UTC)) < timedelta(minutes=5) and begun <= ended
     assert expect == ONCE_EVERY_S  # ``kiosk collect --once``, its first run: within the hour
+
+
+# --------------------------------------------------------------------------- events_missing
+
+
+def _heard(pg_dsn, tmp_path, clock, ago: timedelta, expect_s: float | None) -> dict:
+    """gate-0 pulled and last heard ``ago`` before the database's now, its collector's last
+    beat then, expecting the next within ``expect_s``: today's report (UTC)."""
+    gate = make_kiosk(tmp_path / "g.db", "gate-0", clock, 3)
+    try:
+        pull_pg("http://gate-0", gate.token, pg_dsn, Network(gate))
+    finally:
+        gate.store.close()
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        now = conn.execute("SELECT now()").fetchone()[0]
+        conn.execute("UPDATE fleet_sources SET updated_at = %s", [now - ago])
+        spell = ["run", (now - 6 * H).isoformat(), (now - ago).isoformat()]
+        spell += [] if expect_s is None else [expect_s]
+        conn.execute(
+            "INSERT INTO fleet_meta (key, value) VALUES (%s, %s)", [RUNS_KEY, json.dumps([spell])]
+        )
+    return district_report(pg_dsn, now.astimezone(UTC).date(), "UTC")
+
+
+def test_a_gate_between_the_pulls_of_an_hourly_collector_is_not_missing_events(
+    tmp_path, clock, pg_dsn
+):
+    """The collector pulling hourly, the gate heard 30 minutes ago: its events are held up to
+    its last pull, its next due in half an hour (before, a flat 15 minutes named it in
+    ``events_missing`` between every two pulls). The same cadence as ``collector_down``."""
+    report = _heard(pg_dsn, tmp_path, clock, timedelta(minutes=30), 3600.0)
+    assert report["events_missing"] == [] and report["collector_down"] == []
+    assert report["by_gate"][0]["events_complete"] is True
+
+
+def test_a_gate_past_its_hourly_pull_and_15_minutes_is_missing_events(tmp_path, clock, pg_dsn):
+    report = _heard(pg_dsn, tmp_path, clock, timedelta(minutes=76), 3600.0)
+    assert [m["kiosk_id"] for m in report["events_missing"]] == ["gate-0"]
+    assert report["by_gate"][0]["events_complete"] is False
+
+
+def test_a_gate_of_a_collector_saying_no_cadence_is_missing_after_15_minutes(
+    tmp_path, clock, pg_dsn
+):
+    """A spell kept before 2026-12-06 (no interval): 15 minutes, as before."""
+    report = _heard(pg_dsn, tmp_path, clock, timedelta(minutes=16), None)
+    assert [m["kiosk_id"] for m in report["events_missing"]] == ["gate-0"]
