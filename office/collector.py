@@ -98,9 +98,6 @@ REQUEST_BACKOFF = Backoff(base_s=0.5, cap_s=5.0)
 #: a beat expected (``_expected_s``) as the office hearing from nobody, its collector down, not
 #: as every gate down.
 RUN_BEAT_S = 60.0
-#: How often ``kiosk collect --once`` is said to run when ``--every`` does not say (cron
-#: hourly or more often): each run's beat expects the next within this (``run_once``).
-ONCE_EVERY_S = 3600.0
 
 __all__ = ["Collector", "KioskStatus", "StatusServer"]
 
@@ -248,8 +245,10 @@ class Collector:
         #: This run's spell in ``collector.runs`` (``_beat``), and when it was last kept.
         self._run_id = secrets.token_hex(8)
         self._beat_at: float | None = None
-        #: How often ``run_once`` is run (``kiosk collect --once --every``): its beats expect
-        #: the next run within it; None: pulling on its schedule (``_expected_s``).
+        #: Whether this is ``run_once`` (``kiosk collect --once``), and how often it is run
+        #: (``--every``): its beats expect the next run within it; None: within the interval
+        #: the database learns from the spacing of the runs (``office.pg.beaten``).
+        self._once = False
         self._once_every_s: float | None = None
         #: Per URL, how its pulls, its ledger report and its compound are said in the log.
         self._lines = {k.url: _gate_lines(k.url, self.clock) for k in config.kiosks}
@@ -332,6 +331,7 @@ class Collector:
                     stop=self._stop,
                     max_page_bytes=page_bytes(self.config.max_concurrent),
                     fields=self.config.personal_fields,
+                    on_page=lambda: self._beat(pulling=True),
                 )
                 result = puller.pull(source.url, token)  # the client and target stay open
                 self._record_lists()
@@ -380,21 +380,26 @@ class Collector:
             self._beat()
         return snapshot
 
-    def _expected_s(self) -> float:
-        """Within how long this run's next beat is expected: the next ``--once`` run (``run_once``),
-        else the next pull that ends, at most ``RUN_BEAT_S`` apart: the soonest pause before a
-        gate's next pull (``delay_after``: the poll interval, a failing gate's longer)."""
-        if self._once_every_s is not None:
+    def _expected_s(self) -> float | None:
+        """Within how long this run's next beat is expected: the next ``--once`` run (``run_once``:
+        its ``--every``, or None: learned from the spacing of the runs), else the next pull that
+        ends, at most ``RUN_BEAT_S`` apart: the soonest pause before a gate's next pull
+        (``delay_after``: the poll interval, a failing gate's longer)."""
+        if self._once:
             return self._once_every_s
         with self._lock:
             pauses = [self.delay_after(status) for status in self._status.values()]
         return max(RUN_BEAT_S, min(pauses, default=self.config.poll_interval_s))
 
-    def _beat(self) -> None:
+    def _beat(self, *, pulling: bool = False) -> None:
         """Keep in the database that this run is pulling (``PgTarget.record_run``), at most
         every ``RUN_BEAT_S``, whatever the gates answered, and within how long it expects its
         next beat (``_expected_s``): the district report tells the minutes it was not (the
-        office heard from nobody) from gates down, and a gap on its cadence from either."""
+        office heard from nobody) from gates down, and a gap on its cadence from either.
+        ``pulling``: a page of a pull under way was committed (a first pull of a year of
+        events is hours of pages: the collector is pulling, not down); a beat that fails then
+        is tried again a minute on, the pull's connection left to the pull (its next page
+        tells whether the database is gone)."""
         now = self._monotonic()
         with self._lock:
             if self._beat_at is not None and now - self._beat_at < RUN_BEAT_S:
@@ -404,9 +409,10 @@ class Collector:
             self._target().record_run(self._run_id, self._expected_s())
         except PgError as exc:
             log.warning("collector run not kept", extra={"error": str(exc)})
-            with self._lock:
-                self._beat_at = None  # again at the next pull
-            self._drop_target()
+            if not pulling:
+                with self._lock:
+                    self._beat_at = None  # again at the next pull
+                self._drop_target()
 
     def _record_gates(self, url: str, why: tuple[str, str | None] | None) -> None:
         """Keep in the database the configured gates and how each fares (``GATES_KEY``), when
@@ -509,10 +515,11 @@ class Collector:
             return None
         return f"undeclared compound {same_text(reported)} from gate {kiosk_id}"
 
-    def run_once(self, every_s: float = ONCE_EVERY_S) -> list[KioskStatus]:
+    def run_once(self, every_s: float | None = None) -> list[KioskStatus]:
         """Pull every kiosk once, ``max_concurrent`` at a time; run again within ``every_s``
-        (``kiosk collect --once`` from cron: its beats say so, ``_beat``)."""
-        self._once_every_s = every_s
+        (``kiosk collect --once`` from cron: its beats say so, ``_beat``), None: as often as
+        the runs before it were (``office.pg.learned_expect``; the hour with none)."""
+        self._once, self._once_every_s = True, every_s
         with ThreadPoolExecutor(self.config.max_concurrent, "kiosk-collect") as pool:
             statuses = list(pool.map(self._pull_and_release, self.config.kiosks))
         return statuses
@@ -534,7 +541,7 @@ class Collector:
     def start(self) -> None:
         """Start pulling every kiosk on its schedule (returns at once)."""
         self._stop.clear()
-        self._once_every_s = None
+        self._once, self._once_every_s = False, None
         self._pool = ThreadPoolExecutor(self.config.max_concurrent, "kiosk-collect")
         self._scheduler = threading.Thread(
             target=self._schedule, name="kiosk-collect-scheduler", daemon=True

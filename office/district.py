@@ -149,12 +149,24 @@ _CONTACT_SQL = (
     " UNION ALL SELECT kiosk_id, fetched_at FROM fleet_gate_reports) heard"
     " WHERE (%s::text[] IS NULL OR kiosk_id = ANY(%s)) GROUP BY kiosk_id)"
 )
-#: A gate not heard from for this long (today's report) is off the network, or not pulled:
-#: longer than the collector's pause after failures (``error_backoff_max_s``, 300 s). The
-#: collector not pulling for this long past the interval its last beat expected
-#: (``collector.runs``) is the office hearing from nobody; a gate not heard from for this long
-#: past it, while the collector pulled, is still down (``_still_down``).
+#: A gate not heard from for this long past the interval its collector's last beat expected
+#: (``heard_within``) is off the network, or not pulled, its events of today not all held
+#: (``events_missing``): longer than the collector's pause after failures
+#: (``error_backoff_max_s``, 300 s). The collector not pulling for this long past the
+#: interval its last beat expected (``collector.runs``) is the office hearing from nobody; a
+#: gate not heard from for this long past it, while the collector pulled, is still down
+#: (``_still_down``).
 HEARD_WITHIN = timedelta(minutes=15)
+
+
+def heard_within(cadence: timedelta) -> timedelta:
+    """How long the office may hear nothing, from a gate or from its collector, before the
+    report reads it so (``collector_down``, ``still_down``, ``events_missing``): ``HEARD_WITHIN``
+    past ``cadence``, the interval the collector's beat expected (``_cadence``: a gate is
+    pulled no more often)."""
+    return HEARD_WITHIN + cadence
+
+
 _META_SQL = "SELECT value FROM fleet_meta WHERE key = %s"
 #: Each gate's quota policy and peers for the day, as it reported them (``office.compounds``).
 _POLICIES_SQL = (
@@ -432,17 +444,23 @@ def _by_gate(
 
 
 def _heard_from(
-    report: dict[str, Any], heard: list[tuple[Any, ...]], end: datetime, zone: ZoneInfo
+    report: dict[str, Any],
+    heard: list[tuple[Any, ...]],
+    end: datetime,
+    zone: ZoneInfo,
+    cadence: timedelta = timedelta(0),
 ) -> None:
     """Name the gates whose events of the day may not all be held (``events_missing``): not
-    heard from since before the day ended (today: for ``HEARD_WITHIN``). A gate off the
-    network keeps deciding; its passages since are on the gate, not in the figures, and its
-    day would read as a quiet one. ``as_of`` (the database's clock) and ``day_ended``: a day
-    not over yet (the evening's report) is its figures so far, never the day's total."""
+    heard from since before the day ended (today: within ``heard_within`` the collector's
+    ``cadence``, as ``collector_down`` reads it: a gate pulled hourly is not missing events
+    between two pulls). A gate off the network keeps deciding; its passages since are on the
+    gate, not in the figures, and its day would read as a quiet one. ``as_of`` (the
+    database's clock) and ``day_ended``: a day not over yet (the evening's report) is its
+    figures so far, never the day's total."""
     last = {str(r[0]): r[1] for r in heard if r[0] is not None}
     now = next((r[2] for r in heard), end)
     stats.stamp_as_of(report, now)
-    until = min(end, now - HEARD_WITHIN)
+    until = min(end, now - heard_within(cadence))
     report["events_missing"] = []
     for gate in report["by_gate"]:
         when = last.get(gate["kiosk_id"])
@@ -594,13 +612,11 @@ def district_report(
     report["gates"] = len(gates)
     report["by_gate"] = _by_gate(rows, day, zone, gates, held, {r[0] for r in ledgers})
     split = {r[0]: (r[1] or {}).get(STAFFING_KEY) for r in ledgers}
-    unheard = _collector_down(runs, next((r[2] for r in heard), _utc(end)))
-    _gate_downtime(report, down, heard, (unheard or [], _cadence(runs)), (start, end), zone)
-    report["collector_down"] = _collector_down_items(unheard, (start, end), zone)
+    cadence = _collector_view(report, runs, heard, down, (start, end), zone)
     for gate in report["by_gate"]:  # the day split by its own staffed hours, as it said
         gate["staffing"] = split.get(gate["kiosk_id"])
     report["gates_without_figures"] = without
-    _heard_from(report, heard, _utc(end), zone)
+    _heard_from(report, heard, _utc(end), zone, cadence)
     _roll_up_ledgers(
         report, [g["kiosk_id"] for g in report["by_gate"]], {r[0]: r[1:4] for r in ledgers}
     )
@@ -779,7 +795,7 @@ def _still_down(
     since = max(_utc(last["ts"]), contact) if contact is not None else _utc(last["ts"])
     unheard = [spell for spell in unheard if _deaf(spell, since, now, cadence)]
     pulling = (now - since).total_seconds() - _overlap(unheard, since, now)
-    if pulling <= 0 or (contact is not None and pulling < (HEARD_WITHIN + cadence).total_seconds()):
+    if pulling <= 0 or (contact is not None and pulling < heard_within(cadence).total_seconds()):
         return  # heard from lately, as far as the collector listened
     start, end = _utc(bounds[0]), _utc(bounds[1])
     if since >= end or now <= since:
@@ -814,7 +830,7 @@ def _deaf(
     both sides, with no contact between: down through it). A gate pulled hourly at 09:00, the
     collector down from 09:50, was not due again before it: the office never tried it."""
     begun, ended = spell
-    window = HEARD_WITHIN + cadence
+    window = heard_within(cadence)
     return begun - since < window or now - ended < window
 
 
@@ -839,7 +855,7 @@ def _collector_down(
     for _, begun, ended, expect in sorted(runs, key=lambda run: run[1]):
         if reached is not None and due is not None and begun >= due:
             gaps.append((reached, begun))
-        late = ended + HEARD_WITHIN + timedelta(seconds=expect or 0)
+        late = ended + heard_within(timedelta(seconds=expect or 0))
         reached = ended if reached is None else max(reached, ended)
         due = late if due is None else max(due, late)
     if reached is not None and due is not None and now >= due:
@@ -852,6 +868,24 @@ def _cadence(runs: list[Spell] | None) -> timedelta:
     a gate is pulled no more often; 0 when it said none."""
     last = max(runs or (), key=lambda run: run[2], default=None)
     return timedelta(seconds=last[3] or 0) if last is not None else timedelta(0)
+
+
+def _collector_view(
+    report: dict[str, Any],
+    runs: list[Spell] | None,
+    heard: list[tuple[Any, ...]],
+    down: dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]],
+    bounds: tuple[str, str],
+    zone: ZoneInfo,
+) -> timedelta:
+    """The report's ``collector_down`` and each gate's ``downtime`` read against it
+    (``_gate_downtime``); the collector's cadence they are read with (``_cadence``: a gate is
+    pulled no more often), which ``events_missing`` is read with too."""
+    unheard = _collector_down(runs, next((r[2] for r in heard), _utc(bounds[1])))
+    cadence = _cadence(runs)
+    _gate_downtime(report, down, heard, (unheard or [], cadence), bounds, zone)
+    report["collector_down"] = _collector_down_items(unheard, bounds, zone)
+    return cadence
 
 
 def _collector_down_items(

@@ -96,8 +96,9 @@ SERVED_KEY = "lists.version_served"
 #: ...]``, UTC by the database's clock, the newest last, at most ``MAX_RUNS``): a spell per run
 #: of ``kiosk collect``, its ``to`` moved on as it pulls (``record_run``), ``expect`` the
 #: seconds its last beat said the next would come within (a spell kept before 2026-12-06 has
-#: none). The district report reads a gap longer than that as the office hearing from nobody,
-#: no gate's downtime (``collector_runs``).
+#: none); the newest spell may hold a fifth item, the seconds between its recent runs
+#: (``spaced``). The district report reads a gap longer than that as the office hearing from
+#: nobody, no gate's downtime (``collector_runs``).
 RUNS_KEY = "collector.runs"
 MAX_RUNS = 200
 #: A beat within this past the interval the newest spell's last beat expected goes on with it
@@ -110,6 +111,15 @@ MAX_EXPECT_S = 7 * 86400.0
 #: A spell of ``RUNS_KEY``: run id, from, to, the seconds its last beat expected before the
 #: next (None: kept by a collector before 2026-12-06).
 Spell = tuple[str, datetime, datetime, float | None]
+#: ``kiosk collect --once`` without ``--every``: the interval its beats expect is learned from
+#: the spacing of the runs before it in its spell (``learned_expect``), at most this, and this
+#: with none (its first run, or the first after a gap read as the collector down).
+ONCE_EVERY_S = 3600.0
+#: The spacings between a spell's runs kept to learn from: the recent runs' (``spaced``).
+SPACINGS_KEPT = 4
+#: Two runs' beats closer than this are two runs at once (a run beats at most once a minute),
+#: not how often they run: no spacing.
+SPACING_MIN_S = 60.0
 
 _TYPES = record.PG_TYPES  # the one record definition (kiosk.record)
 assert set(_TYPES) == set(COLUMNS), "fleet_events must hold every pulled column"
@@ -445,9 +455,25 @@ def collector_runs(row: tuple[Any, ...] | None) -> list[Spell] | None:
             run_id, begun, ended = (str(item[0]), *map(datetime.fromisoformat, item[1:3]))
         except (TypeError, ValueError, IndexError, KeyError):
             continue
-        if len(item) in (3, 4) and begun.tzinfo is not None and ended.tzinfo is not None:
-            runs.append((run_id, begun, ended, _expect(item[3:])))
+        if len(item) in (3, 4, 5) and begun.tzinfo is not None and ended.tzinfo is not None:
+            runs.append((run_id, begun, ended, _expect(item[3:4])))
     return runs
+
+
+def held_spacings(row: tuple[Any, ...] | None) -> list[float]:
+    """The newest spell's recent spacings between runs as ``RUNS_KEY``'s row holds them (its
+    fifth item, ``spaced``); none when there are none, or they do not read."""
+    try:
+        held = json.loads(row[0]) if row is not None else None
+        newest = held[-1] if isinstance(held, list) and held else None
+    except (TypeError, ValueError):
+        return []
+    kept = newest[4] if isinstance(newest, list) and len(newest) == 5 else None
+    if not isinstance(kept, list) or len(kept) > SPACINGS_KEPT:
+        return []
+    if not all(_expect([gap]) is not None and gap >= SPACING_MIN_S for gap in kept):
+        return []
+    return [float(gap) for gap in kept]
 
 
 def _expect(rest: list[Any]) -> float | None:
@@ -459,16 +485,54 @@ def _expect(rest: list[Any]) -> float | None:
     return None
 
 
+def _goes_on(last: Spell, run_id: str, now: datetime) -> bool:
+    """Whether a beat of ``run_id`` at ``now`` goes on with the spell ``last``: it is this
+    run's, or its last beat expected this one within ``RUNS_JOIN`` (the interval it said, none
+    in a spell kept before 2026-12-06)."""
+    last_id, _, ended, expected = last
+    return last_id == run_id or now - ended < RUNS_JOIN + timedelta(seconds=expected or 0)
+
+
 def moved_on(runs: list[Spell], run_id: str, now: datetime, expect_s: float | None) -> list[Spell]:
     """``runs`` with the beat of ``run_id`` at ``now`` (``record_run``): the newest spell ends
-    now when it is this run's or its last beat expected this one within ``RUNS_JOIN`` (the
-    interval it said, none in a spell kept before 2026-12-06); else one begins now (a start
-    after the collector was down). Its expected interval is this beat's."""
-    if runs:
-        last_id, begun, ended, expected = runs[-1]
-        if last_id == run_id or now - ended < RUNS_JOIN + timedelta(seconds=expected or 0):
-            return [*runs[:-1], (run_id, begun, max(now, ended), expect_s)]
+    now when the beat goes on with it (``_goes_on``); else one begins now (a start after the
+    collector was down). Its expected interval is this beat's."""
+    if runs and _goes_on(runs[-1], run_id, now):
+        _, begun, ended, _ = runs[-1]
+        return [*runs[:-1], (run_id, begun, max(now, ended), expect_s)]
     return [*runs, (run_id, now, now, expect_s)]
+
+
+def spaced(runs: list[Spell], spacings: list[float], run_id: str, now: datetime) -> list[float]:
+    """The newest spell's recent ``spacings`` between runs with the beat of ``run_id`` at
+    ``now``: a new run's first beat adds the time since the spell's last (at least
+    ``SPACING_MIN_S``: two runs at once are no spacing), the newest ``SPACINGS_KEPT`` kept; a
+    beat that begins a spell (``_goes_on``) has none before it."""
+    if not runs or not _goes_on(runs[-1], run_id, now):
+        return []
+    last_id, _, ended, _ = runs[-1]
+    gap = (now - ended).total_seconds()
+    if last_id == run_id or gap < SPACING_MIN_S:
+        return spacings
+    return [*spacings, gap][-SPACINGS_KEPT:]
+
+
+def learned_expect(spacings: list[float]) -> float:
+    """The interval a ``--once`` run without ``--every`` expects its next within: the longest
+    of its spell's recent spacings (one run by hand between two of cron's is not the cadence),
+    at most ``ONCE_EVERY_S``; that with none."""
+    return min(ONCE_EVERY_S, max(spacings, default=ONCE_EVERY_S))
+
+
+def beaten(
+    runs: list[Spell], spacings: list[float], run_id: str, now: datetime, expect_s: float | None
+) -> tuple[list[Spell], list[float]]:
+    """``record_run``'s beat: ``runs`` moved on (``moved_on``) and the newest spell's recent
+    spacings (``spaced``), the beat expecting its next within ``expect_s`` or, None (``kiosk
+    collect --once`` without ``--every``), the interval learned from them (``learned_expect``)."""
+    spacings = spaced(runs, spacings, run_id, now)
+    expect = expect_s if expect_s is not None else learned_expect(spacings)
+    return moved_on(runs, run_id, now, expect), spacings
 
 
 class PgTarget:
@@ -656,17 +720,22 @@ class PgTarget:
 
     def record_run(self, run_id: str, expect_s: float | None = None) -> None:
         """The collector run ``run_id`` is pulling now, its next beat expected within
-        ``expect_s`` (``moved_on``). At most ``MAX_RUNS`` kept."""
+        ``expect_s``, or (None) within the interval learned from the spacing of the runs
+        before it (``beaten``). At most ``MAX_RUNS`` kept."""
         with self._errors(), self.conn.transaction():
             held = self.conn.execute(
                 "SELECT value FROM fleet_meta WHERE key = %s FOR UPDATE", [RUNS_KEY]
             ).fetchone()
             (now,) = self.conn.execute("SELECT now()").fetchone() or (datetime.now(UTC),)
-            runs = moved_on(collector_runs(held) or [], run_id, now.astimezone(UTC), expect_s)
+            at = now.astimezone(UTC)
+            runs = collector_runs(held) or []
+            runs, spacings = beaten(runs, held_spacings(held), run_id, at, expect_s)
             kept = [
                 [r, f.isoformat(), t.isoformat(), *([] if e is None else [e])]
                 for r, f, t, e in runs[-MAX_RUNS:]
             ]
+            if spacings:  # the newest spell's, beside its interval
+                kept[-1].append(spacings)
             self.conn.execute(
                 "INSERT INTO fleet_meta (key, value) VALUES (%s, %s) ON CONFLICT (key) DO UPDATE"
                 " SET value = excluded.value",

@@ -901,6 +901,7 @@ class Puller:
         monotonic: Callable[[], float] = time.monotonic,
         stop: threading.Event | None = None,
         fields: Iterable[str] = (),
+        on_page: Callable[[], object] | None = None,
     ) -> None:
         if not 1 <= page_size <= 10000:
             raise ValueError("page_size must be between 1 and 10000")
@@ -928,6 +929,9 @@ class Puller:
         #: Set (the collector stopping): a pull ends after the page it is writing, what it
         #: wrote kept, and the next one resumes from there.
         self.stopping = stop
+        #: Called after each page is committed, in the writing thread (the collector's beat
+        #: while a long pull is under way: ``office.collector``).
+        self.on_page = on_page
         #: What this Puller did that the operator is told of (a re-pin), oldest first.
         self.notices: list[str] = []
         self._failed = False
@@ -1188,6 +1192,8 @@ class Puller:
                 result.pages += 1
                 after, last_hash = rows[-1]["seq"], rows[-1]["hash"]
                 self.progress.update(kiosk_id, after - start, total - start)
+                if self.on_page is not None:
+                    self.on_page()
                 if self.stopping is not None and self.stopping.is_set():
                     break
         finally:

@@ -14,16 +14,26 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
+from pgfixture import Network, make_kiosk
 from test_bounded_collector import _never, _Target
 
 from checkpoint.cli import main
 from checkpoint.cli.fleet_cmd import every_arg
 from kiosk.config.fleet import CollectorConfig
-from office.collector import ONCE_EVERY_S, RUN_BEAT_S, Collector
+from office.collector import RUN_BEAT_S, Collector
 from office.district import _cadence, _collector_down, _still_down
-from office.pg import collector_runs, moved_on
+from office.pg import (
+    ONCE_EVERY_S,
+    SPACINGS_KEPT,
+    PgError,
+    beaten,
+    collector_runs,
+    moved_on,
+)
+from office.pull import SqliteTarget
 
 DAY = ("2026-05-01T00:00:00Z", "2026-05-02T00:00:00Z")
+H = timedelta(hours=1)
 
 
 def _u(h: int, m: int = 0, s: int = 0) -> datetime:
@@ -107,11 +117,12 @@ def test_a_gate_dead_all_morning_is_still_down_with_a_collector_run_every_15_min
     assert down["restarts"][0]["collector_down_minutes"] == 0.0
 
 
-def test_a_once_run_without_every_expects_the_next_within_the_hour():
-    """``--once`` without ``--every`` (cron hourly or more often): the same."""
-    runs = _cron(timedelta(minutes=15), _u(12), ONCE_EVERY_S)
-    assert _collector_down(runs, _u(12, 0, 30)) == []
-    hourly = _cron(timedelta(hours=1), _u(12), ONCE_EVERY_S)
+def test_a_once_run_without_every_is_pulling_throughout_on_cron_hourly_or_more_often():
+    """``--once`` without ``--every``: the same, its interval learned from its runs'
+    spacing (``beaten``)."""
+    runs, _ = _cron_learned(timedelta(minutes=15), 48)
+    assert len(runs) == 1 and _collector_down(runs, _u(12, 0, 30)) == []
+    hourly, _ = _cron_learned(timedelta(hours=1), 12)
     assert len(hourly) == 1 and _collector_down(hourly, _u(12, 0, 30)) == []
 
 
@@ -204,7 +215,8 @@ def _beating(monkeypatch, clock, **config) -> tuple[_Target, Collector]:
 
 def test_each_beat_says_within_how_long_the_next_is_expected(monkeypatch, clock):
     """Every gate failing, its pause doubling up to 900 s: each beat expects the next pull's;
-    ``--once`` runs expect the next run's (``--every``, else an hour)."""
+    ``--once`` runs expect the next run's (``--every``, else None: the database learns it
+    from the spacing of the runs, ``beaten``)."""
     target, collector = _beating(monkeypatch, clock, poll_interval_s=60, error_backoff_max_s=900)
     try:
         pauses = []
@@ -216,7 +228,7 @@ def test_each_beat_says_within_how_long_the_next_is_expected(monkeypatch, clock)
         collector.run_once(900.0)  # ``--once --every 15m``
         clock.advance(900)
         collector.run_once()  # ``--once``
-        assert target.expects[-2:] == [900.0, ONCE_EVERY_S]
+        assert target.expects[-2:] == [900.0, None]
     finally:
         collector.client.close()
 
@@ -247,3 +259,178 @@ def test_every_takes_a_number_and_its_unit_only(capsys):
     assert info.value.code == 2 and "15m (minutes)" in capsys.readouterr().err
     assert main(["collect", "--config", "x.toml", "--every", "15m"]) == 2
     assert "--every is how often cron runs --once" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------- a beat while a pull is under way
+
+
+class _Copy(SqliteTarget):
+    """The office's database as a SQLite copy, each page written ``page_s`` after the last on
+    the test's clock (a gate with a year of events on a slow link); each beat kept with when
+    it came and how many pages were written by then."""
+
+    def __init__(self, path, clock, page_s: float) -> None:
+        super().__init__(path)
+        self.clock, self.page_s, self.pages = clock, page_s, 0
+        self.beats: list[tuple[int, datetime, float | None]] = []
+
+    def write_page(self, url: str, kiosk_id: str, rows: list[dict]) -> int:
+        self.clock.advance(self.page_s)
+        inserted = super().write_page(url, kiosk_id, rows)
+        self.pages += 1
+        return inserted
+
+    def record_run(self, run_id: str, expect_s: float | None = None) -> None:
+        self.beats.append((self.pages, self.clock.now(), expect_s))
+
+    def record_gates(self, gates: list[dict]) -> None:
+        pass
+
+    def write_gate_report(self, *report) -> None:
+        pass
+
+    def final_report_days(self, kiosk_id: str, since) -> set:
+        return set()
+
+    def reported_compound(self, kiosk_id: str, day) -> None:
+        return None
+
+
+def _first_pull(tmp_path, monkeypatch, clock, page_s: float, kind: type = _Copy) -> _Copy:
+    """A collector's first pull of a gate of 60 events, 5 a page: 12 pages, into a ``kind``."""
+    gate = make_kiosk(tmp_path / "gate.db", "gate-0", clock, 60)
+    monkeypatch.setenv("GATE_TOKEN", gate.token)
+    copy = kind(tmp_path / "copy.db", clock, page_s)
+    cfg = CollectorConfig.model_validate(
+        {"kiosks": [{"url": "http://gate-0", "token_env": "GATE_TOKEN"}], "page_size": 5}
+    )
+    collector = Collector(
+        cfg,
+        "postgresql://office/unused",
+        clock=clock,
+        client=Network(gate).client(),
+        target_factory=lambda dsn: copy,
+        monotonic=lambda: clock.monotonic_ns() / 1e9,
+    )
+    try:
+        assert collector.pull_once(cfg.kiosks[0]).state == "ok"
+    finally:
+        collector.client.close()
+        copy.close()
+        gate.store.close()
+    assert copy.pages == 12
+    return copy
+
+
+def test_a_long_first_pull_beats_as_its_pages_are_written(tmp_path, monkeypatch, clock):
+    """A page a minute for 12 minutes: a beat after each, not only when the pull ends (before,
+    the report read the collector down from its previous beat on, 16 minutes into the pull)."""
+    copy = _first_pull(tmp_path, monkeypatch, clock, RUN_BEAT_S + 1)
+    assert [pages for pages, _, _ in copy.beats] == list(range(1, 13))
+    assert {expect for _, _, expect in copy.beats} == {RUN_BEAT_S}  # poll_interval_s 10, at least
+
+
+def test_a_pull_beats_at_most_once_a_minute_however_many_pages(tmp_path, monkeypatch, clock):
+    copy = _first_pull(tmp_path, monkeypatch, clock, 1.0)
+    assert [pages for pages, _, _ in copy.beats] == [1]
+
+
+def test_a_pull_stuck_after_its_pages_is_the_collector_down_past_its_cadence(
+    tmp_path, monkeypatch, clock
+):
+    """The beats of a pull kept as ``record_run`` keeps them: the collector pulling while
+    pages come; none for longer than its beat expected and 15 minutes more, it is down."""
+    copy = _first_pull(tmp_path, monkeypatch, clock, RUN_BEAT_S + 1)
+    began = copy.beats[0][1]
+    runs: list = [("before", began - 2 * H, began - timedelta(minutes=20), 10.0)]
+    for _, at, expect in copy.beats:
+        runs = moved_on(runs, "this", at, expect)
+    last = copy.beats[-1][1]
+    assert _collector_down(runs, last) == [(runs[0][2], began)]  # down before it began
+    assert len(_collector_down(runs, last + timedelta(minutes=15, seconds=59))) == 1
+    stuck = last + timedelta(minutes=16)  # its beats expected one within a minute
+    assert _collector_down(runs, stuck)[1:] == [(last, stuck)]
+
+
+class _Refusing(_Copy):
+    """A database that takes the pages but not the beats."""
+
+    def record_run(self, run_id: str, expect_s: float | None = None) -> None:
+        super().record_run(run_id, expect_s)
+        raise PgError("the beat's row is locked")
+
+
+def test_a_beat_failing_during_a_pull_leaves_the_pull_alone(tmp_path, monkeypatch, clock, caplog):
+    """Tried again a minute on, not at every page, and the pull's connection not closed
+    under it: all 12 pages written."""
+    copy = _first_pull(tmp_path, monkeypatch, clock, RUN_BEAT_S / 2 + 1, _Refusing)
+    assert [pages for pages, _, _ in copy.beats] == [1, 3, 5, 7, 9, 11]
+    assert sum(r.message == "collector run not kept" for r in caplog.records) == 6
+
+
+# ------------------------------------------------------------- --once without --every: learned
+
+
+def _cron_learned(every: timedelta, runs_: int, start: datetime | None = None) -> tuple:
+    """``runs_`` runs of ``kiosk collect --once`` without ``--every``, ``every`` apart, their
+    beats kept as ``record_run`` keeps them (``beaten``): the spells and their spacings."""
+    runs: list = []
+    spacings: list = []
+    t = start or _u(0, 0, 5)
+    for k in range(runs_):
+        runs, spacings = beaten(runs, spacings, f"r{k}", t + timedelta(seconds=k % 7), None)
+        t += every
+    return runs, spacings
+
+
+def test_once_without_every_expects_the_spacing_of_its_runs():
+    """Cron's ``*/15`` leaving ``--every`` out: its beats expected the next within the hour,
+    and the collector stopped was read down only 75 minutes on. Now after a second run the
+    interval is the spacing of its recent runs: down 30 minutes on."""
+    runs, spacings = _cron_learned(timedelta(minutes=15), 16)
+    [(_, _, last, expect)] = runs
+    assert 900.0 <= expect <= 906.0 and len(spacings) == SPACINGS_KEPT
+    assert _collector_down(runs, last + timedelta(minutes=29)) == []
+    assert _collector_down(runs, last + timedelta(minutes=31)) == [
+        (last, last + timedelta(minutes=31))
+    ]
+    down = _gate_down(last - timedelta(hours=2), last + timedelta(minutes=1), runs)
+    assert down["restarts_total"] == 1  # a gate silent for two hours of it: still down
+
+
+def test_a_first_once_run_without_every_expects_the_hour():
+    [(_, _, _, expect)], spacings = _cron_learned(timedelta(minutes=15), 1)
+    assert (expect, spacings) == (ONCE_EVERY_S, [])
+
+
+def test_the_learned_interval_is_the_longest_recent_spacing_within_the_hour():
+    """A run by hand two minutes after cron's (hourly) does not make the next hour a gap;
+    two runs beating at once (seconds apart) are no spacing; a spacing past the hour (a long
+    run) is held to the hour."""
+    runs, spacings = _cron_learned(timedelta(hours=1), 3)
+    by_hand = _u(2, 2)
+    runs, spacings = beaten(runs, spacings, "by-hand", by_hand, None)
+    assert runs[-1][3] == ONCE_EVERY_S
+    runs, spacings = beaten(runs, spacings, "r3", _u(3, 0, 5), None)
+    runs, again = beaten(runs, spacings, "r3-again", _u(3, 0, 35), None)
+    assert len(runs) == 1 and again == spacings and runs[-1][3] == ONCE_EVERY_S
+    slow, _ = _cron_learned(timedelta(minutes=68), 3)
+    assert slow[-1][3] == ONCE_EVERY_S
+
+
+def test_the_learned_interval_follows_cron_and_begins_again_after_an_outage():
+    """Cron from hourly to ``*/15``: once its last hourly spacing is older than the kept ones,
+    15 minutes. After a gap read as the collector down, no history: the hour again."""
+    runs, spacings = _cron_learned(timedelta(hours=1), 3)
+    for k in range(SPACINGS_KEPT):
+        quarter = _u(2) + (k + 1) * timedelta(minutes=15)
+        runs, spacings = beaten(runs, spacings, f"q{k}", quarter, None)
+    assert runs[-1][3] == 900.0
+    runs, spacings = beaten(runs, spacings, "back", _u(6), None)
+    assert (len(runs), runs[-1][3], spacings) == (2, ONCE_EVERY_S, [])
+
+
+def test_every_still_says_the_interval_whatever_the_spacing():
+    runs, _ = _cron_learned(timedelta(minutes=15), 3)
+    runs, _ = beaten(runs, [900.0], "every", _u(0, 45, 5), 1800.0)
+    assert runs[-1][3] == 1800.0

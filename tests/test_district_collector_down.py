@@ -15,10 +15,10 @@ import psycopg
 from pgfixture import Network, make_kiosk
 from test_district_silent_day import DAY, MIDNIGHT, gone_gate
 from test_fleet_collector import _collector
+from test_fleet_pg import pull_pg
 
-from office.collector import ONCE_EVERY_S
 from office.district import district_csv, district_report
-from office.pg import MAX_RUNS, RUNS_KEY, PgTarget, collector_runs
+from office.pg import MAX_RUNS, ONCE_EVERY_S, RUNS_KEY, PgTarget, collector_runs
 
 pytest_plugins = ("pgfixture",)
 
@@ -143,7 +143,7 @@ def test_a_run_keeps_one_spell_moved_on_and_a_run_after_a_gap_begins_another(pg_
         target.record_run("a")
         target.record_run("b")  # ``--once`` again within minutes: the same spell goes on
         [(run, begun, ended, expect)] = _held(target)
-        assert run == "b" and begun <= ended and expect is None
+        assert run == "b" and begun <= ended and expect == ONCE_EVERY_S  # no spacing yet
         an_hour_ago = [["b", (begun - H).isoformat(), (ended - H).isoformat()]]
         target.conn.execute(
             "UPDATE fleet_meta SET value = %s WHERE key = %s", [json.dumps(an_hour_ago), RUNS_KEY]
@@ -176,6 +176,34 @@ def test_a_run_on_the_cadence_the_spell_expected_goes_on_with_it(pg_dsn):
         )
         target.record_run("b", 1800.0)
         assert [r[0] for r in _held(target)] == ["a", "b"]
+
+
+def test_once_runs_without_every_expect_the_spacing_kept_with_their_spell(pg_dsn):
+    """``kiosk collect --once`` from cron's ``*/15`` without ``--every``: the second run's
+    beat expects the next within the spacing of the runs (before, the hour: the collector
+    stopped was read down 75 minutes on); the spacings kept beside the newest spell, one that
+    does not read taken as none."""
+    quarter = timedelta(minutes=15)
+    with PgTarget(pg_dsn) as target:
+        target.record_run("a")
+        [(_, begun, ended, expect)] = _held(target)
+        assert expect == ONCE_EVERY_S
+        earlier = [["a", (begun - quarter).isoformat(), (ended - quarter).isoformat(), 3600]]
+        target.conn.execute(
+            "UPDATE fleet_meta SET value = %s WHERE key = %s", [json.dumps(earlier), RUNS_KEY]
+        )
+        target.record_run("b")
+        [(run, _, _, expect)] = _held(target)
+        assert run == "b" and 900.0 <= expect < 960.0
+        row = target.conn.execute("SELECT value FROM fleet_meta WHERE key = %s", [RUNS_KEY])
+        [spell] = json.loads(row.fetchone()[0])
+        assert spell[3] == expect and spell[4] == [expect]
+        spell[4] = ["soon"]
+        target.conn.execute(
+            "UPDATE fleet_meta SET value = %s WHERE key = %s", [json.dumps([spell]), RUNS_KEY]
+        )
+        target.record_run("b")
+        assert _held(target)[0][3] == ONCE_EVERY_S
 
 
 def test_the_record_is_bounded_and_a_bad_value_is_read_as_none_kept(pg_dsn):
@@ -217,4 +245,51 @@ def test_the_collector_keeps_its_run_as_it_pulls(tmp_path, clock, pg_dsn, monkey
         )
     [(_, begun, ended, expect)] = runs
     assert abs(ended - datetime.now(UTC)) < timedelta(minutes=5) and begun <= ended
-    assert expect == ONCE_EVERY_S  # ``kiosk collect --once``: run again within the hour
+    assert expect == ONCE_EVERY_S  # ``kiosk collect --once``, its first run: within the hour
+
+
+# --------------------------------------------------------------------------- events_missing
+
+
+def _heard(pg_dsn, tmp_path, clock, ago: timedelta, expect_s: float | None) -> dict:
+    """gate-0 pulled and last heard ``ago`` before the database's now, its collector's last
+    beat then, expecting the next within ``expect_s``: today's report (UTC)."""
+    gate = make_kiosk(tmp_path / "g.db", "gate-0", clock, 3)
+    try:
+        pull_pg("http://gate-0", gate.token, pg_dsn, Network(gate))
+    finally:
+        gate.store.close()
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        now = conn.execute("SELECT now()").fetchone()[0]
+        conn.execute("UPDATE fleet_sources SET updated_at = %s", [now - ago])
+        spell = ["run", (now - 6 * H).isoformat(), (now - ago).isoformat()]
+        spell += [] if expect_s is None else [expect_s]
+        conn.execute(
+            "INSERT INTO fleet_meta (key, value) VALUES (%s, %s)", [RUNS_KEY, json.dumps([spell])]
+        )
+    return district_report(pg_dsn, now.astimezone(UTC).date(), "UTC")
+
+
+def test_a_gate_between_the_pulls_of_an_hourly_collector_is_not_missing_events(
+    tmp_path, clock, pg_dsn
+):
+    """The collector pulling hourly, the gate heard 30 minutes ago: its events are held up to
+    its last pull, its next due in half an hour (before, a flat 15 minutes named it in
+    ``events_missing`` between every two pulls). The same cadence as ``collector_down``."""
+    report = _heard(pg_dsn, tmp_path, clock, timedelta(minutes=30), 3600.0)
+    assert report["events_missing"] == [] and report["collector_down"] == []
+    assert report["by_gate"][0]["events_complete"] is True
+
+
+def test_a_gate_past_its_hourly_pull_and_15_minutes_is_missing_events(tmp_path, clock, pg_dsn):
+    report = _heard(pg_dsn, tmp_path, clock, timedelta(minutes=76), 3600.0)
+    assert [m["kiosk_id"] for m in report["events_missing"]] == ["gate-0"]
+    assert report["by_gate"][0]["events_complete"] is False
+
+
+def test_a_gate_of_a_collector_saying_no_cadence_is_missing_after_15_minutes(
+    tmp_path, clock, pg_dsn
+):
+    """A spell kept before 2026-12-06 (no interval): 15 minutes, as before."""
+    report = _heard(pg_dsn, tmp_path, clock, timedelta(minutes=16), None)
+    assert [m["kiosk_id"] for m in report["events_missing"]] == ["gate-0"]

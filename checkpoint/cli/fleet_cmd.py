@@ -44,7 +44,8 @@ def register(sub: Verbs) -> None:
         type=every_arg,
         metavar="SPAN",
         help="with --once: how often cron (or a timer) runs it, a number and its unit (15m,"
-        " 2h): the district report reads a longer gap as the collector down (default 1h)",
+        " 2h): the district report reads a longer gap as the collector down (default: the"
+        " spacing of its recent runs, at most 1h; 1h before any)",
     )
 
     add_group(sub, "fleet", _fleet, dest="fleet_verb")
@@ -186,7 +187,7 @@ def collect_run(args: argparse.Namespace) -> int:
     from kiosk.config import ConfigError
     from kiosk.config.fleet import load_collector_config
     from kiosk.logs import setup_logging
-    from office.collector import ONCE_EVERY_S, Collector, StatusServer
+    from office.collector import Collector, StatusServer
     from office.pg import PgError, PgTarget
 
     if args.every is not None and not args.once:
@@ -210,7 +211,7 @@ def collect_run(args: argparse.Namespace) -> int:
     collector = Collector(config, dsn)
     if args.once:
         try:
-            statuses = collector.run_once(args.every or ONCE_EVERY_S)
+            statuses = collector.run_once(args.every)
         finally:
             collector.stop()
         for status in statuses:
