@@ -240,6 +240,33 @@ async def in_daemon_thread(name: str, fn: Callable[[], T], timeout_s: float) -> 
     return fut.result()
 
 
+def close_within(what: str, close: Callable[[], object], timeout_s: float) -> bool:
+    """A device's ``close`` (``what``: ``gate``, ``thermometer``) in a daemon thread, waited
+    for ``timeout_s`` at most: whether it returned (a failure included: a close that raised
+    has nothing left to do). One stuck in its driver is said in the journal and left to the
+    process's exit: the one bounded close of the relay, for the daemon's stop
+    (``Devices.close_outputs``), ``kiosk run --lock-gate`` and ``kiosk run``'s end after a
+    failed start or a standby (a bare ``close()`` there held the exit past systemd's
+    ``TimeoutStopSec``)."""
+
+    def run() -> None:
+        with contextlib.suppress(Exception):
+            close()
+
+    thread = threading.Thread(target=run, name=f"kiosk-close-{what}", daemon=True)
+    thread.start()
+    thread.join(timeout_s)
+    if thread.is_alive():
+        log.warning(
+            "closing the devices: the %s did not close within %.1f s (its close is stuck in"
+            " its driver); left to the process's exit",
+            what,
+            timeout_s,
+        )
+        return False
+    return True
+
+
 class StopBudget:
     """One deadline for a whole stop, every step of it drawing on it (``Daemon.stop``).
 
