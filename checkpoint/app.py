@@ -578,7 +578,7 @@ class Daemon:
         loop = asyncio.get_running_loop()
         budget = StopBudget(self.stop_budget_s, dict(self.stop_reserves_s), now=loop.time)
         if self.stop_asked_at is not None:  # asked while starting: counted from the signal
-            budget.ends = min(budget.ends, self.stop_asked_at + self.stop_budget_s)
+            budget.spent_before("the start", self.stop_asked_at)
         return budget
 
     async def stop(self) -> None:
@@ -772,9 +772,13 @@ class Daemon:
             left = "; ".join(
                 f"{name.removeprefix('kiosk-stop-')}: {say()}" for name, _, say in unwritten
             )
+            # A write given no time at all was not refused by the storage: the budget was
+            # gone before it (a start that took it all).
+            no_time = any(n == "writes" and granted <= 0 for n, _, granted in budget.given_up)
+            why = "no time was left for the writes" if no_time else "the storage did not answer"
             log.error(
-                "stopping: the storage did not answer within the stop's %.1f s; given up at"
-                " %s, not written: %s; %s",
+                "stopping: %s within the stop's %.1f s; given up at %s, not written: %s; %s",
+                why,
                 budget.total_s,
                 unwritten[0][0].removeprefix("kiosk-stop-"),
                 left,

@@ -325,7 +325,9 @@ class EngineRunner:
         self._locked_at_stop = True
         step = "gate lock"
         loop = asyncio.get_running_loop()
-        end = loop.time() + budget.grant(step, 2 * self._deadline_s)
+        # One command's deadline at least, however little the budget left (a start that
+        # used it all up): the gate is commanded locked at every stop.
+        end = loop.time() + budget.grant(step, 2 * self._deadline_s, at_least_s=self._deadline_s)
         worker = self._gate_worker
         if not await self._take_gate_order(end - loop.time()):
             worker.call_after(self.gate.set_open, False)  # behind the command holding it

@@ -6,13 +6,18 @@ would hang instead fails after ``WAIT_S``."""
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import threading
+from datetime import UTC, datetime
 
 import pytest
+from guard_support import console_fixtures
 
 from checkpoint import standby as standing
+from checkpoint.app import Daemon
 from checkpoint.cli import daemon_cmd
+from checkpoint.notify import Notifier
 from drivers import gate as gate_drivers
 from drivers.clocksync import system_clock
 from kiosk.config import parse_config
@@ -78,3 +83,39 @@ def test_kiosk_runs_end_closes_a_stuck_relay_within_its_deadline_and_says_so(
         assert outcome == [0]
     said = [r.getMessage() for r in caplog.records if "did not close" in r.getMessage()]
     assert said and "gate" in said[0] and "left to the process's exit" in said[0], said
+
+
+START = datetime(2026, 3, 4, 2, 0, tzinfo=UTC)
+clock, core, app, alice, admin = console_fixtures(START)
+
+
+def _stop_lines(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.getMessage().startswith("stopping:")]
+
+
+def test_a_sigterm_during_a_start_longer_than_the_budget_blames_the_start_the_gate_locked(
+    app, core, caplog
+):
+    """A start that took longer than the stop's whole budget (a log opening on a slow card):
+    every step's grant was 0, the relay's lock given no time at all, and the journal line
+    blamed "gate lock" for using up the budget the start had used. The line names the start
+    and the time it took, and the gate is commanded locked all the same."""
+    daemon = Daemon(core, notifier=Notifier(None))
+    daemon.guard = app.state.guard
+    gate = core.devices.gate
+    late_s = daemon.stop_budget_s + 1.0
+
+    async def run() -> None:
+        await core.runner.start()
+        await asyncio.to_thread(gate.set_open, True)  # a pass's pulse under way
+        daemon.stop_asked_at = asyncio.get_running_loop().time() - late_s
+        await daemon.stop()
+
+    with caplog.at_level(logging.WARNING):
+        asyncio.run(run())
+    assert gate.is_open is False and gate.commands[-1].open_ is False
+    assert "could not be locked at stop" not in caplog.text
+    [line] = _stop_lines(caplog)
+    assert "the budget used up by the start (11.0 s)" in line, line
+    assert "used up by gate lock" not in line
+    assert "the storage did not answer" not in line  # it was never given the time to
