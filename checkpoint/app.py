@@ -585,8 +585,9 @@ class Daemon:
         """Reverse order, within one budget (``stop_budget``; ``STOP_BUDGET_S``, systemd's
         ``TimeoutStopSec`` less the exit's grace and a margin): the web server told to end
         and the background tasks cancelled (neither waited for), the gate commanded locked
-        (``EngineRunner.lock_for_stop``: after a crossing under way, before anything that may
-        wait on the storage or the network); then, all at once, the web server's end, the
+        (``EngineRunner.lock_for_stop``: first, nothing opens it after; then a crossing under
+        way is waited for, before anything that may wait on the storage or the network); then,
+        all at once, the web server's end, the
         background tasks', the engine's rest and the devices, the page helper, the list sync
         and the peers, each within its own cap and what the budget leaves them; then the
         writes, which have the rest (``_stop_writes``). A step not done in time goes on in

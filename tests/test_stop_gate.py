@@ -119,3 +119,21 @@ def test_a_sigterm_during_a_start_longer_than_the_budget_blames_the_start_the_ga
     assert "the budget used up by the start (11.0 s)" in line, line
     assert "used up by gate lock" not in line
     assert "the storage did not answer" not in line  # it was never given the time to
+
+
+def test_the_screen_shows_a_pass_the_stop_kept_the_gate_locked_for_as_what_it_is():
+    """The engine's deny for ``stopping`` is shown as a deny saying so, and a guard's pass the
+    stop kept the gate locked for (state prompt ``stopping``) as the kiosk out of service,
+    saying it is stopping: never the pass, never a scan prompt."""
+    from ui.views import kiosk_view
+
+    state = {"type": "state", "state": "decided", "prompt": "deny", "passage": 1}
+    deny = {"type": "decision", "passage": 1, "decision": "deny", "reasons": ["stopping"]}
+    view = kiosk_view(state, deny, "en")
+    assert view["look"] == "deny" and view["sound"] != "pass"
+    assert view["result"]["reasons"] == ["The checkpoint is stopping: the gate did not open"]
+    held = {"type": "state", "state": "decided", "prompt": "stopping", "passage": 2}
+    manual = {"type": "decision", "passage": 2, "decision": "manual_pass", "reasons": []}
+    view = kiosk_view(held, manual, "zh-CN")
+    assert view["phase"] == "out_of_order" and view["look"] == "out_of_service"
+    assert "正在停止" in view["prompt"] and view["result"] is None
