@@ -137,3 +137,39 @@ def test_the_screen_shows_a_pass_the_stop_kept_the_gate_locked_for_as_what_it_is
     view = kiosk_view(held, manual, "zh-CN")
     assert view["phase"] == "out_of_order" and view["look"] == "out_of_service"
     assert "正在停止" in view["prompt"] and view["result"] is None
+
+
+@pytest.mark.parametrize("answered_in", ["json", "html"])
+def test_a_guards_decision_sent_once_the_stop_has_locked_the_gate_is_told_503_at_once(
+    alice, core, answered_in
+):
+    """A guard's decision typed between the stop's lock and the web server's end was taken
+    up by an engine that no longer opens the gate (or waited on a storage the stop was
+    closing, until the server's end dropped the connection). It is answered at once: 503,
+    ``Retry-After``, the checkpoint is stopping, in the form the route answers in; nothing
+    is decided, nothing written."""
+    import math
+
+    from kiosk.deadline import StopBudget
+
+    alice.portal.call(core.runner.start)
+    alice.portal.call(core.runner.lock_for_stop, StopBudget(math.inf))
+    events, audits = core.store.last_seq, core.store.last_audit_seq
+    headers = {"Origin": "http://kiosk.test"}
+    if answered_in == "json":
+        headers["Accept"] = "application/json"
+    form = {"csrf": alice.csrf, "decision": "pass", "subject": "none", "reason": "neighbour"}
+    answer = alice.post("/guard/manual", data=form, headers=headers, follow_redirects=False)
+    alice.portal.call(core.runner.finish_stop, StopBudget(math.inf))
+    assert answer.status_code == 503
+    assert int(answer.headers["Retry-After"]) > 0
+    if answered_in == "json":
+        assert answer.json()["ok"] is False
+        said = answer.json()["error"]
+    else:
+        assert answer.headers["content-type"].startswith("text/html")
+        said = answer.text
+    assert "stopping" in said or "正在停止" in said
+    assert "Traceback" not in said
+    assert core.store.last_seq == events and core.store.last_audit_seq == audits
+    assert [c.open_ for c in core.devices.gate.commands if c.open_] == []
