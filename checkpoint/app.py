@@ -578,15 +578,16 @@ class Daemon:
         loop = asyncio.get_running_loop()
         budget = StopBudget(self.stop_budget_s, dict(self.stop_reserves_s), now=loop.time)
         if self.stop_asked_at is not None:  # asked while starting: counted from the signal
-            budget.ends = min(budget.ends, self.stop_asked_at + self.stop_budget_s)
+            budget.spent_before("the start", self.stop_asked_at)
         return budget
 
     async def stop(self) -> None:
         """Reverse order, within one budget (``stop_budget``; ``STOP_BUDGET_S``, systemd's
         ``TimeoutStopSec`` less the exit's grace and a margin): the web server told to end
         and the background tasks cancelled (neither waited for), the gate commanded locked
-        (``EngineRunner.lock_for_stop``: after a crossing under way, before anything that may
-        wait on the storage or the network); then, all at once, the web server's end, the
+        (``EngineRunner.lock_for_stop``: first, nothing opens it after; then a crossing under
+        way is waited for, before anything that may wait on the storage or the network); then,
+        all at once, the web server's end, the
         background tasks', the engine's rest and the devices, the page helper, the list sync
         and the peers, each within its own cap and what the budget leaves them; then the
         writes, which have the rest (``_stop_writes``). A step not done in time goes on in
@@ -772,9 +773,13 @@ class Daemon:
             left = "; ".join(
                 f"{name.removeprefix('kiosk-stop-')}: {say()}" for name, _, say in unwritten
             )
+            # A write given no time at all was not refused by the storage: the budget was
+            # gone before it (a start that took it all).
+            no_time = any(n == "writes" and granted <= 0 for n, _, granted in budget.given_up)
+            why = "no time was left for the writes" if no_time else "the storage did not answer"
             log.error(
-                "stopping: the storage did not answer within the stop's %.1f s; given up at"
-                " %s, not written: %s; %s",
+                "stopping: %s within the stop's %.1f s; given up at %s, not written: %s; %s",
+                why,
                 budget.total_s,
                 unwritten[0][0].removeprefix("kiosk-stop-"),
                 left,

@@ -12,8 +12,6 @@ import contextlib
 import logging
 import shutil
 import sqlite3
-import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +25,7 @@ from kiosk.bus import EventBus
 from kiosk.calibration import CalibrationStore
 from kiosk.clock import Clock
 from kiosk.config import KioskConfig
+from kiosk.deadline import close_within
 from kiosk.devices import CodeReader, Gate, Thermometer
 from kiosk.export import InProcessPages, PageSource
 from kiosk.history import PassageHistory
@@ -51,21 +50,6 @@ HEARTBEAT_MAX_AGE_S = 5.0
 DEVICE_CLOSE_S = 2.0
 
 
-def _within(name: str, fn: Callable[[], object], timeout_s: float) -> bool:
-    """``fn()`` in a daemon thread, waited for ``timeout_s`` at most: whether it returned (a
-    failure included: a device's close that raised has nothing left to do). One stuck in its
-    driver is left to the process's exit."""
-
-    def run() -> None:
-        with contextlib.suppress(Exception):
-            fn()
-
-    thread = threading.Thread(target=run, name=name, daemon=True)
-    thread.start()
-    thread.join(timeout_s)
-    return not thread.is_alive()
-
-
 @dataclass
 class Devices:
     thermometer: Thermometer | None
@@ -87,13 +71,8 @@ class Devices:
         ``timeout_s`` at most (a relay whose command is stuck in its driver holds its own
         lock): the daemon's stop, whose engine stopped the readers already, and ``close``."""
         for kind, device in (("gate", self.gate), ("thermometer", self.thermometer)):
-            if device is not None and not _within(f"kiosk-close-{kind}", device.close, timeout_s):
-                log.warning(
-                    "closing the devices: the %s's close did not return within %.1f s (stuck"
-                    " in its driver); left to the process's exit",
-                    kind,
-                    timeout_s,
-                )
+            if device is not None:
+                close_within(kind, device.close, timeout_s)
 
 
 @dataclass

@@ -240,6 +240,33 @@ async def in_daemon_thread(name: str, fn: Callable[[], T], timeout_s: float) -> 
     return fut.result()
 
 
+def close_within(what: str, close: Callable[[], object], timeout_s: float) -> bool:
+    """A device's ``close`` (``what``: ``gate``, ``thermometer``) in a daemon thread, waited
+    for ``timeout_s`` at most: whether it returned (a failure included: a close that raised
+    has nothing left to do). One stuck in its driver is said in the journal and left to the
+    process's exit: the one bounded close of the relay, for the daemon's stop
+    (``Devices.close_outputs``), ``kiosk run --lock-gate`` and ``kiosk run``'s end after a
+    failed start or a standby (a bare ``close()`` there held the exit past systemd's
+    ``TimeoutStopSec``)."""
+
+    def run() -> None:
+        with contextlib.suppress(Exception):
+            close()
+
+    thread = threading.Thread(target=run, name=f"kiosk-close-{what}", daemon=True)
+    thread.start()
+    thread.join(timeout_s)
+    if thread.is_alive():
+        log.warning(
+            "closing the devices: the %s did not close within %.1f s (its close is stuck in"
+            " its driver); left to the process's exit",
+            what,
+            timeout_s,
+        )
+        return False
+    return True
+
+
 class StopBudget:
     """One deadline for a whole stop, every step of it drawing on it (``Daemon.stop``).
 
@@ -266,16 +293,30 @@ class StopBudget:
         #: given up at their grant.
         self.steps: list[tuple[str, float, float]] = []
         self.given_up: list[tuple[str, float, float]] = []
+        #: What used the budget before the stop itself began (``spent_before``), with its
+        #: seconds: the start a SIGTERM had to wait for.
+        self.before: list[tuple[str, float]] = []
+
+    def spent_before(self, what: str, asked_at: float) -> None:
+        """The stop was asked at ``asked_at`` (this budget's clock), while ``what`` was under
+        way (the start, which the stop waited for): the budget ends ``total_s`` after that,
+        as systemd's ``TimeoutStopSec`` counts from the signal, and the journal line names
+        ``what`` when it is what used the budget up (``said``)."""
+        self.ends = min(self.ends, asked_at + self.total_s)
+        self.before.append((what, max(0.0, self._now() - asked_at)))
 
     def left(self) -> float:
         """Seconds left of the whole budget (never below 0)."""
         return max(0.0, self.ends - self._now())
 
-    def grant(self, step: str, own_s: float) -> float:
+    def grant(self, step: str, own_s: float, *, at_least_s: float = 0.0) -> float:
         """How long ``step`` may take from now: ``own_s`` at most, and never into the
-        reserves of the steps still to come (``step``'s own reserve is drawn on now)."""
+        reserves of the steps still to come (``step``'s own reserve is drawn on now); never
+        less than ``at_least_s`` however little is left (the relay's lock: one command's
+        deadline, within the margin systemd leaves after the budget)."""
         self._reserves.pop(step, None)
-        granted = max(0.0, min(own_s, self.left() - sum(self._reserves.values())))
+        left = self.left() - sum(self._reserves.values())
+        granted = max(0.0, at_least_s, min(own_s, left))
         self.steps.append((step, own_s, granted))
         return granted
 
@@ -295,14 +336,19 @@ class StopBudget:
 
     def said(self) -> str:
         """The given-up steps for the journal line: the one that used up the most of the
-        budget first (``used up by``) when it ran short, each with the seconds it had."""
+        budget first (``used up by``) when it ran short, each with the seconds it had; or
+        what used it before the stop began (``spent_before``: the start), with its seconds,
+        when that took more than any step given up."""
         if not self.given_up:
             return "no step given up"
-        ranked = sorted(self.given_up, key=lambda s: -s[2])
         each = ", ".join(f"{name} ({granted:.1f} s)" for name, _, granted in self.given_up)
         if not self.cut:
             return f"given up: {each}"
-        return f"the budget used up by {ranked[0][0]}; given up: {each}"
+        name, granted = max(((n, g) for n, _, g in self.given_up), key=lambda s: s[1])
+        for what, took_s in self.before:
+            if took_s > granted:
+                name, granted = f"{what} ({took_s:.1f} s)", took_s
+        return f"the budget used up by {name}; given up: {each}"
 
 
 class Stopped(Exception):

@@ -51,6 +51,15 @@ class GateFault(DeviceFault):
     reason = "gate_fault"
 
 
+class GateHeldShut(GateFault):
+    """An open refused on purpose, not a relay's failure: the kiosk's stop has commanded the
+    gate locked, and nothing opens it again (``EngineRunner.lock_for_stop``). A pass whose
+    open is refused so did not go through: the engine records it as not let through, for
+    this reason (``stopping``), and the screen shows that, not the pass."""
+
+    reason = "stopping"
+
+
 @dataclass(frozen=True)
 class ThermoReading:
     """One checked thermometer read: object (skin) and ambient (sensor die) in °C."""

@@ -58,7 +58,7 @@ from kiosk.calibration import Calibration, FixedCalibration
 from kiosk.clock import Clock, ClockReading
 from kiosk.config import KioskConfig
 from kiosk.crossing import Crossing, Outcome
-from kiosk.devices import CodeRead, DeviceFault, ThermoReading
+from kiosk.devices import CodeRead, DeviceFault, GateHeldShut, ThermoReading
 from kiosk.history import QUOTA_EXEMPT
 from kiosk.links import NOT_OPENED, RETRIES, measure_again
 from kiosk.links import not_opened as names_not_opened
@@ -105,6 +105,7 @@ PROMPTS: dict[str, str] = {
     "deny": "Access denied",
     "see_guard": "Access denied: please see the guard",
     "out_of_order": "Out of order: please see the guard",
+    "stopping": "The checkpoint is stopping: please see the guard",
 }
 
 #: Fault keys in ``Engine.faults`` and the alarms raised for them.
@@ -1413,6 +1414,12 @@ class Engine:
     def _on_crossed(self, outcome: Outcome) -> None:
         subject = self._crossings.pop(outcome.crossing, None)
         not_opened = self._not_opened(subject, outcome)
+        refusal = None
+        if not_opened and outcome.event is not None and outcome.gate_fault is not None:
+            refusal = self._not_opened_draft(outcome.event, outcome.gate_fault)
+            if isinstance(outcome.gate_fault, GateHeldShut) and isinstance(subject, Passage):
+                # Kept locked on purpose (the stop): shown as what it is, never as the pass.
+                subject.draft = refusal
         if subject is None:
             log.error("engine: an outcome for a crossing it is not waiting for; ignored")
         elif outcome.event is not None:
@@ -1429,48 +1436,57 @@ class Engine:
                 self._gate_open = True
                 self._gate_close_at_ns = self._now()
             self._on_gate_answer(True, outcome.gate_fault)
-        if not_opened and outcome.event is not None:
-            self._record_not_opened(outcome.event)
+        if refusal is not None:
+            self._record_not_opened(refusal)
         # A guard's action that waited for this outcome starts once it is fully handled (the
         # relay's answer included: a failure to open is this passage's, not the guard's).
         if self._manual_queue and self.state != "deciding":
             self._start_manual(self._manual_queue.popleft())
 
     def _not_opened(self, subject: Passage | EventDraft | None, outcome: Outcome) -> bool:
-        """Whether ``outcome`` is a kiosk pass, committed, whose relay did not obey the open
-        command while the gate stood locked: nobody went through on it (the screen sends them
-        to the guard). Not a guard's manual pass: the guard opens the gate by hand for it
-        (``err.gate_not_opened``), so it did go through; nor a pass while an earlier command
-        holds the gate open (an evacuation): the way stood open."""
+        """Whether ``outcome`` is a kiosk pass, committed, whose gate did not open on the
+        open command while it stood locked: the relay did not obey, or the stop had locked it
+        (``GateHeldShut``: nothing opens it again, whatever opened it before). Nobody went
+        through on it (the screen sends them to the guard). Not a guard's manual pass: the
+        guard opens the gate by hand for it (``err.gate_not_opened``), so it did go through;
+        nor a pass while an earlier command holds the gate open (an evacuation): the way
+        stood open."""
         return (
             isinstance(subject, Passage)
             and subject.kind == "passage"
             and outcome.event is not None
             and outcome.event.decision == "pass"
             and outcome.gate_fault is not None
-            and not self._relay_opened
+            and (isinstance(outcome.gate_fault, GateHeldShut) or not self._relay_opened)
         )
 
-    def _record_not_opened(self, event: Event) -> None:
-        """The log's ``pass`` for a gate that did not open stays (the log is append-only); a
-        row after it says so: ``deny``, ``gate_fault``, flagged ``not_opened:<seq>``
-        (``kiosk.links``), with the pass's person and direction. The reports count the
-        passage as it ended, denied, and the pass as no outing; a guard who lets the person
-        through by hand records their own manual pass. It is written as a held record is
-        (the backlog: after any held before it, kept through a store fault)."""
-        self._hold_backlog(
-            EventDraft(
-                direction=event.direction,
-                decision="deny",
-                reasons=("gate_fault",),
-                pass_id=event.pass_id,
-                household=event.household,
-                holder=event.holder,
-                kind="passage",
-                flags=(f"{NOT_OPENED}{event.seq}",),
-                decided=ClockReading.take(self.clock),
-            )
+    def _not_opened_draft(self, event: Event, fault: DeviceFault) -> EventDraft:
+        """The row saying the gate did not open for the pass ``event``: ``deny``, for the
+        gate's reason (``gate_fault``: the relay did not obey; ``stopping``: the stop keeps
+        it locked), flagged ``not_opened:<seq>`` (``kiosk.links``), with the pass's person,
+        direction and temperature, as any deny keeps them."""
+        return EventDraft(
+            direction=event.direction,
+            decision="deny",
+            reasons=(fault.reason,),
+            pass_id=event.pass_id,
+            household=event.household,
+            holder=event.holder,
+            temp_c=event.temp_c,
+            temp_object_c=event.temp_object_c,
+            temp_ambient_c=event.temp_ambient_c,
+            kind="passage",
+            flags=(f"{NOT_OPENED}{event.seq}",),
+            decided=ClockReading.take(self.clock),
         )
+
+    def _record_not_opened(self, draft: EventDraft) -> None:
+        """The log's ``pass`` for a gate that did not open stays (the log is append-only); a
+        row after it says so (``_not_opened_draft``). The reports count the passage as it
+        ended, denied, and the pass as no outing; a guard who lets the person through by
+        hand records their own manual pass. It is written as a held record is (the backlog:
+        after any held before it, kept through a store fault)."""
+        self._hold_backlog(draft)
         self._retry_backlog(force=True)
 
     def _on_committed(
@@ -1705,6 +1721,13 @@ class Engine:
         return any(c.open_if_committed or c.open_if_unrecorded for c in self._crossings)
 
     def _on_gate_answer(self, open_: bool, fault: DeviceFault | None) -> None:
+        if isinstance(fault, GateHeldShut):
+            # Kept locked by the stop (which told the engine, ``on_gate_locked``): not the
+            # relay's fault, and nobody is invited through it (a guard's pass: see the guard).
+            self._gate_open = self._relay_opened
+            if self.state == "gate_open":
+                self._set_state("decided", "stopping")
+            return
         if fault is None:
             self._on_gate_done(open_)
         else:

@@ -46,6 +46,7 @@ from kiosk.devices import (
     DeviceFault,
     Gate,
     GateFault,
+    GateHeldShut,
     Health,
     SensorFault,
     Thermometer,
@@ -226,12 +227,19 @@ class EngineRunner:
         if await self.lock_for_stop(budget):
             await self.finish_stop(budget)
 
+    @property
+    def stopping(self) -> bool:
+        """The stop has begun (``lock_for_stop``): nothing is decided any more, the gate is
+        (being) locked for good; the faces refuse what would decide (``ui.guard.deps``)."""
+        return self._stopping
+
     async def lock_for_stop(self, budget: StopBudget) -> bool:
         """The stop's first part, before anything that may wait on the storage or the network:
-        no code is decided from here, the loop's tasks are cancelled, a crossing still under way
-        is waited for (it may open the gate: its open comes before the lock; its commit is
-        bounded by ``store_deadline_ms``), then the gate is commanded locked, and no open is
-        commanded after (``_set_gate``). False for a runner never started (closed now)."""
+        no code is decided from here, the loop's tasks are cancelled, the gate is commanded
+        locked, and nothing opens it after (``_set_gate`` refuses: ``GateHeldShut``); then a
+        crossing still under way is waited for (its commit bounded by ``store_deadline_ms``):
+        a pass it commits is recorded as not let through (``stopping``), never opened for and
+        locked again at once. False for a runner never started (closed now)."""
         if not self._started:
             self.close()
             return False
@@ -239,6 +247,7 @@ class EngineRunner:
         self._stopping = True
         for task in self._tasks:
             task.cancel()  # their end is waited for after the lock (``finish_stop``)
+        await self._lock_at_stop(budget)
         pending = list(self._inflight)
         if pending:
             step = "crossing under way"
@@ -246,7 +255,6 @@ class EngineRunner:
             _, left = await asyncio.wait(pending, timeout=budget.grant(step, own_s))
             if left:
                 budget.gave_up(step)
-        await self._lock_at_stop(budget)
         return True
 
     async def finish_stop(self, budget: StopBudget) -> None:
@@ -325,7 +333,9 @@ class EngineRunner:
         self._locked_at_stop = True
         step = "gate lock"
         loop = asyncio.get_running_loop()
-        end = loop.time() + budget.grant(step, 2 * self._deadline_s)
+        # One command's deadline at least, however little the budget left (a start that
+        # used it all up): the gate is commanded locked at every stop.
+        end = loop.time() + budget.grant(step, 2 * self._deadline_s, at_least_s=self._deadline_s)
         worker = self._gate_worker
         if not await self._take_gate_order(end - loop.time()):
             worker.call_after(self.gate.set_open, False)  # behind the command holding it
@@ -345,6 +355,9 @@ class EngineRunner:
                 await worker.call(self.gate.set_open, False, deadline_s=deadline_s)
             except DeviceFault as exc:
                 log.warning("gate could not be locked at stop: %s", exc)
+                self.engine.on_gate_locked(exc)
+            else:  # what opened it before (a pulse, an evacuation) holds it open no more
+                self.engine.on_gate_locked()
         finally:
             if self._gate_order.locked():
                 self._gate_order.release()
@@ -687,8 +700,8 @@ class EngineRunner:
         command still under way is waited for first (at most its deadline)."""
         try:
             async with self._gate_order:
-                if open_ and self._locked_at_stop:  # a crossing that outlived the stop's wait
-                    return GateFault("the kiosk is stopping: the gate stays locked")
+                if open_ and self._locked_at_stop:  # locked for the stop: for good
+                    return GateHeldShut("the checkpoint is stopping: the gate stays locked")
                 await self._gate_worker.call(self.gate.set_open, open_)
         except DeviceFault as exc:
             return exc

@@ -264,7 +264,7 @@ def test_a_stop_with_every_step_stuck_ends_within_its_budget_the_relay_locked_fi
         daemon._peers.start()
         daemon._lists_sync.start()
         core.store._enqueue(lambda: never.wait(30))  # the card stalls
-        # A crossing under way whose commit the stalled card holds (it may open the gate).
+        # A crossing under way whose commit the stalled card holds (waited for after the lock).
         core.runner._spawn(asyncio.Event().wait())
         daemon._rows_task = asyncio.create_task(daemon.console_rows(stopping=True))
         daemon._server = types.SimpleNamespace(should_exit=False)  # a request never ending

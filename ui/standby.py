@@ -48,13 +48,14 @@ _STYLE_HASH = base64.b64encode(hashlib.sha256(_STYLE.encode()).digest()).decode(
 #: On every answer while standing by: a console page left open (its stream cut when the daemon
 #: restarted) asks its feed, sees this and reloads into the standby page (``guard.js``).
 STANDBY_HEADER = ("X-Kiosk-State", "standby")
-_HEADERS = {
-    STANDBY_HEADER[0]: STANDBY_HEADER[1],
+#: A ``plain_page``'s headers: nothing cached, nothing loaded but its own style.
+PLAIN_HEADERS = {
     "Cache-Control": "no-store",
     "Content-Security-Policy": f"default-src 'none'; style-src 'sha256-{_STYLE_HASH}'",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
 }
+_HEADERS = {STANDBY_HEADER[0]: STANDBY_HEADER[1], **PLAIN_HEADERS}
 #: What the fixes name as typed at the Pi (commands, files, the manual's sections, which are
 #: in English): the same in both languages, so kept out of the translated words.
 FIX_TERMS = {
@@ -73,11 +74,15 @@ FIX_TERMS = {
 }
 
 
-def _page(title: str, paragraphs: list[str], *, reload_s: int | None = None) -> str:
+def plain_page(
+    title: str, paragraphs: list[str], *, reload_s: int | None = None, lang: str = "zh-CN"
+) -> str:
+    """A page of its own, for an answer that cannot be a face's page (the standby's, the
+    console's refusal at a stop): ``title`` and ``paragraphs``, escaped; ``PLAIN_HEADERS``."""
     refresh = f'<meta http-equiv="refresh" content="{reload_s}">' if reload_s else ""
     body = "".join(f"<p>{html.escape(p)}</p>" for p in paragraphs)
     return (
-        f'<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">{refresh}'
+        f'<!doctype html><html lang="{html.escape(lang)}"><head><meta charset="utf-8">{refresh}'
         f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head>"
         f"<body><h1>{html.escape(title)}</h1>{body}</body></html>"
     )
@@ -128,7 +133,7 @@ def create_standby_app(
         if whole(request):  # the screen's own browser: a stranger's tab stands in for none
             seen[:] = [monotonic()]
         words = [i18n.t(lang, "standby.kiosk") for lang in i18n.LANGS]
-        page = _page(words[0], words[1:], reload_s=RELOAD_S)
+        page = plain_page(words[0], words[1:], reload_s=RELOAD_S)
         return HTMLResponse(page, status_code=503, headers=_HEADERS)
 
     @app.get("/kiosk/watch")
@@ -140,7 +145,7 @@ def create_standby_app(
     def anything(request: Request, path: str) -> Response:
         if path == "guard" or path.startswith("guard/"):
             words = guard_words(standby, whole(request))
-            page = _page(words[0], words[1:], reload_s=RELOAD_S * 3)
+            page = plain_page(words[0], words[1:], reload_s=RELOAD_S * 3)
             return HTMLResponse(page, status_code=503, headers=_HEADERS)
         detail = f"the kiosk is standing by, not deciding: {standby.detail(whole(request))}"
         if path.startswith("api/"):

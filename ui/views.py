@@ -205,6 +205,9 @@ class ScreenTracker:
 DEVICE_REASONS = frozenset(
     {"sensor_fault", "reader_fault", "store_fault", "gate_fault", "air_out_of_range"}
 )
+#: The engine's prompts that put the screen out of service (no invitation to scan): a
+#: device's fault, and the kiosk stopping (a guard's pass it did not open the gate for).
+OUT_OF_ORDER_PROMPTS = frozenset({"out_of_order", "stopping"})
 
 
 #: Reasons that only mean "measure again" (a cold wrist, a glove, nobody at the sensor): amber,
@@ -354,6 +357,11 @@ def headline(lang: str, kind: str, word_key: str) -> dict[str, str]:
     return {"kind": kind, "word": i18n.t(lang, word_key), "icon": ICONS[kind]}
 
 
+def out_of_order_prompt(prompt_key: str) -> str:
+    """What an out-of-service screen says: the kiosk stopping, else the guard's manual check."""
+    return prompt_key if prompt_key in OUT_OF_ORDER_PROMPTS else "out_of_order"
+
+
 def _idle_look(phase: str, prompt_key: str) -> str:
     if phase == "out_of_order":
         return "out_of_service"
@@ -390,7 +398,7 @@ def kiosk_view(
         phase = "checking" if raw == "deciding" else "idle"
         if phase == "idle":
             prompt_key = ""  # a result this screen never saw: not "please go through"
-    if prompt_key == "out_of_order":
+    if prompt_key in OUT_OF_ORDER_PROMPTS:
         phase = "out_of_order"
 
     view: dict[str, Any] = {
@@ -431,7 +439,7 @@ def kiosk_view(
             view["gate_closes_in_s"] = None  # not open yet, or locked again: no countdown
     elif phase == "out_of_order":
         view["headline"] = headline(lang, "out_of_service", "kiosk.out_of_service")
-        view["prompt"] = i18n.t(lang, "prompt.out_of_order")
+        view["prompt"] = i18n.t(lang, f"prompt.{out_of_order_prompt(prompt_key)}")
     else:
         key = f"prompt.{prompt_key}"
         view["prompt"] = i18n.t(lang, key if i18n.has(key) else "prompt.show_pass")

@@ -259,22 +259,29 @@ def lock_gate_only(config: KioskConfig, log_level: str) -> int:
     energised or a persisted GPIO line high, the gate released with nobody deciding for
     ``RestartSec`` and the next start (or for good, the unit stopped). No event log, no web
     server, nothing written; the command bounded by ``engine.device_deadline_ms``, the relay
-    then closed (in a thread given as long: a wedged one is left to the exit). Closing a GPIO
-    relay lets go of its line still driven locked where the kernel keeps it
+    then closed as long at most (``close_gate``: a wedged one is said and left to the exit).
+    Closing a GPIO relay lets go of its line still driven locked where the kernel keeps it
     (``GpioRelayGate.close``), as the daemon's own stop does."""
-    import threading
-
     setup_logging(log_level)
     gate, locked = locked_gate_first(config)
-    closing = threading.Thread(target=gate.close, name="gate-close", daemon=True)
-    closing.start()
-    closing.join(config.engine.device_deadline_ms / 1000)
+    close_gate(gate, config)
     if not locked:
         raise CliError(
             f"the gate ({gate.name}) could not be commanded locked: its state is unknown;"
             " check the gate (the journal has the relay's error)"
         )
     return 0
+
+
+def close_gate(gate: Gate, config: KioskConfig) -> bool:
+    """The relay ``kiosk run`` built first closed, bounded by ``engine.device_deadline_ms``
+    (``kiosk.deadline.close_within``, the daemon's stop's bounded close): ``--lock-gate``,
+    and ``kiosk run``'s end when its start failed or its standby ended, before the exit's
+    timer is armed (a bare ``close()`` of a relay stuck in its driver held the exit past
+    systemd's ``TimeoutStopSec``). Whether it closed; the journal says when it did not."""
+    from kiosk.deadline import close_within
+
+    return close_within("gate", gate.close, config.engine.device_deadline_ms / 1000)
 
 
 def _run(args: argparse.Namespace, config: KioskConfig, lock: DataDirLock) -> int:
@@ -308,10 +315,10 @@ def _run(args: argparse.Namespace, config: KioskConfig, lock: DataDirLock) -> in
                 relock=lambda: lock_at_start(gate, config.engine.device_deadline_ms / 1000),
             )
         except BaseException:
-            gate.close()
+            close_gate(gate, config)
             raise
         if core is None:
-            gate.close()
+            close_gate(gate, config)
             return 0
         core.data_volume = data_volume(lock.data)  # a data dir in RAM: said in health and the log
         warn_if_volatile(core.data_volume, lock.data)

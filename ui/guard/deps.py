@@ -615,10 +615,34 @@ def room(page: str, *, prefix: str = "/guard", tag: str = "guard console") -> AP
     return APIRouter(prefix=prefix, tags=[tag], route_class=audited_route(page))
 
 
+#: ``Retry-After`` of an action refused because the kiosk is stopping: a restart's start.
+STOPPING_RETRY_AFTER_S = 30
+
+
+def stopping(request: Request) -> Response:
+    """503 for a guard's action sent once the kiosk's stop has begun (the gate locked for it:
+    ``EngineRunner.stopping``), at once and in the form the route answers in (JSON for a
+    script or the console's fetches, else a page): nothing done, nothing written (the stop's
+    own writes are under way; a decision would never open the gate, and the storage may be
+    the stalled card the stop is giving up on), the same form good to send again once the
+    kiosk is back."""
+    lang = guard(request).lang(request)
+    text = i18n.t(lang, "err.stopping")
+    headers = {"Retry-After": str(STOPPING_RETRY_AFTER_S)}
+    if wants_json(request):
+        return JSONResponse({"ok": False, "error": text}, status_code=503, headers=headers)
+    from ui.standby import PLAIN_HEADERS, plain_page
+
+    page = plain_page(i18n.t(lang, "err.stopping_title"), [text], lang=lang)
+    return HTMLResponse(page, status_code=503, headers={**PLAIN_HEADERS, **headers})
+
+
 def _audit(
     handler: Callable[[Request], Coroutine[Any, Any, Response]], action: str, back: str
 ) -> Callable[[Request], Coroutine[Any, Any, Response]]:
     async def run(request: Request) -> Response:
+        if guard(request).core.runner.stopping:  # before any write: the stop is writing
+            return stopping(request)
         await flush_held(guard(request))
         with auditing_request(lambda: request_detail(request)) as audit:
             request.state.route_action, request.state.request_audit = action, audit
