@@ -22,7 +22,10 @@ An under-voltage makes the firmware throttle too (bit 0, then bit 2: ``0x50005``
 throttle, in a reading that sees the under-voltage, is the under-voltage spell's (``throttled``
 in its rows), one spell of one cause, not a second; a ``throttled`` spell is the SoC slowed in
 a reading with no under-voltage (from that reading: it may outlast the supply's dip) or for
-its heat, and its journal lines say heat only when a reading in it did.
+its heat, and its journal lines say heat only when a reading in it did. Bits 1 and 2 name no
+cause (the firmware caps the ARM for a low supply as for heat): a throttle's is what the rest
+of the reading shows, the under-voltage's, heat's (bit 3 or 19, the SoC at ``hot_c``) or
+unknown (health's ``throttled_cause``), and the guard is told heat only on such a sign.
 
 A spell ends only once its condition has been clear for ``coalesce_s`` (5 minutes): a supply
 flapping every few seconds is one spell (its ``flaps`` counted), never a row per poll, so at
@@ -361,31 +364,35 @@ class PowerWatch:
         """Since when ``condition`` holds, while it was seen within ``ACTIVE_HOLD_S``."""
         with self._lock:
             spell = self._spells.get(condition)
-            if spell is None:
-                return None
-            recent = self.clock.monotonic_ns() - spell.last_seen_ns <= ACTIVE_HOLD_S * 1e9
-            return spell.since if recent else None
+            return spell.since if spell is not None and self._recent(spell.last_seen_ns) else None
 
-    def _slowed(self) -> datetime | None:
-        """Since when the SoC runs throttled, seen within ``ACTIVE_HOLD_S``: a throttled
-        spell's start, else the throttle an under-voltage spell came with (health's
-        ``throttled`` says the firmware's throttle, whatever its cause)."""
-        heat = self.active("throttled")
-        if heat is not None:
-            return heat
+    def _recent(self, mono_ns: int) -> bool:
+        return self.clock.monotonic_ns() - mono_ns <= ACTIVE_HOLD_S * 1e9
+
+    def _slowed(self) -> tuple[datetime, str] | None:
+        """Since when the SoC runs slowed, seen within ``ACTIVE_HOLD_S``, and why (health's
+        ``throttled_cause``): a throttled spell's start, ``heat`` once a reading in it said so,
+        else ``unknown`` (bit 1 or 2 alone, a cool SoC: the firmware caps the ARM for a low
+        supply as for heat, and its word named neither); else the throttle an under-voltage
+        spell came with, ``under_voltage`` (health's ``throttled`` says the firmware's
+        throttle, whatever its cause)."""
         with self._lock:
+            spell = self._spells.get("throttled")
+            if spell is not None and self._recent(spell.last_seen_ns):
+                return spell.since, _cause(spell)
             spell = self._spells.get("under_voltage")
-            if spell is None or spell.throttled_ns is None:
+            if spell is None or spell.throttled_at is None or spell.throttled_ns is None:
                 return None
-            recent = self.clock.monotonic_ns() - spell.throttled_ns <= ACTIVE_HOLD_S * 1e9
-            return spell.throttled_at if recent else None
+            recent = self._recent(spell.throttled_ns)
+            return (spell.throttled_at, "under_voltage") if recent else None
 
     def status(self) -> dict[str, Any]:
         """Health's ``pi_power``: ``state`` (``unknown`` before the first read, ``absent``: not
         a Pi or not read, ``fault``: under-voltage, ``degraded``: throttled, hot or a problem,
         else ``ok``), what the last reading said, and the spells in force."""
         reading, read_at = self.last, self.read_at
-        under, throttled = self.active("under_voltage"), self._slowed()
+        under, slowed = self.active("under_voltage"), self._slowed()
+        throttled, cause = slowed or (None, None)
         word = None if reading is None else reading.throttled
         temp = None if reading is None else reading.soc_temp_c
         problems = list(reading.problems) if reading is not None else []
@@ -398,6 +405,7 @@ class PowerWatch:
             "under_voltage_since": None if under is None else under.isoformat(),
             "throttled": throttled is not None,
             "throttled_since": None if throttled is None else throttled.isoformat(),
+            "throttled_cause": cause,
             "flags": [] if word is None else list(flag_names(word)),
             "occurred": [] if word is None else list(flag_names(word, OCCURRED_SHIFT)),
             "throttled_word": None if word is None else f"{word:#x}",
@@ -440,6 +448,11 @@ _SLOWED_NOT_HOT = (
     "the Pi runs slowed with no under-voltage and its SoC not hot (a cause the firmware's"
     " word does not name)"
 )
+
+
+def _cause(spell: _Spell) -> str:
+    """A throttled spell's cause: ``heat`` once a reading in it said so, else ``unknown``."""
+    return "heat" if spell.hot else "unknown"
 
 
 def _what(condition: str, hot: bool) -> str:

@@ -664,3 +664,59 @@ def test_a_throttled_spells_lines_say_heat_once_a_reading_in_it_did(pi, watch, c
     start, end = (r.getMessage() for r in caplog.records)
     assert start.startswith("throttled: ") and "its SoC not hot" in start
     assert end.startswith("throttled over: ") and "its SoC too hot" in end
+
+
+# --- bit 1 (ARM frequency capped): said by the cause the rest of the reading shows ------------
+
+
+def _guard_words(admin, lang="en") -> tuple[str, dict]:
+    """The devices page's Pi row and the live page's Pi card, as the guard reads them."""
+    label = i18n.t(lang, "device.pi_power")
+    rows = admin.get(f"/guard/api/health?lang={lang}").json()["rows"]
+    [row] = [r["detail"] for r in rows if r["device"] == label]
+    alarms = admin.get(f"/guard/api/feed?lang={lang}").json()["alarms"]
+    [card] = [a for a in alarms if a["key"] == PI_POWER_ALARM]
+    return row, card
+
+
+@pytest.mark.parametrize(
+    ("word", "temp_c", "cause", "said"),
+    [
+        (0x20002, 55.0, "unknown", "cause unknown"),  # capped alone, the SoC cool
+        (0x2, 81.0, "heat", "heatsink"),  # capped, the SoC at hot_c
+        (0xA000A, 55.0, "heat", "heatsink"),  # capped with the soft temperature limit
+        (0x30003, 55.0, "under_voltage", "for the low voltage"),  # capped with under-voltage
+    ],
+    ids=["alone", "hot-soc", "soft-limit", "under-voltage"],
+)
+def test_the_arm_capped_bit_is_said_as_the_cause_the_reading_shows(
+    pi, watch, core, admin, word, temp_c, cause, said
+):
+    """Before: bit 1 alone (the firmware caps the ARM's frequency for a low supply as for
+    heat) on a cool SoC gave the guard "slowed down ... shade the enclosure, fit a heatsink",
+    and so did the cap of an under-voltage on the devices page: heat said with no sign of it."""
+    pi.set(word, temp_c=temp_c)
+    watch.poll()
+    row, card = _guard_words(admin)
+    if cause == "heat":
+        assert "heatsink" in card["todo"] and "slowed down since 09:00" in card["detail"]
+    else:
+        heat = [w for text in (row, card["detail"], card["todo"]) for w in HEAT_WORDS if w in text]
+        assert heat == []
+    assert said in row
+    status = watch.status()
+    assert status["throttled"] and status["throttled_cause"] == cause
+    assert "freq_capped" in status["flags"]
+    if cause == "heat":
+        return
+    if cause == "unknown":
+        assert "capped" in card["detail"] and "cause unknown" in card["detail"]
+    else:  # the supply's: its card, its one spell
+        assert "supply voltage is too low since 09:00" in card["detail"]
+        assert [a for a, _ in _spell_rows(core)] == ["pi_power.under_voltage.start"]
+    zh_row, zh_card = _guard_words(admin, "zh-CN")
+    assert not any(w in text for text in (zh_row, zh_card["todo"]) for w in ("遮阳", "散热片"))
+
+
+#: What the guard is told only of heat: the enclosure shaded, a heatsink.
+HEAT_WORDS = ("heatsink", "Shade", "too hot")
