@@ -132,7 +132,8 @@ class Alarm:
     #: On the overflow card: the open alarms that left the full board.
     dropped: int = 0
     #: Why a compound gate's standing alarm stands (``peer_alarms``): ``stale``, ``forged``,
-    #: ``unsigned`` or ``held``.
+    #: ``unsigned`` or ``held``; the Pi's power card's (``power_alarms``): ``under_voltage``,
+    #: ``heat`` or ``unknown``.
     cause: str = ""
     #: False when ``ts`` (its latest passage's) was stamped by a clock not synchronised (a
     #: Pi booted without network: 1970); ``dated_ts`` is then when it happened once
@@ -491,19 +492,21 @@ PI_POWER_ALARM = "device:pi_power"
 
 def power_alarms(status: Mapping[str, Any] | None) -> list[Alarm]:
     """The standing card while health's ``pi_power`` says under-voltage (first: it is also
-    why the Pi throttles) or throttled now: ``cause`` which, dated when it began, the SoC's
-    temperature with it. None otherwise."""
+    why the Pi throttles) or throttled now: ``cause`` why (``under_voltage``; a throttle's
+    ``throttled_cause``: ``heat``, ``unknown``, or ``under_voltage`` for the supply's own),
+    dated when it began, the SoC's temperature with it. None otherwise."""
     if not status:
         return []
-    for cause in PI_CONDITIONS:
-        if status.get(cause):
+    for condition in PI_CONDITIONS:
+        if status.get(condition):
+            cause = condition if condition == "under_voltage" else status.get("throttled_cause")
             return [
                 Alarm(
                     key=PI_POWER_ALARM,
                     kind="device",
-                    ts=str(status.get(f"{cause}_since") or ""),
+                    ts=str(status.get(f"{condition}_since") or ""),
                     detail="pi_power",
-                    cause=cause,
+                    cause=str(cause or "unknown"),
                     temp_c=status.get("soc_temp_c"),
                 )
             ]

@@ -19,10 +19,15 @@ off the decision loop, keeps the last reading for health, ``/metrics``, the guar
 page and the live page's standing card, and records each spell of under-voltage or throttling
 as two audit rows (its start, its end) and two journal lines. It never touches a decision.
 An under-voltage makes the firmware throttle too (bit 0, then bit 2: ``0x50005``): that
-throttle, in a reading that sees the under-voltage, is the under-voltage spell's (``throttled``
-in its rows), one spell of one cause, not a second; a ``throttled`` spell is the SoC slowed in
-a reading with no under-voltage (from that reading: it may outlast the supply's dip) or for
-its heat, and its journal lines say heat only when a reading in it did.
+throttle, in a reading that sees the under-voltage or one that follows its dip within
+``ACTIVE_HOLD_S`` (between two dips of one supply), is the under-voltage spell's (``throttled``
+in its rows), one spell of one cause, not a second; a ``throttled`` spell is the SoC slowed
+with no under-voltage in or within the hold of its first reading (from that reading: it may
+outlast the supply's dip) or for its heat, its ``cause`` in its rows (``heat`` once a reading
+in it said so, else ``unknown``), and its journal lines say heat only then. Bits 1 and 2 name no
+cause (the firmware caps the ARM for a low supply as for heat): a throttle's is what the rest
+of the reading shows, the under-voltage's, heat's (bit 3 or 19, the SoC at ``hot_c``) or
+unknown (health's ``throttled_cause``), and the guard is told heat only on such a sign.
 
 A spell ends only once its condition has been clear for ``coalesce_s`` (5 minutes): a supply
 flapping every few seconds is one spell (its ``flaps`` counted), never a row per poll, so at
@@ -137,6 +142,17 @@ class _Spell:
 
 
 @dataclass
+class _Lingering:
+    """A throttle in readings with no under-voltage within ``ACTIVE_HOLD_S`` of the supply's
+    last dip (``PowerWatch._supplys``), not told apart yet: the supply's once it dips again or
+    the throttle is gone within the hold; a throttled spell of its own from ``since`` (its
+    first reading, not when the hold ran out) once it outlasts the hold or says heat."""
+
+    since: datetime
+    last_ns: int
+
+
+@dataclass
 class PowerWatch:
     """The last reading and the open spells; ``poll`` from a thread (it reads files and may
     write audit rows), ``status`` from anywhere."""
@@ -149,6 +165,7 @@ class PowerWatch:
     last: PiPowerReading | None = None
     read_at: datetime | None = None
     _spells: dict[str, _Spell] = field(default_factory=dict)
+    _lingering: _Lingering | None = None
     _problem: str | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     #: Held by a poll and a stop while they change the spells and write their rows (not by
@@ -191,12 +208,14 @@ class PowerWatch:
         started, ended = [], []
         with self._lock:
             self.last, self.read_at = reading, now
+            if reading.seen("under_voltage") or reading.seen("throttled") is False:
+                self._to_the_supply()  # a lingering throttle between dips, or gone in the hold
             for condition in CONDITIONS:  # under-voltage first: a throttle may be its
                 seen = reading.seen(condition)
-                if seen and condition == "throttled" and self._throttles(reading, now, mono):
+                if seen and condition == "throttled" and self._supplys(reading, now, mono):
                     continue
                 if seen:
-                    if self._seen(condition, reading, now, mono):
+                    if self._seen(condition, now, mono):
                         started.append(condition)
                     if condition == "throttled" and self._hot(reading):
                         self._spells[condition].hot = True
@@ -205,43 +224,68 @@ class PowerWatch:
                     spell.clear = True
                     if mono - spell.last_seen_ns >= self.coalesce_s * 1e9:
                         ended.append((condition, self._spells.pop(condition)))
-        for condition in started:
-            self._started(condition, reading, now, self._throttling(condition))
+            opened = [(c, self._spells[c].since, _facts(c, self._spells[c])) for c in started]
+        for condition, since, facts in opened:
+            self._started(condition, reading, since, facts)
         for condition, spell in ended:
             self._ended(condition, spell, stopped=False)
         if self.audit is not None and (len(self.held) or self.held.dropped):
             self.held.flush(self.audit)  # the storage may work again
         self._say_problem(reading)
 
-    def _seen(self, condition: str, reading: PiPowerReading, now: datetime, mono: int) -> bool:
-        """``condition`` seen (under the lock): True when that starts a spell."""
+    def _seen(self, condition: str, now: datetime, mono: int) -> bool:
+        """``condition`` seen (under the lock): True when that starts a spell, from ``now`` or,
+        a throttled one, from the first reading of the throttle that lingered (no spell's start
+        late)."""
         spell = self._spells.get(condition)
         if spell is not None:
             spell.flaps += 1 if spell.clear else 0
             spell.clear, spell.last_seen, spell.last_seen_ns = False, now, mono
             return False
-        self._spells[condition] = _Spell(now, now, mono)
+        since, run = now, self._lingering if condition == "throttled" else None
+        if run is not None:
+            since, self._lingering = run.since, None
+        self._spells[condition] = _Spell(since, now, mono)
         return True
 
-    def _throttles(self, reading: PiPowerReading, now: datetime, mono: int) -> bool:
-        """The throttle ``reading`` shows (under the lock) is the under-voltage's: the same
-        reading sees the under-voltage (now or since the kernel's last poll: its spell is
-        open), no spell of heat is, and nothing in the reading says heat (the soft
-        temperature limit's bit 3 or 19, the SoC at ``hot_c``). Kept on that spell
-        (``throttled``), no spell of its own: one weak supply is one spell. A throttle in a
-        reading with no under-voltage is a spell of its own from that reading, even while the
-        under-voltage's is not over (it ends at its last sighting: the throttle that outlasts
-        it is in no spell otherwise). A throttled spell already open (the SoC hot before the
-        supply sagged) goes on as its own."""
+    def _supplys(self, reading: PiPowerReading, now: datetime, mono: int) -> bool:
+        """The throttle ``reading`` shows (under the lock) is the under-voltage's: its spell is
+        open, no spell of heat is, nothing in the reading says heat (the soft temperature
+        limit's bit 3 or 19, the SoC at ``hot_c``), and the same reading sees the
+        under-voltage (now or since the kernel's last poll) or the supply dipped within
+        ``ACTIVE_HOLD_S`` (the firmware still throttling a poll after it came back, between
+        two of its dips: ``_Lingering``, the supply's unless it outlasts the hold). Kept on
+        that spell (``throttled``), no spell of its own: one weak supply is one spell. A
+        throttle past the hold is a throttled spell of its own, from its first reading, even
+        while the under-voltage's is not over (that one ends at its last sighting). A throttled
+        spell already open (the SoC hot before the supply sagged) goes on as its own."""
         under = self._spells.get("under_voltage")
-        if under is None or not reading.seen("under_voltage"):
+        if under is None or "throttled" in self._spells or self._hot(reading):
             return False
-        if "throttled" in self._spells or self._hot(reading):
+        if reading.seen("under_voltage"):
+            self._credit(under, now, mono)
+            return True
+        if mono - under.last_seen_ns > ACTIVE_HOLD_S * 1e9:
             return False
-        if under.throttled_at is None:
-            under.throttled_at = now
-        under.throttled_ns = mono
+        if self._lingering is None:
+            self._lingering = _Lingering(now, mono)
+        self._lingering.last_ns = mono
         return True
+
+    def _to_the_supply(self) -> None:
+        """The lingering throttle is the supply's (under the lock): the supply dipped again,
+        the throttle is gone within the hold, or the kiosk stops before it could tell."""
+        run, self._lingering = self._lingering, None
+        under = self._spells.get("under_voltage")
+        if run is not None and under is not None:
+            self._credit(under, run.since, run.last_ns)
+
+    @staticmethod
+    def _credit(under: _Spell, since: datetime, last_ns: int) -> None:
+        """A throttle first seen at ``since``, last at ``last_ns``, is ``under``'s."""
+        if under.throttled_at is None:
+            under.throttled_at = since
+        under.throttled_ns = max(under.throttled_ns or last_ns, last_ns)
 
     def _hot(self, reading: PiPowerReading) -> bool:
         """Whether ``reading`` says the SoC is hot: the soft temperature limit's bit (now or
@@ -250,42 +294,29 @@ class PowerWatch:
         soft = word is not None and bool((word | word >> OCCURRED_SHIFT) & 1 << _SOFT_LIMIT_BIT)
         return soft or (reading.soc_temp_c is not None and reading.soc_temp_c >= self.hot_c)
 
-    def _throttling(self, condition: str) -> bool | None:
-        """Whether the firmware throttled within ``condition``'s open spell (an
-        under-voltage's: ``_throttles``); None for a throttled spell."""
-        if condition != "under_voltage":
-            return None
-        with self._lock:
-            spell = self._spells.get(condition)
-            return spell is not None and spell.throttled_at is not None
-
     def _started(
-        self, condition: str, reading: PiPowerReading, now: datetime, throttled: bool | None
+        self, condition: str, reading: PiPowerReading, since: datetime, facts: dict[str, Any]
     ) -> None:
-        """A spell's journal line and start row (outside the lock); ``throttled``: an
-        under-voltage's, whether the throttle came with it."""
+        """A spell's journal line and start row (outside the lock); ``facts``: ``_facts``."""
         word = None if reading.throttled is None else f"{reading.throttled:#x}"
         log.warning(
-            "%s: %s%s (throttle word %s, SoC %s); docs/operations.md, Power and heat",
+            "%s: %s (throttle word %s, SoC %s); docs/operations.md, Power and heat",
             condition.replace("_", "-"),
-            _what(condition, self._hot(reading)),
-            _SLOWED if throttled else "",
+            _what(condition, facts),
             word or "not available",
             "?" if reading.soc_temp_c is None else f"{reading.soc_temp_c:.1f} degC",
         )
-        detail: dict[str, Any] = {"from": format_ts(now), "word": word}
-        if throttled is not None:
-            detail["throttled"] = throttled
-        self._write(f"{PI_POWER_ACTION}{condition}.start", detail)
+        self._write(
+            f"{PI_POWER_ACTION}{condition}.start", {"from": format_ts(since), "word": word, **facts}
+        )
 
     def _ended(self, condition: str, spell: _Spell, *, stopped: bool) -> None:
         seconds = max(0.0, (spell.last_seen - spell.since).total_seconds())
-        throttled = spell.throttled_at is not None
+        facts = _facts(condition, spell)
         log.info(
-            "%s over: %s%s from %s to %s (%.0f s, back %d times within it)%s",
+            "%s over: %s from %s to %s (%.0f s, back %d times within it)%s",
             condition.replace("_", "-"),
-            _what(condition, spell.hot),
-            _SLOWED if throttled else "",
+            _what(condition, facts),
             format_ts(spell.since),
             format_ts(spell.last_seen),
             seconds,
@@ -298,9 +329,8 @@ class PowerWatch:
             "seconds": round(seconds, 1),
             "flaps": spell.flaps,
             "stopped": stopped,
+            **facts,
         }
-        if condition == "under_voltage":
-            detail["throttled"] = throttled
         self._write(f"{PI_POWER_ACTION}{condition}.end", detail)
 
     def _write(self, action: str, detail: dict[str, Any]) -> None:
@@ -342,6 +372,7 @@ class PowerWatch:
         ``unwritten`` rows were not written."""
         with self._writing:
             with self._lock:
+                self._to_the_supply()
                 open_, self._spells = self._spells, {}
                 self._closing = len(open_)
             for condition, spell in open_.items():
@@ -361,31 +392,35 @@ class PowerWatch:
         """Since when ``condition`` holds, while it was seen within ``ACTIVE_HOLD_S``."""
         with self._lock:
             spell = self._spells.get(condition)
-            if spell is None:
-                return None
-            recent = self.clock.monotonic_ns() - spell.last_seen_ns <= ACTIVE_HOLD_S * 1e9
-            return spell.since if recent else None
+            return spell.since if spell is not None and self._recent(spell.last_seen_ns) else None
 
-    def _slowed(self) -> datetime | None:
-        """Since when the SoC runs throttled, seen within ``ACTIVE_HOLD_S``: a throttled
-        spell's start, else the throttle an under-voltage spell came with (health's
+    def _recent(self, mono_ns: int) -> bool:
+        return self.clock.monotonic_ns() - mono_ns <= ACTIVE_HOLD_S * 1e9
+
+    def _slowed(self) -> tuple[datetime, str] | None:
+        """Since when the SoC runs slowed, seen within ``ACTIVE_HOLD_S``, and why (health's
+        ``throttled_cause``): a throttled spell's start, ``heat`` once a reading in it said so,
+        else ``unknown`` (bit 1 or 2 alone, a cool SoC: the firmware caps the ARM for a low
+        supply as for heat, and its word named neither); else the throttle an under-voltage
+        spell came with or that lingers after its dip, ``under_voltage`` (health's
         ``throttled`` says the firmware's throttle, whatever its cause)."""
-        heat = self.active("throttled")
-        if heat is not None:
-            return heat
         with self._lock:
-            spell = self._spells.get("under_voltage")
-            if spell is None or spell.throttled_ns is None:
-                return None
-            recent = self.clock.monotonic_ns() - spell.throttled_ns <= ACTIVE_HOLD_S * 1e9
-            return spell.throttled_at if recent else None
+            spell = self._spells.get("throttled")
+            if spell is not None and self._recent(spell.last_seen_ns):
+                return spell.since, _cause(spell)
+            spell, run = self._spells.get("under_voltage"), self._lingering
+            throttles = [] if spell is None else [(spell.throttled_at, spell.throttled_ns)]
+            throttles += [] if run is None else [(run.since, run.last_ns)]
+            starts = [at for at, ns in throttles if at and ns is not None and self._recent(ns)]
+            return (min(starts), "under_voltage") if starts else None
 
     def status(self) -> dict[str, Any]:
         """Health's ``pi_power``: ``state`` (``unknown`` before the first read, ``absent``: not
         a Pi or not read, ``fault``: under-voltage, ``degraded``: throttled, hot or a problem,
         else ``ok``), what the last reading said, and the spells in force."""
         reading, read_at = self.last, self.read_at
-        under, throttled = self.active("under_voltage"), self._slowed()
+        under, slowed = self.active("under_voltage"), self._slowed()
+        throttled, cause = slowed or (None, None)
         word = None if reading is None else reading.throttled
         temp = None if reading is None else reading.soc_temp_c
         problems = list(reading.problems) if reading is not None else []
@@ -398,6 +433,7 @@ class PowerWatch:
             "under_voltage_since": None if under is None else under.isoformat(),
             "throttled": throttled is not None,
             "throttled_since": None if throttled is None else throttled.isoformat(),
+            "throttled_cause": cause,
             "flags": [] if word is None else list(flag_names(word)),
             "occurred": [] if word is None else list(flag_names(word, OCCURRED_SHIFT)),
             "throttled_word": None if word is None else f"{word:#x}",
@@ -433,22 +469,36 @@ def _problem_text(problem: str | None) -> str:
 
 _WHAT = {
     "under_voltage": "the Pi's supply voltage is too low (a weak supply or a long, thin cable)",
-    "throttled": "the Pi runs slowed with no under-voltage (its SoC too hot)",
+    "heat": "the Pi runs slowed with no under-voltage (its SoC too hot)",
+    "unknown": (
+        "the Pi runs slowed (ARM frequency capped or throttled) with no under-voltage and no"
+        " sign of heat: cause unknown (the firmware's word names none)"
+    ),
 }
-#: A throttled spell no reading of said heat: the firmware's word names no cause.
-_SLOWED_NOT_HOT = (
-    "the Pi runs slowed with no under-voltage and its SoC not hot (a cause the firmware's"
-    " word does not name)"
-)
-
-
-def _what(condition: str, hot: bool) -> str:
-    """What a spell's journal line says of ``condition``: heat only when a reading said it."""
-    return _SLOWED_NOT_HOT if condition == "throttled" and not hot else _WHAT[condition]
-
-
 #: Said of an under-voltage spell the firmware throttled in.
 _SLOWED = ", and the firmware slowed the Pi for it"
+
+
+def _cause(spell: _Spell) -> str:
+    """A throttled spell's cause: ``heat`` once a reading in it said so, else ``unknown``."""
+    return "heat" if spell.hot else "unknown"
+
+
+def _facts(condition: str, spell: _Spell) -> dict[str, Any]:
+    """What a spell's rows say of its cause: an under-voltage's ``throttled`` (whether the
+    firmware slowed the Pi for it), a throttled one's ``cause``."""
+    if condition == "under_voltage":
+        return {"throttled": spell.throttled_at is not None}
+    return {"cause": _cause(spell)}
+
+
+def _what(condition: str, facts: Mapping[str, Any]) -> str:
+    """What a spell's journal lines say of it: heat only when a reading said it."""
+    if condition == "under_voltage":
+        return _WHAT[condition] + (_SLOWED if facts.get("throttled") else "")
+    return _WHAT[str(facts.get("cause"))]
+
+
 #: The problem health names for a throttle word no driver refreshes.
 STALE_WORD = (
     "the kernel's rpi_volt driver (raspberrypi_hwmon) is not loaded: the throttle word is the"

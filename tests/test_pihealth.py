@@ -551,23 +551,90 @@ def test_one_weak_supply_is_one_spell_whose_cause_is_under_voltage(pi, watch, co
     assert down["power_total"] == 1
 
 
-def test_a_throttle_alone_between_the_supplys_dips_is_a_spell_not_said_as_heat(
-    pi, watch, core, clock, caplog
+@pytest.mark.parametrize(
+    "words",
+    [(UNDER, 0, 0x4), (UNDER, 0x4, 0), (UNDER, 0x4), (0x10001, 0x20002)],
+    ids=["dip-back-throttle", "dip-throttle-back", "dip-throttle", "dip-without-its-throttle"],
+)
+def test_a_throttle_alone_between_the_supplys_dips_is_the_supplys(
+    pi, watch, core, clock, caplog, words
 ):
-    """The firmware still throttling a poll after the voltage came back (bit 2 alone, the SoC
-    cool): that reading sees no under-voltage, so its throttle is a spell of its own (it may
-    outlast the supply's dip: in no spell otherwise), and its lines do not say heat; the
-    under-voltage spell keeps the throttle of its own readings."""
+    """Before: the supply dipping, back, the firmware throttling (or capping) with no
+    under-voltage in that reading, then dipping again wrote that throttle as a throttled spell
+    of its own whose lines said "its SoC not hot": two spells for one weak supply, one of them
+    named for what it was not. A throttle within the under-voltage's hold (``ACTIVE_HOLD_S``)
+    of its dip is the supply's: one spell, its rows saying the firmware slowed the Pi."""
     caplog.set_level(logging.INFO, logger="kiosk.pihealth")
-    _a_weak_supply(pi, watch, clock, words=(UNDER, 0x4, 0))
+    _a_weak_supply(pi, watch, clock, words=words)
     rows = _spell_rows(core)
-    assert sorted(a for a, _ in rows) == TWO_SPELLS
-    detail = dict(rows)
-    assert detail["pi_power.under_voltage.start"]["throttled"] is True
+    assert [a for a, _ in rows] == ["pi_power.under_voltage.start", "pi_power.under_voltage.end"]
+    start, end = (detail for _, detail in rows)
+    assert start["throttled"] is bool(words[0] & 0x4) and end["throttled"] is True
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 2 and not any("not hot" in line for line in lines)
+    assert "the firmware slowed the Pi for it" in lines[1]
+
+
+def test_a_throttle_after_the_dip_is_the_supplys_in_health_until_it_outlasts_the_hold(
+    pi, watch, core, clock
+):
+    """While a throttle alone follows the dip within the hold, health says it throttled for
+    the supply (the under-voltage's card); once it outlasts the hold it is a spell of its own
+    from its first reading (not from when the hold ran out), its cause unknown."""
+    pi.set(0x10001, temp_c=55.0)  # the supply dips, no throttle yet
+    watch.poll()
+    clock.advance(10)
+    pi.set(0x20002, temp_c=55.0)  # back, the ARM capped: 01:00:10
+    watch.poll()
+    status = watch.status()
+    assert (status["throttled"], status["throttled_cause"]) == (True, "under_voltage")
+    assert status["throttled_since"] == "2026-07-01T01:00:10+00:00"
+    assert [card.cause for card in power_alarms(status)] == ["under_voltage"]
+    for _ in range(int(ACTIVE_HOLD_S) // 10):
+        clock.advance(10)
+        watch.poll()
+    status = watch.status()  # 70 s after the dip: the cap is not the supply's
+    assert (status["throttled_cause"], status["throttled_since"]) == (
+        "unknown",
+        "2026-07-01T01:00:10+00:00",
+    )
+    rows = _spell_rows(core)
+    assert [a for a, _ in rows] == ["pi_power.under_voltage.start", "pi_power.throttled.start"]
+    assert rows[1][1]["from"] == "2026-07-01T01:00:10.000000Z"
+    assert rows[1][1]["cause"] == "unknown"
+    watch.close()
+    ends = {a: d for a, d in _spell_rows(core) if a.endswith(".end")}
+    assert ends["pi_power.under_voltage.end"]["throttled"] is False  # the cap was not its
+    assert ends["pi_power.throttled.end"]["cause"] == "unknown"
+
+
+def test_a_throttle_after_the_dip_that_turns_hot_is_heats_from_its_first_reading(
+    pi, watch, core, clock
+):
+    pi.set(UNDER, temp_c=70.0)
+    watch.poll()
+    clock.advance(2)
+    pi.set(0x4, temp_c=70.0)  # the supply back, still throttled: the supply's for now
+    watch.poll()
+    clock.advance(2)
+    pi.set(0x4, temp_c=watch.hot_c)  # the SoC at hot_c: heat's, from the throttle's start
+    watch.poll()
+    watch.close()
+    detail = dict(_spell_rows(core))
     assert detail["pi_power.throttled.start"]["from"] == "2026-07-01T01:00:02.000000Z"
-    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("throttled")]
-    assert len(said) == 2 and all("its SoC not hot" in line for line in said)
-    assert not any("too hot" in line for line in said)
+    assert detail["pi_power.throttled.end"]["cause"] == "heat"
+
+
+def test_a_stop_gives_a_throttle_still_within_the_hold_to_the_supply(pi, watch, core, clock):
+    pi.set(0x10001, temp_c=55.0)
+    watch.poll()
+    clock.advance(2)
+    pi.set(0x4, temp_c=55.0)
+    watch.poll()
+    watch.close()
+    rows = _spell_rows(core)
+    assert [a for a, _ in rows] == ["pi_power.under_voltage.start", "pi_power.under_voltage.end"]
+    assert rows[1][1]["throttled"] is True and rows[1][1]["stopped"] is True
 
 
 def test_health_says_the_throttle_of_an_under_voltage_and_no_spell_of_heat(pi, watch, clock):
@@ -647,8 +714,9 @@ def test_a_throttle_that_outlasts_the_under_voltage_is_in_a_spell_from_when_it_w
         ("throttled", "09:03:00", "09:22:50"),
     ]
     said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("throttled")]
-    assert len(said) == 2 and not any("too hot" in line for line in said)
-    assert all("its SoC not hot" in line for line in said)
+    assert len(said) == 2 and all("cause unknown" in line for line in said)
+    assert not any("too hot" in line or "not hot" in line for line in said)
+    assert detail["pi_power.throttled.end"]["cause"] == "unknown"
 
 
 def test_a_throttled_spells_lines_say_heat_once_a_reading_in_it_did(pi, watch, clock, caplog):
@@ -662,5 +730,61 @@ def test_a_throttled_spells_lines_say_heat_once_a_reading_in_it_did(pi, watch, c
     clock.advance(COALESCE_S)
     watch.poll()
     start, end = (r.getMessage() for r in caplog.records)
-    assert start.startswith("throttled: ") and "its SoC not hot" in start
+    assert start.startswith("throttled: ") and "cause unknown" in start and "hot" not in start
     assert end.startswith("throttled over: ") and "its SoC too hot" in end
+
+
+# --- bit 1 (ARM frequency capped): said by the cause the rest of the reading shows ------------
+
+
+def _guard_words(admin, lang="en") -> tuple[str, dict]:
+    """The devices page's Pi row and the live page's Pi card, as the guard reads them."""
+    label = i18n.t(lang, "device.pi_power")
+    rows = admin.get(f"/guard/api/health?lang={lang}").json()["rows"]
+    [row] = [r["detail"] for r in rows if r["device"] == label]
+    alarms = admin.get(f"/guard/api/feed?lang={lang}").json()["alarms"]
+    [card] = [a for a in alarms if a["key"] == PI_POWER_ALARM]
+    return row, card
+
+
+@pytest.mark.parametrize(
+    ("word", "temp_c", "cause", "said"),
+    [
+        (0x20002, 55.0, "unknown", "cause unknown"),  # capped alone, the SoC cool
+        (0x2, 81.0, "heat", "heatsink"),  # capped, the SoC at hot_c
+        (0xA000A, 55.0, "heat", "heatsink"),  # capped with the soft temperature limit
+        (0x30003, 55.0, "under_voltage", "for the low voltage"),  # capped with under-voltage
+    ],
+    ids=["alone", "hot-soc", "soft-limit", "under-voltage"],
+)
+def test_the_arm_capped_bit_is_said_as_the_cause_the_reading_shows(
+    pi, watch, core, admin, word, temp_c, cause, said
+):
+    """Before: bit 1 alone (the firmware caps the ARM's frequency for a low supply as for
+    heat) on a cool SoC gave the guard "slowed down ... shade the enclosure, fit a heatsink",
+    and so did the cap of an under-voltage on the devices page: heat said with no sign of it."""
+    pi.set(word, temp_c=temp_c)
+    watch.poll()
+    row, card = _guard_words(admin)
+    if cause == "heat":
+        assert "heatsink" in card["todo"] and "slowed down since 09:00" in card["detail"]
+    else:
+        heat = [w for text in (row, card["detail"], card["todo"]) for w in HEAT_WORDS if w in text]
+        assert heat == []
+    assert said in row
+    status = watch.status()
+    assert status["throttled"] and status["throttled_cause"] == cause
+    assert "freq_capped" in status["flags"]
+    if cause == "heat":
+        return
+    if cause == "unknown":
+        assert "capped" in card["detail"] and "cause unknown" in card["detail"]
+    else:  # the supply's: its card, its one spell
+        assert "supply voltage is too low since 09:00" in card["detail"]
+        assert [a for a, _ in _spell_rows(core)] == ["pi_power.under_voltage.start"]
+    zh_row, zh_card = _guard_words(admin, "zh-CN")
+    assert not any(w in text for text in (zh_row, zh_card["todo"]) for w in ("遮阳", "散热片"))
+
+
+#: What the guard is told only of heat: the enclosure shaded, a heatsink.
+HEAT_WORDS = ("heatsink", "Shade", "too hot")

@@ -187,10 +187,16 @@ def passage_text(a: Alarm, i: int, lang: str, tz: ZoneInfo) -> str:
     return f"{gate} {event_time(when, lang, tz, '%m-%d %H:%M')}"
 
 
+#: The Pi's power card's and row's words by the cause the reading showed (``power_alarms``,
+#: health's ``throttled_cause``): heat is said only when a reading said heat.
+PI_SLOWED_WORDS = {"heat": "pi_throttled", "unknown": "pi_capped"}
+
+
 def pi_power_alarm_view(a: Alarm, lang: str, tz: ZoneInfo) -> dict[str, Any]:
-    """The Pi's power card (``kiosk.pihealth.power_alarms``): under-voltage or slowed down
-    since when, the SoC's temperature, and what the guard does meanwhile."""
-    word = "pi_under_voltage" if a.cause == "under_voltage" else "pi_throttled"
+    """The Pi's power card (``kiosk.pihealth.power_alarms``): under-voltage (or the throttle
+    it brings), slowed down for heat, or capped for a cause unknown, since when, the SoC's
+    temperature, and what the guard does meanwhile."""
+    word = PI_SLOWED_WORDS.get(a.cause, "pi_under_voltage")
     since = local_time(a.ts, tz, "%H:%M") if a.ts else "?"
     time = local_time(a.ts, tz, "%m-%d %H:%M:%S") if a.ts else ""
     detail = i18n.t(lang, f"alarm.{word}", since=since, temp=_soc_temp(a.temp_c, lang))
@@ -228,10 +234,13 @@ def pi_power_words(pi: dict[str, Any], lang: str, tz: ZoneInfo) -> tuple[str, st
         return "absent", i18n.t(lang, f"health.pi_{'absent' if state == 'absent' else 'starting'}")
     temp = _soc_temp(pi.get("soc_temp_c"), lang)
     words = []
-    for cause in ("under_voltage", "throttled"):
-        if pi.get(cause):
-            since = local_time(str(pi.get(f"{cause}_since")), tz, "%H:%M")
-            words.append(i18n.t(lang, f"health.pi_{cause}", since=since, temp=temp))
+    for condition in ("under_voltage", "throttled"):
+        if pi.get(condition):
+            since = local_time(str(pi.get(f"{condition}_since")), tz, "%H:%M")
+            word = f"pi_{condition}"
+            if condition == "throttled":  # the supply's own, heat's or for a cause unknown
+                word = PI_SLOWED_WORDS.get(str(pi.get("throttled_cause")), "pi_slowed_supply")
+            words.append(i18n.t(lang, f"health.{word}", since=since, temp=temp))
     if pi.get("hot") and not pi.get("throttled"):
         words.append(i18n.t(lang, "health.pi_hot", temp=temp))
     for problem in pi.get("problems") or []:
