@@ -370,8 +370,10 @@ class AnsweredLaterMachine(RigMachine):
     def nothing_is_recorded_twice(self) -> None:
         if self.rig is None:
             return
+        # A pass the gate did not open for is followed by its ``gate_fault`` deny: the same
+        # pass, another record. Twice is the same decision for the same pass or note.
         keys = [
-            (e["kind"], e["pass_id"], (e["person"] or {}).get("note"))
+            (e["kind"], e["pass_id"], (e["person"] or {}).get("note"), e["decision"])
             for e in self.rig.events()
             if e["pass_id"] or e["person"]
         ]
