@@ -280,8 +280,9 @@ def _routes_compiled_once_per_process():
 
 
 @pytest.fixture(autouse=True, scope="session")
-def _uvicorn_polls_at_the_tests_pace():
-    """A uvicorn server stopped in ~5 ms, not ~0.2 s of its fixed polls (``server_polls.py``)."""
+def _servers_poll_at_the_tests_pace():
+    """A uvicorn server stopped in ~5 ms, not ~0.2 s of its fixed polls, and the collector's
+    status server in ~5 ms, not up to 50 ms (``server_polls.py``)."""
     import server_polls
 
     patch = pytest.MonkeyPatch()
