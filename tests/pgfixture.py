@@ -31,28 +31,42 @@ _counter = itertools.count(1)
 
 
 class _Server:
-    """Either an external server (DSN) or our own ``TempCluster``; makes fresh databases."""
+    """Either an external server (DSN) or our own ``TempCluster``; makes fresh databases.
+
+    They are made on one connection kept for the session: a connection made for each (as
+    ``TempCluster.create_database`` does: a server process started and ended each time)
+    added ~5 ms to the ~10-15 ms of ``CREATE DATABASE``, in each of the ~250 tests that take
+    ``pg_dsn``."""
 
     def __init__(self, dsn: str | None, cluster: TempCluster | None) -> None:
         self.base_dsn = dsn
         self.cluster = cluster
         self.created: list[str] = []
+        self._conn: psycopg.Connection | None = None
 
-    def drop_created(self) -> None:
+    def _admin(self) -> psycopg.Connection:
+        if self._conn is None or self._conn.closed:
+            dsn = self.cluster.dsn() if self.cluster is not None else self.base_dsn
+            assert dsn is not None
+            self._conn = psycopg.connect(dsn, autocommit=True)
+        return self._conn
+
+    def close(self) -> None:
         """On an external server, leave nothing behind (a throwaway cluster just goes)."""
-        if self.base_dsn is None:
-            return
-        with psycopg.connect(self.base_dsn, autocommit=True) as conn:
-            for name in self.created:
-                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        try:
+            if self.base_dsn is not None:
+                for name in self.created:
+                    self._admin().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            if self._conn is not None:
+                self._conn.close()
 
     def create_database(self, prefix: str = "kiosk_test") -> str:
         name = f"{prefix}_{os.getpid()}_{next(_counter)}_{uuid.uuid4().hex[:6]}"
+        self._admin().execute(f'CREATE DATABASE "{name}"')
         if self.cluster is not None:
-            return self.cluster.create_database(name)
+            return self.cluster.dsn(name)
         assert self.base_dsn is not None
-        with psycopg.connect(self.base_dsn, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
         self.created.append(name)
         return urlunsplit(urlsplit(self.base_dsn)._replace(path="/" + name))
 
@@ -77,7 +91,7 @@ def pg_cluster() -> Iterator[_Server]:
         try:
             yield server
         finally:
-            server.drop_created()
+            server.close()
         return
     if find_pg_bin() is None:
         _unavailable("no initdb/pg_ctl (apt-get install postgresql) and KIOSK_TEST_PG_DSN unset")
@@ -85,9 +99,11 @@ def pg_cluster() -> Iterator[_Server]:
         cluster = TempCluster().start()
     except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
         _unavailable(f"could not start a throwaway cluster: {exc}")
+    server = _Server(None, cluster)
     try:
-        yield _Server(None, cluster)
+        yield server
     finally:
+        server.close()
         cluster.stop()
 
 

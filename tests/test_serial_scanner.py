@@ -27,13 +27,15 @@ def module(tmp_path):
         yield fake
 
 
-def _scanner(port: str, clock, **kw) -> tuple[SerialScanner, queue.Queue, list]:
+def _scanner(
+    port: str, clock, reconnect: Backoff = Backoff(base_s=0.02, cap_s=0.05), **kw
+) -> tuple[SerialScanner, queue.Queue, list]:
     rejected: list = []
     scanner = SerialScanner(
         port,
         clock,
         name="gm65",
-        reconnect=Backoff(base_s=0.02, cap_s=0.05),
+        reconnect=reconnect,
         on_rejection=rejected.append,
         **kw,
     )
@@ -320,7 +322,9 @@ def test_any_error_opening_the_port_is_a_fault_logged_once_per_cause(clock, capl
         raise RuntimeError("lgpio-style failure")  # not a SerialException/OSError
 
     caplog.set_level("WARNING", logger="drivers")
-    scanner, _, _ = _scanner("/dev/ttyS0", clock, serial_factory=factory)
+    # Six tries, not the waits between them: a millisecond each (0.2 s at the module's pace).
+    quick = Backoff(base_s=0.001, cap_s=0.001)
+    scanner, _, _ = _scanner("/dev/ttyS0", clock, quick, serial_factory=factory)
     assert enough.wait(WAIT_S)
     scanner.stop()
     assert len(attempts) >= 6
