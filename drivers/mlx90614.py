@@ -96,13 +96,23 @@ IIR_BANDWIDTH_HZ = (0.77, 0.31, 0.20, 0.15, 7.23, 1.53, 1.10, 0.86)
 FACTORY_CONFIG1 = 0x9FB4
 
 
+def _crc8_bitwise(byte: int) -> int:
+    """One byte through the CRC-8 register bit by bit (polynomial 0x07, no reflection)."""
+    crc = byte
+    for _ in range(8):
+        crc = ((crc << 1) ^ 0x07) & 0xFF if crc & 0x80 else (crc << 1) & 0xFF
+    return crc
+
+
+#: The register after each byte value, bit by bit once: every read checks its PEC with it.
+_CRC8_TABLE = bytes(_crc8_bitwise(b) for b in range(256))
+
+
 def crc8(data: bytes) -> int:
     """SMBus PEC: CRC-8, polynomial x^8+x^2+x+1 (0x07), initial value 0, no reflection."""
     crc = 0
     for byte in data:
-        crc ^= byte
-        for _ in range(8):
-            crc = ((crc << 1) ^ 0x07) & 0xFF if crc & 0x80 else (crc << 1) & 0xFF
+        crc = _CRC8_TABLE[crc ^ byte]
     return crc
 
 

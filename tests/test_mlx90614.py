@@ -72,6 +72,16 @@ def test_pec_matches_the_datasheet_worked_example():
     assert raw_to_c(0x3AD2) == 28.01
 
 
+@given(st.binary(max_size=8))
+def test_pec_is_the_polynomial_division_of_every_byte_string(data):
+    """The table-driven CRC-8 is the SMBus polynomial (x^8+x^2+x+1) division, bit by bit."""
+    register = 0
+    for bit in "".join(f"{byte:08b}" for byte in data):
+        top = (register >> 7) ^ int(bit)
+        register = ((register << 1) & 0xFF) ^ (0x07 if top else 0)
+    assert crc8(data) == register
+
+
 def test_worked_example_frame_passes_every_check():
     word, pec_ok = check_word(0x5A, 0x07, bytes([0xD2, 0x3A, 0x30]))
     assert (word, pec_ok) == (0x3AD2, True)
