@@ -380,3 +380,40 @@ def test_the_section_measures_from_a_dropped_page_cache(tmp_path, monkeypatch):
     assert result["page_cache"] == "dropped" and result["imports_page_cache"] == "dropped"
     assert result["page_cache_drop"]["files"] == 1
     assert result["anon_pss_mb"] == 0.6 and result["file_pss_mb"] == 0.4
+
+
+def _sysfs_with(tmp_path: Path, path: Path, disk: str, kb: str, partition: bool) -> Path:
+    """A sysfs tree where ``path``'s device is a disk (or a partition of one) reading ``kb``."""
+    dev = path.stat().st_dev
+    sys_root = tmp_path / "sys"
+    disk_dir = sys_root / "devices" / "virtual" / "block" / disk
+    (disk_dir / "queue").mkdir(parents=True)
+    (disk_dir / "queue" / "read_ahead_kb").write_text(kb + "\n")
+    node = disk_dir / f"{disk}p2" if partition else disk_dir
+    node.mkdir(exist_ok=True)
+    links = sys_root / "dev" / "block"
+    links.mkdir(parents=True)
+    (links / f"{os.major(dev)}:{os.minor(dev)}").symlink_to(node)
+    return sys_root
+
+
+@pytest.mark.parametrize("partition", [False, True])
+def test_the_readahead_of_the_venvs_disk_is_read_from_its_device_or_its_partitions_disk(
+    tmp_path, partition
+):
+    from checkpoint.bench.memory import read_ahead_kb
+
+    here = tmp_path / "venv"
+    here.mkdir()
+    sys_root = _sysfs_with(tmp_path, here, "mmcblk0", "128", partition)
+    assert read_ahead_kb(here, sys_root) == 128
+
+
+def test_a_filesystem_with_no_block_device_or_a_garbled_readahead_says_none(tmp_path):
+    from checkpoint.bench.memory import read_ahead_kb
+
+    here = tmp_path / "venv"
+    here.mkdir()
+    assert read_ahead_kb(here, tmp_path / "no-sysfs") is None
+    sys_root = _sysfs_with(tmp_path, here, "vda", "lots", partition=False)
+    assert read_ahead_kb(here, sys_root) is None

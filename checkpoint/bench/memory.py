@@ -32,6 +32,8 @@ left cached would be mapped by the kernel's fault-around in larger pieces and co
 (docs/memory.md, "Pinned versions and the page cache"). A page another process maps stays
 (the bench's own interpreter, libc): ``page_cache_drop`` says how much was cached before and
 after (``mincore``), and ``page_cache`` is ``"as_found"`` where nothing could be dropped.
+``read_ahead_kb`` is the venv's disk's readahead, the other half of that state (how much a
+first fault reads around it).
 
 The child inherits this process's environment, so ``MALLOC_ARENA_MAX=2 kiosk bench --only
 memory`` measures the unit's allocator setting (``systemd/kiosk.service``).
@@ -245,6 +247,22 @@ def _drop(path: Path) -> bool:
         os.close(fd)
 
 
+def read_ahead_kb(path: Path, sys_root: Path = Path("/sys")) -> int | None:
+    """The readahead (KiB) of the block device holding ``path``'s filesystem, or None (no
+    block device: tmpfs, overlay; no sysfs). A partition's is its disk's. The kernel reads
+    that much around a first page fault into the page cache and maps what it holds around
+    each fault: the larger it is, the more file PSS the same libraries count."""
+    try:
+        dev = path.stat().st_dev
+        device = (sys_root / "dev" / "block" / f"{os.major(dev)}:{os.minor(dev)}").resolve()
+        for queue in (device / "queue", device.parent / "queue"):
+            if (queue / "read_ahead_kb").is_file():
+                return int((queue / "read_ahead_kb").read_text(encoding="ascii").strip())
+    except (OSError, ValueError):
+        return None
+    return None
+
+
 def drop_page_cache(files: list[Path]) -> dict[str, Any]:
     """Ask the kernel to drop ``files`` from the page cache (``POSIX_FADV_DONTNEED``: no root,
     only this process's own request; pages another process maps stay). ``page_cache`` is
@@ -337,6 +355,7 @@ def run(quick: bool) -> dict[str, Any]:
         **after_pull,
         "page_cache": cold["page_cache"],
         "page_cache_drop": {k: v for k, v in cold.items() if k != "page_cache"},
+        "read_ahead_kb": read_ahead_kb(Path(sys.prefix)),
         "imports_mb": imports,
         "cv2_mb": cv2_mb,
         "imports_page_cache": cold_imports["page_cache"],
