@@ -20,7 +20,7 @@ except ImportError:  # pragma: no cover - orjson is a dependency, kept optional 
     orjson = None  # type: ignore[assignment]
 
 from kiosk import record
-from kiosk.files import sqlite_read_only
+from kiosk.files import ended_read, sqlite_read_only
 from kiosk.privacy import mask_event
 
 if TYPE_CHECKING:  # the export helper process imports this module: keep it lean
@@ -109,7 +109,8 @@ def export_page_at(
     _EXPORT_READERS[path] = conn
     while len(_EXPORT_READERS) > 4:
         _EXPORT_READERS.popitem(last=False)[1].close()
-    return export_page(conn, after, limit, allowed, ndjson)
+    with ended_read(conn):  # kept for the next page: a failed one leaves nothing open
+        return export_page(conn, after, limit, allowed, ndjson)
 
 
 class PageSource(Protocol):

@@ -19,11 +19,12 @@ import re
 import sqlite3
 import stat
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 from urllib.parse import quote
 
-__all__ = ["UnreadableFile", "read_bounded", "sqlite_read_only", "write_atomic"]
+__all__ = ["UnreadableFile", "ended_read", "read_bounded", "sqlite_read_only", "write_atomic"]
 
 Why = Literal["missing", "unreadable", "too_large"]
 
@@ -128,3 +129,24 @@ def sqlite_read_only(
     in a folder this user cannot write. ``sqlite3.Error`` as ``sqlite3.connect`` raises it."""
     uri = f"file:{quote(str(Path(path).resolve()))}?mode=ro" + ("&immutable=1" if immutable else "")
     return sqlite3.connect(uri, uri=True, check_same_thread=check_same_thread)
+
+
+@contextlib.contextmanager
+def ended_read(conn: sqlite3.Connection) -> Iterator[None]:
+    """Where every read on a read-only connection kept for more reads ends (a thread's reader
+    of the event log, the export helper's): however the read fails (a damaged page, an I/O
+    error, interrupted), no transaction is left open that was not open before it.
+
+    SQLite keeps the transaction a savepoint began (sqlite-utils' ``query`` runs in one) after
+    SQLITE_CORRUPT, even once the savepoint is rolled back and released; left so, the
+    connection's next read pins its snapshot: later commits unseen by it, and every WAL
+    checkpoint (the retention's wipe of personal data among them) waiting on it, until the
+    connection closes. A transaction the caller opened (one snapshot for several reads) is
+    the caller's to end."""
+    opened = conn.in_transaction
+    try:
+        yield
+    except BaseException:
+        if not opened and conn.in_transaction:
+            conn.rollback()
+        raise

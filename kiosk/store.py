@@ -33,7 +33,7 @@ import shutil
 import sqlite3
 import threading
 import uuid
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Generator, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -49,7 +49,7 @@ from kiosk import dating, hashchain, record
 from kiosk.clock import Clock, ClockReading
 from kiosk.config.store import StoreSection
 from kiosk.devices import Health
-from kiosk.files import sqlite_read_only
+from kiosk.files import ended_read, sqlite_read_only
 from kiosk.schema import PROGRAM_SETS, execute_script
 
 log = logging.getLogger(__name__)
@@ -1519,6 +1519,25 @@ def _first_ids(conn: sqlite3.Connection) -> tuple[str | None, str | None]:
     return firsts[0], firsts[1]
 
 
+class _Reader(sqlite_utils.Database):
+    """``EventLog.reader``'s read-only connection: every statement through it (``query``,
+    ``execute``, so every sqlite-utils call built on them) ends in ``ended_read``, leaving no
+    transaction open whatever failed it. The rows ``query`` yields are read after its savepoint
+    is released: a read failing among them ends with its statement, leaving nothing open."""
+
+    def query(
+        self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None
+    ) -> Generator[dict[str, Any], None, None]:
+        with ended_read(self.conn):
+            return super().query(sql, params)
+
+    def execute(
+        self, sql: str, parameters: Sequence[Any] | dict[str, Any] | None = None
+    ) -> sqlite3.Cursor:
+        with ended_read(self.conn):
+            return super().execute(sql, parameters)
+
+
 class EventLog:
     """Append-only, hash-chained event and audit log with a single writer thread.
 
@@ -1751,7 +1770,8 @@ class EventLog:
         return self._last_audit_seq
 
     def reader(self) -> sqlite_utils.Database:
-        """A read-only connection for the calling thread (cached per thread until close)."""
+        """A read-only connection for the calling thread (cached per thread until close); a
+        read through it that fails leaves it reading the log as it is (``_Reader``)."""
         if self._closed:
             raise StoreFault("store_fault", "event log is not open")
         cached: sqlite_utils.Database | None = getattr(self._local, "db", None)
@@ -1762,7 +1782,7 @@ class EventLog:
             conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
         except sqlite3.Error as exc:
             raise StoreFault("store_fault", f"cannot open a reader ({_error_name(exc)})") from exc
-        db = sqlite_utils.Database(conn, execute_plugins=False)
+        db = _Reader(conn, execute_plugins=False)
         # The web server's worker threads come and go (anyio ends one idle for 10 s): the
         # readers of threads that have ended are closed here, or each would keep its files
         # open until the kiosk stops (too many open files after weeks).

@@ -10,7 +10,9 @@ from typing import Any
 def damage_leaf(core: Any, pick: int | None = None) -> None:
     """Junk over the ``pick``-th leaf page of the events table (the middle one when None), as
     a sector the card no longer reads back (SQLite says SQLITE_CORRUPT on reaching it)."""
-    core.store.wipe_wal()  # the pages in the file itself, nothing of them left in the WAL
+    # The pages in the file itself, nothing of them left in the WAL: no reader may hold that
+    # up, not even one that met a page damaged before.
+    assert core.store.wipe_wal(), "a reader holds the WAL: the wipe gave up"
     with closing(sqlite3.connect(core.store.path)) as conn:
         size = conn.execute("PRAGMA page_size").fetchone()[0]
         leaves = [

@@ -5,14 +5,17 @@ the journal are told."""
 
 from __future__ import annotations
 
+import contextlib
 import html
 import json
 import logging
 import os
 import re
 import sqlite3
+from collections import OrderedDict
 from datetime import timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
@@ -34,12 +37,13 @@ from guard_support import (
 from checkpoint.app import build_core
 from checkpoint.cli import main
 from checkpoint.export_helper import HelperProcessPages
+from kiosk import export
 from kiosk import store as kiosk_store
 from kiosk.calibration import Calibration, default_path
 from kiosk.config import KioskConfig
-from kiosk.export import InProcessPages
+from kiosk.export import InProcessPages, export_page_at
 from kiosk.peers import CheckedPage, PeerLedger, PeerRow
-from kiosk.store import format_ts
+from kiosk.store import EventDraft, ReadFailure, format_ts
 from office.pull import Puller, PullError
 from ui.app import create_app
 from ui.guard.display import health_rows
@@ -403,3 +407,56 @@ def test_the_unreadable_rows_card_comes_back_when_more_rows_fail_after_it_was_cl
         assert len(_unreadable_cards(guard)) == 1  # once, not a card per read
         closed = post(guard, "/guard/alarms/ack", csrf, only="device:unreadable_rows")
         assert closed.status_code == 303 and _unreadable_cards(guard) == []
+
+
+def _page_of_the_helper(store, after: int) -> list[int]:
+    """The seqs of the page the office's pull gets from the export helper (its own reader)."""
+    body, *_ = export_page_at(str(store.path), after, 100, (), True)
+    return [json.loads(line)["seq"] for line in body.splitlines()]
+
+
+#: How a reader meets the damaged page, and what that reader then reads after a seq.
+_DAMAGED_READS = {
+    "live page, row by row past it": (
+        lambda s: s.readable_events(0, 60),
+        lambda s, after: [e["seq"] for e in s.events(after)],
+    ),
+    "newest first, as the alarms": (
+        lambda s: s.readable_recent(60),
+        lambda s, after: [e["seq"] for e in s.readable_recent(1)],
+    ),
+    "a page that stops at it": (
+        lambda s: s.events(0, 60),
+        lambda s, after: [e["seq"] for e in s.events(after)],
+    ),
+    "the export helper's page": (
+        lambda s: _page_of_the_helper(s, 0),
+        _page_of_the_helper,
+    ),
+}
+
+
+@pytest.mark.parametrize("how", list(_DAMAGED_READS))
+def test_a_reader_that_met_a_damaged_page_sees_later_passages_and_holds_up_no_wal_wipe(
+    store, monkeypatch, how
+):
+    """A read that met a damaged page (SQLITE_CORRUPT) left its reader inside a read
+    transaction: that web worker thread's pages (the guard's live page, the office's pull)
+    went on showing the log as it was then, every later passage missing, and every WAL
+    checkpoint, the retention's wipe of the names it nulls among them, waited on it and gave
+    up, until the thread ended. The read still fails or reads past the page as before."""
+    monkeypatch.setattr(kiosk_store, "WIPE_WAIT_MS", 5)  # that it gives up, not how long
+    monkeypatch.setattr(export, "_EXPORT_READERS", OrderedDict())
+    fail, follow = _DAMAGED_READS[how]
+    for _ in range(60):
+        store.append(EventDraft(direction="in", decision="pass", reasons=("ok",)))
+    damage_leaf(SimpleNamespace(store=store))
+    reader = store.reader()
+    with contextlib.suppress(ReadFailure):
+        fail(store)
+    assert store.reader() is reader  # the same reader reads on
+    with contextlib.suppress(ReadFailure):
+        fail(store)  # and meets the page again (its rows read past, or the page refused)
+    later = store.append(EventDraft(direction="out", decision="pass", reasons=("ok",)))
+    assert follow(store, later.seq - 1) == [later.seq]
+    assert store.wipe_wal() is True
