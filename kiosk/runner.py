@@ -177,8 +177,6 @@ class EngineRunner:
             log, "engine tick failed", "engine tick working again"
         )
         self._started = False
-        #: The stop has begun (``lock_for_stop``): no code is decided any more.
-        self._stopping = False
         #: The stop has commanded the gate locked: no open is commanded any more (``_set_gate``).
         self._locked_at_stop = False
         self.max_tick_lag_ms = 0.0
@@ -198,7 +196,8 @@ class EngineRunner:
         self._loop_thread = threading.current_thread()
         self._wake = asyncio.Event()
         self._gate_order = asyncio.Lock()
-        self._stopping = self._locked_at_stop = False
+        self._locked_at_stop = False
+        self.engine.stopping = False  # a runner started again after a stop decides again
         self.bus.bind(self._loop)
         # Before the log is read: a forget committed meanwhile is looked at again, never missed.
         await asyncio.to_thread(self._forgets_from_here)
@@ -229,9 +228,10 @@ class EngineRunner:
 
     @property
     def stopping(self) -> bool:
-        """The stop has begun (``lock_for_stop``): nothing is decided any more, the gate is
-        (being) locked for good; the faces refuse what would decide (``ui.guard.deps``)."""
-        return self._stopping
+        """The stop has begun (``lock_for_stop``, ``Engine.begin_stop``): nothing is decided
+        any more, the gate is (being) locked for good; the faces refuse what would decide at
+        once (``ui.guard.deps``), and the engine whatever gets past them (``Stopping``)."""
+        return self.engine.stopping
 
     async def lock_for_stop(self, budget: StopBudget) -> bool:
         """The stop's first part, before anything that may wait on the storage or the network:
@@ -244,7 +244,7 @@ class EngineRunner:
             self.close()
             return False
         self._started = False
-        self._stopping = True
+        self.engine.begin_stop()
         for task in self._tasks:
             task.cancel()  # their end is waited for after the lock (``finish_stop``)
         await self._lock_at_stop(budget)
@@ -490,7 +490,7 @@ class EngineRunner:
         return sink
 
     def _deliver_code(self, read: CodeRead, direction: str | None) -> None:
-        if self._stopping:  # the gate is being locked: nothing is decided any more
+        if self.engine.stopping:  # the gate is being locked: nothing is decided any more
             return
         self.codes_received += 1
         try:
@@ -625,7 +625,8 @@ class EngineRunner:
     # ------------------------------------------------------------------ guard actions
 
     async def manual(self, **kwargs: Any) -> None:
-        """A guard's decision (see ``Engine.manual``); raises ``ValueError`` for bad input."""
+        """A guard's decision (see ``Engine.manual``); raises ``ValueError`` for bad input,
+        ``Stopping`` once the stop has begun."""
         self.engine.manual(**kwargs)
 
     def manual_threadsafe(self, timeout_s: float = 2.0, **kwargs: Any) -> None:

@@ -48,7 +48,7 @@ from kiosk.alarms import Alarm, AlarmDesk, device_alarms, peer_alarms, power_ala
 from kiosk.auditing import Change, HeldRows, audited_write, auditing_request
 from kiosk.clock import ClockReading
 from kiosk.crossing import Outcome
-from kiosk.engine import FeverRefused, ManualDecision, TemperatureImplausible
+from kiosk.engine import FeverRefused, ManualDecision, Stopping, TemperatureImplausible
 from kiosk.roster import session_end, staffed_stretches
 from kiosk.store import StoreFault
 from ui import i18n
@@ -307,15 +307,18 @@ class Guard:
         """``core.runner.engine.manual`` (on the loop), returning once the decision's event is
         committed like any other event, and ``request``'s row (``request_row``) with it, in
         the event's own commit; the route class writes no second one. The engine's refusals
-        become messages in the guard's language. An event the storage did not take (or not
-        within its deadline) raises ``DecisionHeld``, never "done": its record waits in the
-        engine's backlog (the feed shows it unrecorded) and the gate opened or not, so the
-        guard is told which, and not to decide it again. Returns the committed outcome
+        become messages in the guard's language; ``Stopping`` (the stop began before the
+        engine took it, however late: ``_audit`` answers 503) passes through. An event the
+        storage did not take (or not within its deadline) raises ``DecisionHeld``, never
+        "done": its record waits in the engine's backlog (the feed shows it unrecorded) and
+        the gate opened or not, so the guard is told which, and not to decide it again. Returns the committed outcome
         (``decided``: whether the gate opened on it)."""
         row = request_row(request)  # with the form's ``form_once`` (``once_per_form``)
-        recorded: asyncio.Future[Outcome | None] = asyncio.get_running_loop().create_future()
+        recorded: asyncio.Future[Outcome | Stopping | None] = (
+            asyncio.get_running_loop().create_future()
+        )
 
-        def on_recorded(outcome: Outcome) -> None:
+        def on_recorded(outcome: Outcome | Stopping) -> None:
             if not recorded.done():
                 recorded.set_result(outcome)
 
@@ -338,6 +341,8 @@ class Guard:
             outcome = None
         if outcome is None:  # the engine has not taken it up yet: it may still act on it
             raise DecisionHeld("err.decision_pending")
+        if isinstance(outcome, Stopping):  # queued, then refused: the stop began meanwhile
+            raise outcome
         if not outcome.committed:
             raise DecisionHeld("err.held_opened" if outcome.gate_opened else "err.held_locked")
         request.state.request_audit.written.append(row)
@@ -637,12 +642,19 @@ def stopping(request: Request) -> Response:
     return HTMLResponse(page, status_code=503, headers={**PLAIN_HEADERS, **headers})
 
 
+def refused_stopping(request: Request, action: str) -> Response:
+    """``stopping``'s 503, and a journal line naming the action (nothing else: no personal
+    data), the one trace of it: nothing is written to the log during the stop."""
+    log.warning("guard action %s refused: the checkpoint is stopping", action)
+    return stopping(request)
+
+
 def _audit(
     handler: Callable[[Request], Coroutine[Any, Any, Response]], action: str, back: str
 ) -> Callable[[Request], Coroutine[Any, Any, Response]]:
     async def run(request: Request) -> Response:
         if guard(request).core.runner.stopping:  # before any write: the stop is writing
-            return stopping(request)
+            return refused_stopping(request, action)
         await flush_held(guard(request))
         with auditing_request(lambda: request_detail(request)) as audit:
             request.state.route_action, request.state.request_audit = action, audit
@@ -651,6 +663,8 @@ def _audit(
             except BadInput as exc:
                 await record(request, action, "refused", exc.code, audit.written)
                 return fail(request, back, exc)
+            except Stopping:  # the stop began after the check above: the engine refused it
+                return refused_stopping(request, action)
             except DecisionHeld as exc:  # taken, its record (and row) waiting in memory
                 log.warning("guard action %s taken, not on disk yet: %s", action, exc.key)
                 return fail(request, back, BadInput(exc.key))

@@ -1,0 +1,157 @@
+"""A stop decides nothing once it has begun (``Engine.begin_stop``): a guard's decision
+reaching the engine after it, one queued behind a kiosk passage, a code kept for later, an
+open already in the relay's driver (``EngineRunner.lock_for_stop``).
+
+No sleeps: whatever is stuck waits on a ``threading.Event`` set by the test; a test that would
+hang instead fails after ``WAIT_S``."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from datetime import UTC, datetime
+
+from guard_support import console_fixtures
+from test_runner import WAIT_S, Rig, SlowLog, run
+
+from kiosk.deadline import StopBudget
+from kiosk.engine import Stopping
+
+START = datetime(2026, 3, 4, 2, 0, tzinfo=UTC)
+clock, core, app, alice, admin = console_fixtures(START)
+
+JSON = {"Origin": "http://kiosk.test", "Accept": "application/json"}
+
+
+def test_a_guards_decision_past_the_consoles_check_when_the_stop_begins_is_told_503(
+    alice, core, monkeypatch, caplog
+):
+    """The console checks the stop once, on a request's arrival; the stop may begin during an
+    await after it (the held rows' flush here; the form's check, the subject's read). The
+    decision was then taken by an engine that no longer opens the gate: 200 "recorded but
+    the gate did not open", a manual_pass on record for a gate that never opened. The engine
+    refuses it (``Stopping``), and the guard is told 503, nothing recorded; the journal says
+    which action was refused, nothing of what the guard wrote."""
+    from ui.guard import deps
+
+    alice.portal.call(core.runner.start)
+    real_flush = deps.flush_held
+
+    async def flush_then_stop(g, **kw):
+        await real_flush(g, **kw)
+        await core.runner.lock_for_stop(StopBudget(math.inf))  # SIGTERM lands here
+
+    monkeypatch.setattr(deps, "flush_held", flush_then_stop)
+    events = core.store.last_seq
+    form = {"csrf": alice.csrf, "decision": "pass", "subject": "none", "reason": "neighbour"}
+    with caplog.at_level(logging.INFO):
+        answer = alice.post("/guard/manual", data=form, headers=JSON, follow_redirects=False)
+    alice.portal.call(core.runner.finish_stop, StopBudget(math.inf))
+    assert answer.status_code == 503, answer.text
+    said = [
+        r.getMessage()
+        for r in caplog.records
+        if "refused: the checkpoint is stopping" in r.getMessage()
+    ]
+    assert said and said[0].startswith("guard action "), said
+    assert "neighbour" not in caplog.text
+    assert int(answer.headers["Retry-After"]) > 0
+    assert core.store.last_seq == events
+    assert [c.open_ for c in core.devices.gate.commands if c.open_] == []
+
+
+def test_a_guards_pass_queued_behind_a_kiosk_pass_is_refused_by_the_stop(tmp_path):
+    """A guard's pass sent while a kiosk pass was being committed waits for it; the stop
+    began meanwhile, and the queued pass started after the lock: a manual_pass on record at a
+    gate that never opened. It is answered with the stop's refusal and never started."""
+    r = Rig(tmp_path, overrides={"engine": {"store_deadline_ms": 20000}})
+    slow = SlowLog(r.log)
+    r.runner.store = slow
+    told: list[object] = []
+
+    async def main():
+        await r.runner.start()
+        r.thermometer.body_c = 36.6
+        r.show(r.pass_text(household="A-101"))
+        assert await asyncio.to_thread(slow.entered.wait, 6 * WAIT_S)
+        r.runner.engine.manual(  # the guard's pass, sent before the stop: queued
+            decision="manual_pass",
+            operator="alice",
+            reason="x",
+            direction="in",
+            subject="none",
+            on_recorded=told.append,
+        )
+        assert told == []  # queued behind the kiosk's pass
+        stopping = asyncio.ensure_future(r.runner.stop())
+        await asyncio.wait({stopping}, timeout=0)
+        slow.release.set()
+        await stopping
+
+    try:
+        run(main())
+        events = r.log.events()
+    finally:
+        r.close()
+    assert [e["decision"] for e in events] == ["pass", "deny"]
+    assert events[1]["reasons"] == ["stopping"]
+    assert len(told) == 1 and isinstance(told[0], Stopping), told
+    assert [c.open_ for c in r.gate.commands if c.open_] == []
+
+
+def test_the_engine_refuses_a_guards_decision_once_the_stop_began(tmp_path):
+    """``Engine.manual`` (and the runner's) after the stop began: ``Stopping``, not queued."""
+    r = Rig(tmp_path)
+
+    async def main():
+        await r.runner.start()
+        await r.runner.lock_for_stop(StopBudget(math.inf))
+        try:
+            await r.runner.manual(
+                decision="manual_pass",
+                operator="alice",
+                reason="x",
+                direction="in",
+                subject="none",
+            )
+        except Stopping:
+            refused = True
+        else:
+            refused = False
+        await r.runner.finish_stop(StopBudget(math.inf))
+        return refused
+
+    try:
+        assert run(main()) is True
+        assert r.log.events() == []
+    finally:
+        r.close()
+
+
+def test_a_code_kept_while_the_gate_was_open_is_not_decided_by_the_stops_lock(tmp_path):
+    """A code shown while a pass held the gate open is kept for when it locks; the stop's
+    lock was that moment, and decided it (a second pass, then its deny "stopping"): a
+    decision after "no code is decided from here". The stop drops it."""
+    r = Rig(tmp_path, overrides={"policy": {"mode": "pass_only"}, "gate": {"pulse_ms": 30000}})
+
+    async def main():
+        await r.runner.start()
+        r.show(r.pass_text(holder="A", household="A-101"))
+        await r.next("decision")
+        await r.next("state", state="gate_open")
+        r.show(r.pass_text(holder="B", household="B-202"))  # kept: the gate is open
+        for _ in range(200):
+            if r.runner.engine._pending_code is not None:
+                break
+            await asyncio.sleep(0)
+        assert r.runner.engine._pending_code is not None
+        await r.runner.stop()
+
+    try:
+        run(main())
+        events = r.log.events()
+    finally:
+        r.close()
+    assert [(e["holder"], e["decision"]) for e in events] == [("A", "pass")]
+    assert r.runner.engine._pending_code is None
