@@ -698,7 +698,10 @@ class EngineRunner:
 
     async def _set_gate(self, open_: bool) -> DeviceFault | None:
         """Command the relay under the device deadline; the fault if it did not obey. A
-        command still under way is waited for first (at most its deadline)."""
+        command still under way is waited for first (at most its deadline). An open once the
+        stop has locked the gate is refused (``GateHeldShut``); one already in the driver when
+        the stop began is ``GateHeldShut`` too: the stop's lock follows it at once, so
+        nobody was let through on it (the engine writes its ``stopping`` row)."""
         try:
             async with self._gate_order:
                 if open_ and self._locked_at_stop:  # locked for the stop: for good
@@ -708,6 +711,8 @@ class EngineRunner:
             return exc
         except Exception as exc:  # noqa: BLE001 - a driver bug is a gate fault
             return GateFault(f"gate error: {exc}")
+        if open_ and self._locked_at_stop:  # the stop began while it was in the driver
+            return GateHeldShut("the checkpoint is stopping: opened and locked again at once")
         return None
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import threading
 from datetime import UTC, datetime
 
 from guard_support import console_fixtures
@@ -155,3 +156,41 @@ def test_a_code_kept_while_the_gate_was_open_is_not_decided_by_the_stops_lock(tm
         r.close()
     assert [(e["holder"], e["decision"]) for e in events] == [("A", "pass")]
     assert r.runner.engine._pending_code is None
+
+
+def test_an_open_in_the_relays_driver_when_the_stop_begins_is_a_pass_not_let_through(tmp_path):
+    """An open already in the relay's driver when the stop began went through (the lock waits
+    behind it): the pass on record as let through, an outing counted, passback armed, though
+    the gate was locked again at once. It is the stop's ``GateHeldShut``: its deny row
+    ``stopping`` follows the pass, and the history holds no passage for it."""
+    r = Rig(tmp_path, overrides={"engine": {"device_deadline_ms": 5000}})
+    in_open, release = threading.Event(), threading.Event()
+    real = r.gate.set_open
+
+    def set_open(open_):
+        if open_:
+            in_open.set()
+            release.wait(WAIT_S)
+        real(open_)
+
+    r.gate.set_open = set_open
+
+    async def main():
+        await r.runner.start()
+        r.thermometer.body_c = 36.6
+        r.show(r.pass_text(household="A-101"))
+        assert await asyncio.to_thread(in_open.wait, 6 * WAIT_S)
+        stopping = asyncio.ensure_future(r.runner.stop())
+        await asyncio.wait({stopping}, timeout=0)
+        release.set()
+        await stopping
+
+    try:
+        run(main())
+        events = r.log.events()
+    finally:
+        r.close()
+    assert [(e["decision"], e["reasons"]) for e in events][1] == ("deny", ["stopping"])
+    assert events[1]["flags"] == [f"not_opened:{events[0]['seq']}"]
+    assert r.runner.history.last_passage(events[0]["pass_id"], events[0]["direction"]) is None
+    assert [c.open_ for c in r.gate.commands][-1] is False
