@@ -168,6 +168,9 @@ class EngineRunner:
         self._loop_thread: threading.Thread | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._inflight: set[asyncio.Task[Any]] = set()
+        #: Commits answered as store faults (past their deadline) still under way: their end
+        #: is the engine's (``on_late_commit``), and the stop's last writes wait for it.
+        self._late_commits: set[asyncio.Future[Event]] = set()
         self._wake = asyncio.Event()
         # Relay commands one after the other: an open committed while the lock is still
         # under way waits for it (the worker would refuse it as hung).
@@ -286,25 +289,40 @@ class EngineRunner:
             budget.gave_up("readers")
 
     async def _flush_backlog(self, budget: StopBudget | None = None) -> None:
-        """Records held in memory by a store fault: one last try (within the store deadline)
-        before they are gone, then kept in a file (``_keep_held``, within the store deadline
-        too), both within ``budget``; an error line says how many were not written."""
+        """Records held in memory by a store fault, and the rows of crossings still under way
+        (a pass committing past the stop's wait for it: its ``stopping`` row): those ended
+        first, then one last try (within the store deadline) before they are gone, then kept
+        in a file (``_keep_held``, within the store deadline too), all within ``budget``; an
+        error line says how many were not written."""
         budget = budget or StopBudget(math.inf)
         eng = self.engine
-        if not eng.backlog:
+        if not eng.backlog and not self._under_way():
             return
         step = "held decisions"
         loop = asyncio.get_running_loop()
         end = loop.time() + budget.grant(step, 2 * self._store_deadline_s)
         tried_by = min(end, loop.time() + self._store_deadline_s)
+        await self._settle(tried_by)  # a late pass's row joins the backlog as it lands
         eng.flush_backlog()
-        while self._inflight and loop.time() < tried_by:
-            await asyncio.wait(list(self._inflight), timeout=max(0.0, tried_by - loop.time()))
+        await self._settle(tried_by)
         if not eng.backlog:
             return
         kept_s = max(0.0, min(self._store_deadline_s, end - loop.time()))
         if not await self._keep_held(list(eng.backlog), kept_s):
             budget.gave_up(step)
+
+    def _under_way(self) -> set[asyncio.Future[Any]]:
+        """The crossings and the late commits not ended yet."""
+        return {*self._inflight, *self._late_commits}
+
+    async def _settle(self, until: float) -> None:
+        """Wait until nothing is under way (``_under_way``; what ends may start the next
+        held row's commit, waited for too), or the loop's clock reads ``until``."""
+        loop = asyncio.get_running_loop()
+        while (busy := self._under_way()) and loop.time() < until:
+            await asyncio.wait(
+                busy, timeout=until - loop.time(), return_when=asyncio.FIRST_COMPLETED
+            )
 
     async def _keep_held(self, drafts: list[EventDraft], timeout_s: float) -> bool:
         """The decisions the log never took, kept beside it in a file when the card still
@@ -667,6 +685,8 @@ class EngineRunner:
             # Its end is answered after the outcome (the engine waits for it only from then
             # on), even when it landed while the relay was being commanded.
             still_committing.add_done_callback(lambda f: self._late_commit(crossing, f))
+            self._late_commits.add(still_committing)
+            still_committing.add_done_callback(self._late_commits.discard)
 
     async def _commit(self, crossing: Crossing) -> tuple[Outcome, asyncio.Future[Event] | None]:
         """The commit's outcome, and the commit itself when it missed its deadline (pending)."""

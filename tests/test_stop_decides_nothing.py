@@ -194,3 +194,45 @@ def test_an_open_in_the_relays_driver_when_the_stop_begins_is_a_pass_not_let_thr
     assert events[1]["flags"] == [f"not_opened:{events[0]['seq']}"]
     assert r.runner.history.last_passage(events[0]["pass_id"], events[0]["direction"]) is None
     assert [c.open_ for c in r.gate.commands][-1] is False
+
+
+def test_a_pass_committed_after_the_stops_wait_gets_its_deny_row_before_the_stop_ends(tmp_path):
+    """A kiosk pass still committing when the stop's wait for it ran out (the budget cut it
+    short) landed after ``finish_stop`` found the backlog empty and ended: its ``stopping``
+    deny row was never written before the log closed, and after a restart that pass counted
+    as an outing and armed anti-passback. The stop's last writes wait for the crossings still
+    under way (within their grant): the pass and its deny row are both in the log when the
+    stop ends, nothing left under way."""
+    r = Rig(tmp_path, overrides={"engine": {"store_deadline_ms": 20000}})
+    slow = SlowLog(r.log)
+    r.runner.store = slow
+    real_stop_readers = r.runner._stop_readers
+
+    async def stop_readers_then_land(budget):
+        await real_stop_readers(budget)
+        slow.release.set()  # the card answers just as the stop reaches its writes
+
+    r.runner._stop_readers = stop_readers_then_land
+
+    async def main():
+        await r.runner.start()
+        r.thermometer.body_c = 36.6
+        r.show(r.pass_text(household="A-101"))
+        assert await asyncio.to_thread(slow.entered.wait, 6 * WAIT_S)
+        await r.runner.lock_for_stop(StopBudget(0.0))  # its wait for the crossing: none left
+        assert r.runner._inflight, "the pass must still be committing"
+        await r.runner.finish_stop(StopBudget(math.inf))
+        return set(r.runner._inflight)
+
+    try:
+        left = run(main())
+        events = r.log.events()
+    finally:
+        r.close()
+    assert left == set()
+    assert [(e["decision"], e["reasons"]) for e in events] == [
+        ("pass", ["ok"]),
+        ("deny", ["stopping"]),
+    ], events
+    assert events[1]["flags"] == [f"not_opened:{events[0]['seq']}"]
+    assert [c.open_ for c in r.gate.commands if c.open_] == []
