@@ -236,3 +236,40 @@ def test_a_pass_committed_after_the_stops_wait_gets_its_deny_row_before_the_stop
     ], events
     assert events[1]["flags"] == [f"not_opened:{events[0]['seq']}"]
     assert [c.open_ for c in r.gate.commands if c.open_] == []
+
+
+def test_a_guards_pass_the_stop_kept_the_gate_locked_for_is_told_so_not_a_relay_fault(
+    alice, core, monkeypatch
+):
+    """A guard's pass already being committed as the stop began is on record, but the stop
+    keeps the gate locked (``GateHeldShut``): the console said "the relay does not answer ...
+    call the technician", sending the technician to a relay that works. It says the checkpoint
+    is stopping and the gate stays locked."""
+    alice.portal.call(core.runner.start)
+    runner = core.runner
+    real_store = runner.store
+    stops: list[asyncio.Future[bool]] = []
+
+    class StopDuringCommit:
+        async def append_async(self, draft):
+            stops.append(asyncio.ensure_future(runner.lock_for_stop(StopBudget(math.inf))))
+            return await real_store.append_async(draft)
+
+        def __getattr__(self, name):
+            return getattr(real_store, name)
+
+    monkeypatch.setattr(runner, "store", StopDuringCommit())
+    form = {"csrf": alice.csrf, "decision": "pass", "subject": "none", "reason": "neighbour"}
+    answer = alice.post("/guard/manual", data=form, headers=JSON, follow_redirects=False)
+
+    async def finish():
+        await stops[0]
+        await runner.finish_stop(StopBudget(math.inf))
+
+    alice.portal.call(finish)
+    assert answer.status_code == 200, answer.text
+    said = answer.json()
+    assert said["ok"] is True and said["gate_opened"] is False
+    assert "stopping" in said["warning"] or "正在停止" in said["warning"], said
+    assert "relay" not in said["warning"] and "继电器" not in said["warning"], said
+    assert [c.open_ for c in core.devices.gate.commands if c.open_] == []

@@ -48,6 +48,7 @@ from kiosk.alarms import Alarm, AlarmDesk, device_alarms, peer_alarms, power_ala
 from kiosk.auditing import Change, HeldRows, audited_write, auditing_request
 from kiosk.clock import ClockReading
 from kiosk.crossing import Outcome
+from kiosk.devices import GateHeldShut
 from kiosk.engine import FeverRefused, ManualDecision, Stopping, TemperatureImplausible
 from kiosk.roster import session_end, staffed_stretches
 from kiosk.store import StoreFault
@@ -311,8 +312,8 @@ class Guard:
         engine took it, however late: ``_audit`` answers 503) passes through. An event the
         storage did not take (or not within its deadline) raises ``DecisionHeld``, never
         "done": its record waits in the engine's backlog (the feed shows it unrecorded) and
-        the gate opened or not, so the guard is told which, and not to decide it again. Returns the committed outcome
-        (``decided``: whether the gate opened on it)."""
+        the gate opened or not, so the guard is told which, and not to decide it again.
+        Returns the committed outcome (``decided``: whether the gate opened on it)."""
         row = request_row(request)  # with the form's ``form_once`` (``once_per_form``)
         recorded: asyncio.Future[Outcome | Stopping | None] = (
             asyncio.get_running_loop().create_future()
@@ -415,14 +416,18 @@ def done(request: Request, target: str, message: str = "ok.done") -> Response:
 
 def decided(request: Request, target: str, outcome: Outcome) -> Response:
     """A guard's decision, committed: "done" — unless its gate was commanded open and did not
-    open (the relay does not answer). Then it is on record all the same, and the guard is told
-    to open the gate by hand (``err.gate_not_opened``), never "done" at a locked gate."""
+    open: the relay does not answer (``err.gate_not_opened``), or the checkpoint's stop keeps
+    it locked (``GateHeldShut``: ``err.gate_stopping``, no technician needed). Then it is on
+    record all the same, and the guard is told to open the gate by hand, never "done" at a
+    locked gate."""
     if outcome.gate_opened or not outcome.gate_commanded:
         return done(request, target)
+    stopped = isinstance(outcome.gate_fault, GateHeldShut)
+    key = "err.gate_stopping" if stopped else "err.gate_not_opened"
     if wants_json(request):
-        text = i18n.t(guard(request).lang(request), "err.gate_not_opened")
+        text = i18n.t(guard(request).lang(request), key)
         return JSONResponse({"ok": True, "gate_opened": False, "warning": text})
-    return fail(request, target, BadInput("err.gate_not_opened"))
+    return fail(request, target, BadInput(key))
 
 
 def fail(request: Request, target: str, problem: BadInput) -> Response:
