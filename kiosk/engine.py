@@ -1810,7 +1810,9 @@ class Engine:
                 self._set_state("decided", "out_of_order")
         else:
             self._gate_close_pending = False
-            self._alarm("gate_not_locked", "raised", detail="relay did not lock; retrying")
+            # At a stop nothing retries (the ticks are over): the guard locks it by hand.
+            retry = "the checkpoint is stopping: lock it by hand" if self.stopping else "retrying"
+            self._alarm("gate_not_locked", "raised", detail=f"relay did not lock; {retry}")
             if self.state == "gate_open":
                 # The pulse is over but the gate may still be open: stop inviting people
                 # through it. The kiosk stays busy (gate_is_open) until the relay locks.

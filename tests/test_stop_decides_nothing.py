@@ -273,3 +273,24 @@ def test_a_guards_pass_the_stop_kept_the_gate_locked_for_is_told_so_not_a_relay_
     assert "stopping" in said["warning"] or "正在停止" in said["warning"], said
     assert "relay" not in said["warning"] and "继电器" not in said["warning"], said
     assert [c.open_ for c in core.devices.gate.commands if c.open_] == []
+
+
+def test_a_lock_that_failed_at_the_stop_is_not_said_to_be_retried(tmp_path):
+    """The stop's lock failing raised ``gate_not_locked`` "relay did not lock; retrying":
+    nothing retries once the stop has begun (the engine's ticks are over), and the guard
+    waited for a retry that never came. It says the checkpoint is stopping and the gate must
+    be locked by hand."""
+    r = Rig(tmp_path)
+
+    async def main():
+        await r.runner.start()
+        r.gate.unplug()
+        await r.runner.stop()
+        return await r.next("alarm", alarm="gate_not_locked", state="raised")
+
+    try:
+        alarm = run(main())
+    finally:
+        r.close()
+    assert "retrying" not in alarm["detail"]
+    assert "stopping" in alarm["detail"] and "by hand" in alarm["detail"], alarm
