@@ -13,6 +13,7 @@ import math
 import threading
 from datetime import UTC, datetime
 
+import pytest
 from guard_support import console_fixtures
 from test_runner import WAIT_S, Rig, SlowLog, run
 
@@ -294,3 +295,49 @@ def test_a_lock_that_failed_at_the_stop_is_not_said_to_be_retried(tmp_path):
         r.close()
     assert "retrying" not in alarm["detail"]
     assert "stopping" in alarm["detail"] and "by hand" in alarm["detail"], alarm
+
+
+@pytest.mark.parametrize("relay", ["locks", "unplugged"])
+def test_a_pass_committed_while_an_evacuation_held_the_gate_open_then_the_stop(tmp_path, relay):
+    """A resident's pass decided while a guard's evacuation held the gate open, committed
+    after the stop's lock: the gate it would have gone through is locked (or, the relay gone,
+    in a state nobody knows), so nobody went through on it: its ``stopping`` row follows it
+    (the relay's earlier open does not count: ``GateHeldShut``), and once the relay obeyed the
+    stop's lock the engine holds the gate locked, the screen no longer inviting anyone
+    through it (the stop's ``on_gate_locked``)."""
+    overrides = {"policy": {"mode": "pass_only"}, "engine": {"store_deadline_ms": 20000}}
+    r = Rig(tmp_path, overrides=overrides)
+    slow = SlowLog(r.log)
+    slow.release.set()
+    r.runner.store = slow
+
+    async def main():
+        await r.runner.start()
+        r.runner.engine.manual(
+            "manual_pass", "alice", "fire", "out", subject="none", evacuate=("fire", 10)
+        )
+        await r.next("decision", decision="manual_pass")
+        slow.release.clear()
+        slow.entered.clear()
+        r.show(r.pass_text(holder="B", household="B-202"))
+        assert await asyncio.to_thread(slow.entered.wait, 6 * WAIT_S)
+        if relay == "unplugged":
+            r.gate.unplug()
+        stopping = asyncio.ensure_future(r.runner.stop())
+        await asyncio.wait({stopping}, timeout=0)
+        slow.release.set()
+        await stopping
+        return r.runner.engine.gate_is_open, r.runner.engine.state
+
+    try:
+        gate_is_open, state = run(main())
+        events = r.log.events()
+    finally:
+        r.close()
+    assert [(e["decision"], e["reasons"]) for e in events[1:]] == [
+        ("pass", ["ok"]),
+        ("deny", ["stopping"]),
+    ], events
+    assert events[2]["flags"] == [f"not_opened:{events[1]['seq']}"]
+    if relay == "locks":
+        assert gate_is_open is False and state != "gate_open"
