@@ -341,3 +341,48 @@ def test_a_pass_committed_while_an_evacuation_held_the_gate_open_then_the_stop(t
     assert events[2]["flags"] == [f"not_opened:{events[1]['seq']}"]
     if relay == "locks":
         assert gate_is_open is False and state != "gate_open"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "data", "answered"),
+    [
+        ("post", "/guard/passes/search", {"q": "A-101"}, 200),
+        ("post", "/guard/register/search", {"q": "Li"}, 200),
+        ("post", "/guard/api/household", {"unit": "A-101"}, 200),
+        ("get", "/guard/export.csv", None, 200),
+        ("post", "/guard/logout", {}, 303),
+    ],
+)
+def test_reads_and_a_sign_out_still_work_once_the_stop_has_begun(
+    alice, core, method, path, data, answered
+):
+    """Every audited route was refused 503 once the stop began, though the docs say only
+    what changes something is: a guard could not search, export the day, or sign out (the
+    session left valid for the next start). A route that decides nothing and leaves the gate
+    alone (marked ``served_while_stopping``: the searches, the exports, sign-in and out) is
+    answered during the stop; a decision is still refused."""
+    alice.portal.call(core.runner.start)
+    alice.portal.call(core.runner.lock_for_stop, StopBudget(math.inf))
+    headers = {"Origin": "http://kiosk.test"}
+    try:
+        if method == "get":
+            answer = alice.get(path, follow_redirects=False)
+        else:
+            form = {"csrf": alice.csrf, **data}
+            answer = alice.post(path, data=form, headers=headers, follow_redirects=False)
+        page = alice.get("/guard/passes", follow_redirects=False)  # a page, not audited
+        refused = alice.post(
+            "/guard/manual",
+            data={"csrf": alice.csrf, "decision": "pass", "subject": "none", "reason": "x"},
+            headers=headers,
+            follow_redirects=False,
+        )
+    finally:
+        alice.portal.call(core.runner.finish_stop, StopBudget(math.inf))
+    assert answer.status_code == answered, answer.text[:300]
+    if path == "/guard/logout":
+        assert answer.headers["location"] == "/guard/login?bye=1"
+        assert page.status_code != 200  # signed out: the session is gone
+    else:
+        assert page.status_code == 200
+    assert refused.status_code == 503

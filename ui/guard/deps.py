@@ -466,6 +466,16 @@ def audited(action: str) -> Callable[[F], F]:
     return mark
 
 
+def served_while_stopping(route: F) -> F:
+    """A route answered once the stop has begun (``_audit`` refuses every other audited one
+    503): it decides nothing and leaves the gate alone, it only reads (a search, a check as a
+    form is typed, an export) or signs a guard in or out (a sign-out refused would leave the
+    session valid for the next start). The one mark for them; its audit row is written as
+    at any time."""
+    route.served_while_stopping = True  # type: ignore[attr-defined]
+    return route
+
+
 def once_per_form(route: F) -> F:
     """A route whose form, as drawn, acts once (``Guard.sent_once``): a double tap on the
     manual pass or a registration records one decision, opens the gate once; a pass form
@@ -602,7 +612,8 @@ def audited_route(back: str) -> type[APIRoute]:
             action = getattr(self.endpoint, "audit_action", None)
             if action is None and not ((self.methods or set()) & STATE_CHANGING):
                 return handler
-            return _audit(handler, action or self.name, back)
+            at_stop = getattr(self.endpoint, "served_while_stopping", False)
+            return _audit(handler, action or self.name, back, served_while_stopping=at_stop)
 
     return AuditedRoute
 
@@ -655,12 +666,17 @@ def refused_stopping(request: Request, action: str) -> Response:
 
 
 def _audit(
-    handler: Callable[[Request], Coroutine[Any, Any, Response]], action: str, back: str
+    handler: Callable[[Request], Coroutine[Any, Any, Response]],
+    action: str,
+    back: str,
+    *,
+    served_while_stopping: bool = False,
 ) -> Callable[[Request], Coroutine[Any, Any, Response]]:
     async def run(request: Request) -> Response:
-        if guard(request).core.runner.stopping:  # before any write: the stop is writing
+        if not guard(request).core.runner.stopping:
+            await flush_held(guard(request))  # at a stop, the stop's own writes hold them
+        elif not served_while_stopping:  # before any write: the stop is writing
             return refused_stopping(request, action)
-        await flush_held(guard(request))
         with auditing_request(lambda: request_detail(request)) as audit:
             request.state.route_action, request.state.request_audit = action, audit
             try:
