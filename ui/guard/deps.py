@@ -51,7 +51,7 @@ from kiosk.crossing import Outcome
 from kiosk.devices import GateHeldShut
 from kiosk.engine import FeverRefused, ManualDecision, Stopping, TemperatureImplausible
 from kiosk.roster import session_end, staffed_stretches
-from kiosk.store import StoreFault
+from kiosk.store import ReadFailure, StoreFault
 from ui import i18n
 from ui.auth import GuardAuth, Session, WrongToken
 from ui.guard.display import ALL_FIELDS, GUARD_CLEAR_FIELDS, alarm_view, event_time
@@ -185,6 +185,16 @@ class Guard:
         Blocking: a database read of those rows alone."""
         now = ClockReading.take(self.core.clock)
         return queries.dated(self.core.store, events, now, self.core.store.boot_id)
+
+    def not_let_through(self, events: list[dict[str, Any]]) -> set[int]:
+        """The passes among ``events`` the gate did not open for (``kiosk.queries``), drawn
+        as not let through; none when a damaged page keeps the log from being read (the
+        alarms name those rows). Blocking: a database read."""
+        try:
+            return queries.not_let_through(self.core.store, events)
+        except ReadFailure as exc:
+            self.core.store.read_past(exc)
+            return set()
 
     def stamp_times(self, stamps: list[queries.Stamp], lang: str, fmt: str) -> list[str]:
         """Records' stamps (an audit row's, a handover's) as a guard reads them: the time
