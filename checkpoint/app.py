@@ -43,6 +43,7 @@ from kiosk.calibration import CalibrationStore, default_path
 from kiosk.clock import Clock, FlooredClock
 from kiosk.config import KioskConfig, trust_dir
 from kiosk.core import HEARTBEAT_MAX_AGE_S, Core, Devices
+from kiosk.deadline import STOP_MARGIN_S as STOP_MARGIN_S  # the unit's sum (tests)
 from kiosk.deadline import Abandoned, StopBudget, in_daemon_thread
 from kiosk.devices import Gate
 from kiosk.export import InProcessPages
@@ -334,9 +335,8 @@ STOP_BUDGET_S = 10.0
 #: them takes these.
 STOP_LOCK_S = 1.0
 STOP_WRITES_S = 2.0
-#: What ``TimeoutStopSec`` leaves over the stop and the exit's grace: the signal's way to
-#: the loop, a step's overrun of its grant by a loop turn, the interpreter's end.
-STOP_MARGIN_S = 2.0
+#: What ``TimeoutStopSec`` leaves over the stop and the exit's grace: ``STOP_MARGIN_S``
+#: (``kiosk.deadline``: the relay's floor at a spent budget is cut to it).
 #: Each step's own cap, within what the budget leaves it: the web server's end (its
 #: requests under way), the background tasks' end once cancelled, closing the relay and the
 #: thermometer, the API's page helper (it ends by itself once this process is gone), the

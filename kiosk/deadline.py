@@ -267,6 +267,13 @@ def close_within(what: str, close: Callable[[], object], timeout_s: float) -> bo
     return True
 
 
+#: What systemd's ``TimeoutStopSec`` leaves over the stop's budget and the exit's grace: the
+#: signal's way to the loop, a step's overrun of its grant by a loop turn, the interpreter's
+#: end (``checkpoint.app``'s sum). A step's floor (``StopBudget.grant``'s ``at_least_s``)
+#: never goes past it.
+STOP_MARGIN_S = 2.0
+
+
 class StopBudget:
     """One deadline for a whole stop, every step of it drawing on it (``Daemon.stop``).
 
@@ -313,10 +320,11 @@ class StopBudget:
         """How long ``step`` may take from now: ``own_s`` at most, and never into the
         reserves of the steps still to come (``step``'s own reserve is drawn on now); never
         less than ``at_least_s`` however little is left (the relay's lock: one command's
-        deadline, within the margin systemd leaves after the budget)."""
+        deadline), cut to the margin systemd leaves after the budget (``STOP_MARGIN_S``: a
+        10 s ``engine.device_deadline_ms`` would run into its SIGKILL)."""
         self._reserves.pop(step, None)
         left = self.left() - sum(self._reserves.values())
-        granted = max(0.0, at_least_s, min(own_s, left))
+        granted = max(0.0, min(at_least_s, STOP_MARGIN_S), min(own_s, left))
         self.steps.append((step, own_s, granted))
         return granted
 

@@ -153,6 +153,14 @@ class TemperatureImplausible(ValueError):
         self.high_c = high_c
 
 
+class Stopping(Exception):  # noqa: N818 - a refusal, as FeverRefused
+    """A guard's decision refused because the checkpoint's stop has begun (``begin_stop``):
+    nothing is decided any more, the gate is locked for good; the console answers 503."""
+
+    def __init__(self) -> None:
+        super().__init__("the checkpoint is stopping: nothing is decided any more")
+
+
 class FeverRefused(ValueError):
     """A registration, or a person without a pass, as a pass whose hand-measured temperature
     is a fever: the same threshold the kiosk applies. The guard re-measures first, or records
@@ -286,7 +294,7 @@ class _Manual:
     subject: ManualSubject | Literal["none", "auto"] = "auto"
     flags: tuple[str, ...] = ()
     audit: AuditRow | None = None
-    on_recorded: Callable[[Outcome], None] | None = None
+    on_recorded: Callable[[Outcome | Stopping], None] | None = None
     #: An evacuation's ``(cause, minutes)``: the gate held open from this record on.
     evacuation: tuple[str, int] | None = None
 
@@ -441,6 +449,7 @@ class Engine:
         self._inbox: deque[tuple[Callable[..., None], tuple[Any, ...]]] = deque()
         self._busy = False
         self._manual_queue: deque[_Manual] = deque()
+        self.stopping = False  # the stop has begun (``begin_stop``): nothing is decided
         # A code shown while busy: (read, direction, when it was kept), started when free.
         self._pending_code: tuple[CodeRead, Direction | None, int] | None = None
         self._presence_armed = True
@@ -565,6 +574,32 @@ class Engine:
         """The answer to ``ports.lock_gate``: locked, or the relay's ``fault``."""
         self._input(self._on_gate_answer, False, fault)
 
+    def begin_stop(self) -> None:
+        """The checkpoint's stop begins (the runner's ``lock_for_stop``, before the gate's
+        lock): from here nothing is decided. A guard's decision is refused (``manual``
+        raises ``Stopping``), one queued behind a passage being committed is answered with
+        that refusal (its ``on_recorded``) and never started, a code kept for later is
+        dropped, and neither a code nor a reading starts or ends a passage; a crossing
+        already under way finishes (its pass is recorded as not let through: the runner's
+        ``GateHeldShut``)."""
+        self._input(self._begin_stop)
+
+    def _begin_stop(self) -> None:
+        self.stopping = True
+        queued, self._manual_queue = list(self._manual_queue), deque()
+        for item in queued:
+            self._refuse(item)
+        if self._pending_code is not None:
+            self._pending_code = None
+            self.ignored_codes += 1
+
+    @staticmethod
+    def _refuse(item: _Manual) -> None:
+        """A guard's decision the stop refused: answered so, never started."""
+        log.info("engine: a guard's %s refused: the checkpoint is stopping", item.decision)
+        if item.on_recorded is not None:
+            item.on_recorded(Stopping())
+
     def flush_backlog(self) -> None:
         """Try the records held by a store fault now, not at the next retry (the runner's
         stop: memory is about to go)."""
@@ -625,7 +660,7 @@ class Engine:
         subject: ManualSubject | Literal["none", "auto"] = AUTO_SUBJECT,
         flags: Iterable[str] = (),
         audit: AuditRow | None = None,
-        on_recorded: Callable[[Outcome], None] | None = None,
+        on_recorded: Callable[[Outcome | Stopping], None] | None = None,
         evacuate: tuple[object, object] | None = None,
     ) -> None:
         """A guard's decision (override, or registration of a person or a vehicle).
@@ -646,23 +681,23 @@ class Engine:
         whose ``temp_c`` is its hottest occupant's) or a person without a pass (``subject``
         ``"none"``) as a pass at or above ``fever_threshold_c`` is refused (``FeverRefused``):
         the same rule the kiosk applies, to someone admitted on the guard's word alone. An
-        override of a passage is not refused: a
-        guard may deliberately let a feverish resident through (home to isolate) and the
-        record should then carry the reading.
+        override of a passage is not refused: a guard may deliberately let a feverish
+        resident through (home to isolate) and the record should then carry the reading.
 
         ``audit``: the asking request's ``(actor, action, detail)`` row, written in the
         event's own commit, when and if the event is (``EventDraft.audit``).
 
         ``on_recorded``: called once the commit is over, with its ``Outcome``: the committed
         event, or the store fault (the commit failed or missed ``store_deadline_ms``: the
-        record waits in the backlog) and whether the gate was commanded open all the same.
+        record waits in the backlog) and whether the gate was commanded open all the same;
+        or with ``Stopping`` when the stop began while it waited to start (``begin_stop``).
 
         ``evacuate``: ``(cause, minutes)`` makes this manual pass an evacuation (the gate held
-        open, ``kiosk.evacuation``).
-
-        Raises ``ValueError`` (or one of those subclasses) for bad input, before anything
-        changes.
+        open, ``kiosk.evacuation``). Raises ``ValueError`` (or one of those subclasses) for
+        bad input, before anything changes; ``Stopping`` once the stop has begun.
         """
+        if self.stopping:
+            raise Stopping
         if decision not in ("manual_pass", "manual_deny"):
             raise ValueError("decision must be 'manual_pass' or 'manual_deny'")
         checked: ManualDecision = "manual_pass" if decision == "manual_pass" else "manual_deny"
@@ -786,6 +821,8 @@ class Engine:
         self.passage = None
         self._hold_until_ns = None
         self._set_state("idle", self._idle_prompt())
+        if self.stopping:  # nothing starts (``begin_stop``)
+            return
         if self._manual_queue:
             self._start_manual(self._manual_queue.popleft())
             return
@@ -823,6 +860,9 @@ class Engine:
     # ---------------------------------------------------------------- codes
 
     def _on_code(self, read: CodeRead, given: str | None) -> None:
+        if self.stopping:  # nothing is decided any more (``begin_stop``)
+            self.ignored_codes += 1
+            return
         if given is not None and given not in ("in", "out"):
             log.warning("engine: ignored code with bad direction")
             return
@@ -991,6 +1031,8 @@ class Engine:
         return self.calibration.get()
 
     def _on_reading(self, reading: ThermoReading) -> None:
+        if self.stopping:  # no passage starts or ends on it (``begin_stop``)
+            return
         if "thermometer" in self.faults:
             self._clear_fault("thermometer")
         kept = self._die.add(reading)
@@ -1768,7 +1810,9 @@ class Engine:
                 self._set_state("decided", "out_of_order")
         else:
             self._gate_close_pending = False
-            self._alarm("gate_not_locked", "raised", detail="relay did not lock; retrying")
+            # At a stop nothing retries (the ticks are over): the guard locks it by hand.
+            retry = "the checkpoint is stopping: lock it by hand" if self.stopping else "retrying"
+            self._alarm("gate_not_locked", "raised", detail=f"relay did not lock; {retry}")
             if self.state == "gate_open":
                 # The pulse is over but the gate may still be open: stop inviting people
                 # through it. The kiosk stays busy (gate_is_open) until the relay locks.
@@ -1778,6 +1822,9 @@ class Engine:
     # ---------------------------------------------------------------- manual
 
     def _enqueue_manual(self, item: _Manual) -> None:
+        if self.stopping:  # the stop began after ``manual`` took it
+            self._refuse(item)
+            return
         if self.state == "deciding":
             self._manual_queue.append(item)
             return

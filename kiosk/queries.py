@@ -20,6 +20,7 @@ import sqlite_utils
 
 from kiosk.clock import ClockReading
 from kiosk.dating import dated_source, dated_ts_sql, retention_offsets
+from kiosk.links import NOT_OPENED_ROWS, not_opened
 from kiosk.store import (
     FORM_ONCE_ROWS,
     FORM_ONCE_SQL,
@@ -602,6 +603,21 @@ def not_opened_for(log: Readable, seq: int) -> dict[str, Any] | None:
     )
     found = next(rows, None)
     return decode_event_row(found) if found else None
+
+
+def not_let_through(log: Readable, events: Iterable[Mapping[str, Any]]) -> set[int]:
+    """The ``seq`` of each pass among ``events`` the gate did not open for (a later row
+    names it: ``not_opened:<seq>``, ``kiosk.links``; ``not_opened_for`` for one): nobody was
+    let through on it. One query, from the first of them on (none without a pass)."""
+    passes = {int(e["seq"]) for e in events if e.get("decision") == "pass" and e.get("seq")}
+    if not passes:
+        return set()
+    sql = f"SELECT flags FROM events WHERE seq > ? AND {NOT_OPENED_ROWS}"  # noqa: S608
+    named = {
+        not_opened(json.loads(row["flags"]) if row["flags"] else ())
+        for row in _rows(log, sql, [min(passes)])
+    }
+    return passes & {seq for seq in named if seq is not None}
 
 
 #: The audit row of a decision made from the guard's form whose one-time token is ``?``.

@@ -168,6 +168,9 @@ class EngineRunner:
         self._loop_thread: threading.Thread | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._inflight: set[asyncio.Task[Any]] = set()
+        #: Commits answered as store faults (past their deadline) still under way: their end
+        #: is the engine's (``on_late_commit``), and the stop's last writes wait for it.
+        self._late_commits: set[asyncio.Future[Event]] = set()
         self._wake = asyncio.Event()
         # Relay commands one after the other: an open committed while the lock is still
         # under way waits for it (the worker would refuse it as hung).
@@ -177,8 +180,6 @@ class EngineRunner:
             log, "engine tick failed", "engine tick working again"
         )
         self._started = False
-        #: The stop has begun (``lock_for_stop``): no code is decided any more.
-        self._stopping = False
         #: The stop has commanded the gate locked: no open is commanded any more (``_set_gate``).
         self._locked_at_stop = False
         self.max_tick_lag_ms = 0.0
@@ -198,7 +199,8 @@ class EngineRunner:
         self._loop_thread = threading.current_thread()
         self._wake = asyncio.Event()
         self._gate_order = asyncio.Lock()
-        self._stopping = self._locked_at_stop = False
+        self._locked_at_stop = False
+        self.engine.stopping = False  # a runner started again after a stop decides again
         self.bus.bind(self._loop)
         # Before the log is read: a forget committed meanwhile is looked at again, never missed.
         await asyncio.to_thread(self._forgets_from_here)
@@ -229,9 +231,10 @@ class EngineRunner:
 
     @property
     def stopping(self) -> bool:
-        """The stop has begun (``lock_for_stop``): nothing is decided any more, the gate is
-        (being) locked for good; the faces refuse what would decide (``ui.guard.deps``)."""
-        return self._stopping
+        """The stop has begun (``lock_for_stop``, ``Engine.begin_stop``): nothing is decided
+        any more, the gate is (being) locked for good; the faces refuse what would decide at
+        once (``ui.guard.deps``), and the engine whatever gets past them (``Stopping``)."""
+        return self.engine.stopping
 
     async def lock_for_stop(self, budget: StopBudget) -> bool:
         """The stop's first part, before anything that may wait on the storage or the network:
@@ -244,7 +247,7 @@ class EngineRunner:
             self.close()
             return False
         self._started = False
-        self._stopping = True
+        self.engine.begin_stop()
         for task in self._tasks:
             task.cancel()  # their end is waited for after the lock (``finish_stop``)
         await self._lock_at_stop(budget)
@@ -286,25 +289,40 @@ class EngineRunner:
             budget.gave_up("readers")
 
     async def _flush_backlog(self, budget: StopBudget | None = None) -> None:
-        """Records held in memory by a store fault: one last try (within the store deadline)
-        before they are gone, then kept in a file (``_keep_held``, within the store deadline
-        too), both within ``budget``; an error line says how many were not written."""
+        """Records held in memory by a store fault, and the rows of crossings still under way
+        (a pass committing past the stop's wait for it: its ``stopping`` row): those ended
+        first, then one last try (within the store deadline) before they are gone, then kept
+        in a file (``_keep_held``, within the store deadline too), all within ``budget``; an
+        error line says how many were not written."""
         budget = budget or StopBudget(math.inf)
         eng = self.engine
-        if not eng.backlog:
+        if not eng.backlog and not self._under_way():
             return
         step = "held decisions"
         loop = asyncio.get_running_loop()
         end = loop.time() + budget.grant(step, 2 * self._store_deadline_s)
         tried_by = min(end, loop.time() + self._store_deadline_s)
+        await self._settle(tried_by)  # a late pass's row joins the backlog as it lands
         eng.flush_backlog()
-        while self._inflight and loop.time() < tried_by:
-            await asyncio.wait(list(self._inflight), timeout=max(0.0, tried_by - loop.time()))
+        await self._settle(tried_by)
         if not eng.backlog:
             return
         kept_s = max(0.0, min(self._store_deadline_s, end - loop.time()))
         if not await self._keep_held(list(eng.backlog), kept_s):
             budget.gave_up(step)
+
+    def _under_way(self) -> set[asyncio.Future[Any]]:
+        """The crossings and the late commits not ended yet."""
+        return {*self._inflight, *self._late_commits}
+
+    async def _settle(self, until: float) -> None:
+        """Wait until nothing is under way (``_under_way``; what ends may start the next
+        held row's commit, waited for too), or the loop's clock reads ``until``."""
+        loop = asyncio.get_running_loop()
+        while (busy := self._under_way()) and loop.time() < until:
+            await asyncio.wait(
+                busy, timeout=until - loop.time(), return_when=asyncio.FIRST_COMPLETED
+            )
 
     async def _keep_held(self, drafts: list[EventDraft], timeout_s: float) -> bool:
         """The decisions the log never took, kept beside it in a file when the card still
@@ -490,7 +508,7 @@ class EngineRunner:
         return sink
 
     def _deliver_code(self, read: CodeRead, direction: str | None) -> None:
-        if self._stopping:  # the gate is being locked: nothing is decided any more
+        if self.engine.stopping:  # the gate is being locked: nothing is decided any more
             return
         self.codes_received += 1
         try:
@@ -625,7 +643,8 @@ class EngineRunner:
     # ------------------------------------------------------------------ guard actions
 
     async def manual(self, **kwargs: Any) -> None:
-        """A guard's decision (see ``Engine.manual``); raises ``ValueError`` for bad input."""
+        """A guard's decision (see ``Engine.manual``); raises ``ValueError`` for bad input,
+        ``Stopping`` once the stop has begun."""
         self.engine.manual(**kwargs)
 
     def manual_threadsafe(self, timeout_s: float = 2.0, **kwargs: Any) -> None:
@@ -666,6 +685,8 @@ class EngineRunner:
             # Its end is answered after the outcome (the engine waits for it only from then
             # on), even when it landed while the relay was being commanded.
             still_committing.add_done_callback(lambda f: self._late_commit(crossing, f))
+            self._late_commits.add(still_committing)
+            still_committing.add_done_callback(self._late_commits.discard)
 
     async def _commit(self, crossing: Crossing) -> tuple[Outcome, asyncio.Future[Event] | None]:
         """The commit's outcome, and the commit itself when it missed its deadline (pending)."""
@@ -697,7 +718,10 @@ class EngineRunner:
 
     async def _set_gate(self, open_: bool) -> DeviceFault | None:
         """Command the relay under the device deadline; the fault if it did not obey. A
-        command still under way is waited for first (at most its deadline)."""
+        command still under way is waited for first (at most its deadline). An open once the
+        stop has locked the gate is refused (``GateHeldShut``); one already in the driver when
+        the stop began is ``GateHeldShut`` too: the stop's lock follows it at once, so
+        nobody was let through on it (the engine writes its ``stopping`` row)."""
         try:
             async with self._gate_order:
                 if open_ and self._locked_at_stop:  # locked for the stop: for good
@@ -707,6 +731,8 @@ class EngineRunner:
             return exc
         except Exception as exc:  # noqa: BLE001 - a driver bug is a gate fault
             return GateFault(f"gate error: {exc}")
+        if open_ and self._locked_at_stop:  # the stop began while it was in the driver
+            return GateHeldShut("the checkpoint is stopping: opened and locked again at once")
         return None
 
 

@@ -93,3 +93,25 @@ def test_a_decision_recorded_about_the_row_after_the_pass_decides_the_pass_too(
     refused = post(guard_client, "/guard/manual?lang=en", csrf, **form)
     assert "err=" in refused.headers["location"]
     assert guard_core.store.audits()[-1]["detail"]["problem"] == "err.subject_decided"
+
+
+def test_the_feed_draws_a_pass_the_gate_did_not_open_for_as_not_let_through(
+    guard_client, guard_core
+):
+    """The guard's feed (the live page, ``/guard/api/feed``, an alarm's ``/guard/passage/N``)
+    drew a pass followed by its ``not_opened`` row (``gate_fault``, or the stop's
+    ``stopping``) as "✔ pass", beside the row saying the gate did not open for it: the guard
+    read it as let through. Such a pass is drawn as not let through (✖, "pass: the gate did
+    not open"); a pass the gate opened for is drawn as ever."""
+    seq = _passed_not_opened(guard_core)
+    opened = add_event(guard_core, direction="out", household="3-202", pass_id="c0ffee000004")
+    login(guard_client)
+    rows = {r["seq"]: r for r in guard_client.get("/guard/api/feed?lang=en").json()["rows"]}
+    assert rows[seq]["ok"] is False
+    assert rows[seq]["decision_text"] == "pass: the gate did not open"
+    assert rows[opened.seq]["ok"] is True and rows[opened.seq]["decision_text"] == "pass"
+    page = guard_client.get(f"/guard/passage/{seq}?lang=en").text
+    assert "✖ pass: the gate did not open" in page and "✔ pass" not in page
+    live = guard_client.get("/guard?lang=en").text
+    assert "✖ pass: the gate did not open" in live
+    assert queries.not_let_through(guard_core.store, [rows[seq], rows[opened.seq]]) == {seq}

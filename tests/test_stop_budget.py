@@ -482,3 +482,17 @@ def test_a_step_that_fails_is_said_and_the_writes_still_come(app, core, clock, c
     assert "stopping: a step failed" in caplog.text and "a bug in the engine" in caplog.text
     assert (core.data_dir / app_module.STOPPED_MARKER).exists()  # the writes came
     core.runner.close()
+
+
+def test_the_relays_floor_at_a_spent_budget_stays_within_the_margin_systemd_leaves():
+    """The gate lock's floor (one relay command's deadline, ``at_least_s``) was granted in
+    full however little the budget left: ``engine.device_deadline_ms`` may be 10 s, five
+    times the margin systemd leaves after the budget and the exit, and a relay stuck in its
+    driver at a stop after a long start ran the daemon into systemd's SIGKILL. The floor is
+    cut to that margin (``kiosk.deadline.STOP_MARGIN_S``)."""
+    from kiosk.deadline import STOP_MARGIN_S
+
+    budget = StopBudget(0.0, {"gate lock": 1.0})
+    assert budget.grant("gate lock", 20.0, at_least_s=10.0) == STOP_MARGIN_S
+    assert StopBudget(0.0).grant("gate lock", 0.5, at_least_s=0.25) == 0.25
+    assert app_module.STOP_MARGIN_S == STOP_MARGIN_S  # the unit's sum counts the same margin

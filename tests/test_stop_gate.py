@@ -104,6 +104,14 @@ def test_a_sigterm_during_a_start_longer_than_the_budget_blames_the_start_the_ga
     daemon.guard = app.state.guard
     gate = core.devices.gate
     late_s = daemon.stop_budget_s + 1.0
+    budgets = []
+    made = daemon.stop_budget
+
+    def stop_budget():
+        budgets.append(made())
+        return budgets[-1]
+
+    daemon.stop_budget = stop_budget
 
     async def run() -> None:
         await core.runner.start()
@@ -115,6 +123,10 @@ def test_a_sigterm_during_a_start_longer_than_the_budget_blames_the_start_the_ga
         asyncio.run(run())
     assert gate.is_open is False and gate.commands[-1].open_ is False
     assert "could not be locked at stop" not in caplog.text
+    # The relay's lock had one command's deadline all the same (a fake relay answers at once:
+    # the grant itself is what tells).
+    [(_, _, granted)] = [step for step in budgets[0].steps if step[0] == "gate lock"]
+    assert granted >= core.config.engine.device_deadline_ms / 1000
     [line] = _stop_lines(caplog)
     assert "the budget used up by the start (11.0 s)" in line, line
     assert "used up by gate lock" not in line

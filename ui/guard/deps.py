@@ -48,9 +48,10 @@ from kiosk.alarms import Alarm, AlarmDesk, device_alarms, peer_alarms, power_ala
 from kiosk.auditing import Change, HeldRows, audited_write, auditing_request
 from kiosk.clock import ClockReading
 from kiosk.crossing import Outcome
-from kiosk.engine import FeverRefused, ManualDecision, TemperatureImplausible
+from kiosk.devices import GateHeldShut
+from kiosk.engine import FeverRefused, ManualDecision, Stopping, TemperatureImplausible
 from kiosk.roster import session_end, staffed_stretches
-from kiosk.store import StoreFault
+from kiosk.store import ReadFailure, StoreFault
 from ui import i18n
 from ui.auth import GuardAuth, Session, WrongToken
 from ui.guard.display import ALL_FIELDS, GUARD_CLEAR_FIELDS, alarm_view, event_time
@@ -185,6 +186,16 @@ class Guard:
         now = ClockReading.take(self.core.clock)
         return queries.dated(self.core.store, events, now, self.core.store.boot_id)
 
+    def not_let_through(self, events: list[dict[str, Any]]) -> set[int]:
+        """The passes among ``events`` the gate did not open for (``kiosk.queries``), drawn
+        as not let through; none when a damaged page keeps the log from being read (the
+        alarms name those rows). Blocking: a database read."""
+        try:
+            return queries.not_let_through(self.core.store, events)
+        except ReadFailure as exc:
+            self.core.store.read_past(exc)
+            return set()
+
     def stamp_times(self, stamps: list[queries.Stamp], lang: str, fmt: str) -> list[str]:
         """Records' stamps (an audit row's, a handover's) as a guard reads them: the time
         ``kiosk.queries.dated_stamps`` dates each to (one written before NTP stepped the clock
@@ -307,15 +318,18 @@ class Guard:
         """``core.runner.engine.manual`` (on the loop), returning once the decision's event is
         committed like any other event, and ``request``'s row (``request_row``) with it, in
         the event's own commit; the route class writes no second one. The engine's refusals
-        become messages in the guard's language. An event the storage did not take (or not
-        within its deadline) raises ``DecisionHeld``, never "done": its record waits in the
-        engine's backlog (the feed shows it unrecorded) and the gate opened or not, so the
-        guard is told which, and not to decide it again. Returns the committed outcome
-        (``decided``: whether the gate opened on it)."""
+        become messages in the guard's language; ``Stopping`` (the stop began before the
+        engine took it, however late: ``_audit`` answers 503) passes through. An event the
+        storage did not take (or not within its deadline) raises ``DecisionHeld``, never
+        "done": its record waits in the engine's backlog (the feed shows it unrecorded) and
+        the gate opened or not, so the guard is told which, and not to decide it again.
+        Returns the committed outcome (``decided``: whether the gate opened on it)."""
         row = request_row(request)  # with the form's ``form_once`` (``once_per_form``)
-        recorded: asyncio.Future[Outcome | None] = asyncio.get_running_loop().create_future()
+        recorded: asyncio.Future[Outcome | Stopping | None] = (
+            asyncio.get_running_loop().create_future()
+        )
 
-        def on_recorded(outcome: Outcome) -> None:
+        def on_recorded(outcome: Outcome | Stopping) -> None:
             if not recorded.done():
                 recorded.set_result(outcome)
 
@@ -338,6 +352,8 @@ class Guard:
             outcome = None
         if outcome is None:  # the engine has not taken it up yet: it may still act on it
             raise DecisionHeld("err.decision_pending")
+        if isinstance(outcome, Stopping):  # queued, then refused: the stop began meanwhile
+            raise outcome
         if not outcome.committed:
             raise DecisionHeld("err.held_opened" if outcome.gate_opened else "err.held_locked")
         request.state.request_audit.written.append(row)
@@ -410,14 +426,18 @@ def done(request: Request, target: str, message: str = "ok.done") -> Response:
 
 def decided(request: Request, target: str, outcome: Outcome) -> Response:
     """A guard's decision, committed: "done" — unless its gate was commanded open and did not
-    open (the relay does not answer). Then it is on record all the same, and the guard is told
-    to open the gate by hand (``err.gate_not_opened``), never "done" at a locked gate."""
+    open: the relay does not answer (``err.gate_not_opened``), or the checkpoint's stop keeps
+    it locked (``GateHeldShut``: ``err.gate_stopping``, no technician needed). Then it is on
+    record all the same, and the guard is told to open the gate by hand, never "done" at a
+    locked gate."""
     if outcome.gate_opened or not outcome.gate_commanded:
         return done(request, target)
+    stopped = isinstance(outcome.gate_fault, GateHeldShut)
+    key = "err.gate_stopping" if stopped else "err.gate_not_opened"
     if wants_json(request):
-        text = i18n.t(guard(request).lang(request), "err.gate_not_opened")
+        text = i18n.t(guard(request).lang(request), key)
         return JSONResponse({"ok": True, "gate_opened": False, "warning": text})
-    return fail(request, target, BadInput("err.gate_not_opened"))
+    return fail(request, target, BadInput(key))
 
 
 def fail(request: Request, target: str, problem: BadInput) -> Response:
@@ -454,6 +474,16 @@ def audited(action: str) -> Callable[[F], F]:
         return fn
 
     return mark
+
+
+def served_while_stopping(route: F) -> F:
+    """A route answered once the stop has begun (``_audit`` refuses every other audited one
+    503): it decides nothing and leaves the gate alone, it only reads (a search, a check as a
+    form is typed, an export) or signs a guard in or out (a sign-out refused would leave the
+    session valid for the next start). The one mark for them; its audit row is written as
+    at any time."""
+    route.served_while_stopping = True  # type: ignore[attr-defined]
+    return route
 
 
 def once_per_form(route: F) -> F:
@@ -592,7 +622,8 @@ def audited_route(back: str) -> type[APIRoute]:
             action = getattr(self.endpoint, "audit_action", None)
             if action is None and not ((self.methods or set()) & STATE_CHANGING):
                 return handler
-            return _audit(handler, action or self.name, back)
+            at_stop = getattr(self.endpoint, "served_while_stopping", False)
+            return _audit(handler, action or self.name, back, served_while_stopping=at_stop)
 
     return AuditedRoute
 
@@ -637,13 +668,25 @@ def stopping(request: Request) -> Response:
     return HTMLResponse(page, status_code=503, headers={**PLAIN_HEADERS, **headers})
 
 
+def refused_stopping(request: Request, action: str) -> Response:
+    """``stopping``'s 503, and a journal line naming the action (nothing else: no personal
+    data), the one trace of it: nothing is written to the log during the stop."""
+    log.warning("guard action %s refused: the checkpoint is stopping", action)
+    return stopping(request)
+
+
 def _audit(
-    handler: Callable[[Request], Coroutine[Any, Any, Response]], action: str, back: str
+    handler: Callable[[Request], Coroutine[Any, Any, Response]],
+    action: str,
+    back: str,
+    *,
+    served_while_stopping: bool = False,
 ) -> Callable[[Request], Coroutine[Any, Any, Response]]:
     async def run(request: Request) -> Response:
-        if guard(request).core.runner.stopping:  # before any write: the stop is writing
-            return stopping(request)
-        await flush_held(guard(request))
+        if not guard(request).core.runner.stopping:
+            await flush_held(guard(request))  # at a stop, the stop's own writes hold them
+        elif not served_while_stopping:  # before any write: the stop is writing
+            return refused_stopping(request, action)
         with auditing_request(lambda: request_detail(request)) as audit:
             request.state.route_action, request.state.request_audit = action, audit
             try:
@@ -651,6 +694,8 @@ def _audit(
             except BadInput as exc:
                 await record(request, action, "refused", exc.code, audit.written)
                 return fail(request, back, exc)
+            except Stopping:  # the stop began after the check above: the engine refused it
+                return refused_stopping(request, action)
             except DecisionHeld as exc:  # taken, its record (and row) waiting in memory
                 log.warning("guard action %s taken, not on disk yet: %s", action, exc.key)
                 return fail(request, back, BadInput(exc.key))

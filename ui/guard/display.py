@@ -21,6 +21,7 @@ from kiosk.alarms import (
     person_of,
     reason_codes,
 )
+from kiosk.links import not_opened
 from kiosk.lists import entry_version
 from kiosk.passes import Pass
 from kiosk.sheets import write_csv, write_xlsx
@@ -276,8 +277,13 @@ def feed_row(
     tz: ZoneInfo,
     clear: frozenset[str],
     fever_c: float | None = None,
+    *,
+    let_through: bool = True,
 ) -> dict[str, Any]:
-    """One line of the live feed, masked for the viewer."""
+    """One line of the live feed, masked for the viewer. ``let_through``: False for a pass
+    the gate did not open for (a later row says so, ``not_opened:<seq>``): drawn as not let
+    through. A row saying so names that pass (``not_opened``, and the words the stream's
+    page draws it with once this row arrives, ``not_opened_text``)."""
     masked = privacy.mask_event(event, clear)
     person = decoded_person(masked)
     who_parts = [
@@ -299,10 +305,14 @@ def feed_row(
         "time": event_time(event, lang, tz),
         "clock_unset": event.get("dating") == "unsynced",
         "decision": decision,
-        "decision_text": i18n.t(lang, f"decision.{decision}")
+        "decision_text": i18n.t(lang, "decision.pass_not_opened")
+        if decision == "pass" and not let_through
+        else i18n.t(lang, f"decision.{decision}")
         if decision in ("pass", "deny", "manual_pass", "manual_deny")
         else decision,
-        "ok": decision in ("pass", "manual_pass"),
+        "ok": decision in ("pass", "manual_pass") and let_through,
+        "not_opened": not_opened(event.get("flags") or ()),
+        "not_opened_text": i18n.t(lang, "decision.pass_not_opened"),
         "reasons": i18n.reasons_text(lang, reasons),
         "temp": f"{float(temp):.1f}" if isinstance(temp, int | float) else "",
         "fever": "fever" in reasons

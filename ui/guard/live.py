@@ -54,7 +54,11 @@ AFTER = Query(0, ge=0, le=MAX_SEQ, description="Only decisions with seq > after.
 def rows_of(
     g: Guard, events: list[dict[str, Any]], lang: str, clear: frozenset[str]
 ) -> list[dict[str, Any]]:
-    return [feed_row(e, lang, g.tz, clear, g.fever_c) for e in events]
+    failed = g.not_let_through(events)
+    return [
+        feed_row(e, lang, g.tz, clear, g.fever_c, let_through=e.get("seq") not in failed)
+        for e in events
+    ]
 
 
 def dated(g: Guard, events: list[dict[str, Any]]) -> list[dict[str, Any]]:

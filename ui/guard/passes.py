@@ -32,7 +32,16 @@ from ui import i18n
 from ui.auth import Session
 from ui.guard import deps
 from ui.guard.community.common import Refused, or_again, typed_of
-from ui.guard.deps import ActionSession, Guard, GuardDep, PageSession, done, note, room
+from ui.guard.deps import (
+    ActionSession,
+    Guard,
+    GuardDep,
+    PageSession,
+    done,
+    note,
+    room,
+    served_while_stopping,
+)
 from ui.guard.display import card_svg, local_time
 from ui.guard.forms import BadInput, bounded, choice, clean
 from ui.guard.lists import confirm_first
@@ -167,6 +176,7 @@ def passes_page(request: Request, session: PageSession, g: GuardDep) -> Response
 
 
 @router.post("/passes/search", response_class=HTMLResponse, include_in_schema=False)
+@served_while_stopping
 async def passes_search(request: Request, session: ActionSession, g: GuardDep) -> Response:
     """The pass search, posted with the form's CSRF token: a holder's name or a household
     typed is never in a URL (the shared phone's history kept it past every purge)."""

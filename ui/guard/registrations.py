@@ -51,6 +51,7 @@ from ui.guard.deps import (
     note,
     once_per_form,
     room,
+    served_while_stopping,
 )
 from ui.guard.display import feed_row, vehicle_text, visitor_row
 from ui.guard.forms import BadInput, choice, clean, direction_of, directions, needed, whole
@@ -119,6 +120,7 @@ def quarantine_confirmed(
 
 
 @router.post("/api/household", include_in_schema=False)
+@served_while_stopping
 async def check_household(request: Request, session: ActionSession, g: GuardDep) -> Response:
     """Whether a dwelling is in home quarantine (for the form, as the unit is typed). A POST
     with the form's CSRF token, so a dwelling and its quarantine never appear in a URL."""
@@ -139,6 +141,7 @@ def register_page(request: Request, session: PageSession, g: GuardDep) -> Respon
 
 
 @router.post("/register/search", response_class=HTMLResponse, include_in_schema=False)
+@served_while_stopping
 async def register_search(request: Request, session: ActionSession, g: GuardDep) -> Response:
     """The visitor search, posted with the form's CSRF token: a name or a phone number typed
     is never in a URL (the shared phone's history kept it past every purge)."""

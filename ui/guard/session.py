@@ -13,7 +13,15 @@ from kiosk.store import StoreFault
 from ui import i18n
 from ui.auth import CSRF_FIELD, Session, client_addr, same_origin
 from ui.guard import deps
-from ui.guard.deps import ActionSession, Guard, GuardDep, note, remember_lang, room
+from ui.guard.deps import (
+    ActionSession,
+    Guard,
+    GuardDep,
+    note,
+    remember_lang,
+    room,
+    served_while_stopping,
+)
 from ui.guard.forms import BadInput, safe_next
 from ui.views import secure_headers
 
@@ -60,6 +68,7 @@ def login_page(request: Request, g: GuardDep) -> Response:
 
 
 @router.post("/login", name="guard_login", include_in_schema=False)
+@served_while_stopping
 async def login(request: Request, g: GuardDep) -> Response:
     lang = g.lang(request)
     if not same_origin(request):
@@ -166,6 +175,7 @@ def resume_page(
 
 
 @router.post("/logout", name="guard_logout", include_in_schema=False)
+@served_while_stopping
 async def logout(request: Request, session: ActionSession, g: GuardDep) -> Response:
     try:
         await asyncio.to_thread(g.auth.sessions.revoke, session)

@@ -16,7 +16,16 @@ from kiosk.days import day_bounds
 from kiosk.stats import daily_report
 from ui import i18n
 from ui.auth import Session
-from ui.guard.deps import Guard, GuardDep, PageSession, audited, note, room, wants_json
+from ui.guard.deps import (
+    Guard,
+    GuardDep,
+    PageSession,
+    audited,
+    note,
+    room,
+    served_while_stopping,
+    wants_json,
+)
 from ui.guard.display import (
     events_csv,
     events_xlsx,
@@ -125,6 +134,7 @@ def _add_export(fmt: str) -> None:
     """The route ``/guard/export.<fmt>`` (named and audited ``export_<fmt>``)."""
 
     @router.get(f"/export.{fmt}", name=f"export_{fmt}", include_in_schema=False)
+    @served_while_stopping
     @audited(f"export_{fmt}")
     def export_day(
         request: Request, session: PageSession, g: GuardDep, day: str | None = DAY

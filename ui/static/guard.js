@@ -243,6 +243,12 @@
   function addRow(r) {
     const body = feed.tBodies[0];
     if (body.querySelector(`tr[data-seq="${r.seq}"]`)) return;
+    // A row saying the gate did not open for a pass drawn earlier: that pass let nobody through.
+    const failed = r.not_opened && body.querySelector(`tr[data-seq="${r.not_opened}"] .badge`);
+    if (failed) {
+      failed.className = "badge deny";
+      failed.textContent = "✖ " + r.not_opened_text;
+    }
     const tr = document.createElement("tr");
     tr.dataset.seq = r.seq;
     tr.className = "fresh";

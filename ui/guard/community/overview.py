@@ -24,7 +24,7 @@ from ui.guard.community.common import (
     on_duty,
     render,
 )
-from ui.guard.deps import ActionSession, Guard, GuardDep, PageSession
+from ui.guard.deps import ActionSession, Guard, GuardDep, PageSession, served_while_stopping
 from ui.guard.display import event_time
 
 router = community_room(PREFIX)
@@ -58,6 +58,7 @@ def overview(request: Request, session: PageSession, g: GuardDep) -> Response:
 
 
 @router.post("/plate", include_in_schema=False)
+@served_while_stopping
 async def plate(request: Request, session: ActionSession, g: GuardDep) -> Response:
     """At a vehicle registration (the form's plate check): is the plate on the resident list?
     ``{"listed", "known", "household"}``, the household masked for the viewer's role; 400 for

@@ -53,7 +53,7 @@ from ui.guard.community.common import (
     render,
     typed_of,
 )
-from ui.guard.deps import Guard, GuardDep, PageSession, form_not_acted, note
+from ui.guard.deps import Guard, GuardDep, PageSession, form_not_acted, note, served_while_stopping
 from ui.guard.forms import BadInput, clean
 
 PAGE = f"{PREFIX}/people"
@@ -163,6 +163,7 @@ def people_page(request: Request, session: PageSession, g: GuardDep) -> Response
 
 
 @router.post("/people/show", name="person_show", include_in_schema=False)
+@served_while_stopping
 async def person_show(request: Request, session: AdminSession, g: GuardDep) -> Response:
     """``kiosk person show``: the page, or (``as=json``) the CLI's JSON as a download."""
     form = await request.form()

@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from kiosk.categories import category_words, item_words, report_rows
 from kiosk.stats import daily_report, report_file, stamp_as_of
 from ui.guard.community.common import PREFIX, community_room, render
-from ui.guard.deps import Guard, GuardDep, PageSession, audited, note
+from ui.guard.deps import Guard, GuardDep, PageSession, audited, note, served_while_stopping
 from ui.guard.forms import FIRST_DAY, LAST_DAY, BadInput
 from ui.guard.forms import day as parse_day
 from ui.report_words import FILE_LANGS, file_words, words
@@ -70,6 +70,7 @@ def report(request: Request, session: PageSession, g: GuardDep) -> Response:
 
 
 @router.get("/report.{fmt}", name="report_export", include_in_schema=False)
+@served_while_stopping
 @audited("report_export")
 def export(fmt: str, request: Request, session: PageSession, g: GuardDep) -> Response:
     data = report_for(g, request)
