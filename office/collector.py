@@ -518,7 +518,7 @@ class Collector:
     def run_once(self, every_s: float | None = None) -> list[KioskStatus]:
         """Pull every kiosk once, ``max_concurrent`` at a time; run again within ``every_s``
         (``kiosk collect --once`` from cron: its beats say so, ``_beat``), None: as often as
-        the runs before it were (``office.pg.learned_expect``; the hour with none)."""
+        the runs before it began (``office.pg.learned_expect``; the hour until that is known)."""
         self._once, self._once_every_s = True, every_s
         with ThreadPoolExecutor(self.config.max_concurrent, "kiosk-collect") as pool:
             statuses = list(pool.map(self._pull_and_release, self.config.kiosks))

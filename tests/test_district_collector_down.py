@@ -18,7 +18,7 @@ from test_fleet_collector import _collector
 from test_fleet_pg import pull_pg
 
 from office.district import district_csv, district_report
-from office.pg import MAX_RUNS, ONCE_EVERY_S, RUNS_KEY, PgTarget, collector_runs
+from office.pg import MAX_RUNS, ONCE_EVERY_S, RUNS_KEY, STARTS_KEY, PgTarget, collector_runs
 
 pytest_plugins = ("pgfixture",)
 
@@ -178,32 +178,36 @@ def test_a_run_on_the_cadence_the_spell_expected_goes_on_with_it(pg_dsn):
         assert [r[0] for r in _held(target)] == ["a", "b"]
 
 
-def test_once_runs_without_every_expect_the_spacing_kept_with_their_spell(pg_dsn):
-    """``kiosk collect --once`` from cron's ``*/15`` without ``--every``: the second run's
-    beat expects the next within the spacing of the runs (before, the hour: the collector
-    stopped was read down 75 minutes on); the spacings kept beside the newest spell, one that
-    does not read taken as none."""
+def test_once_runs_without_every_expect_the_spacing_of_their_starts_kept_beside(pg_dsn):
+    """``kiosk collect --once`` from cron's ``*/15`` without ``--every``: once four spacings
+    of its runs' starts are held, its beat expects the next within them (before, the hour:
+    the collector stopped was read down 75 minutes on); the starts kept under their own key,
+    the spells of four items an older collector reads; starts that do not read taken as
+    none."""
     quarter = timedelta(minutes=15)
     with PgTarget(pg_dsn) as target:
         target.record_run("a")
         [(_, begun, ended, expect)] = _held(target)
         assert expect == ONCE_EVERY_S
-        earlier = [["a", (begun - quarter).isoformat(), (ended - quarter).isoformat(), 3600]]
-        target.conn.execute(
-            "UPDATE fleet_meta SET value = %s WHERE key = %s", [json.dumps(earlier), RUNS_KEY]
-        )
+        earlier = [["a", (begun - 4 * quarter).isoformat(), (ended - quarter).isoformat(), 3600]]
+        starts = [[f"s{k}", (begun - (4 - k) * quarter).isoformat()] for k in range(4)]
+        _meta(target, RUNS_KEY, earlier)
+        _meta(target, STARTS_KEY, starts)
         target.record_run("b")
         [(run, _, _, expect)] = _held(target)
         assert run == "b" and 900.0 <= expect < 960.0
         row = target.conn.execute("SELECT value FROM fleet_meta WHERE key = %s", [RUNS_KEY])
         [spell] = json.loads(row.fetchone()[0])
-        assert spell[3] == expect and spell[4] == [expect]
-        spell[4] = ["soon"]
-        target.conn.execute(
-            "UPDATE fleet_meta SET value = %s WHERE key = %s", [json.dumps([spell]), RUNS_KEY]
-        )
-        target.record_run("b")
+        assert spell[3] == expect and len(spell) == 4
+        row = target.conn.execute("SELECT value FROM fleet_meta WHERE key = %s", [STARTS_KEY])
+        assert [run for run, _ in json.loads(row.fetchone()[0])] == ["s0", "s1", "s2", "s3", "b"]
+        _meta(target, STARTS_KEY, "soon")
+        target.record_run("c")
         assert _held(target)[0][3] == ONCE_EVERY_S
+
+
+def _meta(target: PgTarget, key: str, value: object) -> None:
+    target.conn.execute("UPDATE fleet_meta SET value = %s WHERE key = %s", [json.dumps(value), key])
 
 
 def test_the_record_is_bounded_and_a_bad_value_is_read_as_none_kept(pg_dsn):
