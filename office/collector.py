@@ -399,7 +399,8 @@ class Collector:
         ``pulling``: a page of a pull under way was committed (a first pull of a year of
         events is hours of pages: the collector is pulling, not down); a beat that fails then
         is tried again a minute on, the pull's connection left to the pull (its next page
-        tells whether the database is gone)."""
+        tells whether the database is gone). It never raises: any failure is logged and the
+        pull goes on (a beat is the collector's record, not the gate's events)."""
         now = self._monotonic()
         with self._lock:
             if self._beat_at is not None and now - self._beat_at < RUN_BEAT_S:
@@ -407,12 +408,14 @@ class Collector:
             self._beat_at = now
         try:
             self._target().record_run(self._run_id, self._expected_s())
-        except PgError as exc:
-            log.warning("collector run not kept", extra={"error": str(exc)})
+        except Exception as exc:  # noqa: BLE001 - a bug in the beat must not fail the pull
+            error = str(exc) if isinstance(exc, PgError) else f"{type(exc).__name__}: {exc}"
+            log.warning("collector run not kept", extra={"error": error[:300]})
             if not pulling:
                 with self._lock:
                     self._beat_at = None  # again at the next pull
-                self._drop_target()
+                if isinstance(exc, PgError):
+                    self._drop_target()
 
     def _record_gates(self, url: str, why: tuple[str, str | None] | None) -> None:
         """Keep in the database the configured gates and how each fares (``GATES_KEY``), when

@@ -448,6 +448,15 @@ def _day_of(row: dict[str, Any]) -> date:
     raise PullError(f"seq {row.get('seq')}: ts {str(ts)[:40]!r} is not a UTC timestamp")
 
 
+def _json_of(row: tuple[Any, ...]) -> Any:
+    """The JSON value a ``fleet_meta`` row holds, None when it does not read: not JSON, or
+    nested deeper than the parser goes (``'[' * 100000``: RecursionError)."""
+    try:
+        return json.loads(row[0])
+    except (TypeError, ValueError, RecursionError):
+        return None
+
+
 def collector_runs(row: tuple[Any, ...] | None) -> list[Spell] | None:
     """The collector's runs as ``RUNS_KEY``'s row holds them (``Spell``: run id, from, to,
     aware, and the interval expected, None in a spell of three, kept before 2026-12-06); None
@@ -455,10 +464,7 @@ def collector_runs(row: tuple[Any, ...] | None) -> list[Spell] | None:
     older version). A spell that does not read is skipped, never a failure."""
     if row is None:
         return None
-    try:
-        held = json.loads(row[0])
-    except (TypeError, ValueError):
-        return []
+    held = _json_of(row)
     runs = []
     for item in held if isinstance(held, list) else ():
         try:
@@ -474,10 +480,7 @@ def held_starts(row: tuple[Any, ...] | None) -> list[Start]:
     """When the newest spell's recent runs began as ``STARTS_KEY``'s row holds them, the newest
     ``STARTS_KEPT``; none when there is no row or it does not read, a run that does not read
     left out."""
-    try:
-        held = json.loads(row[0]) if row is not None else None
-    except (TypeError, ValueError):
-        return []
+    held = _json_of(row) if row is not None else None
     starts = []
     for item in held if isinstance(held, list) else ():
         if not (isinstance(item, list) and len(item) == 2 and isinstance(item[0], str)):
