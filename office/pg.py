@@ -461,7 +461,8 @@ def collector_runs(row: tuple[Any, ...] | None) -> list[Spell] | None:
     """The collector's runs as ``RUNS_KEY``'s row holds them (``Spell``: run id, from, to,
     aware, and the interval expected, None in a spell of three, kept before 2026-12-06); None
     when there is no row (no collector kept any: pulls by ``kiosk pull``, or a database of an
-    older version). A spell that does not read is skipped, never a failure."""
+    older version). A spell of more than four is read by its first four (a later version's
+    fields never erase it); one that does not read is skipped, never a failure."""
     if row is None:
         return None
     held = _json_of(row)
@@ -471,7 +472,7 @@ def collector_runs(row: tuple[Any, ...] | None) -> list[Spell] | None:
             run_id, begun, ended = (str(item[0]), *map(datetime.fromisoformat, item[1:3]))
         except (TypeError, ValueError, IndexError, KeyError):
             continue
-        if len(item) in (3, 4, 5) and begun.tzinfo is not None and ended.tzinfo is not None:
+        if len(item) >= 3 and begun.tzinfo is not None and ended.tzinfo is not None:
             runs.append((run_id, begun, ended, _expect(item[3:4])))
     return runs
 

@@ -193,6 +193,22 @@ def test_spells_kept_before_the_interval_read_as_before():
     assert len(moved_on(runs[:1], "cron", _u(8, 11), 900.0)) == 2
 
 
+def test_spells_with_later_fields_are_read_not_skipped():
+    """A spell of five (its runs' spacings, kept by a collector of 2026-12-06 afternoon) or of
+    more (a later version's fields): read by its first four, never dropped when the list is
+    rewritten (before, a spell of six was skipped, as a collector of the morning skipped the
+    spells of five, the newest spell lost)."""
+    held = json.dumps(
+        [
+            ["five", _u(0).isoformat(), _u(8).isoformat(), 900, [900.0]],
+            ["six", _u(8, 5).isoformat(), _u(9).isoformat(), 900, [900.0], {"later": 1}],
+        ]
+    )
+    runs = collector_runs((held,))
+    assert runs == [("five", _u(0), _u(8), 900.0), ("six", _u(8, 5), _u(9), 900.0)]
+    assert moved_on(runs, "six", _u(9, 1), 900.0)[-1] == ("six", _u(8, 5), _u(9, 1), 900.0)
+
+
 # ------------------------------------------------------------- the beat says its interval
 
 
