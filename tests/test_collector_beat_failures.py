@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 
+import httpx
 import psycopg
 import pytest
 from pgfixture import Network, make_kiosk
+from test_bounded_collector import _never, _Target
 from test_district_collector_cadence import _Copy, _first_pull
 from test_district_silent_day import DAY
 
@@ -27,9 +29,15 @@ DEEP = "[" * 100000
 class _Buggy(_Copy):
     """A database whose beat fails otherwise than ``PgError`` (a bug, a row it cannot read)."""
 
+    closed = 0
+
     def record_run(self, run_id: str, expect_s: float | None = None) -> None:
         super().record_run(run_id, expect_s)
         raise RecursionError("maximum recursion depth exceeded while decoding a JSON array")
+
+    def close(self) -> None:
+        self.closed += 1
+        super().close()
 
 
 def test_a_beat_failing_otherwise_than_the_database_leaves_the_pull_alone(
@@ -39,6 +47,47 @@ def test_a_beat_failing_otherwise_than_the_database_leaves_the_pull_alone(
     assert [pages for pages, _, _ in copy.beats] == list(range(1, 13))
     kept = [r for r in caplog.records if r.message == "collector run not kept"]
     assert len(kept) == 12 and "RecursionError" in kept[0].error  # the pull "ok": all 12 pages
+    assert copy.closed == 1  # by the test: the connection is the database's to lose, not a bug's
+
+
+class _BuggyBeat(_Target):
+    closed = 0
+    tries = 0
+
+    def record_run(self, run_id: str, expect_s: float | None = None) -> None:
+        self.tries += 1
+        raise RecursionError("maximum recursion depth exceeded while decoding a JSON array")
+
+    def close(self) -> None:
+        self.closed += 1
+
+
+def test_a_beat_failing_as_a_pull_ends_is_tried_at_the_next_on_the_same_connection(
+    monkeypatch, clock, caplog
+):
+    """Every pull failing at once (no token): the beat after each fails with a bug, the pull's
+    status says the pull's own failure, the beat is tried again at the next pull, and the
+    database connection is kept (only the database's own failure drops it)."""
+    monkeypatch.delenv("GATE_TOKEN", raising=False)
+    target = _BuggyBeat()
+    cfg = CollectorConfig.model_validate(
+        {"kiosks": [{"url": "http://gate-1.lan:8000", "token_env": "GATE_TOKEN"}]}
+    )
+    collector = Collector(
+        cfg,
+        "postgresql://office/unused",
+        clock=clock,
+        client=httpx.Client(transport=httpx.MockTransport(_never)),
+        target_factory=lambda dsn: target,
+        monotonic=lambda: clock.monotonic_ns() / 1e9,
+    )
+    try:
+        statuses = [collector.pull_once(cfg.kiosks[0]) for _ in range(2)]
+    finally:
+        collector.client.close()
+    assert [s.last_error[:6] for s in statuses] == ["token:", "token:"]
+    assert (target.tries, target.closed) == (2, 0)
+    assert sum(r.message == "collector run not kept" for r in caplog.records) == 2
 
 
 def test_a_row_nested_too_deep_reads_as_none_kept():

@@ -193,6 +193,15 @@ def test_spells_kept_before_the_interval_read_as_before():
     assert len(moved_on(runs[:1], "cron", _u(8, 11), 900.0)) == 2
 
 
+def test_a_runs_own_beat_goes_on_with_its_spell_however_late():
+    """A collector running on, its beats a minute apart, back after 40 minutes without one
+    (the database away): the same run, the same spell (the gap read as the collector down
+    by ``_collector_down``, not a spell begun again)."""
+    runs = moved_on([("on", _u(0), _u(1), 60.0)], "on", _u(1, 40), 60.0)
+    assert runs == [("on", _u(0), _u(1, 40), 60.0)]
+    assert len(moved_on(runs, "other", _u(2, 30), 60.0)) == 2
+
+
 def test_spells_with_later_fields_are_read_not_skipped():
     """A spell of five (its runs' spacings, kept by a collector of 2026-12-06 afternoon) or of
     more (a later version's fields): read by its first four, never dropped when the list is
