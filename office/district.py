@@ -448,7 +448,7 @@ def _heard_from(
     heard: list[tuple[Any, ...]],
     bounds: tuple[datetime, datetime],
     zone: ZoneInfo,
-    cadence: timedelta = timedelta(0),
+    cadence: timedelta,
 ) -> None:
     """Name the gates whose events of the day (``bounds``) may not all be held
     (``events_missing``): a day that has ended, not heard from since before it ended (its
@@ -781,7 +781,7 @@ def _still_down(
     unheard: list[tuple[datetime, datetime]],
     bounds: tuple[str, str],
     zone: ZoneInfo,
-    cadence: timedelta = timedelta(0),
+    cadence: timedelta,
 ) -> None:
     """A gate whose ``last`` event is the last the office holds of it and that the office has
     not heard from (``heard_at``: its contact) within ``HEARD_WITHIN`` past its collector's
@@ -823,7 +823,7 @@ def _deaf(
     spell: tuple[datetime, datetime],
     since: datetime,
     now: datetime,
-    cadence: timedelta = timedelta(0),
+    cadence: timedelta,
 ) -> bool:
     """Whether the collector's down ``spell`` is no downtime of a gate heard last at ``since``
     (the office could not know): unless the gate was not heard for ``HEARD_WITHIN`` past the
