@@ -399,7 +399,8 @@ class Collector:
         ``pulling``: a page of a pull under way was committed (a first pull of a year of
         events is hours of pages: the collector is pulling, not down); a beat that fails then
         is tried again a minute on, the pull's connection left to the pull (its next page
-        tells whether the database is gone)."""
+        tells whether the database is gone). It never raises: any failure is logged and the
+        pull goes on (a beat is the collector's record, not the gate's events)."""
         now = self._monotonic()
         with self._lock:
             if self._beat_at is not None and now - self._beat_at < RUN_BEAT_S:
@@ -407,12 +408,14 @@ class Collector:
             self._beat_at = now
         try:
             self._target().record_run(self._run_id, self._expected_s())
-        except PgError as exc:
-            log.warning("collector run not kept", extra={"error": str(exc)})
+        except Exception as exc:  # noqa: BLE001 - a bug in the beat must not fail the pull
+            error = str(exc) if isinstance(exc, PgError) else f"{type(exc).__name__}: {exc}"
+            log.warning("collector run not kept", extra={"error": error[:300]})
             if not pulling:
                 with self._lock:
                     self._beat_at = None  # again at the next pull
-                self._drop_target()
+                if isinstance(exc, PgError):
+                    self._drop_target()
 
     def _record_gates(self, url: str, why: tuple[str, str | None] | None) -> None:
         """Keep in the database the configured gates and how each fares (``GATES_KEY``), when
@@ -518,7 +521,7 @@ class Collector:
     def run_once(self, every_s: float | None = None) -> list[KioskStatus]:
         """Pull every kiosk once, ``max_concurrent`` at a time; run again within ``every_s``
         (``kiosk collect --once`` from cron: its beats say so, ``_beat``), None: as often as
-        the runs before it were (``office.pg.learned_expect``; the hour with none)."""
+        the runs before it began (``office.pg.learned_expect``; the hour until that is known)."""
         self._once, self._once_every_s = True, every_s
         with ThreadPoolExecutor(self.config.max_concurrent, "kiosk-collect") as pool:
             statuses = list(pool.map(self._pull_and_release, self.config.kiosks))

@@ -446,21 +446,23 @@ def _by_gate(
 def _heard_from(
     report: dict[str, Any],
     heard: list[tuple[Any, ...]],
-    end: datetime,
+    bounds: tuple[datetime, datetime],
     zone: ZoneInfo,
-    cadence: timedelta = timedelta(0),
+    cadence: timedelta,
 ) -> None:
-    """Name the gates whose events of the day may not all be held (``events_missing``): not
-    heard from since before the day ended (today: within ``heard_within`` the collector's
-    ``cadence``, as ``collector_down`` reads it: a gate pulled hourly is not missing events
-    between two pulls). A gate off the network keeps deciding; its passages since are on the
-    gate, not in the figures, and its day would read as a quiet one. ``as_of`` (the
-    database's clock) and ``day_ended``: a day not over yet (the evening's report) is its
-    figures so far, never the day's total."""
+    """Name the gates whose events of the day (``bounds``) may not all be held
+    (``events_missing``): a day that has ended, not heard from since before it ended (its
+    last hours, whatever the cadence); today, not heard from within ``heard_within`` the
+    collector's ``cadence``, as ``collector_down`` reads it (a gate pulled hourly is not
+    missing events between two pulls), or not since the day began. A gate off the network
+    keeps deciding; its passages since are on the gate, not in the figures, and its day would
+    read as a quiet one. ``as_of`` (the database's clock) and ``day_ended``: a day not over
+    yet (the evening's report) is its figures so far, never the day's total."""
     last = {str(r[0]): r[1] for r in heard if r[0] is not None}
+    start, end = bounds
     now = next((r[2] for r in heard), end)
     stats.stamp_as_of(report, now)
-    until = min(end, now - heard_within(cadence))
+    until = end if now >= end else max(start, now - heard_within(cadence))
     report["events_missing"] = []
     for gate in report["by_gate"]:
         when = last.get(gate["kiosk_id"])
@@ -616,7 +618,7 @@ def district_report(
     for gate in report["by_gate"]:  # the day split by its own staffed hours, as it said
         gate["staffing"] = split.get(gate["kiosk_id"])
     report["gates_without_figures"] = without
-    _heard_from(report, heard, _utc(end), zone, cadence)
+    _heard_from(report, heard, (_utc(start), _utc(end)), zone, cadence)
     _roll_up_ledgers(
         report, [g["kiosk_id"] for g in report["by_gate"]], {r[0]: r[1:4] for r in ledgers}
     )
@@ -779,7 +781,7 @@ def _still_down(
     unheard: list[tuple[datetime, datetime]],
     bounds: tuple[str, str],
     zone: ZoneInfo,
-    cadence: timedelta = timedelta(0),
+    cadence: timedelta,
 ) -> None:
     """A gate whose ``last`` event is the last the office holds of it and that the office has
     not heard from (``heard_at``: its contact) within ``HEARD_WITHIN`` past its collector's
@@ -821,7 +823,7 @@ def _deaf(
     spell: tuple[datetime, datetime],
     since: datetime,
     now: datetime,
-    cadence: timedelta = timedelta(0),
+    cadence: timedelta,
 ) -> bool:
     """Whether the collector's down ``spell`` is no downtime of a gate heard last at ``since``
     (the office could not know): unless the gate was not heard for ``HEARD_WITHIN`` past the

@@ -96,9 +96,8 @@ SERVED_KEY = "lists.version_served"
 #: ...]``, UTC by the database's clock, the newest last, at most ``MAX_RUNS``): a spell per run
 #: of ``kiosk collect``, its ``to`` moved on as it pulls (``record_run``), ``expect`` the
 #: seconds its last beat said the next would come within (a spell kept before 2026-12-06 has
-#: none); the newest spell may hold a fifth item, the seconds between its recent runs
-#: (``spaced``). The district report reads a gap longer than that as the office hearing from
-#: nobody, no gate's downtime (``collector_runs``).
+#: none). The district report reads a gap longer than that as the office hearing from nobody,
+#: no gate's downtime (``collector_runs``).
 RUNS_KEY = "collector.runs"
 MAX_RUNS = 200
 #: A beat within this past the interval the newest spell's last beat expected goes on with it
@@ -111,14 +110,25 @@ MAX_EXPECT_S = 7 * 86400.0
 #: A spell of ``RUNS_KEY``: run id, from, to, the seconds its last beat expected before the
 #: next (None: kept by a collector before 2026-12-06).
 Spell = tuple[str, datetime, datetime, float | None]
+#: ``fleet_meta`` key of when the newest spell's recent runs began (JSON: ``[[run id, at],
+#: ...]``, the newest last, at most ``STARTS_KEPT``): each run's first beat (``started``),
+#: beside the spells, not in them (a collector of an older version rewrites ``RUNS_KEY`` with
+#: the spells it reads).
+STARTS_KEY = "collector.starts"
+#: The runs' starts kept: a run among them is not begun again by its later beats (a long first
+#: pull beating among the runs cron began since).
+STARTS_KEPT = 16
+#: A run of ``STARTS_KEY``: its id, its first beat.
+Start = tuple[str, datetime]
 #: ``kiosk collect --once`` without ``--every``: the interval its beats expect is learned from
-#: the spacing of the runs before it in its spell (``learned_expect``), at most this, and this
-#: with none (its first run, or the first after a gap read as the collector down).
+#: the spacing of the starts of the runs of its spell (``learned_expect``), at most this, and
+#: this until ``SPACINGS_KEPT`` spacings are held (its first runs, or the first after a gap
+#: read as the collector down).
 ONCE_EVERY_S = 3600.0
-#: The spacings between a spell's runs kept to learn from: the recent runs' (``spaced``).
+#: The spacings between a spell's runs' starts learned from: the recent runs' (``spacings``).
 SPACINGS_KEPT = 4
-#: Two runs' beats closer than this are two runs at once (a run beats at most once a minute),
-#: not how often they run: no spacing.
+#: Two runs begun closer than this are two runs at once (two collectors on one database, cron
+#: and a run by hand), not how often they run: no spacing.
 SPACING_MIN_S = 60.0
 
 _TYPES = record.PG_TYPES  # the one record definition (kiosk.record)
@@ -438,42 +448,51 @@ def _day_of(row: dict[str, Any]) -> date:
     raise PullError(f"seq {row.get('seq')}: ts {str(ts)[:40]!r} is not a UTC timestamp")
 
 
+def _json_of(row: tuple[Any, ...]) -> Any:
+    """The JSON value a ``fleet_meta`` row holds, None when it does not read: not JSON, or
+    nested deeper than the parser goes (``'[' * 100000``: RecursionError)."""
+    try:
+        return json.loads(row[0])
+    except (TypeError, ValueError, RecursionError):
+        return None
+
+
 def collector_runs(row: tuple[Any, ...] | None) -> list[Spell] | None:
     """The collector's runs as ``RUNS_KEY``'s row holds them (``Spell``: run id, from, to,
     aware, and the interval expected, None in a spell of three, kept before 2026-12-06); None
     when there is no row (no collector kept any: pulls by ``kiosk pull``, or a database of an
-    older version). A spell that does not read is skipped, never a failure."""
+    older version). A spell of more than four is read by its first four (a later version's
+    fields never erase it); one that does not read is skipped, never a failure."""
     if row is None:
         return None
-    try:
-        held = json.loads(row[0])
-    except (TypeError, ValueError):
-        return []
+    held = _json_of(row)
     runs = []
     for item in held if isinstance(held, list) else ():
         try:
             run_id, begun, ended = (str(item[0]), *map(datetime.fromisoformat, item[1:3]))
         except (TypeError, ValueError, IndexError, KeyError):
             continue
-        if len(item) in (3, 4, 5) and begun.tzinfo is not None and ended.tzinfo is not None:
+        if len(item) >= 3 and begun.tzinfo is not None and ended.tzinfo is not None:
             runs.append((run_id, begun, ended, _expect(item[3:4])))
     return runs
 
 
-def held_spacings(row: tuple[Any, ...] | None) -> list[float]:
-    """The newest spell's recent spacings between runs as ``RUNS_KEY``'s row holds them (its
-    fifth item, ``spaced``); none when there are none, or they do not read."""
-    try:
-        held = json.loads(row[0]) if row is not None else None
-        newest = held[-1] if isinstance(held, list) and held else None
-    except (TypeError, ValueError):
-        return []
-    kept = newest[4] if isinstance(newest, list) and len(newest) == 5 else None
-    if not isinstance(kept, list) or len(kept) > SPACINGS_KEPT:
-        return []
-    if not all(_expect([gap]) is not None and gap >= SPACING_MIN_S for gap in kept):
-        return []
-    return [float(gap) for gap in kept]
+def held_starts(row: tuple[Any, ...] | None) -> list[Start]:
+    """When the newest spell's recent runs began as ``STARTS_KEY``'s row holds them, the newest
+    ``STARTS_KEPT``; none when there is no row or it does not read, a run that does not read
+    left out."""
+    held = _json_of(row) if row is not None else None
+    starts = []
+    for item in held if isinstance(held, list) else ():
+        if not (isinstance(item, list) and len(item) == 2 and isinstance(item[0], str)):
+            continue
+        try:
+            at = datetime.fromisoformat(item[1])
+        except (TypeError, ValueError):
+            continue
+        if at.tzinfo is not None:
+            starts.append((item[0], at))
+    return starts[-STARTS_KEPT:]
 
 
 def _expect(rest: list[Any]) -> float | None:
@@ -503,36 +522,47 @@ def moved_on(runs: list[Spell], run_id: str, now: datetime, expect_s: float | No
     return [*runs, (run_id, now, now, expect_s)]
 
 
-def spaced(runs: list[Spell], spacings: list[float], run_id: str, now: datetime) -> list[float]:
-    """The newest spell's recent ``spacings`` between runs with the beat of ``run_id`` at
-    ``now``: a new run's first beat adds the time since the spell's last (at least
-    ``SPACING_MIN_S``: two runs at once are no spacing), the newest ``SPACINGS_KEPT`` kept; a
-    beat that begins a spell (``_goes_on``) has none before it."""
-    if not runs or not _goes_on(runs[-1], run_id, now):
-        return []
-    last_id, _, ended, _ = runs[-1]
-    gap = (now - ended).total_seconds()
-    if last_id == run_id or gap < SPACING_MIN_S:
-        return spacings
-    return [*spacings, gap][-SPACINGS_KEPT:]
+def started(runs: list[Spell], starts: list[Start], run_id: str, now: datetime) -> list[Start]:
+    """The starts of the newest spell's runs with the beat of ``run_id`` at ``now``: a run's
+    first beat is its start, its later beats none (minutes apart in a long pull, or among the
+    beats of a run cron began meanwhile); only the starts since the spell it goes on with
+    began (``_goes_on``): a beat that begins a spell has none before it. The newest
+    ``STARTS_KEPT`` kept."""
+    begun = runs[-1][1] if runs and _goes_on(runs[-1], run_id, now) else now
+    kept = [start for start in starts if start[1] >= begun]
+    if all(run != run_id for run, _ in kept):
+        kept.append((run_id, now))
+    return kept[-STARTS_KEPT:]
 
 
-def learned_expect(spacings: list[float]) -> float:
+def spacings(starts: list[Start]) -> list[float]:
+    """The newest ``SPACINGS_KEPT`` spacings between the runs' ``starts``, each from the start
+    before it (cron's period, however long a run pulls or whether runs overlap), at least
+    ``SPACING_MIN_S``: two runs begun at once are no spacing."""
+    gaps = [(b - a).total_seconds() for (_, a), (_, b) in zip(starts, starts[1:], strict=False)]
+    return [gap for gap in gaps if gap >= SPACING_MIN_S][-SPACINGS_KEPT:]
+
+
+def learned_expect(spaced: list[float]) -> float:
     """The interval a ``--once`` run without ``--every`` expects its next within: the longest
-    of its spell's recent spacings (one run by hand between two of cron's is not the cadence),
-    at most ``ONCE_EVERY_S``; that with none."""
-    return min(ONCE_EVERY_S, max(spacings, default=ONCE_EVERY_S))
+    of its spell's recent ``spacings`` (one run by hand between two of cron's is not the
+    cadence), at most ``ONCE_EVERY_S``; that until ``SPACINGS_KEPT`` are held (two runs by
+    hand minutes apart are not cron's)."""
+    if len(spaced) < SPACINGS_KEPT:
+        return ONCE_EVERY_S
+    return min(ONCE_EVERY_S, max(spaced))
 
 
 def beaten(
-    runs: list[Spell], spacings: list[float], run_id: str, now: datetime, expect_s: float | None
-) -> tuple[list[Spell], list[float]]:
-    """``record_run``'s beat: ``runs`` moved on (``moved_on``) and the newest spell's recent
-    spacings (``spaced``), the beat expecting its next within ``expect_s`` or, None (``kiosk
-    collect --once`` without ``--every``), the interval learned from them (``learned_expect``)."""
-    spacings = spaced(runs, spacings, run_id, now)
-    expect = expect_s if expect_s is not None else learned_expect(spacings)
-    return moved_on(runs, run_id, now, expect), spacings
+    runs: list[Spell], starts: list[Start], run_id: str, now: datetime, expect_s: float | None
+) -> tuple[list[Spell], list[Start]]:
+    """``record_run``'s beat: ``runs`` moved on (``moved_on``) and the newest spell's runs'
+    starts (``started``), the beat expecting its next within ``expect_s`` or, None (``kiosk
+    collect --once`` without ``--every``), the interval learned from their spacing
+    (``learned_expect``)."""
+    starts = started(runs, starts, run_id, now)
+    expect = expect_s if expect_s is not None else learned_expect(spacings(starts))
+    return moved_on(runs, run_id, now, expect), starts
 
 
 class PgTarget:
@@ -720,26 +750,32 @@ class PgTarget:
 
     def record_run(self, run_id: str, expect_s: float | None = None) -> None:
         """The collector run ``run_id`` is pulling now, its next beat expected within
-        ``expect_s``, or (None) within the interval learned from the spacing of the runs
-        before it (``beaten``). At most ``MAX_RUNS`` kept."""
+        ``expect_s``, or (None) within the interval learned from the spacing of the runs'
+        starts (``beaten``). At most ``MAX_RUNS`` spells kept, and the starts beside them."""
         with self._errors(), self.conn.transaction():
-            held = self.conn.execute(
-                "SELECT value FROM fleet_meta WHERE key = %s FOR UPDATE", [RUNS_KEY]
-            ).fetchone()
+            held: dict[str, str] = dict(
+                self.conn.execute(
+                    "SELECT key, value FROM fleet_meta WHERE key = ANY(%s) FOR UPDATE",
+                    [[RUNS_KEY, STARTS_KEY]],
+                ).fetchall()
+            )
             (now,) = self.conn.execute("SELECT now()").fetchone() or (datetime.now(UTC),)
-            at = now.astimezone(UTC)
-            runs = collector_runs(held) or []
-            runs, spacings = beaten(runs, held_spacings(held), run_id, at, expect_s)
+            runs = collector_runs((held[RUNS_KEY],) if RUNS_KEY in held else None) or []
+            starts = held_starts((held[STARTS_KEY],) if STARTS_KEY in held else None)
+            runs, starts = beaten(runs, starts, run_id, now.astimezone(UTC), expect_s)
             kept = [
                 [r, f.isoformat(), t.isoformat(), *([] if e is None else [e])]
                 for r, f, t, e in runs[-MAX_RUNS:]
             ]
-            if spacings:  # the newest spell's, beside its interval
-                kept[-1].append(spacings)
             self.conn.execute(
-                "INSERT INTO fleet_meta (key, value) VALUES (%s, %s) ON CONFLICT (key) DO UPDATE"
-                " SET value = excluded.value",
-                [RUNS_KEY, json.dumps(kept)],
+                "INSERT INTO fleet_meta (key, value) VALUES (%s, %s), (%s, %s)"
+                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                [
+                    RUNS_KEY,
+                    json.dumps(kept),
+                    STARTS_KEY,
+                    json.dumps([[r, at.isoformat()] for r, at in starts]),
+                ],
             )
 
     def record_served(self, version: int) -> None:

@@ -930,7 +930,8 @@ class Puller:
         #: wrote kept, and the next one resumes from there.
         self.stopping = stop
         #: Called after each page is committed, in the writing thread (the collector's beat
-        #: while a long pull is under way: ``office.collector``).
+        #: while a long pull is under way: ``office.collector``); it must not raise: what it
+        #: raises ends the pull as failed.
         self.on_page = on_page
         #: What this Puller did that the operator is told of (a re-pin), oldest first.
         self.notices: list[str] = []

@@ -29,6 +29,7 @@ from office.pg import (
     beaten,
     collector_runs,
     moved_on,
+    spacings,
 )
 from office.pull import SqliteTarget
 
@@ -190,6 +191,31 @@ def test_spells_kept_before_the_interval_read_as_before():
     joined = moved_on(runs[:1], "cron", _u(8, 9), 900.0)  # within RUNS_JOIN of the old spell
     assert joined == [("cron", _u(0), _u(8, 9), 900.0)]
     assert len(moved_on(runs[:1], "cron", _u(8, 11), 900.0)) == 2
+
+
+def test_a_runs_own_beat_goes_on_with_its_spell_however_late():
+    """A collector running on, its beats a minute apart, back after 40 minutes without one
+    (the database away): the same run, the same spell (the gap read as the collector down
+    by ``_collector_down``, not a spell begun again)."""
+    runs = moved_on([("on", _u(0), _u(1), 60.0)], "on", _u(1, 40), 60.0)
+    assert runs == [("on", _u(0), _u(1, 40), 60.0)]
+    assert len(moved_on(runs, "other", _u(2, 30), 60.0)) == 2
+
+
+def test_spells_with_later_fields_are_read_not_skipped():
+    """A spell of five (its runs' spacings, kept by a collector of 2026-12-06 afternoon) or of
+    more (a later version's fields): read by its first four, never dropped when the list is
+    rewritten (before, a spell of six was skipped, as a collector of the morning skipped the
+    spells of five, the newest spell lost)."""
+    held = json.dumps(
+        [
+            ["five", _u(0).isoformat(), _u(8).isoformat(), 900, [900.0]],
+            ["six", _u(8, 5).isoformat(), _u(9).isoformat(), 900, [900.0], {"later": 1}],
+        ]
+    )
+    runs = collector_runs((held,))
+    assert runs == [("five", _u(0), _u(8), 900.0), ("six", _u(8, 5), _u(9), 900.0)]
+    assert moved_on(runs, "six", _u(9, 1), 900.0)[-1] == ("six", _u(8, 5), _u(9, 1), 900.0)
 
 
 # ------------------------------------------------------------- the beat says its interval
@@ -373,23 +399,23 @@ def test_a_beat_failing_during_a_pull_leaves_the_pull_alone(tmp_path, monkeypatc
 
 def _cron_learned(every: timedelta, runs_: int, start: datetime | None = None) -> tuple:
     """``runs_`` runs of ``kiosk collect --once`` without ``--every``, ``every`` apart, their
-    beats kept as ``record_run`` keeps them (``beaten``): the spells and their spacings."""
+    beats kept as ``record_run`` keeps them (``beaten``): the spells and their runs' starts."""
     runs: list = []
-    spacings: list = []
+    starts: list = []
     t = start or _u(0, 0, 5)
     for k in range(runs_):
-        runs, spacings = beaten(runs, spacings, f"r{k}", t + timedelta(seconds=k % 7), None)
+        runs, starts = beaten(runs, starts, f"r{k}", t + timedelta(seconds=k % 7), None)
         t += every
-    return runs, spacings
+    return runs, starts
 
 
 def test_once_without_every_expects_the_spacing_of_its_runs():
     """Cron's ``*/15`` leaving ``--every`` out: its beats expected the next within the hour,
     and the collector stopped was read down only 75 minutes on. Now after a second run the
-    interval is the spacing of its recent runs: down 30 minutes on."""
-    runs, spacings = _cron_learned(timedelta(minutes=15), 16)
+    interval is the spacing of its recent runs' starts, once 4 are held: down 30 minutes on."""
+    runs, starts = _cron_learned(timedelta(minutes=15), 16)
     [(_, _, last, expect)] = runs
-    assert 900.0 <= expect <= 906.0 and len(spacings) == SPACINGS_KEPT
+    assert 900.0 <= expect <= 906.0 and len(spacings(starts)) == SPACINGS_KEPT
     assert _collector_down(runs, last + timedelta(minutes=29)) == []
     assert _collector_down(runs, last + timedelta(minutes=31)) == [
         (last, last + timedelta(minutes=31))
@@ -398,22 +424,25 @@ def test_once_without_every_expects_the_spacing_of_its_runs():
     assert down["restarts_total"] == 1  # a gate silent for two hours of it: still down
 
 
-def test_a_first_once_run_without_every_expects_the_hour():
-    [(_, _, _, expect)], spacings = _cron_learned(timedelta(minutes=15), 1)
-    assert (expect, spacings) == (ONCE_EVERY_S, [])
+def test_the_first_once_runs_without_every_expect_the_hour():
+    [(_, _, _, expect)], starts = _cron_learned(timedelta(minutes=15), 1)
+    assert (expect, spacings(starts)) == (ONCE_EVERY_S, [])
+    [(_, _, _, expect)], starts = _cron_learned(timedelta(minutes=15), SPACINGS_KEPT)
+    assert (expect, len(spacings(starts))) == (ONCE_EVERY_S, SPACINGS_KEPT - 1)
 
 
 def test_the_learned_interval_is_the_longest_recent_spacing_within_the_hour():
     """A run by hand two minutes after cron's (hourly) does not make the next hour a gap;
     two runs beating at once (seconds apart) are no spacing; a spacing past the hour (a long
     run) is held to the hour."""
-    runs, spacings = _cron_learned(timedelta(hours=1), 3)
+    runs, starts = _cron_learned(timedelta(hours=1), 3)
     by_hand = _u(2, 2)
-    runs, spacings = beaten(runs, spacings, "by-hand", by_hand, None)
+    runs, starts = beaten(runs, starts, "by-hand", by_hand, None)
     assert runs[-1][3] == ONCE_EVERY_S
-    runs, spacings = beaten(runs, spacings, "r3", _u(3, 0, 5), None)
-    runs, again = beaten(runs, spacings, "r3-again", _u(3, 0, 35), None)
-    assert len(runs) == 1 and again == spacings and runs[-1][3] == ONCE_EVERY_S
+    runs, starts = beaten(runs, starts, "r3", _u(3, 0, 5), None)
+    assert runs[-1][3] == ONCE_EVERY_S and len(spacings(starts)) == SPACINGS_KEPT
+    runs, again = beaten(runs, starts, "r3-again", _u(3, 0, 35), None)
+    assert len(runs) == 1 and spacings(again) == spacings(starts) and runs[-1][3] == ONCE_EVERY_S
     slow, _ = _cron_learned(timedelta(minutes=68), 3)
     assert slow[-1][3] == ONCE_EVERY_S
 
@@ -421,16 +450,16 @@ def test_the_learned_interval_is_the_longest_recent_spacing_within_the_hour():
 def test_the_learned_interval_follows_cron_and_begins_again_after_an_outage():
     """Cron from hourly to ``*/15``: once its last hourly spacing is older than the kept ones,
     15 minutes. After a gap read as the collector down, no history: the hour again."""
-    runs, spacings = _cron_learned(timedelta(hours=1), 3)
+    runs, starts = _cron_learned(timedelta(hours=1), 3)
     for k in range(SPACINGS_KEPT):
         quarter = _u(2) + (k + 1) * timedelta(minutes=15)
-        runs, spacings = beaten(runs, spacings, f"q{k}", quarter, None)
+        runs, starts = beaten(runs, starts, f"q{k}", quarter, None)
     assert runs[-1][3] == 900.0
-    runs, spacings = beaten(runs, spacings, "back", _u(6), None)
-    assert (len(runs), runs[-1][3], spacings) == (2, ONCE_EVERY_S, [])
+    runs, starts = beaten(runs, starts, "back", _u(6), None)
+    assert (len(runs), runs[-1][3], starts) == (2, ONCE_EVERY_S, [("back", _u(6))])
 
 
 def test_every_still_says_the_interval_whatever_the_spacing():
     runs, _ = _cron_learned(timedelta(minutes=15), 3)
-    runs, _ = beaten(runs, [900.0], "every", _u(0, 45, 5), 1800.0)
+    runs, _ = beaten(runs, [("r", _u(0, 30))], "every", _u(0, 45, 5), 1800.0)
     assert runs[-1][3] == 1800.0

@@ -10,6 +10,7 @@ import csv
 import io
 import json
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import psycopg
 from pgfixture import Network, make_kiosk
@@ -18,7 +19,7 @@ from test_fleet_collector import _collector
 from test_fleet_pg import pull_pg
 
 from office.district import district_csv, district_report
-from office.pg import MAX_RUNS, ONCE_EVERY_S, RUNS_KEY, PgTarget, collector_runs
+from office.pg import MAX_RUNS, ONCE_EVERY_S, RUNS_KEY, STARTS_KEY, PgTarget, collector_runs
 
 pytest_plugins = ("pgfixture",)
 
@@ -178,32 +179,36 @@ def test_a_run_on_the_cadence_the_spell_expected_goes_on_with_it(pg_dsn):
         assert [r[0] for r in _held(target)] == ["a", "b"]
 
 
-def test_once_runs_without_every_expect_the_spacing_kept_with_their_spell(pg_dsn):
-    """``kiosk collect --once`` from cron's ``*/15`` without ``--every``: the second run's
-    beat expects the next within the spacing of the runs (before, the hour: the collector
-    stopped was read down 75 minutes on); the spacings kept beside the newest spell, one that
-    does not read taken as none."""
+def test_once_runs_without_every_expect_the_spacing_of_their_starts_kept_beside(pg_dsn):
+    """``kiosk collect --once`` from cron's ``*/15`` without ``--every``: once four spacings
+    of its runs' starts are held, its beat expects the next within them (before, the hour:
+    the collector stopped was read down 75 minutes on); the starts kept under their own key,
+    the spells of four items an older collector reads; starts that do not read taken as
+    none."""
     quarter = timedelta(minutes=15)
     with PgTarget(pg_dsn) as target:
         target.record_run("a")
         [(_, begun, ended, expect)] = _held(target)
         assert expect == ONCE_EVERY_S
-        earlier = [["a", (begun - quarter).isoformat(), (ended - quarter).isoformat(), 3600]]
-        target.conn.execute(
-            "UPDATE fleet_meta SET value = %s WHERE key = %s", [json.dumps(earlier), RUNS_KEY]
-        )
+        earlier = [["a", (begun - 4 * quarter).isoformat(), (ended - quarter).isoformat(), 3600]]
+        starts = [[f"s{k}", (begun - (4 - k) * quarter).isoformat()] for k in range(4)]
+        _meta(target, RUNS_KEY, earlier)
+        _meta(target, STARTS_KEY, starts)
         target.record_run("b")
         [(run, _, _, expect)] = _held(target)
         assert run == "b" and 900.0 <= expect < 960.0
         row = target.conn.execute("SELECT value FROM fleet_meta WHERE key = %s", [RUNS_KEY])
         [spell] = json.loads(row.fetchone()[0])
-        assert spell[3] == expect and spell[4] == [expect]
-        spell[4] = ["soon"]
-        target.conn.execute(
-            "UPDATE fleet_meta SET value = %s WHERE key = %s", [json.dumps([spell]), RUNS_KEY]
-        )
-        target.record_run("b")
+        assert spell[3] == expect and len(spell) == 4
+        row = target.conn.execute("SELECT value FROM fleet_meta WHERE key = %s", [STARTS_KEY])
+        assert [run for run, _ in json.loads(row.fetchone()[0])] == ["s0", "s1", "s2", "s3", "b"]
+        _meta(target, STARTS_KEY, "soon")
+        target.record_run("c")
         assert _held(target)[0][3] == ONCE_EVERY_S
+
+
+def _meta(target: PgTarget, key: str, value: object) -> None:
+    target.conn.execute("UPDATE fleet_meta SET value = %s WHERE key = %s", [json.dumps(value), key])
 
 
 def test_the_record_is_bounded_and_a_bad_value_is_read_as_none_kept(pg_dsn):
@@ -253,7 +258,7 @@ def test_the_collector_keeps_its_run_as_it_pulls(tmp_path, clock, pg_dsn, monkey
 
 def _heard(pg_dsn, tmp_path, clock, ago: timedelta, expect_s: float | None) -> dict:
     """gate-0 pulled and last heard ``ago`` before the database's now, its collector's last
-    beat then, expecting the next within ``expect_s``: today's report (UTC)."""
+    beat then, expecting the next within ``expect_s``: today's report."""
     gate = make_kiosk(tmp_path / "g.db", "gate-0", clock, 3)
     try:
         pull_pg("http://gate-0", gate.token, pg_dsn, Network(gate))
@@ -267,7 +272,10 @@ def _heard(pg_dsn, tmp_path, clock, ago: timedelta, expect_s: float | None) -> d
         conn.execute(
             "INSERT INTO fleet_meta (key, value) VALUES (%s, %s)", [RUNS_KEY, json.dumps([spell])]
         )
-    return district_report(pg_dsn, now.astimezone(UTC).date(), "UTC")
+    # Today's report in a zone where the day began hours before ``ago`` (a gate not heard
+    # from since the day began is missing events, whatever the cadence).
+    zone = ZoneInfo("UTC" if 3 <= now.astimezone(UTC).hour <= 21 else "Asia/Shanghai")
+    return district_report(pg_dsn, now.astimezone(zone).date(), zone.key)
 
 
 def test_a_gate_between_the_pulls_of_an_hourly_collector_is_not_missing_events(

@@ -45,7 +45,7 @@ def register(sub: Verbs) -> None:
         metavar="SPAN",
         help="with --once: how often cron (or a timer) runs it, a number and its unit (15m,"
         " 2h): the district report reads a longer gap as the collector down (default: the"
-        " spacing of its recent runs, at most 1h; 1h before any)",
+        " spacing of its recent runs' starts, at most 1h; 1h until 4 are held)",
     )
 
     add_group(sub, "fleet", _fleet, dest="fleet_verb")

@@ -1,0 +1,112 @@
+"""``kiosk collect --once`` without ``--every`` learns how often cron runs it from the spacing
+of its runs' starts (``office.pg.beaten``), a review of the first learned cadence: a gap was
+counted whenever a beat's run differed from the one before, so overlapping runs (a long first
+pull still going when cron began the next, two collectors on one database) taught the 90
+seconds between their interleaved beats, and two checks by hand after an outage taught three
+minutes: a healthy hourly cron read as the collector down."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+from office.district import _collector_down
+from office.pg import (
+    ONCE_EVERY_S,
+    SPACINGS_KEPT,
+    STARTS_KEPT,
+    beaten,
+    held_starts,
+    learned_expect,
+    spacings,
+    started,
+)
+
+
+def _u(h: int, m: int = 0, s: int = 0) -> datetime:
+    return datetime(2026, 5, 1, tzinfo=UTC) + timedelta(hours=h, minutes=m, seconds=s)
+
+
+def _hourly(runs_: int) -> tuple[list, list]:
+    """``runs_`` runs of cron hourly, each beating once a few seconds past the hour."""
+    runs: list = []
+    starts: list = []
+    for k in range(runs_):
+        runs, starts = beaten(runs, starts, f"r{k}", _u(k, 0, 5), None)
+    return runs, starts
+
+
+def test_a_long_pull_overlapping_crons_next_run_learns_crons_hour():
+    """Hourly cron without ``--every``: the 04:00 run is a long first pull (a page every 3
+    minutes) still pulling when the 05:00 run begins (no flock), the two runs' beats 90 s
+    apart interleaved. Before: 90 s learned, and the healthy collector read down at 05:50."""
+    runs, starts = _hourly(4)
+    beats = [(_u(4, 0, 5) + timedelta(minutes=3 * i), "r4") for i in range(24)]  # to 05:09
+    beats += [(_u(5, 1, 35) + timedelta(minutes=3 * i), "r5") for i in range(3)]  # to 05:07
+    for at, run in sorted(beats):
+        runs, starts = beaten(runs, starts, run, at, None)
+        assert runs[-1][3] == ONCE_EVERY_S, (at, run)
+    assert [run for run, _ in starts] == ["r0", "r1", "r2", "r3", "r4", "r5"]
+    assert _collector_down(runs, _u(5, 50)) == []  # its next run at 06:00:05
+
+
+def test_two_collectors_on_one_database_learn_the_hour_they_both_run():
+    """Two hosts' cron hourly, their runs beginning seconds apart and beating in turn."""
+    runs: list = []
+    starts: list = []
+    for k in range(6):
+        for minute in (0, 2, 4):
+            for host, late in (("a", 5), ("b", 7)):
+                at = _u(k, minute, late)
+                runs, starts = beaten(runs, starts, f"{host}{k}", at, None)
+    assert spacings(starts) == [3598.0] * SPACINGS_KEPT  # b's start 2 s after a's: none
+    assert runs[-1][3] == 3598.0 and _collector_down(runs, _u(6, 18)) == []
+
+
+def test_runs_begun_less_than_a_minute_apart_are_no_spacing():
+    starts = [("a", _u(1)), ("b", _u(1, 0, 59)), ("c", _u(2)), ("d", _u(2, 1))]
+    assert spacings(starts) == [3541.0, 60.0]
+
+
+def test_two_checks_by_hand_after_an_outage_do_not_make_hourly_cron_read_down():
+    """Cron hourly at :00 without ``--every``; the database back at 10:00 after an outage,
+    the operator runs ``kiosk collect --once`` at 10:02 and at 10:05 to check. Before: the
+    one spacing of three minutes was the interval, the collector read down from 10:20."""
+    runs, starts = _hourly(4)
+    runs, starts = beaten(runs, starts, "hand1", _u(10, 2), None)  # a spell begins again
+    runs, starts = beaten(runs, starts, "hand2", _u(10, 5), None)
+    assert starts == [("hand1", _u(10, 2)), ("hand2", _u(10, 5))]
+    assert runs[-1][3] == ONCE_EVERY_S
+    assert _collector_down(runs, _u(10, 50))[1:] == []
+
+
+def test_the_interval_is_trusted_once_enough_spacings_are_held():
+    assert learned_expect([900.0] * (SPACINGS_KEPT - 1)) == ONCE_EVERY_S
+    assert learned_expect([900.0] * SPACINGS_KEPT) == 900.0
+    assert learned_expect([900.0, 7200.0, 900.0, 900.0]) == ONCE_EVERY_S  # at most the hour
+    quarters = [(f"q{k}", _u(0) + k * timedelta(minutes=15)) for k in range(8)]
+    assert spacings([("hourly", _u(0) - timedelta(hours=1)), *quarters]) == [900.0] * 4
+
+
+def test_a_runs_own_beats_minutes_apart_are_no_spacing():
+    """A ``--once`` run in a long pull beats every 2 minutes: its own beats are not cron's
+    spacing, however long its pull."""
+    runs, starts = _hourly(3)
+    for i in range(10):
+        runs, starts = beaten(runs, starts, "long", _u(3) + timedelta(minutes=2 * i), None)
+    assert [run for run, _ in starts] == ["r0", "r1", "r2", "long"]
+    assert runs[-1][3] == ONCE_EVERY_S and spacings(starts) == [3600.0, 3600.0, 3595.0]
+
+
+def test_the_starts_kept_are_the_spells_newest_and_bounded():
+    runs, starts = _hourly(STARTS_KEPT + 3)
+    assert len(starts) == STARTS_KEPT and starts[-1][0] == f"r{STARTS_KEPT + 2}"
+    assert started(runs, starts, "after-a-gap", _u(40)) == [("after-a-gap", _u(40))]
+
+
+def test_held_starts_read_what_reads_and_keep_the_newest():
+    held = [[f"r{k}", _u(k).isoformat()] for k in range(STARTS_KEPT + 2)]
+    assert held_starts((json.dumps(held),)) == [(f"r{k}", _u(k)) for k in range(2, STARTS_KEPT + 2)]
+    odd = [["a", "yesterday"], ["b"], [3, _u(1).isoformat()], ["c", "2026-05-01T01:00"], "d"]
+    assert held_starts((json.dumps([*odd, ["e", _u(2).isoformat()]]),)) == [("e", _u(2))]
+    assert held_starts(("not json",)) == held_starts(None) == held_starts(("{}",)) == []
