@@ -19,15 +19,16 @@ off the decision loop, keeps the last reading for health, ``/metrics``, the guar
 page and the live page's standing card, and records each spell of under-voltage or throttling
 as two audit rows (its start, its end) and two journal lines. It never touches a decision.
 An under-voltage makes the firmware throttle too (bit 0, then bit 2: ``0x50005``): that
-throttle, in a reading that sees the under-voltage or one that follows its dip within
-``ACTIVE_HOLD_S`` (between two dips of one supply), is the under-voltage spell's (``throttled``
-in its rows), one spell of one cause, not a second; a ``throttled`` spell is the SoC slowed
-with no under-voltage in or within the hold of its first reading (from that reading: it may
-outlast the supply's dip) or for its heat, its ``cause`` in its rows (``heat`` once a reading
-in it said so, else ``unknown``), and its journal lines say heat only then. Bits 1 and 2 name no
-cause (the firmware caps the ARM for a low supply as for heat): a throttle's is what the rest
-of the reading shows, the under-voltage's, heat's (bit 3 or 19, the SoC at ``hot_c``) or
-unknown (health's ``throttled_cause``), and the guard is told heat only on such a sign.
+throttle, in a reading that sees the under-voltage or one that began within
+``ACTIVE_HOLD_S`` of its dip (between two dips of one supply) and has not cleared since, is the
+under-voltage spell's (``throttled`` in its rows), one spell of one cause, not a second; a
+``throttled`` spell is the SoC slowed with no under-voltage in or within the hold of its first
+reading, or for its heat (from its first reading), its ``cause`` in its rows (``heat`` once a
+reading in it said so, else ``unknown``), and its journal lines say heat only then. Bits 1
+and 2 name no cause (the firmware caps the ARM for a low supply as for heat): a throttle's is
+what the rest of the reading shows, the under-voltage's, heat's (bit 3 or 19, the SoC at
+``hot_c``) or unknown (health's ``throttled_cause``), and the guard is told heat only on such
+a sign.
 
 A spell ends only once its condition has been clear for ``coalesce_s`` (5 minutes): a supply
 flapping every few seconds is one spell (its ``flaps`` counted), never a row per poll, so at
@@ -143,10 +144,10 @@ class _Spell:
 
 @dataclass
 class _Lingering:
-    """A throttle in readings with no under-voltage within ``ACTIVE_HOLD_S`` of the supply's
-    last dip (``PowerWatch._supplys``), not told apart yet: the supply's once it dips again or
-    the throttle is gone within the hold; a throttled spell of its own from ``since`` (its
-    first reading, not when the hold ran out) once it outlasts the hold or says heat."""
+    """A throttle in readings with no under-voltage, begun within ``ACTIVE_HOLD_S`` of the
+    supply's last dip (``PowerWatch._supplys``): the supply's, credited to its spell once it
+    dips again, the throttle clears or the kiosk stops; a throttled spell of its own from
+    ``since`` (its first reading, not the hot one) if it says heat first."""
 
     since: datetime
     last_ns: int
@@ -213,7 +214,7 @@ class PowerWatch:
             for condition in CONDITIONS:  # under-voltage first: a throttle may be its
                 seen = reading.seen(condition)
                 if seen and condition == "throttled" and self._supplys(reading, now, mono):
-                    continue
+                    seen = False  # the supply's: not a sighting of a throttled spell's own
                 if seen:
                     if self._seen(condition, now, mono):
                         started.append(condition)
@@ -222,7 +223,7 @@ class PowerWatch:
                 elif seen is False and condition in self._spells:
                     spell = self._spells[condition]
                     spell.clear = True
-                    if mono - spell.last_seen_ns >= self.coalesce_s * 1e9:
+                    if mono - self._last_ns(condition, spell) >= self.coalesce_s * 1e9:
                         ended.append((condition, self._spells.pop(condition)))
             opened = [(c, self._spells[c].since, _facts(c, self._spells[c])) for c in started]
         for condition, since, facts in opened:
@@ -239,6 +240,8 @@ class PowerWatch:
         late)."""
         spell = self._spells.get(condition)
         if spell is not None:
+            if condition == "throttled":
+                self._lingering = None  # this spell's now, never the supply's as well
             spell.flaps += 1 if spell.clear else 0
             spell.clear, spell.last_seen, spell.last_seen_ns = False, now, mono
             return False
@@ -252,20 +255,21 @@ class PowerWatch:
         """The throttle ``reading`` shows (under the lock) is the under-voltage's: its spell is
         open, no spell of heat is, nothing in the reading says heat (the soft temperature
         limit's bit 3 or 19, the SoC at ``hot_c``), and the same reading sees the
-        under-voltage (now or since the kernel's last poll) or the supply dipped within
-        ``ACTIVE_HOLD_S`` (the firmware still throttling a poll after it came back, between
-        two of its dips: ``_Lingering``, the supply's unless it outlasts the hold). Kept on
-        that spell (``throttled``), no spell of its own: one weak supply is one spell. A
-        throttle past the hold is a throttled spell of its own, from its first reading, even
-        while the under-voltage's is not over (that one ends at its last sighting). A throttled
-        spell already open (the SoC hot before the supply sagged) goes on as its own."""
-        under = self._spells.get("under_voltage")
-        if under is None or "throttled" in self._spells or self._hot(reading):
+        under-voltage (now or since the kernel's last poll), or the throttle began within
+        ``ACTIVE_HOLD_S`` of the supply's dip (the firmware still throttling after the
+        voltage came back: ``_Lingering``) and has not cleared since. Kept on that spell
+        (``throttled``), no spell of its own: one weak supply is one supply problem, however
+        long its throttle lingers; only heat makes it a throttled spell (from its first
+        reading). A throttle first seen past the hold is a throttled spell of its own. A
+        throttled spell of heat already open (the SoC hot before the supply sagged) goes on
+        as its own; one of cause unknown takes no throttle the supply's dip brings."""
+        under, own = self._spells.get("under_voltage"), self._spells.get("throttled")
+        if under is None or (own is not None and own.hot) or self._hot(reading):
             return False
         if reading.seen("under_voltage"):
             self._credit(under, now, mono)
             return True
-        if mono - under.last_seen_ns > ACTIVE_HOLD_S * 1e9:
+        if self._lingering is None and mono - under.last_seen_ns > ACTIVE_HOLD_S * 1e9:
             return False
         if self._lingering is None:
             self._lingering = _Lingering(now, mono)
@@ -279,6 +283,15 @@ class PowerWatch:
         under = self._spells.get("under_voltage")
         if run is not None and under is not None:
             self._credit(under, run.since, run.last_ns)
+
+    def _last_ns(self, condition: str, spell: _Spell) -> int:
+        """When ``spell`` was last seen (under the lock): an under-voltage's, its throttle
+        included, lingering after the dip or not (the spell is not over while it is on)."""
+        if condition != "under_voltage":
+            return spell.last_seen_ns
+        run = self._lingering
+        seen = [spell.last_seen_ns, spell.throttled_ns, None if run is None else run.last_ns]
+        return max(ns for ns in seen if ns is not None)
 
     @staticmethod
     def _credit(under: _Spell, since: datetime, last_ns: int) -> None:
