@@ -224,6 +224,8 @@ class PowerWatch:
                     spell = self._spells[condition]
                     spell.clear = True
                     if mono - self._last_ns(condition, spell) >= self.coalesce_s * 1e9:
+                        if condition == "under_voltage":
+                            self._to_the_supply()  # a throttle pending is this spell's
                         ended.append((condition, self._spells.pop(condition)))
             opened = [(c, self._spells[c].since, _facts(c, self._spells[c])) for c in started]
         for condition, since, facts in opened:
@@ -236,8 +238,8 @@ class PowerWatch:
 
     def _seen(self, condition: str, now: datetime, mono: int) -> bool:
         """``condition`` seen (under the lock): True when that starts a spell, from ``now`` or,
-        a throttled one, from the first reading of the throttle that lingered (no spell's start
-        late)."""
+        a throttled one, from the first reading of the throttle that lingered if it was seen
+        within ``ACTIVE_HOLD_S`` (no spell's start late, none at a stale time)."""
         spell = self._spells.get(condition)
         if spell is not None:
             if condition == "throttled":
@@ -246,8 +248,10 @@ class PowerWatch:
             spell.clear, spell.last_seen, spell.last_seen_ns = False, now, mono
             return False
         since, run = now, self._lingering if condition == "throttled" else None
-        if run is not None:
+        if run is not None and self._recent(run.last_ns):
             since, self._lingering = run.since, None
+        elif run is not None:
+            self._to_the_supply()  # not seen for the hold: the supply's, this one begins now
         self._spells[condition] = _Spell(since, now, mono)
         return True
 

@@ -844,3 +844,48 @@ def test_a_supply_dipping_every_90_s_with_a_cap_lingering_70_s_is_one_supply_pro
     assert len(causes) == 450 and "unknown" not in causes  # one card all along
     assert [a for a, _ in _spell_rows(core)] == ["pi_power.under_voltage.start"]
     assert len(caplog.records) == 1
+
+
+def test_a_throttle_pending_when_its_supplys_spell_ends_is_that_spells_not_a_later_ones(
+    pi, watch, core, clock
+):
+    """Before: the word unreadable after a throttle that followed the dip, the under-voltage
+    spell ended (the alarm said 0) with the throttle still pending: its rows said the firmware
+    had not slowed the Pi, and a throttle an hour later started a spell at the old one's time."""
+    pi.set(0x10001, temp_c=55.0)
+    watch.poll()
+    clock.advance(2)
+    pi.set(0x20002, temp_c=55.0)  # 01:00:02 the cap after the dip: the supply's
+    watch.poll()
+    pi.set(0, temp_c=55.0)
+    pi.garble("get_throttled", "0xzz\n")  # the word unreadable, the alarm says 0
+    for _ in range(4):
+        clock.advance(COALESCE_S)
+        watch.poll()
+    clock.advance(3600)
+    pi.set(0x20002, temp_c=55.0)  # 02:20:02, capped: a spell from now
+    watch.poll()
+    detail = dict(_spell_rows(core))
+    assert detail["pi_power.under_voltage.end"]["throttled"] is True
+    assert detail["pi_power.throttled.start"]["from"] == "2026-07-01T02:20:02.000000Z"
+
+
+def test_heat_after_a_pending_throttle_unseen_past_the_hold_starts_from_the_hot_read(
+    pi, watch, core, clock
+):
+    pi.set(0x10001, temp_c=55.0)
+    watch.poll()
+    clock.advance(2)
+    pi.set(0x20002, temp_c=55.0)  # 01:00:02 the cap after the dip: the supply's, pending
+    watch.poll()
+    pi.set(0, temp_c=55.0)
+    pi.garble("get_throttled", "0xzz\n")  # two minutes of a word that cannot be read
+    for _ in range(12):
+        clock.advance(10)
+        watch.poll()
+    pi.set(0x4, temp_c=watch.hot_c)  # 01:02:02 throttled and hot: heat's from this read
+    watch.poll()
+    watch.close()
+    detail = dict(_spell_rows(core))
+    assert detail["pi_power.throttled.start"]["from"] == "2026-07-01T01:02:02.000000Z"
+    assert detail["pi_power.under_voltage.end"]["throttled"] is True
