@@ -135,8 +135,8 @@ class _Spell:
     last_seen_ns: int
     flaps: int = 0
     clear: bool = False
-    #: A throttled spell's: whether a reading in it said heat (``PowerWatch._hot``).
-    hot: bool = False
+    #: A throttled spell's: when a reading in it last said heat (``PowerWatch._hot``).
+    hot_ns: int | None = None
     #: An under-voltage's: the firmware's throttle that came with it, first and last seen.
     throttled_at: datetime | None = None
     throttled_ns: int | None = None
@@ -219,7 +219,7 @@ class PowerWatch:
                     if self._seen(condition, now, mono):
                         started.append(condition)
                     if condition == "throttled" and self._hot(reading):
-                        self._spells[condition].hot = True
+                        self._spells[condition].hot_ns = mono
                 elif seen is False and condition in self._spells:
                     spell = self._spells[condition]
                     spell.clear = True
@@ -268,7 +268,7 @@ class PowerWatch:
         throttled spell of heat already open (the SoC hot before the supply sagged) goes on
         as its own; one of cause unknown takes no throttle the supply's dip brings."""
         under, own = self._spells.get("under_voltage"), self._spells.get("throttled")
-        if under is None or (own is not None and own.hot) or self._hot(reading):
+        if under is None or (own is not None and self._heat(own)) or self._hot(reading):
             return False
         if reading.seen("under_voltage"):
             self._credit(under, now, mono)
@@ -414,22 +414,37 @@ class PowerWatch:
     def _recent(self, mono_ns: int) -> bool:
         return self.clock.monotonic_ns() - mono_ns <= ACTIVE_HOLD_S * 1e9
 
+    def _heat(self, spell: _Spell) -> bool:
+        """Whether a reading in the throttled ``spell`` said heat within its ``coalesce_s``."""
+        ns = spell.hot_ns
+        return ns is not None and self.clock.monotonic_ns() - ns <= self.coalesce_s * 1e9
+
     def _slowed(self) -> tuple[datetime, str] | None:
         """Since when the SoC runs slowed, seen within ``ACTIVE_HOLD_S``, and why (health's
-        ``throttled_cause``): a throttled spell's start, ``heat`` once a reading in it said so,
-        else ``unknown`` (bit 1 or 2 alone, a cool SoC: the firmware caps the ARM for a low
+        ``throttled_cause``): a throttled spell's start, ``heat`` while a reading in it said so
+        within its ``coalesce_s``, else what the last reading shows (heat, the under-voltage,
+        or ``unknown``: bit 1 or 2 alone, a cool SoC: the firmware caps the ARM for a low
         supply as for heat, and its word named neither); else the throttle an under-voltage
         spell came with or that lingers after its dip, ``under_voltage`` (health's
         ``throttled`` says the firmware's throttle, whatever its cause)."""
         with self._lock:
             spell = self._spells.get("throttled")
             if spell is not None and self._recent(spell.last_seen_ns):
-                return spell.since, _cause(spell)
+                return spell.since, "heat" if self._heat(spell) else self._shown()
             spell, run = self._spells.get("under_voltage"), self._lingering
             throttles = [] if spell is None else [(spell.throttled_at, spell.throttled_ns)]
             throttles += [] if run is None else [(run.since, run.last_ns)]
             starts = [at for at, ns in throttles if at and ns is not None and self._recent(ns)]
             return (min(starts), "under_voltage") if starts else None
+
+    def _shown(self) -> str:
+        """The cause of a throttle the last reading shows (under the lock)."""
+        reading = self.last
+        if reading is not None and self._hot(reading):
+            return "heat"
+        return (
+            "under_voltage" if reading is not None and reading.seen("under_voltage") else "unknown"
+        )
 
     def status(self) -> dict[str, Any]:
         """Health's ``pi_power``: ``state`` (``unknown`` before the first read, ``absent``: not
@@ -497,8 +512,9 @@ _SLOWED = ", and the firmware slowed the Pi for it"
 
 
 def _cause(spell: _Spell) -> str:
-    """A throttled spell's cause: ``heat`` once a reading in it said so, else ``unknown``."""
-    return "heat" if spell.hot else "unknown"
+    """A throttled spell's cause in its rows and lines: ``heat`` once a reading in it said
+    so, else ``unknown``."""
+    return "heat" if spell.hot_ns is not None else "unknown"
 
 
 def _facts(condition: str, spell: _Spell) -> dict[str, Any]:

@@ -889,3 +889,36 @@ def test_heat_after_a_pending_throttle_unseen_past_the_hold_starts_from_the_hot_
     detail = dict(_spell_rows(core))
     assert detail["pi_power.throttled.start"]["from"] == "2026-07-01T01:02:02.000000Z"
     assert detail["pi_power.under_voltage.end"]["throttled"] is True
+
+
+def test_health_says_heat_while_a_sign_of_it_was_seen_within_the_coalesce_window(
+    pi, watch, core, clock, admin
+):
+    """Before: one hot read named the whole throttled spell's throttle "heat" in health and
+    on the card (shade the enclosure, fit a heatsink) for as long as it lasted, ten minutes
+    on of a SoC at 55 degC capped with no sign of heat. Health says heat while a sign of it
+    was seen within the spell's coalesce window, else what the present read shows; the
+    spell's rows keep heat once seen."""
+    pi.set(0x2, temp_c=81.0)  # 01:00:00 capped and at hot_c: heat
+    watch.poll()
+    for _ in range(int(COALESCE_S) // 2):  # to 01:05:00: capped, the SoC at 55 degC
+        clock.advance(2)
+        pi.set(0x20002, temp_c=55.0)
+        watch.poll()
+    assert watch.status()["throttled_cause"] == "heat"
+    clock.advance(2)
+    watch.poll()
+    status = watch.status()
+    assert (status["throttled_cause"], status["throttled_since"]) == (
+        "unknown",
+        "2026-07-01T01:00:00+00:00",
+    )
+    row, card = _guard_words(admin)
+    assert "cause unknown" in card["detail"] and "cause unknown" in row
+    pi.set(0x20002, temp_c=watch.hot_c)  # hot again: heat again
+    watch.poll()
+    assert watch.status()["throttled_cause"] == "heat"
+    pi.set(0x20002, temp_c=55.0)
+    watch.poll()
+    watch.close()
+    assert dict(_spell_rows(core))["pi_power.throttled.end"]["cause"] == "heat"
