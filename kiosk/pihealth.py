@@ -501,7 +501,7 @@ def _problem_text(problem: str | None) -> str:
 
 _WHAT = {
     "under_voltage": "the Pi's supply voltage is too low (a weak supply or a long, thin cable)",
-    "heat": "the Pi runs slowed with no under-voltage (its SoC too hot)",
+    "heat": "the Pi runs slowed for heat (its SoC too hot)",
     "unknown": (
         "the Pi runs slowed (ARM frequency capped or throttled) with no under-voltage and no"
         " sign of heat: cause unknown (the firmware's word names none)"

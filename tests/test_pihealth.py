@@ -954,3 +954,18 @@ def test_once_the_voltage_is_back_the_card_says_the_pi_is_slowed_after_a_dip(
     assert said in card["detail"] and todo in card["todo"]
     too_low = ("too low", "电压过低：")
     assert not any(w in text for text in (card["detail"], row) for w in too_low)
+
+
+def test_a_heat_spells_lines_say_heat_not_no_under_voltage_when_the_read_has_both(
+    pi, watch, clock, caplog
+):
+    """Before: a weak supply in a hot enclosure (``0x5000F``) wrote a throttled spell whose
+    lines said "slowed with no under-voltage" of the read that saw the under-voltage."""
+    caplog.set_level(logging.INFO, logger="kiosk.pihealth")
+    pi.set(BOTH, temp_c=84.0)
+    watch.poll()
+    watch.close()
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("throttled")]
+    assert len(said) == 2
+    assert all("slowed for heat (its SoC too hot)" in line for line in said)
+    assert not any("no under-voltage" in line for line in said)
