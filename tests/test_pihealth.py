@@ -685,7 +685,8 @@ def test_a_hot_soc_throttled_before_the_supply_sagged_stays_its_own_spell(pi, wa
 
 def _a_supply_then_a_throttle_alone(pi, watch, clock) -> None:
     """A poll every 10 s: three minutes of under-voltage with its throttle, twenty of the ARM
-    capped and throttled with no under-voltage and the SoC at 60 degC, then ten quiet."""
+    capped (``0x20002``: capped now and since the kernel's last poll, no bit 2) with no
+    under-voltage and the SoC at 60 degC, then ten quiet."""
     for minutes, word in ((3, UNDER), (20, 0x20002), (10, 0)):
         for _ in range(minutes * 6):
             pi.set(word, temp_c=60.0)
@@ -729,7 +730,7 @@ def test_the_under_voltage_spell_is_not_over_while_its_throttle_lingers(pi, watc
 
 def test_a_throttled_spells_lines_say_heat_once_a_reading_in_it_did(pi, watch, clock, caplog):
     caplog.set_level(logging.INFO, logger="kiosk.pihealth")
-    pi.set(0x20002, temp_c=60.0)  # capped and throttled, the SoC not hot: no heat said
+    pi.set(0x20002, temp_c=60.0)  # capped now and since the last poll, the SoC not hot
     watch.poll()
     clock.advance(60)
     pi.set(0x4, temp_c=watch.hot_c)  # the same spell, the SoC at hot_c now
@@ -969,3 +970,144 @@ def test_a_heat_spells_lines_say_heat_not_no_under_voltage_when_the_read_has_bot
     assert len(said) == 2
     assert all("slowed for heat (its SoC too hot)" in line for line in said)
     assert not any("no under-voltage" in line for line in said)
+
+
+# --- the supply's throttle at its edges (review3's mutants) ----------------------------------
+
+
+def test_a_throttle_gone_within_the_hold_is_settled_so_a_later_one_is_its_own(
+    pi, watch, core, clock
+):
+    """The throttle after the dip clears: it was the supply's (its spell's rows say so), and
+    a throttle first seen after it past the hold is a spell of its own, not the supply's."""
+    pi.set(0x10001, temp_c=55.0)
+    watch.poll()
+    clock.advance(2)
+    pi.set(0x4, temp_c=55.0)  # 01:00:02 throttled after the dip: the supply's
+    watch.poll()
+    clock.advance(2)
+    pi.set(0, temp_c=55.0)  # 01:00:04 gone
+    watch.poll()
+    clock.advance(ACTIVE_HOLD_S)
+    pi.set(0x4, temp_c=55.0)  # 01:01:04 throttled again, past the hold: its own
+    watch.poll()
+    rows = _spell_rows(core)
+    assert [a for a, _ in rows] == ["pi_power.under_voltage.start", "pi_power.throttled.start"]
+    assert rows[1][1]["from"] == "2026-07-01T01:01:04.000000Z"
+    watch.close()
+    assert dict(_spell_rows(core))["pi_power.under_voltage.end"]["throttled"] is True
+
+
+def test_a_pending_throttle_is_settled_when_the_supply_dips_again(pi, watch, core, clock):
+    """The throttle after the first dip is the supply's once it dips again: a throttle that
+    later turns hot is heat's from its own first read, not from the settled one's."""
+    pi.set(0x10001, temp_c=55.0)
+    watch.poll()
+    clock.advance(2)
+    pi.set(0x20002, temp_c=55.0)  # 01:00:02 pending
+    watch.poll()
+    clock.advance(2)
+    pi.set(UNDER, temp_c=55.0)  # 01:00:04 the supply again, its throttle
+    watch.poll()
+    clock.advance(2)
+    pi.set(0x20002, temp_c=55.0)  # 01:00:06 the cap alone: pending from here
+    watch.poll()
+    clock.advance(2)
+    pi.set(0x20002, temp_c=watch.hot_c)  # 01:00:08 hot: heat's from 01:00:06
+    watch.poll()
+    rows = dict(_spell_rows(core))
+    assert rows["pi_power.throttled.start"]["from"] == "2026-07-01T01:00:06.000000Z"
+
+
+def test_the_soft_temperature_limit_having_occurred_alone_is_heat(pi, watch, core):
+    pi.set(0x80002, temp_c=60.0)  # capped now, the soft limit since the last poll (bit 19)
+    watch.poll()
+    status = watch.status()
+    assert (status["throttled"], status["throttled_cause"]) == (True, "heat")
+    assert dict(_spell_rows(core))["pi_power.throttled.start"]["cause"] == "heat"
+
+
+def test_a_pending_throttle_stands_in_health_from_its_last_sighting(pi, watch, clock):
+    pi.set(0x10001, temp_c=55.0)
+    watch.poll()
+    for _ in range(50):  # 01:00:02 to 01:01:40 the cap after the dip, pending
+        clock.advance(2)
+        pi.set(0x20002, temp_c=55.0)
+        watch.poll()
+    pi.set(0, temp_c=55.0)
+    clock.advance(ACTIVE_HOLD_S)  # 01:02:40: 60 s after the cap's last read
+    watch.poll()
+    status = watch.status()
+    assert (status["throttled"], status["throttled_cause"]) == (True, "under_voltage")
+    clock.advance(2)
+    watch.poll()
+    assert not watch.status()["throttled"]
+
+
+def test_health_dates_the_supplys_throttle_from_its_first_read(pi, watch, clock):
+    pi.set(UNDER, temp_c=55.0)  # 01:00:00 the dip and its throttle
+    watch.poll()
+    clock.advance(2)
+    pi.set(0x20002, temp_c=55.0)  # 01:00:02 the cap after it, pending
+    watch.poll()
+    assert watch.status()["throttled_since"] == "2026-07-01T01:00:00+00:00"
+
+
+@pytest.mark.parametrize(("after", "supplys"), [(ACTIVE_HOLD_S, True), (ACTIVE_HOLD_S + 2, False)])
+def test_a_throttle_first_seen_at_the_holds_edge(pi, watch, core, clock, after, supplys):
+    pi.set(0x10001, temp_c=55.0)
+    watch.poll()
+    clock.advance(after)
+    pi.set(0x20002, temp_c=55.0)  # the first throttle after the dip, at or past the hold
+    watch.poll()
+    assert watch.status()["throttled_cause"] == ("under_voltage" if supplys else "unknown")
+    assert ("pi_power.throttled.start" in dict(_spell_rows(core))) is not supplys
+
+
+def test_the_supplys_throttle_is_dated_by_its_last_sighting_in_health(pi, watch, clock):
+    pi.set(UNDER, temp_c=55.0)  # 01:00:00
+    watch.poll()
+    clock.advance(50)
+    pi.set(UNDER, temp_c=55.0)  # 01:00:50 again, its throttle seen last now
+    watch.poll()
+    pi.set(0, temp_c=55.0)
+    clock.advance(ACTIVE_HOLD_S)  # 01:01:50: a minute after the last: it stands
+    watch.poll()
+    assert watch.status()["throttled"] and watch.status()["under_voltage"]
+
+
+def test_a_spell_of_heat_open_when_the_supply_dips_keeps_the_throttle(pi, watch, core):
+    pi.set(HOT, temp_c=84.0)  # a hot SoC throttled: heat's spell
+    watch.poll()
+    pi.set(UNDER, temp_c=75.0)  # the supply sags, the read itself shows no heat
+    watch.poll()
+    rows = _spell_rows(core)
+    assert [a for a, _ in rows] == ["pi_power.throttled.start", "pi_power.under_voltage.start"]
+    assert rows[1][1]["throttled"] is False and watch.status()["throttled_cause"] == "heat"
+
+
+def test_a_throttle_only_since_the_kernels_last_poll_counts(pi, watch, core):
+    pi.set(0x20000, temp_c=55.0)  # capped since the last poll (bit 17), not now
+    watch.poll()
+    assert watch.status()["throttled"] and watch.status()["throttled_cause"] == "unknown"
+    assert [a for a, _ in _spell_rows(core)] == ["pi_power.throttled.start"]
+
+
+def test_a_pending_throttle_that_turns_hot_in_an_open_spell_is_that_spells_alone(
+    pi, watch, core, clock
+):
+    pi.set(0x20002, temp_c=55.0)  # 01:00:00 capped, cause unknown: a spell
+    watch.poll()
+    clock.advance(2)
+    pi.set(0x10001, temp_c=55.0)  # 01:00:02 the supply dips, no throttle with it
+    watch.poll()
+    clock.advance(2)
+    pi.set(0x20002, temp_c=55.0)  # 01:00:04 the cap after the dip: pending
+    watch.poll()
+    clock.advance(2)
+    pi.set(0x20002, temp_c=watch.hot_c)  # 01:00:06 hot: the open spell's, heat's
+    watch.poll()
+    watch.close()
+    ends = {a: d for a, d in _spell_rows(core) if a.endswith(".end")}
+    assert ends["pi_power.throttled.end"]["cause"] == "heat"
+    assert ends["pi_power.under_voltage.end"]["throttled"] is False  # not the supply's too
