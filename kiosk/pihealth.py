@@ -137,17 +137,18 @@ class _Spell:
     clear: bool = False
     #: A throttled spell's: when a reading in it last said heat (``PowerWatch._hot``).
     hot_ns: int | None = None
-    #: An under-voltage's: the firmware's throttle that came with it, first and last seen.
-    throttled_at: datetime | None = None
-    throttled_ns: int | None = None
+    #: An under-voltage's: the firmware's throttle that came with it.
+    throttle: _Throttle | None = None
 
 
 @dataclass
-class _Lingering:
-    """A throttle in readings with no under-voltage, begun within ``ACTIVE_HOLD_S`` of the
-    supply's last dip (``PowerWatch._supplys``): the supply's, credited to its spell once it
-    dips again, the throttle clears or the kiosk stops; a throttled spell of its own from
-    ``since`` (its first reading, not the hot one) if it says heat first."""
+class _Throttle:
+    """The supply's throttle, first seen at ``since``, last at ``last_ns``: an under-voltage
+    spell's, or ``PowerWatch._lingering``, one in readings with no under-voltage begun within
+    ``ACTIVE_HOLD_S`` of the supply's last dip (``PowerWatch._supplys``): the supply's,
+    credited to its spell once it dips again, the throttle clears, the spell ends or the
+    kiosk stops; a throttled spell of its own from ``since`` (its first reading, not the hot
+    one) if it says heat first."""
 
     since: datetime
     last_ns: int
@@ -166,7 +167,7 @@ class PowerWatch:
     last: PiPowerReading | None = None
     read_at: datetime | None = None
     _spells: dict[str, _Spell] = field(default_factory=dict)
-    _lingering: _Lingering | None = None
+    _lingering: _Throttle | None = None
     _problem: str | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     #: Held by a poll and a stop while they change the spells and write their rows (not by
@@ -261,7 +262,7 @@ class PowerWatch:
         limit's bit 3 or 19, the SoC at ``hot_c``), and the same reading sees the
         under-voltage (now or since the kernel's last poll), or the throttle began within
         ``ACTIVE_HOLD_S`` of the supply's dip (the firmware still throttling after the
-        voltage came back: ``_Lingering``) and has not cleared since. Kept on that spell
+        voltage came back: ``_lingering``) and has not cleared since. Kept on that spell
         (``throttled``), no spell of its own: one weak supply is one supply problem, however
         long its throttle lingers; only heat makes it a throttled spell (from its first
         reading). A throttle first seen past the hold is a throttled spell of its own. A
@@ -271,12 +272,12 @@ class PowerWatch:
         if under is None or (own is not None and self._heat(own)) or self._hot(reading):
             return False
         if reading.seen("under_voltage"):
-            self._credit(under, now, mono)
+            self._credit(under, _Throttle(now, mono))
             return True
-        if self._lingering is None and mono - under.last_seen_ns > ACTIVE_HOLD_S * 1e9:
+        if self._lingering is None and not self._recent(under.last_seen_ns):
             return False
         if self._lingering is None:
-            self._lingering = _Lingering(now, mono)
+            self._lingering = _Throttle(now, mono)
         self._lingering.last_ns = mono
         return True
 
@@ -286,30 +287,33 @@ class PowerWatch:
         run, self._lingering = self._lingering, None
         under = self._spells.get("under_voltage")
         if run is not None and under is not None:
-            self._credit(under, run.since, run.last_ns)
+            self._credit(under, run)
 
     def _last_ns(self, condition: str, spell: _Spell) -> int:
         """When ``spell`` was last seen (under the lock): an under-voltage's, its throttle
         included, lingering after the dip or not (the spell is not over while it is on)."""
         if condition != "under_voltage":
             return spell.last_seen_ns
-        run = self._lingering
-        seen = [spell.last_seen_ns, spell.throttled_ns, None if run is None else run.last_ns]
-        return max(ns for ns in seen if ns is not None)
+        throttles = (spell.throttle, self._lingering)
+        return max([spell.last_seen_ns] + [t.last_ns for t in throttles if t is not None])
 
     @staticmethod
-    def _credit(under: _Spell, since: datetime, last_ns: int) -> None:
-        """A throttle first seen at ``since``, last at ``last_ns``, is ``under``'s."""
-        if under.throttled_at is None:
-            under.throttled_at = since
-        under.throttled_ns = max(under.throttled_ns or last_ns, last_ns)
+    def _credit(under: _Spell, run: _Throttle) -> None:
+        """The throttle ``run`` is ``under``'s: its first sighting kept, its last the latest."""
+        if under.throttle is None:
+            under.throttle = _Throttle(run.since, run.last_ns)
+        under.throttle.last_ns = max(under.throttle.last_ns, run.last_ns)
 
     def _hot(self, reading: PiPowerReading) -> bool:
         """Whether ``reading`` says the SoC is hot: the soft temperature limit's bit (now or
         since the kernel's last poll) or its temperature at ``hot_c``."""
         word = None if reading.stale_word else reading.throttled
         soft = word is not None and bool((word | word >> OCCURRED_SHIFT) & 1 << _SOFT_LIMIT_BIT)
-        return soft or (reading.soc_temp_c is not None and reading.soc_temp_c >= self.hot_c)
+        return soft or self._too_hot(reading.soc_temp_c)
+
+    def _too_hot(self, temp_c: float | None) -> bool:
+        """Whether the SoC's temperature is at ``hot_c`` (None: not known, not hot)."""
+        return temp_c is not None and temp_c >= self.hot_c
 
     def _started(
         self, condition: str, reading: PiPowerReading, since: datetime, facts: dict[str, Any]
@@ -431,10 +435,9 @@ class PowerWatch:
             spell = self._spells.get("throttled")
             if spell is not None and self._recent(spell.last_seen_ns):
                 return spell.since, "heat" if self._heat(spell) else self._shown()
-            spell, run = self._spells.get("under_voltage"), self._lingering
-            throttles = [] if spell is None else [(spell.throttled_at, spell.throttled_ns)]
-            throttles += [] if run is None else [(run.since, run.last_ns)]
-            starts = [at for at, ns in throttles if at and ns is not None and self._recent(ns)]
+            spell = self._spells.get("under_voltage")
+            throttles = (None if spell is None else spell.throttle, self._lingering)
+            starts = [t.since for t in throttles if t is not None and self._recent(t.last_ns)]
             return (min(starts), "under_voltage") if starts else None
 
     def _shown(self) -> str:
@@ -471,7 +474,7 @@ class PowerWatch:
             "throttled_word": None if word is None else f"{word:#x}",
             "under_voltage_alarm": None if reading is None else reading.lcrit_alarm,
             "soc_temp_c": temp,
-            "hot": temp is not None and temp >= self.hot_c,
+            "hot": self._too_hot(temp),
             "problems": problems,
             "read_at": None if read_at is None else read_at.isoformat(),
         }
@@ -489,7 +492,7 @@ class PowerWatch:
             return "absent"
         if under is not None:
             return "fault"
-        hot = reading.soc_temp_c is not None and reading.soc_temp_c >= self.hot_c
+        hot = self._too_hot(reading.soc_temp_c)
         return "degraded" if throttled is not None or hot or problems else "ok"
 
 
@@ -521,7 +524,7 @@ def _facts(condition: str, spell: _Spell) -> dict[str, Any]:
     """What a spell's rows say of its cause: an under-voltage's ``throttled`` (whether the
     firmware slowed the Pi for it), a throttled one's ``cause``."""
     if condition == "under_voltage":
-        return {"throttled": spell.throttled_at is not None}
+        return {"throttled": spell.throttle is not None}
     return {"cause": _cause(spell)}
 
 
