@@ -318,12 +318,14 @@ class PowerWatch:
     def _started(
         self, condition: str, reading: PiPowerReading, since: datetime, facts: dict[str, Any]
     ) -> None:
-        """A spell's journal line and start row (outside the lock); ``facts``: ``_facts``."""
+        """A spell's journal line and start row (outside the lock); ``facts``: ``_facts``. The
+        line says the spell's start: a throttled one's may be a read before this one."""
         word = None if reading.throttled is None else f"{reading.throttled:#x}"
         log.warning(
-            "%s: %s (throttle word %s, SoC %s); docs/operations.md, Power and heat",
+            "%s: %s from %s (throttle word %s, SoC %s); docs/operations.md, Power and heat",
             condition.replace("_", "-"),
             _what(condition, facts),
+            format_ts(since),
             word or "not available",
             "?" if reading.soc_temp_c is None else f"{reading.soc_temp_c:.1f} degC",
         )

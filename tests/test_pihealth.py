@@ -1111,3 +1111,33 @@ def test_a_pending_throttle_that_turns_hot_in_an_open_spell_is_that_spells_alone
     ends = {a: d for a, d in _spell_rows(core) if a.endswith(".end")}
     assert ends["pi_power.throttled.end"]["cause"] == "heat"
     assert ends["pi_power.under_voltage.end"]["throttled"] is False  # not the supply's too
+
+
+def test_a_throttled_start_line_written_late_says_from_when(pi, watch, clock, caplog):
+    """Before: the start line of a throttle that turned hot after the dip was written at the
+    hot read with no time, while its row's ``from`` was the throttle's first read."""
+    caplog.set_level(logging.INFO, logger="kiosk.pihealth")
+    pi.set(UNDER, temp_c=70.0)
+    watch.poll()
+    clock.advance(2)
+    pi.set(0x4, temp_c=70.0)  # 01:00:02 the throttle after the dip
+    watch.poll()
+    clock.advance(2)
+    pi.set(0x4, temp_c=watch.hot_c)  # 01:00:04 hot: heat's from 01:00:02
+    watch.poll()
+    [line] = [r.getMessage() for r in caplog.records if r.getMessage().startswith("throttled")]
+    assert "from 2026-07-01T01:00:02.000000Z" in line
+
+
+@pytest.mark.parametrize("lang", ["en", "zh-CN"])
+def test_a_throttle_alone_is_not_said_as_a_capped_arm(pi, watch, admin, lang):
+    """Before: bit 2 alone (throttled, the ARM not capped) gave the card "The Pi's ARM
+    frequency is capped" and the row "ARM frequency capped"."""
+    pi.set(0x4, temp_c=55.0)
+    watch.poll()
+    row, card = _guard_words(admin, lang)
+    assert not any(
+        "frequency is capped" in t or "frequency capped since" in t for t in (row, card["detail"])
+    )
+    said = ("slowed down", "cause unknown") if lang == "en" else ("降频运行", "原因不明")
+    assert all(w in card["detail"] and w in row for w in said)
