@@ -132,8 +132,8 @@ class Alarm:
     #: On the overflow card: the open alarms that left the full board.
     dropped: int = 0
     #: Why a compound gate's standing alarm stands (``peer_alarms``): ``stale``, ``forged``,
-    #: ``unsigned`` or ``held``; the Pi's power card's (``power_alarms``): ``under_voltage``,
-    #: ``heat`` or ``unknown``.
+    #: ``unsigned`` or ``held``; the Pi's power card's (``power_cause``): ``under_voltage``,
+    #: ``supply``, ``heat`` or ``unknown``.
     cause: str = ""
     #: False when ``ts`` (its latest passage's) was stamped by a clock not synchronised (a
     #: Pi booted without network: 1970); ``dated_ts`` is then when it happened once
@@ -492,25 +492,34 @@ PI_POWER_ALARM = "device:pi_power"
 
 def power_alarms(status: Mapping[str, Any] | None) -> list[Alarm]:
     """The standing card while health's ``pi_power`` says under-voltage (first: it is also
-    why the Pi throttles) or throttled now: ``cause`` why (``under_voltage``; a throttle's
-    ``throttled_cause``: ``heat``, ``unknown``, or ``under_voltage`` for the supply's own),
-    dated when it began, the SoC's temperature with it. None otherwise."""
+    why the Pi throttles) or throttled now: ``cause`` why (``power_cause``), dated when it
+    began, the SoC's temperature with it. None otherwise."""
     if not status:
         return []
     for condition in PI_CONDITIONS:
         if status.get(condition):
-            cause = condition if condition == "under_voltage" else status.get("throttled_cause")
             return [
                 Alarm(
                     key=PI_POWER_ALARM,
                     kind="device",
                     ts=str(status.get(f"{condition}_since") or ""),
                     detail="pi_power",
-                    cause=str(cause or "unknown"),
+                    cause=power_cause(status, condition),
                     temp_c=status.get("soc_temp_c"),
                 )
             ]
     return []
+
+
+def power_cause(status: Mapping[str, Any], condition: str) -> str:
+    """What health's ``pi_power`` says of ``condition``, the one name the card and the
+    devices page's row are worded by: ``under_voltage`` (the supply too low now); a
+    throttle's ``throttled_cause``: ``heat``, ``unknown``, or ``supply`` (the firmware's
+    throttle for the supply: with the under-voltage, or left by its dip, the voltage back)."""
+    if condition == "under_voltage":
+        return "under_voltage"
+    cause = status.get("throttled_cause")
+    return "supply" if cause == "under_voltage" else str(cause or "unknown")
 
 
 #: The standing card for the rows of the log a damaged page keeps from being read.

@@ -19,15 +19,16 @@ off the decision loop, keeps the last reading for health, ``/metrics``, the guar
 page and the live page's standing card, and records each spell of under-voltage or throttling
 as two audit rows (its start, its end) and two journal lines. It never touches a decision.
 An under-voltage makes the firmware throttle too (bit 0, then bit 2: ``0x50005``): that
-throttle, in a reading that sees the under-voltage or one that follows its dip within
-``ACTIVE_HOLD_S`` (between two dips of one supply), is the under-voltage spell's (``throttled``
-in its rows), one spell of one cause, not a second; a ``throttled`` spell is the SoC slowed
-with no under-voltage in or within the hold of its first reading (from that reading: it may
-outlast the supply's dip) or for its heat, its ``cause`` in its rows (``heat`` once a reading
-in it said so, else ``unknown``), and its journal lines say heat only then. Bits 1 and 2 name no
-cause (the firmware caps the ARM for a low supply as for heat): a throttle's is what the rest
-of the reading shows, the under-voltage's, heat's (bit 3 or 19, the SoC at ``hot_c``) or
-unknown (health's ``throttled_cause``), and the guard is told heat only on such a sign.
+throttle, in a reading that sees the under-voltage or one that began within
+``ACTIVE_HOLD_S`` of its dip (between two dips of one supply) and has not cleared since, is the
+under-voltage spell's (``throttled`` in its rows), one spell of one cause, not a second; a
+``throttled`` spell is the SoC slowed with no under-voltage in or within the hold of its first
+reading, or for its heat (from its first reading), its ``cause`` in its rows (``heat`` once a
+reading in it said so, else ``unknown``), and its journal lines say heat only then. Bits 1
+and 2 name no cause (the firmware caps the ARM for a low supply as for heat): a throttle's is
+what the rest of the reading shows, the under-voltage's, heat's (bit 3 or 19, the SoC at
+``hot_c``) or unknown (health's ``throttled_cause``), and the guard is told heat only on such
+a sign.
 
 A spell ends only once its condition has been clear for ``coalesce_s`` (5 minutes): a supply
 flapping every few seconds is one spell (its ``flaps`` counted), never a row per poll, so at
@@ -134,19 +135,20 @@ class _Spell:
     last_seen_ns: int
     flaps: int = 0
     clear: bool = False
-    #: A throttled spell's: whether a reading in it said heat (``PowerWatch._hot``).
-    hot: bool = False
-    #: An under-voltage's: the firmware's throttle that came with it, first and last seen.
-    throttled_at: datetime | None = None
-    throttled_ns: int | None = None
+    #: A throttled spell's: when a reading in it last said heat (``PowerWatch._hot``).
+    hot_ns: int | None = None
+    #: An under-voltage's: the firmware's throttle that came with it.
+    throttle: _Throttle | None = None
 
 
 @dataclass
-class _Lingering:
-    """A throttle in readings with no under-voltage within ``ACTIVE_HOLD_S`` of the supply's
-    last dip (``PowerWatch._supplys``), not told apart yet: the supply's once it dips again or
-    the throttle is gone within the hold; a throttled spell of its own from ``since`` (its
-    first reading, not when the hold ran out) once it outlasts the hold or says heat."""
+class _Throttle:
+    """The supply's throttle, first seen at ``since``, last at ``last_ns``: an under-voltage
+    spell's, or ``PowerWatch._lingering``, one in readings with no under-voltage begun within
+    ``ACTIVE_HOLD_S`` of the supply's last dip (``PowerWatch._supplys``): the supply's,
+    credited to its spell once it dips again, the throttle clears, the spell ends or the
+    kiosk stops; a throttled spell of its own from ``since`` (its first reading, not the hot
+    one) if it says heat first."""
 
     since: datetime
     last_ns: int
@@ -165,7 +167,7 @@ class PowerWatch:
     last: PiPowerReading | None = None
     read_at: datetime | None = None
     _spells: dict[str, _Spell] = field(default_factory=dict)
-    _lingering: _Lingering | None = None
+    _lingering: _Throttle | None = None
     _problem: str | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     #: Held by a poll and a stop while they change the spells and write their rows (not by
@@ -213,16 +215,18 @@ class PowerWatch:
             for condition in CONDITIONS:  # under-voltage first: a throttle may be its
                 seen = reading.seen(condition)
                 if seen and condition == "throttled" and self._supplys(reading, now, mono):
-                    continue
+                    seen = False  # the supply's: not a sighting of a throttled spell's own
                 if seen:
                     if self._seen(condition, now, mono):
                         started.append(condition)
                     if condition == "throttled" and self._hot(reading):
-                        self._spells[condition].hot = True
+                        self._spells[condition].hot_ns = mono
                 elif seen is False and condition in self._spells:
                     spell = self._spells[condition]
                     spell.clear = True
-                    if mono - spell.last_seen_ns >= self.coalesce_s * 1e9:
+                    if mono - self._last_ns(condition, spell) >= self.coalesce_s * 1e9:
+                        if condition == "under_voltage":
+                            self._to_the_supply()  # a throttle pending is this spell's
                         ended.append((condition, self._spells.pop(condition)))
             opened = [(c, self._spells[c].since, _facts(c, self._spells[c])) for c in started]
         for condition, since, facts in opened:
@@ -235,16 +239,20 @@ class PowerWatch:
 
     def _seen(self, condition: str, now: datetime, mono: int) -> bool:
         """``condition`` seen (under the lock): True when that starts a spell, from ``now`` or,
-        a throttled one, from the first reading of the throttle that lingered (no spell's start
-        late)."""
+        a throttled one, from the first reading of the throttle that lingered if it was seen
+        within ``ACTIVE_HOLD_S`` (no spell's start late, none at a stale time)."""
         spell = self._spells.get(condition)
         if spell is not None:
+            if condition == "throttled":
+                self._lingering = None  # this spell's now, never the supply's as well
             spell.flaps += 1 if spell.clear else 0
             spell.clear, spell.last_seen, spell.last_seen_ns = False, now, mono
             return False
         since, run = now, self._lingering if condition == "throttled" else None
-        if run is not None:
+        if run is not None and self._recent(run.last_ns):
             since, self._lingering = run.since, None
+        elif run is not None:
+            self._to_the_supply()  # not seen for the hold: the supply's, this one begins now
         self._spells[condition] = _Spell(since, now, mono)
         return True
 
@@ -252,23 +260,24 @@ class PowerWatch:
         """The throttle ``reading`` shows (under the lock) is the under-voltage's: its spell is
         open, no spell of heat is, nothing in the reading says heat (the soft temperature
         limit's bit 3 or 19, the SoC at ``hot_c``), and the same reading sees the
-        under-voltage (now or since the kernel's last poll) or the supply dipped within
-        ``ACTIVE_HOLD_S`` (the firmware still throttling a poll after it came back, between
-        two of its dips: ``_Lingering``, the supply's unless it outlasts the hold). Kept on
-        that spell (``throttled``), no spell of its own: one weak supply is one spell. A
-        throttle past the hold is a throttled spell of its own, from its first reading, even
-        while the under-voltage's is not over (that one ends at its last sighting). A throttled
-        spell already open (the SoC hot before the supply sagged) goes on as its own."""
-        under = self._spells.get("under_voltage")
-        if under is None or "throttled" in self._spells or self._hot(reading):
+        under-voltage (now or since the kernel's last poll), or the throttle began within
+        ``ACTIVE_HOLD_S`` of the supply's dip (the firmware still throttling after the
+        voltage came back: ``_lingering``) and has not cleared since. Kept on that spell
+        (``throttled``), no spell of its own: one weak supply is one supply problem, however
+        long its throttle lingers; only heat makes it a throttled spell (from its first
+        reading). A throttle first seen past the hold is a throttled spell of its own. A
+        throttled spell of heat already open (the SoC hot before the supply sagged) goes on
+        as its own; one of cause unknown takes no throttle the supply's dip brings."""
+        under, own = self._spells.get("under_voltage"), self._spells.get("throttled")
+        if under is None or (own is not None and self._heat(own)) or self._hot(reading):
             return False
         if reading.seen("under_voltage"):
-            self._credit(under, now, mono)
+            self._credit(under, _Throttle(now, mono))
             return True
-        if mono - under.last_seen_ns > ACTIVE_HOLD_S * 1e9:
+        if self._lingering is None and not self._recent(under.last_seen_ns):
             return False
         if self._lingering is None:
-            self._lingering = _Lingering(now, mono)
+            self._lingering = _Throttle(now, mono)
         self._lingering.last_ns = mono
         return True
 
@@ -278,31 +287,45 @@ class PowerWatch:
         run, self._lingering = self._lingering, None
         under = self._spells.get("under_voltage")
         if run is not None and under is not None:
-            self._credit(under, run.since, run.last_ns)
+            self._credit(under, run)
+
+    def _last_ns(self, condition: str, spell: _Spell) -> int:
+        """When ``spell`` was last seen (under the lock): an under-voltage's, its throttle
+        included, lingering after the dip or not (the spell is not over while it is on)."""
+        if condition != "under_voltage":
+            return spell.last_seen_ns
+        throttles = (spell.throttle, self._lingering)
+        return max([spell.last_seen_ns] + [t.last_ns for t in throttles if t is not None])
 
     @staticmethod
-    def _credit(under: _Spell, since: datetime, last_ns: int) -> None:
-        """A throttle first seen at ``since``, last at ``last_ns``, is ``under``'s."""
-        if under.throttled_at is None:
-            under.throttled_at = since
-        under.throttled_ns = max(under.throttled_ns or last_ns, last_ns)
+    def _credit(under: _Spell, run: _Throttle) -> None:
+        """The throttle ``run`` is ``under``'s: its first sighting kept, its last the latest."""
+        if under.throttle is None:
+            under.throttle = _Throttle(run.since, run.last_ns)
+        under.throttle.last_ns = max(under.throttle.last_ns, run.last_ns)
 
     def _hot(self, reading: PiPowerReading) -> bool:
         """Whether ``reading`` says the SoC is hot: the soft temperature limit's bit (now or
         since the kernel's last poll) or its temperature at ``hot_c``."""
         word = None if reading.stale_word else reading.throttled
         soft = word is not None and bool((word | word >> OCCURRED_SHIFT) & 1 << _SOFT_LIMIT_BIT)
-        return soft or (reading.soc_temp_c is not None and reading.soc_temp_c >= self.hot_c)
+        return soft or self._too_hot(reading.soc_temp_c)
+
+    def _too_hot(self, temp_c: float | None) -> bool:
+        """Whether the SoC's temperature is at ``hot_c`` (None: not known, not hot)."""
+        return temp_c is not None and temp_c >= self.hot_c
 
     def _started(
         self, condition: str, reading: PiPowerReading, since: datetime, facts: dict[str, Any]
     ) -> None:
-        """A spell's journal line and start row (outside the lock); ``facts``: ``_facts``."""
+        """A spell's journal line and start row (outside the lock); ``facts``: ``_facts``. The
+        line says the spell's start: a throttled one's may be a read before this one."""
         word = None if reading.throttled is None else f"{reading.throttled:#x}"
         log.warning(
-            "%s: %s (throttle word %s, SoC %s); docs/operations.md, Power and heat",
+            "%s: %s from %s (throttle word %s, SoC %s); docs/operations.md, Power and heat",
             condition.replace("_", "-"),
             _what(condition, facts),
+            format_ts(since),
             word or "not available",
             "?" if reading.soc_temp_c is None else f"{reading.soc_temp_c:.1f} degC",
         )
@@ -397,22 +420,36 @@ class PowerWatch:
     def _recent(self, mono_ns: int) -> bool:
         return self.clock.monotonic_ns() - mono_ns <= ACTIVE_HOLD_S * 1e9
 
+    def _heat(self, spell: _Spell) -> bool:
+        """Whether a reading in the throttled ``spell`` said heat within its ``coalesce_s``."""
+        ns = spell.hot_ns
+        return ns is not None and self.clock.monotonic_ns() - ns <= self.coalesce_s * 1e9
+
     def _slowed(self) -> tuple[datetime, str] | None:
         """Since when the SoC runs slowed, seen within ``ACTIVE_HOLD_S``, and why (health's
-        ``throttled_cause``): a throttled spell's start, ``heat`` once a reading in it said so,
-        else ``unknown`` (bit 1 or 2 alone, a cool SoC: the firmware caps the ARM for a low
+        ``throttled_cause``): a throttled spell's start, ``heat`` while a reading in it said so
+        within its ``coalesce_s``, else what the last reading shows (heat, the under-voltage,
+        or ``unknown``: bit 1 or 2 alone, a cool SoC: the firmware caps the ARM for a low
         supply as for heat, and its word named neither); else the throttle an under-voltage
         spell came with or that lingers after its dip, ``under_voltage`` (health's
         ``throttled`` says the firmware's throttle, whatever its cause)."""
         with self._lock:
             spell = self._spells.get("throttled")
             if spell is not None and self._recent(spell.last_seen_ns):
-                return spell.since, _cause(spell)
-            spell, run = self._spells.get("under_voltage"), self._lingering
-            throttles = [] if spell is None else [(spell.throttled_at, spell.throttled_ns)]
-            throttles += [] if run is None else [(run.since, run.last_ns)]
-            starts = [at for at, ns in throttles if at and ns is not None and self._recent(ns)]
+                return spell.since, "heat" if self._heat(spell) else self._shown()
+            spell = self._spells.get("under_voltage")
+            throttles = (None if spell is None else spell.throttle, self._lingering)
+            starts = [t.since for t in throttles if t is not None and self._recent(t.last_ns)]
             return (min(starts), "under_voltage") if starts else None
+
+    def _shown(self) -> str:
+        """The cause of a throttle the last reading shows (under the lock)."""
+        reading = self.last
+        if reading is not None and self._hot(reading):
+            return "heat"
+        return (
+            "under_voltage" if reading is not None and reading.seen("under_voltage") else "unknown"
+        )
 
     def status(self) -> dict[str, Any]:
         """Health's ``pi_power``: ``state`` (``unknown`` before the first read, ``absent``: not
@@ -439,7 +476,7 @@ class PowerWatch:
             "throttled_word": None if word is None else f"{word:#x}",
             "under_voltage_alarm": None if reading is None else reading.lcrit_alarm,
             "soc_temp_c": temp,
-            "hot": temp is not None and temp >= self.hot_c,
+            "hot": self._too_hot(temp),
             "problems": problems,
             "read_at": None if read_at is None else read_at.isoformat(),
         }
@@ -457,7 +494,7 @@ class PowerWatch:
             return "absent"
         if under is not None:
             return "fault"
-        hot = reading.soc_temp_c is not None and reading.soc_temp_c >= self.hot_c
+        hot = self._too_hot(reading.soc_temp_c)
         return "degraded" if throttled is not None or hot or problems else "ok"
 
 
@@ -469,7 +506,7 @@ def _problem_text(problem: str | None) -> str:
 
 _WHAT = {
     "under_voltage": "the Pi's supply voltage is too low (a weak supply or a long, thin cable)",
-    "heat": "the Pi runs slowed with no under-voltage (its SoC too hot)",
+    "heat": "the Pi runs slowed for heat (its SoC too hot)",
     "unknown": (
         "the Pi runs slowed (ARM frequency capped or throttled) with no under-voltage and no"
         " sign of heat: cause unknown (the firmware's word names none)"
@@ -480,15 +517,16 @@ _SLOWED = ", and the firmware slowed the Pi for it"
 
 
 def _cause(spell: _Spell) -> str:
-    """A throttled spell's cause: ``heat`` once a reading in it said so, else ``unknown``."""
-    return "heat" if spell.hot else "unknown"
+    """A throttled spell's cause in its rows and lines: ``heat`` once a reading in it said
+    so, else ``unknown``."""
+    return "heat" if spell.hot_ns is not None else "unknown"
 
 
 def _facts(condition: str, spell: _Spell) -> dict[str, Any]:
     """What a spell's rows say of its cause: an under-voltage's ``throttled`` (whether the
     firmware slowed the Pi for it), a throttled one's ``cause``."""
     if condition == "under_voltage":
-        return {"throttled": spell.throttled_at is not None}
+        return {"throttled": spell.throttle is not None}
     return {"cause": _cause(spell)}
 
 

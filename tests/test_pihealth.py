@@ -575,36 +575,36 @@ def test_a_throttle_alone_between_the_supplys_dips_is_the_supplys(
     assert "the firmware slowed the Pi for it" in lines[1]
 
 
-def test_a_throttle_after_the_dip_is_the_supplys_in_health_until_it_outlasts_the_hold(
-    pi, watch, core, clock
-):
-    """While a throttle alone follows the dip within the hold, health says it throttled for
-    the supply (the under-voltage's card); once it outlasts the hold it is a spell of its own
-    from its first reading (not from when the hold ran out), its cause unknown."""
+def test_a_throttle_after_the_dip_is_the_supplys_until_it_clears(pi, watch, core, clock):
+    """A throttle alone that follows the dip within the hold is the supply's (health, the
+    card, its spell's rows) for as long as it lasts, past the hold too; one first seen past
+    the hold, after it cleared, is a spell of its own, its cause unknown."""
     pi.set(0x10001, temp_c=55.0)  # the supply dips, no throttle yet
     watch.poll()
     clock.advance(10)
     pi.set(0x20002, temp_c=55.0)  # back, the ARM capped: 01:00:10
     watch.poll()
-    status = watch.status()
-    assert (status["throttled"], status["throttled_cause"]) == (True, "under_voltage")
-    assert status["throttled_since"] == "2026-07-01T01:00:10+00:00"
-    assert [card.cause for card in power_alarms(status)] == ["under_voltage"]
-    for _ in range(int(ACTIVE_HOLD_S) // 10):
+    for _ in range(int(ACTIVE_HOLD_S) // 10 + 1):
+        status = watch.status()
+        assert (status["throttled"], status["throttled_cause"]) == (True, "under_voltage")
+        assert status["throttled_since"] == "2026-07-01T01:00:10+00:00"
+        supplys = "under_voltage" if status["under_voltage"] else "supply"  # the voltage back
+        assert [card.cause for card in power_alarms(status)] == [supplys]
         clock.advance(10)
         watch.poll()
-    status = watch.status()  # 70 s after the dip: the cap is not the supply's
-    assert (status["throttled_cause"], status["throttled_since"]) == (
-        "unknown",
-        "2026-07-01T01:00:10+00:00",
-    )
+    assert [a for a, _ in _spell_rows(core)] == ["pi_power.under_voltage.start"]
+    pi.set(0, temp_c=55.0)  # 01:01:20 the cap gone: it was the supply's
+    watch.poll()
+    clock.advance(ACTIVE_HOLD_S)
+    pi.set(0x20002, temp_c=55.0)  # 01:02:20 capped again, 130 s after the dip: its own
+    watch.poll()
+    assert watch.status()["throttled_cause"] == "unknown"
     rows = _spell_rows(core)
     assert [a for a, _ in rows] == ["pi_power.under_voltage.start", "pi_power.throttled.start"]
-    assert rows[1][1]["from"] == "2026-07-01T01:00:10.000000Z"
-    assert rows[1][1]["cause"] == "unknown"
+    assert rows[1][1]["from"] == "2026-07-01T01:02:20.000000Z"
     watch.close()
     ends = {a: d for a, d in _spell_rows(core) if a.endswith(".end")}
-    assert ends["pi_power.under_voltage.end"]["throttled"] is False  # the cap was not its
+    assert ends["pi_power.under_voltage.end"]["throttled"] is True
     assert ends["pi_power.throttled.end"]["cause"] == "unknown"
 
 
@@ -685,7 +685,8 @@ def test_a_hot_soc_throttled_before_the_supply_sagged_stays_its_own_spell(pi, wa
 
 def _a_supply_then_a_throttle_alone(pi, watch, clock) -> None:
     """A poll every 10 s: three minutes of under-voltage with its throttle, twenty of the ARM
-    capped and throttled with no under-voltage and the SoC at 60 degC, then ten quiet."""
+    capped (``0x20002``: capped now and since the kernel's last poll, no bit 2) with no
+    under-voltage and the SoC at 60 degC, then ten quiet."""
     for minutes, word in ((3, UNDER), (20, 0x20002), (10, 0)):
         for _ in range(minutes * 6):
             pi.set(word, temp_c=60.0)
@@ -693,35 +694,43 @@ def _a_supply_then_a_throttle_alone(pi, watch, clock) -> None:
             clock.advance(10)
 
 
-def test_a_throttle_that_outlasts_the_under_voltage_is_in_a_spell_from_when_it_was_alone(
+def test_a_throttle_that_outlasts_the_under_voltage_is_the_supplys_until_it_clears(
     pi, watch, core, clock, caplog
 ):
-    """Before: the throttle alone went to the under-voltage spell while that one was only
-    coalescing (past its last sighting): the under-voltage spell was over at 01:02:50, the
-    throttled one began at 01:07:50, five minutes of a slowed SoC in no spell and not in
-    ``downtime.power``, and its journal lines said "its SoC too hot" of a SoC at 60 degC."""
+    """Before: a throttle alone went to the under-voltage spell while that one was only
+    coalescing, then became a throttled spell of its own whose lines said "its SoC too hot"
+    of a SoC at 60 degC; later, "cause unknown" from its first reading: two spells and a
+    card switching from the supply to "cause unknown" for one weak supply. The throttle that
+    followed the dip is the supply's until it clears: the under-voltage spell is not over
+    while it lasts (its ``to`` the under-voltage's last sighting, ``throttled`` true)."""
     caplog.set_level(logging.INFO, logger="kiosk.pihealth")
     _a_supply_then_a_throttle_alone(pi, watch, clock)
     rows = _spell_rows(core)
-    assert sorted(a for a, _ in rows) == TWO_SPELLS
-    detail = dict(rows)
-    assert detail["pi_power.under_voltage.end"]["to"] == "2026-07-01T01:02:50.000000Z"
-    assert detail["pi_power.throttled.start"]["from"] == "2026-07-01T01:03:00.000000Z"
-    assert detail["pi_power.throttled.end"]["to"] == "2026-07-01T01:22:50.000000Z"
+    assert [a for a, _ in rows] == ["pi_power.under_voltage.start", "pi_power.under_voltage.end"]
+    end = dict(rows)["pi_power.under_voltage.end"]
+    assert (end["to"], end["throttled"]) == ("2026-07-01T01:02:50.000000Z", True)
     down = stats.daily_report(core.store.reader(), date(2026, 7, 1), "Asia/Shanghai")["downtime"]
     assert [(s["condition"], s["from"][11:19], s["to"][11:19]) for s in down["power"]] == [
         ("under_voltage", "09:00:00", "09:02:50"),
-        ("throttled", "09:03:00", "09:22:50"),
     ]
-    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("throttled")]
-    assert len(said) == 2 and all("cause unknown" in line for line in said)
-    assert not any("too hot" in line or "not hot" in line for line in said)
-    assert detail["pi_power.throttled.end"]["cause"] == "unknown"
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 2 and all("the firmware slowed the Pi for it" in line for line in said)
+    assert not any("hot" in line or "unknown" in line for line in said)
+
+
+def test_the_under_voltage_spell_is_not_over_while_its_throttle_lingers(pi, watch, core, clock):
+    _a_supply_then_a_throttle_alone(pi, watch, clock)  # the cap cleared at 01:23:00
+    [end] = [
+        (r["ts"], r["detail"])
+        for r in core.store.audits(limit=1000)
+        if r["action"] == ("pi_power.under_voltage.end")
+    ]
+    assert end[0] >= "2026-07-01T01:27:50"  # five quiet minutes after the throttle's last read
 
 
 def test_a_throttled_spells_lines_say_heat_once_a_reading_in_it_did(pi, watch, clock, caplog):
     caplog.set_level(logging.INFO, logger="kiosk.pihealth")
-    pi.set(0x20002, temp_c=60.0)  # capped and throttled, the SoC not hot: no heat said
+    pi.set(0x20002, temp_c=60.0)  # capped now and since the last poll, the SoC not hot
     watch.poll()
     clock.advance(60)
     pi.set(0x4, temp_c=watch.hot_c)  # the same spell, the SoC at hot_c now
@@ -788,3 +797,347 @@ def test_the_arm_capped_bit_is_said_as_the_cause_the_reading_shows(
 
 #: What the guard is told only of heat: the enclosure shaded, a heatsink.
 HEAT_WORDS = ("heatsink", "Shade", "too hot")
+
+
+# --- one weak supply reads as one supply problem, whatever throttle came before --------------
+
+
+def test_a_throttle_of_no_known_cause_takes_none_of_a_later_supplys_throttle(
+    pi, watch, core, clock
+):
+    """Before: a throttled spell of cause unknown still open (the ARM capped on a cool SoC)
+    took every later dip's throttle: the supply's throttle said "cause unknown" in health
+    and on the card, and kept that spell going as a second spell of the one weak supply."""
+    pi.set(0x20002, temp_c=55.0)  # 01:00:00 capped on a cool SoC: a spell, cause unknown
+    watch.poll()
+    clock.advance(120)
+    pi.set(UNDER, temp_c=55.0)  # 01:02:00 the supply dips, the firmware throttling for it
+    watch.poll()
+    status = watch.status()
+    assert (status["throttled_cause"], status["throttled_since"]) == (
+        "under_voltage",
+        "2026-07-01T01:02:00+00:00",
+    )
+    assert [card.cause for card in power_alarms(status)] == ["under_voltage"]
+    clock.advance(2)
+    _a_weak_supply(pi, watch, clock)
+    ends = {a: d for a, d in _spell_rows(core) if a.endswith(".end")}
+    assert ends["pi_power.throttled.end"]["to"] == "2026-07-01T01:00:00.000000Z"
+    assert ends["pi_power.throttled.end"]["flaps"] == 0
+    assert ends["pi_power.under_voltage.end"]["throttled"] is True
+
+
+def test_a_supply_dipping_every_90_s_with_a_cap_lingering_70_s_is_one_supply_problem(
+    pi, watch, core, clock, caplog
+):
+    """Before: the cap outlasting the hold after each dip became a throttled spell "cause
+    unknown" and the card switched between the supply and "cause unknown" 20 times in 15
+    minutes. A throttle that began within the hold of a dip is the supply's until it clears."""
+    caplog.set_level(logging.INFO, logger="kiosk.pihealth")
+    causes = []
+    for t in range(0, 900, 2):
+        phase = t % 90
+        pi.set(UNDER if phase == 0 else (0x20002 if phase <= 70 else 0), temp_c=55.0)
+        watch.poll()
+        status = watch.status()
+        assert status["throttled"] and status["throttled_cause"] == "under_voltage", t
+        causes += [card.cause for card in power_alarms(status)]
+        clock.advance(2)
+    assert len(causes) == 450 and "unknown" not in causes  # one card all along
+    assert [a for a, _ in _spell_rows(core)] == ["pi_power.under_voltage.start"]
+    assert len(caplog.records) == 1
+
+
+def test_a_throttle_pending_when_its_supplys_spell_ends_is_that_spells_not_a_later_ones(
+    pi, watch, core, clock
+):
+    """Before: the word unreadable after a throttle that followed the dip, the under-voltage
+    spell ended (the alarm said 0) with the throttle still pending: its rows said the firmware
+    had not slowed the Pi, and a throttle an hour later started a spell at the old one's time."""
+    pi.set(0x10001, temp_c=55.0)
+    watch.poll()
+    clock.advance(2)
+    pi.set(0x20002, temp_c=55.0)  # 01:00:02 the cap after the dip: the supply's
+    watch.poll()
+    pi.set(0, temp_c=55.0)
+    pi.garble("get_throttled", "0xzz\n")  # the word unreadable, the alarm says 0
+    for _ in range(4):
+        clock.advance(COALESCE_S)
+        watch.poll()
+    clock.advance(3600)
+    pi.set(0x20002, temp_c=55.0)  # 02:20:02, capped: a spell from now
+    watch.poll()
+    detail = dict(_spell_rows(core))
+    assert detail["pi_power.under_voltage.end"]["throttled"] is True
+    assert detail["pi_power.throttled.start"]["from"] == "2026-07-01T02:20:02.000000Z"
+
+
+def test_heat_after_a_pending_throttle_unseen_past_the_hold_starts_from_the_hot_read(
+    pi, watch, core, clock
+):
+    pi.set(0x10001, temp_c=55.0)
+    watch.poll()
+    clock.advance(2)
+    pi.set(0x20002, temp_c=55.0)  # 01:00:02 the cap after the dip: the supply's, pending
+    watch.poll()
+    pi.set(0, temp_c=55.0)
+    pi.garble("get_throttled", "0xzz\n")  # two minutes of a word that cannot be read
+    for _ in range(12):
+        clock.advance(10)
+        watch.poll()
+    pi.set(0x4, temp_c=watch.hot_c)  # 01:02:02 throttled and hot: heat's from this read
+    watch.poll()
+    watch.close()
+    detail = dict(_spell_rows(core))
+    assert detail["pi_power.throttled.start"]["from"] == "2026-07-01T01:02:02.000000Z"
+    assert detail["pi_power.under_voltage.end"]["throttled"] is True
+
+
+def test_health_says_heat_while_a_sign_of_it_was_seen_within_the_coalesce_window(
+    pi, watch, core, clock, admin
+):
+    """Before: one hot read named the whole throttled spell's throttle "heat" in health and
+    on the card (shade the enclosure, fit a heatsink) for as long as it lasted, ten minutes
+    on of a SoC at 55 degC capped with no sign of heat. Health says heat while a sign of it
+    was seen within the spell's coalesce window, else what the present read shows; the
+    spell's rows keep heat once seen."""
+    pi.set(0x2, temp_c=81.0)  # 01:00:00 capped and at hot_c: heat
+    watch.poll()
+    for _ in range(int(COALESCE_S) // 2):  # to 01:05:00: capped, the SoC at 55 degC
+        clock.advance(2)
+        pi.set(0x20002, temp_c=55.0)
+        watch.poll()
+    assert watch.status()["throttled_cause"] == "heat"
+    clock.advance(2)
+    watch.poll()
+    status = watch.status()
+    assert (status["throttled_cause"], status["throttled_since"]) == (
+        "unknown",
+        "2026-07-01T01:00:00+00:00",
+    )
+    row, card = _guard_words(admin)
+    assert "cause unknown" in card["detail"] and "cause unknown" in row
+    pi.set(0x20002, temp_c=watch.hot_c)  # hot again: heat again
+    watch.poll()
+    assert watch.status()["throttled_cause"] == "heat"
+    pi.set(0x20002, temp_c=55.0)
+    watch.poll()
+    watch.close()
+    assert dict(_spell_rows(core))["pi_power.throttled.end"]["cause"] == "heat"
+
+
+@pytest.mark.parametrize(
+    ("lang", "said", "todo"),
+    [
+        ("en", "slowed down since 09:00 after a dip in its supply", "The voltage is back"),
+        ("zh-CN", "自 09:00 起供电电压曾过低，主机降频运行", "电压已恢复"),
+    ],
+)
+def test_once_the_voltage_is_back_the_card_says_the_pi_is_slowed_after_a_dip(
+    pi, watch, clock, admin, lang, said, todo
+):
+    """Before: the under-voltage card ("the supply voltage is too low") stood up to two
+    minutes after the voltage was back, for the throttle the dip left behind."""
+    pi.set(0x10001, temp_c=55.0)  # 01:00:00 the supply dips
+    watch.poll()
+    for _ in range(29):  # the cap lingers to 01:00:58, then gone: the supply's
+        clock.advance(2)
+        pi.set(0x20002, temp_c=55.0)
+        watch.poll()
+    clock.advance(2)
+    pi.set(0, temp_c=55.0)
+    watch.poll()
+    clock.advance(50)  # 01:01:50: 110 s after the dip, 52 s after the cap
+    watch.poll()
+    status = watch.status()
+    assert (status["under_voltage"], status["throttled_cause"]) == (False, "under_voltage")
+    row, card = _guard_words(admin, lang)
+    assert said in card["detail"] and todo in card["todo"]
+    too_low = ("too low", "电压过低：")
+    assert not any(w in text for text in (card["detail"], row) for w in too_low)
+
+
+def test_a_heat_spells_lines_say_heat_not_no_under_voltage_when_the_read_has_both(
+    pi, watch, clock, caplog
+):
+    """Before: a weak supply in a hot enclosure (``0x5000F``) wrote a throttled spell whose
+    lines said "slowed with no under-voltage" of the read that saw the under-voltage."""
+    caplog.set_level(logging.INFO, logger="kiosk.pihealth")
+    pi.set(BOTH, temp_c=84.0)
+    watch.poll()
+    watch.close()
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("throttled")]
+    assert len(said) == 2
+    assert all("slowed for heat (its SoC too hot)" in line for line in said)
+    assert not any("no under-voltage" in line for line in said)
+
+
+# --- the supply's throttle at its edges (review3's mutants) ----------------------------------
+
+
+def test_a_throttle_gone_within_the_hold_is_settled_so_a_later_one_is_its_own(
+    pi, watch, core, clock
+):
+    """The throttle after the dip clears: it was the supply's (its spell's rows say so), and
+    a throttle first seen after it past the hold is a spell of its own, not the supply's."""
+    pi.set(0x10001, temp_c=55.0)
+    watch.poll()
+    clock.advance(2)
+    pi.set(0x4, temp_c=55.0)  # 01:00:02 throttled after the dip: the supply's
+    watch.poll()
+    clock.advance(2)
+    pi.set(0, temp_c=55.0)  # 01:00:04 gone
+    watch.poll()
+    clock.advance(ACTIVE_HOLD_S)
+    pi.set(0x4, temp_c=55.0)  # 01:01:04 throttled again, past the hold: its own
+    watch.poll()
+    rows = _spell_rows(core)
+    assert [a for a, _ in rows] == ["pi_power.under_voltage.start", "pi_power.throttled.start"]
+    assert rows[1][1]["from"] == "2026-07-01T01:01:04.000000Z"
+    watch.close()
+    assert dict(_spell_rows(core))["pi_power.under_voltage.end"]["throttled"] is True
+
+
+def test_a_pending_throttle_is_settled_when_the_supply_dips_again(pi, watch, core, clock):
+    """The throttle after the first dip is the supply's once it dips again: a throttle that
+    later turns hot is heat's from its own first read, not from the settled one's."""
+    pi.set(0x10001, temp_c=55.0)
+    watch.poll()
+    clock.advance(2)
+    pi.set(0x20002, temp_c=55.0)  # 01:00:02 pending
+    watch.poll()
+    clock.advance(2)
+    pi.set(UNDER, temp_c=55.0)  # 01:00:04 the supply again, its throttle
+    watch.poll()
+    clock.advance(2)
+    pi.set(0x20002, temp_c=55.0)  # 01:00:06 the cap alone: pending from here
+    watch.poll()
+    clock.advance(2)
+    pi.set(0x20002, temp_c=watch.hot_c)  # 01:00:08 hot: heat's from 01:00:06
+    watch.poll()
+    rows = dict(_spell_rows(core))
+    assert rows["pi_power.throttled.start"]["from"] == "2026-07-01T01:00:06.000000Z"
+
+
+def test_the_soft_temperature_limit_having_occurred_alone_is_heat(pi, watch, core):
+    pi.set(0x80002, temp_c=60.0)  # capped now, the soft limit since the last poll (bit 19)
+    watch.poll()
+    status = watch.status()
+    assert (status["throttled"], status["throttled_cause"]) == (True, "heat")
+    assert dict(_spell_rows(core))["pi_power.throttled.start"]["cause"] == "heat"
+
+
+def test_a_pending_throttle_stands_in_health_from_its_last_sighting(pi, watch, clock):
+    pi.set(0x10001, temp_c=55.0)
+    watch.poll()
+    for _ in range(50):  # 01:00:02 to 01:01:40 the cap after the dip, pending
+        clock.advance(2)
+        pi.set(0x20002, temp_c=55.0)
+        watch.poll()
+    pi.set(0, temp_c=55.0)
+    clock.advance(ACTIVE_HOLD_S)  # 01:02:40: 60 s after the cap's last read
+    watch.poll()
+    status = watch.status()
+    assert (status["throttled"], status["throttled_cause"]) == (True, "under_voltage")
+    clock.advance(2)
+    watch.poll()
+    assert not watch.status()["throttled"]
+
+
+def test_health_dates_the_supplys_throttle_from_its_first_read(pi, watch, clock):
+    pi.set(UNDER, temp_c=55.0)  # 01:00:00 the dip and its throttle
+    watch.poll()
+    clock.advance(2)
+    pi.set(0x20002, temp_c=55.0)  # 01:00:02 the cap after it, pending
+    watch.poll()
+    assert watch.status()["throttled_since"] == "2026-07-01T01:00:00+00:00"
+
+
+@pytest.mark.parametrize(("after", "supplys"), [(ACTIVE_HOLD_S, True), (ACTIVE_HOLD_S + 2, False)])
+def test_a_throttle_first_seen_at_the_holds_edge(pi, watch, core, clock, after, supplys):
+    pi.set(0x10001, temp_c=55.0)
+    watch.poll()
+    clock.advance(after)
+    pi.set(0x20002, temp_c=55.0)  # the first throttle after the dip, at or past the hold
+    watch.poll()
+    assert watch.status()["throttled_cause"] == ("under_voltage" if supplys else "unknown")
+    assert ("pi_power.throttled.start" in dict(_spell_rows(core))) is not supplys
+
+
+def test_the_supplys_throttle_is_dated_by_its_last_sighting_in_health(pi, watch, clock):
+    pi.set(UNDER, temp_c=55.0)  # 01:00:00
+    watch.poll()
+    clock.advance(50)
+    pi.set(UNDER, temp_c=55.0)  # 01:00:50 again, its throttle seen last now
+    watch.poll()
+    pi.set(0, temp_c=55.0)
+    clock.advance(ACTIVE_HOLD_S)  # 01:01:50: a minute after the last: it stands
+    watch.poll()
+    assert watch.status()["throttled"] and watch.status()["under_voltage"]
+
+
+def test_a_spell_of_heat_open_when_the_supply_dips_keeps_the_throttle(pi, watch, core):
+    pi.set(HOT, temp_c=84.0)  # a hot SoC throttled: heat's spell
+    watch.poll()
+    pi.set(UNDER, temp_c=75.0)  # the supply sags, the read itself shows no heat
+    watch.poll()
+    rows = _spell_rows(core)
+    assert [a for a, _ in rows] == ["pi_power.throttled.start", "pi_power.under_voltage.start"]
+    assert rows[1][1]["throttled"] is False and watch.status()["throttled_cause"] == "heat"
+
+
+def test_a_throttle_only_since_the_kernels_last_poll_counts(pi, watch, core):
+    pi.set(0x20000, temp_c=55.0)  # capped since the last poll (bit 17), not now
+    watch.poll()
+    assert watch.status()["throttled"] and watch.status()["throttled_cause"] == "unknown"
+    assert [a for a, _ in _spell_rows(core)] == ["pi_power.throttled.start"]
+
+
+def test_a_pending_throttle_that_turns_hot_in_an_open_spell_is_that_spells_alone(
+    pi, watch, core, clock
+):
+    pi.set(0x20002, temp_c=55.0)  # 01:00:00 capped, cause unknown: a spell
+    watch.poll()
+    clock.advance(2)
+    pi.set(0x10001, temp_c=55.0)  # 01:00:02 the supply dips, no throttle with it
+    watch.poll()
+    clock.advance(2)
+    pi.set(0x20002, temp_c=55.0)  # 01:00:04 the cap after the dip: pending
+    watch.poll()
+    clock.advance(2)
+    pi.set(0x20002, temp_c=watch.hot_c)  # 01:00:06 hot: the open spell's, heat's
+    watch.poll()
+    watch.close()
+    ends = {a: d for a, d in _spell_rows(core) if a.endswith(".end")}
+    assert ends["pi_power.throttled.end"]["cause"] == "heat"
+    assert ends["pi_power.under_voltage.end"]["throttled"] is False  # not the supply's too
+
+
+def test_a_throttled_start_line_written_late_says_from_when(pi, watch, clock, caplog):
+    """Before: the start line of a throttle that turned hot after the dip was written at the
+    hot read with no time, while its row's ``from`` was the throttle's first read."""
+    caplog.set_level(logging.INFO, logger="kiosk.pihealth")
+    pi.set(UNDER, temp_c=70.0)
+    watch.poll()
+    clock.advance(2)
+    pi.set(0x4, temp_c=70.0)  # 01:00:02 the throttle after the dip
+    watch.poll()
+    clock.advance(2)
+    pi.set(0x4, temp_c=watch.hot_c)  # 01:00:04 hot: heat's from 01:00:02
+    watch.poll()
+    [line] = [r.getMessage() for r in caplog.records if r.getMessage().startswith("throttled")]
+    assert "from 2026-07-01T01:00:02.000000Z" in line
+
+
+@pytest.mark.parametrize("lang", ["en", "zh-CN"])
+def test_a_throttle_alone_is_not_said_as_a_capped_arm(pi, watch, admin, lang):
+    """Before: bit 2 alone (throttled, the ARM not capped) gave the card "The Pi's ARM
+    frequency is capped" and the row "ARM frequency capped"."""
+    pi.set(0x4, temp_c=55.0)
+    watch.poll()
+    row, card = _guard_words(admin, lang)
+    assert not any(
+        "frequency is capped" in t or "frequency capped since" in t for t in (row, card["detail"])
+    )
+    said = ("slowed down", "cause unknown") if lang == "en" else ("降频运行", "原因不明")
+    assert all(w in card["detail"] and w in row for w in said)

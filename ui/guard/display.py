@@ -19,6 +19,7 @@ from kiosk.alarms import (
     Alarm,
     alarm_from_event,
     person_of,
+    power_cause,
     reason_codes,
 )
 from kiosk.links import not_opened
@@ -188,16 +189,27 @@ def passage_text(a: Alarm, i: int, lang: str, tz: ZoneInfo) -> str:
     return f"{gate} {event_time(when, lang, tz, '%m-%d %H:%M')}"
 
 
-#: The Pi's power card's and row's words by the cause the reading showed (``power_alarms``,
-#: health's ``throttled_cause``): heat is said only when a reading said heat.
-PI_SLOWED_WORDS = {"heat": "pi_throttled", "unknown": "pi_capped"}
+#: The Pi's power card's (``alarm.*``) and row's (``health.*``) words by what health says
+#: (``kiosk.alarms.power_cause``): heat only when a reading said heat; a cause not named here
+#: is said as unknown.
+PI_POWER_WORDS = {
+    "under_voltage": "pi_under_voltage",
+    "supply": "pi_slowed_supply",
+    "heat": "pi_throttled",
+    "unknown": "pi_capped",
+}
+
+
+def pi_power_word(cause: str) -> str:
+    return PI_POWER_WORDS.get(cause, PI_POWER_WORDS["unknown"])
 
 
 def pi_power_alarm_view(a: Alarm, lang: str, tz: ZoneInfo) -> dict[str, Any]:
-    """The Pi's power card (``kiosk.pihealth.power_alarms``): under-voltage (or the throttle
-    it brings), slowed down for heat, or capped for a cause unknown, since when, the SoC's
-    temperature, and what the guard does meanwhile."""
-    word = PI_SLOWED_WORDS.get(a.cause, "pi_under_voltage")
+    """The Pi's power card (``kiosk.alarms.power_alarms``): under-voltage (and the throttle
+    it brings), slowed down after the supply's dip (the voltage back), slowed down for heat,
+    or capped for a cause unknown, since when, the SoC's temperature, and what the guard does
+    meanwhile."""
+    word = pi_power_word(a.cause)
     since = local_time(a.ts, tz, "%H:%M") if a.ts else "?"
     time = local_time(a.ts, tz, "%m-%d %H:%M:%S") if a.ts else ""
     detail = i18n.t(lang, f"alarm.{word}", since=since, temp=_soc_temp(a.temp_c, lang))
@@ -238,9 +250,7 @@ def pi_power_words(pi: dict[str, Any], lang: str, tz: ZoneInfo) -> tuple[str, st
     for condition in ("under_voltage", "throttled"):
         if pi.get(condition):
             since = local_time(str(pi.get(f"{condition}_since")), tz, "%H:%M")
-            word = f"pi_{condition}"
-            if condition == "throttled":  # the supply's own, heat's or for a cause unknown
-                word = PI_SLOWED_WORDS.get(str(pi.get("throttled_cause")), "pi_slowed_supply")
+            word = pi_power_word(power_cause(pi, condition))
             words.append(i18n.t(lang, f"health.{word}", since=since, temp=temp))
     if pi.get("hot") and not pi.get("throttled"):
         words.append(i18n.t(lang, "health.pi_hot", temp=temp))
