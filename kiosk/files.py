@@ -24,7 +24,14 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import quote
 
-__all__ = ["UnreadableFile", "ended_read", "read_bounded", "sqlite_read_only", "write_atomic"]
+__all__ = [
+    "UnreadableFile",
+    "ended_read",
+    "read_bounded",
+    "read_snapshot",
+    "sqlite_read_only",
+    "write_atomic",
+]
 
 Why = Literal["missing", "unreadable", "too_large"]
 
@@ -150,3 +157,19 @@ def ended_read(conn: sqlite3.Connection) -> Iterator[None]:
         if not opened and conn.in_transaction:
             conn.rollback()
         raise
+
+
+@contextlib.contextmanager
+def read_snapshot(conn: sqlite3.Connection) -> Iterator[None]:
+    """Every read inside sees one snapshot of the file (a read transaction), however many
+    statements it takes; without it each statement sees the writer's latest commit. Inside
+    a transaction already, that one is used."""
+    if conn.in_transaction:
+        yield
+        return
+    conn.execute("BEGIN")
+    try:
+        yield
+    finally:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")

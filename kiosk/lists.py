@@ -53,6 +53,7 @@ from sqlite_utils.db import NotFoundError
 
 from .auditing import audited_write
 from .clock import Clock, ClockReading
+from .files import read_snapshot
 from .pass_format import MAX_VALID_HOURS
 from .passes import PassError, TrustList, key_id_of
 from .ports import AuditedWriter
@@ -1301,17 +1302,10 @@ class ListStore:
 
     def _read_in_one_transaction(self) -> Lists:
         db = self._store.reader()
-        conn = db.conn
-        began = not conn.in_transaction
-        if began:
-            conn.execute("BEGIN")
-        try:
+        with read_snapshot(db.conn):
             tables = _table_names(db)
             self._purged_seen = _meta(db, tables).get(RETENTION_KEY)
             return self._read(db, tables)
-        finally:
-            if began:
-                conn.execute("COMMIT")
 
     def _as_confirmed(self, lists: Lists) -> Lists:
         """A freshly read snapshot counts its freshness from the office's last confirmation

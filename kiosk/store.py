@@ -35,7 +35,6 @@ import threading
 import uuid
 from collections.abc import Callable, Collection, Generator, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -49,7 +48,7 @@ from kiosk import dating, hashchain, record
 from kiosk.clock import Clock, ClockReading
 from kiosk.config.store import StoreSection
 from kiosk.devices import Health
-from kiosk.files import ended_read, sqlite_read_only
+from kiosk.files import ended_read, read_snapshot, sqlite_read_only
 from kiosk.schema import PROGRAM_SETS, execute_script
 
 log = logging.getLogger(__name__)
@@ -1145,22 +1144,6 @@ def compare_with_central(
             )
         mine = next(local, None)
     return None
-
-
-@contextmanager
-def read_snapshot(conn: sqlite3.Connection) -> Iterator[None]:
-    """Every read inside sees one snapshot of the file (a read transaction), however many
-    statements it takes; without it each statement sees the writer's latest commit. Inside
-    a transaction already, that one is used."""
-    if conn.in_transaction:
-        yield
-        return
-    conn.execute("BEGIN")
-    try:
-        yield
-    finally:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
 
 
 def verify_database(db: sqlite_utils.Database | sqlite3.Connection) -> VerifyResult:
