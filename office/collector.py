@@ -245,6 +245,8 @@ class Collector:
         #: This run's spell in ``collector.runs`` (``_beat``), and when it was last kept.
         self._run_id = secrets.token_hex(8)
         self._beat_at: float | None = None
+        #: Whether a beat of this run was kept: the first says so (its start, ``office.pg``).
+        self._begun = False
         #: Whether this is ``run_once`` (``kiosk collect --once``), and how often it is run
         #: (``--every``): its beats expect the next run within it; None: within the interval
         #: the database learns from the spacing of the runs (``office.pg.beaten``).
@@ -405,9 +407,11 @@ class Collector:
         with self._lock:
             if self._beat_at is not None and now - self._beat_at < RUN_BEAT_S:
                 return
-            self._beat_at = now
+            self._beat_at, first = now, not self._begun
         try:
-            self._target().record_run(self._run_id, self._expected_s())
+            self._target().record_run(self._run_id, self._expected_s(), first=first)
+            with self._lock:
+                self._begun = True
         except Exception as exc:  # noqa: BLE001 - a bug in the beat must not fail the pull
             error = str(exc) if isinstance(exc, PgError) else f"{type(exc).__name__}: {exc}"
             log.warning("collector run not kept", extra={"error": error[:300]})

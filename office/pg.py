@@ -115,8 +115,9 @@ Spell = tuple[str, datetime, datetime, float | None]
 #: beside the spells, not in them (a collector of an older version rewrites ``RUNS_KEY`` with
 #: the spells it reads).
 STARTS_KEY = "collector.starts"
-#: The runs' starts kept: a run among them is not begun again by its later beats (a long first
-#: pull beating among the runs cron began since).
+#: The runs' starts kept. Only a run's first beat adds its start (``record_run``'s ``first``):
+#: a run that outlasts this many later starts (a long first pull beating among the runs cron
+#: began since) is not begun again by its later beats.
 STARTS_KEPT = 16
 #: A run of ``STARTS_KEY``: its id, its first beat.
 Start = tuple[str, datetime]
@@ -522,15 +523,18 @@ def moved_on(runs: list[Spell], run_id: str, now: datetime, expect_s: float | No
     return [*runs, (run_id, now, now, expect_s)]
 
 
-def started(runs: list[Spell], starts: list[Start], run_id: str, now: datetime) -> list[Start]:
+def started(
+    runs: list[Spell], starts: list[Start], run_id: str, now: datetime, *, first: bool
+) -> list[Start]:
     """The starts of the newest spell's runs with the beat of ``run_id`` at ``now``: a run's
-    first beat is its start, its later beats none (minutes apart in a long pull, or among the
-    beats of a run cron began meanwhile); only the starts since the spell it goes on with
-    began (``_goes_on``): a beat that begins a spell has none before it. The newest
+    ``first`` beat is its start (once: said again, its commit's answer lost, it is kept), its
+    later beats none (minutes apart in a long pull, or among the beats of a run cron began
+    meanwhile, also once its start is no longer kept); only the starts since the spell it goes
+    on with began (``_goes_on``): a beat that begins a spell has none before it. The newest
     ``STARTS_KEPT`` kept."""
     begun = runs[-1][1] if runs and _goes_on(runs[-1], run_id, now) else now
     kept = [start for start in starts if start[1] >= begun]
-    if all(run != run_id for run, _ in kept):
+    if first and all(run != run_id for run, _ in kept):
         kept.append((run_id, now))
     return kept[-STARTS_KEPT:]
 
@@ -554,13 +558,19 @@ def learned_expect(spaced: list[float]) -> float:
 
 
 def beaten(
-    runs: list[Spell], starts: list[Start], run_id: str, now: datetime, expect_s: float | None
+    runs: list[Spell],
+    starts: list[Start],
+    run_id: str,
+    now: datetime,
+    expect_s: float | None,
+    *,
+    first: bool,
 ) -> tuple[list[Spell], list[Start]]:
     """``record_run``'s beat: ``runs`` moved on (``moved_on``) and the newest spell's runs'
-    starts (``started``), the beat expecting its next within ``expect_s`` or, None (``kiosk
-    collect --once`` without ``--every``), the interval learned from their spacing
-    (``learned_expect``)."""
-    starts = started(runs, starts, run_id, now)
+    starts (``started``: ``first``, the run's first beat, adds its start), the beat expecting
+    its next within ``expect_s`` or, None (``kiosk collect --once`` without ``--every``), the
+    interval learned from their spacing (``learned_expect``)."""
+    starts = started(runs, starts, run_id, now, first=first)
     expect = expect_s if expect_s is not None else learned_expect(spacings(starts))
     return moved_on(runs, run_id, now, expect), starts
 
@@ -748,10 +758,13 @@ class PgTarget:
                 [GATES_KEY, json.dumps(gates)],
             )
 
-    def record_run(self, run_id: str, expect_s: float | None = None) -> None:
+    def record_run(
+        self, run_id: str, expect_s: float | None = None, *, first: bool = False
+    ) -> None:
         """The collector run ``run_id`` is pulling now, its next beat expected within
         ``expect_s``, or (None) within the interval learned from the spacing of the runs'
-        starts (``beaten``). At most ``MAX_RUNS`` spells kept, and the starts beside them."""
+        starts (``beaten``); ``first``: the run's first beat, its start (only that adds one).
+        At most ``MAX_RUNS`` spells kept, and the starts beside them."""
         with self._errors(), self.conn.transaction():
             held: dict[str, str] = dict(
                 self.conn.execute(
@@ -762,7 +775,7 @@ class PgTarget:
             (now,) = self.conn.execute("SELECT now()").fetchone() or (datetime.now(UTC),)
             runs = collector_runs((held[RUNS_KEY],) if RUNS_KEY in held else None) or []
             starts = held_starts((held[STARTS_KEY],) if STARTS_KEY in held else None)
-            runs, starts = beaten(runs, starts, run_id, now.astimezone(UTC), expect_s)
+            runs, starts = beaten(runs, starts, run_id, now.astimezone(UTC), expect_s, first=first)
             kept = [
                 [r, f.isoformat(), t.isoformat(), *([] if e is None else [e])]
                 for r, f, t, e in runs[-MAX_RUNS:]

@@ -25,7 +25,9 @@ class _Target:
     runs: list[str]
     expects: list[float | None]
 
-    def record_run(self, run_id: str, expect_s: float | None = None) -> None:
+    def record_run(
+        self, run_id: str, expect_s: float | None = None, *, first: bool = False
+    ) -> None:
         self.runs = [*getattr(self, "runs", []), run_id]
         self.expects = [*getattr(self, "expects", []), expect_s]
 

@@ -31,8 +31,10 @@ class _Buggy(_Copy):
 
     closed = 0
 
-    def record_run(self, run_id: str, expect_s: float | None = None) -> None:
-        super().record_run(run_id, expect_s)
+    def record_run(
+        self, run_id: str, expect_s: float | None = None, *, first: bool = False
+    ) -> None:
+        super().record_run(run_id, expect_s, first=first)
         raise RecursionError("maximum recursion depth exceeded while decoding a JSON array")
 
     def close(self) -> None:
@@ -54,7 +56,9 @@ class _BuggyBeat(_Target):
     closed = 0
     tries = 0
 
-    def record_run(self, run_id: str, expect_s: float | None = None) -> None:
+    def record_run(
+        self, run_id: str, expect_s: float | None = None, *, first: bool = False
+    ) -> None:
         self.tries += 1
         raise RecursionError("maximum recursion depth exceeded while decoding a JSON array")
 
@@ -136,7 +140,9 @@ class _SlowPg(PgTarget):
 
 
 class _BeatFailsInPg(_SlowPg):
-    def record_run(self, run_id: str, expect_s: float | None = None) -> None:
+    def record_run(
+        self, run_id: str, expect_s: float | None = None, *, first: bool = False
+    ) -> None:
         with self._errors(), self.conn.transaction():
             self.conn.execute("SELECT 1/0")
 

@@ -32,7 +32,7 @@ def _hourly(runs_: int) -> tuple[list, list]:
     runs: list = []
     starts: list = []
     for k in range(runs_):
-        runs, starts = beaten(runs, starts, f"r{k}", _u(k, 0, 5), None)
+        runs, starts = beaten(runs, starts, f"r{k}", _u(k, 0, 5), None, first=True)
     return runs, starts
 
 
@@ -44,7 +44,8 @@ def test_a_long_pull_overlapping_crons_next_run_learns_crons_hour():
     beats = [(_u(4, 0, 5) + timedelta(minutes=3 * i), "r4") for i in range(24)]  # to 05:09
     beats += [(_u(5, 1, 35) + timedelta(minutes=3 * i), "r5") for i in range(3)]  # to 05:07
     for at, run in sorted(beats):
-        runs, starts = beaten(runs, starts, run, at, None)
+        first = run not in [r for r, _ in starts]
+        runs, starts = beaten(runs, starts, run, at, None, first=first)
         assert runs[-1][3] == ONCE_EVERY_S, (at, run)
     assert [run for run, _ in starts] == ["r0", "r1", "r2", "r3", "r4", "r5"]
     assert _collector_down(runs, _u(5, 50)) == []  # its next run at 06:00:05
@@ -58,7 +59,7 @@ def test_two_collectors_on_one_database_learn_the_hour_they_both_run():
         for minute in (0, 2, 4):
             for host, late in (("a", 5), ("b", 7)):
                 at = _u(k, minute, late)
-                runs, starts = beaten(runs, starts, f"{host}{k}", at, None)
+                runs, starts = beaten(runs, starts, f"{host}{k}", at, None, first=minute == 0)
     assert spacings(starts) == [3598.0] * SPACINGS_KEPT  # b's start 2 s after a's: none
     assert runs[-1][3] == 3598.0 and _collector_down(runs, _u(6, 18)) == []
 
@@ -73,8 +74,10 @@ def test_two_checks_by_hand_after_an_outage_do_not_make_hourly_cron_read_down():
     the operator runs ``kiosk collect --once`` at 10:02 and at 10:05 to check. Before: the
     one spacing of three minutes was the interval, the collector read down from 10:20."""
     runs, starts = _hourly(4)
-    runs, starts = beaten(runs, starts, "hand1", _u(10, 2), None)  # a spell begins again
-    runs, starts = beaten(runs, starts, "hand2", _u(10, 5), None)
+    runs, starts = beaten(
+        runs, starts, "hand1", _u(10, 2), None, first=True
+    )  # a spell begins again
+    runs, starts = beaten(runs, starts, "hand2", _u(10, 5), None, first=True)
     assert starts == [("hand1", _u(10, 2)), ("hand2", _u(10, 5))]
     assert runs[-1][3] == ONCE_EVERY_S
     assert _collector_down(runs, _u(10, 50))[1:] == []
@@ -93,7 +96,8 @@ def test_a_runs_own_beats_minutes_apart_are_no_spacing():
     spacing, however long its pull."""
     runs, starts = _hourly(3)
     for i in range(10):
-        runs, starts = beaten(runs, starts, "long", _u(3) + timedelta(minutes=2 * i), None)
+        at = _u(3) + timedelta(minutes=2 * i)
+        runs, starts = beaten(runs, starts, "long", at, None, first=i == 0)
     assert [run for run, _ in starts] == ["r0", "r1", "r2", "long"]
     assert runs[-1][3] == ONCE_EVERY_S and spacings(starts) == [3600.0, 3600.0, 3595.0]
 
@@ -101,7 +105,7 @@ def test_a_runs_own_beats_minutes_apart_are_no_spacing():
 def test_the_starts_kept_are_the_spells_newest_and_bounded():
     runs, starts = _hourly(STARTS_KEPT + 3)
     assert len(starts) == STARTS_KEPT and starts[-1][0] == f"r{STARTS_KEPT + 2}"
-    assert started(runs, starts, "after-a-gap", _u(40)) == [("after-a-gap", _u(40))]
+    assert started(runs, starts, "after-a-gap", _u(40), first=True) == [("after-a-gap", _u(40))]
 
 
 def test_held_starts_read_what_reads_and_keep_the_newest():
@@ -110,3 +114,26 @@ def test_held_starts_read_what_reads_and_keep_the_newest():
     odd = [["a", "yesterday"], ["b"], [3, _u(1).isoformat()], ["c", "2026-05-01T01:00"], "d"]
     assert held_starts((json.dumps([*odd, ["e", _u(2).isoformat()]]),)) == [("e", _u(2))]
     assert held_starts(("not json",)) == held_starts(None) == held_starts(("{}",)) == []
+
+
+def test_a_run_outlasting_the_starts_kept_is_not_begun_again_by_its_later_beats():
+    """A ``--once`` run pulling for a day (a year of events on a slow link) beating among
+    cron's hourly runs: once more than ``STARTS_KEPT`` runs began after it, its start is no
+    longer kept. Before, its next beat was counted as its start again: a start at half past,
+    a false half-hour spacing learned. Only a run's first beat adds its start."""
+    runs, starts = beaten([], [], "long", _u(0, 0, 5), None, first=True)
+    for k in range(1, STARTS_KEPT + 6):
+        runs, starts = beaten(runs, starts, f"r{k}", _u(k, 0, 5), None, first=True)
+        runs, starts = beaten(runs, starts, "long", _u(k, 30), None, first=False)
+        runs, starts = beaten(runs, starts, f"r{k}", _u(k, 1, 5), None, first=False)
+    assert "long" not in [run for run, _ in starts]
+    assert spacings(starts) == [3600.0] * SPACINGS_KEPT and runs[-1][3] == ONCE_EVERY_S
+
+
+def test_only_a_first_beat_adds_a_start():
+    runs, starts = _hourly(3)
+    assert started(runs, starts, "late", _u(3), first=False) == starts
+    assert started(runs, starts, "late", _u(3), first=True) == [*starts, ("late", _u(3))]
+    # a first beat said again (its commit's answer lost) is not a second start
+    again = started(runs, [*starts, ("late", _u(3))], "late", _u(3, 1), first=True)
+    assert again == [*starts, ("late", _u(3))]

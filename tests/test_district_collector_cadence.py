@@ -299,6 +299,7 @@ class _Copy(SqliteTarget):
         super().__init__(path)
         self.clock, self.page_s, self.pages = clock, page_s, 0
         self.beats: list[tuple[int, datetime, float | None]] = []
+        self.firsts: list[bool] = []  # each beat's: the run's first (its start)
 
     def write_page(self, url: str, kiosk_id: str, rows: list[dict]) -> int:
         self.clock.advance(self.page_s)
@@ -306,8 +307,11 @@ class _Copy(SqliteTarget):
         self.pages += 1
         return inserted
 
-    def record_run(self, run_id: str, expect_s: float | None = None) -> None:
+    def record_run(
+        self, run_id: str, expect_s: float | None = None, *, first: bool = False
+    ) -> None:
         self.beats.append((self.pages, self.clock.now(), expect_s))
+        self.firsts.append(first)
 
     def record_gates(self, gates: list[dict]) -> None:
         pass
@@ -356,6 +360,16 @@ def test_a_long_first_pull_beats_as_its_pages_are_written(tmp_path, monkeypatch,
     assert {expect for _, _, expect in copy.beats} == {RUN_BEAT_S}  # poll_interval_s 10, at least
 
 
+def test_only_the_runs_first_beat_kept_says_it_is_its_start(tmp_path, monkeypatch, clock):
+    """The database adds a run's start only at its first beat (``office.pg.started``): a
+    long pull's later beats say they are not (before, one outlasting the 16 starts kept was
+    counted as begun again). A first beat not kept leaves the next one first."""
+    copy = _first_pull(tmp_path, monkeypatch, clock, RUN_BEAT_S + 1)
+    assert copy.firsts == [True] + [False] * 11
+    refused = _first_pull(tmp_path / "refused", monkeypatch, clock, RUN_BEAT_S + 1, _Refusing)
+    assert len(refused.firsts) == 12 and all(refused.firsts)
+
+
 def test_a_pull_beats_at_most_once_a_minute_however_many_pages(tmp_path, monkeypatch, clock):
     copy = _first_pull(tmp_path, monkeypatch, clock, 1.0)
     assert [pages for pages, _, _ in copy.beats] == [1]
@@ -381,8 +395,10 @@ def test_a_pull_stuck_after_its_pages_is_the_collector_down_past_its_cadence(
 class _Refusing(_Copy):
     """A database that takes the pages but not the beats."""
 
-    def record_run(self, run_id: str, expect_s: float | None = None) -> None:
-        super().record_run(run_id, expect_s)
+    def record_run(
+        self, run_id: str, expect_s: float | None = None, *, first: bool = False
+    ) -> None:
+        super().record_run(run_id, expect_s, first=first)
         raise PgError("the beat's row is locked")
 
 
@@ -404,7 +420,7 @@ def _cron_learned(every: timedelta, runs_: int, start: datetime | None = None) -
     starts: list = []
     t = start or _u(0, 0, 5)
     for k in range(runs_):
-        runs, starts = beaten(runs, starts, f"r{k}", t + timedelta(seconds=k % 7), None)
+        runs, starts = beaten(runs, starts, f"r{k}", t + timedelta(seconds=k % 7), None, first=True)
         t += every
     return runs, starts
 
@@ -437,11 +453,11 @@ def test_the_learned_interval_is_the_longest_recent_spacing_within_the_hour():
     run) is held to the hour."""
     runs, starts = _cron_learned(timedelta(hours=1), 3)
     by_hand = _u(2, 2)
-    runs, starts = beaten(runs, starts, "by-hand", by_hand, None)
+    runs, starts = beaten(runs, starts, "by-hand", by_hand, None, first=True)
     assert runs[-1][3] == ONCE_EVERY_S
-    runs, starts = beaten(runs, starts, "r3", _u(3, 0, 5), None)
+    runs, starts = beaten(runs, starts, "r3", _u(3, 0, 5), None, first=True)
     assert runs[-1][3] == ONCE_EVERY_S and len(spacings(starts)) == SPACINGS_KEPT
-    runs, again = beaten(runs, starts, "r3-again", _u(3, 0, 35), None)
+    runs, again = beaten(runs, starts, "r3-again", _u(3, 0, 35), None, first=True)
     assert len(runs) == 1 and spacings(again) == spacings(starts) and runs[-1][3] == ONCE_EVERY_S
     slow, _ = _cron_learned(timedelta(minutes=68), 3)
     assert slow[-1][3] == ONCE_EVERY_S
@@ -453,13 +469,13 @@ def test_the_learned_interval_follows_cron_and_begins_again_after_an_outage():
     runs, starts = _cron_learned(timedelta(hours=1), 3)
     for k in range(SPACINGS_KEPT):
         quarter = _u(2) + (k + 1) * timedelta(minutes=15)
-        runs, starts = beaten(runs, starts, f"q{k}", quarter, None)
+        runs, starts = beaten(runs, starts, f"q{k}", quarter, None, first=True)
     assert runs[-1][3] == 900.0
-    runs, starts = beaten(runs, starts, "back", _u(6), None)
+    runs, starts = beaten(runs, starts, "back", _u(6), None, first=True)
     assert (len(runs), runs[-1][3], starts) == (2, ONCE_EVERY_S, [("back", _u(6))])
 
 
 def test_every_still_says_the_interval_whatever_the_spacing():
     runs, _ = _cron_learned(timedelta(minutes=15), 3)
-    runs, _ = beaten(runs, [("r", _u(0, 30))], "every", _u(0, 45, 5), 1800.0)
+    runs, _ = beaten(runs, [("r", _u(0, 30))], "every", _u(0, 45, 5), 1800.0, first=True)
     assert runs[-1][3] == 1800.0

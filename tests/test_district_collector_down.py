@@ -187,14 +187,14 @@ def test_once_runs_without_every_expect_the_spacing_of_their_starts_kept_beside(
     none."""
     quarter = timedelta(minutes=15)
     with PgTarget(pg_dsn) as target:
-        target.record_run("a")
+        target.record_run("a", first=True)
         [(_, begun, ended, expect)] = _held(target)
         assert expect == ONCE_EVERY_S
         earlier = [["a", (begun - 4 * quarter).isoformat(), (ended - quarter).isoformat(), 3600]]
         starts = [[f"s{k}", (begun - (4 - k) * quarter).isoformat()] for k in range(4)]
         _meta(target, RUNS_KEY, earlier)
         _meta(target, STARTS_KEY, starts)
-        target.record_run("b")
+        target.record_run("b", first=True)
         [(run, _, _, expect)] = _held(target)
         assert run == "b" and 900.0 <= expect < 960.0
         row = target.conn.execute("SELECT value FROM fleet_meta WHERE key = %s", [RUNS_KEY])
@@ -203,7 +203,7 @@ def test_once_runs_without_every_expect_the_spacing_of_their_starts_kept_beside(
         row = target.conn.execute("SELECT value FROM fleet_meta WHERE key = %s", [STARTS_KEY])
         assert [run for run, _ in json.loads(row.fetchone()[0])] == ["s0", "s1", "s2", "s3", "b"]
         _meta(target, STARTS_KEY, "soon")
-        target.record_run("c")
+        target.record_run("c", first=True)
         assert _held(target)[0][3] == ONCE_EVERY_S
 
 
