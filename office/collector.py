@@ -7,6 +7,9 @@ adds is the schedule and the bookkeeping:
 * a scheduler thread hands due kiosks to a pool of ``max_concurrent`` worker threads; each
   worker keeps its own database connection (psycopg connections are not shared between
   threads) and all share one HTTP client;
+* the slots are shared fairly: a pull past its turn (``TURN_S``) while another gate waits
+  for a slot ends after the page it wrote and is queued again behind it, to go on from the
+  last seq held (``Turn``);
 * a kiosk is pulled again ``poll_interval_s`` after its last pull ended; after a failure the
   pause doubles up to ``error_backoff_max_s``, so a gate that is off the network costs a
   request now and then, not a storm;
@@ -37,7 +40,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass
 from datetime import date, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -98,6 +101,12 @@ REQUEST_BACKOFF = Backoff(base_s=0.5, cap_s=5.0)
 #: a beat expected (``_expected_s``) as the office hearing from nobody, its collector down, not
 #: as every gate down.
 RUN_BEAT_S = 60.0
+#: A pull's share of its slot of the pool while other gates wait for one (``Turn``): past it,
+#: after the page it wrote, it yields the slot and is queued again behind them, to go on
+#: after the last seq the database holds. Before, ``max_concurrent`` first pulls of a year of
+#: events on a slow link held every slot for hours, the other gates not pulled at all, their
+#: silence read as their own downtime.
+TURN_S = 60.0
 
 __all__ = ["Collector", "KioskStatus", "StatusServer"]
 
@@ -135,6 +144,23 @@ class KioskStatus:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+class Turn:
+    """One pull's turn of a slot (``Puller.turn_over``): over once ``share_s`` has passed
+    since it began and ``waiting()`` says a gate waits for a slot; ``over`` then stays
+    True (the pull ended after the page it wrote, with more to pull)."""
+
+    def __init__(
+        self, monotonic: Callable[[], float], share_s: float, waiting: Callable[[], bool]
+    ) -> None:
+        self._monotonic, self._waiting = monotonic, waiting
+        self._ends = monotonic() + share_s
+        self.over = False
+
+    def __call__(self) -> bool:
+        self.over = self.over or (self._monotonic() >= self._ends and self._waiting())
+        return self.over
 
 
 def _iso(when: datetime) -> str:
@@ -222,8 +248,13 @@ class Collector:
         report_interval_s: float = 300.0,
         backoff_wait: Callable[[float], object] | None = None,
         request_deadline_s: float | None = None,
+        turn_s: float = TURN_S,
     ) -> None:
         self.config = config
+        #: A pull's share of its slot while other gates wait (``TURN_S``).
+        self.turn_s = turn_s
+        #: The gates handed to the pool and waiting for a slot (``_schedule``).
+        self._queued: set[str] = set()
         #: The whole of one request to a kiosk (``office.deadline``): a kiosk trickling its
         #: answer fails after this, and the other kiosks go on. Never below two read timeouts.
         self.request_deadline_s = request_deadline_s or max(
@@ -309,8 +340,9 @@ class Collector:
                     self._targets.remove(target)
             target.close()
 
-    def pull_once(self, source: KioskSource) -> KioskStatus:
-        """Pull one kiosk now; record and return its status. Never raises for a pull error."""
+    def pull_once(self, source: KioskSource, turn: Turn | None = None) -> KioskStatus:
+        """Pull one kiosk now; record and return its status. Never raises for a pull error.
+        ``turn``: the pull ends when it is over (``Turn``), the status its pages so far."""
         started = self._monotonic()
         error: str | None = None
         result = None
@@ -334,6 +366,7 @@ class Collector:
                     max_page_bytes=page_bytes(self.config.max_concurrent),
                     fields=self.config.personal_fields,
                     on_page=lambda: self._beat(pulling=True),
+                    turn_over=turn,
                 )
                 result = puller.pull(source.url, token)  # the client and target stay open
                 self._record_lists()
@@ -523,19 +556,48 @@ class Collector:
         return f"undeclared compound {same_text(reported)} from gate {kiosk_id}"
 
     def run_once(self, every_s: float | None = None) -> list[KioskStatus]:
-        """Pull every kiosk once, ``max_concurrent`` at a time; run again within ``every_s``
-        (``kiosk collect --once`` from cron: its beats say so, ``_beat``), None: as often as
-        the runs before it began (``office.pg.learned_expect``; the hour until that is known)."""
+        """Pull every kiosk to its end, ``max_concurrent`` at a time, in fair turns (``Turn``:
+        a pull past its share while a gate waits is queued again behind it); run again within
+        ``every_s`` (``kiosk collect --once`` from cron: its beats say so, ``_beat``), None: as
+        often as the runs before it began (``office.pg.learned_expect``; the hour until that
+        is known)."""
         self._once, self._once_every_s = True, every_s
+        statuses: dict[str, KioskStatus] = {}
         with ThreadPoolExecutor(self.config.max_concurrent, "kiosk-collect") as pool:
-            statuses = list(pool.map(self._pull_and_release, self.config.kiosks))
-        return statuses
+            turns = {self._queue(pool, source): source for source in self.config.kiosks}
+            while turns:
+                done, _ = wait(turns, return_when=FIRST_COMPLETED)
+                for future in done:
+                    source = turns.pop(future)
+                    status, more = future.result()
+                    if more:  # its turn over, behind the gates waiting
+                        turns[self._queue(pool, source)] = source
+                    else:
+                        statuses[source.url] = status
+        return [statuses[source.url] for source in self.config.kiosks]
 
-    def _pull_and_release(self, source: KioskSource) -> KioskStatus:
+    def _queue(
+        self, pool: ThreadPoolExecutor, source: KioskSource
+    ) -> Future[tuple[KioskStatus, bool]]:
+        """``source`` handed to the pool, waiting for a slot (``_gate_waits``)."""
+        with self._lock:
+            self._queued.add(source.url)
+        return pool.submit(self._turn_and_release, source)
+
+    def _turn_and_release(self, source: KioskSource) -> tuple[KioskStatus, bool]:
         try:
-            return self.pull_once(source)
+            return self._turn(source)
         finally:
             self._drop_target()
+
+    def _turn(self, source: KioskSource) -> tuple[KioskStatus, bool]:
+        """``source``'s turn of a slot (``Turn``), no longer waiting: its status, and whether
+        its turn ended with more to pull (it is queued again at once)."""
+        with self._lock:
+            self._queued.discard(source.url)
+        turn = Turn(self._monotonic, self.turn_s, self._gate_waits)
+        status = self.pull_once(source, turn)
+        return status, turn.over and status.state == "ok"
 
     # -- the service ------------------------------------------------------------------------
 
@@ -567,8 +629,8 @@ class Collector:
 
         def job(source: KioskSource) -> None:
             try:
-                status = self.pull_once(source)
-                delay = self.delay_after(status)
+                status, more = self._turn(source)
+                delay = 0.0 if more else self.delay_after(status)  # behind the gates waiting
             except BaseException:  # pragma: no cover - pull_once does not raise
                 delay = self.config.error_backoff_max_s
             with self._lock:
@@ -581,6 +643,7 @@ class Collector:
             with self._lock:
                 ready = [u for u, t in due.items() if t <= now and u not in running]
                 running.update(ready)
+                self._queued.update(ready)
                 waiting = [t for u, t in due.items() if u not in running]
             for url in ready:
                 try:
@@ -590,6 +653,12 @@ class Collector:
             timeout = max(0.01, min(waiting, default=now + 1.0) - now)
             self._wake.wait(timeout)
             self._wake.clear()
+
+    def _gate_waits(self) -> bool:
+        """Whether a gate handed to the pool waits for a slot (a pull past its ``Turn`` then
+        yields its own)."""
+        with self._lock:
+            return bool(self._queued)
 
     def stop(self, timeout_s: float = 10.0) -> None:
         """Stop scheduling, let pulls in flight finish their page, close connections."""

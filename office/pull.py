@@ -902,6 +902,7 @@ class Puller:
         stop: threading.Event | None = None,
         fields: Iterable[str] = (),
         on_page: Callable[[], object] | None = None,
+        turn_over: Callable[[], bool] | None = None,
     ) -> None:
         if not 1 <= page_size <= 10000:
             raise ValueError("page_size must be between 1 and 10000")
@@ -933,6 +934,10 @@ class Puller:
         #: while a long pull is under way: ``office.collector``); it must not raise: what it
         #: raises ends the pull as failed.
         self.on_page = on_page
+        #: Asked after each page is committed (after ``on_page``): True ends the pull there,
+        #: its result what it wrote (``last_seq``); the next pull resumes after the last seq
+        #: held (the collector's fair turns: ``office.collector.TURN_S``).
+        self.turn_over = turn_over
         #: What this Puller did that the operator is told of (a re-pin), oldest first.
         self.notices: list[str] = []
         self._failed = False
@@ -1196,6 +1201,8 @@ class Puller:
                 if self.on_page is not None:
                     self.on_page()
                 if self.stopping is not None and self.stopping.is_set():
+                    break
+                if self.turn_over is not None and self.turn_over():
                     break
         finally:
             stop.set()

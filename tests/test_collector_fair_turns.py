@@ -1,0 +1,162 @@
+"""The collector's pool is fair: a long first pull (a gate's year of events on a slow link)
+yields its slot after its share (``office.collector.TURN_S``) when another gate waits, and
+goes on from the last seq held at its next turn. Before, ``max_concurrent`` such pulls held
+every slot for hours while the collector beat (up, rightly): the other gates were not pulled
+at all, and their silence was read as their own downtime."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+
+import pytest
+from pgfixture import Network, make_kiosk
+
+from kiosk.config.fleet import CollectorConfig
+from office.collector import Collector, Turn
+from office.pull import SqliteTarget
+
+PAGE_S = 30.0  # a page of 5 events every 30 s: a slow link
+TURN = 60.0  # two pages a turn
+
+
+class _Copy(SqliteTarget):
+    """The office's database as a SQLite file, each page written ``PAGE_S`` on the test's
+    clock after the last; every page's gate and last seq kept in ``written`` (shared by the
+    workers' connections), ``pulled`` set once ``until`` holds its last event."""
+
+    def __init__(self, path, clock, written: list, until: dict) -> None:
+        super().__init__(path)
+        self.conn.close()  # the collector's stop() closes each worker's from its own thread
+        self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.conn.execute("PRAGMA busy_timeout=5000")
+        self.clock, self.written, self.until = clock, written, until
+
+    def write_page(self, url: str, kiosk_id: str, rows: list[dict]) -> int:
+        self.clock.advance(PAGE_S)
+        inserted = super().write_page(url, kiosk_id, rows)
+        self.written.append((kiosk_id, rows[-1]["seq"]))
+        last, pulled = self.until.get(kiosk_id, (None, None))
+        if pulled is not None and rows[-1]["seq"] == last:
+            pulled.set()
+        return inserted
+
+    def record_run(self, run_id: str, expect_s=None, *, first: bool = False) -> None:
+        pass
+
+    def record_gates(self, gates: list[dict]) -> None:
+        pass
+
+    def write_gate_report(self, *report) -> None:
+        pass
+
+    def final_report_days(self, kiosk_id: str, since) -> set:
+        return set()
+
+    def reported_compound(self, kiosk_id: str, day) -> None:
+        return None
+
+
+@pytest.fixture
+def gates(tmp_path, monkeypatch, clock):
+    """``long`` (60 events: 12 pages, six minutes) and ``short`` (5 events: one page)."""
+    made = {name: make_kiosk(tmp_path / f"{name}.db", name, clock, n) for name, n in
+            (("long", 60), ("short", 5))}  # fmt: skip
+    for name, gate in made.items():
+        monkeypatch.setenv(f"TOKEN_{name.upper()}", gate.token)
+    yield made
+    for gate in made.values():
+        gate.store.close()
+
+
+def _collector(tmp_path, clock, gates, written, until) -> Collector:
+    cfg = CollectorConfig.model_validate(
+        {
+            "kiosks": [
+                {"url": f"http://{name}", "token_env": f"TOKEN_{name.upper()}"} for name in gates
+            ],
+            "page_size": 5,
+            "max_concurrent": 1,
+        }
+    )
+    return Collector(
+        cfg,
+        "postgresql://office/unused",
+        clock=clock,
+        client=Network(*gates.values()).client(),
+        target_factory=lambda dsn: _Copy(tmp_path / "copy.db", clock, written, until),
+        monotonic=lambda: clock.monotonic_ns() / 1e9,
+        turn_s=TURN,
+    )
+
+
+def test_a_turn_is_over_past_its_share_only_while_a_gate_waits(clock):
+    waiting = [False]
+    turn = Turn(lambda: clock.monotonic_ns() / 1e9, TURN, lambda: waiting[0])
+    clock.advance(TURN - 1)
+    waiting[0] = True
+    assert not turn() and not turn.over  # within its share
+    clock.advance(1)
+    waiting[0] = False
+    assert not turn()  # past it, nobody waiting: it goes on
+    waiting[0] = True
+    assert turn() and turn.over
+
+
+def test_a_pull_ended_by_its_turn_goes_on_from_the_last_seq_held(tmp_path, clock, gates):
+    written: list = []
+    collector = _collector(tmp_path, clock, gates, written, {})
+    source = collector.config.kiosks[0]
+    try:
+        turn = Turn(collector._monotonic, TURN, lambda: True)
+        status = collector.pull_once(source, turn)
+        assert turn.over and (status.state, status.last_seq, status.lag_events) == ("ok", 10, 50)
+        status = collector.pull_once(source)  # no turn: to the end
+    finally:
+        collector.client.close()
+    assert (status.last_seq, status.lag_events) == (60, 0)
+    held = [seq for _, seq in written]
+    assert held[:2] == [5, 10] and held == sorted(set(held)) and held[-1] == 60
+    copy = SqliteTarget(tmp_path / "copy.db")
+    try:
+        seqs = [r[0] for r in copy.conn.execute("SELECT seq FROM pulled_events ORDER BY seq")]
+    finally:
+        copy.close()
+    assert seqs == list(range(1, 61))
+
+
+def test_a_long_first_pull_yields_its_slot_to_a_waiting_gate(tmp_path, clock, gates):
+    """One slot, the long gate's first pull in it: the short gate is pulled after the long
+    one's first turn (two pages), not after its twelve; the long pull then goes on to the
+    end, each page once."""
+    written: list = []
+    short_pulled, long_pulled = threading.Event(), threading.Event()
+    until = {"short": (5, short_pulled), "long": (60, long_pulled)}
+    collector = _collector(tmp_path, clock, gates, written, until)
+    collector.retention.run_once = lambda stop: None  # no office database to purge
+    collector.start()
+    try:
+        assert short_pulled.wait(30) and long_pulled.wait(30)
+    finally:
+        collector.stop()
+    assert written.index(("short", 5)) == 2  # after the long pull's first turn
+    held = [seq for gate, seq in written if gate == "long"]
+    assert held[:2] == [5, 10] and held == sorted(set(held)) and held[-1] == 60
+
+
+def test_once_shares_its_slots_too_and_pulls_each_gate_to_its_end(tmp_path, clock, gates):
+    """``kiosk collect --once`` (``run_once``): the short gate after the long one's first
+    turn, and the run ends with both pulled to their last event."""
+    written: list = []
+    collector = _collector(tmp_path, clock, gates, written, {})
+    try:
+        statuses = collector.run_once(900.0)
+    finally:
+        collector.client.close()
+    assert [(s.url, s.state, s.last_seq, s.lag_events) for s in statuses] == [
+        ("http://long", "ok", 60, 0),
+        ("http://short", "ok", 5, 0),
+    ]
+    assert written.index(("short", 5)) == 2
+    held = [seq for gate, seq in written if gate == "long"]
+    assert held[:2] == [5, 10] and held == sorted(set(held)) and held[-1] == 60
