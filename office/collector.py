@@ -44,6 +44,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass
 from datetime import date, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from socketserver import BaseServer
 from typing import Any
 from urllib.parse import parse_qs
@@ -163,6 +164,14 @@ class Turn:
         return self.over
 
 
+def _bundles(path: Path | None) -> tuple[BundleFile | None, BundleFile | None]:
+    """The published list bundle at ``path`` and the same lists with each entry's compound
+    (``office.listsync.compounds_path``); none without a ``lists_bundle_file``."""
+    if path is None:
+        return None, None
+    return BundleFile(path), BundleFile(compounds_path(path))
+
+
 def _iso(when: datetime) -> str:
     return when.isoformat()
 
@@ -251,10 +260,9 @@ class Collector:
         turn_s: float = TURN_S,
     ) -> None:
         self.config = config
-        #: A pull's share of its slot while other gates wait (``TURN_S``).
-        self.turn_s = turn_s
-        #: The gates handed to the pool and waiting for a slot (``_schedule``).
-        self._queued: set[str] = set()
+        #: A pull's share of its slot while other gates wait (``TURN_S``); the gates handed
+        #: to the pool and waiting for a slot (``_queue``, ``_schedule``).
+        self.turn_s, self._queued = turn_s, set[str]()
         #: The whole of one request to a kiosk (``office.deadline``): a kiosk trickling its
         #: answer fails after this, and the other kiosks go on. Never below two read timeouts.
         self.request_deadline_s = request_deadline_s or max(
@@ -273,10 +281,10 @@ class Collector:
         self._poll_backoff = Backoff(config.poll_interval_s, config.error_backoff_max_s)
         self._reported: dict[str, float] = {}  # url -> monotonic time of the last report ask
         self._status = {k.url: KioskStatus(k.url, k.name) for k in config.kiosks}
-        #: This run's spell in ``collector.runs`` (``_beat``), and when it was last kept.
+        #: This run's spell in ``collector.runs`` (``_beat``), when it was last kept, and
+        #: whether a beat of it was: the first says so (its start, ``office.pg.started``).
         self._run_id = secrets.token_hex(8)
         self._beat_at: float | None = None
-        #: Whether a beat of this run was kept: the first says so (its start, ``office.pg``).
         self._begun = False
         #: Whether this is ``run_once`` (``kiosk collect --once``), and how often it is run
         #: (``--every``): its beats expect the next run within it; None: within the interval
@@ -301,13 +309,8 @@ class Collector:
         self._wake = threading.Event()
         self._pool: ThreadPoolExecutor | None = None
         self._scheduler: threading.Thread | None = None
-        self.bundle = BundleFile(config.lists_bundle_file) if config.lists_bundle_file else None
-        #: The same lists with each entry's compound (``office.listsync.compounds_path``).
-        self.compound_bundle = (
-            BundleFile(compounds_path(config.lists_bundle_file))
-            if config.lists_bundle_file
-            else None
-        )
+        #: The published lists, and the same with each entry's compound (``_bundles``).
+        self.bundle, self.compound_bundle = _bundles(config.lists_bundle_file)
         #: The published lists' ETags last kept in the database, and the compounds they
         #: declare (``_record_lists``).
         self._lists_recorded: tuple[str, ...] | None = None
