@@ -18,6 +18,7 @@ from guard_support import console_fixtures
 from test_runner import WAIT_S, Rig, SlowLog, run
 
 from kiosk.deadline import StopBudget
+from kiosk.devices import GateFault
 from kiosk.engine import Stopping
 
 START = datetime(2026, 3, 4, 2, 0, tzinfo=UTC)
@@ -197,6 +198,50 @@ def test_an_open_in_the_relays_driver_when_the_stop_begins_is_a_pass_not_let_thr
     assert [c.open_ for c in r.gate.commands][-1] is False
 
 
+def test_an_open_in_the_relays_driver_when_the_stop_begins_whose_lock_fails_is_let_through(
+    tmp_path,
+):
+    """An open already in the relay's driver when the stop began, obeyed (the gate opened);
+    the stop's lock then failed (the relay gone): the gate stands open, yet the pass got its
+    ``stopping`` row ("opened and locked again at once", said before the lock had run): no
+    outing counted, no passback armed, for someone who could walk through. The pass stands
+    alone: the gate was last known open, and the lock's gate fault stands (the open's answer,
+    coming after it, does not clear it)."""
+    r = Rig(tmp_path, overrides={"engine": {"device_deadline_ms": 5000}})
+    in_open, release = threading.Event(), threading.Event()
+    real = r.gate.set_open
+
+    def set_open(open_):
+        if open_:
+            in_open.set()
+            release.wait(WAIT_S)
+        elif in_open.is_set():
+            raise GateFault("relay gone")  # the stop's lock
+        real(open_)
+
+    r.gate.set_open = set_open
+
+    async def main():
+        await r.runner.start()
+        r.thermometer.body_c = 36.6
+        r.show(r.pass_text(household="A-101"))
+        assert await asyncio.to_thread(in_open.wait, 6 * WAIT_S)
+        stopping = asyncio.ensure_future(r.runner.stop())
+        await asyncio.wait({stopping}, timeout=0)
+        release.set()
+        await stopping
+
+    try:
+        run(main())
+        events = r.log.events()
+    finally:
+        r.close()
+    assert [c.open_ for c in r.gate.commands][-1] is True  # never locked after it
+    assert [(e["decision"], e["reasons"]) for e in events] == [("pass", ["ok"])], events
+    assert r.runner.history.last_passage(events[0]["pass_id"], events[0]["direction"])
+    assert "gate" in r.runner.engine.faults  # the open obeyed before the lock failed
+
+
 def test_a_pass_committed_after_the_stops_wait_gets_its_deny_row_before_the_stop_ends(tmp_path):
     """A kiosk pass still committing when the stop's wait for it ran out (the budget cut it
     short) landed after ``finish_stop`` found the backlog empty and ended: its ``stopping``
@@ -300,11 +345,12 @@ def test_a_lock_that_failed_at_the_stop_is_not_said_to_be_retried(tmp_path):
 @pytest.mark.parametrize("relay", ["locks", "unplugged"])
 def test_a_pass_committed_while_an_evacuation_held_the_gate_open_then_the_stop(tmp_path, relay):
     """A resident's pass decided while a guard's evacuation held the gate open, committed
-    after the stop's lock: the gate it would have gone through is locked (or, the relay gone,
-    in a state nobody knows), so nobody went through on it: its ``stopping`` row follows it
-    (the relay's earlier open does not count: ``GateHeldShut``), and once the relay obeyed the
-    stop's lock the engine holds the gate locked, the screen no longer inviting anyone
-    through it (the stop's ``on_gate_locked``)."""
+    after the stop's lock: the gate it would have gone through is locked, so nobody went
+    through on it: its ``stopping`` row follows it (the relay's earlier open does not count),
+    and once the relay obeyed the stop's lock the engine holds the gate locked, the screen no
+    longer inviting anyone through it (the stop's ``on_gate_locked``). The relay gone, the
+    stop's lock failed: the gate was last known open (the evacuation's), so the pass stands
+    alone (it was recorded "not let through" while the gate stood open)."""
     overrides = {"policy": {"mode": "pass_only"}, "engine": {"store_deadline_ms": 20000}}
     r = Rig(tmp_path, overrides=overrides)
     slow = SlowLog(r.log)
@@ -334,13 +380,15 @@ def test_a_pass_committed_while_an_evacuation_held_the_gate_open_then_the_stop(t
         events = r.log.events()
     finally:
         r.close()
+    if relay == "unplugged":  # the gate was last known open: the pass may have gone through
+        assert [(e["decision"], e["reasons"]) for e in events[1:]] == [("pass", ["ok"])], events
+        return
     assert [(e["decision"], e["reasons"]) for e in events[1:]] == [
         ("pass", ["ok"]),
         ("deny", ["stopping"]),
     ], events
     assert events[2]["flags"] == [f"not_opened:{events[1]['seq']}"]
-    if relay == "locks":
-        assert gate_is_open is False and state != "gate_open"
+    assert gate_is_open is False and state != "gate_open"
 
 
 @pytest.mark.parametrize(
