@@ -284,6 +284,44 @@ def test_a_pass_committed_after_the_stops_wait_gets_its_deny_row_before_the_stop
     assert [c.open_ for c in r.gate.commands if c.open_] == []
 
 
+def test_a_pass_whose_commit_was_late_at_the_stop_lands_once_with_its_deny_row(tmp_path):
+    """A pass whose commit missed its deadline (answered as a store fault, held, its commit
+    still under way: a late commit) lands just as the stop reaches its held decisions: the
+    stop's last writes wait for it (``_under_way``) before the backlog is flushed, so the
+    log gets the pass once, then its ``stopping`` row, nothing left held or under way."""
+    overrides = {"policy": {"mode": "pass_only"}, "engine": {"store_deadline_ms": 200}}
+    r = Rig(tmp_path, overrides=overrides)
+    slow = SlowLog(r.log)
+    r.runner.store = slow
+    real_stop_readers = r.runner._stop_readers
+
+    async def stop_readers_then_land(budget):
+        await real_stop_readers(budget)
+        slow.release.set()  # the card answers just as the stop reaches its writes
+
+    r.runner._stop_readers = stop_readers_then_land
+
+    async def main():
+        await r.runner.start()
+        r.show(r.pass_text(household="A-101"))
+        await r.next("decision")
+        assert r.runner._late_commits, "the commit must be late"
+        await r.runner.lock_for_stop(StopBudget(math.inf))
+        await r.runner.finish_stop(StopBudget(math.inf))
+        return list(r.runner.engine.backlog), set(r.runner._late_commits)
+
+    try:
+        backlog, late = run(main())
+        events = r.log.events()
+    finally:
+        r.close()
+    assert [(e["decision"], e["flags"]) for e in events] == [
+        ("pass", []),
+        ("deny", [f"not_opened:{events[0]['seq']}"]),
+    ], events
+    assert backlog == [] and late == set()
+
+
 def test_a_guards_pass_the_stop_kept_the_gate_locked_for_is_told_so_not_a_relay_fault(
     alice, core, monkeypatch
 ):
