@@ -1795,6 +1795,13 @@ def _outings(
     return sorted(out, key=lambda o: (o.ts, o.gate, o.seq))
 
 
+def _not_opened_among_sql(households: int) -> str:
+    """The rows of ``households`` households (``?`` each) after seq ? saying this gate did not
+    open for a pass: by the household's index or ``events_not_opened``, never every row."""
+    some = ", ".join("?" * households)
+    return f"SELECT flags FROM events WHERE household IN ({some}) AND seq > ? AND {NOT_OPENED_ROWS}"  # noqa: S608
+
+
 def _not_opened_among(db: Database, spellings: list[str], own: list[dict[str, Any]]) -> set[int]:
     """The seqs of ``own``'s passes that a later row says this gate did not open for
     (``not_opened:<seq>``, which names the pass's household too): nobody went through, no
@@ -1804,11 +1811,7 @@ def _not_opened_among(db: Database, spellings: list[str], own: list[dict[str, An
     passes = {int(r["seq"]) for r in own if r["decision"] in COUNTED_DECISIONS}
     if not passes:
         return set()
-    rows = db.execute(
-        f"SELECT flags FROM events WHERE household IN ({', '.join('?' * len(spellings))})"  # noqa: S608
-        f" AND seq > ? AND {NOT_OPENED_ROWS}",
-        [*spellings, min(passes)],
-    )
+    rows = db.execute(_not_opened_among_sql(len(spellings)), [*spellings, min(passes)])
     named = {not_opened(json.loads(flags) if flags else ()) for (flags,) in rows}
     return {seq for seq in passes if seq in named}
 

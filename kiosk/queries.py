@@ -589,18 +589,25 @@ def override_of(log: Readable, seq: int) -> dict[str, Any] | None:
     return decode_event_row(found) if found else None
 
 
+#: The rows after seq ? saying the gate did not open for a pass (``kiosk.links``): a search
+#: of the partial index ``events_not_opened`` (``kiosk.store.m007_not_opened_rows``), never a
+#: walk of every row after that seq.
+NOT_OPENED_AFTER_SQL = f"SELECT flags FROM events WHERE seq > ? AND {NOT_OPENED_ROWS}"  # noqa: S608
+
+#: The first of those rows whose flags match ``?`` (``LIKE``), whole.
+NOT_OPENED_FOR_SQL = (
+    f"SELECT * FROM events WHERE seq > ? AND {NOT_OPENED_ROWS} AND flags LIKE ?"  # noqa: S608
+    " ORDER BY seq LIMIT 1"
+)
+
+
 def not_opened_for(log: Readable, seq: int) -> dict[str, Any] | None:
     """The row saying the gate did not open for the pass ``seq`` (the first event after it,
     a ``deny`` flagged ``not_opened:<seq>``: ``kiosk.links``), decoded; None when the gate
     opened for it (or it is no pass)."""
     if isinstance(seq, bool) or not 0 < int(seq) < 2**63:
         return None
-    rows = _rows(
-        log,
-        "SELECT * FROM events WHERE seq > ? AND decision = 'deny' AND flags LIKE ?"
-        " ORDER BY seq LIMIT 1",
-        [int(seq), f'%"not_opened:{int(seq)}"%'],
-    )
+    rows = _rows(log, NOT_OPENED_FOR_SQL, [int(seq), f'%"not_opened:{int(seq)}"%'])
     found = next(rows, None)
     return decode_event_row(found) if found else None
 
@@ -612,10 +619,9 @@ def not_let_through(log: Readable, events: Iterable[Mapping[str, Any]]) -> set[i
     passes = {int(e["seq"]) for e in events if e.get("decision") == "pass" and e.get("seq")}
     if not passes:
         return set()
-    sql = f"SELECT flags FROM events WHERE seq > ? AND {NOT_OPENED_ROWS}"  # noqa: S608
     named = {
         not_opened(json.loads(row["flags"]) if row["flags"] else ())
-        for row in _rows(log, sql, [min(passes)])
+        for row in _rows(log, NOT_OPENED_AFTER_SQL, [min(passes)])
     }
     return passes & {seq for seq in named if seq is not None}
 
