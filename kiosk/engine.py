@@ -1825,9 +1825,8 @@ class Engine:
     # ---------------------------------------------------------------- manual
 
     def _enqueue_manual(self, item: _Manual) -> None:
-        if self.stopping:  # the stop began after ``manual`` took it
-            self._refuse(item)
-            return
+        # Never once the stop began: ``manual`` raised ``Stopping`` (the loop's thread: the
+        # stop's ``begin_stop`` cannot come between), and ``_begin_stop`` refused the queue.
         if self.state == "deciding":
             self._manual_queue.append(item)
             return

@@ -521,8 +521,7 @@ class EngineRunner:
         return sink
 
     def _deliver_code(self, read: CodeRead, direction: str | None) -> None:
-        if self.engine.stopping:  # the gate is being locked: nothing is decided any more
-            return
+        """A code to the engine (which decides nothing once the stop began: ``_on_code``)."""
         self.codes_received += 1
         try:
             self.engine.on_code(read, direction)

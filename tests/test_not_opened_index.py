@@ -10,15 +10,16 @@ from datetime import UTC, datetime
 
 import pytest
 
-from kiosk import peers, queries
+from kiosk import queries
 from kiosk.clock import FakeClock
 from kiosk.store import EventLog
 
+#: The one query's forms (``queries.not_opened_sql``): the feed's and a passage's page, a
+#: peer's page (the first rows), a household's outings at the peers (its spellings).
 QUERIES = {
-    "not_let_through": (queries.NOT_OPENED_AFTER_SQL, [1]),
-    "not_opened_for": (queries.NOT_OPENED_FOR_SQL, [1, '%"not_opened:1"%']),
-    "peers_page": (peers._NOT_OPENED_SQL, [1, 10]),
-    "peers_household": (peers._not_opened_among_sql(2), ["A-101", "a-101", 1]),
+    "after": (queries.not_opened_sql(), [1]),
+    "first_rows": (queries.not_opened_sql(limited=True), [1, 10]),
+    "household": (queries.not_opened_sql(households=2), [1, "A-101", "a-101"]),
 }
 
 
@@ -34,6 +35,7 @@ def log(tmp_path):
 def test_each_query_for_not_opened_rows_searches_an_index(log, name):
     sql, args = QUERIES[name]
     plan = [str(row[-1]) for row in log.reader().execute(f"EXPLAIN QUERY PLAN {sql}", args)]
-    assert len(plan) == 1 and plan[0].startswith("SEARCH events USING INDEX"), plan
-    if name != "peers_household":  # that one may take the household's index (as bounded)
+    assert plan[0].startswith("SEARCH events USING INDEX"), plan
+    assert not any(step.startswith("SCAN") for step in plan), plan
+    if name != "household":  # that one may take the household's index (as bounded)
         assert "events_not_opened" in plan[0], plan
