@@ -821,8 +821,7 @@ class Engine:
         self.passage = None
         self._hold_until_ns = None
         self._set_state("idle", self._idle_prompt())
-        if self.stopping:  # nothing starts (``begin_stop``)
-            return
+        # Once the stop began both are empty for good (``_begin_stop``): nothing starts.
         if self._manual_queue:
             self._start_manual(self._manual_queue.popleft())
             return
