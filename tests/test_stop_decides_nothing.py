@@ -541,3 +541,30 @@ def test_reads_and_a_sign_out_still_work_once_the_stop_has_begun(
         assert page.status_code == 200
     assert refused.status_code == 503
     assert len(held) == 1  # not written by the route
+
+
+def test_an_export_is_a_use_of_the_log_and_one_asked_once_the_stop_closed_them_is_refused(
+    alice, core, monkeypatch
+):
+    """An export's read in the web server's worker thread is a use of the event log
+    (``Core.web_uses``): the stop closing the console's uses while it reads finds it under
+    way (and closes the log only once it has ended); one asked after is answered 503."""
+    from kiosk import queries
+
+    real = queries.event_rows_between
+    found_under_way: list[bool] = []
+
+    def read_as_the_stop_closes_the_uses(store, start, end):
+        found_under_way.append(not core.web_uses.close(0))
+        return real(store, start, end)
+
+    monkeypatch.setattr(queries, "event_rows_between", read_as_the_stop_closes_the_uses)
+    try:
+        first = alice.get("/guard/export.csv", follow_redirects=False)
+        released = core.web_uses.released.is_set()
+        second = alice.get("/guard/export.csv", follow_redirects=False)
+    finally:
+        core.web_uses.open()
+    assert first.status_code == 200 and found_under_way == [True]
+    assert released  # once it ended
+    assert second.status_code == 503
