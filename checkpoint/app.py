@@ -502,7 +502,7 @@ class Daemon:
         #: is none, or no stop began): set by the helper itself (``ListSync.log_released``:
         #: once no apply is under way; ``PeerSync.log_released``: once no page is kept);
         #: the log closes after them all (``_close_log``).
-        self._log_users = {name: threading.Event() for name in ("list sync", "peers")}
+        self._log_users = {name: threading.Event() for name in ("list sync", "peers", "web")}
         for stopped in self._log_users.values():
             stopped.set()
         self.cpu_plan: cpu.CpuPlan | None = None
@@ -528,6 +528,7 @@ class Daemon:
         await self.core.runner.start()
         from checkpoint.server import build_server
 
+        self.core.web_uses.open()  # closed by an earlier stop of this core, if any
         app = create_app(self.core)
         self.guard = app.state.guard
         self.previews = app.state.community_imports
@@ -647,17 +648,21 @@ class Daemon:
             budget.gave_up(step)
 
     async def _stop_web(self, budget: StopBudget) -> None:
-        """The web server's end (its requests under way): past its grant it is cancelled."""
+        """The web server's end (its requests under way): past its grant it is cancelled;
+        then the console's uses of the log close (``Core.web_uses``): an export still reading
+        in its worker thread keeps the log open until it ends (``_close_log``), and none
+        begins after."""
         task = self._server_task
-        if task is None:
-            return
-        step = "web server"
-        done, _ = await asyncio.wait({task}, timeout=budget.grant(step, WEB_STOP_S))
-        if not done:
-            task.cancel()
-            budget.gave_up(step)
-        elif not task.cancelled() and task.exception() is not None:
-            log.warning("stopping: the web server ended with %r", task.exception())
+        if task is not None:
+            step = "web server"
+            done, _ = await asyncio.wait({task}, timeout=budget.grant(step, WEB_STOP_S))
+            if not done:
+                task.cancel()
+                budget.gave_up(step)
+            elif not task.cancelled() and task.exception() is not None:
+                log.warning("stopping: the web server ended with %r", task.exception())
+        self._log_users["web"] = self.core.web_uses.released
+        self.core.web_uses.close(0)
 
     async def _stop_engine(self, budget: StopBudget, *, started: bool) -> None:
         """The engine's rest (its tasks, readers, held decisions), then the relay and the
@@ -758,7 +763,8 @@ class Daemon:
     def _close_log(self) -> None:
         """The event log closed once the helpers that use it from their threads say no use
         of it by them is under way and none begins (``ListSync.log_released``: its stop
-        begun and no apply under way; ``PeerSync.stop`` returned): one closed under a
+        begun and no apply under way; ``PeerSync.stop`` returned; the console's, an export
+        outlasting the web server's end: ``Core.web_uses``): one closed under a
         running query crashed the process. However long that takes: within the writes'
         grant, as every write; past it the log is left open, and the journal line says so."""
         for stopped in self._log_users.values():

@@ -25,7 +25,7 @@ from kiosk.bus import EventBus
 from kiosk.calibration import CalibrationStore
 from kiosk.clock import Clock
 from kiosk.config import KioskConfig
-from kiosk.deadline import close_within
+from kiosk.deadline import LogUses, close_within
 from kiosk.devices import CodeReader, Gate, Thermometer
 from kiosk.export import InProcessPages, PageSource
 from kiosk.history import PassageHistory
@@ -107,6 +107,9 @@ class Core:
     tls_certificate: TlsCertificate | None = None
     #: the Pi's power and heat, polled by the daemon (``kiosk.pihealth``)
     pi_power: PowerWatch | None = None
+    #: the console's actions' uses of the event log (an export reading a day in a worker
+    #: thread, ``ui.guard.deps``): the daemon's stop closes the log under none of them
+    web_uses: LogUses = field(default_factory=LogUses)
 
     def close(self) -> None:
         """Release what ``build_core`` opened, for a core that was never run as a daemon."""

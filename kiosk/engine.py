@@ -580,8 +580,8 @@ class Engine:
         raises ``Stopping``), one queued behind a passage being committed is answered with
         that refusal (its ``on_recorded``) and never started, a code kept for later is
         dropped, and neither a code nor a reading starts or ends a passage; a crossing
-        already under way finishes (its pass is recorded as not let through: the runner's
-        ``GateHeldShut``)."""
+        already under way finishes (its pass is recorded as not let through once the stop's
+        lock obeyed: the runner's ``GateHeldShut``)."""
         self._input(self._begin_stop)
 
     def _begin_stop(self) -> None:
@@ -821,8 +821,7 @@ class Engine:
         self.passage = None
         self._hold_until_ns = None
         self._set_state("idle", self._idle_prompt())
-        if self.stopping:  # nothing starts (``begin_stop``)
-            return
+        # Once the stop began both are empty for good (``_begin_stop``): nothing starts.
         if self._manual_queue:
             self._start_manual(self._manual_queue.popleft())
             return
@@ -1487,19 +1486,20 @@ class Engine:
 
     def _not_opened(self, subject: Passage | EventDraft | None, outcome: Outcome) -> bool:
         """Whether ``outcome`` is a kiosk pass, committed, whose gate did not open on the
-        open command while it stood locked: the relay did not obey, or the stop had locked it
-        (``GateHeldShut``: nothing opens it again, whatever opened it before). Nobody went
-        through on it (the screen sends them to the guard). Not a guard's manual pass: the
-        guard opens the gate by hand for it (``err.gate_not_opened``), so it did go through;
-        nor a pass while an earlier command holds the gate open (an evacuation): the way
-        stood open."""
+        open command and stands locked as far as the relay is known (``_relay_opened``: only
+        a lock the relay obeyed sets it False): the relay did not obey, or the stop locked it
+        (``GateHeldShut``, answered after the stop's lock: whatever opened it before holds it
+        open no more). Nobody went through on it (the screen sends them to the guard). Not a
+        guard's manual pass: the guard opens the gate by hand for it (``err.gate_not_opened``),
+        so it did go through; nor a pass while the gate was last known open (an evacuation,
+        the stop's lock failed): the way stood open."""
         return (
             isinstance(subject, Passage)
             and subject.kind == "passage"
             and outcome.event is not None
             and outcome.event.decision == "pass"
             and outcome.gate_fault is not None
-            and (isinstance(outcome.gate_fault, GateHeldShut) or not self._relay_opened)
+            and not self._relay_opened
         )
 
     def _not_opened_draft(self, event: Event, fault: DeviceFault) -> EventDraft:
@@ -1776,7 +1776,9 @@ class Engine:
             self._on_gate_fault(open_, fault)
 
     def _on_gate_done(self, open_: bool) -> None:
-        if "gate" in self.faults:
+        # At the stop an open's answer comes after the stop's lock's (``EngineRunner._set_gate``):
+        # the relay obeyed a command before that lock, which says nothing of the lock's fault.
+        if "gate" in self.faults and not (open_ and self.stopping):
             self._clear_fault("gate")
         self._relay_opened = open_
         if not open_:
@@ -1822,9 +1824,8 @@ class Engine:
     # ---------------------------------------------------------------- manual
 
     def _enqueue_manual(self, item: _Manual) -> None:
-        if self.stopping:  # the stop began after ``manual`` took it
-            self._refuse(item)
-            return
+        # Never once the stop began: ``manual`` raised ``Stopping`` (the loop's thread: the
+        # stop's ``begin_stop`` cannot come between), and ``_begin_stop`` refused the queue.
         if self.state == "deciding":
             self._manual_queue.append(item)
             return

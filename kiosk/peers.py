@@ -66,11 +66,10 @@ from sqlite_utils import Database
 from .clock import ClockReading
 from .config.policy import QuotaConfig
 from .history import COUNTED_DECISIONS, QUOTA_EXEMPT
-from .links import NOT_OPENED_ROWS, not_opened
 from .lists import same_text
 from .passes import key_id_of
 from .ports import History, Store
-from .queries import Since
+from .queries import Since, not_opened_after
 from .schema import sql_migrations
 from .stats import households_outing, over_quota, quota_period_start
 from .store import StoreFault, format_ts
@@ -484,13 +483,6 @@ def _page(
     }
 
 
-#: This gate's rows saying it did not open for a pass (``kiosk.links``: ``not_opened:<seq>``)
-#: after seq ? (by the primary key), the first ones.
-_NOT_OPENED_SQL = (
-    f"SELECT flags FROM events WHERE seq > ? AND {NOT_OPENED_ROWS} ORDER BY seq LIMIT ?"  # noqa: S608
-)
-
-
 def _not_opened_after(db: Database, after: int) -> list[int]:
     """The seqs of this gate's passes it did not open for, named by rows after ``after``
     (the asker's cursor, or the look-back's first row), at most ``MAX_PAGE_NOT_OPENED`` (the
@@ -499,12 +491,8 @@ def _not_opened_after(db: Database, after: int) -> list[int]:
     asker holds is at or before its cursor, while any row it has not heard of is after it
     (written since its last page): so the rows after the cursor are all it needs, and a
     poll at the head reads none of the look-back (every few seconds, for every peer)."""
-    found = set()
-    for (flags,) in db.execute(_NOT_OPENED_SQL, [after, MAX_PAGE_NOT_OPENED]):
-        seq = not_opened(json.loads(flags) if flags else ())
-        if seq is not None and seq <= MAX_SEQ:
-            found.add(seq)
-    return sorted(found)
+    found = not_opened_after(db, after, limit=MAX_PAGE_NOT_OPENED)
+    return sorted(seq for seq in found if seq <= MAX_SEQ)
 
 
 def _guard_rows(db: Database, table: str, sql: str, limit: int, what: str) -> list[Any]:
@@ -1804,13 +1792,7 @@ def _not_opened_among(db: Database, spellings: list[str], own: list[dict[str, An
     passes = {int(r["seq"]) for r in own if r["decision"] in COUNTED_DECISIONS}
     if not passes:
         return set()
-    rows = db.execute(
-        f"SELECT flags FROM events WHERE household IN ({', '.join('?' * len(spellings))})"  # noqa: S608
-        f" AND seq > ? AND {NOT_OPENED_ROWS}",
-        [*spellings, min(passes)],
-    )
-    named = {not_opened(json.loads(flags) if flags else ()) for (flags,) in rows}
-    return {seq for seq in passes if seq in named}
+    return passes & set(not_opened_after(db, min(passes), spellings))
 
 
 def _unknown(

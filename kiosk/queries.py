@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -589,19 +589,42 @@ def override_of(log: Readable, seq: int) -> dict[str, Any] | None:
     return decode_event_row(found) if found else None
 
 
+def not_opened_sql(households: int = 0, limited: bool = False) -> str:
+    """The rows after seq ? saying the gate did not open for a pass (``kiosk.links``), in
+    seq order; of ``households`` households when not 0 (``?`` each), the first ``?`` when
+    ``limited``. A search of an index (``events_not_opened``: ``kiosk.store``'s
+    ``m007_not_opened_rows``; or the household's), never a walk of every row after it."""
+    some = f" AND household IN ({', '.join('?' * households)})" if households else ""
+    limit = " LIMIT ?" if limited else ""
+    return f"SELECT * FROM events WHERE seq > ? AND {NOT_OPENED_ROWS}{some} ORDER BY seq{limit}"  # noqa: S608
+
+
+def not_opened_after(
+    db: sqlite_utils.Database,
+    after: int,
+    households: Sequence[str] = (),
+    limit: int | None = None,
+) -> dict[int, dict[str, Any]]:
+    """The passes that rows after seq ``after`` say the gate did not open for (the one query
+    for them, ``not_opened_sql``), each with the first such row (raw): only the rows of
+    ``households`` when given, only the first ``limit`` rows when given. Nobody went
+    through on those passes."""
+    args: list[Any] = [int(after), *households] + ([] if limit is None else [limit])
+    found: dict[int, dict[str, Any]] = {}
+    for row in db.query(not_opened_sql(len(households), limit is not None), args):
+        seq = not_opened(json.loads(row["flags"]) if row["flags"] else ())
+        if seq is not None:
+            found.setdefault(seq, row)
+    return found
+
+
 def not_opened_for(log: Readable, seq: int) -> dict[str, Any] | None:
     """The row saying the gate did not open for the pass ``seq`` (the first event after it,
     a ``deny`` flagged ``not_opened:<seq>``: ``kiosk.links``), decoded; None when the gate
     opened for it (or it is no pass)."""
     if isinstance(seq, bool) or not 0 < int(seq) < 2**63:
         return None
-    rows = _rows(
-        log,
-        "SELECT * FROM events WHERE seq > ? AND decision = 'deny' AND flags LIKE ?"
-        " ORDER BY seq LIMIT 1",
-        [int(seq), f'%"not_opened:{int(seq)}"%'],
-    )
-    found = next(rows, None)
+    found = not_opened_after(log.reader(), int(seq)).get(int(seq))
     return decode_event_row(found) if found else None
 
 
@@ -612,12 +635,7 @@ def not_let_through(log: Readable, events: Iterable[Mapping[str, Any]]) -> set[i
     passes = {int(e["seq"]) for e in events if e.get("decision") == "pass" and e.get("seq")}
     if not passes:
         return set()
-    sql = f"SELECT flags FROM events WHERE seq > ? AND {NOT_OPENED_ROWS}"  # noqa: S608
-    named = {
-        not_opened(json.loads(row["flags"]) if row["flags"] else ())
-        for row in _rows(log, sql, [min(passes)])
-    }
-    return passes & {seq for seq in named if seq is not None}
+    return passes & set(not_opened_after(log.reader(), min(passes)))
 
 
 #: The audit row of a decision made from the guard's form whose one-time token is ``?``.

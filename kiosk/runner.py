@@ -180,8 +180,9 @@ class EngineRunner:
             log, "engine tick failed", "engine tick working again"
         )
         self._started = False
-        #: The stop has commanded the gate locked: no open is commanded any more (``_set_gate``).
-        self._locked_at_stop = False
+        #: The stop's lock, once the stop began (no open is commanded any more: ``_set_gate``):
+        #: True once the relay obeyed it, False once it did not (failed, stuck, given up).
+        self._stop_lock: asyncio.Future[bool] | None = None
         self.max_tick_lag_ms = 0.0
         self.codes_received = 0
         self.history_loaded = 0
@@ -199,7 +200,7 @@ class EngineRunner:
         self._loop_thread = threading.current_thread()
         self._wake = asyncio.Event()
         self._gate_order = asyncio.Lock()
-        self._locked_at_stop = False
+        self._stop_lock = None
         self.engine.stopping = False  # a runner started again after a stop decides again
         self.bus.bind(self._loop)
         # Before the log is read: a forget committed meanwhile is looked at again, never missed.
@@ -241,8 +242,9 @@ class EngineRunner:
         no code is decided from here, the loop's tasks are cancelled, the gate is commanded
         locked, and nothing opens it after (``_set_gate`` refuses: ``GateHeldShut``); then a
         crossing still under way is waited for (its commit bounded by ``store_deadline_ms``):
-        a pass it commits is recorded as not let through (``stopping``), never opened for and
-        locked again at once. False for a runner never started (closed now)."""
+        a pass it commits is recorded as not let through (``stopping``) once the relay obeyed
+        the lock, never opened for and locked again at once. False for a runner never started
+        (closed now)."""
         if not self._started:
             self.close()
             return False
@@ -344,11 +346,20 @@ class EngineRunner:
         return True
 
     async def _lock_at_stop(self, budget: StopBudget) -> None:
-        """Command the gate locked; from here no open is commanded (``_set_gate``). A relay
+        """Command the gate locked; from here no open is commanded (``_set_gate``), and an
+        open already commanded is answered once this lock is (``_stop_lock``)."""
+        self._stop_lock = obeyed = asyncio.get_running_loop().create_future()
+        try:
+            obeyed.set_result(await self._command_lock_at_stop(budget))
+        finally:
+            if not obeyed.done():
+                obeyed.set_result(False)
+
+    async def _command_lock_at_stop(self, budget: StopBudget) -> bool:
+        """The stop's lock; True when the relay obeyed it (the engine told either way). A relay
         command still stuck in the driver (an open past its deadline) may go through later:
         wait for it a little (within the budget's grant), and if it is still stuck, queue the
         lock behind it so the gate never ends open after the kiosk stopped."""
-        self._locked_at_stop = True
         step = "gate lock"
         loop = asyncio.get_running_loop()
         # One command's deadline at least, however little the budget left (a start that
@@ -358,7 +369,7 @@ class EngineRunner:
         if not await self._take_gate_order(end - loop.time()):
             worker.call_after(self.gate.set_open, False)  # behind the command holding it
             budget.gave_up(step)
-            return
+            return False
         try:
             if worker.busy:
                 wait_s = max(0.0, min(self._deadline_s, end - loop.time()))
@@ -367,15 +378,17 @@ class EngineRunner:
                 log.warning("gate command still stuck at stop; the lock follows it when it returns")
                 worker.call_after(self.gate.set_open, False)
                 budget.gave_up(step)
-                return
+                return False
             deadline_s = max(0.0, min(self._deadline_s, end - loop.time()))
             try:
                 await worker.call(self.gate.set_open, False, deadline_s=deadline_s)
             except DeviceFault as exc:
                 log.warning("gate could not be locked at stop: %s", exc)
                 self.engine.on_gate_locked(exc)
-            else:  # what opened it before (a pulse, an evacuation) holds it open no more
-                self.engine.on_gate_locked()
+                return False
+            # What opened it before (a pulse, an evacuation) holds it open no more.
+            self.engine.on_gate_locked()
+            return True
         finally:
             if self._gate_order.locked():
                 self._gate_order.release()
@@ -508,8 +521,7 @@ class EngineRunner:
         return sink
 
     def _deliver_code(self, read: CodeRead, direction: str | None) -> None:
-        if self.engine.stopping:  # the gate is being locked: nothing is decided any more
-            return
+        """A code to the engine (which decides nothing once the stop began: ``_on_code``)."""
         self.codes_received += 1
         try:
             self.engine.on_code(read, direction)
@@ -719,20 +731,30 @@ class EngineRunner:
     async def _set_gate(self, open_: bool) -> DeviceFault | None:
         """Command the relay under the device deadline; the fault if it did not obey. A
         command still under way is waited for first (at most its deadline). An open once the
-        stop has locked the gate is refused (``GateHeldShut``); one already in the driver when
-        the stop began is ``GateHeldShut`` too: the stop's lock follows it at once, so
-        nobody was let through on it (the engine writes its ``stopping`` row)."""
+        stop began is answered after the stop's lock (``_stop_lock``, bounded by its grant;
+        the engine has its answer first): refused (``GateHeldShut``) when the lock was
+        commanded before it; one already in the driver that the relay obeyed is
+        ``GateHeldShut`` too when the lock then obeyed (opened and locked again at once:
+        nobody let through on it), and let through when the lock failed (the gate stands
+        open)."""
+        fault = await self._command_gate(open_)
+        if not open_ or self._stop_lock is None:
+            return fault
+        if await asyncio.shield(self._stop_lock) and fault is None:
+            return GateHeldShut("the checkpoint is stopping: opened and locked again at once")
+        return fault
+
+    async def _command_gate(self, open_: bool) -> DeviceFault | None:
+        """The relay commanded in order (``_gate_order``); no open once the stop began."""
         try:
             async with self._gate_order:
-                if open_ and self._locked_at_stop:  # locked for the stop: for good
+                if open_ and self._stop_lock is not None:  # locked for the stop: for good
                     return GateHeldShut("the checkpoint is stopping: the gate stays locked")
                 await self._gate_worker.call(self.gate.set_open, open_)
         except DeviceFault as exc:
             return exc
         except Exception as exc:  # noqa: BLE001 - a driver bug is a gate fault
             return GateFault(f"gate error: {exc}")
-        if open_ and self._locked_at_stop:  # the stop began while it was in the driver
-            return GateHeldShut("the checkpoint is stopping: opened and locked again at once")
         return None
 
 

@@ -329,6 +329,17 @@ def test_temperature_first_starts_on_presence_and_waits_for_the_code(make_rig):
     assert decision["decision"] == "pass"
 
 
+def test_a_person_arriving_once_the_stop_began_starts_no_passage(make_rig):
+    """A reading reaching the engine once the stop began (``begin_stop``: the thermometer's
+    last read as its loop is cancelled) starts nothing at a gate locked for good."""
+    rig = make_rig(engine={"order": "temperature_first"})
+    rig.engine.begin_stop()
+    rig.emulator.person_arrives(36.6)
+    rig.run(3)
+    assert (rig.engine.state, rig.engine.passage) == ("idle", None)
+    assert rig.decisions() == []
+
+
 def test_temperature_first_without_a_code_denies_after_the_code_timeout(make_rig):
     rig = make_rig(engine={"order": "temperature_first", "code_timeout_s": 5})
     rig.emulator.person_arrives(36.6)

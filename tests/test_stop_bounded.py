@@ -27,6 +27,7 @@ from checkpoint import app as app_module
 from checkpoint.app import Daemon, ExitAfterStop
 from checkpoint.cli import main as cli_main
 from checkpoint.notify import Notifier
+from kiosk.deadline import Stopped
 from kiosk.pihealth import PiPowerReading, PowerWatch
 from ui.auth import RefusedRows
 
@@ -171,6 +172,7 @@ from pathlib import Path
 
 from checkpoint.app import Daemon, ExitAfterStop, build_core
 from checkpoint.notify import Notifier
+from kiosk.deadline import Stopped
 from kiosk.config import parse_config
 
 logging.basicConfig(level=logging.INFO)
@@ -314,3 +316,34 @@ def test_a_sigterm_while_kiosk_run_starts_counts_the_stops_budget_from_the_signa
     assert cli_main(argv) == 0
     [(ends, total_s)] = budgets
     assert signalled[0] + total_s <= ends <= signalled[1] + total_s  # not the start's end
+
+
+def test_the_log_is_not_closed_under_an_export_still_reading_after_the_web_servers_end(
+    app, core, clock, caplog
+):
+    """An export served during the stop (a day read from a slow card in the web server's
+    worker thread) can outlast the web server's 1.5 s end: the stop then closed the event log
+    under its query (the crash ``_close_log`` says of the list sync). The console's uses of
+    the log (``Core.web_uses``) are waited for as the list sync's are: the log is left open
+    while one reads (past the writes' grant the journal says so), and closed once it ends."""
+    daemon = _daemon(core, app, clock)
+    daemon.stop_budget_s = 0.3
+    daemon.stop_reserves_s = {"gate lock": 0.05, "writes": 0.1}
+    reading = core.web_uses.using()
+    reading.__enter__()  # an export's read under way
+    try:
+        with caplog.at_level(logging.ERROR, logger="checkpoint.app"):
+            asyncio.run(daemon.stop())
+        open_while_reading = core.store.reader() is not None  # raises once closed
+        refused_after = False
+        try:
+            with core.web_uses.using():
+                pass
+        except Stopped:
+            refused_after = True
+    finally:
+        reading.__exit__(None, None, None)
+    assert open_while_reading and refused_after
+    [line] = [r.getMessage() for r in caplog.records if "not written" in r.getMessage()]
+    assert "log: the event log left open" in line
+    assert core.web_uses.released.is_set()  # the read ended: the log may close now

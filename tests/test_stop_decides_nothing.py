@@ -18,6 +18,7 @@ from guard_support import console_fixtures
 from test_runner import WAIT_S, Rig, SlowLog, run
 
 from kiosk.deadline import StopBudget
+from kiosk.devices import CodeRead, GateFault
 from kiosk.engine import Stopping
 
 START = datetime(2026, 3, 4, 2, 0, tzinfo=UTC)
@@ -197,6 +198,50 @@ def test_an_open_in_the_relays_driver_when_the_stop_begins_is_a_pass_not_let_thr
     assert [c.open_ for c in r.gate.commands][-1] is False
 
 
+def test_an_open_in_the_relays_driver_when_the_stop_begins_whose_lock_fails_is_let_through(
+    tmp_path,
+):
+    """An open already in the relay's driver when the stop began, obeyed (the gate opened);
+    the stop's lock then failed (the relay gone): the gate stands open, yet the pass got its
+    ``stopping`` row ("opened and locked again at once", said before the lock had run): no
+    outing counted, no passback armed, for someone who could walk through. The pass stands
+    alone: the gate was last known open, and the lock's gate fault stands (the open's answer,
+    coming after it, does not clear it)."""
+    r = Rig(tmp_path, overrides={"engine": {"device_deadline_ms": 5000}})
+    in_open, release = threading.Event(), threading.Event()
+    real = r.gate.set_open
+
+    def set_open(open_):
+        if open_:
+            in_open.set()
+            release.wait(WAIT_S)
+        elif in_open.is_set():
+            raise GateFault("relay gone")  # the stop's lock
+        real(open_)
+
+    r.gate.set_open = set_open
+
+    async def main():
+        await r.runner.start()
+        r.thermometer.body_c = 36.6
+        r.show(r.pass_text(household="A-101"))
+        assert await asyncio.to_thread(in_open.wait, 6 * WAIT_S)
+        stopping = asyncio.ensure_future(r.runner.stop())
+        await asyncio.wait({stopping}, timeout=0)
+        release.set()
+        await stopping
+
+    try:
+        run(main())
+        events = r.log.events()
+    finally:
+        r.close()
+    assert [c.open_ for c in r.gate.commands][-1] is True  # never locked after it
+    assert [(e["decision"], e["reasons"]) for e in events] == [("pass", ["ok"])], events
+    assert r.runner.history.last_passage(events[0]["pass_id"], events[0]["direction"])
+    assert "gate" in r.runner.engine.faults  # the open obeyed before the lock failed
+
+
 def test_a_pass_committed_after_the_stops_wait_gets_its_deny_row_before_the_stop_ends(tmp_path):
     """A kiosk pass still committing when the stop's wait for it ran out (the budget cut it
     short) landed after ``finish_stop`` found the backlog empty and ended: its ``stopping``
@@ -237,6 +282,44 @@ def test_a_pass_committed_after_the_stops_wait_gets_its_deny_row_before_the_stop
     ], events
     assert events[1]["flags"] == [f"not_opened:{events[0]['seq']}"]
     assert [c.open_ for c in r.gate.commands if c.open_] == []
+
+
+def test_a_pass_whose_commit_was_late_at_the_stop_lands_once_with_its_deny_row(tmp_path):
+    """A pass whose commit missed its deadline (answered as a store fault, held, its commit
+    still under way: a late commit) lands just as the stop reaches its held decisions: the
+    stop's last writes wait for it (``_under_way``) before the backlog is flushed, so the
+    log gets the pass once, then its ``stopping`` row, nothing left held or under way."""
+    overrides = {"policy": {"mode": "pass_only"}, "engine": {"store_deadline_ms": 200}}
+    r = Rig(tmp_path, overrides=overrides)
+    slow = SlowLog(r.log)
+    r.runner.store = slow
+    real_stop_readers = r.runner._stop_readers
+
+    async def stop_readers_then_land(budget):
+        await real_stop_readers(budget)
+        slow.release.set()  # the card answers just as the stop reaches its writes
+
+    r.runner._stop_readers = stop_readers_then_land
+
+    async def main():
+        await r.runner.start()
+        r.show(r.pass_text(household="A-101"))
+        await r.next("decision")
+        assert r.runner._late_commits, "the commit must be late"
+        await r.runner.lock_for_stop(StopBudget(math.inf))
+        await r.runner.finish_stop(StopBudget(math.inf))
+        return list(r.runner.engine.backlog), set(r.runner._late_commits)
+
+    try:
+        backlog, late = run(main())
+        events = r.log.events()
+    finally:
+        r.close()
+    assert [(e["decision"], e["flags"]) for e in events] == [
+        ("pass", []),
+        ("deny", [f"not_opened:{events[0]['seq']}"]),
+    ], events
+    assert backlog == [] and late == set()
 
 
 def test_a_guards_pass_the_stop_kept_the_gate_locked_for_is_told_so_not_a_relay_fault(
@@ -297,14 +380,80 @@ def test_a_lock_that_failed_at_the_stop_is_not_said_to_be_retried(tmp_path):
     assert "stopping" in alarm["detail"] and "by hand" in alarm["detail"], alarm
 
 
+def test_a_lock_that_failed_before_any_stop_is_said_to_be_retried(tmp_path):
+    """Outside a stop a lock that failed is retried (the engine's ticks): its alarm says so."""
+    r = Rig(tmp_path)
+
+    async def main():
+        r.gate.unplug()
+        await r.runner.start()
+        alarm = await r.next("alarm", alarm="gate_not_locked", state="raised")
+        await r.runner.stop()
+        return alarm
+
+    try:
+        alarm = run(main())
+    finally:
+        r.close()
+    assert alarm["detail"] == "relay did not lock; retrying", alarm
+
+
+def test_a_code_reaching_the_engine_once_the_stop_began_is_not_decided(tmp_path):
+    """A code handed to the engine after the stop began (a reader's, still running until
+    ``finish_stop``) is counted as ignored: no passage starts, nothing is recorded."""
+    r = Rig(tmp_path)
+
+    async def main():
+        await r.runner.start()
+        await r.runner.lock_for_stop(StopBudget(math.inf))
+        r.thermometer.body_c = 36.6
+        engine = r.runner.engine
+        engine.on_code(CodeRead(r.pass_text(), "screen", r.clock.monotonic_ns()), None)
+        seen = (engine.state, engine.passage, engine.ignored_codes)
+        await r.runner.finish_stop(StopBudget(math.inf))
+        return seen
+
+    try:
+        seen = run(main())
+        events = r.log.events()
+    finally:
+        r.close()
+    assert seen == ("idle", None, 1)
+    assert events == []
+
+
+def test_a_runner_started_again_after_a_stop_decides_again(tmp_path):
+    """The stop's "decides nothing" is the stop's: the same runner started again (the
+    replay, the demo, a test) takes a guard's decision and records it."""
+    r = Rig(tmp_path)
+
+    async def main():
+        await r.runner.start()
+        await r.runner.stop()
+        await r.runner.start()
+        r.runner.engine.manual("manual_pass", "alice", "neighbour", "in", subject="none")
+        found = await r.next("decision", decision="manual_pass")
+        await r.runner.stop()
+        return found
+
+    try:
+        found = run(main())
+        events = r.log.events()
+    finally:
+        r.close()
+    assert found["decision"] == "manual_pass"
+    assert [e["decision"] for e in events] == ["manual_pass"]
+
+
 @pytest.mark.parametrize("relay", ["locks", "unplugged"])
 def test_a_pass_committed_while_an_evacuation_held_the_gate_open_then_the_stop(tmp_path, relay):
     """A resident's pass decided while a guard's evacuation held the gate open, committed
-    after the stop's lock: the gate it would have gone through is locked (or, the relay gone,
-    in a state nobody knows), so nobody went through on it: its ``stopping`` row follows it
-    (the relay's earlier open does not count: ``GateHeldShut``), and once the relay obeyed the
-    stop's lock the engine holds the gate locked, the screen no longer inviting anyone
-    through it (the stop's ``on_gate_locked``)."""
+    after the stop's lock: the gate it would have gone through is locked, so nobody went
+    through on it: its ``stopping`` row follows it (the relay's earlier open does not count),
+    and once the relay obeyed the stop's lock the engine holds the gate locked, the screen no
+    longer inviting anyone through it (the stop's ``on_gate_locked``). The relay gone, the
+    stop's lock failed: the gate was last known open (the evacuation's), so the pass stands
+    alone (it was recorded "not let through" while the gate stood open)."""
     overrides = {"policy": {"mode": "pass_only"}, "engine": {"store_deadline_ms": 20000}}
     r = Rig(tmp_path, overrides=overrides)
     slow = SlowLog(r.log)
@@ -334,13 +483,15 @@ def test_a_pass_committed_while_an_evacuation_held_the_gate_open_then_the_stop(t
         events = r.log.events()
     finally:
         r.close()
+    if relay == "unplugged":  # the gate was last known open: the pass may have gone through
+        assert [(e["decision"], e["reasons"]) for e in events[1:]] == [("pass", ["ok"])], events
+        return
     assert [(e["decision"], e["reasons"]) for e in events[1:]] == [
         ("pass", ["ok"]),
         ("deny", ["stopping"]),
     ], events
     assert events[2]["flags"] == [f"not_opened:{events[1]['seq']}"]
-    if relay == "locks":
-        assert gate_is_open is False and state != "gate_open"
+    assert gate_is_open is False and state != "gate_open"
 
 
 @pytest.mark.parametrize(
@@ -354,14 +505,17 @@ def test_a_pass_committed_while_an_evacuation_held_the_gate_open_then_the_stop(t
     ],
 )
 def test_reads_and_a_sign_out_still_work_once_the_stop_has_begun(
-    alice, core, method, path, data, answered
+    alice, app, core, method, path, data, answered
 ):
     """Every audited route was refused 503 once the stop began, though the docs say only
     what changes something is: a guard could not search, export the day, or sign out (the
     session left valid for the next start). A route that decides nothing and leaves the gate
     alone (marked ``served_while_stopping``: the searches, the exports, sign-in and out) is
-    answered during the stop; a decision is still refused."""
+    answered during the stop; a decision is still refused. A row held by a storage outage
+    is left to the stop's own writes (a route writing it would race them)."""
     alice.portal.call(core.runner.start)
+    held = app.state.guard.held
+    held.hold("alice", "guard_sign_in", {}, core.clock.now(), essential=True)
     alice.portal.call(core.runner.lock_for_stop, StopBudget(math.inf))
     headers = {"Origin": "http://kiosk.test"}
     try:
@@ -386,3 +540,31 @@ def test_reads_and_a_sign_out_still_work_once_the_stop_has_begun(
     else:
         assert page.status_code == 200
     assert refused.status_code == 503
+    assert len(held) == 1  # not written by the route
+
+
+def test_an_export_is_a_use_of_the_log_and_one_asked_once_the_stop_closed_them_is_refused(
+    alice, core, monkeypatch
+):
+    """An export's read in the web server's worker thread is a use of the event log
+    (``Core.web_uses``): the stop closing the console's uses while it reads finds it under
+    way (and closes the log only once it has ended); one asked after is answered 503."""
+    from kiosk import queries
+
+    real = queries.event_rows_between
+    found_under_way: list[bool] = []
+
+    def read_as_the_stop_closes_the_uses(store, start, end):
+        found_under_way.append(not core.web_uses.close(0))
+        return real(store, start, end)
+
+    monkeypatch.setattr(queries, "event_rows_between", read_as_the_stop_closes_the_uses)
+    try:
+        first = alice.get("/guard/export.csv", follow_redirects=False)
+        released = core.web_uses.released.is_set()
+        second = alice.get("/guard/export.csv", follow_redirects=False)
+    finally:
+        core.web_uses.open()
+    assert first.status_code == 200 and found_under_way == [True]
+    assert released  # once it ended
+    assert second.status_code == 503

@@ -48,6 +48,7 @@ from kiosk.alarms import Alarm, AlarmDesk, device_alarms, peer_alarms, power_ala
 from kiosk.auditing import Change, HeldRows, audited_write, auditing_request
 from kiosk.clock import ClockReading
 from kiosk.crossing import Outcome
+from kiosk.deadline import Stopped
 from kiosk.devices import GateHeldShut
 from kiosk.engine import FeverRefused, ManualDecision, Stopping, TemperatureImplausible
 from kiosk.roster import session_end, staffed_stretches
@@ -675,6 +676,20 @@ def refused_stopping(request: Request, action: str) -> Response:
     return stopping(request)
 
 
+async def _handled(
+    request: Request, handler: Callable[[Request], Coroutine[Any, Any, Response]]
+) -> Response:
+    """The route's answer, as a use of the event log (``Core.web_uses``: a route function's
+    worker thread is waited for, even cancelled, so the use ends with it): the daemon's stop
+    closes the log under none; ``Stopping`` once the stop closed them (the log closing)."""
+    with contextlib.ExitStack() as use:
+        try:
+            use.enter_context(guard(request).core.web_uses.using())
+        except Stopped:
+            raise Stopping from None
+        return await handler(request)
+
+
 def _audit(
     handler: Callable[[Request], Coroutine[Any, Any, Response]],
     action: str,
@@ -690,7 +705,7 @@ def _audit(
         with auditing_request(lambda: request_detail(request)) as audit:
             request.state.route_action, request.state.request_audit = action, audit
             try:
-                response = await handler(request)
+                response = await _handled(request, handler)
             except BadInput as exc:
                 await record(request, action, "refused", exc.code, audit.written)
                 return fail(request, back, exc)
