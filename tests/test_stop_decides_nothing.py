@@ -165,7 +165,9 @@ def test_an_open_in_the_relays_driver_when_the_stop_begins_is_a_pass_not_let_thr
     behind it): the pass on record as let through, an outing counted, passback armed, though
     the gate was locked again at once. It is the stop's ``GateHeldShut``: its deny row
     ``stopping`` follows the pass, and the history holds no passage for it."""
-    r = Rig(tmp_path, overrides={"engine": {"device_deadline_ms": 5000}})
+    # The driver call outlasts the fake relay's own wait (WAIT_S) under any load: the open
+    # answers within its deadline, so what the test reads is the stop's, never a timeout.
+    r = Rig(tmp_path, overrides={"engine": {"device_deadline_ms": 10000}})
     in_open, release = threading.Event(), threading.Event()
     real = r.gate.set_open
 
@@ -207,7 +209,9 @@ def test_an_open_in_the_relays_driver_when_the_stop_begins_whose_lock_fails_is_l
     outing counted, no passback armed, for someone who could walk through. The pass stands
     alone: the gate was last known open, and the lock's gate fault stands (the open's answer,
     coming after it, does not clear it)."""
-    r = Rig(tmp_path, overrides={"engine": {"device_deadline_ms": 5000}})
+    # The driver call outlasts the fake relay's own wait (WAIT_S) under any load: the open
+    # answers within its deadline, so what the test reads is the stop's, never a timeout.
+    r = Rig(tmp_path, overrides={"engine": {"device_deadline_ms": 10000}})
     in_open, release = threading.Event(), threading.Event()
     real = r.gate.set_open
 
