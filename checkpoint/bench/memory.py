@@ -32,7 +32,7 @@ left cached would be mapped by the kernel's fault-around in larger pieces and co
 (docs/memory.md, "Pinned versions and the page cache"). A page another process maps stays
 (the bench's own interpreter, libc): ``page_cache_drop`` says how much was cached before and
 after (``mincore``), and ``page_cache`` is ``"as_found"`` where nothing could be dropped.
-``read_ahead_kb`` is the venv's disk's readahead, the other half of that state (how much a
+``read_ahead_kb`` is the venv's disk's readahead, part of that state (how much a
 first fault reads around it).
 
 The child inherits this process's environment, so ``MALLOC_ARENA_MAX=2 kiosk bench --only
