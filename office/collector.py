@@ -373,7 +373,9 @@ class Collector:
                 )
                 result = puller.pull(source.url, token)  # the client and target stay open
                 self._record_lists()
-                if not self._stop.is_set():
+                # A pull its turn ended goes on at its next turn: the gate's reports (up to a
+                # week's requests on a slow link) wait for its real end, not the waiting gate.
+                if not self._stop.is_set() and not (turn is not None and turn.over):
                     self._reports(source, token, result.url, result.kiosk_id)
             except PgError as exc:
                 error, why = f"database: {exc}", None  # the office's problem, not the gate's

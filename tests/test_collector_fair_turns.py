@@ -125,6 +125,25 @@ def test_a_pull_ended_by_its_turn_goes_on_from_the_last_seq_held(tmp_path, clock
     assert seqs == list(range(1, 61))
 
 
+def test_a_pull_its_turn_ended_leaves_the_gates_reports_to_its_real_end(tmp_path, clock, gates):
+    """The gate's ledger reports (a week's requests at its first, each up to the request
+    deadline on a slow link) are not fetched when a turn ends: the gate waiting for the slot
+    would wait for them too. They come at the pull's real end."""
+    written: list = []
+    collector = _collector(tmp_path, clock, gates, written, {})
+    asked: list = []
+    collector._reports = lambda source, *rest: asked.append(source.url)
+    source = collector.config.kiosks[0]
+    try:
+        turn = Turn(collector._monotonic, TURN, lambda: True)
+        collector.pull_once(source, turn)
+        assert turn.over and asked == []
+        collector.pull_once(source)  # no turn: to the end
+    finally:
+        collector.client.close()
+    assert asked == ["http://long"]
+
+
 def test_a_long_first_pull_yields_its_slot_to_a_waiting_gate(tmp_path, clock, gates):
     """One slot, the long gate's first pull in it: the short gate is pulled after the long
     one's first turn (two pages), not after its twelve; the long pull then goes on to the
