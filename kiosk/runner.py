@@ -382,9 +382,10 @@ class EngineRunner:
             deadline_s = max(0.0, min(self._deadline_s, end - loop.time()))
             try:
                 await worker.call(self.gate.set_open, False, deadline_s=deadline_s)
-            except DeviceFault as exc:
-                log.warning("gate could not be locked at stop: %s", exc)
-                self.engine.on_gate_locked(exc)
+            except Exception as exc:  # noqa: BLE001 - a driver bug is a gate fault (_command_gate)
+                fault = exc if isinstance(exc, DeviceFault) else GateFault(f"gate error: {exc}")
+                log.warning("gate could not be locked at stop: %s", fault)
+                self.engine.on_gate_locked(fault)
                 return False
             # What opened it before (a pulse, an evacuation) holds it open no more.
             self.engine.on_gate_locked()

@@ -572,3 +572,30 @@ def test_an_export_is_a_use_of_the_log_and_one_asked_once_the_stop_closed_them_i
     assert first.status_code == 200 and found_under_way == [True]
     assert released  # once it ended
     assert second.status_code == 503
+
+
+def test_a_driver_bug_locking_the_gate_at_the_stop_is_a_gate_fault_and_the_stop_goes_on(tmp_path):
+    """The relay's driver raising something not a device fault at the stop's lock (a bug:
+    every shipped driver wraps its errors) aborted the whole stop: the crossing left in
+    flight, the writes and the log's close skipped, nobody told. It is a gate fault, as any
+    other command's bug is: the engine is told the gate did not lock, and the stop ends."""
+    r = Rig(tmp_path)
+    real = r.gate.set_open
+
+    def set_open(open_):
+        if not open_ and r.runner.stopping:
+            raise RuntimeError("driver bug")
+        real(open_)
+
+    r.gate.set_open = set_open
+
+    async def main():
+        await r.runner.start()
+        await r.runner.stop()
+
+    try:
+        run(main())
+        faults = dict(r.runner.engine.faults)
+    finally:
+        r.close()
+    assert "gate" in faults and "driver bug" in str(faults["gate"]), faults
