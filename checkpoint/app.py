@@ -649,9 +649,9 @@ class Daemon:
 
     async def _stop_web(self, budget: StopBudget) -> None:
         """The web server's end (its requests under way): past its grant it is cancelled;
-        then the console's uses of the log close (``Core.web_uses``): an export still reading
-        in its worker thread keeps the log open until it ends (``_close_log``), and none
-        begins after."""
+        then the console's uses of the log close (``Core.web_uses``): an audited request
+        still under way keeps the log open until it ends (``_close_log``), and none begins
+        after (one the server cancelled has ended its use: docs/operations.md)."""
         task = self._server_task
         if task is not None:
             step = "web server"

@@ -679,9 +679,11 @@ def refused_stopping(request: Request, action: str) -> Response:
 async def _handled(
     request: Request, handler: Callable[[Request], Coroutine[Any, Any, Response]]
 ) -> Response:
-    """The route's answer, as a use of the event log (``Core.web_uses``: a route function's
-    worker thread is waited for, even cancelled, so the use ends with it): the daemon's stop
-    closes the log under none; ``Stopping`` once the stop closed them (the log closing)."""
+    """The route's answer, as a use of the event log (``Core.web_uses``) for as long as its
+    request is under way: the daemon's stop does not close the log under it; ``Stopping``
+    once the stop closed them (the log closing). A request the web server cancels at its end
+    ends its use while a sync route's worker thread may still read (not waited for once
+    cancelled): docs/operations.md says so."""
     with contextlib.ExitStack() as use:
         try:
             use.enter_context(guard(request).core.web_uses.using())
