@@ -69,7 +69,7 @@ def gates(tmp_path, monkeypatch, clock):
         gate.store.close()
 
 
-def _collector(tmp_path, clock, gates, written, until) -> Collector:
+def _collector(tmp_path, clock, gates, written, until, poll_s: float = 10.0) -> Collector:
     cfg = CollectorConfig.model_validate(
         {
             "kiosks": [
@@ -77,6 +77,7 @@ def _collector(tmp_path, clock, gates, written, until) -> Collector:
             ],
             "page_size": 5,
             "max_concurrent": 1,
+            "poll_interval_s": poll_s,
         }
     )
     return Collector(
@@ -144,6 +145,19 @@ def test_a_pull_its_turn_ended_leaves_the_gates_reports_to_its_real_end(tmp_path
     assert asked == ["http://long"]
 
 
+def test_a_pull_with_no_gate_waiting_goes_on_to_its_end_in_one_turn(tmp_path, clock, gates):
+    """A gate's own place in the queue is not a gate waiting: alone, it pulls to its end."""
+    collector = _collector(tmp_path, clock, gates, [], {})
+    source = collector.config.kiosks[0]
+    with collector._lock:
+        collector._queued.add(source.url)  # as the scheduler queues it for a slot
+    try:
+        status, more = collector._turn(source)
+    finally:
+        collector.client.close()
+    assert (status.last_seq, status.lag_events, more) == (60, 0, False)
+
+
 def test_a_long_first_pull_yields_its_slot_to_a_waiting_gate(tmp_path, clock, gates):
     """One slot, the long gate's first pull in it: the short gate is pulled after the long
     one's first turn (two pages), not after its twelve; the long pull then goes on to the
@@ -151,7 +165,8 @@ def test_a_long_first_pull_yields_its_slot_to_a_waiting_gate(tmp_path, clock, ga
     written: list = []
     short_pulled, long_pulled = threading.Event(), threading.Event()
     until = {"short": (5, short_pulled), "long": (60, long_pulled)}
-    collector = _collector(tmp_path, clock, gates, written, until)
+    # An hour between pulls: a pull its turn ended is queued again at once, not an hour on.
+    collector = _collector(tmp_path, clock, gates, written, until, poll_s=3600.0)
     collector.retention.run_once = lambda stop: None  # no office database to purge
     collector.start()
     try:
