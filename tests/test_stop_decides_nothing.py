@@ -160,11 +160,10 @@ def test_a_code_kept_while_the_gate_was_open_is_not_decided_by_the_stops_lock(tm
     assert r.runner.engine._pending_code is None
 
 
-def test_an_open_in_the_relays_driver_when_the_stop_begins_is_a_pass_not_let_through(tmp_path):
-    """An open already in the relay's driver when the stop began went through (the lock waits
-    behind it): the pass on record as let through, an outing counted, passback armed, though
-    the gate was locked again at once. It is the stop's ``GateHeldShut``: its deny row
-    ``stopping`` follows the pass, and the history holds no passage for it."""
+def _open_in_the_driver_at_the_stop(tmp_path, lock_fails: bool):
+    """A kiosk pass whose open is in the relay's driver when the stop begins, released once
+    it has; the stop's lock then obeys, or fails (``lock_fails``: the relay gone). The rig,
+    closed, and its log's events."""
     # The driver call outlasts the fake relay's own wait (WAIT_S) under any load: the open
     # answers within its deadline, so what the test reads is the stop's, never a timeout.
     r = Rig(tmp_path, overrides={"engine": {"device_deadline_ms": 10000}})
@@ -175,51 +174,7 @@ def test_an_open_in_the_relays_driver_when_the_stop_begins_is_a_pass_not_let_thr
         if open_:
             in_open.set()
             release.wait(WAIT_S)
-        real(open_)
-
-    r.gate.set_open = set_open
-
-    async def main():
-        await r.runner.start()
-        r.thermometer.body_c = 36.6
-        r.show(r.pass_text(household="A-101"))
-        assert await asyncio.to_thread(in_open.wait, 6 * WAIT_S)
-        stopping = asyncio.ensure_future(r.runner.stop())
-        await asyncio.wait({stopping}, timeout=0)
-        release.set()
-        await stopping
-
-    try:
-        run(main())
-        events = r.log.events()
-    finally:
-        r.close()
-    assert [(e["decision"], e["reasons"]) for e in events][1] == ("deny", ["stopping"])
-    assert events[1]["flags"] == [f"not_opened:{events[0]['seq']}"]
-    assert r.runner.history.last_passage(events[0]["pass_id"], events[0]["direction"]) is None
-    assert [c.open_ for c in r.gate.commands][-1] is False
-
-
-def test_an_open_in_the_relays_driver_when_the_stop_begins_whose_lock_fails_is_let_through(
-    tmp_path,
-):
-    """An open already in the relay's driver when the stop began, obeyed (the gate opened);
-    the stop's lock then failed (the relay gone): the gate stands open, yet the pass got its
-    ``stopping`` row ("opened and locked again at once", said before the lock had run): no
-    outing counted, no passback armed, for someone who could walk through. The pass stands
-    alone: the gate was last known open, and the lock's gate fault stands (the open's answer,
-    coming after it, does not clear it)."""
-    # The driver call outlasts the fake relay's own wait (WAIT_S) under any load: the open
-    # answers within its deadline, so what the test reads is the stop's, never a timeout.
-    r = Rig(tmp_path, overrides={"engine": {"device_deadline_ms": 10000}})
-    in_open, release = threading.Event(), threading.Event()
-    real = r.gate.set_open
-
-    def set_open(open_):
-        if open_:
-            in_open.set()
-            release.wait(WAIT_S)
-        elif in_open.is_set():
+        elif lock_fails and in_open.is_set():
             raise GateFault("relay gone")  # the stop's lock
         real(open_)
 
@@ -237,9 +192,33 @@ def test_an_open_in_the_relays_driver_when_the_stop_begins_whose_lock_fails_is_l
 
     try:
         run(main())
-        events = r.log.events()
+        return r, r.log.events()
     finally:
         r.close()
+
+
+def test_an_open_in_the_relays_driver_when_the_stop_begins_is_a_pass_not_let_through(tmp_path):
+    """An open already in the relay's driver when the stop began went through (the lock waits
+    behind it): the pass on record as let through, an outing counted, passback armed, though
+    the gate was locked again at once. It is the stop's ``GateHeldShut``: its deny row
+    ``stopping`` follows the pass, and the history holds no passage for it."""
+    r, events = _open_in_the_driver_at_the_stop(tmp_path, lock_fails=False)
+    assert [(e["decision"], e["reasons"]) for e in events][1] == ("deny", ["stopping"])
+    assert events[1]["flags"] == [f"not_opened:{events[0]['seq']}"]
+    assert r.runner.history.last_passage(events[0]["pass_id"], events[0]["direction"]) is None
+    assert [c.open_ for c in r.gate.commands][-1] is False
+
+
+def test_an_open_in_the_relays_driver_when_the_stop_begins_whose_lock_fails_is_let_through(
+    tmp_path,
+):
+    """An open already in the relay's driver when the stop began, obeyed (the gate opened);
+    the stop's lock then failed (the relay gone): the gate stands open, yet the pass got its
+    ``stopping`` row ("opened and locked again at once", said before the lock had run): no
+    outing counted, no passback armed, for someone who could walk through. The pass stands
+    alone: the gate was last known open, and the lock's gate fault stands (the open's answer,
+    coming after it, does not clear it)."""
+    r, events = _open_in_the_driver_at_the_stop(tmp_path, lock_fails=True)
     assert [c.open_ for c in r.gate.commands][-1] is True  # never locked after it
     assert [(e["decision"], e["reasons"]) for e in events] == [("pass", ["ok"])], events
     assert r.runner.history.last_passage(events[0]["pass_id"], events[0]["direction"])
