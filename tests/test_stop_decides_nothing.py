@@ -578,3 +578,40 @@ def test_a_driver_bug_locking_the_gate_at_the_stop_is_a_gate_fault_and_the_stop_
     finally:
         r.close()
     assert "gate" in faults and "driver bug" in str(faults["gate"]), faults
+
+
+def test_a_stop_cancelled_during_its_lock_leaves_no_open_waiting_for_it(tmp_path):
+    """An open in the relay's driver waits, once the stop began, for the stop's lock to be
+    answered (``_stop_lock``). A stop cancelled while its lock waits behind that open still
+    answers it (not obeyed): the open's crossing ends, rather than waiting for ever."""
+    r = Rig(tmp_path, overrides={"engine": {"device_deadline_ms": 10000}})
+    in_open, release = threading.Event(), threading.Event()
+    real = r.gate.set_open
+
+    def set_open(open_):
+        if open_:
+            in_open.set()
+            release.wait(WAIT_S)
+        real(open_)
+
+    r.gate.set_open = set_open
+
+    async def main():
+        await r.runner.start()
+        r.thermometer.body_c = 36.6
+        r.show(r.pass_text(household="A-101"))
+        assert await asyncio.to_thread(in_open.wait, 6 * WAIT_S)
+        crossings = set(r.runner._inflight)
+        stopping = asyncio.ensure_future(r.runner.stop())
+        await asyncio.wait({stopping}, timeout=0)  # the lock waits behind the open
+        stopping.cancel()
+        await asyncio.wait({stopping})
+        release.set()
+        _, left = await asyncio.wait(crossings, timeout=WAIT_S)
+        return crossings, left
+
+    try:
+        crossings, left = run(main())
+    finally:
+        r.close()
+    assert crossings and not left
