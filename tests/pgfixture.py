@@ -26,6 +26,7 @@ import pytest
 from support import kiosk_api
 
 from office.pg import TempCluster, find_pg_bin
+from office.pull import SqliteTarget
 
 _counter = itertools.count(1)
 
@@ -198,3 +199,25 @@ def kiosk_rows(core) -> list[tuple]:
             return rows
         rows += [(e["kiosk_id"], e["seq"], e["hash"], e["prev_hash"], e["ts"]) for e in page]
         after = page[-1]["seq"]
+
+
+class PagesOnlyTarget(SqliteTarget):
+    """The office's database as a SQLite file that keeps the pulled pages only: the
+    collector's beats, gates and ledger reports go nowhere (no report day is final)."""
+
+    def record_run(
+        self, run_id: str, expect_s: float | None = None, *, first: bool = False
+    ) -> None:
+        pass
+
+    def record_gates(self, gates: list[dict]) -> None:
+        pass
+
+    def write_gate_report(self, *report) -> None:
+        pass
+
+    def final_report_days(self, kiosk_id: str, since) -> set:
+        return set()
+
+    def reported_compound(self, kiosk_id: str, day) -> None:
+        return None

@@ -10,7 +10,7 @@ import sqlite3
 import threading
 
 import pytest
-from pgfixture import Network, make_kiosk
+from pgfixture import Network, PagesOnlyTarget, make_kiosk
 
 from kiosk.config.fleet import CollectorConfig
 from office.collector import Collector, Turn
@@ -20,7 +20,7 @@ PAGE_S = 30.0  # a page of 5 events every 30 s: a slow link
 TURN = 60.0  # two pages a turn
 
 
-class _Copy(SqliteTarget):
+class _Copy(PagesOnlyTarget):
     """The office's database as a SQLite file, each page written ``PAGE_S`` on the test's
     clock after the last; every page's gate and last seq kept in ``written`` (shared by the
     workers' connections), ``pulled`` set once ``until`` holds its last event."""
@@ -40,21 +40,6 @@ class _Copy(SqliteTarget):
         if pulled is not None and rows[-1]["seq"] == last:
             pulled.set()
         return inserted
-
-    def record_run(self, run_id: str, expect_s=None, *, first: bool = False) -> None:
-        pass
-
-    def record_gates(self, gates: list[dict]) -> None:
-        pass
-
-    def write_gate_report(self, *report) -> None:
-        pass
-
-    def final_report_days(self, kiosk_id: str, since) -> set:
-        return set()
-
-    def reported_compound(self, kiosk_id: str, day) -> None:
-        return None
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-from pgfixture import Network, make_kiosk
+from pgfixture import Network, PagesOnlyTarget, make_kiosk
 from test_bounded_collector import _never, _Target
 
 from checkpoint.cli import main
@@ -31,7 +31,6 @@ from office.pg import (
     moved_on,
     spacings,
 )
-from office.pull import SqliteTarget
 
 DAY = ("2026-05-01T00:00:00Z", "2026-05-02T00:00:00Z")
 H = timedelta(hours=1)
@@ -290,7 +289,7 @@ def test_every_takes_a_number_and_its_unit_only(capsys):
 # ------------------------------------------------------------- a beat while a pull is under way
 
 
-class _Copy(SqliteTarget):
+class _Copy(PagesOnlyTarget):
     """The office's database as a SQLite copy, each page written ``page_s`` after the last on
     the test's clock (a gate with a year of events on a slow link); each beat kept with when
     it came and how many pages were written by then."""
@@ -312,18 +311,6 @@ class _Copy(SqliteTarget):
     ) -> None:
         self.beats.append((self.pages, self.clock.now(), expect_s))
         self.firsts.append(first)
-
-    def record_gates(self, gates: list[dict]) -> None:
-        pass
-
-    def write_gate_report(self, *report) -> None:
-        pass
-
-    def final_report_days(self, kiosk_id: str, since) -> set:
-        return set()
-
-    def reported_compound(self, kiosk_id: str, day) -> None:
-        return None
 
 
 def _first_pull(tmp_path, monkeypatch, clock, page_s: float, kind: type = _Copy) -> _Copy:

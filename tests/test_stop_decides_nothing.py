@@ -225,6 +225,21 @@ def test_an_open_in_the_relays_driver_when_the_stop_begins_whose_lock_fails_is_l
     assert "gate" in r.runner.engine.faults  # the open obeyed before the lock failed
 
 
+def _lands_as_the_stop_writes(r: Rig) -> SlowLog:
+    """The rig's log held up (a slow card) until the stop, its readers stopped, reaches its
+    writes: then the card answers."""
+    slow = SlowLog(r.log)
+    r.runner.store = slow
+    real_stop_readers = r.runner._stop_readers
+
+    async def stop_readers_then_land(budget):
+        await real_stop_readers(budget)
+        slow.release.set()
+
+    r.runner._stop_readers = stop_readers_then_land
+    return slow
+
+
 def test_a_pass_committed_after_the_stops_wait_gets_its_deny_row_before_the_stop_ends(tmp_path):
     """A kiosk pass still committing when the stop's wait for it ran out (the budget cut it
     short) landed after ``finish_stop`` found the backlog empty and ended: its ``stopping``
@@ -233,15 +248,7 @@ def test_a_pass_committed_after_the_stops_wait_gets_its_deny_row_before_the_stop
     under way (within their grant): the pass and its deny row are both in the log when the
     stop ends, nothing left under way."""
     r = Rig(tmp_path, overrides={"engine": {"store_deadline_ms": 20000}})
-    slow = SlowLog(r.log)
-    r.runner.store = slow
-    real_stop_readers = r.runner._stop_readers
-
-    async def stop_readers_then_land(budget):
-        await real_stop_readers(budget)
-        slow.release.set()  # the card answers just as the stop reaches its writes
-
-    r.runner._stop_readers = stop_readers_then_land
+    slow = _lands_as_the_stop_writes(r)
 
     async def main():
         await r.runner.start()
@@ -274,15 +281,7 @@ def test_a_pass_whose_commit_was_late_at_the_stop_lands_once_with_its_deny_row(t
     log gets the pass once, then its ``stopping`` row, nothing left held or under way."""
     overrides = {"policy": {"mode": "pass_only"}, "engine": {"store_deadline_ms": 200}}
     r = Rig(tmp_path, overrides=overrides)
-    slow = SlowLog(r.log)
-    r.runner.store = slow
-    real_stop_readers = r.runner._stop_readers
-
-    async def stop_readers_then_land(budget):
-        await real_stop_readers(budget)
-        slow.release.set()  # the card answers just as the stop reaches its writes
-
-    r.runner._stop_readers = stop_readers_then_land
+    _lands_as_the_stop_writes(r)
 
     async def main():
         await r.runner.start()
