@@ -8,7 +8,7 @@ adds is the schedule and the bookkeeping:
   worker keeps its own database connection (psycopg connections are not shared between
   threads) and all share one HTTP client;
 * the slots are shared fairly: a pull past its turn (``TURN_S``) while another gate waits
-  for a slot ends after the page it wrote and is queued again behind it, to go on from the
+  for a slot ends after the page it read ahead and is queued again behind it, to go on from the
   last seq held (``Turn``);
 * a kiosk is pulled again ``poll_interval_s`` after its last pull ended; after a failure the
   pause doubles up to ``error_backoff_max_s``, so a gate that is off the network costs a
@@ -103,7 +103,7 @@ REQUEST_BACKOFF = Backoff(base_s=0.5, cap_s=5.0)
 #: as every gate down.
 RUN_BEAT_S = 60.0
 #: A pull's share of its slot of the pool while other gates wait for one (``Turn``): past it,
-#: after the page it wrote, it yields the slot and is queued again behind them, to go on
+#: after the page it read ahead, it yields the slot and is queued again behind them, to go on
 #: after the last seq the database holds. Before, ``max_concurrent`` first pulls of a year of
 #: events on a slow link held every slot for hours, the other gates not pulled at all, their
 #: silence read as their own downtime.
@@ -150,7 +150,7 @@ class KioskStatus:
 class Turn:
     """One pull's turn of a slot (``Puller.turn_over``): over once ``share_s`` has passed
     since it began and ``waiting()`` says a gate waits for a slot; ``over`` then stays
-    True (the pull ended after the page it wrote, with more to pull)."""
+    True (the pull ended after the page it read ahead, with more to pull)."""
 
     def __init__(
         self, monotonic: Callable[[], float], share_s: float, waiting: Callable[[], bool]

@@ -879,6 +879,37 @@ class _Fetch:
     after: int
     held_hash: str
     result: PullResult
+    lead: _Lead
+
+
+class _Lead:
+    """How far the fetching thread of one pull may read ahead: one page beyond the one being
+    written, and only while the writing thread goes on after each page it wrote (``went_on``:
+    a turn over, ``Puller.turn_over``, says no). A page is asked for only when the pull will
+    write it: none is fetched twice, by this turn and the next, nor left in flight."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._handed = self._approved = 0
+        self._ended = False
+
+    def may_fetch(self) -> bool:
+        """Wait until the next page may be asked for; False: the pull ends (ask for none)."""
+        with self._changed:
+            self._changed.wait_for(lambda: self._ended or self._handed <= self._approved + 1)
+            return not self._ended
+
+    def handed(self) -> None:
+        """A page was handed to the writing thread."""
+        with self._changed:
+            self._handed += 1
+
+    def went_on(self, more: bool) -> None:
+        """The writing thread wrote a page; ``more``: it wants the next (False: no more)."""
+        with self._changed:
+            self._approved += more
+            self._ended = self._ended or not more
+            self._changed.notify_all()
 
 
 class Puller:
@@ -934,9 +965,10 @@ class Puller:
         #: while a long pull is under way: ``office.collector``); it must not raise: what it
         #: raises ends the pull as failed.
         self.on_page = on_page
-        #: Asked after each page is committed (after ``on_page``): True ends the pull there,
-        #: its result what it wrote (``last_seq``); the next pull resumes after the last seq
-        #: held (the collector's fair turns: ``office.collector.TURN_S``).
+        #: Asked after each page is committed (after ``on_page``): True ends the pull after
+        #: the page read ahead, asked for already (``_Lead``: none is fetched twice), its result
+        #: what it wrote (``last_seq``); the next pull resumes after the last seq held (the
+        #: collector's fair turns: ``office.collector.TURN_S``).
         self.turn_over = turn_over
         #: What this Puller did that the operator is told of (a re-pin), oldest first.
         self.notices: list[str] = []
@@ -1174,10 +1206,10 @@ class Puller:
         # Pages are fetched (and parsed) one ahead on a helper thread while this thread checks
         # and writes the previous one: the server's work and ours overlap.
         pages: _Pages = queue.Queue(2)
-        stop = threading.Event()
+        stop, lead = threading.Event(), _Lead()
         fetcher = threading.Thread(
             target=self._fetch_pages,
-            args=(_Fetch(endpoint, token, after, last_hash, result), pages, stop),
+            args=(_Fetch(endpoint, token, after, last_hash, result, lead), pages, stop),
             name="kiosk-pull-fetch",
             daemon=True,
         )
@@ -1202,10 +1234,12 @@ class Puller:
                     self.on_page()
                 if self.stopping is not None and self.stopping.is_set():
                     break
-                if self.turn_over is not None and self.turn_over():
-                    break
+                # A turn over: no page is asked for after the one read ahead, which is written
+                # (its request neither sent again by the next turn nor left running on).
+                lead.went_on(self.turn_over is None or not self.turn_over())
         finally:
             stop.set()
+            lead.went_on(False)
             # Unblock a fetcher waiting to put; one stuck in a backoff sleep is a daemon and is
             # left to finish on its own rather than holding up ^C.
             deadline = time.monotonic() + 2.0
@@ -1229,7 +1263,7 @@ class Puller:
         overlap = after > 0
         stopping = self.stopping or stop  # the collector stopping asks the gate for no more
         try:
-            while not stop.is_set() and not stopping.is_set():
+            while not stop.is_set() and not stopping.is_set() and job.lead.may_fetch():
                 params: dict[str, Any] = {"after": after - 1 if overlap else after}
                 params |= {"limit": limit, **({"fields": self.fields} if self.fields else {})}
                 try:
@@ -1252,6 +1286,7 @@ class Puller:
                         raise log_shorter_than_copy(after, head)
                     break
                 pages.put((rows, total))
+                job.lead.handed()
                 seq = rows[-1].get("seq")
                 if type(seq) is not int or seq >= total:
                     break  # the end, or a page the writing thread refuses

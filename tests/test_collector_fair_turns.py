@@ -6,8 +6,10 @@ at all, and their silence was read as their own downtime."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
+from collections import Counter
 
 import pytest
 from pgfixture import Network, PagesOnlyTarget, make_kiosk
@@ -17,7 +19,7 @@ from office.collector import Collector, Turn
 from office.pull import SqliteTarget
 
 PAGE_S = 30.0  # a page of 5 events every 30 s: a slow link
-TURN = 60.0  # two pages a turn
+TURN = 60.0  # two pages a turn, and the page read ahead as the second was written
 
 
 class _Copy(PagesOnlyTarget):
@@ -96,13 +98,13 @@ def test_a_pull_ended_by_its_turn_goes_on_from_the_last_seq_held(tmp_path, clock
     try:
         turn = Turn(collector._monotonic, TURN, lambda: True)
         status = collector.pull_once(source, turn)
-        assert turn.over and (status.state, status.last_seq, status.lag_events) == ("ok", 10, 50)
+        assert turn.over and (status.state, status.last_seq, status.lag_events) == ("ok", 15, 45)
         status = collector.pull_once(source)  # no turn: to the end
     finally:
         collector.client.close()
     assert (status.last_seq, status.lag_events) == (60, 0)
     held = [seq for _, seq in written]
-    assert held[:2] == [5, 10] and held == sorted(set(held)) and held[-1] == 60
+    assert held[:3] == [5, 10, 15] and held == sorted(set(held)) and held[-1] == 60
     copy = SqliteTarget(tmp_path / "copy.db")
     try:
         seqs = [r[0] for r in copy.conn.execute("SELECT seq FROM pulled_events ORDER BY seq")]
@@ -145,7 +147,7 @@ def test_a_pull_with_no_gate_waiting_goes_on_to_its_end_in_one_turn(tmp_path, cl
 
 def test_a_long_first_pull_yields_its_slot_to_a_waiting_gate(tmp_path, clock, gates):
     """One slot, the long gate's first pull in it: the short gate is pulled after the long
-    one's first turn (two pages), not after its twelve; the long pull then goes on to the
+    one's first turn (three pages), not after its twelve; the long pull then goes on to the
     end, each page once."""
     written: list = []
     short_pulled, long_pulled = threading.Event(), threading.Event()
@@ -158,9 +160,9 @@ def test_a_long_first_pull_yields_its_slot_to_a_waiting_gate(tmp_path, clock, ga
         assert short_pulled.wait(30) and long_pulled.wait(30)
     finally:
         collector.stop()
-    assert written.index(("short", 5)) == 2  # after the long pull's first turn
+    assert written.index(("short", 5)) == 3  # after the long pull's first turn
     held = [seq for gate, seq in written if gate == "long"]
-    assert held[:2] == [5, 10] and held == sorted(set(held)) and held[-1] == 60
+    assert held[:3] == [5, 10, 15] and held == sorted(set(held)) and held[-1] == 60
 
 
 def test_once_shares_its_slots_too_and_pulls_each_gate_to_its_end(tmp_path, clock, gates):
@@ -176,6 +178,50 @@ def test_once_shares_its_slots_too_and_pulls_each_gate_to_its_end(tmp_path, cloc
         ("http://long", "ok", 60, 0),
         ("http://short", "ok", 5, 0),
     ]
-    assert written.index(("short", 5)) == 2
+    assert written.index(("short", 5)) == 3
     held = [seq for gate, seq in written if gate == "long"]
-    assert held[:2] == [5, 10] and held == sorted(set(held)) and held[-1] == 60
+    assert held[:3] == [5, 10, 15] and held == sorted(set(held)) and held[-1] == 60
+
+
+class _Counting(Network):
+    """The gates' network, every event it serves counted by seq (``served``)."""
+
+    def __init__(self, *kiosks) -> None:
+        super().__init__(*kiosks)
+        self.served: list[int] = []
+
+    def __call__(self, request):
+        response = super().__call__(request)
+        if response.status_code == 200:
+            self.served += [row["seq"] for row in json.loads(response.content)["events"]]
+        return response
+
+
+def test_each_page_is_fetched_once_across_turns_and_no_fetch_runs_on(tmp_path, clock, gates):
+    """The pull reads a page ahead of the one it writes. Before, a turn ending left the page
+    read ahead (and the pages queued behind it) behind, its request running on in a thread,
+    and the next turn asked for the same events again: a page in three sent twice on the slow
+    links the turns are for. A turn is decided before its read-ahead is asked for: what was
+    asked is written, and only the held row a resume checks (``past_held``) comes twice."""
+    written: list = []
+    network = _Counting(*gates.values())
+    collector = _collector(tmp_path, clock, gates, written, {})
+    collector.client = network.client()
+    source = collector.config.kiosks[0]
+    ends: list[int] = []  # where each turn ended
+    try:
+        while not ends or ends[-1] < 60:
+            turn = Turn(collector._monotonic, TURN, lambda: True)
+            ends.append(collector.pull_once(source, turn).last_seq)
+            assert not _fetching()
+    finally:
+        collector.client.close()
+    served = Counter(network.served)
+    assert sorted(served) == list(range(1, 61)) and len(ends) > 2
+    # twice: the first row (the gate's id, asked once before its first pull) and each
+    # turn's last row, the one the next turn's resume checks
+    assert {seq: n for seq, n in served.items() if n > 1} == dict.fromkeys({1, *ends[:-1]}, 2)
+
+
+def _fetching() -> bool:
+    return any(t.name == "kiosk-pull-fetch" and t.is_alive() for t in threading.enumerate())
