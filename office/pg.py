@@ -508,8 +508,13 @@ def _expect(rest: list[Any]) -> float | None:
 def _goes_on(last: Spell, run_id: str, now: datetime) -> bool:
     """Whether a beat of ``run_id`` at ``now`` goes on with the spell ``last``: it is this
     run's, or its last beat expected this one within ``RUNS_JOIN`` (the interval it said, none
-    in a spell kept before 2026-12-06)."""
-    last_id, _, ended, expected = last
+    in a spell kept before 2026-12-06); never when ``now`` is before the spell began (the
+    database's clock stepped back further than the spell's age: it begins again, and the
+    learning of its runs' spacing with it, rather than every start after the step read as
+    before the spell, none learned from until real time caught up)."""
+    last_id, begun, ended, expected = last
+    if now < begun:
+        return False
     return last_id == run_id or now - ended < RUNS_JOIN + timedelta(seconds=expected or 0)
 
 
@@ -532,8 +537,8 @@ def started(
     meanwhile, also once its start is no longer kept); only the starts since the spell it goes
     on with began (``_goes_on``): a beat that begins a spell has none before it. The newest
     ``STARTS_KEPT`` kept."""
-    begun = runs[-1][1] if runs and _goes_on(runs[-1], run_id, now) else now
-    kept = [start for start in starts if start[1] >= begun]
+    goes_on = bool(runs) and _goes_on(runs[-1], run_id, now)
+    kept = [start for start in starts if start[1] >= runs[-1][1]] if goes_on else []
     if first and all(run != run_id for run, _ in kept):
         kept.append((run_id, now))
     return kept[-STARTS_KEPT:]

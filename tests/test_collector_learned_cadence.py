@@ -137,3 +137,35 @@ def test_only_a_first_beat_adds_a_start():
     # a first beat said again (its commit's answer lost) is not a second start
     again = started(runs, [*starts, ("late", _u(3))], "late", _u(3, 1), first=True)
     assert again == [*starts, ("late", _u(3))]
+
+
+def test_the_databases_clock_stepping_back_past_the_spell_begins_the_learning_again():
+    """Cron every 15 minutes; the database's clock steps back a day (a host restored from a
+    snapshot, a wrong time corrected). Before, the spell went on and every start after the
+    step, earlier than the spell's beginning, was filtered out until real time caught up: a
+    day of the hour expected, the cadence frozen. Now a beat before the spell began begins a
+    new one, and the new starts are learned from."""
+    runs: list = []
+    starts: list = []
+    for k in range(2):
+        runs, starts = beaten(runs, starts, f"r{k}", _u(10, 15 * k), None, first=True)
+    for k in range(SPACINGS_KEPT + 1):
+        at = _u(10, 15 * k, 5) - timedelta(days=1)
+        runs, starts = beaten(runs, starts, f"s{k}", at, None, first=True)
+    assert [run for run, _ in starts] == [f"s{k}" for k in range(SPACINGS_KEPT + 1)]
+    assert spacings(starts) == [900.0] * SPACINGS_KEPT and runs[-1][3] == 900.0
+    assert runs[-1][1] == _u(10, 0, 5) - timedelta(days=1)  # the spell begun again
+
+
+def test_a_small_step_back_within_the_spell_keeps_the_learning():
+    """The clock stepping back a few minutes, still after the spell began: the spell and its
+    starts go on; the start before the step is no spacing, the ones after it are."""
+    runs: list = []
+    starts: list = []
+    for k in range(SPACINGS_KEPT + 1):
+        runs, starts = beaten(runs, starts, f"r{k}", _u(10, 15 * k), None, first=True)
+    back = _u(10, 15 * SPACINGS_KEPT) - timedelta(minutes=3)
+    for k in range(SPACINGS_KEPT + 1):  # s0 three minutes before r4's start
+        runs, starts = beaten(runs, starts, f"s{k}", back + k * timedelta(minutes=15), None,
+                              first=True)  # fmt: skip
+        assert runs[-1][3] == 900.0 and len(runs) == 1
