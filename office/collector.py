@@ -286,6 +286,8 @@ class Collector:
         self._run_id = secrets.token_hex(8)
         self._beat_at: float | None = None
         self._begun = False
+        #: When this run began (monotonic): its first beat says how long before (``_began``).
+        self._run_began = monotonic()
         #: Whether this is ``run_once`` (``kiosk collect --once``), and how often it is run
         #: (``--every``): its beats expect the next run within it; None: within the interval
         #: the database learns from the spacing of the runs (``office.pg.beaten``).
@@ -447,7 +449,8 @@ class Collector:
                 return
             self._beat_at, first = now, not self._begun
         try:
-            self._target().record_run(self._run_id, self._expected_s(), first=first)
+            age_s = now - self._run_began if first else 0.0
+            self._target().record_run(self._run_id, self._expected_s(), first=first, age_s=age_s)
             with self._lock:
                 self._begun = True
         except Exception as exc:  # noqa: BLE001 - a bug in the beat must not fail the pull
@@ -567,6 +570,7 @@ class Collector:
         often as the runs before it began (``office.pg.learned_expect``; the hour until that
         is known)."""
         self._once, self._once_every_s = True, every_s
+        self._began()
         statuses: dict[str, KioskStatus] = {}
         with ThreadPoolExecutor(self.config.max_concurrent, "kiosk-collect") as pool:
             turns = {self._queue(pool, source): source for source in self.config.kiosks}
@@ -580,6 +584,12 @@ class Collector:
                     else:
                         statuses[source.url] = status
         return [statuses[source.url] for source in self.config.kiosks]
+
+    def _began(self) -> None:
+        """This run begins now, unless a beat of it was kept (its start is said once)."""
+        with self._lock:
+            if not self._begun:
+                self._run_began = self._monotonic()
 
     def _queue(
         self, pool: ThreadPoolExecutor, source: KioskSource
@@ -616,6 +626,7 @@ class Collector:
         """Start pulling every kiosk on its schedule (returns at once)."""
         self._stop.clear()
         self._once, self._once_every_s = False, None
+        self._began()
         self._pool = ThreadPoolExecutor(self.config.max_concurrent, "kiosk-collect")
         self._scheduler = threading.Thread(
             target=self._schedule, name="kiosk-collect-scheduler", daemon=True

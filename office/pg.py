@@ -518,21 +518,36 @@ def _goes_on(last: Spell, run_id: str, now: datetime) -> bool:
     return last_id == run_id or now - ended < RUNS_JOIN + timedelta(seconds=expected or 0)
 
 
-def moved_on(runs: list[Spell], run_id: str, now: datetime, expect_s: float | None) -> list[Spell]:
+def moved_on(
+    runs: list[Spell],
+    run_id: str,
+    now: datetime,
+    expect_s: float | None,
+    since: datetime | None = None,
+) -> list[Spell]:
     """``runs`` with the beat of ``run_id`` at ``now`` (``record_run``): the newest spell ends
-    now when the beat goes on with it (``_goes_on``); else one begins now (a start after the
-    collector was down). Its expected interval is this beat's."""
+    now when the beat goes on with it (``_goes_on``); else one begins (a start after the
+    collector was down). ``since``: when the beat's run began, if it began earlier (its first
+    beat, after its first page): the spell is from then. Its expected interval is this beat's."""
+    since = now if since is None else min(since, now)
     if runs and _goes_on(runs[-1], run_id, now):
         _, begun, ended, _ = runs[-1]
-        return [*runs[:-1], (run_id, begun, max(now, ended), expect_s)]
-    return [*runs, (run_id, now, now, expect_s)]
+        return [*runs[:-1], (run_id, min(begun, since), max(now, ended), expect_s)]
+    return [*runs, (run_id, since, now, expect_s)]
 
 
 def started(
-    runs: list[Spell], starts: list[Start], run_id: str, now: datetime, *, first: bool
+    runs: list[Spell],
+    starts: list[Start],
+    run_id: str,
+    now: datetime,
+    *,
+    first: bool,
+    at: datetime | None = None,
 ) -> list[Start]:
     """The starts of the newest spell's runs with the beat of ``run_id`` at ``now``: a run's
-    ``first`` beat is its start (once: said again, its commit's answer lost, it is kept), its
+    ``first`` beat adds its start, ``at`` (when the run began; ``now`` without), the starts
+    in time order (once: said again, its commit's answer lost, it is kept), its
     later beats none (minutes apart in a long pull, or among the beats of a run cron began
     meanwhile, also once its start is no longer kept); only the starts since the spell it goes
     on with began (``_goes_on``): a beat that begins a spell has none before it. The newest
@@ -540,8 +555,12 @@ def started(
     goes_on = bool(runs) and _goes_on(runs[-1], run_id, now)
     kept = [start for start in starts if start[1] >= runs[-1][1]] if goes_on else []
     if first and all(run != run_id for run, _ in kept):
-        kept.append((run_id, now))
+        kept = sorted([*kept, (run_id, now if at is None else min(at, now))], key=_when)
     return kept[-STARTS_KEPT:]
+
+
+def _when(start: Start) -> datetime:
+    return start[1]
 
 
 def spacings(starts: list[Start]) -> list[float]:
@@ -570,14 +589,17 @@ def beaten(
     expect_s: float | None,
     *,
     first: bool,
+    age_s: float = 0.0,
 ) -> tuple[list[Spell], list[Start]]:
     """``record_run``'s beat: ``runs`` moved on (``moved_on``) and the newest spell's runs'
-    starts (``started``: ``first``, the run's first beat, adds its start), the beat expecting
+    starts (``started``: ``first``, the run's first beat, adds its start: ``age_s`` before
+    ``now``, when the run began, not when its first page was written), the beat expecting
     its next within ``expect_s`` or, None (``kiosk collect --once`` without ``--every``), the
     interval learned from their spacing (``learned_expect``)."""
-    starts = started(runs, starts, run_id, now, first=first)
+    since = now - timedelta(seconds=min(max(age_s, 0.0), MAX_EXPECT_S)) if first else now
+    starts = started(runs, starts, run_id, now, first=first, at=since)
     expect = expect_s if expect_s is not None else learned_expect(spacings(starts))
-    return moved_on(runs, run_id, now, expect), starts
+    return moved_on(runs, run_id, now, expect, since), starts
 
 
 class PgTarget:
@@ -764,12 +786,18 @@ class PgTarget:
             )
 
     def record_run(
-        self, run_id: str, expect_s: float | None = None, *, first: bool = False
+        self,
+        run_id: str,
+        expect_s: float | None = None,
+        *,
+        first: bool = False,
+        age_s: float = 0.0,
     ) -> None:
         """The collector run ``run_id`` is pulling now, its next beat expected within
         ``expect_s``, or (None) within the interval learned from the spacing of the runs'
-        starts (``beaten``); ``first``: the run's first beat, its start (only that adds one).
-        At most ``MAX_RUNS`` spells kept, and the starts beside them."""
+        starts (``beaten``); ``first``: the run's first beat (only that adds a start), the run
+        begun ``age_s`` before it (its start, by the database's clock: the database's now
+        less that). At most ``MAX_RUNS`` spells kept, and the starts beside them."""
         with self._errors(), self.conn.transaction():
             held: dict[str, str] = dict(
                 self.conn.execute(
@@ -780,7 +808,9 @@ class PgTarget:
             (now,) = self.conn.execute("SELECT now()").fetchone() or (datetime.now(UTC),)
             runs = collector_runs((held[RUNS_KEY],) if RUNS_KEY in held else None) or []
             starts = held_starts((held[STARTS_KEY],) if STARTS_KEY in held else None)
-            runs, starts = beaten(runs, starts, run_id, now.astimezone(UTC), expect_s, first=first)
+            runs, starts = beaten(
+                runs, starts, run_id, now.astimezone(UTC), expect_s, first=first, age_s=age_s
+            )
             kept = [
                 [r, f.isoformat(), t.isoformat(), *([] if e is None else [e])]
                 for r, f, t, e in runs[-MAX_RUNS:]

@@ -206,7 +206,12 @@ class PagesOnlyTarget(SqliteTarget):
     collector's beats, gates and ledger reports go nowhere (no report day is final)."""
 
     def record_run(
-        self, run_id: str, expect_s: float | None = None, *, first: bool = False
+        self,
+        run_id: str,
+        expect_s: float | None = None,
+        *,
+        first: bool = False,
+        age_s: float = 0.0,
     ) -> None:
         pass
 

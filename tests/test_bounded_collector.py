@@ -26,7 +26,12 @@ class _Target:
     expects: list[float | None]
 
     def record_run(
-        self, run_id: str, expect_s: float | None = None, *, first: bool = False
+        self,
+        run_id: str,
+        expect_s: float | None = None,
+        *,
+        first: bool = False,
+        age_s: float = 0.0,
     ) -> None:
         self.runs = [*getattr(self, "runs", []), run_id]
         self.expects = [*getattr(self, "expects", []), expect_s]

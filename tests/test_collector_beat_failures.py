@@ -32,9 +32,14 @@ class _Buggy(_Copy):
     closed = 0
 
     def record_run(
-        self, run_id: str, expect_s: float | None = None, *, first: bool = False
+        self,
+        run_id: str,
+        expect_s: float | None = None,
+        *,
+        first: bool = False,
+        age_s: float = 0.0,
     ) -> None:
-        super().record_run(run_id, expect_s, first=first)
+        super().record_run(run_id, expect_s, first=first, age_s=age_s)
         raise RecursionError("maximum recursion depth exceeded while decoding a JSON array")
 
     def close(self) -> None:
@@ -57,7 +62,12 @@ class _BuggyBeat(_Target):
     tries = 0
 
     def record_run(
-        self, run_id: str, expect_s: float | None = None, *, first: bool = False
+        self,
+        run_id: str,
+        expect_s: float | None = None,
+        *,
+        first: bool = False,
+        age_s: float = 0.0,
     ) -> None:
         self.tries += 1
         raise RecursionError("maximum recursion depth exceeded while decoding a JSON array")
@@ -141,7 +151,12 @@ class _SlowPg(PgTarget):
 
 class _BeatFailsInPg(_SlowPg):
     def record_run(
-        self, run_id: str, expect_s: float | None = None, *, first: bool = False
+        self,
+        run_id: str,
+        expect_s: float | None = None,
+        *,
+        first: bool = False,
+        age_s: float = 0.0,
     ) -> None:
         with self._errors(), self.conn.transaction():
             self.conn.execute("SELECT 1/0")

@@ -225,3 +225,27 @@ def test_each_page_is_fetched_once_across_turns_and_no_fetch_runs_on(tmp_path, c
 
 def _fetching() -> bool:
     return any(t.name == "kiosk-pull-fetch" and t.is_alive() for t in threading.enumerate())
+
+
+class _Beats(_Copy):
+    """The copy, each beat's ``first`` and ``age_s`` kept."""
+
+    beats: list = []
+
+    def record_run(self, run_id, expect_s=None, *, first=False, age_s=0.0) -> None:
+        self.beats.append((first, age_s))
+
+
+def test_a_runs_first_beat_says_how_long_before_it_the_run_began(tmp_path, clock, gates):
+    """``--once``: the run's first beat comes after its first page, 30 s on the test's clock:
+    it says the run began 30 s before it (the database keeps that as the run's start)."""
+    beats: list = []
+    collector = _collector(tmp_path, clock, gates, [], {})
+    collector._target_factory = lambda dsn: _Beats(tmp_path / "copy.db", clock, [], {})
+    _Beats.beats = beats
+    clock.advance(7.0)  # made before it runs: the run begins with run_once
+    try:
+        collector.run_once(900.0)
+    finally:
+        collector.client.close()
+    assert beats[0] == (True, PAGE_S) and not any(first for first, _ in beats[1:])

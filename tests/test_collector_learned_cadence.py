@@ -169,3 +169,30 @@ def test_a_small_step_back_within_the_spell_keeps_the_learning():
         runs, starts = beaten(runs, starts, f"s{k}", back + k * timedelta(minutes=15), None,
                               first=True)  # fmt: skip
         assert runs[-1][3] == 900.0 and len(runs) == 1
+
+
+def test_a_runs_start_is_when_it_began_not_its_first_page():
+    """Cron every 15 minutes; each run's first beat comes after its first page is written,
+    seconds to minutes after it began as the gates answer. Before, that first beat was the
+    run's start: the learned spacing jittered with the first pages (a slow one, 14:30 after
+    the start before a quick one, taught 15:20 and the collector read as down 20 s late).
+    The first beat carries how long before it the run began: the spacing is cron's."""
+    runs: list = []
+    starts: list = []
+    first_page_s = [10.0, 290.0, 30.0, 480.0, 5.0, 60.0]
+    for k, age_s in enumerate(first_page_s):
+        began = _u(10, 15 * k)
+        at = began + timedelta(seconds=age_s)
+        runs, starts = beaten(runs, starts, f"r{k}", at, None, first=True, age_s=age_s)
+        runs, starts = beaten(runs, starts, f"r{k}", at + timedelta(minutes=1), None, first=False)
+        assert starts[-1] == (f"r{k}", began)
+    assert spacings(starts) == [900.0] * SPACINGS_KEPT and runs[-1][3] == 900.0
+    assert len(runs) == 1 and runs[-1][1] == _u(10)  # the spell from the first run's start
+
+
+def test_a_first_beat_that_begins_a_spell_keeps_its_runs_start():
+    """After the collector was down: the spell begins when the run began, and its start stays
+    among the spell's (a start before the spell began was dropped at its next beat)."""
+    runs, starts = beaten([], [], "r0", _u(10, 5), None, first=True, age_s=300.0)
+    runs, starts = beaten(runs, starts, "r0", _u(10, 6), None, first=False)
+    assert starts == [("r0", _u(10))] and runs == [("r0", _u(10), _u(10, 6), ONCE_EVERY_S)]

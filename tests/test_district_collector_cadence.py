@@ -307,7 +307,12 @@ class _Copy(PagesOnlyTarget):
         return inserted
 
     def record_run(
-        self, run_id: str, expect_s: float | None = None, *, first: bool = False
+        self,
+        run_id: str,
+        expect_s: float | None = None,
+        *,
+        first: bool = False,
+        age_s: float = 0.0,
     ) -> None:
         self.beats.append((self.pages, self.clock.now(), expect_s))
         self.firsts.append(first)
@@ -383,9 +388,14 @@ class _Refusing(_Copy):
     """A database that takes the pages but not the beats."""
 
     def record_run(
-        self, run_id: str, expect_s: float | None = None, *, first: bool = False
+        self,
+        run_id: str,
+        expect_s: float | None = None,
+        *,
+        first: bool = False,
+        age_s: float = 0.0,
     ) -> None:
-        super().record_run(run_id, expect_s, first=first)
+        super().record_run(run_id, expect_s, first=first, age_s=age_s)
         raise PgError("the beat's row is locked")
 
 

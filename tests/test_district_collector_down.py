@@ -207,6 +207,17 @@ def test_once_runs_without_every_expect_the_spacing_of_their_starts_kept_beside(
         assert _held(target)[0][3] == ONCE_EVERY_S
 
 
+def test_real_pg_a_runs_start_is_the_databases_now_less_its_age(pg_dsn):
+    """The first beat, after the run's first page, says how long before it the run began:
+    its start and its spell's beginning are the database's now less that."""
+    with PgTarget(pg_dsn) as target:
+        target.record_run("a", first=True, age_s=300.0)
+        [(_, begun, ended, _)] = _held(target)
+        row = target.conn.execute("SELECT value FROM fleet_meta WHERE key = %s", [STARTS_KEY])
+        [[run, at]] = json.loads(row.fetchone()[0])
+    assert ended - begun == timedelta(seconds=300) and (run, at) == ("a", begun.isoformat())
+
+
 def _meta(target: PgTarget, key: str, value: object) -> None:
     target.conn.execute("UPDATE fleet_meta SET value = %s WHERE key = %s", [json.dumps(value), key])
 
