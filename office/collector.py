@@ -441,7 +441,8 @@ class Collector:
         ``pulling``: a page of a pull under way was committed (a first pull of a year of
         events is hours of pages: the collector is pulling, not down); a beat that fails then
         is tried again a minute on, the pull's connection left to the pull (its next page
-        tells whether the database is gone). It never raises: any failure is logged and the
+        tells whether the database is gone; one found lost is opened again by the next
+        statement, ``PgTarget``: the pull goes on). It never raises: any failure is logged and the
         pull goes on (a beat is the collector's record, not the gate's events)."""
         now = self._monotonic()
         with self._lock:

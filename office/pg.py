@@ -606,20 +606,24 @@ class PgTarget:
     """A ``office.pull.PullTarget`` on PostgreSQL. One connection; use one per thread."""
 
     def __init__(self, dsn: str, *, application_name: str = "kiosk-pull") -> None:
-        self.dsn = dsn
-        self.conn = connect(dsn, application_name=application_name)
+        self.dsn, self._application_name = dsn, application_name
+        self.conn = self._open()
+
+    def _open(self) -> psycopg.Connection[Any]:
+        conn = connect(self.dsn, application_name=self._application_name)
         try:
-            ensure_schema(self.conn)
-            self.conn.execute(
+            ensure_schema(conn)
+            conn.execute(
                 "CREATE TEMP TABLE IF NOT EXISTS fleet_stage"
                 " (LIKE fleet_events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
             )
         except psycopg.Error as exc:
-            self.conn.close()
-            raise PgError(f"{redact_dsn(dsn)}: {_first_line(exc)}") from None
+            conn.close()
+            raise PgError(f"{redact_dsn(self.dsn)}: {_first_line(exc)}") from None
         except BaseException:
-            self.conn.close()
+            conn.close()
             raise
+        return conn
 
     # -- office.pull.PullTarget ----------------------------------------------------------------
 
@@ -870,6 +874,13 @@ class PgTarget:
 
     @contextlib.contextmanager
     def _errors(self) -> Iterator[None]:
+        """A database error as ``PgError``; a connection found lost (by the statement before:
+        the server restarted, a firewall's idle cut) is opened again first, so one lost
+        between two transactions fails only the statement that found it (a collector's beat
+        during a pull: the pull's next page goes on, on the new connection)."""
+        if self.conn.broken:
+            self.conn.close()
+            self.conn = self._open()
         try:
             yield
         except psycopg.Error as exc:

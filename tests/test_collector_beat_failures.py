@@ -182,3 +182,42 @@ def test_real_pg_a_row_nested_too_deep_breaks_no_pull_nor_the_report(
     assert json.loads(row[0]) != []  # begun again
     report = district_report(pg_dsn, DAY, "Asia/Shanghai")
     assert report["collector_down"] is not None
+
+
+class _DroppedAtThirdBeat(_SlowPg):
+    """The database drops the pull's connection as the third beat is kept (a restart of the
+    server's process, a firewall's idle cut): that beat fails; the beats kept are counted."""
+
+    beats = 0
+    kept = 0
+
+    def record_run(
+        self,
+        run_id: str,
+        expect_s: float | None = None,
+        *,
+        first: bool = False,
+        age_s: float = 0.0,
+    ) -> None:
+        type(self).beats += 1
+        if type(self).beats == 3:
+            with psycopg.connect(self.dsn, autocommit=True) as admin:
+                admin.execute("SELECT pg_terminate_backend(%s)", [self.conn.info.backend_pid])
+        super().record_run(run_id, expect_s, first=first, age_s=age_s)
+        type(self).kept += 1
+
+
+def test_real_pg_a_beat_whose_connection_dropped_reconnects_and_the_pull_goes_on(
+    tmp_path, monkeypatch, clock, pg_dsn, caplog
+):
+    """A beat (a page a minute and a second: one a page) meets the connection dropped: it
+    is logged, and the next page and the next beat reconnect: the pull goes on to its end,
+    every page kept, every beat after the lost one kept too."""
+    _DroppedAtThirdBeat.beats = _DroppedAtThirdBeat.kept = 0
+    status, held = _pull(tmp_path, monkeypatch, clock, pg_dsn, _DroppedAtThirdBeat)
+    assert (status.state, held) == ("ok", 60)
+    assert sum(r.message == "collector run not kept" for r in caplog.records) == 1
+    assert (_DroppedAtThirdBeat.beats, _DroppedAtThirdBeat.kept) == (12, 11)  # one a page
+    with PgTarget(pg_dsn) as target:
+        row = target.conn.execute("SELECT value FROM fleet_meta WHERE key = %s", [RUNS_KEY])
+        assert len(collector_runs(row.fetchone())) == 1  # one spell: the run was heard on
