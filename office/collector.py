@@ -119,7 +119,8 @@ class KioskStatus:
     url: str
     name: str | None = None
     kiosk_id: str | None = None
-    state: str = "pending"  # pending | ok | error
+    #: pending | ok | yielded (its turn over with ``lag_events`` still to pull) | error
+    state: str = "pending"
     last_seq: int = 0
     head_seq: int | None = None
     lag_events: int | None = None
@@ -397,7 +398,6 @@ class Collector:
             status.last_pull_at = now
             status.last_pull_ms = round(elapsed_ms, 1)
             if result is not None:
-                status.state = "ok"
                 status.kiosk_id = result.kiosk_id or status.kiosk_id
                 if result.kiosk_id is not None:
                     status.last_seq = result.last_seq
@@ -406,6 +406,8 @@ class Collector:
                 status.lag_events = (
                     status.head_seq - status.last_seq if status.head_seq is not None else None
                 )
+                yielded = turn is not None and turn.over and bool(status.lag_events)
+                status.state = "yielded" if yielded else "ok"
                 status.last_success_at = now
                 status.consecutive_failures = 0
                 status.events_inserted += result.inserted
@@ -613,7 +615,7 @@ class Collector:
             self._queued.discard(source.url)
         turn = Turn(self._monotonic, self.turn_s, self._gate_waits)
         status = self.pull_once(source, turn)
-        return status, turn.over and status.state == "ok"
+        return status, status.state == "yielded"
 
     # -- the service ------------------------------------------------------------------------
 
@@ -842,7 +844,7 @@ class Collector:
                     lines.append(f'{name}{{kiosk="{_label(label)}"}} {v}')
 
         family("kiosk_collect_up", "gauge", "1 if the last pull succeeded.",
-               lambda s: int(s.state == "ok"))  # fmt: skip
+               lambda s: int(s.state in ("ok", "yielded")))  # fmt: skip
         family("kiosk_collect_last_seq", "gauge", "Highest seq held centrally.",
                lambda s: s.last_seq)  # fmt: skip
         family("kiosk_collect_head_seq", "gauge", "Highest seq the kiosk reported.",
