@@ -6,6 +6,7 @@ each, and refuses every read from its start (``LogClosing``: a 503, a stream end
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
@@ -13,10 +14,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from guard_support import WAIT_S, add_event, close_core, console_fixtures, make_core
 
+from checkpoint.app import Daemon, build_core
+from checkpoint.notify import Notifier
 from kiosk import store as store_module
 from kiosk.config import parse_config
 from kiosk.deadline import Stopped
@@ -237,3 +241,34 @@ def test_a_csv_export_streaming_holds_a_read_per_page_and_is_cut_at_the_logs_clo
         assert "CSV export cut after seq 10: the checkpoint is stopping" in " ".join(said)
     finally:
         close_core(paged)
+
+
+def test_a_daemon_started_again_on_the_same_core_serves_the_consoles_actions(tmp_path):
+    """The stop closes the console's uses of the log (``Core.web_uses``); the next start on
+    the same core opens them again: its audited routes answer as in the first run (here: to
+    nobody signed in), not 503 "the checkpoint is stopping" for ever."""
+    data = tmp_path / "data"
+    data.mkdir()
+    config = parse_config({"site": {"kiosk_id": "test-gate"}, "web": {"port": 0}})
+
+    async def one_run(core) -> int:
+        daemon = Daemon(core, notifier=Notifier(None))
+        await daemon.start()
+        try:
+            async with httpx.AsyncClient(base_url=daemon.url) as client:
+                answer = await client.get("/guard/export.csv", follow_redirects=False)
+        finally:
+            await asyncio.wait_for(daemon.stop(), WAIT_S)
+        return answer.status_code
+
+    async def two_runs() -> tuple[int, int]:
+        core = await asyncio.to_thread(build_core, config, data)
+        try:
+            first = await one_run(core)
+            await asyncio.to_thread(core.store.open)  # closed by the first stop
+            return first, await one_run(core)
+        finally:
+            await asyncio.to_thread(core.close)
+
+    first, again = asyncio.run(two_runs())
+    assert first != 503 and again == first
