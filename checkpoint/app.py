@@ -651,7 +651,8 @@ class Daemon:
         """The web server's end (its requests under way): past its grant it is cancelled;
         then the console's uses of the log close (``Core.web_uses``): an audited request
         still under way keeps the log open until it ends (``_close_log``), and none begins
-        after (one the server cancelled has ended its use: docs/operations.md)."""
+        after. A read outlasting its request (one the server cancelled) is the log's own use,
+        in the thread that reads: ``EventLog.close`` waits for it (docs/operations.md)."""
         task = self._server_task
         if task is not None:
             step = "web server"
@@ -763,10 +764,12 @@ class Daemon:
     def _close_log(self) -> None:
         """The event log closed once the helpers that use it from their threads say no use
         of it by them is under way and none begins (``ListSync.log_released``: its stop
-        begun and no apply under way; ``PeerSync.stop`` returned; the console's, an export
-        outlasting the web server's end: ``Core.web_uses``): one closed under a
-        running query crashed the process. However long that takes: within the writes'
-        grant, as every write; past it the log is left open, and the journal line says so."""
+        begun and no apply under way; ``PeerSync.stop`` returned; the console's actions
+        outlasting the web server's end: ``Core.web_uses``), then once no read of it is
+        under way in any thread (``EventLog.close``: every statement and fetch on its
+        readers counts): one closed under a running query crashed the process. However long
+        that takes: within the writes' grant, as every write; past it the log is left open,
+        and the journal line says so."""
         for stopped in self._log_users.values():
             stopped.wait()
         self.core.store.close()

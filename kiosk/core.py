@@ -107,8 +107,9 @@ class Core:
     tls_certificate: TlsCertificate | None = None
     #: the Pi's power and heat, polled by the daemon (``kiosk.pihealth``)
     pi_power: PowerWatch | None = None
-    #: the console's actions' uses of the event log (an export reading a day in a worker
-    #: thread, ``ui.guard.deps``): the daemon's stop closes the log under none of them
+    #: the console's actions' uses of the event log (``ui.guard.deps``), from the request's
+    #: start to its record: the daemon's stop closes the log under none of them (their reads,
+    #: in whichever thread, are the log's own uses besides: ``EventLog.reader``)
     web_uses: LogUses = field(default_factory=LogUses)
 
     def close(self) -> None:

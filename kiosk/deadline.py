@@ -366,18 +366,23 @@ class Stopped(Exception):
 
 
 class LogUses:
-    """A helper's threads' uses of the event log (the list sync's apply, the peers' pages) and
-    their end at a stop: the daemon closes the log under none of them (one closed under a
-    running query crashed the process). ``using()`` around each use (``Stopped`` once
-    ``close`` began; uses do not wait for each other); ``close(wait_s)`` refuses new ones and
-    waits for those under way, ``wait_s`` at most: whether none is; ``released`` is set once
-    closed and none is under way, however long after (a use on a slow card outlasting the
-    wait), and the daemon closes the log only then; ``open`` again at a start."""
+    """Uses of the event log from threads, and their end at a close: the log is closed under
+    none of them (one closed under a running query crashed the process). A helper's (the list
+    sync's apply, the peers' pages), the console's actions (``Core.web_uses``), and every
+    statement and fetch on the log's readers (``EventLog``'s own, taken in the thread that
+    reads). ``using()`` around each use (``enter``/``leave`` for a caller that counts many
+    small ones); once ``close`` began a use is refused (``refusal``: ``Stopped`` unless
+    said); uses do not wait for each other. ``close(wait_s)`` refuses new ones and waits for
+    those under way, ``wait_s`` at most (None: until they end): whether none is;
+    ``released`` is set once closed and none is under way, however long after (a use on a
+    slow card outlasting the wait), and the daemon closes the log only then; ``open`` again
+    at a start."""
 
-    def __init__(self) -> None:
+    def __init__(self, refusal: Callable[[], Exception] = Stopped) -> None:
         self._gate = threading.Condition()
         self._users = 0
         self._closed = False
+        self._refusal = refusal
         self.released = threading.Event()
 
     def open(self) -> None:
@@ -385,22 +390,35 @@ class LogUses:
             self._closed = False
             self.released.clear()
 
-    @contextlib.contextmanager
-    def using(self) -> Iterator[None]:
+    @property
+    def closed(self) -> bool:
+        """``close`` began (and no ``open`` since): every use is refused."""
+        return self._closed
+
+    def enter(self) -> None:
+        """One use begins: refused (``refusal``) once ``close`` began."""
         with self._gate:
             if self._closed:
-                raise Stopped
+                raise self._refusal()
             self._users += 1
+
+    def leave(self) -> None:
+        """The use ``enter`` began has ended."""
+        with self._gate:
+            self._users -= 1
+            if self._closed and self._users == 0:  # the close's wait ran out before
+                self.released.set()
+            self._gate.notify_all()
+
+    @contextlib.contextmanager
+    def using(self) -> Iterator[None]:
+        self.enter()
         try:
             yield
         finally:
-            with self._gate:
-                self._users -= 1
-                if self._closed and self._users == 0:  # the close's wait ran out before
-                    self.released.set()
-                self._gate.notify_all()
+            self.leave()
 
-    def close(self, wait_s: float) -> bool:
+    def close(self, wait_s: float | None) -> bool:
         with self._gate:
             self._closed = True
             idle = self._gate.wait_for(lambda: self._users == 0, wait_s)

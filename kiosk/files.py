@@ -128,14 +128,19 @@ def _remove_leftovers(path: Path) -> None:
 
 
 def sqlite_read_only(
-    path: Path | str, *, check_same_thread: bool = True, immutable: bool = False
+    path: Path | str,
+    *,
+    check_same_thread: bool = True,
+    immutable: bool = False,
+    factory: type[sqlite3.Connection] = sqlite3.Connection,
 ) -> sqlite3.Connection:
     """A connection that can only read the SQLite database at ``path`` (``mode=ro``: it never
     creates the file nor writes; the path quoted into the URI, so a ``?`` or ``#`` in a name is
     the name's). ``immutable``: nothing writes the file (no -wal): read without its -shm index,
-    in a folder this user cannot write. ``sqlite3.Error`` as ``sqlite3.connect`` raises it."""
+    in a folder this user cannot write; ``factory``: the connection's class (the event log's
+    counted readers). ``sqlite3.Error`` as ``sqlite3.connect`` raises it."""
     uri = f"file:{quote(str(Path(path).resolve()))}?mode=ro" + ("&immutable=1" if immutable else "")
-    return sqlite3.connect(uri, uri=True, check_same_thread=check_same_thread)
+    return sqlite3.connect(uri, uri=True, check_same_thread=check_same_thread, factory=factory)
 
 
 @contextlib.contextmanager

@@ -39,7 +39,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from queue import SimpleQueue
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
@@ -47,6 +47,7 @@ from sqlite_utils.migrations import Migrations
 from kiosk import dating, hashchain, record
 from kiosk.clock import Clock, ClockReading
 from kiosk.config.store import StoreSection
+from kiosk.deadline import LogUses, Stopped
 from kiosk.devices import Health
 from kiosk.files import ended_read, read_snapshot, sqlite_read_only
 from kiosk.links import NOT_OPENED_ROWS
@@ -138,6 +139,15 @@ class LogReplaced(StoreFault):
     """The database file was replaced under this open log (a copy moved or written over it,
     a restore run beside the daemon): nothing more is written to it, whatever file is there
     now, until the log is opened again (the daemon restarted)."""
+
+
+class LogClosing(StoreFault, Stopped):
+    """A read of the event log asked for once its close began (``EventLog.close``: the
+    daemon's stop): refused before it touches the file, the client told the checkpoint is
+    stopping (503), a stream ended where it was; nothing is written by a read."""
+
+    def __init__(self) -> None:
+        super().__init__("store_fault", "the event log is closing")
 
 
 class NewerSchema(StoreFault):
@@ -1512,6 +1522,79 @@ def _first_ids(conn: sqlite3.Connection) -> tuple[str | None, str | None]:
     return firsts[0], firsts[1]
 
 
+#: Rows a reader's iteration fetches per use of the log (``_CountedCursor.__iter__``).
+ROWS_PER_USE = 256
+
+
+class _CountedCursor(sqlite3.Cursor):
+    """A cursor of ``_ReadConnection``: each statement and each fetch is a use of the log
+    (its ``uses``), taken in the thread that reads, for as long as SQLite works on it."""
+
+    connection: _ReadConnection
+
+    def _counted(self, step: Callable[..., T], *args: Any) -> T:
+        uses = self.connection.uses
+        uses.enter()
+        try:
+            return step(*args)
+        finally:
+            uses.leave()
+
+    def execute(self, sql: str, parameters: Any = (), /) -> _CountedCursor:
+        self._counted(super().execute, sql, parameters)
+        return self
+
+    def executemany(self, sql: str, seq_of_parameters: Any, /) -> _CountedCursor:
+        self._counted(super().executemany, sql, seq_of_parameters)
+        return self
+
+    def fetchone(self) -> Any:
+        return self._counted(super().fetchone)
+
+    def fetchmany(self, size: int | None = None) -> list[Any]:
+        return self._counted(super().fetchmany, self.arraysize if size is None else size)
+
+    def fetchall(self) -> list[Any]:
+        return self._counted(super().fetchall)
+
+    def __next__(self) -> Any:
+        return self._counted(super().__next__)
+
+    def __iter__(self) -> Iterator[Any]:  # type: ignore[override]
+        """The rows, fetched ``ROWS_PER_USE`` at a time: one use each (not one per row: a
+        day's thousands of rows read as fast as uncounted), none held between them."""
+        while batch := self.fetchmany(ROWS_PER_USE):
+            yield from batch
+
+
+class _ReadConnection(sqlite3.Connection):
+    """A reader's connection (``EventLog.reader``): its statements, fetches and rollbacks
+    are uses of the log's ``uses`` (``_CountedCursor``), so ``EventLog.close`` closes it under
+    none of them, whichever thread reads (a web server's worker, a stream's chunk) and
+    whatever became of the request that asked (cancelled at the server's end)."""
+
+    uses: LogUses
+
+    def cursor(self, factory: Any = None) -> Any:
+        return super().cursor(factory or _CountedCursor)
+
+    def execute(self, sql: str, parameters: Any = (), /) -> Any:
+        return self.cursor().execute(sql, parameters)
+
+    def executemany(self, sql: str, parameters: Any, /) -> Any:
+        return self.cursor().executemany(sql, parameters)
+
+    def rollback(self) -> None:
+        try:
+            self.uses.enter()
+        except LogClosing:  # the close ends the transaction with the connection
+            return
+        try:
+            super().rollback()
+        finally:
+            self.uses.leave()
+
+
 class _Reader(sqlite_utils.Database):
     """``EventLog.reader``'s read-only connection: every statement through it (``query``,
     ``execute``, so every sqlite-utils call built on them) ends in ``ended_read``, leaving no
@@ -1591,6 +1674,9 @@ class EventLog:
         self._replaced: str | None = None
         #: Every reader made, with the thread it was made for (``reader``).
         self._readers: list[tuple[threading.Thread, sqlite3.Connection]] = []
+        #: The reads under way on those readers (``_ReadConnection``): ``close`` refuses new
+        #: ones (``LogClosing``) and closes the readers once none is under way.
+        self._reads = LogUses(LogClosing)
 
     @classmethod
     def from_config(
@@ -1625,6 +1711,7 @@ class EventLog:
             if not self._closed:
                 return self
             self._generation += 1
+            self._reads.open()
             self._thread = threading.Thread(
                 target=self._writer_loop, name="kiosk-eventlog-writer", daemon=True
             )
@@ -1638,17 +1725,22 @@ class EventLog:
         return self
 
     def close(self) -> None:
-        """Finish queued writes, stop the writer, close every connection."""
+        """Finish queued writes, stop the writer, close every connection. Reads are refused
+        from its start (``LogClosing``) and a reader is closed under none: the close waits for
+        the statements and fetches under way in any thread, however long (the daemon's stop
+        gives its close a grant and leaves the log open past it)."""
         with self._lock:
             if self._closed:
                 return
             self._closed = True
+            self._reads.close(0)  # refused from now on (``LogClosing``), waited for below
             thread = self._thread
             self._thread = None
             if thread is not None:
                 self._queue.put(_STOP)
         if thread is not None:
             thread.join()
+        self._reads.released.wait()
         with self._lock:
             readers, self._readers = self._readers, []
         _close_all(conn for _, conn in readers)
@@ -1764,14 +1856,21 @@ class EventLog:
 
     def reader(self) -> sqlite_utils.Database:
         """A read-only connection for the calling thread (cached per thread until close); a
-        read through it that fails leaves it reading the log as it is (``_Reader``)."""
+        read through it that fails leaves it reading the log as it is (``_Reader``); every
+        statement and fetch on it is a read ``close`` waits for (``_ReadConnection``), and
+        once the close began none is made (``LogClosing``)."""
         if self._closed:
-            raise StoreFault("store_fault", "event log is not open")
+            raise (
+                LogClosing()
+                if self._reads.closed
+                else StoreFault("store_fault", "event log is not open")
+            )
         cached: sqlite_utils.Database | None = getattr(self._local, "db", None)
         if cached is not None and self._local.generation == self._generation:
             return cached
         try:
-            conn = sqlite_read_only(self.path, check_same_thread=False)
+            conn = sqlite_read_only(self.path, check_same_thread=False, factory=_ReadConnection)
+            cast(_ReadConnection, conn).uses = self._reads
             conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
         except sqlite3.Error as exc:
             raise StoreFault("store_fault", f"cannot open a reader ({_error_name(exc)})") from exc

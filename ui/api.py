@@ -66,7 +66,7 @@ from kiosk.privacy import FIELD_NAMES, mask_event, normalise_fields
 from kiosk.ratelimit import RateLimiter, RepeatTally, Verdict, client_key
 from kiosk.sheets import formula_safe, write_csv
 from kiosk.stats import daily_report
-from kiosk.store import EventLog, ReadFailure, StoreFault, error_name, format_ts
+from kiosk.store import EventLog, LogClosing, ReadFailure, StoreFault, error_name, format_ts
 from kiosk.tokens import TokenInfo
 from ui import i18n
 from ui.kiosk_screen import in_networks
@@ -1015,7 +1015,7 @@ def csv_rows(
     while sent < limit and cursor < through:
         try:
             batch = read_events(store.reader(), cursor, min(page, limit - sent))
-        except ReadFailure as exc:
+        except (ReadFailure, LogClosing) as exc:
             if header:  # nothing sent yet: the caller answers it
                 raise
             raise _cut(store, cursor, exc) from exc
@@ -1034,17 +1034,20 @@ class ExportCut(Exception):
     """A streamed export could not be read on after its first bytes (``CuttableStream``)."""
 
 
-def _cut(store: EventLog, cursor: int, exc: ReadFailure) -> ExportCut:
+def _cut(store: EventLog, cursor: int, exc: ReadFailure | LogClosing) -> ExportCut:
     """The export's page after ``cursor`` failed: the store's health names a damaged card
-    (``note_read_fault``), the journal has one line, and the transfer is left unfinished."""
-    store.note_read_fault(exc)
+    (``note_read_fault``), or the log is closing (the daemon's stop: the read refused, each
+    page read being a use of it, none held between pages); the journal has one line, and the
+    transfer is left unfinished."""
+    if isinstance(exc, LogClosing):
+        why = "the checkpoint is stopping"
+    else:
+        store.note_read_fault(exc)
+        why = f"the log could not be read on ({error_name(exc)})"
     log.warning(
-        "CSV export cut after seq %d: the log could not be read on (%s); the client sees an"
-        " unfinished transfer",
-        cursor,
-        error_name(exc),
+        "CSV export cut after seq %d: %s; the client sees an unfinished transfer", cursor, why
     )
-    return ExportCut(error_name(exc))
+    return ExportCut(why)
 
 
 class CuttableStream(StreamingResponse):

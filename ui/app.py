@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.requests import ClientDisconnect
 
 import kiosk
-from kiosk.store import ReadFailure, RefusedForNow, error_name, is_damaged_read
+from kiosk.store import LogClosing, ReadFailure, RefusedForNow, error_name, is_damaged_read
 from ui import api, i18n
 from ui.views import unreadable_words
 
@@ -56,6 +56,18 @@ def create_app(core: Core) -> FastAPI:
             return JSONResponse({"detail": unreadable_words("en", exc, file)}, status_code=503)
         both = "\n".join(unreadable_words(lang, exc, file) for lang in i18n.LANGS)
         return PlainTextResponse(both + "\n", status_code=503)
+
+    @app.exception_handler(LogClosing)
+    async def log_closing(request: Request, exc: LogClosing) -> Response:
+        """A read refused because the event log is closing (the daemon's stop; a request the
+        web server had not ended): 503 with ``Retry-After``, the console's "the checkpoint is
+        stopping" (a page or JSON), the API's JSON; never a 500 with a traceback."""
+        from ui.guard.deps import STOPPING_RETRY_AFTER_S, stopping
+
+        if request.url.path.startswith("/guard"):
+            return stopping(request)
+        headers = {"Retry-After": str(STOPPING_RETRY_AFTER_S)}
+        return JSONResponse({"detail": "the checkpoint is stopping"}, 503, headers=headers)
 
     from ui import guard, kiosk_screen
 

@@ -680,16 +680,20 @@ async def _handled(
     request: Request, handler: Callable[[Request], Coroutine[Any, Any, Response]]
 ) -> Response:
     """The route's answer, as a use of the event log (``Core.web_uses``) for as long as its
-    request is under way: the daemon's stop does not close the log under it; ``Stopping``
-    once the stop closed them (the log closing). A request the web server cancels at its end
-    ends its use while a sync route's worker thread may still read (not waited for once
-    cancelled): docs/operations.md says so."""
+    request is under way: the daemon's stop does not close the log under it (its record is
+    written); ``Stopping`` once the stop closed them, or once the log's close refused one of
+    its reads (``LogClosing``). Its reads are the log's own uses besides, in the thread that
+    reads (``EventLog.reader``): a read outlasting a request the web server cancelled at its
+    end keeps the log open until it ends."""
     with contextlib.ExitStack() as use:
         try:
             use.enter_context(guard(request).core.web_uses.using())
         except Stopped:
             raise Stopping from None
-        return await handler(request)
+        try:
+            return await handler(request)
+        except Stopped:  # a read refused: the event log is closing
+            raise Stopping from None
 
 
 def _audit(

@@ -13,6 +13,7 @@ from fastapi.responses import HTMLResponse, Response
 from kiosk import dating, privacy, queries
 from kiosk.alarms import RESOLUTIONS, Alarm
 from kiosk.clock import ClockReading
+from kiosk.deadline import Stopped
 from kiosk.engine import NO_SUBJECT, PASS_DECISIONS, ManualSubject
 from kiosk.links import not_opened
 from kiosk.store import ReadFailure
@@ -261,6 +262,8 @@ class FeedStream:
                     continue
                 for line in await self.on_message(message, tracker):
                     yield line
+        except Stopped:  # a read refused: the event log is closing (the stop): the stream
+            return  # ends here, holding no read of the log between its messages
         finally:
             await messages.aclose()
 
