@@ -19,9 +19,9 @@ import re
 import sqlite3
 import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, Protocol
 from urllib.parse import quote
 
 __all__ = [
@@ -30,6 +30,7 @@ __all__ = [
     "read_bounded",
     "read_snapshot",
     "sqlite_read_only",
+    "streamed_rows",
     "write_atomic",
 ]
 
@@ -162,6 +163,30 @@ def ended_read(conn: sqlite3.Connection) -> Iterator[None]:
         if not opened and conn.in_transaction:
             conn.rollback()
         raise
+
+
+class Executes(Protocol):
+    """What ``streamed_rows`` reads through: a ``sqlite_utils.Database`` (a reader's ends
+    its statements in ``ended_read``)."""
+
+    def execute(self, sql: str, parameters: Any = None, /) -> sqlite3.Cursor: ...
+
+
+@contextlib.contextmanager
+def streamed_rows(
+    db: Executes, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None
+) -> Iterator[Iterator[dict[str, Any]]]:
+    """The rows of ``sql`` one at a time, as dicts, for a read too large to hold at once (a
+    month of passages): its statement ends with the block, however the block ends. A
+    statement left open pins its read snapshot (every WAL checkpoint, the retention's wipe
+    of the WAL among them, waits on it): a reader's ``query`` reads its rows in full before
+    it returns instead, so that no caller can keep one open."""
+    cursor = db.execute(sql, params)
+    try:
+        names = [d[0] for d in cursor.description or ()]
+        yield (dict(zip(names, row, strict=True)) for row in cursor)
+    finally:
+        cursor.close()
 
 
 @contextlib.contextmanager

@@ -65,6 +65,7 @@ from sqlite_utils import Database
 
 from .clock import ClockReading
 from .config.policy import QuotaConfig
+from .files import streamed_rows
 from .history import COUNTED_DECISIONS, QUOTA_EXEMPT
 from .lists import same_text
 from .passes import key_id_of
@@ -1522,13 +1523,13 @@ def load_peer_rows(db: Database, history: History, since: datetime) -> int:
     (none in a log without the table)."""
     if not _has_table(db):
         return 0
-    cursor = db.execute(
+    with streamed_rows(
+        db,
         "SELECT pass_id, household, direction, decision, ts, flags FROM peer_passages"
         " WHERE ts >= ? ORDER BY ts",
         [format_ts(since)],
-    )
-    names = [d[0] for d in cursor.description]
-    return record_peer_rows(history, (dict(zip(names, r, strict=True)) for r in cursor))
+    ) as rows:
+        return record_peer_rows(history, rows)
 
 
 # --- outings over the quota found late ---------------------------------------------------------

@@ -140,10 +140,17 @@ class _Spell:
     #: An under-voltage's: the firmware's throttle that came with it.
     throttle: _Throttle | None = None
 
+    def until(self) -> datetime:
+        """When the spell's problem was last seen: the condition, or the throttle the supply
+        caused if it lingered after the voltage came back (the spell's ``to``)."""
+        throttle = self.throttle
+        return self.last_seen if throttle is None else max(self.last_seen, throttle.last_at)
+
 
 @dataclass
 class _Throttle:
-    """The supply's throttle, first seen at ``since``, last at ``last_ns``: an under-voltage
+    """The supply's throttle, first seen at ``since``, last at ``last_ns`` (``last_at`` on the
+    wall clock, the end of its spell's ``to``, ``_Spell.until``): an under-voltage
     spell's, or ``PowerWatch._lingering``, one in readings with no under-voltage begun within
     ``ACTIVE_HOLD_S`` of the supply's last dip (``PowerWatch._supplys``): the supply's,
     credited to its spell once it dips again, the throttle clears, the spell ends or the
@@ -152,6 +159,7 @@ class _Throttle:
 
     since: datetime
     last_ns: int
+    last_at: datetime
 
 
 @dataclass
@@ -272,13 +280,13 @@ class PowerWatch:
         if under is None or (own is not None and self._heat(own)) or self._hot(reading):
             return False
         if reading.seen("under_voltage"):
-            self._credit(under, _Throttle(now, mono))
+            self._credit(under, _Throttle(now, mono, now))
             return True
         if self._lingering is None and not self._recent(under.last_seen_ns):
             return False
         if self._lingering is None:
-            self._lingering = _Throttle(now, mono)
-        self._lingering.last_ns = mono
+            self._lingering = _Throttle(now, mono, now)
+        self._lingering.last_ns, self._lingering.last_at = mono, now
         return True
 
     def _to_the_supply(self) -> None:
@@ -301,8 +309,9 @@ class PowerWatch:
     def _credit(under: _Spell, run: _Throttle) -> None:
         """The throttle ``run`` is ``under``'s: its first sighting kept, its last the latest."""
         if under.throttle is None:
-            under.throttle = _Throttle(run.since, run.last_ns)
+            under.throttle = _Throttle(run.since, run.last_ns, run.last_at)
         under.throttle.last_ns = max(under.throttle.last_ns, run.last_ns)
+        under.throttle.last_at = max(under.throttle.last_at, run.last_at)
 
     def _hot(self, reading: PiPowerReading) -> bool:
         """Whether ``reading`` says the SoC is hot: the soft temperature limit's bit (now or
@@ -334,21 +343,24 @@ class PowerWatch:
         )
 
     def _ended(self, condition: str, spell: _Spell, *, stopped: bool) -> None:
-        seconds = max(0.0, (spell.last_seen - spell.since).total_seconds())
+        """A spell's journal line and end row: it lasted until its problem was last seen
+        (``_Spell.until``: an under-voltage's throttle lingering after its dip included)."""
+        until = spell.until()
+        seconds = max(0.0, (until - spell.since).total_seconds())
         facts = _facts(condition, spell)
         log.info(
             "%s over: %s from %s to %s (%.0f s, back %d times within it)%s",
             condition.replace("_", "-"),
             _what(condition, facts),
             format_ts(spell.since),
-            format_ts(spell.last_seen),
+            format_ts(until),
             seconds,
             spell.flaps,
             " (the kiosk stopped)" if stopped else "",
         )
         detail = {
             "from": format_ts(spell.since),
-            "to": format_ts(spell.last_seen),
+            "to": format_ts(until),
             "seconds": round(seconds, 1),
             "flaps": spell.flaps,
             "stopped": stopped,
@@ -390,7 +402,8 @@ class PowerWatch:
             log.log(logging.INFO if problem is None else logging.WARNING, "%s", line)
 
     def close(self) -> None:
-        """At the daemon's stop: each open spell ends at its last sighting (``stopped``).
+        """At the daemon's stop: each open spell ends at its last sighting, an under-voltage's
+        throttle included (``stopped``).
         Blocking on the storage: a stop that gives up on one that does not answer says
         ``unwritten`` rows were not written."""
         with self._writing:

@@ -52,6 +52,7 @@ from kiosk.devices import (
     Thermometer,
 )
 from kiosk.engine import Engine
+from kiosk.files import streamed_rows
 from kiosk.links import NOT_OPENED_ROWS, not_opened
 from kiosk.logs import RepeatedFailure
 from kiosk.peers import load_peer_rows
@@ -427,10 +428,10 @@ class EngineRunner:
             not_opened(decode_event_row(row)["flags"] or ())
             for row in reader.query(_history_sql(source, ts, NOT_OPENED_ROWS), params)
         }
-        rows = reader.query(_history_sql(source, ts), params)
-        counted = self.history.load(
-            decode_event_row(row) for row in rows if row["seq"] not in failed
-        )
+        with streamed_rows(reader, _history_sql(source, ts), params) as rows:  # a month's
+            counted = self.history.load(
+                decode_event_row(row) for row in rows if row["seq"] not in failed
+            )
         # The compound's other gates' passages held here (``kiosk.peers``), after this gate's.
         return counted + load_peer_rows(
             reader, self.history, self.clock.now() - self.history.horizon

@@ -33,7 +33,8 @@ import bisect
 import dataclasses
 import json
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
@@ -53,6 +54,7 @@ from kiosk.categories import (
 from kiosk.config.policy import HoursConfig, QuotaConfig
 from kiosk.dating import dated_source
 from kiosk.days import as_zone, day_bounds, day_hours, days_before, hour_key, local_day
+from kiosk.files import streamed_rows
 from kiosk.history import QUOTA_EXEMPT
 from kiosk.links import Key, not_opened, passage_key, retried
 from kiosk.lists import Freshness, same_text
@@ -107,9 +109,12 @@ def _bin_index(temp_c: float, bins: list[tuple[float | None, float | None]]) -> 
     return len(bins) - 1  # pragma: no cover - the last bin is open-ended
 
 
-def _events_between(db: Database, start: str, end: str, columns: str) -> Iterable[dict[str, Any]]:
-    """The events dated (``kiosk.dating``) in ``[start, end)``, in ``seq`` order; ``ts`` is
-    their dated time and ``dating`` how it was dated (null in a table of rows dated without it)."""
+def _events_between(
+    db: Database, start: str, end: str, columns: str
+) -> AbstractContextManager[Iterator[dict[str, Any]]]:
+    """The events dated (``kiosk.dating``) in ``[start, end)``, in ``seq`` order, one at a time
+    within the block (a quota period's may be a month's: ``streamed_rows``); ``ts`` is their
+    dated time and ``dating`` how it was dated (null in a table of rows dated without it)."""
     source, ts = dated_source(db)
     dated = source == "dated_events" or "dating" in db.table("events").columns_dict
     dating = "dating" if dated else "null"
@@ -117,7 +122,8 @@ def _events_between(db: Database, start: str, end: str, columns: str) -> Iterabl
     picked = ", ".join(
         {"ts": f"{ts} as ts", "dating": f"{dating} as dating"}.get(c, c) for c in wanted
     )
-    return db.query(
+    return streamed_rows(
+        db,
         f"select {picked} from {source} where {ts} >= ? and {ts} < ? order by seq",  # noqa: S608
         [start, end],
     )
@@ -225,14 +231,15 @@ def over_quota_households(
     if clock is not zone:  # the period on another clock: a day earlier is always enough
         lookback = min(lookback, quota_lookback(day - timedelta(days=1), zone, quota))
     taken: dict[Key, tuple[str, datetime]] = {}  # the outings, by (kiosk, seq)
-    for row in _events_between(db, lookback, end, cols):
-        if households_outing(row) and same_text(row["household"]) in households:
-            taken[(str(row["kiosk_id"]), int(row["seq"]))] = (
-                same_text(row["household"]),
-                _utc(row["ts"]),
-            )
-        elif (failed := not_opened_pass(row)) is not None:
-            taken.pop(failed, None)
+    with _events_between(db, lookback, end, cols) as rows:
+        for row in rows:
+            if households_outing(row) and same_text(row["household"]) in households:
+                taken[(str(row["kiosk_id"]), int(row["seq"]))] = (
+                    same_text(row["household"]),
+                    _utc(row["ts"]),
+                )
+            elif (failed := not_opened_pass(row)) is not None:
+                taken.pop(failed, None)
     outings: dict[str, list[datetime]] = {}
     for household, when in taken.values():
         outings.setdefault(household, []).append(when)
@@ -309,26 +316,26 @@ def compute_report(
     kiosks: set[str] = set()
     dating: Counter[str | None] = Counter()
     cols, sensor = _report_columns(db)
-    for row in _events_between(db, start, end, cols):
-        total += 1
-        dating[row["dating"]] += 1
-        kiosks.add(row["kiosk_id"])
-        by_decision[row["decision"]] += 1
-        by_direction[row["direction"] or "unknown"] += 1
-        reasons = json.loads(row["reasons"]) if row["reasons"] else []
-        for reason in reasons:
-            by_reason[reason] += 1
-        local = datetime.fromisoformat(row["ts"]).astimezone(zone)
-        by_hour[local.hour] += 1
-        if "fever" in reasons:
-            fevers.append(local)
-        key = passage_key(row, seen)
-        _reading(readings, key, row)
-        passage = _outcome(outcomes, key, row)
-        passage_hours[local.hour] += passage
-        hours.count(local, passage)
-        _count_exit(exits, outings, row)
-
+    with _events_between(db, start, end, cols) as rows:
+        for row in rows:
+            total += 1
+            dating[row["dating"]] += 1
+            kiosks.add(row["kiosk_id"])
+            by_decision[row["decision"]] += 1
+            by_direction[row["direction"] or "unknown"] += 1
+            reasons = json.loads(row["reasons"]) if row["reasons"] else []
+            for reason in reasons:
+                by_reason[reason] += 1
+            local = datetime.fromisoformat(row["ts"]).astimezone(zone)
+            by_hour[local.hour] += 1
+            if "fever" in reasons:
+                fevers.append(local)
+            key = passage_key(row, seen)
+            _reading(readings, key, row)
+            passage = _outcome(outcomes, key, row)
+            passage_hours[local.hour] += passage
+            hours.count(local, passage)
+            _count_exit(exits, outings, row)
     over_quota = over_quota_households(db, day, zone, quota, set(exits)) if exits else 0
     temp_counts = _temperature_counts((t for t, _ in readings.values()), bins)
     no_temperature = sum(temp_c is None for temp_c, _ in readings.values())
@@ -568,7 +575,8 @@ def downtime_section(db: Database, day: date, tz: ZoneInfo | str) -> dict[str, A
     zone = as_zone(tz)
     start, end = day_bounds(day, zone)
     cols = "seq, ts, boot_id, mono_ns, decision, reasons"
-    rows = list(_events_between(db, start, end, cols))
+    with _events_between(db, start, end, cols) as found:
+        rows = list(found)
     before, after = _neighbours(db, start, rows)
     daemon = daemon_rows(db, start, end)
     down = downtime_of([*before, *rows, *after], rows, (start, end), zone, daemon)
@@ -811,14 +819,15 @@ def staffing_section(
     outcomes: dict[str, dict[Key, str]] = {"staffed": {}, "unstaffed": {}}
     part_of: dict[Key, str] = {}
     seen: dict[Key, Key] = {}
-    for row in _events_between(db, start, end, "seq, ts, kiosk_id, decision, flags"):
-        local = datetime.fromisoformat(row["ts"]).astimezone(zone)
-        staffed = spans is None or (hours is not None and hours.covers(local.time()))
-        part = "staffed" if staffed else "unstaffed"
-        events[part][row["decision"]] += 1
-        key = passage_key(row, seen)
-        part_of.setdefault(key, part)  # the part the passage came in, however it ended
-        outcomes[part_of[key]][key] = str(row["decision"])
+    with _events_between(db, start, end, "seq, ts, kiosk_id, decision, flags") as rows:
+        for row in rows:
+            local = datetime.fromisoformat(row["ts"]).astimezone(zone)
+            staffed = spans is None or (hours is not None and hours.covers(local.time()))
+            part = "staffed" if staffed else "unstaffed"
+            events[part][row["decision"]] += 1
+            key = passage_key(row, seen)
+            part_of.setdefault(key, part)  # the part the passage came in, however it ended
+            outcomes[part_of[key]][key] = str(row["decision"])
     return {
         "hours": spans,
         **{

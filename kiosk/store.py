@@ -1598,14 +1598,18 @@ class _ReadConnection(sqlite3.Connection):
 class _Reader(sqlite_utils.Database):
     """``EventLog.reader``'s read-only connection: every statement through it (``query``,
     ``execute``, so every sqlite-utils call built on them) ends in ``ended_read``, leaving no
-    transaction open whatever failed it. The rows ``query`` yields are read after its savepoint
-    is released: a read failing among them ends with its statement, leaving nothing open."""
+    transaction open whatever failed it. ``query`` reads its rows in full before it returns,
+    a read failing among them in ``ended_read`` too: no statement is left open whatever the
+    caller does with them (one that raised in its loop, the rows kept with its frame, pinned
+    the reader's snapshot; every WAL checkpoint waited on it). A read too large to hold at
+    once is ``kiosk.files.streamed_rows``, its statement ended with its block."""
 
     def query(
         self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None
     ) -> Generator[dict[str, Any], None, None]:
         with ended_read(self.conn):
-            return super().query(sql, params)
+            rows = list(super().query(sql, params))
+        return (row for row in rows)
 
     def execute(
         self, sql: str, parameters: Sequence[Any] | dict[str, Any] | None = None

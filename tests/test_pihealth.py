@@ -702,20 +702,37 @@ def test_a_throttle_that_outlasts_the_under_voltage_is_the_supplys_until_it_clea
     of a SoC at 60 degC; later, "cause unknown" from its first reading: two spells and a
     card switching from the supply to "cause unknown" for one weak supply. The throttle that
     followed the dip is the supply's until it clears: the under-voltage spell is not over
-    while it lasts (its ``to`` the under-voltage's last sighting, ``throttled`` true)."""
+    while it lasts (its ``to`` the throttle's last sighting, ``throttled`` true)."""
     caplog.set_level(logging.INFO, logger="kiosk.pihealth")
     _a_supply_then_a_throttle_alone(pi, watch, clock)
     rows = _spell_rows(core)
     assert [a for a, _ in rows] == ["pi_power.under_voltage.start", "pi_power.under_voltage.end"]
     end = dict(rows)["pi_power.under_voltage.end"]
-    assert (end["to"], end["throttled"]) == ("2026-07-01T01:02:50.000000Z", True)
+    assert (end["to"], end["throttled"]) == ("2026-07-01T01:22:50.000000Z", True)
     down = stats.daily_report(core.store.reader(), date(2026, 7, 1), "Asia/Shanghai")["downtime"]
     assert [(s["condition"], s["from"][11:19], s["to"][11:19]) for s in down["power"]] == [
-        ("under_voltage", "09:00:00", "09:02:50"),
+        ("under_voltage", "09:00:00", "09:22:50"),
     ]
     said = [r.getMessage() for r in caplog.records]
     assert len(said) == 2 and all("the firmware slowed the Pi for it" in line for line in said)
     assert not any("hot" in line or "unknown" in line for line in said)
+
+
+def test_a_throttle_lingering_after_the_dip_counts_in_downtime_power(pi, watch, core, clock):
+    """Before: the spell's ``to`` was the under-voltage's last sighting, so a throttle that
+    lingered 20 minutes after a dip showed in ``downtime.power`` only as ``throttled: true``,
+    the spell a minute long. It lasts until the supply's problem, the voltage or the throttle
+    it caused, was last seen: dip at 09:00, voltage back at 09:01, throttle last read 09:21."""
+    for polls, word in ((6, UNDER), (20 * 6 + 1, 0x40004), (COALESCE_S // 10 + 1, 0)):
+        for _ in range(int(polls)):  # a poll every 10 s: 09:00:00-09:00:50, 09:01:00-09:21:00
+            pi.set(word, temp_c=55.0)
+            watch.poll()
+            clock.advance(10)
+    down = _report(core, date(2026, 7, 1))
+    assert down["power"] == [
+        {"condition": "under_voltage", "from": "2026-07-01T09:00:00+08:00",
+         "to": "2026-07-01T09:21:00+08:00", "minutes": 21.0, "flaps": 0}
+    ]  # fmt: skip
 
 
 def test_the_under_voltage_spell_is_not_over_while_its_throttle_lingers(pi, watch, core, clock):

@@ -15,6 +15,7 @@ from sqlite_utils.migrations import Migrations
 from kiosk import hashchain, store
 from kiosk.clock import ClockReading, FakeClock
 from kiosk.config.store import StoreSection
+from kiosk.files import streamed_rows
 from kiosk.store import EventDraft, EventLog, StoreFault, purge_personal
 
 
@@ -527,3 +528,39 @@ def test_a_draft_takes_its_time_only_from_a_clock_reading(log, clock):
     )
     assert log.append(draft()).ts == "2026-03-02T08:31:30.000000Z"  # no reading: the commit's
     assert log.verify().ok
+
+
+def _a_write_then_a_wal_wipe(log) -> bool:
+    """A passage after the read (frames in the WAL the reader's snapshot lacks), then a WAL
+    wipe: it completes only if no statement of a reader still pins a snapshot."""
+    log.append(draft())
+    return log.wipe_wal()
+
+
+def test_a_caller_raising_among_a_readers_rows_leaves_no_statement_open(log, monkeypatch):
+    """Before: ``query()``'s rows came from a statement left open for as long as the caller
+    held them: one that raised in its loop (the rows still its local, kept with its frame by
+    the exception) pinned that reader's snapshot, and every WAL checkpoint, the retention's
+    wipe of the names it nulls among them, gave up until the rows were let go. The rows are
+    read in full before ``query`` returns; a read too large for that (``streamed_rows``)
+    ends its statement with its block, whatever the block raised."""
+    monkeypatch.setattr(store, "WIPE_WAIT_MS", 5)  # that it gives up, not how long
+    for _ in range(200):
+        log.append(draft())
+    reader = log.reader()
+    rows = reader.query("SELECT * FROM events ORDER BY seq")
+    with pytest.raises(LookupError):
+        for _row in rows:
+            raise LookupError("the caller's own")
+    assert _a_write_then_a_wal_wipe(log)
+    assert len(list(reader.query("SELECT seq FROM events"))) == 201  # the rows all there
+    with (
+        pytest.raises(LookupError),
+        streamed_rows(reader, "SELECT * FROM events WHERE seq > ?", [1]) as streamed,
+    ):
+        for _row in streamed:
+            raise LookupError("the caller's own")
+    assert _a_write_then_a_wal_wipe(log)
+    with streamed_rows(reader, "SELECT seq FROM events ORDER BY seq") as streamed:
+        assert [r["seq"] for r in streamed][-1] == 202
+    assert not reader.conn.in_transaction
