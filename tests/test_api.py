@@ -344,6 +344,7 @@ def test_stats_returns_the_daily_report_for_a_day(core, client):
     assert client.get("/api/v1/stats", params={"day": "March"}, headers=headers).status_code == 422
 
 
+@pytest.mark.slow
 def test_a_dashboard_polling_stats_writes_an_audit_row_an_hour_not_one_a_poll(core, client, clock):
     # An office dashboard polling /api/v1/stats every 10 s wrote 8,640 chained, fsynced
     # audit rows a day on the gate's one writer, kept for ever (their detail alone purged).

@@ -22,6 +22,7 @@ def real(tmp_path, clock):
     core.devices.close()
 
 
+@pytest.mark.slow
 def test_every_url_the_demo_prints_is_served(real, capsys):
     session = SimpleNamespace(
         daemon=SimpleNamespace(url="http://127.0.0.1:8000"),

@@ -4,9 +4,12 @@ that ever guessed, and what it lets go never lets a locked-out guesser try again
 
 from __future__ import annotations
 
+import pytest
+
 from ui.auth import LoginLimiter
 
 
+@pytest.mark.slow
 def test_the_login_limiter_lets_go_of_the_addresses_whose_minute_is_over(clock):
     # A scan of the LAN (an IPv6 host can use any /64 on the link) once: 10,000 addresses
     # that never come back were held for good, ~10 MB, until the next scan replaced them.

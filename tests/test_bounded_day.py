@@ -146,6 +146,7 @@ def _same_after(clock, tmp_path, first: int, then: int) -> None:
     assert late == early
 
 
+@pytest.mark.slow
 def test_the_engine_and_the_bus_hold_as_much_after_2000_passages_as_after_200(clock, tmp_path):
     _same_after(clock, tmp_path, 200, 2000)
 

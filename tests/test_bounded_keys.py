@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from drivers.codes import _HOLDOFF_CAP, HoldOff
 from kiosk import accounts
 from kiosk.accounts import Account
@@ -116,6 +118,7 @@ def test_actions_cut_off_by_an_ended_session_are_kept_at_most_their_count(clock)
 # --- people and days -----------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_the_passage_history_holds_its_horizon_of_days_not_every_day_since_the_start(clock):
     history = PassageHistory(horizon=timedelta(days=31))
     per_day = 40

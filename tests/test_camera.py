@@ -237,6 +237,7 @@ def test_a_blocking_read_is_noticed_by_frame_age_and_released_once_it_gave_up(cl
     reader.stop()
 
 
+@pytest.mark.slow
 def test_reopen_backoff_doubles_and_is_capped_while_the_camera_is_absent(clock, code_scene):
     factory = CaptureFactory(code_scene)
     factory.absent = True

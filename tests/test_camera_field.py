@@ -65,6 +65,7 @@ def _plain_wall(level: float, falloff: float, tilt: float) -> np.ndarray:
     return np.repeat(np.clip(wall, 0, 255)[..., None], 3, axis=2).astype(np.uint8)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("level", "falloff", "tilt"), [(150, 0.4, 0), (200, 0.3, 30)])
 def test_a_camera_turned_to_a_plain_wall_is_a_reader_fault_despite_its_vignetting(
     clock, level, falloff, tilt
@@ -80,6 +81,7 @@ def test_a_camera_turned_to_a_plain_wall_is_a_reader_fault_despite_its_vignettin
     assert health.state == "fault" and "facing a blank surface" in health.detail
 
 
+@pytest.mark.slow
 def test_a_dim_gate_at_night_is_not_a_covered_camera(clock):
     cam = FakeCamera(clock, seed=4, noise_sigma=8.0)
     reader = _pumped(clock, cam)

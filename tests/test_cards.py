@@ -69,6 +69,7 @@ def test_card_qr_is_version_8_or_smaller_at_error_correction_q():
     assert qr.error == "Q" and qr.version <= 8 and qr.mode == "alphanumeric"
 
 
+@pytest.mark.slow
 def test_png_card_scans_back_to_the_exact_payload():
     png = render_card(PASS, PAYLOAD, "png")
     image = Image.open(io.BytesIO(png))
@@ -212,6 +213,7 @@ def test_a_pass_with_both_flags_keeps_its_last_line_off_the_cards_edge():
 CAMERA_PX, CAMERA_FOV_DEG, CARD_DISTANCE_MM = 640, 62.0, 200.0
 
 
+@pytest.mark.slow
 def test_a_printed_card_is_read_by_the_kiosk_camera_at_its_distance():
     """Before: the card's code was 37 mm across with its quiet zone (0.59 mm modules on the
     300 dpi PNG): at 20 cm the kiosk's 640 px camera saw it 90 px wide, 1.6 px a module, and

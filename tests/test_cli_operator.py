@@ -180,6 +180,7 @@ class _ClosedPipe:
         raise BrokenPipeError(32, "Broken pipe")
 
 
+@pytest.mark.slow
 def test_output_piped_to_head_ends_quietly_with_the_pipes_status(tmp_path, monkeypatch, capsys):
     # `kiosk verify-log --json | head -1`, `kiosk scan *.png | head`: the verb said
     # "kiosk VERB: Broken pipe" and exited 1, which for verify-log is its "a row was edited"

@@ -90,6 +90,7 @@ def test_a_tz_argument_that_names_a_folder_of_zones_is_a_usage_error(tmp_path, c
     assert "'America'" in _one_line_error(capsys, "fleet")
 
 
+@pytest.mark.slow
 def test_replay_never_writes_into_an_existing_file(tmp_path, capsys):
     """`replay --db` appended the scenario's simulated passages (kiosk gate-1, a fever deny)
     to whatever file it named, a kiosk's real event log too, with a valid hash chain; a

@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import pytest
 from pgfixture import Network, make_kiosk
 from test_fleet_pg import pull_pg
 
@@ -28,6 +29,7 @@ def _passage(core, **kw) -> None:
     core.store.append(EventDraft(**(fields | kw)))
 
 
+@pytest.mark.slow
 def test_the_district_report_counts_a_gates_passages_from_before_its_ntp_step(tmp_path, pg_dsn):
     synced = make_kiosk(tmp_path / "east.db", "gate-east", FakeClock(start=BOOT))
     fresh = make_kiosk(tmp_path / "west.db", "gate-west", FakeClock(start=EPOCH, is_synced=False))

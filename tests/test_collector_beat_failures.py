@@ -47,6 +47,7 @@ class _Buggy(_Copy):
         super().close()
 
 
+@pytest.mark.slow
 def test_a_beat_failing_otherwise_than_the_database_leaves_the_pull_alone(
     tmp_path, monkeypatch, clock, caplog
 ):
@@ -162,12 +163,14 @@ class _BeatFailsInPg(_SlowPg):
             self.conn.execute("SELECT 1/0")
 
 
+@pytest.mark.slow
 def test_real_pg_a_failing_beat_rolls_back_no_page(tmp_path, monkeypatch, clock, pg_dsn):
     """The beat fails in its own transaction on the pull's connection: every page kept."""
     status, held = _pull(tmp_path, monkeypatch, clock, pg_dsn, _BeatFailsInPg)
     assert (status.state, held) == ("ok", 60)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("key", [RUNS_KEY, STARTS_KEY])
 def test_real_pg_a_row_nested_too_deep_breaks_no_pull_nor_the_report(
     tmp_path, monkeypatch, clock, pg_dsn, key

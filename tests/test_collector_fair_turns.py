@@ -91,6 +91,7 @@ def test_a_turn_is_over_past_its_share_only_while_a_gate_waits(clock):
     assert turn() and turn.over
 
 
+@pytest.mark.slow
 def test_a_pull_ended_by_its_turn_goes_on_from_the_last_seq_held(tmp_path, clock, gates):
     written: list = []
     collector = _collector(tmp_path, clock, gates, written, {})
@@ -119,6 +120,7 @@ def test_a_pull_ended_by_its_turn_goes_on_from_the_last_seq_held(tmp_path, clock
     assert seqs == list(range(1, 61))
 
 
+@pytest.mark.slow
 def test_a_pull_its_turn_ended_leaves_the_gates_reports_to_its_real_end(tmp_path, clock, gates):
     """The gate's ledger reports (a week's requests at its first, each up to the request
     deadline on a slow link) are not fetched when a turn ends: the gate waiting for the slot
@@ -138,6 +140,7 @@ def test_a_pull_its_turn_ended_leaves_the_gates_reports_to_its_real_end(tmp_path
     assert asked == ["http://long"]
 
 
+@pytest.mark.slow
 def test_a_pull_with_no_gate_waiting_goes_on_to_its_end_in_one_turn(tmp_path, clock, gates):
     """A gate's own place in the queue is not a gate waiting: alone, it pulls to its end."""
     collector = _collector(tmp_path, clock, gates, [], {})
@@ -151,6 +154,7 @@ def test_a_pull_with_no_gate_waiting_goes_on_to_its_end_in_one_turn(tmp_path, cl
     assert (status.last_seq, status.lag_events, more) == (60, 0, False)
 
 
+@pytest.mark.slow
 def test_a_long_first_pull_yields_its_slot_to_a_waiting_gate(tmp_path, clock, gates):
     """One slot, the long gate's first pull in it: the short gate is pulled after the long
     one's first turn (three pages), not after its twelve; the long pull then goes on to the
@@ -171,6 +175,7 @@ def test_a_long_first_pull_yields_its_slot_to_a_waiting_gate(tmp_path, clock, ga
     assert held[:3] == [5, 10, 15] and held == sorted(set(held)) and held[-1] == 60
 
 
+@pytest.mark.slow
 def test_once_shares_its_slots_too_and_pulls_each_gate_to_its_end(tmp_path, clock, gates):
     """``kiosk collect --once`` (``run_once``): the short gate after the long one's first
     turn, and the run ends with both pulled to their last event."""

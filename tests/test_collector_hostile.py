@@ -15,6 +15,7 @@ from office.pull import json_values, value_budget
 pytest_plugins = ("pgfixture",)  # pg_cluster, pg_dsn: a real PostgreSQL
 
 
+@pytest.mark.slow
 def test_a_gate_answering_a_page_of_empty_containers_is_refused_and_retried_later(
     tmp_path, clock, pg_dsn, monkeypatch
 ):

@@ -1284,6 +1284,7 @@ def test_an_answer_from_before_the_closing_does_not_end_it(tmp_path, clock, sout
         north.close()
 
 
+@pytest.mark.slow
 def test_a_closing_notice_for_a_pinned_peer_must_be_signed_by_its_key(
     tmp_path, clock, pinned, monkeypatch
 ):
@@ -2143,6 +2144,7 @@ def test_a_peer_answering_with_its_clock_at_year_9999_breaks_neither_health_nor_
         south.close()
 
 
+@pytest.mark.slow
 def test_a_stranger_learns_nothing_of_which_gates_are_peers(north, south, monkeypatch):
     south.peer_of(north, monkeypatch)
     client = TestClient(south.app)

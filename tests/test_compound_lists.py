@@ -362,6 +362,7 @@ def test_a_compound_mistyped_at_the_office_or_the_gate_never_lets_a_quarantine_g
     assert gate.lists.current.quarantine_for("7-707", None, DAY) is None
 
 
+@pytest.mark.slow
 def test_the_district_counts_every_compounds_quarantined_households(tmp_path, pg_dsn, monkeypatch):
     """East's gate holds the office's entries for east and those for every compound, west's
     the ones for west and every compound; the district report took the office's list as the

@@ -96,6 +96,7 @@ def _problems(model: type[BaseModel]) -> Iterator[tuple[str, set[str], list[str]
             yield where, {err["type"] for err in exc.errors()}, validation_problems(exc)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", [KioskConfig, CollectorConfig], ids=lambda m: m.__name__)
 def test_no_message_a_config_can_get_speaks_python(model):
     seen: set[str] = set()

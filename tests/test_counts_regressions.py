@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, date, datetime, timedelta
 
+import pytest
 from guard_support import add_event, login
 from pgfixture import Network, add_events, make_kiosk
 from test_fleet_pg import pull_pg
@@ -116,6 +117,7 @@ def test_a_handover_counts_the_alarms_open_on_the_console(guard_client, guard_co
     assert handover.summary["open_alarms"] == 1 and handover.summary["fevers"] == 1
 
 
+@pytest.mark.slow
 def test_the_district_counts_the_offices_quarantine_list_once_not_once_per_gate(
     tmp_path, pg_dsn, monkeypatch
 ):

@@ -36,6 +36,7 @@ def test_each_backend_decodes_a_printed_pass_to_its_raw_bytes(decoder):
     assert len(found[0].corners) == 4
 
 
+@pytest.mark.slow
 def test_each_backend_finds_nothing_in_scenes_without_a_code(decoder):
     for seed in range(6):
         assert decoder.decode(_gray(sample_empty_frame(seed))) == []

@@ -12,6 +12,7 @@ import hmac
 import sqlite3
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from support import reporting_log
 
 from kiosk import hashchain
@@ -84,6 +85,7 @@ def guesses(keys: list[bytes], row: dict) -> set[tuple[str, str]]:
     return hits
 
 
+@pytest.mark.slow
 def test_a_purged_rows_digest_gives_away_neither_its_household_nor_who_it_was(tmp_path, clock):
     """Before: one salt for the whole log, in the log's own ``meta`` table: trying the
     compound's few hundred households and the residents' names against a purged row's digest

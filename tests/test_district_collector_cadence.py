@@ -344,6 +344,7 @@ def _first_pull(tmp_path, monkeypatch, clock, page_s: float, kind: type = _Copy)
     return copy
 
 
+@pytest.mark.slow
 def test_a_long_first_pull_beats_as_its_pages_are_written(tmp_path, monkeypatch, clock):
     """A page a minute for 12 minutes: a beat after each, not only when the pull ends (before,
     the report read the collector down from its previous beat on, 16 minutes into the pull)."""
@@ -352,6 +353,7 @@ def test_a_long_first_pull_beats_as_its_pages_are_written(tmp_path, monkeypatch,
     assert {expect for _, _, expect in copy.beats} == {RUN_BEAT_S}  # poll_interval_s 10, at least
 
 
+@pytest.mark.slow
 def test_only_the_runs_first_beat_kept_says_it_is_its_start(tmp_path, monkeypatch, clock):
     """The database adds a run's start only at its first beat (``office.pg.started``): a
     long pull's later beats say they are not (before, one outlasting the 16 starts kept was
@@ -362,11 +364,13 @@ def test_only_the_runs_first_beat_kept_says_it_is_its_start(tmp_path, monkeypatc
     assert len(refused.firsts) == 12 and all(refused.firsts)
 
 
+@pytest.mark.slow
 def test_a_pull_beats_at_most_once_a_minute_however_many_pages(tmp_path, monkeypatch, clock):
     copy = _first_pull(tmp_path, monkeypatch, clock, 1.0)
     assert [pages for pages, _, _ in copy.beats] == [1]
 
 
+@pytest.mark.slow
 def test_a_pull_stuck_after_its_pages_is_the_collector_down_past_its_cadence(
     tmp_path, monkeypatch, clock
 ):
@@ -399,6 +403,7 @@ class _Refusing(_Copy):
         raise PgError("the beat's row is locked")
 
 
+@pytest.mark.slow
 def test_a_beat_failing_during_a_pull_leaves_the_pull_alone(tmp_path, monkeypatch, clock, caplog):
     """Tried again a minute on, not at every page, and the pull's connection not closed
     under it: all 12 pages written."""

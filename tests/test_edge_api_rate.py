@@ -4,6 +4,7 @@ request is its token's alone."""
 
 from __future__ import annotations
 
+import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from test_api import bearer, make_core
@@ -17,6 +18,7 @@ def asked_from(app: FastAPI, addr: str, headers: dict[str, str], path: str = "/a
     return TestClient(app, client=(addr, 50000)).get(path, headers=headers).status_code
 
 
+@pytest.mark.slow
 def test_an_ipv6_host_rotating_its_addresses_is_one_sender_as_at_the_sign_in(tmp_path, clock):
     # Every SLAAC host has the 2**64 addresses of its /64: a fresh address per request took a
     # fresh API allowance each time (the sign-in's limit already counts the /64 as one), so one

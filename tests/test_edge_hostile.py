@@ -335,6 +335,7 @@ def test_a_busy_port_is_one_line_and_exit_1(tmp_path):
     ]
 
 
+@pytest.mark.slow
 def test_check_config_names_a_bad_timezone_a_missing_trust_dir_and_deep_nesting(tmp_path, capsys):
     cases = {
         "mars.toml": ('[site]\ntimezone = "Mars/Base"\n', "site.timezone"),

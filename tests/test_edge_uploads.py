@@ -45,6 +45,7 @@ def big_map(size: int) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
+@pytest.mark.slow
 def test_a_sheet_under_the_imports_5_mb_reaches_the_import_through_the_edge(edge):
     # The import takes sheets of up to 5 MB (a big compound's list with names and notes),
     # but the edge in front of it cut every body at web.max_body_bytes (1 MiB): the admin's

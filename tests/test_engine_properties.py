@@ -24,6 +24,7 @@ import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
@@ -273,6 +274,7 @@ GateMachine.TestCase.settings = settings(
     suppress_health_check=[HealthCheck.too_slow],
 )
 test_the_engine_keeps_its_promises_under_any_interleaving = GateMachine.TestCase
+test_the_engine_keeps_its_promises_under_any_interleaving.pytestmark = [pytest.mark.slow]
 
 
 class AnsweredLaterMachine(RigMachine):
@@ -396,3 +398,4 @@ AnsweredLaterMachine.TestCase.settings = settings(
     suppress_health_check=[HealthCheck.too_slow],
 )
 test_the_engine_keeps_its_promises_when_answered_later = AnsweredLaterMachine.TestCase
+test_the_engine_keeps_its_promises_when_answered_later.pytestmark = [pytest.mark.slow]

@@ -406,6 +406,7 @@ WhoIsWhoMachine.TestCase.settings = settings(
     suppress_health_check=[HealthCheck.too_slow],
 )
 test_no_pass_on_a_temperature_that_was_not_its_holders = WhoIsWhoMachine.TestCase
+test_no_pass_on_a_temperature_that_was_not_its_holders.pytestmark = [pytest.mark.slow]
 
 
 class WhoIsWhoHunt(WhoIsWhoMachine):

@@ -15,6 +15,7 @@ def rig(clock, tmp_path):
     r.close()
 
 
+@pytest.mark.slow
 def test_a_visitor_measured_while_the_die_drifts_is_not_passed_until_it_settles(rig):
     # The kiosk carried from a 16 degC porch into the warm guard hut: the die warms 3 degC/min,
     # too slowly for one stable window (0.03 degC in 0.6 s) to see it, fast enough that the

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, date, datetime, timedelta
 
+import pytest
 from guard_support import decided, login, post
 from pgfixture import Network, make_kiosk
 from test_fleet_pg import pull_pg
@@ -58,6 +59,7 @@ def test_a_car_with_two_feverish_occupants_is_two_fevers_at_the_gate(guard_clien
     assert summary["fevers"] == 2
 
 
+@pytest.mark.slow
 def test_the_district_counts_each_feverish_occupant_from_a_masked_pull(
     guard_client, guard_core, tmp_path, pg_dsn
 ):

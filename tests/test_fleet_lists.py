@@ -335,6 +335,7 @@ def test_a_sync_status_after_the_clock_stepped_back_is_not_fresh(gate, office, c
     assert status["age_s"] == 0 and status["stale"] is False and status["stamp_ahead"] is False
 
 
+@pytest.mark.slow
 def test_an_office_down_for_a_day_is_one_warning_and_its_return_one_line(
     gate, office, clock, caplog
 ):

@@ -49,6 +49,7 @@ def test_pull_into_postgresql_copies_every_event_exactly(gate, pg_dsn):
     assert holder != "Li Lei"  # a logs:read token never brings personal data to the centre
 
 
+@pytest.mark.slow
 def test_pulling_again_is_idempotent_and_resumes_after_the_tail(gate, pg_dsn):
     net = Network(gate)
     pull_pg("http://gate-1", gate.token, pg_dsn, net, page_size=7)

@@ -265,6 +265,7 @@ def test_gates_reporting_in_two_names_of_one_clock_are_one_district_day(
         assert printed["events"] == 2
 
 
+@pytest.mark.slow
 def test_the_collector_asks_for_households_when_told_so_the_office_counts_the_quota(
     tmp_path, pg_dsn, monkeypatch
 ):
@@ -359,6 +360,7 @@ def test_a_day_before_the_gates_reports_keeps_each_compound_whole(gates, pg_dsn)
     assert exits["over_quota_households"] is None  # no rule held for that day
 
 
+@pytest.mark.slow
 def test_an_outing_the_office_holds_masked_within_the_period_makes_the_count_unknown(
     tmp_path, pg_dsn
 ):
@@ -597,6 +599,7 @@ def test_a_compound_counted_by_neither_rule_reads_unknown_in_the_sheet_and_csv_n
     assert ["exits_per_household", "over_quota_households", "unknown"] in lines
 
 
+@pytest.mark.slow
 def test_a_gate_with_a_mistyped_compound_id_makes_no_compound_and_is_named(
     tmp_path, pg_dsn, monkeypatch
 ):

@@ -251,6 +251,7 @@ def _recent_log(path, rows: int):
     return _Log(path)
 
 
+@pytest.mark.slow
 def test_a_peers_poll_at_the_head_reads_no_look_back_for_the_passes_not_opened(tmp_path):
     """A peer asks every few seconds, from its cursor at this gate's head: the passes this gate
     did not open for that it must hear of are written after that cursor (each row after its

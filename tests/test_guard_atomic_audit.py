@@ -210,6 +210,7 @@ def sampled(cases: list[Case]) -> list[Any]:
     return [c if c.action in UNIT_CASES else pytest.param(c, marks=slow) for c in cases]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("where", ["audit", "commit"])
 @pytest.mark.parametrize("case", sampled(CASES), ids=case_id)
 def test_a_change_whose_audit_row_cannot_be_written_is_not_kept_and_the_guard_is_told(
@@ -315,6 +316,7 @@ CORE_CHANGES: list[tuple[str, Callable[[Any, dict[str, Any]], object]]] = [
 ]  # fmt: skip
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("where", ["audit", "commit"])
 @pytest.mark.parametrize(("action", "make"), CORE_CHANGES, ids=[a for a, _ in CORE_CHANGES])
 def test_without_the_console_a_change_whose_row_fails_is_not_kept_either(

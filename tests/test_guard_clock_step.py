@@ -202,6 +202,7 @@ def test_finding_the_look_backs_first_event_reads_indexes_not_the_log(guard_core
     assert not [p for p in plan if p.startswith(("SCAN e", "SCAN events"))], plan
 
 
+@pytest.mark.slow
 def test_a_visitor_registered_before_the_ntp_step_is_in_the_days_registrations(
     guard_client, guard_core, clock
 ):

@@ -133,6 +133,7 @@ def test_a_pass_the_gate_opened_for_unrecorded_says_so_not_try_again(guard_core,
     assert _held(guard_core) == ["manual_pass"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("guard_core", ["deny", "manual"], indirect=True)
 def test_a_held_decisions_form_sent_again_decides_nothing_more(guard_core, alice):
     fields = hidden_fields(alice.get("/guard/register").text, "person-form")

@@ -75,6 +75,7 @@ def test_a_guard_signs_in_while_the_storage_fails_and_the_row_is_written_later(
     assert len(app.state.guard.held) == 0
 
 
+@pytest.mark.slow
 def test_a_wrong_password_is_still_refused_limited_and_held_while_the_storage_fails(core, app):
     held = app.state.guard.held
     with storage_failing(core.store, "audit"):

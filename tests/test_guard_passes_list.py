@@ -8,6 +8,7 @@ from __future__ import annotations
 import html
 import re
 
+import pytest
 from guard_support import BASE, login, post, refused_with
 
 from kiosk import queries
@@ -93,6 +94,7 @@ def test_a_reprint_is_the_same_signed_pass(guard_client, guard_core):
     assert any(a["action"] == "pass_reprinted" for a in guard_core.store.audits())
 
 
+@pytest.mark.slow
 def test_a_batch_of_cards_prints_together_and_a_void_one_is_refused(guard_client, guard_core):
     csrf = login(guard_client)
     payloads = [issue(guard_client, csrf, "3-402", name) for name in ("王秀英", "李雷", "韩梅梅")]

@@ -13,6 +13,7 @@ import threading
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import pytest
 import sqlite_utils
 from guard_support import BASE, add_event, console_fixtures, csrf_of, hidden_fields, send
 from support import disk_full
@@ -68,6 +69,7 @@ def test_a_guard_gets_403_and_no_link_an_admin_gets_the_room_and_its_link(core, 
     assert f'href="{ROOM}"' in admin.get("/guard/community").text
 
 
+@pytest.mark.slow
 def test_without_the_csrf_token_or_cross_site_nothing_is_shown_nor_forgotten(core, admin):
     _resident(core)
     before = core.store.last_audit_seq
@@ -114,6 +116,7 @@ def test_the_download_is_the_json_the_cli_prints_and_is_a_show_audited_too(core,
     assert [a["action"] for a in _audits(core, before)] == ["person_shown"]
 
 
+@pytest.mark.slow
 def test_a_malformed_or_missing_key_is_refused_in_the_admins_words_form_kept(core, admin):
     _resident(core)
     cases = [
@@ -321,6 +324,7 @@ def test_the_preview_reads_on_the_worker_threads_own_reader(core, admin, monkeyp
     assert own == [True]
 
 
+@pytest.mark.slow
 def test_two_previews_at_once_both_answer(core, admin):
     """A double tap, two admins: both previews answer (before, the daemon froze whole)."""
     for _ in range(200):

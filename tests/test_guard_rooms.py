@@ -42,6 +42,7 @@ def _concrete(path: str) -> str:
     return path
 
 
+@pytest.mark.slow
 def test_every_state_changing_guard_route_is_audited_with_actor_action_and_outcome(guard_core):
     app = make_app(guard_core)
     routes = _changing_routes()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from fastapi.testclient import TestClient
 from guard_support import ADMIN_PW, BASE, hidden_fields, login, post, send
 
@@ -42,6 +43,7 @@ def test_a_households_page_title_keeps_its_dwelling_out_of_the_browsers_history(
 ADDRESSES = re.compile(r'\b(?:href|action|src|formaction)="([^"]*)"')
 
 
+@pytest.mark.slow
 def test_no_guard_page_puts_a_dwelling_name_phone_or_pass_in_an_address(guard_client, guard_core):
     """Every page a guard opens, with a household on the map and in quarantine, a pass issued
     to a person, a visitor registered and a returnee observed: no address on it holds one of

@@ -344,6 +344,7 @@ _drafts = st.builds(
 )
 
 
+@pytest.mark.slow
 def test_any_valid_draft_round_trips_and_verifies(tmp_path):
     with EventLog(tmp_path / "kiosk.db", "gate-1", FakeClock(), synchronous="NORMAL") as log:
 

@@ -116,6 +116,7 @@ def test_the_kiosk_itself_and_the_offices_token_get_every_detail(gate, app):
         assert office.json()["lists_sync"]["url"] == OFFICE_URL
 
 
+@pytest.mark.slow
 def test_a_wrong_token_or_a_peers_token_gets_no_detail_and_guessing_is_limited(gate, app):
     assert asked(app, Authorization="Bearer kt_00000000_" + "y" * 43).status_code == 401
     assert asked(app, **bearer(gate, PEER_SCOPE)).status_code == 403
@@ -128,6 +129,7 @@ def test_a_wrong_token_or_a_peers_token_gets_no_detail_and_guessing_is_limited(g
     assert asked(app).status_code in (200, 503)
 
 
+@pytest.mark.slow
 def test_no_authorization_header_of_the_lan_is_a_server_error_or_shows_the_detail(app):
     # Property-based, as the API's schemathesis tests: any bytes a header may hold.
     values = st.binary(max_size=120).filter(lambda b: not set(b) & set(b"\r\n\x00"))

@@ -154,6 +154,7 @@ def test_pruning_most_passes_keeps_the_recent_ones():
     assert len(h) == 2
 
 
+@pytest.mark.slow
 def test_a_log_of_distinct_passes_is_held_compactly():
     # Every passage its own pass (visitors' one-day passes; the memory bench's log): the
     # history holds one entry each, so each must be small (docs/memory.md). Datetime values

@@ -748,6 +748,9 @@ HouseholdMachine.TestCase.settings = settings(
     suppress_health_check=[HealthCheck.too_slow],
 )
 test_the_compounds_rules_hold_over_days_of_gate_events_and_list_changes = HouseholdMachine.TestCase
+test_the_compounds_rules_hold_over_days_of_gate_events_and_list_changes.pytestmark = [
+    pytest.mark.slow
+]
 
 
 # ---------------------------------------------------------------------- examples it found

@@ -410,6 +410,7 @@ def start_switched(
     )
 
 
+@pytest.mark.slow
 def test_a_new_release_that_migrated_the_log_and_did_not_stay_up_leaves_it_as_it_was(
     tmp_path, clock
 ):
@@ -436,6 +437,7 @@ def test_a_new_release_that_migrated_the_log_and_did_not_stay_up_leaves_it_as_it
     assert calls.read_text().startswith("stop kiosk.service")  # copied at rest
 
 
+@pytest.mark.slow
 def test_a_new_release_that_recorded_events_before_it_failed_keeps_them(tmp_path, clock):
     """Putting the copy back would lose what the new release recorded (and reuse their seq,
     which the office has pulled): the log stays, the install says so and keeps the copy."""
@@ -458,6 +460,7 @@ def test_a_new_release_that_recorded_events_before_it_failed_keeps_them(tmp_path
         copy.close()
 
 
+@pytest.mark.slow
 def test_a_new_release_that_stays_up_leaves_no_copy_of_the_log(tmp_path, clock):
     """The copy holds personal data no purge reaches: once the new release stayed up it goes."""
     root, fake_bin, calls = switched_gate(tmp_path, clock)
@@ -477,6 +480,7 @@ def test_a_new_release_that_stays_up_leaves_no_copy_of_the_log(tmp_path, clock):
     ]
 
 
+@pytest.mark.slow
 def test_a_copy_of_the_log_cut_off_by_a_power_cut_is_begun_again(tmp_path, clock):
     """An update cut off while it copied the log leaves a partial ``.part`` file; the next
     run's copy is made whole all the same (not refused as 'not a database')."""
@@ -489,6 +493,7 @@ def test_a_copy_of_the_log_cut_off_by_a_power_cut_is_begun_again(tmp_path, clock
     assert sorted(p.name for p in data.iterdir()) == ["kiosk.db"]
 
 
+@pytest.mark.slow
 def test_an_update_stops_the_old_releases_purge_before_the_new_release_opens_the_log(
     tmp_path, clock
 ):
@@ -501,6 +506,7 @@ def test_an_update_stops_the_old_releases_purge_before_the_new_release_opens_the
     assert "kiosk-purge.service" in before_start.split("stop ", 1)[1], before_start
 
 
+@pytest.mark.slow
 def test_a_log_the_config_keeps_elsewhere_is_copied_and_put_back_too(tmp_path, clock):
     """``[store] path`` names the log (another file name, a folder on a USB disk): the update
     copied only /var/lib/kiosk/kiosk.db, so a site with its own path got no copy, and the
@@ -608,6 +614,7 @@ def test_an_install_that_fails_after_its_switch_and_before_the_restart_switches_
     assert not (root / "var/lib/kiosk").exists()  # the log was never touched
 
 
+@pytest.mark.slow
 def test_an_update_cut_off_while_it_copies_the_log_starts_the_previous_release_again(
     tmp_path, clock
 ):
@@ -631,6 +638,7 @@ def test_an_update_cut_off_while_it_copies_the_log_starts_the_previous_release_a
     assert sorted(p.name for p in (root / "var/lib/kiosk").iterdir()) == ["kiosk.db"], out
 
 
+@pytest.mark.slow
 def test_a_copy_of_the_log_the_card_has_no_room_for_is_not_left_filling_it(tmp_path, clock):
     """The card full while the log was copied: the install switched back (no copy, no start on
     the new release), but left the part it had copied, and the previous release started on a
@@ -663,6 +671,7 @@ def test_a_copy_of_the_log_the_card_has_no_room_for_is_not_left_filling_it(tmp_p
     assert out.count("did: point /opt/kiosk/current at releases/old") == 1, out
 
 
+@pytest.mark.slow
 def test_a_switch_back_to_a_release_that_refuses_the_config_does_not_say_the_gate_runs(
     tmp_path, clock
 ):
@@ -729,6 +738,7 @@ def test_an_update_whose_build_fills_the_card_does_not_leave_it_full(tmp_path):
     assert "removed by the next run" not in out, out
 
 
+@pytest.mark.slow
 def test_an_update_run_again_keeps_the_copy_from_before_the_first_one(tmp_path, clock):
     """The first run's new release recorded events and failed: the install kept the copy from
     before the update and said so (the way back to the previous release). Run again (going
@@ -752,6 +762,7 @@ def test_an_update_run_again_keeps_the_copy_from_before_the_first_one(tmp_path, 
     assert "kept from before an earlier update" in out, out
 
 
+@pytest.mark.slow
 def test_an_update_cut_off_while_it_waits_for_the_new_release_to_stay_up_goes_back(tmp_path, clock):
     """Ctrl-C in the 15 s the install waits for the new release to stay up (the one step that
     waits) left it running unproven, with the log's copy kept for good: a new release that
@@ -863,6 +874,7 @@ def test_an_update_with_no_start_says_the_gate_still_runs_the_previous_release(t
     assert "restart" not in calls.read_text() and "stop" not in calls.read_text()
 
 
+@pytest.mark.slow
 def test_an_update_cut_off_keeps_the_copy_an_earlier_failed_update_left(tmp_path, clock):
     """The copy from before an earlier update that recorded events and failed is the way back
     (kept by every later run until a release stays up): a later run cut off while it went to
@@ -978,6 +990,7 @@ def update_with_units(
     return root, proc.stdout + proc.stderr, calls.read_text(), proc.returncode
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("how", ["a step failed before the restart", "it did not stay up"])
 def test_a_switch_back_disables_and_removes_the_units_only_the_new_release_brought(tmp_path, how):
     """A new release that brought a unit of its own (kiosk-sync.timer) and was switched back left
@@ -1000,6 +1013,7 @@ def test_a_switch_back_disables_and_removes_the_units_only_the_new_release_broug
         assert done.index("disable --now --quiet kiosk-sync.timer") < last_restart, done
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("down", "failing"),
     [(False, ""), (True, ""), (False, "trust"), (False, "enable")],

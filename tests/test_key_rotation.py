@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
+import pytest
 from guard_support import login, post, refused_with
 
 from kiosk.passes import (
@@ -39,6 +40,7 @@ def test_rotation_accepts_both_keys_meanwhile_and_refuses_the_old_once_removed(
         raise AssertionError("the removed key's pass was still accepted")
 
 
+@pytest.mark.slow
 def test_the_console_refuses_to_issue_a_pass_its_own_gate_would_refuse(
     guard_client, guard_core, data_dir, tmp_path
 ):

@@ -286,6 +286,7 @@ def test_the_offices_pull_and_purge_log_no_one(tmp_path, clock, caplog):
     assert logged(caplog) == []
 
 
+@pytest.mark.slow
 def test_the_collector_logs_no_one(tmp_path, clock, caplog, monkeypatch, pg_dsn):
     from pgfixture import Network
 

@@ -330,6 +330,7 @@ def test_where_nothing_can_be_dropped_the_state_is_as_found(tmp_path, monkeypatc
     assert drop_page_cache([path])["page_cache"] == "as_found"
 
 
+@pytest.mark.slow
 def test_the_files_the_daemon_maps_are_the_venvs_and_the_interpreters():
     import sysconfig
 

@@ -370,6 +370,7 @@ def test_pec_warn_accepts_a_missing_pec_but_reports_degraded(clock, chip):
     assert "PEC mismatches" in health.detail
 
 
+@pytest.mark.slow
 def test_a_chip_without_a_pec_on_warn_is_one_line_an_hour_not_one_every_few_seconds(
     clock, chip, caplog
 ):
@@ -746,6 +747,7 @@ def test_a_bus_faster_than_the_sensors_100_khz_is_named_as_the_cause(
         assert len([r for r in caplog.records if "400 kHz" in r.getMessage()]) == 1
 
 
+@pytest.mark.slow
 def test_a_sensor_unplugged_for_an_hour_is_one_warning_and_its_return_one_line(chip, clock, caplog):
     """Unplugged, the bus failed to reopen every 30 s and each failure logged 'mlx90614 bus
     errors; backing off': 120 warnings an hour in the journal for as long as nobody came."""
@@ -798,6 +800,7 @@ def test_a_bus_library_failing_at_every_read_is_one_line_not_a_traceback_per_rea
     assert "RuntimeError" in lines[0].getMessage()
 
 
+@pytest.mark.slow
 def test_a_flaky_bus_for_a_day_writes_a_bounded_number_of_lines(chip, clock, caplog):
     """A loose wire: three NACKs close the bus, it reopens and reads, and again, all day."""
     thermo = Mlx90614(

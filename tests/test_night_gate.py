@@ -52,6 +52,7 @@ def test_a_quarantine_return_in_the_day_reaches_the_night_guard_after_a_restart(
         close_core(core)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("start", "steps"),
     [

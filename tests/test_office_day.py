@@ -230,6 +230,7 @@ def _full(target, monkeypatch):
     monkeypatch.setattr(office.pull, "_connect", at_its_size)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("make", "says"),
     [

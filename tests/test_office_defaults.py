@@ -80,6 +80,7 @@ def test_on_the_lan_with_a_lists_token_only_the_gates_get_the_bundle(bundle, mon
         collector.stop()
 
 
+@pytest.mark.slow
 def test_guessing_the_lists_token_is_limited_per_address(bundle, monkeypatch, clock):
     # The lists token is the operator's own string (any printable ASCII), and the status
     # port let the LAN try one after another as fast as it answered: a weak token was

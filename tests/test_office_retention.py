@@ -64,6 +64,7 @@ def office(tmp_path, monkeypatch):
     gate.store.close()
 
 
+@pytest.mark.slow
 def test_a_pulled_copy_past_retention_loses_its_personal_fields(office, capsys):
     gate, copy, _ = office
     before = _rows(copy)

@@ -7,6 +7,7 @@ import json
 from datetime import date
 
 import psycopg
+import pytest
 from office_retention_support import NAME, gate_clock, gate_with_history, snapshot
 from pgfixture import add_events
 
@@ -208,6 +209,7 @@ def _last_purge(dsn):
     return json.loads(value)
 
 
+@pytest.mark.slow
 def test_idle_hourly_purges_add_no_row_and_still_show_they_ran(tmp_path, pg_dsn):
     """The gate's idle hourly purge once wrote an audit row per run, kept for ever (8,760 a
     year). The collector's keeps one ``fleet_meta`` row, overwritten: two days of idle hours

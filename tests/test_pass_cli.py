@@ -457,6 +457,7 @@ def test_a_png_card_that_cannot_be_drawn_is_a_clear_error_not_a_traceback(
     assert list(out_dir.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_a_batch_row_whose_name_the_png_font_cannot_draw_leaves_no_card_behind(
     keys, tmp_path, capsys
 ):

@@ -86,6 +86,7 @@ def _audit_rows(db: Path) -> list[tuple[str, str | None]]:
         conn.close()
 
 
+@pytest.mark.slow
 def test_show_prints_every_row_of_the_resident_and_audits_only_counts(walked, cli, capsys):
     core, _ = walked
     assert cli("person", "show", *KEYS) == 0
@@ -106,12 +107,14 @@ def test_show_prints_every_row_of_the_resident_and_audits_only_counts(walked, cl
     assert not [n for n in NEEDLES if n in detail]
 
 
+@pytest.mark.slow
 def test_show_has_a_readable_text_form(walked, cli, capsys):
     assert cli("person", "show", "--phone", PHONE, "--text") == 0
     text = capsys.readouterr().out
     assert "obs_people (1 rows):" in text and f'phone: "{PHONE}"' in text
 
 
+@pytest.mark.slow
 def test_forget_leaves_no_copy_of_the_resident_and_the_neighbour_untouched(
     walked, cli, capsys, caplog, data_dir
 ):
@@ -152,6 +155,7 @@ def test_forget_leaves_no_copy_of_the_resident_and_the_neighbour_untouched(
     assert set(passes) <= set(core.lists.current.revocations)
 
 
+@pytest.mark.slow
 def test_verify_log_tells_a_row_emptied_under_a_forgets_stamp_that_it_did_not_count(
     walked, cli, capsys, data_dir
 ):
@@ -207,6 +211,7 @@ def test_a_household_alone_is_everyone_of_it():
         Person.of(returnees=[0])
 
 
+@pytest.mark.slow
 def test_no_page_of_the_console_names_a_forgotten_resident(walked, cli, capsys, caplog):
     """The daemon's alarm card of the fever named the person; it is emptied as after a purge
     (``AlarmDesk._forget_purged``: the rows carry ``purged_at``)."""

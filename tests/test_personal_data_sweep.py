@@ -190,6 +190,7 @@ def seen(guard_core: Core, clock: FakeClock, caplog) -> Iterator[tuple[Core, obj
     yield guard_core, app
 
 
+@pytest.mark.slow
 def test_the_daemons_purge_leaves_no_copy_of_the_resident_in_the_data_dir(
     seen, clock, caplog, data_dir
 ):
@@ -202,6 +203,7 @@ def test_the_daemons_purge_leaves_no_copy_of_the_resident_in_the_data_dir(
     assert logged(caplog) == []
 
 
+@pytest.mark.slow
 def test_kiosk_purge_leaves_no_copy_of_the_resident_in_the_data_dir(
     seen, clock, caplog, capsys, data_dir, monkeypatch
 ):
@@ -221,6 +223,7 @@ def test_kiosk_purge_leaves_no_copy_of_the_resident_in_the_data_dir(
     assert logged(caplog) == []
 
 
+@pytest.mark.slow
 def test_no_page_of_the_console_names_the_resident_after_the_purge(seen, clock, caplog):
     """The console kept the fever's alarm card (in the daemon's memory) naming the person
     for as long as the daemon ran, after the purge had emptied the event it came from."""
@@ -234,6 +237,7 @@ def test_no_page_of_the_console_names_the_resident_after_the_purge(seen, clock, 
     assert logged(caplog) == []
 
 
+@pytest.mark.slow
 def test_an_office_token_without_logs_personal_reads_no_name_in_a_guards_note(seen):
     """The guard's override note repeated the holder's name ("known to the guard: Marlowe
     Qiuxiang"): a ``logs:read`` token got ``holder: "M."`` and the full name in the note."""

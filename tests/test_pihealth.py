@@ -494,6 +494,7 @@ def test_a_spell_the_pi_died_in_is_over_at_the_next_start_row_if_the_daemons_was
     assert _report(core, date(2026, 7, 2))["power_total"] == 0
 
 
+@pytest.mark.slow
 def test_a_file_garbled_differently_at_each_poll_writes_a_few_lines_an_hour_not_one_a_poll(
     pi, watch, clock, caplog
 ):

@@ -779,6 +779,7 @@ class GateMachine(RuleBasedStateMachine):
 
 GateMachine.TestCase.settings = settings(max_examples=40, stateful_step_count=30, deadline=None)
 TestGateMachine = GateMachine.TestCase
+TestGateMachine.pytestmark = [pytest.mark.slow]
 
 
 # A night guard: staffed 20:00-08:00 (a span across midnight), or volunteers by day and the

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -55,6 +56,7 @@ def assert_hidden(number: str, note: str) -> None:
     assert "*" in out
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None, database=None)
 @given(laid_out(mobiles), filler, filler)
 def test_a_mobile_number_never_survives_in_free_text(number_text, before, after):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -52,6 +53,7 @@ runs = st.lists(st.tuples(group, st.sampled_from([" ", "-", ".", " / "])), max_s
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=400, deadline=None, database=None)
 @given(runs)
 def test_bounded_scrubbing_masks_exactly_what_trying_every_span_did(text):

@@ -417,6 +417,7 @@ def _plain(row) -> bool:
     return True
 
 
+@pytest.mark.slow
 def test_fast_hash_matches_real_rows(kiosk):
     rows = kiosk.store.events(limit=100)
     assert all(fast_event_hash(r) == r["hash"] for r in rows)

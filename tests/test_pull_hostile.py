@@ -33,6 +33,7 @@ def _spy_loads(monkeypatch) -> list[int]:
     return parsed
 
 
+@pytest.mark.slow
 def test_a_page_of_empty_containers_is_not_parsed_into_millions_of_objects(
     kiosk, tmp_path, monkeypatch
 ):
@@ -72,6 +73,7 @@ def test_the_value_budget_always_parses_one_row_of_the_largest_kind():
     assert json_values(body) <= len(body)
 
 
+@pytest.mark.slow
 def test_a_legal_page_of_many_values_is_asked_again_in_smaller_pages_not_refused(tmp_path, clock):
     """A ``person`` may hold many small values (a vehicle's 12,000 ``occupants`` fit in its
     64 KiB): a page over the value budget is asked again with fewer events, and the pull
@@ -118,6 +120,7 @@ def _bomb(encoding: str, asked: list[str]) -> httpx.Client:
     return httpx.Client(transport=httpx.MockTransport(bomb))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("encoding", ["gzip", "deflate"])
 def test_a_compressed_answer_is_not_inflated_past_the_cap(tmp_path, encoding):
     """httpx inflates a ``Content-Encoding: gzip`` (or deflate) answer chunk by chunk before
@@ -141,6 +144,7 @@ def test_a_compressed_answer_is_not_inflated_past_the_cap(tmp_path, encoding):
     assert asked == ["identity"] and waits == []
 
 
+@pytest.mark.slow
 def test_a_gate_report_compressed_is_not_inflated_past_its_cap():
     """The collector's ask for a gate's daily report (``office.gatereports``, 2 MiB at most)
     inflated the same way."""
@@ -161,6 +165,7 @@ def test_a_gate_report_compressed_is_not_inflated_past_its_cap():
     assert asked == ["identity"]
 
 
+@pytest.mark.slow
 def test_a_lists_bundle_compressed_is_not_inflated_past_its_cap(tmp_path, clock):
     """A gate's list sync read the office's bundle by a loop of its own, not the pull's
     bounded read: it asked for gzip (httpx's default) and inflated the answer chunk by chunk

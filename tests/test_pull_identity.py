@@ -86,6 +86,7 @@ def do_pull(make_target, hosts, url, token, **kwargs):
         t.close()
 
 
+@pytest.mark.slow
 def test_a_second_host_answering_with_a_pinned_kiosk_id_is_refused(target, tmp_path, clock):
     """Before: taken. gate-b (a copied config and log, or a hostile host) answered as gate-1
     and its 5 forged rows extended gate-1's chain; the real gate-1's next rows then hit a
@@ -115,6 +116,7 @@ def test_a_second_host_answering_with_a_pinned_kiosk_id_is_refused(target, tmp_p
         real.store.close()
 
 
+@pytest.mark.slow
 def test_a_url_answering_with_another_kiosk_id_is_refused_until_re_pinned(target, tmp_path, clock):
     """A URL pinned to gate-1 that answers as gate-9 (another host took its address, or the
     gate was given a new site.kiosk_id) is refused, naming both; ``repin`` (``kiosk pull
@@ -146,6 +148,7 @@ def test_a_url_answering_with_another_kiosk_id_is_refused_until_re_pinned(target
         other.store.close()
 
 
+@pytest.mark.slow
 def test_a_gate_that_moved_is_re_pinned_explicitly_and_its_old_url_released(
     target, tmp_path, clock
 ):
@@ -228,6 +231,7 @@ def test_cli_pull_repin_moves_a_gate_and_says_so(tmp_path, clock, monkeypatch, c
         gate.store.close()
 
 
+@pytest.mark.slow
 def test_the_collector_shows_the_impostor_refused_and_keeps_pulling_the_real_gate(
     tmp_path, clock, pg_dsn, monkeypatch
 ):
@@ -307,6 +311,7 @@ def test_a_gate_typed_with_capitals_is_the_same_pinned_source(target, tmp_path, 
         gate.store.close()
 
 
+@pytest.mark.slow
 def test_a_pin_stored_under_the_old_typed_form_is_kept(target, tmp_path, clock):
     """A pin the previous version stored as typed (``http://Gate-A``) is moved to the
     normal form when the target opens: the gate keeps its pin (no refusal of its own URL, no
@@ -341,6 +346,7 @@ def test_a_pin_stored_under_the_old_typed_form_is_kept(target, tmp_path, clock):
         gate.store.close()
 
 
+@pytest.mark.slow
 def test_the_district_report_names_every_configured_gate_without_figures(
     tmp_path, clock, pg_dsn, monkeypatch
 ):

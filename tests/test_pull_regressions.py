@@ -350,6 +350,7 @@ def test_a_page_body_is_held_once_while_it_is_read(tmp_path):
     assert peak < 1.5 * size, peak
 
 
+@pytest.mark.slow
 def test_a_legal_page_over_the_cap_is_asked_again_in_pages_that_surely_fit(tmp_path, clock):
     """Lowering the cap must not refuse a kiosk whose residents' ``person`` fields are large:
     a page over ``max_page_bytes`` is asked again with as many events as fit at their

@@ -132,6 +132,7 @@ def _busy_hours(store, clock, hours: int) -> None:
         purge(store, 1, now, tz="UTC", actor="daemon")
 
 
+@pytest.mark.slow
 def test_a_busy_gates_hourly_purges_leave_one_audit_row_a_day_with_their_counts(
     reporting_store, clock
 ):

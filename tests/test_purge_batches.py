@@ -91,6 +91,7 @@ def small_batches(monkeypatch):
     monkeypatch.setattr(retention, "BATCH_ROWS", BATCH, raising=False)
 
 
+@pytest.mark.slow
 def test_a_big_backlog_is_purged_in_bounded_transactions(store, clock, small_batches):
     fill(store, clock)
     watched = Watched(store)
@@ -158,6 +159,7 @@ def _personal_left(db, cutoff: str) -> int:
     ).fetchone()[0]
 
 
+@pytest.mark.slow
 def test_the_chain_verifies_after_every_batch(store, clock, small_batches):
     fill(store, clock)
     checked: list[bool] = []
@@ -169,6 +171,7 @@ def test_the_chain_verifies_after_every_batch(store, clock, small_batches):
     assert store.verify().ok
 
 
+@pytest.mark.slow
 def test_a_purge_killed_between_batches_is_on_record_and_the_next_one_finishes_it(
     store, clock, small_batches
 ):
@@ -372,6 +375,7 @@ def test_a_purge_sigkilled_between_batches_leaves_a_log_that_verifies_and_conver
         log.close()
 
 
+@pytest.mark.slow
 def test_the_daemons_hourly_purge_lets_a_passage_commit_between_its_batches(
     data_dir, monkeypatch, small_batches
 ):

@@ -105,6 +105,7 @@ def test_second_pass_reads_codes_the_fast_pass_misses(clock, seed):
     assert [c.text for c in result.codes] == [text]
 
 
+@pytest.mark.slow
 def test_second_pass_does_not_run_on_scenes_without_a_code(zxing_pipeline):
     for seed in range(8):
         zxing_pipeline.reset()
@@ -134,6 +135,7 @@ def test_pyzbar_backend_runs_the_same_pipeline(clock):
 # -- change gate ----------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_unchanging_scene_is_not_decoded_every_frame(clock):
     decoder = ScriptedDecoder()
     pipeline = FramePipeline(decoder, DecoderConfig(forced_decode_s=1.0), clock)
@@ -144,6 +146,7 @@ def test_unchanging_scene_is_not_decoded_every_frame(clock):
     assert decoder.calls == 1
 
 
+@pytest.mark.slow
 def test_still_scene_gets_a_forced_decode_every_forced_interval(clock):
     decoder = ScriptedDecoder()
     pipeline = FramePipeline(decoder, DecoderConfig(forced_decode_s=1.0), clock)
@@ -154,6 +157,7 @@ def test_still_scene_gets_a_forced_decode_every_forced_interval(clock):
     assert decoder.calls == 3
 
 
+@pytest.mark.slow
 def test_code_held_perfectly_still_is_read_by_the_forced_decode(clock):
     # A gate so insensitive that no change ever counts: only the forced decode can read it.
     cfg = DecoderConfig(change_threshold=255, forced_decode_s=1.0)
@@ -413,6 +417,7 @@ class CountingInversions:
         return self.inner.decode(gray, hard=hard)
 
 
+@pytest.mark.slow
 def test_empty_frames_never_pay_for_the_inversion(clock):
     decoder = CountingInversions()
     pipeline = FramePipeline(decoder, DecoderConfig(), clock)
@@ -451,6 +456,7 @@ def test_a_screen_kind_outside_the_repertoire_is_refused():
         sample_screen_frame(1, "holographic")  # type: ignore[arg-type]
 
 
+@pytest.mark.slow
 def test_low_contrast_and_moire_screens_are_what_they_say():
     import cv2
 

@@ -189,6 +189,7 @@ def test_a_rebound_page_on_the_office_pc_reads_nothing_from_the_status_port(offi
     assert "3-201" not in response.text and "Wang" not in response.text
 
 
+@pytest.mark.slow
 def test_the_status_port_still_answers_its_addresses_and_configured_names(office):
     server = office(allowed_hosts=["office.lan"])
     for host in (f"127.0.0.1:{server.port}", "localhost", "[::1]:9110", "OFFICE.lan:9110",
@@ -212,6 +213,7 @@ def test_a_machine_named_with_its_domain_answers_to_its_mdns_name(monkeypatch):
 # ------------------------------------------------------- every page, as a browser fetches it
 
 
+@pytest.mark.slow
 def test_every_html_page_refuses_frames_sniffing_caching_and_cross_site_referrers(guard_core):
     # Pinned for every GET route of the app, not one page: a console page with names that a
     # frame could overlay, a cache could keep, or a link could leak in its Referer.

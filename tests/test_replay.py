@@ -65,6 +65,7 @@ def test_a_scenario_ships_for_every_rule_and_the_demo():
     assert {p.stem for p in shipped_scenarios()} >= RULES
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "path",
     [p for p in shipped_scenarios() if p.stem not in ("demo", "gate_fault")],
@@ -98,6 +99,7 @@ def _scenario(steps, **top):
     return parse_scenario(data, "t.toml")
 
 
+@pytest.mark.slow
 def test_failed_expectation_is_reported_with_the_step():
     scenario = _scenario(
         [
@@ -124,6 +126,7 @@ def test_expectation_without_any_decision_fails():
     assert result.failures == ["step 0: expected a pass, got none"]
 
 
+@pytest.mark.slow
 def test_gate_commands_are_recorded_in_virtual_time():
     result = replay(load_scenario("ok"))
     (t_open, is_open), (t_close, is_closed) = result.gate_commands
@@ -131,6 +134,7 @@ def test_gate_commands_are_recorded_in_virtual_time():
     assert t_close - t_open == pytest.approx(3.0, abs=0.1)
 
 
+@pytest.mark.slow
 def test_replay_keeps_the_event_log_when_asked(tmp_path):
     db = tmp_path / "replay.db"
     replay(load_scenario("passback"), db_path=db)
@@ -193,6 +197,7 @@ def test_revoking_an_unknown_pass_id_is_a_scenario_error():
         replay(scenario)
 
 
+@pytest.mark.slow
 def test_revoking_a_pass_twice_is_a_scenario_error_naming_the_step():
     """A guard's second revocation of a pass is refused (its first reason and guard stand):
     a scenario revoking it again is told which step, not a traceback."""
@@ -283,6 +288,7 @@ def test_check_expectation_reads_reasons_as_must_include_unless_exact():
     assert "reasons" in problem
 
 
+@pytest.mark.slow
 def test_cli_replay_prints_one_json_line_per_decision(capsys):
     assert main(["replay", "passback"]) == 0
     out = capsys.readouterr()
@@ -292,6 +298,7 @@ def test_cli_replay_prints_one_json_line_per_decision(capsys):
     assert "2/2 expectations met" in out.err
 
 
+@pytest.mark.slow
 def test_cli_replay_exits_1_when_an_expectation_fails(tmp_path, capsys):
     path = tmp_path / "wrong.toml"
     path.write_text(
@@ -334,6 +341,7 @@ def test_gate_fault_scenario_alarms_and_recovers():
     assert result.gate_commands[-1][1] is False
 
 
+@pytest.mark.slow
 def test_frame_step_goes_through_the_real_frame_pipeline(tmp_path):
     import cv2
 
@@ -360,6 +368,7 @@ def test_missing_frame_file_is_a_scenario_error(tmp_path):
         load_scenario(path)
 
 
+@pytest.mark.slow
 def test_clock_jump_step_moves_wall_time_for_the_rules():
     scenario = _scenario(
         [
@@ -378,6 +387,7 @@ def test_clock_jump_step_moves_wall_time_for_the_rules():
     assert replay(scenario).failures == []
 
 
+@pytest.mark.slow
 def test_loop_bench_times_every_replayed_passage(tmp_path):
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 

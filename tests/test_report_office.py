@@ -104,6 +104,7 @@ def test_the_district_files_in_chinese(gate_log):
     assert next(book["按小区"].iter_rows(values_only=True))[:2] == ("小区", "岗点")
 
 
+@pytest.mark.slow
 def test_the_consoles_report_files_in_chinese_on_asking(admin, core):
     core.store.append(EventDraft(direction="in", decision="pass", household="1-101"))
     url = f"/guard/community/report.csv?day={DAY}"

@@ -213,6 +213,7 @@ def run(coro):
     return asyncio.run(coro)
 
 
+@pytest.mark.slow
 def test_code_from_a_reader_thread_is_decided_and_the_gate_pulses(rig):
     async def main():
         await rig.runner.start()
@@ -231,6 +232,7 @@ def test_code_from_a_reader_thread_is_decided_and_the_gate_pulses(rig):
     assert rig.gate.commands[-1].open_ is False  # stop() leaves it locked
 
 
+@pytest.mark.slow
 def test_event_is_committed_then_the_gate_opened_then_the_decision_published(rig):
     """One crossing per decision: commit, gate, then the engine's announcement."""
 

@@ -43,6 +43,7 @@ def _lines(out: str) -> list[dict]:
     return [json.loads(line) for line in out.splitlines()]
 
 
+@pytest.mark.slow
 def test_scan_prints_the_decoded_text_of_each_photo_as_json_lines(photos, capsys):
     paths, hard_text = photos
     code = main(["scan", str(paths["phone"]), str(paths["hard"]), str(paths["empty"])])

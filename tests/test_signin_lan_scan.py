@@ -14,6 +14,7 @@ import json
 import re
 from datetime import UTC, datetime
 
+import pytest
 from fastapi.testclient import TestClient
 from guard_support import BASE, GUARD_PW, console_fixtures
 from support import storage_failing
@@ -45,6 +46,7 @@ def bound(app, clock, per_minute):
     app.state.guard.auth.refused_rows = RefusedRows(clock, per_minute=per_minute)
 
 
+@pytest.mark.slow
 def test_a_scan_from_many_addresses_writes_only_the_bound_then_one_counting_row(app, core, clock):
     names = ["alice", "root", SECRET, "nobody", "x"] * 5  # 25, one from each address
     for i, name in enumerate(names):
@@ -67,6 +69,7 @@ def test_a_scan_from_many_addresses_writes_only_the_bound_then_one_counting_row(
     assert SECRET not in written
 
 
+@pytest.mark.slow
 def test_a_sustained_scan_writes_one_counting_row_a_minute_and_the_limiter_still_holds(
     app, core, clock
 ):
@@ -159,6 +162,7 @@ def test_a_bursts_count_is_written_when_its_minute_ends_with_no_console_action(a
     assert len(rows(core, REFUSED_COUNTED)) == 1  # written once
 
 
+@pytest.mark.slow
 def test_the_daemons_clean_stop_writes_the_count_of_the_minute_in_progress(app, core, clock):
     """Before: refusals counted in the minute a stop came in (an update, a reboot) were lost
     with the process, their row never written. The clean stop writes the count so far."""

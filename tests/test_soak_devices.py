@@ -106,6 +106,7 @@ def soak(cycles: int, cycle: Callable[[], None]) -> tuple[int, list[str], int]:
 # -- the thermometer's I2C bus -------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_thermometer_bus_closed_and_reopened_200_times_keeps_one_bus_open(clock, traced):
     chip = Mlx90614Emulator(clock, 0x5A, ambient_c=24.0, seed=7)
     counts = {"opened": 0, "closed": 0}  # counts, not the buses: the test must keep nothing
@@ -142,6 +143,7 @@ def test_thermometer_bus_closed_and_reopened_200_times_keeps_one_bus_open(clock,
 # -- the relay board's USB serial port -----------------------------------------------------
 
 
+@pytest.mark.slow
 def test_relay_board_unplugged_and_replugged_300_times_keeps_one_port_open(tmp_path, clock, traced):
     master, slave = os.openpty()
     tty.setraw(master)
@@ -176,6 +178,7 @@ def _camera(clock, cam: FakeCamera) -> CameraReader:
     return CameraReader(cam, pipeline, clock, watchdog=WD)
 
 
+@pytest.mark.slow
 def test_camera_unplugged_and_replugged_200_times_keeps_no_frame_or_state(clock, traced):
     cam = FakeCamera(clock, fps=15, size=(64, 48), seed=3)
     reader = _camera(clock, cam)

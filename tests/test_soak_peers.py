@@ -32,6 +32,7 @@ def peer_lines(caplog) -> list[logging.LogRecord]:
     return [r for r in caplog.records if r.name == "checkpoint.peers" and r.levelno >= logging.INFO]
 
 
+@pytest.mark.slow
 def test_a_peer_on_a_flaky_link_is_logged_a_few_times_an_hour_with_the_count(
     gates, clock, monkeypatch, caplog
 ):
@@ -54,6 +55,7 @@ def test_a_peer_on_a_flaky_link_is_logged_a_few_times_an_hour_with_the_count(
     assert south.core.health()["peers"][0]["state"] == "ok"  # the state is always shown
 
 
+@pytest.mark.slow
 def test_a_card_that_keeps_refusing_a_peers_passages_is_one_traceback_not_one_a_poll(
     gates, clock, monkeypatch, caplog
 ):

@@ -37,6 +37,7 @@ def read_in_a_thread_that_ends(log: EventLog) -> list[int]:
     return seen
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts /proc/self/fd")
 def test_readers_of_threads_that_ended_are_closed(log):
     log.append(EventDraft(direction="in", decision="pass", temp_c=36.5))

@@ -93,6 +93,7 @@ def soak(app: FastAPI, core, path: str, headers: dict[str, str]) -> tuple[list[i
     return asyncio.run(cycles())
 
 
+@pytest.mark.slow
 def test_kiosk_screen_stream_dropped_mid_write_unsubscribes_every_time(core, no_cyclic_gc):
     app = FastAPI()
     kiosk_screen.install(app, core)
@@ -101,6 +102,7 @@ def test_kiosk_screen_stream_dropped_mid_write_unsubscribes_every_time(core, no_
     assert tasks_after == tasks_before
 
 
+@pytest.mark.slow
 def test_guard_live_stream_dropped_mid_write_unsubscribes_every_time(core, no_cyclic_gc):
     app, cookie = _guard_app(core)
     counts, tasks_before, tasks_after = soak(app, core, "/guard/events?after=0", {"cookie": cookie})
@@ -143,6 +145,7 @@ def test_guard_and_screen_streams_reconnecting_keep_no_memory_per_connection(cor
     assert grown < 48 * 1024
 
 
+@pytest.mark.slow
 def test_bus_subscribers_closing_or_dropped_1000_times_leave_none_behind():
     """Screens come and go, some closing their subscription, some too slow and dropped, while
     the engine publishes: none stays a subscriber, and the bus holds only its sticky state and

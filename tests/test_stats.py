@@ -205,6 +205,7 @@ def _statements_of_a_full_freeze(store, clock, days: int) -> int:
     return traced.statements
 
 
+@pytest.mark.slow
 def test_a_full_freeze_costs_statements_linear_in_its_days(tmp_path, clock):
     """Each ``freeze_days`` walked from the first day with events, one query a frozen day,
     before reaching the days it freezes: a year-long restored log frozen five days a

@@ -54,6 +54,7 @@ def _stall(store):
     return answer
 
 
+@pytest.mark.slow
 def test_a_stop_with_a_stuck_storage_ends_in_time_gate_locked_first_saying_what_was_lost(
     app, core, clock, caplog, monkeypatch
 ):
@@ -109,6 +110,7 @@ def test_a_stop_with_a_stuck_storage_ends_in_time_gate_locked_first_saying_what_
     assert "10.8.0" not in line and "alice" not in line  # counts, no personal data
 
 
+@pytest.mark.slow
 def test_a_stop_with_a_storage_that_answers_writes_every_row(app, core, clock):
     """The deadline changes nothing for a storage that answers: every row in, in order."""
     daemon = _daemon(core, app, clock)
@@ -252,6 +254,7 @@ def _run_that_stops_at_once(tmp_path, monkeypatch):
     return ["run", "--config", str(cfg), "--data", str(data), "--log-level", "error"]
 
 
+@pytest.mark.slow
 def test_kiosk_run_called_in_a_callers_process_never_ends_it(tmp_path, monkeypatch):
     """Before, ``main(["run", ...])`` armed the end of the whole process after its stop: a
     thread of the caller's still running 2 s later (a test's, a tool's) and the caller was
@@ -318,6 +321,7 @@ def test_a_sigterm_while_kiosk_run_starts_counts_the_stops_budget_from_the_signa
     assert signalled[0] + total_s <= ends <= signalled[1] + total_s  # not the start's end
 
 
+@pytest.mark.slow
 def test_the_log_is_not_closed_under_an_export_still_reading_after_the_web_servers_end(
     app, core, clock, caplog
 ):

@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+import pytest
 from guard_support import console_fixtures
 
 from checkpoint import app as app_module
@@ -133,6 +134,7 @@ def test_a_step_the_budget_cut_short_is_named_with_the_writes_granted_the_rest()
     assert budget.said() == "the budget used up by readers; given up: readers (1.5 s)"
 
 
+@pytest.mark.slow
 def test_a_stop_with_one_step_stuck_at_its_own_cap_blames_it_for_no_budget(
     app, core, clock, caplog, monkeypatch
 ):
@@ -249,6 +251,7 @@ def _stuck_daemon(core, app, clock, monkeypatch, never: threading.Event, seen: S
     return daemon
 
 
+@pytest.mark.slow
 def test_a_stop_with_every_step_stuck_ends_within_its_budget_the_relay_locked_first(
     app, core, clock, caplog, monkeypatch
 ):
@@ -307,6 +310,7 @@ def _log_close_seen(core, seen, monkeypatch) -> threading.Event:
     return closed
 
 
+@pytest.mark.slow
 def test_the_event_log_is_closed_only_once_the_list_syncs_stop_has_returned(
     app, core, clock, caplog, monkeypatch
 ):
@@ -351,6 +355,7 @@ def test_the_event_log_is_closed_only_once_the_list_syncs_stop_has_returned(
     assert "given up at log" in line and "list sync (" in line
 
 
+@pytest.mark.slow
 def test_the_event_log_is_not_closed_under_a_list_sync_apply_outlasting_its_stop(
     app, core, clock, caplog, monkeypatch
 ):

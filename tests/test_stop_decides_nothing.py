@@ -274,6 +274,7 @@ def test_a_pass_committed_after_the_stops_wait_gets_its_deny_row_before_the_stop
     assert [c.open_ for c in r.gate.commands if c.open_] == []
 
 
+@pytest.mark.slow
 def test_a_pass_whose_commit_was_late_at_the_stop_lands_once_with_its_deny_row(tmp_path):
     """A pass whose commit missed its deadline (answered as a store fault, held, its commit
     still under way: a late commit) lands just as the stop reaches its held decisions: the
@@ -404,6 +405,7 @@ def test_a_code_reaching_the_engine_once_the_stop_began_is_not_decided(tmp_path)
     assert events == []
 
 
+@pytest.mark.slow
 def test_a_runner_started_again_after_a_stop_decides_again(tmp_path):
     """The stop's "decides nothing" is the stop's: the same runner started again (the
     replay, the demo, a test) takes a guard's decision and records it."""

@@ -38,6 +38,7 @@ class _StuckClose(gate_drivers.FakeGate):
         self.release_close.wait(30)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("start", ["stood by until a stop", "failed"])
 def test_kiosk_runs_end_closes_a_stuck_relay_within_its_deadline_and_says_so(
     tmp_path, monkeypatch, caplog, start

@@ -82,6 +82,7 @@ def test_one_odd_sample_cannot_set_the_reading():
     assert t.object_c == 33.72
 
 
+@pytest.mark.slow
 def test_bit_identical_window_is_not_a_stable_reading():
     # A live thermopile always shows some noise; frozen words are a stuck sensor or bus.
     m = Measurement(CFG, Calibration(), 0)
@@ -218,6 +219,7 @@ def test_fever_visitor_reads_above_the_threshold_and_a_normal_one_below():
     assert fever.body_c == pytest.approx(38.6, abs=0.3)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fault", FAULTS)
 def test_every_injected_fault_yields_a_fault_or_a_remeasure_never_a_temperature(fault):
     t = run_visitor(38.6, fault)
@@ -225,6 +227,7 @@ def test_every_injected_fault_yields_a_fault_or_a_remeasure_never_a_temperature(
     assert t.body_c is None or t.status == "implausible"
 
 
+@pytest.mark.slow
 def test_stuck_sensor_never_hands_the_previous_person_to_the_next():
     from kiosk.clock import FakeClock
 
@@ -856,6 +859,7 @@ WHOLE_VIEW_SCENES = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("scene", sorted(WHOLE_VIEW_SCENES))
 @pytest.mark.parametrize("ambient_c", [22.0, 28.0])
 def test_one_forehead_re_measured_while_it_stays_agrees_with_its_first_plateau(scene, ambient_c):

@@ -131,6 +131,7 @@ def _object_for(body_c: float) -> float:
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("top_body_c", [37.2, 37.6])
 def test_an_unsettled_reading_that_reaches_a_fever_waits_for_a_plateau(top_body_c):
     # The doubt is for readings that look clearly normal at their best: one whose highest
@@ -159,6 +160,7 @@ def test_a_slow_approach_still_rising_is_not_doubted(tau_s, seed):
     assert passed(t) and t.doubt is None, results
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("scene", "ambient_c"), [("step_back", 16.0), ("step_back", 22.0), ("partial_view", 16.0)]
 )

@@ -122,6 +122,7 @@ def test_the_alarm_desk_finds_the_first_row_of_its_look_back_without_walking_the
     assert big - small < 20, (small, big)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("unsynced", [False, True], ids=["synced", "a-boot-before-ntp"])
 def test_the_start_rebuilds_the_quota_history_from_its_look_back_not_the_year(
     tmp_path, monkeypatch, unsynced
@@ -251,6 +252,7 @@ def test_a_log_from_before_the_tally_is_counted_whole_once_at_the_upgrade(tmp_pa
         )
 
 
+@pytest.mark.slow
 def test_the_hourly_purge_reads_the_rows_it_may_purge_not_the_year(tmp_path):
     """Each hourly purge looked for the rows to null from the log's first row: a year of rows
     purged long ago, read from the card every hour (on a reader, but the whole table). It
@@ -286,6 +288,7 @@ def test_the_hourly_purge_reads_the_rows_it_may_purge_not_the_year(tmp_path):
     assert counts[1] - counts[0] < 20, counts
 
 
+@pytest.mark.slow
 def test_a_peer_gates_first_ask_reads_the_look_back_not_the_year(tmp_path):
     """Another gate of the compound asks for this gate's passages from seq 0 when it is
     paired (or this gate's log started again): the page walked ``seq`` up from the log's
@@ -368,6 +371,7 @@ def _returnees(path: Path, days: int) -> _Log:
     return _Log(path)
 
 
+@pytest.mark.slow
 def test_the_daily_reports_returnees_read_the_days_not_the_years(tmp_path):
     """The daily report's returnees (the statistics page, the office's ``/api/v1/stats``, each
     day's freeze) read every returnee ever registered (retention empties a record, the row
@@ -413,6 +417,7 @@ def _service_requests(path: Path, days: int) -> _Log:
     return _Log(path)
 
 
+@pytest.mark.slow
 def test_the_daily_reports_service_requests_read_the_days_not_the_years(tmp_path):
     """The daily report's service requests read every request ever opened (a done one keeps
     its row) at each report: a year's requests at each view. It reads those of the day and
