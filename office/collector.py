@@ -43,6 +43,7 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass
 from datetime import date, datetime
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from socketserver import BaseServer
@@ -1090,7 +1091,13 @@ def _on_lan(server: BaseServer) -> bool:
 
 class _CutOffHandler(BaseHTTPRequestHandler):
     """The per-read timeout alone let a byte every few seconds hold the thread: the whole
-    request must arrive within ``timeout`` (the answer's sendall has its own)."""
+    request must arrive within ``timeout`` (the answer's sendall has its own).
+
+    A request line ``http.server`` refuses before it has read a version (``HTTP/2.0``,
+    ``HTTP/1``) was answered as an HTTP/0.9 request is, a bare page without a status line,
+    which a client or a monitor takes for no answer at all: every answer here has one."""
+
+    default_request_version = "HTTP/1.0"
 
     def setup(self) -> None:
         super().setup()
@@ -1110,6 +1117,13 @@ class _CutOffHandler(BaseHTTPRequestHandler):
     def finish(self) -> None:
         self._cutoff.cancel()
         super().finish()
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """``http.server``'s own refusals of a request it cannot read: a version it does not
+        speak is the asker's mistake (400), not a server fault (its 505)."""
+        if code == HTTPStatus.HTTP_VERSION_NOT_SUPPORTED:
+            code, message = HTTPStatus.BAD_REQUEST, "this port speaks HTTP/1.0 and HTTP/1.1 only"
+        super().send_error(code, message, explain)
 
     def _send(
         self, status: int, body: bytes, ctype: str, extra: dict[str, str] | None = None
@@ -1154,7 +1168,13 @@ def _handler_for(collector: Collector, names: frozenset[str]) -> type[BaseHTTPRe
             body = b'{"detail":"this port answers GET and HEAD only"}'
             self._send(405, body, "application/json", {"Allow": "GET, HEAD"})
 
-        do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _not_allowed  # noqa: N815
+        def __getattr__(self, name: str) -> Callable[[], None]:
+            """``http.server`` answers a request's method with ``do_<METHOD>``, any method the
+            asker sends (POST, TRACE, CONNECT, PROPFIND, an invented one, ``get``: methods are
+            case-sensitive): each without its own is ``_not_allowed`` (it was a 501)."""
+            if name.startswith("do_"):
+                return self._not_allowed
+            raise AttributeError(name)
 
         def do_GET(self) -> None:  # noqa: N802
             path = self.path.split("?", 1)[0]
