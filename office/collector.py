@@ -59,7 +59,7 @@ from kiosk.config.fleet import CollectorConfig, KioskSource
 from kiosk.hosts import host_is_ours, own_host_names
 from kiosk.lists import same_text
 from kiosk.logs import FlapLimit
-from kiosk.ratelimit import ClientSlots, RateLimiter, client_key
+from kiosk.ratelimit import ACCEPT_BACKLOG, ClientSlots, RateLimiter, client_key
 from office.gatereports import collect_reports
 from office.listsync import BundleFile, compounds_path, declared_compounds, unreadable_bundle
 from office.pg import PgError, PgTarget, redact_dsn
@@ -979,9 +979,11 @@ _BUSY = b"HTTP/1.0 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Length: 
 class _BoundedServer(ThreadingHTTPServer):
     """``ThreadingHTTPServer`` with at most ``max_connections`` threads, at most
     ``max_per_client`` of them one client address's (``ClientSlots``): past them a
-    connection gets a 503 without a thread (nothing of it is read)."""
+    connection gets a 503 without a thread (nothing of it is read). It listens with the
+    project's ``ACCEPT_BACKLOG`` (``socketserver``'s 5 made a burst of gates wait seconds)."""
 
     daemon_threads = True
+    request_queue_size = ACCEPT_BACKLOG
 
     def __init__(
         self, address: tuple[str, int], handler: Any, max_connections: int, max_per_client: int

@@ -386,3 +386,48 @@ def test_the_status_port_answers_another_method_with_405_not_a_server_error(monk
     finally:
         server.stop()
         collector.stop()
+
+
+def _connect_each(port: int, sources: int) -> list[socket.socket]:
+    """Connections to ``port`` from ``sources`` loopback addresses, one each, until one is not
+    taken by the kernel within 0.5 s (under its first SYN retry, 1 s after the first try)."""
+    held: list[socket.socket] = []
+    for n in range(sources):
+        conn = socket.socket()
+        conn.bind((f"127.0.0.{n + 2}", 0))
+        conn.settimeout(0.5)
+        try:
+            conn.connect(("127.0.0.1", port))
+        except TimeoutError:
+            conn.close()
+            break
+        held.append(conn)
+    return held
+
+
+def test_the_status_port_queues_a_compounds_gates_connecting_at_once(monkeypatch):
+    """The port listened with ``socketserver``'s backlog of 5: a compound's gates fetching
+    ``/lists/bundle`` in the same second, past the few the kernel queued before the server
+    took them, waited for their SYN's retry (1 s, 3 s, 7 s). It queues ``ACCEPT_BACKLOG``, as
+    the kiosk's own server: here 40 gates connect while it accepts none, then each is served."""
+    monkeypatch.setenv("TOKEN", "unused")
+    config = CollectorConfig.model_validate(
+        {"kiosks": [{"url": "http://gate-0", "token_env": "TOKEN"}]}
+    )
+    collector = Collector(config, "postgresql://nobody@127.0.0.1:1/none")
+    server = StatusServer(collector, "127.0.0.1", 0)  # listening; nothing accepted till start
+    try:
+        held = _connect_each(server.port, 40)
+    finally:
+        server.start()
+    try:
+        assert len(held) == 40
+        for conn in held:
+            conn.settimeout(10)
+            conn.sendall(b"GET /nope HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+            assert conn.recv(100).startswith(b"HTTP/1.0 404 ")
+    finally:
+        for conn in held:
+            conn.close()
+        server.stop()
+        collector.stop()
