@@ -61,7 +61,7 @@ from kiosk.clock import Clock
 from kiosk.config.web import WebSection
 from kiosk.hosts import host_is_ours, own_host_names
 from kiosk.logs import OncePerInterval
-from kiosk.ratelimit import RateLimiter, Verdict, client_key
+from kiosk.ratelimit import ACCEPT_BACKLOG, RateLimiter, Verdict, client_key
 from kiosk.secrets import secret_path
 from kiosk.tlscert import TlsCertificate
 from ui.kiosk_screen import Network, in_networks
@@ -70,8 +70,6 @@ log = logging.getLogger(__name__)
 
 #: Accept errors (EMFILE ...) are logged at most this often, with how many were swallowed.
 ACCEPT_LOG_EVERY_S = 10.0
-#: Connections taken per turn of the loop when the listening socket is ready.
-ACCEPT_BACKLOG = 128
 #: Connections the kiosk's own screen (``web.screen_addresses``) may open past the overall cap.
 SCREEN_HEADROOM = 16
 _ACCEPT_MESSAGE = "socket.accept() out of system resource"

@@ -6,7 +6,8 @@ Buckets are keyed (per API token, per client address); the number of keys is bou
 attacker cycling addresses cannot grow memory without limit: the least recently used bucket
 is dropped first (a dropped bucket comes back full, which only ever errs towards allowing).
 A limit kept per client keys it by ``client_key``: an IPv6 client by its /64, since one host
-there has 2**64 addresses to take a fresh budget from.
+there has 2**64 addresses to take a fresh budget from. The connections a server holds per
+client (``ClientSlots``) and queues before it takes them (``ACCEPT_BACKLOG``) are here too.
 """
 
 from __future__ import annotations
@@ -150,6 +151,14 @@ class RepeatTally:
 
     def __len__(self) -> int:
         return len(self._rows)
+
+
+#: The listen queue of every server of the project (the kiosk's web server, the collector's
+#: status port): connections the kernel completes before the server takes them. Past it a
+#: client's SYN is dropped and sent again 1 s, 3 s, 7 s later (behind ``socketserver``'s 5, a
+#: compound's gates fetching their lists in the same second waited so). In asyncio's accept
+#: loop (the kiosk's uvicorn) also the connections one turn takes when the socket is ready.
+ACCEPT_BACKLOG = 128
 
 
 class ClientSlots:

@@ -43,6 +43,7 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass
 from datetime import date, datetime
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from socketserver import BaseServer
@@ -58,7 +59,7 @@ from kiosk.config.fleet import CollectorConfig, KioskSource
 from kiosk.hosts import host_is_ours, own_host_names
 from kiosk.lists import same_text
 from kiosk.logs import FlapLimit
-from kiosk.ratelimit import ClientSlots, RateLimiter, client_key
+from kiosk.ratelimit import ACCEPT_BACKLOG, ClientSlots, RateLimiter, client_key
 from office.gatereports import collect_reports
 from office.listsync import BundleFile, compounds_path, declared_compounds, unreadable_bundle
 from office.pg import PgError, PgTarget, redact_dsn
@@ -978,9 +979,11 @@ _BUSY = b"HTTP/1.0 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Length: 
 class _BoundedServer(ThreadingHTTPServer):
     """``ThreadingHTTPServer`` with at most ``max_connections`` threads, at most
     ``max_per_client`` of them one client address's (``ClientSlots``): past them a
-    connection gets a 503 without a thread (nothing of it is read)."""
+    connection gets a 503 without a thread (nothing of it is read). It listens with the
+    project's ``ACCEPT_BACKLOG`` (``socketserver``'s 5 made a burst of gates wait seconds)."""
 
     daemon_threads = True
+    request_queue_size = ACCEPT_BACKLOG
 
     def __init__(
         self, address: tuple[str, int], handler: Any, max_connections: int, max_per_client: int
@@ -1090,7 +1093,13 @@ def _on_lan(server: BaseServer) -> bool:
 
 class _CutOffHandler(BaseHTTPRequestHandler):
     """The per-read timeout alone let a byte every few seconds hold the thread: the whole
-    request must arrive within ``timeout`` (the answer's sendall has its own)."""
+    request must arrive within ``timeout`` (the answer's sendall has its own).
+
+    A request line ``http.server`` refuses before it has read a version (``HTTP/2.0``,
+    ``HTTP/1``) was answered as an HTTP/0.9 request is, a bare page without a status line,
+    which a client or a monitor takes for no answer at all: every answer here has one."""
+
+    default_request_version = "HTTP/1.0"
 
     def setup(self) -> None:
         super().setup()
@@ -1110,6 +1119,13 @@ class _CutOffHandler(BaseHTTPRequestHandler):
     def finish(self) -> None:
         self._cutoff.cancel()
         super().finish()
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """``http.server``'s own refusals of a request it cannot read: a version it does not
+        speak is the asker's mistake (400), not a server fault (its 505)."""
+        if code == HTTPStatus.HTTP_VERSION_NOT_SUPPORTED:
+            code, message = HTTPStatus.BAD_REQUEST, "this port speaks HTTP/1.0 and HTTP/1.1 only"
+        super().send_error(code, message, explain)
 
     def _send(
         self, status: int, body: bytes, ctype: str, extra: dict[str, str] | None = None
@@ -1154,7 +1170,13 @@ def _handler_for(collector: Collector, names: frozenset[str]) -> type[BaseHTTPRe
             body = b'{"detail":"this port answers GET and HEAD only"}'
             self._send(405, body, "application/json", {"Allow": "GET, HEAD"})
 
-        do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _not_allowed  # noqa: N815
+        def __getattr__(self, name: str) -> Callable[[], None]:
+            """``http.server`` answers a request's method with ``do_<METHOD>``, any method the
+            asker sends (POST, TRACE, CONNECT, PROPFIND, an invented one, ``get``: methods are
+            case-sensitive): each without its own is ``_not_allowed`` (it was a 501)."""
+            if name.startswith("do_"):
+                return self._not_allowed
+            raise AttributeError(name)
 
         def do_GET(self) -> None:  # noqa: N802
             path = self.path.split("?", 1)[0]

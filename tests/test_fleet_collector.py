@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 
 import httpx
 import psycopg
@@ -337,10 +338,24 @@ def test_the_pages_of_the_concurrent_pulls_together_are_bounded(gates, pg_dsn, m
     assert 3 * max(caps) <= 256 << 20 == collector_module.COLLECT_PAGE_BYTES
 
 
+def _raw_answer(port: int, request_line: bytes) -> tuple[bytes, bytes]:
+    """The status line and the rest of what the port answers ``request_line`` (with a Host)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+        conn.sendall(request_line + b"\r\nHost: 127.0.0.1\r\n\r\n")
+        answer = b""
+        while chunk := conn.recv(4096):
+            answer += chunk
+    status, _, rest = answer.partition(b"\r\n")
+    return status, rest
+
+
 def test_the_status_port_answers_another_method_with_405_not_a_server_error(monkeypatch):
     """A POST, PUT or OPTIONS to the collector's port (a LAN scanner, a gate's health check
     set to the wrong method) got ``501 Unsupported method``: a 5xx, the office's monitoring
-    paging for a server fault. It is the asker's: ``405`` with ``Allow: GET, HEAD``."""
+    paging for a server fault. It is the asker's: ``405`` with ``Allow: GET, HEAD``. So is
+    any other method (TRACE, CONNECT, WebDAV's, an invented one, a lower-case ``get``: methods
+    are case-sensitive), and a version it does not speak (``HTTP/2.0``, answered 505 without
+    even a status line) is a ``400`` with one."""
     monkeypatch.setenv("TOKEN", "unused")
     config = CollectorConfig.model_validate(
         {"kiosks": [{"url": "http://gate-0", "token_env": "TOKEN"}]}
@@ -355,6 +370,64 @@ def test_the_status_port_answers_another_method_with_405_not_a_server_error(monk
                 assert answer.status_code == 405, method
                 assert answer.headers["allow"] == "GET, HEAD"
             assert http.get("/nope").status_code == 404
+        for line in (
+            b"TRACE / HTTP/1.1",
+            b"CONNECT 127.0.0.1:443 HTTP/1.1",
+            b"PROPFIND /lists/bundle HTTP/1.1",
+            b"FOO /status.json HTTP/1.1",
+            b"get /status.json HTTP/1.1",
+        ):
+            status, rest = _raw_answer(server.port, line)
+            assert status.startswith(b"HTTP/1.0 405 "), line
+            assert b"\r\nAllow: GET, HEAD\r\n" in rest, line
+        for version in (b"HTTP/2.0", b"HTTP/3.0", b"HTTP/1"):  # the last none it reads
+            status, _rest = _raw_answer(server.port, b"GET /status.json " + version)
+            assert status.startswith(b"HTTP/1.0 400 "), version
     finally:
+        server.stop()
+        collector.stop()
+
+
+def _connect_each(port: int, sources: int) -> list[socket.socket]:
+    """Connections to ``port`` from ``sources`` loopback addresses, one each, until one is not
+    taken by the kernel within 0.5 s (under its first SYN retry, 1 s after the first try)."""
+    held: list[socket.socket] = []
+    for n in range(sources):
+        conn = socket.socket()
+        conn.bind((f"127.0.0.{n + 2}", 0))
+        conn.settimeout(0.5)
+        try:
+            conn.connect(("127.0.0.1", port))
+        except TimeoutError:
+            conn.close()
+            break
+        held.append(conn)
+    return held
+
+
+def test_the_status_port_queues_a_compounds_gates_connecting_at_once(monkeypatch):
+    """The port listened with ``socketserver``'s backlog of 5: a compound's gates fetching
+    ``/lists/bundle`` in the same second, past the few the kernel queued before the server
+    took them, waited for their SYN's retry (1 s, 3 s, 7 s). It queues ``ACCEPT_BACKLOG``, as
+    the kiosk's own server: here 40 gates connect while it accepts none, then each is served."""
+    monkeypatch.setenv("TOKEN", "unused")
+    config = CollectorConfig.model_validate(
+        {"kiosks": [{"url": "http://gate-0", "token_env": "TOKEN"}]}
+    )
+    collector = Collector(config, "postgresql://nobody@127.0.0.1:1/none")
+    server = StatusServer(collector, "127.0.0.1", 0)  # listening; nothing accepted till start
+    try:
+        held = _connect_each(server.port, 40)
+    finally:
+        server.start()
+    try:
+        assert len(held) == 40
+        for conn in held:
+            conn.settimeout(10)
+            conn.sendall(b"GET /nope HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+            assert conn.recv(100).startswith(b"HTTP/1.0 404 ")
+    finally:
+        for conn in held:
+            conn.close()
         server.stop()
         collector.stop()
