@@ -68,6 +68,7 @@ from office.pull import (
     PinError,
     Puller,
     PullError,
+    PullResult,
     client_timeout,
     page_cap,
 )
@@ -163,6 +164,13 @@ class Turn:
     def __call__(self) -> bool:
         self.over = self.over or (self._monotonic() >= self._ends and self._waiting())
         return self.over
+
+
+def yielded(result: PullResult, turn: Turn | None) -> bool:
+    """Whether a pull ended by its turn (``Turn.over``) yielded short of the gate's end, more
+    to pull at its next turn; one whose turn ended at its last page (the page read ahead the
+    gate's last) reached it: it is caught up, its reports due like any pull's."""
+    return turn is not None and turn.over and result.head_seq > result.last_seq
 
 
 def _bundles(path: Path | None) -> tuple[BundleFile | None, BundleFile | None]:
@@ -376,9 +384,10 @@ class Collector:
                 )
                 result = puller.pull(source.url, token)  # the client and target stay open
                 self._record_lists()
-                # A pull its turn ended goes on at its next turn: the gate's reports (up to a
-                # week's requests on a slow link) wait for its real end, not the waiting gate.
-                if not self._stop.is_set() and not (turn is not None and turn.over):
+                # A pull its turn ended short of its end goes on at its next turn: the gate's
+                # reports (up to a week's requests on a slow link) wait for its real end, not
+                # the waiting gate; one whose turn ended at its last page is at its end.
+                if not self._stop.is_set() and not yielded(result, turn):
                     self._reports(source, token, result.url, result.kiosk_id)
             except PgError as exc:
                 error, why = f"database: {exc}", None  # the office's problem, not the gate's
@@ -406,8 +415,7 @@ class Collector:
                 status.lag_events = (
                     status.head_seq - status.last_seq if status.head_seq is not None else None
                 )
-                yielded = turn is not None and turn.over and bool(status.lag_events)
-                status.state = "yielded" if yielded else "ok"
+                status.state = "yielded" if yielded(result, turn) else "ok"
                 status.last_success_at = now
                 status.consecutive_failures = 0
                 status.events_inserted += result.inserted

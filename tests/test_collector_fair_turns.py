@@ -260,3 +260,30 @@ def test_a_runs_first_beat_says_how_long_before_it_the_run_began(tmp_path, clock
     finally:
         collector.client.close()
     assert beats[0] == (True, PAGE_S) and not any(first for first, _ in beats[1:])
+
+
+@pytest.mark.slow
+def test_a_gate_its_turn_pulled_to_its_last_page_has_its_reports_fetched(
+    tmp_path, clock, monkeypatch
+):
+    """A turn that ends as the page read ahead is the gate's last: that page is written, the
+    gate is caught up ('ok', not queued again), and its ledger reports are fetched in this run.
+    Before, they were skipped whenever the turn was over: ``--once`` never fetched them that
+    run, the daemon a poll interval later."""
+    made = {name: make_kiosk(tmp_path / f"{name}.db", name, clock, n) for name, n in
+            (("long", 15), ("short", 5))}  # fmt: skip
+    for name, gate in made.items():
+        monkeypatch.setenv(f"TOKEN_{name.upper()}", gate.token)
+    written: list = []
+    collector = _collector(tmp_path, clock, made, written, {})
+    asked: list = []
+    collector._reports = lambda source, *rest: asked.append(source.url)
+    try:
+        statuses = collector.run_once(900.0)
+    finally:
+        collector.client.close()
+        for gate in made.values():
+            gate.store.close()
+    assert written == [("long", 5), ("long", 10), ("long", 15), ("short", 5)]
+    assert [(s.state, s.lag_events) for s in statuses] == [("ok", 0), ("ok", 0)]
+    assert sorted(asked) == ["http://long", "http://short"]
