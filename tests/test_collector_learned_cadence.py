@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
-from office.district import _collector_down
+from office.district import _cadence, _collector_down
 from office.pg import (
     ONCE_EVERY_S,
     SPACINGS_KEPT,
@@ -18,6 +18,7 @@ from office.pg import (
     beaten,
     held_starts,
     learned_expect,
+    moved_on,
     spacings,
     started,
 )
@@ -196,3 +197,26 @@ def test_a_first_beat_that_begins_a_spell_keeps_its_runs_start():
     runs, starts = beaten([], [], "r0", _u(10, 5), None, first=True, age_s=300.0)
     runs, starts = beaten(runs, starts, "r0", _u(10, 6), None, first=False)
     assert starts == [("r0", _u(10))] and runs == [("r0", _u(10), _u(10, 6), ONCE_EVERY_S)]
+
+
+def test_a_step_back_cuts_the_spells_dated_after_the_new_one_began():
+    """A spell 10:00 .. 12:00 expecting 15 minutes, then the database's clock steps back three
+    hours: a beat at 09:00 begins a new spell. Before, it was appended after the spell dated
+    later: the district report read 09:00 .. 10:00 as the collector down (a gap that never
+    happened) and the cadence as the old spell's. Now the spells dated after the new one's
+    beginning are cut: dropped, or ended at it."""
+    held = [("r0", _u(10), _u(12), 900.0)]
+    runs = moved_on(held, "r1", _u(9), 300.0)
+    assert runs == [("r1", _u(9), _u(9), 300.0)]
+    assert _collector_down(runs, _u(9, 5)) == [] and _cadence(runs) == timedelta(minutes=5)
+    held = [("r0", _u(7), _u(8, 20), 900.0), ("r1", _u(8, 30), _u(9, 30), 900.0), *held]
+    runs = moved_on(held, "r2", _u(9), 300.0, since=_u(8, 50))
+    assert runs == [
+        ("r0", _u(7), _u(8, 20), 900.0),
+        ("r1", _u(8, 30), _u(8, 50), 900.0),  # ended at the new spell's beginning
+        ("r2", _u(8, 50), _u(9), 300.0),
+    ]
+    assert _collector_down(runs, _u(9, 5)) == [] and _cadence(runs) == timedelta(minutes=5)
+    runs = moved_on(held, "r2", _u(9), 300.0)  # an earlier spell holding now, ended at it
+    assert runs[1:] == [("r1", _u(8, 30), _u(9), 900.0), ("r2", _u(9), _u(9), 300.0)]
+    assert _cadence(runs) == timedelta(minutes=5)
