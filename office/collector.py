@@ -295,8 +295,9 @@ class Collector:
         self._run_id = secrets.token_hex(8)
         self._beat_at: float | None = None
         self._begun = False
-        #: When this run began (monotonic): its first beat says how long before (``_began``).
-        self._run_began = monotonic()
+        #: When this run began (monotonic): its first beat tried says how long before
+        #: (``_began``; once that one is lost, none: ``_beat``).
+        self._run_began, self._backdates = monotonic(), True
         #: Whether this is ``run_once`` (``kiosk collect --once``), and how often it is run
         #: (``--every``): its beats expect the next run within it; None: within the interval
         #: the database learns from the spacing of the runs (``office.pg.beaten``).
@@ -453,14 +454,18 @@ class Collector:
         is tried again a minute on, the pull's connection left to the pull (its next page
         tells whether the database is gone; one found lost is opened again by the next
         statement, ``PgTarget``: the pull goes on). It never raises: any failure is logged and the
-        pull goes on (a beat is the collector's record, not the gate's events)."""
+        pull goes on (a beat is the collector's record, not the gate's events). The run's first
+        beat tried says how long before it the run began (``age_s``: its start, and its spell's
+        beginning); once that one was lost, its first kept says none: nothing recorded the
+        time between, the collector down to the district report."""
         now = self._monotonic()
         with self._lock:
             if self._beat_at is not None and now - self._beat_at < RUN_BEAT_S:
                 return
             self._beat_at, first = now, not self._begun
+            backdates, self._backdates = self._backdates, self._backdates and not first
         try:
-            age_s = now - self._run_began if first else 0.0
+            age_s = now - self._run_began if first and backdates else 0.0
             self._target().record_run(self._run_id, self._expected_s(), first=first, age_s=age_s)
             with self._lock:
                 self._begun = True

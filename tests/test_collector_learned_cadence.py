@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 from office.district import _cadence, _collector_down
 from office.pg import (
+    MAX_EXPECT_S,
     ONCE_EVERY_S,
     SPACINGS_KEPT,
     STARTS_KEPT,
@@ -220,3 +221,19 @@ def test_a_step_back_cuts_the_spells_dated_after_the_new_one_began():
     runs = moved_on(held, "r2", _u(9), 300.0)  # an earlier spell holding now, ended at it
     assert runs[1:] == [("r1", _u(8, 30), _u(9), 900.0), ("r2", _u(9), _u(9), 300.0)]
     assert _cadence(runs) == timedelta(minutes=5)
+
+
+def test_a_first_beat_goes_back_a_week_at_most_and_not_over_a_lost_first_beat():
+    """A run's first beat says how long before it the run began, its spell begun then. Its
+    first beat lost (the database down six hours), the first kept says none (``Collector``):
+    the six hours stay the collector down. Backdated, they would read as the collector up.
+    However old the run says it is, the spell goes back a week at most (``MAX_EXPECT_S``)."""
+    held, _ = beaten([], [], "r0", _u(10), 900.0, first=True)
+    runs, _ = beaten(held, [], "r1", _u(16), 900.0, first=True)
+    assert _collector_down(runs, _u(16, 5)) == [(_u(10), _u(16))]
+    runs, _ = beaten(held, [], "r1", _u(16), 900.0, first=True, age_s=6 * 3600.0)
+    assert _collector_down(runs, _u(16, 5)) == []  # what a lost first beat no longer says
+    now = _u(16) + timedelta(days=30)
+    runs, starts = beaten([], [], "r2", now, 900.0, first=True, age_s=30 * 86400.0)
+    week = now - timedelta(seconds=MAX_EXPECT_S)
+    assert runs == [("r2", week, now, 900.0)] and starts == [("r2", week)]
