@@ -812,7 +812,12 @@ class PgTarget:
                     [[RUNS_KEY, STARTS_KEY]],
                 ).fetchall()
             )
-            (now,) = self.conn.execute("SELECT now()").fetchone() or (datetime.now(UTC),)
+            # The beat's time once the rows are this beat's (not ``now()``, its transaction's
+            # start, before the lock's wait): another collector's beat committed meanwhile is
+            # before it, never read as the clock stepped back (``_goes_on``).
+            (now,) = self.conn.execute("SELECT clock_timestamp()").fetchone() or (
+                datetime.now(UTC),
+            )
             runs = collector_runs((held[RUNS_KEY],) if RUNS_KEY in held else None) or []
             starts = held_starts((held[STARTS_KEY],) if STARTS_KEY in held else None)
             runs, starts = beaten(
