@@ -237,3 +237,18 @@ def test_a_first_beat_goes_back_a_week_at_most_and_not_over_a_lost_first_beat():
     runs, starts = beaten([], [], "r2", now, 900.0, first=True, age_s=30 * 86400.0)
     week = now - timedelta(seconds=MAX_EXPECT_S)
     assert runs == [("r2", week, now, 900.0)] and starts == [("r2", week)]
+
+
+def test_a_run_begun_before_the_spell_it_goes_on_with_moves_its_beginning_back():
+    """A run began at 09:55 (its first page slow), its first beat at 10:06 goes on with the
+    spell another run began at 10:00: the spell is from 09:55, when the collector was."""
+    runs = moved_on([("a", _u(10), _u(10, 5), 900.0)], "b", _u(10, 6), 900.0, since=_u(9, 55))
+    assert runs == [("b", _u(9, 55), _u(10, 6), 900.0)]
+
+
+def test_a_start_said_late_is_kept_in_time_order():
+    """The run that began at 09:50 says so at 10:30, after the 10:00 run's start was kept:
+    the starts stay in time order (the spacings are each from the start before it)."""
+    runs = [("a", _u(9), _u(10, 25), 900.0)]
+    starts = started(runs, [("a", _u(10))], "b", _u(10, 30), first=True, at=_u(9, 50))
+    assert starts == [("b", _u(9, 50)), ("a", _u(10))]
