@@ -69,6 +69,7 @@ from office.pull import (
     PinError,
     Puller,
     PullError,
+    PullResult,
     client_timeout,
     page_cap,
 )
@@ -164,6 +165,13 @@ class Turn:
     def __call__(self) -> bool:
         self.over = self.over or (self._monotonic() >= self._ends and self._waiting())
         return self.over
+
+
+def yielded(result: PullResult, turn: Turn | None) -> bool:
+    """Whether a pull ended by its turn (``Turn.over``) yielded short of the gate's end, more
+    to pull at its next turn; one whose turn ended at its last page (the page read ahead the
+    gate's last) reached it: it is caught up, its reports due like any pull's."""
+    return turn is not None and turn.over and result.head_seq > result.last_seq
 
 
 def _bundles(path: Path | None) -> tuple[BundleFile | None, BundleFile | None]:
@@ -288,8 +296,9 @@ class Collector:
         self._run_id = secrets.token_hex(8)
         self._beat_at: float | None = None
         self._begun = False
-        #: When this run began (monotonic): its first beat says how long before (``_began``).
-        self._run_began = monotonic()
+        #: When this run began (monotonic): its first beat tried says how long before
+        #: (``_began``; once that one is lost, none: ``_beat``).
+        self._run_began, self._backdates = monotonic(), True
         #: Whether this is ``run_once`` (``kiosk collect --once``), and how often it is run
         #: (``--every``): its beats expect the next run within it; None: within the interval
         #: the database learns from the spacing of the runs (``office.pg.beaten``).
@@ -377,9 +386,10 @@ class Collector:
                 )
                 result = puller.pull(source.url, token)  # the client and target stay open
                 self._record_lists()
-                # A pull its turn ended goes on at its next turn: the gate's reports (up to a
-                # week's requests on a slow link) wait for its real end, not the waiting gate.
-                if not self._stop.is_set() and not (turn is not None and turn.over):
+                # A pull its turn ended short of its end goes on at its next turn: the gate's
+                # reports (up to a week's requests on a slow link) wait for its real end, not
+                # the waiting gate; one whose turn ended at its last page is at its end.
+                if not self._stop.is_set() and not yielded(result, turn):
                     self._reports(source, token, result.url, result.kiosk_id)
             except PgError as exc:
                 error, why = f"database: {exc}", None  # the office's problem, not the gate's
@@ -407,8 +417,7 @@ class Collector:
                 status.lag_events = (
                     status.head_seq - status.last_seq if status.head_seq is not None else None
                 )
-                yielded = turn is not None and turn.over and bool(status.lag_events)
-                status.state = "yielded" if yielded else "ok"
+                status.state = "yielded" if yielded(result, turn) else "ok"
                 status.last_success_at = now
                 status.consecutive_failures = 0
                 status.events_inserted += result.inserted
@@ -446,14 +455,18 @@ class Collector:
         is tried again a minute on, the pull's connection left to the pull (its next page
         tells whether the database is gone; one found lost is opened again by the next
         statement, ``PgTarget``: the pull goes on). It never raises: any failure is logged and the
-        pull goes on (a beat is the collector's record, not the gate's events)."""
+        pull goes on (a beat is the collector's record, not the gate's events). The run's first
+        beat tried says how long before it the run began (``age_s``: its start, and its spell's
+        beginning); once that one was lost, its first kept says none: nothing recorded the
+        time between, the collector down to the district report."""
         now = self._monotonic()
         with self._lock:
             if self._beat_at is not None and now - self._beat_at < RUN_BEAT_S:
                 return
             self._beat_at, first = now, not self._begun
+            backdates, self._backdates = self._backdates, self._backdates and not first
         try:
-            age_s = now - self._run_began if first else 0.0
+            age_s = now - self._run_began if first and backdates else 0.0
             self._target().record_run(self._run_id, self._expected_s(), first=first, age_s=age_s)
             with self._lock:
                 self._begun = True

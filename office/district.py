@@ -867,8 +867,8 @@ def _collector_down(
 
 def _cadence(runs: list[Spell] | None) -> timedelta:
     """The interval the collector's last beat expected before its next (``collector.runs``):
-    a gate is pulled no more often; 0 when it said none."""
-    last = max(runs or (), key=lambda run: run[2], default=None)
+    a gate is pulled no more often (of two ending at once, the newer); 0 when it said none."""
+    last = max(reversed(runs or ()), key=lambda run: run[2], default=None)
     return timedelta(seconds=last[3] or 0) if last is not None else timedelta(0)
 
 

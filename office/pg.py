@@ -528,12 +528,15 @@ def moved_on(
     """``runs`` with the beat of ``run_id`` at ``now`` (``record_run``): the newest spell ends
     now when the beat goes on with it (``_goes_on``); else one begins (a start after the
     collector was down). ``since``: when the beat's run began, if it began earlier (its first
-    beat, after its first page): the spell is from then. Its expected interval is this beat's."""
+    beat, after its first page): the spell is from then. Its expected interval is this beat's.
+    A spell begun is the newest: the spells dated after its beginning (the database's clock
+    stepped back) are cut, dropped or ended at it, never read as a gap before them."""
     since = now if since is None else min(since, now)
     if runs and _goes_on(runs[-1], run_id, now):
         _, begun, ended, _ = runs[-1]
         return [*runs[:-1], (run_id, min(begun, since), max(now, ended), expect_s)]
-    return [*runs, (run_id, since, now, expect_s)]
+    cut = [(r, b, min(e, since), x) for r, b, e, x in runs if b < since]
+    return [*cut, (run_id, since, now, expect_s)]
 
 
 def started(
@@ -809,7 +812,12 @@ class PgTarget:
                     [[RUNS_KEY, STARTS_KEY]],
                 ).fetchall()
             )
-            (now,) = self.conn.execute("SELECT now()").fetchone() or (datetime.now(UTC),)
+            # The beat's time once the rows are this beat's (not ``now()``, its transaction's
+            # start, before the lock's wait): another collector's beat committed meanwhile is
+            # before it, never read as the clock stepped back (``_goes_on``).
+            (now,) = self.conn.execute("SELECT clock_timestamp()").fetchone() or (
+                datetime.now(UTC),
+            )
             runs = collector_runs((held[RUNS_KEY],) if RUNS_KEY in held else None) or []
             starts = held_starts((held[STARTS_KEY],) if STARTS_KEY in held else None)
             runs, starts = beaten(

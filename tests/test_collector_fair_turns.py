@@ -16,6 +16,7 @@ from pgfixture import Network, PagesOnlyTarget, make_kiosk
 
 from kiosk.config.fleet import CollectorConfig
 from office.collector import Collector, Turn
+from office.pg import PgError
 from office.pull import SqliteTarget
 
 PAGE_S = 30.0  # a page of 5 events every 30 s: a slow link
@@ -260,3 +261,58 @@ def test_a_runs_first_beat_says_how_long_before_it_the_run_began(tmp_path, clock
     finally:
         collector.client.close()
     assert beats[0] == (True, PAGE_S) and not any(first for first, _ in beats[1:])
+
+
+@pytest.mark.slow
+def test_a_gate_its_turn_pulled_to_its_last_page_has_its_reports_fetched(
+    tmp_path, clock, monkeypatch
+):
+    """A turn that ends as the page read ahead is the gate's last: that page is written, the
+    gate is caught up ('ok', not queued again), and its ledger reports are fetched in this run.
+    Before, they were skipped whenever the turn was over: ``--once`` never fetched them that
+    run, the daemon a poll interval later."""
+    made = {name: make_kiosk(tmp_path / f"{name}.db", name, clock, n) for name, n in
+            (("long", 15), ("short", 5))}  # fmt: skip
+    for name, gate in made.items():
+        monkeypatch.setenv(f"TOKEN_{name.upper()}", gate.token)
+    written: list = []
+    collector = _collector(tmp_path, clock, made, written, {})
+    asked: list = []
+    collector._reports = lambda source, *rest: asked.append(source.url)
+    try:
+        statuses = collector.run_once(900.0)
+    finally:
+        collector.client.close()
+        for gate in made.values():
+            gate.store.close()
+    assert written == [("long", 5), ("long", 10), ("long", 15), ("short", 5)]
+    assert [(s.state, s.lag_events) for s in statuses] == [("ok", 0), ("ok", 0)]
+    assert sorted(asked) == ["http://long", "http://short"]
+
+
+class _FirstBeatLost(_Beats):
+    """The copy, its first beat not kept (the database gone just after the run's start)."""
+
+    def record_run(self, run_id, expect_s=None, *, first=False, age_s=0.0) -> None:
+        if not self.beats:
+            self.beats.append(("lost", age_s))
+            raise PgError("office: the database system is shutting down")
+        super().record_run(run_id, expect_s, first=first, age_s=age_s)
+
+
+@pytest.mark.slow
+def test_a_run_whose_first_beat_was_lost_does_not_backdate_its_spell(tmp_path, clock, gates):
+    """Its first beat, after its first page, not kept: the next one, a minute on, is its first
+    kept. Before, it said the run began 90 s before it, and the spell began there, over the
+    time nothing was recorded (hours, when the database was down that long: read as the
+    collector up). A run's first kept beat goes back no further than itself once one was lost."""
+    beats: list = []
+    collector = _collector(tmp_path, clock, gates, [], {})
+    collector._target_factory = lambda dsn: _FirstBeatLost(tmp_path / "copy.db", clock, [], {})
+    _FirstBeatLost.beats = beats
+    try:
+        collector.run_once(900.0)
+    finally:
+        collector.client.close()
+    assert beats[:2] == [("lost", PAGE_S), (True, 0.0)]
+    assert not any(first is True for first, _ in beats[2:])

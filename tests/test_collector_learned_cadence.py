@@ -10,14 +10,16 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
-from office.district import _collector_down
+from office.district import _cadence, _collector_down
 from office.pg import (
+    MAX_EXPECT_S,
     ONCE_EVERY_S,
     SPACINGS_KEPT,
     STARTS_KEPT,
     beaten,
     held_starts,
     learned_expect,
+    moved_on,
     spacings,
     started,
 )
@@ -196,3 +198,57 @@ def test_a_first_beat_that_begins_a_spell_keeps_its_runs_start():
     runs, starts = beaten([], [], "r0", _u(10, 5), None, first=True, age_s=300.0)
     runs, starts = beaten(runs, starts, "r0", _u(10, 6), None, first=False)
     assert starts == [("r0", _u(10))] and runs == [("r0", _u(10), _u(10, 6), ONCE_EVERY_S)]
+
+
+def test_a_step_back_cuts_the_spells_dated_after_the_new_one_began():
+    """A spell 10:00 .. 12:00 expecting 15 minutes, then the database's clock steps back three
+    hours: a beat at 09:00 begins a new spell. Before, it was appended after the spell dated
+    later: the district report read 09:00 .. 10:00 as the collector down (a gap that never
+    happened) and the cadence as the old spell's. Now the spells dated after the new one's
+    beginning are cut: dropped, or ended at it."""
+    held = [("r0", _u(10), _u(12), 900.0)]
+    runs = moved_on(held, "r1", _u(9), 300.0)
+    assert runs == [("r1", _u(9), _u(9), 300.0)]
+    assert _collector_down(runs, _u(9, 5)) == [] and _cadence(runs) == timedelta(minutes=5)
+    held = [("r0", _u(7), _u(8, 20), 900.0), ("r1", _u(8, 30), _u(9, 30), 900.0), *held]
+    runs = moved_on(held, "r2", _u(9), 300.0, since=_u(8, 50))
+    assert runs == [
+        ("r0", _u(7), _u(8, 20), 900.0),
+        ("r1", _u(8, 30), _u(8, 50), 900.0),  # ended at the new spell's beginning
+        ("r2", _u(8, 50), _u(9), 300.0),
+    ]
+    assert _collector_down(runs, _u(9, 5)) == [] and _cadence(runs) == timedelta(minutes=5)
+    runs = moved_on(held, "r2", _u(9), 300.0)  # an earlier spell holding now, ended at it
+    assert runs[1:] == [("r1", _u(8, 30), _u(9), 900.0), ("r2", _u(9), _u(9), 300.0)]
+    assert _cadence(runs) == timedelta(minutes=5)
+
+
+def test_a_first_beat_goes_back_a_week_at_most_and_not_over_a_lost_first_beat():
+    """A run's first beat says how long before it the run began, its spell begun then. Its
+    first beat lost (the database down six hours), the first kept says none (``Collector``):
+    the six hours stay the collector down. Backdated, they would read as the collector up.
+    However old the run says it is, the spell goes back a week at most (``MAX_EXPECT_S``)."""
+    held, _ = beaten([], [], "r0", _u(10), 900.0, first=True)
+    runs, _ = beaten(held, [], "r1", _u(16), 900.0, first=True)
+    assert _collector_down(runs, _u(16, 5)) == [(_u(10), _u(16))]
+    runs, _ = beaten(held, [], "r1", _u(16), 900.0, first=True, age_s=6 * 3600.0)
+    assert _collector_down(runs, _u(16, 5)) == []  # what a lost first beat no longer says
+    now = _u(16) + timedelta(days=30)
+    runs, starts = beaten([], [], "r2", now, 900.0, first=True, age_s=30 * 86400.0)
+    week = now - timedelta(seconds=MAX_EXPECT_S)
+    assert runs == [("r2", week, now, 900.0)] and starts == [("r2", week)]
+
+
+def test_a_run_begun_before_the_spell_it_goes_on_with_moves_its_beginning_back():
+    """A run began at 09:55 (its first page slow), its first beat at 10:06 goes on with the
+    spell another run began at 10:00: the spell is from 09:55, when the collector was."""
+    runs = moved_on([("a", _u(10), _u(10, 5), 900.0)], "b", _u(10, 6), 900.0, since=_u(9, 55))
+    assert runs == [("b", _u(9, 55), _u(10, 6), 900.0)]
+
+
+def test_a_start_said_late_is_kept_in_time_order():
+    """The run that began at 09:50 says so at 10:30, after the 10:00 run's start was kept:
+    the starts stay in time order (the spacings are each from the start before it)."""
+    runs = [("a", _u(9), _u(10, 25), 900.0)]
+    starts = started(runs, [("a", _u(10))], "b", _u(10, 30), first=True, at=_u(9, 50))
+    assert starts == [("b", _u(9, 50)), ("a", _u(10))]

@@ -9,14 +9,17 @@ from __future__ import annotations
 import csv
 import io
 import json
+import threading
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import psycopg
+import pytest
 from pgfixture import Network, make_kiosk
 from test_district_silent_day import DAY, MIDNIGHT, gone_gate
 from test_fleet_collector import _collector
 from test_fleet_pg import pull_pg
+from test_fleet_pg_index import waiting_on_a_lock
 
 from office.district import district_csv, district_report
 from office.pg import MAX_RUNS, ONCE_EVERY_S, RUNS_KEY, STARTS_KEY, PgTarget, collector_runs
@@ -312,3 +315,29 @@ def test_a_gate_of_a_collector_saying_no_cadence_is_missing_after_15_minutes(
     """A spell kept before 2026-12-06 (no interval): 15 minutes, as before."""
     report = _heard(pg_dsn, tmp_path, clock, timedelta(minutes=16), None)
     assert [m["kiosk_id"] for m in report["events_missing"]] == ["gate-0"]
+
+
+@pytest.mark.slow
+def test_real_pg_a_beat_waiting_behind_another_collectors_goes_on_with_its_spell(pg_dsn):
+    """Two collectors on one database beat at once: ``b``'s beat waits for the runs' row while
+    ``a``'s transaction begins a spell and commits. Before, ``b`` read its transaction's start
+    (``now()``, before the wait) as its beat's time: before the spell ``a`` had just begun, so
+    it began another (the clock read as stepped back) and the learned cadence was lost. The
+    beat's time is read once the row is its own."""
+    with PgTarget(pg_dsn) as a, PgTarget(pg_dsn, application_name="kiosk-collect-b") as b:
+        a.record_run("a", 900.0)  # the rows exist: the beats lock them
+        with a.conn.transaction():
+            a.conn.execute(
+                "SELECT 1 FROM fleet_meta WHERE key = ANY(%s) FOR UPDATE", [[RUNS_KEY, STARTS_KEY]]
+            )
+            beat = threading.Thread(target=b.record_run, args=("b", 900.0))
+            beat.start()
+            waiting_on_a_lock(pg_dsn, "kiosk-collect-b")
+            (begun,) = a.conn.execute("SELECT clock_timestamp()").fetchone()
+            spell = [["a2", begun.isoformat(), begun.isoformat(), 900.0]]  # begun after b's wait
+            a.conn.execute(
+                "UPDATE fleet_meta SET value = %s WHERE key = %s", [json.dumps(spell), RUNS_KEY]
+            )
+        beat.join()
+        runs = _held(a)
+    assert [(run, at) for run, at, _, _ in runs] == [("b", begun)]  # the spell went on
