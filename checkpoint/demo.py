@@ -99,6 +99,7 @@ def device_target(core: Core, store_switch: StoreSwitch | None = None) -> Device
         on_direction=runner.select_direction,
         on_manual=lambda **kw: runner.manual_threadsafe(**kw),
         on_clock_jump=clock.jump if isinstance(clock, ShiftedClock) else None,
+        event_log=core.store,
     )
 
 
@@ -184,13 +185,19 @@ async def _demo_session(
     )
 
 
-async def walk_on_when_decided(bus: EventBus, target: DeviceTarget) -> None:
+async def walk_on_when_decided(
+    bus: EventBus, target: DeviceTarget, driver: ScenarioDriver | None = None
+) -> None:
     """Each decided visitor walks away from the sensor and lowers the phone, so the next one
-    starts from an empty scene (as in replay). Watches the bus, as the screens do."""
+    starts from an empty scene (as in replay), and ``driver`` learns the passage of each
+    visitor step (``ScenarioDriver.decided``: a guard's step names it). Watches the bus, as
+    the screens do."""
     subscription = bus.subscribe(name="demo-visitors")
     try:
         async for message in subscription:
             if message["type"] == "decision":
+                if driver is not None:
+                    driver.decided(message)
                 await asyncio.to_thread(target.visitor_done, message)
     finally:
         subscription.close()
@@ -207,7 +214,9 @@ async def play_visitors(session: DemoSession) -> None:
         session.keys,
         core.config.site.default_direction,
     )
-    walking = asyncio.create_task(walk_on_when_decided(core.bus, target), name="demo-walk-on")
+    walking = asyncio.create_task(
+        walk_on_when_decided(core.bus, target, driver), name="demo-walk-on"
+    )
     try:
         await play_realtime(driver, repeat=True, gap_s=ROUND_GAP_S)
     finally:

@@ -32,6 +32,7 @@ import contextlib
 import json
 import logging
 import tempfile
+import threading
 import time
 import zlib
 from collections import deque
@@ -58,12 +59,15 @@ from drivers.mlx90614_emulator import Mlx90614Emulator
 from drivers.serial_scanner import SerialScanner
 from drivers.thermometer import FakeMlx90614
 from kiosk import base45, pass_format, passes
-from kiosk.clock import Clock, FakeClock
+from kiosk.clock import Clock, ClockReading, FakeClock
 from kiosk.config import ConfigError, KioskConfig, parse_config, read_toml, validation_problems
 from kiosk.core import Core
 from kiosk.devices import CodeRead, CodeSink, Gate, Health
+from kiosk.engine import NO_SUBJECT, ManualSubject
+from kiosk.links import OVERRIDES, overridden
 from kiosk.lists import ListStore
 from kiosk.store import Event, EventDraft, EventLog, StoreFault
+from kiosk.subjects import subject_in_log
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +77,10 @@ SCENARIO_DIR = Path(__file__).parent / "scenarios"
 VIRTUAL_HANG_S = 0.02
 
 KeyName = Literal["demo", "unknown", "forged", "expired", "not_yet_valid"]
+
+#: ``manual.about``: the visitor of the latest step before, or a person without a pass.
+PREVIOUS = "previous"
+NOBODY = "none"
 
 
 class ScenarioError(ValueError):
@@ -121,6 +129,12 @@ class ManualSpec(_Strict):
     direction: Literal["in", "out"] | None = None
     kind: Literal["manual", "registration", "vehicle"] = "manual"
     person: dict[str, Any] | None = None
+    about: str | None = Field(
+        None,
+        min_length=1,
+        max_length=32,
+        description="Whom it decides: 'previous', a visitor step's name, or 'none'.",
+    )
 
 
 class Expect(_Strict):
@@ -131,10 +145,16 @@ class Expect(_Strict):
     exact: bool = Field(False, description="reasons must be exactly these (order ignored)")
     flags: tuple[str, ...] = Field((), strict=False)
     committed: bool = True
+    overrides: bool | None = Field(
+        None,
+        description="true: it carries overrides:<seq> of the passage its manual is about;"
+        " false: no overrides flag",
+    )
 
 
 class Step(_Strict):
     at_s: float = Field(ge=0, le=7 * 24 * 3600)
+    name: str | None = Field(None, min_length=1, max_length=32)
     note: str | None = Field(None, max_length=200)
     code: str | None = Field(None, max_length=4096)
     pass_: PassSpec | str | None = Field(None, alias="pass")
@@ -161,6 +181,13 @@ class Step(_Strict):
         if len(shown) > 1:
             raise ValueError("a step shows at most one of code, pass, frame")
         return self
+
+    @property
+    def visitor(self) -> bool:
+        """Whether someone comes to the kiosk at this step: a code, pass or frame shown, or a
+        wrist held to the thermometer (a temperature-first kiosk's passage)."""
+        shown = (self.code, self.pass_, self.frame, self.body_c)
+        return any(x is not None for x in shown)
 
 
 class ScenarioFile(_Strict):
@@ -221,6 +248,7 @@ def parse_scenario(data: Mapping[str, Any], source: str = "<scenario>") -> Scena
     except ConfigError as exc:
         raise ScenarioError(f"{source}: config.{exc.problems[0]}") from None
     one_way = config.site.direction
+    _check_subjects(raw.steps, source)
     for i, step in enumerate(raw.steps):
         if step.frame is not None and config.readers.sources[0].type != "fake_camera":
             raise ScenarioError(f"{source}: steps[{i}].frame needs a fake_camera reader")
@@ -254,6 +282,45 @@ def parse_scenario(data: Mapping[str, Any], source: str = "<scenario>") -> Scena
         steps=tuple(raw.steps),
         duration_s=raw.duration_s if raw.duration_s is not None else last + settle,
     )
+
+
+def about_step(steps: tuple[Step, ...] | list[Step], index: int) -> int | None:
+    """The visitor step that step ``index``'s guard decision is about (its ``manual.about``),
+    or None (a person without a pass). Raises ``ValueError`` when it names no visitor step
+    before it."""
+    manual = steps[index].manual
+    about = manual.about if manual is not None else None
+    if manual is None or about in (None, NOBODY):
+        return None
+    if manual.kind != "manual":
+        raise ValueError(f"a {manual.kind} is about nobody in the log")
+    if about == PREVIOUS:
+        found = [j for j in range(index) if steps[j].visitor]
+    else:
+        found = [j for j in range(index) if steps[j].name == about and steps[j].visitor]
+    if not found:
+        raise ValueError(f"{about!r} names no visitor step before this one")
+    return found[-1]
+
+
+def _check_subjects(steps: list[Step], source: str) -> None:
+    """Step names are unique; each ``manual.about`` names a visitor step before it; an
+    ``expect.overrides = true`` goes with a manual about a passage."""
+    names = [s.name for s in steps if s.name is not None]
+    for i, step in enumerate(steps):
+        if step.name in (PREVIOUS, NOBODY):
+            raise ScenarioError(f"{source}: steps[{i}].name: {step.name!r} is a word of about")
+        if step.name is not None and names.count(step.name) > 1:
+            raise ScenarioError(f"{source}: steps[{i}].name: {step.name!r} names two steps")
+        try:
+            about = about_step(steps, i)
+        except ValueError as exc:
+            raise ScenarioError(f"{source}: steps[{i}].manual.about: {exc}") from None
+        if step.expect is not None and step.expect.overrides and about is None:
+            raise ScenarioError(
+                f"{source}: steps[{i}].expect.overrides: the step's manual is about no passage"
+                " (manual.about names none)"
+            )
 
 
 def load_scenario(path: str | Path) -> Scenario:
@@ -351,7 +418,7 @@ class ScenarioTarget(Protocol):
 
     def clock_jump(self, seconds: float) -> None: ...
 
-    def manual(self, spec: ManualSpec, direction: str) -> None: ...
+    def manual(self, spec: ManualSpec, direction: str, about: int | None = None) -> None: ...
 
 
 class StoreSwitch:
@@ -398,7 +465,8 @@ class StoreSwitch:
 class DeviceTarget:
     """Applies steps to the fake devices. ``code_sink`` receives scanner-style code texts;
     without one, codes are shown on the fake camera. ``on_direction`` sets the next passage's
-    direction (a two-way kiosk's screen button); ``on_manual`` records a guard action."""
+    direction (a two-way kiosk's screen button); ``on_manual`` records a guard action, about
+    a passage of ``event_log`` when the step names one."""
 
     clock: Clock
     emulator: Mlx90614Emulator | None = None
@@ -412,6 +480,7 @@ class DeviceTarget:
     on_direction: Callable[[str], None] | None = None
     on_manual: Callable[..., None] | None = None
     on_clock_jump: Callable[[float], None] | None = None
+    event_log: EventLog | None = None
 
     def present_code(self, text: str, direction: str | None, *, camera: bool) -> None:
         if direction is not None and self.on_direction is not None:
@@ -496,9 +565,19 @@ class DeviceTarget:
         elif isinstance(self.clock, FakeClock):
             self.clock.set_wall(self.clock.now() + timedelta(seconds=seconds))
 
-    def manual(self, spec: ManualSpec, direction: str) -> None:
+    def manual(self, spec: ManualSpec, direction: str, about: int | None = None) -> None:
+        """The guard's decision about the passage ``about`` (its ``seq``, checked as the
+        console checks the one a guard chose: ``kiosk.subjects``; ``SubjectRefused``, a
+        ``ValueError``, when it may not be decided) or about a person without a pass."""
         if self.on_manual is None:
             raise ScenarioError("manual steps need a guard console")
+        subject: ManualSubject | Literal["none"] = NO_SUBJECT
+        if about is not None:
+            if self.event_log is None:
+                raise ScenarioError("manual steps about a passage need the event log")
+            now = ClockReading.take(self.clock)
+            log_ = self.event_log
+            subject = subject_in_log(log_, about, spec.decision, now, log_.boot_id)
         self.on_manual(
             decision=spec.decision,
             operator=spec.operator,
@@ -506,6 +585,7 @@ class DeviceTarget:
             direction=direction,
             person=spec.person,
             kind=spec.kind,
+            subject=subject,
         )
 
 
@@ -530,6 +610,12 @@ class ScenarioDriver:
         self.default_direction = default_direction
         self._next = 0
         self.applied: list[int] = []
+        #: Each visitor step's passage (its ``seq``; None: its decision was not recorded).
+        self.passages: dict[int, int | None] = {}
+        #: Each manual step's subject as it was resolved (the ``seq``; None: nobody).
+        self.subjects: dict[int, int | None] = {}
+        self._awaiting: int | None = None
+        self._lock = threading.Lock()
 
     @property
     def done(self) -> bool:
@@ -573,6 +659,9 @@ class ScenarioDriver:
                 t.revoke(self.keys.issued[step.revoke][1].pass_id)
         if step.leaves:
             t.person_leaves()
+        if step.visitor:
+            with self._lock:  # before it is shown: a code may be decided as it is handed over
+                self._awaiting = index
         if step.body_c is not None:
             t.person_arrives(step.body_c)
         if step.code is not None:
@@ -584,15 +673,53 @@ class ScenarioDriver:
             base = self.scenario.path.parent if self.scenario.path else Path.cwd()
             t.present_frame(base / step.frame, direction)
         if step.manual is not None:
+            about = self._subject(index, step.manual)
             with _refused(index, "manual"):
-                t.manual(step.manual, step.manual.direction or direction or self.default_direction)
+                way = step.manual.direction or direction or self.default_direction
+                t.manual(step.manual, way, about)
         self.applied.append(index)
+
+    def decided(self, message: Mapping[str, Any]) -> None:
+        """For each ``decision`` message of the bus (as ``visitor_done``): a kiosk passage
+        is the passage of the latest visitor step still waiting for one (the rule that
+        matches an expectation to its step: the first decision published after it)."""
+        if message.get("type", "decision") != "decision" or message.get("kind") != "passage":
+            return
+        with self._lock:
+            if self._awaiting is not None:
+                seq = message.get("seq") if message.get("committed", True) else None
+                self.passages[self._awaiting] = None if seq is None else int(seq)
+                self._awaiting = None
+
+    def _subject(self, index: int, manual: ManualSpec) -> int | None:
+        """The ``seq`` of the passage step ``index``'s ``manual`` is about (None: nobody), or
+        a ``ScenarioError`` when that visitor has no recorded decision yet."""
+        named = manual.about not in (None, NOBODY)
+        visitor = about_step(self.scenario.steps, index) if named else None
+        seq = None
+        if visitor is not None:
+            with self._lock:
+                if visitor not in self.passages:
+                    raise ScenarioError(
+                        f"steps[{index}].manual.about: step {visitor}'s visitor is not decided yet"
+                    )
+                seq = self.passages[visitor]
+            if seq is None:
+                raise ScenarioError(
+                    f"steps[{index}].manual.about: step {visitor}'s decision was not recorded"
+                )
+        self.subjects[index] = seq
+        return seq
 
     def reset(self) -> None:
         """Start the steps again (the demo loops its stream); issued passes are kept, the
         steps ``applied`` are those of the new round."""
         self._next = 0
         self.applied.clear()
+        with self._lock:
+            self.passages.clear()
+            self._awaiting = None
+        self.subjects.clear()
 
     def pass_text(self, index: int, spec: PassSpec | str) -> str:
         if isinstance(spec, str):
@@ -667,8 +794,11 @@ class ReplayResult:
         return not self.failures
 
 
-def check_expectation(expect: Expect, decision: Mapping[str, Any]) -> str | None:
-    """None when ``decision`` meets ``expect``, else what differs (one line)."""
+def check_expectation(
+    expect: Expect, decision: Mapping[str, Any], overrides: int | None = None
+) -> str | None:
+    """None when ``decision`` meets ``expect``, else what differs (one line). ``overrides``:
+    the ``seq`` of the passage the step's guard decision is about (``expect.overrides``)."""
     problems = []
     if decision["decision"] != expect.decision:
         problems.append(f"decision {decision['decision']} != {expect.decision}")
@@ -681,9 +811,26 @@ def check_expectation(expect: Expect, decision: Mapping[str, Any]) -> str | None
     missing_flags = [f for f in expect.flags if f not in decision.get("flags", [])]
     if missing_flags:
         problems.append(f"flags {decision.get('flags', [])} lack {missing_flags}")
+    problems.extend(_override_problems(expect, decision, overrides))
     if bool(decision.get("committed", True)) != expect.committed:
         problems.append(f"committed {decision.get('committed')} != {expect.committed}")
     return "; ".join(problems) or None
+
+
+def _override_problems(
+    expect: Expect, decision: Mapping[str, Any], overrides: int | None
+) -> list[str]:
+    """``expect.overrides``: true, the decision overrides the passage ``overrides``; false,
+    it overrides none."""
+    flags = list(decision.get("flags") or [])
+    about = overridden(flags)
+    if expect.overrides is None or (not expect.overrides and about is None):
+        return []
+    if not expect.overrides:
+        return [f"flags {flags} override passage {about}"]
+    if overrides is None:
+        return ["overrides: the step's guard decision was about no passage"]
+    return [] if about == overrides else [f"flags {flags} lack {OVERRIDES}{overrides}"]
 
 
 def _decision_record(msg: Mapping[str, Any], t_s: float, step: int | None) -> dict[str, Any]:
@@ -757,11 +904,13 @@ class _Recorder:
     def __init__(
         self,
         kiosk: VirtualKiosk,
+        driver: ScenarioDriver,
         target: DeviceTarget,
         result: ReplayResult,
         on_decision: Callable[[dict[str, Any]], None] | None,
     ) -> None:
         self.kiosk = kiosk
+        self.driver = driver
         self.target = target
         self.result = result
         self.on_decision = on_decision
@@ -780,10 +929,12 @@ class _Recorder:
         if msg["type"] != "decision":
             return
         t_s = self.kiosk.elapsed_s
+        self.driver.decided(msg)
         step_index, expect = self.pending.popleft() if self.pending else (self.current_step, None)
         rec = _decision_record(msg, t_s, step_index)
         if expect is not None:
-            problem = check_expectation(expect, msg)
+            about = self.driver.subjects.get(step_index) if step_index is not None else None
+            problem = check_expectation(expect, msg, about)
             rec["expect"] = "ok" if problem is None else f"FAILED: {problem}"
             if problem is not None:
                 self.result.failures.append(f"step {step_index} (t={t_s:.1f}s): {problem}")
@@ -923,12 +1074,13 @@ def _run(
         code_sink=scanned if scanners else kiosk.submit_code,
         on_direction=kiosk.select_direction,
         on_manual=kiosk.manual,
+        event_log=core.store,
     )
-    recorder = _Recorder(kiosk, target, result, on_decision)
-    kiosk.watch(recorder.message, name="replay")
     driver = ScenarioDriver(
         scenario, core.clock, target, keys, default_direction=core.config.site.default_direction
     )
+    recorder = _Recorder(kiosk, driver, target, result, on_decision)
+    kiosk.watch(recorder.message, name="replay")
 
     def on_time(elapsed: float) -> None:
         scanners.pump(read(None))

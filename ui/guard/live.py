@@ -10,13 +10,13 @@ from typing import Any, Literal, NoReturn
 from fastapi import Query, Request
 from fastapi.responses import HTMLResponse, Response
 
-from kiosk import dating, privacy, queries
+from kiosk import privacy, queries
 from kiosk.alarms import RESOLUTIONS, Alarm
 from kiosk.clock import ClockReading
 from kiosk.deadline import Stopped
-from kiosk.engine import NO_SUBJECT, PASS_DECISIONS, ManualSubject
-from kiosk.links import not_opened
+from kiosk.engine import NO_SUBJECT, ManualSubject
 from kiosk.store import ReadFailure
+from kiosk.subjects import SubjectRefused, subject_in_log
 from ui import i18n
 from ui.auth import Session
 from ui.guard import deps
@@ -314,50 +314,32 @@ async def ack_alarm(request: Request, session: ActionSession, g: GuardDep) -> Re
     return done(request, "/guard")
 
 
-#: How old a passage a guard may still decide on (it is named on the console when chosen).
-SUBJECT_MAX_AGE_H = 12
-
-
-def too_old(g: Guard, event: dict[str, Any]) -> bool:
-    """Whether a passage is past ``SUBJECT_MAX_AGE_H`` (``kiosk.dating.age_s``: one made
-    before NTP stepped the clock by when it happened, not by its 1970 stamp). Blocking."""
-    now = ClockReading.take(g.core.clock)
-    age = dating.age_s(dated(g, [event])[0], now, g.core.store.boot_id)
-    return age is None or age > SUBJECT_MAX_AGE_H * 3600
-
-
 def subject_of(
     g: Guard, value: object, decision: str | None = None
 ) -> ManualSubject | Literal["none"]:
     """The subject the guard chose: ``none`` (a person without a pass) or the ``seq`` of a
-    recent kiosk passage. There is no default: the form must say. A manual ``pass`` about a
-    passage the kiosk already passed has nothing to let through (it would be a second
-    passage: a second person in the counts, a second outing of the household's quota),
-    unless the gate did not open for that pass (a row after it says so, ``not_opened``):
-    the guard letting them through is how that passage ended, its household's outing. That
-    row and its pass are one passage: a decision about either is about the pass, and a
-    decision recorded about either decides it."""
+    recent kiosk passage, checked by the one rule for it (``kiosk.subjects.subject_in_log``).
+    There is no default: the form must say. A manual ``pass`` about a passage the kiosk
+    already passed has nothing to let through (it would be a second passage: a second person
+    in the counts, a second outing of the household's quota), unless the gate did not open
+    for that pass (a row after it says so, ``not_opened``): the guard letting them through is
+    how that passage ended, its household's outing. That row and its pass are one passage: a
+    decision about either is about the pass, and a decision recorded about either decides
+    it. Blocking."""
     text = clean(value, "manual.subject", max_len=20)
     if text == NO_SUBJECT:
         return NO_SUBJECT
     if not text.isdigit():
         raise BadInput("err.subject")
     store = g.core.store
-    event = queries.event_by_seq(store, int(text))
-    named = None if event is None else not_opened(event.get("flags") or ())
-    if named is not None:  # the row saying the gate did not open: the passage is its pass's
-        event = queries.event_by_seq(store, named)
-    if event is None or event.get("kind") != "passage" or too_old(g, event):
-        raise BadInput("err.subject_gone")
-    seq = int(event["seq"])
-    failed = queries.not_opened_for(store, seq) if event.get("decision") in PASS_DECISIONS else None
-    for about in (seq, None if failed is None else int(failed["seq"])):
-        earlier = None if about is None else queries.override_of(store, about)
-        if earlier is not None:
-            already_decided(str(earlier.get("operator")), str(earlier.get("decision")))
-    if decision == "pass" and event.get("decision") in PASS_DECISIONS and failed is None:
-        raise BadInput("err.subject_passed")
-    return ManualSubject.of_event(event)
+    now = ClockReading.take(g.core.clock)
+    asked = None if decision is None else f"manual_{decision}"
+    try:
+        return subject_in_log(store, int(text), asked, now, store.boot_id)
+    except SubjectRefused as exc:
+        if exc.why == "decided":
+            already_decided(exc.who, exc.decision)
+        raise BadInput("err.subject_gone" if exc.why == "gone" else "err.subject_passed") from None
 
 
 def already_decided(who: str, decision: str) -> NoReturn:
