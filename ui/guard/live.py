@@ -55,9 +55,14 @@ AFTER = Query(0, ge=0, le=MAX_SEQ, description="Only decisions with seq > after.
 def rows_of(
     g: Guard, events: list[dict[str, Any]], lang: str, clear: frozenset[str]
 ) -> list[dict[str, Any]]:
+    """The feed's rows (the page's, its stream's and /guard/api/feed's alike): one of
+    another local day than today's says its date."""
     failed = g.not_let_through(events)
+    today = g.today()
     return [
-        feed_row(e, lang, g.tz, clear, g.fever_c, let_through=e.get("seq") not in failed)
+        feed_row(
+            e, lang, g.tz, clear, g.fever_c, let_through=e.get("seq") not in failed, today=today
+        )
         for e in events
     ]
 
