@@ -132,7 +132,7 @@ def test_the_live_stream_stops_when_the_shift_ends(guard_core, clock):
             until=lambda ev: bool(ev) and ev[-1][0] == "expired",
         )
     )
-    assert [name for name, _ in events] == ["row", "alarms", "expired", "status"]
+    assert [name for name, _ in events] == ["row", "alarms", "state", "expired", "status"]
 
 
 def test_a_cut_off_list_entry_is_shown_in_the_guards_words_after_signing_in_again(

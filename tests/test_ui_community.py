@@ -422,3 +422,33 @@ def test_an_import_previewed_before_the_ntp_step_applies_after_it(admin, core, c
     applied = post(admin, "/guard/community/imports/apply", admin.csrf, token=token)
     assert applied.status_code == 303 and "err=" not in applied.headers["location"]
     assert core.store.reader()["compound_households"].count == 1
+
+
+def test_the_overview_and_returnees_count_open_alarms_as_the_handover(admin, alice, core):
+    """Before: with a fever open on the live console the overview and the returnee page said
+    "Open alarms 0" while the handover counted it. All three count the returnee ledger's and
+    the gate's; the pages link the gate's to the live page, where they are closed."""
+    from kiosk.store import EventDraft
+
+    core.store.append(EventDraft(direction="in", decision="deny", reasons=("fever",), temp_c=38.6))
+    post(alice, "/guard/community/returnees", alice.csrf, name="Wang Fang",
+         household="3-2-701", origin="Wuhan", date_back="2026-02-12", days="14")  # fmt: skip
+    pid = re.search(r'data-person="(\d+)"', alice.get("/guard/community/returnees").text)[1]
+    post(alice, f"/guard/community/returnees/{pid}/temperature", alice.csrf, temp_c="38.1")
+    count = re.compile(r'<span class="count" id="open-alarms">(\d+)</span>')
+    gate = re.compile(r'<a id="gate-alarms" href="/guard">([^<]*)</a>')
+    for path in ("/guard/community?lang=en", "/guard/community/returnees?lang=en"):
+        page = alice.get(path).text
+        assert count.search(page)[1] == "2", path
+        assert gate.search(page)[1] == "Gate alarms open on the live page: 1", path
+    post(admin, "/guard/community/shifts", admin.csrf, guard="alice",
+         starts="2026-02-12T08:00", ends="2026-02-12T16:00")  # fmt: skip
+    post(alice, "/guard/community/handover", alice.csrf, incoming="root")
+    handover = alice.get("/guard/community/handover").text
+    assert re.search(r'<dd data-key="open_alarms">2<', handover)
+
+
+def test_no_gate_alarm_no_line_about_the_live_page(alice):
+    page = alice.get("/guard/community?lang=en").text
+    assert '<span class="count" id="open-alarms">0</span>' in page
+    assert 'id="gate-alarms"' not in page

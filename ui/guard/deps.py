@@ -224,11 +224,15 @@ class Guard:
             *power_alarms(report.get("pi_power")),
         ]
 
+    def open_alarms(self) -> list[Alarm]:
+        """The alarms open on the live console now (fevers, quarantine, passes, devices):
+        its cards, the handover's and the community pages' count (blocking)."""
+        return self.alarms.open_alarms(self.standing_alarms())
+
     def alarm_rows(self, lang: str, clear: frozenset[str]) -> list[dict[str, Any]]:
         """The open alarms as cards, masked with ``clear`` (blocking: run it in a thread
         from the loop)."""
-        alarms = self.alarms.open_alarms(self.standing_alarms())
-        return [alarm_view(a, lang, self.tz, clear) for a in alarms]
+        return [alarm_view(a, lang, self.tz, clear) for a in self.open_alarms()]
 
     def render(self, request: Request, name: str, session: Session, **ctx: Any) -> HTMLResponse:
         lang = self.lang(request)

@@ -5,7 +5,7 @@ export and the printable card. Plain functions of their inputs, tested directly.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -78,6 +78,21 @@ def event_time(event: Mapping[str, Any], lang: str, tz: ZoneInfo, fmt: str = "%H
     if event.get("dating") == "unsynced":
         return f"{shown} ({i18n.t(lang, 'banner.clock_unsynced')})"
     return shown
+
+
+#: A feed row's time, and with its date when it is not of today's local day.
+FEED_TIME, FEED_DATED = "%H:%M:%S", "%m-%d %H:%M:%S"
+
+
+def feed_time(event: Mapping[str, Any], lang: str, tz: ZoneInfo, today: date | None) -> str:
+    """When a feed row happened (``event_time``), its date (``%m-%d``) too when it is not of
+    ``today``, the site's local day: at the start of a shift, last evening's denies must not
+    read as this morning's. ``today`` None: the time alone."""
+    fmt = FEED_TIME
+    if today is not None:
+        day = local_time(event.get("dated_ts") or event.get("ts"), tz, "%Y-%m-%d")
+        fmt = FEED_DATED if day and day != today.isoformat() else FEED_TIME
+    return event_time(event, lang, tz, fmt)
 
 
 def clock_time(ts: str | None, lang: str, tz: ZoneInfo, fmt: str = "%Y-%m-%d %H:%M") -> str:
@@ -289,11 +304,13 @@ def feed_row(
     fever_c: float | None = None,
     *,
     let_through: bool = True,
+    today: date | None = None,
 ) -> dict[str, Any]:
     """One line of the live feed, masked for the viewer. ``let_through``: False for a pass
     the gate did not open for (a later row says so, ``not_opened:<seq>``): drawn as not let
     through. A row saying so names that pass (``not_opened``, and the words the stream's
-    page draws it with once this row arrives, ``not_opened_text``)."""
+    page draws it with once this row arrives, ``not_opened_text``). ``today``: the site's
+    local day, a row of another day carries its date (``feed_time``)."""
     masked = privacy.mask_event(event, clear)
     person = decoded_person(masked)
     who_parts = [
@@ -312,7 +329,7 @@ def feed_row(
     temp = event.get("temp_c")  # the kiosk's estimate, or a guard's hand-measured reading
     return {
         "seq": event.get("seq"),
-        "time": event_time(event, lang, tz),
+        "time": feed_time(event, lang, tz, today),
         "clock_unset": event.get("dating") == "unsynced",
         "decision": decision,
         "decision_text": i18n.t(lang, "decision.pass_not_opened")

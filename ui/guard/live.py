@@ -55,9 +55,14 @@ AFTER = Query(0, ge=0, le=MAX_SEQ, description="Only decisions with seq > after.
 def rows_of(
     g: Guard, events: list[dict[str, Any]], lang: str, clear: frozenset[str]
 ) -> list[dict[str, Any]]:
+    """The feed's rows (the page's, its stream's and /guard/api/feed's alike): one of
+    another local day than today's says its date."""
     failed = g.not_let_through(events)
+    today = g.today()
     return [
-        feed_row(e, lang, g.tz, clear, g.fever_c, let_through=e.get("seq") not in failed)
+        feed_row(
+            e, lang, g.tz, clear, g.fever_c, let_through=e.get("seq") not in failed, today=today
+        )
         for e in events
     ]
 
@@ -111,6 +116,7 @@ def live_page(request: Request, session: PageSession, g: GuardDep) -> Response:
         subject=rows_of(g, [last], lang, g.clear(session))[0] if last else None,
         directions=directions(g.cfg.site.direction),
         default_direction=g.cfg.site.default_direction,
+        beat_s=HEARTBEAT_S,
         **g.flash(request),
     )
 
@@ -216,6 +222,10 @@ class FeedStream:
         self.drawn = rows
         return [sse("alarms", rows)]
 
+    def state(self, tracker: ScreenTracker) -> str:
+        view = kiosk_view(tracker.state, tracker.decision, self.lang, fever_c=self.g.fever_c)
+        return sse("state", view)
+
     async def on_message(self, message: dict[str, Any], tracker: ScreenTracker) -> list[str]:
         kind = message.get("type")
         if kind == "decision":
@@ -226,8 +236,7 @@ class FeedStream:
         if kind in ("peers", ALARMS_CLOSED):  # a gate of the compound went unknown here, or
             return [await self.alarms()]  # answers again; alarms closed on another console
         if tracker.feed(message):
-            view = kiosk_view(tracker.state, tracker.decision, self.lang, fever_c=self.g.fever_c)
-            return [sse("state", view)]
+            return [self.state(tracker)]
         if kind == "health":  # the storage may work again: the rows held meanwhile first
             await flush_held(self.g)
             # A record the engine wrote from its backlog is told by this message, not by a
@@ -247,6 +256,9 @@ class FeedStream:
             for line in await self.rows():
                 yield line
             yield await self.alarms()
+            # As the kiosk is now: a page reopening its stream after a drop draws "Now at
+            # the gate" again, not what it was when the link went.
+            yield self.state(tracker)
             while not await request.is_disconnected():
                 try:
                     message = await asyncio.wait_for(anext(messages), HEARTBEAT_S)
@@ -257,8 +269,8 @@ class FeedStream:
                 if await self.expired():  # the session ended: no more personal data
                     yield sse("expired", {})
                     break
-                if message is None:
-                    yield ": keep-alive\n\n"
+                if message is None:  # named: a page hears it (a comment never reaches it)
+                    yield sse("beat", {"every_s": HEARTBEAT_S})
                     continue
                 for line in await self.on_message(message, tracker):
                     yield line

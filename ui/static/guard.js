@@ -397,26 +397,56 @@
     $("now-detail").textContent = parts.join(" · ");
   }
 
-  function connect() {
-    const after = feed.dataset.lastSeq || "0";
-    const es = new EventSource(`/guard/events?lang=${encodeURIComponent(lang)}&after=${after}`);
-    es.addEventListener("row", (e) => steady(() => addRow(JSON.parse(e.data))));
-    es.addEventListener("alarms", (e) => steady(() => renderAlarms(JSON.parse(e.data))));
-    es.addEventListener("state", (e) => steady(() => renderState(JSON.parse(e.data))));
-    es.addEventListener("expired", () => { es.close(); if (window.guardSessionExpired) window.guardSessionExpired(); });
-    es.onerror = () => {
-      // A 401 (session ended) closes the stream for good: go to the login page. A kiosk
-      // standing by (restarted on a failing card) says so: its page tells the guard what to do.
-      if (es.readyState === EventSource.CLOSED) {
-        fetch("/guard/api/feed", { cache: "no-store" }).then((res) => {
-          if (res.status === 401) window.location.href = "/guard/login?next=/guard";
-          else if (res.headers.get("X-Kiosk-State") === "standby") window.location.reload();
-          else setTimeout(connect, 3000);
-        }).catch(() => setTimeout(connect, 3000));
-      }
-    };
+  // --- the stream, watched (stream.js): its beat every `every_s` says it is alive; two
+  // beats missed (or an error) and the page says the feed is disconnected since when, greys
+  // "Now at the gate" and holds back the manual decision (a guard must not act on a stale
+  // "now"), while a new stream resumes after the last row shown (addRow drops a row shown).
+  let beatMs = 1000 * Number(feed.dataset.beatS || 15);
+  const silentMs = () => 2 * beatMs + 5000;
+  const held = () => [...manual.querySelectorAll(".actions button"), $("manual-confirm-yes")];
+  function stale(since) {
+    const when = new Date(since).toLocaleTimeString(lang, { hour: "2-digit", minute: "2-digit", hour12: false });
+    const banner = $("live-stale");
+    banner.textContent = "⚠ " + banner.dataset.text.replace("{time}", when);
+    banner.hidden = false;
+    document.body.classList.add("stale");
+    for (const button of held()) button.disabled = true;
   }
-  connect();
+  function live() {
+    $("live-stale").hidden = true;
+    document.body.classList.remove("stale");
+    for (const button of held()) button.disabled = false;
+  }
+  const json = (handle) => (e) => {
+    window.guardStreamEvents = (window.guardStreamEvents || 0) + 1;  // for tests
+    steady(() => handle(JSON.parse(e.data)));
+  };
+  const watched = window.watchedStream({
+    url: () => `/guard/events?lang=${encodeURIComponent(lang)}&after=${feed.dataset.lastSeq || "0"}`,
+    offlineMs: silentMs,
+    restartMs: silentMs,
+    onOffline: stale,
+    onOnline: live,
+    on: {
+      row: json(addRow),
+      alarms: json(renderAlarms),
+      state: json(renderState),
+      beat: (e) => { beatMs = 1000 * (Number(JSON.parse(e.data).every_s) || 15); },
+      expired: () => { watched.stop(); if (window.guardSessionExpired) window.guardSessionExpired(); },
+    },
+    onError: (es) => {
+      // Reopened by this page, after the last row shown (the browser's own retry would ask
+      // from the row the page was drawn at). A 401 (session ended): the login page. A kiosk
+      // standing by (restarted on a failing card) says so: its page tells the guard what to do.
+      es.close();
+      const again = () => setTimeout(() => watched.restartIf(es), 3000);
+      fetch("/guard/api/feed", { cache: "no-store" }).then((res) => {
+        if (res.status === 401) window.location.href = "/guard/login?next=/guard";
+        else if (res.headers.get("X-Kiosk-State") === "standby") window.location.reload();
+        else again();
+      }).catch(again);
+    },
+  });
 })();
 (function () {
   // Registration: fill the form from an earlier visitor, check a plate against the

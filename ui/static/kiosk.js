@@ -376,12 +376,13 @@
     });
   }
 
-  // --- the stream: a tick at least every 2 s; silence for 4 s means the link is gone -----
+  // --- the stream (stream.js): a tick at least every 2 s; silence for 4 s means the link
+  // is gone; after 8 s of it the page drops the stream and opens a new one (a link that
+  // went dead without a word never fails an EventSource), and again while it stays silent.
   const OFFLINE_AFTER_MS = 4000;
+  const RESTART_AFTER_MS = 8000;
   const RECONNECT_MS = 2000;  // as the stream's own "retry: 2000"
-  let lastHeard = mono();
   function goOffline() {
-    if (body.classList.contains("offline")) return;
     clearTimeout(pendingTimer);
     // A view waiting for a deny's hold is what the kiosk shows now: the offline screen hides
     // the deny anyway, and a link that comes back with only ticks must not bring it back.
@@ -393,24 +394,6 @@
     body.classList.add("offline");  // the last result is gone: it could be a stale pass
     window.kioskOfflineAt = Date.now();  // for tests
   }
-  function heard() {
-    lastHeard = mono();
-    body.classList.remove("offline");
-  }
-  // A link that went dead without a word (the network dropped and the daemon forgot the
-  // connection) never fails the EventSource: nothing arrives, so nothing errors. After this
-  // much silence the page drops it and opens a new one, and again as long as it stays silent.
-  const RESTART_AFTER_MS = 8000;
-  let stream = null;
-  let connectedAt = 0;
-  setInterval(() => {
-    const now = mono();
-    if (now - lastHeard > OFFLINE_AFTER_MS) goOffline();
-    if (now - lastHeard > RESTART_AFTER_MS && now - connectedAt > RESTART_AFTER_MS) {
-      stream.close();
-      connect();
-    }
-  }, 250);
   // --- the page says it runs: a page stuck in a loop (or a hung renderer) keeps its stream
   // open, so the daemon cannot tell it from a live one by the stream. Beats come from this
   // page's own timers, which a frozen main thread never runs; the screen unit's watcher asks
@@ -436,37 +419,34 @@
     window.requestAnimationFrame(() => { frameAsked = false; beat(); });
   }, beatMs);
 
-  function connect() {
-    const es = new EventSource("/kiosk/events?lang=" + encodeURIComponent(lang) +
-      "&screen=" + screenId);
-    stream = es;
-    connectedAt = mono();
-    es.addEventListener("view", (e) => { heard(); show(JSON.parse(e.data)); });
-    es.addEventListener("banner", (e) => { heard(); renderBanner(JSON.parse(e.data)); });
-    es.addEventListener("edition", (e) => {
-      heard();
-      stale = JSON.parse(e.data).edition !== body.dataset.edition;
+  function watch() {
+    const watched = window.watchedStream({
+      url: () => "/kiosk/events?lang=" + encodeURIComponent(lang) + "&screen=" + screenId,
+      offlineMs: () => OFFLINE_AFTER_MS,
+      restartMs: () => RESTART_AFTER_MS,
+      onOffline: goOffline,  // the first view clears it
+      onOnline: () => body.classList.remove("offline"),
+      on: {
+        view: (e) => show(JSON.parse(e.data)),
+        banner: (e) => renderBanner(JSON.parse(e.data)),
+        edition: (e) => { stale = JSON.parse(e.data).edition !== body.dataset.edition; },
+        tick: (e) => {
+          clockOffsetMs = JSON.parse(e.data).now_ms - Date.now();
+          clock();
+        },
+      },
+      onError: (es) => {
+        // EventSource reconnects by itself after a lost connection, but an answer that is
+        // not a stream (an HTTP error: a restarting proxy, a 5xx, a 429) closes it for good:
+        // the unattended screen would stay offline until someone reloads it. Open a new one
+        // (not if the watch did meanwhile).
+        if (es.readyState === EventSource.CLOSED) {
+          setTimeout(() => watched.restartIf(es), RECONNECT_MS);
+        }
+      },
     });
-    es.addEventListener("tick", (e) => {
-      heard();
-      const data = JSON.parse(e.data);
-      clockOffsetMs = data.now_ms - Date.now();
-      clock();
-    });
-    es.onerror = () => {
-      goOffline();  // the first view clears it
-      // EventSource reconnects by itself after a lost connection, but an answer that is not
-      // a stream (an HTTP error: a restarting proxy, a 5xx, a 429) closes it for good: the
-      // unattended screen would stay offline until someone reloads it. Open a new one.
-      if (es === stream && es.readyState === EventSource.CLOSED) {
-        setTimeout(reconnect, RECONNECT_MS);
-      }
-    };
   }
-  function reconnect() {
-    if (stream.readyState === EventSource.CLOSED) connect();  // not if the watchdog did
-  }
-  connect();
+  watch();
   checkAudio();
   setInterval(checkAudio, 5000);
   if ("speechSynthesis" in window) window.speechSynthesis.getVoices();

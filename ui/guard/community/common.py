@@ -22,6 +22,7 @@ from kiosk.compound import ImportPlan
 from kiosk.ledgers import Ledgers
 from kiosk.listimport import ListPlan
 from kiosk.lists import ListError
+from kiosk.observation import Alarm as ObservationAlarm
 from kiosk.vehicles import VehiclePlan
 from ui.auth import Session
 from ui.guard.deps import (
@@ -82,6 +83,7 @@ TEXT: dict[str, tuple[str, str]] = {
         "The clock is not set yet: who is on duty cannot be told",
     ),
     "alarms": ("待处理提醒", "Open alarms"),
+    "gate_alarms": ("实时页面上待处理的门岗提醒：{n}", "Gate alarms open on the live page: {n}"),
     "missed_check": ("漏测体温", "Missed check"),
     "fever": ("发热", "Fever"),
     "due": ("观察期满待解除", "Due for clearing"),
@@ -222,6 +224,26 @@ def page_path(name: str) -> str:
     form's target answers no GET)."""
     key = name.removeprefix("community_").removesuffix(".html")
     return PREFIX if key == "overview" else f"{PREFIX}/{key}"
+
+
+@dataclass(frozen=True)
+class OpenAlarms:
+    """The alarms open now as the handover counts them (its ``open_alarms``,
+    docs/community.md): the returnee ledger's (``returnee``: listed, and acknowledged, on the
+    community pages) and the live console's (``gate``: fevers, quarantine, passes, devices;
+    counted here, closed on ``/guard``)."""
+
+    returnee: list[ObservationAlarm]
+    gate: int
+
+    @property
+    def total(self) -> int:
+        return len(self.returnee) + self.gate
+
+
+def open_alarms(g: Guard) -> OpenAlarms:
+    """What is open now (blocking: two reads)."""
+    return OpenAlarms(ledgers(g).observation.alarms(), len(g.open_alarms()))
 
 
 def on_duty(g: Guard) -> dict[str, Any]:

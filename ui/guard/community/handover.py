@@ -137,9 +137,10 @@ async def open_handover(request: Request, session: ActionSession, g: GuardDep) -
                     waiting.complete
                 ):
                     raise CommunityError(f"handover {waiting.id} is waiting to be signed")
-            # What the incoming guard must pick up: the console's open alarms too.
-            open_now = len(g.alarms.open_alarms(g.standing_alarms()))
-            return roster.open_handover(gate, session.name, incoming, gate_alarms=open_now)
+            # What the incoming guard must pick up: the console's open alarms too (as the
+            # community pages count them: ``common.OpenAlarms``).
+            gate_alarms = len(g.open_alarms())
+            return roster.open_handover(gate, session.name, incoming, gate_alarms=gate_alarms)
 
     return await save_or_again(
         request, g, session, PAGE, open_one, form=form, fields=HANDOVER_FIELDS, again=page

@@ -22,6 +22,7 @@ from ui.guard.community.common import (
     ledgers,
     masked,
     on_duty,
+    open_alarms,
     render,
 )
 from ui.guard.deps import ActionSession, Guard, GuardDep, PageSession, served_while_stopping
@@ -44,14 +45,15 @@ def legend(g: Guard) -> list[str]:
 
 @router.get("", response_class=HTMLResponse, include_in_schema=False)
 def overview(request: Request, session: PageSession, g: GuardDep) -> Response:
-    led = ledgers(g)
+    led, open_now = ledgers(g), open_alarms(g)
     return render(
         g,
         request,
         "community_overview.html",
         session,
         **on_duty(g),
-        alarms=[a.to_dict() | {"household": None} for a in led.observation.alarms()],
+        open=open_now,
+        alarms=[a.to_dict() | {"household": None} for a in open_now.returnee],
         due=len(led.observation.due_for_clearing(g.today())),
         open_requests=len(led.services.requests(open_only=True)),
     )

@@ -29,6 +29,7 @@ from ui.guard.community.common import (
     form_text,
     ledgers,
     masked,
+    open_alarms,
     or_again,
     render,
     save,
@@ -57,13 +58,15 @@ def page(request: Request, g: Guard, session: Session, refused: Refused = FRESH)
     ledger = ledgers(g).observation
     people = [masked(g, session, p.to_dict()) for p in reversed(ledger.people())]
     named = {p["id"]: f"{p['name']} · {p['household']}" for p in people}
-    alarms = [a.to_dict() | {"who": named.get(a.person_id)} for a in ledger.alarms()]
+    open_now = open_alarms(g)
+    alarms = [a.to_dict() | {"who": named.get(a.person_id)} for a in open_now.returnee]
     return render(
         g,
         request,
         "community_returnees.html",
         session,
         people=people,
+        open=open_now,
         alarms=alarms,
         **refused.context(),
     )
