@@ -170,6 +170,20 @@ def test_an_unaudited_console_read_is_counted_and_a_read_asked_after_is_a_503(
     assert rig.closed_under == []
     assert pages and pages[0] in (200, 503)  # whole, or refused once the close began
     assert late.status_code == 503 and late.headers["Retry-After"] == "30", late.text[:200]
+    # The stop's words, not the log's failure ("the event log is unavailable"): the checkpoint
+    # will be back, nothing is wrong with its card.
+    assert late.json() == {"ok": False, "error": i18n.t("zh-CN", "err.stopping")}
+
+
+def test_the_api_asked_once_the_log_closes_says_the_checkpoint_is_stopping(app, core):
+    """``/api/...`` asked once the log's close began: 503, ``Retry-After`` and the stop's
+    words, told from a log that cannot be read (its own 503)."""
+    _, token = core.tokens.create(["logs:read"])
+    core.store.close()
+    with TestClient(app) as office:
+        answer = office.get("/api/v1/events", headers={"Authorization": f"Bearer {token}"})
+    assert answer.status_code == 503 and answer.headers["Retry-After"] == "30"
+    assert answer.json() == {"detail": "the checkpoint is stopping"}
 
 
 def test_the_live_stream_ends_cleanly_at_the_logs_close_rather_than_holding_it(
@@ -180,10 +194,14 @@ def test_the_live_stream_ends_cleanly_at_the_logs_close_rather_than_holding_it(
     stream ends there, cleanly (no error, nothing more sent), the log closed."""
     with closing_under_reads(monkeypatch, core.store) as rig:
         body: list[str] = []
+        errors: list[BaseException] = []  # what ended the stream in the listener's thread
 
         def listen() -> None:
-            with alice.stream("GET", "/guard/events") as stream:
-                body.extend(stream.iter_text())
+            try:
+                with alice.stream("GET", "/guard/events") as stream:
+                    body.extend(stream.iter_text())
+            except BaseException as exc:  # noqa: BLE001 - the test says what it was
+                errors.append(exc)
 
         listening = threading.Thread(target=listen)
         listening.start()
@@ -192,6 +210,7 @@ def test_the_live_stream_ends_cleanly_at_the_logs_close_rather_than_holding_it(
         rig.release()
         listening.join(WAIT_S)
     assert not listening.is_alive()
+    assert errors == []  # ended, not broken off by the refused read's LogClosing
     assert rig.closed_under == []
     assert "".join(body).startswith("retry: 2000")
     assert rig.closer is not None and not rig.closer.is_alive()
