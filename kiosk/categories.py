@@ -51,6 +51,7 @@ from . import observation, services
 from .community import has_table
 from .dating import dated_source
 from .days import day_bounds
+from .files import streamed_rows
 from .links import Key, passage_key
 from .lists import same_text
 from .vehicles import feverish_people, known_plates, normalise_plate
@@ -87,19 +88,20 @@ def _event_counts(db: sqlite_utils.Database, start: str, end: str) -> dict[str, 
         f"select seq, kiosk_id, flags, direction, decision, reasons, {kind} as kind,"  # noqa: S608
         f" {person} as person from {source} where {ts} >= ? and {ts} < ? order by seq"
     )
-    for row in db.query(sql, [start, end]):
-        reasons = json.loads(row["reasons"]) if row["reasons"] else []
-        if row["kind"] == "vehicle":
-            vehicles += 1
-            car = json.loads(row["person"]) if row["person"] else {}
-            car = car if isinstance(car, dict) else {}
-            fevers += feverish_people("vehicle", car) if "fever" in reasons else 0
-            occupants += _small_int(car.get("occupants"))
-            plates.append(car.get("plate"))
-            continue
-        fevers += "fever" in reasons
-        registrations += row["kind"] == "registration"
-        ends[passage_key(row, seen)] = (row["direction"], row["decision"])
+    with streamed_rows(db, sql, [start, end]) as rows:  # a day's, the person's JSON too
+        for row in rows:
+            reasons = json.loads(row["reasons"]) if row["reasons"] else []
+            if row["kind"] == "vehicle":
+                vehicles += 1
+                car = json.loads(row["person"]) if row["person"] else {}
+                car = car if isinstance(car, dict) else {}
+                fevers += feverish_people("vehicle", car) if "fever" in reasons else 0
+                occupants += _small_int(car.get("occupants"))
+                plates.append(car.get("plate"))
+                continue
+            fevers += "fever" in reasons
+            registrations += row["kind"] == "registration"
+            ends[passage_key(row, seen)] = (row["direction"], row["decision"])
     people = {"in": 0, "out": 0}
     for direction, decision in ends.values():
         if decision in _PASSED and direction in people:

@@ -155,12 +155,14 @@ def ended_read(conn: sqlite3.Connection) -> Iterator[None]:
     connection's next read pins its snapshot: later commits unseen by it, and every WAL
     checkpoint (the retention's wipe of personal data among them) waiting on it, until the
     connection closes. A transaction the caller opened (one snapshot for several reads) is
-    the caller's to end."""
+    the caller's to end. The end asks the connection nothing (``rollback`` with none open
+    does nothing): a reader of the event log whose close began refuses every question (a
+    closed connection's transaction ended with it)."""
     opened = conn.in_transaction
     try:
         yield
     except BaseException:
-        if not opened and conn.in_transaction:
+        if not opened:
             conn.rollback()
         raise
 
@@ -193,7 +195,8 @@ def streamed_rows(
 def read_snapshot(conn: sqlite3.Connection) -> Iterator[None]:
     """Every read inside sees one snapshot of the file (a read transaction), however many
     statements it takes; without it each statement sees the writer's latest commit. Inside
-    a transaction already, that one is used."""
+    a transaction already, that one is used. Its end asks the connection nothing, as
+    ``ended_read``'s."""
     if conn.in_transaction:
         yield
         return
@@ -201,5 +204,4 @@ def read_snapshot(conn: sqlite3.Connection) -> Iterator[None]:
     try:
         yield
     finally:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
+        conn.rollback()  # none open (the read's error ended it): nothing done

@@ -142,16 +142,20 @@ class _Spell:
 
     def until(self) -> datetime:
         """When the spell's problem was last seen: the condition, or the throttle the supply
-        caused if it lingered after the voltage came back (the spell's ``to``)."""
+        caused if it lingered after the voltage came back (the spell's ``to``), dated as the
+        spell is: from its last sighting on the wall clock and the monotonic time since. A
+        step of the wall clock while the throttle lingered (NTP's first sync after a dip
+        stamped 1970, a step back) moves neither end."""
         throttle = self.throttle
-        return self.last_seen if throttle is None else max(self.last_seen, throttle.last_at)
+        later_ns = 0 if throttle is None else max(0, throttle.last_ns - self.last_seen_ns)
+        return self.last_seen + timedelta(microseconds=later_ns // 1000)
 
 
 @dataclass
 class _Throttle:
-    """The supply's throttle, first seen at ``since``, last at ``last_ns`` (``last_at`` on the
-    wall clock, the end of its spell's ``to``, ``_Spell.until``): an under-voltage
-    spell's, or ``PowerWatch._lingering``, one in readings with no under-voltage begun within
+    """The supply's throttle, first seen at ``since``, last at ``last_ns`` (the monotonic
+    clock: its spell's ``to`` is dated from it, ``_Spell.until``): an under-voltage spell's,
+    or ``PowerWatch._lingering``, one in readings with no under-voltage begun within
     ``ACTIVE_HOLD_S`` of the supply's last dip (``PowerWatch._supplys``): the supply's,
     credited to its spell once it dips again, the throttle clears, the spell ends or the
     kiosk stops; a throttled spell of its own from ``since`` (its first reading, not the hot
@@ -159,7 +163,6 @@ class _Throttle:
 
     since: datetime
     last_ns: int
-    last_at: datetime
 
 
 @dataclass
@@ -280,13 +283,13 @@ class PowerWatch:
         if under is None or (own is not None and self._heat(own)) or self._hot(reading):
             return False
         if reading.seen("under_voltage"):
-            self._credit(under, _Throttle(now, mono, now))
+            self._credit(under, _Throttle(now, mono))
             return True
         if self._lingering is None and not self._recent(under.last_seen_ns):
             return False
         if self._lingering is None:
-            self._lingering = _Throttle(now, mono, now)
-        self._lingering.last_ns, self._lingering.last_at = mono, now
+            self._lingering = _Throttle(now, mono)
+        self._lingering.last_ns = mono
         return True
 
     def _to_the_supply(self) -> None:
@@ -309,9 +312,8 @@ class PowerWatch:
     def _credit(under: _Spell, run: _Throttle) -> None:
         """The throttle ``run`` is ``under``'s: its first sighting kept, its last the latest."""
         if under.throttle is None:
-            under.throttle = _Throttle(run.since, run.last_ns, run.last_at)
+            under.throttle = _Throttle(run.since, run.last_ns)
         under.throttle.last_ns = max(under.throttle.last_ns, run.last_ns)
-        under.throttle.last_at = max(under.throttle.last_at, run.last_at)
 
     def _hot(self, reading: PiPowerReading) -> bool:
         """Whether ``reading`` says the SoC is hot: the soft temperature limit's bit (now or

@@ -27,6 +27,7 @@ from .clock import Clock, ClockReading
 from .community import CommunityError, check_actor, clean_text, has_table, record_dict, row_by_id
 from .dating import dated_source
 from .days import when_or_none
+from .files import streamed_rows
 from .observation import registered_between
 from .queries import Stamp, clock_of, dated_stamps, read_clocks, stamps_of
 from .schema import sql_migrations
@@ -202,23 +203,26 @@ def _quarantine_returns(
     if not has_table(db, "events"):
         return 0
     sql = f"select flags, reasons from {events} where {window} and {_CAME_IN}"  # noqa: S608
-    returns = 0
-    for row in db.query(sql, args):
-        flags, reasons = _decoded(row["flags"]), _decoded(row["reasons"])
-        over = [f.split(":", 1)[1] for f in flags if f.startswith("overrides:")]
-        base = None
-        if over and over[0].isdigit():
-            base = db.execute(
-                f"select flags, reasons, {_CAME_IN} from events where seq = ?",  # noqa: S608
-                [int(over[0])],
-            ).fetchone()
-        if base is not None and base[2]:
-            continue  # the passage it is about came in already: counted there
-        if _quarantined(flags, reasons) or (
-            base is not None and _quarantined(_decoded(base[0]), _decoded(base[1]))
-        ):
-            returns += 1
-    return returns
+    with streamed_rows(db, sql, args) as rows:  # a shift's, or days' (a handover missed)
+        return sum(_returned(db, row) for row in rows)
+
+
+def _returned(db: sqlite_utils.Database, row: dict[str, Any]) -> bool:
+    """Whether the passage ``row`` (its ``flags`` and ``reasons``) is a return
+    (``_quarantine_returns``)."""
+    flags, reasons = _decoded(row["flags"]), _decoded(row["reasons"])
+    over = [f.split(":", 1)[1] for f in flags if f.startswith("overrides:")]
+    base = None
+    if over and over[0].isdigit():
+        base = db.execute(
+            f"select flags, reasons, {_CAME_IN} from events where seq = ?",  # noqa: S608
+            [int(over[0])],
+        ).fetchone()
+    if base is not None and base[2]:
+        return False  # the passage it is about came in already: counted there
+    return _quarantined(flags, reasons) or (
+        base is not None and _quarantined(_decoded(base[0]), _decoded(base[1]))
+    )
 
 
 def staffed_stretches(

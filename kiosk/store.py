@@ -23,6 +23,7 @@ successful write after a fault also records an audit row saying how many writes 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import json
 import logging
@@ -1528,17 +1529,17 @@ ROWS_PER_USE = 256
 
 class _CountedCursor(sqlite3.Cursor):
     """A cursor of ``_ReadConnection``: each statement and each fetch is a use of the log
-    (its ``uses``), taken in the thread that reads, for as long as SQLite works on it."""
+    (its ``uses``), taken in the thread that reads, for as long as SQLite works on it; its
+    ``close`` too, which once the log's close began leaves the statement to that close."""
 
     connection: _ReadConnection
 
     def _counted(self, step: Callable[..., T], *args: Any) -> T:
-        uses = self.connection.uses
-        uses.enter()
-        try:
-            return step(*args)
-        finally:
-            uses.leave()
+        return self.connection.used(step, *args)
+
+    def close(self) -> None:
+        with contextlib.suppress(LogClosing):  # the log's close ends it with the connection
+            self._counted(super().close)
 
     def execute(self, sql: str, parameters: Any = (), /) -> _CountedCursor:
         self._counted(super().execute, sql, parameters)
@@ -1568,15 +1569,31 @@ class _CountedCursor(sqlite3.Cursor):
 
 
 class _ReadConnection(sqlite3.Connection):
-    """A reader's connection (``EventLog.reader``): its statements, fetches and rollbacks
-    are uses of the log's ``uses`` (``_CountedCursor``), so ``EventLog.close`` closes it under
-    none of them, whichever thread reads (a web server's worker, a stream's chunk) and
-    whatever became of the request that asked (cancelled at the server's end)."""
+    """A reader's connection (``EventLog.reader``): every touch of it (a cursor made, a
+    statement, a fetch, its transaction asked after or rolled back, a cursor closed) is a use
+    of the log's ``uses`` (``_CountedCursor``), so ``EventLog.close`` closes it under none of
+    them, whichever thread reads (a web server's worker, a stream's chunk) and whatever
+    became of the request that asked (cancelled at the server's end); once that close began
+    each is refused (``LogClosing``), never a touch of the closed connection (a caller keeping
+    the reader across statements, a stream between two fetches). Ending a read (``rollback``,
+    a cursor's ``close``) is then left to the close, which ends it with the connection."""
 
     uses: LogUses
 
+    def used(self, step: Callable[..., T], *args: Any) -> T:
+        """``step(*args)`` as one use of the log: ``LogClosing`` once its close began."""
+        self.uses.enter()
+        try:
+            return step(*args)
+        finally:
+            self.uses.leave()
+
     def cursor(self, factory: Any = None) -> Any:
-        return super().cursor(factory or _CountedCursor)
+        return self.used(super().cursor, factory or _CountedCursor)
+
+    @property
+    def in_transaction(self) -> bool:
+        return bool(self.used(sqlite3.Connection.in_transaction.__get__, self))
 
     def execute(self, sql: str, parameters: Any = (), /) -> Any:
         return self.cursor().execute(sql, parameters)
@@ -1585,14 +1602,8 @@ class _ReadConnection(sqlite3.Connection):
         return self.cursor().executemany(sql, parameters)
 
     def rollback(self) -> None:
-        try:
-            self.uses.enter()
-        except LogClosing:  # the close ends the transaction with the connection
-            return
-        try:
-            super().rollback()
-        finally:
-            self.uses.leave()
+        with contextlib.suppress(LogClosing):  # the close ends the transaction with the connection
+            self.used(super().rollback)
 
 
 class _Reader(sqlite_utils.Database):

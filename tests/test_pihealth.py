@@ -1159,3 +1159,47 @@ def test_a_throttle_alone_is_not_said_as_a_capped_arm(pi, watch, admin, lang):
     )
     said = ("slowed down", "cause unknown") if lang == "en" else ("降频运行", "原因不明")
     assert all(w in card["detail"] and w in row for w in said)
+
+
+def _end_row(core, condition: str) -> dict:
+    [end] = [
+        r["detail"] for r in core.store.audits(limit=1000) if r["action"] == f"{condition}.end"
+    ]
+    return end
+
+
+@pytest.mark.parametrize(
+    ("first_dip", "stepped_to", "to"),
+    [
+        # A dip before NTP set the clock (1970), the throttle lingering past the sync: its
+        # ``to`` was the 2026 of the throttle's last read, the spell 56 years long.
+        (datetime(1970, 1, 1, 0, 0, 5, tzinfo=UTC), START, "1970-01-01T00:21:05.000000Z"),
+        # The clock stepped back an hour while the throttle lingered: max() kept the
+        # voltage's last sighting, the 20 minutes of throttle lost.
+        (START, datetime(2026, 7, 1, 0, 10, tzinfo=UTC), "2026-07-01T01:21:00.000000Z"),
+    ],
+)
+def test_a_spells_to_is_its_last_sighting_moved_on_by_the_monotonic_clock(
+    pi, watch, core, clock, first_dip, stepped_to, to
+):
+    """The throttle's last read is dated from the spell's last sighting of the voltage plus
+    the monotonic time between them, as the spell's start and end are: the wall clock
+    stepping (forward at the sync, or back) between them changes nothing."""
+    clock.set_wall(first_dip)
+    for polls, word in ((6, UNDER), (10 * 6, 0x40004), (10 * 6 + 1, 0x40004)):
+        for _ in range(polls):  # dip 6 polls, 10 s apart; the throttle lingers 20 minutes
+            pi.set(word, temp_c=55.0)
+            watch.poll()
+            clock.advance(10)
+        if polls == 10 * 6:
+            clock.set_wall(stepped_to)  # NTP's step, halfway through the throttle
+    for _ in range(int(COALESCE_S // 10) + 1):
+        pi.set(0, temp_c=55.0)
+        watch.poll()
+        clock.advance(10)
+    end = _end_row(core, "pi_power.under_voltage")
+    assert (end["from"], end["to"], end["seconds"]) == (
+        first_dip.strftime("%Y-%m-%dT%H:%M:%S.000000Z"),
+        to,
+        21 * 60.0,
+    )

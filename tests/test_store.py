@@ -545,7 +545,10 @@ def test_a_caller_raising_among_a_readers_rows_leaves_no_statement_open(log, mon
     read in full before ``query`` returns; a read too large for that (``streamed_rows``)
     ends its statement with its block, whatever the block raised."""
     monkeypatch.setattr(store, "WIPE_WAIT_MS", 5)  # that it gives up, not how long
-    for _ in range(200):
+    # More rows than a fetch takes (``ROWS_PER_USE``): with fewer, the statement was done at
+    # its first fetch, and a query() lazy again or a cursor left open passed as well.
+    rows_n = store.ROWS_PER_USE + 1
+    for _ in range(rows_n):
         log.append(draft())
     reader = log.reader()
     rows = reader.query("SELECT * FROM events ORDER BY seq")
@@ -553,7 +556,7 @@ def test_a_caller_raising_among_a_readers_rows_leaves_no_statement_open(log, mon
         for _row in rows:
             raise LookupError("the caller's own")
     assert _a_write_then_a_wal_wipe(log)
-    assert len(list(reader.query("SELECT seq FROM events"))) == 201  # the rows all there
+    assert len(list(reader.query("SELECT seq FROM events"))) == rows_n + 1  # the rows all there
     with (
         pytest.raises(LookupError),
         streamed_rows(reader, "SELECT * FROM events WHERE seq > ?", [1]) as streamed,
@@ -562,5 +565,5 @@ def test_a_caller_raising_among_a_readers_rows_leaves_no_statement_open(log, mon
             raise LookupError("the caller's own")
     assert _a_write_then_a_wal_wipe(log)
     with streamed_rows(reader, "SELECT seq FROM events ORDER BY seq") as streamed:
-        assert [r["seq"] for r in streamed][-1] == 202
+        assert [r["seq"] for r in streamed][-1] == rows_n + 2
     assert not reader.conn.in_transaction

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 import pytest
@@ -21,11 +22,13 @@ from guard_support import WAIT_S, add_event, close_core, console_fixtures, make_
 
 from checkpoint.app import Daemon, build_core
 from checkpoint.notify import Notifier
+from kiosk import stats
 from kiosk import store as store_module
 from kiosk.config import parse_config
 from kiosk.deadline import Stopped
-from kiosk.store import EventLog
-from ui import api
+from kiosk.files import read_snapshot, streamed_rows
+from kiosk.store import EventLog, LogClosing
+from ui import api, i18n
 from ui.app import create_app
 
 START = datetime(2026, 3, 4, 2, 0, tzinfo=UTC)
@@ -167,6 +170,20 @@ def test_an_unaudited_console_read_is_counted_and_a_read_asked_after_is_a_503(
     assert rig.closed_under == []
     assert pages and pages[0] in (200, 503)  # whole, or refused once the close began
     assert late.status_code == 503 and late.headers["Retry-After"] == "30", late.text[:200]
+    # The stop's words, not the log's failure ("the event log is unavailable"): the checkpoint
+    # will be back, nothing is wrong with its card.
+    assert late.json() == {"ok": False, "error": i18n.t("zh-CN", "err.stopping")}
+
+
+def test_the_api_asked_once_the_log_closes_says_the_checkpoint_is_stopping(app, core):
+    """``/api/...`` asked once the log's close began: 503, ``Retry-After`` and the stop's
+    words, told from a log that cannot be read (its own 503)."""
+    _, token = core.tokens.create(["logs:read"])
+    core.store.close()
+    with TestClient(app) as office:
+        answer = office.get("/api/v1/events", headers={"Authorization": f"Bearer {token}"})
+    assert answer.status_code == 503 and answer.headers["Retry-After"] == "30"
+    assert answer.json() == {"detail": "the checkpoint is stopping"}
 
 
 def test_the_live_stream_ends_cleanly_at_the_logs_close_rather_than_holding_it(
@@ -177,10 +194,14 @@ def test_the_live_stream_ends_cleanly_at_the_logs_close_rather_than_holding_it(
     stream ends there, cleanly (no error, nothing more sent), the log closed."""
     with closing_under_reads(monkeypatch, core.store) as rig:
         body: list[str] = []
+        errors: list[BaseException] = []  # what ended the stream in the listener's thread
 
         def listen() -> None:
-            with alice.stream("GET", "/guard/events") as stream:
-                body.extend(stream.iter_text())
+            try:
+                with alice.stream("GET", "/guard/events") as stream:
+                    body.extend(stream.iter_text())
+            except BaseException as exc:  # noqa: BLE001 - the test says what it was
+                errors.append(exc)
 
         listening = threading.Thread(target=listen)
         listening.start()
@@ -189,6 +210,7 @@ def test_the_live_stream_ends_cleanly_at_the_logs_close_rather_than_holding_it(
         rig.release()
         listening.join(WAIT_S)
     assert not listening.is_alive()
+    assert errors == []  # ended, not broken off by the refused read's LogClosing
     assert rig.closed_under == []
     assert "".join(body).startswith("retry: 2000")
     assert rig.closer is not None and not rig.closer.is_alive()
@@ -272,3 +294,71 @@ def test_a_daemon_started_again_on_the_same_core_serves_the_consoles_actions(tmp
 
     first, again = asyncio.run(two_runs())
     assert first != 503 and again == first
+
+
+# --- a reader the close already closed: every touch of it refused, never a closed connection ----
+
+
+def test_a_reader_kept_across_the_logs_close_is_refused_not_a_closed_connection(core):
+    """Before: a reader kept by its caller (``db = reader()`` across statements) met the
+    connection the close had closed: ``sqlite3.ProgrammingError`` (a 500 with a traceback).
+    Each touch of it is refused as the log's close refuses reads (``LogClosing``)."""
+    add_event(core)
+    db = core.store.reader()
+    core.store.close()
+    with pytest.raises(LogClosing):
+        db.execute("select 1")
+    with pytest.raises(LogClosing):
+        list(db.query("select seq from events"))
+    with pytest.raises(LogClosing):
+        db.conn.cursor()
+
+
+def test_a_streamed_read_cut_by_the_logs_close_is_refused_not_a_closed_connection(core):
+    """Before: the close between two fetches of ``streamed_rows`` left its block's
+    ``cursor.close()`` on the closed connection (``ProgrammingError`` over the refusal)."""
+    for _ in range(3):
+        add_event(core)
+    read: list[int] = []
+    with (
+        pytest.raises(LogClosing),
+        streamed_rows(core.store.reader(), "select seq from events order by seq") as rows,
+    ):
+        for row in rows:
+            read.append(row["seq"])
+            if len(read) == 1:
+                core.store.close()
+    assert read == [1, 2, 3]  # the batch fetched before the close, then refused
+
+
+def test_a_snapshot_read_cut_by_the_logs_close_is_refused_not_a_closed_connection(core):
+    """Before: ``read_snapshot`` asked the closed connection whether it was in a transaction
+    (``ProgrammingError``) after the close came between two of its statements."""
+    add_event(core)
+    db = core.store.reader()
+    with pytest.raises(LogClosing), read_snapshot(db.conn):
+        assert db.execute("select count(*) from events").fetchone() == (1,)
+        core.store.close()
+        db.execute("select count(*) from events")
+    with pytest.raises(LogClosing), read_snapshot(db.conn):
+        pass  # asked once the log closed: refused before it reads
+
+
+def test_statistics_cut_by_the_logs_close_are_a_503_saying_the_checkpoint_is_stopping(
+    alice, core, monkeypatch
+):
+    """Before: the log's close between two fetches of the day's statistics (a stop while the
+    page is read) was a 500 with ``ProgrammingError`` (``cursor.close()`` on the closed
+    connection); it is the stop's 503, in words, never "the log is unavailable"."""
+    for _ in range(3):
+        add_event(core)
+    real = stats._count_exit
+
+    def count_exit(*args: Any) -> None:
+        core.store.close()  # the stop, between the first row and the next fetch
+        real(*args)
+
+    monkeypatch.setattr(stats, "_count_exit", count_exit)
+    answer = alice.get("/guard/stats")
+    assert answer.status_code == 503 and answer.headers["Retry-After"] == "30"
+    assert i18n.t("zh-CN", "err.stopping") in answer.text and "Traceback" not in answer.text
