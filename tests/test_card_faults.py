@@ -108,6 +108,7 @@ def test_a_calibration_file_read_whole_again_clears_the_problem(guard_core):
     }
 
 
+@pytest.mark.slow
 def test_a_damaged_page_of_the_log_is_a_clear_503_and_a_degraded_store_never_a_500(
     guard_core, tmp_path
 ):

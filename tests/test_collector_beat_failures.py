@@ -210,6 +210,7 @@ class _DroppedAtThirdBeat(_SlowPg):
         type(self).kept += 1
 
 
+@pytest.mark.slow
 def test_real_pg_a_beat_whose_connection_dropped_reconnects_and_the_pull_goes_on(
     tmp_path, monkeypatch, clock, pg_dsn, caplog
 ):

@@ -248,6 +248,7 @@ class _Beats(_Copy):
         self.beats.append((first, age_s))
 
 
+@pytest.mark.slow
 def test_a_runs_first_beat_says_how_long_before_it_the_run_began(tmp_path, clock, gates):
     """``--once``: the run's first beat comes after its first page, 30 s on the test's clock:
     it says the run began 30 s before it (the database keeps that as the run's start)."""

@@ -641,6 +641,7 @@ def test_a_gate_with_a_mistyped_compound_id_makes_no_compound_and_is_named(
     assert "eats" in district_csv(report)
 
 
+@pytest.mark.slow
 def test_a_gate_offline_since_the_morning_is_named_not_counted_as_a_quiet_day(
     gates, pg_dsn, tmp_path
 ):

@@ -66,6 +66,7 @@ def test_on_the_lan_without_a_lists_token_the_bundle_is_refused(bundle, monkeypa
         collector.stop()
 
 
+@pytest.mark.slow
 def test_on_the_lan_with_a_lists_token_only_the_gates_get_the_bundle(bundle, monkeypatch):
     monkeypatch.setenv("LISTS_TOKEN", "the-gates-token-0123456789")
     collector = _collector(bundle, monkeypatch, lists_token_env="LISTS_TOKEN")

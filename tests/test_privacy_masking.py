@@ -64,6 +64,7 @@ def test_a_mobile_number_never_survives_in_free_text(number_text, before, after)
     assert_hidden(number, f"{before} {text} {after}")
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None, database=None)
 @given(laid_out(resident_ids), filler, filler)
 def test_a_resident_id_never_survives_in_free_text(number_text, before, after):

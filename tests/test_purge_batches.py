@@ -105,6 +105,7 @@ def test_a_big_backlog_is_purged_in_bounded_transactions(store, clock, small_bat
     assert store.verify().ok
 
 
+@pytest.mark.slow
 def test_a_passage_issued_while_the_purge_runs_commits_before_the_purge_finishes(
     store, clock, small_batches
 ):

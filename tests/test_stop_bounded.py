@@ -264,6 +264,7 @@ def test_kiosk_run_called_in_a_callers_process_never_ends_it(tmp_path, monkeypat
     assert _Recorded.armed == []
 
 
+@pytest.mark.slow
 def test_the_kiosk_command_s_own_process_is_ended_after_its_stop(tmp_path, monkeypatch):
     argv = _run_that_stops_at_once(tmp_path, monkeypatch)
     monkeypatch.setattr(sys, "argv", ["kiosk", *argv])

@@ -265,6 +265,7 @@ def test_a_csv_export_streaming_holds_a_read_per_page_and_is_cut_at_the_logs_clo
         close_core(paged)
 
 
+@pytest.mark.slow
 def test_a_daemon_started_again_on_the_same_core_serves_the_consoles_actions(tmp_path):
     """The stop closes the console's uses of the log (``Core.web_uses``); the next start on
     the same core opens them again: its audited routes answer as in the first run (here: to
@@ -314,6 +315,7 @@ def test_a_reader_kept_across_the_logs_close_is_refused_not_a_closed_connection(
         db.conn.cursor()
 
 
+@pytest.mark.slow
 def test_a_streamed_read_cut_by_the_logs_close_is_refused_not_a_closed_connection(core):
     """Before: the close between two fetches of ``streamed_rows`` left its block's
     ``cursor.close()`` on the closed connection (``ProgrammingError`` over the refusal)."""

@@ -307,6 +307,7 @@ def test_a_peer_gates_first_ask_reads_the_look_back_not_the_year(tmp_path):
     assert big - small < 20, (small, big)
 
 
+@pytest.mark.slow
 def test_a_peer_page_from_seq_0_still_holds_a_passage_dated_after_the_ntp_step(tmp_path):
     """The page starts at the look-back's first row, by its stamp or by the time its boot's
     clock dates it: a passage stamped 1970 before NTP answered, dated within the look-back,
