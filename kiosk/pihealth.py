@@ -48,7 +48,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from .auditing import HeldRows
-from .clock import Clock
+from .clock import Clock, ClockReading
 from .logs import FlapLimit
 from .store import StoreFault, format_ts
 
@@ -130,8 +130,8 @@ class AuditWriter(Protocol):
 
 @dataclass
 class _Spell:
-    since: datetime
-    last_seen: datetime
+    #: Its first reading: the wall clock then, the monotonic clock, whether NTP had set it.
+    start: ClockReading
     last_seen_ns: int
     flaps: int = 0
     clear: bool = False
@@ -140,29 +140,40 @@ class _Spell:
     #: An under-voltage's: the firmware's throttle that came with it.
     throttle: _Throttle | None = None
 
-    def until(self) -> datetime:
-        """When the spell's problem was last seen: the condition, or the throttle the supply
-        caused if it lingered after the voltage came back (the spell's ``to``), dated as the
-        spell is: from its last sighting on the wall clock and the monotonic time since. A
-        step of the wall clock while the throttle lingered (NTP's first sync after a dip
-        stamped 1970, a step back) moves neither end."""
-        throttle = self.throttle
-        later_ns = 0 if throttle is None else max(0, throttle.last_ns - self.last_seen_ns)
-        return self.last_seen + timedelta(microseconds=later_ns // 1000)
+    @property
+    def since(self) -> datetime:
+        """Its start as the wall clock said then (its start row's ``from``)."""
+        return self.start.wall
+
+    def span(self, now: ClockReading) -> tuple[datetime, datetime]:
+        """Its ``from`` and ``to``, both off one wall reading: its start's, or, stamped before
+        NTP set the clock and the clock set ``now``, the synchronised clock's (``wall_at``, as
+        ``kiosk.dating`` dates such a boot's events); ``to`` is that plus the monotonic time to
+        its problem's last sighting (the condition, or the throttle the supply caused if it
+        lingered after the voltage came back). A step of the wall clock within the spell (NTP's
+        first sync under a boot's load, a step back) moves neither end."""
+        start, throttle = self.start, self.throttle
+        since = now.wall_at(start.mono_ns) if now.synced and not start.synced else start.wall
+        last_ns = max(self.last_seen_ns, 0 if throttle is None else throttle.last_ns)
+        return since, since + timedelta(microseconds=max(0, last_ns - start.mono_ns) // 1000)
 
 
 @dataclass
 class _Throttle:
-    """The supply's throttle, first seen at ``since``, last at ``last_ns`` (the monotonic
-    clock: its spell's ``to`` is dated from it, ``_Spell.until``): an under-voltage spell's,
+    """The supply's throttle, first seen at ``start``, last at ``last_ns`` (the monotonic
+    clock: its spell's ``to`` is dated from it, ``_Spell.span``): an under-voltage spell's,
     or ``PowerWatch._lingering``, one in readings with no under-voltage begun within
     ``ACTIVE_HOLD_S`` of the supply's last dip (``PowerWatch._supplys``): the supply's,
     credited to its spell once it dips again, the throttle clears, the spell ends or the
     kiosk stops; a throttled spell of its own from ``since`` (its first reading, not the hot
     one) if it says heat first."""
 
-    since: datetime
+    start: ClockReading
     last_ns: int
+
+    @property
+    def since(self) -> datetime:
+        return self.start.wall
 
 
 @dataclass
@@ -217,7 +228,8 @@ class PowerWatch:
             self._observe(reading)
 
     def _observe(self, reading: PiPowerReading) -> None:
-        now, mono = self.clock.now(), self.clock.monotonic_ns()
+        read = ClockReading.take(self.clock)
+        now, mono = read.wall, read.mono_ns
         started, ended = [], []
         with self._lock:
             self.last, self.read_at = reading, now
@@ -225,10 +237,10 @@ class PowerWatch:
                 self._to_the_supply()  # a lingering throttle between dips, or gone in the hold
             for condition in CONDITIONS:  # under-voltage first: a throttle may be its
                 seen = reading.seen(condition)
-                if seen and condition == "throttled" and self._supplys(reading, now, mono):
+                if seen and condition == "throttled" and self._supplys(reading, read):
                     seen = False  # the supply's: not a sighting of a throttled spell's own
                 if seen:
-                    if self._seen(condition, now, mono):
+                    if self._seen(condition, read):
                         started.append(condition)
                     if condition == "throttled" and self._hot(reading):
                         self._spells[condition].hot_ns = mono
@@ -248,7 +260,7 @@ class PowerWatch:
             self.held.flush(self.audit)  # the storage may work again
         self._say_problem(reading)
 
-    def _seen(self, condition: str, now: datetime, mono: int) -> bool:
+    def _seen(self, condition: str, now: ClockReading) -> bool:
         """``condition`` seen (under the lock): True when that starts a spell, from ``now`` or,
         a throttled one, from the first reading of the throttle that lingered if it was seen
         within ``ACTIVE_HOLD_S`` (no spell's start late, none at a stale time)."""
@@ -257,17 +269,17 @@ class PowerWatch:
             if condition == "throttled":
                 self._lingering = None  # this spell's now, never the supply's as well
             spell.flaps += 1 if spell.clear else 0
-            spell.clear, spell.last_seen, spell.last_seen_ns = False, now, mono
+            spell.clear, spell.last_seen_ns = False, now.mono_ns
             return False
-        since, run = now, self._lingering if condition == "throttled" else None
+        start, run = now, self._lingering if condition == "throttled" else None
         if run is not None and self._recent(run.last_ns):
-            since, self._lingering = run.since, None
+            start, self._lingering = run.start, None
         elif run is not None:
             self._to_the_supply()  # not seen for the hold: the supply's, this one begins now
-        self._spells[condition] = _Spell(since, now, mono)
+        self._spells[condition] = _Spell(start, now.mono_ns)
         return True
 
-    def _supplys(self, reading: PiPowerReading, now: datetime, mono: int) -> bool:
+    def _supplys(self, reading: PiPowerReading, now: ClockReading) -> bool:
         """The throttle ``reading`` shows (under the lock) is the under-voltage's: its spell is
         open, no spell of heat is, nothing in the reading says heat (the soft temperature
         limit's bit 3 or 19, the SoC at ``hot_c``), and the same reading sees the
@@ -283,13 +295,13 @@ class PowerWatch:
         if under is None or (own is not None and self._heat(own)) or self._hot(reading):
             return False
         if reading.seen("under_voltage"):
-            self._credit(under, _Throttle(now, mono))
+            self._credit(under, _Throttle(now, now.mono_ns))
             return True
         if self._lingering is None and not self._recent(under.last_seen_ns):
             return False
         if self._lingering is None:
-            self._lingering = _Throttle(now, mono)
-        self._lingering.last_ns = mono
+            self._lingering = _Throttle(now, now.mono_ns)
+        self._lingering.last_ns = now.mono_ns
         return True
 
     def _to_the_supply(self) -> None:
@@ -312,7 +324,7 @@ class PowerWatch:
     def _credit(under: _Spell, run: _Throttle) -> None:
         """The throttle ``run`` is ``under``'s: its first sighting kept, its last the latest."""
         if under.throttle is None:
-            under.throttle = _Throttle(run.since, run.last_ns)
+            under.throttle = _Throttle(run.start, run.last_ns)
         under.throttle.last_ns = max(under.throttle.last_ns, run.last_ns)
 
     def _hot(self, reading: PiPowerReading) -> bool:
@@ -346,22 +358,26 @@ class PowerWatch:
 
     def _ended(self, condition: str, spell: _Spell, *, stopped: bool) -> None:
         """A spell's journal line and end row: it lasted until its problem was last seen
-        (``_Spell.until``: an under-voltage's throttle lingering after its dip included)."""
-        until = spell.until()
-        seconds = max(0.0, (until - spell.since).total_seconds())
+        (``_Spell.span``: an under-voltage's throttle lingering after its dip included). The
+        row's ``from`` is its start row's (the spell it ends), ``dated_from`` its start dated
+        by the clock NTP set since, if it was not set then."""
+        since, until = spell.span(ClockReading.take(self.clock))
+        seconds = (until - since).total_seconds()
         facts = _facts(condition, spell)
         log.info(
             "%s over: %s from %s to %s (%.0f s, back %d times within it)%s",
             condition.replace("_", "-"),
             _what(condition, facts),
-            format_ts(spell.since),
+            format_ts(since),
             format_ts(until),
             seconds,
             spell.flaps,
             " (the kiosk stopped)" if stopped else "",
         )
+        dated = {} if since == spell.since else {"dated_from": format_ts(since)}
         detail = {
             "from": format_ts(spell.since),
+            **dated,
             "to": format_ts(until),
             "seconds": round(seconds, 1),
             "flaps": spell.flaps,
@@ -573,8 +589,11 @@ def power_spells(db: Any, bounds: tuple[str, str]) -> list[dict[str, Any]]:
     the kiosk ``stopped`` in it and whether it ``died`` in it, times aware UTC. A spell with no
     end row is over at the daemon's next start (``daemon.start``) or the condition's next
     start row, whichever comes first (the Pi died in it: a brown-out); its ``to`` is then the
-    last sign of life before that (``_last_alive``). After retention purged a row's detail the
-    rows' own times stand in (an end row is written ``COALESCE_S`` after the last sighting)."""
+    last sign of life before that (``_last_alive``). A spell begun before NTP set the clock
+    and ended after is dated as its end row says (``dated_from``: ``_Spell.span``); a ``to``
+    before its ``from`` (an end row of a version before 2026-12-07, the clock stepped back
+    in the spell) is its ``from``. After retention purged a row's detail the rows' own
+    times stand in (an end row is written ``COALESCE_S`` after the last sighting)."""
     if not db["audit"].exists():
         return []
     start, end = bounds
@@ -602,7 +621,8 @@ def power_spells(db: Any, bounds: tuple[str, str]) -> list[dict[str, Any]]:
             spell = _ending(db, open_, condition, detail) or _unstarted(
                 condition, detail, ts, spells
             )
-            spell["to"] = _aware(str(detail.get("to") or ts))
+            spell["from"] = _aware(str(detail.get("dated_from") or spell["from"]))
+            spell["to"] = max(spell["from"], _aware(str(detail.get("to") or ts)))
             spell["flaps"] = int(detail.get("flaps") or 0)
             spell["stopped"] = bool(detail.get("stopped"))
     day = (_aware(start), _aware(end))

@@ -1203,3 +1203,120 @@ def test_a_spells_to_is_its_last_sighting_moved_on_by_the_monotonic_clock(
         to,
         21 * 60.0,
     )
+
+
+def _dip_with_a_step(pi, watch, clock, word, stepped_to, *, synced_after=True):
+    """Six polls of ``word`` 10 s apart, the wall clock stepped to ``stepped_to`` after the
+    third (NTP's first sync under the boot's load, or a step back): the spell lasts 50 s."""
+    for i in range(6):
+        pi.set(word, temp_c=55.0)
+        watch.poll()
+        clock.advance(10)
+        if i == 2:
+            clock.set_wall(stepped_to)
+            clock.is_synced = synced_after
+
+
+def _quiet(pi, watch, clock):
+    for _ in range(int(COALESCE_S // 10) + 1):
+        pi.set(0, temp_c=55.0)
+        watch.poll()
+        clock.advance(10)
+
+
+@pytest.mark.parametrize(
+    ("first_dip", "synced", "stepped_to", "span"),
+    [
+        # The dip began before NTP set the clock (1970): the sync came during it. Its end was
+        # the 2026 of its last read, from the 1970 of its first: 56 years in downtime.power.
+        # Now both ends are dated by the synchronised clock, as the events of that boot are.
+        (
+            datetime(1970, 1, 1, 0, 0, 5, tzinfo=UTC),
+            False,
+            START,
+            ("2026-07-01T00:59:30.000000Z", "2026-07-01T01:00:20.000000Z"),
+        ),
+        # The clock stepped back an hour during the dip: it ended before it began (0 s, and
+        # the report's minutes -59.7).
+        (
+            START,
+            True,
+            datetime(2026, 7, 1, 0, 0, 30, tzinfo=UTC),
+            ("2026-07-01T01:00:00.000000Z", "2026-07-01T01:00:50.000000Z"),
+        ),
+    ],
+)
+def test_a_clock_step_during_a_dip_moves_neither_end_of_its_spell(
+    pi, watch, core, clock, first_dip, synced, stepped_to, span
+):
+    clock.set_wall(first_dip)
+    clock.is_synced = synced
+    _dip_with_a_step(pi, watch, clock, UNDER, stepped_to)
+    _quiet(pi, watch, clock)
+    end = _end_row(core, "pi_power.under_voltage")
+    assert (end.get("dated_from", end["from"]), end["to"], end["seconds"]) == (*span, 50.0)
+    [spell] = _report(core, date(2026, 7, 1))["power"]
+    assert (spell["condition"], spell["minutes"]) == ("under_voltage", 0.8)
+
+
+def test_a_throttled_spell_stepped_back_during_it_ends_after_it_begins(pi, watch, core, clock):
+    _dip_with_a_step(pi, watch, clock, HOT, datetime(2026, 7, 1, 0, 0, 30, tzinfo=UTC))
+    _quiet(pi, watch, clock)
+    end = _end_row(core, "pi_power.throttled")
+    assert (end["from"], end["to"], end["seconds"]) == (
+        "2026-07-01T01:00:00.000000Z",
+        "2026-07-01T01:00:50.000000Z",
+        50.0,
+    )
+
+
+def test_a_throttled_spell_taking_over_a_lingering_throttle_is_dated_from_its_first_read(
+    pi, watch, core, clock
+):
+    """A throttle lingering after a dip, then hot: a throttled spell from the lingering
+    throttle's first read; the clock stepped back between them changes neither end."""
+    for polls, word in ((1, UNDER), (3, 0x40004)):
+        for _ in range(polls):
+            pi.set(word, temp_c=55.0)
+            watch.poll()
+            clock.advance(10)
+    clock.set_wall(datetime(2026, 7, 1, 0, 0, 40, tzinfo=UTC))  # an hour back
+    for _ in range(2):
+        pi.set(HOT, temp_c=85.0)
+        watch.poll()
+        clock.advance(10)
+    _quiet(pi, watch, clock)
+    end = _end_row(core, "pi_power.throttled")
+    assert (end["from"], end["to"], end["seconds"]) == (
+        "2026-07-01T01:00:10.000000Z",
+        "2026-07-01T01:00:50.000000Z",
+        40.0,
+    )
+
+
+def test_a_spell_the_kiosk_stopped_in_is_dated_by_the_clock_once_synchronised(
+    pi, watch, core, clock
+):
+    """The stop's end row: a dip stamped 1970, NTP's sync during it, the kiosk stopped."""
+    clock.set_wall(datetime(1970, 1, 1, 0, 0, 5, tzinfo=UTC))
+    clock.is_synced = False
+    _dip_with_a_step(pi, watch, clock, UNDER, START)
+    watch.close()
+    end = _end_row(core, "pi_power.under_voltage")
+    assert (end["from"], end["dated_from"], end["to"], end["seconds"], end["stopped"]) == (
+        "1970-01-01T00:00:05.000000Z",  # as its start row said: the spell it ends
+        "2026-07-01T00:59:30.000000Z",
+        "2026-07-01T01:00:20.000000Z",
+        50.0,
+        True,
+    )
+    [spell] = _report(core, date(2026, 7, 1))["power"]
+    assert (spell["from"], spell["minutes"]) == ("2026-07-01T08:59:30+08:00", 0.8)
+
+
+def test_a_spell_of_an_older_version_ending_before_it_began_is_no_negative_minutes(core):
+    end = {"from": "2026-07-01T04:00:00.000000Z", "to": "2026-07-01T03:00:20.000000Z",
+           "seconds": 0.0, "flaps": 0, "stopped": False}  # fmt: skip
+    core.store.audit("daemon", "pi_power.under_voltage.end", end)
+    [spell] = _report(core, date(2026, 7, 1))["power"]
+    assert (spell["to"], spell["minutes"]) == ("2026-07-01T12:00:00+08:00", 0.0)
