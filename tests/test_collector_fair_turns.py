@@ -288,6 +288,9 @@ def test_a_gate_its_turn_pulled_to_its_last_page_has_its_reports_fetched(
             gate.store.close()
     assert written == [("long", 5), ("long", 10), ("long", 15), ("short", 5)]
     assert [(s.state, s.lag_events) for s in statuses] == [("ok", 0), ("ok", 0)]
+    # caught up, not queued again: one pull each (a pull more reads nothing, and its
+    # reports would be fetched then: the list below alone does not show it)
+    assert [(s.url, s.pulls) for s in statuses] == [("http://long", 1), ("http://short", 1)]
     assert sorted(asked) == ["http://long", "http://short"]
 
 
