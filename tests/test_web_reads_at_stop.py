@@ -364,3 +364,25 @@ def test_statistics_cut_by_the_logs_close_are_a_503_saying_the_checkpoint_is_sto
     answer = alice.get("/guard/stats")
     assert answer.status_code == 503 and answer.headers["Retry-After"] == "30"
     assert i18n.t("zh-CN", "err.stopping") in answer.text and "Traceback" not in answer.text
+
+
+def test_a_streamed_read_done_when_the_logs_close_begins_returns_its_rows(core):
+    """Every row read, the close begun before the block's end: its cursor's ``close`` is
+    left to the log's close, and the read returns its rows (not refused: not a 503)."""
+    for _ in range(3):
+        add_event(core)
+    with streamed_rows(core.store.reader(), "select seq from events order by seq") as rows:
+        read = [row["seq"] for row in rows]
+        core.store.close()  # the block's last line: only its end meets the close
+    assert read == [1, 2, 3]
+
+
+def test_a_snapshot_read_done_when_the_logs_close_begins_returns_its_result(core):
+    """Every statement done, the close begun before the block's end: the snapshot's
+    ``rollback`` is left to the log's close, and the read returns its result."""
+    add_event(core)
+    db = core.store.reader()
+    with read_snapshot(db.conn):
+        count = db.execute("select count(*) from events").fetchone()
+        core.store.close()  # the block's last line: only its end meets the close
+    assert count == (1,)
