@@ -383,6 +383,9 @@ def test_the_status_port_answers_another_method_with_405_not_a_server_error(monk
         for version in (b"HTTP/2.0", b"HTTP/3.0", b"HTTP/1"):  # the last none it reads
             status, _rest = _raw_answer(server.port, b"GET /status.json " + version)
             assert status.startswith(b"HTTP/1.0 400 "), version
+        # HTTP/0.9's two words: http.server's 400 before any handler (docs/fleet.md)
+        status, _rest = _raw_answer(server.port, b"POST /")
+        assert status.startswith(b"HTTP/1.0 400 Bad HTTP/0.9 request type"), status
     finally:
         server.stop()
         collector.stop()
