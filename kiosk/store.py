@@ -1570,7 +1570,8 @@ class _CountedCursor(sqlite3.Cursor):
 
 class _ReadConnection(sqlite3.Connection):
     """A reader's connection (``EventLog.reader``): every touch of it (a cursor made, a
-    statement, a fetch, its transaction asked after or rolled back, a cursor closed) is a use
+    statement, a fetch, its transaction asked after or rolled back, a cursor closed, a
+    function defined) is a use
     of the log's ``uses`` (``_CountedCursor``), so ``EventLog.close`` closes it under none of
     them, whichever thread reads (a web server's worker, a stream's chunk) and whatever
     became of the request that asked (cancelled at the server's end); once that close began
@@ -1604,6 +1605,13 @@ class _ReadConnection(sqlite3.Connection):
     def rollback(self) -> None:
         with contextlib.suppress(LogClosing):  # the close ends the transaction with the connection
             self.used(super().rollback)
+
+    def create_function(
+        self, name: str, narg: int, func: Callable[..., Any] | None, *, deterministic: bool = False
+    ) -> None:
+        """A function defined on it (a search's ``person_key``, ``kiosk.people``)."""
+        define = super().create_function
+        self.used(lambda: define(name, narg, func, deterministic=deterministic))
 
 
 class _Reader(sqlite_utils.Database):

@@ -313,6 +313,8 @@ def test_a_reader_kept_across_the_logs_close_is_refused_not_a_closed_connection(
         list(db.query("select seq from events"))
     with pytest.raises(LogClosing):
         db.conn.cursor()
+    with pytest.raises(LogClosing):  # a search's person_key, defined on the reader
+        db.conn.create_function("person_key", 2, lambda kind, value: None, deterministic=True)
 
 
 @pytest.mark.slow
