@@ -45,7 +45,11 @@ from ui.views import (
 
 router = room("/guard")
 
+#: The rows a page is drawn with, and the most one read of the log takes.
 FEED_ROWS = 50
+#: The most rows the live page keeps (guard.js drops the oldest past it): a stream resuming
+#: after a gap sends up to this many.
+PAGE_ROWS = 200
 #: The most alarms one request closes.
 MAX_CLOSE = 200
 MAX_SEQ = 2**63 - 1
@@ -73,13 +77,21 @@ def dated(g: Guard, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return g.dated(events)
 
 
-def new_events(g: Guard, after: int) -> list[dict[str, Any]]:
-    """The feed's rows after ``after``, dated: the newest ``FEED_ROWS`` of them, as a page
-    drawn now shows (a stream the browser reconnects to its first URL asks after the seq its
-    page was drawn at, hours of passages ago). Blocking."""
+def new_events(g: Guard, after: int) -> tuple[list[dict[str, Any]], int]:
+    """The feed's rows after ``after``, dated, oldest first, and how many rows after
+    ``after`` were left out: every row after it, read ``FEED_ROWS`` at a time, up to
+    ``PAGE_ROWS`` (the most the page keeps); a gap longer than that is the newest
+    ``PAGE_ROWS`` and the count of those before them (the page says so: reload), never a
+    silent hole. Blocking."""
     store = g.core.store
-    since = max(after, store.last_seq - FEED_ROWS)
-    return dated(g, store.readable_events(after_seq=since, limit=FEED_ROWS))
+    last = store.last_seq
+    since = max(after, last - PAGE_ROWS)
+    events: list[dict[str, Any]] = []
+    while since < last:
+        page = store.readable_events(after_seq=since, limit=FEED_ROWS)
+        events += page
+        since = int(page[-1]["seq"]) if page else since + FEED_ROWS
+    return dated(g, events), max(0, last - PAGE_ROWS - after)
 
 
 def newest_passage(g: Guard, recent: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -156,12 +168,14 @@ def api_feed(
 ) -> dict[str, Any]:
     response.headers["Cache-Control"] = "no-store"  # names and dwellings, as every guard page
     lang = g.lang(request)
+    not_shown = 0
     if after:
-        events = new_events(g, after)
+        events, not_shown = new_events(g, after)
     else:
         events = list(reversed(dated(g, g.core.store.readable_recent(FEED_ROWS))))
     return {
         "rows": rows_of(g, list(reversed(events)), lang, g.clear(session)),
+        "not_shown": not_shown,
         "alarms": g.alarm_rows(lang, g.clear(session)),
     }
 
@@ -198,8 +212,10 @@ class FeedStream:
         return not await asyncio.to_thread(self.g.auth.still_holds, self.session)
 
     async def rows(self) -> list[str]:
-        events = await asyncio.to_thread(new_events, self.g, self.after)
-        out = []
+        """The rows after the last this stream sent; first, when there were more of them than
+        the page keeps, a ``gap`` saying how many of the oldest it leaves out."""
+        events, not_shown = await asyncio.to_thread(new_events, self.g, self.after)
+        out = [sse("gap", {"rows": not_shown})] if not_shown else []
         for event in events:
             self.after = max(self.after, int(event["seq"]))
             out.append(sse("row", rows_of(self.g, [event], self.lang, self.clear)[0]))

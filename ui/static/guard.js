@@ -431,6 +431,11 @@
       row: json(addRow),
       alarms: json(renderAlarms),
       state: json(renderState),
+      gap: json((d) => {  // more rows missed than the page keeps: said, never a silent hole
+        const gap = $("feed-gap");
+        gap.firstChild.textContent = gap.dataset.text.replace("{n}", d.rows);
+        gap.hidden = false;
+      }),
       beat: (e) => { beatMs = 1000 * (Number(JSON.parse(e.data).every_s) || 15); },
       expired: () => { watched.stop(); if (window.guardSessionExpired) window.guardSessionExpired(); },
     },
