@@ -63,6 +63,7 @@ from kiosk.history import QUOTA_EXEMPT
 from kiosk.links import NOT_OPENED, RETRIES, measure_again
 from kiosk.links import not_opened as names_not_opened
 from kiosk.logs import FlapLimit
+from kiosk.overrides import Overrides
 from kiosk.ports import CalibrationSource, EngineSeams
 from kiosk.privacy import CODE_KEYS, greeting_name
 from kiosk.store import AuditRow, Event, EventDraft, check_audit_row
@@ -449,6 +450,8 @@ class Engine:
         self._inbox: deque[tuple[Callable[..., None], tuple[Any, ...]]] = deque()
         self._busy = False
         self._manual_queue: deque[_Manual] = deque()
+        #: Guards' decisions about a passage taken and not yet answered for by the log.
+        self.overrides = Overrides()
         self.stopping = False  # the stop has begun (``begin_stop``): nothing is decided
         # A code shown while busy: (read, direction, when it was kept), started when free.
         self._pending_code: tuple[CodeRead, Direction | None, int] | None = None
@@ -694,7 +697,9 @@ class Engine:
 
         ``evacuate``: ``(cause, minutes)`` makes this manual pass an evacuation (the gate held
         open, ``kiosk.evacuation``). Raises ``ValueError`` (or one of those subclasses) for
-        bad input, before anything changes; ``Stopping`` once the stop has begun.
+        bad input, before anything changes; ``Stopping`` once the stop has begun; a decision
+        about a passage another one is about, taken and not yet in the log (two consoles, a
+        console and a scenario's guard step), ``SubjectRefused`` (``kiosk.overrides``).
         """
         if self.stopping:
             raise Stopping
@@ -713,6 +718,8 @@ class Engine:
             if on_word and decision == "manual_pass" and temp_c >= threshold:
                 raise FeverRefused(temp_c, threshold)
         checked_flags, held = _manual_flags(flags, evacuate, (checked, kind, subject))
+        if isinstance(subject, ManualSubject):
+            on_recorded = self._hold(subject.seq, operator.strip(), checked, on_recorded)
         item = _Manual(
             checked,
             operator.strip(),
@@ -728,6 +735,25 @@ class Engine:
             held,
         )
         self._input(self._enqueue_manual, item)
+
+    def _hold(
+        self,
+        seq: int,
+        who: str,
+        decision: str,
+        on_recorded: Callable[[Outcome | Stopping], None] | None,
+    ) -> Callable[[Outcome | Stopping], None]:
+        """Passage ``seq`` taken for this decision (``Overrides``: a second one about it,
+        taken and not yet in the log, is refused as ``SubjectRefused``), and ``on_recorded``
+        letting it go once the commit is over (a refusal by the stop at once)."""
+        release = self.overrides.take(seq, who, decision, self._now())
+
+        def recorded(outcome: Outcome | Stopping) -> None:
+            release(None if isinstance(outcome, Stopping) else self._now())
+            if on_recorded is not None:
+                on_recorded(outcome)
+
+        return recorded
 
     def on_gate_health(self, ok: bool, detail: str = "") -> None:
         """The relay's own health while the gate is held open (the runner's poll): gone,

@@ -5,38 +5,22 @@ The one rule for a guard's decision about a recorded passage (the console's subj
 ``checkpoint.replay``): the passage must be a kiosk passage still recent enough
 (``SUBJECT_MAX_AGE_H``), no guard may have decided it already, and a pass has nothing to let
 through unless the gate did not open for it. ``subject_in_log`` gives the ``ManualSubject``
-the engine records the decision about, or raises ``SubjectRefused`` saying why not.
+the engine records the decision about, or raises ``SubjectRefused`` saying why not; the
+engine refuses a second decision about a passage whose first it holds and the log does not
+yet (``kiosk.overrides``).
 """
 
 from __future__ import annotations
-
-from typing import Literal
 
 from kiosk import dating, queries
 from kiosk.clock import ClockReading
 from kiosk.engine import PASS_DECISIONS, ManualSubject
 from kiosk.links import not_opened
+from kiosk.overrides import SubjectRefused
 from kiosk.queries import Readable
 
 #: How old a passage a guard may still decide on (it is named on the console when chosen).
 SUBJECT_MAX_AGE_H = 12
-
-Refusal = Literal["gone", "decided", "passed"]
-
-
-class SubjectRefused(ValueError):
-    """A passage no guard may decide about now. ``why``: ``gone`` (no such recent kiosk
-    passage), ``decided`` (``who`` decided it already, as ``decision``), ``passed`` (a manual
-    pass about a passage the kiosk let through: nothing to let through)."""
-
-    def __init__(self, why: Refusal, seq: int, who: str = "", decision: str = "") -> None:
-        self.why, self.seq, self.who, self.decision = why, seq, who, decision
-        words = {
-            "gone": f"passage {seq} is no recent kiosk passage",
-            "decided": f"{who} has already decided passage {seq} ({decision})",
-            "passed": f"passage {seq} was let through already: nothing to let through",
-        }
-        super().__init__(words[why])
 
 
 def subject_in_log(

@@ -132,3 +132,66 @@ def test_a_passage_older_than_the_shift_cannot_be_chosen(guard_client, guard_cor
     response = post(guard_client, "/guard/manual", csrf, decision="pass", reason="x", subject="1")
     assert "err=" in response.headers["location"]
     assert guard_core.store.last_seq == 1
+
+
+def _denied_passage(rig: Rig) -> ManualSubject:
+    _deny_shown(rig)
+    return ManualSubject.of_event(rig.events()[-1])
+
+
+def _manuals(rig: Rig) -> list[tuple[str, str]]:
+    return [(e["decision"], e["operator"]) for e in rig.events() if e["kind"] == "manual"]
+
+
+def test_a_second_decision_about_a_passage_the_first_holds_is_refused_as_already_decided(rig):
+    """Two guards (two consoles, or a double tap) deciding one passage back to back: the
+    engine has taken the first, and the log may not hold it yet; the second is refused,
+    naming who decided it, and only the first is recorded."""
+    from kiosk.overrides import SubjectRefused
+
+    subject = _denied_passage(rig)
+    rig.engine.manual("manual_pass", "guard-zhou", "home to isolate", "in", subject=subject)
+    with pytest.raises(SubjectRefused) as refused:
+        rig.engine.manual("manual_deny", "guard-li", "rechecked", "in", subject=subject)
+    assert (refused.value.why, refused.value.who) == ("decided", "guard-zhou")
+    assert (refused.value.decision, refused.value.seq) == ("manual_pass", subject.seq)
+    assert _manuals(rig) == [("manual_pass", "guard-zhou")]
+
+
+def test_a_console_decision_racing_a_scenarios_guard_step_leaves_one_decision(rig):
+    """A scenario's guard step checks the log (no decision yet), and a console decides the
+    same passage before the step reaches the engine: the step is refused as the console's
+    second decision would be (the same mechanism), never a second override recorded."""
+    from checkpoint.replay import DeviceTarget, ManualSpec
+
+    subject = _denied_passage(rig)
+
+    def console_first(**step: object) -> None:
+        rig.engine.manual("manual_deny", "guard-li", "rechecked", "in", subject=subject)
+        rig.engine.manual(**step)
+
+    target = DeviceTarget(clock=rig.clock, on_manual=console_first, event_log=rig.log)
+    spec = ManualSpec(decision="manual_pass", operator="guard-zhou", reason="escorted home")
+    with pytest.raises(ValueError, match="guard-li has already decided passage"):
+        target.manual(spec, "in", about=subject.seq)
+    assert _manuals(rig) == [("manual_deny", "guard-li")]
+
+
+def test_a_hold_is_let_go_on_a_refusal_and_stands_a_while_after_its_commit():
+    """A decision the stop refused lets the passage go at once (nobody decided it); one whose
+    commit is over stands ``CLAIM_S`` more (a check that read the log before the commit may
+    still be on its way), then the log answers for it."""
+    from kiosk.overrides import CLAIM_S, Overrides, SubjectRefused
+
+    held = Overrides()
+    held.take(7, "guard-zhou", "manual_pass", 0)(None)  # refused by the stop
+    committed = held.take(7, "guard-li", "manual_deny", 0)
+    with pytest.raises(SubjectRefused, match="guard-li"):
+        held.take(7, "guard-zhou", "manual_pass", 10**15)  # its commit not over: held
+    committed(1_000)
+    with pytest.raises(SubjectRefused, match="guard-li"):
+        held.take(7, "guard-zhou", "manual_pass", 1_000 + CLAIM_S * 10**9 - 1)
+    held.take(7, "guard-zhou", "manual_pass", 1_000 + CLAIM_S * 10**9)
+    committed(2_000)  # a release of a lapsed hold leaves the new one alone
+    with pytest.raises(SubjectRefused, match="guard-zhou"):
+        held.take(7, "guard-li", "manual_deny", 10**16)

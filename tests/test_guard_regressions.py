@@ -183,7 +183,9 @@ def test_a_passage_is_decided_by_hand_once_a_second_press_or_guard_is_told_who_d
     manual = [e for e in guard_core.store.events() if e["kind"] == "manual"]
     assert [(e["decision"], e["flags"]) for e in manual] == [("manual_pass", ["overrides:1"])]
     # Once committed, the log says so too (a console restarted in between).
-    guard_client.app.state.guard.decided.clear()
+    from kiosk.overrides import Overrides
+
+    guard_core.runner.engine.overrides = Overrides()
     third = post(guard_client, "/guard/manual?lang=en", csrf, **form)
     assert "err=" in third.headers["location"]
     assert len([e for e in guard_core.store.events() if e["kind"] == "manual"]) == 1
@@ -396,16 +398,15 @@ def test_a_service_request_opened_twice_is_one_request(alice, core):
 def test_a_claim_on_a_passage_whose_decision_never_reached_the_log_lapses(
     guard_client, guard_core, clock
 ):
-    """The console's own note of a decision only bridges the moment until the log has it: a
-    decision that never got there (the store failed) does not block the passage for good."""
+    """The engine's hold on a passage decided only bridges the moment until the log has it:
+    a decision that never got there (the store failed) does not block the passage for good."""
     from guard_support import add_event
 
     add_event(guard_core, decision="deny", reasons=("fever",), holder="Li Wei", temp_c=38.4)
     csrf = login(guard_client)
-    g = guard_client.app.state.guard
-    from ui.guard.live import claim
-
-    claim(g, 1, "bob", "pass")  # as if bob's decision were still on its way to the log
+    engine = guard_core.runner.engine
+    release = engine.overrides.take(1, "bob", "manual_pass", clock.monotonic_ns())
+    release(clock.monotonic_ns())  # bob's commit is over, failed: his record not in the log
     form = {"decision": "deny", "subject": "1", "reason": "rechecked"}
     soon = post(guard_client, "/guard/manual?lang=en", csrf, **form)
     assert "err=" in soon.headers["location"]

@@ -51,6 +51,7 @@ from kiosk.crossing import Outcome
 from kiosk.deadline import Stopped
 from kiosk.devices import GateHeldShut
 from kiosk.engine import FeverRefused, ManualDecision, Stopping, TemperatureImplausible
+from kiosk.overrides import SubjectRefused
 from kiosk.roster import session_end, staffed_stretches
 from kiosk.store import ReadFailure, StoreFault
 from ui import i18n
@@ -128,10 +129,6 @@ class Guard:
     alarms: AlarmDesk
     tpl: Jinja2Templates
     tz: ZoneInfo
-    #: Kiosk passages a guard has decided by hand in this process (seq -> guard, decision,
-    #: monotonic ns), taken on the loop before the engine is asked, so two guards (or a
-    #: double tap) cannot both decide one passage while the first is still being committed.
-    decided: dict[int, tuple[str, str, int]] = field(default_factory=dict)
     #: Decision forms already sent (their ``once`` token -> monotonic ns): ``sent_once``.
     sent: dict[str, int] = field(default_factory=dict)
     #: Audit rows the storage could not take (a sign-in let in during a storage outage, a
@@ -342,6 +339,10 @@ class Guard:
             self.core.runner.engine.manual(
                 decision=MANUAL_DECISIONS[decision], audit=row, on_recorded=on_recorded, **kwargs
             )
+        except SubjectRefused as exc:  # another decision about it is on its way to the log
+            raise BadInput(
+                "err.subject_decided", who=exc.who, decision=f"decision.{exc.decision}"
+            ) from None
         except FeverRefused as exc:  # said as the desk it came from
             key = "manual" if kwargs.get("kind", "manual") == "manual" else "reg"
             raise BadInput(f"{key}.fever_refused", t=f"{exc.temp_c:.1f}") from None

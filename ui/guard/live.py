@@ -15,8 +15,9 @@ from kiosk.alarms import RESOLUTIONS, Alarm
 from kiosk.clock import ClockReading
 from kiosk.deadline import Stopped
 from kiosk.engine import NO_SUBJECT, ManualSubject
+from kiosk.overrides import SubjectRefused
 from kiosk.store import ReadFailure
-from kiosk.subjects import SubjectRefused, subject_in_log
+from kiosk.subjects import subject_in_log
 from ui import i18n
 from ui.auth import Session
 from ui.guard import deps
@@ -374,25 +375,6 @@ def already_decided(who: str, decision: str) -> NoReturn:
     raise BadInput("err.subject_decided", who=who, decision=f"decision.{decision}")
 
 
-#: Passages decided by hand that the console remembers (the log answers for older ones).
-DECIDED_KEPT = 500
-#: How long a claim stands without the log: a decision is committed within it, or it failed.
-CLAIM_S = 30
-
-
-def claim(g: Guard, seq: int, who: str, decision: str) -> None:
-    """Take passage ``seq`` for ``who``'s decision (on the loop: no await between the check
-    and the claim), or say who has it. A claim only bridges the moment until the log holds
-    the decision (``subject_of`` asks the log): it lapses after ``CLAIM_S``."""
-    now = g.core.clock.monotonic_ns()
-    held = g.decided.get(seq)
-    if held is not None and now - held[2] < CLAIM_S * 1_000_000_000:
-        already_decided(held[0], held[1])
-    g.decided[seq] = (who, f"manual_{decision}", now)
-    while len(g.decided) > DECIDED_KEPT:
-        del g.decided[next(iter(g.decided))]
-
-
 @router.post("/manual", name="manual", include_in_schema=False)
 @deps.once_per_form
 async def manual(request: Request, session: ActionSession, g: GuardDep) -> Response:
@@ -408,20 +390,13 @@ async def manual(request: Request, session: ActionSession, g: GuardDep) -> Respo
     note(request, direction=direction)
     reason = clean(form.get("reason"), "manual.reason", required=True)
     temp_c = number(form.get("temp_c"), "manual.hand_temp")
-    if isinstance(subject, ManualSubject):
-        claim(g, subject.seq, session.name, decision)
-    try:
-        outcome = await g.manual(
-            request,
-            decision=decision,
-            operator=session.name,
-            reason=reason,
-            direction=direction,
-            temp_c=temp_c,
-            subject=subject,
-        )
-    except BadInput:
-        if isinstance(subject, ManualSubject):
-            g.decided.pop(subject.seq, None)  # refused: nobody decided it
-        raise
+    outcome = await g.manual(
+        request,
+        decision=decision,
+        operator=session.name,
+        reason=reason,
+        direction=direction,
+        temp_c=temp_c,
+        subject=subject,
+    )
     return deps.decided(request, "/guard", outcome)
