@@ -198,3 +198,48 @@ def test_the_demo_learns_each_visitors_passage_from_the_bus(core):
     assert asked == [{"about": 7}]
     driver.reset()  # the next round's visitors are decided anew
     assert driver.passages == {}
+
+
+class _Quiet:
+    """A target that takes every step and does nothing (the driver's own bookkeeping)."""
+
+    def __getattr__(self, name):
+        return lambda *args, **kwargs: None
+
+
+def _visitor_shown(clock):
+    """A driver whose first step (a visitor) was applied: waiting for its passage."""
+    scenario = _scenario([{"at_s": 1, "body_c": 36.5}, {"at_s": 9, "body_c": 36.6}])
+    driver = ScenarioDriver(scenario, clock, _Quiet())
+    driver.apply(0, scenario.steps[0])
+    return driver
+
+
+def _passage(seq, **more):
+    return {"type": "decision", "kind": "passage", "seq": seq, **more}
+
+
+def test_a_visitors_passage_is_the_first_decision_after_it_and_a_later_one_is_not(clock):
+    """A later passage (the next person, no step of its own) must not become the visitor's:
+    a guard step about the visitor would decide a stranger."""
+    driver = _visitor_shown(clock)
+    driver.decided(_passage(5))
+    driver.decided(_passage(6))
+    assert driver.passages == {0: 5}
+
+
+def test_a_visitors_decision_not_written_has_no_passage_to_decide(clock):
+    """A decision the log did not take (``committed`` false: a store fault) has a seq no
+    row holds: a guard step about that visitor is refused, not pointed at that seq."""
+    driver = _visitor_shown(clock)
+    driver.decided(_passage(5, committed=False))
+    assert driver.passages == {0: None}
+
+
+def test_a_reset_forgets_the_visitor_it_was_waiting_for(clock):
+    """The demo loops its steps: the round's last visitor, never decided, must not take the
+    next round's first passage before that round's visitor step is shown."""
+    driver = _visitor_shown(clock)
+    driver.reset()
+    driver.decided(_passage(5))
+    assert driver.passages == {}
