@@ -87,7 +87,8 @@ def _drop_while(page, during) -> None:
     held: list[Any] = []
     page.route("**/guard/events*", lambda route: held.append(route))
     page.clock.run_for(SILENCE_MS)
-    wait_for(lambda: held)
+    # Polled through the page: Playwright hands a route over only while it is called.
+    wait_for(lambda: page.evaluate("true") and held)
     during()
     for route in held:
         route.continue_()
@@ -143,5 +144,85 @@ def test_a_drop_longer_than_the_page_keeps_says_how_many_rows_are_not_shown(
         assert notice.is_visible()
         assert " ".join(notice.inner_text().split()) == said
         assert notice.locator("a").get_attribute("href") == "/guard"
+    finally:
+        context.close()
+
+
+#: Counts the beats that reach the page, whatever guard.js listens to (a test's own ear),
+#: and the streams it opens (one given up as silent is opened again).
+BEAT_EAR = """
+(() => {
+  const Real = window.EventSource;
+  window.beatsOnWire = 0;
+  window.streamsOpened = 0;
+  window.EventSource = function (url, init) {
+    window.streamsOpened += 1;
+    const es = new Real(url, init);
+    es.addEventListener("beat", () => { window.beatsOnWire += 1; });
+    return es;
+  };
+  window.EventSource.prototype = Real.prototype;
+})();
+"""
+
+
+@pytest.fixture
+def beating_site(tmp_path, monkeypatch) -> Iterator[Any]:
+    """The console with a beat every 0.2 s (real time)."""
+    import ui.guard.live
+
+    monkeypatch.setattr(ui.guard.live, "HEARTBEAT_S", 0.2)
+    yield from serve(tmp_path, monkeypatch)
+
+
+def test_a_quiet_stream_that_beats_keeps_the_feed_live(beating_site, browser):
+    """No passage for longer than two beats and the margin, the stream beating all along:
+    its beats are heard and the page never says the feed is disconnected (nor holds back the
+    manual decision)."""
+    _, url = beating_site
+    context = browser.new_context(viewport={"width": 1366, "height": 900})
+    context.add_init_script(BEAT_EAR)
+    page = context.new_page()
+    try:
+        page.clock.install()
+        sign_in_at(page, f"{url}/guard?lang=en", "#feed")
+        wait_for(lambda: page.evaluate("window.guardStreamEvents") or 0)
+        silent_ms = 2 * 200 + 5000  # guard.js: two beats missed and the margin
+        for _ in range(4):  # 8 s of the page's time, a beat heard in each 2 s of it
+            heard = page.evaluate("window.beatsOnWire")
+            wait_for(lambda heard=heard: page.evaluate("window.beatsOnWire") > heard)
+            page.clock.run_for(2000)
+            assert page.locator("#live-stale").is_hidden()
+            assert page.evaluate("window.streamsOpened") == 1  # never given up as silent
+        assert silent_ms < 4 * 2000
+        assert page.locator("#manual-form button[value=pass]").is_enabled()
+    finally:
+        context.close()
+
+
+def test_a_confirmation_line_open_through_a_drop_can_be_confirmed_once_back(site, browser):
+    """The guard had asked to pass someone when the feed dropped: Confirm waits while the
+    page is stale, and is offered again once the feed is back."""
+    core, url = site
+    passage(core)
+    context = browser.new_context(viewport={"width": 1366, "height": 900})
+    page = context.new_page()
+    try:
+        page.clock.install()
+        sign_in_at(page, f"{url}/guard?lang=en", "#feed")
+        wait_for(lambda: page.evaluate("window.guardStreamEvents") or 0)
+        page.check("#manual-form input[name=subject][value=none]")
+        page.fill("#manual-form input[name=reason]", "resident without phone")
+        page.click("#manual-form button[value=pass]")
+        confirm = page.locator("#manual-confirm-yes")
+        confirm.wait_for()
+
+        def while_stale() -> None:
+            assert page.locator("#live-stale").is_visible() and confirm.is_disabled()
+
+        _drop_while(page, while_stale)
+        wait_for(page.locator("#live-stale").is_hidden)
+        assert page.locator("#manual-confirm").is_visible()
+        assert confirm.is_enabled()
     finally:
         context.close()
