@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -224,5 +225,67 @@ def test_a_confirmation_line_open_through_a_drop_can_be_confirmed_once_back(site
         wait_for(page.locator("#live-stale").is_hidden)
         assert page.locator("#manual-confirm").is_visible()
         assert confirm.is_enabled()
+    finally:
+        context.close()
+
+
+def times(page) -> dict[int, str]:
+    """Each row's seq and the time it shows."""
+    cells = "t => t.map(r => [r.dataset.seq, r.cells[1].textContent])"
+    return {int(s): t for s, t in page.eval_on_selector_all("#feed tbody tr", cells)}
+
+
+def _at_night(core) -> None:
+    core.clock.set_wall(core.clock.now().replace(hour=15, minute=50))  # 23:50 in Shanghai
+
+
+def test_rows_drawn_before_midnight_show_their_date_once_a_later_days_row_arrives(site, browser):
+    """A page drawn at 23:50 whose feed drops and comes back after midnight: the rows it drew
+    last night show their date as the rows the reconnect draws do, never one feed mixing
+    '23:50:00' (last night, reading as tonight) with '02-12 23:55:00'."""
+    core, url = site
+    _at_night(core)
+    first = passage(core)
+    context = browser.new_context(viewport={"width": 1366, "height": 900})
+    page = context.new_page()
+    try:
+        page.clock.install()
+        sign_in_at(page, f"{url}/guard?lang=en", "#feed")
+        wait_for(lambda: page.evaluate("window.guardStreamEvents") or 0)
+        assert times(page)[first] == "23:50:00"
+        later: list[int] = []
+
+        def past_midnight() -> None:
+            later.append(passage(core))  # 23:50, last night once midnight passes
+            core.clock.set_wall(core.clock.now() + timedelta(minutes=20))
+            later.append(passage(core))  # 00:10 the next day
+
+        _drop_while(page, past_midnight)
+        wait_for(lambda: later[-1] in rows(page))
+        assert times(page) == {
+            later[1]: "00:10:00",
+            later[0]: "02-12 23:50:00",
+            first: "02-12 23:50:00",
+        }
+    finally:
+        context.close()
+
+
+def test_a_quiet_page_open_past_midnight_dates_last_nights_rows_at_the_next_beat(
+    beating_site, browser
+):
+    """No passage after midnight: the stream's next beat says the site's new day and the
+    rows of last night show their date (the site's day, not the tablet's own clock)."""
+    core, url = beating_site
+    _at_night(core)
+    first = passage(core)
+    context = browser.new_context(viewport={"width": 1366, "height": 900})
+    page = context.new_page()
+    try:
+        sign_in_at(page, f"{url}/guard?lang=en", "#feed")
+        wait_for(lambda: page.evaluate("window.guardStreamEvents") or 0)
+        assert times(page)[first] == "23:50:00"
+        core.clock.set_wall(core.clock.now() + timedelta(minutes=20))
+        wait_for(lambda: times(page)[first] == "02-12 23:50:00")
     finally:
         context.close()

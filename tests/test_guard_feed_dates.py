@@ -47,3 +47,21 @@ def test_the_feed_page_and_its_json_date_yesterdays_rows(guard_client, guard_cor
     page = guard_client.get("/guard?lang=en").text
     times = re.findall(r'<td class="num">(\d+)</td><td>([^<]*)</td>', page)
     assert times == [("2", "16:30:00"), ("1", "03-02 16:30:00")]
+
+
+def test_a_row_carries_its_local_day_and_its_dated_time_for_a_page_open_past_midnight():
+    """A page drawn at 23:50 shows 23:10 alone; after midnight it must read '03-01 23:10:00':
+    each row carries its local day and that form, the page redraws it once the day moves on
+    (before 2026-12-06 the time alone until a reload, beside dated rows a reconnect drew)."""
+    event = {"seq": 1, "ts": "2026-03-01T15:10:00.000000Z", "decision": "deny", "direction": "in"}
+    row = feed_row(event, "en", SHANGHAI, frozenset(), today=date(2026, 3, 1))
+    assert (row["time"], row["day"], row["dated"]) == ("23:10:00", "2026-03-01", "03-01 23:10:00")
+
+
+def test_the_live_page_says_the_sites_day_and_each_rows(guard_client, guard_core, clock):
+    """The page's own day is the site's (the server's clock: a tablet's may be wrong)."""
+    add_event(guard_core)  # 03-02 16:30 Shanghai
+    login(guard_client)
+    page = guard_client.get("/guard?lang=en").text
+    assert 'data-today="2026-03-02"' in page
+    assert '<tr data-seq="1" data-day="2026-03-02" data-dated="03-02 16:30:00">' in page

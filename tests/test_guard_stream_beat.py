@@ -6,6 +6,7 @@ one), and it opens with the kiosk's state (a page reopening its stream after a d
 from __future__ import annotations
 
 import asyncio
+from zoneinfo import ZoneInfo
 
 from guard_support import WAIT_S, add_event
 from test_ui_kiosk import _guard_app, read_sse
@@ -26,7 +27,10 @@ def test_a_quiet_stream_sends_a_named_beat_with_its_period(guard_core, monkeypat
     names = [name for name, _ in events if name != "status"]  # read_sse's own last entry
     assert names[:3] == ["row", "alarms", "state"]
     assert names[3:] == ["beat", "beat"]  # nothing but beats while nothing happens
-    assert events[3][1] == {"every_s": 0.01}  # how long the page may wait for the next one
+    # How long the page may wait for the next one, and the site's local day (a page open
+    # past midnight dates the rows it drew yesterday: guard.js).
+    today = guard_core.clock.now().astimezone(ZoneInfo("Asia/Shanghai")).date().isoformat()
+    assert events[3][1] == {"every_s": 0.01, "today": today}
     assert "prompt" in events[2][1]  # the kiosk's view, as the page was drawn with
 
 

@@ -84,13 +84,18 @@ def event_time(event: Mapping[str, Any], lang: str, tz: ZoneInfo, fmt: str = "%H
 FEED_TIME, FEED_DATED = "%H:%M:%S", "%m-%d %H:%M:%S"
 
 
+def feed_day(event: Mapping[str, Any], tz: ZoneInfo) -> str:
+    """The site's local day a feed row happened on (``YYYY-MM-DD``; "" when not known)."""
+    return local_time(event.get("dated_ts") or event.get("ts"), tz, "%Y-%m-%d")
+
+
 def feed_time(event: Mapping[str, Any], lang: str, tz: ZoneInfo, today: date | None) -> str:
     """When a feed row happened (``event_time``), its date (``%m-%d``) too when it is not of
     ``today``, the site's local day: at the start of a shift, last evening's denies must not
     read as this morning's. ``today`` None: the time alone."""
     fmt = FEED_TIME
     if today is not None:
-        day = local_time(event.get("dated_ts") or event.get("ts"), tz, "%Y-%m-%d")
+        day = feed_day(event, tz)
         fmt = FEED_DATED if day and day != today.isoformat() else FEED_TIME
     return event_time(event, lang, tz, fmt)
 
@@ -310,7 +315,8 @@ def feed_row(
     the gate did not open for (a later row says so, ``not_opened:<seq>``): drawn as not let
     through. A row saying so names that pass (``not_opened``, and the words the stream's
     page draws it with once this row arrives, ``not_opened_text``). ``today``: the site's
-    local day, a row of another day carries its date (``feed_time``)."""
+    local day, a row of another day carries its date (``feed_time``); ``day`` and ``dated``
+    let a page redraw it so once its day is over."""
     masked = privacy.mask_event(event, clear)
     person = decoded_person(masked)
     who_parts = [
@@ -330,6 +336,10 @@ def feed_row(
     return {
         "seq": event.get("seq"),
         "time": feed_time(event, lang, tz, today),
+        # Its local day and its time with the date: a page left open past midnight shows
+        # the date of the rows it drew yesterday once the day moves on (guard.js).
+        "day": feed_day(event, tz),
+        "dated": event_time(event, lang, tz, FEED_DATED),
         "clock_unset": event.get("dating") == "unsynced",
         "decision": decision,
         "decision_text": i18n.t(lang, "decision.pass_not_opened")

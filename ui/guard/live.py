@@ -130,6 +130,7 @@ def live_page(request: Request, session: PageSession, g: GuardDep) -> Response:
         directions=directions(g.cfg.site.direction),
         default_direction=g.cfg.site.default_direction,
         beat_s=HEARTBEAT_S,
+        today=g.today().isoformat(),
         **g.flash(request),
     )
 
@@ -287,7 +288,8 @@ class FeedStream:
                     yield sse("expired", {})
                     break
                 if message is None:  # named: a page hears it (a comment never reaches it)
-                    yield sse("beat", {"every_s": HEARTBEAT_S})
+                    today = self.g.today().isoformat()  # the site's: rows of before it dated
+                    yield sse("beat", {"every_s": HEARTBEAT_S, "today": today})
                     continue
                 for line in await self.on_message(message, tracker):
                     yield line

@@ -240,9 +240,20 @@
     const moved = seen.isConnected ? seen.getBoundingClientRect().top - before : 0;
     if (moved) window.scrollBy(0, moved);
   }
+  // The site's local day (the server's: a tablet's own clock may be wrong). Once it moves
+  // on (a row of a later day, a beat saying so), the rows of an earlier one show their date,
+  // as the server draws them: a page left open past midnight.
+  function newDay(day) {
+    if (!day || day <= (feed.dataset.today || "")) return;
+    feed.dataset.today = day;
+    for (const tr of feed.tBodies[0].rows) {
+      if (tr.dataset.day && tr.dataset.day !== day) tr.cells[1].textContent = tr.dataset.dated;
+    }
+  }
   function addRow(r) {
     const body = feed.tBodies[0];
     if (body.querySelector(`tr[data-seq="${r.seq}"]`)) return;
+    newDay(r.day);
     // A row saying the gate did not open for a pass drawn earlier: that pass let nobody through.
     const failed = r.not_opened && body.querySelector(`tr[data-seq="${r.not_opened}"] .badge`);
     if (failed) {
@@ -251,6 +262,8 @@
     }
     const tr = document.createElement("tr");
     tr.dataset.seq = r.seq;
+    tr.dataset.day = r.day || "";
+    tr.dataset.dated = r.dated || "";
     tr.className = "fresh";
     cell(tr, r.seq, "num");
     cell(tr, r.time);
@@ -436,7 +449,11 @@
         gap.firstChild.textContent = gap.dataset.text.replace("{n}", d.rows);
         gap.hidden = false;
       }),
-      beat: (e) => { beatMs = 1000 * (Number(JSON.parse(e.data).every_s) || 15); },
+      beat: (e) => {
+        const beat = JSON.parse(e.data);
+        beatMs = 1000 * (Number(beat.every_s) || 15);
+        newDay(beat.today);
+      },
       expired: () => { watched.stop(); if (window.guardSessionExpired) window.guardSessionExpired(); },
     },
     onError: (es) => {
