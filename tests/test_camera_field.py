@@ -36,6 +36,7 @@ def _run_for(clock, reader: CameraReader, seconds: float) -> None:
         reader.pump()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("level", [6, 128, 245])
 def test_a_covered_camera_or_one_facing_a_blank_wall_is_a_reader_fault(clock, level):
     """A hand, tape or a cap over the lens (dark), or the camera knocked round to a plain wall

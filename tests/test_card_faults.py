@@ -146,6 +146,7 @@ def test_a_damaged_page_of_the_log_is_a_clear_503_and_a_degraded_store_never_a_5
     assert "Internal Server Error" not in page.text
 
 
+@pytest.mark.slow
 def test_a_damaged_page_in_the_alarms_look_back_leaves_the_live_page_naming_the_rows(
     guard_core,
 ):
@@ -384,6 +385,7 @@ def test_the_unreadable_rows_card_can_be_closed(guard_core):
     assert any("device:unreadable_rows" in json.dumps(row["detail"]) for row in audit)
 
 
+@pytest.mark.slow
 def test_the_unreadable_rows_card_comes_back_when_more_rows_fail_after_it_was_closed(
     guard_core,
 ):

@@ -173,6 +173,7 @@ def _ink(png: bytes, box: tuple[int, int, int, int]) -> int:
     return sum(1 for v in image.tobytes() if v < 128)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(cards.find_cjk_font() is None, reason="no CJK font on this machine")
 def test_a_long_wide_name_stays_on_the_card():
     """Before: the holder's width was guessed at 0.6 em a Latin letter, so a name in
@@ -249,6 +250,7 @@ def test_a_printed_card_is_read_by_the_kiosk_camera_at_its_distance():
     assert read == 3, f"{code_px} px for the code at {CARD_DISTANCE_MM / 10:g} cm"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("turn", ["upside_down", "mirrored", "quarter"])
 def test_a_card_held_upside_down_turned_or_seen_mirrored_reads_the_same(turn):
     """docs/passes.md promises it: a card held any way round, or seen from behind through

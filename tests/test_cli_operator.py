@@ -15,6 +15,7 @@ def issuer(tmp_path):
     return tmp_path / "keys" / "office.key"
 
 
+@pytest.mark.slow
 def test_ctrl_c_during_pass_batch_leaves_no_card_without_its_line(
     tmp_path, issuer, monkeypatch, capsys
 ):

@@ -209,6 +209,7 @@ class _Counting(Network):
         return response
 
 
+@pytest.mark.slow
 def test_each_page_is_fetched_once_across_turns_and_no_fetch_runs_on(tmp_path, clock, gates):
     """The pull reads a page ahead of the one it writes. Before, a turn ending left the page
     read ahead (and the pages queued behind it) behind, its request running on in a thread,

@@ -61,6 +61,7 @@ def test_a_gate_answering_a_page_of_empty_containers_is_refused_and_retried_late
             core.store.close()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("fields", "named"),
     [

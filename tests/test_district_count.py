@@ -9,6 +9,7 @@ from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import pytest
 from pgfixture import Network, make_kiosk
 from test_fleet_pg import pull_pg
 
@@ -49,6 +50,7 @@ def _random_day(core, rng: random.Random) -> None:
         when += timedelta(minutes=rng.randint(3, 60))
 
 
+@pytest.mark.slow
 def test_the_district_report_matches_an_independent_count_of_the_gates_logs(tmp_path, pg_dsn):
     rng = random.Random(2026)
     gates = [

@@ -62,6 +62,7 @@ def _raw_get(port: int, path: str, token: str) -> bytes:
     return data
 
 
+@pytest.mark.slow
 def test_a_csv_export_cut_by_a_damaged_page_is_an_unfinished_transfer_never_a_whole_file(
     paged_core, caplog
 ):

@@ -65,6 +65,7 @@ def test_a_gate_on_another_day_than_the_office_has_no_report_kept(gate_at, gate_
     assert kept.rows == {}
 
 
+@pytest.mark.slow
 def test_a_day_with_events_dated_only_by_an_unsynced_clock_is_not_final(gate_at):
     """Yesterday's events were stamped by a clock never synchronised (``clock.unsynced`` in
     the gate's report): they may yet be dated elsewhere, so the day is kept but asked again,

@@ -245,6 +245,7 @@ def test_same_clock_compares_the_rules_over_the_period_not_the_names():
     assert not same_clock(lagos, berlin, spring, spring + timedelta(days=10))
 
 
+@pytest.mark.slow
 def test_gates_reporting_in_two_names_of_one_clock_are_one_district_day(
     gates, pg_dsn, monkeypatch, capsys
 ):
@@ -548,6 +549,7 @@ def _exports(tmp_path, dsn, monkeypatch):
     return sheet, lines
 
 
+@pytest.mark.slow
 def test_the_district_sheet_and_csv_carry_each_compounds_households_over_the_quota(
     gates, pg_dsn, tmp_path, monkeypatch
 ):
@@ -575,6 +577,7 @@ def test_the_district_sheet_and_csv_carry_each_compounds_households_over_the_quo
     assert [label, "quota_exits", "1"] in lines and [label, "period_days", "2"] in lines
 
 
+@pytest.mark.slow
 def test_a_compound_counted_by_neither_rule_reads_unknown_in_the_sheet_and_csv_not_0(
     gates, pg_dsn, tmp_path, monkeypatch
 ):
@@ -676,6 +679,7 @@ def test_a_gate_offline_since_the_morning_is_named_not_counted_as_a_quiet_day(
     assert "gate-south" in district_csv(report).split("events_missing")[1]
 
 
+@pytest.mark.slow
 def test_an_unreadable_bundle_file_does_not_keep_the_gates_reports_from_the_office(
     tmp_path, pg_dsn, monkeypatch
 ):

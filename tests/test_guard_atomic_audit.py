@@ -229,6 +229,7 @@ def test_a_change_whose_audit_row_cannot_be_written_is_not_kept_and_the_guard_is
     assert database_rows(core.store) == before  # neither the change nor a row of it
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", sampled(CASES), ids=case_id)
 def test_the_same_change_with_storage_working_is_kept_with_exactly_one_row(
     case, world, core, alice, admin

@@ -128,6 +128,7 @@ def test_the_memory_section_is_part_of_the_bench():
     assert "memory" in SECTIONS
 
 
+@pytest.mark.slow
 def test_a_page_the_helper_cannot_build_is_reported_and_built_in_thread(tmp_path, caplog):
     # Replies are not pickled (a page is a few MB: no second copy on either side), so the
     # error reply has its own shape: the daemon logs the helper's reason and builds the page.

@@ -845,6 +845,7 @@ def test_a_throttle_of_no_known_cause_takes_none_of_a_later_supplys_throttle(
     assert ends["pi_power.under_voltage.end"]["throttled"] is True
 
 
+@pytest.mark.slow
 def test_a_supply_dipping_every_90_s_with_a_cap_lingering_70_s_is_one_supply_problem(
     pi, watch, core, clock, caplog
 ):

@@ -345,6 +345,7 @@ def test_cli_pull_usage_errors(argv, message, capsys, monkeypatch, tmp_path):
     assert message in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_cli_pull_over_real_http(kiosk, tmp_path, capsys, monkeypatch):
     config = uvicorn.Config(kiosk.app, host="127.0.0.1", port=0, log_level="error")
     server = uvicorn.Server(config)
@@ -376,6 +377,7 @@ _float = st.one_of(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None)
 @given(
     st.fixed_dictionaries(

@@ -161,6 +161,7 @@ def test_a_busy_gates_hourly_purges_leave_one_audit_row_a_day_with_their_counts(
     assert store.verify().ok
 
 
+@pytest.mark.slow
 def test_a_row_nulled_past_the_days_reach_still_reads_as_tampering(reporting_store, clock):
     """The day's row covers what the day's purges null, nothing newer: personal fields
     removed by hand from this morning's passage are still found."""

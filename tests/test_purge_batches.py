@@ -224,6 +224,7 @@ def test_a_small_purge_is_one_transaction_with_one_audit_row(store, clock):
     assert len(rows) == 1 and rows[0]["detail"]["complete"] is True
 
 
+@pytest.mark.slow
 def test_a_batched_purge_adds_no_attested_digest_per_batch(store, clock, small_batches):
     fill(store, clock)
     result = purge(store, 4, NOW, tz="UTC")

@@ -196,6 +196,7 @@ def test_after_a_likely_code_every_frame_is_decoded_while_the_person_adjusts(clo
 # -- hold-off -------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_same_code_held_in_front_of_the_camera_is_submitted_once(clock):
     pipeline = FramePipeline(ScriptedDecoder([PASS.encode()]), DecoderConfig(holdoff_s=3), clock)
     submitted = []

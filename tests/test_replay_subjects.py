@@ -51,6 +51,7 @@ def _manual(result):
     return [d for d in result.decisions if d["kind"] == "manual"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("about", ["fever", "previous"])
 def test_a_guard_step_after_the_deny_left_the_screen_is_about_the_visitor_it_names(about):
     """The fever takes longer to measure than the result is held (re-measured, ~2.7 s, against
@@ -70,6 +71,7 @@ def test_a_guard_step_after_the_deny_left_the_screen_is_about_the_visitor_it_nam
     assert manual["temp_c"] == deny["temp_c"]
 
 
+@pytest.mark.slow
 def test_a_guard_step_naming_nobody_is_a_person_without_a_pass_even_with_a_deny_on_screen():
     """No ``about``: a person without a pass, whether a deny is still shown or not (the
     timing no longer picks the subject)."""
@@ -110,6 +112,7 @@ def test_the_demos_guard_step_expects_its_override_of_the_fever():
     assert check_expectation(expect, before, 3) is not None
 
 
+@pytest.mark.slow
 def test_an_unexpected_override_fails_the_replay():
     scenario = _scenario(
         [FEVER, _guard(5, {"decision": "manual_pass", "overrides": False}, about="fever")],
@@ -122,6 +125,7 @@ def test_an_unexpected_override_fails_the_replay():
     assert "override passage 1" in result.failures[0]
 
 
+@pytest.mark.slow
 def test_a_passage_decided_already_is_refused_as_the_console_refuses_it():
     scenario = _scenario(
         [FEVER, _guard(5, about="fever"), _guard(6, about="fever", operator="guard-li")],

@@ -58,6 +58,7 @@ def test_scan_prints_the_decoded_text_of_each_photo_as_json_lines(photos, capsys
     assert all(isinstance(d["ms"], float) and d["ms"] >= 0 for d in lines)
 
 
+@pytest.mark.slow
 def test_the_same_photo_twice_is_read_twice_no_holdoff_across_files(photos, capsys):
     paths, _ = photos
     assert main(["scan", str(paths["phone"]), str(paths["phone"])]) == 0

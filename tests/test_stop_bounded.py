@@ -288,6 +288,7 @@ def test_a_run_ended_after_its_stop_says_the_code_the_command_would_have(tmp_pat
     assert _exit_code(RuntimeError("a bug"), args, tmp_path) == 1
 
 
+@pytest.mark.slow
 def test_a_sigterm_while_kiosk_run_starts_counts_the_stops_budget_from_the_signal(
     tmp_path, monkeypatch
 ):

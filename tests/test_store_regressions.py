@@ -424,6 +424,7 @@ def naive_coverage(conn, table: str) -> int:
     return through
 
 
+@pytest.mark.slow
 def test_verify_reads_the_purge_coverage_once_not_once_per_purge(tmp_path, clock):
     """Before: verification ran a query over every row older than each audited purge's
     cutoff, once per purge. The daemon audits a purge every hour: a year's log (8,760

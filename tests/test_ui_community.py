@@ -216,6 +216,7 @@ def test_community_actions_are_audited_by_the_consoles_route_class(alice, core):
     assert "1-101" not in str(last["detail"])  # what was typed stays out of the audit log
 
 
+@pytest.mark.slow
 def test_each_ledger_change_from_the_console_writes_exactly_one_audit_row(admin, alice, core):
     """The route class and the ledger audit the same change once: one row, with who, what
     and from what to what, and the request's outcome (``kiosk.auditing``)."""

@@ -263,6 +263,7 @@ def someone_shows_a_code(core: Core) -> None:
     assert core.runner.engine.state == "code_read"
 
 
+@pytest.mark.slow
 def test_preview_is_off_while_nobody_is_at_the_gate_and_a_small_jpeg_when_someone_is(
     core, monkeypatch
 ):

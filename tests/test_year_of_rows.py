@@ -75,6 +75,7 @@ def _steps(log: _Log, ask) -> tuple[int, list]:
     return log.steps, found
 
 
+@pytest.mark.slow
 def test_the_registration_page_reads_todays_rows_not_the_years(tmp_path):
     """Its list of the last 24 hours' registrations (every view of the page) walked the whole
     log back to its first row whenever fewer than 50 were in those hours (most days)."""
@@ -92,6 +93,7 @@ def test_the_registration_page_reads_todays_rows_not_the_years(tmp_path):
     assert big - small < 20, (small, big)
 
 
+@pytest.mark.slow
 def test_the_visitor_search_reads_the_rows_that_can_still_hold_a_person(tmp_path):
     """Searching earlier visitors by name walked every row of the log (a year of them) for
     matches that only the rows within retention can hold (the rest are purged)."""
@@ -108,6 +110,7 @@ def test_the_visitor_search_reads_the_rows_that_can_still_hold_a_person(tmp_path
     assert big - small < 20, (small, big)
 
 
+@pytest.mark.slow
 def test_the_alarm_desk_finds_the_first_row_of_its_look_back_without_walking_the_year(
     tmp_path,
 ):
@@ -179,6 +182,7 @@ def test_the_start_rebuilds_the_quota_history_from_its_look_back_not_the_year(
     assert counts[1] - counts[0] < 20, counts
 
 
+@pytest.mark.slow
 def test_the_calibration_page_of_a_gate_without_a_thermometer_reads_no_year(tmp_path, monkeypatch):
     """The calibration page's "last kiosk reading" walked every row of a pass-only gate's log
     (none holds a reading) back to its first, at each view: it looks at the latest
@@ -216,6 +220,7 @@ def _first_scrape(log: _Log) -> tuple[int, dict]:
     return counter.after_seq, dict(counter.by_reason)
 
 
+@pytest.mark.slow
 def test_the_first_metrics_count_after_a_restart_reads_the_tally_not_the_year(tmp_path):
     """The first ``/metrics`` after each restart counted decisions over every event of the
     log (a busy gate's year: 1-2 M rows, seconds on a card, on the API's thread). The counts
@@ -231,6 +236,7 @@ def test_the_first_metrics_count_after_a_restart_reads_the_tally_not_the_year(tm
     assert big - small < 20, (small, big)
 
 
+@pytest.mark.slow
 def test_a_log_from_before_the_tally_is_counted_whole_once_at_the_upgrade(tmp_path):
     """A card written before the tally existed: its events are counted into it once, when the
     upgraded program opens it, and every event after is counted with its commit."""
