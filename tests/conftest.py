@@ -356,9 +356,12 @@ def browser():
 #: 2-core machine: a unit test takes at most a tenth of a second of CPU, and waits at most
 #: a fifth of a second of real time (a deadline it must see pass); a heavier one (a whole
 #: scenario replayed, a server or PostgreSQL run through, a property test's search) is marked
-#: ``slow``: ``./scripts/test`` and CI run it with the rest. A test over this is named at the
-#: end of the run (it does not fail: CPU is measured, not asserted; the waiting is not
-#: reported, a loaded machine's own) so it is made cheaper, or marked ``slow`` on purpose.
+#: ``slow``: ``./scripts/test`` and CI run it with the rest. The checks of the code's own
+#: rules (no function over 80 lines, the documented calls, every sheet writer checked, every
+#: command closing its core) stay in the unit suite whatever they cost: every change must
+#: pass them before it reaches CI. A test over this is named at the end of the run (it does
+#: not fail: CPU is measured, not asserted; the waiting is not reported, a loaded machine's
+#: own) so it is made cheaper, or marked ``slow`` on purpose.
 UNIT_CPU_BUDGET_S = 0.1
 _CPU_START = pytest.StashKey[float]()
 _over_budget: list[tuple[float, str]] = []

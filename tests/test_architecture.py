@@ -31,7 +31,6 @@ def long_functions(package_dir: Path, limit: int = MAX_FUNCTION_LINES) -> list[s
     return found
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("package", CHECKED_PACKAGES)
 def test_no_production_function_is_over_80_lines(package):
     offenders = long_functions(ROOT / package)

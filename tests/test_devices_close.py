@@ -14,8 +14,6 @@ import ast
 import threading
 from pathlib import Path
 
-import pytest
-
 from kiosk.core import Devices
 from kiosk.devices import Health
 
@@ -79,7 +77,6 @@ def test_a_relay_whose_close_hangs_is_left_to_the_exit_and_the_rest_still_closes
         release.set()
 
 
-@pytest.mark.slow
 def test_every_command_closes_its_core_by_core_close_the_relay_before_the_log():
     """The bench's edge and pull servers closed the event log before the devices
     (``core.store.close()`` then ``core.devices.close()``): a card stalled in the log's close

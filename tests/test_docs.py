@@ -834,7 +834,6 @@ def _definition(name: str) -> object | None:
     return None
 
 
-@pytest.mark.slow
 def test_every_keyword_a_documented_python_call_passes_is_one_it_takes():
     """engine.md built the runner with `EngineRunner(..., event_log=EventLog, ...)`: it takes
     `store`, so code written from the page fails with a TypeError."""

@@ -220,7 +220,6 @@ WRITERS: dict[str, Callable[[pytest.FixtureRequest, str], None]] = {
 }
 
 
-@pytest.mark.slow
 def test_every_place_that_writes_a_sheet_has_its_check_here():
     assert _sheet_call_sites() == set(WRITERS)
 
