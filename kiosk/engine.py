@@ -417,13 +417,7 @@ class Engine:
         )
         self._eng = config.engine
         self._thermo_cfg = config.thermometer.thermometry
-        #: The sensor die's drift over the latest minute (every reading, idle or not).
-        self._die = thermometry.DieTrend()
-        #: Since when the air has read outside the calibration's range, and back inside it
-        #: (monotonic); whether the standing alarm's words were made on a clock not set.
-        self._air_out_since: int | None = None
-        self._air_in_since_ns: int | None = None
-        self._air_undated = False
+        self._init_watch()
         self._tz = ZoneInfo(config.site.timezone)
 
         self.state: State = "idle"
@@ -456,13 +450,6 @@ class Engine:
         # A code shown while busy: (read, direction, when it was kept), started when free.
         self._pending_code: tuple[CodeRead, Direction | None, int] | None = None
         self._presence_armed = True
-        # The forehead in view now, followed across passages (``_watch_view``): its warmest
-        # object reading (None: nobody in view), since when it has looked gone, and the code
-        # of the last kiosk decision if it was in view then (the person decided on that code,
-        # still at the thermometer; None: nobody was, or the passage had no code).
-        self._view_peak_c: float | None = None
-        self._view_away_ns: int | None = None
-        self._lingering: str | None = None
         # The (source, stamp) of a camera frame that held two codes: none of its codes is taken.
         self._refused_frame: tuple[str, int] | None = None
         self._camera_sources = frozenset(
@@ -483,6 +470,23 @@ class Engine:
         self.decisions = 0
         # pass_id -> its last measure-again deny (``_note_attempt``), oldest first.
         self._attempts: dict[str, _Attempt] = {}
+
+    def _init_watch(self) -> None:
+        """What the thermometer's readings are followed by, across passages."""
+        #: The sensor die's drift over the latest minute (every reading, idle or not).
+        self._die = thermometry.DieTrend()
+        #: Since when the air has read outside the calibration's range, and back inside it
+        #: (monotonic); whether the standing alarm's words were made on a clock not set.
+        self._air_out_since: int | None = None
+        self._air_in_since_ns: int | None = None
+        self._air_undated = False
+        # The forehead in view now, followed across passages (``_watch_view``): its warmest
+        # object reading (None: nobody in view), since when it has looked gone, and the code
+        # of the last kiosk decision if it was in view then (the person decided on that code,
+        # still at the thermometer; None: nobody was, or the passage had no code).
+        self._view_peak_c: float | None = None
+        self._view_away_ns: int | None = None
+        self._lingering: str | None = None
 
     # ---------------------------------------------------------------- properties
 
@@ -703,6 +707,39 @@ class Engine:
         """
         if self.stopping:
             raise Stopping
+        item = self._checked_manual(
+            decision,
+            operator,
+            reason,
+            direction,
+            person,
+            kind,
+            temp_c,
+            subject,
+            flags,
+            audit,
+            on_recorded,
+            evacuate,
+        )
+        self._input(self._enqueue_manual, item)
+
+    def _checked_manual(
+        self,
+        decision: ManualDecision | str,
+        operator: str,
+        reason: str,
+        direction: str,
+        person: Mapping[str, Any] | None,
+        kind: ManualKind | str,
+        temp_c: float | None,
+        subject: ManualSubject | Literal["none", "auto"],
+        flags: Iterable[str],
+        audit: AuditRow | None,
+        on_recorded: Callable[[Outcome | Stopping], None] | None,
+        evacuate: tuple[object, object] | None,
+    ) -> _Manual:
+        """``manual``'s arguments checked, as the decision to queue (a passage it is about
+        taken, ``_hold``); ``ValueError`` (or one of its subclasses) for bad input."""
         if decision not in ("manual_pass", "manual_deny"):
             raise ValueError("decision must be 'manual_pass' or 'manual_deny'")
         checked: ManualDecision = "manual_pass" if decision == "manual_pass" else "manual_deny"
@@ -720,7 +757,7 @@ class Engine:
         checked_flags, held = _manual_flags(flags, evacuate, (checked, kind, subject))
         if isinstance(subject, ManualSubject):
             on_recorded = self._hold(subject.seq, operator.strip(), checked, on_recorded)
-        item = _Manual(
+        return _Manual(
             checked,
             operator.strip(),
             reason.strip(),
@@ -734,7 +771,6 @@ class Engine:
             on_recorded,
             held,
         )
-        self._input(self._enqueue_manual, item)
 
     def _hold(
         self,
