@@ -63,7 +63,7 @@ from kiosk.history import QUOTA_EXEMPT
 from kiosk.links import NOT_OPENED, RETRIES, measure_again
 from kiosk.links import not_opened as names_not_opened
 from kiosk.logs import FlapLimit
-from kiosk.overrides import Overrides
+from kiosk.overrides import Overrides, Release
 from kiosk.ports import CalibrationSource, EngineSeams
 from kiosk.privacy import CODE_KEYS, greeting_name
 from kiosk.store import AuditRow, Event, EventDraft, check_audit_row
@@ -721,7 +721,17 @@ class Engine:
             on_recorded,
             evacuate,
         )
-        self._input(self._enqueue_manual, item)
+        release: Release | None = None
+        if isinstance(item.subject, ManualSubject):
+            # Taken last, once nothing can refuse it as bad input (that decided nothing).
+            release, recorded = self._hold(item, item.subject.seq)
+            item = dataclasses.replace(item, on_recorded=recorded)
+        try:
+            self._input(self._enqueue_manual, item)
+        except BaseException:
+            if release is not None:
+                release(None)  # not queued: nothing decided
+            raise
 
     def _checked_manual(
         self,
@@ -738,8 +748,8 @@ class Engine:
         on_recorded: Callable[[Outcome | Stopping], None] | None,
         evacuate: tuple[object, object] | None,
     ) -> _Manual:
-        """``manual``'s arguments checked, as the decision to queue (a passage it is about
-        taken, ``_hold``); ``ValueError`` (or one of its subclasses) for bad input."""
+        """``manual``'s arguments checked, as the decision to queue; ``ValueError`` (or one of
+        its subclasses) for bad input."""
         if decision not in ("manual_pass", "manual_deny"):
             raise ValueError("decision must be 'manual_pass' or 'manual_deny'")
         checked: ManualDecision = "manual_pass" if decision == "manual_pass" else "manual_deny"
@@ -755,8 +765,6 @@ class Engine:
             if on_word and decision == "manual_pass" and temp_c >= threshold:
                 raise FeverRefused(temp_c, threshold)
         checked_flags, held = _manual_flags(flags, evacuate, (checked, kind, subject))
-        if isinstance(subject, ManualSubject):
-            on_recorded = self._hold(subject.seq, operator.strip(), checked, on_recorded)
         return _Manual(
             checked,
             operator.strip(),
@@ -773,23 +781,21 @@ class Engine:
         )
 
     def _hold(
-        self,
-        seq: int,
-        who: str,
-        decision: str,
-        on_recorded: Callable[[Outcome | Stopping], None] | None,
-    ) -> Callable[[Outcome | Stopping], None]:
-        """Passage ``seq`` taken for this decision (``Overrides``: a second one about it,
-        taken and not yet in the log, is refused as ``SubjectRefused``), and ``on_recorded``
-        letting it go once the commit is over (a refusal by the stop at once)."""
-        release = self.overrides.take(seq, who, decision, self._now())
+        self, item: _Manual, seq: int
+    ) -> tuple[Release, Callable[[Outcome | Stopping], None]]:
+        """Passage ``seq`` taken for ``item`` (``Overrides``: a second decision about it,
+        taken and not yet in the log, is refused as ``SubjectRefused``): its release, and
+        ``item.on_recorded`` letting it go once the commit is over (a refusal by the stop at
+        once)."""
+        release = self.overrides.take(seq, item.operator, item.decision, self._now())
+        on_recorded = item.on_recorded
 
         def recorded(outcome: Outcome | Stopping) -> None:
             release(None if isinstance(outcome, Stopping) else self._now())
             if on_recorded is not None:
                 on_recorded(outcome)
 
-        return recorded
+        return release, recorded
 
     def on_gate_health(self, ok: bool, detail: str = "") -> None:
         """The relay's own health while the gate is held open (the runner's poll): gone,

@@ -21,6 +21,8 @@ CLAIM_S = 30
 KEPT = 500
 
 Refusal = Literal["gone", "decided", "passed"]
+#: A hold's release: the monotonic time its commit was over, or None (nothing decided).
+Release = Callable[[int | None], None]
 
 
 class SubjectRefused(ValueError):
@@ -52,7 +54,7 @@ class Overrides:
     def __init__(self) -> None:
         self._held: dict[int, _Held] = {}
 
-    def take(self, seq: int, who: str, decision: str, now_ns: int) -> Callable[[int | None], None]:
+    def take(self, seq: int, who: str, decision: str, now_ns: int) -> Release:
         """Take passage ``seq`` for ``who``'s ``decision``, or ``SubjectRefused`` naming who
         has it. Returns its release: with the monotonic time its commit was over (it stands
         ``CLAIM_S`` more), or None when it was refused (nobody decided the passage)."""

@@ -195,3 +195,18 @@ def test_a_hold_is_let_go_on_a_refusal_and_stands_a_while_after_its_commit():
     committed(2_000)  # a release of a lapsed hold leaves the new one alone
     with pytest.raises(SubjectRefused, match="guard-zhou"):
         held.take(7, "guard-li", "manual_deny", 10**16)
+
+
+def test_invalid_input_about_a_passage_leaves_it_free_for_a_valid_decision(rig):
+    """A decision refused as bad input (a person's phone that is no text, an audit row that
+    is no row) decided nothing: another guard's valid decision about the passage is taken,
+    not refused as already decided until a restart."""
+    subject = _denied_passage(rig)
+    with pytest.raises(ValueError, match=r"person\.phone"):
+        rig.engine.manual(
+            "manual_deny", "guard-li", "x", "in", subject=subject, person={"phone": True}
+        )
+    with pytest.raises(ValueError):
+        rig.engine.manual("manual_deny", "guard-li", "x", "in", subject=subject, audit=("a",))
+    rig.engine.manual("manual_pass", "guard-zhou", "home to isolate", "in", subject=subject)
+    assert _manuals(rig) == [("manual_pass", "guard-zhou")]
