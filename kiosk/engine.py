@@ -785,13 +785,12 @@ class Engine:
     ) -> tuple[Release, Callable[[Outcome | Stopping], None]]:
         """Passage ``seq`` taken for ``item`` (``Overrides``: a second decision about it,
         taken and not yet in the log, is refused as ``SubjectRefused``): its release, and
-        ``item.on_recorded`` letting it go once the commit is over (a refusal by the stop at
-        once)."""
+        ``item.on_recorded`` letting it go once the decision is answered (its commit over)."""
         release = self.overrides.take(seq, item.operator, item.decision, self._now())
         on_recorded = item.on_recorded
 
         def recorded(outcome: Outcome | Stopping) -> None:
-            release(None if isinstance(outcome, Stopping) else self._now())
+            release(self._now())
             if on_recorded is not None:
                 on_recorded(outcome)
 

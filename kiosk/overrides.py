@@ -5,9 +5,10 @@ A decision about a recorded passage (``ManualSubject``) is checked against the l
 which commits it later. Between the two a second decision about the same passage, from
 another console or a scenario's guard step, would pass the same check: ``Overrides`` is
 the one place both go through (``Engine.manual``), and it refuses the second as
-``SubjectRefused("decided")``, naming who has it. A decision the stop refused is let go
-(nobody decided the passage); one whose commit is over stands ``CLAIM_S`` more, while a
-check that read the log before the commit may still be on its way, then the log answers.
+``SubjectRefused("decided")``, naming who has it. A decision whose commit is over stands
+``CLAIM_S`` more, while a check that read the log before the commit may still be on its
+way, then the log answers; one that was never queued (``Engine.manual`` raised) is let go
+at once (nothing was decided).
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ class Overrides:
     def take(self, seq: int, who: str, decision: str, now_ns: int) -> Release:
         """Take passage ``seq`` for ``who``'s ``decision``, or ``SubjectRefused`` naming who
         has it. Returns its release: with the monotonic time its commit was over (it stands
-        ``CLAIM_S`` more), or None when it was refused (nobody decided the passage)."""
+        ``CLAIM_S`` more), or None when nothing was decided (it goes at once)."""
         held = self._held.get(seq)
         if held is not None and (held.until_ns is None or now_ns < held.until_ns):
             raise SubjectRefused("decided", seq, held.who, held.decision)

@@ -177,14 +177,14 @@ def test_a_console_decision_racing_a_scenarios_guard_step_leaves_one_decision(ri
     assert _manuals(rig) == [("manual_deny", "guard-li")]
 
 
-def test_a_hold_is_let_go_on_a_refusal_and_stands_a_while_after_its_commit():
-    """A decision the stop refused lets the passage go at once (nobody decided it); one whose
+def test_a_hold_is_let_go_when_nothing_was_decided_and_stands_a_while_after_its_commit():
+    """A hold released with None (nothing decided) lets the passage go at once; one whose
     commit is over stands ``CLAIM_S`` more (a check that read the log before the commit may
     still be on its way), then the log answers for it."""
     from kiosk.overrides import CLAIM_S, Overrides, SubjectRefused
 
     held = Overrides()
-    held.take(7, "guard-zhou", "manual_pass", 0)(None)  # refused by the stop
+    held.take(7, "guard-zhou", "manual_pass", 0)(None)  # nothing decided
     committed = held.take(7, "guard-li", "manual_deny", 0)
     with pytest.raises(SubjectRefused, match="guard-li"):
         held.take(7, "guard-zhou", "manual_pass", 10**15)  # its commit not over: held
