@@ -224,6 +224,8 @@ class Passage:
     decided_at: ClockReading | None = None
     #: A guard's action: told what became of its event's crossing once the commit is over.
     on_recorded: Callable[[Outcome], None] | None = None
+    #: A guard's decision about a passage: its hold, let go as its record is (``_settle_hold``).
+    release: Release | None = None
     reader_fault: bool = False
     #: Started by another code than the one decided while the person now in view was there
     #: (``Engine._lingering``): nobody is measured for it; their leaving ends it.
@@ -298,6 +300,8 @@ class _Manual:
     on_recorded: Callable[[Outcome | Stopping], None] | None = None
     #: An evacuation's ``(cause, minutes)``: the gate held open from this record on.
     evacuation: tuple[str, int] | None = None
+    #: The hold on its passage (``Overrides.take``), if it is about one.
+    release: Release | None = None
 
 
 def _check_manual_words(kind: str, operator: object, reason: object, person: object) -> None:
@@ -446,6 +450,8 @@ class Engine:
         self._manual_queue: deque[_Manual] = deque()
         #: Guards' decisions about a passage taken and not yet answered for by the log.
         self.overrides = Overrides()
+        # The holds of those whose record waits in the backlog, by the draft's id.
+        self._draft_holds: dict[int, tuple[EventDraft, Release]] = {}
         self.stopping = False  # the stop has begun (``begin_stop``): nothing is decided
         # A code shown while busy: (read, direction, when it was kept), started when free.
         self._pending_code: tuple[CodeRead, Direction | None, int] | None = None
@@ -721,16 +727,17 @@ class Engine:
             on_recorded,
             evacuate,
         )
-        release: Release | None = None
         if isinstance(item.subject, ManualSubject):
             # Taken last, once nothing can refuse it as bad input (that decided nothing).
-            release, recorded = self._hold(item, item.subject.seq)
-            item = dataclasses.replace(item, on_recorded=recorded)
+            release = self.overrides.take(
+                item.subject.seq, item.operator, item.decision, self._now()
+            )
+            item = dataclasses.replace(item, release=release)
         try:
             self._input(self._enqueue_manual, item)
         except BaseException:
-            if release is not None:
-                release(None)  # not queued: nothing decided
+            if item.release is not None:
+                item.release(None)  # not queued: nothing decided
             raise
 
     def _checked_manual(
@@ -779,22 +786,6 @@ class Engine:
             on_recorded,
             held,
         )
-
-    def _hold(
-        self, item: _Manual, seq: int
-    ) -> tuple[Release, Callable[[Outcome | Stopping], None]]:
-        """Passage ``seq`` taken for ``item`` (``Overrides``: a second decision about it,
-        taken and not yet in the log, is refused as ``SubjectRefused``): its release, and
-        ``item.on_recorded`` letting it go once the decision is answered (its commit over)."""
-        release = self.overrides.take(seq, item.operator, item.decision, self._now())
-        on_recorded = item.on_recorded
-
-        def recorded(outcome: Outcome | Stopping) -> None:
-            release(self._now())
-            if on_recorded is not None:
-                on_recorded(outcome)
-
-        return release, recorded
 
     def on_gate_health(self, ok: bool, detail: str = "") -> None:
         """The relay's own health while the gate is held open (the runner's poll): gone,
@@ -1535,8 +1526,10 @@ class Engine:
         else:
             assert outcome.store_fault is not None
             self._on_store_fault(subject, outcome)
-        if isinstance(subject, Passage) and subject.on_recorded is not None:
-            subject.on_recorded(outcome)
+        if isinstance(subject, Passage):
+            self._settle_hold(subject, outcome)
+            if subject.on_recorded is not None:
+                subject.on_recorded(outcome)
         if outcome.gate_commanded:
             if not self._gate_open and outcome.gate_fault is None:
                 # Opened for a decision the engine did not announce as a pass: lock it now.
@@ -1612,6 +1605,7 @@ class Engine:
             self._backlog_inflight = False
             if self.backlog and self.backlog[0] is subject:
                 self.backlog.popleft()
+            self._release_hold(subject, self._now())
             self._publish_health()
             self._publish_recorded(event)
             self._retry_backlog(force=True)
@@ -1630,6 +1624,7 @@ class Engine:
         if event is None:
             self._retry_backlog()
             return
+        self._release_hold(draft, self._now())
         denied = event.decision in PASS_DECISIONS and draft.decision not in PASS_DECISIONS
         for i, held in enumerate(self.backlog):
             if held is draft:
@@ -1763,6 +1758,25 @@ class Engine:
         if outcome.pending:  # may still land: answered by on_late_commit
             self._late[outcome.crossing] = draft
 
+    def _settle_hold(self, p: Passage, outcome: Outcome) -> None:
+        """A guard's decision about a passage (``p.release``) answered: committed, its hold
+        stands ``CLAIM_S`` from now; not committed, it stays held while its record waits in
+        the backlog (``_release_hold``: from that record's commit, or let go if it is lost)."""
+        if p.release is None:
+            return
+        if outcome.event is not None:
+            p.release(self._now())
+        elif p.draft is not None:
+            self._draft_holds[id(p.draft)] = (p.draft, p.release)
+
+    def _release_hold(self, draft: EventDraft, over_ns: int | None) -> None:
+        """The backlog's ``draft`` committed at ``over_ns`` (None: lost): its hold, if any,
+        is released so (``Overrides.take``)."""
+        held = self._draft_holds.get(id(draft))
+        if held is not None and held[0] is draft:
+            del self._draft_holds[id(draft)]
+            held[1](over_ns)
+
     def _passes_unrecorded(self, p: Passage) -> bool:
         """Whether the gate opens for ``p`` even when its event cannot be committed: only a
         guard's manual pass with ``on_store_fault = "manual"`` (the record waits in memory)."""
@@ -1801,7 +1815,7 @@ class Engine:
 
     def _hold_backlog(self, draft: EventDraft) -> None:
         if len(self.backlog) >= self._eng.backlog_max:
-            self.backlog.popleft()
+            self._release_hold(self.backlog.popleft(), None)  # lost: nobody decided it
             self.dropped_backlog += 1
             self._alarm("store_backlog_full", "raised", dropped=self.dropped_backlog)
         self.backlog.append(draft)
@@ -1908,6 +1922,7 @@ class Engine:
             log.info("engine: passage %d abandoned for a guard action", previous.id)
         p = self._new_passage(self._now(), item.direction, item.kind)
         p.on_recorded = item.on_recorded
+        p.release = item.release
         person = dict(item.person or {})
         person.setdefault("note", item.reason)
         base: Passage | None = None
