@@ -63,7 +63,7 @@ from kiosk.history import QUOTA_EXEMPT
 from kiosk.links import NOT_OPENED, RETRIES, measure_again
 from kiosk.links import not_opened as names_not_opened
 from kiosk.logs import FlapLimit
-from kiosk.overrides import Overrides
+from kiosk.overrides import Overrides, Release
 from kiosk.ports import CalibrationSource, EngineSeams
 from kiosk.privacy import CODE_KEYS, greeting_name
 from kiosk.store import AuditRow, Event, EventDraft, check_audit_row
@@ -224,6 +224,8 @@ class Passage:
     decided_at: ClockReading | None = None
     #: A guard's action: told what became of its event's crossing once the commit is over.
     on_recorded: Callable[[Outcome], None] | None = None
+    #: A guard's decision about a passage: its hold, let go as its record is (``_settle_hold``).
+    release: Release | None = None
     reader_fault: bool = False
     #: Started by another code than the one decided while the person now in view was there
     #: (``Engine._lingering``): nobody is measured for it; their leaving ends it.
@@ -298,6 +300,8 @@ class _Manual:
     on_recorded: Callable[[Outcome | Stopping], None] | None = None
     #: An evacuation's ``(cause, minutes)``: the gate held open from this record on.
     evacuation: tuple[str, int] | None = None
+    #: The hold on its passage (``Overrides.take``), if it is about one.
+    release: Release | None = None
 
 
 def _check_manual_words(kind: str, operator: object, reason: object, person: object) -> None:
@@ -417,13 +421,7 @@ class Engine:
         )
         self._eng = config.engine
         self._thermo_cfg = config.thermometer.thermometry
-        #: The sensor die's drift over the latest minute (every reading, idle or not).
-        self._die = thermometry.DieTrend()
-        #: Since when the air has read outside the calibration's range, and back inside it
-        #: (monotonic); whether the standing alarm's words were made on a clock not set.
-        self._air_out_since: int | None = None
-        self._air_in_since_ns: int | None = None
-        self._air_undated = False
+        self._init_watch()
         self._tz = ZoneInfo(config.site.timezone)
 
         self.state: State = "idle"
@@ -452,17 +450,12 @@ class Engine:
         self._manual_queue: deque[_Manual] = deque()
         #: Guards' decisions about a passage taken and not yet answered for by the log.
         self.overrides = Overrides()
+        # The holds of those whose record waits in the backlog, by the draft's id.
+        self._draft_holds: dict[int, tuple[EventDraft, Release]] = {}
         self.stopping = False  # the stop has begun (``begin_stop``): nothing is decided
         # A code shown while busy: (read, direction, when it was kept), started when free.
         self._pending_code: tuple[CodeRead, Direction | None, int] | None = None
         self._presence_armed = True
-        # The forehead in view now, followed across passages (``_watch_view``): its warmest
-        # object reading (None: nobody in view), since when it has looked gone, and the code
-        # of the last kiosk decision if it was in view then (the person decided on that code,
-        # still at the thermometer; None: nobody was, or the passage had no code).
-        self._view_peak_c: float | None = None
-        self._view_away_ns: int | None = None
-        self._lingering: str | None = None
         # The (source, stamp) of a camera frame that held two codes: none of its codes is taken.
         self._refused_frame: tuple[str, int] | None = None
         self._camera_sources = frozenset(
@@ -483,6 +476,23 @@ class Engine:
         self.decisions = 0
         # pass_id -> its last measure-again deny (``_note_attempt``), oldest first.
         self._attempts: dict[str, _Attempt] = {}
+
+    def _init_watch(self) -> None:
+        """What the thermometer's readings are followed by, across passages."""
+        #: The sensor die's drift over the latest minute (every reading, idle or not).
+        self._die = thermometry.DieTrend()
+        #: Since when the air has read outside the calibration's range, and back inside it
+        #: (monotonic); whether the standing alarm's words were made on a clock not set.
+        self._air_out_since: int | None = None
+        self._air_in_since_ns: int | None = None
+        self._air_undated = False
+        # The forehead in view now, followed across passages (``_watch_view``): its warmest
+        # object reading (None: nobody in view), since when it has looked gone, and the code
+        # of the last kiosk decision if it was in view then (the person decided on that code,
+        # still at the thermometer; None: nobody was, or the passage had no code).
+        self._view_peak_c: float | None = None
+        self._view_away_ns: int | None = None
+        self._lingering: str | None = None
 
     # ---------------------------------------------------------------- properties
 
@@ -703,6 +713,50 @@ class Engine:
         """
         if self.stopping:
             raise Stopping
+        item = self._checked_manual(
+            decision,
+            operator,
+            reason,
+            direction,
+            person,
+            kind,
+            temp_c,
+            subject,
+            flags,
+            audit,
+            on_recorded,
+            evacuate,
+        )
+        if isinstance(item.subject, ManualSubject):
+            # Taken last, once nothing can refuse it as bad input (that decided nothing).
+            release = self.overrides.take(
+                item.subject.seq, item.operator, item.decision, self._now()
+            )
+            item = dataclasses.replace(item, release=release)
+        try:
+            self._input(self._enqueue_manual, item)
+        except BaseException:
+            if item.release is not None:
+                item.release(None)  # not queued: nothing decided
+            raise
+
+    def _checked_manual(
+        self,
+        decision: ManualDecision | str,
+        operator: str,
+        reason: str,
+        direction: str,
+        person: Mapping[str, Any] | None,
+        kind: ManualKind | str,
+        temp_c: float | None,
+        subject: ManualSubject | Literal["none", "auto"],
+        flags: Iterable[str],
+        audit: AuditRow | None,
+        on_recorded: Callable[[Outcome | Stopping], None] | None,
+        evacuate: tuple[object, object] | None,
+    ) -> _Manual:
+        """``manual``'s arguments checked, as the decision to queue; ``ValueError`` (or one of
+        its subclasses) for bad input."""
         if decision not in ("manual_pass", "manual_deny"):
             raise ValueError("decision must be 'manual_pass' or 'manual_deny'")
         checked: ManualDecision = "manual_pass" if decision == "manual_pass" else "manual_deny"
@@ -718,9 +772,7 @@ class Engine:
             if on_word and decision == "manual_pass" and temp_c >= threshold:
                 raise FeverRefused(temp_c, threshold)
         checked_flags, held = _manual_flags(flags, evacuate, (checked, kind, subject))
-        if isinstance(subject, ManualSubject):
-            on_recorded = self._hold(subject.seq, operator.strip(), checked, on_recorded)
-        item = _Manual(
+        return _Manual(
             checked,
             operator.strip(),
             reason.strip(),
@@ -734,26 +786,6 @@ class Engine:
             on_recorded,
             held,
         )
-        self._input(self._enqueue_manual, item)
-
-    def _hold(
-        self,
-        seq: int,
-        who: str,
-        decision: str,
-        on_recorded: Callable[[Outcome | Stopping], None] | None,
-    ) -> Callable[[Outcome | Stopping], None]:
-        """Passage ``seq`` taken for this decision (``Overrides``: a second one about it,
-        taken and not yet in the log, is refused as ``SubjectRefused``), and ``on_recorded``
-        letting it go once the commit is over (a refusal by the stop at once)."""
-        release = self.overrides.take(seq, who, decision, self._now())
-
-        def recorded(outcome: Outcome | Stopping) -> None:
-            release(None if isinstance(outcome, Stopping) else self._now())
-            if on_recorded is not None:
-                on_recorded(outcome)
-
-        return recorded
 
     def on_gate_health(self, ok: bool, detail: str = "") -> None:
         """The relay's own health while the gate is held open (the runner's poll): gone,
@@ -1494,8 +1526,10 @@ class Engine:
         else:
             assert outcome.store_fault is not None
             self._on_store_fault(subject, outcome)
-        if isinstance(subject, Passage) and subject.on_recorded is not None:
-            subject.on_recorded(outcome)
+        if isinstance(subject, Passage):
+            self._settle_hold(subject, outcome)
+            if subject.on_recorded is not None:
+                subject.on_recorded(outcome)
         if outcome.gate_commanded:
             if not self._gate_open and outcome.gate_fault is None:
                 # Opened for a decision the engine did not announce as a pass: lock it now.
@@ -1571,6 +1605,7 @@ class Engine:
             self._backlog_inflight = False
             if self.backlog and self.backlog[0] is subject:
                 self.backlog.popleft()
+            self._release_hold(subject, self._now())
             self._publish_health()
             self._publish_recorded(event)
             self._retry_backlog(force=True)
@@ -1589,6 +1624,7 @@ class Engine:
         if event is None:
             self._retry_backlog()
             return
+        self._release_hold(draft, self._now())
         denied = event.decision in PASS_DECISIONS and draft.decision not in PASS_DECISIONS
         for i, held in enumerate(self.backlog):
             if held is draft:
@@ -1722,6 +1758,25 @@ class Engine:
         if outcome.pending:  # may still land: answered by on_late_commit
             self._late[outcome.crossing] = draft
 
+    def _settle_hold(self, p: Passage, outcome: Outcome) -> None:
+        """A guard's decision about a passage (``p.release``) answered: committed, its hold
+        stands ``CLAIM_S`` from now; not committed, it stays held while its record waits in
+        the backlog (``_release_hold``: from that record's commit, or let go if it is lost)."""
+        if p.release is None:
+            return
+        if outcome.event is not None:
+            p.release(self._now())
+        elif p.draft is not None:
+            self._draft_holds[id(p.draft)] = (p.draft, p.release)
+
+    def _release_hold(self, draft: EventDraft, over_ns: int | None) -> None:
+        """The backlog's ``draft`` committed at ``over_ns`` (None: lost): its hold, if any,
+        is released so (``Overrides.take``)."""
+        held = self._draft_holds.get(id(draft))
+        if held is not None and held[0] is draft:
+            del self._draft_holds[id(draft)]
+            held[1](over_ns)
+
     def _passes_unrecorded(self, p: Passage) -> bool:
         """Whether the gate opens for ``p`` even when its event cannot be committed: only a
         guard's manual pass with ``on_store_fault = "manual"`` (the record waits in memory)."""
@@ -1760,7 +1815,7 @@ class Engine:
 
     def _hold_backlog(self, draft: EventDraft) -> None:
         if len(self.backlog) >= self._eng.backlog_max:
-            self.backlog.popleft()
+            self._release_hold(self.backlog.popleft(), None)  # lost: nobody decided it
             self.dropped_backlog += 1
             self._alarm("store_backlog_full", "raised", dropped=self.dropped_backlog)
         self.backlog.append(draft)
@@ -1867,6 +1922,7 @@ class Engine:
             log.info("engine: passage %d abandoned for a guard action", previous.id)
         p = self._new_passage(self._now(), item.direction, item.kind)
         p.on_recorded = item.on_recorded
+        p.release = item.release
         person = dict(item.person or {})
         person.setdefault("note", item.reason)
         base: Passage | None = None

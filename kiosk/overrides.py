@@ -5,9 +5,13 @@ A decision about a recorded passage (``ManualSubject``) is checked against the l
 which commits it later. Between the two a second decision about the same passage, from
 another console or a scenario's guard step, would pass the same check: ``Overrides`` is
 the one place both go through (``Engine.manual``), and it refuses the second as
-``SubjectRefused("decided")``, naming who has it. A decision the stop refused is let go
-(nobody decided the passage); one whose commit is over stands ``CLAIM_S`` more, while a
-check that read the log before the commit may still be on its way, then the log answers.
+``SubjectRefused("decided")``, naming who has it. The passage is held while the decision's
+record is not in the log: while it is queued and committed, and while it waits in the
+engine's backlog (a store fault, a commit past its deadline), however long. From the
+commit of its record it stands ``CLAIM_S`` more, while a check that read the log before
+the commit may still be on its way, then the log answers. It is let go at once only when
+nothing was decided after all: the decision failing to queue (``Engine.manual`` takes it
+last, once its input is checked), or its record lost from a full backlog.
 """
 
 from __future__ import annotations
@@ -15,12 +19,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Literal
 
-#: How long a decision stands here once its commit is over (the log answers after).
+#: How long a decision stands here once its record is committed (the log answers after).
 CLAIM_S = 30
 #: The most decisions held (the oldest go first; the log answers for them).
 KEPT = 500
 
 Refusal = Literal["gone", "decided", "passed"]
+#: A hold's release: the monotonic time its record was committed, or None (nothing decided).
+Release = Callable[[int | None], None]
 
 
 class SubjectRefused(ValueError):
@@ -41,21 +47,21 @@ class SubjectRefused(ValueError):
 class _Held:
     def __init__(self, who: str, decision: str) -> None:
         self.who, self.decision = who, decision
-        #: When it lapses (monotonic ns); None while its commit is not over.
+        #: When it lapses (monotonic ns); None while its record is not committed.
         self.until_ns: int | None = None
 
 
 class Overrides:
     """The decisions about passages taken and not yet answered for by the log. Not
-    thread-safe: the engine's one driver calls it (``Engine.manual``, its ``on_recorded``)."""
+    thread-safe: the engine's one driver calls it (``Engine.manual``, its commits)."""
 
     def __init__(self) -> None:
         self._held: dict[int, _Held] = {}
 
-    def take(self, seq: int, who: str, decision: str, now_ns: int) -> Callable[[int | None], None]:
+    def take(self, seq: int, who: str, decision: str, now_ns: int) -> Release:
         """Take passage ``seq`` for ``who``'s ``decision``, or ``SubjectRefused`` naming who
-        has it. Returns its release: with the monotonic time its commit was over (it stands
-        ``CLAIM_S`` more), or None when it was refused (nobody decided the passage)."""
+        has it. Returns its release: with the monotonic time its record was committed (it
+        stands ``CLAIM_S`` more), or None when nothing was decided (it goes at once)."""
         held = self._held.get(seq)
         if held is not None and (held.until_ns is None or now_ns < held.until_ns):
             raise SubjectRefused("decided", seq, held.who, held.decision)

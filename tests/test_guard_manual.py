@@ -177,14 +177,14 @@ def test_a_console_decision_racing_a_scenarios_guard_step_leaves_one_decision(ri
     assert _manuals(rig) == [("manual_deny", "guard-li")]
 
 
-def test_a_hold_is_let_go_on_a_refusal_and_stands_a_while_after_its_commit():
-    """A decision the stop refused lets the passage go at once (nobody decided it); one whose
-    commit is over stands ``CLAIM_S`` more (a check that read the log before the commit may
-    still be on its way), then the log answers for it."""
+def test_a_hold_is_let_go_when_nothing_was_decided_and_stands_a_while_after_its_commit():
+    """A hold released with None (nothing decided: its record lost) lets the passage go at
+    once; one whose record is committed stands ``CLAIM_S`` more (a check that read the log
+    before the commit may still be on its way), then the log answers for it."""
     from kiosk.overrides import CLAIM_S, Overrides, SubjectRefused
 
     held = Overrides()
-    held.take(7, "guard-zhou", "manual_pass", 0)(None)  # refused by the stop
+    held.take(7, "guard-zhou", "manual_pass", 0)(None)  # nothing decided
     committed = held.take(7, "guard-li", "manual_deny", 0)
     with pytest.raises(SubjectRefused, match="guard-li"):
         held.take(7, "guard-zhou", "manual_pass", 10**15)  # its commit not over: held
@@ -195,3 +195,62 @@ def test_a_hold_is_let_go_on_a_refusal_and_stands_a_while_after_its_commit():
     committed(2_000)  # a release of a lapsed hold leaves the new one alone
     with pytest.raises(SubjectRefused, match="guard-zhou"):
         held.take(7, "guard-li", "manual_deny", 10**16)
+
+
+def test_invalid_input_about_a_passage_leaves_it_free_for_a_valid_decision(rig):
+    """A decision refused as bad input (a person's phone that is no text, an audit row that
+    is no row) decided nothing: another guard's valid decision about the passage is taken,
+    not refused as already decided until a restart."""
+    subject = _denied_passage(rig)
+    with pytest.raises(ValueError, match=r"person\.phone"):
+        rig.engine.manual(
+            "manual_deny", "guard-li", "x", "in", subject=subject, person={"phone": True}
+        )
+    with pytest.raises(ValueError):
+        rig.engine.manual("manual_deny", "guard-li", "x", "in", subject=subject, audit=("a",))
+    rig.engine.manual("manual_pass", "guard-zhou", "home to isolate", "in", subject=subject)
+    assert _manuals(rig) == [("manual_pass", "guard-zhou")]
+
+
+def test_a_decision_the_log_cannot_take_holds_its_passage_until_the_log_does(rig):
+    """The store fails as a guard decides a passage: the record waits in the backlog past
+    ``CLAIM_S``, the log still lacks it, and a second guard's decision is refused all the
+    same; once the store recovers the one decision is written, and it stands ``CLAIM_S``
+    more before the log answers for it."""
+    from kiosk.clock import ClockReading
+    from kiosk.overrides import CLAIM_S, SubjectRefused
+    from kiosk.subjects import subject_in_log
+
+    subject = _denied_passage(rig)
+    rig.store.fail()
+    rig.engine.manual("manual_deny", "guard-li", "rechecked", "in", subject=subject)
+    rig.run(CLAIM_S + 1)
+    assert rig.engine.backlog  # not in the log: only the engine knows it was decided
+    subject_in_log(rig.log, subject.seq, "manual_pass", ClockReading.take(rig.clock), "t")
+    with pytest.raises(SubjectRefused, match="guard-li"):
+        rig.engine.manual("manual_pass", "guard-zhou", "escorted", "in", subject=subject)
+    rig.store.recover()
+    rig.run(2)  # the record written at the next retry (idle_probe_s): held a while after it
+    assert _manuals(rig) == [("manual_deny", "guard-li")]
+    with pytest.raises(SubjectRefused, match="guard-li"):
+        rig.engine.manual("manual_pass", "guard-zhou", "escorted", "in", subject=subject)
+    rig.run(CLAIM_S)
+    with pytest.raises(SubjectRefused, match="guard-li"):  # the log answers now
+        subject_in_log(rig.log, subject.seq, "manual_pass", ClockReading.take(rig.clock), "t")
+
+
+def test_a_decision_whose_record_is_lost_from_a_full_backlog_lets_its_passage_go(clock, tmp_path):
+    """The backlog full, a guard's record waiting there is dropped for a newer one: nothing
+    about the passage will reach the log, so another guard may decide it."""
+    rig = Rig(clock, tmp_path, engine={"backlog_max": 1})
+    try:
+        subject = _denied_passage(rig)
+        rig.store.fail()
+        rig.engine.manual("manual_deny", "guard-li", "rechecked", "in", subject=subject)
+        rig.engine.manual("manual_pass", "guard-wu", "neighbour", "in", subject="none")
+        assert rig.engine.dropped_backlog == 1
+        rig.store.recover()
+        rig.engine.manual("manual_pass", "guard-zhou", "escorted", "in", subject=subject)
+        assert ("manual_pass", "guard-zhou") in _manuals(rig)
+    finally:
+        rig.close()
