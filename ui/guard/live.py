@@ -83,9 +83,11 @@ def new_events(g: Guard, after: int) -> tuple[list[dict[str, Any]], int]:
     ``after`` were left out: every row after it, read ``FEED_ROWS`` at a time, up to
     ``PAGE_ROWS`` (the most the page keeps); a gap longer than that is the newest
     ``PAGE_ROWS`` and the count of those before them (the page says so: reload), never a
-    silent hole. Blocking."""
+    silent hole. ``after`` 0 (no row shown yet) is the newest ``FEED_ROWS``, no gap. Blocking."""
     store = g.core.store
     last = store.last_seq
+    if not after:
+        return dated(g, list(reversed(store.readable_recent(FEED_ROWS)))), 0
     since = max(after, last - PAGE_ROWS)
     events: list[dict[str, Any]] = []
     while since < last:
@@ -170,11 +172,7 @@ def api_feed(
 ) -> dict[str, Any]:
     response.headers["Cache-Control"] = "no-store"  # names and dwellings, as every guard page
     lang = g.lang(request)
-    not_shown = 0
-    if after:
-        events, not_shown = new_events(g, after)
-    else:
-        events = list(reversed(dated(g, g.core.store.readable_recent(FEED_ROWS))))
+    events, not_shown = new_events(g, after)
     return {
         "rows": rows_of(g, list(reversed(events)), lang, g.clear(session)),
         "not_shown": not_shown,
