@@ -75,3 +75,15 @@ def test_a_stream_opened_after_0_sends_the_newest_rows_and_no_gap(guard_core, mo
     last = guard_core.store.last_seq
     assert seqs == list(range(last - FEED_ROWS + 1, last + 1))  # as /guard/api/feed gives them
     assert stream.after == last
+
+
+def test_the_feed_says_how_many_rows_after_the_seq_it_left_out(
+    guard_client, guard_core, monkeypatch
+):
+    monkeypatch.setattr(live, "PAGE_ROWS", 20)  # the page keeps 20 rows, cheaply
+    _fill(guard_core, 27)
+    login(guard_client)
+    feed = guard_client.get("/guard/api/feed?after=2").json()
+    assert feed["not_shown"] == 5  # rows 3..7: the 20 newest are 8..27
+    assert [r["seq"] for r in feed["rows"]][-1] == 8
+    assert guard_client.get("/guard/api/feed?after=100").json()["not_shown"] == 0
