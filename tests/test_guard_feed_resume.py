@@ -12,7 +12,6 @@ from guard_support import add_event, login
 from test_gate_truth_feed import _stream
 
 from ui.guard import live
-from ui.guard.live import FEED_ROWS
 
 
 def _events(lines: list[str], name: str) -> list[dict]:
@@ -67,13 +66,13 @@ def test_the_restored_notice_is_in_both_languages(guard_client):
 
 def test_a_stream_opened_after_0_sends_the_newest_rows_and_no_gap(guard_core, monkeypatch):
     monkeypatch.setattr(live, "PAGE_ROWS", 20)  # the log longer than the page keeps, cheaply
-    _fill(guard_core, FEED_ROWS + 10)
+    _fill(guard_core, 60)
     stream, _ = _stream(guard_core, 0)
     lines = asyncio.run(stream.rows())
     assert not _events(lines, "gap")
     seqs = [r["seq"] for r in _events(lines, "row")]
     last = guard_core.store.last_seq
-    assert seqs == list(range(last - FEED_ROWS + 1, last + 1))  # as /guard/api/feed gives them
+    assert seqs == list(range(last - 20 + 1, last + 1))  # the newest the page keeps
     assert stream.after == last
 
 

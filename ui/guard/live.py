@@ -90,24 +90,30 @@ class Feed(NamedTuple):
     restored: bool
 
 
+def newest(g: Guard) -> list[dict[str, Any]]:
+    """The newest ``FEED_ROWS`` rows, dated, oldest first. Blocking."""
+    return dated(g, list(reversed(g.core.store.readable_recent(FEED_ROWS))))
+
+
 def new_events(g: Guard, after: int) -> Feed:
     """The feed's rows after ``after``: every row after it, read ``FEED_ROWS`` at a time,
     up to ``PAGE_ROWS`` (the most the page keeps); a gap longer than that is the newest
     ``PAGE_ROWS`` and the count of those before them (the page says so: reload), never a
-    silent hole. ``after`` 0 (no row shown yet) is the newest ``FEED_ROWS``, no gap; one
-    beyond the log's newest row (a restore) the newest ``FEED_ROWS``, ``restored``. Blocking."""
+    silent hole. ``after`` 0 is no row shown yet: nothing left out (a page drawn on an empty
+    log resumes from it); one beyond the log's newest row (a restore) is the newest
+    ``FEED_ROWS``, ``restored``. Blocking."""
     store = g.core.store
     last = store.last_seq
-    if not after or after > last:
-        recent = list(reversed(store.readable_recent(FEED_ROWS)))
-        return Feed(dated(g, recent), 0, restored=after > last)
+    if after > last:
+        return Feed(newest(g), 0, restored=True)
     since = max(after, last - PAGE_ROWS)
     events: list[dict[str, Any]] = []
     while since < last:
         page = store.readable_events(after_seq=since, limit=FEED_ROWS)
         events += page
         since = int(page[-1]["seq"]) if page else since + FEED_ROWS
-    return Feed(dated(g, events), max(0, last - PAGE_ROWS - after), restored=False)
+    left_out = max(0, last - PAGE_ROWS - after) if after else 0
+    return Feed(dated(g, events), left_out, restored=False)
 
 
 def newest_passage(g: Guard, recent: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -185,7 +191,7 @@ def api_feed(
 ) -> dict[str, Any]:
     response.headers["Cache-Control"] = "no-store"  # names and dwellings, as every guard page
     lang = g.lang(request)
-    feed = new_events(g, after)
+    feed = new_events(g, after) if after else Feed(newest(g), 0, restored=False)
     return {
         "rows": rows_of(g, list(reversed(feed.events)), lang, g.clear(session)),
         "not_shown": feed.not_shown,
