@@ -166,7 +166,7 @@ def test_a_damaged_page_in_the_alarms_look_back_leaves_the_live_page_naming_the_
         feed = guard.get("/guard/api/feed?lang=en")
         calibration = guard.get("/guard/calibration?lang=en")  # its last reading is history too
         register = guard.get("/guard/register?lang=en")  # the last day's registrations
-        streamed, _ = new_events(app.state.guard, 30)  # what the live stream sends first
+        streamed = new_events(app.state.guard, 30).events  # what the live stream sends first
     assert page.status_code == 200, page.text[:300]
     assert feed.status_code == 200, feed.text[:300]
     assert calibration.status_code == 200, calibration.text[:300]

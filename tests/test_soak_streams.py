@@ -207,7 +207,7 @@ def test_a_live_stream_resuming_after_more_rows_than_the_page_keeps_says_how_man
 
     from ui.guard.live import PAGE_ROWS
 
-    drawn_at = core.store.last_seq
+    drawn_at = add_event(core).seq  # the page shows a row (after=0 is none shown: no gap)
     sent = _stream_after(core, drawn_at)
     for _ in range(PAGE_ROWS + 7):
         add_event(core)

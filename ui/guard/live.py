@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import Any, Literal, NoReturn
+from typing import Any, Literal, NamedTuple, NoReturn
 
 from fastapi import Query, Request
 from fastapi.responses import HTMLResponse, Response
@@ -78,21 +78,42 @@ def dated(g: Guard, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return g.dated(events)
 
 
-def new_events(g: Guard, after: int) -> tuple[list[dict[str, Any]], int]:
-    """The feed's rows after ``after``, dated, oldest first, and how many rows after
-    ``after`` were left out: every row after it, read ``FEED_ROWS`` at a time, up to
-    ``PAGE_ROWS`` (the most the page keeps); a gap longer than that is the newest
+class Feed(NamedTuple):
+    """The feed's rows after a ``seq`` (``new_events``)."""
+
+    #: Dated, oldest first.
+    events: list[dict[str, Any]]
+    #: How many rows after ``after`` were left out (the page says so: reload).
+    not_shown: int
+    #: ``after`` is beyond the log's newest row: the log was restored from an older backup
+    #: since the page drew its rows (the page says so: reload); ``events`` are its newest.
+    restored: bool
+
+
+def newest(g: Guard) -> list[dict[str, Any]]:
+    """The newest ``FEED_ROWS`` rows, dated, oldest first. Blocking."""
+    return dated(g, list(reversed(g.core.store.readable_recent(FEED_ROWS))))
+
+
+def new_events(g: Guard, after: int) -> Feed:
+    """The feed's rows after ``after``: every row after it, read ``FEED_ROWS`` at a time,
+    up to ``PAGE_ROWS`` (the most the page keeps); a gap longer than that is the newest
     ``PAGE_ROWS`` and the count of those before them (the page says so: reload), never a
-    silent hole. Blocking."""
+    silent hole. ``after`` 0 is no row shown yet: nothing left out (a page drawn on an empty
+    log resumes from it); one beyond the log's newest row (a restore) is the newest
+    ``FEED_ROWS``, ``restored``. Blocking."""
     store = g.core.store
     last = store.last_seq
+    if after > last:
+        return Feed(newest(g), 0, restored=True)
     since = max(after, last - PAGE_ROWS)
     events: list[dict[str, Any]] = []
     while since < last:
         page = store.readable_events(after_seq=since, limit=FEED_ROWS)
         events += page
         since = int(page[-1]["seq"]) if page else since + FEED_ROWS
-    return dated(g, events), max(0, last - PAGE_ROWS - after)
+    left_out = max(0, last - PAGE_ROWS - after) if after else 0
+    return Feed(dated(g, events), left_out, restored=False)
 
 
 def newest_passage(g: Guard, recent: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -170,14 +191,11 @@ def api_feed(
 ) -> dict[str, Any]:
     response.headers["Cache-Control"] = "no-store"  # names and dwellings, as every guard page
     lang = g.lang(request)
-    not_shown = 0
-    if after:
-        events, not_shown = new_events(g, after)
-    else:
-        events = list(reversed(dated(g, g.core.store.readable_recent(FEED_ROWS))))
+    feed = new_events(g, after) if after else Feed(newest(g), 0, restored=False)
     return {
-        "rows": rows_of(g, list(reversed(events)), lang, g.clear(session)),
-        "not_shown": not_shown,
+        "rows": rows_of(g, list(reversed(feed.events)), lang, g.clear(session)),
+        "not_shown": feed.not_shown,
+        "restored": feed.restored,
         "alarms": g.alarm_rows(lang, g.clear(session)),
     }
 
@@ -215,10 +233,16 @@ class FeedStream:
 
     async def rows(self) -> list[str]:
         """The rows after the last this stream sent; first, when there were more of them than
-        the page keeps, a ``gap`` saying how many of the oldest it leaves out."""
-        events, not_shown = await asyncio.to_thread(new_events, self.g, self.after)
-        out = [sse("gap", {"rows": not_shown})] if not_shown else []
-        for event in events:
+        the page keeps, a ``gap`` saying how many of the oldest it leaves out, or, when the
+        log was restored from an older backup since (its newest row before the last sent), a
+        ``gap`` saying so, and the restored log's newest rows, resuming from them."""
+        feed = await asyncio.to_thread(new_events, self.g, self.after)
+        out = []
+        if feed.not_shown or feed.restored:
+            out.append(sse("gap", {"rows": feed.not_shown, "restored": feed.restored}))
+        if feed.restored:
+            self.after = 0
+        for event in feed.events:
             self.after = max(self.after, int(event["seq"]))
             out.append(sse("row", rows_of(self.g, [event], self.lang, self.clear)[0]))
         return out
@@ -259,8 +283,9 @@ class FeedStream:
             await flush_held(self.g)
             # A record the engine wrote from its backlog is told by this message, not by a
             # decision: the row saying the gate did not open for a pass, a decision held
-            # through a storage fault. Read only when the log moved past this stream's rows.
-            new = await self.rows() if self.g.core.store.last_seq > self.after else []
+            # through a storage fault. Read only when the log moved from this stream's rows
+            # (past them, or back before them: restored from an older backup).
+            new = await self.rows() if self.g.core.store.last_seq != self.after else []
             return [*new, await self.alarms()]
         return []
 

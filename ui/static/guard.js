@@ -444,9 +444,9 @@
       row: json(addRow),
       alarms: json(renderAlarms),
       state: json(renderState),
-      gap: json((d) => {  // more rows missed than the page keeps: said, never a silent hole
+      gap: json((d) => {  // rows missed (more than the page keeps), or the log restored: said
         const gap = $("feed-gap");
-        gap.firstChild.textContent = gap.dataset.text.replace("{n}", d.rows);
+        gap.firstChild.textContent = d.restored ? gap.dataset.restored : gap.dataset.text.replace("{n}", d.rows);
         gap.hidden = false;
       }),
       beat: (e) => {
