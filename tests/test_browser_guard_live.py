@@ -4,6 +4,7 @@ the page with no sign and no way back short of a reload."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Iterator
 from datetime import timedelta
@@ -31,6 +32,26 @@ def passage(core) -> int:
     return core.store.append(draft).seq
 
 
+@contextlib.contextmanager
+def live_console(
+    browser, url: str, *, lang: str = "en", clock: bool = True, init_script: str = ""
+) -> Iterator[Any]:
+    """The guard's live page signed in, its stream live; ``clock``: the page's timers are the
+    test's (its silence run past, not waited for)."""
+    context = browser.new_context(viewport={"width": 1366, "height": 900})
+    if init_script:
+        context.add_init_script(init_script)
+    page = context.new_page()
+    try:
+        if clock:
+            page.clock.install()
+        sign_in_at(page, f"{url}/guard?lang={lang}", "#feed")
+        wait_for(lambda: page.evaluate("window.guardStreamEvents") or 0)  # the stream is live
+        yield page
+    finally:
+        context.close()
+
+
 def rows(page) -> list[int]:
     return [
         int(s)
@@ -41,12 +62,7 @@ def rows(page) -> list[int]:
 def test_a_silent_drop_is_shown_and_the_feed_comes_back_without_a_gap(site, browser):
     core, url = site
     first = [passage(core), passage(core)]
-    context = browser.new_context(viewport={"width": 1366, "height": 900})
-    page = context.new_page()
-    try:
-        page.clock.install()  # the page's timers: its silence is run past, not waited for
-        sign_in_at(page, f"{url}/guard?lang=en", "#feed")
-        wait_for(lambda: page.evaluate("window.guardStreamEvents") or 0)  # the stream is live
+    with live_console(browser, url) as page:
         assert rows(page) == first[::-1]
         banner = page.locator("#live-stale")
         assert banner.is_hidden()
@@ -78,8 +94,6 @@ def test_a_silent_drop_is_shown_and_the_feed_comes_back_without_a_gap(site, brow
         assert rows(page) == [later, *first[::-1]]  # each once, none missed
         assert not page.evaluate("document.body.classList.contains('stale')")
         assert page.locator("#manual-form button[value=pass]").is_enabled()
-    finally:
-        context.close()
 
 
 def _drop_while(page, during) -> None:
@@ -101,20 +115,13 @@ def test_a_drop_through_a_rush_shows_every_row_of_it(site, browser):
     feed comes back (before 2026-12-06 the newest 50: ten missed, nothing said)."""
     core, url = site
     first = [passage(core), passage(core)]
-    context = browser.new_context(viewport={"width": 1366, "height": 900})
-    page = context.new_page()
-    try:
-        page.clock.install()
-        sign_in_at(page, f"{url}/guard?lang=en", "#feed")
-        wait_for(lambda: page.evaluate("window.guardStreamEvents") or 0)
+    with live_console(browser, url) as page:
         gap: list[int] = []
         _drop_while(page, lambda: gap.extend(passage(core) for _ in range(60)))
         wait_for(lambda: gap[-1] in rows(page))
         wait_for(page.locator("#live-stale").is_hidden)
         assert rows(page) == [*gap[::-1], *first[::-1]]
         assert page.locator("#feed-gap").is_hidden()
-    finally:
-        context.close()
 
 
 @pytest.mark.parametrize(
@@ -131,12 +138,7 @@ def test_a_drop_longer_than_the_page_keeps_says_how_many_rows_are_not_shown(
     saying how many are not shown, with the way to reload; never a silent hole."""
     core, url = site
     passage(core)
-    context = browser.new_context(viewport={"width": 1366, "height": 900})
-    page = context.new_page()
-    try:
-        page.clock.install()
-        sign_in_at(page, f"{url}/guard?lang={lang}", "#feed")
-        wait_for(lambda: page.evaluate("window.guardStreamEvents") or 0)
+    with live_console(browser, url, lang=lang) as page:
         gap: list[int] = []
         _drop_while(page, lambda: gap.extend(passage(core) for _ in range(207)))
         wait_for(lambda: gap[-1] in rows(page))
@@ -145,8 +147,6 @@ def test_a_drop_longer_than_the_page_keeps_says_how_many_rows_are_not_shown(
         assert notice.is_visible()
         assert " ".join(notice.inner_text().split()) == said
         assert notice.locator("a").get_attribute("href") == "/guard"
-    finally:
-        context.close()
 
 
 #: Counts the beats that reach the page, whatever guard.js listens to (a test's own ear),
@@ -181,13 +181,7 @@ def test_a_quiet_stream_that_beats_keeps_the_feed_live(beating_site, browser):
     its beats are heard and the page never says the feed is disconnected (nor holds back the
     manual decision)."""
     _, url = beating_site
-    context = browser.new_context(viewport={"width": 1366, "height": 900})
-    context.add_init_script(BEAT_EAR)
-    page = context.new_page()
-    try:
-        page.clock.install()
-        sign_in_at(page, f"{url}/guard?lang=en", "#feed")
-        wait_for(lambda: page.evaluate("window.guardStreamEvents") or 0)
+    with live_console(browser, url, init_script=BEAT_EAR) as page:
         silent_ms = 2 * 200 + 5000  # guard.js: two beats missed and the margin
         for _ in range(4):  # 8 s of the page's time, a beat heard in each 2 s of it
             heard = page.evaluate("window.beatsOnWire")
@@ -197,8 +191,6 @@ def test_a_quiet_stream_that_beats_keeps_the_feed_live(beating_site, browser):
             assert page.evaluate("window.streamsOpened") == 1  # never given up as silent
         assert silent_ms < 4 * 2000
         assert page.locator("#manual-form button[value=pass]").is_enabled()
-    finally:
-        context.close()
 
 
 def test_a_confirmation_line_open_through_a_drop_can_be_confirmed_once_back(site, browser):
@@ -206,12 +198,7 @@ def test_a_confirmation_line_open_through_a_drop_can_be_confirmed_once_back(site
     page is stale, and is offered again once the feed is back."""
     core, url = site
     passage(core)
-    context = browser.new_context(viewport={"width": 1366, "height": 900})
-    page = context.new_page()
-    try:
-        page.clock.install()
-        sign_in_at(page, f"{url}/guard?lang=en", "#feed")
-        wait_for(lambda: page.evaluate("window.guardStreamEvents") or 0)
+    with live_console(browser, url) as page:
         page.check("#manual-form input[name=subject][value=none]")
         page.fill("#manual-form input[name=reason]", "resident without phone")
         page.click("#manual-form button[value=pass]")
@@ -225,8 +212,6 @@ def test_a_confirmation_line_open_through_a_drop_can_be_confirmed_once_back(site
         wait_for(page.locator("#live-stale").is_hidden)
         assert page.locator("#manual-confirm").is_visible()
         assert confirm.is_enabled()
-    finally:
-        context.close()
 
 
 def times(page) -> dict[int, str]:
@@ -246,12 +231,7 @@ def test_rows_drawn_before_midnight_show_their_date_once_a_later_days_row_arrive
     core, url = site
     _at_night(core)
     first = passage(core)
-    context = browser.new_context(viewport={"width": 1366, "height": 900})
-    page = context.new_page()
-    try:
-        page.clock.install()
-        sign_in_at(page, f"{url}/guard?lang=en", "#feed")
-        wait_for(lambda: page.evaluate("window.guardStreamEvents") or 0)
+    with live_console(browser, url) as page:
         assert times(page)[first] == "23:50:00"
         later: list[int] = []
 
@@ -267,8 +247,6 @@ def test_rows_drawn_before_midnight_show_their_date_once_a_later_days_row_arrive
             later[0]: "02-12 23:50:00",
             first: "02-12 23:50:00",
         }
-    finally:
-        context.close()
 
 
 def test_a_quiet_page_open_past_midnight_dates_last_nights_rows_at_the_next_beat(
@@ -279,13 +257,7 @@ def test_a_quiet_page_open_past_midnight_dates_last_nights_rows_at_the_next_beat
     core, url = beating_site
     _at_night(core)
     first = passage(core)
-    context = browser.new_context(viewport={"width": 1366, "height": 900})
-    page = context.new_page()
-    try:
-        sign_in_at(page, f"{url}/guard?lang=en", "#feed")
-        wait_for(lambda: page.evaluate("window.guardStreamEvents") or 0)
+    with live_console(browser, url, clock=False) as page:
         assert times(page)[first] == "23:50:00"
         core.clock.set_wall(core.clock.now() + timedelta(minutes=20))
         wait_for(lambda: times(page)[first] == "02-12 23:50:00")
-    finally:
-        context.close()
