@@ -31,15 +31,8 @@ class _Buggy(_Copy):
 
     closed = 0
 
-    def record_run(
-        self,
-        run_id: str,
-        expect_s: float | None = None,
-        *,
-        first: bool = False,
-        age_s: float = 0.0,
-    ) -> None:
-        super().record_run(run_id, expect_s, first=first, age_s=age_s)
+    def record_run(self, *args: object, **kwargs: object) -> None:
+        super().record_run(*args, **kwargs)
         raise RecursionError("maximum recursion depth exceeded while decoding a JSON array")
 
     def close(self) -> None:
@@ -62,14 +55,7 @@ class _BuggyBeat(_Target):
     closed = 0
     tries = 0
 
-    def record_run(
-        self,
-        run_id: str,
-        expect_s: float | None = None,
-        *,
-        first: bool = False,
-        age_s: float = 0.0,
-    ) -> None:
+    def record_run(self, *args: object, **kwargs: object) -> None:
         self.tries += 1
         raise RecursionError("maximum recursion depth exceeded while decoding a JSON array")
 
@@ -151,14 +137,7 @@ class _SlowPg(PgTarget):
 
 
 class _BeatFailsInPg(_SlowPg):
-    def record_run(
-        self,
-        run_id: str,
-        expect_s: float | None = None,
-        *,
-        first: bool = False,
-        age_s: float = 0.0,
-    ) -> None:
+    def record_run(self, *args: object, **kwargs: object) -> None:
         with self._errors(), self.conn.transaction():
             self.conn.execute("SELECT 1/0")
 
@@ -194,19 +173,12 @@ class _DroppedAtThirdBeat(_SlowPg):
     beats = 0
     kept = 0
 
-    def record_run(
-        self,
-        run_id: str,
-        expect_s: float | None = None,
-        *,
-        first: bool = False,
-        age_s: float = 0.0,
-    ) -> None:
+    def record_run(self, *args: object, **kwargs: object) -> None:
         type(self).beats += 1
         if type(self).beats == 3:
             with psycopg.connect(self.dsn, autocommit=True) as admin:
                 admin.execute("SELECT pg_terminate_backend(%s)", [self.conn.info.backend_pid])
-        super().record_run(run_id, expect_s, first=first, age_s=age_s)
+        super().record_run(*args, **kwargs)
         type(self).kept += 1
 
 

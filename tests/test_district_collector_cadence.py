@@ -391,15 +391,8 @@ def test_a_pull_stuck_after_its_pages_is_the_collector_down_past_its_cadence(
 class _Refusing(_Copy):
     """A database that takes the pages but not the beats."""
 
-    def record_run(
-        self,
-        run_id: str,
-        expect_s: float | None = None,
-        *,
-        first: bool = False,
-        age_s: float = 0.0,
-    ) -> None:
-        super().record_run(run_id, expect_s, first=first, age_s=age_s)
+    def record_run(self, *args: object, **kwargs: object) -> None:
+        super().record_run(*args, **kwargs)
         raise PgError("the beat's row is locked")
 
 
