@@ -809,7 +809,10 @@ class Daemon:
         ``pi_health.poll_s`` in a thread; health, the console and ``/metrics`` read the last."""
         section = self.core.config.pi_health
         source = build_pi_power(section, self.core.data_dir)
-        self._pi_power = PowerWatch(source, self.core.clock, self.core.store, hot_c=section.hot_c)
+        store = self.core.store
+        self._pi_power = PowerWatch(
+            source, self.core.clock, store, hot_c=section.hot_c, boot_id=store.boot_id
+        )
         self.core.pi_power = self._pi_power
         if source is None:
             return

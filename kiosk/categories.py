@@ -219,7 +219,7 @@ def report_rows(report: Mapping[str, Any]) -> list[list[Any]]:
 _RESTART = ("from", "booted", "to", "minutes", "kind")
 _SPELL = ("reason", "from", "to", "events")
 #: A spell of the Pi's own under-voltage or throttling (``kiosk.stats.power_section``).
-_POWER = ("condition", "from", "to", "minutes", "flaps")
+_POWER = ("condition", "from", "to", "minutes", "flaps", "dating")
 
 
 def _downtime_rows(section: object) -> list[list[Any]]:

@@ -35,12 +35,19 @@ flapping every few seconds is one spell (its ``flaps`` counted), never a row per
 most two rows per condition in any ``coalesce_s``. Files that are absent (not a Pi, an older
 kernel) are "not available", never a fault; a garbled one is a problem named in health, and
 what it would have said is unknown: no spell starts or ends on it.
+
+A spell begun before NTP set the clock (a Pi has no battery-backed clock: 1970, or the saved
+time of the last shutdown) keeps in its rows its boot and the monotonic time of its first
+reading (``clock``); ``power_spells`` dates it by that boot's set clock as ``kiosk.dating``
+dates the boot's events, and says its time is unknown if the boot never had one, never the
+hours between a wrong stamp and the last sign of life.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -50,7 +57,8 @@ from typing import Any, Protocol
 from .auditing import HeldRows
 from .clock import Clock, ClockReading
 from .logs import FlapLimit
-from .store import StoreFault, format_ts
+from .queries import boot_offsets, clock_of, offset_time
+from .store import StoreFault, format_ts, read_boot_id
 
 __all__ = [
     "CONDITIONS",
@@ -145,6 +153,10 @@ class _Spell:
         """Its start as the wall clock said then (its start row's ``from``)."""
         return self.start.wall
 
+    def began(self, now: ClockReading) -> datetime:
+        """Its start as ``now`` dates it (``_dated``)."""
+        return _dated(self.start, now)
+
     def span(self, now: ClockReading) -> tuple[datetime, datetime]:
         """Its ``from`` and ``to``, both off one wall reading: its start's, or, stamped before
         NTP set the clock and the clock set ``now``, the synchronised clock's (``wall_at``, as
@@ -153,7 +165,7 @@ class _Spell:
         lingered after the voltage came back). A step of the wall clock within the spell (NTP's
         first sync under a boot's load, a step back) moves neither end."""
         start, throttle = self.start, self.throttle
-        since = now.wall_at(start.mono_ns) if now.synced and not start.synced else start.wall
+        since = self.began(now)
         last_ns = max(self.last_seen_ns, 0 if throttle is None else throttle.last_ns)
         return since, since + timedelta(microseconds=max(0, last_ns - start.mono_ns) // 1000)
 
@@ -171,9 +183,12 @@ class _Throttle:
     start: ClockReading
     last_ns: int
 
-    @property
-    def since(self) -> datetime:
-        return self.start.wall
+
+def _dated(start: ClockReading, now: ClockReading) -> datetime:
+    """When ``start`` was, as the clock read ``now`` (of the same boot) dates it: the wall
+    clock then, or, read before NTP set the clock and set ``now``, the synchronised clock's
+    time less the monotonic time since (as ``kiosk.dating`` dates such a boot's events)."""
+    return now.wall_at(start.mono_ns) if now.synced and not start.synced else start.wall
 
 
 @dataclass
@@ -186,6 +201,9 @@ class PowerWatch:
     audit: AuditWriter | None = None
     hot_c: float = 80.0
     coalesce_s: float = COALESCE_S
+    #: This boot's id (``kiosk.store.read_boot_id``; the daemon passes its log's), kept in the
+    #: rows of a spell begun before NTP set the clock (``_clock``).
+    boot_id: str = field(default_factory=read_boot_id)
     last: PiPowerReading | None = None
     read_at: datetime | None = None
     _spells: dict[str, _Spell] = field(default_factory=dict)
@@ -251,9 +269,9 @@ class PowerWatch:
                         if condition == "under_voltage":
                             self._to_the_supply()  # a throttle pending is this spell's
                         ended.append((condition, self._spells.pop(condition)))
-            opened = [(c, self._spells[c].since, _facts(c, self._spells[c])) for c in started]
-        for condition, since, facts in opened:
-            self._started(condition, reading, since, facts)
+            opened = [(c, self._spells[c].start, _facts(c, self._spells[c])) for c in started]
+        for condition, start, facts in opened:
+            self._started(condition, reading, start, facts)
         for condition, spell in ended:
             self._ended(condition, spell, stopped=False)
         if self.audit is not None and (len(self.held) or self.held.dropped):
@@ -339,22 +357,33 @@ class PowerWatch:
         return temp_c is not None and temp_c >= self.hot_c
 
     def _started(
-        self, condition: str, reading: PiPowerReading, since: datetime, facts: dict[str, Any]
+        self, condition: str, reading: PiPowerReading, start: ClockReading, facts: dict[str, Any]
     ) -> None:
         """A spell's journal line and start row (outside the lock); ``facts``: ``_facts``. The
-        line says the spell's start: a throttled one's may be a read before this one."""
+        line says the spell's start (``_dated``: a throttled one's may be a read before this
+        one, and NTP may have set the clock since); the row, as the clock said it, with
+        ``clock`` (``_clock``) if NTP had not set it."""
         word = None if reading.throttled is None else f"{reading.throttled:#x}"
+        now = ClockReading.take(self.clock)
         log.warning(
-            "%s: %s from %s (throttle word %s, SoC %s); docs/operations.md, Power and heat",
+            "%s: %s from %s%s (throttle word %s, SoC %s); docs/operations.md, Power and heat",
             condition.replace("_", "-"),
             _what(condition, facts),
-            format_ts(since),
+            format_ts(_dated(start, now)),
+            "" if now.synced else _UNSET,
             word or "not available",
             "?" if reading.soc_temp_c is None else f"{reading.soc_temp_c:.1f} degC",
         )
-        self._write(
-            f"{PI_POWER_ACTION}{condition}.start", {"from": format_ts(since), "word": word, **facts}
-        )
+        detail = {"from": format_ts(start.wall), "word": word, **facts, **self._clock(start)}
+        self._write(f"{PI_POWER_ACTION}{condition}.start", detail)
+
+    def _clock(self, start: ClockReading) -> dict[str, Any]:
+        """What a spell's rows keep of a first reading stamped before NTP set the clock:
+        ``clock``, its boot and monotonic time (``kiosk.queries.clock_of``), by which a reader
+        dates it as that boot's events are (``power_spells``); nothing for one on a set
+        clock."""
+        found = clock_of(start, self.boot_id)
+        return {} if found is None else {"clock": found}
 
     def _ended(self, condition: str, spell: _Spell, *, stopped: bool) -> None:
         """A spell's journal line and end row: it lasted until its problem was last seen
@@ -383,6 +412,7 @@ class PowerWatch:
             "flaps": spell.flaps,
             "stopped": stopped,
             **facts,
+            **self._clock(spell.start),
         }
         self._write(f"{PI_POWER_ACTION}{condition}.end", detail)
 
@@ -446,7 +476,9 @@ class PowerWatch:
         """Since when ``condition`` holds, while it was seen within ``ACTIVE_HOLD_S``."""
         with self._lock:
             spell = self._spells.get(condition)
-            return spell.since if spell is not None and self._recent(spell.last_seen_ns) else None
+            if spell is None or not self._recent(spell.last_seen_ns):
+                return None
+            return spell.began(ClockReading.take(self.clock))
 
     def _recent(self, mono_ns: int) -> bool:
         return self.clock.monotonic_ns() - mono_ns <= ACTIVE_HOLD_S * 1e9
@@ -464,13 +496,16 @@ class PowerWatch:
         supply as for heat, and its word named neither); else the throttle an under-voltage
         spell came with or that lingers after its dip, ``under_voltage`` (health's
         ``throttled`` says the firmware's throttle, whatever its cause)."""
+        now = ClockReading.take(self.clock)
         with self._lock:
             spell = self._spells.get("throttled")
             if spell is not None and self._recent(spell.last_seen_ns):
-                return spell.since, "heat" if self._heat(spell) else self._shown()
+                return spell.began(now), "heat" if self._heat(spell) else self._shown()
             spell = self._spells.get("under_voltage")
             throttles = (None if spell is None else spell.throttle, self._lingering)
-            starts = [t.since for t in throttles if t is not None and self._recent(t.last_ns)]
+            starts = [
+                _dated(t.start, now) for t in throttles if t is not None and self._recent(t.last_ns)
+            ]
             return (min(starts), "under_voltage") if starts else None
 
     def _shown(self) -> str:
@@ -543,6 +578,8 @@ _WHAT = {
         " sign of heat: cause unknown (the firmware's word names none)"
     ),
 }
+#: Said after a spell's start in its journal line while NTP has not set the clock.
+_UNSET = " (by a clock NTP has not set yet)"
 #: Said of an under-voltage spell the firmware throttled in.
 _SLOWED = ", and the firmware slowed the Pi for it"
 
@@ -586,56 +623,139 @@ def power_spells(db: Any, bounds: tuple[str, str]) -> list[dict[str, Any]]:
     """The spells of under-voltage and throttling that touch the day ``bounds`` (UTC, as
     ``kiosk.days.day_bounds``), from their audit rows (``PowerWatch``), oldest first: each
     ``condition``, ``from``, ``to`` (None: not over when the log was read), ``flaps``, whether
-    the kiosk ``stopped`` in it and whether it ``died`` in it, times aware UTC. A spell with no
-    end row is over at the daemon's next start (``daemon.start``) or the condition's next
-    start row, whichever comes first (the Pi died in it: a brown-out); its ``to`` is then the
-    last sign of life before that (``_last_alive``). A spell begun before NTP set the clock
-    and ended after is dated as its end row says (``dated_from``: ``_Spell.span``); a ``to``
-    before its ``from`` (an end row of a version before 2026-12-07, the clock stepped back
-    in the spell) is its ``from``. After retention purged a row's detail the rows' own
-    times stand in (an end row is written ``COALESCE_S`` after the last sighting)."""
+    the kiosk ``stopped`` in it and whether it ``died`` in it, ``dating`` (``_date_by_boot``)
+    and ``length``, times aware UTC. A spell with no end row is over at the daemon's next
+    start (``daemon.start``) or the condition's next start row, whichever comes first (the
+    Pi died in it: a brown-out); its ``to`` is then the last sign of life before that
+    (``_died``). A spell begun before NTP set the clock and ended after is dated as its end
+    row says (``dated_from``: ``_Spell.span``); one begun so and not ended on a set clock
+    (its rows' ``clock``) is dated by its boot (``_date_by_boot``). A ``to`` before its
+    ``from`` (an end row of a version before 2026-12-07, the clock stepped back in the
+    spell) is its ``from``. After retention purged a row's detail the rows' own times stand
+    in (an end row is written ``COALESCE_S`` after the last sighting)."""
     if not db["audit"].exists():
         return []
     start, end = bounds
-    rows = db.execute(
-        "select ts, action, detail from audit where (action like 'pi_power.%' or action = ?)"
-        " and ts >= ? and ts < ? order by seq",
-        [_DAEMON_START, _moved(start, -SPELL_LOOKBACK), _moved(end, SPELL_LOOKBACK)],
-    ).fetchall()
     spells: list[dict[str, Any]] = []
     open_: dict[str, dict[str, Any]] = {}
-    for ts, action, raw in rows:
-        condition, _, edge = action.removeprefix(PI_POWER_ACTION).rpartition(".")
-        detail = _detail(raw)
-        if action == _DAEMON_START:  # the daemon started again: it died in those still open
+    for row in _spell_rows(db, start, end):
+        condition, _, edge = row["action"].removeprefix(PI_POWER_ACTION).rpartition(".")
+        detail = _detail(row["detail"])
+        if row["action"] == _DAEMON_START:  # the daemon started again: it died in those open
             for spell in open_.values():
-                _died(db, spell, ts)
+                _died(db, spell, row["ts"], row)
             open_.clear()
         elif edge == "start":
             if condition in open_:  # its start row written, the daemon's refused
-                _died(db, open_.pop(condition), ts)
-            when = _aware(str(detail.get("from") or ts))
-            open_[condition] = {"condition": condition, "from": when, "to": None, "flaps": 0}
+                _died(db, open_.pop(condition), row["ts"], row)
+            open_[condition] = _opened(condition, detail, row)
             spells.append(open_[condition])
         elif edge == "end":  # its own times: alone if its start row was never written
-            spell = _ending(db, open_, condition, detail) or _unstarted(
-                condition, detail, ts, spells
+            spell = _ending(db, open_, condition, detail, row) or _unstarted(
+                condition, detail, row, spells
             )
-            spell["from"] = _aware(str(detail.get("dated_from") or spell["from"]))
-            spell["to"] = max(spell["from"], _aware(str(detail.get("to") or ts)))
-            spell["flaps"] = int(detail.get("flaps") or 0)
-            spell["stopped"] = bool(detail.get("stopped"))
+            _ended(spell, detail, row["ts"])
+    for spell in spells:
+        if spell["clock"] is not None and not spell.get("dated"):
+            _date_by_boot(db, spell)
     day = (_aware(start), _aware(end))
-    spells.sort(key=lambda spell: spell["from"])
-    return [s for s in spells if s["from"] < day[1] and (s["to"] is None or s["to"] >= day[0])]
+    spells.sort(key=lambda spell: spell["at"])
+    return [s for s in spells if _touches(s, day)]
+
+
+def _touches(spell: Mapping[str, Any], day: tuple[datetime, datetime]) -> bool:
+    """Whether ``spell`` touches ``day``: from its ``at`` to its ``to`` (None: not over), or,
+    undated (``_date_by_boot``), at its ``at`` alone."""
+    last = spell["to"] if spell["dating"] != "unsynced" else spell["at"]
+    return bool(spell["at"] < day[1] and (last is None or last >= day[0]))
 
 
 #: The daemon's start row (``kiosk.stats.DAEMON_START``, which imports this module).
 _DAEMON_START = "daemon.start"
+#: The actions ``power_spells`` reads: each spell's start and end, the daemon's start.
+_SPELL_ACTIONS = [
+    *(f"{PI_POWER_ACTION}{c}.{edge}" for c in CONDITIONS for edge in ("start", "end")),
+    _DAEMON_START,
+]
+#: The rows of the spells around a day (``_spell_rows``): by their stamps (``audit_ts``), and
+#: a spell's rows stamped before NTP set the clock that keep its ``clock`` (``audit_action``).
+_SPELL_ROWS_SQL = """
+SELECT seq, ts, action, detail, boot_id, mono_ns FROM audit
+WHERE ts >= :since AND ts < :until AND +action IN (SELECT value FROM json_each(:actions))
+UNION
+SELECT seq, ts, action, detail, boot_id, mono_ns FROM audit
+WHERE action IN (SELECT value FROM json_each(:actions)) AND clock_synced = 0 AND ts < :until
+    AND json_extract(detail, '$.clock') IS NOT NULL
+ORDER BY seq
+"""
+
+
+def _spell_rows(db: Any, start: str, end: str) -> list[dict[str, Any]]:
+    """The rows of the spells around the day ``[start, end)``: those stamped within
+    ``SPELL_LOOKBACK`` of it, and a spell's stamped before NTP set the clock (1970, the saved
+    time of the last shutdown: a stamp that says nothing of the day) that keep its ``clock``
+    (a row of an older version is read by its stamp, as before), in ``seq`` order. A spell
+    of those that no row read ends is over with its boot (``_over_with_its_boot``)."""
+    cursor = db.execute(
+        _SPELL_ROWS_SQL,
+        {
+            "actions": json.dumps(_SPELL_ACTIONS),
+            "since": _moved(start, -SPELL_LOOKBACK),
+            "until": _moved(end, SPELL_LOOKBACK),
+        },
+    )
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, found, strict=True)) for found in cursor.fetchall()]
+
+
+def _opened(condition: str, detail: Mapping[str, Any], row: Mapping[str, Any]) -> dict[str, Any]:
+    """The spell a start row opens: from its ``from`` (the row's stamp after retention), and
+    its first reading's ``clock`` if NTP had not set the clock (``PowerWatch._clock``)."""
+    when = _aware(str(detail.get("from") or row["ts"]))
+    return {
+        "condition": condition,
+        "from": when,
+        "to": None,
+        "flaps": 0,
+        "at": when,
+        "dating": "clock",
+        "length": None,
+        "seq": row["seq"],
+        "clock": _clock_in(detail),
+    }
+
+
+def _ended(spell: dict[str, Any], detail: Mapping[str, Any], ts: str) -> None:
+    """``spell`` as its end row says: dated by ``dated_from`` if it began before NTP set the
+    clock and ended after."""
+    dated = detail.get("dated_from")
+    spell["from"] = spell["at"] = _aware(str(dated or spell["from"]))
+    spell["to"] = max(spell["from"], _aware(str(detail.get("to") or ts)))
+    spell["length"] = spell["to"] - spell["from"]
+    spell["dated"] = bool(dated) or spell.get("dated", False)
+    spell["dating"] = "boot" if spell["dated"] else "clock"
+    spell["flaps"] = int(detail.get("flaps") or 0)
+    spell["stopped"] = bool(detail.get("stopped"))
+    spell["clock"] = spell["clock"] or _clock_in(detail)
+
+
+def _clock_in(detail: Mapping[str, Any]) -> tuple[str, int] | None:
+    """A row's ``clock``, ``[boot_id, mono_ns]`` (``PowerWatch._clock``), else None."""
+    found = detail.get("clock")
+    if not isinstance(found, list) or len(found) != 2:
+        return None
+    boot, mono = found
+    if not isinstance(boot, str) or not isinstance(mono, int) or isinstance(mono, bool):
+        return None
+    return boot, mono
 
 
 def _ending(
-    db: Any, open_: dict[str, dict[str, Any]], condition: str, detail: Mapping[str, Any]
+    db: Any,
+    open_: dict[str, dict[str, Any]],
+    condition: str,
+    detail: Mapping[str, Any],
+    row: Mapping[str, Any],
 ) -> dict[str, Any] | None:
     """The open spell an end row ends; None if it ends another, later one (whose start row
     was refused), the open one then over where the Pi died in it."""
@@ -643,13 +763,26 @@ def _ending(
     since = detail.get("from")
     if spell is None or not since or _aware(str(since)) <= spell["from"]:
         return spell
-    _died(db, spell, str(since))
+    _died(db, spell, str(since), row)
     return None
 
 
-def _died(db: Any, spell: dict[str, Any], before: str) -> None:
-    """``spell``, which no end row ended, over at the daemon's last sign of life ``before``."""
-    spell["to"], spell["died"] = _last_alive(db, spell["from"], before), True
+def _died(db: Any, spell: dict[str, Any], before: str, closing: Mapping[str, Any]) -> None:
+    """``spell``, which no end row ended, over at the daemon's last sign of life before the
+    row ``closing`` (stamped ``before``, or at ``before`` itself). One begun on a set clock
+    ends at ``_last_alive``; one begun before NTP set it (``clock``) lasted until its boot's
+    last row before ``closing``, by that boot's monotonic clock (``_boot_alive_ns``): its
+    stamps say nothing of the day, and the next boot's start would count the minutes the Pi
+    was off."""
+    spell["died"] = True
+    if spell["clock"] is None:
+        spell["to"] = _last_alive(db, spell["from"], before)
+        spell["length"] = spell["to"] - spell["from"]
+        return
+    boot, mono = spell["clock"]
+    last = _boot_alive_ns(db, boot, spell["seq"], closing)
+    spell["length"] = timedelta(microseconds=max(0, max(last, mono) - mono) // 1000)
+    spell["to"] = spell["from"] + spell["length"]
 
 
 def _last_alive(db: Any, since: datetime, before: str) -> datetime:
@@ -668,13 +801,117 @@ def _last_alive(db: Any, since: datetime, before: str) -> datetime:
     return _aware(latest)
 
 
+#: ``_boot_alive_ns``'s reads: the boot's last audit row before the closing one; its last
+#: event stamped unsynchronised (the partial index ``events_unsynced``), and on a set clock
+#: (from its first such, ``boot_clock``, to the next boot's first event). ``:below``: the
+#: closing row's monotonic time if of the same boot (the daemon restarted in it).
+_ALIVE_SQL = (
+    "SELECT max(mono_ns) FROM audit WHERE seq > :after AND seq < :closing AND boot_id = :boot",
+    "SELECT max(mono_ns) FROM events"
+    " WHERE boot_id = :boot AND clock_synced = 0 AND mono_ns < :below",
+    "SELECT max(e.mono_ns) FROM boot_clock b JOIN events e ON e.seq >= b.seq"
+    " WHERE b.boot_id = :boot AND e.boot_id = :boot AND e.mono_ns < :below AND e.seq < coalesce("
+    "(SELECT min(n.seq) FROM events n WHERE n.seq > b.seq AND n.boot_id != :boot), :end)",
+)
+
+
+def _boot_alive_ns(db: Any, boot: str, after: int, closing: Mapping[str, Any]) -> int:
+    """The monotonic time of ``boot``'s last row (audit rows between ``after`` and the row
+    ``closing``, events), 0 without one."""
+    below = closing["mono_ns"] if closing["boot_id"] == boot else _NO_END
+    params = {"boot": boot, "after": after, "closing": closing["seq"], "below": below}
+    found = [0]
+    for sql in _ALIVE_SQL:
+        try:
+            found.append(int(db.execute(sql, {**params, "end": _NO_END}).fetchone()[0] or 0))
+        except sqlite3.OperationalError:  # a log of a version before the boots' offsets
+            continue
+    return max(found)
+
+
+_NO_END = 2**62
+
+
+def _date_by_boot(db: Any, spell: dict[str, Any]) -> None:
+    """A spell begun before NTP set the clock, not dated by its end row: its start dated as
+    ``kiosk.dating`` dates that boot's events, by the boot's offset (``_boot_offset``) and
+    its first reading's monotonic time, ``dating`` ``boot``, and ``to`` its ``length`` on;
+    a boot never dated, ``dating`` ``unsynced``: ``from`` and ``to`` unknown (None), its
+    ``length`` (by the boot's monotonic clock) all that is known, listed at the start of
+    the boot after it (``at``: it was over by then) if that boot was dated, else at its
+    stamp, as its boot's events are counted."""
+    boot, mono = spell["clock"]
+    if spell["length"] is None:
+        _over_with_its_boot(db, spell)
+    offset = _boot_offset(db, boot, spell["seq"])
+    length = spell["length"]
+    if offset is None:
+        spell["at"] = _next_boot_start(db, boot, spell["seq"]) or spell["from"]
+        spell["from"] = spell["to"] = None
+        spell["dating"] = "unsynced"
+        return
+    spell["from"] = spell["at"] = _aware(offset_time(offset, mono))
+    spell["to"] = None if length is None else spell["from"] + length
+    spell["dating"] = "boot"
+
+
+def _over_with_its_boot(db: Any, spell: dict[str, Any]) -> None:
+    """``spell`` (its rows' ``clock``), neither ended nor over at a later start among the
+    rows read (its boot's next rows outside the day's look-back, for the day's dating of
+    them could not be known), over where the Pi died in it if another boot followed its
+    boot (``_died``); its boot's own if none did (not over)."""
+    boot, _ = spell["clock"]
+    found = db.execute(
+        "SELECT seq, ts, boot_id, mono_ns FROM audit WHERE seq = ?",
+        [_boot_end(db, boot, spell["seq"])],
+    ).fetchone()
+    if found is not None:
+        closing = dict(zip(("seq", "ts", "boot_id", "mono_ns"), found, strict=True))
+        _died(db, spell, str(closing["ts"]), closing)
+
+
+def _boot_offset(db: Any, boot: str, after: int) -> int | None:
+    """``boot``'s offset (``kiosk.dating``: wall less monotonic milliseconds): that of its
+    first event on a set clock (``boot_clock``), else of its first audit row on a set clock
+    after the row ``after`` (a Pi that decided no passage after NTP answered); None if it
+    has neither."""
+    found = boot_offsets(db, [boot]).get(boot)
+    if found is not None:
+        return found
+    row = db.execute(
+        "SELECT ts, mono_ns FROM audit WHERE seq > ? AND seq < ? AND boot_id = ?"
+        " AND clock_synced = 1 ORDER BY seq LIMIT 1",
+        [after, _boot_end(db, boot, after), boot],
+    ).fetchone()
+    if row is None:
+        return None
+    return int(_aware(str(row[0])).timestamp() * 1000) - int(row[1]) // 1_000_000
+
+
+def _boot_end(db: Any, boot: str, after: int) -> int:
+    """The ``seq`` of the first audit row after ``after`` of a boot other than ``boot``."""
+    found = db.execute(
+        "SELECT min(seq) FROM audit WHERE seq > ? AND boot_id != ?", [after, boot]
+    ).fetchone()[0]
+    return _NO_END if found is None else int(found)
+
+
+def _next_boot_start(db: Any, boot: str, after: int) -> datetime | None:
+    """When the boot after ``boot`` (that of the first audit row after ``after`` not of it)
+    began, if it was dated: ``boot`` was over by then."""
+    nxt = _boot_end(db, boot, after)
+    row = db.execute("SELECT boot_id FROM audit WHERE seq = ?", [nxt]).fetchone()
+    offset = None if row is None else _boot_offset(db, str(row[0]), nxt - 1)
+    return None if offset is None else _aware(offset_time(offset, 0))
+
+
 def _unstarted(
-    condition: str, detail: Mapping[str, Any], ts: str, spells: list[dict[str, Any]]
+    condition: str, detail: Mapping[str, Any], row: Mapping[str, Any], spells: list[dict[str, Any]]
 ) -> dict[str, Any]:
     """The spell of an end row without its start row (the storage refused that one): from
     the end row's ``from`` (its ``to`` after retention purged it)."""
-    when = _aware(str(detail.get("from") or detail.get("to") or ts))
-    spells.append({"condition": condition, "from": when, "to": None, "flaps": 0})
+    ts = str(row["ts"])
+    spells.append(_opened(condition, {"from": detail.get("from") or detail.get("to") or ts}, row))
     return spells[-1]
 
 

@@ -598,13 +598,14 @@ def power_section(db: Database, bounds: tuple[str, str], zone: ZoneInfo) -> dict
 
 
 def _power_view(spell: Mapping[str, Any], zone: ZoneInfo) -> dict[str, Any]:
-    since, to = spell["from"], spell["to"]
+    since, to, length = spell["from"], spell["to"], spell["length"]
     return {
         "condition": spell["condition"],
-        "from": _local(since, zone),
+        "from": None if since is None else _local(since, zone),
         "to": None if to is None else _local(to, zone),
-        "minutes": None if to is None else round((to - since).total_seconds() / 60, 1),
+        "minutes": None if length is None else round(length.total_seconds() / 60, 1),
         "flaps": spell["flaps"],
+        "dating": spell["dating"],
     }
 
 

@@ -259,6 +259,7 @@ def test_the_daily_report_says_each_spell_when_and_for_how_long(pi, watch, core,
         "to": "2026-07-01T09:15:00+08:00",
         "minutes": 3.0,
         "flaps": 0,
+        "dating": "clock",
     }
     report = stats.daily_report(core.store.reader(), date(2026, 7, 1), "Asia/Shanghai")
     csv = stats.report_file(report, "csv").decode("utf-8-sig")
@@ -276,7 +277,7 @@ def test_a_spell_not_over_is_in_the_report_without_an_end(pi, watch, core, clock
     down = stats.daily_report(core.store.reader(), date(2026, 7, 1), "Asia/Shanghai")["downtime"]
     assert down["power"] == [
         {"condition": "throttled", "from": "2026-07-01T09:00:00+08:00", "to": None,
-         "minutes": None, "flaps": 0}
+         "minutes": None, "flaps": 0, "dating": "clock"}
     ]  # fmt: skip
     next_day = stats.daily_report(core.store.reader(), date(2026, 7, 2), "Asia/Shanghai")
     assert next_day["downtime"]["power"][0]["to"] is None  # still on: it touches that day too
@@ -437,7 +438,8 @@ def test_a_spell_whose_start_row_was_never_written_is_reported_from_its_end_row(
     assert down["power_total"] == 1
     assert down["power"] == [
         {"condition": "throttled", "from": "2026-07-01T12:00:00+08:00",
-         "to": "2026-07-01T12:15:00+08:00", "minutes": 15.0, "flaps": 3}
+         "to": "2026-07-01T12:15:00+08:00", "minutes": 15.0, "flaps": 3,
+         "dating": "clock"}
     ]  # fmt: skip
 
 
@@ -732,7 +734,8 @@ def test_a_throttle_lingering_after_the_dip_counts_in_downtime_power(pi, watch, 
     down = _report(core, date(2026, 7, 1))
     assert down["power"] == [
         {"condition": "under_voltage", "from": "2026-07-01T09:00:00+08:00",
-         "to": "2026-07-01T09:21:00+08:00", "minutes": 21.0, "flaps": 0}
+         "to": "2026-07-01T09:21:00+08:00", "minutes": 21.0, "flaps": 0,
+         "dating": "clock"}
     ]  # fmt: skip
 
 

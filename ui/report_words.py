@@ -153,6 +153,7 @@ _ITEMS = {
     "r.power.to": ("止", "To"),
     "r.power.minutes": ("时长（分钟）", "Minutes"),
     "r.power.flaps": ("期间反复次数", "Came back within it"),
+    "r.power.dating": ("时间依据", "Dated by"),
     "r.exits_per_household": ("每户外出", "Outings per household"),
     "r.exits_per_household.quota_enabled": ("外出限额", "Quota on"),
     "r.exits_per_household.quota_exits": ("每周期外出次数", "Outings per period"),

@@ -729,7 +729,12 @@ def _alone_rows(report: dict[str, Any], lang: str) -> list[tuple[str, Any]]:
         rows.append((i18n.t(lang, "export.fault_spells"), down["faults_total"]))
     for spell in down.get("power") or []:  # the Pi's own: "Pi under-voltage from 09:12", 3.0
         what = i18n.t(lang, f"export.pi_{spell['condition']}")
-        label = i18n.t(lang, "export.pi_spell", what=what, at=str(spell["from"])[11:16])
+        since = spell["from"]  # None: a boot whose clock was never set (docs/operations.md)
+        label = (
+            i18n.t(lang, "export.pi_spell_unset", what=what)
+            if since is None
+            else i18n.t(lang, "export.pi_spell", what=what, at=str(since)[11:16])
+        )
         minutes = spell.get("minutes")
         rows.append((label, i18n.t(lang, "export.pi_ongoing") if minutes is None else minutes))
     return rows

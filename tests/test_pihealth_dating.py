@@ -1,0 +1,232 @@
+"""A power spell begun before NTP set the clock and never ended (the Pi browned out in it) was
+dated on the boot's own clock: stamped with the saved time of the last shutdown (fake-hwclock)
+the report gave it the hours between that stamp and the last sign of life; stamped 1970 it fell
+outside the report's look-back and was not listed at all.
+
+Its rows now keep the boot and the monotonic time of its first reading (``clock``), and the
+report dates it as ``kiosk.dating`` dates that boot's events: by a later row of the boot on a
+set clock; a boot never set says the spell's time is unknown and counts only its minutes, by
+the boot's monotonic clock. Boots are simulated: the log's boot id, the monotonic clock from
+near zero, the wall clock as a Pi without a battery-backed clock boots."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from guard_support import console_fixtures
+
+from drivers.pihealth import FakePiSysfs, SysfsPiPower
+from kiosk import stats
+from kiosk.pihealth import COALESCE_S, PowerWatch
+from ui.guard.display import report_summary
+
+START = datetime(2026, 7, 1, 1, 0, tzinfo=UTC)  # 09:00 in Shanghai
+clock, core, app, alice, admin = console_fixtures(START)
+
+UNDER = 0x50005
+#: fake-hwclock's saved time of the last shutdown: 22:00 the evening before in Shanghai.
+SAVED = datetime(2026, 6, 30, 14, 0, tzinfo=UTC)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@pytest.fixture
+def pi(tmp_path):
+    return FakePiSysfs(tmp_path / "root").set(0, temp_c=47.2)
+
+
+def _boot(pi, core, clock, boot: str, wall: datetime) -> PowerWatch:
+    """A boot: its id in the log, the monotonic clock at 12 s, the wall clock at ``wall``
+    (not synchronised), the daemon's start row, and its power watch."""
+    core.store.boot_id = boot
+    clock.mono_ns = 12 * 10**9
+    clock.set_wall(wall)
+    clock.is_synced = False
+    core.store.audit("daemon", stats.DAEMON_START, {"last_stop": "unclean"})
+    return PowerWatch(SysfsPiPower(pi.root), clock, core.store, boot_id=boot)
+
+
+def _ntp(clock, wall: datetime) -> None:
+    clock.set_wall(wall)
+    clock.is_synced = True
+
+
+def _alive(core, clock, seconds: float) -> None:
+    clock.advance(seconds)
+    core.store.audit("alice", "roster.handover", {"note": "shift"})
+
+
+def _power(core, day=date(2026, 7, 1)) -> list[tuple]:
+    down = stats.daily_report(core.store.reader(), day, "Asia/Shanghai")["downtime"]
+    return [(s["from"], s["to"], s["minutes"], s["dating"]) for s in down["power"]]
+
+
+def _browned_out(pi, core, clock, wall: datetime) -> None:
+    """Boot "a" at ``wall``, real 08:57:48: the supply sags at 08:58 (12 s in), NTP sets the
+    clock at 09:00, a guard's handover at 09:03 (a row on the set clock), the Pi dies."""
+    watch = _boot(pi, core, clock, "a", wall)
+    pi.set(UNDER, temp_c=55.0)
+    watch.poll()
+    clock.advance(120)
+    _ntp(clock, START)
+    watch.poll()
+    _alive(core, clock, 180)
+    watch.poll()
+
+
+@pytest.mark.parametrize("wall", [SAVED, EPOCH], ids=["saved_shutdown", "1970"])
+def test_a_spell_begun_before_ntp_that_the_pi_died_in_is_dated_by_its_boot(pi, core, clock, wall):
+    _browned_out(pi, core, clock, wall)
+    _boot(pi, core, clock, "b", START + timedelta(minutes=4))  # fake-hwclock's hourly save
+    # Before: 22:00 the evening before to 09:03 (11 hours), or, stamped 1970, nothing.
+    assert _power(core) == [
+        ("2026-07-01T08:58:00+08:00", "2026-07-01T09:03:00+08:00", 5.0, "boot"),
+    ]
+    assert _power(core, date(2026, 6, 30)) == []  # not the evening of its stamp
+
+
+def test_its_start_row_keeps_its_boot_and_monotonic_time_and_health_redates_it(
+    pi, core, clock, caplog
+):
+    caplog.set_level(logging.INFO, logger="kiosk.pihealth")
+    watch = _boot(pi, core, clock, "a", SAVED)
+    pi.set(UNDER, temp_c=55.0)
+    watch.poll()
+    [start] = [r["detail"] for r in core.store.audits() if r["action"].startswith("pi_power.")]
+    assert (start["from"], start["clock"]) == ("2026-06-30T14:00:00.000000Z", ["a", 12 * 10**9])
+    assert watch.status()["under_voltage_since"] == "2026-06-30T14:00:00+00:00"
+    assert "(by a clock NTP has not set yet)" in caplog.records[-1].getMessage()
+    clock.advance(30)
+    _ntp(clock, START)
+    watch.poll()  # the clock set 30 s after the dip: health says when it really began
+    assert watch.status()["under_voltage_since"] == "2026-07-01T00:59:30+00:00"
+
+
+def test_a_throttled_spells_start_line_written_after_ntp_says_the_set_clocks_time(
+    pi, core, clock, caplog
+):
+    """A throttle lingering after a dip turns hot after NTP set the clock: the throttled
+    spell's line, written then, says its first reading on the set clock, not the saved time."""
+    caplog.set_level(logging.INFO, logger="kiosk.pihealth")
+    watch = _boot(pi, core, clock, "a", SAVED)
+    for word, temp in ((UNDER, 55.0), (0x40004, 55.0)):
+        pi.set(word, temp_c=temp)
+        watch.poll()
+        clock.advance(10)
+    _ntp(clock, START)
+    pi.set(0xA000A, temp_c=85.0)
+    watch.poll()
+    [line] = [r.getMessage() for r in caplog.records if r.getMessage().startswith("throttled:")]
+    assert "from 2026-07-01T00:59:50.000000Z (throttle" in line
+    assert watch.status()["throttled_since"] == "2026-07-01T00:59:50+00:00"
+
+
+def test_a_spell_of_a_boot_never_set_has_no_time_only_its_minutes(pi, core, clock):
+    watch = _boot(pi, core, clock, "a", EPOCH)
+    pi.set(UNDER, temp_c=55.0)
+    watch.poll()
+    clock.advance(120)
+    watch.poll()
+    _alive(core, clock, 180)  # 5 minutes on, still 1970: the Pi dies
+    _boot(pi, core, clock, "b", EPOCH)
+    clock.advance(48)
+    _ntp(clock, START)  # boot "b" began at 08:59 on the set clock
+    _alive(core, clock, 60)
+    # The spell was over by the next boot's start: listed that day, its time unknown.
+    assert _power(core) == [(None, None, 5.0, "unsynced")]
+    assert _power(core, date(2026, 7, 2)) == []
+    report = stats.daily_report(core.store.reader(), date(2026, 7, 1), "Asia/Shanghai")
+    said = ("Pi under-voltage at a time unknown (the clock was not set; minutes)", 5.0)
+    assert said in report_summary(report, "en")  # the day's export: never a false "from"
+
+
+def test_a_spell_begun_on_a_set_clock_is_read_as_before(pi, core, clock):
+    watch = _boot(pi, core, clock, "a", START)
+    clock.is_synced = True
+    pi.set(UNDER, temp_c=55.0)
+    watch.poll()
+    [start] = [r["detail"] for r in core.store.audits() if r["action"].startswith("pi_power.")]
+    assert "clock" not in start
+    _alive(core, clock, 600)
+    _boot(pi, core, clock, "b", START + timedelta(hours=3))
+    assert _power(core) == [
+        ("2026-07-01T09:00:00+08:00", "2026-07-01T09:10:00+08:00", 10.0, "clock"),
+    ]
+
+
+def test_two_boots_in_one_day_are_each_dated_by_their_own_clock(pi, core, clock):
+    """Boot "a" browns out in its spell (08:58-09:03); boot "b", its clock at the saved time
+    again, sags 2 minutes after its start, NTP sets the clock at 09:30 and the spell ends
+    on it at 09:31; its start is dated by its own boot (09:28), never by "a"'s."""
+    _browned_out(pi, core, clock, SAVED)
+    watch = _boot(pi, core, clock, "b", SAVED)  # real 09:26 at 12 s
+    pi.set(0, temp_c=55.0)
+    watch.poll()
+    clock.advance(120)
+    pi.set(UNDER, temp_c=55.0)
+    watch.poll()  # 09:28
+    clock.advance(60)
+    watch.poll()  # 09:29: the last dip
+    pi.set(0, temp_c=55.0)
+    clock.advance(60)
+    _ntp(clock, START + timedelta(minutes=30))
+    clock.advance(COALESCE_S)
+    watch.poll()  # the end row, on the set clock
+    assert _power(core) == [
+        ("2026-07-01T08:58:00+08:00", "2026-07-01T09:03:00+08:00", 5.0, "boot"),
+        ("2026-07-01T09:28:00+08:00", "2026-07-01T09:29:00+08:00", 1.0, "boot"),
+    ]
+
+
+def test_a_spell_begun_and_ended_before_ntp_is_dated_once_its_boot_is(pi, core, clock):
+    watch = _boot(pi, core, clock, "a", EPOCH)
+    pi.set(UNDER, temp_c=55.0)
+    watch.poll()
+    clock.advance(60)
+    watch.poll()
+    pi.set(0, temp_c=55.0)
+    clock.advance(COALESCE_S)
+    watch.poll()  # its end row, still 1970
+    assert _power(core) == []  # nothing of its boot on a set clock: nothing to place it by
+    _ntp(clock, START)
+    _alive(core, clock, 0)  # 09:00 on the set clock, 372 s into the boot
+    assert _power(core) == [
+        ("2026-07-01T08:54:00+08:00", "2026-07-01T08:55:00+08:00", 1.0, "boot"),
+    ]
+
+
+def test_an_earlier_boots_spell_stays_on_its_day_when_its_rows_are_out_of_sight(pi, core, clock):
+    """A spell begun before NTP on 25 June and ended on the set clock: its start row, stamped
+    1970, is read for every day's report; its end row and the next boot's start (on a set
+    clock) are days out of the look-back. It is that day's, never "not over" on 1 July."""
+    watch = _boot(pi, core, clock, "a", EPOCH)
+    pi.set(UNDER, temp_c=55.0)
+    watch.poll()
+    clock.advance(60)
+    _ntp(clock, datetime(2026, 6, 25, 1, 0, tzinfo=UTC))
+    watch.poll()
+    pi.set(0, temp_c=55.0)
+    clock.advance(COALESCE_S)
+    watch.poll()
+    core.store.boot_id = "b"
+    clock.mono_ns = 12 * 10**9
+    _ntp(clock, datetime(2026, 6, 26, 1, 0, tzinfo=UTC))  # boot "b", set before the daemon
+    core.store.audit("daemon", stats.DAEMON_START, {"last_stop": "clean"})
+    assert _power(core) == []
+    assert _power(core, date(2026, 6, 25)) == [
+        ("2026-06-25T08:59:00+08:00", "2026-06-25T09:00:00+08:00", 1.0, "boot"),
+    ]
+
+
+def test_a_start_row_of_an_older_version_is_read_by_its_stamp_as_before(core, clock):
+    """A start row written before its rows kept ``clock``, stamped 1970: as before, on no
+    recent day's report, never a spell from 1970 to the next boot's last row."""
+    clock.set_wall(EPOCH + timedelta(seconds=12))
+    clock.is_synced = False
+    old = {"from": "1970-01-01T00:00:12.000000Z", "word": "0x50005", "throttled": True}
+    core.store.audit("daemon", "pi_power.under_voltage.start", old)
+    core.store.boot_id = "b"
+    _ntp(clock, datetime(2026, 6, 26, 1, 0, tzinfo=UTC))  # days out of 1 July's look-back
+    core.store.audit("daemon", stats.DAEMON_START, {"last_stop": "unclean"})
+    assert _power(core) == []  # not "not over since 1970"
