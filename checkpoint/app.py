@@ -361,10 +361,6 @@ def _close_devices(devices: Devices, grant_s: float) -> None:
     devices.close_outputs(grant_s)
 
 
-def _shutdown_pages(_grant_s: float) -> None:
-    HelperProcessPages.shutdown()
-
-
 def _rows(n: int) -> str:
     return f"{n} audit row(s)"
 
@@ -529,6 +525,7 @@ class Daemon:
         from checkpoint.server import build_server
 
         self.core.web_uses.open()  # closed by an earlier stop of this core, if any
+        self.core.pages.open()  # so are the API's pages
         app = create_app(self.core)
         self.guard = app.state.guard
         self.previews = app.state.community_imports
@@ -603,7 +600,7 @@ class Daemon:
             self._stop_web(budget),
             self._end_background(background, budget),
             self._stop_engine(budget, started=started),
-            self._stop_step(budget, "page helper", HELPER_STOP_S, _shutdown_pages),
+            self._stop_step(budget, "page helper", HELPER_STOP_S, self._close_pages),
             self._stop_helpers(budget),
             return_exceptions=True,
         )
@@ -614,6 +611,11 @@ class Daemon:
         cpu.release()
         self._say_stop(budget, unwritten)
         log.info("kiosk stopped")
+
+    def _close_pages(self, _grant_s: float) -> None:
+        """The API's pages closed (``PageSource.close``): its page helper stopped, and none
+        asked of it after, a request's under way included (503, the checkpoint is stopping)."""
+        self.core.pages.close()
 
     def _cancel_background(self) -> list[asyncio.Task[Any]]:
         """The background tasks cancelled (a write of theirs still stuck goes on in its

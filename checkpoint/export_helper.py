@@ -54,7 +54,8 @@ class HelperGone(RuntimeError):
 
 class HelperStopped(HelperGone):
     """``shutdown`` ended the helper while a page was asked of it: the page is built in this
-    process, not asked of a new helper."""
+    process, not asked of a new helper; or the daemon's stop closed these pages (``close``):
+    none is asked of a helper after it."""
 
 
 def _read_exact(stream: IO[bytes], n: int) -> bytes:
@@ -102,7 +103,9 @@ class HelperProcessPages:
     scheduling lag on the asyncio loop that runs the gate (measured by ``kiosk bench``, pull
     section). The helper reads the same SQLite file through its own read-only connection (WAL
     lets it) and hands back bytes. If the helper cannot be used the page is built in this
-    thread instead, so an export never fails for it."""
+    thread instead, so an export never fails for it. Once the daemon's stop has closed them
+    (``close``) none is built: a page asked then is refused as the log's reads are at its
+    close (``LogClosing``: 503, "the checkpoint is stopping"), never a helper started."""
 
     _proc: subprocess.Popen[bytes] | None = None
     #: Held by ``_ask`` for as long as a page takes (one page at a time on the pipes).
@@ -114,15 +117,33 @@ class HelperProcessPages:
     _failed: str | None = None
     idle_stop_s = IDLE_STOP_S
 
-    @classmethod
-    def helper(cls) -> subprocess.Popen[bytes]:
-        """The running helper process, started if there is none (call with ``_lock`` held)."""
-        with cls._proc_lock:
-            proc = cls._proc
-            if proc is not None and proc.poll() is None:
-                return proc
-            cls._proc = cls._start()
-            return cls._proc
+    def __init__(self) -> None:
+        #: Set by the daemon's stop (``close``), under ``_proc_lock``; cleared by its start.
+        self._closed = False
+
+    def open(self) -> None:
+        """The daemon's start: pages are asked of the helper (again, after a stop)."""
+        with self._proc_lock:
+            self._closed = False
+
+    def close(self) -> None:
+        """The daemon's stop: no page is asked of a helper from now on and none is started,
+        the one under way included (``HelperStopped``, refused by ``build``); the helper is
+        stopped (``shutdown``)."""
+        with self._proc_lock:
+            self._closed = True
+        self.shutdown()
+
+    def helper(self) -> subprocess.Popen[bytes]:
+        """The running helper process, started if there is none (call with ``_lock`` held);
+        ``HelperStopped`` once the stop closed these pages."""
+        with self._proc_lock:
+            if self._closed:
+                raise HelperStopped("the daemon's stop closed the page helper")
+            proc = HelperProcessPages._proc
+            if proc is None or proc.poll() is not None:
+                proc = HelperProcessPages._proc = self._start()
+            return proc
 
     @classmethod
     def _start(cls) -> subprocess.Popen[bytes]:
@@ -160,16 +181,15 @@ class HelperProcessPages:
         finally:
             cls._lock.release()
 
-    @classmethod
     def _ask(
-        cls, request: tuple[str, int, int, tuple[str, ...], bool]
+        self, request: tuple[str, int, int, tuple[str, ...], bool]
     ) -> tuple[bool, bytes, int, int, int]:
-        with cls._lock:
-            proc = cls.helper()
+        with self._lock:
+            proc = self.helper()
             try:
                 return _page_of(proc, request)
             except (HelperGone, OSError, ValueError, struct.error):
-                if cls._proc is proc:
+                if HelperProcessPages._proc is proc:
                     raise
                 _retire(proc, 1.0)  # ``shutdown`` took it meanwhile, and terminated it
                 raise HelperStopped("the helper was stopped") from None
@@ -183,6 +203,7 @@ class HelperProcessPages:
                 ok, body, count, next_seq, last = self._ask(request)
             except (HelperGone, OSError, ValueError, struct.error) as exc:
                 if isinstance(exc, HelperStopped):
+                    self._stopped()
                     log.debug("export worker stopped; building in-process")
                     break
                 if attempt == 0 and isinstance(exc, HelperGone):
@@ -203,6 +224,14 @@ class HelperProcessPages:
         from kiosk.export import InProcessPages
 
         return InProcessPages().build(store, after, limit, allowed, ndjson)
+
+    def _stopped(self) -> None:
+        """A helper stopped under a page: ``LogClosing`` if the daemon's stop did it (or
+        closed these pages before the page reached it), else the page is built here."""
+        if self._closed:
+            from kiosk.store import LogClosing  # loaded by the daemon; not by the helper
+
+            raise LogClosing from None
 
 
 def _page_of(

@@ -418,7 +418,11 @@ class ScenarioTarget(Protocol):
 
     def clock_jump(self, seconds: float) -> None: ...
 
-    def manual(self, spec: ManualSpec, direction: str, about: int | None = None) -> None: ...
+    def subject(self, seq: int, decision: str) -> ManualSubject: ...
+
+    def manual(
+        self, spec: ManualSpec, direction: str, subject: ManualSubject | Literal["none"]
+    ) -> None: ...
 
 
 class StoreSwitch:
@@ -565,19 +569,22 @@ class DeviceTarget:
         elif isinstance(self.clock, FakeClock):
             self.clock.set_wall(self.clock.now() + timedelta(seconds=seconds))
 
-    def manual(self, spec: ManualSpec, direction: str, about: int | None = None) -> None:
-        """The guard's decision about the passage ``about`` (its ``seq``, checked as the
-        console checks the one a guard chose: ``kiosk.subjects``; ``SubjectRefused``, a
-        ``ValueError``, when it may not be decided) or about a person without a pass."""
+    def subject(self, seq: int, decision: str) -> ManualSubject:
+        """The passage ``seq`` as the subject of a guard's ``decision``, checked as the
+        console checks the one a guard chose (``kiosk.subjects``; ``SubjectRefused``, a
+        ``ValueError``, when it may not be decided)."""
+        if self.event_log is None:
+            raise ScenarioError("manual steps about a passage need the event log")
+        now = ClockReading.take(self.clock)
+        return subject_in_log(self.event_log, seq, decision, now, self.event_log.boot_id)
+
+    def manual(
+        self, spec: ManualSpec, direction: str, subject: ManualSubject | Literal["none"]
+    ) -> None:
+        """The guard's decision about ``subject``: a passage (``subject``), or a person
+        without a pass (``NO_SUBJECT``)."""
         if self.on_manual is None:
             raise ScenarioError("manual steps need a guard console")
-        subject: ManualSubject | Literal["none"] = NO_SUBJECT
-        if about is not None:
-            if self.event_log is None:
-                raise ScenarioError("manual steps about a passage need the event log")
-            now = ClockReading.take(self.clock)
-            log_ = self.event_log
-            subject = subject_in_log(log_, about, spec.decision, now, log_.boot_id)
         self.on_manual(
             decision=spec.decision,
             operator=spec.operator,
@@ -673,11 +680,34 @@ class ScenarioDriver:
             base = self.scenario.path.parent if self.scenario.path else Path.cwd()
             t.present_frame(base / step.frame, direction)
         if step.manual is not None:
-            about = self._subject(index, step.manual)
-            with _refused(index, "manual"):
-                way = step.manual.direction or direction or self.default_direction
-                t.manual(step.manual, way, about)
+            self._guard(index, step, step.manual)
         self.applied.append(index)
+
+    def _guard(self, index: int, step: Step, manual: ManualSpec) -> None:
+        """Step ``index``'s guard decision: about the passage its ``manual.about`` names (the
+        ``seq``, checked as the console checks it) or about nobody, going ``_way``."""
+        about = self._subject(index, manual)
+        with _refused(index, "manual"):
+            subject = NO_SUBJECT if about is None else self.target.subject(about, manual.decision)
+            self.target.manual(manual, self._way(index, step, manual, subject), subject)
+
+    def _way(
+        self, index: int, step: Step, manual: ManualSpec, subject: ManualSubject | Literal["none"]
+    ) -> str:
+        """The direction a guard's decision is recorded with: its passage's, as the console
+        records it (a step saying the other way is a ``ScenarioError``); about nobody, the
+        step's (``manual.direction``, else the step's ``direction``), else the default."""
+        key = "manual.direction" if manual.direction else "direction"
+        said = manual.direction or step.direction
+        if not isinstance(subject, ManualSubject) or subject.direction is None:
+            return said or self.default_direction
+        if said not in (None, subject.direction):
+            raise ScenarioError(
+                f"steps[{index}].{key}: {said!r}, but passage {subject.seq} went"
+                f" {subject.direction!r} (a guard's decision about a passage goes its way:"
+                f" leave the direction out, or make it {subject.direction!r})"
+            )
+        return subject.direction
 
     def decided(self, message: Mapping[str, Any]) -> None:
         """For each ``decision`` message of the bus (as ``visitor_done``): a kiosk passage

@@ -114,17 +114,30 @@ def export_page_at(
 
 
 class PageSource(Protocol):
-    """Builds one masked page of ``/api/v1/events``: ``(body, count, next, last)``."""
+    """Builds one masked page of ``/api/v1/events``: ``(body, count, next, last)``; opened by
+    the daemon's start, closed by its stop (a page asked after: ``LogClosing``, at the latest
+    when the log's close begins)."""
 
     def build(
         self, store: EventLog, after: int, limit: int, allowed: frozenset[str], ndjson: bool
     ) -> tuple[bytes, int, int, int]: ...
 
+    def open(self) -> None: ...
+
+    def close(self) -> None: ...
+
 
 class InProcessPages:
-    """Pages built in the calling thread, on that thread's read-only connection."""
+    """Pages built in the calling thread, on that thread's read-only connection: its reads
+    are the log's, refused once its close begins; nothing to open or close of its own."""
 
     def build(
         self, store: EventLog, after: int, limit: int, allowed: frozenset[str], ndjson: bool
     ) -> tuple[bytes, int, int, int]:
         return export_page(store.reader(), after, limit, allowed, ndjson)
+
+    def open(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass

@@ -1177,19 +1177,19 @@ def _handler_for(collector: Collector, names: frozenset[str]) -> type[BaseHTTPRe
         def do_HEAD(self) -> None:  # noqa: N802
             self.do_GET()
 
-        def _not_allowed(self) -> None:
-            """Any other method is the asker's mistake (405), not a server fault (``http.
-            server``'s 501): this port only answers reads."""
+        def send_error(
+            self, code: int, message: str | None = None, explain: str | None = None
+        ) -> None:
+            """``http.server`` answers a method without a ``do_<METHOD>`` here with 501, any
+            method the asker sends (POST, TRACE, CONNECT, PROPFIND, an invented one, ``get``:
+            methods are case-sensitive): the asker's mistake (405), not a server fault, as
+            this port only answers reads. A refusal, not a ``__getattr__`` answering every
+            ``do_`` name: that made every attribute of the handler one to mypy."""
+            if code != HTTPStatus.NOT_IMPLEMENTED:
+                super().send_error(code, message, explain)
+                return
             body = b'{"detail":"this port answers GET and HEAD only"}'
             self._send(405, body, "application/json", {"Allow": "GET, HEAD"})
-
-        def __getattr__(self, name: str) -> Callable[[], None]:
-            """``http.server`` answers a request's method with ``do_<METHOD>``, any method the
-            asker sends (POST, TRACE, CONNECT, PROPFIND, an invented one, ``get``: methods are
-            case-sensitive): each without its own is ``_not_allowed`` (it was a 501)."""
-            if name.startswith("do_"):
-                return self._not_allowed
-            raise AttributeError(name)
 
         def do_GET(self) -> None:  # noqa: N802
             path = self.path.split("?", 1)[0]

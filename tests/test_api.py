@@ -614,7 +614,7 @@ def test_a_dead_helper_process_is_replaced_by_a_fresh_one(core):
 
 
 def test_a_helper_that_cannot_run_falls_back_to_building_in_thread(core, caplog, monkeypatch):
-    def cannot_start() -> None:
+    def cannot_start(_pages) -> None:
         raise OSError("no interpreter")
 
     HelperProcessPages.shutdown()

@@ -14,7 +14,7 @@ from checkpoint.cli import main
 from kiosk.config import ConfigError
 from kiosk.config.fleet import CollectorConfig, FleetSection, load_collector_config
 from kiosk.passes import load_private_key, new_key_pair
-from office.collector import Collector, StatusServer
+from office.collector import Collector, StatusServer, _handler_for
 from office.listsync import compounds_path, publish_bundle
 
 pytest_plugins = ("pgfixture",)  # pg_cluster, pg_dsn: a real PostgreSQL
@@ -375,6 +375,8 @@ def test_the_status_port_answers_another_method_with_405_not_a_server_error(monk
             b"CONNECT 127.0.0.1:443 HTTP/1.1",
             b"PROPFIND /lists/bundle HTTP/1.1",
             b"FOO /status.json HTTP/1.1",
+            b"PURGE / HTTP/1.1",
+            b"BREW /metrics HTTP/1.1",
             b"get /status.json HTTP/1.1",
         ):
             status, rest = _raw_answer(server.port, line)
@@ -389,6 +391,15 @@ def test_the_status_port_answers_another_method_with_405_not_a_server_error(monk
     finally:
         server.stop()
         collector.stop()
+
+
+def test_the_status_ports_handler_is_type_checked_whole():
+    """Its ``__getattr__`` answered every ``do_<METHOD>`` http.server looks up (the 405 of
+    any other method), and so mypy took any attribute of the handler as one: a misspelt
+    ``self.`` anywhere in it passed ``mypy --strict`` and failed only when a request ran it.
+    The 405 is ``send_error``'s answer to http.server's 501 now (the test above)."""
+    handler = _handler_for(object(), frozenset())  # only kept for its requests
+    assert not [c for c in handler.__mro__ if "__getattr__" in vars(c)]
 
 
 def _connect_each(port: int, sources: int) -> list[socket.socket]:

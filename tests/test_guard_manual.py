@@ -173,7 +173,7 @@ def test_a_console_decision_racing_a_scenarios_guard_step_leaves_one_decision(ri
     target = DeviceTarget(clock=rig.clock, on_manual=console_first, event_log=rig.log)
     spec = ManualSpec(decision="manual_pass", operator="guard-zhou", reason="escorted home")
     with pytest.raises(ValueError, match="guard-li has already decided passage"):
-        target.manual(spec, "in", about=subject.seq)
+        target.manual(spec, "in", target.subject(subject.seq, spec.decision))
     assert _manuals(rig) == [("manual_deny", "guard-li")]
 
 

@@ -22,6 +22,7 @@ from checkpoint.replay import (
     parse_scenario,
     replay,
 )
+from kiosk.engine import ManualSubject
 
 FEVER = {
     "at_s": 1,
@@ -145,6 +146,52 @@ def test_a_pass_about_a_passage_the_kiosk_let_through_is_refused():
         replay(scenario)
 
 
+#: A resident denied going out with a fever (the kiosk's default direction is "in").
+FEVER_OUT = {**FEVER, "direction": "out"}
+
+
+@pytest.mark.slow
+def test_a_guard_step_about_a_passage_goes_the_passages_way():
+    """Its direction was the step's, else the kiosk's default ("in"), whatever the passage it
+    decides: letting out a resident denied going out was recorded as an entry (a second
+    person in, the household's outing not counted). It goes the passage's way now, as the
+    console records the guard's decision about a passage; a guard step about nobody still
+    goes the default's way."""
+    scenario = _scenario(
+        [FEVER_OUT, _guard(5, about="fever"), {**FEVER_OUT, "at_s": 7, "name": "x"}, _guard(12)],
+        config=HOLD,
+        duration_s=13,
+    )
+    result = replay(scenario)
+    assert result.failures == []
+    assert [(d["kind"], d["direction"]) for d in result.decisions] == [
+        ("passage", "out"),
+        ("manual", "out"),
+        ("passage", "out"),
+        ("manual", "in"),
+    ]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("guard", "field"),
+    [
+        (_guard(5, about="fever", direction="in"), "manual.direction"),
+        ({**_guard(5, about="fever"), "direction": "in"}, "direction"),
+    ],
+)
+def test_a_guard_step_going_against_its_passages_way_is_a_scenario_error(guard, field):
+    """A guard step saying "in" about a passage that went "out": a scenario error naming the
+    step and the key, never a decision recorded the other way."""
+    scenario = _scenario([FEVER_OUT, guard], config=HOLD, duration_s=6)
+    with pytest.raises(ScenarioError) as raised:
+        replay(scenario)
+    assert str(raised.value) == (
+        f"steps[1].{field}: 'in', but passage 1 went 'out' (a guard's decision about a"
+        " passage goes its way: leave the direction out, or make it 'out')"
+    )
+
+
 def test_a_guard_step_about_a_visitor_not_decided_yet_is_a_scenario_error():
     scenario = _scenario([FEVER, _guard(1.5, about="fever")])
     with pytest.raises(ScenarioError, match=r"steps\[1\]\.manual\.about: step 0's visitor is not"):
@@ -182,7 +229,8 @@ def test_the_demo_learns_each_visitors_passage_from_the_bus(core):
     scenario = _scenario([visitor, _guard(5, about="fever")])
     asked: list[dict] = []
     target = DeviceTarget(core.clock, code_sink=lambda _text, _way: None)
-    target.manual = lambda spec, way, about: asked.append({"about": about})
+    target.subject = lambda seq, _decision: ManualSubject(seq=seq, direction="in")
+    target.manual = lambda spec, way, subject: asked.append({"about": subject.seq})
     driver = ScenarioDriver(scenario, core.clock, target)
 
     async def main() -> None:

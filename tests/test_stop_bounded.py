@@ -72,12 +72,12 @@ def test_a_stop_with_a_stuck_storage_ends_in_time_gate_locked_first_saying_what_
         seen.append("open" if gate.is_open else "locked")  # the first storage step
         close_power()
 
-    def pages_shutdown():  # an export reading the stalled card holds the helper's lock
+    def pages_close():  # an export reading the stalled card holds the helper's lock
         seen.append("pages " + ("open" if gate.is_open else "locked"))
         answer.wait(30)
 
     monkeypatch.setattr(daemon._pi_power, "close", power_close)
-    monkeypatch.setattr(app_module.HelperProcessPages, "shutdown", pages_shutdown)
+    monkeypatch.setattr(core.pages, "close", pages_close)
     daemon.stop_budget_s = 0.3  # the page helper's step is given up within it
     daemon.stop_reserves_s = {"gate lock": 0.05, "writes": 0.1}
     answer = None

@@ -144,7 +144,7 @@ def test_a_stop_with_one_step_stuck_at_its_own_cap_blames_it_for_no_budget(
     daemon = Daemon(core, notifier=Notifier(None))
     daemon.guard = app.state.guard
     monkeypatch.setattr(app_module, "HELPER_STOP_S", 0.2)
-    monkeypatch.setattr(app_module, "_shutdown_pages", lambda _s: never.wait(WAIT_S))
+    monkeypatch.setattr(core.pages, "close", lambda: never.wait(WAIT_S))
 
     async def run() -> None:
         await core.runner.start()
@@ -222,11 +222,11 @@ def _stuck_daemon(core, app, clock, monkeypatch, never: threading.Event, seen: S
 
     monkeypatch.setattr(daemon._pi_power, "close", power_close)
 
-    def pages_shutdown():  # an export reading the stalled card holds the helper
+    def pages_close():  # an export reading the stalled card holds the helper
         seen.append("pages")
         never.wait(30)
 
-    monkeypatch.setattr(app_module.HelperProcessPages, "shutdown", pages_shutdown)
+    monkeypatch.setattr(core.pages, "close", pages_close)
     core.runner.readers = [*core.runner.readers, StuckReader(never, seen)]
     peer = {"url": "http://gate-north.lan", "kiosk_id": "gate-north", "token_env": "PEER_TOKEN_N"}
     monkeypatch.setenv("PEER_TOKEN_N", "kt_north_" + "a" * 43)

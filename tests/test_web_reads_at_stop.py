@@ -186,6 +186,23 @@ def test_the_api_asked_once_the_log_closes_says_the_checkpoint_is_stopping(app, 
     assert answer.json() == {"detail": "the checkpoint is stopping"}
 
 
+def test_the_events_api_asked_once_the_stop_closed_the_page_helper_says_it_is_stopping(
+    app, core, monkeypatch
+):
+    """A page of ``/api/v1/events`` asked once the daemon's stop closed the page helper (its
+    requests under way end after it): the log's 503, never a helper started after the stop."""
+    from checkpoint.export_helper import HelperProcessPages
+
+    monkeypatch.setattr(HelperProcessPages, "_start", None)  # called: a TypeError, a 500
+    _, token = core.tokens.create(["logs:read"])
+    assert isinstance(core.pages, HelperProcessPages)  # the daemon's, as built
+    core.pages.close()
+    with TestClient(app, raise_server_exceptions=False) as office:
+        answer = office.get("/api/v1/events", headers={"Authorization": f"Bearer {token}"})
+    assert answer.status_code == 503 and answer.headers["Retry-After"] == "30"
+    assert answer.json() == {"detail": "the checkpoint is stopping"}
+
+
 def test_the_live_stream_ends_cleanly_at_the_logs_close_rather_than_holding_it(
     alice, core, monkeypatch
 ):
@@ -267,34 +284,38 @@ def test_a_csv_export_streaming_holds_a_read_per_page_and_is_cut_at_the_logs_clo
 
 @pytest.mark.slow
 def test_a_daemon_started_again_on_the_same_core_serves_the_consoles_actions(tmp_path):
-    """The stop closes the console's uses of the log (``Core.web_uses``); the next start on
-    the same core opens them again: its audited routes answer as in the first run (here: to
-    nobody signed in), not 503 "the checkpoint is stopping" for ever."""
+    """The stop closes the console's uses of the log (``Core.web_uses``) and the API's pages
+    (``Core.pages``); the next start on the same core opens them again: its audited routes
+    and ``/api/v1/events`` answer as in the first run (here: to nobody signed in; a page),
+    not 503 "the checkpoint is stopping" for ever."""
     data = tmp_path / "data"
     data.mkdir()
     config = parse_config({"site": {"kiosk_id": "test-gate"}, "web": {"port": 0}})
 
-    async def one_run(core) -> int:
+    async def one_run(core, token: str) -> tuple[int, int]:
         daemon = Daemon(core, notifier=Notifier(None))
         await daemon.start()
         try:
             async with httpx.AsyncClient(base_url=daemon.url) as client:
                 answer = await client.get("/guard/export.csv", follow_redirects=False)
+                bearer = {"Authorization": f"Bearer {token}"}
+                page = await client.get("/api/v1/events", headers=bearer)
         finally:
             await asyncio.wait_for(daemon.stop(), WAIT_S)
-        return answer.status_code
+        return answer.status_code, page.status_code
 
-    async def two_runs() -> tuple[int, int]:
+    async def two_runs() -> tuple[tuple[int, int], tuple[int, int]]:
         core = await asyncio.to_thread(build_core, config, data)
+        _, token = await asyncio.to_thread(core.tokens.create, ["logs:read"])
         try:
-            first = await one_run(core)
+            first = await one_run(core, token)
             await asyncio.to_thread(core.store.open)  # closed by the first stop
-            return first, await one_run(core)
+            return first, await one_run(core, token)
         finally:
             await asyncio.to_thread(core.close)
 
     first, again = asyncio.run(two_runs())
-    assert first != 503 and again == first
+    assert first[0] != 503 and first[1] == 200 and again == first
 
 
 # --- a reader the close already closed: every touch of it refused, never a closed connection ----
