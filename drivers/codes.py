@@ -30,6 +30,7 @@ class Rejection:
     """A decoded payload that did not reach the engine, and why (no payload content kept)."""
 
     #: empty | oversized | not_utf8 | control_chars | bad_frame | unterminated | unknown_key
+    #: | overrun
     reason: str
     source: str
     mono_ns: int

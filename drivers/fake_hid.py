@@ -13,7 +13,8 @@ alt_codes=True)``.
 Faults: ``press(code)`` for a key no layout maps, ``autorepeat=True`` on ``type_text`` (the
 host taking a delayed release for a held key), ``send_raw`` for torn records, ``unplug()``
 (the node vanishes; the driver's read sees the end, as a real node gives ``ENODEV``) and
-``replug()``, ``hold_grab()`` (``EBUSY``: another program took the device).
+``replug()``, ``hold_grab()`` (``EBUSY``: another program took the device), ``overrun()``
+(the kernel's ``SYN_DROPPED``: the driver fell behind and lost events).
 """
 
 from __future__ import annotations
@@ -30,10 +31,13 @@ from secrets import token_hex
 from drivers.hid_scanner import (
     END_KEY_CODES,
     EV_KEY,
+    EV_SYN,
     KEY_LEFTALT,
     KEY_LEFTSHIFT,
     KEYPAD_DIGITS,
     NATIVE_LONG_BYTES,
+    SYN_DROPPED,
+    SYN_REPORT,
     US_KEYS,
     HidScanner,
     event_struct,
@@ -44,8 +48,6 @@ from kiosk.clock import Clock
 from kiosk.config.readers import DecoderConfig, HidEndKey
 from kiosk.devices import CodeSink
 
-EV_SYN = 0x00
-SYN_REPORT = 0
 #: The node's name as udev makes it for a typical handheld scanner.
 NODE_NAME = "usb-Fake_Barcode_Scanner-event-kbd"
 
@@ -191,6 +193,15 @@ class FakeHidScanner:
     def send_events(self, events: list[tuple[int, int, int]]) -> None:
         """``(type, code, value)`` records exactly as given."""
         self.send_raw(b"".join(self._record(*event) for event in events))
+
+    def overrun(self, newest: tuple[int, int, int] | None = None) -> None:
+        """The reader fell behind and its queue overflowed: the kernel drops what it had not
+        read (here: what the test does not send) and queues ``SYN_DROPPED``, then the newest
+        event (``newest``: its packet's ``SYN_REPORT`` is in what is sent next)."""
+        events = [(EV_SYN, SYN_DROPPED, 0)]
+        if newest is not None:
+            events.append(newest)
+        self.send_events(events)
 
     def send_raw(self, data: bytes) -> None:
         """Bytes into the node as given (torn records included)."""

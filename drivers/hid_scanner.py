@@ -29,6 +29,14 @@ also Ctrl+M and Ctrl+J, CR and LF as a scanner types them: a CR LF suffix is Ent
 Ctrl+J) and then takes the serial scanners' path (``SerialLinePipeline.line``): the same
 hygiene, hold-off and rejections.
 
+A reader that falls behind loses keys: the kernel keeps a small queue per reader (evdev's 64
+events or 8 packets at least) and, full, drops what is unread and queues ``SYN_DROPPED`` and
+the newest event. The line the drop cut is refused as ``overrun`` through its end (or a pause),
+never stitched into one code with what follows; the events up to the next ``SYN_REPORT`` are
+not read, and the keys held are then asked of the device (``EVIOCGKEY``), as the kernel's
+documentation says a client must (Documentation/input/event-codes.rst); the answer holds
+every key event so far, so those already read past that point are not read again.
+
 Standard library only (``os``, ``fcntl``, ``struct``, ``select``): python-evdev would be a C
 extension to build on the Pi for the three calls used here.
 """
@@ -55,7 +63,11 @@ from kiosk.devices import CodeSink, ReaderFault
 log = logging.getLogger(__name__)
 
 #: linux/input-event-codes.h
+EV_SYN = 0x00
 EV_KEY = 0x01
+SYN_REPORT = 0
+#: The reader's queue overflowed: events were lost before this one (evdev.c).
+SYN_DROPPED = 3
 KEY_TAB = 15
 KEY_ENTER = 28
 KEY_LEFTCTRL = 29
@@ -70,6 +82,10 @@ KEY_LEFTMETA = 125
 KEY_RIGHTMETA = 126
 #: _IOW('E', 0x90, int): take (1) or release (0) the device for this file descriptor alone.
 EVIOCGRAB = 0x40044590
+#: KEY_MAX + 1 bits: the keys held, as EVIOCGKEY gives them.
+KEY_BITMAP_BYTES = (0x2FF + 1) // 8
+#: _IOR-style _IOC(_IOC_READ, 'E', 0x18, KEY_BITMAP_BYTES): the keys held now.
+EVIOCGKEY = (2 << 30) | (KEY_BITMAP_BYTES << 16) | (ord("E") << 8) | 0x18
 
 END_KEY_CODES: dict[str, int] = {"enter": KEY_ENTER, "kpenter": KEY_KPENTER, "tab": KEY_TAB}
 _SHIFTS = frozenset({KEY_LEFTSHIFT, KEY_RIGHTSHIFT})
@@ -169,6 +185,8 @@ class KeyLineDecoder:
         self._oversized = False
         #: Keypad digits of an Alt code being typed (Alt held alone), else None.
         self._alt: str | None = None
+        #: The line was cut by lost events (``cut``): it ends unread.
+        self._cut = False
 
     @property
     def partial(self) -> int:
@@ -187,8 +205,26 @@ class KeyLineDecoder:
         """Forget a partial line (one whose end never came), an Alt code begun with it."""
         self._buf.clear()
         self._chars = 0
-        self._unknown = self._oversized = False
+        self._unknown = self._oversized = self._cut = False
         self._alt = None
+
+    @property
+    def cut(self) -> bool:
+        """Whether the line begun was cut by lost events (its tail is still to come)."""
+        return self._cut
+
+    def cut_line(self) -> None:
+        """Keys were lost (the kernel's ``SYN_DROPPED``): the line begun, and its tail up to
+        its end key, are no code; ``_end`` gives nothing for it."""
+        self.drop()
+        self._cut = True
+
+    def resync(self, held: Iterable[int]) -> None:
+        """The modifiers held are ``held`` (the device's word after lost events: a release
+        lost with them would leave Shift held for every later code)."""
+        down = set(held)
+        self._shifts = down & _SHIFTS
+        self._chords = down & _CHORDS
 
     def key(self, code: int, value: int) -> KeyLine | None:
         """One ``EV_KEY`` event (value 1 press, 0 release, 2 autorepeat); a line at its end."""
@@ -255,7 +291,9 @@ class KeyLineDecoder:
 
     def _end(self) -> KeyLine | None:
         line: KeyLine | None
-        if self._oversized:
+        if self._cut:
+            line = None  # said when the keys were lost
+        elif self._oversized:
             line = KeyLine(reason="oversized")
         elif self._unknown:
             line = KeyLine(reason="unknown_key")
@@ -268,6 +306,16 @@ class KeyLineDecoder:
 def ioctl_grab(fd: int, on: bool) -> None:
     """Take (or give back) the input device behind ``fd`` for this descriptor alone."""
     fcntl.ioctl(fd, EVIOCGRAB, 1 if on else 0)
+
+
+def ioctl_keys_down(
+    fd: int, *, ioctl: Callable[[int, int, bytes], bytes] = fcntl.ioctl
+) -> frozenset[int]:
+    """The keys held now on the input device behind ``fd`` (``EVIOCGKEY``: a bitmap, key
+    ``n`` bit ``n % 8`` of byte ``n // 8`` on a little-endian machine); ``OSError`` if it is
+    no input device."""
+    bits = ioctl(fd, EVIOCGKEY, bytes(KEY_BITMAP_BYTES))
+    return frozenset(n for n in range(len(bits) * 8) if bits[n // 8] >> (n % 8) & 1)
 
 
 UNTERMINATED_HINT = (
@@ -333,6 +381,7 @@ class HidScanner(LineScanner[int]):
         end_keys: Iterable[HidEndKey] = ("enter", "kpenter"),
         reconnect: Backoff = DEFAULT_RECONNECT,
         grab: Callable[[int, bool], None] = ioctl_grab,
+        keys_down: Callable[[int], frozenset[int]] = ioctl_keys_down,
         read: Callable[[int, int], bytes] = os.read,
         long_bytes: int = NATIVE_LONG_BYTES,
         on_rejection: Callable[[Rejection], None] | None = None,
@@ -341,11 +390,13 @@ class HidScanner(LineScanner[int]):
         self.device = device
         self.keys = KeyLineDecoder(self.decoder_cfg.max_payload_chars, end_keys)
         self._grab = grab
+        self._keys_down = keys_down
         self._read = read
         self._event = event_struct(long_bytes)
         self._last_key_ns = 0
         self._unknown_lines = 0  # in a row
         self._held = b""  # the start of a record torn across reads
+        self._dropping = False  # events lost: those up to the next SYN_REPORT are not read
         self._poller = select.poll()
 
     @property
@@ -378,6 +429,7 @@ class HidScanner(LineScanner[int]):
     def _begin(self, fd: int) -> None:
         self.keys.reset()
         self._held = b""
+        self._dropping = False
         # poll, not select: a busy daemon reopens the node on a descriptor past 1024.
         self._poller = select.poll()
         self._poller.register(fd, select.POLLIN)
@@ -385,7 +437,7 @@ class HidScanner(LineScanner[int]):
             self._poller.register(self._wake_fd, select.POLLIN)
 
     def _drop_partial(self) -> int:
-        length = self.keys.partial
+        length = 0 if self.keys.cut else self.keys.partial  # a cut line is said already
         self.keys.drop()
         return length
 
@@ -408,9 +460,41 @@ class HidScanner(LineScanner[int]):
         data = self._held + data
         whole = len(data) - len(data) % size
         self._held = data[whole:]
+        synced = False  # the device's key state taken: this read's keys are in it
         for _sec, _usec, kind, code, value in self._event.iter_unpack(data[:whole]):
-            if kind == EV_KEY:
+            if kind == EV_SYN and code == SYN_DROPPED:
+                self._overrun()
+            elif self._dropping:
+                if kind == EV_SYN and code == SYN_REPORT:
+                    synced = self._resync(fd)
+            elif kind == EV_KEY and not synced:
                 self._key(code, value, sink)
+        return True
+
+    def _overrun(self) -> None:
+        """The kernel dropped events this reader had not read: the line they cut is refused
+        (once, as a code the person scans again), and nothing is read up to the next
+        ``SYN_REPORT`` (the newest event's packet, begun before the drop)."""
+        now_ns = self._clock.monotonic_ns()
+        self._last_key_ns = now_ns
+        self._dropping = True
+        if not self.keys.cut:
+            self._rejected(self.pipeline.reject("overrun", now_ns, self.keys.partial))
+        self.keys.cut_line()
+
+    def _resync(self, fd: int) -> bool:
+        """After lost events: the modifiers held as the device says (none if it cannot);
+        whether it said. Its answer is the state after every key event made so far: the
+        kernel empties its queue of them (``__evdev_flush_queue``), and those already read
+        past this point are in it too, so they are not read again (a Shift press read and its
+        release flushed would leave Shift held). The line they belong to is cut anyway."""
+        self._dropping = False
+        try:
+            held = self._keys_down(fd)
+        except OSError:
+            self.keys.resync(())
+            return False
+        self.keys.resync(held)
         return True
 
     def _key(self, code: int, value: int, sink: CodeSink) -> None:
@@ -434,9 +518,12 @@ class HidScanner(LineScanner[int]):
         lost: say so until a line ends."""
         now_ns = self._clock.monotonic_ns()
         length = self.keys.partial
-        if not length or now_ns - self._last_key_ns < self.UNTERMINATED_AFTER_NS:
+        cut = self.keys.cut
+        if not (length or cut) or now_ns - self._last_key_ns < self.UNTERMINATED_AFTER_NS:
             return
         self.keys.drop()
+        if cut:  # a line cut by lost keys whose end was lost too: said at the overrun
+            return
         self._rejected(self.pipeline.reject("unterminated", now_ns, length))
         if self._health.state == "ok":
             self._set_health("degraded", UNTERMINATED_HINT)

@@ -14,18 +14,22 @@ from fd_support import descriptors_past_1024
 from drivers.fake_hid import FakeHidReader, FakeHidScanner
 from drivers.hid_scanner import (
     EV_KEY,
+    EV_SYN,
+    KEY_BITMAP_BYTES,
     KEY_CAPSLOCK,
     KEY_ENTER,
     KEY_KPENTER,
     KEY_LEFTCTRL,
     KEY_LEFTSHIFT,
     KEY_TAB,
+    SYN_REPORT,
     UNKNOWN_KEYS_HINT,
     HidScanner,
     KeyLine,
     KeyLineDecoder,
     event_struct,
     grab_error,
+    ioctl_keys_down,
     open_error,
 )
 from drivers.readers import build_readers
@@ -613,3 +617,152 @@ def test_a_pumped_scanner_opens_reads_and_is_lost_in_the_callers_thread(tmp_path
         scanner.stop()
         fake.close()
     assert scanner.health().state == "absent"
+
+
+# -- the kernel's SYN_DROPPED (the reader fell behind: events lost) -----------------------
+
+
+def _pumped(fake: FakeHidScanner, clock, **kw) -> tuple[HidScanner, list, list]:
+    rejected: list = []
+    kw.setdefault("grab", fake.grab)
+    scanner = HidScanner(fake.node, clock, name="hid", on_rejection=rejected.append, **kw)
+    codes: list = []
+    scanner.pump(codes.append)
+    assert scanner.health().state == "ok"
+    return scanner, codes, rejected
+
+
+def test_keys_lost_to_an_overrun_never_stitch_two_halves_into_one_code(fake, clock):
+    """The kernel drops what a late reader left unread and queues SYN_DROPPED and the newest
+    event: "KP1:6BF" + drop + "...the rest\\n" was read as one code, a valid pass then denied
+    as a forged one and recorded so. The line the drop cut is refused (``overrun``) through
+    its end, the events up to the next SYN_REPORT are not read, and the next code reads."""
+    scanner, codes, rejected = _pumped(fake, clock)
+    try:
+        fake.type_text(PASS[:7])
+        fake.overrun(newest=(EV_KEY, 30, 1))  # the newest event, its packet's end not sent
+        fake.send_events([(EV_KEY, 30, 0)])  # ... still before the SYN_REPORT: not read
+        fake.type_text(PASS[40:])
+        fake.press(KEY_ENTER)
+        fake.scan(OTHER)
+        scanner.pump(codes.append)
+        assert [c.text for c in codes] == [OTHER]
+        assert [(r.reason, r.length) for r in rejected] == [("overrun", 7)]
+        assert scanner.pipeline.stats.rejected == 1
+        assert scanner.health().state == "ok"
+    finally:
+        scanner.stop()
+
+
+def test_an_enter_lost_to_an_overrun_never_merges_two_scans(fake, clock):
+    scanner, codes, rejected = _pumped(fake, clock)
+    try:
+        fake.scan(PASS)
+        fake.type_text("KP1:AB")  # its Enter and the next code's start are lost
+        fake.overrun()
+        fake.send_events([(EV_SYN, SYN_REPORT, 0)])
+        fake.scan("CDEF")
+        fake.scan(OTHER)
+        scanner.pump(codes.append)
+        assert [c.text for c in codes] == [PASS, OTHER]
+        assert [r.reason for r in rejected] == ["overrun"]
+    finally:
+        scanner.stop()
+
+
+def test_a_line_cut_by_an_overrun_whose_end_never_comes_ends_after_a_pause_unsaid(fake, clock):
+    """The last code's tail and Enter lost: the cut line ends at the pause (said once, as an
+    overrun, not as a scanner sending no line end), and the next code reads whole."""
+    scanner, codes, rejected = _pumped(fake, clock)
+    try:
+        fake.type_text("KP1:AB")
+        fake.overrun()
+        fake.send_events([(EV_SYN, SYN_REPORT, 0)])
+        fake.type_text("CD")
+        scanner.pump(codes.append)
+        clock.advance(HidScanner.UNTERMINATED_AFTER_NS / 1e9 + 0.1)
+        scanner.pump(codes.append)
+        fake.scan(OTHER)
+        scanner.pump(codes.append)
+        assert [c.text for c in codes] == [OTHER]
+        assert [r.reason for r in rejected] == ["overrun"]
+        assert scanner.health().state == "ok"
+    finally:
+        scanner.stop()
+
+
+@pytest.mark.parametrize(("down", "typed"), [(set(), "a"), ({KEY_LEFTSHIFT}, "A")])
+def test_the_modifiers_held_are_read_from_the_device_after_an_overrun(fake, clock, down, typed):
+    """A Shift release (or press) lost in the drop left every later code in the wrong case:
+    the keys held are asked of the device (EVIOCGKEY) once the drop is over."""
+    asked: list[int] = []
+
+    def keys_down(fd: int) -> frozenset[int]:
+        asked.append(fd)
+        return frozenset(down)
+
+    scanner, codes, rejected = _pumped(fake, clock, keys_down=keys_down)
+    try:
+        fake.send_events([(EV_KEY, KEY_LEFTSHIFT, 1), (EV_SYN, SYN_REPORT, 0)])
+        fake.press(45)  # X, Shift held; then what the drop took: more, Shift let go or not
+        fake.overrun()
+        fake.send_events([(EV_SYN, SYN_REPORT, 0)])
+        scanner.pump(codes.append)
+        assert asked == [next(iter(fake.holders))]
+        fake.press(KEY_ENTER)  # the cut line's end
+        fake.press(30)
+        fake.press(KEY_ENTER)
+        scanner.pump(codes.append)
+        assert [c.text for c in codes] == [typed]
+        assert [r.reason for r in rejected] == ["overrun"]
+    finally:
+        scanner.stop()
+
+
+def test_keys_read_past_the_devices_key_state_are_not_read_again(fake, clock):
+    """EVIOCGKEY gives the state after every key event so far and empties the kernel's queue
+    of them: a Shift press already read past the SYN_REPORT, its release flushed, left Shift
+    held for the next code. Those keys are in the state: the next read goes on from it."""
+    scanner, codes, rejected = _pumped(fake, clock, keys_down=lambda fd: frozenset())
+    try:
+        fake.type_text("KP1:AB")
+        fake.overrun()
+        fake.send_events([(EV_SYN, SYN_REPORT, 0), (EV_KEY, KEY_LEFTSHIFT, 1)])
+        fake.send_events([(EV_SYN, SYN_REPORT, 0)])  # ... its release flushed by the ioctl
+        scanner.pump(codes.append)
+        fake.press(KEY_ENTER)  # the cut line's end
+        fake.scan("kp1")
+        scanner.pump(codes.append)
+        assert [c.text for c in codes] == ["kp1"]
+        assert [r.reason for r in rejected] == ["overrun"]
+    finally:
+        scanner.stop()
+
+
+def test_without_the_devices_key_state_the_modifiers_are_let_go(fake, clock):
+    """A FIFO is no input device: the real EVIOCGKEY fails, and no modifier is taken as held."""
+    scanner, codes, _ = _pumped(fake, clock)
+    try:
+        fake.send_events([(EV_KEY, KEY_LEFTSHIFT, 1), (EV_SYN, SYN_REPORT, 0)])
+        fake.overrun()
+        fake.send_events([(EV_SYN, SYN_REPORT, 0)])
+        fake.press(KEY_ENTER)
+        fake.scan("a")
+        scanner.pump(codes.append)
+        assert [c.text for c in codes] == ["a"]
+    finally:
+        scanner.stop()
+
+
+def test_the_keys_held_are_read_from_the_kernels_bitmap():
+    bits = bytearray(KEY_BITMAP_BYTES)
+    for code in (KEY_LEFTSHIFT, 100, 0x2FF):  # Shift, right Alt, KEY_MAX
+        bits[code // 8] |= 1 << (code % 8)
+    calls: list = []
+
+    def ioctl(fd: int, request: int, arg: bytes) -> bytes:
+        calls.append((fd, request, len(arg)))
+        return bytes(bits)
+
+    assert ioctl_keys_down(7, ioctl=ioctl) == {KEY_LEFTSHIFT, 100, 0x2FF}
+    assert calls == [(7, 0x80604518, 96)]  # EVIOCGKEY(96): _IOC(_IOC_READ, 'E', 0x18, 96)
