@@ -172,10 +172,12 @@ class LineScanner(ABC, Generic[Handle]):
                 self._serve(handle, sink)
             except Exception as exc:  # noqa: BLE001 - never end the reader: a silent gate
                 self._lost(exc)
-                if self._worker.stopping.wait(self._reconnect.delay(0)):
-                    break
             finally:
+                # Before the wait: cdc-acm frees a ttyACM number only when its last
+                # descriptor closes (a module back meanwhile would be ttyACM1).
                 self._close(handle)
+            if self._worker.stopping.wait(self._reconnect.delay(0)):
+                break
 
     def _connected(self) -> None:
         self.connects += 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import queue
+import threading
 import time
 from pathlib import Path
 
@@ -532,3 +533,31 @@ def test_a_code_cut_off_by_an_unplug_is_refused_and_counted_never_glued_on(clock
         assert scanner.pipeline.stats.rejected == 1 and scanner.connects == 2
     finally:
         scanner.stop()
+
+
+def test_a_lost_port_is_closed_before_the_wait_to_reconnect(module, clock):
+    """cdc-acm frees a ttyACM number only when its last descriptor closes: a port kept open
+    through the wait made a module re-enumerating meanwhile come back as ttyACM1, and a config
+    naming /dev/ttyACM0 never read again. The wait is the reader's own (injected here)."""
+    import serial
+
+    opened: list = []
+
+    def open_then_unplug(*args, **kw):
+        port = serial.serial_for_url(*args, **kw)
+        opened.append(port)
+        module.unplug()  # the cable pulled once the port is open: the next read fails
+        return port
+
+    waited_with_open_ports: list[list[bool]] = []
+
+    class Stopping(threading.Event):
+        def wait(self, timeout: float | None = None) -> bool:
+            waited_with_open_ports.append([port.is_open for port in opened])
+            return True  # the stop comes during the wait
+
+    scanner = SerialScanner(module.port, clock, serial_factory=open_then_unplug)
+    scanner._worker.stopping = Stopping()
+    scanner._reconnecting(lambda code: None)
+    assert len(opened) == 1 and "scanner lost" in scanner.health().detail
+    assert waited_with_open_ports == [[False]]
