@@ -71,17 +71,29 @@ AF_MODE_MANUAL = 0
 AF_MODE_CONTINUOUS = 2
 
 
+#: Modules whose absence is picamera2 not installed (Debian's python3-picamera2 and the
+#: libcamera bindings it depends on), or a venv made without --system-site-packages.
+NOT_INSTALLED = frozenset({"picamera2", "libcamera"})
+
+
 def _load_picamera2() -> Any:
     try:
         from picamera2 import Picamera2
-    except ImportError:
-        raise ReaderFault(INSTALL_HINT) from None
     except Exception as exc:  # noqa: BLE001 - a library that fails to load is a fault
-        error = describe(exc)
-        if "dtype size changed" in str(exc) or "numpy" in str(exc).lower():
-            raise ReaderFault(NUMPY_ABI_HINT.format(error=error)) from None
-        raise ReaderFault(f"picamera2 cannot load: {error}") from None
+        raise ReaderFault(load_error(exc)) from None
     return Picamera2
+
+
+def load_error(exc: Exception) -> str:
+    """Why importing picamera2 failed, and the fix. Only a missing picamera2 or libcamera is
+    "not installed": a Debian extension built for numpy 1.x fails under numpy 2 with an
+    ``ImportError`` too ("numpy.core.multiarray failed to import"), and its text is said."""
+    if isinstance(exc, ModuleNotFoundError) and exc.name in NOT_INSTALLED:
+        return INSTALL_HINT
+    error = describe(exc)
+    if "dtype size changed" in str(exc) or "numpy" in str(exc).lower():
+        return NUMPY_ABI_HINT.format(error=error)
+    return f"picamera2 cannot load: {error}"
 
 
 def _wait_has_timeout(cls: Any) -> bool:

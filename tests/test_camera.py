@@ -853,10 +853,17 @@ def test_picamera_manual_exposure_and_no_focus_on_a_camera_without_a_lens_motor(
     cam.close()
 
 
-def _numpy_abi_picamera2(root, monkeypatch) -> None:
+NUMPY_DTYPE_SIZE = (
+    "raise ValueError('numpy.dtype size changed, may indicate binary incompatibility."
+    " Expected 96 from C header, got 88 from PyObject')"
+)
+
+
+def _numpy_abi_picamera2(root, monkeypatch, failure: str = NUMPY_DTYPE_SIZE) -> None:
     """picamera2 laid out as on Bookworm: /usr/lib/python3/dist-packages/picamera2 whose
     encoders import Debian's simplejpeg, a C extension built against numpy 1.24 that fails
-    at import under numpy 2 ("numpy.dtype size changed"); sys.modules entries dropped."""
+    at import under numpy 2 (``failure``: "numpy.dtype size changed"); sys.modules entries
+    dropped."""
     dist = root / "usr/lib/python3/dist-packages"
     (dist / "picamera2" / "encoders").mkdir(parents=True)
     (dist / "picamera2" / "__init__.py").write_text("from .picamera2 import Picamera2\n")
@@ -877,8 +884,7 @@ def _numpy_abi_picamera2(root, monkeypatch) -> None:
         "import numpy\n"
         "BUILT_FOR = 1\n"
         "if int(numpy.__version__.split('.')[0]) != BUILT_FOR:\n"
-        "    raise ValueError('numpy.dtype size changed, may indicate binary incompatibility."
-        " Expected 96 from C header, got 88 from PyObject')\n"
+        f"    {failure}\n"
     )
     monkeypatch.syspath_prepend(str(dist))
     for name in [
@@ -904,6 +910,40 @@ def test_picamera2_against_the_wrong_numpy_is_one_fault_line_not_a_traceback_per
     warnings = [r for r in caplog.records if r.levelname == "WARNING"]
     assert len(warnings) == 1 and warnings[0].exc_info is None
     assert reader.faults.lines == 1
+
+
+@pytest.mark.parametrize(
+    ("failure", "said"),
+    [
+        (
+            "raise ImportError('numpy.core.multiarray failed to import')",
+            "ImportError: numpy.core.multiarray failed to import",
+        ),
+        ("import pidng", "ModuleNotFoundError: No module named 'pidng'"),
+    ],
+)
+def test_picamera2_that_is_installed_and_fails_to_import_says_its_error_not_missing(
+    clock, tmp_path, monkeypatch, failure, said
+):
+    """An apt extension built for numpy 1.x fails under numpy 2 with an ImportError
+    ("numpy.core.multiarray failed to import"): every ImportError was "picamera2 is not
+    installed", which sent the fitter to install what was there. The error is said, with the
+    numpy hint when numpy is its cause."""
+    _numpy_abi_picamera2(tmp_path, monkeypatch, failure)
+    with pytest.raises(ReaderFault) as err:
+        PiCamera(clock).open()
+    assert said in str(err.value)
+    assert "is not installed" not in str(err.value)
+    assert ("simplejpeg into the venv" in str(err.value)) == ("numpy" in said)
+
+
+def test_picamera2_without_libcamera_bindings_names_the_debian_package(
+    clock, tmp_path, monkeypatch
+):
+    _numpy_abi_picamera2(tmp_path, monkeypatch)
+    monkeypatch.setitem(sys.modules, "libcamera", None)  # Debian's python3-libcamera absent
+    with pytest.raises(ReaderFault, match="apt-get install python3-picamera2"):
+        PiCamera(clock).open()
 
 
 def test_simplejpeg_in_the_venv_ahead_of_debians_lets_picamera2_load(clock, tmp_path, monkeypatch):
