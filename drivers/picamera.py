@@ -96,6 +96,17 @@ def load_error(exc: Exception) -> str:
     return f"picamera2 cannot load: {error}"
 
 
+def picamera2_problem() -> str | None:
+    """Why this interpreter cannot drive a CSI camera (picamera2 missing, failing to load, or
+    too old), or None: the install's check of a release for a config with a Pi camera
+    (``scripts/install``, ``check_release``), before it runs at the gate."""
+    try:
+        cls = _load_picamera2()
+    except ReaderFault as exc:
+        return str(exc)
+    return None if _wait_has_timeout(cls) else TOO_OLD
+
+
 def _wait_has_timeout(cls: Any) -> bool:
     """Whether ``Picamera2.wait`` takes ``timeout`` (picamera2 0.3.17 and later)."""
     try:

@@ -1266,3 +1266,24 @@ def test_a_camera_reopened_all_day_says_its_format_once_not_at_every_open(clock,
     cam.close()
     delivers = [r.getMessage() for r in caplog.records if "delivers" in r.getMessage()]
     assert len(delivers) == 2 and "MJPG" in delivers[1]
+
+
+def test_the_installs_picamera2_check_names_a_load_failure_and_an_old_picamera2(
+    clock, tmp_path, monkeypatch
+):
+    from drivers.picamera import TOO_OLD, picamera2_problem
+
+    _numpy_abi_picamera2(tmp_path, monkeypatch)
+    assert "numpy.dtype size changed" in (picamera2_problem() or "")
+
+    class Old:
+        def wait(self, job): ...
+
+    monkeypatch.setattr("drivers.picamera._load_picamera2", lambda: Old)
+    assert picamera2_problem() == TOO_OLD
+
+    class Recent(Old):
+        def wait(self, job, timeout=None): ...
+
+    monkeypatch.setattr("drivers.picamera._load_picamera2", lambda: Recent)
+    assert picamera2_problem() is None

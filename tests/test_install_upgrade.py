@@ -1259,3 +1259,79 @@ def test_going_back_that_fails_or_is_cut_off_leaves_the_release_it_ran(tmp_path,
     assert (units / "timers.target.wants/kiosk-sync.timer").is_symlink(), out
     assert "enable --now --quiet kiosk-sync.timer" in calls.splitlines(), calls  # runs again
     assert "the previous release releases/old" in out and "switched back to releases/new" in out
+
+
+#: A venv's python for check_release: the release's own imports stand in (they are the suite's
+#: to test); anything else is this interpreter with ``site`` (Debian's dist-packages) and this
+#: checkout on its path, as a venv made with --system-site-packages has them.
+CHECKED_VENV_PYTHON = """#!/bin/sh
+case "$2" in "import checkpoint.app, checkpoint.cli") exit 0 ;; esac
+PYTHONDONTWRITEBYTECODE=1 PYTHONPATH={site}:{checkout} exec {python} "$@"
+"""
+
+
+def check_release_with(tmp_path: Path, config: str, site: Path) -> tuple[str, int]:
+    """`check_release` on a release whose venv sees ``site`` for Debian's packages, with
+    ``config`` the config in force."""
+    root = tmp_path / "root"
+    venv = root / "opt/kiosk/releases/new/venv"
+    (venv / "bin").mkdir(parents=True)
+    python = CHECKED_VENV_PYTHON.format(site=site, checkout=ROOT, python=sys.executable)
+    (venv / "bin/python").write_text(python)
+    (venv / "bin/kiosk").write_text('#!/bin/sh\necho "kiosk 1.0 ($1)"\n')
+    for program in ("python", "kiosk"):
+        (venv / "bin" / program).chmod(0o755)
+    (root / "etc/kiosk").mkdir(parents=True)
+    (root / "etc/kiosk/kiosk.toml").write_text(config)
+    body = script_functions("r", "say", "ok", "fail", "config_facts", "effective_config")
+    body += script_functions("config_has", "check_release")
+    proc = bash(
+        f"set -u\n{body}\nROOT={root} DRY_RUN=0 STEP=venv FAILED=() PY={sys.executable}\n"
+        "CONFIG=/etc/kiosk/kiosk.toml CONFIG_SRC=/nowhere RELEASES=/opt/kiosk/releases\n"
+        "check_release /opt/kiosk/releases/new",
+    )
+    return proc.stdout + proc.stderr, proc.returncode
+
+
+def broken_picamera2(site: Path) -> Path:
+    """Debian's picamera2 whose encoder's extension was built for numpy 1.x, under numpy 2."""
+    (site / "picamera2").mkdir(parents=True)
+    (site / "libcamera").mkdir()
+    (site / "libcamera/__init__.py").write_text("")
+    (site / "picamera2/__init__.py").write_text(
+        "import libcamera\nraise ImportError('numpy.core.multiarray failed to import')\n"
+    )
+    return site
+
+
+PICAMERA_CONFIG = '[[readers.sources]]\ntype = "picamera"\n'
+
+
+@slow
+def test_a_release_whose_picamera2_cannot_load_fails_the_install_saying_why(tmp_path):
+    """The install checked that the release imports and accepts the config, never that the
+    Pi camera's picamera2 loads in its venv: a broken camera stack (an apt extension built
+    for numpy 1.x) showed only at run time, as a camera fault at the gate. It fails the
+    install now, with picamera2's own error and the fix."""
+    site = broken_picamera2(tmp_path / "dist-packages")
+    out, status = check_release_with(tmp_path, PICAMERA_CONFIG, site)
+    assert status == 1, out
+    assert "numpy.core.multiarray failed to import" in out, out
+    assert "run scripts/install again" in out, out
+    assert "FAIL" in out and "the Pi camera cannot work with /opt/kiosk/releases/new" in out, out
+
+
+@slow
+@pytest.mark.parametrize("config", [PICAMERA_CONFIG, ""])
+def test_picamera2_is_checked_only_for_a_pi_camera_and_a_working_one_passes(tmp_path, config):
+    site = tmp_path / "dist-packages"
+    (site / "picamera2").mkdir(parents=True)
+    (site / "picamera2/__init__.py").write_text(
+        "class Picamera2:\n    def wait(self, job, timeout=None):\n        pass\n"
+    )
+    out, status = check_release_with(tmp_path, config, site)
+    assert status == 0, out
+    assert ("picamera2 loads" in out) == bool(config), out
+    broken_picamera2(tmp_path / "broken")
+    out, status = check_release_with(tmp_path / "again", config, tmp_path / "broken")
+    assert status == (1 if config else 0), out
