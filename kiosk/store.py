@@ -1447,21 +1447,73 @@ def newest_synced_ts(db: sqlite_utils.Database) -> str | None:
 _STOP = object()
 
 
+class _HeldFiles:
+    """The descriptors this process holds on the database files its logs opened, one set per
+    file (device, inode), closed once no log of the process holds that file any more.
+
+    SQLite's locks on a file (POSIX ``fcntl`` locks) belong to the process, and closing *any*
+    descriptor of the file drops them all (sqlite.org/howtocorrupt.html, 2.2): a file read by
+    ``open()`` and closed beside SQLite's connections left them unlocked, and another
+    process's connection (`sqlite3 kiosk.db`) closing after it took itself for the last one,
+    checkpointed and deleted the WAL the log went on writing into. So the file is opened once
+    with the log (``_FileIdentity.of``), read at an offset (``os.pread``), and closed only
+    after every connection of every log of the process on it was closed (``EventLog.close``)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._held: dict[tuple[int, int], tuple[list[int], int]] = {}  # fds, logs holding them
+
+    def take(self, path: Path) -> tuple[os.stat_result, int]:
+        """A descriptor of the file at ``path`` kept open, and what it says of the file."""
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        st = os.fstat(fd)
+        key = (st.st_dev, st.st_ino)
+        with self._lock:
+            fds, holders = self._held.get(key, ([], 0))
+            fds.append(fd)  # a second log's is closed with the first's: never while in use
+            self._held[key] = (fds, holders + 1)
+        return st, fd
+
+    def release(self, device: int, inode: int) -> None:
+        """A log's connections on the file are closed: its descriptors too, if it was the last
+        log of the process holding the file."""
+        with self._lock:
+            fds, holders = self._held.pop((device, inode), ([], 1))
+            if holders > 1:
+                self._held[(device, inode)] = (fds, holders - 1)
+                return
+        for fd in fds:
+            os.close(fd)
+
+
+_HELD = _HeldFiles()
+
+
 @dataclass
 class _FileIdentity:
     """Which database file a log opened: the file (device, inode), the log in it (its first
     event's and audit row's ids, once it has them: rows are never deleted) and the most it
-    has been seen to hold (its size; SQLite never shrinks a file it is not told to vacuum)."""
+    has been seen to hold (its size; SQLite never shrinks a file it is not told to vacuum).
+    ``fd`` is the file held open with the log, its header read through it (``_HeldFiles``);
+    ``release`` it once the log's connections are closed."""
 
     device: int
     inode: int
     firsts: tuple[str | None, str | None]
     size: int
+    fd: int
 
     @classmethod
     def of(cls, path: Path, conn: sqlite3.Connection) -> _FileIdentity:
-        st = path.stat()
-        return cls(st.st_dev, st.st_ino, _first_ids(conn), st.st_size)
+        st, fd = _HELD.take(path)
+        try:
+            return cls(st.st_dev, st.st_ino, _first_ids(conn), st.st_size, fd)
+        except BaseException:
+            _HELD.release(st.st_dev, st.st_ino)
+            raise
+
+    def release(self) -> None:
+        _HELD.release(self.device, self.inode)
 
     def replaced_by(
         self, path: Path, conn: sqlite3.Connection, last_seq: int, last_audit_seq: int
@@ -1477,7 +1529,7 @@ class _FileIdentity:
             return "another file was moved to its name"
         if st.st_size < self.size:
             return f"the file shrank from {self.size} to {st.st_size} bytes"
-        if not _wal_file(path):
+        if not _wal_file(self.fd):  # the file at path: its inode is the one held
             return "another database was written over it (not in WAL mode: a copy)"
         firsts = _first_ids(conn)
         if any(mine not in (None, now) for mine, now in zip(self.firsts, firsts, strict=True)):
@@ -1501,14 +1553,15 @@ class _FileIdentity:
             self.size = max(self.size, st.st_size)
 
 
-def _wal_file(path: Path) -> bool:
-    """Whether the file on the card says it is in WAL mode, as every log the writer opened
-    is (header bytes 18-19): read from the file itself, as the connection's own view may
-    come from its WAL, unchanged by a copy written into the file (``cp`` keeps the inode).
-    A file not written yet (a new log, all in its WAL) says nothing either way."""
+def _wal_file(fd: int) -> bool:
+    """Whether the file held open as ``fd`` says it is in WAL mode, as every log the writer
+    opened is (header bytes 18-19): read from the file itself, as the connection's own view
+    may come from its WAL, unchanged by a copy written into the file (``cp`` keeps the
+    inode); through the descriptor held with the log, never one opened and closed here (that
+    drops SQLite's locks: ``_HeldFiles``). A file not written yet (a new log, all in its WAL)
+    says nothing either way."""
     try:
-        with open(path, "rb") as handle:
-            header = handle.read(20)
+        header = os.pread(fd, 20, 0)
     except OSError:
         return True  # unreadable here: the write that follows says what is wrong
     return len(header) < 20 or header[18:20] == b"\x02\x02"
@@ -1767,6 +1820,9 @@ class EventLog:
         with self._lock:
             readers, self._readers = self._readers, []
         _close_all(conn for _, conn in readers)
+        identity, self._identity = self._identity, None
+        if identity is not None:  # after every connection of the log: ``_HeldFiles``
+            identity.release()
 
     def __enter__(self) -> EventLog:
         return self.open()
