@@ -469,8 +469,12 @@ class GpioRelayGate(_Relay):
     def _drop_device(self) -> None:
         """Forget a pin whose chip failed; it is opened afresh next time (see the class)."""
         device, self._device = self._device, None
-        if device is None:
-            return
+        if device is not None:
+            self._close_failed(device)
+
+    def _close_failed(self, device: Any) -> None:
+        """Close ``device``, whose chip failed, and with gpiozero's default factory the factory
+        too; best effort, each error only at debug level (the caller has said the first)."""
         factory = getattr(device, "pin_factory", None)
         try:
             device.close()
@@ -520,7 +524,7 @@ class GpioRelayGate(_Relay):
                 device.value = self._coil(False)
             except Exception as exc:  # noqa: BLE001 - the chip gone: nothing to hold
                 log.warning("%s: not commanded locked at close: %s", self.name, describe(exc))
-                device.close()
+                self._close_failed(device)
                 return
             why_not = self.level_kept_after_exit()
             if why_not is None:
