@@ -295,18 +295,21 @@ def boot_level_warning(
     fail_mode: FailMode = "fail_secure",
 ) -> str | None:
     """What a guard's technician must hear when ``pin``'s level from power-on until the kiosk
-    drives it energises the coil, and energised releases the lock (``coil_energised``); None
-    when booting leaves the gate locked."""
+    drives it puts the coil at the level that releases the lock (``coil_energised``): an
+    energised coil for a strike on NO or a maglock on NC, a coil *off* for a maglock on NO or
+    a strike on NC. None when booting leaves the gate locked. The pins and the firmware line
+    it advises are those whose level puts the coil where the lock wants it."""
     high = pin in HIGH_AT_BOOT
-    if (high == active_high) != coil_energised(True, wiring, fail_mode):
+    energised = high == active_high
+    if energised != coil_energised(True, wiring, fail_mode):
         return None
     module = "active-high" if active_high else "active-low"
-    safe = "GPIO17, 27 or 22" if active_high else "GPIO5 or 6"
+    safe = "GPIO17, 27 or 22" if high else "GPIO5 or 6"  # the other boot level: it locks
     return (
         f"GPIO{pin} is {'high' if high else 'low'} from power-on until the kiosk drives it: an"
-        f" {module} relay module on it is energised, and the gate released, through every boot"
-        f" (a power cut's return included): move it to {safe}, or add"
-        f" gpio={pin}=op,{'dl' if active_high else 'dh'} to /boot/firmware/config.txt"
+        f" {module} relay module on it is {'energised' if energised else 'de-energised'}, and"
+        f" the gate released, through every boot (a power cut's return included): move it to"
+        f" {safe}, or add gpio={pin}=op,{'dl' if high else 'dh'} to /boot/firmware/config.txt"
         " (docs/wiring.md, GPIO relay module)"
     )
 
