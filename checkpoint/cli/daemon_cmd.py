@@ -307,6 +307,7 @@ def _run(args: argparse.Namespace, config: KioskConfig, lock: DataDirLock) -> in
     from checkpoint.standby import core_or_standby
     from checkpoint.volume import data_volume, warn_if_volatile
     from drivers.gate import lock_at_start
+    from kiosk.config.gate import manual_release
 
     async def main() -> int:
         stopping, loop = asyncio.Event(), asyncio.get_running_loop()
@@ -319,6 +320,9 @@ def _run(args: argparse.Namespace, config: KioskConfig, lock: DataDirLock) -> in
         stop_on_signals(ask_stop)  # first: a SIGTERM while starting stops it cleanly
         # Then the relay locked, before the log: a daemon killed mid-pulse left it released.
         gate, locked = await asyncio.to_thread(locked_gate_first, config)
+        release = manual_release(config.gate)
+        if release is not None:  # the one that works for this lock: wiring.md
+            logging.getLogger("checkpoint.run").info(release)
         try:
             # A card that keeps the log from opening: standing by until it opens (kiosk.standby).
             core = await core_or_standby(
