@@ -12,7 +12,9 @@ lock (``gate.fail_mode``), as docs/wiring.md wires them:
 
 Whether the gate is released on power loss (fail-safe) or stays locked (fail-secure) is a
 property of the lock and that wiring, not of software; a driver can only make sure it leaves
-the gate *commanded* closed when it starts and when it is closed.
+the gate *commanded* closed when it starts, and the coil off when it is closed: locked, or
+released for the two wirings where de-energised releases, chosen so that a kiosk that is gone
+releases the gate (``released_when_stopped``).
 
 LCUS-1 protocol (CH340 USB serial at 9600 8N1, write-only): four bytes
 ``A0 <channel> <state> <checksum>`` where state is 01 (coil on) or 00 (coil off) and the
@@ -75,6 +77,20 @@ def coil_energised(open_: bool, wiring: Wiring, fail_mode: FailMode = "fail_secu
     return open_ if releases_when_energised else not open_
 
 
+#: The journal's word where a stop leaves the gate released (``released_when_stopped``).
+STOPPED_RELEASED = "this wiring releases the gate while the kiosk is stopped: fail-safe egress"
+
+
+def released_when_stopped(wiring: Wiring, fail_mode: FailMode) -> bool:
+    """Whether a stopped kiosk leaves this gate released: where an energised coil holds the
+    lock (a fail-safe maglock on NO, a fail-secure strike on NC), a wiring chosen so that a
+    kiosk that is gone lets people out. The stop (a driver's ``close``, ``kiosk run
+    --lock-gate`` after every stop, a crash's included) leaves the coil off there, as a dead
+    Pi would, instead of holding the gate locked with nobody deciding; every other wiring is
+    left locked, which is the coil off too."""
+    return coil_energised(False, wiring, fail_mode)
+
+
 class _Relay:
     """What both relay drivers share: the wiring that maps a command to a coil level, one
     lock around the device, and the health of the last command, stamped by the clock."""
@@ -93,6 +109,9 @@ class _Relay:
         self._clock = clock
         self._lock = threading.Lock()
         self._health = health
+        #: What ``close`` commands: released where this wiring wants it so with no kiosk.
+        self._stopped_open = released_when_stopped(wiring, fail_mode)
+        self._stopped_state = "released" if self._stopped_open else "locked"
 
     def _coil(self, open_: bool) -> bool:
         return coil_energised(open_, self._wiring, self._fail_mode)
@@ -153,7 +172,8 @@ class SerialRelayGate(_Relay):
     reopened on the next command (the old descriptor is dead even after a replug).
     The board keeps its coil as last commanded (a daemon killed during a pulse leaves the
     gate open) and powers up with it off, so ``health`` commands the lock while idle
-    whenever the coil's state is not known: at start and after a replug.
+    whenever the coil's state is not known: at start and after a replug. Where the coil on
+    is the lock (``released_when_stopped``), ``close`` switches it off first.
     """
 
     def __init__(
@@ -271,15 +291,31 @@ class SerialRelayGate(_Relay):
     def close(self) -> None:
         """Close the port; a command stuck in it (tcdrain on a wedged USB adapter has no
         timeout) is not waited for past its write timeout and a margin: the port is closed
-        under it, so the kiosk's shutdown does not hang until systemd kills it."""
+        under it, so the kiosk's shutdown does not hang until systemd kills it.
+        The board keeps its last command, the lock: where the wiring wants the gate released
+        with no kiosk (``released_when_stopped``) the coil is switched off first."""
         if not self._lock.acquire(timeout=self._write_timeout_s + 0.5):
-            log.warning("serial relay %s: a command is stuck; closing under it", self._port)
+            log.warning(
+                "serial relay %s: a command is stuck; closing under it (not %s)",
+                self._port,
+                self._stopped_state,
+            )
             self._drop_port()
             return
         try:
+            if self._stopped_open:
+                self._release_at_stop()
             self._drop_port()
         finally:
             self._lock.release()
+
+    def _release_at_stop(self) -> None:
+        try:
+            self._command(True, drain=False)  # the port's close waits for the bytes
+        except GateFault as exc:
+            log.warning("%s: not commanded released at close: %s", self.name, exc)
+            return
+        log.info("%s: the coil switched off at close: %s", self.name, STOPPED_RELEASED)
 
 
 #: BCM GPIOs at a high level from reset until a program drives them (Pi 1-4 defaults: 0-8
@@ -295,18 +331,21 @@ def boot_level_warning(
     fail_mode: FailMode = "fail_secure",
 ) -> str | None:
     """What a guard's technician must hear when ``pin``'s level from power-on until the kiosk
-    drives it energises the coil, and energised releases the lock (``coil_energised``); None
-    when booting leaves the gate locked."""
+    drives it puts the coil at the level that releases the lock (``coil_energised``): an
+    energised coil for a strike on NO or a maglock on NC, a coil *off* for a maglock on NO or
+    a strike on NC. None when booting leaves the gate locked. The pins and the firmware line
+    it advises are those whose level puts the coil where the lock wants it."""
     high = pin in HIGH_AT_BOOT
-    if (high == active_high) != coil_energised(True, wiring, fail_mode):
+    energised = high == active_high
+    if energised != coil_energised(True, wiring, fail_mode):
         return None
     module = "active-high" if active_high else "active-low"
-    safe = "GPIO17, 27 or 22" if active_high else "GPIO5 or 6"
+    safe = "GPIO17, 27 or 22" if high else "GPIO5 or 6"  # the other boot level: it locks
     return (
         f"GPIO{pin} is {'high' if high else 'low'} from power-on until the kiosk drives it: an"
-        f" {module} relay module on it is energised, and the gate released, through every boot"
-        f" (a power cut's return included): move it to {safe}, or add"
-        f" gpio={pin}=op,{'dl' if active_high else 'dh'} to /boot/firmware/config.txt"
+        f" {module} relay module on it is {'energised' if energised else 'de-energised'}, and"
+        f" the gate released, through every boot (a power cut's return included): move it to"
+        f" {safe}, or add gpio={pin}=op,{'dl' if high else 'dh'} to /boot/firmware/config.txt"
         " (docs/wiring.md, GPIO relay module)"
     )
 
@@ -347,9 +386,9 @@ class GpioRelayGate(_Relay):
     does what it does with the relay off (locked for a strike on NO or a maglock on NC;
     released for a maglock on NO, the wiring chosen so that a dead kiosk releases it).
     ``close()`` (the daemon's stop) and ``kiosk run --lock-gate`` (after every stop) do not:
-    they command it locked and let go of the line still driven, which a Raspberry Pi kernel
-    keeps once the process ends (``level_kept_after_exit``); a kernel that does not is an
-    error line in the journal.
+    they command the coil off (locked, or released where ``released_when_stopped``) and let go
+    of the line still driven, which a Raspberry Pi kernel keeps once the process ends
+    (``level_kept_after_exit``); a kernel that does not is an error line in the journal.
 
     Any failure of the GPIO library (gpiozero's ``BadPinFactory`` when lgpio cannot start,
     a pin in use, no ``/dev/gpiochip*``) is a gate fault, never a crash of the daemon: the
@@ -375,8 +414,11 @@ class GpioRelayGate(_Relay):
         name: str = "gpio_relay",
         dev_dir: str = "/dev",
         sys_dir: str = "/sys",
+        initial_open: bool = False,
     ) -> None:
         super().__init__(name, wiring, fail_mode, clock, Health("ok", "closed"))
+        #: The level the pin is opened at: locked, but released for ``release_at_stop``.
+        self._initial_open = initial_open
         self._dev_dir = dev_dir
         self._sys_dir = sys_dir
         self._pin = pin
@@ -403,7 +445,7 @@ class GpioRelayGate(_Relay):
             self._device = OutputDevice(
                 self._pin,
                 active_high=self._active_high,
-                initial_value=self._coil(False),
+                initial_value=self._coil(self._initial_open),
                 pin_factory=self._pin_factory or self._header_factory(),
             )
         except Exception as exc:  # noqa: BLE001 - BadPinFactory, GPIOPinInUse, OSError, ...
@@ -469,8 +511,12 @@ class GpioRelayGate(_Relay):
     def _drop_device(self) -> None:
         """Forget a pin whose chip failed; it is opened afresh next time (see the class)."""
         device, self._device = self._device, None
-        if device is None:
-            return
+        if device is not None:
+            self._close_failed(device)
+
+    def _close_failed(self, device: Any) -> None:
+        """Close ``device``, whose chip failed, and with gpiozero's default factory the factory
+        too; best effort, each error only at debug level (the caller has said the first)."""
         factory = getattr(device, "pin_factory", None)
         try:
             device.close()
@@ -507,39 +553,47 @@ class GpioRelayGate(_Relay):
         return self._health
 
     def close(self) -> None:
-        """The daemon's stop (``Devices.close``): the relay commanded locked, and its line let
-        go of still driven there where the kernel keeps a freed line at its level
-        (``level_kept_after_exit``): neither this close nor gpiozero's exit hook resets it,
-        the kernel frees it with the process. Elsewhere the pin is closed (an input with no
-        pull) and the journal says, as an error, that only the module's resistor holds it."""
+        """The daemon's stop (``Devices.close``): the relay commanded as a stopped kiosk leaves
+        it, the coil off (locked, or released where the wiring wants it so with no kiosk:
+        ``released_when_stopped``), and its line let go of still driven there where the kernel
+        keeps a freed line at its level (``level_kept_after_exit``): neither this close nor
+        gpiozero's exit hook resets it, the kernel frees it with the process. Elsewhere the
+        pin is closed (an input with no pull) and the journal says, as an error, that only the
+        module's resistor holds it."""
         with self._lock:
             device, self._device = self._device, None
             if device is None:
                 return
+            state = self._stopped_state
             try:
-                device.value = self._coil(False)
+                device.value = self._coil(self._stopped_open)
             except Exception as exc:  # noqa: BLE001 - the chip gone: nothing to hold
-                log.warning("%s: not commanded locked at close: %s", self.name, describe(exc))
-                device.close()
+                log.warning("%s: not commanded %s at close: %s", self.name, state, describe(exc))
+                self._close_failed(device)
                 return
+            if self._stopped_open:
+                log.info("%s: GPIO%d at close: %s", self.name, self._pin, STOPPED_RELEASED)
             why_not = self.level_kept_after_exit()
             if why_not is None:
                 _let_go_driven(device)
                 log.info(
-                    "%s: GPIO%d left driven at the locked level (the kernel keeps a freed"
+                    "%s: GPIO%d left driven at the %s level (the kernel keeps a freed"
                     " line's level: persist_gpio_outputs)",
                     self.name,
                     self._pin,
+                    state,
                 )
                 return
             device.close()
             log.error(
-                "%s: GPIO%d cannot hold the locked level once closed (%s): the line goes back"
+                "%s: GPIO%d cannot hold the %s level once closed (%s): the line goes back"
                 " to an input with no pull, and only the relay module's own resistor keeps the"
-                " gate locked until the kiosk drives it again (docs/install.md)",
+                " coil off (the gate %s) until the kiosk drives it again (docs/install.md)",
                 self.name,
                 self._pin,
+                state,
                 why_not,
+                state,
             )
 
     def level_kept_after_exit(self) -> str | None:
@@ -741,25 +795,52 @@ def lock_at_start(gate: Gate, deadline_s: float) -> bool:
     opened, the gate stayed released, and for good when the start stopped short (another
     kiosk's log) or stood by on a failing card. A relay that does not obey is an error line
     naming why; the start goes on, and the engine keeps commanding it locked."""
-    worker = DeviceWorker(f"gate {gate.name}", deadline_s, GateFault)
-    try:
-        worker.call_sync(gate.set_open, False)
-    except Exception as exc:  # noqa: BLE001 - GateFault, a deadline, a driver bug: not locked
+    failed = _command_within(gate, False, deadline_s)
+    if failed is not None:
         log.error(
             "gate: %s could not be commanded locked at start (%s): its state is unknown"
             " (it may be held open) until it answers; the kiosk keeps commanding it locked",
             gate.name,
-            exc,
+            failed,
         )
         return False
-    finally:
-        worker.stop()
     log.info("gate: %s commanded locked at start, before anything else", gate.name)
     return True
 
 
-def build_gate(cfg: GateSection, clock: Clock) -> Gate:
-    """The gate driver named by ``cfg.driver.type``; a serial board opens at its first command."""
+def release_at_stop(gate: Gate, deadline_s: float) -> bool:
+    """``kiosk run --lock-gate`` where the wiring wants the gate released with no kiosk
+    (``released_when_stopped``): ``gate`` commanded released (its coil off) under
+    ``deadline_s``, never locked first, the journal saying so. Whether it obeyed."""
+    failed = _command_within(gate, True, deadline_s)
+    if failed is not None:
+        log.error(
+            "gate: %s could not be commanded released (%s): its state is unknown (%s)",
+            gate.name,
+            failed,
+            STOPPED_RELEASED,
+        )
+        return False
+    log.warning("gate: %s commanded released, the coil off: %s", gate.name, STOPPED_RELEASED)
+    return True
+
+
+def _command_within(gate: Gate, open_: bool, deadline_s: float) -> Exception | None:
+    """``gate.set_open(open_)`` in a worker under ``deadline_s``: None, or what failed."""
+    worker = DeviceWorker(f"gate {gate.name}", deadline_s, GateFault)
+    try:
+        worker.call_sync(gate.set_open, open_)
+    except Exception as exc:  # noqa: BLE001 - GateFault, a deadline, a driver bug: not obeyed
+        return exc
+    finally:
+        worker.stop()
+    return None
+
+
+def build_gate(cfg: GateSection, clock: Clock, *, initial_open: bool = False) -> Gate:
+    """The gate driver named by ``cfg.driver.type``; a serial board opens at its first command,
+    a GPIO pin at once, at the locked level (released with ``initial_open``: ``kiosk run
+    --lock-gate`` where ``released_when_stopped``, which never locks it)."""
     driver = cfg.driver
     if isinstance(driver, SerialRelayConfig):
         return SerialRelayGate(
@@ -778,6 +859,7 @@ def build_gate(cfg: GateSection, clock: Clock) -> Gate:
             wiring=cfg.wiring,
             fail_mode=cfg.fail_mode,
             clock=clock,
+            initial_open=initial_open,
         )
     if isinstance(driver, NoGateConfig):
         return NoGate()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import select
 import sys
@@ -603,4 +604,34 @@ def test_a_failed_gpio_write_is_a_gate_fault_and_the_pin_is_opened_again(monkeyp
     assert gate.health().state == "ok"  # a fresh OutputDevice on the working pin
     gate.set_open(True)
     assert pin.state is True
+    gate.close()
+
+
+def test_a_gpio_close_whose_pin_fails_twice_says_the_first_error_and_does_not_raise(
+    monkeypatch, pins, clock, caplog
+):
+    """The chip gone at the stop: commanding the level fails, and so does closing the pin.
+    The second error used to escape ``close()`` (the stop's close given up, the first error
+    hidden); the journal now names the first, and the stop goes on."""
+    gate = GpioRelayGate(17, pin_factory=pins, clock=clock)
+    pin = pins.pin(17)
+
+    def unplugged(value):
+        raise OSError(19, "No such device")
+
+    closes = [pin.close]
+
+    def close_fails():
+        if len(closes) == 1:  # once: gpiozero's __del__ closes it again
+            closes.append(None)
+            raise OSError(5, "Input/output error")
+        closes[0]()
+
+    with monkeypatch.context() as broken, caplog.at_level(logging.WARNING, "drivers.gate"):
+        broken.setattr(pin, "_set_state", unplugged)
+        broken.setattr(pin, "close", close_fails)
+        gate.close()
+    said = " ".join(r.getMessage() for r in caplog.records)
+    assert "No such device" in said
+    assert gate.energised is False  # forgotten: a later close does nothing
     gate.close()

@@ -12,11 +12,12 @@ safe pins for each kind of module."""
 from __future__ import annotations
 
 import logging
+import re
 
 import pytest
 from gpiozero.pins.mock import MockFactory
 
-from drivers.gate import GpioRelayGate, boot_level_warning
+from drivers.gate import HIGH_AT_BOOT, GpioRelayGate, boot_level_warning, coil_energised
 
 
 @pytest.fixture
@@ -55,3 +56,41 @@ def test_a_coil_that_locks_when_energised_is_safe_energised_at_boot():
     # energised holds it locked, and an active-low module low at boot keeps it locked.
     assert boot_level_warning(17, False, "normally_closed", "fail_safe") is not None
     assert boot_level_warning(17, False, "normally_open", "fail_safe") is None
+
+
+COMBINATIONS = [
+    (wiring, fail_mode, active_high, pin)
+    for wiring in ("normally_open", "normally_closed")
+    for fail_mode in ("fail_secure", "fail_safe")
+    for active_high in (True, False)
+    for pin in (17, 5)  # pulled low at boot, pulled high at boot
+]
+
+
+@pytest.mark.parametrize(("wiring", "fail_mode", "active_high", "pin"), COMBINATIONS)
+def test_the_boot_warning_names_the_coils_real_level_and_only_advice_that_locks(
+    wiring, fail_mode, active_high, pin
+):
+    """A maglock on NO and a strike on NC are released by a coil *off*: a pin whose boot level
+    leaves the coil off releases them. The warning called that coil "energised" and advised the
+    pin already in use (GPIO17 for GPIO17) or the firmware line to the level that releases."""
+    high = pin in HIGH_AT_BOOT
+    energised_at_boot = high == active_high
+    releases = energised_at_boot == coil_energised(True, wiring, fail_mode)
+    said = boot_level_warning(pin, active_high, wiring, fail_mode)
+    if not releases:
+        assert said is None
+        return
+    assert said is not None
+    assert f"is {'energised' if energised_at_boot else 'de-energised'}, and the gate released" in (
+        said
+    )
+    advised = said.partition("move it to ")[2].partition(", or add")[0]  # "GPIO5 or 6"
+    numbers = [int(word.removeprefix("GPIO")) for word in re.findall(r"(?:GPIO)?\d+", advised)]
+    assert numbers and pin not in numbers, advised
+    for other in numbers:  # each pin advised leaves this coil at the locking level at boot
+        assert boot_level_warning(other, active_high, wiring, fail_mode) is None, advised
+    releasing_level = "dh" if high else "dl"  # the level it has now, which releases
+    locking_level = "dl" if high else "dh"
+    assert f"gpio={pin}=op,{locking_level}" in said
+    assert f"op,{releasing_level}" not in said

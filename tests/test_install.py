@@ -476,6 +476,34 @@ def test_uninstall_removes_the_gpio_rule(checkout, tmp_path):
     assert "would: remove /etc/udev/rules.d/70-kiosk-gpio.rules" in proc.stdout
 
 
+WATCHDOG_DROPIN = "/etc/systemd/system.conf.d/kiosk-watchdog.conf"
+
+
+def test_the_pis_hardware_watchdog_resets_a_hung_kernel_within_15_s(plain):
+    """A kernel that hangs during a pass's pulse (a frozen Pi: neither the daemon, its
+    watchdog nor ExecStopPost can run) left the relay energised and the gate released for as
+    long as nobody pulled the plug: nothing enabled the Pi's hardware watchdog. systemd (PID 1)
+    feeds it once RuntimeWatchdogSec is set; bcm2835-wdt's longest timeout is about 15 s."""
+    units = plain.proc.stdout.split(f"[units] would: write {WATCHDOG_DROPIN}")
+    assert len(units) == 2, plain.proc.stdout
+    written = units[1].splitlines()[1]
+    assert "[Manager]" in written
+    [value] = re.findall(r"RuntimeWatchdogSec=(\d+)s", written)
+    assert 0 < int(value) <= 15
+    # systemd reads system.conf.d only when it starts or re-executes: not on this --root run.
+    assert "daemon-reexec" not in plain.proc.stdout
+
+
+def test_uninstall_removes_the_watchdog_dropin(checkout, tmp_path):
+    root = fresh_os_root(tmp_path / "root")
+    dropin = root / WATCHDOG_DROPIN.lstrip("/")
+    dropin.parent.mkdir(parents=True)
+    dropin.write_text("# Written by scripts/install\n[Manager]\nRuntimeWatchdogSec=15s\n")
+    proc = run(checkout / "scripts" / "uninstall", "--dry-run", "--root", str(root))
+    assert proc.returncode == 0, proc.stderr
+    assert f"would: remove {WATCHDOG_DROPIN}" in proc.stdout
+
+
 def test_the_gpio_extra_is_lgpio():
     """pip only warns about an extra that does not exist: the installer's [gpio] must be one."""
     import tomllib
@@ -729,6 +757,7 @@ def test_uninstall_keeps_data_unless_purged(installed, checkout, tmp_path):
     assert passwd_entry(root, "kiosk-screen") is None
     assert "kiosk" not in group_members(root, "video")
     assert not (root / "etc/modules-load.d/kiosk.conf").exists()
+    assert not (root / WATCHDOG_DROPIN.lstrip("/")).exists()
 
 
 # --- lint ------------------------------------------------------------------------------------

@@ -49,7 +49,8 @@ def register(sub: Verbs) -> None:
     run.add_argument(
         "--lock-gate",
         action="store_true",
-        help="only command the configured relay locked, then exit (no event log, no server,"
+        help="only command the configured relay as a stopped kiosk leaves it, then exit:"
+        " locked, or released for a maglock on NO or a strike on NC (no event log, no server,"
         " nothing written; kiosk.service's ExecStopPost, after a crash): exit 1 when it did"
         " not obey",
     )
@@ -179,7 +180,8 @@ def run_daemon(args: argparse.Namespace) -> int:
       # in the foreground, as the service's user (never plain sudo: root-owned files):
       sudo systemctl stop kiosk
       sudo kiosk-admin run --config /etc/kiosk/kiosk.toml --log-level debug
-      sudo kiosk-admin run --config /etc/kiosk/kiosk.toml --lock-gate  # the gate locked, now"""
+      # the gate as a stopped kiosk leaves it, now (locked; released for a maglock on NO):
+      sudo kiosk-admin run --config /etc/kiosk/kiosk.toml --lock-gate"""
     from checkpoint import malloc
 
     malloc.tune()  # the daemon's process, before its first threads: docs/memory.md
@@ -252,22 +254,34 @@ def locked_gate_first(config: KioskConfig) -> tuple[Gate, bool]:
 
 
 def lock_gate_only(config: KioskConfig, log_level: str) -> int:
-    """``kiosk run --lock-gate``: the configured relay commanded locked, and nothing else.
+    """``kiosk run --lock-gate``: the configured relay commanded as a stopped kiosk leaves it,
+    and nothing else: locked, or released where the wiring wants the gate released with no
+    kiosk (a maglock on NO, a strike on NC: ``drivers.gate.released_when_stopped``).
 
     kiosk.service runs it as ``ExecStopPost=-``, once the daemon's process is gone: a daemon
     killed during a pass's pulse (SIGKILL, the OOM killer, the watchdog) left a USB board
     energised or a persisted GPIO line high, the gate released with nobody deciding for
-    ``RestartSec`` and the next start (or for good, the unit stopped). No event log, no web
-    server, nothing written; the command bounded by ``engine.device_deadline_ms``, the relay
-    then closed as long at most (``close_gate``: a wedged one is said and left to the exit).
-    Closing a GPIO relay lets go of its line still driven locked where the kernel keeps it
+    ``RestartSec`` and the next start (or for good, the unit stopped); one killed while
+    holding a maglock on NO locked kept it locked. No event log, no web server, nothing
+    written; the command bounded by ``engine.device_deadline_ms``, the relay then closed as
+    long at most (``close_gate``: a wedged one is said and left to the exit). Closing a GPIO
+    relay lets go of its line still driven where the kernel keeps it
     (``GpioRelayGate.close``), as the daemon's own stop does."""
+    from drivers.clocksync import system_clock
+    from drivers.gate import build_gate, release_at_stop, released_when_stopped
+
     setup_logging(log_level)
-    gate, locked = locked_gate_first(config)
+    if released_when_stopped(config.gate.wiring, config.gate.fail_mode):
+        state = "released"
+        gate = build_gate(config.gate, system_clock(), initial_open=True)
+        obeyed = release_at_stop(gate, config.engine.device_deadline_ms / 1000)
+    else:
+        state = "locked"
+        gate, obeyed = locked_gate_first(config)
     close_gate(gate, config)
-    if not locked:
+    if not obeyed:
         raise CliError(
-            f"the gate ({gate.name}) could not be commanded locked: its state is unknown;"
+            f"the gate ({gate.name}) could not be commanded {state}: its state is unknown;"
             " check the gate (the journal has the relay's error)"
         )
     return 0
@@ -293,6 +307,7 @@ def _run(args: argparse.Namespace, config: KioskConfig, lock: DataDirLock) -> in
     from checkpoint.standby import core_or_standby
     from checkpoint.volume import data_volume, warn_if_volatile
     from drivers.gate import lock_at_start
+    from kiosk.config.gate import manual_release
 
     async def main() -> int:
         stopping, loop = asyncio.Event(), asyncio.get_running_loop()
@@ -305,6 +320,9 @@ def _run(args: argparse.Namespace, config: KioskConfig, lock: DataDirLock) -> in
         stop_on_signals(ask_stop)  # first: a SIGTERM while starting stops it cleanly
         # Then the relay locked, before the log: a daemon killed mid-pulse left it released.
         gate, locked = await asyncio.to_thread(locked_gate_first, config)
+        release = manual_release(config.gate)
+        if release is not None:  # the one that works for this lock: wiring.md
+            logging.getLogger("checkpoint.run").info(release)
         try:
             # A card that keeps the log from opening: standing by until it opens (kiosk.standby).
             core = await core_or_standby(

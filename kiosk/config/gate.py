@@ -59,3 +59,25 @@ class GateSection(Section):
     """On power loss: fail_secure stays locked (checkpoint default); fail_safe releases (fire-code
     exits). Chosen by the lock, not software, but the driver needs it with wiring to know
     which coil level releases the lock (docs/wiring.md)."""
+
+
+def manual_release(gate: GateSection) -> str | None:
+    """The guard's manual release this lock needs, for the daemon's start line; None without a
+    relay. A button in parallel with the relay contact only closes the lock's circuit: it
+    powers a fail-secure strike (power to unlock) and releases it, but a fail-safe maglock
+    (power to lock) is released only by opening its circuit (docs/wiring.md)."""
+    if gate.driver.type not in ("serial_relay", "gpio"):
+        return None
+    if gate.fail_mode == "fail_safe":
+        return (
+            "gate: a fail-safe maglock (fail_mode = 'fail_safe', power to lock): the guard's"
+            " manual release is a normally-closed push button or break-glass in series with"
+            " the magnet's supply, independent of the kiosk; a button across the relay contact"
+            " cannot cut the magnet's power (docs/wiring.md)"
+        )
+    contact = "COM-NO" if gate.wiring == "normally_open" else "COM-NC"
+    return (
+        "gate: a fail-secure lock (fail_mode = 'fail_secure', power to unlock): the guard's"
+        f" manual release is a normally-open push button in parallel with the relay contact"
+        f" ({contact}), powering the lock independent of the kiosk (docs/wiring.md)"
+    )
