@@ -331,21 +331,25 @@ def boot_level_warning(
     fail_mode: FailMode = "fail_secure",
 ) -> str | None:
     """What a guard's technician must hear when ``pin``'s level from power-on until the kiosk
-    drives it puts the coil at the level that releases the lock (``coil_energised``): an
-    energised coil for a strike on NO or a maglock on NC, a coil *off* for a maglock on NO or
-    a strike on NC. None when booting leaves the gate locked. The pins and the firmware line
-    it advises are those whose level puts the coil where the lock wants it."""
+    drives it energises the coil. Whatever the wiring, a kiosk that is not driving the pin
+    leaves the coil off (its stop, ``--lock-gate``): the gate as the wiring leaves it with no
+    kiosk (locked for a strike on NO or a maglock on NC, released for a maglock on NO or a
+    strike on NC, the egress wirings). A boot level that energises the coil does the opposite
+    through every boot, and for good when the kiosk never starts: it releases a strike on NO,
+    and holds an egress wiring locked. None when booting leaves the coil off. The pins and the
+    firmware line it advises are those whose level leaves the coil off."""
     high = pin in HIGH_AT_BOOT
-    energised = high == active_high
-    if energised != coil_energised(True, wiring, fail_mode):
-        return None
+    if high != active_high:
+        return None  # the boot level is the module's off level
     module = "active-high" if active_high else "active-low"
-    safe = "GPIO17, 27 or 22" if high else "GPIO5 or 6"  # the other boot level: it locks
+    safe = "GPIO17, 27 or 22" if active_high else "GPIO5 or 6"  # low / high at boot: off
+    held = "locked" if released_when_stopped(wiring, fail_mode) else "released"
     return (
         f"GPIO{pin} is {'high' if high else 'low'} from power-on until the kiosk drives it: an"
-        f" {module} relay module on it is {'energised' if energised else 'de-energised'}, and"
-        f" the gate released, through every boot (a power cut's return included): move it to"
-        f" {safe}, or add gpio={pin}=op,{'dl' if high else 'dh'} to /boot/firmware/config.txt"
+        f" {module} relay module on it is energised, and the gate {held}, through every boot (a"
+        " power cut's return included) and whenever the kiosk does not start, not as the"
+        f" wiring leaves it with no kiosk: move it to {safe}, or add"
+        f" gpio={pin}=op,{'dl' if active_high else 'dh'} to /boot/firmware/config.txt"
         " (docs/wiring.md, GPIO relay module)"
     )
 

@@ -51,11 +51,13 @@ def test_a_safe_pin_for_the_module_says_nothing(pins, caplog, pin, active_high):
     gate.close()
 
 
-def test_a_coil_that_locks_when_energised_is_safe_energised_at_boot():
-    # A maglock on NC (fail_safe): energising the coil cuts the magnet, so it *releases*; on NO
-    # energised holds it locked, and an active-low module low at boot keeps it locked.
-    assert boot_level_warning(17, False, "normally_closed", "fail_safe") is not None
-    assert boot_level_warning(17, False, "normally_open", "fail_safe") is None
+def test_an_egress_wiring_is_warned_when_its_boot_level_holds_the_gate_locked():
+    # A maglock on NO (fail_safe) is held locked by an energised coil, and a stopped kiosk
+    # leaves it released (the coil off): an active-low module low at boot energises it, so the
+    # gate stays locked through the boot, and for good if the kiosk never starts.
+    said = boot_level_warning(17, False, "normally_open", "fail_safe")
+    assert said is not None and "energised, and the gate locked" in said
+    assert boot_level_warning(5, False, "normally_open", "fail_safe") is None
 
 
 COMBINATIONS = [
@@ -68,29 +70,29 @@ COMBINATIONS = [
 
 
 @pytest.mark.parametrize(("wiring", "fail_mode", "active_high", "pin"), COMBINATIONS)
-def test_the_boot_warning_names_the_coils_real_level_and_only_advice_that_locks(
+def test_the_boot_warning_names_a_coil_energised_at_boot_and_only_advice_that_leaves_it_off(
     wiring, fail_mode, active_high, pin
 ):
-    """A maglock on NO and a strike on NC are released by a coil *off*: a pin whose boot level
-    leaves the coil off releases them. The warning called that coil "energised" and advised the
-    pin already in use (GPIO17 for GPIO17) or the firmware line to the level that releases."""
+    """Whatever the wiring, a kiosk not driving the pin leaves the coil off (its stop,
+    ``--lock-gate``): the gate as the wiring leaves it with no kiosk. A boot level that
+    energises the coil is named, with what it does to this lock (released, or held locked for
+    the egress wirings), and only the pins and the firmware line that leave it off. The
+    warning used to call a coil off "energised" and advise the pin already in use (GPIO17 for
+    GPIO17) or the firmware line to the level it already had."""
     high = pin in HIGH_AT_BOOT
     energised_at_boot = high == active_high
-    releases = energised_at_boot == coil_energised(True, wiring, fail_mode)
     said = boot_level_warning(pin, active_high, wiring, fail_mode)
-    if not releases:
+    if not energised_at_boot:
         assert said is None
         return
     assert said is not None
-    assert f"is {'energised' if energised_at_boot else 'de-energised'}, and the gate released" in (
-        said
-    )
+    held = "locked" if coil_energised(False, wiring, fail_mode) else "released"
+    assert f"is energised, and the gate {held}" in said
     advised = said.partition("move it to ")[2].partition(", or add")[0]  # "GPIO5 or 6"
     numbers = [int(word.removeprefix("GPIO")) for word in re.findall(r"(?:GPIO)?\d+", advised)]
     assert numbers and pin not in numbers, advised
-    for other in numbers:  # each pin advised leaves this coil at the locking level at boot
+    for other in numbers:  # each pin advised leaves this coil off at boot
         assert boot_level_warning(other, active_high, wiring, fail_mode) is None, advised
-    releasing_level = "dh" if high else "dl"  # the level it has now, which releases
-    locking_level = "dl" if high else "dh"
-    assert f"gpio={pin}=op,{locking_level}" in said
-    assert f"op,{releasing_level}" not in said
+    off_level = "dl" if active_high else "dh"
+    assert f"gpio={pin}=op,{off_level}" in said
+    assert f"op,{'dh' if active_high else 'dl'}" not in said
