@@ -464,10 +464,25 @@
       },
     };
   }
-  // Rows missed (more than the page keeps), or the log restored: said.
+  // Rows missed (more than the page keeps): said, its link the rows from the first of them
+  // on (a second gap before the guard went there adds its rows, the link stays on the
+  // first). The log restored: said, its link a reload.
   function showGap(d) {
     const gap = $("feed-gap");
-    gap.firstChild.textContent = d.restored ? gap.dataset.restored : gap.dataset.text.replace("{n}", d.rows);
+    const link = gap.querySelector("a");
+    if (d.restored || !d.from) {
+      delete gap.dataset.from;
+      gap.dataset.rows = "0";
+      gap.firstChild.textContent = d.restored ? gap.dataset.restored : gap.dataset.text.replace("{n}", d.rows);
+      link.textContent = gap.dataset.reload;
+      link.href = "/guard";
+    } else {
+      gap.dataset.from = gap.dataset.from || String(d.from);
+      gap.dataset.rows = String(Number(gap.dataset.rows || 0) + d.rows);
+      gap.firstChild.textContent = gap.dataset.text.replace("{n}", gap.dataset.rows);
+      link.textContent = gap.dataset.see;
+      link.href = "/guard/rows/" + gap.dataset.from;
+    }
     gap.hidden = false;
   }
   // A stream that failed is reopened by this page, after the last row shown (the browser's
