@@ -6,6 +6,7 @@ import ast
 from pathlib import Path
 
 import pytest
+from js_functions import JsScanError, functions
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -47,6 +48,91 @@ def test_the_length_check_finds_a_long_function_and_names_where(tmp_path, monkey
     assert long_functions(tmp_path / "pkg") == [
         f"pkg/mod.py:5 long ({MAX_FUNCTION_LINES + 1} lines)"
     ]
+
+
+#: The project's own scripts, held to the same rule.
+STATIC_JS = ROOT / "ui" / "static"
+
+
+def long_js_functions(script: Path, limit: int = MAX_FUNCTION_LINES) -> list[str]:
+    """``file:line name (N lines)`` for each function of a script longer than ``limit``
+    (``tests/js_functions.py``; nested functions counted within their parent)."""
+    where = script.relative_to(ROOT)
+    return [
+        f"{where}:{f.first} {f.name} ({f.lines} lines)"
+        for f in functions(script.read_text(encoding="utf-8"))
+        if f.lines > limit
+    ]
+
+
+@pytest.mark.parametrize("script", sorted(p.name for p in STATIC_JS.glob("*.js")))
+def test_no_script_function_is_over_80_lines(script):
+    offenders = long_js_functions(STATIC_JS / script)
+    assert offenders == [], "split these:\n" + "\n".join(offenders)
+
+
+def test_the_scripts_are_checked():
+    assert {"guard.js", "kiosk.js", "stream.js"} <= {p.name for p in STATIC_JS.glob("*.js")}
+
+
+def _js_body(lines: int) -> str:
+    return "\n".join(f"  x{i} += {i};" for i in range(lines - 2))
+
+
+def test_the_script_check_finds_a_long_function_and_names_where(tmp_path, monkeypatch):
+    monkeypatch.setattr(f"{__name__}.ROOT", tmp_path)
+    script = tmp_path / "page.js"
+    script.write_text(
+        f"function short() {{\n  return 1;\n}}\n"
+        f"function long(a) {{\n{_js_body(MAX_FUNCTION_LINES + 1)}\n}}\n"
+        f"const fine = (e) => {{\n{_js_body(MAX_FUNCTION_LINES)}\n}};\n"
+    )
+    assert long_js_functions(script) == [f"page.js:4 long ({MAX_FUNCTION_LINES + 1} lines)"]
+
+
+def test_the_script_check_counts_nested_functions_within_their_parent():
+    inner = f"  const f = function () {{\n{_js_body(MAX_FUNCTION_LINES - 5)}\n  }};"
+    found = functions(f"(function () {{\n{inner}\n  f();\n}})();\n")
+    assert [(f.name, f.first, f.lines) for f in found] == [
+        ("<anonymous>", 1, MAX_FUNCTION_LINES - 2),
+        ("<anonymous>", 2, MAX_FUNCTION_LINES - 5),
+    ]
+
+
+def test_the_script_check_reads_past_braces_in_strings_comments_templates_and_regexes():
+    script = """\
+function a(x) {
+  const s = "}" + '{' + "\\"}";  // a } in a comment
+  /* { not code } */
+  const t = `${x ? "}" : `{${ { k: "}" }.k }`} } {`;
+  const r = x.replace(/[}{]/g, "").split(/\\}/);
+  const q = x / 2 / 3;
+  if (q) { return r; }
+  for (const k of [1]) { t += k; }
+  return t;
+}
+const o = {
+  m(y) {
+    return y;
+  },
+  n: (z) => {
+    return z;
+  },
+  e: (w) => w + 1,
+};
+"""
+    found = functions(script)
+    assert [(f.name, f.first, f.last) for f in found] == [
+        ("a", 1, 10), ("m", 12, 14), ("<arrow>", 15, 17),
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "text", ['function f() { return "}', "function f() {", "f(`${", "x = (/ab", "a(]", "}"]
+)
+def test_the_script_check_refuses_what_it_cannot_read(text):
+    with pytest.raises(JsScanError):
+        functions(text)
 
 
 def import_cycles(package: str) -> list[list[str]]:

@@ -127,15 +127,17 @@ def test_a_drop_through_a_rush_shows_every_row_of_it(site, browser):
 @pytest.mark.parametrize(
     ("lang", "said"),
     [
-        ("en", "7 rows from while the feed was disconnected are not shown: reload"),
-        ("zh", "断线期间另有 7 条记录未显示： 重新加载"),
+        ("en", "7 rows from while the feed was disconnected are not shown: see them"),
+        ("zh", "断线期间另有 7 条记录未显示： 查看这些记录"),
     ],
 )
 def test_a_drop_longer_than_the_page_keeps_says_how_many_rows_are_not_shown(
     site, browser, lang, said
 ):
     """More passages while it was down than the page keeps (200): the newest 200 and a line
-    saying how many are not shown, with the way to reload; never a silent hole."""
+    saying how many are not shown, never a silent hole; its link takes the guard to them, the
+    rows from the first missed on (before 2026-12-06 it said "reload", which drew the newest
+    50: the missed rows were in the log, the guard never brought to them)."""
     core, url = site
     passage(core)
     with live_console(browser, url, lang=lang) as page:
@@ -146,7 +148,41 @@ def test_a_drop_longer_than_the_page_keeps_says_how_many_rows_are_not_shown(
         notice = page.locator("#feed-gap")
         assert notice.is_visible()
         assert " ".join(notice.inner_text().split()) == said
-        assert notice.locator("a").get_attribute("href") == "/guard"
+        missed = gap[:7]
+        assert not set(missed) & set(rows(page))
+        assert notice.locator("a").get_attribute("href") == f"/guard/rows/{missed[0]}"
+        notice.locator("a").click()
+        page.wait_for_selector("#rows")
+        shown = page.eval_on_selector_all("#rows tbody tr", "t => t.map(r => +r.dataset.seq)")
+        assert shown == gap[:50]  # the missed rows first, as they happened, then the next
+        assert page.locator("#rows-next").get_attribute("href") == f"/guard/rows/{gap[50]}"
+
+
+@pytest.fixture
+def short_site(tmp_path, monkeypatch) -> Iterator[Any]:
+    """The console sending a resuming stream at most 5 rows (a gap at 6, cheaply)."""
+    import ui.guard.live
+
+    monkeypatch.setattr(ui.guard.live, "PAGE_ROWS", 5)
+    yield from serve(tmp_path, monkeypatch)
+
+
+def test_a_second_long_drop_adds_its_rows_and_the_link_stays_on_the_first(short_site, browser):
+    """Two drops, each longer than the server sends: the line counts both gaps' rows and its
+    link stays on the first row of the first, the rows from it on."""
+    core, url = short_site
+    passage(core)
+    with live_console(browser, url) as page:
+        first: list[int] = []
+        _drop_while(page, lambda: first.extend(passage(core) for _ in range(8)))
+        wait_for(lambda: first[-1] in rows(page))
+        notice = page.locator("#feed-gap")
+        assert notice.locator("a").get_attribute("href") == f"/guard/rows/{first[0]}"
+        second: list[int] = []
+        _drop_while(page, lambda: second.extend(passage(core) for _ in range(9)))
+        wait_for(lambda: second[-1] in rows(page))
+        assert notice.inner_text().startswith("7 rows from while the feed was disconnected")
+        assert notice.locator("a").get_attribute("href") == f"/guard/rows/{first[0]}"
 
 
 #: Counts the beats that reach the page, whatever guard.js listens to (a test's own ear),

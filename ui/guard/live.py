@@ -156,12 +156,21 @@ def live_page(request: Request, session: PageSession, g: GuardDep) -> Response:
     )
 
 
+def seq_of(text: str) -> int:
+    """The log's ``seq`` a link names (ASCII digits, 1 to ``MAX_SEQ``), else 0 (none): read
+    no further than the longest a ``seq`` can be."""
+    if len(text) > len(str(MAX_SEQ)) or not (text.isascii() and text.isdigit()):
+        return 0
+    number = int(text)
+    return number if 1 <= number <= MAX_SEQ else 0
+
+
 @router.get("/passage/{seq}", response_class=HTMLResponse, include_in_schema=False)
 def passage_page(request: Request, session: PageSession, g: GuardDep, seq: str) -> Response:
     """One passage, as an alarm links to it (masked for the viewer's role). One missing, or
     a link that names none, is a page in the guard's language, never a JSON error."""
-    number = int(seq) if len(seq) <= len(str(MAX_SEQ)) and seq.isascii() and seq.isdigit() else 0
-    event = queries.event_by_seq(g.core.store, number) if 1 <= number <= MAX_SEQ else None
+    number = seq_of(seq)
+    event = queries.event_by_seq(g.core.store, number) if number else None
     if event is None:
         lang = g.lang(request)
         gone = i18n.t(lang, "err.no_passage")
@@ -183,6 +192,30 @@ def passage_page(request: Request, session: PageSession, g: GuardDep, seq: str) 
         household=masked.get("household"),
         vehicle=vehicle_text(event, clear),
     )
+
+
+@router.get("/rows/{seq}", response_class=HTMLResponse, include_in_schema=False)
+def rows_page(request: Request, session: PageSession, g: GuardDep, seq: str) -> Response:
+    """The log's rows from ``seq`` on, ``FEED_ROWS`` of them, oldest first (masked for the
+    viewer's role), and the link to the next ones: where the live page's notice of rows it
+    did not show takes the guard (the first of them). A link that names no ``seq`` is a page
+    in the guard's language (400), never a JSON error."""
+    first = seq_of(seq)
+    lang = g.lang(request)
+    if not first:
+        problem = i18n.t(lang, "err.no_seq")
+        return g.render(
+            request, "guard_rows.html", session, rows=[], first=None, flash_err=problem,
+            status_code=400,
+        )  # fmt: skip
+    events = dated(g, g.core.store.readable_events(after_seq=first - 1, limit=FEED_ROWS))
+    # After the last row shown (or the stretch read, every row of it unreadable).
+    after = int(events[-1]["seq"]) + 1 if events else first + FEED_ROWS
+    return g.render(
+        request, "guard_rows.html", session, first=first,
+        rows=rows_of(g, events, lang, g.clear(session)),
+        next_seq=after if after <= g.core.store.last_seq else None,
+    )  # fmt: skip
 
 
 @router.get("/api/feed", summary="Guard feed: newest decisions, masked for the viewer's role")
@@ -233,13 +266,17 @@ class FeedStream:
 
     async def rows(self) -> list[str]:
         """The rows after the last this stream sent; first, when there were more of them than
-        the page keeps, a ``gap`` saying how many of the oldest it leaves out, or, when the
+        the page keeps, a ``gap`` saying how many of the oldest it leaves out and the first
+        of them (``from``: ``/guard/rows/{from}`` shows them), or, when the
         log was restored from an older backup since (its newest row before the last sent), a
         ``gap`` saying so, and the restored log's newest rows, resuming from them."""
         feed = await asyncio.to_thread(new_events, self.g, self.after)
         out = []
         if feed.not_shown or feed.restored:
-            out.append(sse("gap", {"rows": feed.not_shown, "restored": feed.restored}))
+            # The first row left out: the page's notice links to the rows from it on.
+            first = self.after + 1 if feed.not_shown else None
+            gap = {"rows": feed.not_shown, "restored": feed.restored, "from": first}
+            out.append(sse("gap", gap))
         if feed.restored:
             self.after = 0
         for event in feed.events:

@@ -1,7 +1,9 @@
 // The unattended kiosk screen: follows /kiosk/events (SSE) and shows each view.
 // Views arrive fully translated from the server; this file holds no user-facing text.
 "use strict";
-(function () {
+{
+  // The screen's parts share its state (the view shown, the lease, the stream): a block
+  // keeps their names to this file.
   const body = document.body;
   const lang = body.dataset.lang;
   const $ = (id) => document.getElementById(id);
@@ -35,12 +37,15 @@
   // (back, reload, print, save as...), nothing is selected or dragged away to be opened.
   // A middle click (auxclick) on the language link opened it in a new window over the kiosk:
   // no button but the first does anything here, nor a middle press's autoscroll.
-  for (const kind of ["contextmenu", "selectstart", "dragstart", "drop", "auxclick"]) {
-    document.addEventListener(kind, (e) => e.preventDefault(), { capture: true });
+  function fingersOnly() {
+    for (const kind of ["contextmenu", "selectstart", "dragstart", "drop", "auxclick"]) {
+      document.addEventListener(kind, (e) => e.preventDefault(), { capture: true });
+    }
+    document.addEventListener("mousedown", (e) => { if (e.button !== 0) e.preventDefault(); },
+      { capture: true });
+    document.addEventListener("dragover", (e) => e.preventDefault());
   }
-  document.addEventListener("mousedown", (e) => { if (e.button !== 0) e.preventDefault(); },
-    { capture: true });
-  document.addEventListener("dragover", (e) => e.preventDefault());
+  fingersOnly();
   // No key does anything here: a USB keyboard plugged in would reload (F5), print (Ctrl+P),
   // open a file (Ctrl+O), zoom for good (Ctrl+plus: Chromium keeps it for the site), go back
   // (Alt+Left) or open the developer tools (F12); a code reader left in USB keyboard mode
@@ -48,9 +53,12 @@
   // from the browser: in an app window (the unit's --app) Chromium reserves no key, Ctrl+W
   // and Ctrl+N too. Only where this page does not run (loading, Chromium's error page) do
   // they reach it: see the lease below, and the unit starts a closed screen again at once.
-  window.addEventListener("keydown", (e) => e.preventDefault(), { capture: true });
-  window.addEventListener("wheel", (e) => { if (e.ctrlKey) e.preventDefault(); },
-    { capture: true, passive: false });
+  function noKeys() {
+    window.addEventListener("keydown", (e) => e.preventDefault(), { capture: true });
+    window.addEventListener("wheel", (e) => { if (e.ctrlKey) e.preventDefault(); },
+      { capture: true, passive: false });
+  }
+  noKeys();
 
   // --- one page of the screen owns the chime, the voice and the beat -----------------------
   // Chromium opens a second window on the kiosk page (Ctrl+N where the page does not refuse
@@ -333,12 +341,15 @@
   // all the screen shows moves round a small square, 2 px a step, every few minutes.
   const ORBIT_MS = 5 * 60 * 1000;
   const ORBIT = [[0, 0], [2, 0], [2, 2], [0, 2], [-2, 2], [-2, 0], [-2, -2], [0, -2], [2, -2]];
-  let orbit = 0;
-  setInterval(() => {
-    orbit = (orbit + 1) % ORBIT.length;
-    body.style.setProperty("--k-orbit-x", ORBIT[orbit][0] + "px");
-    body.style.setProperty("--k-orbit-y", ORBIT[orbit][1] + "px");
-  }, ORBIT_MS);
+  function orbitScreen() {
+    let orbit = 0;
+    setInterval(() => {
+      orbit = (orbit + 1) % ORBIT.length;
+      body.style.setProperty("--k-orbit-x", ORBIT[orbit][0] + "px");
+      body.style.setProperty("--k-orbit-y", ORBIT[orbit][1] + "px");
+    }, ORBIT_MS);
+  }
+  orbitScreen();
 
   // --- the kiosk's clock (the demo's scenario clock), not the browser's -------------------
   let clockOffsetMs = Number(body.dataset.nowMs || Date.now()) - Date.now();
@@ -357,24 +368,27 @@
   setInterval(clock, 5000);
 
   // --- two-way kiosk: the person says which way they go -----------------------------------
-  for (const btn of document.querySelectorAll(".k-dir-btn")) {
-    btn.addEventListener("click", async () => {
-      let ok = false;
-      try {
-        ok = await ask("/kiosk/direction", {
-          method: "POST",
-          headers: { "Content-Type": "application/json" },
-          body: JSON.stringify({ direction: btn.dataset.dir }),
-        }, (res) => res.ok);
-      } catch (e) { /* not answered in time: the buttons show the daemon's next view */ }
-      if (!ok) return;
-      for (const other of document.querySelectorAll(".k-dir-btn")) {
-        const on = other === btn;
-        other.classList.toggle("on", on);
-        other.setAttribute("aria-pressed", on ? "true" : "false");
-      }
-    });
+  function directionButtons() {
+    for (const btn of document.querySelectorAll(".k-dir-btn")) {
+      btn.addEventListener("click", async () => {
+        let ok = false;
+        try {
+          ok = await ask("/kiosk/direction", {
+            method: "POST",
+            headers: { "Content-Type": "application/json" },
+            body: JSON.stringify({ direction: btn.dataset.dir }),
+          }, (res) => res.ok);
+        } catch (e) { /* not answered in time: the buttons show the daemon's next view */ }
+        if (!ok) return;
+        for (const other of document.querySelectorAll(".k-dir-btn")) {
+          const on = other === btn;
+          other.classList.toggle("on", on);
+          other.setAttribute("aria-pressed", on ? "true" : "false");
+        }
+      });
+    }
   }
+  directionButtons();
 
   // --- the stream (stream.js): a tick at least every 2 s; silence for 4 s means the link
   // is gone; after 8 s of it the page drops the stream and opens a new one (a link that
@@ -450,4 +464,4 @@
   checkAudio();
   setInterval(checkAudio, 5000);
   if ("speechSynthesis" in window) window.speechSynthesis.getVoices();
-})();
+}
