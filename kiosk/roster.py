@@ -6,7 +6,7 @@ A shift is a guard at a gate (the gate is the kiosk id) from ``starts_at`` to ``
 At handover the outgoing guard opens a handover to the incoming one. Its summary covers the
 time since the outgoing guard's shift began (or since the last handover at that gate, if that
 is later or was opened just before the shift, by a guard handing over early): open alarms,
-fevers, quarantine returns, new returnees, registrations, vehicles and open service
+feverish people, quarantine returns, new returnees, registrations, vehicles and open service
 requests; counts, not names, so the record can stay after a purge. Both guards acknowledge it
 (each by name, in either order); only then is it complete. Every step is audited.
 """
@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 import sqlite_utils
 
 from .auditing import audited_write
+from .categories import FEVER_COLUMNS, FeverishPeople, columns_or_null
 from .clock import Clock, ClockReading
 from .community import CommunityError, check_actor, clean_text, has_table, record_dict, row_by_id
 from .dating import dated_source
@@ -32,7 +33,6 @@ from .observation import registered_between
 from .queries import Stamp, clock_of, dated_stamps, read_clocks, stamps_of
 from .schema import sql_migrations
 from .store import format_ts
-from .vehicles import feverish_people
 
 if TYPE_CHECKING:
     from .community import LogLike
@@ -164,20 +164,18 @@ def _count(db: sqlite_utils.Database, table: str, where: str, args: list[Any]) -
 
 
 def _feverish(db: sqlite_utils.Database, events: str, window: str, args: list[Any]) -> int:
-    """Feverish people in the window: one per event with ``fever``, a car's feverish
-    occupants each (``vehicles.feverish_people``), as the daily report counts them."""
+    """Feverish people in the window, as the daily report counts them
+    (``categories.FeverishPeople``: each person once however often refused, a car's feverish
+    occupants each)."""
     sql = (
-        f"select kind, person from {events} where {window}"  # noqa: S608 - module constants
-        " and reasons like '%\"fever\"%'"
+        f"select {columns_or_null(db, FEVER_COLUMNS)} from {events} where {window}"  # noqa: S608
+        " and reasons like '%\"fever\"%' order by seq"
     )
-    total = 0
-    for kind, person in db.execute(sql, args).fetchall():
-        try:
-            car = json.loads(person) if kind == "vehicle" and person else None
-        except ValueError:
-            car = None
-        total += feverish_people(kind, car)
-    return total
+    people = FeverishPeople()
+    with streamed_rows(db, sql, args) as rows:  # a shift's, or days' (a handover missed)
+        for row in rows:
+            people.add(row)
+    return people.total
 
 
 #: Passed going in: someone came through the gate into the compound.

@@ -353,7 +353,7 @@ def compute_report(
         "by_hour": by_hour,
         "hours": hours.section(),
         # ``count``: the alarms (one card per event); ``people``: the feverish people they are
-        # about (a car's feverish occupants each), the office's 发热.
+        # about, each once (``categories.FeverishPeople``), the office's 发热.
         "fever_alarms": {
             "count": len(fevers),
             "people": community["fevers"]["gate"],

@@ -154,8 +154,9 @@ class FeverAlarms(BaseModel):
     count: int
     people: int | None = Field(
         None,
-        description="The feverish people the alarms are about: a car's feverish occupants"
-        " each (null in a report frozen before it was counted).",
+        description="The feverish people the alarms are about, each once however often"
+        " refused (by pass id, else household and holder, else one per alarm); a car's"
+        " feverish occupants each (null in a report frozen before it was counted).",
     )
     times: list[str] = Field(description="Local times (HH:MM:SS) of the alarms.")
     at: list[str] | None = Field(
