@@ -256,6 +256,10 @@ def report_rows(report: Mapping[str, Any]) -> list[list[Any]]:
     passages = report.get("passages")
     if isinstance(passages, Mapping):
         rows += [["passages", k, passages.get(k)] for k in ("total", "passed", "denied")]
+    # The guards' decisions by what they did (``kiosk.stats``); absent from a report frozen
+    # before they were counted.
+    overrides = report.get("overrides")
+    rows += _category_rows({"overrides": overrides}) if isinstance(overrides, Mapping) else []
     ledgers = report.get("ledgers")
     if isinstance(ledgers, Mapping):
         reporting = [str(g.get("kiosk_id")) for g in ledgers.get("gates", [])]
