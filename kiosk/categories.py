@@ -7,9 +7,10 @@ counts beyond decisions and reasons:
 ``people``                  people in / out: passages of people that ended passed (a guard's
                             decision about a passage is its end, a measure-again retry its
                             next try: ``kiosk.links``), not vehicles
-``fevers``                  feverish people at the gate (events with ``fever``; a car's as many
-                            as its occupants found feverish, ``vehicles.feverish_people``),
-                            fever checks typed in by helpers for returnees
+``fevers``                  feverish people at the gate (events with ``fever``, each person once
+                            however often refused: ``FeverishPeople``; a car's as many as its
+                            occupants found feverish, ``vehicles.feverish_people``), fever
+                            checks typed in by helpers for returnees
 ``returnees``               new (registered that day), under observation at the end of the
                             day, cleared / escalated / transferred during it
 ``quarantined_households``  households with a home-quarantine entry active that day
@@ -57,8 +58,11 @@ from .lists import same_text
 from .vehicles import feverish_people, known_plates, normalise_plate
 
 __all__ = [
+    "FEVER_COLUMNS",
+    "FeverishPeople",
     "Words",
     "category_words",
+    "columns_or_null",
     "community_section",
     "item_words",
     "quarantine_lists",
@@ -70,12 +74,62 @@ __all__ = [
 
 _PASSED = ("pass", "manual_pass")
 
+#: The events' columns ``FeverishPeople`` tells people apart by.
+FEVER_COLUMNS = ("kiosk_id", "seq", "kind", "person", "pass_id", "household", "holder")
+
+
+def columns_or_null(db: sqlite_utils.Database, names: Sequence[str]) -> str:
+    """``names`` as a select list of the events table, ``null as NAME`` for a column it lacks
+    (the district's copy holds no pass ids nor holders, an old log no ``kind``)."""
+    have = {c.name for c in db.table("events").columns}
+    return ", ".join(n if n in have else f"null as {n}" for n in names)
+
+
+class FeverishPeople:
+    """The feverish people among events carrying ``fever`` (the report's ``fevers.gate`` and
+    ``fever_alarms.people``, the handover's ``fevers``): the office's 发热 counts people, not
+    alarms, and a resident refused twice for a fever (a retry after a fever deny is a new
+    passage) is one. A person is told apart by the pass id, else by household and holder
+    together (a person registered by hand), else the event is its own person (nobody named);
+    a car's event is as many as its occupants found feverish (``vehicles.feverish_people``).
+    ``add`` takes a row with ``FEVER_COLUMNS``."""
+
+    def __init__(self) -> None:
+        self._people: dict[tuple[str, ...], int] = {}
+
+    def add(self, row: Mapping[str, Any]) -> None:
+        self._people[_fever_key(row)] = _fever_people(row)
+
+    @property
+    def total(self) -> int:
+        return sum(self._people.values())
+
+
+def _fever_key(row: Mapping[str, Any]) -> tuple[str, ...]:
+    """Whom a row carrying ``fever`` is about (``FeverishPeople``)."""
+    if row["kind"] != "vehicle" and row["pass_id"]:
+        return ("pass", str(row["pass_id"]))
+    if row["kind"] != "vehicle" and row["household"] and row["holder"]:
+        return ("named", same_text(row["household"]), same_text(row["holder"]))
+    return ("event", str(row["kiosk_id"]), str(row["seq"]))
+
+
+def _fever_people(row: Mapping[str, Any]) -> int:
+    if row["kind"] != "vehicle":
+        return 1
+    try:
+        car = json.loads(row["person"]) if row["person"] else None
+    except ValueError:
+        car = None
+    return feverish_people("vehicle", car)
+
 
 def _event_counts(db: sqlite_utils.Database, start: str, end: str) -> dict[str, Any]:
     cols = {c.name for c in db.table("events").columns}
     kind = "kind" if "kind" in cols else "'passage'"
-    person = "person" if "person" in cols else "null"
-    fevers = registrations = vehicles = occupants = 0
+    named = columns_or_null(db, ("person", "pass_id", "household", "holder"))
+    fevers = FeverishPeople()
+    registrations = vehicles = occupants = 0
     plates: list[str | None] = []
     # How each passage of a person ended (``kiosk.links.passage_key``: a guard's decision
     # about one is its end, an attempt after a measure-again deny its next try): a deny the
@@ -86,20 +140,20 @@ def _event_counts(db: sqlite_utils.Database, start: str, end: str) -> dict[str, 
     source, ts = dated_source(db)  # an event stamped before NTP synced: its real day
     sql = (
         f"select seq, kiosk_id, flags, direction, decision, reasons, {kind} as kind,"  # noqa: S608
-        f" {person} as person from {source} where {ts} >= ? and {ts} < ? order by seq"
+        f" {named} from {source} where {ts} >= ? and {ts} < ? order by seq"
     )
     with streamed_rows(db, sql, [start, end]) as rows:  # a day's, the person's JSON too
         for row in rows:
             reasons = json.loads(row["reasons"]) if row["reasons"] else []
+            if "fever" in reasons:
+                fevers.add(row)
             if row["kind"] == "vehicle":
                 vehicles += 1
                 car = json.loads(row["person"]) if row["person"] else {}
                 car = car if isinstance(car, dict) else {}
-                fevers += feverish_people("vehicle", car) if "fever" in reasons else 0
                 occupants += _small_int(car.get("occupants"))
                 plates.append(car.get("plate"))
                 continue
-            fevers += "fever" in reasons
             registrations += row["kind"] == "registration"
             ends[passage_key(row, seen)] = (row["direction"], row["decision"])
     people = {"in": 0, "out": 0}
@@ -108,7 +162,7 @@ def _event_counts(db: sqlite_utils.Database, start: str, end: str) -> dict[str, 
             people[direction] += 1
     return {
         "people": people,
-        "fevers": fevers,
+        "fevers": fevers.total,
         "registrations": registrations,
         "vehicles": {
             "registrations": vehicles,
@@ -202,6 +256,10 @@ def report_rows(report: Mapping[str, Any]) -> list[list[Any]]:
     passages = report.get("passages")
     if isinstance(passages, Mapping):
         rows += [["passages", k, passages.get(k)] for k in ("total", "passed", "denied")]
+    # The guards' decisions by what they did (``kiosk.stats``); absent from a report frozen
+    # before they were counted.
+    overrides = report.get("overrides")
+    rows += _category_rows({"overrides": overrides}) if isinstance(overrides, Mapping) else []
     ledgers = report.get("ledgers")
     if isinstance(ledgers, Mapping):
         reporting = [str(g.get("kiosk_id")) for g in ledgers.get("gates", [])]

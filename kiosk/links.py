@@ -18,7 +18,8 @@ more than one row, each tied to the row before by an additive flag naming that r
 
 ``passage_key`` is the one rule the reports count passages by (``kiosk.stats``,
 ``kiosk.categories``, and through them the guard's statistics, ``kiosk report``,
-``/api/v1/stats`` and the district report).
+``/api/v1/stats`` and the district report). ``guard_decision`` is the one rule they and the
+handover (``kiosk.roster``) tell a guard's decisions apart by: which changed the kiosk's.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from typing import Any
 
 __all__ = [
     "MEASURE_AGAIN_REASONS",
+    "GUARD_DECISIONS",
+    "OVERRIDING",
     "Key",
     "NOT_OPENED",
     "NOT_OPENED_ROWS",
@@ -37,6 +40,7 @@ __all__ = [
     "measure_again",
     "not_opened",
     "overridden",
+    "guard_decision",
     "passage_key",
     "retried",
 ]
@@ -94,6 +98,34 @@ def measure_again(
         and codes <= MEASURE_AGAIN_REASONS
         and (temp_c is None or temp_c < fever_threshold_c)
     )
+
+
+#: What a guard's decision did (``guard_decision``), in the order the report lists them.
+GUARD_DECISIONS = (
+    "registrations",
+    "confirmed_denies",
+    "let_through_over_a_deny",
+    "stopped_over_a_pass",
+    "confirmed_passes",
+)
+#: The guard's decisions that overrode the kiosk's: the other way than the kiosk decided.
+OVERRIDING = ("let_through_over_a_deny", "stopped_over_a_pass")
+
+
+def guard_decision(decision: str, about: str | None) -> str:
+    """What a guard's decision (``manual_pass``, ``manual_deny``) did, ``about`` the decision
+    of the row it names (``overrides:<seq>``; None: it names none): ``registrations`` about
+    no passage (a person or a vehicle registered by hand, a person without a pass let through
+    or refused on the guard's word), else ``confirmed_denies`` (a deny kept: a fever
+    confirmed), ``let_through_over_a_deny``, ``stopped_over_a_pass`` (a fever found by hand)
+    or ``confirmed_passes``. A passage's decision is its last row's: a retry's, a
+    ``not_opened`` deny's."""
+    if about is None:
+        return "registrations"
+    denied = about not in ("pass", "manual_pass")
+    if decision == "manual_pass":
+        return "let_through_over_a_deny" if denied else "confirmed_passes"
+    return "confirmed_denies" if denied else "stopped_over_a_pass"
 
 
 def _flags(row: Mapping[str, Any]) -> list[str]:

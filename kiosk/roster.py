@@ -6,9 +6,10 @@ A shift is a guard at a gate (the gate is the kiosk id) from ``starts_at`` to ``
 At handover the outgoing guard opens a handover to the incoming one. Its summary covers the
 time since the outgoing guard's shift began (or since the last handover at that gate, if that
 is later or was opened just before the shift, by a guard handing over early): open alarms,
-fevers, quarantine returns, new returnees, registrations, vehicles and open service
-requests; counts, not names, so the record can stay after a purge. Both guards acknowledge it
-(each by name, in either order); only then is it complete. Every step is audited.
+feverish people, quarantine returns and breach attempts, the guards' overrides, new
+returnees, registrations, vehicles and open service requests; counts, not names, so the
+record can stay after a purge. Both guards acknowledge it (each by name, in either order);
+only then is it complete. Every step is audited.
 """
 
 from __future__ import annotations
@@ -23,16 +24,17 @@ from zoneinfo import ZoneInfo
 import sqlite_utils
 
 from .auditing import audited_write
+from .categories import FEVER_COLUMNS, FeverishPeople, columns_or_null
 from .clock import Clock, ClockReading
 from .community import CommunityError, check_actor, clean_text, has_table, record_dict, row_by_id
 from .dating import dated_source
 from .days import when_or_none
 from .files import streamed_rows
+from .links import OVERRIDES, OVERRIDING, guard_decision, overridden
 from .observation import registered_between
 from .queries import Stamp, clock_of, dated_stamps, read_clocks, stamps_of
 from .schema import sql_migrations
 from .store import format_ts
-from .vehicles import feverish_people
 
 if TYPE_CHECKING:
     from .community import LogLike
@@ -164,20 +166,46 @@ def _count(db: sqlite_utils.Database, table: str, where: str, args: list[Any]) -
 
 
 def _feverish(db: sqlite_utils.Database, events: str, window: str, args: list[Any]) -> int:
-    """Feverish people in the window: one per event with ``fever``, a car's feverish
-    occupants each (``vehicles.feverish_people``), as the daily report counts them."""
+    """Feverish people in the window, as the daily report counts them
+    (``categories.FeverishPeople``: each person once however often refused, a car's feverish
+    occupants each)."""
     sql = (
-        f"select kind, person from {events} where {window}"  # noqa: S608 - module constants
-        " and reasons like '%\"fever\"%'"
+        f"select {columns_or_null(db, FEVER_COLUMNS)} from {events} where {window}"  # noqa: S608
+        " and reasons like '%\"fever\"%' order by seq"
     )
-    total = 0
-    for kind, person in db.execute(sql, args).fetchall():
-        try:
-            car = json.loads(person) if kind == "vehicle" and person else None
-        except ValueError:
-            car = None
-        total += feverish_people(kind, car)
-    return total
+    people = FeverishPeople()
+    with streamed_rows(db, sql, args) as rows:  # a shift's, or days' (a handover missed)
+        for row in rows:
+            people.add(row)
+    return people.total
+
+
+#: The kiosk stopped a resident of a quarantined household (the ``quarantine_breach`` alarm):
+#: not one who said "coming home" on the screen (``direction_unverified``: a return the
+#: guard looks at, ``quarantine_return``).
+_BREACH = (
+    "decision = 'deny' and reasons like '%\"quarantined\"%'"
+    " and coalesce(flags, '') not like '%\"direction_unverified\"%'"
+)
+
+
+def _overrides(db: sqlite_utils.Database, events: str, window: str, args: list[Any]) -> int:
+    """The guards' decisions in the window that overrode the kiosk's (``links.OVERRIDING``: a
+    deny let through, a pass stopped), each told by the decision it is about."""
+    sql = (
+        f"select kiosk_id, decision, flags from {events} where {window}"  # noqa: S608
+        f" and decision like 'manual%' and flags like '%{OVERRIDES}%'"
+    )
+    found = 0
+    with streamed_rows(db, sql, args) as rows:
+        for row in rows:
+            seq = overridden(_decoded(row["flags"]))
+            about = db.execute(
+                "select decision from events where kiosk_id = ? and seq = ?",
+                [row["kiosk_id"], seq],
+            ).fetchone()
+            found += guard_decision(row["decision"], about and about[0]) in OVERRIDING
+    return found
 
 
 #: Passed going in: someone came through the gate into the compound.
@@ -296,6 +324,8 @@ def summary_since(
         "open_alarms": open_alarms,
         "fevers": _feverish(db, events, window, args),
         "quarantine_returns": _quarantine_returns(db, events, window, args),
+        "quarantine_breaches": _count(db, events, f"{window} and {_BREACH}", args),
+        "overrides": _overrides(db, events, window, args),
         "new_returnees": registered_between(db, lo, hi),
         "registrations": _count(db, events, f"{window} and kind = 'registration'", args),
         "vehicles": _count(db, events, f"{window} and kind = 'vehicle'", args),

@@ -56,7 +56,16 @@ from kiosk.dating import dated_source
 from kiosk.days import as_zone, day_bounds, day_hours, days_before, hour_key, local_day
 from kiosk.files import streamed_rows
 from kiosk.history import QUOTA_EXEMPT
-from kiosk.links import Key, not_opened, passage_key, retried
+from kiosk.links import (
+    GUARD_DECISIONS,
+    OVERRIDING,
+    Key,
+    guard_decision,
+    not_opened,
+    overridden,
+    passage_key,
+    retried,
+)
 from kiosk.lists import Freshness, same_text
 from kiosk.pihealth import power_spells
 from kiosk.ports import Store
@@ -166,15 +175,47 @@ def _reading(readings: dict[Key, Reading], key: Key, row: Mapping[str, Any]) -> 
         readings[key] = (temp_c, manual and temp_c is not None and row["temp_object_c"] is None)
 
 
-def _outcome(outcomes: dict[Key, str], key: Key, row: Mapping[str, Any]) -> bool:
+def _outcome(
+    outcomes: dict[Key, str], key: Key, row: Mapping[str, Any], guards: _GuardDecisions
+) -> bool:
     """Put an event's decision into ``outcomes`` (one per passage, ``key``: its
     ``passage_key``): a guard's decision about a passage of the day is how that passage
     ended, and so is an attempt that tries it again after a measure-again deny, not another
     passage (a deny the guard let through is one passage, passed; a fever the guard
     confirmed is one passage, denied; a resident who held no wrist up and then passed is one
-    passage, passed). Whether the event is a passage of its own."""
+    passage, passed); a guard's decision is counted into ``guards`` by what it did to the
+    passage's decision so far. Whether the event is a passage of its own."""
+    guards.count(row, key, outcomes.get(key))
     outcomes[key] = str(row["decision"])
     return key[1] == int(row["seq"])
+
+
+class _GuardDecisions:
+    """The report's ``overrides``: the day's guard decisions by what they did
+    (``kiosk.links.guard_decision``), and ``overriding``, those that overrode the kiosk's.
+    One about a passage of another day (a deny at 23:50 let through at 00:05) is told by the
+    decision the log holds for it; one about a row the database does not hold (the district's
+    copy of a day) as about a deny, which is what the kiosk sends to the guard."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.counts: Counter[str] = Counter()
+
+    def count(self, row: Mapping[str, Any], key: Key, before: str | None) -> None:
+        if not str(row["decision"]).startswith("manual_"):
+            return
+        about = overridden(json.loads(row["flags"]) if row["flags"] else [])
+        if about is not None and key[1] == int(row["seq"]):  # a passage of another day
+            found = self.db.execute(
+                "select decision from events where kiosk_id = ? and seq = ?",
+                [row["kiosk_id"], about],
+            ).fetchone()
+            before = str(found[0]) if found else "deny"
+        self.counts[guard_decision(str(row["decision"]), before)] += 1
+
+    def section(self) -> dict[str, int]:
+        out = {name: self.counts[name] for name in GUARD_DECISIONS}
+        return out | {"overriding": sum(self.counts[name] for name in OVERRIDING)}
 
 
 def _count_exit(exits: Counter[str], outings: dict[Key, str], row: Mapping[str, Any]) -> None:
@@ -308,6 +349,7 @@ def compute_report(
     bins = _temperature_bins()
     readings: dict[Key, Reading] = {}
     outcomes: dict[Key, str] = {}
+    guards = _GuardDecisions(db)
     seen: dict[Key, Key] = {}  # each row's passage (``kiosk.links.passage_key``)
     fevers: list[datetime] = []  # local, with the UTC offset: which 02:30 it was
     exits: Counter[str] = Counter()
@@ -332,7 +374,7 @@ def compute_report(
                 fevers.append(local)
             key = passage_key(row, seen)
             _reading(readings, key, row)
-            passage = _outcome(outcomes, key, row)
+            passage = _outcome(outcomes, key, row, guards)
             passage_hours[local.hour] += passage
             hours.count(local, passage)
             _count_exit(exits, outings, row)
@@ -352,25 +394,31 @@ def compute_report(
         "by_direction": dict(sorted(by_direction.items())),
         "by_hour": by_hour,
         "hours": hours.section(),
-        # ``count``: the alarms (one card per event); ``people``: the feverish people they are
-        # about (a car's feverish occupants each), the office's 发热.
-        "fever_alarms": {
-            "count": len(fevers),
-            "people": community["fevers"]["gate"],
-            "times": [t.strftime("%H:%M:%S") for t in fevers],
-            "at": [t.isoformat(timespec="seconds") for t in fevers],
-        },
+        "fever_alarms": _fever_alarms(fevers, community),
         "temperature_histogram": [
             {"from_c": lo, "to_c": hi, "count": n}
             for (lo, hi), n in zip(bins, temp_counts, strict=True)
         ],
         "no_temperature": no_temperature,
         "hand_readings": sum(hand for _, hand in readings.values()) if sensor else None,
+        "overrides": guards.section(),
         "exits_per_household": _exits_section(quota, exits, over_quota),
         "community": community,
         "quarantine_lists": quarantine_lists(db, day),
         # Dated by their boot's clock once synchronised; dated only by an unsynced clock.
         "clock": {"redated": dating["boot"], "unsynced": dating["unsynced"]},
+    }
+
+
+def _fever_alarms(fevers: list[datetime], community: Mapping[str, Any]) -> dict[str, Any]:
+    """``count``: the alarms (one card per event), at their local times; ``people``: the
+    feverish people they are about, each once (``categories.FeverishPeople``), the office's
+    发热."""
+    return {
+        "count": len(fevers),
+        "people": community["fevers"]["gate"],
+        "times": [t.strftime("%H:%M:%S") for t in fevers],
+        "at": [t.isoformat(timespec="seconds") for t in fevers],
     }
 
 

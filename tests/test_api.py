@@ -338,6 +338,7 @@ def test_stats_returns_the_daily_report_for_a_day(core, client):
     assert report["day"] == "2026-03-02" and report["events"] == 25
     assert report["timezone"] == "Asia/Shanghai"
     assert report["by_decision"] == {"pass": 25}
+    assert report["overrides"]["overriding"] == 0  # the guards' decisions, by what they did
     assert_nothing_personal(response.text)
     # Default: today in the site's timezone.
     assert client.get("/api/v1/stats", headers=headers).json()["day"] == "2026-03-02"

@@ -87,3 +87,49 @@ def test_the_district_counts_each_feverish_occupant_from_a_masked_pull(
     [by_gate] = report["by_gate"]
     assert by_gate["community"]["fevers"]["gate"] == 3
     assert by_gate["fever_alarms"] == 2
+
+
+def _fever(core, *, pass_id=None, household=None, holder=None, kind="passage", **extra) -> int:
+    decision = "manual_deny" if kind != "passage" else "deny"
+    reasons = ("guard_override", "fever") if kind != "passage" else ("fever",)
+    event = core.store.append(EventDraft(
+        direction="in", decision=decision, reasons=reasons, pass_id=pass_id,
+        household=household, holder=holder, kind=kind, temp_c=38.6,
+        operator="alice" if kind != "passage" else None, **extra,
+    ))  # fmt: skip
+    return int(event.seq)
+
+
+def test_a_resident_denied_twice_for_a_fever_is_one_feverish_person(guard_client, guard_core):
+    """发热 counts people: a retry after a fever deny is a new passage, not a new person. A
+    pass holder denied twice (the guard confirming the second) is one, a person registered by
+    hand twice (no pass: household and name) one, two refusals nobody can be named for two
+    (each event its own person); the alarms stay one per event."""
+    login(guard_client)
+    _fever(guard_core, pass_id="PF", household="F-301", holder="Liu Qi")
+    again = _fever(guard_core, pass_id="PF", household="F-301", holder="Liu Qi")
+    guard_core.store.append(EventDraft(
+        direction="in", decision="manual_deny", reasons=("guard_override",), pass_id="PF",
+        household="F-301", holder="Liu Qi", operator="alice", flags=(f"overrides:{again}",),
+        temp_c=38.6,
+    ))  # fmt: skip
+    for _ in range(2):
+        _fever(guard_core, household="H-101", holder="Xiao Ming", kind="registration")
+    _fever(guard_core)
+    _fever(guard_core)
+    report = stats.compute_report(guard_core.store.reader(), DAY, "UTC")
+    # Before: 6 people, one per event carrying ``fever``.
+    assert report["community"]["fevers"]["gate"] == 4
+    assert report["fever_alarms"]["people"] == 4
+    assert report["fever_alarms"]["count"] == 6  # the alarms: one card per event
+    exported = {(c, i): v for c, i, v in report_rows(report)[1:]}
+    assert exported[("fevers", "gate")] == 4
+    page = guard_client.get("/guard/stats?day=2026-03-02").text
+    fevers = re.search(r'<div class="kpi fever"><div class="v">(\d+)</div>', page)
+    assert fevers is not None and fevers.group(1) == "4"
+    now = guard_core.clock.now()
+    summary = summary_since(
+        guard_core.store.reader(), guard_core.config.site.kiosk_id,
+        now - timedelta(hours=8), now + timedelta(minutes=1), 0,
+    )  # fmt: skip
+    assert summary["fevers"] == 4

@@ -77,6 +77,8 @@ def test_a_handover_summarises_the_shift_and_needs_both_guards(rota, log, clock,
         "open_alarms": 1,  # yesterday's check of the returnee is missing
         "fevers": 1,
         "quarantine_returns": 1,
+        "quarantine_breaches": 0,
+        "overrides": 0,
         "new_returnees": 1,
         "registrations": 1,
         "vehicles": 1,
@@ -95,6 +97,39 @@ def test_a_handover_summarises_the_shift_and_needs_both_guards(rota, log, clock,
     ]  # fmt: skip
     assert audits[-1]["detail"]["complete"] is True
     assert "Wang" not in str([a["detail"] for a in audits])
+
+
+def seq_of(log, **kw) -> int:
+    values = {"direction": "in", "decision": "pass", **kw}
+    return int(log.append(EventDraft(**values)).seq)
+
+
+def test_a_handover_counts_the_breach_attempts_and_the_guards_overrides(rota, log, clock):
+    """A quarantined resident stopped going out (an alarm the day guard acknowledged) left no
+    trace in the handover for the guard taking over, nor did a guard's pass over a deny. Now
+    it counts the kiosk's quarantine denies (not one where the person said "coming home" on
+    the screen: that is a return the guard looks at) and the guard's decisions that changed
+    the kiosk's: a deny let through, a pass stopped; not a fever deny confirmed, nor a person
+    registered by hand."""
+    out = dict(direction="out", household="5-702", pass_id="P1", holder="Chen")
+    breach = seq_of(log, decision="deny", reasons=("quarantined",), **out)
+    seq_of(log, decision="deny", reasons=("quarantined",), **out)  # tries again
+    seq_of(log, decision="deny", reasons=("quarantined",), flags=("direction_unverified",),
+           household="5-702")  # fmt: skip
+    seq_of(log, decision="manual_pass", reasons=("guard_override",), operator="Zhao",
+           flags=(f"overrides:{breach}",), **out)  # fmt: skip
+    fever = seq_of(log, decision="deny", reasons=("fever",), temp_c=38.4, pass_id="P2")
+    seq_of(log, decision="manual_deny", reasons=("guard_override",), operator="Zhao",
+           flags=(f"overrides:{fever}",), pass_id="P2")  # fmt: skip
+    passed = seq_of(log, pass_id="P3")
+    seq_of(log, decision="manual_deny", reasons=("guard_override", "fever"), temp_c=38.3,
+           operator="Zhao", flags=(f"overrides:{passed}",), pass_id="P3")  # fmt: skip
+    seq_of(log, decision="manual_pass", reasons=("guard_override",), operator="Zhao",
+           kind="registration", person={"name": "Old Li", "unit": "2-301"})  # fmt: skip
+    clock.advance(3600)
+    summary = rota.open_handover("gate-1", "Zhao", "Qian").summary
+    assert summary["quarantine_breaches"] == 2
+    assert summary["overrides"] == 2  # before: neither figure was there
 
 
 def test_the_next_handover_counts_from_the_last_one(rota, log, clock):

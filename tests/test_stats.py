@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import io
 import json
 from datetime import UTC, date, datetime, timedelta
 
+import openpyxl
 import pytest
 
+from kiosk.categories import report_rows
 from kiosk.config.policy import QuotaConfig
 from kiosk.lists import Freshness
-from kiosk.stats import daily_report, day_bounds, freeze_days
+from kiosk.stats import daily_report, day_bounds, freeze_days, report_file
 from kiosk.store import EventDraft
+from ui.report_words import file_words, words
 
 TZ = "Asia/Shanghai"
 DAY = date(2026, 3, 2)  # 2026-03-01T16:00Z .. 2026-03-02T16:00Z
@@ -244,3 +248,64 @@ def test_a_freeze_that_starts_past_the_frozen_days_still_finds_every_day_to_free
         day = (start + timedelta(days=d)).date()
         assert daily_report(store.reader(), day, TZ)["events"] == (2 if d == 4 else 1)
         assert freeze_days(store, TZ, None, now) == []
+
+
+def test_the_guards_decisions_are_told_apart_from_the_overrides(store, clock):
+    """``by_reason.guard_override`` mixes a person registered by hand, a fever deny the guard
+    confirmed and a deny the guard let through: the report had no figure for the overrides.
+    ``overrides`` tells each guard decision by what it did to the kiosk's (one a day before,
+    at 23:50, overridden after midnight, is read from the log), and ``overriding`` counts
+    those that changed it; the CSV rows carry them."""
+    start = datetime(2026, 3, 1, 16, 0, tzinfo=UTC)  # DAY's local midnight
+    late = add(store, clock, start - timedelta(minutes=10), decision="deny", reasons=("passback",))
+    add(store, clock, start + timedelta(minutes=5), decision="manual_pass", operator="zhou",
+        reasons=("guard_override",), flags=(f"overrides:{late.seq}",))  # fmt: skip
+    quota = add(store, clock, start + timedelta(hours=8), decision="deny",
+                reasons=("quota_exceeded",), direction="out")  # fmt: skip
+    add(store, clock, start + timedelta(hours=8, minutes=1), decision="manual_pass",
+        operator="zhou", reasons=("guard_override",), flags=(f"overrides:{quota.seq}",),
+        direction="out")  # fmt: skip
+    fever = add(store, clock, start + timedelta(hours=9), decision="deny", reasons=("fever",),
+                temp_c=38.6)  # fmt: skip
+    add(
+        store,
+        clock,
+        start + timedelta(hours=9, minutes=1),
+        decision="manual_deny",
+        operator="zhou",
+        reasons=("guard_override",),
+        flags=(f"overrides:{fever.seq}",),
+    )
+    passed = add(store, clock, start + timedelta(hours=10))
+    add(store, clock, start + timedelta(hours=10, minutes=1), decision="manual_deny",
+        operator="zhou", reasons=("guard_override", "fever"), temp_c=38.2,
+        flags=(f"overrides:{passed.seq}",))  # fmt: skip
+    add(
+        store,
+        clock,
+        start + timedelta(hours=11),
+        decision="manual_pass",
+        operator="zhou",
+        reasons=("guard_override",),
+        kind="registration",
+        person={"name": "Xiao Ming"},
+    )
+    report = daily_report(store.reader(), DAY, TZ)
+    assert report["by_reason"]["guard_override"] == 5
+    assert report["overrides"] == {
+        "registrations": 1,
+        "confirmed_denies": 1,
+        "let_through_over_a_deny": 2,
+        "stopped_over_a_pass": 1,
+        "confirmed_passes": 0,
+        "overriding": 3,
+    }
+    rows = {(c, i): v for c, i, v in report_rows(report)[1:]}
+    assert rows[("overrides", "let_through_over_a_deny")] == 2
+    assert rows[("overrides", "overriding")] == 3
+    chinese = report_file(report, "csv", file_words("zh-CN")).decode("utf-8-sig")
+    assert "overrides,let_through_over_a_deny,2,保安人工判定,拒绝后放行" in chinese
+    book = openpyxl.load_workbook(io.BytesIO(report_file(report, "xlsx", words("en"))))
+    sheet = list(book.worksheets[0].iter_rows(values_only=True))
+    english = ("Guard decisions", "Overrides (the kiosk's decision changed)")
+    assert ("overrides", "overriding", 3, *english) in sheet

@@ -98,6 +98,12 @@ def test_a_handover_from_the_page(admin, alice, core, clock):
     post(alice, "/guard/community/handover", alice.csrf, incoming="root")
     page = alice.get("/guard/community/handover").text
     hid = re.search(r'data-handover="(\d+)" data-complete="no"', page).group(1)
+    # The breach attempts and the guards' overrides, in the guard's language.
+    assert re.search(r'<dt>隔离人员被拦</dt><dd data-key="quarantine_breaches">0<', page)
+    assert re.search(r'<dt>保安改判</dt><dd data-key="overrides">0<', page)
+    english = alice.get("/guard/community/handover?lang=en").text
+    assert "<dt>Quarantine breach attempts</dt>" in english
+    assert "<dt>Guard overrides</dt>" in english
     post(alice, f"/guard/community/handover/{hid}/ack", alice.csrf)
     post(admin, f"/guard/community/handover/{hid}/ack", admin.csrf)
     assert (

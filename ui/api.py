@@ -150,12 +150,33 @@ class Passages(BaseModel):
     )
 
 
+class GuardDecisions(BaseModel):
+    """The day's guard decisions by what they did to the kiosk's (``kiosk.links``); together
+    ``by_reason.guard_override``."""
+
+    registrations: int = Field(
+        description="About no passage: a person or a vehicle registered by hand, a person"
+        " without a pass let through or refused on the guard's word."
+    )
+    confirmed_denies: int = Field(description="A kiosk's deny kept (a fever confirmed).")
+    let_through_over_a_deny: int = Field(description="A kiosk's deny overridden: let through.")
+    stopped_over_a_pass: int = Field(
+        description="A kiosk's pass overridden: stopped (a fever found by hand)."
+    )
+    confirmed_passes: int = Field(description="A kiosk's pass kept.")
+    overriding: int = Field(
+        description="The decisions that overrode the kiosk's: let through over a deny and"
+        " stopped over a pass."
+    )
+
+
 class FeverAlarms(BaseModel):
     count: int
     people: int | None = Field(
         None,
-        description="The feverish people the alarms are about: a car's feverish occupants"
-        " each (null in a report frozen before it was counted).",
+        description="The feverish people the alarms are about, each once however often"
+        " refused (by pass id, else household and holder, else one per alarm); a car's"
+        " feverish occupants each (null in a report frozen before it was counted).",
     )
     times: list[str] = Field(description="Local times (HH:MM:SS) of the alarms.")
     at: list[str] | None = Field(
@@ -331,6 +352,11 @@ class DailyReport(BaseModel):
         description="Passages whose reading is a guard's hand reading (a manual decision with"
         " a temperature and no sensor reading: a winter day's hand checks); null in a report"
         " frozen before it.",
+    )
+    overrides: GuardDecisions | None = Field(
+        None,
+        description="The guards' decisions by what they did (added 2026-12-06); null in a"
+        " report frozen before it.",
     )
     exits_per_household: HouseholdExits
     lists_freshness: dict[str, Any] | None

@@ -141,6 +141,8 @@ TEXT: dict[str, tuple[str, str]] = {
     "h.open_alarms": ("待处理提醒", "Open alarms"),
     "h.fevers": ("发热", "Fevers"),
     "h.quarantine_returns": ("隔离人员返回", "Quarantine returns"),
+    "h.quarantine_breaches": ("隔离人员被拦", "Quarantine breach attempts"),
+    "h.overrides": ("保安改判", "Guard overrides"),
     "h.new_returnees": ("新返回人员", "New returnees"),
     "h.registrations": ("人工登记", "Registrations"),
     "h.vehicles": ("车辆", "Vehicles"),
