@@ -5,6 +5,12 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+#: The days a person may type: a guard's form, the API's ``?day=``, a quarantine's days on
+#: the lists. A year typed wrong (``9999-12-31``, ``0001-01-01``) is refused, never a
+#: quarantine for good nor a day before the gate existed.
+FIRST_DAY = date(2000, 1, 1)
+LAST_DAY = date(2999, 12, 31)
+
 
 def as_zone(tz: ZoneInfo | str) -> ZoneInfo:
     return tz if isinstance(tz, ZoneInfo) else ZoneInfo(tz)

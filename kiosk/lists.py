@@ -53,6 +53,7 @@ from sqlite_utils.db import NotFoundError
 
 from .auditing import audited_write
 from .clock import Clock, ClockReading
+from .days import FIRST_DAY, LAST_DAY
 from .files import read_snapshot
 from .pass_format import MAX_VALID_HOURS
 from .passes import PassError, TrustList, key_id_of
@@ -569,6 +570,14 @@ class QuarantineIn(_Strict):
     @classmethod
     def _dates(cls, v: Any) -> Any:
         return _list_date(v)
+
+    @field_validator("from_", "until")
+    @classmethod
+    def _within_days(cls, v: date) -> date:
+        """A year typed wrong (``9999-12-31``: confined for good) is refused, not kept."""
+        if not FIRST_DAY <= v <= LAST_DAY:
+            raise ValueError(f"{v} is outside {FIRST_DAY}..{LAST_DAY}")
+        return v
 
     @model_validator(mode="after")
     def _order(self) -> QuarantineIn:
