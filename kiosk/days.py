@@ -102,3 +102,19 @@ def days_before(when: datetime, days: int) -> datetime:
 
 #: The precision a skipped time's change is found to.
 _INSTANT = timedelta(microseconds=1)
+
+
+class DayNotBegun(ValueError):
+    """A report asked of a day that has not begun and holds nothing (``refuse_unbegun``)."""
+
+
+def refuse_unbegun(day: date, today: date, zone: str, events: int) -> None:
+    """``DayNotBegun`` for a report of a day after ``today`` (the site's day, in ``zone``)
+    that holds no event: a year typed wrong (next year's) is not a day of zeros sent up. A day
+    ahead that holds events (a clock set wrong) still reports. The one check of ``kiosk
+    report``, ``kiosk fleet report`` and the console's report page and files."""
+    if day > today and not events:
+        raise DayNotBegun(
+            f"that day has not begun (today is {today} in {zone}): nothing to report; check"
+            " the day typed"
+        )

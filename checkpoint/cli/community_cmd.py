@@ -147,13 +147,14 @@ def report_day(text: str) -> date:
 
 
 def refuse_unbegun(day: date, today: date, zone: str, events: Any) -> None:
-    """A report of a day after ``today`` (on the site's clock, in ``zone``) that holds no
-    event is a mistyped day (next year's), never a day of zeros sent up: ``UsageError``."""
-    if day > today and not events:
-        raise UsageError(
-            f"--day {day}: that day has not begun (today is {today} in {zone}): nothing to"
-            " report; check the day typed"
-        )
+    """``kiosk.days.refuse_unbegun`` (a day not begun, holding nothing) as a ``UsageError``
+    naming ``--day``."""
+    from kiosk import days
+
+    try:
+        days.refuse_unbegun(day, today, zone, events)
+    except days.DayNotBegun as exc:
+        raise UsageError(f"--day {day}: {exc}") from None
 
 
 def report_target(path: str, suffix: str) -> Path:
