@@ -23,7 +23,7 @@ The map holds no names; household codes are personal data in exports (masked by 
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING, Any
@@ -236,6 +236,17 @@ class CompoundMap:
             return {}
         rows = db.query("select rowid, household from compound_households")
         return {str(r["household"]): int(r["rowid"]) for r in rows}
+
+    def lacking(self, households: Iterable[str]) -> list[str]:
+        """Those of ``households`` not on the map, however either spells them
+        (``lists.same_text``), sorted: a list entry for one is likely a typo (``9-999`` for
+        ``9-909``). No map (or an empty one): none, there is nothing to check them by."""
+        db = self._log.reader()
+        if not has_table(db, "compound_households"):
+            return []
+        codes = db.execute("select household from compound_households").fetchall()
+        known = {same_text(str(h)) for (h,) in codes}
+        return sorted({h for h in households if known and same_text(h) not in known})
 
     def household_at(self, row: int) -> str | None:
         """The household on map row ``row``, if there is one."""

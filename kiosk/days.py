@@ -5,6 +5,12 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+#: The days a person may type: a guard's form, the API's ``?day=``, a quarantine's days on
+#: the lists. A year typed wrong (``9999-12-31``, ``0001-01-01``) is refused, never a
+#: quarantine for good nor a day before the gate existed.
+FIRST_DAY = date(2000, 1, 1)
+LAST_DAY = date(2999, 12, 31)
+
 
 def as_zone(tz: ZoneInfo | str) -> ZoneInfo:
     return tz if isinstance(tz, ZoneInfo) else ZoneInfo(tz)
@@ -96,3 +102,19 @@ def days_before(when: datetime, days: int) -> datetime:
 
 #: The precision a skipped time's change is found to.
 _INSTANT = timedelta(microseconds=1)
+
+
+class DayNotBegun(ValueError):
+    """A report asked of a day that has not begun and holds nothing (``refuse_unbegun``)."""
+
+
+def refuse_unbegun(day: date, today: date, zone: str, events: int) -> None:
+    """``DayNotBegun`` for a report of a day after ``today`` (the site's day, in ``zone``)
+    that holds no event: a year typed wrong (next year's) is not a day of zeros sent up. A day
+    ahead that holds events (a clock set wrong) still reports. The one check of ``kiosk
+    report``, ``kiosk fleet report`` and the console's report page and files."""
+    if day > today and not events:
+        raise DayNotBegun(
+            f"that day has not begun (today is {today} in {zone}): nothing to report; check"
+            " the day typed"
+        )

@@ -53,6 +53,7 @@ from sqlite_utils.db import NotFoundError
 
 from .auditing import audited_write
 from .clock import Clock, ClockReading
+from .days import FIRST_DAY, LAST_DAY
 from .files import read_snapshot
 from .pass_format import MAX_VALID_HOURS
 from .passes import PassError, TrustList, key_id_of
@@ -263,11 +264,29 @@ class Freshness:
 _NAME_DOTS = str.maketrans(dict.fromkeys("\u2022\u30fb\u2219\u22c5\u2027\u25cf", "\u00b7"))
 
 
+#: The characters of the scripts written without a space between words (Han, kana,
+#: bopomofo, Hangul) and the name's separator dot: a space beside one is no part of a name.
+_UNSPACED = (
+    "\u00b7\u1100-\u11ff\u2e80-\u2fdf\u3005-\u3007\u3021-\u3029\u3038-\u303b"
+    "\u3040-\u30ff\u3100-\u312f\u3131-\u318e\u31a0-\u31bf\u31f0-\u31ff\u3400-\u4dbf"
+    "\u4e00-\u9fff\ua960-\ua97f\uac00-\ud7ff\uf900-\ufaff\U00020000-\U0003ffff"
+)
+_SPACE_BESIDE_UNSPACED = re.compile(f"(?<=[{_UNSPACED}])\\s+|\\s+(?=[{_UNSPACED}])")
+_SPACES = re.compile(r"\s+")
+
+
 def same_text(text: str) -> str:
     """How a household code or a name is compared between a pass and a list: Unicode NFKC
     (a Chinese input method's full-width ５－７０２ is 5-702), outer spaces and case ignored,
-    a name's separator dot typed as any of ``_NAME_DOTS`` the standard ``·``."""
-    return unicodedata.normalize("NFKC", text).strip().casefold().translate(_NAME_DOTS)
+    a name's separator dot typed as any of ``_NAME_DOTS`` the standard ``·``, no space beside
+    a character of a script written without spaces (``_UNSPACED``: ``欧阳 娜娜``, the
+    console's space for an input method's full-width one, is ``欧阳娜娜``), a run of spaces
+    elsewhere one (``Zhang  San`` is ``Zhang San``, never ``ZhangSan``: ``Ann Li`` and
+    ``Annli`` stay two people, for a forget and an alarm's person as for the gate)."""
+    folded = unicodedata.normalize("NFKC", text).strip().casefold().translate(_NAME_DOTS)
+    if " " not in folded and folded.isprintable():  # no space of any kind: the usual code
+        return folded
+    return _SPACES.sub(" ", _SPACE_BESIDE_UNSPACED.sub("", folded))
 
 
 def _held_spelling(db: sqlite_utils.Database, household: str) -> str:
@@ -551,6 +570,14 @@ class QuarantineIn(_Strict):
     @classmethod
     def _dates(cls, v: Any) -> Any:
         return _list_date(v)
+
+    @field_validator("from_", "until")
+    @classmethod
+    def _within_days(cls, v: date) -> date:
+        """A year typed wrong (``9999-12-31``: confined for good) is refused, not kept."""
+        if not FIRST_DAY <= v <= LAST_DAY:
+            raise ValueError(f"{v} is outside {FIRST_DAY}..{LAST_DAY}")
+        return v
 
     @model_validator(mode="after")
     def _order(self) -> QuarantineIn:

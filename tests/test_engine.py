@@ -1039,6 +1039,20 @@ def test_list_changes_apply_to_the_next_passage(make_rig):
     assert rig.decisions()[-1]["reasons"] == ["quarantined"]
 
 
+@pytest.mark.parametrize(("held", "shown"), [("欧阳娜娜", "欧阳 娜娜"), ("王 芳", "王芳")])
+def test_a_quarantined_person_whose_pass_spells_the_name_with_a_space_is_stopped(
+    make_rig, held, shown
+):
+    """The console turns an IME's full-width space into a space (``欧阳　娜娜`` is stored as
+    ``欧阳 娜娜``); the quarantine says ``欧阳娜娜``. Before: the gate let her out, no alarm."""
+    rig = make_rig(policy={"mode": "pass_only"})
+    today = rig.clock.now().date()
+    rig.lists.add_quarantine("5-702", held, today, today + timedelta(days=14), actor="guard")
+    rig.show(rig.pass_text(household="5-702", holder=shown))
+    assert rig.decisions()[-1]["reasons"] == ["quarantined"]
+    assert rig.decisions()[-1]["alarm"] == "quarantine_breach"
+
+
 def test_personal_data_never_reaches_log_lines(rig, caplog):
     with caplog.at_level(logging.DEBUG):
         rig.show(rig.pass_text(household="Sec-H9", holder="Secret P"))

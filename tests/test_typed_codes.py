@@ -478,3 +478,70 @@ def test_a_name_whose_separator_dot_was_typed_otherwise_is_the_same_person(dot):
     assert entry.covers("1-101", f"尼格买提{dot}热合曼")
     assert same_text(f"阿依{dot}古丽") == same_text("阿依·古丽")
     assert not entry.covers("1-101", "尼格买提热合曼")  # no dot is another spelling still
+
+
+@pytest.mark.parametrize(
+    ("held", "shown"),
+    [
+        ("欧阳娜娜", "欧阳 娜娜"),  # the console's space for an IME's full-width one
+        ("王芳", "王  芳"),
+        ("欧阳 娜娜", "欧阳娜娜"),
+        ("尼格买提·热合曼", "尼格买提 · 热合曼"),  # spaces around the separator dot
+        ("김민수", "김 민수"),
+        ("Zhang San", "Zhang  San"),  # a run of spaces between words is one
+        ("Zhang San", "zhang\u3000san"),
+    ],
+)
+def test_a_name_with_a_space_typed_otherwise_is_the_same_person(log, clock, held, shown):
+    """The console turns an IME's full-width space into a space: a pass for ``欧阳　娜娜``
+    says ``欧阳 娜娜``. Before: a quarantine of ``欧阳娜娜`` did not cover it (the gate let the
+    quarantined resident out), a returnee under observation was not observed, and a second
+    quarantine of ``欧阳 娜娜`` was added beside the first."""
+    from kiosk.alarms import Alarm
+    from kiosk.lists import QuarantineEntry, same_text
+    from kiosk.observation import ObservationSnapshot, _key
+    from kiosk.people import key_of
+
+    assert same_text(held) == same_text(shown)
+    assert QuarantineEntry("5-702", held, DAY, DAY).covers("5-702", shown)
+    snap = ObservationSnapshot({_key("5-702", held): ((DAY, DAY),)})
+    assert snap.observing("5-702", shown, DAY)
+    assert key_of("text", held) == key_of("text", shown)
+    one, two = (Alarm("k", "fever", "t", household="5-702", holder=h) for h in (held, shown))
+    assert one.subject == two.subject
+    store = _lists(log, clock)
+    store.add_quarantine("5-702", held, DAY, DAY, "g")
+    with pytest.raises(lists_mod.ListError, match="already quarantined"):
+        store.add_quarantine("5-702", shown, DAY, DAY, "g")
+
+
+@pytest.mark.parametrize(
+    ("one", "other"),
+    [
+        ("Ann Li", "Annli"),  # a space between Latin words is part of the name
+        ("Li Na", "Lin A"),
+        ("1-101", "1 - 101"),
+        ("王芳", "王芬"),
+    ],
+)
+def test_a_space_between_latin_words_still_tells_two_people_apart(one, other):
+    """Only a space beside a character of a script written without spaces (Chinese,
+    Japanese, Korean, the name's dot) is ignored: ``same_text`` is also whom a guard's
+    forget empties (a name in free text, as a substring) and an alarm's person, where two
+    people must not become one."""
+    from kiosk.lists import QuarantineEntry, same_text
+    from kiosk.people import key_of
+
+    assert same_text(one) != same_text(other)
+    assert not QuarantineEntry("5-702", one, DAY, DAY).covers("5-702", other)
+    assert key_of("text", one) != key_of("text", other)
+
+
+def test_a_forget_finds_a_name_in_free_text_however_its_inner_space_was_typed():
+    """A forget empties the notes that carry the name (a substring of ``key_of``'s text):
+    ``欧阳娜娜`` is in a note that says ``欧阳 娜娜``; ``Annli`` is not in ``Ann Li came``."""
+    from kiosk.people import key_of
+
+    needle = key_of("text", "Annli")
+    assert needle is not None and needle not in (key_of("text", "Ann Li came by") or "")
+    assert key_of("text", "欧阳娜娜") in (key_of("text", "来访: 欧阳 娜娜 的亲戚") or "")

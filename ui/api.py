@@ -41,7 +41,7 @@ from fastapi.security.utils import get_authorization_scheme_param
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.types import Receive, Scope, Send
 
-from kiosk import queries
+from kiosk import days, queries
 from kiosk.auditing import HeldRows
 from kiosk.clock import ClockReading
 from kiosk.config.compound import KIOSK_ID_PATTERN
@@ -547,10 +547,9 @@ def _lists_freshness(core: Core) -> Freshness:
     return core.lists.current.freshness
 
 
-#: Days the daily report answers for: the log has nothing before 2000, and a day near the
-#: ends of ``date`` overflows when its local bounds are turned into UTC.
-FIRST_DAY = date(2000, 1, 1)
-LAST_DAY = date(2999, 12, 31)
+#: Days the daily report answers for (``kiosk.days``): the log has nothing before 2000, and
+#: a day near the ends of ``date`` overflows when its local bounds are turned into UTC.
+FIRST_DAY, LAST_DAY = days.FIRST_DAY, days.LAST_DAY
 
 
 def parse_day(text: str) -> date:

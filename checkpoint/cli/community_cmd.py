@@ -147,13 +147,14 @@ def report_day(text: str) -> date:
 
 
 def refuse_unbegun(day: date, today: date, zone: str, events: Any) -> None:
-    """A report of a day after ``today`` (on the site's clock, in ``zone``) that holds no
-    event is a mistyped day (next year's), never a day of zeros sent up: ``UsageError``."""
-    if day > today and not events:
-        raise UsageError(
-            f"--day {day}: that day has not begun (today is {today} in {zone}): nothing to"
-            " report; check the day typed"
-        )
+    """``kiosk.days.refuse_unbegun`` (a day not begun, holding nothing) as a ``UsageError``
+    naming ``--day``."""
+    from kiosk import days
+
+    try:
+        days.refuse_unbegun(day, today, zone, events)
+    except days.DayNotBegun as exc:
+        raise UsageError(f"--day {day}: {exc}") from None
 
 
 def report_target(path: str, suffix: str) -> Path:
@@ -291,6 +292,17 @@ def _plan(
     return vehicle_plan, lambda actor: vehicles.apply(vehicle_plan, actor)
 
 
+def _off_map(plan: ListPlan | ImportPlan | VehiclePlan, store: EventLog) -> list[str]:
+    """The households a quarantine sheet's rows to apply name that the compound map (when one
+    is loaded) lacks, as the console asks about one before it is quarantined."""
+    from kiosk.compound import CompoundMap
+    from kiosk.listimport import ListPlan
+
+    if not isinstance(plan, ListPlan) or plan.kind != "quarantine":
+        return []
+    return CompoundMap(store, store.clock).lacking(str(r["household"]) for r in plan.rows)
+
+
 @contextlib.contextmanager
 def _ctrl_c_after(caught: list[int]) -> Iterator[None]:
     """Ctrl-C while an import is applied is noted in ``caught`` and acted on after: the
@@ -335,9 +347,13 @@ def import_run(args: argparse.Namespace) -> int:
         if isinstance(plan, ListPlan):
             out["list"] = plan.kind
         out.update(plan.layout.shown())  # a title above the header, a footer below the table
+        off_map = _off_map(plan, store)
+        if off_map:
+            out["not_on_map"] = len(off_map)
         if args.show_keys:
             out["keys"] = {"added": plan.diff.added, "changed": plan.diff.changed,
                            "removed": plan.diff.removed}  # fmt: skip
+            out["keys"] |= {"not_on_map": off_map} if off_map else {}
         out["applied"] = False
         if args.apply:
             with _ctrl_c_after(interrupted):
@@ -352,6 +368,12 @@ def import_run(args: argparse.Namespace) -> int:
     finally:
         store.close()
     print(json.dumps(out, ensure_ascii=False))
+    if off_map:
+        print(
+            f"{len(off_map)} household(s) to quarantine are not on the compound map: a typo"
+            " confines nobody and lets the real residents out (--show-keys names them)",
+            file=sys.stderr,
+        )
     if interrupted:
         raise Interrupted("interrupted after the import was applied (in force, audited)")
     if not args.apply and not plan.diff.empty:

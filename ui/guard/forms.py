@@ -11,13 +11,13 @@ from typing import Any
 from starlette.datastructures import FormData
 from starlette.responses import Response
 
+# The days a guard may type (re-exported: the console's pages bound their days by them).
+from kiosk.days import FIRST_DAY as FIRST_DAY
+from kiosk.days import LAST_DAY as LAST_DAY
 from kiosk.lists import Lists, ListStore
 from ui import core_words, i18n
 
 MAX_TEXT = 200
-#: The days the statistics and export accept (a date past these has no day after it).
-FIRST_DAY = date(2000, 1, 1)
-LAST_DAY = date(2999, 12, 31)
 
 
 class BadInput(ValueError):
@@ -139,9 +139,14 @@ def day(text: str | None, default: date) -> date:
         out = date.fromisoformat(text)
     except ValueError:
         raise BadInput("err.date", field="stats.day") from None
-    if not FIRST_DAY <= out <= LAST_DAY:
-        raise BadInput("err.range", field="stats.day", lo=FIRST_DAY, hi=LAST_DAY)
-    return out
+    return within_days(out, "stats.day")
+
+
+def within_days(value: date, field: str) -> date:
+    """``value`` when it is one of the days a guard may type (``FIRST_DAY``..``LAST_DAY``)."""
+    if not FIRST_DAY <= value <= LAST_DAY:
+        raise BadInput("err.range", field=field, lo=FIRST_DAY, hi=LAST_DAY)
+    return value
 
 
 def date_field(value: object, field: str) -> date | None:
@@ -183,10 +188,11 @@ def _quarantine(op: str, form: FormData, today: date) -> tuple[ListEdit, dict[st
     if op == "add":
         household = clean(form.get("household"), "pass.household", required=True, max_len=64)
         holder = clean(form.get("holder"), "pass.holder", max_len=64) or None
-        start = date_field(form.get("from"), "lists.from") or today
+        start = within_days(date_field(form.get("from"), "lists.from") or today, "lists.from")
         until = date_field(form.get("until"), "lists.until")
         if until is None:
             raise BadInput("err.required", field="lists.until")
+        within_days(until, "lists.until")  # the list store refuses it too, in English
         if until < start:  # the list store refuses it too, in English
             raise BadInput("err.until_before_from", start=str(start), until=str(until))
         note = clean(form.get("note"), "lists.note")

@@ -2,7 +2,8 @@
 ``core.lists`` with the guard as actor (the list store audits each change itself).
 
 Destructive edits (ending a quarantine, voiding a pass or restoring one, removing a
-household) take a confirmation step first: the request without ``confirm=yes`` changes
+household), and a quarantine for a household the compound map (when one is loaded) does not
+hold, take a confirmation step first: the request without ``confirm=yes`` changes
 nothing and answers a page that says what will happen, with the same fields and a confirm
 button (``confirm_first``, used by the passes list too). That step is audited as
 ``confirm_asked``; the edit itself is audited when confirmed."""
@@ -190,6 +191,12 @@ async def edit(
     if (which, op) in DESTRUCTIVE and form.get("confirm") != "yes":
         text = confirm_text(which, op, form, g, session, g.lang(request))
         return confirm_first(request, g, session, f"/guard/lists/{which}/{op}", form, text)
+    if (which, op) == ("quarantine", "add") and form.get("confirm") != "yes":
+        # A household the compound map lacks is likely a typo: the real one walks out.
+        household = kwargs["household"]
+        if await asyncio.to_thread(g.core.ledgers.compound.lacking, [household]):
+            text = i18n.t(g.lang(request), "confirm.quarantine_off_map", household=household)
+            return confirm_first(request, g, session, f"/guard/lists/{which}/{op}", form, text)
     if (which, op) == ("households", "add") and form.get("confirm") != "yes":
         # Over an entry the page did not show (another guard's): shown, replaced if confirmed.
         entry = await asyncio.to_thread(g.core.lists.household_entry, kwargs["household"])

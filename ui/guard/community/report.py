@@ -11,7 +11,9 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from kiosk.categories import category_words, item_words, report_rows
+from kiosk.days import DayNotBegun, refuse_unbegun
 from kiosk.stats import daily_report, report_file, stamp_as_of
+from ui.core_words import refusal_text
 from ui.guard.community.common import PREFIX, community_room, render
 from ui.guard.deps import Guard, GuardDep, PageSession, audited, note, served_while_stopping
 from ui.guard.forms import FIRST_DAY, LAST_DAY, BadInput
@@ -47,24 +49,36 @@ def labelled(rows: list[list[Any]], lang: str) -> list[list[Any]]:
 BAD_DAY = f"day: expected YYYY-MM-DD from {FIRST_DAY} to {LAST_DAY}"
 
 
-def report_for(g: Guard, request: Request) -> dict[str, Any] | None:
-    """The report of ``?day=`` (default today); None when the day is not a date the console
-    takes."""
+class NoReport(Exception):
+    """Why ``?day=`` has no report, in the guard's language."""
+
+
+def report_for(g: Guard, request: Request) -> dict[str, Any]:
+    """The report of ``?day=`` (default today). ``NoReport``: the day is not a date the
+    console takes, or it has not begun and holds nothing (``kiosk.days.refuse_unbegun``, as
+    ``kiosk report --day`` refuses it: a year typed wrong is not a day of zeros sent up)."""
     try:
         day = parse_day(request.query_params.get("day", "")[:11], g.today())
     except BadInput:
-        return None
+        raise NoReport(BAD_DAY) from None
     freshness = g.core.lists.current.freshness
     policy = g.cfg.policy
-    return daily_report(g.core.store.reader(), day, g.tz, policy.quota, freshness, policy.hours)
+    data = daily_report(g.core.store.reader(), day, g.tz, policy.quota, freshness, policy.hours)
+    try:
+        refuse_unbegun(day, g.today(), g.tz.key, data["events"])
+    except DayNotBegun as exc:
+        raise NoReport(refusal_text(g.lang(request), f"day {day}: {exc}")) from None
+    return data
 
 
 @router.get("/report", response_class=HTMLResponse, include_in_schema=False)
 def report(request: Request, session: PageSession, g: GuardDep) -> Response:
-    data = report_for(g, request)
-    if data is None:
-        return render(g, request, "community_report.html", session, rows=[], day="",
-                      flash_err=BAD_DAY)  # fmt: skip
+    try:
+        data = report_for(g, request)
+    except NoReport as why:  # the day as typed stays in the form, to be corrected
+        typed = request.query_params.get("day", "")[:11]
+        return render(g, request, "community_report.html", session, rows=[], day=typed,
+                      flash_err=str(why), status_code=400)  # fmt: skip
     rows = labelled(report_rows(data)[1:], g.lang(request))
     return render(g, request, "community_report.html", session, rows=rows, day=data["day"])
 
@@ -73,9 +87,12 @@ def report(request: Request, session: PageSession, g: GuardDep) -> Response:
 @served_while_stopping
 @audited("report_export")
 def export(fmt: str, request: Request, session: PageSession, g: GuardDep) -> Response:
-    data = report_for(g, request)
-    if data is None or fmt not in ("xlsx", "csv"):
-        return JSONResponse({"detail": f"{BAD_DAY}; format: xlsx or csv"}, 400)
+    if fmt not in ("xlsx", "csv"):
+        return JSONResponse({"detail": "format: xlsx or csv"}, 400)
+    try:
+        data = report_for(g, request)
+    except NoReport as why:
+        return JSONResponse({"detail": str(why)}, 400)
     lang = request.query_params.get("lang")
     try:
         said = file_words(lang)
