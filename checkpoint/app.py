@@ -835,6 +835,16 @@ class Daemon:
             else:
                 failures.worked()
 
+    def _purge_refused(self, cause: str) -> None:
+        """Note a purge refused: since when (the first of a row, by the monotonic clock, which
+        an unset wall clock does not move) and why, for health's ``retention.overdue``."""
+        from kiosk.retention import PURGE_REFUSED
+
+        refused = self.core.extras.setdefault(
+            PURGE_REFUSED, {"mono_ns": self.core.clock.monotonic_ns()}
+        )
+        refused["cause"] = cause
+
     async def _purge_loop(self) -> None:
         """Hourly purge of personal data past ``store.retention_days`` (also a systemd timer).
         It shares the engine's writer: a big backlog goes in short batches, one on the
@@ -904,7 +914,7 @@ class Daemon:
         """One retention purge by the daemon's clock; a clock that cannot date one (not
         synchronised, or set back) or a card that cannot take it (full, failing) is one
         warning line in the journal, and the next check retries."""
-        from kiosk.retention import ClockNotTrusted, purge
+        from kiosk.retention import PURGE_REFUSED, ClockNotTrusted, purge
 
         if self.previews is not None:  # by the monotonic clock: whatever the wall clock says
             self.previews.expire(self.core.clock.monotonic_ns() / 1e9)
@@ -921,10 +931,13 @@ class Daemon:
             )
         except ClockNotTrusted as exc:
             log.warning("retention purge skipped, tried again within the hour: %s", exc)
+            self._purge_refused(exc.reason)
             return
         except StoreFault as exc:  # a full or failing card: the store's health says so too
             log.warning("retention purge failed, tried again within the hour: %s", exc)
+            self._purge_refused("store")
             return
+        self.core.extras.pop(PURGE_REFUSED, None)
         # The lists' snapshot forgets what the purge took from them (``lists.mark_purged``).
         self.lists_once()
         if result.events_purged:

@@ -522,6 +522,28 @@ def power_cause(status: Mapping[str, Any], condition: str) -> str:
     return "supply" if cause == "under_voltage" else str(cause or "unknown")
 
 
+#: The standing card while the retention purge is overdue: personal data past retention kept.
+RETENTION_ALARM = "device:retention"
+
+
+def retention_alarms(retention: Mapping[str, Any] | None) -> list[Alarm]:
+    """The standing card while health's ``retention.overdue`` says the purge is overdue
+    (``kiosk.retention.overdue``): ``cause`` why, dated by the last purge (``ts`` empty:
+    none), ``detail`` how many events wait for the clock. None otherwise."""
+    late = (retention or {}).get("overdue")
+    if not late:
+        return []
+    return [
+        Alarm(
+            key=RETENTION_ALARM,
+            kind="device",
+            ts=str(late.get("last_run") or ""),
+            detail=str(late.get("waiting") or 0),
+            cause=str(late.get("cause") or "not_run"),
+        )
+    ]
+
+
 #: The standing card for the rows of the log a damaged page keeps from being read.
 UNREADABLE_ALARM = "device:unreadable_rows"
 

@@ -33,7 +33,7 @@ from kiosk.ledgers import Ledgers
 from kiosk.lists import ListStore
 from kiosk.passes import TrustList
 from kiosk.pihealth import PowerWatch
-from kiosk.retention import last_run
+from kiosk.retention import PURGE_REFUSED, last_run, overdue
 from kiosk.runner import EngineRunner
 from kiosk.store import EventLog, StoreFault
 from kiosk.tlscert import TlsCertificate
@@ -157,7 +157,7 @@ class Core:
             self.clock.now(), self.config.policy.lists_stale_after_h
         )
         report["last_seq"] = self.store.last_seq
-        report["retention"] = {"last_run": self._last_purge()}
+        report["retention"] = self._retention()
         report["kiosk_id"] = self.config.site.kiosk_id
         lists_sync = self.extras.get("lists_sync")
         if lists_sync is not None:
@@ -184,6 +184,18 @@ class Core:
         except (sqlite3.Error, StoreFault):  # StoreFault: no reader opens (the card gone)
             return {"unbound": None, "note": None}
         return {"unbound": unbound, "note": UNBOUND_PEER if unbound else None}
+
+    def _retention(self) -> dict[str, Any]:
+        """The purge's last run, and whether it is overdue (``kiosk.retention.overdue``): by
+        that run's time, and by how long the daemon's purges have been refused (its
+        ``PURGE_REFUSED`` extra: when the first was, by the monotonic clock, and why)."""
+        last = self._last_purge()
+        refused = self.extras.get(PURGE_REFUSED)
+        refused_s = None
+        if refused is not None:
+            refused_s = (self.clock.monotonic_ns() - refused["mono_ns"]) / 1e9
+        cause = refused["cause"] if refused is not None else None
+        return {"last_run": last, "overdue": overdue(last, self.clock.now(), refused_s, cause)}
 
     def _last_purge(self) -> dict[str, Any] | None:
         """The retention purge's last run (``kiosk.retention.last_run``): a purge that changed

@@ -288,8 +288,9 @@ def mask_event(event: Mapping[str, Any], allowed_fields: Iterable[str] = ()) -> 
 
 def _hidden_values(event: Mapping[str, Any], allowed: frozenset[str]) -> Iterator[tuple[str, str]]:
     """The event's own personal values the caller may not read, each with the ``person`` key
-    whose masking it takes: a guard's note that repeats the holder's name or the plate
-    (``Li Wei's card lost``) must not give away what the masked field hides."""
+    whose masking it takes: a guard's note that repeats the holder's name, a car's driver or
+    passenger (``person.passengers[*].name``) or the plate (``Li Wei's card lost``) must not
+    give away what the masked field hides."""
     for key, kind in (("pass_id", "unit"), ("household", "unit"), ("holder", "name")):
         value = event.get(key)
         if isinstance(value, str) and key not in allowed:
@@ -306,9 +307,17 @@ def _hidden_values(event: Mapping[str, Any], allowed: frozenset[str]) -> Iterato
         value = person.get(key)
         if isinstance(value, str) and f"person.{key}" not in allowed:
             yield value, key
-    occupants = person.get("occupants")
-    if isinstance(occupants, list) and "person.occupants" not in allowed:
-        yield from ((v, "name") for v in occupants if isinstance(v, str))
+    if "person.passengers" not in allowed:  # a car's: [{"name": ..., "temp_c": ...}]
+        for passenger in _listed(person.get("passengers")):
+            name = passenger.get("name") if isinstance(passenger, Mapping) else None
+            if isinstance(name, str):
+                yield name, "name"
+    if "person.occupants" not in allowed:  # a list of names in records from elsewhere
+        yield from ((v, "name") for v in _listed(person.get("occupants")) if isinstance(v, str))
+
+
+def _listed(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
 
 
 def _redact_person_text(

@@ -668,6 +668,13 @@ def _like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
+def search_text(text: str) -> str:
+    """What a visitor search for ``text`` looks for: read as typed (``kiosk.typed``: a
+    full-width ``１３８０`` and a circled ``⑬`` are digits, ``1380`` and ``13``), bounded. A
+    caller deciding anything by its digits decides it on this, not on ``text``."""
+    return typed(text[:200])[:40]
+
+
 def past_visitors(
     log: Readable, text: str, limit: int = 20, *, since: str | Since = ""
 ) -> list[dict[str, Any]]:
@@ -679,7 +686,7 @@ def past_visitors(
     cutoff, as ``ts`` or a ``Since``, which counts those stamped before NTP stepped the
     clock by when they happened): only the rows from the first since then are read, those
     that can still hold a person (a year of purged rows would be walked for each search)."""
-    wanted = typed(text[:200])[:40]
+    wanted = search_text(text)
     if not wanted:
         return []
     if isinstance(since, Since):

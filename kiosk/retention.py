@@ -325,7 +325,7 @@ def purge(
             owe_wipe_at(db, now)
         run.owed = owed_since(db)
         # Not a salt alone: the day's last purge row keys a fresh one the next purge deletes.
-        idle = _record_run(db, now, synced, any(went) or bool(frozen or run.batches))
+        idle = _record_run(db, now, synced, any(went) or bool(frozen or run.batches), waiting)
         result = PurgeResult(
             cutoff, count, tuple(frozen), ledgers, ended, waiting, synced, observations,
             revocations, reasons, shredded, run.batches + 1,
@@ -353,13 +353,22 @@ def purge(
     return result
 
 
-def _record_run(db: Database, now: datetime, synced: bool, changed: bool) -> bool:
+def _record_run(db: Database, now: datetime, synced: bool, changed: bool, waiting: int = 0) -> bool:
     """Record this run in ``meta`` (``LAST_RUN_KEY``, one row overwritten); returns whether
     the run goes without an audit row: it changed nothing, on a synchronised clock. The audit
     is kept for ever, and an idle gate's hourly purges wrote 8,760 empty rows a year there;
     that the purge still runs shows here and in the health report instead. (A purge on a
-    clock the operator vouched for keeps its row: it records that word.)"""
-    run = {"at": now.astimezone(UTC).isoformat(), "clock_synced": synced, "changed": changed}
+    clock the operator vouched for keeps its row: it records that word.) ``waiting``: the
+    events past retention it kept for the clock (``waiting_for_clock``), and since when runs
+    have kept some (``waiting_since``, for ``overdue``)."""
+    at = now.astimezone(UTC).isoformat()
+    run: dict[str, Any] = {"at": at, "clock_synced": synced, "changed": changed}
+    if waiting:  # absent: none
+        run["waiting_for_clock"] = waiting
+        before = last_run(db) or {}
+        run["waiting_since"] = (
+            before.get("waiting_for_clock") and before.get("waiting_since")
+        ) or at
     db.execute(
         "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
         [LAST_RUN_KEY, json.dumps(run)],
@@ -378,6 +387,49 @@ def last_run(db: Database | sqlite3.Connection) -> dict[str, Any] | None:
     except (TypeError, ValueError):
         return None
     return found if isinstance(found, dict) else None
+
+
+#: The daemon purges hourly and ``kiosk-purge.timer`` nightly: personal data no purge has
+#: reached for this long is overdue, a standing alarm on the console (``overdue``).
+OVERDUE_AFTER = timedelta(days=2)
+#: The key in ``Core.extras`` of the daemon's purges refused in a row: ``{"mono_ns": the
+#: first's monotonic time, "cause": the last's ClockNotTrusted reason or "store"}``.
+PURGE_REFUSED = "purge_refused"
+
+
+def overdue(
+    last: Mapping[str, Any] | None,
+    now: datetime,
+    refused_s: float | None = None,
+    refused: str | None = None,
+) -> dict[str, Any] | None:
+    """Whether the retention purge is overdue, and why (None when it is not): the last run
+    (``last_run``) is ``OVERDUE_AFTER`` old by the wall clock ``now``, or the daemon's purges
+    have been refused that long by its monotonic clock (``refused_s``: a clock never
+    synchronised moves the wall clock by nothing one can trust, and a log never purged has no
+    last run); ``cause`` is then why they are refused (``refused``: ``unsynchronised``,
+    ``set_back``, ``store``), or ``not_run`` when this daemon has not seen why. Or the runs
+    have kept events past retention waiting for the clock (``waiting_for_clock``) that long:
+    ``cause`` ``waiting_for_clock``, ``waiting`` how many. ``last_run`` is the last run's time."""
+    limit = OVERDUE_AFTER.total_seconds()
+    at = _stamp(last.get("at")) if last else None
+    waiting = int(last.get("waiting_for_clock") or 0) if last else 0
+    found = {"last_run": at.isoformat() if at else None, "waiting": waiting}
+    late = at is not None and (now - at).total_seconds() >= limit
+    if late or (refused_s is not None and refused_s >= limit):
+        return found | {"cause": refused or "not_run"}
+    since = _stamp(last.get("waiting_since")) if last and waiting else None
+    if since is not None and (now - since).total_seconds() >= limit:
+        return found | {"cause": "waiting_for_clock"}
+    return None
+
+
+def _stamp(value: Any) -> datetime | None:
+    try:
+        when = datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+    return when if when.tzinfo is not None else None
 
 
 #: The ``meta`` key of the runs a day's purge row covers that wrote no row of their own

@@ -229,6 +229,27 @@ def test_finding_an_earlier_visitor_masks_the_phone_for_a_guard_and_copies_it(
     assert event["person"]["id_number"] == "110101199003071234"
 
 
+@pytest.mark.parametrize(
+    ("right", "wrong"),
+    [
+        ("\u246c8000", "\u246d8000"),
+        ("\uff11\uff13\uff18\uff10\uff10\uff10", "\uff11\uff14\uff18\uff10\uff10\uff10"),
+    ],
+)  # circled 13 and 14 (each folds to two digits); full-width 138000 and 148000
+def test_a_guard_reads_no_hidden_phone_digit_through_the_visitor_search(
+    guard_client, guard_core, right, wrong
+):
+    """Before: a guard, who sees 138****8000, is cut to the last 4 digits of a number
+    searched, but the cut was decided on the text as typed while the search folds it first:
+    "\u246c8000" (circled 13) is no digit string, and folded to 138000 it found the visitor,
+    "\u246d8000" (148000) did not, so each guess read a hidden digit back. Both find them."""
+    registration(guard_core, "王秀英", "13800138000")
+    csrf = login(guard_client)
+    for q in (right, wrong):
+        page = post(guard_client, "/guard/register/search", csrf, q=q).text
+        assert 'id="found"' in page and 'id="found-none"' not in page, q
+
+
 def test_copying_from_something_that_is_no_registration_is_refused(guard_client, guard_core):
     add_event(guard_core)  # a kiosk passage, seq 1
     csrf = login(guard_client)

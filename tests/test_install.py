@@ -985,10 +985,8 @@ def test_the_install_puts_what_it_wrote_on_the_card_before_it_says_done(
     )  # a dry run writes nothing
 
 
-def test_kiosk_admin_tells_the_verb_the_folder_it_was_run_in(tmp_path):
-    # kiosk-admin runs the verb in /var/lib/kiosk (WorkingDirectory), so `sudo kiosk-admin
-    # lists import ./x.csv` looked for /var/lib/kiosk/x.csv: it passes the folder it was run
-    # in as $KIOSK_ADMIN_CWD, which the verbs take relative paths under (parsers.path_arg).
+def kiosk_admin_argv(tmp_path, here, *argv: str) -> list[str]:
+    """What the installed ``kiosk-admin`` hands systemd-run, run in ``here`` with ``argv``."""
     text = (ROOT / "scripts/install").read_text()
     script = text.split("kiosk_admin_script() {\n    cat <<'EOF'\n", 1)[1].split("\nEOF\n", 1)[0]
     admin = tmp_path / "kiosk-admin"
@@ -999,20 +997,38 @@ def test_kiosk_admin_tells_the_verb_the_folder_it_was_run_in(tmp_path):
     (stubs / "systemd-run").write_text('#!/bin/sh\nfor a in "$@"; do echo "$a"; done\n')
     for stub in stubs.iterdir():
         stub.chmod(0o755)
-    here = tmp_path / "the operator's folder"
-    here.mkdir()
     done = subprocess.run(
-        ["sh", str(admin), "lists", "import", "./x.csv"],
+        ["sh", str(admin), *argv],
         cwd=here,
         env={"PATH": f"{stubs}:/usr/bin:/bin", "PWD": str(here)},
         capture_output=True,
         text=True,
         check=True,
     )
-    argv = done.stdout.splitlines()
+    return done.stdout.splitlines()
+
+
+def test_kiosk_admin_tells_the_verb_the_folder_it_was_run_in(tmp_path):
+    # kiosk-admin runs the verb in /var/lib/kiosk (WorkingDirectory), so `sudo kiosk-admin
+    # lists import ./x.csv` looked for /var/lib/kiosk/x.csv: it passes the folder it was run
+    # in as $KIOSK_ADMIN_CWD, which the verbs take relative paths under (parsers.path_arg).
+    here = tmp_path / "the operator's folder"
+    here.mkdir()
+    argv = kiosk_admin_argv(tmp_path, here, "lists", "import", "./x.csv")
     assert f"--setenv=KIOSK_ADMIN_CWD={here}" in argv
     assert argv[-4:] == ["/opt/kiosk/current/venv/bin/kiosk", "lists", "import", "./x.csv"]
     assert "WorkingDirectory=/var/lib/kiosk" in argv
+
+
+def test_kiosk_admin_names_no_argument_in_the_units_description(tmp_path):
+    # systemd-run without --description describes the transient unit by its command line, and
+    # the journal's "Started run-u....service - ... kiosk person forget --name 'Li Wei'" kept
+    # a resident's name beyond retention and any forget: the description is fixed.
+    verb = ["person", "forget", "--name", "Li Wei", "--yes"]
+    argv = kiosk_admin_argv(tmp_path, tmp_path, *verb)
+    (description,) = [a for a in argv if a.startswith("--description=")]
+    assert "Li Wei" not in description and "forget" not in description
+    assert argv[-len(verb) :] == verb
 
 
 @needs_root

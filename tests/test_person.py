@@ -10,9 +10,11 @@ the cards shut, and another resident of the same household is untouched. All on 
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import sqlite3
+import sys
 from datetime import timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -33,6 +35,7 @@ from test_personal_data_sweep import (
 )
 
 from checkpoint.cli import main
+from checkpoint.cli.person_cmd import MAX_KEYS_FILE
 from kiosk.clock import FakeClock
 from kiosk.people import RULES, Person, PersonError
 from kiosk.retention import STORES
@@ -202,6 +205,78 @@ def test_bad_keys_are_refused_and_change_nothing(guard_core, cli, capsys, argv, 
         assert cli("person", *verb, *argv) == 2
         assert said in capsys.readouterr().err
     assert _audit_rows(db) == audits
+
+
+def _stdin(monkeypatch, data: bytes) -> None:
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data)))
+
+
+def test_keys_from_stdin_or_a_file_name_the_person_as_the_options_do(
+    guard_core, cli, capsys, monkeypatch, tmp_path
+):
+    """Before: the keys were arguments only (``sudo kiosk-admin person forget --name ...``),
+    so sudo's journal line (COMMAND=), the unit's description and the shell's history kept
+    the name of the resident being forgotten, beyond retention and any forget. The keys come
+    from ``--keys-file`` (``-``: stdin) now; the options still work, and say where they stay."""
+    add_event(guard_core, holder=NEIGHBOUR, household=HOUSEHOLD, pass_id=NEIGHBOUR_PASS)
+    assert cli("person", "show", "--name", NEIGHBOUR, "--household", HOUSEHOLD) == 0
+    said = capsys.readouterr()
+    by_options = json.loads(said.out)["counts"]
+    assert by_options["events"] == 1 and "journal" in said.err and "--keys-file" in said.err
+    _stdin(
+        monkeypatch, f"# the office's request\nname = {NEIGHBOUR}\nhousehold={HOUSEHOLD}\n".encode()
+    )
+    assert cli("person", "show", "--keys-file", "-") == 0
+    said = capsys.readouterr()
+    assert json.loads(said.out)["counts"] == by_options and "journal" not in said.err
+    keys = tmp_path / "keys.json"
+    keys.write_text(
+        json.dumps({"name": NEIGHBOUR, "household": HOUSEHOLD, "pass-id": [NEIGHBOUR_PASS]})
+    )
+    assert cli("person", "forget", "--keys-file", str(keys), "--yes") == 0
+    assert json.loads(capsys.readouterr().out)["rows"]["events"] == 1
+    assert NEIGHBOUR not in json.dumps(guard_core.store.events())
+
+
+@pytest.mark.parametrize(
+    ("data", "said"),
+    [
+        (b"Ottoline Baptiste\n", "line 1: not key=value"),
+        (b"\n# a comment\nnickname=Ottoline Baptiste\n", "line 3: not a key; known: pass_id"),
+        (b"name=Ottoline\nname=Ottoline Baptiste\n", "line 2: name is given twice"),
+        (b"name=\n", "line 1: name needs text"),
+        (b"returnee=Ottoline Baptiste\n", "line 1: returnee needs a record's number"),
+        (b'{"name": "Ottoline Baptiste",', "not JSON at line 1"),
+        (b'{"Ottoline Baptiste": 3}', "key 1: not a key"),
+        (b'{"name": {"first": "Ottoline Baptiste"}}', "key 1: name needs text"),
+        (b"\xff\xfe Ottoline Baptiste", "not UTF-8 text"),
+        (b"# nothing\n", "no key in it"),
+        (b"name=Ottoline Baptiste" + b" " * MAX_KEYS_FILE, f"larger than {MAX_KEYS_FILE} bytes"),
+        (b"phone=Ottoline Baptiste 12\n", "--phone: 5 to 20 digits"),
+    ],
+)
+def test_a_bad_keys_file_is_refused_by_its_line_never_its_values(
+    guard_core, cli, capsys, monkeypatch, data, said
+):
+    add_event(guard_core, holder=NEIGHBOUR, household=HOUSEHOLD)
+    db = guard_core.data_dir / "kiosk.db"
+    audits = _audit_rows(db)
+    _stdin(monkeypatch, data)
+    assert cli("person", "forget", "--keys-file", "-", "--yes") == 2
+    err = capsys.readouterr().err
+    assert said in err and "Ottoline" not in err and "Baptiste" not in err
+    assert _audit_rows(db) == audits and guard_core.store.events()[0]["holder"] == NEIGHBOUR
+
+
+def test_a_keys_file_that_cannot_be_read_or_repeats_an_option_is_refused(
+    guard_core, cli, capsys, monkeypatch, tmp_path
+):
+    missing = tmp_path / "nowhere.txt"
+    assert cli("person", "show", "--keys-file", str(missing)) == 2
+    assert f"--keys-file {missing}: cannot read" in capsys.readouterr().err
+    _stdin(monkeypatch, f"name={NEIGHBOUR}\n".encode())
+    assert cli("person", "show", "--keys-file", "-", "--name", NEIGHBOUR) == 2
+    assert "name is given on the command line too" in capsys.readouterr().err
 
 
 def test_a_household_alone_is_everyone_of_it():

@@ -391,7 +391,7 @@ def test_a_log_whose_forgets_cannot_be_read_stops_the_restore_unless_told(
 
     assert run_restore(data, etc, archive, "--without-forgets") == 0
     err = capsys.readouterr().err
-    assert "office's list of requests" in err and "person forget ... --yes" in err
+    assert "office's list of requests" in err and "person forget --keys-file - --yes" in err
     assert _naming(db, NAME)  # the archive's log, as it was: forget them again by hand
 
 

@@ -261,7 +261,8 @@ def test_a_note_is_masked_as_the_fields_it_repeats():
         "reasons": ["guard_override"],
         "person": {
             "plate": "京A12345",
-            "occupants": ["Zhao Gang", 2],
+            "passengers": [{"name": "Zhao Gang", "temp_c": 36.4}],
+            "occupants": 1,
             "note": "li wei's car 京A12345 with Zhao Gang, for 3-201, pass c0ffee000001",
         },
     }

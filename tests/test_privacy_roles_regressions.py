@@ -60,6 +60,34 @@ def test_the_office_gets_a_resident_cars_household_masked_like_every_household(c
     assert "HH-3-402" in alice.get("/guard/register").text
 
 
+def test_the_office_gets_no_passenger_name_a_guard_repeated_in_a_car_note(core, alice):
+    """Before: a note repeating a value of the record is masked as that value is, but the
+    masking looked for passengers' names in ``person.occupants``, a count, while the console
+    keeps them in ``person.passengers``: "taking Shangguan Lin home" reached the office's
+    ``logs:read`` export (JSON, CSV) with the passenger's name in clear."""
+    form = {
+        "plate": "京B54321",
+        "driver": "Sima Jia",
+        "driver_temp": "36.5",
+        "p1_name": "Shangguan Lin",
+        "p1_temp": "36.4",
+        "reason": "taking Shangguan Lin home; Sima Jia waits",
+    }
+    with decided(alice, core):
+        assert post(alice, "/guard/register/vehicle", alice.csrf, **form).status_code == 303
+    person = core.store.events()[-1]["person"]
+    assert person["passengers"] == [{"name": "Shangguan Lin", "temp_c": 36.4}]
+    _, token = core.tokens.create(["logs:read"])
+    api = TestClient(create_app(core))
+    headers = {"Authorization": f"Bearer {token}"}
+    for path in ("/api/v1/events", "/api/v1/events.csv"):
+        body = api.get(path, headers=headers).text
+        assert "Shangguan" not in body and "Sima Jia" not in body, path
+        assert "taking S. home; S. waits" in body, path
+    # The guard, who sees passengers' names, reads the note as typed.
+    assert "taking Shangguan Lin home; Sima Jia waits" in alice.get("/guard/export.csv").text
+
+
 def sign_in_attempt(app, name: str, password: str) -> int:
     client = TestClient(app, base_url=BASE)
     page = client.get("/guard/login")

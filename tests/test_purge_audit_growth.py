@@ -80,7 +80,7 @@ def test_the_health_report_says_when_the_daemons_purge_last_ran(core, clock):
     from checkpoint.app import Daemon
     from checkpoint.notify import Notifier
 
-    assert core.health()["retention"] == {"last_run": None}
+    assert core.health()["retention"] == {"last_run": None, "overdue": None}
     Daemon(core, notifier=Notifier(None)).purge_once()
     Daemon(core, notifier=Notifier(None)).purge_once()
     assert core.health()["retention"] == {
@@ -88,7 +88,8 @@ def test_the_health_report_says_when_the_daemons_purge_last_ran(core, clock):
             "at": clock.now().astimezone(UTC).isoformat(),
             "clock_synced": True,
             "changed": False,
-        }
+        },
+        "overdue": None,
     }
     assert _purge_rows(core.store) == 0
 

@@ -128,6 +128,15 @@ def test_the_report_page_and_its_xlsx_and_csv(admin, core):
     assert "day: expected" in admin.get("/guard/community/report?day=garbage").text
 
 
+def test_the_report_files_are_not_kept_in_the_browser_cache(admin):
+    """Before: every other download of the console answered ``Cache-Control: no-store``, but
+    the day's report (.csv, .xlsx) had none: the office PC's browser could keep a copy of it
+    in its disk cache, outside retention."""
+    for fmt in ("csv", "xlsx"):
+        got = admin.get(f"/guard/community/report.{fmt}?day=2026-02-12")
+        assert got.status_code == 200 and got.headers.get("cache-control") == "no-store", fmt
+
+
 def test_imports_are_for_admins(alice):
     assert (
         upload(alice, "compound", "m.csv", b"building,floor,household\n1,1,1\n").status_code == 403

@@ -410,9 +410,7 @@ def restore_run(args: argparse.Namespace) -> int:
             f" {'is' if unfound == 1 else 'are'} not in the archive as"
             f" {'it was' if unfound == 1 else 'they were'} (made since, or changed or removed"
             f" since: {', '.join(sorted(again['rows_not_found']))}); a resident's name may be"
-            " back in them: forget again by hand, before the kiosk starts, every resident on"
-            " the office's list of requests since the archive was taken (sudo kiosk-admin"
-            " person forget ... --yes)",
+            f" back in them: {_BY_HAND}",
             file=sys.stderr,
         )
     print(
@@ -501,7 +499,8 @@ def _restore(
 #: What the operator does when the forgets of the log set aside are not made again.
 _BY_HAND = (
     "forget again by hand, before the kiosk starts, every resident on the office's list of"
-    " requests since the archive was taken (sudo kiosk-admin person forget ... --yes)"
+    " requests since the archive was taken (sudo kiosk-admin person forget --keys-file -"
+    " --yes, the keys typed at its prompt)"
 )
 
 

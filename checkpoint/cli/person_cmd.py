@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from .errors import CliError, UsageError
-from .parsers import Verbs, add_group, add_verb
+from .parsers import Verbs, add_group, add_verb, path_arg
 from .store_args import add_store_args, load_args_config, open_store, site_config
 
 if TYPE_CHECKING:
@@ -37,10 +37,13 @@ def _actions(actions: Verbs) -> None:
     Find every row of the gate's stores that holds one person's data, named by the keys the
     office has: show it to hand the resident, or forget it ahead of retention.
 
+    The keys are given in --keys-file (- for stdin: typed at the prompt, or < a file): keys on
+    the command line stay in sudo's journal and the shell's history, which no forget reaches.
+
     Examples:
-      sudo kiosk-admin person show --name 'Li Wei' --household 3-201 --text
-      sudo kiosk-admin person forget --pass-id 3f9a1c2e0b4d   # shows what would go
-      sudo kiosk-admin person forget --pass-id 3f9a1c2e0b4d --yes"""
+      sudo kiosk-admin person show --keys-file - --text   # type name=Li Wei, household=3-201
+      sudo kiosk-admin person forget --keys-file -   # the same keys: shows what would go
+      sudo kiosk-admin person forget --keys-file - --yes   # and forgets it"""
     show = add_verb(actions, "show", show_run)
     _key_args(show)
     show.add_argument("--text", action="store_true", help="a readable text form, not JSON")
@@ -57,7 +60,41 @@ def _actions(actions: Verbs) -> None:
     _common(forget)
 
 
+#: A keys file (``--keys-file``) is read no further than this: one person's few keys.
+MAX_KEYS_FILE = 16 * 1024
+#: The keys a keys file names, as its option's ``dest``, and whether it may be repeated.
+FILE_KEYS = {
+    "pass_id": True,
+    "household": False,
+    "name": False,
+    "phone": True,
+    "plate": True,
+    "returnee": True,
+}
+#: The options whose value names the person: given on the command line, it is in the journal.
+ARGV_KEYS = ("pass_id", "household", "name", "phone", "plate")
+ARGV_WARNING = (
+    "kiosk person: the keys given as arguments are in sudo's journal (COMMAND=) and the"
+    " shell's history, which neither retention nor a forget reaches: give them in"
+    " --keys-file (- for stdin) instead (docs/privacy.md, A resident's request)"
+)
+
+
+def _keys_source(text: str) -> str:
+    """``--keys-file``'s ``type``: ``-`` (stdin) as it is, a file as every path is."""
+    return text if text == "-" else path_arg(text)
+
+
 def _key_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--keys-file",
+        metavar="FILE",
+        type=_keys_source,
+        help="the keys from FILE, or - for stdin: key=value lines (name, household, phone,"
+        " plate, pass_id, returnee; a repeatable key on a line each) or a JSON object of them;"
+        f" at most {MAX_KEYS_FILE} bytes. Unlike the options below, never in the journal or"
+        " the shell's history",
+    )
     p.add_argument(
         "--pass-id", action="append", default=[], metavar="ID", help="a pass id (repeatable)"
     )
@@ -96,19 +133,121 @@ def _sets() -> list[Migrations]:
 
 
 def _person(args: argparse.Namespace) -> Person:
+    """The person the keys name: the options' and ``--keys-file``'s together (a key that
+    takes one value given in both is refused). Keys given as options are warned of."""
     from kiosk.people import Person, PersonError
 
+    if any(getattr(args, key) for key in ARGV_KEYS):
+        print(ARGV_WARNING, file=sys.stderr)
+    keys: dict[str, list[str | int]] = {
+        key: list(getattr(args, key)) if many else _one(getattr(args, key))
+        for key, many in FILE_KEYS.items()
+    }
+    if args.keys_file is not None:
+        for key, values in keys_of_file(_read_keys(args.keys_file)).items():
+            if not FILE_KEYS[key] and keys[key]:
+                raise UsageError(f"--keys-file: {key} is given on the command line too")
+            keys[key].extend(values)
     try:
         return Person.of(
-            pass_ids=args.pass_id,
-            household=args.household,
-            name=args.name,
-            phones=args.phone,
-            plates=args.plate,
-            returnees=args.returnee,
+            pass_ids=[str(v) for v in keys["pass_id"]],
+            household=_single(keys["household"]),
+            name=_single(keys["name"]),
+            phones=[str(v) for v in keys["phone"]],
+            plates=[str(v) for v in keys["plate"]],
+            returnees=[int(v) for v in keys["returnee"]],
         )
     except PersonError as exc:
         raise UsageError(str(exc)) from None
+
+
+def _one(value: str | None) -> list[str | int]:
+    return [] if value is None else [value]
+
+
+def _single(values: list[str | int]) -> str | None:
+    return str(values[0]) if values else None
+
+
+def _read_keys(source: str) -> bytes:
+    """The keys file's bytes (``-``: stdin, asked for at a terminal), bounded."""
+    from kiosk.files import UnreadableFile, read_bounded
+
+    if source != "-":
+        try:
+            return read_bounded(source, MAX_KEYS_FILE)
+        except UnreadableFile as exc:
+            raise UsageError(f"--keys-file {source}: {exc}") from None
+    if sys.stdin.isatty():
+        print("the keys, one key=value a line (name, household, phone, plate, pass_id,"
+              " returnee), then Ctrl-D:", file=sys.stderr)  # fmt: skip
+    raw = sys.stdin.buffer.read(MAX_KEYS_FILE + 1)
+    if len(raw) > MAX_KEYS_FILE:
+        raise UsageError(f"--keys-file -: larger than {MAX_KEYS_FILE} bytes")
+    return raw
+
+
+def keys_of_file(raw: bytes) -> dict[str, list[str | int]]:
+    """A keys file's keys: a JSON object (``{"name": "Li Wei", "phone": ["139..."]}``) or
+    ``key=value`` lines (blank lines and ``#`` comments skipped, ``pass-id`` as ``pass_id``).
+    ``UsageError`` naming the line or key that is wrong, never a value (the person's data)."""
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise UsageError("--keys-file: not UTF-8 text") from None
+    pairs = _json_pairs(text) if text.lstrip().startswith("{") else _line_pairs(text)
+    keys: dict[str, list[str | int]] = {}
+    for where, raw_key, value in pairs:
+        key = raw_key.strip().lower().replace("-", "_")
+        if key not in FILE_KEYS:
+            raise UsageError(f"--keys-file: {where}: not a key; known: {', '.join(FILE_KEYS)}")
+        if key == "returnee":
+            value = _returnee(where, value)
+        elif not isinstance(value, str) or not value.strip():
+            raise UsageError(f"--keys-file: {where}: {key} needs text")
+        if not FILE_KEYS[key] and key in keys:
+            raise UsageError(f"--keys-file: {where}: {key} is given twice (one value)")
+        keys.setdefault(key, []).append(value.strip() if isinstance(value, str) else value)
+    if not keys:
+        raise UsageError("--keys-file: no key in it")
+    return keys
+
+
+def _returnee(where: str, value: object) -> int:
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
+        return int(value)
+    if type(value) is int:
+        return value
+    raise UsageError(f"--keys-file: {where}: returnee needs a record's number")
+
+
+def _line_pairs(text: str) -> list[tuple[str, str, object]]:
+    pairs: list[tuple[str, str, object]] = []
+    for number, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, sep, value = line.partition("=")
+        if not sep:
+            raise UsageError(f"--keys-file: line {number}: not key=value (or a JSON object)")
+        pairs.append((f"line {number}", key, value))
+    return pairs
+
+
+def _json_pairs(text: str) -> list[tuple[str, str, object]]:
+    try:
+        found = json.loads(text)
+    except ValueError as exc:  # its position only: the message quotes no text
+        where = f"line {exc.lineno}" if isinstance(exc, json.JSONDecodeError) else "it"
+        raise UsageError(f"--keys-file: not JSON at {where}") from None
+    if not isinstance(found, dict):
+        raise UsageError("--keys-file: JSON, but not an object of keys")
+    pairs: list[tuple[str, str, object]] = []
+    for number, (key, value) in enumerate(found.items(), 1):
+        # Named by its place: a value typed where its key belongs is not said back.
+        for one in value if isinstance(value, list) else [value]:
+            pairs.append((f"key {number}", str(key), one))
+    return pairs
 
 
 def show_run(args: argparse.Namespace) -> int:
@@ -119,8 +258,8 @@ def show_run(args: argparse.Namespace) -> int:
     counts, not the data). A key no store holds anyone by: exit 2.
 
     Examples:
-      sudo kiosk-admin person show --pass-id 3f9a1c2e0b4d
-      sudo kiosk-admin person show --name 'Li Wei' --household 3-201 --text"""
+      sudo kiosk-admin person show --keys-file -   # type pass_id=3f9a1c2e0b4d, Ctrl-D
+      sudo kiosk-admin person show --keys-file - --text   # name=Li Wei, household=3-201"""
     from kiosk.people import PersonError, show, text_of
 
     person = _person(args)
@@ -153,8 +292,8 @@ def forget_run(args: argparse.Namespace) -> int:
     without --force: exit 1, nothing changed.
 
     Examples:
-      sudo kiosk-admin person forget --name 'Li Wei' --household 3-201
-      sudo kiosk-admin person forget --name 'Li Wei' --household 3-201 --yes"""
+      sudo kiosk-admin person forget --keys-file -   # type name=Li Wei, household=3-201
+      sudo kiosk-admin person forget --keys-file - --yes   # the same keys, then Ctrl-D"""
     from kiosk.people import PersonActive, PersonError, find, forget
     from kiosk.store import StoreFault
 

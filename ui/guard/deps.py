@@ -44,7 +44,14 @@ from fastapi.templating import Jinja2Templates
 from starlette.datastructures import FormData
 
 from kiosk import queries
-from kiosk.alarms import Alarm, AlarmDesk, device_alarms, peer_alarms, power_alarms
+from kiosk.alarms import (
+    Alarm,
+    AlarmDesk,
+    device_alarms,
+    peer_alarms,
+    power_alarms,
+    retention_alarms,
+)
 from kiosk.auditing import Change, HeldRows, audited_write, auditing_request
 from kiosk.clock import ClockReading
 from kiosk.crossing import Outcome
@@ -212,13 +219,14 @@ class Guard:
         return queries.Since.ago(now, hours * 3600, self.core.store.boot_id)
 
     def standing_alarms(self) -> list[Alarm]:
-        """Devices in fault, the compound's gates whose outings are unknown here, and the Pi
-        under-voltage or slowed down now."""
+        """Devices in fault, the compound's gates whose outings are unknown here, the Pi
+        under-voltage or slowed down now, and the retention purge overdue."""
         report = health_report(self.core)
         return [
             *device_alarms(faults_of(report)),
             *peer_alarms(report.get("peers") or []),
             *power_alarms(report.get("pi_power")),
+            *retention_alarms(report.get("retention")),
         ]
 
     def open_alarms(self) -> list[Alarm]:

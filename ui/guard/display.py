@@ -15,6 +15,7 @@ from kiosk.alarms import (
     PEER_ALARM,
     PI_POWER_ALARM,
     QUOTA_DETAIL,
+    RETENTION_ALARM,
     UNREADABLE_ALARM,
     Alarm,
     alarm_from_event,
@@ -156,6 +157,8 @@ def alarm_view(a: Alarm, lang: str, tz: ZoneInfo, clear: frozenset[str]) -> dict
         return peer_alarm_view(a, lang, tz)
     if a.key == PI_POWER_ALARM:
         return pi_power_alarm_view(a, lang, tz)
+    if a.key == RETENTION_ALARM:
+        return retention_alarm_view(a, lang, tz)
     if a.kind == "overflow":
         detail = i18n.t(lang, "alarm.overflow_detail", n=a.dropped)
     elif a.key == UNREADABLE_ALARM:
@@ -234,6 +237,21 @@ def pi_power_alarm_view(a: Alarm, lang: str, tz: ZoneInfo) -> dict[str, Any]:
     time = local_time(a.ts, tz, "%m-%d %H:%M:%S") if a.ts else ""
     detail = i18n.t(lang, f"alarm.{word}", since=since, temp=_soc_temp(a.temp_c, lang))
     return _device_card(a, lang, word, time, detail)
+
+
+#: Why the retention purge is overdue (``kiosk.retention.overdue``), each its card's words.
+RETENTION_CAUSES = ("unsynchronised", "set_back", "store", "not_run", "waiting_for_clock")
+
+
+def retention_alarm_view(a: Alarm, lang: str, tz: ZoneInfo) -> dict[str, Any]:
+    """The overdue retention's card (``kiosk.alarms.retention_alarms``): personal data past
+    retention is kept, why (a clock NTP never set, set back, the card, events waiting for
+    the clock), since the last purge, and whom to tell."""
+    cause = a.cause if a.cause in RETENTION_CAUSES else "not_run"
+    since = local_time(a.ts, tz, "%m-%d %H:%M") if a.ts else i18n.t(lang, "alarm.retention_never")
+    detail = i18n.t(lang, f"alarm.retention_{cause}", since=since, n=a.detail)
+    card = _device_card(a, lang, "retention", since if a.ts else "", detail)
+    return card | {"title": i18n.t(lang, "alarm.retention")}
 
 
 def _device_card(a: Alarm, lang: str, word: str, time: str, detail: str) -> dict[str, Any]:

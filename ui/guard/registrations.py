@@ -216,10 +216,13 @@ SHOWN_DIGITS = 4
 def searched(query: str, clear: frozenset[str]) -> str:
     """What the visitor search looks for: for a viewer who sees phone numbers masked, a
     number is looked up by its last ``SHOWN_DIGITS`` digits only (the full number typed finds
-    the visitor among those), so longer suffixes cannot read the hidden digits back out."""
-    if "person.phone" in clear or not query.isdigit() or len(query) <= SHOWN_DIGITS:
+    the visitor among those), so longer suffixes cannot read the hidden digits back out.
+    Decided on the text as the search reads it (``queries.search_text``): ``⑬8000`` is
+    ``138000``, cut as typed in plain digits."""
+    folded = queries.search_text(query)
+    if "person.phone" in clear or not folded.isdigit() or len(folded) <= SHOWN_DIGITS:
         return query
-    return query[-SHOWN_DIGITS:]
+    return folded[-SHOWN_DIGITS:]
 
 
 async def register(

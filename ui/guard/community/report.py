@@ -100,7 +100,11 @@ def export(fmt: str, request: Request, session: PageSession, g: GuardDep) -> Res
         return JSONResponse({"detail": f"lang: one of {', '.join(FILE_LANGS)}"}, 400)
     note(request, day=data["day"], format=fmt, **({"lang": lang} if lang else {}))
     name = f"report-{g.cfg.site.kiosk_id}-{data['day']}.{fmt}"
-    headers = {"Content-Disposition": f'attachment; filename="{quote(name)}"'}
+    # Not kept in the browser's cache, as every download of the console.
+    headers = {
+        "Content-Disposition": f'attachment; filename="{quote(name)}"',
+        "Cache-Control": "no-store",
+    }
     # As ``kiosk report`` writes it: the row saying when it was made (today's figures are so
     # far, not the day's), the CSV with the BOM Excel on a Chinese Windows needs.
     body = report_file(
