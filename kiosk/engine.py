@@ -302,6 +302,9 @@ class _Manual:
     evacuation: tuple[str, int] | None = None
     #: The hold on its passage (``Overrides.take``), if it is about one.
     release: Release | None = None
+    #: The household the person is a resident of (a registration "a resident of this
+    #: dwelling", no pass with them): the event's, so the outing counts against its quota.
+    household: str | None = None
 
 
 def _check_manual_words(kind: str, operator: object, reason: object, person: object) -> None:
@@ -364,6 +367,18 @@ def _person_text(key: str, value: object) -> str | None:
     if type(value) is int:
         return str(value)
     raise ValueError(f"person.{key}: text expected, not {type(value).__name__}")
+
+
+def _resident_household(kind: str, household: object) -> str:
+    """A registered resident's household as the event keeps it (``ValueError`` for anything
+    but a registration's dwelling: 1 to 40 characters of text)."""
+    if kind != "registration":
+        raise ValueError("household: only a person's registration names a resident's household")
+    if not isinstance(household, str) or not typed(household).strip():
+        raise ValueError("household: required")
+    if len(typed(household).strip()) > 40:
+        raise ValueError("household: at most 40 characters")
+    return typed(household).strip()
 
 
 def _direction(value: object) -> Direction:
@@ -675,6 +690,7 @@ class Engine:
         audit: AuditRow | None = None,
         on_recorded: Callable[[Outcome | Stopping], None] | None = None,
         evacuate: tuple[object, object] | None = None,
+        household: str | None = None,
     ) -> None:
         """A guard's decision (override, or registration of a person or a vehicle).
 
@@ -706,27 +722,19 @@ class Engine:
         or with ``Stopping`` when the stop began while it waited to start (``begin_stop``).
 
         ``evacuate``: ``(cause, minutes)`` makes this manual pass an evacuation (the gate held
-        open, ``kiosk.evacuation``). Raises ``ValueError`` (or one of those subclasses) for
-        bad input, before anything changes; ``Stopping`` once the stop has begun; a decision
+        open, ``kiosk.evacuation``). ``household``: a registered resident's (no pass with
+        them), carried by the event as a pass's: the outing counts against its quota. Raises
+        ``ValueError`` (or a subclass) for bad input, before anything changes; ``Stopping``
+        once the stop has begun; a decision
         about a passage another one is about, taken and not yet in the log (two consoles, a
         console and a scenario's guard step), ``SubjectRefused`` (``kiosk.overrides``).
         """
         if self.stopping:
             raise Stopping
         item = self._checked_manual(
-            decision,
-            operator,
-            reason,
-            direction,
-            person,
-            kind,
-            temp_c,
-            subject,
-            flags,
-            audit,
-            on_recorded,
-            evacuate,
-        )
+            decision, operator, reason, direction, person, kind, temp_c, subject, flags,
+            audit, on_recorded, evacuate, household,
+        )  # fmt: skip
         if isinstance(item.subject, ManualSubject):
             # Taken last, once nothing can refuse it as bad input (that decided nothing).
             release = self.overrides.take(
@@ -754,6 +762,7 @@ class Engine:
         audit: AuditRow | None,
         on_recorded: Callable[[Outcome | Stopping], None] | None,
         evacuate: tuple[object, object] | None,
+        household: str | None = None,
     ) -> _Manual:
         """``manual``'s arguments checked, as the decision to queue; ``ValueError`` (or one of
         its subclasses) for bad input."""
@@ -785,6 +794,7 @@ class Engine:
             None if audit is None else check_audit_row(audit),
             on_recorded,
             held,
+            household=None if household is None else _resident_household(kind, household),
         )
 
     def on_gate_health(self, ok: bool, detail: str = "") -> None:
@@ -1953,7 +1963,7 @@ class Engine:
             decision=item.decision,
             reasons=("guard_override", *(("fever",) if self._hand_fever(item, src) else ())),
             pass_id=src.pass_id if src is not None else None,
-            household=src.household if src is not None else None,
+            household=src.household if src is not None else item.household,
             holder=src.holder if src is not None else None,
             temp_c=temps[0],
             temp_object_c=temps[1],

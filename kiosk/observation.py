@@ -63,6 +63,7 @@ __all__ = [
     "STATUSES",
     "Alarm",
     "Check",
+    "Correction",
     "ObservationLedger",
     "ObservationSnapshot",
     "Person",
@@ -78,6 +79,10 @@ Source = Literal["gate", "helper"]
 
 DEFAULT_DAYS = 14
 MAX_DAYS = 60
+#: A day back further back than this is a typo (``0001-01-01``), not a returnee to observe.
+MAX_DAYS_BACK = 30
+#: What a correction may change, by the names its audit row gives them.
+CORRECTED = ("name", "household", "date_back", "until")
 #: A hand-typed reading outside this range is a typo, not a temperature.
 HAND_MIN_C = 34.0
 HAND_MAX_C = 43.0
@@ -139,6 +144,15 @@ MIGRATIONS = sql_migrations(
     ALTER TABLE obs_status ADD COLUMN clocks TEXT;
     CREATE INDEX obs_status_clocks ON obs_status (id) WHERE clocks IS NOT NULL;
     """,
+    # A registration corrected (``correct``): one row per correction holding what the record
+    # said before it, as ``obs_status`` keeps the statuses it had.
+    m005_obs_corrections="""
+    CREATE TABLE obs_corrections (
+        id INTEGER PRIMARY KEY, person_id INTEGER, at TEXT, actor TEXT,
+        name TEXT, household TEXT, date_back TEXT, observation_until TEXT
+    );
+    CREATE INDEX idx_obs_corrections_person_id ON obs_corrections (person_id);
+    """,
 )
 
 
@@ -181,6 +195,19 @@ class Check:
     temp_c: float
     source: Source
     fever: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Correction:
+    """A registration corrected: what the record said before (``correct``), who changed it."""
+
+    person_id: int
+    at: datetime
+    actor: str
+    name: str = field(repr=False)
+    household: str = field(repr=False)
+    date_back: date
+    observation_until: date
 
 
 @dataclass(frozen=True, slots=True)
@@ -371,6 +398,8 @@ def purge(db: sqlite_utils.Database, cutoff: date, purged_at: datetime) -> int:
     for person_id in ids:
         db.execute("delete from obs_checks where person_id = ?", [person_id])
         db.execute("delete from obs_acks where person_id = ?", [person_id])  # fevers closed
+        if has_table(db, "obs_corrections"):  # the names and households it had before
+            db.execute("delete from obs_corrections where person_id = ?", [person_id])
         db.execute(
             "update obs_people set name = '', household = '', phone = '', origin = '', note = '',"
             " purged_at = ?"
@@ -451,12 +480,7 @@ class ObservationLedger:
             raise CommunityError(f"days: a whole number from 1 to {MAX_DAYS}")
         reading = ClockReading.take(self._clock)
         now = reading.wall
-        if back > self._today(now):
-            # On a clock NTP has not set (1970 on a Pi booted without network, the last
-            # shutdown's time after a power cut) the day back is not what is wrong.
-            raise CommunityError(
-                "date_back: lies in the future" if reading.synced else CLOCK_NOT_SET
-            )
+        self._check_back(back, reading)
         row = {
             "name": clean_text("name", name, max_len=60),
             "household": clean_text("household", household, max_len=40),
@@ -487,6 +511,65 @@ class ObservationLedger:
             lambda pid: {"person_id": pid, "days": days, **_dates(row)},
         )
         return self._changed(person_id)
+
+    def correct(
+        self,
+        person_id: int,
+        *,
+        name: str,
+        household: str,
+        date_back: date | str,
+        until: date | str,
+        actor: str,
+    ) -> Person:
+        """A registration typed wrong, put right by the manager: its name, household, day back
+        and last day of observation become these (the gate matches, the alarms and the report
+        count by them; it stays one registration, made when it was). What the record said
+        before is kept, one ``obs_corrections`` row per correction (``corrections``)."""
+        who = check_actor(actor)
+        before = self.person(person_id)
+        new = self._corrected(before, name, household, date_back, until)
+        if before.name == "" and before.household == "":
+            raise CommunityError(f"person {person_id} was forgotten; nothing to correct")
+        old = {
+            "name": before.name,
+            "household": before.household,
+            "date_back": before.date_back.isoformat(),
+            "observation_until": before.observation_until.isoformat(),
+        }
+        fields = [f for f in CORRECTED if new[_COLUMN.get(f, f)] != old[_COLUMN.get(f, f)]]
+        if not fields:
+            raise CommunityError(f"person {person_id}: nothing to correct")
+        row = {"person_id": person_id, "at": _stamp(self._clock.now()), "actor": who, **old}
+
+        def apply(db: sqlite_utils.Database) -> None:
+            # Checked again on the single writer: another manager's correction meanwhile.
+            current = {k: db.table("obs_people").get(person_id)[k] for k in old}
+            if current != old:
+                raise CommunityError(f"person {person_id} was changed meanwhile; not changed")
+            db.table("obs_corrections").insert(row)
+            db.table("obs_people").update(person_id, new)
+
+        what = {"person_id": person_id, "fields": fields, **_dates(new)}
+        audited_write(self._log, apply, who, "observation.correct", lambda _: what)
+        return self._changed(person_id)
+
+    def _corrected(
+        self, before: Person, name: str, household: str, date_back: date | str, until: date | str
+    ) -> dict[str, str]:
+        """A correction's values, checked as a registration's are."""
+        back, last = _as_date("date_back", date_back), _as_date("until", until)
+        self._check_back(back, ClockReading.take(self._clock))
+        if last < back:
+            raise CommunityError("until: before the day back")
+        if (last - back).days + 1 > MAX_DAYS:
+            raise CommunityError(f"until: at most {MAX_DAYS} days from the day back")
+        return {
+            "name": clean_text("name", name, max_len=60),
+            "household": clean_text("household", household, max_len=40),
+            "date_back": back.isoformat(),
+            "observation_until": last.isoformat(),
+        }
 
     def set_status(self, person_id: int, status: str, actor: str, was: str | None = None) -> Person:
         """Clear, escalate or transfer (or put back under observation). ``was``: the status
@@ -603,6 +686,27 @@ class ObservationLedger:
         sql = f"select * from obs_people where {' and '.join(where)} order by id"  # noqa: S608
         return [_person(r) for r in db.query(sql, args)]
 
+    def corrections(self, person_id: int) -> list[Correction]:
+        """What the record said before each correction, oldest first."""
+        db = self._log.reader()
+        if not has_table(db, "obs_corrections"):
+            return []
+        rows = db.query(
+            "select * from obs_corrections where person_id = ? order by id", [person_id]
+        )
+        return [
+            Correction(
+                person_id,
+                datetime.fromisoformat(r["at"]),
+                r["actor"],
+                r["name"] or "",
+                r["household"] or "",
+                date.fromisoformat(r["date_back"]),
+                date.fromisoformat(r["observation_until"]),
+            )
+            for r in rows
+        ]
+
     def checks(self, person_id: int) -> list[Check]:
         """Every check of the period: the helper's entries and the gate's readings."""
         person = self.person(person_id)
@@ -705,6 +809,18 @@ class ObservationLedger:
     def _today(self, when: datetime) -> date:
         return when.astimezone(self._tz).date()
 
+    def _check_back(self, back: date, reading: ClockReading) -> None:
+        """A day back no later than today, nor more than ``MAX_DAYS_BACK`` days before it."""
+        today = self._today(reading.wall)
+        if back > today:
+            # On a clock NTP has not set (1970 on a Pi booted without network, the last
+            # shutdown's time after a power cut) the day back is not what is wrong.
+            raise CommunityError(
+                "date_back: lies in the future" if reading.synced else CLOCK_NOT_SET
+            )
+        if back < today - timedelta(days=MAX_DAYS_BACK):
+            raise CommunityError(f"date_back: more than {MAX_DAYS_BACK} days ago")
+
     def _status_row(
         self,
         db: sqlite_utils.Database,
@@ -740,6 +856,10 @@ def _as_date(name: str, value: date | str) -> date:
         return date.fromisoformat(clean_text(name, value, max_len=10))
     except ValueError:
         raise CommunityError(f"{name}: expected YYYY-MM-DD") from None
+
+
+#: A corrected field's column, where its name is not the column's.
+_COLUMN = {"until": "observation_until"}
 
 
 def _dates(row: Mapping[str, Any]) -> dict[str, Any]:

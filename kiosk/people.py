@@ -676,6 +676,7 @@ RULES: Mapping[str, Rule] = {
     ),
     "obs_checks": Rule(_of_returnees("obs_checks"), _delete, "deleted"),
     "obs_acks": Rule(_of_returnees("obs_acks"), _delete, "deleted"),
+    "obs_corrections": Rule(_of_returnees("obs_corrections"), _delete, "deleted"),
     "service_requests": Rule(
         _services,
         _update("household = '', note = '', purged_at = ?"),
@@ -1080,6 +1081,7 @@ _IDENTITY: Mapping[str, tuple[str, ...]] = {
     "obs_people": ("id", "created_at"),
     "obs_checks": ("id", "at"),
     "obs_acks": ("person_id", "day", "kind"),
+    "obs_corrections": ("id", "at"),
     "service_requests": ("id", "opened_at"),
     "peer_passages": ("kiosk_id", "seq"),
     "peer_quarantine": ("kiosk_id", "entry_id"),

@@ -137,6 +137,10 @@ STORES: Mapping[str, tuple[str, str]] = {
     "obs_checks": ("daily temperatures", "kiosk.observation.purge"),
     "obs_status": ("", "none: a record's id, statuses, the manager's name"),
     "obs_acks": ("the days a returnee's fever was acknowledged", "kiosk.observation.purge"),
+    "obs_corrections": (
+        "the name, household and dates a returnee's record had before a correction",
+        "kiosk.observation.purge",
+    ),
     "service_requests": ("household, note", "kiosk.services.purge"),
     "peer_passages": ("pass id, household", "kiosk.peers.purge and the merge's trim"),
     "peer_revocations": (

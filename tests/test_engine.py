@@ -1150,3 +1150,19 @@ def test_a_thermometer_flapping_for_hours_is_a_bounded_number_of_engine_lines(ri
     assert lines[0].levelname == "WARNING" and "EREMOTEIO" in lines[0].getMessage()
     assert lines[-1].levelname == "INFO"  # the state it is left in: working
     assert rig.engine.degraded == ()
+
+
+def test_a_registered_residents_outing_is_its_households_and_only_a_registration_names_one(rig):
+    """A resident registered by hand going out was recorded with no household: the outing
+    counted against no quota. The registration now names it (``household``), as a pass's
+    passage would; a manual decision or a vehicle cannot, nor a household that is no text."""
+    person = {"name": "Wang Fang", "unit": "3-402"}
+    rig.engine.manual("manual_pass", "guard-zhou", "clinic", "out", person=person,
+                      kind="registration", household="３-402")  # fmt: skip
+    [event] = rig.events()
+    assert event["household"] == "3-402"
+    for kind, household in (("vehicle", "3-402"), ("manual", "3-402"), ("registration", "")):
+        with pytest.raises(ValueError, match="household"):
+            rig.engine.manual("manual_pass", "guard-zhou", "x", "out", person=person,
+                              kind=kind, household=household)  # fmt: skip
+    assert len(rig.events()) == 1

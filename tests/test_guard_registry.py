@@ -5,6 +5,8 @@ by name or phone suffix (masked per role)."""
 
 from __future__ import annotations
 
+from zoneinfo import ZoneInfo
+
 import pytest
 from fastapi.testclient import TestClient
 from guard_support import (
@@ -381,3 +383,74 @@ def test_a_search_for_a_person_is_never_in_a_url(guard_client, guard_core, page,
     assert answer.status_code == 200 and found in answer.text
     assert f'value="{typed}"' in answer.text  # the box keeps what was searched
     assert post(guard_client, search, "not-the-token", q=typed).status_code in (400, 403)
+
+
+QUOTA = {"policy": {"quota": {"enabled": True, "exits": 1, "period_days": 2}}}
+
+
+@pytest.fixture
+def quota_core(data_dir, clock, monkeypatch):
+    from guard_support import close_core, make_core
+
+    from kiosk.config import KioskConfig
+
+    config = KioskConfig.model_validate(QUOTA | {"policy": QUOTA["policy"] | {
+        "observation_blocks": "out"}})  # fmt: skip
+    core = make_core(data_dir, clock, monkeypatch, config)
+    yield core
+    close_core(core)
+
+
+def test_a_resident_registered_going_out_counts_against_the_quota_and_is_held_by_it(
+    data_dir, clock, quota_core
+):
+    """A resident registered by hand going out (no pass with them) was recorded without a
+    household: the outing counted against no quota, the day's exits_per_household missed it,
+    and a household whose outing was used up, or an observed returnee kept in, went out
+    with no warning. Now "a resident of this dwelling" records the household on the event,
+    and such a resident going out past the quota, or under observation that keeps people in,
+    comes back with the warning until the guard confirms with a reason."""
+    from kiosk.policy import quota_used
+    from kiosk.stats import daily_report
+
+    core = quota_core
+    today = clock.now().astimezone(ZoneInfo("Asia/Shanghai")).date()
+    with TestClient(make_app(core), base_url=BASE) as client:
+        csrf = login(client)
+        out = OUT | {"unit": "3-402", "decision": "pass", "resident": "1"}
+        with decided(client, core):
+            first = post(client, "/guard/register/person", csrf, **out)
+        assert first.status_code == 303
+        (event,) = core.store.events()
+        assert event["household"] == "3-402" and event["person"]["resident"] is True
+        quota = core.config.policy.quota
+        assert quota_used(quota, core.history, clock.now(), tz="Asia/Shanghai") == {"3-402"}
+        again = post(client, "/guard/register/person", csrf, **(out | {"name": "王建国"}))
+        assert again.status_code == 400 and len(core.store.events()) == 1
+        assert 'id="person-confirm-quota"' in again.text and 'name="quota_reason"' in again.text
+        assert 'value="王建国"' in again.text  # the form as typed
+        with decided(client, core):
+            done = post(client, "/guard/register/person", csrf, **(out | {
+                "name": "王建国", "confirm_quota": "1", "quota_reason": "就医"}))  # fmt: skip
+        assert done.status_code == 303
+        second = core.store.events()[-1]
+        assert second["household"] == "3-402" and second["person"]["quota_reason"] == "就医"
+        # a visitor to that dwelling is no outing of it, and is not held by its quota
+        with decided(client, core):
+            visitor = post(client, "/guard/register/person", csrf, **(OUT | {"name": "访客"}),
+                           decision="pass")  # fmt: skip
+        assert visitor.status_code == 303 and core.store.events()[-1]["household"] is None
+        # an observed returnee of another dwelling, kept in, is held as well
+        core.ledgers.observation.register(
+            name="李雷", household="5-101", phone="", origin="武汉",
+            date_back=today, actor="root",
+        )  # fmt: skip
+        held = post(client, "/guard/register/person", csrf, **(out | {"name": "李雷",
+                    "unit": "5-101"}))  # fmt: skip
+        assert held.status_code == 400 and 'id="person-confirm-observation"' in held.text
+        audit = [a for a in core.store.audits() if a["action"].startswith("register_person")]
+        assert audit[-1]["detail"]["refused"] == "reg.observation_confirm"
+        assert audit[-3]["detail"]["quota"] == "confirmed"
+    report = daily_report(core.store.reader(), today, "Asia/Shanghai", quota)
+    exits = report["exits_per_household"]
+    assert (exits["households"], exits["exits"], exits["over_quota_households"]) == (1, 2, 1)

@@ -396,3 +396,80 @@ def test_a_helpers_reading_on_a_clock_not_set_is_refused_not_put_on_the_day_the_
     assert ledger.checks(person.id) == []
     clock.is_synced = True
     assert ledger.record_temperature(person.id, 36.5, "helper-li").day == date(2026, 2, 11)
+
+
+def test_a_mistyped_registration_is_corrected_and_counted_once(ledger, log, clock):
+    """A returnee registered with a typo (household 3-2-710 for 3-2-701) could not be
+    corrected: the real person was not matched at the gate, the wrong record raised a missed
+    check every day, and clearing it and registering again made the report count two new and
+    one cleared. Now the manager corrects the record: the gate and the report use the new
+    values, the ledger keeps what was there, and the day counts one new, none cleared."""
+    person = register(ledger, household="3-2-710", name="Wang Fnag")
+    clock.advance(3600)
+    fixed = ledger.correct(
+        person.id, name="Wang Fang", household="3-2-701", date_back=BACK,
+        until=date(2026, 2, 20), actor="manager",
+    )  # fmt: skip
+    assert (fixed.id, fixed.name, fixed.household) == (person.id, "Wang Fang", "3-2-701")
+    assert (fixed.date_back, fixed.observation_until, fixed.status) == (
+        BACK, date(2026, 2, 20), "observing"
+    )  # fmt: skip
+    assert ledger.current.observing("3-2-701", "Wang Fang", BACK)
+    assert not ledger.current.observing("3-2-710", "Wang Fnag", BACK)
+    gate_reading(log, 36.6)
+    assert [c.source for c in ledger.checks(person.id)] == ["gate"]
+    [kept] = ledger.corrections(person.id)
+    assert (kept.name, kept.household, kept.actor) == ("Wang Fnag", "3-2-710", "manager")
+    assert (kept.date_back, kept.observation_until) == (BACK, date(2026, 2, 23))
+    audit = log.audits()[-1]
+    assert audit["action"] == "observation.correct"
+    assert audit["detail"]["fields"] == ["name", "household", "until"]
+    assert "Wang" not in str(audit) and "3-2-7" not in str(audit)
+    counts = ledger.counts(BACK)
+    assert (counts["new"], counts["cleared"], counts["observing"]) == (1, 0, 1)
+
+
+@pytest.mark.parametrize(
+    ("kw", "message"),
+    [
+        ({"date_back": date(2026, 1, 10)}, "date_back: more than 30 days ago"),
+        ({"date_back": date(1, 1, 1)}, "date_back: more than 30 days ago"),
+        ({"date_back": date(2026, 2, 11)}, "date_back: lies in the future"),
+        ({"until": date(2026, 2, 9)}, "until: before the day back"),
+        ({"until": date(2026, 4, 30)}, "until: at most 60 days"),
+        ({"name": " "}, "name: required"),
+        ({}, "nothing to correct"),
+    ],
+)
+def test_a_correction_that_cannot_be_is_refused_and_changes_nothing(ledger, log, kw, message):
+    person = register(ledger)
+    values = dict(
+        name=person.name, household=person.household, date_back=person.date_back,
+        until=person.observation_until, actor="manager",
+    )  # fmt: skip
+    with pytest.raises(CommunityError, match=message):
+        ledger.correct(person.id, **(values | kw))
+    assert ledger.person(person.id) == person and ledger.corrections(person.id) == []
+    assert [a["action"] for a in log.audits()] == ["observation.register"]
+
+
+@pytest.mark.parametrize("back", [date(2026, 1, 10), date(1, 1, 1)])
+def test_a_day_back_more_than_30_days_ago_is_refused(ledger, log, back):
+    """0001-01-01 was taken as a day back: a record observed 14 days in year 1."""
+    with pytest.raises(CommunityError, match="date_back: more than 30 days ago"):
+        register(ledger, date_back=back)
+    assert ledger.people() == []
+    assert register(ledger, date_back=date(2026, 1, 11)).date_back == date(2026, 1, 11)
+
+
+def test_a_forgotten_returnee_cannot_be_corrected_nor_keeps_a_correction(ledger, log, clock):
+    person = register(ledger, household="3-2-710")
+    ledger.correct(person.id, name=person.name, household="3-2-701", date_back=BACK,
+                   until=person.observation_until, actor="m")  # fmt: skip
+    ledger.set_status(person.id, "cleared", actor="m")
+    now = clock.now()
+    assert log.submit(lambda db: observation.purge(db, date(2026, 3, 31), now)) == 1
+    assert ledger.corrections(person.id) == []
+    with pytest.raises(CommunityError, match=f"person {person.id} was forgotten"):
+        ledger.correct(person.id, name="x", household="y", date_back=BACK, until=BACK,
+                       actor="m")  # fmt: skip

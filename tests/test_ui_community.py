@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import re
 import typing
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from urllib.parse import unquote
 
 import openpyxl
@@ -468,3 +468,38 @@ def test_no_gate_alarm_no_line_about_the_live_page(alice):
     page = alice.get("/guard/community?lang=en").text
     assert '<span class="count" id="open-alarms">0</span>' in page
     assert 'id="gate-alarms"' not in page
+
+
+def test_the_manager_corrects_a_mistyped_returnee_and_the_report_counts_one(alice, admin, core):
+    """A returnee registered with a typo (3-2-710 for 3-2-701) could not be corrected: the
+    real person went unmatched at the gate, the wrong record raised a missed check every day,
+    and clearing it to register again made the report say 2 new and 1 cleared. The manager
+    now corrects the record (audited once, as every console change); a refused correction
+    comes back as typed, status 400; a guard may not correct."""
+    r = post(alice, "/guard/community/returnees", alice.csrf, name="王芳",
+             household="3-2-710", phone="13812345678", origin="武汉", date_back="2026-02-12",
+             days="14")  # fmt: skip
+    assert "msg=saved" in r.headers["location"]
+    pid = re.search(r'data-person="(\d+)"', admin.get("/guard/community/returnees").text)[1]
+    page = admin.get("/guard/community/returnees").text
+    assert f'action="/guard/community/returnees/{pid}/correct"' in page
+    assert "/correct" not in alice.get("/guard/community/returnees").text
+    fix = dict(name="王芳", household="3-2-701", date_back="2026-02-12", until="2026-02-25")
+    path = f"/guard/community/returnees/{pid}/correct"
+    assert post(alice, path, alice.csrf, **fix).status_code == 403
+    old = post(admin, path, admin.csrf, **(fix | {"date_back": "0001-01-01"}))
+    assert old.status_code == 400 and "返回日期：不能早于 30 天前" in old.text
+    assert 'value="0001-01-01"' in old.text and 'value="3-2-701"' in old.text  # as typed
+    assert core.ledgers.observation.person(int(pid)).household == "3-2-710"
+    before = core.store.audits(limit=10000)[-1]["seq"]
+    done = post(admin, path, admin.csrf, **fix)
+    assert done.status_code == 303 and "msg=saved" in done.headers["location"]
+    [row] = core.store.audits(after_seq=before, limit=100)
+    assert (row["actor"], row["action"]) == ("root", "observation.correct")
+    assert row["detail"]["outcome"] == "ok" and row["detail"]["fields"] == ["household"]
+    assert core.ledgers.observation.current.observing("3-2-701", "王芳", date(2026, 2, 12))
+    assert not core.ledgers.observation.current.observing("3-2-710", "王芳", date(2026, 2, 12))
+    report = admin.get("/guard/community/report.csv?day=2026-02-12").text
+    returnees = {line.split(",")[1]: line.split(",")[2] for line in report.splitlines()
+                 if line.startswith("returnees")}  # fmt: skip
+    assert (returnees["new"], returnees["cleared"]) == ("1", "0")

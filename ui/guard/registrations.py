@@ -12,13 +12,19 @@ decision through the engine, so the rules on it (no pass with a fever) are the e
   on it is flagged on the page and on the record (``resident_of`` missing). While the guard
   types, the page asks ``POST /guard/community/plate`` (never a GET: a plate in a URL lands
   in browser history and access logs).
+* "A resident of this dwelling" (``resident``): the person lives at ``unit`` (the field is
+  otherwise the dwelling a visitor visits); the event carries it as its ``household``, so
+  the outing counts against the household's quota and in the day's exits per household.
 * A pass out for a member (``unit``) or a car (the plate's household) of a household in home
   quarantine, in a direction quarantine blocks (``kiosk.policy.quarantine_blocks``), comes
   back with the warning until the guard confirms it with a reason (``quarantine_reason``,
   kept on the record; the audit row says ``quarantine: confirmed``); the guard may still let
-  them go. Whether a household is quarantined is the map's mark (``compound.quarantined``), also
-  asked by the form as the unit is typed (``POST /guard/api/household``, a POST like the
-  plate check: a dwelling and its quarantine are not put in a URL).
+  them go. So does a resident going out whose household's outing quota is used up
+  (``quota``) or who is a returnee under observation that keeps people in
+  (``observation``): one mechanism, ``HOLDS``. Whether a household is quarantined is the
+  map's mark (``compound.quarantined``), also asked by the form as the unit is typed
+  (``POST /guard/api/household``, a POST like the plate check: a dwelling and its
+  quarantine are not put in a URL).
 * Earlier visitors are found by name or phone-number suffix (``kiosk.queries.past_visitors``)
   and copied into the form; a field the guard's role does not see (the phone) is copied on
   the server from the earlier record (``copy_from``), never sent to the page.
@@ -37,7 +43,7 @@ from kiosk import queries
 from kiosk.community import CommunityError
 from kiosk.compound import quarantined
 from kiosk.lists import same_text
-from kiosk.policy import quarantine_blocks
+from kiosk.policy import quarantine_blocks, quota_reached
 from kiosk.store import ReadFailure, StoreFault
 from kiosk.vehicles import VehicleList
 from ui.auth import Session
@@ -63,9 +69,15 @@ REGISTRATION_KINDS = ("registration", "vehicle")
 #: Passengers a vehicle form takes (besides the driver).
 MAX_PASSENGERS = 12
 #: Person fields the form of a person takes back after a refusal.
-PERSON_FIELDS = ("name", "phone", "id_number", "unit", "reason", "temp_c", "copy_from")
+PERSON_FIELDS = (
+    "name", "phone", "id_number", "unit", "resident", "reason", "temp_c", "copy_from"
+)  # fmt: skip
+#: What holds a registration's pass until the guard confirms it with a reason (``holds_on``),
+#: in the order they are asked: each its form's ``confirm_<hold>`` and ``<hold>_reason``, its
+#: warning ``reg.<hold>_confirm``, the audit row's ``<hold>: confirmed``.
+HOLDS = ("quarantine", "quota", "observation")
 #: Refusals after which the page offers the button "登记为禁止通行".
-DENY_OFFERED = ("reg.fever_refused", "reg.vehicle_fever", "reg.quarantine_confirm")
+DENY_OFFERED = ("reg.fever_refused", "reg.vehicle_fever", *(f"reg.{h}_confirm" for h in HOLDS))
 
 
 def plausible(g: Guard) -> tuple[float, float]:
@@ -103,20 +115,42 @@ def household_quarantined(g: Guard, household: str | None) -> bool:
     return any(same_text(h) == key for h in quarantined(g.core.lists.current, g.today()))
 
 
-def quarantine_confirmed(
-    g: Guard, form: FormData, household: str | None, direction: str, decision: str
+def holds_on(g: Guard, household: str | None, direction: str, resident: str | None) -> list[str]:
+    """What holds a pass (``HOLDS``) for ``household`` in ``direction``: its home quarantine,
+    where quarantine blocks the direction; and for ``resident`` (the name of a resident of it
+    registered by hand) going out, the household's outing quota used up (the gate's own rule,
+    ``kiosk.policy.quota_reached``, on its passage history) and the person's observation as
+    a returnee, where observation keeps people in (``policy.observation_blocks``)."""
+    policy, holds = g.cfg.policy, []
+    if quarantine_blocks(policy, direction) and household_quarantined(g, household):
+        holds.append("quarantine")
+    if resident is None or household is None or direction != "out":
+        return holds
+    now = g.core.clock.now()
+    if quota_reached(policy.quota, g.core.history, household, "resident", now, tz=g.tz):
+        holds.append("quota")
+    observed = g.core.ledgers.observation.current.observing(household, resident, g.today())
+    if observed and policy.observation_blocks in ("out", "both"):
+        holds.append("observation")
+    return holds
+
+
+def holds_confirmed(
+    form: FormData, holds: list[str], household: str | None, decision: str
 ) -> dict[str, Any]:
-    """A pass for a quarantined household in a direction quarantine blocks: refused with the
-    warning (``reg.quarantine_confirm``) until the guard confirms it with a reason; returns
-    what the record keeps of the confirmation (nothing when none was needed)."""
-    if decision != "pass" or not quarantine_blocks(g.cfg.policy, direction):
+    """A pass that a hold applies to (``holds_on``): refused with the hold's warning
+    (``reg.<hold>_confirm``) until the guard confirms it (``confirm_<hold>``) with a reason
+    (``<hold>_reason``), each in turn; returns what the record keeps of the confirmations
+    (nothing when none was needed). A deny needs none: the guard may still let them go."""
+    if decision != "pass":
         return {}
-    if not household_quarantined(g, household):
-        return {}
-    if not form.get("confirm_quarantine"):
-        raise BadInput("reg.quarantine_confirm", h=household)
-    reason = clean(form.get("quarantine_reason"), "reg.quarantine_reason", required=True)
-    return {"quarantine_reason": reason}
+    kept = {}
+    for hold in holds:
+        if not form.get(f"confirm_{hold}"):
+            raise BadInput(f"reg.{hold}_confirm", h=household)
+        reason = clean(form.get(f"{hold}_reason"), f"reg.{hold}_reason", required=True)
+        kept[f"{hold}_reason"] = reason
+    return kept
 
 
 @router.post("/api/household", include_in_schema=False)
@@ -158,7 +192,7 @@ def page(
     typed: dict[str, Any] | None = None,
     error: str | None = None,
     fever: bool = False,
-    quarantine: bool = False,
+    held: list[str] | None = None,
 ) -> HTMLResponse:
     """The registration page; after a refusal ``typed`` holds the form as it was sent."""
     lang = g.lang(request)
@@ -182,7 +216,7 @@ def page(
         found=[visitor_row(e, clear, g.tz) for e in found],
         typed=typed or {},
         fever_refused=fever,
-        quarantine_refused=quarantine,
+        held=held or [],
         max_passengers=MAX_PASSENGERS,
         flash_ok=flash["flash_ok"],
         flash_err=error or flash["flash_err"] or unreadable,
@@ -240,11 +274,12 @@ async def register(
     direction = direction_of(form, g.cfg.site.default_direction)
     decision = decision_of(form)
     household = person.get("unit") if kind == "registration" else person.get("resident_of")
-    confirmed = quarantine_confirmed(g, form, household, direction, decision)
-    person = person | confirmed
+    resident = person["name"] if person.get("resident") else None
+    holds = holds_on(g, household, direction, resident)
+    person = person | holds_confirmed(form, holds, household, decision)
     note(request, direction=direction, decision=decision)
-    if confirmed:
-        note(request, quarantine="confirmed")
+    if decision == "pass":
+        note(request, **dict.fromkeys(holds, "confirmed"))
     try:
         outcome = await g.manual(
             request,
@@ -257,6 +292,8 @@ async def register(
             temp_c=temp_c,
             # As an automatic decision for that household would carry it, whatever was decided.
             flags=("quarantine",) if household_quarantined(g, household) else (),
+            # A resident's outing is the household's, as their pass's would be (the quota).
+            household=household if resident is not None else None,
         )
     except StoreFault:
         raise BadInput("err.store") from None  # the form stays as typed
@@ -277,15 +314,15 @@ async def refused(
     way: the audit row says refused, the form's token is free to send it corrected)."""
     typed = {k: str(v)[:200] for k, v in form.items() if k not in ("csrf", "record_deny")}
     fever = problem.key in DENY_OFFERED
-    # the confirmation asked for, or given without its reason: the warning stays on the page
-    quarantine = problem.key == "reg.quarantine_confirm" or bool(form.get("confirm_quarantine"))
+    # the confirmation asked for, or given without its reason: its warning stays on the page
+    held = [h for h in HOLDS if problem.key == f"reg.{h}_confirm" or form.get(f"confirm_{h}")]
+    # the button confirms the one asked for; those confirmed already are sent again with it
+    held.sort(key=lambda h: problem.key == f"reg.{h}_confirm")
     typed["form"] = "vehicle" if "plate" in form else "person"
 
     def again(request: Request, g: Guard, session: Session, refused: Refused) -> HTMLResponse:
         typed, error = refused.typed, refused.error
-        return page(
-            request, g, session, typed=typed, error=error, fever=fever, quarantine=quarantine
-        )
+        return page(request, g, session, typed=typed, error=error, fever=fever, held=held)
 
     return await drawn_again(request, g, session, problem, typed, again)
 
@@ -315,6 +352,8 @@ async def register_person(request: Request, session: ActionSession, g: GuardDep)
             or earlier.get("id_number"),
             "unit": clean(form.get("unit"), "reg.unit", required=True, max_len=40),
             "note": clean(form.get("reason"), "reg.reason", required=True),
+            # "a resident of this dwelling": the unit is their home, not a host's
+            **({"resident": True} if form.get("resident") else {}),
         }
         if person["phone"] and not any(ch.isdigit() for ch in str(person["phone"])):
             raise BadInput("err.phone")

@@ -108,6 +108,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "days": ("天数", "Days"),
     "note": ("备注", "Note"),
     "register": ("登记", "Register"),
+    "correct": ("更正登记", "Correct"),
     "temperature": ("体温", "Temperature"),
     "record": ("记录", "Record"),
     "acknowledge": ("确认", "Acknowledge"),

@@ -14,11 +14,13 @@ from fastapi.responses import HTMLResponse, Response
 
 from kiosk.community import CommunityError
 from kiosk.lists import same_text
+from kiosk.observation import ObservationLedger
 from kiosk.typed import typed
 from ui.auth import Session
 from ui.guard.community.common import (
     FRESH,
     PREFIX,
+    AdminSession,
     RecordId,
     Refused,
     admin,
@@ -52,9 +54,21 @@ router = community_room(PAGE)
 TYPED_FIELDS = ("name", "household", "phone", "origin", "date_back", "days", "note")
 
 
+#: The manager's correction form's fields, put back as typed after a refusal.
+CORRECTED_FIELDS = ("name", "household", "date_back", "until")
+
+
 @form_page(router, "/returnees")
 def page(request: Request, g: Guard, session: Session, refused: Refused = FRESH) -> HTMLResponse:
     """The ledger's page; after a refused registration, its form as sent."""
+    return _drawn(request, g, session, refused)
+
+
+def _drawn(
+    request: Request, g: Guard, session: Session, refused: Refused, correcting: int | None = None
+) -> HTMLResponse:
+    """The page; after a refused correction of person ``correcting``, that person's
+    correction form as sent (and the registration form empty)."""
     ledger = ledgers(g).observation
     people = [masked(g, session, p.to_dict()) for p in reversed(ledger.people())]
     named = {p["id"]: f"{p['name']} · {p['household']}" for p in people}
@@ -68,6 +82,7 @@ def page(request: Request, g: Guard, session: Session, refused: Refused = FRESH)
         people=people,
         open=open_now,
         alarms=alarms,
+        correcting=correcting,
         **refused.context(),
     )
 
@@ -84,11 +99,7 @@ async def register(request: Request, session: ActionSession, g: GuardDep) -> Res
     def register_one() -> object:
         name, household = form_text(form, "name"), form_text(form, "household")
         with _REGISTERING:
-            for person in ledger.people(status="observing", household=household):
-                # as the gate matches a pass's holder (kiosk.lists.same_text): Ｗａｎｇ　Ｆａｎｇ
-                # is Wang Fang, 尼格买提•热合曼 (a bullet for the dot) 尼格买提·热合曼
-                if same_text(typed(person.name)) == same_text(typed(name)):
-                    raise CommunityError(f"already observed as #{person.id}")
+            _not_observed_yet(ledger, name, household)
             return ledger.register(
                 name=name,
                 household=household,
@@ -102,6 +113,45 @@ async def register(request: Request, session: ActionSession, g: GuardDep) -> Res
 
     return await save_or_again(
         request, g, session, PAGE, register_one, form=form, fields=TYPED_FIELDS, again=page
+    )
+
+
+def _not_observed_yet(
+    ledger: ObservationLedger, name: str, household: str, but: int | None = None
+) -> None:
+    """Refused when someone else observed now (not ``but``) has this name and household."""
+    for person in ledger.people(status="observing", household=household):
+        # as the gate matches a pass's holder (kiosk.lists.same_text): Ｗａｎｇ　Ｆａｎｇ
+        # is Wang Fang, 尼格买提•热合曼 (a bullet for the dot) 尼格买提·热合曼
+        if person.id != but and same_text(typed(person.name)) == same_text(typed(name)):
+            raise CommunityError(f"already observed as #{person.id}")
+
+
+@router.post("/returnees/{pid}/correct", name="returnee_correct", include_in_schema=False)
+async def correct(pid: RecordId, request: Request, session: AdminSession, g: GuardDep) -> Response:
+    """The manager puts a mistyped registration right (``ObservationLedger.correct``)."""
+    form = await request.form()
+    ledger = ledgers(g).observation
+    note(request, person=pid, change="correct")
+
+    def correct_one() -> object:
+        name, household = form_text(form, "name"), form_text(form, "household")
+        with _REGISTERING:
+            _not_observed_yet(ledger, name, household, but=pid)
+            return ledger.correct(
+                pid,
+                name=name,
+                household=household,
+                date_back=form_text(form, "date_back"),
+                until=form_text(form, "until"),
+                actor=session.name,
+            )
+
+    def again(request: Request, g: Guard, session: Session, refused: Refused) -> HTMLResponse:
+        return _drawn(request, g, session, refused, correcting=pid)
+
+    return await save_or_again(
+        request, g, session, PAGE, correct_one, form=form, fields=CORRECTED_FIELDS, again=again
     )
 
 
