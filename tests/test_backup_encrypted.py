@@ -72,7 +72,12 @@ def test_plain_is_asked_for_and_says_so(gate, usb, capsys):
     assert "NOT encrypted" in capsys.readouterr().err
 
 
-def test_the_passphrase_from_stdin(gate, usb, tmp_path, monkeypatch):
+@pytest.mark.parametrize("admin", [False, True], ids=["kiosk", "kiosk-admin"])
+def test_the_passphrase_from_stdin(gate, usb, tmp_path, monkeypatch, admin):
+    # Under `sudo kiosk-admin` (KIOSK_ADMIN_CWD set) `-` was taken as a relative path, the
+    # operator's folder's file named "-", instead of stdin.
+    if admin:
+        monkeypatch.setenv("KIOSK_ADMIN_CWD", str(tmp_path))
     data, etc, _ = gate
     archive = usb / "north.kbak"
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(PASSPHRASE.encode() + b"\n")))

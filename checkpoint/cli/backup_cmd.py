@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from kiosk.files import sqlite_read_only
 
 from .errors import CliError, UsageError
-from .parsers import Verbs, add_verb, path_arg, path_of
+from .parsers import Verbs, add_verb, path_arg, path_of, stdin_or_path
 from .store_args import (
     INSTALLED_CONFIG,
     NOT_A_LOG,
@@ -101,7 +101,7 @@ def _passphrase_arg(p: Any, what: str) -> None:
     p.add_argument(
         "--passphrase-file",
         metavar="FILE",
-        type=path_arg,
+        type=stdin_or_path,
         help=f"{what}: its first line, from FILE or - for stdin (default: asked at the"
         " terminal; never on the command line)",
     )

@@ -128,6 +128,13 @@ def path_arg(text: str) -> str:
     return text
 
 
+def stdin_or_path(text: str) -> str:
+    """The ``type`` of an argument naming a file or ``-`` (stdin): ``-`` as it is, a file as
+    ``path_arg`` takes it. Under ``sudo kiosk-admin`` ``path_arg`` makes a relative ``-`` the
+    operator's folder's file named "-"."""
+    return text if text == "-" else path_arg(text)
+
+
 def path_of(text: str) -> Path:
     """``path_arg`` for the verbs that take a ``Path``."""
     return Path(path_arg(text))

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from .errors import CliError, UsageError
-from .parsers import Verbs, add_group, add_verb, path_arg
+from .parsers import Verbs, add_group, add_verb, stdin_or_path
 from .store_args import add_store_args, load_args_config, open_store, site_config
 
 if TYPE_CHECKING:
@@ -80,16 +80,11 @@ ARGV_WARNING = (
 )
 
 
-def _keys_source(text: str) -> str:
-    """``--keys-file``'s ``type``: ``-`` (stdin) as it is, a file as every path is."""
-    return text if text == "-" else path_arg(text)
-
-
 def _key_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--keys-file",
         metavar="FILE",
-        type=_keys_source,
+        type=stdin_or_path,
         help="the keys from FILE, or - for stdin: key=value lines (name, household, phone,"
         " plate, pass_id, returnee; a repeatable key on a line each) or a JSON object of them;"
         f" at most {MAX_KEYS_FILE} bytes. Unlike the options below, never in the journal or"
