@@ -678,13 +678,14 @@ _SPELL_ACTIONS = [
     _DAEMON_START,
 ]
 #: The rows of the spells around a day (``_spell_rows``): by their stamps (``audit_ts``), and
-#: a spell's rows stamped before NTP set the clock that keep its ``clock`` (``audit_action``).
+#: every row of a spell begun before NTP set the clock, which keep its ``clock``
+#: (``audit_action``): its start row and its end row, stamped on whichever clock.
 _SPELL_ROWS_SQL = """
 SELECT seq, ts, action, detail, boot_id, mono_ns FROM audit
 WHERE ts >= :since AND ts < :until AND +action IN (SELECT value FROM json_each(:actions))
 UNION
 SELECT seq, ts, action, detail, boot_id, mono_ns FROM audit
-WHERE action IN (SELECT value FROM json_each(:actions)) AND clock_synced = 0 AND ts < :until
+WHERE action IN (SELECT value FROM json_each(:actions))
     AND json_extract(detail, '$.clock') IS NOT NULL
 ORDER BY seq
 """
@@ -692,10 +693,12 @@ ORDER BY seq
 
 def _spell_rows(db: Any, start: str, end: str) -> list[dict[str, Any]]:
     """The rows of the spells around the day ``[start, end)``: those stamped within
-    ``SPELL_LOOKBACK`` of it, and a spell's stamped before NTP set the clock (1970, the saved
-    time of the last shutdown: a stamp that says nothing of the day) that keep its ``clock``
-    (a row of an older version is read by its stamp, as before), in ``seq`` order. A spell
-    of those that no row read ends is over with its boot (``_over_with_its_boot``)."""
+    ``SPELL_LOOKBACK`` of it, and all rows of the spells begun before NTP set the clock
+    (1970, the saved time of the last shutdown: a stamp that says nothing of the day), which
+    keep its ``clock`` (a row of an older version is read by its stamp, as before), whatever
+    their stamps: such a spell's end row, on the set clock, ends it on every day's report,
+    however long its boot ran on. In ``seq`` order. A spell of those that no row read ends
+    is over with its boot (``_over_with_its_boot``)."""
     cursor = db.execute(
         _SPELL_ROWS_SQL,
         {

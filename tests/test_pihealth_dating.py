@@ -230,3 +230,57 @@ def test_a_start_row_of_an_older_version_is_read_by_its_stamp_as_before(core, cl
     _ntp(clock, datetime(2026, 6, 26, 1, 0, tzinfo=UTC))  # days out of 1 July's look-back
     core.store.audit("daemon", stats.DAEMON_START, {"last_stop": "unclean"})
     assert _power(core) == []  # not "not over since 1970"
+
+
+def _sagged_then_set_on_25_june(pi, core, clock) -> None:
+    """Boot "a", stamped 1970: the supply sags, NTP sets the clock on 25 June 09:00, the
+    spell ends on the set clock (its end row keeps its ``clock`` but is stamped 25 June)."""
+    watch = _boot(pi, core, clock, "a", EPOCH)
+    pi.set(UNDER, temp_c=55.0)
+    watch.poll()
+    clock.advance(60)
+    _ntp(clock, datetime(2026, 6, 25, 1, 0, tzinfo=UTC))
+    watch.poll()
+    pi.set(0, temp_c=55.0)
+    clock.advance(COALESCE_S)
+    watch.poll()
+
+
+def _handover(pi, core, clock) -> None:
+    _alive(core, clock, 0)
+
+
+def _daemon_restarted(pi, core, clock) -> None:
+    core.store.audit("daemon", stats.DAEMON_START, {"last_stop": "clean"})
+
+
+def _handover_then_restart(pi, core, clock) -> None:
+    _alive(core, clock, 0)
+    clock.advance(60)
+    _daemon_restarted(pi, core, clock)
+
+
+def _handover_then_next_boot(pi, core, clock) -> None:
+    _alive(core, clock, 0)
+    _boot(pi, core, clock, "b", datetime(2026, 7, 1, 2, 0, tzinfo=UTC))
+    clock.is_synced = True
+
+
+@pytest.mark.parametrize(
+    "then",
+    [_handover, _daemon_restarted, _handover_then_restart, _handover_then_next_boot],
+    ids=["boot_goes_on", "daemon_restarted", "row_then_restart", "next_boot"],
+)
+def test_a_spell_ended_on_the_set_clock_stays_over_when_its_boot_runs_on_for_days(
+    pi, core, clock, then
+):
+    """Its start row, stamped 1970, is read for every day's report; its end row, stamped 25
+    June, was read only within the look-back: every later day read the spell without its end,
+    "not over" (to null) or over at a later restart's last row (8646 minutes)."""
+    _sagged_then_set_on_25_june(pi, core, clock)
+    clock.advance(6 * 86400)  # the same boot, 6 days on: 1 July
+    then(pi, core, clock)
+    assert _power(core) == []
+    assert _power(core, date(2026, 6, 25)) == [
+        ("2026-06-25T08:59:00+08:00", "2026-06-25T09:00:00+08:00", 1.0, "boot"),
+    ]
