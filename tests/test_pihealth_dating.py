@@ -20,6 +20,7 @@ from guard_support import console_fixtures
 from drivers.pihealth import FakePiSysfs, SysfsPiPower
 from kiosk import stats
 from kiosk.pihealth import COALESCE_S, PowerWatch
+from ui.api import DailyReport, ReportPowerSpell
 from ui.guard.display import report_summary
 
 START = datetime(2026, 7, 1, 1, 0, tzinfo=UTC)  # 09:00 in Shanghai
@@ -284,3 +285,16 @@ def test_a_spell_ended_on_the_set_clock_stays_over_when_its_boot_runs_on_for_day
     assert _power(core, date(2026, 6, 25)) == [
         ("2026-06-25T08:59:00+08:00", "2026-06-25T09:00:00+08:00", 1.0, "boot"),
     ]
+
+
+def test_the_reports_schema_holds_a_spell_whose_time_is_unknown(pi, core, clock):
+    """The OpenAPI schema of ``/api/v1/stats`` said a spell's ``from`` was never null and had
+    no ``dating``: a report with an ``unsynced`` spell failed its own model."""
+    test_a_spell_of_a_boot_never_set_has_no_time_only_its_minutes(pi, core, clock)
+    report = stats.daily_report(core.store.reader(), date(2026, 7, 1), "Asia/Shanghai")
+    [spell] = DailyReport.model_validate(report).downtime.power
+    assert (spell.from_, spell.to, spell.minutes, spell.dating) == (None, None, 5.0, "unsynced")
+    schema = ReportPowerSpell.model_json_schema(by_alias=True)["properties"]
+    assert {"type": "null"} in schema["from"]["anyOf"]
+    assert schema["dating"]["enum"] == ["clock", "boot", "unsynced"]
+    assert "time unknown" in schema["to"]["description"]
