@@ -742,13 +742,23 @@ def _ended(spell: dict[str, Any], detail: Mapping[str, Any], ts: str) -> None:
     spell["clock"] = spell["clock"] or _clock_in(detail)
 
 
+#: The bounds of a ``clock`` a boot could have written: its monotonic time within ten years of
+#: the boot, its boot id no longer than this (the kernel's is 36 characters).
+_MONO_NS_BELOW = 10 * 366 * 86400 * 10**9
+_BOOT_ID_MAX = 64
+
+
 def _clock_in(detail: Mapping[str, Any]) -> tuple[str, int] | None:
-    """A row's ``clock``, ``[boot_id, mono_ns]`` (``PowerWatch._clock``), else None."""
+    """A row's ``clock``, ``[boot_id, mono_ns]`` (``PowerWatch._clock``), else None: also
+    for one no boot could have written (``_MONO_NS_BELOW``, ``_BOOT_ID_MAX``: a restored or
+    hand-edited row), which is read by its stamp as a row without it, never dated by it."""
     found = detail.get("clock")
     if not isinstance(found, list) or len(found) != 2:
         return None
     boot, mono = found
     if not isinstance(boot, str) or not isinstance(mono, int) or isinstance(mono, bool):
+        return None
+    if not 0 <= mono < _MONO_NS_BELOW or not 0 < len(boot) <= _BOOT_ID_MAX:
         return None
     return boot, mono
 

@@ -298,3 +298,24 @@ def test_the_reports_schema_holds_a_spell_whose_time_is_unknown(pi, core, clock)
     assert {"type": "null"} in schema["from"]["anyOf"]
     assert schema["dating"]["enum"] == ["clock", "boot", "unsynced"]
     assert "time unknown" in schema["to"]["description"]
+
+
+@pytest.mark.parametrize(
+    "kept",
+    [["a", 10**22], ["a", -(10**22)], ["a", -1], ["a" * 10_000, 12 * 10**9]],
+    ids=["mono_huge", "mono_hugely_negative", "mono_negative", "boot_id_huge"],
+)
+def test_a_row_whose_clock_is_absurd_reads_as_one_without_it(core, clock, kept):
+    """A start row (a restored backup, a hand-edited file) whose ``clock`` no boot could have
+    written made every day's report and ``/api/v1/stats`` fail (OverflowError dating it): it
+    is read as a row without ``clock``, by its stamp (1970: on no recent day's report)."""
+    clock.set_wall(EPOCH + timedelta(seconds=12))
+    clock.is_synced = False
+    core.store.boot_id = "a"
+    row = {"from": "1970-01-01T00:00:12.000000Z", "word": "0x50005", "clock": kept}
+    core.store.audit("daemon", "pi_power.under_voltage.start", row)
+    _ntp(clock, START)
+    core.store.audit("alice", "roster.handover", {"note": "shift"})  # boot "a" on a set clock
+    core.store.boot_id = "b"
+    core.store.audit("daemon", stats.DAEMON_START, {"last_stop": "unclean"})
+    assert _power(core) == []
