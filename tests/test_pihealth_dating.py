@@ -20,6 +20,7 @@ from guard_support import console_fixtures
 from drivers.pihealth import FakePiSysfs, SysfsPiPower
 from kiosk import stats
 from kiosk.pihealth import COALESCE_S, PowerWatch
+from kiosk.store import EventDraft
 from ui.api import DailyReport, ReportPowerSpell
 from ui.guard.display import report_summary
 
@@ -319,3 +320,39 @@ def test_a_row_whose_clock_is_absurd_reads_as_one_without_it(core, clock, kept):
     core.store.boot_id = "b"
     core.store.audit("daemon", stats.DAEMON_START, {"last_stop": "unclean"})
     assert _power(core) == []
+
+
+def _passage(core) -> None:
+    """A passage decided now: an event, stamped by the store's clock, with no audit row."""
+    core.store.append(EventDraft(direction="in", decision="pass", reasons=("ok",), temp_c=36.6))
+
+
+def test_a_spell_is_dated_by_an_event_of_its_boot_on_a_set_clock(pi, core, clock):
+    """Its boot's only record on a set clock is a passage (``kiosk.dating``'s ``boot_clock``):
+    the spell is dated by it, and lasts until it, the boot's last sign of life."""
+    watch = _boot(pi, core, clock, "a", SAVED)
+    pi.set(UNDER, temp_c=55.0)
+    watch.poll()
+    clock.advance(120)
+    _ntp(clock, START)
+    clock.advance(180)
+    _passage(core)  # 09:03 on the set clock; the Pi dies
+    _boot(pi, core, clock, "b", START + timedelta(minutes=4))
+    assert _power(core) == [
+        ("2026-07-01T08:58:00+08:00", "2026-07-01T09:03:00+08:00", 5.0, "boot"),
+    ]
+
+
+def test_a_spells_boot_last_sign_of_life_may_be_an_event_before_ntp(pi, core, clock):
+    """The boot never had a set clock; its last record is a passage stamped 1970, 5 minutes
+    into the spell: the spell lasted those 5 minutes, not the 0 of its last audit row."""
+    watch = _boot(pi, core, clock, "a", EPOCH)
+    pi.set(UNDER, temp_c=55.0)
+    watch.poll()
+    clock.advance(300)
+    _passage(core)  # still 1970: the Pi dies
+    _boot(pi, core, clock, "b", EPOCH)
+    clock.advance(48)
+    _ntp(clock, START)
+    _alive(core, clock, 60)
+    assert _power(core) == [(None, None, 5.0, "unsynced")]
