@@ -56,6 +56,7 @@ from typing import Any, Protocol
 
 from .auditing import HeldRows
 from .clock import Clock, ClockReading
+from .dating import run_end
 from .logs import FlapLimit
 from .queries import boot_offsets, clock_of, offset_time
 from .store import StoreFault, format_ts, read_boot_id
@@ -814,17 +815,19 @@ def _last_alive(db: Any, since: datetime, before: str) -> datetime:
     return _aware(latest)
 
 
-#: ``_boot_alive_ns``'s reads: the boot's last audit row before the closing one; its last
-#: event stamped unsynchronised (the partial index ``events_unsynced``), and on a set clock
-#: (from its first such, ``boot_clock``, to the next boot's first event). ``:below``: the
-#: closing row's monotonic time if of the same boot (the daemon restarted in it).
+#: ``_boot_alive_ns``'s reads, each a probe however long the log: the boot's last audit row
+#: before ``:bound`` (its rows run unbroken to there: ``_boot_end``); its last event stamped
+#: unsynchronised (the partial index ``events_unsynced``); its last event from its first on a
+#: set clock (``:synced``, ``boot_clock``) to the next boot's first (``:events_end``).
+#: ``:below``: the closing row's monotonic time if of the same boot (the daemon restarted in
+#: it).
 _ALIVE_SQL = (
-    "SELECT max(mono_ns) FROM audit WHERE seq > :after AND seq < :closing AND boot_id = :boot",
+    "SELECT mono_ns FROM audit WHERE seq > :after AND seq < :bound AND boot_id = :boot"
+    " ORDER BY seq DESC LIMIT 1",
     "SELECT max(mono_ns) FROM events"
     " WHERE boot_id = :boot AND clock_synced = 0 AND mono_ns < :below",
-    "SELECT max(e.mono_ns) FROM boot_clock b JOIN events e ON e.seq >= b.seq"
-    " WHERE b.boot_id = :boot AND e.boot_id = :boot AND e.mono_ns < :below AND e.seq < coalesce("
-    "(SELECT min(n.seq) FROM events n WHERE n.seq > b.seq AND n.boot_id != :boot), :end)",
+    "SELECT mono_ns FROM events WHERE seq >= :synced AND seq < :events_end AND boot_id = :boot"
+    " AND mono_ns < :below ORDER BY seq DESC LIMIT 1",
 )
 
 
@@ -832,14 +835,29 @@ def _boot_alive_ns(db: Any, boot: str, after: int, closing: Mapping[str, Any]) -
     """The monotonic time of ``boot``'s last row (audit rows between ``after`` and the row
     ``closing``, events), 0 without one."""
     below = closing["mono_ns"] if closing["boot_id"] == boot else _NO_END
-    params = {"boot": boot, "after": after, "closing": closing["seq"], "below": below}
+    synced = _first_synced_event(db, boot)
+    params = {
+        "boot": boot,
+        "after": after,
+        "bound": min(closing["seq"], _boot_end(db, boot, after)),
+        "below": below,
+        "synced": _NO_END if synced is None else synced,
+        "events_end": _NO_END if synced is None else _run_end(db, "events", boot, synced),
+    }
     found = [0]
     for sql in _ALIVE_SQL:
-        try:
-            found.append(int(db.execute(sql, {**params, "end": _NO_END}).fetchone()[0] or 0))
-        except sqlite3.OperationalError:  # a log of a version before the boots' offsets
-            continue
+        row = db.execute(sql, params).fetchone()
+        found.append(int(row[0] or 0) if row is not None else 0)
     return max(found)
+
+
+def _first_synced_event(db: Any, boot: str) -> int | None:
+    """The ``seq`` of ``boot``'s first event on a set clock (``boot_clock``), else None."""
+    try:
+        row = db.execute("SELECT seq FROM boot_clock WHERE boot_id = ?", [boot]).fetchone()
+    except sqlite3.OperationalError:  # a log of a version before the boots' offsets
+        return None
+    return None if row is None else int(row[0])
 
 
 _NO_END = 2**62
@@ -903,10 +921,14 @@ def _boot_offset(db: Any, boot: str, after: int) -> int | None:
 
 def _boot_end(db: Any, boot: str, after: int) -> int:
     """The ``seq`` of the first audit row after ``after`` of a boot other than ``boot``."""
-    found = db.execute(
-        "SELECT min(seq) FROM audit WHERE seq > ? AND boot_id != ?", [after, boot]
-    ).fetchone()[0]
-    return _NO_END if found is None else int(found)
+    return _run_end(db, "audit", boot, after)
+
+
+def _run_end(db: Any, table: str, boot: str, after: int) -> int:
+    """Where ``boot``'s rows of ``table`` from ``after`` end (``kiosk.dating.run_end``: one
+    probe, an ended boot's end written once), ``_NO_END`` if they go on."""
+    found = run_end(db, table, boot, after)
+    return _NO_END if found is None else found
 
 
 def _next_boot_start(db: Any, boot: str, after: int) -> datetime | None:

@@ -12,13 +12,14 @@ near zero, the wall clock as a Pi without a battery-backed clock boots."""
 from __future__ import annotations
 
 import logging
+import sqlite3
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from guard_support import console_fixtures
 
 from drivers.pihealth import FakePiSysfs, SysfsPiPower
-from kiosk import stats
+from kiosk import dating, stats
 from kiosk.pihealth import COALESCE_S, PowerWatch
 from kiosk.store import EventDraft
 from ui.api import DailyReport, ReportPowerSpell
@@ -356,3 +357,33 @@ def test_a_spells_boot_last_sign_of_life_may_be_an_event_before_ntp(pi, core, cl
     _ntp(clock, START)
     _alive(core, clock, 60)
     assert _power(core) == [(None, None, 5.0, "unsynced")]
+
+
+def test_where_a_boots_rows_end_is_read_from_boot_runs_as_from_the_rows(pi, core, clock):
+    """``boot_runs`` (migration m008) says where each boot's rows begin, so a report finds
+    where an old boot's rows end in one probe rather than reading them all; the report is
+    the same whether the table was written by its trigger, filled by the migration from the
+    rows already there, or is absent (a log of a version before it)."""
+    _browned_out(pi, core, clock, SAVED)
+    _boot(pi, core, clock, "b", START + timedelta(minutes=4))
+    _passage(core)
+    _alive(core, clock, 60)
+    expected = [("2026-07-01T08:58:00+08:00", "2026-07-01T09:03:00+08:00", 5.0, "boot")]
+    assert _power(core) == expected
+    db = sqlite3.connect(core.store.path)
+    try:
+        written = db.execute("SELECT tbl, boot_id FROM boot_runs ORDER BY tbl, seq").fetchall()
+        assert written == [("audit", "a"), ("audit", "b"), ("events", "b")]
+        with db:
+            db.executescript(
+                "DROP TRIGGER audit_boot_runs; DROP TRIGGER events_boot_runs; DROP TABLE boot_runs;"
+            )
+        assert _power(core) == expected  # a log of a version before it: its rows read
+        with db:
+            db.executescript(dating.BOOT_RUNS_SQL)  # the migration, over the rows there
+        assert db.execute("SELECT tbl, boot_id FROM boot_runs ORDER BY tbl, seq").fetchall() == (
+            written
+        )
+    finally:
+        db.close()
+    assert _power(core) == expected
