@@ -203,7 +203,6 @@ class HelperProcessPages:
                 ok, body, count, next_seq, last = self._ask(request)
             except (HelperGone, OSError, ValueError, struct.error) as exc:
                 if isinstance(exc, HelperStopped):
-                    self._stopped()
                     log.debug("export worker stopped; building in-process")
                     break
                 if attempt == 0 and isinstance(exc, HelperGone):
@@ -221,13 +220,15 @@ class HelperProcessPages:
                 log.debug("export worker failed again (%s); building in-process", said)
             HelperProcessPages._failed = said
             break
+        self._stopped()  # however the helper failed it: refused once the stop closed the pages
         from kiosk.export import InProcessPages
 
         return InProcessPages().build(store, after, limit, allowed, ndjson)
 
     def _stopped(self) -> None:
-        """A helper stopped under a page: ``LogClosing`` if the daemon's stop did it (or
-        closed these pages before the page reached it), else the page is built here."""
+        """A page the helper did not build (stopped, failed, gone): ``LogClosing`` if the
+        daemon's stop closed these pages (before the page reached the helper, or under it),
+        else the page is built here."""
         if self._closed:
             from kiosk.store import LogClosing  # loaded by the daemon; not by the helper
 

@@ -689,25 +689,17 @@ class ScenarioDriver:
         about = self._subject(index, manual)
         with _refused(index, "manual"):
             subject = NO_SUBJECT if about is None else self.target.subject(about, manual.decision)
-            self.target.manual(manual, self._way(index, step, manual, subject), subject)
+            self.target.manual(manual, self._way(step, manual, subject), subject)
 
-    def _way(
-        self, index: int, step: Step, manual: ManualSpec, subject: ManualSubject | Literal["none"]
-    ) -> str:
-        """The direction a guard's decision is recorded with: its passage's, as the console
-        records it (a step saying the other way is a ``ScenarioError``); about nobody, the
-        step's (``manual.direction``, else the step's ``direction``), else the default."""
-        key = "manual.direction" if manual.direction else "direction"
-        said = manual.direction or step.direction
-        if not isinstance(subject, ManualSubject) or subject.direction is None:
-            return said or self.default_direction
-        if said not in (None, subject.direction):
-            raise ScenarioError(
-                f"steps[{index}].{key}: {said!r}, but passage {subject.seq} went"
-                f" {subject.direction!r} (a guard's decision about a passage goes its way:"
-                f" leave the direction out, or make it {subject.direction!r})"
-            )
-        return subject.direction
+    def _way(self, step: Step, manual: ManualSpec, subject: ManualSubject | Literal["none"]) -> str:
+        """The direction a guard's decision is recorded with, as the console records it: the
+        one the guard chose (``manual.direction``), else its passage's; about nobody, the
+        step's ``direction``, else the default."""
+        if manual.direction:
+            return manual.direction
+        if isinstance(subject, ManualSubject) and subject.direction is not None:
+            return subject.direction
+        return step.direction or self.default_direction
 
     def decided(self, message: Mapping[str, Any]) -> None:
         """For each ``decision`` message of the bus (as ``visitor_done``): a kiosk passage

@@ -56,6 +56,7 @@ from typing import Any, Protocol
 
 from .auditing import HeldRows
 from .clock import Clock, ClockReading
+from .dating import run_end
 from .logs import FlapLimit
 from .queries import boot_offsets, clock_of, offset_time
 from .store import StoreFault, format_ts, read_boot_id
@@ -678,13 +679,14 @@ _SPELL_ACTIONS = [
     _DAEMON_START,
 ]
 #: The rows of the spells around a day (``_spell_rows``): by their stamps (``audit_ts``), and
-#: a spell's rows stamped before NTP set the clock that keep its ``clock`` (``audit_action``).
+#: every row of a spell begun before NTP set the clock, which keep its ``clock``
+#: (``audit_action``): its start row and its end row, stamped on whichever clock.
 _SPELL_ROWS_SQL = """
 SELECT seq, ts, action, detail, boot_id, mono_ns FROM audit
 WHERE ts >= :since AND ts < :until AND +action IN (SELECT value FROM json_each(:actions))
 UNION
 SELECT seq, ts, action, detail, boot_id, mono_ns FROM audit
-WHERE action IN (SELECT value FROM json_each(:actions)) AND clock_synced = 0 AND ts < :until
+WHERE action IN (SELECT value FROM json_each(:actions))
     AND json_extract(detail, '$.clock') IS NOT NULL
 ORDER BY seq
 """
@@ -692,10 +694,12 @@ ORDER BY seq
 
 def _spell_rows(db: Any, start: str, end: str) -> list[dict[str, Any]]:
     """The rows of the spells around the day ``[start, end)``: those stamped within
-    ``SPELL_LOOKBACK`` of it, and a spell's stamped before NTP set the clock (1970, the saved
-    time of the last shutdown: a stamp that says nothing of the day) that keep its ``clock``
-    (a row of an older version is read by its stamp, as before), in ``seq`` order. A spell
-    of those that no row read ends is over with its boot (``_over_with_its_boot``)."""
+    ``SPELL_LOOKBACK`` of it, and all rows of the spells begun before NTP set the clock
+    (1970, the saved time of the last shutdown: a stamp that says nothing of the day), which
+    keep its ``clock`` (a row of an older version is read by its stamp, as before), whatever
+    their stamps: such a spell's end row, on the set clock, ends it on every day's report,
+    however long its boot ran on. In ``seq`` order. A spell of those that no row read ends
+    is over with its boot (``_over_with_its_boot``)."""
     cursor = db.execute(
         _SPELL_ROWS_SQL,
         {
@@ -739,13 +743,23 @@ def _ended(spell: dict[str, Any], detail: Mapping[str, Any], ts: str) -> None:
     spell["clock"] = spell["clock"] or _clock_in(detail)
 
 
+#: The bounds of a ``clock`` a boot could have written: its monotonic time within ten years of
+#: the boot, its boot id no longer than this (the kernel's is 36 characters).
+_MONO_NS_BELOW = 10 * 366 * 86400 * 10**9
+_BOOT_ID_MAX = 64
+
+
 def _clock_in(detail: Mapping[str, Any]) -> tuple[str, int] | None:
-    """A row's ``clock``, ``[boot_id, mono_ns]`` (``PowerWatch._clock``), else None."""
+    """A row's ``clock``, ``[boot_id, mono_ns]`` (``PowerWatch._clock``), else None: also
+    for one no boot could have written (``_MONO_NS_BELOW``, ``_BOOT_ID_MAX``: a restored or
+    hand-edited row), which is read by its stamp as a row without it, never dated by it."""
     found = detail.get("clock")
     if not isinstance(found, list) or len(found) != 2:
         return None
     boot, mono = found
     if not isinstance(boot, str) or not isinstance(mono, int) or isinstance(mono, bool):
+        return None
+    if not 0 <= mono < _MONO_NS_BELOW or not 0 < len(boot) <= _BOOT_ID_MAX:
         return None
     return boot, mono
 
@@ -801,17 +815,19 @@ def _last_alive(db: Any, since: datetime, before: str) -> datetime:
     return _aware(latest)
 
 
-#: ``_boot_alive_ns``'s reads: the boot's last audit row before the closing one; its last
-#: event stamped unsynchronised (the partial index ``events_unsynced``), and on a set clock
-#: (from its first such, ``boot_clock``, to the next boot's first event). ``:below``: the
-#: closing row's monotonic time if of the same boot (the daemon restarted in it).
+#: ``_boot_alive_ns``'s reads, each a probe however long the log: the boot's last audit row
+#: before ``:bound`` (its rows run unbroken to there: ``_boot_end``); its last event stamped
+#: unsynchronised (the partial index ``events_unsynced``); its last event from its first on a
+#: set clock (``:synced``, ``boot_clock``) to the next boot's first (``:events_end``).
+#: ``:below``: the closing row's monotonic time if of the same boot (the daemon restarted in
+#: it).
 _ALIVE_SQL = (
-    "SELECT max(mono_ns) FROM audit WHERE seq > :after AND seq < :closing AND boot_id = :boot",
+    "SELECT mono_ns FROM audit WHERE seq > :after AND seq < :bound AND boot_id = :boot"
+    " ORDER BY seq DESC LIMIT 1",
     "SELECT max(mono_ns) FROM events"
     " WHERE boot_id = :boot AND clock_synced = 0 AND mono_ns < :below",
-    "SELECT max(e.mono_ns) FROM boot_clock b JOIN events e ON e.seq >= b.seq"
-    " WHERE b.boot_id = :boot AND e.boot_id = :boot AND e.mono_ns < :below AND e.seq < coalesce("
-    "(SELECT min(n.seq) FROM events n WHERE n.seq > b.seq AND n.boot_id != :boot), :end)",
+    "SELECT mono_ns FROM events WHERE seq >= :synced AND seq < :events_end AND boot_id = :boot"
+    " AND mono_ns < :below ORDER BY seq DESC LIMIT 1",
 )
 
 
@@ -819,14 +835,29 @@ def _boot_alive_ns(db: Any, boot: str, after: int, closing: Mapping[str, Any]) -
     """The monotonic time of ``boot``'s last row (audit rows between ``after`` and the row
     ``closing``, events), 0 without one."""
     below = closing["mono_ns"] if closing["boot_id"] == boot else _NO_END
-    params = {"boot": boot, "after": after, "closing": closing["seq"], "below": below}
+    synced = _first_synced_event(db, boot)
+    params = {
+        "boot": boot,
+        "after": after,
+        "bound": min(closing["seq"], _boot_end(db, boot, after)),
+        "below": below,
+        "synced": _NO_END if synced is None else synced,
+        "events_end": _NO_END if synced is None else _run_end(db, "events", boot, synced),
+    }
     found = [0]
     for sql in _ALIVE_SQL:
-        try:
-            found.append(int(db.execute(sql, {**params, "end": _NO_END}).fetchone()[0] or 0))
-        except sqlite3.OperationalError:  # a log of a version before the boots' offsets
-            continue
+        row = db.execute(sql, params).fetchone()
+        found.append(int(row[0] or 0) if row is not None else 0)
     return max(found)
+
+
+def _first_synced_event(db: Any, boot: str) -> int | None:
+    """The ``seq`` of ``boot``'s first event on a set clock (``boot_clock``), else None."""
+    try:
+        row = db.execute("SELECT seq FROM boot_clock WHERE boot_id = ?", [boot]).fetchone()
+    except sqlite3.OperationalError:  # a log of a version before the boots' offsets
+        return None
+    return None if row is None else int(row[0])
 
 
 _NO_END = 2**62
@@ -890,10 +921,14 @@ def _boot_offset(db: Any, boot: str, after: int) -> int | None:
 
 def _boot_end(db: Any, boot: str, after: int) -> int:
     """The ``seq`` of the first audit row after ``after`` of a boot other than ``boot``."""
-    found = db.execute(
-        "SELECT min(seq) FROM audit WHERE seq > ? AND boot_id != ?", [after, boot]
-    ).fetchone()[0]
-    return _NO_END if found is None else int(found)
+    return _run_end(db, "audit", boot, after)
+
+
+def _run_end(db: Any, table: str, boot: str, after: int) -> int:
+    """Where ``boot``'s rows of ``table`` from ``after`` end (``kiosk.dating.run_end``: one
+    probe, an ended boot's end written once), ``_NO_END`` if they go on."""
+    found = run_end(db, table, boot, after)
+    return _NO_END if found is None else found
 
 
 def _next_boot_start(db: Any, boot: str, after: int) -> datetime | None:

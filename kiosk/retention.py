@@ -127,6 +127,7 @@ STORES: Mapping[str, tuple[str, str]] = {
     "meta": ("a log's old single salt", "kiosk.store.shred_salts"),
     "digest_attested": ("", "none: public digests of the purges' own audit rows"),
     "boot_clock": ("", "none: a boot's clock offset"),
+    "boot_runs": ("", "none: where each boot's rows begin"),
     "decision_tally": ("", "none: counts"),
     "daily_aggregates": ("", "none: counts"),
     "list_revocations": ("pass id, reason", "kiosk.lists.purge_revocations"),

@@ -1011,6 +1011,15 @@ def m007_not_opened_rows(db: sqlite_utils.Database) -> None:
     execute_script(db, f"CREATE INDEX events_not_opened ON events(seq) WHERE {NOT_OPENED_ROWS};")
 
 
+@MIGRATIONS()
+def m008_boot_runs(db: sqlite_utils.Database) -> None:
+    """Where each boot's rows begin in ``events`` and ``audit`` (``dating.BOOT_RUNS_SQL``):
+    the daily report's power spells found where an old boot's rows end by reading them all,
+    every boot's at every report (0.6 s at 900,000 audit rows and 300 boots); now one probe
+    a boot. Filled from the rows already there, then by a trigger with each boot's first."""
+    execute_script(db, dating.BOOT_RUNS_SQL)
+
+
 #: The audit action of a retention purge (``kiosk.retention.purge``); its ``detail.cutoff``
 #: is what a purged row is checked against.
 PURGE_ACTION = "retention_purge"

@@ -201,3 +201,20 @@ def test_pages_closed_by_a_stop_are_opened_by_the_next_start(monkeypatch):
         pages.helper()
     pages.open()
     assert pages.helper() is fresh
+
+
+def test_a_page_whose_helper_failed_after_the_stop_closed_the_pages_is_refused(monkeypatch):
+    """Before: a page the helper answered with a failure after the daemon's stop closed the
+    pages (``close``) was built in the daemon's process, reading the log at its close; it is
+    refused as the others are (``LogClosing``)."""
+    monkeypatch.setattr("kiosk.export.InProcessPages", None)  # nothing built here
+    pages = HelperProcessPages()
+
+    def failed(request):
+        pages.close()  # the stop comes while the helper builds the page
+        return False, b"database is locked", 0, 0, 0
+
+    monkeypatch.setattr(pages, "_ask", failed)
+    monkeypatch.setattr(HelperProcessPages, "_failed", None)
+    with pytest.raises(LogClosing):
+        pages.build(types.SimpleNamespace(path="events.db"), 0, 5, frozenset(), False)

@@ -12,14 +12,17 @@ near zero, the wall clock as a Pi without a battery-backed clock boots."""
 from __future__ import annotations
 
 import logging
+import sqlite3
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from guard_support import console_fixtures
 
 from drivers.pihealth import FakePiSysfs, SysfsPiPower
-from kiosk import stats
+from kiosk import dating, stats
 from kiosk.pihealth import COALESCE_S, PowerWatch
+from kiosk.store import EventDraft
+from ui.api import DailyReport, ReportPowerSpell
 from ui.guard.display import report_summary
 
 START = datetime(2026, 7, 1, 1, 0, tzinfo=UTC)  # 09:00 in Shanghai
@@ -230,3 +233,157 @@ def test_a_start_row_of_an_older_version_is_read_by_its_stamp_as_before(core, cl
     _ntp(clock, datetime(2026, 6, 26, 1, 0, tzinfo=UTC))  # days out of 1 July's look-back
     core.store.audit("daemon", stats.DAEMON_START, {"last_stop": "unclean"})
     assert _power(core) == []  # not "not over since 1970"
+
+
+def _sagged_then_set_on_25_june(pi, core, clock) -> None:
+    """Boot "a", stamped 1970: the supply sags, NTP sets the clock on 25 June 09:00, the
+    spell ends on the set clock (its end row keeps its ``clock`` but is stamped 25 June)."""
+    watch = _boot(pi, core, clock, "a", EPOCH)
+    pi.set(UNDER, temp_c=55.0)
+    watch.poll()
+    clock.advance(60)
+    _ntp(clock, datetime(2026, 6, 25, 1, 0, tzinfo=UTC))
+    watch.poll()
+    pi.set(0, temp_c=55.0)
+    clock.advance(COALESCE_S)
+    watch.poll()
+
+
+def _handover(pi, core, clock) -> None:
+    _alive(core, clock, 0)
+
+
+def _daemon_restarted(pi, core, clock) -> None:
+    core.store.audit("daemon", stats.DAEMON_START, {"last_stop": "clean"})
+
+
+def _handover_then_restart(pi, core, clock) -> None:
+    _alive(core, clock, 0)
+    clock.advance(60)
+    _daemon_restarted(pi, core, clock)
+
+
+def _handover_then_next_boot(pi, core, clock) -> None:
+    _alive(core, clock, 0)
+    _boot(pi, core, clock, "b", datetime(2026, 7, 1, 2, 0, tzinfo=UTC))
+    clock.is_synced = True
+
+
+@pytest.mark.parametrize(
+    "then",
+    [_handover, _daemon_restarted, _handover_then_restart, _handover_then_next_boot],
+    ids=["boot_goes_on", "daemon_restarted", "row_then_restart", "next_boot"],
+)
+def test_a_spell_ended_on_the_set_clock_stays_over_when_its_boot_runs_on_for_days(
+    pi, core, clock, then
+):
+    """Its start row, stamped 1970, is read for every day's report; its end row, stamped 25
+    June, was read only within the look-back: every later day read the spell without its end,
+    "not over" (to null) or over at a later restart's last row (8646 minutes)."""
+    _sagged_then_set_on_25_june(pi, core, clock)
+    clock.advance(6 * 86400)  # the same boot, 6 days on: 1 July
+    then(pi, core, clock)
+    assert _power(core) == []
+    assert _power(core, date(2026, 6, 25)) == [
+        ("2026-06-25T08:59:00+08:00", "2026-06-25T09:00:00+08:00", 1.0, "boot"),
+    ]
+
+
+def test_the_reports_schema_holds_a_spell_whose_time_is_unknown(pi, core, clock):
+    """The OpenAPI schema of ``/api/v1/stats`` said a spell's ``from`` was never null and had
+    no ``dating``: a report with an ``unsynced`` spell failed its own model."""
+    test_a_spell_of_a_boot_never_set_has_no_time_only_its_minutes(pi, core, clock)
+    report = stats.daily_report(core.store.reader(), date(2026, 7, 1), "Asia/Shanghai")
+    [spell] = DailyReport.model_validate(report).downtime.power
+    assert (spell.from_, spell.to, spell.minutes, spell.dating) == (None, None, 5.0, "unsynced")
+    schema = ReportPowerSpell.model_json_schema(by_alias=True)["properties"]
+    assert {"type": "null"} in schema["from"]["anyOf"]
+    assert schema["dating"]["enum"] == ["clock", "boot", "unsynced"]
+    assert "time unknown" in schema["to"]["description"]
+
+
+@pytest.mark.parametrize(
+    "kept",
+    [["a", 10**22], ["a", -(10**22)], ["a", -1], ["a" * 10_000, 12 * 10**9]],
+    ids=["mono_huge", "mono_hugely_negative", "mono_negative", "boot_id_huge"],
+)
+def test_a_row_whose_clock_is_absurd_reads_as_one_without_it(core, clock, kept):
+    """A start row (a restored backup, a hand-edited file) whose ``clock`` no boot could have
+    written made every day's report and ``/api/v1/stats`` fail (OverflowError dating it): it
+    is read as a row without ``clock``, by its stamp (1970: on no recent day's report)."""
+    clock.set_wall(EPOCH + timedelta(seconds=12))
+    clock.is_synced = False
+    core.store.boot_id = "a"
+    row = {"from": "1970-01-01T00:00:12.000000Z", "word": "0x50005", "clock": kept}
+    core.store.audit("daemon", "pi_power.under_voltage.start", row)
+    _ntp(clock, START)
+    core.store.audit("alice", "roster.handover", {"note": "shift"})  # boot "a" on a set clock
+    core.store.boot_id = "b"
+    core.store.audit("daemon", stats.DAEMON_START, {"last_stop": "unclean"})
+    assert _power(core) == []
+
+
+def _passage(core) -> None:
+    """A passage decided now: an event, stamped by the store's clock, with no audit row."""
+    core.store.append(EventDraft(direction="in", decision="pass", reasons=("ok",), temp_c=36.6))
+
+
+def test_a_spell_is_dated_by_an_event_of_its_boot_on_a_set_clock(pi, core, clock):
+    """Its boot's only record on a set clock is a passage (``kiosk.dating``'s ``boot_clock``):
+    the spell is dated by it, and lasts until it, the boot's last sign of life."""
+    watch = _boot(pi, core, clock, "a", SAVED)
+    pi.set(UNDER, temp_c=55.0)
+    watch.poll()
+    clock.advance(120)
+    _ntp(clock, START)
+    clock.advance(180)
+    _passage(core)  # 09:03 on the set clock; the Pi dies
+    _boot(pi, core, clock, "b", START + timedelta(minutes=4))
+    assert _power(core) == [
+        ("2026-07-01T08:58:00+08:00", "2026-07-01T09:03:00+08:00", 5.0, "boot"),
+    ]
+
+
+def test_a_spells_boot_last_sign_of_life_may_be_an_event_before_ntp(pi, core, clock):
+    """The boot never had a set clock; its last record is a passage stamped 1970, 5 minutes
+    into the spell: the spell lasted those 5 minutes, not the 0 of its last audit row."""
+    watch = _boot(pi, core, clock, "a", EPOCH)
+    pi.set(UNDER, temp_c=55.0)
+    watch.poll()
+    clock.advance(300)
+    _passage(core)  # still 1970: the Pi dies
+    _boot(pi, core, clock, "b", EPOCH)
+    clock.advance(48)
+    _ntp(clock, START)
+    _alive(core, clock, 60)
+    assert _power(core) == [(None, None, 5.0, "unsynced")]
+
+
+def test_where_a_boots_rows_end_is_read_from_boot_runs_as_from_the_rows(pi, core, clock):
+    """``boot_runs`` (migration m008) says where each boot's rows begin, so a report finds
+    where an old boot's rows end in one probe rather than reading them all; the report is
+    the same whether the table was written by its trigger, filled by the migration from the
+    rows already there, or is absent (a log of a version before it)."""
+    _browned_out(pi, core, clock, SAVED)
+    _boot(pi, core, clock, "b", START + timedelta(minutes=4))
+    _passage(core)
+    _alive(core, clock, 60)
+    expected = [("2026-07-01T08:58:00+08:00", "2026-07-01T09:03:00+08:00", 5.0, "boot")]
+    assert _power(core) == expected
+    db = sqlite3.connect(core.store.path)
+    try:
+        written = db.execute("SELECT tbl, boot_id FROM boot_runs ORDER BY tbl, seq").fetchall()
+        assert written == [("audit", "a"), ("audit", "b"), ("events", "b")]
+        with db:
+            db.executescript(
+                "DROP TRIGGER audit_boot_runs; DROP TRIGGER events_boot_runs; DROP TABLE boot_runs;"
+            )
+        assert _power(core) == expected  # a log of a version before it: its rows read
+        with db:
+            db.executescript(dating.BOOT_RUNS_SQL)  # the migration, over the rows there
+        assert db.execute("SELECT tbl, boot_id FROM boot_runs ORDER BY tbl, seq").fetchall() == (
+            written
+        )
+    finally:
+        db.close()
+    assert _power(core) == expected

@@ -174,22 +174,24 @@ def test_a_guard_step_about_a_passage_goes_the_passages_way():
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    ("guard", "field"),
+    ("guard", "way"),
     [
-        (_guard(5, about="fever", direction="in"), "manual.direction"),
-        ({**_guard(5, about="fever"), "direction": "in"}, "direction"),
+        (_guard(5, about="fever", direction="in"), "in"),
+        ({**_guard(5, about="fever"), "direction": "in"}, "out"),
     ],
+    ids=["manual_direction", "steps_direction"],
 )
-def test_a_guard_step_going_against_its_passages_way_is_a_scenario_error(guard, field):
-    """A guard step saying "in" about a passage that went "out": a scenario error naming the
-    step and the key, never a decision recorded the other way."""
-    scenario = _scenario([FEVER_OUT, guard], config=HOLD, duration_s=6)
-    with pytest.raises(ScenarioError) as raised:
-        replay(scenario)
-    assert str(raised.value) == (
-        f"steps[1].{field}: 'in', but passage 1 went 'out' (a guard's decision about a"
-        " passage goes its way: leave the direction out, or make it 'out')"
-    )
+def test_a_guard_steps_own_direction_wins_as_the_guard_chooses_one_at_the_console(guard, way):
+    """Before: a guard step whose direction was not its passage's was a scenario error, while
+    the console lets the guard choose either way (its direction select, "As the passage"
+    first). As at the console, its ``manual.direction`` wins; without one the decision goes
+    the passage's way, never the step's ``direction``, which is for the step's own pass."""
+    result = replay(_scenario([FEVER_OUT, guard], config=HOLD, duration_s=6))
+    assert result.failures == []
+    assert [(d["kind"], d["direction"]) for d in result.decisions] == [
+        ("passage", "out"),
+        ("manual", way),
+    ]
 
 
 def test_a_guard_step_about_a_visitor_not_decided_yet_is_a_scenario_error():

@@ -302,12 +302,27 @@ class ReportFaultSpell(BaseModel):
 
 class ReportPowerSpell(BaseModel):
     condition: Literal["under_voltage", "throttled"]
-    from_: str = Field(alias="from")
-    to: str | None = Field(
-        description="null: not over; a spell the Pi died in ends at its last sign of life."
+    from_: str | None = Field(
+        alias="from",
+        description="When it began (local, with offset); null: its time unknown (`dating`"
+        " `unsynced`).",
     )
-    minutes: float | None
+    to: str | None = Field(
+        description="null: not over, or its time unknown (`dating` `unsynced`); a spell the Pi"
+        " died in ends at its last sign of life."
+    )
+    minutes: float | None = Field(
+        description="Its length; null: not over. Of a spell whose time is unknown, by its"
+        " boot's monotonic clock."
+    )
     flaps: int = Field(description="How often it came back within the spell.")
+    dating: Literal["clock", "boot", "unsynced"] = Field(
+        "clock",
+        description="How it was dated (added 2026-12-07; a report frozen before: `clock`):"
+        " `clock`, by its rows' stamps; `boot`, begun before NTP set the clock, by its boot's"
+        " set clock; `unsynced`, its boot never had a set clock: `from` and `to` null, its"
+        " time unknown, `minutes` all that is known.",
+    )
 
 
 class ReportDowntime(BaseModel):
