@@ -715,7 +715,7 @@ def _spell_rows(db: Any, start: str, end: str) -> list[dict[str, Any]]:
 def _opened(condition: str, detail: Mapping[str, Any], row: Mapping[str, Any]) -> dict[str, Any]:
     """The spell a start row opens: from its ``from`` (the row's stamp after retention), and
     its first reading's ``clock`` if NTP had not set the clock (``PowerWatch._clock``)."""
-    when = _aware(str(detail.get("from") or row["ts"]))
+    when = _time_in(detail, "from") or _aware(str(row["ts"]))
     return {
         "condition": condition,
         "from": when,
@@ -732,9 +732,9 @@ def _opened(condition: str, detail: Mapping[str, Any], row: Mapping[str, Any]) -
 def _ended(spell: dict[str, Any], detail: Mapping[str, Any], ts: str) -> None:
     """``spell`` as its end row says: dated by ``dated_from`` if it began before NTP set the
     clock and ended after."""
-    dated = detail.get("dated_from")
-    spell["from"] = spell["at"] = _aware(str(dated or spell["from"]))
-    spell["to"] = max(spell["from"], _aware(str(detail.get("to") or ts)))
+    dated = _time_in(detail, "dated_from")
+    spell["from"] = spell["at"] = dated or spell["from"]
+    spell["to"] = max(spell["from"], _time_in(detail, "to") or _aware(ts))
     spell["length"] = spell["to"] - spell["from"]
     spell["dated"] = bool(dated) or spell.get("dated", False)
     spell["dating"] = "boot" if spell["dated"] else "clock"
@@ -774,10 +774,10 @@ def _ending(
     """The open spell an end row ends; None if it ends another, later one (whose start row
     was refused), the open one then over where the Pi died in it."""
     spell = open_.pop(condition, None)
-    since = detail.get("from")
-    if spell is None or not since or _aware(str(since)) <= spell["from"]:
+    since = _time_in(detail, "from")
+    if spell is None or since is None or since <= spell["from"]:
         return spell
-    _died(db, spell, str(since), row)
+    _died(db, spell, str(detail["from"]), row)
     return None
 
 
@@ -962,6 +962,18 @@ def _moved(bound: str, by: timedelta) -> str:
 def _aware(text: str) -> datetime:
     when = datetime.fromisoformat(text.replace("Z", "+00:00"))
     return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
+def _time_in(detail: Mapping[str, Any], key: str) -> datetime | None:
+    """A row's ``from``/``to``/``dated_from`` as a time; None where it is absent or no time
+    (a restored or hand-edited row: read as absent, never a report that fails)."""
+    found = detail.get(key)
+    if not isinstance(found, str) or not found:
+        return None
+    try:
+        return _aware(found)
+    except ValueError:
+        return None
 
 
 def _detail(raw: object) -> dict[str, Any]:

@@ -387,3 +387,26 @@ def test_where_a_boots_rows_end_is_read_from_boot_runs_as_from_the_rows(pi, core
     finally:
         db.close()
     assert _power(core) == expected
+
+
+@pytest.mark.parametrize(
+    ("start", "end"),
+    [
+        ({"from": "not a time"}, {}),
+        ({"from": 42}, {"to": "2026-99-99T00:00:00Z"}),
+        ({}, {"from": "yesterday", "dated_from": "never", "to": ["x"]}),
+    ],
+    ids=["start_from", "end_to", "end_from_dated_from"],
+)
+def test_a_spell_row_whose_times_are_unreadable_is_read_by_its_stamps(core, clock, start, end):
+    """A start or end row (a restored backup, a hand-edited file) whose ``from``, ``to`` or
+    ``dated_from`` is no time made every day's report and ``/api/v1/stats`` fail
+    (ValueError): each such field is read as absent, the row's own stamp standing for it."""
+    clock.set_wall(START + timedelta(minutes=5))
+    row = {"word": "0x50005"} | start
+    core.store.audit("daemon", "pi_power.under_voltage.start", row)
+    clock.advance(120)
+    core.store.audit("daemon", "pi_power.under_voltage.end", {"word": "0x0"} | end)
+    assert _power(core) == [
+        ("2026-07-01T09:05:00+08:00", "2026-07-01T09:07:00+08:00", 2.0, "clock")
+    ]
