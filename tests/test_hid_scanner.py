@@ -788,3 +788,42 @@ def test_a_caps_lock_lost_to_an_overrun_never_flips_the_case_of_later_codes(fake
     finally:
         scanner.stop()
 
+
+def test_a_line_cut_by_an_overrun_then_unplugged_is_refused_once(fake, clock):
+    """The cut line was said at the overrun: an unplug before its end adds no ``unterminated``
+    for the keys read after the drop."""
+    scanner, codes, rejected = _pumped(fake, clock)
+    try:
+        fake.type_text("KP1:AB")
+        fake.overrun()
+        fake.send_events([(EV_SYN, SYN_REPORT, 0)])
+        fake.type_text("CD")
+        scanner.pump(codes.append)
+        fake.unplug()
+        scanner.pump(codes.append)
+        assert scanner.health().state == "fault"
+        assert [(r.reason, r.length) for r in rejected] == [("overrun", 6)]
+    finally:
+        scanner.stop()
+
+
+def test_two_overruns_in_one_line_refuse_it_once(fake, clock):
+    """A line cut twice is one code the person scans again: one ``overrun``, not one per drop;
+    the next line reads."""
+    scanner, codes, rejected = _pumped(fake, clock)
+    try:
+        fake.type_text("KP1:AB")
+        fake.overrun()
+        fake.send_events([(EV_SYN, SYN_REPORT, 0)])
+        fake.type_text("CD")
+        fake.overrun()
+        fake.send_events([(EV_SYN, SYN_REPORT, 0)])
+        fake.type_text("EF")
+        fake.press(KEY_ENTER)
+        fake.scan(OTHER)
+        scanner.pump(codes.append)
+        assert [c.text for c in codes] == [OTHER]
+        assert [(r.reason, r.length) for r in rejected] == [("overrun", 6)]
+        assert scanner.pipeline.stats.rejected == 1
+    finally:
+        scanner.stop()
