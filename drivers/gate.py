@@ -112,6 +112,27 @@ class _Relay:
         #: What ``close`` commands: released where this wiring wants it so with no kiosk.
         self._stopped_open = released_when_stopped(wiring, fail_mode)
         self._stopped_state = "released" if self._stopped_open else "locked"
+        #: ``close`` has run (the kiosk's stop): nothing opens the device again.
+        self._closed = False
+
+    def _after_close(self, open_: bool, *, coil_off_too: bool) -> bool:
+        """Whether this command comes after ``close`` (the stop's lock queued behind a stuck
+        command, ``call_after``); refused then (``GateFault``) unless it switches the coil
+        off and ``coil_off_too``: a stopped kiosk leaves the coil off, and reopening the
+        device to energise it would, for the wirings a stop releases, lock again the gate
+        the stop released (and a foreground ``kiosk run`` left it so)."""
+        if not self._closed:
+            return False
+        if coil_off_too and open_ == self._stopped_open:
+            return True
+        state = "open" if open_ else "locked"
+        raise GateFault(
+            f"{self.name}: closed (the kiosk stopped): not commanded {state}, the coil left off",
+            reason="gate_fault",
+        )
+
+    def _closed_health(self) -> Health:
+        return Health("absent", "closed: the kiosk stopped", self._mono())
 
     def _coil(self, open_: bool) -> bool:
         return coil_energised(open_, self._wiring, self._fail_mode)
@@ -239,8 +260,15 @@ class SerialRelayGate(_Relay):
 
     def set_open(self, open_: bool) -> None:
         with self._lock:
+            # Closed under a stuck command, the board may hold its open: the coil switched
+            # off still goes through, the port let go again.
+            after_close = self._after_close(open_, coil_off_too=True)
             self._wanted = open_
-            self._command(open_)
+            try:
+                self._command(open_)
+            finally:
+                if after_close:
+                    self._drop_port()
 
     def _command(self, open_: bool, *, drain: bool = True) -> None:
         frame = lcus_frame(self._channel, self._coil(open_))
@@ -272,6 +300,8 @@ class SerialRelayGate(_Relay):
         it before the next passage. At start and after a failed lock that is the lock; a
         board replugged while the gate is held open (an evacuation) is opened again: powered
         up off, a strike on NO would stand locked while the screens say go through."""
+        if self._closed:
+            return self._closed_health()
         if self._port.startswith("/") and not os.path.exists(self._port):
             self._node_gone = True
             self._commanded = False
@@ -293,7 +323,9 @@ class SerialRelayGate(_Relay):
         timeout) is not waited for past its write timeout and a margin: the port is closed
         under it, so the kiosk's shutdown does not hang until systemd kills it.
         The board keeps its last command, the lock: where the wiring wants the gate released
-        with no kiosk (``released_when_stopped``) the coil is switched off first."""
+        with no kiosk (``released_when_stopped``) the coil is switched off first. Afterwards only
+        the coil switched off is commanded (``_after_close``)."""
+        self._closed = True
         if not self._lock.acquire(timeout=self._write_timeout_s + 0.5):
             log.warning(
                 "serial relay %s: a command is stuck; closing under it (not %s)",
@@ -491,6 +523,8 @@ class GpioRelayGate(_Relay):
 
     def set_open(self, open_: bool) -> None:
         with self._lock:
+            # ``close`` waited for any command under way and left the coil off: that stands.
+            self._after_close(open_, coil_off_too=False)
             device = self._ensure_device()
             try:
                 device.value = self._coil(open_)
@@ -540,6 +574,8 @@ class GpioRelayGate(_Relay):
     def health(self) -> Health:
         """While idle: a chip gone is a fault at once, a pin not open is tried again (a command
         in progress holds the lock and sets the health itself)."""
+        if self._closed:
+            return self._closed_health()
         if not self._lock.acquire(blocking=False):
             return self._health
         try:
@@ -563,8 +599,9 @@ class GpioRelayGate(_Relay):
         keeps a freed line at its level (``level_kept_after_exit``): neither this close nor
         gpiozero's exit hook resets it, the kernel frees it with the process. Elsewhere the
         pin is closed (an input with no pull) and the journal says, as an error, that only the
-        module's resistor holds it."""
+        module's resistor holds it. Nothing commands it afterwards (``_after_close``)."""
         with self._lock:
+            self._closed = True
             device, self._device = self._device, None
             if device is None:
                 return
