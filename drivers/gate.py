@@ -852,7 +852,8 @@ def lock_at_start(gate: Gate, deadline_s: float) -> bool:
 def release_at_stop(gate: Gate, deadline_s: float) -> bool:
     """``kiosk run --lock-gate`` where the wiring wants the gate released with no kiosk
     (``released_when_stopped``): ``gate`` commanded released (its coil off) under
-    ``deadline_s``, never locked first, the journal saying so. Whether it obeyed."""
+    ``deadline_s``, never locked first, the journal saying so (of a relay: with none, or
+    the fake, there is no coil to speak of). Whether it obeyed."""
     failed = _command_within(gate, True, deadline_s)
     if failed is not None:
         log.error(
@@ -862,7 +863,8 @@ def release_at_stop(gate: Gate, deadline_s: float) -> bool:
             STOPPED_RELEASED,
         )
         return False
-    log.warning("gate: %s commanded released, the coil off: %s", gate.name, STOPPED_RELEASED)
+    if isinstance(gate, _Relay):
+        log.warning("gate: %s commanded released, the coil off: %s", gate.name, STOPPED_RELEASED)
     return True
 
 

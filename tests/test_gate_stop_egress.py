@@ -259,3 +259,19 @@ def test_a_command_after_a_gpio_relays_close_is_refused_and_drives_nothing(
     health = gate.health()
     assert (health.state, health.detail) == ("absent", "closed: the kiosk stopped")
     assert pin.function == "input" and list(pin.states) == states
+
+
+@pytest.mark.parametrize("driver", ["none", "fake"])
+def test_lock_gate_without_a_relay_says_nothing_of_a_coil(tmp_path, capsys, driver):
+    """``driver.type = "none"`` (or the fake) on a wiring a stop releases: there is no coil,
+    and the journal said "gate: none commanded released, the coil off" after every stop."""
+    path = tmp_path / "kiosk.toml"
+    path.write_text(
+        '[site]\nkiosk_id = "gate-1"\n[web]\nport = 0\n'
+        '[gate]\nwiring = "normally_open"\nfail_mode = "fail_safe"\n'
+        f'[gate.driver]\ntype = "{driver}"\n',
+        encoding="utf-8",
+    )
+    assert main(["run", "--config", str(path), "--lock-gate"]) == 0
+    err = capsys.readouterr().err
+    assert "commanded released" not in err and "coil" not in err and RELEASES not in err
