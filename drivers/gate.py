@@ -37,24 +37,24 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from drivers.faultlog import StateLog, describe
 from kiosk.clock import Clock
 from kiosk.config.gate import (
+    FailMode,
     FakeGateConfig,
     GateSection,
     GpioRelayConfig,
     NoGateConfig,
     SerialRelayConfig,
+    Wiring,
+    released_when_stopped,
 )
 from kiosk.deadline import DeviceWorker
 from kiosk.devices import Gate, GateFault, Health, HealthState
 
 log = logging.getLogger(__name__)
-
-Wiring = Literal["normally_open", "normally_closed"]
-FailMode = Literal["fail_secure", "fail_safe"]
 
 _LCUS_HEADER = 0xA0
 
@@ -79,16 +79,6 @@ def coil_energised(open_: bool, wiring: Wiring, fail_mode: FailMode = "fail_secu
 
 #: The journal's word where a stop leaves the gate released (``released_when_stopped``).
 STOPPED_RELEASED = "this wiring releases the gate while the kiosk is stopped: fail-safe egress"
-
-
-def released_when_stopped(wiring: Wiring, fail_mode: FailMode) -> bool:
-    """Whether a stopped kiosk leaves this gate released: where an energised coil holds the
-    lock (a fail-safe maglock on NO, a fail-secure strike on NC), a wiring chosen so that a
-    kiosk that is gone lets people out. The stop (a driver's ``close``, ``kiosk run
-    --lock-gate`` after every stop, a crash's included) leaves the coil off there, as a dead
-    Pi would, instead of holding the gate locked with nobody deciding; every other wiring is
-    left locked, which is the coil off too."""
-    return coil_energised(False, wiring, fail_mode)
 
 
 class _Relay:

@@ -268,7 +268,8 @@ def lock_gate_only(config: KioskConfig, log_level: str) -> int:
     relay lets go of its line still driven where the kernel keeps it
     (``GpioRelayGate.close``), as the daemon's own stop does."""
     from drivers.clocksync import system_clock
-    from drivers.gate import build_gate, release_at_stop, released_when_stopped
+    from drivers.gate import build_gate, release_at_stop
+    from kiosk.config.gate import released_when_stopped
 
     setup_logging(log_level)
     if released_when_stopped(config.gate.wiring, config.gate.fail_mode):
