@@ -42,10 +42,19 @@ class StandbyServer:
     """The standby faces served on the daemon's port while ``standby`` lasts."""
 
     def __init__(
-        self, config: KioskConfig, standby: Standby, notifier: Notifier, *, gate_locked: bool
+        self,
+        config: KioskConfig,
+        standby: Standby,
+        notifier: Notifier,
+        *,
+        gate_obeyed: bool,
+        gate_released: bool = False,
     ) -> None:
         self.standby = standby
-        self.gate_locked = gate_locked
+        #: Whether the relay obeyed the command that leaves it as the standby wants it.
+        self.gate_obeyed = gate_obeyed
+        #: That command released the gate (the coil off where ``released_when_stopped``).
+        self.gate_released = gate_released
         self.notifier = notifier
         app = create_standby_app(standby, config.site.kiosk_id, local=config.web.screen_addresses)
         self._server = build_server(app, config.web)
@@ -69,7 +78,8 @@ class StandbyServer:
     def status(self) -> str:
         """The unit's status line (``systemctl status kiosk``): no personal data."""
         return (
-            f"standing by, not deciding, {gate_words(self.gate_locked)}: {self.standby.reason};"
+            f"standing by, not deciding, {gate_words(self.gate_obeyed, self.gate_released)}:"
+            f" {self.standby.reason};"
             " see docs/operations.md and /api/v1/health"
         )
 
@@ -81,10 +91,17 @@ class StandbyServer:
         await self._watchdog.stop()
 
 
-def gate_words(locked: bool) -> str:
+def gate_words(obeyed: bool, released: bool = False) -> str:
     """What the standby says of the gate: locked only when the relay obeyed the lock at start
-    (``drivers.gate.lock_at_start``); else its state is unknown (the journal has the error)."""
-    if locked:
+    (``drivers.gate.lock_at_start``), released only when it obeyed the standby's release
+    (``released_when_stopped``); else its state is unknown (the journal has the error)."""
+    if released:
+        if obeyed:
+            return (
+                "the gate released (the coil off: this wiring releases it while no kiosk decides)"
+            )
+        return "gate state unknown (the relay could not be commanded released: check the gate)"
+    if obeyed:
         return "the gate locked"
     return "gate state unknown (the relay could not be commanded locked at start: check the gate)"
 
@@ -110,6 +127,7 @@ async def core_or_standby(
     pause: Pause | None = None,
     gate_locked: bool = True,
     relock: Callable[[], bool] | None = None,
+    release: Callable[[], bool] | None = None,
 ) -> Core | None:
     """``build()`` in a thread; while the card keeps the event log from opening
     (``card_failure``), stand by and try again: the core once it opens, None when a stop
@@ -117,7 +135,11 @@ async def core_or_standby(
     Any other failure is raised, as before. ``gate_locked``: whether the relay obeyed the lock
     ``kiosk run`` commanded first; the status and the journal say the gate is locked only then.
     ``relock``: commands it locked again (whether it obeyed), before each try of the log until
-    it obeys: no engine runs meanwhile to do it."""
+    it obeys: no engine runs meanwhile to do it. ``release``: given where the stop releases
+    the gate (``kiosk.config.gate.stop_releases``): a kiosk standing by decides nothing and
+    leaves the coil off, as a stopped one does, so the gate is commanded released once it
+    stands by (whether it obeyed), and again before each try until it obeys, instead of
+    ``relock``; the engine locks it when the log opens and it starts."""
     try:
         return await asyncio.to_thread(build)
     except Exception as exc:
@@ -128,14 +150,20 @@ async def core_or_standby(
     if stopping.is_set():  # a stop asked during the start: nothing to stand up for
         log.error("cannot open the event log, and the daemon is stopping: %s", standby.reason)
         return None
+    if release is not None:  # no kiosk deciding: the coil off
+        gate_locked, relock = await asyncio.to_thread(release), release
     log.error(
         "cannot open the event log: standing by, %s, trying again: %s",
-        gate_words(gate_locked),
+        gate_words(gate_locked, release is not None),
         standby.reason,
         extra={"kind": standby.kind},
     )
     server = StandbyServer(
-        config, standby, notifier or Notifier.from_env(), gate_locked=gate_locked
+        config,
+        standby,
+        notifier or Notifier.from_env(),
+        gate_obeyed=gate_locked,
+        gate_released=release is not None,
     )
     await server.start()
     try:
@@ -157,7 +185,7 @@ async def _try_again(
         await pause(server, RETRY.delay(step))
         if stopping.is_set():
             return None
-        if not server.gate_locked and relock is not None:
+        if not server.gate_obeyed and relock is not None:
             await _relock(server, relock)
         try:
             core = await asyncio.to_thread(build)
@@ -178,8 +206,8 @@ async def _try_again(
 
 
 async def _relock(server: StandbyServer, relock: Callable[[], bool]) -> None:
-    """The relay that refused the lock at start, commanded locked again; once it obeys, the
-    status says the gate is locked (the relay's own line says each failure)."""
+    """The relay that refused the lock at start (or the standby's release), commanded so
+    again; once it obeys, the status says so (the relay's own line says each failure)."""
     if await asyncio.to_thread(relock):
-        server.gate_locked = True
+        server.gate_obeyed = True
         server.notifier.status(server.status())

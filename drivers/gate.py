@@ -37,24 +37,24 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from drivers.faultlog import StateLog, describe
 from kiosk.clock import Clock
 from kiosk.config.gate import (
+    FailMode,
     FakeGateConfig,
     GateSection,
     GpioRelayConfig,
     NoGateConfig,
     SerialRelayConfig,
+    Wiring,
+    released_when_stopped,
 )
 from kiosk.deadline import DeviceWorker
 from kiosk.devices import Gate, GateFault, Health, HealthState
 
 log = logging.getLogger(__name__)
-
-Wiring = Literal["normally_open", "normally_closed"]
-FailMode = Literal["fail_secure", "fail_safe"]
 
 _LCUS_HEADER = 0xA0
 
@@ -81,16 +81,6 @@ def coil_energised(open_: bool, wiring: Wiring, fail_mode: FailMode = "fail_secu
 STOPPED_RELEASED = "this wiring releases the gate while the kiosk is stopped: fail-safe egress"
 
 
-def released_when_stopped(wiring: Wiring, fail_mode: FailMode) -> bool:
-    """Whether a stopped kiosk leaves this gate released: where an energised coil holds the
-    lock (a fail-safe maglock on NO, a fail-secure strike on NC), a wiring chosen so that a
-    kiosk that is gone lets people out. The stop (a driver's ``close``, ``kiosk run
-    --lock-gate`` after every stop, a crash's included) leaves the coil off there, as a dead
-    Pi would, instead of holding the gate locked with nobody deciding; every other wiring is
-    left locked, which is the coil off too."""
-    return coil_energised(False, wiring, fail_mode)
-
-
 class _Relay:
     """What both relay drivers share: the wiring that maps a command to a coil level, one
     lock around the device, and the health of the last command, stamped by the clock."""
@@ -112,6 +102,27 @@ class _Relay:
         #: What ``close`` commands: released where this wiring wants it so with no kiosk.
         self._stopped_open = released_when_stopped(wiring, fail_mode)
         self._stopped_state = "released" if self._stopped_open else "locked"
+        #: ``close`` has run (the kiosk's stop): nothing opens the device again.
+        self._closed = False
+
+    def _after_close(self, open_: bool, *, coil_off_too: bool) -> bool:
+        """Whether this command comes after ``close`` (the stop's lock queued behind a stuck
+        command, ``call_after``); refused then (``GateFault``) unless it switches the coil
+        off and ``coil_off_too``: a stopped kiosk leaves the coil off, and reopening the
+        device to energise it would, for the wirings a stop releases, lock again the gate
+        the stop released (and a foreground ``kiosk run`` left it so)."""
+        if not self._closed:
+            return False
+        if coil_off_too and open_ == self._stopped_open:
+            return True
+        state = "open" if open_ else "locked"
+        raise GateFault(
+            f"{self.name}: closed (the kiosk stopped): not commanded {state}, the coil left off",
+            reason="gate_fault",
+        )
+
+    def _closed_health(self) -> Health:
+        return Health("absent", "closed: the kiosk stopped", self._mono())
 
     def _coil(self, open_: bool) -> bool:
         return coil_energised(open_, self._wiring, self._fail_mode)
@@ -239,8 +250,15 @@ class SerialRelayGate(_Relay):
 
     def set_open(self, open_: bool) -> None:
         with self._lock:
+            # Closed under a stuck command, the board may hold its open: the coil switched
+            # off still goes through, the port let go again.
+            after_close = self._after_close(open_, coil_off_too=True)
             self._wanted = open_
-            self._command(open_)
+            try:
+                self._command(open_)
+            finally:
+                if after_close:
+                    self._drop_port()
 
     def _command(self, open_: bool, *, drain: bool = True) -> None:
         frame = lcus_frame(self._channel, self._coil(open_))
@@ -272,6 +290,8 @@ class SerialRelayGate(_Relay):
         it before the next passage. At start and after a failed lock that is the lock; a
         board replugged while the gate is held open (an evacuation) is opened again: powered
         up off, a strike on NO would stand locked while the screens say go through."""
+        if self._closed:
+            return self._closed_health()
         if self._port.startswith("/") and not os.path.exists(self._port):
             self._node_gone = True
             self._commanded = False
@@ -293,7 +313,9 @@ class SerialRelayGate(_Relay):
         timeout) is not waited for past its write timeout and a margin: the port is closed
         under it, so the kiosk's shutdown does not hang until systemd kills it.
         The board keeps its last command, the lock: where the wiring wants the gate released
-        with no kiosk (``released_when_stopped``) the coil is switched off first."""
+        with no kiosk (``released_when_stopped``) the coil is switched off first. Afterwards only
+        the coil switched off is commanded (``_after_close``)."""
+        self._closed = True
         if not self._lock.acquire(timeout=self._write_timeout_s + 0.5):
             log.warning(
                 "serial relay %s: a command is stuck; closing under it (not %s)",
@@ -491,6 +513,8 @@ class GpioRelayGate(_Relay):
 
     def set_open(self, open_: bool) -> None:
         with self._lock:
+            # ``close`` waited for any command under way and left the coil off: that stands.
+            self._after_close(open_, coil_off_too=False)
             device = self._ensure_device()
             try:
                 device.value = self._coil(open_)
@@ -540,6 +564,8 @@ class GpioRelayGate(_Relay):
     def health(self) -> Health:
         """While idle: a chip gone is a fault at once, a pin not open is tried again (a command
         in progress holds the lock and sets the health itself)."""
+        if self._closed:
+            return self._closed_health()
         if not self._lock.acquire(blocking=False):
             return self._health
         try:
@@ -563,8 +589,9 @@ class GpioRelayGate(_Relay):
         keeps a freed line at its level (``level_kept_after_exit``): neither this close nor
         gpiozero's exit hook resets it, the kernel frees it with the process. Elsewhere the
         pin is closed (an input with no pull) and the journal says, as an error, that only the
-        module's resistor holds it."""
+        module's resistor holds it. Nothing commands it afterwards (``_after_close``)."""
         with self._lock:
+            self._closed = True
             device, self._device = self._device, None
             if device is None:
                 return
@@ -815,7 +842,8 @@ def lock_at_start(gate: Gate, deadline_s: float) -> bool:
 def release_at_stop(gate: Gate, deadline_s: float) -> bool:
     """``kiosk run --lock-gate`` where the wiring wants the gate released with no kiosk
     (``released_when_stopped``): ``gate`` commanded released (its coil off) under
-    ``deadline_s``, never locked first, the journal saying so. Whether it obeyed."""
+    ``deadline_s``, never locked first, the journal saying so (of a relay: with none, or
+    the fake, there is no coil to speak of). Whether it obeyed."""
     failed = _command_within(gate, True, deadline_s)
     if failed is not None:
         log.error(
@@ -825,7 +853,8 @@ def release_at_stop(gate: Gate, deadline_s: float) -> bool:
             STOPPED_RELEASED,
         )
         return False
-    log.warning("gate: %s commanded released, the coil off: %s", gate.name, STOPPED_RELEASED)
+    if isinstance(gate, _Relay):
+        log.warning("gate: %s commanded released, the coil off: %s", gate.name, STOPPED_RELEASED)
     return True
 
 

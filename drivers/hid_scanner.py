@@ -221,10 +221,13 @@ class KeyLineDecoder:
 
     def resync(self, held: Iterable[int]) -> None:
         """The modifiers held are ``held`` (the device's word after lost events: a release
-        lost with them would leave Shift held for every later code)."""
+        lost with them would leave Shift held for every later code), and Caps Lock off as at
+        ``reset``: a toggle the keys held cannot give back, a press lost with them would flip
+        the case of every later code."""
         down = set(held)
         self._shifts = down & _SHIFTS
         self._chords = down & _CHORDS
+        self._caps = False
 
     def key(self, code: int, value: int) -> KeyLine | None:
         """One ``EV_KEY`` event (value 1 press, 0 release, 2 autorepeat); a line at its end."""

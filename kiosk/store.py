@@ -1473,14 +1473,21 @@ class _HeldFiles:
         self._held: dict[tuple[int, int], tuple[list[int], int]] = {}  # fds, logs holding them
 
     def take(self, path: Path) -> tuple[os.stat_result, int]:
-        """A descriptor of the file at ``path`` kept open, and what it says of the file."""
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        st = os.fstat(fd)
-        key = (st.st_dev, st.st_ino)
+        """A descriptor of the file at ``path`` kept open, and what it says of the file: the
+        one already held when another log of the process holds that file (a log opened and
+        closed beside it, over and over, opened one more each time, none closed until the
+        last log of the file closed)."""
+        st = os.stat(path)
         with self._lock:
-            fds, holders = self._held.get(key, ([], 0))
-            fds.append(fd)  # a second log's is closed with the first's: never while in use
-            self._held[key] = (fds, holders + 1)
+            held = self._held.get((st.st_dev, st.st_ino))
+            if held is not None:
+                self._held[(st.st_dev, st.st_ino)] = (held[0], held[1] + 1)
+                return st, held[0][0]
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            st = os.fstat(fd)  # the file opened: another may have been moved to the name
+            fds, holders = self._held.get((st.st_dev, st.st_ino), ([], 0))
+            fds.append(fd)  # one held already (that file, moved here): closed with it
+            self._held[(st.st_dev, st.st_ino)] = (fds, holders + 1)
         return st, fd
 
     def release(self, device: int, inode: int) -> None:

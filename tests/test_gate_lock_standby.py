@@ -53,11 +53,11 @@ def standing_by(tmp_path, monkeypatch):
 
     monkeypatch.setattr(standing, "_pause_until", pause_until)
 
-    def run(pauses: int = 1) -> list[str]:
+    def run(pauses: int = 1, config=None) -> list[str]:
         looks["left"] = pauses
         lock = daemon_cmd.DataDirLock(tmp_path)
         try:
-            assert daemon_cmd._run(argparse.Namespace(), _config(), lock) == 0
+            assert daemon_cmd._run(argparse.Namespace(), config or _config(), lock) == 0
         finally:
             lock.close()
         return statuses
@@ -117,3 +117,57 @@ def test_a_relay_that_answers_again_while_standing_by_is_commanded_locked_then(
     assert "gate state unknown" in first
     assert commands == [False]  # locked once it answered, and only once
     assert "the gate locked" in second and "the gate locked" in third
+
+
+def _egress_config():
+    gate = {"wiring": "normally_open", "fail_mode": "fail_safe"}  # a maglock on NO
+    return parse_config({"site": {"kiosk_id": "gate-1"}, "web": {"port": 0}, "gate": gate})
+
+
+@pytest.mark.parametrize("egress", [False, True])
+def test_a_kiosk_standing_by_leaves_the_coil_off_as_a_stopped_one(
+    standing_by, monkeypatch, caplog, egress
+):
+    """No kiosk deciding, the coil off: a stopped kiosk leaves the gate so, and so does one
+    standing by on a failing card, which decides nothing. For a maglock on NO (a wiring a stop
+    releases) the standby held it locked, the coil energised, for as long as the card failed;
+    it is commanded released once the daemon stands by, the status and the journal say so.
+    Every other wiring stays locked, which is the coil off too."""
+    commands: list[bool] = []
+    command = gate_drivers.FakeGate.set_open
+
+    def set_open(self, open_):
+        commands.append(open_)
+        command(self, open_)
+
+    monkeypatch.setattr(gate_drivers.FakeGate, "set_open", set_open)
+    with caplog.at_level(logging.INFO):
+        (status,) = standing_by(config=_egress_config() if egress else None)
+    line = _standby_lines(caplog)[0]
+    if egress:
+        assert commands == [False, True]  # locked first (the start), released standing by
+        assert status.startswith("standing by, not deciding, the gate released")
+        assert "the gate released" in line and "the gate locked" not in line
+    else:
+        assert commands == [False]
+        assert status.startswith("standing by, not deciding, the gate locked")
+
+
+def test_a_relay_that_refuses_the_release_while_standing_by_is_tried_again(
+    standing_by, monkeypatch
+):
+    answers = {"refused": 2}
+    commands: list[bool] = []
+
+    def set_open(self, open_):
+        if open_ and answers["refused"]:
+            answers["refused"] -= 1
+            raise GateFault("fake gate unplugged")
+        commands.append(open_)
+
+    monkeypatch.setattr(gate_drivers.FakeGate, "set_open", set_open)
+    first, second, third = standing_by(pauses=3, config=_egress_config())
+    assert "gate state unknown" in first and "could not be commanded released" in first
+    assert "gate state unknown" in second
+    assert commands == [False, True]  # released once it answered, and only once
+    assert "the gate released" in third

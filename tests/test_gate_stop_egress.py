@@ -208,3 +208,70 @@ def test_lock_gate_that_cannot_release_is_exit_1_naming_the_gate(tmp_path, monke
     )
     assert main(["run", "--config", str(path), "--lock-gate"]) == 1
     assert "could not be commanded released" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("wiring", "fail_mode"), WIRINGS)
+def test_a_command_after_an_lcus_boards_close_is_refused_and_writes_nothing(wiring, fail_mode):
+    """The stop's lock queued behind a stuck command (``call_after``) can run after
+    ``Devices.close``: it reopened the port and, for a maglock on NO, locked again the gate the
+    stop had released, for as long as the kiosk stayed stopped. A closed relay commands no
+    more but to switch its coil off, and its health (asked while idle, which puts a lost
+    command back) touches nothing."""
+    ports: list[_Port] = []
+
+    def factory(url, **kwargs):
+        ports.append(_Port())
+        return ports[-1]
+
+    gate = SerialRelayGate(
+        "loop://", channel=1, wiring=wiring, fail_mode=fail_mode, serial_factory=factory
+    )
+    gate.set_open(False)
+    gate.close()
+    written = b"".join(port.written for port in ports)
+    energising = not released_when_stopped(wiring, fail_mode)  # the open energises
+    with pytest.raises(gate_drivers.GateFault, match="serial_relay: closed"):
+        gate.set_open(energising)
+    assert b"".join(port.written for port in ports) == written
+    health = gate.health()
+    assert (health.state, health.detail) == ("absent", "closed: the kiosk stopped")
+    # Closed under a stuck open (the board may hold it): the coil switched off goes through.
+    gate.set_open(not energising)
+    assert b"".join(port.written for port in ports) == written + lcus_frame(1, False)
+    assert all(port.closed for port in ports)
+    assert gate.health().state == "absent"
+
+
+@pytest.mark.parametrize(("wiring", "fail_mode"), WIRINGS)
+def test_a_command_after_a_gpio_relays_close_is_refused_and_drives_nothing(
+    tmp_path, pins, wiring, fail_mode
+):
+    """As the LCUS board: after the stop's close the pin is not opened again (at the locked
+    level, the coil on for a maglock on NO) by a late command or by health."""
+    gate = GpioRelayGate(
+        5, wiring=wiring, fail_mode=fail_mode, pin_factory=pins, sys_dir=_sys(tmp_path, "N")
+    )
+    pin = pins.pin(5)
+    gate.close()
+    states = list(pin.states)
+    with pytest.raises(gate_drivers.GateFault, match="gpio_relay: closed"):
+        gate.set_open(False)
+    health = gate.health()
+    assert (health.state, health.detail) == ("absent", "closed: the kiosk stopped")
+    assert pin.function == "input" and list(pin.states) == states
+
+
+@pytest.mark.parametrize("driver", ["none", "fake"])
+def test_lock_gate_without_a_relay_says_nothing_of_a_coil(tmp_path, capsys, driver):
+    """``driver.type = "none"`` (or the fake) on a wiring a stop releases: there is no coil,
+    and the journal said "gate: none commanded released, the coil off" after every stop."""
+    path = tmp_path / "kiosk.toml"
+    path.write_text(
+        '[site]\nkiosk_id = "gate-1"\n[web]\nport = 0\n'
+        '[gate]\nwiring = "normally_open"\nfail_mode = "fail_safe"\n'
+        f'[gate.driver]\ntype = "{driver}"\n',
+        encoding="utf-8",
+    )
+    assert main(["run", "--config", str(path), "--lock-gate"]) == 0
+    err = capsys.readouterr().err
+    assert "commanded released" not in err and "coil" not in err and RELEASES not in err

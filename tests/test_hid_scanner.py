@@ -766,3 +766,64 @@ def test_the_keys_held_are_read_from_the_kernels_bitmap():
 
     assert ioctl_keys_down(7, ioctl=ioctl) == {KEY_LEFTSHIFT, 100, 0x2FF}
     assert calls == [(7, 0x80604518, 96)]  # EVIOCGKEY(96): _IOC(_IOC_READ, 'E', 0x18, 96)
+
+
+def test_a_caps_lock_lost_to_an_overrun_never_flips_the_case_of_later_codes(fake, clock):
+    """Caps Lock is a toggle the keys held (EVIOCGKEY) cannot give back: a press lost in the
+    drop left every later code in the other case (a valid pass denied as forged) until the
+    scanner was plugged again. After lost events Caps Lock is taken as off, as at the open."""
+    scanner, codes, rejected = _pumped(fake, clock, keys_down=lambda fd: frozenset())
+    try:
+        fake.press(KEY_CAPSLOCK)
+        fake.type_text("ab")  # ... its Caps Lock press to turn it off again is lost
+        fake.overrun()
+        fake.send_events([(EV_SYN, SYN_REPORT, 0)])
+        scanner.pump(codes.append)
+        clock.advance(HidScanner.UNTERMINATED_AFTER_NS / 1e9 + 0.1)
+        scanner.pump(codes.append)
+        fake.scan("kp1abc")
+        scanner.pump(codes.append)
+        assert [c.text for c in codes] == ["kp1abc"]
+        assert [r.reason for r in rejected] == ["overrun"]
+    finally:
+        scanner.stop()
+
+
+def test_a_line_cut_by_an_overrun_then_unplugged_is_refused_once(fake, clock):
+    """The cut line was said at the overrun: an unplug before its end adds no ``unterminated``
+    for the keys read after the drop."""
+    scanner, codes, rejected = _pumped(fake, clock)
+    try:
+        fake.type_text("KP1:AB")
+        fake.overrun()
+        fake.send_events([(EV_SYN, SYN_REPORT, 0)])
+        fake.type_text("CD")
+        scanner.pump(codes.append)
+        fake.unplug()
+        scanner.pump(codes.append)
+        assert scanner.health().state == "fault"
+        assert [(r.reason, r.length) for r in rejected] == [("overrun", 6)]
+    finally:
+        scanner.stop()
+
+
+def test_two_overruns_in_one_line_refuse_it_once(fake, clock):
+    """A line cut twice is one code the person scans again: one ``overrun``, not one per drop;
+    the next line reads."""
+    scanner, codes, rejected = _pumped(fake, clock)
+    try:
+        fake.type_text("KP1:AB")
+        fake.overrun()
+        fake.send_events([(EV_SYN, SYN_REPORT, 0)])
+        fake.type_text("CD")
+        fake.overrun()
+        fake.send_events([(EV_SYN, SYN_REPORT, 0)])
+        fake.type_text("EF")
+        fake.press(KEY_ENTER)
+        fake.scan(OTHER)
+        scanner.pump(codes.append)
+        assert [c.text for c in codes] == [OTHER]
+        assert [(r.reason, r.length) for r in rejected] == [("overrun", 6)]
+        assert scanner.pipeline.stats.rejected == 1
+    finally:
+        scanner.stop()

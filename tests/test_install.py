@@ -1144,3 +1144,77 @@ def test_uninstall_purge_deletes_an_event_log_the_config_keeps_elsewhere(checkou
     assert purged.returncode == 0, out
     assert sorted(p.name for p in ssd.iterdir()) == ["photos.tar"], out
     assert not (root / "etc/kiosk").exists()
+
+
+def _watchdog_run(tmp_path: Path, live: str, files: dict[str, str]) -> str:
+    """``watchdog_dropin`` on a booted root (``tmp_path/root``) holding ``files``, systemd's
+    live ``RuntimeWatchdogUSec`` being ``live``: what it did."""
+    root = tmp_path / "root"
+    for name, text in files.items():
+        (root / name.lstrip("/")).parent.mkdir(parents=True, exist_ok=True)
+        (root / name.lstrip("/")).write_text(text)
+    script = (ROOT / "scripts" / "install").read_text()
+    bodies = []
+    for name in ("write_if_changed", "admin_watchdog", "watchdog_dropin"):
+        start = script.index(f"\n{name}() {{") + 1
+        bodies.append(script[start : script.index("\n}\n", start) + 3])
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir(exist_ok=True)
+    (fake_bin / "systemctl").write_text(
+        f'#!/bin/sh\n[ "$1" = show ] && echo "{live}" && exit 0\necho "systemctl $*"\n'
+    )
+    (fake_bin / "systemctl").chmod(0o755)
+    stubs = (
+        f"ROOT={root}\nWATCHDOG_DROPIN={WATCHDOG_DROPIN}\nWATCHDOG_SEC=15s\n"
+        'r() { echo "$ROOT$1"; }\nsystemd_running() { true; }\n'
+        'act() { echo "did: $1"; shift; "$@"; }\nok() { echo "ok: $1"; }\n'
+        'skip() { echo "skip: $1"; }\n'
+    )
+    env = dict(os.environ, PATH=f"{fake_bin}:{os.environ['PATH']}")
+    proc = subprocess.run(
+        ["bash", "-c", stubs + "".join(bodies) + "watchdog_dropin\n"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+OURS = (
+    "# Written by scripts/install: a hung Pi is reset by its hardware watchdog (docs/wiring.md).\n"
+    "[Manager]\nRuntimeWatchdogSec=15s\n"
+)
+
+
+@pytest.mark.parametrize(("live", "reexec"), [("15s", False), ("0", True), ("infinity", True)])
+def test_a_reexec_that_failed_once_is_tried_again_by_the_next_install(tmp_path, live, reexec):
+    """The drop-in written, ``daemon-reexec`` failed: the next install found the file up to
+    date and never re-executed systemd, the hardware watchdog off until a reboot. It is
+    re-executed while systemd's live value differs, and only then."""
+    out = _watchdog_run(tmp_path, live, {WATCHDOG_DROPIN: OURS})
+    assert f"ok: {WATCHDOG_DROPIN} up to date" in out
+    assert ("re-execute systemd" in out) == reexec, out
+
+
+def test_a_new_dropin_reexecutes_systemd(tmp_path):
+    out = _watchdog_run(
+        tmp_path, "0", {"/etc/systemd/system.conf": "[Manager]\n#RuntimeWatchdogSec=off\n"}
+    )
+    assert f"did: write {WATCHDOG_DROPIN}" in out and "re-execute systemd" in out
+    assert (tmp_path / "root" / WATCHDOG_DROPIN.lstrip("/")).read_text() == OURS
+
+
+@pytest.mark.parametrize(
+    "where", ["/etc/systemd/system.conf", "/etc/systemd/system.conf.d/50-site.conf"]
+)
+def test_an_admins_own_runtime_watchdog_is_kept_and_said(tmp_path, where):
+    """An admin who set RuntimeWatchdogSec (system.conf, or a drop-in of their own) keeps it:
+    the install neither writes its drop-in over it nor re-executes systemd, and says so; a
+    drop-in of an earlier install is removed (it would win over theirs)."""
+    files = {where: "[Manager]\nRuntimeWatchdogSec=10s\n", WATCHDOG_DROPIN: OURS}
+    out = _watchdog_run(tmp_path, "10s", files)
+    assert "RuntimeWatchdogSec=10s" in out and where in out and "kept" in out, out
+    assert "re-execute systemd" not in out and "did: write" not in out
+    assert not (tmp_path / "root" / WATCHDOG_DROPIN.lstrip("/")).exists()

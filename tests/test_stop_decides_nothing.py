@@ -305,13 +305,21 @@ def test_a_pass_whose_commit_was_late_at_the_stop_lands_once_with_its_deny_row(t
     assert backlog == [] and late == set()
 
 
+@pytest.mark.parametrize("egress", [False, True])
 def test_a_guards_pass_the_stop_kept_the_gate_locked_for_is_told_so_not_a_relay_fault(
-    alice, core, monkeypatch
+    alice, core, monkeypatch, egress
 ):
     """A guard's pass already being committed as the stop began is on record, but the stop
     keeps the gate locked (``GateHeldShut``): the console said "the relay does not answer ...
     call the technician", sending the technician to a relay that works. It says the checkpoint
-    is stopping and the gate stays locked."""
+    is stopping and the gate stays locked. For the wirings a stop releases (a maglock on NO)
+    it said "keeps the gate locked ... open it by hand" while the stop released it: it says
+    the stop releases it."""
+    if egress:
+        gate = core.config.gate.model_copy(
+            update={"wiring": "normally_open", "fail_mode": "fail_safe"}
+        )
+        monkeypatch.setattr(core, "config", core.config.model_copy(update={"gate": gate}))
     alice.portal.call(core.runner.start)
     runner = core.runner
     real_store = runner.store
@@ -339,6 +347,8 @@ def test_a_guards_pass_the_stop_kept_the_gate_locked_for_is_told_so_not_a_relay_
     assert said["ok"] is True and said["gate_opened"] is False
     assert "stopping" in said["warning"] or "正在停止" in said["warning"], said
     assert "relay" not in said["warning"] and "继电器" not in said["warning"], said
+    says_locked = "locked" in said["warning"] or "锁闭" in said["warning"]
+    assert says_locked is not egress, said
     assert [c.open_ for c in core.devices.gate.commands if c.open_] == []
 
 

@@ -186,3 +186,32 @@ def test_a_guards_decision_sent_once_the_stop_has_locked_the_gate_is_told_503_at
     assert "Traceback" not in said
     assert core.store.last_seq == events and core.store.last_audit_seq == audits
     assert [c.open_ for c in core.devices.gate.commands if c.open_] == []
+
+
+EGRESS = {"wiring": "normally_open", "fail_mode": "fail_safe"}  # a maglock on NO
+
+
+@pytest.mark.parametrize("lang", ["en", "zh-CN"])
+def test_the_screen_of_a_stop_that_releases_the_gate_never_says_it_stays_locked(lang):
+    """For the wirings a stop releases (``released_when_stopped``: a maglock on NO, a strike
+    on NC) the stopping screen said "the gate stays locked: please see the guard" while the
+    stop released it. The words follow the configured wiring; elsewhere they are unchanged."""
+    from kiosk.config.gate import GateSection, stop_releases
+    from ui.views import kiosk_view
+
+    held = {"type": "state", "state": "decided", "prompt": "stopping", "passage": 2}
+    manual = {"type": "decision", "passage": 2, "decision": "manual_pass", "reasons": []}
+    assert stop_releases(GateSection.model_validate(EGRESS))
+    assert not stop_releases(GateSection.model_validate({}))
+    assert not stop_releases(GateSection.model_validate({**EGRESS, "driver": {"type": "none"}}))
+    released = kiosk_view(held, manual, lang, stop_releases=True)["prompt"]
+    locked = kiosk_view(held, manual, lang)["prompt"]
+    assert released != locked and view_stopping(locked) and view_stopping(released)
+    assert ("locked" in locked or "锁闭" in locked) and not (
+        "locked" in released or "锁闭" in released
+    )
+    assert "released" in released or "放开" in released
+
+
+def view_stopping(text: str) -> bool:
+    return "stopping" in text or "正在停止" in text

@@ -103,3 +103,18 @@ def test_a_second_log_of_the_file_closing_leaves_the_first_its_locks(log, clock)
 
     assert _outside_count(log.path) == 2
     assert wal.stat().st_ino == inode
+
+
+def test_logs_of_one_file_share_one_held_descriptor_however_often_opened(log, clock):
+    """Each log opened on the file took a descriptor of its own, none closed until the last
+    log of the file closed: a verb's log opened and closed beside the daemon's, over and
+    over, left one more descriptor each time. The logs of one file share one (docs)."""
+    other = EventLog(log.path, "gate-1", clock, boot_id="boot-b").open()
+    other.close()
+    once = _open_on(log.path)
+    for _ in range(5):
+        other.open()
+        other.close()
+    assert _open_on(log.path) == once
+    log.append(draft())
+    assert _outside_count(log.path) == 1  # the first log keeps its locks all along

@@ -40,6 +40,7 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from fastapi.templating import Jinja2Templates
 
+from kiosk.config.gate import stop_releases
 from kiosk.devices import FrameKeeper
 from kiosk.secrets import get_secret
 from ui import i18n
@@ -374,6 +375,8 @@ class Screen:
     call: str
     #: only a code starts a passage (``engine.order``): measuring again starts with the pass
     code_first: bool
+    #: The kiosk's stop leaves its gate released (``kiosk.config.gate.stop_releases``).
+    stop_releases: bool
     #: What every kiosk screen of this process shows now (a page loaded mid-result shows it).
     tracker: ScreenTracker
     #: The screens of this host (``web.screen_addresses``) with a stream open, and their
@@ -407,6 +410,7 @@ class Screen:
             hours=opening_hours(cfg),
             call=cfg.policy.hours.call,
             code_first=cfg.engine.order == "code_first",
+            stop_releases=stop_releases(cfg.gate),
             tracker=ScreenTracker(current_state(core)),
             beats=Beats(core.clock),
             constants=constants,
@@ -432,6 +436,7 @@ class Screen:
             hours=self.hours,
             call=self.call,
             code_first=self.code_first,
+            stop_releases=self.stop_releases,
         )
         if self.quiet_now():
             view["sound"] = view["speak"] = None  # site.quiet_at_night: shown, not heard

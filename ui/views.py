@@ -357,9 +357,14 @@ def headline(lang: str, kind: str, word_key: str) -> dict[str, str]:
     return {"kind": kind, "word": i18n.t(lang, word_key), "icon": ICONS[kind]}
 
 
-def out_of_order_prompt(prompt_key: str) -> str:
-    """What an out-of-service screen says: the kiosk stopping, else the guard's manual check."""
-    return prompt_key if prompt_key in OUT_OF_ORDER_PROMPTS else "out_of_order"
+def out_of_order_prompt(prompt_key: str, *, stop_releases: bool = False) -> str:
+    """The message key of what an out-of-service screen says: the kiosk stopping (the gate it
+    leaves released where ``stop_releases``: ``kiosk.config.gate.stop_releases``), else the
+    guard's manual check."""
+    if prompt_key not in OUT_OF_ORDER_PROMPTS:
+        return "prompt.out_of_order"
+    released = prompt_key == "stopping" and stop_releases
+    return f"prompt.{prompt_key}_released" if released else f"prompt.{prompt_key}"
 
 
 def _idle_look(phase: str, prompt_key: str) -> str:
@@ -380,15 +385,15 @@ def kiosk_view(
     hours: str | None = None,
     call: str = "",
     code_first: bool = False,
+    stop_releases: bool = False,
 ) -> dict[str, Any]:
     """What the kiosk screen shows for a screen state and the decision being shown (``call``:
     where to call when no guard is on duty, ``policy.hours.call``; ``code_first``: the
-    kiosk's ``engine.order``, what starts a passage).
+    kiosk's ``engine.order``; ``stop_releases``: ``kiosk.config.gate.stop_releases``).
 
     ``look`` is the screen's colour and icon, one per state that must not be confused: idle,
     pass (green), deny (red), remeasure and fault (amber), out_of_service (its own colour, no
-    invitation to scan). Only whitelisted, non-personal fields leave here: the holder's name
-    is masked (``王*英``)."""
+    invitation to scan). Only whitelisted, non-personal fields leave; names masked (``王*英``)."""
     raw = str(state.get("state") or "idle")
     phase = PHASE_OF.get(raw, "idle")
     prompt_key = str(state.get("prompt") or "")
@@ -439,7 +444,7 @@ def kiosk_view(
             view["gate_closes_in_s"] = None  # not open yet, or locked again: no countdown
     elif phase == "out_of_order":
         view["headline"] = headline(lang, "out_of_service", "kiosk.out_of_service")
-        view["prompt"] = i18n.t(lang, f"prompt.{out_of_order_prompt(prompt_key)}")
+        view["prompt"] = i18n.t(lang, out_of_order_prompt(prompt_key, stop_releases=stop_releases))
     else:
         key = f"prompt.{prompt_key}"
         view["prompt"] = i18n.t(lang, key if i18n.has(key) else "prompt.show_pass")

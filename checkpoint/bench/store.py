@@ -20,6 +20,7 @@ ordinary passes through the engine (``checkpoint.replay``). Counts do not depend
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import statistics
@@ -27,6 +28,7 @@ import struct
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -96,7 +98,10 @@ def run(quick: bool) -> dict[str, Any]:
     results: dict[str, dict[str, list[float]]] = {
         mode: {"commit_ms": [], "appends_per_s": []} for mode in ("FULL", "NORMAL")
     }
-    with tempfile.TemporaryDirectory(prefix="kiosk-bench-store-", dir=base) as tmp:
+    with (
+        tempfile.TemporaryDirectory(prefix="kiosk-bench-store-", dir=base) as tmp,
+        held_index(Path(tmp) / f"{configured.lower()}.db") as index,
+    ):
         logs = {
             mode: EventLog(Path(tmp) / f"{mode.lower()}.db", "bench", system_clock(), mode).open()
             for mode in ("FULL", "NORMAL")
@@ -110,7 +115,7 @@ def run(quick: bool) -> dict[str, Any]:
                     commit_ms, per_s = _one_repeat(log, appends)
                     results[mode]["commit_ms"].append(commit_ms)
                     results[mode]["appends_per_s"].append(per_s)
-            wear = _wear(logs[configured], appends=WEAR_APPENDS[0 if quick else 1])
+            wear = _wear(logs[configured], WEAR_APPENDS[0 if quick else 1], index)
             verified = all(log.verify().ok for log in logs.values())
         finally:
             for log in logs.values():
@@ -162,18 +167,51 @@ class _WalIndex:
     page: int
 
     @classmethod
-    def read(cls, shm: Path) -> _WalIndex | None:
-        """None when there is no index to read (not WAL mode, or exclusive locking)."""
-        try:
-            with open(shm, "rb") as handle:
-                head = handle.read(100)
-        except OSError:
-            return None
+    def of(cls, head: bytes) -> _WalIndex | None:
+        """The index's header read; None when short (no index yet)."""
         if len(head) < 100:
             return None
         size, frames = struct.unpack_from("=HI", head, 14)
         (backfilled,) = struct.unpack_from("=I", head, 96)
         return cls(frames, head[32:40], backfilled, 65536 if size == 1 else size)
+
+
+class ShmIndex:
+    """The WAL index (``-shm``) of the database at ``db``, read through one descriptor opened
+    at the first read and held until ``close``, which comes after the log's own close (enter
+    ``held_index`` before opening the log). SQLite's locks on the index are the process's
+    POSIX locks, dropped by closing *any* descriptor of the file: a read by ``open()`` and
+    close while the log was open dropped the log's (its dead-man-switch lock), what
+    docs/event-log.md says is never done."""
+
+    def __init__(self, db: Path) -> None:
+        self.path = db.with_name(db.name + "-shm")
+        self._fd: int | None = None
+
+    def read(self) -> _WalIndex | None:
+        """None when there is no index to read (not WAL mode, or exclusive locking)."""
+        try:
+            if self._fd is None:
+                self._fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+            return _WalIndex.of(os.pread(self._fd, 100, 0))
+        except OSError:
+            return None
+
+    def close(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)
+
+
+@contextlib.contextmanager
+def held_index(db: Path) -> Iterator[ShmIndex]:
+    """A ``ShmIndex`` of ``db`` closed at the end: enter it before the log opens, so that it
+    closes after the log."""
+    index = ShmIndex(db)
+    try:
+        yield index
+    finally:
+        index.close()
 
 
 @dataclass
@@ -198,10 +236,10 @@ class _WalCount:
             self.checkpoints += now.backfilled > last.backfilled
 
 
-def _wear(log: EventLog, appends: int) -> dict[str, Any]:
+def _wear(log: EventLog, appends: int, index: ShmIndex) -> dict[str, Any]:
     """What ``appends`` appends write, per event: counted at the writer thread's syscalls,
-    in the WAL's index and in the writer's statements. A count this system cannot take is
-    null, never a made-up figure."""
+    in the WAL's index (``index``: held past the log's close) and in the writer's
+    statements. A count this system cannot take is null, never a made-up figure."""
     statements: list[str] = []
 
     def trace(db: Any) -> int:
@@ -209,13 +247,12 @@ def _wear(log: EventLog, appends: int) -> dict[str, Any]:
         return threading.get_native_id()
 
     tid = log.submit(trace)
-    shm = log.path.with_name(log.path.name + "-shm")
-    wal = _WalCount(_WalIndex.read(shm))
+    wal = _WalCount(index.read())
     statements.clear()
     before = _writer_io(tid)
     for _ in range(appends):
         log.append(_DRAFT)
-        wal.after_append(_WalIndex.read(shm))
+        wal.after_append(index.read())
     after = _writer_io(tid)
     log.submit(lambda db: db.conn.set_trace_callback(None))
     commits = statements.count("COMMIT")

@@ -268,7 +268,8 @@ def lock_gate_only(config: KioskConfig, log_level: str) -> int:
     relay lets go of its line still driven where the kernel keeps it
     (``GpioRelayGate.close``), as the daemon's own stop does."""
     from drivers.clocksync import system_clock
-    from drivers.gate import build_gate, release_at_stop, released_when_stopped
+    from drivers.gate import build_gate, release_at_stop
+    from kiosk.config.gate import released_when_stopped
 
     setup_logging(log_level)
     if released_when_stopped(config.gate.wiring, config.gate.fail_mode):
@@ -306,8 +307,8 @@ def _run(args: argparse.Namespace, config: KioskConfig, lock: DataDirLock) -> in
     from checkpoint.app import Daemon, build_core, stop_on_signals
     from checkpoint.standby import core_or_standby
     from checkpoint.volume import data_volume, warn_if_volatile
-    from drivers.gate import lock_at_start
-    from kiosk.config.gate import manual_release
+    from drivers.gate import lock_at_start, release_at_stop
+    from kiosk.config.gate import manual_release, stop_releases
 
     async def main() -> int:
         stopping, loop = asyncio.Event(), asyncio.get_running_loop()
@@ -320,9 +321,10 @@ def _run(args: argparse.Namespace, config: KioskConfig, lock: DataDirLock) -> in
         stop_on_signals(ask_stop)  # first: a SIGTERM while starting stops it cleanly
         # Then the relay locked, before the log: a daemon killed mid-pulse left it released.
         gate, locked = await asyncio.to_thread(locked_gate_first, config)
-        release = manual_release(config.gate)
-        if release is not None:  # the one that works for this lock: wiring.md
-            logging.getLogger("checkpoint.run").info(release)
+        manual = manual_release(config.gate)
+        if manual is not None:  # the one that works for this lock: wiring.md
+            logging.getLogger("checkpoint.run").info(manual)
+        deadline_s, releases = config.engine.device_deadline_ms / 1000, stop_releases(config.gate)
         try:
             # A card that keeps the log from opening: standing by until it opens (kiosk.standby).
             core = await core_or_standby(
@@ -330,7 +332,9 @@ def _run(args: argparse.Namespace, config: KioskConfig, lock: DataDirLock) -> in
                 config,
                 stopping,
                 gate_locked=locked,
-                relock=lambda: lock_at_start(gate, config.engine.device_deadline_ms / 1000),
+                relock=lambda: lock_at_start(gate, deadline_s),
+                # Standing by, no kiosk decides: the coil off, as a stopped kiosk leaves it.
+                release=(lambda: release_at_stop(gate, deadline_s)) if releases else None,
             )
         except BaseException:
             close_gate(gate, config)

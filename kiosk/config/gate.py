@@ -40,6 +40,9 @@ class FakeGateConfig(Section):
     type: Literal["fake"] = "fake"
 
 
+Wiring = Literal["normally_open", "normally_closed"]
+FailMode = Literal["fail_secure", "fail_safe"]
+
 GateDriver = Annotated[
     SerialRelayConfig | GpioRelayConfig | NoGateConfig | FakeGateConfig,
     Field(discriminator="type"),
@@ -51,14 +54,30 @@ class GateSection(Section):
     """Which relay to drive."""
     pulse_ms: int = Field(3000, ge=100, le=30000)
     """How long the gate stays released after a pass."""
-    wiring: Literal["normally_open", "normally_closed"] = "normally_open"
+    wiring: Wiring = "normally_open"
     """Relay contact the lock is wired through. With fail_mode it sets the coil level: a
     fail-secure lock on NO and a fail-safe maglock on NC are released while the coil is
     energised; a fail-secure lock on NC and a maglock on NO while it is not."""
-    fail_mode: Literal["fail_secure", "fail_safe"] = "fail_secure"
+    fail_mode: FailMode = "fail_secure"
     """On power loss: fail_secure stays locked (checkpoint default); fail_safe releases (fire-code
     exits). Chosen by the lock, not software, but the driver needs it with wiring to know
     which coil level releases the lock (docs/wiring.md)."""
+
+
+def released_when_stopped(wiring: Wiring, fail_mode: FailMode) -> bool:
+    """Whether a stopped kiosk leaves this gate released: where an energised coil holds the
+    lock (a fail-safe maglock on NO, a fail-secure strike on NC), a wiring chosen so that a
+    kiosk that is gone lets people out. The stop (a driver's ``close``, ``kiosk run
+    --lock-gate`` after every stop, a crash's included) leaves the coil off there, as a dead
+    Pi would, instead of holding the gate locked with nobody deciding; every other wiring is
+    left locked, which is the coil off too (``drivers.gate.coil_energised``)."""
+    return (wiring == "normally_open") != (fail_mode == "fail_secure")
+
+
+def stop_releases(gate: GateSection) -> bool:
+    """Whether this kiosk's stop releases its gate: a relay (or the fake that stands in for
+    one) on a wiring ``released_when_stopped``; without one (``none``) nothing is driven."""
+    return gate.driver.type != "none" and released_when_stopped(gate.wiring, gate.fail_mode)
 
 
 def manual_release(gate: GateSection) -> str | None:

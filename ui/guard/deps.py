@@ -54,6 +54,7 @@ from kiosk.alarms import (
 )
 from kiosk.auditing import Change, HeldRows, audited_write, auditing_request
 from kiosk.clock import ClockReading
+from kiosk.config.gate import stop_releases
 from kiosk.crossing import Outcome
 from kiosk.deadline import Stopped
 from kiosk.devices import GateHeldShut
@@ -170,6 +171,11 @@ class Guard:
     @property
     def fever_c(self) -> float:
         return float(self.cfg.thermometer.thermometry.fever_threshold_c)
+
+    @property
+    def stop_releases(self) -> bool:
+        """The kiosk's stop leaves its gate released (``kiosk.config.gate.stop_releases``)."""
+        return stop_releases(self.cfg.gate)
 
     def lang(self, request: Request) -> i18n.Lang:
         chosen = request.query_params.get("lang") or request.cookies.get("kiosk_lang")
@@ -441,13 +447,16 @@ def done(request: Request, target: str, message: str = "ok.done") -> Response:
 def decided(request: Request, target: str, outcome: Outcome) -> Response:
     """A guard's decision, committed: "done" — unless its gate was commanded open and did not
     open: the relay does not answer (``err.gate_not_opened``), or the checkpoint's stop keeps
-    it locked (``GateHeldShut``: ``err.gate_stopping``, no technician needed). Then it is on
+    it locked (``GateHeldShut``: ``err.gate_stopping``, no technician needed; for a wiring the
+    stop releases, ``err.gate_stopping_released``: it opens no more). Then it is on
     record all the same, and the guard is told to open the gate by hand, never "done" at a
     locked gate."""
     if outcome.gate_opened or not outcome.gate_commanded:
         return done(request, target)
     stopped = isinstance(outcome.gate_fault, GateHeldShut)
     key = "err.gate_stopping" if stopped else "err.gate_not_opened"
+    if stopped and guard(request).stop_releases:
+        key = "err.gate_stopping_released"
     if wants_json(request):
         text = i18n.t(guard(request).lang(request), key)
         return JSONResponse({"ok": True, "gate_opened": False, "warning": text})

@@ -136,7 +136,9 @@ def live_page(request: Request, session: PageSession, g: GuardDep) -> Response:
     lang = g.lang(request)
     recent = dated(g, g.core.store.readable_recent(FEED_ROWS))
     rows = rows_of(g, recent, lang, g.clear(session))
-    state = kiosk_view(current_state(g.core), None, lang, fever_c=g.fever_c)
+    state = kiosk_view(
+        current_state(g.core), None, lang, fever_c=g.fever_c, stop_releases=g.stop_releases
+    )
     last = newest_passage(g, recent)
     return g.render(
         request,
@@ -302,7 +304,13 @@ class FeedStream:
         return [sse("alarms", rows)]
 
     def state(self, tracker: ScreenTracker) -> str:
-        view = kiosk_view(tracker.state, tracker.decision, self.lang, fever_c=self.g.fever_c)
+        view = kiosk_view(
+            tracker.state,
+            tracker.decision,
+            self.lang,
+            fever_c=self.g.fever_c,
+            stop_releases=self.g.stop_releases,
+        )
         return sse("state", view)
 
     async def on_message(self, message: dict[str, Any], tracker: ScreenTracker) -> list[str]:
