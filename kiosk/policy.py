@@ -319,7 +319,7 @@ def _check_pass(
     )
     if observed or "observation" in pass_.flags or lists.under_observation(pass_.household, today):
         flags.append("observation")
-    if observed and cfg.observation_blocks in (direction, "both"):
+    if observed and observation_blocks(cfg, direction):
         reasons.append("under_observation")
     elif observed and cfg.observation_blocks != "none" and not inputs.direction_trusted:
         # As with quarantine: "coming home" said by a screen button, not by the lane, could be
@@ -420,6 +420,13 @@ def quarantine_blocks(cfg: PolicySection, direction: str) -> bool:
     """Whether home quarantine stops a passage in ``direction``: going out always, coming home
     too with ``quarantine_blocks = "both"`` (the gate's rule; the console asks it as well)."""
     return direction == "out" or cfg.quarantine_blocks == "both"
+
+
+def observation_blocks(cfg: PolicySection, direction: str) -> bool:
+    """Whether a returnee's observation stops a passage in ``direction``
+    (``observation_blocks``: ``out`` going out, ``both`` either way, ``none`` never): the
+    gate's rule; the console asks it as well."""
+    return cfg.observation_blocks in (direction, "both")
 
 
 def quota_reached(

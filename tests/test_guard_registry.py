@@ -454,3 +454,140 @@ def test_a_resident_registered_going_out_counts_against_the_quota_and_is_held_by
     report = daily_report(core.store.reader(), today, "Asia/Shanghai", quota)
     exits = report["exits_per_household"]
     assert (exits["households"], exits["exits"], exits["over_quota_households"]) == (1, 2, 1)
+
+
+COMPOUND_MAP = b"building,floor,household\n3,2,3-2-701\n3,4,3-402\n"
+
+
+def _confirm_fields(page: str) -> dict[str, str]:
+    import html
+    import re
+
+    form = page.split('id="confirm-form"', 1)[1].split("</form>", 1)[0]
+    found = re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', form)
+    return {k: html.unescape(v) for k, v in found}
+
+
+def test_a_resident_of_a_dwelling_not_on_the_map_is_asked_about_first(guard_client, guard_core):
+    """A resident of this dwelling ("resident") recorded whatever was typed as the
+    household: 3-2-710 typed for 3-2-701 charged 3-2-710's quota (its residents then denied
+    quota_exceeded) and skipped the real household's quota and observation. With a compound
+    map loaded, a resident's dwelling the map lacks is asked about first; confirmed, it is
+    recorded."""
+    led = guard_core.ledgers
+    led.compound.apply(led.compound.plan_import(COMPOUND_MAP, "map.csv"), "root")
+    csrf = login(guard_client)
+    typo = {"unit": "3-2-710", "resident": "1", "temp_c": "36.5", "direction": "out"}
+    asked = person(guard_client, csrf, **typo)
+    assert asked.status_code == 200 and 'id="confirm-form"' in asked.text
+    assert "3-2-710" in asked.text and nothing_recorded(guard_core)
+    fields = _confirm_fields(asked.text)
+    with decided(guard_client, guard_core):
+        confirmed = guard_client.post(
+            "/guard/register/person", data=fields, headers={"Origin": BASE},
+            follow_redirects=False,
+        )  # fmt: skip
+    assert confirmed.status_code == 303
+    (event,) = guard_core.store.events()
+    assert event["household"] == "3-2-710"
+    # on the map (however typed), or a visitor's host: no question
+    with decided(guard_client, guard_core):
+        mapped = person(guard_client, csrf, **(typo | {"unit": "３－２－７０１"}))
+    assert mapped.status_code == 303
+    with decided(guard_client, guard_core):
+        visitor = person(guard_client, csrf, unit="3-2-710", temp_c="36.5")
+    assert visitor.status_code == 303 and len(guard_core.store.events()) == 3
+
+
+def test_a_resident_confirmed_off_the_map_is_not_asked_again_when_a_hold_draws_the_form(
+    guard_client, guard_core
+):
+    """The confirmation is kept by the form drawn again (a fever, a hold), for that dwelling
+    only: a dwelling typed anew is asked about again."""
+    led = guard_core.ledgers
+    led.compound.apply(led.compound.plan_import(COMPOUND_MAP, "map.csv"), "root")
+    csrf = login(guard_client)
+    typo = {"unit": "3-2-710", "resident": "1", "temp_c": "39.5", "direction": "out"}
+    fields = _confirm_fields(person(guard_client, csrf, **typo).text)
+    fever = guard_client.post(
+        "/guard/register/person", data=fields, headers={"Origin": BASE}, follow_redirects=False
+    )
+    assert fever.status_code == 400 and 'id="person-record-deny"' in fever.text
+    form = fever.text.split('id="person-form"', 1)[1].split("</form>", 1)[0]
+    assert 'name="off_map" value="3-2-710"' in form
+    with decided(guard_client, guard_core):
+        again = person(guard_client, csrf, **(typo | {"temp_c": "36.5"}), off_map="3-2-710")
+    assert again.status_code == 303 and guard_core.store.events()[-1]["household"] == "3-2-710"
+    other = person(guard_client, csrf, **(typo | {"unit": "3-2-711"}), off_map="3-2-710")
+    assert other.status_code == 200 and 'id="confirm-form"' in other.text
+
+
+@pytest.mark.parametrize(("blocks", "held"), [("both", True), ("out", False)])
+def test_an_observed_resident_coming_in_is_held_where_the_gate_denies_it(
+    data_dir, clock, monkeypatch, blocks, held
+):
+    """The console held an observed resident going out only, while the gate denies one
+    coming in too when ``observation_blocks`` is "both": the console asks the gate's rule."""
+    from guard_support import close_core, make_core
+
+    from kiosk.config import KioskConfig
+
+    config = KioskConfig.model_validate({"policy": {"observation_blocks": blocks}})
+    core = make_core(data_dir, clock, monkeypatch, config)
+    try:
+        today = clock.now().astimezone(ZoneInfo("Asia/Shanghai")).date()
+        core.ledgers.observation.register(
+            name="李雷", household="5-101", phone="", origin="武汉", date_back=today,
+            actor="root",
+        )  # fmt: skip
+        with TestClient(make_app(core), base_url=BASE) as client:
+            csrf = login(client)
+            came = {"name": "李雷", "unit": "5-101", "resident": "1", "reason": "回家",
+                    "temp_c": "36.5", "direction": "in", "decision": "pass"}  # fmt: skip
+            if held:
+                answer = post(client, "/guard/register/person", csrf, **came)
+                assert answer.status_code == 400
+                assert 'id="person-confirm-observation"' in answer.text
+            else:
+                with decided(client, core):
+                    answer = post(client, "/guard/register/person", csrf, **came)
+                assert answer.status_code == 303
+    finally:
+        close_core(core)
+
+
+def test_a_resident_coming_in_is_not_held_by_the_quota(data_dir, clock, quota_core):
+    """The quota counts outings: a resident of a household whose quota is used up comes
+    home without a question."""
+    core = quota_core
+    with TestClient(make_app(core), base_url=BASE) as client:
+        csrf = login(client)
+        out = OUT | {"unit": "3-402", "decision": "pass", "resident": "1"}
+        with decided(client, core):
+            assert post(client, "/guard/register/person", csrf, **out).status_code == 303
+        with decided(client, core):
+            home = post(client, "/guard/register/person", csrf, **(out | {"direction": "in"}))
+        assert home.status_code == 303
+
+
+def test_the_hold_asked_is_the_one_the_button_confirms(data_dir, clock, quota_core):
+    """A form that confirmed a later hold (observation) and is then held by an earlier one
+    (the quota, reached meanwhile): the button confirms the one asked, and the quota is not
+    sent as confirmed behind the guard's back."""
+    core = quota_core
+    today = clock.now().astimezone(ZoneInfo("Asia/Shanghai")).date()
+    core.ledgers.observation.register(
+        name="李雷", household="3-402", phone="", origin="武汉", date_back=today, actor="root",
+    )  # fmt: skip
+    with TestClient(make_app(core), base_url=BASE) as client:
+        csrf = login(client)
+        out = OUT | {"unit": "3-402", "decision": "pass", "resident": "1"}
+        with decided(client, core):  # the household's one outing: the quota is used up
+            assert post(client, "/guard/register/person", csrf, **out).status_code == 303
+        held = post(client, "/guard/register/person", csrf, **(out | {
+            "name": "李雷", "confirm_observation": "1", "observation_reason": "就医"}))  # fmt: skip
+        assert held.status_code == 400
+        form = held.text.split('id="person-form"', 1)[1].split("</form>", 1)[0]
+        assert 'id="person-confirm-quota"' in form
+        assert 'type="hidden" name="confirm_quota"' not in form
+        assert 'type="hidden" name="confirm_observation"' in form

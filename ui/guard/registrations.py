@@ -15,6 +15,8 @@ decision through the engine, so the rules on it (no pass with a fever) are the e
 * "A resident of this dwelling" (``resident``): the person lives at ``unit`` (the field is
   otherwise the dwelling a visitor visits); the event carries it as its ``household``, so
   the outing counts against the household's quota and in the day's exits per household.
+  With a compound map loaded, a resident's dwelling the map lacks is asked about first
+  (``off_map``: ``3-2-710`` typed for ``3-2-701`` would charge another household's quota).
 * A pass out for a member (``unit``) or a car (the plate's household) of a household in home
   quarantine, in a direction quarantine blocks (``kiosk.policy.quarantine_blocks``), comes
   back with the warning until the guard confirms it with a reason (``quarantine_reason``,
@@ -43,9 +45,10 @@ from kiosk import queries
 from kiosk.community import CommunityError
 from kiosk.compound import quarantined
 from kiosk.lists import same_text
-from kiosk.policy import quarantine_blocks, quota_reached
+from kiosk.policy import observation_blocks, quarantine_blocks, quota_reached
 from kiosk.store import ReadFailure, StoreFault
 from kiosk.vehicles import VehicleList
+from ui import i18n
 from ui.auth import Session
 from ui.guard.community.common import Refused, drawn_again
 from ui.guard.deps import (
@@ -61,6 +64,7 @@ from ui.guard.deps import (
 )
 from ui.guard.display import feed_row, vehicle_text, visitor_row
 from ui.guard.forms import BadInput, choice, clean, direction_of, directions, needed, whole
+from ui.guard.lists import confirm_first
 from ui.views import unreadable_words
 
 router = room("/guard/register")
@@ -70,7 +74,7 @@ REGISTRATION_KINDS = ("registration", "vehicle")
 MAX_PASSENGERS = 12
 #: Person fields the form of a person takes back after a refusal.
 PERSON_FIELDS = (
-    "name", "phone", "id_number", "unit", "resident", "reason", "temp_c", "copy_from"
+    "name", "phone", "id_number", "unit", "resident", "reason", "temp_c", "copy_from", "off_map"
 )  # fmt: skip
 #: What holds a registration's pass until the guard confirms it with a reason (``holds_on``),
 #: in the order they are asked: each its form's ``confirm_<hold>`` and ``<hold>_reason``, its
@@ -118,19 +122,21 @@ def household_quarantined(g: Guard, household: str | None) -> bool:
 def holds_on(g: Guard, household: str | None, direction: str, resident: str | None) -> list[str]:
     """What holds a pass (``HOLDS``) for ``household`` in ``direction``: its home quarantine,
     where quarantine blocks the direction; and for ``resident`` (the name of a resident of it
-    registered by hand) going out, the household's outing quota used up (the gate's own rule,
-    ``kiosk.policy.quota_reached``, on its passage history) and the person's observation as
-    a returnee, where observation keeps people in (``policy.observation_blocks``)."""
+    registered by hand): going out, the household's outing quota used up (the gate's own rule,
+    ``kiosk.policy.quota_reached``, on its passage history); and the person's observation as
+    a returnee, in a direction the gate denies them (``kiosk.policy.observation_blocks``)."""
     policy, holds = g.cfg.policy, []
     if quarantine_blocks(policy, direction) and household_quarantined(g, household):
         holds.append("quarantine")
-    if resident is None or household is None or direction != "out":
+    if resident is None or household is None:
         return holds
     now = g.core.clock.now()
-    if quota_reached(policy.quota, g.core.history, household, "resident", now, tz=g.tz):
+    going_out = direction == "out"  # the quota counts outings only
+    if going_out and quota_reached(policy.quota, g.core.history, household, "resident", now,
+                                   tz=g.tz):  # fmt: skip
         holds.append("quota")
     observed = g.core.ledgers.observation.current.observing(household, resident, g.today())
-    if observed and policy.observation_blocks in ("out", "both"):
+    if observed and observation_blocks(policy, direction):
         holds.append("observation")
     return holds
 
@@ -358,9 +364,31 @@ async def register_person(request: Request, session: ActionSession, g: GuardDep)
         if person["phone"] and not any(ch.isdigit() for ch in str(person["phone"])):
             raise BadInput("err.phone")
         temp_c = needed(form.get("temp_c"), "reg.temp", *plausible(g))
+        asked = await off_map(request, g, session, form, person)
+        if asked is not None:
+            return asked
         return await register(request, g, session, form, "registration", person, temp_c)
     except BadInput as exc:
         return await refused(request, g, session, form, exc)
+
+
+async def off_map(
+    request: Request, g: Guard, session: Session, form: FormData, person: dict[str, Any]
+) -> Response | None:
+    """A resident's dwelling the compound map (when one is loaded) lacks is likely a typo
+    (``3-2-710`` for ``3-2-701``: the outing would be charged to 3-2-710's quota, and the real
+    household's quota and observation go unasked): asked first (``confirm_first``), unless
+    the form says it was confirmed for this dwelling (``off_map``, sent by the confirmation
+    and kept as the form is drawn again after a fever or a hold). None: nothing to ask."""
+    unit = str(person["unit"])
+    if not person.get("resident") or same_text(str(form.get("off_map") or "")) == same_text(unit):
+        return None
+    if not await asyncio.to_thread(g.core.ledgers.compound.lacking, [unit]):
+        return None
+    text = i18n.t(g.lang(request), "confirm.resident_off_map", household=unit)
+    sent = [(k, v) for k, v in form.multi_items() if k != "off_map"]
+    asked = FormData([*sent, ("off_map", unit)])
+    return confirm_first(request, g, session, "/guard/register/person", asked, text)
 
 
 def occupants_of(form: FormData, g: Guard) -> tuple[dict[str, Any], list[tuple[str, float]]]:
