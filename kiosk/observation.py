@@ -557,9 +557,12 @@ class ObservationLedger:
     def _corrected(
         self, before: Person, name: str, household: str, date_back: date | str, until: date | str
     ) -> dict[str, str]:
-        """A correction's values, checked as a registration's are."""
+        """A correction's values, checked as a registration's are; the day back's limits
+        (``_check_back``) only when it changes: one left as it was is no new typing, and a
+        60-day observation is corrected after its 30th day too."""
         back, last = _as_date("date_back", date_back), _as_date("until", until)
-        self._check_back(back, ClockReading.take(self._clock))
+        if back != before.date_back:
+            self._check_back(back, ClockReading.take(self._clock))
         if last < back:
             raise CommunityError("until: before the day back")
         if (last - back).days + 1 > MAX_DAYS:

@@ -473,3 +473,38 @@ def test_a_forgotten_returnee_cannot_be_corrected_nor_keeps_a_correction(ledger,
     with pytest.raises(CommunityError, match=f"person {person.id} was forgotten"):
         ledger.correct(person.id, name="x", household="y", date_back=BACK, until=BACK,
                        actor="m")  # fmt: skip
+
+
+def test_a_long_observation_is_corrected_after_its_30th_day(ledger, log, clock):
+    """The 30-day limit on the day back was applied to a day back left as it was: a 60-day
+    observation could not be corrected (its household, its last day) after day 30. It
+    applies when the day back changes only."""
+    person = register(ledger, household="3-2-710", days=60)
+    clock.advance(40 * 86400)  # day 41 of 60
+    fixed = ledger.correct(
+        person.id, name=person.name, household="3-2-701", date_back=BACK,
+        until=person.observation_until, actor="manager",
+    )  # fmt: skip
+    assert (fixed.household, fixed.date_back) == ("3-2-701", BACK)
+    with pytest.raises(CommunityError, match="date_back: more than 30 days ago"):
+        ledger.correct(
+            person.id, name=person.name, household="3-2-701", date_back=date(2026, 2, 11),
+            until=person.observation_until, actor="manager",
+        )  # fmt: skip
+
+
+def test_a_correction_over_another_made_meanwhile_changes_nothing(ledger, log, monkeypatch):
+    """Two managers correcting the same record: the second, checked against what its page
+    read, is refused on the writer and the first stands."""
+    person = register(ledger, household="3-2-710")
+    read = ledger.person
+    # the second manager's correction read the record before the first one's was written
+    monkeypatch.setattr(ledger, "person", lambda pid: person)
+    ledger.correct(person.id, name=person.name, household="3-2-701", date_back=BACK,
+                   until=person.observation_until, actor="m1")  # fmt: skip
+    with pytest.raises(CommunityError, match="changed meanwhile"):
+        ledger.correct(person.id, name=person.name, household="3-2-702", date_back=BACK,
+                       until=person.observation_until, actor="m2")  # fmt: skip
+    monkeypatch.setattr(ledger, "person", read)
+    assert ledger.person(person.id).household == "3-2-701"
+    assert len(ledger.corrections(person.id)) == 1
