@@ -49,6 +49,7 @@ from kiosk.bus import EventBus
 from kiosk.clock import ClockReading
 from kiosk.config.compound import CompoundSection, PeerSource
 from kiosk.core import Core
+from kiosk.days import FIRST_DAY, LAST_DAY
 from kiosk.deadline import LogUses, Stopped
 from kiosk.history import COUNTED_DECISIONS
 from kiosk.logs import FlapLimit, RepeatedFailure
@@ -168,6 +169,9 @@ class PeerState:
     #: some are, the peer is ``held`` (not ``ok``), since ``held_mono_ns`` (this boot's).
     held_back: int = 0
     held_mono_ns: int | None = None
+    #: Its quarantine entries its last answer carried with a day outside the days a guard may
+    #: type (``kiosk.peers.CheckedPage.quarantine_refused``): skipped, not in force here.
+    quarantine_refused: int = 0
     fetched: int = 0
     #: Its clock less this gate's at the last answer; ``None``: its answers do not say.
     skew: timedelta | None = None
@@ -394,6 +398,7 @@ class PeerSync:
                 state.rows_refused += page.refused
                 state.rows_redated += page.redated
                 self._held(state, page.held_back)
+                self._quarantine_refused(state, page)
                 state.fetched += len(new)
                 self._skewed(state, page.skew, bool(page.redated))
             if page.refused:  # counted, never quoted: a household is personal data
@@ -608,6 +613,24 @@ class PeerSync:
             state.held_mono_ns = None
             log.info("compound: peer %s's passages are all counted here again", state.kiosk_id)
         state.held_back = held_back
+
+    def _quarantine_refused(self, state: PeerState, page: CheckedPage) -> None:
+        """Keep how many of the peer's quarantine entries its answer carried with a day
+        outside the days a guard may type (skipped); logged, by count, when it changes."""
+        if page.quarantine is None or page.quarantine_refused == state.quarantine_refused:
+            return
+        if page.quarantine_refused:
+            log.warning(
+                "compound: %d of peer %s's quarantine entries skipped: a day outside %s..%s"
+                " (a year typed wrong there); lift and add them again at that gate",
+                page.quarantine_refused,
+                state.kiosk_id,
+                FIRST_DAY,
+                LAST_DAY,
+            )
+        else:
+            log.info("compound: peer %s's quarantine entries are all in force here", state.kiosk_id)
+        state.quarantine_refused = page.quarantine_refused
 
     def _forged(self, state: PeerState, *, unsigned: bool = False) -> None:
         """An answer refused as forged (or ``unsigned``: no signature at all): counted, and
@@ -861,7 +884,9 @@ class PeerSync:
         ``held_back`` of its passages with it, stamped ahead of this gate's clock not set, since
         ``stale_since``), ``last_success``, ``rows_held``,
         ``last_error``, rows dropped as stamped ahead of this clock, rows refused for a
-        character nobody sees in a household or pass id (``rows_refused``), answers refused as
+        character nobody sees in a household or pass id (``rows_refused``), its quarantine
+        entries its last answer carried with a day outside the days a guard may type
+        (``quarantine_refused``: skipped), answers refused as
         ``forged`` and as ``unsigned`` since the start, and the pokes with this gate's news it
         took (``told``) or not (``tell_failed``)."""
         reading = ClockReading.take(self.core.clock)
@@ -891,6 +916,7 @@ class PeerSync:
                         "last_error": state.last_error,
                         "ahead_dropped": state.ahead_dropped,
                         "rows_refused": state.rows_refused,
+                        "quarantine_refused": state.quarantine_refused,
                         "rows_redated": state.rows_redated,
                         "held_back": state.held_back,
                         "clock_skew_s": _seconds(state.skew),

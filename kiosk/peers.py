@@ -65,6 +65,7 @@ from sqlite_utils import Database
 
 from .clock import ClockReading
 from .config.policy import QuotaConfig
+from .days import FIRST_DAY, LAST_DAY
 from .files import streamed_rows
 from .history import COUNTED_DECISIONS, QUOTA_EXEMPT
 from .lists import same_text
@@ -341,6 +342,10 @@ class CheckedPage:
     #: The seqs of the peer's passes its gate did not open for (``not_opened``), named by its
     #: rows after the cursor; ``None``: its page did not say (a gate on a release before it).
     not_opened: tuple[int, ...] | None = None
+    #: The peer's quarantine entries skipped for a day outside the days a guard may type
+    #: (``kiosk.days``: ``9999-12-31``, a year typed wrong at a gate on an earlier release,
+    #: would confine them here for good); the rest of its page is kept.
+    quarantine_refused: int = 0
 
 
 # --- the serving side -------------------------------------------------------------------------
@@ -789,10 +794,10 @@ def check_page(
         raise PeerPageError(f"next is {nxt}, outside {previous}..{max(last, previous)}")
     nxt = nxt if held is None else held  # held_back is 0 when nothing is held
     revocations = _revocations(page.get("revocations"), kiosk_id)
-    quarantine = _quarantine(page.get("quarantine"), kiosk_id)
+    quarantine, outside = _quarantine(page.get("quarantine"), kiosk_id)
     return CheckedPage(
         rows, nxt, last, ahead, skew, said, said_origin, held_back, refused, redated, revocations,
-        quarantine, None if failed is None else tuple(sorted(failed)),
+        quarantine, None if failed is None else tuple(sorted(failed)), outside,
     )  # fmt: skip
 
 
@@ -819,18 +824,20 @@ def _not_opened(raw: object) -> frozenset[int] | None:
     return frozenset(_seq(item, "a not_opened seq") for item in raw)
 
 
-def _quarantine(raw: object, kiosk_id: str) -> tuple[PeerQuarantine, ...] | None:
+def _quarantine(raw: object, kiosk_id: str) -> tuple[tuple[PeerQuarantine, ...] | None, int]:
     """A page's ``quarantine`` judged (``PeerPageError``: the page is refused whole): at most
     ``MAX_PAGE_QUARANTINE`` entries, each numbered once, its household and person readable
     text within bounds, its days calendar dates in order; ``None`` when the page says none
-    (a peer on an earlier release)."""
+    (a peer on an earlier release). With how many entries were skipped for a day outside
+    ``FIRST_DAY``..``LAST_DAY`` (never the whole page: its passages keep syncing)."""
     if raw is None:
-        return None
+        return None, 0
     if not isinstance(raw, list) or len(raw) > MAX_PAGE_QUARANTINE:
         raise PeerPageError(
             f"quarantine is not a list of at most {MAX_PAGE_QUARANTINE} ({_shown(raw)})"
         )
     out: dict[int, PeerQuarantine] = {}
+    outside = 0
     for item in raw:
         if not isinstance(item, dict) or not item.keys() <= _QUARANTINE_KEYS:
             raise PeerPageError(
@@ -847,12 +854,15 @@ def _quarantine(raw: object, kiosk_id: str) -> tuple[PeerQuarantine, ...] | None
         start, end = _day(item.get("from")), _day(item.get("until"))
         if end < start:
             raise PeerPageError(f"quarantine entry {entry_id} ends before it starts")
+        if not FIRST_DAY <= start <= end <= LAST_DAY:
+            outside += 1  # skipped, counted: never in force here for good
+            continue
         actor = _text(item, "actor", MAX_ACTOR)
         out[entry_id] = PeerQuarantine(
             kiosk_id, entry_id, household, holder, start.isoformat(), end.isoformat(),
             None if actor is None or unseen(actor) else actor,
         )  # fmt: skip
-    return tuple(out.values())
+    return tuple(out.values()), outside
 
 
 def _day(value: object) -> date:

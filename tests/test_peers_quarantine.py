@@ -111,3 +111,50 @@ def test_the_south_guard_sees_the_household_quarantined_at_north(tmp_path, clock
         assert "7-702" in shown and "gate-north" in shown and "2026-03-14" in shown
     finally:
         south.close()
+
+
+@pytest.mark.parametrize(
+    "days",
+    [{"from": "0001-01-01", "until": "9999-12-31"}, {"until": "9999-12-31"},
+     {"from": "1999-12-31"}, {"until": "3000-01-01"}],
+)  # fmt: skip
+def test_a_peers_quarantine_outside_the_days_is_skipped_and_counted_the_page_kept(days):
+    """A peer's quarantine 0001-01-01..9999-12-31 (a year typed wrong at a gate on an earlier
+    release) was taken and enforced here for good. Each entry's days are held to the days a
+    guard may type (``kiosk.days``): one outside is skipped and counted, the rest of the page
+    (its passages, its other entries) kept."""
+    from datetime import UTC, datetime
+
+    from test_compound_gates import row
+
+    raw = base_page([ENTRY | {"id": 1} | days, ENTRY | {"id": 2, "household": "2-202"}])
+    raw |= {"passages": [row(seq=1, ts="2026-03-02T01:00:00+00:00")], "next": 1, "last": 1}
+    checked = check_page(json.loads(json.dumps(raw)), "gate-north", 0, 500,
+                         datetime(2026, 3, 2, 2, tzinfo=UTC))  # fmt: skip
+    assert [q.household for q in checked.quarantine or ()] == ["2-202"]
+    assert checked.quarantine_refused == 1 and [r.seq for r in checked.rows] == [1]
+
+
+def test_a_peers_quarantine_outside_the_days_is_said_in_health_and_on_the_devices_page(
+    tmp_path, clock, monkeypatch
+):
+    from test_compound_gates import NOW, TZ, Gate, hostile, peer_entry, row
+
+    from ui.guard.display import peer_words
+
+    south = Gate(tmp_path, "gate-south", clock, [peer_entry("gate-north")])
+    try:
+        bad = ENTRY | {"from": "0001-01-01", "until": "9999-12-31"}
+        raw = base_page([bad]) | {"passages": [row(seq=1, ts=NOW.isoformat())], "next": 1,
+                                  "last": 1}  # fmt: skip
+        sync = hostile(south, monkeypatch, json.dumps(raw))
+        sync.poll()
+        [peer] = south.core.health()["peers"]
+        assert peer["quarantine_refused"] == 1 and peer["rows_held"] == 1
+        assert peer["last_error"] is None
+        assert south.core.lists.current.peer_quarantine == ()
+        _, state, words = peer_words(peer, "en", TZ)
+        assert state == "degraded" and "1 of its quarantine entries" in words
+        assert "1-101" not in words
+    finally:
+        south.close()

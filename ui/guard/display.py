@@ -886,7 +886,9 @@ def peer_words(peer: dict[str, Any], lang: str, tz: ZoneInfo) -> tuple[str, str,
     left with it while this gate's clock is not set (``held``); ``degraded`` too, and
     by how much and what to do, when its clock is off this gate's beyond
     ``kiosk.peers.MAX_SKEW``, or when rows of it were refused (``rows_refused``: a household
-    or pass id with a character nobody sees, an outing not counted here)."""
+    or pass id with a character nobody sees, an outing not counted here), or quarantine
+    entries of it were skipped (``quarantine_refused``: a day outside the days a guard may
+    type)."""
     label = i18n.t(lang, "device.peer", id=str(peer.get("kiosk_id")))
     if peer.get("state") == "ok":
         heard = local_time(str(peer.get("last_success")), tz, "%m-%d %H:%M:%S")
@@ -918,10 +920,11 @@ def peer_words(peer: dict[str, Any], lang: str, tz: ZoneInfo) -> tuple[str, str,
         way = i18n.t(lang, "health.skew_behind" if skew < 0 else "health.skew_ahead")
         words = f"{words}; {i18n.t(lang, 'health.peer_skew', amount=amount, way=way)}"
         state = "degraded"
-    refused = peer.get("rows_refused")
-    if isinstance(refused, int) and refused > 0:
-        words = f"{words}; {i18n.t(lang, 'health.peer_refused', n=refused)}"
-        state = "degraded"
+    for field, key in (("rows_refused", "peer_refused"), ("quarantine_refused", "peer_days")):
+        refused = peer.get(field)
+        if isinstance(refused, int) and refused > 0:
+            words = f"{words}; {i18n.t(lang, f'health.{key}', n=refused)}"
+            state = "degraded"
     return label, state, words
 
 
