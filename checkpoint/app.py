@@ -49,7 +49,7 @@ from kiosk.devices import Gate
 from kiosk.export import InProcessPages
 from kiosk.history import PassageHistory
 from kiosk.ledgers import Ledgers
-from kiosk.lists import ListStore
+from kiosk.lists import Lists, ListStore
 from kiosk.logs import RepeatedFailure
 from kiosk.passes import KeyFileError, TrustList, load_private_key
 from kiosk.pihealth import PowerWatch
@@ -170,6 +170,7 @@ def _shared_parts(config: KioskConfig, data_dir: Path, clock: Clock, store: Even
         )
     list_store = ListStore(store, clock, passed=floor)
     list_store.load()
+    say_shared_keys(list_store.current)
     issued = list_store.current.freshness.bundle_issued_at
     if floor is not None and issued is not None and not clock.synced():
         floor(issued)  # the office's last bundle was issued before this start
@@ -181,6 +182,20 @@ def _shared_parts(config: KioskConfig, data_dir: Path, clock: Clock, store: Even
         bus=EventBus(),
         calibration=CalibrationStore(default_path(data_dir)),
     )
+
+
+def say_shared_keys(current: Lists) -> None:
+    """One warning at start when entries of the households list share a key
+    (``Lists.households_sharing_a_key``: spellings an earlier release told apart), by count,
+    never by name, so the admin merges them (docs/operations.md, *Upgrading*)."""
+    shared = current.households_sharing_a_key()
+    if shared:
+        log.warning(
+            "lists: %d entries of the households list are one household however spelled"
+            " (3号楼 701 and 3号楼701 are one since 2026-12): the gate keeps one of each, the"
+            " others' observation not in force; merge them on the console's lists page",
+            shared,
+        )
 
 
 def _issuer_key() -> tuple[Ed25519PrivateKey | None, str | None]:
