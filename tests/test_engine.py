@@ -1166,3 +1166,18 @@ def test_a_registered_residents_outing_is_its_households_and_only_a_registration
             rig.engine.manual("manual_pass", "guard-zhou", "x", "out", person=person,
                               kind=kind, household=household)  # fmt: skip
     assert len(rig.events()) == 1
+
+
+def test_a_registered_residents_household_is_at_most_40_characters(rig):
+    """The form's unit box takes 40 characters: a household longer than that reaching the
+    engine (a script, a form edited by hand) is refused as bad input, nothing recorded; 40
+    (after the outer spaces go) is taken."""
+    person = {"name": "Wang Fang", "unit": "3-402"}
+    with pytest.raises(ValueError, match="household: at most 40 characters"):
+        rig.engine.manual("manual_pass", "guard-zhou", "x", "out", person=person,
+                          kind="registration", household="H" * 41)  # fmt: skip
+    assert rig.events() == []
+    rig.engine.manual("manual_pass", "guard-zhou", "x", "out", person=person,
+                      kind="registration", household=f" {'H' * 40} ")  # fmt: skip
+    [event] = rig.events()
+    assert event["household"] == "H" * 40

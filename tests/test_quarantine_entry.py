@@ -161,3 +161,22 @@ def test_a_sheets_quarantine_for_a_household_not_on_the_map_is_said_before_it_is
     assert main(["lists", "import", str(sheet), "--db", str(path)]) == 0
     out, err = capsys.readouterr()
     assert "9-999" not in out + err  # a household code is personal data: --show-keys names it
+
+
+@pytest.mark.parametrize(
+    ("lang", "words"),
+    [("zh-CN", "结束日期应在 2000-01-01 到 2999-12-31 之间"),
+     ("en", "Until must be between 2000-01-01 and 2999-12-31")],
+)  # fmt: skip
+def test_a_quarantine_until_outside_the_days_is_refused_by_the_console_in_its_words(
+    guard_client, guard_core, lang, words
+):
+    """The console refuses an ``until`` outside its days itself, naming the field in the
+    guard's language, before the list store would (which says it in its own words)."""
+    login(guard_client)
+    fields = hidden_fields(guard_client.get("/guard/lists").text, "quarantine-form")
+    typed = {"household": "5-702", "until": "9999-12-31"}
+    refused = send(guard_client, f"{ADD}?lang={lang}", fields | typed)
+    said = refused_with(guard_client, refused) or ""
+    assert refused.status_code == 400 and said == words
+    assert _quarantined(guard_core) == []

@@ -581,3 +581,11 @@ def test_households_one_now_and_two_before_are_said_at_start_by_count(caplog):
     caplog.clear()
     say_shared_keys(Lists.build(households=[Household("5号楼702"), Household("1-101")]))
     assert not [r for r in caplog.records if "households list" in r.getMessage()]
+
+
+def test_a_space_beside_the_name_dot_between_latin_letters_is_no_part_of_the_name():
+    """The separator dot is in the set a space beside is dropped by: a name written in Latin
+    letters with it (``Nigmat · Rahman``) is ``Nigmat·Rahman``."""
+    from kiosk.lists import same_text
+
+    assert same_text("Nigmat · Rahman") == same_text("Nigmat·Rahman") == "nigmat·rahman"

@@ -503,3 +503,21 @@ def test_the_manager_corrects_a_mistyped_returnee_and_the_report_counts_one(alic
     returnees = {line.split(",")[1]: line.split(",")[2] for line in report.splitlines()
                  if line.startswith("returnees")}  # fmt: skip
     assert (returnees["new"], returnees["cleared"]) == ("1", "0")
+
+
+def test_a_correction_onto_another_returnee_observed_now_is_refused(admin, core):
+    """Correcting the typo's record (3-2-710) to the name and household of a returnee
+    observed now (3-2-701) would make them two records of one person: refused, as typed,
+    nothing changed; the record's own values (``but``) are no other returnee."""
+    for household in ("3-2-701", "3-2-710"):
+        post(admin, "/guard/community/returnees", admin.csrf, name="王芳", household=household,
+             phone="13812345678", origin="武汉", date_back="2026-02-12", days="14")  # fmt: skip
+    typo = next(p for p in core.ledgers.observation.people() if p.household == "3-2-710")
+    path = f"/guard/community/returnees/{typo.id}/correct"
+    fix = dict(name="王 芳", household="3-2-701", date_back="2026-02-12", until="2026-02-25")
+    refused = post(admin, path, admin.csrf, **fix)
+    assert refused.status_code == 400 and 'value="3-2-701"' in refused.text
+    assert core.ledgers.observation.person(typo.id).household == "3-2-710"
+    own = post(admin, path, admin.csrf, **(fix | {"household": "3-2-710",
+                                                   "until": "2026-02-26"}))  # fmt: skip
+    assert own.status_code == 303
