@@ -253,6 +253,10 @@ def test_keys_from_stdin_or_a_file_name_the_person_as_the_options_do(
         (b"# nothing\n", "no key in it"),
         (b"name=Ottoline Baptiste" + b" " * MAX_KEYS_FILE, f"larger than {MAX_KEYS_FILE} bytes"),
         (b"phone=Ottoline Baptiste 12\n", "--phone: 5 to 20 digits"),
+        (b'{"name": "Ottoline", "name": "Ottoline Baptiste"}', "key 2: name is given twice"),
+        (b'{"phone": "13900139000", "phone": "Ottoline"}', "key 2: phone is given twice"),
+        (b"returnee=" + b"7" * 5000 + b"\n", "line 1: returnee needs a record's number"),
+        (b'{"returnee": ' + b"7" * 30 + b"}", "--returnee: a returnee record's number"),
     ],
 )
 def test_a_bad_keys_file_is_refused_by_its_line_never_its_values(
