@@ -272,6 +272,38 @@ def test_a_bad_keys_file_is_refused_by_its_line_never_its_values(
     assert _audit_rows(db) == audits and guard_core.store.events()[0]["holder"] == NEIGHBOUR
 
 
+def test_forgetting_a_returnee_removes_what_a_correction_kept_of_the_record(
+    guard_core, cli, capsys, monkeypatch, clock
+):
+    """A manager's correction keeps what the record said before (``obs_corrections``): the
+    name and household typed wrong. A forget of that returnee must leave none of it."""
+    ledger = guard_core.ledgers.observation
+    today = clock.now().date()
+    wrong = ledger.register(
+        name="Ottoline Baptist", household="9-909", phone="13700137000", origin="X",
+        date_back=today, actor="alice", note="",
+    )  # fmt: skip
+    ledger.correct(
+        wrong.id, name=NEIGHBOUR, household=HOUSEHOLD, date_back=today,
+        until=wrong.observation_until, actor="manager",
+    )  # fmt: skip
+    other = ledger.register(
+        name="Zhao Min", household="1-101", phone="13600136000", origin="X",
+        date_back=today, actor="alice", note="",
+    )  # fmt: skip
+    ledger.correct(
+        other.id, name="Zhao Ming", household="1-101", date_back=today,
+        until=other.observation_until, actor="manager",
+    )  # fmt: skip
+    guard_core.store.close()
+    _stdin(monkeypatch, f"returnee={wrong.id}\n".encode())
+    assert cli("person", "forget", "--keys-file", "-", "--yes", "--force") == 0
+    assert json.loads(capsys.readouterr().out)["rows"]["obs_corrections"] == 1
+    db = sqlite3.connect(guard_core.data_dir / "kiosk.db")
+    kept = db.execute("select person_id, name, household from obs_corrections").fetchall()
+    assert kept == [(other.id, "Zhao Min", "1-101")]  # another returnee's stays
+
+
 def test_a_keys_file_that_cannot_be_read_or_repeats_an_option_is_refused(
     guard_core, cli, capsys, monkeypatch, tmp_path
 ):
