@@ -852,13 +852,18 @@ class Daemon:
 
     def _purge_refused(self, cause: str) -> None:
         """Note a purge refused: since when (the first of a row, by the monotonic clock, which
-        an unset wall clock does not move) and why, for health's ``retention.overdue``."""
-        from kiosk.retention import PURGE_REFUSED
+        an unset wall clock does not move) and why, for health's ``retention.overdue``, in the
+        log's ``meta`` so a restart or a reboot goes on counting (``note_refused``); in memory
+        alone while the card refuses that write too."""
+        from kiosk.retention import PURGE_REFUSED, carried_refusal, note_refused
 
-        refused = self.core.extras.setdefault(
-            PURGE_REFUSED, {"mono_ns": self.core.clock.monotonic_ns()}
-        )
-        refused["cause"] = cause
+        store, mono = self.core.store, self.core.clock.monotonic_ns()
+        try:
+            refused = store.submit(lambda db: note_refused(db, store.boot_id, mono, cause))
+        except StoreFault:
+            held = self.core.extras.get(PURGE_REFUSED)
+            refused = carried_refusal(held, store.boot_id, mono) | {"cause": cause}
+        self.core.extras[PURGE_REFUSED] = refused
 
     async def _purge_loop(self) -> None:
         """Hourly purge of personal data past ``store.retention_days`` (also a systemd timer).

@@ -529,17 +529,20 @@ RETENTION_ALARM = "device:retention"
 def retention_alarms(retention: Mapping[str, Any] | None) -> list[Alarm]:
     """The standing card while health's ``retention.overdue`` says the purge is overdue
     (``kiosk.retention.overdue``): ``cause`` why, dated by the last purge (``ts`` empty:
-    none), ``detail`` how many events wait for the clock. None otherwise."""
+    none), ``detail`` how many events wait for the clock (``waiting_for_clock``), else for
+    how many days the purges have been refused or not run. None otherwise."""
     late = (retention or {}).get("overdue")
     if not late:
         return []
+    cause = str(late.get("cause") or "not_run")
+    count = late.get("waiting") if cause == "waiting_for_clock" else late.get("days")
     return [
         Alarm(
             key=RETENTION_ALARM,
             kind="device",
             ts=str(late.get("last_run") or ""),
-            detail=str(late.get("waiting") or 0),
-            cause=str(late.get("cause") or "not_run"),
+            detail=str(count or 0),
+            cause=cause,
         )
     ]
 

@@ -33,7 +33,7 @@ from kiosk.ledgers import Ledgers
 from kiosk.lists import ListStore
 from kiosk.passes import TrustList
 from kiosk.pihealth import PowerWatch
-from kiosk.retention import PURGE_REFUSED, last_run, overdue
+from kiosk.retention import PURGE_REFUSED, last_run, overdue, refused_seconds
 from kiosk.runner import EngineRunner
 from kiosk.store import EventLog, StoreFault
 from kiosk.tlscert import TlsCertificate
@@ -187,14 +187,13 @@ class Core:
 
     def _retention(self) -> dict[str, Any]:
         """The purge's last run, and whether it is overdue (``kiosk.retention.overdue``): by
-        that run's time, and by how long the daemon's purges have been refused (its
-        ``PURGE_REFUSED`` extra: when the first was, by the monotonic clock, and why)."""
+        that run's time, and by how long the purges have been refused (the daemon's
+        ``PURGE_REFUSED`` extra, kept across restarts and reboots: ``refused_seconds``)."""
         last = self._last_purge()
         refused = self.extras.get(PURGE_REFUSED)
-        refused_s = None
-        if refused is not None:
-            refused_s = (self.clock.monotonic_ns() - refused["mono_ns"]) / 1e9
-        cause = refused["cause"] if refused is not None else None
+        mono = self.clock.monotonic_ns()
+        refused_s = refused_seconds(refused, self.store.boot_id, mono)
+        cause = refused.get("cause") if refused is not None and refused_s is not None else None
         return {"last_run": last, "overdue": overdue(last, self.clock.now(), refused_s, cause)}
 
     def _last_purge(self) -> dict[str, Any] | None:

@@ -62,6 +62,7 @@ from .ports import AuditedWriter
 from .queries import clock_of, read_clocks, retention_dating
 from .schema import sql_migrations
 from .snapshots import LatestRead
+from .spelling import same_text
 from .typed import typed
 from .wipe import owe_wipe, wipe_if_owed
 
@@ -256,40 +257,6 @@ class Freshness:
             if self.bundle_applied_at
             else None,
         }
-
-
-#: Dots typed for the separator of a Uyghur or Kazakh name (尼格买提·热合曼), which is U+00B7
-#: (民委发〔2016〕33号): input methods and fonts give a bullet, a katakana middle dot (the
-#: half-width one is this after NFKC), a bullet or dot operator, a hyphenation point (Taiwan's
-#: fonts) or a black circle instead. Compared as the one dot; stored as typed.
-_NAME_DOTS = str.maketrans(dict.fromkeys("\u2022\u30fb\u2219\u22c5\u2027\u25cf", "\u00b7"))
-
-
-#: The characters of the scripts written without a space between words (Han, kana,
-#: bopomofo, Hangul) and the name's separator dot: a space beside one is no part of a name.
-_UNSPACED = (
-    "\u00b7\u1100-\u11ff\u2e80-\u2fdf\u3005-\u3007\u3021-\u3029\u3038-\u303b"
-    "\u3040-\u30ff\u3100-\u312f\u3131-\u318e\u31a0-\u31bf\u31f0-\u31ff\u3400-\u4dbf"
-    "\u4e00-\u9fff\ua960-\ua97f\uac00-\ud7ff\uf900-\ufaff\U00020000-\U0003ffff"
-)
-#: One space (a run is made one first: ``\s+`` beside such a character was quadratic in a run
-#: of spaces, 16,000 of them 2.3 s) beside a character of ``_UNSPACED``.
-_SPACE_BESIDE_UNSPACED = re.compile(f"(?<=[{_UNSPACED}]) | (?=[{_UNSPACED}])")
-_SPACES = re.compile(r"\s+")
-
-
-def same_text(text: str) -> str:
-    """How a household code or a name is compared between a pass and a list: Unicode NFKC
-    (a Chinese input method's full-width ５－７０２ is 5-702), outer spaces and case ignored,
-    a name's separator dot typed as any of ``_NAME_DOTS`` the standard ``·``, no space beside
-    a character of a script written without spaces (``_UNSPACED``: ``欧阳 娜娜``, the
-    console's space for an input method's full-width one, is ``欧阳娜娜``), a run of spaces
-    elsewhere one (``Zhang  San`` is ``Zhang San``, never ``ZhangSan``: ``Ann Li`` and
-    ``Annli`` stay two people, for a forget and an alarm's person as for the gate)."""
-    folded = unicodedata.normalize("NFKC", text).strip().casefold().translate(_NAME_DOTS)
-    if " " not in folded and folded.isprintable():  # no space of any kind: the usual code
-        return folded
-    return _SPACE_BESIDE_UNSPACED.sub("", _SPACES.sub(" ", folded))
 
 
 def _held_spelling(db: sqlite_utils.Database, household: str) -> str:

@@ -231,7 +231,9 @@ class Person:
             cars = tuple(normalise_plate(p) for p in plates)
         except CommunityError as exc:
             raise PersonError(f"--{exc}", "plate") from None
-        if any(isinstance(r, bool) or not isinstance(r, int) or r < 1 for r in returnees):
+        if any(
+            isinstance(r, bool) or not isinstance(r, int) or not 1 <= r < 2**63 for r in returnees
+        ):
             raise PersonError("--returnee: a returnee record's number (1 or more)", "returnee")
         person = cls(
             ids,

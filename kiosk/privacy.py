@@ -36,6 +36,8 @@ import unicodedata
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
+from .spelling import same_text, same_text_spans
+
 #: Top-level personal fields of an event.
 PERSONAL_FIELDS: tuple[str, ...] = ("pass_id", "household", "holder", "person")
 
@@ -324,7 +326,8 @@ def _redact_person_text(
     event: Mapping[str, Any], out: dict[str, Any], allowed: frozenset[str]
 ) -> None:
     """Mask, in the free text of the masked copy's ``person`` (a note), every value of
-    ``event`` the caller may not read (``_hidden_values``), longest first. The codes in
+    ``event`` the caller may not read (``_hidden_values``), longest first, found as the gate
+    compares names (``same_text``: ``欧阳 娜娜`` and ``Ｗａｎｇ Ｆａｎｇ`` too). The codes in
     ``reasons`` and ``flags`` are left alone: ``overrides:101`` must stay what it says."""
     person = out.get("person")
     if not isinstance(person, dict):
@@ -332,17 +335,16 @@ def _redact_person_text(
     texts = [k for k, v in person.items() if isinstance(v, str) and k not in _MASKED_KEYS]
     if not texts:
         return
-    folded = "\0".join(person[k] for k in texts).casefold()
-    found = {
-        value.strip(): kind
-        for value, kind in _hidden_values(event, allowed)
-        if len(value.strip()) >= 2 and value.strip().casefold() in folded
-    }
-    for value in sorted(found, key=len, reverse=True):
-        masked = str(_mask_person_value(found[value], value)).replace("\\", "\\\\")
-        pattern = re.compile(re.escape(value), re.IGNORECASE)
-        for key in texts:
-            person[key] = pattern.sub(masked, person[key])
+    hidden = {value.strip(): kind for value, kind in _hidden_values(event, allowed)}
+    hidden = {value: kind for value, kind in hidden.items() if len(same_text(value)) >= 2}
+    for key in texts:
+        text: str = person[key]
+        parts: list[str] = []
+        done = 0
+        for start, end, value in same_text_spans(text, hidden):
+            parts += [text[done:start], str(_mask_person_value(hidden[value], value))]
+            done = end
+        person[key] = "".join(parts) + text[done:]
 
 
 def greeting_name(name: str) -> str:

@@ -378,6 +378,7 @@ def _record_run(db: Database, now: datetime, synced: bool, changed: bool, waitin
         "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
         [LAST_RUN_KEY, json.dumps(run)],
     )
+    db.execute("DELETE FROM meta WHERE key = ?", [REFUSED_KEY])  # a purge ran: none refused
     return synced and not changed
 
 
@@ -397,9 +398,56 @@ def last_run(db: Database | sqlite3.Connection) -> dict[str, Any] | None:
 #: The daemon purges hourly and ``kiosk-purge.timer`` nightly: personal data no purge has
 #: reached for this long is overdue, a standing alarm on the console (``overdue``).
 OVERDUE_AFTER = timedelta(days=2)
-#: The key in ``Core.extras`` of the daemon's purges refused in a row: ``{"mono_ns": the
-#: first's monotonic time, "cause": the last's ClockNotTrusted reason or "store"}``.
+#: The key in ``Core.extras`` of the daemon's purges refused in a row (``note_refused``'s
+#: record, held in memory too for a card that refuses to write it).
 PURGE_REFUSED = "purge_refused"
+#: The ``meta`` key of the purges refused in a row, kept across a restart and a reboot (an
+#: unsynchronised Pi restarted daily never reached two days in memory); deleted by the next
+#: purge that runs (``_record_run``). ``{"boot": the boot of the latest refusal, "mono_ns":
+#: the monotonic time of that boot's first, "last_mono_ns": its latest, "before_s": the
+#: seconds refusals were seen in the boots before, "cause": the latest's ClockNotTrusted
+#: reason or "store"}``.
+REFUSED_KEY = "retention.refused"
+
+
+def note_refused(db: Database, boot_id: str, mono_ns: int, cause: str) -> dict[str, Any]:
+    """Note in ``meta`` a purge refused at ``mono_ns`` of boot ``boot_id`` (``cause`` why),
+    going on from the refusals before it (``carried_refusal``); returns the record."""
+    row = db.execute("SELECT value FROM meta WHERE key = ?", [REFUSED_KEY]).fetchone()
+    try:
+        held = json.loads(row[0]) if row is not None else None
+    except (TypeError, ValueError):
+        held = None
+    refused = carried_refusal(held, boot_id, mono_ns) | {"cause": cause}
+    db.execute(
+        "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", [REFUSED_KEY, json.dumps(refused)]
+    )
+    return refused
+
+
+def carried_refusal(held: Any, boot_id: str, mono_ns: int) -> dict[str, Any]:
+    """The refusals' record (``REFUSED_KEY``) after one more at ``mono_ns`` of ``boot_id``:
+    in the same boot it keeps its first monotonic time; after a reboot it starts again on the
+    new boot's clock, carrying the time refusals were seen before (``before_s``; how long the
+    Pi was off is not known, so not counted: an alarm late, never early)."""
+    before = refused_seconds(held, boot_id, mono_ns)
+    if before is not None and held["boot"] == boot_id:
+        return dict(held) | {"last_mono_ns": mono_ns}
+    first = {"boot": boot_id, "mono_ns": mono_ns, "last_mono_ns": mono_ns}
+    return first | {"before_s": before or 0.0}
+
+
+def refused_seconds(held: Any, boot_id: str, mono_ns: int) -> float | None:
+    """How long purges have been refused, by the monotonic clocks (an unset wall clock tells
+    no time): the seconds seen in earlier boots and, in ``boot_id`` at ``mono_ns``, since its
+    first refusal. None without a record (``carried_refusal``) or with one not of this shape."""
+    if not isinstance(held, Mapping):
+        return None
+    first, last, before = (held.get(k) for k in ("mono_ns", "last_mono_ns", "before_s"))
+    if not (type(first) is int and type(last) is int and isinstance(before, int | float)):
+        return None
+    end = mono_ns if held.get("boot") == boot_id else last
+    return float(before) + max(0, end - first) / 1e9
 
 
 def overdue(
@@ -409,23 +457,26 @@ def overdue(
     refused: str | None = None,
 ) -> dict[str, Any] | None:
     """Whether the retention purge is overdue, and why (None when it is not): the last run
-    (``last_run``) is ``OVERDUE_AFTER`` old by the wall clock ``now``, or the daemon's purges
-    have been refused that long by its monotonic clock (``refused_s``: a clock never
-    synchronised moves the wall clock by nothing one can trust, and a log never purged has no
-    last run); ``cause`` is then why they are refused (``refused``: ``unsynchronised``,
-    ``set_back``, ``store``), or ``not_run`` when this daemon has not seen why. Or the runs
-    have kept events past retention waiting for the clock (``waiting_for_clock``) that long:
-    ``cause`` ``waiting_for_clock``, ``waiting`` how many. ``last_run`` is the last run's time."""
+    (``last_run``) is ``OVERDUE_AFTER`` old by the wall clock ``now``, or the purges have been
+    refused that long by the monotonic clocks (``refused_s``, ``refused_seconds``: a clock
+    never synchronised moves the wall clock by nothing one can trust, and a log never purged
+    has no last run); ``cause`` is then why they are refused (``refused``: ``unsynchronised``,
+    ``set_back``, ``store``), or ``not_run`` when the daemon has not seen why. A refusal says
+    no row's age: the console words it as purges refused, not as data known to be kept past
+    retention. Or the runs have kept events past retention waiting for the clock
+    (``waiting_for_clock``) that long: ``cause`` ``waiting_for_clock``, ``waiting`` how many.
+    ``last_run`` is the last run's time, ``days`` the whole days it has been so."""
     limit = OVERDUE_AFTER.total_seconds()
     at = _stamp(last.get("at")) if last else None
     waiting = int(last.get("waiting_for_clock") or 0) if last else 0
     found = {"last_run": at.isoformat() if at else None, "waiting": waiting}
-    late = at is not None and (now - at).total_seconds() >= limit
-    if late or (refused_s is not None and refused_s >= limit):
-        return found | {"cause": refused or "not_run"}
+    since_run = (now - at).total_seconds() if at is not None else 0.0
+    if since_run >= limit or (refused_s is not None and refused_s >= limit):
+        days = int(max(refused_s or 0.0, since_run) // 86400)
+        return found | {"cause": refused or "not_run", "days": days}
     since = _stamp(last.get("waiting_since")) if last and waiting else None
     if since is not None and (now - since).total_seconds() >= limit:
-        return found | {"cause": "waiting_for_clock"}
+        return found | {"cause": "waiting_for_clock", "days": (now - since).days}
     return None
 
 

@@ -345,6 +345,22 @@ def test_stats_returns_the_daily_report_for_a_day(core, client):
     assert client.get("/api/v1/stats", params={"day": "March"}, headers=headers).status_code == 422
 
 
+def test_stats_refuses_a_day_not_begun_instead_of_zeros(core, client):
+    """``kiosk report`` and the console refuse a year typed wrong; the API sent a report of
+    zeros up to the office's dashboard for it."""
+    headers = bearer(core, "stats:read")
+    response = client.get("/api/v1/stats", params={"day": "2027-03-02"}, headers=headers)
+    assert response.status_code == 400
+    assert response.json()["detail"] == (
+        "day 2027-03-02: that day has not begun (today is 2026-03-02 in Asia/Shanghai):"
+        " nothing to report; check the day typed"
+    )
+    assert (
+        client.get("/api/v1/stats", params={"day": "2026-03-03"}, headers=headers).status_code
+        == 400
+    )
+
+
 @pytest.mark.slow
 def test_a_dashboard_polling_stats_writes_an_audit_row_an_hour_not_one_a_poll(core, client, clock):
     # An office dashboard polling /api/v1/stats every 10 s wrote 8,640 chained, fsynced

@@ -253,6 +253,10 @@ def test_keys_from_stdin_or_a_file_name_the_person_as_the_options_do(
         (b"# nothing\n", "no key in it"),
         (b"name=Ottoline Baptiste" + b" " * MAX_KEYS_FILE, f"larger than {MAX_KEYS_FILE} bytes"),
         (b"phone=Ottoline Baptiste 12\n", "--phone: 5 to 20 digits"),
+        (b'{"name": "Ottoline", "name": "Ottoline Baptiste"}', "key 2: name is given twice"),
+        (b'{"phone": "13900139000", "phone": "Ottoline"}', "key 2: phone is given twice"),
+        (b"returnee=" + b"7" * 5000 + b"\n", "line 1: returnee needs a record's number"),
+        (b'{"returnee": ' + b"7" * 30 + b"}", "--returnee: a returnee record's number"),
     ],
 )
 def test_a_bad_keys_file_is_refused_by_its_line_never_its_values(
@@ -266,6 +270,38 @@ def test_a_bad_keys_file_is_refused_by_its_line_never_its_values(
     err = capsys.readouterr().err
     assert said in err and "Ottoline" not in err and "Baptiste" not in err
     assert _audit_rows(db) == audits and guard_core.store.events()[0]["holder"] == NEIGHBOUR
+
+
+def test_forgetting_a_returnee_removes_what_a_correction_kept_of_the_record(
+    guard_core, cli, capsys, monkeypatch, clock
+):
+    """A manager's correction keeps what the record said before (``obs_corrections``): the
+    name and household typed wrong. A forget of that returnee must leave none of it."""
+    ledger = guard_core.ledgers.observation
+    today = clock.now().date()
+    wrong = ledger.register(
+        name="Ottoline Baptist", household="9-909", phone="13700137000", origin="X",
+        date_back=today, actor="alice", note="",
+    )  # fmt: skip
+    ledger.correct(
+        wrong.id, name=NEIGHBOUR, household=HOUSEHOLD, date_back=today,
+        until=wrong.observation_until, actor="manager",
+    )  # fmt: skip
+    other = ledger.register(
+        name="Zhao Min", household="1-101", phone="13600136000", origin="X",
+        date_back=today, actor="alice", note="",
+    )  # fmt: skip
+    ledger.correct(
+        other.id, name="Zhao Ming", household="1-101", date_back=today,
+        until=other.observation_until, actor="manager",
+    )  # fmt: skip
+    guard_core.store.close()
+    _stdin(monkeypatch, f"returnee={wrong.id}\n".encode())
+    assert cli("person", "forget", "--keys-file", "-", "--yes", "--force") == 0
+    assert json.loads(capsys.readouterr().out)["rows"]["obs_corrections"] == 1
+    db = sqlite3.connect(guard_core.data_dir / "kiosk.db")
+    kept = db.execute("select person_id, name, household from obs_corrections").fetchall()
+    assert kept == [(other.id, "Zhao Min", "1-101")]  # another returnee's stays
 
 
 def test_a_keys_file_that_cannot_be_read_or_repeats_an_option_is_refused(

@@ -124,3 +124,26 @@ def test_no_resident_id_survives_masking(idn):
     masked = mask_id_number(idn)
     assert not ID_RE.search(masked)
     assert masked[:3] == idn[:3] and masked[-2:] == idn[-2:]
+
+
+def test_a_note_hides_a_name_typed_as_the_gate_compares_names():
+    """A guard's input method typed the holder ``欧阳娜娜`` with a space and the passenger
+    ``Wang Fang`` in full width: the note kept both in clear for a caller without notes."""
+    event = {
+        "holder": "欧阳娜娜",
+        "person": {
+            "passengers": [{"name": "Wang Fang", "temp_c": 36.5}],
+            "note": "欧阳 娜娜 忘带卡，乘客Ｗａｎｇ　 Ｆａｎｇ同行。wangfang 另一人",
+        },
+    }
+    note = mask_event(event)["person"]["note"]
+    assert note == "欧* 忘带卡，乘客W.同行。wangfang 另一人"
+
+
+def test_a_note_masks_only_what_repeats_a_hidden_value():
+    event = {
+        "holder": "Ann Li",
+        "person": {"note": "ＡＮＮ\u3000LI met Annli and Ann Lin; ann  li again", "phone": "x"},
+    }
+    note = mask_event(event)["person"]["note"]
+    assert note == "A. met Annli and A.n; A. again"

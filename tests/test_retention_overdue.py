@@ -7,12 +7,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from guard_support import ADMIN_PW, console_fixtures, signed_in
+import pytest
+from guard_support import ADMIN_PW, add_event, console_fixtures, signed_in
 
 from checkpoint.app import Daemon
 from checkpoint.notify import Notifier
+from kiosk import retention
 from kiosk.alarms import RETENTION_ALARM
-from kiosk.retention import OVERDUE_AFTER, overdue
+from kiosk.retention import OVERDUE_AFTER, PURGE_REFUSED, overdue
+from kiosk.store import StoreFault
 
 START = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
 clock, core, app, alice, admin = console_fixtures(START)
@@ -38,10 +41,12 @@ def test_purges_refused_for_two_days_raise_a_card_that_goes_after_the_next_purge
     clock.advance(60)
     daemon.purge_once()
     late = core.health()["retention"]["overdue"]
-    assert late == {"last_run": None, "waiting": 0, "cause": "unsynchronised"}
+    assert late == {"last_run": None, "waiting": 0, "cause": "unsynchronised", "days": 2}
     card = retention_card(app)
-    assert card["title"] == "Personal data not deleted on time"
-    assert "no network time (NTP)" in card["detail"] and "last purge: never" in card["detail"]
+    # A refusal tells no row's age (a fresh install holds nothing that old): what it is said.
+    assert card["title"] == "Personal data purges refused"
+    assert card["detail"].startswith("Purges refused for 2 days: the clock has had no network")
+    assert "past its retention, if any," in card["detail"] and "last purge: never" in card["detail"]
     assert "Tell the admin" in card["todo"]
     clock.is_synced = True
     daemon.purge_once()
@@ -54,7 +59,7 @@ def test_a_last_purge_two_days_old_is_overdue_after_a_restart(core, clock, app):
     ran = clock.now().astimezone(UTC).isoformat()
     clock.advance(OVERDUE_AFTER.total_seconds())
     late = core.health()["retention"]["overdue"]
-    assert late == {"last_run": ran, "waiting": 0, "cause": "not_run"}
+    assert late == {"last_run": ran, "waiting": 0, "cause": "not_run", "days": 2}
     assert "no purge has completed for over two days" in retention_card(app)["detail"]
 
 
@@ -63,8 +68,88 @@ def test_events_kept_for_the_clock_for_two_days_are_overdue():
     since = (now - OVERDUE_AFTER).isoformat()
     last = {"at": now.isoformat(), "waiting_for_clock": 7, "waiting_since": since}
     assert overdue(last, now) == {"last_run": now.isoformat(), "waiting": 7,
-                                  "cause": "waiting_for_clock"}  # fmt: skip
+                                  "cause": "waiting_for_clock", "days": 2}  # fmt: skip
     assert overdue(last | {"waiting_since": now.isoformat()}, now) is None
     assert overdue({"at": now.isoformat()}, now) is None
     assert overdue(None, now) is None
     assert overdue(None, now, OVERDUE_AFTER.total_seconds(), "set_back")["cause"] == "set_back"
+
+
+def _restart(core, clock, *, reboot: bool = False) -> Daemon:
+    """A new daemon on the same log: what the old one held in memory is gone; after a reboot
+    the monotonic clock starts again and the boot is another."""
+    core.extras.pop(PURGE_REFUSED, None)
+    if reboot:
+        core.store.boot_id = "the-next-boot"
+        clock.mono_ns = 1_000_000_000
+    return Daemon(core, notifier=Notifier(None))
+
+
+@pytest.mark.parametrize("reboot", [False, True])
+def test_purges_refused_across_restarts_are_counted_together(core, clock, app, reboot):
+    """Before: the time purges had been refused was held in the daemon's memory, so a Pi
+    whose clock never synchronised, restarted (or rebooted) within two days, never had the
+    card. It is kept in the log (``kiosk.retention.note_refused``): a restart goes on
+    counting from the first refusal; a reboot carries the time they were seen refused."""
+    assert core.health()["retention"]["overdue"] is None
+    clock.is_synced = False
+    first = Daemon(core, notifier=Notifier(None))
+    first.purge_once()
+    clock.advance(OVERDUE_AFTER.total_seconds() / 2)
+    first.purge_once()  # its last hourly try: how long the Pi was off is not counted
+    daemon = _restart(core, clock, reboot=reboot)
+    daemon.purge_once()
+    clock.advance(OVERDUE_AFTER.total_seconds() / 2 - 60)
+    daemon.purge_once()
+    assert core.health()["retention"]["overdue"] is None
+    clock.advance(60)
+    _restart(core, clock).purge_once()
+    assert core.health()["retention"]["overdue"]["cause"] == "unsynchronised"
+    clock.is_synced = True
+    daemon.purge_once()  # a purge that runs ends the count
+    assert core.health()["retention"]["overdue"] is None
+    clock.is_synced = False
+    clock.advance(OVERDUE_AFTER.total_seconds() - 60)
+    _restart(core, clock).purge_once()
+    assert core.health()["retention"]["overdue"] is None
+
+
+def test_purges_the_card_refuses_for_two_days_raise_the_card(core, clock, app, monkeypatch):
+    """A full or failing card refuses the purge's writes, and the note of the refusal too:
+    the daemon counts it in memory and the card says the purges failed."""
+
+    def refuse(*_a, **_kw):
+        raise StoreFault("disk I/O error")
+
+    monkeypatch.setattr(retention, "purge", refuse)
+    monkeypatch.setattr(core.store, "submit", refuse)
+    daemon = Daemon(core, notifier=Notifier(None))
+    daemon.purge_once()
+    clock.advance(OVERDUE_AFTER.total_seconds())
+    daemon.purge_once()
+    assert core.health()["retention"]["overdue"]["cause"] == "store"
+    assert retention_card(app)["detail"].startswith("Purges failed for 2 days: the SD card")
+
+
+def test_events_kept_for_the_clock_through_two_days_of_purges_raise_the_card(core, clock, app):
+    """Driven through the daemon's purges: the runs keep the events stamped before NTP
+    answered (no synchronised row after them is past retention yet), and each run must not
+    start the two days again."""
+    clock.is_synced = False
+    for household in ("1-101", "2-202"):
+        add_event(core, holder="Zhao Min", household=household)
+    clock.is_synced = True
+    clock.advance(31 * 86400)
+    daemon = Daemon(core, notifier=Notifier(None))
+    for step in (86400, 86400 - 60):
+        daemon.purge_once()
+        clock.advance(step)
+    daemon.purge_once()
+    assert core.health()["retention"]["overdue"] is None
+    clock.advance(60)
+    daemon.purge_once()
+    late = core.health()["retention"]["overdue"]
+    assert (late["cause"], late["waiting"], late["days"]) == ("waiting_for_clock", 2, 2)
+    card = retention_card(app)
+    assert card["title"] == "Personal data not deleted on time"
+    assert card["detail"].startswith("2 events past retention are kept")

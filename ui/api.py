@@ -1106,7 +1106,10 @@ class CuttableStream(StreamingResponse):
     "/api/v1/stats",
     tags=["api"],
     response_model=DailyReport,
-    responses={**_ERRORS, 400: {"model": ErrorOut, "description": "No such day."}},
+    responses={
+        **_ERRORS,
+        400: {"model": ErrorOut, "description": "No such day, or one not begun holding nothing."},
+    },
 )
 def stats(
     token: Annotated[TokenInfo, Depends(report_reader)],
@@ -1120,11 +1123,16 @@ def stats(
 ) -> Response:
     """The daily report (日报) for one local day."""
     core = state.core
-    when = parse_day(day) if day else core.clock.now().astimezone(state.tz).date()
+    today = core.clock.now().astimezone(state.tz).date()
+    when = parse_day(day) if day else today
     policy = core.config.policy
     report = daily_report(
         core.store.reader(), when, state.tz, policy.quota, _lists_freshness(core), policy.hours
     )
+    try:  # a year typed wrong is not a day of zeros: as kiosk report and the console refuse it
+        days.refuse_unbegun(when, today, state.tz.key, report["events"])
+    except days.DayNotBegun as exc:
+        raise HTTPException(400, f"day {when}: {exc}") from None
     # Which gates count the quota together: the office's district report counts it so too.
     report["compound"] = {
         # Which compound it is: the office's district report groups the gates by it.

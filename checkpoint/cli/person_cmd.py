@@ -208,9 +208,15 @@ def keys_of_file(raw: bytes) -> dict[str, list[str | int]]:
     return keys
 
 
+#: The most digits a returnee record's number is read with: a row id (``Person.of`` holds
+#: it to SQLite's integers), never thousands (Python refuses to read those as a number).
+MAX_RETURNEE_DIGITS = 19
+
+
 def _returnee(where: str, value: object) -> int:
-    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
-        return int(value)
+    digits = value.strip() if isinstance(value, str) else ""
+    if digits.isascii() and digits.isdigit() and len(digits) <= MAX_RETURNEE_DIGITS:
+        return int(digits)
     if type(value) is int:
         return value
     raise UsageError(f"--keys-file: {where}: returnee needs a record's number")
@@ -229,9 +235,29 @@ def _line_pairs(text: str) -> list[tuple[str, str, object]]:
     return pairs
 
 
+class _GivenTwice(ValueError):
+    def __init__(self, number: int, key: str) -> None:
+        super().__init__(number)
+        self.number, self.key = number, key
+
+
+def _once_each(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    """A JSON object's keys, refused when one is given twice (``json`` would keep the last
+    unsaid): several values of a key are a list."""
+    found: dict[str, object] = {}
+    for number, (key, value) in enumerate(pairs, 1):
+        if key in found:
+            raise _GivenTwice(number, key.strip().lower().replace("-", "_"))
+        found[key] = value
+    return found
+
+
 def _json_pairs(text: str) -> list[tuple[str, str, object]]:
     try:
-        found = json.loads(text)
+        found = json.loads(text, object_pairs_hook=_once_each)
+    except _GivenTwice as twice:  # a known key is named; anything else by its place only
+        said = twice.key if twice.key in FILE_KEYS else "a key"
+        raise UsageError(f"--keys-file: key {twice.number}: {said} is given twice") from None
     except ValueError as exc:  # its position only: the message quotes no text
         where = f"line {exc.lineno}" if isinstance(exc, json.JSONDecodeError) else "it"
         raise UsageError(f"--keys-file: not JSON at {where}") from None

@@ -241,17 +241,22 @@ def pi_power_alarm_view(a: Alarm, lang: str, tz: ZoneInfo) -> dict[str, Any]:
 
 #: Why the retention purge is overdue (``kiosk.retention.overdue``), each its card's words.
 RETENTION_CAUSES = ("unsynchronised", "set_back", "store", "not_run", "waiting_for_clock")
+#: The causes that refuse every purge: they tell no row's age (a fresh install without NTP
+#: holds nothing past retention yet), so the card says the purges are refused, for how long.
+RETENTION_REFUSALS = ("unsynchronised", "set_back", "store")
 
 
 def retention_alarm_view(a: Alarm, lang: str, tz: ZoneInfo) -> dict[str, Any]:
-    """The overdue retention's card (``kiosk.alarms.retention_alarms``): personal data past
-    retention is kept, why (a clock NTP never set, set back, the card, events waiting for
-    the clock), since the last purge, and whom to tell."""
+    """The overdue retention's card (``kiosk.alarms.retention_alarms``): the purges refused
+    for how many days and why (a clock NTP never set, set back, the card), or personal data
+    past retention kept (events waiting for the clock, no purge run), since the last purge,
+    and whom to tell."""
     cause = a.cause if a.cause in RETENTION_CAUSES else "not_run"
     since = local_time(a.ts, tz, "%m-%d %H:%M") if a.ts else i18n.t(lang, "alarm.retention_never")
     detail = i18n.t(lang, f"alarm.retention_{cause}", since=since, n=a.detail)
     card = _device_card(a, lang, "retention", since if a.ts else "", detail)
-    return card | {"title": i18n.t(lang, "alarm.retention")}
+    title = "alarm.retention_refused" if cause in RETENTION_REFUSALS else "alarm.retention"
+    return card | {"title": i18n.t(lang, title)}
 
 
 def _device_card(a: Alarm, lang: str, word: str, time: str, detail: str) -> dict[str, Any]:
