@@ -41,6 +41,7 @@ appends a column of words for each column of codes (category, item, reason);
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import date
 from typing import Any
@@ -89,39 +90,82 @@ class FeverishPeople:
     """The feverish people among events carrying ``fever`` (the report's ``fevers.gate`` and
     ``fever_alarms.people``, the handover's ``fevers``): the office's 发热 counts people, not
     alarms, and a resident refused twice for a fever (a retry after a fever deny is a new
-    passage) is one. A person is told apart by the pass id, else by household and holder
-    together (a person registered by hand), else the event is its own person (nobody named);
-    a car's event is as many as its occupants found feverish (``vehicles.feverish_people``).
-    ``add`` takes a row with ``FEVER_COLUMNS``."""
+    passage) is one. Whom an event is about is what it records (``_fever_keys``): a pass by
+    its id; anyone else by name and dwelling (the holder and household, else the ``person``
+    typed at a registration: ``name`` with ``unit``, else ``phone``), folded as the gate's
+    lists match them (``kiosk.lists.same_text``); a car's occupants found feverish
+    (``vehicles.feverish_people``: the hottest so many of them) each by name and plate. What
+    names nobody, or comes masked (a pull with ``logs:read``: a code or initial would merge
+    people), is the event's own person or people. A pass refused at the kiosk and the same
+    person registered by hand without choosing that passage are two: nothing recorded ties
+    them. ``add`` takes a row with ``FEVER_COLUMNS``."""
 
     def __init__(self) -> None:
-        self._people: dict[tuple[str, ...], int] = {}
+        self._people: set[tuple[str, ...]] = set()
 
     def add(self, row: Mapping[str, Any]) -> None:
-        self._people[_fever_key(row)] = _fever_people(row)
+        self._people.update(_fever_keys(row))
 
     @property
     def total(self) -> int:
-        return sum(self._people.values())
+        return len(self._people)
 
 
-def _fever_key(row: Mapping[str, Any]) -> tuple[str, ...]:
-    """Whom a row carrying ``fever`` is about (``FeverishPeople``)."""
-    if row["kind"] != "vehicle" and row["pass_id"]:
-        return ("pass", str(row["pass_id"]))
-    if row["kind"] != "vehicle" and row["household"] and row["holder"]:
-        return ("named", same_text(row["household"]), same_text(row["holder"]))
-    return ("event", str(row["kiosk_id"]), str(row["seq"]))
+def _fever_keys(row: Mapping[str, Any]) -> list[tuple[str, ...]]:
+    """Whom a row carrying ``fever`` is about, one key per person (``FeverishPeople``)."""
+    event = (str(row["kiosk_id"]), str(row["seq"]))
+    person = _person_of(row)
+    if row["kind"] == "vehicle":
+        return _occupant_keys(person, event)
+    if row["pass_id"]:
+        return [("pass", str(row["pass_id"]))]
+    who = _clear(row["holder"]) or _clear(person.get("name"))
+    where = _clear(row["household"]) or _clear(person.get("unit"))
+    phone = _clear(person.get("phone"))
+    if who and where:
+        return [("named", same_text(who), same_text(where))]
+    if who and phone:
+        return [("phoned", same_text(who), "".join(c for c in phone if c.isdigit()))]
+    return [("event", *event)]
 
 
-def _fever_people(row: Mapping[str, Any]) -> int:
-    if row["kind"] != "vehicle":
-        return 1
+def _occupant_keys(car: Mapping[str, Any], event: tuple[str, str]) -> list[tuple[str, ...]]:
+    """A car's feverish occupants: the hottest ``feverish_people`` of the driver and the
+    passengers, each by plate and name when both are in clear, else by the event and place."""
+    riders = [(car.get("driver"), car.get("driver_temp_c"))]
+    passengers = car.get("passengers")
+    if isinstance(passengers, list):
+        riders += [(p.get("name"), p.get("temp_c")) for p in passengers if isinstance(p, dict)]
+    hottest = sorted(riders, key=lambda r: _temp(r[1]), reverse=True)
+    plate = _clear(car.get("plate"))
+    keys: list[tuple[str, ...]] = []
+    for i in range(feverish_people("vehicle", car)):
+        name = _clear(hottest[i][0]) if i < len(hottest) else None
+        if plate and name:
+            keys.append(("rider", normalise_plate(plate), same_text(name)))
+        else:
+            keys.append(("event", *event, str(i)))
+    return keys
+
+
+def _person_of(row: Mapping[str, Any]) -> Mapping[str, Any]:
     try:
-        car = json.loads(row["person"]) if row["person"] else None
-    except ValueError:
-        car = None
-    return feverish_people("vehicle", car)
+        person = json.loads(row["person"]) if row["person"] else None
+    except (TypeError, ValueError):
+        person = None
+    return person if isinstance(person, dict) else {}
+
+
+def _clear(value: object) -> str | None:
+    """A name, dwelling, phone or plate as typed, or None when empty or masked (a masked code
+    or phone keeps two characters behind stars, a masked name is an initial: ``Z.``, ``张*``)."""
+    if not isinstance(value, str) or not value.strip() or "*" in value:
+        return None
+    return None if re.fullmatch(r"\w\.", value.strip()) else value
+
+
+def _temp(value: object) -> float:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0.0
 
 
 def _event_counts(db: sqlite_utils.Database, start: str, end: str) -> dict[str, Any]:

@@ -19,7 +19,9 @@ more than one row, each tied to the row before by an additive flag naming that r
 ``passage_key`` is the one rule the reports count passages by (``kiosk.stats``,
 ``kiosk.categories``, and through them the guard's statistics, ``kiosk report``,
 ``/api/v1/stats`` and the district report). ``guard_decision`` is the one rule they and the
-handover (``kiosk.roster``) tell a guard's decisions apart by: which changed the kiosk's.
+handover (``kiosk.roster``) tell a guard's decisions apart by: which changed the kiosk's,
+about the passage's decision just before the guard's (``decision_before``, by the same links:
+a pass the gate did not open for is a deny by then).
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping, MutableMapping
 from typing import Any
+
+import sqlite_utils
 
 __all__ = [
     "MEASURE_AGAIN_REASONS",
@@ -41,6 +45,7 @@ __all__ = [
     "not_opened",
     "overridden",
     "guard_decision",
+    "decision_before",
     "passage_key",
     "retried",
 ]
@@ -151,3 +156,29 @@ def passage_key(row: Mapping[str, Any], seen: MutableMapping[Key, Key]) -> Key:
     key = (kiosk, seq) if earlier is None else seen.get((kiosk, earlier), (kiosk, seq))
     seen[(kiosk, seq)] = key
     return key
+
+
+#: A row that ties itself to an earlier one (``passage_key``'s links), as SQL.
+_LINKED_ROWS = " or ".join(f"flags like '%{p}%'" for p in (OVERRIDES, RETRIES, NOT_OPENED))
+
+
+def decision_before(db: sqlite_utils.Database, kiosk_id: str, about: int, seq: int) -> str:
+    """The decision of the passage a guard's row ``seq`` is about (its ``overrides:<about>``)
+    just before it: the passage's last row before ``seq`` (``passage_key``: a retry's, a
+    ``not_opened`` deny's, an earlier guard's), what the day report reads off its passages
+    and the handover reads here, so both tell the guard's decision alike
+    (``guard_decision``). A row the database does not hold (the district's copy of a day,
+    a purged one) is about a deny: what the kiosk sends to the guard."""
+    sql = (
+        "select kiosk_id, seq, decision, flags from events where kiosk_id = ?"  # noqa: S608
+        f" and seq >= ? and seq < ? and (seq = ? or {_LINKED_ROWS}) order by seq"
+    )
+    seen: dict[Key, Key] = {}
+    decision = None
+    for row in db.query(sql, [kiosk_id, about, seq, about]):
+        if int(row["seq"]) == about:
+            seen[(str(kiosk_id), about)] = (str(kiosk_id), about)
+            decision = str(row["decision"])
+        elif passage_key(row, seen) == (str(kiosk_id), about):
+            decision = str(row["decision"])
+    return "deny" if decision is None else decision

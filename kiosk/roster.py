@@ -30,7 +30,7 @@ from .community import CommunityError, check_actor, clean_text, has_table, recor
 from .dating import dated_source
 from .days import when_or_none
 from .files import streamed_rows
-from .links import OVERRIDES, OVERRIDING, guard_decision, overridden
+from .links import OVERRIDES, OVERRIDING, decision_before, guard_decision, overridden
 from .observation import registered_between
 from .queries import Stamp, clock_of, dated_stamps, read_clocks, stamps_of
 from .schema import sql_migrations
@@ -191,20 +191,21 @@ _BREACH = (
 
 def _overrides(db: sqlite_utils.Database, events: str, window: str, args: list[Any]) -> int:
     """The guards' decisions in the window that overrode the kiosk's (``links.OVERRIDING``: a
-    deny let through, a pass stopped), each told by the decision it is about."""
+    deny let through, a pass stopped), each told by the passage's decision just before it, as
+    the day report tells them (``links.decision_before``: a pass the gate did not open for is
+    a deny by then)."""
     sql = (
-        f"select kiosk_id, decision, flags from {events} where {window}"  # noqa: S608
+        f"select kiosk_id, seq, decision, flags from {events} where {window}"  # noqa: S608
         f" and decision like 'manual%' and flags like '%{OVERRIDES}%'"
     )
     found = 0
     with streamed_rows(db, sql, args) as rows:
         for row in rows:
-            seq = overridden(_decoded(row["flags"]))
-            about = db.execute(
-                "select decision from events where kiosk_id = ? and seq = ?",
-                [row["kiosk_id"], seq],
-            ).fetchone()
-            found += guard_decision(row["decision"], about and about[0]) in OVERRIDING
+            about = overridden(_decoded(row["flags"]))
+            if about is None:
+                continue
+            before = decision_before(db, str(row["kiosk_id"]), about, int(row["seq"]))
+            found += guard_decision(row["decision"], before) in OVERRIDING
     return found
 
 

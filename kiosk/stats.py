@@ -60,6 +60,7 @@ from kiosk.links import (
     GUARD_DECISIONS,
     OVERRIDING,
     Key,
+    decision_before,
     guard_decision,
     not_opened,
     overridden,
@@ -206,11 +207,7 @@ class _GuardDecisions:
             return
         about = overridden(json.loads(row["flags"]) if row["flags"] else [])
         if about is not None and key[1] == int(row["seq"]):  # a passage of another day
-            found = self.db.execute(
-                "select decision from events where kiosk_id = ? and seq = ?",
-                [row["kiosk_id"], about],
-            ).fetchone()
-            before = str(found[0]) if found else "deny"
+            before = decision_before(self.db, str(row["kiosk_id"]), about, int(row["seq"]))
         self.counts[guard_decision(str(row["decision"]), before)] += 1
 
     def section(self) -> dict[str, int]:

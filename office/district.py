@@ -1,8 +1,13 @@
 """The district's daily report: every gate's day, from the central database.
 
 The figures are the gate's own daily report (``kiosk.stats.compute_report``) computed over the
-union of the gates' events — the same code, so a district total is by construction the sum of
-what each gate reports. ``exits_per_household`` is counted per compound with the compound's own
+union of the gates' events — the same code, so a district total is the sum of what each gate
+reports, but for the feverish people (``fevers.gate``, ``fever_alarms.people``): a person is
+counted once however often refused (``kiosk.categories.FeverishPeople``), by the pass id or a
+name and dwelling, and the copy read here holds no pass ids nor holders (and its names are
+masked under ``logs:read``), so a pass holder refused twice is one at the gate and two here
+(each such event its own person), and a person registered in clear at two gates is one here
+and one at each. ``exits_per_household`` is counted per compound with the compound's own
 quota, as its gates report it (``office.compounds``): a household out by one gate and again by
 another of its compound is counted once against the outing quota. The day's rows (and the
 quota's look-back) are read from ``fleet_events`` by the ``ts`` index into an in-memory SQLite

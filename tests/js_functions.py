@@ -3,8 +3,13 @@ the architecture rule (``tests/test_architecture.py``): no npm, a small scanner 
 these files well enough. It skips comments, strings, template literals (the code inside
 ``${...}`` is read) and regular expression literals, matches braces, and names a function at
 each body it opens: ``function name(...) {``, an arrow's block ``=> {``, a method
-``name(...) {``. An arrow's expression body (``x => x + 1``) is part of its parent. A
-``{`` after ``if (...)``, ``for (...)`` and the like opens a block, not a function."""
+``name(...) {`` (its name computed, ``[Symbol.iterator](...) {``, or a string,
+``'render'(...) {``). An arrow's expression body (``x => x + 1``) is part of its parent. A
+``{`` after ``if (...)``, ``for (...)`` and the like opens a block, not a function.
+
+``top_level_code`` is the script's code outside every function (the lines that carry it):
+shared state and the calls that start the page, a top-level block's included, which the rule
+holds to the same length as one function; a function's declaration is the function's."""
 
 from __future__ import annotations
 
@@ -89,6 +94,8 @@ def _regex_may_start(before: _Token | None) -> bool:
     if before is None:
         return True
     word = before.text
+    if word[0] in "'\"":  # a string: a value, divided
+        return False
     if word[0].isalnum() or word[0] in "_$":
         return word in REGEX_AFTER_WORDS
     return word not in (")", "]", "}")
@@ -125,6 +132,7 @@ def tokens(text: str) -> list[_Token]:
             i = end + 2
         elif c in "'\"":
             i = _skip_string(text, i, c)
+            out.append(_Token(text[start:i], line))  # a value: a method's name, perhaps
         elif c == "`" or (c == "}" and templates and templates[-1] == depth):
             if c == "}":
                 templates.pop()
@@ -177,6 +185,11 @@ def _opener(toks: list[_Token], k: int, partner: dict[int, int]) -> tuple[str, i
         return None
     if head.text == "function":
         return "<anonymous>", head.line
+    if head.text[0] in "'\"":  # a method named by a string: 'render'(...) {
+        return head.text, head.line
+    if head.text == "]":  # a computed method name: [Symbol.iterator](...) {
+        start = partner[opened - 1]
+        return "[" + "".join(t.text for t in toks[start + 1 : opened - 1]) + "]", toks[start].line
     if not (head.text[0].isalpha() or head.text[0] in "_$") or head.text in BLOCK_WORDS:
         return None
     return head.text, head.line
@@ -184,7 +197,24 @@ def _opener(toks: list[_Token], k: int, partner: dict[int, int]) -> tuple[str, i
 
 def functions(text: str) -> list[JsFunction]:
     """Every function of a script, in the order they open."""
+    return _functions(tokens(text))
+
+
+def top_level_code(text: str) -> list[int]:
+    """The lines that carry code outside every function of a script (``top_level_lines``)."""
     toks = tokens(text)
+    inside = set()
+    for f in _functions(toks):
+        inside.update(range(f.first, f.last + 1))
+    return sorted({t.line for t in toks} - inside)
+
+
+def top_level_lines(text: str) -> int:
+    """How many lines of a script carry code outside every function."""
+    return len(top_level_code(text))
+
+
+def _functions(toks: list[_Token]) -> list[JsFunction]:
     partner: dict[int, int] = {}
     stack: list[int] = []
     for k, tok in enumerate(toks):

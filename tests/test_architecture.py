@@ -6,7 +6,7 @@ import ast
 from pathlib import Path
 
 import pytest
-from js_functions import JsScanError, functions
+from js_functions import JsScanError, functions, top_level_code, top_level_lines
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -56,13 +56,17 @@ STATIC_JS = ROOT / "ui" / "static"
 
 def long_js_functions(script: Path, limit: int = MAX_FUNCTION_LINES) -> list[str]:
     """``file:line name (N lines)`` for each function of a script longer than ``limit``
-    (``tests/js_functions.py``; nested functions counted within their parent)."""
+    (``tests/js_functions.py``; nested functions counted within their parent), and the code
+    outside every function as one more (``<top level>``: its lines that carry code)."""
     where = script.relative_to(ROOT)
-    return [
-        f"{where}:{f.first} {f.name} ({f.lines} lines)"
-        for f in functions(script.read_text(encoding="utf-8"))
-        if f.lines > limit
+    text = script.read_text(encoding="utf-8")
+    found = [
+        f"{where}:{f.first} {f.name} ({f.lines} lines)" for f in functions(text) if f.lines > limit
     ]
+    top = top_level_code(text)  # one unit: the code outside every function
+    return found + (
+        [f"{where}:{top[0]} <top level> ({len(top)} lines)"] if len(top) > limit else []
+    )
 
 
 @pytest.mark.parametrize("script", sorted(p.name for p in STATIC_JS.glob("*.js")))
@@ -125,6 +129,58 @@ const o = {
     assert [(f.name, f.first, f.last) for f in found] == [
         ("a", 1, 10), ("m", 12, 14), ("<arrow>", 15, 17),
     ]  # fmt: skip
+
+
+def test_the_script_check_finds_methods_with_a_computed_or_a_string_name():
+    """``[Symbol.iterator]() {``, ``async [k]() {`` and ``'render'() {`` are methods too: a
+    92-line one went unseen."""
+    script = """\
+const o = {
+  [Symbol.iterator]() {
+    return this;
+  },
+  async [k]() {
+    return 1;
+  },
+  'render'(v) {
+    return v / 2 / 3;
+  },
+  "x y": 1,
+};
+"""
+    found = functions(script)
+    assert [(f.name, f.first, f.last) for f in found] == [
+        ("[Symbol.iterator]", 2, 4), ("[k]", 5, 7), ("'render'", 8, 10),
+    ]  # fmt: skip
+    body = _js_body(MAX_FUNCTION_LINES + 12)
+    long_one = functions(f"class C {{\n  'render'() {{\n{body}\n  }}\n}}\n")
+    assert [f.lines for f in long_one] == [MAX_FUNCTION_LINES + 12]
+
+
+def test_the_script_check_holds_top_level_code_to_the_limit(tmp_path, monkeypatch):
+    """Code outside every function body (shared state, calls: a module's top level, or a
+    top-level block) is one unit held to the same limit; function declarations count as
+    functions, not there."""
+    monkeypatch.setattr(f"{__name__}.ROOT", tmp_path)
+    script = tmp_path / "page.js"
+    shared = "\n".join(f"let x{i} = {i};" for i in range(MAX_FUNCTION_LINES - 1))
+    fn = f"function f() {{\n{_js_body(MAX_FUNCTION_LINES)}\n}}\n"
+    script.write_text(f"{shared}\n{fn}f();\n")
+    assert top_level_lines(script.read_text()) == MAX_FUNCTION_LINES
+    assert long_js_functions(script) == []
+    script.write_text(f"{{\n{shared}\n{fn}f();\n}}\n")  # a block is top-level code too
+    assert long_js_functions(script) == [f"page.js:1 <top level> ({MAX_FUNCTION_LINES + 2} lines)"]
+
+
+def test_the_pages_load_their_scripts_as_modules_with_no_wrapping_block():
+    """The console's and the kiosk's scripts are ES modules (their names stay in the file
+    without a wrapping block), and open no top-level block."""
+    templates = ROOT / "ui" / "templates"
+    for template, script in (("kiosk.html", "kiosk.js"), ("guard_base.html", "guard.js")):
+        assert f'<script type="module" src="/static/{script}' in (templates / template).read_text()
+        text = (STATIC_JS / script).read_text(encoding="utf-8")
+        lines = text.splitlines()
+        assert [n for n in top_level_code(text) if lines[n - 1].strip() in "{}"] == [], script
 
 
 @pytest.mark.parametrize(

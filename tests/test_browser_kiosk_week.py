@@ -140,7 +140,7 @@ def week_page(context: Any, demo: KioskDemo, leak: str = "") -> Any:
 
         def leaky(route: Any) -> None:
             js = route.fetch().text()
-            marker = "  function render(view) {\n"
+            marker = "\nfunction render(view) {\n"
             assert marker in js
             route.fulfill(body=js.replace(marker, marker + leak), content_type="text/javascript")
 

@@ -62,13 +62,16 @@ def _independent_count(log, day):
     """Straight from the log's rows, without the report's SQL."""
     people = {"in": 0, "out": 0}
     registrations = vehicles = occupants = 0
-    feverish = set()  # a person once however often refused: the pass, else household and holder
+    # A person once however often refused: the pass, else name and dwelling (household and
+    # holder, or a registration's typed name and unit).
+    feverish = set()
     for e in log.events(limit=10000):
         if datetime.fromisoformat(e["ts"]).astimezone(TZ).date() != day:
             continue
         if "fever" in e["reasons"]:
-            named = e["household"] and e["holder"]
-            feverish.add(e["pass_id"] or ((e["household"], e["holder"]) if named else e["seq"]))
+            typed = e["person"] if isinstance(e["person"], dict) else {}
+            who, where = e["holder"] or typed.get("name"), e["household"] or typed.get("unit")
+            feverish.add(e["pass_id"] or ((who, where) if who and where else e["seq"]))
         if e["kind"] == "vehicle":
             vehicles += 1
             occupants += e["person"]["occupants"]

@@ -103,7 +103,7 @@ def _fever(core, *, pass_id=None, household=None, holder=None, kind="passage", *
 def test_a_resident_denied_twice_for_a_fever_is_one_feverish_person(guard_client, guard_core):
     """发热 counts people: a retry after a fever deny is a new passage, not a new person. A
     pass holder denied twice (the guard confirming the second) is one, a person registered by
-    hand twice (no pass: household and name) one, two refusals nobody can be named for two
+    hand twice (no pass: the name and unit typed) one, two refusals nobody can be named for two
     (each event its own person); the alarms stay one per event."""
     login(guard_client)
     _fever(guard_core, pass_id="PF", household="F-301", holder="Liu Qi")
@@ -113,8 +113,9 @@ def test_a_resident_denied_twice_for_a_fever_is_one_feverish_person(guard_client
         household="F-301", holder="Liu Qi", operator="alice", flags=(f"overrides:{again}",),
         temp_c=38.6,
     ))  # fmt: skip
-    for _ in range(2):
-        _fever(guard_core, household="H-101", holder="Xiao Ming", kind="registration")
+    for _ in range(2):  # as the console records it: no household, no holder
+        _fever(guard_core, kind="registration",
+               person={"name": "Xiao Ming", "unit": "H-101", "note": "visit"})  # fmt: skip
     _fever(guard_core)
     _fever(guard_core)
     report = stats.compute_report(guard_core.store.reader(), DAY, "UTC")
@@ -133,3 +134,52 @@ def test_a_resident_denied_twice_for_a_fever_is_one_feverish_person(guard_client
         now - timedelta(hours=8), now + timedelta(minutes=1), 0,
     )  # fmt: skip
     assert summary["fevers"] == 4
+
+
+def _register_feverish(guard_client, guard_core, csrf: str, **form: str) -> None:
+    with decided(guard_client, guard_core):
+        post(guard_client, "/guard/register/person", csrf, reason="看望母亲", temp_c="38.6",
+             record_deny="1", **form)  # fmt: skip
+
+
+def test_a_person_registered_by_hand_twice_with_a_fever_is_one_feverish_person(
+    guard_client, guard_core
+):
+    """A registration carries no pass and no holder: the person is told apart by the name and
+    the unit typed (as the gate's lists match them: ``Li Lei`` is ``LI LEI``), through the
+    console's real route. Another person of the same unit is another."""
+    csrf = login(guard_client)
+    _register_feverish(guard_client, guard_core, csrf, name="Li Lei", unit="2-101")
+    _register_feverish(guard_client, guard_core, csrf, name="LI  LEI", unit="２-101")
+    _register_feverish(guard_client, guard_core, csrf, name="Han Meimei", unit="2-101")
+    assert [e["kind"] for e in guard_core.store.events()] == ["registration"] * 3
+    report = stats.compute_report(guard_core.store.reader(), DAY, "UTC")
+    # Before: 3, each registration its own person.
+    assert report["community"]["fevers"]["gate"] == 2
+    assert report["fever_alarms"] == report["fever_alarms"] | {"count": 3, "people": 2}
+    now = guard_core.clock.now()
+    summary = summary_since(
+        guard_core.store.reader(), guard_core.config.site.kiosk_id,
+        now - timedelta(hours=8), now + timedelta(minutes=1), 0,
+    )  # fmt: skip
+    assert summary["fevers"] == 2
+
+
+def test_a_car_refused_twice_for_a_fever_counts_each_feverish_occupant_once(
+    guard_client, guard_core
+):
+    """The same car registered again (a retry) is the same two feverish people (by plate and
+    name, the hottest so many of its occupants as it counted feverish), not four."""
+    _register_feverish_car(guard_client, guard_core)
+    _register_feverish_car_again(guard_client, guard_core)
+    report = stats.compute_report(guard_core.store.reader(), DAY, "UTC")
+    assert report["fever_alarms"]["count"] == 2
+    assert report["community"]["fevers"]["gate"] == 2  # before: 4
+
+
+def _register_feverish_car_again(guard_client, guard_core) -> None:
+    csrf = login(guard_client)
+    with decided(guard_client, guard_core):
+        post(guard_client, "/guard/register/vehicle", csrf, plate="京a 12345", driver="赵刚",
+             driver_temp="38.4", p1_name="赵强", p1_temp="36.5", p2_name="赵敏",
+             p2_temp="38.7", reason="搬家", record_deny="1")  # fmt: skip

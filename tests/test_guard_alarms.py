@@ -46,6 +46,8 @@ def test_an_alarm_card_says_who_what_reading_direction_date_and_links_the_passag
     assert "Li Wei" in passage and "38.4" in passage
     assert guard_client.get("/guard/passage/999").status_code == 404
     assert guard_client.get("/guard/passage/abc").status_code == 404  # a page, not JSON
+    # more digits than int() reads (4300): no ValueError, no 500
+    assert guard_client.get("/guard/passage/" + "9" * 5000).status_code == 404
 
 
 def test_the_alarm_view_masks_whom_the_role_may_not_see():

@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from kiosk import observation, roster, services
+from kiosk import observation, roster, services, stats
 from kiosk.clock import FakeClock
 from kiosk.community import CommunityError
 from kiosk.observation import ObservationLedger
@@ -360,3 +360,38 @@ def test_a_night_rostered_as_two_calendar_days_is_handed_over_whole(rota, log, c
     handover = rota.open_handover("gate-1", "Zhao", "Qian")
     assert handover.since == T0 + 12 * H
     assert handover.summary["fevers"] == 1
+
+
+def _guard_counts(rota, log, clock) -> tuple[int, dict]:
+    clock.advance(3600)
+    handover = rota.open_handover("gate-1", "Zhao", "Qian").summary["overrides"]
+    return handover, stats.compute_report(log.reader(), T0.date(), "UTC")["overrides"]
+
+
+def test_a_guards_pass_after_the_gate_failed_to_open_is_an_override_in_both_reports(
+    rota, log, clock
+):
+    """The kiosk passed P, the gate did not open (``not_opened:P``, a deny) and the guard let
+    the person through over P. The day report counted an override (the passage's decision was
+    the deny), the handover none (it read P's pass): both now read the passage's last decision
+    before the guard's (``kiosk.links.decision_before``)."""
+    passed = seq_of(log, pass_id="P1", household="1-101", holder="Chen")
+    seq_of(log, decision="deny", reasons=("gate_fault",), flags=(f"not_opened:{passed}",),
+           pass_id="P1", household="1-101", holder="Chen")  # fmt: skip
+    seq_of(log, decision="manual_pass", reasons=("guard_override",), operator="Zhao",
+           flags=(f"overrides:{passed}",), pass_id="P1")  # fmt: skip
+    handover, report = _guard_counts(rota, log, clock)
+    assert report["let_through_over_a_deny"] == report["overriding"] == 1
+    assert handover == 1  # before: 0
+
+
+def test_a_guards_decision_about_a_row_not_held_is_about_a_deny_in_both_reports(rota, log, clock):
+    """A guard's decision naming a row the database does not hold (the district's copy of a
+    day, a row purged) is read as about a deny, which is what the kiosk sends the guard: a
+    pass over it overrides, in the day report and the handover alike."""
+    seq_of(log, decision="manual_pass", reasons=("guard_override",), operator="Zhao",
+           flags=("overrides:9999",), pass_id="P1")  # fmt: skip
+    handover, report = _guard_counts(rota, log, clock)
+    assert report["let_through_over_a_deny"] == report["overriding"] == 1
+    assert report["registrations"] == 0
+    assert handover == 1

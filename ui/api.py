@@ -175,8 +175,9 @@ class FeverAlarms(BaseModel):
     people: int | None = Field(
         None,
         description="The feverish people the alarms are about, each once however often"
-        " refused (by pass id, else household and holder, else one per alarm); a car's"
-        " feverish occupants each (null in a report frozen before it was counted).",
+        " refused (by pass id, else name and dwelling: holder and household, or a hand"
+        " registration's name with unit or phone; else one per alarm); a car's feverish"
+        " occupants each, by plate and name (null in a report frozen before it was counted).",
     )
     times: list[str] = Field(description="Local times (HH:MM:SS) of the alarms.")
     at: list[str] | None = Field(

@@ -1,6 +1,6 @@
 // Guard console: live feed, alarms with sound, current state. Forms work without this file;
-// it only keeps the live page current (SSE) and makes alarms audible.
-"use strict";
+// it only keeps the live page current (SSE) and makes alarms audible. An ES module
+// (guard_base.html loads it as one): strict, and its names stay in this file.
 (function () {
   for (const id of ["print-card", "print-cards"]) {
     const printButton = document.getElementById(id);
@@ -81,467 +81,464 @@
   const resume = document.getElementById("resume-form");
   if (resume && resume.dataset.auto === "1") resume.submit();
 })();
-{
-  // The live page, in named pieces: the alarm sound, the alarm board, the feed, the manual
-  // decision, the kiosk's state and the stream that feeds them, each made by a function
-  // handed the pieces it calls; `livePage` puts them together (the block keeps their names
-  // to this file).
-  const $ = (id) => document.getElementById(id);
+// The live page, in named pieces: the alarm sound, the alarm board, the feed, the manual
+// decision, the kiosk's state and the stream that feeds them, each made by a function
+// handed the pieces it calls; `livePage` puts them together.
+const $ = (id) => document.getElementById(id);
 
-  // --- alarm sound: a two-tone siren every 2.5 s while any alarm is open ---------------
-  function siren(c) {
-    if (!c || c.state !== "running") return;
-    [0, 0.3, 0.6].forEach((start, i) => {
-      const osc = c.createOscillator();
-      const amp = c.createGain();
-      osc.type = "sawtooth";
-      osc.frequency.value = i % 2 ? 660 : 990;
-      amp.gain.setValueAtTime(0.0001, c.currentTime + start);
-      amp.gain.exponentialRampToValueAtTime(0.2, c.currentTime + start + 0.03);
-      amp.gain.exponentialRampToValueAtTime(0.0001, c.currentTime + start + 0.27);
-      osc.connect(amp).connect(c.destination);
-      osc.start(c.currentTime + start);
-      osc.stop(c.currentTime + start + 0.3);
-    });
-    window.guardSirens = (window.guardSirens || 0) + 1;  // for tests
-  }
-  // `opened(n)`: the alarms open now; more than before rings at once.
-  function alarmSound() {
-    let audio = null;
-    let openAlarms = document.querySelectorAll("#alarm-list .alarm").length;
-    function ctx() {
-      if (!audio) {
-        const Ctx = window.AudioContext || window.webkitAudioContext;
-        if (Ctx) audio = new Ctx();
-      }
-      return audio;
-    }
-    const soundBtn = $("alarm-sound");
-    function checkAudio() {
-      const c = ctx();
-      soundBtn.hidden = !c || c.state === "running";
-    }
-    soundBtn.addEventListener("click", () => { const c = ctx(); if (c) c.resume().then(checkAudio); });
-    document.addEventListener("click", () => { const c = ctx(); if (c && c.state !== "running") c.resume().then(checkAudio); }, { once: true });
-    setInterval(() => { if (openAlarms > 0) siren(ctx()); }, 2500);
-    checkAudio();
-    return {
-      opened(n) {
-        const before = openAlarms;
-        openAlarms = n;
-        if (openAlarms > before) siren(ctx());
-      },
-    };
-  }
-
-  // --- alarms --------------------------------------------------------------------------
-  // The alarms on the board, by key: a key not among them is a new alarm, said aloud.
-  function alarmAnnouncer() {
-    const known = new Set([...document.querySelectorAll("#alarm-list .alarm")].map((n) => n.dataset.key));
-    return function announce(alarms) {
-      const news = alarms.filter((a) => !known.has(a.key));
-      known.clear();
-      for (const a of alarms) known.add(a.key);
-      if (!news.length) return;
-      const region = $("alarm-news");
-      region.textContent = "";  // the same words again are said again
-      // A device's card says which device (a gate of the compound: which, and since when).
-      const words = (a) => [a.title, a.who, a.kind === "device" ? a.detail : "", a.temp];
-      const said = news.map((a) => words(a).filter(Boolean).join(" · ")).join("; ");
-      setTimeout(() => { region.textContent = said; }, 50);
-    };
-  }
-  // Where the guard is in the cards (which alarm, which of its controls), to put them back
-  // there once the cards are drawn again; an alarm gone (closed elsewhere) leaves them on
-  // the board.
-  function placeIn(list) {
-    const el = document.activeElement;
-    const card = el && list.contains(el) ? el.closest(".alarm") : null;
-    if (!card) return null;
-    return { key: card.dataset.key, index: [...card.querySelectorAll("input, button, a")].indexOf(el) };
-  }
-  function putBack(list, place) {
-    if (!place) return;
-    const card = [...list.children].find((n) => n.dataset.key === place.key);
-    const target = card ? card.querySelectorAll("input, button, a")[place.index] : $("alarms");
-    (target || $("alarms")).focus({ preventScroll: true });
-  }
-  // Which card is at the top of what the guard sees of the list (a phone scrolls the alarms
-  // in a box of their own), and where: drawn again, it is put back there, so a new alarm on
-  // top never slides another person's Done under the guard's thumb.
-  function seenIn(list) {
-    const top = list.getBoundingClientRect().top;
-    const card = [...list.children].find((n) => n.getBoundingClientRect().bottom > top);
-    return card ? { key: card.dataset.key, y: card.getBoundingClientRect().top } : null;
-  }
-  function keepSeen(list, seen) {
-    const card = seen && [...list.children].find((n) => n.dataset.key === seen.key);
-    if (card) list.scrollTop += card.getBoundingClientRect().top - seen.y;
-  }
-  // One alarm's card from the template, ticked as it was (`picked`: the keys ticked).
-  function alarmCard(tpl, a, picked) {
-    const node = tpl.content.firstElementChild.cloneNode(true);
-    node.classList.add("kind-" + a.kind);
-    node.dataset.key = a.key;
-    const title = node.querySelector(".a-title");
-    title.textContent = a.title;
-    if (a.times) {
-      const times = document.createElement("span");
-      times.className = "a-times";
-      times.textContent = a.times;
-      title.append(" ", times);
-    }
-    node.querySelector(".a-who").textContent = a.who || "";
-    node.querySelector(".a-todo").textContent = a.todo || "";
-    const meta = node.querySelector(".a-meta");
-    meta.textContent = [a.time, a.detail, a.temp, a.direction].filter(Boolean).join(" · ");
-    for (const seq of a.seqs || []) {
-      const link = document.createElement("a");
-      link.className = "a-link";
-      link.href = "/guard/passage/" + seq;
-      link.textContent = "#" + seq;
-      meta.append(" · ", link);
-    }
-    const pick = node.querySelector(".a-pick");
-    pick.value = a.key;
-    pick.checked = picked.has(a.key);
-    // Which alarm a tick or a Done is about, said by a screen reader (two fevers: two people).
-    const named = [a.title, a.who, a.detail].filter(Boolean).join(" · ");
-    pick.setAttribute("aria-label", named);
-    node.querySelector("button.ack").value = a.key;
-    node.querySelector("button.ack .sr-only").textContent = ": " + named;
-    return node;
-  }
-  // The board drawn again from the stream's alarms (`sound`: alarmSound's).
-  function alarmBoard(sound) {
-    const announce = alarmAnnouncer();
-    return function renderAlarms(alarms) {
-      const list = $("alarm-list");
-      const tpl = $("alarm-tpl");
-      const picked = new Set([...list.querySelectorAll(".a-pick:checked")].map((c) => c.value));
-      const place = placeIn(list);
-      const seen = seenIn(list);
-      list.replaceChildren();
-      for (const a of alarms) list.appendChild(alarmCard(tpl, a, picked));
-      $("alarm-tools").hidden = alarms.length === 0;
-      $("alarm-count").textContent = String(alarms.length);
-      $("no-alarms").hidden = alarms.length > 0;
-      $("alarms").classList.toggle("none", alarms.length === 0);
-      keepSeen(list, seen);
-      putBack(list, place);
-      announce(alarms);
-      sound.opened(alarms.length);
-    };
-  }
-
-  // --- feed ----------------------------------------------------------------------------
-  function cell(tr, text, cls) {
-    const td = document.createElement("td");
-    if (cls) td.className = cls;
-    td.textContent = text == null ? "" : String(text);
-    tr.appendChild(td);
-    return td;
-  }
-  // A guard scrolled to the feed reads its cards: a new row going in on top, or the cards
-  // above the feed changing (the person just seen, the gate's state), must not push them down
-  // the screen (a whole card on a phone). The browser's own scroll anchoring keeps them still
-  // only when it picked a row as its anchor, not the feed's heading or a card above it: the
-  // first row on the screen is put back where it was.
-  function steady(feed, update) {
-    const rows = [...feed.tBodies[0].rows];
-    const seen = rows.find((tr) => tr.getBoundingClientRect().bottom > 0);
-    const before = seen ? seen.getBoundingClientRect().top : null;
-    update();
-    if (before === null || window.scrollY <= 0 || before >= window.innerHeight) return;
-    const moved = seen.isConnected ? seen.getBoundingClientRect().top - before : 0;
-    if (moved) window.scrollBy(0, moved);
-  }
-  // The site's local day (the server's: a tablet's own clock may be wrong). Once it moves
-  // on (a row of a later day, a beat saying so), the rows of an earlier one show their date,
-  // as the server draws them: a page left open past midnight.
-  function newDay(feed, day) {
-    if (!day || day <= (feed.dataset.today || "")) return;
-    feed.dataset.today = day;
-    for (const tr of feed.tBodies[0].rows) {
-      if (tr.dataset.day && tr.dataset.day !== day) tr.cells[1].textContent = tr.dataset.dated;
-    }
-  }
-  function badge(className, text) {
-    const span = document.createElement("span");
-    span.className = className;
-    span.textContent = text;
-    return span;
-  }
-  function small(className, text) {
-    const mark = document.createElement("small");
-    mark.className = className;
-    mark.textContent = text;
-    return mark;
-  }
-  // A streamed row's cells, as the server draws a row of the feed.
-  function feedRow(feed, r) {
-    const tr = document.createElement("tr");
-    tr.dataset.seq = r.seq;
-    tr.dataset.day = r.day || "";
-    tr.dataset.dated = r.dated || "";
-    tr.className = "fresh";
-    cell(tr, r.seq, "num");
-    cell(tr, r.time);
-    const td = cell(tr, "");
-    td.appendChild(badge("badge " + (r.ok ? "pass" : "deny"), (r.ok ? "✔ " : "✖ ") + r.decision_text));
-    if (r.kind_text) td.append(" ", badge("badge kind", r.kind_text));
-    const why = [r.reasons];
-    if (r.about_seq) why.push(feed.dataset.about.replace("{seq}", r.about_seq));
-    const reasonCell = cell(tr, why.join(" · "));
-    if (r.note) reasonCell.append(" · ", badge("note", r.note));
-    const tempCell = cell(tr, r.temp, "num temp" + (r.fever ? " fever" : ""));
-    // A fever in words too, never by its colour alone.
-    if (r.fever) tempCell.append(" ", small("fever-mark", feed.dataset.fever));
-    if (r.by_hand) tempCell.append(" ", small("by-hand", feed.dataset.byHand));
-    cell(tr, r.direction);
-    cell(tr, r.who, "who");
-    cell(tr, r.operator);
-    // Its cells' labels (the cards on a phone) before it goes in, so its height is its own.
-    const names = [...feed.tHead.rows[0].cells].map((th) => th.textContent.trim());
-    [...tr.cells].forEach((c, i) => { if (names[i]) c.dataset.label = names[i]; });
-    return tr;
-  }
-  // A row from the stream on top of the feed (one shown already is not shown twice); a
-  // passage with a subject is handed to `onPassage` (the manual decision's last person).
-  function addRow(feed, r, onPassage) {
-    const body = feed.tBodies[0];
-    if (body.querySelector(`tr[data-seq="${r.seq}"]`)) return;
-    newDay(feed, r.day);
-    // A row saying the gate did not open for a pass drawn earlier: that pass let nobody through.
-    const failed = r.not_opened && body.querySelector(`tr[data-seq="${r.not_opened}"] .badge`);
-    if (failed) {
-      failed.className = "badge deny";
-      failed.textContent = "✖ " + r.not_opened_text;
-    }
-    body.insertBefore(feedRow(feed, r), body.firstChild);
-    while (body.rows.length > 200) body.deleteRow(body.rows.length - 1);
-    feed.dataset.lastSeq = String(Math.max(Number(feed.dataset.lastSeq || 0), r.seq || 0));
-    $("feed-empty").hidden = true;
-    if (r.kind === "passage" && r.subject) onPassage(r);
-  }
-
-  // --- manual decision: whom it is about, then a confirmation line ---------------------
-  // A refused decision comes back to this page with its problem: what the guard typed is put
-  // back (held in this tab until the next page only), never whom it was about. Put back
-  // here; the function returned keeps it as the decision is sent.
-  const TYPED_KEY = "guard-manual-typed";
-  const TYPED_FIELDS = ["reason", "temp_c", "direction"];
-  function typedKept(manual) {
-    (function restoreTyped() {
-      let typed = null;
-      try {
-        typed = sessionStorage.getItem(TYPED_KEY);
-        sessionStorage.removeItem(TYPED_KEY);
-      } catch (e) { return; }
-      if (!typed || !document.querySelector(".flash.err")) return;
-      let values = {};
-      try { values = JSON.parse(typed); } catch (e) { return; }
-      for (const name of TYPED_FIELDS) {
-        if (typeof values[name] === "string") manual.elements.namedItem(name).value = values[name];
-      }
-    })();
-    return function keepTyped() {
-      const values = {};
-      for (const name of TYPED_FIELDS) values[name] = manual.elements.namedItem(name).value;
-      try { sessionStorage.setItem(TYPED_KEY, JSON.stringify(values)); } catch (e) { /* no storage */ }
-    };
-  }
-  // The confirmation line's words for a decision asked (the form's submit event).
-  function confirmText(manual, e, chosen) {
-    const decision = e.submitter ? e.submitter.value : "pass";
-    const who = chosen.value === "none" ? manual.dataset.nobody : chosen.dataset.who;
-    const reason = manual.querySelector("input[name=reason]").value.trim();
-    const text = manual.dataset["confirm" + (decision === "pass" ? "Pass" : "Deny")];
-    // One pass over the placeholders, each filled by a function: what the guard typed is
-    // shown as typed ($&, $' or "{who}" in a reason are not read as a replacement's own).
-    const fill = { who, reason };
-    return { decision, text: text.replace(/\{(who|reason)\}/g, (_, key) => fill[key]) };
-  }
-  // The confirmation line: asked by the form's buttons, confirmed (the form sent) or closed.
-  // `cancel(giveBack)`: closed (Cancel, Escape, another choice, a new passage), the focus
-  // put back on the button that asked when it was in the line or the guard closed it by
-  // keyboard, never on the page (where Tab starts from the top again).
-  function confirmLine(manual) {
-    const keepTyped = typedKept(manual);
-    let pending = null;
-    function cancel(giveBack) {
-      const line = $("manual-confirm");
-      const asker = pending && pending.asker;
-      const inside = line.contains(document.activeElement);
-      pending = null;
-      line.hidden = true;
-      if (asker && (giveBack || inside)) asker.focus();
-    }
-    document.addEventListener("keydown", (e) => {
-      if (e.key === "Escape" && !$("manual-confirm").hidden) { e.preventDefault(); cancel(true); }
-    });
-    manual.addEventListener("submit", (e) => {
-      if (pending && pending.confirmed) return;
-      e.preventDefault();
-      const chosen = manual.querySelector("input[name=subject]:checked");
-      if (!chosen) return;
-      const { decision, text } = confirmText(manual, e, chosen);
-      $("manual-confirm-text").textContent = text;
-      $("manual-confirm").hidden = false;
-      $("subject-changed").hidden = true;
-      pending = { decision, subject: chosen.value, confirmed: false, asker: e.submitter || null };
-    });
-    $("manual-confirm-no").addEventListener("click", () => cancel(true));
-    $("manual-confirm-yes").addEventListener("click", () => {
-      const chosen = manual.querySelector("input[name=subject]:checked");
-      if (!pending || !chosen || chosen.value !== pending.subject) { cancel(); return; }
-      pending.confirmed = true;
-      keepTyped();
-      const input = document.createElement("input");
-      input.type = "hidden";
-      input.name = "decision";
-      input.value = pending.decision;
-      manual.appendChild(input);
-      manual.submit();
-    });
-    manual.addEventListener("change", (e) => { if (e.target.name === "subject") cancel(); });
-    return { cancel };
-  }
-  // The manual decision: `newSubject(r)`, the newest passage offered as whom it is about;
-  // `held()`, its buttons a stale page holds back.
-  function manualDecision() {
-    const manual = $("manual-form");
-    const lastRadio = $("subject-last");
-    const line = confirmLine(manual);
-    function newSubject(r) {
-      if (String(r.seq) === lastRadio.value) return;
-      const wasChosen = lastRadio.checked;
-      lastRadio.value = String(r.seq);
-      lastRadio.dataset.who = r.subject;
-      lastRadio.checked = false;  // a new person: never carry the choice over to them
-      $("subject-last-text").textContent = manual.dataset.last.replace("{text}", r.subject);
-      $("subject-last-label").hidden = false;
-      $("subject-changed").hidden = !wasChosen;
-      if (wasChosen) line.cancel();
-    }
-    const held = () => [...manual.querySelectorAll(".actions button"), $("manual-confirm-yes")];
-    return { newSubject, held };
-  }
-
-  // --- current state -------------------------------------------------------------------
-  function renderState(v) {
-    const now = $("now");
-    const evac = v.evacuation && v.headline;  // the gate held open for everyone
-    now.className = "now " + (evac ? "pass" : v.result ? v.result.kind : "");
-    $("now-icon").textContent = evac ? v.headline.icon : v.result ? v.result.icon : "…";
-    $("now-text").textContent = evac ? v.headline.word + ": " + (v.prompt || "")
-      : v.result ? v.result.word : (v.prompt || "");
-    const parts = [];
-    if (v.result && v.result.reasons.length) parts.push(v.result.reasons.join("; "));
-    if (v.temp) parts.push(v.temp);
-    $("now-detail").textContent = parts.join(" · ");
-  }
-
-  // --- the stream, watched (stream.js): its beat every `every_s` says it is alive; two
-  // beats missed (or an error) and the page says the feed is disconnected since when, greys
-  // "Now at the gate" and holds back the manual decision (a guard must not act on a stale
-  // "now"), while a new stream resumes after the last row shown (addRow drops a row shown).
-  function feedStatus(held) {
-    const lang = document.body.dataset.lang;
-    return {
-      stale(since) {
-        const when = new Date(since).toLocaleTimeString(lang, { hour: "2-digit", minute: "2-digit", hour12: false });
-        const banner = $("live-stale");
-        banner.textContent = "⚠ " + banner.dataset.text.replace("{time}", when);
-        banner.hidden = false;
-        document.body.classList.add("stale");
-        for (const button of held()) button.disabled = true;
-      },
-      live() {
-        $("live-stale").hidden = true;
-        document.body.classList.remove("stale");
-        for (const button of held()) button.disabled = false;
-      },
-    };
-  }
-  // Rows missed (more than the page keeps): said, its link the rows from the first of them
-  // on (a second gap before the guard went there adds its rows, the link stays on the
-  // first). The log restored: said, its link a reload.
-  function showGap(d) {
-    const gap = $("feed-gap");
-    const link = gap.querySelector("a");
-    if (d.restored || !d.from) {
-      delete gap.dataset.from;
-      gap.dataset.rows = "0";
-      gap.firstChild.textContent = d.restored ? gap.dataset.restored : gap.dataset.text.replace("{n}", d.rows);
-      link.textContent = gap.dataset.reload;
-      link.href = "/guard";
-    } else {
-      gap.dataset.from = gap.dataset.from || String(d.from);
-      gap.dataset.rows = String(Number(gap.dataset.rows || 0) + d.rows);
-      gap.firstChild.textContent = gap.dataset.text.replace("{n}", gap.dataset.rows);
-      link.textContent = gap.dataset.see;
-      link.href = "/guard/rows/" + gap.dataset.from;
-    }
-    gap.hidden = false;
-  }
-  // A stream that failed is reopened by this page, after the last row shown (the browser's
-  // own retry would ask from the row the page was drawn at). A 401 (session ended): the login
-  // page. A kiosk standing by (restarted on a failing card) says so: its page tells the
-  // guard what to do.
-  function reopen(watched, es) {
-    es.close();
-    const again = () => setTimeout(() => watched.restartIf(es), 3000);
-    fetch("/guard/api/feed", { cache: "no-store" }).then((res) => {
-      if (res.status === 401) window.location.href = "/guard/login?next=/guard";
-      else if (res.headers.get("X-Kiosk-State") === "standby") window.location.reload();
-      else again();
-    }).catch(again);
-  }
-  // The stream, its events handed to the page's pieces (`page`: addRow, renderAlarms, held).
-  function liveStream(feed, page) {
-    const lang = document.body.dataset.lang;
-    let beatMs = 1000 * Number(feed.dataset.beatS || 15);
-    const silentMs = () => 2 * beatMs + 5000;
-    const status = feedStatus(page.held);
-    const json = (handle) => (e) => {
-      window.guardStreamEvents = (window.guardStreamEvents || 0) + 1;  // for tests
-      steady(feed, () => handle(JSON.parse(e.data)));
-    };
-    const watched = window.watchedStream({
-      url: () => `/guard/events?lang=${encodeURIComponent(lang)}&after=${feed.dataset.lastSeq || "0"}`,
-      offlineMs: silentMs,
-      restartMs: silentMs,
-      onOffline: status.stale,
-      onOnline: status.live,
-      on: {
-        row: json(page.addRow),
-        alarms: json(page.renderAlarms),
-        state: json(renderState),
-        gap: json(showGap),
-        beat: (e) => {
-          const beat = JSON.parse(e.data);
-          beatMs = 1000 * (Number(beat.every_s) || 15);
-          newDay(feed, beat.today);
-        },
-        expired: () => { watched.stop(); if (window.guardSessionExpired) window.guardSessionExpired(); },
-      },
-      onError: (es) => reopen(watched, es),
-    });
-  }
-
-  function livePage(feed) {
-    const sound = alarmSound();
-    const manual = manualDecision();
-    liveStream(feed, {
-      addRow: (r) => addRow(feed, r, manual.newSubject),
-      renderAlarms: alarmBoard(sound),
-      held: manual.held,
-    });
-  }
-  const feed = $("feed");
-  if (feed) livePage(feed);  // only the live page streams
+// --- alarm sound: a two-tone siren every 2.5 s while any alarm is open ---------------
+function siren(c) {
+  if (!c || c.state !== "running") return;
+  [0, 0.3, 0.6].forEach((start, i) => {
+    const osc = c.createOscillator();
+    const amp = c.createGain();
+    osc.type = "sawtooth";
+    osc.frequency.value = i % 2 ? 660 : 990;
+    amp.gain.setValueAtTime(0.0001, c.currentTime + start);
+    amp.gain.exponentialRampToValueAtTime(0.2, c.currentTime + start + 0.03);
+    amp.gain.exponentialRampToValueAtTime(0.0001, c.currentTime + start + 0.27);
+    osc.connect(amp).connect(c.destination);
+    osc.start(c.currentTime + start);
+    osc.stop(c.currentTime + start + 0.3);
+  });
+  window.guardSirens = (window.guardSirens || 0) + 1;  // for tests
 }
+// `opened(n)`: the alarms open now; more than before rings at once.
+function alarmSound() {
+  let audio = null;
+  let openAlarms = document.querySelectorAll("#alarm-list .alarm").length;
+  function ctx() {
+    if (!audio) {
+      const Ctx = window.AudioContext || window.webkitAudioContext;
+      if (Ctx) audio = new Ctx();
+    }
+    return audio;
+  }
+  const soundBtn = $("alarm-sound");
+  function checkAudio() {
+    const c = ctx();
+    soundBtn.hidden = !c || c.state === "running";
+  }
+  soundBtn.addEventListener("click", () => { const c = ctx(); if (c) c.resume().then(checkAudio); });
+  document.addEventListener("click", () => { const c = ctx(); if (c && c.state !== "running") c.resume().then(checkAudio); }, { once: true });
+  setInterval(() => { if (openAlarms > 0) siren(ctx()); }, 2500);
+  checkAudio();
+  return {
+    opened(n) {
+      const before = openAlarms;
+      openAlarms = n;
+      if (openAlarms > before) siren(ctx());
+    },
+  };
+}
+
+// --- alarms --------------------------------------------------------------------------
+// The alarms on the board, by key: a key not among them is a new alarm, said aloud.
+function alarmAnnouncer() {
+  const known = new Set([...document.querySelectorAll("#alarm-list .alarm")].map((n) => n.dataset.key));
+  return function announce(alarms) {
+    const news = alarms.filter((a) => !known.has(a.key));
+    known.clear();
+    for (const a of alarms) known.add(a.key);
+    if (!news.length) return;
+    const region = $("alarm-news");
+    region.textContent = "";  // the same words again are said again
+    // A device's card says which device (a gate of the compound: which, and since when).
+    const words = (a) => [a.title, a.who, a.kind === "device" ? a.detail : "", a.temp];
+    const said = news.map((a) => words(a).filter(Boolean).join(" · ")).join("; ");
+    setTimeout(() => { region.textContent = said; }, 50);
+  };
+}
+// Where the guard is in the cards (which alarm, which of its controls), to put them back
+// there once the cards are drawn again; an alarm gone (closed elsewhere) leaves them on
+// the board.
+function placeIn(list) {
+  const el = document.activeElement;
+  const card = el && list.contains(el) ? el.closest(".alarm") : null;
+  if (!card) return null;
+  return { key: card.dataset.key, index: [...card.querySelectorAll("input, button, a")].indexOf(el) };
+}
+function putBack(list, place) {
+  if (!place) return;
+  const card = [...list.children].find((n) => n.dataset.key === place.key);
+  const target = card ? card.querySelectorAll("input, button, a")[place.index] : $("alarms");
+  (target || $("alarms")).focus({ preventScroll: true });
+}
+// Which card is at the top of what the guard sees of the list (a phone scrolls the alarms
+// in a box of their own), and where: drawn again, it is put back there, so a new alarm on
+// top never slides another person's Done under the guard's thumb.
+function seenIn(list) {
+  const top = list.getBoundingClientRect().top;
+  const card = [...list.children].find((n) => n.getBoundingClientRect().bottom > top);
+  return card ? { key: card.dataset.key, y: card.getBoundingClientRect().top } : null;
+}
+function keepSeen(list, seen) {
+  const card = seen && [...list.children].find((n) => n.dataset.key === seen.key);
+  if (card) list.scrollTop += card.getBoundingClientRect().top - seen.y;
+}
+// One alarm's card from the template, ticked as it was (`picked`: the keys ticked).
+function alarmCard(tpl, a, picked) {
+  const node = tpl.content.firstElementChild.cloneNode(true);
+  node.classList.add("kind-" + a.kind);
+  node.dataset.key = a.key;
+  const title = node.querySelector(".a-title");
+  title.textContent = a.title;
+  if (a.times) {
+    const times = document.createElement("span");
+    times.className = "a-times";
+    times.textContent = a.times;
+    title.append(" ", times);
+  }
+  node.querySelector(".a-who").textContent = a.who || "";
+  node.querySelector(".a-todo").textContent = a.todo || "";
+  const meta = node.querySelector(".a-meta");
+  meta.textContent = [a.time, a.detail, a.temp, a.direction].filter(Boolean).join(" · ");
+  for (const seq of a.seqs || []) {
+    const link = document.createElement("a");
+    link.className = "a-link";
+    link.href = "/guard/passage/" + seq;
+    link.textContent = "#" + seq;
+    meta.append(" · ", link);
+  }
+  const pick = node.querySelector(".a-pick");
+  pick.value = a.key;
+  pick.checked = picked.has(a.key);
+  // Which alarm a tick or a Done is about, said by a screen reader (two fevers: two people).
+  const named = [a.title, a.who, a.detail].filter(Boolean).join(" · ");
+  pick.setAttribute("aria-label", named);
+  node.querySelector("button.ack").value = a.key;
+  node.querySelector("button.ack .sr-only").textContent = ": " + named;
+  return node;
+}
+// The board drawn again from the stream's alarms (`sound`: alarmSound's).
+function alarmBoard(sound) {
+  const announce = alarmAnnouncer();
+  return function renderAlarms(alarms) {
+    const list = $("alarm-list");
+    const tpl = $("alarm-tpl");
+    const picked = new Set([...list.querySelectorAll(".a-pick:checked")].map((c) => c.value));
+    const place = placeIn(list);
+    const seen = seenIn(list);
+    list.replaceChildren();
+    for (const a of alarms) list.appendChild(alarmCard(tpl, a, picked));
+    $("alarm-tools").hidden = alarms.length === 0;
+    $("alarm-count").textContent = String(alarms.length);
+    $("no-alarms").hidden = alarms.length > 0;
+    $("alarms").classList.toggle("none", alarms.length === 0);
+    keepSeen(list, seen);
+    putBack(list, place);
+    announce(alarms);
+    sound.opened(alarms.length);
+  };
+}
+
+// --- feed ----------------------------------------------------------------------------
+function cell(tr, text, cls) {
+  const td = document.createElement("td");
+  if (cls) td.className = cls;
+  td.textContent = text == null ? "" : String(text);
+  tr.appendChild(td);
+  return td;
+}
+// A guard scrolled to the feed reads its cards: a new row going in on top, or the cards
+// above the feed changing (the person just seen, the gate's state), must not push them down
+// the screen (a whole card on a phone). The browser's own scroll anchoring keeps them still
+// only when it picked a row as its anchor, not the feed's heading or a card above it: the
+// first row on the screen is put back where it was.
+function steady(feed, update) {
+  const rows = [...feed.tBodies[0].rows];
+  const seen = rows.find((tr) => tr.getBoundingClientRect().bottom > 0);
+  const before = seen ? seen.getBoundingClientRect().top : null;
+  update();
+  if (before === null || window.scrollY <= 0 || before >= window.innerHeight) return;
+  const moved = seen.isConnected ? seen.getBoundingClientRect().top - before : 0;
+  if (moved) window.scrollBy(0, moved);
+}
+// The site's local day (the server's: a tablet's own clock may be wrong). Once it moves
+// on (a row of a later day, a beat saying so), the rows of an earlier one show their date,
+// as the server draws them: a page left open past midnight.
+function newDay(feed, day) {
+  if (!day || day <= (feed.dataset.today || "")) return;
+  feed.dataset.today = day;
+  for (const tr of feed.tBodies[0].rows) {
+    if (tr.dataset.day && tr.dataset.day !== day) tr.cells[1].textContent = tr.dataset.dated;
+  }
+}
+function badge(className, text) {
+  const span = document.createElement("span");
+  span.className = className;
+  span.textContent = text;
+  return span;
+}
+function small(className, text) {
+  const mark = document.createElement("small");
+  mark.className = className;
+  mark.textContent = text;
+  return mark;
+}
+// A streamed row's cells, as the server draws a row of the feed.
+function feedRow(feed, r) {
+  const tr = document.createElement("tr");
+  tr.dataset.seq = r.seq;
+  tr.dataset.day = r.day || "";
+  tr.dataset.dated = r.dated || "";
+  tr.className = "fresh";
+  cell(tr, r.seq, "num");
+  cell(tr, r.time);
+  const td = cell(tr, "");
+  td.appendChild(badge("badge " + (r.ok ? "pass" : "deny"), (r.ok ? "✔ " : "✖ ") + r.decision_text));
+  if (r.kind_text) td.append(" ", badge("badge kind", r.kind_text));
+  const why = [r.reasons];
+  if (r.about_seq) why.push(feed.dataset.about.replace("{seq}", r.about_seq));
+  const reasonCell = cell(tr, why.join(" · "));
+  if (r.note) reasonCell.append(" · ", badge("note", r.note));
+  const tempCell = cell(tr, r.temp, "num temp" + (r.fever ? " fever" : ""));
+  // A fever in words too, never by its colour alone.
+  if (r.fever) tempCell.append(" ", small("fever-mark", feed.dataset.fever));
+  if (r.by_hand) tempCell.append(" ", small("by-hand", feed.dataset.byHand));
+  cell(tr, r.direction);
+  cell(tr, r.who, "who");
+  cell(tr, r.operator);
+  // Its cells' labels (the cards on a phone) before it goes in, so its height is its own.
+  const names = [...feed.tHead.rows[0].cells].map((th) => th.textContent.trim());
+  [...tr.cells].forEach((c, i) => { if (names[i]) c.dataset.label = names[i]; });
+  return tr;
+}
+// A row from the stream on top of the feed (one shown already is not shown twice); a
+// passage with a subject is handed to `onPassage` (the manual decision's last person).
+function addRow(feed, r, onPassage) {
+  const body = feed.tBodies[0];
+  if (body.querySelector(`tr[data-seq="${r.seq}"]`)) return;
+  newDay(feed, r.day);
+  // A row saying the gate did not open for a pass drawn earlier: that pass let nobody through.
+  const failed = r.not_opened && body.querySelector(`tr[data-seq="${r.not_opened}"] .badge`);
+  if (failed) {
+    failed.className = "badge deny";
+    failed.textContent = "✖ " + r.not_opened_text;
+  }
+  body.insertBefore(feedRow(feed, r), body.firstChild);
+  while (body.rows.length > 200) body.deleteRow(body.rows.length - 1);
+  feed.dataset.lastSeq = String(Math.max(Number(feed.dataset.lastSeq || 0), r.seq || 0));
+  $("feed-empty").hidden = true;
+  if (r.kind === "passage" && r.subject) onPassage(r);
+}
+
+// --- manual decision: whom it is about, then a confirmation line ---------------------
+// A refused decision comes back to this page with its problem: what the guard typed is put
+// back (held in this tab until the next page only), never whom it was about. Put back
+// here; the function returned keeps it as the decision is sent.
+const TYPED_KEY = "guard-manual-typed";
+const TYPED_FIELDS = ["reason", "temp_c", "direction"];
+function typedKept(manual) {
+  (function restoreTyped() {
+    let typed = null;
+    try {
+      typed = sessionStorage.getItem(TYPED_KEY);
+      sessionStorage.removeItem(TYPED_KEY);
+    } catch (e) { return; }
+    if (!typed || !document.querySelector(".flash.err")) return;
+    let values = {};
+    try { values = JSON.parse(typed); } catch (e) { return; }
+    for (const name of TYPED_FIELDS) {
+      if (typeof values[name] === "string") manual.elements.namedItem(name).value = values[name];
+    }
+  })();
+  return function keepTyped() {
+    const values = {};
+    for (const name of TYPED_FIELDS) values[name] = manual.elements.namedItem(name).value;
+    try { sessionStorage.setItem(TYPED_KEY, JSON.stringify(values)); } catch (e) { /* no storage */ }
+  };
+}
+// The confirmation line's words for a decision asked (the form's submit event).
+function confirmText(manual, e, chosen) {
+  const decision = e.submitter ? e.submitter.value : "pass";
+  const who = chosen.value === "none" ? manual.dataset.nobody : chosen.dataset.who;
+  const reason = manual.querySelector("input[name=reason]").value.trim();
+  const text = manual.dataset["confirm" + (decision === "pass" ? "Pass" : "Deny")];
+  // One pass over the placeholders, each filled by a function: what the guard typed is
+  // shown as typed ($&, $' or "{who}" in a reason are not read as a replacement's own).
+  const fill = { who, reason };
+  return { decision, text: text.replace(/\{(who|reason)\}/g, (_, key) => fill[key]) };
+}
+// The confirmation line: asked by the form's buttons, confirmed (the form sent) or closed.
+// `cancel(giveBack)`: closed (Cancel, Escape, another choice, a new passage), the focus
+// put back on the button that asked when it was in the line or the guard closed it by
+// keyboard, never on the page (where Tab starts from the top again).
+function confirmLine(manual) {
+  const keepTyped = typedKept(manual);
+  let pending = null;
+  function cancel(giveBack) {
+    const line = $("manual-confirm");
+    const asker = pending && pending.asker;
+    const inside = line.contains(document.activeElement);
+    pending = null;
+    line.hidden = true;
+    if (asker && (giveBack || inside)) asker.focus();
+  }
+  document.addEventListener("keydown", (e) => {
+    if (e.key === "Escape" && !$("manual-confirm").hidden) { e.preventDefault(); cancel(true); }
+  });
+  manual.addEventListener("submit", (e) => {
+    if (pending && pending.confirmed) return;
+    e.preventDefault();
+    const chosen = manual.querySelector("input[name=subject]:checked");
+    if (!chosen) return;
+    const { decision, text } = confirmText(manual, e, chosen);
+    $("manual-confirm-text").textContent = text;
+    $("manual-confirm").hidden = false;
+    $("subject-changed").hidden = true;
+    pending = { decision, subject: chosen.value, confirmed: false, asker: e.submitter || null };
+  });
+  $("manual-confirm-no").addEventListener("click", () => cancel(true));
+  $("manual-confirm-yes").addEventListener("click", () => {
+    const chosen = manual.querySelector("input[name=subject]:checked");
+    if (!pending || !chosen || chosen.value !== pending.subject) { cancel(); return; }
+    pending.confirmed = true;
+    keepTyped();
+    const input = document.createElement("input");
+    input.type = "hidden";
+    input.name = "decision";
+    input.value = pending.decision;
+    manual.appendChild(input);
+    manual.submit();
+  });
+  manual.addEventListener("change", (e) => { if (e.target.name === "subject") cancel(); });
+  return { cancel };
+}
+// The manual decision: `newSubject(r)`, the newest passage offered as whom it is about;
+// `held()`, its buttons a stale page holds back.
+function manualDecision() {
+  const manual = $("manual-form");
+  const lastRadio = $("subject-last");
+  const line = confirmLine(manual);
+  function newSubject(r) {
+    if (String(r.seq) === lastRadio.value) return;
+    const wasChosen = lastRadio.checked;
+    lastRadio.value = String(r.seq);
+    lastRadio.dataset.who = r.subject;
+    lastRadio.checked = false;  // a new person: never carry the choice over to them
+    $("subject-last-text").textContent = manual.dataset.last.replace("{text}", r.subject);
+    $("subject-last-label").hidden = false;
+    $("subject-changed").hidden = !wasChosen;
+    if (wasChosen) line.cancel();
+  }
+  const held = () => [...manual.querySelectorAll(".actions button"), $("manual-confirm-yes")];
+  return { newSubject, held };
+}
+
+// --- current state -------------------------------------------------------------------
+function renderState(v) {
+  const now = $("now");
+  const evac = v.evacuation && v.headline;  // the gate held open for everyone
+  now.className = "now " + (evac ? "pass" : v.result ? v.result.kind : "");
+  $("now-icon").textContent = evac ? v.headline.icon : v.result ? v.result.icon : "…";
+  $("now-text").textContent = evac ? v.headline.word + ": " + (v.prompt || "")
+    : v.result ? v.result.word : (v.prompt || "");
+  const parts = [];
+  if (v.result && v.result.reasons.length) parts.push(v.result.reasons.join("; "));
+  if (v.temp) parts.push(v.temp);
+  $("now-detail").textContent = parts.join(" · ");
+}
+
+// --- the stream, watched (stream.js): its beat every `every_s` says it is alive; two
+// beats missed (or an error) and the page says the feed is disconnected since when, greys
+// "Now at the gate" and holds back the manual decision (a guard must not act on a stale
+// "now"), while a new stream resumes after the last row shown (addRow drops a row shown).
+function feedStatus(held) {
+  const lang = document.body.dataset.lang;
+  return {
+    stale(since) {
+      const when = new Date(since).toLocaleTimeString(lang, { hour: "2-digit", minute: "2-digit", hour12: false });
+      const banner = $("live-stale");
+      banner.textContent = "⚠ " + banner.dataset.text.replace("{time}", when);
+      banner.hidden = false;
+      document.body.classList.add("stale");
+      for (const button of held()) button.disabled = true;
+    },
+    live() {
+      $("live-stale").hidden = true;
+      document.body.classList.remove("stale");
+      for (const button of held()) button.disabled = false;
+    },
+  };
+}
+// Rows missed (more than the page keeps): said, its link the rows from the first of them
+// on (a second gap before the guard went there adds its rows, the link stays on the
+// first). The log restored: said, its link a reload.
+function showGap(d) {
+  const gap = $("feed-gap");
+  const link = gap.querySelector("a");
+  if (d.restored || !d.from) {
+    delete gap.dataset.from;
+    gap.dataset.rows = "0";
+    gap.firstChild.textContent = d.restored ? gap.dataset.restored : gap.dataset.text.replace("{n}", d.rows);
+    link.textContent = gap.dataset.reload;
+    link.href = "/guard";
+  } else {
+    gap.dataset.from = gap.dataset.from || String(d.from);
+    gap.dataset.rows = String(Number(gap.dataset.rows || 0) + d.rows);
+    gap.firstChild.textContent = gap.dataset.text.replace("{n}", gap.dataset.rows);
+    link.textContent = gap.dataset.see;
+    link.href = "/guard/rows/" + gap.dataset.from;
+  }
+  gap.hidden = false;
+}
+// A stream that failed is reopened by this page, after the last row shown (the browser's
+// own retry would ask from the row the page was drawn at). A 401 (session ended): the login
+// page. A kiosk standing by (restarted on a failing card) says so: its page tells the
+// guard what to do.
+function reopen(watched, es) {
+  es.close();
+  const again = () => setTimeout(() => watched.restartIf(es), 3000);
+  fetch("/guard/api/feed", { cache: "no-store" }).then((res) => {
+    if (res.status === 401) window.location.href = "/guard/login?next=/guard";
+    else if (res.headers.get("X-Kiosk-State") === "standby") window.location.reload();
+    else again();
+  }).catch(again);
+}
+// The stream, its events handed to the page's pieces (`page`: addRow, renderAlarms, held).
+function liveStream(feed, page) {
+  const lang = document.body.dataset.lang;
+  let beatMs = 1000 * Number(feed.dataset.beatS || 15);
+  const silentMs = () => 2 * beatMs + 5000;
+  const status = feedStatus(page.held);
+  const json = (handle) => (e) => {
+    window.guardStreamEvents = (window.guardStreamEvents || 0) + 1;  // for tests
+    steady(feed, () => handle(JSON.parse(e.data)));
+  };
+  const watched = window.watchedStream({
+    url: () => `/guard/events?lang=${encodeURIComponent(lang)}&after=${feed.dataset.lastSeq || "0"}`,
+    offlineMs: silentMs,
+    restartMs: silentMs,
+    onOffline: status.stale,
+    onOnline: status.live,
+    on: {
+      row: json(page.addRow),
+      alarms: json(page.renderAlarms),
+      state: json(renderState),
+      gap: json(showGap),
+      beat: (e) => {
+        const beat = JSON.parse(e.data);
+        beatMs = 1000 * (Number(beat.every_s) || 15);
+        newDay(feed, beat.today);
+      },
+      expired: () => { watched.stop(); if (window.guardSessionExpired) window.guardSessionExpired(); },
+    },
+    onError: (es) => reopen(watched, es),
+  });
+}
+
+function livePage(feed) {
+  const sound = alarmSound();
+  const manual = manualDecision();
+  liveStream(feed, {
+    addRow: (r) => addRow(feed, r, manual.newSubject),
+    renderAlarms: alarmBoard(sound),
+    held: manual.held,
+  });
+}
+const feed = $("feed");
+if (feed) livePage(feed);  // only the live page streams
 (function () {
   // Registration: fill the form from an earlier visitor, check a plate against the
   // resident-vehicle list, show one more passenger row. The forms work without this.
