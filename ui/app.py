@@ -89,6 +89,10 @@ def create_app(core: Core) -> FastAPI:
         status = 200 if report["deciding"] else 503
         return JSONResponse(api.health_view(report, whole), status_code=status)
 
+    # A monitor's or a load balancer's HEAD: GET's status and headers, no body (the server
+    # sends none to a HEAD); not in the schema (the GET is).
+    app.add_api_route("/api/v1/health", health, methods=["HEAD"], include_in_schema=False)
+
     kiosk_screen.install(app, core)
     guard.install(app, core)
     api.install(app, core, held=app.state.guard.held)  # one memory of rows, said at stop
