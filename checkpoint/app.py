@@ -540,6 +540,7 @@ class Daemon:
         from checkpoint.server import build_server
 
         self.core.web_uses.open()  # closed by an earlier stop of this core, if any
+        self.core.bus.open_streams()  # so are the live streams
         self.core.pages.open()  # so are the API's pages
         app = create_app(self.core)
         self.guard = app.state.guard
@@ -596,19 +597,22 @@ class Daemon:
 
     async def stop(self) -> None:
         """Reverse order, within one budget (``stop_budget``; ``STOP_BUDGET_S``, systemd's
-        ``TimeoutStopSec`` less the exit's grace and a margin): the web server told to end
-        and the background tasks cancelled (neither waited for), the gate commanded locked
+        ``TimeoutStopSec`` less the exit's grace and a margin): the web server told to end,
+        the live streams ended (``EventBus.end_streams``) and the background tasks cancelled
+        (neither waited for), the gate commanded locked
         (``EngineRunner.lock_for_stop``: first, nothing opens it after; then a crossing under
         way is waited for, before anything that may wait on the storage or the network); then,
         all at once, the web server's end, the
         background tasks', the engine's rest and the devices, the page helper, the list sync
         and the peers, each within its own cap and what the budget leaves them; then the
-        writes, which have the rest (``_stop_writes``). A step not done in time goes on in
+        writes, which have the rest (``_stop_writes``), and the web server's requests still
+        under way ended (``_end_web``). A step not done in time goes on in
         its thread, left to the exit; one journal line says what was given up (``_say_stop``)."""
         budget = self.stop_budget()
         self.notifier.stopping("stopping")
         if self._server is not None:
             self._server.should_exit = True  # no new connection; its end is waited for below
+        self.core.bus.end_streams()  # the live streams end now, cleanly (not cut at its end)
         background = self._cancel_background()
         started = await self.core.runner.lock_for_stop(budget)
         outcomes = await asyncio.gather(
@@ -623,6 +627,7 @@ class Daemon:
             if isinstance(outcome, Exception):
                 log.error("stopping: a step failed", exc_info=outcome)
         unwritten = await self._stop_writes(budget)
+        await self._end_web(budget)
         cpu.release()
         self._say_stop(budget, unwritten)
         log.info("kiosk stopped")
@@ -665,22 +670,37 @@ class Daemon:
             budget.gave_up(step)
 
     async def _stop_web(self, budget: StopBudget) -> None:
-        """The web server's end (its requests under way): past its grant it is cancelled;
-        then the console's uses of the log close (``Core.web_uses``): an audited request
-        still under way keeps the log open until it ends (``_close_log``), and none begins
-        after. A read outlasting its request (one the server cancelled) is the log's own use,
-        in the thread that reads: ``EventLog.close`` waits for it (docs/operations.md)."""
+        """The web server's end (its requests under way; the live streams ended at the stop's
+        start), waited for within its grant but not cut there; then the console's uses of the
+        log close (``Core.web_uses``): an audited request still under way keeps the log open
+        until it ends (``_close_log``), and none begins after. A request still under way is
+        left to the log's close (a read refused from its start: 503) and ended after the
+        writes (``_end_web``), never cut before: uvicorn cancelling it answered a 500 with a
+        traceback. A read outlasting its request is the log's own use, in the thread that
+        reads: ``EventLog.close`` waits for it (docs/operations.md)."""
         task = self._server_task
         if task is not None:
-            step = "web server"
-            done, _ = await asyncio.wait({task}, timeout=budget.grant(step, WEB_STOP_S))
-            if not done:
-                task.cancel()
-                budget.gave_up(step)
-            elif not task.cancelled() and task.exception() is not None:
-                log.warning("stopping: the web server ended with %r", task.exception())
+            await asyncio.wait({task}, timeout=budget.grant("web server", WEB_STOP_S))
         self._log_users["web"] = self.core.web_uses.released
         self.core.web_uses.close(0)
+
+    async def _end_web(self, budget: StopBudget) -> None:
+        """After the writes (the log closed: a read under way refused, a 503), the web
+        server's end, within what the budget leaves (``WEB_STOP_S`` at most): past it its
+        requests still under way and the server are cancelled, and the step given up."""
+        task, server = self._server_task, self._server
+        if task is None:
+            return
+        step = "web server"
+        done, _ = await asyncio.wait({task}, timeout=budget.grant(step, WEB_STOP_S))
+        if not done:
+            state = getattr(server, "server_state", None)  # uvicorn's: its requests' tasks
+            for request in () if state is None else state.tasks:
+                request.cancel()
+            task.cancel()
+            budget.gave_up(step)
+        elif not task.cancelled() and task.exception() is not None:
+            log.warning("stopping: the web server ended with %r", task.exception())
 
     async def _stop_engine(self, budget: StopBudget, *, started: bool) -> None:
         """The engine's rest (its tasks, readers, held decisions), then the relay and the

@@ -789,7 +789,9 @@ def server_config(
         "log_config": None,
         "access_log": False,
         "lifespan": "off",
-        "timeout_graceful_shutdown": 1,
+        # Not uvicorn's: the daemon's stop ends its requests under way (``Daemon._end_web``),
+        # once the event log's close has refused their reads (503), never cut before (500).
+        "timeout_graceful_shutdown": None,
         "http": protocol_class(limits),
         "ws": "none",
         "backlog": ACCEPT_BACKLOG,

@@ -32,9 +32,10 @@ class Subscription:
     Iteration ends after the ``dropped`` message or after ``close()``.
     """
 
-    def __init__(self, bus: EventBus, maxsize: int, name: str) -> None:
+    def __init__(self, bus: EventBus, maxsize: int, name: str, *, stream: bool = False) -> None:
         self._bus = bus
         self.name = name
+        self.stream = stream
         self.maxsize = maxsize
         self._items: deque[dict[str, Any]] = deque()
         self._waiter: asyncio.Future[None] | None = None
@@ -112,10 +113,18 @@ class EventBus:
         self.dropped_total = 0
         self.published_total = 0
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.streams_ended = False
 
-    def subscribe(self, *, maxsize: int | None = None, name: str = "screen") -> Subscription:
-        """A new subscriber; it first receives the current state and health, if any."""
-        sub = Subscription(self, maxsize or self.maxsize, name)
+    def subscribe(
+        self, *, maxsize: int | None = None, name: str = "screen", stream: bool = False
+    ) -> Subscription:
+        """A new subscriber; it first receives the current state and health, if any.
+        ``stream``: a web client's live stream, ended at the daemon's stop (``end_streams``);
+        one asked after that is closed at once (its stream ends where it begins)."""
+        sub = Subscription(self, maxsize or self.maxsize, name, stream=stream)
+        if stream and self.streams_ended:
+            sub.closed = True
+            return sub
         for kind in STICKY_TYPES:
             if kind in self._sticky:
                 sub._offer(self._sticky[kind])
@@ -155,6 +164,19 @@ class EventBus:
     def _remove(self, sub: Subscription) -> None:
         if sub in self._subs:
             self._subs.remove(sub)
+
+    def end_streams(self) -> None:
+        """The daemon's stop begins: every web client's live stream (``subscribe(stream=True)``)
+        ends, cleanly, where it is, and one asked after ends at once: the web server's end
+        waits for none of them (they would hold it to its graceful timeout, and be cut there
+        with a traceback). The engine's and the helpers' subscriptions go on."""
+        self.streams_ended = True
+        for sub in [s for s in self._subs if s.stream]:
+            sub.close()
+
+    def open_streams(self) -> None:
+        """A start (again, of this bus): live streams are served until ``end_streams``."""
+        self.streams_ended = False
 
     def close(self) -> None:
         """End every subscription (shutdown)."""

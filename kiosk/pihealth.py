@@ -631,7 +631,7 @@ def power_spells(db: Any, bounds: tuple[str, str]) -> list[dict[str, Any]]:
     (``_died``). A spell begun before NTP set the clock and ended after is dated as its end
     row says (``dated_from``: ``_Spell.span``); one begun so and not ended on a set clock
     (its rows' ``clock``) is dated by its boot (``_date_by_boot``). A ``to`` before its
-    ``from`` (an end row of a version before 2026-12-07, the clock stepped back in the
+    ``from`` (an end row of a version before 2026-12-06, the clock stepped back in the
     spell) is its ``from``. After retention purged a row's detail the rows' own times stand
     in (an end row is written ``COALESCE_S`` after the last sighting)."""
     if not db["audit"].exists():

@@ -156,6 +156,10 @@ def test_a_method_no_route_takes_is_a_4xx_never_a_5xx(kiosk, method):
     for path in paths:
         (status,) = statuses(kiosk.exchange(request(method, path, f"Cookie: {kiosk.cookie}",
                                                     "Connection: close")))  # fmt: skip
+        if method == "HEAD" and path == "/api/v1/health":  # taken: GET's answer, not deciding
+            (got,) = statuses(kiosk.exchange(request("GET", path, "Connection: close")))
+            assert status == got, (method, path, status, got)
+            continue
         assert status < 500, (method, path, status)
         if method in ("PUT", "DELETE", "PATCH") and path in ROUTED:
             assert status == 405, (method, path, status)

@@ -123,8 +123,12 @@ def test_bad_parameters_are_refused_with_4xx_never_5xx(guard_client, path):
 
 
 def test_the_last_day_the_statistics_accept_still_answers(guard_client):
+    """Read (its day's bounds at the range's end), and refused as a day not begun holding
+    nothing (``kiosk.days.refuse_unbegun``), never a 500."""
     login(guard_client)
-    assert guard_client.get("/guard/stats?day=2999-12-31").status_code == 200
+    response = guard_client.get("/guard/stats?day=2999-12-31&lang=en")
+    assert response.status_code == 400
+    assert "that day has not begun" in response.text
 
 
 def test_ui_holds_no_sql():

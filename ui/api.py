@@ -1388,6 +1388,14 @@ def _metrics_router(*, public: bool) -> APIRouter:
         response_class=PlainTextResponse,
         responses={**errors, 200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
     )
+    # A monitor's HEAD: GET's status and headers, no body; not in the schema (the GET is).
+    found.add_api_route(
+        "/metrics",
+        metrics,
+        methods=["HEAD"],
+        response_class=PlainTextResponse,
+        include_in_schema=False,
+    )
     return found
 
 

@@ -16,6 +16,15 @@ from ui.views import unreadable_words
 if TYPE_CHECKING:
     from kiosk.core import Core
 
+#: ``/api/v1/health``'s answers besides its 200 (deciding), for the schema: the same report.
+HEALTH_RESPONSES: dict[int | str, dict[str, object]] = {
+    503: {
+        "description": "The kiosk is not deciding (starting, standing by, stopping, or a"
+        " device it cannot decide without is faulty): the same report, `deciding` false",
+        "content": {"application/json": {"schema": {"type": "object"}}},
+    }
+}
+
 
 def create_app(core: Core) -> FastAPI:
     docs = core.config.web.docs_enabled
@@ -71,7 +80,7 @@ def create_app(core: Core) -> FastAPI:
 
     from ui import guard, kiosk_screen
 
-    @app.get("/api/v1/health", tags=["health"])
+    @app.get("/api/v1/health", tags=["health"], responses=HEALTH_RESPONSES)
     def health(whole: bool = Depends(api.health_detail)) -> JSONResponse:
         """Status of every device, the store and the clock; 200 while deciding, 503 when not.
         The compound's other gates, the office and the tokens are this host's and the
@@ -79,6 +88,10 @@ def create_app(core: Core) -> FastAPI:
         report = core.health()
         status = 200 if report["deciding"] else 503
         return JSONResponse(api.health_view(report, whole), status_code=status)
+
+    # A monitor's or a load balancer's HEAD: GET's status and headers, no body (the server
+    # sends none to a HEAD); not in the schema (the GET is).
+    app.add_api_route("/api/v1/health", health, methods=["HEAD"], include_in_schema=False)
 
     kiosk_screen.install(app, core)
     guard.install(app, core)

@@ -115,10 +115,11 @@ def health_report(core: Core) -> dict[str, Any]:
 class BusFeed:
     """One screen's subscription to ``core.bus``, made at construction (so nothing published
     before the first read is lost). Iteration ends when the bus drops a slow subscriber (the
-    browser then reconnects); ``aclose()`` unsubscribes."""
+    browser then reconnects) and at the daemon's stop (``EventBus.end_streams``: the stream
+    ends cleanly, before the web server's end); ``aclose()`` unsubscribes."""
 
     def __init__(self, core: Core) -> None:
-        self._sub = core.bus.subscribe()
+        self._sub = core.bus.subscribe(stream=True)
 
     def __aiter__(self) -> BusFeed:
         return self

@@ -12,10 +12,11 @@ from fastapi import HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from kiosk import queries
-from kiosk.days import day_bounds
+from kiosk.days import DayNotBegun, day_bounds, refuse_unbegun
 from kiosk.stats import daily_report
 from ui import i18n
 from ui.auth import Session
+from ui.core_words import refusal_text
 from ui.guard.deps import (
     Guard,
     GuardDep,
@@ -55,6 +56,29 @@ def day_of(text: str | None, g: Guard, request: Request) -> date:
         raise
 
 
+def not_begun(g: Guard, request: Request, day: date, events: int) -> str | None:
+    """Why ``day`` has no statistics, in the guard's language, when it has not begun and
+    holds nothing (``kiosk.days.refuse_unbegun``: the one check of ``kiosk report`` and the
+    community report; a year typed wrong is not a day of zeros); else None. A JSON caller
+    gets a 400."""
+    try:
+        refuse_unbegun(day, g.today(), g.tz.key, events)
+    except DayNotBegun as exc:
+        text = refusal_text(g.lang(request), f"day {day}: {exc}")
+        if wants_json(request):
+            raise HTTPException(400, text) from None
+        return text
+    return None
+
+
+def refused_not_begun(
+    request: Request, session: Session, g: Guard, day: date, why: str
+) -> Response:
+    """A day not begun asked for: today's page, ``why`` above it, the day asked kept in the
+    form (to correct, not retype): 400."""
+    return day_page(request, session, g, g.today(), flash_err=why, status_code=400, shown=day)
+
+
 def report_of(g: Guard, day: date) -> dict[str, Any]:
     freshness = g.core.lists.current.freshness
     policy = g.cfg.policy
@@ -69,7 +93,10 @@ def stats_page(
         when = day_of(day, g, request)
     except BadInput as exc:
         return refused_day(request, session, g, exc)
-    return day_page(request, session, g, when)
+    report = report_of(g, when)
+    if (why := not_begun(g, request, when, report["events"])) is not None:
+        return refused_not_begun(request, session, g, when, why)
+    return day_page(request, session, g, when, report)
 
 
 def refused_day(request: Request, session: Session, g: Guard, problem: BadInput) -> Response:
@@ -79,15 +106,26 @@ def refused_day(request: Request, session: Session, g: Guard, problem: BadInput)
     return day_page(request, session, g, g.today(), flash_err=text, status_code=400)
 
 
-def day_page(request: Request, session: Session, g: Guard, when: date, **ctx: Any) -> Response:
+def day_page(
+    request: Request,
+    session: Session,
+    g: Guard,
+    when: date,
+    report: dict[str, Any] | None = None,
+    *,
+    shown: date | None = None,
+    **ctx: Any,
+) -> Response:
+    """``when``'s statistics (``report``: read if not given); ``shown``: the day in the form
+    (default ``when``)."""
     lang = g.lang(request)
-    report = report_of(g, when)
+    report = report_of(g, when) if report is None else report
     return g.render(
         request,
         "guard_stats.html",
         session,
         **ctx,
-        day=when.isoformat(),
+        day=(shown or when).isoformat(),
         report=report,
         cards=stats_cards(report),
         fever_times=fever_times(report),
@@ -110,6 +148,8 @@ def export(request: Request, g: Guard, session: Session, day: str | None, fmt: s
         return refused_day(request, session, g, exc)
     start, end = day_bounds(when, g.tz)
     rows = queries.event_rows_between(g.core.store, start, end)
+    if (why := not_begun(g, request, when, len(rows))) is not None:
+        return refused_not_begun(request, session, g, when, why)
     lang = g.lang(request)
     headers, table = export_table(rows, lang, g.tz, g.clear(session))
     note(request, day=when.isoformat(), rows=len(rows), format=fmt)
