@@ -319,7 +319,7 @@ class ReportPowerSpell(BaseModel):
     flaps: int = Field(description="How often it came back within the spell.")
     dating: Literal["clock", "boot", "unsynced"] = Field(
         "clock",
-        description="How it was dated (added 2026-12-07; a report frozen before: `clock`):"
+        description="How it was dated (added 2026-12-06; a report frozen before: `clock`):"
         " `clock`, by its rows' stamps; `boot`, begun before NTP set the clock, by its boot's"
         " set clock; `unsynced`, its boot never had a set clock: `from` and `to` null, its"
         " time unknown, `minutes` all that is known.",
