@@ -192,8 +192,9 @@ def say_shared_keys(current: Lists) -> None:
     if shared:
         log.warning(
             "lists: %d entries of the households list are one household however spelled"
-            " (3号楼 701 and 3号楼701 are one since 2026-12): the gate keeps one of each, the"
-            " others' observation not in force; merge them on the console's lists page",
+            " (3号楼 701 and 3号楼701 are one since 2026-12): the gate holds each such household"
+            " as one entry, the latest observation in force; merge them on the console's lists"
+            " page",
             shared,
         )
 

@@ -182,7 +182,7 @@ def statuses(
 
     for quarantined_household in quarantined(lists, day):
         mark(quarantined_household, "quarantined")
-    for household in lists.households.values():
+    for household in lists.merged_households():
         if household.under_observation(day):
             mark(household.household, "observing")
     if has_table(db, "obs_people"):

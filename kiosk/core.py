@@ -153,9 +153,10 @@ class Core:
         # A key file added to the trust folder that cannot be read: the keys in force stay,
         # and the guard is told why that issuer's passes are refused (not only the log).
         report["trust"] = {"problem": self.trust.problem}
-        report["lists"] = self.lists.current.freshness.to_dict(
+        current = self.lists.current
+        report["lists"] = current.freshness.to_dict(
             self.clock.now(), self.config.policy.lists_stale_after_h
-        )
+        ) | {"households_sharing_a_key": current.households_sharing_a_key()}
         report["last_seq"] = self.store.last_seq
         report["retention"] = self._retention()
         report["kiosk_id"] = self.config.site.kiosk_id

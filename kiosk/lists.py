@@ -172,6 +172,24 @@ class Household:
         return self.observation_until is not None and day <= self.observation_until
 
 
+def merged_household(entries: Iterable[Household]) -> Household:
+    """One entry for entries of the households list sharing a key (``same_text``: spellings
+    an earlier release told apart), each field on the side that holds more people back,
+    whatever order the list holds them in: the latest ``observation_until`` (a date over
+    none), the most ``residents``, every note; the spelling and source of the entry holding
+    that observation (the first spelling of them in sorted order)."""
+    ordered = sorted(
+        entries, key=lambda h: (-(h.observation_until or date.min).toordinal(), h.household)
+    )
+    if len(ordered) == 1:
+        return ordered[0]
+    counts = [h.residents for h in ordered if h.residents is not None]
+    notes = sorted({h.note for h in ordered if h.note})
+    return dataclasses.replace(
+        ordered[0], residents=max(counts) if counts else None, note="; ".join(notes)
+    )
+
+
 def stamp_ahead(since: datetime | None, now: datetime) -> bool:
     """``since`` is after ``now``: the clock stepped back since it was stamped."""
     return since is not None and since > now
@@ -348,7 +366,10 @@ class Lists:
         object.__setattr__(
             self, "_quarantine_by_household", {k: tuple(v) for k, v in index.items()}
         )
-        households = {same_text(k): h for k, h in self.households.items()}
+        by_key: dict[str, list[Household]] = {}
+        for h in self.households.values():
+            by_key.setdefault(same_text(h.household), []).append(h)
+        households = {k: merged_household(hs) for k, hs in by_key.items()}
         object.__setattr__(self, "_households_by_key", households)
 
     @classmethod
@@ -431,11 +452,17 @@ class Lists:
     def households_sharing_a_key(self) -> int:
         """How many entries of the households list share their key (``same_text``) with
         another: two spellings an earlier release told apart (``3号楼 701`` and ``3号楼701``
-        before spaces beside a Chinese character were ignored) are one household now, the
-        index keeping one entry (another's ``observation_until`` drops out) until they are
-        merged. Counted, never named: a household is personal data."""
+        before spaces beside a Chinese character were ignored) are one household now, held
+        as one strictly merged entry (``merged_household``) until the admin merges them.
+        Counted, never named: a household is personal data."""
         keys = Counter(same_text(h) for h in self.households)
         return sum(n for n in keys.values() if n > 1)
+
+    def merged_households(self) -> tuple[Household, ...]:
+        """The households list as the gate holds it: one entry a household however spelled
+        (``merged_household``), by key. Every reader of the list's meaning reads this (or
+        ``under_observation``); ``households`` is the list as stored, for its editors."""
+        return tuple(self._households_by_key[k] for k in sorted(self._households_by_key))
 
     def under_observation(self, household: str, day: date) -> bool:
         h = self._households_by_key.get(same_text(household))

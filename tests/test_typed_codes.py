@@ -562,8 +562,8 @@ def test_a_long_run_of_spaces_is_folded_as_a_short_one():
 
 def test_households_one_now_and_two_before_are_said_at_start_by_count(caplog):
     """``5号楼 702`` and ``5号楼702`` were two entries of the households list before spaces
-    beside a Chinese character were ignored; now they share a key and the index keeps one
-    (the other's observation drops out). The start says how many, never which."""
+    beside a Chinese character were ignored; now they share a key and the index holds them as
+    one merged entry. The start says how many, never which."""
     import logging
 
     from checkpoint.app import say_shared_keys
@@ -589,3 +589,58 @@ def test_a_space_beside_the_name_dot_between_latin_letters_is_no_part_of_the_nam
     from kiosk.lists import same_text
 
     assert same_text("Nigmat · Rahman") == same_text("Nigmat·Rahman") == "nigmat·rahman"
+
+
+_SEVENTH = date(2026, 12, 7)
+
+
+@pytest.mark.parametrize("flip", [False, True])
+def test_two_spellings_of_one_household_merge_strictly_in_either_order(flip):
+    """``5号楼 702`` observed until 2026-12-20 and ``5号楼702`` not: whichever the list holds
+    last, the gate holds the household under observation (the index kept the last before)."""
+    from kiosk.lists import Household, Lists
+
+    entries = [Household("5号楼 702", observation_until=date(2026, 12, 20)), Household("5号楼702")]
+    current = Lists.build(households=entries[::-1] if flip else entries)
+    assert current.under_observation("5号楼702", _SEVENTH)
+    assert current.under_observation("5号楼 702", _SEVENTH)
+    [merged] = current.merged_households()
+    assert merged.observation_until == date(2026, 12, 20)
+
+
+def test_each_field_of_colliding_households_is_merged_on_its_strict_side():
+    """The latest observation (a date over none), the most residents, every note; the same
+    merged entry whichever order the list holds them in."""
+    from kiosk.lists import Household, Lists
+
+    a = Household("5号楼 702", residents=2, observation_until=date(2026, 12, 10), note="back")
+    b = Household("5号楼702", residents=4, observation_until=date(2026, 12, 20), note="x")
+    c = Household("５号楼702", residents=None, observation_until=None, note="", source="office")
+    merged = {Lists.build(households=order).merged_households() for order in [(a, b, c), (c, b, a)]}
+    [[one]] = [list(m) for m in merged]
+    assert one.observation_until == date(2026, 12, 20)
+    assert one.residents == 4
+    assert set(one.note.split("; ")) == {"back", "x"}
+    assert Lists.build(households=[c, a]).merged_households()[0].residents == 2
+    assert Lists.build(households=[c]).merged_households() == (c,)
+
+
+def test_households_sharing_a_key_are_counted_in_health_and_on_the_lists_page(
+    guard_client, guard_core
+):
+    """Not only the journal line at start: ``/health`` and the console's lists page (both
+    languages) say how many entries share a key, never which."""
+    guard_core.lists.set_household("5号楼 702", "root", observation_until=DAY)
+    assert guard_core.health()["lists"]["households_sharing_a_key"] == 0
+    guard_core.store.submit(
+        lambda db: db.execute(
+            "INSERT INTO list_households (household, source) VALUES ('5号楼702', 'guard')"
+        )
+    )
+    guard_core.lists.load()
+    assert guard_core.health()["lists"]["households_sharing_a_key"] == 2
+    assert guard_core.lists.current.under_observation("5号楼702", DAY)
+    login(guard_client)
+    assert "户籍名单中有 2 条" in guard_client.get("/guard/lists").text
+    page = guard_client.get("/guard/lists?lang=en").text
+    assert "2 entries of the households list are one household" in page

@@ -65,6 +65,7 @@ def page(request: Request, g: Guard, session: Session, refused: Refused = FRESH)
         peer_quarantine=held_quarantine(g.core.store.reader()),
         freshness=freshness,
         stale=lists_stale_hours(g.core),
+        shared_keys=g.core.lists.current.households_sharing_a_key(),
         # A clock never set (1970) cannot say today: no date offered (the form's own rule).
         today="" if g.today().year < 2000 else g.today().isoformat(),
         here="/guard/lists",  # drawn for a refused form too: its links lead here
