@@ -170,7 +170,7 @@ class PeerState:
     held_back: int = 0
     held_mono_ns: int | None = None
     #: Its quarantine entries its last answer carried with a day outside the days a guard may
-    #: type (``kiosk.peers.CheckedPage.quarantine_refused``): skipped, not in force here.
+    #: type (``kiosk.peers.CheckedPage.quarantine_refused``): clamped to them, in force here.
     quarantine_refused: int = 0
     fetched: int = 0
     #: Its clock less this gate's at the last answer; ``None``: its answers do not say.
@@ -616,13 +616,15 @@ class PeerSync:
 
     def _quarantine_refused(self, state: PeerState, page: CheckedPage) -> None:
         """Keep how many of the peer's quarantine entries its answer carried with a day
-        outside the days a guard may type (skipped); logged, by count, when it changes."""
+        outside the days a guard may type (clamped, in force); logged, by count, when it
+        changes."""
         if page.quarantine is None or page.quarantine_refused == state.quarantine_refused:
             return
         if page.quarantine_refused:
             log.warning(
-                "compound: %d of peer %s's quarantine entries skipped: a day outside %s..%s"
-                " (a year typed wrong there); lift and add them again at that gate",
+                "compound: %d of peer %s's quarantine entries have a day outside %s..%s"
+                " (a year typed wrong there): clamped to those, in force here; lift and add"
+                " them again at that gate",
                 page.quarantine_refused,
                 state.kiosk_id,
                 FIRST_DAY,
@@ -886,7 +888,7 @@ class PeerSync:
         ``last_error``, rows dropped as stamped ahead of this clock, rows refused for a
         character nobody sees in a household or pass id (``rows_refused``), its quarantine
         entries its last answer carried with a day outside the days a guard may type
-        (``quarantine_refused``: skipped), answers refused as
+        (``quarantine_refused``: clamped, in force), answers refused as
         ``forged`` and as ``unsigned`` since the start, and the pokes with this gate's news it
         took (``told``) or not (``tell_failed``)."""
         reading = ClockReading.take(self.core.clock)

@@ -342,9 +342,9 @@ class CheckedPage:
     #: The seqs of the peer's passes its gate did not open for (``not_opened``), named by its
     #: rows after the cursor; ``None``: its page did not say (a gate on a release before it).
     not_opened: tuple[int, ...] | None = None
-    #: The peer's quarantine entries skipped for a day outside the days a guard may type
-    #: (``kiosk.days``: ``9999-12-31``, a year typed wrong at a gate on an earlier release,
-    #: would confine them here for good); the rest of its page is kept.
+    #: The peer's quarantine entries with a day outside the days a guard may type
+    #: (``kiosk.days``: ``9999-12-31``, a year typed wrong at a gate on an earlier release):
+    #: their days clamped to those, in force here as at the peer; the rest of its page kept.
     quarantine_refused: int = 0
 
 
@@ -828,8 +828,9 @@ def _quarantine(raw: object, kiosk_id: str) -> tuple[tuple[PeerQuarantine, ...] 
     """A page's ``quarantine`` judged (``PeerPageError``: the page is refused whole): at most
     ``MAX_PAGE_QUARANTINE`` entries, each numbered once, its household and person readable
     text within bounds, its days calendar dates in order; ``None`` when the page says none
-    (a peer on an earlier release). With how many entries were skipped for a day outside
-    ``FIRST_DAY``..``LAST_DAY`` (never the whole page: its passages keep syncing)."""
+    (a peer on an earlier release). An entry with a day outside ``FIRST_DAY``..``LAST_DAY``
+    has its days clamped to them and stays in force (the peer holds the household in: this
+    gate must not let it out), counted: with how many were, never refusing the page."""
     if raw is None:
         return None, 0
     if not isinstance(raw, list) or len(raw) > MAX_PAGE_QUARANTINE:
@@ -855,14 +856,19 @@ def _quarantine(raw: object, kiosk_id: str) -> tuple[tuple[PeerQuarantine, ...] 
         if end < start:
             raise PeerPageError(f"quarantine entry {entry_id} ends before it starts")
         if not FIRST_DAY <= start <= end <= LAST_DAY:
-            outside += 1  # skipped, counted: never in force here for good
-            continue
+            outside += 1  # clamped, counted: in force here as at the peer, never for good
+            start, end = _clamped(start), _clamped(end)
         actor = _text(item, "actor", MAX_ACTOR)
         out[entry_id] = PeerQuarantine(
             kiosk_id, entry_id, household, holder, start.isoformat(), end.isoformat(),
             None if actor is None or unseen(actor) else actor,
         )  # fmt: skip
     return tuple(out.values()), outside
+
+
+def _clamped(day: date) -> date:
+    """``day`` held to ``FIRST_DAY``..``LAST_DAY`` (days in order stay in order)."""
+    return min(max(day, FIRST_DAY), LAST_DAY)
 
 
 def _day(value: object) -> date:

@@ -114,15 +114,19 @@ def test_the_south_guard_sees_the_household_quarantined_at_north(tmp_path, clock
 
 
 @pytest.mark.parametrize(
-    "days",
-    [{"from": "0001-01-01", "until": "9999-12-31"}, {"until": "9999-12-31"},
-     {"from": "1999-12-31"}, {"until": "3000-01-01"}],
+    ("days", "held"),
+    [({"from": "0001-01-01", "until": "9999-12-31"}, ("2000-01-01", "2999-12-31")),
+     ({"until": "9999-12-31"}, ("2026-03-01", "2999-12-31")),
+     ({"from": "1999-12-31"}, ("2000-01-01", "2026-03-14")),
+     ({"until": "3000-01-01"}, ("2026-03-01", "2999-12-31")),
+     ({"from": "3000-01-01", "until": "3000-02-01"}, ("2999-12-31", "2999-12-31")),
+     ({"from": "1990-01-01", "until": "1990-02-01"}, ("2000-01-01", "2000-01-01"))],
 )  # fmt: skip
-def test_a_peers_quarantine_outside_the_days_is_skipped_and_counted_the_page_kept(days):
+def test_a_peers_quarantine_outside_the_days_is_clamped_and_counted_the_page_kept(days, held):
     """A peer's quarantine 0001-01-01..9999-12-31 (a year typed wrong at a gate on an earlier
-    release) was taken and enforced here for good. Each entry's days are held to the days a
-    guard may type (``kiosk.days``): one outside is skipped and counted, the rest of the page
-    (its passages, its other entries) kept."""
+    release) was skipped here while the peer kept it: this gate let the household out. Each
+    entry's days are clamped to the days a guard may type (``kiosk.days``), the entry kept in
+    force and counted, the rest of the page (its passages, its other entries) kept."""
     from datetime import UTC, datetime
 
     from test_compound_gates import row
@@ -131,11 +135,13 @@ def test_a_peers_quarantine_outside_the_days_is_skipped_and_counted_the_page_kep
     raw |= {"passages": [row(seq=1, ts="2026-03-02T01:00:00+00:00")], "next": 1, "last": 1}
     checked = check_page(json.loads(json.dumps(raw)), "gate-north", 0, 500,
                          datetime(2026, 3, 2, 2, tzinfo=UTC))  # fmt: skip
-    assert [q.household for q in checked.quarantine or ()] == ["2-202"]
+    first, second = checked.quarantine or ()
+    assert (first.household, first.from_date, first.until_date) == ("1-101", *held)
+    assert (second.from_date, second.until_date) == ("2026-03-01", "2026-03-14")
     assert checked.quarantine_refused == 1 and [r.seq for r in checked.rows] == [1]
 
 
-def test_a_peers_quarantine_outside_the_days_is_said_in_health_and_on_the_devices_page(
+def test_a_peers_quarantine_outside_the_days_is_in_force_and_said_on_the_devices_page(
     tmp_path, clock, monkeypatch
 ):
     from test_compound_gates import NOW, TZ, Gate, hostile, peer_entry, row
@@ -152,9 +158,10 @@ def test_a_peers_quarantine_outside_the_days_is_said_in_health_and_on_the_device
         [peer] = south.core.health()["peers"]
         assert peer["quarantine_refused"] == 1 and peer["rows_held"] == 1
         assert peer["last_error"] is None
-        assert south.core.lists.current.peer_quarantine == ()
+        lists = south.core.lists.current
+        assert lists.quarantine_for("1-101", None, NOW.date()) is not None
         _, state, words = peer_words(peer, "en", TZ)
         assert state == "degraded" and "1 of its quarantine entries" in words
-        assert "1-101" not in words
+        assert "clamped" in words and "1-101" not in words
     finally:
         south.close()

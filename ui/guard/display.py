@@ -892,8 +892,8 @@ def peer_words(peer: dict[str, Any], lang: str, tz: ZoneInfo) -> tuple[str, str,
     by how much and what to do, when its clock is off this gate's beyond
     ``kiosk.peers.MAX_SKEW``, or when rows of it were refused (``rows_refused``: a household
     or pass id with a character nobody sees, an outing not counted here), or quarantine
-    entries of it were skipped (``quarantine_refused``: a day outside the days a guard may
-    type)."""
+    entries of it were clamped (``quarantine_refused``: a day outside the days a guard may
+    type, held to them and in force here)."""
     label = i18n.t(lang, "device.peer", id=str(peer.get("kiosk_id")))
     if peer.get("state") == "ok":
         heard = local_time(str(peer.get("last_success")), tz, "%m-%d %H:%M:%S")
