@@ -48,7 +48,8 @@ def same_text_spans(text: str, values: Iterable[str]) -> list[tuple[int, int, st
     """Where each of ``values`` occurs in ``text`` compared as ``same_text`` compares (a
     guard's note ``欧阳 娜娜 忘带卡`` or ``乘客Ｗａｎｇ Ｆａｎｇ同行`` repeats the holder
     ``欧阳娜娜``, the passenger ``Wang Fang``): ``(start, end, value)`` in ``text`` as
-    typed, longest value first, none overlapping one found before it. One fold of ``text``,
+    typed, longest value first, none overlapping one found before it, none inside a longer
+    word (``_whole_word``: ``Li`` is not found in ``Lily``). One fold of ``text``,
     then a plain search per value: linear in ``text`` for each value."""
     folded, origin = _folded_with_origin(text)
     keys = sorted(((same_text(v), v) for v in values), key=lambda kv: len(kv[0]), reverse=True)
@@ -56,11 +57,30 @@ def same_text_spans(text: str, values: Iterable[str]) -> list[tuple[int, int, st
     for key, value in keys:
         at = folded.find(key) if key else -1
         while at >= 0:
+            if not _whole_word(folded, at, key):  # ``Li`` in ``Lily``, ``12`` in ``512``
+                at = folded.find(key, at + 1)
+                continue
             span = (origin[at][0], origin[at + len(key) - 1][1])
             if not any(s < span[1] and span[0] < e for s, e, _ in taken):
                 taken.append((*span, value))
             at = folded.find(key, at + len(key))
     return sorted(taken)
+
+
+def _whole_word(folded: str, at: int, key: str) -> bool:
+    """Whether ``key`` found at ``at`` in ``folded`` is no part of a longer word: a key that
+    begins (ends) with a letter or digit of a spaced script needs no such character before
+    (after) it. Han, kana and Hangul have no word boundaries: ``王芳`` in ``王芳芳`` is found."""
+    end = at + len(key)
+    before = at > 0 and _in_word(key[0]) and _in_word(folded[at - 1])
+    after = end < len(folded) and _in_word(key[-1]) and _in_word(folded[end])
+    return not (before or after)
+
+
+def _in_word(char: str) -> bool:
+    """A letter or digit of a script written with spaces between words (``_UNSPACED`` aside:
+    ``乘客Li`` is the word ``Li`` after Han)."""
+    return char.isalnum() and not _UNSPACED_RE.match(char)
 
 
 def _folded_with_origin(text: str) -> tuple[str, list[tuple[int, int]]]:

@@ -146,4 +146,23 @@ def test_a_note_masks_only_what_repeats_a_hidden_value():
         "person": {"note": "ＡＮＮ\u3000LI met Annli and Ann Lin; ann  li again", "phone": "x"},
     }
     note = mask_event(event)["person"]["note"]
-    assert note == "A. met Annli and A.n; A. again"
+    assert note == "A. met Annli and Ann Lin; A. again"
+
+
+def test_a_note_masks_a_latin_name_or_a_code_only_as_a_whole_word():
+    """A holder ``Li`` was masked inside ``Lily``, the unit ``12`` inside ``512`` and
+    ``2012``, the household ``3-2-701`` inside ``3-2-7011``. A Latin letter or digit beside a
+    name or code typed in them makes it another word; Han beside it does not (``乘客Li``), and
+    a Han name has no word boundaries: ``王芳`` stays masked inside ``王芳芳``."""
+    event = {
+        "holder": "Li",
+        "person": {"unit": "12", "note": "Lily and police deliver; Li, 乘客Li同行, li"},
+    }
+    assert mask_event(event)["person"]["note"] == "Lily and police deliver; L., 乘客L.同行, L."
+    event = {"holder": "Li", "person": {"unit": "12", "note": "room 512, 2012, 123; unit 12."}}
+    assert mask_event(event)["person"]["note"] == "room 512, 2012, 123; unit *2."
+    event = {"household": "3-2-701", "person": {"note": "3-2-7011 13-2-701 (3-2-701)"}}
+    note = mask_event(event)["person"]["note"]
+    assert note.startswith("3-2-7011 13-2-701 (") and "3-2-701)" not in note
+    event = {"holder": "王芳", "person": {"note": "王芳芳来过"}}
+    assert "王芳" not in mask_event(event)["person"]["note"]
