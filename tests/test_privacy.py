@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 
 import pytest
 from hypothesis import given, settings
@@ -166,3 +167,16 @@ def test_a_note_masks_a_latin_name_or_a_code_only_as_a_whole_word():
     assert note.startswith("3-2-7011 13-2-701 (") and "3-2-701)" not in note
     event = {"holder": "王芳", "person": {"note": "王芳芳来过"}}
     assert "王芳" not in mask_event(event)["person"]["note"]
+
+
+def test_a_note_masks_a_name_typed_with_combining_marks_or_conjoining_jamo():
+    """A keyboard that types ``José`` as ``e`` and a combining acute (NFD), or the Hangul
+    ``김민`` as its conjoining jamo, repeats the holder: the note must not keep it in clear."""
+    event = {"holder": "José", "person": {"note": "Jose\u0301 came; José too"}}
+    assert mask_event(event)["person"]["note"] == "J. came; J. too"
+    jamo = "\u1100\u1175\u11b7\u1106\u1175\u11ab"  # 김민, decomposed
+    assert unicodedata.normalize("NFC", jamo) == "김민"
+    event = {"holder": "김민", "person": {"note": f"{jamo} 왔다, 김민"}}
+    masked = mask_event({**event, "person": {"note": "김민 왔다, 김민"}})["person"]["note"]
+    assert "김민" not in masked
+    assert mask_event(event)["person"]["note"] == masked
