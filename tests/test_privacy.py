@@ -19,6 +19,7 @@ from kiosk.privacy import (
     normalise_fields,
     scrub_text,
 )
+from kiosk.spelling import same_text_spans
 
 PHONE_RE = re.compile(r"\b1[3-9]\d{9}\b")
 ID_RE = re.compile(r"\b\d{17}[\dXx]\b")
@@ -180,3 +181,12 @@ def test_a_note_masks_a_name_typed_with_combining_marks_or_conjoining_jamo():
     masked = mask_event({**event, "person": {"note": "김민 왔다, 김민"}})["person"]["note"]
     assert "김민" not in masked
     assert mask_event(event)["person"]["note"] == masked
+
+
+def test_a_long_note_is_searched_whole():
+    """A note of long runs of spaces and of many repeats (each run's next character was found
+    by copying the rest of the note, each repeat compared with every span found before it)."""
+    assert same_text_spans("a " * 8000 + "Ann  Li", ["Ann Li"]) == [(16000, 16007, "Ann Li")]
+    spans = same_text_spans("Ann Li, Li " * 2000, ["Li", "Ann Li"])
+    assert spans[:3] == [(0, 6, "Ann Li"), (8, 10, "Li"), (11, 17, "Ann Li")]
+    assert len(spans) == 4000 and spans[-1] == (21997, 21999, "Li")
