@@ -48,19 +48,41 @@ def same_text_spans(text: str, values: Iterable[str]) -> list[tuple[int, int, st
     """Where each of ``values`` occurs in ``text`` compared as ``same_text`` compares (a
     guard's note ``欧阳 娜娜 忘带卡`` or ``乘客Ｗａｎｇ Ｆａｎｇ同行`` repeats the holder
     ``欧阳娜娜``, the passenger ``Wang Fang``): ``(start, end, value)`` in ``text`` as
-    typed, longest value first, none overlapping one found before it. One fold of ``text``,
+    typed, longest value first, none overlapping one found before it, none inside a longer
+    word (``_whole_word``: ``Li`` is not found in ``Lily``). One fold of ``text``,
     then a plain search per value: linear in ``text`` for each value."""
     folded, origin = _folded_with_origin(text)
     keys = sorted(((same_text(v), v) for v in values), key=lambda kv: len(kv[0]), reverse=True)
     taken: list[tuple[int, int, str]] = []
+    masked = bytearray(len(text))  # 1 where a span taken covers ``text``
     for key, value in keys:
         at = folded.find(key) if key else -1
         while at >= 0:
-            span = (origin[at][0], origin[at + len(key) - 1][1])
-            if not any(s < span[1] and span[0] < e for s, e, _ in taken):
-                taken.append((*span, value))
+            if not _whole_word(folded, at, key):  # ``Li`` in ``Lily``, ``12`` in ``512``
+                at = folded.find(key, at + 1)
+                continue
+            start, end = origin[at][0], origin[at + len(key) - 1][1]
+            if 1 not in masked[start:end]:
+                taken.append((start, end, value))
+                masked[start:end] = b"\1" * (end - start)
             at = folded.find(key, at + len(key))
     return sorted(taken)
+
+
+def _whole_word(folded: str, at: int, key: str) -> bool:
+    """Whether ``key`` found at ``at`` in ``folded`` is no part of a longer word: a key that
+    begins (ends) with a letter or digit of a spaced script needs no such character before
+    (after) it. Han, kana and Hangul have no word boundaries: ``王芳`` in ``王芳芳`` is found."""
+    end = at + len(key)
+    before = at > 0 and _in_word(key[0]) and _in_word(folded[at - 1])
+    after = end < len(folded) and _in_word(key[-1]) and _in_word(folded[end])
+    return not (before or after)
+
+
+def _in_word(char: str) -> bool:
+    """A letter or digit of a script written with spaces between words (``_UNSPACED`` aside:
+    ``乘客Li`` is the word ``Li`` after Han)."""
+    return char.isalnum() and not _UNSPACED_RE.match(char)
 
 
 def _folded_with_origin(text: str) -> tuple[str, list[tuple[int, int]]]:
@@ -75,6 +97,9 @@ def _folded_with_origin(text: str) -> tuple[str, list[tuple[int, int]]]:
         piece = unicodedata.normalize("NFKC", text[start:end]).casefold().translate(_NAME_DOTS)
         chars.extend((c, start, end) for c in piece)
         start = end
+    after = [""] * len(chars)  # the first character after each that is no space
+    for i in range(len(chars) - 2, -1, -1):
+        after[i] = after[i + 1] if chars[i + 1][0].isspace() else chars[i + 1][0]
     folded: list[str] = []
     origin: list[tuple[int, int]] = []
     for i, (c, start, end) in enumerate(chars):
@@ -82,8 +107,8 @@ def _folded_with_origin(text: str) -> tuple[str, list[tuple[int, int]]]:
             folded.append(c)
             origin.append((start, end))
         elif not (i and chars[i - 1][0].isspace()):  # a run of spaces: one, or none beside
-            after = next((n for n, _, _ in chars[i:] if not n.isspace()), "")  # an unspaced
-            if not (_UNSPACED_RE.match(after) or (folded and _UNSPACED_RE.match(folded[-1]))):
+            beside = after[i] + (folded[-1] if folded else "")  # an unspaced character
+            if not _UNSPACED_RE.search(beside):
                 folded.append(" ")
                 origin.append((start, end))
     return "".join(folded), origin

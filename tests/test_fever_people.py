@@ -5,6 +5,7 @@ handover, the district from a masked pull) is checked against the count by hand.
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, date, datetime, timedelta
 
@@ -14,7 +15,7 @@ from pgfixture import Network, make_kiosk
 from test_fleet_pg import pull_pg
 
 from kiosk import stats
-from kiosk.categories import report_rows
+from kiosk.categories import FeverishPeople, report_rows
 from kiosk.clock import FakeClock
 from kiosk.roster import summary_since
 from kiosk.store import EventDraft
@@ -183,3 +184,14 @@ def _register_feverish_car_again(guard_client, guard_core) -> None:
         post(guard_client, "/guard/register/vehicle", csrf, plate="京a 12345", driver="赵刚",
              driver_temp="38.4", p1_name="赵强", p1_temp="36.5", p2_name="赵敏",
              p2_temp="38.7", reason="搬家", record_deny="1")  # fmt: skip
+
+
+def test_two_people_masked_to_the_same_initial_in_one_unit_are_two_feverish_people():
+    """A masked pull gives the registered names as initials (``Z.``) beside a unit in clear:
+    ``Zhao Min`` and ``Zhou Qiang`` of ``2-101`` must not become one person ``Z.``."""
+    people = FeverishPeople()
+    for seq, name in ((1, "Z."), (2, "Z."), (3, "赵*")):
+        person = json.dumps({"name": name, "unit": "2-101", "temp_c": 38.5})
+        people.add({"kiosk_id": "gate-1", "seq": seq, "kind": "registration", "person": person,
+                    "pass_id": None, "household": None, "holder": None})  # fmt: skip
+    assert people.total == 3

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 
 import pytest
 from hypothesis import given, settings
@@ -18,6 +19,7 @@ from kiosk.privacy import (
     normalise_fields,
     scrub_text,
 )
+from kiosk.spelling import same_text_spans
 
 PHONE_RE = re.compile(r"\b1[3-9]\d{9}\b")
 ID_RE = re.compile(r"\b\d{17}[\dXx]\b")
@@ -146,4 +148,45 @@ def test_a_note_masks_only_what_repeats_a_hidden_value():
         "person": {"note": "ＡＮＮ\u3000LI met Annli and Ann Lin; ann  li again", "phone": "x"},
     }
     note = mask_event(event)["person"]["note"]
-    assert note == "A. met Annli and A.n; A. again"
+    assert note == "A. met Annli and Ann Lin; A. again"
+
+
+def test_a_note_masks_a_latin_name_or_a_code_only_as_a_whole_word():
+    """A holder ``Li`` was masked inside ``Lily``, the unit ``12`` inside ``512`` and
+    ``2012``, the household ``3-2-701`` inside ``3-2-7011``. A Latin letter or digit beside a
+    name or code typed in them makes it another word; Han beside it does not (``乘客Li``), and
+    a Han name has no word boundaries: ``王芳`` stays masked inside ``王芳芳``."""
+    event = {
+        "holder": "Li",
+        "person": {"unit": "12", "note": "Lily and police deliver; Li, 乘客Li同行, li"},
+    }
+    assert mask_event(event)["person"]["note"] == "Lily and police deliver; L., 乘客L.同行, L."
+    event = {"holder": "Li", "person": {"unit": "12", "note": "room 512, 2012, 123; unit 12."}}
+    assert mask_event(event)["person"]["note"] == "room 512, 2012, 123; unit *2."
+    event = {"household": "3-2-701", "person": {"note": "3-2-7011 13-2-701 (3-2-701)"}}
+    note = mask_event(event)["person"]["note"]
+    assert note.startswith("3-2-7011 13-2-701 (") and "3-2-701)" not in note
+    event = {"holder": "王芳", "person": {"note": "王芳芳来过"}}
+    assert "王芳" not in mask_event(event)["person"]["note"]
+
+
+def test_a_note_masks_a_name_typed_with_combining_marks_or_conjoining_jamo():
+    """A keyboard that types ``José`` as ``e`` and a combining acute (NFD), or the Hangul
+    ``김민`` as its conjoining jamo, repeats the holder: the note must not keep it in clear."""
+    event = {"holder": "José", "person": {"note": "Jose\u0301 came; José too"}}
+    assert mask_event(event)["person"]["note"] == "J. came; J. too"
+    jamo = "\u1100\u1175\u11b7\u1106\u1175\u11ab"  # 김민, decomposed
+    assert unicodedata.normalize("NFC", jamo) == "김민"
+    event = {"holder": "김민", "person": {"note": f"{jamo} 왔다, 김민"}}
+    masked = mask_event({**event, "person": {"note": "김민 왔다, 김민"}})["person"]["note"]
+    assert "김민" not in masked
+    assert mask_event(event)["person"]["note"] == masked
+
+
+def test_a_long_note_is_searched_whole():
+    """A note of long runs of spaces and of many repeats (each run's next character was found
+    by copying the rest of the note, each repeat compared with every span found before it)."""
+    assert same_text_spans("a " * 8000 + "Ann  Li", ["Ann Li"]) == [(16000, 16007, "Ann Li")]
+    spans = same_text_spans("Ann Li, Li " * 2000, ["Li", "Ann Li"])
+    assert spans[:3] == [(0, 6, "Ann Li"), (8, 10, "Li"), (11, 17, "Ann Li")]
+    assert len(spans) == 4000 and spans[-1] == (21997, 21999, "Li")
