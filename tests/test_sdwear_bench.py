@@ -25,10 +25,13 @@ def full_log(data_dir, clock, index):
 
 
 def _shm_locks(path) -> list[str]:
-    """This process's POSIX locks on the file at ``path`` (``/proc/locks``)."""
+    """This process's POSIX locks on the file at ``path`` (``/proc/locks``), without each
+    line's ordinal (``12:``), which moves as other processes take and drop locks."""
     inode = f":{os.stat(path).st_ino} "
     with open("/proc/locks", encoding="ascii") as locks:
-        return [line for line in locks if inode in line and f" {os.getpid()} " in line]
+        return sorted(
+            line.split(None, 1)[1] for line in locks if inode in line and f" {os.getpid()} " in line
+        )
 
 
 def test_the_wal_index_is_read_without_dropping_the_logs_locks_on_it(full_log, index):
