@@ -71,18 +71,28 @@ def same_text_spans(text: str, values: Iterable[str]) -> list[tuple[int, int, st
 
 def _whole_word(folded: str, at: int, key: str) -> bool:
     """Whether ``key`` found at ``at`` in ``folded`` is no part of a longer word: a key that
-    begins (ends) with a letter or digit of a spaced script needs no such character before
-    (after) it. Han, kana and Hangul have no word boundaries: ``王芳`` in ``王芳芳`` is found."""
+    begins (ends) with a letter of a spaced script needs no such letter before (after) it,
+    one that begins (ends) with a digit no digit (``Li`` is not in ``Lily``, ``12`` not in
+    ``512``, but ``Wang Fang`` is in ``Wang Fang2次``: a guard writes a count after a name).
+    Han, kana and Hangul have no word boundaries: ``王芳`` in ``王芳芳`` is found."""
     end = at + len(key)
-    before = at > 0 and _in_word(key[0]) and _in_word(folded[at - 1])
-    after = end < len(folded) and _in_word(key[-1]) and _in_word(folded[end])
+    before = at > 0 and _joined(key[0], folded[at - 1])
+    after = end < len(folded) and _joined(key[-1], folded[end])
     return not (before or after)
 
 
-def _in_word(char: str) -> bool:
-    """A letter or digit of a script written with spaces between words (``_UNSPACED`` aside:
-    ``乘客Li`` is the word ``Li`` after Han)."""
-    return char.isalnum() and not _UNSPACED_RE.match(char)
+def _joined(edge: str, beside: str) -> bool:
+    """Whether ``beside`` continues the word ``edge`` is in: both letters, or both digits."""
+    kind = _word_kind(edge)
+    return kind != "" and kind == _word_kind(beside)
+
+
+def _word_kind(char: str) -> str:
+    """``a`` for a letter, ``0`` for a digit of a script written with spaces between words,
+    else ``""`` (``_UNSPACED`` aside: ``乘客Li`` is the word ``Li`` after Han)."""
+    if not char.isalnum() or _UNSPACED_RE.match(char):
+        return ""
+    return "a" if char.isalpha() else "0"
 
 
 def _folded_with_origin(text: str) -> tuple[str, list[tuple[int, int]]]:

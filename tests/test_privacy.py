@@ -170,6 +170,25 @@ def test_a_note_masks_a_latin_name_or_a_code_only_as_a_whole_word():
     assert "王芳" not in mask_event(event)["person"]["note"]
 
 
+@pytest.mark.parametrize(
+    ("text", "values", "spans"),
+    [
+        ("Wang Fang2次未刷卡", ["Wang Fang"], [(0, 9, "Wang Fang")]),
+        ("乘客Li2人同行", ["Li"], [(2, 4, "Li")]),
+        ("Li1号门出", ["Li"], [(0, 2, "Li")]),
+        ("12号楼Ann Li3次", ["Ann Li", "12"], [(0, 2, "12"), (4, 10, "Ann Li")]),
+        ("Lily 2Li", ["Li"], [(6, 8, "Li")]),
+        ("512 12", ["12"], [(4, 6, "12")]),
+    ],
+)
+def test_a_name_touching_a_count_is_still_found(text, values, spans):
+    """A guard writes a count right after a name (``Wang Fang2次未刷卡``, ``乘客Li2人同行``):
+    a letter and a digit were one word, so the name stayed in clear. A letter beside a key
+    ending (beginning) in a letter makes it another word, a digit beside one ending in a
+    digit another number: ``Li`` is still not in ``Lily``, nor the unit ``12`` in ``512``."""
+    assert same_text_spans(text, values) == spans
+
+
 def test_a_note_masks_a_name_typed_with_combining_marks_or_conjoining_jamo():
     """A keyboard that types ``José`` as ``e`` and a combining acute (NFD), or the Hangul
     ``김민`` as its conjoining jamo, repeats the holder: the note must not keep it in clear."""
