@@ -277,18 +277,21 @@ class Freshness:
         }
 
 
-def _held_spelling(db: sqlite_utils.Database, household: str) -> str:
-    """``household`` as the households list holds it (``same_text``: the list's ``B-202`` for
-    a guard's ``b-202``, an entry edited and not a second one beside it), else as given."""
-    key = same_text(household)
-    rows = db.execute("select household from list_households").fetchall()
-    return next((str(h) for (h,) in rows if same_text(str(h)) == key), household)
-
-
 def _household_entry(db: sqlite_utils.Database, household: str) -> dict[str, Any] | None:
-    """The households list's row for ``household`` (``_held_spelling``), or None."""
-    held = _held_spelling(db, household)
-    return next(db["list_households"].rows_where("household = ?", [held]), None)
+    """The households list's row for ``household`` as it holds it (``same_text``: the list's
+    ``B-202`` for a guard's ``b-202``, an entry edited and not a second one beside it), or
+    None. ``ListError`` when several rows spell it (``Lists.households_sharing_a_key``): the
+    gate holds them merged, so an edit of one of them would not say what the gate enforces
+    (an observation lifted on one spelling, still in force on the other); the admin merges
+    them first (docs/operations.md, *Upgrading past 2026-12's household key*)."""
+    key = same_text(household)
+    rows = [r for r in db["list_households"].rows if same_text(str(r["household"])) == key]
+    if len(rows) > 1:
+        raise ListError(
+            f"{len(rows)} entries are spellings of household {household}: merge them first"
+            " (keep one, remove the others)"
+        )
+    return rows[0] if rows else None
 
 
 def _same_person(a: str, b: str) -> bool:
@@ -1570,8 +1573,8 @@ class ListStore:
 
         def apply(db: sqlite_utils.Database, now: datetime) -> None:
             record = self._household_row(row, "guard", actor, now)
-            record["household"] = _held_spelling(db, row.household)
             before = _household_entry(db, row.household)
+            record["household"] = before["household"] if before else row.household
             if seen is not None:
                 if before is None and seen != NEW_ENTRY:
                     raise ListError(f"household {row.household!r} is not in the ledger")
@@ -1587,7 +1590,8 @@ class ListStore:
     def household_entry(self, household: str) -> dict[str, Any] | None:
         """The households list's entry for ``household`` as stored (a row of
         ``kiosk.queries.list_rows``: its ``entry_version`` is what a form carries), matched
-        as the gate matches (``same_text``); None when there is none."""
+        as the gate matches (``same_text``); None when there is none; ``ListError`` when
+        several spell it (``_household_entry``: merged first, then edited)."""
         return _household_entry(self._store.reader(), household)
 
     def remove_household(self, household: str, actor: str, seen: str | None = None) -> Lists:
