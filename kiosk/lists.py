@@ -33,7 +33,6 @@ import json
 import logging
 import re
 import unicodedata
-from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -352,6 +351,8 @@ class Lists:
     _households_by_key: Mapping[str, Household] = field(
         default_factory=dict, repr=False, compare=False
     )
+    #: ``households_sharing_a_key``, counted once from the grouping the index is built by.
+    _shared_keys: int = field(default=0, repr=False, compare=False)
     #: The compound's other gates' guards' revocations held here (``kiosk.peers``), by pass
     #: id, ``source`` the gate's kiosk id: refused as the lists' own are; lifted only by a
     #: restore at that gate (its next page), never by an edit here.
@@ -374,6 +375,8 @@ class Lists:
             by_key.setdefault(same_text(h.household), []).append(h)
         households = {k: merged_household(hs) for k, hs in by_key.items()}
         object.__setattr__(self, "_households_by_key", households)
+        shared = sum(len(hs) for hs in by_key.values() if len(hs) > 1)
+        object.__setattr__(self, "_shared_keys", shared)
 
     @classmethod
     def build(
@@ -457,9 +460,9 @@ class Lists:
         another: two spellings an earlier release told apart (``3号楼 701`` and ``3号楼701``
         before spaces beside a Chinese character were ignored) are one household now, held
         as one strictly merged entry (``merged_household``) until the admin merges them.
-        Counted, never named: a household is personal data."""
-        keys = Counter(same_text(h) for h in self.households)
-        return sum(n for n in keys.values() if n > 1)
+        Counted, never named: a household is personal data. Counted once, as the lists are
+        built (``core.health`` asks on every ``/health``, alarm and screen banner)."""
+        return self._shared_keys
 
     def merged_households(self) -> tuple[Household, ...]:
         """The households list as the gate holds it: one entry a household however spelled

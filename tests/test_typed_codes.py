@@ -704,3 +704,25 @@ def test_the_console_refuses_the_edit_of_a_household_two_entries_spell_in_both_l
     assert answer.status_code == 400 and chinese in answer.text
     held = guard_core.lists.current.households
     assert held["5号楼702"].residents is None and held["5号楼 702"].residents is None
+
+
+def test_households_sharing_a_key_are_counted_once_when_the_lists_are_built(monkeypatch):
+    """``core.health()`` (``/health``, ``/metrics``, the alarms, each screen's banner) asked
+    for the count and it folded every spelling of the whole list again (47 ms at 20,355
+    households). It is counted once, from the grouping the lists are built with."""
+    from kiosk.lists import Freshness, Household, Lists
+
+    current = Lists.build(households=[
+        Household("5号楼 702"), Household("5号楼702"), Household("５号楼702"),
+        Household("Ann Li"), Household("Annli"), Household("1-101"),
+    ])  # fmt: skip
+
+    def folded_again(text: str) -> str:
+        raise AssertionError("the households list was folded again")
+
+    monkeypatch.setattr(lists_mod, "same_text", folded_again)
+    assert current.households_sharing_a_key() == 3
+    assert current.with_freshness(Freshness(source="guard")).households_sharing_a_key() == 3
+    monkeypatch.undo()
+    assert Lists.build(households=[Household("1-101")]).households_sharing_a_key() == 0
+    assert Lists().households_sharing_a_key() == 0
