@@ -182,6 +182,8 @@ def statuses(
 
     for quarantined_household in quarantined(lists, day):
         mark(quarantined_household, "quarantined")
+    # One mark a household however the list spells it: the stored entries would mark each
+    # observed spelling of a household the map lacks (on the map, ``_as_on_map`` folds them).
     for household in lists.merged_households():
         if household.under_observation(day):
             mark(household.household, "observing")

@@ -33,7 +33,6 @@ import json
 import logging
 import re
 import unicodedata
-from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -277,18 +276,21 @@ class Freshness:
         }
 
 
-def _held_spelling(db: sqlite_utils.Database, household: str) -> str:
-    """``household`` as the households list holds it (``same_text``: the list's ``B-202`` for
-    a guard's ``b-202``, an entry edited and not a second one beside it), else as given."""
-    key = same_text(household)
-    rows = db.execute("select household from list_households").fetchall()
-    return next((str(h) for (h,) in rows if same_text(str(h)) == key), household)
-
-
 def _household_entry(db: sqlite_utils.Database, household: str) -> dict[str, Any] | None:
-    """The households list's row for ``household`` (``_held_spelling``), or None."""
-    held = _held_spelling(db, household)
-    return next(db["list_households"].rows_where("household = ?", [held]), None)
+    """The households list's row for ``household`` as it holds it (``same_text``: the list's
+    ``B-202`` for a guard's ``b-202``, an entry edited and not a second one beside it), or
+    None. ``ListError`` when several rows spell it (``Lists.households_sharing_a_key``): the
+    gate holds them merged, so an edit of one of them would not say what the gate enforces
+    (an observation lifted on one spelling, still in force on the other); the admin merges
+    them first (docs/operations.md, *Upgrading past 2026-12's household key*)."""
+    key = same_text(household)
+    rows = [r for r in db["list_households"].rows if same_text(str(r["household"])) == key]
+    if len(rows) > 1:
+        raise ListError(
+            f"{len(rows)} entries are spellings of household {household}: merge them first"
+            " (keep one, remove the others)"
+        )
+    return rows[0] if rows else None
 
 
 def _same_person(a: str, b: str) -> bool:
@@ -349,6 +351,8 @@ class Lists:
     _households_by_key: Mapping[str, Household] = field(
         default_factory=dict, repr=False, compare=False
     )
+    #: ``households_sharing_a_key``, counted once from the grouping the index is built by.
+    _shared_keys: int = field(default=0, repr=False, compare=False)
     #: The compound's other gates' guards' revocations held here (``kiosk.peers``), by pass
     #: id, ``source`` the gate's kiosk id: refused as the lists' own are; lifted only by a
     #: restore at that gate (its next page), never by an edit here.
@@ -371,6 +375,8 @@ class Lists:
             by_key.setdefault(same_text(h.household), []).append(h)
         households = {k: merged_household(hs) for k, hs in by_key.items()}
         object.__setattr__(self, "_households_by_key", households)
+        shared = sum(len(hs) for hs in by_key.values() if len(hs) > 1)
+        object.__setattr__(self, "_shared_keys", shared)
 
     @classmethod
     def build(
@@ -454,9 +460,9 @@ class Lists:
         another: two spellings an earlier release told apart (``3号楼 701`` and ``3号楼701``
         before spaces beside a Chinese character were ignored) are one household now, held
         as one strictly merged entry (``merged_household``) until the admin merges them.
-        Counted, never named: a household is personal data."""
-        keys = Counter(same_text(h) for h in self.households)
-        return sum(n for n in keys.values() if n > 1)
+        Counted, never named: a household is personal data. Counted once, as the lists are
+        built (``core.health`` asks on every ``/health``, alarm and screen banner)."""
+        return self._shared_keys
 
     def merged_households(self) -> tuple[Household, ...]:
         """The households list as the gate holds it: one entry a household however spelled
@@ -1570,8 +1576,8 @@ class ListStore:
 
         def apply(db: sqlite_utils.Database, now: datetime) -> None:
             record = self._household_row(row, "guard", actor, now)
-            record["household"] = _held_spelling(db, row.household)
             before = _household_entry(db, row.household)
+            record["household"] = before["household"] if before else row.household
             if seen is not None:
                 if before is None and seen != NEW_ENTRY:
                     raise ListError(f"household {row.household!r} is not in the ledger")
@@ -1587,7 +1593,8 @@ class ListStore:
     def household_entry(self, household: str) -> dict[str, Any] | None:
         """The households list's entry for ``household`` as stored (a row of
         ``kiosk.queries.list_rows``: its ``entry_version`` is what a form carries), matched
-        as the gate matches (``same_text``); None when there is none."""
+        as the gate matches (``same_text``); None when there is none; ``ListError`` when
+        several spell it (``_household_entry``: merged first, then edited)."""
         return _household_entry(self._store.reader(), household)
 
     def remove_household(self, household: str, actor: str, seen: str | None = None) -> Lists:

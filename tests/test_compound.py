@@ -171,3 +171,16 @@ def test_a_quarantine_spelled_otherwise_on_the_list_marks_the_maps_household(log
     lists = Lists.build(quarantine=[QuarantineEntry("５－１－２０１", None, DAY, DAY)])
     marks = compound.statuses(log.reader(), DAY, lists)
     assert marks == {"5-1-201": ("quarantined",)}
+
+
+def test_two_observed_spellings_of_a_household_off_the_map_are_one_household_marked(log):
+    """``5号楼 702`` and ``5号楼702``, both observed (an earlier release kept them apart), of a
+    household the map does not hold (or no map yet): the map's marks are one household, under
+    the spelling of its merged entry (``Lists.merged_households``), not one per spelling, as
+    the stored entries would give (a household on the map is marked under the map's spelling
+    either way)."""
+    lists = Lists.build(households=[
+        Household("5号楼702", observation_until=date(2026, 2, 20)),
+        Household("5号楼 702", observation_until=date(2026, 2, 28)),
+    ])  # fmt: skip
+    assert compound.statuses(log.reader(), DAY, lists) == {"5号楼 702": ("observing",)}

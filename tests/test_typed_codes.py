@@ -644,3 +644,85 @@ def test_households_sharing_a_key_are_counted_in_health_and_on_the_lists_page(
     assert "户籍名单中有 2 条" in guard_client.get("/guard/lists").text
     page = guard_client.get("/guard/lists?lang=en").text
     assert "2 entries of the households list are one household" in page
+
+
+def _two_spellings(core) -> None:
+    """``5号楼 702`` observed and ``5号楼702`` not, as an earlier release kept them apart:
+    the unobserved one stored first."""
+    core.store.submit(
+        lambda db: db.execute(
+            "INSERT INTO list_households (household, source, observation_until) VALUES"
+            " ('5号楼702', 'guard', NULL), ('5号楼 702', 'guard', '2026-12-20')"
+        )
+    )
+    core.lists.load()
+
+
+def test_an_edit_of_a_household_two_entries_spell_is_refused_until_they_are_merged(guard_core):
+    """The edit matched the first stored spelling: a guard lifting the observation of
+    ``5号楼 702`` updated the unobserved ``5号楼702`` (or the other way round) and the gate
+    kept denying the household while the guard thought it lifted. Now the edit is refused
+    and says how many entries spell the household; nothing changes."""
+    _two_spellings(guard_core)
+    assert set(guard_core.lists.current.households) == {"5号楼702", "5号楼 702"}
+    for typed_as in ("5号楼702", "5号楼 702", "５号楼 702"):
+        with pytest.raises(lists_mod.ListError, match="2 entries are spellings of household"):
+            guard_core.lists.set_household(typed_as, "guard Li", observation_until=None)
+        with pytest.raises(lists_mod.ListError, match="merge them first"):
+            guard_core.lists.household_entry(typed_as)
+    held = guard_core.lists.current.households
+    assert held["5号楼 702"].observation_until == date(2026, 12, 20)
+    assert held["5号楼702"].observation_until is None and held["5号楼702"].source == "guard"
+    # Merged as the docs say (keep one, remove the other), the edit applies to the one left.
+    guard_core.lists.remove_household("5号楼702", "root")
+    guard_core.lists.set_household("5号楼702", "guard Li", observation_until=None)
+    assert set(guard_core.lists.current.households) == {"5号楼 702"}
+    assert not guard_core.lists.current.under_observation("5号楼702", date(2026, 12, 7))
+
+
+def test_the_console_refuses_the_edit_of_a_household_two_entries_spell_in_both_languages(
+    guard_client, guard_core
+):
+    """The console's households form showed (and offered to replace) whichever spelling was
+    stored first; now it refuses, in the page's language, before asking anything."""
+    from ui.core_words import refusal_text
+
+    _two_spellings(guard_core)
+    login(guard_client)
+    csrf = csrf_of(guard_client.get("/guard/lists").text)
+    sent = {"household": "5号楼702", "residents": "3", "confirm": "yes"}
+    answer = post(guard_client, "/guard/lists/households/add", csrf, **sent)
+    said = answer.text if answer.status_code == 400 else answer.headers.get("location", "")
+    assert "confirm-form" not in said
+    english = (
+        "2 entries are spellings of household 5号楼702: merge them first"
+        " (keep one, remove the others)"
+    )
+    chinese = refusal_text("zh-CN", english)
+    assert chinese != english and "2" in chinese and "5号楼702" in chinese
+    assert refusal_text("en", english) == english
+    assert answer.status_code == 400 and chinese in answer.text
+    held = guard_core.lists.current.households
+    assert held["5号楼702"].residents is None and held["5号楼 702"].residents is None
+
+
+def test_households_sharing_a_key_are_counted_once_when_the_lists_are_built(monkeypatch):
+    """``core.health()`` (``/health``, ``/metrics``, the alarms, each screen's banner) asked
+    for the count and it folded every spelling of the whole list again (47 ms at 20,355
+    households). It is counted once, from the grouping the lists are built with."""
+    from kiosk.lists import Freshness, Household, Lists
+
+    current = Lists.build(households=[
+        Household("5号楼 702"), Household("5号楼702"), Household("５号楼702"),
+        Household("Ann Li"), Household("Annli"), Household("1-101"),
+    ])  # fmt: skip
+
+    def folded_again(text: str) -> str:
+        raise AssertionError("the households list was folded again")
+
+    monkeypatch.setattr(lists_mod, "same_text", folded_again)
+    assert current.households_sharing_a_key() == 3
+    assert current.with_freshness(Freshness(source="guard")).households_sharing_a_key() == 3
+    monkeypatch.undo()
+    assert Lists.build(households=[Household("1-101")]).households_sharing_a_key() == 0
+    assert Lists().households_sharing_a_key() == 0

@@ -200,7 +200,10 @@ async def edit(
             return confirm_first(request, g, session, f"/guard/lists/{which}/{op}", form, text)
     if (which, op) == ("households", "add") and form.get("confirm") != "yes":
         # Over an entry the page did not show (another guard's): shown, replaced if confirmed.
-        entry = await asyncio.to_thread(g.core.lists.household_entry, kwargs["household"])
+        try:  # refused when several entries spell it: merged first (ListStore)
+            entry = await asyncio.to_thread(g.core.lists.household_entry, kwargs["household"])
+        except ValueError as exc:
+            raise BadInput(str(exc)) from None
         if entry is not None:
             text = replace_text(entry, g.lang(request))
             seen = entry_version("households", entry)
