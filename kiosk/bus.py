@@ -119,7 +119,8 @@ class EventBus:
         self, *, maxsize: int | None = None, name: str = "screen", stream: bool = False
     ) -> Subscription:
         """A new subscriber; it first receives the current state and health, if any.
-        ``stream``: a web client's live stream, ended at the daemon's stop (``end_streams``);
+        ``stream``: a web client's live stream (every long response takes one, the camera
+        preview too), ended at the daemon's stop (``end_streams``);
         one asked after that is closed at once (its stream ends where it begins)."""
         sub = Subscription(self, maxsize or self.maxsize, name, stream=stream)
         if stream and self.streams_ended:

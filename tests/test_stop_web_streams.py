@@ -106,3 +106,43 @@ def test_a_stop_ends_the_live_stream_cleanly_and_a_slow_request_gets_503_not_500
     assert "timeout graceful shutdown exceeded" not in said
     assert not [r for r in caplog.records if r.exc_info], said
     assert "the checkpoint is stopping" in response.text
+
+
+@pytest.mark.slow  # a real server, started twice
+def test_a_start_after_a_stop_of_the_same_core_serves_live_streams_again(data_dir, monkeypatch):
+    """The stop ends the live streams (``EventBus.end_streams``) and leaves the bus so; the
+    next start on that core opens them again (``EventBus.open_streams``): else the screen's
+    stream would end where it begins, its page reconnecting in a loop and showing nothing."""
+    config = parse_config({"site": {"kiosk_id": "test-gate"}, "web": {"port": 0}})
+
+    async def scenario() -> tuple[list[str], str]:
+        core = await asyncio.to_thread(build_core, config, data_dir)
+        close = core.store.close
+        monkeypatch.setattr(core.store, "close", lambda: None)  # the first stop's: kept open
+        first = Daemon(core)
+        await first.start()
+        await first.stop()
+        assert core.bus.streams_ended
+        monkeypatch.setattr(core.store, "close", close)
+        daemon = Daemon(core)
+        await daemon.start()
+        try:
+            async with (
+                httpx.AsyncClient(base_url=daemon.url, timeout=WAIT_S) as client,
+                client.stream("GET", "/kiosk/events") as stream,
+            ):
+                assert stream.status_code == 200
+                chunks = stream.aiter_text()
+                opening = [await anext(chunks)]  # retry, view, banner, edition: the page's own
+                while "event: edition" not in "".join(opening):
+                    opening.append(await anext(chunks))
+                core.bus.publish({"type": "state", "state": "awaiting_code"})  # from the bus
+                delivered = await asyncio.wait_for(anext(chunks), WAIT_S)
+        finally:
+            await daemon.stop()
+            core.close()
+        return opening, delivered
+
+    opening, delivered = asyncio.run(scenario())
+    assert opening[0].startswith("retry:")
+    assert delivered.startswith("event: view\n") and '"phase":"scan"' in delivered, delivered

@@ -12,6 +12,7 @@ import asyncio
 import json
 import re
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
 import cv2
@@ -22,6 +23,7 @@ from fastapi.testclient import TestClient as _TestClient
 from guard_support import BASE, SESSION_KEY, WAIT_S, add_event, close_core, make_core
 from test_engine import Rig
 
+from kiosk.bus import EventBus
 from kiosk.config import parse_config
 from kiosk.core import Core
 from kiosk.devices import CodeRead
@@ -296,6 +298,35 @@ def test_preview_of_a_stale_frame_answers_204(core):
     core.clock.advance(kiosk_screen.PREVIEW_STALE_S + 1)  # the camera stopped delivering
     with TestClient(kiosk_app(core), base_url=BASE) as client:
         assert client.get("/kiosk/preview.jpg").status_code == 204
+
+
+class StillThere:
+    """A request whose client stays (``is_disconnected`` never says it went)."""
+
+    async def is_disconnected(self) -> bool:
+        return False
+
+
+def test_the_preview_stream_ends_at_the_stops_start_without_waiting_out_its_pause():
+    """The daemon's stop ends the live streams (``EventBus.end_streams``): the MJPEG preview
+    too, though someone is still at the gate, and at once, not after its next frame (at 0.5
+    fps, a 2 s pause: past the web server's wait, then cut with a traceback)."""
+    bus = EventBus()
+    bus.publish({"type": "state", "state": "code_read"})  # someone is at the gate
+    core = SimpleNamespace(bus=bus)
+    screen = SimpleNamespace(core=core, preview_jpeg=lambda source: b"jpeg")
+
+    async def scenario() -> bytes:
+        frames = kiosk_screen.mjpeg_frames(StillThere(), screen, lambda: None, 0.5)
+        first = await anext(frames)
+        bus.end_streams()  # the stop begins
+        with pytest.raises(StopAsyncIteration):
+            await asyncio.wait_for(anext(frames), WAIT_S)
+        return first
+
+    assert asyncio.run(scenario()).endswith(b"jpeg\r\n")
+    assert kiosk_screen.someone_there(core)  # it did not end because the person left
+    assert bus.subscribers == 0  # and it holds nothing of the bus after
 
 
 def test_preview_without_a_camera_answers_204(data_dir, clock, monkeypatch):

@@ -69,6 +69,7 @@ from ui.views import PHASE_OF as _PHASE_OF
 from ui.views import BusFeed as BusFeed  # re-exported: the screen's feed
 
 if TYPE_CHECKING:
+    from kiosk.bus import Subscription
     from kiosk.clock import Clock
     from kiosk.core import Core
 
@@ -756,7 +757,7 @@ async def preview_mjpeg(
     source = preview_source(s.core)
     if source is None or not someone_there(s.core):
         return Response(status_code=204, headers=NO_STORE)
-    return StreamingResponse(
+    return ClosingStream(  # its bus subscription let go however the response ends
         mjpeg_frames(request, s, source, fps),
         media_type="multipart/x-mixed-replace; boundary=frame",
         headers=NO_STORE,
@@ -766,16 +767,33 @@ async def preview_mjpeg(
 async def mjpeg_frames(
     request: Request, s: Screen, source: Callable[[], tuple[Any, int] | None], fps: float
 ) -> AsyncIterator[bytes]:
-    """The MJPEG parts; ends by itself when the person leaves: nobody there, no picture."""
-    while someone_there(s.core) and not await request.is_disconnected():
-        started = time.monotonic()
-        jpeg = await asyncio.to_thread(s.preview_jpeg, source)
-        if jpeg:
-            yield (
-                b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: "
-                + str(len(jpeg)).encode()
-                + b"\r\n\r\n"
-                + jpeg
-                + b"\r\n"
-            )
-        await asyncio.sleep(max(0.0, 1 / fps - (time.monotonic() - started)))
+    """The MJPEG parts; ends by itself when the person leaves (nobody there, no picture) and
+    at the daemon's stop (``EventBus.end_streams``, as every live stream: it holds a stream
+    subscription of the bus, whose close also ends its pause between frames)."""
+    stream = s.core.bus.subscribe(stream=True, name="preview")
+    try:
+        while not stream.closed and someone_there(s.core) and not await request.is_disconnected():
+            started = time.monotonic()
+            jpeg = await asyncio.to_thread(s.preview_jpeg, source)
+            if jpeg:
+                yield (
+                    b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: "
+                    + str(len(jpeg)).encode()
+                    + b"\r\n\r\n"
+                    + jpeg
+                    + b"\r\n"
+                )
+            await pause_or_end(stream, 1 / fps - (time.monotonic() - started))
+    finally:
+        stream.close()
+
+
+async def pause_or_end(stream: Subscription, seconds: float) -> None:
+    """Waits ``seconds``, or less when ``stream`` closes; its messages are not needed (taken
+    as they come, so the bus never finds it slow)."""
+    deadline = time.monotonic() + seconds
+    while not stream.closed and (left := deadline - time.monotonic()) > 0:
+        try:
+            await asyncio.wait_for(stream.get(), left)
+        except TimeoutError:
+            return
