@@ -20,6 +20,10 @@ def live_server(app: Any, web: WebSection, clock: Clock | None = None) -> Iterat
     """``app`` served on ``web`` (port 0: a free one), on ``clock`` (None: the system's): its
     port and the server."""
     server = build_server(app, web, clock=clock)
+    # Its end as a stop ended it before the daemon's own (``Daemon.stop`` ends the live streams
+    # first, then its requests after the log's close): what still runs 1 s after the end is
+    # cut. Without it a live stream a browser holds keeps the server up for ever.
+    server.config.timeout_graceful_shutdown = 1
     up, done = threading.Event(), threading.Event()
 
     async def life() -> None:
