@@ -46,18 +46,7 @@ def test_a_car_with_two_feverish_occupants_is_two_fevers_at_the_gate(guard_clien
     assert report["community"]["fevers"]["gate"] == 2
     assert report["fever_alarms"]["count"] == 1  # one alarm card, for the car
     assert report["fever_alarms"]["people"] == 2
-    exported = {(c, i): v for c, i, v in report_rows(report)[1:]}
-    assert exported[("fevers", "gate")] == 2
-    # The guard's statistics page and the handover say the same.
-    page = guard_client.get("/guard/stats?day=2026-03-02").text
-    fevers = re.search(r'<div class="kpi fever"><div class="v">(\d+)</div>', page)
-    assert fevers is not None and fevers.group(1) == "2"
-    now = guard_core.clock.now()
-    summary = summary_since(
-        guard_core.store.reader(), guard_core.config.site.kiosk_id,
-        now - timedelta(hours=8), now + timedelta(minutes=1), 0,
-    )  # fmt: skip
-    assert summary["fevers"] == 2
+    _everywhere_say(guard_client, guard_core, report, 2)
 
 
 @pytest.mark.slow
@@ -124,17 +113,7 @@ def test_a_resident_denied_twice_for_a_fever_is_one_feverish_person(guard_client
     assert report["community"]["fevers"]["gate"] == 4
     assert report["fever_alarms"]["people"] == 4
     assert report["fever_alarms"]["count"] == 6  # the alarms: one card per event
-    exported = {(c, i): v for c, i, v in report_rows(report)[1:]}
-    assert exported[("fevers", "gate")] == 4
-    page = guard_client.get("/guard/stats?day=2026-03-02").text
-    fevers = re.search(r'<div class="kpi fever"><div class="v">(\d+)</div>', page)
-    assert fevers is not None and fevers.group(1) == "4"
-    now = guard_core.clock.now()
-    summary = summary_since(
-        guard_core.store.reader(), guard_core.config.site.kiosk_id,
-        now - timedelta(hours=8), now + timedelta(minutes=1), 0,
-    )  # fmt: skip
-    assert summary["fevers"] == 4
+    _everywhere_say(guard_client, guard_core, report, 4)
 
 
 def _register_feverish(guard_client, guard_core, csrf: str, **form: str) -> None:
@@ -195,3 +174,18 @@ def test_two_people_masked_to_the_same_initial_in_one_unit_are_two_feverish_peop
         people.add({"kiosk_id": "gate-1", "seq": seq, "kind": "registration", "person": person,
                     "pass_id": None, "household": None, "holder": None})  # fmt: skip
     assert people.total == 3
+
+
+def _everywhere_say(guard_client, guard_core, report, people: int) -> None:
+    """The report's export, the guard's statistics page and the handover count as the report."""
+    exported = {(c, i): v for c, i, v in report_rows(report)[1:]}
+    assert exported[("fevers", "gate")] == people
+    page = guard_client.get("/guard/stats?day=2026-03-02").text
+    fevers = re.search(r'<div class="kpi fever"><div class="v">(\d+)</div>', page)
+    assert fevers is not None and fevers.group(1) == str(people)
+    now = guard_core.clock.now()
+    summary = summary_since(
+        guard_core.store.reader(), guard_core.config.site.kiosk_id,
+        now - timedelta(hours=8), now + timedelta(minutes=1), 0,
+    )  # fmt: skip
+    assert summary["fevers"] == people

@@ -129,14 +129,7 @@ def test_an_lcus_boards_stop_leaves_its_coil_off_where_that_releases_and_as_lock
     """The board keeps its last command: for a maglock on NO that was the lock (coil on),
     held for as long as the kiosk stayed stopped. Its stop now switches the coil off there."""
     ports: list[_Port] = []
-
-    def factory(url, **kwargs):
-        ports.append(_Port())
-        return ports[-1]
-
-    gate = SerialRelayGate(
-        "loop://", channel=1, wiring=wiring, fail_mode=fail_mode, serial_factory=factory
-    )
+    gate = _lcus(ports, wiring, fail_mode)
     gate.set_open(False)  # the runner's lock at stop
     with caplog.at_level(logging.INFO, logger="drivers.gate"):
         gate.close()
@@ -218,14 +211,7 @@ def test_a_command_after_an_lcus_boards_close_is_refused_and_writes_nothing(wiri
     more but to switch its coil off, and its health (asked while idle, which puts a lost
     command back) touches nothing."""
     ports: list[_Port] = []
-
-    def factory(url, **kwargs):
-        ports.append(_Port())
-        return ports[-1]
-
-    gate = SerialRelayGate(
-        "loop://", channel=1, wiring=wiring, fail_mode=fail_mode, serial_factory=factory
-    )
+    gate = _lcus(ports, wiring, fail_mode)
     gate.set_open(False)
     gate.close()
     written = b"".join(port.written for port in ports)
@@ -275,3 +261,15 @@ def test_lock_gate_without_a_relay_says_nothing_of_a_coil(tmp_path, capsys, driv
     assert main(["run", "--config", str(path), "--lock-gate"]) == 0
     err = capsys.readouterr().err
     assert "commanded released" not in err and "coil" not in err and RELEASES not in err
+
+
+def _lcus(ports: list[_Port], wiring, fail_mode) -> SerialRelayGate:
+    """An LCUS board on ``wiring``, each port it opens appended to ``ports``."""
+
+    def factory(url, **kwargs):
+        ports.append(_Port())
+        return ports[-1]
+
+    return SerialRelayGate(
+        "loop://", channel=1, wiring=wiring, fail_mode=fail_mode, serial_factory=factory
+    )
