@@ -203,15 +203,7 @@ def test_an_earlier_boots_spell_stays_on_its_day_when_its_rows_are_out_of_sight(
     """A spell begun before NTP on 25 June and ended on the set clock: its start row, stamped
     1970, is read for every day's report; its end row and the next boot's start (on a set
     clock) are days out of the look-back. It is that day's, never "not over" on 1 July."""
-    watch = _boot(pi, core, clock, "a", EPOCH)
-    pi.set(UNDER, temp_c=55.0)
-    watch.poll()
-    clock.advance(60)
-    _ntp(clock, datetime(2026, 6, 25, 1, 0, tzinfo=UTC))
-    watch.poll()
-    pi.set(0, temp_c=55.0)
-    clock.advance(COALESCE_S)
-    watch.poll()
+    _sagged_then_set_on_25_june(pi, core, clock)
     core.store.boot_id = "b"
     clock.mono_ns = 12 * 10**9
     _ntp(clock, datetime(2026, 6, 26, 1, 0, tzinfo=UTC))  # boot "b", set before the daemon
