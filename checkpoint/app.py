@@ -695,9 +695,8 @@ class Daemon:
         step = "web server"
         done, _ = await asyncio.wait({task}, timeout=budget.grant(step, WEB_STOP_S))
         if not done:
-            state = getattr(server, "server_state", None)  # uvicorn's: its requests' tasks
-            for request in () if state is None else state.tasks:
-                request.cancel()
+            for request in () if server is None else server.server_state.tasks:
+                request.cancel()  # uvicorn's: its requests' tasks
             task.cancel()
             budget.gave_up(step)
         elif not task.cancelled() and task.exception() is not None:

@@ -270,11 +270,16 @@ def test_a_stop_with_every_step_stuck_ends_within_its_budget_the_relay_locked_fi
         # A crossing under way whose commit the stalled card holds (waited for after the lock).
         core.runner._spawn(asyncio.Event().wait())
         daemon._rows_task = asyncio.create_task(daemon.console_rows(stopping=True))
-        daemon._server = types.SimpleNamespace(should_exit=False)  # a request never ending
+        request = asyncio.create_task(asyncio.Event().wait())  # a request never ending
+        state = types.SimpleNamespace(tasks={request})  # uvicorn's ServerState
+        daemon._server = types.SimpleNamespace(should_exit=False, server_state=state)
         daemon._server_task = asyncio.create_task(asyncio.Event().wait())
         began = time.monotonic()
         await daemon.stop()
-        return time.monotonic() - began
+        took = time.monotonic() - began
+        await asyncio.sleep(0)  # the cancelled request's task meets its cancel
+        assert request.cancelled()  # past its grant the server's requests are cut
+        return took
 
     steps = ("reader", "pages", "peer POST", "power")
     try:
