@@ -121,7 +121,17 @@ class PiCameraReaderConfig(CaptureSource):
     """Tag put on every code."""
 
 
-class SerialReaderConfig(ReaderSource):
+class ScannerSource(ReaderSource):
+    """What a scanner source (serial or keyboard-mode) has: the wait before reopening it once
+    unplugged, doubling up to a cap."""
+
+    reconnect_initial_s: float = Field(0.5, ge=0.01, le=30)
+    """First wait before reopening an unplugged scanner."""
+    reconnect_max_s: float = Field(10.0, ge=0.05, le=300)
+    """Cap of the doubling wait between reopen attempts."""
+
+
+class SerialReaderConfig(ScannerSource):
     type: Literal["serial"] = "serial"
     name: SourceName = "scanner"
     """Tag put on every code."""
@@ -134,28 +144,21 @@ class SerialReaderConfig(ReaderSource):
     for continuous/sense mode."""
     trigger_interval_s: float = Field(1.0, ge=0.1, le=60)
     """How often the trigger command is sent when set."""
-    reconnect_initial_s: float = Field(0.5, ge=0.01, le=30)
-    """First wait before reopening an unplugged scanner."""
-    reconnect_max_s: float = Field(10.0, ge=0.05, le=300)
-    """Cap of the doubling wait between reopen attempts."""
 
 
 HidEndKey = Literal["enter", "kpenter", "tab"]
 """A key that ends a code typed by a keyboard-mode scanner."""
 
 
-class HidSource(ReaderSource):
-    """What a keyboard-mode scanner source has: the keys that end a code, the reopen wait."""
+class HidSource(ScannerSource):
+    """What a keyboard-mode scanner source has: the keys that end a code (and a scanner's
+    reopen wait)."""
 
     end_keys: list[HidEndKey] = Field(
         default_factory=lambda: list[HidEndKey](["enter", "kpenter"]), min_length=1, max_length=3
     )
     """Keys that end a code: enter, kpenter (keypad Enter), tab. Any other of them inside a
     code is refused as a control character."""
-    reconnect_initial_s: float = Field(0.5, ge=0.01, le=30)
-    """First wait before reopening an unplugged scanner."""
-    reconnect_max_s: float = Field(10.0, ge=0.05, le=300)
-    """Cap of the doubling wait between reopen attempts."""
 
 
 class HidReaderConfig(HidSource):
