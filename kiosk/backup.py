@@ -23,6 +23,7 @@ and its pull must never see the log of a gate going backwards (docs/operations.m
 
 from __future__ import annotations
 
+import contextlib
 import grp
 import hashlib
 import hmac
@@ -37,7 +38,7 @@ import tarfile
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
@@ -530,7 +531,7 @@ def put_aside(folder: Path, names: Iterable[str], stamp: str) -> Path | None:
     if not present:
         return None
     aside = folder / f"before-restore-{stamp}"
-    aside.mkdir(mode=0o700)
+    aside.mkdir(mode=0o700, exist_ok=True)
     for name in present:
         (aside / name).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.replace(folder / name, aside / name)
@@ -550,37 +551,193 @@ def replaced_in_data(member_names: Iterable[str], db_name: str) -> list[str]:
     return names
 
 
-def swap_in(staged: Path, folder: Path, names: Iterable[str], stamp: str) -> Path | None:
-    """``names`` of ``folder`` put aside (``put_aside``) and everything under ``staged`` (made
-    by the restore in ``folder`` itself: one file system) moved to the same place, as one
-    step: a failure part way moves the archive's files back to the stage and this Pi's back
-    where they were, so ``folder`` is as before or as restored, never without its log (on
-    which a daemon would begin a new, empty one). The folder put aside, or None."""
-    names = list(names)
-    aside = put_aside(folder, names, stamp)
-    moved: list[Path] = []
+#: In the data dir while a restore's files and this Pi's change places: what moves where
+#: (``Swap``s), written and synced before the first move, removed once the last is done. A
+#: restore cut off between (a power cut, a kill) leaves it: the daemon refuses to start on
+#: it (``restore_cut_off``), and the next ``kiosk restore`` (or ``--undo``) puts this Pi's
+#: files back (``undo_restore``) before anything else. Without it, the cut left a data dir
+#: with no kiosk.db, on which the daemon began a new, empty log under the restored id.
+RESTORE_MARKER = "restore-in-progress.json"
+#: The hidden folders a restore stages the archive's files in (data dir, config folder).
+RESTORE_STAGE_PREFIX = ".restore-"
+#: A stage folder older than this is one a killed backup or restore left (files in clear).
+STAGE_LEFT_S = 3600
+
+
+@dataclass(frozen=True)
+class Swap:
+    """One folder's part of a restore: ``names`` of ``folder`` put aside into ``aside``,
+    the archive's ``files`` (paths under ``stage``, made in ``folder``: one file system)
+    moved to the same place."""
+
+    folder: Path
+    stage: Path
+    names: tuple[str, ...]
+    stamp: str
+    files: tuple[str, ...] = ()
+
+    @property
+    def aside(self) -> Path:
+        return self.folder / f"before-restore-{self.stamp}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "folder": str(self.folder.absolute()),  # an undo run from another folder
+            "stage": self.stage.name,
+            "names": list(self.names),
+            "stamp": self.stamp,
+            "files": list(self.files),
+        }
+
+    @classmethod
+    def of(cls, entry: Mapping[str, Any]) -> Swap:
+        """A swap as ``RESTORE_MARKER`` says it; ``BackupError`` for a stage, a stamp or a
+        path that no restore writes (absolute, ``..``: never a move outside its folder)."""
+        folder = Path(entry["folder"])
+        stage, stamp = str(entry["stage"]), str(entry["stamp"])
+        names = tuple(str(n) for n in entry["names"])
+        files = tuple(str(f) for f in entry["files"])
+        if not stage.startswith(RESTORE_STAGE_PREFIX) or "/" in stage:
+            raise BackupError(f"{RESTORE_MARKER}: names no restore's stage ({stage[:60]!r})")
+        if not SET_ASIDE.fullmatch(f"before-restore-{stamp}"):
+            raise BackupError(f"{RESTORE_MARKER}: no restore's time ({stamp[:60]!r})")
+        for path in names + files:
+            if Path(path).is_absolute() or ".." in Path(path).parts or not path.strip("./"):
+                raise BackupError(f"{RESTORE_MARKER}: {path[:60]!r} is no path a restore moves")
+        return cls(folder, folder / stage, names, stamp, files)
+
+
+def swap_all(data: Path, swaps: Iterable[Swap]) -> list[Path | None]:
+    """Each swap's files put aside and the archive's moved in (``swap_in``), as one step:
+    ``RESTORE_MARKER`` first, in ``data``, so a restore cut off part way is undone by the
+    next (``undo_restore``); a failure here undoes them all at once. The folders put aside
+    (None: nothing was there); the stages, emptied, removed."""
+    swaps = [replace(s, files=tuple(_files_under(s.stage))) for s in swaps]
+    marker = data / RESTORE_MARKER
+    for swap in swaps:
+        _sync_tree(swap.stage)  # the archive's files there before the marker says they are
+    _write_synced(marker, json.dumps({"swaps": [s.as_dict() for s in swaps]}).encode())
     try:
-        for path in sorted(staged.rglob("*")):
-            target = folder / path.relative_to(staged)
-            if path.is_dir():
-                target.mkdir(mode=0o700, exist_ok=True)
-                shutil.copystat(path, target)
-            else:
-                os.replace(path, target)
-                moved.append(target)
+        asides = [swap_in(swap) for swap in swaps]
     except BaseException:
-        for target in reversed(moved):
-            os.replace(target, staged / target.relative_to(folder))
-        if aside is not None:
-            for name in names:
-                if os.path.lexists(aside / name):
-                    _remove_empty(folder / name)
-                    os.replace(aside / name, folder / name)
-            shutil.rmtree(aside)
+        _undo(data, swaps)
         raise
-    shutil.rmtree(staged)
-    _sync_folder(folder)
+    marker.unlink()
+    _sync_folder(data)
+    for swap in swaps:
+        shutil.rmtree(swap.stage, ignore_errors=True)
+    return asides
+
+
+def swap_in(swap: Swap) -> Path | None:
+    """``swap.names`` put aside (``put_aside``) and the staged files moved in; the folder put
+    aside, or None. Only under ``swap_all``, whose marker undoes a part done."""
+    aside = put_aside(swap.folder, swap.names, swap.stamp)
+    for name in swap.files:
+        target = swap.folder / name
+        target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.replace(swap.stage / name, target)
+    for name in sorted({str(p) for f in swap.files for p in Path(f).parents} - {"."}):
+        shutil.copystat(swap.stage / name, swap.folder / name)  # a folder's mode as staged
+    _sync_folder(swap.folder)
     return aside
+
+
+def restore_cut_off(data: Path) -> str | None:
+    """Why nothing may open or begin the log in ``data``: a restore was cut off there part
+    way (``RESTORE_MARKER``), its files and this Pi's half changed; None when none was."""
+    if not os.path.lexists(data / RESTORE_MARKER):
+        return None
+    return (
+        f"a restore into {data} was cut off part way ({RESTORE_MARKER} is there): this Pi's"
+        " files and the archive's are half changed places. Put this Pi's back with `sudo"
+        f" /opt/kiosk/current/venv/bin/kiosk restore --undo --data {data}` (or run the restore"
+        " again), then start the kiosk (docs/operations.md, Backups)"
+    )
+
+
+def undo_restore(data: Path, etc: Path) -> bool:
+    """A restore cut off in ``data`` (``RESTORE_MARKER``) undone: the archive's files moved
+    in go back to their stage, this Pi's come back from ``before-restore-*``, the marker and
+    the stages go. Safe to run again if cut off itself. Whether there was one. Only a marker
+    this user wrote (the data dir is the service's user's: one it wrote would have root move
+    files at its word), naming only ``data`` and the config folder ``etc``."""
+    marker = data / RESTORE_MARKER
+    if not os.path.lexists(marker):
+        return False
+    try:
+        if marker.is_symlink() or marker.stat().st_uid != os.geteuid():
+            raise BackupError(f"{marker}: not written by this user (a restore runs as root)")
+        said = json.loads(marker.read_bytes())
+        swaps = [Swap.of(entry) for entry in said["swaps"]]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise BackupError(f"{marker}: cannot be read ({exc})") from None
+    ours = {data.resolve(), etc.resolve()}
+    if any(swap.folder.resolve() not in ours for swap in swaps):
+        raise BackupError(f"{marker}: names a folder that is neither {data} nor {etc}")
+    _undo(data, swaps)
+    return True
+
+
+def _undo(data: Path, swaps: list[Swap]) -> None:
+    """Each swap undone, last first; then the marker, then the stages (never a stage while
+    the marker names it: a second undo finds the archive's files there, not this Pi's)."""
+    for swap in reversed(swaps):
+        for name in reversed(swap.files):  # the archive's, moved in: back to the stage
+            there, staged = swap.folder / name, swap.stage / name
+            if os.path.lexists(there) and not os.path.lexists(staged):
+                staged.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+                os.replace(there, staged)
+        if swap.aside.is_dir():
+            for name in swap.names:
+                if os.path.lexists(swap.aside / name):
+                    _remove_empty(swap.folder / name)
+                    os.replace(swap.aside / name, swap.folder / name)
+            shutil.rmtree(swap.aside)
+        _sync_folder(swap.folder)
+    (data / RESTORE_MARKER).unlink(missing_ok=True)
+    _sync_folder(data)
+    for swap in swaps:
+        shutil.rmtree(swap.stage, ignore_errors=True)
+
+
+def remove_stages(folder: Path, prefix: str, older_than_s: float, now_s: float) -> list[str]:
+    """The hidden stage folders (``prefix``: a backup's, a restore's) a killed run left in
+    ``folder``, older than ``older_than_s`` by their time (``now_s``: the file system's
+    clock), removed: each a copy in clear of the log, or of the keys. Never one a
+    ``RESTORE_MARKER`` names (the way back of a restore cut off). Their names."""
+    named = set()
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError, BackupError):
+        said = json.loads((folder / RESTORE_MARKER).read_bytes())
+        named = {Swap.of(entry).stage.name for entry in said["swaps"]}
+    removed = []
+    with contextlib.suppress(OSError):
+        for left in sorted(folder.glob(f"{prefix}*")):
+            if left.name in named or left.is_symlink() or not left.is_dir():
+                continue
+            if now_s - left.stat().st_mtime > older_than_s:
+                shutil.rmtree(left, ignore_errors=True)
+                removed.append(left.name)
+    return removed
+
+
+def _files_under(stage: Path) -> list[str]:
+    return [str(p.relative_to(stage)) for p in sorted(stage.rglob("*")) if not p.is_dir()]
+
+
+def _sync_tree(folder: Path) -> None:
+    for path in [folder, *sorted(folder.rglob("*"))]:
+        if path.is_dir():
+            _sync_folder(path)
+
+
+def _write_synced(path: Path, body: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        out.write(body)
+        out.flush()
+        os.fsync(out.fileno())
+    _sync_folder(path.parent)
 
 
 def _remove_empty(path: Path) -> None:
@@ -827,8 +984,10 @@ def purge_set_aside(data: Path, cutoff: datetime, now: datetime) -> list[str]:
     a folder's name is the restore's clock, perhaps not yet set by NTP (a new card's): a
     folder is dated no earlier than the first purge that saw it (``SEEN_FILE``), or it would
     go at the first purge, the operator's way back with it. A folder named otherwise is
-    left, and one that cannot be removed now is left for the next purge."""
-    removed = []
+    left, and one that cannot be removed now is left for the next purge. The ``.restore-*``
+    stages a restore killed while extracting left (the archive's log and keys in clear) go
+    too, once ``STAGE_LEFT_S`` old (``remove_stages``)."""
+    removed = remove_stages(data, RESTORE_STAGE_PREFIX, STAGE_LEFT_S, now.timestamp())
     try:
         paths = sorted(data.iterdir())
     except OSError:

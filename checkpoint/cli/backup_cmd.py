@@ -11,7 +11,6 @@ given to the data dir's owner (the service's user), as the installer does."""
 from __future__ import annotations
 
 import argparse
-import contextlib
 import grp
 import json
 import os
@@ -68,7 +67,15 @@ def register(sub: Verbs) -> None:
     )
     add_store_args(p)
     p = add_verb(sub, "restore", restore_run)
-    p.add_argument("archive", metavar="FILE", type=path_of, help="an archive of kiosk backup")
+    p.add_argument(
+        "archive", metavar="FILE", type=path_of, nargs="?", help="an archive of kiosk backup"
+    )
+    p.add_argument(
+        "--undo",
+        action="store_true",
+        help="only put this Pi's files back after a restore cut off part way (a power cut,"
+        " a kill: the kiosk refuses to start until then); a restore run again does it first",
+    )
     _passphrase_arg(p, "the passphrase of an encrypted archive (a plain one needs none)")
     add_config_arg(
         p,
@@ -259,8 +266,6 @@ def backup_run(args: argparse.Namespace) -> int:
 
 #: The hidden folder the database's copy is made in before it goes into the archive.
 STAGE_PREFIX = ".kiosk-backup-"
-#: A stage folder older than this is one a killed backup left (a copy of the log in clear).
-STAGE_LEFT_S = 3600
 
 
 def _stage_folder(db: Path, target: Path, *, sealed: bool) -> Path:
@@ -270,11 +275,10 @@ def _stage_folder(db: Path, target: Path, *, sealed: bool) -> Path:
     any undelete tool: the whole log in clear next to its encrypted archive. Plain: beside
     the archive (the card needs no room for a copy). Stage folders a killed backup left there
     are removed first."""
+    from kiosk.backup import STAGE_LEFT_S, remove_stages
+
     folder = db.parent if sealed else target.parent
-    with contextlib.suppress(OSError):
-        for left in folder.glob(f"{STAGE_PREFIX}*"):
-            if left.is_dir() and time.time() - left.stat().st_mtime > STAGE_LEFT_S:
-                shutil.rmtree(left, ignore_errors=True)
+    remove_stages(folder, STAGE_PREFIX, STAGE_LEFT_S, time.time())
     return folder
 
 
@@ -368,16 +372,23 @@ def restore_run(args: argparse.Namespace) -> int:
     takes this Pi's own log back to an earlier seq. What it replaces is kept aside in
     before-restore-UTC folders of the data dir and of the config folder. Then check the log
     against the office's copy before the kiosk decides again (docs/operations.md, Backups).
+    A restore cut off part way (a power cut, a kill) is undone by the next, first, or by
+    --undo alone; until then the kiosk refuses to start.
 
     Examples:
       sudo systemctl stop kiosk
       sudo /opt/kiosk/current/venv/bin/kiosk restore /media/usb/gate-north.kbak
       # a drill on any machine: restore into spare folders, then verify-log them
-      kiosk restore gate-north.kbak --data ./drill --config ./drill/etc/kiosk.toml"""
+      kiosk restore gate-north.kbak --data ./drill --config ./drill/etc/kiosk.toml
+      # after a restore cut off part way: this Pi's files back as they were
+      sudo /opt/kiosk/current/venv/bin/kiosk restore --undo"""
     from kiosk.backup import BackupError, is_encrypted, open_archive
 
-    passphrase = passphrase_of(args, confirm=False) if is_encrypted(args.archive) else None
-    if passphrase is None and is_encrypted(args.archive):
+    if args.undo == (args.archive is not None):
+        raise UsageError("name the archive to restore (FILE), or --undo alone")
+    sealed = args.archive is not None and is_encrypted(args.archive)
+    passphrase = passphrase_of(args, confirm=False) if sealed else None
+    if passphrase is None and sealed:
         raise UsageError(
             f"{args.archive} is encrypted: give its passphrase with --passphrase-file FILE (-"
             " for stdin), or run it at a terminal to be asked; nothing was changed"
@@ -389,6 +400,11 @@ def restore_run(args: argparse.Namespace) -> int:
         folder.mkdir(mode=0o750, parents=True, exist_ok=True)
     db = data / "kiosk.db"
     with _stopped(data):
+        undone = _undo_cut_off(data, config_file.parent)
+        if args.undo:
+            if not undone:
+                print(f"kiosk restore: no restore was cut off in {data}: nothing to undo")
+            return 0
         try:
             with open_archive(args.archive, passphrase) as archive:
                 restored = _restore(archive, data, db, config_file, args)
@@ -423,6 +439,40 @@ def restore_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _undo_cut_off(data: Path, etc: Path) -> bool:
+    """Before anything else: a restore cut off part way in ``data`` undone (this Pi's files
+    put back, ``kiosk.backup.undo_restore``), and the stages restores killed before their
+    swap left (the archive's files in clear) removed: the data dir's lock is held, so none
+    is a running restore's. Whether one was undone."""
+    from kiosk.backup import RESTORE_STAGE_PREFIX, BackupError, remove_stages, undo_restore
+
+    try:
+        undone = undo_restore(data, etc)
+    except (BackupError, OSError) as exc:
+        raise CliError(
+            f"a restore into {data} was cut off part way and cannot be undone ({exc});"
+            " nothing else was changed: docs/operations.md, Backups"
+        ) from None
+    left = [
+        name
+        for folder in (data, etc)
+        for name in remove_stages(folder, RESTORE_STAGE_PREFIX, 0, time.time())
+    ]
+    if undone:
+        print(
+            f"kiosk restore: a restore into {data} cut off part way is undone: this Pi's"
+            " files are back where they were",
+            file=sys.stderr,
+        )
+    if left:
+        print(
+            f"kiosk restore: removed {len(left)} stage folder(s) a killed restore left (the"
+            " archive's files in clear)",
+            file=sys.stderr,
+        )
+    return undone
+
+
 def _rows_said(n: int) -> str:
     return "1 list row" if n == 1 else f"{n} list rows"
 
@@ -455,7 +505,7 @@ def _stopped(data: Path) -> Iterator[None]:
 def _restore(
     archive: Archive, data: Path, db: Path, config_file: Path, args: argparse.Namespace
 ) -> dict[str, Any]:
-    from kiosk.backup import describe_log, judge_restore, replaced_in_data, swap_in
+    from kiosk.backup import Swap, describe_log, judge_restore, replaced_in_data, swap_all
 
     etc = config_file.parent
     etc_names = sorted(n.removeprefix("etc/") for n in archive.members if n.startswith("etc/"))
@@ -467,7 +517,7 @@ def _restore(
     _room_for(archive, data)
     forgets = _forgets_of(db, go_on=args.without_forgets)
     stamp = _now().strftime("%Y%m%dT%H%M%SZ")
-    with _staged(data) as data_stage, _staged(etc if etc_names else None) as etc_stage:
+    with _staged(data, data) as data_stage, _staged(etc if etc_names else None, data) as etc_stage:
         assert data_stage is not None
         placed = _extract_all(archive, data_stage, etc_stage)
         restored = describe_log(data_stage / "kiosk.db")
@@ -487,10 +537,12 @@ def _restore(
         _own(data_stage, data, placed["data"], as_was=False)
         if etc_stage is not None:
             _own(etc_stage, etc, placed["etc"], as_was=True)
+        swaps = [Swap(etc, etc_stage, tuple(etc_names), stamp)] if etc_stage else []
+        swaps.append(
+            Swap(data, data_stage, tuple(replaced_in_data(archive.members, db.name)), stamp)
+        )
         with _uninterrupted():
-            if etc_stage is not None:
-                swap_in(etc_stage, etc, etc_names, stamp)
-            aside = swap_in(data_stage, data, replaced_in_data(archive.members, db.name), stamp)
+            aside = swap_all(data, swaps)[-1]
         if aside is not None and os.geteuid() == 0:  # the service's user may clear it
             os.chown(aside, data.stat().st_uid, data.stat().st_gid)
     return restored.summary() | {"forgets_reapplied": again}
@@ -605,17 +657,21 @@ def _room_for(archive: Archive, data: Path) -> None:
 
 
 @contextmanager
-def _staged(folder: Path | None) -> Iterator[Path | None]:
+def _staged(folder: Path | None, data: Path) -> Iterator[Path | None]:
     """A hidden folder in ``folder`` (one file system with what it replaces) for the
-    archive's files, removed with whatever is left in it; None for no folder."""
+    archive's files, removed with whatever is left in it, unless a restore's marker in
+    ``data`` still names it (a swap not undone: its way back); None for no folder."""
+    from kiosk.backup import RESTORE_MARKER, RESTORE_STAGE_PREFIX
+
     if folder is None:
         yield None
         return
-    stage = Path(tempfile.mkdtemp(prefix=".restore-", dir=folder))
+    stage = Path(tempfile.mkdtemp(prefix=RESTORE_STAGE_PREFIX, dir=folder))
     try:
         yield stage
     finally:
-        shutil.rmtree(stage, ignore_errors=True)
+        if not os.path.lexists(data / RESTORE_MARKER):
+            shutil.rmtree(stage, ignore_errors=True)
 
 
 def _extract_all(

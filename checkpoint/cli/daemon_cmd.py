@@ -202,6 +202,7 @@ def run_daemon(args: argparse.Namespace) -> int:
         return lock_gate_only(config, args.log_level)
     data = args.data or Path(os.environ.get("KIOSK_DATA", DEFAULT_DATA))
     refuse_root_over(data, f"run --config {args.config}")
+    _refuse_restore_cut_off(data)
     problems = check_paths(config, data=data) + check_environment(config, os.environ)
     unmounted = store_folder_missing(config, data=data)
     if unmounted:  # a disk that did not mount (yet): exit 1, so kiosk.service tries again
@@ -228,6 +229,17 @@ def run_daemon(args: argparse.Namespace) -> int:
         return _run(args, config, lock)
     finally:
         lock.close()
+
+
+def _refuse_restore_cut_off(data: Path) -> None:
+    """A restore cut off part way in ``data`` (``kiosk.backup.restore_cut_off``): no kiosk.db
+    there, or the archive's beside this Pi's keys. Exit 2, before the log is opened or a new
+    one begun (kiosk.service's ``RestartPreventExitStatus``: no restart mends it)."""
+    from kiosk.backup import restore_cut_off
+
+    why = restore_cut_off(data)
+    if why is not None:
+        raise UsageError(f"cannot start: {why}")
 
 
 def served_certificate(config: KioskConfig) -> TlsCertificate | None:

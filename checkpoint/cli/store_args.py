@@ -188,10 +188,13 @@ def open_store(
     none says so (exit 2) and leaves no empty log behind to be taken for the kiosk's. A verb
     that only reads (``reads_only``: its name) never migrates the log (``_refuse_older_log``)."""
     from drivers import clocksync
+    from kiosk.backup import restore_cut_off
     from kiosk.store import EventLog, StoreFault
 
     path = db_path(args, config)
     refuse_root_over(path.parent, getattr(args, "verb", None) or "VERB")
+    if (cut := restore_cut_off(path.parent)) is not None:  # no log begun on a half restore
+        raise UsageError(cut)
     check_event_log(path, create=create and reads_only is None)
     if path.is_file() and path.stat().st_size and _event_tables(path) is False:
         raise UsageError(f"{path}: {NOT_A_LOG}")

@@ -1,0 +1,242 @@
+"""A restore cut off part way (a power cut, a kill) between setting this Pi's files aside and
+moving the archive's in: the kiosk refuses to start on the half-changed data dir (it began a
+new, empty log there under the restored kiosk id), and the next ``kiosk restore`` (or
+``--undo``) puts this Pi's files back first. Stages a killed restore left (the archive's log
+and keys in clear) are removed by the next restore and by the retention purge."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import test_backup
+from test_backup import make_gate, run_backup, run_restore
+
+from checkpoint.cli import main
+from kiosk import backup
+
+#: The same stick and no installed kiosk as the plain archive's tests.
+usb, no_installed_kiosk = test_backup.usb, test_backup.no_installed_kiosk
+
+#: What a run changes beside the files (the lock; SQLite's files of a read of the log).
+_BESIDE = ("kiosk.lock", "kiosk.db-wal", "kiosk.db-shm")
+
+
+class Killed(BaseException):
+    """The process ends here: nothing after it runs (no rollback, no ``finally`` cleanup)."""
+
+
+@pytest.fixture
+def two_pis(tmp_path, clock, usb):
+    """Gate north's archive on the stick, and a new Pi's fresh install (its own id, an empty
+    log, stopped) to make gate north: the repro's ``--as-this-gate``."""
+    data, etc, log = make_gate(tmp_path / "north", clock)
+    run_backup(data, etc, usb / "north.kbak")
+    log.close()
+    new_data, new_etc, new_log = make_gate(tmp_path / "new", clock, "gate-1", events=0)
+    new_log.close()
+    return new_data, new_etc, usb / "north.kbak"
+
+
+def files_of(*folders: Path) -> dict[Path, bytes]:
+    return {
+        p: p.read_bytes()
+        for folder in folders
+        for p in folder.rglob("*")
+        if p.is_file() and p.name not in _BESIDE
+    }
+
+
+def kiosk_run(data: Path, etc: Path) -> int:
+    return main(["run", "--config", str(etc / "kiosk.toml"), "--data", str(data)])
+
+
+def assert_refused_until_undone(data: Path, etc: Path, capsys) -> None:
+    had_log = (data / "kiosk.db").exists()
+    assert kiosk_run(data, etc) == 2  # kiosk.service: RestartPreventExitStatus=2
+    err = capsys.readouterr().err
+    assert "cut off part way" in err and "restore --undo" in err and len(err.splitlines()) == 1
+    assert (data / "kiosk.db").exists() == had_log  # no new, empty log begun
+    assert main(["guard", "list", "--data", str(data)]) == 2  # nor does a verb open it
+    assert "cut off part way" in capsys.readouterr().err
+
+
+def cut_at(monkeypatch, moved: str) -> None:
+    """The process dies right after the move whose target's path ends with ``moved``: the
+    rollback in ``swap_all`` never runs (as with os._exit)."""
+    real = os.replace
+
+    def replace(source, target):
+        real(source, target)
+        if str(target).endswith(moved):
+            raise Killed
+
+    def undo(*_args):
+        raise Killed
+
+    monkeypatch.setattr(os, "replace", replace)
+    monkeypatch.setattr(backup, "_undo", undo)
+
+
+@pytest.mark.parametrize(
+    "moved",
+    [
+        "etc/kiosk.toml",  # the config folder swapped, the data dir not yet touched
+        "/kiosk.db",  # this Pi's log set aside: the data dir without kiosk.db (the repro)
+        "data/kiosk.db",  # the archive's log in, its keys and trust list not yet
+    ],
+)
+@pytest.mark.parametrize("then", ["undo", "again"])
+def test_a_restore_cut_off_part_way_is_refused_by_the_kiosk_then_undone(
+    two_pis, monkeypatch, capsys, moved, then
+):
+    data, etc, archive = two_pis
+    before = files_of(data, etc)
+    with monkeypatch.context() as m:
+        cut_at(m, moved)
+        with pytest.raises(Killed):
+            run_restore(data, etc, archive, "--as-this-gate")
+    assert (data / backup.RESTORE_MARKER).exists()
+    assert list(data.glob(".restore-*"))  # its way back, never removed under the marker
+    capsys.readouterr()
+
+    assert_refused_until_undone(data, etc, capsys)
+
+    if then == "undo":
+        assert (
+            main(["restore", "--undo", "--data", str(data), "--config", str(etc / "kiosk.toml")])
+            == 0
+        )
+        assert "cut off part way is undone" in capsys.readouterr().err
+        assert files_of(data, etc) == before
+        assert not list(data.glob("before-restore-*")) and not list(etc.glob("before-restore-*"))
+    else:
+        assert run_restore(data, etc, archive, "--as-this-gate") == 0
+        assert "cut off part way is undone" in capsys.readouterr().err
+        (aside,) = data.glob("before-restore-*")
+        assert (aside / "kiosk.db").read_bytes() == before[data / "kiosk.db"]
+        assert (data / "keys" / "issuer.key").read_text() == "private key\n"
+        assert (etc / "kiosk.toml").read_text() == '[site]\nkiosk_id = "gate-north"\n'
+    assert not (data / backup.RESTORE_MARKER).exists()
+    assert not list(data.glob(".restore-*")) and not list(etc.glob(".restore-*"))
+
+
+_KILLED_AFTER_THE_LOG_IS_ASIDE = """
+import os, sys
+from checkpoint.cli import main
+real = os.replace
+def replace(source, target):
+    real(source, target)
+    if "before-restore-" in str(target) and str(target).endswith("/kiosk.db"):
+        os._exit(137)
+os.replace = replace
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.slow  # a process of its own
+def test_a_restore_killed_after_the_log_is_set_aside_leaves_no_way_to_a_new_log(two_pis, capsys):
+    """The review's repro, a real kill: the data dir was left with no kiosk.db and the next
+    ``kiosk run`` began a new, empty log under the restored id (the office's pull then hit a
+    ChainError); the stage, the archive's whole log and keys in clear, stayed for ever."""
+    data, etc, archive = two_pis
+    before = files_of(data, etc)
+    args = ["restore", str(archive), "--data", str(data), "--config", str(etc / "kiosk.toml")]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    cut = subprocess.run(
+        [sys.executable, "-c", _KILLED_AFTER_THE_LOG_IS_ASIDE, *args, "--as-this-gate"],
+        env=env,
+        capture_output=True,
+        timeout=120,
+    )
+    assert cut.returncode == 137
+    assert not (data / "kiosk.db").exists() and list(data.glob("before-restore-*/kiosk.db"))
+
+    assert_refused_until_undone(data, etc, capsys)
+    assert (
+        main(["restore", "--undo", "--data", str(data), "--config", str(etc / "kiosk.toml")]) == 0
+    )
+
+    assert files_of(data, etc) == before
+    assert not list(data.glob(".restore-*")) and not list(etc.glob(".restore-*"))
+    assert not (data / backup.RESTORE_MARKER).exists()
+
+
+def test_undo_with_nothing_cut_off_changes_nothing(two_pis, capsys):
+    data, etc, _ = two_pis
+    before = files_of(data, etc)
+    assert (
+        main(["restore", "--undo", "--data", str(data), "--config", str(etc / "kiosk.toml")]) == 0
+    )
+    assert "nothing to undo" in capsys.readouterr().out
+    assert files_of(data, etc) == before
+    assert main(["restore", "--data", str(data)]) == 2  # neither an archive nor --undo
+    assert "--undo" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "swap",
+    [
+        {"folder": "OTHER", "names": ["kiosk.db"], "files": ["kiosk.db"]},
+        {"folder": "DATA", "names": ["../other/kiosk.db"], "files": ["kiosk.db"]},
+        {"folder": "DATA", "names": ["kiosk.db"], "files": ["/etc/passwd"]},
+    ],
+)
+def test_a_marker_naming_other_files_moves_nothing(two_pis, tmp_path, capsys, swap):
+    """The data dir is the service's user's: a marker it wrote must not have root's undo
+    move files outside the data dir and the config folder."""
+    data, etc, _ = two_pis
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "kiosk.db").write_text("not the kiosk's\n")
+    folder = {"OTHER": other, "DATA": data}[swap["folder"]]
+    entry = swap | {"folder": str(folder), "stage": ".restore-x", "stamp": "20260101T000000Z"}
+    (data / backup.RESTORE_MARKER).write_text(backup.json.dumps({"swaps": [entry]}))
+    before = files_of(data, etc, other)
+
+    assert (
+        main(["restore", "--undo", "--data", str(data), "--config", str(etc / "kiosk.toml")]) == 1
+    )
+
+    assert "cannot be undone" in capsys.readouterr().err
+    assert files_of(data, etc, other) == before
+
+
+def _stage(folder: Path, age_s: float) -> Path:
+    stage = folder / f"{backup.RESTORE_STAGE_PREFIX}abc{int(age_s)}"
+    (stage / "keys").mkdir(parents=True)
+    (stage / "kiosk.db").write_bytes(b"the archive's log: Wang Lei 13800000000")
+    (stage / "keys" / "issuer.key").write_text("private key\n")
+    then = time.time() - age_s
+    os.utime(stage, (then, then))
+    return stage
+
+
+def test_a_stage_a_restore_killed_while_extracting_left_goes_with_the_next_restore(two_pis, capsys):
+    """Killed while extracting (minutes on a big log): nothing moved, no marker, but the
+    stage held the archive's log and keys in clear, which no purge reached."""
+    data, etc, archive = two_pis
+    left = [_stage(data, 60), _stage(etc, 60)]
+
+    assert run_restore(data, etc, archive, "--as-this-gate") == 0
+
+    assert not any(stage.exists() for stage in left)
+    assert "removed 2 stage folder(s)" in capsys.readouterr().err
+
+
+def test_the_retention_purge_removes_a_killed_restores_stage_once_an_hour_old(tmp_path):
+    fresh, old = _stage(tmp_path, 60), _stage(tmp_path, backup.STAGE_LEFT_S + 60)
+    named = _stage(tmp_path, backup.STAGE_LEFT_S + 120)  # a cut restore's way back: kept
+    swap = backup.Swap(tmp_path, named, ("kiosk.db",), "20260101T000000Z")
+    (tmp_path / backup.RESTORE_MARKER).write_text(backup.json.dumps({"swaps": [swap.as_dict()]}))
+    now = datetime.now(UTC)
+
+    removed = backup.purge_set_aside(tmp_path, now, now)
+
+    assert removed == [old.name]
+    assert fresh.exists() and named.exists() and not old.exists()
