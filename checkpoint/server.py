@@ -62,7 +62,7 @@ from kiosk.config.web import WebSection
 from kiosk.hosts import host_is_ours, own_host_names
 from kiosk.logs import OncePerInterval
 from kiosk.ratelimit import ACCEPT_BACKLOG, RateLimiter, Verdict, client_key
-from kiosk.secrets import secret_path
+from kiosk.secrets import TLS_CREDENTIALS, TLS_MISSING, secret_path
 from kiosk.tlscert import TlsCertificate
 from ui.kiosk_screen import Network, in_networks
 
@@ -701,11 +701,9 @@ def tls_files(web: WebSection) -> tuple[str, str] | None:
     """``(certfile, keyfile)`` from the credentials when ``web.tls``; None when off."""
     if not web.tls:
         return None
-    cert, key = secret_path("tls_cert"), secret_path("tls_key")
+    cert, key = (secret_path(name) for name in TLS_CREDENTIALS)
     if cert is None or key is None:
-        raise ServerError(
-            errno.ENOENT, "web.tls is on but the tls_cert/tls_key credentials are missing"
-        )
+        raise ServerError(errno.ENOENT, TLS_MISSING)
     return str(cert), str(key)
 
 

@@ -77,6 +77,12 @@ def get_key(name: str, environ: dict[str, str] | None = None) -> str | None:
     return secret
 
 
+#: The credentials the API serves ``web.tls`` with (a PEM certificate and its key), and what
+#: ``kiosk run`` and ``kiosk check-config`` say when one is missing.
+TLS_CREDENTIALS = ("tls_cert", "tls_key")
+TLS_MISSING = "web.tls is on but the tls_cert/tls_key credentials are missing"
+
+
 def secret_path(name: str, environ: dict[str, str] | None = None) -> Path | None:
     """A secret that is a file (a TLS certificate): ``$CREDENTIALS_DIRECTORY/NAME``, else the
     path in ``KIOSK_NAME``; None when neither names an existing file."""

@@ -436,7 +436,25 @@ def restore_run(args: argparse.Namespace) -> int:
         " systemctl start kiosk)",
         file=sys.stderr,
     )
+    if _serves_tls(config_file):
+        print(f"kiosk restore: {TLS_AGAIN}", file=sys.stderr)
     return 0
+
+
+#: After a restore of a gate that serves over TLS: kiosk.service is handed the certificate's
+#: credentials by the drop-in scripts/install writes, not by the restored files alone.
+TLS_AGAIN = "web.tls is on: run scripts/install again (it installs the certificate's credentials)"
+
+
+def _serves_tls(config_file: Path) -> bool:
+    """Whether the config now in place (the archive's) turns ``web.tls`` on; a config that
+    does not load is said by ``kiosk run`` and check-config, not here."""
+    from kiosk.config import ConfigError, load_config
+
+    try:
+        return load_config(str(config_file)).web.tls
+    except (ConfigError, OSError):
+        return False
 
 
 def _undo_cut_off(data: Path, etc: Path) -> bool:

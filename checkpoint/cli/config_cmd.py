@@ -47,7 +47,39 @@ def check_config(args: argparse.Namespace) -> int:
     root = Path(args.root) if args.root else None
     if _is_collector_config(args.file):
         return _check_collector(args.file)
-    return report(args.file, root, data=Path(data) if data else None, notes=_notes)
+    return report(
+        args.file,
+        root,
+        data=Path(data) if data else None,
+        notes=_notes,
+        refusals=lambda config: _refusals(config, root),
+    )
+
+
+#: Where scripts/install keeps the credentials kiosk.service is handed, under its --root.
+INSTALLED_CREDENTIALS = Path("etc/kiosk/credentials")
+
+
+def _refusals(config: KioskConfig, root: Path | None) -> list[str]:
+    """What ``kiosk run`` refuses that the file alone does not show: ``web.tls`` on without
+    the tls_cert/tls_key credentials where the install keeps them under ``--root`` (it hands
+    them to kiosk.service). Not judged without ``--root`` (``sudo kiosk-admin`` hands the verb
+    no TLS credentials), nor in a credentials folder this user may not look into (root's)."""
+    from kiosk.secrets import TLS_CREDENTIALS, TLS_MISSING
+
+    if not config.web.tls or root is None:
+        return []
+    folder = root / INSTALLED_CREDENTIALS
+    if folder.is_dir() and not os.access(folder, os.X_OK):
+        return []
+    missing = [name for name in TLS_CREDENTIALS if not (folder / name).is_file()]
+    if not missing:
+        return []
+    return [
+        f"web.tls: {TLS_MISSING} (no {' or '.join(missing)} in {folder}): `kiosk run` refuses to"
+        " start; `scripts/install --tls` makes them (a self-signed certificate), or put the"
+        " certificate and its key there"
+    ]
 
 
 #: A collector's config (`kiosk collect --config`) is its `[[kiosks]]` to pull.

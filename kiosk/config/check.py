@@ -19,11 +19,15 @@ def report(
     made: Collection[str] = (),
     data: Path | None = None,
     notes: Callable[[KioskConfig], Iterable[str]] = lambda _config: (),
+    refusals: Callable[[KioskConfig], Iterable[str]] = lambda _config: (),
 ) -> int:
     """Print ``check_file``'s verdict as ``kiosk check-config`` does: every problem on stderr
-    (exit 2), or ``ok`` and then ``notes`` of the config on stderr (exit 0). The file is read
-    once (it may be a pipe)."""
+    (exit 2), or ``ok`` and then ``notes`` of the config on stderr (exit 0). ``refusals``: the
+    problems of a valid config that only the machine shows (its credentials), exit 2 too.
+    The file is read once (it may be a pipe)."""
     config, problems = check_file(file, root, made, data)
+    if config is not None and (refused := list(refusals(config))):
+        config, problems = None, refused
     for problem in problems:
         print(problem, file=sys.stderr)
     if config is None:
