@@ -24,8 +24,9 @@ Here (``build_server``):
 * a connection must complete its request headers within ``web.header_timeout_s`` of
   connecting or of its previous response (idle and slowloris connections are closed), and a
   request body must arrive within ``web.body_timeout_s``;
-* ``BodyLimit`` answers 413 to a body over ``web.max_body_bytes``, from ``Content-Length``
-  before reading anything, or as soon as a chunked body passes the cap;
+* ``BodyLimit`` answers 413 to a body over ``web.max_body_bytes`` (a form's over
+  ``FORM_BODY_BYTES``: it is parsed on the loop), from ``Content-Length`` before reading
+  anything, or as soon as a chunked body passes the cap;
 * accept errors are logged at most once every ``ACCEPT_LOG_EVERY_S`` with a count, and the
   accept loop's batch (``backlog``) is small; so are uvicorn's warnings that any client
   causes per request (a malformed request, an Upgrade header, a broken form body:
@@ -430,30 +431,57 @@ def protocol_class(limits: Limits) -> type[GuardedH11Protocol]:
     return type("EdgeH11Protocol", (GuardedH11Protocol,), {"limits": limits})
 
 
+#: A form's body (urlencoded, or multipart outside a route in ``BodyLimit.larger``) is cut at
+#: this: a route parses its form on the event loop, Starlette percent-decoding each field in
+#: one blocking step (1 MiB of ``%41`` held the loop 0.25 s on a PC, 2-3 s on a Pi 3B, before
+#: the sign-in form even checked its token). The console's largest form is the people page's
+#: with every key at its ``maxlength`` in Chinese, 22.9 KB (tests/test_edge_form_body.py);
+#: its others are under 16 KiB (docs/network.md).
+FORM_BODY_BYTES = 32 * 1024
+#: The media types a route parses as a form (``Request.form``).
+_URLENCODED = "application/x-www-form-urlencoded"
+_MULTIPART = "multipart/form-data"
+
 #: A request framed both by ``Content-Length`` and ``Transfer-Encoding`` (RFC 9112 6.3).
 _TWO_FRAMINGS = b"a request body framed both by Content-Length and by Transfer-Encoding\n"
 
 
 class BodyLimit:
     """ASGI middleware: 413 for a request body over ``max_bytes``, before reading it when its
-    ``Content-Length`` says so, else as soon as the chunks pass the cap. A path in ``larger``
-    has its own cap instead (never a smaller one): the clerks' sheets' import takes 5 MB.
+    ``Content-Length`` says so, else as soon as the chunks pass the cap. A form's body has
+    ``form_bytes`` instead (never more than ``max_bytes``; ``FORM_BODY_BYTES``). A path in
+    ``larger`` has its own cap for any body but a urlencoded one (never a smaller one than
+    ``max_bytes``): the clerks' sheets' import takes 5 MB of multipart.
 
     A request with both ``Content-Length`` and ``Transfer-Encoding`` is 400 and its
     connection closed, unread: h11 reads it by its chunks and kept the connection, so a
     request hidden after its last chunk ran next (request smuggling: a proxy in front that
     frames by the length forwards it inside the first one's body)."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int, larger: Mapping[str, int] = {}) -> None:  # noqa: B006
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_bytes: int,
+        larger: Mapping[str, int] = {},  # noqa: B006
+        form_bytes: int = FORM_BODY_BYTES,
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.form_bytes = min(form_bytes, max_bytes)
         self.larger = {path: max(cap, max_bytes) for path, cap in larger.items()}
+
+    def cap(self, scope: Scope) -> int:
+        """The most this request's body may be."""
+        form = _form_type(scope)
+        if form == _URLENCODED:
+            return self.form_bytes
+        return self.larger.get(scope.get("path", ""), self.form_bytes if form else self.max_bytes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        cap = self.larger.get(scope.get("path", ""), self.max_bytes)
+        cap = self.cap(scope)
         length = _header(scope, b"content-length")
         if length is not None and _header(scope, b"transfer-encoding") is not None:
             await _send_plain(send, 400, _TWO_FRAMINGS)  # and the connection closed
@@ -548,6 +576,17 @@ def _header(scope: Scope, name: bytes) -> str | None:
     for key, value in scope.get("headers") or ():
         if key == name:
             return bytes(value).decode("latin-1").strip()
+    return None
+
+
+def _form_type(scope: Scope) -> str | None:
+    """The form media type a ``Content-Type`` of the request names (any of them, as Starlette
+    reads its first: the part before ``;``, in any case), else None."""
+    for key, value in scope.get("headers") or ():
+        if key == b"content-type":
+            media = bytes(value).decode("latin-1").split(";", 1)[0].strip().lower()
+            if media in (_URLENCODED, _MULTIPART):
+                return media
     return None
 
 
