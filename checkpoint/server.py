@@ -65,6 +65,7 @@ from kiosk.logs import OncePerInterval
 from kiosk.ratelimit import ACCEPT_BACKLOG, RateLimiter, Verdict, client_key
 from kiosk.secrets import TLS_CREDENTIALS, TLS_MISSING, secret_path
 from kiosk.tlscert import TlsCertificate
+from kiosk.typed import whole_number
 from ui.kiosk_screen import Network, in_networks
 
 log = logging.getLogger(__name__)
@@ -486,7 +487,7 @@ class BodyLimit:
         if length is not None and _header(scope, b"transfer-encoding") is not None:
             await _send_plain(send, 400, _TWO_FRAMINGS)  # and the connection closed
             return
-        if length is not None and (not length.isdigit() or int(length) > cap):
+        if length is not None and ((declared := whole_number(length)) is None or declared > cap):
             await _send_413(send)
             return
         seen = 0

@@ -14,6 +14,8 @@ import re
 import socket
 from collections.abc import Iterable
 
+from kiosk.typed import whole_number
+
 _LABEL = r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?"
 _HOST_NAME = re.compile(rf"(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*\.?")
 
@@ -51,7 +53,7 @@ def host_is_ours(host: str, names: frozenset[str]) -> bool:
         literal, _, _ = host[1:].partition("]")
         return is_ip(literal)
     name, colon, port = host.rpartition(":")
-    if not colon or not port.isdigit():
+    if not colon or whole_number(port) is None:
         name = host
     name = name.rstrip(".")
     return is_ip(name) or name in names

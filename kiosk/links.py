@@ -32,6 +32,8 @@ from typing import Any
 
 import sqlite_utils
 
+from kiosk.typed import whole_number
+
 __all__ = [
     "MEASURE_AGAIN_REASONS",
     "GUARD_DECISIONS",
@@ -69,8 +71,8 @@ Key = tuple[str, int]
 def _linked(flags: Iterable[str], prefix: str) -> int | None:
     for flag in flags:
         seq = flag.removeprefix(prefix)
-        if seq != flag and seq.isdigit():
-            return int(seq)
+        if seq != flag and (number := whole_number(seq)) is not None:
+            return number
     return None
 
 

@@ -19,13 +19,16 @@ every household a peer gate sends is refused by).
 
 ``visible`` is the other way round: text from elsewhere (a sheet's cell, another machine's
 answer) as it may be printed, every character nobody sees escaped.
+
+``whole_number`` reads a count or a sequence number written as machines write them (a header,
+a flag, a path's seq, a stored mark): ASCII digits only.
 """
 
 from __future__ import annotations
 
 import unicodedata
 
-__all__ = ["typed", "unseen", "visible"]
+__all__ = ["typed", "unseen", "visible", "whole_number"]
 
 
 def _fold(ch: str) -> str:
@@ -71,3 +74,13 @@ def visible(text: str, keep: str = "") -> str:
         else repr(ch)[1:-1]
         for ch in text
     )
+
+
+def whole_number(text: str, most_digits: int = 18) -> int | None:
+    """``text`` as a whole number when it is 1 to ``most_digits`` ASCII digits, else None.
+    ``str.isdigit`` alone is not a number's test: ``²``, ``①`` and ``᧚`` are digits to it
+    and no number to ``int``, which raised (a 500 from a request's field, a failed pull
+    from a hostile gate's header)."""
+    if not (text.isascii() and text.isdigit()) or len(text) > most_digits:
+        return None
+    return int(text)

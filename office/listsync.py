@@ -57,7 +57,7 @@ from kiosk.lists import (
 )
 from kiosk.logs import FlapLimit, RepeatedFailure
 from kiosk.passes import TrustList
-from kiosk.typed import visible
+from kiosk.typed import visible, whole_number
 from office.deadline import Deadline, DeadlineExceeded
 from office.pull import (
     PLAIN_JSON,
@@ -431,7 +431,7 @@ def _high_water(out: Path) -> int:
         text = high_water_path(out).read_text(encoding="ascii").strip()
     except (OSError, UnicodeDecodeError):
         return 0
-    return int(text) if text.isdigit() and len(text) < 19 else 0
+    return whole_number(text) or 0
 
 
 def _published_version(path: Path) -> int:

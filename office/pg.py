@@ -60,6 +60,7 @@ from psycopg.rows import TupleRow
 from kiosk import record
 from kiosk.export import COLUMNS
 from kiosk.hashchain import GENESIS
+from kiosk.typed import whole_number
 from office.gatereports import POLICY_KEY
 from office.pull import (
     ChainError,
@@ -256,7 +257,7 @@ def served_version(dsn: str) -> int:
     finally:
         conn.close()
     text = str(row[0]) if row else ""
-    return int(text) if text.isdigit() and len(text) < 19 else 0
+    return whole_number(text) or 0
 
 
 def claim_version(dsn: str, version: int) -> int:
@@ -856,7 +857,7 @@ class PgTarget:
                 "SELECT value FROM fleet_meta WHERE key = %s", [SERVED_KEY]
             ).fetchone()
         text = str(row[0]) if row else ""
-        return int(text) if text.isdigit() and len(text) < 19 else 0
+        return whole_number(text) or 0
 
     def reported_compound(self, kiosk_id: str, day: date) -> str | None:
         """The ``[compound] id`` the gate's report of ``day`` names (``id``, else

@@ -726,3 +726,25 @@ def test_households_sharing_a_key_are_counted_once_when_the_lists_are_built(monk
     monkeypatch.undo()
     assert Lists.build(households=[Household("1-101")]).households_sharing_a_key() == 0
     assert Lists().households_sharing_a_key() == 0
+
+
+@pytest.mark.parametrize("text", ["²", "①", "᧚", "١٢", "12²", "", " 12", "-3", "1" * 19])
+def test_a_number_a_machine_writes_is_ascii_digits_only(text):
+    """``str.isdigit`` takes ``²``, ``①`` and ``᧚`` for digits, and ``int`` refused them: a
+    flag ``overrides:²`` in a gate's row (a report, the console's passage page) or a hostile
+    answer's header raised ValueError where None was meant."""
+    from kiosk import links
+    from kiosk.typed import whole_number
+
+    assert whole_number(text) is None
+    assert links.overridden([f"overrides:{text}"]) is None
+    assert links.not_opened([f"not_opened:{text}", "not_opened:7"]) == 7
+
+
+def test_a_number_a_machine_writes_is_read_whole():
+    from kiosk.typed import whole_number
+
+    assert whole_number("0") == 0
+    assert whole_number("0042") == 42
+    assert whole_number("9" * 18) == 10**18 - 1
+    assert whole_number("12345", most_digits=4) is None

@@ -68,6 +68,7 @@ from kiosk.sheets import formula_safe, write_csv
 from kiosk.stats import daily_report
 from kiosk.store import EventLog, LogClosing, ReadFailure, StoreFault, error_name, format_ts
 from kiosk.tokens import TokenInfo
+from kiosk.typed import whole_number
 from ui import i18n
 from ui.kiosk_screen import in_networks
 
@@ -793,7 +794,7 @@ def limit_size(request: Request, state: Annotated[Api, Depends(api_state)]) -> N
         raise HTTPException(414, "URL too long")
     length = request.headers.get("content-length")
     if length is not None:
-        if not length.isdigit() or int(length) > max_bytes:
+        if (declared := whole_number(length)) is None or declared > max_bytes:
             raise HTTPException(413, "request too large")
     elif "chunked" in request.headers.get("transfer-encoding", "").lower():
         raise HTTPException(413, "request bodies of unknown length are refused")

@@ -43,6 +43,7 @@ from fastapi.templating import Jinja2Templates
 from kiosk.config.gate import stop_releases
 from kiosk.devices import FrameKeeper
 from kiosk.secrets import get_secret
+from kiosk.typed import whole_number
 from ui import i18n
 from ui.auth import LoginLimiter, client_addr, same_origin, same_secret, set_private_cookie
 from ui.views import (
@@ -257,7 +258,7 @@ async def read_small_body(request: Request, limit: int) -> bytes:
     """The request body, refused with 413 past ``limit`` bytes, from ``Content-Length`` before
     reading or while reading a chunked body."""
     length = request.headers.get("content-length")
-    if length is not None and (not length.isdigit() or int(length) > limit):
+    if length is not None and ((declared := whole_number(length)) is None or declared > limit):
         raise HTTPException(413, "request body too large")
     body = bytearray()
     async for chunk in request.stream():

@@ -27,6 +27,7 @@ from kiosk.links import not_opened
 from kiosk.lists import entry_version
 from kiosk.passes import Pass
 from kiosk.sheets import write_csv, write_xlsx
+from kiosk.typed import whole_number
 from ui import charts, i18n
 from ui.device_words import detail_text
 from ui.views import VERIFY_COMMAND, device_entries, device_label
@@ -406,7 +407,7 @@ def manual_fields(event: dict[str, Any], person: dict[str, Any], decision: str) 
         "by_hand": manual
         and isinstance(event.get("temp_c"), int | float)
         and event.get("temp_object_c") is None,
-        "about_seq": int(overrides[0]) if overrides and overrides[0].isdigit() else None,
+        "about_seq": whole_number(overrides[0]) if overrides else None,
     }
 
 
