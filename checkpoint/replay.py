@@ -106,7 +106,9 @@ class PassSpec(_Strict):
     household: str = Field(min_length=1, max_length=32)
     holder: str = Field(min_length=1, max_length=32)
     role: Literal["resident", "staff", "visitor", "delivery"] = "resident"
-    days: float = Field(30.0, gt=0, le=2700)
+    days: float = Field(30.0, ge=1 / 24, le=pass_format.MAX_VALID_HOURS // 24)
+    """As ``kiosk pass issue --days``: an hour (1/24) to the most hours a pass holds, 2730
+    days (a part of an hour made ``issue_pass`` raise, a traceback out of ``kiosk replay``)."""
     starts_in_days: float = Field(0.0, ge=-3650, le=3650)
     key: KeyName = "demo"
 

@@ -24,7 +24,7 @@ from .auditing import audited_write
 from .lists import same_text
 from .ports import AuditedWriter
 from .privacy import mask_code, mask_name, mask_phone, scrub_text
-from .typed import typed, unseen
+from .typed import typed, unseen, visible
 from .wipe import owe_wipe, wipe_removed
 
 __all__ = [
@@ -52,7 +52,16 @@ _CODES = ("household", "plate")
 
 
 class CommunityError(ValueError):
-    """Input a ledger cannot take; the message names the field. Nothing was changed."""
+    """Input a ledger cannot take; the message names the field. Nothing was changed.
+
+    The message is one line whatever it quotes (a cell, a header: ``line 2, column E
+    (residents): …``, every builder of one): a character nobody sees in it, a line break
+    first, is escaped as ``kiosk.typed.visible`` spells it (``\\n``). Raw, a cell holding
+    ``x⏎kiosk compound: applied 120 households`` printed a forged line of the CLI's own under
+    the refusal, while nothing was applied."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(visible(message))
 
 
 #: What the ledgers need of ``kiosk.store.EventLog``: reads, and writes that carry their audit

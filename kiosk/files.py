@@ -14,6 +14,7 @@ characters, never read: nothing looks for that name) is removed by the file's ne
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import sqlite3
@@ -50,11 +51,21 @@ class UnreadableFile(Exception):
         self.why = why
 
 
+#: What ``read_bounded`` says of a path that is no file (as ``kiosk scan`` says it).
+NOT_A_FILE = "not a regular file (a device or a pipe)"
+
+
 def read_bounded(path: str | Path, limit: int) -> bytes:
     """At most ``limit`` bytes of ``path``: the whole file, or ``UnreadableFile`` when it
-    cannot be opened or read, or holds more than ``limit`` bytes."""
+    cannot be opened or read, holds more than ``limit`` bytes, or is no regular file (a FIFO
+    nobody writes held the verb in ``open`` for ever; ``/dev/zero``, a tty: never a config).
+    Looked at before it is opened, and opened without waiting (``O_NONBLOCK``) and looked
+    at again: a FIFO put in its place meanwhile is refused too, never waited on."""
     try:
-        with open(path, "rb") as handle:
+        _regular(os.stat(path).st_mode)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+        with open(fd, "rb") as handle:
+            _regular(os.fstat(fd).st_mode)
             data = handle.read(limit + 1)
     except OSError as exc:
         why: Why = "missing" if isinstance(exc, FileNotFoundError) else "unreadable"
@@ -62,6 +73,13 @@ def read_bounded(path: str | Path, limit: int) -> bytes:
     if len(data) > limit:
         raise UnreadableFile(f"larger than {limit} bytes", "too_large")
     return data
+
+
+def _regular(mode: int) -> None:
+    if stat.S_ISDIR(mode):
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR))
+    if not stat.S_ISREG(mode):
+        raise UnreadableFile(NOT_A_FILE, "unreadable")
 
 
 def write_atomic(

@@ -200,7 +200,8 @@ def plan_list_import(
     known = HEADERS["lists"]  # 户号, 姓名, 隔离开始日期...: the fields as a clerk names them
     columns = Headers({f: known.fields[f] for f in sorted(fields)}, known.not_kept)
     texts = ("household", "holder", "pass_id")
-    table = read_table(data, filename, text_columns=texts, columns=columns)
+    lines = ("reason", "holder", "note")  # a line break here: a stray quote, rows swallowed
+    table = read_table(data, filename, text_columns=texts, columns=columns, one_line=lines)
     which: Kind = kind if kind is not None else guess_kind(table.header)
     in_force = _current(which, current)
     rows = _in_force_spelling(which, _check_rows(which, table), in_force)

@@ -793,13 +793,18 @@ def open_bundle(text: str | bytes, trust: TrustList) -> tuple[BundlePayload, str
 
 def _csv_records(text: str) -> tuple[list[str], list[dict[str, Any]]]:
     """The header and records of CSV text; the csv module's own refusal (an unquoted line
-    end inside a field, a field past its size limit) is a ``ListError`` naming the line."""
-    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
+    end inside a field, a field past its size limit, a stray quote: ``strict``, or a quote
+    never closed swallows every row after it) is a ``ListError`` naming the line."""
+    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")), strict=True)
+    header: list[str] | None = None
+    records: list[dict[str, Any]] = []
     try:
-        return list(reader.fieldnames or ()), list(reader)
-    except csv.Error as exc:
-        line = reader.line_num + 1  # line_num counts the lines read before the bad record
+        header = list(reader.fieldnames or ())
+        records.extend(reader)
+    except csv.Error as exc:  # the record after the header and the records read
+        line = len(records) + (1 if header is None else 2)
         raise ListError(f"line {line}: {exc}; nothing imported") from None
+    return header, records
 
 
 @dataclass(frozen=True)

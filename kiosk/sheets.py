@@ -29,7 +29,7 @@ import io
 import re
 import unicodedata
 import zipfile
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -272,18 +272,32 @@ def _reads_as_chinese(text: str) -> bool:
 def csv_rows(text: str) -> _csv.Reader:
     """The rows of a CSV's text (``decode_text``), split at commas, or at tabs when its first
     line has tabs and no comma: Excel's "Text (Tab delimited)" and "Unicode Text" (a cell's
-    own comma stays in it there). ``csv.Error`` for text the csv module cannot read."""
+    own comma stays in it there). ``csv.Error`` for text the csv module cannot read, a stray
+    quote too (``strict``): unstrict, a ``"`` opened and never closed ran the cell to the end
+    of the file, every row after it swallowed and the import told of the rows before only."""
     first = text.lstrip("\r\n").split("\n", 1)[0]
     delimiter = "\t" if "\t" in first and "," not in first else ","
-    return csv.reader(io.StringIO(text), delimiter=delimiter)
+    return csv.reader(io.StringIO(text), delimiter=delimiter, strict=True)
+
+
+def csv_refusal(line: int, exc: csv.Error) -> str:
+    """What is wrong at ``line`` (the row the csv module could not read): its own words, and
+    the likely cause, a stray quote."""
+    return (
+        f'line {line}: {exc} (a stray quote (") in this row? a cell that starts with a quote'
+        " runs to the next quote, over the lines below; quote the whole cell and double the"
+        ' quote inside it, "")'
+    )
 
 
 def _csv_rows(data: bytes) -> list[list[str]]:
     text = decode_text(data)
+    rows: list[list[str]] = []
     try:
-        return [list(r) for r in csv_rows(text)]
-    except csv.Error as exc:
-        raise CommunityError(f"CSV: {exc}") from None
+        rows.extend(list(r) for r in csv_rows(text))
+    except csv.Error as exc:  # the row after the last one read (a row as the sheet numbers it)
+        raise CommunityError(csv_refusal(len(rows) + 1, exc)) from None
+    return rows
 
 
 def _open_book(data: bytes, data_only: bool) -> Any:
@@ -596,11 +610,15 @@ def read_table(
     required: Iterable[str] = (),
     text_columns: Iterable[str] = (),
     columns: Iterable[str] | Headers = (),
+    one_line: Iterable[str] = (),
 ) -> Table:
     """The header and rows of a CSV or .xlsx file (by its name's suffix). Blank lines are
     skipped; a header must name each column once; ``required`` columns must be present. A
     cell of ``text_columns`` that an .xlsx holds as a date is refused: Excel turns a typed
     household code such as ``12-3`` into 3 December, which would be read as ``2026-12-03``.
+    A cell of ``one_line`` (a reason, a name, a note) holding a line break is refused: in a
+    CSV it is most often a stray quote that ran the cell on over the rows below
+    (``check_one_line``).
 
     An office's sheet has a title (a merged ``XX小区居家隔离人员名单``, a date line) above its
     header and totals and signatures below its table: the header is the first line of the
@@ -622,8 +640,10 @@ def read_table(
     layout = Layout(layout.header_line, skipped, sheet, named)
     if len(body) > MAX_ROWS:
         raise CommunityError(f"more than {MAX_ROWS} rows")
-    texts = frozenset(text_columns)
-    rows = [_row(line, values, header, texts, named) for line, values in body]
+    checks = {name: [check_one_line] for name in one_line}
+    for name in text_columns:
+        checks.setdefault(name, []).append(check_code)
+    rows = [_row(line, values, header, checks, named) for line, values in body]
     kept = tuple(h for h in header if h)
     return Table(kept, tuple(rows), tuple(line for line, _ in body), layout)
 
@@ -780,7 +800,7 @@ def _row(
     line: int,
     values: Sequence[str],
     header: tuple[str, ...],
-    texts: frozenset[str],
+    checks: Mapping[str, Sequence[Callable[[int, Column, str], None]]],
     named: Sequence[Column] = (),
 ) -> dict[str, str]:
     if any(v.strip() for v in values[len(header) :]):
@@ -791,13 +811,27 @@ def _row(
     row: dict[str, str] = {}
     for index, (name, value) in enumerate(zip(header, padded, strict=True)):
         column = Column(named[index].header if named else name, column_letter(index), name)
-        if name in texts:
-            check_code(line, column, value)
+        for check in checks.get(name, ()):
+            check(line, column, value)
         try:  # 居民 is resident, 3人 is 3 (kiosk.headers.read_value)
             row[name] = read_value(name, value).strip()
         except ValueError as exc:
             refuse_at(line, name, (column,), str(exc))
     return {h: v for h, v in row.items() if h}
+
+
+def check_one_line(line: int, column: Column, value: str) -> None:
+    """Refuse a line break in a single-line cell (a reason, a name, a note). In a CSV it is
+    most often a stray quote: the cell ran on over the rows below, which were never read as
+    rows (two stolen passes not revoked, confined households let out)."""
+    if "\n" in value or "\r" in value:
+        refuse_at(
+            line,
+            column.field or column.header,
+            (column,),
+            'a line break in the cell (a stray quote (") in the file runs a cell on over the'
+            " rows below it); keep it on one line",
+        )
 
 
 def check_code(line: int, column: Column, value: str) -> None:

@@ -934,6 +934,7 @@ class Puller:
         fields: Iterable[str] = (),
         on_page: Callable[[], object] | None = None,
         turn_over: Callable[[], bool] | None = None,
+        tell: Callable[[str], object] = lambda _said: None,
     ) -> None:
         if not 1 <= page_size <= 10000:
             raise ValueError("page_size must be between 1 and 10000")
@@ -972,6 +973,9 @@ class Puller:
         self.turn_over = turn_over
         #: What this Puller did that the operator is told of (a re-pin), oldest first.
         self.notices: list[str] = []
+        #: Told at once what the operator should hear while the tries go on (a refused
+        #: connection's cause: ``kiosk pull`` prints it on stderr).
+        self.tell = tell
         self._failed = False
 
     def close(self) -> None:
@@ -1045,7 +1049,7 @@ class Puller:
         self, url: str, token: str, params: dict[str, Any], result: PullResult
     ) -> dict[str, Any]:
         headers = {"Authorization": f"Bearer {token}", **PLAIN_JSON}
-        problem, cut = "", False
+        problem, cut, told = "", False, False
         silent = _Silence(url, self._monotonic)
         for attempt in range(self.attempts):
             if attempt:
@@ -1090,7 +1094,10 @@ class Puller:
                 refused = untrusted_certificate(exc) or unknown_host(exc, url)
                 if refused is not None:  # no later try will trust it (or find it) either
                     raise PullError(f"{url}: {refused}") from None
-                problem = type(exc).__name__
+                problem = REFUSED if connection_refused(exc) else type(exc).__name__
+                if problem == REFUSED and not told and attempt + 1 < self.attempts:
+                    self.tell(f"{url}: {REFUSED} (trying again, {self.attempts} tries in all)")
+                    told = True
             except (httpx.ConnectTimeout, httpx.ReadTimeout, httpx.WriteTimeout) as exc:
                 problem = type(exc).__name__
                 if silent.failed(exc, self.client.timeout) >= SILENT_TRIES:
@@ -1383,6 +1390,24 @@ def unknown_host(exc: BaseException, url: str) -> str | None:
             return f"no host is named {host} (a typing error in the URL? not in the LAN's DNS?)"
         seen = seen.__cause__ or seen.__context__
     return None
+
+
+#: What a refused connection is said as: nothing listens at that address and port.
+REFUSED = "connection refused: is the kiosk running at that address and port?"
+
+
+def connection_refused(exc: BaseException) -> bool:
+    """Whether ``exc`` (an httpx error) is the address refusing the connection (no kiosk
+    listening there: stopped, or another port): said at once, and the tries go on (a kiosk
+    starting up answers a moment later)."""
+    seen: BaseException | None = exc
+    for _ in range(8):  # httpx -> httpcore -> socket, as ``unknown_host``
+        if seen is None:
+            return False
+        if isinstance(seen, ConnectionRefusedError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 #: ``getaddrinfo`` errors that say the name does not exist (not that the lookup failed).

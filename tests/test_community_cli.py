@@ -222,3 +222,29 @@ def test_a_sheet_error_quoting_a_cell_prints_no_terminal_escape(db, tmp_path, ca
     assert code == 2 and "q.csv" in err
     assert err.endswith("\n") and err[:-1].isprintable(), repr(err)
     assert "\\x1b" in err or "\\u202e" in err
+
+
+FORGED = "kiosk compound: applied 120 households (in force, audited)"
+
+
+@pytest.mark.parametrize(
+    ("verb", "sheet"),
+    [
+        # A count's cell quoting a line of the CLI's own (read_value's refusal quotes it).
+        ("compound", f'building,unit,floor,household,residents\n1,1,3,A-101,"x\n{FORGED}"\n'),
+        # The same line in a header cell the refusal names.
+        ("compound", f'building,floor,household,"residents\n{FORGED}"\n1,x,A-101,2\n'),
+        ("lists", f'household,residents\n1-101,"x\n{FORGED}"\n'),
+    ],
+)
+def test_a_sheet_error_quoting_a_cell_is_one_line(db, tmp_path, capsys, verb, sheet):
+    """A cell's line break was printed as it was in the refusal naming the cell: the cell
+    forged a second line on the operator's terminal ("applied 120 households", while
+    nothing was). The refusal is one line, the line break in it escaped."""
+    path, _day = db
+    file = tmp_path / "c.csv"
+    file.write_text(sheet, encoding="utf-8")
+    code, out, err = run(capsys, verb, "import", str(file), "--apply", "--db", str(path))
+    assert code == 2 and out == "" and "c.csv" in err, err
+    assert err.count("\n") == 1 and err.endswith("\n"), repr(err)
+    assert "\\n" + FORGED in err

@@ -160,3 +160,29 @@ def test_an_old_zone_name_debian_13_moved_out_names_the_package_that_has_it(monk
     (problem,) = info.value.problems
     assert problem.startswith("site.timezone: ") and "'Asia/Calcutta'" in problem
     assert "tzdata-legacy" in problem
+
+
+@pytest.mark.parametrize(
+    ("toml", "key"),
+    [
+        ('[store]\npath = "kiosk\\u0000.db"\n', "store.path"),
+        ('[web]\nhost = "127.0.0.1\\u0000"\n', "web.host"),
+        ('[web]\nhost = "127.0.0.1\\n"\n', "web.host"),
+        ('[policy]\ntrust_dir = "trust\\u001b[8m"\n', "policy.trust_dir"),
+    ],
+)
+@pytest.mark.parametrize("verb", ["check-config", "run"])
+def test_a_control_character_in_a_path_or_host_is_refused_naming_the_key(
+    tmp_path, capsys, toml, key, verb
+):
+    """A NUL in store.path or web.host passed check-config; `kiosk run` then died of a
+    traceback (embedded null byte; a TypeError in the server), restarted every 3 s."""
+    config = tmp_path / "kiosk.toml"
+    config.write_text('[site]\nkiosk_id = "g1"\n' + toml)
+    argv = ["check-config", str(config)]
+    if verb == "run":
+        argv = ["run", "--config", str(config), "--data", str(tmp_path / "data")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"{key}: " in err and "control character" in err, err
+    assert "Traceback" not in err

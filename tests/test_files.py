@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 
 import pytest
 
@@ -20,9 +21,56 @@ def test_a_file_at_the_limit_is_read_and_one_byte_more_is_refused(tmp_path):
     assert caught.value.why == "too_large"
 
 
-def test_an_endless_file_is_read_no_further_than_the_limit():
-    with pytest.raises(UnreadableFile, match="larger than 4096 bytes"):
+def test_an_endless_device_is_refused_unread():
+    with pytest.raises(UnreadableFile, match=r"not a regular file \(a device or a pipe\)"):
         read_bounded("/dev/zero", 4096)
+
+
+def _read_in_a_thread(path):
+    """``read_bounded(path)`` in a thread, its outcome; a read still blocked after 10 s fails
+    the test rather than hanging the suite (the FIFO's read blocked for ever)."""
+    outcome: list[object] = []
+
+    def read():
+        try:
+            outcome.append(read_bounded(path, 100))
+        except UnreadableFile as exc:
+            outcome.append(exc)
+
+    worker = threading.Thread(target=read, daemon=True)
+    worker.start()
+    worker.join(10)
+    assert not worker.is_alive(), "read_bounded blocked on the pipe"
+    return outcome[0]
+
+
+def test_a_pipe_with_no_writer_is_refused_at_once_not_waited_on(tmp_path):
+    """A config or list file that is a FIFO nobody writes hung the verb for ever (``open``
+    waits for a writer): refused in one line, as ``kiosk scan`` refuses one."""
+    fifo = tmp_path / "kiosk.toml"
+    os.mkfifo(fifo)
+    refused = _read_in_a_thread(fifo)
+    assert isinstance(refused, UnreadableFile), refused
+    assert str(refused) == "not a regular file (a device or a pipe)"
+    assert refused.why == "unreadable"
+    link = tmp_path / "link.toml"
+    link.symlink_to(fifo)
+    assert isinstance(_read_in_a_thread(link), UnreadableFile)
+
+
+@pytest.mark.parametrize("verb", [["check-config"], ["lists", "import"]])
+def test_a_verb_given_a_pipe_says_so_exit_2(tmp_path, capsys, verb):
+    from checkpoint.cli import main
+
+    fifo = tmp_path / "list.csv"
+    os.mkfifo(fifo)
+    codes: list[int] = []
+    argv = [*verb, str(fifo)] + (["--db", str(tmp_path / "k.db")] if len(verb) > 1 else [])
+    worker = threading.Thread(target=lambda: codes.append(main(argv)), daemon=True)
+    worker.start()
+    worker.join(10)
+    assert codes == [2], codes or "blocked on the pipe"
+    assert "not a regular file (a device or a pipe)" in capsys.readouterr().err
 
 
 def test_missing_and_unreadable_files_say_which(tmp_path):
@@ -38,7 +86,7 @@ def test_missing_and_unreadable_files_say_which(tmp_path):
 def test_a_calibration_file_pointing_at_an_endless_device_is_refused_not_read(tmp_path):
     path = tmp_path / "calibration.json"
     os.symlink("/dev/zero", path)
-    with pytest.raises(CalibrationError, match="larger than"):
+    with pytest.raises(CalibrationError, match="not a regular file"):
         Calibration.load(path)
     assert Calibration.load(tmp_path / "absent.json") == Calibration()  # missing: the default
     assert calibration.MAX_CALIBRATION_BYTES >= 200 * calibration.MAX_POINTS

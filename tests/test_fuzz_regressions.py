@@ -12,7 +12,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from kiosk import lists as lists_mod
 from kiosk.calibration import Calibration, CalibrationStore
-from kiosk.listimport import apply_list_import, plan_list_import
+from kiosk.community import CommunityError
+from kiosk.listimport import plan_list_import
 from kiosk.lists import BundleError, ListError, ListStore, open_bundle
 from kiosk.passes import (
     KeyFileError,
@@ -112,21 +113,21 @@ def test_a_bundle_whose_payload_escapes_a_lone_surrogate_is_rejected_not_a_trace
         log.close()
 
 
-def test_a_list_sheet_whose_note_holds_a_lone_carriage_return_applies_as_previewed(tmp_path, clock):
+def test_a_list_sheet_whose_note_holds_a_lone_carriage_return_is_refused(tmp_path, clock):
     """fuzz_lists: a note cell holding a lone CR (an old Mac line end, ``"a\\rb"`` in quotes)
     passed the preview, then the apply's hand-off CSV carried it unquoted and
-    ``ListStore.import_csv`` raised the csv module's Error: the guard's apply was a 500."""
+    ``ListStore.import_csv`` raised the csv module's Error: the guard's apply was a 500. A
+    line break in a single-line cell is refused at the preview now (most often a stray quote
+    that swallowed the rows below), naming its line; nothing is applied."""
     log = EventLog(tmp_path / "gate.db", "gate-1", clock, "NORMAL", [lists_mod.MIGRATIONS])
     log.open()
     try:
         store = ListStore(log, clock)
         store.load()
         data = b'household,residents,note\n12-3,4,"moved in\rlast week"\n'
-        plan = plan_list_import(data, "households.csv", store.current, "households")
-        result = apply_list_import(plan, store, "guard")
-        assert result is not None and result.counts == {"households": 1}
-        [row] = log.reader().query("select note from list_households")
-        assert row["note"] == "moved in\rlast week"
+        with pytest.raises(CommunityError, match="line 2, column C .*line break"):
+            plan_list_import(data, "households.csv", store.current, "households")
+        assert list(log.reader().query("select note from list_households")) == []
         with pytest.raises(ListError, match="line 2"):
             store.import_csv("households", "household,note\n12-3,moved in\rlast week\n", "g")
     finally:

@@ -396,3 +396,52 @@ def test_a_name_server_that_fails_for_now_is_still_retried(tmp_path):
     ):
         puller.pull("http://gate-1.lan:8000", "t")
     assert waits == [0.5, 1.0]
+
+
+def _refusing_port():
+    """A port on 127.0.0.1 where nothing listens (bound, never listened on: refused)."""
+    import socket
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    return sock, sock.getsockname()[1]
+
+
+def test_a_refused_connection_is_said_at_the_first_try_and_tried_again(tmp_path):
+    """`kiosk pull http://127.0.0.1:1` was silent for 64 s, then said `giving up after 8
+    tries (ConnectError)`: the cause is said at the first refusal, the tries go on."""
+    from office.pull import Puller
+
+    sock, port = _refusing_port()
+    told: list[str] = []
+    sleeps: list[float] = []
+    url = f"http://127.0.0.1:{port}"
+    try:
+        with (
+            Puller(tmp_path / "c.db", attempts=3, sleep=sleeps.append, tell=told.append) as p,
+            pytest.raises(
+                PullError,
+                match=r"giving up after 3 tries \(connection refused: is the kiosk running",
+            ),
+        ):
+            p.pull(url, "t")
+    finally:
+        sock.close()
+    assert told == [
+        f"{url}/api/v1/events: connection refused: is the kiosk running at that address and"
+        " port? (trying again, 3 tries in all)"
+    ]
+    assert len(sleeps) == 2
+
+
+def test_kiosk_pull_says_a_refused_connection_on_stderr(tmp_path, capsys):
+    from checkpoint.cli import main
+
+    sock, port = _refusing_port()
+    try:
+        argv = ["pull", f"http://127.0.0.1:{port}", "--token", "t", "--retries", "1"]
+        assert main([*argv, "--into", str(tmp_path / "c.db")]) == 1
+    finally:
+        sock.close()
+    err = capsys.readouterr().err
+    assert "connection refused: is the kiosk running at that address and port?" in err, err

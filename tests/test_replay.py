@@ -178,6 +178,20 @@ def test_replay_keeps_the_event_log_when_asked(tmp_path):
             },
             "steps[0].direction: this kiosk only passes 'in'",
         ),
+        (  # a traceback from issue_pass before (it needs at least an hour)
+            {
+                "name": "x",
+                "steps": [{"at_s": 1, "pass": {"household": "A", "holder": "B", "days": 0.0001}}],
+            },
+            "steps[0].pass.days: should be at least 0.041",
+        ),
+        (
+            {
+                "name": "x",
+                "steps": [{"at_s": 1, "pass": {"household": "A", "holder": "B", "days": 2731}}],
+            },
+            "steps[0].pass.days: should be at most 2730",
+        ),
         (  # the step would silently never run (exit 0, nothing checked)
             {"name": "x", "duration_s": 5, "steps": [{"at_s": 1}, {"at_s": 30, "body_c": 36}]},
             "steps[1].at_s: 30 is after duration_s 5",

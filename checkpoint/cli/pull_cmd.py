@@ -278,6 +278,7 @@ def pull_run(args: argparse.Namespace) -> int:
             attempts=args.retries,
             progress=Progress(),
             fields=fields,
+            tell=lambda said: print(f"kiosk pull: {said}", file=sys.stderr),
         ) as puller:
             for url, token in zip(urls, tokens, strict=True):
                 try:

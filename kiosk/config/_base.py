@@ -1,5 +1,6 @@
 """Shared base for config models: strict, documented, bounded."""
 
+import unicodedata
 from datetime import time
 from pathlib import Path
 from typing import Annotated
@@ -52,13 +53,28 @@ LocalPath = Annotated[Path, Field(strict=False)]
 # Types several settings share: the same kind of value, the same bounds.
 Port = Annotated[int, Field(ge=0, le=65535)]
 """A TCP port (0: any free port, for tests)."""
-Host = Annotated[str, Field(min_length=1, max_length=255)]
+
+
+def _no_control(value: str) -> str:
+    """Text the system is handed as a name (a path, a host): a control character in it (a NUL,
+    a line break, an escape) is refused, the key named. A NUL passed ``check-config``, then
+    ``kiosk run`` died of a traceback opening the file or binding the address (restarted
+    every 3 s by systemd, the same traceback each time)."""
+    for at, ch in enumerate(value):
+        if unicodedata.category(ch) == "Cc":
+            raise ValueError(
+                f"must not hold a control character ({repr(ch)[1:-1]} at character {at + 1})"
+            )
+    return value
+
+
+Host = Annotated[str, Field(min_length=1, max_length=255), AfterValidator(_no_control)]
 """An address to listen on or connect to (never empty: to the server that means every
-interface)."""
-FilePath = Annotated[str, Field(min_length=1, max_length=4096)]
-"""A file or directory path (relative ones as the setting says)."""
-DevicePort = Annotated[str, Field(min_length=1, max_length=256)]
-"""A serial device path or a pyserial URL."""
+interface; no control character)."""
+FilePath = Annotated[str, Field(min_length=1, max_length=4096), AfterValidator(_no_control)]
+"""A file or directory path (relative ones as the setting says; no control character)."""
+DevicePort = Annotated[str, Field(min_length=1, max_length=256), AfterValidator(_no_control)]
+"""A serial device path or a pyserial URL (no control character)."""
 DeviceDeadlineMs = Annotated[int, Field(ge=10, le=5000)]
 """How long one device read or write may take before it is a fault."""
 SourceName = Annotated[str, Field(min_length=1, max_length=32)]

@@ -42,7 +42,7 @@ def _loc(loc: tuple[int | str, ...], tags: Collection[str] = ()) -> tuple[str, b
     for item in loc:
         if isinstance(item, int):
             parts.append(f"[{item}]")
-        elif parts and (item in _UNION_TAGS or item in tags):
+        elif parts and (item in _UNION_TAGS or item in tags or item.startswith(_CHECKED)):
             # A union adds the member it tried to the path ("mlx90614", "int"): keep it out.
             in_union = True
         else:
@@ -68,6 +68,9 @@ _UNION_TAGS = {
     "constrained-int",
     "constrained-str",
 }
+#: A union member checked by a function of its own (``_base.FilePath``'s, no control
+#: character): ``function-after[_no_control(), constrained-str]``.
+_CHECKED = ("function-after[", "function-before[")
 
 
 def _toml_kind(value: object) -> str:

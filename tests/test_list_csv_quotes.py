@@ -1,0 +1,93 @@
+"""A list CSV with a stray quote: refused naming its line, the lists unchanged (rvbad #1).
+
+A `"` opened in a cell and never closed ran to the end of the file: every row after it was
+swallowed into that cell and the import said `added 1`, exit 0; with --apply the two stolen
+passes after it stayed valid, two confined households could leave."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import pytest
+
+from checkpoint.cli import main
+
+UNCLOSED = {
+    "revocations": 'pass_id,reason\n0123456789ab,"lost\n0123456789ac,stolen\n0123456789ad,stolen\n',
+    "quarantine": (
+        "household,holder,from,until,note\n"
+        'B-201,,2026-03-01,2026-03-14,"close contact\n'
+        "B-202,,2026-03-01,2026-03-14,\n"
+        "B-203,,2026-03-01,2026-03-14,\n"
+    ),
+    "households": ('household,residents,note\nC-101,3,"new\nC-102,2,observed\nC-103,4,observed\n'),
+}
+
+#: A quote closed further down: the rows between swallowed into one single-line cell.
+CLOSED_LATER = {
+    "revocations": 'pass_id,reason\n0123456789ab,"lost\n0123456789ac,stolen"\n',
+    "quarantine": (
+        "household,holder,from,until,note\n"
+        'B-201,,2026-03-01,2026-03-14,"close contact\nB-202,,2026-03-01,2026-03-14,"\n'
+    ),
+    "households": 'household,residents,note\nC-101,3,"new\nC-102,2,observed"\n',
+    "holder": ('household,holder,from,until,note\nB-201,"Li\nB-202",2026-03-01,2026-03-14,\n'),
+}
+
+
+def _run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _in_force(capsys, db):
+    """The lists' rows, after a good import made them (one row in each)."""
+    if not db.exists():
+        seed = db.parent / "seed.csv"
+        for text in (
+            "pass_id,reason\n0123456789ff,lost\n",
+            "household,from,until\nZ-1,2026-03-01,2026-03-14\n",
+            "household,residents\nZ-2,1\n",
+        ):
+            seed.write_text(text)
+            assert _run(capsys, "lists", "import", str(seed), "--db", str(db), "--apply")[0] == 0
+    with sqlite3.connect(db) as conn:
+        return [
+            conn.execute(f"SELECT * FROM {table} ORDER BY 1").fetchall()  # noqa: S608
+            for table in ("list_revocations", "list_quarantine", "list_households")
+        ]
+
+
+@pytest.mark.parametrize("kind", sorted(UNCLOSED))
+def test_an_unclosed_quote_is_refused_naming_its_line(tmp_path, capsys, kind):
+    db = tmp_path / "kiosk.db"
+    sheet = tmp_path / "list.csv"
+    sheet.write_text(UNCLOSED[kind], encoding="utf-8")
+    before = _in_force(capsys, db)
+    code, out, err = _run(capsys, "lists", "import", str(sheet), "--db", str(db), "--apply")
+    assert code == 2 and out == "", (out, err)
+    assert "line 2" in err and "quote" in err, err
+    assert _in_force(capsys, db) == before
+
+
+@pytest.mark.parametrize("case", sorted(CLOSED_LATER))
+def test_a_line_break_in_a_single_line_cell_is_refused(tmp_path, capsys, case):
+    db = tmp_path / "kiosk.db"
+    sheet = tmp_path / "list.csv"
+    sheet.write_text(CLOSED_LATER[case], encoding="utf-8")
+    before = _in_force(capsys, db)
+    code, out, err = _run(capsys, "lists", "import", str(sheet), "--db", str(db), "--apply")
+    assert code == 2 and out == "", (out, err)
+    assert "line 2, column" in err and "line break" in err, err
+    assert _in_force(capsys, db) == before
+
+
+def test_a_good_file_still_imports(tmp_path, capsys):
+    db = tmp_path / "kiosk.db"
+    sheet = tmp_path / "list.csv"
+    sheet.write_text('pass_id,reason\n0123456789ab,"lost, reported"\n0123456789ac,stolen\n')
+    code, out, err = _run(capsys, "lists", "import", str(sheet), "--db", str(db), "--apply")
+    assert code == 0, err
+    assert json.loads(out)["added"] == 2
