@@ -56,7 +56,7 @@ from kiosk.config.fleet import normalise_url
 from kiosk.export import COLUMNS
 from kiosk.hashchain import GENESIS, CanonicalError, event_hash
 from kiosk.store import MAX_JSON_BYTES
-from kiosk.typed import visible
+from kiosk.typed import visible, whole_number
 from office.deadline import Deadline, DeadlineExceeded
 
 log = logging.getLogger(__name__)
@@ -852,8 +852,8 @@ def read_capped(
     status = response.status_code
     cap = cap if status == 200 else ERROR_BODY_BYTES
     declared = response.headers.get("content-length", "")
-    if status == 200 and declared.isdigit() and int(declared) > cap:
-        raise refused(f"an answer of {int(declared):,} bytes")
+    if status == 200 and (length := whole_number(declared)) is not None and length > cap:
+        raise refused(f"an answer of {length:,} bytes")
     body = bytearray()
     for chunk in response.iter_bytes():  # as sent: nothing to inflate (refuse_encoded)
         deadline.check()
@@ -1084,8 +1084,8 @@ class Puller:
                     said = _detail(body) if status >= 500 else ""
                     problem = f"HTTP {status}: {said}" if said else f"HTTP {status}"
                     retry_after = response_headers.get("retry-after", "")
-                    if status == 429 and retry_after.isdigit():
-                        delay = min(self.backoff.cap_s, max(delay, float(retry_after)))
+                    if status == 429 and (wait_s := whole_number(retry_after)) is not None:
+                        delay = min(self.backoff.cap_s, max(delay, float(wait_s)))
                 else:
                     raise PullError(f"{url}: {status_words(status, response_headers, body)}")
             except httpx.InvalidURL as exc:  # e.g. "host:1:2": no try will ever reach it

@@ -248,6 +248,22 @@ def test_429_waits_for_retry_after(kiosk, tmp_path):
     assert sleeps == [7.0]
 
 
+def test_a_retry_after_that_is_no_number_is_ignored_and_the_429_named(kiosk, tmp_path):
+    """A hostile answer's ``Retry-After: ²`` (a digit to ``str.isdigit``, no number to
+    ``float``) raised ValueError: the try was said lost to a "ValueError", not to the gate's
+    429. The bad value is ignored as any other."""
+
+    def handler(request):
+        return httpx.Response(429, headers={"Retry-After": "²".encode("latin-1")})
+
+    sleeps: list[float] = []
+    client = httpx.Client(transport=httpx.MockTransport(handler))
+    with pytest.raises(PullError, match=r"giving up after 2 tries \(HTTP 429\)"):
+        pull("http://gate-1", kiosk.token, tmp_path / "c.db", client=client, attempts=2,
+             backoff=Backoff(base_s=0.5, cap_s=3), sleep=sleeps.append)  # fmt: skip
+    assert sleeps == [0.5]
+
+
 def test_giving_up_names_the_problem(kiosk, tmp_path):
     net = Network(kiosk, faults=lambda request: "connect")
     with pytest.raises(PullError, match="giving up after 3 tries \\(ConnectError\\)"):
