@@ -9,14 +9,17 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from support import need
 
 BOOTSTRAP = Path(__file__).resolve().parent.parent / "scripts" / "_bootstrap.sh"
 
 #: Each test runs the shell script (with a stub python).
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(shutil.which("sha256sum") is None, reason="needs coreutils"),
-]
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(autouse=True)
+def _coreutils() -> None:
+    need(shutil.which("sha256sum") is not None, "sha256sum (coreutils)")
 
 
 def _installs(
