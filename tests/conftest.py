@@ -326,6 +326,15 @@ def guard_client(guard_core):
         yield client
 
 
+@pytest.fixture
+def as_root() -> None:
+    """The test needs root (a real install, a mount, a file given to another user): skipped
+    without it on a developer machine, a failure in CI (``support.need``)."""
+    from support import need
+
+    need(os.geteuid() == 0, "root")
+
+
 @pytest.fixture(scope="module")
 def browser():
     """Debian's headless Chromium through Playwright (never ``playwright install``), one per

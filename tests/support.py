@@ -25,13 +25,17 @@ def xlsx_bytes(rows) -> bytes:
 
 
 def need(available: bool, what: str) -> None:
-    """A tool a test needs: skipped on a developer machine without it, a failure in CI,
-    where ``.ci/run`` installs everything and a silently skipped suite would hide a gap."""
+    """What a test needs from the machine (a tool, root, a mount): skipped on a developer
+    machine without it, a failure in CI, where ``.ci/run`` runs as root and installs every
+    tool the suites use, so a silently skipped suite would hide a gap."""
     if available:
         return
     if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{what} is required in CI (.ci/run installs it)", pytrace=False)
-    pytest.skip(f"{what} is not installed")
+        pytest.fail(
+            f"{what} is required in CI (.ci/run runs as root and installs every tool)",
+            pytrace=False,
+        )
+    pytest.skip(f"needs {what}")
 
 
 def reporting_log(path, clock, kiosk_id: str = "gate-1", *, ledgers: bool = False):
@@ -153,14 +157,14 @@ def database_rows(log) -> dict[str, list[tuple]]:
 @contextlib.contextmanager
 def mounted(where, *mount_args: str, needs: tuple[str, ...] = ("mount",)):
     """``where`` with a real file system mounted on it (``mount ARGS where``), unmounted
-    after: for the tests of a full, tiny or read-only card. Skips, saying why, where it
-    cannot be done (not root, no ``mount``, a container that refuses it); CI runs as root."""
-    if os.geteuid() != 0 or not all(shutil.which(tool) for tool in needs):
-        pytest.skip(f"needs root and {', '.join(needs)} for a real file system")
+    after: for the tests of a full, tiny or read-only card. Where it cannot be done (not
+    root, no ``mount``, a container that refuses it), ``need`` says why."""
+    need(os.geteuid() == 0, "root for a real file system")
+    for tool in needs:
+        need(shutil.which(tool) is not None, tool)
     where.mkdir(exist_ok=True)
     done = subprocess.run(["mount", *mount_args, str(where)], capture_output=True, check=False)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount here: {done.stderr.decode().strip()}")
+    need(done.returncode == 0, f"a mount that works (mount: {done.stderr.decode().strip()})")
     try:
         yield where
     finally:

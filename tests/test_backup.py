@@ -12,7 +12,7 @@ import stat
 import tarfile
 
 import pytest
-from support import tiny_tmpfs
+from support import need, tiny_tmpfs
 
 from checkpoint.cli import main
 from checkpoint.cli.daemon_cmd import hold_data_dir
@@ -468,8 +468,7 @@ def test_the_config_comes_back_with_the_group_the_service_reads_it_by(gate, usb,
     folder's group (root:root 0640), and the service could no longer read its config."""
     import grp
 
-    if os.geteuid() != 0:
-        pytest.skip("needs root to give a file a group")
+    need(os.geteuid() == 0, "root to give a file a group")
     data, etc, log = gate
     service = grp.getgrnam("nogroup")
     os.chown(etc / "kiosk.toml", 0, service.gr_gid)

@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import shlex
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+from support import need
 
 BOOTSTRAP = Path(__file__).resolve().parent.parent / "scripts" / "_bootstrap.sh"
 
 #: Each test runs the shell script (with a stub python).
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(shutil.which("sha256sum") is None, reason="needs coreutils"),
-]
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(autouse=True)
+def _coreutils() -> None:
+    need(shutil.which("sha256sum") is not None, "sha256sum (coreutils)")
 
 
 def _installs(
@@ -119,6 +123,7 @@ def _kiosk_apt_as_a_user(tmp_path: Path, packages: list[str], installed: str, of
 
 TRIXIE_TEST_PACKAGES = (
     "libzbar0t64 chromium fonts-noto-cjk ghostscript shellcheck systemd postgresql"
+    " passwd openssl mount e2fsprogs util-linux curl coreutils"
 )
 
 
@@ -139,3 +144,56 @@ def test_a_missing_zbar_library_is_named_as_this_release_offers_it(tmp_path, off
     proc = _kiosk_apt_as_a_user(tmp_path, _kiosk_apt_line("demo"), "", offered)
     assert proc.returncode == 1
     assert f"  sudo apt-get install -y {named}\n" in proc.stderr
+
+
+#: The package each tool the tests look up (``shutil.which``) comes in, on Debian.
+TOOL_PACKAGES = {
+    "curl": "curl",
+    "gs": "ghostscript",
+    "mkfs.ext4": "e2fsprogs",
+    "mount": "mount",
+    "openssl": "openssl",
+    "setpriv": "util-linux",
+    "sha256sum": "coreutils",
+    "shellcheck": "shellcheck",
+    "systemctl": "systemd",
+    "systemd-analyze": "systemd",
+    "unshare": "util-linux",
+    "useradd": "passwd",
+}
+
+
+def test_the_test_script_installs_every_tool_the_tests_look_up():
+    """CI fails a test whose tool is missing (support.need): before, mkfs.ext4, setpriv,
+    useradd and openssl came only with whatever the CI image happened to carry."""
+    tests = Path(__file__).resolve().parent
+    looked_up = {
+        tool
+        for path in tests.glob("*.py")
+        for tool in re.findall(r'shutil\.which\("([^"]+)"\)', path.read_text(encoding="utf-8"))
+    }
+    assert sorted(looked_up - set(TOOL_PACKAGES)) == [], "name their package in TOOL_PACKAGES"
+    installed = {name for word in _kiosk_apt_line("test") for name in word.split("|")}
+    assert sorted(set(TOOL_PACKAGES.values()) - installed) == []
+
+
+def test_ci_refuses_to_run_the_suite_without_root(tmp_path):
+    """Before: .ci/run as a user skipped the OS packages and ran the suite anyway, whose
+    install, card and file-owner tests then skipped. Now it stops, saying why."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name, body in {"id": "echo 1000\n", "apt-get": "echo apt-get ran >&2; exit 1\n"}.items():
+        (bin_dir / name).write_text("#!/bin/sh\n" + body)
+        (bin_dir / name).chmod(0o755)
+    proc = subprocess.run(
+        ["bash", str(BOOTSTRAP.parent.parent / ".ci" / "run")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": f"{bin_dir}:/usr/bin:/bin"},
+    )
+    assert proc.returncode == 1
+    assert proc.stderr == (
+        ".ci/run: CI runs as root (the real install, mounts, files given to other users);"
+        " this is uid 1000\n"
+    )

@@ -9,6 +9,7 @@ import pytest
 import zxingcpp
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from PIL import Image
+from support import need
 
 from kiosk import cards
 from kiosk.cards import CardError, CardFallbackWarning, card_format_for, qr_for, render_card
@@ -18,6 +19,11 @@ KEY = Ed25519PrivateKey.from_private_bytes(b"\x55" * 32)
 NOW = datetime(2026, 3, 2, 8, 30, tzinfo=UTC)
 PAYLOAD, PASS = issue_pass(KEY, "12-3-0502", "王小明", "visitor", 2, now=NOW, flags=["escort"])
 SVG_NS = "{http://www.w3.org/2000/svg}"
+
+
+@pytest.fixture
+def cjk_font() -> None:
+    need(cards.find_cjk_font() is not None, "a CJK font (fonts-noto-cjk)")
 
 
 def _svg_texts(svg: bytes) -> list[str]:
@@ -97,7 +103,7 @@ def test_a_chinese_name_is_not_printed_as_empty_boxes_without_a_cjk_font(monkeyp
     assert "SVG" in str(refused.value)
 
 
-@pytest.mark.skipif(cards.find_cjk_font() is None, reason="no CJK font on this machine")
+@pytest.mark.usefixtures("cjk_font")
 def test_a_rare_character_the_font_lacks_is_refused_not_printed_as_a_box():
     """A name with a rare character (𪚥, CJK extension B, outside Noto Sans CJK) was printed
     as the font's empty box on a PNG card. Refused, naming the character."""
@@ -174,7 +180,7 @@ def _ink(png: bytes, box: tuple[int, int, int, int]) -> int:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(cards.find_cjk_font() is None, reason="no CJK font on this machine")
+@pytest.mark.usefixtures("cjk_font")
 def test_a_long_wide_name_stays_on_the_card():
     """Before: the holder's width was guessed at 0.6 em a Latin letter, so a name in
     capitals (as a foreigner's passport spells it) or of wide letters ran past the card's

@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from support import need
 from test_install import (
     OFFLINE_PIP,
     fresh_os_root,
@@ -41,8 +42,9 @@ def checkout(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def installed(checkout, tmp_path_factory) -> Path:
     """A Pi installed by this checkout (each test upgrades a copy of it)."""
-    if os.geteuid() != 0 or not shutil.which("useradd") or not shutil.which("systemctl"):
-        pytest.skip("the real install needs root, useradd and systemctl")
+    need(os.geteuid() == 0, "root for the real install")
+    need(shutil.which("useradd") is not None, "useradd")
+    need(shutil.which("systemctl") is not None, "systemctl")
     root = fresh_os_root(tmp_path_factory.mktemp("pi") / "root")
     proc = install(checkout, root)
     assert "FAIL" not in proc.stdout + proc.stderr, proc.stdout + proc.stderr

@@ -9,6 +9,7 @@ import sqlite3
 
 import pytest
 from sqlite_utils.migrations import Migrations
+from support import need
 from test_store import draft  # one passage, as the event log's own tests write it
 
 from kiosk import lists
@@ -151,8 +152,7 @@ def _as_another_user(tmp_path):
     if os.geteuid() != 0:
         return folder, [], lambda: folder.chmod(0o000)
     setpriv = shutil.which("setpriv")
-    if setpriv is None:
-        pytest.skip("needs setpriv to drop root's file-access override")
+    need(setpriv is not None, "setpriv (util-linux) to drop root's file-access override")
     # Root without CAP_DAC_OVERRIDE/CAP_DAC_READ_SEARCH is held to the modes, as a user is.
     prefix = [setpriv, "--bounding-set=-dac_override,-dac_read_search", "--inh-caps=-all"]
 
@@ -436,8 +436,7 @@ def test_a_log_left_owned_by_another_user_is_named_when_it_cannot_be_opened(tmp_
     import sys
 
     folder, prefix, _lock = _as_another_user(tmp_path)
-    if os.geteuid() != 0:
-        pytest.skip("needs root to give the file to another user")
+    need(os.geteuid() == 0, "root to give the file to another user")
     with EventLog(folder / "kiosk.db", "gate-1", clock):
         pass
     for child in folder.iterdir():

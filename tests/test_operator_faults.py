@@ -1,6 +1,6 @@
 """What the Pi operator meets: a full or read-only SD card and power cuts, on real file
 systems where the tests run as root (a tiny tmpfs, a loop-mounted ext4); elsewhere those
-tests skip and say why."""
+tests skip and say why (in CI, where they must run, they fail: ``support.need``)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from support import mounted, tiny_tmpfs
+from support import mounted, need, tiny_tmpfs
 from test_store_full import draft
 
 from checkpoint.cli import main
@@ -128,8 +128,8 @@ def test_a_log_on_a_card_mounted_read_only_is_a_fault_before_the_first_passage(t
 @contextlib.contextmanager
 def ext4_card(path: Path):
     """A small ext4 file system on a loop device, mounted errors=remount-ro as a Pi's root."""
-    if os.geteuid() != 0 or not shutil.which("mkfs.ext4"):
-        pytest.skip("needs root and mkfs.ext4 for a loop-mounted ext4")
+    need(os.geteuid() == 0, "root for a loop-mounted ext4")
+    need(shutil.which("mkfs.ext4") is not None, "mkfs.ext4 (e2fsprogs)")
     image = path / "card.img"
     with open(image, "wb") as f:
         f.truncate(32 * 2**20)

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import zxingcpp
 from PIL import Image
+from support import need
 
 from checkpoint.cli import main
 from kiosk.passes import TrustList
@@ -465,8 +466,7 @@ def test_a_batch_row_whose_name_the_png_font_cannot_draw_leaves_no_card_behind(
     the batch stops at that line, the first row's card is removed again, nothing issued."""
     from kiosk.cards import find_cjk_font
 
-    if find_cjk_font() is None:
-        pytest.skip("no CJK font on this machine")
+    need(find_cjk_font() is not None, "a CJK font (fonts-noto-cjk)")
     households = tmp_path / "households.csv"
     households.write_text("household,holder\n1-1,Wang\n1-2,张𪚥\n", encoding="utf-8")
     args = ["--key", str(keys / "office.key"), "--csv", str(households)]

@@ -26,9 +26,13 @@ UNIT_DIR = ROOT / "systemd"
 UNITS = ("kiosk.service", "kiosk-screen.service", "kiosk-purge.service", "kiosk-purge.timer")
 EXEC_KEYS = ("ExecStart", "ExecStartPre", "ExecStartPost", "ExecStop", "ExecStopPost")
 
-needs_systemd = pytest.mark.skipif(
-    shutil.which("systemd-analyze") is None, reason="systemd-analyze not installed"
-)
+
+@pytest.fixture
+def systemd_analyze() -> None:
+    need(shutil.which("systemd-analyze") is not None, "systemd-analyze (systemd)")
+
+
+needs_systemd = pytest.mark.usefixtures("systemd_analyze")
 
 
 def parse_unit(text: str) -> dict[str, list[tuple[str, str]]]:
