@@ -41,3 +41,29 @@ def test_a_refused_manual_decision_keeps_what_the_guard_typed(demo, browser):
     page.goto(f"{demo.url}/guard")
     assert page.input_value("#manual-form input[name=reason]") == ""
     page.context.close()
+
+
+def test_a_decision_recorded_leaves_the_form_empty_for_the_next_person(demo, browser):
+    """After a manual decision is recorded the form is empty: the next person is never
+    recorded with the last one's reason, hand temperature or direction (the live page
+    always holds hidden error banners: a refusal is the server's own mark, not one of
+    them), and signing out asks nothing (nothing is left unsent)."""
+    page = signed_in(browser, demo, "/guard?lang=en", width=1280, height=800)
+    before = demo.session.core.store.last_seq
+    page.check("#subject-none")
+    page.fill("#manual-form input[name=reason]", "re-measured by hand, normal")
+    page.fill("#manual-form input[name=temp_c]", "36.9")
+    page.select_option("#manual-form select[name=direction]", "out")
+    page.click("#manual-form button[value=pass]")
+    page.click("#manual-confirm-yes")
+    page.wait_for_selector(".flash.ok")
+    assert demo.session.core.store.last_seq == before + 1
+    assert page.input_value("#manual-form input[name=reason]") == ""
+    assert page.input_value("#manual-form input[name=temp_c]") == ""
+    assert page.input_value("#manual-form select[name=direction]") == ""
+    dialogs = []
+    page.on("dialog", lambda d: (dialogs.append(d.type), d.accept()))
+    page.click("form[action='/guard/logout'] button")
+    page.wait_for_url("**/guard/login**")
+    assert dialogs == []
+    page.context.close()

@@ -326,7 +326,9 @@ function addRow(feed, r, onPassage) {
 // --- manual decision: whom it is about, then a confirmation line ---------------------
 // A refused decision comes back to this page with its problem: what the guard typed is put
 // back (held in this tab until the next page only), never whom it was about. Put back
-// here; the function returned keeps it as the decision is sent.
+// here; the function returned keeps it as the decision is sent. Refused is the server's
+// mark on the form (data-refused: nothing was recorded), never any error banner: a decision
+// recorded leaves the form empty for the next person.
 const TYPED_KEY = "guard-manual-typed";
 const TYPED_FIELDS = ["reason", "temp_c", "direction"];
 function typedKept(manual) {
@@ -336,7 +338,7 @@ function typedKept(manual) {
       typed = sessionStorage.getItem(TYPED_KEY);
       sessionStorage.removeItem(TYPED_KEY);
     } catch (e) { return; }
-    if (!typed || !document.querySelector(".flash.err")) return;
+    if (!typed || !("refused" in manual.dataset)) return;
     let values = {};
     try { values = JSON.parse(typed); } catch (e) { return; }
     for (const name of TYPED_FIELDS) {
