@@ -850,7 +850,7 @@ def test_the_guard_passing_a_denied_exit_records_an_exit_unless_told_otherwise(
     csrf = login(guard_client)
     page = guard_client.get("/guard?lang=en").text
     form = page.split('id="manual-form"', 1)[1].split("</form>", 1)[0]
-    select = form.split('<select name="direction">', 1)[1].split("</select>", 1)[0]
+    select = form.split('<select name="direction"', 1)[1].split("</select>", 1)[0]
     offered = re.search(r'<option value="([^"]*)" selected', select).group(1)
     with decided(guard_client, guard_core):
         response = post(guard_client, "/guard/manual", csrf, decision="pass", subject="1",
