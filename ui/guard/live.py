@@ -42,6 +42,7 @@ from ui.views import (
     ClosingStream,
     ScreenTracker,
     bus_messages,
+    clock_ms,
     current_state,
     kiosk_view,
     sse,
@@ -157,6 +158,8 @@ def live_page(request: Request, session: PageSession, g: GuardDep) -> Response:
         default_direction=g.cfg.site.default_direction,
         beat_s=HEARTBEAT_S,
         today=g.today().isoformat(),
+        now_ms=clock_ms(g.core),
+        timezone=g.cfg.site.timezone,
         **g.flash(request),
     )
 
@@ -362,7 +365,8 @@ class FeedStream:
                     break
                 if message is None:  # named: a page hears it (a comment never reaches it)
                     today = self.g.today().isoformat()  # the site's: rows of before it dated
-                    yield sse("beat", {"every_s": HEARTBEAT_S, "today": today})
+                    now_ms = clock_ms(self.g.core)  # the server's clock: the page says it
+                    yield sse("beat", {"every_s": HEARTBEAT_S, "today": today, "now_ms": now_ms})
                     continue
                 for line in await self.on_message(message, tracker):
                     yield line

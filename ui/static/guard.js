@@ -446,13 +446,25 @@ function renderState(v) {
 // beats missed (or an error) and the page says the feed is disconnected since when, greys
 // "Now at the gate" and holds back the manual decision (a guard must not act on a stale
 // "now"), while a new stream resumes after the last row shown (addRow drops a row shown).
+// "Since when" is the site's time (docs/screens.md), never the tablet's clock or zone: the
+// server's clock (the page's `data-now-ms`, then each beat's `now_ms`) against the tablet's,
+// said in the site's zone (`data-tz`), as the kiosk screen says its clock (kiosk.js).
 function feedStatus(held) {
   const lang = document.body.dataset.lang;
+  const banner = $("live-stale");
+  let serverAheadMs = Number(banner.dataset.nowMs || Date.now()) - Date.now();
+  function siteTime(tabletMs) {
+    const opts = { hour: "2-digit", minute: "2-digit", hour12: false, timeZone: banner.dataset.tz };
+    const at = new Date(tabletMs + serverAheadMs);
+    try { return at.toLocaleTimeString(lang, opts); } catch (e) {  // a zone it does not know
+      delete opts.timeZone;
+      return at.toLocaleTimeString(lang, opts);
+    }
+  }
   return {
+    heard(nowMs) { if (Number.isFinite(nowMs)) serverAheadMs = nowMs - Date.now(); },
     stale(since) {
-      const when = new Date(since).toLocaleTimeString(lang, { hour: "2-digit", minute: "2-digit", hour12: false });
-      const banner = $("live-stale");
-      banner.textContent = "⚠ " + banner.dataset.text.replace("{time}", when);
+      banner.textContent = "⚠ " + banner.dataset.text.replace("{time}", siteTime(since));
       banner.hidden = false;
       document.body.classList.add("stale");
       for (const button of held()) button.disabled = true;
@@ -522,6 +534,7 @@ function liveStream(feed, page) {
       beat: (e) => {
         const beat = JSON.parse(e.data);
         beatMs = 1000 * (Number(beat.every_s) || 15);
+        status.heard(Number(beat.now_ms));
         newDay(feed, beat.today);
       },
       expired: () => { watched.stop(); if (window.guardSessionExpired) window.guardSessionExpired(); },
