@@ -7,8 +7,9 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from test_browser import wait_for
@@ -34,17 +35,25 @@ def passage(core) -> int:
 
 @contextlib.contextmanager
 def live_console(
-    browser, url: str, *, lang: str = "en", clock: bool = True, init_script: str = ""
+    browser,
+    url: str,
+    *,
+    lang: str = "en",
+    clock: bool = True,
+    init_script: str = "",
+    tablet_at: datetime | None = None,
+    **tablet: Any,
 ) -> Iterator[Any]:
     """The guard's live page signed in, its stream live; ``clock``: the page's timers are the
-    test's (its silence run past, not waited for)."""
-    context = browser.new_context(viewport={"width": 1366, "height": 900})
+    test's (its silence run past, not waited for); ``tablet_at``: the tablet's own wall clock,
+    ``tablet``: more of its browser's (``timezone_id``)."""
+    context = browser.new_context(viewport={"width": 1366, "height": 900}, **tablet)
     if init_script:
         context.add_init_script(init_script)
     page = context.new_page()
     try:
         if clock:
-            page.clock.install()
+            page.clock.install(**({"time": tablet_at} if tablet_at else {}))
         sign_in_at(page, f"{url}/guard?lang={lang}", "#feed")
         wait_for(lambda: page.evaluate("window.guardStreamEvents") or 0)  # the stream is live
         yield page
@@ -227,6 +236,28 @@ def test_a_quiet_stream_that_beats_keeps_the_feed_live(beating_site, browser):
             assert page.evaluate("window.streamsOpened") == 1  # never given up as silent
         assert silent_ms < 4 * 2000
         assert page.locator("#manual-form button[value=pass]").is_enabled()
+
+
+def test_the_drops_time_is_the_sites_not_the_tablets(beating_site, browser):
+    """The banner said "disconnected since" by the tablet's clock in the tablet's zone (a
+    tablet set to London and to the evening said 20:37 at a gate where it was 09:00); times
+    on the console are the site's: the server's clock, as its last beat said it, in the
+    site's zone."""
+    core, url = beating_site
+    evening = datetime(2026, 2, 12, 20, 37, tzinfo=UTC)
+    with live_console(
+        browser, url, init_script=BEAT_EAR, tablet_at=evening, timezone_id="Europe/London"
+    ) as page:
+        core.clock.advance(2 * 3600 + 15 * 60)  # 11:15 at the gate
+        heard = page.evaluate("window.beatsOnWire")
+        wait_for(lambda: page.evaluate("window.beatsOnWire") > heard)
+        page.context.set_offline(True)  # the Wi-Fi gone: not a beat more
+        page.clock.run_for(SILENCE_MS)
+        banner = page.locator("#live-stale")
+        wait_for(banner.is_visible)
+        site_now = core.clock.now().astimezone(ZoneInfo(core.config.site.timezone))
+        assert f"{site_now:%H:%M}" == "11:15"
+        assert " since 11:15 " in banner.inner_text()
 
 
 def test_a_confirmation_line_open_through_a_drop_can_be_confirmed_once_back(site, browser):

@@ -254,3 +254,19 @@ def test_a_decision_whose_record_is_lost_from_a_full_backlog_lets_its_passage_go
         assert ("manual_pass", "guard-zhou") in _manuals(rig)
     finally:
         rig.close()
+
+
+def test_only_a_refused_decision_marks_the_form_to_be_put_back(guard_client, guard_core):
+    """A refusal (nothing recorded) comes back marked on the manual form (``data-refused``:
+    guard.js puts back what was typed); the mark is signed with the banner, so a link cannot
+    add it to a banner that is no refusal (a decision recorded leaves the form empty)."""
+    csrf = login(guard_client)
+    response = post(guard_client, "/guard/manual", csrf, decision="pass", subject="9", reason="x")
+    location = response.headers["location"]
+    assert "refused=1" in location
+    form = re.compile(r'<form[^>]*id="manual-form"[^>]*>', re.S)
+    assert "data-refused" in form.search(guard_client.get(location).text).group(0)
+    unmarked = location.replace("&refused=1", "")
+    page = guard_client.get(unmarked).text
+    assert "data-refused" not in form.search(page).group(0)
+    assert 'class="flash err" role="alert">' not in page  # its signature was the refusal's

@@ -27,10 +27,13 @@ def test_a_quiet_stream_sends_a_named_beat_with_its_period(guard_core, monkeypat
     names = [name for name, _ in events if name != "status"]  # read_sse's own last entry
     assert names[:3] == ["row", "alarms", "state"]
     assert names[3:] == ["beat", "beat"]  # nothing but beats while nothing happens
-    # How long the page may wait for the next one, and the site's local day (a page open
-    # past midnight dates the rows it drew yesterday: guard.js).
-    today = guard_core.clock.now().astimezone(ZoneInfo("Asia/Shanghai")).date().isoformat()
-    assert events[3][1] == {"every_s": 0.01, "today": today}
+    # How long the page may wait for the next one, the site's local day (a page open past
+    # midnight dates the rows it drew yesterday: guard.js) and the server's clock (the time a
+    # dropped feed is said disconnected since, never the tablet's).
+    now = guard_core.clock.now()
+    today = now.astimezone(ZoneInfo("Asia/Shanghai")).date().isoformat()
+    now_ms = int(now.timestamp() * 1000)
+    assert events[3][1] == {"every_s": 0.01, "today": today, "now_ms": now_ms}
     assert "prompt" in events[2][1]  # the kiosk's view, as the page was drawn with
 
 

@@ -839,7 +839,8 @@ def test_the_guard_passing_a_denied_exit_records_an_exit_unless_told_otherwise(
     # 10:00: Li is denied going out (the household's outing is used); the guard lets him
     # out from the console, choosing the passage and leaving the direction as the form
     # offers it. The record must say "out" (the household's outing), not the site's default
-    # direction "in" (which left the outing uncounted and put one more person in).
+    # direction "in" (which left the outing uncounted and put one more person in). Over the
+    # quota, as the gate denied it for: confirmed with its reason (tests/test_guard_holds.py).
     from guard_support import add_event, decided, login, post
 
     add_event(
@@ -849,11 +850,12 @@ def test_the_guard_passing_a_denied_exit_records_an_exit_unless_told_otherwise(
     csrf = login(guard_client)
     page = guard_client.get("/guard?lang=en").text
     form = page.split('id="manual-form"', 1)[1].split("</form>", 1)[0]
-    select = form.split('<select name="direction">', 1)[1].split("</select>", 1)[0]
+    select = form.split('<select name="direction"', 1)[1].split("</select>", 1)[0]
     offered = re.search(r'<option value="([^"]*)" selected', select).group(1)
     with decided(guard_client, guard_core):
         response = post(guard_client, "/guard/manual", csrf, decision="pass", subject="1",
-                        reason="doctor's appointment", direction=offered)  # fmt: skip
+                        reason="doctor's appointment", direction=offered,
+                        confirm_quota="1", quota_reason="hospital")  # fmt: skip
     assert response.status_code == 303 and "err=" not in response.headers["location"]
     event = guard_core.store.events()[-1]
     assert (event["decision"], event["direction"]) == ("manual_pass", "out"), event

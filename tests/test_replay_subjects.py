@@ -183,7 +183,7 @@ def test_a_guard_step_about_a_passage_goes_the_passages_way():
 )
 def test_a_guard_steps_own_direction_wins_as_the_guard_chooses_one_at_the_console(guard, way):
     """Before: a guard step whose direction was not its passage's was a scenario error, while
-    the console lets the guard choose either way (its direction select, "As the passage"
+    the console lets the guard choose either way (its direction select, "auto"
     first). As at the console, its ``manual.direction`` wins; without one the decision goes
     the passage's way, never the step's ``direction``, which is for the step's own pass."""
     result = replay(_scenario([FEVER_OUT, guard], config=HOLD, duration_s=6))

@@ -521,3 +521,18 @@ def test_a_correction_onto_another_returnee_observed_now_is_refused(admin, core)
     own = post(admin, path, admin.csrf, **(fix | {"household": "3-2-710",
                                                    "until": "2026-02-26"}))  # fmt: skip
     assert own.status_code == 303
+
+
+def test_each_returnees_status_button_names_its_row(admin):
+    """The admin's status button of each returnee's row ("✓") had no name but the mark: a
+    screen reader heard "✓, button" on every row. It says whose status it sets, named as the
+    row shows them."""
+    for name, household in (("Wang Fang", "3-2-701"), ("Li Lei", "3-2-702")):
+        post(admin, "/guard/community/returnees", admin.csrf, name=name, household=household,
+             origin="Wuhan", date_back="2026-02-12", days="14")  # fmt: skip
+    page = admin.get("/guard/community/returnees?lang=en").text
+    rows = re.findall(r'<tr data-person="\d+"><td>\d+</td><td>([^<]*)</td>.*?</tr>', page, re.S)
+    assert len(rows) == 2
+    forms = re.findall(r'action="/guard/community/returnees/\d+/status".*?</form>', page, re.S)
+    spoken = [re.search(r'<span class="sr-only">([^<]*)</span>', f) for f in forms]
+    assert [s and s.group(1) for s in spoken] == [f"Status: {n}" for n in rows]

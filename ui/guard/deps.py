@@ -324,10 +324,13 @@ class Guard:
         msg = request.query_params.get("msg")
         err = (request.query_params.get("err") or "")[:300]
         sig = request.query_params.get("sig") or ""
-        signed = bool(err) and hmac.compare_digest(sig.encode(), flash_sig(err).encode())
+        refused = request.query_params.get("refused") == "1"
+        signed = bool(err) and hmac.compare_digest(sig.encode(), flash_sig(err, refused).encode())
         return {
             "flash_ok": i18n.t(lang, msg) if msg in OK_MESSAGES else None,
             "flash_err": err if signed else None,
+            # Nothing was done (``fail(refused=True)``): the form may be put back as typed.
+            "flash_refused": signed and refused,
         }
 
     async def manual(self, request: Request, decision: str, **kwargs: Any) -> Outcome:
@@ -463,8 +466,10 @@ def decided(request: Request, target: str, outcome: Outcome) -> Response:
     return fail(request, target, BadInput(key))
 
 
-def fail(request: Request, target: str, problem: BadInput) -> Response:
-    """Back to the form with the problem in the guard's language; nothing was recorded."""
+def fail(request: Request, target: str, problem: BadInput, *, refused: bool = False) -> Response:
+    """Back to the form with the problem in the guard's language. ``refused``: nothing was
+    done (the page may put back what was typed, ``flash_refused``); else the action was
+    taken, the problem is about how it ended (a gate that did not open, a record held)."""
     text = problem.text(guard(request).lang(request))
     if wants_json(request):
         return JSONResponse({"ok": False, "error": text}, status_code=400)
@@ -472,8 +477,9 @@ def fail(request: Request, target: str, problem: BadInput) -> Response:
         return problem.shown(text)
     sep = "&" if "?" in target else "?"
     text = text[:300]
+    mark = "&refused=1" if refused else ""
     return RedirectResponse(
-        f"{target}{sep}err={quote(text)}&sig={flash_sig(text)}", status_code=303
+        f"{target}{sep}err={quote(text)}{mark}&sig={flash_sig(text, refused)}", status_code=303
     )
 
 
@@ -482,8 +488,11 @@ def fail(request: Request, target: str, problem: BadInput) -> Response:
 _FLASH_KEY = secrets.token_bytes(32)
 
 
-def flash_sig(text: str) -> str:
-    return hmac.new(_FLASH_KEY, text.encode(), hashlib.sha256).hexdigest()[:32]
+def flash_sig(text: str, refused: bool = False) -> str:
+    """The signature of an error shown (``?err=``) and whether it is a refusal (``refused``):
+    nothing was done, so the form sent may be given back as typed."""
+    signed = f"refused\n{text}" if refused else text
+    return hmac.new(_FLASH_KEY, signed.encode(), hashlib.sha256).hexdigest()[:32]
 
 
 # --- auditing -------------------------------------------------------------------------------
@@ -736,7 +745,7 @@ def _audit(
                 response = await _handled(request, handler)
             except BadInput as exc:
                 await record(request, action, "refused", exc.code, audit.written)
-                return fail(request, back, exc)
+                return fail(request, back, exc, refused=True)
             except Stopping:  # the stop began after the check above: the engine refused it
                 return refused_stopping(request, action)
             except DecisionHeld as exc:  # taken, its record (and row) waiting in memory
@@ -747,7 +756,7 @@ def _audit(
                 log.warning("guard action %s not saved: storage failed (%s)", action, why)
                 with contextlib.suppress(StoreFault):  # the storage is likely still failing
                     await record(request, action, "error", "store_fault", audit.written)
-                return fail(request, back, BadInput("err.store"))
+                return fail(request, back, BadInput("err.store"), refused=True)
             except HTTPException as exc:
                 await record(request, action, "refused", f"http_{exc.status_code}", audit.written)
                 raise
@@ -755,7 +764,7 @@ def _audit(
                 await record(request, action, "refused", "http_422", audit.written)
                 if wants_json(request):
                     raise  # answered 422
-                return fail(request, back, BadInput("err.bad_link"))
+                return fail(request, back, BadInput("err.bad_link"), refused=True)
             except Exception:
                 await record(request, action, "error", "internal", audit.written)
                 raise

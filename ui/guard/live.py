@@ -9,6 +9,7 @@ from typing import Any, Literal, NamedTuple, NoReturn
 
 from fastapi import Query, Request
 from fastapi.responses import HTMLResponse, Response
+from starlette.datastructures import FormData
 
 from kiosk import privacy, queries
 from kiosk.alarms import RESOLUTIONS, Alarm
@@ -34,11 +35,14 @@ from ui.guard.deps import (
 )
 from ui.guard.display import event_time, feed_row, local_time, vehicle_text
 from ui.guard.forms import BadInput, choice, clean, direction_of, directions, number
+from ui.guard.lists import confirm_first
+from ui.guard.registrations import HOLDS, confirmed_pass, decision_of, passage_holds
 from ui.views import (
     HEARTBEAT_S,
     ClosingStream,
     ScreenTracker,
     bus_messages,
+    clock_ms,
     current_state,
     kiosk_view,
     sse,
@@ -154,6 +158,8 @@ def live_page(request: Request, session: PageSession, g: GuardDep) -> Response:
         default_direction=g.cfg.site.default_direction,
         beat_s=HEARTBEAT_S,
         today=g.today().isoformat(),
+        now_ms=clock_ms(g.core),
+        timezone=g.cfg.site.timezone,
         **g.flash(request),
     )
 
@@ -359,7 +365,8 @@ class FeedStream:
                     break
                 if message is None:  # named: a page hears it (a comment never reaches it)
                     today = self.g.today().isoformat()  # the site's: rows of before it dated
-                    yield sse("beat", {"every_s": HEARTBEAT_S, "today": today})
+                    now_ms = clock_ms(self.g.core)  # the server's clock: the page says it
+                    yield sse("beat", {"every_s": HEARTBEAT_S, "today": today, "now_ms": now_ms})
                     continue
                 for line in await self.on_message(message, tracker):
                     yield line
@@ -443,6 +450,11 @@ def subject_of(
         raise BadInput("err.subject_gone" if exc.why == "gone" else "err.subject_passed") from None
 
 
+#: The fields a hold's confirmation page draws itself (``hold_asked``): not sent again as
+#: they came (``<hold>_reason``, ``confirm_<hold>``, ``record_deny``).
+HOLD_FIELDS = ("_reason", "record_deny", *(f"confirm_{h}" for h in HOLDS))
+
+
 def already_decided(who: str, decision: str) -> NoReturn:
     raise BadInput("err.subject_decided", who=who, decision=f"decision.{decision}")
 
@@ -451,7 +463,7 @@ def already_decided(who: str, decision: str) -> NoReturn:
 @deps.once_per_form
 async def manual(request: Request, session: ActionSession, g: GuardDep) -> Response:
     form = await request.form()
-    decision = choice(form.get("decision"), "live.decision", ("pass", "deny"))
+    decision = decision_of(form, "live.decision", None)  # no default: the form must say
     note(request, action=f"manual_{decision}")
     subject = await asyncio.to_thread(subject_of, g, form.get("subject"), decision)
     note(request, subject=subject if isinstance(subject, str) else subject.seq)
@@ -462,6 +474,14 @@ async def manual(request: Request, session: ActionSession, g: GuardDep) -> Respo
     note(request, direction=direction)
     reason = clean(form.get("reason"), "manual.reason", required=True)
     temp_c = number(form.get("temp_c"), "manual.hand_temp")
+    household, holds = None, []
+    if isinstance(subject, ManualSubject):
+        household = subject.household
+        holds = await asyncio.to_thread(passage_holds, g, subject.seq)
+    try:  # a pass over a hold the gate denied the passage for: as a registration's
+        kept, flags = confirmed_pass(request, g, form, holds, household, decision)
+    except BadInput as problem:
+        return hold_asked(request, g, session, form, holds, problem)
     outcome = await g.manual(
         request,
         decision=decision,
@@ -470,5 +490,27 @@ async def manual(request: Request, session: ActionSession, g: GuardDep) -> Respo
         direction=direction,
         temp_c=temp_c,
         subject=subject,
+        person=kept or None,
+        flags=flags,
     )
     return deps.decided(request, "/guard", outcome)
+
+
+def hold_asked(
+    request: Request,
+    g: Guard,
+    session: Session,
+    form: FormData,
+    holds: list[str],
+    problem: BadInput,
+) -> HTMLResponse:
+    """A manual pass over a hold not confirmed (or confirmed without its reason): the hold's
+    warning on the confirmation page (``confirm_first``), which sends the decision again with
+    each hold's reason and its confirmation (``confirm_<hold>``), or as a deny."""
+    note(request, held=problem.key)
+    asked = [(k, v) for k, v in form.multi_items() if not k.endswith(HOLD_FIELDS)]
+    text = problem.text(g.lang(request))
+    return confirm_first(
+        request, g, session, "/guard/manual", FormData(asked), text, holds=tuple(holds),
+        back="/guard",
+    )  # fmt: skip

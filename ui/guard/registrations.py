@@ -80,6 +80,10 @@ PERSON_FIELDS = (
 #: in the order they are asked: each its form's ``confirm_<hold>`` and ``<hold>_reason``, its
 #: warning ``reg.<hold>_confirm``, the audit row's ``<hold>: confirmed``.
 HOLDS = ("quarantine", "quota", "observation")
+#: Each hold as the gate's deny of a passage names it (``kiosk.policy``): a guard's manual pass
+#: about a passage the gate denied for it is held as a registration is (``passage_holds``).
+HOLD_REASONS = {"quarantine": "quarantined", "quota": "quota_exceeded",
+                "observation": "under_observation"}  # fmt: skip
 #: Refusals after which the page offers the button "登记为禁止通行".
 DENY_OFFERED = ("reg.fever_refused", "reg.vehicle_fever", *(f"reg.{h}_confirm" for h in HOLDS))
 
@@ -157,6 +161,29 @@ def holds_confirmed(
         reason = clean(form.get(f"{hold}_reason"), f"reg.{hold}_reason", required=True)
         kept[f"{hold}_reason"] = reason
     return kept
+
+
+def passage_holds(g: Guard, seq: int) -> list[str]:
+    """What holds a guard's manual pass about the passage ``seq``: the holds the gate denied
+    it for (``HOLD_REASONS``), whatever way the guard records it. Blocking: a read of the
+    log."""
+    event = queries.event_by_seq(g.core.store, seq) or {}
+    reasons = set(event.get("reasons") or ())
+    return [h for h in HOLDS if HOLD_REASONS[h] in reasons]
+
+
+def confirmed_pass(
+    request: Request, g: Guard, form: FormData, holds: list[str], household: str | None,
+    decision: str,
+) -> tuple[dict[str, Any], tuple[str, ...]]:  # fmt: skip
+    """A guard's decision that ``holds`` may apply to (a registration's, a manual one's): what
+    its record keeps of the confirmations (``holds_confirmed``, which refuses a pass not
+    confirmed), said on the audit row (``<hold>: confirmed``), and its flags (``quarantine``
+    for a quarantined household, as an automatic decision for it carries it)."""
+    kept = holds_confirmed(form, holds, household, decision)
+    if decision == "pass":
+        note(request, **dict.fromkeys(holds, "confirmed"))
+    return kept, ("quarantine",) if household_quarantined(g, household) else ()
 
 
 @router.post("/api/household", include_in_schema=False)
@@ -282,10 +309,9 @@ async def register(
     household = person.get("unit") if kind == "registration" else person.get("resident_of")
     resident = person["name"] if person.get("resident") else None
     holds = holds_on(g, household, direction, resident)
-    person = person | holds_confirmed(form, holds, household, decision)
+    kept, flags = confirmed_pass(request, g, form, holds, household, decision)
     note(request, direction=direction, decision=decision)
-    if decision == "pass":
-        note(request, **dict.fromkeys(holds, "confirmed"))
+    person = person | kept
     try:
         outcome = await g.manual(
             request,
@@ -296,8 +322,7 @@ async def register(
             person={k: v for k, v in person.items() if v is not None},
             kind=kind,
             temp_c=temp_c,
-            # As an automatic decision for that household would carry it, whatever was decided.
-            flags=("quarantine",) if household_quarantined(g, household) else (),
+            flags=flags,
             # A resident's outing is the household's, as their pass's would be (the quota).
             household=household if resident is not None else None,
         )
@@ -306,11 +331,11 @@ async def register(
     return decided(request, "/guard/register", outcome)
 
 
-def decision_of(form: FormData) -> str:
+def decision_of(form: FormData, field: str = "reg.decision", default: str | None = "pass") -> str:
     """``pass`` or ``deny``; the button "登记为禁止通行" (``record_deny``) is a deny."""
     if form.get("record_deny"):
         return "deny"
-    return choice(form.get("decision"), "reg.decision", ("pass", "deny"), "pass")
+    return choice(form.get("decision"), field, ("pass", "deny"), default)
 
 
 async def refused(

@@ -326,7 +326,9 @@ function addRow(feed, r, onPassage) {
 // --- manual decision: whom it is about, then a confirmation line ---------------------
 // A refused decision comes back to this page with its problem: what the guard typed is put
 // back (held in this tab until the next page only), never whom it was about. Put back
-// here; the function returned keeps it as the decision is sent.
+// here; the function returned keeps it as the decision is sent. Refused is the server's
+// mark on the form (data-refused: nothing was recorded), never any error banner: a decision
+// recorded leaves the form empty for the next person.
 const TYPED_KEY = "guard-manual-typed";
 const TYPED_FIELDS = ["reason", "temp_c", "direction"];
 function typedKept(manual) {
@@ -336,7 +338,7 @@ function typedKept(manual) {
       typed = sessionStorage.getItem(TYPED_KEY);
       sessionStorage.removeItem(TYPED_KEY);
     } catch (e) { return; }
-    if (!typed || !document.querySelector(".flash.err")) return;
+    if (!typed || !("refused" in manual.dataset)) return;
     let values = {};
     try { values = JSON.parse(typed); } catch (e) { return; }
     for (const name of TYPED_FIELDS) {
@@ -444,13 +446,25 @@ function renderState(v) {
 // beats missed (or an error) and the page says the feed is disconnected since when, greys
 // "Now at the gate" and holds back the manual decision (a guard must not act on a stale
 // "now"), while a new stream resumes after the last row shown (addRow drops a row shown).
+// "Since when" is the site's time (docs/screens.md), never the tablet's clock or zone: the
+// server's clock (the page's `data-now-ms`, then each beat's `now_ms`) against the tablet's,
+// said in the site's zone (`data-tz`), as the kiosk screen says its clock (kiosk.js).
 function feedStatus(held) {
   const lang = document.body.dataset.lang;
+  const banner = $("live-stale");
+  let serverAheadMs = Number(banner.dataset.nowMs || Date.now()) - Date.now();
+  function siteTime(tabletMs) {
+    const opts = { hour: "2-digit", minute: "2-digit", hour12: false, timeZone: banner.dataset.tz };
+    const at = new Date(tabletMs + serverAheadMs);
+    try { return at.toLocaleTimeString(lang, opts); } catch (e) {  // a zone it does not know
+      delete opts.timeZone;
+      return at.toLocaleTimeString(lang, opts);
+    }
+  }
   return {
+    heard(nowMs) { if (Number.isFinite(nowMs)) serverAheadMs = nowMs - Date.now(); },
     stale(since) {
-      const when = new Date(since).toLocaleTimeString(lang, { hour: "2-digit", minute: "2-digit", hour12: false });
-      const banner = $("live-stale");
-      banner.textContent = "⚠ " + banner.dataset.text.replace("{time}", when);
+      banner.textContent = "⚠ " + banner.dataset.text.replace("{time}", siteTime(since));
       banner.hidden = false;
       document.body.classList.add("stale");
       for (const button of held()) button.disabled = true;
@@ -520,6 +534,7 @@ function liveStream(feed, page) {
       beat: (e) => {
         const beat = JSON.parse(e.data);
         beatMs = 1000 * (Number(beat.every_s) || 15);
+        status.heard(Number(beat.now_ms));
         newDay(feed, beat.today);
       },
       expired: () => { watched.stop(); if (window.guardSessionExpired) window.guardSessionExpired(); },

@@ -1,0 +1,134 @@
+"""A pass over a hold (home quarantine, a used-up outing quota, a returnee under observation)
+has one set of safeguards on both of the guard's routes: a registration's form and a manual
+decision about a passage the gate denied for it (before 2026-12-07 the manual one let a
+quarantined resident out on the one-line confirmation, the record without the quarantine
+flag). Each asks the hold's confirmation with a required reason, keeps the reason on the
+record, says ``<hold>: confirmed`` on the audit row and flags a quarantined household."""
+
+from __future__ import annotations
+
+import html
+import re
+from zoneinfo import ZoneInfo
+
+import pytest
+from fastapi.testclient import TestClient
+from guard_support import BASE, add_event, close_core, decided, login, make_app, make_core, post
+
+from kiosk.config import KioskConfig
+
+HOUSEHOLD, RESIDENT = "3-402", "王建国"
+CONFIG = {"policy": {"quota": {"enabled": True, "exits": 1, "period_days": 2},
+                     "observation_blocks": "out"}}  # fmt: skip
+RESIDENT_OUT = {"name": RESIDENT, "unit": HOUSEHOLD, "resident": "1", "reason": "就医",
+                "temp_c": "36.5", "direction": "out", "decision": "pass"}  # fmt: skip
+
+
+def quarantine(core, client, csrf) -> None:
+    core.lists.add_quarantine(HOUSEHOLD, None, "2026-02-28", "2026-03-13", "root")
+
+
+def quota(core, client, csrf) -> None:  # the household's one outing of the period, taken
+    first = RESIDENT_OUT | {"name": "王秀英"}
+    with decided(client, core):
+        assert post(client, "/guard/register/person", csrf, **first).status_code == 303
+
+
+def observation(core, client, csrf) -> None:
+    today = core.clock.now().astimezone(ZoneInfo("Asia/Shanghai")).date()
+    core.ledgers.observation.register(name=RESIDENT, household=HOUSEHOLD, phone="",
+                                      origin="武汉", date_back=today, actor="root")  # fmt: skip
+
+
+#: Each hold: how the household comes to be held, the gate's deny of a passage for it.
+HOLDS = [(quarantine, "quarantined"), (quota, "quota_exceeded"), (observation, "under_observation")]
+
+
+@pytest.fixture
+def core(data_dir, clock, monkeypatch):
+    c = make_core(data_dir, clock, monkeypatch, KioskConfig.model_validate(CONFIG))
+    yield c
+    close_core(c)
+
+
+def registration(client, csrf, **more):
+    return post(client, "/guard/register/person", csrf, **(RESIDENT_OUT | more))
+
+
+def manual(client, csrf, seq, **more):
+    sent = {"decision": "pass", "subject": str(seq), "reason": "就医"}
+    return post(client, "/guard/manual", csrf, **(sent | more))
+
+
+def confirm_page_fields(page: str) -> dict[str, str]:
+    form = page.split('id="confirm-form"', 1)[1].split("</form>", 1)[0]
+    found = re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', form)
+    return {k: html.unescape(v) for k, v in found if k not in ("csrf", "once")}
+
+
+def denied_passage(core, reason: str) -> int:
+    return add_event(core, decision="deny", reasons=(reason,), direction="out",
+                     household=HOUSEHOLD, holder=RESIDENT, pass_id="c0ffee000402")  # fmt: skip
+
+
+@pytest.mark.parametrize(("held", "reason"), HOLDS, ids=lambda x: getattr(x, "__name__", x))
+def test_a_pass_over_a_hold_is_asked_and_recorded_alike_on_both_routes(core, held, reason):
+    hold = held.__name__
+    with TestClient(make_app(core), base_url=BASE) as client:
+        csrf = login(client)
+        held(core, client, csrf)
+        before = core.store.last_seq
+        # the registration: its form back with the hold's warning and button
+        asked = registration(client, csrf)
+        assert asked.status_code == 400 and f'id="person-confirm-{hold}"' in asked.text
+        assert core.store.last_seq == before
+        with decided(client, core):
+            registration(client, csrf, **{f"confirm_{hold}": "1", f"{hold}_reason": "送医"})
+        registered = core.store.events()[-1]
+        # the manual decision about a passage the gate denied for it: asked on its page
+        seq = denied_passage(core, reason).seq
+        asked = manual(client, csrf, seq)
+        assert asked.status_code == 200 and core.store.last_seq == seq
+        assert f'id="confirm-confirm-{hold}"' in asked.text
+        assert f'name="{hold}_reason"' in asked.text and 'id="confirm-record-deny"' in asked.text
+        again = confirm_page_fields(asked.text)
+        assert again["subject"] == str(seq) and again["reason"] == "就医"
+        no_reason = manual(client, csrf, seq, **{f"confirm_{hold}": "1"})
+        assert no_reason.status_code == 200 and core.store.last_seq == seq
+        with decided(client, core):
+            done = post(client, "/guard/manual", csrf,
+                        **(again | {f"confirm_{hold}": "1", f"{hold}_reason": "送医"}))  # fmt: skip
+        assert done.status_code == 303 and "err=" not in done.headers["location"]
+        decision = core.store.events()[-1]
+    for event in (registered, decision):
+        assert event["decision"] == "manual_pass"
+        assert event["person"][f"{hold}_reason"] == "送医"
+        assert ("quarantine" in event["flags"]) == (hold == "quarantine")
+    rows = [a for a in core.store.audits() if a["detail"].get(hold) == "confirmed"]
+    assert [a["action"] for a in rows] == ["register_person", "manual_pass"]
+
+
+@pytest.mark.parametrize(("held", "reason"), HOLDS, ids=lambda x: getattr(x, "__name__", x))
+def test_a_manual_decision_over_a_hold_may_still_be_a_deny(core, held, reason):
+    """The hold's page records the deny ("Record as denied"), and a deny is never asked."""
+    with TestClient(make_app(core), base_url=BASE) as client:
+        csrf = login(client)
+        seq = denied_passage(core, reason).seq
+        asked = manual(client, csrf, seq)
+        with decided(client, core):
+            post(client, "/guard/manual", csrf,
+                 **(confirm_page_fields(asked.text) | {"record_deny": "1"}))  # fmt: skip
+        assert core.store.events()[-1]["decision"] == "manual_deny"
+        later = denied_passage(core, reason).seq
+        with decided(client, core):
+            assert manual(client, csrf, later, decision="deny").status_code == 303
+        assert core.store.events()[-1]["decision"] == "manual_deny"
+
+
+def test_a_passage_denied_for_something_else_is_no_hold(core):
+    with TestClient(make_app(core), base_url=BASE) as client:
+        csrf = login(client)
+        seq = denied_passage(core, "pass_revoked").seq
+        with decided(client, core):
+            assert manual(client, csrf, seq).status_code == 303
+        assert core.store.events()[-1]["decision"] == "manual_pass"
