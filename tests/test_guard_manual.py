@@ -102,6 +102,8 @@ def test_the_live_page_names_the_last_passage_and_the_decision_records_it(guard_
     [
         (None, "err.subject"),
         ("abc", "err.subject"),
+        ("²", "err.subject"),  # a digit to str.isdigit, no number to int: was a 500
+        ("①", "err.subject"),
         ("2", "err.subject_gone"),
         ("99", "err.subject_gone"),
     ],

@@ -19,6 +19,7 @@ from kiosk.engine import NO_SUBJECT, ManualSubject
 from kiosk.overrides import SubjectRefused
 from kiosk.store import ReadFailure
 from kiosk.subjects import subject_in_log
+from kiosk.typed import whole_number
 from ui import i18n
 from ui.auth import Session
 from ui.guard import deps
@@ -167,10 +168,8 @@ def live_page(request: Request, session: PageSession, g: GuardDep) -> Response:
 def seq_of(text: str) -> int:
     """The log's ``seq`` a link names (ASCII digits, 1 to ``MAX_SEQ``), else 0 (none): read
     no further than the longest a ``seq`` can be."""
-    if len(text) > len(str(MAX_SEQ)) or not (text.isascii() and text.isdigit()):
-        return 0
-    number = int(text)
-    return number if 1 <= number <= MAX_SEQ else 0
+    number = whole_number(text, most_digits=len(str(MAX_SEQ)))
+    return number if number is not None and 1 <= number <= MAX_SEQ else 0
 
 
 @router.get("/passage/{seq}", response_class=HTMLResponse, include_in_schema=False)
@@ -437,13 +436,13 @@ def subject_of(
     text = clean(value, "manual.subject", max_len=20)
     if text == NO_SUBJECT:
         return NO_SUBJECT
-    if not text.isdigit():
+    if (seq := whole_number(text)) is None:
         raise BadInput("err.subject")
     store = g.core.store
     now = ClockReading.take(g.core.clock)
     asked = None if decision is None else f"manual_{decision}"
     try:
-        return subject_in_log(store, int(text), asked, now, store.boot_id)
+        return subject_in_log(store, seq, asked, now, store.boot_id)
     except SubjectRefused as exc:
         if exc.why == "decided":
             already_decided(exc.who, exc.decision)
