@@ -111,7 +111,20 @@ RUN_BEAT_S = 60.0
 #: silence read as their own downtime.
 TURN_S = 60.0
 
+#: The longest error a status keeps (``last_error``, ``report_error``: the page, /status.json
+#: and the journal): a longer one loses its middle (``clipped``), not its end, where a refusal
+#: names its fix (``office.pull.pin_refusal``: ``--repin ID``).
+ERROR_CHARS = 400
+
 __all__ = ["Collector", "KioskStatus", "StatusServer"]
+
+
+def clipped(text: str, limit: int = ERROR_CHARS) -> str:
+    """``text`` at most ``limit`` characters: its beginning and its end, its middle ``…``."""
+    if len(text) <= limit:
+        return text
+    head = (limit - 3) // 3
+    return f"{text[:head]} … {text[len(text) - (limit - 3 - head) :]}"
 
 
 @dataclass
@@ -425,7 +438,7 @@ class Collector:
                 status.state = "error"
                 status.errors += 1
                 status.consecutive_failures += 1
-                status.last_error = (error or "unknown error")[:300]
+                status.last_error = clipped(error or "unknown error")
                 status.last_error_at = now
             snapshot = KioskStatus(**status.as_dict())
         self._lines[source.url]["pull"].said(snapshot.last_error if result is None else None)
@@ -472,7 +485,7 @@ class Collector:
                 self._begun = True
         except Exception as exc:  # noqa: BLE001 - a bug in the beat must not fail the pull
             error = str(exc) if isinstance(exc, PgError) else f"{type(exc).__name__}: {exc}"
-            log.warning("collector run not kept", extra={"error": error[:300]})
+            log.warning("collector run not kept", extra={"error": clipped(error)})
             if not pulling:
                 with self._lock:
                     self._beat_at = None  # again at the next pull
@@ -530,7 +543,7 @@ class Collector:
         except PgError:
             raise
         except PullError as exc:
-            error = str(exc)[:300]
+            error = clipped(str(exc))
         undeclared = self._undeclared(kiosk_id, day) if day is not None else None
         stamp = _iso(self.clock.now())
         with self._lock:
