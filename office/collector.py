@@ -55,7 +55,7 @@ import httpx
 from drivers.clocksync import system_clock
 from kiosk.backoff import Backoff
 from kiosk.clock import Clock
-from kiosk.config.fleet import CollectorConfig, KioskSource
+from kiosk.config.fleet import CollectorConfig, KioskSource, normalise_url
 from kiosk.hosts import host_is_ours, own_host_names
 from kiosk.lists import same_text
 from kiosk.logs import FlapLimit
@@ -414,10 +414,31 @@ class Collector:
             except Exception as exc:  # a bug must not stop the other kiosks: shown, not lost
                 log.exception("pull failed unexpectedly", extra={"url": source.url})
                 error = f"{type(exc).__name__}: {exc}"
+        # A failed pull (a refusal, a log wiped: not the database's own failure) shows what
+        # the database holds of the gate all the same, not an id and seq it never learned.
+        held = self._held(source.url) if result is None and why is not None else None
         elapsed_ms = (self._monotonic() - started) * 1000
+        snapshot = self._settle(source.url, result, turn, elapsed_ms, error, held)
+        self._lines[source.url]["pull"].said(snapshot.last_error if result is None else None)
+        self._record_gates(source.url, ("ok", None) if result is not None else why)
+        if why is not None:  # not when the database failed: the beat would wait on it again
+            self._beat()
+        return snapshot
+
+    def _settle(
+        self,
+        url: str,
+        result: PullResult | None,
+        turn: Turn | None,
+        elapsed_ms: float,
+        error: str | None,
+        held: tuple[str, int] | None,
+    ) -> KioskStatus:
+        """Record a pull's outcome in ``url``'s status (``result`` None: it failed with
+        ``error``; ``held``: what the database holds of the gate, ``_held``); a copy of it."""
         now = _iso(self.clock.now())
         with self._lock:
-            status = self._status[source.url]
+            status = self._status[url]
             status.pulls += 1
             status.last_pull_at = now
             status.last_pull_ms = round(elapsed_ms, 1)
@@ -440,12 +461,26 @@ class Collector:
                 status.consecutive_failures += 1
                 status.last_error = clipped(error or "unknown error")
                 status.last_error_at = now
+                if held is not None:
+                    status.kiosk_id, status.last_seq = held
+                    if status.head_seq is not None:
+                        status.head_seq = max(status.head_seq, status.last_seq)
+                        status.lag_events = status.head_seq - status.last_seq
             snapshot = KioskStatus(**status.as_dict())
-        self._lines[source.url]["pull"].said(snapshot.last_error if result is None else None)
-        self._record_gates(source.url, ("ok", None) if result is not None else why)
-        if why is not None:  # not when the database failed: the beat would wait on it again
-            self._beat()
         return snapshot
+
+    def _held(self, url: str) -> tuple[str, int] | None:
+        """The kiosk id ``url`` is pinned to in the office's database and the last seq held of
+        it; None when none is pinned, or the database fails (shown by the next pull)."""
+        try:
+            target = self._target()
+            kiosk_id = target.source_kiosk(normalise_url(url))
+            return None if kiosk_id is None else (kiosk_id, target.tail(kiosk_id)[0])
+        except ValueError:  # a URL no pull reads: the pull said so
+            return None
+        except PgError:
+            self._drop_target()
+            return None
 
     def _expected_s(self) -> float | None:
         """Within how long this run's next beat is expected: the next ``--once`` run (``run_once``:

@@ -73,3 +73,19 @@ def test_a_long_error_loses_its_middle_not_its_fix():
     assert kept.startswith(f"{far} answers as kiosk gate-north")
     assert kept.endswith(f"kiosk pull {far} --into TARGET --repin gate-north")
     assert clipped("short") == "short"
+
+
+def test_a_refused_gate_shows_what_the_office_holds_of_it(collector):
+    """Before: a gate refused at its first pull since the collector started (its log wiped
+    and begun again under a new id, or any refusal) showed ``kiosk_id`` null and ``last_seq``
+    0, /metrics ``kiosk_collect_last_seq`` 0, though the database held its rows to seq 25.
+    Now the status says what the database holds of it, whatever the pull answered."""
+    made = collector(_Pinned("gate-south", 25, "gate-new"))
+    refused = made.pull_once(made.config.kiosks[0])
+    assert "answers as kiosk gate-new, but it is pinned to kiosk gate-south" in (
+        refused.last_error or ""
+    )
+    assert (refused.state, refused.kiosk_id, refused.last_seq) == ("error", "gate-south", 25)
+    shown = made.status_json()["kiosks"][0]
+    assert (shown["kiosk_id"], shown["last_seq"]) == ("gate-south", 25)
+    assert 'kiosk_collect_last_seq{kiosk="gate-south"} 25' in made.metrics_text()
