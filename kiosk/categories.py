@@ -416,7 +416,9 @@ def category_words(words: Words, category: object) -> str:
 def item_words(words: Words, category: object, item: object) -> str:
     """An item in words: ``r.CATEGORY.ITEM``, else each part of a dotted item (a section
     inside a section: ``staffed.passages.passed``) by its words in the part before it, joined
-    by ``·``; a number (the third restart) stays a number, a part with no word its code."""
+    by ``·``; a number (the third restart) stays a number, a part with no word of its own
+    the words of the column of that name (``col.NAME``: a compound's items are the
+    ``compounds`` sheet's columns), else its code."""
     text = "" if item is None else str(item)
     whole = "" if category is None else str(category)
     kind, _, name = whole.partition(" ")
@@ -429,7 +431,8 @@ def item_words(words: Words, category: object, item: object) -> str:
         if part.isdigit():
             out.append(part)
             continue
-        out.append(words(f"r.{context}.{part}") or words(f"r.{part}") or words(f"k.{part}") or part)
+        keys = (f"r.{context}.{part}", f"r.{part}", f"k.{part}", f"col.{part}")
+        out.append(next((w for w in map(words, keys) if w), part))
         context = part
     return "·".join(out)
 

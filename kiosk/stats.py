@@ -33,7 +33,7 @@ import bisect
 import dataclasses
 import json
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
@@ -120,11 +120,12 @@ def _bin_index(temp_c: float, bins: list[tuple[float | None, float | None]]) -> 
 
 
 def _events_between(
-    db: Database, start: str, end: str, columns: str
+    db: Database, start: str, end: str, columns: str, kiosks: Collection[str] | None = None
 ) -> AbstractContextManager[Iterator[dict[str, Any]]]:
     """The events dated (``kiosk.dating``) in ``[start, end)``, in ``seq`` order, one at a time
     within the block (a quota period's may be a month's: ``streamed_rows``); ``ts`` is their
-    dated time and ``dating`` how it was dated (null in a table of rows dated without it)."""
+    dated time and ``dating`` how it was dated (null in a table of rows dated without it).
+    ``kiosks``: only theirs (a compound of the district's, ``office.compounds``)."""
     source, ts = dated_source(db)
     dated = source == "dated_events" or "dating" in db.table("events").columns_dict
     dating = "dating" if dated else "null"
@@ -132,10 +133,11 @@ def _events_between(
     picked = ", ".join(
         {"ts": f"{ts} as ts", "dating": f"{dating} as dating"}.get(c, c) for c in wanted
     )
+    only = "" if kiosks is None else f" and kiosk_id in ({', '.join('?' * len(kiosks))})"
     return streamed_rows(
         db,
-        f"select {picked} from {source} where {ts} >= ? and {ts} < ? order by seq",  # noqa: S608
-        [start, end],
+        f"select {picked} from {source} where {ts} >= ? and {ts} < ?{only} order by seq",  # noqa: S608
+        [start, end, *(kiosks or ())],
     )
 
 
@@ -254,12 +256,14 @@ def over_quota_households(
     quota: QuotaConfig,
     households: set[str],
     site: ZoneInfo | None = None,
+    kiosks: Collection[str] | None = None,
 ) -> int:
     """How many of ``households`` (out on ``day``) went out beyond the quota that day, counted
     as the gate counts (``kiosk.policy.quota_reached``): an outing with ``quota.exits`` or
     more before it in the rolling period (``period_days`` days on the site's clock) before it.
     Only an override or a gate that could not know (another kiosk's log) lets one through.
-    ``site``: the site's zone when the day is cut in another (the office's district report)."""
+    ``site``: the site's zone when the day is cut in another (the office's district report);
+    ``kiosks``: the outings at these gates only (one compound's, of the district's rows)."""
     if not quota.enabled:  # no quota, nobody over it
         return 0
     start, end = day_bounds(day, zone)
@@ -269,7 +273,7 @@ def over_quota_households(
     if clock is not zone:  # the period on another clock: a day earlier is always enough
         lookback = min(lookback, quota_lookback(day - timedelta(days=1), zone, quota))
     taken: dict[Key, tuple[str, datetime]] = {}  # the outings, by (kiosk, seq)
-    with _events_between(db, lookback, end, cols) as rows:
+    with _events_between(db, lookback, end, cols, kiosks) as rows:
         for row in rows:
             if households_outing(row) and same_text(row["household"]) in households:
                 taken[(str(row["kiosk_id"]), int(row["seq"]))] = (

@@ -55,7 +55,7 @@ import httpx
 from drivers.clocksync import system_clock
 from kiosk.backoff import Backoff
 from kiosk.clock import Clock
-from kiosk.config.fleet import CollectorConfig, KioskSource
+from kiosk.config.fleet import CollectorConfig, KioskSource, normalise_url
 from kiosk.hosts import host_is_ours, own_host_names
 from kiosk.lists import same_text
 from kiosk.logs import FlapLimit
@@ -111,7 +111,20 @@ RUN_BEAT_S = 60.0
 #: silence read as their own downtime.
 TURN_S = 60.0
 
+#: The longest error a status keeps (``last_error``, ``report_error``: the page, /status.json
+#: and the journal): a longer one loses its middle (``clipped``), not its end, where a refusal
+#: names its fix (``office.pull.pin_refusal``: ``--repin ID``).
+ERROR_CHARS = 400
+
 __all__ = ["Collector", "KioskStatus", "StatusServer"]
+
+
+def clipped(text: str, limit: int = ERROR_CHARS) -> str:
+    """``text`` at most ``limit`` characters: its beginning and its end, its middle ``…``."""
+    if len(text) <= limit:
+        return text
+    head = (limit - 3) // 3
+    return f"{text[:head]} … {text[len(text) - (limit - 3 - head) :]}"
 
 
 @dataclass
@@ -401,10 +414,31 @@ class Collector:
             except Exception as exc:  # a bug must not stop the other kiosks: shown, not lost
                 log.exception("pull failed unexpectedly", extra={"url": source.url})
                 error = f"{type(exc).__name__}: {exc}"
+        # A failed pull (a refusal, a log wiped: not the database's own failure) shows what
+        # the database holds of the gate all the same, not an id and seq it never learned.
+        held = self._held(source.url) if result is None and why is not None else None
         elapsed_ms = (self._monotonic() - started) * 1000
+        snapshot = self._settle(source.url, result, turn, elapsed_ms, error, held)
+        self._lines[source.url]["pull"].said(snapshot.last_error if result is None else None)
+        self._record_gates(source.url, ("ok", None) if result is not None else why)
+        if why is not None:  # not when the database failed: the beat would wait on it again
+            self._beat()
+        return snapshot
+
+    def _settle(
+        self,
+        url: str,
+        result: PullResult | None,
+        turn: Turn | None,
+        elapsed_ms: float,
+        error: str | None,
+        held: tuple[str, int] | None,
+    ) -> KioskStatus:
+        """Record a pull's outcome in ``url``'s status (``result`` None: it failed with
+        ``error``; ``held``: what the database holds of the gate, ``_held``); a copy of it."""
         now = _iso(self.clock.now())
         with self._lock:
-            status = self._status[source.url]
+            status = self._status[url]
             status.pulls += 1
             status.last_pull_at = now
             status.last_pull_ms = round(elapsed_ms, 1)
@@ -425,14 +459,28 @@ class Collector:
                 status.state = "error"
                 status.errors += 1
                 status.consecutive_failures += 1
-                status.last_error = (error or "unknown error")[:300]
+                status.last_error = clipped(error or "unknown error")
                 status.last_error_at = now
+                if held is not None:
+                    status.kiosk_id, status.last_seq = held
+                    if status.head_seq is not None:
+                        status.head_seq = max(status.head_seq, status.last_seq)
+                        status.lag_events = status.head_seq - status.last_seq
             snapshot = KioskStatus(**status.as_dict())
-        self._lines[source.url]["pull"].said(snapshot.last_error if result is None else None)
-        self._record_gates(source.url, ("ok", None) if result is not None else why)
-        if why is not None:  # not when the database failed: the beat would wait on it again
-            self._beat()
         return snapshot
+
+    def _held(self, url: str) -> tuple[str, int] | None:
+        """The kiosk id ``url`` is pinned to in the office's database and the last seq held of
+        it; None when none is pinned, or the database fails (shown by the next pull)."""
+        try:
+            target = self._target()
+            kiosk_id = target.source_kiosk(normalise_url(url))
+            return None if kiosk_id is None else (kiosk_id, target.tail(kiosk_id)[0])
+        except ValueError:  # a URL no pull reads: the pull said so
+            return None
+        except PgError:
+            self._drop_target()
+            return None
 
     def _expected_s(self) -> float | None:
         """Within how long this run's next beat is expected: the next ``--once`` run (``run_once``:
@@ -472,7 +520,7 @@ class Collector:
                 self._begun = True
         except Exception as exc:  # noqa: BLE001 - a bug in the beat must not fail the pull
             error = str(exc) if isinstance(exc, PgError) else f"{type(exc).__name__}: {exc}"
-            log.warning("collector run not kept", extra={"error": error[:300]})
+            log.warning("collector run not kept", extra={"error": clipped(error)})
             if not pulling:
                 with self._lock:
                     self._beat_at = None  # again at the next pull
@@ -530,7 +578,7 @@ class Collector:
         except PgError:
             raise
         except PullError as exc:
-            error = str(exc)[:300]
+            error = clipped(str(exc))
         undeclared = self._undeclared(kiosk_id, day) if day is not None else None
         stamp = _iso(self.clock.now())
         with self._lock:

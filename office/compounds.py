@@ -49,6 +49,7 @@ __all__ = [
     "district_exits",
     "gate_policies",
     "identity",
+    "json_text",
     "lookback_days",
     "same_clock",
     "undeclared",
@@ -332,7 +333,7 @@ def _compound_exits(
     failed = {
         key
         for r in mine
-        if (key := stats.not_opened_pass({"kiosk_id": r[1], "flags": _flags(r[10])}))
+        if (key := stats.not_opened_pass({"kiosk_id": r[1], "flags": json_text(r[10])}))
     }
     exits: Counter[str] = Counter()
     for r in mine:
@@ -341,7 +342,7 @@ def _compound_exits(
             and (str(r[1]), int(r[0])) not in failed
             and "*" not in r[7]
             and stats.households_outing(
-                {"direction": r[3], "decision": r[4], "household": r[7], "flags": _flags(r[10])}
+                {"direction": r[3], "decision": r[4], "household": r[7], "flags": json_text(r[10])}
             )
         ):
             exits[same_text(r[7])] += 1
@@ -366,8 +367,12 @@ def _compound_exits(
     return entry
 
 
-def _flags(value: object) -> str | None:
-    return None if value is None else json.dumps(value)
+def json_text(value: object) -> str | None:
+    """A JSON field of a row as its text: the district reads them as text (``::text``, nothing
+    decoded to be encoded again); a decoded value (a list, a mapping) is encoded."""
+    if value is None or isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False)
 
 
 def _sum(values: list[Any]) -> Any:
@@ -381,19 +386,20 @@ def district_exits(
     quota_cfg: QuotaConfig | None,
     when: tuple[date, ZoneInfo, datetime, datetime],
     rows: tuple[list[Row], list[Row]],
-    memory: Callable[[list[Row]], Database],
+    db: Database,
     masked: Callable[[Row], bool],
 ) -> dict[str, Any]:
     """``exits_per_household`` across the district: each compound's (``compounds``) summed,
     every compound listed with its rule. ``when``: the day, the zone it is cut in, and the
-    quota's look-back window; ``rows``: every row read (look-back included), the day's."""
+    quota's look-back window; ``rows``: the look-back's outings before the day that are no
+    one's (``masked``: masked or purged), and the day's rows; ``db``: every row read, an events
+    table each compound's gates' rows are read from."""
     day, zone, since, until = when
-    every, day_rows = rows
+    unclear, day_rows = rows
 
     def count(gates: list[str], quota: QuotaConfig, households: set[str], site: ZoneInfo) -> int:
-        db = memory([r for r in every if r[1] in gates])
         clock = None if same_clock(site, zone, since, until) else site
-        return stats.over_quota_households(db, day, zone, quota, households, clock)
+        return stats.over_quota_households(db, day, zone, quota, households, clock, gates)
 
     start = day_bounds(day, zone)[0]
     in_report = {g for gates in groups for g in gates}
@@ -405,7 +411,7 @@ def district_exits(
         rule.outside = sorted(named - in_report)
         rule.identity = identity(gates, held, groups)
         back = _period_start(rule, day, zone, since)
-        before = [r for r in every if r[1] in gates and back <= r[2][:19] < start]
+        before = [r for r in unclear if r[1] in gates and back <= r[2][:19] < start]
         entry = _compound_exits(gates, rule, (before, day_rows), count, masked)
         entries.append(entry | {"undeclared": undeclared(gates, held)})
     return _roll_up(section, entries)

@@ -10,8 +10,10 @@ masked under ``logs:read``), so a pass holder refused twice is one at the gate a
 and one at each. ``exits_per_household`` is counted per compound with the compound's own
 quota, as its gates report it (``office.compounds``): a household out by one gate and again by
 another of its compound is counted once against the outing quota. The day's rows (and the
-quota's look-back) are read from ``fleet_events`` by the ``ts`` index into an in-memory SQLite
-table shaped like the kiosk's, which ``compute_report`` reads, each dated as its gate dates it
+quota's look-back before it, with only the columns the quota reads, ``_LOOKBACK_READ``, a page
+at a time) are read from ``fleet_events`` by the ``ts`` index into one in-memory SQLite table
+shaped like the kiosk's, which ``compute_report`` reads (each compound's gates' rows by their
+ids, each gate's report from its day's rows alone), each dated as its gate dates it
 (``kiosk.dating``: one stamped before NTP stepped the gate's clock by its boot's first
 synchronised event).
 
@@ -44,7 +46,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -59,6 +61,7 @@ from office.compounds import (
     compounds,
     district_exits,
     gate_policies,
+    json_text,
     lookback_days,
     same_clock,
     undeclared,
@@ -110,10 +113,25 @@ _DATED_SQL = (
     ' \'YYYY-MM-DD"T"HH24:MI:SS.US"Z"\') COLLATE "C" AS dated_ts) d'
     " WHERE d.dated_ts >= %s AND d.dated_ts < %s)"
 )
-_DAY_COLUMNS = ", ".join("dated_ts" if c == "ts" else c for c in _REPORT_COLUMNS)
+#: The day's rows: ``_REPORT_COLUMNS``, the JSON as its text (``json_text``: read as the
+#: in-memory table holds it, nothing decoded to be encoded again), then how each was dated and
+#: whether it was purged.
+_AS_READ = {"ts": "dated_ts"} | {c: f"{c}::text" for c in ("reasons", "person", "flags")}
+_DAY_COLUMNS = ", ".join(_AS_READ.get(c, c) for c in _REPORT_COLUMNS)
+#: A row of the quota's look-back before the day: what the quota and a guard's decision about a
+#: passage of the day before read of it (``kiosk.stats.over_quota_households``,
+#: ``kiosk.links.decision_before``), the other columns null: a month of a district's rows.
+_LOOKBACK_READ = ("seq", "kiosk_id", "ts", "direction", "decision", "household", "flags")
+_LOOKBACK_COLUMNS = ", ".join(
+    _AS_READ.get(c, c) if c in _LOOKBACK_READ else "NULL" for c in _REPORT_COLUMNS
+)
 _ROWS_SQL = (
     f"{_DATED_SQL} SELECT {_DAY_COLUMNS}, dating, purged_at IS NOT NULL"  # noqa: S608 - constants
     " FROM dated ORDER BY dated_ts, kiosk_id, seq"
+)
+_LOOKBACK_SQL = (
+    f"{_DATED_SQL} SELECT {_LOOKBACK_COLUMNS}, dating,"  # noqa: S608 - constants
+    " purged_at IS NOT NULL FROM dated ORDER BY dated_ts, kiosk_id, seq"
 )
 _GATES_SQL = (
     f"{_DATED_SQL} SELECT kiosk_id, count(*),"  # noqa: S608 - constants
@@ -259,7 +277,7 @@ def _masked_outing(row: tuple[Any, ...]) -> bool:
             "direction": row[3],
             "decision": row[4],
             "household": household,
-            "flags": _json(row[10]),
+            "flags": json_text(row[10]),
         }
     )
 
@@ -270,31 +288,56 @@ def _unknown_outings(exits: dict[str, Any]) -> None:
         exits[key] = None
 
 
-def _memory_events(rows: Iterable[tuple[Any, ...]]) -> sqlite_utils.Database:
+def _memory_events(*parts: Iterable[tuple[Any, ...]]) -> sqlite_utils.Database:
+    """An in-memory events table shaped like the kiosk's, of ``parts``' rows in their order."""
     conn = sqlite3.connect(":memory:")
     conn.execute(
         "CREATE TABLE events (seq INTEGER, kiosk_id TEXT, ts TEXT, direction TEXT,"
         " decision TEXT, reasons TEXT, temp_c REAL, household TEXT, kind TEXT, person TEXT,"
         " flags TEXT, dating TEXT)"
     )
-    conn.executemany(
-        "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (
+    for rows in parts:
+        conn.executemany(
+            "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
-                *r[:5],
-                json.dumps(r[5]),
-                r[6],
-                _clear(r[7]),
-                r[8] or "passage",
-                _json(r[9]),
-                _json(r[10]),
-                r[11] if len(r) > 11 else None,  # how the row was dated (kiosk.dating)
-            )  # fmt: skip
-            for r in rows
-        ),
-    )
+                (
+                    *r[:5],
+                    json_text(r[5]),
+                    r[6],
+                    _clear(r[7]),
+                    r[8] or "passage",
+                    json_text(r[9]),
+                    json_text(r[10]),
+                    r[11] if len(r) > 11 else None,  # how the row was dated (kiosk.dating)
+                )  # fmt: skip
+                for r in rows
+            ),
+        )
     conn.execute("CREATE INDEX events_ts ON events(ts)")
     return sqlite_utils.Database(conn)
+
+
+def _district_events(
+    conn: psycopg.Connection[Any], args: list[Any], day_rows: list[tuple[Any, ...]]
+) -> tuple[sqlite_utils.Database, set[str], list[tuple[Any, ...]]]:
+    """The district's in-memory events: the quota's look-back (``_LOOKBACK_SQL`` with ``args``,
+    its ``_dated_args``) read a page at a time, a month of the district's never held whole here,
+    then ``day_rows``; the gates the look-back holds and its outings that are no one's
+    (``_masked_outing``), the compounds' to read."""
+    gates: set[str] = set()
+    masked: list[tuple[Any, ...]] = []
+
+    def kept(rows: Iterable[tuple[Any, ...]]) -> Iterator[tuple[Any, ...]]:
+        for row in rows:
+            gates.add(row[1])
+            if _masked_outing(row):
+                masked.append(row)
+            yield row
+
+    with conn.transaction(), conn.cursor("district-lookback") as rows:  # a server-side cursor
+        rows.itersize = 10_000
+        rows.execute(_LOOKBACK_SQL, args)
+        return _memory_events(kept(rows), day_rows), gates, masked
 
 
 def _utc(text: str) -> datetime:
@@ -302,15 +345,12 @@ def _utc(text: str) -> datetime:
     return datetime.fromisoformat(text[:19]).replace(tzinfo=UTC)
 
 
-def _json(value: object) -> str | None:
-    return None if value is None else json.dumps(value, ensure_ascii=False)
-
-
 def _gate_reports(
     rows: list[tuple[Any, ...]], day: date, zone: ZoneInfo
 ) -> dict[str, dict[str, Any]]:
     """Each gate's own report (its passages, its office categories), to set beside the
-    district's totals."""
+    district's totals, from ``rows``: the day's (what those read; the look-back's rows, a
+    month of them, are the district's quota's)."""
     by_kiosk: dict[str, list[tuple[Any, ...]]] = {}
     for row in rows:
         by_kiosk.setdefault(row[1], []).append(row)
@@ -559,7 +599,8 @@ def district_report(
 ) -> dict[str, Any]:
     """The daily report across gates for local ``day`` in ``tz``; ``kiosks`` limits it."""
     zone = as_zone(tz)
-    quota = quota_cfg or QuotaConfig()
+    # Over the quota: each compound's by its own rule (``district_exits``), not all as one.
+    quota = (quota_cfg or QuotaConfig()).model_copy(update={"enabled": False})
     own = isinstance(conn_or_dsn, str)
     conn = (
         connect(conn_or_dsn, application_name="kiosk-district")
@@ -579,7 +620,9 @@ def district_report(
             longest = QuotaConfig(period_days=lookback_days(held_policies, quota_cfg))
             # A day earlier too: a compound's period runs on its own site's clock.
             lookback = stats.quota_lookback(day - timedelta(days=1), zone, longest)
-            rows = conn.execute(_ROWS_SQL, _dated_args(lookback, end, only)).fetchall()
+            day_rows = conn.execute(_ROWS_SQL, _dated_args(start, end, only)).fetchall()
+            args = _dated_args(lookback, start, only)
+            db, read, masked = _district_events(conn, args, day_rows)
             gates = conn.execute(_GATES_SQL, _dated_args(start, end, only)).fetchall()
             held = conn.execute(_HELD_SQL, [only, only]).fetchall()
             ledgers = _same_day(conn.execute(_LEDGERS_SQL, [day, only, only]), day, zone)
@@ -593,13 +636,11 @@ def district_report(
     finally:
         if own:
             conn.close()
-    db = _memory_events(rows)
     report = stats.compute_report(db, day, zone, quota)
-    day_rows = [r for r in rows if start <= r[2][:19] < end]
     report["household_rows"] = sum(1 for r in day_rows if _clear(r[7]))
     if any(_masked_outing(r) for r in day_rows):
         _unknown_outings(report["exits_per_household"])
-    gate_ids = {r[1] for r in rows} | {h[0] for h in held} | set(held_policies)
+    gate_ids = read | {r[1] for r in day_rows} | {h[0] for h in held} | set(held_policies)
     window = (_utc(lookback), _utc(end))
     report["exits_per_household"] = district_exits(
         report["exits_per_household"],
@@ -607,8 +648,8 @@ def district_report(
         held_policies,
         quota_cfg,
         (day, zone, *window),
-        (rows, day_rows),
-        _memory_events,
+        (masked, day_rows),
+        db,
         _masked_outing,
     )
     report["undeclared_compounds"] = [
@@ -617,7 +658,7 @@ def district_report(
     ]
     report["scope"] = "district"
     report["gates"] = len(gates)
-    report["by_gate"] = _by_gate(rows, day, zone, gates, held, {r[0] for r in ledgers})
+    report["by_gate"] = _by_gate(day_rows, day, zone, gates, held, {r[0] for r in ledgers})
     split = {r[0]: (r[1] or {}).get(STAFFING_KEY) for r in ledgers}
     cadence = _collector_view(report, runs, heard, down, (start, end), zone)
     for gate in report["by_gate"]:  # the day split by its own staffed hours, as it said

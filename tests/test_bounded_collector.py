@@ -36,6 +36,9 @@ class _Target:
         self.runs = [*getattr(self, "runs", []), run_id]
         self.expects = [*getattr(self, "expects", []), expect_s]
 
+    def source_kiosk(self, url: str) -> str | None:
+        return None  # no gate pulled yet: what a failed pull's status reads (``Collector._held``)
+
     def close(self) -> None:
         pass
 

@@ -19,7 +19,7 @@ from kiosk.clock import FakeClock
 from kiosk.config import parse_config
 from kiosk.ledgers import MIGRATIONS
 from kiosk.store import EventDraft, EventLog
-from office.district import district_csv, district_xlsx
+from office.district import COMPOUND_COLUMNS, district_csv, district_xlsx
 from ui.report_words import file_words
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -102,6 +102,23 @@ def test_the_district_files_in_chinese(gate_log):
     book = openpyxl.load_workbook(io.BytesIO(district_xlsx(report, ZH)))
     assert book.sheetnames == ["日报", "按小时", "按原因", "按岗点", "按小区"]
     assert next(book["按小区"].iter_rows(values_only=True))[:2] == ("小区", "岗点")
+
+
+def test_the_district_csvs_compound_rows_are_in_chinese_too(gate_log):
+    """Before: the ``compound`` rows of ``kiosk fleet report --lang zh-CN``'s CSV kept 10 of
+    their items in English (``gates``, ``roles``, ``disagree``...), words the ``compounds``
+    sheet of the workbook already had. Now every item of those rows is in words."""
+    report = stats.compute_report(gate_log.reader(), DAY, TZ)
+    quota = {"enabled": True, "exits": 2, "period_days": 1, "roles": ["resident"],
+             "timezone": "Asia/Shanghai"}  # fmt: skip
+    compound = {"id": "c-1", "gates": ["gate-1"], "quota": quota, "households": 1, "exits": 1,
+                "histogram": {"1": 1}, "over_quota_households": 0}  # fmt: skip
+    report |= {"scope": "district", "by_gate": [{"kiosk_id": "gate-1", "events": 2}]}
+    report["exits_per_household"] = {**report["exits_per_household"], "compounds": [compound]}
+    rows = [r for r in _rows(district_csv(report, ZH)) if r[0] == "compound c-1"]
+    assert len(rows) == len(COMPOUND_COLUMNS) - 1  # every column but the compound's own id
+    assert [r[1] for r in rows if r[4] == r[1]] == []
+    assert ["compound c-1", "gates", "gate-1", "小区 c-1", "岗点"] in rows
 
 
 @pytest.mark.slow
