@@ -938,3 +938,19 @@ def test_the_columns_of_a_batchs_passes_csv_are_in_the_passes_reference(tmp_path
     text = " ".join((DOCS / "passes.md").read_text(encoding="utf-8").split())
     said = text[text.index("`passes.csv` with every payload") :][:600]
     assert "payload" in columns and [c for c in columns if f"`{c}`" not in said] == []
+
+
+def test_the_event_log_has_one_name_where_it_is_held_or_passed():
+    """architecture.md, *Names*: the event log was ``store`` in most annotations, ``log`` in
+    five and ``event_log`` in one, and a ``ListStore`` was a ``store`` too. The log is
+    ``store`` (the scenario harness's ``event_log``, whose ``store`` is a step, excepted); a
+    ``ListStore`` is ``lists`` or ``list_store``."""
+    names: dict[str, set[str]] = {"EventLog": set(), "ListStore": set()}
+    layers = ("kiosk", "ui", "checkpoint", "office", "drivers")
+    for path in (p for layer in layers for p in sorted((ROOT / layer).rglob("*.py"))):
+        text = path.read_text(encoding="utf-8")
+        for name, kind in re.findall(r"\b(\w+): (EventLog|ListStore)\b(?!\()", text):
+            if (name, path.name) != ("event_log", "replay.py"):
+                names[kind].add(name)
+    assert names == {"EventLog": {"store"}, "ListStore": {"lists", "list_store"}}
+    assert "## Names" in (DOCS / "architecture.md").read_text(encoding="utf-8")
