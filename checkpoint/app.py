@@ -573,14 +573,14 @@ class Daemon:
 
             self._lists_sync = ListSync.from_config(self.core)
         if self._lists_sync is not None:
-            self.core.extras["lists_sync"] = self._lists_sync
+            self.core.lists_sync = self._lists_sync
             self._lists_sync.start()
         if self.core.config.compound.peers:  # else not even imported (httpx)
             from checkpoint.peers import PeerSync
 
             self._peers = PeerSync.from_config(self.core)
         if self._peers is not None:
-            self.core.extras["peers"] = self._peers
+            self.core.peers = self._peers
             self._peers.start()
             # Its passing decisions told to the peers at once (the push thread sends them).
             news = self._peers.follow(self.core.bus)
@@ -875,15 +875,15 @@ class Daemon:
         an unset wall clock does not move) and why, for health's ``retention.overdue``, in the
         log's ``meta`` so a restart or a reboot goes on counting (``note_refused``); in memory
         alone while the card refuses that write too."""
-        from kiosk.retention import PURGE_REFUSED, carried_refusal, note_refused
+        from kiosk.retention import carried_refusal, note_refused
 
         store, mono = self.core.store, self.core.clock.monotonic_ns()
         try:
             refused = store.submit(lambda db: note_refused(db, store.boot_id, mono, cause))
         except StoreFault:
-            held = self.core.extras.get(PURGE_REFUSED)
+            held = self.core.purge_refused
             refused = carried_refusal(held, store.boot_id, mono) | {"cause": cause}
-        self.core.extras[PURGE_REFUSED] = refused
+        self.core.purge_refused = refused
 
     async def _purge_loop(self) -> None:
         """Hourly purge of personal data past ``store.retention_days`` (also a systemd timer).
@@ -954,7 +954,7 @@ class Daemon:
         """One retention purge by the daemon's clock; a clock that cannot date one (not
         synchronised, or set back) or a card that cannot take it (full, failing) is one
         warning line in the journal, and the next check retries."""
-        from kiosk.retention import PURGE_REFUSED, ClockNotTrusted, purge
+        from kiosk.retention import ClockNotTrusted, purge
 
         if self.previews is not None:  # by the monotonic clock: whatever the wall clock says
             self.previews.expire(self.core.clock.monotonic_ns() / 1e9)
@@ -977,7 +977,7 @@ class Daemon:
             log.warning("retention purge failed, tried again within the hour: %s", exc)
             self._purge_refused("store")
             return
-        self.core.extras.pop(PURGE_REFUSED, None)
+        self.core.purge_refused = None
         # The lists' snapshot forgets what the purge took from them (``lists.mark_purged``).
         self.lists_once()
         if result.events_purged:

@@ -486,6 +486,8 @@ class DeviceTarget:
     on_direction: Callable[[str], None] | None = None
     on_manual: Callable[..., None] | None = None
     on_clock_jump: Callable[[float], None] | None = None
+    #: the event log (``Core.store``; not named ``store`` here: that is the scenario's
+    #: ``store`` step, ``Target.store``)
     event_log: EventLog | None = None
 
     def present_code(self, text: str, direction: str | None, *, camera: bool) -> None:

@@ -33,7 +33,8 @@ from kiosk.ledgers import Ledgers
 from kiosk.lists import ListStore
 from kiosk.passes import TrustList
 from kiosk.pihealth import PowerWatch
-from kiosk.retention import PURGE_REFUSED, last_run, overdue, refused_seconds
+from kiosk.ports import ListsSyncStatus, Peers
+from kiosk.retention import last_run, overdue, refused_seconds
 from kiosk.runner import EngineRunner
 from kiosk.store import EventLog, StoreFault
 from kiosk.tlscert import TlsCertificate
@@ -98,7 +99,6 @@ class Core:
     #: why the key ``issuer_key_path`` names could not be used (damaged on the card), or None
     issuer_key_problem: str | None = None
     version: str = kiosk.__version__
-    extras: dict[str, Any] = field(default_factory=dict)
     #: builds `/api/v1/events` pages; the daemon hands in one that uses a helper process
     pages: PageSource = field(default_factory=InProcessPages)
     #: the data dir's file system, read at start by the daemon (in RAM: a warning)
@@ -107,6 +107,13 @@ class Core:
     tls_certificate: TlsCertificate | None = None
     #: the Pi's power and heat, polled by the daemon (``kiosk.pihealth``)
     pi_power: PowerWatch | None = None
+    #: the office's list-bundle sync, run by the daemon when ``fleet.lists_url`` is set
+    lists_sync: ListsSyncStatus | None = None
+    #: the compound's other gates, polled by the daemon when ``compound.peers`` is set
+    peers: Peers | None = None
+    #: the daemon's purges refused in a row (``kiosk.retention.note_refused``'s record, held
+    #: here too for a card that refuses to write it); None: the last purge ran
+    purge_refused: dict[str, Any] | None = None
     #: the console's actions' uses of the event log (``ui.guard.deps``), from the request's
     #: start to its record: the daemon's stop closes the log under none of them (their reads,
     #: in whichever thread, are the log's own uses besides: ``EventLog.reader``)
@@ -160,12 +167,10 @@ class Core:
         report["last_seq"] = self.store.last_seq
         report["retention"] = self._retention()
         report["kiosk_id"] = self.config.site.kiosk_id
-        lists_sync = self.extras.get("lists_sync")
-        if lists_sync is not None:
-            report["lists_sync"] = lists_sync.status()
-        peers = self.extras.get("peers")
-        if peers is not None:  # the compound's other gates (checkpoint.peers.PeerSync)
-            report["peers"] = peers.status()
+        if self.lists_sync is not None:
+            report["lists_sync"] = self.lists_sync.status()
+        if self.peers is not None:  # the compound's other gates (checkpoint.peers.PeerSync)
+            report["peers"] = self.peers.status()
             report["peer_tokens"] = self._peer_tokens()
         report["version"] = self.version
         if self.data_volume is not None:
@@ -189,9 +194,9 @@ class Core:
     def _retention(self) -> dict[str, Any]:
         """The purge's last run, and whether it is overdue (``kiosk.retention.overdue``): by
         that run's time, and by how long the purges have been refused (the daemon's
-        ``PURGE_REFUSED`` extra, kept across restarts and reboots: ``refused_seconds``)."""
+        ``purge_refused``, kept across restarts and reboots: ``refused_seconds``)."""
         last = self._last_purge()
-        refused = self.extras.get(PURGE_REFUSED)
+        refused = self.purge_refused
         mono = self.clock.monotonic_ns()
         refused_s = refused_seconds(refused, self.store.boot_id, mono)
         cause = refused.get("cause") if refused is not None and refused_s is not None else None

@@ -4,7 +4,7 @@
 out which list it is from its columns (or takes ``kind``), checks every row with the same
 models the signed bundle and ``ListStore.import_csv`` use, and compares it with the lists in
 force: rows added, rows changed (field by field), rows already there. Nothing is written.
-``apply_list_import(plan, store, actor)`` then hands the new and changed rows to
+``apply_list_import(plan, list_store, actor)`` then hands the new and changed rows to
 ``ListStore.import_csv`` (one transaction, audited as ``lists.csv``). An import adds and
 updates; it never removes (a guard's revocation is not undone by a spreadsheet).
 """
@@ -226,7 +226,7 @@ def _taken(kind: Kind, rows: Mapping[str, Any], diff: Diff, current: Lists) -> l
     return [k for k in rows if k not in written and source.get(k) != "csv"]
 
 
-def apply_list_import(plan: ListPlan, store: ListStore, actor: str) -> ImportResult | None:
+def apply_list_import(plan: ListPlan, list_store: ListStore, actor: str) -> ImportResult | None:
     """Apply the plan's new and changed rows; None when there is nothing to apply."""
     if not plan.rows:
         return None
@@ -234,4 +234,4 @@ def apply_list_import(plan: ListPlan, store: ListStore, actor: str) -> ImportRes
     # which the list store's reader would refuse bare; it keeps every cell as imported (no
     # spreadsheet opens this text: a note starting with "-" is stored as it came).
     text = csv_text([plan.header, *([r.get(h, "") for h in plan.header] for r in plan.rows)])
-    return store.import_csv(plan.kind, text, actor)
+    return list_store.import_csv(plan.kind, text, actor)

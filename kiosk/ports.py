@@ -179,3 +179,30 @@ class EngineSeams(TypedDict):
     history: History
     calibration: NotRequired[CalibrationSource | None]
     observation: NotRequired[ObservationSource | None]
+
+
+class ListsSyncStatus(Protocol):
+    """The office's list-bundle sync as the health report reads it
+    (``office.listsync.ListSync``, set on ``Core.lists_sync`` by the daemon when
+    ``fleet.lists_url`` is set)."""
+
+    def status(self) -> dict[str, Any]: ...
+
+
+class Peers(Protocol):
+    """The compound's other gates as health and ``/api/v1/peers/poke`` use them
+    (``checkpoint.peers.PeerSync``, set on ``Core.peers`` by the daemon when
+    ``compound.peers`` is set)."""
+
+    def status(self) -> list[dict[str, Any]]:
+        """One row per peer gate: its state, last answer, alarms."""
+        ...
+
+    def poke(self, kiosk_id: str) -> bool:
+        """Ask peer ``kiosk_id`` now rather than at the next poll; False: no such peer."""
+        ...
+
+    def closing(self, kiosk_id: str, at: str, signature: str | None) -> None:
+        """Peer ``kiosk_id`` is stopping cleanly at ``at``: shown closed until it answers
+        (``KeyError``: no such peer; ``kiosk.peers.PeerForged``, ``PeerPageError``: refused)."""
+        ...

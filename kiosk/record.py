@@ -8,8 +8,14 @@ Everything that lists the record's fields is derived from ``EVENT`` (and ``AUDIT
   checks both classes against this table);
 * what ``/api/v1/events`` and the pull send (``EVENT_COLUMNS``, ``JSON_FIELDS``), the
   office's PostgreSQL ``fleet_events`` (``PG_TYPES``);
-* the decision message's event part (``DECISION_FIELDS``), replay's decision record
-  (``REPLAY_FIELDS``) and the guard console's day export (``CSV_COLUMNS``).
+* the decision message's event part (``DECISION_FIELDS``) and replay's decision record
+  (``REPLAY_FIELDS``).
+
+The guard console's day export (``ui.guard.display.EXPORT_COLUMNS``) is not a listing of the
+record: it is the office's own sheet, derived from a row (local time, words in the viewer's
+language, masked by role, the person's name, phone, plate and occupants unpacked from
+``person``, the UTC offset) and its columns keep their places whatever the record becomes. It
+is defined there, once.
 
 Adding a field: add a ``Column`` here (with ``since`` = the schema version that adds it) and a
 migration in ``kiosk.store`` that adds the column to existing databases; ``m001`` creates only
@@ -41,8 +47,6 @@ class Column:
     personal: bool = False
     #: Part of the decision message the engine publishes (screens, guard console, replay).
     in_decision: bool = False
-    #: A column of the guard console's CSV export of a day.
-    in_csv: bool = False
     since: int = 1
 
     @property
@@ -63,19 +67,17 @@ def _temp(name: str, **kw: bool) -> Column:
 
 #: The event record: the interface's fields in its order, then this project's additions.
 EVENT: tuple[Column, ...] = (
-    Column(
-        "seq", "int", "log", "INTEGER PRIMARY KEY", "bigint NOT NULL", in_decision=True, in_csv=True
-    ),
-    _text("id", "log", pg="text NOT NULL", in_decision=True, in_csv=True),
-    _text("kiosk_id", "log", pg="text NOT NULL", in_csv=True),
-    _text("ts", "log", pg='text COLLATE "C" NOT NULL', in_decision=True, in_csv=True),
+    Column("seq", "int", "log", "INTEGER PRIMARY KEY", "bigint NOT NULL", in_decision=True),
+    _text("id", "log", pg="text NOT NULL", in_decision=True),
+    _text("kiosk_id", "log", pg="text NOT NULL"),
+    _text("ts", "log", pg='text COLLATE "C" NOT NULL', in_decision=True),
     _text("boot_id", "log"),
     Column("mono_ns", "int", "log", "INTEGER NOT NULL", "bigint"),
-    Column("clock_synced", "bool", "log", "INTEGER NOT NULL", "boolean", in_csv=True),
-    _text("direction", "engine", in_decision=True, in_csv=True),
-    _text("pass_id", "engine", "TEXT", personal=True, in_decision=True, in_csv=True),
-    _text("household", "engine", "TEXT", personal=True, in_decision=True, in_csv=True),
-    _text("decision", "engine", pg="text NOT NULL", in_decision=True, in_csv=True),
+    Column("clock_synced", "bool", "log", "INTEGER NOT NULL", "boolean"),
+    _text("direction", "engine", in_decision=True),
+    _text("pass_id", "engine", "TEXT", personal=True, in_decision=True),
+    _text("household", "engine", "TEXT", personal=True, in_decision=True),
+    _text("decision", "engine", pg="text NOT NULL", in_decision=True),
     Column(
         "reasons",
         "list",
@@ -83,21 +85,18 @@ EVENT: tuple[Column, ...] = (
         "TEXT NOT NULL",
         "jsonb NOT NULL",
         in_decision=True,
-        in_csv=True,
     ),
-    _temp("temp_c", in_decision=True, in_csv=True),
-    _temp("temp_object_c", in_csv=True),
-    _temp("temp_ambient_c", in_csv=True),
-    Column(
-        "latency_ms", "float", "engine", "REAL", "double precision", in_decision=True, in_csv=True
-    ),
-    _text("operator", "engine", "TEXT", in_decision=True, in_csv=True),
+    _temp("temp_c", in_decision=True),
+    _temp("temp_object_c"),
+    _temp("temp_ambient_c"),
+    Column("latency_ms", "float", "engine", "REAL", "double precision", in_decision=True),
+    _text("operator", "engine", "TEXT", in_decision=True),
     _text("prev_hash", "chain", pg="text NOT NULL"),
-    _text("hash", "chain", pg="text NOT NULL", in_csv=True),
-    _text("kind", "engine", in_decision=True, in_csv=True),
+    _text("hash", "chain", pg="text NOT NULL"),
+    _text("kind", "engine", in_decision=True),
     Column("flags", "list", "engine", "TEXT NOT NULL", "jsonb", in_decision=True),
-    _text("holder", "engine", "TEXT", personal=True, in_csv=True),
-    Column("person", "json", "engine", "TEXT", "jsonb", personal=True, in_csv=True),
+    _text("holder", "engine", "TEXT", personal=True),
+    Column("person", "json", "engine", "TEXT", "jsonb", personal=True),
     _text("personal_digest", "chain"),
     _text("purged_at", "retention", "TEXT"),
 )
@@ -169,10 +168,6 @@ REPLAY_FIELDS = (
     )
     + OUTCOME_FIELDS
 )
-#: The guard console's CSV export of a day, in record order.
-CSV_COLUMNS = tuple(c.name for c in EVENT if c.in_csv)
-#: CSV columns whose text is a measurement (a leading "-" there is a sign, not a formula).
-CSV_NUMERIC_COLUMNS = frozenset(c.name for c in EVENT if c.in_csv and c.kind == "float")
 
 
 def sqlite_columns(columns: tuple[Column, ...], since: int = 1) -> str:

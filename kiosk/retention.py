@@ -398,9 +398,6 @@ def last_run(db: Database | sqlite3.Connection) -> dict[str, Any] | None:
 #: The daemon purges hourly and ``kiosk-purge.timer`` nightly: personal data no purge has
 #: reached for this long is overdue, a standing alarm on the console (``overdue``).
 OVERDUE_AFTER = timedelta(days=2)
-#: The key in ``Core.extras`` of the daemon's purges refused in a row (``note_refused``'s
-#: record, held in memory too for a card that refuses to write it).
-PURGE_REFUSED = "purge_refused"
 #: The ``meta`` key of the purges refused in a row, kept across a restart and a reboot (an
 #: unsynchronised Pi restarted daily never reached two days in memory); deleted by the next
 #: purge that runs (``_record_run``). ``{"boot": the boot of the latest refusal, "mono_ns":

@@ -839,10 +839,10 @@ def _set_high_water(conn: sqlite3.Connection, table: str, seq: int) -> None:
 SITE_META_KEY = "site"
 
 
-def record_site(log: EventLog, settings: Mapping[str, Any]) -> None:
+def record_site(store: EventLog, settings: Mapping[str, Any]) -> None:
     """Record ``settings`` (JSON-able) as the site the log is written for, if they changed."""
     text = json.dumps(settings, sort_keys=True, ensure_ascii=False)
-    if recorded_site(log.reader()) == settings:
+    if recorded_site(store.reader()) == settings:
         return
 
     def write(db: sqlite_utils.Database) -> None:
@@ -852,7 +852,7 @@ def record_site(log: EventLog, settings: Mapping[str, Any]) -> None:
             [SITE_META_KEY, text],
         )
 
-    log.submit(write)
+    store.submit(write)
 
 
 def recorded_site(db: sqlite_utils.Database) -> dict[str, Any] | None:

@@ -73,7 +73,7 @@ class Gate:
         monkeypatch.setenv(env_name(other.core.config.site.kiosk_id), token)
         client = TestClient(other.app) if transport is None else httpx.Client(transport=transport)
         self.sync = PeerSync(self.core, self.config.compound, client=client)
-        self.core.extras["peers"] = self.sync
+        self.core.peers = self.sync
         return self.sync
 
     def passage(self, code: str, direction: str = "out") -> dict:
@@ -320,7 +320,7 @@ def hostile(south, monkeypatch, body: bytes | str, **extra) -> PeerSync:
         south.config.compound,
         client=httpx.Client(transport=httpx.MockTransport(handler)),
     )
-    south.core.extras["peers"] = sync
+    south.core.peers = sync
     return sync
 
 
@@ -2034,7 +2034,7 @@ def test_a_peer_token_speaks_only_for_the_gate_it_was_issued_for(tmp_path, clock
         south.sync = PeerSync(
             south.core, south.config.compound, client=httpx.Client(transport=down)
         )
-        south.core.extras["peers"] = south.sync
+        south.core.peers = south.sync
         client = TestClient(south.app)
         east_info, east_token = south.core.tokens.create([PEER_SCOPE], "east", peer="gate-east")
         assert east_info.peer == "gate-east"
@@ -2129,7 +2129,7 @@ def test_a_peer_answering_with_its_clock_at_year_9999_breaks_neither_health_nor_
         mad = httpx.MockTransport(lambda r: httpx.Response(200, json=body))
         monkeypatch.setenv(env_name("gate-north"), "kt_abcdef01_" + "a" * 43)
         south.sync = PeerSync(south.core, south.config.compound, client=httpx.Client(transport=mad))
-        south.core.extras["peers"] = south.sync
+        south.core.peers = south.sync
         south.sync.poll()
         clock.advance(12 * 3600)  # 22:00 in Shanghai: within its closed hours
         [peer] = south.core.health()["peers"]
@@ -2199,7 +2199,7 @@ def test_the_peer_routes_conform_to_their_schema_with_a_peer_token(
         south.sync = PeerSync(
             south.core, south.config.compound, client=httpx.Client(transport=down)
         )
-        south.core.extras["peers"] = south.sync
+        south.core.peers = south.sync
         _, token = south.core.tokens.create(
             [PEER_SCOPE], "north", peer="gate-north" if bound else None
         )

@@ -938,3 +938,87 @@ def test_the_columns_of_a_batchs_passes_csv_are_in_the_passes_reference(tmp_path
     text = " ".join((DOCS / "passes.md").read_text(encoding="utf-8").split())
     said = text[text.index("`passes.csv` with every payload") :][:600]
     assert "payload" in columns and [c for c in columns if f"`{c}`" not in said] == []
+
+
+def _sketched_calls(text: str, name: str) -> list[list[str]]:
+    """Each ``name(...)`` written out in ``text``: its parameters' names in order (``*`` for
+    the keyword-only mark, ``…`` for "and more"; ``a | b`` names both); ``name()`` skipped."""
+    calls = []
+    for match in re.finditer(rf"(?<![\w.]){re.escape(name)}\(", text):
+        depth, i, items, item = 1, match.end(), [], ""
+        while depth:
+            ch = text[i]
+            depth += {"(": 1, "[": 1, ")": -1, "]": -1}.get(ch, 0)
+            if ch == "#":  # a comment to the end of the line
+                i = text.index("\n", i)
+                continue
+            if (ch == "," and depth == 1) or depth == 0:
+                items.append(item.strip())
+                item = ""
+            else:
+                item += ch
+            i += 1
+        if items == [""]:
+            continue
+        names: list[str] = []
+        for part in items:
+            head = re.split(r"[:=]", part, maxsplit=1)[0]
+            names += ["…"] if head in ("...", "…") else [n.strip() for n in head.split("|")]
+        calls.append(names)
+    return calls
+
+
+def _parameters(obj: object) -> list[str]:
+    import inspect
+
+    names = []
+    for p in inspect.signature(obj).parameters.values():  # type: ignore[arg-type]
+        if p.kind is p.KEYWORD_ONLY and "*" not in names:
+            names.append("*")
+        names.append(p.name)
+    return names
+
+
+def test_architecture_sketches_name_the_parameters_the_code_takes():
+    """architecture.md's signature sketches had fallen behind the code (PassageInputs without
+    gate_fault, Temperature without early and doubt, build_core without ``gate``): each one
+    written out names the parameters in the code's order, all of them unless it ends in "…"."""
+    from checkpoint.app import build_core
+    from drivers.factory import build_devices
+    from kiosk.crossing import Crossing, Outcome
+    from kiosk.devices import CodeRead, Health, ThermoReading
+    from kiosk.passes import Pass
+    from kiosk.policy import Decision, PassageInputs, PolicyState, decide
+    from kiosk.store import EventLog
+    from kiosk.thermometry import Measurement, Temperature
+
+    text = (DOCS / "architecture.md").read_text(encoding="utf-8")
+    checked = 0
+    for obj in (build_core, build_devices, Crossing, Outcome, CodeRead, Health, ThermoReading,
+                Pass, Decision, PassageInputs, PolicyState, decide, EventLog, Measurement,
+                Temperature):  # fmt: skip
+        code = _parameters(obj)
+        for sketch in _sketched_calls(text, obj.__name__):
+            checked += 1
+            if "…" in sketch:
+                shown = [n for n in sketch if n != "…"]
+                assert [n for n in code if n in shown] == shown, (obj.__name__, sketch)
+            else:
+                assert sketch == code, (obj.__name__, sketch, code)
+    assert checked >= 15
+
+
+def test_the_event_log_has_one_name_where_it_is_held_or_passed():
+    """architecture.md, *Names*: the event log was ``store`` in most annotations, ``log`` in
+    five and ``event_log`` in one, and a ``ListStore`` was a ``store`` too. The log is
+    ``store`` (the scenario harness's ``event_log``, whose ``store`` is a step, excepted); a
+    ``ListStore`` is ``lists`` or ``list_store``."""
+    names: dict[str, set[str]] = {"EventLog": set(), "ListStore": set()}
+    layers = ("kiosk", "ui", "checkpoint", "office", "drivers")
+    for path in (p for layer in layers for p in sorted((ROOT / layer).rglob("*.py"))):
+        text = path.read_text(encoding="utf-8")
+        for name, kind in re.findall(r"\b(\w+): (EventLog|ListStore)\b(?!\()", text):
+            if (name, path.name) != ("event_log", "replay.py"):
+                names[kind].add(name)
+    assert names == {"EventLog": {"store"}, "ListStore": {"lists", "list_store"}}
+    assert "## Names" in (DOCS / "architecture.md").read_text(encoding="utf-8")

@@ -57,11 +57,11 @@ def gate(tmp_path, monkeypatch):
     monkeypatch.setenv("PEER_T", "kt_00000000_" + "x" * 43)
     transport = httpx.MockTransport(refused)
     peers = PeerSync(core, config.compound, client=httpx.Client(transport=transport))
-    core.extras["peers"] = peers
+    core.peers = peers
     lists = ListSync(
         core.lists, core.trust, OFFICE_URL, clock, client=httpx.Client(transport=transport)
     )
-    core.extras["lists_sync"] = lists
+    core.lists_sync = lists
     peers.poll()
     lists.check()
     # An older peer token that may speak for any gate: health says so, and so what it allows.
@@ -144,3 +144,18 @@ def test_no_authorization_header_of_the_lan_is_a_server_error_or_shows_the_detai
             assert PEER_URL not in answer.text and "gate-north" not in answer.text
 
         check()
+
+
+def test_what_the_daemon_adds_to_the_core_is_typed_not_a_bag_of_anything():
+    """The office's list sync, the compound's peers and the purges refused travelled in
+    ``Core.extras: dict[str, Any]``, read by key and unchecked; each is a field of its own,
+    typed by a seam of ``kiosk.ports`` (mypy --strict checks the daemon's and the API's use)."""
+    import dataclasses
+
+    from kiosk.core import Core
+
+    types = {f.name: f.type for f in dataclasses.fields(Core)}
+    assert "extras" not in types
+    assert types["lists_sync"] == "ListsSyncStatus | None"
+    assert types["peers"] == "Peers | None"
+    assert types["purge_refused"] == "dict[str, Any] | None"

@@ -53,7 +53,7 @@ def gate(tmp_path, clock, monkeypatch):
     north = North()
     client = httpx.Client(transport=httpx.MockTransport(north))
     sync = PeerSync(core, config.compound, client=client)
-    core.extras["peers"] = sync
+    core.peers = sync
     yield core, sync, north
     sync.stop(0)
     close_core(core)

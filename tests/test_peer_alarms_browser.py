@@ -65,7 +65,7 @@ def test_a_stale_peer_is_a_card_on_the_live_page_said_once_and_gone_when_it_answ
     peers = Peers(since)
     page = signed_in(browser, demo, "/guard?lang=en")
     page.wait_for_selector("#alarms")
-    core.extras["peers"] = peers
+    core.peers = peers
     tell(demo)
     page.wait_for_selector(CARD)
     card = page.locator(CARD).inner_text()

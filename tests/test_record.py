@@ -57,3 +57,15 @@ def test_a_draft_gives_its_values_as_the_log_stores_them():
     assert values["reasons"] == ["fever"] and values["flags"] == []
     assert values["temp_c"] == 0.0 and str(values["temp_c"]) == "0.0"
     assert values["person"] == {"note": "x"} and type(values["person"]) is dict
+
+
+def test_every_listing_of_the_record_is_used_and_the_day_export_is_not_one():
+    """The guard's day export is the office's sheet (words, masked, ``person`` unpacked),
+    defined once in ``ui.guard.display.EXPORT_COLUMNS``; the record keeps no second, unused
+    list of it that could drift."""
+    assert "in_csv" not in {f.name for f in dataclasses.fields(record.Column)}
+    assert not {"CSV_COLUMNS", "CSV_NUMERIC_COLUMNS"} & set(vars(record))
+    from ui.guard.display import EXPORT_COLUMNS
+
+    assert all(key.startswith("export.") for key in EXPORT_COLUMNS)
+    assert "hash" not in {key.removeprefix("export.") for key in EXPORT_COLUMNS}

@@ -14,7 +14,7 @@ from checkpoint.app import Daemon
 from checkpoint.notify import Notifier
 from kiosk import retention
 from kiosk.alarms import RETENTION_ALARM
-from kiosk.retention import OVERDUE_AFTER, PURGE_REFUSED, overdue
+from kiosk.retention import OVERDUE_AFTER, overdue
 from kiosk.store import StoreFault
 
 START = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
@@ -78,7 +78,7 @@ def test_events_kept_for_the_clock_for_two_days_are_overdue():
 def _restart(core, clock, *, reboot: bool = False) -> Daemon:
     """A new daemon on the same log: what the old one held in memory is gone; after a reboot
     the monotonic clock starts again and the boot is another."""
-    core.extras.pop(PURGE_REFUSED, None)
+    core.purge_refused = None
     if reboot:
         core.store.boot_id = "the-next-boot"
         clock.mono_ns = 1_000_000_000

@@ -62,6 +62,7 @@ from kiosk.peers import (
     peer_page,
     sign_page,
 )
+from kiosk.ports import Peers
 from kiosk.privacy import FIELD_NAMES, mask_event, normalise_fields
 from kiosk.ratelimit import RateLimiter, RepeatTally, Verdict, client_key
 from kiosk.sheets import formula_safe, write_csv
@@ -1340,7 +1341,7 @@ def passages_poke(
         # write: the refusal stands (403), never turned into a 503 to retry.
         state.audit(token, "peer_refused", {"kiosk_id": kiosk_id, "for": token.peer}, may_wait=True)
         raise HTTPException(403, f"this token speaks for {token.peer} alone")
-    peers = state.core.extras.get("peers")
+    peers = state.core.peers
     if closing is not None and peers is not None:
         return _closing(peers, kiosk_id, closing, signature)
     if peers is None or not peers.poke(kiosk_id):
@@ -1348,7 +1349,7 @@ def passages_poke(
     return Response(json.dumps({"fetching": True}), 202, media_type="application/json")
 
 
-def _closing(peers: Any, kiosk_id: str, at: str, signature: str | None) -> Response:
+def _closing(peers: Peers, kiosk_id: str, at: str, signature: str | None) -> Response:
     """A peer's closing notice (``checkpoint.peers.PeerSync.closing``): 202, 404 (no such
     peer), 422 (not a time), 403 (not signed by its pinned key, or played back)."""
     try:

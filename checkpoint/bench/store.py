@@ -79,13 +79,13 @@ def _fs_type(path: Path) -> str:
     return fstype
 
 
-def _one_repeat(log: EventLog, appends: int) -> tuple[float, float]:
+def _one_repeat(store: EventLog, appends: int) -> tuple[float, float]:
     """(median commit ms, committed appends per second) for ``appends`` sequential appends."""
     latencies: list[int] = []
     started = time.perf_counter_ns()
     for _ in range(appends):
         t0 = time.perf_counter_ns()
-        log.append(_DRAFT)
+        store.append(_DRAFT)
         latencies.append(time.perf_counter_ns() - t0)
     elapsed_s = (time.perf_counter_ns() - started) / 1e9
     return statistics.median(latencies) / 1e6, appends / elapsed_s
@@ -236,7 +236,7 @@ class _WalCount:
             self.checkpoints += now.backfilled > last.backfilled
 
 
-def _wear(log: EventLog, appends: int, index: ShmIndex) -> dict[str, Any]:
+def _wear(store: EventLog, appends: int, index: ShmIndex) -> dict[str, Any]:
     """What ``appends`` appends write, per event: counted at the writer thread's syscalls,
     in the WAL's index (``index``: held past the log's close) and in the writer's
     statements. A count this system cannot take is null, never a made-up figure."""
@@ -246,19 +246,19 @@ def _wear(log: EventLog, appends: int, index: ShmIndex) -> dict[str, Any]:
         db.conn.set_trace_callback(statements.append)
         return threading.get_native_id()
 
-    tid = log.submit(trace)
+    tid = store.submit(trace)
     wal = _WalCount(index.read())
     statements.clear()
     before = _writer_io(tid)
     for _ in range(appends):
-        log.append(_DRAFT)
+        store.append(_DRAFT)
         wal.after_append(index.read())
     after = _writer_io(tid)
-    log.submit(lambda db: db.conn.set_trace_callback(None))
+    store.submit(lambda db: db.conn.set_trace_callback(None))
     commits = statements.count("COMMIT")
     # SQLite's sync points in WAL mode: each commit in FULL (none in NORMAL), the WAL's
     # header when it begins again, the WAL and then the database at each checkpoint.
-    syncs = (commits if log.synchronous == "FULL" else 0) + wal.restarts + 2 * wal.checkpoints
+    syncs = (commits if store.synchronous == "FULL" else 0) + wal.restarts + 2 * wal.checkpoints
     written = None if before is None or after is None else (after[0] - before[0]) / appends
     page = wal.last.page if wal.readable and wal.last is not None else None
     return {

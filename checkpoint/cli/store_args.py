@@ -287,7 +287,7 @@ def _event_tables(path: Path) -> bool | None:
     return {"events", "audit", "meta"} <= tables
 
 
-def site_config(args: argparse.Namespace, config: KioskConfig, log: EventLog) -> KioskConfig:
+def site_config(args: argparse.Namespace, config: KioskConfig, store: EventLog) -> KioskConfig:
     """The settings the log's local days and reports are cut by: those of the config named
     (``--config``, ``$KIOSK_CONFIG``), or without one those its daemon recorded in the log
     (the site's timezone and outing quota), not the defaults; a log no daemon recorded a site
@@ -298,7 +298,7 @@ def site_config(args: argparse.Namespace, config: KioskConfig, log: EventLog) ->
     from kiosk.config.site import SiteConfig
     from kiosk.store import recorded_site
 
-    recorded = None if args.config else recorded_site(log.reader())
+    recorded = None if args.config else recorded_site(store.reader())
     if recorded is None:
         return config
     try:
@@ -308,17 +308,17 @@ def site_config(args: argparse.Namespace, config: KioskConfig, log: EventLog) ->
         quota = QuotaConfig.model_validate_json(json.dumps(recorded.get("quota")))
     except ValidationError:
         raise CliError(
-            f"{log.path}: the site settings its daemon recorded are damaged; name the kiosk's"
+            f"{store.path}: the site settings its daemon recorded are damaged; name the kiosk's"
             f" config with --config FILE or $KIOSK_CONFIG (the daemon's is {INSTALLED_CONFIG})"
         ) from None
     policy = config.policy.model_copy(update={"quota": quota})
     return config.model_copy(update={"site": site, "policy": policy})
 
 
-def _newest_kiosk_id(log: EventLog, newest: str) -> str | None:
+def _newest_kiosk_id(store: EventLog, newest: str) -> str | None:
     """The kiosk_id the log was written under, by its newest event (``_NEWEST_EVENT``, what
     the daemon checks) or audit row; None when there is none."""
-    row = log.reader().execute(newest).fetchone()
+    row = store.reader().execute(newest).fetchone()
     return None if row is None else str(row[0])
 
 
