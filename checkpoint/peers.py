@@ -242,7 +242,6 @@ class PeerSync:
             timeout=client_timeout(section.timeout_s), follow_redirects=False
         )
         self._monotonic = monotonic
-        self.started_at = core.clock.now()
         self._started_mono_ns = core.clock.monotonic_ns()
         self.states = {p.kiosk_id: PeerState(p.url, p.kiosk_id) for p in self.peers}
         self._sources = {p.kiosk_id: p for p in self.peers}

@@ -621,9 +621,8 @@ class _SpareDescriptor:
             self.renew()
 
 
-#: V4L2_EXPOSURE_MANUAL / V4L2_EXPOSURE_APERTURE_PRIORITY, passed through by OpenCV's backend.
+#: V4L2_EXPOSURE_MANUAL, passed through by OpenCV's backend.
 V4L2_EXPOSURE_MANUAL = 1
-V4L2_EXPOSURE_AUTO = 3
 
 
 #: Where udev keeps a stable link per camera: ``usb-<maker>_<model>_<serial>-video-index0``.

@@ -34,9 +34,6 @@ _NEXT = _pairs(_MESSAGES["next"])
 _CALL = _pairs(_MESSAGES["call"])["no_guard_on_duty"]
 
 
-DEFAULT_ROLE_LABEL = "guard"
-
-
 def pick_lang(requested: str | None, default: str) -> Lang:
     """The language to use: ``requested`` when supported, else the configured default."""
     if requested in LANGS:
