@@ -290,12 +290,6 @@ class CameraReader:
                 self._grab_error = str(exc)
         return self.step()
 
-    def wait_for_frame(self, timeout_s: float) -> bool:
-        """True when the grab thread posted a frame (or an error) since the last call."""
-        posted = self._frame_evt.wait(timeout_s)
-        self._frame_evt.clear()
-        return posted
-
     def _process(self, frame: np.ndarray, mono_ns: int) -> list[CodeRead]:
         result = self.pipeline.process_detailed(frame, mono_ns)
         for rejection in result.rejected:

@@ -837,11 +837,6 @@ def is_encrypted(path: Path) -> bool:
         return False
 
 
-def read_encryption_header(path: Path) -> SealHeader:
-    with open(path, "rb") as handle:
-        return _parse_header(handle.read(ENCRYPTED_HEADER_SIZE), path)
-
-
 def _parse_header(raw: bytes, where: object) -> SealHeader:
     if len(raw) != ENCRYPTED_HEADER_SIZE or not raw.startswith(ENCRYPTED_MAGIC):
         raise BackupError(f"{where}: not an encrypted kiosk backup (cut short?)")

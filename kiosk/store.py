@@ -1879,9 +1879,6 @@ class EventLog:
         (a storage failure as ``StoreFault``)."""
         return self._call(lambda: self._transaction(fn))
 
-    async def submit_async(self, fn: Callable[[sqlite_utils.Database], T]) -> T:
-        return await asyncio.wrap_future(self._enqueue(lambda: self._transaction(fn)))
-
     def submit_audited(
         self,
         fn: Callable[[sqlite_utils.Database], T],

@@ -81,17 +81,6 @@ def reasons_text(lang: str, codes: list[str] | tuple[str, ...]) -> str:
     return sep.join(reason_text(lang, c) for c in codes if c != "ok") or reason_text(lang, "ok")
 
 
-def catalog(lang: str, prefixes: tuple[str, ...] = ()) -> dict[str, str]:
-    """All strings of ``lang`` (optionally only keys with one of ``prefixes``), for the JS."""
-    i = _idx(lang)
-    out = {k: v[i] for k, v in _S.items() if not prefixes or k.startswith(prefixes)}
-    for code, pair in _REASONS.items():
-        out["reason." + code] = pair[i]
-    for code, pair in _NEXT.items():
-        out["next." + code] = pair[i]
-    return out
-
-
 def keys() -> list[str]:
     return list(_S)
 
