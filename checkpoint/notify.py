@@ -17,7 +17,6 @@ injected; :meth:`Watchdog.tick` is pure decision logic that tests drive with a f
 Usage in the daemon::
 
     notifier = Notifier.from_env()
-    notifier.extend_timeout(60)                      # optional: a slow camera start
     ...                                              # devices, store and web server up
     notifier.ready("deciding")
     watchdog = Watchdog.from_env(notifier, healthy=runner.healthy, clock=clock)
@@ -137,12 +136,6 @@ class Notifier:
 
     def watchdog(self) -> bool:
         return self.send("WATCHDOG=1")
-
-    def extend_timeout(self, seconds: float) -> bool:
-        """Ask for more start (or stop) time than ``TimeoutStartSec=`` from now on."""
-        if seconds <= 0:
-            raise ValueError("seconds must be positive")
-        return self.send(f"EXTEND_TIMEOUT_USEC={int(seconds * 1_000_000)}")
 
     def stopping(self, status: str | None = None) -> bool:
         return self._state("STOPPING=1", status)

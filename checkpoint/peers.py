@@ -242,7 +242,6 @@ class PeerSync:
             timeout=client_timeout(section.timeout_s), follow_redirects=False
         )
         self._monotonic = monotonic
-        self.started_at = core.clock.now()
         self._started_mono_ns = core.clock.monotonic_ns()
         self.states = {p.kiosk_id: PeerState(p.url, p.kiosk_id) for p in self.peers}
         self._sources = {p.kiosk_id: p for p in self.peers}
@@ -261,7 +260,6 @@ class PeerSync:
         self._wakes = {p.kiosk_id: threading.Event() for p in self.peers}
         #: A passing decision here not told to that peer yet (a queue of one: news coalesces).
         self._news = {p.kiosk_id: threading.Event() for p in self.peers}
-        self._pushed = {"told": 0, "failed": 0, "coalesced": 0}
         #: Each peer's last answer to a poke (``None`` never: no answer is not one).
         self._answered: dict[str, int] = {}
         self.poke_gap_s = poke_gap_s
@@ -694,8 +692,6 @@ class PeerSync:
     def _news_for_all(self) -> None:
         with self._lock:
             for pending in self._news.values():
-                if pending.is_set():
-                    self._pushed["coalesced"] += 1
                 pending.set()
 
     async def follow(self, bus: EventBus) -> None:
@@ -732,10 +728,8 @@ class PeerSync:
             state = self.states[peer.kiosk_id]
             if status == 202:
                 state.told += 1
-                self._pushed["told"] += 1
             else:
                 state.tell_failed += 1
-                self._pushed["failed"] += 1
             # Against its last answer, not a missing one: a flaky link between two refusals
             # does not make the second one news again.
             answered = self._answered.get(peer.kiosk_id)
@@ -869,11 +863,6 @@ class PeerSync:
     def woken(self, kiosk_id: str) -> bool:
         """A poke of that peer is waiting for its thread (tests)."""
         return self._wakes[kiosk_id].is_set()
-
-    def status_push(self) -> dict[str, int]:
-        """Pokes ``told``, ``failed`` and news ``coalesced`` into a pending push."""
-        with self._lock:
-            return dict(self._pushed)
 
     # -- what the guard is told -------------------------------------------------------------------
 

@@ -482,7 +482,6 @@ class DeviceTarget:
     list_store: ListStore | None = None
     timezone: str = "UTC"
     code_sink: Callable[[str, str | None], None] | None = None
-    frame_sink: Callable[[Path, str | None], None] | None = None
     on_direction: Callable[[str], None] | None = None
     on_manual: Callable[..., None] | None = None
     on_clock_jump: Callable[[float], None] | None = None

@@ -290,12 +290,6 @@ class CameraReader:
                 self._grab_error = str(exc)
         return self.step()
 
-    def wait_for_frame(self, timeout_s: float) -> bool:
-        """True when the grab thread posted a frame (or an error) since the last call."""
-        posted = self._frame_evt.wait(timeout_s)
-        self._frame_evt.clear()
-        return posted
-
     def _process(self, frame: np.ndarray, mono_ns: int) -> list[CodeRead]:
         result = self.pipeline.process_detailed(frame, mono_ns)
         for rejection in result.rejected:
@@ -621,9 +615,8 @@ class _SpareDescriptor:
             self.renew()
 
 
-#: V4L2_EXPOSURE_MANUAL / V4L2_EXPOSURE_APERTURE_PRIORITY, passed through by OpenCV's backend.
+#: V4L2_EXPOSURE_MANUAL, passed through by OpenCV's backend.
 V4L2_EXPOSURE_MANUAL = 1
-V4L2_EXPOSURE_AUTO = 3
 
 
 #: Where udev keeps a stable link per camera: ``usb-<maker>_<model>_<serial>-video-index0``.

@@ -64,10 +64,6 @@ class FileSource:
         self._video: cv2.VideoCapture | None = None
         self.skipped = 0
 
-    @property
-    def is_video(self) -> bool:
-        return self.path.is_file()
-
     def open(self) -> None:
         self._closing.clear()
         if self.path.is_dir():

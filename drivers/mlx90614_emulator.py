@@ -311,10 +311,6 @@ class Mlx90614Emulator:
             self._trace = pts
             self._trace_t0 = self.clock.monotonic_ns()
 
-    def clear_trace(self) -> None:
-        with self._lock:
-            self._trace = None
-
     @property
     def body_c(self) -> float | None:
         return self._body_c
@@ -362,11 +358,6 @@ class Mlx90614Emulator:
         with self._lock:
             self._faults.pop("hang", None)
             self._hang_event.set()
-
-    @property
-    def active_faults(self) -> tuple[str, ...]:
-        with self._lock:
-            return tuple(self._faults)
 
     # -- bus faces --------------------------------------------------------------------------
 

@@ -121,7 +121,7 @@ class SerialScanner(LineScanner[Any]):
 
     #: Triggers sent while this many before them went unacknowledged: the module is not there.
     MISSED_ACKS_FAULT = 3
-    #: A partial line untouched this long is a line end that never comes (see ``_unterminated``).
+    #: A partial line untouched this long is a line end that never comes (see ``_expire_partial``).
     UNTERMINATED_AFTER_NS = 500_000_000
 
     def __init__(

@@ -649,8 +649,7 @@ class AlarmDesk:
         self.board = AlarmBoard(keep=keep)
         #: Alarms being closed: their row is being written (still shown open meanwhile).
         self._closing: set[str] = set()
-        #: The look-back's start at the first scan (``_scan_revoked``).
-        self._revoked_since = ""
+        #: The look-back's start at the first scan, where ``_scan_revoked`` starts after it.
         self._since: queries.Since | None = None
 
     def _now(self) -> str:
@@ -665,7 +664,7 @@ class AlarmDesk:
         since = queries.Since.ago(now, self._lookback.total_seconds(), self._log.boot_id)
         first = queries.first_seq_happened_since(self._log, since)
         board.scanned_seq = (first - 1) if first is not None else self._log.last_seq
-        self._revoked_since, self._since = since.ts, since
+        self._since = since
         for row in queries.audits_since(self._log, ACK_ACTION, since, limit=5000):
             resolution = row.detail.get("resolution")
             note = str(row.detail.get("note") or "")

@@ -14,7 +14,7 @@ folder, ``/etc/kiosk``) and last ``MANIFEST.json``: which kiosk and which log (`
 first event's id) it is, the schema, the ``seq`` range and chain head, when it was taken, and
 each member's size, mode and SHA-256, checked again at restore.
 
-A restore is judged before anything is moved (``plan_restore``): the archive whole and
+A restore is judged before anything is moved (``judge_restore``): the archive whole and
 unchanged, its log's chains intact and as its manifest says; an archive of another gate, or of
 another log than the one on this Pi, only when told (``as_this_gate``); never one that takes
 this Pi's own log back to an earlier ``seq``: the office has pulled (or will) the events since,
@@ -835,11 +835,6 @@ def is_encrypted(path: Path) -> bool:
             return handle.read(len(ENCRYPTED_MAGIC)) == ENCRYPTED_MAGIC
     except OSError:
         return False
-
-
-def read_encryption_header(path: Path) -> SealHeader:
-    with open(path, "rb") as handle:
-        return _parse_header(handle.read(ENCRYPTED_HEADER_SIZE), path)
 
 
 def _parse_header(raw: bytes, where: object) -> SealHeader:

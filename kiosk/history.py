@@ -298,10 +298,6 @@ class PassageHistory:
                 self._stack(direction, pass_id, new)
         return len(moved)
 
-    def exits_since(self, household: str, since: datetime) -> int:
-        """Exits of ``household`` strictly after ``since``."""
-        return self._exits_between(household, since, None)
-
     def exits_in_period(self, household: str, now: datetime, period_days: int) -> int:
         """Exits in the rolling window ``(now - period_days, now]``. Later ones, up to a period
         after ``now`` (after a wall clock step backwards), count too: erring towards the quota,

@@ -172,9 +172,6 @@ class Person:
     note: str = field(default="", repr=False)
     created_at: datetime | None = None
 
-    def observing_on(self, day: date) -> bool:
-        return self.status == "observing" and self.date_back <= day <= self.observation_until
-
     def period(self, until: date) -> Iterable[date]:
         """The days of the observation period up to ``until`` (inclusive)."""
         day = self.date_back

@@ -613,9 +613,6 @@ STALE_WORD = (
 )
 
 
-#: The spells a daily report lists (``power_spells``): a flapping supply is one spell a
-#: ``COALESCE_S`` at most, and the list is bounded as the report's others; the total counts all.
-SPELLS_LISTED = 24
 #: How far before the day a spell's start row is looked for (a spell across midnight).
 SPELL_LOOKBACK = timedelta(days=2)
 

@@ -517,22 +517,6 @@ def list_rows(log: Readable, limit: int = 500) -> dict[str, list[dict[str, Any]]
     }
 
 
-def decisions_after(
-    log: Readable, after_seq: int, limit: int = MAX_ROWS
-) -> list[tuple[int, str, list[str]]]:
-    """``(seq, decision, reasons)`` of the events after ``after_seq``, in order, at most
-    ``limit`` of them (counts over a whole log: ``decision_counts``)."""
-    rows = _rows(
-        log,
-        "SELECT seq, decision, reasons FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
-        [max(0, int(after_seq)), _limit(limit)],
-    )
-    return [
-        (int(r["seq"]), str(r["decision"]), [str(c) for c in json.loads(r["reasons"] or "[]")])
-        for r in rows
-    ]
-
-
 #: The log's head and the decisions by reason (``decision_tally``, kept with each commit),
 #: in one statement: one snapshot, so the head is the last event the counts include.
 _TALLY_SQL = (

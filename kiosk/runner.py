@@ -473,10 +473,6 @@ class EngineRunner:
             return False
         return (self.clock.monotonic_ns() - beat) <= max_age_s * 1e9
 
-    @property
-    def heartbeat_ns(self) -> int | None:
-        return self._beat_ns
-
     async def _tick_loop(self) -> None:
         period = self.config.engine.tick_ms / 1000
         loop = asyncio.get_running_loop()

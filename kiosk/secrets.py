@@ -21,18 +21,6 @@ class SecretError(ValueError):
     its value."""
 
 
-#: Secrets the kiosk knows about, with what each is for.
-KNOWN = {
-    "token_pepper": "HMAC key mixed into stored API token hashes",
-    "session_key": "key that signs guard session cookies",
-    "guard_users": "guard accounts: lines 'name:role:scrypt-hash' (see `kiosk guard add`)",
-    "issuer_key_path": "path of the private key used to issue passes at the gate",
-    "screen_key": "the kiosk screen's credential, for a screen browser not on this host",
-    "tls_cert": "PEM certificate for HTTPS (web.tls; scripts/install --tls makes one)",
-    "tls_key": "PEM private key of tls_cert",
-}
-
-
 def get_secret(name: str, environ: dict[str, str] | None = None) -> str | None:
     """The secret ``name``, stripped; None when unset. ``SecretError`` for a credential file
     (or variable) that is not UTF-8 text."""

@@ -600,7 +600,8 @@ def daily_report(
 
 #: Reasons that say a device of the checkpoint was out of order when the kiosk decided.
 FAULT_REASONS = ("sensor_fault", "reader_fault", "store_fault", "gate_fault")
-#: The restarts and the fault spells a report lists, each: a boot loop or a flapping sensor
+#: The restarts, the fault spells and the power spells a report lists, each: a boot loop, a
+#: flapping sensor or a flapping supply (one power spell a ``pihealth.COALESCE_S`` at most)
 #: must not make a report the office's collector refuses (``office.gatereports``); the
 #: totals count them all.
 DOWNTIME_LISTED = 24

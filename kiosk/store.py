@@ -1006,7 +1006,7 @@ def m006_unpurged_rows(db: sqlite_utils.Database) -> None:
 def m007_not_opened_rows(db: sqlite_utils.Database) -> None:
     """The rows saying the gate did not open for a pass (``kiosk.links.NOT_OPENED_ROWS``), by
     ``seq``: the guard's feed, each passage's page and the peers' pages look for them after a
-    pass (``kiosk.queries.NOT_OPENED_AFTER_SQL``) at every render, which read every row after
+    pass (``kiosk.queries.not_opened_sql``) at every render, which read every row after
     it (60 ms at 400,000 rows on a PC, several times that on a Pi); now only those few."""
     execute_script(db, f"CREATE INDEX events_not_opened ON events(seq) WHERE {NOT_OPENED_ROWS};")
 
@@ -1878,9 +1878,6 @@ class EventLog:
         If ``fn`` raises, everything it did is rolled back and the exception is re-raised
         (a storage failure as ``StoreFault``)."""
         return self._call(lambda: self._transaction(fn))
-
-    async def submit_async(self, fn: Callable[[sqlite_utils.Database], T]) -> T:
-        return await asyncio.wrap_future(self._enqueue(lambda: self._transaction(fn)))
 
     def submit_audited(
         self,

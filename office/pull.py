@@ -363,7 +363,10 @@ class Progress:
 
 
 def _create(path: str | Path) -> bool:
-    """Create ``path`` 0600 unless it exists; whether this call made it."""
+    """Create ``path`` 0600 unless it exists; whether this call made it. 0600: the file holds
+    the personal fields a logs:personal token reads, and SQLite gives its -wal and -shm the
+    file's mode. The process umask is left alone: it is shared by every thread. Any other
+    problem with the path (a folder, no permission) is SQLite's to report."""
     try:
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
     except OSError:  # FileExistsError: an earlier pull's file, kept as is
@@ -383,15 +386,6 @@ def _connect(path: str | Path) -> sqlite3.Connection:
     conn.executescript(SCHEMA)
     _renormalise_sources(conn)
     return conn
-
-
-def open_target(path: str | Path) -> sqlite3.Connection:
-    """Open (and create) a pull target file. A new file is made 0600 (it holds the personal
-    fields a logs:personal token reads); SQLite gives its -wal and -shm the file's mode. The
-    process umask is left alone: it is shared by every thread. Any other problem with the
-    path (a folder, no permission) is SQLite's to report, as before."""
-    _create(path)
-    return _connect(path)
 
 
 def target_tail(conn: sqlite3.Connection, kiosk_id: str) -> tuple[int, str]:
@@ -736,7 +730,7 @@ class SqliteTarget:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        #: This target made the file (``open_target``'s rules): only such a file is ever removed.
+        #: This target made the file (``_create``'s rules): only such a file is ever removed.
         self.created = _create(self.path)
         try:
             self.conn = _connect(self.path)
@@ -1301,9 +1295,6 @@ class Puller:
             pages.put(None)
         except BaseException as exc:  # handed to the writing thread, raised there
             pages.put(exc)
-
-    def pull_all(self, sources: Iterable[tuple[str, str]]) -> list[PullResult]:
-        return [self.pull(url, token) for url, token in sources]
 
 
 class _Silence:

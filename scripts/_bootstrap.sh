@@ -1,6 +1,6 @@
 # shellcheck shell=bash
 # Shared set-up for scripts/demo and scripts/test: OS packages, .venv, the project installed.
-# Sourced, not run. Call: kiosk_bootstrap "<pip extras>" <apt packages...>
+# Sourced, not run. Call: kiosk_apt <apt packages...>; kiosk_venv "$(kiosk_root)" "<pip extras>"
 
 kiosk_root() { cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd; }
 

@@ -174,3 +174,17 @@ def mounted(where, *mount_args: str, needs: tuple[str, ...] = ("mount",)):
 def tiny_tmpfs(path, size: str = "1m"):
     """A real tmpfs of ``size`` on ``path`` (a card that fills up): ``mounted``."""
     return mounted(path, "-t", "tmpfs", "-o", f"size={size}", "tmpfs")
+
+
+def exits_since(history, household: str, since) -> int:
+    """Exits of ``household`` strictly after ``since`` in a ``kiosk.history.PassageHistory``:
+    what the tests ask of it; the quota asks ``exits_in_period``."""
+    return history._exits_between(household, since, None)
+
+
+def wait_for_frame(reader, timeout_s: float) -> bool:
+    """True when a ``drivers.camera.CameraReader``'s grab thread posted a frame (or an error)
+    since the last call: how a test waits for the grab thread."""
+    posted = reader._frame_evt.wait(timeout_s)
+    reader._frame_evt.clear()
+    return posted

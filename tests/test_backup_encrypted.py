@@ -140,12 +140,13 @@ def test_an_altered_encrypted_archive_is_refused(sealed, tmp_path, secret, capsy
     assert "altered" in err
 
 
-def test_a_hostile_header_asking_for_gigabytes_of_scrypt_is_refused(sealed, tmp_path, secret):
+def test_a_hostile_header_asking_for_gigabytes_of_scrypt_is_refused(
+    sealed, tmp_path, secret, capsys, clock
+):
     raw = bytearray(sealed.read_bytes())
     raw[len(backup.ENCRYPTED_MAGIC) + 1] = 40  # log2 N
     sealed.write_bytes(bytes(raw))
-    with pytest.raises(backup.BackupError, match="scrypt"):
-        backup.read_encryption_header(sealed)
+    assert "scrypt" in _restore_fails(sealed, tmp_path, secret, capsys, clock)
 
 
 def test_a_plain_archive_is_still_restored_without_a_passphrase(gate, usb, tmp_path, capsys):
@@ -191,7 +192,6 @@ def test_the_production_kdf_round_trips(tmp_path, monkeypatch):
         sink = backup.Encrypting(raw, b"pw")
         sink.write(b"hello")
         sink.finish()
-    assert backup.read_encryption_header(path).kdf == backup.Kdf(17, 8, 1)
     reader = backup.Decrypting(open(path, "rb"), b"pw")  # noqa: SIM115
     assert reader.read() == b"hello"
     reader.close()

@@ -197,3 +197,28 @@ def test_ci_refuses_to_run_the_suite_without_root(tmp_path):
         ".ci/run: CI runs as root (the real install, mounts, files given to other users);"
         " this is uid 1000\n"
     )
+
+
+@pytest.mark.parametrize("flag", ["-h", "--help"])
+def test_the_test_script_answers_help_without_running_anything(tmp_path, flag):
+    """Before: ``./scripts/test --help`` ran apt, the venv, ruff, import-linter, mypy and
+    shellcheck, then printed pytest's usage. Now it prints its own usage and stops."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    ran = tmp_path / "ran"
+    for name in ("apt-get", "dpkg-query", "shellcheck", "git"):
+        (bin_dir / name).write_text(f'#!/bin/sh\necho {name} >> "{ran}"\nexit 1\n')
+        (bin_dir / name).chmod(0o755)
+    proc = subprocess.run(
+        ["bash", str(BOOTSTRAP.parent / "test"), flag],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": f"{bin_dir}:/usr/bin:/bin"},
+    )
+    assert proc.returncode == 0
+    assert not ran.exists()
+    assert proc.stdout.startswith("usage: scripts/test [PYTEST ARGS...]")
+    for step in ("ruff", "import-linter", "mypy", "shellcheck", "pytest"):
+        assert step in proc.stdout
+    assert 'pytest -n 2 -m "not slow and not browser"' in proc.stdout

@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from support import exits_since
 
 from drivers.codes import _HOLDOFF_CAP, HoldOff
 from kiosk import accounts
@@ -129,7 +130,7 @@ def test_the_passage_history_holds_its_horizon_of_days_not_every_day_since_the_s
     # 31 days of exits and last passages (and the day under way), at most.
     assert len(history) <= 2 * per_day * 33
     assert len(history._exits) <= 50 * 7
-    assert history.exits_since("H-49-0", clock.now() - timedelta(days=1)) > 0  # today's kept
+    assert exits_since(history, "H-49-0", clock.now() - timedelta(days=1)) > 0  # today's kept
     assert history.last_passage("pass-0-0", "out") is None  # the first day's are gone
 
 

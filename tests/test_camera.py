@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 import pytest
 from fd_support import descriptors_past_1024
+from support import wait_for_frame
 
 from drivers.camera import CameraReader, UsbCamera
 from drivers.decoders import DecoderUnavailable, build_decoder
@@ -122,7 +123,7 @@ def _delivering_reader(clock, factory) -> CameraReader:
 
 def _step_with_frame(reader: CameraReader) -> list:
     """Wait (bounded) until the grab thread posted, then run one watchdog step."""
-    assert reader.wait_for_frame(WAIT_S)
+    assert wait_for_frame(reader, WAIT_S)
     return reader.step()
 
 

@@ -8,6 +8,7 @@ import threading
 import cv2
 import numpy as np
 import pytest
+from support import wait_for_frame
 
 from drivers.camera import CameraReader, UsbCamera
 from drivers.decoders import build_decoder
@@ -253,7 +254,7 @@ def test_a_stalled_usb_camera_is_never_released_under_its_own_read(clock):
         assert not stalled.released_under_read
         clock.advance(WD.reopen_initial_s)
         reader.step()  # reopened
-        assert reader.wait_for_frame(5.0)
+        assert wait_for_frame(reader, 5.0)
         reader.step()
         assert reader.health().state == "ok" and len(made) == 2
     finally:

@@ -647,12 +647,12 @@ def test_publish_refuses_out_equal_to_lists(tmp_path, office_key, capsys):
 
 def test_a_pulled_copy_and_its_wal_and_shm_are_created_0600(tmp_path):
     """The copy was created with the umask's mode (0644): readable by every local user."""
-    from office.pull import open_target
+    from office.pull import SqliteTarget
 
     path = tmp_path / "central.db"
     old = os.umask(0o022)
     try:
-        conn = open_target(path)
+        conn = SqliteTarget(path).conn
     finally:
         os.umask(old)
     try:

@@ -16,6 +16,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 import sqlite_utils
+from support import exits_since
 from test_engine import Rig
 
 from kiosk.config.policy import QuotaConfig
@@ -67,7 +68,7 @@ def test_a_pass_the_relay_did_not_open_for_is_followed_by_a_row_saying_so(rig):
 def test_nobody_went_through_so_no_outing_and_no_passback_is_held(rig):
     _failed_pass(rig)
     pass_id = rig.events()[0]["pass_id"]
-    assert rig.history.exits_since("A-101", EARLY) == 0
+    assert exits_since(rig.history, "A-101", EARLY) == 0
     assert rig.history.last_passage(pass_id, "out") is None
 
 

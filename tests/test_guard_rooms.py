@@ -169,6 +169,5 @@ def test_queries_answer_the_consoles_questions(guard_core):
     assert queries.head_seq(guard_core.store) == 2
     measured = queries.last_measured(guard_core.store)
     assert measured is not None and (measured.seq, measured.temp_object_c) == (1, 33.1)
-    assert queries.decisions_after(guard_core.store, 1) == [(2, "deny", ["quota_exceeded"])]
     assert queries.first_seq_since(guard_core.store, "2999-01-01") is None
     assert set(queries.list_rows(guard_core.store)) == {"quarantine", "revocations", "households"}

@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import pytest
 
 from checkpoint.bench import SECTIONS
-from checkpoint.bench.memory import descendants, pss_kb, tree_pss
+from checkpoint.bench.memory import descendants, rollup_kb, tree_pss
 
 linux_proc = pytest.mark.skipif(
     not os.path.exists("/proc/self/smaps_rollup"), reason="needs /proc/<pid>/smaps_rollup"
@@ -121,7 +121,7 @@ def test_pss_is_summed_over_a_process_and_everything_below_it():
     finally:
         child.stdin.close()
         child.wait(10)
-    assert pss_kb(child.pid) is None  # gone: nothing made up
+    assert rollup_kb(child.pid) is None  # gone: nothing made up
 
 
 def test_the_memory_section_is_part_of_the_bench():

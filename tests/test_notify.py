@@ -103,14 +103,12 @@ def test_ready_with_status_reaches_the_socket_in_one_datagram(systemd):
     assert systemd.messages() == ["READY=1\nSTATUS=deciding; camera ok"]
 
 
-def test_status_stopping_and_extend_timeout_are_spoken(systemd):
+def test_status_and_stopping_are_spoken(systemd):
     notifier = Notifier(systemd.env_value)
     notifier.status("starting devices")
-    notifier.extend_timeout(60)
     notifier.stopping("shutting down")
     assert systemd.messages() == [
         "STATUS=starting devices",
-        "EXTEND_TIMEOUT_USEC=60000000",
         "STOPPING=1\nSTATUS=shutting down",
     ]
 

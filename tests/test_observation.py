@@ -58,8 +58,8 @@ def test_a_returnee_is_observed_fourteen_days_counting_the_day_back(ledger, log)
     person = register(ledger)
     assert person.status == "observing"
     assert person.observation_until == date(2026, 2, 23)
-    assert person.observing_on(BACK) and person.observing_on(date(2026, 2, 23))
-    assert not person.observing_on(date(2026, 2, 24))
+    days = list(person.period(date(2026, 3, 1)))
+    assert (days[0], days[-1], len(days)) == (BACK, date(2026, 2, 23), 14)
     audit = log.audits()[-1]
     assert audit["action"] == "observation.register" and audit["actor"] == "manager"
     assert "Wang" not in str(audit["detail"]) and "138" not in str(audit["detail"])

@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from guard_support import add_event, console_fixtures, hidden_fields, send
+from support import exits_since
 
 from checkpoint.app import Daemon
 from kiosk.people import Person, forget
@@ -34,13 +35,13 @@ def _walked(core, clock):
     clock.advance(60)
     _passing(core, holder="Ottoline", household=HOUSEHOLD, pass_id=NEIGHBOUR_PASS, direction="out")
     clock.advance(60)
-    assert core.history.exits_since(HOUSEHOLD, SINCE) == 2
+    assert exits_since(core.history, HOUSEHOLD, SINCE) == 2
 
 
 def _forgotten_here(core) -> bool:
     h = core.history
     gone = h.last_passage(PASS, "out") is None and h.last_passage(PASS, "in") is None
-    return gone and h.exits_since(HOUSEHOLD, SINCE) == 1
+    return gone and exits_since(h, HOUSEHOLD, SINCE) == 1
 
 
 def test_a_forget_beside_the_daemon_leaves_its_history_at_the_lists_check(core, clock):
@@ -54,7 +55,7 @@ def test_a_forget_beside_the_daemon_leaves_its_history_at_the_lists_check(core, 
     assert core.history.last_passage(NEIGHBOUR_PASS, "out") is not None
     clock.advance(timedelta(minutes=1).total_seconds())
     Daemon(core).lists_once()  # nothing new: nothing more dropped
-    assert core.history.exits_since(HOUSEHOLD, SINCE) == 1
+    assert exits_since(core.history, HOUSEHOLD, SINCE) == 1
 
 
 def test_a_forget_at_the_console_leaves_the_history_at_once(core, clock, admin):

@@ -297,9 +297,8 @@ def test_several_kiosks_into_one_target(kiosk, tmp_path, clock):
     try:
         net = Network(kiosk, east)
         with Puller(tmp_path / "central.db", client=net.client()) as puller:
-            results = puller.pull_all(
-                [("http://gate-1", kiosk.token), ("http://east-gate/", east.token)]
-            )
+            sources = [("http://gate-1", kiosk.token), ("http://east-gate/", east.token)]
+            results = [puller.pull(url, token) for url, token in sources]
         assert [r.inserted for r in results] == [40, 12]
         assert target_rows(tmp_path / "central.db") == sorted(kiosk_rows(east) + kiosk_rows(kiosk))
     finally:

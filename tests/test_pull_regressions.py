@@ -253,7 +253,7 @@ def test_a_failed_pull_keeps_what_a_first_pull_committed_and_the_retry_resumes(k
 
 @pytest.mark.parametrize("held", [0, 12], ids=["left-empty-by-an-earlier-run", "with-events"])
 def test_a_failed_pull_never_touches_a_target_it_did_not_create(kiosk, tmp_path, held):
-    from office.pull import open_target
+    from office.pull import SqliteTarget
 
     target = tmp_path / "central.db"
     if held:
@@ -262,7 +262,7 @@ def test_a_failed_pull_never_touches_a_target_it_did_not_create(kiosk, tmp_path,
             pull("http://gate-1", kiosk.token, target, client=net.client(), page_size=held,
                  attempts=1)  # fmt: skip
     else:
-        open_target(target).close()  # the empty copy a failed first pull used to leave
+        SqliteTarget(target).close()  # the empty copy a failed first pull used to leave
     before = target.read_bytes()
     net = Network(kiosk, faults=lambda request: "connect")
     with pytest.raises(PullError):

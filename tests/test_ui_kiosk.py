@@ -21,6 +21,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient as _TestClient
 from guard_support import BASE, SESSION_KEY, WAIT_S, add_event, close_core, make_core
+from support import wait_for_frame
 from test_engine import Rig
 
 from kiosk.bus import EventBus
@@ -271,7 +272,7 @@ def test_preview_is_off_while_nobody_is_at_the_gate_and_a_small_jpeg_when_someon
 ):
     camera = core.devices.readers[0]  # the fake camera behind the real CameraReader
     camera.step()  # opens the camera; its grab thread delivers frames from now on
-    assert camera.wait_for_frame(WAIT_S)
+    assert wait_for_frame(camera, WAIT_S)
     camera.step()  # the pipeline takes the frame: it is the reader's latest
     looked: list[int] = []
     latest = camera.latest_frame
@@ -292,7 +293,7 @@ def test_preview_is_off_while_nobody_is_at_the_gate_and_a_small_jpeg_when_someon
 def test_preview_of_a_stale_frame_answers_204(core):
     camera = core.devices.readers[0]
     camera.step()
-    assert camera.wait_for_frame(WAIT_S)
+    assert wait_for_frame(camera, WAIT_S)
     camera.step()
     someone_shows_a_code(core)
     core.clock.advance(kiosk_screen.PREVIEW_STALE_S + 1)  # the camera stopped delivering

@@ -20,7 +20,7 @@ import pytest
 from checkpoint.cli import main
 from kiosk import hashchain, retention, store
 from kiosk.store import EventDraft, EventLog
-from office.pull import open_target, write_page
+from office.pull import SqliteTarget, write_page
 
 TRIGGERS = (
     "events_append_only_delete",
@@ -66,7 +66,7 @@ def kiosk_db(tmp_path, clock):
 def central(tmp_path, kiosk_db):
     """The office's copy, as ``kiosk pull --into FILE`` keeps it."""
     path = tmp_path / "office.db"
-    conn = open_target(path)
+    conn = SqliteTarget(path).conn
     with EventLog(kiosk_db, "gate-1", None) as log:  # type: ignore[arg-type]
         rows = log.events(limit=1000)
     write_page(conn, "http://gate-1:8000", "gate-1", rows)

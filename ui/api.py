@@ -10,11 +10,11 @@ token has ``logs:personal`` and asks for them with ``?fields=``. Every export is
 
 Routes are sync functions: FastAPI runs them in its thread pool, so the asyncio loop never
 waits on SQLite. Event pages are built (read, masked, encoded) in one helper process
-(``PageBuilder``, ``web.api_worker_process``), because doing it in the daemon's process stalls
-the loop that runs the gate (GIL and garbage collection: ``kiosk bench`` pull section, p99 lag
-64 ms in-process vs 5 ms with the helper). Responses are pre-encoded bytes, not re-validated by
-pydantic; the declared response models keep ``/openapi.json`` exact and schemathesis checks
-that what is sent matches them.
+(``checkpoint.export_helper.HelperProcessPages``, ``web.api_worker_process``), because doing
+it in the daemon's process stalls the loop that runs the gate (GIL and garbage collection:
+``kiosk bench`` pull section, p99 lag 64 ms in-process vs 5 ms with the helper). Responses
+are pre-encoded bytes, not re-validated by pydantic; the declared response models keep
+``/openapi.json`` exact and schemathesis checks that what is sent matches them.
 """
 
 import asyncio

@@ -340,11 +340,6 @@ class SessionManager:
         """Whether ``session`` was signed out."""
         return session.sid in self._revoked
 
-    @property
-    def signed_out_held(self) -> int:
-        """How many signed-out sessions are held in memory (``REVOKED_KEPT`` at most)."""
-        return len(self._revoked)
-
     def csrf_token(self, session: Session) -> str:
         return self._mac("csrf", session.sid)
 

@@ -34,9 +34,6 @@ _NEXT = _pairs(_MESSAGES["next"])
 _CALL = _pairs(_MESSAGES["call"])["no_guard_on_duty"]
 
 
-DEFAULT_ROLE_LABEL = "guard"
-
-
 def pick_lang(requested: str | None, default: str) -> Lang:
     """The language to use: ``requested`` when supported, else the configured default."""
     if requested in LANGS:
@@ -82,17 +79,6 @@ def reason_next(lang: str, code: str, call: str = "") -> str | None:
 def reasons_text(lang: str, codes: list[str] | tuple[str, ...]) -> str:
     sep = "；" if lang == "zh-CN" else "; "
     return sep.join(reason_text(lang, c) for c in codes if c != "ok") or reason_text(lang, "ok")
-
-
-def catalog(lang: str, prefixes: tuple[str, ...] = ()) -> dict[str, str]:
-    """All strings of ``lang`` (optionally only keys with one of ``prefixes``), for the JS."""
-    i = _idx(lang)
-    out = {k: v[i] for k, v in _S.items() if not prefixes or k.startswith(prefixes)}
-    for code, pair in _REASONS.items():
-        out["reason." + code] = pair[i]
-    for code, pair in _NEXT.items():
-        out["next." + code] = pair[i]
-    return out
 
 
 def keys() -> list[str]:

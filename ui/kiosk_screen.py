@@ -268,9 +268,10 @@ async def read_small_body(request: Request, limit: int) -> bytes:
     return bytes(body)
 
 
-#: The page says it runs every ``BEAT_S`` (``kiosk.js``'s ``BEAT_MS``, from its own timers);
-#: a screen whose stream is open but whose page has not said so for ``BEAT_STALE_S`` is frozen
-#: (a loop in the page, a hung renderer): ``/kiosk/watch`` reports it as no screen.
+#: The page says it runs every ``BEAT_S`` (``kiosk.js``'s ``beatMs``, from the page's
+#: ``data-beat-s``, on its own timers); a screen whose stream is open but whose page has not
+#: said so for ``BEAT_STALE_S`` is frozen (a loop in the page, a hung renderer):
+#: ``/kiosk/watch`` reports it as no screen.
 BEAT_S = 10.0
 BEAT_STALE_S = 45.0
 #: A screen's id: the page's own random one, in hex (``kiosk.js``).

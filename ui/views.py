@@ -56,7 +56,7 @@ HEARTBEAT_S = 15.0
 
 
 #: The kiosk stream's heartbeat: a ``tick`` carrying the kiosk's clock at least this often. The
-#: page shows its offline state when nothing arrived for ``OFFLINE_AFTER_S`` (kiosk.js).
+#: page shows its offline state when nothing arrived for ``OFFLINE_AFTER_MS`` (kiosk.js).
 TICK_S = 2.0
 
 

@@ -97,12 +97,6 @@ def rollup_kb(pid: int) -> dict[str, int] | None:
     return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+):\s+(\d+) kB", text, re.M)}
 
 
-def pss_kb(pid: int, field: str = "Pss") -> int | None:
-    """The process's proportional set size (or ``field``, e.g. ``Rss``) in kB, or None if it
-    is gone (or not ours to read)."""
-    return (rollup_kb(pid) or {}).get(field)
-
-
 def descendants(pid: int) -> list[int]:
     """Every live process below ``pid`` (children, their children, ...)."""
     children: dict[int, list[int]] = {}

@@ -53,15 +53,6 @@ class Interrupted(CliError):
     exit_code = 130
 
 
-class NotAvailable(CliError):
-    """A verb whose capability has not been built yet. Exit 1, never a fake success."""
-
-    exit_code = 1
-
-    def __init__(self, what: str, issue: int) -> None:
-        super().__init__(f"not available yet: {what} is built under issue #{issue}")
-
-
 def write_file(path: str | Path, data: bytes) -> None:
     """Write ``data`` to ``path``; a failure is a ``CliError`` naming the file. The file is
     made 0600 whatever the umask, also over an existing file of a looser mode: what the CLI
