@@ -443,7 +443,10 @@ def restore_run(args: argparse.Namespace) -> int:
 
 #: After a restore of a gate that serves over TLS: kiosk.service is handed the certificate's
 #: credentials by the drop-in scripts/install writes, not by the restored files alone.
-TLS_AGAIN = "web.tls is on: run scripts/install again (it installs the certificate's credentials)"
+TLS_AGAIN = (
+    "web.tls is on: run scripts/install --tls again (with the same --tls-name options): it"
+    " installs the certificate's credentials"
+)
 
 
 def _serves_tls(config_file: Path) -> bool:

@@ -52,7 +52,7 @@ def check_config(args: argparse.Namespace) -> int:
         root,
         data=Path(data) if data else None,
         notes=_notes,
-        refusals=lambda config: _refusals(config, root),
+        warnings=lambda config: _warnings(config, root),
     )
 
 
@@ -60,11 +60,13 @@ def check_config(args: argparse.Namespace) -> int:
 INSTALLED_CREDENTIALS = Path("etc/kiosk/credentials")
 
 
-def _refusals(config: KioskConfig, root: Path | None) -> list[str]:
+def _warnings(config: KioskConfig, root: Path | None) -> list[str]:
     """What ``kiosk run`` refuses that the file alone does not show: ``web.tls`` on without
     the tls_cert/tls_key credentials where the install keeps them under ``--root`` (it hands
-    them to kiosk.service). Not judged without ``--root`` (``sudo kiosk-admin`` hands the verb
-    no TLS credentials), nor in a credentials folder this user may not look into (root's)."""
+    them to kiosk.service). A warning, not a refusal: scripts/install checks the config
+    before its credentials step makes them (``--tls``). Not judged without ``--root`` (``sudo
+    kiosk-admin`` hands the verb no TLS credentials), nor in a credentials folder this user
+    may not look into (root's)."""
     from kiosk.secrets import TLS_CREDENTIALS, TLS_MISSING
 
     if not config.web.tls or root is None:
@@ -77,8 +79,8 @@ def _refusals(config: KioskConfig, root: Path | None) -> list[str]:
         return []
     return [
         f"web.tls: {TLS_MISSING} (no {' or '.join(missing)} in {folder}): `kiosk run` refuses to"
-        " start; `scripts/install --tls` makes them (a self-signed certificate), or put the"
-        " certificate and its key there"
+        " start until they are there; `scripts/install --tls` makes them (a self-signed"
+        " certificate), or put the certificate and its key there"
     ]
 
 

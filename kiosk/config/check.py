@@ -19,20 +19,21 @@ def report(
     made: Collection[str] = (),
     data: Path | None = None,
     notes: Callable[[KioskConfig], Iterable[str]] = lambda _config: (),
-    refusals: Callable[[KioskConfig], Iterable[str]] = lambda _config: (),
+    warnings: Callable[[KioskConfig], Iterable[str]] = lambda _config: (),
 ) -> int:
     """Print ``check_file``'s verdict as ``kiosk check-config`` does: every problem on stderr
-    (exit 2), or ``ok`` and then ``notes`` of the config on stderr (exit 0). ``refusals``: the
-    problems of a valid config that only the machine shows (its credentials), exit 2 too.
-    The file is read once (it may be a pipe)."""
+    (exit 2), or ``ok``, then ``warnings`` and ``notes`` of the config on stderr (exit 0).
+    ``warnings``: what only the machine shows and ``kiosk run`` refuses until it is put right
+    (its credentials, which the installer makes after checking the config): said, not
+    refused. The file is read once (it may be a pipe)."""
     config, problems = check_file(file, root, made, data)
-    if config is not None and (refused := list(refusals(config))):
-        config, problems = None, refused
     for problem in problems:
         print(problem, file=sys.stderr)
     if config is None:
         return 2
     print(f"ok: {file} (kiosk_id={config.site.kiosk_id})")
+    for warning in warnings(config):
+        print(f"warning: {warning}", file=sys.stderr)
     for note in notes(config):
         print(f"note: {note}", file=sys.stderr)
     return 0
