@@ -1,9 +1,9 @@
 """Reading a file the kiosk did not write itself, bounded before it is read; writing one whole.
 
 A config, a key, a list to import or a calibration file may be anything at all by mistake or
-on purpose: a log file, ``/dev/zero``, a FIFO, a multi-gigabyte download. ``read_bounded``
-reads one byte more than the limit allows and stops, so no such file is read whole, and says
-why in words the caller puts behind the file's name in its own error.
+on purpose: a log file, ``/dev/zero``, a FIFO nobody writes, a multi-gigabyte download.
+``read_bounded`` reads one byte more than the limit allows and stops, so no such file is read
+whole, and says why in words the caller puts behind the file's name in its own error.
 
 ``write_atomic`` replaces a file whole (a temp file beside it, fsync, rename, fsync of the
 folder): a full or read-only SD card, or a power cut, leaves the old file or the new one, never
@@ -51,21 +51,24 @@ class UnreadableFile(Exception):
         self.why = why
 
 
-#: What ``read_bounded`` says of a path that is no file (as ``kiosk scan`` says it).
-NOT_A_FILE = "not a regular file (a device or a pipe)"
+#: What ``read_bounded`` says of a path that is neither a file nor a pipe.
+NOT_A_FILE = "not a regular file nor a pipe (a device)"
 
 
 def read_bounded(path: str | Path, limit: int) -> bytes:
     """At most ``limit`` bytes of ``path``: the whole file, or ``UnreadableFile`` when it
-    cannot be opened or read, holds more than ``limit`` bytes, or is no regular file (a FIFO
-    nobody writes held the verb in ``open`` for ever; ``/dev/zero``, a tty: never a config).
-    Looked at before it is opened, and opened without waiting (``O_NONBLOCK``) and looked
-    at again: a FIFO put in its place meanwhile is refused too, never waited on."""
+    cannot be opened or read, holds more than ``limit`` bytes, or is neither a regular file
+    nor a pipe (``/dev/zero``, a tty: never a config). A pipe (``<(cat c.toml)``, ``/dev/stdin``
+    at the end of ``|``, a FIFO) is read as its writer writes it, up to its end: opened
+    without waiting (``O_NONBLOCK``; a FIFO nobody writes held the verb in ``open`` for ever),
+    then read as any stdin (a FIFO with no writer: empty at once). Looked at before it is
+    opened and again once open: a device put in its place meanwhile is refused too."""
     try:
-        _regular(os.stat(path).st_mode)
+        _readable(os.stat(path).st_mode)
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
         with open(fd, "rb") as handle:
-            _regular(os.fstat(fd).st_mode)
+            _readable(os.fstat(fd).st_mode)
+            os.set_blocking(fd, True)  # a pipe's writer may not have written yet
             data = handle.read(limit + 1)
     except OSError as exc:
         why: Why = "missing" if isinstance(exc, FileNotFoundError) else "unreadable"
@@ -75,10 +78,10 @@ def read_bounded(path: str | Path, limit: int) -> bytes:
     return data
 
 
-def _regular(mode: int) -> None:
+def _readable(mode: int) -> None:
     if stat.S_ISDIR(mode):
         raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR))
-    if not stat.S_ISREG(mode):
+    if not (stat.S_ISREG(mode) or stat.S_ISFIFO(mode)):
         raise UnreadableFile(NOT_A_FILE, "unreadable")
 
 

@@ -22,18 +22,20 @@ def test_a_file_at_the_limit_is_read_and_one_byte_more_is_refused(tmp_path):
 
 
 def test_an_endless_device_is_refused_unread():
-    with pytest.raises(UnreadableFile, match=r"not a regular file \(a device or a pipe\)"):
+    with pytest.raises(UnreadableFile, match=r"not a regular file nor a pipe \(a device\)"):
         read_bounded("/dev/zero", 4096)
+    with pytest.raises(UnreadableFile, match=r"not a regular file nor a pipe"):
+        read_bounded("/dev/null", 4096)
 
 
-def _read_in_a_thread(path):
-    """``read_bounded(path)`` in a thread, its outcome; a read still blocked after 10 s fails
-    the test rather than hanging the suite (the FIFO's read blocked for ever)."""
+def _read_in_a_thread(path, limit=100):
+    """``read_bounded(path, limit)`` in a thread, its outcome; a read still blocked after 10 s
+    fails the test rather than hanging the suite (the FIFO's open blocked for ever)."""
     outcome: list[object] = []
 
     def read():
         try:
-            outcome.append(read_bounded(path, 100))
+            outcome.append(read_bounded(path, limit))
         except UnreadableFile as exc:
             outcome.append(exc)
 
@@ -44,22 +46,80 @@ def _read_in_a_thread(path):
     return outcome[0]
 
 
-def test_a_pipe_with_no_writer_is_refused_at_once_not_waited_on(tmp_path):
-    """A config or list file that is a FIFO nobody writes hung the verb for ever (``open``
-    waits for a writer): refused in one line, as ``kiosk scan`` refuses one."""
+def _fed_fifo(fifo, data):
+    """A writer thread that opens ``fifo``, writes ``data`` and closes it; a reader of the
+    test's own (never read) keeps the FIFO open so that the writer's open does not wait, and
+    the writer is in before the caller reads: what ``<(cat c.toml)`` is to the verb."""
+    held = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    opened = threading.Event()
+
+    def write():
+        fd = os.open(fifo, os.O_WRONLY)
+        opened.set()
+        try:
+            os.write(fd, data)
+        finally:
+            os.close(fd)
+
+    writer = threading.Thread(target=write, daemon=True)
+    writer.start()
+    assert opened.wait(10), "the writer could not open the FIFO"
+    return writer, held
+
+
+def test_a_pipe_is_read_as_its_writer_writes_it(tmp_path):
+    """Before: refused, "not a regular file (a device or a pipe)": `kiosk check-config
+    <(cat c.toml)` and `... | kiosk check-config /dev/stdin` no longer worked."""
     fifo = tmp_path / "kiosk.toml"
     os.mkfifo(fifo)
-    refused = _read_in_a_thread(fifo)
+    writer, held = _fed_fifo(fifo, b"[site]\n" * 5)
+    try:
+        assert _read_in_a_thread(fifo) == b"[site]\n" * 5
+    finally:
+        writer.join(10)
+        os.close(held)
+
+
+def test_a_pipe_is_bounded_as_a_file(tmp_path):
+    fifo = tmp_path / "list.csv"
+    os.mkfifo(fifo)
+    writer, held = _fed_fifo(fifo, b"x" * 101)
+    try:
+        refused = _read_in_a_thread(fifo)
+    finally:
+        writer.join(10)
+        os.close(held)
     assert isinstance(refused, UnreadableFile), refused
-    assert str(refused) == "not a regular file (a device or a pipe)"
-    assert refused.why == "unreadable"
+    assert refused.why == "too_large"
+
+
+def test_a_pipe_with_no_writer_is_read_empty_at_once_not_waited_on(tmp_path):
+    """A config or list file that is a FIFO nobody writes hung the verb for ever (``open``
+    waits for a writer): read at once, empty (the caller says it sets nothing)."""
+    fifo = tmp_path / "kiosk.toml"
+    os.mkfifo(fifo)
+    assert _read_in_a_thread(fifo) == b""
     link = tmp_path / "link.toml"
     link.symlink_to(fifo)
-    assert isinstance(_read_in_a_thread(link), UnreadableFile)
+    assert _read_in_a_thread(link) == b""
+
+
+def test_check_config_reads_a_pipe(tmp_path, capsys):
+    """`kiosk check-config <(cat c.toml)`: the shell hands it /dev/fd/N, a pipe."""
+    from checkpoint.cli import main
+
+    read, write = os.pipe()
+    try:
+        os.write(write, b'[site]\nkiosk_id = "gate-1"\n')
+        os.close(write)
+        assert main(["check-config", f"/dev/fd/{read}"]) == 0
+    finally:
+        os.close(read)
+    assert "ok" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("verb", [["check-config"], ["lists", "import"]])
-def test_a_verb_given_a_pipe_says_so_exit_2(tmp_path, capsys, verb):
+def test_a_verb_given_a_pipe_nobody_writes_says_it_is_empty_exit_2(tmp_path, capsys, verb):
     from checkpoint.cli import main
 
     fifo = tmp_path / "list.csv"
@@ -70,7 +130,7 @@ def test_a_verb_given_a_pipe_says_so_exit_2(tmp_path, capsys, verb):
     worker.start()
     worker.join(10)
     assert codes == [2], codes or "blocked on the pipe"
-    assert "not a regular file (a device or a pipe)" in capsys.readouterr().err
+    assert "not a regular file" not in capsys.readouterr().err
 
 
 def test_missing_and_unreadable_files_say_which(tmp_path):
