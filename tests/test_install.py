@@ -1218,3 +1218,91 @@ def test_an_admins_own_runtime_watchdog_is_kept_and_said(tmp_path, where):
     assert "RuntimeWatchdogSec=10s" in out and where in out and "kept" in out, out
     assert "re-execute systemd" not in out and "did: write" not in out
     assert not (tmp_path / "root" / WATCHDOG_DROPIN.lstrip("/")).exists()
+
+
+# --- a gate that serves HTTPS, replaced --------------------------------------------------------
+
+
+def _web_tls_on(config: Path) -> None:
+    text = config.read_text()
+    assert "\ntls = false" in text
+    config.write_text(text.replace("\ntls = false", "\ntls = true", 1))
+
+
+def _self_signed(cred_dir: Path) -> bytes:
+    """A certificate and key as `kiosk restore` puts them back (root's, 0600); its SPKI pin."""
+    cert, key = cred_dir / "tls_cert", cred_dir / "tls_key"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+         "-nodes", "-days", "30", "-subj", "/CN=gate-north", "-keyout", str(key),
+         "-out", str(cert)],
+        capture_output=True, check=True,
+    )  # fmt: skip
+    for path in (cert, key):
+        path.chmod(0o600)
+    return cert.read_bytes()
+
+
+def _pin(cert_pem: bytes) -> str:
+    import base64
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    cert = x509.load_pem_x509_certificate(cert_pem)
+    spki = cert.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    return base64.b64encode(hashlib.sha256(spki).digest()).decode()
+
+
+@needs_root
+def test_a_gate_restored_with_web_tls_gets_its_certificate_from_the_install_run_again(
+    installed, checkout, tmp_path
+):
+    """operations.md's replacement (flash, scripts/install, kiosk restore) of a gate that
+    served HTTPS: the restored kiosk.toml has web.tls = true and the archive's tls_cert and
+    tls_key, but the install wrote the TLS drop-ins only with --tls. kiosk.service had no
+    LoadCredential ('web.tls is on but the tls_cert/tls_key credentials are missing', exit 1,
+    restarted every 3 s for ever) and the screen pointed at http. Run again after the restore,
+    without --tls, the install hands the restored certificate over and pins it for the screen,
+    and reloads and restarts the units (it is not made again: its fingerprint is trusted)."""
+    need(shutil.which("openssl") is not None, "openssl")
+    src, _ = installed
+    root = tmp_path / "root"
+    shutil.copytree(src, root, symlinks=True)
+    _web_tls_on(root / "etc/kiosk/kiosk.toml")
+    cert = _self_signed(root / "etc/kiosk/credentials")
+    proc = run(
+        checkout / "scripts" / "install", "--root", str(root), "--pip-args", OFFLINE_PIP,
+        env=install_env(),
+    )  # fmt: skip
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0 and "FAIL" not in out, out
+    assert (root / "etc/kiosk/credentials/tls_cert").read_bytes() == cert
+    units = root / "etc/systemd/system"
+    assert (units / "kiosk.service.d/tls.conf").read_text().splitlines() == [
+        "[Service]",
+        "LoadCredential=tls_cert:/etc/kiosk/credentials/tls_cert",
+        "LoadCredential=tls_key:/etc/kiosk/credentials/tls_key",
+    ]
+    screen = (units / "kiosk-screen.service.d/tls.conf").read_text()
+    assert "Environment=KIOSK_SCREEN_ORIGIN=https://127.0.0.1:8000" in screen
+    assert f"Environment=KIOSK_SCREEN_PIN={_pin(cert)}" in screen
+    policy = json.loads((root / "etc/chromium/policies/managed/kiosk-screen.json").read_text())
+    assert policy["NewTabPageLocation"] == "https://127.0.0.1:8000/kiosk"
+    # A running gate reloads systemd and restarts both (kiosk.service loops on its old unit).
+    assert "[units] did: write /etc/systemd/system/kiosk.service.d/tls.conf" in proc.stdout
+    assert "made a new one" not in out
+
+
+def test_a_config_with_web_tls_and_no_certificate_gets_one_as_with_tls(checkout, tmp_path):
+    """A config that says web.tls = true (an archive made without root, so without the key;
+    a fleet's prepared --config) and no tls_cert/tls_key: the daemon cannot start. The install
+    makes the pair as --tls does and says the fingerprint is new."""
+    config = tmp_path / "kiosk.toml"
+    shutil.copy(checkout / "systemd" / "kiosk.toml.example", config)
+    _web_tls_on(config)
+    proc = _dry_run(checkout, fresh_os_root(tmp_path / "root"), "--config", str(config))
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0 and "FAIL" not in out, out
+    assert "[credentials] would: make a self-signed TLS certificate" in proc.stdout, out
+    assert "[units] would: write /etc/systemd/system/kiosk.service.d/tls.conf" in proc.stdout
