@@ -1306,3 +1306,83 @@ def test_a_config_with_web_tls_and_no_certificate_gets_one_as_with_tls(checkout,
     assert proc.returncode == 0 and "FAIL" not in out, out
     assert "[credentials] would: make a self-signed TLS certificate" in proc.stdout, out
     assert "[units] would: write /etc/systemd/system/kiosk.service.d/tls.conf" in proc.stdout
+
+
+# --- the screen: kept off where the admin turned it off, --no-screen, memory ---------------------
+
+
+def _installed_units(checkout: Path, root: Path, *enabled: str) -> Path:
+    """The units as an earlier install left them, with only ``enabled`` enabled."""
+    units = root / "etc/systemd/system"
+    units.mkdir(parents=True, exist_ok=True)
+    for name in ("kiosk.service", "kiosk-screen.service", "kiosk-purge.service",
+                 "kiosk-purge.timer"):  # fmt: skip
+        shutil.copy(checkout / "systemd" / name, units / name)
+    if enabled:
+        subprocess.run(["systemctl", f"--root={root}", "enable", *enabled], check=True,
+                       capture_output=True)  # fmt: skip
+    return root
+
+
+@pytest.mark.skipif(shutil.which("systemctl") is None, reason="systemctl")
+def test_a_re_run_keeps_a_screen_the_admin_disabled_off(checkout, tmp_path):
+    """docs/memory.md: a 512 MB Zero 2 W does not run the daemon and the screen's Chromium
+    both. Its admin disabled the screen; every re-install or upgrade enabled it again (and
+    started it), so the next boot ran both. The admin's choice is kept, and said."""
+    root = _installed_units(
+        checkout, fresh_os_root(tmp_path / "root"), "kiosk.service", "kiosk-purge.timer"
+    )
+    proc = _dry_run(checkout, root)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0 and "FAIL" not in out, out
+    assert "[enable] ok: kiosk.service enabled" in proc.stdout, out
+    assert "enable kiosk-screen.service" not in proc.stdout, out
+    assert "[enable] ok: kiosk-screen.service kept disabled (the admin's choice" in proc.stdout
+    assert "disable the login prompt on tty1" not in proc.stdout
+
+
+@pytest.mark.skipif(shutil.which("systemctl") is None, reason="systemctl")
+def test_a_first_install_enables_the_screen(checkout, tmp_path):
+    """Only an install that enabled the units before (kiosk.service enabled) reads a disabled
+    screen as the admin's: a first install, or one cut off before it enabled anything,
+    enables it."""
+    root = _installed_units(checkout, fresh_os_root(tmp_path / "root"))
+    proc = _dry_run(checkout, root)
+    assert "[enable] would: enable kiosk-screen.service" in proc.stdout, proc.stdout
+
+
+@pytest.mark.skipif(shutil.which("systemctl") is None, reason="systemctl")
+@pytest.mark.parametrize("enabled", [(), ("kiosk.service", "kiosk-screen.service")])
+def test_no_screen_installs_without_the_screen_and_turns_one_off(checkout, tmp_path, enabled):
+    """--no-screen: the screen is not enabled (one enabled before is disabled), tty1 keeps its
+    login prompt, and the daemon and the purge are enabled as always."""
+    root = _installed_units(checkout, fresh_os_root(tmp_path / "root"), *enabled)
+    proc = _dry_run(checkout, root, "--no-screen")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0 and "FAIL" not in out, out
+    assert "enable kiosk-screen.service" not in proc.stdout.replace("disable kiosk-screen", "")
+    if enabled:
+        assert "[enable] would: disable kiosk-screen.service (--no-screen)" in proc.stdout, out
+    else:
+        assert "[enable] ok: kiosk-screen.service not enabled (--no-screen)" in proc.stdout, out
+    assert "disable the login prompt on tty1" not in proc.stdout
+    assert "[enable] would: enable kiosk-purge.timer" in proc.stdout
+
+
+@pytest.mark.parametrize(("mem_kb", "said"), [(444_000, True), (3_900_000, False)])
+def test_preflight_recommends_no_screen_on_a_pi_with_too_little_memory(
+    checkout, tmp_path, mem_kb, said
+):
+    """A Zero 2 W (512 MB; MemTotal ~430 MB) was given the screen like a 4 GB Pi: preflight
+    now says it does not run both and recommends --no-screen (not with it given)."""
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text(f"MemTotal:       {mem_kb} kB\nMemFree:          1000 kB\n")
+    env = dict(os.environ, KIOSK_MEMINFO=str(meminfo))
+    root = fresh_os_root(tmp_path / "root")
+    proc = _dry_run(checkout, root, env=env)
+    notes = [x for x in lines_of(proc.stdout, "preflight") if "--no-screen" in x]
+    assert len(notes) == (1 if said else 0), proc.stdout
+    if said:
+        assert "433 MB" in notes[0] and "memory.md" in notes[0]
+        quiet = _dry_run(checkout, root, "--no-screen", env=env)
+        assert not [x for x in lines_of(quiet.stdout, "preflight") if "--no-screen" in x]
