@@ -1294,6 +1294,31 @@ def test_a_gate_restored_with_web_tls_gets_its_certificate_from_the_install_run_
     assert "made a new one" not in out
 
 
+@needs_root
+def test_a_first_install_with_a_web_tls_config_makes_its_certificate(checkout, tmp_path):
+    """A fleet's prepared config with web.tls = true, installed without --tls: the config step
+    (kiosk check-config --root, which refuses web.tls without the credentials) ran before the
+    credentials step could make them, so the install failed there, --tls or not."""
+    need(shutil.which("openssl") is not None, "openssl")
+    config = tmp_path / "kiosk.toml"
+    shutil.copy(checkout / "systemd" / "kiosk.toml.example", config)
+    _web_tls_on(config)
+    root = fresh_os_root(tmp_path / "root")
+    args = ("--root", str(root), "--pip-args", OFFLINE_PIP, "--config", str(config))
+    proc = run(checkout / "scripts" / "install", *args, env=install_env())
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0 and "FAIL" not in out, out
+    assert "[config] ok: valid" in proc.stdout
+    cert = (root / "etc/kiosk/credentials/tls_cert").read_bytes()
+    screen = (root / "etc/systemd/system/kiosk-screen.service.d/tls.conf").read_text()
+    assert f"Environment=KIOSK_SCREEN_PIN={_pin(cert)}" in screen
+    assert (
+        "LoadCredential=tls_key:"
+        in (root / "etc/systemd/system/kiosk.service.d/tls.conf").read_text()
+    )
+    assert "made a new one" in proc.stdout  # its fingerprint is new: said
+
+
 def test_a_config_with_web_tls_and_no_certificate_gets_one_as_with_tls(checkout, tmp_path):
     """A config that says web.tls = true (an archive made without root, so without the key;
     a fleet's prepared --config) and no tls_cert/tls_key: the daemon cannot start. The install
