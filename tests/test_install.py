@@ -1220,3 +1220,196 @@ def test_an_admins_own_runtime_watchdog_is_kept_and_said(tmp_path, where):
     assert "RuntimeWatchdogSec=10s" in out and where in out and "kept" in out, out
     assert "re-execute systemd" not in out and "did: write" not in out
     assert not (tmp_path / "root" / WATCHDOG_DROPIN.lstrip("/")).exists()
+
+
+# --- a gate that serves HTTPS, replaced --------------------------------------------------------
+
+
+def _web_tls_on(config: Path) -> None:
+    text = config.read_text()
+    assert "\ntls = false" in text
+    config.write_text(text.replace("\ntls = false", "\ntls = true", 1))
+
+
+def _self_signed(cred_dir: Path) -> bytes:
+    """A certificate and key as `kiosk restore` puts them back (root's, 0600); its SPKI pin."""
+    cert, key = cred_dir / "tls_cert", cred_dir / "tls_key"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+         "-nodes", "-days", "30", "-subj", "/CN=gate-north", "-keyout", str(key),
+         "-out", str(cert)],
+        capture_output=True, check=True,
+    )  # fmt: skip
+    for path in (cert, key):
+        path.chmod(0o600)
+    return cert.read_bytes()
+
+
+def _pin(cert_pem: bytes) -> str:
+    import base64
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    cert = x509.load_pem_x509_certificate(cert_pem)
+    spki = cert.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    return base64.b64encode(hashlib.sha256(spki).digest()).decode()
+
+
+@needs_root
+def test_a_gate_restored_with_web_tls_gets_its_certificate_from_the_install_run_again(
+    installed, checkout, tmp_path
+):
+    """operations.md's replacement (flash, scripts/install, kiosk restore) of a gate that
+    served HTTPS: the restored kiosk.toml has web.tls = true and the archive's tls_cert and
+    tls_key, but the install wrote the TLS drop-ins only with --tls. kiosk.service had no
+    LoadCredential ('web.tls is on but the tls_cert/tls_key credentials are missing', exit 1,
+    restarted every 3 s for ever) and the screen pointed at http. Run again after the restore,
+    without --tls, the install hands the restored certificate over and pins it for the screen,
+    and reloads and restarts the units (it is not made again: its fingerprint is trusted)."""
+    need(shutil.which("openssl") is not None, "openssl")
+    src, _ = installed
+    root = tmp_path / "root"
+    shutil.copytree(src, root, symlinks=True)
+    _web_tls_on(root / "etc/kiosk/kiosk.toml")
+    cert = _self_signed(root / "etc/kiosk/credentials")
+    proc = run(
+        checkout / "scripts" / "install", "--root", str(root), "--pip-args", OFFLINE_PIP,
+        env=install_env(),
+    )  # fmt: skip
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0 and "FAIL" not in out, out
+    assert (root / "etc/kiosk/credentials/tls_cert").read_bytes() == cert
+    units = root / "etc/systemd/system"
+    assert (units / "kiosk.service.d/tls.conf").read_text().splitlines() == [
+        "[Service]",
+        "LoadCredential=tls_cert:/etc/kiosk/credentials/tls_cert",
+        "LoadCredential=tls_key:/etc/kiosk/credentials/tls_key",
+    ]
+    screen = (units / "kiosk-screen.service.d/tls.conf").read_text()
+    assert "Environment=KIOSK_SCREEN_ORIGIN=https://127.0.0.1:8000" in screen
+    assert f"Environment=KIOSK_SCREEN_PIN={_pin(cert)}" in screen
+    policy = json.loads((root / "etc/chromium/policies/managed/kiosk-screen.json").read_text())
+    assert policy["NewTabPageLocation"] == "https://127.0.0.1:8000/kiosk"
+    # A running gate reloads systemd and restarts both (kiosk.service loops on its old unit).
+    assert "[units] did: write /etc/systemd/system/kiosk.service.d/tls.conf" in proc.stdout
+    assert "made a new one" not in out
+
+
+@needs_root
+def test_a_first_install_with_a_web_tls_config_makes_its_certificate(checkout, tmp_path):
+    """A fleet's prepared config with web.tls = true, installed without --tls: the config step
+    (kiosk check-config --root, which refuses web.tls without the credentials) ran before the
+    credentials step could make them, so the install failed there, --tls or not."""
+    need(shutil.which("openssl") is not None, "openssl")
+    config = tmp_path / "kiosk.toml"
+    shutil.copy(checkout / "systemd" / "kiosk.toml.example", config)
+    _web_tls_on(config)
+    root = fresh_os_root(tmp_path / "root")
+    args = ("--root", str(root), "--pip-args", OFFLINE_PIP, "--config", str(config))
+    proc = run(checkout / "scripts" / "install", *args, env=install_env())
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0 and "FAIL" not in out, out
+    assert "[config] ok: valid" in proc.stdout
+    cert = (root / "etc/kiosk/credentials/tls_cert").read_bytes()
+    screen = (root / "etc/systemd/system/kiosk-screen.service.d/tls.conf").read_text()
+    assert f"Environment=KIOSK_SCREEN_PIN={_pin(cert)}" in screen
+    assert (
+        "LoadCredential=tls_key:"
+        in (root / "etc/systemd/system/kiosk.service.d/tls.conf").read_text()
+    )
+    assert "made a new one" in proc.stdout  # its fingerprint is new: said
+
+
+def test_a_config_with_web_tls_and_no_certificate_gets_one_as_with_tls(checkout, tmp_path):
+    """A config that says web.tls = true (an archive made without root, so without the key;
+    a fleet's prepared --config) and no tls_cert/tls_key: the daemon cannot start. The install
+    makes the pair as --tls does and says the fingerprint is new."""
+    config = tmp_path / "kiosk.toml"
+    shutil.copy(checkout / "systemd" / "kiosk.toml.example", config)
+    _web_tls_on(config)
+    proc = _dry_run(checkout, fresh_os_root(tmp_path / "root"), "--config", str(config))
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0 and "FAIL" not in out, out
+    assert "[credentials] would: make a self-signed TLS certificate" in proc.stdout, out
+    assert "[units] would: write /etc/systemd/system/kiosk.service.d/tls.conf" in proc.stdout
+
+
+# --- the screen: kept off where the admin turned it off, --no-screen, memory ---------------------
+
+
+def _installed_units(checkout: Path, root: Path, *enabled: str) -> Path:
+    """The units as an earlier install left them, with only ``enabled`` enabled."""
+    units = root / "etc/systemd/system"
+    units.mkdir(parents=True, exist_ok=True)
+    for name in ("kiosk.service", "kiosk-screen.service", "kiosk-purge.service",
+                 "kiosk-purge.timer"):  # fmt: skip
+        shutil.copy(checkout / "systemd" / name, units / name)
+    if enabled:
+        subprocess.run(["systemctl", f"--root={root}", "enable", *enabled], check=True,
+                       capture_output=True)  # fmt: skip
+    return root
+
+
+@pytest.mark.skipif(shutil.which("systemctl") is None, reason="systemctl")
+def test_a_re_run_keeps_a_screen_the_admin_disabled_off(checkout, tmp_path):
+    """docs/memory.md: a 512 MB Zero 2 W does not run the daemon and the screen's Chromium
+    both. Its admin disabled the screen; every re-install or upgrade enabled it again (and
+    started it), so the next boot ran both. The admin's choice is kept, and said."""
+    root = _installed_units(
+        checkout, fresh_os_root(tmp_path / "root"), "kiosk.service", "kiosk-purge.timer"
+    )
+    proc = _dry_run(checkout, root)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0 and "FAIL" not in out, out
+    assert "[enable] ok: kiosk.service enabled" in proc.stdout, out
+    assert "enable kiosk-screen.service" not in proc.stdout, out
+    assert "[enable] ok: kiosk-screen.service kept disabled (the admin's choice" in proc.stdout
+    assert "disable the login prompt on tty1" not in proc.stdout
+
+
+@pytest.mark.skipif(shutil.which("systemctl") is None, reason="systemctl")
+def test_a_first_install_enables_the_screen(checkout, tmp_path):
+    """Only an install that enabled the units before (kiosk.service enabled) reads a disabled
+    screen as the admin's: a first install, or one cut off before it enabled anything,
+    enables it."""
+    root = _installed_units(checkout, fresh_os_root(tmp_path / "root"))
+    proc = _dry_run(checkout, root)
+    assert "[enable] would: enable kiosk-screen.service" in proc.stdout, proc.stdout
+
+
+@pytest.mark.skipif(shutil.which("systemctl") is None, reason="systemctl")
+@pytest.mark.parametrize("enabled", [(), ("kiosk.service", "kiosk-screen.service")])
+def test_no_screen_installs_without_the_screen_and_turns_one_off(checkout, tmp_path, enabled):
+    """--no-screen: the screen is not enabled (one enabled before is disabled), tty1 keeps its
+    login prompt, and the daemon and the purge are enabled as always."""
+    root = _installed_units(checkout, fresh_os_root(tmp_path / "root"), *enabled)
+    proc = _dry_run(checkout, root, "--no-screen")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0 and "FAIL" not in out, out
+    assert "enable kiosk-screen.service" not in proc.stdout.replace("disable kiosk-screen", "")
+    if enabled:
+        assert "[enable] would: disable kiosk-screen.service (--no-screen)" in proc.stdout, out
+    else:
+        assert "[enable] ok: kiosk-screen.service not enabled (--no-screen)" in proc.stdout, out
+    assert "disable the login prompt on tty1" not in proc.stdout
+    assert "[enable] would: enable kiosk-purge.timer" in proc.stdout
+
+
+@pytest.mark.parametrize(("mem_kb", "said"), [(444_000, True), (3_900_000, False)])
+def test_preflight_recommends_no_screen_on_a_pi_with_too_little_memory(
+    checkout, tmp_path, mem_kb, said
+):
+    """A Zero 2 W (512 MB; MemTotal ~430 MB) was given the screen like a 4 GB Pi: preflight
+    now says it does not run both and recommends --no-screen (not with it given)."""
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text(f"MemTotal:       {mem_kb} kB\nMemFree:          1000 kB\n")
+    env = dict(os.environ, KIOSK_MEMINFO=str(meminfo))
+    root = fresh_os_root(tmp_path / "root")
+    proc = _dry_run(checkout, root, env=env)
+    notes = [x for x in lines_of(proc.stdout, "preflight") if "--no-screen" in x]
+    assert len(notes) == (1 if said else 0), proc.stdout
+    if said:
+        assert "433 MB" in notes[0] and "memory.md" in notes[0]
+        quiet = _dry_run(checkout, root, "--no-screen", env=env)
+        assert not [x for x in lines_of(quiet.stdout, "preflight") if "--no-screen" in x]
