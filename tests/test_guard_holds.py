@@ -1,6 +1,6 @@
 """A pass over a hold (home quarantine, a used-up outing quota, a returnee under observation)
 has one set of safeguards on both of the guard's routes: a registration's form and a manual
-decision about a passage the gate denied for it (before 2026-12-07 the manual one let a
+decision about a passage, for the direction it records (before 2026-12-07 the manual one let a
 quarantined resident out on the one-line confirmation, the record without the quarantine
 flag). Each asks the hold's confirmation with a required reason, keeps the reason on the
 record, says ``<hold>: confirmed`` on the audit row and flags a quarantined household."""
@@ -18,7 +18,7 @@ from guard_support import BASE, add_event, close_core, decided, login, make_app,
 from kiosk.config import KioskConfig
 
 HOUSEHOLD, RESIDENT = "3-402", "王建国"
-CONFIG = {"policy": {"quota": {"enabled": True, "exits": 1, "period_days": 2},
+CONFIG = {"policy": {"quota": {"enabled": True, "exits": 2, "period_days": 2},
                      "observation_blocks": "out"}}  # fmt: skip
 RESIDENT_OUT = {"name": RESIDENT, "unit": HOUSEHOLD, "resident": "1", "reason": "就医",
                 "temp_c": "36.5", "direction": "out", "decision": "pass"}  # fmt: skip
@@ -28,10 +28,11 @@ def quarantine(core, client, csrf) -> None:
     core.lists.add_quarantine(HOUSEHOLD, None, "2026-02-28", "2026-03-13", "root")
 
 
-def quota(core, client, csrf) -> None:  # the household's one outing of the period, taken
-    first = RESIDENT_OUT | {"name": "王秀英"}
-    with decided(client, core):
-        assert post(client, "/guard/register/person", csrf, **first).status_code == 303
+def quota(core, client, csrf) -> None:  # the household's two outings of the period, taken
+    for name in ("王秀英", "王小明"):
+        with decided(client, core):
+            sent = RESIDENT_OUT | {"name": name}
+            assert post(client, "/guard/register/person", csrf, **sent).status_code == 303
 
 
 def observation(core, client, csrf) -> None:
@@ -113,6 +114,7 @@ def test_a_manual_decision_over_a_hold_may_still_be_a_deny(core, held, reason):
     """The hold's page records the deny ("Record as denied"), and a deny is never asked."""
     with TestClient(make_app(core), base_url=BASE) as client:
         csrf = login(client)
+        held(core, client, csrf)
         seq = denied_passage(core, reason).seq
         asked = manual(client, csrf, seq)
         with decided(client, core):
@@ -129,6 +131,57 @@ def test_a_passage_denied_for_something_else_is_no_hold(core):
     with TestClient(make_app(core), base_url=BASE) as client:
         csrf = login(client)
         seq = denied_passage(core, "pass_revoked").seq
+        with decided(client, core):
+            assert manual(client, csrf, seq).status_code == 303
+        assert core.store.events()[-1]["decision"] == "manual_pass"
+
+
+@pytest.mark.parametrize("held", [quarantine, quota, observation], ids=lambda x: x.__name__)
+def test_a_manual_pass_is_held_for_the_way_it_is_recorded(core, held):
+    """The holds of the direction the guard records, by the registration's rule: a passage
+    denied coming in for an expired pass, recorded going out, is asked the hold (before
+    2026-12-07 only the gate's reasons were read: it passed out with no question)."""
+    hold = held.__name__
+    with TestClient(make_app(core), base_url=BASE) as client:
+        csrf = login(client)
+        held(core, client, csrf)
+        seq = add_event(core, decision="deny", reasons=("pass_expired",), direction="in",
+                        household=HOUSEHOLD, holder=RESIDENT, pass_id="c0ffee000402")  # fmt: skip
+        asked = manual(client, csrf, seq.seq, direction="out")
+        assert asked.status_code == 200 and core.store.last_seq == seq.seq
+        assert f'id="confirm-confirm-{hold}"' in asked.text
+
+
+def test_a_quarantined_resident_let_in_is_no_exit(core):
+    """Coming home is not held where quarantine stops going out only: the gate's deny of a
+    passage "in" (``quarantined``, its direction unverified) let through "in" is recorded, as
+    the registration of the same resident coming home is, with no exit to confirm."""
+    with TestClient(make_app(core), base_url=BASE) as client:
+        csrf = login(client)
+        quarantine(core, client, csrf)
+        seq = add_event(core, decision="deny", reasons=("quarantined",), direction="in",
+                        flags=("direction_unverified",), household=HOUSEHOLD, holder=RESIDENT,
+                        pass_id="c0ffee000402").seq  # fmt: skip
+        with decided(client, core):
+            done = manual(client, csrf, seq, direction="in")
+        assert done.status_code == 303 and "err=" not in done.headers["location"]
+        event = core.store.events()[-1]
+        assert (event["decision"], event["direction"]) == ("manual_pass", "in")
+        assert "quarantine" in event["flags"]
+        with decided(client, core):
+            registered = registration(client, csrf, direction="in")
+        assert registered.status_code == 303
+        assert core.store.events()[-1]["direction"] == "in"
+    assert not [a for a in core.store.audits() if "quarantine" in a["detail"]]
+
+
+def test_a_pass_the_quota_does_not_count_is_no_outing_to_hold(core):
+    with TestClient(make_app(core), base_url=BASE) as client:
+        csrf = login(client)
+        quota(core, client, csrf)
+        seq = add_event(core, decision="deny", reasons=("pass_expired",), direction="out",
+                        flags=("quota_exempt",), household=HOUSEHOLD, holder=RESIDENT,
+                        pass_id="c0ffee000402").seq  # fmt: skip
         with decided(client, core):
             assert manual(client, csrf, seq).status_code == 303
         assert core.store.events()[-1]["decision"] == "manual_pass"

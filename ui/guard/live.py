@@ -37,7 +37,7 @@ from ui.guard.deps import (
 from ui.guard.display import event_time, feed_row, local_time, vehicle_text
 from ui.guard.forms import BadInput, choice, clean, direction_of, directions, number
 from ui.guard.lists import confirm_first
-from ui.guard.registrations import HOLDS, confirmed_pass, decision_of, passage_holds
+from ui.guard.registrations import HOLDS, confirmed_pass, decision_of, subject_holds
 from ui.views import (
     HEARTBEAT_S,
     ClosingStream,
@@ -476,7 +476,7 @@ async def manual(request: Request, session: ActionSession, g: GuardDep) -> Respo
     household, holds = None, []
     if isinstance(subject, ManualSubject):
         household = subject.household
-        holds = await asyncio.to_thread(passage_holds, g, subject.seq)
+        holds = await asyncio.to_thread(subject_holds, g, subject, direction)
     try:  # a pass over a hold the gate denied the passage for: as a registration's
         kept, flags = confirmed_pass(request, g, form, holds, household, decision)
     except BadInput as problem:

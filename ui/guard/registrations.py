@@ -44,6 +44,8 @@ from starlette.datastructures import FormData
 from kiosk import queries
 from kiosk.community import CommunityError
 from kiosk.compound import quarantined
+from kiosk.engine import ManualSubject
+from kiosk.history import QUOTA_EXEMPT
 from kiosk.lists import same_text
 from kiosk.policy import observation_blocks, quarantine_blocks, quota_reached
 from kiosk.store import ReadFailure, StoreFault
@@ -80,10 +82,6 @@ PERSON_FIELDS = (
 #: in the order they are asked: each its form's ``confirm_<hold>`` and ``<hold>_reason``, its
 #: warning ``reg.<hold>_confirm``, the audit row's ``<hold>: confirmed``.
 HOLDS = ("quarantine", "quota", "observation")
-#: Each hold as the gate's deny of a passage names it (``kiosk.policy``): a guard's manual pass
-#: about a passage the gate denied for it is held as a registration is (``passage_holds``).
-HOLD_REASONS = {"quarantine": "quarantined", "quota": "quota_exceeded",
-                "observation": "under_observation"}  # fmt: skip
 #: Refusals after which the page offers the button "登记为禁止通行".
 DENY_OFFERED = ("reg.fever_refused", "reg.vehicle_fever", *(f"reg.{h}_confirm" for h in HOLDS))
 
@@ -163,13 +161,15 @@ def holds_confirmed(
     return kept
 
 
-def passage_holds(g: Guard, seq: int) -> list[str]:
-    """What holds a guard's manual pass about the passage ``seq``: the holds the gate denied
-    it for (``HOLD_REASONS``), whatever way the guard records it. Blocking: a read of the
-    log."""
-    event = queries.event_by_seq(g.core.store, seq) or {}
-    reasons = set(event.get("reasons") or ())
-    return [h for h in HOLDS if HOLD_REASONS[h] in reasons]
+def subject_holds(g: Guard, subject: ManualSubject, direction: str) -> list[str]:
+    """What holds a guard's manual pass about the passage ``subject`` recorded in
+    ``direction``: the registration's rule (``holds_on``) for its household and holder, for the
+    way the guard records it, whatever the gate denied the passage for (let out after a deny
+    coming in is an exit; let in, a quarantined resident coming home is no exit). A pass the
+    quota does not count (``QUOTA_EXEMPT``, kept on the decision) is no outing to hold."""
+    holds = holds_on(g, subject.household, direction, subject.holder)
+    exempt = QUOTA_EXEMPT in subject.flags
+    return [h for h in holds if not (exempt and h == "quota")]
 
 
 def confirmed_pass(
