@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import re
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -65,6 +66,17 @@ def confirm_page_fields(page: str) -> dict[str, str]:
     form = page.split('id="confirm-form"', 1)[1].split("</form>", 1)[0]
     found = re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', form)
     return {k: html.unescape(v) for k, v in found if k not in ("csrf", "once")}
+
+
+def as_a_browser_sends(client, page: str, *pressed: tuple[str, str]):
+    """The confirmation page's form sent as a browser sends it: its hidden fields in their
+    order (its own tokens too), then the fields typed and the button ``pressed``."""
+    form = page.split('id="confirm-form"', 1)[1].split("</form>", 1)[0]
+    found = re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', form)
+    sent = [(k, html.unescape(v)) for k, v in found] + list(pressed)
+    headers = {"Origin": BASE, "Content-Type": "application/x-www-form-urlencoded"}
+    return client.post("/guard/manual", content=urlencode(sent), headers=headers,
+                       follow_redirects=False)  # fmt: skip
 
 
 def denied_passage(core, reason: str) -> int:
@@ -185,3 +197,27 @@ def test_a_pass_the_quota_does_not_count_is_no_outing_to_hold(core):
         with decided(client, core):
             assert manual(client, csrf, seq).status_code == 303
         assert core.store.events()[-1]["decision"] == "manual_pass"
+
+
+@pytest.mark.parametrize(("held", "reason"), HOLDS, ids=lambda x: getattr(x, "__name__", x))
+def test_a_hold_confirmed_without_its_reason_is_completed_on_its_page(core, held, reason):
+    """Confirmed with the reason left empty: the page asks it again, without the empty reason
+    and the confirmation sent (``HOLD_FIELDS``, which it draws itself: the confirmation is
+    its button, pressed on the page that shows the warning, never carried over from the
+    form before); its form sent with the reason typed and the button pressed records it."""
+    hold = held.__name__
+    with TestClient(make_app(core), base_url=BASE) as client:
+        csrf = login(client)
+        held(core, client, csrf)
+        seq = denied_passage(core, reason).seq
+        asked = manual(client, csrf, seq, **{f"confirm_{hold}": "1", f"{hold}_reason": ""})
+        assert asked.status_code == 200 and core.store.last_seq == seq
+        unpressed = as_a_browser_sends(client, asked.text, (f"{hold}_reason", "送医"))
+        assert unpressed.status_code == 200 and core.store.last_seq == seq
+        assert f'id="confirm-confirm-{hold}"' in unpressed.text
+        with decided(client, core):
+            done = as_a_browser_sends(client, unpressed.text, (f"{hold}_reason", "送医"),
+                                      (f"confirm_{hold}", "1"))  # fmt: skip
+        assert done.status_code == 303 and "err=" not in done.headers["location"]
+        event = core.store.events()[-1]
+    assert event["decision"] == "manual_pass" and event["person"][f"{hold}_reason"] == "送医"
