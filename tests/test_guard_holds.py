@@ -69,10 +69,11 @@ def confirm_page_fields(page: str) -> dict[str, str]:
 
 
 def as_a_browser_sends(client, page: str, *pressed: tuple[str, str]):
-    """The confirmation page's form sent as a browser sends it: its hidden fields in their
-    order (its own tokens too), then the fields typed and the button ``pressed``."""
+    """The confirmation page's form sent as a browser sends it: its fields in their order
+    (its own tokens too, a reason as drawn), then the fields typed and the button
+    ``pressed`` (the one typed last is the one read)."""
     form = page.split('id="confirm-form"', 1)[1].split("</form>", 1)[0]
-    found = re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', form)
+    found = re.findall(r'<input (?:type="hidden" )?name="([^"]+)"[^>]*? value="([^"]*)"', form)
     sent = [(k, html.unescape(v)) for k, v in found] + list(pressed)
     headers = {"Origin": BASE, "Content-Type": "application/x-www-form-urlencoded"}
     return client.post("/guard/manual", content=urlencode(sent), headers=headers,
@@ -221,3 +222,31 @@ def test_a_hold_confirmed_without_its_reason_is_completed_on_its_page(core, held
         assert done.status_code == 303 and "err=" not in done.headers["location"]
         event = core.store.events()[-1]
     assert event["decision"] == "manual_pass" and event["person"][f"{hold}_reason"] == "送医"
+
+
+def test_two_holds_are_confirmed_one_at_a_time(core):
+    """A quarantined household whose outings are used up: the page asks the quarantine's
+    confirmation first, then the quota's (before 2026-12-07 it showed both warnings under
+    the one button "Confirm quota exit", the quarantine's confirmation hidden in it)."""
+    with TestClient(make_app(core), base_url=BASE) as client:
+        csrf = login(client)
+        quota(core, client, csrf)
+        quarantine(core, client, csrf)
+        seq = denied_passage(core, "quarantined").seq
+        asked = manual(client, csrf, seq)
+        assert 'id="confirm-confirm-quarantine"' in asked.text
+        assert 'id="confirm-quota"' not in asked.text
+        then = as_a_browser_sends(client, asked.text, ("quarantine_reason", "送医"),
+                                  ("confirm_quarantine", "1"))  # fmt: skip
+        assert then.status_code == 200 and core.store.last_seq == seq
+        assert 'id="confirm-confirm-quota"' in then.text
+        assert 'id="confirm-confirm-quarantine"' not in then.text
+        assert 'name="quarantine_reason" maxlength="200" value="送医"' in then.text
+        with decided(client, core):
+            done = as_a_browser_sends(client, then.text, ("quota_reason", "急诊"),
+                                      ("confirm_quota", "1"))  # fmt: skip
+        assert done.status_code == 303 and "err=" not in done.headers["location"]
+        event = core.store.events()[-1]
+    assert event["decision"] == "manual_pass"
+    person = event["person"]
+    assert (person["quarantine_reason"], person["quota_reason"]) == ("送医", "急诊")

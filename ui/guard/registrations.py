@@ -172,6 +172,15 @@ def subject_holds(g: Guard, subject: ManualSubject, direction: str) -> list[str]
     return [h for h in holds if not (exempt and h == "quota")]
 
 
+def holds_asked(form: FormData, problem: BadInput) -> list[str]:
+    """The holds a refused pass's page shows (``guard_holds.html``), one confirmation at a
+    time: those confirmed already (sent again with it) and the one asked for, or given
+    without its reason, last: the one its button confirms."""
+    held = [h for h in HOLDS if problem.key == f"reg.{h}_confirm" or form.get(f"confirm_{h}")]
+    held.sort(key=lambda h: problem.key == f"reg.{h}_confirm")
+    return held
+
+
 def confirmed_pass(
     request: Request, g: Guard, form: FormData, holds: list[str], household: str | None,
     decision: str,
@@ -345,10 +354,7 @@ async def refused(
     way: the audit row says refused, the form's token is free to send it corrected)."""
     typed = {k: str(v)[:200] for k, v in form.items() if k not in ("csrf", "record_deny")}
     fever = problem.key in DENY_OFFERED
-    # the confirmation asked for, or given without its reason: its warning stays on the page
-    held = [h for h in HOLDS if problem.key == f"reg.{h}_confirm" or form.get(f"confirm_{h}")]
-    # the button confirms the one asked for; those confirmed already are sent again with it
-    held.sort(key=lambda h: problem.key == f"reg.{h}_confirm")
+    held = holds_asked(form, problem)
     typed["form"] = "vehicle" if "plate" in form else "person"
 
     def again(request: Request, g: Guard, session: Session, refused: Refused) -> HTMLResponse:
