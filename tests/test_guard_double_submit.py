@@ -72,3 +72,20 @@ def test_a_refused_registration_can_be_sent_again_corrected_from_its_form(guard_
     corrected = send(guard_client, "/guard/register/person", fields)
     assert "msg=ok.done" in corrected.headers["location"]
     assert len(registrations(guard_core)) == 1
+
+
+def test_a_recorded_form_sent_again_gives_nothing_back_to_refill(guard_client, guard_core):
+    """The repeat of a recorded form is no refusal (something was recorded): its answer does
+    not mark the form refused (``refused=1``), which would put the last person's reason,
+    temperature and direction back into the next one's form (before 2026-12-07 it did)."""
+    login(guard_client)
+    page = guard_client.get("/guard").text
+    fields = hidden_fields(page, "manual-form") | MANUAL | {"temp_c": "36.6"}
+    first = send(guard_client, "/guard/manual", fields)
+    again = send(guard_client, "/guard/manual", fields)
+    assert "msg=ok.done" in first.headers["location"]
+    sent_back = parse_qs(urlsplit(again.headers["location"]).query)
+    assert sent_back["err"][0] == i18n.t("zh-CN", "err.sent_twice")
+    assert "refused" not in sent_back
+    form = guard_client.get(again.headers["location"]).text.split('id="manual-form"', 1)[0]
+    assert "data-refused" not in form.rsplit("<form", 1)[1]

@@ -1,6 +1,6 @@
 """A pass over a hold (home quarantine, a used-up outing quota, a returnee under observation)
 has one set of safeguards on both of the guard's routes: a registration's form and a manual
-decision about a passage the gate denied for it (before 2026-12-07 the manual one let a
+decision about a passage, for the direction it records (before 2026-12-07 the manual one let a
 quarantined resident out on the one-line confirmation, the record without the quarantine
 flag). Each asks the hold's confirmation with a required reason, keeps the reason on the
 record, says ``<hold>: confirmed`` on the audit row and flags a quarantined household."""
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import re
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -18,7 +19,7 @@ from guard_support import BASE, add_event, close_core, decided, login, make_app,
 from kiosk.config import KioskConfig
 
 HOUSEHOLD, RESIDENT = "3-402", "王建国"
-CONFIG = {"policy": {"quota": {"enabled": True, "exits": 1, "period_days": 2},
+CONFIG = {"policy": {"quota": {"enabled": True, "exits": 2, "period_days": 2},
                      "observation_blocks": "out"}}  # fmt: skip
 RESIDENT_OUT = {"name": RESIDENT, "unit": HOUSEHOLD, "resident": "1", "reason": "就医",
                 "temp_c": "36.5", "direction": "out", "decision": "pass"}  # fmt: skip
@@ -28,10 +29,11 @@ def quarantine(core, client, csrf) -> None:
     core.lists.add_quarantine(HOUSEHOLD, None, "2026-02-28", "2026-03-13", "root")
 
 
-def quota(core, client, csrf) -> None:  # the household's one outing of the period, taken
-    first = RESIDENT_OUT | {"name": "王秀英"}
-    with decided(client, core):
-        assert post(client, "/guard/register/person", csrf, **first).status_code == 303
+def quota(core, client, csrf) -> None:  # the household's two outings of the period, taken
+    for name in ("王秀英", "王小明"):
+        with decided(client, core):
+            sent = RESIDENT_OUT | {"name": name}
+            assert post(client, "/guard/register/person", csrf, **sent).status_code == 303
 
 
 def observation(core, client, csrf) -> None:
@@ -64,6 +66,18 @@ def confirm_page_fields(page: str) -> dict[str, str]:
     form = page.split('id="confirm-form"', 1)[1].split("</form>", 1)[0]
     found = re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', form)
     return {k: html.unescape(v) for k, v in found if k not in ("csrf", "once")}
+
+
+def as_a_browser_sends(client, page: str, *pressed: tuple[str, str]):
+    """The confirmation page's form sent as a browser sends it: its fields in their order
+    (its own tokens too, a reason as drawn), then the fields typed and the button
+    ``pressed`` (the one typed last is the one read)."""
+    form = page.split('id="confirm-form"', 1)[1].split("</form>", 1)[0]
+    found = re.findall(r'<input (?:type="hidden" )?name="([^"]+)"[^>]*? value="([^"]*)"', form)
+    sent = [(k, html.unescape(v)) for k, v in found] + list(pressed)
+    headers = {"Origin": BASE, "Content-Type": "application/x-www-form-urlencoded"}
+    return client.post("/guard/manual", content=urlencode(sent), headers=headers,
+                       follow_redirects=False)  # fmt: skip
 
 
 def denied_passage(core, reason: str) -> int:
@@ -113,6 +127,7 @@ def test_a_manual_decision_over_a_hold_may_still_be_a_deny(core, held, reason):
     """The hold's page records the deny ("Record as denied"), and a deny is never asked."""
     with TestClient(make_app(core), base_url=BASE) as client:
         csrf = login(client)
+        held(core, client, csrf)
         seq = denied_passage(core, reason).seq
         asked = manual(client, csrf, seq)
         with decided(client, core):
@@ -132,3 +147,106 @@ def test_a_passage_denied_for_something_else_is_no_hold(core):
         with decided(client, core):
             assert manual(client, csrf, seq).status_code == 303
         assert core.store.events()[-1]["decision"] == "manual_pass"
+
+
+@pytest.mark.parametrize("held", [quarantine, quota, observation], ids=lambda x: x.__name__)
+def test_a_manual_pass_is_held_for_the_way_it_is_recorded(core, held):
+    """The holds of the direction the guard records, by the registration's rule: a passage
+    denied coming in for an expired pass, recorded going out, is asked the hold (before
+    2026-12-07 only the gate's reasons were read: it passed out with no question)."""
+    hold = held.__name__
+    with TestClient(make_app(core), base_url=BASE) as client:
+        csrf = login(client)
+        held(core, client, csrf)
+        seq = add_event(core, decision="deny", reasons=("pass_expired",), direction="in",
+                        household=HOUSEHOLD, holder=RESIDENT, pass_id="c0ffee000402")  # fmt: skip
+        asked = manual(client, csrf, seq.seq, direction="out")
+        assert asked.status_code == 200 and core.store.last_seq == seq.seq
+        assert f'id="confirm-confirm-{hold}"' in asked.text
+
+
+def test_a_quarantined_resident_let_in_is_no_exit(core):
+    """Coming home is not held where quarantine stops going out only: the gate's deny of a
+    passage "in" (``quarantined``, its direction unverified) let through "in" is recorded, as
+    the registration of the same resident coming home is, with no exit to confirm."""
+    with TestClient(make_app(core), base_url=BASE) as client:
+        csrf = login(client)
+        quarantine(core, client, csrf)
+        seq = add_event(core, decision="deny", reasons=("quarantined",), direction="in",
+                        flags=("direction_unverified",), household=HOUSEHOLD, holder=RESIDENT,
+                        pass_id="c0ffee000402").seq  # fmt: skip
+        with decided(client, core):
+            done = manual(client, csrf, seq, direction="in")
+        assert done.status_code == 303 and "err=" not in done.headers["location"]
+        event = core.store.events()[-1]
+        assert (event["decision"], event["direction"]) == ("manual_pass", "in")
+        assert "quarantine" in event["flags"]
+        with decided(client, core):
+            registered = registration(client, csrf, direction="in")
+        assert registered.status_code == 303
+        assert core.store.events()[-1]["direction"] == "in"
+    assert not [a for a in core.store.audits() if "quarantine" in a["detail"]]
+
+
+def test_a_pass_the_quota_does_not_count_is_no_outing_to_hold(core):
+    with TestClient(make_app(core), base_url=BASE) as client:
+        csrf = login(client)
+        quota(core, client, csrf)
+        seq = add_event(core, decision="deny", reasons=("pass_expired",), direction="out",
+                        flags=("quota_exempt",), household=HOUSEHOLD, holder=RESIDENT,
+                        pass_id="c0ffee000402").seq  # fmt: skip
+        with decided(client, core):
+            assert manual(client, csrf, seq).status_code == 303
+        assert core.store.events()[-1]["decision"] == "manual_pass"
+
+
+@pytest.mark.parametrize(("held", "reason"), HOLDS, ids=lambda x: getattr(x, "__name__", x))
+def test_a_hold_confirmed_without_its_reason_is_completed_on_its_page(core, held, reason):
+    """Confirmed with the reason left empty: the page asks it again, without the empty reason
+    and the confirmation sent (``HOLD_FIELDS``, which it draws itself: the confirmation is
+    its button, pressed on the page that shows the warning, never carried over from the
+    form before); its form sent with the reason typed and the button pressed records it."""
+    hold = held.__name__
+    with TestClient(make_app(core), base_url=BASE) as client:
+        csrf = login(client)
+        held(core, client, csrf)
+        seq = denied_passage(core, reason).seq
+        asked = manual(client, csrf, seq, **{f"confirm_{hold}": "1", f"{hold}_reason": ""})
+        assert asked.status_code == 200 and core.store.last_seq == seq
+        unpressed = as_a_browser_sends(client, asked.text, (f"{hold}_reason", "送医"))
+        assert unpressed.status_code == 200 and core.store.last_seq == seq
+        assert f'id="confirm-confirm-{hold}"' in unpressed.text
+        with decided(client, core):
+            done = as_a_browser_sends(client, unpressed.text, (f"{hold}_reason", "送医"),
+                                      (f"confirm_{hold}", "1"))  # fmt: skip
+        assert done.status_code == 303 and "err=" not in done.headers["location"]
+        event = core.store.events()[-1]
+    assert event["decision"] == "manual_pass" and event["person"][f"{hold}_reason"] == "送医"
+
+
+def test_two_holds_are_confirmed_one_at_a_time(core):
+    """A quarantined household whose outings are used up: the page asks the quarantine's
+    confirmation first, then the quota's (before 2026-12-07 it showed both warnings under
+    the one button "Confirm quota exit", the quarantine's confirmation hidden in it)."""
+    with TestClient(make_app(core), base_url=BASE) as client:
+        csrf = login(client)
+        quota(core, client, csrf)
+        quarantine(core, client, csrf)
+        seq = denied_passage(core, "quarantined").seq
+        asked = manual(client, csrf, seq)
+        assert 'id="confirm-confirm-quarantine"' in asked.text
+        assert 'id="confirm-quota"' not in asked.text
+        then = as_a_browser_sends(client, asked.text, ("quarantine_reason", "送医"),
+                                  ("confirm_quarantine", "1"))  # fmt: skip
+        assert then.status_code == 200 and core.store.last_seq == seq
+        assert 'id="confirm-confirm-quota"' in then.text
+        assert 'id="confirm-confirm-quarantine"' not in then.text
+        assert 'name="quarantine_reason" maxlength="200" value="送医"' in then.text
+        with decided(client, core):
+            done = as_a_browser_sends(client, then.text, ("quota_reason", "急诊"),
+                                      ("confirm_quota", "1"))  # fmt: skip
+        assert done.status_code == 303 and "err=" not in done.headers["location"]
+        event = core.store.events()[-1]
+    assert event["decision"] == "manual_pass"
+    person = event["person"]
+    assert (person["quarantine_reason"], person["quota_reason"]) == ("送医", "急诊")

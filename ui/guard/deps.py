@@ -65,7 +65,7 @@ from kiosk.store import ReadFailure, StoreFault
 from ui import i18n
 from ui.auth import GuardAuth, Session, WrongToken
 from ui.guard.display import ALL_FIELDS, GUARD_CLEAR_FIELDS, alarm_view, event_time
-from ui.guard.forms import BadInput
+from ui.guard.forms import BadInput, Repeated
 from ui.views import faults_of, health_report, secure_headers, templates
 
 if TYPE_CHECKING:
@@ -303,7 +303,7 @@ class Guard:
         now = self.core.clock.monotonic_ns()
         self.sent = {k: at for k, at in self.sent.items() if now - at < SENT_KEPT_S * 10**9}
         if token in self.sent:
-            raise BadInput("err.sent_twice")
+            raise Repeated("err.sent_twice")
         self.sent[token] = now
         while len(self.sent) > SENT_KEPT:
             del self.sent[next(iter(self.sent))]
@@ -532,7 +532,7 @@ def once_per_form(route: F) -> F:
         request: Request = kwargs["request"]
         g, token = guard(request), form_token(await request.form(), request.url.path)
         if await g.sent_before(token):
-            raise BadInput("err.sent_twice")
+            raise Repeated("err.sent_twice")
         request.state.form_once = token
         if token is not None:
             note(request, form_once=token)
@@ -745,7 +745,7 @@ def _audit(
                 response = await _handled(request, handler)
             except BadInput as exc:
                 await record(request, action, "refused", exc.code, audit.written)
-                return fail(request, back, exc, refused=True)
+                return fail(request, back, exc, refused=not isinstance(exc, Repeated))
             except Stopping:  # the stop began after the check above: the engine refused it
                 return refused_stopping(request, action)
             except DecisionHeld as exc:  # taken, its record (and row) waiting in memory

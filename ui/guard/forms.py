@@ -49,6 +49,13 @@ class BadInput(ValueError):
         return self.key if i18n.has(self.key) else "refused_by_core"
 
 
+class Repeated(BadInput):
+    """A form as drawn sent again after it acted (``err.sent_twice``: a double tap, a resend):
+    nothing more is done, and it is no refusal either, since the first one was recorded: the
+    answer does not mark the form refused, so the last person's fields are not put back into
+    the form for the next one (``ui.guard.deps.fail``'s ``refused``)."""
+
+
 def clean(value: object, field: str, *, required: bool = False, max_len: int = MAX_TEXT) -> str:
     """A one-line text field, stripped; ``field`` is the field's i18n key. A space of another
     width (the full-width one a Chinese input method types) is a space; an invisible or

@@ -37,7 +37,7 @@ from ui.guard.deps import (
 from ui.guard.display import event_time, feed_row, local_time, vehicle_text
 from ui.guard.forms import BadInput, choice, clean, direction_of, directions, number
 from ui.guard.lists import confirm_first
-from ui.guard.registrations import HOLDS, confirmed_pass, decision_of, passage_holds
+from ui.guard.registrations import HOLDS, confirmed_pass, decision_of, holds_asked, subject_holds
 from ui.views import (
     HEARTBEAT_S,
     ClosingStream,
@@ -476,11 +476,11 @@ async def manual(request: Request, session: ActionSession, g: GuardDep) -> Respo
     household, holds = None, []
     if isinstance(subject, ManualSubject):
         household = subject.household
-        holds = await asyncio.to_thread(passage_holds, g, subject.seq)
+        holds = await asyncio.to_thread(subject_holds, g, subject, direction)
     try:  # a pass over a hold the gate denied the passage for: as a registration's
         kept, flags = confirmed_pass(request, g, form, holds, household, decision)
     except BadInput as problem:
-        return hold_asked(request, g, session, form, holds, problem)
+        return hold_asked(request, g, session, form, problem)
     outcome = await g.manual(
         request,
         decision=decision,
@@ -500,16 +500,18 @@ def hold_asked(
     g: Guard,
     session: Session,
     form: FormData,
-    holds: list[str],
     problem: BadInput,
 ) -> HTMLResponse:
     """A manual pass over a hold not confirmed (or confirmed without its reason): the hold's
     warning on the confirmation page (``confirm_first``), which sends the decision again with
-    each hold's reason and its confirmation (``confirm_<hold>``), or as a deny."""
+    each hold's reason and its confirmation (``confirm_<hold>``), one hold at a time as a
+    registration's page asks them (``holds_asked``), or as a deny."""
     note(request, held=problem.key)
     asked = [(k, v) for k, v in form.multi_items() if not k.endswith(HOLD_FIELDS)]
+    held = holds_asked(form, problem)
+    typed = {f"{h}_reason": str(form.get(f"{h}_reason") or "")[:200] for h in held}
     text = problem.text(g.lang(request))
     return confirm_first(
-        request, g, session, "/guard/manual", FormData(asked), text, holds=tuple(holds),
-        back="/guard",
+        request, g, session, "/guard/manual", FormData(asked), text, holds=tuple(held),
+        typed=typed, back="/guard",
     )  # fmt: skip

@@ -44,6 +44,8 @@ from starlette.datastructures import FormData
 from kiosk import queries
 from kiosk.community import CommunityError
 from kiosk.compound import quarantined
+from kiosk.engine import ManualSubject
+from kiosk.history import QUOTA_EXEMPT
 from kiosk.lists import same_text
 from kiosk.policy import observation_blocks, quarantine_blocks, quota_reached
 from kiosk.store import ReadFailure, StoreFault
@@ -80,10 +82,6 @@ PERSON_FIELDS = (
 #: in the order they are asked: each its form's ``confirm_<hold>`` and ``<hold>_reason``, its
 #: warning ``reg.<hold>_confirm``, the audit row's ``<hold>: confirmed``.
 HOLDS = ("quarantine", "quota", "observation")
-#: Each hold as the gate's deny of a passage names it (``kiosk.policy``): a guard's manual pass
-#: about a passage the gate denied for it is held as a registration is (``passage_holds``).
-HOLD_REASONS = {"quarantine": "quarantined", "quota": "quota_exceeded",
-                "observation": "under_observation"}  # fmt: skip
 #: Refusals after which the page offers the button "登记为禁止通行".
 DENY_OFFERED = ("reg.fever_refused", "reg.vehicle_fever", *(f"reg.{h}_confirm" for h in HOLDS))
 
@@ -163,13 +161,24 @@ def holds_confirmed(
     return kept
 
 
-def passage_holds(g: Guard, seq: int) -> list[str]:
-    """What holds a guard's manual pass about the passage ``seq``: the holds the gate denied
-    it for (``HOLD_REASONS``), whatever way the guard records it. Blocking: a read of the
-    log."""
-    event = queries.event_by_seq(g.core.store, seq) or {}
-    reasons = set(event.get("reasons") or ())
-    return [h for h in HOLDS if HOLD_REASONS[h] in reasons]
+def subject_holds(g: Guard, subject: ManualSubject, direction: str) -> list[str]:
+    """What holds a guard's manual pass about the passage ``subject`` recorded in
+    ``direction``: the registration's rule (``holds_on``) for its household and holder, for the
+    way the guard records it, whatever the gate denied the passage for (let out after a deny
+    coming in is an exit; let in, a quarantined resident coming home is no exit). A pass the
+    quota does not count (``QUOTA_EXEMPT``, kept on the decision) is no outing to hold."""
+    holds = holds_on(g, subject.household, direction, subject.holder)
+    exempt = QUOTA_EXEMPT in subject.flags
+    return [h for h in holds if not (exempt and h == "quota")]
+
+
+def holds_asked(form: FormData, problem: BadInput) -> list[str]:
+    """The holds a refused pass's page shows (``guard_holds.html``), one confirmation at a
+    time: those confirmed already (sent again with it) and the one asked for, or given
+    without its reason, last: the one its button confirms."""
+    held = [h for h in HOLDS if problem.key == f"reg.{h}_confirm" or form.get(f"confirm_{h}")]
+    held.sort(key=lambda h: problem.key == f"reg.{h}_confirm")
+    return held
 
 
 def confirmed_pass(
@@ -345,10 +354,7 @@ async def refused(
     way: the audit row says refused, the form's token is free to send it corrected)."""
     typed = {k: str(v)[:200] for k, v in form.items() if k not in ("csrf", "record_deny")}
     fever = problem.key in DENY_OFFERED
-    # the confirmation asked for, or given without its reason: its warning stays on the page
-    held = [h for h in HOLDS if problem.key == f"reg.{h}_confirm" or form.get(f"confirm_{h}")]
-    # the button confirms the one asked for; those confirmed already are sent again with it
-    held.sort(key=lambda h: problem.key == f"reg.{h}_confirm")
+    held = holds_asked(form, problem)
     typed["form"] = "vehicle" if "plate" in form else "person"
 
     def again(request: Request, g: Guard, session: Session, refused: Refused) -> HTMLResponse:
