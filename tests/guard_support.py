@@ -83,6 +83,27 @@ def make_app(core: Core) -> FastAPI:
     return app
 
 
+@contextmanager
+def edge_client(
+    data_dir: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[TestClient]:
+    """The kiosk screen and the console behind the daemon's own edge
+    (``checkpoint.server.server_config``: the body limit and the rest in front of every
+    route), an admin signed in (``.csrf``); the core closed after."""
+    from checkpoint.server import server_config
+    from kiosk.config import parse_config
+
+    config = parse_config({"web": {"allowed_hosts": ["kiosk.test"]}})
+    core = make_core(data_dir, clock, monkeypatch, config)
+    served = server_config(make_app(core), config.web).app
+    try:
+        with TestClient(served, base_url=BASE) as client:
+            client.csrf = login(client, "root", ADMIN_PW)
+            yield client
+    finally:
+        close_core(core)
+
+
 def signed_in(
     app: FastAPI,
     name: str = "alice",

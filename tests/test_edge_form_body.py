@@ -9,11 +9,10 @@ from urllib.parse import urlencode
 import pytest
 from fastapi import FastAPI, Request
 from fastapi.testclient import TestClient
-from guard_support import ADMIN_PW, BASE, close_core, login, make_app, make_core
+from guard_support import BASE, edge_client
 from starlette.requests import Request as StarletteRequest
 
-from checkpoint.server import FORM_BODY_BYTES, BodyLimit, server_config
-from kiosk.config import parse_config
+from checkpoint.server import FORM_BODY_BYTES, BodyLimit
 from ui.guard.community.people import KEYS, MAX_FIELD, SEVERAL
 
 URLENCODED = "application/x-www-form-urlencoded"
@@ -22,13 +21,8 @@ MIB = 1024 * 1024
 
 @pytest.fixture
 def edge(data_dir, clock, monkeypatch):
-    config = parse_config({"web": {"allowed_hosts": ["kiosk.test"]}})
-    core = make_core(data_dir, clock, monkeypatch, config)
-    served = server_config(make_app(core), config.web).app
-    with TestClient(served, base_url=BASE) as client:
-        client.csrf = login(client, "root", ADMIN_PW)
+    with edge_client(data_dir, clock, monkeypatch) as client:
         yield client
-    close_core(core)
 
 
 @pytest.fixture

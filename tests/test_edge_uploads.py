@@ -6,22 +6,15 @@ from __future__ import annotations
 
 import pytest
 from fastapi.testclient import TestClient
-from guard_support import ADMIN_PW, BASE, close_core, login, make_app, make_core
+from guard_support import BASE, edge_client
 
-from checkpoint.server import server_config
-from kiosk.config import parse_config
 from ui.guard.community.imports import MAX_UPLOAD
 
 
 @pytest.fixture
 def edge(data_dir, clock, monkeypatch):
-    config = parse_config({"web": {"allowed_hosts": ["kiosk.test"]}})
-    core = make_core(data_dir, clock, monkeypatch, config)
-    served = server_config(make_app(core), config.web).app
-    with TestClient(served, base_url=BASE) as client:
-        client.csrf = login(client, "root", ADMIN_PW)
+    with edge_client(data_dir, clock, monkeypatch) as client:
         yield client
-    close_core(core)
 
 
 def upload(client: TestClient, data: bytes):
