@@ -33,6 +33,7 @@ import pwd
 import re
 import shutil
 import sqlite3
+import stat
 import struct
 import tarfile
 import tempfile
@@ -525,18 +526,68 @@ def judge_restore(
 
 def put_aside(folder: Path, names: Iterable[str], stamp: str) -> Path | None:
     """Moves each of ``names`` (paths under ``folder``: ``trust``, ``credentials/tls_key``)
-    that is there into ``folder/before-restore-STAMP`` (made 0700), at the same path; that
-    folder, or None when there was nothing to keep."""
+    that is there into ``folder/before-restore-STAMP`` (made 0700, never one there already:
+    ``NotOurFolder``), at the same path; that folder, or None when there was nothing to keep."""
     present = [name for name in names if os.path.lexists(folder / name)]
     if not present:
         return None
     aside = folder / f"before-restore-{stamp}"
-    aside.mkdir(mode=0o700, exist_ok=True)
-    for name in present:
-        (aside / name).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        os.replace(folder / name, aside / name)
+    with _folder_fd(folder) as there:
+        try:
+            os.mkdir(aside.name, 0o700, dir_fd=there)  # never through a link planted there
+        except FileExistsError:
+            raise NotOurFolder(f"{aside} is there already: {_MAKES_ITS_OWN}") from None
+        with _folder_fd(aside, dir_fd=there, ours=True) as kept:
+            for name in present:
+                for parent in reversed(Path(name).parents[:-1]):  # in a folder only ours
+                    with contextlib.suppress(FileExistsError):
+                        os.mkdir(str(parent), 0o700, dir_fd=kept)
+                os.replace(name, name, src_dir_fd=there, dst_dir_fd=kept)
     _sync_folder(folder)
     return aside
+
+
+class NotOurFolder(BackupError):
+    """A folder a restore makes or moves files through is a link, no folder, or another
+    user's: the data dir is the service's user's, and one it put there would have root
+    move this Pi's files, or give a folder away, where it points."""
+
+
+_MAKES_ITS_OWN = (
+    "a restore makes its own folders, and moves nothing through one it did not make"
+    " (a link, or a folder another user put there); remove it, then run the restore again"
+)
+
+
+def our_folder(path: Path) -> None:
+    """``NotOurFolder`` unless ``path`` is a folder (not a link to one) of this user's."""
+    try:
+        st = os.lstat(path)
+    except OSError as exc:
+        raise NotOurFolder(f"{path} cannot be looked at ({exc.strerror})") from None
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
+        raise NotOurFolder(f"{path} is not a folder of this user's: {_MAKES_ITS_OWN}")
+
+
+@contextmanager
+def _folder_fd(path: Path, *, dir_fd: int | None = None, ours: bool = False) -> Iterator[int]:
+    """``path`` (its name in ``dir_fd``) opened as a folder (with ``ours``: never through a
+    link, and this user's, else ``NotOurFolder``) for moves relative to it: nothing put in
+    its place meanwhile counts."""
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC | (os.O_NOFOLLOW if ours else 0)
+    try:
+        fd = os.open(path if dir_fd is None else path.name, flags, dir_fd=dir_fd)
+    except OSError:
+        if not ours:
+            raise
+        raise NotOurFolder(f"{path} is not a folder of this user's: {_MAKES_ITS_OWN}") from None
+    try:
+        st = os.fstat(fd)
+        if ours and (not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid()):
+            raise NotOurFolder(f"{path} is not a folder of this user's: {_MAKES_ITS_OWN}")
+        yield fd
+    finally:
+        os.close(fd)
 
 
 def replaced_in_data(member_names: Iterable[str], db_name: str) -> list[str]:
@@ -614,6 +665,10 @@ def swap_all(data: Path, swaps: Iterable[Swap]) -> list[Path | None]:
     (None: nothing was there); the stages, emptied, removed."""
     swaps = [replace(s, files=tuple(_files_under(s.stage))) for s in swaps]
     marker = data / RESTORE_MARKER
+    for swap in swaps:  # refused before anything moves
+        our_folder(swap.stage)
+        if os.path.lexists(swap.aside):
+            raise NotOurFolder(f"{swap.aside} is there already: {_MAKES_ITS_OWN}")
     for swap in swaps:
         _sync_tree(swap.stage)  # the archive's files there before the marker says they are
     _write_synced(marker, json.dumps({"swaps": [s.as_dict() for s in swaps]}).encode())
@@ -636,6 +691,8 @@ def swap_in(swap: Swap) -> Path | None:
     for name in swap.files:
         target = swap.folder / name
         target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        for parent in Path(name).parents[:-1]:  # made by this move-in, or root's config's
+            our_folder(swap.folder / parent)
         os.replace(swap.stage / name, target)
     for name in sorted({str(p) for f in swap.files for p in Path(f).parents} - {"."}):
         shutil.copystat(swap.stage / name, swap.folder / name)  # a folder's mode as staged

@@ -7,6 +7,7 @@ and keys in clear) are removed by the next restore and by the retention purge.""
 from __future__ import annotations
 
 import os
+import pwd
 import subprocess
 import sys
 import time
@@ -71,9 +72,9 @@ def cut_at(monkeypatch, moved: str) -> None:
     rollback in ``swap_all`` never runs (as with os._exit)."""
     real = os.replace
 
-    def replace(source, target):
-        real(source, target)
-        if str(target).endswith(moved):
+    def replace(source, target, **at):
+        real(source, target, **at)
+        if test_backup.moved(source, target, **at)[1].endswith(moved):
             raise Killed
 
     def undo(*_args):
@@ -128,11 +129,13 @@ def test_a_restore_cut_off_part_way_is_refused_by_the_kiosk_then_undone(
 
 _KILLED_AFTER_THE_LOG_IS_ASIDE = """
 import os, sys
+from test_backup import moved
 from checkpoint.cli import main
 real = os.replace
-def replace(source, target):
-    real(source, target)
-    if "before-restore-" in str(target) and str(target).endswith("/kiosk.db"):
+def replace(source, target, **at):
+    real(source, target, **at)
+    target = moved(source, target, **at)[1]
+    if "before-restore-" in target and target.endswith("/kiosk.db"):
         os._exit(137)
 os.replace = replace
 sys.exit(main(sys.argv[1:]))
@@ -240,3 +243,62 @@ def test_the_retention_purge_removes_a_killed_restores_stage_once_an_hour_old(tm
 
     assert removed == [old.name]
     assert fresh.exists() and named.exists() and not old.exists()
+
+
+# -- the data dir is the service's user's: nothing it puts there leads the restore elsewhere ---
+
+_STAMP = datetime(2026, 12, 7, 1, 30, tzinfo=UTC)  # the restore's second, guessed in advance
+
+
+def _the_service_users(data: Path) -> tuple[int, int]:
+    """The data dir given to another user than the restore's (root's): the kiosk's."""
+    nobody = pwd.getpwnam("nobody")
+    os.chown(data, nobody.pw_uid, nobody.pw_gid)
+    return nobody.pw_uid, nobody.pw_gid
+
+
+def _root_only(tmp_path: Path, name: str) -> Path:
+    """A folder only root may write in, standing for /etc or /root."""
+    victim = tmp_path / name
+    victim.mkdir(mode=0o700)
+    return victim
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a restore as root into another user's data dir")
+def test_a_link_planted_as_the_restores_aside_folder_is_refused(
+    two_pis, tmp_path, monkeypatch, capsys
+):
+    """The review's repro: the kiosk's user links ``before-restore-<stamp>`` (to the second:
+    guessable) to /etc; the restore moved this Pi's log and keys into it and gave it (chown)
+    to the kiosk's user."""
+    data, etc, archive = two_pis
+    victim = _root_only(tmp_path, "root_only")
+    uid, gid = _the_service_users(data)
+    link = data / f"before-restore-{_STAMP:%Y%m%dT%H%M%SZ}"
+    os.symlink(victim, link)
+    os.chown(link, uid, gid, follow_symlinks=False)
+    monkeypatch.setattr("checkpoint.cli.backup_cmd._now", lambda: _STAMP)
+    before = files_of(data, etc)
+
+    assert run_restore(data, etc, archive, "--as-this-gate") == 1
+
+    assert "is there already: a restore makes its own folders" in capsys.readouterr().err
+    assert os.listdir(victim) == [] and victim.stat().st_uid == 0
+    assert files_of(data, etc) == before and os.readlink(link) == str(victim)
+    assert not (data / backup.RESTORE_MARKER).exists()
+    assert not list(data.glob(".restore-*")) and not list(etc.glob(".restore-*"))
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a restore as root into another user's data dir")
+def test_a_restore_as_root_into_the_service_users_data_dir_goes_on(two_pis, tmp_path, capsys):
+    """What the refusals must not stop: root's restore of the kiosk's user's data dir."""
+    data, etc, archive = two_pis
+    uid, _ = _the_service_users(data)
+    log = (data / "kiosk.db").read_bytes()
+
+    assert run_restore(data, etc, archive, "--as-this-gate") == 0
+
+    (aside,) = data.glob("before-restore-*")
+    assert (aside / "kiosk.db").read_bytes() == log and aside.stat().st_uid == uid
+    assert (data / "kiosk.db").stat().st_uid == uid
+    assert not (data / backup.RESTORE_MARKER).exists() and not list(data.glob(".restore-*"))

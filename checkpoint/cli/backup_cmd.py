@@ -382,7 +382,7 @@ def restore_run(args: argparse.Namespace) -> int:
       kiosk restore gate-north.kbak --data ./drill --config ./drill/etc/kiosk.toml
       # after a restore cut off part way: this Pi's files back as they were
       sudo /opt/kiosk/current/venv/bin/kiosk restore --undo"""
-    from kiosk.backup import BackupError, is_encrypted, open_archive
+    from kiosk.backup import BackupError, NotOurFolder, is_encrypted, open_archive
 
     if args.undo == (args.archive is not None):
         raise UsageError("name the archive to restore (FILE), or --undo alone")
@@ -408,6 +408,8 @@ def restore_run(args: argparse.Namespace) -> int:
         try:
             with open_archive(args.archive, passphrase) as archive:
                 restored = _restore(archive, data, db, config_file, args)
+        except NotOurFolder as exc:  # not the archive's fault
+            raise CliError(f"{exc}; nothing was changed") from None
         except BackupError as exc:
             raise UsageError(f"{exc}; nothing was changed") from None
     print(json.dumps(restored, ensure_ascii=False))
@@ -562,7 +564,7 @@ def _restore(
         with _uninterrupted():
             aside = swap_all(data, swaps)[-1]
         if aside is not None and os.geteuid() == 0:  # the service's user may clear it
-            os.chown(aside, data.stat().st_uid, data.stat().st_gid)
+            os.chown(aside, data.stat().st_uid, data.stat().st_gid, follow_symlinks=False)
     return restored.summary() | {"forgets_reapplied": again}
 
 
@@ -714,12 +716,16 @@ def _extract_all(
 def _own(stage: Path, folder: Path, placed: dict[Path, Placed], *, as_was: bool) -> None:
     """The staged files get their modes at backup and, run as root, an owner: ``folder``'s
     (the data dir's: the service's user), or with ``as_was`` (the config folder) the owner
-    and group they had, by name, else those of the file they replace, else ``folder``'s."""
+    and group they had, by name, else those of the file they replace, else ``folder``'s.
+    Never through a link put in the stage's place (``NotOurFolder``)."""
+    from kiosk.backup import our_folder
+
+    our_folder(stage)
     for path in [stage, *stage.rglob("*")]:
         was = placed.get(path)
         if was is not None:
             os.chmod(path, was.mode)
-        if os.geteuid() != 0:
+        if os.geteuid() != 0 or path == stage:  # the stage itself stays root's (swap_all)
             continue
         there = folder / path.relative_to(stage)
         st = (there if as_was and there.exists() else folder).stat()
@@ -727,7 +733,7 @@ def _own(stage: Path, folder: Path, placed: dict[Path, Placed], *, as_was: bool)
         if as_was and was is not None:
             uid = _number(pwd.getpwnam, was.owner, uid)
             gid = _number(grp.getgrnam, was.group, gid)
-        os.chown(path, uid, gid)
+        os.chown(path, uid, gid, follow_symlinks=False)
 
 
 def _number(lookup: Callable[[str], Any], name: str | None, otherwise: int) -> int:
