@@ -539,9 +539,7 @@ def put_aside(folder: Path, names: Iterable[str], stamp: str) -> Path | None:
             raise NotOurFolder(f"{aside} is there already: {_MAKES_ITS_OWN}") from None
         with _folder_fd(aside, dir_fd=there, ours=True) as kept:
             for name in present:
-                for parent in reversed(Path(name).parents[:-1]):  # in a folder only ours
-                    with contextlib.suppress(FileExistsError):
-                        os.mkdir(str(parent), 0o700, dir_fd=kept)
+                _make_parents(name, kept)
                 os.replace(name, name, src_dir_fd=there, dst_dir_fd=kept)
     _sync_folder(folder)
     return aside
@@ -723,10 +721,7 @@ def undo_restore(data: Path, etc: Path) -> bool:
     if not os.path.lexists(marker):
         return False
     try:
-        if marker.is_symlink() or marker.stat().st_uid != os.geteuid():
-            raise BackupError(f"{marker}: not written by this user (a restore runs as root)")
-        said = json.loads(marker.read_bytes())
-        swaps = [Swap.of(entry) for entry in said["swaps"]]
+        swaps = [Swap.of(entry) for entry in _ours_said(marker)["swaps"]]
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise BackupError(f"{marker}: cannot be read ({exc})") from None
     ours = {data.resolve(), etc.resolve()}
@@ -736,26 +731,84 @@ def undo_restore(data: Path, etc: Path) -> bool:
     return True
 
 
+def _ours_said(marker: Path) -> Any:
+    """What ``marker`` says, read once from the file opened (never through a link, never a
+    FIFO's wait): ``BackupError`` unless a file this user wrote."""
+    try:
+        fd = os.open(marker, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        raise BackupError(f"{marker}: not written by this user ({exc.strerror})") from None
+    with os.fdopen(fd, "rb") as said:
+        st = os.fstat(said.fileno())
+        if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid():
+            raise BackupError(f"{marker}: not written by this user (a restore runs as root)")
+        return json.loads(said.read())
+
+
 def _undo(data: Path, swaps: list[Swap]) -> None:
     """Each swap undone, last first; then the marker, then the stages (never a stage while
-    the marker names it: a second undo finds the archive's files there, not this Pi's)."""
+    the marker names it: a second undo finds the archive's files there, not this Pi's).
+    A stage or a folder set aside that is not a real folder of this user's is refused
+    before anything moves (``NotOurFolder``): the data dir is the service's user's."""
+    for swap in swaps:
+        for folder in (swap.stage, swap.aside):
+            if os.path.lexists(folder):
+                our_folder(folder)
     for swap in reversed(swaps):
-        for name in reversed(swap.files):  # the archive's, moved in: back to the stage
-            there, staged = swap.folder / name, swap.stage / name
-            if os.path.lexists(there) and not os.path.lexists(staged):
-                staged.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-                os.replace(there, staged)
-        if swap.aside.is_dir():
-            for name in swap.names:
-                if os.path.lexists(swap.aside / name):
-                    _remove_empty(swap.folder / name)
-                    os.replace(swap.aside / name, swap.folder / name)
-            shutil.rmtree(swap.aside)
+        with _folder_fd(swap.folder) as there:
+            _undo_one(swap, there)
         _sync_folder(swap.folder)
     (data / RESTORE_MARKER).unlink(missing_ok=True)
     _sync_folder(data)
     for swap in swaps:
-        shutil.rmtree(swap.stage, ignore_errors=True)
+        shutil.rmtree(swap.stage, ignore_errors=True)  # never through a link
+
+
+def _undo_one(swap: Swap, there: int) -> None:
+    """The archive's files moved in (``swap.files``) back to the stage, this Pi's back from
+    the folder set aside, that folder removed: each move by the folders' descriptors."""
+    if swap.files:
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(swap.stage.name, 0o700, dir_fd=there)
+        with _folder_fd(swap.stage, dir_fd=there, ours=True) as stage:
+            for name in reversed(swap.files):  # the archive's, moved in: back to the stage
+                if _lexists(name, there) and not _lexists(name, stage):
+                    _no_link_on_the_way(swap.folder, name)
+                    _make_parents(name, stage)
+                    os.replace(name, name, src_dir_fd=there, dst_dir_fd=stage)
+    if not _lexists(swap.aside.name, there):
+        return
+    with _folder_fd(swap.aside, dir_fd=there, ours=True) as kept:
+        for name in swap.names:
+            if _lexists(name, kept):
+                _no_link_on_the_way(swap.folder, name)
+                _remove_empty(swap.folder / name)
+                os.replace(name, name, src_dir_fd=kept, dst_dir_fd=there)
+    shutil.rmtree(swap.aside.name, dir_fd=there)
+
+
+def _lexists(name: str, dir_fd: int) -> bool:
+    try:
+        os.lstat(name, dir_fd=dir_fd)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def _make_parents(name: str, dir_fd: int) -> None:
+    """The folders above ``name`` made (0700) in ``dir_fd``'s folder, one of this user's."""
+    for parent in reversed(Path(name).parents[:-1]):
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(str(parent), 0o700, dir_fd=dir_fd)
+
+
+def _no_link_on_the_way(folder: Path, name: str) -> None:
+    """``NotOurFolder`` when a folder above ``name`` in ``folder`` is a link or no folder."""
+    for parent in Path(name).parents[:-1]:
+        if not stat.S_ISDIR(os.lstat(folder / parent).st_mode):
+            raise NotOurFolder(
+                f"{folder / parent} is not a folder of this user's: {_MAKES_ITS_OWN}"
+            )
 
 
 def remove_stages(folder: Path, prefix: str, older_than_s: float, now_s: float) -> list[str]:

@@ -302,3 +302,59 @@ def test_a_restore_as_root_into_the_service_users_data_dir_goes_on(two_pis, tmp_
     assert (aside / "kiosk.db").read_bytes() == log and aside.stat().st_uid == uid
     assert (data / "kiosk.db").stat().st_uid == uid
     assert not (data / backup.RESTORE_MARKER).exists() and not list(data.glob(".restore-*"))
+
+
+def _cut_off(data: Path, etc: Path, archive: Path, monkeypatch) -> None:
+    """A genuine restore (root's marker) cut off after the archive's log moved in."""
+    with monkeypatch.context() as m:
+        cut_at(m, "data/kiosk.db")
+        with pytest.raises(Killed):
+            run_restore(data, etc, archive, "--as-this-gate")
+
+
+def _swapped_for(path: Path, stand_in: Path | None, uid: int, gid: int) -> None:
+    """What the kiosk's user does in its data dir: ``path`` moved away, a link to
+    ``stand_in`` (or, None, a folder of its own with ``keys`` linking to it) in its place."""
+    os.rename(path, path.with_name(f"{path.name}.moved"))
+    if stand_in is not None:
+        os.symlink(stand_in, path)
+    else:
+        path.mkdir()
+        os.symlink(path.parent.parent / "victim", path / "keys")
+    os.chown(path, uid, gid, follow_symlinks=False)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="root's undo in another user's data dir")
+@pytest.mark.parametrize(
+    "planted", ["marker_of_another", "stage_link", "aside_link", "stage_of_another"]
+)
+def test_an_undo_moves_nothing_through_what_the_kiosks_user_put_in_place(
+    two_pis, tmp_path, monkeypatch, capsys, planted
+):
+    """The review's repro: with root's own marker, the undo followed a link put in place of
+    the stage (root wrote the kiosk's user's file into a root-only folder) or of the folder
+    set aside (a root-only file pulled into the data dir), then failed for ever on rmtree."""
+    data, etc, archive = two_pis
+    uid, gid = _the_service_users(data)
+    victim = _root_only(data.parent, "victim")
+    (victim / "kiosk.db").write_text("ROOT-ONLY")
+    _cut_off(data, etc, archive, monkeypatch)
+    (stage,) = data.glob(".restore-*")
+    (aside,) = data.glob("before-restore-*")
+    if planted == "marker_of_another":
+        os.chown(data / backup.RESTORE_MARKER, uid, gid)
+    else:
+        path = {"stage": stage, "aside": aside}[planted.split("_")[0]]
+        _swapped_for(path, victim if planted.endswith("link") else None, uid, gid)
+    before = files_of(data, etc, victim)
+    capsys.readouterr()
+
+    undo = ["restore", "--undo", "--data", str(data), "--config", str(etc / "kiosk.toml")]
+    assert main(undo) == 1
+
+    err = capsys.readouterr().err
+    assert "cannot be undone" in err
+    assert ("not written by this user" if planted == "marker_of_another" else "this user's") in err
+    assert files_of(data, etc, victim) == before
+    assert os.listdir(victim) == ["kiosk.db"] and victim.stat().st_uid == 0
+    assert (data / backup.RESTORE_MARKER).exists()  # the kiosk still refuses to start
