@@ -693,7 +693,9 @@ def swap_in(swap: Swap) -> Path | None:
             our_folder(swap.folder / parent)
         os.replace(swap.stage / name, target)
     for name in sorted({str(p) for f in swap.files for p in Path(f).parents} - {"."}):
-        shutil.copystat(swap.stage / name, swap.folder / name)  # a folder's mode as staged
+        staged, made = swap.stage / name, swap.folder / name  # a folder's mode and owner
+        shutil.copystat(staged, made, follow_symlinks=False)  # as staged (the service's user's)
+        os.chown(made, os.lstat(staged).st_uid, os.lstat(staged).st_gid, follow_symlinks=False)
     _sync_folder(swap.folder)
     return aside
 

@@ -291,7 +291,8 @@ def test_a_link_planted_as_the_restores_aside_folder_is_refused(
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="a restore as root into another user's data dir")
 def test_a_restore_as_root_into_the_service_users_data_dir_goes_on(two_pis, tmp_path, capsys):
-    """What the refusals must not stop: root's restore of the kiosk's user's data dir."""
+    """What the refusals must not stop: root's restore of the kiosk's user's data dir; the
+    folders the move-in makes (``keys/``, 0700) were root's: the kiosk lost its issuing key."""
     data, etc, archive = two_pis
     uid, _ = _the_service_users(data)
     log = (data / "kiosk.db").read_bytes()
@@ -301,6 +302,7 @@ def test_a_restore_as_root_into_the_service_users_data_dir_goes_on(two_pis, tmp_
     (aside,) = data.glob("before-restore-*")
     assert (aside / "kiosk.db").read_bytes() == log and aside.stat().st_uid == uid
     assert (data / "kiosk.db").stat().st_uid == uid
+    assert all((data / d).stat().st_uid == uid for d in ("keys", "trust", "keys/issuer.key"))
     assert not (data / backup.RESTORE_MARKER).exists() and not list(data.glob(".restore-*"))
 
 
