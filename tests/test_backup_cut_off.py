@@ -360,3 +360,30 @@ def test_an_undo_moves_nothing_through_what_the_kiosks_user_put_in_place(
     assert files_of(data, etc, victim) == before
     assert os.listdir(victim) == ["kiosk.db"] and victim.stat().st_uid == 0
     assert (data / backup.RESTORE_MARKER).exists()  # the kiosk still refuses to start
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a restore as root into another user's data dir")
+def test_a_stage_swapped_for_a_link_while_owned_gives_nothing_away(
+    two_pis, tmp_path, monkeypatch, capsys
+):
+    """The stage is in the kiosk's user's data dir: swapped for a link to /etc right after
+    it was looked at, the restore's chown of each staged file went through it."""
+    data, etc, archive = two_pis
+    uid, gid = _the_service_users(data)
+    victim = _root_only(tmp_path, "victim")
+    (victim / "kiosk.db").write_text("ROOT-ONLY")
+    real = backup.our_folder
+
+    def then_swapped(path):
+        real(path)
+        if path.parent == data and path.name.startswith(backup.RESTORE_STAGE_PREFIX):
+            _swapped_for(path, victim, uid, gid)
+
+    monkeypatch.setattr(backup, "our_folder", then_swapped)
+
+    assert run_restore(data, etc, archive, "--as-this-gate") == 1
+
+    assert "is not a folder of this user's" in capsys.readouterr().err
+    assert (victim / "kiosk.db").stat().st_uid == 0 and victim.stat().st_uid == 0
+    assert os.listdir(victim) == ["kiosk.db"] and (victim / "kiosk.db").read_text() == "ROOT-ONLY"
+    assert not (data / backup.RESTORE_MARKER).exists()

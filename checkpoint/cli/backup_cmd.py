@@ -717,23 +717,26 @@ def _own(stage: Path, folder: Path, placed: dict[Path, Placed], *, as_was: bool)
     """The staged files get their modes at backup and, run as root, an owner: ``folder``'s
     (the data dir's: the service's user), or with ``as_was`` (the config folder) the owner
     and group they had, by name, else those of the file they replace, else ``folder``'s.
-    Never through a link put in the stage's place (``NotOurFolder``)."""
+    Walked by the folders' descriptors: never through a link put in the stage's place
+    (``NotOurFolder``; the stage itself stays root's, and no other user enters it)."""
     from kiosk.backup import our_folder
 
     our_folder(stage)
-    for path in [stage, *stage.rglob("*")]:
-        was = placed.get(path)
-        if was is not None:
-            os.chmod(path, was.mode)
-        if os.geteuid() != 0 or path == stage:  # the stage itself stays root's (swap_all)
-            continue
-        there = folder / path.relative_to(stage)
-        st = (there if as_was and there.exists() else folder).stat()
-        uid, gid = st.st_uid, st.st_gid
-        if as_was and was is not None:
-            uid = _number(pwd.getpwnam, was.owner, uid)
-            gid = _number(grp.getgrnam, was.group, gid)
-        os.chown(path, uid, gid, follow_symlinks=False)
+    for top, dirs, files, top_fd in os.fwalk(stage, follow_symlinks=False):
+        for name in dirs + files:
+            path = Path(top) / name
+            was = placed.get(path)
+            if was is not None:
+                os.chmod(name, was.mode, dir_fd=top_fd)  # a file extract made, in root's stage
+            if os.geteuid() != 0:
+                continue
+            there = folder / path.relative_to(stage)
+            st = (there if as_was and there.exists() else folder).stat()
+            uid, gid = st.st_uid, st.st_gid
+            if as_was and was is not None:
+                uid = _number(pwd.getpwnam, was.owner, uid)
+                gid = _number(grp.getgrnam, was.group, gid)
+            os.chown(name, uid, gid, dir_fd=top_fd, follow_symlinks=False)
 
 
 def _number(lookup: Callable[[str], Any], name: str | None, otherwise: int) -> int:
