@@ -568,24 +568,36 @@ def our_folder(path: Path) -> None:
 
 
 @contextmanager
-def _folder_fd(path: Path, *, dir_fd: int | None = None, ours: bool = False) -> Iterator[int]:
-    """``path`` (its name in ``dir_fd``) opened as a folder (with ``ours``: never through a
-    link, and this user's, else ``NotOurFolder``) for moves relative to it: nothing put in
-    its place meanwhile counts."""
-    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC | (os.O_NOFOLLOW if ours else 0)
+def _folder_fd(
+    path: Path, *, dir_fd: int | None = None, no_link: bool = False, ours: bool = False
+) -> Iterator[int]:
+    """``path`` (its name in ``dir_fd``) opened as a folder for moves relative to it: nothing
+    put in its place meanwhile counts. With ``no_link`` never through a link, with ``ours``
+    neither, and a folder of this user's; else ``NotOurFolder``."""
+    no_link = no_link or ours
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC | (os.O_NOFOLLOW if no_link else 0)
     try:
         fd = os.open(path if dir_fd is None else path.name, flags, dir_fd=dir_fd)
     except OSError:
-        if not ours:
+        if not no_link:
             raise
         raise NotOurFolder(f"{path} is not a folder of this user's: {_MAKES_ITS_OWN}") from None
     try:
-        st = os.fstat(fd)
-        if ours and (not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid()):
+        if ours and os.fstat(fd).st_uid != os.geteuid():
             raise NotOurFolder(f"{path} is not a folder of this user's: {_MAKES_ITS_OWN}")
         yield fd
     finally:
         os.close(fd)
+
+
+@contextmanager
+def _path_fd(folder: Path, fd: int, within: Path, **how: bool) -> Iterator[int]:
+    """Folder ``within`` of ``folder`` (open as ``fd``) opened a step at a time (``how``: as
+    ``_folder_fd``), never through a link where ``how`` says so."""
+    with contextlib.ExitStack() as steps:
+        for step in reversed([within, *within.parents[:-1]]) if within.parts else ():
+            fd = steps.enter_context(_folder_fd(folder / step, dir_fd=fd, **how))
+        yield fd
 
 
 def replaced_in_data(member_names: Iterable[str], db_name: str) -> list[str]:
@@ -683,19 +695,31 @@ def swap_all(data: Path, swaps: Iterable[Swap]) -> list[Path | None]:
 
 
 def swap_in(swap: Swap) -> Path | None:
-    """``swap.names`` put aside (``put_aside``) and the staged files moved in; the folder put
-    aside, or None. Only under ``swap_all``, whose marker undoes a part done."""
+    """``swap.names`` put aside (``put_aside``) and the staged files moved in, each by its
+    folders' descriptors, never through a link (``NotOurFolder``); the folders the move-in
+    made given their mode and owner as staged. The folder put aside, or None. Only under
+    ``swap_all``, whose marker undoes a part done."""
     aside = put_aside(swap.folder, swap.names, swap.stamp)
-    for name in swap.files:
-        target = swap.folder / name
-        target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        for parent in Path(name).parents[:-1]:  # made by this move-in, or root's config's
-            our_folder(swap.folder / parent)
-        os.replace(swap.stage / name, target)
-    for name in sorted({str(p) for f in swap.files for p in Path(f).parents} - {"."}):
-        staged, made = swap.stage / name, swap.folder / name  # a folder's mode and owner
-        shutil.copystat(staged, made, follow_symlinks=False)  # as staged (the service's user's)
-        os.chown(made, os.lstat(staged).st_uid, os.lstat(staged).st_gid, follow_symlinks=False)
+    with (
+        _folder_fd(swap.folder) as there,
+        _folder_fd(swap.stage, dir_fd=there, ours=True) as stage,
+    ):
+        for name in swap.files:
+            _make_parents(name, there)
+            within, leaf = Path(name).parent, Path(name).name
+            with (
+                _path_fd(swap.stage, stage, within) as out,
+                _path_fd(swap.folder, there, within, ours=True) as into,
+            ):
+                os.replace(leaf, leaf, src_dir_fd=out, dst_dir_fd=into)
+        for folder in sorted({p for f in swap.files for p in Path(f).parents} - {Path(".")}):
+            with (
+                _path_fd(swap.stage, stage, folder) as staged,
+                _path_fd(swap.folder, there, folder, no_link=True) as made,
+            ):
+                st = os.fstat(staged)  # the service's user's, mode 0700 for keys/
+                os.chmod(made, stat.S_IMODE(st.st_mode))
+                os.fchown(made, st.st_uid, st.st_gid)
     _sync_folder(swap.folder)
     return aside
 
@@ -768,25 +792,35 @@ def _undo(data: Path, swaps: list[Swap]) -> None:
 
 def _undo_one(swap: Swap, there: int) -> None:
     """The archive's files moved in (``swap.files``) back to the stage, this Pi's back from
-    the folder set aside, that folder removed: each move by the folders' descriptors."""
+    the folder set aside, that folder removed: each by the folders' descriptors, never
+    through a link (``NotOurFolder``)."""
     if swap.files:
         with contextlib.suppress(FileExistsError):
             os.mkdir(swap.stage.name, 0o700, dir_fd=there)
         with _folder_fd(swap.stage, dir_fd=there, ours=True) as stage:
             for name in reversed(swap.files):  # the archive's, moved in: back to the stage
                 if _lexists(name, there) and not _lexists(name, stage):
-                    _no_link_on_the_way(swap.folder, name)
                     _make_parents(name, stage)
-                    os.replace(name, name, src_dir_fd=there, dst_dir_fd=stage)
+                    _move(name, (swap.folder, there), (swap.stage, stage))
     if not _lexists(swap.aside.name, there):
         return
     with _folder_fd(swap.aside, dir_fd=there, ours=True) as kept:
         for name in swap.names:
             if _lexists(name, kept):
-                _no_link_on_the_way(swap.folder, name)
                 _remove_empty(swap.folder / name)
-                os.replace(name, name, src_dir_fd=kept, dst_dir_fd=there)
+                _move(name, (swap.aside, kept), (swap.folder, there))
     shutil.rmtree(swap.aside.name, dir_fd=there)
+
+
+def _move(name: str, source: tuple[Path, int], target: tuple[Path, int]) -> None:
+    """``name`` (a path under both folders, each as its path and descriptor) moved from
+    ``source`` to ``target``, through no link on either side."""
+    within, leaf = Path(name).parent, Path(name).name
+    with (
+        _path_fd(*source, within, no_link=True) as out,
+        _path_fd(*target, within, no_link=True) as into,
+    ):
+        os.replace(leaf, leaf, src_dir_fd=out, dst_dir_fd=into)
 
 
 def _lexists(name: str, dir_fd: int) -> bool:
@@ -802,15 +836,6 @@ def _make_parents(name: str, dir_fd: int) -> None:
     for parent in reversed(Path(name).parents[:-1]):
         with contextlib.suppress(FileExistsError):
             os.mkdir(str(parent), 0o700, dir_fd=dir_fd)
-
-
-def _no_link_on_the_way(folder: Path, name: str) -> None:
-    """``NotOurFolder`` when a folder above ``name`` in ``folder`` is a link or no folder."""
-    for parent in Path(name).parents[:-1]:
-        if not stat.S_ISDIR(os.lstat(folder / parent).st_mode):
-            raise NotOurFolder(
-                f"{folder / parent} is not a folder of this user's: {_MAKES_ITS_OWN}"
-            )
 
 
 def remove_stages(folder: Path, prefix: str, older_than_s: float, now_s: float) -> list[str]:
@@ -853,8 +878,11 @@ def _write_synced(path: Path, body: bytes) -> None:
 
 
 def _remove_empty(path: Path) -> None:
-    """A folder the move-in made (``trust/``), empty again: the one set aside goes back."""
-    if path.is_dir() and not path.is_symlink() and not any(path.iterdir()):
+    """A folder the move-in made (``trust/``), empty again: the one set aside goes back. A
+    link there is none the move-in made: ``NotOurFolder``."""
+    if path.is_symlink():
+        raise NotOurFolder(f"{path} is not a folder of this user's: {_MAKES_ITS_OWN}")
+    if path.is_dir() and not any(path.iterdir()):
         path.rmdir()
 
 

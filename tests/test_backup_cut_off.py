@@ -387,3 +387,36 @@ def test_a_stage_swapped_for_a_link_while_owned_gives_nothing_away(
     assert (victim / "kiosk.db").stat().st_uid == 0 and victim.stat().st_uid == 0
     assert os.listdir(victim) == ["kiosk.db"] and (victim / "kiosk.db").read_text() == "ROOT-ONLY"
     assert not (data / backup.RESTORE_MARKER).exists()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a restore as root into another user's data dir")
+def test_a_folder_the_move_in_made_swapped_for_a_link_takes_no_file_elsewhere(
+    two_pis, tmp_path, monkeypatch, capsys
+):
+    """The move-in made ``keys/`` in the kiosk's user's data dir, looked at it, then moved
+    the archive's key in by its path: a link swapped in between took root's move to /root."""
+    data, etc, archive = two_pis
+    uid, gid = _the_service_users(data)
+    victim = _root_only(tmp_path, "victim")
+    (victim / "kiosk.db").write_text("ROOT-ONLY")
+    real = os.replace
+
+    log = (data / "kiosk.db").read_bytes()
+
+    def swapped_first(source, target, **at):
+        key = test_backup.moved(source, target, **at)[1] == str(data / "keys" / "issuer.key")
+        if key and not (data / "keys").is_symlink():
+            _swapped_for(data / "keys", victim, uid, gid)
+        return real(source, target, **at)
+
+    with monkeypatch.context() as m:
+        m.setattr(os, "replace", swapped_first)
+        assert run_restore(data, etc, archive, "--as-this-gate") == 1
+
+    err = capsys.readouterr().err
+    assert "keys is not a folder of this user's" in err and "restore --undo" in err
+    assert os.listdir(victim) == ["kiosk.db"] and (victim / "kiosk.db").stat().st_uid == 0
+    (data / "keys").unlink()  # what the refusal asks: remove what the restore did not make
+    undo = ["restore", "--undo", "--data", str(data), "--config", str(etc / "kiosk.toml")]
+    assert main(undo) == 0
+    assert (data / "kiosk.db").read_bytes() == log and os.listdir(victim) == ["kiosk.db"]

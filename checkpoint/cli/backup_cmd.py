@@ -409,7 +409,7 @@ def restore_run(args: argparse.Namespace) -> int:
             with open_archive(args.archive, passphrase) as archive:
                 restored = _restore(archive, data, db, config_file, args)
         except NotOurFolder as exc:  # not the archive's fault
-            raise CliError(f"{exc}; nothing was changed") from None
+            raise _not_ours(exc, data) from None
         except BackupError as exc:
             raise UsageError(f"{exc}; nothing was changed") from None
     print(json.dumps(restored, ensure_ascii=False))
@@ -457,6 +457,14 @@ def _serves_tls(config_file: Path) -> bool:
         return load_config(str(config_file)).web.tls
     except (ConfigError, OSError):
         return False
+
+
+def _not_ours(refused: Exception, data: Path) -> CliError:
+    """A restore refused on a folder it did not make: nothing changed, or, refused after its
+    first rename, cut off (its marker left: how to undo it)."""
+    from kiosk.backup import restore_cut_off
+
+    return CliError(f"{refused}; {restore_cut_off(data) or 'nothing was changed'}")
 
 
 def _undo_cut_off(data: Path, etc: Path) -> bool:
