@@ -33,6 +33,7 @@ import pwd
 import re
 import shutil
 import sqlite3
+import stat
 import struct
 import tarfile
 import tempfile
@@ -525,18 +526,78 @@ def judge_restore(
 
 def put_aside(folder: Path, names: Iterable[str], stamp: str) -> Path | None:
     """Moves each of ``names`` (paths under ``folder``: ``trust``, ``credentials/tls_key``)
-    that is there into ``folder/before-restore-STAMP`` (made 0700), at the same path; that
-    folder, or None when there was nothing to keep."""
+    that is there into ``folder/before-restore-STAMP`` (made 0700, never one there already:
+    ``NotOurFolder``), at the same path; that folder, or None when there was nothing to keep."""
     present = [name for name in names if os.path.lexists(folder / name)]
     if not present:
         return None
     aside = folder / f"before-restore-{stamp}"
-    aside.mkdir(mode=0o700, exist_ok=True)
-    for name in present:
-        (aside / name).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        os.replace(folder / name, aside / name)
+    with _folder_fd(folder) as there:
+        try:
+            os.mkdir(aside.name, 0o700, dir_fd=there)  # never through a link planted there
+        except FileExistsError:
+            raise NotOurFolder(f"{aside} is there already: {_MAKES_ITS_OWN}") from None
+        with _folder_fd(aside, dir_fd=there, ours=True) as kept:
+            for name in present:
+                _make_parents(name, kept)
+                os.replace(name, name, src_dir_fd=there, dst_dir_fd=kept)
     _sync_folder(folder)
     return aside
+
+
+class NotOurFolder(BackupError):
+    """A folder a restore makes or moves files through is a link, no folder, or another
+    user's: the data dir is the service's user's, and one it put there would have root
+    move this Pi's files, or give a folder away, where it points."""
+
+
+_MAKES_ITS_OWN = (
+    "a restore makes its own folders, and moves nothing through one it did not make"
+    " (a link, or a folder another user put there); remove it, then run the restore again"
+)
+
+
+def our_folder(path: Path) -> None:
+    """``NotOurFolder`` unless ``path`` is a folder (not a link to one) of this user's."""
+    try:
+        st = os.lstat(path)
+    except OSError as exc:
+        raise NotOurFolder(f"{path} cannot be looked at ({exc.strerror})") from None
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
+        raise NotOurFolder(f"{path} is not a folder of this user's: {_MAKES_ITS_OWN}")
+
+
+@contextmanager
+def _folder_fd(
+    path: Path, *, dir_fd: int | None = None, no_link: bool = False, ours: bool = False
+) -> Iterator[int]:
+    """``path`` (its name in ``dir_fd``) opened as a folder for moves relative to it: nothing
+    put in its place meanwhile counts. With ``no_link`` never through a link, with ``ours``
+    neither, and a folder of this user's; else ``NotOurFolder``."""
+    no_link = no_link or ours
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC | (os.O_NOFOLLOW if no_link else 0)
+    try:
+        fd = os.open(path if dir_fd is None else path.name, flags, dir_fd=dir_fd)
+    except OSError:
+        if not no_link:
+            raise
+        raise NotOurFolder(f"{path} is not a folder of this user's: {_MAKES_ITS_OWN}") from None
+    try:
+        if ours and os.fstat(fd).st_uid != os.geteuid():
+            raise NotOurFolder(f"{path} is not a folder of this user's: {_MAKES_ITS_OWN}")
+        yield fd
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def _path_fd(folder: Path, fd: int, within: Path, **how: bool) -> Iterator[int]:
+    """Folder ``within`` of ``folder`` (open as ``fd``) opened a step at a time (``how``: as
+    ``_folder_fd``), never through a link where ``how`` says so."""
+    with contextlib.ExitStack() as steps:
+        for step in reversed([within, *within.parents[:-1]]) if within.parts else ():
+            fd = steps.enter_context(_folder_fd(folder / step, dir_fd=fd, **how))
+        yield fd
 
 
 def replaced_in_data(member_names: Iterable[str], db_name: str) -> list[str]:
@@ -614,6 +675,10 @@ def swap_all(data: Path, swaps: Iterable[Swap]) -> list[Path | None]:
     (None: nothing was there); the stages, emptied, removed."""
     swaps = [replace(s, files=tuple(_files_under(s.stage))) for s in swaps]
     marker = data / RESTORE_MARKER
+    for swap in swaps:  # refused before anything moves
+        our_folder(swap.stage)
+        if os.path.lexists(swap.aside):
+            raise NotOurFolder(f"{swap.aside} is there already: {_MAKES_ITS_OWN}")
     for swap in swaps:
         _sync_tree(swap.stage)  # the archive's files there before the marker says they are
     _write_synced(marker, json.dumps({"swaps": [s.as_dict() for s in swaps]}).encode())
@@ -630,15 +695,31 @@ def swap_all(data: Path, swaps: Iterable[Swap]) -> list[Path | None]:
 
 
 def swap_in(swap: Swap) -> Path | None:
-    """``swap.names`` put aside (``put_aside``) and the staged files moved in; the folder put
-    aside, or None. Only under ``swap_all``, whose marker undoes a part done."""
+    """``swap.names`` put aside (``put_aside``) and the staged files moved in, each by its
+    folders' descriptors, never through a link (``NotOurFolder``); the folders the move-in
+    made given their mode and owner as staged. The folder put aside, or None. Only under
+    ``swap_all``, whose marker undoes a part done."""
     aside = put_aside(swap.folder, swap.names, swap.stamp)
-    for name in swap.files:
-        target = swap.folder / name
-        target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        os.replace(swap.stage / name, target)
-    for name in sorted({str(p) for f in swap.files for p in Path(f).parents} - {"."}):
-        shutil.copystat(swap.stage / name, swap.folder / name)  # a folder's mode as staged
+    with (
+        _folder_fd(swap.folder) as there,
+        _folder_fd(swap.stage, dir_fd=there, ours=True) as stage,
+    ):
+        for name in swap.files:
+            _make_parents(name, there)
+            within, leaf = Path(name).parent, Path(name).name
+            with (
+                _path_fd(swap.stage, stage, within) as out,
+                _path_fd(swap.folder, there, within, ours=True) as into,
+            ):
+                os.replace(leaf, leaf, src_dir_fd=out, dst_dir_fd=into)
+        for folder in sorted({p for f in swap.files for p in Path(f).parents} - {Path(".")}):
+            with (
+                _path_fd(swap.stage, stage, folder) as staged,
+                _path_fd(swap.folder, there, folder, no_link=True) as made,
+            ):
+                st = os.fstat(staged)  # the service's user's, mode 0700 for keys/
+                os.chmod(made, stat.S_IMODE(st.st_mode))
+                os.fchown(made, st.st_uid, st.st_gid)
     _sync_folder(swap.folder)
     return aside
 
@@ -666,10 +747,7 @@ def undo_restore(data: Path, etc: Path) -> bool:
     if not os.path.lexists(marker):
         return False
     try:
-        if marker.is_symlink() or marker.stat().st_uid != os.geteuid():
-            raise BackupError(f"{marker}: not written by this user (a restore runs as root)")
-        said = json.loads(marker.read_bytes())
-        swaps = [Swap.of(entry) for entry in said["swaps"]]
+        swaps = [Swap.of(entry) for entry in _ours_said(marker)["swaps"]]
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise BackupError(f"{marker}: cannot be read ({exc})") from None
     ours = {data.resolve(), etc.resolve()}
@@ -679,26 +757,85 @@ def undo_restore(data: Path, etc: Path) -> bool:
     return True
 
 
+def _ours_said(marker: Path) -> Any:
+    """What ``marker`` says, read once from the file opened (never through a link, never a
+    FIFO's wait): ``BackupError`` unless a file this user wrote."""
+    try:
+        fd = os.open(marker, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        raise BackupError(f"{marker}: not written by this user ({exc.strerror})") from None
+    with os.fdopen(fd, "rb") as said:
+        st = os.fstat(said.fileno())
+        if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid():
+            raise BackupError(f"{marker}: not written by this user (a restore runs as root)")
+        return json.loads(said.read())
+
+
 def _undo(data: Path, swaps: list[Swap]) -> None:
     """Each swap undone, last first; then the marker, then the stages (never a stage while
-    the marker names it: a second undo finds the archive's files there, not this Pi's)."""
+    the marker names it: a second undo finds the archive's files there, not this Pi's).
+    A stage or a folder set aside that is not a real folder of this user's is refused
+    before anything moves (``NotOurFolder``): the data dir is the service's user's."""
+    for swap in swaps:
+        for folder in (swap.stage, swap.aside):
+            if os.path.lexists(folder):
+                our_folder(folder)
     for swap in reversed(swaps):
-        for name in reversed(swap.files):  # the archive's, moved in: back to the stage
-            there, staged = swap.folder / name, swap.stage / name
-            if os.path.lexists(there) and not os.path.lexists(staged):
-                staged.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-                os.replace(there, staged)
-        if swap.aside.is_dir():
-            for name in swap.names:
-                if os.path.lexists(swap.aside / name):
-                    _remove_empty(swap.folder / name)
-                    os.replace(swap.aside / name, swap.folder / name)
-            shutil.rmtree(swap.aside)
+        with _folder_fd(swap.folder) as there:
+            _undo_one(swap, there)
         _sync_folder(swap.folder)
     (data / RESTORE_MARKER).unlink(missing_ok=True)
     _sync_folder(data)
     for swap in swaps:
-        shutil.rmtree(swap.stage, ignore_errors=True)
+        shutil.rmtree(swap.stage, ignore_errors=True)  # never through a link
+
+
+def _undo_one(swap: Swap, there: int) -> None:
+    """The archive's files moved in (``swap.files``) back to the stage, this Pi's back from
+    the folder set aside, that folder removed: each by the folders' descriptors, never
+    through a link (``NotOurFolder``)."""
+    if swap.files:
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(swap.stage.name, 0o700, dir_fd=there)
+        with _folder_fd(swap.stage, dir_fd=there, ours=True) as stage:
+            for name in reversed(swap.files):  # the archive's, moved in: back to the stage
+                if _lexists(name, there) and not _lexists(name, stage):
+                    _make_parents(name, stage)
+                    _move(name, (swap.folder, there), (swap.stage, stage))
+    if not _lexists(swap.aside.name, there):
+        return
+    with _folder_fd(swap.aside, dir_fd=there, ours=True) as kept:
+        for name in swap.names:
+            if _lexists(name, kept):
+                _remove_empty(swap.folder / name)
+                _move(name, (swap.aside, kept), (swap.folder, there))
+    shutil.rmtree(swap.aside.name, dir_fd=there)
+
+
+def _move(name: str, source: tuple[Path, int], target: tuple[Path, int]) -> None:
+    """``name`` (a path under both folders, each as its path and descriptor) moved from
+    ``source`` to ``target``, through no link on either side."""
+    within, leaf = Path(name).parent, Path(name).name
+    with (
+        _path_fd(*source, within, no_link=True) as out,
+        _path_fd(*target, within, no_link=True) as into,
+    ):
+        os.replace(leaf, leaf, src_dir_fd=out, dst_dir_fd=into)
+
+
+def _lexists(name: str, dir_fd: int) -> bool:
+    try:
+        os.lstat(name, dir_fd=dir_fd)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def _make_parents(name: str, dir_fd: int) -> None:
+    """The folders above ``name`` made (0700) in ``dir_fd``'s folder, one of this user's."""
+    for parent in reversed(Path(name).parents[:-1]):
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(str(parent), 0o700, dir_fd=dir_fd)
 
 
 def remove_stages(folder: Path, prefix: str, older_than_s: float, now_s: float) -> list[str]:
@@ -741,8 +878,11 @@ def _write_synced(path: Path, body: bytes) -> None:
 
 
 def _remove_empty(path: Path) -> None:
-    """A folder the move-in made (``trust/``), empty again: the one set aside goes back."""
-    if path.is_dir() and not path.is_symlink() and not any(path.iterdir()):
+    """A folder the move-in made (``trust/``), empty again: the one set aside goes back. A
+    link there is none the move-in made: ``NotOurFolder``."""
+    if path.is_symlink():
+        raise NotOurFolder(f"{path} is not a folder of this user's: {_MAKES_ITS_OWN}")
+    if path.is_dir() and not any(path.iterdir()):
         path.rmdir()
 
 

@@ -66,6 +66,16 @@ def run_backup(data, etc, into, *extra: str) -> int:
     return main([*args, "--config", str(etc / "kiosk.toml"), "--plain", *extra])
 
 
+def moved(source, target, src_dir_fd=None, dst_dir_fd=None) -> tuple[str, str]:
+    """``os.replace``'s two paths whole (``kiosk.backup`` moves some relative to a folder's
+    descriptor: never through a link put in that folder's place)."""
+
+    def whole(path, fd):
+        return str(path) if fd is None else os.path.join(os.readlink(f"/proc/self/fd/{fd}"), path)
+
+    return whole(source, src_dir_fd), whole(target, dst_dir_fd)
+
+
 def run_restore(data, etc, archive, *extra: str) -> int:
     args = ["restore", str(archive), "--data", str(data), "--config", str(etc / "kiosk.toml")]
     return main([*args, *extra])
@@ -390,8 +400,9 @@ def test_a_restore_failing_part_way_puts_this_pis_files_back(gate, usb, capsys, 
     before = {p: p.read_bytes() for p in data.rglob("*") if p.is_file()}
     real = os.replace
 
-    def fails_on_the_log(source, target):
-        if str(target) == str(data / "kiosk.db") and ".restore-" in str(source):
+    def fails_on_the_log(source, target, **at):
+        source, target = moved(source, target, **at)
+        if target == str(data / "kiosk.db") and ".restore-" in source:
             raise OSError(errno.EIO, "Input/output error")
         return real(source, target)
 

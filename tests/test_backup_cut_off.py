@@ -7,6 +7,7 @@ and keys in clear) are removed by the next restore and by the retention purge.""
 from __future__ import annotations
 
 import os
+import pwd
 import subprocess
 import sys
 import time
@@ -71,9 +72,9 @@ def cut_at(monkeypatch, moved: str) -> None:
     rollback in ``swap_all`` never runs (as with os._exit)."""
     real = os.replace
 
-    def replace(source, target):
-        real(source, target)
-        if str(target).endswith(moved):
+    def replace(source, target, **at):
+        real(source, target, **at)
+        if test_backup.moved(source, target, **at)[1].endswith(moved):
             raise Killed
 
     def undo(*_args):
@@ -128,11 +129,13 @@ def test_a_restore_cut_off_part_way_is_refused_by_the_kiosk_then_undone(
 
 _KILLED_AFTER_THE_LOG_IS_ASIDE = """
 import os, sys
+from test_backup import moved
 from checkpoint.cli import main
 real = os.replace
-def replace(source, target):
-    real(source, target)
-    if "before-restore-" in str(target) and str(target).endswith("/kiosk.db"):
+def replace(source, target, **at):
+    real(source, target, **at)
+    target = moved(source, target, **at)[1]
+    if "before-restore-" in target and target.endswith("/kiosk.db"):
         os._exit(137)
 os.replace = replace
 sys.exit(main(sys.argv[1:]))
@@ -240,3 +243,180 @@ def test_the_retention_purge_removes_a_killed_restores_stage_once_an_hour_old(tm
 
     assert removed == [old.name]
     assert fresh.exists() and named.exists() and not old.exists()
+
+
+# -- the data dir is the service's user's: nothing it puts there leads the restore elsewhere ---
+
+_STAMP = datetime(2026, 12, 7, 1, 30, tzinfo=UTC)  # the restore's second, guessed in advance
+
+
+def _the_service_users(data: Path) -> tuple[int, int]:
+    """The data dir given to another user than the restore's (root's): the kiosk's."""
+    nobody = pwd.getpwnam("nobody")
+    os.chown(data, nobody.pw_uid, nobody.pw_gid)
+    return nobody.pw_uid, nobody.pw_gid
+
+
+def _root_only(tmp_path: Path, name: str) -> Path:
+    """A folder only root may write in, standing for /etc or /root."""
+    victim = tmp_path / name
+    victim.mkdir(mode=0o700)
+    return victim
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a restore as root into another user's data dir")
+def test_a_link_planted_as_the_restores_aside_folder_is_refused(
+    two_pis, tmp_path, monkeypatch, capsys
+):
+    """The review's repro: the kiosk's user links ``before-restore-<stamp>`` (to the second:
+    guessable) to /etc; the restore moved this Pi's log and keys into it and gave it (chown)
+    to the kiosk's user."""
+    data, etc, archive = two_pis
+    victim = _root_only(tmp_path, "root_only")
+    uid, gid = _the_service_users(data)
+    link = data / f"before-restore-{_STAMP:%Y%m%dT%H%M%SZ}"
+    os.symlink(victim, link)
+    os.chown(link, uid, gid, follow_symlinks=False)
+    monkeypatch.setattr("checkpoint.cli.backup_cmd._now", lambda: _STAMP)
+    before = files_of(data, etc)
+
+    assert run_restore(data, etc, archive, "--as-this-gate") == 1
+
+    assert "is there already: a restore makes its own folders" in capsys.readouterr().err
+    assert os.listdir(victim) == [] and victim.stat().st_uid == 0
+    assert files_of(data, etc) == before and os.readlink(link) == str(victim)
+    assert not (data / backup.RESTORE_MARKER).exists()
+    assert not list(data.glob(".restore-*")) and not list(etc.glob(".restore-*"))
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a restore as root into another user's data dir")
+def test_a_restore_as_root_into_the_service_users_data_dir_goes_on(two_pis, tmp_path, capsys):
+    """What the refusals must not stop: root's restore of the kiosk's user's data dir; the
+    folders the move-in makes (``keys/``, 0700) were root's: the kiosk lost its issuing key."""
+    data, etc, archive = two_pis
+    uid, _ = _the_service_users(data)
+    log = (data / "kiosk.db").read_bytes()
+
+    assert run_restore(data, etc, archive, "--as-this-gate") == 0
+
+    (aside,) = data.glob("before-restore-*")
+    assert (aside / "kiosk.db").read_bytes() == log and aside.stat().st_uid == uid
+    assert (data / "kiosk.db").stat().st_uid == uid
+    assert all((data / d).stat().st_uid == uid for d in ("keys", "trust", "keys/issuer.key"))
+    assert not (data / backup.RESTORE_MARKER).exists() and not list(data.glob(".restore-*"))
+
+
+def _cut_off(data: Path, etc: Path, archive: Path, monkeypatch) -> None:
+    """A genuine restore (root's marker) cut off after the archive's log moved in."""
+    with monkeypatch.context() as m:
+        cut_at(m, "data/kiosk.db")
+        with pytest.raises(Killed):
+            run_restore(data, etc, archive, "--as-this-gate")
+
+
+def _swapped_for(path: Path, stand_in: Path | None, uid: int, gid: int) -> None:
+    """What the kiosk's user does in its data dir: ``path`` moved away, a link to
+    ``stand_in`` (or, None, a folder of its own with ``keys`` linking to it) in its place."""
+    os.rename(path, path.with_name(f"{path.name}.moved"))
+    if stand_in is not None:
+        os.symlink(stand_in, path)
+    else:
+        path.mkdir()
+        os.symlink(path.parent.parent / "victim", path / "keys")
+    os.chown(path, uid, gid, follow_symlinks=False)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="root's undo in another user's data dir")
+@pytest.mark.parametrize(
+    "planted", ["marker_of_another", "stage_link", "aside_link", "stage_of_another"]
+)
+def test_an_undo_moves_nothing_through_what_the_kiosks_user_put_in_place(
+    two_pis, tmp_path, monkeypatch, capsys, planted
+):
+    """The review's repro: with root's own marker, the undo followed a link put in place of
+    the stage (root wrote the kiosk's user's file into a root-only folder) or of the folder
+    set aside (a root-only file pulled into the data dir), then failed for ever on rmtree."""
+    data, etc, archive = two_pis
+    uid, gid = _the_service_users(data)
+    victim = _root_only(data.parent, "victim")
+    (victim / "kiosk.db").write_text("ROOT-ONLY")
+    _cut_off(data, etc, archive, monkeypatch)
+    (stage,) = data.glob(".restore-*")
+    (aside,) = data.glob("before-restore-*")
+    if planted == "marker_of_another":
+        os.chown(data / backup.RESTORE_MARKER, uid, gid)
+    else:
+        path = {"stage": stage, "aside": aside}[planted.split("_")[0]]
+        _swapped_for(path, victim if planted.endswith("link") else None, uid, gid)
+    before = files_of(data, etc, victim)
+    capsys.readouterr()
+
+    undo = ["restore", "--undo", "--data", str(data), "--config", str(etc / "kiosk.toml")]
+    assert main(undo) == 1
+
+    err = capsys.readouterr().err
+    assert "cannot be undone" in err
+    assert ("not written by this user" if planted == "marker_of_another" else "this user's") in err
+    assert files_of(data, etc, victim) == before
+    assert os.listdir(victim) == ["kiosk.db"] and victim.stat().st_uid == 0
+    assert (data / backup.RESTORE_MARKER).exists()  # the kiosk still refuses to start
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a restore as root into another user's data dir")
+def test_a_stage_swapped_for_a_link_while_owned_gives_nothing_away(
+    two_pis, tmp_path, monkeypatch, capsys
+):
+    """The stage is in the kiosk's user's data dir: swapped for a link to /etc right after
+    it was looked at, the restore's chown of each staged file went through it."""
+    data, etc, archive = two_pis
+    uid, gid = _the_service_users(data)
+    victim = _root_only(tmp_path, "victim")
+    (victim / "kiosk.db").write_text("ROOT-ONLY")
+    real = backup.our_folder
+
+    def then_swapped(path):
+        real(path)
+        if path.parent == data and path.name.startswith(backup.RESTORE_STAGE_PREFIX):
+            _swapped_for(path, victim, uid, gid)
+
+    monkeypatch.setattr(backup, "our_folder", then_swapped)
+
+    assert run_restore(data, etc, archive, "--as-this-gate") == 1
+
+    assert "is not a folder of this user's" in capsys.readouterr().err
+    assert (victim / "kiosk.db").stat().st_uid == 0 and victim.stat().st_uid == 0
+    assert os.listdir(victim) == ["kiosk.db"] and (victim / "kiosk.db").read_text() == "ROOT-ONLY"
+    assert not (data / backup.RESTORE_MARKER).exists()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a restore as root into another user's data dir")
+def test_a_folder_the_move_in_made_swapped_for_a_link_takes_no_file_elsewhere(
+    two_pis, tmp_path, monkeypatch, capsys
+):
+    """The move-in made ``keys/`` in the kiosk's user's data dir, looked at it, then moved
+    the archive's key in by its path: a link swapped in between took root's move to /root."""
+    data, etc, archive = two_pis
+    uid, gid = _the_service_users(data)
+    victim = _root_only(tmp_path, "victim")
+    (victim / "kiosk.db").write_text("ROOT-ONLY")
+    real = os.replace
+
+    log = (data / "kiosk.db").read_bytes()
+
+    def swapped_first(source, target, **at):
+        key = test_backup.moved(source, target, **at)[1] == str(data / "keys" / "issuer.key")
+        if key and not (data / "keys").is_symlink():
+            _swapped_for(data / "keys", victim, uid, gid)
+        return real(source, target, **at)
+
+    with monkeypatch.context() as m:
+        m.setattr(os, "replace", swapped_first)
+        assert run_restore(data, etc, archive, "--as-this-gate") == 1
+
+    err = capsys.readouterr().err
+    assert "keys is not a folder of this user's" in err and "restore --undo" in err
+    assert os.listdir(victim) == ["kiosk.db"] and (victim / "kiosk.db").stat().st_uid == 0
+    (data / "keys").unlink()  # what the refusal asks: remove what the restore did not make
+    undo = ["restore", "--undo", "--data", str(data), "--config", str(etc / "kiosk.toml")]
+    assert main(undo) == 0
+    assert (data / "kiosk.db").read_bytes() == log and os.listdir(victim) == ["kiosk.db"]

@@ -382,7 +382,7 @@ def restore_run(args: argparse.Namespace) -> int:
       kiosk restore gate-north.kbak --data ./drill --config ./drill/etc/kiosk.toml
       # after a restore cut off part way: this Pi's files back as they were
       sudo /opt/kiosk/current/venv/bin/kiosk restore --undo"""
-    from kiosk.backup import BackupError, is_encrypted, open_archive
+    from kiosk.backup import BackupError, NotOurFolder, is_encrypted, open_archive
 
     if args.undo == (args.archive is not None):
         raise UsageError("name the archive to restore (FILE), or --undo alone")
@@ -408,6 +408,8 @@ def restore_run(args: argparse.Namespace) -> int:
         try:
             with open_archive(args.archive, passphrase) as archive:
                 restored = _restore(archive, data, db, config_file, args)
+        except NotOurFolder as exc:  # not the archive's fault
+            raise _not_ours(exc, data) from None
         except BackupError as exc:
             raise UsageError(f"{exc}; nothing was changed") from None
     print(json.dumps(restored, ensure_ascii=False))
@@ -458,6 +460,14 @@ def _serves_tls(config_file: Path) -> bool:
         return load_config(str(config_file)).web.tls
     except (ConfigError, OSError):
         return False
+
+
+def _not_ours(refused: Exception, data: Path) -> CliError:
+    """A restore refused on a folder it did not make: nothing changed, or, refused after its
+    first rename, cut off (its marker left: how to undo it)."""
+    from kiosk.backup import restore_cut_off
+
+    return CliError(f"{refused}; {restore_cut_off(data) or 'nothing was changed'}")
 
 
 def _undo_cut_off(data: Path, etc: Path) -> bool:
@@ -565,7 +575,7 @@ def _restore(
         with _uninterrupted():
             aside = swap_all(data, swaps)[-1]
         if aside is not None and os.geteuid() == 0:  # the service's user may clear it
-            os.chown(aside, data.stat().st_uid, data.stat().st_gid)
+            os.chown(aside, data.stat().st_uid, data.stat().st_gid, follow_symlinks=False)
     return restored.summary() | {"forgets_reapplied": again}
 
 
@@ -717,20 +727,27 @@ def _extract_all(
 def _own(stage: Path, folder: Path, placed: dict[Path, Placed], *, as_was: bool) -> None:
     """The staged files get their modes at backup and, run as root, an owner: ``folder``'s
     (the data dir's: the service's user), or with ``as_was`` (the config folder) the owner
-    and group they had, by name, else those of the file they replace, else ``folder``'s."""
-    for path in [stage, *stage.rglob("*")]:
-        was = placed.get(path)
-        if was is not None:
-            os.chmod(path, was.mode)
-        if os.geteuid() != 0:
-            continue
-        there = folder / path.relative_to(stage)
-        st = (there if as_was and there.exists() else folder).stat()
-        uid, gid = st.st_uid, st.st_gid
-        if as_was and was is not None:
-            uid = _number(pwd.getpwnam, was.owner, uid)
-            gid = _number(grp.getgrnam, was.group, gid)
-        os.chown(path, uid, gid)
+    and group they had, by name, else those of the file they replace, else ``folder``'s.
+    Walked by the folders' descriptors: never through a link put in the stage's place
+    (``NotOurFolder``; the stage itself stays root's, and no other user enters it)."""
+    from kiosk.backup import our_folder
+
+    our_folder(stage)
+    for top, dirs, files, top_fd in os.fwalk(stage, follow_symlinks=False):
+        for name in dirs + files:
+            path = Path(top) / name
+            was = placed.get(path)
+            if was is not None:
+                os.chmod(name, was.mode, dir_fd=top_fd)  # a file extract made, in root's stage
+            if os.geteuid() != 0:
+                continue
+            there = folder / path.relative_to(stage)
+            st = (there if as_was and there.exists() else folder).stat()
+            uid, gid = st.st_uid, st.st_gid
+            if as_was and was is not None:
+                uid = _number(pwd.getpwnam, was.owner, uid)
+                gid = _number(grp.getgrnam, was.group, gid)
+            os.chown(name, uid, gid, dir_fd=top_fd, follow_symlinks=False)
 
 
 def _number(lookup: Callable[[str], Any], name: str | None, otherwise: int) -> int:
