@@ -158,10 +158,6 @@ class Decision:
     alarm: str | None
     flags: tuple[str, ...]
 
-    @property
-    def passed(self) -> bool:
-        return self.decision == "pass"
-
 
 @dataclass
 class _Findings:

@@ -208,6 +208,27 @@ def test_fever_on_first_reading_but_normal_on_the_second_passes(rig):
     assert decision["temp_c"] < 37.3
 
 
+def test_a_fever_re_measured_twice_on_a_doubted_view_stands_with_its_alarm(rig):
+    """The re-measure of a fever (37.6) is doubted twice (the head sways: ``fell``), each time
+    with a normal body estimate less than ``REMEASURE_AGREES_C`` (object) below the fever: an
+    implausible verdict is no reading, and clears nothing. The fever stands: the guard gets
+    the fever alarm, the person is not told their reading was implausible."""
+    from drivers.mlx90614_emulator import Visit
+
+    rig.show(rig.pass_text())
+    rig.emulator.person_arrives(37.6)
+    _until_measured_again(rig)
+    rig.emulator.person_arrives(37.4, Visit(wobble=0.05))
+    rig.run(14)
+    [decision] = rig.decisions()
+    assert (decision["decision"], decision["reasons"]) == ("deny", ["fever"])
+    assert decision["needs_guard"] is True
+    assert ("fever", "raised") in rig.alarms()
+    prompts = [m["prompt"] for m in rig.messages if m["type"] == "state"]
+    assert prompts.count("measure_again") == 2  # the fever's, then the doubted view's
+    assert "see_guard" in prompts
+
+
 def _fever_then_swapped(make_rig, order: str, code_at: str, normal_c: float) -> Rig:
     """A, feverish (38.5), is measured to a fever; as the kiosk asks to measure again, B (no
     warmer: ``normal_c``) takes A's place with no gap the reading could show (B's forehead in

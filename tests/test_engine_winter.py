@@ -127,3 +127,18 @@ def test_the_guard_sees_one_card_saying_to_check_by_hand_and_the_kiosk_a_banner(
     assert view["detail"] == label and todo in view["todo"] and view["time"]
     notes = banner_view({"faults": {"air": "air 6.0 degC ..."}}, lang)
     assert len(notes) == 1 and banner in notes[0]
+
+
+def test_in_air_outside_the_trusted_range_a_feverish_visitor_is_not_measured_again(rig):
+    """The reading in that air is no temperature, a fever's or not: no re-measure on a fever
+    it cannot say, the guard measures by hand at once."""
+    rig.emulator.set_ambient(6.0)
+    rig.run(5)
+    rig.show(rig.pass_text())
+    rig.emulator.person_arrives(39.5)
+    rig.run(8)
+    [decision] = rig.decisions()
+    assert decision["reasons"] == ["air_out_of_range"]
+    assert decision["temp_c"] >= rig.config.thermometer.thermometry.fever_threshold_c
+    prompts = [m["prompt"] for m in rig.messages if m["type"] == "state"]
+    assert "measure_again" not in prompts

@@ -108,6 +108,30 @@ def test_todays_check_is_missing_only_once_the_due_time_has_passed(ledger, clock
     assert ledger.alarms() == []
 
 
+def test_todays_check_is_missing_at_the_due_time_itself(ledger, clock):
+    register(ledger)
+    due = clock.now() + timedelta(hours=11)  # 20:00:00 Shanghai
+    assert [(a.kind, a.day) for a in ledger.alarms(due)] == [("missed_check", BACK)]
+    assert ledger.alarms(due - timedelta(seconds=1)) == []
+    clock.advance(11 * 3600)
+    assert [(a.kind, a.day) for a in ledger.alarms()] == [("missed_check", BACK)]
+
+
+def test_yesterdays_missed_check_is_an_alarm_this_morning_before_todays_is_due(ledger, clock):
+    register(ledger)
+    clock.advance(24 * 3600)  # 09:00 the next day: today's check is not due yet
+    assert [(a.kind, a.day) for a in ledger.alarms()] == [("missed_check", BACK)]
+
+
+def test_due_for_clearing_is_counted_on_the_day_asked(ledger, clock):
+    """The manager's to-do for a day named (a report's day), not the clock's today."""
+    person = register(ledger)
+    assert [p.id for p in ledger.due_for_clearing(BACK + timedelta(days=14))] == [person.id]
+    assert ledger.due_for_clearing(BACK + timedelta(days=13)) == []
+    clock.advance(14 * 24 * 3600)
+    assert [p.id for p in ledger.due_for_clearing()] == [person.id]
+
+
 def test_a_fever_at_the_gate_is_an_alarm(ledger, log):
     register(ledger)
     gate_reading(log, 38.2)
@@ -202,11 +226,13 @@ def test_snapshot_says_who_is_observed_for_the_policy(ledger):
     person = register(ledger)
     snap = ledger.snapshot()
     assert snap.observing("3-2-701", " wang fang ", BACK)
+    assert snap.observing("3-2-701", "Wang Fang", BACK + timedelta(days=13))  # its last day
     assert not snap.observing("3-2-701", "Wang Fang", BACK + timedelta(days=14))
     assert not snap.observing("3-2-701", "Li Lei", BACK)
     assert not snap.observing("3-2-701", None, BACK)
     assert ledger.current.observing("3-2-701", "Wang Fang", BACK)  # kept up to date
     ledger.set_status(person.id, "cleared", actor="m")
+    assert not ledger.person(person.id).observing_on(BACK)
     assert not ledger.snapshot().observing("3-2-701", "Wang Fang", BACK)
     assert not ledger.current.observing("3-2-701", "Wang Fang", BACK)
 
@@ -322,6 +348,21 @@ def test_a_returnee_registered_before_the_ntp_step_counts_as_new_on_the_day_regi
         store.close()
 
 
+def test_a_returnee_registered_on_a_clock_ntp_never_set_counts_on_the_day_it_reads(tmp_path):
+    """No NTP since (its boot cannot be dated): the registration counts by its stamp."""
+    clock = FakeClock(start=datetime(2026, 3, 1, 2, 0, tzinfo=UTC), is_synced=False)
+    store = EventLog(
+        tmp_path / "k.db", "gate-1", clock, "NORMAL", migrations=[observation.MIGRATIONS]
+    )
+    log = store.open()
+    try:
+        ledger = ObservationLedger(log, clock, TZ)
+        register(ledger, date_back=date(2026, 3, 1))
+        assert ledger.counts(date(2026, 3, 1))["new"] == 1
+    finally:
+        store.close()
+
+
 def test_a_gate_reading_stamped_before_the_ntp_step_counts_whatever_the_case_spelled(tmp_path):
     """The reading at 09:10 on 2 March, stamped 1 March before NTP answered, by a pass that
     spells the household in capitals: found among the readings stamped on a clock not set
@@ -373,7 +414,8 @@ def test_a_clearing_stamped_1970_before_the_ntp_step_counts_on_the_day_it_was_do
         log.append(EventDraft(direction="in", decision="pass"))  # dates the boot
         day = ledger.counts(date(2026, 3, 3))
         assert (day["cleared"], day["observing"]) == (1, 0)
-        assert ledger.counts(date(2026, 3, 2))["observing"] == 1
+        before = ledger.counts(date(2026, 3, 2))
+        assert (before["cleared"], before["observing"]) == (0, 1)
     finally:
         store.close()
 

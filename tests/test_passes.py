@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import re
 import stat
 import struct
@@ -14,6 +15,7 @@ from hypothesis import strategies as st
 from kiosk import base45
 from kiosk.passes import (
     MAX_TEXT_BYTES,
+    MAX_VALID_HOURS,
     PREFIX,
     KeyFileError,
     Pass,
@@ -88,6 +90,24 @@ def test_texts_too_long_for_the_qr_are_refused_with_a_clear_reason():
 def test_bad_issue_input_is_refused(household, holder, role, days, message):
     with pytest.raises(ValueError, match=message):
         issue_pass(ISSUER, household, holder, role, days, now=NOW)
+
+
+@pytest.mark.parametrize("hours", [1, MAX_VALID_HOURS])
+def test_a_pass_of_one_hour_and_of_the_most_hours_is_issued_and_verifies(hours):
+    text, issued = issue_pass(ISSUER, "1-1", "Li", "resident", hours / 24, now=NOW)
+    assert issued.valid_until - issued.valid_from == timedelta(hours=hours)
+    assert TRUST.verify(text).valid_until == issued.valid_until
+    again = dataclasses.replace(PASS, valid_until=PASS.valid_from + timedelta(hours=hours))
+    assert TRUST.verify(encode_pass(ISSUER, again)).valid_until == again.valid_until
+
+
+@pytest.mark.parametrize("hours", [0, MAX_VALID_HOURS + 1])
+def test_a_pass_of_no_hours_or_more_than_the_most_is_refused(hours):
+    with pytest.raises(ValueError, match=f"days must give 1 to {MAX_VALID_HOURS} hours"):
+        issue_pass(ISSUER, "1-1", "Li", "resident", hours / 24, now=NOW)
+    wrong = dataclasses.replace(PASS, valid_until=PASS.valid_from + timedelta(hours=hours))
+    with pytest.raises(ValueError, match=f"validity must be 1 to {MAX_VALID_HOURS} hours"):
+        encode_pass(ISSUER, wrong)
 
 
 def test_issue_needs_an_aware_now_from_the_clock():

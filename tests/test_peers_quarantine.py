@@ -165,3 +165,83 @@ def test_a_peers_quarantine_outside_the_days_is_in_force_and_said_on_the_devices
         assert "clamped" in words and "1-101" not in words
     finally:
         south.close()
+
+
+def _north_holds(household: str, holder: str | None, start: str, until: str):
+    from datetime import date
+
+    from kiosk.lists import Lists, QuarantineEntry
+
+    entry = QuarantineEntry(household, holder, date.fromisoformat(start),
+                            date.fromisoformat(until), "guard Li", "gate-north")  # fmt: skip
+    return Lists.build(peer_quarantine=[entry]), entry
+
+
+@pytest.mark.parametrize(
+    ("asked", "within", "found"),
+    [(("1-101", None, "2026-03-01", "2026-03-14"), True, True),  # the same days
+     (("1-101", None, "2026-03-01", "2026-03-14"), False, True),
+     (("1-101", None, "2026-03-02", "2026-03-13"), True, True),
+     (("1-101", None, "2026-02-28", "2026-03-14"), True, False),  # a day before it
+     (("1-101", None, "2026-03-01", "2026-03-15"), True, False),  # a day after it
+     (("1-101", None, "2026-02-20", "2026-03-01"), False, True),  # ends on its first day
+     (("1-101", None, "2026-03-14", "2026-03-20"), False, True),  # starts on its last day
+     (("1-101", None, "2026-02-20", "2026-02-28"), False, False),  # other days
+     (("1-101", None, "2026-03-15", "2026-03-20"), False, False),
+     (("2-202", None, "2026-03-01", "2026-03-14"), True, False),  # another household
+     (("2-202", None, "2026-03-01", "2026-03-14"), False, False),
+     ((" 1-101 ", None, "2026-03-01", "2026-03-14"), True, True),  # as the gate matches
+     (("1-101", "Wang L", "2026-03-01", "2026-03-14"), True, False),  # one person of it
+     (("1-101", "Wang L", "2026-03-01", "2026-03-14"), False, False),
+     (("1-101", "None", "2026-03-01", "2026-03-14"), False, False)],  # str(None)'s spelling
+)  # fmt: skip
+def test_another_gates_household_quarantine_is_that_subjects_on_those_days(asked, within, found):
+    """``peer_quarantine_of``: a guard adding (``within``) or lifting a quarantine is told of
+    another gate's entry only for the same subject and days (both ends inclusive)."""
+    from datetime import date
+
+    lists, entry = _north_holds("1-101", None, "2026-03-01", "2026-03-14")
+    household, holder, start, end = asked
+    got = lists.peer_quarantine_of(household, holder, date.fromisoformat(start),
+                                   date.fromisoformat(end), within=within)  # fmt: skip
+    assert got == (entry if found else None)
+
+
+@pytest.mark.parametrize(
+    ("asked", "found"),
+    [(("1-101", "Wang L"), True),
+     (("1-101", " wang l "), True),  # as the gate matches a name
+     (("1-101", "Wang M"), False),  # another person of the household
+     (("1-101", None), False),  # the household as a whole
+     (("2-202", "Wang L"), False)],
+)  # fmt: skip
+def test_another_gates_quarantine_of_one_person_is_that_persons(asked, found):
+    from datetime import date
+
+    lists, entry = _north_holds("1-101", "Wang L", "2026-03-01", "2026-03-14")
+    for within in (True, False):
+        got = lists.peer_quarantine_of(*asked, date(2026, 3, 1), date(2026, 3, 14), within=within)
+        assert got == (entry if found else None)
+
+
+@pytest.mark.parametrize(
+    ("subject", "days"),
+    [
+        (("1-101", "Wang L"), ("2026-03-01", "2026-03-14")),  # one person there, all here
+        (("1-101", None), ("2026-04-01", "2026-04-14")),  # other days there
+        (("2-202", None), ("2026-03-01", "2026-03-14")),
+    ],  # another household there
+)
+def test_a_lift_is_warned_of_another_gates_quarantine_only_for_that_subject_and_days(
+    gates,  # noqa: F811
+    subject,
+    days,
+):
+    north, south = gates
+    north.core.lists.add_quarantine(*subject, *days, actor="guard Li")
+    south.core.lists.add_quarantine("1-101", None, "2026-03-01", "2026-03-10", actor="Zhao")
+    told_and_fetched(north, south)
+    assert len(south.core.lists.current.peer_quarantine) == 1  # north's page came
+    [entry] = south.core.lists.current.quarantine
+    south.core.lists.remove_quarantine(entry.id, actor="Zhao")
+    assert south.core.lists.current.quarantine == ()

@@ -602,6 +602,27 @@ def test_each_rule_gives_its_reason(case, decision, reasons, needs_guard, alarm,
     assert (got.needs_guard, got.alarm, got.flags) == (needs_guard, alarm, flags)
 
 
+def test_the_plausible_range_holds_both_its_ends():
+    """43.00 degC read is a fever (alarm, guard), not an implausible reading to measure again;
+    the lowest plausible body is a reading, and a hundredth outside either end is not."""
+    top = run(Case(temperature=temp(THERMO.plausible_max_c)))
+    assert (top.reasons, top.alarm, top.needs_guard) == (("fever",), "fever", True)
+    low = run(Case(temperature=temp(THERMO.plausible_min_c)))
+    assert (low.decision, low.reasons) == ("pass", ("ok",))
+    for body in (THERMO.plausible_max_c + 0.01, THERMO.plausible_min_c - 0.01):
+        assert run(Case(temperature=temp(body))).reasons == ("temp_implausible",)
+
+
+def test_a_pass_is_valid_from_its_first_second_and_expired_at_its_valid_until():
+    got = run(Case(now=GOOD_PASS.valid_until))
+    assert (got.decision, got.reasons) == ("deny", ("pass_expired",))
+    last = GOOD_PASS.valid_until - timedelta(seconds=1)
+    assert run(Case(now=last)).reasons == ("ok",)
+    assert run(Case(now=GOOD_PASS.valid_from)).reasons == ("ok",)
+    before = GOOD_PASS.valid_from - timedelta(seconds=1)
+    assert run(Case(now=before)).reasons == ("pass_not_yet_valid",)
+
+
 def test_passback_is_hard_by_default_a_copied_pass_is_denied():
     got = run(Case(history=[RECENT_OUT]))
     assert got.decision == "deny" and got.reasons == ("passback",) and got.needs_guard

@@ -159,6 +159,9 @@ def test_a_busy_gates_hourly_purges_leave_one_audit_row_a_day_with_their_counts(
         for d in (json.loads(detail) for _, detail in rows)
     )
     assert purged > 70 and counted + pending_runs(db).get("events_purged", 0) == purged
+    # each row says how many runs it stands for: a day's later runs, counted, not just one
+    runs = [json.loads(detail).get("coalesced", {}).get("runs", 0) for _, detail in rows]
+    assert max(runs) > 1, runs
     assert store.verify().ok
 
 

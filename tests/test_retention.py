@@ -134,6 +134,23 @@ def test_bad_retention_is_refused(store, days):
         purge(store, days, datetime(2026, 3, 5, tzinfo=UTC))
 
 
+@pytest.mark.parametrize("days", [0, 36500])
+def test_retention_of_0_and_of_the_most_days_is_a_purge(store, days):
+    now = datetime(2026, 3, 5, tzinfo=UTC)
+    assert purge(store, days, now).cutoff <= now  # a purge, not "must be between"
+
+
+def test_a_clock_at_the_set_back_tolerance_may_date_a_purge_and_one_second_more_not():
+    from kiosk.retention import SET_BACK_TOLERANCE, judge_clock
+    from kiosk.store import format_ts
+
+    now = datetime(2026, 3, 5, tzinfo=UTC)
+    assert judge_clock(now, True, format_ts(now + SET_BACK_TOLERANCE)) is True
+    later = format_ts(now + SET_BACK_TOLERANCE + timedelta(seconds=1))
+    with pytest.raises(ClockNotTrusted, match="set back"):
+        judge_clock(now, True, later)
+
+
 def test_cli_purge(tmp_path, capsys, monkeypatch):
     db = _purge_cli_log(tmp_path)
     _system_clock_at(monkeypatch, datetime(2026, 6, 1, tzinfo=UTC), synced=True)

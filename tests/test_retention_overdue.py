@@ -75,6 +75,30 @@ def test_events_kept_for_the_clock_for_two_days_are_overdue():
     assert overdue(None, now, OVERDUE_AFTER.total_seconds(), "set_back")["cause"] == "set_back"
 
 
+def test_purges_refused_for_less_than_the_limit_are_not_overdue():
+    now = START + timedelta(days=40)
+    recent = {"at": now.isoformat()}
+    assert overdue(recent, now, None) is None
+    # Nothing waits for the clock any more: when it last did says nothing.
+    old = (now - 2 * OVERDUE_AFTER).isoformat()
+    assert overdue(recent | {"waiting_for_clock": 0, "waiting_since": old}, now) is None
+    assert overdue(recent, now, OVERDUE_AFTER.total_seconds() - 1, "set_back") is None
+    assert overdue(recent, now, OVERDUE_AFTER.total_seconds(), "set_back")["cause"] == "set_back"
+
+
+@pytest.mark.parametrize(
+    "held",
+    [{"mono_ns": "5", "last_mono_ns": 9, "before_s": 1.0},
+     {"mono_ns": 5, "last_mono_ns": None, "before_s": 1.0},
+     {"mono_ns": 5, "last_mono_ns": 9, "before_s": "1"},
+     {"mono_ns": True, "last_mono_ns": 9, "before_s": 1.0}],
+)  # fmt: skip
+def test_a_refusal_record_not_of_its_shape_counts_no_time(held):
+    assert retention.refused_seconds(held | {"boot": "b"}, "b", 10) is None
+    good = {"mono_ns": 5, "last_mono_ns": 9, "before_s": 1.0, "boot": "b"}
+    assert retention.refused_seconds(good, "b", 5_000_000_005) == 6.0
+
+
 def _restart(core, clock, *, reboot: bool = False) -> Daemon:
     """A new daemon on the same log: what the old one held in memory is gone; after a reboot
     the monotonic clock starts again and the boot is another."""

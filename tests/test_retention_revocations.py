@@ -44,7 +44,7 @@ def refusal(lists: ListStore, payload: str, now: datetime) -> tuple[str, ...]:
     state = PolicyState(TRUST, lists.load(), PassageHistory())
     inputs = PassageInputs("out", payload, NORMAL)
     decision = decide(inputs, state, now, PolicySection(), ThermometryConfig(), TZ)
-    assert not decision.passed
+    assert decision.decision == "deny"
     return decision.reasons
 
 

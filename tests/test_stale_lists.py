@@ -382,3 +382,34 @@ def test_a_gate_without_ntp_but_with_the_office_decides_by_the_offices_time(tmp_
         assert again.clock.now() >= morning
     finally:
         again.close()
+
+
+def test_a_quarantine_ending_on_the_day_of_the_last_sync_goes_to_the_guard(rig):
+    """The office's list of that morning said "until today": one it sent later, which this
+    gate never got, may have extended it."""
+    synced = _today(rig)
+    _office_sends(rig, 1, [_quarantine("A-101", synced - timedelta(days=10), synced)])
+    rig.clock.advance(3 * 86400)
+    decision = _goes_out(rig)
+    assert decision["reasons"] == ["quarantine_unconfirmed"]
+    assert "lists_stale" in rig.events()[-1]["flags"]
+
+
+def test_a_quarantine_starting_tomorrow_on_stale_lists_is_not_yet_in_force(rig):
+    """Not over, not begun: nothing for a missed list to have extended, so no referral."""
+    synced = _today(rig)
+    _office_sends(
+        rig, 1, [_quarantine("A-101", synced + timedelta(days=4), synced + timedelta(days=14))]
+    )
+    rig.clock.advance(3 * 86400)  # stale; the quarantine starts tomorrow
+    assert _today(rig) + timedelta(days=1) == synced + timedelta(days=4)
+    assert _goes_out(rig)["decision"] == "pass"
+
+
+def test_another_persons_ended_quarantine_on_stale_lists_does_not_hold_this_one(rig):
+    """Zhang San of A-101 was quarantined alone; Li Wei of the same household goes out."""
+    synced = _today(rig)
+    entry = _quarantine("A-101", synced - timedelta(days=10), synced + timedelta(days=1))
+    _office_sends(rig, 1, [{**entry, "holder": "Zhang San"}])
+    rig.clock.advance(3 * 86400)
+    assert _goes_out(rig)["decision"] == "pass"

@@ -850,6 +850,22 @@ def test_a_fever_stands_over_a_normal_re_measure_well_below_it():
         assert fever_stands(fever, Temperature(status, None, 33.0, 24.0, status), CFG)
 
 
+@pytest.mark.parametrize("doubt", ["low", "unsteady", "fell"])
+def test_an_implausible_re_measure_clears_no_fever_whatever_body_it_estimated(doubt):
+    """An implausible verdict carries the body it estimated (a doubted view: ``doubt``). One
+    normal and within ``REMEASURE_AGREES_C`` of the fever is still no reading: the fever
+    stands, and the guard is alarmed, not told of an implausible temperature."""
+    fever = next(
+        t for o in range(3300, 3600) if (t := _ok(o / 100)).body_c >= CFG.fever_threshold_c + 0.1
+    )
+    near = _ok(fever.object_c - REMEASURE_AGREES_C + 0.02)
+    assert near.body_c is not None and near.body_c < CFG.fever_threshold_c
+    doubted = Temperature("implausible", near.body_c, near.object_c, near.ambient_c,
+                          "temp_implausible", doubt=doubt)  # fmt: skip
+    assert not fever_stands(fever, near, CFG)  # the same, read plausibly, would clear it
+    assert fever_stands(fever, doubted, CFG)
+
+
 WHOLE_VIEW_SCENES = {
     "steady": {},
     "slow": {"approach_tau_s": 0.6},
