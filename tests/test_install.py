@@ -776,8 +776,8 @@ def test_shellcheck_passes(script):
 
 @needs_root
 def test_install_tls_pins_the_certificate_for_the_screen(checkout, tmp_path_factory):
-    """With --tls the daemon serves HTTPS only; the screen (its own user, no access to the
-    credential) is pointed at https with exactly that certificate's key pinned."""
+    """With --tls and web.tls on the daemon serves HTTPS only; the screen (its own user, no
+    access to the credential) is pointed at https with exactly that certificate's key pinned."""
     import base64
     import hashlib
 
@@ -786,8 +786,10 @@ def test_install_tls_pins_the_certificate_for_the_screen(checkout, tmp_path_fact
 
     need(shutil.which("useradd") is not None, "useradd")
     need(shutil.which("openssl") is not None, "openssl")
-    root = fresh_os_root(tmp_path_factory.mktemp("tls") / "root")
-    args = ("--root", str(root), "--pip-args", OFFLINE_PIP, "--tls")
+    base = tmp_path_factory.mktemp("tls")
+    root = fresh_os_root(base / "root")
+    config = _tls_config(checkout, base, tls=True)
+    args = ("--root", str(root), "--pip-args", OFFLINE_PIP, "--tls", "--config", str(config))
     first = run(checkout / "scripts" / "install", *args, env=install_env())
     out = first.stdout + first.stderr
     assert "FAIL" not in out, out
@@ -1234,6 +1236,7 @@ def _web_tls_on(config: Path) -> None:
 def _self_signed(cred_dir: Path) -> bytes:
     """A certificate and key as `kiosk restore` puts them back (root's, 0600); its SPKI pin."""
     cert, key = cred_dir / "tls_cert", cred_dir / "tls_key"
+    cred_dir.mkdir(parents=True, exist_ok=True)
     subprocess.run(
         ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
          "-nodes", "-days", "30", "-subj", "/CN=gate-north", "-keyout", str(key),
@@ -1333,6 +1336,53 @@ def test_a_config_with_web_tls_and_no_certificate_gets_one_as_with_tls(checkout,
     assert proc.returncode == 0 and "FAIL" not in out, out
     assert "[credentials] would: make a self-signed TLS certificate" in proc.stdout, out
     assert "[units] would: write /etc/systemd/system/kiosk.service.d/tls.conf" in proc.stdout
+
+
+def _tls_config(checkout: Path, tmp_path: Path, *, tls: bool, port: int = 8000) -> Path:
+    config = tmp_path / "kiosk.toml"
+    shutil.copy(checkout / "systemd" / "kiosk.toml.example", config)
+    if tls:
+        _web_tls_on(config)
+    text = config.read_text()
+    config.write_text(text.replace("\nport = 8000", f"\nport = {port}", 1))
+    return config
+
+
+SCREEN_TLS = "/etc/systemd/system/kiosk-screen.service.d/tls.conf"
+KIOSK_TLS = "/etc/systemd/system/kiosk.service.d/tls.conf"
+POLICY = "/etc/chromium/policies/managed/kiosk-screen.json"
+
+
+def _stale_dropins(root: Path) -> None:
+    """The drop-ins an earlier run with a certificate and web.tls on left."""
+    for path, line in (
+        (KIOSK_TLS, "LoadCredential=tls_cert:/etc/kiosk/credentials/tls_cert"),
+        (SCREEN_TLS, "Environment=KIOSK_SCREEN_ORIGIN=https://127.0.0.1:8000"),
+    ):
+        (root / path.lstrip("/")).parent.mkdir(parents=True, exist_ok=True)
+        (root / path.lstrip("/")).write_text(f"[Service]\n{line}\n")
+
+
+def test_a_certificate_without_web_tls_leaves_the_screen_on_http(checkout, tmp_path):
+    """A gate once installed with --tls that kept web.tls = false: the daemon serves http, but
+    every re-run pointed the screen at https (the certificate was there), its start check
+    waited on https, failed, and restarted for ever: a dark screen. The screen's https drop-in
+    follows web.tls: not written, an old one removed, the Chromium policy on http."""
+    need(shutil.which("openssl") is not None, "openssl")
+    root = fresh_os_root(tmp_path / "root")
+    _self_signed(root / "etc/kiosk/credentials")
+    _stale_dropins(root)
+    config = _tls_config(checkout, tmp_path, tls=False)
+    proc = _dry_run(checkout, root, "--config", str(config))
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0 and "FAIL" not in out, out
+    assert f"would: write {SCREEN_TLS}" not in out and "https://" not in out, out
+    assert f"[units] would: remove {SCREEN_TLS} (web.tls is off" in out, out
+    assert (
+        f"would: write {POLICY} (the screen's Chromium policy, new tabs on http://127.0.0.1:8000/"
+        in out
+    )
+    assert "set web.tls = true" in out and "the screen stay on http" in out
 
 
 # --- the screen: kept off where the admin turned it off, --no-screen, memory ---------------------
