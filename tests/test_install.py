@@ -1385,6 +1385,20 @@ def test_a_certificate_without_web_tls_leaves_the_screen_on_http(checkout, tmp_p
     assert "set web.tls = true" in out and "the screen stay on http" in out
 
 
+def test_no_certificate_removes_the_tls_dropins_an_earlier_run_left(checkout, tmp_path):
+    """The certificate removed (web.tls off): kiosk.service's old tls.conf still loaded the
+    missing tls_cert/tls_key with LoadCredential=, which fails the daemon's start, and the
+    screen's pointed at https. Both are removed, and said."""
+    root = fresh_os_root(tmp_path / "root")
+    _stale_dropins(root)
+    proc = _dry_run(checkout, root, "--config", str(_tls_config(checkout, tmp_path, tls=False)))
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0 and "FAIL" not in out, out
+    for path in (KIOSK_TLS, SCREEN_TLS):
+        assert f"[units] would: remove {path} (no TLS certificate" in out, out
+    assert "new tabs on http://127.0.0.1:8000/kiosk" in out
+
+
 # --- the screen: kept off where the admin turned it off, --no-screen, memory ---------------------
 
 
