@@ -1385,6 +1385,24 @@ def test_a_certificate_without_web_tls_leaves_the_screen_on_http(checkout, tmp_p
     assert "set web.tls = true" in out and "the screen stay on http" in out
 
 
+def test_web_tls_points_the_screen_at_https_on_the_configs_port(checkout, tmp_path):
+    """With web.tls on the screen's https origin was fixed at port 8000: a config with another
+    web.port left the screen (and its drop-in, which sorts after an admin's override) on a port
+    nothing serves. The origin takes web.port."""
+    need(shutil.which("openssl") is not None, "openssl")
+    root = fresh_os_root(tmp_path / "root")
+    cert = _self_signed(root / "etc/kiosk/credentials")
+    config = _tls_config(checkout, tmp_path, tls=True, port=8443)
+    proc = _dry_run(checkout, root, "--config", str(config))
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0 and "FAIL" not in out, out
+    assert f"[units] would: write {SCREEN_TLS}" in out, out
+    assert "Environment=KIOSK_SCREEN_ORIGIN=https://127.0.0.1:8443" in out, out
+    assert f"Environment=KIOSK_SCREEN_PIN={_pin(cert)}" in out
+    assert "127.0.0.1:8000" not in out
+    assert "new tabs on https://127.0.0.1:8443/kiosk" in out
+
+
 def test_no_certificate_removes_the_tls_dropins_an_earlier_run_left(checkout, tmp_path):
     """The certificate removed (web.tls off): kiosk.service's old tls.conf still loaded the
     missing tls_cert/tls_key with LoadCredential=, which fails the daemon's start, and the
