@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -23,13 +24,23 @@ def clock():
     return FakeClock(start=datetime(2026, 2, 10, 1, 0, tzinfo=UTC))
 
 
+@contextmanager
+def opened_log(path, clock, boot_id=None):
+    """The event log at ``path`` with the observation tables, open; closed after."""
+    booted = {} if boot_id is None else {"boot_id": boot_id}
+    store = EventLog(
+        path, "gate-1", clock, "NORMAL", migrations=[observation.MIGRATIONS], **booted
+    ).open()
+    try:
+        yield store
+    finally:
+        store.close()
+
+
 @pytest.fixture
 def log(tmp_path, clock):
-    store = EventLog(
-        tmp_path / "k.db", "gate-1", clock, "NORMAL", migrations=[observation.MIGRATIONS]
-    ).open()
-    yield store
-    store.close()
+    with opened_log(tmp_path / "k.db", clock) as store:
+        yield store
 
 
 @pytest.fixture
@@ -298,10 +309,7 @@ def test_a_returnee_registered_on_a_clock_not_set_is_told_so_not_that_the_day_ba
     """A Pi booted without network reads 1970: the returnee back today was refused with
     "date_back: lies in the future", which sent the guard to check a date that was right."""
     clock = FakeClock(start=datetime(1970, 1, 1, 0, 5, tzinfo=UTC), is_synced=False)
-    store = EventLog(
-        tmp_path / "k.db", "gate-1", clock, "NORMAL", migrations=[observation.MIGRATIONS]
-    ).open()
-    try:
+    with opened_log(tmp_path / "k.db", clock) as store:
         ledger = ObservationLedger(store, clock, TZ)
         with pytest.raises(CommunityError) as refused:
             register(ledger)
@@ -314,8 +322,6 @@ def test_a_returnee_registered_on_a_clock_not_set_is_told_so_not_that_the_day_ba
         clock.set_wall(datetime(2026, 2, 10, 1, 0, tzinfo=UTC))
         clock.is_synced = True
         assert register(ledger).date_back == BACK
-    finally:
-        store.close()
 
 
 def test_a_returnee_registered_before_the_ntp_step_counts_as_new_on_the_day_registered(tmp_path):
@@ -323,11 +329,7 @@ def test_a_returnee_registered_before_the_ntp_step_counts_as_new_on_the_day_regi
     answers: a returnee registered at 09:10 on 2 March counted as new on 1 March in the daily
     report, and 2 March had nobody new."""
     clock = FakeClock(start=datetime(2026, 3, 1, 15, 0, tzinfo=UTC), is_synced=False)
-    store = EventLog(
-        tmp_path / "k.db", "gate-1", clock, "NORMAL", migrations=[observation.MIGRATIONS]
-    )
-    log = store.open()
-    try:
+    with opened_log(tmp_path / "k.db", clock) as log:
         ledger = ObservationLedger(log, clock, TZ)
         register(ledger, date_back=date(2026, 3, 1))
         clock.advance(1200)
@@ -343,23 +345,15 @@ def test_a_returnee_registered_before_the_ntp_step_counts_as_new_on_the_day_regi
         assert summary_since(log.reader(), "gate-1", *night, 0)["new_returnees"] == 0
         morning = datetime(2026, 3, 2, 0, 0, tzinfo=UTC), datetime(2026, 3, 2, 2, 0, tzinfo=UTC)
         assert summary_since(log.reader(), "gate-1", *morning, 0)["new_returnees"] == 2
-    finally:
-        store.close()
 
 
 def test_a_returnee_registered_on_a_clock_ntp_never_set_counts_on_the_day_it_reads(tmp_path):
     """No NTP since (its boot cannot be dated): the registration counts by its stamp."""
     clock = FakeClock(start=datetime(2026, 3, 1, 2, 0, tzinfo=UTC), is_synced=False)
-    store = EventLog(
-        tmp_path / "k.db", "gate-1", clock, "NORMAL", migrations=[observation.MIGRATIONS]
-    )
-    log = store.open()
-    try:
+    with opened_log(tmp_path / "k.db", clock) as log:
         ledger = ObservationLedger(log, clock, TZ)
         register(ledger, date_back=date(2026, 3, 1))
         assert ledger.counts(date(2026, 3, 1))["new"] == 1
-    finally:
-        store.close()
 
 
 def test_a_gate_reading_stamped_before_the_ntp_step_counts_whatever_the_case_spelled(tmp_path):
@@ -367,11 +361,7 @@ def test_a_gate_reading_stamped_before_the_ntp_step_counts_whatever_the_case_spe
     spells the household in capitals: found among the readings stamped on a clock not set
     (the period's ``ts`` range would miss it) and dated to 2 March."""
     clock = FakeClock(start=datetime(2026, 3, 1, 15, 0, tzinfo=UTC), is_synced=False)
-    store = EventLog(
-        tmp_path / "k.db", "gate-1", clock, "NORMAL", migrations=[observation.MIGRATIONS]
-    )
-    log = store.open()
-    try:
+    with opened_log(tmp_path / "k.db", clock) as log:
         ledger = ObservationLedger(log, clock, TZ)
         clock.advance(1200)
         gate_reading(log, 36.6, household="C-3-301")
@@ -381,8 +371,6 @@ def test_a_gate_reading_stamped_before_the_ntp_step_counts_whatever_the_case_spe
         log.append(EventDraft(direction="in", decision="pass"))  # dates the boot
         person = register(ledger, household="c-3-301", date_back=date(2026, 3, 2))
         assert [(c.source, c.day) for c in ledger.checks(person.id)] == [("gate", date(2026, 3, 2))]
-    finally:
-        store.close()
 
 
 def test_a_clearing_stamped_1970_before_the_ntp_step_counts_on_the_day_it_was_done(tmp_path):
@@ -391,20 +379,10 @@ def test_a_clearing_stamped_1970_before_the_ntp_step_counts_on_the_day_it_was_do
     and, ordered before her registration, she still counted as under observation."""
     db = tmp_path / "k.db"
     clock = FakeClock(start=datetime(2026, 3, 1, 2, 0, tzinfo=UTC))
-    store = EventLog(
-        db, "gate-1", clock, "NORMAL", migrations=[observation.MIGRATIONS], boot_id="boot-1"
-    )
-    log = store.open()
-    try:
+    with opened_log(db, clock, boot_id="boot-1") as log:
         person = register(ObservationLedger(log, clock, TZ), date_back=date(2026, 3, 1))
-    finally:
-        store.close()
     clock = FakeClock(start=datetime(1970, 1, 1, 0, 0, 30, tzinfo=UTC), is_synced=False)
-    store = EventLog(
-        db, "gate-1", clock, "NORMAL", migrations=[observation.MIGRATIONS], boot_id="boot-2"
-    )
-    log = store.open()
-    try:
+    with opened_log(db, clock, boot_id="boot-2") as log:
         ledger = ObservationLedger(log, clock, TZ)
         ledger.set_status(person.id, "cleared", "manager")
         clock.advance(60)
@@ -415,8 +393,6 @@ def test_a_clearing_stamped_1970_before_the_ntp_step_counts_on_the_day_it_was_do
         assert (day["cleared"], day["observing"]) == (1, 0)
         before = ledger.counts(date(2026, 3, 2))
         assert (before["cleared"], before["observing"]) == (0, 1)
-    finally:
-        store.close()
 
 
 def test_a_helpers_reading_on_a_clock_not_set_is_refused_not_put_on_the_day_the_clock_reads(
