@@ -53,6 +53,7 @@ from kiosk.devices import Health
 from kiosk.files import ended_read, read_snapshot, sqlite_read_only
 from kiosk.links import NOT_OPENED_ROWS
 from kiosk.schema import PROGRAM_SETS, execute_script
+from kiosk.typed import whole_number
 
 log = logging.getLogger(__name__)
 
@@ -492,7 +493,8 @@ def digest_keys(
     through = {}
     for table in _CHAINED_TABLES:
         text = _meta_value(conn, _LEGACY_THROUGH + table) or ""
-        through[table] = int(text) if text.isascii() and text.isdigit() else 2**62
+        number = whole_number(text, most_digits=19)
+        through[table] = 2**62 if number is None else number
     live = " WHERE salt IS NOT NULL" if live_only else ""
     periods = {
         str(p): _hex(v)
@@ -811,7 +813,7 @@ def _high_water(conn: sqlite3.Connection, table: str) -> int | None:
     when it is missing or not a number (damaged: ``verify`` says so)."""
     mark = conn.execute("SELECT value FROM meta WHERE key = ?", [f"{table}.seq"]).fetchone()
     text = str(mark[0]) if mark else ""
-    return int(text) if text.isascii() and text.isdigit() else None
+    return whole_number(text, most_digits=19)
 
 
 def _tail(conn: sqlite3.Connection, table: str) -> tuple[int, str]:

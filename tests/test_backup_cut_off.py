@@ -264,7 +264,7 @@ def _root_only(tmp_path: Path, name: str) -> Path:
     return victim
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="a restore as root into another user's data dir")
+@pytest.mark.usefixtures("as_root")
 def test_a_link_planted_as_the_restores_aside_folder_is_refused(
     two_pis, tmp_path, monkeypatch, capsys
 ):
@@ -289,7 +289,7 @@ def test_a_link_planted_as_the_restores_aside_folder_is_refused(
     assert not list(data.glob(".restore-*")) and not list(etc.glob(".restore-*"))
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="a restore as root into another user's data dir")
+@pytest.mark.usefixtures("as_root")
 def test_a_restore_as_root_into_the_service_users_data_dir_goes_on(two_pis, tmp_path, capsys):
     """What the refusals must not stop: root's restore of the kiosk's user's data dir; the
     folders the move-in makes (``keys/``, 0700) were root's: the kiosk lost its issuing key."""
@@ -326,7 +326,7 @@ def _swapped_for(path: Path, stand_in: Path | None, uid: int, gid: int) -> None:
     os.chown(path, uid, gid, follow_symlinks=False)
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="root's undo in another user's data dir")
+@pytest.mark.usefixtures("as_root")
 @pytest.mark.parametrize(
     "planted", ["marker_of_another", "stage_link", "aside_link", "stage_of_another"]
 )
@@ -362,7 +362,7 @@ def test_an_undo_moves_nothing_through_what_the_kiosks_user_put_in_place(
     assert (data / backup.RESTORE_MARKER).exists()  # the kiosk still refuses to start
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="a restore as root into another user's data dir")
+@pytest.mark.usefixtures("as_root")
 def test_a_stage_swapped_for_a_link_while_owned_gives_nothing_away(
     two_pis, tmp_path, monkeypatch, capsys
 ):
@@ -389,7 +389,7 @@ def test_a_stage_swapped_for_a_link_while_owned_gives_nothing_away(
     assert not (data / backup.RESTORE_MARKER).exists()
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="a restore as root into another user's data dir")
+@pytest.mark.usefixtures("as_root")
 def test_a_folder_the_move_in_made_swapped_for_a_link_takes_no_file_elsewhere(
     two_pis, tmp_path, monkeypatch, capsys
 ):

@@ -1422,6 +1422,7 @@ def test_no_certificate_removes_the_tls_dropins_an_earlier_run_left(checkout, tm
 
 def _installed_units(checkout: Path, root: Path, *enabled: str) -> Path:
     """The units as an earlier install left them, with only ``enabled`` enabled."""
+    need(shutil.which("systemctl") is not None, "systemctl")
     units = root / "etc/systemd/system"
     units.mkdir(parents=True, exist_ok=True)
     for name in ("kiosk.service", "kiosk-screen.service", "kiosk-purge.service",
@@ -1433,7 +1434,6 @@ def _installed_units(checkout: Path, root: Path, *enabled: str) -> Path:
     return root
 
 
-@pytest.mark.skipif(shutil.which("systemctl") is None, reason="systemctl")
 def test_a_re_run_keeps_a_screen_the_admin_disabled_off(checkout, tmp_path):
     """docs/memory.md: a 512 MB Zero 2 W does not run the daemon and the screen's Chromium
     both. Its admin disabled the screen; every re-install or upgrade enabled it again (and
@@ -1450,7 +1450,6 @@ def test_a_re_run_keeps_a_screen_the_admin_disabled_off(checkout, tmp_path):
     assert "disable the login prompt on tty1" not in proc.stdout
 
 
-@pytest.mark.skipif(shutil.which("systemctl") is None, reason="systemctl")
 def test_a_first_install_enables_the_screen(checkout, tmp_path):
     """Only an install that enabled the units before (kiosk.service enabled) reads a disabled
     screen as the admin's: a first install, or one cut off before it enabled anything,
@@ -1460,7 +1459,6 @@ def test_a_first_install_enables_the_screen(checkout, tmp_path):
     assert "[enable] would: enable kiosk-screen.service" in proc.stdout, proc.stdout
 
 
-@pytest.mark.skipif(shutil.which("systemctl") is None, reason="systemctl")
 @pytest.mark.parametrize("enabled", [(), ("kiosk.service", "kiosk-screen.service")])
 def test_no_screen_installs_without_the_screen_and_turns_one_off(checkout, tmp_path, enabled):
     """--no-screen: the screen is not enabled (one enabled before is disabled), tty1 keeps its
