@@ -449,16 +449,46 @@ class Placed:
     group: str | None
 
 
-def extract(archive: Archive, name: str, target: Path) -> Placed:
-    """Member ``name`` written to ``target`` (mode 0600, synced) and checked against the
-    manifest's SHA-256; how it was at backup is returned. ``BackupError`` if it differs."""
+def extract_all(
+    archive: Archive, stages: Mapping[str, Path | None]
+) -> dict[str, dict[Path, Placed]]:
+    """Every member written under the stage of its top folder (``data``, ``etc``; None: not
+    restored) and checked; how each was at backup, by its path in the stage. Written through
+    the stage's descriptor, opened once (a folder of this user's, never a link) and its
+    folders' (made there, 0700 for keys, else 0750): a stage swapped for a link meanwhile
+    has no file made where it points, and is refused after (``NotOurFolder``)."""
+    placed: dict[str, dict[Path, Placed]] = {top: {} for top in stages}
+    for top, stage in stages.items():
+        if stage is None:
+            continue
+        with _folder_fd(stage, ours=True) as fd:
+            for name in sorted(n for n in archive.members if n.partition("/")[0] == top):
+                rest = name.partition("/")[2]
+                placed[top][stage / rest] = _extract(archive, name, (stage, fd), rest)
+            here = os.lstat(stage)
+            if (here.st_dev, here.st_ino) != (os.fstat(fd).st_dev, os.fstat(fd).st_ino):
+                raise NotOurFolder(
+                    f"{stage} is not a folder of this user's (it was replaced while the"
+                    f" archive's files were written into it): {_MAKES_ITS_OWN}"
+                )
+    return placed
+
+
+def _extract(archive: Archive, name: str, stage: tuple[Path, int], target: str) -> Placed:
+    """Member ``name`` written to ``target``, a path in ``stage`` (its path and descriptor),
+    mode 0600, synced, a new file never through a link, and checked against the manifest's
+    SHA-256; how it was at backup is returned. ``BackupError`` if it differs."""
     entry = next(e for e in archive.manifest["files"] if e.get("name") == name)
     info = archive.members[name]
     source = archive.tar.extractfile(info)
     if source is None:
         raise BackupError(f"{archive.path}: {name} cannot be read")
     digest = hashlib.sha256()
-    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    within, leaf = Path(target).parent, Path(target).name
+    _make_parents(target, stage[1], 0o700 if within.name in _PRIVATE else 0o750)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    with _path_fd(*stage, within, no_link=True) as into:
+        fd = os.open(leaf, flags, 0o600, dir_fd=into)
     with os.fdopen(fd, "wb") as out:
         while chunk := source.read(_CHUNK):
             digest.update(chunk)
@@ -474,6 +504,10 @@ def extract(archive: Archive, name: str, target: Path) -> Placed:
         owner if isinstance(owner, str) else None,
         group if isinstance(group, str) else None,
     )
+
+
+#: The folders an archive's files are staged in 0700 (keys): the others 0750.
+_PRIVATE = ("keys", "credentials")
 
 
 # -- judging a restore -----------------------------------------------------------------------
@@ -629,13 +663,15 @@ STAGE_LEFT_S = 3600
 class Swap:
     """One folder's part of a restore: ``names`` of ``folder`` put aside into ``aside``,
     the archive's ``files`` (paths under ``stage``, made in ``folder``: one file system)
-    moved to the same place."""
+    moved to the same place, and the folders above them ``folder`` did not have (``made``:
+    what an undo removes once empty again, and nothing else)."""
 
     folder: Path
     stage: Path
     names: tuple[str, ...]
     stamp: str
     files: tuple[str, ...] = ()
+    made: tuple[str, ...] = ()
 
     @property
     def aside(self) -> Path:
@@ -648,6 +684,7 @@ class Swap:
             "names": list(self.names),
             "stamp": self.stamp,
             "files": list(self.files),
+            "made": list(self.made),
         }
 
     @classmethod
@@ -658,14 +695,15 @@ class Swap:
         stage, stamp = str(entry["stage"]), str(entry["stamp"])
         names = tuple(str(n) for n in entry["names"])
         files = tuple(str(f) for f in entry["files"])
+        made = tuple(str(f) for f in entry.get("made", ()))  # none in an older restore's
         if not stage.startswith(RESTORE_STAGE_PREFIX) or "/" in stage:
             raise BackupError(f"{RESTORE_MARKER}: names no restore's stage ({stage[:60]!r})")
         if not SET_ASIDE.fullmatch(f"before-restore-{stamp}"):
             raise BackupError(f"{RESTORE_MARKER}: no restore's time ({stamp[:60]!r})")
-        for path in names + files:
+        for path in names + files + made:
             if Path(path).is_absolute() or ".." in Path(path).parts or not path.strip("./"):
                 raise BackupError(f"{RESTORE_MARKER}: {path[:60]!r} is no path a restore moves")
-        return cls(folder, folder / stage, names, stamp, files)
+        return cls(folder, folder / stage, names, stamp, files, made)
 
 
 def swap_all(data: Path, swaps: Iterable[Swap]) -> list[Path | None]:
@@ -674,6 +712,7 @@ def swap_all(data: Path, swaps: Iterable[Swap]) -> list[Path | None]:
     next (``undo_restore``); a failure here undoes them all at once. The folders put aside
     (None: nothing was there); the stages, emptied, removed."""
     swaps = [replace(s, files=tuple(_files_under(s.stage))) for s in swaps]
+    swaps = [replace(s, made=_not_there(s.folder, s.files)) for s in swaps]
     marker = data / RESTORE_MARKER
     for swap in swaps:  # refused before anything moves
         our_folder(swap.stage)
@@ -692,6 +731,13 @@ def swap_all(data: Path, swaps: Iterable[Swap]) -> list[Path | None]:
     for swap in swaps:
         shutil.rmtree(swap.stage, ignore_errors=True)
     return asides
+
+
+def _not_there(folder: Path, files: Iterable[str]) -> tuple[str, ...]:
+    """The folders above ``files`` that ``folder`` does not have: the move-in makes them."""
+    above = sorted({p for f in files for p in Path(f).parents} - {Path(".")})
+    with _folder_fd(folder) as there:
+        return tuple(str(p) for p in above if not _lexists(str(p), there))
 
 
 def swap_in(swap: Swap) -> Path | None:
@@ -747,7 +793,8 @@ def undo_restore(data: Path, etc: Path) -> bool:
     if not os.path.lexists(marker):
         return False
     try:
-        swaps = [Swap.of(entry) for entry in _ours_said(marker)["swaps"]]
+        with _folder_fd(data) as there:
+            swaps = [Swap.of(entry) for entry in _said(data, there, ours=True)["swaps"]]
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise BackupError(f"{marker}: cannot be read ({exc})") from None
     ours = {data.resolve(), etc.resolve()}
@@ -757,18 +804,21 @@ def undo_restore(data: Path, etc: Path) -> bool:
     return True
 
 
-def _ours_said(marker: Path) -> Any:
-    """What ``marker`` says, read once from the file opened (never through a link, never a
-    FIFO's wait): ``BackupError`` unless a file this user wrote."""
+def _said(folder: Path, there: int, *, ours: bool) -> Any:
+    """What ``RESTORE_MARKER`` in ``folder`` (open as ``there``) says, read once from the
+    file opened by the folder's descriptor (never through a link, never a FIFO's wait):
+    ``BackupError`` unless a file, and with ``ours`` one this user wrote."""
+    marker = folder / RESTORE_MARKER
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
     try:
-        fd = os.open(marker, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        fd = os.open(RESTORE_MARKER, flags, dir_fd=there)
     except OSError as exc:
         raise BackupError(f"{marker}: not written by this user ({exc.strerror})") from None
     with os.fdopen(fd, "rb") as said:
         st = os.fstat(said.fileno())
-        if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid():
+        if not stat.S_ISREG(st.st_mode) or (ours and st.st_uid != os.geteuid()):
             raise BackupError(f"{marker}: not written by this user (a restore runs as root)")
-        return json.loads(said.read())
+        return json.loads(said.read(MAX_MANIFEST_BYTES))
 
 
 def _undo(data: Path, swaps: list[Swap]) -> None:
@@ -802,6 +852,7 @@ def _undo_one(swap: Swap, there: int) -> None:
                 if _lexists(name, there) and not _lexists(name, stage):
                     _make_parents(name, stage)
                     _move(name, (swap.folder, there), (swap.stage, stage))
+    _remove_made(swap, there)
     if not _lexists(swap.aside.name, there):
         return
     with _folder_fd(swap.aside, dir_fd=there, ours=True) as kept:
@@ -810,6 +861,18 @@ def _undo_one(swap: Swap, there: int) -> None:
                 _remove_empty(swap.folder / name)
                 _move(name, (swap.aside, kept), (swap.folder, there))
     shutil.rmtree(swap.aside.name, dir_fd=there)
+
+
+def _remove_made(swap: Swap, there: int) -> None:
+    """The folders the move-in made (``swap.made``) removed, deepest first, each one empty
+    again: one holding anything the archive did not bring is left as it is."""
+    for made in sorted(map(Path, swap.made), key=lambda p: len(p.parts), reverse=True):
+        if _lexists(str(made), there):
+            with (
+                _path_fd(swap.folder, there, made.parent, no_link=True) as above,
+                contextlib.suppress(OSError),  # not empty, or no folder: none the restore made
+            ):
+                os.rmdir(made.name, dir_fd=above)
 
 
 def _move(name: str, source: tuple[Path, int], target: tuple[Path, int]) -> None:
@@ -831,11 +894,11 @@ def _lexists(name: str, dir_fd: int) -> bool:
     return True
 
 
-def _make_parents(name: str, dir_fd: int) -> None:
-    """The folders above ``name`` made (0700) in ``dir_fd``'s folder, one of this user's."""
+def _make_parents(name: str, dir_fd: int, mode: int = 0o700) -> None:
+    """The folders above ``name`` made (``mode``) in ``dir_fd``'s folder, one of this user's."""
     for parent in reversed(Path(name).parents[:-1]):
         with contextlib.suppress(FileExistsError):
-            os.mkdir(str(parent), 0o700, dir_fd=dir_fd)
+            os.mkdir(str(parent), mode, dir_fd=dir_fd)
 
 
 def remove_stages(folder: Path, prefix: str, older_than_s: float, now_s: float) -> list[str]:
@@ -843,17 +906,21 @@ def remove_stages(folder: Path, prefix: str, older_than_s: float, now_s: float) 
     ``folder``, older than ``older_than_s`` by their time (``now_s``: the file system's
     clock), removed: each a copy in clear of the log, or of the keys. Never one a
     ``RESTORE_MARKER`` names (the way back of a restore cut off). Their names."""
-    named = set()
-    with contextlib.suppress(OSError, ValueError, KeyError, TypeError, BackupError):
-        said = json.loads((folder / RESTORE_MARKER).read_bytes())
-        named = {Swap.of(entry).stage.name for entry in said["swaps"]}
-    removed = []
-    with contextlib.suppress(OSError):
-        for left in sorted(folder.glob(f"{prefix}*")):
-            if left.name in named or left.is_symlink() or not left.is_dir():
-                continue
-            if now_s - left.stat().st_mtime > older_than_s:
-                shutil.rmtree(left, ignore_errors=True)
+    removed: list[str] = []
+    with contextlib.suppress(OSError), _folder_fd(folder) as there:
+        named: set[str] = set()
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError, BackupError):
+            said = _said(folder, there, ours=False)  # a stage kept by mistake is no harm
+            named = {Swap.of(entry).stage.name for entry in said["swaps"]}
+        with os.scandir(there) as listed:
+            stages = sorted(
+                (e for e in listed if e.name.startswith(prefix) and e.name not in named),
+                key=lambda e: e.name,
+            )
+        for left in stages:
+            st = left.stat(follow_symlinks=False)
+            if stat.S_ISDIR(st.st_mode) and now_s - st.st_mtime > older_than_s:
+                shutil.rmtree(left.name, dir_fd=there, ignore_errors=True)
                 removed.append(left.name)
     return removed
 

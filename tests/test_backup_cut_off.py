@@ -10,6 +10,7 @@ import os
 import pwd
 import subprocess
 import sys
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -245,6 +246,29 @@ def test_the_retention_purge_removes_a_killed_restores_stage_once_an_hour_old(tm
     assert fresh.exists() and named.exists() and not old.exists()
 
 
+def test_a_fifo_put_as_the_marker_holds_no_stage_removal_up(tmp_path):
+    """The marker was read by its path: a FIFO in its place (the data dir is the kiosk's
+    user's) held ``kiosk backup`` and the retention purge at its open for ever."""
+    fifo = tmp_path / backup.RESTORE_MARKER
+    os.mkfifo(fifo)
+    old = _stage(tmp_path, backup.STAGE_LEFT_S + 60)
+    removed: list[list[str]] = []
+    run = threading.Thread(
+        target=lambda: removed.append(
+            backup.remove_stages(tmp_path, backup.RESTORE_STAGE_PREFIX, 0, time.time())
+        ),
+        daemon=True,
+    )
+    run.start()
+    run.join(timeout=30)  # at once when the FIFO is not opened
+    held = run.is_alive()
+    if held:  # a writer's open and close let the read end
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        run.join()
+    assert not held
+    assert removed == [[old.name]]
+
+
 # -- the data dir is the service's user's: nothing it puts there leads the restore elsewhere ---
 
 _STAMP = datetime(2026, 12, 7, 1, 30, tzinfo=UTC)  # the restore's second, guessed in advance
@@ -420,3 +444,54 @@ def test_a_folder_the_move_in_made_swapped_for_a_link_takes_no_file_elsewhere(
     undo = ["restore", "--undo", "--data", str(data), "--config", str(etc / "kiosk.toml")]
     assert main(undo) == 0
     assert (data / "kiosk.db").read_bytes() == log and os.listdir(victim) == ["kiosk.db"]
+
+
+@pytest.mark.usefixtures("as_root")
+def test_a_stage_swapped_for_a_link_while_extracting_makes_no_file_elsewhere(
+    two_pis, tmp_path, monkeypatch, capsys
+):
+    """The stage is in the kiosk's user's data dir: swapped for a link to /root while the
+    archive's files were written into it by their paths, root made the archive's files (its
+    keys, by their names) in the folder the link named."""
+    data, etc, archive = two_pis
+    uid, gid = _the_service_users(data)
+    victim = _root_only(tmp_path, "victim")
+    real = backup.tarfile.TarFile.extractfile
+
+    def swapped_first(tar, member):
+        first = not list(data.glob(".restore-*.moved"))
+        if getattr(member, "name", "").startswith("data/") and first:
+            (stage,) = data.glob(".restore-*")
+            _swapped_for(stage, victim, uid, gid)
+        return real(tar, member)
+
+    monkeypatch.setattr(backup.tarfile.TarFile, "extractfile", swapped_first)
+
+    assert run_restore(data, etc, archive, "--as-this-gate") == 1
+
+    assert "is not a folder of this user's" in capsys.readouterr().err
+    assert os.listdir(victim) == [] and victim.stat().st_uid == 0
+    assert not (data / backup.RESTORE_MARKER).exists()
+
+
+def test_an_undo_removes_the_empty_folders_the_archive_brought_and_no_other(
+    two_pis, monkeypatch, capsys
+):
+    """This Pi had no ``keys/`` and an empty ``credentials/``: the restore cut off after
+    moving the archive's key in, undone, left an empty ``keys/`` this Pi never had."""
+    data, etc, archive = two_pis
+    for key in (data / "keys").iterdir():
+        key.unlink()
+    (data / "keys").rmdir()
+    (etc / "credentials" / "token_pepper").unlink()
+    before = files_of(data, etc)
+    _cut_off(data, etc, archive, monkeypatch)
+    assert (data / "keys" / "issuer.key").exists()
+
+    undo = ["restore", "--undo", "--data", str(data), "--config", str(etc / "kiosk.toml")]
+    assert main(undo) == 0
+
+    assert files_of(data, etc) == before
+    assert not (data / "keys").exists()  # the archive's, made by the restore
+    assert (etc / "credentials").is_dir()  # this Pi's, empty before the restore too
+    assert not list(data.glob(".restore-*")) and not list(etc.glob(".restore-*"))

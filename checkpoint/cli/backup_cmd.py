@@ -536,7 +536,14 @@ def _stopped(data: Path) -> Iterator[None]:
 def _restore(
     archive: Archive, data: Path, db: Path, config_file: Path, args: argparse.Namespace
 ) -> dict[str, Any]:
-    from kiosk.backup import Swap, describe_log, judge_restore, replaced_in_data, swap_all
+    from kiosk.backup import (
+        Swap,
+        describe_log,
+        extract_all,
+        judge_restore,
+        replaced_in_data,
+        swap_all,
+    )
 
     etc = config_file.parent
     etc_names = sorted(n.removeprefix("etc/") for n in archive.members if n.startswith("etc/"))
@@ -550,7 +557,7 @@ def _restore(
     stamp = _now().strftime("%Y%m%dT%H%M%SZ")
     with _staged(data, data) as data_stage, _staged(etc if etc_names else None, data) as etc_stage:
         assert data_stage is not None
-        placed = _extract_all(archive, data_stage, etc_stage)
+        placed = extract_all(archive, {"data": data_stage, "etc": etc_stage})
         restored = describe_log(data_stage / "kiosk.db")
         _refuse_newer_schema(data_stage / "kiosk.db")
         judge_restore(
@@ -703,25 +710,6 @@ def _staged(folder: Path | None, data: Path) -> Iterator[Path | None]:
     finally:
         if not os.path.lexists(data / RESTORE_MARKER):
             shutil.rmtree(stage, ignore_errors=True)
-
-
-def _extract_all(
-    archive: Archive, data_stage: Path, etc_stage: Path | None
-) -> dict[str, dict[Path, Placed]]:
-    """Every member written under its stage and checked; how each was, by stage path."""
-    from kiosk.backup import extract
-
-    placed: dict[str, dict[Path, Placed]] = {"data": {}, "etc": {}}
-    for name in sorted(archive.members):
-        top, _, rest = name.partition("/")
-        stage = data_stage if top == "data" else etc_stage
-        if stage is None:
-            continue
-        target = stage / rest
-        private = target.parent.name in ("keys", "credentials")
-        target.parent.mkdir(mode=0o700 if private else 0o750, parents=True, exist_ok=True)
-        placed[top][target] = extract(archive, name, target)
-    return placed
 
 
 def _own(stage: Path, folder: Path, placed: dict[Path, Placed], *, as_was: bool) -> None:
