@@ -64,7 +64,7 @@ from kiosk.hosts import host_is_ours, own_host_names
 from kiosk.logs import OncePerInterval
 from kiosk.ratelimit import ACCEPT_BACKLOG, RateLimiter, Verdict, client_key
 from kiosk.secrets import TLS_CREDENTIALS, TLS_MISSING, secret_path
-from kiosk.tlscert import TlsCertificate
+from kiosk.tlscert import TlsCertificate, tls_context
 from kiosk.typed import whole_number
 from ui.kiosk_screen import Network, in_networks
 
@@ -745,14 +745,6 @@ def tls_files(web: WebSection) -> tuple[str, str] | None:
     if cert is None or key is None:
         raise ServerError(errno.ENOENT, TLS_MISSING)
     return str(cert), str(key)
-
-
-def tls_context(cert_file: str, key_file: str) -> ssl.SSLContext:
-    """The server's TLS: the credentials' certificate and key, TLS 1.2 and up, Python's
-    default ciphers; no client certificates."""
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(cert_file, key_file)
-    return context
 
 
 def certificate_names(cert_file: str) -> tuple[str, ...]:

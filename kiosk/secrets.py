@@ -69,6 +69,8 @@ def get_key(name: str, environ: dict[str, str] | None = None) -> str | None:
 #: ``kiosk run`` and ``kiosk check-config`` say when one is missing.
 TLS_CREDENTIALS = ("tls_cert", "tls_key")
 TLS_MISSING = "web.tls is on but the tls_cert/tls_key credentials are missing"
+#: And when the two are not a PEM certificate and its private key (``kiosk.tlscert``).
+TLS_NOT_A_PAIR = "the tls_cert/tls_key credentials are not a certificate and its key"
 
 
 def secret_path(name: str, environ: dict[str, str] | None = None) -> Path | None:

@@ -12,11 +12,12 @@ to make a new one).
 
 from __future__ import annotations
 
+import ssl
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-__all__ = ["WARN_DAYS", "TlsCertificate"]
+__all__ = ["WARN_DAYS", "TlsCertificate", "tls_context"]
 
 #: How long before the certificate runs out the Devices page and health warn.
 WARN_DAYS = 30
@@ -48,3 +49,12 @@ class TlsCertificate:
             "days_left": max(0, (self.not_after - now).days),
             "state": self.state(now),
         }
+
+
+def tls_context(cert_file: str, key_file: str) -> ssl.SSLContext:
+    """The server's TLS: the credentials' certificate and key, TLS 1.2 and up, Python's
+    default ciphers; no client certificates. ``ssl.SSLError`` for files that are not a
+    certificate and its key (``kiosk run`` refuses to start, ``check-config`` says so)."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert_file, key_file)
+    return context

@@ -1,14 +1,18 @@
 """A gate served over TLS (``web.tls = true``): after a restore its certificate's credentials
 reach kiosk.service only through scripts/install (its drop-in), so the restore says to run it
-again (with --tls: a plain run may make none); and ``kiosk check-config --root`` warns of
-what ``kiosk run`` refuses, web.tls on with no tls_cert/tls_key credentials where the install
-keeps them, without refusing the config: scripts/install checks it before its credentials step
-can make them."""
+again (with --tls: a plain run may make none); and ``kiosk check-config`` says what ``kiosk
+run`` refuses, web.tls on with no tls_cert/tls_key credentials or two that are not a
+certificate and its key, where the kiosk takes them: with ``--root`` a missing one only warned
+of (scripts/install checks the config before its credentials step can make them)."""
 
 from __future__ import annotations
 
+import os
+
+import pytest
 import test_backup
 from test_backup import make_gate, run_backup, run_restore
+from test_edge_hostile import _self_signed
 
 from checkpoint.cli import config_cmd, main
 
@@ -47,14 +51,27 @@ def test_a_restored_gate_without_tls_is_not_told_to(tmp_path, clock, usb, capsys
     assert "web.tls" not in capsys.readouterr().err
 
 
-def _root_without_the_key(tmp_path):
+@pytest.fixture(autouse=True)
+def no_credentials(monkeypatch, tmp_path):
+    """None handed to the test (as to a shell), and this machine's install in ``tmp_path``."""
+    for name in ("CREDENTIALS_DIRECTORY", "KIOSK_TLS_CERT", "KIOSK_TLS_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(config_cmd, "INSTALLED_ROOT", tmp_path / "installed")
+
+
+def _tls_config(tmp_path):
     config = tmp_path / "kiosk.toml"
     config.write_text(_TLS_CONFIG)
+    return config
+
+
+def _root_without_the_key(tmp_path):
     root = tmp_path / "root"
     credentials = root / "etc" / "kiosk" / "credentials"
     credentials.mkdir(parents=True)
-    (credentials / "tls_cert").write_text("certificate\n")  # the key is missing
-    return config, root, credentials
+    _self_signed(credentials)
+    (credentials / "tls_key").unlink()  # the key is missing
+    return _tls_config(tmp_path), root, credentials
 
 
 def test_check_config_with_a_root_warns_of_tls_without_its_credentials(tmp_path, capsys):
@@ -69,21 +86,21 @@ def test_check_config_with_a_root_warns_of_tls_without_its_credentials(tmp_path,
     assert "ok" in out
     (warning,) = [line for line in err.splitlines() if line.startswith("warning: ")]
     assert "web.tls is on but the tls_cert/tls_key credentials are missing" in warning
-    assert "no tls_key in" in warning and str(credentials) in warning
-    assert "tls_cert in" not in warning
+    assert f"no tls_key at {credentials / 'tls_key'}" in warning
+    assert "tls_cert at" not in warning
     assert "scripts/install --tls" in warning
 
-    (credentials / "tls_key").write_text("key\n")
+    _self_signed(credentials)
     assert main(["check-config", "--root", str(root), str(config)]) == 0
     out, err = capsys.readouterr()
     assert "ok" in out and "warning" not in err
 
 
-def test_check_config_leaves_a_credentials_folder_it_may_not_look_into(
+def test_check_config_warns_of_a_credentials_folder_it_may_not_look_into(
     tmp_path, capsys, monkeypatch
 ):
     """Root's 0700 folder, looked at by another user: not judged (its files would all look
-    missing), no warning."""
+    missing), but said: nothing was checked there."""
     config, root, credentials = _root_without_the_key(tmp_path)
     looked = []
 
@@ -96,15 +113,100 @@ def test_check_config_leaves_a_credentials_folder_it_may_not_look_into(
     assert main(["check-config", "--root", str(root), str(config)]) == 0
 
     out, err = capsys.readouterr()
-    assert "ok" in out and "warning" not in err
+    assert "ok" in out
+    (warning,) = [line for line in err.splitlines() if line.startswith("warning: ")]
+    assert f"({credentials}/) cannot be read as this user" in warning
+    assert "as root" in warning and "missing" not in warning
     assert (credentials, config_cmd.os.X_OK) in looked
 
 
-def test_check_config_without_a_root_leaves_the_credentials_to_kiosk_run(tmp_path, capsys):
-    """``sudo kiosk-admin check-config`` is handed no TLS credentials (only kiosk.service
-    is): without ``--root`` they are not judged, never refused for being out of sight."""
-    config = tmp_path / "kiosk.toml"
-    config.write_text(_TLS_CONFIG)
+def test_check_config_without_a_root_leaves_credentials_it_has_nowhere_to_look_for(
+    tmp_path, capsys
+):
+    """A config checked on a machine with no install of the kiosk and none handed to it: not
+    judged, never refused for being out of sight."""
+    assert main(["check-config", str(_tls_config(tmp_path))]) == 0
+    out, err = capsys.readouterr()
+    assert "ok" in out and "tls" not in err
+
+
+def _mismatched(folder):
+    """A certificate and the key of another."""
+    folder.mkdir(parents=True, exist_ok=True)
+    _self_signed(folder)
+    key = (folder / "tls_key").read_bytes()
+    _self_signed(folder)
+    (folder / "tls_key").write_bytes(key)
+
+
+def _handed(tmp_path, monkeypatch, how):
+    """The credentials where ``kiosk run`` takes them: systemd's folder, ``KIOSK_TLS_*``, or
+    (handed nothing) this machine's install's folder, as kiosk.service is handed them."""
+    folder = {
+        "systemd": tmp_path / "creds",
+        "environment": tmp_path / "elsewhere",
+        "installed": tmp_path / "installed" / config_cmd.INSTALLED_CREDENTIALS,
+    }[how]
+    folder.mkdir(parents=True)
+    if how == "systemd":
+        monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(folder))
+    if how == "environment":
+        monkeypatch.setenv("KIOSK_TLS_CERT", str(folder / "tls_cert"))
+        monkeypatch.setenv("KIOSK_TLS_KEY", str(folder / "tls_key"))
+    return folder
+
+
+@pytest.mark.parametrize("how", ["systemd", "environment", "installed"])
+def test_check_config_without_a_root_refuses_the_tls_credentials_kiosk_run_refuses(
+    tmp_path, capsys, monkeypatch, how
+):
+    """``kiosk check-config`` said `ok` of a config with web.tls on while its certificate
+    was missing, or its key another certificate's: `kiosk run` then failed to start."""
+    config = _tls_config(tmp_path)
+    folder = _handed(tmp_path, monkeypatch, how)
+
+    _self_signed(folder)
+    assert main(["check-config", str(config)]) == 0
+    out, err = capsys.readouterr()
+    assert "ok" in out and "tls" not in err
+
+    (folder / "tls_cert").unlink()
+    assert main(["check-config", str(config)]) == 2
+    out, err = capsys.readouterr()
+    assert "ok" not in out
+    assert "web.tls is on but the tls_cert/tls_key credentials are missing" in err
+    assert f"no tls_cert at {folder / 'tls_cert'}" in err
+
+    _mismatched(folder)
+    assert main(["check-config", str(config)]) == 2
+    out, err = capsys.readouterr()
+    assert "ok" not in out
+    assert "web.tls: the tls_cert/tls_key credentials are not a certificate and its key" in err
+    assert str(folder / "tls_key") in err
+
+
+def test_check_config_with_a_root_refuses_a_certificate_and_another_key(tmp_path, capsys):
+    config, root, credentials = _root_without_the_key(tmp_path)
+    _mismatched(credentials)
+
+    assert main(["check-config", "--root", str(root), str(config)]) == 2
+    assert "not a certificate and its key" in capsys.readouterr().err
+
+
+def test_check_config_warns_of_credentials_this_user_may_not_read(tmp_path, capsys, monkeypatch):
+    """``sudo kiosk-admin check-config`` runs as the kiosk's user: root's 0600 files are
+    said unchecked, never refused as missing or broken."""
+    config = _tls_config(tmp_path)
+    folder = _handed(tmp_path, monkeypatch, "installed")
+    _mismatched(folder)
+    real = config_cmd.os.access
+    monkeypatch.setattr(
+        config_cmd.os, "access", lambda path, mode: mode != os.R_OK and real(path, mode)
+    )
 
     assert main(["check-config", str(config)]) == 0
-    assert "ok" in capsys.readouterr().out
+
+    out, err = capsys.readouterr()
+    assert "ok" in out
+    (warning,) = [line for line in err.splitlines() if line.startswith("warning: ")]
+    assert "cannot be read as this user" in warning and str(folder / "tls_key") in warning

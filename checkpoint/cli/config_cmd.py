@@ -52,36 +52,82 @@ def check_config(args: argparse.Namespace) -> int:
         root,
         data=Path(data) if data else None,
         notes=_notes,
-        warnings=lambda config: _warnings(config, root),
+        machine=lambda config: tls_said(config, root),
     )
 
 
 #: Where scripts/install keeps the credentials kiosk.service is handed, under its --root.
 INSTALLED_CREDENTIALS = Path("etc/kiosk/credentials")
+#: The root of this machine's install: its credentials, when nothing else names them.
+INSTALLED_ROOT = Path("/")
 
 
-def _warnings(config: KioskConfig, root: Path | None) -> list[str]:
-    """What ``kiosk run`` refuses that the file alone does not show: ``web.tls`` on without
-    the tls_cert/tls_key credentials where the install keeps them under ``--root`` (it hands
-    them to kiosk.service). A warning, not a refusal: scripts/install checks the config
-    before its credentials step makes them (``--tls``). Not judged without ``--root`` (``sudo
-    kiosk-admin`` hands the verb no TLS credentials), nor in a credentials folder this user
-    may not look into (root's)."""
-    from kiosk.secrets import TLS_CREDENTIALS, TLS_MISSING
+def tls_said(config: KioskConfig, root: Path | None) -> tuple[list[str], list[str]]:
+    """What ``kiosk run`` refuses of ``web.tls`` that the file alone does not show, as
+    problems and warnings: the tls_cert/tls_key credentials missing, or not a certificate
+    and its key (``kiosk.tlscert.tls_context``, as the server loads them), where they are
+    looked for (``_tls_files``). A warning instead where this user may not read them (run it
+    as root), and for missing ones under ``--root``: scripts/install checks the config before
+    its credentials step makes them (``--tls``)."""
+    from kiosk.secrets import TLS_MISSING
 
-    if not config.web.tls or root is None:
-        return []
-    folder = root / INSTALLED_CREDENTIALS
-    if folder.is_dir() and not os.access(folder, os.X_OK):
-        return []
-    missing = [name for name in TLS_CREDENTIALS if not (folder / name).is_file()]
-    if not missing:
-        return []
-    return [
-        f"web.tls: {TLS_MISSING} (no {' or '.join(missing)} in {folder}): `kiosk run` refuses to"
-        " start until they are there; `scripts/install --tls` makes them (a self-signed"
-        " certificate), or put the certificate and its key there"
-    ]
+    files = _tls_files(root) if config.web.tls else None
+    if files is None:
+        return [], []
+    hidden = sorted({p.parent for p in files.values() if not _may_look(p.parent)})
+    unread = [n for n, p in files.items() if _may_look(p.parent) and p.is_file()]
+    unread = [n for n in unread if not os.access(files[n], os.R_OK)]
+    if hidden or unread:
+        seen = ", ".join([f"{f}/" for f in hidden] + [str(files[n]) for n in unread])
+        return [], [
+            f"web.tls: the tls_cert/tls_key credentials ({seen}) cannot be read as this user,"
+            " so they are not checked: check the config as root (sudo kiosk check-config ...)"
+        ]
+    if missing := [f"{n} at {p}" for n, p in files.items() if not p.is_file()]:
+        said = (
+            f"web.tls: {TLS_MISSING} (no {' or '.join(missing)}): `kiosk run` refuses to start"
+            " until they are there; `scripts/install --tls` makes them (a self-signed"
+            " certificate), or put the certificate and its key there"
+        )
+        return ([], [said]) if root is not None else ([said], [])
+    return _not_a_pair(files), []
+
+
+def _tls_files(root: Path | None) -> dict[str, Path] | None:
+    """Where the TLS credentials are looked for: under ``--root``, where the install keeps
+    them; else where ``kiosk run`` takes them when it is handed either (``KIOSK_TLS_*``,
+    ``$CREDENTIALS_DIRECTORY``, where the other is looked for), else in this machine's
+    install's folder (kiosk.service is handed them from there; ``sudo kiosk-admin``, none).
+    None (left to ``kiosk run``): neither handed, and no such folder."""
+    from kiosk.secrets import TLS_CREDENTIALS, secret_path
+
+    folder = (root or INSTALLED_ROOT) / INSTALLED_CREDENTIALS
+    files = {name: folder / name for name in TLS_CREDENTIALS}
+    if root is not None:
+        return files
+    named = {name: secret_path(name) or os.environ.get(f"KIOSK_{name.upper()}") for name in files}
+    if any(named.values()):
+        there = Path(os.environ.get("CREDENTIALS_DIRECTORY") or folder)
+        return {name: Path(named[name] or there / name) for name in files}
+    return files if os.path.lexists(folder) else None
+
+
+def _may_look(folder: Path) -> bool:
+    return not folder.is_dir() or os.access(folder, os.X_OK)
+
+
+def _not_a_pair(files: dict[str, Path]) -> list[str]:
+    """The server's TLS context made of the two files: ``kiosk run``'s words when it cannot."""
+    import ssl
+
+    from kiosk.secrets import TLS_NOT_A_PAIR
+    from kiosk.tlscert import tls_context
+
+    try:
+        tls_context(str(files["tls_cert"]), str(files["tls_key"]))
+    except (ssl.SSLError, OSError) as exc:
+        return [f"web.tls: {TLS_NOT_A_PAIR} ({files['tls_cert']}, {files['tls_key']}: {exc})"]
+    return []
 
 
 #: A collector's config (`kiosk collect --config`) is its `[[kiosks]]` to pull.

@@ -406,14 +406,12 @@ def _start_failure(exc: BaseException, args: argparse.Namespace, data: Path) -> 
     import ssl
 
     from kiosk.config import ConfigError
+    from kiosk.secrets import TLS_NOT_A_PAIR
 
     if isinstance(exc, ConfigError):  # found building the devices (a fake thermometer's trace)
         return UsageError(f"{args.config}: {exc}")
     if isinstance(exc, ssl.SSLError):  # only the web server loads a certificate
-        return CliError(
-            "cannot start: web.tls: the tls_cert/tls_key credentials are not a certificate"
-            f" and its key ({exc})"
-        )
+        return CliError(f"cannot start: web.tls: {TLS_NOT_A_PAIR} ({exc})")
     if isinstance(exc, OSError):
         return _not_ours_or(data, f"cannot start: {_os_error(exc)}")
     if isinstance(exc, _unmendable()):

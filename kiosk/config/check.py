@@ -12,6 +12,9 @@ from pathlib import Path
 
 from . import KioskConfig, check_file
 
+#: What the machine shows of a valid config: its problems, then its warnings.
+Machine = tuple[Iterable[str], Iterable[str]]
+
 
 def report(
     file: str,
@@ -19,20 +22,22 @@ def report(
     made: Collection[str] = (),
     data: Path | None = None,
     notes: Callable[[KioskConfig], Iterable[str]] = lambda _config: (),
-    warnings: Callable[[KioskConfig], Iterable[str]] = lambda _config: (),
+    machine: Callable[[KioskConfig], Machine] = lambda _config: ((), ()),
 ) -> int:
     """Print ``check_file``'s verdict as ``kiosk check-config`` does: every problem on stderr
-    (exit 2), or ``ok``, then ``warnings`` and ``notes`` of the config on stderr (exit 0).
-    ``warnings``: what only the machine shows and ``kiosk run`` refuses until it is put right
-    (its credentials, which the installer makes after checking the config): said, not
-    refused. The file is read once (it may be a pipe)."""
+    (exit 2), or ``ok``, then warnings and ``notes`` of the config on stderr (exit 0).
+    ``machine``: what only the machine shows and ``kiosk run`` refuses (its credentials),
+    as problems (exit 2) and warnings (what this check cannot see to the end, or the
+    installer makes after checking the config: said, not refused). The file is read once
+    (it may be a pipe)."""
     config, problems = check_file(file, root, made, data)
-    for problem in problems:
+    found, warnings = machine(config) if config is not None else ((), ())
+    for problem in [*problems, *(f"{file}: {p}" for p in found)]:
         print(problem, file=sys.stderr)
-    if config is None:
+    if config is None or found:
         return 2
     print(f"ok: {file} (kiosk_id={config.site.kiosk_id})")
-    for warning in warnings(config):
+    for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
     for note in notes(config):
         print(f"note: {note}", file=sys.stderr)
