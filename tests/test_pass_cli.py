@@ -103,6 +103,64 @@ def test_verify_reads_the_payload_from_stdin(keys, capsys, monkeypatch):
     assert code == 0 and verdict["valid"]
 
 
+class _Terminal(io.StringIO):
+    """What an operator types at a terminal: stdin that is a TTY."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def _issue_given(capsys, monkeypatch, keys, stdin, *given):
+    """``kiosk pass issue`` with these options for the household and the holder, stdin."""
+    monkeypatch.setattr("sys.stdin", stdin)
+    code = main(["pass", "issue", "--key", str(keys / "office.key"), *given])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize(
+    ("given", "stdin"),
+    [
+        (("--household", "12-3-0502", "--holder", "-"), io.StringIO("王小明\n")),
+        (("--household", "-", "--holder", "-"), io.StringIO("12-3-0502\n王小明\n")),
+        ((), _Terminal("12-3-0502\n王小明\n")),  # asked for, by name
+        (("--household", "12-3-0502"), _Terminal("王小明\r\n")),
+    ],
+)
+def test_the_holder_is_given_without_putting_it_on_the_command_line(
+    keys, capsys, monkeypatch, given, stdin
+):
+    """``--holder NAME`` was the only way: the resident's name stayed in the shell's history,
+    in ``ps`` for every user of the Pi, and in sudo's journal (``COMMAND=``) under
+    kiosk-admin. ``-`` reads it from stdin; at a terminal, left out, it is asked for."""
+    capsys.readouterr()
+    code, out, err = _issue_given(capsys, monkeypatch, keys, stdin, *given)
+    assert code == 0, err
+    _, verdict, _ = _verify(capsys, out.strip(), keys)
+    assert verdict["household"] == "12-3-0502" and verdict["holder"] == "王小明"
+    assert ("holder: " in err) == isinstance(stdin, _Terminal)
+    assert ("household: " in err) == ("--household" not in given)
+
+
+@pytest.mark.parametrize(
+    ("given", "stdin", "said"),
+    [
+        (("--household", "1-2"), io.StringIO("王小明\n"), "--holder"),  # not asked: no terminal
+        (("--household", "1-2", "--holder", "-"), io.StringIO(""), "--holder -: no value"),
+        (("--household", "1-2", "--holder", "-"), io.StringIO("\n"), "--holder -: no value"),
+        (("--household", "-", "--holder", "-"), io.StringIO("1-2\n"), "--holder -: no value"),
+        (("--household", "1-2", "--holder", "-"), io.StringIO("王" * 5000), "longer than"),
+    ],
+)
+def test_a_holder_missing_from_stdin_is_refused_and_nothing_issued(
+    keys, capsys, monkeypatch, given, stdin, said
+):
+    capsys.readouterr()
+    code, out, err = _issue_given(capsys, monkeypatch, keys, stdin, *given)
+    assert code == 2 and out == ""
+    assert said in err and "王" not in err
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [

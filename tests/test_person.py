@@ -238,6 +238,21 @@ def test_keys_from_stdin_or_a_file_name_the_person_as_the_options_do(
     assert NEIGHBOUR not in json.dumps(guard_core.store.events())
 
 
+def test_a_key_given_as_dash_is_read_from_stdin_as_the_pass_verbs_do(
+    guard_core, cli, capsys, monkeypatch
+):
+    """``--name -`` (as ``pass issue --holder -``): the value a line of stdin, never on the
+    command line, so no warning; with ``--keys-file -`` (stdin already) refused."""
+    add_event(guard_core, holder=NEIGHBOUR, household=HOUSEHOLD, pass_id=NEIGHBOUR_PASS)
+    _stdin(monkeypatch, f"{HOUSEHOLD}\n{NEIGHBOUR}\n".encode())  # in the options' order
+    assert cli("person", "show", "--name", "-", "--household", "-") == 0
+    said = capsys.readouterr()
+    assert json.loads(said.out)["counts"]["events"] == 1 and "journal" not in said.err
+    _stdin(monkeypatch, f"name={NEIGHBOUR}\n".encode())
+    assert cli("person", "show", "--keys-file", "-", "--household", "-") == 2
+    assert "stdin" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     ("data", "said"),
     [

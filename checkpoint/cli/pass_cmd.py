@@ -26,6 +26,7 @@ from kiosk.typed import typed
 
 from .errors import CliError, Interrupted, UsageError, made_in, refuse_root_over, write_file
 from .parsers import Verbs, add_group, add_verb, path_of
+from .personal_args import from_stdin
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -35,6 +36,8 @@ if TYPE_CHECKING:
     from kiosk.passes import Pass
 
 MAX_DAYS = MAX_VALID_HOURS // 24
+#: ``pass issue``'s options that name a resident: ``-`` reads them from stdin, in this order.
+_PERSONAL = ("household", "holder")
 DEFAULT_TZ = "Asia/Shanghai"
 #: The households CSV is read no further than this (as the list imports: 5 MB).
 MAX_CSV_BYTES = 5 * 1024 * 1024
@@ -68,8 +71,14 @@ def _passes(actions: Verbs) -> None:
       kiosk pass batch --key keys/office-2026.key --csv households.csv --out cards/"""
     issue = add_verb(actions, "issue", pass_issue)
     _issue_args(issue)
-    issue.add_argument("--household", required=True, help="household code, e.g. 12-3-0502")
-    issue.add_argument("--holder", required=True, help="holder's name or initial")
+    issue.add_argument(
+        "--household", help="household code, e.g. 12-3-0502; - reads it from stdin (asked for)"
+    )
+    issue.add_argument(
+        "--holder",
+        help="holder's name or initial; - reads it from stdin, a line: never in the shell's"
+        " history, ps or sudo's journal (left out at a terminal: asked for)",
+    )
     issue.add_argument("--role", default="resident", choices=ROLES, help="default: resident")
     issue.add_argument(
         "--flag", action="append", default=[], choices=FLAGS, help="pass flag (repeatable)"
@@ -162,15 +171,20 @@ def _card(pass_: Pass, payload: str, fmt: Fmt, args: argparse.Namespace, zone: Z
 def pass_issue(args: argparse.Namespace) -> int:
     """issue a signed pass; prints the QR payload on one line
 
-    Issue a signed pass valid from now. Prints the payload (one line).
+    Issue a signed pass valid from now. Prints the payload (one line). The household and
+    the holder given as - are read from stdin, a line each (household first), and asked for
+    at a terminal when left out: as arguments they stay in the shell's history, ps and
+    sudo's journal.
 
     Examples:
-      kiosk pass issue --key keys/office-2026.key --household 12-3-0502 --holder Wang --out card.png
+      kiosk pass issue --key keys/office-2026.key --out card.png   # asks: household, holder
+      kiosk pass issue --key keys/office-2026.key --household 12-3-0502 --holder -   # a line
       sudo kiosk-admin pass issue --key /var/lib/kiosk/keys/issuer.key --household TEST --holder T
     """
     from kiosk.cards import CardError, card_format_for
     from kiosk.passes import issue_pass
 
+    from_stdin(args, _PERSONAL, ask=_PERSONAL)
     days = _days(args.days)
     zone = _zone(args.tz)
     fmt = None

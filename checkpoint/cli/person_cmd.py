@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 
 from .errors import CliError, UsageError
 from .parsers import Verbs, add_group, add_verb, stdin_or_path
+from .personal_args import FROM_STDIN, from_stdin, given_as_text, read_from_stdin
 from .store_args import add_store_args, load_args_config, open_store, site_config
 
 if TYPE_CHECKING:
@@ -132,8 +133,11 @@ def _person(args: argparse.Namespace) -> Person:
     takes one value given in both is refused). Keys given as options are warned of."""
     from kiosk.people import Person, PersonError
 
-    if any(getattr(args, key) for key in ARGV_KEYS):
+    if given_as_text(args, ARGV_KEYS):
         print(ARGV_WARNING, file=sys.stderr)
+    if args.keys_file == FROM_STDIN and read_from_stdin(args, ARGV_KEYS):
+        raise UsageError("--keys-file - reads stdin: give every key there, none as -")
+    from_stdin(args, ARGV_KEYS)
     keys: dict[str, list[str | int]] = {
         key: list(getattr(args, key)) if many else _one(getattr(args, key))
         for key, many in FILE_KEYS.items()
