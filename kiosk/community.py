@@ -23,7 +23,7 @@ import sqlite_utils
 from .auditing import audited_write
 from .lists import same_text
 from .ports import AuditedWriter
-from .privacy import mask_code, mask_name, mask_phone, scrub_text
+from .privacy import mask_code, mask_name, mask_phone, mask_repeated, scrub_text
 from .typed import typed, unseen, visible
 from .wipe import owe_wipe, wipe_removed
 
@@ -226,9 +226,18 @@ def mask_record(record: Mapping[str, Any], role: Role) -> dict[str, Any]:
         if key == "phone":
             out[key] = mask_phone(str(value))
         elif key in ("note", "origin"):
-            out[key] = scrub_text(str(value)) if role == "guard" else "*"
+            out[key] = _guards_text(str(value), record) if role == "guard" else "*"
         elif role != "guard" and key in _NAMES:
             out[key] = mask_name(str(value))
         elif role != "guard" and key in _CODES:
             out[key] = mask_code(str(value))
     return out
+
+
+def _guards_text(text: str, record: Mapping[str, Any]) -> str:
+    """A record's free text as a guard sees it: every phone- or ID-shaped number masked
+    (``scrub_text``), and the record's own phone, however it is typed there (a Hong Kong
+    number ``scrub_text`` does not know), masked as the field is."""
+    phone = record.get("phone")
+    own = {phone.strip(): "phone"} if isinstance(phone, str) and phone.strip() else {}
+    return mask_repeated(scrub_text(text), own)

@@ -23,7 +23,10 @@ without learning who the person is):
   layout: the digit groups of a run are joined and any consecutive groups that make a mobile number
   (11 digits from 1, or 86 + 11), a landline (10-12 digits from 0) or a resident ID (15, or 17
   + a check digit or X) are masked; a string in ``person`` (a note) also has any of the
-  event's own masked values (a name, the pass id, household, unit, plate) it repeats masked.
+  event's own masked values (a name, the pass id, household, unit, plate, the phone and the
+  ID number, these two however they are laid out: ``mask_repeated``) it repeats masked.
+  Only the mainland's shapes are known by their digits: a Hong Kong phone or a passport
+  number in a note is masked when it is the person's own.
   Free text stays clear only for a caller allowed the ``person.note`` (or whole ``person``)
   field.
 """
@@ -58,8 +61,10 @@ FIELD_NAMES: frozenset[str] = frozenset(PERSONAL_FIELDS) | {f"person.{k}" for k 
 CODE_KEYS: tuple[str, ...] = ("unit", "plate", "resident_of")
 #: Free-text fields of an event outside ``person``: numbers typed into them are masked too.
 FREE_TEXT_FIELDS: tuple[str, ...] = ("operator", "reasons", "flags")
+#: Keys of ``person`` holding a number found in a note by its letters and digits alone.
+NUMBER_KEYS: tuple[str, ...] = ("phone", "id_number")
 #: Keys of ``person`` masked as a whole (their masked form is not searched again).
-_MASKED_KEYS: frozenset[str] = frozenset({"name", "driver", "phone", "id_number", *CODE_KEYS})
+_MASKED_KEYS: frozenset[str] = frozenset({"name", "driver", *NUMBER_KEYS, *CODE_KEYS})
 #: Allowed fields that also leave the free text clear (the caller may read notes).
 FREE_TEXT_CLEAR: frozenset[str] = frozenset({"person", "person.note"})
 
@@ -291,8 +296,9 @@ def mask_event(event: Mapping[str, Any], allowed_fields: Iterable[str] = ()) -> 
 def _hidden_values(event: Mapping[str, Any], allowed: frozenset[str]) -> Iterator[tuple[str, str]]:
     """The event's own personal values the caller may not read, each with the ``person`` key
     whose masking it takes: a guard's note that repeats the holder's name, a car's driver or
-    passenger (``person.passengers[*].name``) or the plate (``Li Wei's card lost``) must not
-    give away what the masked field hides."""
+    passenger (``person.passengers[*].name``), the plate (``Li Wei's card lost``), the phone
+    or the passport's number (``passport E12345678``) must not give away what the masked
+    field hides."""
     for key, kind in (("pass_id", "unit"), ("household", "unit"), ("holder", "name")):
         value = event.get(key)
         if isinstance(value, str) and key not in allowed:
@@ -305,7 +311,7 @@ def _hidden_values(event: Mapping[str, Any], allowed: frozenset[str]) -> Iterato
             return
     if not isinstance(person, Mapping) or "person" in allowed:
         return
-    for key in ("name", "driver", *CODE_KEYS):
+    for key in ("name", "driver", *NUMBER_KEYS, *CODE_KEYS):
         value = person.get(key)
         if isinstance(value, str) and f"person.{key}" not in allowed:
             yield value, key
@@ -336,15 +342,50 @@ def _redact_person_text(
     if not texts:
         return
     hidden = {value.strip(): kind for value, kind in _hidden_values(event, allowed)}
-    hidden = {value: kind for value, kind in hidden.items() if len(same_text(value)) >= 2}
     for key in texts:
-        text: str = person[key]
-        parts: list[str] = []
-        done = 0
-        for start, end, value in same_text_spans(text, hidden):
-            parts += [text[done:start], str(_mask_person_value(hidden[value], value))]
-            done = end
-        person[key] = "".join(parts) + text[done:]
+        person[key] = mask_repeated(person[key], hidden)
+
+
+def mask_repeated(text: str, hidden: Mapping[str, str]) -> str:
+    """``text`` (a note) with each value of ``hidden`` (value → the ``person`` key whose
+    masking it takes) it repeats masked as that key masks it: a name or a code found as the
+    gate compares names (``same_text``), a phone or a document's number (``NUMBER_KEYS``) by
+    its letters and digits alone, however it is laid out (``E1234567(8)``, ``852-9876 5432``),
+    a phone written with its country code also without it (``+852 9876 5432`` is in ``tel
+    98765432``). A name or code that folds to 1 character, a number of 1 letter or digit, is
+    not searched for."""
+    numbers: dict[str, str] = {}  # each form searched for → the value it is a form of
+    for value, kind in hidden.items():
+        if kind in NUMBER_KEYS:
+            numbers.update(dict.fromkeys(_number_forms(value, kind), value))
+    numbers = {form: value for form, value in numbers.items() if _alnum_count(form) >= 2}
+    names = [v for v, k in hidden.items() if k not in NUMBER_KEYS and len(same_text(v)) >= 2]
+    parts: list[str] = []
+    done = 0
+    for start, end, found in same_text_spans(text, names, numbers):
+        value = numbers.get(found, found)
+        parts += [text[done:start], str(_mask_person_value(hidden[value], value))]
+        done = end
+    return "".join(parts) + text[done:]
+
+
+#: The international prefix a phone written with its country code begins with.
+_INTERNATIONAL = re.compile(r"\+|00")
+
+
+def _number_forms(value: str, kind: str) -> list[str]:
+    """A phone or document number as a note may repeat it: as it is, and a phone written
+    with its international prefix also without its country code (1 to 3 digits, each taken:
+    ``+852 9876 5432`` is in ``tel 98765432``), when 6 digits or more are left."""
+    prefix = _INTERNATIONAL.match(value) if kind == "phone" else None
+    if prefix is None:
+        return [value]
+    digits = re.sub(r"\D", "", value[prefix.end() :])
+    return [value, *(digits[cut:] for cut in (1, 2, 3) if len(digits) - cut >= 6)]
+
+
+def _alnum_count(text: str) -> int:
+    return sum(char.isalnum() for char in text)
 
 
 def greeting_name(name: str) -> str:

@@ -1,13 +1,14 @@
 """How a name or a household code is compared wherever one is matched against another: the
 gate's lists, a forget's keys, an alarm's person, the names a masked note must not repeat
-(``same_text``), and where one occurs in a longer text typed as loosely (``same_text_spans``).
+(``same_text``), and where one occurs in a longer text typed as loosely (``same_text_spans``;
+a phone or a document's number there by its letters and digits alone).
 Depends on nothing of the kiosk's: every module that compares names can import it."""
 
 from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 #: Dots typed for the separator of a Uyghur or Kazakh name (尼格买提·热合曼), which is U+00B7
 #: (民委发〔2016〕33号): input methods and fonts give a bullet, a katakana middle dot (the
@@ -44,40 +45,80 @@ def same_text(text: str) -> str:
     return _SPACE_BESIDE_UNSPACED.sub("", _SPACES.sub(" ", folded))
 
 
-def same_text_spans(text: str, values: Iterable[str]) -> list[tuple[int, int, str]]:
+#: A number this long (letters and digits) is found in a note even inside a longer one: no
+#: count or room number is, and a phone typed with its country code joined on must be found.
+LONG_NUMBER = 6
+
+
+def same_text_spans(
+    text: str, values: Iterable[str], numbers: Iterable[str] = ()
+) -> list[tuple[int, int, str]]:
     """Where each of ``values`` occurs in ``text`` compared as ``same_text`` compares (a
     guard's note ``欧阳 娜娜 忘带卡`` or ``乘客Ｗａｎｇ Ｆａｎｇ同行`` repeats the holder
-    ``欧阳娜娜``, the passenger ``Wang Fang``): ``(start, end, value)`` in ``text`` as
-    typed, longest value first, none overlapping one found before it, none inside a longer
-    word (``_whole_word``: ``Li`` is not found in ``Lily``). One fold of ``text``,
-    then a plain search per value: linear in ``text`` for each value."""
+    ``欧阳娜娜``, the passenger ``Wang Fang``), and each of ``numbers`` (a phone, a
+    document's number) by its letters and digits alone, whatever is typed between them
+    (``+852 9876 5432`` is in ``tel 852-9876-5432``): ``(start, end, value)`` in ``text`` as
+    typed, numbers first, then longest value first, none overlapping one found before it,
+    none inside a longer word (``_whole_word``: ``Li`` is not found in ``Lily``) but a
+    number of ``LONG_NUMBER`` letters and digits or more (``98765432`` is in ``+85298765432``,
+    typed with its country code). One fold of ``text``, then a plain search per value:
+    linear in ``text`` for each value."""
     folded, origin = _folded_with_origin(text)
-    keys = sorted(((same_text(v), v) for v in values), key=lambda kv: len(kv[0]), reverse=True)
+    kept = [i for i, char in enumerate(folded) if char.isalnum()]
+    found = [
+        *_occurrences(folded, "".join(folded[i] for i in kept), kept, numbers, _letters_digits),
+        *_occurrences(folded, folded, range(len(folded)), values, same_text, loose=False),
+    ]
     taken: list[tuple[int, int, str]] = []
     masked = bytearray(len(text))  # 1 where a span taken covers ``text``
-    for key, value in keys:
-        at = folded.find(key) if key else -1
-        while at >= 0:
-            if not _whole_word(folded, at, key):  # ``Li`` in ``Lily``, ``12`` in ``512``
-                at = folded.find(key, at + 1)
-                continue
-            start, end = origin[at][0], origin[at + len(key) - 1][1]
-            if 1 not in masked[start:end]:
-                taken.append((start, end, value))
-                masked[start:end] = b"\1" * (end - start)
-            at = folded.find(key, at + len(key))
+    for first, last, value in found:
+        start, end = origin[first][0], origin[last][1]
+        if 1 not in masked[start:end]:
+            taken.append((start, end, value))
+            masked[start:end] = b"\1" * (end - start)
     return sorted(taken)
 
 
-def _whole_word(folded: str, at: int, key: str) -> bool:
-    """Whether ``key`` found at ``at`` in ``folded`` is no part of a longer word: a key that
-    begins (ends) with a letter of a spaced script needs no such letter before (after) it,
-    one that begins (ends) with a digit no digit (``Li`` is not in ``Lily``, ``12`` not in
-    ``512``, but ``Wang Fang`` is in ``Wang Fang2次``: a guard writes a count after a name).
-    Han, kana and Hangul have no word boundaries: ``王芳`` in ``王芳芳`` is found."""
-    end = at + len(key)
-    before = at > 0 and _joined(key[0], folded[at - 1])
-    after = end < len(folded) and _joined(key[-1], folded[end])
+def _letters_digits(text: str) -> str:
+    """``text`` as ``same_text`` folds it, its letters and digits only."""
+    return "".join(char for char in same_text(text) if char.isalnum())
+
+
+def _occurrences(
+    folded: str,
+    searched: str,
+    places: Sequence[int],
+    values: Iterable[str],
+    key_of: Callable[[str], str],
+    *,
+    loose: bool = True,
+) -> Iterator[tuple[int, int, str]]:
+    """Each whole-word occurrence (``loose``: any, for a key of ``LONG_NUMBER`` characters or
+    more) of each of ``values`` (as ``key_of`` folds it, longest first) in ``searched``, whose
+    characters are ``folded``'s at ``places``: its first and last character's index in
+    ``folded``, and the value."""
+    keys = sorted(((key_of(v), v) for v in values), key=lambda kv: len(kv[0]), reverse=True)
+    for key, value in keys:
+        anywhere = loose and len(key) >= LONG_NUMBER
+        at = searched.find(key) if key else -1
+        while at >= 0:
+            first, last = places[at], places[at + len(key) - 1]
+            if anywhere or _whole_word(folded, first, last, key):
+                yield first, last, value
+                at = searched.find(key, at + len(key))
+            else:  # ``Li`` in ``Lily``, ``12`` in ``512``
+                at = searched.find(key, at + 1)
+
+
+def _whole_word(folded: str, first: int, last: int, key: str) -> bool:
+    """Whether ``key`` found from ``first`` to ``last`` in ``folded`` is no part of a longer
+    word: a key that begins (ends) with a letter of a spaced script needs no such letter
+    before (after) it, one that begins (ends) with a digit no digit (``Li`` is not in
+    ``Lily``, ``12`` not in ``512``, but ``Wang Fang`` is in ``Wang Fang2次``: a guard writes
+    a count after a name). Han, kana and Hangul have no word boundaries: ``王芳`` in
+    ``王芳芳`` is found."""
+    before = first > 0 and _joined(key[0], folded[first - 1])
+    after = last + 1 < len(folded) and _joined(key[-1], folded[last + 1])
     return not (before or after)
 
 
