@@ -983,7 +983,10 @@ class Daemon:
         if result.events_purged:
             log.info("retention purge", extra={"rows": result.events_purged})
         for name in result.set_aside_removed:
-            log.info("retention: removed %s (a restore set it aside before the cutoff)", name)
+            why = "a restore set it aside before the cutoff"
+            if name.startswith("."):  # a stage: ``kiosk.backup.purge_set_aside``
+                why = "a killed backup or restore left it, an hour ago or more"
+            log.info("retention: removed %s (%s)", name, why)
         if result.events_waiting_for_clock:
             log.warning(
                 "retention: events past retention kept until the clock is synchronised",

@@ -655,6 +655,9 @@ def replaced_in_data(member_names: Iterable[str], db_name: str) -> list[str]:
 RESTORE_MARKER = "restore-in-progress.json"
 #: The hidden folders a restore stages the archive's files in (data dir, config folder).
 RESTORE_STAGE_PREFIX = ".restore-"
+#: The hidden folder ``kiosk backup`` copies the database into before it goes into the
+#: archive: the data dir when the archive is sealed, the archive's folder when ``--plain``.
+BACKUP_STAGE_PREFIX = ".kiosk-backup-"
 #: A stage folder older than this is one a killed backup or restore left (files in clear).
 STAGE_LEFT_S = 3600
 
@@ -1186,10 +1189,15 @@ def purge_set_aside(data: Path, cutoff: datetime, now: datetime) -> list[str]:
     a folder's name is the restore's clock, perhaps not yet set by NTP (a new card's): a
     folder is dated no earlier than the first purge that saw it (``SEEN_FILE``), or it would
     go at the first purge, the operator's way back with it. A folder named otherwise is
-    left, and one that cannot be removed now is left for the next purge. The ``.restore-*``
-    stages a restore killed while extracting left (the archive's log and keys in clear) go
-    too, once ``STAGE_LEFT_S`` old (``remove_stages``)."""
-    removed = remove_stages(data, RESTORE_STAGE_PREFIX, STAGE_LEFT_S, now.timestamp())
+    left, and one that cannot be removed now is left for the next purge. The stages a killed
+    run left go too, once ``STAGE_LEFT_S`` old (``remove_stages``): a restore's ``.restore-*``
+    (the archive's log and keys in clear), a sealed backup's ``.kiosk-backup-*`` (the whole
+    log in clear)."""
+    removed = [
+        name
+        for prefix in (RESTORE_STAGE_PREFIX, BACKUP_STAGE_PREFIX)
+        for name in remove_stages(data, prefix, STAGE_LEFT_S, now.timestamp())
+    ]
     try:
         paths = sorted(data.iterdir())
     except OSError:

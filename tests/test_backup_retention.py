@@ -4,10 +4,16 @@ log's rows past ``store.retention_days`` removes it once it is that old."""
 
 from __future__ import annotations
 
+import os
+import shutil
 from datetime import UTC, datetime
+
+import test_backup
+from test_backup_encrypted import backup_with
 
 from checkpoint.app import Daemon, build_core
 from checkpoint.notify import Notifier
+from kiosk import backup
 from kiosk.clock import FakeClock
 from kiosk.config import KioskConfig
 
@@ -61,3 +67,41 @@ def test_no_folder_goes_while_the_clock_cannot_date_it(data_dir):
     finally:
         core.close()
     assert (old / "kiosk.db").is_file()
+
+
+# -- the stage a killed `kiosk backup` left: the whole log in clear, under the same purge ----
+
+gate, usb, no_installed_kiosk = test_backup.gate, test_backup.usb, test_backup.no_installed_kiosk
+
+
+def test_a_killed_backups_stage_goes_with_the_purge_once_an_hour_old(
+    gate, usb, tmp_path, monkeypatch
+):
+    """A sealed backup copies the log into a hidden stage beside it, on the kiosk's card; a
+    backup killed before it sealed the archive (a power cut, the operator's Ctrl-\\) left that
+    copy, the whole log in clear, which only the next backup removed: no purge, no forget."""
+    data, etc, _ = gate
+    monkeypatch.setattr(backup, "KDF", backup.Kdf(log_n=4, r=1, p=1))
+    left = []
+    real = backup.write_archive
+
+    def killed_here(target, members, manifest, passphrase):
+        """What a kill while the archive is written leaves: the stage as it is, by its name."""
+        stage = next(m.source for m in members if m.name == backup.DB_MEMBER).parent
+        left.append(shutil.copytree(stage, stage.with_name(stage.name + "-killed")))
+        return real(target, members, manifest, passphrase)
+
+    monkeypatch.setattr(backup, "write_archive", killed_here)
+    secret = tmp_path / "passphrase"
+    secret.write_text("correct horse battery staple\n")
+    assert backup_with(data, etc, usb / "north.kbak", "--passphrase-file", str(secret)) == 0
+    assert backup_with(data, etc, usb / "again.kbak", "--passphrase-file", str(secret)) == 0
+    old, fresh = left
+    assert old.parent == data and b"Wang Lei" in (old / "kiosk.db").read_bytes()
+    now = datetime.now(UTC)
+    os.utime(old, (now.timestamp() - backup.STAGE_LEFT_S - 60,) * 2)
+
+    removed = backup.purge_set_aside(data, now, now)
+
+    assert removed == [old.name]
+    assert not old.exists() and (fresh / "kiosk.db").is_file()

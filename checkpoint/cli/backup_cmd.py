@@ -208,6 +208,7 @@ def backup_run(args: argparse.Namespace) -> int:
       sudo /opt/kiosk/current/venv/bin/kiosk backup --into /media/usb/gate-north.kbak"""
     from kiosk import __version__
     from kiosk.backup import (
+        BACKUP_STAGE_PREFIX,
         PERSONAL_DATA_WARNING,
         BackupError,
         build_manifest,
@@ -235,7 +236,7 @@ def backup_run(args: argparse.Namespace) -> int:
         )
     stage_in = _stage_folder(db, target, sealed=passphrase is not None)
     try:
-        with tempfile.TemporaryDirectory(prefix=STAGE_PREFIX, dir=stage_in) as stage:
+        with tempfile.TemporaryDirectory(prefix=BACKUP_STAGE_PREFIX, dir=stage_in) as stage:
             snapshot = Path(stage) / "kiosk.db"
             with _no_root_files_beside(db):
                 snapshot_database(db, snapshot)
@@ -264,21 +265,17 @@ def backup_run(args: argparse.Namespace) -> int:
     return 0
 
 
-#: The hidden folder the database's copy is made in before it goes into the archive.
-STAGE_PREFIX = ".kiosk-backup-"
-
-
 def _stage_folder(db: Path, target: Path, *, sealed: bool) -> Path:
     """Where the database's copy is made before it goes into the archive. Sealed: beside the
     log, on the kiosk's own card, which holds the log in clear anyway; beside the archive (a
     USB stick) the copy, deleted once sealed, stayed in the stick's free space, readable by
     any undelete tool: the whole log in clear next to its encrypted archive. Plain: beside
     the archive (the card needs no room for a copy). Stage folders a killed backup left there
-    are removed first."""
-    from kiosk.backup import STAGE_LEFT_S, remove_stages
+    are removed first (and, in the data dir, by the retention purge: ``purge_set_aside``)."""
+    from kiosk.backup import BACKUP_STAGE_PREFIX, STAGE_LEFT_S, remove_stages
 
     folder = db.parent if sealed else target.parent
-    remove_stages(folder, STAGE_PREFIX, STAGE_LEFT_S, time.time())
+    remove_stages(folder, BACKUP_STAGE_PREFIX, STAGE_LEFT_S, time.time())
     return folder
 
 
