@@ -393,3 +393,41 @@ def test_a_passage_committed_after_the_confirmations_check_is_not_forgotten(
     again = hidden_fields(refused.text, "forget-form")  # the preview of what is there now
     done = send(admin, f"{ROOM}/forget", again)
     assert done.status_code == 200 and "--seqs 1-2,4" in done.text
+
+
+def test_every_store_a_forget_reaches_has_its_words_in_both_languages():
+    """The room names each store it lists (``people.st.<table>``) and what a forget does
+    there (``people.do.<table>``): a table of ``kiosk.people.RULES`` without them, the
+    manager's corrections of a returnee (``obs_corrections``), made show and forget 500."""
+    from kiosk.people import RULES
+    from ui import i18n
+
+    missing = [
+        f"{family}.{table}"
+        for table in RULES
+        for family in ("people.st", "people.do")
+        if not i18n.has(f"{family}.{table}")
+    ]
+    assert missing == []
+    for lang in ("zh", "en"):
+        assert all(i18n.t(lang, f"people.st.{table}") != f"people.st.{table}" for table in RULES)
+
+
+def test_a_returnee_a_manager_corrected_is_shown_and_previewed(core, admin):
+    """Show and the forget's preview answered 500 for any returnee whose registration a
+    manager had corrected: the corrections' store had no name on the page."""
+    back = date(2026, 3, 1)
+    person = core.ledgers.observation.register(
+        name="Marlowe Qiuxiang", household="7-1044", phone="13800000000", origin="Wuhan",
+        date_back=back, actor="manager", days=14,
+    )  # fmt: skip
+    core.ledgers.observation.correct(
+        person.id, name=NAME, household=HOUSEHOLD, date_back=back,
+        until=date(2026, 3, 14), actor="manager",
+    )  # fmt: skip
+    shown = _post(admin, f"{ROOM}/show?lang=en", **KEYS)
+    assert shown.status_code == 200
+    assert 'data-store="obs_corrections"' in shown.text
+    assert 'id="store-obs_corrections">Returnees&#39; corrections' in shown.text
+    dry = _post(admin, f"{ROOM}/forget?lang=en", **KEYS)
+    assert dry.status_code == 200 and 'data-store="obs_corrections"' in dry.text
