@@ -29,7 +29,7 @@ import hashlib
 import hmac
 import logging
 import secrets
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Collection, Coroutine, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
@@ -570,6 +570,17 @@ def note(request: Request, *, action: str | None = None, **detail: Any) -> None:
     if action:
         request.state.audit_action = action
     request.state.audit_detail = {**getattr(request.state, "audit_detail", {}), **detail}
+
+
+#: What a request's audit row says of a posted choice that is none of those there are.
+UNKNOWN_CHOICE = "(unknown)"
+
+
+def known(value: str, choices: Collection[str]) -> str:
+    """A posted choice (a request's kind, an import's) as its audit row may say it: itself
+    when it is one of ``choices``, else ``UNKNOWN_CHOICE``. The text posted may be anything,
+    a resident's name or phone, and the audit chain outlives every ledger."""
+    return value if value in choices else UNKNOWN_CHOICE
 
 
 def request_detail(request: Request) -> dict[str, Any]:

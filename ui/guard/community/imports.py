@@ -27,7 +27,7 @@ from ui.guard.community.common import (
     render,
     save,
 )
-from ui.guard.deps import GuardDep, PageSession, note
+from ui.guard.deps import GuardDep, PageSession, known, note
 from ui.guard.forms import BadInput
 
 PAGE = f"{PREFIX}/imports"
@@ -36,6 +36,8 @@ MAX_UPLOAD = 5 * 1024 * 1024
 #: (``checkpoint.server.BodyLimit``): the preview's file and the few form fields around it.
 LARGE_BODIES = {f"{PAGE}/preview": MAX_UPLOAD + 64 * 1024}
 LIST_KINDS = ("revocations", "quarantine", "households", "lists")
+#: Every kind of import the room plans (``plan_for``).
+IMPORT_KINDS = ("compound", "vehicles", *LIST_KINDS)
 router = community_room(PAGE)
 
 
@@ -69,7 +71,7 @@ async def preview(
 ) -> Response:
     form = await request.form()
     upload, kind = form.get("file"), form_text(form, "kind")[:20]
-    note(request, kind=kind)
+    note(request, kind=known(kind, IMPORT_KINDS))
     if upload is None or isinstance(upload, str):
         data, name = b"", ""
     else:

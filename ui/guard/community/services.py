@@ -28,7 +28,7 @@ from ui.guard.community.common import (
     save,
     save_or_again,
 )
-from ui.guard.deps import ActionSession, Guard, GuardDep, note
+from ui.guard.deps import ActionSession, Guard, GuardDep, known, note
 from ui.guard.forms import BadInput
 
 PAGE = f"{PREFIX}/services"
@@ -73,7 +73,7 @@ async def open_request(request: Request, session: ActionSession, g: GuardDep) ->
     marks = statuses(g.core.store.reader(), g.today(), g.core.lists.current)
     confined = bool({"quarantined", "observing"} & set(marks_of(marks, household)))
     kind, text = form_text(form, "kind"), form_text(form, "note")
-    note(request, kind=kind[:20])
+    note(request, kind=known(kind, KINDS))
     desk = ledgers(g).services
 
     def open_one() -> object:
