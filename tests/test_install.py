@@ -150,6 +150,41 @@ def lines_of(output: str, step: str) -> list[str]:
     return [line for line in output.splitlines() if line.startswith(f"[{step}] ")]
 
 
+#: What every step's own functions call: its lines, ``act``, the target root's paths.
+STEP_BASICS = ("say", "ok", "skip", "todo", "fail", "show_command", "act", "r", "live_system")
+
+
+def installer_functions(script: Path, *names: str) -> str:
+    """The named functions (and ``NAME=`` settings) of ``script`` (``scripts/install``),
+    verbatim, as bash source: one step run on its own on the live-system path (ROOT=/), its
+    tools stubbed on PATH, where the whole installer would act on this machine. A test may
+    define ``r`` again after them to keep the target's files in a temp dir."""
+    text = script.read_text()
+    found = []
+    for name in (*STEP_BASICS, *names):
+        if name.endswith("="):  # a setting: its line
+            match = re.search(rf"^{re.escape(name)}.*$", text, re.M)
+        else:  # a function on one line, or to its closing brace
+            body = r"\{(?:.*\}$|.*\n(?:.*\n)*?\}$)"
+            match = re.search(rf"^{re.escape(name)}\(\) {body}", text, re.M)
+        assert match, f"no {name} in {script}"
+        found.append(match.group(0))
+    return "\n".join(found)
+
+
+def run_installer_functions(
+    script: Path, names: tuple[str, ...], body: str, env: dict[str, str]
+) -> subprocess.CompletedProcess:
+    """``body`` run after the named functions of ``script``, with the installer's globals as
+    it starts (live system, not a dry run)."""
+    prelude = "set -euo pipefail\nROOT=/ DRY_RUN=0 REBOOT=0 CHANGED_RUNTIME=0 APT_UPDATED=0\n"
+    prelude += "PENDING=() FAILED=()\n"
+    source = prelude + installer_functions(script, *names) + "\n" + body
+    return subprocess.run(
+        ["bash", "-c", source], capture_output=True, text=True, timeout=60, env=env
+    )
+
+
 # --- usage ---------------------------------------------------------------------------------
 
 
