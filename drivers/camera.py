@@ -339,12 +339,14 @@ class CameraReader:
             self._gen += 1
             self._is_open = False
             self._slot = None
+        # Said before the source is let go of: a close stuck in the camera's driver must
+        # not leave the health as it was while it hangs.
+        self._schedule_reopen(now, detail, exc)
         if not read_hung:
             self._retire_grabber()
         elif self._grabber is not None and self._grabber.is_alive():
             self._hung.append(self._grabber)
         self._close_source()
-        self._schedule_reopen(now, detail, exc)
 
     def _retire_grabber(self) -> None:
         """Let the grab thread finish its current read before the source is closed.

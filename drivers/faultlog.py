@@ -21,11 +21,19 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Mapping
 
 from kiosk.clock import Clock
 from kiosk.logs import FLAP_LINES, FlapLimit, OncePerInterval
 
-__all__ = ["FLAP_LINES", "REJECTED_LOG_EVERY_S", "RejectionLog", "StateLog", "describe"]
+__all__ = [
+    "FLAP_LINES",
+    "REJECTED_LOG_EVERY_S",
+    "RejectionLog",
+    "StateLog",
+    "describe",
+    "open_error",
+]
 
 #: A reader's rejections of one reason are logged at most this often (the rest counted).
 REJECTED_LOG_EVERY_S = 60.0
@@ -35,6 +43,12 @@ def describe(exc: BaseException) -> str:
     """``TypeName: message``: a library's own error type tells a reader what failed."""
     text = str(exc)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def open_error(device: str, exc: OSError, hints: Mapping[int, str]) -> str:
+    """Why ``device`` cannot be opened: what ``exc``'s errno means there and its fix, from the
+    driver's ``hints``, else the operating system's own words."""
+    return f"cannot open {device}: {hints.get(exc.errno or 0) or exc.strerror or describe(exc)}"
 
 
 class StateLog:

@@ -179,8 +179,9 @@ class SerialRelayGate(_Relay):
     The board is write-only: nothing answers, so a failed write is the only sign from the
     board itself. For a device path (``/dev/ttyUSB0``, ``/dev/serial/by-id/...``) ``health``
     also looks whether the node still exists, so an unplugged board is reported while the
-    gate is idle, not first when a person is waiting at it; the port it had open is then
-    reopened on the next command (the old descriptor is dead even after a replug).
+    gate is idle, not first when a person is waiting at it; the port it had open is closed
+    then (a dead descriptor held open keeps the ttyUSB number: the board plugged back would
+    come up as the next one) and opened again when the board is back.
     The board keeps its coil as last commanded (a daemon killed during a pulse leaves the
     gate open) and powers up with it off, so ``health`` commands the lock while idle
     whenever the coil's state is not known: at start and after a replug. Where the coil on
@@ -293,8 +294,7 @@ class SerialRelayGate(_Relay):
         if self._closed:
             return self._closed_health()
         if self._port.startswith("/") and not os.path.exists(self._port):
-            self._node_gone = True
-            self._commanded = False
+            self._let_go_of_dead_port()
             return Health("fault", f"{self._port} is gone (relay board unplugged?)", self._mono())
         if not self._commanded and self._lock.acquire(blocking=False):
             try:
@@ -307,6 +307,19 @@ class SerialRelayGate(_Relay):
             finally:
                 self._lock.release()
         return self._health
+
+    def _let_go_of_dead_port(self) -> None:
+        """The node is gone: the descriptor is dead, and held open it keeps the board's ttyUSB
+        number (usb-serial frees a minor only at its last close), so the board plugged back
+        would come up under another name, never commanded again. Closed now, or by the
+        command that holds the port (``_node_gone``)."""
+        self._node_gone = True
+        self._commanded = False
+        if self._lock.acquire(blocking=False):
+            try:
+                self._drop_port()
+            finally:
+                self._lock.release()
 
     def close(self) -> None:
         """Close the port; a command stuck in it (tcdrain on a wedged USB adapter has no

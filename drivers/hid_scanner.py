@@ -52,6 +52,7 @@ import struct
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from drivers import faultlog
 from drivers.codes import Rejection
 from drivers.faultlog import describe
 from drivers.line_scanner import DEFAULT_RECONNECT, LineScanner
@@ -332,21 +333,21 @@ UNKNOWN_KEYS_HINT = (
 )
 
 
+#: What an error opening the scanner's node means at the gate, and its fix.
+OPEN_HINTS = {
+    errno.ENOENT: "no such device (scanner unplugged? ls /dev/input/by-id/)",
+    errno.EACCES: (
+        "permission denied (the kiosk user needs the group input: sudo ./scripts/install)"
+    ),
+    errno.EPERM: (
+        "blocked by the service's device policy (DeviceAllow=char-input in kiosk.service)"
+    ),
+}
+
+
 def open_error(device: str, exc: OSError) -> str:
     """Why ``device`` cannot be opened, and what fixes it."""
-    if exc.errno == errno.ENOENT:
-        return f"cannot open {device}: no such device (scanner unplugged? ls /dev/input/by-id/)"
-    if exc.errno == errno.EACCES:
-        return (
-            f"cannot open {device}: permission denied (the kiosk user needs the group input:"
-            " sudo ./scripts/install)"
-        )
-    if exc.errno == errno.EPERM:
-        return (
-            f"cannot open {device}: blocked by the service's device policy"
-            " (DeviceAllow=char-input in kiosk.service)"
-        )
-    return f"cannot open {device}: {exc.strerror or describe(exc)}"
+    return faultlog.open_error(device, exc, OPEN_HINTS)
 
 
 def grab_error(device: str, exc: OSError) -> str:

@@ -37,7 +37,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from drivers.faultlog import StateLog, describe
+from drivers.faultlog import StateLog, describe, open_error
 from kiosk.backoff import Backoff
 from kiosk.clock import Clock
 from kiosk.devices import Health, SensorFault, ThermoReading
@@ -89,6 +89,21 @@ _DRIFT_WINDOW_NS = 60_000_000_000
 NOISY_BUS_SHARE = 0.02
 _NOISE_WINDOW = 500
 _NOISE_MIN_WORDS = 100
+
+#: What an error opening ``/dev/i2c-N`` means at the gate, and its fix (``faultlog.open_error``).
+I2C_OPEN_HINTS = {
+    errno.ENOENT: (
+        "no such device (I2C off or i2c-dev not loaded: sudo ./scripts/install, and reboot if"
+        " it says so)"
+    ),
+    errno.EACCES: "permission denied (the kiosk user needs the group i2c: sudo ./scripts/install)",
+    errno.EPERM: (
+        "blocked by the service's device policy (DeviceAllow=char-i2c in kiosk.service, resolved"
+        " before i2c-dev was loaded: sudo systemctl restart kiosk)"
+    ),
+}
+#: Bus errors that mean nothing answered at the chip's address (a NACK).
+NO_ANSWER = frozenset({errno.EREMOTEIO, errno.ENXIO})
 
 #: 3 dB bandwidth (Hz) of the object-temperature filter for each IIR setting (config register 1,
 #: bits 2:0) at the factory FIR length 1024, as the Linux iio mlx90614 driver tabulates it.
@@ -180,6 +195,16 @@ def check_temperature(word: int, command: int) -> float:
     return celsius
 
 
+def bus_error(exc: OSError, address: int, bus: int | None) -> str:
+    """A bus error by its kernel name, with what to check when nothing answered at
+    ``address`` on ``/dev/i2c-<bus>`` (``bus`` None: not known)."""
+    problem = f"I2C error {errno.errorcode.get(exc.errno or 0, exc.errno)}"
+    if exc.errno not in NO_ANSWER:
+        return problem
+    look = "sudo i2cdetect -l" if bus is None else f"sudo i2cdetect -y {bus}"
+    return f"{problem}: no answer at 0x{address:02X} (check the wiring and the address: {look})"
+
+
 # --------------------------------------------------------------------------------------------
 # Transports
 
@@ -225,10 +250,11 @@ class Smbus2Transport:
 
     ``bus`` is a bus number (opened here, its clock read from the device tree) or an object
     with ``i2c_rdwr``/``close`` (the emulator, or a recording fake in tests). ``clock_hz``:
-    the bus clock if known.
+    the bus clock if known; ``bus_number``: N of ``/dev/i2c-N``, None for an object.
     """
 
     def __init__(self, bus: int | RdwrBus, *, clock_hz: int | None = None) -> None:
+        self.bus_number = bus if isinstance(bus, int) else None
         if isinstance(bus, int):
             from smbus2 import SMBus
 
@@ -316,6 +342,11 @@ class _Counters:
     refused_while_hung: int = 0
 
 
+class _BusClosed(SensorFault):
+    """A read refused while the bus waits to be reopened: its text is the fault's cause with
+    the wait, never a fault of its own."""
+
+
 class Mlx90614:
     """Checked MLX90614 reads; implements ``kiosk.devices.Thermometer``.
 
@@ -370,6 +401,8 @@ class Mlx90614:
         self._word_checks: deque[bool] = deque(maxlen=_NOISE_WINDOW)
         #: Set while the bus clock is above the chip's limit (``_check_bus_clock``).
         self._too_fast: str | None = None
+        #: N of the ``/dev/i2c-N`` last opened (the transport's ``bus_number``), for the hints.
+        self._bus_number: int | None = None
         self.counters = _Counters()
         self._pec_lines = OncePerInterval(PEC_LOG_EVERY_S)
         #: The bus's faults in the journal: once per cause, the return once (not per reopen).
@@ -389,7 +422,8 @@ class Mlx90614:
         try:
             reading = self._read_pair()
         except SensorFault as fault:
-            self._note_fault(str(fault))
+            # A read refused during the back-off keeps the cause that closed the bus.
+            self._note_fault(None if isinstance(fault, _BusClosed) else str(fault))
             raise
         except Exception as exc:
             # A bus library raising something unexpected must still be a fault, not a crash
@@ -577,7 +611,7 @@ class Mlx90614:
                     self._word_checks.append(True)
                 continue
             except OSError as exc:
-                last_problem = f"I2C error {errno.errorcode.get(exc.errno or 0, exc.errno)}"
+                last_problem = bus_error(exc, self.address, self._bus_number)
                 self._on_os_error(last_problem)
                 continue
             self._consecutive_os_errors = 0
@@ -611,12 +645,16 @@ class Mlx90614:
         now = self._clock.monotonic_ns()
         if self._reopen_at_ns is not None and now < self._reopen_at_ns:
             wait_s = (self._reopen_at_ns - now) / 1e9
-            raise SensorFault(f"I2C bus closed after errors; reopening in {wait_s:.1f} s")
+            with self._state_lock:
+                cause = self._last_fault or "I2C bus closed after errors"
+            raise _BusClosed(f"{cause}; reopening in {wait_s:.1f} s")
         try:
             self._bus = self._open_bus()
         except OSError as exc:
-            self._schedule_reopen(f"cannot open I2C bus: {exc.strerror or exc}")
-            raise SensorFault(f"cannot open I2C bus: {exc.strerror or exc}") from None
+            problem = open_error(str(exc.filename or "I2C bus"), exc, I2C_OPEN_HINTS)
+            self._schedule_reopen(problem)
+            raise SensorFault(problem) from None
+        self._bus_number = getattr(self._bus, "bus_number", None)
         self._check_bus_clock(getattr(self._bus, "clock_hz", None))
         if self._reopen_at_ns is not None:
             with self._state_lock:
@@ -670,11 +708,14 @@ class Mlx90614:
             except OSError:
                 pass
 
-    def _note_fault(self, message: str) -> None:
+    def _note_fault(self, message: str | None) -> None:
+        """One more failed read; ``message`` the fault health says from now (None: the one it
+        says already)."""
         with self._state_lock:
             self.counters.faults += 1
-            self._last_fault = message
-            self._last_fault_ns = self._clock.monotonic_ns()
+            if message is not None:
+                self._last_fault = message
+                self._last_fault_ns = self._clock.monotonic_ns()
 
     def _read_eeprom(self, command: int) -> int:
         return self._read_register(command, temperature=False)

@@ -21,7 +21,9 @@ Each capture is a picamera2 job waited for with a timeout (``capture_timeout_s``
 whose cable came loose never completes a request, and a ``capture_array()`` without a timeout
 would hold its grab thread forever, one more with every recovery. On a timeout and at
 ``close()`` the outstanding jobs are cancelled (``cancel_all_and_flush``), which also wakes a
-capture waiting in another thread.
+capture waiting in another thread, and lets ``stop()`` (queued behind that capture, waited
+for with no timeout) run. picamera2 before 0.3.20 has no such cancel: it is refused at
+``open()`` as too old (``TOO_OLD``), as the install's release check refuses it.
 
 ``format="RGB888"`` is libcamera's name for 24-bit pixels stored B, G, R in memory, which is
 exactly OpenCV's BGR order, so frames go to the pipeline without a conversion.
@@ -56,8 +58,9 @@ NUMPY_ABI_HINT = (
     " into the venv for a CSI camera"
 )
 TOO_OLD = (
-    "picamera2 is too old: its wait() has no timeout (added in 0.3.17), so a capture from a"
-    " camera that stops sending frames would never return; sudo apt-get update && sudo"
+    "picamera2 is too old (the Pi camera needs 0.3.20 or later): before 0.3.17 its wait() has"
+    " no timeout, before 0.3.20 it cannot cancel a capture (cancel_all_and_flush), so a camera"
+    " that stops sending frames would hold the reader for ever; sudo apt-get update && sudo"
     " apt-get install --only-upgrade python3-picamera2"
 )
 NO_CAMERA = (
@@ -104,11 +107,17 @@ def picamera2_problem() -> str | None:
         cls = _load_picamera2()
     except ReaderFault as exc:
         return str(exc)
-    return None if _wait_has_timeout(cls) else TOO_OLD
+    return None if _recent_enough(cls) else TOO_OLD
 
 
-def _wait_has_timeout(cls: Any) -> bool:
-    """Whether ``Picamera2.wait`` takes ``timeout`` (picamera2 0.3.17 and later)."""
+def _recent_enough(cls: Any) -> bool:
+    """Whether ``Picamera2`` has what a capture from a lost camera needs to end: ``wait`` with
+    a ``timeout`` (0.3.17) and ``cancel_all_and_flush`` (0.3.20). Without the cancel a wait that
+    timed out leaves its capture first in picamera2's job queue, and ``stop()`` waits behind
+    it with no timeout: the reader's thread was held in the close of a camera whose ribbon
+    came loose, for ever."""
+    if not callable(getattr(cls, "cancel_all_and_flush", None)):
+        return False
     try:
         return "timeout" in inspect.signature(cls.wait).parameters
     except (AttributeError, TypeError, ValueError):
@@ -249,7 +258,7 @@ class PiCamera:
 
     def open(self) -> None:
         cls = self._cls or _load_picamera2()
-        if not _wait_has_timeout(cls):
+        if not _recent_enough(cls):
             raise ReaderFault(TOO_OLD)
         try:
             # Looked up before constructing: Picamera2() without the camera leaks its

@@ -590,6 +590,7 @@ class AbsentPicamera2:
 
     leaked: list[int] = []
     wait = StubPicamera2.wait
+    cancel_all_and_flush = StubPicamera2.cancel_all_and_flush
 
     @staticmethod
     def global_camera_info() -> list[dict]:
@@ -629,6 +630,7 @@ def test_a_csi_camera_held_by_another_program_says_busy_not_init_incomplete(cloc
     class BusyPicamera2:
         global_camera_info = StubPicamera2.global_camera_info
         wait = StubPicamera2.wait
+        cancel_all_and_flush = StubPicamera2.cancel_all_and_flush
 
         def __init__(self, num: int) -> None:
             try:
@@ -664,6 +666,7 @@ class HeldPicamera2:
     _cm = _CameraManager()
     global_camera_info = StubPicamera2.global_camera_info
     wait = StubPicamera2.wait
+    cancel_all_and_flush = StubPicamera2.cancel_all_and_flush
 
     def __init__(self, camera_num: int) -> None:
         self.notifyme_r, self.notifyme_w = os.pipe2(os.O_NONBLOCK)
@@ -732,6 +735,100 @@ def test_a_picamera2_too_old_for_a_capture_timeout_is_one_fault_naming_the_upgra
     assert stub_picamera2.made == []  # the camera is not taken
 
 
+class Picamera2Before0320:
+    """picamera2 0.3.17-0.3.19 as its jobs behave (v0.3.19, picamera2/picamera2.py): ``wait``
+    takes a timeout, but there is no ``cancel_all_and_flush`` (0.3.20), and ``stop()``
+    dispatches its own job and waits for it with no timeout, while the event loop runs jobs
+    strictly in order: behind a capture that never completes (a loose ribbon) it never
+    returns."""
+
+    made: list[Picamera2Before0320] = []
+    global_camera_info = StubPicamera2.global_camera_info
+
+    def __init__(self, num: int) -> None:
+        self.queue: list[StubJob] = []
+        self.stopping = threading.Event()
+        Picamera2Before0320.made.append(self)
+
+    def create_video_configuration(self, **_kwargs) -> dict:
+        return {}
+
+    def configure(self, config) -> None:
+        pass
+
+    def start(self) -> None:
+        pass
+
+    def capture_array(self, stream: str, wait: bool | None = None) -> StubJob:
+        self.queue.append(StubJob())  # no request completes: it stays first in the queue
+        return self.queue[-1]
+
+    def wait(self, job: StubJob, timeout: float | None = None) -> np.ndarray:
+        if job.cancelled.wait(timeout if timeout is not None else WAIT_S):
+            raise RuntimeError("never cancelled: 0.3.19 has no cancel")
+        raise TimeoutError
+
+    def stop(self) -> None:
+        self.stopping.set()
+        stop_job = StubJob()
+        self.queue.append(stop_job)
+        # dispatch_functions([self.stop_], wait=True): job.get_result() with no timeout,
+        # behind the capture (bounded here only so a failing test ends).
+        stop_job.cancelled.wait(WAIT_S)
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_picamera2_that_cannot_cancel_a_capture_is_too_old_and_never_taken(clock):
+    """picamera2 0.3.17-0.3.19 passed the version check (its wait() has a timeout), but a
+    loose ribbon then left the reader's thread in ``stop()`` for ever (it waits behind the
+    capture that never completes, and there is no cancel_all_and_flush to end it) while the
+    reader's health still said ok. Such a picamera2 is refused at open, naming 0.3.20."""
+    Picamera2Before0320.made = []
+    with pytest.raises(ReaderFault) as caught:
+        PiCamera(clock, picamera2_class=Picamera2Before0320).open()
+    text = str(caught.value)
+    assert "too old" in text and "0.3.20" in text and "python3-picamera2" in text
+    assert Picamera2Before0320.made == []  # the camera is not taken
+
+
+class WedgedStopPicamera2(StubPicamera2):
+    """A picamera2 whose ``stop()`` does not return until ``release`` is set (a driver stuck
+    in the kernel): the reader's thread is held in it."""
+
+    stopping = threading.Event()
+    release = threading.Event()
+
+    def stop(self) -> None:
+        WedgedStopPicamera2.stopping.set()
+        WedgedStopPicamera2.release.wait(WAIT_S)
+
+
+def test_a_camera_lost_is_a_fault_while_its_close_is_still_stuck(clock, stub_picamera2):
+    """The reader closed a lost camera first and said so afterwards: a close stuck in the
+    camera's driver left the health as it was before (ok, after the last frame) for as long
+    as it hung."""
+    stub_picamera2.mode = "hang"
+    WedgedStopPicamera2.stopping, WedgedStopPicamera2.release = threading.Event(), threading.Event()
+    pipeline = FramePipeline(build_decoder("zxing"), DecoderConfig(), clock)
+    cam = PiCamera(clock, name="csi", capture_timeout_s=300, picamera2_class=WedgedStopPicamera2)
+    reader = CameraReader(cam, pipeline, clock, name="csi", watchdog=WD)
+    reader.step()  # opens; the capture never completes
+    assert reader.health().state != "fault"
+    clock.advance(WD.stale_frame_s)
+    stepping = threading.Thread(target=reader.step, daemon=True)
+    stepping.start()  # the watchdog: no frame for 2 s -> lost -> close, stuck in stop()
+    try:
+        assert WedgedStopPicamera2.stopping.wait(WAIT_S)
+        health = reader.health()
+        assert health.state == "fault" and "camera lost" in health.detail
+    finally:
+        WedgedStopPicamera2.release.set()
+        stepping.join(WAIT_S)
+        reader.stop()
+
+
 def _libcamera_list(ids: list[str]) -> list[dict]:
     """picamera2's ``global_camera_info()``: libcamera's cameras (on Raspberry Pi OS a USB
     webcam too, through its UVC pipeline), sorted CSI first and USB ones last."""
@@ -760,6 +857,7 @@ def test_a_usb_webcam_is_not_taken_for_a_missing_csi_camera(clock, ids, num):
 
     class Picamera2WithWebcam:
         wait = StubPicamera2.wait
+        cancel_all_and_flush = StubPicamera2.cancel_all_and_flush
 
         @staticmethod
         def global_camera_info() -> list[dict]:
@@ -1283,8 +1381,14 @@ def test_the_installs_picamera2_check_names_a_load_failure_and_an_old_picamera2(
     monkeypatch.setattr("drivers.picamera._load_picamera2", lambda: Old)
     assert picamera2_problem() == TOO_OLD
 
-    class Recent(Old):
+    class Before0320(Old):
         def wait(self, job, timeout=None): ...
+
+    monkeypatch.setattr("drivers.picamera._load_picamera2", lambda: Before0320)
+    assert picamera2_problem() == TOO_OLD  # no cancel_all_and_flush: a stop() may hang
+
+    class Recent(Before0320):
+        def cancel_all_and_flush(self): ...
 
     monkeypatch.setattr("drivers.picamera._load_picamera2", lambda: Recent)
     assert picamera2_problem() is None

@@ -300,6 +300,9 @@ def test_a_csi_camera_replaced_by_a_usb_webcam_says_how_to_read_with_the_webcam(
         def wait(self, job, timeout=None):  # noqa: ANN001, ANN201 - picamera2's signature
             raise AssertionError("never opened")
 
+        def cancel_all_and_flush(self):  # noqa: ANN201 - picamera2's signature
+            raise AssertionError("never opened")
+
     with pytest.raises(ReaderFault) as caught:
         PiCamera(clock, picamera2_class=Picamera2WithOnlyAWebcam).open()
     text = str(caught.value)

@@ -7,12 +7,16 @@ failed while it was gone) stays a lock: a replug never opens a gate the kiosk wa
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from drivers.gate import SerialRelayGate, lcus_frame
 
 
 class Port:
-    def __init__(self) -> None:
+    def __init__(self, url: str = "") -> None:
+        self.url = url
         self.data = b""
+        self.closed = False
 
     def write(self, data: bytes) -> int:
         self.data += data
@@ -22,7 +26,7 @@ class Port:
         return None
 
     def close(self) -> None:
-        return None
+        self.closed = True
 
 
 def _gate(node, clock):
@@ -31,7 +35,7 @@ def _gate(node, clock):
     def factory(_url, **_kwargs):
         if not node.exists():
             raise OSError(19, "No such device")
-        opened.append(Port())
+        opened.append(Port(_url))
         return opened[-1]
 
     return SerialRelayGate(str(node), serial_factory=factory, clock=clock), opened
@@ -65,3 +69,32 @@ def test_a_lock_that_failed_while_it_was_gone_is_a_lock_when_it_is_back(clock, t
     assert gate.health().ok
     assert len(opened) == 2
     assert opened[1].data == lcus_frame(1, False)  # never opened by the replug
+
+
+def _replug(dev, opened: list[Port]) -> str:
+    """The board enumerates again as Linux's usb-serial numbers it: the lowest ttyUSB minor
+    that no open tty still holds (a minor is released only at its last close)."""
+    held = {Path(p.url).name for p in opened if not p.closed}
+    name = next(f"ttyUSB{i}" for i in range(8) if f"ttyUSB{i}" not in held)
+    (dev / name).touch()
+    return name
+
+
+def test_a_board_replugged_while_its_old_port_was_held_comes_back_under_its_own_name(
+    clock, tmp_path
+):
+    """health() saw the node gone but kept the dead descriptor open until the next command:
+    usb-serial frees a ttyUSB minor only at its last close, so the board plugged back came up
+    as ttyUSB1 and the gate, configured on ttyUSB0, was never commanded again (held open for
+    an evacuation, the runner only polls health: a strike on NO stayed locked). The port is
+    let go of as soon as the node is gone."""
+    node = tmp_path / "ttyUSB0"
+    node.touch()
+    gate, opened = _gate(node, clock)
+    gate.set_open(True)  # held open (an evacuation)
+    node.unlink()  # a USB brown-out
+    assert gate.health().state == "fault"
+    assert opened[0].closed  # the dead descriptor let go of at once
+    assert _replug(tmp_path, opened) == "ttyUSB0"
+    assert gate.health().ok
+    assert opened[1].data == lcus_frame(1, True)  # released again, as asked

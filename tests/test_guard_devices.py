@@ -169,3 +169,26 @@ def test_the_keyboard_scanners_own_words_are_in_a_known_form():
         assert node in shown or "docs/wiring.md" in shown, text
         assert not re.search(r"[A-Za-z]{2,}", kept.sub("", shown)), (text, shown)
         assert detail_of(text, "en") == text
+
+
+def test_the_thermometers_own_words_are_in_a_known_form():
+    import errno
+
+    from drivers.faultlog import open_error
+    from drivers.mlx90614 import I2C_OPEN_HINTS, bus_error
+
+    node = "/dev/i2c-1"
+    causes = [open_error(node, OSError(n, "x"), I2C_OPEN_HINTS) for n in I2C_OPEN_HINTS]
+    causes += [bus_error(OSError(n, "x"), 0x5A, bus) for n in (121, 6) for bus in (1, None)]
+    causes += [f"{bus_error(OSError(121, 'x'), 0x5A, 1)}, repeated: I2C bus closed, will reopen"]
+    texts = [f"I2C bus closed after errors; reopen attempt 2 in 0.5 s ({c})" for c in causes]
+    texts += [f"{c}; reopening in 0.4 s" for c in causes]
+    kept = re.compile(
+        KEPT.pattern + r"|i2c-dev|DeviceAllow=char-i2c|i2c|kiosk\.service|sudo \./scripts/install"
+        r"|sudo systemctl restart kiosk|sudo i2cdetect -(y \d|l)"
+    )
+    assert errno.EREMOTEIO == 121 and errno.ENXIO == 6
+    for text in texts:
+        shown = detail_of(text, "zh-CN")
+        assert not re.search(r"[A-Za-z]{2,}", kept.sub("", shown)), (text, shown)
+        assert detail_of(text, "en") == text

@@ -150,6 +150,34 @@ def lines_of(output: str, step: str) -> list[str]:
     return [line for line in output.splitlines() if line.startswith(f"[{step}] ")]
 
 
+def installer_functions(script: Path, *settings: str) -> str:
+    """Every function of ``script`` (``scripts/install``) and the named ``NAME=`` settings,
+    verbatim, as bash source without the script's own top-level code: a step run on its own on
+    the live-system path (ROOT=/), its tools stubbed on PATH, where the whole installer would
+    act on this machine. A test may define ``r`` again after them to keep the target's files
+    in a temp dir."""
+    text = script.read_text()
+    found = [m.group(0) for m in re.finditer(r"^\w+\(\) \{(?:.*\}$|.*\n(?:.*\n)*?\}$)", text, re.M)]
+    for name in settings:
+        match = re.search(rf"^{re.escape(name)}=.*$", text, re.M)
+        assert match, f"no {name}= in {script}"
+        found.append(match.group(0))
+    return "\n".join(found)
+
+
+def run_installer_functions(
+    script: Path, settings: tuple[str, ...], body: str, env: dict[str, str]
+) -> subprocess.CompletedProcess:
+    """``body`` run after the functions of ``script`` and the named settings, with the
+    installer's globals as it starts (live system, not a dry run)."""
+    prelude = "set -euo pipefail\nROOT=/ DRY_RUN=0 REBOOT=0 CHANGED_RUNTIME=0 APT_UPDATED=0\n"
+    prelude += "PENDING=() FAILED=()\n"
+    source = prelude + installer_functions(script, *settings) + "\n" + body
+    return subprocess.run(
+        ["bash", "-c", source], capture_output=True, text=True, timeout=60, env=env
+    )
+
+
 # --- usage ---------------------------------------------------------------------------------
 
 
@@ -329,6 +357,56 @@ def test_usb_serial_drivers_load_at_boot_and_a_missing_proc_entry_is_reported(ch
     for module in ("usbserial", "ch341", "cp210x", "ftdi_sio", "pl2303", "cdc_acm", "videodev"):
         assert f"\\n{module}" in proc.stdout
     assert "ttyUSB not in /proc/devices" in usb
+
+
+def _step_i2c_on_a_pi(checkout, tmp_path, get_i2c: str) -> tuple[str, Path, Path]:
+    """scripts/install's own i2c step on the live-system path of a booted Pi: raspi-config
+    answers ``get_i2c`` (which only greps config.txt for dtparam=i2c_arm), the target's files
+    in a temp root, modprobe recorded. Returns its output, the root and modprobe's record."""
+    root = fresh_os_root(tmp_path / "root")
+    (root / "proc").mkdir()
+    (root / "proc" / "devices").write_text("Character devices:\n  1 mem\n  4 ttyS\n")
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir()
+    (fake_bin / "raspi-config").write_text(
+        '#!/bin/sh\n[ "$1 $2" = "nonint get_i2c" ] && { echo "$GET_I2C"; exit 0; }\nexit 0\n'
+    )
+    modprobe = tmp_path / "modprobe.log"
+    (fake_bin / "modprobe").write_text(f'#!/bin/sh\necho "$*" >>{modprobe}\n')
+    for tool in fake_bin.iterdir():
+        tool.chmod(0o755)
+    run_dir = tmp_path / "run-systemd-system"
+    run_dir.mkdir()
+    env = dict(
+        os.environ,
+        PATH=f"{fake_bin}:{os.environ['PATH']}",
+        GET_I2C=get_i2c,
+        FAKE_ROOT=str(root),
+        KIOSK_SYSTEMD_RUN_DIR=str(run_dir),
+    )
+    body = (
+        'STEP=i2c\nr() { echo "$FAKE_ROOT$1"; }\nstep_i2c\n'
+        'echo "changed_runtime=$CHANGED_RUNTIME failed=${#FAILED[@]}"\n'
+    )
+    proc = run_installer_functions(checkout / "scripts" / "install", (), body, env)
+    return proc.stdout + proc.stderr, root, modprobe
+
+
+@pytest.mark.parametrize("get_i2c", ["0", "1"])
+def test_i2c_dev_is_loaded_at_boot_however_i2c_was_turned_on(checkout, tmp_path, get_i2c):
+    """An owner who had put dtparam=i2c_arm=on in config.txt by hand: raspi-config's get_i2c
+    said "enabled" (it reads only that line), and the step returned before it looked at
+    i2c-dev, which nothing else loads: no /dev/i2c-1 after the reboot, no thermometer. i2c-dev
+    is now put in modules-load.d whichever way I2C was found or turned on, and loaded now."""
+    out, root, modprobe = _step_i2c_on_a_pi(checkout, tmp_path, get_i2c)
+    said = "[i2c] ok: I2C enabled (raspi-config)" if get_i2c == "0" else "[i2c] did: enable I2C"
+    assert said in out, out
+    assert "[i2c] did: load i2c-dev at boot" in out, out
+    assert (root / "etc/modules-load.d/kiosk-i2c.conf").read_text().split() == ["i2c-dev"]
+    # Not registered in /proc/devices: loaded now, the daemon restarted (DeviceAllow=char-i2c
+    # resolves at its start).
+    assert modprobe.read_text().split() == ["i2c-dev"]
+    assert "changed_runtime=1 failed=0" in out, out
 
 
 def test_without_systemd_running_the_live_kernel_and_udev_are_left_alone(checkout, tmp_path):

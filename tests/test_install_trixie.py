@@ -12,7 +12,14 @@ import re
 from pathlib import Path
 
 import pytest
-from test_install import _dry_run, fresh_os_root, lines_of, run, snapshot_checkout
+from test_install import (
+    _dry_run,
+    fresh_os_root,
+    lines_of,
+    run,
+    run_installer_functions,
+    snapshot_checkout,
+)
 
 pytestmark = pytest.mark.slow  # runs bash and the config check: ~1-2 s each (CI runs it)
 
@@ -222,3 +229,38 @@ def test_an_installed_picamera2_too_old_for_the_reader_is_upgraded(
     assert bool(upgrading) == said.startswith("[apt] would: upgrade")
     if upgrading:
         assert "--only-upgrade python3-picamera2" in proc.stdout
+
+
+@pytest.mark.parametrize(("offered", "said"), [("0.3.19-1", "FAIL"), ("0.3.21-1", "did")])
+def test_an_upgrade_of_picamera2_that_brought_no_newer_one_says_it_failed(
+    checkout, tmp_path, offered, said
+):
+    """An offline mirror (or a failed apt-get update) offers no newer python3-picamera2:
+    ``apt-get install --only-upgrade`` then succeeds doing nothing, and the install said "did:
+    upgrade python3-picamera2" while 0.3.19 stayed, the Pi camera reader a fault. The version
+    is read again after the upgrade."""
+    env = picamera2_at(tmp_path, "0.3.19-1")
+    installed = tmp_path / "picamera2-version"
+    installed.write_text("0.3.19-1")
+    bin_dir = tmp_path / "bin"
+    (bin_dir / "dpkg-query").write_text(
+        '#!/bin/sh\ncase "$*" in *Version*) cat "$VERSION_FILE" ;;'
+        ' *) printf "install ok installed" ;; esac\n'
+    )
+    (bin_dir / "apt-get").write_text(
+        '#!/bin/sh\ncase "$*" in *--only-upgrade*) printf %s "$OFFERED_VERSION" >"$VERSION_FILE"'
+        " ;; esac\nexit 0\n"
+    )
+    for tool in bin_dir.iterdir():
+        tool.chmod(0o755)
+    env |= {"VERSION_FILE": str(installed), "OFFERED_VERSION": offered}
+    script = checkout / "scripts" / "install"
+    body = 'STEP=apt\npicamera2_recent || true\nprintf "failed: %d\\n" ${#FAILED[@]}\n'
+    proc = run_installer_functions(script, ("PICAMERA2_MIN",), body, env)
+    out = proc.stdout + proc.stderr
+    assert "[apt] did: upgrade python3-picamera2 0.3.19-1" in out, out
+    if said == "FAIL":
+        assert "[apt] FAIL: python3-picamera2 is still 0.3.19-1 after the upgrade" in out, out
+        assert "failed: 1" in out
+    else:
+        assert "FAIL" not in out and "failed: 0" in out, out

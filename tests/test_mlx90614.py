@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from drivers.mlx90614 import (
     EEPROM_EMISSIVITY,
+    I2C_OPEN_HINTS,
     RAM_TA,
     RAM_TOBJ1,
     BlinkaTransport,
@@ -510,6 +511,87 @@ def test_a_bus_that_cannot_be_opened_is_a_fault_with_backoff(clock):
     assert "reopen" in thermo.health().detail
 
 
+def test_reads_refused_during_the_back_off_keep_the_faults_cause(clock):
+    """The runner reads every 100 ms, far faster than the reopen back-off: each read refused
+    meanwhile became the fault ("I2C bus closed after errors; reopening in 0.4 s"), so the
+    health said why the bus was closed only at the instant it failed to reopen, and "(I2C
+    bus closed after errors; reopening in 0.3 s)" the rest of the time."""
+
+    def missing() -> Smbus2Transport:
+        raise FileNotFoundError(errno.ENOENT, "No such file or directory", "/dev/i2c-1")
+
+    thermo = Mlx90614(missing, clock, backoff=Backoff(base_s=0.5, cap_s=30.0))
+    with pytest.raises(SensorFault) as first:
+        thermo.read()
+    cause = str(first.value)
+    assert cause.startswith("cannot open /dev/i2c-1: no such device (I2C off or i2c-dev")
+    for _ in range(4):  # inside the 0.5 s back-off
+        clock.advance(0.1)
+        with pytest.raises(SensorFault) as refused:
+            thermo.read()
+        assert str(refused.value).startswith(f"{cause}; reopening in ")
+        detail = thermo.health().detail
+        assert detail.startswith("I2C bus closed after errors; reopen attempt 2 in ")
+        assert detail.endswith(f" s ({cause})")
+
+
+@pytest.mark.parametrize(
+    ("err", "hint"),
+    [
+        (errno.ENOENT, "no such device (I2C off or i2c-dev not loaded: sudo ./scripts/install"),
+        (errno.EACCES, "permission denied (the kiosk user needs the group i2c:"),
+        (errno.EPERM, "blocked by the service's device policy (DeviceAllow=char-i2c in"),
+    ],
+)
+def test_a_bus_that_cannot_be_opened_says_what_to_do(clock, monkeypatch, err, hint):
+    """smbus2 opens /dev/i2c-N with os.open: the guard saw the operating system's bare words
+    ("No such file or directory", "Operation not permitted"), not which of I2C off, i2c-dev
+    not loaded, a kiosk user outside group i2c or the unit's device policy it was."""
+
+    real_open = os.open
+
+    def refused(path, *args, **kwargs):
+        if not str(path).startswith("/dev/i2c-"):
+            return real_open(path, *args, **kwargs)
+        raise OSError(err, os.strerror(err), path)
+
+    monkeypatch.setattr(os, "open", refused)  # smbus2's SMBus.open: os.open(/dev/i2c-N)
+    thermo = build_thermometer(
+        ThermometerSection.model_validate({"driver": {"type": "mlx90614", "bus": 3}}), clock
+    )
+    with pytest.raises(SensorFault) as caught:
+        thermo.read()
+    assert str(caught.value).startswith(f"cannot open /dev/i2c-3: {hint}")
+    assert hint in thermo.health().detail
+
+
+def test_a_sensor_that_does_not_answer_at_its_address_says_to_check_wiring_and_address(
+    clock, monkeypatch
+):
+    """No ACK at the address (unwired, or the sensor at 0x5A and the config another): the
+    guard saw "I2C error EREMOTEIO", a kernel name; it now says what to check and how."""
+
+    class Nacking:
+        def __init__(self, bus: int) -> None:
+            self.bus = bus
+
+        def i2c_rdwr(self, *_msgs) -> None:
+            raise OSError(errno.EREMOTEIO, os.strerror(errno.EREMOTEIO))
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr("smbus2.SMBus", Nacking)
+    section = {"driver": {"type": "mlx90614", "bus": 3, "address": 0x5B}}
+    thermo = build_thermometer(ThermometerSection.model_validate(section), clock)
+    with pytest.raises(SensorFault) as caught:
+        thermo.read()
+    said = "I2C error EREMOTEIO: no answer at 0x5B (check the wiring and the address: sudo"
+    assert str(caught.value).startswith(said), str(caught.value)
+    assert "sudo i2cdetect -y 3)" in str(caught.value)
+    assert said in thermo.health().detail
+
+
 def test_a_bus_missing_for_days_keeps_backing_off_at_the_cap(clock):
     # 0.5 * 2**1024 s is past a float: the hand-written formula raised OverflowError there.
     def missing() -> Smbus2Transport:
@@ -522,7 +604,7 @@ def test_a_bus_missing_for_days_keeps_backing_off_at_the_cap(clock):
             thermo.read()
     assert thermo.health().detail == (
         "I2C bus closed after errors; reopen attempt 1101 in 30.0 s"
-        " (cannot open I2C bus: No such file or directory)"
+        f" (cannot open I2C bus: {I2C_OPEN_HINTS[errno.ENOENT]})"
     )
 
 
@@ -530,7 +612,7 @@ def test_real_smbus2_transport_on_a_missing_bus_is_a_sensor_fault(clock):
     thermo = build_thermometer(
         ThermometerSection.model_validate({"driver": {"type": "mlx90614", "bus": 31}}), clock
     )
-    with pytest.raises(SensorFault, match="cannot open I2C bus"):
+    with pytest.raises(SensorFault, match="cannot open /dev/i2c-31: no such device"):
         thermo.read()
 
 
@@ -766,7 +848,7 @@ def test_a_sensor_unplugged_for_an_hour_is_one_warning_and_its_return_one_line(c
             thermo.read()
     lines = [r for r in caplog.records if r.levelno >= 20]
     assert [r.levelname for r in lines] == ["WARNING"]
-    assert "cannot open I2C bus: No such file or directory" in lines[0].getMessage()
+    assert f"cannot open I2C bus: {I2C_OPEN_HINTS[errno.ENOENT]}" in lines[0].getMessage()
     assert thermo.counters.reopens == 0
     plugged[0] = True
     clock.advance(30)

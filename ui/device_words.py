@@ -51,9 +51,25 @@ FORMS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         ("w_range", r"(?P<c>-?[\d.]+) degC outside (?P<lo>-?[\d.]+)\.\.(?P<hi>-?[\d.]+)"),
         ("w_disagree", r"two reads disagree \(no PEC to arbitrate\)"),
         ("w_none", r"no attempt"),
+        (
+            "i2c_no_answer",
+            r"I2C error (?P<err>\S+): no answer at (?P<addr>0x[0-9A-F]{2}) \(check the wiring "
+            r"and the address: (?P<cmd>sudo i2cdetect -(?:y \d+|l))\)",
+        ),
         ("i2c_error", r"I2C error (?P<err>\S+)"),
         ("repeated", r"(?P<inner>.+), repeated: I2C bus closed, will reopen"),
         ("bus_closed", r"I2C bus closed after errors"),
+        (
+            "i2c_missing",
+            r"cannot open (?P<what>/dev/i2c-\d+): no such device \(I2C off or (?P<mod>i2c-dev) "
+            r"not loaded: (?P<cmd>sudo \./scripts/install), and reboot if it says so\)",
+        ),
+        (
+            "i2c_blocked",
+            r"cannot open (?P<what>/dev/i2c-\d+): blocked by the service's device policy "
+            r"\((?P<setting>DeviceAllow=char-i2c) in (?P<unit>kiosk\.service), resolved before "
+            r"(?P<mod>i2c-dev) was loaded: (?P<cmd>sudo systemctl restart kiosk)\)",
+        ),
         ("open_bus", r"cannot open I2C bus: (?P<err>.+)"),
         ("prev_read", r"previous read has not returned \(I2C bus hung\)"),
         ("busy", r"thermometer busy \(a read has not returned\)"),
@@ -155,7 +171,7 @@ FORMS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         (
             "hid_denied",
             r"cannot open (?P<what>\S+): permission denied \(the (?P<user>kiosk) user needs the "
-            r"group (?P<group>input): (?P<cmd>sudo \./scripts/install)\)",
+            r"group (?P<group>input|i2c): (?P<cmd>sudo \./scripts/install)\)",
         ),
         (
             "hid_blocked",
