@@ -25,6 +25,7 @@ note) are masked by role in every output (``kiosk.privacy``) and purged with the
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -182,6 +183,22 @@ class Person:
     def to_dict(self) -> dict[str, Any]:
         """Every field, personal ones included: mask with ``kiosk.privacy`` before showing."""
         return record_dict(self, omit=("created_at",))
+
+    def corrected_fields(self) -> dict[str, str]:
+        """What a correction changes (``ObservationLedger.correct``), as stored."""
+        return {
+            "name": self.name,
+            "household": self.household,
+            "date_back": self.date_back.isoformat(),
+            "observation_until": self.observation_until.isoformat(),
+        }
+
+    def version(self) -> str:
+        """The version of what a correction changes, as a page shows it: the manager's
+        correction form carries it (``seen``), and a correction of a record corrected since
+        is refused (``ObservationLedger.correct``)."""
+        shown = json.dumps(list(self.corrected_fields().values()), ensure_ascii=False)
+        return hashlib.sha256(shown.encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True, slots=True)
@@ -518,22 +535,23 @@ class ObservationLedger:
         date_back: date | str,
         until: date | str,
         actor: str,
+        seen: str | None = None,
     ) -> Person:
         """A registration typed wrong, put right by the manager: its name, household, day back
         and last day of observation become these (the gate matches, the alarms and the report
         count by them; it stays one registration, made when it was). What the record said
-        before is kept, one ``obs_corrections`` row per correction (``corrections``)."""
+        before is kept, one ``obs_corrections`` row per correction (``corrections``).
+        ``seen``: the version of the record the manager's page showed (``Person.version``);
+        when another correction changed it since, nothing is changed and the error says what
+        it is now. None: not checked (a script)."""
         who = check_actor(actor)
         before = self.person(person_id)
-        new = self._corrected(before, name, household, date_back, until)
         if before.name == "" and before.household == "":
             raise CommunityError(f"person {person_id} was forgotten; nothing to correct")
-        old = {
-            "name": before.name,
-            "household": before.household,
-            "date_back": before.date_back.isoformat(),
-            "observation_until": before.observation_until.isoformat(),
-        }
+        if seen is not None and seen != before.version():
+            raise CommunityError(_changed_since(before))
+        new = self._corrected(before, name, household, date_back, until)
+        old = before.corrected_fields()
         fields = [f for f in CORRECTED if new[_COLUMN.get(f, f)] != old[_COLUMN.get(f, f)]]
         if not fields:
             raise CommunityError(f"person {person_id}: nothing to correct")
@@ -840,6 +858,15 @@ class ObservationLedger:
         if self._on_change is not None:
             self._on_change(current)
         return self.person(person_id)
+
+
+def _changed_since(person: Person) -> str:
+    """A correction from a page drawn before the record was corrected again: what it is now."""
+    return (
+        f"person {person.id} changed since the page was drawn: it is now name {person.name},"
+        f" household {person.household}, back {person.date_back.isoformat()},"
+        f" until {person.observation_until.isoformat()}; not changed"
+    )
 
 
 def _stamp(when: datetime) -> str:

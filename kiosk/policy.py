@@ -329,9 +329,12 @@ def _check_pass(
     going_out = direction == "out"
     if going_out and quota_reached(quota, state.history, pass_.household, pass_.role, now, tz=tz):
         reasons.append("quota_exceeded")
-    elif quota.enabled and going_out and pass_.role not in quota.roles:
+    elif quota.enabled and pass_.role not in quota.roles:
         # A staff member's or a delivery's exit on the household's code is not the
-        # household's outing: the history does not count it (``QUOTA_EXEMPT``).
+        # household's outing: the history does not count it (``QUOTA_EXEMPT``). Their way in
+        # is flagged too (what the pass is, which the record keeps no other way): a guard's
+        # decision keeps the flag, so one let out after a deny coming in is no outing either,
+        # nor held for the household's used-up quota (``ui.guard.registrations.subject_holds``).
         flags.append(QUOTA_EXEMPT)
     pb = cfg.passback
     if pb.enabled and pb.window_min > 0:

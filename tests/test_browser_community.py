@@ -294,3 +294,36 @@ def test_a_guard_registering_a_quarantined_households_member_out_is_warned(site,
         assert event["person"]["quarantine_reason"] == "hospital, with the doctor"
     finally:
         page.context.close()
+
+
+@pytest.mark.parametrize("lang", ["zh-CN", "en"])
+def test_every_control_of_a_returnees_row_says_whose_row_it_is(site, browser, lang):
+    """A screen reader going from control to control (Tab, its list of form fields) heard
+    "Status, combo box", "Correct", "Name", "Temperature", "Record" on every returnee's row:
+    whom each would change was said only in the row's first cells, which it skips. Every
+    control of a row now says the person as the row shows them (the guard's masked view
+    too), in the page's language; the manager's row has ten, the guard's two."""
+    from playwright.sync_api import expect
+
+    core, url = site
+    for name, household in (("王芳", "3-2-701"), ("Li Lei", "3-2-702")):
+        core.ledgers.observation.register(
+            name=name, household=household, phone="13812345678", origin="武汉",
+            date_back="2026-02-12", actor="root",
+        )  # fmt: skip
+    for who, password, controls in (("root", ADMIN_PW, 10), ("alice", GUARD_PW, 2)):
+        page = signed_in(browser, url, who, password)
+        try:
+            page.goto(f"{url}/guard/community/returnees?lang={lang}")
+            rows = page.locator("#ledger tr[data-person]")
+            expect(rows).to_have_count(2)
+            for row in rows.all():
+                shown = row.locator("td").nth(1).inner_text().strip()
+                for summary in row.locator("summary").all():
+                    summary.click()  # the correction's fields, as the manager opens them
+                found = row.locator("select, button, summary, input:not([type=hidden])")
+                expect(found).to_have_count(controls)
+                for control in found.all():
+                    expect(control).to_have_accessible_name(re.compile(re.escape(shown)))
+        finally:
+            page.context.close()

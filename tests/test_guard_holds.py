@@ -9,14 +9,27 @@ from __future__ import annotations
 
 import html
 import re
+from datetime import timedelta
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 import pytest
 from fastapi.testclient import TestClient
-from guard_support import BASE, add_event, close_core, decided, login, make_app, make_core, post
+from guard_support import (
+    BASE,
+    add_event,
+    close_core,
+    decided,
+    login,
+    make_app,
+    make_core,
+    post,
+    settle_idle,
+)
 
 from kiosk.config import KioskConfig
+from kiosk.devices import CodeRead
+from kiosk.passes import issue_pass
 
 HOUSEHOLD, RESIDENT = "3-402", "王建国"
 CONFIG = {"policy": {"quota": {"enabled": True, "exits": 2, "period_days": 2},
@@ -250,3 +263,50 @@ def test_two_holds_are_confirmed_one_at_a_time(core):
     assert event["decision"] == "manual_pass"
     person = event["person"]
     assert (person["quarantine_reason"], person["quota_reason"]) == ("送医", "急诊")
+
+
+@pytest.mark.parametrize(("role", "asked"), [("staff", False), ("delivery", False),
+                                             ("resident", True)])  # fmt: skip
+def test_a_pass_denied_coming_in_and_let_out_is_held_for_the_quota_by_its_role(
+    data_dir, clock, monkeypatch, role, asked
+):
+    """A carer's (staff) or a delivery's pass on the household's code, denied coming in (here
+    expired) and let out by the guard, was asked to confirm the household's used-up outing
+    quota: the passage in kept no trace of the pass's role, so the console took it for a
+    resident's. The gate flags such a pass's passages either way (``quota_exempt``: what the
+    pass is), the guard's decision keeps the flag, so it is asked nothing and its exit is not
+    counted; a resident's pass still is asked."""
+    config = KioskConfig.model_validate(
+        CONFIG | {"policy": CONFIG["policy"] | {"mode": "pass_only"}}
+    )
+    core = make_core(data_dir, clock, monkeypatch, config)
+    engine = core.runner.engine
+    text, _ = issue_pass(core.issuer_key, HOUSEHOLD, RESIDENT, role, 1,
+                         now=clock.now() - timedelta(days=2))  # fmt: skip
+    try:
+        with TestClient(make_app(core), base_url=BASE) as client:
+            csrf = login(client)
+            quota(core, client, csrf)
+            clock.advance(10)
+            settle_idle(client, core)
+            with decided(client, core):  # on the loop, as the runner delivers a reader's code
+                client.portal.call(
+                    engine.on_code, CodeRead(text, "test", clock.monotonic_ns()), "in"
+                )
+            denied = core.store.events()[-1]
+            assert (denied["decision"], denied["reasons"]) == ("deny", ["pass_expired"])
+            clock.advance(10)
+            settle_idle(client, core)
+            if asked:
+                page = manual(client, csrf, denied["seq"], direction="out")
+                assert page.status_code == 200 and 'id="confirm-confirm-quota"' in page.text
+                assert core.store.last_seq == denied["seq"]
+                return
+            with decided(client, core):
+                assert manual(client, csrf, denied["seq"], direction="out").status_code == 303
+            out = core.store.events()[-1]
+            assert (out["decision"], out["direction"]) == ("manual_pass", "out")
+            assert "quota_exempt" in out["flags"]
+            assert not [a for a in core.store.audits() if "quota" in str(a["detail"])]
+    finally:
+        close_core(core)

@@ -230,11 +230,11 @@ class Compound:
                 flags.add("direction_unverified")
                 guard = True
         quota = policy["quota"]
-        if direction == "out" and quota["enabled"]:
-            if role not in quota["roles"]:
-                flags.add("quota_exempt")
-            elif self.outings(household, now) >= quota["exits"]:
-                reasons.add("quota_exceeded")
+        counted = quota["enabled"] and role in quota["roles"]
+        if quota["enabled"] and not counted:
+            flags.add("quota_exempt")  # either way: a guard letting them out is no outing
+        if counted and direction == "out" and self.outings(household, now) >= quota["exits"]:
+            reasons.add("quota_exceeded")
         last = self.last.get((card.pass_id, direction))
         window = timedelta(minutes=policy["passback"]["window_min"])
         if last is not None and abs(now - last) < window:

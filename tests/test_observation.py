@@ -525,3 +525,26 @@ def test_a_correction_over_another_made_meanwhile_changes_nothing(ledger, log, m
     monkeypatch.setattr(ledger, "person", read)
     assert ledger.person(person.id).household == "3-2-701"
     assert len(ledger.corrections(person.id)) == 1
+
+
+def test_a_correction_of_what_a_page_showed_before_another_is_refused(ledger, log):
+    """``seen``: the version of the record the correcting page showed (``Person.version``).
+    A correction made since changes it: the next one from the older page is refused, saying
+    what the record is now, and nothing is written; one without it (a script) is not
+    checked."""
+    person = register(ledger, household="3-2-710")
+    same = dict(name=person.name, date_back=BACK, until=person.observation_until, actor="m")
+    assert person.version() == ledger.person(person.id).version()
+    ledger.correct(person.id, household="3-2-701", seen=person.version(), **same)
+    now = ledger.person(person.id)
+    assert now.version() != person.version()
+    with pytest.raises(CommunityError, match=f"person {person.id} changed since the page was "
+                       "drawn: it is now name Wang Fang, household 3-2-701, back 2026-02-10, "
+                       "until 2026-02-23; not changed"):  # fmt: skip
+        ledger.correct(person.id, household="3-2-702", seen=person.version(), **same)
+    assert ledger.person(person.id) == now and len(ledger.corrections(person.id)) == 1
+    assert [a["action"] for a in log.audits()][-1] == "observation.correct"
+    assert len(log.audits()) == 2
+    ledger.correct(person.id, household="3-2-702", seen=now.version(), **same)
+    ledger.correct(person.id, household="3-2-703", **same)
+    assert ledger.person(person.id).household == "3-2-703"

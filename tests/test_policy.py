@@ -327,6 +327,15 @@ TABLE = [
         ("quota_exempt",),  # and their exit is not the household's outing
     ),
     (
+        "staff coming in are flagged too: a guard letting them out is no outing either",
+        Case(code=STAFF, cfg=QUOTA_ON, history=[EXIT], direction="in"),
+        "pass",
+        ("ok",),
+        False,
+        None,
+        ("quota_exempt",),
+    ),
+    (
         "quota period over",
         Case(cfg=QUOTA_ON, history=[EXIT], now=NOW + timedelta(hours=20)),
         "pass",

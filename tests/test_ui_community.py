@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import io
 import re
 import typing
@@ -536,3 +537,67 @@ def test_each_returnees_status_button_names_its_row(admin):
     forms = re.findall(r'action="/guard/community/returnees/\d+/status".*?</form>', page, re.S)
     spoken = [re.search(r'<span class="sr-only">([^<]*)</span>', f) for f in forms]
     assert [s and s.group(1) for s in spoken] == [f"Status: {n}" for n in rows]
+
+
+def correction_form(page: str, pid: int) -> dict[str, str]:
+    """The hidden fields of person ``pid``'s correction form as ``page`` drew it."""
+    form = page.split(f'action="/guard/community/returnees/{pid}/correct"', 1)[1]
+    form = form.split("</form>", 1)[0]
+    return dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', form))
+
+
+def test_a_correction_of_a_record_corrected_since_the_page_was_drawn_is_refused(admin, core):
+    """Two managers with the ledger open: the first corrected the household, then the
+    second, whose page still showed the typo, corrected the last day, and the record took
+    the second's form whole (the first's household put back, unseen). A correction now
+    carries the version of the record its page showed: one corrected since is refused, the
+    form comes back as typed with the record's values now, and sent again from that page it
+    is saved; both corrections are in the record's history and the audit."""
+    post(admin, "/guard/community/returnees", admin.csrf, name="王芳", household="3-2-710",
+         phone="13812345678", origin="武汉", date_back="2026-02-12", days="14")  # fmt: skip
+    [person] = core.ledgers.observation.people()
+    path = f"/guard/community/returnees/{person.id}/correct"
+    shown = dict(name="王芳", household="3-2-710", date_back="2026-02-12", until="2026-02-25")
+    first = correction_form(admin.get("/guard/community/returnees").text, person.id)
+    second = correction_form(admin.get("/guard/community/returnees?lang=en").text, person.id)
+    assert first["seen"] and first["seen"] == second["seen"]
+    done = post(
+        admin, path, admin.csrf, **(shown | {"household": "3-2-701", "seen": first["seen"]})
+    )
+    assert done.status_code == 303
+    late = shown | {"until": "2026-02-20", "seen": second["seen"]}
+    refused = post(admin, path, admin.csrf, **late)
+    assert refused.status_code == 400
+    said = html.unescape(refused.text)
+    assert f"person {person.id} changed since the page was drawn" in said
+    assert "it is now name 王芳, household 3-2-701, back 2026-02-12, until 2026-02-25" in said
+    assert 'value="2026-02-20"' in refused.text and 'value="3-2-710"' in refused.text  # typed
+    now = core.ledgers.observation.person(person.id)
+    assert (now.household, now.observation_until) == ("3-2-701", date(2026, 2, 25))
+    assert len(core.ledgers.observation.corrections(person.id)) == 1
+    again = correction_form(refused.text, person.id)
+    assert again["seen"] != second["seen"]  # the record as it is now
+    fixed = post(
+        admin, path, admin.csrf, **(late | {"household": "3-2-701", "seen": again["seen"]})
+    )
+    assert fixed.status_code == 303
+    now = core.ledgers.observation.person(person.id)
+    assert (now.household, now.observation_until) == ("3-2-701", date(2026, 2, 20))
+    kept = core.ledgers.observation.corrections(person.id)
+    assert [(c.household, c.observation_until) for c in kept] == [
+        ("3-2-710", date(2026, 2, 25)), ("3-2-701", date(2026, 2, 25))
+    ]  # fmt: skip
+    audits = [a["action"] for a in core.store.audits(limit=1000) if "correct" in a["action"]]
+    assert audits == ["observation.correct", "returnee_correct_failed", "observation.correct"]
+
+
+def test_a_stale_correction_is_said_in_the_guards_language(admin, core):
+    post(admin, "/guard/community/returnees", admin.csrf, name="王芳", household="3-2-710",
+         phone="", origin="武汉", date_back="2026-02-12", days="14")  # fmt: skip
+    [person] = core.ledgers.observation.people()
+    path = f"/guard/community/returnees/{person.id}/correct"
+    fix = dict(name="王芳", household="3-2-701", date_back="2026-02-12", until="2026-02-25")
+    refused = post(admin, path, admin.csrf, **(fix | {"seen": "0123456789abcdef"}))
+    assert refused.status_code == 400
+    assert "页面显示后已被更正" in refused.text and "现为 王芳，户号 3-2-710" in refused.text
+    assert core.ledgers.observation.person(person.id).household == "3-2-710"

@@ -657,6 +657,48 @@ def test_statistics_page_draws_its_charts_from_the_daily_report(guard_client, gu
     assert "No data for this day" in other_day
 
 
+def test_statistics_page_has_the_day_reports_card_of_the_guards_decisions(
+    guard_client, guard_core, monkeypatch
+):
+    """The day report and the handover count the guards' overrides; the statistics page, where
+    the guard looks at the day, had no card for them. It has the day report's (its
+    ``overrides``: each kind of guard decision and those that changed the kiosk's), in the
+    report's words, from the one report the page reads (no second query)."""
+    from ui.guard import stats as guard_stats
+
+    deny = add_event(guard_core, decision="deny", reasons=("pass_expired",), direction="out")
+    add_event(guard_core, decision="manual_pass", reasons=("guard_override",), operator="alice",
+              direction="out", flags=(f"overrides:{deny.seq}",))  # fmt: skip
+    passed = add_event(guard_core, decision="pass", direction="in")
+    add_event(guard_core, decision="manual_deny", reasons=("guard_override",), operator="alice",
+              flags=(f"overrides:{passed.seq}",))  # fmt: skip
+    reports = []
+    real = guard_stats.daily_report
+    monkeypatch.setattr(
+        guard_stats, "daily_report", lambda *a, **k: reports.append(1) or real(*a, **k)
+    )
+    login(guard_client)
+    cards = {}
+    for lang in ("en", "zh-CN"):
+        page = guard_client.get(f"/guard/stats?day=2026-03-02&lang={lang}").text
+        card = page.split('id="overrides"', 1)[1].split("</section>", 1)[0]
+        rows = re.findall(r'<tr data-item="(\w+)"><td>([^<]+)</td><td class="num">(\d+)</td>', card)
+        cards[lang] = (re.search(r"<h2>([^<]+)</h2>", card)[1], rows)
+    assert len(reports) == 2  # one report a page
+    title, rows = cards["en"]
+    assert title == "Guard decisions"
+    assert rows == [
+        ("registrations", "Registered by hand (no kiosk decision)", "0"),
+        ("confirmed_denies", "Denies confirmed", "0"),
+        ("let_through_over_a_deny", "Let through over a deny", "1"),
+        ("stopped_over_a_pass", "Stopped over a pass", "1"),
+        ("confirmed_passes", "Passes confirmed", "0"),
+        ("overriding", "Overrides (the kiosk&#39;s decision changed)", "2"),
+    ]
+    title, rows = cards["zh-CN"]
+    assert title == "保安人工判定" and ("let_through_over_a_deny", "拒绝后放行", "1") in rows
+
+
 def test_health_page_names_thermometer_readers_gate_store_clock_last_event_and_disk(
     guard_client, guard_core
 ):

@@ -23,6 +23,7 @@ from kiosk.alarms import (
     power_cause,
     reason_codes,
 )
+from kiosk.categories import category_words, item_words
 from kiosk.links import not_opened
 from kiosk.lists import entry_version
 from kiosk.passes import Pass
@@ -30,6 +31,7 @@ from kiosk.sheets import write_csv, write_xlsx
 from kiosk.typed import whole_number
 from ui import charts, i18n
 from ui.device_words import detail_text
+from ui.report_words import words
 from ui.views import VERIFY_COMMAND, device_entries, device_label
 
 #: Fields a plain guard sees unmasked (to recognise a person); admins see all. Free-text
@@ -512,6 +514,18 @@ def lists_view(
                 row["source"] = source_text(lang, row["source"])
             out[name].append(row)
     return out
+
+
+def guard_decisions(report: Mapping[str, Any], lang: str) -> dict[str, Any]:
+    """The statistics page's card of the guards' decisions: the daily report's ``overrides``
+    (each kind of decision, ``kiosk.links.guard_decision``, and ``overriding``, those that
+    changed the kiosk's) in the day report's words (``ui.report_words``), as ``title`` and
+    ``rows`` of (item, words, count); no rows for a report frozen before it was counted."""
+    said = words(lang)
+    section = report.get("overrides")
+    counts = section.items() if isinstance(section, Mapping) else ()
+    rows = [(item, item_words(said, "overrides", item), n) for item, n in counts]
+    return {"title": category_words(said, "overrides"), "rows": rows}
 
 
 def stats_cards(report: dict[str, Any]) -> dict[str, Any]:

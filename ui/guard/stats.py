@@ -32,6 +32,7 @@ from ui.guard.display import (
     events_xlsx,
     export_table,
     fever_times,
+    guard_decisions,
     report_summary,
     stats_cards,
     stats_charts,
@@ -129,6 +130,7 @@ def day_page(
         report=report,
         cards=stats_cards(report),
         fever_times=fever_times(report),
+        overrides=guard_decisions(report, lang),  # the day report's card, from this report
         # People who went in and out (the office's ``people``), not events by direction:
         # a denied attempt is nobody through, and a deny the guard overrode is one person.
         directions={

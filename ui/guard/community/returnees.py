@@ -70,7 +70,11 @@ def _drawn(
     """The page; after a refused correction of person ``correcting``, that person's
     correction form as sent (and the registration form empty)."""
     ledger = ledgers(g).observation
-    people = [masked(g, session, p.to_dict()) for p in reversed(ledger.people())]
+    # ``version``: what the manager's correction form carries (``seen``)
+    people = [
+        masked(g, session, p.to_dict()) | {"version": p.version()}
+        for p in reversed(ledger.people())
+    ]
     named = {p["id"]: f"{p['name']} · {p['household']}" for p in people}
     open_now = open_alarms(g)
     alarms = [a.to_dict() | {"who": named.get(a.person_id)} for a in open_now.returnee]
@@ -129,7 +133,9 @@ def _not_observed_yet(
 
 @router.post("/returnees/{pid}/correct", name="returnee_correct", include_in_schema=False)
 async def correct(pid: RecordId, request: Request, session: AdminSession, g: GuardDep) -> Response:
-    """The manager puts a mistyped registration right (``ObservationLedger.correct``)."""
+    """The manager puts a mistyped registration right (``ObservationLedger.correct``), as
+    the page showed it (``seen``): one corrected since comes back as typed, with what the
+    record is now in the problem and in its row, and the form carrying its version now."""
     form = await request.form()
     ledger = ledgers(g).observation
     note(request, person=pid, change="correct")
@@ -145,6 +151,7 @@ async def correct(pid: RecordId, request: Request, session: AdminSession, g: Gua
                 date_back=form_text(form, "date_back"),
                 until=form_text(form, "until"),
                 actor=session.name,
+                seen=form_text(form, "seen")[:32] or None,  # the record as the page showed it
             )
 
     def again(request: Request, g: Guard, session: Session, refused: Refused) -> HTMLResponse:
