@@ -547,7 +547,7 @@ class Daemon:
         self.guard = app.state.guard
         self.previews = app.state.community_imports
         web = self.core.config.web
-        self._server = build_server(app, web)
+        self._server = build_server(app, web, lang=self.core.config.site.language)
         self._server_task = asyncio.create_task(self._server.serve(), name="web")
         while not self._server.started:
             if self._server_task.done():

@@ -68,13 +68,18 @@ class DemoSession:
     admin_password: str = ""
 
 
-def demo_config(port: int, host: str = "127.0.0.1") -> KioskConfig:
-    """The demo scenario's own config (its rules: quota, passback) on this host and port."""
+#: The demo gate's ``site.kiosk_id`` unless ``kiosk demo --kiosk-id`` names another.
+DEMO_KIOSK_ID = "demo-gate"
+
+
+def demo_config(port: int, host: str = "127.0.0.1", kiosk_id: str | None = None) -> KioskConfig:
+    """The demo scenario's own config (its rules: quota, passback) on this host and port, as
+    the gate ``kiosk_id`` (``kiosk demo --kiosk-id``, checked there; else ``DEMO_KIOSK_ID``)."""
     scenario = load_scenario(SCENARIO_DIR / "demo.toml")
     return scenario.config.model_copy(
         update={
             "site": scenario.config.site.model_copy(
-                update={"kiosk_id": "demo-gate", "site_name": "演示小区"}
+                update={"kiosk_id": kiosk_id or DEMO_KIOSK_ID, "site_name": "演示小区"}
             ),
             "web": WebSection(host=host, port=port, session_hours=DEMO_SESSION_HOURS),
             # The Pi's power and heat from a fake's files in the data dir (``pi-sysfs``), to
@@ -259,21 +264,31 @@ def _pi_power_line(core: Core) -> list[str]:
 
 
 def run_demo_process(
-    port: int, data: Path | None, host: str = "127.0.0.1", *, leaving: ExitAfterStop | None = None
+    port: int,
+    data: Path | None,
+    host: str = "127.0.0.1",
+    *,
+    kiosk_id: str | None = None,
+    leaving: ExitAfterStop | None = None,
 ) -> int:
     """``kiosk demo``'s process: ``run_demo`` on its own loop, ended as ``kiosk run`` ends
     (``leaving``, built before the loop runs, in the program's own process): a thread still
     stuck after the stop (a write to a stalled card, a request's) does not keep the process
     past the exit's grace. None: nothing ends the process (a caller's own)."""
     try:
-        return asyncio.run(run_demo(port, data, host, leaving=leaving))
+        return asyncio.run(run_demo(port, data, host, kiosk_id=kiosk_id, leaving=leaving))
     finally:
         if leaving is not None:
             leaving.settle()  # the threads of the run have ended: the process ends by itself
 
 
 async def run_demo(
-    port: int, data: Path | None, host: str = "127.0.0.1", *, leaving: ExitAfterStop | None = None
+    port: int,
+    data: Path | None,
+    host: str = "127.0.0.1",
+    *,
+    kiosk_id: str | None = None,
+    leaving: ExitAfterStop | None = None,
 ) -> int:
     """The demo until a signal, then its daemon's stop; ``leaving`` armed after it."""
     stopping = asyncio.Event()
@@ -281,7 +296,8 @@ async def run_demo(
     with contextlib.ExitStack() as stack:
         if data is None:
             data = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="kiosk-demo-")))
-        session = await start_demo(data, port, host=host, stopping=stopping)
+        config = demo_config(port, host, kiosk_id)
+        session = await start_demo(data, port, host=host, config=config, stopping=stopping)
         print_banner(session)
         visitors = asyncio.create_task(play_visitors(session), name="demo-visitors")
         try:

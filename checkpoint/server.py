@@ -42,15 +42,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import functools
+import html
 import ipaddress
 import logging
 import resource
 import socket
 import ssl
 import time
+import urllib.parse
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from http.cookies import CookieError, SimpleCookie
 from pathlib import Path
 from typing import Any
 
@@ -465,8 +469,10 @@ class BodyLimit:
         max_bytes: int,
         larger: Mapping[str, int] = {},  # noqa: B006
         form_bytes: int = FORM_BODY_BYTES,
+        lang: str = "zh-CN",
     ) -> None:
         self.app = app
+        self.lang = lang  # the console's language where the guard chose none (site.language)
         self.max_bytes = max_bytes
         self.form_bytes = min(form_bytes, max_bytes)
         self.larger = {path: max(cap, max_bytes) for path, cap in larger.items()}
@@ -488,7 +494,7 @@ class BodyLimit:
             await _send_plain(send, 400, _TWO_FRAMINGS)  # and the connection closed
             return
         if length is not None and ((declared := whole_number(length)) is None or declared > cap):
-            await _send_413(send)
+            await self._too_large(scope, send)
             return
         seen = 0
         started = rejected = False
@@ -504,7 +510,7 @@ class BodyLimit:
                     # Answer now; to the app the client is gone (it stops reading).
                     rejected = True
                     if not started:
-                        await _send_413(send)
+                        await self._too_large(scope, send)
                     return {"type": "http.disconnect"}
             return message
 
@@ -521,6 +527,53 @@ class BodyLimit:
         except Exception:
             if not rejected:
                 raise
+
+    async def _too_large(self, scope: Scope, send: Send) -> None:
+        """413: a browser's form (a guard's post, ``Accept: text/html``) gets a short page in
+        the console's language saying nothing was saved; anything else the API's JSON."""
+        if _form_type(scope) is None or "text/html" not in (_header(scope, b"accept") or ""):
+            await _send_plain(send, 413, _TOO_LARGE_JSON, b"application/json")
+            return
+        page = too_large_page(_console_lang(scope, self.lang), -(-self.cap(scope) // 1024))
+        await _send_plain(send, 413, page, b"text/html; charset=utf-8", _PAGE_HEADERS)
+
+
+_TOO_LARGE_JSON = b'{"detail":"request body too large"}'
+#: The too-large page runs nothing and loads nothing.
+_PAGE_HEADERS = ((b"content-security-policy", b"default-src 'none'"),)
+
+
+@functools.cache
+def too_large_page(lang: str, kb: int) -> bytes:
+    """The page a guard's browser gets for a form over its bound (``kb``: a form's is
+    ``FORM_BODY_BYTES``): fixed words in ``lang``, nothing of the request in them, and the
+    way back to the console."""
+    from ui import i18n
+
+    title, said, back = (
+        html.escape(i18n.t(lang, key, kb=kb)) for key in ("edge.title", "edge.said", "edge.back")
+    )
+    return (
+        f'<!doctype html><html lang="{html.escape(lang)}"><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{title}</title><h1>{title}</h1><p>{said}</p>"
+        f'<p><a href="/guard">{back}</a></p></html>'
+    ).encode()
+
+
+def _console_lang(scope: Scope, default: str) -> str:
+    """The console's language of this request as its pages pick it (``?lang=``, else the
+    ``kiosk_lang`` cookie, else ``default``), without the app."""
+    from ui.i18n import pick_lang
+
+    query = urllib.parse.parse_qs(bytes(scope.get("query_string") or b"").decode("latin-1"))
+    chosen: str | None = next(iter(query.get("lang", [])), None)
+    if chosen is None:
+        cookies = SimpleCookie()
+        with contextlib.suppress(CookieError):
+            cookies.load(_header(scope, b"cookie") or "")
+        chosen = cookies["kiosk_lang"].value if "kiosk_lang" in cookies else None
+    return pick_lang(chosen, default)
 
 
 #: A host the kiosk does not answer to is said at most this often in the journal.
@@ -589,10 +642,6 @@ def _form_type(scope: Scope) -> str | None:
             if media in (_URLENCODED, _MULTIPART):
                 return media
     return None
-
-
-async def _send_413(send: Send) -> None:
-    await _send_plain(send, 413, b'{"detail":"request body too large"}', b"application/json")
 
 
 async def _send_plain(
@@ -793,7 +842,12 @@ def _networks(addresses: tuple[str, ...]) -> tuple[Network, ...]:
 
 
 def server_config(
-    app: ASGIApp, web: WebSection, clock: Clock | None = None, **overrides: Any
+    app: ASGIApp,
+    web: WebSection,
+    clock: Clock | None = None,
+    *,
+    lang: str = "zh-CN",
+    **overrides: Any,
 ) -> EdgeConfig:
     """uvicorn's config for ``app`` under ``web``'s limits. ``clock``: what the rate of new
     connections is timed by (default the machine's: a rate of connections is one of real
@@ -836,7 +890,7 @@ def server_config(
     names = own_host_names((*web.allowed_hosts, web.host, *certified))
     from ui.guard.community.imports import LARGE_BODIES
 
-    guarded = HostCheck(BodyLimit(app, web.max_body_bytes, LARGE_BODIES), names)
+    guarded = HostCheck(BodyLimit(app, web.max_body_bytes, LARGE_BODIES, lang=lang), names)
     requests = HostRate(
         web.requests_per_min, clock, screens, told=("answered 429", "web.requests_per_min")
     )
@@ -869,8 +923,14 @@ class EdgeServer(uvicorn.Server):
 
 
 def build_server(
-    app: ASGIApp, web: WebSection, clock: Clock | None = None, **overrides: Any
+    app: ASGIApp,
+    web: WebSection,
+    clock: Clock | None = None,
+    *,
+    lang: str = "zh-CN",
+    **overrides: Any,
 ) -> EdgeServer:
-    """The daemon's web server for ``app`` under ``web``'s limits, its socket bound."""
-    config = server_config(app, web, clock, **overrides)
+    """The daemon's web server for ``app`` under ``web``'s limits, its socket bound; ``lang``:
+    the site's language (``site.language``), of a page the edge answers a guard itself."""
+    config = server_config(app, web, clock, lang=lang, **overrides)
     return EdgeServer(config, bind_socket(web.host, web.port))

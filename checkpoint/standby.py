@@ -57,7 +57,7 @@ class StandbyServer:
         self.gate_released = gate_released
         self.notifier = notifier
         app = create_standby_app(standby, config.site.kiosk_id, local=config.web.screen_addresses)
-        self._server = build_server(app, config.web)
+        self._server = build_server(app, config.web, lang=config.site.language)
         self._task: asyncio.Task[None] | None = None
         self._watchdog = Watchdog.from_env(notifier, lambda: True, _Monotonic())
 

@@ -27,6 +27,7 @@ from .lists import (
     QuarantineIn,
     RevocationIn,
     same_text,
+    value_problem,
 )
 from .sheets import Diff, Layout, Table, csv_text, diff_rows, read_table
 
@@ -142,7 +143,7 @@ def _check_rows(kind: Kind, table: Table) -> dict[str, tuple[BaseModel, Mapping[
             first = exc.errors()[0]
             field = ".".join(str(p) for p in first["loc"]) or "row"
             # The column as the clerk headed it (隔离开始日期), not the field (from).
-            refuse_at(line, field, table.layout.columns, first["msg"])
+            refuse_at(line, field, table.layout.columns, value_problem(first))
         key = _key(kind, row)
         if key in rows and rows[key][0] != row:
             _spelled_otherwise(kind, rows[key][0], row, (lines[key], line))

@@ -49,10 +49,12 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import ErrorDetails
 from sqlite_utils.db import NotFoundError
 
 from .auditing import audited_write
 from .clock import Clock, ClockReading
+from .config.problems import reason
 from .days import FIRST_DAY, LAST_DAY
 from .files import read_snapshot
 from .pass_format import MAX_VALID_HOURS
@@ -702,12 +704,37 @@ class BundlePayload(_Strict):
         return self.model_copy(update=chosen), ours
 
 
+#: A value's problem where a cell or a form field says it otherwise than a config key: a
+#: cell is text whatever it holds, a column left out is not a key to write.
+_CELL_WORDS = {
+    "missing": "required",
+    "extra_forbidden": "not a column of this list",
+    "string_type": "should be text",
+    **dict.fromkeys(("int_type", "int_parsing"), "should be a whole number"),
+    "int_from_float": "should be a whole number (no fraction)",
+    **dict.fromkeys(
+        ("date_type", "date_parsing", "date_from_datetime_parsing", "date_from_datetime_inexact"),
+        "expected a date such as 2026-03-01 (or 2026/3/1, 2026年3月1日)",
+    ),
+}
+
+
+def value_problem(err: ErrorDetails) -> str:
+    """One value's problem (a list import's cell, a list edit's field) in the gate's words,
+    never pydantic's (``Value error, ...``, ``Input should be a valid string``, ``Field
+    required``): a validator's own sentence as it is, a bound or a length as a config's key
+    says it (``kiosk.config.problems.reason``), a type or an absence as ``_CELL_WORDS``."""
+    if err["type"] in _CELL_WORDS:
+        return _CELL_WORDS[err["type"]]
+    return reason(err)
+
+
 def _problems(exc: ValidationError, prefix: str = "") -> str:
     parts = []
     for err in exc.errors()[:5]:
         loc = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"]).lstrip(".")
         loc = loc.replace("from_", "from")
-        parts.append(f"{prefix}{loc}: {err['msg']}")
+        parts.append(f"{prefix}{loc}: {value_problem(err)}")
     more = len(exc.errors()) - 5
     return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
 

@@ -16,7 +16,6 @@ another kiosk's log, a schema of a newer program), which still ends the process.
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import sqlite3
@@ -26,19 +25,17 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from kiosk.cardfault import kind_of
 from kiosk.privacy import mask_event
 from kiosk.store import EventDraft, StoreFault, error_name, format_ts
 
-#: What the card does, by SQLite's error (a prefix: ``SQLITE_IOERR_READ`` is ``SQLITE_IOERR``).
+#: What the card does, by SQLite's errors a write does not meet (a prefix, as
+#: ``kiosk.cardfault.SQLITE_KINDS``, whose ``io`` is ``damaged`` here).
 _SQLITE_KINDS = {
-    "SQLITE_READONLY": "read_only",
-    "SQLITE_IOERR": "damaged",
     "SQLITE_CORRUPT": "damaged",
     "SQLITE_NOTADB": "damaged",
-    "SQLITE_FULL": "full",
     "SQLITE_CANTOPEN": "unwritable",
 }
-_OS_KINDS = {errno.EROFS: "read_only", errno.EIO: "damaged", errno.ENOSPC: "full"}
 
 #: Every kind, for the faces' words (``standby.fix.<kind>``).
 KINDS = ("read_only", "damaged", "full", "unwritable")
@@ -57,8 +54,8 @@ def card_failure(exc: BaseException) -> str | None:
             return "unwritable"
         cause = exc.__cause__
         return None if cause is None else card_failure(cause)
-    if isinstance(exc, OSError):
-        return _OS_KINDS.get(exc.errno or 0)
+    if isinstance(exc, (OSError, sqlite3.Error)) and (kind := kind_of(exc)) is not None:
+        return "damaged" if kind == "io" else kind
     if isinstance(exc, sqlite3.Error):
         name = error_name(exc)
         return next((k for e, k in _SQLITE_KINDS.items() if name.startswith(e)), None)

@@ -46,6 +46,7 @@ import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
 from kiosk import dating, hashchain, record
+from kiosk.cardfault import card_fault
 from kiosk.clock import Clock, ClockReading
 from kiosk.config.store import StoreSection
 from kiosk.deadline import LogUses, Stopped
@@ -129,12 +130,16 @@ class StoreFault(Exception):
     """The event log could not commit. ``reason`` is the reason code ``store_fault``.
 
     Nothing of the failed write is in the database and no ``seq`` was used; the policy's
-    ``on_store_fault`` decides what the gate does (default: deny)."""
+    ``on_store_fault`` decides what the gate does (default: deny). ``path``: the database file
+    the storage failed under, when the log raised it (``kiosk.cardfault`` names its card)."""
 
-    def __init__(self, reason: str = "store_fault", detail: str = "") -> None:
+    def __init__(
+        self, reason: str = "store_fault", detail: str = "", *, path: Path | None = None
+    ) -> None:
         super().__init__(f"{reason}: {detail}" if detail else reason)
         self.reason = reason
         self.detail = detail
+        self.path = path
 
 
 class LogReplaced(StoreFault):
@@ -1756,6 +1761,7 @@ class EventLog:
         self._last_seq = 0
         self._last_audit_seq = 0
         self._fault: tuple[str, int] | None = None  # (error name, since mono_ns)
+        self._fault_said: str | None = None  # the fault a full or failing card is, said
         self._read_fault: tuple[str, int] | None = None  # a damaged page met by a reader
         self._unreadable: set[int] = set()  # events read past, one by one (``readable_events``)
         self._failed_writes = 0
@@ -1933,7 +1939,7 @@ class EventLog:
         except sqlite3.Error as exc:
             if is_storage_error(exc):
                 self._reopen = True
-                raise StoreFault("store_fault", _error_name(exc)) from exc
+                raise StoreFault("store_fault", _error_name(exc), path=self.path) from exc
             raise
         return busy == 0
 
@@ -2066,7 +2072,7 @@ class EventLog:
             return Health("fault", "event log is not open")
         fault = self._fault
         if fault is not None:
-            return Health("fault", f"last write failed: {fault[0]}", fault[1])
+            return Health("fault", f"last write failed: {self._fault_said or fault[0]}", fault[1])
         if _read_only(self.path):  # before a passage finds it out (a card failed while idle)
             # A connection SQLite opened there stays read-only: the next write opens afresh.
             self._reopen = True
@@ -2184,7 +2190,9 @@ class EventLog:
             name = _error_name(exc) or type(exc).__name__
             why = _unwritable(self.path)
             raise StoreFault(
-                "store_fault", f"cannot open {self.path.name} ({name}{': ' if why else ''}{why})"
+                "store_fault",
+                f"cannot open {self.path.name} ({name}{': ' if why else ''}{why})",
+                path=self.path,
             ) from exc
 
     def _migrate(self, db: sqlite_utils.Database) -> set[str] | None:
@@ -2247,7 +2255,8 @@ class EventLog:
                 self._record_fault(exc)
                 if isinstance(exc, StoreFault):
                     raise
-                raise StoreFault("store_fault", _error_name(exc) or type(exc).__name__) from exc
+                name = _error_name(exc) or type(exc).__name__
+                raise StoreFault("store_fault", name, path=self.path) from exc
             raise
         if self._fault is not None:
             self._fault = None
@@ -2284,6 +2293,8 @@ class EventLog:
         if name.startswith(_REOPEN_ERRORS) or isinstance(exc, (OSError, StoreFault)):
             self._reopen = True
         self._failed_writes += 1
+        card = card_fault(exc, self.path)  # said in health as the owner acts on it
+        self._fault_said = card.said(with_where=False) if card is not None else None
         if self._fault is None:
             self._fault = (name, self.clock.monotonic_ns())
             self._notify()

@@ -184,3 +184,46 @@ def test_a_bench_section_that_fails_is_reported_and_the_others_are_kept(monkeypa
         "reason": "failed: RuntimeError: the demo did not start",
     }
     assert "kiosk bench: decide failed: RuntimeError: the demo did not start" in captured.err
+
+
+def test_two_demos_on_one_machine_can_be_two_gates(monkeypatch, capsys):
+    """Before: `kiosk demo` had no option for its kiosk id, so a second demo beside the
+    first answered as the same gate, demo-gate (a compound's pull could not be tried)."""
+    import checkpoint.demo
+    from checkpoint.demo import demo_config
+
+    started = {}
+
+    def run_demo_process(port, data, host="127.0.0.1", *, kiosk_id=None, leaving=None):
+        started.update(port=port, kiosk_id=kiosk_id)
+        return 0
+
+    monkeypatch.setattr(checkpoint.demo, "run_demo_process", run_demo_process)
+    assert main(["demo", "--port", "0", "--kiosk-id", "gate-2"]) == 0
+    assert started == {"port": 0, "kiosk_id": "gate-2"}
+    assert demo_config(0, kiosk_id="gate-2").site.kiosk_id == "gate-2"
+    assert demo_config(0).site.kiosk_id == "demo-gate"
+    for bad, said in (("gate 2", "letters, digits"), ("", "not be empty"), ("g" * 65, "64")):
+        started.clear()
+        assert main(["demo", "--port", "0", "--kiosk-id", bad]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("kiosk demo: --kiosk-id: should") and said in err, err
+        assert started == {}
+
+
+def test_an_earlier_demos_data_as_another_gate_is_refused_in_words(monkeypatch, tmp_path, capsys):
+    """Before: 'the kiosk's database could not be written (...): check the card', exit 1."""
+    import checkpoint.demo
+    from checkpoint.app import ForeignLog
+    from checkpoint.cli.daemon_cmd import DEMO_MARK
+
+    def run_demo_process(*args, **kwargs):
+        raise ForeignLog("store_fault", "kiosk.db is the event log of kiosk 'demo-gate'")
+
+    monkeypatch.setattr(checkpoint.demo, "run_demo_process", run_demo_process)
+    (tmp_path / DEMO_MARK).write_text("")
+    argv = ["demo", "--port", "0", "--data", str(tmp_path), "--kiosk-id", "gate-2"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"--data {tmp_path}: kiosk.db is the event log of kiosk 'demo-gate'" in err
+    assert "check the card" not in err

@@ -140,18 +140,18 @@ def test_every_refusal_reaches_a_chinese_page_in_chinese(where, text, literal):
 @pytest.mark.parametrize(
     "text",
     [
-        "household: Field required",
-        "note: String should have at most 200 characters",
-        "pass_id: Value error, must be 12 hex digits (as printed by kiosk pass verify)",
-        "line 3: household: String should have at least 1 characters",
-        "line 3: pass_id: Value error, must be 12 hex digits (as printed by kiosk pass verify); "
-        "line 4: household: Field required (and 2 more lines); nothing imported",
-        # What a list import's line says of a field (kiosk.listimport, pydantic's words).
-        "line 2: household: String should have at least 1 character",
-        "line 2: from: Value error, 2026-13-01 is not a calendar date",
-        "line 2: residents: Input should be a valid integer, unable to parse string as an integer",
-        "line 2: residents: Input should be greater than or equal to 0",
-        "line 2: residents: Input should be less than or equal to 100",
+        "household: required",
+        "note: should be at most 200 characters long (got 201)",
+        "pass_id: must be 12 hex digits (as printed by kiosk pass verify)",
+        "line 3: household: should not be empty",
+        "line 3: pass_id: must be 12 hex digits (as printed by kiosk pass verify); "
+        "line 4: household: required (and 2 more lines); nothing imported",
+        # What a list import's line says of a field (kiosk.lists.value_problem).
+        "line 2: household: should be at least 12 characters long",
+        "line 2: from: 2026-13-01 is not a calendar date",
+        "line 2: residents: should be a whole number",
+        "line 2: residents: should be at least 0 (got -1)",
+        "line 2: residents: should be at most 100 (got 101)",
     ],
 )
 def test_the_field_checks_a_ledger_repeats_are_said_in_chinese_too(text):

@@ -152,3 +152,56 @@ def test_the_form_bound_is_never_above_the_body_limit():
     client = TestClient(BodyLimit(_counting_app(received), 1024))
     answer = client.post("/form", content=b"a" * 1025, headers={"Content-Type": URLENCODED})
     assert answer.status_code == 413
+
+
+BROWSER = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+
+
+def test_a_guards_oversized_form_gets_a_page_in_the_consoles_language_not_json():
+    """Before: a guard's browser posting a form over the bound showed the edge's JSON
+    ``{"detail":"request body too large"}``. Now a page in the console's language says the
+    form was too large and nothing was saved; the API (no text/html) keeps its JSON."""
+    received: list[int] = []
+    client = TestClient(BodyLimit(_counting_app(received), MIB))
+    marker = "<script>alert('mark')</script>"
+    over = urlencode({"note": marker + "a" * FORM_BODY_BYTES}).encode()
+    form = {"Content-Type": URLENCODED, "Accept": BROWSER}
+    answer = client.post("/form", content=over, headers=form)
+    assert answer.status_code == 413 and received == []
+    assert answer.headers["content-type"] == "text/html; charset=utf-8"
+    assert answer.headers["content-security-policy"] == "default-src 'none'"
+    page = answer.text
+    assert "表单太大" in page and "未保存任何内容" in page and "32 KB" in page
+    assert "mark" not in page and "note" not in page and len(page) < 1000  # nothing reflected
+    client.cookies.set("kiosk_lang", "en")
+    answer = client.post("/form", content=over, headers=form)
+    assert "nothing was saved" in answer.text and '<html lang="en">' in answer.text
+    client.cookies.clear()
+    answer = client.post("/form?lang=en", content=over, headers=form)
+    assert "nothing was saved" in answer.text
+    english_site = TestClient(BodyLimit(_counting_app(received), MIB, lang="en"))
+    assert "nothing was saved" in english_site.post("/form", content=over, headers=form).text
+    # The API's answer, and a body that is not a form, keep the JSON.
+    for headers in (
+        {"Content-Type": URLENCODED, "Accept": "application/json"},
+        {"Content-Type": URLENCODED},
+        {"Content-Type": "application/json", "Accept": BROWSER},
+    ):
+        answer = client.post("/form", content=b"1" * (MIB + 1), headers=headers)
+        assert answer.status_code == 413
+        assert answer.json() == {"detail": "request body too large"}
+
+
+def test_a_chunked_oversized_form_from_a_browser_gets_the_page_too():
+    received: list[int] = []
+    client = TestClient(BodyLimit(_counting_app(received), MIB))
+
+    def chunks():
+        for _ in range(MIB // 4096):
+            yield b"a" * 4096
+
+    answer = client.post(
+        "/form", content=chunks(), headers={"Content-Type": URLENCODED, "Accept": BROWSER}
+    )
+    assert answer.status_code == 413 and "表单太大" in answer.text
+    assert sum(received) <= FORM_BODY_BYTES

@@ -87,7 +87,7 @@ def test_disk_full_turns_health_to_fault_and_alerts_once(log, alerts, clock):
 
     health = log.health()
     assert health.state == "fault"
-    assert "SQLITE_FULL" in health.detail
+    assert health.detail.startswith("last write failed: the ") and " is full (" in health.detail
     assert health.since_mono_ns == started + 1_000_000_000  # when the fault began
     assert [h.state for h in alerts] == ["fault"]
 

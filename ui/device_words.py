@@ -220,6 +220,13 @@ FORMS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
             r"\((?P<doc>docs/\S+)\)",
         ),
         ("log_closed", r"event log is not open"),
+        # kiosk.cardfault's words of a write the card refused, before any other failed write.
+        ("card_full", r"last write failed: the (?:card|disk) is full \((?P<mb>[\d.]+) MB free\)"),
+        ("read_only", r"last write failed: the (?:card|disk) is read-only"),
+        (
+            "card_io",
+            r"last write failed: the (?:card|disk) failed a read or write \(it may be failing\)",
+        ),
         ("write_failed", r"last write failed: (?P<err>.+)"),
         ("read_only", r"the file system is read-only: nothing can be recorded"),
         (

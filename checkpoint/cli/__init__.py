@@ -14,6 +14,7 @@ import os
 import select
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import NoReturn
 
 from kiosk.secrets import SecretError
@@ -35,7 +36,7 @@ from . import (
     scan_cmd,
     scanner_cmd,
 )
-from .errors import CliError, bounded
+from .errors import CliError, Interrupted, bounded
 from .parsers import ADMIN_CWD
 
 #: In docs/cli.md order; tests check each has --help and is documented there and in the README.
@@ -81,7 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # ``main(argv)`` in a process of its own (a test, a script) is never ended by them.
     args.owns_process = argv is None
     try:
-        code = args.func(args)
+        code = _run(args)
     except CliError as exc:
         _say(args.verb, str(exc))
         return exc.exit_code
@@ -129,6 +130,51 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 1
     return int(code or 0)
+
+
+def _run(args: argparse.Namespace) -> int | None:
+    """The verb, a write the card refused said in the card's words (``_card_said``)."""
+    try:
+        return args.func(args)  # type: ignore[no-any-return]
+    except Exception as exc:
+        said = None if isinstance(exc, Interrupted) else _card_said(exc, args)
+        if said is None:
+            raise
+        raise CliError(said) from exc
+
+
+#: What the operator does about each kind of card fault (``kiosk.cardfault``).
+_CARD_FIX = {
+    "full": "free space (`df -h`, `sudo journalctl --vacuum-size=50M`; delete nothing in the"
+    " kiosk's data dir) and run it again",
+    "read_only": "the system turned it read-only after an error: docs/operations.md, The SD"
+    " card is failing",
+    "io": "check `dmesg`: docs/operations.md, The SD card is failing",
+}
+#: The same of another disk than the Pi's own (a USB stick a backup was written to).
+_DISK_FIX = {
+    "full": "free space on it (`df -h`) or give another, and run it again",
+    "read_only": "it was mounted read-only, or turned so after an error: check `dmesg`",
+    "io": "check `dmesg`, and give another",
+}
+#: The options naming what a verb writes, in the order one is taken as where it wrote.
+_WRITTEN = ("into", "out", "dir", "db", "data")
+
+
+def _card_said(exc: BaseException, args: argparse.Namespace) -> str | None:
+    """A write the card refused, full, read-only or failing, anywhere in what ``exc`` was
+    raised from (``SQLITE_FULL``, ``SQLITE_IOERR_SHMSIZE``, ``No space left on device``), in
+    the words a Pi owner acts on: ``the card is full (0.4 MB free at /var/lib/kiosk): free
+    space ..., nothing was changed``. None when it is not the card's."""
+    from kiosk.cardfault import card_fault
+
+    named = (getattr(args, option, None) for option in _WRITTEN)
+    where = next((Path(value) for value in named if isinstance(value, (str, Path)) and value), None)
+    fault = card_fault(exc, where)
+    if fault is None:
+        return None
+    fix = _CARD_FIX[fault.kind] if fault.medium == "the card" else _DISK_FIX[fault.kind]
+    return f"{fault.said()}: {fix}; nothing was changed"
 
 
 def _say(verb: str, message: str) -> None:

@@ -39,6 +39,11 @@ def register(sub: Verbs) -> None:
         type=path_of,
         help="keep data in DIR (new, empty or an earlier demo's) instead of a temp folder",
     )
+    demo.add_argument(
+        "--kiosk-id",
+        help="the demo gate's site.kiosk_id (default: demo-gate); two demos on one machine with"
+        " two ids answer as two gates",
+    )
     _log_level(demo, "warning")
 
     run = add_verb(sub, "run", run_daemon)
@@ -137,6 +142,21 @@ def _busy_port_error(host: str, port: int) -> CliError:
     return CliError(f"port {port} is already in use on {host}; choose another with --port")
 
 
+def _kiosk_id(text: str | None) -> str | None:
+    """``--kiosk-id`` checked as the config checks ``site.kiosk_id``, in its words."""
+    if text is None:
+        return None
+    from pydantic import ValidationError
+
+    from kiosk.config.problems import validation_problems
+    from kiosk.config.site import SiteConfig
+
+    try:
+        return SiteConfig(kiosk_id=text).kiosk_id
+    except ValidationError as exc:
+        raise UsageError(f"--{'; '.join(validation_problems(exc)).replace('_', '-', 1)}") from None
+
+
 def run_demo(args: argparse.Namespace) -> int:
     """the whole kiosk on simulated devices with scripted visitors
 
@@ -146,21 +166,26 @@ def run_demo(args: argparse.Namespace) -> int:
 
     Examples:
       kiosk demo                          # then open the printed URLs in a browser
-      kiosk demo --port 8080 --data ~/kiosk-demo"""
+      kiosk demo --port 8080 --data ~/kiosk-demo
+      kiosk demo --port 8001 --kiosk-id gate-2   # a second gate beside the first"""
     from checkpoint import malloc
 
     malloc.tune()  # the daemon's process, before its first threads: docs/memory.md
+    from checkpoint.app import ForeignLog
     from checkpoint.demo import run_demo_process as demo
 
     port = _port(args.port)
     _host(args.host)
+    kiosk_id = _kiosk_id(args.kiosk_id)
     if _port_in_use(args.host, port):
         raise _busy_port_error(args.host, port)
     data = demo_data_dir(args.data) if args.data is not None else None
     lock = hold_data_dir(data) if data is not None else None
     setup_logging(args.log_level)
     try:
-        return demo(port, data, args.host, leaving=_leaving(args))
+        return demo(port, data, args.host, kiosk_id=kiosk_id, leaving=_leaving(args))
+    except ForeignLog as exc:  # an earlier demo's --data, run as another gate
+        raise UsageError(f"--data {data}: {exc.detail}; or give another --data") from None
     except OSError as exc:
         raise CliError(f"cannot start: {_os_error(exc)}") from None
     finally:

@@ -14,7 +14,7 @@ from datetime import date, datetime, time
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
-__all__ = ["PATTERNS", "validation_problems"]
+__all__ = ["PATTERNS", "reason", "validation_problems"]
 
 #: Where a problem is when it is no key's: the config as a whole (a check across keys says
 #: the keys itself, so it is shown without this).
@@ -163,8 +163,9 @@ _BOUNDS = {
 }
 
 
-def _reason(err: ErrorDetails) -> str:
-    """One error in TOML's words: what to write, with the bound or the choices."""
+def reason(err: ErrorDetails) -> str:
+    """One error in TOML's words: what to write, with the bound or the choices (a list
+    import says a cell's type and absence its own way: ``kiosk.lists.value_problem``)."""
     kind, ctx, value = err["type"], err.get("ctx", {}), err.get("input")
     if kind in _EXPECTED:
         return f"should be {_EXPECTED[kind]} {_got(kind, value)}"
@@ -237,7 +238,7 @@ def validation_problems(exc: ValidationError, union_tags: Collection[str] = ()) 
         kind = err["type"]
         if not _refused(err, in_union):
             across = where == WHOLE and kind in ("value_error", "assertion_error")
-            problems[_reason(err) if across else f"{where}: {_reason(err)}"] = None
+            problems[reason(err) if across else f"{where}: {reason(err)}"] = None
         elif not any(w == where or w.startswith((f"{where}.", f"{where}[")) for w in taken):
             # Every member refused the type: one line ("an integer or a string").
             expected.setdefault(where, []).append(_EXPECTED[kind])
