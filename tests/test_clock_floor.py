@@ -27,6 +27,11 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 @pytest.fixture
 def key(tmp_path):
+    return trusted_key(tmp_path)
+
+
+def trusted_key(tmp_path):
+    """A new issuing key whose public half is in the data dir's trust folder."""
     private = Ed25519PrivateKey.generate()
     (tmp_path / "trust").mkdir()
     (tmp_path / "trust" / "office.pub").write_bytes(public_key_pem(private.public_key()))
