@@ -13,7 +13,10 @@ from test_clock_floor import _config, _decide, _restart_on, trusted_key
 
 from checkpoint import app
 from kiosk.clock import FakeClock
-from kiosk.store import EventDraft
+from kiosk.config import parse_config
+from kiosk.passes import issue_pass
+from kiosk.peers import CheckedPage, PeerLedger, PeerRow
+from kiosk.store import EventDraft, format_ts
 
 MORNING = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)  # 09:00 in Shanghai, synchronised
 LONG_AGO = MORNING - timedelta(days=10)
@@ -122,5 +125,91 @@ def test_once_ntp_sets_the_clock_its_date_decides_alone(tmp_path, monkeypatch, k
         out = _decide(core, fast, key, household="5-505", days=60, now=LONG_AGO)
         assert out["decision"] == "pass", out["reasons"]
         assert "clock_not_set" not in out["flags"]
+    finally:
+        core.close()
+
+
+def _went_out(tmp_path, config, household="1-101"):
+    """This morning, synchronised: an outing of ``household``; the restart ten minutes later."""
+    before = app.build_core(config, tmp_path, FakeClock(start=MORNING))
+    before.store.append(EventDraft(direction="out", decision="pass", household=household))
+    before.close()
+
+
+QUOTA = {"quota": {"enabled": True, "exits": 1, "period_days": 2}}
+
+
+def test_an_outing_before_a_restart_on_a_fast_clock_counts_after_ntp_steps_it_back(
+    tmp_path, monkeypatch, key
+):
+    config = _config(**QUOTA)
+    _went_out(tmp_path, config)
+    fast = FakeClock(start=MORNING + timedelta(days=5), is_synced=False)
+    core = _restart_on(monkeypatch, tmp_path, config, fast)
+    core.runner._load_history()  # as the runner does when it starts
+    try:
+        fast.set_wall(MORNING + timedelta(minutes=20))  # NTP answers: the clock steps back
+        fast.is_synced = True
+        again = _decide(core, fast, key, household="1-101", days=30, now=LONG_AGO)
+        assert again["reasons"] == ["quota_exceeded"]  # out 20 minutes ago, one in two days
+    finally:
+        core.close()
+
+
+def test_an_outing_before_a_restart_on_a_fast_clock_is_the_guards_during_the_fast_spell(
+    tmp_path, monkeypatch, key
+):
+    config = _config(**QUOTA)
+    _went_out(tmp_path, config)
+    fast = FakeClock(start=MORNING + timedelta(days=5), is_synced=False)
+    core = _restart_on(monkeypatch, tmp_path, config, fast)
+    core.runner._load_history()
+    try:
+        again = _decide(core, fast, key, household="1-101", days=30, now=LONG_AGO)
+        assert again["reasons"] == ["quota_exceeded"]  # over it by the floor, not by the clock
+        assert "clock_not_set" in again["flags"] and again["needs_guard"]
+    finally:
+        core.close()
+
+
+def test_a_pass_used_before_a_restart_on_a_fast_clock_is_still_a_copy_after_ntp(
+    tmp_path, monkeypatch, key
+):
+    config = _config(passback={"enabled": True, "window_min": 30, "mode": "hard"})
+    text = issue_pass(key, "1-101", "Li Wei", days=30, now=LONG_AGO)[0]
+    right = FakeClock(start=MORNING)
+    before = app.build_core(config, tmp_path, right)
+    assert _decide(before, right, key, text=text)["decision"] == "pass"
+    before.close()
+    fast = FakeClock(start=MORNING + timedelta(days=5), is_synced=False)
+    core = _restart_on(monkeypatch, tmp_path, config, fast)
+    core.runner._load_history()
+    try:
+        fast.set_wall(MORNING + timedelta(minutes=5))  # NTP: five minutes after the first
+        fast.is_synced = True
+        again = _decide(core, fast, key, text=text)
+        assert again["reasons"] == ["passback"]
+    finally:
+        core.close()
+
+
+def test_the_other_gates_outings_are_loaded_from_the_floor_too(tmp_path, monkeypatch):
+    south = {"url": "http://s", "kiosk_id": "gate-south", "token_env": "PEER_TOKEN_S"}
+    config = parse_config(
+        {"site": {"kiosk_id": "gate-north"}, "policy": QUOTA, "compound": {"peers": [south]}}
+    )
+    before = app.build_core(config, tmp_path, FakeClock(start=MORNING))
+    before.store.append(EventDraft(direction="in", decision="pass", household="9-909"))
+    outing = [PeerRow("gate-south", 1, "P1", "1-1", "out", "pass", format_ts(MORNING), False)]
+    PeerLedger(before.store, before.history.horizon).merge(
+        "http://s", "gate-south", CheckedPage(outing, 1, 1, 0), MORNING
+    )
+    before.close()
+    fast = FakeClock(start=MORNING + timedelta(days=40), is_synced=False)
+    core = _restart_on(monkeypatch, tmp_path, config, fast)
+    try:
+        core.runner._load_history()  # as the runner does when it starts
+        assert core.history.exits_in_period("1-1", MORNING + timedelta(minutes=20), 2) == 1
+        assert core.history.last_passage("P1", "out") == MORNING
     finally:
         core.close()

@@ -73,7 +73,8 @@ def test_a_kiosk_restarted_on_a_1970_clock_reads_no_earlier_than_its_logs_newest
 
 
 def _decide(core, base: FakeClock, key, direction="out", **issue) -> dict:
-    """One passage through the core's engine, its requests answered in place."""
+    """One passage through the core's engine, its requests answered in place (on the pass
+    ``text``, or one issued by ``key`` as ``issue`` says)."""
     decisions: list[dict] = []
     engine = core.runner.engine
     engine.ports = DirectPorts(
@@ -82,7 +83,10 @@ def _decide(core, base: FakeClock, key, direction="out", **issue) -> dict:
         on_message=lambda m: decisions.append(m) if m["type"] == "decision" else None,
     )
     engine.ports.engine = engine
-    text = issue_pass(key, issue.pop("household", "1-101"), "Li Wei", **issue)[0]
+    text = (
+        issue.pop("text", None)
+        or issue_pass(key, issue.pop("household", "1-101"), "Li Wei", **issue)[0]
+    )
     engine.on_code(CodeRead(text, "camera", core.clock.monotonic_ns()), direction)
     engine.tick()
     for _ in range(600):  # a minute for the passage to end and the engine to be idle again
