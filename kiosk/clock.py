@@ -138,15 +138,22 @@ class FlooredClock:
         return self._base.synced()
 
 
+def known_passed(clock: Clock) -> datetime | None:
+    """While ``clock`` is not synchronised, the newest time known to have passed
+    (``FlooredClock.floor``), if it keeps one; else None (a synchronised clock is the time)."""
+    if isinstance(clock, FlooredClock) and not clock.synced():
+        return clock.floor()
+    return None
+
+
 def earliest(clock: Clock, now: datetime | None = None) -> datetime:
     """The earliest real time can be by what ``clock`` knows: its reading ``now`` (read
     again when not given) or, while it is not synchronised, the newest time known to have
-    passed (``FlooredClock.floor``) when that is earlier: a clock that reads ahead of the
-    floor may be right or fast, and nothing tells which until NTP answers. The quota's
-    look-back is loaded from it, the policy judges by it as well as by the clock, a pass's
-    start typed by a guard is checked against it."""
+    passed (``known_passed``) when that is earlier: a clock that reads ahead of the floor may
+    be right or fast, and nothing tells which until NTP answers. The quota's look-back is
+    loaded from it, and the policy judges by it as well as by the clock."""
     now = clock.now() if now is None else now
-    floor = clock.floor() if isinstance(clock, FlooredClock) and not clock.synced() else None
+    floor = known_passed(clock)
     return now if floor is None else min(now, floor)
 
 

@@ -7,14 +7,15 @@ days fast. What the two disagree on is not the machine's call: the guard looks
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from test_clock_floor import _config, _decide, _restart_on, trusted_key
 
 from checkpoint import app
-from kiosk.clock import FakeClock
+from kiosk.clock import FakeClock, FlooredClock
 from kiosk.config import parse_config
-from kiosk.passes import issue_pass
+from kiosk.passes import PassStartError, issue_pass, pass_start
 from kiosk.peers import CheckedPage, PeerLedger, PeerRow
 from kiosk.store import EventDraft, format_ts
 
@@ -213,3 +214,29 @@ def test_the_other_gates_outings_are_loaded_from_the_floor_too(tmp_path, monkeyp
         assert core.history.last_passage("P1", "out") == MORNING
     finally:
         core.close()
+
+
+def test_a_pass_starts_at_the_time_typed_on_a_clock_not_synchronised_never_before_its_floor():
+    """The one rule of the console and ``kiosk pass issue``: a clock NTP has not set is not
+    signed silently (a floored one after a power cut reads the last shutdown's time)."""
+    base = FakeClock(start=MORNING - timedelta(hours=11), is_synced=False)  # 22:00 last night
+    clock = FlooredClock(base)
+    clock.raise_floor(MORNING - timedelta(hours=11))
+    base.advance(600)
+    with pytest.raises(PassStartError) as refused:
+        pass_start(clock, tz=ZoneInfo("Asia/Shanghai"))
+    assert refused.value.code == "unsynced"
+    assert "2026-03-01 22:10" in str(refused.value)  # what the clock reads, in the site's zone
+    real = MORNING + timedelta(minutes=10)
+    assert pass_start(clock, real) == real
+    with pytest.raises(PassStartError) as early:
+        pass_start(clock, MORNING - timedelta(hours=12))  # 21:00: before a time that passed
+    assert early.value.code == "before_floor"
+    base.set_wall(real)
+    base.is_synced = True  # NTP: the clock's time, a start typed near it or not
+    assert pass_start(clock) == pass_start(clock, real + timedelta(minutes=3)) == real
+    with pytest.raises(PassStartError) as far:
+        pass_start(clock, real + timedelta(days=2))
+    assert far.value.code == "not_now"
+    with pytest.raises(ValueError):
+        pass_start(clock, datetime(2026, 3, 2, 9, 10))
