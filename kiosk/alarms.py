@@ -45,8 +45,10 @@ ALARM_REASONS = {
     "store_fault": "device",
 }
 #: Reasons that refer the person to the guard (a ``guard`` card) only on a clock NTP has not
-#: set (the event's flag ``clock_not_set``): the pass may well be valid. After ALARM_REASONS.
-CLOCK_REFERRALS = ("pass_not_yet_valid",)
+#: set (the event's flag ``clock_not_set``): the pass may well be valid, the outing may be
+#: outside the quota's period (a clock behind, or one ahead of the newest time known to have
+#: passed: ``kiosk.policy``). After ALARM_REASONS.
+CLOCK_REFERRALS = ("pass_not_yet_valid", "pass_expired", "quota_exceeded")
 #: Bus alarm names (``kiosk.policy.ALARMS`` and the engine's device alarms) by alarm kind.
 ALARM_KINDS = {
     "fever": "fever",

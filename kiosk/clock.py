@@ -93,7 +93,9 @@ class FlooredClock:
     quota's window. Time cannot have gone backwards, so the floor is a truer "now" than the
     clock; it is still a lower bound (the time the Pi was off is not in it), and events say
     ``clock_synced`` false. A synchronised clock is read as it is, even below the floor (a
-    stamp of the log's from a clock that was wrong).
+    stamp of the log's from a clock that was wrong). An unsynchronised clock that reads
+    *ahead* of the floor is read as it is too: it may be right (an RTC, the Pi was off) or
+    fast; what needs the truth asks ``earliest`` as well.
     """
 
     def __init__(self, base: Clock) -> None:
@@ -119,11 +121,40 @@ class FlooredClock:
             return wall
         return max(wall, floor[0] + timedelta(microseconds=(mono - floor[1]) // 1000))
 
+    def floor(self) -> datetime | None:
+        """The newest time known to have passed (the floor plus the monotonic time since),
+        None when nothing is known. Real time is no earlier, whatever the clock reads: an
+        unsynchronised clock may be behind it (read as the floor) or ahead of it (a fast
+        fake-hwclock, a hand mis-set that got saved: read as it is, ``earliest``)."""
+        floor = self._floor
+        if floor is None:
+            return None
+        return floor[0] + timedelta(microseconds=(self._base.monotonic_ns() - floor[1]) // 1000)
+
     def monotonic_ns(self) -> int:
         return self._base.monotonic_ns()
 
     def synced(self) -> bool:
         return self._base.synced()
+
+
+def known_passed(clock: Clock) -> datetime | None:
+    """While ``clock`` is not synchronised, the newest time known to have passed
+    (``FlooredClock.floor``), if it keeps one; else None (a synchronised clock is the time)."""
+    if isinstance(clock, FlooredClock) and not clock.synced():
+        return clock.floor()
+    return None
+
+
+def earliest(clock: Clock, now: datetime | None = None) -> datetime:
+    """The earliest real time can be by what ``clock`` knows: its reading ``now`` (read
+    again when not given) or, while it is not synchronised, the newest time known to have
+    passed (``known_passed``) when that is earlier: a clock that reads ahead of the floor may
+    be right or fast, and nothing tells which until NTP answers. The quota's look-back is
+    loaded from it, and the policy judges by it as well as by the clock."""
+    now = clock.now() if now is None else now
+    floor = known_passed(clock)
+    return now if floor is None else min(now, floor)
 
 
 @dataclass

@@ -55,7 +55,7 @@ from zoneinfo import ZoneInfo
 
 from kiosk import evacuation, policy, record, thermometry
 from kiosk.calibration import Calibration, FixedCalibration
-from kiosk.clock import Clock, ClockReading
+from kiosk.clock import Clock, ClockReading, earliest
 from kiosk.config import KioskConfig
 from kiosk.crossing import Crossing, Outcome
 from kiosk.devices import CodeRead, DeviceFault, GateHeldShut, ThermoReading
@@ -1401,6 +1401,7 @@ class Engine:
             # NTP has stepped the clock since passages were recorded on it unsynchronised:
             # date them by this boot's clock before the quota and passback look at them.
             self.history.redate(self.clock.now(), self.clock.monotonic_ns())
+        now = self.clock.now()
         inputs = policy.PassageInputs(
             direction=p.direction,
             code=p.code.text if p.code is not None else None,
@@ -1412,11 +1413,12 @@ class Engine:
             gate_fault="gate" in self.faults,
             direction_trusted=self.direction_from_hardware(p),
             clock_synced=self.clock.synced(),
+            earliest=earliest(self.clock, now),
         )
         return policy.decide(
             inputs,
             self.policy_state(),
-            self.clock.now(),
+            now,
             self.config.policy,
             self._thermo_cfg,
             self._tz,

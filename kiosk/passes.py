@@ -42,6 +42,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from . import base45
+from .clock import Clock, known_passed
 from .files import UnreadableFile, read_bounded, write_atomic
 from .pass_format import (  # the format's figures, kept where the CLI's parser reads them
     FLAGS,
@@ -65,6 +66,7 @@ __all__ = [
     "KeyFileError",
     "Pass",
     "PassError",
+    "PassStartError",
     "TrustList",
     "TrustListError",
     "check_fields",
@@ -74,6 +76,7 @@ __all__ = [
     "load_private_key",
     "load_public_key",
     "new_key_pair",
+    "pass_start",
     "public_key_pem",
 ]
 
@@ -434,6 +437,64 @@ def issue_pass(
     if unknown:
         raise ValueError(f"unknown flag {sorted(unknown)[0]!r}; known: {', '.join(FLAGS)}")
     return encode_pass(private_key, pass_), pass_
+
+
+#: How far a start typed by the issuer (to the minute, read off a phone or a watch) may lie
+#: from the clock: before the earliest time it knows has passed, or, on a synchronised clock,
+#: either side of its time.
+START_SLACK = timedelta(minutes=10)
+
+
+class PassStartError(ValueError):
+    """The start of a pass to issue cannot be told (``pass_start``). ``code``: ``unsynced``
+    (no start given on a clock not synchronised), ``before_floor`` (a start before a time
+    known to have passed, less ``START_SLACK``: ``earliest``), ``not_now`` (a start far from a
+    synchronised clock's time); ``reading``: the clock's time, to show the issuer."""
+
+    def __init__(self, code: str, message: str, reading: datetime, earliest: datetime) -> None:
+        super().__init__(message)
+        self.code = code
+        self.reading = reading
+        self.earliest = earliest
+
+
+def pass_start(clock: Clock, start: datetime | None = None, tz: tzinfo = UTC) -> datetime:
+    """When a pass issued now starts (the ``now`` of ``issue_pass``): the one rule of the
+    guard console and ``kiosk pass issue|batch``.
+
+    A synchronised clock's time (a ``start`` given must be within ``START_SLACK`` of it: the
+    clock's time is used). On a clock *not* synchronised its reading is not signed silently:
+    after an overnight power cut a floored clock reads the last shutdown's time (a six-hour
+    pass printed at 09:10 would be valid 22:10-04:10, expired when handed over), and one that
+    is fast would start the pass days late. The issuer gives the time now (``start``, an aware
+    time), no earlier than the newest time the clock knows has passed
+    (``kiosk.clock.known_passed``) less ``START_SLACK``, and it is the pass's start. Raises
+    ``PassStartError`` saying the clock's time in ``tz``."""
+    now = clock.now()
+    floor = known_passed(clock)
+    low = (now if floor is None else floor) - START_SLACK
+    if start is not None and start.tzinfo is None:
+        raise ValueError("a pass's start must be timezone-aware")
+
+    def refused(code: str, why: str) -> PassStartError:
+        said = now.astimezone(tz).strftime("%Y-%m-%d %H:%M")
+        return PassStartError(code, f"{why} (it reads {said})", now, low)
+
+    if clock.synced():
+        if start is not None and abs(start - now) > START_SLACK:
+            shown = start.astimezone(tz).strftime("%Y-%m-%d %H:%M")
+            raise refused("not_now", f"the start {shown} is not the time now by the clock")
+        return now
+    if start is None:
+        raise refused(
+            "unsynced",
+            "this machine's clock is not synchronised: give the pass's start, the time now"
+            " read off a phone or a watch",
+        )
+    if floor is not None and start < low:
+        known = floor.astimezone(tz).strftime("%Y-%m-%d %H:%M")
+        raise refused("before_floor", f"the start is before {known}, a time known to have passed")
+    return start
 
 
 # --------------------------------------------------------------------------- trust

@@ -30,6 +30,10 @@ temperature                 ``fever`` / ``temp_implausible``  deny (fever: alarm
 thermometer fault           ``sensor_fault``                ``on_sensor_fault``: deny or manual
 ==========================  ==============================  =====================================
 
+On a wall clock NTP has not set that reads later than the earliest the time can be
+(``PassageInputs.earliest``: it may be right or days fast), the pass's rules are judged at
+both times; what they disagree on is denied, flagged ``clock_not_set`` and the guard's.
+
 A fault with ``manual`` is a *deny that needs the guard* (``needs_guard``): the gate stays shut
 until a guard records ``manual_pass``/``manual_deny``. A bad reading never becomes a pass: a
 temperature that is not a finite number inside the plausible range is ``temp_implausible``
@@ -133,6 +137,11 @@ class PassageInputs:
     direction_trusted: bool = True
     #: The wall clock is synchronised (NTP): its date is the day's.
     clock_synced: bool = True
+    #: While it is not: the earliest real time can be (``kiosk.clock.earliest``: the newest
+    #: time known to have passed) when the clock reads later. The clock may be right or fast
+    #: (a fast fake-hwclock, a hand mis-set that got saved): the pass's rules are judged at
+    #: both times, and what they disagree on is the guard's (``clock_not_set``).
+    earliest: datetime | None = None
 
 
 class ObservingLike(Protocol):
@@ -258,7 +267,7 @@ def decide(
                     alarms.add("forged_pass")
                     guard.append(True)
         if pass_ is not None:
-            _check_pass(pass_, inputs, state, now, cfg, tz, found)
+            _check_pass_at_both(pass_, inputs, state, now, cfg, tz, found)
 
     off_hours = cfg.hours.enabled and not _in_hours(now, cfg, tz)
     hours_apply = cfg.hours.applies_to == "both" or direction == "out"
@@ -283,6 +292,39 @@ def decide(
         alarm=alarm,
         flags=tuple(dict.fromkeys(flags)),
     )
+
+
+def _check_pass_at_both(
+    pass_: Pass,
+    inputs: PassageInputs,
+    state: PolicyState,
+    now: datetime,
+    cfg: PolicySection,
+    tz: ZoneInfo,
+    found: _Findings,
+) -> None:
+    """The pass's rules at the clock's time and, on an unsynchronised clock reading later than
+    the earliest real time can be (``inputs.earliest``), at that time too: what either finds
+    holds (a deny, every flag and alarm), and when they disagree on the reasons the guard
+    decides (flag ``clock_not_set``): the clock may be days fast, and a quarantine or an
+    observation it has ended, a pass it has expired, an outing it has moved out of the quota's
+    period, are not the machine's to wave through or to refuse alone."""
+    by_clock = _Findings()
+    _check_pass(pass_, inputs, state, now, cfg, tz, by_clock)
+    earliest = inputs.earliest
+    judged = [by_clock]
+    if not inputs.clock_synced and earliest is not None and earliest < now:
+        by_floor = _Findings()
+        _check_pass(pass_, inputs, state, earliest, cfg, tz, by_floor)
+        judged.append(by_floor)
+        if set(by_floor.reasons) != set(by_clock.reasons):
+            found.flags.append("clock_not_set")
+            found.guard.append(True)
+    for each in judged:
+        found.reasons.extend(each.reasons)
+        found.flags.extend(each.flags)
+        found.guard.extend(each.guard)
+        found.alarms |= each.alarms
 
 
 def _check_pass(

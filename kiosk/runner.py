@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, Unpack
 
 from kiosk.bus import EventBus
-from kiosk.clock import Clock
+from kiosk.clock import Clock, earliest
 from kiosk.config import KioskConfig
 from kiosk.crossing import Crossing, Outcome
 from kiosk.dating import dated_source
@@ -414,8 +414,12 @@ class EngineRunner:
         self._gate_worker.stop()
 
     def _load_history(self) -> int:
-        """Passing events within the history's horizon, read from the log (the truth)."""
-        since = format_ts(self.clock.now() - self.history.horizon)
+        """Passing events within the history's horizon, read from the log (the truth). The
+        horizon is measured back from the earliest real time can be (``kiosk.clock.earliest``):
+        a clock not synchronised that reads days fast would leave out this morning's outings,
+        and nothing loads them again once NTP steps it back."""
+        start = earliest(self.clock) - self.history.horizon
+        since = format_ts(start)
         reader = self.store.reader()
         # An event stamped before NTP stepped the clock, at the time its boot's clock gives it.
         source, ts = dated_source(reader)
@@ -433,9 +437,7 @@ class EngineRunner:
                 decode_event_row(row) for row in rows if row["seq"] not in failed
             )
         # The compound's other gates' passages held here (``kiosk.peers``), after this gate's.
-        return counted + load_peer_rows(
-            reader, self.history, self.clock.now() - self.history.horizon
-        )
+        return counted + load_peer_rows(reader, self.history, start)
 
     def _forgets_from_here(self) -> None:
         """``drop_forgotten`` looks at the forgets after the log's last one now."""

@@ -27,6 +27,11 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 @pytest.fixture
 def key(tmp_path):
+    return trusted_key(tmp_path)
+
+
+def trusted_key(tmp_path):
+    """A new issuing key whose public half is in the data dir's trust folder."""
     private = Ed25519PrivateKey.generate()
     (tmp_path / "trust").mkdir()
     (tmp_path / "trust" / "office.pub").write_bytes(public_key_pem(private.public_key()))
@@ -68,7 +73,8 @@ def test_a_kiosk_restarted_on_a_1970_clock_reads_no_earlier_than_its_logs_newest
 
 
 def _decide(core, base: FakeClock, key, direction="out", **issue) -> dict:
-    """One passage through the core's engine, its requests answered in place."""
+    """One passage through the core's engine, its requests answered in place (on the pass
+    ``text``, or one issued by ``key`` as ``issue`` says)."""
     decisions: list[dict] = []
     engine = core.runner.engine
     engine.ports = DirectPorts(
@@ -77,7 +83,10 @@ def _decide(core, base: FakeClock, key, direction="out", **issue) -> dict:
         on_message=lambda m: decisions.append(m) if m["type"] == "decision" else None,
     )
     engine.ports.engine = engine
-    text = issue_pass(key, issue.pop("household", "1-101"), "Li Wei", **issue)[0]
+    text = (
+        issue.pop("text", None)
+        or issue_pass(key, issue.pop("household", "1-101"), "Li Wei", **issue)[0]
+    )
     engine.on_code(CodeRead(text, "camera", core.clock.monotonic_ns()), direction)
     engine.tick()
     for _ in range(600):  # a minute for the passage to end and the engine to be idle again

@@ -72,6 +72,7 @@ NOT_ON_A_PAGE = {
     "validity must be": "encode_pass: issue_pass checks the days first",
     "issue_pass needs now": "the console passes its clock's time",
     "now must be timezone-aware": "the console's clock is aware",
+    "a pass's start must be timezone-aware": "the console and the CLI place a typed start",
     "direction must be": "the kiosk screen's direction (JSON, not the console)",
     "person.7: text expected": "the API's and replay's numbers (the console's forms send text)",
     "not a finite number": "a file's numbers (the console says cal.file_unreadable)",

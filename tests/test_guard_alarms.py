@@ -268,22 +268,24 @@ def test_a_referral_card_says_why_the_guard_is_needed_from_the_bus_or_the_log(gu
         (("pass_not_yet_valid",), ("clock_not_set",), "Pass not valid yet"),
         (("passback",), (), "Pass already used this way"),
         (("under_observation",), ("direction_unverified",), "Home observation in force"),
+        # Expired by a clock ahead of the newest time known to have passed, not by that time.
+        (("pass_expired",), ("clock_not_set",), "Pass has expired"),
     ]
     for reasons, flags, _words in referrals:
         add_event(guard_core, decision="deny", reasons=reasons, flags=flags, household="6-101")
         guard_core.clock.advance(15 * 60)  # each its own incident
     add_event(guard_core, decision="deny", reasons=("pass_not_yet_valid",), household="6-101")
     desk = AlarmDesk(guard_core.store, guard_core.clock)
-    for seq in (1, 2, 3):  # the bus's, as the kiosk raised them (the 4th raised nothing)
+    for seq in (1, 2, 3, 4):  # the bus's, as the kiosk raised them (the 5th raised nothing)
         message = {"type": "alarm", "alarm": "guard_needed", "state": "raised", "seq": seq}
         desk.note_message(message)
     shown = {
         a.seq: alarm_view(a, "en", ZoneInfo("UTC"), frozenset({"household"}))
         for a in desk.open_alarms([])
     }
-    assert sorted(shown) == [1, 2, 3]
+    assert sorted(shown) == [1, 2, 3, 4]
     for seq, (_reasons, _flags, words) in enumerate(referrals, start=1):
         assert shown[seq]["detail"] == words, shown[seq]
     fresh = AlarmDesk(guard_core.store, guard_core.clock)  # after a restart: from the log
-    assert sorted(a.seq for a in fresh.open_alarms([])) == [1, 2, 3]
+    assert sorted(a.seq for a in fresh.open_alarms([])) == [1, 2, 3, 4]
     assert all(a.detail != "guard_needed" for a in fresh.open_alarms([]))

@@ -407,11 +407,13 @@ def test_a_list_entry_made_on_a_clock_never_set_is_not_said_made_in_1970(
     assert said and all(s.endswith(unsynced) for s in said), said
 
 
-def test_a_pass_is_not_issued_on_a_clock_ntp_has_not_set(guard_client, guard_core, clock):
+def test_a_pass_is_not_issued_on_the_reading_of_a_clock_ntp_has_not_set(
+    guard_client, guard_core, clock
+):
     """A pass issued at 09:10 on a fresh card booted without network would be valid from 1970
     to 1970-01-02: a card handed to a visitor already expired once NTP sets the clock. It is
-    refused, in words, nothing recorded. A clock that reads a real time, set or floored by the
-    log (still not synchronised), issues the same form."""
+    refused, in words saying what the clock reads, nothing recorded, until the guard types the
+    time now as its start (kiosk.passes.pass_start)."""
     from guard_support import hidden_fields, refused_with, send
 
     from ui import i18n
@@ -419,16 +421,18 @@ def test_a_pass_is_not_issued_on_a_clock_ntp_has_not_set(guard_client, guard_cor
     clock.advance(600)
     login(guard_client)
     typed = {"household": "4-401", "holder": "Zhao Lei", "days": "1"}
-    fields = hidden_fields(guard_client.get("/guard/passes").text, "pass-form") | typed
+    page = guard_client.get("/guard/passes").text
+    assert 'name="start" type="datetime-local" required' in page
+    assert "1970-01-01 08:10" in page.split('id="pass-clock"')[1].split("</p>")[0]
+    fields = hidden_fields(page, "pass-form") | typed
     refused = send(guard_client, "/guard/passes", fields)
-    assert refused_with(guard_client, refused) == i18n.t("zh-CN", "err.pass_clock_unsynced")
+    said = i18n.t("zh-CN", "err.pass_clock_unsynced", reading="1970-01-01 08:10")
+    assert refused_with(guard_client, refused) == said
     assert queries.issued_passes(guard_core.store) == []
-    assert i18n.has("err.pass_clock_unsynced")
-    clock.set_wall(BOOT + timedelta(minutes=30))  # floored by the log: not synchronised
-    issued = send(guard_client, "/guard/passes", fields)
+    issued = send(guard_client, "/guard/passes", fields | {"start": "2026-03-02T09:10"})
     assert issued.status_code == 200
     [row] = queries.issued_passes(guard_core.store)
-    assert row.detail["valid_from"].startswith("2026-03-02")
+    assert row.detail["valid_from"] == "2026-03-02T01:10:00+00:00"
 
 
 #: The wall clock a Pi restarted after a power cut reads until NTP answers: the time of the
@@ -443,7 +447,13 @@ def _issue_at_10_past(guard_client, guard_core, clock) -> str:
     csrf = login(guard_client)
     response = guard_client.post(
         "/guard/passes",
-        data={"csrf": csrf, "household": "3-402", "holder": "Wang", "days": "30"},
+        data={
+            "csrf": csrf,
+            "household": "3-402",
+            "holder": "Wang",
+            "days": "30",
+            "start": "2026-03-02T09:10",
+        },  # fmt: skip
     )
     assert response.status_code == 200, response.text
     return queries.issued_passes(guard_core.store)[0].detail["pass_id"]
@@ -566,3 +576,47 @@ def test_a_households_passage_before_the_ntp_step_is_dated_on_its_page_or_said_u
     ntp_step(clock, BOOT + timedelta(minutes=30))  # nobody has passed since
     shown = passages()
     assert "2026-03-02 09:10:00" in shown and "1970" not in shown
+
+
+def test_a_six_hour_pass_issued_after_a_power_cut_is_valid_from_the_time_the_guard_typed(
+    guard_client, guard_core, clock
+):
+    """09:10, after a night's power cut: the clock reads 22:10 the evening before (the last
+    shutdown's time). A six-hour visitor's pass signed on that reading was valid 22:10-04:10,
+    expired when handed over. The page shows the clock's time; the guard types the time now."""
+    from guard_support import hidden_fields, refused_with, send
+
+    clock.set_wall(SHUTDOWN)
+    clock.advance(600)
+    login(guard_client)
+    page = guard_client.get("/guard/passes").text
+    assert "2026-03-01 22:10" in page.split('id="pass-clock"')[1].split("</p>")[0]
+    fields = hidden_fields(page, "pass-form") | {
+        "household": "3-402", "holder": "Wang", "days": "0.25", "role": "visitor",
+    }  # fmt: skip
+    bad = send(guard_client, "/guard/passes", fields | {"start": "9:10"})
+    assert refused_with(guard_client, bad) == i18n.t("zh-CN", "err.pass_start_format")
+    assert queries.issued_passes(guard_core.store) == []
+    issued = send(guard_client, "/guard/passes", fields | {"start": "2026-03-02T09:10"})
+    assert issued.status_code == 200
+    [row] = queries.issued_passes(guard_core.store)
+    assert row.detail["valid_from"] == "2026-03-02T01:10:00+00:00"
+    assert row.detail["valid_until"] == "2026-03-02T07:10:00+00:00"  # 15:10: six hours on
+
+
+def test_on_a_synchronised_clock_the_pass_starts_at_its_time_and_no_start_is_asked(
+    guard_client, guard_core, clock
+):
+    from guard_support import hidden_fields, refused_with, send
+
+    ntp_step(clock, BOOT)
+    login(guard_client)
+    page = guard_client.get("/guard/passes").text
+    assert 'name="start"' not in page and 'id="pass-clock"' not in page
+    fields = hidden_fields(page, "pass-form") | {"household": "3-402", "holder": "Wang"}
+    far = send(guard_client, "/guard/passes", fields | {"days": "1", "start": "2026-03-05T09:00"})
+    words = {"earliest": "2026-03-02 08:50", "reading": "2026-03-02 09:00"}
+    assert refused_with(guard_client, far) == i18n.t("zh-CN", "err.pass_start_not_now", **words)
+    assert send(guard_client, "/guard/passes", fields | {"days": "1"}).status_code == 200
+    [row] = queries.issued_passes(guard_core.store)
+    assert row.detail["valid_from"] == "2026-03-02T01:00:00+00:00"

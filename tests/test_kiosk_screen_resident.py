@@ -152,6 +152,21 @@ def test_a_fever_on_a_pass_an_unset_clock_calls_not_yet_valid_is_told_the_fever_
     assert kiosk_view(DECIDED_8, alone, lang, fever_c=37.3)["prompt"] == CLOCK_WAIT[lang]
 
 
+@pytest.mark.parametrize("lang", ["zh-CN", "en"])
+@pytest.mark.parametrize("reason", ["pass_expired", "quota_exceeded"])
+def test_a_pass_a_clock_ahead_calls_expired_or_over_the_quota_waits_for_the_guard(lang, reason):
+    # A clock read as right but days fast (not synchronised) expired a visitor's pass that the
+    # newest time known to have passed still holds valid: not "ask the office for a new pass"
+    # (the person left, the guard's card stayed open), the guard checks it.
+    decision = DENY_DECISION | {
+        "reasons": [reason],
+        "flags": ["clock_not_set"],
+        "temp_c": 36.6,
+        "alarm": None,
+    }
+    assert kiosk_view(DECIDED_8, decision, lang, fever_c=37.3)["prompt"] == CLOCK_WAIT[lang]
+
+
 def test_with_no_guard_on_duty_a_pass_an_unset_clock_calls_early_is_told_where_to_call():
     # The clock line promises a guard who will check the pass; nobody is on duty to come.
     decision = DENY_DECISION | {

@@ -5,6 +5,7 @@ import io
 import json
 import stat
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 import zxingcpp
@@ -217,10 +218,10 @@ def test_issue_with_out_writes_a_card_that_scans_to_the_payload(keys, tmp_path, 
     assert texts == [out.strip()]
 
 
-def batch(keys, households, out_dir) -> int:
+def batch(keys, households, out_dir, *extra: str) -> int:
     """``kiosk pass batch`` with the office key; its exit code."""
     args = ["--key", str(keys / "office.key"), "--csv", str(households), "--out", str(out_dir)]
-    return main(["pass", "batch", *args])
+    return main(["pass", "batch", *args, *extra])
 
 
 def test_batch_issues_every_row_with_a_card_and_a_manifest(keys, tmp_path, capsys):
@@ -423,10 +424,13 @@ class _At:
     def now(self) -> datetime:
         return self.when
 
+    def synced(self) -> bool:
+        return True
+
 
 def _issued_at(monkeypatch, capsys, keys, when: datetime, *extra: str) -> dict:
     """``kiosk pass issue`` run at ``when``; the pass as ``kiosk pass verify`` decodes it."""
-    monkeypatch.setattr("checkpoint.cli.pass_cmd.system_clock", lambda: _At(when))
+    monkeypatch.setattr("checkpoint.cli.pass_cmd.system_clock", lambda **_: _At(when))
     code, out, err = _issue(capsys, keys, *extra)
     assert code == 0, err
     verdict = _verify(capsys, out.strip(), keys, "--at", when.isoformat())[1]
@@ -534,3 +538,56 @@ def test_a_batch_row_whose_name_the_png_font_cannot_draw_leaves_no_card_behind(
     err = capsys.readouterr().err
     assert "line 3" in err and "U+2A6A5" in err and "nothing issued" in err
     assert list(out_dir.iterdir()) == []
+
+
+def _unsynced_machine(monkeypatch, when: datetime) -> None:
+    """This machine's kernel does not call its clock synchronised; it reads ``when``."""
+
+    class Unsynced(_At):
+        def synced(self) -> bool:
+            return False
+
+    def clock(*, assume_synced: bool = False) -> _At:
+        return _At(when) if assume_synced else Unsynced(when)
+
+    monkeypatch.setattr("checkpoint.cli.pass_cmd.system_clock", clock)
+
+
+def test_issue_on_a_clock_not_synchronised_needs_the_time_now_and_starts_the_pass_at_it(
+    keys, capsys, monkeypatch
+):
+    """A Pi after a power cut reads its last shutdown's time (22:10) until NTP answers: a
+    six-hour pass issued at 09:10 on that reading was valid 22:10-04:10, expired when handed
+    over. Nothing is issued without --start; with it the pass starts then."""
+    shutdown = datetime(2026, 3, 1, 22, 10, tzinfo=ZoneInfo("Asia/Shanghai"))
+    _unsynced_machine(monkeypatch, shutdown)
+    code, out, err = _issue(capsys, keys, "--days", "0.25")
+    assert code == 2 and out == ""
+    assert "not synchronised" in err and "2026-03-01 22:10" in err and "--start" in err
+    code, out, err = _issue(capsys, keys, "--days", "0.25", "--start", "2026-03-02T09:10")
+    assert code == 0, err
+    verdict = _verify(capsys, out.strip(), keys, "--at", "2026-03-02T12:00:00+08:00")[1]
+    assert verdict["valid"] is True
+    assert verdict["valid_from"] == "2026-03-02T01:10:00+00:00"
+    assert verdict["valid_until"] == "2026-03-02T07:10:00+00:00"
+    code, out, err = _issue(capsys, keys, "--start", "nine ten")
+    assert code == 2 and "--start 'nine ten'" in err
+    code, out, err = _issue(capsys, keys, "--trust-clock")  # the operator checked `date`
+    assert code == 0, err
+    verdict = _verify(capsys, out.strip(), keys, "--at", shutdown.isoformat())[1]
+    assert verdict["valid_from"] == "2026-03-01T14:10:00+00:00"
+
+
+def test_a_batch_on_a_clock_not_synchronised_issues_nothing_without_the_time_now(
+    keys, tmp_path, capsys, monkeypatch
+):
+    _unsynced_machine(monkeypatch, datetime(2026, 3, 1, 14, 10, tzinfo=UTC))
+    households = tmp_path / "households.csv"
+    households.write_text("household,holder\n1-101,Wang\n", encoding="utf-8")
+    out_dir = tmp_path / "cards"
+    assert batch(keys, households, out_dir) == 2
+    assert "not synchronised" in capsys.readouterr().err
+    assert not out_dir.exists()
+    assert batch(keys, households, out_dir, "--start", "2026-03-02T09:10") == 0
+    [row] = csv.DictReader(io.StringIO((out_dir / "passes.csv").read_text(encoding="utf-8-sig")))
+    assert row["valid_from"] == "2026-03-02T01:10:00+00:00"

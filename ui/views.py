@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi.responses import Response, StreamingResponse
 from fastapi.templating import Jinja2Templates
 
+from kiosk.alarms import CLOCK_REFERRALS
 from kiosk.privacy import greeting_name, mask_name
 from kiosk.store import error_name
 from ui import i18n
@@ -272,7 +273,7 @@ def _reason_next(lang: str, code: str, call: str, *, clock_wait: bool) -> str | 
     reasons are said, so a fever's (or nobody on duty's) comes first whatever else is wrong:
     an early pass on a clock NTP has not set (``clock_wait``) is the guard's to check, not
     "come back later", but only in its own place in that order."""
-    if clock_wait and code == "pass_not_yet_valid":
+    if clock_wait and code in CLOCK_REFERRALS:
         return i18n.t(lang, "kiosk.clock_not_set_next")
     return i18n.reason_next(lang, code, call)
 

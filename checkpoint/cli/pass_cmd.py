@@ -103,6 +103,16 @@ def _issue_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lang", choices=("both", "zh-CN", "en"), default="both", help="card language")
     p.add_argument("--tz", default=DEFAULT_TZ, help="site timezone for the card's dates")
     p.add_argument("--site-name", help="compound name printed on the card")
+    p.add_argument(
+        "--start",
+        help="the time now (ISO, in --tz if without an offset), read off a phone or a watch:"
+        " needed while this machine's clock is not synchronised",
+    )
+    p.add_argument(
+        "--trust-clock",
+        action="store_true",
+        help="sign the clock's time although it is not synchronised (checked by hand)",
+    )
 
 
 # --------------------------------------------------------------------------- verbs
@@ -147,6 +157,29 @@ def _zone(name: str) -> ZoneInfo:
         raise UsageError(f"unknown timezone {name!r}") from None
 
 
+def _start(args: argparse.Namespace, zone: ZoneInfo) -> datetime:
+    """When the passes start (``kiosk.passes.pass_start``, the console's rule): the clock's
+    time when synchronised (or ``--trust-clock``), else ``--start``, required."""
+    from kiosk.passes import PassStartError, pass_start
+
+    start = None
+    if args.start is not None:
+        try:
+            start = datetime.fromisoformat(args.start)
+        except ValueError:
+            example = "2026-03-02T09:10"
+            raise UsageError(f"--start {args.start!r}: expected a time such as {example}") from None
+        if start.tzinfo is None:
+            start = start.replace(tzinfo=zone)
+    try:
+        return pass_start(system_clock(assume_synced=args.trust_clock), start, zone)
+    except PassStartError as exc:
+        raise UsageError(
+            f"{exc}; give --start (the time now, in --tz), or --trust-clock after checking"
+            " `date` by hand; nothing issued"
+        ) from None
+
+
 def _key(path: Path) -> Ed25519PrivateKey:
     from kiosk.passes import KeyFileError, load_private_key
 
@@ -174,7 +207,8 @@ def pass_issue(args: argparse.Namespace) -> int:
     Issue a signed pass valid from now. Prints the payload (one line). The household and
     the holder given as - are read from stdin, a line each (household first), and asked for
     at a terminal when left out: as arguments they stay in the shell's history, ps and
-    sudo's journal.
+    sudo's journal. On a clock not synchronised, from --start (the time now), or
+    --trust-clock.
 
     Examples:
       kiosk pass issue --key keys/office-2026.key --out card.png   # asks: household, holder
@@ -184,9 +218,10 @@ def pass_issue(args: argparse.Namespace) -> int:
     from kiosk.cards import CardError, card_format_for
     from kiosk.passes import issue_pass
 
-    from_stdin(args, _PERSONAL, ask=_PERSONAL)
     days = _days(args.days)
     zone = _zone(args.tz)
+    now = _start(args, zone)  # refused before the holder is asked for, not after
+    from_stdin(args, _PERSONAL, ask=_PERSONAL)
     fmt = None
     if args.out is not None:
         try:
@@ -201,7 +236,7 @@ def pass_issue(args: argparse.Namespace) -> int:
             args.holder,
             args.role,
             days,
-            system_clock().now(),
+            now,
             args.flag,
             tz=zone,
         )
@@ -428,11 +463,11 @@ def pass_batch(args: argparse.Namespace) -> int:
         raise UsageError(f"{out} is not a folder; batch output goes into a new or empty folder")
     if out.exists() and any(out.iterdir()):
         raise UsageError(f"{out} is not empty; batch output goes into a new or empty folder")
+    now = _start(args, zone)
     try:
         out.mkdir(mode=0o700, parents=True, exist_ok=True)  # names and payloads: owner only
     except OSError as exc:
         raise CliError(f"cannot create {out}: {exc.strerror or exc}") from None
-    now = system_clock().now()
     manifest: list[list[str]] = [
         ["household", "holder", "role", "pass_id", "valid_from", "valid_until", "payload", "card"]
     ]

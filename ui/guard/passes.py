@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from fastapi import Request
@@ -27,7 +27,7 @@ from starlette.datastructures import FormData
 from kiosk import privacy, queries
 from kiosk.lists import same_text
 from kiosk.pass_format import ROLES, VERSION
-from kiosk.passes import Pass, encode_pass, issue_pass, key_id_of
+from kiosk.passes import Pass, PassStartError, encode_pass, issue_pass, key_id_of, pass_start
 from ui import i18n
 from ui.auth import Session
 from ui.guard import deps
@@ -127,17 +127,42 @@ def key_problem(g: Guard) -> str | None:
     return None
 
 
-#: An unsynchronised clock that reads before this was never set (a fresh card booted without
-#: network: 1970, no log to floor it by, ``kiosk.clock.FlooredClock``).
-CLOCK_NEVER_SET = datetime(2000, 1, 1, tzinfo=UTC)
+#: What ``kiosk.passes.pass_start`` refused, said to the guard (``PassStartError.code``).
+START_REFUSED = {
+    "unsynced": "err.pass_clock_unsynced",
+    "before_floor": "err.pass_start_early",
+    "not_now": "err.pass_start_not_now",
+}
 
 
-def clock_never_set(g: Guard) -> bool:
-    """Whether a pass issued now would carry dates of a clock never set: refused (a card
-    valid until 1970-01-02 is expired once NTP sets the clock). A clock floored by the log
-    (not synchronised, yet past its last synchronised stamp) issues as it reads."""
+def clock_reading(g: Guard) -> str | None:
+    """The gate's time as its clock reads it (site time, to the minute) while the clock is
+    not synchronised, shown beside the pass form's start; None when it is."""
     clock = g.core.clock
-    return not clock.synced() and clock.now() < CLOCK_NEVER_SET
+    if clock.synced():
+        return None
+    return local_time(clock.now().isoformat(), g.tz, "%Y-%m-%d %H:%M")
+
+
+def start_of(g: Guard, value: object) -> datetime:
+    """The start of the pass the form asks for (``kiosk.passes.pass_start``): the clock's
+    time when synchronised; else the time the guard typed (``start``, a site time as the
+    form's ``datetime-local`` sends it), required. Refused in the guard's words."""
+    text = str(value or "").strip()[:32]
+    typed_start = None
+    if text:
+        try:
+            typed_start = datetime.fromisoformat(text)
+        except ValueError:
+            raise BadInput("err.pass_start_format") from None
+        if typed_start.tzinfo is None:
+            typed_start = typed_start.replace(tzinfo=g.tz)
+    try:
+        return pass_start(g.core.clock, typed_start, g.tz)
+    except PassStartError as exc:
+        said = {"reading": exc.reading, "earliest": exc.earliest}
+        shown = {k: local_time(v.isoformat(), g.tz, "%Y-%m-%d %H:%M") for k, v in said.items()}
+        raise BadInput(START_REFUSED[exc.code], **shown) from None
 
 
 def issuing_key(g: Guard) -> Ed25519PrivateKey:
@@ -160,6 +185,7 @@ def render(request: Request, g: Guard, session: Session, **ctx: Any) -> HTMLResp
         here="/guard/passes",  # drawn for a form too (an issue, a search): its links lead here
         key_problem=key_problem(g),
         key_unreadable=g.core.issuer_key_problem or "",
+        clock_reading=clock_reading(g),
         roles=ROLES,
         q=q,
         passes=pass_rows(g, session, lang, q),
@@ -185,7 +211,7 @@ async def passes_search(request: Request, session: ActionSession, g: GuardDep) -
 
 
 #: The pass form's fields, drawn again as typed when the pass is refused.
-PASS_FIELDS = ("household", "holder", "role", "days")
+PASS_FIELDS = ("household", "holder", "role", "days", "start")
 
 
 def refused_page(request: Request, g: Guard, session: Session, refused: Refused) -> HTMLResponse:
@@ -205,8 +231,9 @@ async def issue(request: Request, session: ActionSession, g: GuardDep) -> Respon
 async def issue_one(request: Request, session: Session, g: Guard, form: FormData) -> Response:
     """Sign the pass the form asks for; its card is the answer."""
     key = issuing_key(g)
-    if clock_never_set(g):  # valid from 1970: a card expired once NTP sets the clock
-        raise BadInput("err.pass_clock_unsynced")
+    # Not the reading of a clock NTP has not set: a floored one reads the last shutdown's
+    # time after a power cut (a six-hour pass expired when printed), a fast one days ahead.
+    start = start_of(g, form.get("start"))
     household = clean(form.get("household"), "pass.household", required=True, max_len=40)
     holder = clean(form.get("holder"), "pass.holder", required=True, max_len=60)
     role = choice(form.get("role"), "pass.role", ROLES, "visitor")
@@ -218,7 +245,7 @@ async def issue_one(request: Request, session: Session, g: Guard, form: FormData
             holder,
             role=role,
             days=days or 1,
-            now=g.core.clock.now(),
+            now=start,
             flags=("gate_issued",),
             tz=g.tz,  # whole days end at the clock time the card says (kiosk.passes)
         )

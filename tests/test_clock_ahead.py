@@ -1,0 +1,242 @@
+"""A kiosk restarted on a clock AHEAD, not synchronised: a fast fake-hwclock, a hand mis-set
+that got saved. ``kiosk.clock.FlooredClock`` keeps the log's newest synchronised stamp (plus
+the monotonic time since), a lower bound on real time; the clock's own reading may be right or
+days fast. What the two disagree on is not the machine's call: the guard looks
+(``clock_not_set``), never a pass nobody looked at (docs/policy.md)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from test_clock_floor import _config, _decide, _restart_on, trusted_key
+
+from checkpoint import app
+from kiosk.clock import FakeClock, FlooredClock
+from kiosk.config import parse_config
+from kiosk.passes import PassStartError, issue_pass, pass_start
+from kiosk.peers import CheckedPage, PeerLedger, PeerRow
+from kiosk.store import EventDraft, format_ts
+
+MORNING = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)  # 09:00 in Shanghai, synchronised
+LONG_AGO = MORNING - timedelta(days=10)
+
+
+@pytest.fixture
+def key(tmp_path):
+    return trusted_key(tmp_path)
+
+
+def _logged(tmp_path, config, **household):
+    """The log before the restart: one synchronised passage this morning, and the lists."""
+    before = app.build_core(config, tmp_path, FakeClock(start=MORNING))
+    before.store.append(EventDraft(direction="in", decision="pass", household="9-909"))
+    if "quarantine" in household:
+        # From yesterday until the day after tomorrow.
+        days = (MORNING - timedelta(days=1)).date(), (MORNING + timedelta(days=2)).date()
+        before.lists.add_quarantine(household["quarantine"], None, *days, "zhou")
+    if "observed" in household:
+        until = (MORNING + timedelta(days=2)).date()
+        before.lists.set_household(household["observed"], "zhou", observation_until=until)
+    before.close()
+
+
+def test_a_quarantined_household_on_a_clock_four_days_fast_is_referred_to_the_guard(
+    tmp_path, monkeypatch, key
+):
+    config = _config()
+    _logged(tmp_path, config, quarantine="5-505")
+    fast = FakeClock(start=MORNING + timedelta(days=4), is_synced=False)
+    core = _restart_on(monkeypatch, tmp_path, config, fast)
+    try:
+        out = _decide(core, fast, key, household="5-505", days=60, now=LONG_AGO)
+        assert out["decision"] == "deny"
+        assert "quarantined" in out["reasons"]  # as the floor's day has it
+        assert "clock_not_set" in out["flags"] and out["needs_guard"]
+        # Nobody else is held: a pass both days agree on still passes alone.
+        other = _decide(core, fast, key, household="2-202", days=60, now=LONG_AGO)
+        assert other["decision"] == "pass", other["reasons"]
+        assert "clock_not_set" not in other["flags"]
+    finally:
+        core.close()
+
+
+def test_a_pass_valid_by_the_floor_but_expired_by_a_fast_clock_goes_to_the_guard(
+    tmp_path, monkeypatch, key
+):
+    config = _config()
+    _logged(tmp_path, config)
+    fast = FakeClock(start=MORNING + timedelta(days=4), is_synced=False)
+    core = _restart_on(monkeypatch, tmp_path, config, fast)
+    try:
+        # A visitor's three-day pass issued this morning: valid for three days in real time.
+        out = _decide(core, fast, key, household="2-202", days=3, now=MORNING)
+        assert out["reasons"] == ["pass_expired"]
+        assert "clock_not_set" in out["flags"] and out["needs_guard"]
+        # Expired by the floor too: expired, as on any clock, nobody called.
+        old = _decide(core, fast, key, household="3-303", days=3, now=LONG_AGO)
+        assert old["reasons"] == ["pass_expired"] and not old["needs_guard"]
+        assert "clock_not_set" not in old["flags"]
+    finally:
+        core.close()
+
+
+def test_an_observed_household_on_a_fast_clock_is_still_flagged(tmp_path, monkeypatch, key):
+    config = _config()
+    _logged(tmp_path, config, observed="6-606")
+    fast = FakeClock(start=MORNING + timedelta(days=4), is_synced=False)
+    core = _restart_on(monkeypatch, tmp_path, config, fast)
+    try:
+        out = _decide(core, fast, key, household="6-606", days=60, now=LONG_AGO)
+        assert "observation" in out["flags"]  # the households list's mark: a flag, both days
+    finally:
+        core.close()
+
+
+def test_an_observed_returnee_walking_out_on_a_fast_clock_is_referred_to_the_guard(
+    tmp_path, monkeypatch, key
+):
+    config = _config(observation_blocks="out")
+    _logged(tmp_path, config)
+    before = app.build_core(config, tmp_path, FakeClock(start=MORNING))
+    back = (MORNING - timedelta(days=1)).date()  # observed yesterday, today and tomorrow
+    before.ledgers.observation.register(
+        name="Li Wei", household="6-606", phone="", origin="Wuhan", date_back=back,
+        actor="zhou", days=3,
+    )  # fmt: skip
+    before.close()
+    fast = FakeClock(start=MORNING + timedelta(days=4), is_synced=False)
+    core = _restart_on(monkeypatch, tmp_path, config, fast)
+    try:
+        out = _decide(core, fast, key, household="6-606", days=60, now=LONG_AGO)
+        assert out["decision"] == "deny" and "under_observation" in out["reasons"]
+        assert "clock_not_set" in out["flags"] and out["needs_guard"]
+    finally:
+        core.close()
+
+
+def test_once_ntp_sets_the_clock_its_date_decides_alone(tmp_path, monkeypatch, key):
+    config = _config()
+    _logged(tmp_path, config, quarantine="5-505")
+    fast = FakeClock(start=MORNING + timedelta(days=4), is_synced=False)
+    core = _restart_on(monkeypatch, tmp_path, config, fast)
+    try:
+        fast.is_synced = True  # NTP says the clock was right: the quarantine is over
+        out = _decide(core, fast, key, household="5-505", days=60, now=LONG_AGO)
+        assert out["decision"] == "pass", out["reasons"]
+        assert "clock_not_set" not in out["flags"]
+    finally:
+        core.close()
+
+
+def _went_out(tmp_path, config, household="1-101"):
+    """This morning, synchronised: an outing of ``household``; the restart ten minutes later."""
+    before = app.build_core(config, tmp_path, FakeClock(start=MORNING))
+    before.store.append(EventDraft(direction="out", decision="pass", household=household))
+    before.close()
+
+
+QUOTA = {"quota": {"enabled": True, "exits": 1, "period_days": 2}}
+
+
+def test_an_outing_before_a_restart_on_a_fast_clock_counts_after_ntp_steps_it_back(
+    tmp_path, monkeypatch, key
+):
+    config = _config(**QUOTA)
+    _went_out(tmp_path, config)
+    fast = FakeClock(start=MORNING + timedelta(days=5), is_synced=False)
+    core = _restart_on(monkeypatch, tmp_path, config, fast)
+    core.runner._load_history()  # as the runner does when it starts
+    try:
+        fast.set_wall(MORNING + timedelta(minutes=20))  # NTP answers: the clock steps back
+        fast.is_synced = True
+        again = _decide(core, fast, key, household="1-101", days=30, now=LONG_AGO)
+        assert again["reasons"] == ["quota_exceeded"]  # out 20 minutes ago, one in two days
+    finally:
+        core.close()
+
+
+def test_an_outing_before_a_restart_on_a_fast_clock_is_the_guards_during_the_fast_spell(
+    tmp_path, monkeypatch, key
+):
+    config = _config(**QUOTA)
+    _went_out(tmp_path, config)
+    fast = FakeClock(start=MORNING + timedelta(days=5), is_synced=False)
+    core = _restart_on(monkeypatch, tmp_path, config, fast)
+    core.runner._load_history()
+    try:
+        again = _decide(core, fast, key, household="1-101", days=30, now=LONG_AGO)
+        assert again["reasons"] == ["quota_exceeded"]  # over it by the floor, not by the clock
+        assert "clock_not_set" in again["flags"] and again["needs_guard"]
+    finally:
+        core.close()
+
+
+def test_a_pass_used_before_a_restart_on_a_fast_clock_is_still_a_copy_after_ntp(
+    tmp_path, monkeypatch, key
+):
+    config = _config(passback={"enabled": True, "window_min": 30, "mode": "hard"})
+    text = issue_pass(key, "1-101", "Li Wei", days=30, now=LONG_AGO)[0]
+    right = FakeClock(start=MORNING)
+    before = app.build_core(config, tmp_path, right)
+    assert _decide(before, right, key, text=text)["decision"] == "pass"
+    before.close()
+    fast = FakeClock(start=MORNING + timedelta(days=5), is_synced=False)
+    core = _restart_on(monkeypatch, tmp_path, config, fast)
+    core.runner._load_history()
+    try:
+        fast.set_wall(MORNING + timedelta(minutes=5))  # NTP: five minutes after the first
+        fast.is_synced = True
+        again = _decide(core, fast, key, text=text)
+        assert again["reasons"] == ["passback"]
+    finally:
+        core.close()
+
+
+def test_the_other_gates_outings_are_loaded_from_the_floor_too(tmp_path, monkeypatch):
+    south = {"url": "http://s", "kiosk_id": "gate-south", "token_env": "PEER_TOKEN_S"}
+    config = parse_config(
+        {"site": {"kiosk_id": "gate-north"}, "policy": QUOTA, "compound": {"peers": [south]}}
+    )
+    before = app.build_core(config, tmp_path, FakeClock(start=MORNING))
+    before.store.append(EventDraft(direction="in", decision="pass", household="9-909"))
+    outing = [PeerRow("gate-south", 1, "P1", "1-1", "out", "pass", format_ts(MORNING), False)]
+    PeerLedger(before.store, before.history.horizon).merge(
+        "http://s", "gate-south", CheckedPage(outing, 1, 1, 0), MORNING
+    )
+    before.close()
+    fast = FakeClock(start=MORNING + timedelta(days=40), is_synced=False)
+    core = _restart_on(monkeypatch, tmp_path, config, fast)
+    try:
+        core.runner._load_history()  # as the runner does when it starts
+        assert core.history.exits_in_period("1-1", MORNING + timedelta(minutes=20), 2) == 1
+        assert core.history.last_passage("P1", "out") == MORNING
+    finally:
+        core.close()
+
+
+def test_a_pass_starts_at_the_time_typed_on_a_clock_not_synchronised_never_before_its_floor():
+    """The one rule of the console and ``kiosk pass issue``: a clock NTP has not set is not
+    signed silently (a floored one after a power cut reads the last shutdown's time)."""
+    base = FakeClock(start=MORNING - timedelta(hours=11), is_synced=False)  # 22:00 last night
+    clock = FlooredClock(base)
+    clock.raise_floor(MORNING - timedelta(hours=11))
+    base.advance(600)
+    with pytest.raises(PassStartError) as refused:
+        pass_start(clock, tz=ZoneInfo("Asia/Shanghai"))
+    assert refused.value.code == "unsynced"
+    assert "2026-03-01 22:10" in str(refused.value)  # what the clock reads, in the site's zone
+    real = MORNING + timedelta(minutes=10)
+    assert pass_start(clock, real) == real
+    with pytest.raises(PassStartError) as early:
+        pass_start(clock, MORNING - timedelta(hours=12))  # 21:00: before a time that passed
+    assert early.value.code == "before_floor"
+    base.set_wall(real)
+    base.is_synced = True  # NTP: the clock's time, a start typed near it or not
+    assert pass_start(clock) == pass_start(clock, real + timedelta(minutes=3)) == real
+    with pytest.raises(PassStartError) as far:
+        pass_start(clock, real + timedelta(days=2))
+    assert far.value.code == "not_now"
+    with pytest.raises(ValueError):
+        pass_start(clock, datetime(2026, 3, 2, 9, 10))
