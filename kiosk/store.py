@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import functools
 import json
 import logging
 import math
@@ -594,8 +595,19 @@ def m005_decision_tally(db: sqlite_utils.Database) -> None:
 # Helpers
 
 
-def read_boot_id(path: Path = _BOOT_ID_FILE) -> str:
-    """The kernel's per-boot UUID (``mono_ns`` is only comparable within one boot)."""
+def read_boot_id(path: Path | None = None) -> str:
+    """The kernel's per-boot UUID (``mono_ns`` is only comparable within one boot): this
+    boot's read once per process (it cannot change while the process runs; every event log
+    opened, every power watch made read the file again), ``path``'s as it is."""
+    return _this_boot_id() if path is None else _boot_id_in(path)
+
+
+@functools.cache
+def _this_boot_id() -> str:
+    return _boot_id_in(_BOOT_ID_FILE)
+
+
+def _boot_id_in(path: Path) -> str:
     try:
         value = path.read_text(encoding="ascii").strip()
     except OSError:

@@ -105,7 +105,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.hookimpl(trylast=True)
 def pytest_collection_finish(session: pytest.Session) -> None:
+    import collector_pace
+
     _long_lived_objects_out_of_the_collectors_way()
+    collector_pace.full_collections_between_tests()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None):
+    """After every teardown of the test (its own time, as ever): ``collector_pace``."""
+    yield
+    import collector_pace
+
+    collector_pace.survivors_collected_between_tests()
 
 
 def _long_lived_objects_out_of_the_collectors_way() -> None:

@@ -19,6 +19,7 @@ import os
 import subprocess
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -44,6 +45,9 @@ class _Server:
         self.cluster = cluster
         self.created: list[str] = []
         self._conn: psycopg.Connection | None = None
+        #: The next test's database, being made while this one runs (``create_database``).
+        self._next: Future[str] | None = None
+        self._ahead: ThreadPoolExecutor | None = None
 
     def _admin(self) -> psycopg.Connection:
         if self._conn is None or self._conn.closed:
@@ -54,6 +58,8 @@ class _Server:
 
     def close(self) -> None:
         """On an external server, leave nothing behind (a throwaway cluster just goes)."""
+        if self._ahead is not None:
+            self._ahead.shutdown(wait=True)  # the database made ahead is in ``created``
         try:
             if self.base_dsn is not None:
                 for name in self.created:
@@ -62,7 +68,20 @@ class _Server:
             if self._conn is not None:
                 self._conn.close()
 
-    def create_database(self, prefix: str = "kiosk_test") -> str:
+    def create_database(self) -> str:
+        """A fresh, empty database: the one made while the previous test ran (``CREATE
+        DATABASE`` took ~10-15 ms of each test's setup on a quiet machine, ~70 ms on a busy
+        one), and the next one started. Made alike, from the server's template, by one
+        statement on one connection, one at a time; one that failed fails the test that
+        would have had it, as before."""
+        ready, self._next = self._next, None
+        dsn = ready.result() if ready is not None else self._create()
+        if self._ahead is None:
+            self._ahead = ThreadPoolExecutor(1, thread_name_prefix="kiosk-test-pg-next")
+        self._next = self._ahead.submit(self._create)
+        return dsn
+
+    def _create(self, prefix: str = "kiosk_test") -> str:
         name = f"{prefix}_{os.getpid()}_{next(_counter)}_{uuid.uuid4().hex[:6]}"
         self._admin().execute(f'CREATE DATABASE "{name}"')
         if self.cluster is not None:

@@ -421,6 +421,20 @@ def test_boot_id_falls_back_to_a_stable_per_process_id(tmp_path):
     assert store.read_boot_id(missing) == "3f0c5a2e-0000-4000-8000-000000000001"
 
 
+def test_this_boots_id_is_read_from_the_kernel_once_per_process(tmp_path, monkeypatch):
+    kernel = tmp_path / "boot_id"
+    kernel.write_text("3f0c5a2e-0000-4000-8000-000000000002\n")
+    monkeypatch.setattr(store, "_BOOT_ID_FILE", kernel)
+    store._this_boot_id.cache_clear()
+    try:
+        assert store.read_boot_id() == "3f0c5a2e-0000-4000-8000-000000000002"
+        kernel.unlink()  # not read again: the boot is the same while the process runs
+        assert store.read_boot_id() == "3f0c5a2e-0000-4000-8000-000000000002"
+        assert store.read_boot_id(kernel) == store.read_boot_id(kernel) != store.read_boot_id()
+    finally:
+        store._this_boot_id.cache_clear()
+
+
 def test_from_config_puts_a_relative_path_under_the_data_dir(data_dir, clock):
     section = StoreSection(path="events.db", synchronous="NORMAL", busy_timeout_ms=250)
     event_log = EventLog.from_config(section, data_dir, "gate-2", clock)
