@@ -345,3 +345,16 @@ def test_a_character_no_card_can_show_is_named_where_it_is(holder, where):
         issue_pass(ISSUER, "1-1", holder, "resident", 1, now=NOW)
     said = core_words.refusal_text("zh-CN", str(refused.value))
     assert "第 2 个字符" in said and where.split()[-1] in said
+
+
+@pytest.mark.parametrize("household", [101, None, b"1-1"])
+def test_a_field_that_is_not_text_is_refused_with_a_clear_error(household):
+    """``check_fields`` (what ``encode_pass`` and the verifier check texts with) refuses a
+    value that is not text as it refuses an empty one: a ``ValueError`` naming the field,
+    never an ``AttributeError`` from deep inside."""
+    from kiosk.passes import check_fields
+
+    with pytest.raises(ValueError, match="household must not be empty"):
+        check_fields(household, "Li")
+    with pytest.raises(ValueError, match="household must not be empty"):
+        encode_pass(ISSUER, dataclasses.replace(PASS, household=household))
