@@ -358,3 +358,16 @@ def test_a_field_that_is_not_text_is_refused_with_a_clear_error(household):
         check_fields(household, "Li")
     with pytest.raises(ValueError, match="household must not be empty"):
         encode_pass(ISSUER, dataclasses.replace(PASS, household=household))
+
+
+def test_the_trust_list_names_and_trusts_only_its_own_keys():
+    """``trusts`` (the guard console's check of its own issuing key) and ``named`` (a
+    compound peer's pinned key): each key by its own name, no other."""
+    stranger = Ed25519PrivateKey.from_private_bytes(b"\x07" * 32).public_key()
+    raw = [k.public_bytes_raw() for k in (ISSUER.public_key(), OTHER_ISSUER.public_key())]
+    assert TRUST.trusts(ISSUER.public_key()) and TRUST.trusts(OTHER_ISSUER.public_key())
+    assert not TRUST.trusts(stranger)
+    office, older = TRUST.named("office"), TRUST.named("office-2025")
+    assert office is not None and older is not None
+    assert [office.public_bytes_raw(), older.public_bytes_raw()] == raw
+    assert TRUST.named("office-2024") is None
