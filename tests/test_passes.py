@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import segno
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -371,3 +372,23 @@ def test_the_trust_list_names_and_trusts_only_its_own_keys():
     assert office is not None and older is not None
     assert [office.public_bytes_raw(), older.public_bytes_raw()] == raw
     assert TRUST.named("office-2024") is None
+
+
+def test_a_trust_folder_gone_is_logged_once_not_at_every_check(tmp_path, caplog):
+    """The folder removed under a running kiosk: the keys in force stay, ``problem`` says
+    why, and the error is logged once, not at each of the many passes checked after."""
+    folder = tmp_path / "trust"
+    folder.mkdir()
+    (folder / "office.pub").write_bytes(
+        ISSUER.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    trust = TrustList.from_dir(folder)
+    (folder / "office.pub").unlink()
+    folder.rmdir()
+    with caplog.at_level("ERROR", logger="kiosk.passes"):
+        for _ in range(3):
+            assert trust.verify(PAYLOAD).holder == "王小明"
+    assert "does not exist" in (trust.problem or "")
+    assert len([r for r in caplog.records if "trust list not re-read" in r.message]) == 1
