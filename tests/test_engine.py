@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from datetime import UTC, datetime, timedelta
 
@@ -292,6 +293,36 @@ def test_without_remeasure_on_fever_one_measurement_denies(make_rig):
     rig.run(4)
     assert [d["reasons"] for d in rig.decisions()] == [["fever"]]
     assert not any(m.get("prompt") == "measure_again" for m in rig.messages)
+
+
+@pytest.mark.parametrize("fell_c", [0.0, 0.5])
+def test_a_body_exactly_at_the_fever_threshold_is_a_fever_measured_again(rig, monkeypatch, fell_c):
+    # docs/policy.md: a body temperature >= fever_threshold_c (37.3) is a fever. The engine's
+    # one re-measure before a fever deny must take the same side of the line as the policy:
+    # each measurement (the real one, of a 37.5 degC forehead) is made to read exactly 37.3,
+    # its object reading as it was or ``fell_c`` below it (far below the fever the same
+    # measurement read: a normal reading that far below would not be that forehead's, but
+    # one at the threshold is a fever, not a normal one).
+    from kiosk import thermometry
+
+    threshold = rig.config.thermometer.thermometry.fever_threshold_c
+    real_add = thermometry.Measurement.add
+
+    def at_threshold(self, reading):
+        t = real_add(self, reading)
+        if t is None or not t.ok:
+            return t
+        return dataclasses.replace(t, body_c=threshold, object_c=t.object_c - fell_c)
+
+    monkeypatch.setattr(thermometry.Measurement, "add", at_threshold)
+    rig.show(rig.pass_text())
+    rig.emulator.person_arrives(37.5)
+    rig.run(8)
+    [event] = rig.events()
+    assert (event["decision"], event["reasons"], event["temp_c"]) == ("deny", ["fever"], 37.3)
+    prompts = [m["prompt"] for m in rig.messages if m["type"] == "state"]
+    assert prompts.count("measure_again") == 1  # measured again first, as any fever
+    assert ("fever", "raised") in rig.alarms()
 
 
 def test_implausible_reading_is_remeasured_once_then_denied(rig):

@@ -427,3 +427,27 @@ def test_a_forgotten_passage_beneath_a_peers_passage_is_dropped_from_the_stack()
     assert h.forget("p1", "1-1", "out", T0 + 3 * MIN)
     assert h.forget("p1", "1-1", "out", T0 + 2 * MIN)
     assert h.last_passage("p1", "out") is None
+
+
+@pytest.mark.parametrize("as_mapping", [True, False])
+def test_an_exempt_exit_given_as_the_event_itself_is_not_the_households_outing(as_mapping):
+    """The engine records the committed event itself (``record(event)``): its
+    ``quota_exempt`` flag (a staff member's exit on the household's code) keeps it out of the
+    household's quota, as it does given by keyword."""
+    from kiosk.history import QUOTA_EXEMPT
+
+    @dataclass
+    class Event:
+        pass_id: str
+        household: str
+        direction: str
+        decision: str
+        ts: datetime
+        flags: tuple[str, ...]
+
+    h = PassageHistory()
+    for pass_id, flags in (("S1", (QUOTA_EXEMPT,)), ("R1", ())):
+        event = Event(pass_id, "1-101", "out", "pass", T0, flags)
+        h.record(event.__dict__ if as_mapping else event)
+        outings = h.exits_in_period("1-101", T0 + timedelta(minutes=1), 1)
+        assert outings == (0 if pass_id == "S1" else 1)

@@ -395,6 +395,102 @@ def test_a_clearing_stamped_1970_before_the_ntp_step_counts_on_the_day_it_was_do
         assert (before["cleared"], before["observing"]) == (0, 1)
 
 
+#: 00:00 on 3 March in Shanghai.
+MIDNIGHT = datetime(2026, 3, 2, 16, 0, tzinfo=UTC)
+
+
+@contextmanager
+def _done_on_a_clock_not_set(tmp_path, late_ms: int, act):
+    """A returnee registered (on a set clock) on 1 March; after a power cut, on a boot whose
+    clock reads the last shutdown's time (23:00 on 1 March) until NTP answers,
+    ``act(ledger, log, person)``; NTP then dates that boot so that ``act`` happened exactly
+    ``late_ms`` milliseconds after 00:00 on 3 March (negative: before it). Yields the
+    ledger, its log open."""
+    db = tmp_path / "k.db"
+    clock = FakeClock(start=datetime(2026, 3, 1, 2, 0, tzinfo=UTC))
+    with opened_log(db, clock, boot_id="boot-1") as log:
+        person = register(ObservationLedger(log, clock, TZ), date_back=date(2026, 3, 1))
+    clock = FakeClock(start=datetime(2026, 3, 1, 15, 0, tzinfo=UTC), is_synced=False)
+    with opened_log(db, clock, boot_id="boot-2") as log:
+        ledger = ObservationLedger(log, clock, TZ)
+        act(ledger, log, person)
+        clock.advance(60)
+        clock.set_wall(MIDNIGHT + timedelta(seconds=60, milliseconds=late_ms))  # NTP
+        clock.is_synced = True
+        log.append(EventDraft(direction="in", decision="pass"))  # dates the boot
+        yield ledger
+
+
+@pytest.mark.parametrize(("late_ms", "day"), [(0, date(2026, 3, 3)), (-1, date(2026, 3, 2))])
+def test_a_clearing_on_a_clock_not_set_dated_exactly_at_midnight_counts_on_the_day_it_begins(
+    tmp_path, late_ms, day
+):
+    """Dated by its boot's clocks, a clearing at exactly 00:00 is the new day's (the day's
+    ``[start, end)``): cleared that day, and under observation to the end of the day before;
+    a millisecond earlier it is the day before's."""
+
+    def clear(ledger, log, person):
+        ledger.set_status(person.id, "cleared", "manager")
+
+    with _done_on_a_clock_not_set(tmp_path, late_ms, clear) as ledger:
+        for when in (date(2026, 3, 2), date(2026, 3, 3)):
+            counts = ledger.counts(when)
+            assert (counts["cleared"], counts["observing"]) == (when == day, when < day)
+
+
+@pytest.mark.parametrize(("late_ms", "day"), [(0, date(2026, 3, 3)), (-1, date(2026, 3, 2))])
+def test_a_registration_on_a_clock_not_set_dated_exactly_at_midnight_is_new_on_the_day_it_begins(
+    tmp_path, late_ms, day
+):
+    """Registered on a clock not set, dated by its boot's clocks: new on the day of
+    ``[start, end)`` its time falls in."""
+
+    def again(ledger, log, person):
+        register(ledger, name="Li Lei", date_back=date(2026, 3, 1))
+
+    with _done_on_a_clock_not_set(tmp_path, late_ms, again) as ledger:
+        for when in (date(2026, 3, 2), date(2026, 3, 3)):
+            assert ledger.counts(when)["new"] == (when == day)
+
+
+def test_a_returnee_cleared_put_back_and_cleared_again_on_a_clock_not_set_is_one_clearing(
+    tmp_path,
+):
+    """Cleared, put back by mistake and cleared again (all on a clock not set, dated to 3
+    March): one clearing, and nobody under observation at the end of the day; the return
+    to ``observing`` between is no change the day's report counts."""
+
+    def cleared_back_and_cleared(ledger, log, person):
+        ledger.set_status(person.id, "cleared", "manager")
+        ledger.set_status(person.id, "observing", "manager")
+        ledger.set_status(person.id, "cleared", "manager")
+
+    with _done_on_a_clock_not_set(tmp_path, 9 * 3600 * 1000, cleared_back_and_cleared) as ledger:
+        counts = ledger.counts(date(2026, 3, 3))
+        assert (counts["cleared"], counts["observing"]) == (1, 0)
+
+
+def test_clocks_kept_that_cannot_be_read_leave_the_record_counted_by_its_stamp(tmp_path):
+    """A registration and a clearing on a clock not set whose kept clocks cannot be read (a
+    copy edited by hand, a torn write): each counts on the day its stamp reads (23:00 on 1
+    March), and the day's report is still made."""
+
+    def unreadable(ledger, log, person):
+        register(ledger, name="Li Lei", date_back=date(2026, 3, 1))
+        ledger.set_status(person.id, "cleared", "manager")
+        log.submit(
+            lambda db: [
+                db.execute(f"update {t} set clocks = 'not json' where clocks is not null")  # noqa: S608
+                for t in ("obs_people", "obs_status")
+            ]
+        )
+
+    with _done_on_a_clock_not_set(tmp_path, 0, unreadable) as ledger:
+        counts = ledger.counts(date(2026, 3, 1))
+        assert (counts["new"], counts["cleared"]) == (2, 1)
+        assert ledger.counts(date(2026, 3, 3))["new"] == 0
+
+
 def test_a_helpers_reading_on_a_clock_not_set_is_refused_not_put_on_the_day_the_clock_reads(
     ledger, clock
 ):

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import segno
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -345,3 +346,49 @@ def test_a_character_no_card_can_show_is_named_where_it_is(holder, where):
         issue_pass(ISSUER, "1-1", holder, "resident", 1, now=NOW)
     said = core_words.refusal_text("zh-CN", str(refused.value))
     assert "第 2 个字符" in said and where.split()[-1] in said
+
+
+@pytest.mark.parametrize("household", [101, None, b"1-1"])
+def test_a_field_that_is_not_text_is_refused_with_a_clear_error(household):
+    """``check_fields`` (what ``encode_pass`` and the verifier check texts with) refuses a
+    value that is not text as it refuses an empty one: a ``ValueError`` naming the field,
+    never an ``AttributeError`` from deep inside."""
+    from kiosk.passes import check_fields
+
+    with pytest.raises(ValueError, match="household must not be empty"):
+        check_fields(household, "Li")
+    with pytest.raises(ValueError, match="household must not be empty"):
+        encode_pass(ISSUER, dataclasses.replace(PASS, household=household))
+
+
+def test_the_trust_list_names_and_trusts_only_its_own_keys():
+    """``trusts`` (the guard console's check of its own issuing key) and ``named`` (a
+    compound peer's pinned key): each key by its own name, no other."""
+    stranger = Ed25519PrivateKey.from_private_bytes(b"\x07" * 32).public_key()
+    raw = [k.public_bytes_raw() for k in (ISSUER.public_key(), OTHER_ISSUER.public_key())]
+    assert TRUST.trusts(ISSUER.public_key()) and TRUST.trusts(OTHER_ISSUER.public_key())
+    assert not TRUST.trusts(stranger)
+    office, older = TRUST.named("office"), TRUST.named("office-2025")
+    assert office is not None and older is not None
+    assert [office.public_bytes_raw(), older.public_bytes_raw()] == raw
+    assert TRUST.named("office-2024") is None
+
+
+def test_a_trust_folder_gone_is_logged_once_not_at_every_check(tmp_path, caplog):
+    """The folder removed under a running kiosk: the keys in force stay, ``problem`` says
+    why, and the error is logged once, not at each of the many passes checked after."""
+    folder = tmp_path / "trust"
+    folder.mkdir()
+    (folder / "office.pub").write_bytes(
+        ISSUER.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    trust = TrustList.from_dir(folder)
+    (folder / "office.pub").unlink()
+    folder.rmdir()
+    with caplog.at_level("ERROR", logger="kiosk.passes"):
+        for _ in range(3):
+            assert trust.verify(PAYLOAD).holder == "王小明"
+    assert "does not exist" in (trust.problem or "")
+    assert len([r for r in caplog.records if "trust list not re-read" in r.message]) == 1

@@ -372,6 +372,15 @@ TABLE = [
         (),
     ),
     (
+        "passback off lets a copied pass through",
+        Case(history=[RECENT_OUT], cfg={"passback": {"enabled": False, "mode": "hard"}}),
+        "pass",
+        ("ok",),
+        False,
+        None,
+        (),
+    ),
+    (
         "passback window over",
         Case(history=[RECENT_OUT], cfg={"passback": {"mode": "hard", "window_min": 1}}),
         "pass",

@@ -165,6 +165,49 @@ def test_a_busy_gates_hourly_purges_leave_one_audit_row_a_day_with_their_counts(
     assert store.verify().ok
 
 
+def test_a_coalesced_purge_rows_counts_are_the_sums_of_the_runs_it_stands_for(tmp_path, clock):
+    """A passage and a closed service request at 01:00, 02:00, 03:00 and 23:00 on 1 March and
+    00:15 on 2 March. One day's retention: 2 March's purges at 01:30, 02:30 and 03:30 null
+    one of each a run, the first writing the day's row (its reach: 00:00 on 2 March), the
+    next two coalescing into it; so does the run at exactly 00:00 on 3 March (its cutoff the
+    reach itself), which also freezes 2 March's report. The run at 00:30 writes the next
+    row, which carries them: three runs, three passages, three requests (each summed, not
+    the last run's), the day frozen; every purged row is counted once."""
+    from support import reporting_log
+
+    from kiosk.retention import pending_runs
+    from kiosk.services import ServiceDesk
+
+    store = reporting_log(tmp_path / "kiosk.db", clock, ledgers=True)
+    try:
+        desk = ServiceDesk(store, clock, "UTC")
+        for h in (0, 1, 2, 22, 23.25):
+            clock.set_wall(START + timedelta(hours=h))
+            store.append(EventDraft(direction="in", decision="pass", pass_id="P", holder="Li"))
+            done = desk.open("1-101", "medicine", "guard", confined=True, note="insulin")
+            desk.done(done.id, "helper")
+        for h in (24.5, 25.5, 26.5, 47, 47.5):
+            now = START + timedelta(hours=h)
+            clock.set_wall(now)
+            purge(store, 1, now, tz="UTC", actor="daemon")
+        rows = [json.loads(d) for (d,) in store.reader().execute(
+            "SELECT detail FROM audit WHERE action = 'retention_purge' ORDER BY seq"
+        )]  # fmt: skip
+        own = [(d["events_purged"], d["ledger_rows_purged"]["service_requests"]) for d in rows]
+        assert own == [(1, 1), (1, 1)]
+        assert rows[0]["reach"] == "2026-03-02T00:00:00+00:00"
+        carried = rows[1]["coalesced"]
+        assert (carried["runs"], carried["events_purged"]) == (3, 3)
+        assert carried["ledger_rows_purged"] == {
+            "returnees": 0, "service_requests": 3, "peer_passages": 0
+        }  # fmt: skip
+        assert carried["days_frozen"] == ["2026-03-02"]
+        assert "coalesced" not in rows[0] and pending_runs(store.reader()) == {}
+        assert store.verify().ok
+    finally:
+        store.close()
+
+
 @pytest.mark.slow
 def test_a_row_nulled_past_the_days_reach_still_reads_as_tampering(reporting_store, clock):
     """The day's row covers what the day's purges null, nothing newer: personal fields

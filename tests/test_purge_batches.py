@@ -224,6 +224,26 @@ def test_a_small_purge_is_one_transaction_with_one_audit_row(store, clock):
     assert len(rows) == 1 and rows[0]["detail"]["complete"] is True
 
 
+@pytest.mark.parametrize(
+    ("batch", "nulled"),
+    [(21, [21]), (20, [20, 1]), (18, [18, 3])],
+    ids=["exactly-the-backlog", "one-short", "the-events-exactly"],
+)
+def test_a_backlog_of_exactly_batch_rows_is_one_transaction(
+    store, clock, monkeypatch, batch, nulled
+):
+    """21 rows past retention (18 passages, 3 audit notes, events first): a ``BATCH_ROWS`` of
+    21 nulls them in the one transaction; of 20, in two. With the batch filled by the events
+    exactly, the audit rows go in the next batch."""
+    fill(store, clock, days=6)
+    monkeypatch.setattr(retention, "BATCH_ROWS", batch)
+    watched = Watched(store)
+    result = purge(watched, 4, NOW, tz="UTC")
+    assert [n for n in watched.nulled if n] == nulled
+    assert result.batches == len(nulled) and result.events_purged == 18
+    assert _purged(store.reader()) == 21 and store.verify().ok
+
+
 @pytest.mark.slow
 def test_a_batched_purge_adds_no_attested_digest_per_batch(store, clock, small_batches):
     fill(store, clock)

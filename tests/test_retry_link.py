@@ -152,6 +152,24 @@ def test_an_attempt_just_inside_the_window_is_linked(make_rig):
     assert _flags(rig)[1] == [f"retries:{rig.events()[0]['seq']}"]
 
 
+@pytest.mark.parametrize(("past_ns", "linked"), [(0, True), (1, False)])
+def test_a_try_started_exactly_at_the_windows_end_is_linked_a_nanosecond_later_not(
+    make_rig, past_ns, linked
+):
+    # "within retry_window_s" of the deny (docs/engine.md) includes its last instant: the
+    # pass shown again exactly 60 s after the deny was recorded is the same passage, shown
+    # one nanosecond later another.
+    rig = make_rig(engine={"retry_window_s": 60})
+    text = rig.pass_text()
+    _attempt(rig, text, None)
+    [first] = rig.events()
+    rig.clock.advance((first["mono_ns"] + 60_000_000_000 - rig.clock.monotonic_ns()) / 1e9)
+    rig.clock.advance(past_ns / 1e9)
+    assert rig.clock.monotonic_ns() - first["mono_ns"] == 60_000_000_000 + past_ns
+    _attempt(rig, text, 36.6)
+    assert _flags(rig) == [[], [f"retries:{first['seq']}"] if linked else []]
+
+
 def test_a_window_of_zero_links_nothing(make_rig):
     rig = make_rig(engine={"retry_window_s": 0})
     text = rig.pass_text()

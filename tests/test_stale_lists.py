@@ -413,3 +413,32 @@ def test_another_persons_ended_quarantine_on_stale_lists_does_not_hold_this_one(
     _office_sends(rig, 1, [{**entry, "holder": "Zhang San"}])
     rig.clock.advance(3 * 86400)
     assert _goes_out(rig)["decision"] == "pass"
+
+
+def test_on_lists_heard_within_lists_stale_after_h_a_quarantine_that_ended_since_is_over(rig):
+    """Last heard 36 hours ago (stale after 48): the quarantine, over yesterday, ended after
+    that sync, but the lists are fresh: the gate decides alone, and the household goes out."""
+    synced = _today(rig)
+    _office_sends(
+        rig, 1, [_quarantine("A-101", synced - timedelta(days=10), synced + timedelta(days=1))]
+    )
+    rig.clock.advance(36 * 3600)
+    assert _today(rig) == synced + timedelta(days=2)  # 04:30 in Shanghai, two days on
+    decision = _goes_out(rig)
+    assert (decision["decision"], decision["reasons"]) == ("pass", ["ok"])
+
+
+def test_lists_stamped_after_a_clock_stepped_back_confirm_no_quarantines_end(rig):
+    """The clock stepped back two days after the office's sync (a Pi without an RTC): the
+    lists' stamp lies ahead, their age is unknown (stale), and nothing says when they were
+    last confirmed. A quarantine over by the clock's day goes to the guard, as on lists
+    never confirmed, not taken as confirmed on the stamp's day."""
+    synced = _today(rig)
+    _office_sends(
+        rig, 1, [_quarantine("A-101", synced - timedelta(days=12), synced - timedelta(days=3))]
+    )
+    rig.clock.set_wall(rig.clock.now() - timedelta(days=2))
+    assert rig.lists.current.freshness.stamp_ahead(rig.clock.now())
+    decision = _goes_out(rig)
+    assert decision["reasons"] == ["quarantine_unconfirmed"]
+    assert "lists_stale" in rig.events()[-1]["flags"]
