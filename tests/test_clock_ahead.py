@@ -240,3 +240,15 @@ def test_a_pass_starts_at_the_time_typed_on_a_clock_not_synchronised_never_befor
     assert far.value.code == "not_now"
     with pytest.raises(ValueError):
         pass_start(clock, datetime(2026, 3, 2, 9, 10))
+
+
+def test_the_demos_scripted_clock_is_synchronised_on_a_host_that_is_not():
+    """``kiosk demo`` on a host without network time: its scripted day is virtual, not the
+    host's; the console asked for the phone's time (December) while the demo gate read March,
+    and every demo pass was not yet valid."""
+    from kiosk.clock import ShiftedClock
+
+    host = FakeClock(start=datetime(2026, 12, 7, 4, 0, tzinfo=UTC), is_synced=False)
+    clock = ShiftedClock(MORNING, host)
+    assert clock.synced() is True
+    assert pass_start(clock) == MORNING  # no start asked for: the demo's own time
