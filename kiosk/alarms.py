@@ -48,7 +48,15 @@ ALARM_REASONS = {
 #: set (the event's flag ``clock_not_set``): the pass may well be valid, the outing may be
 #: outside the quota's period (a clock behind, or one ahead of the newest time known to have
 #: passed: ``kiosk.policy``). After ALARM_REASONS.
-CLOCK_REFERRALS = ("pass_not_yet_valid", "pass_expired", "quota_exceeded")
+#: A quarantine the two times disagree on is such a referral too, never a breach alarm (a
+#: clock that is right but not synchronised has ended it: ``kiosk.policy._judged_at_both``).
+CLOCK_REFERRALS = (
+    "quarantined",
+    "under_observation",
+    "pass_not_yet_valid",
+    "pass_expired",
+    "quota_exceeded",
+)
 #: Bus alarm names (``kiosk.policy.ALARMS`` and the engine's device alarms) by alarm kind.
 ALARM_KINDS = {
     "fever": "fever",
@@ -399,11 +407,12 @@ def alarm_from_event(event: Mapping[str, Any]) -> Alarm | None:
     if event.get("decision") not in ("deny", "manual_deny"):
         return None
     reasons = reason_codes(event.get("reasons"))
+    unset = "clock_not_set" in reason_codes(event.get("flags"))
     for code, kind in ALARM_REASONS.items():
-        if code in reasons:
+        if code in reasons and not (unset and code in CLOCK_REFERRALS):
             return _about_person(alarm_of(event, kind, code), event)
     early = next((code for code in CLOCK_REFERRALS if code in reasons), None)
-    if early and "clock_not_set" in reason_codes(event.get("flags")):
+    if early and unset:
         return _about_person(alarm_of(event, "guard", early), event)
     return None
 

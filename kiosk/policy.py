@@ -304,27 +304,62 @@ def _check_pass_at_both(
     found: _Findings,
 ) -> None:
     """The pass's rules at the clock's time and, on an unsynchronised clock reading later than
-    the earliest real time can be (``inputs.earliest``), at that time too: what either finds
-    holds (a deny, every flag and alarm), and when they disagree on the reasons the guard
-    decides (flag ``clock_not_set``): the clock may be days fast, and a quarantine or an
-    observation it has ended, a pass it has expired, an outing it has moved out of the quota's
-    period, are not the machine's to wave through or to refuse alone."""
+    the earliest real time can be (``_floor_time``), at that time too (``_judged_at_both``)."""
     by_clock = _Findings()
     _check_pass(pass_, inputs, state, now, cfg, tz, by_clock)
+    floor = _floor_time(inputs, now)
+    if floor is None:
+        _merge(found, by_clock, by_clock.alarms)
+        return
+    by_floor = _Findings()
+    _check_pass(pass_, inputs, state, floor, cfg, tz, by_floor)
+    _judged_at_both(found, by_clock, by_floor)
+
+
+def _floor_time(inputs: PassageInputs, now: datetime) -> datetime | None:
+    """The earliest real time can be, when the clock is not synchronised and reads later."""
     earliest = inputs.earliest
-    judged = [by_clock]
-    if not inputs.clock_synced and earliest is not None and earliest < now:
-        by_floor = _Findings()
-        _check_pass(pass_, inputs, state, earliest, cfg, tz, by_floor)
-        judged.append(by_floor)
-        if set(by_floor.reasons) != set(by_clock.reasons):
-            found.flags.append("clock_not_set")
-            found.guard.append(True)
-    for each in judged:
-        found.reasons.extend(each.reasons)
-        found.flags.extend(each.flags)
-        found.guard.extend(each.guard)
-        found.alarms |= each.alarms
+    if inputs.clock_synced or earliest is None or earliest >= now:
+        return None
+    return earliest
+
+
+def _merge(found: _Findings, each: _Findings, alarms: set[str]) -> None:
+    found.reasons.extend(each.reasons)
+    found.flags.extend(each.flags)
+    found.guard.extend(each.guard)
+    found.alarms |= alarms
+
+
+def _judged_at_both(found: _Findings, one: _Findings, other: _Findings) -> None:
+    """What two judgements of one pass (the clock's time, the floor's) come to. The clock may
+    be right or days fast. Agreeing, as either. A reason both find (revoked, expired at both,
+    a quarantine at both) denies by itself, as on a set clock: the disputed ones are dropped,
+    no guard is called for them. Disagreeing on everything else, the guard decides (flag
+    ``clock_not_set``) on every reason either found: a quarantine or an observation the clock
+    has ended, a pass it has expired, an outing it has moved out of the quota's period are
+    not the machine's to wave through or to refuse alone. An alarm (a quarantine breach) only
+    when both times raise it."""
+    alarms = one.alarms & other.alarms
+    mine, theirs = set(one.reasons), set(other.reasons)
+    if mine == theirs:
+        _merge(found, one, alarms)
+        _merge(found, other, alarms)
+        return
+    agreed = mine & theirs
+    if agreed:
+        found.reasons.extend(sorted(agreed, key=_ORDER.__getitem__))
+        both_flags = set(one.flags) & set(other.flags)
+        found.flags.extend(
+            f for f in (*one.flags, *other.flags) if f != "clock_not_set" or f in both_flags
+        )
+        found.guard.extend([True] if any(one.guard) and any(other.guard) else [])
+        found.alarms |= alarms
+        return
+    _merge(found, one, alarms)
+    _merge(found, other, alarms)
+    found.flags.append("clock_not_set")
+    found.guard.append(True)
 
 
 def _check_pass(

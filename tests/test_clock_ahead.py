@@ -252,3 +252,46 @@ def test_the_demos_scripted_clock_is_synchronised_on_a_host_that_is_not():
     clock = ShiftedClock(MORNING, host)
     assert clock.synced() is True
     assert pass_start(clock) == MORNING  # no start asked for: the demo's own time
+
+
+def test_a_revoked_pass_on_a_fast_clock_is_a_plain_deny_not_the_guards(
+    tmp_path, monkeypatch, key
+):
+    """Revoked at both times: the revocation denies by itself, whatever the clock. The fast
+    clock also found the pass expired (the floor did not): that was sent to the guard as
+    "pass has expired", a card without the revocation."""
+    config = _config()
+    _logged(tmp_path, config)
+    fast = FakeClock(start=MORNING + timedelta(days=4), is_synced=False)
+    core = _restart_on(monkeypatch, tmp_path, config, fast)
+    try:
+        payload, issued = issue_pass(key, "2-202", "Li Wei", days=3, now=MORNING)
+        core.lists.revoke(issued.pass_id, "lost", "zhou")
+        out = _decide(core, fast, key, text=payload)
+        assert out["decision"] == "deny" and out["reasons"] == ["pass_revoked"]
+        assert "clock_not_set" not in out["flags"] and not out["needs_guard"]
+    finally:
+        core.close()
+
+
+def test_a_quarantine_the_two_times_disagree_on_is_a_guard_card_not_a_breach_alarm(
+    tmp_path, monkeypatch, key
+):
+    """A right clock unsynchronised, the quarantine ended by it, not by the floor: maybe no
+    quarantine at all. The guard looks (clock_not_set); no quarantine_breach alarm."""
+    from kiosk.alarms import alarm_from_event
+
+    config = _config()
+    _logged(tmp_path, config, quarantine="5-505")
+    fast = FakeClock(start=MORNING + timedelta(days=4), is_synced=False)
+    core = _restart_on(monkeypatch, tmp_path, config, fast)
+    try:
+        out = _decide(core, fast, key, household="5-505", days=60, now=LONG_AGO)
+        assert out["decision"] == "deny" and out["needs_guard"]
+        assert "clock_not_set" in out["flags"] and out.get("alarm") is None
+        card = alarm_from_event(
+            {"seq": 1, "decision": "deny", "reasons": out["reasons"], "flags": out["flags"]}
+        )
+        assert card is not None and card.kind == "guard" and card.detail == "quarantined"
+    finally:
+        core.close()
