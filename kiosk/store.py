@@ -48,7 +48,7 @@ from sqlite_utils.migrations import Migrations
 
 from kiosk import dating, hashchain, record
 from kiosk.cardfault import card_fault
-from kiosk.clock import Clock, ClockReading
+from kiosk.clock import Clock, ClockReading, FlooredClock
 from kiosk.config.store import StoreSection
 from kiosk.deadline import LogUses, Stopped
 from kiosk.devices import Health
@@ -1443,6 +1443,46 @@ def waiting_for_clock(
     return int(row[0])
 
 
+#: ``meta``'s newest time a guard vouched has passed while the clock was not synchronised
+#: (``vouch_time``), ``format_ts`` text: a floor at the next start as a synchronised stamp is.
+VOUCHED_KEY = "clock.vouched"
+#: The audit action of a guard's word for the time (``vouch_time``).
+VOUCH_ACTION = "clock.vouched"
+
+
+def vouch_time(store: EventLog, clock: Clock, at: datetime, actor: str, why: str) -> bool:
+    """A guard's word that ``at`` has passed, while ``clock`` is not synchronised: ``why`` is
+    ``clock`` (they vouched at the console that the gate's clock reads right: ``at`` its
+    reading) or ``pass_start`` (a pass's start they typed, read off a phone). The floor
+    (``FlooredClock.raise_floor``) rises to it, no further than the clock reads (a typo
+    never carries the gate's time ahead of its own clock), and stays so across a restart
+    (``newest_synced_ts`` reads it); audited with who and when. A gate with a clock that is
+    right but never synchronised (an RTC, no network) otherwise had a floor lagging all
+    day after a power cut, and what the floor and the clock disagreed on went to the guard.
+    False (nothing written) on a synchronised clock, one that keeps no floor, or a time not
+    past the floor already."""
+    if at.tzinfo is None:
+        raise ValueError("a vouched time must be timezone-aware")
+    if not isinstance(clock, FlooredClock) or clock.synced():
+        return False
+    at = min(at, clock.now())
+    floor = clock.floor()
+    if floor is not None and at <= floor:
+        return False
+    stamp = format_ts(at)
+
+    def keep(db: sqlite_utils.Database) -> None:
+        db.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE"
+            " SET value = max(value, excluded.value)",
+            [VOUCHED_KEY, stamp],
+        )
+
+    store.submit_audited(keep, actor, VOUCH_ACTION, lambda _: {"at": stamp, "why": why})
+    clock.raise_floor(at)
+    return True
+
+
 def newest_synced_ts(db: sqlite_utils.Database) -> str | None:
     """The newest ``ts`` the log holds from a synchronised clock (``format_ts`` text): of
     the events, and the last clock-synced audit row. None when there is none. A wall clock
@@ -1459,6 +1499,9 @@ def newest_synced_ts(db: sqlite_utils.Database) -> str | None:
     found = [str(row[0]) for row in stamps if row and row[0] is not None]
     # The last purge's run on a synchronised clock: a purge that changed nothing writes no
     # audit row, and its time still tells a clock set back since.
+    vouched = db.execute("SELECT value FROM meta WHERE key = ?", [VOUCHED_KEY]).fetchone()
+    if vouched and vouched[0]:
+        found.append(str(vouched[0]))  # a time a guard vouched for (``vouch_time``)
     run = db.execute("SELECT value FROM meta WHERE key = ?", [LAST_RUN_KEY]).fetchone()
     try:
         last = json.loads(run[0]) if run else None

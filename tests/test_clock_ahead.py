@@ -254,9 +254,7 @@ def test_the_demos_scripted_clock_is_synchronised_on_a_host_that_is_not():
     assert pass_start(clock) == MORNING  # no start asked for: the demo's own time
 
 
-def test_a_revoked_pass_on_a_fast_clock_is_a_plain_deny_not_the_guards(
-    tmp_path, monkeypatch, key
-):
+def test_a_revoked_pass_on_a_fast_clock_is_a_plain_deny_not_the_guards(tmp_path, monkeypatch, key):
     """Revoked at both times: the revocation denies by itself, whatever the clock. The fast
     clock also found the pass expired (the floor did not): that was sent to the guard as
     "pass has expired", a card without the revocation."""
@@ -293,5 +291,60 @@ def test_a_quarantine_the_two_times_disagree_on_is_a_guard_card_not_a_breach_ala
             {"seq": 1, "decision": "deny", "reasons": out["reasons"], "flags": out["flags"]}
         )
         assert card is not None and card.kind == "guard" and card.detail == "quarantined"
+    finally:
+        core.close()
+
+
+NIGHT = MORNING - timedelta(hours=11)  # 22:00 last night, the last synchronised stamp
+
+
+def test_a_right_clock_a_guard_vouched_for_raises_the_floor_and_keeps_it_across_a_restart(
+    tmp_path, monkeypatch, key
+):
+    """A Pi with its RTC and no NTP, off overnight: the clock is right, the floor (last
+    night's stamp plus the uptime) lags all day, so a pass printed at noon was not yet valid
+    and referred at 20:00. The guard vouches at the console: the floor is the clock's
+    reading, audited, and stays so after a restart as a synchronised stamp does."""
+    from kiosk.store import vouch_time
+
+    config = _config()
+    before = app.build_core(config, tmp_path, FakeClock(start=NIGHT))
+    before.store.append(EventDraft(direction="in", decision="pass", household="9-909"))
+    before.close()
+    right = FakeClock(start=MORNING, is_synced=False)
+    core = _restart_on(monkeypatch, tmp_path, config, right)
+    try:
+        assert core.clock.floor() < MORNING - timedelta(hours=10)
+        vouch_time(core.store, core.clock, right.now(), "zhou", "clock")
+        assert core.clock.floor() == MORNING
+        [row] = [a for a in core.store.audits() if a["action"] == "clock.vouched"]
+        assert row["actor"] == "zhou" and row["detail"]["at"] == format_ts(MORNING)
+        right.advance(12 * 3600)  # 20:00: a pass printed at noon is valid, nobody called
+        out = _decide(core, right, key, household="2-202", days=1, now=MORNING + timedelta(hours=4))
+        assert out["decision"] == "pass", out["reasons"]
+    finally:
+        core.close()
+    again = FakeClock(start=MORNING + timedelta(hours=13), is_synced=False)
+    core = _restart_on(monkeypatch, tmp_path, config, again)
+    try:
+        assert core.clock.floor() >= MORNING  # the vouched time, not last night's stamp
+    finally:
+        core.close()
+
+
+def test_a_vouch_never_lowers_the_floor_nor_passes_the_clock(tmp_path, monkeypatch):
+    from kiosk.store import vouch_time
+
+    config = _config()
+    _logged(tmp_path, config)
+    slow = FakeClock(start=MORNING - timedelta(days=2), is_synced=False)
+    core = _restart_on(monkeypatch, tmp_path, config, slow)
+    try:
+        floor = core.clock.floor()
+        assert vouch_time(core.store, core.clock, slow.now(), "zhou", "clock") is False
+        ahead = MORNING + timedelta(days=30)  # a typo: never past the clock's own reading
+        assert vouch_time(core.store, core.clock, ahead, "zhou", "pass_start") is False
+        assert core.clock.floor() == floor
+        assert not [a for a in core.store.audits() if a["action"] == "clock.vouched"]
     finally:
         core.close()

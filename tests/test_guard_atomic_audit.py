@@ -147,6 +147,8 @@ NOT_A_LEDGER_CHANGE = {
     # does, but the gate opens even when the storage refuses both (tests/test_gate_evacuation).
     "evacuation": "the guard's manual pass flagged evacuation: opens even unrecorded",
     "evacuation_end": "its row first (write_row_first), else no effect: test_gate_evacuation",
+    # The time vouched for and its clock.vouched row are one transaction (submit_audited).
+    "clock_vouched": "kiosk.store.vouch_time, one audited write: test_guard_clock_step",
 }
 
 

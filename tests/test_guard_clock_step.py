@@ -620,3 +620,62 @@ def test_on_a_synchronised_clock_the_pass_starts_at_its_time_and_no_start_is_ask
     assert send(guard_client, "/guard/passes", fields | {"days": "1"}).status_code == 200
     [row] = queries.issued_passes(guard_core.store)
     assert row.detail["valid_from"] == "2026-03-02T01:00:00+00:00"
+
+
+@pytest.fixture
+def right_rtc(data_dir, monkeypatch):
+    """A gate with a right RTC and no network time, off overnight: its log's last synchronised
+    stamp is 22:00 last night; it is 09:00, and its clock says so, unsynchronised."""
+    from fastapi.testclient import TestClient
+    from guard_support import BASE, close_core, make_app, make_core
+
+    from kiosk.clock import FlooredClock
+
+    before = make_core(data_dir, FakeClock(start=SHUTDOWN), monkeypatch)
+    add_event(before)
+    close_core(before)
+    base = FakeClock(start=BOOT, is_synced=False)
+    core = make_core(data_dir, FlooredClock(base), monkeypatch)
+    try:
+        with TestClient(make_app(core), base_url=BASE) as client:
+            yield client, core, base
+    finally:
+        close_core(core)
+
+
+def test_a_guard_vouches_for_a_right_unsynchronised_clock_and_the_floor_is_its_reading(
+    right_rtc,
+):
+    """Without the guard's word the floor lags the clock all day (last night's stamp plus
+    the uptime): what the two disagree on went to the guard until NTP, which never came.
+    The console shows what the clock reads (site time) and takes the guard's word for it:
+    audited with who and when; the floor is the clock's reading."""
+    from guard_support import hidden_fields, send
+
+    client, core, base = right_rtc
+    login(client)
+    page = client.get("/guard/passes").text
+    vouch = page.split('id="clock-vouch"')[1].split("</form>")[0]
+    assert "2026-03-02 09:00" in vouch  # what the clock reads, in the site's zone
+    done = send(client, "/guard/passes/clock", hidden_fields(page, "clock-vouch"))
+    assert done.status_code == 303
+    assert core.clock.floor() == BOOT
+    [row] = [a for a in core.store.audits() if a["action"] == "clock.vouched"]
+    assert row["actor"] == "alice" and row["detail"]["why"] == "clock"
+    assert 'id="clock-vouch"' not in client.get("/guard/passes").text  # nothing to vouch now
+
+
+def test_a_start_the_guard_typed_raises_the_floor_as_a_vouch_does(right_rtc):
+    from guard_support import hidden_fields, send
+
+    client, core, base = right_rtc
+    base.advance(600)
+    login(client)
+    page = client.get("/guard/passes").text
+    fields = hidden_fields(page, "pass-form") | {
+        "household": "3-402", "holder": "Wang", "days": "1", "start": "2026-03-02T09:10",
+    }  # fmt: skip
+    assert send(client, "/guard/passes", fields).status_code == 200
+    assert core.clock.floor() == BOOT + timedelta(minutes=10)
+    [row] = [a for a in core.store.audits() if a["action"] == "clock.vouched"]
+    assert row["actor"] == "alice" and row["detail"]["why"] == "pass_start"

@@ -77,7 +77,7 @@ log = logging.getLogger(__name__)
 #: Methods that change state: always audited.
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 #: ``msg=`` values a page shows as a success note.
-OK_MESSAGES = ("ok.done", "cal.saved", "pass.issued", "pass.voided")
+OK_MESSAGES = ("ok.done", "cal.saved", "pass.issued", "pass.voided", "pass.clock_vouched")
 ALARM_LOOKBACK_H = 12
 
 

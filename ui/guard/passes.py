@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from fastapi import Request
@@ -25,9 +25,11 @@ from fastapi.responses import HTMLResponse, Response
 from starlette.datastructures import FormData
 
 from kiosk import privacy, queries
+from kiosk.clock import known_passed
 from kiosk.lists import same_text
 from kiosk.pass_format import ROLES, VERSION
 from kiosk.passes import Pass, PassStartError, encode_pass, issue_pass, key_id_of, pass_start
+from kiosk.store import vouch_time
 from ui import i18n
 from ui.auth import Session
 from ui.guard import deps
@@ -144,6 +146,21 @@ def clock_reading(g: Guard) -> str | None:
     return local_time(clock.now().isoformat(), g.tz, "%Y-%m-%d %H:%M")
 
 
+def clock_vouch(g: Guard) -> dict[str, str] | None:
+    """What the guard may vouch for (``kiosk.store.vouch_time``): the gate's clock not
+    synchronised, reading later than the newest time it knows has passed (a right RTC after
+    a night's power cut, or a fast clock: the guard looks at a phone). Its reading, that
+    time and the site's zone, to the minute; None when there is nothing to vouch for."""
+    clock = g.core.clock
+    floor = known_passed(clock)
+    now = clock.now()
+    if floor is None or now - floor < timedelta(minutes=1):
+        return None
+    said = {"reading": now, "floor": floor}
+    shown = {k: local_time(v.isoformat(), g.tz, "%Y-%m-%d %H:%M") for k, v in said.items()}
+    return shown | {"zone": str(g.tz)}
+
+
 def start_of(g: Guard, value: object) -> datetime:
     """The start of the pass the form asks for (``kiosk.passes.pass_start``): the clock's
     time when synchronised; else the time the guard typed (``start``, a site time as the
@@ -186,6 +203,7 @@ def render(request: Request, g: Guard, session: Session, **ctx: Any) -> HTMLResp
         key_problem=key_problem(g),
         key_unreadable=g.core.issuer_key_problem or "",
         clock_reading=clock_reading(g),
+        clock_vouch=clock_vouch(g),
         roles=ROLES,
         q=q,
         passes=pass_rows(g, session, lang, q),
@@ -265,6 +283,10 @@ async def issue_one(request: Request, session: Session, g: Guard, form: FormData
     note(request, **record)
     # The row is the pass's only record: no card for a pass that is not on it (err.store).
     await asyncio.to_thread(deps.write_row_first, request)
+    if not g.core.clock.synced():  # the time the guard typed has passed: the floor rises
+        await asyncio.to_thread(
+            vouch_time, g.core.store, g.core.clock, start, session.name, "pass_start"
+        )
     lang = g.lang(request)
     return render(
         request,
@@ -368,3 +390,14 @@ async def revoke(request: Request, session: ActionSession, g: GuardDep) -> Respo
     except ValueError as exc:  # ListError, in the store's words
         raise BadInput(str(exc)) from None
     return done(request, "/guard/passes", "pass.voided")  # here, and at the peers once poked
+
+
+@router.post("/passes/clock", name="clock_vouched", include_in_schema=False)
+async def vouch_clock(request: Request, session: ActionSession, g: GuardDep) -> Response:
+    """The guard's word that the gate's clock, not synchronised, reads right (``clock_vouch``
+    shows what it reads): its reading is taken as passed (``kiosk.store.vouch_time``,
+    audited with the guard's name), so the floor no longer lags it all day."""
+    at = g.core.clock.now()
+    note(request, at=at.isoformat())
+    await asyncio.to_thread(vouch_time, g.core.store, g.core.clock, at, session.name, "clock")
+    return done(request, "/guard/passes", "pass.clock_vouched")
