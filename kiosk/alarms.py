@@ -56,6 +56,7 @@ CLOCK_REFERRALS = (
     "pass_not_yet_valid",
     "pass_expired",
     "quota_exceeded",
+    "outside_hours",
 )
 #: Bus alarm names (``kiosk.policy.ALARMS`` and the engine's device alarms) by alarm kind.
 ALARM_KINDS = {

@@ -269,18 +269,24 @@ def decide(
         if pass_ is not None:
             _check_pass_at_both(pass_, inputs, state, now, cfg, tz, found)
 
-    off_hours = cfg.hours.enabled and not _in_hours(now, cfg, tz)
+    off_hours, hours_disputed = _off_hours(inputs, now, cfg, tz)
     hours_apply = cfg.hours.applies_to == "both" or direction == "out"
     if off_hours and cfg.hours.mode == "closed" and hours_apply:
         reasons.append("outside_hours")
+        if hours_disputed:  # open by one time: the guard looks
+            flags.append("clock_not_set")
+            guard.append(True)
 
     if wants_temp:
         _check_temperature(inputs.temperature, cfg, thermo, found)
 
     if off_hours and cfg.hours.mode == "staffed" and guard:
-        # Nobody on duty to come: deny now (the screen says where to call), keep the alarm.
-        reasons.append("no_guard_on_duty")
-        guard.clear()
+        if hours_disputed:  # on duty by one time: the call stands, the clock is said
+            flags.append("clock_not_set")
+        else:
+            # Nobody on duty to come: deny now (the screen says where to call), keep the alarm.
+            reasons.append("no_guard_on_duty")
+            guard.clear()
 
     reasons = sorted(set(reasons), key=_ORDER.__getitem__)
     alarm = next((a for a in ALARMS if a in alarms), None)
@@ -314,6 +320,19 @@ def _check_pass_at_both(
     by_floor = _Findings()
     _check_pass(pass_, inputs, state, floor, cfg, tz, by_floor)
     _judged_at_both(found, by_clock, by_floor)
+
+
+def _off_hours(
+    inputs: PassageInputs, now: datetime, cfg: PolicySection, tz: ZoneInfo
+) -> tuple[bool, bool]:
+    """Outside opening hours at the clock's time or, on an unsynchronised clock reading later
+    than the earliest real time can be, at that time (either counts: a fast clock opened a
+    closed gate); and whether the two times disagree (the guard's, ``clock_not_set``)."""
+    if not cfg.hours.enabled:
+        return False, False
+    floor = _floor_time(inputs, now)
+    outside = {not _in_hours(at, cfg, tz) for at in (now, floor or now)}
+    return True in outside, len(outside) > 1
 
 
 def _floor_time(inputs: PassageInputs, now: datetime) -> datetime | None:

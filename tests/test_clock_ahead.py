@@ -348,3 +348,20 @@ def test_a_vouch_never_lowers_the_floor_nor_passes_the_clock(tmp_path, monkeypat
         assert not [a for a in core.store.audits() if a["action"] == "clock.vouched"]
     finally:
         core.close()
+
+
+def test_opening_hours_are_judged_at_both_times_on_a_fast_clock(tmp_path, monkeypatch, key):
+    """Closed until 10:00; it is 09:00 (the floor), the clock three hours fast reads 12:00:
+    the gate opened by the fast clock alone. Outside hours at either time counts, and the
+    two disagreeing, the guard looks."""
+    hours = {"enabled": True, "open_at": "10:00", "close_at": "22:00", "mode": "closed"}
+    config = _config(hours=hours)
+    _logged(tmp_path, config)
+    fast = FakeClock(start=MORNING + timedelta(hours=3), is_synced=False)
+    core = _restart_on(monkeypatch, tmp_path, config, fast)
+    try:
+        out = _decide(core, fast, key, household="2-202", days=60, now=LONG_AGO)
+        assert out["decision"] == "deny" and "outside_hours" in out["reasons"]
+        assert "clock_not_set" in out["flags"] and out["needs_guard"]
+    finally:
+        core.close()
