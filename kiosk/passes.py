@@ -443,22 +443,42 @@ def issue_pass(
 #: from the clock: before the earliest time it knows has passed, or, on a synchronised clock,
 #: either side of its time.
 START_SLACK = timedelta(minutes=10)
+#: How far a start typed on a clock not synchronised may lie from its reading, unless the
+#: issuer says it is the clock that is wrong (``anyway``): a mistyped month, a year.
+START_FAR = timedelta(days=1)
 
 
 class PassStartError(ValueError):
     """The start of a pass to issue cannot be told (``pass_start``). ``code``: ``unsynced``
     (no start given on a clock not synchronised), ``before_floor`` (a start before a time
     known to have passed, less ``START_SLACK``: ``earliest``), ``not_now`` (a start far from a
-    synchronised clock's time); ``reading``: the clock's time, to show the issuer."""
+    synchronised clock's time), ``far`` (a start more than ``START_FAR`` from a clock not
+    synchronised), ``expired`` (a pass that start gives ended before the clock's reading);
+    ``reading``: the clock's time, to show the issuer; ``start``: the start given."""
 
-    def __init__(self, code: str, message: str, reading: datetime, earliest: datetime) -> None:
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        reading: datetime,
+        earliest: datetime,
+        start: datetime | None = None,
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.reading = reading
         self.earliest = earliest
+        self.start = start
 
 
-def pass_start(clock: Clock, start: datetime | None = None, tz: tzinfo = UTC) -> datetime:
+def pass_start(
+    clock: Clock,
+    start: datetime | None = None,
+    tz: tzinfo = UTC,
+    *,
+    days: float | None = None,
+    anyway: bool = False,
+) -> datetime:
     """When a pass issued now starts (the ``now`` of ``issue_pass``): the one rule of the
     guard console and ``kiosk pass issue|batch``.
 
@@ -468,8 +488,11 @@ def pass_start(clock: Clock, start: datetime | None = None, tz: tzinfo = UTC) ->
     pass printed at 09:10 would be valid 22:10-04:10, expired when handed over), and one that
     is fast would start the pass days late. The issuer gives the time now (``start``, an aware
     time), no earlier than the newest time the clock knows has passed
-    (``kiosk.clock.known_passed``) less ``START_SLACK``, and it is the pass's start. Raises
-    ``PassStartError`` saying the clock's time in ``tz``."""
+    (``kiosk.clock.known_passed``) less ``START_SLACK``, and it is the pass's start; nor
+    more than ``START_FAR`` from the clock's reading, nor so early that a pass of ``days``
+    has ended by it (a mistyped month printed a month's passes expired), unless ``anyway``
+    (the issuer says the clock is what is wrong). Raises ``PassStartError`` saying the
+    clock's time in ``tz``."""
     now = clock.now()
     floor = known_passed(clock)
     low = (now if floor is None else floor) - START_SLACK
@@ -478,7 +501,7 @@ def pass_start(clock: Clock, start: datetime | None = None, tz: tzinfo = UTC) ->
 
     def refused(code: str, why: str) -> PassStartError:
         said = now.astimezone(tz).strftime("%Y-%m-%d %H:%M")
-        return PassStartError(code, f"{why} (it reads {said})", now, low)
+        return PassStartError(code, f"{why} (it reads {said})", now, low, start)
 
     if clock.synced():
         if start is not None and abs(start - now) > START_SLACK:
@@ -494,6 +517,11 @@ def pass_start(clock: Clock, start: datetime | None = None, tz: tzinfo = UTC) ->
     if floor is not None and start < low:
         known = floor.astimezone(tz).strftime("%Y-%m-%d %H:%M")
         raise refused("before_floor", f"the start is before {known}, a time known to have passed")
+    shown = start.astimezone(tz).strftime("%Y-%m-%d %H:%M")
+    if not anyway and abs(start - now) > START_FAR:
+        raise refused("far", f"the start {shown} is more than a day from this clock's time")
+    if not anyway and days is not None and start + timedelta(days=days) <= now:
+        raise refused("expired", f"a pass from {shown} for {days:g} days has expired by the clock")
     return start
 
 

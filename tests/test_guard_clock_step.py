@@ -679,3 +679,19 @@ def test_a_start_the_guard_typed_raises_the_floor_as_a_vouch_does(right_rtc):
     assert core.clock.floor() == BOOT + timedelta(minutes=10)
     [row] = [a for a in core.store.audits() if a["action"] == "clock.vouched"]
     assert row["actor"] == "alice" and row["detail"]["why"] == "pass_start"
+
+
+def test_a_start_typed_more_than_a_day_ahead_of_the_gates_clock_is_refused(right_rtc):
+    """A mistyped month on the console's pass form: refused, naming both times."""
+    from guard_support import hidden_fields, refused_with, send
+
+    client, core, base = right_rtc
+    login(client)
+    page = client.get("/guard/passes").text
+    fields = hidden_fields(page, "pass-form") | {
+        "household": "3-402", "holder": "Wang", "days": "1", "start": "2026-04-02T09:00",
+    }  # fmt: skip
+    refused = send(client, "/guard/passes", fields)
+    said = {"start": "2026-04-02 09:00", "reading": "2026-03-02 09:00"}
+    assert refused_with(client, refused) == i18n.t("zh-CN", "err.pass_start_far", **said)
+    assert queries.issued_passes(core.store) == []

@@ -591,3 +591,21 @@ def test_a_batch_on_a_clock_not_synchronised_issues_nothing_without_the_time_now
     assert batch(keys, households, out_dir, "--start", "2026-03-02T09:10") == 0
     [row] = csv.DictReader(io.StringIO((out_dir / "passes.csv").read_text(encoding="utf-8-sig")))
     assert row["valid_from"] == "2026-03-02T01:10:00+00:00"
+
+
+def test_a_start_far_from_the_machines_clock_or_already_expired_by_it_is_refused(
+    keys, capsys, monkeypatch
+):
+    """A mistyped month printed passes a month late (or 200 expired ones), 2030 went
+    through: a start more than a day from the machine's reading, or a pass already expired
+    by it, is refused naming both times, unless --start-anyway (the clock is what is wrong)."""
+    _unsynced_machine(monkeypatch, datetime(2026, 3, 1, 22, 10, tzinfo=ZoneInfo("Asia/Shanghai")))
+    code, out, err = _issue(capsys, keys, "--start", "2026-04-02T09:10")
+    assert code == 2 and out == ""
+    assert "2026-04-02 09:10" in err and "2026-03-01 22:10" in err and "--start-anyway" in err
+    code, out, err = _issue(capsys, keys, "--start", "2030-03-02T09:10")
+    assert code == 2 and "2030-03-02 09:10" in err
+    code, out, err = _issue(capsys, keys, "--days", "0.25", "--start", "2026-03-01T10:00")
+    assert code == 2 and "expired" in err and "2026-03-01 22:10" in err
+    code, out, err = _issue(capsys, keys, "--start", "2026-04-02T09:10", "--start-anyway")
+    assert code == 0, err

@@ -113,6 +113,12 @@ def _issue_args(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="sign the clock's time although it is not synchronised (checked by hand)",
     )
+    p.add_argument(
+        "--start-anyway",
+        action="store_true",
+        help="a --start more than a day from this machine's clock, or one by which the pass"
+        " has expired already: the clock is what is wrong (checked by hand)",
+    )
 
 
 # --------------------------------------------------------------------------- verbs
@@ -157,9 +163,11 @@ def _zone(name: str) -> ZoneInfo:
         raise UsageError(f"unknown timezone {name!r}") from None
 
 
-def _start(args: argparse.Namespace, zone: ZoneInfo) -> datetime:
+def _start(args: argparse.Namespace, zone: ZoneInfo, days: float) -> datetime:
     """When the passes start (``kiosk.passes.pass_start``, the console's rule): the clock's
-    time when synchronised (or ``--trust-clock``), else ``--start``, required."""
+    time when synchronised (or ``--trust-clock``), else ``--start``, required; one more than
+    a day from the clock, or by which a pass of ``days`` has expired, only with
+    ``--start-anyway``."""
     from kiosk.passes import PassStartError, pass_start
 
     start = None
@@ -172,8 +180,14 @@ def _start(args: argparse.Namespace, zone: ZoneInfo) -> datetime:
         if start.tzinfo is None:
             start = start.replace(tzinfo=zone)
     try:
-        return pass_start(system_clock(assume_synced=args.trust_clock), start, zone)
+        clock = system_clock(assume_synced=args.trust_clock)
+        return pass_start(clock, start, zone, days=days, anyway=args.start_anyway)
     except PassStartError as exc:
+        if exc.code in ("far", "expired"):
+            raise UsageError(
+                f"{exc}; check --start (the time now, in --tz), or add --start-anyway if"
+                " this machine's clock is what is wrong; nothing issued"
+            ) from None
         raise UsageError(
             f"{exc}; give --start (the time now, in --tz), or --trust-clock after checking"
             " `date` by hand; nothing issued"
@@ -220,7 +234,7 @@ def pass_issue(args: argparse.Namespace) -> int:
 
     days = _days(args.days)
     zone = _zone(args.tz)
-    now = _start(args, zone)  # refused before the holder is asked for, not after
+    now = _start(args, zone, days)  # refused before the holder is asked for, not after
     from_stdin(args, _PERSONAL, ask=_PERSONAL)
     fmt = None
     if args.out is not None:
@@ -463,7 +477,7 @@ def pass_batch(args: argparse.Namespace) -> int:
         raise UsageError(f"{out} is not a folder; batch output goes into a new or empty folder")
     if out.exists() and any(out.iterdir()):
         raise UsageError(f"{out} is not empty; batch output goes into a new or empty folder")
-    now = _start(args, zone)
+    now = _start(args, zone, min(float(row["days"]) for row in rows))  # any one expired
     try:
         out.mkdir(mode=0o700, parents=True, exist_ok=True)  # names and payloads: owner only
     except OSError as exc:

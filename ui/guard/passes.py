@@ -134,6 +134,8 @@ START_REFUSED = {
     "unsynced": "err.pass_clock_unsynced",
     "before_floor": "err.pass_start_early",
     "not_now": "err.pass_start_not_now",
+    "far": "err.pass_start_far",
+    "expired": "err.pass_start_expired",
 }
 
 
@@ -161,7 +163,7 @@ def clock_vouch(g: Guard) -> dict[str, str] | None:
     return shown | {"zone": str(g.tz)}
 
 
-def start_of(g: Guard, value: object) -> datetime:
+def start_of(g: Guard, value: object, days: float) -> datetime:
     """The start of the pass the form asks for (``kiosk.passes.pass_start``): the clock's
     time when synchronised; else the time the guard typed (``start``, a site time as the
     form's ``datetime-local`` sends it), required. Refused in the guard's words."""
@@ -175,9 +177,11 @@ def start_of(g: Guard, value: object) -> datetime:
         if typed_start.tzinfo is None:
             typed_start = typed_start.replace(tzinfo=g.tz)
     try:
-        return pass_start(g.core.clock, typed_start, g.tz)
+        # A fresh card's clock (1970) and an empty log: nothing to hold the start against.
+        unknown = known_passed(g.core.clock) is None
+        return pass_start(g.core.clock, typed_start, g.tz, days=days, anyway=unknown)
     except PassStartError as exc:
-        said = {"reading": exc.reading, "earliest": exc.earliest}
+        said = {"reading": exc.reading, "earliest": exc.earliest, "start": exc.start or exc.reading}
         shown = {k: local_time(v.isoformat(), g.tz, "%Y-%m-%d %H:%M") for k, v in said.items()}
         raise BadInput(START_REFUSED[exc.code], **shown) from None
 
@@ -251,11 +255,11 @@ async def issue_one(request: Request, session: Session, g: Guard, form: FormData
     key = issuing_key(g)
     # Not the reading of a clock NTP has not set: a floored one reads the last shutdown's
     # time after a power cut (a six-hour pass expired when printed), a fast one days ahead.
-    start = start_of(g, form.get("start"))
+    days = bounded(form.get("days"), "pass.days", 0.05, 366, required=True)
+    start = start_of(g, form.get("start"), days or 1)
     household = clean(form.get("household"), "pass.household", required=True, max_len=40)
     holder = clean(form.get("holder"), "pass.holder", required=True, max_len=60)
     role = choice(form.get("role"), "pass.role", ROLES, "visitor")
-    days = bounded(form.get("days"), "pass.days", 0.05, 366, required=True)
     try:
         payload, pass_ = issue_pass(
             key,
