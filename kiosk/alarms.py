@@ -169,6 +169,9 @@ class Alarm:
     #: ``boot`` once this gate's outing stamped before NTP stepped the clock is dated, or
     #: ``unsynced``: what a clock not set said); empty until the desk dated them.
     passages_dating: list[str] = field(default_factory=list)
+    #: A referral on a clock not synchronised (``CLOCK_REFERRALS``): every reason the event
+    #: was denied for, ``detail`` first among them; the card says each.
+    reasons: list[str] = field(default_factory=list)
 
     @property
     def times(self) -> int:
@@ -414,7 +417,9 @@ def alarm_from_event(event: Mapping[str, Any]) -> Alarm | None:
             return _about_person(alarm_of(event, kind, code), event)
     early = next((code for code in CLOCK_REFERRALS if code in reasons), None)
     if early and unset:
-        return _about_person(alarm_of(event, "guard", early), event)
+        alarm = alarm_of(event, "guard", early)
+        alarm.reasons = [early, *(code for code in reasons if code != early)]
+        return _about_person(alarm, event)
     return None
 
 

@@ -289,3 +289,21 @@ def test_a_referral_card_says_why_the_guard_is_needed_from_the_bus_or_the_log(gu
     fresh = AlarmDesk(guard_core.store, guard_core.clock)  # after a restart: from the log
     assert sorted(a.seq for a in fresh.open_alarms([])) == [1, 2, 3, 4]
     assert all(a.detail != "guard_needed" for a in fresh.open_alarms([]))
+
+
+def test_a_clock_referral_card_says_every_reason_the_two_times_found(guard_core):
+    """The two times disagreeing (a clock not synchronised reading ahead of the newest time
+    known to have passed): the card said the first reason only ("Pass has expired") where
+    the gate also found the outing over the quota; it says each, in words."""
+    from zoneinfo import ZoneInfo
+
+    from ui import i18n
+
+    reasons = ("pass_expired", "quota_exceeded")
+    add_event(guard_core, decision="deny", reasons=reasons, flags=("clock_not_set",))
+    desk = AlarmDesk(guard_core.store, guard_core.clock)
+    [card] = desk.open_alarms([])
+    view = alarm_view(card, "en", ZoneInfo("UTC"), frozenset())
+    assert card.kind == "guard"
+    for code in reasons:
+        assert i18n.reason_text("en", code) in view["detail"], view["detail"]

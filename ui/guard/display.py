@@ -169,6 +169,9 @@ def alarm_view(a: Alarm, lang: str, tz: ZoneInfo, clear: frozenset[str]) -> dict
     elif a.detail == QUOTA_DETAIL and len(a.passages) == 2:
         first, second = (passage_text(a, i, lang, tz) for i in range(2))
         detail = i18n.t(lang, f"alarm.{QUOTA_DETAIL}", first=first, second=second)
+    elif len(a.reasons) > 1:  # a clock's referral: each reason the two times found
+        known = i18n.reason_codes()
+        detail = "; ".join(i18n.reason_text(lang, c) if c in known else c for c in a.reasons)
     elif a.detail in i18n.reason_codes():
         detail = i18n.reason_text(lang, a.detail)
     elif i18n.has(f"device.{a.detail}"):
