@@ -307,3 +307,4 @@ def test_a_clock_referral_card_says_every_reason_the_two_times_found(guard_core)
     assert card.kind == "guard"
     for code in reasons:
         assert i18n.reason_text("en", code) in view["detail"], view["detail"]
+    assert "vouch for it there" in view["todo"]  # what the guard does

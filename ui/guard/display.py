@@ -193,8 +193,12 @@ def alarm_view(a: Alarm, lang: str, tz: ZoneInfo, clear: frozenset[str]) -> dict
     # engine's alarm about a passage (``gate_fault``: the relay did not open for it) too.
     about = a.detail if a.detail == "gate_not_locked" else ALARM_DEVICES.get(a.detail, a.detail)
     todo = f"alarm.todo.{about}"
+    if a.reasons:  # a clock's referral: the two times disagreed; what the guard does
+        todo = i18n.t(lang, "alarm.todo.clock_not_set", reading=alarm_time(a, lang, tz))
+    else:
+        todo = i18n.t(lang, todo) if a.kind == "device" and i18n.has(todo) else ""
     return {
-        "todo": i18n.t(lang, todo) if a.kind == "device" and i18n.has(todo) else "",
+        "todo": todo,
         "key": a.key,
         "kind": a.kind,
         "title": i18n.t(lang, f"alarm.{a.kind}"),
