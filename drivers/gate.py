@@ -218,6 +218,8 @@ class SerialRelayGate(_Relay):
         self._node_gone = False
         #: The board's coil is known to be as last commanded through the port now open.
         self._commanded = False
+        #: The device node the port open is on (``_node_of``), None with no port or no path.
+        self._opened_node: tuple[int, int, int] | None = None
 
     def _ensure_port(self) -> Any:
         if self._ser is None:
@@ -238,10 +240,35 @@ class SerialRelayGate(_Relay):
                 raise _PortHeld(
                     f"relay port {self._port} is held by another program (a second kiosk service?)"
                 ) from exc
+            self._opened_node = self._node_of(self._ser)
         return self._ser
+
+    def _node_of(self, ser: Any = None) -> tuple[int, int, int] | None:
+        """Which device node: that of ``ser``'s descriptor (pyserial's ``fd``), or the one
+        the configured path names now (a by-id link followed); None for no path (``loop://``)
+        or no node."""
+        fd = getattr(ser, "fd", None)
+        try:
+            if isinstance(fd, int):
+                st = os.fstat(fd)
+            elif self._port.startswith("/"):
+                st = os.stat(self._port)
+            else:
+                return None
+        except OSError:
+            return None
+        return (st.st_dev, st.st_ino, st.st_rdev)
+
+    def _port_is_stale(self) -> bool:
+        """The port open is on another node than the path names now: the board dropped and
+        came back within one health poll as the next ttyUSB (the old one still held here),
+        and its by-id link points there; the descriptor open is dead."""
+        opened = self._opened_node
+        return self._ser is not None and opened is not None and self._node_of() != opened
 
     def _drop_port(self) -> None:
         self._commanded = False
+        self._opened_node = None
         ser, self._ser = self._ser, None
         if ser is not None:
             try:
@@ -290,12 +317,19 @@ class SerialRelayGate(_Relay):
         during a pulse) or powers up with it off (replugged), and nothing else would command
         it before the next passage. At start and after a failed lock that is the lock; a
         board replugged while the gate is held open (an evacuation) is opened again: powered
-        up off, a strike on NO would stand locked while the screens say go through."""
+        up off, a strike on NO would stand locked while the screens say go through. A board
+        back within one poll (its by-id link now on the next ttyUSB) is seen by the node the
+        port has open no longer being the one the path names."""
         if self._closed:
             return self._closed_health()
         if self._port.startswith("/") and not os.path.exists(self._port):
             self._let_go_of_dead_port()
             return Health("fault", f"{self._port} is gone (relay board unplugged?)", self._mono())
+        if self._port_is_stale():
+            log.warning(
+                "serial relay %s: the board came back on another node; reopening", self._port
+            )
+            self._let_go_of_dead_port()
         if not self._commanded and self._lock.acquire(blocking=False):
             try:
                 if not self._commanded:  # a command may have landed meanwhile

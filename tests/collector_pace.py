@@ -1,22 +1,37 @@
-"""The oldest generation of the garbage collector collected between tests (installed by
-``tests/conftest.py``), never in the middle of one.
+"""The oldest generation of the garbage collector collected between tests (a pytest plugin
+``tests/conftest.py`` registers), never in the middle of one.
 
 Left to itself, the interpreter collects its oldest generation whenever enough survivors
 piled up, in whichever test happens to allocate then, and each such collection walks every
 object the test process keeps alive that the collector was not told to leave alone: the
 caches the tests filled, a module's fixtures, ~100,000 objects, 0.1-0.3 s each time, a
-hundred times a run. Here it runs between two tests instead (after a test's teardown, in its
-time), once as many middle-generation collections moved survivors there as the
-interpreter's own threshold; what survives it is alive between two tests, so it is moved out
-of the collector's way (``gc.freeze``), as conftest does with the modules at the start: the
-next full collection walks only what the tests left since. The young generations are
-collected as ever, in the tests too; a test's cyclic garbage is collected at the latest after
-it; a test that turned the collector off (a soak test counting its own objects) is left so.
+hundred times a run. Here it runs between two tests instead, once as many middle-generation
+collections moved survivors there as the interpreter's own threshold.
+
+It runs as the next test's setup starts (``pytest_runtest_setup``, before any other part of
+it): pytest has let go of the finished test's fixtures by then (``item.funcargs``), so a
+test's cyclic garbage (its app, Core, Engine, event log) is collected at the latest as the
+next test starts, its finalizers run, and a ``__del__`` that raises is reported there (an
+error, by pyproject's ``filterwarnings``). Run in the finished test's teardown it froze them
+alive instead.
+
+What lives on is moved out of the collector's way (``gc.freeze``) only where no later test
+can free it: once the test modules are collected (the program's and the libraries' modules
+and classes, the collected items: ~300,000 objects), and as a new module's first test starts
+(the module before it, its module-scoped fixtures, torn down by then). A session-scoped
+fixture frozen so is freed at the end: everything is unfrozen as the session finishes,
+before pytest's last collection (which reports an unraisable ``__del__``). The young
+generations are collected as ever, in the tests too; a test that turned the collector off
+(a soak test counting its own objects) is left so.
 """
 
 from __future__ import annotations
 
 import gc
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
 
 #: A full collection between two tests once this many middle-generation collections
 #: (``gc.get_count()[2]``) passed since the last one: the interpreter's own ``threshold2``.
@@ -26,16 +41,52 @@ FULL_COLLECTION_EVERY = 10
 NEVER = 2**31 - 1
 
 
+class _Pace:
+    #: The module whose tests run now (its path): a change is a freeze.
+    module: Path | None = None
+
+
 def full_collections_between_tests() -> None:
-    """No automatic collection of the oldest generation from now on in this process."""
+    """What the process holds now frozen, and no automatic collection of the oldest
+    generation from now on in this process."""
+    gc.collect()
+    gc.freeze()
     young, middle, _ = gc.get_threshold()
     gc.set_threshold(young, middle, NEVER)
 
 
-def survivors_collected_between_tests() -> bool:
-    """The full collection, and its survivors frozen, if it is due; whether it ran."""
-    if not gc.isenabled() or gc.get_count()[2] < FULL_COLLECTION_EVERY:
-        return False
+def between_tests(module: Path | None) -> str | None:
+    """Before a test of ``module`` sets up: ``"freeze"`` (a new module: collected, what lives
+    on frozen), ``"collect"`` (the full collection due) or None (nothing, or the collector
+    turned off)."""
+    if not gc.isenabled():
+        return None
+    if module != _Pace.module:
+        _Pace.module = module
+        gc.collect()
+        gc.freeze()
+        return "freeze"
+    if gc.get_count()[2] < FULL_COLLECTION_EVERY:
+        return None
     gc.collect()
-    gc.freeze()
-    return True
+    return "collect"
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_finish(session: pytest.Session) -> None:
+    full_collections_between_tests()
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
+    """Before the rest of the setup (the CPU a test is measured by starts after it)."""
+    between_tests(getattr(item, "path", None))
+    return (yield)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Everything unfrozen (a session fixture's garbage collectable again) before pytest's
+    last collection, at unconfigure."""
+    gc.unfreeze()
+    _Pace.module = None

@@ -103,35 +103,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
-@pytest.hookimpl(trylast=True)
-def pytest_collection_finish(session: pytest.Session) -> None:
+def pytest_configure(config: pytest.Config) -> None:
     import collector_pace
 
-    _long_lived_objects_out_of_the_collectors_way()
-    collector_pace.full_collections_between_tests()
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None):
-    """After every teardown of the test (its own time, as ever): ``collector_pace``."""
-    yield
-    import collector_pace
-
-    collector_pace.survivors_collected_between_tests()
-
-
-def _long_lived_objects_out_of_the_collectors_way() -> None:
-    """Once the test modules are collected, what the process holds then (the program's and
-    the libraries' modules and classes, the collected items: ~300,000 objects in the unit
-    suite) is moved out of the cyclic garbage collector's generations (``gc.freeze``):
-    each full collection (the ones the tests' garbage triggers, the soak tests' own
-    ``gc.collect()``, pytest's at the end of the run) walked all of it again. Objects the
-    tests make are collected as before; a frozen one stays until the process ends, as
-    nearly all of them would anyway."""
-    import gc
-
-    gc.collect()
-    gc.freeze()
+    # the oldest generation collected between tests, never in one
+    config.pluginmanager.register(collector_pace, "collector_pace")
 
 
 #: How deep the property-based (Hypothesis) tests search. ``full``: as many examples as each

@@ -7,7 +7,10 @@ failed while it was gone) stays a lock: a replug never opens a gate the kiosk wa
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+import pytest
 
 from drivers.gate import SerialRelayGate, lcus_frame
 
@@ -98,3 +101,86 @@ def test_a_board_replugged_while_its_old_port_was_held_comes_back_under_its_own_
     assert _replug(tmp_path, opened) == "ttyUSB0"
     assert gate.health().ok
     assert opened[1].data == lcus_frame(1, True)  # released again, as asked
+
+
+class FdPort(Port):
+    """A port with its own descriptor, as pyserial's POSIX port (``fd``): what it has open is
+    the node it opened, whatever the path names later."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(str(Path(url).resolve()))
+        self.fd = os.open(url, os.O_RDWR)
+
+    @property  # type: ignore[override]
+    def data(self) -> bytes:  # written through the descriptor (drivers.gate.write_port)
+        return Path(self.url).read_bytes()
+
+    @data.setter
+    def data(self, _value: bytes) -> None:
+        return None
+
+    def close(self) -> None:
+        if not self.closed:
+            os.close(self.fd)
+        super().close()
+
+
+def _by_id(dev: Path) -> Path:
+    (dev / "ttyUSB0").touch()
+    (dev / "by-id").mkdir()
+    link = dev / "by-id" / "usb-1a86_USB_Serial-if00-port0"
+    link.symlink_to("../ttyUSB0")
+    return link
+
+
+def _quick_replug(dev: Path, link: Path) -> None:
+    """A brown-out between two health polls: the old node goes, and with ttyUSB0 still held
+    open the board comes back as ttyUSB1, where the by-id link now points."""
+    (dev / "ttyUSB0").unlink()
+    (dev / "ttyUSB1").touch()
+    link.unlink()
+    link.symlink_to("../ttyUSB1")
+
+
+def _by_id_gate(link: Path, clock, port=Port, **kwargs):
+    opened: list[Port] = []
+
+    def factory(url, **_kwargs):
+        if not os.path.exists(url):
+            raise OSError(19, "No such device")
+        opened.append(port(url))
+        return opened[-1]
+
+    return SerialRelayGate(str(link), serial_factory=factory, clock=clock, **kwargs), opened
+
+
+@pytest.mark.parametrize("port", [Port, FdPort])
+def test_a_board_back_under_its_by_id_name_within_one_poll_is_opened_again(clock, tmp_path, port):
+    """The by-id link existed at every poll, so the gate held open for an evacuation kept
+    writing nowhere while the board, powered up coil off, held a strike on NO locked; health
+    said ok. The port open is checked against the node the path names now."""
+    link = _by_id(tmp_path)
+    gate, opened = _by_id_gate(link, clock, port)
+    gate.set_open(True)  # an evacuation
+    assert gate.health().ok
+    _quick_replug(tmp_path, link)
+    assert gate.health().ok
+    assert opened[0].closed  # the dead descriptor let go of
+    assert len(opened) == 2 and os.path.realpath(opened[1].url).endswith("ttyUSB1")
+    assert opened[1].data == lcus_frame(1, True)  # released again, as asked
+    gate.health()
+    assert len(opened) == 2  # the same board: not reopened at every poll
+
+
+def test_an_idle_lock_on_nc_is_put_back_after_a_quick_replug(clock, tmp_path):
+    """Wired normally_closed the lock is the coil on; the board back within one poll powered
+    up coil off, the gate released, and nothing locked it again."""
+    link = _by_id(tmp_path)
+    gate, opened = _by_id_gate(link, clock, FdPort, wiring="normally_closed")
+    assert gate.health().ok  # idle: the lock commanded
+    assert opened[0].data == lcus_frame(1, True)
+    _quick_replug(tmp_path, link)
+    for _ in range(3):
+        assert gate.health().ok
+    assert len(opened) == 2
+    assert opened[1].data == lcus_frame(1, True)  # locked again

@@ -551,8 +551,8 @@ def test_a_correction_of_a_record_corrected_since_the_page_was_drawn_is_refused(
     second, whose page still showed the typo, corrected the last day, and the record took
     the second's form whole (the first's household put back, unseen). A correction now
     carries the version of the record its page showed: one corrected since is refused, the
-    form comes back as typed with the record's values now, and sent again from that page it
-    is saved; both corrections are in the record's history and the audit."""
+    form comes back on the record now with this manager's change, and sent again it is saved;
+    both corrections are in the record's history and the audit."""
     post(admin, "/guard/community/returnees", admin.csrf, name="王芳", household="3-2-710",
          phone="13812345678", origin="武汉", date_back="2026-02-12", days="14")  # fmt: skip
     [person] = core.ledgers.observation.people()
@@ -565,13 +565,15 @@ def test_a_correction_of_a_record_corrected_since_the_page_was_drawn_is_refused(
         admin, path, admin.csrf, **(shown | {"household": "3-2-701", "seen": first["seen"]})
     )
     assert done.status_code == 303
-    late = shown | {"until": "2026-02-20", "seen": second["seen"]}
+    was = {k: v for k, v in second.items() if k.startswith("was_")}  # what it showed
+    late = shown | was | {"until": "2026-02-20", "seen": second["seen"]}
     refused = post(admin, path, admin.csrf, **late)
     assert refused.status_code == 400
     said = html.unescape(refused.text)
     assert f"person {person.id} changed since the page was drawn" in said
     assert "it is now name 王芳, household 3-2-701, back 2026-02-12, until 2026-02-25" in said
-    assert 'value="2026-02-20"' in refused.text and 'value="3-2-710"' in refused.text  # typed
+    # this manager's change kept, the other's household as it is now (not the stale 3-2-710)
+    assert 'value="2026-02-20"' in refused.text and 'value="3-2-710"' not in refused.text
     now = core.ledgers.observation.person(person.id)
     assert (now.household, now.observation_until) == ("3-2-701", date(2026, 2, 25))
     assert len(core.ledgers.observation.corrections(person.id)) == 1
@@ -589,6 +591,57 @@ def test_a_correction_of_a_record_corrected_since_the_page_was_drawn_is_refused(
     ]  # fmt: skip
     audits = [a["action"] for a in core.store.audits(limit=1000) if "correct" in a["action"]]
     assert audits == ["observation.correct", "returnee_correct_failed", "observation.correct"]
+
+
+def correction_sent(page: str, pid: int) -> dict[str, str]:
+    """Every field of person ``pid``'s correction form as ``page`` drew it: what pressing
+    its button sends."""
+    form = page.split(f'action="/guard/community/returnees/{pid}/correct"', 1)[1]
+    form = form.split("</form>", 1)[0]
+    found = re.findall(r'<input[^>]*\bname="([^"]+)"[^>]*\bvalue="([^"]*)"', form)
+    return {k: html.unescape(v) for k, v in found if k != "csrf"}
+
+
+def _two_managers(admin, core):
+    """A returnee registered with a typo; both managers' pages drawn; the first's fix of the
+    household (3-2-710 → 3-2-701) saved from the first page. Returns the person, the
+    correction's path and the second page's form as drawn."""
+    post(admin, "/guard/community/returnees", admin.csrf, name="王芳", household="3-2-710",
+         phone="", origin="武汉", date_back="2026-02-12", days="14")  # fmt: skip
+    [person] = core.ledgers.observation.people()
+    path = f"/guard/community/returnees/{person.id}/correct"
+    first = correction_sent(admin.get("/guard/community/returnees").text, person.id)
+    second = correction_sent(admin.get("/guard/community/returnees?lang=en").text, person.id)
+    assert post(admin, path, admin.csrf, **(first | {"household": "3-2-701"})).status_code == 303
+    return person, path, second
+
+
+def test_a_stale_correction_sent_again_as_redrawn_keeps_the_first_managers_fix(admin, core):
+    """Refused because the first manager had corrected the household since, the second's
+    form came back with ITS page's values in every field and the record's version now:
+    pressing Save again (the natural next step) put 3-2-710 back, unseen. The form is
+    redrawn on the record as it is now with only this manager's changes applied, and says
+    which: sent again as redrawn, both corrections stand."""
+    person, path, second = _two_managers(admin, core)
+    refused = post(admin, path, admin.csrf, **(second | {"until": "2026-02-20"}))
+    assert refused.status_code == 400
+    again = correction_sent(refused.text, person.id)
+    assert (again["household"], again["until"]) == ("3-2-701", "2026-02-20")
+    assert "Your changes kept: Observed until" in html.unescape(refused.text)
+    assert post(admin, path, admin.csrf, **again).status_code == 303
+    now = core.ledgers.observation.person(person.id)
+    assert (now.household, now.observation_until) == ("3-2-701", date(2026, 2, 20))
+
+
+def test_a_field_both_managers_changed_is_shown_with_both_values(admin, core):
+    person, path, second = _two_managers(admin, core)
+    refused = post(admin, path, admin.csrf, **(second | {"household": "3-2-702"}))
+    assert refused.status_code == 400
+    again = correction_sent(refused.text, person.id)
+    assert again["household"] == "3-2-702"  # as this manager typed it
+    said = html.unescape(refused.text)
+    assert "Changed by both: Household (now 3-2-701)" in said  # the other's, to choose from
+    assert core.ledgers.observation.person(person.id).household == "3-2-701"
 
 
 def test_a_stale_correction_is_said_in_the_guards_language(admin, core):

@@ -109,6 +109,21 @@ TEXT: dict[str, tuple[str, str]] = {
     "note": ("备注", "Note"),
     "register": ("登记", "Register"),
     "correct": ("更正登记", "Correct"),
+    # a correction refused because the record changed since, redrawn on it as it is now
+    "merged.kept": (
+        "已保留您的修改：{fields}；其他各项为记录现值。",
+        "Your changes kept: {fields}; the other fields are the record as it is now.",
+    ),
+    "merged.none": (
+        "您未做修改；表单为记录现值。",
+        "You changed nothing; the form shows the record now.",
+    ),
+    "merged.both": ("双方都修改了：", "Changed by both:"),
+    "merged.now": ("现为", "now"),
+    "merged.choose": (
+        "表单中为您的值，确认后再保存",
+        "the form has yours: choose, then save again",
+    ),
     "temperature": ("体温", "Temperature"),
     "record": ("记录", "Record"),
     "acknowledge": ("确认", "Acknowledge"),

@@ -8,13 +8,14 @@ from __future__ import annotations
 import functools
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse, Response
 
 from kiosk.community import CommunityError
 from kiosk.lists import same_text
-from kiosk.observation import ObservationLedger
+from kiosk.observation import ObservationLedger, Person
 from kiosk.typed import typed
 from ui.auth import Session
 from ui.guard.community.common import (
@@ -56,6 +57,9 @@ TYPED_FIELDS = ("name", "household", "phone", "origin", "date_back", "days", "no
 
 #: The manager's correction form's fields, put back as typed after a refusal.
 CORRECTED_FIELDS = ("name", "household", "date_back", "until")
+#: What the correction form showed of each (``was_<field>``, hidden): a correction refused
+#: because the record changed since is redrawn with only the fields the manager changed.
+SHOWN_FIELDS = tuple(f"was_{f}" for f in CORRECTED_FIELDS)
 
 
 @form_page(router, "/returnees")
@@ -65,10 +69,16 @@ def page(request: Request, g: Guard, session: Session, refused: Refused = FRESH)
 
 
 def _drawn(
-    request: Request, g: Guard, session: Session, refused: Refused, correcting: int | None = None
+    request: Request,
+    g: Guard,
+    session: Session,
+    refused: Refused,
+    correcting: int | None = None,
+    merged: Merged | None = None,
 ) -> HTMLResponse:
     """The page; after a refused correction of person ``correcting``, that person's
-    correction form as sent (and the registration form empty)."""
+    correction form as sent (and the registration form empty), or ``merged`` onto the
+    record as it is now."""
     ledger = ledgers(g).observation
     # ``version``: what the manager's correction form carries (``seen``)
     people = [
@@ -87,8 +97,41 @@ def _drawn(
         open=open_now,
         alarms=alarms,
         correcting=correcting,
+        merged=merged,
         **refused.context(),
     )
+
+
+@dataclass(frozen=True)
+class Merged:
+    """A correction refused because the record changed since its page was drawn, put onto
+    the record as it is now: ``fields`` the form's values, ``kept`` the fields this manager
+    changed (their values kept), ``both`` those the other correction changed too (field →
+    its value now: the form shows this manager's, the manager chooses)."""
+
+    fields: dict[str, str]
+    kept: tuple[str, ...]
+    both: dict[str, str]
+
+
+def merged_onto(now: Person, typed: dict[str, str]) -> Merged:
+    """``typed`` (with what its form showed: ``was_<field>``) onto the record ``now``: a
+    field the manager left as shown takes its value now, so sending the form again never
+    puts back what another manager corrected meanwhile. A form without ``was_`` (drawn
+    before them) counts as having changed nothing."""
+    current = now.corrected_fields()
+    current["until"] = current.pop("observation_until")  # as the form names it
+    fields, both = dict(current), {}
+    kept = []
+    for key in CORRECTED_FIELDS:
+        mine, was = typed.get(key, ""), typed.get(f"was_{key}") or typed.get(key, "")
+        if mine == was:
+            continue
+        fields[key] = mine
+        kept.append(key)
+        if current[key] not in (was, mine):
+            both[key] = current[key]
+    return Merged(fields, tuple(kept), both)
 
 
 #: Registering checks the ledger, then writes: one at a time, so a double tap makes one.
@@ -155,10 +198,20 @@ async def correct(pid: RecordId, request: Request, session: AdminSession, g: Gua
             )
 
     def again(request: Request, g: Guard, session: Session, refused: Refused) -> HTMLResponse:
-        return _drawn(request, g, session, refused, correcting=pid)
+        try:
+            now = ledger.person(pid)
+        except CommunityError:  # gone meanwhile (forgotten): the form as typed
+            return _drawn(request, g, session, refused, correcting=pid)
+        seen = form_text(form, "seen")[:32]
+        if seen in ("", now.version()):  # refused for what it says, not as stale
+            return _drawn(request, g, session, refused, correcting=pid)
+        merged = merged_onto(now, refused.typed)
+        redrawn = Refused(merged.fields, refused.error)
+        return _drawn(request, g, session, redrawn, correcting=pid, merged=merged)
 
+    fields = CORRECTED_FIELDS + SHOWN_FIELDS
     return await save_or_again(
-        request, g, session, PAGE, correct_one, form=form, fields=CORRECTED_FIELDS, again=again
+        request, g, session, PAGE, correct_one, form=form, fields=fields, again=again
     )
 
 
