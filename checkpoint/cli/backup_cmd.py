@@ -18,7 +18,6 @@ import pwd
 import shutil
 import signal
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -215,6 +214,7 @@ def backup_run(args: argparse.Namespace) -> int:
         data_members,
         describe_log,
         etc_members,
+        held_stage,
         snapshot_database,
         write_archive,
     )
@@ -236,8 +236,8 @@ def backup_run(args: argparse.Namespace) -> int:
         )
     stage_in = _stage_folder(db, target, sealed=passphrase is not None)
     try:
-        with tempfile.TemporaryDirectory(prefix=BACKUP_STAGE_PREFIX, dir=stage_in) as stage:
-            snapshot = Path(stage) / "kiosk.db"
+        with held_stage(stage_in, BACKUP_STAGE_PREFIX) as stage:
+            snapshot = stage / "kiosk.db"
             with _no_root_files_beside(db):
                 snapshot_database(db, snapshot)
             os.chmod(snapshot, db.stat().st_mode & 0o777)  # restored with the log's own mode
@@ -332,11 +332,20 @@ def _with_credentials(members: list[Member], etc: Path | None) -> list[Member]:
 
 
 def _readable(members: list[Member]) -> list[Member]:
-    """The members this user may read; each left out is said (the credentials, root's)."""
+    """The members this user may read; each left out is said (the credentials, root's). The
+    backup's copy of the event log gone or unreadable is ``BackupError``: an archive without
+    the log is no backup."""
+    from kiosk.backup import DB_MEMBER, BackupError
+
     kept = []
     for member in members:
         if os.access(member.source, os.R_OK):
             kept.append(member)
+        elif member.name == DB_MEMBER:
+            raise BackupError(
+                f"the backup's copy of the event log ({member.source}) is gone or cannot be"
+                " read: removed under the backup? Run it again"
+            )
         else:
             _warn(f"left out {member.source}: not readable by this user (run it as root: {_ROOT})")
     return kept
@@ -694,19 +703,18 @@ def _room_for(archive: Archive, data: Path) -> None:
 @contextmanager
 def _staged(folder: Path | None, data: Path) -> Iterator[Path | None]:
     """A hidden folder in ``folder`` (one file system with what it replaces) for the
-    archive's files, removed with whatever is left in it, unless a restore's marker in
-    ``data`` still names it (a swap not undone: its way back); None for no folder."""
-    from kiosk.backup import RESTORE_MARKER, RESTORE_STAGE_PREFIX
+    archive's files, held by this restore while it runs (no purge removes it under the run:
+    ``kiosk.backup.held_stage``) and removed with whatever is left in it, unless a restore's
+    marker in ``data`` still names it (a swap not undone: its way back); None for no folder."""
+    from kiosk.backup import RESTORE_MARKER, RESTORE_STAGE_PREFIX, held_stage
 
     if folder is None:
         yield None
         return
-    stage = Path(tempfile.mkdtemp(prefix=RESTORE_STAGE_PREFIX, dir=folder))
-    try:
+    with held_stage(
+        folder, RESTORE_STAGE_PREFIX, keep=lambda: os.path.lexists(data / RESTORE_MARKER)
+    ) as stage:
         yield stage
-    finally:
-        if not os.path.lexists(data / RESTORE_MARKER):
-            shutil.rmtree(stage, ignore_errors=True)
 
 
 def _own(stage: Path, folder: Path, placed: dict[Path, Placed], *, as_was: bool) -> None:
