@@ -74,7 +74,13 @@ _CHUNK = 1_048_576
 
 
 class BackupError(Exception):
-    """A backup or restore that cannot be done; nothing was changed (the message says why)."""
+    """A backup or restore that cannot be done; nothing was changed (the message says why).
+    ``path``: the file it was writing when the storage failed, as the store's faults carry
+    it (``kiosk.cardfault`` names its card and free space), else None."""
+
+    def __init__(self, message: str, *, path: Path | None = None) -> None:
+        super().__init__(message)
+        self.path = path
 
 
 @dataclass(frozen=True)
@@ -148,8 +154,10 @@ def snapshot_database(
             dst.close()
     except sqlite3.Error as exc:
         if getattr(exc, "sqlite_errorname", "") == "SQLITE_FULL":
-            raise BackupError(f"cannot write the copy in {target.parent}: no space left") from None
-        raise BackupError(f"cannot copy {source} to {target.parent}: {exc}") from None
+            raise BackupError(
+                f"cannot write the copy in {target.parent}: no space left", path=target
+            ) from None
+        raise BackupError(f"cannot copy {source} to {target.parent}: {exc}", path=target) from None
     finally:
         src.close()
 
