@@ -388,7 +388,7 @@ def restore_run(args: argparse.Namespace) -> int:
       kiosk restore gate-north.kbak --data ./drill --config ./drill/etc/kiosk.toml
       # after a restore cut off part way: this Pi's files back as they were
       sudo /opt/kiosk/current/venv/bin/kiosk restore --undo"""
-    from kiosk.backup import BackupError, NotOurFolder, is_encrypted, open_archive
+    from kiosk.backup import is_encrypted
 
     if args.undo == (args.archive is not None):
         raise UsageError("name the archive to restore (FILE), or --undo alone")
@@ -404,20 +404,13 @@ def restore_run(args: argparse.Namespace) -> int:
     config_file = Path(args.config or INSTALLED_CONFIG)
     for folder in (data, config_file.parent):  # a drill's spare folders (an install has them)
         folder.mkdir(mode=0o750, parents=True, exist_ok=True)
-    db = data / "kiosk.db"
     with _stopped(data):
         undone = _undo_cut_off(data, config_file.parent)
         if args.undo:
             if not undone:
                 print(f"kiosk restore: no restore was cut off in {data}: nothing to undo")
             return 0
-        try:
-            with open_archive(args.archive, passphrase) as archive:
-                restored = _restore(archive, data, db, config_file, args)
-        except NotOurFolder as exc:  # not the archive's fault
-            raise _not_ours(exc, data) from None
-        except BackupError as exc:
-            raise UsageError(f"{exc}; nothing was changed") from None
+        restored = _restore_from(args.archive, passphrase, data, config_file, args)
     print(json.dumps(restored, ensure_ascii=False))
     again = restored["forgets_reapplied"]
     if again["forgets"]:
@@ -447,6 +440,26 @@ def restore_run(args: argparse.Namespace) -> int:
     if _serves_tls(config_file):
         print(f"kiosk restore: {TLS_AGAIN}", file=sys.stderr)
     return 0
+
+
+def _restore_from(
+    path: Path, passphrase: bytes | None, data: Path, config_file: Path, args: argparse.Namespace
+) -> dict[str, Any]:
+    """The archive at ``path`` restored (``_restore``), its refusals said: "nothing was
+    changed" only when nothing was, else the restore cut off part way and its undo."""
+    from kiosk.backup import BackupError, NotOurFolder, open_archive, restore_cut_off
+
+    try:
+        with open_archive(path, passphrase) as archive:
+            return _restore(archive, data, data / "kiosk.db", config_file, args)
+    except NotOurFolder as exc:  # not the archive's fault
+        raise _not_ours(exc, data) from None
+    except BackupError as exc:
+        raise UsageError(f"{exc}; nothing was changed") from None
+    except Exception as exc:  # the card failing under the swap and its undo
+        if (cut := restore_cut_off(data)) is None:
+            raise
+        raise CliError(f"{exc}; {cut}", partial=cut) from exc
 
 
 #: After a restore of a gate that serves over TLS: kiosk.service is handed the certificate's
@@ -481,14 +494,21 @@ def _undo_cut_off(data: Path, etc: Path) -> bool:
     put back, ``kiosk.backup.undo_restore``), and the stages restores killed before their
     swap left (the archive's files in clear) removed: the data dir's lock is held, so none
     is a running restore's. Whether one was undone."""
-    from kiosk.backup import RESTORE_STAGE_PREFIX, BackupError, remove_stages, undo_restore
+    from kiosk.backup import (
+        RESTORE_STAGE_PREFIX,
+        BackupError,
+        remove_stages,
+        restore_cut_off,
+        undo_restore,
+    )
 
     try:
         undone = undo_restore(data, etc)
     except (BackupError, OSError) as exc:
         raise CliError(
             f"a restore into {data} was cut off part way and cannot be undone ({exc});"
-            " nothing else was changed: docs/operations.md, Backups"
+            " nothing else was changed: docs/operations.md, Backups",
+            partial=restore_cut_off(data),
         ) from None
     left = [
         name
