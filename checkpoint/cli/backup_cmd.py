@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from kiosk.files import sqlite_read_only
 
 from .errors import CliError, UsageError
-from .parsers import Verbs, add_verb, path_arg, path_of, stdin_or_path
+from .parsers import Verbs, add_verb, path_arg, path_of, stdin, stdin_or_path
 from .store_args import (
     INSTALLED_CONFIG,
     NOT_A_LOG,
@@ -131,7 +131,7 @@ def passphrase_of(args: argparse.Namespace, *, confirm: bool) -> bytes | None:
         )
     source = args.passphrase_file
     if source is None:
-        if not sys.stdin.isatty():
+        if not stdin().isatty():
             return None
         import getpass
 
@@ -142,7 +142,7 @@ def passphrase_of(args: argparse.Namespace, *, confirm: bool) -> bytes | None:
             raise UsageError("the two passphrases differ; nothing written")
         raw = first.encode()
     elif source == "-":
-        raw = sys.stdin.buffer.read(MAX_PASSPHRASE_BYTES + 1)
+        raw = stdin().buffer.read(MAX_PASSPHRASE_BYTES + 1)
     else:
         try:
             with open(source, "rb") as handle:
