@@ -432,9 +432,12 @@ def _start_failure(exc: BaseException, args: argparse.Namespace, data: Path) -> 
 
     from kiosk.config import ConfigError
     from kiosk.secrets import TLS_NOT_A_PAIR
+    from kiosk.tlscert import EncryptedKey
 
     if isinstance(exc, ConfigError):  # found building the devices (a fake thermometer's trace)
         return UsageError(f"{args.config}: {exc}")
+    if isinstance(exc, EncryptedKey):
+        return CliError(f"cannot start: web.tls: {exc}")
     if isinstance(exc, ssl.SSLError):  # only the web server loads a certificate
         return CliError(f"cannot start: web.tls: {TLS_NOT_A_PAIR} ({exc})")
     if isinstance(exc, OSError):
