@@ -184,8 +184,11 @@ def run_demo(args: argparse.Namespace) -> int:
     setup_logging(args.log_level)
     try:
         return demo(port, data, args.host, kiosk_id=kiosk_id, leaving=_leaving(args))
-    except ForeignLog as exc:  # an earlier demo's --data, run as another gate
-        raise UsageError(f"--data {data}: {exc.detail}; or give another --data") from None
+    except ForeignLog as exc:  # an earlier demo's --data, run as another gate (no config)
+        raise UsageError(
+            f"--data {data} holds the demo log of kiosk {exc.owner!r}: run it with --kiosk-id"
+            f" {exc.owner}, or give another --data"
+        ) from None
     except OSError as exc:
         raise CliError(f"cannot start: {_os_error(exc)}") from None
     finally:
