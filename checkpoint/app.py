@@ -138,7 +138,12 @@ def site_record(config: KioskConfig) -> dict[str, Any]:
 
 class ForeignLog(StoreFault):
     """The data dir's log is another kiosk's (a backup of another gate put back, a changed
-    ``site.kiosk_id``): nothing is wrong with the card, and no restart mends it."""
+    ``site.kiosk_id``): nothing is wrong with the card, and no restart mends it. ``owner``:
+    the kiosk id its events were written under."""
+
+    def __init__(self, reason: str, detail: str = "", *, owner: str | None = None) -> None:
+        super().__init__(reason, detail)
+        self.owner = owner
 
 
 def _check_log_owner(store: EventLog, kiosk_id: str) -> None:
@@ -152,6 +157,7 @@ def _check_log_owner(store: EventLog, kiosk_id: str) -> None:
             f"{store.path.name} is the event log of kiosk {row[0]!r}, and site.kiosk_id is"
             f" {kiosk_id!r}: set it back, or give this kiosk a new log (docs/operations.md,"
             " changing the config)",
+            owner=row[0],
         )
 
 

@@ -24,6 +24,7 @@ and its pull must never see the log of a gate going backwards (docs/operations.m
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import grp
 import hashlib
 import hmac
@@ -73,7 +74,13 @@ _CHUNK = 1_048_576
 
 
 class BackupError(Exception):
-    """A backup or restore that cannot be done; nothing was changed (the message says why)."""
+    """A backup or restore that cannot be done; nothing was changed (the message says why).
+    ``path``: the file it was writing when the storage failed, as the store's faults carry
+    it (``kiosk.cardfault`` names its card and free space), else None."""
+
+    def __init__(self, message: str, *, path: Path | None = None) -> None:
+        super().__init__(message)
+        self.path = path
 
 
 @dataclass(frozen=True)
@@ -147,8 +154,10 @@ def snapshot_database(
             dst.close()
     except sqlite3.Error as exc:
         if getattr(exc, "sqlite_errorname", "") == "SQLITE_FULL":
-            raise BackupError(f"cannot write the copy in {target.parent}: no space left") from None
-        raise BackupError(f"cannot copy {source} to {target.parent}: {exc}") from None
+            raise BackupError(
+                f"cannot write the copy in {target.parent}: no space left", path=target
+            ) from None
+        raise BackupError(f"cannot copy {source} to {target.parent}: {exc}", path=target) from None
     finally:
         src.close()
 
@@ -658,7 +667,8 @@ RESTORE_STAGE_PREFIX = ".restore-"
 #: The hidden folder ``kiosk backup`` copies the database into before it goes into the
 #: archive: the data dir when the archive is sealed, the archive's folder when ``--plain``.
 BACKUP_STAGE_PREFIX = ".kiosk-backup-"
-#: A stage folder older than this is one a killed backup or restore left (files in clear).
+#: A stage folder older than this, that no run holds (``held_stage``), is one a killed backup
+#: or restore left (files in clear).
 STAGE_LEFT_S = 3600
 
 
@@ -904,11 +914,30 @@ def _make_parents(name: str, dir_fd: int, mode: int = 0o700) -> None:
             os.mkdir(str(parent), mode, dir_fd=dir_fd)
 
 
+@contextmanager
+def held_stage(folder: Path, prefix: str, *, keep: Callable[[], bool] = bool) -> Iterator[Path]:
+    """A new hidden stage folder (0700, named ``prefix`` and a random part) in ``folder``,
+    held by this run while it is used: an exclusive lock (``flock``) on its descriptor, which
+    the system lets go when the run ends however it ends. ``remove_stages`` never removes a
+    held stage: a stage's time stops when its last file is made, and a backup verifying a big
+    log (or a clock stepped forward by NTP) was an hour "old" and removed under the run.
+    Removed at the end unless ``keep()`` says it is needed (a restore's way back)."""
+    stage = Path(tempfile.mkdtemp(prefix=prefix, dir=folder))
+    try:
+        with _folder_fd(stage, ours=True) as fd:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield stage
+    finally:
+        if not keep():
+            shutil.rmtree(stage, ignore_errors=True)
+
+
 def remove_stages(folder: Path, prefix: str, older_than_s: float, now_s: float) -> list[str]:
     """The hidden stage folders (``prefix``: a backup's, a restore's) a killed run left in
     ``folder``, older than ``older_than_s`` by their time (``now_s``: the file system's
-    clock), removed: each a copy in clear of the log, or of the keys. Never one a
-    ``RESTORE_MARKER`` names (the way back of a restore cut off). Their names."""
+    clock), removed: each a copy in clear of the log, or of the keys. Never one a run still
+    holds (``held_stage``), nor one a ``RESTORE_MARKER`` names (the way back of a restore cut
+    off). Their names."""
     removed: list[str] = []
     with contextlib.suppress(OSError), _folder_fd(folder) as there:
         named: set[str] = set()
@@ -922,10 +951,30 @@ def remove_stages(folder: Path, prefix: str, older_than_s: float, now_s: float) 
             )
         for left in stages:
             st = left.stat(follow_symlinks=False)
-            if stat.S_ISDIR(st.st_mode) and now_s - st.st_mtime > older_than_s:
-                shutil.rmtree(left.name, dir_fd=there, ignore_errors=True)
+            old = stat.S_ISDIR(st.st_mode) and now_s - st.st_mtime > older_than_s
+            if old and _removed_unless_held(left.name, there):
                 removed.append(left.name)
     return removed
+
+
+def _removed_unless_held(name: str, there: int) -> bool:
+    """Stage ``name`` of the folder open as ``there`` removed, unless a run holds its lock
+    (``held_stage``): never waited for. Whether it was removed."""
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        fd = os.open(name, flags, dir_fd=there)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:  # held: a backup or restore running on it
+        os.close(fd)
+        return False
+    try:
+        shutil.rmtree(name, dir_fd=there, ignore_errors=True)
+    finally:
+        os.close(fd)
+    return True
 
 
 def _files_under(stage: Path) -> list[str]:

@@ -376,12 +376,17 @@ _INTERNATIONAL = re.compile(r"\+|00")
 def _number_forms(value: str, kind: str) -> list[str]:
     """A phone or document number as a note may repeat it: as it is, and a phone written
     with its international prefix also without its country code (1 to 3 digits, each taken:
-    ``+852 9876 5432`` is in ``tel 98765432``), when 6 digits or more are left."""
-    prefix = _INTERNATIONAL.match(value) if kind == "phone" else None
-    if prefix is None:
+    ``+852 9876 5432`` is in ``tel 98765432``), when 6 digits or more are left; a phone of
+    10 digits or more stored with its country code but no ``+`` or ``00`` (``852-9876-5432``)
+    the same, when 8 digits or more are left (a shorter tail is too likely another number)."""
+    if kind != "phone":
         return [value]
-    digits = re.sub(r"\D", "", value[prefix.end() :])
-    return [value, *(digits[cut:] for cut in (1, 2, 3) if len(digits) - cut >= 6)]
+    prefix = _INTERNATIONAL.match(value)
+    digits = re.sub(r"\D", "", value[prefix.end() :] if prefix else value)
+    least = 6 if prefix else 8
+    if prefix is None and len(digits) < 10:
+        return [value]
+    return [value, *(digits[cut:] for cut in (1, 2, 3) if len(digits) - cut >= least)]
 
 
 def _alnum_count(text: str) -> int:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-__all__ = ["WARN_DAYS", "TlsCertificate", "tls_context"]
+__all__ = ["WARN_DAYS", "EncryptedKey", "TlsCertificate", "tls_context"]
 
 #: How long before the certificate runs out the Devices page and health warn.
 WARN_DAYS = 30
@@ -51,10 +51,28 @@ class TlsCertificate:
         }
 
 
+class EncryptedKey(ssl.SSLError):
+    """The TLS key is encrypted with a passphrase, which nothing can give the kiosk (it runs
+    unattended: kiosk.service has no terminal). Its message says what to do."""
+
+    def __str__(self) -> str:  # ssl.SSLError's own shows its arguments as a tuple
+        return str(self.args[0]) if self.args else ""
+
+
 def tls_context(cert_file: str, key_file: str) -> ssl.SSLContext:
     """The server's TLS: the credentials' certificate and key, TLS 1.2 and up, Python's
     default ciphers; no client certificates. ``ssl.SSLError`` for files that are not a
-    certificate and its key (``kiosk run`` refuses to start, ``check-config`` says so)."""
+    certificate and its key (``kiosk run`` refuses to start, ``check-config`` says so),
+    ``EncryptedKey`` for a key encrypted with a passphrase: never asked for (OpenSSL's own
+    "Enter PEM pass phrase:" held ``check-config`` at a terminal, and passed a key the service
+    cannot open; without a terminal it said "[Errno 22] Invalid argument")."""
+
+    def no_passphrase() -> str:
+        raise EncryptedKey(
+            "the key is encrypted with a passphrase, which the kiosk cannot be given: store it"
+            f" unencrypted (openssl pkey -in {key_file} -out {key_file}.plain), mode 0600"
+        )
+
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(cert_file, key_file)
+    context.load_cert_chain(cert_file, key_file, password=no_passphrase)
     return context

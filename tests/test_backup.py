@@ -419,6 +419,33 @@ def test_a_restore_failing_part_way_puts_this_pis_files_back(gate, usb, capsys, 
     assert not list(data.glob("before-restore-*")) and not list(data.glob(".restore-*"))
 
 
+def test_a_card_failing_under_the_restore_and_its_undo_is_not_said_unchanged(
+    gate, usb, capsys, monkeypatch
+):
+    """The card's I/O error moving the log in, and again putting this Pi's back: the
+    files half changed places, and it said "nothing was changed"."""
+    data, etc, log = gate
+    run_backup(data, etc, usb / "north.kbak")
+    log.close()
+    real, failing = os.replace, []
+
+    def the_card_dies_at_the_log(source, target, **at):
+        source, target = moved(source, target, **at)
+        if failing or (target == str(data / "kiosk.db") and ".restore-" in source):
+            failing.append(target)
+            raise OSError(errno.EIO, "Input/output error")
+        return real(source, target)
+
+    monkeypatch.setattr(os, "replace", the_card_dies_at_the_log)
+
+    assert run_restore(data, etc, usb / "north.kbak") == 1
+
+    err = capsys.readouterr().err
+    assert "failed a read or write at " in err and "nothing was changed" not in err
+    assert "cut off part way" in err and "restore --undo" in err
+    assert (data / backup.RESTORE_MARKER).exists()
+
+
 def test_ctrl_c_is_held_off_while_the_files_change_places(gate, usb, monkeypatch):
     import signal
 

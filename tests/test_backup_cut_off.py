@@ -246,6 +246,30 @@ def test_the_retention_purge_removes_a_killed_restores_stage_once_an_hour_old(tm
     assert fresh.exists() and named.exists() and not old.exists()
 
 
+def test_the_nightly_purge_never_removes_a_running_restores_stages(two_pis, monkeypatch):
+    """``kiosk purge`` (the nightly timer) does not wait for the data dir's lock: an hour into
+    a restore's checks of a big log, it removed the stages being put in place."""
+    data, etc, archive = two_pis
+    real, removed = backup.describe_log, []
+
+    def checked_for_an_hour(path):
+        facts = real(path)
+        now = datetime.now(UTC)
+        for folder in (data, etc):
+            for stage in folder.glob(f"{backup.RESTORE_STAGE_PREFIX}*"):
+                os.utime(stage, (now.timestamp() - backup.STAGE_LEFT_S - 60,) * 2)
+        removed.extend(backup.purge_set_aside(data, now, now))
+        removed.extend(backup.remove_stages(etc, backup.RESTORE_STAGE_PREFIX, 0, time.time()))
+        return facts
+
+    monkeypatch.setattr(backup, "describe_log", checked_for_an_hour)
+
+    assert run_restore(data, etc, archive, "--as-this-gate") == 0
+
+    assert removed == []
+    assert b"gate-north" in (data / "kiosk.db").read_bytes()
+
+
 def test_a_fifo_put_as_the_marker_holds_no_stage_removal_up(tmp_path):
     """The marker was read by its path: a FIFO in its place (the data dir is the kiosk's
     user's) held ``kiosk backup`` and the retention purge at its open for ever."""

@@ -214,3 +214,26 @@ def test_at_a_terminal_the_passphrase_is_asked_twice(gate, usb, tmp_path, monkey
     new = tmp_path / "new"
     assert run_restore(new / "data", new / "etc", usb / "north.kbak") == 0  # asked once
     assert next(typed, None) is None
+
+
+def test_a_full_card_under_a_sealed_backup_is_said_of_the_card_not_the_stick(
+    tmp_path, clock, secret, capsys
+):
+    """A sealed backup copies the log beside it, on the card: the card full there was said
+    as the stick's (``the disk is full (... at /media/usb)``), whose free space was fine."""
+    from support import tiny_tmpfs
+    from test_operator_faults import fill
+
+    stick = tmp_path / "usb"  # another file system than the card below
+    stick.mkdir()
+    with tiny_tmpfs(tmp_path / "card", "4m") as card:
+        data, etc, log = make_gate(card / "north", clock)
+        log.close()
+        filler = fill(card)
+        code = backup_with(data, etc, stick / "north.kbak", "--passphrase-file", str(secret))
+        err = capsys.readouterr().err
+        filler.unlink()
+
+    assert code == 1
+    assert "is full (" in err and f" MB free at {data})" in err
+    assert str(stick) not in err.splitlines()[-1]

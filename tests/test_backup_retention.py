@@ -105,3 +105,57 @@ def test_a_killed_backups_stage_goes_with_the_purge_once_an_hour_old(
 
     assert removed == [old.name]
     assert not old.exists() and (fresh / "kiosk.db").is_file()
+
+
+def _hour_on(stage, data):
+    """The daemon's hourly purge, an hour after ``stage`` last changed (a big log's chains
+    verified for minutes; a fake-hwclock stepped forward by NTP): what it removes."""
+    now = datetime.now(UTC)
+    os.utime(stage, (now.timestamp() - backup.STAGE_LEFT_S - 60,) * 2)
+    return backup.purge_set_aside(data, now, now)
+
+
+def test_the_purge_never_removes_a_running_backups_stage(gate, usb, tmp_path, monkeypatch):
+    """The stage's time stops once SQLite made its copy there: an hour on, the purge removed
+    the stage of a backup still verifying it, which then wrote an archive with no event log
+    in it, exit 0, saying to run it as root. The backup holds its stage (a lock) until done."""
+    data, etc, _ = gate
+    monkeypatch.setattr(backup, "KDF", backup.Kdf(log_n=4, r=1, p=1))
+    real, removed = backup.describe_log, []
+
+    def verified_for_an_hour(path):
+        facts = real(path)
+        removed.extend(_hour_on(path.parent, data))
+        return facts
+
+    monkeypatch.setattr(backup, "describe_log", verified_for_an_hour)
+    secret = tmp_path / "passphrase"
+    secret.write_text("correct horse battery staple\n")
+
+    assert backup_with(data, etc, usb / "north.kbak", "--passphrase-file", str(secret)) == 0
+
+    assert removed == []
+    with backup.open_archive(usb / "north.kbak", b"correct horse battery staple") as archive:
+        assert backup.DB_MEMBER in archive.members
+    assert not [p for p in data.iterdir() if p.name.startswith(backup.BACKUP_STAGE_PREFIX)]
+
+
+def test_a_backup_whose_copy_of_the_log_went_keeps_nothing(gate, usb, capsys, monkeypatch):
+    """The copy gone under the backup (removed by hand, by an older version's purge) was
+    "left out ...: run it as root", and an archive without the log kept, exit 0."""
+    data, etc, _ = gate
+    real = backup.describe_log
+
+    def removed_under_it(path):
+        facts = real(path)
+        path.unlink()
+        return facts
+
+    monkeypatch.setattr(backup, "describe_log", removed_under_it)
+
+    assert backup_with(data, etc, usb / "north.kbak", "--plain") == 1
+
+    err = capsys.readouterr().err
+    assert "the backup's copy of the event log" in err and "nothing kept" in err
+    assert "left out" not in err and "as root" not in err
+    assert not (usb / "north.kbak").exists()

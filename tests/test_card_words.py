@@ -125,3 +125,33 @@ def test_the_console_says_a_full_card_in_the_guards_words(tmp_path, clock):
     assert str(tmp_path) not in detail  # health is read by others than this host
     assert detail_text("zh-CN", detail).startswith("存储卡已满（剩余 ")
     assert "paper register" in detail_text("en", detail)
+
+
+@pytest.mark.slow  # integration: a real file system filled (CI runs it)
+def test_a_purge_the_card_cut_off_between_batches_says_what_it_did(
+    tmp_path, clock, capsys, monkeypatch
+):
+    """Its first batch committed (nulled, audited), the card filled: it said "nothing was
+    changed" though names were gone. A batched purge says its batches before stay purged."""
+    from checkpoint.cli import pull_cmd
+    from kiosk import retention
+
+    monkeypatch.setattr(retention, "BATCH_ROWS", 4)
+    with tiny_tmpfs(tmp_path / "mnt", "4m") as mnt:
+        db = mnt / "kiosk.db"
+        with EventLog(db, "gate-1", clock) as log:
+            for _ in range(10):
+                log.append(draft(person={"name": "Wang Lei", "phone": "13800138000"}))
+        before, filled = rows(db), []
+        monkeypatch.setattr(pull_cmd, "_between_batches", lambda: filled.append(fill(mnt)))
+
+        code = main(["purge", "--older-than", "0", "--trust-clock", "--db", str(db)])
+
+        err = capsys.readouterr().err
+        for filler in filled:
+            filler.unlink()
+        nulled = [a for a, b in zip(before[0], rows(db)[0], strict=True) if a != b]
+    assert code == 1 and len(nulled) == 4
+    assert re.match(r"kiosk purge: the (card|disk) is full \(\d+\.\d MB free at ", err)
+    assert "nothing was changed" not in err
+    assert "1 batch before it stays purged (audited): run it again to finish" in err

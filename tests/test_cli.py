@@ -218,12 +218,28 @@ def test_an_earlier_demos_data_as_another_gate_is_refused_in_words(monkeypatch, 
     from checkpoint.cli.daemon_cmd import DEMO_MARK
 
     def run_demo_process(*args, **kwargs):
-        raise ForeignLog("store_fault", "kiosk.db is the event log of kiosk 'demo-gate'")
+        raise ForeignLog("store_fault", "the config's words", owner="demo-gate")
 
     monkeypatch.setattr(checkpoint.demo, "run_demo_process", run_demo_process)
     (tmp_path / DEMO_MARK).write_text("")
     argv = ["demo", "--port", "0", "--data", str(tmp_path), "--kiosk-id", "gate-2"]
     assert main(argv) == 2
     err = capsys.readouterr().err
-    assert f"--data {tmp_path}: kiosk.db is the event log of kiosk 'demo-gate'" in err
-    assert "check the card" not in err
+    assert f"--data {tmp_path} holds the demo log of kiosk 'demo-gate'" in err
+    assert "run it with --kiosk-id demo-gate, or give another --data" in err
+    assert "check the card" not in err and "site.kiosk_id" not in err
+
+
+def test_a_log_of_another_gate_names_its_owner(tmp_path, clock):
+    """The demo has no config: its refusal said "set site.kiosk_id back". The refusal
+    carries the gate the log is of, for the demo to name its --kiosk-id."""
+    from test_store_full import draft
+
+    from checkpoint.app import ForeignLog, _check_log_owner
+    from kiosk.store import EventLog
+
+    with EventLog(tmp_path / "kiosk.db", "demo-gate", clock) as log:
+        log.append(draft())
+        with pytest.raises(ForeignLog) as refused:
+            _check_log_owner(log, "gate-2")
+    assert refused.value.owner == "demo-gate"

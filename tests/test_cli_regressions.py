@@ -368,6 +368,19 @@ def test_run_with_tls_credentials_not_a_certificate_says_which(tmp_path, capsys,
     assert "web.tls" in err and "tls_cert" in err
 
 
+def test_run_with_an_encrypted_tls_key_says_so(tmp_path, capsys, monkeypatch):
+    """An encrypted key: OpenSSL's passphrase prompt (no terminal: "[Errno 22] Invalid
+    argument"), not a word of what to do."""
+    from test_restore_tls import _encrypted
+
+    folder = tmp_path / "made"
+    folder.mkdir()
+    _encrypted(folder)
+    pair = {name: (folder / name).read_bytes() for name in ("tls_cert", "tls_key")}
+    err = _run_with_credentials(tmp_path, capsys, monkeypatch, pair, "port = 0\ntls = true\n")
+    assert "web.tls" in err and "the key is encrypted with a passphrase" in err
+
+
 def test_run_with_an_empty_token_pepper_is_one_line(tmp_path, capsys, monkeypatch):
     """An empty token_pepper credential (a truncated file): a TokenError traceback."""
     err = _run_with_credentials(tmp_path, capsys, monkeypatch, {"token_pepper": b"\n"})

@@ -151,6 +151,9 @@ def test_the_holder_is_given_without_putting_it_on_the_command_line(
         (("--household", "1-2", "--holder", "-"), io.StringIO("\n"), "--holder -: no value"),
         (("--household", "-", "--holder", "-"), io.StringIO("1-2\n"), "--holder -: no value"),
         (("--household", "1-2", "--holder", "-"), io.StringIO("王" * 5000), "longer than"),
+        # no stdin at all (fd 0 closed: cron, nohup): a traceback before
+        (("--household", "1-2", "--holder", "-"), None, "--holder -: no value"),
+        (("--household", "1-2"), None, "--holder is required"),
     ],
 )
 def test_a_holder_missing_from_stdin_is_refused_and_nothing_issued(

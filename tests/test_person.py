@@ -254,6 +254,27 @@ def test_a_key_given_as_dash_is_read_from_stdin_as_the_pass_verbs_do(
 
 
 @pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (("--name", "-", "--household", HOUSEHOLD), "--name -: no value on stdin"),
+        (("--keys-file", "-"), "--keys-file: no key in it"),
+    ],
+)
+def test_no_stdin_at_all_is_refused_as_an_empty_one(
+    guard_core, cli, capsys, monkeypatch, argv, said
+):
+    """Run with stdin closed (cron, nohup, ``<&-``): Python's ``sys.stdin`` is None, and the
+    person verbs crashed in a traceback. Now no terminal and no line: exit 2, said."""
+    monkeypatch.setattr(sys, "stdin", None)
+    for verb in (("show",), ("forget", "--yes")):
+        assert cli("person", *verb, *argv) == 2
+        err = capsys.readouterr().err
+        assert "Traceback" not in err and err.splitlines()[-1] == f"kiosk person: {said}" + (
+            " (type it, then Enter)" if "--name" in said else ""
+        )
+
+
+@pytest.mark.parametrize(
     ("data", "said"),
     [
         (b"Ottoline Baptiste\n", "line 1: not key=value"),

@@ -122,6 +122,24 @@ def test_a_short_number_is_found_whole_a_long_one_inside_a_longer_run_too():
     assert note_of(event) == "512345, A12; *2345, *1"
 
 
+@pytest.mark.parametrize(
+    ("stored", "local"),
+    [
+        ("852-9876-5432", "98765432"),
+        ("85298765432", "98765432"),
+        ("86 138-1234-5678", "13812345678"),
+    ],
+)
+def test_a_phone_stored_with_its_country_code_but_no_plus_is_found_without_it(stored, local):
+    """``852-9876-5432`` (the country code, no ``+`` nor ``00``) was searched for only as it
+    is: ``tel 9876 5432`` in the note stayed in clear."""
+    spaced = f"{local[:-4]} {local[-4:]}"
+    event = {"person": {"phone": stored, "note": f"tel {spaced}, again {local}"}}
+    out = note_of(event)
+    assert local not in bare(out) and spaced not in out
+    assert out.startswith("tel ") and local[-4:] in out
+
+
 def test_a_returnees_own_foreign_phone_in_the_note_is_masked_for_the_guard():
     record = {
         "name": "John Smith",

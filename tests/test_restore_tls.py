@@ -139,6 +139,18 @@ def _mismatched(folder):
     (folder / "tls_key").write_bytes(key)
 
 
+def _encrypted(folder):
+    """A certificate and its key, the key encrypted with a passphrase (as `openssl genpkey
+    -aes256` or a CA's portal gives it)."""
+    from cryptography.hazmat.primitives import serialization
+
+    _self_signed(folder)
+    key = serialization.load_pem_private_key((folder / "tls_key").read_bytes(), None)
+    sealed = serialization.BestAvailableEncryption(b"the office's secret")
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, sealed)
+    (folder / "tls_key").write_bytes(pem)
+
+
 def _handed(tmp_path, monkeypatch, how):
     """The credentials where ``kiosk run`` takes them: systemd's folder, ``KIOSK_TLS_*``, or
     (handed nothing) this machine's install's folder, as kiosk.service is handed them."""
@@ -210,3 +222,22 @@ def test_check_config_warns_of_credentials_this_user_may_not_read(tmp_path, caps
     assert "ok" in out
     (warning,) = [line for line in err.splitlines() if line.startswith("warning: ")]
     assert "cannot be read as this user" in warning and str(folder / "tls_key") in warning
+
+
+def test_an_encrypted_tls_key_is_refused_in_words_never_asked_for(tmp_path, capsys, monkeypatch):
+    """OpenSSL asked for the key's passphrase at check-config's terminal ("Enter PEM pass
+    phrase:", which kiosk.service can never answer: passed there, refused at start), and
+    without a terminal said "[Errno 22] Invalid argument"."""
+    from kiosk import tlscert
+
+    config = _tls_config(tmp_path)
+    folder = _handed(tmp_path, monkeypatch, "systemd")
+    _encrypted(folder)
+    with pytest.raises(tlscert.EncryptedKey):
+        tlscert.tls_context(str(folder / "tls_cert"), str(folder / "tls_key"))
+
+    assert main(["check-config", str(config)]) == 2
+
+    err = capsys.readouterr().err
+    assert "the key is encrypted with a passphrase, which the kiosk cannot be given" in err
+    assert f"openssl pkey -in {folder / 'tls_key'} -out" in err and "Errno" not in err

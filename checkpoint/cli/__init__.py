@@ -165,7 +165,8 @@ def _card_said(exc: BaseException, args: argparse.Namespace) -> str | None:
     """A write the card refused, full, read-only or failing, anywhere in what ``exc`` was
     raised from (``SQLITE_FULL``, ``SQLITE_IOERR_SHMSIZE``, ``No space left on device``), in
     the words a Pi owner acts on: ``the card is full (0.4 MB free at /var/lib/kiosk): free
-    space ..., nothing was changed``. None when it is not the card's."""
+    space ..., nothing was changed``, or what the verb had done for good (a ``CliError``'s
+    ``partial``: a batched purge, a restore cut off). None when it is not the card's."""
     from kiosk.cardfault import card_fault
 
     named = (getattr(args, option, None) for option in _WRITTEN)
@@ -174,7 +175,7 @@ def _card_said(exc: BaseException, args: argparse.Namespace) -> str | None:
     if fault is None:
         return None
     fix = _CARD_FIX[fault.kind] if fault.medium == "the card" else _DISK_FIX[fault.kind]
-    return f"{fault.said()}: {fix}; nothing was changed"
+    return f"{fault.said()}: {fix}; {getattr(exc, 'partial', None) or 'nothing was changed'}"
 
 
 def _say(verb: str, message: str) -> None:

@@ -18,7 +18,6 @@ import pwd
 import shutil
 import signal
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -29,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from kiosk.files import sqlite_read_only
 
 from .errors import CliError, UsageError
-from .parsers import Verbs, add_verb, path_arg, path_of, stdin_or_path
+from .parsers import Verbs, add_verb, path_arg, path_of, stdin, stdin_or_path
 from .store_args import (
     INSTALLED_CONFIG,
     NOT_A_LOG,
@@ -132,7 +131,7 @@ def passphrase_of(args: argparse.Namespace, *, confirm: bool) -> bytes | None:
         )
     source = args.passphrase_file
     if source is None:
-        if not sys.stdin.isatty():
+        if not stdin().isatty():
             return None
         import getpass
 
@@ -143,7 +142,7 @@ def passphrase_of(args: argparse.Namespace, *, confirm: bool) -> bytes | None:
             raise UsageError("the two passphrases differ; nothing written")
         raw = first.encode()
     elif source == "-":
-        raw = sys.stdin.buffer.read(MAX_PASSPHRASE_BYTES + 1)
+        raw = stdin().buffer.read(MAX_PASSPHRASE_BYTES + 1)
     else:
         try:
             with open(source, "rb") as handle:
@@ -215,6 +214,7 @@ def backup_run(args: argparse.Namespace) -> int:
         data_members,
         describe_log,
         etc_members,
+        held_stage,
         snapshot_database,
         write_archive,
     )
@@ -236,8 +236,8 @@ def backup_run(args: argparse.Namespace) -> int:
         )
     stage_in = _stage_folder(db, target, sealed=passphrase is not None)
     try:
-        with tempfile.TemporaryDirectory(prefix=BACKUP_STAGE_PREFIX, dir=stage_in) as stage:
-            snapshot = Path(stage) / "kiosk.db"
+        with held_stage(stage_in, BACKUP_STAGE_PREFIX) as stage:
+            snapshot = stage / "kiosk.db"
             with _no_root_files_beside(db):
                 snapshot_database(db, snapshot)
             os.chmod(snapshot, db.stat().st_mode & 0o777)  # restored with the log's own mode
@@ -332,11 +332,20 @@ def _with_credentials(members: list[Member], etc: Path | None) -> list[Member]:
 
 
 def _readable(members: list[Member]) -> list[Member]:
-    """The members this user may read; each left out is said (the credentials, root's)."""
+    """The members this user may read; each left out is said (the credentials, root's). The
+    backup's copy of the event log gone or unreadable is ``BackupError``: an archive without
+    the log is no backup."""
+    from kiosk.backup import DB_MEMBER, BackupError
+
     kept = []
     for member in members:
         if os.access(member.source, os.R_OK):
             kept.append(member)
+        elif member.name == DB_MEMBER:
+            raise BackupError(
+                f"the backup's copy of the event log ({member.source}) is gone or cannot be"
+                " read: removed under the backup? Run it again"
+            )
         else:
             _warn(f"left out {member.source}: not readable by this user (run it as root: {_ROOT})")
     return kept
@@ -379,7 +388,7 @@ def restore_run(args: argparse.Namespace) -> int:
       kiosk restore gate-north.kbak --data ./drill --config ./drill/etc/kiosk.toml
       # after a restore cut off part way: this Pi's files back as they were
       sudo /opt/kiosk/current/venv/bin/kiosk restore --undo"""
-    from kiosk.backup import BackupError, NotOurFolder, is_encrypted, open_archive
+    from kiosk.backup import is_encrypted
 
     if args.undo == (args.archive is not None):
         raise UsageError("name the archive to restore (FILE), or --undo alone")
@@ -395,20 +404,13 @@ def restore_run(args: argparse.Namespace) -> int:
     config_file = Path(args.config or INSTALLED_CONFIG)
     for folder in (data, config_file.parent):  # a drill's spare folders (an install has them)
         folder.mkdir(mode=0o750, parents=True, exist_ok=True)
-    db = data / "kiosk.db"
     with _stopped(data):
         undone = _undo_cut_off(data, config_file.parent)
         if args.undo:
             if not undone:
                 print(f"kiosk restore: no restore was cut off in {data}: nothing to undo")
             return 0
-        try:
-            with open_archive(args.archive, passphrase) as archive:
-                restored = _restore(archive, data, db, config_file, args)
-        except NotOurFolder as exc:  # not the archive's fault
-            raise _not_ours(exc, data) from None
-        except BackupError as exc:
-            raise UsageError(f"{exc}; nothing was changed") from None
+        restored = _restore_from(args.archive, passphrase, data, config_file, args)
     print(json.dumps(restored, ensure_ascii=False))
     again = restored["forgets_reapplied"]
     if again["forgets"]:
@@ -438,6 +440,26 @@ def restore_run(args: argparse.Namespace) -> int:
     if _serves_tls(config_file):
         print(f"kiosk restore: {TLS_AGAIN}", file=sys.stderr)
     return 0
+
+
+def _restore_from(
+    path: Path, passphrase: bytes | None, data: Path, config_file: Path, args: argparse.Namespace
+) -> dict[str, Any]:
+    """The archive at ``path`` restored (``_restore``), its refusals said: "nothing was
+    changed" only when nothing was, else the restore cut off part way and its undo."""
+    from kiosk.backup import BackupError, NotOurFolder, open_archive, restore_cut_off
+
+    try:
+        with open_archive(path, passphrase) as archive:
+            return _restore(archive, data, data / "kiosk.db", config_file, args)
+    except NotOurFolder as exc:  # not the archive's fault
+        raise _not_ours(exc, data) from None
+    except BackupError as exc:
+        raise UsageError(f"{exc}; nothing was changed") from None
+    except Exception as exc:  # the card failing under the swap and its undo
+        if (cut := restore_cut_off(data)) is None:
+            raise
+        raise CliError(f"{exc}; {cut}", partial=cut) from exc
 
 
 #: After a restore of a gate that serves over TLS: kiosk.service is handed the certificate's
@@ -472,14 +494,21 @@ def _undo_cut_off(data: Path, etc: Path) -> bool:
     put back, ``kiosk.backup.undo_restore``), and the stages restores killed before their
     swap left (the archive's files in clear) removed: the data dir's lock is held, so none
     is a running restore's. Whether one was undone."""
-    from kiosk.backup import RESTORE_STAGE_PREFIX, BackupError, remove_stages, undo_restore
+    from kiosk.backup import (
+        RESTORE_STAGE_PREFIX,
+        BackupError,
+        remove_stages,
+        restore_cut_off,
+        undo_restore,
+    )
 
     try:
         undone = undo_restore(data, etc)
     except (BackupError, OSError) as exc:
         raise CliError(
             f"a restore into {data} was cut off part way and cannot be undone ({exc});"
-            " nothing else was changed: docs/operations.md, Backups"
+            " nothing else was changed: docs/operations.md, Backups",
+            partial=restore_cut_off(data),
         ) from None
     left = [
         name
@@ -694,19 +723,18 @@ def _room_for(archive: Archive, data: Path) -> None:
 @contextmanager
 def _staged(folder: Path | None, data: Path) -> Iterator[Path | None]:
     """A hidden folder in ``folder`` (one file system with what it replaces) for the
-    archive's files, removed with whatever is left in it, unless a restore's marker in
-    ``data`` still names it (a swap not undone: its way back); None for no folder."""
-    from kiosk.backup import RESTORE_MARKER, RESTORE_STAGE_PREFIX
+    archive's files, held by this restore while it runs (no purge removes it under the run:
+    ``kiosk.backup.held_stage``) and removed with whatever is left in it, unless a restore's
+    marker in ``data`` still names it (a swap not undone: its way back); None for no folder."""
+    from kiosk.backup import RESTORE_MARKER, RESTORE_STAGE_PREFIX, held_stage
 
     if folder is None:
         yield None
         return
-    stage = Path(tempfile.mkdtemp(prefix=RESTORE_STAGE_PREFIX, dir=folder))
-    try:
+    with held_stage(
+        folder, RESTORE_STAGE_PREFIX, keep=lambda: os.path.lexists(data / RESTORE_MARKER)
+    ) as stage:
         yield stage
-    finally:
-        if not os.path.lexists(data / RESTORE_MARKER):
-            shutil.rmtree(stage, ignore_errors=True)
 
 
 def _own(stage: Path, folder: Path, placed: dict[Path, Placed], *, as_was: bool) -> None:

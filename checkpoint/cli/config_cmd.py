@@ -121,10 +121,12 @@ def _not_a_pair(files: dict[str, Path]) -> list[str]:
     import ssl
 
     from kiosk.secrets import TLS_NOT_A_PAIR
-    from kiosk.tlscert import tls_context
+    from kiosk.tlscert import EncryptedKey, tls_context
 
     try:
         tls_context(str(files["tls_cert"]), str(files["tls_key"]))
+    except EncryptedKey as exc:
+        return [f"web.tls: {files['tls_key']}: {exc}"]
     except (ssl.SSLError, OSError) as exc:
         return [f"web.tls: {TLS_NOT_A_PAIR} ({files['tls_cert']}, {files['tls_key']}: {exc})"]
     return []

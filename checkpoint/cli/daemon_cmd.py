@@ -184,8 +184,11 @@ def run_demo(args: argparse.Namespace) -> int:
     setup_logging(args.log_level)
     try:
         return demo(port, data, args.host, kiosk_id=kiosk_id, leaving=_leaving(args))
-    except ForeignLog as exc:  # an earlier demo's --data, run as another gate
-        raise UsageError(f"--data {data}: {exc.detail}; or give another --data") from None
+    except ForeignLog as exc:  # an earlier demo's --data, run as another gate (no config)
+        raise UsageError(
+            f"--data {data} holds the demo log of kiosk {exc.owner!r}: run it with --kiosk-id"
+            f" {exc.owner}, or give another --data"
+        ) from None
     except OSError as exc:
         raise CliError(f"cannot start: {_os_error(exc)}") from None
     finally:
@@ -432,9 +435,12 @@ def _start_failure(exc: BaseException, args: argparse.Namespace, data: Path) -> 
 
     from kiosk.config import ConfigError
     from kiosk.secrets import TLS_NOT_A_PAIR
+    from kiosk.tlscert import EncryptedKey
 
     if isinstance(exc, ConfigError):  # found building the devices (a fake thermometer's trace)
         return UsageError(f"{args.config}: {exc}")
+    if isinstance(exc, EncryptedKey):
+        return CliError(f"cannot start: web.tls: {exc}")
     if isinstance(exc, ssl.SSLError):  # only the web server loads a certificate
         return CliError(f"cannot start: web.tls: {TLS_NOT_A_PAIR} ({exc})")
     if isinstance(exc, OSError):

@@ -38,7 +38,15 @@ def _cut(word: re.Match[str]) -> str:
 
 
 class CliError(Exception):
+    """A verb's error, exit 1. ``partial``: what the verb had done for good (committed)
+    before it failed, said instead of "nothing was changed" of a card fault (a batched
+    purge's batches, a restore cut off part way); None: nothing was."""
+
     exit_code = 1
+
+    def __init__(self, *args: object, partial: str | None = None) -> None:
+        super().__init__(*args)
+        self.partial = partial
 
 
 class UsageError(CliError):

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from .errors import CliError, UsageError
 from .parsers import Verbs, add_group, add_verb
+from .parsers import stdin as verb_stdin
 from .store_args import add_store_args, load_args_config, open_store
 
 if TYPE_CHECKING:
@@ -65,7 +66,7 @@ def _account_args(p: argparse.ArgumentParser) -> None:
 
 
 def read_password(args: argparse.Namespace, stdin: TextIO | None = None) -> str:
-    stdin = stdin or sys.stdin
+    stdin = stdin or verb_stdin()
     try:
         if args.password_stdin or not stdin.isatty():
             password: str = stdin.readline(_READ_LIMIT).rstrip("\r\n")

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import io
 import os
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeAlias
+from typing import Any, TextIO, TypeAlias
 
 #: What ``register()`` receives: the verbs (or a group's actions) of a parser. (Generic only
 #: to the type checker: argparse's class cannot be subscripted at run time.)
@@ -133,6 +135,15 @@ def stdin_or_path(text: str) -> str:
     ``path_arg`` takes it. Under ``sudo kiosk-admin`` ``path_arg`` makes a relative ``-`` the
     operator's folder's file named "-"."""
     return text if text == "-" else path_arg(text)
+
+
+def stdin() -> TextIO:
+    """The verb's stdin: ``sys.stdin``, or when the process was started without one (fd 0
+    closed: cron, nohup, ``<&-``; Python's ``sys.stdin`` is then None) an empty one that is
+    no terminal: a verb reading a value there says it got none (exit 2), never a traceback."""
+    if sys.stdin is None:
+        return io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
+    return sys.stdin
 
 
 def path_of(text: str) -> Path:

@@ -25,7 +25,7 @@ from kiosk.pass_format import FLAGS, MAX_VALID_HOURS, QR_CAPACITY_CHARS, ROLES
 from kiosk.typed import typed
 
 from .errors import CliError, Interrupted, UsageError, made_in, refuse_root_over, write_file
-from .parsers import Verbs, add_group, add_verb, path_of
+from .parsers import Verbs, add_group, add_verb, path_of, stdin
 from .personal_args import from_stdin
 
 if TYPE_CHECKING:
@@ -280,7 +280,7 @@ def pass_verify(args: argparse.Namespace) -> int:
 
     # A longer line is cut after one character too many: still refused as too long.
     limit = QR_CAPACITY_CHARS + 3
-    payload = sys.stdin.readline(limit).rstrip("\r\n") if args.payload == "-" else args.payload
+    payload = stdin().readline(limit).rstrip("\r\n") if args.payload == "-" else args.payload
     now = system_clock().now()
     if args.at:
         try:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from .errors import CliError, UsageError
-from .parsers import Verbs, add_group, add_verb, stdin_or_path
+from .parsers import Verbs, add_group, add_verb, stdin, stdin_or_path
 from .personal_args import FROM_STDIN, from_stdin, given_as_text, read_from_stdin
 from .store_args import add_store_args, load_args_config, open_store, site_config
 
@@ -177,10 +177,11 @@ def _read_keys(source: str) -> bytes:
             return read_bounded(source, MAX_KEYS_FILE)
         except UnreadableFile as exc:
             raise UsageError(f"--keys-file {source}: {exc}") from None
-    if sys.stdin.isatty():
+    fed = stdin()
+    if fed.isatty():
         print("the keys, one key=value a line (name, household, phone, plate, pass_id,"
               " returnee), then Ctrl-D:", file=sys.stderr)  # fmt: skip
-    raw = sys.stdin.buffer.read(MAX_KEYS_FILE + 1)
+    raw = fed.buffer.read(MAX_KEYS_FILE + 1)
     if len(raw) > MAX_KEYS_FILE:
         raise UsageError(f"--keys-file -: larger than {MAX_KEYS_FILE} bytes")
     return raw

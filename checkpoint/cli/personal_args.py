@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from .errors import UsageError
+from .parsers import stdin
 
 #: An option given as this reads its value from stdin.
 FROM_STDIN = "-"
@@ -32,7 +33,7 @@ def from_stdin(
         flag = "--" + dest.replace("_", "-")
         if isinstance(value, list):
             setattr(args, dest, [_line(flag) if v == FROM_STDIN else v for v in value])
-        elif value == FROM_STDIN or (value is None and dest in ask and sys.stdin.isatty()):
+        elif value == FROM_STDIN or (value is None and dest in ask and stdin().isatty()):
             setattr(args, dest, _line(flag))
         elif value is None and dest in ask:
             raise UsageError(
@@ -57,9 +58,10 @@ def read_from_stdin(args: argparse.Namespace, options: Sequence[str]) -> bool:
 def _line(flag: str) -> str:
     """One line of stdin, its line break taken off; asked for by the option's name at a
     terminal."""
-    if sys.stdin.isatty():
+    source = stdin()
+    if source.isatty():
         print(f"{flag.removeprefix('--')}: ", end="", file=sys.stderr, flush=True)
-    line = sys.stdin.readline(MAX_LINE + 2)
+    line = source.readline(MAX_LINE + 2)
     value = line.rstrip("\r\n")
     if len(value) > MAX_LINE:
         raise UsageError(f"{flag} -: a line longer than {MAX_LINE} characters on stdin")

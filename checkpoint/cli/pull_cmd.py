@@ -382,6 +382,25 @@ def _between_batches() -> None:
     time.sleep(BATCH_PAUSE_S)
 
 
+class _Batches:
+    """The batches a purge committed before its last, each its own transaction, audited."""
+
+    def __init__(self) -> None:
+        self.done = 0
+
+    def between(self) -> None:
+        self.done += 1
+        _between_batches()
+
+    def cut_off(self) -> str | None:
+        """What a purge cut off after them did for good; None: nothing."""
+        if not self.done:
+            return None
+        n = self.done
+        those = "1 batch before it stays" if n == 1 else f"{n} batches before it stay"
+        return f"{those} purged (audited): run it again to finish"
+
+
 def purge_run(args: argparse.Namespace) -> int:
     """delete personal data past retention, keep daily aggregates
 
@@ -411,6 +430,7 @@ def purge_run(args: argparse.Namespace) -> int:
         print(f"kiosk purge: no event log at {path} yet: nothing to purge", file=sys.stderr)
         return 0
     store = open_store(args, config, _sets())
+    batches = _Batches()
     try:
         config = site_config(args, config, store)
         result = purge(
@@ -421,7 +441,7 @@ def purge_run(args: argparse.Namespace) -> int:
             quota_cfg=config.policy.quota,
             actor="cli",
             trust_unsynced_clock=args.trust_clock,
-            between_batches=_between_batches,
+            between_batches=batches.between,
             held_dir=path.parent,  # the stops' held decisions beside the log
         )
     except ClockNotTrusted as exc:
@@ -434,7 +454,11 @@ def purge_run(args: argparse.Namespace) -> int:
             f"nothing was purged: {exc}; the nightly timer tries again tomorrow, or {then}"
         ) from None
     except StoreFault as exc:
-        raise CliError(f"purge failed: {exc}") from None
+        raise CliError(f"purge failed: {exc}", partial=batches.cut_off()) from None
+    except Exception as exc:  # a card fault SQLite or the system said, past a batch
+        if not batches.done:
+            raise
+        raise CliError(f"purge failed: {exc}", partial=batches.cut_off()) from exc
     finally:
         store.close()
     print(json.dumps(result.as_dict()))
