@@ -48,7 +48,7 @@ from sqlite_utils.migrations import Migrations
 
 from kiosk import dating, hashchain, record
 from kiosk.cardfault import card_fault
-from kiosk.clock import Clock, ClockReading, FlooredClock
+from kiosk.clock import AGREE_SLACK, Clock, ClockReading, FlooredClock
 from kiosk.config.store import StoreSection
 from kiosk.deadline import LogUses, Stopped
 from kiosk.devices import Health
@@ -1453,19 +1453,24 @@ VOUCH_ACTION = "clock.vouched"
 def vouch_time(store: EventLog, clock: Clock, at: datetime, actor: str, why: str) -> bool:
     """A guard's word that ``at`` has passed, while ``clock`` is not synchronised: ``why`` is
     ``clock`` (they vouched at the console that the gate's clock reads right: ``at`` its
-    reading) or ``pass_start`` (a pass's start they typed, read off a phone). The floor
-    (``FlooredClock.raise_floor``) rises to it, no further than the clock reads (a typo
-    never carries the gate's time ahead of its own clock), and stays so across a restart
-    (``newest_synced_ts`` reads it); audited with who and when. A gate with a clock that is
+    reading) or ``pass_start`` (a pass's start they typed, read off a phone). Only a time
+    the clock agrees with (within ``AGREE_SLACK`` of its reading: the person confirmed the
+    clock) is taken, and the floor (``FlooredClock.raise_floor``) rises to the earlier of
+    the two: the floor stays a time that has passed, never one a typo or a phone on another
+    zone carried past real time. It stays so across a restart (``newest_synced_ts`` reads
+    it); audited with who and when. A gate with a clock that is
     right but never synchronised (an RTC, no network) otherwise had a floor lagging all
     day after a power cut, and what the floor and the clock disagreed on went to the guard.
-    False (nothing written) on a synchronised clock, one that keeps no floor, or a time not
-    past the floor already."""
+    False (nothing written) on a synchronised clock, one that keeps no floor, a time the
+    clock disagrees with, or one not past the floor already."""
     if at.tzinfo is None:
         raise ValueError("a vouched time must be timezone-aware")
     if not isinstance(clock, FlooredClock) or clock.synced():
         return False
-    at = min(at, clock.now())
+    now = clock.now()
+    if abs(at - now) > AGREE_SLACK:
+        return False
+    at = min(at, now)
     floor = clock.floor()
     if floor is not None and at <= floor:
         return False

@@ -365,3 +365,45 @@ def test_opening_hours_are_judged_at_both_times_on_a_fast_clock(tmp_path, monkey
         assert "clock_not_set" in out["flags"] and out["needs_guard"]
     finally:
         core.close()
+
+
+SH = ZoneInfo("Asia/Shanghai")
+#: Real time 22:50 on 4 March in Shanghai, the last day of 5-505's quarantine.
+LATE = datetime(2026, 3, 4, 22, 50, tzinfo=SH).astimezone(UTC)
+
+
+def _fast_in_quarantine(tmp_path, monkeypatch):
+    """A gate whose clock reads two hours fast (00:50 on 5 March), unsynchronised, the log's
+    newest stamp 22:50 on 4 March: the floor finds 5-505 in quarantine, the clock does not."""
+    config = _config()
+    before = app.build_core(config, tmp_path, FakeClock(start=LATE))
+    before.store.append(EventDraft(direction="in", decision="pass", household="9-909"))
+    before.lists.add_quarantine(
+        "5-505", None, (LATE - timedelta(days=10)).date(), datetime(2026, 3, 4).date(), "zhou"
+    )
+    before.close()
+    fast = FakeClock(start=LATE + timedelta(hours=2), is_synced=False)
+    return _restart_on(monkeypatch, tmp_path, config, fast), fast
+
+
+def test_a_typed_start_the_clock_disagrees_with_vouches_for_nothing(tmp_path, monkeypatch, key):
+    """A guard reading a phone on Tokyo time types 00:00 on 5 March, an hour past real time:
+    the console accepts it as a start, but it was the floor, and the quarantine that ends
+    at midnight ended with nobody looking. A typed start vouches only when it agrees with
+    the clock (within pass_start's slack), and then for the earlier of the two."""
+    from kiosk.store import vouch_time
+
+    core, fast = _fast_in_quarantine(tmp_path, monkeypatch)
+    try:
+        floor = core.clock.floor()
+        typed = datetime(2026, 3, 5, 0, 0, tzinfo=SH)
+        assert pass_start(core.clock, typed, SH, days=1) == typed  # the console issues it
+        assert vouch_time(core.store, core.clock, typed, "alice", "pass_start") is False
+        assert core.clock.floor() == floor
+        out = _decide(core, fast, key, household="5-505", days=60, now=LATE - timedelta(days=20))
+        assert out["decision"] == "deny" and out["needs_guard"]
+        agreed = fast.now() + timedelta(minutes=5)  # the phone agrees: the earlier, the clock's
+        assert vouch_time(core.store, core.clock, agreed, "alice", "pass_start") is True
+        assert core.clock.floor() == fast.now()
+    finally:
+        core.close()
