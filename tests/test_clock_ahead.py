@@ -407,3 +407,37 @@ def test_a_typed_start_the_clock_disagrees_with_vouches_for_nothing(tmp_path, mo
         assert core.clock.floor() == fast.now()
     finally:
         core.close()
+
+
+def test_a_vouch_is_no_synchronised_stamp_and_network_time_supersedes_it(tmp_path, monkeypatch):
+    """A vouch was read back as a synchronised stamp: after NTP a purge was refused, the
+    vouch called 'the newest synchronised record' the clock was set back from, and a vouch
+    above real time stayed the floor across every restart. A purge is dated by synchronised
+    stamps only; a synchronised reading since the vouch supersedes it, even below it."""
+    from kiosk.retention import judge_clock
+    from kiosk.store import newest_synced_ts, vouch_time, vouched_ts
+
+    core, fast = _fast_in_quarantine(tmp_path, monkeypatch)
+    try:  # a phone agreeing with the fast clock: the guard's word, two hours past real time
+        assert vouch_time(core.store, core.clock, fast.now(), "alice", "clock") is True
+        vouched = core.store.submit(vouched_ts)
+        assert vouched == format_ts(fast.now())
+        assert core.store.submit(newest_synced_ts) == format_ts(LATE)
+    finally:
+        core.close()
+    right = FakeClock(start=LATE + timedelta(minutes=5), is_synced=False)
+    core = _restart_on(monkeypatch, tmp_path, _config(), right)
+    try:
+        assert core.clock.floor() == datetime.fromisoformat(vouched)  # kept: nothing says else
+        right.is_synced = True  # NTP: the right time, below the vouch
+        judge_clock(right.now(), True, core.store.submit(newest_synced_ts))  # not refused
+        core.store.append(EventDraft(direction="in", decision="pass", household="9-909"))
+        assert core.store.submit(vouched_ts) is None
+    finally:
+        core.close()
+    off = FakeClock(start=LATE + timedelta(minutes=30), is_synced=False)  # NTP lost again
+    core = _restart_on(monkeypatch, tmp_path, _config(), off)
+    try:
+        assert core.clock.floor() <= LATE + timedelta(minutes=30)
+    finally:
+        core.close()
