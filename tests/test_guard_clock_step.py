@@ -732,3 +732,23 @@ def test_a_start_typed_on_a_clock_at_1970_vouches_for_nothing(fresh_card):
     assert len(queries.issued_passes(core.store)) == 2
     assert not [a for a in core.store.audits() if a["action"] == "clock.vouched"]
     assert core.clock.floor() is None
+
+
+def test_a_vouch_that_takes_nothing_says_so_and_is_not_audited_as_done(right_rtc):
+    """A double post, or one after network time answered, was answered 'vouched' and audited
+    as done though nothing was taken: the guard is told there is nothing to vouch for."""
+    from guard_support import hidden_fields, refused_with, send
+
+    client, core, base = right_rtc
+    login(client)
+    page = client.get("/guard/passes").text
+    fields = hidden_fields(page, "clock-vouch")
+    assert refused_with(client, send(client, "/guard/passes/clock", fields)) is None
+    nothing = i18n.t("zh-CN", "err.nothing_to_vouch")
+    assert refused_with(client, send(client, "/guard/passes/clock", fields)) == nothing
+    base.is_synced = True
+    assert refused_with(client, send(client, "/guard/passes/clock", fields)) == nothing
+    vouched = [a for a in core.store.audits() if a["action"] == "clock.vouched"]
+    assert len(vouched) == 1
+    posts = [a["action"] for a in core.store.audits() if a["action"].startswith("clock_vouched")]
+    assert posts == ["clock_vouched", "clock_vouched_failed", "clock_vouched_failed"]
