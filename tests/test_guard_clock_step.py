@@ -752,3 +752,25 @@ def test_a_vouch_that_takes_nothing_says_so_and_is_not_audited_as_done(right_rtc
     assert len(vouched) == 1
     posts = [a["action"] for a in core.store.audits() if a["action"].startswith("clock_vouched")]
     assert posts == ["clock_vouched", "clock_vouched_failed", "clock_vouched_failed"]
+
+
+def test_a_vouch_is_for_the_reading_the_guard_saw_not_one_the_clock_stepped_to(right_rtc):
+    """'The clock is right' vouched for whatever the clock read when it was tapped: a clock
+    stepped five hours (a wrong `date -s`) after the page was drawn was vouched for, unseen.
+    The form carries the reading shown; a tap vouches only while the clock reads that plus
+    the time since, within a minute; else the page says the clock changed, nothing taken."""
+    from guard_support import hidden_fields, refused_with, send
+
+    client, core, base = right_rtc
+    login(client)
+    page = client.get("/guard/passes").text
+    base.set_wall(BOOT + timedelta(hours=5))
+    changed = send(client, "/guard/passes/clock", hidden_fields(page, "clock-vouch"))
+    assert refused_with(client, changed) == i18n.t("zh-CN", "err.clock_vouch_changed")
+    assert core.clock.floor() < BOOT
+    assert not [a for a in core.store.audits() if a["action"] == "clock.vouched"]
+    page = client.get("/guard/passes").text  # drawn again: the reading it shows now
+    base.advance(50)  # the guard checks a phone: the clock ran on as it was shown to
+    done = send(client, "/guard/passes/clock", hidden_fields(page, "clock-vouch"))
+    assert refused_with(client, done) is None
+    assert core.clock.floor() == BOOT + timedelta(hours=5, seconds=50)
