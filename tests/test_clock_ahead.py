@@ -441,3 +441,27 @@ def test_a_vouch_is_no_synchronised_stamp_and_network_time_supersedes_it(tmp_pat
         assert core.clock.floor() <= LATE + timedelta(minutes=30)
     finally:
         core.close()
+
+
+def test_disputed_opening_hours_leave_an_agreed_quarantine_its_breach_alarm(
+    tmp_path, monkeypatch, key
+):
+    """A quarantine both times found lost its quarantine_breach alarm when the opening hours
+    were disputed (closed by the floor's time, open by the clock's): the event-wide
+    clock_not_set flag downgraded every reason to the guard's card. The event now says which
+    reasons are disputed (clock_not_set:<reason>); only those are the guard's."""
+    from kiosk.alarms import alarm_from_event
+
+    hours = {"enabled": True, "open_at": "10:00", "close_at": "22:00", "mode": "closed"}
+    config = _config(hours=hours)
+    _logged(tmp_path, config, quarantine="5-505")  # yesterday .. day after tomorrow: both times
+    fast = FakeClock(start=MORNING + timedelta(hours=3), is_synced=False)  # 12:00, floor 09:00
+    core = _restart_on(monkeypatch, tmp_path, config, fast)
+    try:
+        out = _decide(core, fast, key, household="5-505", days=60, now=LONG_AGO)
+    finally:
+        core.close()
+    assert {"clock_not_set", "clock_not_set:outside_hours"} <= set(out["flags"])
+    assert "clock_not_set:quarantined" not in out["flags"]
+    card = alarm_from_event({"seq": 1, **{k: out[k] for k in ("decision", "reasons", "flags")}})
+    assert card is not None and card.kind == "quarantine"
