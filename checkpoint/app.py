@@ -55,7 +55,7 @@ from kiosk.passes import KeyFileError, TrustList, load_private_key
 from kiosk.pihealth import PowerWatch
 from kiosk.runner import EngineRunner
 from kiosk.secrets import get_secret
-from kiosk.store import EventLog, StoreFault, newest_synced_ts, record_site
+from kiosk.store import EventLog, StoreFault, newest_synced_ts, record_site, vouched_ts
 from kiosk.tokens import TokenStore
 
 if TYPE_CHECKING:
@@ -222,13 +222,14 @@ def _issuer_key() -> tuple[Ed25519PrivateKey | None, str | None]:
 
 def _floor_from_log(clock: Clock, store: EventLog) -> None:
     """The machine's clock reads no earlier than the newest synchronised stamp in the log
-    while it is not synchronised (``kiosk.clock.FlooredClock``): a Pi that lost its saved
+    (or the time a guard vouched for since, ``kiosk.store.vouched_ts``) while it is not
+    synchronised (``kiosk.clock.FlooredClock``): a Pi that lost its saved
     clock and has no network decides passes, expiry and the quota by a time that has passed,
     not by 1970."""
     if isinstance(clock, FlooredClock):
-        newest = store.submit(newest_synced_ts)
-        if newest is not None:
-            clock.raise_floor(datetime.fromisoformat(newest))
+        for newest in (store.submit(newest_synced_ts), store.submit(vouched_ts)):
+            if newest is not None:
+                clock.raise_floor(datetime.fromisoformat(newest))
 
 
 def build_core(

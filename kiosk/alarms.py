@@ -399,6 +399,18 @@ def _text(value: Any) -> str | None:
     return str(value) if value else None
 
 
+def disputed_reasons(flags: Any) -> frozenset[str]:
+    """The reasons of an event the gate's two times disagreed on (``kiosk.policy``): those
+    its flags name (``clock_not_set:<reason>``); an event logged before they were named,
+    flagged ``clock_not_set`` alone, has every reason a time decides disputed
+    (``CLOCK_REFERRALS``). Empty on a clock that was set."""
+    codes = reason_codes(flags)
+    named = frozenset(c.split(":", 1)[1] for c in codes if c.startswith("clock_not_set:"))
+    if named:
+        return named
+    return frozenset(CLOCK_REFERRALS) if "clock_not_set" in codes else frozenset()
+
+
 def alarm_from_event(event: Mapping[str, Any]) -> Alarm | None:
     """The alarm an event raises (fever, quarantine breach, forged or foreign pass, device),
     if any. A guard's deny of a fever found by hand carries ``fever`` as the kiosk's does (the
@@ -411,12 +423,12 @@ def alarm_from_event(event: Mapping[str, Any]) -> Alarm | None:
     if event.get("decision") not in ("deny", "manual_deny"):
         return None
     reasons = reason_codes(event.get("reasons"))
-    unset = "clock_not_set" in reason_codes(event.get("flags"))
+    disputed = disputed_reasons(event.get("flags"))
     for code, kind in ALARM_REASONS.items():
-        if code in reasons and not (unset and code in CLOCK_REFERRALS):
+        if code in reasons and code not in disputed:
             return _about_person(alarm_of(event, kind, code), event)
-    early = next((code for code in CLOCK_REFERRALS if code in reasons), None)
-    if early and unset:
+    early = next((code for code in CLOCK_REFERRALS if code in reasons and code in disputed), None)
+    if early:
         alarm = alarm_of(event, "guard", early)
         alarm.reasons = [early, *(code for code in reasons if code != early)]
         return _about_person(alarm, event)

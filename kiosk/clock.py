@@ -15,6 +15,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
+#: How far two readings of the time now a person compares (a phone or a watch, read to the
+#: minute) may lie apart and still agree: a pass's typed start (``kiosk.passes.START_SLACK``)
+#: and a guard's word for the clock (``kiosk.store.vouch_time``).
+AGREE_SLACK = timedelta(minutes=10)
+
 
 class Clock(Protocol):
     def now(self) -> datetime:

@@ -42,7 +42,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from . import base45
-from .clock import Clock, known_passed
+from .clock import AGREE_SLACK, Clock, known_passed
 from .files import UnreadableFile, read_bounded, write_atomic
 from .pass_format import (  # the format's figures, kept where the CLI's parser reads them
     FLAGS,
@@ -442,7 +442,7 @@ def issue_pass(
 #: How far a start typed by the issuer (to the minute, read off a phone or a watch) may lie
 #: from the clock: before the earliest time it knows has passed, or, on a synchronised clock,
 #: either side of its time.
-START_SLACK = timedelta(minutes=10)
+START_SLACK = AGREE_SLACK
 #: How far a start typed on a clock not synchronised may lie from its reading, unless the
 #: issuer says it is the clock that is wrong (``anyway``): a mistyped month, a year.
 START_FAR = timedelta(days=1)

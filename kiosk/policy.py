@@ -274,7 +274,7 @@ def decide(
     if off_hours and cfg.hours.mode == "closed" and hours_apply:
         reasons.append("outside_hours")
         if hours_disputed:  # open by one time: the guard looks
-            flags.append("clock_not_set")
+            _disputed(flags, "outside_hours")
             guard.append(True)
 
     if wants_temp:
@@ -282,7 +282,7 @@ def decide(
 
     if off_hours and cfg.hours.mode == "staffed" and guard:
         if hours_disputed:  # on duty by one time: the call stands, the clock is said
-            flags.append("clock_not_set")
+            _disputed(flags, "outside_hours")
         else:
             # Nobody on duty to come: deny now (the screen says where to call), keep the alarm.
             reasons.append("no_guard_on_duty")
@@ -370,15 +370,26 @@ def _judged_at_both(found: _Findings, one: _Findings, other: _Findings) -> None:
         found.reasons.extend(sorted(agreed, key=_ORDER.__getitem__))
         both_flags = set(one.flags) & set(other.flags)
         found.flags.extend(
-            f for f in (*one.flags, *other.flags) if f != "clock_not_set" or f in both_flags
+            f
+            for f in (*one.flags, *other.flags)
+            if not f.startswith("clock_not_set") or f in both_flags
         )
         found.guard.extend([True] if any(one.guard) and any(other.guard) else [])
         found.alarms |= alarms
         return
     _merge(found, one, alarms)
     _merge(found, other, alarms)
-    found.flags.append("clock_not_set")
+    for reason in sorted(mine | theirs, key=_ORDER.__getitem__):
+        _disputed(found.flags, reason)
     found.guard.append(True)
+
+
+def _disputed(flags: list[str], reason: str) -> None:
+    """``reason`` turns on a time the gate's clock cannot vouch for: the guard decides. Flag
+    ``clock_not_set`` (the event's, as ever) and ``clock_not_set:<reason>``, which says it
+    is this reason that is disputed (``kiosk.alarms.alarm_from_event`` downgrades only
+    those: a quarantine both times found stays a breach when the hours are disputed)."""
+    flags.extend(("clock_not_set", f"clock_not_set:{reason}"))
 
 
 def _check_pass(
@@ -397,7 +408,7 @@ def _check_pass(
         if not inputs.clock_synced:
             # A clock NTP has not set is behind (a lower bound at best): the pass may well be
             # valid. Not the machine's call: the guard looks at it.
-            flags.append("clock_not_set")
+            _disputed(flags, "pass_not_yet_valid")
             guard.append(True)
     elif now >= pass_.valid_until:
         reasons.append("pass_expired")
@@ -479,7 +490,10 @@ def _check_quarantine(
         # The lists cannot say whether the quarantine is over: the guard decides, not the
         # machine alone (the office may have extended it in a list this gate never got).
         reasons.append("quarantine_unconfirmed")
-        flags.append(why)
+        if why == "clock_not_set":
+            _disputed(flags, "quarantine_unconfirmed")
+        else:
+            flags.append(why)
         guard.append(True)
 
 

@@ -48,7 +48,7 @@ from sqlite_utils.migrations import Migrations
 
 from kiosk import dating, hashchain, record
 from kiosk.cardfault import card_fault
-from kiosk.clock import Clock, ClockReading, FlooredClock
+from kiosk.clock import AGREE_SLACK, Clock, ClockReading, FlooredClock
 from kiosk.config.store import StoreSection
 from kiosk.deadline import LogUses, Stopped
 from kiosk.devices import Health
@@ -1444,8 +1444,11 @@ def waiting_for_clock(
 
 
 #: ``meta``'s newest time a guard vouched has passed while the clock was not synchronised
-#: (``vouch_time``), ``format_ts`` text: a floor at the next start as a synchronised stamp is.
+#: (``vouch_time``), ``format_ts`` text: a floor at the next start (``vouched_ts``).
 VOUCHED_KEY = "clock.vouched"
+#: ``meta``'s newest event and audit ``seq`` when that time was vouched for (JSON
+#: ``{"events": n, "audit": m}``): a synchronised row after them supersedes the vouch.
+VOUCHED_AFTER_KEY = "clock.vouched.after"
 #: The audit action of a guard's word for the time (``vouch_time``).
 VOUCH_ACTION = "clock.vouched"
 
@@ -1453,34 +1456,75 @@ VOUCH_ACTION = "clock.vouched"
 def vouch_time(store: EventLog, clock: Clock, at: datetime, actor: str, why: str) -> bool:
     """A guard's word that ``at`` has passed, while ``clock`` is not synchronised: ``why`` is
     ``clock`` (they vouched at the console that the gate's clock reads right: ``at`` its
-    reading) or ``pass_start`` (a pass's start they typed, read off a phone). The floor
-    (``FlooredClock.raise_floor``) rises to it, no further than the clock reads (a typo
-    never carries the gate's time ahead of its own clock), and stays so across a restart
-    (``newest_synced_ts`` reads it); audited with who and when. A gate with a clock that is
+    reading) or ``pass_start`` (a pass's start they typed, read off a phone). Only a time
+    the clock agrees with (within ``AGREE_SLACK`` of its reading: the person confirmed the
+    clock) is taken, and the floor (``FlooredClock.raise_floor``) rises to the earlier of
+    the two: the floor stays a time that has passed, never one a typo or a phone on another
+    zone carried past real time. It stays so across a restart (``vouched_ts`` reads it);
+    audited with who and when. A gate with a clock that is
     right but never synchronised (an RTC, no network) otherwise had a floor lagging all
     day after a power cut, and what the floor and the clock disagreed on went to the guard.
-    False (nothing written) on a synchronised clock, one that keeps no floor, or a time not
-    past the floor already."""
+    False (nothing written) on a synchronised clock, one that keeps no floor, a time the
+    clock disagrees with, or one not past the floor already."""
     if at.tzinfo is None:
         raise ValueError("a vouched time must be timezone-aware")
     if not isinstance(clock, FlooredClock) or clock.synced():
         return False
-    at = min(at, clock.now())
+    now = clock.now()
+    if abs(at - now) > AGREE_SLACK:
+        return False
+    at = min(at, now)
     floor = clock.floor()
     if floor is not None and at <= floor:
         return False
     stamp = format_ts(at)
 
     def keep(db: sqlite_utils.Database) -> None:
-        db.execute(
-            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE"
-            " SET value = max(value, excluded.value)",
-            [VOUCHED_KEY, stamp],
-        )
+        kept = vouched_ts(db)
+        if kept is not None and kept >= stamp:
+            return
+        after = {t: _max_seq(db, t) for t in ("events", "audit")}
+        for key, value in ((VOUCHED_KEY, stamp), (VOUCHED_AFTER_KEY, json.dumps(after))):
+            db.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE"
+                " SET value = excluded.value",
+                [key, value],
+            )
 
     store.submit_audited(keep, actor, VOUCH_ACTION, lambda _: {"at": stamp, "why": why})
     clock.raise_floor(at)
     return True
+
+
+def _max_seq(db: sqlite_utils.Database, table: str) -> int:
+    row = db.execute(f"SELECT max(seq) FROM {table}").fetchone()  # noqa: S608 (ours)
+    return int(row[0]) if row and row[0] is not None else 0
+
+
+def vouched_ts(db: sqlite_utils.Database) -> str | None:
+    """The newest time a guard vouched has passed (``vouch_time``, ``format_ts`` text): a
+    floor at the next start while the clock is not synchronised. None when there is none,
+    or a synchronised reading has been written since (an event or an audit row after the
+    vouch): the network's time supersedes the guard's word, even when it reads below it. A
+    vouch is not a synchronised stamp: ``newest_synced_ts`` (what a purge is dated
+    against) never reads it."""
+    row = db.execute("SELECT value FROM meta WHERE key = ?", [VOUCHED_KEY]).fetchone()
+    if not row or not row[0]:
+        return None
+    after = db.execute("SELECT value FROM meta WHERE key = ?", [VOUCHED_AFTER_KEY]).fetchone()
+    try:
+        seqs = json.loads(after[0]) if after else {}
+        bounds = {t: int(seqs.get(t, 0)) for t in ("events", "audit")}
+    except (TypeError, ValueError, AttributeError):
+        bounds = {"events": 0, "audit": 0}  # unreadable: any synchronised row supersedes
+    for table, seq in bounds.items():
+        synced = db.execute(
+            f"SELECT 1 FROM {table} WHERE seq > ? AND clock_synced = 1 LIMIT 1",  # noqa: S608
+            [seq],
+        ).fetchone()
+        if synced:
+            return None
+    return str(row[0])
 
 
 def newest_synced_ts(db: sqlite_utils.Database) -> str | None:
@@ -1499,9 +1543,6 @@ def newest_synced_ts(db: sqlite_utils.Database) -> str | None:
     found = [str(row[0]) for row in stamps if row and row[0] is not None]
     # The last purge's run on a synchronised clock: a purge that changed nothing writes no
     # audit row, and its time still tells a clock set back since.
-    vouched = db.execute("SELECT value FROM meta WHERE key = ?", [VOUCHED_KEY]).fetchone()
-    if vouched and vouched[0]:
-        found.append(str(vouched[0]))  # a time a guard vouched for (``vouch_time``)
     run = db.execute("SELECT value FROM meta WHERE key = ?", [LAST_RUN_KEY]).fetchone()
     try:
         last = json.loads(run[0]) if run else None

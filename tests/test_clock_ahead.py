@@ -365,3 +365,103 @@ def test_opening_hours_are_judged_at_both_times_on_a_fast_clock(tmp_path, monkey
         assert "clock_not_set" in out["flags"] and out["needs_guard"]
     finally:
         core.close()
+
+
+SH = ZoneInfo("Asia/Shanghai")
+#: Real time 22:50 on 4 March in Shanghai, the last day of 5-505's quarantine.
+LATE = datetime(2026, 3, 4, 22, 50, tzinfo=SH).astimezone(UTC)
+
+
+def _fast_in_quarantine(tmp_path, monkeypatch):
+    """A gate whose clock reads two hours fast (00:50 on 5 March), unsynchronised, the log's
+    newest stamp 22:50 on 4 March: the floor finds 5-505 in quarantine, the clock does not."""
+    config = _config()
+    before = app.build_core(config, tmp_path, FakeClock(start=LATE))
+    before.store.append(EventDraft(direction="in", decision="pass", household="9-909"))
+    before.lists.add_quarantine(
+        "5-505", None, (LATE - timedelta(days=10)).date(), datetime(2026, 3, 4).date(), "zhou"
+    )
+    before.close()
+    fast = FakeClock(start=LATE + timedelta(hours=2), is_synced=False)
+    return _restart_on(monkeypatch, tmp_path, config, fast), fast
+
+
+def test_a_typed_start_the_clock_disagrees_with_vouches_for_nothing(tmp_path, monkeypatch, key):
+    """A guard reading a phone on Tokyo time types 00:00 on 5 March, an hour past real time:
+    the console accepts it as a start, but it was the floor, and the quarantine that ends
+    at midnight ended with nobody looking. A typed start vouches only when it agrees with
+    the clock (within pass_start's slack), and then for the earlier of the two."""
+    from kiosk.store import vouch_time
+
+    core, fast = _fast_in_quarantine(tmp_path, monkeypatch)
+    try:
+        floor = core.clock.floor()
+        typed = datetime(2026, 3, 5, 0, 0, tzinfo=SH)
+        assert pass_start(core.clock, typed, SH, days=1) == typed  # the console issues it
+        assert vouch_time(core.store, core.clock, typed, "alice", "pass_start") is False
+        assert core.clock.floor() == floor
+        out = _decide(core, fast, key, household="5-505", days=60, now=LATE - timedelta(days=20))
+        assert out["decision"] == "deny" and out["needs_guard"]
+        agreed = fast.now() + timedelta(minutes=5)  # the phone agrees: the earlier, the clock's
+        assert vouch_time(core.store, core.clock, agreed, "alice", "pass_start") is True
+        assert core.clock.floor() == fast.now()
+    finally:
+        core.close()
+
+
+def test_a_vouch_is_no_synchronised_stamp_and_network_time_supersedes_it(tmp_path, monkeypatch):
+    """A vouch was read back as a synchronised stamp: after NTP a purge was refused, the
+    vouch called 'the newest synchronised record' the clock was set back from, and a vouch
+    above real time stayed the floor across every restart. A purge is dated by synchronised
+    stamps only; a synchronised reading since the vouch supersedes it, even below it."""
+    from kiosk.retention import judge_clock
+    from kiosk.store import newest_synced_ts, vouch_time, vouched_ts
+
+    core, fast = _fast_in_quarantine(tmp_path, monkeypatch)
+    try:  # a phone agreeing with the fast clock: the guard's word, two hours past real time
+        assert vouch_time(core.store, core.clock, fast.now(), "alice", "clock") is True
+        vouched = core.store.submit(vouched_ts)
+        assert vouched == format_ts(fast.now())
+        assert core.store.submit(newest_synced_ts) == format_ts(LATE)
+    finally:
+        core.close()
+    right = FakeClock(start=LATE + timedelta(minutes=5), is_synced=False)
+    core = _restart_on(monkeypatch, tmp_path, _config(), right)
+    try:
+        assert core.clock.floor() == datetime.fromisoformat(vouched)  # kept: nothing says else
+        right.is_synced = True  # NTP: the right time, below the vouch
+        judge_clock(right.now(), True, core.store.submit(newest_synced_ts))  # not refused
+        core.store.append(EventDraft(direction="in", decision="pass", household="9-909"))
+        assert core.store.submit(vouched_ts) is None
+    finally:
+        core.close()
+    off = FakeClock(start=LATE + timedelta(minutes=30), is_synced=False)  # NTP lost again
+    core = _restart_on(monkeypatch, tmp_path, _config(), off)
+    try:
+        assert core.clock.floor() <= LATE + timedelta(minutes=30)
+    finally:
+        core.close()
+
+
+def test_disputed_opening_hours_leave_an_agreed_quarantine_its_breach_alarm(
+    tmp_path, monkeypatch, key
+):
+    """A quarantine both times found lost its quarantine_breach alarm when the opening hours
+    were disputed (closed by the floor's time, open by the clock's): the event-wide
+    clock_not_set flag downgraded every reason to the guard's card. The event now says which
+    reasons are disputed (clock_not_set:<reason>); only those are the guard's."""
+    from kiosk.alarms import alarm_from_event
+
+    hours = {"enabled": True, "open_at": "10:00", "close_at": "22:00", "mode": "closed"}
+    config = _config(hours=hours)
+    _logged(tmp_path, config, quarantine="5-505")  # yesterday .. day after tomorrow: both times
+    fast = FakeClock(start=MORNING + timedelta(hours=3), is_synced=False)  # 12:00, floor 09:00
+    core = _restart_on(monkeypatch, tmp_path, config, fast)
+    try:
+        out = _decide(core, fast, key, household="5-505", days=60, now=LONG_AGO)
+    finally:
+        core.close()
+    assert {"clock_not_set", "clock_not_set:outside_hours"} <= set(out["flags"])
+    assert "clock_not_set:quarantined" not in out["flags"]
+    card = alarm_from_event({"seq": 1, **{k: out[k] for k in ("decision", "reasons", "flags")}})
+    assert card is not None and card.kind == "quarantine"

@@ -308,3 +308,17 @@ def test_a_clock_referral_card_says_every_reason_the_two_times_found(guard_core)
     for code in reasons:
         assert i18n.reason_text("en", code) in view["detail"], view["detail"]
     assert "vouch for it there" in view["todo"]  # what the guard does
+
+
+def test_a_clock_referral_card_of_disputed_opening_hours_says_to_check_the_hours(guard_core):
+    """A person the two times disagreed on the opening hours of (closed by one, open by the
+    other) got the clock card's words for a pass, a quarantine and the quota alone: nothing
+    said the hours were the question. The card's todo names the opening hours too."""
+    from zoneinfo import ZoneInfo
+
+    flags = ("clock_not_set", "clock_not_set:outside_hours")
+    add_event(guard_core, decision="deny", reasons=("outside_hours",), flags=flags)
+    [card] = AlarmDesk(guard_core.store, guard_core.clock).open_alarms([])
+    for lang, words in (("en", "opening hours"), ("zh-CN", "开放时间")):
+        view = alarm_view(card, lang, ZoneInfo("UTC"), frozenset())
+        assert words in view["todo"], view["todo"]

@@ -695,3 +695,82 @@ def test_a_start_typed_more_than_a_day_ahead_of_the_gates_clock_is_refused(right
     said = {"start": "2026-04-02 09:00", "reading": "2026-03-02 09:00"}
     assert refused_with(client, refused) == i18n.t("zh-CN", "err.pass_start_far", **said)
     assert queries.issued_passes(core.store) == []
+
+
+@pytest.fixture
+def fresh_card(data_dir, monkeypatch):
+    """A gate on a fresh card: its clock reads 1970, unsynchronised, its log empty."""
+    from fastapi.testclient import TestClient
+    from guard_support import BASE, close_core, make_app, make_core
+
+    from kiosk.clock import FlooredClock
+
+    base = FakeClock(start=EPOCH, is_synced=False)
+    core = make_core(data_dir, FlooredClock(base), monkeypatch)
+    try:
+        with TestClient(make_app(core), base_url=BASE) as client:
+            yield client, core, base
+    finally:
+        close_core(core)
+
+
+def test_a_start_typed_on_a_clock_at_1970_vouches_for_nothing(fresh_card):
+    """The first pass on a fresh card wrote 'clock.vouched at 1970' (the earlier of the
+    typed start and the clock) and every later pass was refused as too far from it until
+    NTP: a typed start the clock disagrees with vouches for nothing."""
+    from guard_support import hidden_fields, send
+
+    client, core, base = fresh_card
+    login(client)
+    for household, start in (("3-402", "2026-03-02T09:10"), ("3-403", "2026-03-02T09:15")):
+        page = client.get("/guard/passes").text
+        fields = hidden_fields(page, "pass-form") | {
+            "household": household, "holder": "Wang", "days": "1", "start": start,
+        }  # fmt: skip
+        assert send(client, "/guard/passes", fields).status_code == 200
+        base.advance(300)
+    assert len(queries.issued_passes(core.store)) == 2
+    assert not [a for a in core.store.audits() if a["action"] == "clock.vouched"]
+    assert core.clock.floor() is None
+
+
+def test_a_vouch_that_takes_nothing_says_so_and_is_not_audited_as_done(right_rtc):
+    """A double post, or one after network time answered, was answered 'vouched' and audited
+    as done though nothing was taken: the guard is told there is nothing to vouch for."""
+    from guard_support import hidden_fields, refused_with, send
+
+    client, core, base = right_rtc
+    login(client)
+    page = client.get("/guard/passes").text
+    fields = hidden_fields(page, "clock-vouch")
+    assert refused_with(client, send(client, "/guard/passes/clock", fields)) is None
+    nothing = i18n.t("zh-CN", "err.nothing_to_vouch")
+    assert refused_with(client, send(client, "/guard/passes/clock", fields)) == nothing
+    base.is_synced = True
+    assert refused_with(client, send(client, "/guard/passes/clock", fields)) == nothing
+    vouched = [a for a in core.store.audits() if a["action"] == "clock.vouched"]
+    assert len(vouched) == 1
+    posts = [a["action"] for a in core.store.audits() if a["action"].startswith("clock_vouched")]
+    assert posts == ["clock_vouched", "clock_vouched_failed", "clock_vouched_failed"]
+
+
+def test_a_vouch_is_for_the_reading_the_guard_saw_not_one_the_clock_stepped_to(right_rtc):
+    """'The clock is right' vouched for whatever the clock read when it was tapped: a clock
+    stepped five hours (a wrong `date -s`) after the page was drawn was vouched for, unseen.
+    The form carries the reading shown; a tap vouches only while the clock reads that plus
+    the time since, within a minute; else the page says the clock changed, nothing taken."""
+    from guard_support import hidden_fields, refused_with, send
+
+    client, core, base = right_rtc
+    login(client)
+    page = client.get("/guard/passes").text
+    base.set_wall(BOOT + timedelta(hours=5))
+    changed = send(client, "/guard/passes/clock", hidden_fields(page, "clock-vouch"))
+    assert refused_with(client, changed) == i18n.t("zh-CN", "err.clock_vouch_changed")
+    assert core.clock.floor() < BOOT
+    assert not [a for a in core.store.audits() if a["action"] == "clock.vouched"]
+    page = client.get("/guard/passes").text  # drawn again: the reading it shows now
+    base.advance(50)  # the guard checks a phone: the clock ran on as it was shown to
+    done = send(client, "/guard/passes/clock", hidden_fields(page, "clock-vouch"))
+    assert refused_with(client, done) is None
+    assert core.clock.floor() == BOOT + timedelta(hours=5, seconds=50)

@@ -128,7 +128,7 @@ TABLE = [
         ("pass_not_yet_valid",),
         True,
         None,
-        ("clock_not_set",),
+        ("clock_not_set", "clock_not_set:pass_not_yet_valid"),
     ),
     (
         "a quarantine starting after the date of a clock NTP has not set: the guard decides",
@@ -147,7 +147,7 @@ TABLE = [
         ("quarantine_unconfirmed",),
         True,
         None,
-        ("clock_not_set",),
+        ("clock_not_set", "clock_not_set:quarantine_unconfirmed"),
     ),
     (
         "store fault denies by default",

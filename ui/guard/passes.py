@@ -160,7 +160,31 @@ def clock_vouch(g: Guard) -> dict[str, str] | None:
         return None
     said = {"reading": now, "floor": floor}
     shown = {k: local_time(v.isoformat(), g.tz, "%Y-%m-%d %H:%M") for k, v in said.items()}
-    return shown | {"zone": str(g.tz)}
+    # The reading shown and when (monotonic), sent back with the tap (``vouched_reading``).
+    drawn = {"shown": now.isoformat(), "drawn": str(clock.monotonic_ns())}
+    return shown | {"zone": str(g.tz)} | drawn
+
+
+#: How far the clock may have moved from the reading the guard saw (plus the time since the
+#: page was drawn) for a tap on "The clock is right" to vouch for it.
+VOUCH_DRIFT = timedelta(minutes=1)
+
+
+def vouched_reading(g: Guard, form: FormData) -> datetime:
+    """The clock's reading now, if it is still the reading the guard saw (``shown``, drawn
+    at ``drawn`` monotonic: that plus the time since, within ``VOUCH_DRIFT``); else
+    ``BadInput`` saying the clock changed (stepped, set, or a page from before a restart):
+    the page drawn again shows what it reads now, and nothing is vouched for."""
+    clock = g.core.clock
+    now, mono = clock.now(), clock.monotonic_ns()
+    try:
+        shown = datetime.fromisoformat(str(form.get("shown") or "")[:40])
+        since = timedelta(microseconds=(mono - int(str(form.get("drawn") or "")[:24])) // 1000)
+    except ValueError:
+        raise BadInput("err.clock_vouch_changed") from None
+    if shown.tzinfo is None or since < timedelta(0) or abs(now - (shown + since)) > VOUCH_DRIFT:
+        raise BadInput("err.clock_vouch_changed")
+    return now
 
 
 def start_of(g: Guard, value: object, days: float) -> datetime:
@@ -400,8 +424,12 @@ async def revoke(request: Request, session: ActionSession, g: GuardDep) -> Respo
 async def vouch_clock(request: Request, session: ActionSession, g: GuardDep) -> Response:
     """The guard's word that the gate's clock, not synchronised, reads right (``clock_vouch``
     shows what it reads): its reading is taken as passed (``kiosk.store.vouch_time``,
-    audited with the guard's name), so the floor no longer lags it all day."""
-    at = g.core.clock.now()
+    audited with the guard's name), so the floor no longer lags it all day: the reading it
+    showed, not one the clock has stepped to since (``vouched_reading``)."""
+    at = vouched_reading(g, await request.form())
     note(request, at=at.isoformat())
-    await asyncio.to_thread(vouch_time, g.core.store, g.core.clock, at, session.name, "clock")
+    if not await asyncio.to_thread(
+        vouch_time, g.core.store, g.core.clock, at, session.name, "clock"
+    ):  # sent twice, network time since, a reading taken as passed already: none taken
+        raise BadInput("err.nothing_to_vouch")
     return done(request, "/guard/passes", "pass.clock_vouched")
