@@ -87,6 +87,20 @@ def test_the_passphrase_from_stdin(gate, usb, tmp_path, monkeypatch, admin):
     assert run_restore(new / "data", new / "etc", archive, "--passphrase-file", "-") == 0
 
 
+@pytest.mark.slow  # a whole gate and a backup: the helper's own test is test_cli_stdin.py
+def test_no_stdin_at_all_is_an_empty_passphrase(gate, usb, capsys, monkeypatch):
+    """Run with stdin closed (cron, nohup, ``<&-``: Python's ``sys.stdin`` is None): the
+    passphrase read from ``-`` crashed in 'I/O operation on closed file' (the empty stdin
+    stood in was closed under its read). Now it is an empty passphrase: exit 2, said. The
+    restore reads it through the same function."""
+    data, etc, _ = gate
+    monkeypatch.setattr(sys, "stdin", None)
+    assert backup_with(data, etc, usb / "north.kbak", "--passphrase-file", "-") == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "passphrase is empty" in err
+    assert list(usb.iterdir()) == []
+
+
 def test_the_passphrase_is_never_taken_on_the_command_line(gate, usb, capsys):
     data, etc, _ = gate
     assert backup_with(data, etc, usb / "north.kbak", "--passphrase", PASSPHRASE) == 2

@@ -12,6 +12,7 @@ a line (``kiosk run --help``: how the Pi's owner types it).
 from __future__ import annotations
 
 import argparse
+import functools
 import inspect
 import io
 import os
@@ -142,8 +143,15 @@ def stdin() -> TextIO:
     closed: cron, nohup, ``<&-``; Python's ``sys.stdin`` is then None) an empty one that is
     no terminal: a verb reading a value there says it got none (exit 2), never a traceback."""
     if sys.stdin is None:
-        return io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
+        return _no_stdin()
     return sys.stdin
+
+
+@functools.cache
+def _no_stdin() -> TextIO:
+    """One empty stdin for the process, kept: a wrapper made per call and dropped while its
+    ``.buffer`` is read (``stdin().buffer.read()``) closes that buffer under the read."""
+    return io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
 
 
 def path_of(text: str) -> Path:
