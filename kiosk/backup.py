@@ -24,6 +24,7 @@ and its pull must never see the log of a gate going backwards (docs/operations.m
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import grp
 import hashlib
@@ -914,18 +915,46 @@ def _make_parents(name: str, dir_fd: int, mode: int = 0o700) -> None:
             os.mkdir(str(parent), mode, dir_fd=dir_fd)
 
 
+#: What ``flock`` fails with where a file system locks nothing (NFS, some FUSE ones).
+_NOT_LOCKABLE = (errno.EBADF, errno.ENOLCK, errno.EOPNOTSUPP)
+
+
+def hold(fd: int) -> None:
+    """An exclusive lock on ``fd`` (the system lets go when the run ends however it ends);
+    none where the file system locks nothing: the run goes on unheld, and a purge then takes
+    what it left only once ``STAGE_LEFT_S`` old, as it does a killed run's."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    except OSError as exc:
+        if exc.errno not in _NOT_LOCKABLE:
+            raise
+
+
 @contextmanager
-def held_stage(folder: Path, prefix: str, *, keep: Callable[[], bool] = bool) -> Iterator[Path]:
+def held_stage(
+    folder: Path, prefix: str, *, keep: Callable[[], bool] = bool, ours: bool = True
+) -> Iterator[Path]:
     """A new hidden stage folder (0700, named ``prefix`` and a random part) in ``folder``,
-    held by this run while it is used: an exclusive lock (``flock``) on its descriptor, which
-    the system lets go when the run ends however it ends. ``remove_stages`` never removes a
-    held stage: a stage's time stops when its last file is made, and a backup verifying a big
+    held by this run while it is used (``hold``). ``remove_stages`` never removes a held
+    stage: a stage's time stops when its last file is made, and a backup verifying a big
     log (or a clock stepped forward by NTP) was an hour "old" and removed under the run.
-    Removed at the end unless ``keep()`` says it is needed (a restore's way back)."""
+    ``ours``: a folder of this user's, else ``NotOurFolder`` (a restore's); a backup's
+    (``ours=False``) only no link: on a vfat stick or an NFS share (root_squash) what it
+    makes reports another owner. Removed at the end unless ``keep()`` says it is needed (a
+    restore's way back)."""
     stage = Path(tempfile.mkdtemp(prefix=prefix, dir=folder))
     try:
-        with _folder_fd(stage, ours=True) as fd:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        with contextlib.ExitStack() as held:
+            try:
+                fd = held.enter_context(_folder_fd(stage, no_link=True, ours=ours))
+            except NotOurFolder:
+                if ours:
+                    raise
+                raise BackupError(
+                    f"{stage}: a link was put in place of the backup's own folder;"
+                    " run the backup again"
+                ) from None
+            hold(fd)
             yield stage
     finally:
         if not keep():

@@ -236,7 +236,7 @@ def backup_run(args: argparse.Namespace) -> int:
         )
     stage_in = _stage_folder(db, target, sealed=passphrase is not None)
     try:
-        with held_stage(stage_in, BACKUP_STAGE_PREFIX) as stage:
+        with held_stage(stage_in, BACKUP_STAGE_PREFIX, ours=False) as stage:
             snapshot = stage / "kiosk.db"
             with _no_root_files_beside(db):
                 snapshot_database(db, snapshot)
