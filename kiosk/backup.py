@@ -269,6 +269,7 @@ def write_archive(
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
     try:
         os.fchmod(fd, 0o600)
+        hold(fd)  # a purge beside it (``remove_parts``) never takes it
         with os.fdopen(fd, "wb") as raw:
             sink = None if passphrase is None else Encrypting(raw, passphrase)
             into: Any = raw if sink is None else sink
@@ -281,7 +282,7 @@ def write_archive(
                 sink.finish()
             raw.flush()
             os.fsync(raw.fileno())
-        os.replace(tmp, target)
+            os.replace(tmp, target)
     except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
         if isinstance(exc, OSError):
@@ -986,10 +987,31 @@ def remove_stages(folder: Path, prefix: str, older_than_s: float, now_s: float) 
     return removed
 
 
+def remove_parts(target: Path, older_than_s: float, now_s: float) -> list[str]:
+    """The ``.part`` files beside ``target`` (``.NAME.XXXX.part``) a killed ``write_archive``
+    of it left, older than ``older_than_s`` (``now_s``: the file system's clock), removed:
+    a plain one is the log in clear. Never one a backup still writes (held). Their names."""
+    removed: list[str] = []
+    with contextlib.suppress(OSError), _folder_fd(target.parent) as there:
+        with os.scandir(there) as listed:
+            parts = sorted(
+                e.name
+                for e in listed
+                if e.name.startswith(f".{target.name}.") and e.name.endswith(".part")
+            )
+        for name in parts:
+            st = os.lstat(name, dir_fd=there)
+            old = stat.S_ISREG(st.st_mode) and now_s - st.st_mtime > older_than_s
+            if old and _removed_unless_held(name, there):
+                removed.append(name)
+    return removed
+
+
 def _removed_unless_held(name: str, there: int) -> bool:
-    """Stage ``name`` of the folder open as ``there`` removed, unless a run holds its lock
-    (``held_stage``): never waited for. Whether it was removed."""
-    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+    """Stage ``name`` (or ``.part`` file) of the folder open as ``there`` removed, unless a
+    run holds its lock (``held_stage``, ``write_archive``): never waited for. Whether it was
+    removed."""
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
     try:
         fd = os.open(name, flags, dir_fd=there)
     except OSError:
@@ -1000,7 +1022,10 @@ def _removed_unless_held(name: str, there: int) -> bool:
         os.close(fd)
         return False
     try:
-        shutil.rmtree(name, dir_fd=there, ignore_errors=True)
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            shutil.rmtree(name, dir_fd=there, ignore_errors=True)
+        else:
+            os.unlink(name, dir_fd=there)
     finally:
         os.close(fd)
     return True

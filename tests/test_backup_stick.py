@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+from datetime import UTC, datetime
 
 import pytest
 import test_backup
@@ -72,3 +73,52 @@ def test_a_plain_backup_to_a_share_that_locks_nothing_is_written(gate, usb, monk
     assert backup_with(data, etc, usb / "north.kbak", "--plain") == 0
 
     assert [p.name for p in usb.iterdir()] == ["north.kbak"]
+
+
+def test_the_part_a_killed_plain_backup_left_goes_with_the_next_backup(gate, usb, monkeypatch):
+    """A ``--plain`` backup killed while writing left ``.north.kbak.XXXX.part`` (the log in
+    clear) beside the archive, and nothing ever removed it. The next backup removes one over
+    an hour old that no run holds; never a fresh one, nor one a running backup holds."""
+    data, etc, _ = gate
+    old = usb / ".north.kbak.k1ll3d.part"
+    old.write_bytes(b"data/kiosk.db: Wang Lei 13800000000")
+    held, fresh = usb / ".north.kbak.runn1n.part", usb / ".north.kbak.fr3sh0.part"
+    held.write_bytes(b"a backup still writing")
+    fresh.write_bytes(b"a backup just begun")
+    other = usb / ".south.kbak.k1ll3d.part"
+    other.write_bytes(b"another archive's")
+    an_hour_ago = datetime.now(UTC).timestamp() - backup.STAGE_LEFT_S - 60
+    for part in (old, held, other):
+        os.utime(part, (an_hour_ago, an_hour_ago))
+    holder = os.open(held, os.O_RDONLY)
+    try:
+        fcntl.flock(holder, fcntl.LOCK_EX)
+        assert backup_with(data, etc, usb / "north.kbak", "--plain") == 0
+    finally:
+        os.close(holder)
+
+    assert not old.exists()
+    assert held.exists() and fresh.exists() and other.exists()
+
+
+def test_the_archive_being_written_is_held(gate, usb, monkeypatch):
+    """While the backup writes its ``.part``, it holds it: a purge beside it never takes it."""
+    data, etc, _ = gate
+    real, seen = backup._add_file, []
+
+    def while_writing(tar, member):
+        (part,) = [p for p in usb.iterdir() if p.name.endswith(".part")]
+        fd = os.open(part, os.O_RDONLY)
+        try:
+            with pytest.raises(BlockingIOError):
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        finally:
+            os.close(fd)
+        seen.append(part.name)
+        return real(tar, member)
+
+    monkeypatch.setattr(backup, "_add_file", while_writing)
+
+    assert backup_with(data, etc, usb / "north.kbak", "--plain") == 0
+
+    assert seen and [p.name for p in usb.iterdir()] == ["north.kbak"]
