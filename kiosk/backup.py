@@ -24,6 +24,7 @@ and its pull must never see the log of a gate going backwards (docs/operations.m
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import grp
 import hashlib
@@ -268,6 +269,7 @@ def write_archive(
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
     try:
         os.fchmod(fd, 0o600)
+        hold(fd)  # a purge beside it (``remove_parts``) never takes it
         with os.fdopen(fd, "wb") as raw:
             sink = None if passphrase is None else Encrypting(raw, passphrase)
             into: Any = raw if sink is None else sink
@@ -280,7 +282,7 @@ def write_archive(
                 sink.finish()
             raw.flush()
             os.fsync(raw.fileno())
-        os.replace(tmp, target)
+            os.replace(tmp, target)
     except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
         if isinstance(exc, OSError):
@@ -914,18 +916,46 @@ def _make_parents(name: str, dir_fd: int, mode: int = 0o700) -> None:
             os.mkdir(str(parent), mode, dir_fd=dir_fd)
 
 
+#: What ``flock`` fails with where a file system locks nothing (NFS, some FUSE ones).
+_NOT_LOCKABLE = (errno.EBADF, errno.ENOLCK, errno.EOPNOTSUPP)
+
+
+def hold(fd: int) -> None:
+    """An exclusive lock on ``fd`` (the system lets go when the run ends however it ends);
+    none where the file system locks nothing: the run goes on unheld, and a purge then takes
+    what it left only once ``STAGE_LEFT_S`` old, as it does a killed run's."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    except OSError as exc:
+        if exc.errno not in _NOT_LOCKABLE:
+            raise
+
+
 @contextmanager
-def held_stage(folder: Path, prefix: str, *, keep: Callable[[], bool] = bool) -> Iterator[Path]:
+def held_stage(
+    folder: Path, prefix: str, *, keep: Callable[[], bool] = bool, ours: bool = True
+) -> Iterator[Path]:
     """A new hidden stage folder (0700, named ``prefix`` and a random part) in ``folder``,
-    held by this run while it is used: an exclusive lock (``flock``) on its descriptor, which
-    the system lets go when the run ends however it ends. ``remove_stages`` never removes a
-    held stage: a stage's time stops when its last file is made, and a backup verifying a big
+    held by this run while it is used (``hold``). ``remove_stages`` never removes a held
+    stage: a stage's time stops when its last file is made, and a backup verifying a big
     log (or a clock stepped forward by NTP) was an hour "old" and removed under the run.
-    Removed at the end unless ``keep()`` says it is needed (a restore's way back)."""
+    ``ours``: a folder of this user's, else ``NotOurFolder`` (a restore's); a backup's
+    (``ours=False``) only no link: on a vfat stick or an NFS share (root_squash) what it
+    makes reports another owner. Removed at the end unless ``keep()`` says it is needed (a
+    restore's way back)."""
     stage = Path(tempfile.mkdtemp(prefix=prefix, dir=folder))
     try:
-        with _folder_fd(stage, ours=True) as fd:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        with contextlib.ExitStack() as held:
+            try:
+                fd = held.enter_context(_folder_fd(stage, no_link=True, ours=ours))
+            except NotOurFolder:
+                if ours:
+                    raise
+                raise BackupError(
+                    f"{stage}: a link was put in place of the backup's own folder;"
+                    " run the backup again"
+                ) from None
+            hold(fd)
             yield stage
     finally:
         if not keep():
@@ -957,10 +987,31 @@ def remove_stages(folder: Path, prefix: str, older_than_s: float, now_s: float) 
     return removed
 
 
+def remove_parts(target: Path, older_than_s: float, now_s: float) -> list[str]:
+    """The ``.part`` files beside ``target`` (``.NAME.XXXX.part``) a killed ``write_archive``
+    of it left, older than ``older_than_s`` (``now_s``: the file system's clock), removed:
+    a plain one is the log in clear. Never one a backup still writes (held). Their names."""
+    removed: list[str] = []
+    with contextlib.suppress(OSError), _folder_fd(target.parent) as there:
+        with os.scandir(there) as listed:
+            parts = sorted(
+                e.name
+                for e in listed
+                if e.name.startswith(f".{target.name}.") and e.name.endswith(".part")
+            )
+        for name in parts:
+            st = os.lstat(name, dir_fd=there)
+            old = stat.S_ISREG(st.st_mode) and now_s - st.st_mtime > older_than_s
+            if old and _removed_unless_held(name, there):
+                removed.append(name)
+    return removed
+
+
 def _removed_unless_held(name: str, there: int) -> bool:
-    """Stage ``name`` of the folder open as ``there`` removed, unless a run holds its lock
-    (``held_stage``): never waited for. Whether it was removed."""
-    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+    """Stage ``name`` (or ``.part`` file) of the folder open as ``there`` removed, unless a
+    run holds its lock (``held_stage``, ``write_archive``): never waited for. Whether it was
+    removed."""
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
     try:
         fd = os.open(name, flags, dir_fd=there)
     except OSError:
@@ -971,7 +1022,10 @@ def _removed_unless_held(name: str, there: int) -> bool:
         os.close(fd)
         return False
     try:
-        shutil.rmtree(name, dir_fd=there, ignore_errors=True)
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            shutil.rmtree(name, dir_fd=there, ignore_errors=True)
+        else:
+            os.unlink(name, dir_fd=there)
     finally:
         os.close(fd)
     return True

@@ -289,6 +289,7 @@ def purge(
     trust_unsynced_clock: bool = False,
     between_batches: Callable[[], None] | None = None,
     held_dir: Path | None = None,
+    froze: Callable[[list[date]], None] | None = None,
 ) -> PurgeResult:
     """Delete personal fields of events older than ``older_than_days`` before ``now``.
 
@@ -302,12 +303,13 @@ def purge(
     each batch but the last (``kiosk purge`` lets a daemon beside it take the file's write
     lock there). ``held_dir``: the data dir, whose held decisions' files the cutoff also
     empties (``kiosk.privacy_held``) and whose folders a restore set aside before it goes
-    (``kiosk.backup.purge_set_aside``).
+    (``kiosk.backup.purge_set_aside``). ``froze``: told the days each freezing transaction
+    froze, for good (``kiosk purge`` says them when a full card cuts it off after).
     """
     _check_args(older_than_days, now)
     synced = check_clock(store, now, trust_unsynced_clock=trust_unsynced_clock)
     cutoff = (now - timedelta(days=older_than_days)).astimezone(UTC)
-    frozen = _freeze(store, tz, quota_cfg, now, between_batches)
+    frozen = _freeze(store, tz, quota_cfg, now, between_batches, froze)
     run = _Run(store, cutoff, now, {"older_than_days": older_than_days}, tz)
     run.started["cutoff"] = cutoff.isoformat()
     run.started["clock_synced"] = synced
@@ -588,14 +590,17 @@ def _freeze(
     quota_cfg: QuotaConfig | None,
     now: datetime,
     between_batches: Callable[[], None] | None,
+    froze: Callable[[list[date]], None] | None = None,
 ) -> list[date]:
     """Freeze the complete days' reports, ``FREEZE_DAYS`` a transaction (a restored log's
-    months take many); returns the days frozen."""
+    months take many), each told to ``froze``; returns the days frozen."""
     frozen: list[date] = []
     while True:
         days = freeze_days(store, tz, quota_cfg, now, max_days=FREEZE_DAYS)
         again = set(days) & set(frozen)  # stamped on again meanwhile: the next purge's
         frozen += [d for d in days if d not in again]
+        if froze is not None and days:
+            froze(days)
         if len(days) < FREEZE_DAYS or again:
             return frozen
         if between_batches is not None:

@@ -33,12 +33,12 @@ def rows(db) -> tuple:
         conn.close()
 
 
-def said_full(err: str, where) -> bool:
+def said_full(err: str, where, changed: str = "nothing was changed") -> bool:
     return (
         f"MB free at {where}" in err
         and re.match(r"kiosk \w+: the (card|disk) is full \(\d+\.\d MB free at ", err)
         and "): free space " in err
-        and "nothing was changed" in err
+        and changed in err
         and "SQLITE" not in err
         and err.count("\n") == 1
     )
@@ -60,7 +60,9 @@ def test_purge_and_an_import_on_a_full_card_say_the_card_is_full(tmp_path, clock
             f.truncate(filler.stat().st_size - free_k * 1024)
         purge = ["purge", "--older-than", "0", "--trust-clock", "--db", str(db)]
         assert main(purge) == 1
-        assert said_full(capsys.readouterr().err, mnt)
+        # With room for the -shm only, it migrates the log and freezes its day first.
+        did = "nothing was changed" if free_k == 0 else "are frozen: run it again to finish"
+        assert said_full(capsys.readouterr().err, mnt, did)
         assert main(["lists", "import", "--apply", "--db", str(db), str(sheet)]) == 1
         assert said_full(capsys.readouterr().err, mnt)
         filler.unlink()
@@ -155,3 +157,35 @@ def test_a_purge_the_card_cut_off_between_batches_says_what_it_did(
     assert re.match(r"kiosk purge: the (card|disk) is full \(\d+\.\d MB free at ", err)
     assert "nothing was changed" not in err
     assert "1 batch before it stays purged (audited): run it again to finish" in err
+
+
+def test_a_purge_cut_off_after_migrating_and_freezing_says_so(tmp_path, clock, capsys, monkeypatch):
+    """A full card cut the purge off after it migrated the log and froze a day's report: it
+    said "nothing was changed", and "give another" (a USB stick's advice) of its own data
+    dir. It says what stays done, and never to give another data dir."""
+    from kiosk import retention
+
+    db = tmp_path / "kiosk.db"
+    with EventLog(db, "gate-1", clock) as log:  # no token or stats tables yet: migrated
+        log.append(draft(person={"name": "Wang Lei", "phone": "13800138000"}))
+    day = clock.now().date()
+    real = retention._freeze
+
+    def frozen_then_full(*args, **kwargs):
+        real(*args, **kwargs)
+        raise OSError(errno.ENOSPC, "No space left on device", str(db))
+
+    monkeypatch.setattr(retention, "_freeze", frozen_then_full)
+
+    assert main(["purge", "--older-than", "0", "--trust-clock", "--db", str(db)]) == 1
+
+    err = capsys.readouterr().err
+    assert re.match(r"kiosk purge: the (card|disk) is full \(\d+\.\d MB free at ", err)
+    assert "nothing was changed" not in err and "give another" not in err
+    assert "the log is migrated to this version (" in err
+    assert f"the daily reports of {day} are frozen: run it again to finish" in err
+    conn = sqlite3.connect(db)
+    try:
+        assert conn.execute("SELECT count(*) FROM daily_aggregates").fetchone()[0]  # noqa: S608
+    finally:
+        conn.close()

@@ -151,14 +151,17 @@ _CARD_FIX = {
     " card is failing",
     "io": "check `dmesg`: docs/operations.md, The SD card is failing",
 }
-#: The same of another disk than the Pi's own (a USB stick a backup was written to).
+#: The same of another disk than the Pi's own: ``{another}`` where the verb wrote to one it
+#: was given (``_GIVEN``: a USB stick a backup was written to), never of its own data dir.
 _DISK_FIX = {
-    "full": "free space on it (`df -h`) or give another, and run it again",
+    "full": "free space on it (`df -h`){another}, and run it again",
     "read_only": "it was mounted read-only, or turned so after an error: check `dmesg`",
-    "io": "check `dmesg`, and give another",
+    "io": "check `dmesg`{another}",
 }
 #: The options naming what a verb writes, in the order one is taken as where it wrote.
 _WRITTEN = ("into", "out", "dir", "db", "data")
+#: Of those, the ones naming a place to write to, not the kiosk's own files.
+_GIVEN = ("into", "out", "dir")
 
 
 def _card_said(exc: BaseException, args: argparse.Namespace) -> str | None:
@@ -169,12 +172,17 @@ def _card_said(exc: BaseException, args: argparse.Namespace) -> str | None:
     ``partial``: a batched purge, a restore cut off). None when it is not the card's."""
     from kiosk.cardfault import card_fault
 
-    named = (getattr(args, option, None) for option in _WRITTEN)
-    where = next((Path(value) for value in named if isinstance(value, (str, Path)) and value), None)
+    named = ((o, getattr(args, o, None)) for o in _WRITTEN)
+    option, where = next(
+        ((o, Path(v)) for o, v in named if isinstance(v, (str, Path)) and v), (None, None)
+    )
     fault = card_fault(exc, where)
     if fault is None:
         return None
-    fix = _CARD_FIX[fault.kind] if fault.medium == "the card" else _DISK_FIX[fault.kind]
+    another = " or give another" if option in _GIVEN else ""
+    fix = _CARD_FIX[fault.kind]
+    if fault.medium != "the card":
+        fix = _DISK_FIX[fault.kind].format(another=another)
     return f"{fault.said()}: {fix}; {getattr(exc, 'partial', None) or 'nothing was changed'}"
 
 

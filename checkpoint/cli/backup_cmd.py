@@ -236,7 +236,7 @@ def backup_run(args: argparse.Namespace) -> int:
         )
     stage_in = _stage_folder(db, target, sealed=passphrase is not None)
     try:
-        with held_stage(stage_in, BACKUP_STAGE_PREFIX) as stage:
+        with held_stage(stage_in, BACKUP_STAGE_PREFIX, ours=False) as stage:
             snapshot = stage / "kiosk.db"
             with _no_root_files_beside(db):
                 snapshot_database(db, snapshot)
@@ -271,11 +271,13 @@ def _stage_folder(db: Path, target: Path, *, sealed: bool) -> Path:
     USB stick) the copy, deleted once sealed, stayed in the stick's free space, readable by
     any undelete tool: the whole log in clear next to its encrypted archive. Plain: beside
     the archive (the card needs no room for a copy). Stage folders a killed backup left there
-    are removed first (and, in the data dir, by the retention purge: ``purge_set_aside``)."""
-    from kiosk.backup import BACKUP_STAGE_PREFIX, STAGE_LEFT_S, remove_stages
+    are removed first (and, in the data dir, by the retention purge: ``purge_set_aside``),
+    and the ``.part`` files of ``target`` one killed while writing left beside it."""
+    from kiosk.backup import BACKUP_STAGE_PREFIX, STAGE_LEFT_S, remove_parts, remove_stages
 
     folder = db.parent if sealed else target.parent
     remove_stages(folder, BACKUP_STAGE_PREFIX, STAGE_LEFT_S, time.time())
+    remove_parts(target, STAGE_LEFT_S, time.time())
     return folder
 
 

@@ -20,9 +20,18 @@ from kiosk.files import sqlite_read_only
 
 from .errors import CliError, UsageError
 from .parsers import Verbs, add_group, add_verb, path_arg
-from .store_args import add_store_args, db_path, load_args_config, open_store, site_config
+from .store_args import (
+    add_store_args,
+    db_path,
+    load_args_config,
+    open_store,
+    pending_migrations,
+    site_config,
+)
 
 if TYPE_CHECKING:
+    from datetime import date
+
     from sqlite_utils.migrations import Migrations
 
     from kiosk.store import EventLog
@@ -383,22 +392,37 @@ def _between_batches() -> None:
 
 
 class _Batches:
-    """The batches a purge committed before its last, each its own transaction, audited."""
+    """What a purge did for good before it was cut off: the log's migrations (``migrated``),
+    the days it froze, each freezing its own transaction, and the batches it committed before
+    its last, each its own transaction, audited (``between`` is called after each of both)."""
 
-    def __init__(self) -> None:
-        self.done = 0
+    def __init__(self, migrated: list[str]) -> None:
+        self.migrated = migrated
+        self.frozen: list[date] = []
+        self.done = self.freezing = 0
 
     def between(self) -> None:
         self.done += 1
         _between_batches()
 
+    def froze(self, days: list[date]) -> None:
+        self.frozen += days
+        self.freezing = self.done  # those so far were between freezing transactions
+
     def cut_off(self) -> str | None:
         """What a purge cut off after them did for good; None: nothing."""
-        if not self.done:
-            return None
-        n = self.done
-        those = "1 batch before it stays" if n == 1 else f"{n} batches before it stay"
-        return f"{those} purged (audited): run it again to finish"
+        done = []
+        if self.migrated:
+            done.append(f"the log is migrated to this version ({', '.join(self.migrated[:3])})")
+        if self.frozen:
+            days = sorted(set(self.frozen))
+            span = str(days[0]) if len(days) == 1 else f"{days[0]} to {days[-1]}"
+            done.append(f"the daily reports of {span} are frozen")
+        n = self.done - self.freezing
+        if n:
+            those = "1 batch before it stays" if n == 1 else f"{n} batches before it stay"
+            done.append(f"{those} purged (audited)")
+        return f"{'; '.join(done)}: run it again to finish" if done else None
 
 
 def purge_run(args: argparse.Namespace) -> int:
@@ -429,8 +453,9 @@ def purge_run(args: argparse.Namespace) -> int:
         # The config's log, before the daemon first wrote it (the timer on a new install).
         print(f"kiosk purge: no event log at {path} yet: nothing to purge", file=sys.stderr)
         return 0
+    migrated = pending_migrations(path, _sets())
     store = open_store(args, config, _sets())
-    batches = _Batches()
+    batches = _Batches(migrated)
     try:
         config = site_config(args, config, store)
         result = purge(
@@ -442,6 +467,7 @@ def purge_run(args: argparse.Namespace) -> int:
             actor="cli",
             trust_unsynced_clock=args.trust_clock,
             between_batches=batches.between,
+            froze=batches.froze,
             held_dir=path.parent,  # the stops' held decisions beside the log
         )
     except ClockNotTrusted as exc:
@@ -455,8 +481,8 @@ def purge_run(args: argparse.Namespace) -> int:
         ) from None
     except StoreFault as exc:
         raise CliError(f"purge failed: {exc}", partial=batches.cut_off()) from None
-    except Exception as exc:  # a card fault SQLite or the system said, past a batch
-        if not batches.done:
+    except Exception as exc:  # a card fault SQLite or the system said, past a step
+        if batches.cut_off() is None:
             raise
         raise CliError(f"purge failed: {exc}", partial=batches.cut_off()) from exc
     finally:

@@ -104,7 +104,7 @@ def _refuse_under_older_daemon(path: Path, migrations: list[Migrations]) -> None
     nothing is written. A daemon of this version has nothing left to migrate: not refused."""
     from .daemon_cmd import LOCK_FILE, lock_holder
 
-    pending = _pending_migrations(path, migrations)
+    pending = pending_migrations(path, migrations)
     if not pending:
         return
     try:
@@ -131,7 +131,7 @@ def _refuse_older_log(path: Path, migrations: list[Migrations], verb: str) -> No
     leave a schema that version refuses, so going back to it (docs/install.md, Going back)
     would be cut off by a look. The verb says so and changes nothing; the daemon of this
     version migrates the log when it starts (the update restarts it)."""
-    pending = _pending_migrations(path, migrations, older_only=True)
+    pending = pending_migrations(path, migrations, older_only=True)
     if pending:
         raise CliError(
             f"{path} was written by an older version of the program (this one would migrate"
@@ -142,7 +142,7 @@ def _refuse_older_log(path: Path, migrations: list[Migrations], verb: str) -> No
         )
 
 
-def _pending_migrations(
+def pending_migrations(
     path: Path, migrations: list[Migrations], *, older_only: bool = False
 ) -> list[str]:
     """``SET NAME`` of each migration opening ``path`` with ``migrations`` would make (the
