@@ -1330,6 +1330,7 @@ def test_picamera2_is_checked_only_for_a_pi_camera_and_a_working_one_passes(tmp_
     (site / "picamera2").mkdir(parents=True)
     (site / "picamera2/__init__.py").write_text(
         "class Picamera2:\n    def wait(self, job, timeout=None):\n        pass\n"
+        "    def cancel_all_and_flush(self):\n        pass\n"
     )
     out, status = check_release_with(tmp_path, config, site)
     assert status == 0, out
