@@ -42,13 +42,18 @@ def _logged(tmp_path, config, **household):
     before.close()
 
 
+def _restarted_fast(monkeypatch, tmp_path, config):
+    """The gate restarted on a clock four days fast that NTP has not set: (core, its clock)."""
+    fast = FakeClock(start=MORNING + timedelta(days=4), is_synced=False)
+    return _restart_on(monkeypatch, tmp_path, config, fast), fast
+
+
 def test_a_quarantined_household_on_a_clock_four_days_fast_is_referred_to_the_guard(
     tmp_path, monkeypatch, key
 ):
     config = _config()
     _logged(tmp_path, config, quarantine="5-505")
-    fast = FakeClock(start=MORNING + timedelta(days=4), is_synced=False)
-    core = _restart_on(monkeypatch, tmp_path, config, fast)
+    core, fast = _restarted_fast(monkeypatch, tmp_path, config)
     try:
         out = _decide(core, fast, key, household="5-505", days=60, now=LONG_AGO)
         assert out["decision"] == "deny"
@@ -67,8 +72,7 @@ def test_a_pass_valid_by_the_floor_but_expired_by_a_fast_clock_goes_to_the_guard
 ):
     config = _config()
     _logged(tmp_path, config)
-    fast = FakeClock(start=MORNING + timedelta(days=4), is_synced=False)
-    core = _restart_on(monkeypatch, tmp_path, config, fast)
+    core, fast = _restarted_fast(monkeypatch, tmp_path, config)
     try:
         # A visitor's three-day pass issued this morning: valid for three days in real time.
         out = _decide(core, fast, key, household="2-202", days=3, now=MORNING)
@@ -85,8 +89,7 @@ def test_a_pass_valid_by_the_floor_but_expired_by_a_fast_clock_goes_to_the_guard
 def test_an_observed_household_on_a_fast_clock_is_still_flagged(tmp_path, monkeypatch, key):
     config = _config()
     _logged(tmp_path, config, observed="6-606")
-    fast = FakeClock(start=MORNING + timedelta(days=4), is_synced=False)
-    core = _restart_on(monkeypatch, tmp_path, config, fast)
+    core, fast = _restarted_fast(monkeypatch, tmp_path, config)
     try:
         out = _decide(core, fast, key, household="6-606", days=60, now=LONG_AGO)
         assert "observation" in out["flags"]  # the households list's mark: a flag, both days
@@ -106,8 +109,7 @@ def test_an_observed_returnee_walking_out_on_a_fast_clock_is_referred_to_the_gua
         actor="zhou", days=3,
     )  # fmt: skip
     before.close()
-    fast = FakeClock(start=MORNING + timedelta(days=4), is_synced=False)
-    core = _restart_on(monkeypatch, tmp_path, config, fast)
+    core, fast = _restarted_fast(monkeypatch, tmp_path, config)
     try:
         out = _decide(core, fast, key, household="6-606", days=60, now=LONG_AGO)
         assert out["decision"] == "deny" and "under_observation" in out["reasons"]
@@ -119,8 +121,7 @@ def test_an_observed_returnee_walking_out_on_a_fast_clock_is_referred_to_the_gua
 def test_once_ntp_sets_the_clock_its_date_decides_alone(tmp_path, monkeypatch, key):
     config = _config()
     _logged(tmp_path, config, quarantine="5-505")
-    fast = FakeClock(start=MORNING + timedelta(days=4), is_synced=False)
-    core = _restart_on(monkeypatch, tmp_path, config, fast)
+    core, fast = _restarted_fast(monkeypatch, tmp_path, config)
     try:
         fast.is_synced = True  # NTP says the clock was right: the quarantine is over
         out = _decide(core, fast, key, household="5-505", days=60, now=LONG_AGO)
@@ -260,8 +261,7 @@ def test_a_revoked_pass_on_a_fast_clock_is_a_plain_deny_not_the_guards(tmp_path,
     "pass has expired", a card without the revocation."""
     config = _config()
     _logged(tmp_path, config)
-    fast = FakeClock(start=MORNING + timedelta(days=4), is_synced=False)
-    core = _restart_on(monkeypatch, tmp_path, config, fast)
+    core, fast = _restarted_fast(monkeypatch, tmp_path, config)
     try:
         payload, issued = issue_pass(key, "2-202", "Li Wei", days=3, now=MORNING)
         core.lists.revoke(issued.pass_id, "lost", "zhou")
@@ -281,8 +281,7 @@ def test_a_quarantine_the_two_times_disagree_on_is_a_guard_card_not_a_breach_ala
 
     config = _config()
     _logged(tmp_path, config, quarantine="5-505")
-    fast = FakeClock(start=MORNING + timedelta(days=4), is_synced=False)
-    core = _restart_on(monkeypatch, tmp_path, config, fast)
+    core, fast = _restarted_fast(monkeypatch, tmp_path, config)
     try:
         out = _decide(core, fast, key, household="5-505", days=60, now=LONG_AGO)
         assert out["decision"] == "deny" and out["needs_guard"]
