@@ -400,17 +400,35 @@ class Roster:
         assert sid is not None
         return self.shift(sid)
 
-    def remove_shift(self, shift_id: int, actor: str) -> None:
+    def shift_ended(self, shift: Shift) -> bool:
+        """Whether ``shift`` is over by the clock: then it is the record of who was on duty (a
+        handover's window starts at it, a guard's session was ended by it) and stays. The
+        core's clock, not synchronised, never reads before the newest time known to have
+        passed (``kiosk.clock.FlooredClock``): a Pi's clock left at its last shutdown does not
+        make a past shift look to come."""
+        return shift.ends_at <= self._clock.now()
+
+    def remove_shift(self, shift_id: int, actor: str, *, gate: str | None = None) -> None:
+        """Remove a shift not over yet (a wrong guard or day rostered, a swap of guards); one
+        that has ended is refused (``shift_ended``). ``gate``: only a shift of that gate (the
+        console's own). Looked up and removed on the single writer: a second tablet's removal
+        of the same shift finds it gone."""
         who = check_actor(actor)
-        shift = self.shift(shift_id)
-        what = {"shift_id": shift_id, "gate": shift.gate}
-        audited_write(
-            self._log,
-            lambda db: db.table("roster_shifts").delete(shift_id),
-            who,
-            "roster.shift_remove",
-            lambda _: what,
-        )
+        missing = f"no shift {shift_id}" if gate is None else f"no shift {shift_id} at {gate}"
+
+        def remove(db: sqlite_utils.Database) -> dict[str, Any]:
+            rows = list(db.query("select * from roster_shifts where id = ?", [shift_id]))
+            shift = _shift(rows[0]) if rows else None
+            if shift is None or gate not in (None, shift.gate):
+                raise CommunityError(missing)
+            if self.shift_ended(shift):
+                raise CommunityError(
+                    f"shift {shift_id} has ended: it stays, the record of who was on duty"
+                )
+            db.table("roster_shifts").delete(shift_id)
+            return {"shift_id": shift_id, "gate": shift.gate}
+
+        audited_write(self._log, remove, who, "roster.shift_remove", lambda what: what)
 
     def shift(self, shift_id: int) -> Shift:
         return _shift(row_by_id(self._log, "roster_shifts", shift_id, f"no shift {shift_id}"))

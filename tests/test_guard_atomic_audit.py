@@ -117,6 +117,8 @@ CASES = [
     Case("shift_add", "admin", "/guard/community/shifts",
          {"guard": "alice", "starts": "2026-02-13T08:00", "ends": "2026-02-13T16:00"},
          "roster.shift_add"),
+    Case("shift_remove", "admin", "/guard/community/shifts/{shift_id}/remove", {},
+         "roster.shift_remove"),
     Case("handover_open", "admin", "/guard/community/handover", {"incoming": "alice"},
          "handover.open"),
     Case("handover_ack", "alice", "/guard/community/handover/{handover_id}/ack", {},

@@ -462,3 +462,34 @@ def test_a_guard_cannot_read_a_masked_phone_number_back_out_of_the_visitor_searc
     guard_client.cookies.clear()
     csrf = login(guard_client, "root", ADMIN_PW)  # an admin sees the numbers: exact search
     assert found("08000") == {"Han Meimei"} and found("13911118000") == {"Li Lei"}
+
+
+def test_a_shift_rostered_by_mistake_is_removed_at_the_console_one_that_has_ended_stays(
+    admin, alice, core
+):
+    """A manager could add shifts and never take one out: a wrong guard or day rostered stayed
+    'on duty' for the handover and the sign-in. A shift not over yet has a remove button (for
+    admins); one that has ended is the record of who was on duty and has none, and a removal
+    posted for it is refused on the page, the shift kept."""
+    roster, gate = core.ledgers.roster, core.config.site.kiosk_id
+    night = post(admin, "/guard/community/shifts", admin.csrf, guard="alice",
+                 starts="2026-02-12T00:00", ends="2026-02-12T08:00")  # fmt: skip
+    assert refused_with(admin, night) is None, night.text[:300]
+    _on_shift(admin, "alice")  # 08:00-16:00: it is 09:00
+    ended, now_on = roster.shifts(
+        gate, datetime(2026, 2, 11, tzinfo=UTC), datetime(2026, 2, 13, tzinfo=UTC)
+    )
+    page = admin.get("/guard/community/handover").text
+    assert f"/shifts/{now_on.id}/remove" in page and f"/shifts/{ended.id}/remove" not in page
+    assert "/remove" not in alice.get("/guard/community/handover").text  # a guard's page
+    by_guard = post(alice, f"/guard/community/shifts/{now_on.id}/remove", alice.csrf)
+    assert by_guard.status_code == 403  # admins only, as adding one
+    assert len(roster.shifts(gate, ended.starts_at, now_on.ends_at)) == 2  # a guard removes none
+    kept = post(admin, f"/guard/community/shifts/{ended.id}/remove", admin.csrf)
+    assert kept.status_code == 400 and "has ended" in refused_with(admin, kept)
+    gone = post(admin, f"/guard/community/shifts/{now_on.id}/remove", admin.csrf)
+    assert gone.status_code == 303 and refused_with(admin, gone) is None
+    assert roster.shifts(gate, ended.starts_at, now_on.ends_at) == [ended]
+    assert roster.on_duty(gate) == []
+    row = core.store.audits()[-1]
+    assert (row["action"], row["detail"]["shift_id"]) == ("roster.shift_remove", now_on.id)

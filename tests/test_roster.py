@@ -395,3 +395,24 @@ def test_a_guards_decision_about_a_row_not_held_is_about_a_deny_in_both_reports(
     assert report["let_through_over_a_deny"] == report["overriding"] == 1
     assert report["registrations"] == 0
     assert handover == 1
+
+
+def test_a_shift_not_over_yet_is_removed_one_that_has_ended_stays(rota, clock):
+    """A wrong guard or day rostered is taken out before or during the shift; a shift that has
+    ended is the record of who was on duty, and a removal of it is refused."""
+    zhao, qian = rota.shifts("gate-1", T0, T0 + 16 * H)
+    clock.advance(9 * 3600)  # Zhao's shift is over, Qian's is on
+    with pytest.raises(CommunityError, match=f"shift {zhao.id} has ended"):
+        rota.remove_shift(zhao.id, actor="manager")
+    rota.remove_shift(qian.id, actor="manager")
+    assert [s.guard for s in rota.shifts("gate-1", T0, T0 + 16 * H)] == ["Zhao"]
+
+
+def test_a_shift_removed_twice_or_at_another_gate_is_named_missing(rota, log):
+    shift = rota.on_duty("gate-1")[0]
+    with pytest.raises(CommunityError, match=f"no shift {shift.id} at gate-2"):
+        rota.remove_shift(shift.id, actor="manager", gate="gate-2")
+    rota.remove_shift(shift.id, actor="manager", gate="gate-1")
+    with pytest.raises(CommunityError, match=f"no shift {shift.id}"):
+        rota.remove_shift(shift.id, actor="manager", gate="gate-1")
+    assert [a["action"] for a in log.audits()].count("roster.shift_remove") == 1

@@ -148,6 +148,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "starts": ("开始", "Starts"),
     "ends": ("结束", "Ends"),
     "add_shift": ("添加班次", "Add shift"),
+    "remove_shift": ("删除班次", "Remove shift"),
     "handover": ("交接", "Handover"),
     "incoming": ("接班人", "Incoming guard"),
     "open_handover": ("发起交接", "Open handover"),

@@ -71,13 +71,14 @@ def page(request: Request, g: Guard, session: Session, refused: Refused = FRESH)
     """The roster and the handovers; after a refused shift or handover, its form as sent."""
     roster, gate, now = ledgers(g).roster, g.cfg.site.kiosk_id, g.core.clock.now()
     shifts = roster.shifts(gate, now - timedelta(hours=24), now + timedelta(days=7))
+    views = [s.to_dict() | {"removable": not roster.shift_ended(s)} for s in shifts]
     return render(
         g,
         request,
         "community_handover.html",
         session,
         **on_duty(g),
-        shifts=[s.to_dict() for s in shifts],
+        shifts=views,
         handovers=handover_views(g, roster.handovers(gate, limit=10), g.lang(request)),
         **refused.context(),
     )
@@ -118,6 +119,19 @@ async def add_shift(request: Request, session: AdminSession, g: GuardDep) -> Res
     return await save_or_again(
         request, g, session, PAGE, add, form=form, fields=SHIFT_FIELDS, again=page
     )
+
+
+@router.post("/shifts/{sid}/remove", name="shift_remove", include_in_schema=False)
+async def remove_shift(
+    sid: RecordId, request: Request, session: AdminSession, g: GuardDep
+) -> Response:
+    """A shift not over yet taken out of the roster (a wrong guard or day, a swap); one that
+    has ended stays (``Roster.remove_shift``), as does another gate's."""
+    note(request, shift_id=sid)
+    roster, gate = ledgers(g).roster, g.cfg.site.kiosk_id
+    remove = functools.partial(roster.remove_shift, sid, session.name, gate=gate)
+    act = functools.partial(save, request, PAGE, remove)
+    return await or_again(request, g, session, act, typed={}, again=page)
 
 
 #: Opening a handover checks, then writes: one at a time, so a double tap makes one.
