@@ -22,8 +22,10 @@ Here (``build_server``):
   shake hands (the kiosk's own screen and ``web.trusted_proxies`` are not limited); once in,
   its requests past ``web.requests_per_min`` are 429, the app not run (``RequestRate``);
 * a connection must complete its request headers within ``web.header_timeout_s`` of
-  connecting or of its previous response (idle and slowloris connections are closed), and a
-  request body must arrive within ``web.body_timeout_s``;
+  connecting or of its previous response (idle and slowloris connections are closed), a
+  request body must arrive within ``web.body_timeout_s``, and a client that reads nothing of
+  its response for ``web.write_stall_s`` once its buffers are full (a frozen browser tab's
+  live stream) is closed; each connection's kernel send buffer is ``SEND_BUFFER_BYTES``;
 * ``BodyLimit`` answers 413 to a body over ``web.max_body_bytes`` (a form's over
   ``FORM_BODY_BYTES``: it is parsed on the loop), from ``Content-Length`` before reading
   anything, or as soon as a chunked body passes the cap;
@@ -294,10 +296,14 @@ class Limits:
     #: its protocol only once the handshake is over: a client that never starts one was held
     #: 60 s, counted by no cap (a slowloris on the TLS port, any number of them).
     tls: ssl.SSLContext | None = None
+    #: ``web.write_stall_s``: a response its client has stopped reading (the transport's
+    #: writing paused, nothing taken from it since) is cut after this.
+    write_stall_s: float = 60.0
 
 
 class GuardedH11Protocol(H11Protocol):
-    """uvicorn's h11 protocol with connection caps and header/body deadlines."""
+    """uvicorn's h11 protocol with connection caps, header/body deadlines and a deadline on a
+    response its client stopped reading."""
 
     limits: Limits  # set on the subclass ``protocol_class`` makes
     #: The client's address, and its ``client_key`` (an IPv6 one's /64), as the
@@ -310,6 +316,7 @@ class GuardedH11Protocol(H11Protocol):
         self.peer = str(peer[0]) if isinstance(peer, tuple) and peer else "unknown"
         self.network = client_key(self.peer)
         self._deadline: asyncio.TimerHandle | None = None
+        self._stall: asyncio.TimerHandle | None = None
         self._timed_cycle: RequestResponseCycle | None = None
         self._counted = self.limits.gate.admit(self.peer)
         self._served = self._counted
@@ -346,6 +353,7 @@ class GuardedH11Protocol(H11Protocol):
         self._served = False
         self._uncount()
         self._disarm()
+        self._unstall()
         if not self._raw.is_closing():
             self._raw.abort()
 
@@ -358,6 +366,7 @@ class GuardedH11Protocol(H11Protocol):
         self._served = False
         self._uncount()
         self._disarm()
+        self._unstall()
         super().connection_lost(exc)
 
     def _open_transport(self) -> asyncio.Transport | None:
@@ -428,6 +437,33 @@ class GuardedH11Protocol(H11Protocol):
 
     def _expired(self) -> None:
         self._deadline = None
+        if (transport := self._open_transport()) is not None:
+            transport.abort()
+
+    def pause_writing(self) -> None:
+        """The transport's buffer is past its high-water mark, the socket's own full: the
+        client is not reading. Unless it takes some of it within ``write_stall_s`` the
+        connection is cut (``_stalled``): a browser tab frozen in the background keeps its
+        live stream's connection open and reads nothing, and the response's next write would
+        wait on it for as long as the tab stays frozen, its slot, task and buffers held."""
+        super().pause_writing()
+        if self._stall is None and self._served:
+            self._stall = self.loop.call_later(self.limits.write_stall_s, self._stalled)
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        self._unstall()
+
+    def _unstall(self) -> None:
+        if self._stall is not None:
+            self._stall.cancel()
+            self._stall = None
+
+    def _stalled(self) -> None:
+        """Closed: uvicorn then tells the response its client is gone (a stream ends, its
+        generator closed, its bus subscription with it)."""
+        self._stall = None
+        log.info("web: closed a connection that read nothing for %.0f s", self.limits.write_stall_s)
         if (transport := self._open_transport()) is not None:
             transport.abort()
 
@@ -764,14 +800,24 @@ def install_accept_log(loop: asyncio.AbstractEventLoop) -> AcceptErrorLog:
     return handler
 
 
+#: Each connection's kernel send buffer (``SO_SNDBUF``, set on the listening socket: the
+#: accepted ones take it; Linux doubles it for its bookkeeping). Left to autotuning it grows to
+#: ``net.ipv4.tcp_wmem``'s maximum, 4 MiB: a client that stops reading (a frozen browser tab's
+#: live stream) held that much of a Pi's kernel memory per connection, 256 connections a GiB,
+#: and its stall showed (``GuardedH11Protocol.pause_writing``) only once 4 MiB had queued, hours
+#: of a stream's ticks. 128 KiB still carries 100 MB/s at a LAN's 1-2 ms and ~2.5 MB/s at 100 ms.
+SEND_BUFFER_BYTES = 128 * 1024
+
+
 def bind_socket(host: str, port: int) -> socket.socket:
     """The listening socket, bound here so a busy port is a clear ``ServerError``. Made as
     TCP by name: asyncio sets TCP_NODELAY on accepted sockets only when their protocol says
     so, and without it a response written in two pieces on a kept-alive connection waits
-    ~40 ms for the client's delayed ACK."""
+    ~40 ms for the client's delayed ACK. Its send buffer is ``SEND_BUFFER_BYTES``."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
     try:
         sock.bind((host, port))
     except OSError as exc:
@@ -868,6 +914,7 @@ def server_config(
         web.header_timeout_s,
         web.body_timeout_s,
         tls_context(*tls) if (tls := tls_files(web)) is not None else None,
+        web.write_stall_s,
     )
     options: dict[str, Any] = {
         "log_config": None,

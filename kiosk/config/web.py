@@ -80,6 +80,10 @@ class WebSection(Section):
     response): idle and slowloris connections are closed."""
     body_timeout_s: float = Field(30.0, gt=0, le=600)
     """A request body must arrive in full within this."""
+    write_stall_s: float = Field(60.0, gt=0, le=3600)
+    """A connection whose client has read nothing of a response for this long, its socket's
+    buffers full (a browser tab frozen in the background holding a live stream, a client
+    that stopped reading), is closed: its slot, its task and its buffers freed."""
     max_body_bytes: int = Field(1048576, ge=1024, le=67108864)
     """Largest request body any route accepts (413 before reading it)."""
 
