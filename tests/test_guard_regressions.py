@@ -486,7 +486,7 @@ def test_a_shift_rostered_by_mistake_is_removed_at_the_console_one_that_has_ende
     assert by_guard.status_code == 403  # admins only, as adding one
     assert len(roster.shifts(gate, ended.starts_at, now_on.ends_at)) == 2  # a guard removes none
     kept = post(admin, f"/guard/community/shifts/{ended.id}/remove", admin.csrf)
-    assert kept.status_code == 400 and "has ended" in refused_with(admin, kept)
+    assert kept.status_code == 400 and f"班次 {ended.id} 已结束" in refused_with(admin, kept)
     gone = post(admin, f"/guard/community/shifts/{now_on.id}/remove", admin.csrf)
     assert gone.status_code == 303 and refused_with(admin, gone) is None
     assert roster.shifts(gate, ended.starts_at, now_on.ends_at) == [ended]
