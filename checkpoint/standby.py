@@ -17,12 +17,16 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+from fastapi import FastAPI
 
 from checkpoint.notify import Notifier, Watchdog
 from checkpoint.server import build_server
 from kiosk.backoff import Backoff
 from kiosk.config import KioskConfig
 from kiosk.core import Core
+from kiosk.policy import guard_on_duty
 from kiosk.standby import Standby, card_failure
 from kiosk.store import format_ts
 from ui.standby import create_standby_app
@@ -36,6 +40,20 @@ RETRY = Backoff(5.0, 60.0)
 class _Monotonic:
     def monotonic_ns(self) -> int:
         return time.monotonic_ns()
+
+
+def standby_app(config: KioskConfig, standby: Standby) -> FastAPI:
+    """The standby faces for ``config``: its screen says where to call while no guard is on
+    duty (``kiosk.policy.guard_on_duty``, the rule the running daemon's decisions and screen
+    go by, on the system's clock: no floor is known while standing by)."""
+    zone = ZoneInfo(config.site.timezone)
+    return create_standby_app(
+        standby,
+        config.site.kiosk_id,
+        local=config.web.screen_addresses,
+        on_duty=lambda: guard_on_duty(datetime.now(UTC), config.policy, zone),
+        call=config.policy.hours.call,
+    )
 
 
 class StandbyServer:
@@ -56,7 +74,7 @@ class StandbyServer:
         #: That command released the gate (the coil off where ``released_when_stopped``).
         self.gate_released = gate_released
         self.notifier = notifier
-        app = create_standby_app(standby, config.site.kiosk_id, local=config.web.screen_addresses)
+        app = standby_app(config, standby)
         self._server = build_server(app, config.web, lang=config.site.language)
         self._task: asyncio.Task[None] | None = None
         self._watchdog = Watchdog.from_env(notifier, lambda: True, _Monotonic())

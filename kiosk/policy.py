@@ -67,6 +67,7 @@ __all__ = [
     "PassageInputs",
     "PolicyState",
     "decide",
+    "guard_on_duty",
     "quarantine_blocks",
     "quota_reached",
     "quota_used",
@@ -269,7 +270,8 @@ def decide(
         if pass_ is not None:
             _check_pass_at_both(pass_, inputs, state, now, cfg, tz, found)
 
-    off_hours, hours_disputed = _off_hours(inputs, now, cfg, tz)
+    floor = _floor_time(inputs, now)
+    off_hours, hours_disputed = _off_hours(now, floor, cfg, tz)
     hours_apply = cfg.hours.applies_to == "both" or direction == "out"
     if off_hours and cfg.hours.mode == "closed" and hours_apply:
         reasons.append("outside_hours")
@@ -280,13 +282,12 @@ def decide(
     if wants_temp:
         _check_temperature(inputs.temperature, cfg, thermo, found)
 
-    if off_hours and cfg.hours.mode == "staffed" and guard:
-        if hours_disputed:  # on duty by one time: the call stands, the clock is said
-            _disputed(flags, "outside_hours")
-        else:
-            # Nobody on duty to come: deny now (the screen says where to call), keep the alarm.
-            reasons.append("no_guard_on_duty")
-            guard.clear()
+    if guard and not guard_on_duty(now, cfg, tz, earliest=floor):
+        # Nobody on duty to come: deny now (the screen says where to call), keep the alarm.
+        reasons.append("no_guard_on_duty")
+        guard.clear()
+    elif guard and cfg.hours.mode == "staffed" and hours_disputed:
+        _disputed(flags, "outside_hours")  # on duty by one time: the call stands, the clock is said
 
     reasons = sorted(set(reasons), key=_ORDER.__getitem__)
     alarm = next((a for a in ALARMS if a in alarms), None)
@@ -322,15 +323,33 @@ def _check_pass_at_both(
     _judged_at_both(found, by_clock, by_floor)
 
 
+def guard_on_duty(
+    now: datetime, cfg: PolicySection, tz: ZoneInfo, *, earliest: datetime | None = None
+) -> bool:
+    """Whether a guard is on duty at ``now`` by the staffed hours (``hours.mode = "staffed"``,
+    the default): not when ``now`` is outside them and so is ``earliest``, the earliest real
+    time can be on an unsynchronised clock that reads later (on duty by one of the two times,
+    the guard is taken to be there and the clock is said). Hours off (a gate staffed round the
+    clock) or closed hours (``mode = "closed"``, which say nothing of a guard): on duty.
+
+    The one rule: ``decide`` denies what needs a guard with ``no_guard_on_duty`` by it, and
+    the kiosk screen says its referrals to the guard by it (``ui.kiosk_screen``)."""
+    if cfg.hours.mode != "staffed":
+        return True
+    floor = earliest if earliest is not None and earliest < now else None
+    off, disputed = _off_hours(now, floor, cfg, tz)
+    return disputed or not off
+
+
 def _off_hours(
-    inputs: PassageInputs, now: datetime, cfg: PolicySection, tz: ZoneInfo
+    now: datetime, floor: datetime | None, cfg: PolicySection, tz: ZoneInfo
 ) -> tuple[bool, bool]:
-    """Outside opening hours at the clock's time or, on an unsynchronised clock reading later
-    than the earliest real time can be, at that time (either counts: a fast clock opened a
-    closed gate); and whether the two times disagree (the guard's, ``clock_not_set``)."""
+    """Outside opening hours at the clock's time ``now`` or, on an unsynchronised clock reading
+    later than the earliest real time can be (``floor``), at that time (either counts: a fast
+    clock opened a closed gate); and whether the two times disagree (the guard's,
+    ``clock_not_set``)."""
     if not cfg.hours.enabled:
         return False, False
-    floor = _floor_time(inputs, now)
     outside = {not _in_hours(at, cfg, tz) for at in (now, floor or now)}
     return True in outside, len(outside) > 1
 

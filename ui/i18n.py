@@ -32,6 +32,9 @@ _REASONS = _pairs(_MESSAGES["reasons"])
 _TO_PERSON = _pairs(_MESSAGES["to_person"])
 _NEXT = _pairs(_MESSAGES["next"])
 _CALL = _pairs(_MESSAGES["call"])["no_guard_on_duty"]
+#: The kiosk's referrals to the guard as said while no guard is on duty, keyed as ``[screens]``
+#: (``kiosk.fault_next``) and ``next.<code>`` for ``[next]``; ``{call_line}`` is ``call_line``.
+_NIGHT = _pairs(_MESSAGES["night"])
 
 
 def pick_lang(requested: str | None, default: str) -> Lang:
@@ -67,13 +70,35 @@ def reason_for_person(lang: str, code: str) -> str:
     return pair[_idx(lang)] if pair else reason_text(lang, code)
 
 
-def reason_next(lang: str, code: str, call: str = "") -> str | None:
-    """What the person should do after a deny for ``code`` (None: nothing to add); with no
-    guard on duty, where to ``call`` when the site configured it."""
-    if code == "no_guard_on_duty" and call.strip():
+def call_line(lang: str, call: str = "") -> str:
+    """Where to turn with no guard on duty: ``call`` (``policy.hours.call``) when the site
+    configured it, else the office or later."""
+    if call.strip():
         return _CALL[_idx(lang)].format(call=call.strip())
+    return _NEXT["no_guard_on_duty"][_idx(lang)]
+
+
+def referral(lang: str, key: str, *, on_duty: bool = True, call: str = "") -> str | None:
+    """``key``'s words said while no guard is on duty (``[night]``: the guard named nowhere,
+    ``call_line`` instead); None while one is (``on_duty``) or when ``key`` sends nobody to
+    the guard."""
+    pair = None if on_duty else _NIGHT.get(key)
+    return pair[_idx(lang)].format(call_line=call_line(lang, call)) if pair else None
+
+
+def t_now(lang: str, key: str, *, on_duty: bool = True, call: str = "") -> str:
+    """``t``, a referral to the guard said as ``referral`` while no guard is on duty."""
+    return referral(lang, key, on_duty=on_duty, call=call) or t(lang, key)
+
+
+def reason_next(lang: str, code: str, call: str = "", *, on_duty: bool = True) -> str | None:
+    """What the person should do after a deny for ``code`` (None: nothing to add); with no
+    guard on duty (the reason, or ``on_duty`` false), where to ``call`` instead of the guard."""
+    if code == "no_guard_on_duty":
+        return call_line(lang, call)
+    night = referral(lang, f"next.{code}", on_duty=on_duty, call=call)
     pair = _NEXT.get(code)
-    return pair[_idx(lang)] if pair else None
+    return night or (pair[_idx(lang)] if pair else None)
 
 
 def reasons_text(lang: str, codes: list[str] | tuple[str, ...]) -> str:

@@ -40,8 +40,10 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from fastapi.templating import Jinja2Templates
 
+from kiosk.clock import earliest
 from kiosk.config.gate import stop_releases
 from kiosk.devices import FrameKeeper
+from kiosk.policy import guard_on_duty
 from kiosk.secrets import get_secret
 from kiosk.typed import whole_number
 from ui import i18n
@@ -110,15 +112,21 @@ def someone_there(core: Core) -> bool:
 
 
 def banner_view(
-    report: dict[str, Any], lang: str, *, lists_stale_h: int | None = None
+    report: dict[str, Any],
+    lang: str,
+    *,
+    lists_stale_h: int | None = None,
+    on_duty: bool = True,
+    call: str = "",
 ) -> list[str]:
-    """Discreet notices for the kiosk: not deciding, device faults, clock, stale lists."""
+    """Discreet notices for the kiosk: not deciding, device faults, clock, stale lists (where
+    to ``call`` instead of the guard while ``on_duty`` is false)."""
     notes: list[str] = []
     if report.get("deciding") is False:
-        notes.append(i18n.t(lang, "banner.not_deciding"))
+        notes.append(i18n.t_now(lang, "banner.not_deciding", on_duty=on_duty, call=call))
     for device, state in faults_of(report).items():
         if device == "air":  # not a device failing: the winter air (see the guard)
-            notes.append(i18n.t(lang, "banner.air"))
+            notes.append(i18n.t_now(lang, "banner.air", on_duty=on_duty, call=call))
         elif state in ("fault", "absent"):
             notes.append(i18n.t(lang, "banner.device_fault", device=device_label(lang, device)))
     if (report.get("clock") or {}).get("synced") is False:
@@ -429,7 +437,17 @@ class Screen:
             self.tracker.feed(state)
         return self.tracker
 
-    def view_of(self, tracker: ScreenTracker, lang: str) -> dict[str, Any]:
+    def on_duty(self) -> bool:
+        """Whether a guard is on duty now: ``kiosk.policy.guard_on_duty``, the rule the core
+        denies what needs a guard by (``no_guard_on_duty``), on the kiosk's clock."""
+        core = self.core
+        now = core.clock.now()
+        zone = ZoneInfo(core.config.site.timezone)
+        return guard_on_duty(now, core.config.policy, zone, earliest=earliest(core.clock, now))
+
+    def view_of(
+        self, tracker: ScreenTracker, lang: str, on_duty: bool | None = None
+    ) -> dict[str, Any]:
         view = kiosk_view(
             tracker.state,
             tracker.decision,
@@ -440,6 +458,7 @@ class Screen:
             call=self.call,
             code_first=self.code_first,
             stop_releases=self.stop_releases,
+            on_duty=self.on_duty() if on_duty is None else on_duty,
         )
         if self.quiet_now():
             view["sound"] = view["speak"] = None  # site.quiet_at_night: shown, not heard
@@ -465,21 +484,48 @@ class Screen:
         self.encoded[key] = (first, second, text)
         return text
 
-    def view_sse(self, tracker: ScreenTracker, lang: str) -> str:
+    def view_sse(self, tracker: ScreenTracker, lang: str, on_duty: bool) -> str:
         pair = (tracker.state, tracker.decision)
-        return self.cached("view", pair, lang, lambda: sse("view", self.view_of(tracker, lang)))
-
-    def banner_sse(self, lang: str, message: dict[str, Any]) -> str:
         return self.cached(
-            "banner", (message, None), lang, lambda: sse("banner", self.banner_in(lang, message))
+            f"view:{on_duty}",
+            pair,
+            lang,
+            lambda: sse("view", self.view_of(tracker, lang, on_duty)),
         )
 
-    def banner_in(self, lang: str, message: dict[str, Any] | None = None) -> list[str]:
+    def banner_sse(self, lang: str, message: dict[str, Any], on_duty: bool) -> str:
+        return self.cached(
+            f"banner:{on_duty}",
+            (message, None),
+            lang,
+            lambda: sse("banner", self.banner_in(lang, message, on_duty)),
+        )
+
+    def banner_in(
+        self, lang: str, message: dict[str, Any] | None = None, on_duty: bool | None = None
+    ) -> list[str]:
         report = dict(health_report(self.core))
         if message:
             report["faults"] = message.get("faults") or {}
             report["deciding"] = message.get("deciding", report.get("deciding"))
-        return banner_view(report, lang, lists_stale_h=lists_stale_hours(self.core))
+        return banner_view(
+            report,
+            lang,
+            lists_stale_h=lists_stale_hours(self.core),
+            on_duty=self.on_duty() if on_duty is None else on_duty,
+            call=self.call,
+        )
+
+    def duty_turned(self, tracker: ScreenTracker, lang: str, was: bool) -> tuple[bool, str]:
+        """Whether a guard is on duty now and, when that changed since ``was`` (the shift
+        began or ended with nothing else to show), the view and banner again: the screen's
+        referrals to the guard, or where to call instead ("" while it holds)."""
+        now = self.on_duty()
+        if now == was:
+            return now, ""
+        return now, self.view_sse(tracker, lang, now) + sse(
+            "banner", self.banner_in(lang, None, now)
+        )
 
     def preview_jpeg(self, source: Callable[[], tuple[Any, int] | None]) -> bytes | None:
         return encode_preview(fresh_frame(source(), self.core.clock.monotonic_ns()))
@@ -652,18 +698,21 @@ async def screen_stream(
     request: Request, s: Screen, lang: str, screen_id: str | None = None
 ) -> AsyncIterator[str]:
     """One screen's SSE stream: its view and banner, then a view per bus message that changes
-    it, a banner per health message, and a tick when nothing was written for ``TICK_S``.
-    A stream of this host's screen that names its page (``screen_id``) is watched."""
+    it, a banner per health message, both again when a guard's duty begins or ends (what the
+    screen's referrals to the guard say: ``Screen.duty_turned``), and a tick when nothing was
+    written for ``TICK_S``. A stream of this host's screen that names its page
+    (``screen_id``) is watched."""
     core = s.core
     messages = bus_messages(core)  # subscribe first: nothing slips in between
     shared = s.current()
     mine = ScreenTracker(shared.state)
     mine.decision = shared.decision
     watched = s.beats.opened(screen_id) if screen_id and s.access.local(request) else None
+    duty = s.on_duty()
     try:
         yield "retry: 2000\n\n"
-        yield sse("view", s.view_of(mine, lang))
-        yield sse("banner", s.banner_in(lang))
+        yield sse("view", s.view_of(mine, lang, duty))
+        yield sse("banner", s.banner_in(lang, None, duty))
         yield sse("edition", {"edition": s.edition})
         checked = sent = time.monotonic()
         while True:
@@ -680,19 +729,21 @@ async def screen_stream(
                 wait_s = max(0.05, TICK_S - (time.monotonic() - sent))
                 message = await asyncio.wait_for(anext(messages), wait_s)
             except TimeoutError:
-                yield sse("tick", {"now_ms": clock_ms(core)})
+                duty, again = s.duty_turned(mine, lang, duty)
+                yield again + sse("tick", {"now_ms": clock_ms(core)})
                 sent = time.monotonic()
                 continue
             except StopAsyncIteration:
                 break
             # A burst (state, decision, state) goes out as one write.
-            out = []
+            duty, again = s.duty_turned(mine, lang, duty)
+            out = [again] if again else []
             for item in (message, *messages.ready()):
                 if mine.feed(item):
                     s.tracker.feed(item)
-                    out.append(s.view_sse(mine, lang))
+                    out.append(s.view_sse(mine, lang, duty))
                 elif item.get("type") == "health":
-                    out.append(s.banner_sse(lang, item))
+                    out.append(s.banner_sse(lang, item, duty))
             if out:
                 yield "".join(out)
                 sent = time.monotonic()

@@ -105,15 +105,25 @@ def guard_words(standby: Standby, whole: bool = True) -> list[str]:
     return [*said, standby.reason] if whole else said
 
 
+def screen_words(*, on_duty: bool = True, call: str = "") -> list[str]:
+    """What the kiosk's screen says while standing by, each language in turn: not deciding,
+    see the guard, or where to ``call`` while no guard is on duty (``on_duty`` false)."""
+    return [i18n.t_now(lang, "standby.kiosk", on_duty=on_duty, call=call) for lang in i18n.LANGS]
+
+
 def create_standby_app(
     standby: Standby,
     kiosk_id: str,
     monotonic: Callable[[], float] = time.monotonic,
     *,
     local: Sequence[str] = ("127.0.0.1", "::1"),
+    on_duty: Callable[[], bool] = lambda: True,
+    call: str = "",
 ) -> FastAPI:
     """The app served while ``standby`` lasts; ``local``: the addresses that read the reason
-    whole (this host and the screen: ``web.screen_addresses``)."""
+    whole (this host and the screen: ``web.screen_addresses``); ``on_duty``: whether a guard
+    is on duty now (``kiosk.policy.guard_on_duty``), else the screen says where to ``call``
+    (``policy.hours.call``)."""
     app = FastAPI(
         title="Checkpoint kiosk (standing by)", docs_url=None, redoc_url=None, openapi_url=None
     )
@@ -132,7 +142,7 @@ def create_standby_app(
     def screen(request: Request) -> Response:
         if whole(request):  # the screen's own browser: a stranger's tab stands in for none
             seen[:] = [monotonic()]
-        words = [i18n.t(lang, "standby.kiosk") for lang in i18n.LANGS]
+        words = screen_words(on_duty=on_duty(), call=call)
         page = plain_page(words[0], words[1:], reload_s=RELOAD_S)
         return HTMLResponse(page, status_code=503, headers=_HEADERS)
 

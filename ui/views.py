@@ -268,14 +268,16 @@ def _reason_words(lang: str, code: str, hours: str | None) -> str:
     return text
 
 
-def _reason_next(lang: str, code: str, call: str, *, clock_wait: bool) -> str | None:
+def _reason_next(
+    lang: str, code: str, call: str, *, clock_wait: bool, on_duty: bool = True
+) -> str | None:
     """What to do after ``code``. The screen says the first reason's, in the order the
     reasons are said, so a fever's (or nobody on duty's) comes first whatever else is wrong:
     an early pass on a clock NTP has not set (``clock_wait``) is the guard's to check, not
     "come back later", but only in its own place in that order."""
     if clock_wait and code in CLOCK_REFERRALS:
-        return i18n.t(lang, "kiosk.clock_not_set_next")
-    return i18n.reason_next(lang, code, call)
+        return i18n.t_now(lang, "kiosk.clock_not_set_next", on_duty=on_duty, call=call)
+    return i18n.reason_next(lang, code, call, on_duty=on_duty)
 
 
 def result_view(
@@ -285,11 +287,13 @@ def result_view(
     hours: str | None = None,
     call: str = "",
     code_first: bool = False,
+    on_duty: bool = True,
 ) -> tuple[dict[str, Any], str | None]:
     """The result block of a decided passage and the what-to-do line (None for a pass: the
     prompt says it). Device and measurement reasons are never listed as the person's fault.
     ``code_first``: only a code starts the next passage, so measuring again starts with the
-    pass shown again (on a temperature-first kiosk the wrist starts it)."""
+    pass shown again (on a temperature-first kiosk the wrist starts it). ``on_duty`` false
+    (no guard on duty now): every referral to the guard says where to ``call`` instead."""
     verdict = str(decision.get("decision"))
     codes = [str(c) for c in decision.get("reasons") or []]
     flags = [str(f) for f in decision.get("flags") or []]
@@ -305,11 +309,16 @@ def result_view(
         shown = [c for c in codes if c == "air_out_of_range"][:1] if kind == "fault" else []
     needs_guard = bool(decision.get("needs_guard") or decision.get("alarm"))
     clock_wait = needs_guard and "clock_not_set" in flags
-    nexts = [n for c in shown if (n := _reason_next(lang, c, call, clock_wait=clock_wait))]
+    nexts = [
+        n
+        for c in shown
+        if (n := _reason_next(lang, c, call, clock_wait=clock_wait, on_duty=on_duty))
+    ]
     if kind == "pass":
         next_step = None
     elif kind == "fault":
-        next_step = nexts[0] if nexts else i18n.t(lang, "kiosk.fault_next")
+        fault_next = i18n.t_now(lang, "kiosk.fault_next", on_duty=on_duty, call=call)
+        next_step = nexts[0] if nexts else fault_next
     elif verdict == "manual_deny":
         next_step = i18n.t(lang, "kiosk.guard_denied_next")  # the guard is there, deciding
     elif kind == "remeasure" and code_first:
@@ -318,7 +327,8 @@ def result_view(
         next_step = nexts[0]
     else:
         # Under the deny's headline: what to do, not "denied" again (prompt.see_guard).
-        next_step = i18n.t(lang, "kiosk.see_guard_next" if needs_guard else "prompt.stop")
+        key = "kiosk.see_guard_next" if needs_guard else "prompt.stop"
+        next_step = i18n.t_now(lang, key, on_duty=on_duty, call=call)
     word_key = f"result.{verdict}" if kind in ("pass", "deny") else f"result.{kind}"
     result = {
         "kind": kind,
@@ -377,6 +387,21 @@ def _idle_look(phase: str, prompt_key: str) -> str:
     return "idle"
 
 
+def _phase(raw: str, prompt_key: str, decision: dict[str, Any] | None) -> tuple[str, str]:
+    """The screen's phase for the engine's state ``raw`` and the decision being shown, and the
+    prompt it says (none for a result this screen never saw)."""
+    phase = PHASE_OF.get(raw, "idle")
+    if decision is not None and phase in ("idle", "checking"):
+        phase = "decided"
+    if phase == "decided" and decision is None:
+        phase = "checking" if raw == "deciding" else "idle"
+        if phase == "idle":
+            prompt_key = ""  # a result this screen never saw: not "please go through"
+    if prompt_key in OUT_OF_ORDER_PROMPTS:
+        phase = "out_of_order"
+    return phase, prompt_key
+
+
 def kiosk_view(
     state: dict[str, Any],
     decision: dict[str, Any] | None,
@@ -388,26 +413,19 @@ def kiosk_view(
     call: str = "",
     code_first: bool = False,
     stop_releases: bool = False,
+    on_duty: bool = True,
 ) -> dict[str, Any]:
     """What the kiosk screen shows for a screen state and the decision being shown (``call``:
-    where to call when no guard is on duty, ``policy.hours.call``; ``code_first``: the
-    kiosk's ``engine.order``; ``stop_releases``: ``kiosk.config.gate.stop_releases``).
+    where to call when no guard is on duty, ``policy.hours.call``, said for every referral to
+    the guard while ``on_duty`` is false; ``code_first``: the kiosk's ``engine.order``;
+    ``stop_releases``: ``kiosk.config.gate.stop_releases``; ``offline_next``: what the page
+    says while the daemon is unreachable).
 
     ``look`` is the screen's colour and icon, one per state that must not be confused: idle,
     pass (green), deny (red), remeasure and fault (amber), out_of_service (its own colour, no
     invitation to scan). Only whitelisted, non-personal fields leave; names masked (``王*英``)."""
     raw = str(state.get("state") or "idle")
-    phase = PHASE_OF.get(raw, "idle")
-    prompt_key = str(state.get("prompt") or "")
-    if decision is not None and phase in ("idle", "checking"):
-        phase = "decided"
-    if phase == "decided" and decision is None:
-        phase = "checking" if raw == "deciding" else "idle"
-        if phase == "idle":
-            prompt_key = ""  # a result this screen never saw: not "please go through"
-    if prompt_key in OUT_OF_ORDER_PROMPTS:
-        phase = "out_of_order"
-
+    phase, prompt_key = _phase(raw, str(state.get("prompt") or ""), decision)
     view: dict[str, Any] = {
         "phase": phase,
         "look": _idle_look(phase, prompt_key),
@@ -429,6 +447,7 @@ def kiosk_view(
         "dirs_live": phase not in ("decided", "out_of_order"),
         "degraded": bool(state.get("degraded")),
         "result_id": None,
+        "offline_next": i18n.t_now(lang, "kiosk.offline_next", on_duty=on_duty, call=call),
     }
     _facts(view, state, decision, lang, fever_c, decided=phase == "decided")
     verdict = (decision or {}).get("decision")
@@ -441,15 +460,17 @@ def kiosk_view(
             gate_open_s=gate_open_s,
             call=call,
             code_first=code_first,
+            on_duty=on_duty,
         )
         if raw != "gate_open":
             view["gate_closes_in_s"] = None  # not open yet, or locked again: no countdown
     elif phase == "out_of_order":
         view["headline"] = headline(lang, "out_of_service", "kiosk.out_of_service")
-        view["prompt"] = i18n.t(lang, out_of_order_prompt(prompt_key, stop_releases=stop_releases))
+        key = out_of_order_prompt(prompt_key, stop_releases=stop_releases)
+        view["prompt"] = i18n.t_now(lang, key, on_duty=on_duty, call=call)
     else:
-        key = f"prompt.{prompt_key}"
-        view["prompt"] = i18n.t(lang, key if i18n.has(key) else "prompt.show_pass")
+        key = f"prompt.{prompt_key}" if i18n.has(f"prompt.{prompt_key}") else "prompt.show_pass"
+        view["prompt"] = i18n.t_now(lang, key, on_duty=on_duty, call=call)
         if prompt_key == "measure_again":
             view["headline"] = headline(lang, "remeasure", "result.remeasure")
         if phase in ("scan", "measure"):
@@ -522,9 +543,12 @@ def _decided(
     gate_open_s: float | None,
     call: str = "",
     code_first: bool = False,
+    on_duty: bool = True,
 ) -> None:
     """Fill ``view`` for a decided passage."""
-    result, next_step = result_view(decision, lang, hours=hours, call=call, code_first=code_first)
+    result, next_step = result_view(
+        decision, lang, hours=hours, call=call, code_first=code_first, on_duty=on_duty
+    )
     ok = result["kind"] == "pass"
     view["result"] = result
     view["headline"] = {k: result[k] for k in ("kind", "word", "icon")}

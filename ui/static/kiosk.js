@@ -290,6 +290,11 @@ function show(view) {
   }
   render(view);
 }
+// What the offline screen says is handed over while online: where to call when no guard
+// is on duty (the daemon knows the hours), or the guard.
+function renderOffline(view) {
+  if (view.offline_next) $("k-offline-next").textContent = view.offline_next;
+}
 function renderBanner(notes) {
   const banner = $("k-banner");
   banner.replaceChildren();
@@ -439,7 +444,11 @@ function watch() {
     onOffline: goOffline,  // the first view clears it
     onOnline: () => body.classList.remove("offline"),
     on: {
-      view: (e) => show(JSON.parse(e.data)),
+      view: (e) => {
+        const view = JSON.parse(e.data);
+        renderOffline(view);
+        show(view);
+      },
       banner: (e) => renderBanner(JSON.parse(e.data)),
       edition: (e) => { stale = JSON.parse(e.data).edition !== body.dataset.edition; },
       tick: (e) => {
