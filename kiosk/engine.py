@@ -813,11 +813,14 @@ class Engine:
         elif "gate" in self.faults and not self._gate_close_pending:
             self._clear_fault("gate")
 
-    def end_evacuation(self) -> None:
+    def end_evacuation(self, seen: str | None = None) -> None:
         """A guard ends the evacuation: the gate locks at the next tick (a pass's pulse under
-        way ends first). ``ValueError`` when none is under way."""
+        way ends first). ``ValueError`` when none is under way; ``evacuation.Changed`` when
+        ``seen`` (the ``version`` the guard's page showed) is not the one under way."""
         if self.evacuation is None:
             raise ValueError("no evacuation under way")
+        if seen is not None and seen != self.evacuation.version:
+            raise evacuation.Changed(self.evacuation)
         self._input(self._end_evacuation, "a guard ended it")
 
     def _end_evacuation(self, why: str) -> None:

@@ -13,7 +13,8 @@ it again.
 Two tablets at one gate: a start sent while one is under way (a form drawn before it) only
 ever holds the gate open longer (``held_open``): the evacuation under way stays, its cause
 and who started it, until the later of the two ends; a fire is never cut short, and a guard
-who needs more time never has to end it (the gate locked) to start it again.
+who needs more time never has to end it (the gate locked) to start it again. An end names
+the evacuation its page showed (``Evacuation.version``) and ends no other (``Changed``).
 """
 
 from __future__ import annotations
@@ -41,8 +42,10 @@ class Evacuation:
 
     @property
     def version(self) -> str:
-        """Which evacuation, ending when, a page showed: its start form carries it, and a
-        start sent with another one is asked again."""
+        """Which evacuation, ending when, a page showed: its forms carry it. A start sent with
+        another one is asked again; an end is refused (``Changed``) once another one is under
+        way, or this one held open longer (an end drawn before that is not about what is
+        under way now)."""
         return f"{self.since_ns:x}-{self.until_ns:x}"
 
     def view(self, now_ns: int) -> dict[str, object]:
@@ -60,6 +63,15 @@ def held_open(
     if under_way is None:
         return Evacuation(cause, until_ns, by, now_ns)
     return replace(under_way, until_ns=max(under_way.until_ns, until_ns))
+
+
+class Changed(ValueError):
+    """An end asked of an evacuation that is no longer the one under way (its page drawn
+    before another one started, or before it was held open longer): nothing ends."""
+
+    def __init__(self, under_way: Evacuation) -> None:
+        super().__init__("the evacuation under way is not the one shown")
+        self.under_way = under_way
 
 
 def checked(cause: object, minutes: object) -> tuple[str, int]:

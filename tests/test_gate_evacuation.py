@@ -8,7 +8,7 @@ screen to wave people through, nor counted who went by."""
 from __future__ import annotations
 
 import pytest
-from guard_support import decided, hidden_fields, post, send
+from guard_support import decided, hidden_fields, post, refused_with, send
 from support import storage_failing
 from test_engine import Rig
 
@@ -140,7 +140,7 @@ def test_a_guard_starts_and_ends_an_evacuation_on_the_console_both_on_record(
     assert "Evacuation under way (Fire)" in page and 'action="/guard/evacuation/end"' in page
     live = client.get("/guard?lang=en").text  # the console's "current" panel says it too
     assert "EVACUATION: The gate is open" in live
-    ended = post(client, "/guard/evacuation/end", client.csrf)
+    ended = send(client, "/guard/evacuation/end", _drawn(client, "evac-end-form"))
     assert ended.status_code == 303 and "err=" not in ended.headers["location"]
     assert core.runner.engine.evacuation is None
     assert [a["actor"] for a in core.store.audits(0, 100) if a["action"] == "evacuation_end"] == [
@@ -177,8 +177,9 @@ def test_in_an_emergency_the_guard_types_nothing_the_cause_is_the_reason(guard_c
 
 def test_an_end_whose_row_cannot_be_written_takes_no_effect(guard_core, app_client):
     _start_from_console(app_client, guard_core)
+    end = _drawn(app_client, "evac-end-form")
     with storage_failing(guard_core.store, "audit"):
-        response = post(app_client, "/guard/evacuation/end", app_client.csrf)
+        response = send(app_client, "/guard/evacuation/end", end)
     assert "err=" in response.headers["location"]
     assert guard_core.runner.engine.evacuation is not None  # still held open, as on record
 
@@ -242,6 +243,19 @@ def test_a_second_start_only_ever_holds_the_gate_open_longer_its_first_cause_kep
     assert rig.gate.is_open is False and rig.engine.evacuation is None
 
 
+def test_an_end_names_the_evacuation_it_was_shown_and_ends_no_other(rig):
+    _evacuate(rig, minutes=5)
+    shown = rig.engine.evacuation.version
+    rig.run(5 * 60 + 1)  # over on its own; a fire starts the next one
+    _evacuate(rig, minutes=60)
+    with pytest.raises(evacuation.Changed, match="not the one shown") as refused:
+        rig.engine.end_evacuation(shown)
+    assert refused.value.under_way == rig.engine.evacuation
+    assert rig.engine.evacuation is not None and rig.gate.is_open
+    rig.engine.end_evacuation(rig.engine.evacuation.version)
+    assert rig.engine.evacuation is None
+
+
 def _drawn(client, form_id: str) -> dict[str, str]:
     """The hidden fields of the Devices page's form ``form_id`` as drawn now."""
     return hidden_fields(client.get("/guard/health?lang=en").text, form_id)
@@ -297,3 +311,41 @@ def test_a_yes_sent_after_another_tablet_started_one_asks_again(guard_core, app_
     assert zh.status_code == 200
     asked_zh = send(client, "/guard/evacuation?lang=zh-CN", form)
     assert "已有紧急疏散进行中（火灾，由 alice 开始" in asked_zh.text
+
+
+def test_a_stale_end_button_does_not_lock_the_gate_on_a_later_evacuation(
+    guard_core, app_client, clock
+):
+    """Tablet B showed evacuation 1 with its End button, then slept; evacuation 1 ran out, A
+    started a fire; B's tablet woke and End locked the gate in the fire. The End form carries
+    which evacuation it showed: another one is refused, with words, and goes on."""
+    core, client = guard_core, app_client
+    first = _drawn(client, "evac-start-form") | {"cause": "other", "minutes": "5"}
+    _confirmed(client, core, send(client, "/guard/evacuation", first))
+    stale_end = _drawn(client, "evac-end-form")  # tablet B
+    clock.advance(5 * 60 + 1)
+    client.portal.call(_tick, core)
+    assert core.runner.engine.evacuation is None
+    fire = _drawn(client, "evac-start-form") | {"cause": "fire", "minutes": "60"}
+    _confirmed(client, core, send(client, "/guard/evacuation", fire))
+    refused = send(client, "/guard/evacuation/end", stale_end)
+    assert refused_with(client, refused) == (
+        "The evacuation under way is not the one your page showed: Fire, started by alice, "
+        "about 60 min left. Nothing was ended: look at it again before you end it."
+    )
+    assert core.runner.engine.evacuation is not None
+    end = _drawn(client, "evac-end-form")
+    assert send(client, "/guard/evacuation/end", end).status_code == 303
+    assert core.runner.engine.evacuation is None
+    twice = send(client, "/guard/evacuation/end", end)  # the same form again: a double tap
+    assert "err=" in twice.headers["location"]
+    rows = [a for a in core.store.audits(0, 100) if a["action"].startswith("evacuation_end")]
+    assert [(a["action"], a["detail"].get("cause"), a["detail"].get("problem")) for a in rows] == [
+        ("evacuation_end_failed", None, "evac.changed"),
+        ("evacuation_end", "fire", None),
+        ("evacuation_end_failed", None, "err.sent_twice"),
+    ]
+
+
+async def _tick(core):
+    core.runner.engine.tick()

@@ -41,6 +41,7 @@ def health_page(request: Request, session: PageSession, g: GuardDep) -> Response
         evacuation_causes=evacuation.CAUSES,
         evacuation_minutes=EVACUATION_MINUTES,
         evacuation_default=str(evacuation.DEFAULT_MIN),
+        **g.flash(request),  # what became of an evacuation sent from here, refused or not
     )
 
 
@@ -52,8 +53,9 @@ def evacuation_now(g: deps.Guard) -> dict[str, object] | None:
 
 
 def seen_of(held: evacuation.Evacuation | None) -> str:
-    """What the Devices page's evacuation form carries as ``seen``: the ``version`` of the
-    evacuation it showed under way, or ``none``. A start sent with another is asked again."""
+    """What the Devices page's evacuation forms carry as ``seen``: the ``version`` of the
+    evacuation it showed under way, or ``none``. A start sent with another is asked again,
+    an end refused."""
     return "none" if held is None else held.version
 
 
@@ -114,11 +116,27 @@ async def evacuate(request: Request, session: ActionSession, g: GuardDep) -> Res
 
 
 @router.post("/evacuation/end", name="evacuation_end", include_in_schema=False)
+@deps.once_per_form
 async def end_evacuation(request: Request, session: ActionSession, g: GuardDep) -> Response:
-    """The evacuation over by the guard's word: its row first, then the gate locks."""
+    """The evacuation over by the guard's word: its row first, then the gate locks. Only the
+    one the guard's page showed (``seen``, its ``version``): a page drawn before another one
+    started, or before it was held open longer, ends nothing."""
+    seen = (await request.form()).get("seen")
     note(request, action="evacuation_end")
-    if g.core.runner.engine.evacuation is None:
-        raise BadInput("evac.none")
+    held = _still_shown(g, seen)
+    note(request, cause=held.cause)
     await asyncio.to_thread(deps.write_row_first, request)
-    g.core.runner.engine.end_evacuation()
+    _still_shown(g, seen)  # not changed while the row was written
+    g.core.runner.engine.end_evacuation(held.version)
     return done(request, "/guard/health")
+
+
+def _still_shown(g: deps.Guard, seen: object) -> evacuation.Evacuation:
+    """The evacuation under way if it is the one the page showed (``seen``), else
+    ``BadInput`` saying none is, or which one is (``evac.changed``)."""
+    held = g.core.runner.engine.evacuation
+    if held is None:
+        raise BadInput("evac.none")
+    if seen != held.version:
+        raise BadInput("evac.changed", **_under_way_words(g, held))
+    return held
