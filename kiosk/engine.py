@@ -813,11 +813,14 @@ class Engine:
         elif "gate" in self.faults and not self._gate_close_pending:
             self._clear_fault("gate")
 
-    def end_evacuation(self) -> None:
+    def end_evacuation(self, seen: str | None = None) -> None:
         """A guard ends the evacuation: the gate locks at the next tick (a pass's pulse under
-        way ends first). ``ValueError`` when none is under way."""
+        way ends first). ``ValueError`` when none is under way; ``evacuation.Changed`` when
+        ``seen`` (the ``version`` the guard's page showed) is not the one under way."""
         if self.evacuation is None:
             raise ValueError("no evacuation under way")
+        if seen is not None and seen != self.evacuation.version:
+            raise evacuation.Changed(self.evacuation)
         self._input(self._end_evacuation, "a guard ended it")
 
     def _end_evacuation(self, why: str) -> None:
@@ -1924,11 +1927,22 @@ class Engine:
             return
         self._start_manual(item)
 
+    def _hold_open(self, operator: str, cause: str, minutes: int) -> None:
+        """An evacuation started (``evacuation.held_open``): a new one, or, one under way (a
+        second tablet's start), that one going on until the later of the two ends."""
+        under_way = self.evacuation
+        self.evacuation = evacuation.held_open(under_way, cause, minutes, operator, self._now())
+        if under_way is None:
+            log.warning("engine: evacuation (%s): the gate held open for %d min", cause, minutes)
+        else:
+            log.warning(
+                "engine: evacuation (%s) started again (%s, %d min): it goes on, to the later end",
+                under_way.cause, cause, minutes,
+            )  # fmt: skip
+
     def _start_manual(self, item: _Manual) -> None:
         if item.evacuation is not None:
-            cause, minutes = item.evacuation
-            self.evacuation = evacuation.Evacuation(cause, self._now() + minutes * 60 * 10**9)
-            log.warning("engine: evacuation (%s): the gate held open for %d min", cause, minutes)
+            self._hold_open(item.operator, *item.evacuation)
         previous = self.passage
         if previous is not None and self.state in ("code_read", "measuring", "awaiting_code"):
             log.info("engine: passage %d abandoned for a guard action", previous.id)

@@ -9,11 +9,17 @@ the kiosk screen tells people to pass without stopping, and every decision the k
 makes (a code read in passing) carries the flag, so the evacuation's count is in the log.
 A daemon that restarts during one commands the gate locked like any start: the guard starts
 it again.
+
+Two tablets at one gate: a start sent while one is under way (a form drawn before it) only
+ever holds the gate open longer (``held_open``): the evacuation under way stays, its cause
+and who started it, until the later of the two ends; a fire is never cut short, and a guard
+who needs more time never has to end it (the gate locked) to start it again. An end names
+the evacuation its page showed (``Evacuation.version``) and ends no other (``Changed``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 #: The flag on the evacuation's own record and on every decision made while it lasts.
 FLAG = "evacuation"
@@ -26,14 +32,46 @@ DEFAULT_MIN = 15
 
 @dataclass(frozen=True)
 class Evacuation:
-    """One evacuation under way: its cause and when it ends on its own (monotonic)."""
+    """One evacuation under way: its cause, when it ends on its own, the guard who started it
+    and when (monotonic)."""
 
     cause: str
     until_ns: int
+    by: str = ""
+    since_ns: int = 0
+
+    @property
+    def version(self) -> str:
+        """Which evacuation, ending when, a page showed: its forms carry it. A start sent with
+        another one is asked again; an end is refused (``Changed``) once another one is under
+        way, or this one held open longer (an end drawn before that is not about what is
+        under way now)."""
+        return f"{self.since_ns:x}-{self.until_ns:x}"
 
     def view(self, now_ns: int) -> dict[str, object]:
         """What the screens are told: the cause and the seconds left (no personal data)."""
         return {"cause": self.cause, "ends_in_s": max(0, (self.until_ns - now_ns) // 10**9)}
+
+
+def held_open(
+    under_way: Evacuation | None, cause: str, minutes: int, by: str, now_ns: int
+) -> Evacuation:
+    """The evacuation once a guard (``by``) has started one (``cause``, ``minutes``) at
+    ``now_ns``: a new one, or the one under way, its cause and guard kept, held open until
+    the later of its end and this one's (a start never shortens it)."""
+    until_ns = now_ns + minutes * 60 * 10**9
+    if under_way is None:
+        return Evacuation(cause, until_ns, by, now_ns)
+    return replace(under_way, until_ns=max(under_way.until_ns, until_ns))
+
+
+class Changed(ValueError):
+    """An end asked of an evacuation that is no longer the one under way (its page drawn
+    before another one started, or before it was held open longer): nothing ends."""
+
+    def __init__(self, under_way: Evacuation) -> None:
+        super().__init__("the evacuation under way is not the one shown")
+        self.under_way = under_way
 
 
 def checked(cause: object, minutes: object) -> tuple[str, int]:

@@ -7,10 +7,8 @@ screen to wave people through, nor counted who went by."""
 
 from __future__ import annotations
 
-import re
-
 import pytest
-from guard_support import decided, post
+from guard_support import decided, hidden_fields, post, refused_with, send
 from support import storage_failing
 from test_engine import Rig
 
@@ -108,12 +106,10 @@ def test_the_time_is_bounded_and_the_cause_is_one_the_screen_may_show(rig):
 
 
 def _ask(client, page: str = "/guard/health", **form):
-    """The Devices page's evacuation form sent with ``form`` (its one-time token taken from
-    the page as drawn)."""
-    drawn = client.get(page).text
-    assert 'action="/guard/evacuation"' in drawn
-    once = re.search(r'name="once" value="([^"]+)"', drawn.split('id="evacuation"')[1])[1]
-    return post(client, "/guard/evacuation", client.csrf, once=once, **form)
+    """The Devices page's evacuation form sent with ``form`` (its one-time token, and what
+    it showed under way, taken from the page as drawn)."""
+    drawn = hidden_fields(client.get(page).text, "evac-start-form")
+    return send(client, "/guard/evacuation", drawn | form)
 
 
 def _start_from_console(client, core, **form):
@@ -144,7 +140,7 @@ def test_a_guard_starts_and_ends_an_evacuation_on_the_console_both_on_record(
     assert "Evacuation under way (Fire)" in page and 'action="/guard/evacuation/end"' in page
     live = client.get("/guard?lang=en").text  # the console's "current" panel says it too
     assert "EVACUATION: The gate is open" in live
-    ended = post(client, "/guard/evacuation/end", client.csrf)
+    ended = send(client, "/guard/evacuation/end", _drawn(client, "evac-end-form"))
     assert ended.status_code == 303 and "err=" not in ended.headers["location"]
     assert core.runner.engine.evacuation is None
     assert [a["actor"] for a in core.store.audits(0, 100) if a["action"] == "evacuation_end"] == [
@@ -181,8 +177,9 @@ def test_in_an_emergency_the_guard_types_nothing_the_cause_is_the_reason(guard_c
 
 def test_an_end_whose_row_cannot_be_written_takes_no_effect(guard_core, app_client):
     _start_from_console(app_client, guard_core)
+    end = _drawn(app_client, "evac-end-form")
     with storage_failing(guard_core.store, "audit"):
-        response = post(app_client, "/guard/evacuation/end", app_client.csrf)
+        response = send(app_client, "/guard/evacuation/end", end)
     assert "err=" in response.headers["location"]
     assert guard_core.runner.engine.evacuation is not None  # still held open, as on record
 
@@ -213,3 +210,142 @@ def app_client(guard_core):
 
     with signed_in(make_app(guard_core)) as client:
         yield client
+
+
+# --- two tablets: a form drawn before the evacuation under way (rvguard28) -------------------
+
+
+def test_a_second_start_only_ever_holds_the_gate_open_longer_its_first_cause_kept(rig):
+    """A second guard's "medical, 5 min", sent while a fire's hour was under way, replaced it:
+    the gate locked 5 minutes into the fire, the screens said "medical". A second start
+    keeps the evacuation under way (its cause, who started it) and holds the gate open until
+    the later of the two ends: never sooner."""
+    _evacuate(rig, minutes=60, cause="fire")
+    first = rig.engine.evacuation
+    rig.run(60)
+    rig.engine.manual(
+        "manual_pass", "guard-li", "stale form", "out", subject="none", evacuate=("medical", 5)
+    )
+    held = rig.engine.evacuation
+    assert held.view(rig.clock.monotonic_ns()) == {"cause": "fire", "ends_in_s": 59 * 60}
+    assert (held.by, held.since_ns, held.version) == ("guard-zhou", first.since_ns, first.version)
+    assert _states(rig)[-1]["evacuation"]["cause"] == "fire"  # the kiosk screen's words
+    assert [e["flags"] for e in rig.events()] == [["evacuation"], ["evacuation"]]  # both on record
+    rig.run(58 * 60)
+    assert rig.gate.is_open  # not locked 5 minutes after the second start
+    rig.engine.manual(
+        "manual_pass", "guard-li", "still burning", "out", subject="none", evacuate=("other", 30)
+    )
+    longer = rig.engine.evacuation
+    assert longer.view(rig.clock.monotonic_ns()) == {"cause": "fire", "ends_in_s": 30 * 60}
+    assert longer.version != first.version  # an end drawn before it ends it no more
+    rig.run(30 * 60 + 1)
+    assert rig.gate.is_open is False and rig.engine.evacuation is None
+
+
+def test_an_end_names_the_evacuation_it_was_shown_and_ends_no_other(rig):
+    _evacuate(rig, minutes=5)
+    shown = rig.engine.evacuation.version
+    rig.run(5 * 60 + 1)  # over on its own; a fire starts the next one
+    _evacuate(rig, minutes=60)
+    with pytest.raises(evacuation.Changed, match="not the one shown") as refused:
+        rig.engine.end_evacuation(shown)
+    assert refused.value.under_way == rig.engine.evacuation
+    assert rig.engine.evacuation is not None and rig.gate.is_open
+    rig.engine.end_evacuation(rig.engine.evacuation.version)
+    assert rig.engine.evacuation is None
+
+
+def _drawn(client, form_id: str) -> dict[str, str]:
+    """The hidden fields of the Devices page's form ``form_id`` as drawn now."""
+    return hidden_fields(client.get("/guard/health?lang=en").text, form_id)
+
+
+def _confirmed(client, core, asked):
+    """``Yes`` on the confirmation step ``asked``."""
+    assert asked.status_code == 200 and 'id="confirm-step"' in asked.text, asked.text[:300]
+    with decided(client, core):
+        return send(client, "/guard/evacuation", hidden_fields(asked.text, "confirm-form"))
+
+
+def test_a_start_drawn_before_the_fire_says_it_is_under_way_and_cuts_nothing_short(
+    guard_core, app_client
+):
+    """Two tablets: B's Devices page drawn before A started a fire's 60 minutes; B then
+    starts "medical, 5 min" from it. The confirmation said nothing of the fire and the Yes
+    cut it to 5 minutes. Now the step names the one under way (its cause, who started it,
+    the minutes left), and Yes holds it open no shorter: a fire, 60 minutes."""
+    core, client = guard_core, app_client
+    stale = _drawn(client, "evac-start-form")  # tablet B, before the fire
+    fire = _drawn(client, "evac-start-form") | {"cause": "fire", "minutes": "60"}
+    _confirmed(client, core, send(client, "/guard/evacuation", fire))  # tablet A
+    asked = send(client, "/guard/evacuation", stale | {"cause": "medical", "minutes": "5"})
+    assert "already under way (Fire, started by alice, about 60 min left)" in asked.text
+    done = _confirmed(client, core, asked)
+    assert done.status_code == 303 and "err=" not in done.headers["location"]
+    now = core.clock.monotonic_ns()
+    assert core.runner.engine.evacuation.view(now) == {"cause": "fire", "ends_in_s": 3600}
+    rows = [a["detail"] for a in core.store.audits(0, 100) if a["action"] == "evacuation"]
+    assert [(r["cause"], r["minutes"], r.get("under_way")) for r in rows] == [
+        ("fire", 60, None),
+        ("medical", 5, "fire"),
+    ]
+    page = client.get("/guard/health?lang=en").text
+    assert "Evacuation under way (Fire): the gate is held open" in page
+    assert "started by alice" in page
+
+
+def test_a_yes_sent_after_another_tablet_started_one_asks_again(guard_core, app_client):
+    """The confirmation step drawn with nothing under way, Yes tapped after another tablet
+    started a fire: asked again, naming the fire, nothing done until then."""
+    core, client = guard_core, app_client
+    form = _drawn(client, "evac-start-form") | {"cause": "other", "minutes": "5"}
+    asked = send(client, "/guard/evacuation", form)
+    fire = _drawn(client, "evac-start-form") | {"cause": "fire", "minutes": "60"}
+    _confirmed(client, core, send(client, "/guard/evacuation", fire))
+    seq = core.store.last_seq
+    again = send(client, "/guard/evacuation", hidden_fields(asked.text, "confirm-form"))
+    assert again.status_code == 200 and "already under way (Fire" in again.text
+    assert core.store.last_seq == seq
+    zh = client.get("/guard/health?lang=zh-CN")
+    assert zh.status_code == 200
+    asked_zh = send(client, "/guard/evacuation?lang=zh-CN", form)
+    assert "已有紧急疏散进行中（火灾，由 alice 开始" in asked_zh.text
+
+
+def test_a_stale_end_button_does_not_lock_the_gate_on_a_later_evacuation(
+    guard_core, app_client, clock
+):
+    """Tablet B showed evacuation 1 with its End button, then slept; evacuation 1 ran out, A
+    started a fire; B's tablet woke and End locked the gate in the fire. The End form carries
+    which evacuation it showed: another one is refused, with words, and goes on."""
+    core, client = guard_core, app_client
+    first = _drawn(client, "evac-start-form") | {"cause": "other", "minutes": "5"}
+    _confirmed(client, core, send(client, "/guard/evacuation", first))
+    stale_end = _drawn(client, "evac-end-form")  # tablet B
+    clock.advance(5 * 60 + 1)
+    client.portal.call(_tick, core)
+    assert core.runner.engine.evacuation is None
+    fire = _drawn(client, "evac-start-form") | {"cause": "fire", "minutes": "60"}
+    _confirmed(client, core, send(client, "/guard/evacuation", fire))
+    refused = send(client, "/guard/evacuation/end", stale_end)
+    assert refused_with(client, refused) == (
+        "The evacuation under way is not the one your page showed: Fire, started by alice, "
+        "about 60 min left. Nothing was ended: look at it again before you end it."
+    )
+    assert core.runner.engine.evacuation is not None
+    end = _drawn(client, "evac-end-form")
+    assert send(client, "/guard/evacuation/end", end).status_code == 303
+    assert core.runner.engine.evacuation is None
+    twice = send(client, "/guard/evacuation/end", end)  # the same form again: a double tap
+    assert "err=" in twice.headers["location"]
+    rows = [a for a in core.store.audits(0, 100) if a["action"].startswith("evacuation_end")]
+    assert [(a["action"], a["detail"].get("cause"), a["detail"].get("problem")) for a in rows] == [
+        ("evacuation_end_failed", None, "evac.changed"),
+        ("evacuation_end", "fire", None),
+        ("evacuation_end_failed", None, "err.sent_twice"),
+    ]
+
+
+async def _tick(core):
+    core.runner.engine.tick()

@@ -4,7 +4,7 @@ the gate held open for everyone (``kiosk.evacuation``), started and ended here."
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, cast
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse, Response
@@ -37,17 +37,42 @@ def health_page(request: Request, session: PageSession, g: GuardDep) -> Response
         deciding=report.get("deciding"),
         rows=health_rows(report, g.lang(request), g.tz),
         evacuation=evacuation_now(g),
+        evacuation_seen=seen_of(g.core.runner.engine.evacuation),
         evacuation_causes=evacuation.CAUSES,
         evacuation_minutes=EVACUATION_MINUTES,
         evacuation_default=str(evacuation.DEFAULT_MIN),
+        **g.flash(request),  # what became of an evacuation sent from here, refused or not
     )
 
 
 def evacuation_now(g: deps.Guard) -> dict[str, object] | None:
-    """The evacuation under way as the screens are told it (cause, seconds left), or None."""
-    engine = g.core.runner.engine
-    held = engine.evacuation
-    return None if held is None else held.view(g.core.clock.monotonic_ns())
+    """The evacuation under way as the Devices page shows it (the screens' cause and seconds
+    left, and who started it), or None."""
+    held = g.core.runner.engine.evacuation
+    return None if held is None else {**held.view(g.core.clock.monotonic_ns()), "by": held.by}
+
+
+def seen_of(held: evacuation.Evacuation | None) -> str:
+    """What the Devices page's evacuation forms carry as ``seen``: the ``version`` of the
+    evacuation it showed under way, or ``none``. A start sent with another is asked again,
+    an end refused."""
+    return "none" if held is None else held.version
+
+
+def _under_way_words(g: deps.Guard, held: evacuation.Evacuation) -> dict[str, Any]:
+    """The evacuation under way as the console's sentences name it: its cause (an i18n key),
+    who started it, the minutes left (rounded up, as the Devices page says them)."""
+    left_s = cast(int, held.view(g.core.clock.monotonic_ns())["ends_in_s"])
+    return {"cause": f"evac.cause.{held.cause}", "by": held.by, "minutes": (left_s + 59) // 60}
+
+
+def _start_text(g: deps.Guard, lang: i18n.Lang, held: evacuation.Evacuation | None) -> str:
+    """The confirmation step's words: the evacuation to start, or the one under way that a
+    Yes keeps going (its cause, its guard, the minutes left)."""
+    if held is None:
+        return i18n.t(lang, "evac.confirm")
+    words = _under_way_words(g, held)
+    return i18n.t(lang, "evac.confirm_under_way", **words | {"cause": i18n.t(lang, words["cause"])})
 
 
 @router.get("/api/health", summary="Device health for the guard console")
@@ -66,12 +91,18 @@ async def evacuate(request: Request, session: ActionSession, g: GuardDep) -> Res
     minutes = choice(form.get("minutes"), "evac.minutes", EVACUATION_MINUTES)
     # Nothing to type under a fire: the cause chosen is the record's reason.
     reason = clean(form.get("reason"), "manual.reason") or f"evacuation: {cause}"
-    if form.get("confirm") != "yes":  # one tap must not hold the gate open: asked first
-        text = i18n.t(g.lang(request), "evac.confirm")
+    held = g.core.runner.engine.evacuation
+    seen = seen_of(held)
+    # One tap must not hold the gate open: asked first, and asked again when what is under
+    # way is not what the step said (a page drawn before another tablet's start).
+    if form.get("confirm") != "yes" or form.get("seen") != seen:
+        text = _start_text(g, g.lang(request), held)
         return confirm_first(
-            request, g, session, "/guard/evacuation", form, text, back="/guard/health"
+            request, g, session, "/guard/evacuation", form, text, seen=seen, back="/guard/health"
         )
     note(request, action="evacuation", cause=cause, minutes=int(minutes))
+    if held is not None:  # a second start: the one under way goes on (evacuation.held_open)
+        note(request, under_way=held.cause)
     outcome = await g.manual(
         request,
         decision="pass",
@@ -85,11 +116,27 @@ async def evacuate(request: Request, session: ActionSession, g: GuardDep) -> Res
 
 
 @router.post("/evacuation/end", name="evacuation_end", include_in_schema=False)
+@deps.once_per_form
 async def end_evacuation(request: Request, session: ActionSession, g: GuardDep) -> Response:
-    """The evacuation over by the guard's word: its row first, then the gate locks."""
+    """The evacuation over by the guard's word: its row first, then the gate locks. Only the
+    one the guard's page showed (``seen``, its ``version``): a page drawn before another one
+    started, or before it was held open longer, ends nothing."""
+    seen = (await request.form()).get("seen")
     note(request, action="evacuation_end")
-    if g.core.runner.engine.evacuation is None:
-        raise BadInput("evac.none")
+    held = _still_shown(g, seen)
+    note(request, cause=held.cause)
     await asyncio.to_thread(deps.write_row_first, request)
-    g.core.runner.engine.end_evacuation()
+    _still_shown(g, seen)  # not changed while the row was written
+    g.core.runner.engine.end_evacuation(held.version)
     return done(request, "/guard/health")
+
+
+def _still_shown(g: deps.Guard, seen: object) -> evacuation.Evacuation:
+    """The evacuation under way if it is the one the page showed (``seen``), else
+    ``BadInput`` saying none is, or which one is (``evac.changed``)."""
+    held = g.core.runner.engine.evacuation
+    if held is None:
+        raise BadInput("evac.none")
+    if seen != held.version:
+        raise BadInput("evac.changed", **_under_way_words(g, held))
+    return held
