@@ -22,7 +22,12 @@ def keys(tmp_path):
     return tmp_path / "keys"
 
 
-def _issue(capsys, keys, *extra):
+#: The site's zone these tests issue in (``pass issue`` assumes none: ``--tz`` or a config).
+SHANGHAI = ("--tz", "Asia/Shanghai")
+BERLIN = ("--tz", "Europe/Berlin")
+
+
+def _issue(capsys, keys, *extra, tz=SHANGHAI):
     code = main(
         [
             "pass",
@@ -33,6 +38,7 @@ def _issue(capsys, keys, *extra):
             "12-3-0502",
             "--holder",
             "王小明",
+            *tz,
             *extra,
         ]
     )
@@ -221,10 +227,10 @@ def test_issue_with_out_writes_a_card_that_scans_to_the_payload(keys, tmp_path, 
     assert texts == [out.strip()]
 
 
-def batch(keys, households, out_dir, *extra: str) -> int:
+def batch(keys, households, out_dir, *extra: str, tz=SHANGHAI) -> int:
     """``kiosk pass batch`` with the office key; its exit code."""
     args = ["--key", str(keys / "office.key"), "--csv", str(households), "--out", str(out_dir)]
-    return main(["pass", "batch", *args, *extra])
+    return main(["pass", "batch", *args, *tz, *extra])
 
 
 def test_batch_issues_every_row_with_a_card_and_a_manifest(keys, tmp_path, capsys):
@@ -431,10 +437,10 @@ class _At:
         return True
 
 
-def _issued_at(monkeypatch, capsys, keys, when: datetime, *extra: str) -> dict:
+def _issued_at(monkeypatch, capsys, keys, when: datetime, *extra: str, tz=SHANGHAI) -> dict:
     """``kiosk pass issue`` run at ``when``; the pass as ``kiosk pass verify`` decodes it."""
     monkeypatch.setattr("checkpoint.cli.pass_cmd.system_clock", lambda **_: _At(when))
-    code, out, err = _issue(capsys, keys, *extra)
+    code, out, err = _issue(capsys, keys, *extra, tz=tz)
     assert code == 0, err
     verdict = _verify(capsys, out.strip(), keys, "--at", when.isoformat())[1]
     return verdict
@@ -612,3 +618,17 @@ def test_a_start_far_from_the_machines_clock_or_already_expired_by_it_is_refused
     assert code == 2 and "expired" in err and "2026-03-01 22:10" in err
     code, out, err = _issue(capsys, keys, "--start", "2026-04-02T09:10", "--start-anyway")
     assert code == 0, err
+
+
+def test_a_start_typed_in_the_repeated_autumn_hour_is_the_one_nearest_the_clock(
+    keys, capsys, monkeypatch
+):
+    """Berlin, 25 Oct 2026, 02:25 CET by the machine's clock (not synchronised): the 02:30
+    typed off a phone is 02:30 CET, not 02:30 CEST (an hour earlier)."""
+    _unsynced_machine(monkeypatch, datetime(2026, 10, 25, 1, 25, tzinfo=UTC))
+    code, out, err = _issue(capsys, keys, "--days", "1", "--start", "2026-10-25T02:30", tz=BERLIN)
+    assert code == 0, err
+    verdict = _verify(capsys, out.strip(), keys, "--at", "2026-10-25T02:00:00+00:00")[1]
+    assert verdict["valid_from"] == "2026-10-25T01:30:00+00:00"
+    code, out, err = _issue(capsys, keys, "--start", "2026-03-29T02:30", tz=BERLIN)
+    assert code == 2 and "no such time in Europe/Berlin" in err and "--start" in err

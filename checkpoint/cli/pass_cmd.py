@@ -165,9 +165,10 @@ def _zone(name: str) -> ZoneInfo:
 
 def _start(args: argparse.Namespace, zone: ZoneInfo, days: float) -> datetime:
     """When the passes start (``kiosk.passes.pass_start``, the console's rule): the clock's
-    time when synchronised (or ``--trust-clock``), else ``--start``, required; one more than
-    a day from the clock, or by which a pass of ``days`` has expired, only with
-    ``--start-anyway``."""
+    time when synchronised (or ``--trust-clock``), else ``--start``, required (one without
+    an offset in ``zone``: in the hour the autumn change repeats, the occurrence nearest the
+    clock's reading; in the one the spring change skips, refused); one more than a day from
+    the clock, or by which a pass of ``days`` has expired, only with ``--start-anyway``."""
     from kiosk.passes import PassStartError, pass_start
 
     start = None
@@ -177,12 +178,14 @@ def _start(args: argparse.Namespace, zone: ZoneInfo, days: float) -> datetime:
         except ValueError:
             example = "2026-03-02T09:10"
             raise UsageError(f"--start {args.start!r}: expected a time such as {example}") from None
-        if start.tzinfo is None:
-            start = start.replace(tzinfo=zone)
-    try:
+    try:  # one without an offset is a time of the site's clock: pass_start reads it in zone
         clock = system_clock(assume_synced=args.trust_clock)
         return pass_start(clock, start, zone, days=days, anyway=args.start_anyway)
     except PassStartError as exc:
+        if exc.code == "skipped":
+            raise UsageError(
+                f"{exc}; check --start (the time now, in --tz); nothing issued"
+            ) from None
         if exc.code in ("far", "expired"):
             raise UsageError(
                 f"{exc}; check --start (the time now, in --tz), or add --start-anyway if"
