@@ -133,10 +133,11 @@ def render_card(
     lang: Lang = "both",
     *,
     site_name: str | None = None,
-    tz: ZoneInfo | str = "Asia/Shanghai",
+    tz: ZoneInfo | str,
     font_path: str | Path | None = None,
 ) -> bytes:
-    """Render a printable card. ``tz`` is the site's zone (validity is shown in local time).
+    """Render a printable card. ``tz`` is the site's zone (validity is shown in local time),
+    always given: a card dated in another zone than the gate's is read wrong.
 
     ``font_path`` overrides the CJK font search for PNG (tests, unusual systems)."""
     if lang not in ("both", "zh-CN", "en"):

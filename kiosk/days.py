@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from zoneinfo import ZoneInfo
 
 #: The days a person may type: a guard's form, the API's ``?day=``, a quarantine's days on
@@ -102,6 +102,75 @@ def days_before(when: datetime, days: int) -> datetime:
 
 #: The precision a skipped time's change is found to.
 _INSTANT = timedelta(microseconds=1)
+
+
+class NoSuchTime(ValueError):
+    """A local time typed for a zone whose clock skipped it (the spring change's hour)."""
+
+
+def local_instants(wall: datetime, zone: tzinfo) -> tuple[datetime, ...]:
+    """The instants a local clock time (``wall``, without an offset) names in ``zone``, in
+    order, in UTC (two times of one zone compare and subtract as wall-clock times, their
+    fold ignored): one on most days; two in the hour the autumn change repeats (02:30 summer
+    time, then 02:30 winter time); none in the hour the spring change skips."""
+    found: set[datetime] = set()
+    for fold in (0, 1):
+        try:
+            at = wall.replace(tzinfo=zone, fold=fold).astimezone(UTC)
+            shown = at.astimezone(zone).replace(tzinfo=None)
+        except OverflowError:  # the calendar's first or last hours: no change there
+            return (wall.replace(tzinfo=zone),)
+        if shown == wall:
+            found.add(at)
+    return tuple(sorted(found))
+
+
+def local_instant(
+    wall: datetime,
+    zone: tzinfo,
+    *,
+    near: datetime | None = None,
+    not_before: datetime | None = None,
+) -> datetime:
+    """The instant a local time a person typed for ``zone`` names (``wall``, without an
+    offset: a form's ``datetime-local``, a ``--start``), the one rule of every such time.
+    One the spring change skips (no 02:30 that Sunday in Berlin) is ``NoSuchTime``: the
+    person typed a time the site's clocks never showed. One the autumn change repeats is the
+    occurrence nearest ``near`` (the clock's reading), of those not before ``not_before`` (a
+    time known to have passed) when one is not; without ``near``, its first (the earlier
+    hour, as a roster's shift is planned)."""
+    instants = local_instants(wall, zone)
+    if not instants:
+        name = getattr(zone, "key", None) or str(zone)
+        when = wall.isoformat(timespec="minutes")
+        raise NoSuchTime(f"{when}: no such time in {name} (the clocks go forward)")
+    if near is None or len(instants) == 1:
+        return instants[0]
+    reference = near
+    return min(
+        instants, key=lambda at: (not_before is not None and at < not_before, abs(at - reference))
+    )
+
+
+def offset_text(when: datetime) -> str:
+    """``UTC+02:00``, the UTC offset of an aware time, as the exports write it."""
+    offset = when.strftime("%z")
+    return f"UTC{offset[:3]}:{offset[3:5]}" if offset else ""
+
+
+def repeated(when: datetime) -> bool:
+    """Whether the local time of the aware ``when`` happens twice that day (the hour the
+    autumn change repeats)."""
+    return when.replace(fold=1 - when.fold).utcoffset() != when.utcoffset()
+
+
+def shown_local(when: datetime, zone: tzinfo, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    """``when`` as the site's clock showed it, for a person to read: a local time the autumn
+    change repeats carries its UTC offset (``2026-10-25 02:30 UTC+01:00``), which tells the
+    two apart; every other time as it reads."""
+    local = when.astimezone(zone)
+    shown = local.strftime(fmt)
+    return f"{shown} {offset_text(local)}" if repeated(local) else shown
 
 
 class DayNotBegun(ValueError):

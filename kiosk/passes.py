@@ -43,6 +43,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from . import base45
 from .clock import AGREE_SLACK, Clock, known_passed
+from .days import NoSuchTime, local_instant, shown_local
 from .files import UnreadableFile, read_bounded, write_atomic
 from .pass_format import (  # the format's figures, kept where the CLI's parser reads them
     FLAGS,
@@ -486,27 +487,32 @@ def pass_start(
     clock's time is used). On a clock *not* synchronised its reading is not signed silently:
     after an overnight power cut a floored clock reads the last shutdown's time (a six-hour
     pass printed at 09:10 would be valid 22:10-04:10, expired when handed over), and one that
-    is fast would start the pass days late. The issuer gives the time now (``start``, an aware
-    time), no earlier than the newest time the clock knows has passed
-    (``kiosk.clock.known_passed``) less ``START_SLACK``, and it is the pass's start; nor
-    more than ``START_FAR`` from the clock's reading, nor so early that a pass of ``days``
-    has ended by it (a mistyped month printed a month's passes expired), unless ``anyway``
-    (the issuer says the clock is what is wrong). Raises ``PassStartError`` saying the
-    clock's time in ``tz``."""
+    is fast would start the pass days late. The issuer gives the time now (``start``), no
+    earlier than the newest time the clock knows has passed (``kiosk.clock.known_passed``)
+    less ``START_SLACK``, and it is the pass's start; nor more than ``START_FAR`` from the
+    clock's reading, nor so early that a pass of ``days`` has ended by it (a mistyped month
+    printed a month's passes expired), unless ``anyway`` (the issuer says the clock is what
+    is wrong). A ``start`` without an offset is the time typed off the site's clock, in
+    ``tz`` (``kiosk.days.local_instant``): one the spring change skips is refused
+    (``skipped``), one the autumn change repeats is the occurrence the clock allows, nearest
+    its reading. Raises ``PassStartError`` saying the times in ``tz`` (with their UTC offsets
+    in the hour the autumn change repeats: ``kiosk.days.shown_local``)."""
     now = clock.now()
     floor = known_passed(clock)
     low = (now if floor is None else floor) - START_SLACK
+
+    def refused(code: str, why: str, start: datetime | None = None) -> PassStartError:
+        return PassStartError(code, f"{why} (it reads {shown_local(now, tz)})", now, low, start)
+
     if start is not None and start.tzinfo is None:
-        raise ValueError("a pass's start must be timezone-aware")
-
-    def refused(code: str, why: str) -> PassStartError:
-        said = now.astimezone(tz).strftime("%Y-%m-%d %H:%M")
-        return PassStartError(code, f"{why} (it reads {said})", now, low, start)
-
+        try:
+            start = local_instant(start, tz, near=now, not_before=low)
+        except NoSuchTime as exc:
+            raise refused("skipped", f"the start {exc}") from None
     if clock.synced():
         if start is not None and abs(start - now) > START_SLACK:
-            shown = start.astimezone(tz).strftime("%Y-%m-%d %H:%M")
-            raise refused("not_now", f"the start {shown} is not the time now by the clock")
+            shown = shown_local(start, tz)
+            raise refused("not_now", f"the start {shown} is not the time now by the clock", start)
         return now
     if start is None:
         raise refused(
@@ -514,14 +520,15 @@ def pass_start(
             "this machine's clock is not synchronised: give the pass's start, the time now"
             " read off a phone or a watch",
         )
+    shown = shown_local(start, tz)
     if floor is not None and start < low:
-        known = floor.astimezone(tz).strftime("%Y-%m-%d %H:%M")
-        raise refused("before_floor", f"the start is before {known}, a time known to have passed")
-    shown = start.astimezone(tz).strftime("%Y-%m-%d %H:%M")
+        why = f"the start {shown} is before {shown_local(floor, tz)}, a time known to have passed"
+        raise refused("before_floor", why, start)
     if not anyway and abs(start - now) > START_FAR:
-        raise refused("far", f"the start {shown} is more than a day from this clock's time")
+        raise refused("far", f"the start {shown} is more than a day from this clock's time", start)
     if not anyway and days is not None and start + timedelta(days=days) <= now:
-        raise refused("expired", f"a pass from {shown} for {days:g} days has expired by the clock")
+        why = f"a pass from {shown} for {days:g} days has expired by the clock"
+        raise refused("expired", why, start)
     return start
 
 

@@ -17,6 +17,8 @@ from kiosk.passes import issue_pass
 
 KEY = Ed25519PrivateKey.from_private_bytes(b"\x55" * 32)
 NOW = datetime(2026, 3, 2, 8, 30, tzinfo=UTC)
+#: The site's zone the cards are dated in (render_card assumes none).
+SITE = "Asia/Shanghai"
 PAYLOAD, PASS = issue_pass(KEY, "12-3-0502", "王小明", "visitor", 2, now=NOW, flags=["escort"])
 SVG_NS = "{http://www.w3.org/2000/svg}"
 
@@ -37,7 +39,7 @@ def _decode_png(png: bytes) -> list[str]:
 
 
 def test_svg_card_shows_household_holder_role_and_validity_in_both_languages():
-    texts = " | ".join(_svg_texts(render_card(PASS, PAYLOAD, "svg", site_name="Demo")))
+    texts = " | ".join(_svg_texts(render_card(PASS, PAYLOAD, "svg", site_name="Demo", tz=SITE)))
     for expected in (
         "12-3-0502",
         "王小明",
@@ -56,7 +58,7 @@ def test_svg_card_shows_household_holder_role_and_validity_in_both_languages():
 
 
 def test_svg_qr_modules_are_exactly_the_payload_qr():
-    svg = render_card(PASS, PAYLOAD, "svg")
+    svg = render_card(PASS, PAYLOAD, "svg", tz=SITE)
     path = next(ET.fromstring(svg).iter(f"{SVG_NS}path")).get("d")
     matrix = qr_for(PAYLOAD).matrix
     module = cards._QR_SIZE / (len(matrix) + 2 * cards._QUIET_MODULES)
@@ -77,7 +79,7 @@ def test_card_qr_is_version_8_or_smaller_at_error_correction_q():
 
 @pytest.mark.slow
 def test_png_card_scans_back_to_the_exact_payload():
-    png = render_card(PASS, PAYLOAD, "png")
+    png = render_card(PASS, PAYLOAD, "png", tz=SITE)
     image = Image.open(io.BytesIO(png))
     assert image.size == (1011, 638)  # 85.6 x 54 mm at 300 dpi
     assert _decode_png(png) == [PAYLOAD]
@@ -87,7 +89,7 @@ def test_png_without_a_cjk_font_falls_back_to_english_and_says_so(monkeypatch):
     monkeypatch.setattr(cards, "find_cjk_font", lambda: None)
     payload, pass_ = issue_pass(KEY, "12-3-0502", "Wang Xiaoming", "visitor", 2, now=NOW)
     with pytest.warns(CardFallbackWarning, match="fonts-noto-cjk"):
-        png = render_card(pass_, payload, "png")
+        png = render_card(pass_, payload, "png", tz=SITE)
     assert _decode_png(png) == [payload]
 
 
@@ -98,7 +100,7 @@ def test_a_chinese_name_is_not_printed_as_empty_boxes_without_a_cjk_font(monkeyp
     which character and what to do (a CJK font, or the SVG card)."""
     monkeypatch.setattr(cards, "find_cjk_font", lambda: None)
     with pytest.warns(CardFallbackWarning), pytest.raises(CardError) as refused:
-        render_card(PASS, PAYLOAD, "png")
+        render_card(PASS, PAYLOAD, "png", tz=SITE)
     assert "U+738B" in str(refused.value) and "fonts-noto-cjk" in str(refused.value)
     assert "SVG" in str(refused.value)
 
@@ -109,20 +111,20 @@ def test_a_rare_character_the_font_lacks_is_refused_not_printed_as_a_box():
     as the font's empty box on a PNG card. Refused, naming the character."""
     payload, pass_ = issue_pass(KEY, "3-1", "张𪚥", "resident", 2, now=NOW)
     with pytest.raises(CardError, match=r"U\+2A6A5"):
-        render_card(pass_, payload, "png")
-    assert render_card(pass_, payload, "svg")  # the printing browser's fonts draw it
+        render_card(pass_, payload, "png", tz=SITE)
+    assert render_card(pass_, payload, "svg", tz=SITE)  # the printing browser's fonts draw it
 
 
 def test_english_only_png_needs_no_warning(monkeypatch, recwarn):
     monkeypatch.setattr(cards, "find_cjk_font", lambda: None)
     payload, pass_ = issue_pass(KEY, "12-3-0502", "Wang Xiaoming", "visitor", 2, now=NOW)
-    render_card(pass_, payload, "png", lang="en")
+    render_card(pass_, payload, "png", lang="en", tz=SITE)
     assert not [w for w in recwarn if issubclass(w.category, CardFallbackWarning)]
 
 
 def test_single_language_cards_carry_only_that_language():
-    en = " ".join(_svg_texts(render_card(PASS, PAYLOAD, "svg", lang="en")))
-    zh = " ".join(_svg_texts(render_card(PASS, PAYLOAD, "svg", lang="zh-CN")))
+    en = " ".join(_svg_texts(render_card(PASS, PAYLOAD, "svg", lang="en", tz=SITE)))
+    zh = " ".join(_svg_texts(render_card(PASS, PAYLOAD, "svg", lang="zh-CN", tz=SITE)))
     assert "Household" in en and "户号" not in en
     assert "户号" in zh and "Household" not in zh
     assert "王小明" in en and "王小明" in zh  # the holder is the holder in any language
@@ -130,7 +132,7 @@ def test_single_language_cards_carry_only_that_language():
 
 def test_markup_in_a_name_is_text_not_svg():
     payload, p = issue_pass(KEY, "1&2", "<b>Li</b>", "resident", 1, now=NOW)
-    svg = render_card(p, payload, "svg")
+    svg = render_card(p, payload, "svg", tz=SITE)
     assert "<b>" not in svg.decode()
     assert "<b>Li</b>" in _svg_texts(svg)
 
@@ -155,9 +157,9 @@ def test_unknown_card_format_or_language_is_a_clear_error():
     with pytest.raises(CardError, match="svg or .png"):
         card_format_for("card.pdf")
     with pytest.raises(CardError, match="unknown card format"):
-        render_card(PASS, PAYLOAD, "pdf")  # type: ignore[arg-type]
+        render_card(PASS, PAYLOAD, "pdf", tz=SITE)  # type: ignore[arg-type]
     with pytest.raises(CardError, match="unknown card language"):
-        render_card(PASS, PAYLOAD, "svg", lang="fr")  # type: ignore[arg-type]
+        render_card(PASS, PAYLOAD, "svg", lang="fr", tz=SITE)  # type: ignore[arg-type]
 
 
 def test_a_pass_from_midnight_to_midnight_prints_its_last_valid_day():
@@ -187,11 +189,11 @@ def test_a_long_wide_name_stays_on_the_card():
     right edge, cut off where the card is trimmed. It is shrunk to fit, on PNG by the font's
     own measure and on SVG by widths no narrower than the printing browser's fonts draw."""
     payload, pass_ = issue_pass(KEY, "1", "WWWWWWWWWWWWWWWWWWWWW", "resident", 2, now=NOW)
-    png = render_card(pass_, payload, "png")
+    png = render_card(pass_, payload, "png", tz=SITE)
     w, h = Image.open(io.BytesIO(png)).size
     assert _ink(png, (w - 30, 60, w - 8, h - 60)) == 0  # the right margin is blank
     font_file = cards.find_cjk_font()
-    root = ET.fromstring(render_card(pass_, payload, "svg"))
+    root = ET.fromstring(render_card(pass_, payload, "svg", tz=SITE))
     for t in root.iter(f"{SVG_NS}text"):
         size = float(t.get("font-size") or 0)
         font = cards._load_font(font_file, 100)
@@ -206,7 +208,7 @@ def test_a_pass_with_both_flags_keeps_its_last_line_off_the_cards_edge():
     payload, pass_ = issue_pass(
         KEY, "1-1", "Li", "resident", 2, now=NOW, flags=["observation", "escort"]
     )
-    png = render_card(pass_, payload, "png", lang="en")
+    png = render_card(pass_, payload, "png", lang="en", tz=SITE)
     w, h = Image.open(io.BytesIO(png)).size
     text_x = round(cards._TEXT_X * cards._PNG_DPI / 254)
     assert _ink(png, (text_x, h - 30, w - 40, h - 8)) == 0  # the bottom margin is blank
@@ -235,7 +237,7 @@ def test_a_printed_card_is_read_by_the_kiosk_camera_at_its_distance():
     from kiosk.clock import FakeClock
     from kiosk.config.readers import DecoderConfig
 
-    png = render_card(PASS, PAYLOAD, "png")
+    png = render_card(PASS, PAYLOAD, "png", tz=SITE)
     (found,) = zxingcpp.read_barcodes(Image.open(io.BytesIO(png)).convert("L"))
     corners = found.position
     symbol_px = math.dist((corners.top_left.x, corners.top_left.y),
@@ -263,7 +265,7 @@ def test_a_card_held_upside_down_turned_or_seen_mirrored_reads_the_same(turn):
     a window, is the same payload to the reader's decoder."""
     from PIL import ImageOps
 
-    image = Image.open(io.BytesIO(render_card(PASS, PAYLOAD, "png"))).convert("L")
+    image = Image.open(io.BytesIO(render_card(PASS, PAYLOAD, "png", tz=SITE))).convert("L")
     seen = {
         "upside_down": image.rotate(180),
         "mirrored": ImageOps.mirror(image),

@@ -234,13 +234,13 @@ def test_a_pass_batch_from_an_office_sheet_prints_no_pass_for_its_total_or_signa
     )
     out_dir = tmp_path / "cards"
     argv = ["--key", str(tmp_path / "keys" / "office.key"), "--csv", str(households)]
-    code = main(["pass", "batch", *argv, "--out", str(out_dir)])
+    code = main(["pass", "batch", "--tz=Asia/Shanghai", *argv, "--out", str(out_dir)])
     assert code == 0, capsys.readouterr().err
     rows = list(csv.DictReader((out_dir / "passes.csv").open(encoding="utf-8-sig")))
     assert [(r["household"], r["holder"]) for r in rows] == [("5-702", "张伟"), ("6-101", "李芳")]
 
     households.write_text("household,holder\n5-702,张伟\n合计,1人\n6-101,李芳\n")
-    code = main(["pass", "batch", *argv, "--out", str(tmp_path / "again")])
+    code = main(["pass", "batch", "--tz=Asia/Shanghai", *argv, "--out", str(tmp_path / "again")])
     assert code == 2 and "line 4: a row below line 3 (合计)" in capsys.readouterr().err
 
 
@@ -388,7 +388,9 @@ def test_a_pass_batch_household_excel_wrote_in_scientific_notation_prints_no_pas
     households = tmp_path / "households.csv"
     households.write_text("household,holder\n5-702,张伟\n1.10101E+17,李芳\n")
     argv = ["--key", str(tmp_path / "keys" / "office.key"), "--csv", str(households)]
-    assert main(["pass", "batch", *argv, "--out", str(tmp_path / "cards")]) == 2
+    assert (
+        main(["pass", "batch", "--tz=Asia/Shanghai", *argv, "--out", str(tmp_path / "cards")]) == 2
+    )
     err = capsys.readouterr().err
     assert "line 3, column A (household): the spreadsheet holds a number (1.10101E+17)" in err
     assert not (tmp_path / "cards").exists()
@@ -551,12 +553,14 @@ def test_a_pass_batch_from_a_sheet_with_chinese_headers_prints_its_passes(tmp_pa
         "序号,户号,姓名,联系电话,有效天数\n1,5-702,张伟,13800138000,7\n", encoding="gb18030"
     )
     argv = ["--key", str(tmp_path / "keys" / "office.key"), "--csv", str(households)]
-    code = main(["pass", "batch", *argv, "--out", str(tmp_path / "cards")])
+    code = main(["pass", "batch", "--tz=Asia/Shanghai", *argv, "--out", str(tmp_path / "cards")])
     assert code == 0, capsys.readouterr().err
     rows = list(csv.DictReader((tmp_path / "cards" / "passes.csv").open(encoding="utf-8-sig")))
     assert [(r["household"], r["holder"]) for r in rows] == [("5-702", "张伟")]
     households.write_text("户号,房号,姓名\n5-702,702,张伟\n")
-    assert main(["pass", "batch", *argv, "--out", str(tmp_path / "again")]) == 2
+    assert (
+        main(["pass", "batch", "--tz=Asia/Shanghai", *argv, "--out", str(tmp_path / "again")]) == 2
+    )
     assert "columns A (户号) and B (房号) are both household" in capsys.readouterr().err
 
 
@@ -900,12 +904,14 @@ def test_a_pass_batch_role_typed_in_chinese_is_the_role_and_an_unknown_one_is_re
         "户号,姓名,身份\n5-702,张伟,居民\n5-703,李芳,租户\n0-001,王五,物业\n0-002,赵六,员工\n"
     )
     argv = ["--key", str(tmp_path / "keys" / "office.key"), "--csv", str(households)]
-    code = main(["pass", "batch", *argv, "--out", str(tmp_path / "cards")])
+    code = main(["pass", "batch", "--tz=Asia/Shanghai", *argv, "--out", str(tmp_path / "cards")])
     assert code == 0, capsys.readouterr().err
     rows = list(csv.DictReader((tmp_path / "cards" / "passes.csv").open(encoding="utf-8-sig")))
     assert [r["role"] for r in rows] == ["resident", "resident", "staff", "staff"]
     households.write_text("户号,姓名,身份\n5-702,张伟,居民\n5-703,李芳,业委会\n")
-    assert main(["pass", "batch", *argv, "--out", str(tmp_path / "again")]) == 2
+    assert (
+        main(["pass", "batch", "--tz=Asia/Shanghai", *argv, "--out", str(tmp_path / "again")]) == 2
+    )
     err = capsys.readouterr().err
     assert "line 3, column C (身份): 业委会 is none of resident, staff, delivery, visitor" in err
     assert "居民" in err and not (tmp_path / "again" / "passes.csv").exists()
@@ -926,7 +932,7 @@ def test_a_pass_batch_names_the_column_as_headed_for_its_days_and_flags_and_read
     households = tmp_path / "households.csv"
     households.write_text("户号,姓名,有效天数\n5-702,张伟,7天\n5-703,李芳,３\n")
     argv = ["--key", str(tmp_path / "keys" / "office.key"), "--csv", str(households)]
-    code = main(["pass", "batch", *argv, "--out", str(tmp_path / "cards")])
+    code = main(["pass", "batch", "--tz=Asia/Shanghai", *argv, "--out", str(tmp_path / "cards")])
     assert code == 0, capsys.readouterr().err
     rows = list(csv.DictReader((tmp_path / "cards" / "passes.csv").open(encoding="utf-8-sig")))
     days = [
@@ -935,7 +941,9 @@ def test_a_pass_batch_names_the_column_as_headed_for_its_days_and_flags_and_read
     ]
     assert [d.days for d in days] == [7, 3]
     households.write_text("户号,姓名,有效天数,标记\n5-702,张伟,七天,\n5-703,李芳,7,陪同人\n")
-    assert main(["pass", "batch", *argv, "--out", str(tmp_path / "again")]) == 2
+    assert (
+        main(["pass", "batch", "--tz=Asia/Shanghai", *argv, "--out", str(tmp_path / "again")]) == 2
+    )
     err = capsys.readouterr().err
     assert "line 2, column C (有效天数): 七天 is not a number of days" in err, err
     assert "line 3, column D (标记): unknown flag '陪同人'" in err, err

@@ -177,8 +177,8 @@ def test_an_argument_that_is_not_utf8_is_one_line_not_a_traceback(tmp_path, caps
         ["guard", "remove", bad, "--db", db],
         ["verify-log", "--db", db, "--against", db, "--kiosk-id", bad],
         ["pull", f"http://{bad}", "--token", "t", "--into", str(tmp_path / "p.db")],
-        ["pass", "issue", "--key", key, "--household", "1-1", "--holder", "W", "--site-name",
-         bad, "--out", str(tmp_path / "card.svg")],
+        ["pass", "issue", "--tz=Asia/Shanghai", "--key", key, "--household", "1-1",
+         "--holder", "W", "--site-name", bad, "--out", str(tmp_path / "card.svg")],
     ):  # fmt: skip
         capsys.readouterr()
         assert main(argv) == 2, argv

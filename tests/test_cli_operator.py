@@ -38,7 +38,17 @@ def test_ctrl_c_during_pass_batch_leaves_no_card_without_its_line(
     out = tmp_path / "cards"
     capsys.readouterr()
     code = main(
-        ["pass", "batch", "--key", str(issuer), "--csv", str(households), "--out", str(out)]
+        [
+            "pass",
+            "batch",
+            "--tz=Asia/Shanghai",
+            "--key",
+            str(issuer),
+            "--csv",
+            str(households),
+            "--out",
+            str(out),
+        ]
     )
     err = capsys.readouterr().err
     assert code == 130
@@ -46,7 +56,19 @@ def test_ctrl_c_during_pass_batch_leaves_no_card_without_its_line(
     assert "interrupted" in err and "nothing issued" in err
     monkeypatch.setattr(pass_cmd, "_card", real_card)
     assert (
-        main(["pass", "batch", "--key", str(issuer), "--csv", str(households), "--out", str(out)])
+        main(
+            [
+                "pass",
+                "batch",
+                "--tz=Asia/Shanghai",
+                "--key",
+                str(issuer),
+                "--csv",
+                str(households),
+                "--out",
+                str(out),
+            ]
+        )
         == 0
     )
     assert len(list(out.iterdir())) == 6
@@ -91,8 +113,8 @@ def test_output_a_non_utf8_terminal_cannot_show_is_escaped_not_a_traceback(
     import json
     import sys
 
-    assert main(["pass", "issue", "--key", str(issuer), "--household", "1-1-0101",
-                 "--holder", "王小明"]) == 0  # fmt: skip
+    assert main(["pass", "issue", "--tz=Asia/Shanghai", "--key", str(issuer),
+                 "--household", "1-1-0101", "--holder", "王小明"]) == 0  # fmt: skip
     payload = capsys.readouterr().out.strip()
     stdout = io.TextIOWrapper(io.BytesIO(), encoding="latin-1")
     monkeypatch.setattr(sys, "stdout", stdout)

@@ -83,7 +83,15 @@ def test_a_time_zone_that_names_a_folder_of_zones_is_a_config_error(tmp_path, ca
 
 def test_a_tz_argument_that_names_a_folder_of_zones_is_a_usage_error(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("KIOSK_FLEET_DSN", "postgresql://nowhere.invalid/x")
-    issue = ["pass", "issue", "--key", str(tmp_path / "k.key"), "--household", "1-1"]
+    issue = [
+        "pass",
+        "issue",
+        "--tz=Asia/Shanghai",
+        "--key",
+        str(tmp_path / "k.key"),
+        "--household",
+        "1-1",
+    ]
     assert main([*issue, "--holder", "A", "--tz", "Asia"]) == 2
     assert "'Asia'" in _one_line_error(capsys, "pass")
     assert main(["fleet", "report", "--day", "2026-03-02", "--tz", "America"]) == 2
@@ -145,7 +153,22 @@ def _pass_batch_refuses(tmp_path: Path, capsys, csv_text: str) -> str:
     rows.write_text(csv_text, encoding="utf-8")
     capsys.readouterr()
     out = tmp_path / "cards"
-    assert main(["pass", "batch", "--key", str(key), "--csv", str(rows), "--out", str(out)]) == 2
+    assert (
+        main(
+            [
+                "pass",
+                "batch",
+                "--tz=Asia/Shanghai",
+                "--key",
+                str(key),
+                "--csv",
+                str(rows),
+                "--out",
+                str(out),
+            ]
+        )
+        == 2
+    )
     err = _one_line_error(capsys, "pass")
     assert not out.exists()
     return err
@@ -157,7 +180,22 @@ def test_pass_batch_into_a_file_is_a_usage_error_and_the_file_is_kept(tmp_path, 
     rows = tmp_path / "households.csv"
     rows.write_text("household,holder\n12-3-0502,W\n", encoding="utf-8")
     capsys.readouterr()
-    assert main(["pass", "batch", "--key", str(key), "--csv", str(rows), "--out", str(rows)]) == 2
+    assert (
+        main(
+            [
+                "pass",
+                "batch",
+                "--tz=Asia/Shanghai",
+                "--key",
+                str(key),
+                "--csv",
+                str(rows),
+                "--out",
+                str(rows),
+            ]
+        )
+        == 2
+    )
     assert "not a folder" in _one_line_error(capsys, "pass")
     assert rows.read_text(encoding="utf-8") == "household,holder\n12-3-0502,W\n"
 

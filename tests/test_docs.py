@@ -932,7 +932,9 @@ def test_the_columns_of_a_batchs_passes_csv_are_in_the_passes_reference(tmp_path
     key, _ = new_key_pair(tmp_path / "keys", "office")
     (tmp_path / "h.csv").write_text("household,holder\n1-101,Li\n", encoding="utf-8")
     argv = ["--key", str(key), "--csv", str(tmp_path / "h.csv")]
-    assert main(["pass", "batch", *argv, "--out", str(tmp_path / "cards")]) == 0
+    assert (
+        main(["pass", "batch", "--tz=Asia/Shanghai", *argv, "--out", str(tmp_path / "cards")]) == 0
+    )
     with (tmp_path / "cards" / "passes.csv").open(encoding="utf-8-sig") as f:
         columns = next(csv.reader(f))
     text = " ".join((DOCS / "passes.md").read_text(encoding="utf-8").split())

@@ -121,7 +121,15 @@ def test_a_sheet_excel_saved_as_text_is_read_as_the_sheet(tmp_path, capsys):
     assert main(["keys", "new", "--dir", str(tmp_path), "--name", "office"]) == 0
     households = tmp_path / "households.txt"
     households.write_bytes(_excel_text([["household", "holder"], ["1-101", "王小明"]], "utf-16"))
-    argv = ["pass", "batch", "--key", str(tmp_path / "office.key"), "--csv", str(households)]
+    argv = [
+        "pass",
+        "batch",
+        "--tz=Asia/Shanghai",
+        "--key",
+        str(tmp_path / "office.key"),
+        "--csv",
+        str(households),
+    ]
     assert main([*argv, "--out", str(tmp_path / "cards")]) == 0, capsys.readouterr().err
 
 

@@ -39,6 +39,7 @@ def issue(keys, out, household="12-3-0502"):
         [
             "pass",
             "issue",
+            "--tz=Asia/Shanghai",
             "--key",
             str(keys / "office.key"),
             "--household",
@@ -78,7 +79,15 @@ def test_a_batch_that_runs_out_of_space_leaves_no_card_behind(keys, tmp_path, ca
     with tiny_tmpfs(tmp_path / "mnt", "256k") as mnt:
         out = mnt / "cards"
         code = main(
-            ["pass", "batch", "--key", str(keys / "office.key"), "--csv", str(rows)]
+            [
+                "pass",
+                "batch",
+                "--tz=Asia/Shanghai",
+                "--key",
+                str(keys / "office.key"),
+                "--csv",
+                str(rows),
+            ]
             + ["--out", str(out), "--format", "png"]
         )
         err = capsys.readouterr().err

@@ -22,7 +22,12 @@ def keys(tmp_path):
     return tmp_path / "keys"
 
 
-def _issue(capsys, keys, *extra):
+#: The site's zone these tests issue in (``pass issue`` assumes none: ``--tz`` or a config).
+SHANGHAI = ("--tz", "Asia/Shanghai")
+BERLIN = ("--tz", "Europe/Berlin")
+
+
+def _issue(capsys, keys, *extra, tz=SHANGHAI):
     code = main(
         [
             "pass",
@@ -33,6 +38,7 @@ def _issue(capsys, keys, *extra):
             "12-3-0502",
             "--holder",
             "王小明",
+            *tz,
             *extra,
         ]
     )
@@ -114,7 +120,9 @@ class _Terminal(io.StringIO):
 def _issue_given(capsys, monkeypatch, keys, stdin, *given):
     """``kiosk pass issue`` with these options for the household and the holder, stdin."""
     monkeypatch.setattr("sys.stdin", stdin)
-    code = main(["pass", "issue", "--key", str(keys / "office.key"), *given])
+    code = main(
+        ["pass", "issue", "--tz", "Asia/Shanghai", "--key", str(keys / "office.key"), *given]
+    )
     out, err = capsys.readouterr()
     return code, out, err
 
@@ -170,7 +178,18 @@ def test_a_holder_missing_from_stdin_is_refused_and_nothing_issued(
     [
         (["pass", "verify", "KP1:", "--trust", "/nonexistent/trust"], "does not exist"),
         (
-            ["pass", "issue", "--key", "/nonexistent.key", "--household", "1", "--holder", "L"],
+            [
+                "pass",
+                "issue",
+                "--tz",
+                "Asia/Shanghai",
+                "--key",
+                "/nonexistent.key",
+                "--household",
+                "1",
+                "--holder",
+                "L",
+            ],
             "cannot read key",
         ),
     ],
@@ -201,6 +220,8 @@ def test_too_long_holder_is_a_usage_error_naming_the_limit(keys, capsys):
         [
             "pass",
             "issue",
+            "--tz",
+            "Asia/Shanghai",
             "--key",
             str(keys / "office.key"),
             "--household",
@@ -221,10 +242,10 @@ def test_issue_with_out_writes_a_card_that_scans_to_the_payload(keys, tmp_path, 
     assert texts == [out.strip()]
 
 
-def batch(keys, households, out_dir, *extra: str) -> int:
+def batch(keys, households, out_dir, *extra: str, tz=SHANGHAI) -> int:
     """``kiosk pass batch`` with the office key; its exit code."""
     args = ["--key", str(keys / "office.key"), "--csv", str(households), "--out", str(out_dir)]
-    return main(["pass", "batch", *args, *extra])
+    return main(["pass", "batch", *args, *tz, *extra])
 
 
 def test_batch_issues_every_row_with_a_card_and_a_manifest(keys, tmp_path, capsys):
@@ -431,10 +452,10 @@ class _At:
         return True
 
 
-def _issued_at(monkeypatch, capsys, keys, when: datetime, *extra: str) -> dict:
+def _issued_at(monkeypatch, capsys, keys, when: datetime, *extra: str, tz=SHANGHAI) -> dict:
     """``kiosk pass issue`` run at ``when``; the pass as ``kiosk pass verify`` decodes it."""
     monkeypatch.setattr("checkpoint.cli.pass_cmd.system_clock", lambda **_: _At(when))
-    code, out, err = _issue(capsys, keys, *extra)
+    code, out, err = _issue(capsys, keys, *extra, tz=tz)
     assert code == 0, err
     verdict = _verify(capsys, out.strip(), keys, "--at", when.isoformat())[1]
     return verdict
@@ -517,7 +538,22 @@ def test_a_png_card_that_cannot_be_drawn_is_a_clear_error_not_a_traceback(
     households.write_text("household,holder\n1-1,Wang\n1-2,Li\n", encoding="utf-8")
     args = ["--key", str(keys / "office.key"), "--csv", str(households)]
     out_dir = tmp_path / "cards"
-    assert main(["pass", "batch", *args, "--out", str(out_dir), "--format", "png"]) == 1
+    assert (
+        main(
+            [
+                "pass",
+                "batch",
+                "--tz",
+                "Asia/Shanghai",
+                *args,
+                "--out",
+                str(out_dir),
+                "--format",
+                "png",
+            ]
+        )
+        == 1
+    )
     err = capsys.readouterr().err
     assert "line 2" in err and "simhei.ttf" in err and "nothing issued" in err
     assert list(out_dir.iterdir()) == []
@@ -537,7 +573,22 @@ def test_a_batch_row_whose_name_the_png_font_cannot_draw_leaves_no_card_behind(
     args = ["--key", str(keys / "office.key"), "--csv", str(households)]
     out_dir = tmp_path / "cards"
     capsys.readouterr()
-    assert main(["pass", "batch", *args, "--out", str(out_dir), "--format", "png"]) == 1
+    assert (
+        main(
+            [
+                "pass",
+                "batch",
+                "--tz",
+                "Asia/Shanghai",
+                *args,
+                "--out",
+                str(out_dir),
+                "--format",
+                "png",
+            ]
+        )
+        == 1
+    )
     err = capsys.readouterr().err
     assert "line 3" in err and "U+2A6A5" in err and "nothing issued" in err
     assert list(out_dir.iterdir()) == []
@@ -612,3 +663,64 @@ def test_a_start_far_from_the_machines_clock_or_already_expired_by_it_is_refused
     assert code == 2 and "expired" in err and "2026-03-01 22:10" in err
     code, out, err = _issue(capsys, keys, "--start", "2026-04-02T09:10", "--start-anyway")
     assert code == 0, err
+
+
+def test_a_start_typed_in_the_repeated_autumn_hour_is_the_one_nearest_the_clock(
+    keys, capsys, monkeypatch
+):
+    """Berlin, 25 Oct 2026, 02:25 CET by the machine's clock (not synchronised): the 02:30
+    typed off a phone is 02:30 CET, not 02:30 CEST (an hour earlier)."""
+    _unsynced_machine(monkeypatch, datetime(2026, 10, 25, 1, 25, tzinfo=UTC))
+    code, out, err = _issue(capsys, keys, "--days", "1", "--start", "2026-10-25T02:30", tz=BERLIN)
+    assert code == 0, err
+    verdict = _verify(capsys, out.strip(), keys, "--at", "2026-10-25T02:00:00+00:00")[1]
+    assert verdict["valid_from"] == "2026-10-25T01:30:00+00:00"
+    code, out, err = _issue(capsys, keys, "--start", "2026-03-29T02:30", tz=BERLIN)
+    assert code == 2 and "no such time in Europe/Berlin" in err and "--start" in err
+
+
+def _site_config(tmp_path, zone: str):
+    """A kiosk config whose site is in ``zone``."""
+    path = tmp_path / "kiosk.toml"
+    path.write_text(f'[site]\nkiosk_id = "gate-1"\ntimezone = "{zone}"\n', encoding="utf-8")
+    return path
+
+
+def test_issue_dates_the_pass_in_the_site_timezone_of_the_kiosks_config(
+    keys, capsys, monkeypatch, tmp_path
+):
+    """Before: `kiosk pass issue` ignored the gate's zone and dated the card in Shanghai's
+    (`sudo kiosk-admin` sets $KIOSK_CONFIG, never read): a New York card issued at 07:00 read
+    20:00, and --days 1 ended at Shanghai's 20:00 next day, not the gate's 07:00. Now --tz
+    defaults to site.timezone of --config / $KIOSK_CONFIG; --tz still wins."""
+    monkeypatch.setenv("KIOSK_CONFIG", str(_site_config(tmp_path, "America/New_York")))
+    card = tmp_path / "card.svg"
+    when = datetime(2026, 3, 7, 12, 0, tzinfo=UTC)  # 07:00 in New York; the spring change next
+    verdict = _issued_at(
+        monkeypatch, capsys, keys, when, "--days", "1", "--lang", "en", "--out", str(card), tz=()
+    )
+    assert verdict["valid_until"] == "2026-03-08T11:00:00+00:00"  # 07:00 EDT: 23 hours
+    text = card.read_text(encoding="utf-8")
+    assert "2026-03-07 07:00" in text and "2026-03-08 07:00" in text
+    verdict = _issued_at(monkeypatch, capsys, keys, when, "--days", "1", tz=SHANGHAI)
+    assert verdict["valid_until"] == "2026-03-08T12:00:00+00:00"  # --tz over the config
+    monkeypatch.delenv("KIOSK_CONFIG")
+    config = _site_config(tmp_path, "America/New_York")
+    verdict = _issued_at(monkeypatch, capsys, keys, when, "--config", str(config), tz=())
+    assert datetime.fromisoformat(verdict["valid_until"]) - when == timedelta(days=30, hours=-1)
+
+
+def test_issue_and_batch_without_a_zone_are_refused_naming_tz_and_config(
+    keys, capsys, monkeypatch, tmp_path
+):
+    """No --tz and no config: refused (exit 2), never dated in Shanghai's zone unasked."""
+    monkeypatch.delenv("KIOSK_CONFIG", raising=False)
+    code, out, err = _issue(capsys, keys, "--trust-clock", tz=())
+    assert code == 2 and out == ""
+    assert "--tz" in err and "--config" in err and "nothing issued" in err
+    households = tmp_path / "households.csv"
+    households.write_text("household,holder\n1-101,Wang\n", encoding="utf-8")
+    out_dir = tmp_path / "cards"
+    assert batch(keys, households, out_dir, "--trust-clock", tz=()) == 2
+    err = capsys.readouterr().err
+    assert "--tz" in err and "--config" in err and not out_dir.exists()

@@ -140,7 +140,7 @@ def check_pass_batch(request: pytest.FixtureRequest, text: str) -> None:
         csv.writer(f).writerows([["household", "holder"], ["1", text]])
     out = tmp_path / "cards"
     args = ["--key", str(keys / "office.key"), "--csv", str(households), "--out", str(out)]
-    assert main(["pass", "batch", *args]) == 0
+    assert main(["pass", "batch", "--tz=Asia/Shanghai", *args]) == 0
     data = (out / "passes.csv").read_text(encoding="utf-8-sig")
     row = next(csv.DictReader(io.StringIO(data, newline="")))
     assert _csv_safe(row["holder"], text)

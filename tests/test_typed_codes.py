@@ -287,7 +287,22 @@ def _issued_by_cli(tmp_path, capsys) -> list[str]:
     assert main(["keys", "new", "--dir", str(tmp_path / "keys"), "--name", "office"]) == 0
     key = str(tmp_path / "keys" / "office.key")
     capsys.readouterr()
-    assert main(["pass", "issue", "--key", key, "--household", WIDE, "--holder", "张\u3000三"]) == 0
+    assert (
+        main(
+            [
+                "pass",
+                "issue",
+                "--tz=Asia/Shanghai",
+                "--key",
+                key,
+                "--household",
+                WIDE,
+                "--holder",
+                "张\u3000三",
+            ]
+        )
+        == 0
+    )
     payload = capsys.readouterr().out.strip()
     assert main(["pass", "verify", payload, "--trust", str(tmp_path / "keys")]) == 0
     verdict = json.loads(capsys.readouterr().out)
@@ -299,7 +314,22 @@ def _issued_in_a_batch(tmp_path, capsys) -> list[str]:
     rows = tmp_path / "h.csv"
     rows.write_text(f"household,holder\n{WIDE},张\u3000三\n", encoding="utf-8")
     key, out = str(tmp_path / "keys" / "office.key"), tmp_path / "cards"
-    assert main(["pass", "batch", "--key", key, "--csv", str(rows), "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "pass",
+                "batch",
+                "--tz=Asia/Shanghai",
+                "--key",
+                key,
+                "--csv",
+                str(rows),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     (manifest,) = out.glob("*.csv")
     (row,) = csv.DictReader(io.StringIO(manifest.read_text(encoding="utf-8-sig")))
     return [row["household"], row["holder"]]

@@ -27,6 +27,7 @@ from kiosk.typed import typed
 from .errors import CliError, Interrupted, UsageError, made_in, refuse_root_over, write_file
 from .parsers import Verbs, add_group, add_verb, path_of, stdin
 from .personal_args import from_stdin
+from .store_args import INSTALLED_CONFIG, add_config_arg, load_verb_config
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -38,7 +39,6 @@ if TYPE_CHECKING:
 MAX_DAYS = MAX_VALID_HOURS // 24
 #: ``pass issue``'s options that name a resident: ``-`` reads them from stdin, in this order.
 _PERSONAL = ("household", "holder")
-DEFAULT_TZ = "Asia/Shanghai"
 #: The households CSV is read no further than this (as the list imports: 5 MB).
 MAX_CSV_BYTES = 5 * 1024 * 1024
 
@@ -67,8 +67,9 @@ def _passes(actions: Verbs) -> None:
     trust folder, or issue a batch from a CSV of households.
 
     Examples:
-      kiosk pass issue --key keys/office-2026.key --household 12-3-0502 --holder Wang --out card.png
-      kiosk pass batch --key keys/office-2026.key --csv households.csv --out cards/"""
+      kiosk pass issue --key keys/office-2026.key --tz Asia/Shanghai --holder Wang --out card.png
+      kiosk pass batch --key keys/office-2026.key --tz Asia/Shanghai --csv households.csv --out c/
+      sudo kiosk-admin pass issue --key /var/lib/kiosk/keys/issuer.key   # the gate's zone"""
     issue = add_verb(actions, "issue", pass_issue)
     _issue_args(issue)
     issue.add_argument(
@@ -101,7 +102,16 @@ def _issue_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--key", required=True, type=path_of, help="issuer private key (.key)")
     p.add_argument("--days", type=float, default=30, help=f"validity in days (max {MAX_DAYS})")
     p.add_argument("--lang", choices=("both", "zh-CN", "en"), default="both", help="card language")
-    p.add_argument("--tz", default=DEFAULT_TZ, help="site timezone for the card's dates")
+    p.add_argument(
+        "--tz",
+        help="the site's time zone: the card's dates, --days and a --start without an offset"
+        " (default: site.timezone of --config; with neither, refused)",
+    )
+    add_config_arg(
+        p,
+        "kiosk config whose site.timezone the passes are dated in (default: $KIOSK_CONFIG,"
+        " which kiosk-admin sets to the daemon's); --tz goes before it",
+    )
     p.add_argument("--site-name", help="compound name printed on the card")
     p.add_argument(
         "--start",
@@ -163,11 +173,29 @@ def _zone(name: str) -> ZoneInfo:
         raise UsageError(f"unknown timezone {name!r}") from None
 
 
+def _site_zone(args: argparse.Namespace) -> ZoneInfo:
+    """The zone the passes are dated in: ``--tz``, else site.timezone of the kiosk config
+    (``--config``, ``$KIOSK_CONFIG``: ``store_args``, as the other verbs find it). With
+    neither, refused: a card dated in another zone than the gate's is read wrong by the
+    resident and refused by the gate hours early (it was Shanghai's, unasked)."""
+    if args.tz is not None:
+        return _zone(args.tz)
+    if args.config is None:
+        raise UsageError(
+            "in which time zone? give --tz ZONE (the site's, e.g. Asia/Shanghai), or the"
+            " gate's config with --config FILE or $KIOSK_CONFIG (the daemon's is"
+            f" {INSTALLED_CONFIG}, which `sudo kiosk-admin` uses): its site.timezone;"
+            " nothing issued"
+        )
+    return _zone(load_verb_config(args.config).site.timezone)
+
+
 def _start(args: argparse.Namespace, zone: ZoneInfo, days: float) -> datetime:
     """When the passes start (``kiosk.passes.pass_start``, the console's rule): the clock's
-    time when synchronised (or ``--trust-clock``), else ``--start``, required; one more than
-    a day from the clock, or by which a pass of ``days`` has expired, only with
-    ``--start-anyway``."""
+    time when synchronised (or ``--trust-clock``), else ``--start``, required (one without
+    an offset in ``zone``: in the hour the autumn change repeats, the occurrence nearest the
+    clock's reading; in the one the spring change skips, refused); one more than a day from
+    the clock, or by which a pass of ``days`` has expired, only with ``--start-anyway``."""
     from kiosk.passes import PassStartError, pass_start
 
     start = None
@@ -177,12 +205,14 @@ def _start(args: argparse.Namespace, zone: ZoneInfo, days: float) -> datetime:
         except ValueError:
             example = "2026-03-02T09:10"
             raise UsageError(f"--start {args.start!r}: expected a time such as {example}") from None
-        if start.tzinfo is None:
-            start = start.replace(tzinfo=zone)
-    try:
+    try:  # one without an offset is a time of the site's clock: pass_start reads it in zone
         clock = system_clock(assume_synced=args.trust_clock)
         return pass_start(clock, start, zone, days=days, anyway=args.start_anyway)
     except PassStartError as exc:
+        if exc.code == "skipped":
+            raise UsageError(
+                f"{exc}; check --start (the time now, in --tz); nothing issued"
+            ) from None
         if exc.code in ("far", "expired"):
             raise UsageError(
                 f"{exc}; check --start (the time now, in --tz), or add --start-anyway if"
@@ -225,15 +255,15 @@ def pass_issue(args: argparse.Namespace) -> int:
     --trust-clock.
 
     Examples:
-      kiosk pass issue --key keys/office-2026.key --out card.png   # asks: household, holder
-      kiosk pass issue --key keys/office-2026.key --household 12-3-0502 --holder -   # a line
+      kiosk pass issue --key keys/office-2026.key --tz Asia/Shanghai --out card.png   # asks
+      kiosk pass issue --key keys/office-2026.key --config kiosk.toml --holder -   # a line
       sudo kiosk-admin pass issue --key /var/lib/kiosk/keys/issuer.key --household TEST --holder T
     """
     from kiosk.cards import CardError, card_format_for
     from kiosk.passes import issue_pass
 
     days = _days(args.days)
-    zone = _zone(args.tz)
+    zone = _site_zone(args)
     now = _start(args, zone, days)  # refused before the holder is asked for, not after
     from_stdin(args, _PERSONAL, ask=_PERSONAL)
     fmt = None
@@ -462,14 +492,14 @@ def pass_batch(args: argparse.Namespace) -> int:
     new folder readable by its owner only (or an empty one, as it is).
 
     Examples:
-      kiosk pass batch --key keys/office-2026.key --csv households.csv --out cards/
-      kiosk pass batch --key keys/office-2026.key --csv households.csv --out cards/ --format png"""
+      kiosk pass batch --key keys/office-2026.key --tz Asia/Shanghai --csv households.csv --out c/
+      kiosk pass batch --key k.key --config kiosk.toml --csv h.csv --format png --out c/"""
     from kiosk.cards import CardError
     from kiosk.passes import issue_pass
     from kiosk.sheets import write_csv
 
     default_days = _days(args.days)
-    zone = _zone(args.tz)
+    zone = _site_zone(args)
     rows = _batch_rows(args.csv, default_days)
     key = _key(args.key)
     out: Path = args.out

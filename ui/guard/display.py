@@ -24,6 +24,7 @@ from kiosk.alarms import (
     reason_codes,
 )
 from kiosk.categories import category_words, item_words
+from kiosk.days import offset_text, repeated
 from kiosk.links import not_opened
 from kiosk.lists import entry_version
 from kiosk.passes import Pass
@@ -117,13 +118,12 @@ def clock_time(ts: str | None, lang: str, tz: ZoneInfo, fmt: str = "%Y-%m-%d %H:
 
 def repeated_offset(ts: str | None, tz: ZoneInfo) -> str:
     """``UTC+01:00`` when the local time of ``ts`` happens twice that day (the hour the
-    autumn change repeats), else nothing."""
+    autumn change repeats: ``kiosk.days.repeated``), else nothing."""
     try:
         when = datetime.fromisoformat(ts or "").astimezone(tz)
     except ValueError:
         return ""
-    twice = when.replace(fold=1 - when.fold).utcoffset() != when.utcoffset()
-    return offset_text(when) if twice else ""
+    return offset_text(when) if repeated(when) else ""
 
 
 def utc_offset(ts: str | None, tz: ZoneInfo) -> str:
@@ -135,12 +135,6 @@ def utc_offset(ts: str | None, tz: ZoneInfo) -> str:
         return offset_text(datetime.fromisoformat(ts).astimezone(tz))
     except ValueError:
         return ""
-
-
-def offset_text(when: datetime) -> str:
-    """``UTC+02:00``, the UTC offset of an aware time, as the exports write it."""
-    offset = when.strftime("%z")
-    return f"UTC{offset[:3]}:{offset[3:5]}" if offset else ""
 
 
 def alarm_time(a: Alarm, lang: str, tz: ZoneInfo) -> str:

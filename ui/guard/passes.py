@@ -44,7 +44,7 @@ from ui.guard.deps import (
     room,
     served_while_stopping,
 )
-from ui.guard.display import card_svg, local_time
+from ui.guard.display import card_svg, local_time, shown_time
 from ui.guard.forms import BadInput, bounded, choice, clean
 from ui.guard.lists import confirm_first
 
@@ -136,6 +136,7 @@ START_REFUSED = {
     "not_now": "err.pass_start_not_now",
     "far": "err.pass_start_far",
     "expired": "err.pass_start_expired",
+    "skipped": "err.pass_start_skipped",
 }
 
 
@@ -145,7 +146,7 @@ def clock_reading(g: Guard) -> str | None:
     clock = g.core.clock
     if clock.synced():
         return None
-    return local_time(clock.now().isoformat(), g.tz, "%Y-%m-%d %H:%M")
+    return shown_time(clock.now().isoformat(), g.tz, "%Y-%m-%d %H:%M")
 
 
 def clock_vouch(g: Guard) -> dict[str, str] | None:
@@ -159,7 +160,7 @@ def clock_vouch(g: Guard) -> dict[str, str] | None:
     if floor is None or now - floor < timedelta(minutes=1):
         return None
     said = {"reading": now, "floor": floor}
-    shown = {k: local_time(v.isoformat(), g.tz, "%Y-%m-%d %H:%M") for k, v in said.items()}
+    shown = {k: shown_time(v.isoformat(), g.tz, "%Y-%m-%d %H:%M") for k, v in said.items()}
     # The reading shown and when (monotonic), sent back with the tap (``vouched_reading``).
     drawn = {"shown": now.isoformat(), "drawn": str(clock.monotonic_ns())}
     return shown | {"zone": str(g.tz)} | drawn
@@ -190,7 +191,9 @@ def vouched_reading(g: Guard, form: FormData) -> datetime:
 def start_of(g: Guard, value: object, days: float) -> datetime:
     """The start of the pass the form asks for (``kiosk.passes.pass_start``): the clock's
     time when synchronised; else the time the guard typed (``start``, a site time as the
-    form's ``datetime-local`` sends it), required. Refused in the guard's words."""
+    form's ``datetime-local`` sends it, read by ``pass_start``: one the autumn change repeats
+    is the occurrence the clock allows), required. Refused in the guard's words, the times
+    with their UTC offsets in the hour the autumn change repeats (``shown_time``)."""
     text = str(value or "").strip()[:32]
     typed_start = None
     if text:
@@ -198,15 +201,13 @@ def start_of(g: Guard, value: object, days: float) -> datetime:
             typed_start = datetime.fromisoformat(text)
         except ValueError:
             raise BadInput("err.pass_start_format") from None
-        if typed_start.tzinfo is None:
-            typed_start = typed_start.replace(tzinfo=g.tz)
     try:
         # A fresh card's clock (1970) and an empty log: nothing to hold the start against.
         unknown = known_passed(g.core.clock) is None
         return pass_start(g.core.clock, typed_start, g.tz, days=days, anyway=unknown)
     except PassStartError as exc:
         said = {"reading": exc.reading, "earliest": exc.earliest, "start": exc.start or exc.reading}
-        shown = {k: local_time(v.isoformat(), g.tz, "%Y-%m-%d %H:%M") for k, v in said.items()}
+        shown = {k: shown_time(v.isoformat(), g.tz, "%Y-%m-%d %H:%M") for k, v in said.items()}
         raise BadInput(START_REFUSED[exc.code], **shown) from None
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import functools
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from fastapi import Request
@@ -14,6 +14,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from kiosk.accounts import NAME_RE
 from kiosk.community import CommunityError
+from kiosk.days import NoSuchTime, local_instant
 from kiosk.roster import Handover
 from ui.auth import Session
 from ui.guard.community.common import (
@@ -42,8 +43,9 @@ router = community_room(PAGE)
 def local(text: str, tz: ZoneInfo) -> datetime:
     """A local date and time as the form's ``datetime-local`` sends it, on one of the
     console's days (``forms.FIRST_DAY`` to ``forms.LAST_DAY``: the roster reaches a day
-    either side, which the calendar's ends do not have). A time the spring clock change
-    skips is refused; one the autumn change repeats is its first (the earlier hour)."""
+    either side, which the calendar's ends do not have), read as every typed local time is
+    (``kiosk.days.local_instant``): a time the spring clock change skips is refused; one the
+    autumn change repeats is its first (the earlier hour: a shift is planned ahead)."""
     try:
         when = datetime.fromisoformat(text[:32])
     except ValueError:
@@ -54,10 +56,10 @@ def local(text: str, tz: ZoneInfo) -> datetime:
         )
     if when.tzinfo is not None:
         raise CommunityError(f"{text[:32]!r}: expected a local time without a UTC offset")
-    placed = when.replace(tzinfo=tz)
-    if placed.astimezone(UTC).astimezone(tz).replace(tzinfo=None) != when:
-        raise CommunityError(f"{text[:20]!r}: no such time in {tz.key} (the clocks go forward)")
-    return placed
+    try:
+        return local_instant(when, tz)
+    except NoSuchTime as exc:
+        raise CommunityError(str(exc)) from None
 
 
 #: The two forms' fields, drawn again as typed after a refusal (a guard's account name in
