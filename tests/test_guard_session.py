@@ -156,3 +156,90 @@ def test_a_cut_off_list_entry_is_shown_in_the_guards_words_after_signing_in_agai
     assert shown == {"户号": "3-201", "持证人": "王五", "结束日期": "2026-03-20", "备注": "返乡"}
     # the form sent on is the one typed, token and all
     assert f'name="once" value="{fields["once"]}"' in page
+
+
+def flash_err(client, response) -> str | None:
+    """The error banner on the page a sign-in sent the guard to, if any."""
+    assert response.status_code == 303, response.text[:300]
+    if "err=" not in response.headers["location"]:
+        return None
+    page = client.get(response.headers["location"]).text
+    found = re.search(r'class="flash err"[^>]*>(.*?)</', page, re.S).group(1)
+    return html.unescape(found).removeprefix("✖").strip()
+
+
+def sign_in_with(guard_client, resume: str, name: str = "alice", password: str = GUARD_PW):
+    """Signed in as ``name`` from a fresh sign-in page (the last sign-in's cookie gone)."""
+    guard_client.cookies.clear()
+    page = guard_client.get("/guard/login").text
+    token = html.unescape(re.search(r'name="csrf" value="([^"]+)"', page).group(1))
+    return guard_client.post(
+        "/guard/login",
+        data={"name": name, "password": password, "csrf": token, "resume": resume},
+        headers={"Origin": BASE},
+        follow_redirects=False,
+    )
+
+
+def test_a_cut_off_registration_signed_in_for_too_late_is_said_not_completed(
+    guard_client, guard_core, clock
+):
+    """An elderly resident's registration sent as the shift ended; the guard went to fetch
+    her ID card and signed in 11 minutes later: the console went to the live page, no word,
+    nothing recorded, though the sign-in page had promised it would complete. The sign-in
+    page says the limit, and after it the guard is told which action was not completed."""
+    from guard_support import ADMIN_PW, hidden_fields
+
+    login(guard_client)
+    fields = hidden_fields(guard_client.get("/guard/register").text, "person-form")
+    clock.advance(8 * 3600 + 1)
+    typed = {"name": "Zhang Guiying", "phone": "13800138000", "unit": "3-201", "decision": "pass"}
+    typed |= {"id_number": "110101194001011234", "reason": "lives here"}
+    csrf = fields.pop("csrf")
+    sent = browser_post(guard_client, "/guard/register/person", csrf, **fields | typed)
+    location = sent.headers["location"]
+    assert not [v for v in typed.values() if len(v) > 4 and v in location]  # no field in clear
+    page = guard_client.get(location).text
+    assert "请在 10 分钟内重新登录" in page  # the promise says its limit
+    resume = html.unescape(re.search(r'name="resume" value="([^"]+)"', page).group(1))
+    clock.advance(11 * 60)
+    lapsed = guard_client.get(location).text  # the page drawn again says it too
+    assert "您刚才的人员登记未完成" in lapsed and 'name="resume"' not in lapsed
+    other = sign_in_with(guard_client, resume, "root", ADMIN_PW)
+    assert flash_err(guard_client, other) is None  # not hers: said to the guard who made it
+    said = flash_err(guard_client, sign_in_with(guard_client, resume))
+    assert said == "您刚才的人员登记未完成：重新登录时已超过 10 分钟。请重新操作。"
+    assert guard_core.store.last_seq == 0
+
+
+def test_a_cut_off_action_offered_once_is_not_said_lapsed_after(guard_client, guard_core, clock):
+    add_event(guard_core, decision="deny", reasons=("fever",), temp_c=38.4)
+    csrf = login(guard_client)
+    clock.advance(8 * 3600 + 1)
+    sent = browser_post(guard_client, "/guard/alarms/ack", csrf, key="event:1", resolution="other")
+    page = guard_client.get(sent.headers["location"]).text
+    resume = html.unescape(re.search(r'name="resume" value="([^"]+)"', page).group(1))
+    assert 'id="resume-form"' in sign_in_with(guard_client, resume).text
+    clock.advance(11 * 60)  # the sign-in link, from the browser's history
+    assert flash_err(guard_client, sign_in_with(guard_client, resume)) is None
+
+
+def guard_posts(routes, prefix: str = ""):
+    """(path, route name) of every POST route of the console, through included routers."""
+    for route in routes:
+        inner = getattr(route, "original_router", None)  # an included router (FastAPI >= 0.120)
+        if inner is not None:
+            context = getattr(route, "include_context", None)
+            yield from guard_posts(inner.routes, prefix + (getattr(context, "prefix", "") or ""))
+        elif "POST" in (getattr(route, "methods", None) or ()):
+            yield prefix + route.path, route.name
+
+
+def test_every_action_a_session_end_can_cut_off_has_its_words(guard_client):
+    """What the guard is told of a cut-off action no longer kept names it in words."""
+    from ui import i18n
+    from ui.auth import is_resumable
+
+    posts = [(p, n) for p, n in guard_posts(guard_client.app.routes) if is_resumable(p)]
+    assert len(posts) > 20
+    assert [n for _p, n in posts if not i18n.has(f"session.act.{n}")] == []

@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from kiosk.accounts import NAME_RE
 from kiosk.store import StoreFault
 from ui import i18n
-from ui.auth import CSRF_FIELD, Session, client_addr, same_origin
+from ui.auth import CSRF_FIELD, RESUME_TTL_S, Lapsed, Session, client_addr, same_origin
 from ui.guard import deps
 from ui.guard.deps import (
     ActionSession,
@@ -38,6 +38,9 @@ def login_form(
     resume: str | None = None,
 ) -> Response:
     resume = resume or request.query_params.get("resume")
+    sessions = g.auth.sessions
+    left_s = sessions.resume_left_s(resume)
+    lapsed = None if left_s else sessions.lapsed_resume(resume)
     response = g.tpl.TemplateResponse(
         request,
         "login.html",
@@ -50,7 +53,9 @@ def login_form(
             "error": error,
             "other_lang": "en" if lang == "zh-CN" else "zh-CN",
             "logged_out": request.query_params.get("bye") == "1",
-            "resume": resume if g.auth.sessions.read_resume(resume) else "",
+            "resume": resume if left_s else "",
+            "resume_min": (left_s + 59) // 60,
+            "lapsed": None if lapsed is None else lapsed_problem(lapsed).text(lang),
         },
         status_code=status,
     )
@@ -78,7 +83,8 @@ async def login(request: Request, g: GuardDep) -> Response:
         return limited(request, g, lang, addr)
     form = await request.form()
     if not g.auth.sessions.check_login_form_token(str(form.get(CSRF_FIELD) or "")):
-        return login_form(request, g, lang, i18n.t(lang, "login.expired"), 403)
+        resume = str(form.get("resume") or "")
+        return login_form(request, g, lang, i18n.t(lang, "login.expired"), 403, resume)
     name = str(form.get("name") or "").strip()
     password = str(form.get("password") or "")
     request.state.actor = actor = name if NAME_RE.match(name) else "-"  # bounded, for logs
@@ -110,9 +116,14 @@ async def login(request: Request, g: GuardDep) -> Response:
     cookie, session = await asyncio.to_thread(g.auth.sessions.issue, account)
     resume = str(form.get("resume") or "")
     pending = g.auth.sessions.read_resume(resume)
+    lapsed = g.auth.sessions.lapsed_resume(resume, account.name)
     if pending is not None and pending.name == account.name:  # only the guard who made it
         g.auth.sessions.take_resume(resume)  # offered once
         response: Response = resume_page(request, g, session, pending.path, pending.fields)
+    elif lapsed is not None:  # too late: said, never dropped without a word
+        response = deps.fail(
+            request, safe_next(str(form.get("next") or "")), lapsed_problem(lapsed)
+        )
     elif held:  # said on the console: signed in, and why the sign-in is not on disk yet
         response = deps.fail(
             request, safe_next(str(form.get("next") or "")), BadInput("login.held")
@@ -151,6 +162,16 @@ def limited(request: Request, g: Guard, lang: str, addr: str) -> Response:
     response = login_form(request, g, lang, i18n.t(lang, "login.limited", s=wait), 429)
     response.headers["Retry-After"] = str(wait)
     return response
+
+
+def lapsed_problem(lapsed: Lapsed) -> BadInput:
+    """What the guard is told of their cut-off action no longer kept: which one, that it was
+    not completed, why, and to enter it again."""
+    action = f"session.act.{lapsed.action}"
+    key = "session.resume_expired" if lapsed.expired else "session.resume_lost"
+    return BadInput(
+        key, action=action if i18n.has(action) else "session.act.other", m=RESUME_TTL_S // 60
+    )
 
 
 #: Actions that open the gate: after signing in again they wait for the guard's click (the
