@@ -243,3 +243,26 @@ def test_every_action_a_session_end_can_cut_off_has_its_words(guard_client):
     posts = [(p, n) for p, n in guard_posts(guard_client.app.routes) if is_resumable(p)]
     assert len(posts) > 20
     assert [n for _p, n in posts if not i18n.has(f"session.act.{n}")] == []
+
+
+def test_a_cut_off_evacuation_waits_for_the_guards_click(guard_client, guard_core, clock):
+    """An evacuation confirmed as the shift ended went on by itself after signing in, with no
+    click, up to 10 minutes later: the gate held open for everyone for an hour on a fire long
+    put out. Starting it, and ending it (the gate locks again), each wait for the guard."""
+    login(guard_client)
+    form = guard_client.get("/guard/health").text.split('action="/guard/evacuation"', 1)[1]
+    found = re.findall(r'type="hidden" name="([^"]+)" value="([^"]*)"', form.split("</form>")[0])
+    start = {k: html.unescape(v) for k, v in found}
+    csrf = start.pop("csrf")
+    clock.advance(8 * 3600 + 1)
+    typed = {"cause": "fire", "minutes": "60", "confirm": "yes"}
+    sent = browser_post(guard_client, "/guard/evacuation", csrf, **start | typed)
+    page = sign_in_again(guard_client, sent.headers["location"]).text
+    assert 'data-auto="0"' in page and "门将对所有人保持打开" in page
+    assert guard_core.runner.engine.evacuation is None  # nothing done until the click
+    guard_client.cookies.clear()
+    csrf = login(guard_client)
+    clock.advance(8 * 3600 + 1)
+    sent = browser_post(guard_client, "/guard/evacuation/end", csrf)
+    page = sign_in_again(guard_client, sent.headers["location"]).text
+    assert 'data-auto="0"' in page and "门将重新上锁" in page

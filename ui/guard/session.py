@@ -174,16 +174,25 @@ def lapsed_problem(lapsed: Lapsed) -> BadInput:
     )
 
 
-#: Actions that open the gate: after signing in again they wait for the guard's click (the
-#: person may have gone); every other cut-off action completes by itself.
-GATE_ACTIONS = ("/guard/manual", "/guard/register/person", "/guard/register/vehicle")
+#: Actions on the gate: after signing in again they wait for the guard's click, saying what
+#: to check first (the person may have gone; the emergency may be over, or still on); every
+#: other cut-off action completes by itself. A decision to deny opens nothing: it completes.
+WAIT_FOR_CLICK = {
+    "/guard/manual": "session.resume_click",
+    "/guard/register/person": "session.resume_click",
+    "/guard/register/vehicle": "session.resume_click",
+    "/guard/evacuation": "session.resume_click_evacuation",
+    "/guard/evacuation/end": "session.resume_click_evacuation_end",
+}
 
 
 def resume_page(
     request: Request, g: Guard, session: Session, path: str, fields: list[tuple[str, str]]
 ) -> Response:
     """The action cut off by the expired session, ready to complete under the new one."""
-    opens_gate = path in GATE_ACTIONS and ("decision", "deny") not in fields
+    click = WAIT_FOR_CLICK.get(path)
+    if ("decision", "deny") in fields and click == "session.resume_click":
+        click = None
     return g.render(
         request,
         "guard_resume.html",
@@ -191,7 +200,7 @@ def resume_page(
         action=path,
         fields=fields,
         shown=[(k, v) for k, v in fields if v and k not in ("key", "only", "subject")],
-        auto=not opens_gate,
+        click=click,
     )
 
 
