@@ -266,3 +266,42 @@ def test_a_cut_off_evacuation_waits_for_the_guards_click(guard_client, guard_cor
     sent = browser_post(guard_client, "/guard/evacuation/end", csrf)
     page = sign_in_again(guard_client, sent.headers["location"]).text
     assert 'data-auto="0"' in page and "门将重新上锁" in page
+
+
+def cut_off_manual_pass(guard_client, guard_core, clock, subject: str):
+    """A manual pass about ``subject`` sent as the shift ended: the sign-in link it led to."""
+    csrf = login(guard_client)
+    clock.advance(8 * 3600 + 1)
+    sent = browser_post(
+        guard_client, "/guard/manual", csrf, decision="pass", subject=subject, reason="known"
+    )
+    return sent.headers["location"]
+
+
+def test_a_cut_off_manual_pass_says_whom_it_is_for_as_the_live_form_did(
+    guard_client, guard_core, clock
+):
+    """The page offering a cut-off manual pass again said "this opens the gate: check the
+    person is still there", and not who: the subject was left out. It says whom, drawn as the
+    live form's confirmation line (masked for the role as there)."""
+    add_event(guard_core, decision="deny", reasons=("no_pass",), household="3-201", holder="Li Wei")
+    login(guard_client)
+    live = guard_client.get("/guard").text
+    who = html.unescape(re.search(r'id="subject-last" value="1" data-who="([^"]+)"', live)[1])
+    guard_client.cookies.clear()
+    page = sign_in_again(guard_client, cut_off_manual_pass(guard_client, guard_core, clock, "1"))
+    facts = page.text.split('class="facts"', 1)[1].split("</dl>", 1)[0]
+    assert f"<dt>本次操作的对象</dt><dd>{html.escape(who)}</dd>" in facts
+    assert 'data-auto="0"' in page.text
+
+
+def test_a_cut_off_manual_pass_about_a_passage_decided_meanwhile_is_refused_when_drawn(
+    guard_client, guard_core, clock
+):
+    add_event(guard_core, decision="deny", reasons=("no_pass",), household="3-201", holder="Li Wei")
+    location = cut_off_manual_pass(guard_client, guard_core, clock, "1")
+    add_event(guard_core, kind="manual", decision="manual_deny", operator="root",
+              flags=("overrides:1",), reasons=("manual",))  # fmt: skip
+    page = sign_in_again(guard_client, location)
+    assert page.status_code == 303
+    assert "root" in flash_err(guard_client, page)  # who decided it, as the live form says

@@ -23,6 +23,7 @@ from ui.guard.deps import (
     served_while_stopping,
 )
 from ui.guard.forms import BadInput, safe_next
+from ui.guard.live import whom_drawn
 from ui.views import secure_headers
 
 log = logging.getLogger(__name__)
@@ -119,7 +120,7 @@ async def login(request: Request, g: GuardDep) -> Response:
     lapsed = g.auth.sessions.lapsed_resume(resume, account.name)
     if pending is not None and pending.name == account.name:  # only the guard who made it
         g.auth.sessions.take_resume(resume)  # offered once
-        response: Response = resume_page(request, g, session, pending.path, pending.fields)
+        response: Response = await resume_page(request, g, session, pending.path, pending.fields)
     elif lapsed is not None:  # too late: said, never dropped without a word
         response = deps.fail(
             request, safe_next(str(form.get("next") or "")), lapsed_problem(lapsed)
@@ -186,13 +187,23 @@ WAIT_FOR_CLICK = {
 }
 
 
-def resume_page(
+async def resume_page(
     request: Request, g: Guard, session: Session, path: str, fields: list[tuple[str, str]]
 ) -> Response:
-    """The action cut off by the expired session, ready to complete under the new one."""
+    """The action cut off by the expired session, ready to complete under the new one. A
+    manual decision says whom it is about as the live form did, and one about a passage
+    that can no longer be decided is refused here, before the guard is asked to click."""
     click = WAIT_FOR_CLICK.get(path)
     if ("decision", "deny") in fields and click == "session.resume_click":
         click = None
+    whom = None
+    if path == "/guard/manual":
+        lang, typed = g.lang(request), dict(fields)
+        value, decision = typed.get("subject", ""), typed.get("decision", "")
+        try:
+            whom = await asyncio.to_thread(whom_drawn, g, session, lang, value, decision)
+        except BadInput as problem:
+            return deps.fail(request, "/guard", problem)
     return g.render(
         request,
         "guard_resume.html",
@@ -201,6 +212,7 @@ def resume_page(
         fields=fields,
         shown=[(k, v) for k, v in fields if v and k not in ("key", "only", "subject")],
         click=click,
+        whom=whom,
     )
 
 
