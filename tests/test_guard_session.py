@@ -305,3 +305,100 @@ def test_a_cut_off_manual_pass_about_a_passage_decided_meanwhile_is_refused_when
     page = sign_in_again(guard_client, location)
     assert page.status_code == 303
     assert "root" in flash_err(guard_client, page)  # who decided it, as the live form says
+
+
+#: The console's pages, walked for their forms (with a row of each kind, below).
+FORM_PAGES = ("/guard", "/guard/register", "/guard/passes", "/guard/lists", "/guard/health",
+              "/guard/calibration", "/guard/community/returnees", "/guard/community/services",
+              "/guard/community/handover", "/guard/community/people",
+              "/guard/community/imports")  # fmt: skip
+_TAG = re.compile(r'<(input|select|textarea|button)\b([^>]*)>(.*?)(?=<(?:input|select|textarea|button)\b|$)', re.S)  # fmt: skip  # noqa: E501
+
+
+def posted_fields(page: str):
+    """(action, field, values) of every form posting on ``page``: a field's values are its
+    options (a list, a radio, a box, a button), its hidden value, else one typed text. A
+    file's form is never carried through the sign-in (only a form's text is)."""
+    for form in re.finditer(r'<form\b([^>]*method="post"[^>]*)>(.*?)</form>', page, re.S):
+        if "multipart/form-data" in form[1]:
+            continue
+        action = html.unescape(re.search(r'action="([^"]*)"', form[1])[1])
+        found: dict[str, set[str]] = {}
+        for tag in _TAG.finditer(form[2]):
+            name = re.search(r'\bname="([^"]+)"', tag[2])
+            if name is None:
+                continue
+            value = re.search(r'\bvalue="([^"]*)"', tag[2])
+            options = re.findall(r'<option value="([^"]*)"', tag[3]) if tag[1] == "select" else []
+            typed = tag[1] in ("input", "textarea") and not re.search(r'type="(hidden|radio|checkbox)"', tag[2])  # fmt: skip  # noqa: E501
+            kept = options or ([] if typed or value is None else [html.unescape(value[1])])
+            found.setdefault(name[1], set()).update(kept or ["值"])
+        for name, values in found.items():
+            yield action, name, values
+
+
+def with_a_row_of_each_kind(admin, core) -> None:
+    """An open alarm, a pass, list entries, a returnee and a service request: their forms."""
+    from guard_support import post
+
+    add_event(core, decision="deny", reasons=("fever",), temp_c=38.4, household="3-201")
+    post(admin, "/guard/passes", admin.csrf, household="3-201", holder="Li Wei", days="1")
+    post(admin, "/guard/lists/quarantine/add", admin.csrf, household="4-1", until="2099-03-20")
+    post(admin, "/guard/lists/households/add", admin.csrf, household="4-2", residents="2")
+    post(admin, "/guard/community/returnees", admin.csrf, name="Wang", household="3-201",
+         origin="X", date_back="2026-03-01", days="14")  # fmt: skip
+    post(admin, "/guard/community/services", admin.csrf, household="3-201", kind="food")
+
+
+def test_every_field_a_cut_off_form_posts_is_said_in_words(guard_core):
+    """A cut-off alarm closed as "sent home" was offered again on a Chinese console as
+    "resolution sent_home", an evacuation as "cause fire minutes 60": the resume page knew the
+    words of some forms' fields only. Every field of every form of the console that a
+    session's end can cut off is said by its label (both languages), and a code by its
+    words, never a raw key or value."""
+    from guard_support import ADMIN_PW, make_app, signed_in
+
+    from ui.auth import is_resumable
+    from ui.guard.registrations import HOLDS
+    from ui.guard.session import NOT_SAID, resume_facts
+
+    app = make_app(guard_core)
+    routes = [(re.sub(r"\{\w+\}", "[^/]+", p) + "$", n) for p, n in guard_posts(app.routes)]
+    seen: dict[tuple[str, str], set[str]] = {}
+    with signed_in(app, "root", ADMIN_PW) as admin:
+        with_a_row_of_each_kind(admin, guard_core)
+        for page in FORM_PAGES:
+            for action, name, values in posted_fields(admin.get(page).text):
+                if is_resumable(action):
+                    route = next(n for p, n in routes if re.match(p, action))
+                    seen.setdefault((route, name), set()).update(values)
+    for route in ("register_person", "register_vehicle", "manual"):  # a hold's confirmation
+        for hold in HOLDS:
+            seen[(route, f"{hold}_reason")] = {"值"}
+    seen[("list_edit", "note")] = {"值"}  # a revocation's confirmation asks why
+    assert len({r for r, _n in seen}) > 15
+    raw = []
+    for (route, name), values in sorted(seen.items()):
+        for value in sorted(v for v in values if v):  # an empty field is not said
+            for lang in ("zh-CN", "en"):
+                facts = resume_facts(lang, route, [(name, value)])
+                if name in NOT_SAID or name.startswith(("confirm_", "was_", "csrf")):
+                    assert facts == [] or name == "csrf", (route, name)
+                    continue
+                [(label, shown)] = facts
+                code = lang == "zh-CN" and re.fullmatch(r"[a-z][a-z_]*", value)
+                if label == name or (code and shown == value):
+                    raw.append((route, name, value, lang))
+    assert raw == []
+
+
+def test_a_cut_off_alarm_closing_is_said_in_chinese(guard_client, guard_core, clock):
+    add_event(guard_core, decision="deny", reasons=("fever",), temp_c=38.4)
+    csrf = login(guard_client)
+    clock.advance(8 * 3600 + 1)
+    sent = browser_post(
+        guard_client, "/guard/alarms/ack", csrf, key="event:1", resolution="sent_home"
+    )
+    page = sign_in_again(guard_client, sent.headers["location"]).text
+    facts = page.split('class="facts"', 1)[1].split("</dl>", 1)[0]
+    assert facts == "><dt>处理结果</dt><dd>人工复测确认，已劝返</dd>"
