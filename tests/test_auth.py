@@ -452,6 +452,28 @@ def test_an_action_cut_off_before_the_ntp_step_is_still_completed_after_it():
     assert sessions.read_resume(later) is None
 
 
+def test_an_action_a_restart_forgot_is_said_lost_to_its_guard_and_one_of_another_boot_is_not():
+    """The console restarted while a cut-off registration waited for its guard to sign in
+    again: the action is gone with the memory that held it, and its guard is told so (which
+    one, and that the restart lost it), not that ten minutes went by; a token signed in
+    another boot (its clock another count) says nothing."""
+    from ui.auth import Lapsed
+
+    clock = FakeClock()
+    sessions = SessionManager(b"s" * 32, clock, 3600, boot_id="b1")
+    token = sessions.resume_token(
+        "/guard/register/person", [("name", "x")], "alice", "register_person"
+    )
+    clock.advance(120)
+    restarted = SessionManager(b"s" * 32, clock, 3600, boot_id="b1")
+    assert restarted.read_resume(token) is None
+    assert restarted.lapsed_resume(token, "alice") == Lapsed("register_person", expired=False)
+    assert restarted.lapsed_resume(token, "root") is None  # another guard's sign-in
+    assert SessionManager(b"s" * 32, clock, 3600, boot_id="b2").lapsed_resume(token) is None
+    clock.advance(3600)  # the sign-in link, from the browser's history
+    assert restarted.lapsed_resume(token, "alice") is None
+
+
 def test_sign_outs_on_a_clock_never_synchronised_are_held_no_more_than_the_record(monkeypatch):
     """On a gate whose clock never got network time each sign-out was held in memory for
     good (kept until "counted", never past its time), one more every shift for months; the

@@ -156,3 +156,249 @@ def test_a_cut_off_list_entry_is_shown_in_the_guards_words_after_signing_in_agai
     assert shown == {"户号": "3-201", "持证人": "王五", "结束日期": "2026-03-20", "备注": "返乡"}
     # the form sent on is the one typed, token and all
     assert f'name="once" value="{fields["once"]}"' in page
+
+
+def flash_err(client, response) -> str | None:
+    """The error banner on the page a sign-in sent the guard to, if any."""
+    assert response.status_code == 303, response.text[:300]
+    if "err=" not in response.headers["location"]:
+        return None
+    page = client.get(response.headers["location"]).text
+    found = re.search(r'class="flash err"[^>]*>(.*?)</', page, re.S).group(1)
+    return html.unescape(found).removeprefix("✖").strip()
+
+
+def sign_in_with(guard_client, resume: str, name: str = "alice", password: str = GUARD_PW):
+    """Signed in as ``name`` from a fresh sign-in page (the last sign-in's cookie gone)."""
+    guard_client.cookies.clear()
+    page = guard_client.get("/guard/login").text
+    token = html.unescape(re.search(r'name="csrf" value="([^"]+)"', page).group(1))
+    return guard_client.post(
+        "/guard/login",
+        data={"name": name, "password": password, "csrf": token, "resume": resume},
+        headers={"Origin": BASE},
+        follow_redirects=False,
+    )
+
+
+def test_a_cut_off_registration_signed_in_for_too_late_is_said_not_completed(
+    guard_client, guard_core, clock
+):
+    """An elderly resident's registration sent as the shift ended; the guard went to fetch
+    her ID card and signed in 11 minutes later: the console went to the live page, no word,
+    nothing recorded, though the sign-in page had promised it would complete. The sign-in
+    page says the limit, and after it the guard is told which action was not completed."""
+    from guard_support import ADMIN_PW, hidden_fields
+
+    login(guard_client)
+    fields = hidden_fields(guard_client.get("/guard/register").text, "person-form")
+    clock.advance(8 * 3600 + 1)
+    typed = {"name": "Zhang Guiying", "phone": "13800138000", "unit": "3-201", "decision": "pass"}
+    typed |= {"id_number": "110101194001011234", "reason": "lives here"}
+    csrf = fields.pop("csrf")
+    sent = browser_post(guard_client, "/guard/register/person", csrf, **fields | typed)
+    location = sent.headers["location"]
+    assert not [v for v in typed.values() if len(v) > 4 and v in location]  # no field in clear
+    page = guard_client.get(location).text
+    assert "请在 10 分钟内重新登录" in page  # the promise says its limit
+    resume = html.unescape(re.search(r'name="resume" value="([^"]+)"', page).group(1))
+    clock.advance(11 * 60)
+    lapsed = guard_client.get(location).text  # the page drawn again says it too
+    assert "您刚才的人员登记未完成" in lapsed and 'name="resume"' not in lapsed
+    other = sign_in_with(guard_client, resume, "root", ADMIN_PW)
+    assert flash_err(guard_client, other) is None  # not hers: said to the guard who made it
+    said = flash_err(guard_client, sign_in_with(guard_client, resume))
+    assert said == "您刚才的人员登记未完成：重新登录时已超过 10 分钟。请重新操作。"
+    assert guard_core.store.last_seq == 0
+
+
+def test_a_cut_off_action_offered_once_is_not_said_lapsed_after(guard_client, guard_core, clock):
+    add_event(guard_core, decision="deny", reasons=("fever",), temp_c=38.4)
+    csrf = login(guard_client)
+    clock.advance(8 * 3600 + 1)
+    sent = browser_post(guard_client, "/guard/alarms/ack", csrf, key="event:1", resolution="other")
+    page = guard_client.get(sent.headers["location"]).text
+    resume = html.unescape(re.search(r'name="resume" value="([^"]+)"', page).group(1))
+    assert 'id="resume-form"' in sign_in_with(guard_client, resume).text
+    clock.advance(11 * 60)  # the sign-in link, from the browser's history
+    assert flash_err(guard_client, sign_in_with(guard_client, resume)) is None
+
+
+def guard_posts(routes, prefix: str = ""):
+    """(path, route name) of every POST route of the console, through included routers."""
+    for route in routes:
+        inner = getattr(route, "original_router", None)  # an included router (FastAPI >= 0.120)
+        if inner is not None:
+            context = getattr(route, "include_context", None)
+            yield from guard_posts(inner.routes, prefix + (getattr(context, "prefix", "") or ""))
+        elif "POST" in (getattr(route, "methods", None) or ()):
+            yield prefix + route.path, route.name
+
+
+def test_every_action_a_session_end_can_cut_off_has_its_words(guard_client):
+    """What the guard is told of a cut-off action no longer kept names it in words."""
+    from ui import i18n
+    from ui.auth import is_resumable
+
+    posts = [(p, n) for p, n in guard_posts(guard_client.app.routes) if is_resumable(p)]
+    assert len(posts) > 20
+    assert [n for _p, n in posts if not i18n.has(f"session.act.{n}")] == []
+
+
+def test_a_cut_off_evacuation_waits_for_the_guards_click(guard_client, guard_core, clock):
+    """An evacuation confirmed as the shift ended went on by itself after signing in, with no
+    click, up to 10 minutes later: the gate held open for everyone for an hour on a fire long
+    put out. Starting it, and ending it (the gate locks again), each wait for the guard."""
+    login(guard_client)
+    form = guard_client.get("/guard/health").text.split('action="/guard/evacuation"', 1)[1]
+    found = re.findall(r'type="hidden" name="([^"]+)" value="([^"]*)"', form.split("</form>")[0])
+    start = {k: html.unescape(v) for k, v in found}
+    csrf = start.pop("csrf")
+    clock.advance(8 * 3600 + 1)
+    typed = {"cause": "fire", "minutes": "60", "confirm": "yes"}
+    sent = browser_post(guard_client, "/guard/evacuation", csrf, **start | typed)
+    page = sign_in_again(guard_client, sent.headers["location"]).text
+    assert 'data-auto="0"' in page and "门将对所有人保持打开" in page
+    assert guard_core.runner.engine.evacuation is None  # nothing done until the click
+    guard_client.cookies.clear()
+    csrf = login(guard_client)
+    clock.advance(8 * 3600 + 1)
+    sent = browser_post(guard_client, "/guard/evacuation/end", csrf)
+    page = sign_in_again(guard_client, sent.headers["location"]).text
+    assert 'data-auto="0"' in page and "门将重新上锁" in page
+
+
+def cut_off_manual_pass(guard_client, guard_core, clock, subject: str):
+    """A manual pass about ``subject`` sent as the shift ended: the sign-in link it led to."""
+    csrf = login(guard_client)
+    clock.advance(8 * 3600 + 1)
+    sent = browser_post(
+        guard_client, "/guard/manual", csrf, decision="pass", subject=subject, reason="known"
+    )
+    return sent.headers["location"]
+
+
+def test_a_cut_off_manual_pass_says_whom_it_is_for_as_the_live_form_did(
+    guard_client, guard_core, clock
+):
+    """The page offering a cut-off manual pass again said "this opens the gate: check the
+    person is still there", and not who: the subject was left out. It says whom, drawn as the
+    live form's confirmation line (masked for the role as there)."""
+    add_event(guard_core, decision="deny", reasons=("no_pass",), household="3-201", holder="Li Wei")
+    login(guard_client)
+    live = guard_client.get("/guard").text
+    who = html.unescape(re.search(r'id="subject-last" value="1" data-who="([^"]+)"', live)[1])
+    guard_client.cookies.clear()
+    page = sign_in_again(guard_client, cut_off_manual_pass(guard_client, guard_core, clock, "1"))
+    facts = page.text.split('class="facts"', 1)[1].split("</dl>", 1)[0]
+    assert f"<dt>本次操作的对象</dt><dd>{html.escape(who)}</dd>" in facts
+    assert 'data-auto="0"' in page.text
+
+
+def test_a_cut_off_manual_pass_about_a_passage_decided_meanwhile_is_refused_when_drawn(
+    guard_client, guard_core, clock
+):
+    add_event(guard_core, decision="deny", reasons=("no_pass",), household="3-201", holder="Li Wei")
+    location = cut_off_manual_pass(guard_client, guard_core, clock, "1")
+    add_event(guard_core, kind="manual", decision="manual_deny", operator="root",
+              flags=("overrides:1",), reasons=("manual",))  # fmt: skip
+    page = sign_in_again(guard_client, location)
+    assert page.status_code == 303
+    assert "root" in flash_err(guard_client, page)  # who decided it, as the live form says
+
+
+#: The console's pages, walked for their forms (with a row of each kind, below).
+FORM_PAGES = ("/guard", "/guard/register", "/guard/passes", "/guard/lists", "/guard/health",
+              "/guard/calibration", "/guard/community/returnees", "/guard/community/services",
+              "/guard/community/handover", "/guard/community/people",
+              "/guard/community/imports")  # fmt: skip
+_TAG = re.compile(r'<(input|select|textarea|button)\b([^>]*)>(.*?)(?=<(?:input|select|textarea|button)\b|$)', re.S)  # fmt: skip  # noqa: E501
+
+
+def posted_fields(page: str):
+    """(action, field, values) of every form posting on ``page``: a field's values are its
+    options (a list, a radio, a box, a button), its hidden value, else one typed text. A
+    file's form is never carried through the sign-in (only a form's text is)."""
+    for form in re.finditer(r'<form\b([^>]*method="post"[^>]*)>(.*?)</form>', page, re.S):
+        if "multipart/form-data" in form[1]:
+            continue
+        action = html.unescape(re.search(r'action="([^"]*)"', form[1])[1])
+        found: dict[str, set[str]] = {}
+        for tag in _TAG.finditer(form[2]):
+            name = re.search(r'\bname="([^"]+)"', tag[2])
+            if name is None:
+                continue
+            value = re.search(r'\bvalue="([^"]*)"', tag[2])
+            options = re.findall(r'<option value="([^"]*)"', tag[3]) if tag[1] == "select" else []
+            typed = tag[1] in ("input", "textarea") and not re.search(r'type="(hidden|radio|checkbox)"', tag[2])  # fmt: skip  # noqa: E501
+            kept = options or ([] if typed or value is None else [html.unescape(value[1])])
+            found.setdefault(name[1], set()).update(kept or ["值"])
+        for name, values in found.items():
+            yield action, name, values
+
+
+def with_a_row_of_each_kind(admin, core) -> None:
+    """An open alarm, a pass, list entries, a returnee and a service request: their forms."""
+    from guard_support import post
+
+    add_event(core, decision="deny", reasons=("fever",), temp_c=38.4, household="3-201")
+    post(admin, "/guard/passes", admin.csrf, household="3-201", holder="Li Wei", days="1")
+    post(admin, "/guard/lists/quarantine/add", admin.csrf, household="4-1", until="2099-03-20")
+    post(admin, "/guard/lists/households/add", admin.csrf, household="4-2", residents="2")
+    post(admin, "/guard/community/returnees", admin.csrf, name="Wang", household="3-201",
+         origin="X", date_back="2026-03-01", days="14")  # fmt: skip
+    post(admin, "/guard/community/services", admin.csrf, household="3-201", kind="food")
+
+
+def test_every_field_a_cut_off_form_posts_is_said_in_words(guard_core):
+    """A cut-off alarm closed as "sent home" was offered again on a Chinese console as
+    "resolution sent_home", an evacuation as "cause fire minutes 60": the resume page knew the
+    words of some forms' fields only. Every field of every form of the console that a
+    session's end can cut off is said by its label (both languages), and a code by its
+    words, never a raw key or value."""
+    from guard_support import ADMIN_PW, make_app, signed_in
+
+    from ui.auth import is_resumable
+    from ui.guard.registrations import HOLDS
+    from ui.guard.session import NOT_SAID, resume_facts
+
+    app = make_app(guard_core)
+    routes = [(re.sub(r"\{\w+\}", "[^/]+", p) + "$", n) for p, n in guard_posts(app.routes)]
+    seen: dict[tuple[str, str], set[str]] = {}
+    with signed_in(app, "root", ADMIN_PW) as admin:
+        with_a_row_of_each_kind(admin, guard_core)
+        for page in FORM_PAGES:
+            for action, name, values in posted_fields(admin.get(page).text):
+                if is_resumable(action):
+                    route = next(n for p, n in routes if re.match(p, action))
+                    seen.setdefault((route, name), set()).update(values)
+    for route in ("register_person", "register_vehicle", "manual"):  # a hold's confirmation
+        for hold in HOLDS:
+            seen[(route, f"{hold}_reason")] = {"值"}
+    seen[("list_edit", "note")] = {"值"}  # a revocation's confirmation asks why
+    assert len({r for r, _n in seen}) > 15
+    raw = []
+    for (route, name), values in sorted(seen.items()):
+        for value in sorted(v for v in values if v):  # an empty field is not said
+            for lang in ("zh-CN", "en"):
+                facts = resume_facts(lang, route, [(name, value)])
+                if name in NOT_SAID or name.startswith(("confirm_", "was_", "csrf")):
+                    assert facts == [] or name == "csrf", (route, name)
+                    continue
+                [(label, shown)] = facts
+                code = lang == "zh-CN" and re.fullmatch(r"[a-z][a-z_]*", value)
+                if label == name or (code and shown == value):
+                    raw.append((route, name, value, lang))
+    assert raw == []
+
+
+def test_a_cut_off_alarm_closing_is_said_in_chinese(guard_client, guard_core, clock):
+    add_event(guard_core, decision="deny", reasons=("fever",), temp_c=38.4)
+    csrf = login(guard_client)
+    clock.advance(8 * 3600 + 1)
+    sent = browser_post(
+        guard_client, "/guard/alarms/ack", csrf, key="event:1", resolution="sent_home"
+    )
+    page = sign_in_again(guard_client, sent.headers["location"]).text
+    facts = page.split('class="facts"', 1)[1].split("</dl>", 1)[0]
+    assert facts == "><dt>处理结果</dt><dd>人工复测确认，已劝返</dd>"

@@ -109,6 +109,7 @@ BUILT_KEYS = [
     (r"core\.(?!word\.)", 'k.startswith("core.")'), (r"core\.word\.", 'f"core.word.{'),
     (r"people\.key\.", 'f"people.key.{'), (r"people\.err\.", 'f"people.err.{'),
     (r"people\.st\.", '"people.st." +'), (r"people\.do\.", '"people.do." +'),
+    (r"session\.act\.", 'f"session.act.{'), (r"session\.box\.", '"session.box."'),
 ]  # fmt: skip
 
 

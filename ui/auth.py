@@ -19,7 +19,10 @@
 * An action posted just after the session ended is kept in memory for ``RESUME_TTL_S`` and
   named in the login page's URL by a random signed token (never its fields: they may be a
   person's phone and ID numbers), only when it came from that session's page (its cookie and
-  CSRF token); it completes only when the same guard signs in again.
+  CSRF token); it completes only when the same guard signs in again. The token also signs
+  which action it was (its route's name), when it was cut off and a keyed digest of the
+  guard's name, so that an action no longer kept (too late, or a restart) is said to that
+  guard as not completed (``Lapsed``), never dropped without a word.
 * Failed logins are counted per client address (per /64 for IPv6) in a sliding minute on
   the injected clock; over ``web.login_attempts_per_min`` the address waits (HTTP 429).
 * The audit rows of refused sign-ins are bounded across the LAN (``RefusedRows``): past
@@ -62,6 +65,9 @@ RESUME_TTL_S = 600
 RESUME_MAX_CHARS = 4096
 #: Cut-off actions kept at most (the oldest go first).
 RESUME_KEPT = 200
+#: How long after it was cut off an action no longer kept is still said as not completed (a
+#: sign-in page older than this has expired itself, ``LOGIN_FORM_TTL_S``).
+RESUME_TOLD_S = LOGIN_FORM_TTL_S
 #: The "kept until" of a signed-out session whose end the wall clock cannot tell.
 KEPT_UNTIL_COUNTED = datetime(2999, 12, 31, tzinfo=UTC)
 #: Actions that cannot be resumed: signing in and out.
@@ -124,6 +130,18 @@ class Resume:
     path: str
     fields: list[tuple[str, str]]
     name: str
+    #: Its route's name (``ui.guard.deps`` ``route_action``): which action it is, in words.
+    action: str = ""
+
+
+@dataclass(frozen=True)
+class Lapsed:
+    """A cut-off action no longer kept (``SessionManager.lapsed_resume``): the guard who made
+    it is told it was not completed. ``action``: its route's name; ``expired``: more than
+    ``RESUME_TTL_S`` went by (else it was lost sooner: the checkpoint restarted)."""
+
+    action: str
+    expired: bool
 
 
 class SessionEnds(Protocol):
@@ -196,6 +214,8 @@ class SessionManager:
         #: Actions cut off by an ended session (``resume_token``): nonce -> (action, when, on
         #: the monotonic clock in seconds).
         self._resumes: dict[str, tuple[Resume, float]] = {}
+        #: Those offered already (``take_resume``): nonce -> when cut off; never said lapsed.
+        self._taken: dict[str, float] = {}
 
     def _mac(self, purpose: str, data: str) -> str:
         msg = f"{purpose}\0{data}".encode()
@@ -346,14 +366,18 @@ class SessionManager:
     def check_csrf(self, session: Session, token: str | None) -> bool:
         return bool(token) and same_secret(str(token), self.csrf_token(session))
 
-    def resume_token(self, path: str, fields: list[tuple[str, str]], name: str) -> str | None:
+    def resume_token(
+        self, path: str, fields: list[tuple[str, str]], name: str, action: str = ""
+    ) -> str | None:
         """A note of an action whose session had expired (its path and form fields, and the
         guard ``name`` who made it), carried through the login page so the action can
         complete after that guard signs in again; None when it is too large to carry.
 
         The action stays here, in memory, for ``RESUME_TTL_S``: the token is a random,
         signed name for it. The form may hold a person's phone and ID numbers, and the token
-        travels in the login page's URL (browser history, a proxy's log)."""
+        travels in the login page's URL (browser history, a proxy's log): it carries only
+        the route's name (``action``, a word of ``[a-z_]``), when it was cut off (this boot's
+        monotonic clock) and a keyed digest of ``name``, signed, to say it lapsed."""
         size = len(json.dumps([path, fields, name], ensure_ascii=False))
         if size > RESUME_MAX_CHARS:
             return None
@@ -362,8 +386,28 @@ class SessionManager:
         while len(self._resumes) >= RESUME_KEPT:
             del self._resumes[next(iter(self._resumes))]
         nonce = secrets.token_urlsafe(18)
-        self._resumes[nonce] = (Resume(path, list(fields), name), now)
-        return f"{nonce}.{self._mac('resume', nonce)}"
+        action = action if action.replace("_", "").isalpha() and action.isascii() else ""
+        self._resumes[nonce] = (Resume(path, list(fields), name, action), now)
+        signed = f"{nonce}.{action}.{int(now)}.{self._who(name)}"
+        return f"{signed}.{self._mac('resume', self._resume_signed(signed))}"
+
+    def _who(self, name: str) -> str:
+        """A keyed digest of a guard's name: the token says whose it is without naming them."""
+        return self._mac("resume-who", name)[:10]
+
+    def _resume_signed(self, signed: str) -> str:
+        return f"{self._boot_id}\0{signed}"
+
+    def _resume_parts(self, token: str | None) -> tuple[str, str, float, str] | None:
+        """A resume token's nonce, action, when it was cut off and whose, if this boot signed
+        it; else None."""
+        if not token or token.count(".") != 4 or len(token) > 160:
+            return None
+        nonce, action, at, who, mac = token.split(".")
+        signed = f"{nonce}.{action}.{at}.{who}"
+        if not same_secret(mac, self._mac("resume", self._resume_signed(signed))):
+            return None
+        return (nonce, action, float(at), who) if at.isascii() and at.isdigit() else None
 
     def _seconds(self) -> float:
         """Now on the monotonic clock, in seconds: what is kept in memory is timed by it (a
@@ -373,12 +417,8 @@ class SessionManager:
 
     def read_resume(self, token: str | None) -> Resume | None:
         """The action a resume token names, or None if missing, forged, too old or gone."""
-        if not token or token.count(".") != 1 or len(token) > 128:
-            return None
-        nonce, mac = token.split(".")
-        if not same_secret(mac, self._mac("resume", nonce)):
-            return None
-        found = self._resumes.get(nonce)
+        parts = self._resume_parts(token)
+        found = None if parts is None else self._resumes.get(parts[0])
         if found is None:
             return None
         resume, at = found
@@ -387,13 +427,44 @@ class SessionManager:
             return None
         return resume
 
+    def resume_left_s(self, token: str | None) -> int:
+        """How long the action ``token`` names is still kept (0: not kept)."""
+        parts = self._resume_parts(token)
+        found = None if parts is None else self._resumes.get(parts[0])
+        if found is None or self.read_resume(token) is None:
+            return 0
+        return max(0, int(RESUME_TTL_S - (self._seconds() - found[1])))
+
     def take_resume(self, token: str | None) -> Resume | None:
         """``read_resume``, and the action is forgotten: it is offered once (the login link
-        that names it stays in the browser's history)."""
+        that names it stays in the browser's history, and is not said lapsed after)."""
         resume = self.read_resume(token)
         if resume is not None:
-            self._resumes.pop(str(token).split(".")[0], None)
+            nonce = str(token).split(".")[0]
+            now = self._seconds()
+            self._taken = {k: at for k, at in self._taken.items() if now - at <= RESUME_TOLD_S}
+            while len(self._taken) >= RESUME_KEPT:
+                del self._taken[next(iter(self._taken))]
+            self._taken[nonce] = self._resumes.pop(nonce)[1]
         return resume
+
+    def lapsed_resume(self, token: str | None, name: str | None = None) -> Lapsed | None:
+        """The action a genuine resume token names that is no longer kept (more than
+        ``RESUME_TTL_S`` went by, or a restart forgot it) and was not offered already, within
+        ``RESUME_TOLD_S`` of when it was cut off: to say it was not completed. ``name``: only
+        if that guard made it (the sign-in; the sign-in page, before anyone signed in, says
+        it to whoever holds the page). None for a token still kept, forged or of another
+        boot."""
+        parts = self._resume_parts(token)
+        if parts is None or self.read_resume(token) is not None:
+            return None
+        nonce, action, at, who = parts
+        age = self._seconds() - at
+        if nonce in self._taken or not -60 <= age <= RESUME_TOLD_S:
+            return None
+        if name is not None and not same_secret(who, self._who(name)):
+            return None
+        return Lapsed(action, expired=age > RESUME_TTL_S)
 
     def login_form_token(self) -> str:
         """A token for the login form (there is no session yet): time-stamped and signed.
@@ -768,7 +839,8 @@ class GuardAuth:
         if not self.sessions.check_csrf(ended, csrf if isinstance(csrf, str) else None):
             return location
         fields = [(k, v) for k, v in form.multi_items() if k != CSRF_FIELD and isinstance(v, str)]
-        token = self.sessions.resume_token(path, fields, ended.name)
+        action = str(getattr(request.state, "route_action", ""))
+        token = self.sessions.resume_token(path, fields, ended.name, action)
         return f"{location}&resume={quote(token)}" if token else location
 
     def admin_action(self, session: Session) -> Session:

@@ -63,7 +63,7 @@ from kiosk.overrides import SubjectRefused
 from kiosk.roster import session_end, staffed_stretches
 from kiosk.store import ReadFailure, StoreFault
 from ui import i18n
-from ui.auth import GuardAuth, Session, WrongToken
+from ui.auth import RESUME_TTL_S, GuardAuth, Session, WrongToken
 from ui.guard.display import ALL_FIELDS, GUARD_CLEAR_FIELDS, alarm_view, event_time
 from ui.guard.forms import BadInput, Repeated
 from ui.views import faults_of, health_report, secure_headers, templates
@@ -265,6 +265,7 @@ class Guard:
                 "role_text": i18n.t(lang, f"role.{session.role}"),
                 "session_left_s": self.session_left_s(session),
                 "session_warn_s": SESSION_WARN_S,
+                "resume_min": RESUME_TTL_S // 60,  # a cut-off action is kept this long
                 "csp_nonce": nonce,
                 **ctx,
             },

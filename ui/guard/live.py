@@ -449,6 +449,20 @@ def subject_of(
         raise BadInput("err.subject_gone" if exc.why == "gone" else "err.subject_passed") from None
 
 
+def whom_drawn(g: Guard, session: Session, lang: str, value: str, decision: str) -> str:
+    """Whom a manual decision cut off by the session's end is about, drawn as the live form's
+    confirmation line draws it (the passage's subject masked for ``session``'s role), for the
+    page that offers it again; ``BadInput`` when that passage can no longer be decided (too
+    old, decided by another guard meanwhile, passed). Blocking."""
+    subject = subject_of(g, value, decision if decision in ("pass", "deny") else None)
+    if not isinstance(subject, ManualSubject):
+        return i18n.t(lang, "manual.subject_none")
+    about = queries.event_by_seq(g.core.store, subject.seq)
+    if about is None:  # removed since (a person forgotten)
+        raise BadInput("err.subject_gone")
+    return str(rows_of(g, dated(g, [about]), lang, g.clear(session))[0]["subject"])
+
+
 #: The fields a hold's confirmation page draws itself (``hold_asked``): not sent again as
 #: they came (``<hold>_reason``, ``confirm_<hold>``, ``record_deny``).
 HOLD_FIELDS = ("_reason", "record_deny", *(f"confirm_{h}" for h in HOLDS))

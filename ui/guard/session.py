@@ -11,8 +11,9 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from kiosk.accounts import NAME_RE
 from kiosk.store import StoreFault
 from ui import i18n
-from ui.auth import CSRF_FIELD, Session, client_addr, same_origin
+from ui.auth import CSRF_FIELD, RESUME_TTL_S, Lapsed, Resume, Session, client_addr, same_origin
 from ui.guard import deps
+from ui.guard.community import common as community_words
 from ui.guard.deps import (
     ActionSession,
     Guard,
@@ -23,6 +24,7 @@ from ui.guard.deps import (
     served_while_stopping,
 )
 from ui.guard.forms import BadInput, safe_next
+from ui.guard.live import whom_drawn
 from ui.views import secure_headers
 
 log = logging.getLogger(__name__)
@@ -38,6 +40,9 @@ def login_form(
     resume: str | None = None,
 ) -> Response:
     resume = resume or request.query_params.get("resume")
+    sessions = g.auth.sessions
+    left_s = sessions.resume_left_s(resume)
+    lapsed = None if left_s else sessions.lapsed_resume(resume)
     response = g.tpl.TemplateResponse(
         request,
         "login.html",
@@ -50,7 +55,9 @@ def login_form(
             "error": error,
             "other_lang": "en" if lang == "zh-CN" else "zh-CN",
             "logged_out": request.query_params.get("bye") == "1",
-            "resume": resume if g.auth.sessions.read_resume(resume) else "",
+            "resume": resume if left_s else "",
+            "resume_min": (left_s + 59) // 60,
+            "lapsed": None if lapsed is None else lapsed_problem(lapsed).text(lang),
         },
         status_code=status,
     )
@@ -78,7 +85,8 @@ async def login(request: Request, g: GuardDep) -> Response:
         return limited(request, g, lang, addr)
     form = await request.form()
     if not g.auth.sessions.check_login_form_token(str(form.get(CSRF_FIELD) or "")):
-        return login_form(request, g, lang, i18n.t(lang, "login.expired"), 403)
+        resume = str(form.get("resume") or "")
+        return login_form(request, g, lang, i18n.t(lang, "login.expired"), 403, resume)
     name = str(form.get("name") or "").strip()
     password = str(form.get("password") or "")
     request.state.actor = actor = name if NAME_RE.match(name) else "-"  # bounded, for logs
@@ -110,9 +118,14 @@ async def login(request: Request, g: GuardDep) -> Response:
     cookie, session = await asyncio.to_thread(g.auth.sessions.issue, account)
     resume = str(form.get("resume") or "")
     pending = g.auth.sessions.read_resume(resume)
+    lapsed = g.auth.sessions.lapsed_resume(resume, account.name)
     if pending is not None and pending.name == account.name:  # only the guard who made it
         g.auth.sessions.take_resume(resume)  # offered once
-        response: Response = resume_page(request, g, session, pending.path, pending.fields)
+        response: Response = await resume_page(request, g, session, pending)
+    elif lapsed is not None:  # too late: said, never dropped without a word
+        response = deps.fail(
+            request, safe_next(str(form.get("next") or "")), lapsed_problem(lapsed)
+        )
     elif held:  # said on the console: signed in, and why the sign-in is not on disk yet
         response = deps.fail(
             request, safe_next(str(form.get("next") or "")), BadInput("login.held")
@@ -153,24 +166,134 @@ def limited(request: Request, g: Guard, lang: str, addr: str) -> Response:
     return response
 
 
-#: Actions that open the gate: after signing in again they wait for the guard's click (the
-#: person may have gone); every other cut-off action completes by itself.
-GATE_ACTIONS = ("/guard/manual", "/guard/register/person", "/guard/register/vehicle")
+def lapsed_problem(lapsed: Lapsed) -> BadInput:
+    """What the guard is told of their cut-off action no longer kept: which one, that it was
+    not completed, why, and to enter it again."""
+    action = f"session.act.{lapsed.action}"
+    key = "session.resume_expired" if lapsed.expired else "session.resume_lost"
+    return BadInput(
+        key, action=action if i18n.has(action) else "session.act.other", m=RESUME_TTL_S // 60
+    )
 
 
-def resume_page(
-    request: Request, g: Guard, session: Session, path: str, fields: list[tuple[str, str]]
-) -> Response:
-    """The action cut off by the expired session, ready to complete under the new one."""
-    opens_gate = path in GATE_ACTIONS and ("decision", "deny") not in fields
+#: Actions on the gate: after signing in again they wait for the guard's click, saying what
+#: to check first (the person may have gone; the emergency may be over, or still on); every
+#: other cut-off action completes by itself. A decision to deny opens nothing: it completes.
+WAIT_FOR_CLICK = {
+    "/guard/manual": "session.resume_click",
+    "/guard/register/person": "session.resume_click",
+    "/guard/register/vehicle": "session.resume_click",
+    "/guard/evacuation": "session.resume_click_evacuation",
+    "/guard/evacuation/end": "session.resume_click_evacuation_end",
+}
+
+
+#: What the page offering a cut-off action again calls each field its form posted: the
+#: form's own label (an i18n key, or ``c:`` and a word of the community pages,
+#: ``ui.guard.community.common.TEXT``) and, for a field whose value is a code, the prefix of
+#: its value's words (the value as typed otherwise). The console's forms by default; where a
+#: route's field means another thing, by the route's name. ``tests/test_guard_session.py``
+#: walks every form of the console for a field without them.
+Said = tuple[str, str | None]
+FIELD_WORDS: dict[str, Said] = {
+    "household": ("pass.household", None), "holder": ("pass.holder", None),
+    "from": ("lists.from", None), "until": ("lists.until", None), "note": ("lists.note", None),
+    "pass_id": ("lists.pass_id", None), "residents": ("lists.residents", None),
+    "observation_until": ("lists.observation", None), "role": ("pass.role", "pass.role."),
+    "days": ("pass.days", None), "start": ("pass.start", None), "name": ("reg.name", None),
+    "phone": ("reg.phone", None), "id_number": ("reg.id_number", None),
+    "unit": ("reg.unit", None), "reason": ("lists.reason", None), "temp_c": ("reg.temp", None),
+    "direction": ("manual.direction", "dir."), "decision": ("reg.decision", "manual."),
+    "plate": ("reg.plate", None), "driver": ("reg.driver", None),
+    "driver_temp": ("reg.driver_temp", None), "resident": ("reg.resident", "session.box."),
+    "quarantine_reason": ("reg.quarantine_reason", None),
+    "quota_reason": ("reg.quota_reason", None),
+    "observation_reason": ("reg.observation_reason", None),
+    "clinical_c": ("cal.reference", None), "object_c": ("cal.object", None),
+    "ambient_c": ("cal.ambient", None), "resolution": ("live.resolution", "resolution."),
+    "cause": ("evac.cause", "evac.cause."), "minutes": ("evac.minutes", None),
+}  # fmt: skip
+_COMMUNITY: dict[str, Said] = {
+    k: (f"c:{k}", None)
+    for k in ("name", "household", "phone", "origin", "date_back", "until", "days", "note",
+              "guard", "starts", "ends", "incoming", "day")
+}  # fmt: skip
+_PERSON: dict[str, Said] = {
+    k: (f"people.key.{k}", None)
+    for k in ("pass_id", "household", "name", "phone", "plate", "returnee")
+}
+ROUTE_WORDS: dict[str, dict[str, Said]] = {
+    "register_person": {"reason": ("reg.reason", None)},
+    "register_vehicle": {"reason": ("reg.reason", None)},
+    "register_search": {"q": ("reg.find_hint", None)},
+    "passes_search": {"q": ("pass.search_hint", None)},
+    **dict.fromkeys(
+        ("returnee_register", "returnee_correct", "shift_add", "handover_open"), _COMMUNITY
+    ),
+    "returnee_change": {**_COMMUNITY, "status": ("c:status", "c:s."), "kind": ("c:kind", "c:"),
+                        "temp_c": ("c:temperature", None)},
+    "service_open": {**_COMMUNITY, "kind": ("c:kind", "c:k.")},
+    "person_show": _PERSON,
+    "person_forget": {**_PERSON, "force": ("people.force", "session.box.")},
+}  # fmt: skip
+#: The forms' own machinery, never said: their one-time and version tokens, a confirmation
+#: given, what a row was when drawn, which alarm or row a button names, a file.
+NOT_SAID = ("once", "confirm", "form", "copy_from", "off_map", "record_deny", "seen", "was",
+            "drawn", "shown", "token", "key", "only", "subject", "as", "id", "file")  # fmt: skip
+
+
+def said(lang: str, key: str) -> str | None:
+    """The words of ``key`` (an i18n key, or ``c:`` and a community page's word), if any."""
+    if key.startswith("c:"):
+        pair = community_words.TEXT.get(key[2:])
+        return None if pair is None else pair[0 if lang == "zh-CN" else 1]
+    return i18n.t(lang, key) if i18n.has(key) else None
+
+
+def resume_facts(lang: str, action: str, fields: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """What a cut-off action's form held, field by field in the console's language: each by
+    its form's label, a code by its words (``FIELD_WORDS``); the form's machinery is not said.
+    A field without words is said by its name (a test fails on it)."""
+    words = FIELD_WORDS | ROUTE_WORDS.get(action, {})
+    facts = []
+    for k, v in fields:
+        if not v or k in NOT_SAID or k.startswith(("confirm_", "was_")):
+            continue
+        passenger = k[:1] == "p" and k[1:].split("_")[0].isdigit()
+        label, values = words.get(k) or (
+            ("reg.passenger_temp" if k.endswith("_temp") else "reg.passenger", None)
+            if passenger else (k, None)
+        )  # fmt: skip
+        value = said(lang, values + v) if values else None
+        facts.append((said(lang, label) or k, value or v))
+    return facts
+
+
+async def resume_page(request: Request, g: Guard, session: Session, cut_off: Resume) -> Response:
+    """The action cut off by the expired session, ready to complete under the new one. A
+    manual decision says whom it is about as the live form did, and one about a passage
+    that can no longer be decided is refused here, before the guard is asked to click."""
+    path, fields = cut_off.path, cut_off.fields
+    click = WAIT_FOR_CLICK.get(path)
+    if ("decision", "deny") in fields and click == "session.resume_click":
+        click = None
+    lang, whom = g.lang(request), None
+    if path == "/guard/manual":
+        typed = dict(fields)
+        value, decision = typed.get("subject", ""), typed.get("decision", "")
+        try:
+            whom = await asyncio.to_thread(whom_drawn, g, session, lang, value, decision)
+        except BadInput as problem:
+            return deps.fail(request, "/guard", problem)
     return g.render(
         request,
         "guard_resume.html",
         session,
         action=path,
         fields=fields,
-        shown=[(k, v) for k, v in fields if v and k not in ("key", "only", "subject")],
-        auto=not opens_gate,
+        facts=resume_facts(lang, cut_off.action, fields),
+        click=click,
+        whom=whom,
     )
 
 
