@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 #: The days a person may type: a guard's form, the API's ``?day=``, a quarantine's days on
 #: the lists. A year typed wrong (``9999-12-31``, ``0001-01-01``) is refused, never a
@@ -74,6 +74,48 @@ def day_hours(day: date, tz: ZoneInfo | str) -> list[datetime]:
 def hour_key(local: datetime) -> tuple[int, timedelta | None]:
     """The hour of ``day_hours`` a local time is in: its clock hour and UTC offset."""
     return local.hour, local.utcoffset()
+
+
+#: Longer than any quota period and its day (``QuotaConfig.period_days`` is at most 30): two
+#: zones' clocks are compared over this much at most (``same_clock``).
+_LONGEST = timedelta(days=32)
+
+
+def same_clock(a: ZoneInfo, b: ZoneInfo, since: datetime, until: datetime) -> bool:
+    """Whether two zones keep the same clock from ``since`` to ``until`` (aware times): their
+    UTC offsets agree all along (every quarter hour, the last ``_LONGEST`` of it at most).
+    zoneinfo has no table of aliases; this is what an alias means for a day's or a period's
+    count (``PRC`` and ``Asia/Shanghai``, ``US/Eastern`` and ``America/New_York``)."""
+    if a.key == b.key:
+        return True
+    when = max(since, until - _LONGEST)
+    while when <= until:
+        if when.astimezone(a).utcoffset() != when.astimezone(b).utcoffset():
+            return False
+        when += _QUARTER
+    return until.astimezone(a).utcoffset() == until.astimezone(b).utcoffset()
+
+
+def known_zone(name: ZoneInfo | str) -> ZoneInfo | None:
+    """The zone ``name``, or None when this system's zone data lacks it (Trixie keeps ``PRC``
+    and ``Asia/Calcutta`` in ``tzdata-legacy``, which it does not install)."""
+    try:
+        return as_zone(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: 'Asia', a folder
+        return None
+
+
+def one_clock(name: str, other: ZoneInfo | str, day: date) -> bool:
+    """Whether the zone ``name`` keeps the clock of ``other`` all through ``day`` (cut in
+    ``other``): its day is the same day, hour for hour (``same_clock``). An unknown name
+    keeps none. The one rule for a day counted under another name of the site's clock: the
+    gate's frozen reports (``kiosk.stats``), the office's ledgers and zones
+    (``office.district``)."""
+    zone, ref = known_zone(name), known_zone(other)
+    if zone is None or ref is None:
+        return False
+    start, end = (datetime.fromisoformat(b).replace(tzinfo=UTC) for b in day_bounds(day, ref))
+    return same_clock(zone, ref, start, end)
 
 
 def days_before(when: datetime, days: int) -> datetime:
