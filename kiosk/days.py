@@ -125,7 +125,22 @@ def days_before(when: datetime, days: int) -> datetime:
     summer time), the first instant whose local time is not earlier; read with the offset
     before the change (as Python does) it was an hour later, and a period from it left out
     outings of that hour. A repeated one (the autumn change) is its first."""
-    local = when - timedelta(days=days)
+    return _shown(when - timedelta(days=days))
+
+
+def local_at(day: date, when: time, tz: ZoneInfo | str) -> datetime:
+    """``when`` (a time of day) on ``day`` on the clock of ``tz``, by ``days_before``'s rule: a
+    time the clock skipped (no 02:30 on the spring change's Sunday in Berlin) is when the clock
+    went on (03:00 summer time), not an hour later in the future (as ``datetime.combine``
+    reads it, with the offset before the change); a repeated one is its first. The one way a
+    local time of day is placed on a day: a peer's closed hours (``kiosk.peers``), the staffed
+    hours (``kiosk.roster``)."""
+    return _shown(datetime.combine(day, when.replace(tzinfo=None, fold=0), as_zone(tz)))
+
+
+def _shown(local: datetime) -> datetime:
+    """``local`` (aware, in its zone) if its clock showed that time; a skipped one is when the
+    clock went on (``days_before``)."""
     zone = local.tzinfo
     if zone is None or zone is UTC:
         return local
