@@ -290,6 +290,9 @@ def report_rows(report: Mapping[str, Any]) -> list[list[Any]]:
     """(category, item, value) rows of a daily report, the header first."""
     rows: list[list[Any]] = [["category", "item", "value"]]
     rows.append(["report", "day", report.get("day")])
+    # Whose day it is: the site's zone, or the zone a purged day was frozen in before the
+    # site's was corrected (``kiosk.stats.frozen_report``).
+    rows.append(["report", "timezone", report.get("timezone")])
     rows.append(["report", "scope", report.get("scope", "gate")])
     rows.append(["report", "gates", ", ".join(report.get("kiosks", []))])
     rows.append(["report", "events", report.get("events")])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 #: The days a person may type: a guard's form, the API's ``?day=``, a quarantine's days on
 #: the lists. A year typed wrong (``9999-12-31``, ``0001-01-01``) is refused, never a
@@ -76,6 +76,48 @@ def hour_key(local: datetime) -> tuple[int, timedelta | None]:
     return local.hour, local.utcoffset()
 
 
+#: Longer than any quota period and its day (``QuotaConfig.period_days`` is at most 30): two
+#: zones' clocks are compared over this much at most (``same_clock``).
+_LONGEST = timedelta(days=32)
+
+
+def same_clock(a: ZoneInfo, b: ZoneInfo, since: datetime, until: datetime) -> bool:
+    """Whether two zones keep the same clock from ``since`` to ``until`` (aware times): their
+    UTC offsets agree all along (every quarter hour, the last ``_LONGEST`` of it at most).
+    zoneinfo has no table of aliases; this is what an alias means for a day's or a period's
+    count (``PRC`` and ``Asia/Shanghai``, ``US/Eastern`` and ``America/New_York``)."""
+    if a.key == b.key:
+        return True
+    when = max(since, until - _LONGEST)
+    while when <= until:
+        if when.astimezone(a).utcoffset() != when.astimezone(b).utcoffset():
+            return False
+        when += _QUARTER
+    return until.astimezone(a).utcoffset() == until.astimezone(b).utcoffset()
+
+
+def known_zone(name: ZoneInfo | str) -> ZoneInfo | None:
+    """The zone ``name``, or None when this system's zone data lacks it (Trixie keeps ``PRC``
+    and ``Asia/Calcutta`` in ``tzdata-legacy``, which it does not install)."""
+    try:
+        return as_zone(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: 'Asia', a folder
+        return None
+
+
+def one_clock(name: str, other: ZoneInfo | str, day: date) -> bool:
+    """Whether the zone ``name`` keeps the clock of ``other`` all through ``day`` (cut in
+    ``other``): its day is the same day, hour for hour (``same_clock``). An unknown name
+    keeps none. The one rule for a day counted under another name of the site's clock: the
+    gate's frozen reports (``kiosk.stats``), the office's ledgers and zones
+    (``office.district``)."""
+    zone, ref = known_zone(name), known_zone(other)
+    if zone is None or ref is None:
+        return False
+    start, end = (datetime.fromisoformat(b).replace(tzinfo=UTC) for b in day_bounds(day, ref))
+    return same_clock(zone, ref, start, end)
+
+
 def days_before(when: datetime, days: int) -> datetime:
     """``days`` days before ``when`` on ``when``'s own clock (its zone: the same local time,
     47 or 49 hours across a daylight-saving change). A local time that clock skipped (the
@@ -83,7 +125,22 @@ def days_before(when: datetime, days: int) -> datetime:
     summer time), the first instant whose local time is not earlier; read with the offset
     before the change (as Python does) it was an hour later, and a period from it left out
     outings of that hour. A repeated one (the autumn change) is its first."""
-    local = when - timedelta(days=days)
+    return _shown(when - timedelta(days=days))
+
+
+def local_at(day: date, when: time, tz: ZoneInfo | str) -> datetime:
+    """``when`` (a time of day) on ``day`` on the clock of ``tz``, by ``days_before``'s rule: a
+    time the clock skipped (no 02:30 on the spring change's Sunday in Berlin) is when the clock
+    went on (03:00 summer time), not an hour later in the future (as ``datetime.combine``
+    reads it, with the offset before the change); a repeated one is its first. The one way a
+    local time of day is placed on a day: a peer's closed hours (``kiosk.peers``), the staffed
+    hours (``kiosk.roster``)."""
+    return _shown(datetime.combine(day, when.replace(tzinfo=None, fold=0), as_zone(tz)))
+
+
+def _shown(local: datetime) -> datetime:
+    """``local`` (aware, in its zone) if its clock showed that time; a skipped one is when the
+    clock went on (``days_before``)."""
     zone = local.tzinfo
     if zone is None or zone is UTC:
         return local

@@ -65,7 +65,7 @@ from sqlite_utils import Database
 
 from .clock import ClockReading
 from .config.policy import QuotaConfig
-from .days import FIRST_DAY, LAST_DAY
+from .days import FIRST_DAY, LAST_DAY, local_at
 from .files import streamed_rows
 from .history import COUNTED_DECISIONS, QUOTA_EXEMPT
 from .lists import same_text
@@ -988,7 +988,7 @@ def closed_window(
     day = local.date()
 
     def at(days: int, when: time) -> datetime:
-        return datetime.combine(day + timedelta(days=days), when, tzinfo=tz).astimezone(UTC)
+        return local_at(day + timedelta(days=days), when, tz).astimezone(UTC)
 
     clock = local.time().replace(tzinfo=None)
     ended = at(0, until) if clock >= until else at(-1, until)

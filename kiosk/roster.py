@@ -28,7 +28,7 @@ from .categories import FEVER_COLUMNS, FeverishPeople, columns_or_null
 from .clock import Clock, ClockReading
 from .community import CommunityError, check_actor, clean_text, has_table, record_dict, row_by_id
 from .dating import dated_source
-from .days import when_or_none
+from .days import local_at, when_or_none
 from .files import streamed_rows
 from .links import OVERRIDES, OVERRIDING, decision_before, guard_decision, overridden
 from .observation import registered_between
@@ -267,8 +267,8 @@ def staffed_stretches(
     for offset in range(-1, 3):
         day = today + timedelta(days=offset)
         for start, end in windows:
-            begins = datetime.combine(day, start, tz)
-            ends = datetime.combine(day + timedelta(days=int(end <= start)), end, tz)
+            begins = local_at(day, start, tz)
+            ends = local_at(day + timedelta(days=int(end <= start)), end, tz)
             out.append((begins.astimezone(UTC), ends.astimezone(UTC)))
     joined: list[tuple[datetime, datetime]] = []
     for begins_at, ends_at in sorted(out):

@@ -19,7 +19,11 @@ as soon as they are complete (not only when they are purged) so the quota look-b
 needs the ``period_days`` days before the day (``quota_lookback``), still sees intact
 households. A frozen day that got events after it was frozen (stamped on it by a clock set
 back: ``through_seq`` is the last ``seq`` its frozen copy saw) is counted live again while its
-events are intact, and frozen again by the next ``freeze_days``.
+events are intact, and frozen again by the next ``freeze_days``. A day already purged is never
+frozen (its households are gone); its copy frozen under another name of the site's clock (a
+zone renamed) is its own, and one frozen in the zone the site had before (a zone corrected) is
+its report, naming that zone (``frozen_report``). A day whose outings lost their households
+with no copy kept reports them unknown (``unknown_outings``), never 0.
 Over the quota is what the gate counts: an outing with ``exits`` or more before
 it in the rolling period before it, not a count over calendar days.
 
@@ -53,7 +57,16 @@ from kiosk.categories import (
 )
 from kiosk.config.policy import HoursConfig, QuotaConfig
 from kiosk.dating import dated_source
-from kiosk.days import as_zone, day_bounds, day_hours, days_before, hour_key, local_day
+from kiosk.days import (
+    as_zone,
+    day_bounds,
+    day_hours,
+    days_before,
+    hour_key,
+    known_zone,
+    local_day,
+    one_clock,
+)
 from kiosk.files import streamed_rows
 from kiosk.history import QUOTA_EXEMPT
 from kiosk.links import (
@@ -148,6 +161,21 @@ def households_outing(row: Mapping[str, Any]) -> bool:
     if row["direction"] != "out" or row["decision"] not in PASSED or not row["household"]:
         return False
     return QUOTA_EXEMPT not in (json.loads(row["flags"]) if row["flags"] else ())
+
+
+def purged_outing(row: Mapping[str, Any]) -> bool:
+    """Whether an events row is an outing (``households_outing``) whose household was purged
+    (``purged``: by retention or a forget), so no count can tell whose it was."""
+    if not row["purged"] or row["household"]:
+        return False
+    return households_outing({**row, "household": "purged"})
+
+
+def unknown_outings(exits: dict[str, Any]) -> None:
+    """``exits_per_household`` of a day with outings by households nobody can tell apart any
+    more (purged here, masked or purged in the office's copy): unknown (``None``), never 0."""
+    for key in ("households", "exits", "histogram", "max", "over_quota_households"):
+        exits[key] = None
 
 
 def not_opened_pass(row: Mapping[str, Any]) -> Key | None:
@@ -325,11 +353,14 @@ def _temperature_counts(
 def _report_columns(db: Database) -> tuple[str, bool]:
     """The events' columns the report reads, and whether they hold the sensor's reading: the
     district's copy (``office.district``) holds none, so its hand readings cannot be told from
-    copied ones (``hand_readings`` null)."""
-    sensor = "temp_object_c" in db.table("events").columns_dict
+    copied ones (``hand_readings`` null); ``purged``: whether retention or a forget nulled the
+    row's personal fields (the district's copy says so itself: ``office.district``)."""
+    columns = db.table("events").columns_dict
+    sensor = "temp_object_c" in columns
+    purged = "purged_at is not null" if "purged_at" in columns else "0"
     cols = (
         "seq, ts, dating, kiosk_id, direction, decision, reasons, temp_c, household, flags,"
-        f" {'temp_object_c' if sensor else 'null as temp_object_c'}"
+        f" {'temp_object_c' if sensor else 'null as temp_object_c'}, {purged} as purged"
     )
     return cols, sensor
 
@@ -356,6 +387,7 @@ def compute_report(
     exits: Counter[str] = Counter()
     outings: dict[Key, str] = {}  # the exits counted, by (kiosk, seq)
     total = 0
+    unknown = False  # an outing whose household was purged: the households cannot be told
     kiosks: set[str] = set()
     dating: Counter[str | None] = Counter()
     cols, sensor = _report_columns(db)
@@ -379,7 +411,11 @@ def compute_report(
             passage_hours[local.hour] += passage
             hours.count(local, passage)
             _count_exit(exits, outings, row)
+            unknown = unknown or purged_outing(row)
     over_quota = over_quota_households(db, day, zone, quota, set(exits)) if exits else 0
+    exits_section = _exits_section(quota, exits, over_quota)
+    if unknown:
+        unknown_outings(exits_section)
     temp_counts = _temperature_counts((t for t, _ in readings.values()), bins)
     no_temperature = sum(temp_c is None for temp_c, _ in readings.values())
     community = _community(db, day, zone)
@@ -403,7 +439,7 @@ def compute_report(
         "no_temperature": no_temperature,
         "hand_readings": sum(hand for _, hand in readings.values()) if sensor else None,
         "overrides": guards.section(),
-        "exits_per_household": _exits_section(quota, exits, over_quota),
+        "exits_per_household": exits_section,
         "community": community,
         "quarantine_lists": quarantine_lists(db, day),
         # Dated by their boot's clock once synchronised; dated only by an unsynced clock.
@@ -484,26 +520,83 @@ def _freshness(lists_freshness: Freshness | Mapping[str, Any] | None) -> dict[st
 
 
 def frozen_report(db: Database, day: date, tz: ZoneInfo | str) -> dict[str, Any] | None:
-    """The frozen report of ``day``; None when it is not frozen, or when events stamped on
-    it were recorded after it was frozen (a clock set back) and its events are intact, so
-    a live count holds them (the next ``freeze_days`` freezes it again)."""
+    """The frozen report of ``day``: the one frozen in ``tz``, else under another name of its
+    clock that day (``kiosk.days.one_clock``: ``PRC`` renamed ``Asia/Shanghai``), named
+    ``tz``; else, when the day's events were purged (their households cannot be counted
+    again), the one frozen in the zone the site had before (a zone corrected), naming that
+    zone. A copy frozen after the day's events were purged counts nothing and is none. None
+    when none is, or when events stamped on it were recorded after it was frozen (a clock set
+    back) and its events are intact, so a live count holds them (the next ``freeze_days``
+    freezes it again)."""
     if not _has_table(db, "daily_aggregates"):
         return None
+    zone = as_zone(tz)
+    purged = _first_purge(db, day, zone)
+    rows = [r for r in _frozen_rows(db, day) if purged is None or r["frozen_at"] <= purged]
+    own = [r for r in rows if r["tz"] == zone.key] or [r for r in rows if _its_clock(r, zone, day)]
+    if own:
+        through_seq = own[0]["through_seq"]
+        if through_seq is not None and _recount(db, day, zone, through_seq):
+            return None
+        report: dict[str, Any] = json.loads(own[0]["report"])
+        return report | {"timezone": zone.key}
+    if purged is None or not rows:
+        return None
+    before: dict[str, Any] = json.loads(rows[0]["report"])
+    return {"timezone": rows[0]["tz"]} | before
+
+
+def _its_clock(row: Mapping[str, Any], zone: ZoneInfo, day: date) -> bool:
+    """Whether a copy frozen under another name is of ``zone``'s clock all ``day``: its name
+    keeps it (``one_clock``); or, a name this system's zone data lacks (``PRC`` on Trixie
+    without ``tzdata-legacy``: why it was renamed), the clock the copy recorded, each of its
+    hours' start with its UTC offset (``hours``), is ``zone``'s that day."""
+    if one_clock(row["tz"], zone, day):
+        return True
+    if known_zone(row["tz"]) is not None:
+        return False
+    hours = json.loads(row["report"]).get("hours")
+    starts = [hour.get("start") for hour in hours] if isinstance(hours, list) else None
+    return starts == [start.isoformat() for start in day_hours(day, zone)]
+
+
+def _frozen_rows(db: Database, day: date) -> list[dict[str, Any]]:
+    """The copies of ``day`` frozen in any zone, the newest first (``frozen_at`` cut to the
+    19 characters a ``purged_at`` compares by)."""
     through = "through_seq" if _has_through(db) else "null"
-    rows = list(
+    return list(
         db.query(
-            f"select report, {through} as through_seq from daily_aggregates"  # noqa: S608
-            " where day = ? and tz = ?",
-            [day.isoformat(), as_zone(tz).key],
+            f"select tz, report, {through} as through_seq, substr(frozen_at, 1, 19)"  # noqa: S608
+            " as frozen_at from daily_aggregates where day = ? order by frozen_at desc, tz",
+            [day.isoformat()],
         )
     )
-    if not rows:
-        return None
-    through_seq = rows[0]["through_seq"]
-    if through_seq is not None and _recount(db, day, as_zone(tz), through_seq):
-        return None
-    report: dict[str, Any] = json.loads(rows[0]["report"])
-    return report
+
+
+def _purged(db: Database, day: date, zone: ZoneInfo) -> bool:
+    """Whether an event of ``day`` was purged: its first row tells (a walk over a restored
+    log's purged months reads one row a day)."""
+    start, end = day_bounds(day, zone)
+    source, ts = dated_source(db)
+    found = db.execute(
+        f"select 1 from {source} where {ts} >= ? and {ts} < ?"  # noqa: S608
+        " and purged_at is not null limit 1",
+        [start, end],
+    )
+    return found.fetchone() is not None
+
+
+def _first_purge(db: Database, day: date, zone: ZoneInfo) -> str | None:
+    """When the first of ``day``'s events was purged (``purged_at``, 19 characters), or None
+    when none was."""
+    start, end = day_bounds(day, zone)
+    source, ts = dated_source(db)
+    found = db.execute(
+        f"select min(substr(purged_at, 1, 19)) from {source}"  # noqa: S608
+        f" where {ts} >= ? and {ts} < ?",
+        [start, end],
+    ).fetchone()
+    return None if found is None else found[0]
 
 
 def _has_through(db: Database) -> bool:
@@ -560,8 +653,7 @@ def _recount(db: Database, day: date, zone: ZoneInfo, through_seq: int) -> bool:
     late = db.execute(f"select 1 {window} and seq > ? limit 1", [start, end, through_seq])
     if late.fetchone() is None and not _moved(db, start, end, through_seq):
         return False
-    purged = db.execute(f"select 1 {window} and purged_at is not null limit 1", [start, end])
-    return purged.fetchone() is None
+    return not _purged(db, day, zone)
 
 
 def _moved(db: Database, start: str, end: str, through_seq: int) -> bool:
@@ -1027,7 +1119,9 @@ def freeze_days(
         # Day to day with events only: one passage stamped 1970 before NTP synced must not
         # make every run walk the empty days since then inside the writer's transaction.
         while day is not None and day < today:
-            if day.isoformat() not in frozen:
+            # A day purged already is counted no more: its households are gone (a zone
+            # renamed or corrected since it was frozen: ``frozen_report``).
+            if day.isoformat() not in frozen and not _purged(db, day, zone):
                 report = compute_report(db, day, zone, quota_cfg)
                 db.table("daily_aggregates").insert(
                     {

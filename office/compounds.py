@@ -23,7 +23,7 @@ disagree: the report names each one's rule (``disagree``) and counts by neither
 (``over_quota_households`` null). A gate whose rule for the day is not held (no report, a gate
 of an older release) is named in ``unknown``; the compound counts by its other gates' rule, or
 not at all (null) when none is held. Two zone names whose clocks agree over the quota's period
-(``Asia/Chongqing`` and ``Asia/Shanghai``) are one site clock (``same_clock``).
+(``Asia/Chongqing`` and ``Asia/Shanghai``) are one site clock (``kiosk.days.same_clock``).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ import json
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -40,7 +40,7 @@ from sqlite_utils import Database
 
 from kiosk import stats
 from kiosk.config.policy import QuotaConfig
-from kiosk.days import day_bounds
+from kiosk.days import day_bounds, same_clock
 from kiosk.lists import same_text
 
 __all__ = [
@@ -51,16 +51,11 @@ __all__ = [
     "identity",
     "json_text",
     "lookback_days",
-    "same_clock",
     "undeclared",
     "unlisted",
 ]
 
 Row = tuple[Any, ...]
-#: How finely two zones' offsets are compared (every zone's changes fall on a quarter hour).
-_STEP = timedelta(minutes=15)
-#: Longer than any quota period and its day (``QuotaConfig.period_days`` is at most 30).
-_LONGEST = timedelta(days=32)
 #: A rule as shown, in this order (``timezone`` after them).
 _SHOWN = ("enabled", "exits", "period_days", "roles")
 
@@ -222,20 +217,6 @@ def lookback_days(held: dict[str, GatePolicy], quota_cfg: QuotaConfig | None) ->
     if quota_cfg is not None:
         return quota_cfg.period_days
     return max((int(p.quota["period_days"]) for p in held.values() if p.quota), default=1)
-
-
-def same_clock(a: ZoneInfo, b: ZoneInfo, since: datetime, until: datetime) -> bool:
-    """Whether two zones keep the same clock from ``since`` to ``until`` (aware times): their
-    UTC offsets agree all along. zoneinfo has no table of aliases; this is what an alias means
-    for a day's or a period's count."""
-    if a.key == b.key:
-        return True
-    when = max(since, until - _LONGEST)
-    while when <= until:
-        if when.astimezone(a).utcoffset() != when.astimezone(b).utcoffset():
-            return False
-        when += _STEP
-    return until.astimezone(a).utcoffset() == until.astimezone(b).utcoffset()
 
 
 @dataclass(slots=True)

@@ -27,7 +27,7 @@ out, fevers at the gate, registrations and vehicles. The figures that come from 
 ledgers (``office.gatereports.LEDGER_PATHS``: returnees, quarantined households, service
 requests, the helpers' fever checks, unknown plates) are the gates' own counts, fetched by the
 collector into ``fleet_gate_reports``, and summed over the gates that reported the day in the
-same time zone (or another name of its clock: ``same_clock``). ``ledgers`` says which did
+same time zone (or another name of its clock: ``kiosk.days.one_clock``). ``ledgers`` says which did
 (``gates``, each one's ``as_of`` and whether the day was ``final`` when it reported) and which
 did not (``missing``): a gate that did not answer is left out of the sums and named, never
 counted as zero; with no gate reporting, the figures are ``null``. A figure any reporting gate
@@ -49,21 +49,20 @@ import sqlite3
 from collections.abc import Iterable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import psycopg
 import sqlite_utils
 
 from kiosk import stats
 from kiosk.config.policy import QuotaConfig
-from kiosk.days import as_zone, day_bounds
+from kiosk.days import as_zone, day_bounds, one_clock
 from office.compounds import (
     compounds,
     district_exits,
     gate_policies,
     json_text,
     lookback_days,
-    same_clock,
     undeclared,
 )
 from office.gatereports import LEDGER_PATHS, LISTS_KEY, POLICY_KEY, STAFFING_KEY
@@ -280,12 +279,6 @@ def _masked_outing(row: tuple[Any, ...]) -> bool:
             "flags": json_text(row[10]),
         }
     )
-
-
-def _unknown_outings(exits: dict[str, Any]) -> None:
-    """Outings by households the database cannot tell apart: not 0, unknown (``None``)."""
-    for key in ("households", "exits", "histogram", "max", "over_quota_households"):
-        exits[key] = None
 
 
 def _memory_events(*parts: Iterable[tuple[Any, ...]]) -> sqlite_utils.Database:
@@ -568,26 +561,15 @@ def report_zones(
         return names
     kept: list[str] = []
     for name in names:
-        if not any(_one_clock(name, other, day) for other in kept):
+        if not any(one_clock(name, other, day) for other in kept):
             kept.append(name)
     return kept
-
-
-def _one_clock(name: str, other: str | ZoneInfo, day: date) -> bool:
-    """Whether the zone ``name`` keeps the clock of ``other`` all through ``day`` (cut in
-    ``other``): its day is the same day, hour for hour. An unknown name keeps none."""
-    try:
-        zone, ref = ZoneInfo(name), as_zone(other)
-    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: 'Asia', a folder
-        return False
-    start, end = day_bounds(day, ref)
-    return same_clock(zone, ref, _utc(start), _utc(end))
 
 
 def _same_day(rows: Iterable[tuple[Any, ...]], day: date, zone: ZoneInfo) -> list[tuple[Any, ...]]:
     """The ledger rows whose gate's day is the report's: reported in its zone, or in another
     name of its clock (zoneinfo has no table of aliases: the clocks are compared)."""
-    return [r for r in rows if r[4] == zone.key or _one_clock(str(r[4]), zone, day)]
+    return [r for r in rows if r[4] == zone.key or one_clock(str(r[4]), zone, day)]
 
 
 def district_report(
@@ -639,7 +621,7 @@ def district_report(
     report = stats.compute_report(db, day, zone, quota)
     report["household_rows"] = sum(1 for r in day_rows if _clear(r[7]))
     if any(_masked_outing(r) for r in day_rows):
-        _unknown_outings(report["exits_per_household"])
+        stats.unknown_outings(report["exits_per_household"])
     gate_ids = read | {r[1] for r in day_rows} | {h[0] for h in held} | set(held_policies)
     window = (_utc(lookback), _utc(end))
     report["exits_per_household"] = district_exits(

@@ -1425,6 +1425,24 @@ def test_closed_hours_within_one_night(local, began, ended):
     assert got == ((at(began) if began else None), at(ended))
 
 
+def test_closed_hours_ending_in_the_hour_the_spring_change_skips_ended_when_the_clock_went_on():
+    """Berlin, 2026-03-29: 02:00 CET became 03:00 CEST. A peer closed 22:00-02:30 was placed
+    as ending at 03:30 CEST, after now (03:10): "ended" in the future. There was no 02:30
+    that night; the window ended when the clock went on (03:00 CEST), as ``days_before`` reads
+    a skipped time."""
+    from datetime import time
+    from zoneinfo import ZoneInfo
+
+    from kiosk.peers import closed_window
+
+    berlin = ZoneInfo("Europe/Berlin")
+    now = datetime(2026, 3, 29, 3, 10, tzinfo=berlin)
+    began, ended = closed_window(now, berlin, (time(22), time(2, 30)))
+    assert began is None and ended == datetime(2026, 3, 29, 1, 0, tzinfo=UTC) <= now
+    began, ended = closed_window(now, berlin, (time(2, 30), time(5)))  # began in it
+    assert began == datetime(2026, 3, 29, 1, 0, tzinfo=UTC)
+
+
 def test_a_fetch_under_way_when_the_sync_stops_never_touches_the_closed_store(
     north, south, monkeypatch
 ):

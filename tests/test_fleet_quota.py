@@ -18,10 +18,11 @@ from support import kiosk_api
 from checkpoint.cli import main
 from kiosk.clock import FakeClock
 from kiosk.config.fleet import CollectorConfig
+from kiosk.days import same_clock
 from kiosk.passes import load_private_key, new_key_pair
 from kiosk.store import EventDraft
 from office.collector import Collector
-from office.compounds import GatePolicy, compounds, identity, same_clock
+from office.compounds import GatePolicy, compounds, identity
 from office.district import district_csv, district_report
 from office.gatereports import POLICY_KEY, collect_reports, fetch_report
 from office.listsync import publish_bundle

@@ -131,6 +131,21 @@ def test_day_and_night_spans_are_two_shifts_not_one_session_round_the_clock():
     )
 
 
+def test_a_shift_ending_in_the_hour_the_spring_change_skips_ends_when_the_clock_went_on():
+    """Berlin, 2026-03-29 (02:00 CET became 03:00 CEST): a night 22:00-02:30 was placed as
+    ending at 03:30 CEST, half an hour of staffing nobody was rostered for. It ends at 03:00
+    CEST, when the clock went on (``kiosk.days.local_at``)."""
+    from datetime import time
+    from zoneinfo import ZoneInfo
+
+    from kiosk.roster import staffed_stretches
+
+    tz = ZoneInfo("Europe/Berlin")
+    now = datetime(2026, 3, 29, 1, 0, tzinfo=tz)
+    stretches = staffed_stretches([(time(22), time(2, 30))], tz, now)
+    assert (datetime(2026, 3, 28, 22, tzinfo=tz), datetime(2026, 3, 29, 3, tzinfo=tz)) in stretches
+
+
 def test_a_night_written_as_two_spans_at_midnight_is_one_shift():
     """20:00-00:00 and 00:00-08:00 (hours as written before a span could cross midnight) are
     one night: the session does not end at 01:00."""

@@ -287,3 +287,126 @@ def test_a_passage_stamped_while_the_purge_read_its_clock_is_not_a_clock_set_bac
     assert purge(store, 1, newest - timedelta(seconds=30), tz=TZ).events_purged == 11
     with pytest.raises(ClockNotTrusted, match="set back"):
         purge(store, 1, newest - timedelta(minutes=5), tz=TZ)
+
+
+# A time zone renamed or corrected: the reports of the days purged before
+
+
+def frozen_zones(store, day: date) -> list[str]:
+    query = "select tz from daily_aggregates where day = ? order by tz"
+    return [row[0] for row in store.reader().execute(query, [day.isoformat()])]
+
+
+def frozen_days(store, tz: str) -> list[date]:
+    query = "select day from daily_aggregates where tz = ? order by day"
+    return [date.fromisoformat(row[0]) for row in store.reader().execute(query, [tz])]
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("PRC", "Asia/Shanghai"),
+        ("Asia/Calcutta", "Asia/Kolkata"),
+        ("US/Eastern", "America/New_York"),
+    ],
+)
+def test_a_time_zone_renamed_keeps_the_reports_of_the_days_purged_under_its_old_name(
+    store, clock, old, new
+):
+    """docs/install.md has the operator rewrite PRC as Asia/Shanghai: the same clock under
+    another name. The days purged under the old name report what they did (households 3, not
+    0), under the new name, and the next night's purge freezes no zeros over them."""
+    fill(store, clock, datetime(2026, 3, 1, 1, 0, tzinfo=UTC), 3)
+    now = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
+    purge(store, 5, now, tz=old, quota_cfg=QUOTA)
+    days = frozen_days(store, old)
+    before = {day: daily_report(store.reader(), day, old, QUOTA) for day in days}
+    assert sum(r["exits_per_household"]["households"] for r in before.values()) >= 3
+    purge(store, 5, now + timedelta(days=1), tz=new, quota_cfg=QUOTA)  # the config renamed
+    for day, was in before.items():
+        now_is = daily_report(store.reader(), day, new, QUOTA)
+        assert now_is["exits_per_household"] == was["exits_per_household"]
+        assert (now_is["events"], now_is["timezone"]) == (was["events"], new)
+        assert frozen_zones(store, day) == [old]
+
+
+def test_a_copy_frozen_under_a_name_this_systems_zone_data_lacks_is_compared_by_its_hours(
+    store, clock
+):
+    """Trixie keeps PRC only in tzdata-legacy, which it does not install: the very reason the
+    operator renamed it. The copies frozen under it are compared by the clock they recorded
+    (each hour's start with its UTC offset): Shanghai's, so they are the site's days."""
+    fill(store, clock, datetime(2026, 3, 1, 1, 0, tzinfo=UTC), 3)
+    now = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
+    purge(store, 5, now, tz=TZ, quota_cfg=QUOTA)
+    day = date(2026, 3, 2)
+    was = daily_report(store.reader(), day, TZ, QUOTA)
+    renamed = "update daily_aggregates set tz = ?, report = json_set(report, '$.timezone', ?)"
+    store.submit(lambda db: db.execute(renamed, ["Gone/PRC", "Gone/PRC"]))
+    got = daily_report(store.reader(), day, TZ, QUOTA)
+    assert got["timezone"] == TZ and got["exits_per_household"] == was["exits_per_household"]
+    berlin = daily_report(store.reader(), day, "Europe/Berlin", QUOTA)  # not Berlin's clock
+    assert berlin["timezone"] == "Gone/PRC"
+
+
+def test_a_zone_corrected_serves_the_old_zones_report_of_a_purged_day_naming_that_zone(
+    store, clock
+):
+    """A Shanghai gate set to Europe/Berlin by mistake, corrected after its days were purged:
+    their reports were frozen in Shanghai's days and cannot be counted again in Berlin's (the
+    households are gone). The report is Shanghai's, saying so; no zeros frozen in Berlin's."""
+    fill(store, clock, datetime(2026, 3, 1, 1, 0, tzinfo=UTC), 3)
+    now = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
+    purge(store, 5, now, tz=TZ, quota_cfg=QUOTA)
+    day = date(2026, 3, 2)
+    was = daily_report(store.reader(), day, TZ, QUOTA)
+    purge(store, 5, now + timedelta(days=1), tz="Europe/Berlin", quota_cfg=QUOTA)
+    got = daily_report(store.reader(), day, "Europe/Berlin", QUOTA)
+    assert got["timezone"] == TZ and got["exits_per_household"] == was["exits_per_household"]
+    assert got["exits_per_household"]["households"] == 2 and got["events"] == 6
+    assert frozen_days(store, "Europe/Berlin") == []
+
+
+def test_a_purged_day_with_no_report_kept_says_its_households_are_unknown(store, clock):
+    """A day whose households were nulled before a report of it was kept (a log of a release
+    before the frozen reports) cannot tell them apart: its outing figures are unknown (null),
+    never 0, and no purge freezes them so. The rest is counted."""
+    fill(store, clock, datetime(2026, 3, 1, 1, 0, tzinfo=UTC), 3)
+    now = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
+    purge(store, 5, now, tz=TZ, quota_cfg=QUOTA)
+    store.submit(lambda db: db.execute("delete from daily_aggregates"))
+    purge(store, 5, now + timedelta(days=1), tz=TZ, quota_cfg=QUOTA)
+    report = daily_report(store.reader(), date(2026, 3, 2), TZ, QUOTA)
+    exits = report["exits_per_household"]
+    assert (report["events"], exits["quota_enabled"]) == (6, True)
+    for key in ("households", "exits", "histogram", "max", "over_quota_households"):
+        assert exits[key] is None, key
+    assert frozen_days(store, TZ) == []
+
+
+def test_the_console_says_whose_day_a_purged_days_report_is_and_what_it_cannot_know(
+    guard_client, guard_core, clock
+):
+    """The console (a gate in Asia/Shanghai now) of a day frozen in Europe/Berlin, the zone
+    set by mistake then, and purged: the figures are Berlin's day and it says so, in the
+    report's rows (the community report, the files) too. Its outings' households lost with no
+    report kept read unknown, not "0 households went out"."""
+    from guard_support import add_event, login
+
+    from kiosk.categories import report_rows
+
+    for household in ("1-101", "1-102"):
+        add_event(guard_core, direction="out", household=household, pass_id="a" * 12)
+    clock.advance(3 * 86400)
+    purge(guard_core.store, 1, clock.now(), tz="Europe/Berlin", quota_cfg=QUOTA)
+    login(guard_client)
+    page = guard_client.get("/guard/stats?day=2026-03-02").text
+    assert 'id="report-zone"' in page and "Europe/Berlin" in page
+    assert "外出住户 2 户" in page  # 2 households went out
+    report = daily_report(guard_core.store.reader(), date(2026, 3, 2), TZ, QUOTA)
+    assert ["report", "timezone", "Europe/Berlin"] in report_rows(report)
+
+    guard_core.store.submit(lambda db: db.execute("delete from daily_aggregates"))
+    page = guard_client.get("/guard/stats?day=2026-03-02").text
+    assert 'id="report-zone"' not in page and "外出住户 " not in page
+    assert "外出住户数不明" in page  # households out unknown

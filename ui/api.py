@@ -217,11 +217,14 @@ class HouseholdExits(BaseModel):
         description="The pass roles the quota counts (`policy.quota.roles`); null in a report"
         " frozen before they were reported.",
     )
-    households: int = Field(description="Households that went out this day.")
-    exits: int
-    histogram: dict[str, int] = Field(description="Exits per household → households.")
-    max: int
-    over_quota_households: int = Field(description="Households over quota in the period.")
+    households: int | None = Field(
+        description="Households that went out this day; null (unknown) when an outing's"
+        " household was purged before the day's report was kept."
+    )
+    exits: int | None
+    histogram: dict[str, int] | None = Field(description="Exits per household → households.")
+    max: int | None
+    over_quota_households: int | None = Field(description="Households over quota in the period.")
 
 
 class CommunityReport(BaseModel):
@@ -347,7 +350,10 @@ class ReportDowntime(BaseModel):
 
 class DailyReport(BaseModel):
     day: str
-    timezone: str
+    timezone: str = Field(
+        description="The site's zone; another when the day was purged after being frozen in"
+        " the zone the site had then (a zone corrected): its figures are that zone's day."
+    )
     kiosks: list[str]
     events: int
     by_decision: dict[str, int]

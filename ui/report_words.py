@@ -69,6 +69,7 @@ _KINDS = {
 _ITEMS = {
     "r.report": ("报表", "Report"),
     "r.report.day": ("日期", "Day"),
+    "r.report.timezone": ("时区", "Time zone"),
     "r.report.scope": ("范围", "Scope"),
     "r.report.gates": ("岗点", "Gates"),
     "r.report.events": ("记录条数", "Events"),

@@ -664,6 +664,8 @@ def stats_charts(report: dict[str, Any], lang: str, fever_c: float) -> dict[str,
         "quota": quota,
         "over_quota": exits.get("over_quota_households", 0),
         "households": exits.get("households", 0),
+        # Outings whose households were purged before the day was kept: not 0, unknown.
+        "unknown": "households" in exits and exits["households"] is None,
     }
 
 

@@ -139,6 +139,8 @@ def day_page(
             if d in ("in", "out")
         },
         charts=stats_charts(report, lang, g.fever_c),
+        # A purged day frozen in the zone the site had before (``kiosk.stats.frozen_report``).
+        zone=None if report.get("timezone", g.tz.key) == g.tz.key else report["timezone"],
     )
 
 
