@@ -20,9 +20,10 @@ can free it: once the test modules are collected (the program's and the librarie
 and classes, the collected items: ~300,000 objects), and as a new module's first test starts
 (the module before it, its module-scoped fixtures, torn down by then). A session-scoped
 fixture frozen so is freed at the end: everything is unfrozen as the session finishes,
-before pytest's last collection (which reports an unraisable ``__del__``). The young
-generations are collected as ever, in the tests too; a test that turned the collector off
-(a soak test counting its own objects) is left so.
+before pytest's last collection (which reports an unraisable ``__del__``), and what outlives
+that is frozen again for the collections of the process's exit. The young generations are
+collected as ever, in the tests too; a test that turned the collector off (a soak test
+counting its own objects) is left so.
 """
 
 from __future__ import annotations
@@ -109,3 +110,14 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     last collection, at unconfigure."""
     gc.unfreeze()
     _Pace.module = None
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """After pytest's last collection (its ``unraisableexception`` plugin's, which reports a
+    raising ``__del__``), what is still alive lives until the process ends: frozen, so the
+    collections after it (pytest's cleanup's, the interpreter's own as it exits, two or more)
+    walk only what is made from now on, not the whole heap again: ~1 s of a worker's exit.
+    Garbage made from now on is collected as ever; a cycle that is let go only as the modules
+    are torn down at exit is left to the process's end, with the rest of its memory."""
+    gc.freeze()

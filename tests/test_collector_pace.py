@@ -73,6 +73,13 @@ def test_a_process_that_collected_nothing_keeps_the_interpreters_threshold(thres
     assert gc.get_threshold() == threshold
 
 
+def test_what_outlives_pytests_last_collection_is_left_to_the_process_exit():
+    alive = Node()
+    assert collector_pace.pytest_unconfigure.pytest_impl["trylast"]  # after pytest's own
+    collector_pace.pytest_unconfigure(None)
+    assert not any(o is alive for o in gc.get_objects())  # the exit's collections skip it
+
+
 def test_a_due_collection_frees_the_garbage_and_freezes_nothing(collector_on):
     here = Path(__file__)
     collector_pace.between_tests(here)  # this module's: no freeze below
