@@ -969,9 +969,21 @@ class TempCluster:
         if proc.returncode != 0:
             raise RuntimeError(f"{args[0]} failed: {(proc.stderr or proc.stdout).strip()[-800:]}")
 
-    def start(self) -> TempCluster:
+    def initdb(self) -> Path:
+        """The cluster's data directory made by ``initdb`` (not yet served: ``start``)."""
         initdb = ["initdb", "-D", str(self.data), "-A", "trust", "-U", self.role, "-E", "UTF8"]
         self._run(*initdb, *([] if self.durable else ["--no-sync"]))
+        return self.data
+
+    def start(self, template: Path | None = None) -> TempCluster:
+        """The server started on the data directory: ``initdb``'s (made here unless it was
+        already), or a copy of ``template``, one ``initdb`` made before for a cluster of the
+        same server, user and arguments (the tests keep one: ~0.5 s of CPU less a start)."""
+        if template is not None:
+            copy = ["cp", "-a", "--", str(template), str(self.data)]
+            subprocess.run(copy, check=True, capture_output=True, timeout=60)
+        elif not self.data.exists():
+            self.initdb()
         options = [
             "-c listen_addresses=''",
             f"-c unix_socket_directories={self.socket_dir}",

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import sys
 import tempfile
 import time
 import warnings
@@ -15,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-if TYPE_CHECKING:  # imported where used: after the bytecode cache below is set up
+if TYPE_CHECKING:  # imported where used
     from kiosk.clock import FakeClock
     from kiosk.config import KioskConfig
 
@@ -26,26 +25,9 @@ os.environ.setdefault(
 )
 
 
-def _keep_bytecode_out_of_the_tree() -> None:
-    """Cache compiled modules, and pytest's assertion-rewritten test modules, in the user's
-    cache directory instead of not at all: a shell with ``PYTHONDONTWRITEBYTECODE`` (set to
-    keep ``__pycache__`` out of the tree) otherwise has every worker parse and rewrite all the
-    test modules again at each run (~3 s of a 2-core run's collection). The tree stays clean;
-    a prefix the user chose is kept; without ``PYTHONDONTWRITEBYTECODE`` nothing changes.
-    Runs before any test module is imported."""
-    if not sys.dont_write_bytecode or sys.pycache_prefix is not None:
-        return  # bytecode is cached as usual, or where the user chose
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    prefix = base / "kiosk-tests" / "pycache"
-    try:
-        prefix.mkdir(parents=True, exist_ok=True, mode=0o700)
-    except OSError:
-        return  # no writable cache: compile as before
-    sys.pycache_prefix = str(prefix)
-    sys.dont_write_bytecode = False
-
-
-_keep_bytecode_out_of_the_tree()
+# Bytecode cached out of the tree (``bytecode_cache.py``): pyproject loads it before any
+# other plugin; imported here too for a run without pyproject's addopts.
+import bytecode_cache  # noqa: E402, F401
 
 
 def _temporary_files_in_memory(shm: Path = Path("/dev/shm"), need_free: int = 4 << 30) -> None:

@@ -44,6 +44,42 @@ def test_the_tests_never_collect_the_oldest_generation_on_their_own():
     assert gc.get_threshold()[2] == collector_pace.NEVER
 
 
+@pytest.fixture
+def threshold() -> Iterator[tuple[int, int, int]]:
+    """The interpreter's own thresholds while the test runs, the suite's put back after."""
+    was = gc.get_threshold()
+    gc.set_threshold(700, 10, 10)
+    yield gc.get_threshold()
+    gc.set_threshold(*was)
+
+
+def test_the_collection_never_collects_the_oldest_generation_on_its_own(threshold, monkeypatch):
+    monkeypatch.setattr(collector_pace._Pace, "paced", False)
+    collecting = collector_pace.pytest_collection(None)
+    next(collecting)
+    assert gc.get_threshold()[2] == collector_pace.NEVER  # while the modules are imported
+    monkeypatch.setattr(collector_pace._Pace, "paced", True)  # collection_finish ran
+    with pytest.raises(StopIteration):
+        collecting.send(None)
+    assert gc.get_threshold()[2] == collector_pace.NEVER
+
+
+def test_a_process_that_collected_nothing_keeps_the_interpreters_threshold(threshold, monkeypatch):
+    monkeypatch.setattr(collector_pace._Pace, "paced", False)
+    collecting = collector_pace.pytest_collection(None)  # xdist's controller: collects none
+    next(collecting)
+    with pytest.raises(StopIteration):
+        collecting.send(None)
+    assert gc.get_threshold() == threshold
+
+
+def test_what_outlives_pytests_last_collection_is_left_to_the_process_exit():
+    alive = Node()
+    assert collector_pace.pytest_unconfigure.pytest_impl["trylast"]  # after pytest's own
+    collector_pace.pytest_unconfigure(None)
+    assert not any(o is alive for o in gc.get_objects())  # the exit's collections skip it
+
+
 def test_a_due_collection_frees_the_garbage_and_freezes_nothing(collector_on):
     here = Path(__file__)
     collector_pace.between_tests(here)  # this module's: no freeze below

@@ -5,7 +5,6 @@ never ends, so its parameters are checked in ``test_guard_rooms.py`` instead.)""
 from __future__ import annotations
 
 import pytest
-import schemathesis
 from fastapi.testclient import TestClient
 from guard_support import BASE, add_event, close_core, make_app, make_core
 from hypothesis import HealthCheck, given, settings
@@ -44,6 +43,8 @@ def world(tmp_path_factory):
 @pytest.fixture(scope="module")
 def operations(world):
     app, _cookie = world
+    import schemathesis  # here, not at the top: the unit suite collects this module, runs none
+
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     ops = [r.ok() for r in schema.get_all_operations()]
     guard_ops = [op for op in ops if op.path.startswith("/guard") and op.path not in STREAMS]
