@@ -505,8 +505,11 @@ def pass_start(
         return PassStartError(code, f"{why} (it reads {shown_local(now, tz)})", now, low, start)
 
     if start is not None and start.tzinfo is None:
+        # Only a time known to have passed rules an occurrence out: an unsynchronised clock
+        # without a floor (the CLI's) may be fast, its reading no such time.
+        known = low if floor is not None or clock.synced() else None
         try:
-            start = local_instant(start, tz, near=now, not_before=low)
+            start = local_instant(start, tz, near=now, not_before=known)
         except NoSuchTime as exc:
             raise refused("skipped", f"the start {exc}") from None
     if clock.synced():

@@ -56,6 +56,15 @@ def test_a_start_typed_in_the_repeated_hour_after_a_power_cut_is_the_second_occu
     assert pass_start(clock, datetime(2026, 10, 25, 2, 30), BERLIN, days=1) == SECOND_0230
 
 
+def test_an_unsynchronised_clock_without_a_floor_rules_no_occurrence_out_by_its_reading():
+    """The CLI's clock keeps no floor: unsynchronised and 30 minutes fast it reads 02:50 CEST
+    at a real 02:20 CEST. Its reading is no time known to have passed, so a typed 02:20 is
+    the occurrence nearest it (CEST), not the next hour's because the reading was after it."""
+    clock = FakeClock(start=FIRST_0230 + timedelta(minutes=20), is_synced=False)
+    typed = datetime(2026, 10, 25, 2, 20)
+    assert pass_start(clock, typed, BERLIN, days=1) == FIRST_0230 - timedelta(minutes=10)
+
+
 def test_a_start_refused_in_the_repeated_hour_shows_the_times_with_their_offsets():
     clock = _fall_back_night()
     with pytest.raises(PassStartError) as early:
