@@ -44,6 +44,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import fcntl
 import functools
 import html
 import ipaddress
@@ -51,6 +52,8 @@ import logging
 import resource
 import socket
 import ssl
+import sys
+import termios
 import time
 import urllib.parse
 from collections import Counter, OrderedDict
@@ -317,6 +320,7 @@ class GuardedH11Protocol(H11Protocol):
         self.network = client_key(self.peer)
         self._deadline: asyncio.TimerHandle | None = None
         self._stall: asyncio.TimerHandle | None = None
+        self._stall_left = 0  # what the transport held when the stall's timer was armed
         self._timed_cycle: RequestResponseCycle | None = None
         self._counted = self.limits.gate.admit(self.peer)
         self._served = self._counted
@@ -442,17 +446,30 @@ class GuardedH11Protocol(H11Protocol):
 
     def pause_writing(self) -> None:
         """The transport's buffer is past its high-water mark, the socket's own full: the
-        client is not reading. Unless it takes some of it within ``write_stall_s`` the
-        connection is cut (``_stalled``): a browser tab frozen in the background keeps its
-        live stream's connection open and reads nothing, and the response's next write would
-        wait on it for as long as the tab stays frozen, its slot, task and buffers held."""
+        client is not keeping up. Unless it takes some of what is buffered within
+        ``write_stall_s`` the connection is cut (``_stalled``): a browser tab frozen in the
+        background keeps its live stream's connection open and reads nothing, and the
+        response's next write would wait on it for as long as the tab stays frozen, its slot,
+        task and buffers held. A client reading slowly (a big export to a phone on weak
+        Wi-Fi) takes some every time and keeps its response, however long it takes."""
         super().pause_writing()
         if self._stall is None and self._served:
-            self._stall = self.loop.call_later(self.limits.write_stall_s, self._stalled)
+            self._arm_stall()
 
     def resume_writing(self) -> None:
         super().resume_writing()
         self._unstall()
+
+    def _buffered(self) -> int:
+        """What is still to reach the client: the transport's buffer and the socket's send
+        queue (the kernel frees room for the transport's next write only once a third or
+        more of it is acknowledged: a client reading slowly moves this queue long before)."""
+        transport = self.transport if self.transport is not None else self._raw
+        return transport.get_write_buffer_size() + unsent_bytes(self._raw)
+
+    def _arm_stall(self) -> None:
+        self._stall_left = self._buffered()
+        self._stall = self.loop.call_later(self.limits.write_stall_s, self._stalled)
 
     def _unstall(self) -> None:
         if self._stall is not None:
@@ -460,12 +477,31 @@ class GuardedH11Protocol(H11Protocol):
             self._stall = None
 
     def _stalled(self) -> None:
-        """Closed: uvicorn then tells the response its client is gone (a stream ends, its
-        generator closed, its bus subscription with it)."""
+        """Nothing taken for ``write_stall_s``: closed (uvicorn then tells the response its
+        client is gone: a stream ends, its generator closed, its bus subscription with it).
+        Some taken: watched again."""
         self._stall = None
+        if not self._served:
+            return  # gone meanwhile
+        if self._buffered() < self._stall_left:
+            self._arm_stall()  # the client took some: still reading
+            return
+        # Aborted even while closing: a response handed over whole is closed gracefully once
+        # the keep-alive time passes, and a graceful close waits for the client to read it.
+        transport = self.transport if self.transport is not None else self._raw
+        transport.abort()
         log.info("web: closed a connection that read nothing for %.0f s", self.limits.write_stall_s)
-        if (transport := self._open_transport()) is not None:
-            transport.abort()
+
+
+def unsent_bytes(transport: asyncio.BaseTransport) -> int:
+    """The bytes in ``transport``'s socket's send queue the client has not acknowledged
+    (Linux's ``SIOCOUTQ``); 0 where that cannot be read."""
+    sock = transport.get_extra_info("socket")
+    try:
+        queued = fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0")
+    except (AttributeError, OSError, ValueError):
+        return 0
+    return int.from_bytes(queued, sys.byteorder, signed=True)
 
 
 def protocol_class(limits: Limits) -> type[GuardedH11Protocol]:

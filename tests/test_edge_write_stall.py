@@ -6,6 +6,7 @@ response's generator freed; a client that reads slowly keeps its response."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import threading
 from collections.abc import AsyncIterator, Iterator
@@ -13,6 +14,7 @@ from typing import Any
 
 import pytest
 from server_support import live_server
+from starlette.responses import Response
 
 from checkpoint.server import SEND_BUFFER_BYTES, bind_socket
 from kiosk.config.web import WebSection
@@ -52,9 +54,9 @@ def served() -> Iterator[tuple[int, Any, Streamer]]:
         yield port, server, app
 
 
-def _connect(port: int) -> socket.socket:
+def _connect(port: int, rcvbuf: int = 4096) -> socket.socket:
     sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a tab that holds little
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)  # default: a tab holding little
     sock.settimeout(10)
     sock.connect(("127.0.0.1", port))
     sock.sendall(b"GET /live HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
@@ -85,6 +87,61 @@ def test_a_client_that_keeps_reading_keeps_its_response(served):
             assert chunk, "a client still reading was cut"
             got += len(chunk)
         assert not app.closed.is_set()
+
+
+#: A day's export as the console hands it over: one body, whole.
+EXPORT = b"x" * (4 << 20)
+
+
+async def export(scope: Any, receive: Any, send: Any) -> None:
+    if scope["type"] == "http":
+        await Response(EXPORT, media_type="text/csv")(scope, receive, send)
+
+
+@contextlib.contextmanager
+def released(server: Any) -> Iterator[threading.Event]:
+    """Set once the server lets go of a connection (its slot given back)."""
+    gate, freed = server.limits.gate, threading.Event()
+    release = gate.release
+
+    def counted(address: str) -> None:
+        release(address)
+        freed.set()
+
+    gate.release = counted
+    yield freed
+
+
+def test_a_client_that_reads_nothing_of_a_whole_body_is_cut_though_it_is_closing():
+    """A response handed to the transport whole (an export) is complete at once, and once the
+    keep-alive time passes uvicorn closes its transport gracefully: a close that waits for the
+    client to read it all, for ever if it never does. The stall aborts it even so."""
+    web = WebSection(port=0, header_timeout_s=0.5, write_stall_s=1.5, connections_per_min=10**5)
+    # The keep-alive closes it at 1 s, the stall comes at 1.5 s.
+    with live_server(export, web) as (port, server), released(server) as freed, _connect(port):
+        assert freed.wait(10), "a client reading nothing of an export kept its connection"
+        assert server.limits.gate.open_total == 0
+
+
+async def small_export(scope: Any, receive: Any, send: Any) -> None:
+    if scope["type"] == "http":
+        await Response(EXPORT[: 1 << 20], media_type="text/csv")(scope, receive, send)
+
+
+@pytest.mark.slow
+def test_a_client_reading_an_export_slowly_is_never_cut_however_long_it_takes():
+    """Read at ~128 KiB/s, a 1 MiB export takes ~8 s, past a 0.5 s stall: each check finds
+    that the client took some since the last, and the response goes on to its end. At this
+    pace the kernel lets the transport write again only every ~0.7 s (once a third of the send
+    buffer is acknowledged): what the client took is seen in the socket's send queue first."""
+    web = WebSection(port=0, write_stall_s=0.5, connections_per_min=10**5)
+    pace = threading.Event()  # never set: its wait is the reader's pace
+    with live_server(small_export, web) as (port, _server), _connect(port, 8192) as reading:
+        got = b""
+        while chunk := reading.recv(8192):
+            got += chunk
+            pace.wait(1 / 16)  # 8 KiB every 1/16 s
+        assert got.endswith(b"x" * 1000) and len(got) > 1 << 20
 
 
 def test_the_listening_socket_gives_each_connection_a_bounded_send_buffer():
