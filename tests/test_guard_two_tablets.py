@@ -258,7 +258,7 @@ def test_an_alarm_closed_on_one_tablet_leaves_the_other_tablets_feed_at_once(
     told = guard_core.bus.subscribe(name="tablet-b")  # as B's open stream is
     try:
         assert alarm_keys([asyncio.run(b_stream.alarms())]) == [["event:1"]]
-        closed = post(a, "/guard/alarms/ack", a.csrf, only="event:1", resolution="handled")
+        closed = post(a, "/guard/alarms/ack", a.csrf, only="event:1@1", resolution="handled")
         assert refusal(closed) is None
         lines: list[str] = []
         while (message := told.get_nowait()) is not None:
@@ -351,7 +351,7 @@ def test_an_alarm_both_guards_close_is_closed_once_and_the_second_is_told_by_who
     that A had closed it, nor as what: B is told both, and can follow it up."""
     a, b = tablets
     add_event(guard_core, decision="deny", reasons=("fever",), temp_c=38.4, household="3-201")
-    closing = {"only": "event:1"}
+    closing = {"only": "event:1@1"}
     assert (
         refusal(post(a, "/guard/alarms/ack", a.csrf, resolution="false_alarm", **closing)) is None
     )
