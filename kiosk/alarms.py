@@ -117,6 +117,15 @@ SEQS_KEPT = 10
 OVERFLOW_KEY = "board:overflow"
 
 
+class AlarmGrown(ValueError):
+    """A close refused: ``alarm`` counts ``more`` passages (the overflow card: alarms) than
+    the page that sent it drew (``AlarmDesk.close``'s ``seen``); nothing was closed."""
+
+    def __init__(self, alarm: Alarm, more: int) -> None:
+        super().__init__(f"{alarm.key}: {more} more since the page drew it")
+        self.alarm, self.more = alarm, more
+
+
 @dataclass
 class Alarm:
     key: str
@@ -177,6 +186,14 @@ class Alarm:
     def times(self) -> int:
         """How many passages this incident counts (listed in ``seqs`` or not)."""
         return len(self.seqs) + self.more
+
+    @property
+    def count(self) -> int:
+        """What its card counts, which only grows while it is open: the incident's passages
+        (``times``), the overflow card's alarms that left the board (``dropped``). A page's
+        form sends it back as drawn: a close from a page that drew fewer is refused
+        (``AlarmDesk.close``'s ``seen``), never closing what the guard did not see."""
+        return self.dropped if self.kind == "overflow" else self.times
 
     def take_seqs(self, seqs: list[int]) -> bool:
         """Count the passages ``seqs`` of a repeat in this incident: those after its latest
@@ -918,6 +935,7 @@ class AlarmDesk:
         resolution: str = RESOLUTIONS[0],
         note: str = "",
         record: Callable[[list[Alarm]], None] | None = None,
+        seen: Mapping[str, int] | None = None,
     ) -> list[Alarm]:
         """Close the open alarms ``keys`` with what was done; the ones closed (none: there
         was no such open alarm). The acknowledgement's record is its audit row (``alarm_ack``
@@ -925,7 +943,9 @@ class AlarmDesk:
         before they are shown closed. If it raises (the storage failed), they stay open and
         the error is the caller's. It is written outside the desk's lock (the feed takes the
         lock on the loop); meanwhile the alarms are held for this close, so a second guard's
-        close of the same alarm finds nothing to close."""
+        close of the same alarm finds nothing to close. ``seen``: each card's ``count`` as
+        the guard's page drew it; one that counts more now (a breach tried twice more while
+        the tablet slept) refuses the whole close, ``AlarmGrown``, nothing written."""
         if resolution not in RESOLUTIONS:
             raise ValueError(f"resolution: one of {', '.join(RESOLUTIONS)}")
         with self._lock:
@@ -938,6 +958,10 @@ class AlarmDesk:
                 for k in dict.fromkeys(keys)
                 if k not in self._closing and (a := self.board.open_one(k)) is not None
             ]
+            for alarm in closing:
+                drawn = (seen or {}).get(alarm.key)
+                if drawn is not None and alarm.count > drawn:
+                    raise AlarmGrown(alarm, alarm.count - drawn)
             self._closing.update(a.key for a in closing)
         try:
             if closing and record is not None:

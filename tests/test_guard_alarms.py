@@ -5,14 +5,28 @@ item 3)."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import re
 from zoneinfo import ZoneInfo
 
+import pytest
 from fastapi.testclient import TestClient
-from guard_support import BASE, add_event, login, make_app, post
+from guard_support import (
+    BASE,
+    add_event,
+    login,
+    make_app,
+    post,
+    refused_with,
+    send,
+    signed_in,
+)
 
-from kiosk.alarms import Alarm, AlarmBoard, AlarmDesk, alarm_from_event
+from kiosk.alarms import Alarm, AlarmBoard, AlarmDesk, AlarmGrown, alarm_from_event
+from ui.auth import COOKIE
 from ui.guard.display import alarm_view
+from ui.guard.live import FeedStream
 
 
 def fever(guard_core, household="3-201", holder="Li Wei", temp_c=38.4, direction="out"):
@@ -127,7 +141,7 @@ def test_several_alarms_close_at_once_with_an_outcome_and_stay_closed_after_a_re
         csrf = login(guard_client)
         response = guard_client.post(
             "/guard/alarms/ack",
-            data={"csrf": csrf, "key": ["event:1", "event:3"], "resolution": "false_alarm"},
+            data={"csrf": csrf, "key": ["event:1@1", "event:3@1"], "resolution": "false_alarm"},
             headers={"Origin": BASE},
             follow_redirects=False,
         )
@@ -150,7 +164,7 @@ def test_after_a_restart_a_denial_after_the_close_is_a_new_open_alarm(guard_core
     with TestClient(make_app(guard_core), base_url=BASE) as guard_client:
         csrf = login(guard_client)
         clock.advance(60)
-        post(guard_client, "/guard/alarms/ack", csrf, only="event:1", resolution="sent_home")
+        post(guard_client, "/guard/alarms/ack", csrf, only="event:1@1", resolution="sent_home")
         clock.advance(60)
         fever(guard_core)  # the same person again, within the incident window, after the close
         assert len(cards(guard_client.get("/guard").text)) == 1
@@ -163,7 +177,7 @@ def test_after_a_restart_a_denial_after_the_close_is_a_new_open_alarm(guard_core
 def test_closing_with_an_unknown_outcome_is_refused(guard_client, guard_core):
     fever(guard_core)
     csrf = login(guard_client)
-    response = post(guard_client, "/guard/alarms/ack", csrf, key="event:1", resolution="shrug")
+    response = post(guard_client, "/guard/alarms/ack", csrf, key="event:1@1", resolution="shrug")
     assert "err=" in response.headers["location"]
     assert len(cards(guard_client.get("/guard").text)) == 1
 
@@ -227,7 +241,8 @@ def test_the_live_page_shows_the_card_of_open_alarms_that_did_not_fit(guard_core
         csrf = login(guard_client)
         shown = cards(guard_client.get("/guard?lang=en").text)
         assert len(shown) == 3 and "2 more open alarms" in shown[2]
-        key = re.search(r'data-key="([^"]+)"', shown[2]).group(1)
+        key = re.search(r'name="only" value="([^"]+)"', shown[2]).group(1)
+        assert key.endswith("@2")  # the card as drawn: the 2 alarms it counts
         post(guard_client, "/guard/alarms/ack", csrf, only=key, resolution="handled")
         assert len(cards(guard_client.get("/guard").text)) == 2
 
@@ -322,3 +337,116 @@ def test_a_clock_referral_card_of_disputed_opening_hours_says_to_check_the_hours
     for lang, words in (("en", "opening hours"), ("zh-CN", "开放时间")):
         view = alarm_view(card, lang, ZoneInfo("UTC"), frozenset())
         assert words in view["todo"], view["todo"]
+
+
+# --- a card drawn before the incident grew (a stale page) -----------------------------------
+
+
+def breach(guard_core):
+    return add_event(
+        guard_core,
+        decision="deny",
+        reasons=("quarantined",),
+        household="5-1-302",
+        holder="Wang Fang",
+        direction="out",
+    )
+
+
+def drawn(page: str) -> list[str]:
+    """The alarm cards as the page drew them: what each card's tick and button send (its
+    key, ``@`` and what it counted)."""
+    return re.findall(r'class="a-pick" name="key" value="([^"]+)"', page)
+
+
+def test_a_card_drawn_before_more_attempts_does_not_close_them_unseen(guard_core, clock):
+    """A quarantined resident tried to go out; the guard's tablet drew the card (once) and
+    slept; she tried twice more (a fresh page says 3 times). The stale card's "false alarm"
+    closed all three: two attempts nobody saw, on record as a false alarm. The card sends
+    what it counted: the close is refused, saying how many more, nothing closed; the card
+    drawn again closes."""
+    with signed_in(make_app(guard_core)) as tablet:
+        breach(guard_core)
+        [stale] = drawn(tablet.get("/guard?lang=en").text)
+        assert stale == "event:1@1"
+        for _ in range(2):
+            clock.advance(120)
+            breach(guard_core)
+        for field in ("only", "key"):  # its own button, or ticked and closed with others
+            closing = {"csrf": tablet.csrf, field: stale, "resolution": "false_alarm"}
+            said = refused_with(tablet, send(tablet, "/guard/alarms/ack", closing))
+            assert said is not None and "Quarantine breach: 2 more attempts" in said, said
+        assert not [a for a in guard_core.store.audits() if a["action"] == "alarm_ack"]
+        page = tablet.get("/guard?lang=zh-CN").text
+        [card] = cards(page)
+        assert "共 3 次" in card
+        closing = {"csrf": tablet.csrf, "only": stale}
+        said = refused_with(tablet, send(tablet, "/guard/alarms/ack", closing))
+        assert said is not None and "又有 2 次" in said, said
+        [fresh] = drawn(page)
+        assert fresh == "event:1@3"
+        closing = {"csrf": tablet.csrf, "only": fresh, "resolution": "handled"}
+        assert refused_with(tablet, send(tablet, "/guard/alarms/ack", closing)) is None
+        [ack] = [a for a in guard_core.store.audits() if a["action"] == "alarm_ack"]
+        assert ack["detail"]["keys"] == ["event:1"] and cards(tablet.get("/guard").text) == []
+
+
+def test_a_close_that_does_not_say_what_its_card_counted_is_refused(guard_client, guard_core):
+    """A page drawn before cards said their count (or a value that is no count) cannot tell
+    whether the card grew since: refused, nothing closed, the guard looks again."""
+    breach(guard_core)
+    csrf = login(guard_client)
+    for value in ("event:1", "event:1@", "event:1@three", "event:1@-1", "event:1@" + "9" * 40):
+        closing = {"csrf": csrf, "only": value}
+        said = refused_with(guard_client, send(guard_client, "/guard/alarms/ack", closing))
+        assert said is not None and "页面已过时" in said, (value, said)
+    assert len(cards(guard_client.get("/guard").text)) == 1
+
+
+def test_the_desk_refuses_a_close_of_a_card_grown_since_it_was_drawn(guard_core, clock):
+    """The one rule, in the desk: a card's ``count`` as drawn (``seen``) against its count
+    now, checked as the close takes the card; refused, nothing is written (``record`` not
+    called) and the card stays open for the next close."""
+    desk = AlarmDesk(guard_core.store, guard_core.clock)
+    breach(guard_core)
+    [card] = desk.open_alarms([])
+    assert card.count == 1
+    clock.advance(60)
+    breach(guard_core)
+    written: list[list[str]] = []
+
+    def record(closing: list[Alarm]) -> None:
+        written.append([a.key for a in closing])
+
+    with pytest.raises(AlarmGrown) as grown:
+        desk.close(["event:1"], "alice", [], "false_alarm", seen={"event:1": 1}, record=record)
+    assert (grown.value.alarm.key, grown.value.more) == ("event:1", 1) and written == []
+    assert [a.count for a in desk.open_alarms([])] == [2]
+    closed = desk.close(["event:1"], "alice", [], seen={"event:1": 2}, record=record)
+    assert [a.key for a in closed] == ["event:1"] and written == [["event:1"]]
+
+
+def test_the_overflow_card_drawn_before_more_alarms_left_the_board_does_not_close_them():
+    """The card counting open alarms that no longer fit counts more of them since the page
+    drew it: closing it from that page would close alarms nobody saw."""
+    board = AlarmBoard(keep=2)
+    for n in range(1, 5):
+        board.add(board_alarm(n))
+    [overflow] = board.open()[2:]
+    assert overflow.count == 2  # what its card says ("2 more open alarms")
+    board.add(board_alarm(5))
+    assert overflow.count == 3
+
+
+def test_the_live_stream_draws_each_card_with_its_count(guard_core, clock):
+    """A page kept current by its stream: the cards it draws again carry the count the form
+    sends back (``count``), as the page's own cards do."""
+    with signed_in(make_app(guard_core)) as tablet:
+        breach(guard_core)
+        clock.advance(60)
+        breach(guard_core)
+        g = tablet.app.state.guard
+        session = g.auth.sessions.read(tablet.cookies.get(COOKIE))
+        line = asyncio.run(FeedStream(g, session, "en", 0).alarms())
+        [card] = json.loads(line.split("data: ", 1)[1])
+        assert (card["key"], card["count"]) == ("event:1", 2)

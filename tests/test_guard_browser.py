@@ -146,6 +146,38 @@ def test_one_incident_is_one_alarm_and_several_close_at_once_with_an_outcome(dem
     assert closed["detail"]["resolution"] == "false_alarm"
 
 
+def test_a_card_the_stream_drew_again_closes_with_what_it_counts_now(demo, browser):
+    """A card's tick and Done send what it counted as drawn (a close after it counted more
+    is refused: test_guard_alarms). The page kept current by its stream draws the card again
+    as the incident grows, its count with it: the close from that page goes through, and
+    closes the attempts the guard sees on it."""
+    core = demo.session.core
+    demo.play("fever")
+    wait_idle(demo)
+    page = browser.new_context(viewport={"width": 1366, "height": 900}).new_page()
+    sign_in(page, demo)
+    page.wait_for_url(re.compile(r".*/guard(\?lang=en)?$"))
+    card = page.locator(".alarm.kind-fever").first
+    card.wait_for()
+    key = card.get_attribute("data-key")
+    drawn = card.locator("button.ack").get_attribute("value")
+    count = int(drawn.rpartition("@")[2])
+    assert drawn == f"{key}@{count}"
+    demo.play("fever")  # the same person again: the same card, one more attempt
+    wait_idle(demo)
+    card = page.locator(f".alarm[data-key='{key}']")
+    wait_for(lambda: f"{count + 1} times" in card.inner_text())
+    now = f"{key}@{count + 1}"
+    assert card.locator("button.ack").get_attribute("value") == now
+    assert card.locator("input.a-pick").get_attribute("value") == now
+    acks = len([a for a in core.store.audits(0, 1000) if a["action"] == "alarm_ack"])
+    card.locator("input.a-pick").check()
+    page.click("#alarm-close-selected")
+    page.wait_for_selector(".flash.ok")
+    [closed] = [a for a in core.store.audits(0, 1000) if a["action"] == "alarm_ack"][acks:]
+    assert closed["detail"]["keys"] == [key]
+
+
 def _rasterise(pdf: bytes, tmp_path: Path) -> list[Path]:
     gs = shutil.which("gs")
     need(gs is not None, "ghostscript (gs)")

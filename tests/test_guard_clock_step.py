@@ -285,7 +285,7 @@ def test_a_card_opened_before_the_step_and_a_restart_is_closed_after_them_for_go
         csrf = login(restarted)
         [card] = restarted.get("/guard/api/feed").json()["alarms"]
         assert card["time"] == "03-02 09:10:00"
-        answer = post(restarted, "/guard/alarms/ack", csrf, only=card["key"])
+        answer = post(restarted, "/guard/alarms/ack", csrf, only=f"{card['key']}@{card['count']}")
         assert "err=" not in answer.headers["location"]
     with TestClient(make_app(guard_core), base_url=BASE) as again:
         login(again)

@@ -216,9 +216,10 @@ def test_past_visitors_by_name_or_phone_suffix_newest_once(guard_core):
 
 
 def test_finding_an_earlier_visitor_masks_the_phone_for_a_guard_and_copies_it(
-    guard_client, guard_core
+    guard_client, guard_core, clock
 ):
     registration(guard_core, "王秀英", "13800138000", id_number="110101199003071234")
+    clock.advance(3600)  # she visited an hour ago
     csrf = login(guard_client)
     page = post(guard_client, "/guard/register/search", csrf, q="8000").text
     assert "王秀英" in page and "138****8000" in page and "13800138000" not in page

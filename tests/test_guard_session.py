@@ -58,7 +58,7 @@ def test_an_action_after_the_shift_ended_completes_after_signing_in_again(
     csrf = login(guard_client)
     clock.advance(8 * 3600 + 1)  # the shift is over
     response = browser_post(
-        guard_client, "/guard/alarms/ack", csrf, key="event:1", resolution="sent_home"
+        guard_client, "/guard/alarms/ack", csrf, key="event:1@1", resolution="sent_home"
     )
     assert response.status_code == 303
     location = response.headers["location"]
@@ -69,7 +69,7 @@ def test_an_action_after_the_shift_ended_completes_after_signing_in_again(
     signed_in = sign_in_again(guard_client, location)
     assert signed_in.status_code == 200 and 'data-auto="1"' in signed_in.text
     form = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', signed_in.text))
-    assert form["key"] == "event:1" and form["resolution"] == "sent_home"
+    assert form["key"] == "event:1@1" and form["resolution"] == "sent_home"
     done = guard_client.post(
         "/guard/alarms/ack",
         data={k: html.unescape(v) for k, v in form.items()},

@@ -17,7 +17,17 @@ from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from guard_support import ADMIN_PW, WAIT_S, add_event, make_app, post, send, signed_in
+from guard_support import (
+    ADMIN_PW,
+    WAIT_S,
+    add_event,
+    decided,
+    hidden_fields,
+    make_app,
+    post,
+    send,
+    signed_in,
+)
 
 from kiosk import lists as kiosk_lists
 from kiosk import queries
@@ -258,7 +268,7 @@ def test_an_alarm_closed_on_one_tablet_leaves_the_other_tablets_feed_at_once(
     told = guard_core.bus.subscribe(name="tablet-b")  # as B's open stream is
     try:
         assert alarm_keys([asyncio.run(b_stream.alarms())]) == [["event:1"]]
-        closed = post(a, "/guard/alarms/ack", a.csrf, only="event:1", resolution="handled")
+        closed = post(a, "/guard/alarms/ack", a.csrf, only="event:1@1", resolution="handled")
         assert refusal(closed) is None
         lines: list[str] = []
         while (message := told.get_nowait()) is not None:
@@ -351,7 +361,7 @@ def test_an_alarm_both_guards_close_is_closed_once_and_the_second_is_told_by_who
     that A had closed it, nor as what: B is told both, and can follow it up."""
     a, b = tablets
     add_event(guard_core, decision="deny", reasons=("fever",), temp_c=38.4, household="3-201")
-    closing = {"only": "event:1"}
+    closing = {"only": "event:1@1"}
     assert (
         refusal(post(a, "/guard/alarms/ack", a.csrf, resolution="false_alarm", **closing)) is None
     )
@@ -463,3 +473,54 @@ def test_a_shift_added_with_a_double_tap_is_added_once(app, guard_core, monkeypa
     assert sorted(refusal(t) is None for t in taps) == [False, True]
     rows = list(guard_core.store.reader()["roster_shifts"].rows)
     assert len(rows) == 1
+
+
+def registered(core) -> list[tuple[int, str, str]]:
+    events = core.store.readable_events(after_seq=0, limit=50)
+    return [
+        (e["seq"], e["operator"], e["direction"]) for e in events if e["kind"] == "registration"
+    ]
+
+
+def test_a_resident_registered_on_two_tablets_is_asked_about_before_the_second_record(
+    app, guard_core, clock
+):
+    """Guards A and B each register Zhang Guiying of 3-201 going out, 20 s apart, on their own
+    tablets: two registrations, two outings for the household's quota, nothing said. The
+    second is asked first, naming the one on record (when, by whom): recorded again only
+    when the guard says so (twins exist), never refused unsaid; the same person going the
+    other way, or minutes later, is not asked."""
+    typed = {"name": "Zhang Guiying", "phone": "", "id_number": "", "unit": "3-201",
+             "resident": "1", "reason": "no phone", "temp_c": "36.5", "decision": "pass",
+             "direction": "out"}  # fmt: skip
+    path = "/guard/register/person"
+    with signed_in(app) as a, signed_in(app, "root", ADMIN_PW) as b:
+        form_a = hidden_fields(a.get("/guard/register").text, "person-form")
+        form_b = hidden_fields(b.get("/guard/register?lang=en").text, "person-form")
+        with decided(a, guard_core):
+            assert refusal(send(a, path, form_a | typed)) is None
+        clock.advance(20)
+        asked = send(b, path, form_b | typed | {"name": "ZHANG guiying "})  # however spelled
+        assert asked.status_code == 200 and 'id="confirm-form"' in asked.text, asked.text[:300]
+        words = html.unescape(asked.text)
+        assert (
+            "ZHANG guiying (3-201) was registered going out at 16:30:00 by alice (manual pass,"
+            " passage #1), perhaps on another tablet. Record them again?"
+        ) in words
+        assert registered(guard_core) == [(1, "alice", "out")]
+        again = hidden_fields(asked.text, "confirm-form") | {"confirm": "yes"}
+        with decided(b, guard_core):
+            assert refusal(send(b, path, again)) is None
+        assert registered(guard_core) == [(1, "alice", "out"), (2, "root", "out")]
+        home = typed | {"direction": "in"}  # back in: another passage, not asked
+        with decided(a, guard_core):
+            fresh = hidden_fields(a.get("/guard/register").text, "person-form")
+            assert refusal(send(a, path, fresh | home)) is None
+        clock.advance(6 * 60)  # out again minutes later: a new outing, not asked
+        with decided(a, guard_core):
+            fresh = hidden_fields(a.get("/guard/register").text, "person-form")
+            assert refusal(send(a, path, fresh | typed)) is None
+        with decided(b, guard_core):  # a deny is no passage: never asked
+            fresh = hidden_fields(b.get("/guard/register").text, "person-form")
+            assert refusal(send(b, path, fresh | typed | {"decision": "deny"})) is None
+    assert [d for _, _, d in registered(guard_core)] == ["out", "out", "in", "out", "out"]

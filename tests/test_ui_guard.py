@@ -441,7 +441,7 @@ def test_fever_raises_an_alarm_that_stays_until_a_guard_acknowledges_it(guard_cl
     csrf = login(guard_client)
     page = guard_client.get("/guard").text
     assert 'class="alarm kind-fever"' in page
-    key = re.search(r'name="key" value="(event:\d+)"', page).group(1)
+    key = re.search(r'name="key" value="(event:\d+@1)"', page).group(1)
     assert guard_client.get("/guard").text.count('class="alarm kind-fever"') == 1
     response = post(guard_client, "/guard/alarms/ack", csrf, key=key)
     assert response.status_code == 303
@@ -454,7 +454,7 @@ def test_an_acknowledged_alarm_stays_acknowledged_after_a_restart(guard_core):
     add_event(guard_core, decision="deny", reasons=("fever",), temp_c=38.4)
     with TestClient(make_app(guard_core), base_url=BASE) as guard_client:
         csrf = login(guard_client)
-        post(guard_client, "/guard/alarms/ack", csrf, key="event:1")
+        post(guard_client, "/guard/alarms/ack", csrf, key="event:1@1")
     with TestClient(make_app(guard_core), base_url=BASE) as restarted:  # a fresh router: new board
         login(restarted)
         assert 'class="alarm kind-fever"' not in restarted.get("/guard").text
@@ -506,7 +506,7 @@ def test_device_alarm_from_the_bus_stays_until_acknowledged_even_after_the_fault
 
 def test_acknowledging_an_unknown_alarm_says_so(guard_client):
     csrf = login(guard_client)
-    response = post(guard_client, "/guard/alarms/ack", csrf, key="event:999")
+    response = post(guard_client, "/guard/alarms/ack", csrf, key="event:999@1")
     assert "err=" in response.headers["location"]
 
 

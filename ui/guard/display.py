@@ -204,6 +204,7 @@ def alarm_view(a: Alarm, lang: str, tz: ZoneInfo, clear: frozenset[str]) -> dict
         "direction": i18n.t(lang, f"dir.{a.direction}") if a.direction in ("in", "out") else "",
         "seqs": seqs,
         "times": i18n.t(lang, "alarm.times", n=times) if (times := len(seqs) + a.more) > 1 else "",
+        "count": a.count,  # sent back by the page's form as drawn: ``AlarmDesk.close``'s seen
     }
 
 
@@ -278,6 +279,7 @@ def _device_card(a: Alarm, lang: str, word: str, time: str, detail: str) -> dict
         "direction": "",
         "seqs": [],
         "times": "",
+        "count": a.count,
     }
 
 

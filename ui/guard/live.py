@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse, Response
 from starlette.datastructures import FormData
 
 from kiosk import privacy, queries
-from kiosk.alarms import RESOLUTIONS, Alarm
+from kiosk.alarms import RESOLUTIONS, Alarm, AlarmGrown
 from kiosk.clock import ClockReading
 from kiosk.deadline import Stopped
 from kiosk.engine import NO_SUBJECT, ManualSubject
@@ -390,11 +390,12 @@ async def guard_events(
 @router.post("/alarms/ack", name="alarm_ack", include_in_schema=False)
 async def ack_alarm(request: Request, session: ActionSession, g: GuardDep) -> Response:
     """Close alarms with what was done: the one whose button was pressed (``only``), else
-    every one ticked (``key``, repeated)."""
+    every one ticked (``key``, repeated); each as its page drew it (``drawn_cards``)."""
     form = await request.form()
     only = form.get("only")
     picked = [only] if only else form.getlist("key")[:MAX_CLOSE]
-    keys = [clean(k, "live.alarms", max_len=120) for k in picked if isinstance(k, str) and k]
+    seen = drawn_cards([k for k in picked if isinstance(k, str) and k])
+    keys = list(seen)
     if not keys:
         raise BadInput("err.no_alarm")
     resolution = choice(form.get("resolution"), "live.resolution", RESOLUTIONS, RESOLUTIONS[0])
@@ -407,9 +408,12 @@ async def ack_alarm(request: Request, session: ActionSession, g: GuardDep) -> Re
         note(request, resolution=resolution)
         deps.write_row_first(request)
 
-    closed = await asyncio.to_thread(
-        g.alarms.close, keys, session.name, standing, resolution, record=record
-    )
+    try:
+        closed = await asyncio.to_thread(
+            g.alarms.close, keys, session.name, standing, resolution, record=record, seen=seen
+        )
+    except AlarmGrown as grown:  # more attempts since the page drew it: the page again
+        raise grown_since(grown) from None
     if not closed:  # another guard's tablet closed it first: say who, and as what
         by = await asyncio.to_thread(g.alarms.closed_by, keys[0])
         if by is not None and by[1] in RESOLUTIONS:
@@ -419,6 +423,30 @@ async def ack_alarm(request: Request, session: ActionSession, g: GuardDep) -> Re
     # next passage: the same cards, the same count, on each.
     g.core.bus.publish({"type": ALARMS_CLOSED, "keys": [a.key for a in closed]})
     return done(request, "/guard")
+
+
+def drawn_cards(values: list[str]) -> dict[str, int]:
+    """The cards a close names, as its page drew them: each tick's or button's value is the
+    card's key, ``@`` and what the card counted (``Alarm.count``); the close is refused if
+    one counts more now (``AlarmDesk.close``'s ``seen``). A value without its count (a page
+    drawn before the count was sent) or with one that is no count is refused, nothing
+    closed: the guard looks at the cards again."""
+    seen: dict[str, int] = {}
+    for value in values:
+        key, at, count = clean(value, "live.alarms", max_len=140).rpartition("@")
+        drawn = whole_number(count, most_digits=9) if at else None
+        if not key or drawn is None:
+            raise BadInput("err.alarm_seen")
+        seen[key] = drawn
+    return seen
+
+
+def grown_since(grown: AlarmGrown) -> BadInput:
+    """A close refused for a card that counts more than its page drew: how many more, on
+    which kind of card (never whom: the words go in the page's address)."""
+    if grown.alarm.kind == "overflow":
+        return BadInput("err.alarm_grown_overflow", n=grown.more)
+    return BadInput("err.alarm_grown", title=f"alarm.{grown.alarm.kind}", n=grown.more)
 
 
 def subject_of(

@@ -64,7 +64,7 @@ from ui.guard.deps import (
     room,
     served_while_stopping,
 )
-from ui.guard.display import feed_row, vehicle_text, visitor_row
+from ui.guard.display import event_time, feed_row, vehicle_text, visitor_row
 from ui.guard.forms import BadInput, choice, clean, direction_of, directions, needed, whole
 from ui.guard.lists import confirm_first
 from ui.views import unreadable_words
@@ -76,8 +76,12 @@ REGISTRATION_KINDS = ("registration", "vehicle")
 MAX_PASSENGERS = 12
 #: Person fields the form of a person takes back after a refusal.
 PERSON_FIELDS = (
-    "name", "phone", "id_number", "unit", "resident", "reason", "temp_c", "copy_from", "off_map"
+    "name", "phone", "id_number", "unit", "resident", "reason", "temp_c", "copy_from", "off_map",
+    "again",
 )  # fmt: skip
+#: How long after a person's registration one of the same name and dwelling in the same
+#: direction is asked about first (``registered_again``): another tablet's, a minute ago.
+AGAIN_WINDOW_S = 300
 #: What holds a registration's pass until the guard confirms it with a reason (``holds_on``),
 #: in the order they are asked: each its form's ``confirm_<hold>`` and ``<hold>_reason``, its
 #: warning ``reg.<hold>_confirm``, the audit row's ``<hold>: confirmed``.
@@ -396,6 +400,8 @@ async def register_person(request: Request, session: ActionSession, g: GuardDep)
             raise BadInput("err.phone")
         temp_c = needed(form.get("temp_c"), "reg.temp", *plausible(g))
         asked = await off_map(request, g, session, form, person)
+        if asked is None:
+            asked = await registered_again(request, g, session, form, person)
         if asked is not None:
             return asked
         return await register(request, g, session, form, "registration", person, temp_c)
@@ -419,6 +425,56 @@ async def off_map(
     text = i18n.t(g.lang(request), "confirm.resident_off_map", household=unit)
     sent = [(k, v) for k, v in form.multi_items() if k != "off_map"]
     asked = FormData([*sent, ("off_map", unit)])
+    return confirm_first(request, g, session, "/guard/register/person", asked, text)
+
+
+def registered_before(g: Guard, person: dict[str, Any], direction: str) -> dict[str, Any] | None:
+    """The newest registration let through (``manual_pass``) of ``person`` (the same name
+    and dwelling, however spelled: ``same_text``) in ``direction`` in the last
+    ``AGAIN_WINDOW_S`` (one stamped before NTP stepped the clock by when it happened), dated;
+    None when there is none. Blocking."""
+    since = g.since(AGAIN_WINDOW_S / 3600)
+    name, unit = same_text(str(person["name"])), same_text(str(person["unit"]))
+    for event in queries.events_of_kinds_since(g.core.store, ("registration",), since, 50):
+        found = event.get("person")
+        earlier: dict[str, Any] = found if isinstance(found, dict) else {}
+        if (
+            event.get("decision") == "manual_pass"
+            and event.get("direction") == direction
+            and same_text(str(earlier.get("name") or "")) == name
+            and same_text(str(earlier.get("unit") or "")) == unit
+        ):
+            return g.dated([event])[0]
+    return None
+
+
+async def registered_again(
+    request: Request, g: Guard, session: Session, form: FormData, person: dict[str, Any]
+) -> Response | None:
+    """A pass for a person let through a moment ago in the same direction (by another guard's
+    tablet, at the same gate) is asked about first (``confirm_first``): a second record is a
+    second passage, a resident's second outing for the quota. Recorded again only when the guard
+    says so (twins, or the same person out twice), the confirmation carrying which record it
+    was shown (``again``, its ``seq``: a newer one since asks again). None: nothing to ask."""
+    direction = direction_of(form, g.cfg.site.default_direction)
+    if decision_of(form) != "pass":  # a deny is no passage: recorded as often as it is made
+        return None
+    try:
+        earlier = await asyncio.to_thread(registered_before, g, person, direction)
+    except ReadFailure as exc:  # a damaged page: the registration goes ahead unasked
+        g.core.store.read_past(exc)
+        return None
+    if earlier is None or str(form.get("again") or "") == str(earlier["seq"]):
+        return None
+    lang = g.lang(request)
+    text = i18n.t(
+        lang, "confirm.registered_again", name=person["name"], unit=person["unit"],
+        direction=i18n.t(lang, f"dir.{direction}"), who=earlier.get("operator") or "?",
+        time=event_time(earlier, lang, g.tz), seq=earlier["seq"],
+        decision=i18n.t(lang, f"decision.{earlier.get('decision')}"),
+    )  # fmt: skip
+    sent = [(k, v) for k, v in form.multi_items() if k != "again"]
+    asked = FormData([*sent, ("again", str(earlier["seq"]))])
     return confirm_first(request, g, session, "/guard/register/person", asked, text)
 
 

@@ -200,13 +200,16 @@ function alarmCard(tpl, a, picked) {
     link.textContent = "#" + seq;
     meta.append(" · ", link);
   }
+  // The card as drawn now, its key and what it counts: the tick and the Done button send
+  // it, and a close after it counted more (attempts the guard never saw) is refused.
+  const drawn = a.key + "@" + String(a.count || 0);
   const pick = node.querySelector(".a-pick");
-  pick.value = a.key;
+  pick.value = drawn;
   pick.checked = picked.has(a.key);
   // Which alarm a tick or a Done is about, said by a screen reader (two fevers: two people).
   const named = [a.title, a.who, a.detail].filter(Boolean).join(" · ");
   pick.setAttribute("aria-label", named);
-  node.querySelector("button.ack").value = a.key;
+  node.querySelector("button.ack").value = drawn;
   node.querySelector("button.ack .sr-only").textContent = ": " + named;
   return node;
 }
@@ -216,7 +219,8 @@ function alarmBoard(sound) {
   return function renderAlarms(alarms) {
     const list = $("alarm-list");
     const tpl = $("alarm-tpl");
-    const picked = new Set([...list.querySelectorAll(".a-pick:checked")].map((c) => c.value));
+    const ticked = [...list.querySelectorAll(".a-pick:checked")];
+    const picked = new Set(ticked.map((c) => c.closest(".alarm").dataset.key));
     const place = placeIn(list);
     const seen = seenIn(list);
     list.replaceChildren();
