@@ -1001,17 +1001,26 @@ def stamp_as_of(report: dict[str, Any], now: datetime) -> dict[str, Any]:
 def as_of_rows(
     report: Mapping[str, Any], words: Callable[[str], str | None] | None = None
 ) -> list[list[Any]]:
-    """The ``(report, as_of, TEXT)`` row of a sheet for a report ``stamp_as_of`` stamped: the
-    local time it was made and, for a day not over, ``SO_FAR`` (in ``words``' language, its
-    ``so_far``: ``kiosk.categories.Words``); none for one not stamped."""
+    """The ``(report, as_of, TEXT)`` row of a sheet for a report ``stamp_as_of`` stamped
+    (``as_of_text``); none for one not stamped."""
+    text = as_of_text(report, words)
+    return [] if text is None else [["report", "as_of", text]]
+
+
+def as_of_text(
+    report: Mapping[str, Any], words: Callable[[str], str | None] | None = None
+) -> str | None:
+    """When a report ``stamp_as_of`` stamped was made, in its local time and, for a day not
+    over, ``SO_FAR`` (in ``words``' language, its ``so_far``: ``kiosk.categories.Words``):
+    what every face of the report says of it; None for one not stamped."""
     if not report.get("as_of"):
-        return []
+        return None
     zone = as_zone(report.get("timezone") or "UTC")
     when = datetime.fromisoformat(report["as_of"]).astimezone(zone)
     text = f"{when:%Y-%m-%d %H:%M} ({zone.key})"
     if report.get("day_ended") is False:
         text += f": {(words and words('so_far')) or SO_FAR}"
-    return [["report", "as_of", text]]
+    return text
 
 
 def report_file(

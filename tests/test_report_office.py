@@ -289,6 +289,49 @@ def test_the_consoles_report_file_of_today_says_its_figures_are_so_far(admin, co
     assert ["report", "as_of", f"{DAY} 09:00 (Asia/Shanghai)"] in yesterday  # over: no "so far"
 
 
+def test_every_face_of_the_console_says_todays_figures_are_so_far(admin, core):
+    """Before: at 17:30 only the report's files said the day had not ended; the printable
+    report page, the statistics page and the figures sheet of ``/guard/export.xlsx`` showed
+    the day's counts so far as if they were its total (a fever at 18:00 silently not in
+    them). Each says when it was made, and that the day is not over, in the guard's
+    language; a day over says only when."""
+    core.store.append(EventDraft(direction="in", decision="pass", household="1-101"))
+    so_far = f"Made at: {DAY} 09:00 (Asia/Shanghai): {stats.SO_FAR}"
+    page = admin.get(f"/guard/community/report?day={DAY}&lang=en").text
+    assert f'<p id="as-of">{so_far}</p>' in page
+    assert page.index('id="as-of"') < page.index("<table>")  # above the table, printed
+    assert f'<p id="as-of">{so_far}</p>' in admin.get(f"/guard/stats?day={DAY}&lang=en").text
+    chinese = admin.get(f"/guard/stats?day={DAY}&lang=zh-CN").text
+    assert f"生成时间: {DAY} 09:00 (Asia/Shanghai): 当日尚未结束，以下为截至此时的数字" in chinese
+    book = admin.get(f"/guard/export.xlsx?day={DAY}&lang=en")
+    figures = list(openpyxl.load_workbook(io.BytesIO(book.content)).worksheets[0].values)
+    assert ("Made at", f"{DAY} 09:00 (Asia/Shanghai): {stats.SO_FAR}") in figures
+    yesterday = DAY - timedelta(1)
+    over = admin.get(f"/guard/stats?day={yesterday}&lang=en").text
+    assert f'<p id="as-of">Made at: {DAY} 09:00 (Asia/Shanghai)</p>' in over
+
+
+def test_the_apis_report_of_today_says_the_day_has_not_ended(tmp_path):
+    """Before: ``/api/v1/stats`` of today at 17:35 had neither ``as_of`` nor ``day_ended``:
+    an office dashboard filed the evening's counts as the day's total."""
+    from support import kiosk_api
+
+    at = FakeClock(start=MIDNIGHT + timedelta(hours=17, minutes=35))
+    site = {"site": {"kiosk_id": "gate-1", "timezone": "Asia/Shanghai"}}
+    gate = kiosk_api(tmp_path / "g.db", "gate-1", at, scopes=("stats:read",), config=site)
+    try:
+        gate.store.append(EventDraft(direction="out", decision="pass"))
+        auth = {"Authorization": f"Bearer {gate.token}"}
+        today = gate.test_client.get("/api/v1/stats", headers=auth).json()
+        assert today["as_of"] == "2026-02-12T09:35:00+00:00" and today["day_ended"] is False
+        before = gate.test_client.get(f"/api/v1/stats?day={DAY - timedelta(1)}", headers=auth)
+        assert before.json()["day_ended"] is True
+        schema = gate.test_client.get("/openapi.json").json()["components"]["schemas"]
+        assert {"as_of", "day_ended"} <= set(schema["DailyReport"]["properties"])
+    finally:
+        gate.store.close()
+
+
 def test_the_report_page_offers_its_files_in_chinese(admin):
     """The console's report page linked only the English files: a guard had to type
     ``?lang=zh-CN`` into the address to get the office's."""
