@@ -946,6 +946,12 @@ def _staffed_spans(hours: HoursConfig | None) -> str | None:
     return ", ".join(f"{a:%H:%M}-{b:%H:%M}" for a, b in hours.windows())
 
 
+#: ``staffing`` of a report whose staffed hours are not known (``kiosk report`` of a log its
+#: daemon recorded before it recorded the hours, without the config): not split, and never
+#: "staffed round the clock" (``hours`` null), which the gate may not have been.
+STAFFING_UNKNOWN = {"hours": "unknown"}
+
+
 def staffing_section(
     db: Database, day: date, tz: ZoneInfo | str, hours: HoursConfig | None
 ) -> dict[str, Any]:

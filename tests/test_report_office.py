@@ -13,12 +13,13 @@ import openpyxl
 import pytest
 from guard_support import console_fixtures
 
+from checkpoint.app import site_record
 from checkpoint.cli import main
-from kiosk import lists, stats
+from kiosk import lists, stats, tokens
 from kiosk.clock import FakeClock
 from kiosk.config import parse_config
 from kiosk.ledgers import MIGRATIONS
-from kiosk.store import EventDraft, EventLog
+from kiosk.store import EventDraft, EventLog, record_site
 from office.district import COMPOUND_COLUMNS, district_csv, district_xlsx
 from ui.report_words import file_words
 
@@ -207,6 +208,53 @@ def test_kiosk_report_splits_by_the_configured_hours(tmp_path, capsys):
     assert main(argv) == 0
     staffing = json.loads(capsys.readouterr().out)["staffing"]
     assert staffing["hours"] == "08:30-17:30" and staffing["unstaffed"]["events"] == 3
+
+
+def _recorded_log(tmp_path, site) -> str:
+    """The volunteers' day in a log its daemon recorded ``site`` in (``record_site``)."""
+    at = FakeClock(start=MIDNIGHT)
+    sets = [tokens.MIGRATIONS, stats.MIGRATIONS, lists.MIGRATIONS, *MIGRATIONS]
+    log = EventLog(tmp_path / "kiosk.db", "gate-1", at, "NORMAL", migrations=sets).open()
+    _day_around_the_volunteers(log, at)
+    record_site(log, site)
+    log.close()
+    return str(log.path)
+
+
+def test_kiosk_report_of_a_log_alone_splits_by_the_hours_its_daemon_recorded(
+    tmp_path, capsys, monkeypatch
+):
+    """Before: ``kiosk report --db FILE`` without the config took the time zone and quota
+    its daemon recorded but not the staffed hours: every passage staffed (hours null, "round
+    the clock"), where the console's page of the same day split them 1 and 3."""
+    monkeypatch.delenv("KIOSK_CONFIG", raising=False)
+    hours = {"enabled": True, "spans": ["08:30-17:30"]}
+    config = parse_config({"site": {"kiosk_id": "gate-1", "timezone": "Asia/Shanghai"},
+                           "policy": {"hours": hours}})  # fmt: skip
+    db = _recorded_log(tmp_path, site_record(config))
+    assert main(["report", "--day", DAY.isoformat(), "--db", db]) == 0
+    staffing = json.loads(capsys.readouterr().out)["staffing"]
+    assert staffing["hours"] == "08:30-17:30" and staffing["unstaffed"]["events"] == 3
+
+
+def test_kiosk_report_of_a_log_recorded_before_the_hours_says_they_are_unknown(
+    tmp_path, capsys, monkeypatch
+):
+    """A log its daemon recorded before it recorded the staffed hours: the report does not
+    call the day staffed round the clock, it says the hours are unknown (and how to give
+    them), in its JSON and its files."""
+    monkeypatch.delenv("KIOSK_CONFIG", raising=False)
+    config = parse_config({"site": {"kiosk_id": "gate-1", "timezone": "Asia/Shanghai"}})
+    older = {k: v for k, v in site_record(config).items() if k != "hours"}  # as recorded then
+    db = _recorded_log(tmp_path, older)
+    sheet = tmp_path / "r.csv"
+    assert main(["report", "--day", DAY.isoformat(), "--db", db]) == 0
+    out = capsys.readouterr()
+    assert json.loads(out.out)["staffing"] == {"hours": "unknown"}
+    assert "recorded no staffed hours" in out.err and "--config FILE" in out.err
+    assert main(["report", "--day", DAY.isoformat(), "--db", db, "--csv", str(sheet)]) == 0
+    rows = _rows(sheet.read_text(encoding="utf-8"))
+    assert [r for r in rows if r[0] == "staffing"] == [["staffing", "hours", "unknown"]]
 
 
 def _boot(path, at, boot_id):
