@@ -105,6 +105,35 @@ def test_the_district_files_in_chinese(gate_log):
     assert next(book["按小区"].iter_rows(values_only=True))[:2] == ("小区", "岗点")
 
 
+def test_the_district_files_carry_each_gates_split_by_its_staffed_hours(gate_log):
+    """Before: the district's JSON had each gate's staffed/unstaffed split
+    (``by_gate[].staffing``) but its CSV and .xlsx did not: the clerk filing the sheet could
+    not see what each kiosk decided alone. A gate the collector fetched no split of says
+    ``unknown``, never a blank a SUM adds as 0; one with its hours off, round the clock."""
+    part = {"events": 2, "passages": {"total": 2, "passed": 1, "denied": 1}}
+    staffing = {"hours": "08:30-17:30", "staffed": part, "unstaffed": part | {"events": 3}}
+    report = stats.compute_report(gate_log.reader(), DAY, TZ) | {"scope": "district"}
+    report["by_gate"] = [
+        {"kiosk_id": "gate-1", "events": 5, "staffing": staffing},
+        {"kiosk_id": "gate-2", "events": 1, "staffing": None},
+        {"kiosk_id": "gate-3", "events": 1, "staffing": {**staffing, "hours": None}},
+    ]
+    rows = _rows(district_csv(report))
+    assert ["gate gate-1", "staffing.hours", "08:30-17:30"] in rows
+    assert ["gate gate-1", "staffing.unstaffed.events", "3"] in rows
+    assert ["gate gate-1", "staffing.staffed.passages.denied", "1"] in rows
+    assert ["gate gate-2", "staffing.unstaffed.events", "unknown"] in rows
+    assert ["gate gate-2", "staffing.hours", "unknown"] in rows
+    assert ["gate gate-3", "staffing.hours", "round the clock"] in rows
+    chinese = _rows(district_csv(report, ZH))
+    said = [r for r in chinese if r[:2] == ["gate gate-1", "staffing.unstaffed.passages.passed"]]
+    assert said[0][2:4] == ["1", "岗点 gate-1"] and "无人值守" in said[0][4]
+    book = openpyxl.load_workbook(io.BytesIO(district_xlsx(report)))
+    by_gate = list(book["by gate"].iter_rows(values_only=True))
+    assert ("gate-1", "report", "staffing.unstaffed.events", 3) in by_gate
+    assert ("gate-2", "report", "staffing.staffed.events", "unknown") in by_gate
+
+
 def test_the_district_csvs_compound_rows_are_in_chinese_too(gate_log):
     """Before: the ``compound`` rows of ``kiosk fleet report --lang zh-CN``'s CSV kept 10 of
     their items in English (``gates``, ``roles``, ``disagree``...), words the ``compounds``
