@@ -448,9 +448,10 @@ def compute_report(
 
 
 def _fever_alarms(fevers: list[datetime], community: Mapping[str, Any]) -> dict[str, Any]:
-    """``count``: the alarms (one card per event), at their local times; ``people``: the
-    feverish people they are about, each once (``categories.FeverishPeople``), the office's
-    发热."""
+    """``count``: the refusals for a fever (one per event), at their local times, not the
+    alarm board's cards (``kiosk.alarms``: a person's repeat within ``INCIDENT_WINDOW_S`` is
+    one more time on its card); ``people``: the feverish people they are about, each once
+    (``categories.FeverishPeople``), the office's 发热."""
     return {
         "count": len(fevers),
         "people": community["fevers"]["gate"],

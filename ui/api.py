@@ -172,7 +172,10 @@ class GuardDecisions(BaseModel):
 
 
 class FeverAlarms(BaseModel):
-    count: int
+    count: int = Field(
+        description="The refusals for a fever, one per event (a car's one): not the alarm"
+        " board's cards, which count a person refused again within 10 minutes on one card."
+    )
     people: int | None = Field(
         None,
         description="The feverish people the alarms are about, each once however often"
@@ -180,7 +183,7 @@ class FeverAlarms(BaseModel):
         " registration's name with unit or phone; else one per alarm); a car's feverish"
         " occupants each, by plate and name (null in a report frozen before it was counted).",
     )
-    times: list[str] = Field(description="Local times (HH:MM:SS) of the alarms.")
+    times: list[str] = Field(description="Local times (HH:MM:SS) of the refusals.")
     at: list[str] | None = Field(
         None,
         description="The same as local ISO 8601 with the UTC offset, which tells the two"

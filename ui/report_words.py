@@ -80,7 +80,7 @@ _ITEMS = {
     "r.report.as_of": ("生成时间", "Made at"),
     "r.report.passed": ("通过", "Passed"),
     "r.report.denied": ("拒绝", "Denied"),
-    "r.report.fever_alarms": ("发热告警", "Fever alarms"),
+    "r.report.fever_alarms": ("发热拒绝次数", "Fever refusals"),
     "r.report.events_complete": ("记录齐全", "Events complete"),
     "r.scope.gate": ("本岗点", "This gate"),
     "r.scope.district": ("全辖区", "The district"),
