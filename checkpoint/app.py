@@ -129,10 +129,16 @@ def _open_event_log(config: KioskConfig, data_dir: Path, clock: Clock) -> EventL
 
 def site_record(config: KioskConfig) -> dict[str, Any]:
     """What the log keeps of its site (``kiosk.store.record_site``): the settings its local
-    days and daily reports are cut by, for a verb run without the config."""
+    days and daily reports are cut by, for a verb run without the config: the staffed hours
+    too (``policy.hours``, the report's ``staffing``; since 2026-12-07), as their spans."""
+    hours = config.policy.hours
     return {
         "timezone": config.site.timezone,
         "quota": config.policy.quota.model_dump(mode="json"),
+        "hours": {
+            "enabled": hours.enabled,
+            "spans": [f"{a:%H:%M}-{b:%H:%M}" for a, b in hours.windows()],
+        },
     }
 
 

@@ -448,9 +448,10 @@ def compute_report(
 
 
 def _fever_alarms(fevers: list[datetime], community: Mapping[str, Any]) -> dict[str, Any]:
-    """``count``: the alarms (one card per event), at their local times; ``people``: the
-    feverish people they are about, each once (``categories.FeverishPeople``), the office's
-    发热."""
+    """``count``: the refusals for a fever (one per event), at their local times, not the
+    alarm board's cards (``kiosk.alarms``: a person's repeat within ``INCIDENT_WINDOW_S`` is
+    one more time on its card); ``people``: the feverish people they are about, each once
+    (``categories.FeverishPeople``), the office's 发热."""
     return {
         "count": len(fevers),
         "people": community["fevers"]["gate"],
@@ -946,6 +947,12 @@ def _staffed_spans(hours: HoursConfig | None) -> str | None:
     return ", ".join(f"{a:%H:%M}-{b:%H:%M}" for a, b in hours.windows())
 
 
+#: ``staffing`` of a report whose staffed hours are not known (``kiosk report`` of a log its
+#: daemon recorded before it recorded the hours, without the config): not split, and never
+#: "staffed round the clock" (``hours`` null), which the gate may not have been.
+STAFFING_UNKNOWN = {"hours": "unknown"}
+
+
 def staffing_section(
     db: Database, day: date, tz: ZoneInfo | str, hours: HoursConfig | None
 ) -> dict[str, Any]:
@@ -1001,17 +1008,26 @@ def stamp_as_of(report: dict[str, Any], now: datetime) -> dict[str, Any]:
 def as_of_rows(
     report: Mapping[str, Any], words: Callable[[str], str | None] | None = None
 ) -> list[list[Any]]:
-    """The ``(report, as_of, TEXT)`` row of a sheet for a report ``stamp_as_of`` stamped: the
-    local time it was made and, for a day not over, ``SO_FAR`` (in ``words``' language, its
-    ``so_far``: ``kiosk.categories.Words``); none for one not stamped."""
+    """The ``(report, as_of, TEXT)`` row of a sheet for a report ``stamp_as_of`` stamped
+    (``as_of_text``); none for one not stamped."""
+    text = as_of_text(report, words)
+    return [] if text is None else [["report", "as_of", text]]
+
+
+def as_of_text(
+    report: Mapping[str, Any], words: Callable[[str], str | None] | None = None
+) -> str | None:
+    """When a report ``stamp_as_of`` stamped was made, in its local time and, for a day not
+    over, ``SO_FAR`` (in ``words``' language, its ``so_far``: ``kiosk.categories.Words``):
+    what every face of the report says of it; None for one not stamped."""
     if not report.get("as_of"):
-        return []
+        return None
     zone = as_zone(report.get("timezone") or "UTC")
     when = datetime.fromisoformat(report["as_of"]).astimezone(zone)
     text = f"{when:%Y-%m-%d %H:%M} ({zone.key})"
     if report.get("day_ended") is False:
         text += f": {(words and words('so_far')) or SO_FAR}"
-    return [["report", "as_of", text]]
+    return text
 
 
 def report_file(

@@ -739,15 +739,46 @@ GATE_ITEMS = ("events", "passed", "denied", "fever_alarms", "events_complete")
 DOWNTIME_ITEMS = ("restarts_total", "restart_minutes", "faults_total")
 
 
+#: Each gate's day split by its own staffed hours (``by_gate[].staffing``) after them: what
+#: its kiosk decided alone.
+STAFFING_ITEMS = tuple(
+    f"{part}.{item}"
+    for part in ("staffed", "unstaffed")
+    for item in ("events", "passages.total", "passages.passed", "passages.denied")
+)
+
+
 def _gate_rows(report: dict[str, Any]) -> list[list[Any]]:
     """(gate, item, value) for every gate of ``by_gate`` and each of ``GATE_ITEMS``, then
-    its downtime's totals (``downtime.restarts_total``...)."""
+    its downtime's totals (``downtime.restarts_total``...) and its staffing split
+    (``_staffing_rows``)."""
     rows = []
     for gate in report.get("by_gate", ()):
         rows += [[gate["kiosk_id"], item, gate.get(item)] for item in GATE_ITEMS]
         down = gate.get("downtime") or {}
         rows += [[gate["kiosk_id"], f"downtime.{k}", down.get(k)] for k in DOWNTIME_ITEMS]
+        rows += [[gate["kiosk_id"], *row] for row in _staffing_rows(gate.get("staffing"))]
     return rows
+
+
+def _staffing_rows(staffing: dict[str, Any] | None) -> list[list[Any]]:
+    """(item, value): ``staffing.hours`` (its spans; ``round the clock`` for hours off) and
+    each of ``STAFFING_ITEMS``; every value None (written ``UNKNOWN``) when the collector
+    fetched no split of the gate's (``gatereports.gate_staffing``: none fetched, or a gate
+    of an older release)."""
+    if staffing is None:
+        return [[f"staffing.{item}", None] for item in ("hours", *STAFFING_ITEMS)]
+    rows = [["staffing.hours", staffing.get("hours") or ROUND_THE_CLOCK]]
+    for item in STAFFING_ITEMS:
+        value: Any = staffing
+        for key in item.split("."):
+            value = value.get(key) if isinstance(value, dict) else None
+        rows.append([f"staffing.{item}", value])
+    return rows
+
+
+#: ``staffing.hours`` of a gate whose hours are off: every event of it staffed.
+ROUND_THE_CLOCK = "round the clock"
 
 
 def _downtime(

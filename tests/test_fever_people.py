@@ -189,3 +189,27 @@ def _everywhere_say(guard_client, guard_core, report, people: int) -> None:
         now - timedelta(hours=8), now + timedelta(minutes=1), 0,
     )  # fmt: skip
     assert summary["fevers"] == people
+
+
+def test_the_reports_fever_count_is_refusals_not_the_alarm_boards_cards(guard_core):
+    """The alarm board counts a person refused again for a fever within 10 minutes on the
+    card still open ("3 times": one card) while the report counts each refusal (3): its
+    words called them "fever alarms" (发热告警, 发热警报时间), which the guard read against
+    the board's one card. They say refusals, the field keeping its name."""
+    from kiosk.alarms import AlarmDesk
+    from ui import i18n
+    from ui.report_words import words
+
+    who = {"pass_id": "P2", "household": "2-201", "holder": "Han Mei"}
+    first = _fever(guard_core, **who)
+    for flags in ((f"retries:{first}",), ()):  # measured again, then one more try
+        guard_core.clock.advance(120)
+        _fever(guard_core, **who, flags=flags)
+    desk = AlarmDesk(guard_core.store, guard_core.clock, tz="UTC")
+    [card] = [a for a in desk.open_alarms([]) if a.kind == "fever"]
+    report = stats.compute_report(guard_core.store.reader(), DAY, "UTC")
+    assert card.times == 3 == report["fever_alarms"]["count"]
+    for lang, said in (("en", "Fever refusals"), ("zh-CN", "发热拒绝次数")):
+        assert words(lang)("r.report.fever_alarms") == said
+    assert i18n.t("en", "stats.fever_list") == "Fever refusals"
+    assert i18n.t("zh-CN", "stats.fever_list") == "发热拒绝时间"

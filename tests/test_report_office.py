@@ -13,12 +13,13 @@ import openpyxl
 import pytest
 from guard_support import console_fixtures
 
+from checkpoint.app import site_record
 from checkpoint.cli import main
-from kiosk import lists, stats
+from kiosk import lists, stats, tokens
 from kiosk.clock import FakeClock
 from kiosk.config import parse_config
 from kiosk.ledgers import MIGRATIONS
-from kiosk.store import EventDraft, EventLog
+from kiosk.store import EventDraft, EventLog, record_site
 from office.district import COMPOUND_COLUMNS, district_csv, district_xlsx
 from ui.report_words import file_words
 
@@ -102,6 +103,35 @@ def test_the_district_files_in_chinese(gate_log):
     book = openpyxl.load_workbook(io.BytesIO(district_xlsx(report, ZH)))
     assert book.sheetnames == ["日报", "按小时", "按原因", "按岗点", "按小区"]
     assert next(book["按小区"].iter_rows(values_only=True))[:2] == ("小区", "岗点")
+
+
+def test_the_district_files_carry_each_gates_split_by_its_staffed_hours(gate_log):
+    """Before: the district's JSON had each gate's staffed/unstaffed split
+    (``by_gate[].staffing``) but its CSV and .xlsx did not: the clerk filing the sheet could
+    not see what each kiosk decided alone. A gate the collector fetched no split of says
+    ``unknown``, never a blank a SUM adds as 0; one with its hours off, round the clock."""
+    part = {"events": 2, "passages": {"total": 2, "passed": 1, "denied": 1}}
+    staffing = {"hours": "08:30-17:30", "staffed": part, "unstaffed": part | {"events": 3}}
+    report = stats.compute_report(gate_log.reader(), DAY, TZ) | {"scope": "district"}
+    report["by_gate"] = [
+        {"kiosk_id": "gate-1", "events": 5, "staffing": staffing},
+        {"kiosk_id": "gate-2", "events": 1, "staffing": None},
+        {"kiosk_id": "gate-3", "events": 1, "staffing": {**staffing, "hours": None}},
+    ]
+    rows = _rows(district_csv(report))
+    assert ["gate gate-1", "staffing.hours", "08:30-17:30"] in rows
+    assert ["gate gate-1", "staffing.unstaffed.events", "3"] in rows
+    assert ["gate gate-1", "staffing.staffed.passages.denied", "1"] in rows
+    assert ["gate gate-2", "staffing.unstaffed.events", "unknown"] in rows
+    assert ["gate gate-2", "staffing.hours", "unknown"] in rows
+    assert ["gate gate-3", "staffing.hours", "round the clock"] in rows
+    chinese = _rows(district_csv(report, ZH))
+    said = [r for r in chinese if r[:2] == ["gate gate-1", "staffing.unstaffed.passages.passed"]]
+    assert said[0][2:4] == ["1", "岗点 gate-1"] and "无人值守" in said[0][4]
+    book = openpyxl.load_workbook(io.BytesIO(district_xlsx(report)))
+    by_gate = list(book["by gate"].iter_rows(values_only=True))
+    assert ("gate-1", "report", "staffing.unstaffed.events", 3) in by_gate
+    assert ("gate-2", "report", "staffing.staffed.events", "unknown") in by_gate
 
 
 def test_the_district_csvs_compound_rows_are_in_chinese_too(gate_log):
@@ -209,6 +239,53 @@ def test_kiosk_report_splits_by_the_configured_hours(tmp_path, capsys):
     assert staffing["hours"] == "08:30-17:30" and staffing["unstaffed"]["events"] == 3
 
 
+def _recorded_log(tmp_path, site) -> str:
+    """The volunteers' day in a log its daemon recorded ``site`` in (``record_site``)."""
+    at = FakeClock(start=MIDNIGHT)
+    sets = [tokens.MIGRATIONS, stats.MIGRATIONS, lists.MIGRATIONS, *MIGRATIONS]
+    log = EventLog(tmp_path / "kiosk.db", "gate-1", at, "NORMAL", migrations=sets).open()
+    _day_around_the_volunteers(log, at)
+    record_site(log, site)
+    log.close()
+    return str(log.path)
+
+
+def test_kiosk_report_of_a_log_alone_splits_by_the_hours_its_daemon_recorded(
+    tmp_path, capsys, monkeypatch
+):
+    """Before: ``kiosk report --db FILE`` without the config took the time zone and quota
+    its daemon recorded but not the staffed hours: every passage staffed (hours null, "round
+    the clock"), where the console's page of the same day split them 1 and 3."""
+    monkeypatch.delenv("KIOSK_CONFIG", raising=False)
+    hours = {"enabled": True, "spans": ["08:30-17:30"]}
+    config = parse_config({"site": {"kiosk_id": "gate-1", "timezone": "Asia/Shanghai"},
+                           "policy": {"hours": hours}})  # fmt: skip
+    db = _recorded_log(tmp_path, site_record(config))
+    assert main(["report", "--day", DAY.isoformat(), "--db", db]) == 0
+    staffing = json.loads(capsys.readouterr().out)["staffing"]
+    assert staffing["hours"] == "08:30-17:30" and staffing["unstaffed"]["events"] == 3
+
+
+def test_kiosk_report_of_a_log_recorded_before_the_hours_says_they_are_unknown(
+    tmp_path, capsys, monkeypatch
+):
+    """A log its daemon recorded before it recorded the staffed hours: the report does not
+    call the day staffed round the clock, it says the hours are unknown (and how to give
+    them), in its JSON and its files."""
+    monkeypatch.delenv("KIOSK_CONFIG", raising=False)
+    config = parse_config({"site": {"kiosk_id": "gate-1", "timezone": "Asia/Shanghai"}})
+    older = {k: v for k, v in site_record(config).items() if k != "hours"}  # as recorded then
+    db = _recorded_log(tmp_path, older)
+    sheet = tmp_path / "r.csv"
+    assert main(["report", "--day", DAY.isoformat(), "--db", db]) == 0
+    out = capsys.readouterr()
+    assert json.loads(out.out)["staffing"] == {"hours": "unknown"}
+    assert "recorded no staffed hours" in out.err and "--config FILE" in out.err
+    assert main(["report", "--day", DAY.isoformat(), "--db", db, "--csv", str(sheet)]) == 0
+    rows = _rows(sheet.read_text(encoding="utf-8"))
+    assert [r for r in rows if r[0] == "staffing"] == [["staffing", "hours", "unknown"]]
+
+
 def _boot(path, at, boot_id):
     sets = [stats.MIGRATIONS]
     return EventLog(path, "gate-1", at, "NORMAL", migrations=sets, boot_id=boot_id).open()
@@ -287,6 +364,49 @@ def test_the_consoles_report_file_of_today_says_its_figures_are_so_far(admin, co
     assert made[0][2].endswith("当日尚未结束，以下为截至此时的数字") and made[0][4] == "生成时间"
     yesterday = _rows(admin.get(f"/guard/community/report.csv?day={DAY - timedelta(1)}").text)
     assert ["report", "as_of", f"{DAY} 09:00 (Asia/Shanghai)"] in yesterday  # over: no "so far"
+
+
+def test_every_face_of_the_console_says_todays_figures_are_so_far(admin, core):
+    """Before: at 17:30 only the report's files said the day had not ended; the printable
+    report page, the statistics page and the figures sheet of ``/guard/export.xlsx`` showed
+    the day's counts so far as if they were its total (a fever at 18:00 silently not in
+    them). Each says when it was made, and that the day is not over, in the guard's
+    language; a day over says only when."""
+    core.store.append(EventDraft(direction="in", decision="pass", household="1-101"))
+    so_far = f"Made at: {DAY} 09:00 (Asia/Shanghai): {stats.SO_FAR}"
+    page = admin.get(f"/guard/community/report?day={DAY}&lang=en").text
+    assert f'<p id="as-of">{so_far}</p>' in page
+    assert page.index('id="as-of"') < page.index("<table>")  # above the table, printed
+    assert f'<p id="as-of">{so_far}</p>' in admin.get(f"/guard/stats?day={DAY}&lang=en").text
+    chinese = admin.get(f"/guard/stats?day={DAY}&lang=zh-CN").text
+    assert f"生成时间: {DAY} 09:00 (Asia/Shanghai): 当日尚未结束，以下为截至此时的数字" in chinese
+    book = admin.get(f"/guard/export.xlsx?day={DAY}&lang=en")
+    figures = list(openpyxl.load_workbook(io.BytesIO(book.content)).worksheets[0].values)
+    assert ("Made at", f"{DAY} 09:00 (Asia/Shanghai): {stats.SO_FAR}") in figures
+    yesterday = DAY - timedelta(1)
+    over = admin.get(f"/guard/stats?day={yesterday}&lang=en").text
+    assert f'<p id="as-of">Made at: {DAY} 09:00 (Asia/Shanghai)</p>' in over
+
+
+def test_the_apis_report_of_today_says_the_day_has_not_ended(tmp_path):
+    """Before: ``/api/v1/stats`` of today at 17:35 had neither ``as_of`` nor ``day_ended``:
+    an office dashboard filed the evening's counts as the day's total."""
+    from support import kiosk_api
+
+    at = FakeClock(start=MIDNIGHT + timedelta(hours=17, minutes=35))
+    site = {"site": {"kiosk_id": "gate-1", "timezone": "Asia/Shanghai"}}
+    gate = kiosk_api(tmp_path / "g.db", "gate-1", at, scopes=("stats:read",), config=site)
+    try:
+        gate.store.append(EventDraft(direction="out", decision="pass"))
+        auth = {"Authorization": f"Bearer {gate.token}"}
+        today = gate.test_client.get("/api/v1/stats", headers=auth).json()
+        assert today["as_of"] == "2026-02-12T09:35:00+00:00" and today["day_ended"] is False
+        before = gate.test_client.get(f"/api/v1/stats?day={DAY - timedelta(1)}", headers=auth)
+        assert before.json()["day_ended"] is True
+        schema = gate.test_client.get("/openapi.json").json()["components"]["schemas"]
+        assert {"as_of", "day_ended"} <= set(schema["DailyReport"]["properties"])
+    finally:
+        gate.store.close()
 
 
 def test_the_report_page_offers_its_files_in_chinese(admin):

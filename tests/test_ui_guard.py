@@ -664,7 +664,7 @@ def test_statistics_page_has_the_day_reports_card_of_the_guards_decisions(
     the guard looks at the day, had no card for them. It has the day report's (its
     ``overrides``: each kind of guard decision and those that changed the kiosk's), in the
     report's words, from the one report the page reads (no second query)."""
-    from ui.guard import stats as guard_stats
+    from ui import views
 
     deny = add_event(guard_core, decision="deny", reasons=("pass_expired",), direction="out")
     add_event(guard_core, decision="manual_pass", reasons=("guard_override",), operator="alice",
@@ -673,10 +673,8 @@ def test_statistics_page_has_the_day_reports_card_of_the_guards_decisions(
     add_event(guard_core, decision="manual_deny", reasons=("guard_override",), operator="alice",
               flags=(f"overrides:{passed.seq}",))  # fmt: skip
     reports = []
-    real = guard_stats.daily_report
-    monkeypatch.setattr(
-        guard_stats, "daily_report", lambda *a, **k: reports.append(1) or real(*a, **k)
-    )
+    real = views.daily_report  # the report every face reads (``ui.views.gate_report``)
+    monkeypatch.setattr(views, "daily_report", lambda *a, **k: reports.append(1) or real(*a, **k))
     login(guard_client)
     cards = {}
     for lang in ("en", "zh-CN"):

@@ -47,7 +47,6 @@ from kiosk.clock import ClockReading
 from kiosk.config.compound import KIOSK_ID_PATTERN
 from kiosk.core import Core
 from kiosk.export import COLUMNS, read_events
-from kiosk.lists import Freshness
 from kiosk.logs import OncePerInterval
 from kiosk.peers import (
     MAX_PAGE_ROWS,
@@ -66,12 +65,12 @@ from kiosk.ports import Peers
 from kiosk.privacy import FIELD_NAMES, mask_event, normalise_fields
 from kiosk.ratelimit import RateLimiter, RepeatTally, Verdict, client_key
 from kiosk.sheets import formula_safe, write_csv
-from kiosk.stats import daily_report
 from kiosk.store import EventLog, LogClosing, ReadFailure, StoreFault, error_name, format_ts
 from kiosk.tokens import TokenInfo
 from kiosk.typed import whole_number
 from ui import i18n
 from ui.kiosk_screen import in_networks
+from ui.views import gate_report
 
 log = logging.getLogger(__name__)
 
@@ -173,7 +172,10 @@ class GuardDecisions(BaseModel):
 
 
 class FeverAlarms(BaseModel):
-    count: int
+    count: int = Field(
+        description="The refusals for a fever, one per event (a car's one): not the alarm"
+        " board's cards, which count a person refused again within 10 minutes on one card."
+    )
     people: int | None = Field(
         None,
         description="The feverish people the alarms are about, each once however often"
@@ -181,7 +183,7 @@ class FeverAlarms(BaseModel):
         " registration's name with unit or phone; else one per alarm); a car's feverish"
         " occupants each, by plate and name (null in a report frozen before it was counted).",
     )
-    times: list[str] = Field(description="Local times (HH:MM:SS) of the alarms.")
+    times: list[str] = Field(description="Local times (HH:MM:SS) of the refusals.")
     at: list[str] | None = Field(
         None,
         description="The same as local ISO 8601 with the UTC offset, which tells the two"
@@ -403,6 +405,16 @@ class DailyReport(BaseModel):
     downtime: ReportDowntime | None = Field(
         None, description="The restarts and device-fault spells of the day (docs/community.md)."
     )
+    as_of: str | None = Field(
+        None,
+        description="When the report was made, UTC ISO 8601 (added 2026-12-07); null in a"
+        " report frozen before it.",
+    )
+    day_ended: bool | None = Field(
+        None,
+        description="Whether its local day was over when it was made: false, the day's figures"
+        " so far, never to be read or added up as its total (added 2026-12-07).",
+    )
     compound: ReportCompound | None = Field(
         None,
         description="This gate's compound as configured now (``[compound]``); the office"
@@ -565,10 +577,6 @@ def _csv_cell(value: Any) -> Any:
     if value is None:
         return ""
     return value
-
-
-def _lists_freshness(core: Core) -> Freshness:
-    return core.lists.current.freshness
 
 
 #: Days the daily report answers for (``kiosk.days``): the log has nothing before 2000, and
@@ -1134,10 +1142,7 @@ def stats(
     core = state.core
     today = core.clock.now().astimezone(state.tz).date()
     when = parse_day(day) if day else today
-    policy = core.config.policy
-    report = daily_report(
-        core.store.reader(), when, state.tz, policy.quota, _lists_freshness(core), policy.hours
-    )
+    report = gate_report(core, when)  # stamped: a day not over says so (day_ended false)
     try:  # a year typed wrong is not a day of zeros: as kiosk report and the console refuse it
         days.refuse_unbegun(when, today, state.tz.key, report["events"])
     except days.DayNotBegun as exc:

@@ -11,10 +11,14 @@ was: its codes are its words (``file_words``).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from kiosk.categories import Words
+from kiosk.stats import as_of_text
 from ui import i18n
 
-__all__ = ["FILE_LANGS", "PAIRS", "file_words", "words"]
+__all__ = ["FILE_LANGS", "PAIRS", "as_of_line", "file_words", "words"]
 
 #: The languages a report file is written in; ``en`` (the default) is the file as it always was.
 FILE_LANGS = ("en", "zh-CN")
@@ -76,7 +80,7 @@ _ITEMS = {
     "r.report.as_of": ("生成时间", "Made at"),
     "r.report.passed": ("通过", "Passed"),
     "r.report.denied": ("拒绝", "Denied"),
-    "r.report.fever_alarms": ("发热告警", "Fever alarms"),
+    "r.report.fever_alarms": ("发热拒绝次数", "Fever refusals"),
     "r.report.events_complete": ("记录齐全", "Events complete"),
     "r.scope.gate": ("本岗点", "This gate"),
     "r.scope.district": ("全辖区", "The district"),
@@ -209,3 +213,13 @@ def file_words(lang: str | None) -> Words | None:
     if lang == "zh-CN":
         return words(lang)
     raise ValueError(f"lang: one of {', '.join(FILE_LANGS)}")
+
+
+def as_of_line(report: Mapping[str, Any], lang: str) -> tuple[str, str] | None:
+    """``(label, text)``, the line above a report shown in the console (its printable page,
+    the statistics page, the export's figures sheet): when it was made and, for a day not
+    over, that its figures are so far, in ``lang`` (``kiosk.stats.as_of_text``, the files'
+    ``as_of`` row); None for a report not stamped."""
+    said = words(lang)
+    text = as_of_text(report, said)
+    return None if text is None else (said("r.report.as_of") or "as_of", text)

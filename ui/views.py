@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +18,7 @@ from fastapi.templating import Jinja2Templates
 
 from kiosk.alarms import CLOCK_REFERRALS
 from kiosk.privacy import greeting_name, mask_name
+from kiosk.stats import daily_report, stamp_as_of
 from kiosk.store import error_name
 from ui import i18n
 
@@ -143,6 +145,23 @@ class BusFeed:
 
     async def aclose(self) -> None:
         self._sub.close()
+
+
+def gate_report(core: Core, day: date) -> dict[str, Any]:
+    """The gate's daily report of ``day`` as every face of the daemon serves it (the
+    console's statistics, printable report and exports, ``/api/v1/stats``): with the lists'
+    freshness and the staffed hours, and stamped when it was made (``kiosk.stats.stamp_as_of``:
+    a day not over says so, never to be read as the day's total)."""
+    policy = core.config.policy
+    report = daily_report(
+        core.store.reader(),
+        day,
+        core.config.site.timezone,
+        policy.quota,
+        core.lists.current.freshness,
+        policy.hours,
+    )
+    return stamp_as_of(report, core.clock.now())
 
 
 def bus_messages(core: Core) -> BusFeed:

@@ -24,7 +24,14 @@ from kiosk.files import UnreadableFile, read_bounded
 
 from .errors import CliError, Interrupted, UsageError, write_file
 from .parsers import Verbs, add_group, add_verb, path_arg
-from .store_args import add_store_args, load_args_config, open_store, site_config
+from .store_args import (
+    INSTALLED_CONFIG,
+    add_store_args,
+    hours_unknown,
+    load_args_config,
+    open_store,
+    site_config,
+)
 
 if TYPE_CHECKING:
     from sqlite_utils.migrations import Migrations
@@ -212,6 +219,14 @@ def add_lang_arg(parser: argparse.ArgumentParser) -> None:
     )
 
 
+#: What ``kiosk report`` says when the log's daemon did not record the staffed hours.
+HOURS_UNKNOWN = (
+    "kiosk report: {path}: its daemon recorded no staffed hours (a release before 2026-12-07),"
+    " so the day is not split by them (staffing.hours: unknown); name the kiosk's config with"
+    f" --config FILE or $KIOSK_CONFIG (the daemon's is {INSTALLED_CONFIG})"
+)
+
+
 def report_run(args: argparse.Namespace) -> int:
     """the daily report in the office's categories (JSON, .xlsx, CSV)
 
@@ -223,7 +238,7 @@ def report_run(args: argparse.Namespace) -> int:
       sudo kiosk-admin report --day 2026-03-02
       sudo kiosk-admin report --day 2026-03-02 --xlsx /tmp/report-2026-03-02.xlsx"""
     from kiosk.days import as_zone
-    from kiosk.stats import daily_report, stamp_as_of
+    from kiosk.stats import STAFFING_UNKNOWN, daily_report, stamp_as_of
 
     day = report_day(args.day)
     targets = {
@@ -232,7 +247,7 @@ def report_run(args: argparse.Namespace) -> int:
     config = load_args_config(args)
     store = open_store(args, config, _sets(), reads_only="report")
     try:
-        config = site_config(args, config, store)
+        config, unknown = site_config(args, config, store), hours_unknown(args, store)
         policy = config.policy
         report = daily_report(
             store.reader(), day, config.site.timezone, policy.quota, hours=policy.hours
@@ -241,6 +256,9 @@ def report_run(args: argparse.Namespace) -> int:
         refuse_unbegun(day, now.astimezone(zone).date(), zone.key, report["events"])
     finally:
         store.close()
+    if unknown:  # never "staffed round the clock" for hours nobody recorded
+        report["staffing"] = dict(STAFFING_UNKNOWN)
+        print(HOURS_UNKNOWN.format(path=store.path), file=sys.stderr)
     report.setdefault("day", day.isoformat())  # a report frozen by an older release
     report.setdefault("timezone", zone.key)
     write_report(targets, stamp_as_of(report, now), args.lang)

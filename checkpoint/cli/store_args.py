@@ -290,29 +290,44 @@ def _event_tables(path: Path) -> bool | None:
 def site_config(args: argparse.Namespace, config: KioskConfig, store: EventLog) -> KioskConfig:
     """The settings the log's local days and reports are cut by: those of the config named
     (``--config``, ``$KIOSK_CONFIG``), or without one those its daemon recorded in the log
-    (the site's timezone and outing quota), not the defaults; a log no daemon recorded a site
-    in keeps the defaults."""
+    (the site's timezone, outing quota and staffed hours), not the defaults; a log no daemon
+    recorded a site in keeps the defaults, and one recorded before the staffed hours were
+    (``hours_unknown``) the default hours."""
     from pydantic import ValidationError
 
-    from kiosk.config.policy import QuotaConfig
+    from kiosk.config.policy import HoursConfig, QuotaConfig
     from kiosk.config.site import SiteConfig
     from kiosk.store import recorded_site
 
     recorded = None if args.config else recorded_site(store.reader())
     if recorded is None:
         return config
+    policy = config.policy
     try:
         site = SiteConfig.model_validate(
             {**config.site.model_dump(), "timezone": recorded.get("timezone")}
         )
-        quota = QuotaConfig.model_validate_json(json.dumps(recorded.get("quota")))
+        update: dict[str, object] = {
+            "quota": QuotaConfig.model_validate_json(json.dumps(recorded.get("quota")))
+        }
+        if "hours" in recorded:
+            update["hours"] = HoursConfig.model_validate_json(json.dumps(recorded["hours"]))
     except ValidationError:
         raise CliError(
             f"{store.path}: the site settings its daemon recorded are damaged; name the kiosk's"
             f" config with --config FILE or $KIOSK_CONFIG (the daemon's is {INSTALLED_CONFIG})"
         ) from None
-    policy = config.policy.model_copy(update={"quota": quota})
-    return config.model_copy(update={"site": site, "policy": policy})
+    return config.model_copy(update={"site": site, "policy": policy.model_copy(update=update)})
+
+
+def hours_unknown(args: argparse.Namespace, store: EventLog) -> bool:
+    """Whether the staffed hours a report of the log is cut by are unknown: no config named,
+    and its daemon recorded the site before it recorded the hours (a release before
+    2026-12-07), so ``site_config``'s are the defaults, not the gate's."""
+    from kiosk.store import recorded_site
+
+    recorded = None if args.config else recorded_site(store.reader())
+    return recorded is not None and "hours" not in recorded
 
 
 def _newest_kiosk_id(store: EventLog, newest: str) -> str | None:

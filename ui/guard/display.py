@@ -32,7 +32,7 @@ from kiosk.sheets import write_csv, write_xlsx
 from kiosk.typed import whole_number
 from ui import charts, i18n
 from ui.device_words import detail_text
-from ui.report_words import words
+from ui.report_words import as_of_line, words
 from ui.views import VERIFY_COMMAND, device_entries, device_label
 
 #: Fields a plain guard sees unmasked (to recognise a person); admins see all. Free-text
@@ -735,6 +735,8 @@ def report_summary(report: dict[str, Any], lang: str) -> list[tuple[str, Any]]:
     """The day's figures for the export's first sheet: (label, number), reasons in words."""
     cards = stats_cards(report)
     rows: list[tuple[str, Any]] = [(i18n.t(lang, "stats.day"), str(report.get("day") or ""))]
+    if (as_of := as_of_line(report, lang)) is not None:  # a day not over: its figures so far
+        rows.append(as_of)
     for key, label in (
         ("total", "stats.total"),
         ("passes", "stats.passes"),

@@ -13,7 +13,6 @@ from fastapi.responses import HTMLResponse, Response
 
 from kiosk import queries
 from kiosk.days import DayNotBegun, day_bounds, refuse_unbegun
-from kiosk.stats import daily_report
 from ui import i18n
 from ui.auth import Session
 from ui.core_words import refusal_text
@@ -39,6 +38,8 @@ from ui.guard.display import (
 )
 from ui.guard.forms import BadInput
 from ui.guard.forms import day as parse_day
+from ui.report_words import as_of_line
+from ui.views import gate_report
 
 router = room("/guard/stats")
 
@@ -81,9 +82,8 @@ def refused_not_begun(
 
 
 def report_of(g: Guard, day: date) -> dict[str, Any]:
-    freshness = g.core.lists.current.freshness
-    policy = g.cfg.policy
-    return daily_report(g.core.store.reader(), day, g.tz, policy.quota, freshness, policy.hours)
+    """``day``'s report, stamped when it was made (``ui.views.gate_report``)."""
+    return gate_report(g.core, day)
 
 
 @router.get("/stats", response_class=HTMLResponse, include_in_schema=False)
@@ -128,6 +128,7 @@ def day_page(
         **ctx,
         day=(shown or when).isoformat(),
         report=report,
+        as_of=as_of_line(report, lang),  # a day not over: its figures so far
         cards=stats_cards(report),
         fever_times=fever_times(report),
         overrides=guard_decisions(report, lang),  # the day report's card, from this report

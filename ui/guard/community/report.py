@@ -12,13 +12,14 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from kiosk.categories import category_words, item_words, report_rows
 from kiosk.days import DayNotBegun, refuse_unbegun
-from kiosk.stats import daily_report, report_file, stamp_as_of
+from kiosk.stats import report_file
 from ui.core_words import refusal_text
 from ui.guard.community.common import PREFIX, community_room, render
 from ui.guard.deps import Guard, GuardDep, PageSession, audited, note, served_while_stopping
 from ui.guard.forms import FIRST_DAY, LAST_DAY, BadInput
 from ui.guard.forms import day as parse_day
-from ui.report_words import FILE_LANGS, file_words, words
+from ui.report_words import FILE_LANGS, as_of_line, file_words, words
+from ui.views import gate_report
 
 router = community_room(f"{PREFIX}/report")
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -61,9 +62,7 @@ def report_for(g: Guard, request: Request) -> dict[str, Any]:
         day = parse_day(request.query_params.get("day", "")[:11], g.today())
     except BadInput:
         raise NoReport(BAD_DAY) from None
-    freshness = g.core.lists.current.freshness
-    policy = g.cfg.policy
-    data = daily_report(g.core.store.reader(), day, g.tz, policy.quota, freshness, policy.hours)
+    data = gate_report(g.core, day)
     try:
         refuse_unbegun(day, g.today(), g.tz.key, data["events"])
     except DayNotBegun as exc:
@@ -79,8 +78,10 @@ def report(request: Request, session: PageSession, g: GuardDep) -> Response:
         typed = request.query_params.get("day", "")[:11]
         return render(g, request, "community_report.html", session, rows=[], day=typed,
                       flash_err=str(why), status_code=400)  # fmt: skip
-    rows = labelled(report_rows(data)[1:], g.lang(request))
-    return render(g, request, "community_report.html", session, rows=rows, day=data["day"])
+    lang = g.lang(request)
+    rows = labelled(report_rows(data)[1:], lang)
+    return render(g, request, "community_report.html", session, rows=rows, day=data["day"],
+                  as_of=as_of_line(data, lang))  # fmt: skip
 
 
 @router.get("/report.{fmt}", name="report_export", include_in_schema=False)
@@ -106,9 +107,8 @@ def export(fmt: str, request: Request, session: PageSession, g: GuardDep) -> Res
         "Cache-Control": "no-store",
     }
     # As ``kiosk report`` writes it: the row saying when it was made (today's figures are so
-    # far, not the day's), the CSV with the BOM Excel on a Chinese Windows needs.
-    body = report_file(
-        stamp_as_of(data, g.core.clock.now()), "xlsx" if fmt == "xlsx" else "csv", said
-    )
+    # far, not the day's: ``report_for`` stamped it), the CSV with the BOM Excel on a Chinese
+    # Windows needs.
+    body = report_file(data, "xlsx" if fmt == "xlsx" else "csv", said)
     media = XLSX if fmt == "xlsx" else "text/csv; charset=utf-8"
     return Response(body, media_type=media, headers=headers)
