@@ -211,15 +211,27 @@ def client(core):
         yield test_client
 
 
-@pytest.fixture(autouse=True)
-def _machine_clock_synced(monkeypatch):
-    """``kiosk pass issue|batch`` on a machine whose kernel calls its clock synchronised,
-    whatever this one's says (a container's does not): on a clock not synchronised a pass is
-    issued only from ``--start`` (``kiosk.passes.pass_start``). A test of that patches again."""
-    from checkpoint.cli import pass_cmd
+def _system_clock_synced(**_: object) -> Any:
     from drivers.clocksync import system_clock
 
-    monkeypatch.setattr(pass_cmd, "system_clock", lambda **_: system_clock(assume_synced=True))
+    return system_clock(assume_synced=True)
+
+
+def machine_clock_synced(patch: pytest.MonkeyPatch) -> None:
+    """``kiosk pass issue|batch`` on a machine whose kernel calls its clock synchronised,
+    whatever this one's says (a container's does not): on a clock not synchronised a pass is
+    issued only from ``--start`` (``kiosk.passes.pass_start``). A test of that patches again.
+    The same function at every test: a new one each time is a new attribute of
+    ``checkpoint.cli`` to ``cli_parser``, which built the CLI's parser again for every test
+    that runs a verb (~5 ms each, ~400 a run)."""
+    from checkpoint.cli import pass_cmd
+
+    patch.setattr(pass_cmd, "system_clock", _system_clock_synced)
+
+
+@pytest.fixture(autouse=True)
+def _machine_clock_synced(monkeypatch):
+    machine_clock_synced(monkeypatch)
 
 
 @pytest.fixture(autouse=True)

@@ -7,6 +7,8 @@ from __future__ import annotations
 import argparse
 import os
 
+import pytest
+
 from checkpoint import cli
 from checkpoint.cli import log_cmd
 
@@ -80,3 +82,17 @@ def test_a_build_that_went_through_the_whole_environment_is_built_again_at_any_c
     again = cli.build_parser()
     assert again is not first and seen[-1]["KIOSK_TEST_READ_BY_NO_PARSER"] == "1"
     assert cli.build_parser() is again
+
+
+def test_the_suites_own_patches_at_the_next_test_keep_the_one_parser():
+    """What every test's autouse fixtures patch in ``checkpoint.cli`` is the same at the next
+    test: the parser the verbs of one test ran with is the next test's too."""
+    from conftest import machine_clock_synced
+
+    before = cli.build_parser()
+    patch = pytest.MonkeyPatch()
+    try:
+        machine_clock_synced(patch)  # as the next test's setup does
+        assert cli.build_parser() is before
+    finally:
+        patch.undo()
