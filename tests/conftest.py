@@ -211,37 +211,49 @@ def client(core):
         yield test_client
 
 
-def _system_clock_synced(**_: object) -> Any:
-    from drivers.clocksync import system_clock
+class _SyncedSystemClock:
+    """``drivers.clocksync.system_clock`` as a machine whose kernel calls its clock
+    synchronised has it, whatever the caller asks (the real one, taken before any test)."""
 
-    return system_clock(assume_synced=True)
+    def __init__(self) -> None:
+        from drivers.clocksync import system_clock
+
+        self.real = system_clock
+
+    def __call__(self, **_: object) -> Any:
+        return self.real(assume_synced=True)
 
 
-def machine_clock_synced(patch: pytest.MonkeyPatch) -> None:
+@pytest.fixture(autouse=True, scope="session")
+def _machine_clock_synced():
     """``kiosk pass issue|batch`` on a machine whose kernel calls its clock synchronised,
     whatever this one's says (a container's does not): on a clock not synchronised a pass is
     issued only from ``--start`` (``kiosk.passes.pass_start``). A test of that patches again.
-    The same function at every test: a new one each time is a new attribute of
-    ``checkpoint.cli`` to ``cli_parser``, which built the CLI's parser again for every test
-    that runs a verb (~5 ms each, ~400 a run)."""
+    Patched once for the session, the same object in every test: per test it cost every
+    test a fixture and a monkeypatch (~0.3 ms), and a new function each time was a changed
+    attribute of ``checkpoint.cli`` to ``cli_parser``, which built the parser again."""
     from checkpoint.cli import pass_cmd
 
-    patch.setattr(pass_cmd, "system_clock", _system_clock_synced)
+    patch = pytest.MonkeyPatch()
+    patch.setattr(pass_cmd, "system_clock", _SyncedSystemClock())
+    yield
+    patch.undo()
 
 
-@pytest.fixture(autouse=True)
-def _machine_clock_synced(monkeypatch):
-    machine_clock_synced(monkeypatch)
-
-
-@pytest.fixture(autouse=True)
-def _restore_root_logger():
-    """CLI verbs configure logging for a real process; keep that from leaking between tests."""
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
+    """CLI verbs configure logging for a real process; keep that from leaking between tests:
+    the root logger's handlers and level as they were before the test's setup, after its
+    teardown (a hook, not an autouse fixture: that cost every test ~0.1 ms of fixture)."""
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
+    try:
+        return (yield)
+    finally:
+        if root.handlers != handlers:
+            root.handlers[:] = handlers
+        if root.level != level:  # setLevel empties every logger's cache
+            root.setLevel(level)
 
 
 @pytest.fixture(autouse=True, scope="session")

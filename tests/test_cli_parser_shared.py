@@ -7,8 +7,6 @@ from __future__ import annotations
 import argparse
 import os
 
-import pytest
-
 from checkpoint import cli
 from checkpoint.cli import log_cmd
 
@@ -84,15 +82,13 @@ def test_a_build_that_went_through_the_whole_environment_is_built_again_at_any_c
     assert cli.build_parser() is again
 
 
-def test_the_suites_own_patches_at_the_next_test_keep_the_one_parser():
-    """What every test's autouse fixtures patch in ``checkpoint.cli`` is the same at the next
-    test: the parser the verbs of one test ran with is the next test's too."""
-    from conftest import machine_clock_synced
+def test_the_suites_own_patch_of_the_cli_is_one_object_for_the_whole_session():
+    """What the suite patches in ``checkpoint.cli`` for every test is patched once, before
+    the first: a new object at each test was a changed attribute, and each test's first verb
+    built the parser again."""
+    from conftest import _SyncedSystemClock
 
-    before = cli.build_parser()
-    patch = pytest.MonkeyPatch()
-    try:
-        machine_clock_synced(patch)  # as the next test's setup does
-        assert cli.build_parser() is before
-    finally:
-        patch.undo()
+    from checkpoint.cli import pass_cmd
+
+    assert isinstance(pass_cmd.system_clock, _SyncedSystemClock)
+    assert cli.build_parser() is cli.build_parser()
