@@ -80,3 +80,15 @@ def test_a_build_that_went_through_the_whole_environment_is_built_again_at_any_c
     again = cli.build_parser()
     assert again is not first and seen[-1]["KIOSK_TEST_READ_BY_NO_PARSER"] == "1"
     assert cli.build_parser() is again
+
+
+def test_the_suites_own_patch_of_the_cli_is_one_object_for_the_whole_session():
+    """What the suite patches in ``checkpoint.cli`` for every test is patched once, before
+    the first: a new object at each test was a changed attribute, and each test's first verb
+    built the parser again."""
+    from conftest import _SyncedSystemClock
+
+    from checkpoint.cli import pass_cmd
+
+    assert isinstance(pass_cmd.system_clock, _SyncedSystemClock)
+    assert cli.build_parser() is cli.build_parser()
