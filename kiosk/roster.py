@@ -408,11 +408,20 @@ class Roster:
         make a past shift look to come."""
         return shift.ends_at <= self._clock.now()
 
-    def remove_shift(self, shift_id: int, actor: str, *, gate: str | None = None) -> None:
+    def remove_shift(
+        self,
+        shift_id: int,
+        actor: str,
+        *,
+        gate: str | None = None,
+        showed: tuple[str, datetime] | None = None,
+    ) -> None:
         """Remove a shift not over yet (a wrong guard or day rostered, a swap of guards); one
         that has ended is refused (``shift_ended``). ``gate``: only a shift of that gate (the
-        console's own). Looked up and removed on the single writer: a second tablet's removal
-        of the same shift finds it gone."""
+        console's own). ``showed``: the guard and start the page showed for it; refused when
+        the shift of that id is another now (SQLite gives a removed shift's id to the next
+        one added: another tablet's replacement). Looked up and removed on the single writer:
+        a second tablet's removal of the same shift finds it gone."""
         who = check_actor(actor)
         missing = f"no shift {shift_id}" if gate is None else f"no shift {shift_id} at {gate}"
 
@@ -421,6 +430,10 @@ class Roster:
             shift = _shift(rows[0]) if rows else None
             if shift is None or gate not in (None, shift.gate):
                 raise CommunityError(missing)
+            if showed is not None and showed != (shift.guard, shift.starts_at):
+                raise CommunityError(
+                    f"shift {shift_id} is not the one your page showed: nothing was removed"
+                )
             if self.shift_ended(shift):
                 raise CommunityError(
                     f"shift {shift_id} has ended: it stays, the record of who was on duty"

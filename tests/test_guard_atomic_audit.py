@@ -117,8 +117,8 @@ CASES = [
     Case("shift_add", "admin", "/guard/community/shifts",
          {"guard": "alice", "starts": "2026-02-13T08:00", "ends": "2026-02-13T16:00"},
          "roster.shift_add"),
-    Case("shift_remove", "admin", "/guard/community/shifts/{shift_id}/remove", {},
-         "roster.shift_remove"),
+    Case("shift_remove", "admin", "/guard/community/shifts/{shift_id}/remove",
+         {"guard": "alice", "starts_at": "{shift_starts}"}, "roster.shift_remove"),
     Case("handover_open", "admin", "/guard/community/handover", {"incoming": "alice"},
          "handover.open"),
     Case("handover_ack", "alice", "/guard/community/handover/{handover_id}/ack", {},
@@ -198,6 +198,7 @@ def world(core, clock, alice) -> dict[str, Any]:
         "handover_id": handover.id,
         "pass_id": pass_id,
         "shift_id": shift.id,
+        "shift_starts": shift.starts_at.isoformat(),
     }
 
 

@@ -464,6 +464,12 @@ def test_a_guard_cannot_read_a_masked_phone_number_back_out_of_the_visitor_searc
     assert found("08000") == {"Han Meimei"} and found("13911118000") == {"Li Lei"}
 
 
+def _remove(client, shift):
+    """The remove button of ``shift`` as its page draws it."""
+    path = f"/guard/community/shifts/{shift.id}/remove"
+    return post(client, path, client.csrf, guard=shift.guard, starts_at=shift.starts_at.isoformat())
+
+
 def test_a_shift_rostered_by_mistake_is_removed_at_the_console_one_that_has_ended_stays(
     admin, alice, core
 ):
@@ -482,14 +488,41 @@ def test_a_shift_rostered_by_mistake_is_removed_at_the_console_one_that_has_ende
     page = admin.get("/guard/community/handover").text
     assert f"/shifts/{now_on.id}/remove" in page and f"/shifts/{ended.id}/remove" not in page
     assert "/remove" not in alice.get("/guard/community/handover").text  # a guard's page
-    by_guard = post(alice, f"/guard/community/shifts/{now_on.id}/remove", alice.csrf)
-    assert by_guard.status_code == 403  # admins only, as adding one
+    assert _remove(alice, now_on).status_code == 403  # admins only, as adding one
     assert len(roster.shifts(gate, ended.starts_at, now_on.ends_at)) == 2  # a guard removes none
-    kept = post(admin, f"/guard/community/shifts/{ended.id}/remove", admin.csrf)
+    kept = _remove(admin, ended)
     assert kept.status_code == 400 and f"班次 {ended.id} 已结束" in refused_with(admin, kept)
-    gone = post(admin, f"/guard/community/shifts/{now_on.id}/remove", admin.csrf)
+    gone = _remove(admin, now_on)
     assert gone.status_code == 303 and refused_with(admin, gone) is None
     assert roster.shifts(gate, ended.starts_at, now_on.ends_at) == [ended]
     assert roster.on_duty(gate) == []
     row = core.store.audits()[-1]
     assert (row["action"], row["detail"]["shift_id"]) == ("roster.shift_remove", now_on.id)
+
+
+def test_a_remove_button_drawn_before_another_tablet_replaced_the_shift_removes_nothing(
+    admin, core
+):
+    """SQLite gives a removed shift's id to the next shift added: tablet A's button for
+    alice's shift, tapped after tablet B removed it and rostered root in its place (id
+    reused), removed root's. The button carries the guard and start its page showed."""
+    roster, gate = core.ledgers.roster, core.config.site.kiosk_id
+    _on_shift(admin, "alice")
+    [alices] = roster.on_duty(gate)
+    assert _remove(admin, alices).status_code == 303  # tablet B
+    _on_shift(admin, "root")
+    [roots] = roster.on_duty(gate)
+    assert roots.id == alices.id  # the id came back
+    stale = _remove(admin, alices)  # tablet A's button
+    assert stale.status_code == 400
+    assert f"班次 {alices.id} 已不是您页面上显示的那个" in refused_with(admin, stale)
+    assert roster.on_duty(gate) == [roots]
+
+
+def test_a_remove_without_the_shift_its_page_showed_is_refused_as_out_of_date(admin, core):
+    roster, gate = core.ledgers.roster, core.config.site.kiosk_id
+    _on_shift(admin, "alice")
+    [shift] = roster.on_duty(gate)
+    bare = post(admin, f"/guard/community/shifts/{shift.id}/remove", admin.csrf)
+    assert bare.status_code == 400 and "页面已过期" in refused_with(admin, bare)
+    assert roster.on_duty(gate) == [shift]

@@ -416,3 +416,11 @@ def test_a_shift_removed_twice_or_at_another_gate_is_named_missing(rota, log):
     with pytest.raises(CommunityError, match=f"no shift {shift.id}"):
         rota.remove_shift(shift.id, actor="manager", gate="gate-1")
     assert [a["action"] for a in log.audits()].count("roster.shift_remove") == 1
+
+
+def test_a_removal_for_the_shift_a_page_showed_is_refused_once_its_id_is_anothers(rota):
+    zhao, qian = rota.shifts("gate-1", T0, T0 + 16 * H)
+    with pytest.raises(CommunityError, match=f"shift {qian.id} is not the one your page showed"):
+        rota.remove_shift(qian.id, actor="manager", showed=(zhao.guard, zhao.starts_at))
+    rota.remove_shift(qian.id, actor="manager", showed=(qian.guard, qian.starts_at))
+    assert rota.shifts("gate-1", T0, T0 + 16 * H) == [zhao]

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse, Response
+from starlette.datastructures import FormData
 
 from kiosk.accounts import NAME_RE
 from kiosk.community import CommunityError
@@ -130,10 +131,25 @@ async def remove_shift(
     """A shift not over yet taken out of the roster (a wrong guard or day, a swap); one that
     has ended stays (``Roster.remove_shift``), as does another gate's."""
     note(request, shift_id=sid)
+    form = await request.form()
     roster, gate = ledgers(g).roster, g.cfg.site.kiosk_id
-    remove = functools.partial(roster.remove_shift, sid, session.name, gate=gate)
+
+    def remove() -> None:
+        roster.remove_shift(sid, session.name, gate=gate, showed=shown_shift(form))
+
     act = functools.partial(save, request, PAGE, remove)
     return await or_again(request, g, session, act, typed={}, again=page)
+
+
+def shown_shift(form: FormData) -> tuple[str, datetime]:
+    """The guard and start a remove button's page showed for its shift (its hidden fields)."""
+    try:
+        starts = datetime.fromisoformat(form_text(form, "starts_at"))
+    except ValueError:
+        starts = None
+    if starts is None or starts.tzinfo is None:
+        raise CommunityError("the page is out of date: draw it again")
+    return form_text(form, "guard"), starts
 
 
 #: Opening a handover checks, then writes: one at a time, so a double tap makes one.
