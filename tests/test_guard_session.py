@@ -402,3 +402,84 @@ def test_a_cut_off_alarm_closing_is_said_in_chinese(guard_client, guard_core, cl
     page = sign_in_again(guard_client, sent.headers["location"]).text
     facts = page.split('class="facts"', 1)[1].split("</dl>", 1)[0]
     assert facts == "><dt>处理结果</dt><dd>人工复测确认，已劝返</dd>"
+
+
+def test_a_cut_off_action_a_reboot_forgot_is_said_lost_to_its_guard():
+    """A power cut while an elderly resident's registration waited for its guard to sign in
+    again: the Pi booted again (another boot id, its monotonic clock from zero) and the
+    registration vanished without a word, though a daemon restart in the same boot said it.
+    A token of another boot, signed with the session key (it survives a reboot), is said lost
+    to the guard who made it, no one else; bounded by the wall time where the clock is
+    synchronised, and said without a time claim on a clock not synchronised yet."""
+    from datetime import timedelta
+
+    from kiosk.clock import FakeClock, FlooredClock
+    from ui.auth import Lapsed, SessionManager
+
+    key, start = b"s" * 32, FakeClock().start
+    before = SessionManager(key, FakeClock(start, mono_ns=50_000 * 10**9), 3600, boot_id="b1")
+    token = before.resume_token(
+        "/guard/register/person",
+        [("name", "Li Hua"), ("id_number", "1101")],
+        "alice",
+        "register_person",
+    )
+    assert "Li Hua" not in token and "1101" not in token and "alice" not in token
+
+    def booted(after_s: float, synced: bool = True, wall: timedelta | None = None):
+        """The checkpoint booted again ``after_s`` after the cut (up ``after_s`` / 2)."""
+        clock = FakeClock(start + timedelta(seconds=after_s), int(after_s / 2 * 1e9), synced)
+        if wall is not None:
+            clock.set_wall(start + wall)
+        return SessionManager(key, clock, 3600, boot_id="b2")
+
+    lost = Lapsed("register_person", expired=False)
+    after = booted(120)
+    assert after.read_resume(token) is None
+    assert after.lapsed_resume(token, "alice") == lost
+    assert after.lapsed_resume(token) == lost  # the sign-in page, before anyone signs in
+    assert after.lapsed_resume(token, "bob") is None  # another guard's sign-in
+    # the wall time says how long: more than ten minutes, as in the same boot
+    assert booted(11 * 60).lapsed_resume(token, "alice") == Lapsed("register_person", True)
+    assert booted(3601).lapsed_resume(token, "alice") is None  # the sign-in link, an hour on
+    # not synchronised after the reboot: the Pi reads its last shutdown's time (before the
+    # cut, even) or 1970: said lost, no time claimed, while the boot is younger than the bound
+    for wall in (timedelta(minutes=-30), timedelta(days=-20_000)):
+        assert booted(120, synced=False, wall=wall).lapsed_resume(token, "alice") == lost
+    assert booted(2 * 3601, synced=False).lapsed_resume(token, "alice") is None  # up > 1 h
+    # the event log holds a synchronised stamp of two hours after the cut: known older
+    floored = FlooredClock(FakeClock(start + timedelta(seconds=120), 60 * 10**9, False))
+    floored.raise_floor(start + timedelta(hours=2))
+    assert SessionManager(key, floored, 3600, boot_id="b2").lapsed_resume(token, "alice") is None
+    # another key (a checkpoint without the session_key secret, or a forger) says nothing
+    other = SessionManager(b"t" * 32, FakeClock(start + timedelta(seconds=120)), 3600, "b2")
+    assert other.lapsed_resume(token, "alice") is None
+
+
+def test_a_registration_cut_off_before_a_reboot_is_said_not_completed_after_it(
+    guard_core, clock, monkeypatch
+):
+    """The sign-in page after a power cut: the console of the new boot says the registration
+    was not completed, and so does the sign-in, to the guard who made it."""
+    from fastapi.testclient import TestClient
+    from guard_support import hidden_fields, make_app
+
+    typed = {"name": "Zhang Guiying", "phone": "13800138000", "unit": "3-201", "decision": "pass"}
+    with TestClient(make_app(guard_core), base_url=BASE) as before:
+        login(before)
+        fields = hidden_fields(before.get("/guard/register").text, "person-form")
+        clock.advance(8 * 3600 + 1)
+        csrf = fields.pop("csrf")
+        location = browser_post(before, "/guard/register/person", csrf, **fields | typed)
+        location = location.headers["location"]
+        page = before.get(location).text
+        resume = html.unescape(re.search(r'name="resume" value="([^"]+)"', page).group(1))
+    clock.advance(180)
+    clock.mono_ns = 60 * 10**9  # booted again a minute ago
+    monkeypatch.setattr(guard_core.store, "boot_id", "the next boot")
+    lost = "您刚才的人员登记未完成：检查站在此期间重启，没有保留该操作。请重新操作。"
+    with TestClient(make_app(guard_core), base_url=BASE) as after:
+        page = after.get(location).text
+        assert lost in page and 'name="resume"' not in page
+        assert flash_err(after, sign_in_with(after, resume)) == lost
+    assert guard_core.store.last_seq == 0

@@ -20,9 +20,10 @@
   named in the login page's URL by a random signed token (never its fields: they may be a
   person's phone and ID numbers), only when it came from that session's page (its cookie and
   CSRF token); it completes only when the same guard signs in again. The token also signs
-  which action it was (its route's name), when it was cut off and a keyed digest of the
-  guard's name, so that an action no longer kept (too late, or a restart) is said to that
-  guard as not completed (``Lapsed``), never dropped without a word.
+  which action it was (its route's name), when it was cut off (the boot's monotonic clock,
+  and the wall time if synchronised), a keyed digest of the boot and one of the guard's name,
+  so that an action no longer kept (too late, a restart, a reboot) is said to that guard as
+  not completed (``Lapsed``), never dropped without a word.
 * Failed logins are counted per client address (per /64 for IPv6) in a sliding minute on
   the injected clock; over ``web.login_attempts_per_min`` the address waits (HTTP 429).
 * The audit rows of refused sign-ins are bounded across the LAN (``RefusedRows``): past
@@ -52,7 +53,7 @@ from fastapi.responses import Response
 from kiosk import accounts
 from kiosk.accounts import Account, AccountStore
 from kiosk.auditing import Change
-from kiosk.clock import Clock
+from kiosk.clock import Clock, known_passed
 from kiosk.ratelimit import client_key
 from kiosk.store import StoreFault, format_ts
 
@@ -135,10 +136,27 @@ class Resume:
 
 
 @dataclass(frozen=True)
+class _CutOff:
+    """What a genuine resume token signs (``SessionManager.resume_token``)."""
+
+    nonce: str
+    action: str
+    #: When it was cut off on its boot's monotonic clock, in seconds.
+    at: float
+    #: The wall time then, if the clock was synchronised; else None.
+    wall: datetime | None
+    #: Whether it was cut off in this boot (``at`` is of this monotonic clock).
+    this_boot: bool
+    #: The keyed digest of its guard's name (``SessionManager._who``).
+    who: str
+
+
+@dataclass(frozen=True)
 class Lapsed:
     """A cut-off action no longer kept (``SessionManager.lapsed_resume``): the guard who made
     it is told it was not completed. ``action``: its route's name; ``expired``: more than
-    ``RESUME_TTL_S`` went by (else it was lost sooner: the checkpoint restarted)."""
+    ``RESUME_TTL_S`` went by (else it was lost sooner, or how long ago is not known: the
+    checkpoint restarted)."""
 
     action: str
     expired: bool
@@ -197,6 +215,8 @@ class SessionManager:
         #: The boot this process runs in (the event log's): a cookie issued in it on a clock
         #: not synchronised is judged by the monotonic clock after a restart too.
         self._boot_id = boot_id
+        #: The boot in a resume token: a keyed digest (``_resume_parts``).
+        self._boot_tag = self._mac("resume-boot", boot_id)[:10]
         self._lifetime = timedelta(seconds=lifetime_s)
         self._lifetime_ns = int(lifetime_s * 1e9)
         #: When a session signed in now ends (the guard's shift), else ``lifetime_s`` applies.
@@ -377,7 +397,8 @@ class SessionManager:
         signed name for it. The form may hold a person's phone and ID numbers, and the token
         travels in the login page's URL (browser history, a proxy's log): it carries only
         the route's name (``action``, a word of ``[a-z_]``), when it was cut off (this boot's
-        monotonic clock) and a keyed digest of ``name``, signed, to say it lapsed."""
+        monotonic clock, and the wall time if it is synchronised), a keyed digest of the boot
+        and one of ``name``, signed, to say it lapsed (after a reboot too)."""
         size = len(json.dumps([path, fields, name], ensure_ascii=False))
         if size > RESUME_MAX_CHARS:
             return None
@@ -388,26 +409,29 @@ class SessionManager:
         nonce = secrets.token_urlsafe(18)
         action = action if action.replace("_", "").isalpha() and action.isascii() else ""
         self._resumes[nonce] = (Resume(path, list(fields), name, action), now)
-        signed = f"{nonce}.{action}.{int(now)}.{self._who(name)}"
-        return f"{signed}.{self._mac('resume', self._resume_signed(signed))}"
+        wall = str(int(self._clock.now().timestamp())) if self._clock.synced() else ""
+        signed = f"{nonce}.{action}.{int(now)}.{wall}.{self._boot_tag}.{self._who(name)}"
+        return f"{signed}.{self._mac('resume', signed)}"
 
     def _who(self, name: str) -> str:
         """A keyed digest of a guard's name: the token says whose it is without naming them."""
         return self._mac("resume-who", name)[:10]
 
-    def _resume_signed(self, signed: str) -> str:
-        return f"{self._boot_id}\0{signed}"
-
-    def _resume_parts(self, token: str | None) -> tuple[str, str, float, str] | None:
-        """A resume token's nonce, action, when it was cut off and whose, if this boot signed
-        it; else None."""
-        if not token or token.count(".") != 4 or len(token) > 160:
+    def _resume_parts(self, token: str | None) -> _CutOff | None:
+        """What a resume token signed with this key says (of this boot or an earlier one: the
+        key is the ``session_key`` secret, which a reboot keeps); None if forged."""
+        if not token or token.count(".") != 6 or len(token) > 160:
             return None
-        nonce, action, at, who, mac = token.split(".")
-        signed = f"{nonce}.{action}.{at}.{who}"
-        if not same_secret(mac, self._mac("resume", self._resume_signed(signed))):
+        signed, mac = token.rsplit(".", 1)
+        if not same_secret(mac, self._mac("resume", signed)):
             return None
-        return (nonce, action, float(at), who) if at.isascii() and at.isdigit() else None
+        nonce, action, at, wall, boot, who = signed.split(".")
+        if not (
+            at.isascii() and at.isdigit() and (wall == "" or wall.isascii() and wall.isdigit())
+        ):
+            return None
+        when = datetime.fromtimestamp(int(wall), UTC) if wall else None
+        return _CutOff(nonce, action, float(at), when, boot == self._boot_tag, who)
 
     def _seconds(self) -> float:
         """Now on the monotonic clock, in seconds: what is kept in memory is timed by it (a
@@ -418,7 +442,7 @@ class SessionManager:
     def read_resume(self, token: str | None) -> Resume | None:
         """The action a resume token names, or None if missing, forged, too old or gone."""
         parts = self._resume_parts(token)
-        found = None if parts is None else self._resumes.get(parts[0])
+        found = None if parts is None else self._resumes.get(parts.nonce)
         if found is None:
             return None
         resume, at = found
@@ -430,7 +454,7 @@ class SessionManager:
     def resume_left_s(self, token: str | None) -> int:
         """How long the action ``token`` names is still kept (0: not kept)."""
         parts = self._resume_parts(token)
-        found = None if parts is None else self._resumes.get(parts[0])
+        found = None if parts is None else self._resumes.get(parts.nonce)
         if found is None or self.read_resume(token) is None:
             return 0
         return max(0, int(RESUME_TTL_S - (self._seconds() - found[1])))
@@ -450,21 +474,35 @@ class SessionManager:
 
     def lapsed_resume(self, token: str | None, name: str | None = None) -> Lapsed | None:
         """The action a genuine resume token names that is no longer kept (more than
-        ``RESUME_TTL_S`` went by, or a restart forgot it) and was not offered already, within
-        ``RESUME_TOLD_S`` of when it was cut off: to say it was not completed. ``name``: only
-        if that guard made it (the sign-in; the sign-in page, before anyone signed in, says
-        it to whoever holds the page). None for a token still kept, forged or of another
-        boot."""
-        parts = self._resume_parts(token)
-        if parts is None or self.read_resume(token) is not None:
+        ``RESUME_TTL_S`` went by, or a restart or a reboot forgot it) and was not offered
+        already, within ``RESUME_TOLD_S`` of when it was cut off: to say it was not completed.
+        ``name``: only if that guard made it (the sign-in; the sign-in page, before anyone
+        signed in, says it to whoever holds the page). None for a token still kept, forged,
+        or known to be older (``_cut_age``)."""
+        cut = self._resume_parts(token)
+        if cut is None or self.read_resume(token) is not None or cut.nonce in self._taken:
             return None
-        nonce, action, at, who = parts
-        age = self._seconds() - at
-        if nonce in self._taken or not -60 <= age <= RESUME_TOLD_S:
+        if name is not None and not same_secret(cut.who, self._who(name)):
             return None
-        if name is not None and not same_secret(who, self._who(name)):
+        age, known = self._cut_age(cut)
+        if not -60 <= age <= RESUME_TOLD_S:
             return None
-        return Lapsed(action, expired=age > RESUME_TTL_S)
+        return Lapsed(cut.action, expired=known and age > RESUME_TTL_S)
+
+    def _cut_age(self, cut: _CutOff) -> tuple[float, bool]:
+        """How long ago (s) ``cut`` was cut off, and whether that is known (else the least it
+        can be). In this boot its monotonic clock tells; in an earlier one the wall clock, when
+        it was synchronised then and is now. Otherwise (a Pi without RTC booted again without
+        network reads its last shutdown's time, or 1970) no more than a lower bound: this
+        boot's age (the monotonic clock counts from the boot), or the time known to have
+        passed (``kiosk.clock.known_passed``) since its wall time."""
+        if cut.this_boot:
+            return self._seconds() - cut.at, True
+        if cut.wall is not None and self._clock.synced():
+            return (self._clock.now() - cut.wall).total_seconds(), True
+        passed = known_passed(self._clock)
+        since = 0.0 if passed is None or cut.wall is None else (passed - cut.wall).total_seconds()
+        return max(self._seconds(), since), False
 
     def login_form_token(self) -> str:
         """A token for the login form (there is no session yet): time-stamped and signed.
