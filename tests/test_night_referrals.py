@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from guard_support import BASE, close_core, make_core
-from test_ui_kiosk import DECIDED, IDLE, TestClient, kiosk_app, read_sse
+from test_ui_kiosk import DECIDED, IDLE, TestClient, deny_for, kiosk_app, read_sse
 
 from kiosk import policy
 from kiosk.clock import FakeClock
@@ -192,6 +192,7 @@ def test_the_screen_and_the_core_agree_on_who_is_on_duty(local, behind_h, on_dut
     assert policy.guard_on_duty(now, cfg.policy, SHANGHAI, earliest=earliest) is on_duty
     decision = _fever_decision(cfg, now, earliest)
     assert ("no_guard_on_duty" in decision.reasons) is not on_duty
+    assert decision.on_duty is on_duty  # stamped on the decision the screen shows
 
 
 @pytest.mark.parametrize("hours", [{}, STAFFED | {"mode": "closed"}])
@@ -279,3 +280,77 @@ def test_the_standby_screen_goes_by_the_cores_rule_on_the_systems_clock(from_h, 
     page = TestClient(standby_app(cfg, standby)).get("/kiosk").text
     assert (i18n.call_line("en", CALL) in page) is not on_duty
     assert ("see the guard" in page) is on_duty
+
+
+# --- a decided result follows the duty it was decided in -----------------------------------
+
+
+def test_a_fever_decided_on_duty_keeps_its_words_when_the_shift_ends(night_core, monkeypatch):
+    """A fever at 17:29:59: the guard is alarmed and comes, so at 17:30:01 the screen still
+    says to wait for him (it said "No guard on duty now: please call …", spoken again, while
+    the engine waited for the guard); only the offline screen's words turn."""
+    monkeypatch.setattr(kiosk_screen, "TICK_S", 0.05)
+    done: list[str] = []
+
+    def fever_then_the_shift_ends(events: list) -> None:
+        if len(events) == 2 and not done:
+            done.append("fever")
+            fever = deny_for("fever", needs_guard=True, alarm="fever", temp_c=38.6, on_duty=True)
+            night_core.bus.publish({"type": "decision", "passage": 7} | fever)
+            night_core.bus.publish(DECIDED | {"passage": 7})
+        if done == ["fever"] and any(n == "view" and d.get("result") for n, d in events):
+            done.append("turned")
+            night_core.clock.advance(2)  # 17:30:01
+
+    events = asyncio.run(
+        read_sse(
+            kiosk_app(night_core),
+            "/kiosk/events?lang=en",
+            on_event=fever_then_the_shift_ends,
+            until=lambda ev: any(n == "view" and CALL in d["offline_next"] for n, d in ev),
+        )
+    )
+    views = [data for name, data in events if name == "view" and data.get("result")]
+    assert len(views) >= 2
+    wait = i18n.reason_next("en", "fever")
+    assert all(v["prompt"] == wait for v in views), [v["prompt"] for v in views]
+    assert len({v["speak"] for v in views}) == 1  # said once, not again at 17:30
+    assert CALL not in views[0]["offline_next"] and CALL in views[-1]["offline_next"]
+
+
+@pytest.mark.parametrize(
+    ("decision", "on_duty_now", "night_words"),
+    [
+        (deny_for("fever", needs_guard=True, alarm="fever", on_duty=True), False, False),
+        (deny_for("store_fault", on_duty=True), False, False),  # a fault: see the guard
+        (deny_for("quota_exceeded", on_duty=True), False, False),  # decided at 17:29
+        (deny_for("quota_exceeded", on_duty=False), True, True),  # decided at 08:29
+        (deny_for("fever", "no_guard_on_duty", alarm="fever"), True, True),
+        (deny_for("quota_exceeded"), False, True),  # no stamp (an older message): now's
+    ],
+)
+@pytest.mark.parametrize("lang", i18n.LANGS)
+def test_a_decided_result_says_the_duty_it_was_decided_in(decision, on_duty_now, night_words, lang):
+    view = kiosk_view(DECIDED, decision, lang, call=CALL, on_duty=on_duty_now)
+    line = i18n.call_line(lang, CALL)
+    assert (line in view["prompt"]) is night_words, view["prompt"]
+    assert names_the_guard([view["prompt"].replace(line, "")]) is not night_words
+    assert (line in view["offline_next"]) is not on_duty_now  # the offline screen: now's
+
+
+@pytest.mark.parametrize(("advance_h", "on_duty"), [(0, True), (7, False)])
+def test_the_engine_stamps_the_duty_on_its_decision(clock, tmp_path, advance_h, on_duty):
+    """16:30 Shanghai is staffed, 23:30 is not: the decision message says which, by the rule
+    ``decide`` judged it by."""
+    from test_engine import Rig
+
+    rig = Rig(clock, tmp_path, policy={"hours": STAFFED})
+    try:
+        rig.clock.advance(advance_h * 3600)
+        rig.show(rig.pass_text(), "out")
+        rig.emulator.person_arrives(36.6)
+        rig.run(8)
+        decision = rig.decisions()[-1]
+    finally:
+        rig.close()
+    assert decision["decision"] == "pass" and decision["on_duty"] is on_duty

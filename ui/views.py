@@ -235,6 +235,18 @@ ICONS = {"pass": "✔", "deny": "✖", "fault": "!", "remeasure": "↻", "out_of
 CUES = {"pass": "pass", "deny": "deny", "remeasure": "remeasure", "fault": "guard"}
 
 
+def decided_on_duty(decision: dict[str, Any], now: bool) -> bool:
+    """Whether a guard was on duty when ``decision`` was made: its referrals to the guard say
+    so for as long as it is shown (a fever decided at 17:29:59 still says "a guard will
+    re-check you" at 17:30:01: the guard was called, and comes). Not when its reasons say
+    nobody was (``no_guard_on_duty``); else the engine's stamp (``on_duty``), else ``now``
+    (a message without one)."""
+    if "no_guard_on_duty" in (decision.get("reasons") or ()):
+        return False
+    stamped = decision.get("on_duty")
+    return stamped if isinstance(stamped, bool) else now
+
+
 #: Reasons said (and acted on) before the others: with no guard on duty nobody comes, so the
 #: person is told where to call; a fever keeps them at the gate for the guard's re-check,
 #: whatever else is wrong with their pass (the policy lists the pass's reasons first).
@@ -419,7 +431,8 @@ def kiosk_view(
     where to call when no guard is on duty, ``policy.hours.call``, said for every referral to
     the guard while ``on_duty`` is false; ``code_first``: the kiosk's ``engine.order``;
     ``stop_releases``: ``kiosk.config.gate.stop_releases``; ``offline_next``: what the page
-    says while the daemon is unreachable).
+    says while the daemon is unreachable). A decided passage's referrals follow the duty it
+    was decided in (``decided_on_duty``), not ``on_duty``.
 
     ``look`` is the screen's colour and icon, one per state that must not be confused: idle,
     pass (green), deny (red), remeasure and fault (amber), out_of_service (its own colour, no
@@ -460,7 +473,7 @@ def kiosk_view(
             gate_open_s=gate_open_s,
             call=call,
             code_first=code_first,
-            on_duty=on_duty,
+            on_duty=decided_on_duty(decision, on_duty),
         )
         if raw != "gate_open":
             view["gate_closes_in_s"] = None  # not open yet, or locked again: no countdown
