@@ -36,6 +36,7 @@ from kiosk.thermometry import Temperature
 from ui import i18n, kiosk_screen
 from ui.kiosk_screen import banner_view, kiosk_view
 from ui.standby import create_standby_app, screen_words
+from ui.views import SILENT_REASONS
 
 CALL = "duty office 0755-1234567"
 MESSAGES = tomllib.loads(resources.files("ui").joinpath("messages.toml").read_text("utf-8"))
@@ -46,6 +47,7 @@ GUARD = re.compile(r"保安|门卫|\bguards?\b", re.IGNORECASE)
 NOT_REFERRALS = {
     "kiosk.guard_denied_next": "a guard decided this passage just now: one is there",
     "kiosk.elsewhere": "addressed to the guards, on a device that is not the kiosk",
+    "reason.no_guard_on_duty": "says that no guard is on duty",
 }
 #: The kiosk screen's own words: its prompts, results' what-to-do, offline screen, banner,
 #: and the screen of a kiosk standing by (its log cannot open: ``ui.standby``).
@@ -54,9 +56,16 @@ KIOSK_PREFIXES = ("prompt.", "kiosk.", "banner.", "standby.kiosk")
 
 def kiosk_words() -> dict[str, list[str]]:
     """Every word the kiosk screen may say after a result or as its state: ``[screens]``'s
-    kiosk keys and ``[next]`` as ``next.<code>``."""
+    kiosk keys, ``[next]`` as ``next.<code>`` and a result's reasons as ``reason.<code>``
+    (``[to_person]``'s words, else ``[reasons]``'s; none of those it never shows)."""
     words = {k: v for k, v in MESSAGES["screens"].items() if k.startswith(KIOSK_PREFIXES)}
-    return words | {f"next.{code}": pair for code, pair in MESSAGES["next"].items()}
+    reasons = MESSAGES["reasons"] | MESSAGES["to_person"]
+    shown = {c: pair for c, pair in reasons.items() if c not in SILENT_REASONS}
+    return (
+        words
+        | {f"next.{code}": pair for code, pair in MESSAGES["next"].items()}
+        | {f"reason.{code}": pair for code, pair in shown.items()}
+    )
 
 
 def names_the_guard(pair: list[str]) -> bool:
@@ -73,7 +82,8 @@ def test_every_referral_to_the_guard_has_its_night_form():
     assert sorted(referrals - set(NIGHT)) == []
     assert sorted(set(NIGHT) - set(kiosk_words())) == []  # no night form of nothing
     for key, (zh, en) in NIGHT.items():
-        assert "{call_line}" in zh and "{call_line}" in en, key
+        # A reason says what is wrong: where to call is the next line's.
+        assert key.startswith("reason.") or ("{call_line}" in zh and "{call_line}" in en), key
         assert not names_the_guard([zh.replace("{call_line}", ""), en]), key
 
 
@@ -128,14 +138,23 @@ SAID: dict[str, Said] = {
 }
 
 
+def _spoken(code: str) -> Said:
+    """What the screen says aloud of a deny for ``code`` alone, decided on duty or not."""
+    return lambda lang, on_duty: kiosk_view(
+        DECIDED, deny_for(code, on_duty=on_duty), lang, call=CALL, on_duty=on_duty
+    )["speak"]
+
+
 def said(key: str) -> Said:
     if key.startswith("next."):
         return _deny(key.removeprefix("next."))
+    if key.startswith("reason."):
+        return _spoken(key.removeprefix("reason."))
     return SAID[key]
 
 
 def test_every_night_form_is_said_by_the_screen():
-    assert sorted(k for k in NIGHT if not k.startswith("next.")) == sorted(SAID)
+    assert sorted(k for k in NIGHT if not k.startswith(("next.", "reason."))) == sorted(SAID)
 
 
 @pytest.mark.parametrize("lang", i18n.LANGS)

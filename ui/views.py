@@ -273,8 +273,8 @@ def result_kind(verdict: str, codes: list[str]) -> str:
     return "deny"
 
 
-def _reason_words(lang: str, code: str, hours: str | None) -> str:
-    text = i18n.reason_for_person(lang, code)
+def _reason_words(lang: str, code: str, hours: str | None, *, on_duty: bool = True) -> str:
+    text = i18n.reason_for_person(lang, code, on_duty=on_duty)
     if code == "outside_hours" and hours:
         text += f"（{hours}）" if lang == "zh-CN" else f" ({hours})"
     return text
@@ -346,7 +346,7 @@ def result_view(
         "kind": kind,
         "word": i18n.t(lang, word_key),
         "icon": ICONS[kind],
-        "reasons": [_reason_words(lang, c, hours) for c in shown],
+        "reasons": [_reason_words(lang, c, hours, on_duty=on_duty) for c in shown],
         "next": next_step,
     }
     return result, next_step
