@@ -373,3 +373,13 @@ def test_the_engine_stamps_the_duty_on_its_decision(clock, tmp_path, advance_h, 
     finally:
         rig.close()
     assert decision["decision"] == "pass" and decision["on_duty"] is on_duty
+
+
+@pytest.mark.parametrize(("on_duty", "sound"), [(True, "guard"), (False, "deny")])
+def test_a_device_fault_at_night_does_not_sound_the_call_to_the_guard(on_duty, sound):
+    """The three-note call means "go to the guard's window": at night nobody is there."""
+    fault = deny_for("sensor_fault", temp_c=None, on_duty=on_duty)
+    view = kiosk_view(DECIDED, fault, "en", call=CALL, on_duty=on_duty)
+    assert view["look"] == "fault" and view["sound"] == sound
+    script = resources.files("ui").joinpath("static/kiosk.js").read_text("utf-8")
+    assert f'kind === "{sound}"' in script  # a sound the page has: no new audio

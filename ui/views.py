@@ -235,6 +235,12 @@ ICONS = {"pass": "✔", "deny": "✖", "fault": "!", "remeasure": "↻", "out_of
 CUES = {"pass": "pass", "deny": "deny", "remeasure": "remeasure", "fault": "guard"}
 
 
+def cue(kind: str, *, on_duty: bool = True) -> str:
+    """``CUES[kind]``; with no guard on duty a device fault sounds as a deny: nobody is at the
+    guard's window the three-note call sends the person to."""
+    return CUES["deny"] if kind == "fault" and not on_duty else CUES[kind]
+
+
 def decided_on_duty(decision: dict[str, Any], now: bool) -> bool:
     """Whether a guard was on duty when ``decision`` was made: its referrals to the guard say
     so for as long as it is shown (a fever decided at 17:29:59 still says "a guard will
@@ -572,7 +578,7 @@ def _decided(
         view["hint"] = i18n.t(lang, "prompt.step_up")
     if ok:
         view["hello"] = greeting(decision, lang)
-    view["sound"] = CUES[result["kind"]]
+    view["sound"] = cue(result["kind"], on_duty=on_duty)
     # One sound and one spoken line per decision, however many views show it.
     view["result_id"] = str(decision.get("seq") or decision.get("passage"))
     spoken = [result["word"], *result["reasons"][:1]]
