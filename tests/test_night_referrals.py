@@ -22,7 +22,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from guard_support import BASE, close_core, make_core
+from guard_support import ADMIN_PW, BASE, close_core, make_app, make_core, signed_in
 from test_ui_kiosk import DECIDED, IDLE, TestClient, deny_for, kiosk_app, read_sse
 
 from kiosk import policy
@@ -383,3 +383,13 @@ def test_a_device_fault_at_night_does_not_sound_the_call_to_the_guard(on_duty, s
     assert view["look"] == "fault" and view["sound"] == sound
     script = resources.files("ui").joinpath("static/kiosk.js").read_text("utf-8")
     assert f'kind === "{sound}"' in script  # a sound the page has: no new audio
+
+
+def test_the_consoles_mirror_of_the_kiosk_says_its_night_words(night_core):
+    """At 18:29 the kiosk out of service gives the number; the console's "now" box read the
+    day's "please see the guard for a manual check"."""
+    night_core.clock.advance(3600)
+    with signed_in(make_app(night_core), "root", ADMIN_PW) as client:
+        page = client.get("/guard?lang=en").text
+    assert i18n.call_line("en", CALL) in page
+    assert i18n.t("en", "prompt.out_of_order") not in page

@@ -11,11 +11,14 @@ import functools
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 from fastapi.responses import Response, StreamingResponse
 from fastapi.templating import Jinja2Templates
 
 from kiosk.alarms import CLOCK_REFERRALS
+from kiosk.clock import earliest
+from kiosk.policy import guard_on_duty
 from kiosk.privacy import greeting_name, mask_name
 from kiosk.store import error_name
 from ui import i18n
@@ -239,6 +242,14 @@ def cue(kind: str, *, on_duty: bool = True) -> str:
     """``CUES[kind]``; with no guard on duty a device fault sounds as a deny: nobody is at the
     guard's window the three-note call sends the person to."""
     return CUES["deny"] if kind == "fault" and not on_duty else CUES[kind]
+
+
+def on_duty_now(core: Core) -> bool:
+    """Whether a guard is on duty now: ``kiosk.policy.guard_on_duty``, the rule the core
+    denies what needs a guard by (``no_guard_on_duty``), on the kiosk's clock."""
+    now = core.clock.now()
+    zone = ZoneInfo(core.config.site.timezone)
+    return guard_on_duty(now, core.config.policy, zone, earliest=earliest(core.clock, now))
 
 
 def decided_on_duty(decision: dict[str, Any], now: bool) -> bool:
