@@ -1733,6 +1733,8 @@ class Engine:
                 "committed": committed,
                 "needs_guard": needs_guard,
                 "alarm": alarm,
+                # A guard on duty when it was decided (a guard's own decision: one is there).
+                "on_duty": d.on_duty if d is not None else True,
                 "holder_initial": holder_initial(draft.holder),
                 "holder_greeting": greeting_name(draft.holder) if draft.holder else None,
             }

@@ -167,6 +167,9 @@ class Decision:
     needs_guard: bool
     alarm: str | None
     flags: tuple[str, ...]
+    #: Whether a guard was on duty when it was decided (``guard_on_duty``): the kiosk screen
+    #: says this decision's referrals to the guard by it for as long as it shows it.
+    on_duty: bool = True
 
 
 @dataclass
@@ -282,7 +285,8 @@ def decide(
     if wants_temp:
         _check_temperature(inputs.temperature, cfg, thermo, found)
 
-    if guard and not guard_on_duty(now, cfg, tz, earliest=floor):
+    on_duty = guard_on_duty(now, cfg, tz, earliest=floor)
+    if guard and not on_duty:
         # Nobody on duty to come: deny now (the screen says where to call), keep the alarm.
         reasons.append("no_guard_on_duty")
         guard.clear()
@@ -298,6 +302,7 @@ def decide(
         needs_guard=bool(guard),
         alarm=alarm,
         flags=tuple(dict.fromkeys(flags)),
+        on_duty=on_duty,
     )
 
 

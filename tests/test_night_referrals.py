@@ -22,8 +22,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from guard_support import BASE, close_core, make_core
-from test_ui_kiosk import DECIDED, IDLE, TestClient, kiosk_app, read_sse
+from guard_support import ADMIN_PW, BASE, close_core, make_app, make_core, signed_in
+from test_ui_kiosk import DECIDED, IDLE, TestClient, deny_for, kiosk_app, read_sse
 
 from kiosk import policy
 from kiosk.clock import FakeClock
@@ -36,6 +36,7 @@ from kiosk.thermometry import Temperature
 from ui import i18n, kiosk_screen
 from ui.kiosk_screen import banner_view, kiosk_view
 from ui.standby import create_standby_app, screen_words
+from ui.views import SILENT_REASONS
 
 CALL = "duty office 0755-1234567"
 MESSAGES = tomllib.loads(resources.files("ui").joinpath("messages.toml").read_text("utf-8"))
@@ -46,6 +47,7 @@ GUARD = re.compile(r"保安|门卫|\bguards?\b", re.IGNORECASE)
 NOT_REFERRALS = {
     "kiosk.guard_denied_next": "a guard decided this passage just now: one is there",
     "kiosk.elsewhere": "addressed to the guards, on a device that is not the kiosk",
+    "reason.no_guard_on_duty": "says that no guard is on duty",
 }
 #: The kiosk screen's own words: its prompts, results' what-to-do, offline screen, banner,
 #: and the screen of a kiosk standing by (its log cannot open: ``ui.standby``).
@@ -54,9 +56,16 @@ KIOSK_PREFIXES = ("prompt.", "kiosk.", "banner.", "standby.kiosk")
 
 def kiosk_words() -> dict[str, list[str]]:
     """Every word the kiosk screen may say after a result or as its state: ``[screens]``'s
-    kiosk keys and ``[next]`` as ``next.<code>``."""
+    kiosk keys, ``[next]`` as ``next.<code>`` and a result's reasons as ``reason.<code>``
+    (``[to_person]``'s words, else ``[reasons]``'s; none of those it never shows)."""
     words = {k: v for k, v in MESSAGES["screens"].items() if k.startswith(KIOSK_PREFIXES)}
-    return words | {f"next.{code}": pair for code, pair in MESSAGES["next"].items()}
+    reasons = MESSAGES["reasons"] | MESSAGES["to_person"]
+    shown = {c: pair for c, pair in reasons.items() if c not in SILENT_REASONS}
+    return (
+        words
+        | {f"next.{code}": pair for code, pair in MESSAGES["next"].items()}
+        | {f"reason.{code}": pair for code, pair in shown.items()}
+    )
 
 
 def names_the_guard(pair: list[str]) -> bool:
@@ -73,7 +82,8 @@ def test_every_referral_to_the_guard_has_its_night_form():
     assert sorted(referrals - set(NIGHT)) == []
     assert sorted(set(NIGHT) - set(kiosk_words())) == []  # no night form of nothing
     for key, (zh, en) in NIGHT.items():
-        assert "{call_line}" in zh and "{call_line}" in en, key
+        # A reason says what is wrong: where to call is the next line's.
+        assert key.startswith("reason.") or ("{call_line}" in zh and "{call_line}" in en), key
         assert not names_the_guard([zh.replace("{call_line}", ""), en]), key
 
 
@@ -128,14 +138,23 @@ SAID: dict[str, Said] = {
 }
 
 
+def _spoken(code: str) -> Said:
+    """What the screen says aloud of a deny for ``code`` alone, decided on duty or not."""
+    return lambda lang, on_duty: kiosk_view(
+        DECIDED, deny_for(code, on_duty=on_duty), lang, call=CALL, on_duty=on_duty
+    )["speak"]
+
+
 def said(key: str) -> Said:
     if key.startswith("next."):
         return _deny(key.removeprefix("next."))
+    if key.startswith("reason."):
+        return _spoken(key.removeprefix("reason."))
     return SAID[key]
 
 
 def test_every_night_form_is_said_by_the_screen():
-    assert sorted(k for k in NIGHT if not k.startswith("next.")) == sorted(SAID)
+    assert sorted(k for k in NIGHT if not k.startswith(("next.", "reason."))) == sorted(SAID)
 
 
 @pytest.mark.parametrize("lang", i18n.LANGS)
@@ -192,6 +211,7 @@ def test_the_screen_and_the_core_agree_on_who_is_on_duty(local, behind_h, on_dut
     assert policy.guard_on_duty(now, cfg.policy, SHANGHAI, earliest=earliest) is on_duty
     decision = _fever_decision(cfg, now, earliest)
     assert ("no_guard_on_duty" in decision.reasons) is not on_duty
+    assert decision.on_duty is on_duty  # stamped on the decision the screen shows
 
 
 @pytest.mark.parametrize("hours", [{}, STAFFED | {"mode": "closed"}])
@@ -279,3 +299,97 @@ def test_the_standby_screen_goes_by_the_cores_rule_on_the_systems_clock(from_h, 
     page = TestClient(standby_app(cfg, standby)).get("/kiosk").text
     assert (i18n.call_line("en", CALL) in page) is not on_duty
     assert ("see the guard" in page) is on_duty
+
+
+# --- a decided result follows the duty it was decided in -----------------------------------
+
+
+def test_a_fever_decided_on_duty_keeps_its_words_when_the_shift_ends(night_core, monkeypatch):
+    """A fever at 17:29:59: the guard is alarmed and comes, so at 17:30:01 the screen still
+    says to wait for him (it said "No guard on duty now: please call …", spoken again, while
+    the engine waited for the guard); only the offline screen's words turn."""
+    monkeypatch.setattr(kiosk_screen, "TICK_S", 0.05)
+    done: list[str] = []
+
+    def fever_then_the_shift_ends(events: list) -> None:
+        if len(events) == 2 and not done:
+            done.append("fever")
+            fever = deny_for("fever", needs_guard=True, alarm="fever", temp_c=38.6, on_duty=True)
+            night_core.bus.publish({"type": "decision", "passage": 7} | fever)
+            night_core.bus.publish(DECIDED | {"passage": 7})
+        if done == ["fever"] and any(n == "view" and d.get("result") for n, d in events):
+            done.append("turned")
+            night_core.clock.advance(2)  # 17:30:01
+
+    events = asyncio.run(
+        read_sse(
+            kiosk_app(night_core),
+            "/kiosk/events?lang=en",
+            on_event=fever_then_the_shift_ends,
+            until=lambda ev: any(n == "view" and CALL in d["offline_next"] for n, d in ev),
+        )
+    )
+    views = [data for name, data in events if name == "view" and data.get("result")]
+    assert len(views) >= 2
+    wait = i18n.reason_next("en", "fever")
+    assert all(v["prompt"] == wait for v in views), [v["prompt"] for v in views]
+    assert len({v["speak"] for v in views}) == 1  # said once, not again at 17:30
+    assert CALL not in views[0]["offline_next"] and CALL in views[-1]["offline_next"]
+
+
+@pytest.mark.parametrize(
+    ("decision", "on_duty_now", "night_words"),
+    [
+        (deny_for("fever", needs_guard=True, alarm="fever", on_duty=True), False, False),
+        (deny_for("store_fault", on_duty=True), False, False),  # a fault: see the guard
+        (deny_for("quota_exceeded", on_duty=True), False, False),  # decided at 17:29
+        (deny_for("quota_exceeded", on_duty=False), True, True),  # decided at 08:29
+        (deny_for("fever", "no_guard_on_duty", alarm="fever"), True, True),
+        (deny_for("quota_exceeded"), False, True),  # no stamp (an older message): now's
+    ],
+)
+@pytest.mark.parametrize("lang", i18n.LANGS)
+def test_a_decided_result_says_the_duty_it_was_decided_in(decision, on_duty_now, night_words, lang):
+    view = kiosk_view(DECIDED, decision, lang, call=CALL, on_duty=on_duty_now)
+    line = i18n.call_line(lang, CALL)
+    assert (line in view["prompt"]) is night_words, view["prompt"]
+    assert names_the_guard([view["prompt"].replace(line, "")]) is not night_words
+    assert (line in view["offline_next"]) is not on_duty_now  # the offline screen: now's
+
+
+@pytest.mark.parametrize(("advance_h", "on_duty"), [(0, True), (7, False)])
+def test_the_engine_stamps_the_duty_on_its_decision(clock, tmp_path, advance_h, on_duty):
+    """16:30 Shanghai is staffed, 23:30 is not: the decision message says which, by the rule
+    ``decide`` judged it by."""
+    from test_engine import Rig
+
+    rig = Rig(clock, tmp_path, policy={"hours": STAFFED})
+    try:
+        rig.clock.advance(advance_h * 3600)
+        rig.show(rig.pass_text(), "out")
+        rig.emulator.person_arrives(36.6)
+        rig.run(8)
+        decision = rig.decisions()[-1]
+    finally:
+        rig.close()
+    assert decision["decision"] == "pass" and decision["on_duty"] is on_duty
+
+
+@pytest.mark.parametrize(("on_duty", "sound"), [(True, "guard"), (False, "deny")])
+def test_a_device_fault_at_night_does_not_sound_the_call_to_the_guard(on_duty, sound):
+    """The three-note call means "go to the guard's window": at night nobody is there."""
+    fault = deny_for("sensor_fault", temp_c=None, on_duty=on_duty)
+    view = kiosk_view(DECIDED, fault, "en", call=CALL, on_duty=on_duty)
+    assert view["look"] == "fault" and view["sound"] == sound
+    script = resources.files("ui").joinpath("static/kiosk.js").read_text("utf-8")
+    assert f'kind === "{sound}"' in script  # a sound the page has: no new audio
+
+
+def test_the_consoles_mirror_of_the_kiosk_says_its_night_words(night_core):
+    """At 18:29 the kiosk out of service gives the number; the console's "now" box read the
+    day's "please see the guard for a manual check"."""
+    night_core.clock.advance(3600)
+    with signed_in(make_app(night_core), "root", ADMIN_PW) as client:
+        page = client.get("/guard?lang=en").text
+    assert i18n.call_line("en", CALL) in page
+    assert i18n.t("en", "prompt.out_of_order") not in page

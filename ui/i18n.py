@@ -33,7 +33,9 @@ _TO_PERSON = _pairs(_MESSAGES["to_person"])
 _NEXT = _pairs(_MESSAGES["next"])
 _CALL = _pairs(_MESSAGES["call"])["no_guard_on_duty"]
 #: The kiosk's referrals to the guard as said while no guard is on duty, keyed as ``[screens]``
-#: (``kiosk.fault_next``) and ``next.<code>`` for ``[next]``; ``{call_line}`` is ``call_line``.
+#: (``kiosk.fault_next``), ``next.<code>`` for ``[next]`` and ``reason.<code>`` for a reason
+#: as the person is told it (``[to_person]``, else ``[reasons]``); ``{call_line}`` is
+#: ``call_line``.
 _NIGHT = _pairs(_MESSAGES["night"])
 
 
@@ -64,10 +66,12 @@ def reason_text(lang: str, code: str) -> str:
     return pair[_idx(lang)] if pair else code
 
 
-def reason_for_person(lang: str, code: str) -> str:
-    """A reason as the kiosk says it to the person at the gate."""
+def reason_for_person(lang: str, code: str, *, on_duty: bool = True) -> str:
+    """A reason as the kiosk says it to the person at the gate (``[night]``'s
+    ``reason.<code>`` while no guard is on duty, when it names the guard)."""
+    night = referral(lang, f"reason.{code}", on_duty=on_duty)
     pair = _TO_PERSON.get(code)
-    return pair[_idx(lang)] if pair else reason_text(lang, code)
+    return night or (pair[_idx(lang)] if pair else reason_text(lang, code))
 
 
 def call_line(lang: str, call: str = "") -> str:

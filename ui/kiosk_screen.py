@@ -42,10 +42,8 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from fastapi.templating import Jinja2Templates
 
-from kiosk.clock import earliest
 from kiosk.config.gate import stop_releases
 from kiosk.devices import FrameKeeper
-from kiosk.policy import guard_on_duty
 from kiosk.secrets import get_secret
 from kiosk.typed import whole_number
 from ui import i18n
@@ -65,6 +63,7 @@ from ui.views import (
     health_report,
     kiosk_view,
     lists_stale_hours,
+    on_duty_now,
     opening_hours,
     secure_headers,
     sse,
@@ -460,12 +459,8 @@ class Screen:
         return self.tracker
 
     def on_duty(self) -> bool:
-        """Whether a guard is on duty now: ``kiosk.policy.guard_on_duty``, the rule the core
-        denies what needs a guard by (``no_guard_on_duty``), on the kiosk's clock."""
-        core = self.core
-        now = core.clock.now()
-        zone = ZoneInfo(core.config.site.timezone)
-        return guard_on_duty(now, core.config.policy, zone, earliest=earliest(core.clock, now))
+        """Whether a guard is on duty now (``ui.views.on_duty_now``)."""
+        return on_duty_now(self.core)
 
     def view_of(
         self, tracker: ScreenTracker, lang: str, on_duty: bool | None = None

@@ -12,11 +12,14 @@ import json
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 from fastapi.responses import Response, StreamingResponse
 from fastapi.templating import Jinja2Templates
 
 from kiosk.alarms import CLOCK_REFERRALS
+from kiosk.clock import earliest
+from kiosk.policy import guard_on_duty
 from kiosk.privacy import greeting_name, mask_name
 from kiosk.stats import daily_report, stamp_as_of
 from kiosk.store import error_name
@@ -254,6 +257,32 @@ ICONS = {"pass": "✔", "deny": "✖", "fault": "!", "remeasure": "↻", "out_of
 CUES = {"pass": "pass", "deny": "deny", "remeasure": "remeasure", "fault": "guard"}
 
 
+def cue(kind: str, *, on_duty: bool = True) -> str:
+    """``CUES[kind]``; with no guard on duty a device fault sounds as a deny: nobody is at the
+    guard's window the three-note call sends the person to."""
+    return CUES["deny"] if kind == "fault" and not on_duty else CUES[kind]
+
+
+def on_duty_now(core: Core) -> bool:
+    """Whether a guard is on duty now: ``kiosk.policy.guard_on_duty``, the rule the core
+    denies what needs a guard by (``no_guard_on_duty``), on the kiosk's clock."""
+    now = core.clock.now()
+    zone = ZoneInfo(core.config.site.timezone)
+    return guard_on_duty(now, core.config.policy, zone, earliest=earliest(core.clock, now))
+
+
+def decided_on_duty(decision: dict[str, Any], now: bool) -> bool:
+    """Whether a guard was on duty when ``decision`` was made: its referrals to the guard say
+    so for as long as it is shown (a fever decided at 17:29:59 still says "a guard will
+    re-check you" at 17:30:01: the guard was called, and comes). Not when its reasons say
+    nobody was (``no_guard_on_duty``); else the engine's stamp (``on_duty``), else ``now``
+    (a message without one)."""
+    if "no_guard_on_duty" in (decision.get("reasons") or ()):
+        return False
+    stamped = decision.get("on_duty")
+    return stamped if isinstance(stamped, bool) else now
+
+
 #: Reasons said (and acted on) before the others: with no guard on duty nobody comes, so the
 #: person is told where to call; a fever keeps them at the gate for the guard's re-check,
 #: whatever else is wrong with their pass (the policy lists the pass's reasons first).
@@ -280,8 +309,8 @@ def result_kind(verdict: str, codes: list[str]) -> str:
     return "deny"
 
 
-def _reason_words(lang: str, code: str, hours: str | None) -> str:
-    text = i18n.reason_for_person(lang, code)
+def _reason_words(lang: str, code: str, hours: str | None, *, on_duty: bool = True) -> str:
+    text = i18n.reason_for_person(lang, code, on_duty=on_duty)
     if code == "outside_hours" and hours:
         text += f"（{hours}）" if lang == "zh-CN" else f" ({hours})"
     return text
@@ -353,7 +382,7 @@ def result_view(
         "kind": kind,
         "word": i18n.t(lang, word_key),
         "icon": ICONS[kind],
-        "reasons": [_reason_words(lang, c, hours) for c in shown],
+        "reasons": [_reason_words(lang, c, hours, on_duty=on_duty) for c in shown],
         "next": next_step,
     }
     return result, next_step
@@ -438,7 +467,8 @@ def kiosk_view(
     where to call when no guard is on duty, ``policy.hours.call``, said for every referral to
     the guard while ``on_duty`` is false; ``code_first``: the kiosk's ``engine.order``;
     ``stop_releases``: ``kiosk.config.gate.stop_releases``; ``offline_next``: what the page
-    says while the daemon is unreachable).
+    says while the daemon is unreachable). A decided passage's referrals follow the duty it
+    was decided in (``decided_on_duty``), not ``on_duty``.
 
     ``look`` is the screen's colour and icon, one per state that must not be confused: idle,
     pass (green), deny (red), remeasure and fault (amber), out_of_service (its own colour, no
@@ -479,7 +509,7 @@ def kiosk_view(
             gate_open_s=gate_open_s,
             call=call,
             code_first=code_first,
-            on_duty=on_duty,
+            on_duty=decided_on_duty(decision, on_duty),
         )
         if raw != "gate_open":
             view["gate_closes_in_s"] = None  # not open yet, or locked again: no countdown
@@ -578,7 +608,7 @@ def _decided(
         view["hint"] = i18n.t(lang, "prompt.step_up")
     if ok:
         view["hello"] = greeting(decision, lang)
-    view["sound"] = CUES[result["kind"]]
+    view["sound"] = cue(result["kind"], on_duty=on_duty)
     # One sound and one spoken line per decision, however many views show it.
     view["result_id"] = str(decision.get("seq") or decision.get("passage"))
     spoken = [result["word"], *result["reasons"][:1]]

@@ -46,6 +46,7 @@ from ui.views import (
     clock_ms,
     current_state,
     kiosk_view,
+    on_duty_now,
     sse,
 )
 
@@ -141,9 +142,7 @@ def live_page(request: Request, session: PageSession, g: GuardDep) -> Response:
     lang = g.lang(request)
     recent = dated(g, g.core.store.readable_recent(FEED_ROWS))
     rows = rows_of(g, recent, lang, g.clear(session))
-    state = kiosk_view(
-        current_state(g.core), None, lang, fever_c=g.fever_c, stop_releases=g.stop_releases
-    )
+    state = kiosk_mirror(g, current_state(g.core), None, lang)
     last = newest_passage(g, recent)
     return g.render(
         request,
@@ -162,6 +161,22 @@ def live_page(request: Request, session: PageSession, g: GuardDep) -> Response:
         now_ms=clock_ms(g.core),
         timezone=g.cfg.site.timezone,
         **g.flash(request),
+    )
+
+
+def kiosk_mirror(
+    g: Guard, state: dict[str, Any], decision: dict[str, Any] | None, lang: str
+) -> dict[str, Any]:
+    """The kiosk's screen as it shows it now, for the console's "now" box: with no guard on
+    duty, the number it gives (``policy.hours.call``) where it would name the guard."""
+    return kiosk_view(
+        state,
+        decision,
+        lang,
+        fever_c=g.fever_c,
+        stop_releases=g.stop_releases,
+        call=g.cfg.policy.hours.call,
+        on_duty=on_duty_now(g.core),
     )
 
 
@@ -309,14 +324,7 @@ class FeedStream:
         return [sse("alarms", rows)]
 
     def state(self, tracker: ScreenTracker) -> str:
-        view = kiosk_view(
-            tracker.state,
-            tracker.decision,
-            self.lang,
-            fever_c=self.g.fever_c,
-            stop_releases=self.g.stop_releases,
-        )
-        return sse("state", view)
+        return sse("state", kiosk_mirror(self.g, tracker.state, tracker.decision, self.lang))
 
     async def on_message(self, message: dict[str, Any], tracker: ScreenTracker) -> list[str]:
         kind = message.get("type")
