@@ -66,13 +66,26 @@ def _under_way_words(g: deps.Guard, held: evacuation.Evacuation) -> dict[str, An
     return {"cause": f"evac.cause.{held.cause}", "by": held.by, "minutes": (left_s + 59) // 60}
 
 
-def _start_text(g: deps.Guard, lang: i18n.Lang, held: evacuation.Evacuation | None) -> str:
+def _start_text(
+    g: deps.Guard, lang: i18n.Lang, held: evacuation.Evacuation | None, cause: str
+) -> str:
     """The confirmation step's words: the evacuation to start, or the one under way that a
-    Yes keeps going (its cause, its guard, the minutes left)."""
+    Yes keeps going (its cause, its guard, the minutes left), and the cause it has then
+    (``cause`` chosen: the graver of the two, ``evacuation.graver``)."""
     if held is None:
         return i18n.t(lang, "evac.confirm")
     words = _under_way_words(g, held)
-    return i18n.t(lang, "evac.confirm_under_way", **words | {"cause": i18n.t(lang, words["cause"])})
+    then = evacuation.graver(held.cause, cause)
+    becomes = i18n.t(
+        lang,
+        "evac.then_stays" if then == held.cause else "evac.then_becomes",
+        cause=i18n.t(lang, f"evac.cause.{then}"),
+    )
+    return i18n.t(
+        lang,
+        "evac.confirm_under_way",
+        **words | {"cause": i18n.t(lang, words["cause"]), "then": becomes},
+    )
 
 
 @router.get("/api/health", summary="Device health for the guard console")
@@ -96,13 +109,13 @@ async def evacuate(request: Request, session: ActionSession, g: GuardDep) -> Res
     # One tap must not hold the gate open: asked first, and asked again when what is under
     # way is not what the step said (a page drawn before another tablet's start).
     if form.get("confirm") != "yes" or form.get("seen") != seen:
-        text = _start_text(g, g.lang(request), held)
+        text = _start_text(g, g.lang(request), held, cause)
         return confirm_first(
             request, g, session, "/guard/evacuation", form, text, seen=seen, back="/guard/health"
         )
     note(request, action="evacuation", cause=cause, minutes=int(minutes))
-    if held is not None:  # a second start: the one under way goes on (evacuation.held_open)
-        note(request, under_way=held.cause)
+    if held is not None:  # a second start: the one under way goes on (evacuation.held_open),
+        note(request, under_way=held.cause)  # for the graver cause
     outcome = await g.manual(
         request,
         decision="pass",
