@@ -17,7 +17,8 @@ needs more time never has to end it (the gate locked) to start it again. Its cau
 graver of the two (``graver``: a fire during a medical emergency makes it a fire's, on every
 screen and on the end's record; a stale "medical" sent during a fire leaves it a fire's). An
 end names the evacuation its page showed (``Evacuation.version``) and ends no other
-(``Changed``).
+(``Changed``); a page drawn before it was started again shows the same evacuation
+(``Evacuation.same_as``), its end or cause since moved: the console asks again.
 """
 
 from __future__ import annotations
@@ -37,20 +38,26 @@ DEFAULT_MIN = 15
 @dataclass(frozen=True)
 class Evacuation:
     """One evacuation under way: its cause, when it ends on its own, the guard who started it
-    and when (monotonic)."""
+    and when (monotonic), and the guard who last started it again (``held_open``), if any."""
 
     cause: str
     until_ns: int
     by: str = ""
     since_ns: int = 0
+    again_by: str = ""
 
     @property
     def version(self) -> str:
         """Which evacuation, ending when, for what cause, a page showed: its forms carry it. A
         start sent with another one is asked again; an end is refused (``Changed``) once
-        another one is under way, or this one held open longer or made graver (an end drawn
-        before that is not about what is under way now)."""
+        another one is under way, or this one held open longer or made graver (the console
+        then asks again, ``same_as``: the guard did not see what it is now)."""
         return f"{self.since_ns:x}-{self.until_ns:x}-{self.cause}"
+
+    def same_as(self, seen: object) -> bool:
+        """Whether ``seen`` (the ``version`` a page showed) is this evacuation: started then,
+        whether or not it was started again since (held open longer, made graver)."""
+        return isinstance(seen, str) and seen.split("-")[0] == f"{self.since_ns:x}"
 
     def view(self, now_ns: int) -> dict[str, object]:
         """What the screens are told: the cause and the seconds left (no personal data)."""
@@ -62,7 +69,8 @@ def held_open(
 ) -> Evacuation:
     """The evacuation once a guard (``by``) has started one (``cause``, ``minutes``) at
     ``now_ns``: a new one, or the one under way, who started it kept, held open until the
-    later of its end and this one's (a start never shortens it), for the graver cause."""
+    later of its end and this one's (a start never shortens it), for the graver cause, started
+    again by ``by``."""
     until_ns = now_ns + minutes * 60 * 10**9
     if under_way is None:
         return Evacuation(cause, until_ns, by, now_ns)
@@ -70,6 +78,7 @@ def held_open(
         under_way,
         cause=graver(under_way.cause, cause),
         until_ns=max(under_way.until_ns, until_ns),
+        again_by=by,
     )
 
 

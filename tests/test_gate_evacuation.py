@@ -281,6 +281,24 @@ def test_an_end_names_the_evacuation_it_was_shown_and_ends_no_other(rig):
     assert rig.engine.evacuation is None
 
 
+def test_an_evacuation_started_again_is_the_same_one_another_one_is_not(rig):
+    """What an end's ``seen`` is checked against: the evacuation it showed, by its start. One
+    started again since (held open longer, made graver) is the same one, its version moved;
+    one started after it ended is not."""
+    _evacuate(rig, minutes=5, cause="medical")
+    shown = rig.engine.evacuation.version
+    rig.engine.manual(
+        "manual_pass", "guard-li", "smoke", "out", subject="none", evacuate=("fire", 60)
+    )
+    held = rig.engine.evacuation
+    assert held.version != shown and held.same_as(shown)
+    assert (held.by, held.again_by) == ("guard-zhou", "guard-li")
+    assert not any(held.same_as(seen) for seen in ("none", None, "", "0-0-fire"))
+    rig.run(60 * 60 + 1)
+    _evacuate(rig, minutes=60)
+    assert not rig.engine.evacuation.same_as(shown)
+
+
 def _drawn(client, form_id: str) -> dict[str, str]:
     """The hidden fields of the Devices page's form ``form_id`` as drawn now."""
     return hidden_fields(client.get("/guard/health?lang=en").text, form_id)
@@ -416,3 +434,74 @@ def test_a_stale_end_button_does_not_lock_the_gate_on_a_later_evacuation(
 
 async def _tick(core):
     core.runner.engine.tick()
+
+
+def test_an_end_drawn_before_another_tablets_start_again_says_so_and_asks_again(
+    guard_core, app_client
+):
+    """Tablet B showed the fire's 15 minutes and its End; A started it again for 60. B's End
+    was refused as "not the one your page showed", though it is the same fire. It says what
+    moved since B's page was drawn and asks again; Yes ends it, and a Yes drawn before it
+    moved once more asks again."""
+    core, client = guard_core, app_client
+    fire = _drawn(client, "evac-start-form") | {"cause": "fire", "minutes": "15"}
+    _confirmed(client, core, send(client, "/guard/evacuation", fire))
+    end_b = _drawn(client, "evac-end-form")  # tablet B
+    more = _drawn(client, "evac-start-form") | {"cause": "fire", "minutes": "60"}
+    _confirmed(client, core, send(client, "/guard/evacuation", more))  # tablet A
+    asked = send(client, "/guard/evacuation/end", end_b)
+    assert asked.status_code == 200 and 'id="confirm-step"' in asked.text
+    assert (
+        "Since your page was drawn, alice started this evacuation again: Fire now, about 60"
+        " min left. End it now and lock the gate?" in asked.text
+    )
+    zh = send(client, "/guard/evacuation/end?lang=zh-CN", end_b).text
+    assert "您的页面显示之后，alice 再次开始了这次疏散：现为火灾，约剩 60 分钟。确定现在" in zh
+    assert core.runner.engine.evacuation is not None
+    page = client.get("/guard/health?lang=en").text
+    assert "started by alice; started again by alice" in page
+    yes = hidden_fields(asked.text, "confirm-form")
+    longer = _drawn(client, "evac-start-form") | {"cause": "medical", "minutes": "60"}
+    core.clock.advance(60)  # a minute later, the fire held open longer once more
+    _confirmed(client, core, send(client, "/guard/evacuation", longer))
+    again = send(client, "/guard/evacuation/end", yes)
+    assert again.status_code == 200 and "Fire now, about 60 min left" in again.text
+    assert core.runner.engine.evacuation is not None
+    ended = send(client, "/guard/evacuation/end", hidden_fields(again.text, "confirm-form"))
+    assert ended.status_code == 303 and "err=" not in ended.headers["location"]
+    assert core.runner.engine.evacuation is None
+    rows = [a for a in core.store.audits(0, 100) if a["action"] == "evacuation_end"]
+    assert [(a["actor"], a["detail"]["cause"]) for a in rows] == [("alice", "fire")]
+
+
+def test_an_end_whose_evacuation_is_started_again_as_its_row_is_written_ends_nothing(
+    guard_core, app_client, monkeypatch
+):
+    """The row says the guard ended it, then another tablet's start lands before the gate
+    locks: nothing ends, and the guard is told what moved (the row of the refusal follows)."""
+    from ui.guard import deps
+
+    core, client = guard_core, app_client
+    fire = _drawn(client, "evac-start-form") | {"cause": "medical", "minutes": "15"}
+    _confirmed(client, core, send(client, "/guard/evacuation", fire))
+    end = _drawn(client, "evac-end-form")
+    write = deps.write_row_first
+
+    def written_then_started_again(request):
+        write(request)
+        engine = core.runner.engine
+        now = core.clock.monotonic_ns()
+        engine.evacuation = evacuation.held_open(engine.evacuation, "fire", 60, "bob", now)
+
+    monkeypatch.setattr(deps, "write_row_first", written_then_started_again)
+    refused = send(client, "/guard/evacuation/end", end)
+    assert refused_with(client, refused) == (
+        "Since your page was drawn, bob started this evacuation again: Fire now, about 60 min"
+        " left. Nothing was ended: look at it again before you end it."
+    )
+    assert core.runner.engine.evacuation is not None
+    rows = [a for a in core.store.audits(0, 100) if a["action"].startswith("evacuation_end")]
+    assert [(a["action"], a["detail"].get("problem")) for a in rows] == [
+        ("evacuation_end", None),
+        ("evacuation_end_failed", "evac.moved"),
+    ]
