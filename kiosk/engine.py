@@ -1931,15 +1931,16 @@ class Engine:
 
     def _hold_open(self, operator: str, cause: str, minutes: int) -> None:
         """An evacuation started (``evacuation.held_open``): a new one, or, one under way (a
-        second tablet's start), that one going on until the later of the two ends."""
+        second tablet's start), that one going on until the later of the two ends, for the
+        graver cause."""
         under_way = self.evacuation
         self.evacuation = evacuation.held_open(under_way, cause, minutes, operator, self._now())
         if under_way is None:
             log.warning("engine: evacuation (%s): the gate held open for %d min", cause, minutes)
         else:
             log.warning(
-                "engine: evacuation (%s) started again (%s, %d min): it goes on, to the later end",
-                under_way.cause, cause, minutes,
+                "engine: evacuation (%s) started again (%s, %d min): it goes on as %s, to the"
+                " later end", under_way.cause, cause, minutes, self.evacuation.cause,
             )  # fmt: skip
 
     def _start_manual(self, item: _Manual) -> None:

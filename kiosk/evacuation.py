@@ -11,10 +11,14 @@ A daemon that restarts during one commands the gate locked like any start: the g
 it again.
 
 Two tablets at one gate: a start sent while one is under way (a form drawn before it) only
-ever holds the gate open longer (``held_open``): the evacuation under way stays, its cause
-and who started it, until the later of the two ends; a fire is never cut short, and a guard
-who needs more time never has to end it (the gate locked) to start it again. An end names
-the evacuation its page showed (``Evacuation.version``) and ends no other (``Changed``).
+ever holds the gate open longer (``held_open``): the evacuation under way stays, and who
+started it, until the later of the two ends; a fire is never cut short, and a guard who
+needs more time never has to end it (the gate locked) to start it again. Its cause is the
+graver of the two (``graver``: a fire during a medical emergency makes it a fire's, on every
+screen and on the end's record; a stale "medical" sent during a fire leaves it a fire's). An
+end names the evacuation its page showed (``Evacuation.version``) and ends no other
+(``Changed``); a page drawn before it was started again shows the same evacuation
+(``Evacuation.same_as``), its end or cause since moved: the console asks again.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from dataclasses import dataclass, replace
 #: The flag on the evacuation's own record and on every decision made while it lasts.
 FLAG = "evacuation"
 #: Why the gate is held open: what the kiosk screen may say (the guard's words stay private).
+#: Gravest first: a start during an evacuation of a lesser cause makes it this one's.
 CAUSES = ("fire", "medical", "other")
 #: The longest a guard may hold the gate open at once; the default offered on the console.
 MAX_MIN = 60
@@ -33,20 +38,26 @@ DEFAULT_MIN = 15
 @dataclass(frozen=True)
 class Evacuation:
     """One evacuation under way: its cause, when it ends on its own, the guard who started it
-    and when (monotonic)."""
+    and when (monotonic), and the guard who last started it again (``held_open``), if any."""
 
     cause: str
     until_ns: int
     by: str = ""
     since_ns: int = 0
+    again_by: str = ""
 
     @property
     def version(self) -> str:
-        """Which evacuation, ending when, a page showed: its forms carry it. A start sent with
-        another one is asked again; an end is refused (``Changed``) once another one is under
-        way, or this one held open longer (an end drawn before that is not about what is
-        under way now)."""
-        return f"{self.since_ns:x}-{self.until_ns:x}"
+        """Which evacuation, ending when, for what cause, a page showed: its forms carry it. A
+        start sent with another one is asked again; an end is refused (``Changed``) once
+        another one is under way, or this one held open longer or made graver (the console
+        then asks again, ``same_as``: the guard did not see what it is now)."""
+        return f"{self.since_ns:x}-{self.until_ns:x}-{self.cause}"
+
+    def same_as(self, seen: object) -> bool:
+        """Whether ``seen`` (the ``version`` a page showed) is this evacuation: started then,
+        whether or not it was started again since (held open longer, made graver)."""
+        return isinstance(seen, str) and seen.split("-")[0] == f"{self.since_ns:x}"
 
     def view(self, now_ns: int) -> dict[str, object]:
         """What the screens are told: the cause and the seconds left (no personal data)."""
@@ -57,12 +68,24 @@ def held_open(
     under_way: Evacuation | None, cause: str, minutes: int, by: str, now_ns: int
 ) -> Evacuation:
     """The evacuation once a guard (``by``) has started one (``cause``, ``minutes``) at
-    ``now_ns``: a new one, or the one under way, its cause and guard kept, held open until
-    the later of its end and this one's (a start never shortens it)."""
+    ``now_ns``: a new one, or the one under way, who started it kept, held open until the
+    later of its end and this one's (a start never shortens it), for the graver cause, started
+    again by ``by``."""
     until_ns = now_ns + minutes * 60 * 10**9
     if under_way is None:
         return Evacuation(cause, until_ns, by, now_ns)
-    return replace(under_way, until_ns=max(under_way.until_ns, until_ns))
+    return replace(
+        under_way,
+        cause=graver(under_way.cause, cause),
+        until_ns=max(under_way.until_ns, until_ns),
+        again_by=by,
+    )
+
+
+def graver(cause: str, other: str) -> str:
+    """The graver of two causes (``CAUSES``, gravest first): an evacuation's once both have
+    started it."""
+    return min(cause, other, key=CAUSES.index)
 
 
 class Changed(ValueError):

@@ -243,6 +243,31 @@ def test_a_second_start_only_ever_holds_the_gate_open_longer_its_first_cause_kep
     assert rig.gate.is_open is False and rig.engine.evacuation is None
 
 
+def test_a_graver_cause_started_during_one_becomes_its_cause_a_lesser_one_does_not(rig):
+    """A fire during a medical emergency's 15 minutes: the guard's second start held the gate
+    open longer, but the kiosk screen, both consoles and the end's record still said
+    "medical". A graver cause (fire, then medical, then other) replaces the one under way,
+    its later end kept, who started it and when kept; a lesser one (a stale "medical" sent
+    during the fire) leaves it a fire."""
+    _evacuate(rig, minutes=15, cause="medical")
+    first = rig.engine.evacuation
+    rig.run(60)
+    rig.engine.manual(
+        "manual_pass", "guard-li", "smoke", "out", subject="none", evacuate=("fire", 5)
+    )
+    held = rig.engine.evacuation
+    assert held.view(rig.clock.monotonic_ns()) == {"cause": "fire", "ends_in_s": 14 * 60}
+    assert (held.by, held.since_ns) == ("guard-zhou", first.since_ns)
+    assert held.version != first.version  # an end drawn showing "medical" is not about it
+    assert _states(rig)[-1]["evacuation"]["cause"] == "fire"  # the kiosk screen's words
+    for lesser in ("medical", "other"):
+        rig.engine.manual(
+            "manual_pass", "guard-li", "stale", "out", subject="none", evacuate=(lesser, 30)
+        )
+        assert rig.engine.evacuation.view(rig.clock.monotonic_ns())["cause"] == "fire"
+    assert _states(rig)[-1]["evacuation"] == {"cause": "fire", "ends_in_s": 30 * 60}
+
+
 def test_an_end_names_the_evacuation_it_was_shown_and_ends_no_other(rig):
     _evacuate(rig, minutes=5)
     shown = rig.engine.evacuation.version
@@ -254,6 +279,24 @@ def test_an_end_names_the_evacuation_it_was_shown_and_ends_no_other(rig):
     assert rig.engine.evacuation is not None and rig.gate.is_open
     rig.engine.end_evacuation(rig.engine.evacuation.version)
     assert rig.engine.evacuation is None
+
+
+def test_an_evacuation_started_again_is_the_same_one_another_one_is_not(rig):
+    """What an end's ``seen`` is checked against: the evacuation it showed, by its start. One
+    started again since (held open longer, made graver) is the same one, its version moved;
+    one started after it ended is not."""
+    _evacuate(rig, minutes=5, cause="medical")
+    shown = rig.engine.evacuation.version
+    rig.engine.manual(
+        "manual_pass", "guard-li", "smoke", "out", subject="none", evacuate=("fire", 60)
+    )
+    held = rig.engine.evacuation
+    assert held.version != shown and held.same_as(shown)
+    assert (held.by, held.again_by) == ("guard-zhou", "guard-li")
+    assert not any(held.same_as(seen) for seen in ("none", None, "", "0-0-fire"))
+    rig.run(60 * 60 + 1)
+    _evacuate(rig, minutes=60)
+    assert not rig.engine.evacuation.same_as(shown)
 
 
 def _drawn(client, form_id: str) -> dict[str, str]:
@@ -281,6 +324,7 @@ def test_a_start_drawn_before_the_fire_says_it_is_under_way_and_cuts_nothing_sho
     _confirmed(client, core, send(client, "/guard/evacuation", fire))  # tablet A
     asked = send(client, "/guard/evacuation", stale | {"cause": "medical", "minutes": "5"})
     assert "already under way (Fire, started by alice, about 60 min left)" in asked.text
+    assert "Yes keeps it going: it stays Fire," in asked.text
     done = _confirmed(client, core, asked)
     assert done.status_code == 303 and "err=" not in done.headers["location"]
     now = core.clock.monotonic_ns()
@@ -293,6 +337,47 @@ def test_a_start_drawn_before_the_fire_says_it_is_under_way_and_cuts_nothing_sho
     page = client.get("/guard/health?lang=en").text
     assert "Evacuation under way (Fire): the gate is held open" in page
     assert "started by alice" in page
+
+
+def test_a_fire_during_a_medical_emergency_is_a_fire_on_every_screen_and_record(
+    guard_core, app_client
+):
+    """Medical, 15 min; smoke: Fire, 60 min. The gate was held open longer but the Devices
+    page, the other tablet and the end's record said "Medical emergency", and the step that
+    asked first said "still as Medical emergency". It says what a Yes does ("becomes Fire",
+    "stays Fire"), and the fire is the cause everywhere, up to the end's record."""
+    core, client = guard_core, app_client
+    med = _drawn(client, "evac-start-form") | {"cause": "medical", "minutes": "15"}
+    _confirmed(client, core, send(client, "/guard/evacuation", med))
+    fire = _drawn(client, "evac-start-form") | {"cause": "fire", "minutes": "60"}
+    asked = send(client, "/guard/evacuation", fire)
+    assert (
+        "(Medical emergency, started by alice, about 15 min left). Yes keeps it going: it"
+        " becomes Fire, and the gate is held open until the later" in asked.text
+    )
+    assert (
+        "确定后这次疏散继续，原因改为火灾，"
+        in send(client, "/guard/evacuation?lang=zh-CN", fire).text
+    )
+    _confirmed(client, core, asked)
+    now = core.clock.monotonic_ns()
+    assert core.runner.engine.evacuation.view(now) == {"cause": "fire", "ends_in_s": 3600}
+    assert "Evacuation under way (Fire)" in client.get("/guard/health?lang=en").text
+    stale = _drawn(client, "evac-start-form") | {"cause": "medical", "minutes": "5"}
+    asked = send(client, "/guard/evacuation", stale)
+    assert "Yes keeps it going: it stays Fire," in asked.text
+    assert "原因仍为火灾" in send(client, "/guard/evacuation?lang=zh-CN", stale).text
+    _confirmed(client, core, asked)
+    assert core.runner.engine.evacuation.cause == "fire"
+    send(client, "/guard/evacuation/end", _drawn(client, "evac-end-form"))
+    assert core.runner.engine.evacuation is None
+    rows = [a for a in core.store.audits(0, 100) if a["action"].startswith("evacuation")]
+    assert [(a["action"], a["detail"]["cause"], a["detail"].get("under_way")) for a in rows] == [
+        ("evacuation", "medical", None),
+        ("evacuation", "fire", "medical"),
+        ("evacuation", "medical", "fire"),
+        ("evacuation_end", "fire", None),
+    ]
 
 
 def test_a_yes_sent_after_another_tablet_started_one_asks_again(guard_core, app_client):
@@ -349,3 +434,74 @@ def test_a_stale_end_button_does_not_lock_the_gate_on_a_later_evacuation(
 
 async def _tick(core):
     core.runner.engine.tick()
+
+
+def test_an_end_drawn_before_another_tablets_start_again_says_so_and_asks_again(
+    guard_core, app_client
+):
+    """Tablet B showed the fire's 15 minutes and its End; A started it again for 60. B's End
+    was refused as "not the one your page showed", though it is the same fire. It says what
+    moved since B's page was drawn and asks again; Yes ends it, and a Yes drawn before it
+    moved once more asks again."""
+    core, client = guard_core, app_client
+    fire = _drawn(client, "evac-start-form") | {"cause": "fire", "minutes": "15"}
+    _confirmed(client, core, send(client, "/guard/evacuation", fire))
+    end_b = _drawn(client, "evac-end-form")  # tablet B
+    more = _drawn(client, "evac-start-form") | {"cause": "fire", "minutes": "60"}
+    _confirmed(client, core, send(client, "/guard/evacuation", more))  # tablet A
+    asked = send(client, "/guard/evacuation/end", end_b)
+    assert asked.status_code == 200 and 'id="confirm-step"' in asked.text
+    assert (
+        "Since your page was drawn, alice started this evacuation again: Fire now, about 60"
+        " min left. End it now and lock the gate?" in asked.text
+    )
+    zh = send(client, "/guard/evacuation/end?lang=zh-CN", end_b).text
+    assert "您的页面显示之后，alice 再次开始了这次疏散：现为火灾，约剩 60 分钟。确定现在" in zh
+    assert core.runner.engine.evacuation is not None
+    page = client.get("/guard/health?lang=en").text
+    assert "started by alice; started again by alice" in page
+    yes = hidden_fields(asked.text, "confirm-form")
+    longer = _drawn(client, "evac-start-form") | {"cause": "medical", "minutes": "60"}
+    core.clock.advance(60)  # a minute later, the fire held open longer once more
+    _confirmed(client, core, send(client, "/guard/evacuation", longer))
+    again = send(client, "/guard/evacuation/end", yes)
+    assert again.status_code == 200 and "Fire now, about 60 min left" in again.text
+    assert core.runner.engine.evacuation is not None
+    ended = send(client, "/guard/evacuation/end", hidden_fields(again.text, "confirm-form"))
+    assert ended.status_code == 303 and "err=" not in ended.headers["location"]
+    assert core.runner.engine.evacuation is None
+    rows = [a for a in core.store.audits(0, 100) if a["action"] == "evacuation_end"]
+    assert [(a["actor"], a["detail"]["cause"]) for a in rows] == [("alice", "fire")]
+
+
+def test_an_end_whose_evacuation_is_started_again_as_its_row_is_written_ends_nothing(
+    guard_core, app_client, monkeypatch
+):
+    """The row says the guard ended it, then another tablet's start lands before the gate
+    locks: nothing ends, and the guard is told what moved (the row of the refusal follows)."""
+    from ui.guard import deps
+
+    core, client = guard_core, app_client
+    fire = _drawn(client, "evac-start-form") | {"cause": "medical", "minutes": "15"}
+    _confirmed(client, core, send(client, "/guard/evacuation", fire))
+    end = _drawn(client, "evac-end-form")
+    write = deps.write_row_first
+
+    def written_then_started_again(request):
+        write(request)
+        engine = core.runner.engine
+        now = core.clock.monotonic_ns()
+        engine.evacuation = evacuation.held_open(engine.evacuation, "fire", 60, "bob", now)
+
+    monkeypatch.setattr(deps, "write_row_first", written_then_started_again)
+    refused = send(client, "/guard/evacuation/end", end)
+    assert refused_with(client, refused) == (
+        "Since your page was drawn, bob started this evacuation again: Fire now, about 60 min"
+        " left. Nothing was ended: look at it again before you end it."
+    )
+    assert core.runner.engine.evacuation is not None
+    rows = [a for a in core.store.audits(0, 100) if a["action"].startswith("evacuation_end")]
+    assert [(a["action"], a["detail"].get("problem")) for a in rows] == [
+        ("evacuation_end", None),
+        ("evacuation_end_failed", "evac.moved"),
+    ]

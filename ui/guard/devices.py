@@ -47,9 +47,12 @@ def health_page(request: Request, session: PageSession, g: GuardDep) -> Response
 
 def evacuation_now(g: deps.Guard) -> dict[str, object] | None:
     """The evacuation under way as the Devices page shows it (the screens' cause and seconds
-    left, and who started it), or None."""
+    left, who started it and who last started it again), or None."""
     held = g.core.runner.engine.evacuation
-    return None if held is None else {**held.view(g.core.clock.monotonic_ns()), "by": held.by}
+    if held is None:
+        return None
+    now = g.core.clock.monotonic_ns()
+    return {**held.view(now), "by": held.by, "again_by": held.again_by}
 
 
 def seen_of(held: evacuation.Evacuation | None) -> str:
@@ -66,13 +69,26 @@ def _under_way_words(g: deps.Guard, held: evacuation.Evacuation) -> dict[str, An
     return {"cause": f"evac.cause.{held.cause}", "by": held.by, "minutes": (left_s + 59) // 60}
 
 
-def _start_text(g: deps.Guard, lang: i18n.Lang, held: evacuation.Evacuation | None) -> str:
+def _start_text(
+    g: deps.Guard, lang: i18n.Lang, held: evacuation.Evacuation | None, cause: str
+) -> str:
     """The confirmation step's words: the evacuation to start, or the one under way that a
-    Yes keeps going (its cause, its guard, the minutes left)."""
+    Yes keeps going (its cause, its guard, the minutes left), and the cause it has then
+    (``cause`` chosen: the graver of the two, ``evacuation.graver``)."""
     if held is None:
         return i18n.t(lang, "evac.confirm")
     words = _under_way_words(g, held)
-    return i18n.t(lang, "evac.confirm_under_way", **words | {"cause": i18n.t(lang, words["cause"])})
+    then = evacuation.graver(held.cause, cause)
+    becomes = i18n.t(
+        lang,
+        "evac.then_stays" if then == held.cause else "evac.then_becomes",
+        cause=i18n.t(lang, f"evac.cause.{then}"),
+    )
+    return i18n.t(
+        lang,
+        "evac.confirm_under_way",
+        **words | {"cause": i18n.t(lang, words["cause"]), "then": becomes},
+    )
 
 
 @router.get("/api/health", summary="Device health for the guard console")
@@ -96,13 +112,13 @@ async def evacuate(request: Request, session: ActionSession, g: GuardDep) -> Res
     # One tap must not hold the gate open: asked first, and asked again when what is under
     # way is not what the step said (a page drawn before another tablet's start).
     if form.get("confirm") != "yes" or form.get("seen") != seen:
-        text = _start_text(g, g.lang(request), held)
+        text = _start_text(g, g.lang(request), held, cause)
         return confirm_first(
             request, g, session, "/guard/evacuation", form, text, seen=seen, back="/guard/health"
         )
     note(request, action="evacuation", cause=cause, minutes=int(minutes))
-    if held is not None:  # a second start: the one under way goes on (evacuation.held_open)
-        note(request, under_way=held.cause)
+    if held is not None:  # a second start: the one under way goes on (evacuation.held_open),
+        note(request, under_way=held.cause)  # for the graver cause
     outcome = await g.manual(
         request,
         decision="pass",
@@ -120,23 +136,47 @@ async def evacuate(request: Request, session: ActionSession, g: GuardDep) -> Res
 async def end_evacuation(request: Request, session: ActionSession, g: GuardDep) -> Response:
     """The evacuation over by the guard's word: its row first, then the gate locks. Only the
     one the guard's page showed (``seen``, its ``version``): a page drawn before another one
-    started, or before it was held open longer, ends nothing."""
-    seen = (await request.form()).get("seen")
+    started ends nothing; one drawn before this one was started again (held open longer,
+    made graver) asks again, saying so."""
+    form = await request.form()
+    seen = form.get("seen")
     note(request, action="evacuation_end")
     held = _still_shown(g, seen)
+    if seen != held.version:  # the same one, started again since: said, and asked again
+        text = _moved(g, held, "evac.end_it").text(g.lang(request))
+        return confirm_first(
+            request,
+            g,
+            session,
+            "/guard/evacuation/end",
+            form,
+            text,
+            seen=held.version,
+            back="/guard/health",
+        )
     note(request, cause=held.cause)
     await asyncio.to_thread(deps.write_row_first, request)
-    _still_shown(g, seen)  # not changed while the row was written
-    g.core.runner.engine.end_evacuation(held.version)
+    now = _still_shown(g, seen)
+    if now.version != seen:  # started again while the row was written: nothing ends
+        raise _moved(g, now, "evac.nothing_ended")
+    g.core.runner.engine.end_evacuation(now.version)
     return done(request, "/guard/health")
 
 
 def _still_shown(g: deps.Guard, seen: object) -> evacuation.Evacuation:
-    """The evacuation under way if it is the one the page showed (``seen``), else
-    ``BadInput`` saying none is, or which one is (``evac.changed``)."""
+    """The evacuation under way if it is the one the page showed (``seen``: the same one,
+    perhaps started again since), else ``BadInput`` saying none is, or which one is
+    (``evac.changed``)."""
     held = g.core.runner.engine.evacuation
     if held is None:
         raise BadInput("evac.none")
-    if seen != held.version:
-        raise BadInput("evac.changed", **_under_way_words(g, held))
+    if not held.same_as(seen):
+        raise BadInput("evac.changed", **_under_way_words(g, held), then="evac.nothing_ended")
     return held
+
+
+def _moved(g: deps.Guard, held: evacuation.Evacuation, then: str) -> BadInput:
+    """The evacuation under way started again since the guard's page was drawn (by whom, its
+    cause, the minutes left), and ``then`` (an i18n key): whether to end it now, or that
+    nothing was ended."""
+    return BadInput("evac.moved", **_under_way_words(g, held), again=held.again_by, then=then)
