@@ -90,7 +90,9 @@ def test_a_due_collection_frees_the_garbage_and_freezes_nothing(collector_on):
     frozen = gc.get_freeze_count()
     assert collector_pace.between_tests(here) == "collect"
     assert dead() is None
-    assert gc.get_freeze_count() == frozen  # a later test may still free what lives
+    # Nothing frozen (a later test may still free what lives); frozen objects freed by their
+    # count meanwhile (another thread of the process letting go of one) lower it.
+    assert gc.get_freeze_count() <= frozen
     assert any(o is alive for o in gc.get_objects())
     assert gc.get_count()[2] == 0
 
