@@ -188,3 +188,10 @@ def wait_for_frame(reader, timeout_s: float) -> bool:
     posted = reader._frame_evt.wait(timeout_s)
     reader._frame_evt.clear()
     return posted
+
+
+def batch_args(key, rows, out, *more: str) -> list[str]:
+    """``kiosk pass batch`` of ``rows`` (a CSV) signed by ``key`` into ``out``, in the tests'
+    site zone (Asia/Shanghai), and ``more``."""
+    return ["pass", "batch", "--tz=Asia/Shanghai", "--key", str(key), "--csv", str(rows),
+            "--out", str(out), *more]  # fmt: skip

@@ -5,6 +5,7 @@ the documented exit code (docs/cli.md), and nothing lost or left half-done."""
 from __future__ import annotations
 
 import pytest
+from support import batch_args
 
 from checkpoint.cli import main
 
@@ -37,40 +38,13 @@ def test_ctrl_c_during_pass_batch_leaves_no_card_without_its_line(
     monkeypatch.setattr(pass_cmd, "_card", card_then_ctrl_c)
     out = tmp_path / "cards"
     capsys.readouterr()
-    code = main(
-        [
-            "pass",
-            "batch",
-            "--tz=Asia/Shanghai",
-            "--key",
-            str(issuer),
-            "--csv",
-            str(households),
-            "--out",
-            str(out),
-        ]
-    )
+    code = main(batch_args(issuer, households, out))
     err = capsys.readouterr().err
     assert code == 130
     assert list(out.iterdir()) == []
     assert "interrupted" in err and "nothing issued" in err
     monkeypatch.setattr(pass_cmd, "_card", real_card)
-    assert (
-        main(
-            [
-                "pass",
-                "batch",
-                "--tz=Asia/Shanghai",
-                "--key",
-                str(issuer),
-                "--csv",
-                str(households),
-                "--out",
-                str(out),
-            ]
-        )
-        == 0
-    )
+    assert main(batch_args(issuer, households, out)) == 0
     assert len(list(out.iterdir())) == 6
 
 

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from support import batch_args
 
 from checkpoint.cli import main
 from drivers.clocksync import system_clock
@@ -153,22 +154,7 @@ def _pass_batch_refuses(tmp_path: Path, capsys, csv_text: str) -> str:
     rows.write_text(csv_text, encoding="utf-8")
     capsys.readouterr()
     out = tmp_path / "cards"
-    assert (
-        main(
-            [
-                "pass",
-                "batch",
-                "--tz=Asia/Shanghai",
-                "--key",
-                str(key),
-                "--csv",
-                str(rows),
-                "--out",
-                str(out),
-            ]
-        )
-        == 2
-    )
+    assert main(batch_args(key, rows, out)) == 2
     err = _one_line_error(capsys, "pass")
     assert not out.exists()
     return err
@@ -180,22 +166,7 @@ def test_pass_batch_into_a_file_is_a_usage_error_and_the_file_is_kept(tmp_path, 
     rows = tmp_path / "households.csv"
     rows.write_text("household,holder\n12-3-0502,W\n", encoding="utf-8")
     capsys.readouterr()
-    assert (
-        main(
-            [
-                "pass",
-                "batch",
-                "--tz=Asia/Shanghai",
-                "--key",
-                str(key),
-                "--csv",
-                str(rows),
-                "--out",
-                str(rows),
-            ]
-        )
-        == 2
-    )
+    assert main(batch_args(key, rows, rows)) == 2
     assert "not a folder" in _one_line_error(capsys, "pass")
     assert rows.read_text(encoding="utf-8") == "household,holder\n12-3-0502,W\n"
 

@@ -540,17 +540,7 @@ def test_a_png_card_that_cannot_be_drawn_is_a_clear_error_not_a_traceback(
     out_dir = tmp_path / "cards"
     assert (
         main(
-            [
-                "pass",
-                "batch",
-                "--tz",
-                "Asia/Shanghai",
-                *args,
-                "--out",
-                str(out_dir),
-                "--format",
-                "png",
-            ]
+            ["pass", "batch", "--tz=Asia/Shanghai", *args, "--out", str(out_dir), "--format", "png"]
         )
         == 1
     )
@@ -575,17 +565,7 @@ def test_a_batch_row_whose_name_the_png_font_cannot_draw_leaves_no_card_behind(
     capsys.readouterr()
     assert (
         main(
-            [
-                "pass",
-                "batch",
-                "--tz",
-                "Asia/Shanghai",
-                *args,
-                "--out",
-                str(out_dir),
-                "--format",
-                "png",
-            ]
+            ["pass", "batch", "--tz=Asia/Shanghai", *args, "--out", str(out_dir), "--format", "png"]
         )
         == 1
     )

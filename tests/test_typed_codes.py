@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from guard_support import csrf_of, decided, login, nothing_recorded, post
+from support import batch_args
 
 from checkpoint.cli import main
 from kiosk import compound, observation, services, stats, vehicles
@@ -314,22 +315,7 @@ def _issued_in_a_batch(tmp_path, capsys) -> list[str]:
     rows = tmp_path / "h.csv"
     rows.write_text(f"household,holder\n{WIDE},张\u3000三\n", encoding="utf-8")
     key, out = str(tmp_path / "keys" / "office.key"), tmp_path / "cards"
-    assert (
-        main(
-            [
-                "pass",
-                "batch",
-                "--tz=Asia/Shanghai",
-                "--key",
-                key,
-                "--csv",
-                str(rows),
-                "--out",
-                str(out),
-            ]
-        )
-        == 0
-    )
+    assert main(batch_args(key, rows, out)) == 0
     (manifest,) = out.glob("*.csv")
     (row,) = csv.DictReader(io.StringIO(manifest.read_text(encoding="utf-8-sig")))
     return [row["household"], row["holder"]]
