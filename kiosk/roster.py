@@ -414,11 +414,11 @@ class Roster:
         actor: str,
         *,
         gate: str | None = None,
-        showed: tuple[str, datetime] | None = None,
+        showed: tuple[str, datetime, datetime] | None = None,
     ) -> None:
         """Remove a shift not over yet (a wrong guard or day rostered, a swap of guards); one
         that has ended is refused (``shift_ended``). ``gate``: only a shift of that gate (the
-        console's own). ``showed``: the guard and start the page showed for it; refused when
+        console's own). ``showed``: the guard, start and end the page showed for it; refused when
         the shift of that id is another now (SQLite gives a removed shift's id to the next
         one added: another tablet's replacement). Looked up and removed on the single writer:
         a second tablet's removal of the same shift finds it gone."""
@@ -430,7 +430,7 @@ class Roster:
             shift = _shift(rows[0]) if rows else None
             if shift is None or gate not in (None, shift.gate):
                 raise CommunityError(missing)
-            if showed is not None and showed != (shift.guard, shift.starts_at):
+            if showed is not None and showed != (shift.guard, shift.starts_at, shift.ends_at):
                 raise CommunityError(
                     f"shift {shift_id} is not the one your page showed: nothing was removed"
                 )

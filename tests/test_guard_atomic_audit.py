@@ -118,7 +118,8 @@ CASES = [
          {"guard": "alice", "starts": "2026-02-13T08:00", "ends": "2026-02-13T16:00"},
          "roster.shift_add"),
     Case("shift_remove", "admin", "/guard/community/shifts/{shift_id}/remove",
-         {"guard": "alice", "starts_at": "{shift_starts}"}, "roster.shift_remove"),
+         {"guard": "alice", "starts_at": "{shift_starts}", "ends_at": "{shift_ends}"},
+         "roster.shift_remove"),
     Case("handover_open", "admin", "/guard/community/handover", {"incoming": "alice"},
          "handover.open"),
     Case("handover_ack", "alice", "/guard/community/handover/{handover_id}/ack", {},
@@ -199,6 +200,7 @@ def world(core, clock, alice) -> dict[str, Any]:
         "pass_id": pass_id,
         "shift_id": shift.id,
         "shift_starts": shift.starts_at.isoformat(),
+        "shift_ends": shift.ends_at.isoformat(),
     }
 
 

@@ -467,7 +467,8 @@ def test_a_guard_cannot_read_a_masked_phone_number_back_out_of_the_visitor_searc
 def _remove(client, shift):
     """The remove button of ``shift`` as its page draws it."""
     path = f"/guard/community/shifts/{shift.id}/remove"
-    return post(client, path, client.csrf, guard=shift.guard, starts_at=shift.starts_at.isoformat())
+    shown = {"starts_at": shift.starts_at.isoformat(), "ends_at": shift.ends_at.isoformat()}
+    return post(client, path, client.csrf, guard=shift.guard, **shown)
 
 
 def test_a_shift_rostered_by_mistake_is_removed_at_the_console_one_that_has_ended_stays(

@@ -141,15 +141,18 @@ async def remove_shift(
     return await or_again(request, g, session, act, typed={}, again=page)
 
 
-def shown_shift(form: FormData) -> tuple[str, datetime]:
-    """The guard and start a remove button's page showed for its shift (its hidden fields)."""
+def shown_shift(form: FormData) -> tuple[str, datetime, datetime]:
+    """The guard, start and end a remove button's page showed for its shift (its hidden
+    fields)."""
     try:
-        starts = datetime.fromisoformat(form_text(form, "starts_at"))
+        starts, ends = (
+            datetime.fromisoformat(form_text(form, k)) for k in ("starts_at", "ends_at")
+        )
     except ValueError:
-        starts = None
-    if starts is None or starts.tzinfo is None:
+        raise CommunityError("the page is out of date: draw it again") from None
+    if starts.tzinfo is None or ends.tzinfo is None:
         raise CommunityError("the page is out of date: draw it again")
-    return form_text(form, "guard"), starts
+    return form_text(form, "guard"), starts, ends
 
 
 #: Opening a handover checks, then writes: one at a time, so a double tap makes one.
