@@ -393,3 +393,21 @@ def test_the_consoles_mirror_of_the_kiosk_says_its_night_words(night_core):
         page = client.get("/guard?lang=en").text
     assert i18n.call_line("en", CALL) in page
     assert i18n.t("en", "prompt.out_of_order") not in page
+
+
+def test_the_consoles_mirror_draws_the_kiosks_words_from_the_same_settings(night_core):
+    """The console's "now" box was drawn without the opening hours, the measure-again order
+    and the countdown: "Outside opening hours" where the person at the gate read "Outside
+    opening hours (08:30–17:30)". Both faces take the site's settings from one place."""
+    from ui.guard.live import kiosk_mirror
+
+    app = make_app(night_core)
+    state = {"state": "decided", "prompt": "deny", "passage": 1}
+    decision = {"type": "decision", "passage": 1, "decision": "deny",
+                "reasons": ["outside_hours"], "direction": "out", "on_duty": True}  # fmt: skip
+    mirrored = kiosk_mirror(app.state.guard, state, decision, "en")
+    tracker = kiosk_screen.ScreenTracker(state)
+    tracker.feed(decision)
+    shown = app.state.screen.view_of(tracker, "en")
+    assert mirrored == shown
+    assert "Outside opening hours (08:30" in mirrored["speak"]

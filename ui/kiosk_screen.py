@@ -42,7 +42,6 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from fastapi.templating import Jinja2Templates
 
-from kiosk.config.gate import stop_releases
 from kiosk.devices import FrameKeeper
 from kiosk.secrets import get_secret
 from kiosk.typed import whole_number
@@ -64,7 +63,7 @@ from ui.views import (
     kiosk_view,
     lists_stale_hours,
     on_duty_now,
-    opening_hours,
+    screen_settings,
     secure_headers,
     sse,
     templates,
@@ -437,12 +436,7 @@ class Screen:
                 get_secret("screen_key"),
                 LoginLimiter(core.clock, cfg.web.login_attempts_per_min),
             ),
-            fever_c=cfg.thermometer.thermometry.fever_threshold_c,
-            gate_open_s=cfg.gate.pulse_ms / 1000,
-            hours=opening_hours(cfg),
-            call=cfg.policy.hours.call,
-            code_first=cfg.engine.order == "code_first",
-            stop_releases=stop_releases(cfg.gate),
+            **screen_settings(cfg),
             tracker=ScreenTracker(current_state(core)),
             beats=Beats(core.clock),
             constants=constants,

@@ -19,6 +19,7 @@ from fastapi.templating import Jinja2Templates
 
 from kiosk.alarms import CLOCK_REFERRALS
 from kiosk.clock import earliest
+from kiosk.config.gate import stop_releases
 from kiosk.policy import guard_on_duty
 from kiosk.privacy import greeting_name, mask_name
 from kiosk.stats import daily_report, stamp_as_of
@@ -624,6 +625,20 @@ def opening_hours(cfg: KioskConfig) -> str | None:
     two spans) when the site has opening hours, for the outside-hours reason."""
     hours = cfg.policy.hours
     return hours.text() if hours.enabled else None
+
+
+def screen_settings(cfg: KioskConfig) -> dict[str, Any]:
+    """What of the site's config the kiosk screen's words and countdown depend on: the
+    arguments ``kiosk_view`` takes from it, the same for the kiosk's own screen and the guard
+    console's mirror of it (``ui.guard.live.kiosk_mirror``)."""
+    return {
+        "fever_c": cfg.thermometer.thermometry.fever_threshold_c,
+        "gate_open_s": cfg.gate.pulse_ms / 1000,
+        "hours": opening_hours(cfg),
+        "call": cfg.policy.hours.call,
+        "code_first": cfg.engine.order == "code_first",
+        "stop_releases": stop_releases(cfg.gate),
+    }
 
 
 def clock_ms(core: Core) -> int:

@@ -47,6 +47,7 @@ from ui.views import (
     current_state,
     kiosk_view,
     on_duty_now,
+    screen_settings,
     sse,
 )
 
@@ -169,15 +170,7 @@ def kiosk_mirror(
 ) -> dict[str, Any]:
     """The kiosk's screen as it shows it now, for the console's "now" box: with no guard on
     duty, the number it gives (``policy.hours.call``) where it would name the guard."""
-    return kiosk_view(
-        state,
-        decision,
-        lang,
-        fever_c=g.fever_c,
-        stop_releases=g.stop_releases,
-        call=g.cfg.policy.hours.call,
-        on_duty=on_duty_now(g.core),
-    )
+    return kiosk_view(state, decision, lang, **screen_settings(g.cfg), on_duty=on_duty_now(g.core))
 
 
 def seq_of(text: str) -> int:
