@@ -272,6 +272,29 @@ def test_a_deny_stays_at_least_six_seconds_even_when_the_engine_moves_on(demo, p
     assert back - denied >= 5900, looks
 
 
+def test_a_deny_held_on_screen_stays_when_the_resident_taps_the_other_language(demo, page):
+    # The engine's hold (2.5 s here, 4 s by default) ends before the page's (6 s). A resident
+    # taps English to read why they were denied: the English page showed the kiosk as it is
+    # now, idle, "Please show your pass QR code", and the deny was gone.
+    open_kiosk(page, demo)
+    demo.play_step("forged", 0)
+    page.wait_for_selector("body.look-deny")
+    wait_idle(demo)  # the engine's hold is over; the page still holds the deny
+    page.click("#k-lang")
+    page.wait_for_url(re.compile(r"/kiosk\?lang=en&held=\w+$"))
+    wait_for(lambda: page.evaluate("window.kioskView !== undefined"))
+    assert page.get_attribute("html", "lang") == "en"
+    assert "look-deny" in page.evaluate("document.body.className")
+    assert page.inner_text("#k-word") == "DENIED"
+    assert "Pass is not genuine" in page.inner_text("#k-reasons")
+    check_legible(page, "deny-en-held", chinese=False)
+    # The rest of the hold, then idle, and the language back to the site's: one passage.
+    page.wait_for_url(re.compile(r"/kiosk$"), timeout=15000)
+    wait_for(lambda: page.evaluate("window.kioskView !== undefined"))
+    assert page.get_attribute("html", "lang") == "zh-CN"
+    assert "look-idle" in page.evaluate("document.body.className")
+
+
 def test_a_stalled_stream_drops_the_result_for_an_offline_screen_within_5_s(demo, page, shots):
     open_kiosk(page, demo)
     demo.play_step("ok", 0, household="E-505", holder="李明")
