@@ -298,6 +298,28 @@ def test_the_gate_countdown_is_not_shown_once_the_gate_has_locked(lang):
     assert locked["gate_closes_in_s"] is None
 
 
+GATE_CLOSED = {
+    "zh-CN": "闸门已关闭。如未通过，请到保安处",
+    "en": "The gate has closed. Not through? Please see the guard",
+}
+
+
+@pytest.mark.parametrize("lang", ["zh-CN", "en"])
+def test_a_pass_no_longer_says_go_through_once_the_gate_has_locked(lang):
+    # After the pulse the relay locks and the pass stays for result_hold_s (1 s more by
+    # default, up to 60 s where a site lengthened it): the screen stayed green, "通过 /
+    # 请通行", in front of a locked gate; a hesitant person pushed it, a newcomer read "go".
+    decision = PASS_DECISION | {"passage": 7}
+    opened = kiosk_view(GATE_OPEN_7 | {"gate_open": True}, decision, lang, gate_open_s=3)
+    assert opened["look"] == "pass" and opened["prompt"] == i18n.t(lang, "prompt.pass")
+    locked = kiosk_view(LOCKED_AFTER_PASS, decision, lang, gate_open_s=3)
+    assert locked["look"] == "idle" and locked["headline"] is None  # no green, no tick
+    assert locked["prompt"] == GATE_CLOSED[lang]
+    assert locked["hello"] is None and locked["sound"] is None and locked["speak"] is None
+    night = kiosk_view(LOCKED_AFTER_PASS, decision, lang, on_duty=False, call="0571-1234")
+    assert "0571-1234" in night["prompt"] and night["prompt"] != GATE_CLOSED[lang]
+
+
 def test_the_next_persons_check_does_not_show_the_previous_persons_result():
     # A pass-only kiosk (no thermometer): B's code read over A's result goes straight to
     # "deciding". The tracker kept A's decision through "deciding", so B saw A's pass and

@@ -177,16 +177,20 @@ def test_the_screen_comes_back_by_itself_after_its_link_went_dead(demo, browser)
 
 def test_gate_open_is_not_shown_in_front_of_a_locked_gate(demo, page):
     # After the pulse the gate locks and the pass stays on screen (result_hold_s): the page
-    # restarted "Gate open, go through within 2 s" there, in front of a locked gate.
+    # restarted "Gate open, go through within 2 s" there, in front of a locked gate; then
+    # (without it) the green "通过 / 请通行" stayed there until the hold ended.
     open_kiosk(page, demo)
     engine = demo.session.core.runner.engine
     demo.play_step("ok", 0, holder="陈静")
     page.wait_for_selector("body.look-pass")
     wait_for(lambda: page.is_visible("#k-gate"), 5)  # the countdown while it is open
     wait_for(lambda: not engine.gate_is_open and engine.state == "decided", 10)
-    page.wait_for_timeout(700)  # the locked state's view has reached the page
-    assert "look-pass" in page.evaluate("document.body.className")
+    page.wait_for_selector("body.look-idle", timeout=3000)  # the locked state's view
+    assert engine.state == "decided"  # still the engine's hold
+    assert page.inner_text("#k-prompt") == "闸门已关闭。如未通过，请到保安处"
     assert not page.is_visible("#k-gate"), page.inner_text("#k-gate")
+    assert not page.is_visible("#k-result") and not page.is_visible("#k-hello")
+    check_legible(page, "gate-closed")
     wait_idle(demo)
 
 
