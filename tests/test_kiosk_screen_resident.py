@@ -298,6 +298,22 @@ def test_the_gate_countdown_is_not_shown_once_the_gate_has_locked(lang):
     assert locked["gate_closes_in_s"] is None
 
 
+def test_a_screen_loaded_mid_pulse_counts_down_what_is_left_of_it(core, clock):
+    # Every view of the pass said the whole pulse (3 s), and the page starts its countdown at
+    # each: a page loaded or reconnected 2 s into the pulse said "go through within 3 s" for a
+    # gate that locks in 1 s.
+    app = kiosk_app(core)
+    locks_at = clock.monotonic_ns() + 3_000_000_000
+    _watch(
+        app, core, [PASS_DECISION | {"passage": 7}, GATE_OPEN_7 | {"gate_closes_at_ns": locks_at}]
+    )
+    first = _views(app, "/kiosk/events?lang=en", 1)[0]
+    assert first["gate_closes_in_s"] == 3
+    clock.advance(1.8)
+    again = _views(app, "/kiosk/events?lang=en", 1)[0]
+    assert again["result"]["kind"] == "pass" and again["gate_closes_in_s"] == 1.2
+
+
 GATE_CLOSED = {
     "zh-CN": "闸门已关闭。如未通过，请到保安处",
     "en": "The gate has closed. Not through? Please see the guard",

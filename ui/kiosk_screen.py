@@ -360,6 +360,7 @@ def page_constants(core: Core) -> dict[str, Any]:
         "has_preview": preview_source(core) is not None,
         "site_lang": i18n.pick_lang(cfg.site.language, "zh-CN"),
         "deny_hold_s": DENY_MIN_HOLD_S,
+        "pulse_s": cfg.gate.pulse_ms / 1000,
     }
 
 
@@ -516,7 +517,7 @@ class Screen:
             tracker.decision,
             lang,
             fever_c=self.fever_c,
-            gate_open_s=self.gate_open_s,
+            gate_open_s=self.gate_left_s(tracker.state),
             hours=self.hours,
             call=self.call,
             code_first=self.code_first,
@@ -526,6 +527,15 @@ class Screen:
         if self.quiet_now():
             view["sound"] = view["speak"] = None  # site.quiet_at_night: shown, not heard
         return view
+
+    def gate_left_s(self, state: dict[str, Any]) -> float:
+        """Seconds until the gate locks again, from the engine's deadline in ``state``
+        (``gate_closes_at_ns``): a page loaded or reconnected mid-pulse counts down what is
+        left of it, not the whole pulse. The pulse when the state names no deadline."""
+        at = state.get("gate_closes_at_ns")
+        if not isinstance(at, int):
+            return self.gate_open_s
+        return max(0.0, (at - self.core.clock.monotonic_ns()) / 1e9)
 
     def quiet_now(self) -> bool:
         site = self.core.config.site

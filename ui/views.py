@@ -626,8 +626,8 @@ def _decided(
     if next_step:
         spoken.append(next_step)
     view["speak"] = ("，" if lang == "zh-CN" else ". ").join(spoken)
-    if ok and gate_open_s:
-        view["gate_closes_in_s"] = int(round(gate_open_s))
+    if ok and gate_open_s and (left := round(gate_open_s, 1)):
+        view["gate_closes_in_s"] = left  # what is left of the pulse (the page counts it down)
 
 
 def opening_hours(cfg: KioskConfig) -> str | None:

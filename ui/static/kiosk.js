@@ -198,24 +198,24 @@ function setText(id, text) {
   el.textContent = text || "";
   el.hidden = !text;
 }
+// The countdown runs to the gate's lock: ``seconds`` is what is left of the pulse when the
+// view was made (a page loaded mid-pulse gets less than the pulse); the bar is of the pulse.
 function startGate(seconds) {
   clearInterval(gateTimer);
   const gate = $("k-gate");
   if (!seconds) { gate.hidden = true; return; }
-  const total = seconds;
-  let left = seconds;
+  const ends = mono() + 1000 * seconds;
+  const pulseMs = 1000 * Math.max(seconds, Number(body.dataset.pulseS) || 0);
   const fmt = body.dataset.closes;
   const draw = () => {
-    $("k-gate-count").textContent = fmt.replace("{s}", String(Math.max(0, left)));
-    $("k-gate-bar").style.width = (100 * Math.max(0, left) / total) + "%";
+    const left = Math.max(0, ends - mono());
+    $("k-gate-count").textContent = fmt.replace("{s}", String(Math.ceil(left / 1000)));
+    $("k-gate-bar").style.width = (100 * left / pulseMs) + "%";
+    if (left <= 0) { clearInterval(gateTimer); gate.hidden = true; }
   };
   gate.hidden = false;
   draw();
-  gateTimer = setInterval(() => {
-    left -= 1;
-    draw();
-    if (left <= 0) { clearInterval(gateTimer); gate.hidden = true; }
-  }, 1000);
+  gateTimer = setInterval(draw, 250);
 }
 function bodyClass(view) {
   return "kiosk phase-" + view.phase + " look-" + view.look +
