@@ -77,6 +77,17 @@ LEGIBILITY = """() => {
       }
     }
   }
+  // Nothing the person reads lies under the banner (a long deny under six notes did).
+  out.covered = [];
+  const banner = document.getElementById('k-banner');
+  const b = banner && visible(banner) ? banner.getBoundingClientRect() : null;
+  for (const e of b ? document.querySelectorAll('.k-status *, .k-hint') : []) {
+    const own = [...e.childNodes].some(n => n.nodeType === 3 && n.textContent.trim());
+    if (!own || !visible(e)) continue;
+    const r = e.getBoundingClientRect();
+    if (r.bottom > b.top + 1 && r.top < b.bottom - 1 && r.right > b.left && r.left < b.right)
+      out.covered.push(e.id || e.className || e.tagName);
+  }
   const words = document.body.innerText.match(/[A-Za-z]+/g) || [];
   out.latin = words;
   out.fits = [...document.querySelectorAll('.k-status *, .k-top *, .k-banner')]
@@ -195,6 +206,7 @@ def check_legible(page: Any, state: str, *, chinese: bool = True) -> None:
     assert size >= 32 and weight >= 700, f"{state}: what-to-do line {text!r} is {size}px/{weight}"
     assert report["breaks"] == [], f"{state}: a line breaks inside a word: {report['breaks']}"
     assert report["fits"], f"{state}: content does not fit 800x480"
+    assert report["covered"] == [], f"{state}: under the banner: {report['covered']}"
     if chinese:
         latin = set(report["latin"]) - LATIN_ALLOWED
         assert latin == set(), f"{state}: English on the Chinese screen: {latin}"
