@@ -563,6 +563,10 @@ class Engine:
         }
         if self.evacuation is not None:
             msg["evacuation"] = self.evacuation.view(self._now())
+        if self._gate_open and self._gate_close_at_ns is not None:
+            # When the pulse ends (this clock's monotonic ns): a screen loaded mid-pulse
+            # counts down what is left of it, not the whole pulse.
+            msg["gate_closes_at_ns"] = self._gate_close_at_ns
         p = self.passage
         if p is not None:
             msg["passage"] = p.id

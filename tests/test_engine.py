@@ -148,6 +148,20 @@ def test_code_then_normal_temperature_passes_and_pulses_the_gate(rig):
     assert event["temp_c"] == pytest.approx(decision["temp_c"])
 
 
+def test_the_gate_open_state_says_when_the_gate_locks_again(rig):
+    # The screen counts the pulse down from what is left of it: a page loaded or reconnected
+    # mid-pulse started from the whole pulse again.
+    rig.resident_comes(2.2)
+    opened = [m for m in rig.messages if m["type"] == "state"][-1]
+    assert opened["state"] == "gate_open"
+    [command] = rig.gate.commands
+    pulse_ns = rig.config.gate.pulse_ms * 1_000_000
+    assert opened["gate_closes_at_ns"] == pytest.approx(command.mono_ns + pulse_ns, abs=0.15e9)
+    rig.run(4)
+    locked = [m for m in rig.messages if m["type"] == "state" and m["state"] == "decided"][-1]
+    assert "gate_closes_at_ns" not in locked
+
+
 def test_event_is_committed_before_the_relay_fires(rig):
     rig.resident_comes(3)
     assert rig.calls[:2] == [("commit", 1), ("gate", True)]

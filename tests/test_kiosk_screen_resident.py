@@ -91,6 +91,60 @@ def test_a_reconnecting_screen_shows_no_deny_of_an_earlier_passage(core):
     assert first["result"] is None and "38.3" not in str(first)
 
 
+# --- a deny held on screen while the person switches language ------------------------------
+
+DENY_7 = DENY_DECISION | {"passage": 7}
+DECIDED_7 = DECIDED_8 | {"passage": 7}
+
+
+def _views(app, path: str, n: int) -> list:  # noqa: ANN001 - test helper
+    events = asyncio.run(
+        read_sse(app, path, until=lambda ev: sum(1 for name, _ in ev if name == "view") >= n)
+    )
+    return [data for name, data in events if name == "view"]
+
+
+def test_a_deny_held_on_screen_is_shown_again_in_the_language_the_person_tapped(core, clock):
+    # The engine's hold (result_hold_s, 4 s by default) ends before the page's (6 s,
+    # DENY_MIN_HOLD_S). A resident taps English to read why they were denied: the English
+    # page rendered the kiosk as it is now, idle, "Please show your pass QR code", and the
+    # deny was gone for exactly the person the switch is for.
+    app = kiosk_app(core)
+    _watch(app, core, [DENY_7, DECIDED_7], lang="zh-CN")
+    clock.advance(4.2)
+    core.bus.publish(IDLE)  # the engine's hold is over; the page still holds the deny
+
+    with TestClient(app, base_url=BASE) as client:
+        page = client.get("/kiosk?lang=en&held=13").text
+    assert "look-deny" in page and "Temperature too high" in page and "38.3" in page
+
+    held, now = _views(app, "/kiosk/events?lang=en&held=13", 2)[:2]
+    assert held["look"] == "deny" and held["result_id"] == "13" and held["lang"] == "en"
+    assert held["result"]["reasons"] == ["Temperature too high"]
+    assert held["sound"] is None  # heard once already; the words are said in English
+    assert held["hold_s"] == pytest.approx(6.0 - 4.2, abs=0.05)  # the rest of the hold
+    assert now["phase"] == "idle" and now["result"] is None  # waits for the hold on the page
+
+
+def test_a_deny_is_not_held_again_past_its_hold_nor_over_the_next_passage(core, clock):
+    app = kiosk_app(core)
+    _watch(app, core, [DENY_7, DECIDED_7], lang="zh-CN")
+    core.bus.publish(IDLE)
+    with TestClient(app, base_url=BASE) as client:
+        assert "look-idle" in client.get("/kiosk?lang=en").text  # no result held: as it is
+        assert "look-idle" in client.get("/kiosk?lang=en&held=12").text  # not the latest
+        core.bus.publish(
+            {"type": "state", "state": "measuring", "prompt": "measuring", "passage": 8}
+        )
+        assert "look-deny" not in client.get("/kiosk?lang=en&held=13").text  # the next one's
+        core.bus.publish(IDLE)
+        assert "look-deny" in client.get("/kiosk?lang=en&held=13").text
+        clock.advance(6.0)
+        assert "look-deny" not in client.get("/kiosk?lang=en&held=13").text  # hold over
+    first = _views(app, "/kiosk/events?lang=en&held=13", 1)[0]
+    assert first["result"] is None and "hold_s" not in first
+
+
 # --- what a deny tells the person to do ----------------------------------------------------
 
 FEVER_WAIT = {
@@ -242,6 +296,44 @@ def test_the_gate_countdown_is_not_shown_once_the_gate_has_locked(lang):
     locked = kiosk_view(LOCKED_AFTER_PASS, decision, lang, gate_open_s=3)
     assert locked["result"]["kind"] == "pass"  # still the result: the person went through
     assert locked["gate_closes_in_s"] is None
+
+
+def test_a_screen_loaded_mid_pulse_counts_down_what_is_left_of_it(core, clock):
+    # Every view of the pass said the whole pulse (3 s), and the page starts its countdown at
+    # each: a page loaded or reconnected 2 s into the pulse said "go through within 3 s" for a
+    # gate that locks in 1 s.
+    app = kiosk_app(core)
+    locks_at = clock.monotonic_ns() + 3_000_000_000
+    _watch(
+        app, core, [PASS_DECISION | {"passage": 7}, GATE_OPEN_7 | {"gate_closes_at_ns": locks_at}]
+    )
+    first = _views(app, "/kiosk/events?lang=en", 1)[0]
+    assert first["gate_closes_in_s"] == 3
+    clock.advance(1.8)
+    again = _views(app, "/kiosk/events?lang=en", 1)[0]
+    assert again["result"]["kind"] == "pass" and again["gate_closes_in_s"] == 1.2
+
+
+GATE_CLOSED = {
+    "zh-CN": "闸门已关闭。如未通过，请到保安处",
+    "en": "The gate has closed. Not through? Please see the guard",
+}
+
+
+@pytest.mark.parametrize("lang", ["zh-CN", "en"])
+def test_a_pass_no_longer_says_go_through_once_the_gate_has_locked(lang):
+    # After the pulse the relay locks and the pass stays for result_hold_s (1 s more by
+    # default, up to 60 s where a site lengthened it): the screen stayed green, "通过 /
+    # 请通行", in front of a locked gate; a hesitant person pushed it, a newcomer read "go".
+    decision = PASS_DECISION | {"passage": 7}
+    opened = kiosk_view(GATE_OPEN_7 | {"gate_open": True}, decision, lang, gate_open_s=3)
+    assert opened["look"] == "pass" and opened["prompt"] == i18n.t(lang, "prompt.pass")
+    locked = kiosk_view(LOCKED_AFTER_PASS, decision, lang, gate_open_s=3)
+    assert locked["look"] == "idle" and locked["headline"] is None  # no green, no tick
+    assert locked["prompt"] == GATE_CLOSED[lang]
+    assert locked["hello"] is None and locked["sound"] is None and locked["speak"] is None
+    night = kiosk_view(LOCKED_AFTER_PASS, decision, lang, on_duty=False, call="0571-1234")
+    assert "0571-1234" in night["prompt"] and night["prompt"] != GATE_CLOSED[lang]
 
 
 def test_the_next_persons_check_does_not_show_the_previous_persons_result():

@@ -14,6 +14,10 @@ from typing import Any
 import pytest
 from test_browser import wait_for, wait_idle
 from test_browser_kiosk import SIZE, KioskDemo, check_legible, open_kiosk, serving
+from test_ui_kiosk import DECIDED, IDLE, deny_for
+
+from ui.kiosk_screen import banner_view
+from ui.views import kiosk_view
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -177,16 +181,20 @@ def test_the_screen_comes_back_by_itself_after_its_link_went_dead(demo, browser)
 
 def test_gate_open_is_not_shown_in_front_of_a_locked_gate(demo, page):
     # After the pulse the gate locks and the pass stays on screen (result_hold_s): the page
-    # restarted "Gate open, go through within 2 s" there, in front of a locked gate.
+    # restarted "Gate open, go through within 2 s" there, in front of a locked gate; then
+    # (without it) the green "通过 / 请通行" stayed there until the hold ended.
     open_kiosk(page, demo)
     engine = demo.session.core.runner.engine
     demo.play_step("ok", 0, holder="陈静")
     page.wait_for_selector("body.look-pass")
     wait_for(lambda: page.is_visible("#k-gate"), 5)  # the countdown while it is open
     wait_for(lambda: not engine.gate_is_open and engine.state == "decided", 10)
-    page.wait_for_timeout(700)  # the locked state's view has reached the page
-    assert "look-pass" in page.evaluate("document.body.className")
+    page.wait_for_selector("body.look-idle", timeout=3000)  # the locked state's view
+    assert engine.state == "decided"  # still the engine's hold
+    assert page.inner_text("#k-prompt") == "闸门已关闭。如未通过，请到保安处"
     assert not page.is_visible("#k-gate"), page.inner_text("#k-gate")
+    assert not page.is_visible("#k-result") and not page.is_visible("#k-hello")
+    check_legible(page, "gate-closed")
     wait_idle(demo)
 
 
@@ -255,5 +263,37 @@ def test_connection_lost_after_an_amber_result_can_be_read(demo, browser, lang, 
         page.wait_for_timeout(400)  # the background's transition
         assert page.is_visible(".k-offline .k-word")
         assert page.evaluate(CONTRAST) == []
+    finally:
+        context.close()
+
+
+#: Nearly every note the banner can carry at once: seven lines on an 800x480 screen.
+FULL_BANNER = {
+    "deciding": False,
+    "faults": {"thermometer": "x", "reader": "y", "gate": "z", "air": "below range"},
+    "clock": {"synced": False},
+}
+
+
+@pytest.mark.parametrize("lang", ["zh-CN", "en"])
+def test_a_long_deny_is_not_covered_by_a_full_banner(demo, browser, lang):
+    # A deny with four reasons and a fever, under a banner of six notes: on the English
+    # 800x480 screen the banner lay over the temperature.
+    notes = banner_view(FULL_BANNER, lang, lists_stale_h=130)
+    assert len(notes) >= 6
+    reasons = ("pass_expired", "quota_exceeded", "outside_hours", "fever")
+    decision = deny_for(*reasons, temp_c=38.4)
+    view = kiosk_view(DECIDED, decision, lang, fever_c=37.3, hours="08:30–17:30, 20:00–08:00")
+    context = scripted(browser)
+    page = context.new_page()
+    try:
+        open_scripted(page, demo, "" if lang == "zh-CN" else "?lang=en")
+        page.evaluate("(n) => kioskSay('banner', n)", notes)
+        say_view(page, kiosk_view(IDLE, None, lang))
+        assert page.is_visible("#k-banner")  # the notes, for whoever comes up
+        check_legible(page, f"idle-full-banner-{lang}", chinese=lang == "zh-CN")
+        say_view(page, view)
+        assert page.is_visible("#k-temp")
+        check_legible(page, f"deny-4-reasons-full-banner-{lang}", chinese=lang == "zh-CN")
     finally:
         context.close()

@@ -123,6 +123,13 @@ SAID: dict[str, Said] = {
     "prompt.stopping": _state("idle", "stopping"),
     "prompt.stopping_released": _state("idle", "stopping", stop_releases=True),
     "kiosk.see_guard_next": _deny(needs_guard=True),
+    "prompt.gate_closed": lambda lang, on_duty: kiosk_view(
+        {"type": "state", "state": "decided", "prompt": "pass"},
+        {"decision": "pass", "reasons": ["ok"], "seq": 3},
+        lang,
+        call=CALL,
+        on_duty=on_duty,
+    )["prompt"],
     "kiosk.clock_not_set_next": _deny(
         "pass_not_yet_valid", needs_guard=True, flags=["clock_not_set"]
     ),

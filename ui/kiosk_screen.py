@@ -177,6 +177,9 @@ def encode_preview(frame: Any) -> bytes | None:
 
 #: ``?lang=``: one of the screen's languages (anything else falls back to the site's).
 LANG_Q = Query(None, max_length=16, description="Screen language: zh-CN or en.")
+#: ``?held=``: the result the page held on screen when it switched language (its
+#: ``result_id``), shown again in the new language for the rest of its hold.
+HELD_Q = Query(None, max_length=32, description="The result_id of the result the page holds.")
 
 SCREEN_COOKIE = "kiosk_screen"
 SCREEN_HEADER = "X-Kiosk-Screen"
@@ -356,6 +359,7 @@ def page_constants(core: Core) -> dict[str, Any]:
         "has_preview": preview_source(core) is not None,
         "site_lang": i18n.pick_lang(cfg.site.language, "zh-CN"),
         "deny_hold_s": DENY_MIN_HOLD_S,
+        "pulse_s": cfg.gate.pulse_ms / 1000,
     }
 
 
@@ -391,6 +395,15 @@ def _sources_digest(sources: tuple[tuple[str, int, int, int], ...]) -> bytes:
     return digest.digest()
 
 
+@dataclass(frozen=True)
+class LastResult:
+    """The newest decision a screen of this process was shown, and when it came (the core's
+    monotonic clock): what a page that switches language holds on screen (``held_view``)."""
+
+    decision: dict[str, Any]
+    seen_ns: int
+
+
 @dataclass
 class Screen:
     """The kiosk screen's state for one app (``app.state.screen``): the core, who may see the
@@ -423,6 +436,8 @@ class Screen:
     encoded: dict[tuple[str, int, int, str], tuple[object, object, str]] = field(
         default_factory=dict
     )
+    #: The newest decision shown (``follow``), for a page switching language during its hold.
+    last_result: LastResult | None = None
 
     @classmethod
     def build(cls, core: Core) -> Screen:
@@ -452,6 +467,38 @@ class Screen:
             self.tracker.feed(state)
         return self.tracker
 
+    def follow(self, message: dict[str, Any]) -> None:
+        """``tracker`` fed one bus message a stream showed; a decision is kept with when it
+        came (``held_view``; every stream feeds the same message, kept once)."""
+        self.tracker.feed(message)
+        last = self.last_result
+        if message.get("type") == "decision" and (last is None or last.decision is not message):
+            self.last_result = LastResult(message, self.core.clock.monotonic_ns())
+
+    def held_view(
+        self, held: str | None, lang: str, on_duty: bool | None = None
+    ) -> dict[str, Any] | None:
+        """The result a page held on screen when it switched language (``held``: its
+        ``result_id``), shown in ``lang`` for the rest of the page's hold (``hold_s``): a
+        deny stays ``DENY_MIN_HOLD_S``, whatever the engine's hold, and the resident taps
+        the other language to read it. None when that result is not the newest, its hold is
+        over or the next passage began; the sound is not played again."""
+        last = self.last_result
+        if not held or last is None:
+            return None
+        left_s = DENY_MIN_HOLD_S - (self.core.clock.monotonic_ns() - last.seen_ns) / 1e9
+        state = self.current().state
+        passage = state.get("passage")
+        if left_s <= 0 or passage not in (None, last.decision.get("passage")):
+            return None
+        shown = ScreenTracker(state)
+        shown.decision = last.decision
+        view = self.view_of(shown, lang, on_duty)
+        result = view.get("result")
+        if view["result_id"] != held or result is None or result["kind"] == "pass":
+            return None
+        return view | {"sound": None, "hold_s": round(left_s, 2)}
+
     def on_duty(self) -> bool:
         """Whether a guard is on duty now (``ui.views.on_duty_now``)."""
         return on_duty_now(self.core)
@@ -464,7 +511,7 @@ class Screen:
             tracker.decision,
             lang,
             fever_c=self.fever_c,
-            gate_open_s=self.gate_open_s,
+            gate_open_s=self.gate_left_s(tracker.state),
             hours=self.hours,
             call=self.call,
             code_first=self.code_first,
@@ -474,6 +521,15 @@ class Screen:
         if self.quiet_now():
             view["sound"] = view["speak"] = None  # site.quiet_at_night: shown, not heard
         return view
+
+    def gate_left_s(self, state: dict[str, Any]) -> float:
+        """Seconds until the gate locks again, from the engine's deadline in ``state``
+        (``gate_closes_at_ns``): a page loaded or reconnected mid-pulse counts down what is
+        left of it, not the whole pulse. The pulse when the state names no deadline."""
+        at = state.get("gate_closes_at_ns")
+        if not isinstance(at, int):
+            return self.gate_open_s
+        return max(0.0, (at - self.core.clock.monotonic_ns()) / 1e9)
 
     def quiet_now(self) -> bool:
         site = self.core.config.site
@@ -586,7 +642,10 @@ def elsewhere(request: Request, s: Screen, lang: str) -> Response:
 
 @router.get("/kiosk", response_class=HTMLResponse, include_in_schema=False)
 def kiosk_page(
-    request: Request, s: Screen = Depends(screen), lang: str | None = LANG_Q
+    request: Request,
+    s: Screen = Depends(screen),
+    lang: str | None = LANG_Q,
+    held: str | None = HELD_Q,
 ) -> Response:
     cfg, core = s.core.config, s.core
     lang = lang_of(request, cfg.site.language)
@@ -603,7 +662,7 @@ def kiosk_page(
             "lang": lang,
             "_": i18n.translator(lang),
             "direction": core.runner.engine.direction,
-            "view": s.view_of(s.current(), lang),
+            "view": s.held_view(held, lang) or s.view_of(s.current(), lang),
             "banner": s.banner_in(lang),
             "other_lang": "en" if lang == "zh-CN" else "zh-CN",
             "now_ms": clock_ms(core),
@@ -696,23 +755,25 @@ async def kiosk_events(
     s: Screen = Depends(screen),
     lang: str | None = LANG_Q,
     screen: str | None = SCREEN_ID_Q,  # (the query's name; the dependency is bound above)
+    held: str | None = HELD_Q,
 ) -> StreamingResponse:
     chosen = lang_of(request, s.core.config.site.language)
     return ClosingStream(
-        screen_stream(request, s, chosen, screen),
+        screen_stream(request, s, chosen, screen, held),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
 
 
 async def screen_stream(
-    request: Request, s: Screen, lang: str, screen_id: str | None = None
+    request: Request, s: Screen, lang: str, screen_id: str | None = None, held: str | None = None
 ) -> AsyncIterator[str]:
     """One screen's SSE stream: its view and banner, then a view per bus message that changes
     it, a banner per health message, both again when a guard's duty begins or ends (what the
     screen's referrals to the guard say: ``Screen.duty_turned``), and a tick when nothing was
     written for ``TICK_S``. A stream of this host's screen that names its page
-    (``screen_id``) is watched."""
+    (``screen_id``) is watched. A page that switched language while it held a result
+    (``held``) is given that result first, for the rest of its hold (``Screen.held_view``)."""
     core = s.core
     messages = bus_messages(core)  # subscribe first: nothing slips in between
     shared = s.current()
@@ -722,6 +783,8 @@ async def screen_stream(
     duty = s.on_duty()
     try:
         yield "retry: 2000\n\n"
+        if (kept := s.held_view(held, lang, duty)) is not None:
+            yield sse("view", kept)  # the page holds it; the view below waits for the hold
         yield sse("view", s.view_of(mine, lang, duty))
         yield sse("banner", s.banner_in(lang, None, duty))
         yield sse("edition", {"edition": s.edition})
@@ -751,7 +814,7 @@ async def screen_stream(
             out = [again] if again else []
             for item in (message, *messages.ready()):
                 if mine.feed(item):
-                    s.tracker.feed(item)
+                    s.follow(item)
                     out.append(s.view_sse(mine, lang, duty))
                 elif item.get("type") == "health":
                     out.append(s.banner_sse(lang, item, duty))

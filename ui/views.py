@@ -514,6 +514,8 @@ def kiosk_view(
         )
         if raw != "gate_open":
             view["gate_closes_in_s"] = None  # not open yet, or locked again: no countdown
+        if raw == "decided" and view["look"] == "pass":
+            _gate_closed(view, lang, call=call, on_duty=on_duty)
     elif phase == "out_of_order":
         view["headline"] = headline(lang, "out_of_service", "kiosk.out_of_service")
         key = out_of_order_prompt(prompt_key, stop_releases=stop_releases)
@@ -528,6 +530,15 @@ def kiosk_view(
         view["hint"] = i18n.t(lang, "prompt.step_up" if view["wrist"] else "kiosk.preview_off")
     _evacuation(view, state, lang)
     return view
+
+
+def _gate_closed(view: dict[str, Any], lang: str, *, call: str, on_duty: bool) -> None:
+    """A pass whose gate has locked again (the pulse over, the result still held): no green
+    "go through" in front of a locked gate. The screen says the gate closed and where to turn
+    for anyone not through (the pass is recorded: shown again, it is passback); the result
+    stays for the guard's console, not heard again."""
+    prompt = i18n.t_now(lang, "prompt.gate_closed", on_duty=on_duty, call=call)
+    view.update(look="idle", headline=None, prompt=prompt, hello=None, sound=None, speak=None)
 
 
 def _evacuation(view: dict[str, Any], state: dict[str, Any], lang: str) -> None:
@@ -616,8 +627,8 @@ def _decided(
     if next_step:
         spoken.append(next_step)
     view["speak"] = ("，" if lang == "zh-CN" else ". ").join(spoken)
-    if ok and gate_open_s:
-        view["gate_closes_in_s"] = int(round(gate_open_s))
+    if ok and gate_open_s and (left := round(gate_open_s, 1)):
+        view["gate_closes_in_s"] = left  # what is left of the pulse (the page counts it down)
 
 
 def opening_hours(cfg: KioskConfig) -> str | None:

@@ -198,24 +198,24 @@ function setText(id, text) {
   el.textContent = text || "";
   el.hidden = !text;
 }
+// The countdown runs to the gate's lock: ``seconds`` is what is left of the pulse when the
+// view was made (a page loaded mid-pulse gets less than the pulse); the bar is of the pulse.
 function startGate(seconds) {
   clearInterval(gateTimer);
   const gate = $("k-gate");
   if (!seconds) { gate.hidden = true; return; }
-  const total = seconds;
-  let left = seconds;
+  const ends = mono() + 1000 * seconds;
+  const pulseMs = 1000 * Math.max(seconds, Number(body.dataset.pulseS) || 0);
   const fmt = body.dataset.closes;
   const draw = () => {
-    $("k-gate-count").textContent = fmt.replace("{s}", String(Math.max(0, left)));
-    $("k-gate-bar").style.width = (100 * Math.max(0, left) / total) + "%";
+    const left = Math.max(0, ends - mono());
+    $("k-gate-count").textContent = fmt.replace("{s}", String(Math.ceil(left / 1000)));
+    $("k-gate-bar").style.width = (100 * left / pulseMs) + "%";
+    if (left <= 0) { clearInterval(gateTimer); gate.hidden = true; }
   };
   gate.hidden = false;
   draw();
-  gateTimer = setInterval(() => {
-    left -= 1;
-    draw();
-    if (left <= 0) { clearInterval(gateTimer); gate.hidden = true; }
-  }, 1000);
+  gateTimer = setInterval(draw, 250);
 }
 function bodyClass(view) {
   return "kiosk phase-" + view.phase + " look-" + view.look +
@@ -263,8 +263,10 @@ function render(view) {
   for (const b of buttons) b.disabled = !view.dirs_live;
   startGate(result && result.kind === "pass" ? view.gate_closes_in_s : 0);
   const fresh = result && view.result_id !== (shown && shown.result_id);
-  if (fresh && result.kind !== "pass") holdUntil = mono() + denyHoldMs;
-  if (result && shown === null) resultBefore = view.result_id;
+  // A result the page before held, given again in this language: the rest of its hold.
+  const holdMs = view.hold_s ? 1000 * view.hold_s : denyHoldMs;
+  if (fresh && result.kind !== "pass") holdUntil = mono() + holdMs;
+  if (result && shown === null && !view.hold_s) resultBefore = view.result_id;
   if (result && view.result_id !== resultBefore) sawResult = true;
   if (owner && view.sound && view.result_id !== lastResult) play(view.sound);
   lastResult = view.result_id;
@@ -323,10 +325,23 @@ async function go(url) {
   } catch (e) { /* the daemon is away, or did not answer in time: stay */ }
   leaving = false;
 }
+// A deny held on screen goes with the page to the other language, for the rest of its hold:
+// the resident taps the other language to read it (the engine's own hold may be over).
+function heldQuery() {
+  const holding = shown && shown.result && shown.result.kind !== "pass" && mono() < holdUntil;
+  return holding ? "&held=" + encodeURIComponent(shown.result_id) : "";
+}
 $("k-lang").addEventListener("click", (e) => {
   e.preventDefault();
-  go(e.currentTarget.href);
+  go(e.currentTarget.href + heldQuery());
 });
+// ...and this page, loaded for it, asks its first stream for that result.
+let heldAsked = new URLSearchParams(window.location.search).get("held");
+function heldOnce() {
+  const held = heldAsked;
+  heldAsked = null;
+  return held ? "&held=" + encodeURIComponent(held) : "";
+}
 function revertLanguage() {
   if (lang !== siteLang) go("/kiosk");
 }
@@ -438,7 +453,8 @@ setInterval(() => {
 
 function watch() {
   const watched = window.watchedStream({
-    url: () => "/kiosk/events?lang=" + encodeURIComponent(lang) + "&screen=" + screenId,
+    url: () => "/kiosk/events?lang=" + encodeURIComponent(lang) + "&screen=" + screenId +
+      heldOnce(),
     offlineMs: () => OFFLINE_AFTER_MS,
     restartMs: () => RESTART_AFTER_MS,
     onOffline: goOffline,  // the first view clears it
