@@ -293,6 +293,10 @@ def report_rows(report: Mapping[str, Any]) -> list[list[Any]]:
     # Whose day it is: the site's zone, or the zone a purged day was frozen in before the
     # site's was corrected (``kiosk.stats.frozen_report``).
     rows.append(["report", "timezone", report.get("timezone")])
+    # The name a purged day's copy was frozen under when this system's zone data lacks it:
+    # its figures are that clock's day, shown under ``timezone`` (``frozen_report``).
+    if report.get("frozen_timezone"):
+        rows.append(["report", "frozen_timezone", report["frozen_timezone"]])
     rows.append(["report", "scope", report.get("scope", "gate")])
     rows.append(["report", "gates", ", ".join(report.get("kiosks", []))])
     rows.append(["report", "events", report.get("events")])

@@ -525,10 +525,10 @@ def frozen_report(db: Database, day: date, tz: ZoneInfo | str) -> dict[str, Any]
     clock that day (``kiosk.days.one_clock``: ``PRC`` renamed ``Asia/Shanghai``), named
     ``tz``; else, when the day's events were purged (their households cannot be counted
     again), the one frozen in the zone the site had before (a zone corrected), naming that
-    zone. A copy frozen after the day's events were purged counts nothing and is none. None
-    when none is, or when events stamped on it were recorded after it was frozen (a clock set
-    back) and its events are intact, so a live count holds them (the next ``freeze_days``
-    freezes it again)."""
+    zone, or ``tz`` when this system cannot load it (``_frozen_elsewhere``). A copy frozen
+    after the day's events were purged counts nothing and is none. None when none is, or when
+    events stamped on it were recorded after it was frozen (a clock set back) and its events
+    are intact, so a live count holds them (the next ``freeze_days`` freezes it again)."""
     if not _has_table(db, "daily_aggregates"):
         return None
     zone = as_zone(tz)
@@ -543,8 +543,21 @@ def frozen_report(db: Database, day: date, tz: ZoneInfo | str) -> dict[str, Any]
         return report | {"timezone": zone.key}
     if purged is None or not rows:
         return None
-    before: dict[str, Any] = json.loads(rows[0]["report"])
-    return {"timezone": rows[0]["tz"]} | before
+    return _frozen_elsewhere(rows[0], zone)
+
+
+def _frozen_elsewhere(row: Mapping[str, Any], zone: ZoneInfo) -> dict[str, Any]:
+    """The copy of a purged day frozen under a zone not of ``zone``'s clock that day (not
+    ``_its_clock``), naming that zone (a zone corrected: its figures are that zone's day). One
+    frozen under a name this system's zone data lacks (``PRC`` on Trixie without
+    ``tzdata-legacy``) whose recorded clock is not ``zone``'s or who recorded none (frozen
+    before 2026-12-05: no ``hours``) names ``zone``, which every face reads its day in, and
+    ``frozen_timezone`` the name it was frozen under: a clock this system cannot read, its
+    figures kept as they were."""
+    report: dict[str, Any] = json.loads(row["report"])
+    if known_zone(row["tz"]) is None:
+        return report | {"timezone": zone.key, "frozen_timezone": row["tz"]}
+    return report | {"timezone": row["tz"]}
 
 
 def _its_clock(row: Mapping[str, Any], zone: ZoneInfo, day: date) -> bool:
@@ -991,6 +1004,13 @@ def staffing_section(
     }
 
 
+def report_zone(report: Mapping[str, Any]) -> ZoneInfo:
+    """The zone a report's day and times are read in: its ``timezone``; UTC for one without
+    or naming a zone this system's zone data lacks (``kiosk.days.known_zone``: a gate's
+    ``frozen_report`` serves none, a report read from elsewhere may), never an error."""
+    return known_zone(report.get("timezone") or "UTC") or ZoneInfo("UTC")
+
+
 #: The ``as_of`` row's words for a day not over yet (``as_of_rows``).
 SO_FAR = "the day has not ended, these are its figures so far"
 
@@ -999,7 +1019,7 @@ def stamp_as_of(report: dict[str, Any], now: datetime) -> dict[str, Any]:
     """``report`` with ``as_of`` (``now``, UTC) and ``day_ended``: whether its local day was
     over at ``now``. A report made before midnight (the evening's) is the day so far, never
     to be read, or added up, as the day's total."""
-    _, end = day_bounds(date.fromisoformat(report["day"]), report["timezone"])
+    _, end = day_bounds(date.fromisoformat(report["day"]), report_zone(report))
     report["as_of"] = now.astimezone(UTC).isoformat()
     report["day_ended"] = now >= _utc(end)
     return report
@@ -1022,7 +1042,7 @@ def as_of_text(
     what every face of the report says of it; None for one not stamped."""
     if not report.get("as_of"):
         return None
-    zone = as_zone(report.get("timezone") or "UTC")
+    zone = report_zone(report)
     when = datetime.fromisoformat(report["as_of"]).astimezone(zone)
     text = f"{when:%Y-%m-%d %H:%M} ({zone.key})"
     if report.get("day_ended") is False:

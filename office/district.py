@@ -1038,7 +1038,7 @@ def _not_final_rows(report: dict[str, Any]) -> list[list[Any]]:
     """The gates whose ledger figures (returnees, service requests...) were taken before
     their day ended (``ledgers.gates[].final`` false), when: summed with the others', they are
     that gate's day so far, not its day."""
-    zone = as_zone(report.get("timezone") or "UTC")
+    zone = stats.report_zone(report)
     rows = []
     for gate in (report.get("ledgers") or {}).get("gates", ()):
         if gate.get("final") is False:

@@ -345,8 +345,56 @@ def test_a_copy_frozen_under_a_name_this_systems_zone_data_lacks_is_compared_by_
     store.submit(lambda db: db.execute(renamed, ["Gone/PRC", "Gone/PRC"]))
     got = daily_report(store.reader(), day, TZ, QUOTA)
     assert got["timezone"] == TZ and got["exits_per_household"] == was["exits_per_household"]
-    berlin = daily_report(store.reader(), day, "Europe/Berlin", QUOTA)  # not Berlin's clock
-    assert berlin["timezone"] == "Gone/PRC"
+    assert "frozen_timezone" not in got  # its clock is the site's: nothing to say
+    # Not Berlin's clock, and a name nobody here can load: served under Berlin, saying so.
+    berlin = stats.stamp_as_of(daily_report(store.reader(), day, "Europe/Berlin", QUOTA), now)
+    assert (berlin["timezone"], berlin["frozen_timezone"]) == ("Europe/Berlin", "Gone/PRC")
+    assert berlin["exits_per_household"] == was["exits_per_household"]
+    assert stats.as_of_text(berlin) == "2026-03-10 13:00 (Europe/Berlin)"
+
+
+def test_a_copy_frozen_before_the_hours_under_a_name_this_system_lacks_is_served_saying_so(
+    store, clock
+):
+    """Nearly every gate's copies were frozen before 2026-12-05: no ``hours``, so no clock to
+    compare. Under PRC renamed Asia/Shanghai on Trixie without tzdata-legacy every face of a
+    purged day raised ZoneInfoNotFoundError; the copy is served as kept, under the site's
+    zone, naming the zone it was frozen under (a row of the report's files too)."""
+    from kiosk.categories import report_rows
+
+    fill(store, clock, datetime(2026, 3, 1, 1, 0, tzinfo=UTC), 3)
+    now = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
+    purge(store, 5, now, tz=TZ, quota_cfg=QUOTA)
+    day = date(2026, 3, 2)
+    was = daily_report(store.reader(), day, TZ, QUOTA)
+    store.submit(lambda db: db.execute(BEFORE_THE_HOURS))
+    got = stats.stamp_as_of(daily_report(store.reader(), day, TZ, QUOTA), now)
+    assert (got["timezone"], got["frozen_timezone"]) == (TZ, "Gone/PRC")
+    assert got["exits_per_household"] == was["exits_per_household"]
+    assert (got["events"], got["by_hour"], got["day_ended"]) == (6, was["by_hour"], True)
+    assert stats.as_of_text(got) == "2026-03-10 20:00 (Asia/Shanghai)"
+    assert ["report", "frozen_timezone", "Gone/PRC"] in report_rows(got)
+    assert b"Gone/PRC" in stats.report_file(got, "csv")
+    assert frozen_days(store, TZ) == []  # nothing frozen again over it
+
+
+def test_a_report_naming_a_zone_this_system_lacks_is_stamped_in_utc_not_an_error():
+    """``stamp_as_of`` and ``as_of_text`` read whatever a report names (one read from
+    elsewhere, an office's): a name nobody here can load is UTC, said so, never a 500."""
+    report = {"day": "2026-03-02", "timezone": "Gone/PRC"}
+    stats.stamp_as_of(report, datetime(2026, 3, 2, 23, 30, tzinfo=UTC))
+    assert report["day_ended"] is False
+    assert stats.as_of_text(report) == (
+        "2026-03-02 23:30 (UTC): the day has not ended, these are its figures so far"
+    )
+
+
+#: The copies as a release before 2026-12-05 froze them (no ``hours``, no fever ``at``), under
+#: a name this system's zone data lacks (``PRC`` on Trixie without ``tzdata-legacy``).
+BEFORE_THE_HOURS = (
+    "update daily_aggregates set tz = 'Gone/PRC', report = json_remove("
+    "json_set(report, '$.timezone', 'Gone/PRC'), '$.hours', '$.fever_alarms.at')"
+)
 
 
 def test_a_zone_corrected_serves_the_old_zones_report_of_a_purged_day_naming_that_zone(
@@ -410,3 +458,51 @@ def test_the_console_says_whose_day_a_purged_days_report_is_and_what_it_cannot_k
     page = guard_client.get("/guard/stats?day=2026-03-02").text
     assert 'id="report-zone"' not in page and "外出住户 " not in page
     assert "外出住户数不明" in page  # households out unknown
+
+
+def test_every_face_serves_a_purged_days_copy_frozen_under_a_zone_this_system_lacks(
+    guard_client, guard_core, clock, capsys
+):
+    """PRC renamed Asia/Shanghai on Trixie without tzdata-legacy, the copies frozen before
+    2026-12-05 (no hours): the statistics page, the printable report, the exports and
+    /api/v1/stats answered 500 and ``kiosk report`` a traceback. Each serves the figures
+    kept, under the site's zone, and says the zone they were kept under."""
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+    from guard_support import add_event, login
+
+    from ui import api
+
+    for household in ("1-101", "1-102"):
+        add_event(guard_core, direction="out", household=household, pass_id="a" * 12)
+    clock.advance(3 * 86400)
+    purge(guard_core.store, 1, clock.now(), tz=TZ, quota_cfg=QUOTA)
+    guard_core.store.submit(lambda db: db.execute(BEFORE_THE_HOURS))
+    login(guard_client)
+    page = guard_client.get("/guard/stats?day=2026-03-02")
+    assert page.status_code == 200 and "外出住户 2 户" in page.text  # 2 households went out
+    assert 'id="report-zone"' in page.text and "本机的时区数据里没有 Gone/PRC" in page.text
+    printable = guard_client.get("/guard/community/report?day=2026-03-02")
+    assert printable.status_code == 200 and "Gone/PRC" in printable.text
+    assert "留存时的时区（本机无此时区数据）" in printable.text
+    for lang, row in (("en", "report,frozen_timezone,Gone/PRC"), ("zh-CN", "本机无此时区数据")):
+        csv = guard_client.get(f"/guard/community/report.csv?day=2026-03-02&lang={lang}")
+        assert csv.status_code == 200 and row in csv.text, lang
+    assert guard_client.get("/guard/export.xlsx?day=2026-03-02").status_code == 200
+    app = FastAPI()
+    api.install(app, guard_core)
+    _, token = guard_core.tokens.create(("stats:read",))
+    answer = TestClient(app).get(
+        "/api/v1/stats?day=2026-03-02", headers={"Authorization": f"Bearer {token}"}
+    )
+    assert answer.status_code == 200, answer.text
+    got = answer.json()
+    assert (got["timezone"], got["frozen_timezone"]) == (TZ, "Gone/PRC")
+    assert got["exits_per_household"]["households"] == 2
+    capsys.readouterr()
+    assert main(["report", "--db", str(guard_core.store.path), "--day", "2026-03-02"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert (printed["frozen_timezone"], printed["exits_per_household"]["households"]) == (
+        "Gone/PRC",
+        2,
+    )

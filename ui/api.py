@@ -356,6 +356,13 @@ class DailyReport(BaseModel):
         description="The site's zone; another when the day was purged after being frozen in"
         " the zone the site had then (a zone corrected): its figures are that zone's day."
     )
+    frozen_timezone: str | None = Field(
+        None,
+        description="The zone a purged day's figures were frozen under when this system's"
+        " zone data lacks it (`PRC` on Trixie without tzdata-legacy) and their clock cannot"
+        " be checked against the site's: they are served as kept, under `timezone` (the"
+        " site's zone); absent otherwise.",
+    )
     kiosks: list[str]
     events: int
     by_decision: dict[str, int]

@@ -74,6 +74,10 @@ _ITEMS = {
     "r.report": ("报表", "Report"),
     "r.report.day": ("日期", "Day"),
     "r.report.timezone": ("时区", "Time zone"),
+    "r.report.frozen_timezone": (
+        "留存时的时区（本机无此时区数据）",
+        "Kept under (a zone this system lacks)",
+    ),
     "r.report.scope": ("范围", "Scope"),
     "r.report.gates": ("岗点", "Gates"),
     "r.report.events": ("记录条数", "Events"),

@@ -142,6 +142,8 @@ def day_page(
         charts=stats_charts(report, lang, g.fever_c),
         # A purged day frozen in the zone the site had before (``kiosk.stats.frozen_report``).
         zone=None if report.get("timezone", g.tz.key) == g.tz.key else report["timezone"],
+        # ... or under a name this system cannot load, shown under the site's zone.
+        frozen_zone=report.get("frozen_timezone"),
     )
 
 
