@@ -178,6 +178,37 @@ def test_a_card_the_stream_drew_again_closes_with_what_it_counts_now(demo, brows
     assert closed["detail"]["keys"] == [key]
 
 
+def test_a_tick_made_before_the_card_grew_closes_nothing_it_did_not_see(demo, browser):
+    """A card ticked, then drawn again by the stream as one more attempt came: the tick
+    stays, with the count it was made at, so "close ticked" is refused with how many more
+    came since (never closing the attempt the guard ticked before it was there)."""
+    core = demo.session.core
+    demo.play("fever")
+    wait_idle(demo)
+    page = browser.new_context(viewport={"width": 1366, "height": 900}).new_page()
+    sign_in(page, demo)
+    page.wait_for_url(re.compile(r".*/guard(\?lang=en)?$"))
+    card = page.locator(".alarm.kind-fever").first
+    card.wait_for()
+    key = card.get_attribute("data-key")
+    drawn = card.locator("button.ack").get_attribute("value")
+    count = int(drawn.rpartition("@")[2])
+    card.locator("input.a-pick").check()  # ticked as it counted then
+    demo.play("fever")  # one more attempt after the tick
+    wait_idle(demo)
+    card = page.locator(f".alarm[data-key='{key}']")
+    wait_for(lambda: f"{count + 1} times" in card.inner_text())
+    tick = card.locator("input.a-pick")
+    assert tick.is_checked() and tick.get_attribute("value") == drawn
+    assert card.locator("button.ack").get_attribute("value") == f"{key}@{count + 1}"
+    acks = len([a for a in core.store.audits(0, 1000) if a["action"] == "alarm_ack"])
+    page.click("#alarm-close-selected")
+    page.wait_for_selector(".flash.err")
+    assert "1 more attempts since your page showed it" in page.inner_text(".flash.err")
+    assert [a for a in core.store.audits(0, 1000) if a["action"] == "alarm_ack"][acks:] == []
+    assert page.locator(f".alarm[data-key='{key}']").count() == 1
+
+
 def _rasterise(pdf: bytes, tmp_path: Path) -> list[Path]:
     gs = shutil.which("gs")
     need(gs is not None, "ghostscript (gs)")

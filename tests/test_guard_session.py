@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import html
 import re
+from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from guard_support import BASE, GUARD_PW, add_event, close_core, login, make_core
@@ -348,6 +350,11 @@ def with_a_row_of_each_kind(admin, core) -> None:
     post(admin, "/guard/community/returnees", admin.csrf, name="Wang", household="3-201",
          origin="X", date_back="2026-03-01", days="14")  # fmt: skip
     post(admin, "/guard/community/services", admin.csrf, household="3-201", kind="food")
+    tomorrow = core.clock.now().astimezone(ZoneInfo(core.config.site.timezone)) + timedelta(1)
+    day = tomorrow.date().isoformat()
+    shift = post(admin, "/guard/community/shifts", admin.csrf, guard="alice",
+                 starts=f"{day}T08:00", ends=f"{day}T16:00")  # fmt: skip
+    assert shift.status_code == 303  # not over yet: its remove button is drawn
 
 
 def test_every_field_a_cut_off_form_posts_is_said_in_words(guard_core):
@@ -362,7 +369,7 @@ def test_every_field_a_cut_off_form_posts_is_said_in_words(guard_core):
     from ui.guard.registrations import HOLDS
     from ui.guard.session import NOT_SAID, resume_facts
 
-    app = make_app(guard_core)
+    app, site_tz = make_app(guard_core), ZoneInfo(guard_core.config.site.timezone)
     routes = [(re.sub(r"\{\w+\}", "[^/]+", p) + "$", n) for p, n in guard_posts(app.routes)]
     seen: dict[tuple[str, str], set[str]] = {}
     with signed_in(app, "root", ADMIN_PW) as admin:
@@ -376,20 +383,42 @@ def test_every_field_a_cut_off_form_posts_is_said_in_words(guard_core):
         for hold in HOLDS:
             seen[(route, f"{hold}_reason")] = {"值"}
     seen[("list_edit", "note")] = {"值"}  # a revocation's confirmation asks why
+    for route in ("register_person", "register_vehicle"):  # asked again: the record it names
+        assert (route, "again") in seen
+        seen[(route, "again")] = {"1"}
+    assert seen[("shift_remove", "guard")] == {"alice"}
     assert len({r for r, _n in seen}) > 15
     raw = []
     for (route, name), values in sorted(seen.items()):
         for value in sorted(v for v in values if v):  # an empty field is not said
             for lang in ("zh-CN", "en"):
-                facts = resume_facts(lang, route, [(name, value)])
+                facts = resume_facts(lang, route, [(name, value)], site_tz)
                 if name in NOT_SAID or name.startswith(("confirm_", "was_", "csrf")):
                     assert facts == [] or name == "csrf", (route, name)
                     continue
                 [(label, shown)] = facts
-                code = lang == "zh-CN" and re.fullmatch(r"[a-z][a-z_]*", value)
-                if label == name or (code and shown == value):
+                account = (route, name) == ("shift_remove", "guard")  # a name, not a code
+                code = lang == "zh-CN" and not account and re.fullmatch(r"[a-z][a-z_]*", value)
+                stored_time = re.match(r"\d{4}-\d\d-\d\dT", shown)  # a UTC time as stored
+                if label == name or (code and shown == value) or stored_time:
                     raw.append((route, name, value, lang))
     assert raw == []
+
+
+def test_a_cut_off_shift_removal_says_whose_shift_in_the_sites_time():
+    """A shift's remove button posts the guard, start and end its page showed (stored UTC
+    times): the resume page says them as that page did, in the site's time to the minute;
+    a registration asked again is said without the record it named (``again``)."""
+    from ui.guard.session import resume_facts
+
+    shanghai = ZoneInfo("Asia/Shanghai")
+    sent = [("guard", "alice"), ("starts_at", "2026-03-20T00:00:00+00:00"),
+            ("ends_at", "2026-03-20T08:00:00+00:00")]  # fmt: skip
+    assert resume_facts("zh-CN", "shift_remove", sent, shanghai) == [
+        ("保安", "alice"), ("开始", "2026-03-20 08:00"), ("结束", "2026-03-20 16:00")
+    ]  # fmt: skip
+    asked = [("name", "Zhang Guiying"), ("again", "1")]
+    assert resume_facts("zh-CN", "register_person", asked, shanghai) == [("姓名", "Zhang Guiying")]
 
 
 def test_a_cut_off_alarm_closing_is_said_in_chinese(guard_client, guard_core, clock):

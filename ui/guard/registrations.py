@@ -49,7 +49,7 @@ from kiosk.history import QUOTA_EXEMPT
 from kiosk.lists import same_text
 from kiosk.policy import observation_blocks, quarantine_blocks, quota_reached
 from kiosk.store import ReadFailure, StoreFault
-from kiosk.vehicles import VehicleList
+from kiosk.vehicles import VehicleList, normalise_plate
 from ui import i18n
 from ui.auth import Session
 from ui.guard.community.common import Refused, drawn_again
@@ -79,8 +79,9 @@ PERSON_FIELDS = (
     "name", "phone", "id_number", "unit", "resident", "reason", "temp_c", "copy_from", "off_map",
     "again",
 )  # fmt: skip
-#: How long after a person's registration one of the same name and dwelling in the same
-#: direction is asked about first (``registered_again``): another tablet's, a minute ago.
+#: How long after a registration one of the same person (name and dwelling) or vehicle
+#: (plate) in the same direction is asked about first (``registered_again``): another
+#: tablet's, a minute ago.
 AGAIN_WINDOW_S = 300
 #: What holds a registration's pass until the guard confirms it with a reason (``holds_on``),
 #: in the order they are asked: each its form's ``confirm_<hold>`` and ``<hold>_reason``, its
@@ -401,7 +402,7 @@ async def register_person(request: Request, session: ActionSession, g: GuardDep)
         temp_c = needed(form.get("temp_c"), "reg.temp", *plausible(g))
         asked = await off_map(request, g, session, form, person)
         if asked is None:
-            asked = await registered_again(request, g, session, form, person)
+            asked = await registered_again(request, g, session, form, "registration", person)
         if asked is not None:
             return asked
         return await register(request, g, session, form, "registration", person, temp_c)
@@ -428,54 +429,77 @@ async def off_map(
     return confirm_first(request, g, session, "/guard/register/person", asked, text)
 
 
-def registered_before(g: Guard, person: dict[str, Any], direction: str) -> dict[str, Any] | None:
-    """The newest registration let through (``manual_pass``) of ``person`` (the same name
-    and dwelling, however spelled: ``same_text``) in ``direction`` in the last
-    ``AGAIN_WINDOW_S`` (one stamped before NTP stepped the clock by when it happened), dated;
-    None when there is none. Blocking."""
+def plate_key(plate: object) -> str:
+    """A plate as the plate check reads it (``kiosk.vehicles.normalise_plate``: 京A·12345 is
+    京A12345); one that cannot be a plate, as typed (``same_text``)."""
+    try:
+        return normalise_plate(plate)
+    except CommunityError:
+        return same_text(str(plate or ""))
+
+
+def same_one(kind: str, person: dict[str, Any]) -> tuple[str, ...]:
+    """What makes two registrations of ``kind`` one passage: a person's name and dwelling
+    (however spelled: ``same_text``), a vehicle's plate (``plate_key``)."""
+    if kind == "vehicle":
+        return (plate_key(person.get("plate")),)
+    return tuple(same_text(str(person.get(k) or "")) for k in ("name", "unit"))
+
+
+def registered_before(
+    g: Guard, kind: str, person: dict[str, Any], direction: str
+) -> dict[str, Any] | None:
+    """The newest registration of ``kind`` (``registration``: a person, ``vehicle``) let
+    through (``manual_pass``) of the same one as ``person`` (``same_one``) in ``direction``
+    in the last ``AGAIN_WINDOW_S`` (one stamped before NTP stepped the clock by when it
+    happened), dated; None when there is none. Blocking."""
     since = g.since(AGAIN_WINDOW_S / 3600)
-    name, unit = same_text(str(person["name"])), same_text(str(person["unit"]))
-    for event in queries.events_of_kinds_since(g.core.store, ("registration",), since, 50):
+    wanted = same_one(kind, person)
+    for event in queries.events_of_kinds_since(g.core.store, (kind,), since, 50):
         found = event.get("person")
         earlier: dict[str, Any] = found if isinstance(found, dict) else {}
         if (
             event.get("decision") == "manual_pass"
             and event.get("direction") == direction
-            and same_text(str(earlier.get("name") or "")) == name
-            and same_text(str(earlier.get("unit") or "")) == unit
+            and same_one(kind, earlier) == wanted
         ):
             return g.dated([event])[0]
     return None
 
 
 async def registered_again(
-    request: Request, g: Guard, session: Session, form: FormData, person: dict[str, Any]
+    request: Request, g: Guard, session: Session, form: FormData, kind: str, person: dict[str, Any]
 ) -> Response | None:
-    """A pass for a person let through a moment ago in the same direction (by another guard's
-    tablet, at the same gate) is asked about first (``confirm_first``): a second record is a
-    second passage, a resident's second outing for the quota. Recorded again only when the guard
-    says so (twins, or the same person out twice), the confirmation carrying which record it
-    was shown (``again``, its ``seq``: a newer one since asks again). None: nothing to ask."""
+    """A pass for a person (``kind`` ``registration``) or a vehicle (``vehicle``) let through
+    a moment ago in the same direction (by another guard's tablet, at the same gate) is asked
+    about first (``confirm_first``): a second record is a second passage, a resident's second
+    outing for the quota. Recorded again only when the guard says so (twins, or the same
+    person out twice), the confirmation carrying which record it was shown (``again``, its
+    ``seq``: a newer one since asks again). None: nothing to ask."""
     direction = direction_of(form, g.cfg.site.default_direction)
     if decision_of(form) != "pass":  # a deny is no passage: recorded as often as it is made
         return None
     try:
-        earlier = await asyncio.to_thread(registered_before, g, person, direction)
+        earlier = await asyncio.to_thread(registered_before, g, kind, person, direction)
     except ReadFailure as exc:  # a damaged page: the registration goes ahead unasked
         g.core.store.read_past(exc)
         return None
     if earlier is None or str(form.get("again") or "") == str(earlier["seq"]):
         return None
     lang = g.lang(request)
+    vehicle = kind == "vehicle"  # a car said by its plate and driver
+    said = ("plate", "driver") if vehicle else ("name", "unit")
+    name, unit = (person[k] for k in said)
     text = i18n.t(
-        lang, "confirm.registered_again", name=person["name"], unit=person["unit"],
+        lang, "confirm.registered_again", name=name, unit=unit,
         direction=i18n.t(lang, f"dir.{direction}"), who=earlier.get("operator") or "?",
         time=event_time(earlier, lang, g.tz), seq=earlier["seq"],
         decision=i18n.t(lang, f"decision.{earlier.get('decision')}"),
     )  # fmt: skip
     sent = [(k, v) for k, v in form.multi_items() if k != "again"]
     asked = FormData([*sent, ("again", str(earlier["seq"]))])
-    return confirm_first(request, g, session, "/guard/register/person", asked, text)
+    path = "/guard/register/vehicle" if vehicle else "/guard/register/person"
+    return confirm_first(request, g, session, path, asked, text)
 
 
 def occupants_of(form: FormData, g: Guard) -> tuple[dict[str, Any], list[tuple[str, float]]]:
@@ -527,6 +551,9 @@ async def register_vehicle(request: Request, session: ActionSession, g: GuardDep
             who = "、".join(f"{w} {t:.1f} °C" for w, t in feverish)
             raise BadInput("reg.vehicle_fever", who=who)
         note(request, plate_known=status["known"])
+        asked = await registered_again(request, g, session, form, "vehicle", person)
+        if asked is not None:
+            return asked
         return await register(
             request, g, session, form, "vehicle", person, max(t for _w, t in temps)
         )

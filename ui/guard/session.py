@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from zoneinfo import ZoneInfo
 
 from fastapi import HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -23,6 +24,7 @@ from ui.guard.deps import (
     room,
     served_while_stopping,
 )
+from ui.guard.display import shown_time
 from ui.guard.forms import BadInput, safe_next
 from ui.guard.live import whom_drawn
 from ui.views import secure_headers
@@ -195,6 +197,9 @@ WAIT_FOR_CLICK = {
 #: route's field means another thing, by the route's name. ``tests/test_guard_session.py``
 #: walks every form of the console for a field without them.
 Said = tuple[str, str | None]
+#: A ``Said``'s words for a value that is a stored time: said as its page showed it, in the
+#: site's time (``community.common.site_time``).
+SITE_TIME = "site_time"
 FIELD_WORDS: dict[str, Said] = {
     "household": ("pass.household", None), "holder": ("pass.holder", None),
     "from": ("lists.from", None), "until": ("lists.until", None), "note": ("lists.note", None),
@@ -235,11 +240,15 @@ ROUTE_WORDS: dict[str, dict[str, Said]] = {
     "service_open": {**_COMMUNITY, "kind": ("c:kind", "c:k.")},
     "person_show": _PERSON,
     "person_forget": {**_PERSON, "force": ("people.force", "session.box.")},
+    "shift_remove": {"guard": ("c:guard", None), "starts_at": ("c:starts", SITE_TIME),
+                     "ends_at": ("c:ends", SITE_TIME)},
 }  # fmt: skip
 #: The forms' own machinery, never said: their one-time and version tokens, a confirmation
-#: given, what a row was when drawn, which alarm or row a button names, a file.
-NOT_SAID = ("once", "confirm", "form", "copy_from", "off_map", "record_deny", "seen", "was",
-            "drawn", "shown", "token", "key", "only", "subject", "as", "id", "file")  # fmt: skip
+#: given (``again``: which earlier record the guard said to record again), what a row was when
+#: drawn, which alarm or row a button names, a file.
+NOT_SAID = ("once", "confirm", "form", "copy_from", "off_map", "again", "record_deny", "seen",
+            "was", "drawn", "shown", "token", "key", "only", "subject", "as", "id",
+            "file")  # fmt: skip
 
 
 def said(lang: str, key: str) -> str | None:
@@ -250,10 +259,13 @@ def said(lang: str, key: str) -> str | None:
     return i18n.t(lang, key) if i18n.has(key) else None
 
 
-def resume_facts(lang: str, action: str, fields: list[tuple[str, str]]) -> list[tuple[str, str]]:
+def resume_facts(
+    lang: str, action: str, fields: list[tuple[str, str]], tz: ZoneInfo
+) -> list[tuple[str, str]]:
     """What a cut-off action's form held, field by field in the console's language: each by
-    its form's label, a code by its words (``FIELD_WORDS``); the form's machinery is not said.
-    A field without words is said by its name (a test fails on it)."""
+    its form's label, a code by its words (``FIELD_WORDS``), a stored time in ``tz`` as its
+    page showed it (``SITE_TIME``); the form's machinery is not said. A field without words
+    is said by its name (a test fails on it)."""
     words = FIELD_WORDS | ROUTE_WORDS.get(action, {})
     facts = []
     for k, v in fields:
@@ -264,7 +276,10 @@ def resume_facts(lang: str, action: str, fields: list[tuple[str, str]]) -> list[
             ("reg.passenger_temp" if k.endswith("_temp") else "reg.passenger", None)
             if passenger else (k, None)
         )  # fmt: skip
-        value = said(lang, values + v) if values else None
+        if values == SITE_TIME:
+            value: str | None = shown_time(v, tz, community_words.SITE_MINUTES)
+        else:
+            value = said(lang, values + v) if values else None
         facts.append((said(lang, label) or k, value or v))
     return facts
 
@@ -291,7 +306,7 @@ async def resume_page(request: Request, g: Guard, session: Session, cut_off: Res
         session,
         action=path,
         fields=fields,
-        facts=resume_facts(lang, cut_off.action, fields),
+        facts=resume_facts(lang, cut_off.action, fields, g.tz),
         click=click,
         whom=whom,
     )

@@ -176,7 +176,7 @@ function keepSeen(list, seen) {
   const card = seen && [...list.children].find((n) => n.dataset.key === seen.key);
   if (card) list.scrollTop += card.getBoundingClientRect().top - seen.y;
 }
-// One alarm's card from the template, ticked as it was (`picked`: the keys ticked).
+// One alarm's card from the template, ticked as it was (`picked`: each ticked key's value).
 function alarmCard(tpl, a, picked) {
   const node = tpl.content.firstElementChild.cloneNode(true);
   node.classList.add("kind-" + a.kind);
@@ -201,10 +201,12 @@ function alarmCard(tpl, a, picked) {
     meta.append(" · ", link);
   }
   // The card as drawn now, its key and what it counts: the tick and the Done button send
-  // it, and a close after it counted more (attempts the guard never saw) is refused.
+  // it, and a close after it counted more (attempts the guard never saw) is refused. A tick
+  // made before the card grew keeps the count it was made at (`picked`: key -> value), so
+  // "close ticked" is refused with how many more came since, never closing them unseen.
   const drawn = a.key + "@" + String(a.count || 0);
   const pick = node.querySelector(".a-pick");
-  pick.value = drawn;
+  pick.value = picked.get(a.key) || drawn;
   pick.checked = picked.has(a.key);
   // Which alarm a tick or a Done is about, said by a screen reader (two fevers: two people).
   const named = [a.title, a.who, a.detail].filter(Boolean).join(" · ");
@@ -220,7 +222,7 @@ function alarmBoard(sound) {
     const list = $("alarm-list");
     const tpl = $("alarm-tpl");
     const ticked = [...list.querySelectorAll(".a-pick:checked")];
-    const picked = new Set(ticked.map((c) => c.closest(".alarm").dataset.key));
+    const picked = new Map(ticked.map((c) => [c.closest(".alarm").dataset.key, c.value]));
     const place = placeIn(list);
     const seen = seenIn(list);
     list.replaceChildren();

@@ -273,11 +273,15 @@ def on_duty(g: Guard) -> dict[str, Any]:
     return {"on_duty": [s.to_dict() for s in shifts], "clock_unset": not g.core.clock.synced()}
 
 
+#: How the community pages show a stored time (``site_time``): to the minute, or the second.
+SITE_MINUTES, SITE_SECONDS = "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S"
+
+
 def site_time(g: Guard, iso: str, seconds: bool = True) -> str:
     """A stored UTC time as the site reads it: ``YYYY-MM-DD HH:MM[:SS]`` in its time zone (the
     manager types shifts in local time; a guard never converts from UTC); a time the autumn
     change repeats with its UTC offset after it (``shown_time``)."""
-    return shown_time(iso, g.tz, "%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+    return shown_time(iso, g.tz, SITE_SECONDS if seconds else SITE_MINUTES)
 
 
 def role(g: Guard, session: Session) -> Role:
