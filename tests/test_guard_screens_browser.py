@@ -110,6 +110,10 @@ def test_registration_walk(demo, browser):
     page.fill(f"{form} input[name=temp_c]", "36.6")
     before = core.store.last_seq
     page.click(f"{form} button[type=submit]")
+    # Registered going the same way minutes ago: asked first (another tablet's?), then kept.
+    page.wait_for_selector("#confirm-step")
+    assert "李雷" in page.inner_text("#confirm-text")
+    page.click("#confirm-yes")
     page.wait_for_selector(".flash.ok")
     (again,) = new_events(core, before)
     assert again["person"]["phone"] == "13900139000" and again["person"]["unit"] == "1-101"

@@ -459,16 +459,24 @@ function feedStatus(held) {
   const lang = document.body.dataset.lang;
   const banner = $("live-stale");
   let serverAheadMs = Number(banner.dataset.nowMs || Date.now()) - Date.now();
+  let lastBeatMs = 0;  // the server's time in the last beat: nothing heard since was earlier
   function siteTime(tabletMs) {
     const opts = { hour: "2-digit", minute: "2-digit", hour12: false, timeZone: banner.dataset.tz };
-    const at = new Date(tabletMs + serverAheadMs);
+    // The stream notes when it heard the beat a moment before this page reads the beat's
+    // time: that moment, on the server's clock, fell a few ms before the beat's own (09:59:59
+    // for a beat of 10:00:00, "since 09:59").
+    const at = new Date(Math.max(tabletMs + serverAheadMs, lastBeatMs));
     try { return at.toLocaleTimeString(lang, opts); } catch (e) {  // a zone it does not know
       delete opts.timeZone;
       return at.toLocaleTimeString(lang, opts);
     }
   }
   return {
-    heard(nowMs) { if (Number.isFinite(nowMs)) serverAheadMs = nowMs - Date.now(); },
+    heard(nowMs) {
+      if (!Number.isFinite(nowMs)) return;
+      serverAheadMs = nowMs - Date.now();
+      lastBeatMs = nowMs;
+    },
     stale(since) {
       banner.textContent = "⚠ " + banner.dataset.text.replace("{time}", siteTime(since));
       banner.hidden = false;
