@@ -146,12 +146,9 @@ def test_one_incident_is_one_alarm_and_several_close_at_once_with_an_outcome(dem
     assert closed["detail"]["resolution"] == "false_alarm"
 
 
-def test_a_card_the_stream_drew_again_closes_with_what_it_counts_now(demo, browser):
-    """A card's tick and Done send what it counted as drawn (a close after it counted more
-    is refused: test_guard_alarms). The page kept current by its stream draws the card again
-    as the incident grows, its count with it: the close from that page goes through, and
-    closes the attempts the guard sees on it."""
-    core = demo.session.core
+def _a_fever_card(demo: Any, browser: Any) -> tuple[Any, Any, Any, str]:
+    """A fever played, a guard signed in on a console: the core, the page, the fever's card
+    and the value its Done button sends (``KEY@COUNT``, as drawn)."""
     demo.play("fever")
     wait_idle(demo)
     page = browser.new_context(viewport={"width": 1366, "height": 900}).new_page()
@@ -159,8 +156,16 @@ def test_a_card_the_stream_drew_again_closes_with_what_it_counts_now(demo, brows
     page.wait_for_url(re.compile(r".*/guard(\?lang=en)?$"))
     card = page.locator(".alarm.kind-fever").first
     card.wait_for()
+    return demo.session.core, page, card, card.locator("button.ack").get_attribute("value")
+
+
+def test_a_card_the_stream_drew_again_closes_with_what_it_counts_now(demo, browser):
+    """A card's tick and Done send what it counted as drawn (a close after it counted more
+    is refused: test_guard_alarms). The page kept current by its stream draws the card again
+    as the incident grows, its count with it: the close from that page goes through, and
+    closes the attempts the guard sees on it."""
+    core, page, card, drawn = _a_fever_card(demo, browser)
     key = card.get_attribute("data-key")
-    drawn = card.locator("button.ack").get_attribute("value")
     count = int(drawn.rpartition("@")[2])
     assert drawn == f"{key}@{count}"
     demo.play("fever")  # the same person again: the same card, one more attempt
@@ -182,16 +187,8 @@ def test_a_tick_made_before_the_card_grew_closes_nothing_it_did_not_see(demo, br
     """A card ticked, then drawn again by the stream as one more attempt came: the tick
     stays, with the count it was made at, so "close ticked" is refused with how many more
     came since (never closing the attempt the guard ticked before it was there)."""
-    core = demo.session.core
-    demo.play("fever")
-    wait_idle(demo)
-    page = browser.new_context(viewport={"width": 1366, "height": 900}).new_page()
-    sign_in(page, demo)
-    page.wait_for_url(re.compile(r".*/guard(\?lang=en)?$"))
-    card = page.locator(".alarm.kind-fever").first
-    card.wait_for()
+    core, page, card, drawn = _a_fever_card(demo, browser)
     key = card.get_attribute("data-key")
-    drawn = card.locator("button.ack").get_attribute("value")
     count = int(drawn.rpartition("@")[2])
     card.locator("input.a-pick").check()  # ticked as it counted then
     demo.play("fever")  # one more attempt after the tick

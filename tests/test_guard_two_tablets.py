@@ -480,6 +480,20 @@ def registered(core, kind: str = "registration") -> list[tuple[int, str, str]]:
     return [(e["seq"], e["operator"], e["direction"]) for e in events if e["kind"] == kind]
 
 
+def _asked_on_the_second_tablet(a, b, guard_core, clock, kind, typed, second):
+    """``typed`` registered (``kind``: person or vehicle) on tablet A, then 20 s later on B
+    (in English) with ``second`` over it: B's answer, the question asked first."""
+    path = f"/guard/register/{kind}"
+    form_a = hidden_fields(a.get("/guard/register").text, f"{kind}-form")
+    form_b = hidden_fields(b.get("/guard/register?lang=en").text, f"{kind}-form")
+    with decided(a, guard_core):
+        assert refusal(send(a, path, form_a | typed)) is None
+    clock.advance(20)
+    asked = send(b, path, form_b | typed | second)
+    assert asked.status_code == 200 and 'id="confirm-form"' in asked.text, asked.text[:300]
+    return asked
+
+
 def test_a_resident_registered_on_two_tablets_is_asked_about_before_the_second_record(
     app, guard_core, clock
 ):
@@ -493,13 +507,8 @@ def test_a_resident_registered_on_two_tablets_is_asked_about_before_the_second_r
              "direction": "out"}  # fmt: skip
     path = "/guard/register/person"
     with signed_in(app) as a, signed_in(app, "root", ADMIN_PW) as b:
-        form_a = hidden_fields(a.get("/guard/register").text, "person-form")
-        form_b = hidden_fields(b.get("/guard/register?lang=en").text, "person-form")
-        with decided(a, guard_core):
-            assert refusal(send(a, path, form_a | typed)) is None
-        clock.advance(20)
-        asked = send(b, path, form_b | typed | {"name": "ZHANG guiying "})  # however spelled
-        assert asked.status_code == 200 and 'id="confirm-form"' in asked.text, asked.text[:300]
+        second = {"name": "ZHANG guiying "}  # however spelled
+        asked = _asked_on_the_second_tablet(a, b, guard_core, clock, "person", typed, second)
         words = html.unescape(asked.text)
         assert (
             "ZHANG guiying (3-201) was registered going out at 16:30:00 by alice (manual pass,"
@@ -536,13 +545,8 @@ def test_a_vehicle_registered_on_two_tablets_is_asked_about_before_the_second_re
              "p1_temp": "36.5"}  # fmt: skip
     path = "/guard/register/vehicle"
     with signed_in(app) as a, signed_in(app, "root", ADMIN_PW) as b:
-        form_a = hidden_fields(a.get("/guard/register").text, "vehicle-form")
-        form_b = hidden_fields(b.get("/guard/register?lang=en").text, "vehicle-form")
-        with decided(a, guard_core):
-            assert refusal(send(a, path, form_a | typed)) is None
-        clock.advance(20)
-        asked = send(b, path, form_b | typed | {"plate": "京a·12345"})
-        assert asked.status_code == 200 and 'id="confirm-form"' in asked.text, asked.text[:300]
+        second = {"plate": "京a·12345"}
+        asked = _asked_on_the_second_tablet(a, b, guard_core, clock, "vehicle", typed, second)
         assert (
             "京A·12345 (Zhao Gang) was registered going out at 16:30:00 by alice (manual pass,"
             " passage #1), perhaps on another tablet. Record them again?"
