@@ -982,23 +982,22 @@ def closed_window(
     """A peer's closed hours (``closed_from``, ``closed_until``: local times in ``tz``, the
     window across midnight when ``from`` is the later) at ``now``: when the window ``now`` is
     in began (``None``: it is not in one), and when the last one ended (at or before
-    ``now``)."""
+    ``now``). Each window is the instants its times name on its days (``local_at``: a time the
+    spring change skips is when the clock went on, one the autumn change repeats its first
+    pass), ``now`` compared with them as an instant: 02:10 of the repeated hour's second pass
+    is after a window that ended at 02:30 of the first."""
     start, until = hours
-    local = now.astimezone(tz)
-    day = local.date()
+    day = now.astimezone(tz).date()
+    across = int(until <= start)
 
     def at(days: int, when: time) -> datetime:
         return local_at(day + timedelta(days=days), when, tz).astimezone(UTC)
 
-    clock = local.time().replace(tzinfo=None)
-    ended = at(0, until) if clock >= until else at(-1, until)
-    if start < until:
-        inside = start <= clock < until
-        began = at(0, start)
-    else:
-        inside = clock >= start or clock < until
-        began = at(0, start) if clock >= start else at(-1, start)
-    return (began if inside else None), ended
+    # The windows begun on the two days before now's and on its own: the last that ended is
+    # among them, and the one now is in.
+    windows = [(at(days, start), at(days + across, until)) for days in (-2, -1, 0)]
+    began = next((b for b, e in reversed(windows) if b <= now < e), None)
+    return began, max(e for _, e in windows if e <= now)
 
 
 # --- the table ----------------------------------------------------------------------------------

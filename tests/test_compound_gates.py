@@ -1443,6 +1443,31 @@ def test_closed_hours_ending_in_the_hour_the_spring_change_skips_ended_when_the_
     assert began == datetime(2026, 3, 29, 1, 0, tzinfo=UTC)
 
 
+def test_closed_hours_at_the_hour_the_autumn_change_repeats_go_by_its_first_pass():
+    """Berlin, 2024-10-27: 03:00 CEST became 02:00 CET, and 02:00-03:00 came twice. A peer
+    closed 22:00-02:30 (its timer powers it at the first 02:30, as ``local_at`` places a
+    repeated time) was still read as closed at 02:10 of the second pass, an hour after its
+    hours ended (no alarm for a peer lost then); one closed from 02:15 was not yet closed at
+    that 02:10, though its hours had begun 55 minutes before. The hours are instants now."""
+    from datetime import time
+
+    from kiosk.peers import closed_window
+
+    berlin = ZoneInfo("Europe/Berlin")
+    first = datetime(2024, 10, 27, 2, 10, tzinfo=berlin)  # 00:10 UTC, CEST
+    second = first.replace(fold=1)  # 01:10 UTC, CET
+    assert second.astimezone(UTC) - first.astimezone(UTC) == timedelta(hours=1)
+    night = (time(22), time(2, 30))
+    began_night = datetime(2024, 10, 26, 20, 0, tzinfo=UTC)  # 22:00 CEST
+    ended_before = datetime(2024, 10, 26, 0, 30, tzinfo=UTC)  # 02:30 CEST the day before
+    assert closed_window(first, berlin, night) == (began_night, ended_before)
+    ended = datetime(2024, 10, 27, 0, 30, tzinfo=UTC)  # the first 02:30, CEST
+    assert closed_window(second, berlin, night) == (None, ended)
+    began, ended = closed_window(second, berlin, (time(2, 15), time(5)))
+    assert began == datetime(2024, 10, 27, 0, 15, tzinfo=UTC)  # the first 02:15, CEST
+    assert ended == datetime(2024, 10, 26, 3, 0, tzinfo=UTC)  # 05:00 CEST the day before
+
+
 def test_a_fetch_under_way_when_the_sync_stops_never_touches_the_closed_store(
     north, south, monkeypatch
 ):
