@@ -20,10 +20,20 @@ def as_zone(tz: ZoneInfo | str) -> ZoneInfo:
 _FIRST, _LAST = "0001-01-01T00:00:00", "9999-12-31T23:59:59"
 
 
+def day_start(day: date, tz: ZoneInfo | str) -> datetime:
+    """The first instant of the local ``day`` on the clock of ``tz``, in UTC: its midnight by
+    ``local_at``'s rule, the one way every place finds where a local day begins (the reports'
+    ``day_bounds``, retention's reach, the staffed hours' midnight in ``kiosk.roster``). A
+    midnight the spring change skips (Africa/Cairo 2024-04-26, America/Santiago 2024-09-08:
+    23:59:59, then 01:00 summer time) is when the clock went on, which ends the day before; one
+    the autumn change repeats (America/Havana 2024-11-03: 01:00 summer time, then 00:00) is
+    its first pass, and the day holds both. ``OverflowError`` past the calendar's ends."""
+    return local_at(day, time(0), tz).astimezone(UTC)
+
+
 def _utc_midnight(day: date, zone: ZoneInfo, days_after: int) -> str:
     try:
-        local = datetime.combine(day + timedelta(days=days_after), time(0), zone)
-        return local.astimezone(UTC).isoformat()[:19]
+        return day_start(day + timedelta(days=days_after), zone).isoformat()[:19]
     except OverflowError:  # the first or last calendar day: its bound is the calendar's own
         return _FIRST if day.year == 1 else _LAST
 
@@ -134,7 +144,7 @@ def local_at(day: date, when: time, tz: ZoneInfo | str) -> datetime:
     went on (03:00 summer time), not an hour later in the future (as ``datetime.combine``
     reads it, with the offset before the change); a repeated one is its first. The one way a
     local time of day is placed on a day: a peer's closed hours (``kiosk.peers``), the staffed
-    hours (``kiosk.roster``)."""
+    hours (``kiosk.roster``), a day's start (``day_start``)."""
     return _shown(datetime.combine(day, when.replace(tzinfo=None, fold=0), as_zone(tz)))
 
 

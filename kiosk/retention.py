@@ -65,7 +65,7 @@ import json
 import sqlite3
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
@@ -74,7 +74,7 @@ from sqlite_utils import Database
 
 from kiosk.clock import Clock, ClockReading
 from kiosk.config.policy import QuotaConfig
-from kiosk.days import as_zone
+from kiosk.days import as_zone, day_start
 from kiosk.ledgers import purge_ledgers
 from kiosk.lists import (
     mark_purged,
@@ -519,9 +519,9 @@ def _reach(now: datetime, older_than_days: int, tz: ZoneInfo | str) -> datetime:
     was written before it (``verify`` counts an audit row covered only by a purge row after
     it); a purge of 0 days has none."""
     zone = as_zone(tz)
-    midnight = datetime.combine(now.astimezone(zone).date() + timedelta(days=1), time(), zone)
+    midnight = day_start(now.astimezone(zone).date() + timedelta(days=1), zone)
     # Never past the run itself: the autumn change's local day has 25 hours.
-    return min(midnight.astimezone(UTC) - timedelta(days=older_than_days), now.astimezone(UTC))
+    return min(midnight - timedelta(days=older_than_days), now.astimezone(UTC))
 
 
 def _coalesced(db: Database, result: PurgeResult, now: datetime) -> bool:

@@ -28,7 +28,7 @@ from .categories import FEVER_COLUMNS, FeverishPeople, columns_or_null
 from .clock import Clock, ClockReading
 from .community import CommunityError, check_actor, clean_text, has_table, record_dict, row_by_id
 from .dating import dated_source
-from .days import local_at, when_or_none
+from .days import day_start, local_at, when_or_none
 from .files import streamed_rows
 from .links import OVERRIDES, OVERRIDING, decision_before, guard_decision, overridden
 from .observation import registered_between
@@ -272,7 +272,7 @@ def staffed_stretches(
             out.append((begins.astimezone(UTC), ends.astimezone(UTC)))
     joined: list[tuple[datetime, datetime]] = []
     for begins_at, ends_at in sorted(out):
-        midnight = begins_at.astimezone(tz).time() == time(0)
+        midnight = begins_at == day_start(begins_at.astimezone(tz).date(), tz)
         if joined and midnight and joined[-1][1] == begins_at:
             joined[-1] = (joined[-1][0], ends_at)
         else:

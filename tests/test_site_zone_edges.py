@@ -238,3 +238,69 @@ def test_hours_days_and_shown_times_follow_the_site_not_the_process_zone(
     assert (second["events"], second["by_hour"][0]) == (1, 1)
     ts = format_ts(datetime(2026, 3, 1, 16, 0, tzinfo=UTC))
     assert local_time(ts, shanghai, "%Y-%m-%d %H:%M") == "2026-03-02 00:00"
+
+
+#: Days whose midnight the clock skipped (the spring change at 00:00: 01:00 summer time came
+#: straight after 23:59:59), and the instant each began, when the clock went on.
+SKIPPED_MIDNIGHTS = [
+    ("Africa/Cairo", date(2024, 4, 26), datetime(2024, 4, 25, 22, 0, tzinfo=UTC)),
+    ("America/Santiago", date(2024, 9, 8), datetime(2024, 9, 8, 4, 0, tzinfo=UTC)),
+    ("America/Havana", date(2024, 3, 10), datetime(2024, 3, 10, 5, 0, tzinfo=UTC)),
+]
+
+
+def _text(when: datetime) -> str:
+    """A UTC instant as ``day_bounds`` writes it (the 19 characters events sort by)."""
+    return when.strftime("%Y-%m-%dT%H:%M:%S")
+
+
+@pytest.mark.parametrize(("zone", "day", "began"), SKIPPED_MIDNIGHTS)
+def test_a_day_whose_midnight_the_clock_skipped_begins_when_the_clock_went_on(zone, day, began):
+    """No 00:00 that day: its first instant reads 01:00 summer time, and the day before ends
+    there. One rule for every place a local day begins (``kiosk.days.day_start``): the
+    reports' bounds, retention's reach, the staffed hours' midnight."""
+    from kiosk.days import day_start
+
+    tz = ZoneInfo(zone)
+    assert day_start(day, tz) == began
+    assert began.astimezone(tz).replace(tzinfo=None) == datetime.combine(
+        day, datetime.min.time()
+    ) + timedelta(hours=1)
+    assert local_day(began - timedelta(microseconds=1), tz) == day - timedelta(days=1)
+    assert day_bounds(day, tz) == (
+        _text(began),
+        _text(day_start(day + timedelta(days=1), tz)),
+    )
+    assert day_bounds(day - timedelta(days=1), tz)[1] == _text(began)
+
+
+def test_a_day_whose_midnight_the_autumn_change_repeats_begins_at_its_first_pass():
+    """Havana, 2024-11-03: 01:00 summer time became 00:00 standard time, so 00:00-01:00 came
+    twice. The day began at the first 00:00 (04:00 UTC) and held both passes: 25 hours."""
+    from kiosk.days import day_start
+
+    havana = ZoneInfo("America/Havana")
+    day = date(2024, 11, 3)
+    assert day_start(day, havana) == datetime(2024, 11, 3, 4, 0, tzinfo=UTC)
+    assert day_start(day + timedelta(days=1), havana) - day_start(day, havana) == timedelta(
+        hours=25
+    )
+    assert day_bounds(day, havana) == ("2024-11-03T04:00:00", "2024-11-04T05:00:00")
+
+
+def test_a_night_written_as_two_spans_meeting_at_a_skipped_midnight_is_one_shift():
+    """Cairo, 2024-04-26: the clocks went from 23:59:59 to 01:00. Hours written 20:00-00:00
+    and 00:00-08:00 are one night, also that night: the night guard who signed in at 19:50
+    was signed out at the change (01:00 summer time, an hour's grace after) instead of 08:00,
+    as the second span's start read 01:00, not midnight."""
+    from datetime import time
+
+    from kiosk.roster import HANDOVER_GRACE, session_end, staffed_stretches
+
+    cairo = ZoneInfo("Africa/Cairo")
+    now = datetime(2024, 4, 25, 19, 50, tzinfo=cairo)
+    staffed = staffed_stretches([(time(20), time(0)), (time(0), time(8))], cairo, now)
+    assert (datetime(2024, 4, 25, 20, tzinfo=cairo), datetime(2024, 4, 26, 8, tzinfo=cairo)) in [
+        (a.astimezone(cairo), b.astimezone(cairo)) for a, b in staffed
+    ]
+    assert session_end([], staffed, now) == datetime(2024, 4, 26, 8, tzinfo=cairo) + HANDOVER_GRACE
