@@ -322,7 +322,11 @@ def _check_manual_words(kind: str, operator: object, reason: object, person: obj
 
 #: Flags a guard's record may carry (``Engine.manual``): what the guard was warned of, as an
 #: automatic decision would carry it.
-MANUAL_FLAGS = frozenset({"quarantine"})
+MANUAL_FLAGS = frozenset({"quarantine", "observation"})
+
+#: The flag of a guard's pass for a person without a pass who names no household: nothing
+#: (quarantine, the outing quota, observation) could be checked for it (``Engine.manual``).
+UNCHECKED = "unchecked"
 
 
 #: Keys of a guard's ``person`` typed as codes or names: kept in their plain spelling
@@ -369,11 +373,15 @@ def _person_text(key: str, value: object) -> str | None:
     raise ValueError(f"person.{key}: text expected, not {type(value).__name__}")
 
 
-def _resident_household(kind: str, household: object) -> str:
-    """A registered resident's household as the event keeps it (``ValueError`` for anything
-    but a registration's dwelling: 1 to 40 characters of text)."""
-    if kind != "registration":
-        raise ValueError("household: only a person's registration names a resident's household")
+def _resident_household(kind: str, household: object, subject: object, evacuate: object) -> str:
+    """A resident's household as the event keeps it: a registration's dwelling, or the one a
+    guard names for a person without a pass (``subject`` ``"none"``, no evacuation);
+    ``ValueError`` for any other decision, or anything but 1 to 40 characters of text."""
+    nobody = kind == "manual" and subject == NO_SUBJECT and evacuate is None
+    if kind != "registration" and not nobody:
+        raise ValueError(
+            "household: only a registration or a person without a pass names a household"
+        )
     if not isinstance(household, str) or not typed(household).strip():
         raise ValueError("household: required")
     if len(typed(household).strip()) > 40:
@@ -726,8 +734,11 @@ class Engine:
         or with ``Stopping`` when the stop began while it waited to start (``begin_stop``).
 
         ``evacuate``: ``(cause, minutes)`` makes this manual pass an evacuation (the gate held
-        open, ``kiosk.evacuation``). ``household``: a registered resident's (no pass with
-        them), carried by the event as a pass's: the outing counts against its quota. Raises
+        open, ``kiosk.evacuation``). ``household``: a registered resident's, or the one the guard
+        names for a person without a pass (``subject`` ``"none"``; no pass with them), carried by
+        the event as a pass's: the outing counts against its quota. A manual pass about nobody
+        naming none (not an evacuation) is flagged ``unchecked``: nothing could be looked up
+        for it (quarantine, quota, observation: the console's holds). Raises
         ``ValueError`` (or a subclass) for bad input, before anything changes; ``Stopping``
         once the stop has begun; a decision
         about a passage another one is about, taken and not yet in the log (two consoles, a
@@ -785,6 +796,10 @@ class Engine:
             if on_word and decision == "manual_pass" and temp_c >= threshold:
                 raise FeverRefused(temp_c, threshold)
         checked_flags, held = _manual_flags(flags, evacuate, (checked, kind, subject))
+        if household is not None:
+            household = _resident_household(kind, household, subject, evacuate)
+        elif (checked, kind, subject, held) == ("manual_pass", "manual", NO_SUBJECT, None):
+            checked_flags += (UNCHECKED,)  # nobody to look up: the record says so
         return _Manual(
             checked,
             operator.strip(),
@@ -798,7 +813,7 @@ class Engine:
             None if audit is None else check_audit_row(audit),
             on_recorded,
             held,
-            household=None if household is None else _resident_household(kind, household),
+            household=household,
         )
 
     def on_gate_health(self, ok: bool, detail: str = "") -> None:

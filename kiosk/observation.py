@@ -251,6 +251,17 @@ class ObservationSnapshot:
         spans = self.periods.get(_key(household, holder), ())
         return any(start <= day <= end for start, end in spans)
 
+    def observing_anyone(self, household: str, day: date) -> bool:
+        """Whether a returnee of ``household`` (however spelled) is under observation on
+        ``day``: for a person of it the guard cannot name (a manual pass without a pass)."""
+        key = same_text(household)
+        return any(
+            start <= day <= end
+            for (h, _holder), spans in self.periods.items()
+            if h == key
+            for start, end in spans
+        )
+
 
 # --------------------------------------------------------------------------- reading rows
 

@@ -909,7 +909,7 @@ def test_a_guard_record_carries_the_flags_the_guard_was_warned_of_and_no_others(
     rig.engine.manual("manual_pass", "guard-zhou", "to hospital", "out", flags=["quarantine"])
     assert rig.decisions()[-1]["flags"] == ["quarantine", "overrides:1"]
     for bad in (["overrides:7"], ["passback"], "quarantine"):
-        with pytest.raises(ValueError, match="flags: only quarantine"):
+        with pytest.raises(ValueError, match="flags: only observation, quarantine"):
             rig.engine.manual("manual_pass", "guard-zhou", "x", "out", flags=bad)
 
 

@@ -306,6 +306,26 @@ def test_the_manual_confirmation_says_the_reason_as_typed(demo, browser):
     page.context.close()
 
 
+def test_the_manual_confirmation_says_what_a_person_without_a_pass_is_checked_by(demo, browser):
+    """A person without a pass: the confirmation line names the dwelling typed (its holds are
+    checked), or says that with none nothing can be checked (before 2026-12-07 it said
+    nothing of it, and nothing was checked)."""
+    page = signed_in(browser, demo, "/guard?lang=en")
+    page.check("#subject-none")
+    page.fill("#manual-form input[name=reason]", "lost the paper pass")
+    line = page.locator("#manual-confirm-text")
+    for household, said in (
+        ("", "nothing can be checked"),
+        ("3-402", "a person without a pass · 3-402"),
+    ):
+        page.fill("#manual-form input[name=household]", household)
+        page.click("#manual-form button[value=pass]")
+        line.wait_for()
+        assert said in line.inner_text(), household
+        page.click("#manual-confirm-no")
+    page.context.close()
+
+
 def test_no_status_is_told_by_its_colour_alone(demo, browser, console_pages):
     """WCAG 1.4.1: on every page, and in a row the live feed streams in, a fever, a pass, a
     deny or a device's state drawn in its colour also says so in words or a sign (a guard who

@@ -19,13 +19,14 @@ def demo(tmp_path_factory):
 
 def test_a_refused_manual_decision_keeps_what_the_guard_typed(demo, browser):
     """A manual pass refused (here: a person without a pass with a fever) comes back with the
-    problem and the reason, hand temperature and direction as typed; whom it is about is
+    problem and the reason, hand temperature, dwelling and direction as typed; whom it is about is
     chosen again, explicitly, as always."""
     page = signed_in(browser, demo, "/guard?lang=zh-CN", width=390, height=844)
     before = demo.session.core.store.last_seq
     page.check("#subject-none")
     page.fill("#manual-form input[name=reason]", "老人没有手机，住 3-402")
     page.fill("#manual-form input[name=temp_c]", "38.0")
+    page.fill("#manual-form input[name=household]", "3-402")
     page.select_option("#manual-form select[name=direction]", "out")
     page.click("#manual-form button[value=pass]")
     page.click("#manual-confirm-yes")
@@ -33,6 +34,7 @@ def test_a_refused_manual_decision_keeps_what_the_guard_typed(demo, browser):
     assert "38.0 °C" in page.inner_text(".flash.err")
     assert page.input_value("#manual-form input[name=reason]") == "老人没有手机，住 3-402"
     assert page.input_value("#manual-form input[name=temp_c]") == "38.0"
+    assert page.input_value("#manual-form input[name=household]") == "3-402"
     assert page.input_value("#manual-form select[name=direction]") == "out"
     assert not page.is_checked("#subject-none")
     assert demo.session.core.store.last_seq == before

@@ -113,6 +113,7 @@ def confirm_first(
     back: str | None = None,
     holds: tuple[str, ...] = (),
     typed: dict[str, str] | None = None,
+    unnamed: bool = False,
 ) -> HTMLResponse:
     """The confirmation step of a destructive action: nothing changed yet; the page repeats
     the form's fields to ``action`` with ``confirm=yes`` (and a reason field if asked;
@@ -120,7 +121,7 @@ def confirm_first(
     ``back``: the page "no" leads to, by default the one ``action``'s path starts with).
     ``holds``: a pass that holds apply to (``ui.guard.registrations.HOLDS``): instead each
     one's reason (as ``typed`` before) and its confirmation (``confirm_<hold>``), or the deny
-    (``record_deny``)."""
+    (``record_deny``); ``unnamed``: for a person the guard names only the dwelling of."""
     note(request, action="confirm_asked", about=action)
     deps.form_not_acted(request)  # the confirmation's form acts, with its own token
     skip = ("csrf", "confirm", "once") + (("seen",) if seen is not None else ())
@@ -136,6 +137,7 @@ def confirm_first(
         reason=reason,
         holds=list(holds),
         typed=typed or {},
+        unnamed=unnamed,
         back=back or "/".join(action.split("/")[:3]),  # the page the form is on
         here=back or "/".join(action.split("/")[:3]),  # its language and sign-in links too
     )

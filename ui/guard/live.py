@@ -19,6 +19,7 @@ from kiosk.engine import NO_SUBJECT, ManualSubject
 from kiosk.overrides import SubjectRefused
 from kiosk.store import ReadFailure
 from kiosk.subjects import subject_in_log
+from kiosk.typed import typed as plain_spelling
 from kiosk.typed import whole_number
 from ui import i18n
 from ui.auth import Session
@@ -37,7 +38,18 @@ from ui.guard.deps import (
 from ui.guard.display import event_time, feed_row, local_time, vehicle_text
 from ui.guard.forms import BadInput, choice, clean, direction_of, directions, number
 from ui.guard.lists import confirm_first
-from ui.guard.registrations import HOLDS, confirmed_pass, decision_of, holds_asked, subject_holds
+from ui.guard.registrations import (
+    ASKED_FROM_MANUAL,
+    HOLDS,
+    UNNAMED,
+    confirmed_pass,
+    decision_of,
+    holds_asked,
+    holds_on,
+    household_choices,
+    off_map,
+    subject_holds,
+)
 from ui.views import (
     HEARTBEAT_S,
     ClosingStream,
@@ -157,6 +169,7 @@ def live_page(request: Request, session: PageSession, g: GuardDep) -> Response:
         subject=rows_of(g, [last], lang, g.clear(session))[0] if last else None,
         directions=directions(g.cfg.site.direction),
         default_direction=g.cfg.site.default_direction,
+        households=household_choices(g, g.clear(session)),
         beat_s=HEARTBEAT_S,
         today=g.today().isoformat(),
         now_ms=clock_ms(g.core),
@@ -516,12 +529,18 @@ async def manual(request: Request, session: ActionSession, g: GuardDep) -> Respo
     note(request, direction=direction)
     reason = clean(form.get("reason"), "manual.reason", required=True)
     temp_c = number(form.get("temp_c"), "manual.hand_temp")
-    household, holds = None, []
+    household, holds = named_household(form, subject), []
     if isinstance(subject, ManualSubject):
         household = subject.household
         holds = await asyncio.to_thread(subject_holds, g, subject, direction)
+    elif household is not None:  # a person without a pass, of the dwelling the guard names
+        asked = await off_map(request, g, session, form, household, ASKED_FROM_MANUAL)
+        if asked is not None:
+            return asked
+        holds = await asyncio.to_thread(holds_on, g, household, direction, UNNAMED)
+    unnamed = subject == NO_SUBJECT
     try:  # a pass over a hold the gate denied the passage for: as a registration's
-        kept, flags = confirmed_pass(request, g, form, holds, household, decision)
+        kept, flags = confirmed_pass(request, g, form, holds, household, decision, unnamed)
     except BadInput as problem:
         return hold_asked(request, g, session, form, problem)
     outcome = await g.manual(
@@ -534,8 +553,19 @@ async def manual(request: Request, session: ActionSession, g: GuardDep) -> Respo
         subject=subject,
         person=kept or None,
         flags=flags,
+        # the event's: the outing counts against its quota (a passage's is its pass's)
+        household=household if unnamed else None,
     )
     return deps.decided(request, "/guard", outcome)
+
+
+def named_household(form: FormData, subject: object) -> str | None:
+    """The dwelling the guard typed or picked for a person without a pass (``household``,
+    in its plain spelling, ``kiosk.typed``: ``３-４０２`` is ``3-402``), None when none was;
+    about a passage it is the passage's and the field is not read."""
+    if subject != NO_SUBJECT:
+        return None
+    return plain_spelling(clean(form.get("household"), "manual.household", max_len=40)) or None
 
 
 def hold_asked(
@@ -556,5 +586,5 @@ def hold_asked(
     text = problem.text(g.lang(request))
     return confirm_first(
         request, g, session, "/guard/manual", FormData(asked), text, holds=tuple(held),
-        typed=typed, back="/guard",
+        typed=typed, back="/guard", unnamed=form.get("subject") == NO_SUBJECT,
     )  # fmt: skip

@@ -129,9 +129,10 @@ def household_quarantined(g: Guard, household: str | None) -> bool:
 def holds_on(g: Guard, household: str | None, direction: str, resident: str | None) -> list[str]:
     """What holds a pass (``HOLDS``) for ``household`` in ``direction``: its home quarantine,
     where quarantine blocks the direction; and for ``resident`` (the name of a resident of it
-    registered by hand): going out, the household's outing quota used up (the gate's own rule,
-    ``kiosk.policy.quota_reached``, on its passage history); and the person's observation as
-    a returnee, in a direction the gate denies them (``kiosk.policy.observation_blocks``)."""
+    registered by hand, ``UNNAMED`` for one the guard names only the dwelling of): going out,
+    the household's outing quota used up (the gate's own rule, ``kiosk.policy.quota_reached``,
+    on its passage history); and the person's observation as a returnee (``returnee_of``), in
+    a direction the gate denies them (``kiosk.policy.observation_blocks``)."""
     policy, holds = g.cfg.policy, []
     if quarantine_blocks(policy, direction) and household_quarantined(g, household):
         holds.append("quarantine")
@@ -142,25 +143,79 @@ def holds_on(g: Guard, household: str | None, direction: str, resident: str | No
     if going_out and quota_reached(policy.quota, g.core.history, household, "resident", now,
                                    tz=g.tz):  # fmt: skip
         holds.append("quota")
-    observed = g.core.ledgers.observation.current.observing(household, resident, g.today())
-    if observed and observation_blocks(policy, direction):
+    if observation_blocks(policy, direction) and returnee_of(g, household, resident):
         holds.append("observation")
     return holds
 
 
+#: ``holds_on``'s resident for a person without a pass whose dwelling alone the guard names
+#: (``POST /guard/manual``): a resident of it, whose name nobody typed.
+UNNAMED = ""
+
+
+def returnee_of(g: Guard, household: str, resident: str) -> bool:
+    """Whether ``resident`` of ``household`` is a returnee under observation today; for one
+    not named (``UNNAMED``), whether any returnee of the household is: the guard tells who
+    is at the gate."""
+    observing = g.core.ledgers.observation.current
+    if resident == UNNAMED:
+        return observing.observing_anyone(household, g.today())
+    return observing.observing(household, resident, g.today())
+
+
+def household_observed(g: Guard, household: str) -> bool:
+    """Whether a returnee of ``household`` is under observation today, by the ledger or the
+    households list: a scanned pass of the household is flagged ``observation`` then
+    (``kiosk.policy``), and so is a manual pass naming it."""
+    today = g.today()
+    return returnee_of(g, household, UNNAMED) or g.core.lists.current.under_observation(
+        household, today
+    )
+
+
+#: The most dwellings the manual form offers to pick from (a compound's map holds a few thousand).
+MAX_CHOICES = 5000
+
+
+def household_choices(g: Guard, clear: frozenset[str]) -> list[str]:
+    """The dwellings the manual form offers for a person without a pass: the compound map's
+    and the households list's, one spelling each (``same_text``), in order; none for a viewer
+    who sees households masked (``clear``: the fields the session sees; the map masks them
+    for that viewer too). Blocking."""
+    if "household" not in clear:
+        return []
+    found: dict[str, str] = {}
+    for household in (
+        *(d.household for d in g.core.ledgers.compound.dwellings()),
+        *(h.household for h in g.core.lists.current.merged_households()),
+    ):
+        found.setdefault(same_text(household), household)
+    return sorted(found.values())[:MAX_CHOICES]
+
+
+def confirm_key(hold: str, unnamed: bool = False) -> str:
+    """The warning a pass ``hold`` applies to is refused with (``reg.<hold>_confirm``); a
+    returnee's said of the household, not of the person, for a person not named
+    (``manual.observation_confirm``)."""
+    if unnamed and hold == "observation":
+        return "manual.observation_confirm"
+    return f"reg.{hold}_confirm"
+
+
 def holds_confirmed(
-    form: FormData, holds: list[str], household: str | None, decision: str
+    form: FormData, holds: list[str], household: str | None, decision: str, unnamed: bool = False
 ) -> dict[str, Any]:
     """A pass that a hold applies to (``holds_on``): refused with the hold's warning
     (``reg.<hold>_confirm``) until the guard confirms it (``confirm_<hold>``) with a reason
     (``<hold>_reason``), each in turn; returns what the record keeps of the confirmations
-    (nothing when none was needed). A deny needs none: the guard may still let them go."""
+    (nothing when none was needed). A deny needs none: the guard may still let them go.
+    ``unnamed``: the person is not named (``confirm_key``)."""
     if decision != "pass":
         return {}
     kept = {}
     for hold in holds:
         if not form.get(f"confirm_{hold}"):
-            raise BadInput(f"reg.{hold}_confirm", h=household)
+            raise BadInput(confirm_key(hold, unnamed), h=household)
         reason = clean(form.get(f"{hold}_reason"), f"reg.{hold}_reason", required=True)
         kept[f"{hold}_reason"] = reason
     return kept
@@ -181,23 +236,29 @@ def holds_asked(form: FormData, problem: BadInput) -> list[str]:
     """The holds a refused pass's page shows (``guard_holds.html``), one confirmation at a
     time: those confirmed already (sent again with it) and the one asked for, or given
     without its reason, last: the one its button confirms."""
-    held = [h for h in HOLDS if problem.key == f"reg.{h}_confirm" or form.get(f"confirm_{h}")]
-    held.sort(key=lambda h: problem.key == f"reg.{h}_confirm")
+    asked = [h for h in HOLDS if problem.key in (confirm_key(h), confirm_key(h, unnamed=True))]
+    held = [h for h in HOLDS if h in asked or form.get(f"confirm_{h}")]
+    held.sort(key=lambda h: h in asked)
     return held
 
 
 def confirmed_pass(
     request: Request, g: Guard, form: FormData, holds: list[str], household: str | None,
-    decision: str,
+    decision: str, unnamed: bool = False,
 ) -> tuple[dict[str, Any], tuple[str, ...]]:  # fmt: skip
     """A guard's decision that ``holds`` may apply to (a registration's, a manual one's): what
     its record keeps of the confirmations (``holds_confirmed``, which refuses a pass not
     confirmed), said on the audit row (``<hold>: confirmed``), and its flags (``quarantine``
-    for a quarantined household, as an automatic decision for it carries it)."""
-    kept = holds_confirmed(form, holds, household, decision)
+    for a quarantined household, as an automatic decision for it carries it; for a person
+    without a pass whose dwelling alone is named, ``unnamed``, ``observation`` too for a
+    household with a returnee under observation, as a scanned pass of it carries it)."""
+    kept = holds_confirmed(form, holds, household, decision, unnamed)
     if decision == "pass":
         note(request, **dict.fromkeys(holds, "confirmed"))
-    return kept, ("quarantine",) if household_quarantined(g, household) else ()
+    flags: tuple[str, ...] = ("quarantine",) if household_quarantined(g, household) else ()
+    if unnamed and household and household_observed(g, household):
+        flags += ("observation",)
+    return kept, flags
 
 
 @router.post("/api/household", include_in_schema=False)
@@ -400,7 +461,8 @@ async def register_person(request: Request, session: ActionSession, g: GuardDep)
         if person["phone"] and not any(ch.isdigit() for ch in str(person["phone"])):
             raise BadInput("err.phone")
         temp_c = needed(form.get("temp_c"), "reg.temp", *plausible(g))
-        asked = await off_map(request, g, session, form, person)
+        resident = str(person["unit"]) if person.get("resident") else None
+        asked = await off_map(request, g, session, form, resident)
         if asked is None:
             asked = await registered_again(request, g, session, form, "registration", person)
         if asked is not None:
@@ -410,23 +472,32 @@ async def register_person(request: Request, session: ActionSession, g: GuardDep)
         return await refused(request, g, session, form, exc)
 
 
+#: Where a resident's dwelling off the map is asked about (``off_map``): the form's path, the
+#: question, the page "no" leads to (None: the form's own).
+ASKED_FROM_REGISTRATION = ("/guard/register/person", "confirm.resident_off_map", None)
+ASKED_FROM_MANUAL = ("/guard/manual", "confirm.manual_off_map", "/guard")
+
+
 async def off_map(
-    request: Request, g: Guard, session: Session, form: FormData, person: dict[str, Any]
-) -> Response | None:
-    """A resident's dwelling the compound map (when one is loaded) lacks is likely a typo
-    (``3-2-710`` for ``3-2-701``: the outing would be charged to 3-2-710's quota, and the real
-    household's quota and observation go unasked): asked first (``confirm_first``), unless
-    the form says it was confirmed for this dwelling (``off_map``, sent by the confirmation
-    and kept as the form is drawn again after a fever or a hold). None: nothing to ask."""
-    unit = str(person["unit"])
-    if not person.get("resident") or same_text(str(form.get("off_map") or "")) == same_text(unit):
+    request: Request, g: Guard, session: Session, form: FormData, unit: str | None,
+    asked_from: tuple[str, str, str | None] = ASKED_FROM_REGISTRATION,
+) -> Response | None:  # fmt: skip
+    """A resident's dwelling (``unit``: a registered resident's, or a person without a pass's
+    at the manual desk, ``asked_from``) the compound map (when one is loaded) lacks is likely a
+    typo (``3-2-710`` for ``3-2-701``: the outing would be charged to 3-2-710's quota, and the
+    real household's quarantine, quota and observation go unasked): asked first
+    (``confirm_first``), unless the form says it was confirmed for this dwelling (``off_map``,
+    sent by the confirmation and kept as the form is drawn again after a fever or a hold).
+    None: nothing to ask (no resident's dwelling, ``unit`` None)."""
+    if unit is None or same_text(str(form.get("off_map") or "")) == same_text(unit):
         return None
     if not await asyncio.to_thread(g.core.ledgers.compound.lacking, [unit]):
         return None
-    text = i18n.t(g.lang(request), "confirm.resident_off_map", household=unit)
+    action, words, back = asked_from
+    text = i18n.t(g.lang(request), words, household=unit)
     sent = [(k, v) for k, v in form.multi_items() if k != "off_map"]
     asked = FormData([*sent, ("off_map", unit)])
-    return confirm_first(request, g, session, "/guard/register/person", asked, text)
+    return confirm_first(request, g, session, action, asked, text, back=back)
 
 
 def plate_key(plate: object) -> str:

@@ -336,7 +336,7 @@ function addRow(feed, r, onPassage) {
 // mark on the form (data-refused: nothing was recorded), never any error banner: a decision
 // recorded leaves the form empty for the next person.
 const TYPED_KEY = "guard-manual-typed";
-const TYPED_FIELDS = ["reason", "temp_c", "direction"];
+const TYPED_FIELDS = ["reason", "temp_c", "direction", "household"];
 function typedKept(manual) {
   (function restoreTyped() {
     let typed = null;
@@ -357,10 +357,16 @@ function typedKept(manual) {
     try { sessionStorage.setItem(TYPED_KEY, JSON.stringify(values)); } catch (e) { /* no storage */ }
   };
 }
+// A person without a pass, as the confirmation line names them: with the dwelling typed (its
+// holds are checked), or said to be checked for nothing.
+function nobodyText(manual) {
+  const household = manual.elements.namedItem("household").value.trim();
+  return manual.dataset.nobody + " · " + (household || manual.dataset.unchecked);
+}
 // The confirmation line's words for a decision asked (the form's submit event).
 function confirmText(manual, e, chosen) {
   const decision = e.submitter ? e.submitter.value : "pass";
-  const who = chosen.value === "none" ? manual.dataset.nobody : chosen.dataset.who;
+  const who = chosen.value === "none" ? nobodyText(manual) : chosen.dataset.who;
   const reason = manual.querySelector("input[name=reason]").value.trim();
   const text = manual.dataset["confirm" + (decision === "pass" ? "Pass" : "Deny")];
   // One pass over the placeholders, each filled by a function: what the guard typed is
