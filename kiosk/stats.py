@@ -173,11 +173,15 @@ def purged_outing(row: Mapping[str, Any]) -> bool:
     return households_outing({**row, "household": "purged"})
 
 
-def unknown_outings(exits: dict[str, Any]) -> None:
+def unknown_outings(exits: dict[str, Any], *, count: int | None = None) -> None:
     """``exits_per_household`` of a day with outings by households nobody can tell apart any
-    more (purged here, masked or purged in the office's copy): unknown (``None``), never 0."""
+    more (purged here, masked or purged in the office's copy): unknown (``None``), never 0.
+    ``count``: the day's outings, when every one is a row here (a purged one keeps its
+    direction, decision and flags: an outing all the same, nobody's name): the ``exits``
+    kept; the household figures need whose each was, which is what went."""
     for key in ("households", "exits", "histogram", "max", "over_quota_households"):
         exits[key] = None
+    exits["exits"] = count
 
 
 def not_opened_pass(row: Mapping[str, Any]) -> Key | None:
@@ -247,13 +251,20 @@ class _GuardDecisions:
         return out | {"overriding": sum(self.counts[name] for name in OVERRIDING)}
 
 
-def _count_exit(exits: Counter[str], outings: dict[Key, str], row: Mapping[str, Any]) -> None:
+def _count_exit(
+    exits: Counter[str], outings: dict[Key, str], row: Mapping[str, Any], emptied: set[Key]
+) -> None:
     """Count an events row into ``exits`` (per household however its passes spell it), keeping
-    each outing's (kiosk, seq) in ``outings``: a ``not_opened`` row after it takes it back."""
+    each outing's (kiosk, seq) in ``outings``, and an outing whose household was purged
+    (``purged_outing``) in ``emptied``: a ``not_opened`` row after it takes it back."""
     if households_outing(row):
         outings[(str(row["kiosk_id"]), int(row["seq"]))] = same_text(row["household"])
         exits[same_text(row["household"])] += 1
-    elif (failed := not_opened_pass(row)) is not None and failed in outings:
+    elif purged_outing(row):
+        emptied.add((str(row["kiosk_id"]), int(row["seq"])))
+    elif (failed := not_opened_pass(row)) is not None and failed in emptied:
+        emptied.discard(failed)
+    elif failed is not None and failed in outings:
         household = outings.pop(failed)  # the gate did not open: no outing
         exits[household] -= 1
         if not exits[household]:  # its only outing did not happen: not a household out
@@ -417,7 +428,7 @@ def compute_report(
     exits: Counter[str] = Counter()
     outings: dict[Key, str] = {}  # the exits counted, by (kiosk, seq)
     total = 0
-    unknown = False  # an outing whose household was purged: the households cannot be told
+    emptied: set[Key] = set()  # outings whose household was purged: whose, nobody can tell
     kiosks: set[str] = set()
     dating: Counter[str | None] = Counter()
     cols, sensor = _report_columns(db)
@@ -440,12 +451,11 @@ def compute_report(
             passage = _outcome(outcomes, key, row, guards)
             passage_hours[local.hour] += passage
             hours.count(local, passage)
-            _count_exit(exits, outings, row)
-            unknown = unknown or purged_outing(row)
+            _count_exit(exits, outings, row, emptied)
     over_quota = over_quota_households(db, day, zone, quota, set(exits)) if exits else 0
     exits_section = _exits_section(quota, exits, over_quota)
-    if unknown:
-        unknown_outings(exits_section)
+    if emptied:
+        unknown_outings(exits_section, count=exits_section["exits"] + len(emptied))
     temp_counts = _temperature_counts((t for t, _ in readings.values()), bins)
     no_temperature = sum(temp_c is None for temp_c, _ in readings.values())
     community = _community(db, day, zone)

@@ -134,3 +134,42 @@ def test_without_the_quota_a_purge_keeps_only_its_days(store, clock):
     clock.set_wall(now)
     purge(store, 0, now, tz=TZ, quota_cfg=QuotaConfig(enabled=False))
     assert _household_of(store, recent) is None
+
+
+@pytest.fixture
+def quota_client(data_dir, clock, monkeypatch):
+    """The console on a core with the quota on and retention its least (``period_days``)."""
+    from fastapi.testclient import TestClient
+    from guard_support import BASE, close_core, make_app, make_core
+
+    from kiosk.config import parse_config
+
+    config = parse_config(
+        {"store": {"retention_days": 2}, "policy": {"quota": {"enabled": True, "period_days": 2}}}
+    )
+    core = make_core(data_dir, clock, monkeypatch, config)
+    try:
+        with TestClient(make_app(core), base_url=BASE) as client:
+            yield client, core
+    finally:
+        close_core(core)
+
+
+def test_the_console_says_over_the_quota_unknown_not_none(quota_client, clock):
+    from guard_support import login
+
+    guard_client, guard_core = quota_client
+
+    day_start = datetime(2026, 3, 1, 16, 0, tzinfo=UTC)
+    for when in (day_start - timedelta(hours=25), day_start + timedelta(hours=1)):
+        clock.set_wall(when)
+        guard_core.store.append(
+            EventDraft(direction="out", decision="pass", reasons=("ok",), household="F6")
+        )
+    now = day_start + timedelta(hours=23, minutes=30)
+    clock.set_wall(now)
+    purge(guard_core.store, 2, now, tz=TZ, quota_cfg=QUOTA)
+    login(guard_client)
+    page = guard_client.get("/guard/stats?day=2026-03-02").text
+    summary = page.split('id="exits-summary">')[1].split("</p>")[0]
+    assert summary.startswith("外出住户 1 户，超出配额户数不明")
