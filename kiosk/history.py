@@ -23,7 +23,11 @@ quota counts an outing made three days "ago" by a clock that was three days behi
 morning's. ``load`` reads the log's dated times (``kiosk.dating``) for earlier boots.
 
 Memory stays bounded: entries older than ``horizon`` (the longest quota period the config
-allows plus a day) are dropped as new ones arrive. And it stays small (``docs/memory.md``): the
+allows plus a day) are dropped as new ones arrive, by a clock to trust only: a record of a
+synchronised clock prunes by its stamp; one of a clock NTP has not set (``mono_ns``), which
+may be weeks fast, prunes only this boot's records not dated yet, by the monotonic time since
+them; ``load`` prunes nothing (it reads the look-back alone, and a row an earlier boot stamped
+ahead on a clock never set would drop the real ones). And it stays small (``docs/memory.md``): the
 history holds an entry per distinct pass in the horizon, visitors' one-day passes included, so
 times are kept as integer microseconds since the epoch (exits in one ``array`` per household,
 last passages in one dict per direction keyed by the pass id), not as ``datetime`` objects in
@@ -101,6 +105,7 @@ class PassageHistory:
         # Records stamped on an unsynchronised clock (``record(mono_ns=...)``), to be dated
         # by ``redate``: (household key or None, pass id or None, direction, us, mono_ns).
         self._undated: list[tuple[str | None, str | None, str, int, int]] = []
+        self._pruning = True  # False while ``load`` reads the look-back back
 
     def record(
         self,
@@ -164,8 +169,16 @@ class PassageHistory:
                 self._pruned_at = us
                 self._prune(us - self.horizon // _ONE_US, keep_undated=True)
             return
-        if mono_ns is not None and (key is not None or passed is not None):
-            self._undated.append((key, passed, direction, us, int(mono_ns)))
+        if mono_ns is not None:
+            # A clock NTP has not set may be weeks fast (a fake-hwclock restored far ahead):
+            # its stamps prune nothing dated. This boot's records not dated yet go by the
+            # monotonic time since them, a clock that is never wrong about time passing.
+            if key is not None or passed is not None:
+                self._undated.append((key, passed, direction, us, int(mono_ns)))
+            self._prune_undated(int(mono_ns) - self.horizon // _ONE_US * 1000)
+            return
+        if not self._pruning:
+            return
         previous, self._previous = self._previous, us
         # Prune only on a record that follows the one before within a day: one stamped by a
         # wall clock far ahead (a bad NTP step, a wrong RTC) must not prune every real one.
@@ -226,6 +239,15 @@ class PassageHistory:
         ``decision``, ``ts``) in ``seq`` order. Returns how many rows counted.
         ``undated_mono_ns``: the row was stamped on this boot's clock before NTP set it, and
         nothing dated it yet (a restart before the step): ``redate`` will move it."""
+        counted = 0
+        self._pruning = False  # what it reads is the look-back already; a row stamped ahead
+        try:  # by a boot's clock never set (dated by it alone) must not prune the real ones
+            counted = self._load(rows)
+        finally:
+            self._pruning = True
+        return counted
+
+    def _load(self, rows: Iterable[Mapping[str, Any]]) -> int:
         counted = 0
         for row in rows:
             if row.get("decision") not in COUNTED_DECISIONS:
@@ -332,6 +354,21 @@ class PassageHistory:
 
     def __len__(self) -> int:
         return sum(len(v) for v in self._exits.values()) + sum(map(len, self._last.values()))
+
+    def _prune_undated(self, before_mono: int) -> None:
+        """Drop this boot's records not dated yet taken before monotonic ``before_mono``
+        (``_undated`` is in the order they were taken): their exits and passages."""
+        while self._undated and self._undated[0][4] < before_mono:
+            key, pass_id, direction, us, _ = self._undated.pop(0)
+            times = self._exits.get(key) if key is not None else None
+            if key is not None and times is not None:
+                at = bisect.bisect_left(times, us)
+                if at < len(times) and times[at] == us:
+                    del times[at]
+                if not times:
+                    del self._exits[key], self._spelled[key]
+            if pass_id is not None:
+                self._unstack(direction, pass_id, us)
 
     def _prune(self, before: int, *, keep_undated: bool = False) -> None:
         """Drop what is stamped before ``before``; ``keep_undated``: but not the records

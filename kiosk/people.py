@@ -1025,8 +1025,9 @@ def forget(
 def _freeze(store: Store, zone: ZoneInfo, quota_cfg: QuotaConfig | None, now: datetime) -> None:
     """The complete days' reports first, as retention freezes them: a nulled household would
     otherwise drop out of a past day's counts. Only on a synchronised clock (retention's
-    rule): one ahead would freeze today's half day as complete. On another, the days not
-    frozen yet say their outing figures unknown (``kiosk.stats.unknown_outings``)."""
+    rule): one ahead would freeze today's half day as complete. On another, and today, the
+    days not frozen yet say their household figures unknown, their outings counted
+    (``kiosk.stats.unknown_outings``)."""
     clock: Clock | None = getattr(store, "clock", None)
     if clock is None or not clock.synced():
         return

@@ -4,7 +4,8 @@
 ``holder``, ``person``) of every event older than the cutoff, and the ``detail`` of audit
 rows, and stamps ``purged_at`` (``kiosk.store.purge_personal``: the cut is made in ``seq``
 order up to the last clock-synced row older than the cutoff, so rows stamped 1970 before NTP
-synced are not missed), and the personal fields of the ledgers around the gate: returnees
+synced are not missed; never inside the outing quota's look-back, ``purge_cutoff``), and
+the personal fields of the ledgers around the gate: returnees
 whose observation ended and closed household service requests (``kiosk.ledgers``), and
 ended quarantine entries and household observation dates of the lists, and revocations: their
 reason with the retention window, the row once the revoked pass expired
@@ -74,7 +75,7 @@ from sqlite_utils import Database
 
 from kiosk.clock import Clock, ClockReading
 from kiosk.config.policy import QuotaConfig
-from kiosk.days import as_zone, day_start
+from kiosk.days import as_zone, day_start, days_before
 from kiosk.ledgers import purge_ledgers
 from kiosk.lists import (
     mark_purged,
@@ -278,6 +279,23 @@ def judge_clock(
     return synced
 
 
+def purge_cutoff(
+    now: datetime, older_than_days: int, tz: ZoneInfo | str, quota_cfg: QuotaConfig | None
+) -> datetime:
+    """What a purge at ``now`` nulls before (UTC): ``older_than_days`` before ``now``, and
+    never inside the outing quota's look-back (``period_days`` days on the site's clock before
+    ``now``, as the gate counts: ``kiosk.history.PassageHistory.exits_in_period``), whose
+    households the gate's history is rebuilt from at start. ``store.retention_days`` is at
+    least ``period_days`` (the config's rule), but 2 days of 24 hours are 49 hours on the
+    site's clock across the autumn change, and ``kiosk purge --older-than`` takes 0: an
+    outing nulled there was no outing to a gate restarted, the household let out again."""
+    cutoff = (now - timedelta(days=older_than_days)).astimezone(UTC)
+    if quota_cfg is None or not quota_cfg.enabled:
+        return cutoff
+    look_back = days_before(now.astimezone(as_zone(tz)), quota_cfg.period_days)
+    return min(cutoff, look_back.astimezone(UTC))
+
+
 def purge(
     store: PurgeStore,
     older_than_days: int,
@@ -308,7 +326,7 @@ def purge(
     """
     _check_args(older_than_days, now)
     synced = check_clock(store, now, trust_unsynced_clock=trust_unsynced_clock)
-    cutoff = (now - timedelta(days=older_than_days)).astimezone(UTC)
+    cutoff = purge_cutoff(now, older_than_days, tz, quota_cfg)
     frozen = _freeze(store, tz, quota_cfg, now, between_batches, froze)
     run = _Run(store, cutoff, now, {"older_than_days": older_than_days}, tz)
     run.started["cutoff"] = cutoff.isoformat()

@@ -23,7 +23,9 @@ events are intact, and frozen again by the next ``freeze_days``. A day already p
 frozen (its households are gone); its copy frozen under another name of the site's clock (a
 zone renamed) is its own, and one frozen in the zone the site had before (a zone corrected) is
 its report, naming that zone (``frozen_report``). A day whose outings lost their households
-with no copy kept reports them unknown (``unknown_outings``), never 0.
+with no copy kept reports them unknown (``unknown_outings``), never 0; a day whose quota
+period before it holds such an outing that may have been one of its households' reports its
+``over_quota_households`` unknown (``over_quota_households``).
 Over the quota is what the gate counts: an outing with ``exits`` or more before
 it in the rolling period before it, not a count over calendar days.
 
@@ -171,11 +173,15 @@ def purged_outing(row: Mapping[str, Any]) -> bool:
     return households_outing({**row, "household": "purged"})
 
 
-def unknown_outings(exits: dict[str, Any]) -> None:
+def unknown_outings(exits: dict[str, Any], *, count: int | None = None) -> None:
     """``exits_per_household`` of a day with outings by households nobody can tell apart any
-    more (purged here, masked or purged in the office's copy): unknown (``None``), never 0."""
+    more (purged here, masked or purged in the office's copy): unknown (``None``), never 0.
+    ``count``: the day's outings, when every one is a row here (a purged one keeps its
+    direction, decision and flags: an outing all the same, nobody's name): the ``exits``
+    kept; the household figures need whose each was, which is what went."""
     for key in ("households", "exits", "histogram", "max", "over_quota_households"):
         exits[key] = None
+    exits["exits"] = count
 
 
 def not_opened_pass(row: Mapping[str, Any]) -> Key | None:
@@ -245,13 +251,20 @@ class _GuardDecisions:
         return out | {"overriding": sum(self.counts[name] for name in OVERRIDING)}
 
 
-def _count_exit(exits: Counter[str], outings: dict[Key, str], row: Mapping[str, Any]) -> None:
+def _count_exit(
+    exits: Counter[str], outings: dict[Key, str], row: Mapping[str, Any], emptied: set[Key]
+) -> None:
     """Count an events row into ``exits`` (per household however its passes spell it), keeping
-    each outing's (kiosk, seq) in ``outings``: a ``not_opened`` row after it takes it back."""
+    each outing's (kiosk, seq) in ``outings``, and an outing whose household was purged
+    (``purged_outing``) in ``emptied``: a ``not_opened`` row after it takes it back."""
     if households_outing(row):
         outings[(str(row["kiosk_id"]), int(row["seq"]))] = same_text(row["household"])
         exits[same_text(row["household"])] += 1
-    elif (failed := not_opened_pass(row)) is not None and failed in outings:
+    elif purged_outing(row):
+        emptied.add((str(row["kiosk_id"]), int(row["seq"])))
+    elif (failed := not_opened_pass(row)) is not None and failed in emptied:
+        emptied.discard(failed)
+    elif failed is not None and failed in outings:
         household = outings.pop(failed)  # the gate did not open: no outing
         exits[household] -= 1
         if not exits[household]:  # its only outing did not happen: not a household out
@@ -285,22 +298,26 @@ def over_quota_households(
     households: set[str],
     site: ZoneInfo | None = None,
     kiosks: Collection[str] | None = None,
-) -> int:
+) -> int | None:
     """How many of ``households`` (out on ``day``) went out beyond the quota that day, counted
     as the gate counts (``kiosk.policy.quota_reached``): an outing with ``quota.exits`` or
     more before it in the rolling period (``period_days`` days on the site's clock) before it.
     Only an override or a gate that could not know (another kiosk's log) lets one through.
+    Unknown (``None``, never a count that reads it as no outing) when the look-back before
+    the day holds an outing whose household was purged (``purged_outing``: retention shorter
+    than the look-back, which reaches a period before the day's start).
     ``site``: the site's zone when the day is cut in another (the office's district report);
     ``kiosks``: the outings at these gates only (one compound's, of the district's rows)."""
     if not quota.enabled:  # no quota, nobody over it
         return 0
     start, end = day_bounds(day, zone)
     clock = site or zone
-    cols = "seq, kiosk_id, ts, direction, decision, household, flags"
+    cols = f"seq, kiosk_id, ts, direction, decision, household, flags, {_purged_sql(db)} as purged"
     lookback = quota_lookback(day, zone, quota)
     if clock is not zone:  # the period on another clock: a day earlier is always enough
         lookback = min(lookback, quota_lookback(day - timedelta(days=1), zone, quota))
     taken: dict[Key, tuple[str, datetime]] = {}  # the outings, by (kiosk, seq)
+    unclear: dict[Key, datetime] = {}  # the look-back's outings whose household was purged
     with _events_between(db, lookback, end, cols, kiosks) as rows:
         for row in rows:
             if households_outing(row) and same_text(row["household"]) in households:
@@ -310,15 +327,35 @@ def over_quota_households(
                 )
             elif (failed := not_opened_pass(row)) is not None:
                 taken.pop(failed, None)
+                unclear.pop(failed, None)
+            elif purged_outing(row) and row["ts"][:19] < start[:19]:
+                unclear[(str(row["kiosk_id"]), int(row["seq"]))] = _utc(row["ts"])
     outings: dict[str, list[datetime]] = {}
     for household, when in taken.values():
         outings.setdefault(household, []).append(when)
-    day_start = _utc(start)
+    return _count_over(outings, _utc(start), max(unclear.values(), default=None), quota, clock)
+
+
+def _count_over(
+    outings: Mapping[str, list[datetime]],
+    day_start: datetime,
+    purged: datetime | None,
+    quota: QuotaConfig,
+    clock: ZoneInfo,
+) -> int | None:
+    """How many households (``outings``: each one's times, in order) went out beyond the quota
+    from ``day_start``; None when one not over by its known outings has an outing of the day
+    whose period holds ``purged``, the latest look-back outing whose household was purged
+    (``purged_outing``): it may have been that household's, nobody can tell."""
     over = 0
     for times in outings.values():
-        over += any(
-            t >= day_start and over_quota(t, times[:i], quota, clock) for i, t in enumerate(times)
-        )
+        mine = [(i, t) for i, t in enumerate(times) if t >= day_start]
+        if any(over_quota(t, times[:i], quota, clock) for i, t in mine):
+            over += 1
+        elif purged is not None and any(
+            quota_period_start(t, quota, clock) < purged for _, t in mine
+        ):
+            return None
     return over
 
 
@@ -355,14 +392,18 @@ def _report_columns(db: Database) -> tuple[str, bool]:
     district's copy (``office.district``) holds none, so its hand readings cannot be told from
     copied ones (``hand_readings`` null); ``purged``: whether retention or a forget nulled the
     row's personal fields (the district's copy says so itself: ``office.district``)."""
-    columns = db.table("events").columns_dict
-    sensor = "temp_object_c" in columns
-    purged = "purged_at is not null" if "purged_at" in columns else "0"
+    sensor = "temp_object_c" in db.table("events").columns_dict
     cols = (
         "seq, ts, dating, kiosk_id, direction, decision, reasons, temp_c, household, flags,"
-        f" {'temp_object_c' if sensor else 'null as temp_object_c'}, {purged} as purged"
+        f" {'temp_object_c' if sensor else 'null as temp_object_c'}, {_purged_sql(db)} as purged"
     )
     return cols, sensor
+
+
+def _purged_sql(db: Database) -> str:
+    """Whether an events row's personal fields were nulled (retention, a forget), as SQL: the
+    district's copy has no such column (it tells its masked and purged rows itself)."""
+    return "purged_at is not null" if "purged_at" in db.table("events").columns_dict else "0"
 
 
 def compute_report(
@@ -387,7 +428,7 @@ def compute_report(
     exits: Counter[str] = Counter()
     outings: dict[Key, str] = {}  # the exits counted, by (kiosk, seq)
     total = 0
-    unknown = False  # an outing whose household was purged: the households cannot be told
+    emptied: set[Key] = set()  # outings whose household was purged: whose, nobody can tell
     kiosks: set[str] = set()
     dating: Counter[str | None] = Counter()
     cols, sensor = _report_columns(db)
@@ -410,12 +451,11 @@ def compute_report(
             passage = _outcome(outcomes, key, row, guards)
             passage_hours[local.hour] += passage
             hours.count(local, passage)
-            _count_exit(exits, outings, row)
-            unknown = unknown or purged_outing(row)
+            _count_exit(exits, outings, row, emptied)
     over_quota = over_quota_households(db, day, zone, quota, set(exits)) if exits else 0
     exits_section = _exits_section(quota, exits, over_quota)
-    if unknown:
-        unknown_outings(exits_section)
+    if emptied:
+        unknown_outings(exits_section, count=exits_section["exits"] + len(emptied))
     temp_counts = _temperature_counts((t for t, _ in readings.values()), bins)
     no_temperature = sum(temp_c is None for temp_c, _ in readings.values())
     community = _community(db, day, zone)
@@ -484,7 +524,9 @@ class _Hours:
         ]
 
 
-def _exits_section(quota: QuotaConfig, exits: Counter[str], over_quota: int) -> dict[str, Any]:
+def _exits_section(
+    quota: QuotaConfig, exits: Counter[str], over_quota: int | None
+) -> dict[str, Any]:
     """``exits_per_household``: counts only, never a household's name."""
     return {
         "quota_enabled": quota.enabled,

@@ -302,7 +302,7 @@ def _compound_exits(
     gates: list[str],
     rule: _Rule,
     rows: tuple[list[Row], list[Row]],
-    count: Callable[[list[str], QuotaConfig, set[str], ZoneInfo], int],
+    count: Callable[[list[str], QuotaConfig, set[str], ZoneInfo], int | None],
     masked: Callable[[Row], bool],
 ) -> dict[str, Any]:
     """One compound's outings on the day and its households over its quota. ``rows``: the
@@ -378,7 +378,9 @@ def district_exits(
     day, zone, since, until = when
     unclear, day_rows = rows
 
-    def count(gates: list[str], quota: QuotaConfig, households: set[str], site: ZoneInfo) -> int:
+    def count(
+        gates: list[str], quota: QuotaConfig, households: set[str], site: ZoneInfo
+    ) -> int | None:
         clock = None if same_clock(site, zone, since, until) else site
         return stats.over_quota_households(db, day, zone, quota, households, clock, gates)
 

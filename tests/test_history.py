@@ -451,3 +451,53 @@ def test_an_exempt_exit_given_as_the_event_itself_is_not_the_households_outing(a
         h.record(event.__dict__ if as_mapping else event)
         outings = h.exits_in_period("1-101", T0 + timedelta(minutes=1), 1)
         assert outings == (0 if pass_id == "S1" else 1)
+
+
+# --- a clock weeks fast and not synchronised prunes nothing real ------------------------------
+
+HOUR = timedelta(hours=1)
+FAST = timedelta(days=40)  # past the horizon (31 days): a fake-hwclock restored far ahead
+
+
+def test_passages_on_a_fast_clock_not_synchronised_keep_the_real_outings():
+    """Before: two passages stamped 40 days ahead by a clock NTP had not set pruned at that
+    time less the horizon, the household's real outing of this morning among what went:
+    once NTP set the clock back, the household went out again within its period."""
+    h = PassageHistory()
+    h.record("p1", "1-101", "out", "pass", T0)  # synchronised: a real outing
+    h.record("p1", "1-101", "in", "pass", T0 + MIN)
+    for i in range(3):  # the clock 40 days fast, unsynchronised, one an hour
+        h.record(f"v{i}", "2-202", "out", "pass", T0 + FAST + i * HOUR, mono_ns=(i + 1) * 10**12)
+    assert h.exits_in_period("1-101", T0 + HOUR, 2) == 1
+    assert h.last_passage("p1", "in") == T0 + MIN
+    h.redate(T0 + 4 * HOUR, 4 * 10**12)  # NTP sets the clock: the fast ones come back too
+    assert h.exits_in_period("1-101", T0 + 4 * HOUR, 2) == 1
+    assert h.exits_in_period("2-202", T0 + 4 * HOUR, 2) == 3
+
+
+def test_a_restart_loading_passages_stamped_on_a_fast_clock_keeps_the_real_outings():
+    """An earlier boot never synchronised stamped its passages 40 days ahead (dated by that
+    clock alone): loading them pruned the real outing loaded before them."""
+    h = PassageHistory()
+    rows = [{"pass_id": "p1", "household": "1-101", "ts": T0.isoformat()}]
+    rows += [
+        {"pass_id": f"v{i}", "household": "2-202", "ts": (T0 + FAST + i * HOUR).isoformat()}
+        for i in range(3)
+    ]
+    h.load([r | {"direction": "out", "decision": "pass"} for r in rows])
+    assert h.exits_in_period("1-101", T0 + HOUR, 2) == 1
+
+
+def test_a_clock_never_set_still_prunes_its_own_records_by_the_time_between_them():
+    """The memory bound on a gate NTP never reaches: this boot's records not dated yet go
+    once the monotonic time since them passes the horizon; the dated ones stay."""
+    h = PassageHistory(horizon=timedelta(days=1))
+    h.record("d", "3-303", "out", "pass", T0)  # dated, before the boot
+    h.record("p1", "1-101", "out", "manual_pass", UNSET, mono_ns=4 * 10**9)
+    for hours in range(1, 27):
+        later = UNSET + timedelta(hours=hours)
+        h.record(f"p{hours + 1}", None, "in", "manual_pass", later, mono_ns=hours * 3600 * 10**9)
+    assert h.last_passage("p1", "out") is None and exits_since(h, "1-101", UNSET - MIN) == 0
+    assert h.last_passage("p2", "in") is None and h.last_passage("p27", "in") is not None
+    assert h.undated == 25
+    assert h.last_passage("d", "out") == T0 and exits_since(h, "3-303", T0 - MIN) == 1

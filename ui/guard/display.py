@@ -666,8 +666,12 @@ def stats_charts(report: dict[str, Any], lang: str, fever_c: float) -> dict[str,
         "quota": quota,
         "over_quota": exits.get("over_quota_households", 0),
         "households": exits.get("households", 0),
-        # Outings whose households were purged before the day was kept: not 0, unknown.
+        # Outings whose households were purged before the day was kept: not 0, unknown (their
+        # count kept since 2026-12-07); or, the day's households known, an outing in the
+        # quota's period before the day that may have been one of theirs: over it unknown.
         "unknown": "households" in exits and exits["households"] is None,
+        "outings": exits.get("exits"),
+        "over_unknown": "over_quota_households" in exits and exits["over_quota_households"] is None,
     }
 
 

@@ -1,0 +1,175 @@
+"""The outing quota's look-back reaching into what retention already purged: the daily report's
+``over_quota_households`` and the gate's history rebuilt at start (docs/privacy.md,
+docs/policy.md)."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+
+from kiosk.config import KioskConfig
+from kiosk.config.policy import QuotaConfig
+from kiosk.retention import purge
+from kiosk.stats import daily_report
+from kiosk.store import EventDraft
+
+TZ = "Asia/Shanghai"
+QUOTA = QuotaConfig(enabled=True, exits=1, period_days=2)
+DAY = date(2026, 3, 2)
+DAY_START = datetime(2026, 3, 1, 16, 0, tzinfo=UTC)  # DAY's local midnight
+
+
+@pytest.fixture
+def store(reporting_store):
+    return reporting_store
+
+
+def out(store, clock, when: datetime, household: str) -> None:
+    clock.set_wall(when)
+    store.append(
+        EventDraft(
+            direction="out", decision="pass", reasons=("ok",), temp_c=36.6, household=household
+        )
+    )
+
+
+def test_the_config_lets_retention_purge_inside_the_reports_look_back():
+    """``store.retention_days`` equal to ``policy.quota.period_days`` is accepted: the hourly
+    purge then nulls the households of the day before a day's look-back while that day is not
+    complete (not frozen) yet."""
+    config = KioskConfig.model_validate(
+        {"store": {"retention_days": 2}, "policy": {"quota": {"enabled": True, "period_days": 2}}}
+    )
+    assert config.store.retention_days == config.policy.quota.period_days
+
+
+def test_an_outing_purged_in_the_look_back_makes_over_the_quota_unknown_not_zero(store, clock):
+    """F6 out at 23:00 on 28 February and again at 01:00 on 2 March (26 h later: over the
+    quota). The daemon's hourly purge of 23:30 on 2 March (retention 2 days) nulled the first
+    outing's household before the day was complete; the report of 2 March (and its copy frozen
+    at the next purge) then said 0 households over the quota: the purged outing read as no
+    outing. It is unknown (``null``), as a day whose own outings were purged says them."""
+    out(store, clock, DAY_START - timedelta(hours=25), "F6")
+    out(store, clock, DAY_START + timedelta(hours=1), "F6")
+    out(store, clock, DAY_START + timedelta(hours=3), "G7")
+    purge(store, 2, DAY_START + timedelta(hours=23, minutes=30), tz=TZ, quota_cfg=QUOTA)
+    live = daily_report(store.reader(), DAY, TZ, QUOTA)["exits_per_household"]
+    assert live["over_quota_households"] is None
+    assert (live["households"], live["exits"], live["max"]) == (2, 2, 1)  # the day's own: known
+    purge(store, 2, DAY_START + timedelta(hours=24, minutes=30), tz=TZ, quota_cfg=QUOTA)
+    frozen = daily_report(store.reader(), DAY, TZ, QUOTA)["exits_per_household"]
+    assert frozen == live
+
+
+def test_nothing_purged_in_the_look_back_keeps_over_the_quota_counted(store, clock):
+    out(store, clock, DAY_START - timedelta(hours=25), "F6")
+    out(store, clock, DAY_START + timedelta(hours=1), "F6")
+    purge(store, 3, DAY_START + timedelta(hours=23, minutes=30), tz=TZ, quota_cfg=QUOTA)
+    exits = daily_report(store.reader(), DAY, TZ, QUOTA)["exits_per_household"]
+    assert exits["over_quota_households"] == 1
+
+
+def test_a_purged_outing_before_the_look_back_leaves_over_the_quota_counted(store, clock):
+    out(store, clock, DAY_START - timedelta(hours=60), "F6")  # before the two days' period
+    out(store, clock, DAY_START + timedelta(hours=1), "F6")
+    purge(store, 2, DAY_START + timedelta(hours=1, minutes=30), tz=TZ, quota_cfg=QUOTA)
+    exits = daily_report(store.reader(), DAY, TZ, QUOTA)["exits_per_household"]
+    assert exits["over_quota_households"] == 0
+
+
+def test_a_known_over_household_is_counted_whatever_was_purged_before(store, clock):
+    """The purged outing could only add to a household already over by what is known."""
+    out(store, clock, DAY_START - timedelta(hours=25), "X1")
+    out(store, clock, DAY_START + timedelta(hours=1), "F6")
+    out(store, clock, DAY_START + timedelta(hours=5), "F6")  # over: F6 out at 01:00 already
+    purge(store, 2, DAY_START + timedelta(hours=23, minutes=30), tz=TZ, quota_cfg=QUOTA)
+    exits = daily_report(store.reader(), DAY, TZ, QUOTA)["exits_per_household"]
+    assert exits["over_quota_households"] == 1
+
+
+# --- the gate's look-back: retention never purges inside it ------------------------------------
+
+BERLIN = "Europe/Berlin"
+AUTUMN_NOW = datetime(2026, 10, 26, 11, 0, tzinfo=UTC)  # 12:00 CET, the day after the change
+
+
+def _household_of(store, when: datetime) -> str | None:
+    row = store.reader().execute(
+        "select household from events where ts like ?", [when.strftime("%Y-%m-%dT%H:%M:%S") + "%"]
+    )
+    return row.fetchone()[0]
+
+
+def test_the_hourly_purge_across_the_autumn_change_keeps_the_gates_look_back(store, clock):
+    """Retention of 2 days and a quota of one outing every two days (the config allows it):
+    two days on the site's clock across the autumn change are 49 hours, the purge's 2 days 48.
+    An outing 48 h 30 min before was nulled though the gate's look-back holds it: restarted
+    within that hour, the gate counted it as no outing and let the household out again."""
+    outing = AUTUMN_NOW - timedelta(hours=48, minutes=30)
+    out(store, clock, outing, "F6")
+    clock.set_wall(AUTUMN_NOW)
+    result = purge(store, 2, AUTUMN_NOW, tz=BERLIN, quota_cfg=QUOTA)
+    assert _household_of(store, outing) == "F6"
+    assert result.cutoff == datetime(2026, 10, 24, 10, 0, tzinfo=UTC)  # 12:00 CEST, 49 h
+
+
+def test_a_purge_by_hand_shorter_than_the_quotas_period_keeps_the_look_back(store, clock):
+    """``kiosk purge --older-than 0`` (the CLI takes 0 to 36,500 days): the households of the
+    quota's period are what the gate counts after a restart; they stay, the rest goes."""
+    recent = DAY_START + timedelta(hours=2)
+    old = DAY_START - timedelta(days=3)
+    out(store, clock, old, "E5")
+    out(store, clock, recent, "F6")
+    now = DAY_START + timedelta(hours=10)
+    clock.set_wall(now)
+    purge(store, 0, now, tz=TZ, quota_cfg=QUOTA)
+    assert (_household_of(store, old), _household_of(store, recent)) == (None, "F6")
+
+
+def test_without_the_quota_a_purge_keeps_only_its_days(store, clock):
+    recent = DAY_START + timedelta(hours=2)
+    out(store, clock, recent, "F6")
+    now = DAY_START + timedelta(hours=10)
+    clock.set_wall(now)
+    purge(store, 0, now, tz=TZ, quota_cfg=QuotaConfig(enabled=False))
+    assert _household_of(store, recent) is None
+
+
+@pytest.fixture
+def quota_client(data_dir, clock, monkeypatch):
+    """The console on a core with the quota on and retention its least (``period_days``)."""
+    from fastapi.testclient import TestClient
+    from guard_support import BASE, close_core, make_app, make_core
+
+    from kiosk.config import parse_config
+
+    config = parse_config(
+        {"store": {"retention_days": 2}, "policy": {"quota": {"enabled": True, "period_days": 2}}}
+    )
+    core = make_core(data_dir, clock, monkeypatch, config)
+    try:
+        with TestClient(make_app(core), base_url=BASE) as client:
+            yield client, core
+    finally:
+        close_core(core)
+
+
+def test_the_console_says_over_the_quota_unknown_not_none(quota_client, clock):
+    from guard_support import login
+
+    guard_client, guard_core = quota_client
+
+    day_start = datetime(2026, 3, 1, 16, 0, tzinfo=UTC)
+    for when in (day_start - timedelta(hours=25), day_start + timedelta(hours=1)):
+        clock.set_wall(when)
+        guard_core.store.append(
+            EventDraft(direction="out", decision="pass", reasons=("ok",), household="F6")
+        )
+    now = day_start + timedelta(hours=23, minutes=30)
+    clock.set_wall(now)
+    purge(guard_core.store, 2, now, tz=TZ, quota_cfg=QUOTA)
+    login(guard_client)
+    page = guard_client.get("/guard/stats?day=2026-03-02").text
+    summary = page.split('id="exits-summary">')[1].split("</p>")[0]
+    assert summary.startswith("外出住户 1 户，超出配额户数不明")
