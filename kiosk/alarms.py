@@ -144,7 +144,8 @@ class Alarm:
     temp_c: float | None = None
     direction: str | None = None
     #: The passages of this incident, oldest first (``seq`` is the first): the first and the
-    #: latest ``SEQS_KEPT`` less one; ``more`` counts those between them no longer listed.
+    #: latest ``SEQS_KEPT`` less one; ``more`` counts those between them no longer listed,
+    #: and on a card of no passage (a device's) the times it happened again (``join``).
     seqs: list[int] = field(default_factory=list)
     more: int = 0
     resolution: str | None = None
@@ -181,11 +182,17 @@ class Alarm:
     #: A referral on a clock not synchronised (``CLOCK_REFERRALS``): every reason the event
     #: was denied for, ``detail`` first among them; the card says each.
     reasons: list[str] = field(default_factory=list)
+    #: A card raised by bus messages of no passage: the engine's stamp (``mono_ns``) of the
+    #: newest one taken (another console's stream hearing it again is not news), and whether
+    #: its fault was heard cleared since (the next raise is the fault happening again).
+    heard_ns: int | None = None
+    cleared: bool = False
 
     @property
     def times(self) -> int:
-        """How many passages this incident counts (listed in ``seqs`` or not)."""
-        return len(self.seqs) + self.more
+        """How many times this incident happened: its passages (listed in ``seqs`` or not),
+        or, a card of no passage, once and ``more`` times again."""
+        return max(len(self.seqs), 1) + self.more
 
     @property
     def count(self) -> int:
@@ -207,6 +214,20 @@ class Alarm:
             del self.seqs[1 : 1 + excess]
             self.more += excess
         return bool(new)
+
+    def join(self, other: Alarm) -> bool:
+        """Count ``other``, the same incident happening again on this card: its passages not
+        counted yet (``take_seqs``), or, of no passage (a bus alarm: a device failing again),
+        one more time; the card then says when the latest happened. Whether it counted."""
+        if other.seqs:
+            if not self.take_seqs(other.seqs):
+                return False
+        else:
+            self.more += 1
+        self.ts, self.temp_c = other.ts, other.temp_c or self.temp_c
+        self.clock_synced, self.dated_ts = other.clock_synced, other.dated_ts
+        self.at_boot, self.mono_ns = other.at_boot, other.mono_ns
+        return True
 
     @property
     def subject(self) -> str | None:
@@ -288,14 +309,35 @@ class AlarmBoard:
         for known in list(self.alarms.values()):
             self._close_if_acked_before(known, alarm.ts)
             if known.absorbs(alarm):
-                if known.take_seqs(alarm.seqs) or not alarm.seqs:  # not a passage counted
-                    known.ts, known.temp_c = alarm.ts, alarm.temp_c or known.temp_c
-                    known.clock_synced, known.dated_ts = alarm.clock_synced, alarm.dated_ts
-                    known.at_boot = alarm.at_boot
+                known.join(alarm)
                 return False
         self.alarms[alarm.key] = alarm
         self._trim()
         return True
+
+    def hear(self, alarm: Alarm, stamp: int | None, *, cleared: bool = False) -> bool:
+        """Take a bus message of no passage about card ``alarm.key`` (a device's fault
+        raised, or ``cleared``), stamped ``stamp`` by the engine; whether the open cards
+        changed. A raise after its fault was heard cleared is the fault happening again: one
+        more time on the open card (``Alarm.join``), a new card if a guard closed it. The
+        same fault said again (a lock retried every second) or a message heard already
+        (every console's stream hands the desk each message) is not."""
+        known = self.alarms.get(alarm.key)
+        if known is not None:
+            if stamp is not None and known.heard_ns is not None and stamp <= known.heard_ns:
+                return False
+            known.heard_ns = known.heard_ns if stamp is None else stamp
+            if cleared or not known.cleared:
+                known.cleared = known.cleared or cleared
+                return False
+            if not known.acked_by:
+                known.cleared = False
+                return known.join(alarm)
+            del self.alarms[alarm.key]
+        if cleared:
+            return False
+        alarm.heard_ns = stamp
+        return self.add(alarm)
 
     def _trim(self) -> None:
         """Down to ``keep``: closed alarms leave first, oldest first (one closed in the audit
@@ -493,8 +535,11 @@ def _names_someone(alarm: Alarm) -> bool:
 def alarm_from_message(message: Mapping[str, Any], now: str) -> Alarm | None:
     """An alarm from a bus ``alarm`` message; None for a ``cleared`` notice (the card stays
     until a guard acknowledges it)."""
-    if message.get("state") == "cleared":
-        return None
+    return None if message.get("state") == "cleared" else message_alarm(message, now)
+
+
+def message_alarm(message: Mapping[str, Any], now: str) -> Alarm:
+    """The alarm a bus ``alarm`` message is about, raised or cleared."""
     raw = str(message.get("alarm") or "other")
     kind = ALARM_KINDS.get(raw, "other")
     seq = message.get("seq")
@@ -505,6 +550,12 @@ def alarm_from_message(message: Mapping[str, Any], now: str) -> Alarm | None:
         device = ALARM_DEVICES[raw]
         return Alarm(key=f"device:{device}", kind="device", ts=now, detail=device)
     return Alarm(key=f"bus:{raw}:{message.get('mono_ns') or now}", kind=kind, ts=now, detail=raw)
+
+
+def _stamp(message: Mapping[str, Any]) -> int | None:
+    """The engine's monotonic stamp on a bus message (``mono_ns``), if it has one."""
+    stamp = message.get("mono_ns")
+    return stamp if isinstance(stamp, int) and not isinstance(stamp, bool) else None
 
 
 #: The key of a compound gate's standing alarm, then its kiosk id: a device's key, so an
@@ -904,18 +955,20 @@ class AlarmDesk:
         return [*standing, *unreadable]
 
     def note_message(self, message: Mapping[str, Any]) -> bool:
-        """Take a bus ``alarm`` message; True when the open alarms changed. One about a
+        """Take a bus ``alarm`` message; True when the open alarms changed. One of no passage
+        (a device's fault) counts each time it happens again (``AlarmBoard.hear``). One about a
         committed passage is read from the log (whom, what, reading): the same alarm, with
         the same key, that the event raises."""
         now = ClockReading.take(self._clock)
-        alarm = alarm_from_message(message, now.wall.isoformat())
-        if alarm is None:
+        alarm = message_alarm(message, now.wall.isoformat())
+        cleared = message.get("state") == "cleared"
+        if cleared and alarm.seq is not None:
             return False
         if not now.synced:  # dated as the feed's rows are: 1970 said as not set, then dated
             alarm.clock_synced, alarm.mono_ns = False, now.mono_ns
         with self._lock:
-            if alarm.seq is None:
-                return self.board.add(alarm)
+            if alarm.seq is None:  # a device's, counted each time it fails again
+                return self.board.hear(alarm, _stamp(message), cleared=cleared)
             before = len(self.board.open())
             self._scan()
             if alarm.key in self.board.alarms or any(

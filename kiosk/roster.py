@@ -46,7 +46,10 @@ __all__ = [
     "Handover",
     "Roster",
     "Shift",
+    "ShiftGone",
+    "ShiftMark",
     "session_end",
+    "signed_on",
     "staffed_stretches",
     "summary_since",
 ]
@@ -88,6 +91,10 @@ MIGRATIONS = sql_migrations(
 
 #: A handover's stamps, in the order it gets them.
 STAMPS = ("since", "opened_at", "outgoing_ack_at", "incoming_ack_at")
+#: A shift as a guard's session was signed in on it (``Shift.mark``): its id, start and end
+#: (Unix seconds). The roster holding another under that id (a removal, a changed time, the
+#: id given to a new shift) ends the session (``Roster.gone``).
+ShiftMark = tuple[int, int, int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,8 +108,23 @@ class Shift:
     def covers(self, when: datetime) -> bool:
         return self.starts_at <= when < self.ends_at
 
+    @property
+    def mark(self) -> ShiftMark:
+        return (self.id, int(self.starts_at.timestamp()), int(self.ends_at.timestamp()))
+
     def to_dict(self) -> dict[str, Any]:
         return record_dict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class ShiftGone:
+    """A shift a guard's session was signed in on, no longer on the roster as it was: its
+    ``mark``, and who removed it and when (its ``roster.shift_remove`` audit row; both None
+    when no row says: its id now another shift's, its times changed)."""
+
+    mark: ShiftMark
+    by: str | None
+    at: datetime | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,18 +302,34 @@ def staffed_stretches(
     return joined
 
 
+def _held(
+    stretches: Iterable[tuple[datetime, datetime]], now: datetime, *, join: bool
+) -> list[tuple[datetime, datetime]]:
+    """The stretches that hold ``now`` or begin within ``SIGN_IN_LEAD`` of it (at 19:50 the
+    day's span still holds and the night's begins: the guard signing in is the night's),
+    with ``join`` carried on through those that begin before the latest end (one guard's
+    back-to-back shifts)."""
+    held: list[tuple[datetime, datetime]] = []
+    for start, stop in sorted(stretches):
+        end = max((s for _, s in held), default=None)
+        if start - SIGN_IN_LEAD <= now < stop or (join and end is not None and start <= end):
+            held.append((start, stop))
+    return held
+
+
 def _stretch_end(
     stretches: Iterable[tuple[datetime, datetime]], now: datetime, *, join: bool
 ) -> datetime | None:
-    """The latest end of the stretches that hold ``now`` or begin within ``SIGN_IN_LEAD`` of
-    it (at 19:50 the day's span still holds and the night's begins: the guard signing in is
-    the night's), with ``join`` carried on through those that begin before it ends (one
-    guard's back-to-back shifts); None when there is none."""
-    end: datetime | None = None
-    for start, stop in sorted(stretches):
-        if start - SIGN_IN_LEAD <= now < stop or (join and end is not None and start <= end):
-            end = stop if end is None else max(end, stop)
-    return end
+    """The latest end of the stretches ``_held`` at ``now``; None when there is none."""
+    return max((stop for _, stop in _held(stretches, now, join=join)), default=None)
+
+
+def signed_on(shifts: Iterable[Shift], now: datetime) -> list[Shift]:
+    """The shifts of one guard that a session signed in at ``now`` ends with
+    (``session_end``'s stretch): one of them removed or changed ends it (``Roster.gone``)."""
+    shifts = list(shifts)
+    held = _held([(s.starts_at, s.ends_at) for s in shifts], now, join=True)
+    return [s for s in shifts if (s.starts_at, s.ends_at) in held]
 
 
 def session_end(
@@ -455,10 +493,40 @@ class Roster:
         )
         return [_shift(r) for r in rows]
 
-    def stretch(self, gate: str, guard: str, now: datetime) -> list[tuple[datetime, datetime]]:
+    def stretch(self, gate: str, guard: str, now: datetime) -> list[Shift]:
         """``guard``'s shifts at ``gate`` around ``now`` (for ``session_end``)."""
         found = self.shifts(gate, now - MAX_SHIFT, now + SESSION_CAP + SIGN_IN_LEAD)
-        return [(s.starts_at, s.ends_at) for s in found if s.guard == guard]
+        return [s for s in found if s.guard == guard]
+
+    def gone(self, marks: Iterable[ShiftMark]) -> ShiftGone | None:
+        """The first of ``marks`` (the shifts a guard's session was signed in on:
+        ``signed_on``) no longer on the roster as it was, with who removed it and when; None
+        while each stands. One read of the roster by id (a request's), the audit only for
+        one gone."""
+        marks = list(marks)
+        if not marks:
+            return None
+        ids = [m[0] for m in marks]
+        rows = self._log.reader().query(
+            f"select * from roster_shifts where id in ({','.join('?' * len(ids))})",  # noqa: S608
+            ids,
+        )
+        held = {s.id: s.mark for s in map(_shift, rows)}
+        mark = next((m for m in marks if held.get(m[0]) != m), None)
+        if mark is None:
+            return None
+        found = (
+            self._log.reader()
+            .execute(
+                "select actor, ts from audit where action = 'roster.shift_remove'"
+                " and json_extract(detail, '$.shift_id') = ? order by seq desc limit 1",
+                [mark[0]],
+            )
+            .fetchone()
+        )
+        if found is None:
+            return ShiftGone(mark, None, None)
+        return ShiftGone(mark, str(found[0]), datetime.fromisoformat(found[1]))
 
     def on_duty(self, gate: str, when: datetime | None = None) -> list[Shift]:
         at = when or self._clock.now()

@@ -377,7 +377,7 @@ def test_the_unreadable_rows_card_can_be_closed(guard_core):
     with TestClient(app, base_url=BASE, raise_server_exceptions=False) as guard:
         csrf = login(guard)
         assert len(_unreadable_cards(guard)) == 1
-        closed = post(guard, "/guard/alarms/ack", csrf, only="device:unreadable_rows@0")
+        closed = post(guard, "/guard/alarms/ack", csrf, only="device:unreadable_rows@1")
         assert closed.status_code == 303 and "error" not in closed.headers["location"]
         assert _unreadable_cards(guard) == []
         assert _unreadable_cards(guard) == []  # nothing new: it stays closed
@@ -399,7 +399,7 @@ def test_the_unreadable_rows_card_comes_back_when_more_rows_fail_after_it_was_cl
     with TestClient(app, base_url=BASE, raise_server_exceptions=False) as guard:
         csrf = login(guard)
         first = _unreadable_cards(guard)
-        post(guard, "/guard/alarms/ack", csrf, only="device:unreadable_rows@0")
+        post(guard, "/guard/alarms/ack", csrf, only="device:unreadable_rows@1")
         assert _unreadable_cards(guard) == []
         before = set(guard_core.store.unreadable_seqs())
         damage_leaf(guard_core, -2)
@@ -408,7 +408,7 @@ def test_the_unreadable_rows_card_comes_back_when_more_rows_fail_after_it_was_cl
         again = _unreadable_cards(guard)
         assert len(again) == 1 and again[0]["detail"] != first[0]["detail"], again
         assert len(_unreadable_cards(guard)) == 1  # once, not a card per read
-        closed = post(guard, "/guard/alarms/ack", csrf, only="device:unreadable_rows@0")
+        closed = post(guard, "/guard/alarms/ack", csrf, only="device:unreadable_rows@1")
         assert closed.status_code == 303 and _unreadable_cards(guard) == []
 
 

@@ -450,3 +450,68 @@ def test_the_live_stream_draws_each_card_with_its_count(guard_core, clock):
         line = asyncio.run(FeedStream(g, session, "en", 0).alarms())
         [card] = json.loads(line.split("data: ", 1)[1])
         assert (card["key"], card["count"]) == ("event:1", 2)
+
+
+def fault(state: str, stamp: int, alarm: str = "sensor_fault") -> dict[str, object]:
+    """The engine's bus message about a device (no passage), stamped by its clock."""
+    return {"type": "alarm", "alarm": alarm, "state": state, "mono_ns": stamp}
+
+
+def test_a_device_failing_again_while_its_card_is_open_raises_the_cards_count(guard_core):
+    """The thermometer failed, came back and failed twice more before anyone closed its card:
+    the card said nothing of the other two (a bus alarm of no passage joining an open card
+    was not counted), and a close from a page that drew it once closed all three. Each fault
+    after the last cleared is one more time; the same fault said again (a lock retried every
+    second, the second console's stream hearing the same message) is not."""
+    desk = AlarmDesk(guard_core.store, guard_core.clock)
+    assert desk.note_message(fault("raised", 1))
+    [card] = desk.open_alarms([])
+    assert (card.key, card.count) == ("device:thermometer", 1)
+    for stamp in (2, 4):
+        assert not desk.note_message(fault("cleared", stamp))
+        assert desk.note_message(fault("raised", stamp + 1))
+    for stamp in (1, 2, 3, 4, 5):  # another console's stream hears the same messages
+        assert not desk.note_message(fault("cleared" if stamp % 2 == 0 else "raised", stamp))
+    [card] = desk.open_alarms([])
+    assert card.count == 3
+    view = alarm_view(card, "en", ZoneInfo("UTC"), frozenset())
+    assert (view["times"], view["count"]) == ("3 times", 3)
+    with pytest.raises(AlarmGrown) as grown:
+        desk.close([card.key], "alice", [], seen={card.key: 1})
+    assert grown.value.more == 2
+    for stamp in (10, 11, 12):  # the relay refusing the lock, retried each second
+        desk.note_message(fault("raised", stamp, "gate_not_locked"))
+    assert [a.count for a in desk.open_alarms([]) if a.key == "device:gate"] == [1]
+
+
+def test_a_device_failing_again_after_its_card_was_closed_is_a_new_card(guard_core):
+    """Closed, then the fault came back (before any page read the board again): a new card,
+    counting from one, never the closed one hiding it."""
+    desk = AlarmDesk(guard_core.store, guard_core.clock)
+    desk.note_message(fault("raised", 1))
+    desk.note_message(fault("cleared", 2))
+    desk.note_message(fault("raised", 3))
+    assert [a.key for a in desk.close(["device:thermometer"], "alice", [])]
+    desk.note_message(fault("cleared", 4))
+    assert desk.note_message(fault("raised", 5))
+    [card] = desk.open_alarms([])
+    assert (card.key, card.count, card.acked_by) == ("device:thermometer", 1, None)
+
+
+def test_the_live_page_draws_a_device_cards_count_and_sends_it_back(guard_core):
+    """The live page says how many times the device failed, and its tick and button send
+    that count: a close from the page drawn before the third fault is refused."""
+    with signed_in(make_app(guard_core)) as tablet:
+        desk = tablet.app.state.guard.alarms
+        for stamp, state in enumerate(("raised", "cleared", "raised"), 1):
+            desk.note_message(fault(state, stamp))
+        page = tablet.get("/guard?lang=en").text
+        [card] = cards(page)
+        assert "2 times" in card
+        assert drawn(page) == ["device:thermometer@2"]
+        desk.note_message(fault("cleared", 4))
+        desk.note_message(fault("raised", 5))
+        closing = {"csrf": tablet.csrf, "only": "device:thermometer@2"}
+        said = refused_with(tablet, send(tablet, "/guard/alarms/ack", closing))
+        assert said is not None and "1 more" in said, said
+        assert drawn(tablet.get("/guard").text) == ["device:thermometer@3"]

@@ -532,11 +532,11 @@ def test_each_returnees_status_button_names_its_row(admin):
         post(admin, "/guard/community/returnees", admin.csrf, name=name, household=household,
              origin="Wuhan", date_back="2026-02-12", days="14")  # fmt: skip
     page = admin.get("/guard/community/returnees?lang=en").text
-    rows = re.findall(r'<tr data-person="\d+"><td>\d+</td><td>([^<]*)</td>.*?</tr>', page, re.S)
+    rows = re.findall(r'<tr data-person="(\d+)"><td>\d+</td><td>([^<]*)</td>.*?</tr>', page, re.S)
     assert len(rows) == 2
     forms = re.findall(r'action="/guard/community/returnees/\d+/status".*?</form>', page, re.S)
     spoken = [re.search(r'<span class="sr-only">([^<]*)</span>', f) for f in forms]
-    assert [s and s.group(1) for s in spoken] == [f"Status: {n}" for n in rows]
+    assert [s and s.group(1) for s in spoken] == [f"Status: #{i} {n}" for i, n in rows]
 
 
 def correction_form(page: str, pid: int) -> dict[str, str]:
@@ -654,3 +654,23 @@ def test_a_stale_correction_is_said_in_the_guards_language(admin, core):
     assert refused.status_code == 400
     assert "页面显示后已被更正" in refused.text and "现为 王芳，户号 3-2-710" in refused.text
     assert core.ledgers.observation.person(person.id).household == "3-2-710"
+
+
+def test_each_returnees_controls_tell_two_rows_of_one_name_apart(alice, admin):
+    """Two returnees of one name (Wang Fang of 3-2-701 and of 5-1-302; a role that sees
+    initials, any two of one initial): a screen reader heard "Temperature: Wang Fang" and
+    "Record: Wang Fang" on both rows, never which. Every control of a row says the row's
+    number with the name as the row shows it (its first two cells)."""
+    for household in ("3-2-701", "5-1-302"):
+        post(admin, "/guard/community/returnees", admin.csrf, name="Wang Fang",
+             household=household, origin="Wuhan", date_back="2026-02-12", days="14")  # fmt: skip
+    for client, controls in ((alice, 2), (admin, 10)):
+        page = client.get("/guard/community/returnees?lang=en").text
+        rows = re.findall(r'<tr data-person="(\d+)"><td>\d+</td><td>([^<]*)</td>(.*?)</tr>',
+                          page, re.S)  # fmt: skip
+        assert len(rows) == 2 and {shown for _, shown, _ in rows} == {"Wang Fang"}
+        for pid, shown, cells in rows:
+            said = re.findall(r'aria-label="([^"]*)"|<span class="sr-only">([^<]*)</span>', cells)
+            names = [label or span for label, span in said]
+            assert len(names) == controls, names
+            assert all(n.endswith(f": #{pid} {shown}") for n in names), names

@@ -13,6 +13,11 @@
   in 1970) also carries the boot and the monotonic time it was issued at (``b``, ``m``): in
   the same boot, after a restart too, its age is read on the monotonic clock; in any other
   boot it is refused.
+* A session signed in on the guard's shift (its end the roster's: ``kiosk.roster.signed_on``)
+  also carries those shifts (``s``: id, start, end). Each request reads whether they stand
+  (``GuardAuth.current``): once an admin removed one (or it is another shift now), the session
+  is over, as if it had ended; the login page says whose removal ended it
+  (``GuardAuth.ended_by_roster``) and a cut-off action is carried through it as at any end.
 * Logout revokes the session id until its expiry, so a copied cookie stops working: in memory
   and on record in the event log (``AccountStore.revoke_session``), so it stays revoked after
   a restart. While the record cannot be read, only sessions this process issued are let in.
@@ -55,6 +60,7 @@ from kiosk.accounts import Account, AccountStore
 from kiosk.auditing import Change
 from kiosk.clock import Clock, known_passed
 from kiosk.ratelimit import client_key
+from kiosk.roster import ShiftGone, ShiftMark
 from kiosk.store import StoreFault, format_ts
 
 COOKIE = "kiosk_session"
@@ -162,11 +168,32 @@ class Lapsed:
     expired: bool
 
 
+@dataclass(frozen=True)
+class SessionEnd:
+    """When a session ends (``SessionEnds``), and the roster's shifts it ends with (none: the
+    staffed hours'): one of them removed or changed ends the session then
+    (``GuardAuth.current``)."""
+
+    at: datetime
+    shifts: tuple[ShiftMark, ...] = ()
+
+
 class SessionEnds(Protocol):
     """When the session of guard ``name`` signing in at ``now`` ends (``kiosk.roster``
     ``session_end``: the end of the guard's shift, and the handover's grace), or None."""
 
-    def __call__(self, name: str, now: datetime) -> datetime | None: ...
+    def __call__(self, name: str, now: datetime) -> SessionEnd | None: ...
+
+
+class ShiftsGone(Protocol):
+    """The first of a session's shifts no longer on the roster as it was signed in on
+    (``kiosk.roster.Roster.gone``), or None (blocking: a database read)."""
+
+    def __call__(self, marks: tuple[ShiftMark, ...]) -> ShiftGone | None: ...
+
+
+#: The most shifts a session's cookie names (one guard's back-to-back shifts of a day).
+SHIFTS_KEPT = 8
 
 
 class Revocations(Protocol):
@@ -192,10 +219,27 @@ class Session:
     #: Issued on a clock not synchronised yet, in this boot: the monotonic time it was
     #: issued at (its ``exp``, a wall time of "1970", says nothing); else None.
     issued_mono: int | None = None
+    #: The roster's shifts it was signed in on (``SessionEnd.shifts``).
+    shifts: tuple[ShiftMark, ...] = ()
 
     @property
     def is_admin(self) -> bool:
         return self.role == "admin"
+
+
+def _shift_marks(value: Any) -> tuple[ShiftMark, ...]:
+    """A cookie's ``s`` (signed: written by ``SessionManager.issue``); ``ValueError`` for
+    anything else."""
+    if not isinstance(value, list) or len(value) > SHIFTS_KEPT:
+        raise ValueError("shifts")
+    marks = []
+    for mark in value:
+        if not (isinstance(mark, list) and len(mark) == 3):
+            raise ValueError("shift")
+        if not all(isinstance(n, int) and not isinstance(n, bool) for n in mark):
+            raise ValueError("shift")
+        marks.append((mark[0], mark[1], mark[2]))
+    return tuple(marks)
 
 
 class SessionManager:
@@ -245,7 +289,7 @@ class SessionManager:
         """A new session for ``account`` and its signed cookie value."""
         mono, now = self._clock.monotonic_ns(), self._clock.now()
         self._issued = {sid: held for sid, held in self._issued.items() if mono - held[0] < held[1]}
-        lifetime = self._lifetime_of(account.name, now)
+        lifetime, shifts = self._lifetime_of(account.name, now)
         session = Session(
             sid=secrets.token_urlsafe(18),
             name=account.name,
@@ -253,6 +297,7 @@ class SessionManager:
             expires=now + lifetime,
             credential=account.credential,
             issued_mono=None if self._clock.synced() else mono,
+            shifts=shifts[:SHIFTS_KEPT],
         )
         fields: dict[str, Any] = {
             "sid": session.sid,
@@ -263,20 +308,25 @@ class SessionManager:
         }
         if session.issued_mono is not None:  # its ``exp`` is of a clock not set
             fields |= {"b": self._boot_id, "m": session.issued_mono}
+        if session.shifts:
+            fields["s"] = [list(mark) for mark in session.shifts]
         payload = _b64e(json.dumps(fields, separators=(",", ":")).encode())
         self._issued[session.sid] = (mono, lifetime // timedelta(microseconds=1) * 1000)
         return f"{payload}.{self._mac('session', payload)}", session
 
-    def _lifetime_of(self, name: str, now: datetime) -> timedelta:
+    def _lifetime_of(self, name: str, now: datetime) -> tuple[timedelta, tuple[ShiftMark, ...]]:
         """How long a session ``name`` signs in for at ``now`` lasts: to the end of its shift
-        (``ends``) when the clock can tell it, else the configured lifetime."""
+        (``ends``) when the clock can tell it, else the configured lifetime; and the shifts it
+        is signed in on."""
         if self._ends is None or not self._clock.synced():
-            return self._lifetime
+            return self._lifetime, ()
         try:
             end = self._ends(name, now)
         except StoreFault:  # the roster unreadable: the configured lifetime
             end = None
-        return self._lifetime if end is None or end <= now else end - now
+        if end is None or end.at <= now:
+            return self._lifetime, ()
+        return end.at - now, end.shifts
 
     def lifetime(self, session: Session) -> timedelta:
         """How long ``session`` lasts from its sign-in (its cookie's life in the browser)."""
@@ -297,7 +347,8 @@ class SessionManager:
                 return None
             mono = data.get("m")
             mono = mono if isinstance(mono, int) and not isinstance(mono, bool) else None
-            session = Session(*fields, expires, str(data.get("c", "")), mono)
+            shifts = _shift_marks(data.get("s", []))
+            session = Session(*fields, expires, str(data.get("c", "")), mono, shifts)
         except (ValueError, KeyError, TypeError, AttributeError):
             return None
         if not self._load_revoked() and session.sid not in self._issued:
@@ -772,8 +823,11 @@ class GuardAuth:
         login_attempts_per_min: int = 5,
         boot_id: str = "",
         ends: SessionEnds | None = None,
+        shifts_gone: ShiftsGone | None = None,
     ) -> None:
         self.accounts = accounts
+        #: Whether the shifts a session was signed in on still stand (the roster).
+        self._shifts_gone = shifts_gone
         self.sessions = SessionManager(
             key or session_key(),
             clock,
@@ -795,9 +849,28 @@ class GuardAuth:
         # demoted loses what it no longer has.
         if account is None or not _same_credential(account, session):
             return None
+        if self.shift_gone(session) is not None:  # the shift it was signed in on removed
+            return None
         if account.role != session.role:
             return replace(session, role=account.role)
         return session
+
+    def shift_gone(self, session: Session) -> ShiftGone | None:
+        """The shift ``session`` was signed in on that the roster no longer holds as it was
+        (an admin removed it): the session is over. None while they stand, and while the
+        roster cannot be read (the guard keeps the gate through a storage outage)."""
+        if not session.shifts or self._shifts_gone is None:
+            return None
+        try:
+            return self._shifts_gone(session.shifts)
+        except StoreFault:
+            return None
+
+    def ended_by_roster(self, request: Request) -> ShiftGone | None:
+        """The shift whose removal ended the request's sign-in (its cookie, not signed out):
+        what the login page tells its guard."""
+        session = self.sessions.signed(request.cookies.get(COOKIE))
+        return None if session is None else self.shift_gone(session)
 
     def still_holds(self, session: Session) -> bool:
         """Whether ``session``, read earlier, still stands as it was: not signed out, and its
@@ -809,6 +882,7 @@ class GuardAuth:
             account is not None
             and account.role == session.role
             and _same_credential(account, session)
+            and self.shift_gone(session) is None
         )
 
     # --- FastAPI dependencies -------------------------------------------------------------

@@ -60,10 +60,10 @@ from kiosk.deadline import Stopped
 from kiosk.devices import GateHeldShut
 from kiosk.engine import FeverRefused, ManualDecision, Stopping, TemperatureImplausible
 from kiosk.overrides import SubjectRefused
-from kiosk.roster import session_end, staffed_stretches
+from kiosk.roster import session_end, signed_on, staffed_stretches
 from kiosk.store import ReadFailure, StoreFault
 from ui import i18n
-from ui.auth import RESUME_TTL_S, GuardAuth, Session, WrongToken
+from ui.auth import RESUME_TTL_S, GuardAuth, Session, SessionEnd, WrongToken
 from ui.guard.display import ALL_FIELDS, GUARD_CLEAR_FIELDS, alarm_view, event_time
 from ui.guard.forms import BadInput, Repeated
 from ui.views import faults_of, health_report, secure_headers, templates
@@ -115,17 +115,20 @@ SENT_KEPT = 2000
 SENT_KEPT_S = 3600
 
 
-def session_ends(core: Core, name: str, now: datetime) -> datetime | None:
+def session_ends(core: Core, name: str, now: datetime) -> SessionEnd | None:
     """When the session of guard ``name`` signing in at ``now`` ends: with the guard's shift
-    at this gate on the roster, else with the staffed hours (``policy.hours``, staffed), and
-    the handover's grace after (``kiosk.roster.session_end``); None: ``web.session_hours``."""
+    at this gate on the roster (and the shifts it is signed in on: ``kiosk.roster.signed_on``),
+    else with the staffed hours (``policy.hours``, staffed), and the handover's grace after
+    (``kiosk.roster.session_end``); None: ``web.session_hours``."""
     hours = core.config.policy.hours
     tz = ZoneInfo(core.config.site.timezone)
     # Hours that only open and close the gate (``mode = "closed"``) say nothing of a guard.
     on = hours.enabled and hours.mode == "staffed"
     staffed = staffed_stretches(hours.windows(), tz, now) if on else []
     shifts = core.ledgers.roster.stretch(core.config.site.kiosk_id, name, now)
-    return session_end(shifts, staffed, now)
+    end = session_end([(s.starts_at, s.ends_at) for s in shifts], staffed, now)
+    on_shift = tuple(s.mark for s in signed_on(shifts, now))
+    return None if end is None else SessionEnd(end, on_shift)
 
 
 @dataclass
@@ -154,6 +157,7 @@ class Guard:
             login_attempts_per_min=core.config.web.login_attempts_per_min,
             boot_id=core.store.boot_id,
             ends=functools.partial(session_ends, core),
+            shifts_gone=core.ledgers.roster.gone,
         )
         desk = AlarmDesk(
             core.store,

@@ -203,7 +203,7 @@ def alarm_view(a: Alarm, lang: str, tz: ZoneInfo, clear: frozenset[str]) -> dict
         "temp": f"{a.temp_c:.1f} °C" if a.temp_c is not None else "",
         "direction": i18n.t(lang, f"dir.{a.direction}") if a.direction in ("in", "out") else "",
         "seqs": seqs,
-        "times": i18n.t(lang, "alarm.times", n=times) if (times := len(seqs) + a.more) > 1 else "",
+        "times": i18n.t(lang, "alarm.times", n=a.times) if a.times > 1 else "",
         "count": a.count,  # sent back by the page's form as drawn: ``AlarmDesk.close``'s seen
     }
 

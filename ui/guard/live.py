@@ -286,8 +286,9 @@ class FeedStream:
         return self.ends_ns
 
     async def expired(self) -> bool:
-        """The shift is over, or the guard was signed out or their account removed or
-        demoted since the stream began: the stream sends nothing more."""
+        """The shift is over (or was removed from the roster), or the guard was signed out or
+        their account removed or demoted since the stream began: the stream sends nothing
+        more."""
         if self.g.core.clock.monotonic_ns() >= self.shift_ends_ns():
             return True
         return not await asyncio.to_thread(self.g.auth.still_holds, self.session)

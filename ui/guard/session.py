@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from fastapi import HTTPException, Request
@@ -40,6 +41,7 @@ def login_form(
     error: str | None,
     status: int = 200,
     resume: str | None = None,
+    ended: str | None = None,
 ) -> Response:
     resume = resume or request.query_params.get("resume")
     sessions = g.auth.sessions
@@ -60,6 +62,7 @@ def login_form(
             "resume": resume if left_s else "",
             "resume_min": (left_s + 59) // 60,
             "lapsed": None if lapsed is None else lapsed_problem(lapsed).text(lang),
+            "shift_removed": ended,
         },
         status_code=status,
     )
@@ -72,8 +75,26 @@ def login_form(
 def login_page(request: Request, g: GuardDep) -> Response:
     if g.auth.current(request) is not None:
         return RedirectResponse("/guard", status_code=303)
+    lang = g.lang(request)
     # No words from the URL in the error banner: a link could ask a guard for the password.
-    return login_form(request, g, g.lang(request), None)
+    return login_form(request, g, lang, None, ended=shift_removed(g, request, lang))
+
+
+def shift_removed(g: Guard, request: Request, lang: str) -> str | None:
+    """Why the sign-in of this browser ended before its time, when the roster ended it: the
+    shift it was signed in on, in the site's time, removed by whom and when (or changed);
+    None otherwise (blocking: a database read)."""
+    gone = g.auth.ended_by_roster(request)
+    if gone is None:
+        return None
+    starts, ends = (datetime.fromtimestamp(t, UTC).isoformat() for t in gone.mark[1:])
+    shift = (
+        f"{community_words.site_time(g, starts, seconds=False)}–{shown_time(ends, g.tz, '%H:%M')}"
+    )
+    if gone.by is None or gone.at is None:
+        return i18n.t(lang, "session.shift_changed", shift=shift)
+    at = shown_time(gone.at.isoformat(), g.tz, "%H:%M")
+    return i18n.t(lang, "session.shift_removed", shift=shift, by=gone.by, at=at)
 
 
 @router.post("/login", name="guard_login", include_in_schema=False)

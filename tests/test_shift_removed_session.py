@@ -1,0 +1,169 @@
+"""A guard's shift removed while it is under way ends the sign-in it gave: an admin takes a
+guard off the roster and that guard could go on acting at the console for hours, the session
+end given at sign-in standing. The next action is carried through the login page, which says
+whose removal ended it; what the guard typed completes after signing in again."""
+
+from __future__ import annotations
+
+import html
+import re
+from datetime import UTC, datetime, timedelta
+
+from guard_support import BASE, GUARD_PW, console_fixtures, post, refused_with, signed_in
+
+from kiosk.roster import Roster, signed_on
+
+#: 09:00 in Shanghai (the rig's site) on the console's clock.
+clock, core, app, alice, admin = console_fixtures(datetime(2026, 2, 12, 1, 0, tzinfo=UTC))
+
+
+def _shift(admin, starts: str, ends: str) -> None:
+    posted = post(admin, "/guard/community/shifts", admin.csrf, guard="alice",
+                  starts=starts, ends=ends)  # fmt: skip
+    assert refused_with(admin, posted) is None, posted.text[:300]
+
+
+def _remove(admin, shift) -> None:
+    shown = {"starts_at": shift.starts_at.isoformat(), "ends_at": shift.ends_at.isoformat()}
+    path = f"/guard/community/shifts/{shift.id}/remove"
+    removed = post(admin, path, admin.csrf, guard=shift.guard, **shown)
+    assert removed.status_code == 303 and refused_with(admin, removed) is None
+
+
+def _browser_post(client, path: str, **data):
+    return client.post(
+        path,
+        data={"csrf": client.csrf, **data},
+        headers={"Origin": BASE, "Accept": "text/html,application/xhtml+xml"},
+        follow_redirects=False,
+    )
+
+
+def _alices_shifts(core):
+    gate = core.config.site.kiosk_id
+    day = datetime(2026, 2, 11, tzinfo=UTC)
+    return core.ledgers.roster.shifts(gate, day, day + timedelta(days=3))
+
+
+RETURNEE = {"name": "Wang Fang", "household": "3-2-701", "origin": "Wuhan",
+            "date_back": "2026-02-12", "days": "14"}  # fmt: skip
+
+
+def test_a_guard_whose_shift_is_removed_is_signed_out_told_why_and_loses_nothing(app, admin, core):
+    """Alice signed in on her 08:00-16:00 shift (her sign-in lasting to 17:00); at 09:00 the
+    admin removed it. Her next action is refused and carried through the login page, which
+    says her shift was removed by root at 09:00; signed in again, it is offered to complete."""
+    _shift(admin, "2026-02-12T08:00", "2026-02-12T16:00")
+    with signed_in(app, "alice") as tablet:
+        assert 'data-session-left-s="28800"' in tablet.get("/guard").text  # to 17:00
+        [shift] = _alices_shifts(core)
+        _remove(admin, shift)
+        page = tablet.get("/guard", follow_redirects=False)
+        assert page.status_code == 303 and page.headers["location"].startswith("/guard/login")
+        cut = _browser_post(tablet, "/guard/community/returnees", **RETURNEE)
+        location = cut.headers["location"]
+        assert cut.status_code == 303 and "&resume=" in location, location
+        assert not [r for r in core.store.audits() if r["action"] == "returnee_register"]
+        login = tablet.get(location + "&lang=en").text
+        said = re.search(r'id="shift-removed">([^<]+)<', login).group(1)
+        assert said == (
+            "Your shift (2026-02-12 08:00–16:00) was removed by root at 09:00: your sign-in"
+            " ended with it. Sign in again to go on."
+        ), said
+        assert 'id="session-ended"' in login  # the action it cut off is kept
+        assert "root" in tablet.get("/guard/login").text  # said on any page it lands on
+        resume = html.unescape(re.search(r'name="resume" value="([^"]+)"', login).group(1))
+        token = html.unescape(re.search(r'name="csrf" value="([^"]+)"', login).group(1))
+        again = tablet.post(
+            "/guard/login",
+            data={"name": "alice", "password": GUARD_PW, "csrf": token, "resume": resume},
+            headers={"Origin": BASE},
+            follow_redirects=False,
+        )
+        assert again.status_code == 200 and 'action="/guard/community/returnees"' in again.text
+        assert "Wang Fang" in again.text  # as she typed it
+        assert 'id="shift-removed"' not in tablet.get("/guard/login").text  # signed in anew
+
+
+def test_the_live_stream_of_a_guard_whose_shift_was_removed_stops(app, admin, core):
+    _shift(admin, "2026-02-12T08:00", "2026-02-12T16:00")
+    with signed_in(app, "alice") as tablet:
+        g = tablet.app.state.guard
+        session = g.auth.sessions.read(tablet.cookies.get("kiosk_session"))
+        assert session is not None and g.auth.still_holds(session)
+        [shift] = _alices_shifts(core)
+        _remove(admin, shift)
+        assert not g.auth.still_holds(session)
+
+
+def test_removing_a_shift_the_sign_in_was_not_on_ends_nothing(app, admin, core):
+    """Tomorrow's shift of hers removed, or a sign-in that no shift gave (an admin's, the
+    configured hours): they go on as they were."""
+    _shift(admin, "2026-02-12T08:00", "2026-02-12T16:00")
+    _shift(admin, "2026-02-13T08:00", "2026-02-13T16:00")
+    with signed_in(app, "alice") as tablet:
+        today, tomorrow = _alices_shifts(core)
+        _remove(admin, tomorrow)
+        assert tablet.get("/guard", follow_redirects=False).status_code == 200
+        _remove(admin, today)
+        assert tablet.get("/guard", follow_redirects=False).status_code == 303
+    assert admin.get("/guard", follow_redirects=False).status_code == 200  # root's: no shift
+
+
+def test_a_back_to_back_shift_removed_ends_the_sign_in_it_lengthened(app, admin, core):
+    """08:00-16:00 then 16:00-20:00: one sign-in to 21:00; the evening removed, it ends (she
+    signs in again to 17:00)."""
+    _shift(admin, "2026-02-12T08:00", "2026-02-12T16:00")
+    _shift(admin, "2026-02-12T16:00", "2026-02-12T20:00")
+    with signed_in(app, "alice") as tablet:
+        assert 'data-session-left-s="43200"' in tablet.get("/guard").text  # to 21:00
+        _remove(admin, _alices_shifts(core)[1])
+        assert tablet.get("/guard", follow_redirects=False).status_code == 303
+    with signed_in(app, "alice") as tablet:
+        assert 'data-session-left-s="28800"' in tablet.get("/guard").text
+
+
+def test_the_roster_says_which_shifts_a_sign_in_stands_on_and_who_removed_one(core, clock):
+    """The core's two halves: the shifts a sign-in ends with (``signed_on``: the stretch that
+    holds now, back-to-back ones with it, never a later one), and the first of them no longer
+    as it was, with who removed it and when (``Roster.gone``); its id given to another shift
+    is not the shift either."""
+    rota: Roster = core.ledgers.roster
+    gate, now = core.config.site.kiosk_id, clock.now()
+    at = datetime(2026, 2, 12, tzinfo=UTC)
+    later = rota.add_shift(
+        gate, "alice", at + timedelta(hours=20), at + timedelta(hours=22), "root"
+    )
+    day = rota.add_shift(gate, "alice", at, at + timedelta(hours=8), "root")
+    evening = rota.add_shift(
+        gate, "alice", at + timedelta(hours=8), at + timedelta(hours=12), "root"
+    )
+    assert signed_on([day, evening, later], now) == [day, evening]
+    marks = (day.mark, evening.mark)
+    assert rota.gone(marks) is None and rota.gone(()) is None
+    clock.advance(600)
+    rota.remove_shift(evening.id, "root")
+    gone = rota.gone(marks)
+    assert gone is not None and (gone.mark, gone.by) == (evening.mark, "root")
+    assert gone.at is not None and abs(gone.at - clock.now()) < timedelta(seconds=1)
+    reused = rota.add_shift(gate, "root", at + timedelta(hours=8), at + timedelta(hours=9), "root")
+    assert reused.id == evening.id and rota.gone(marks) == gone  # another shift now
+
+
+def test_a_shift_changed_on_the_roster_ends_the_sign_in_made_on_it(app, admin, core):
+    """No console route edits a shift; one shortened on the roster all the same (its row
+    changed: a future route, a repair by hand) ends the sign-in made on it as a removal does,
+    the sign-in page saying it was changed (no removal to name)."""
+    _shift(admin, "2026-02-12T08:00", "2026-02-12T16:00")
+    with signed_in(app, "alice") as tablet:
+        [shift] = _alices_shifts(core)
+        core.store.submit(
+            lambda db: db.execute(
+                "update roster_shifts set ends_at = ? where id = ?",
+                ["2026-02-12T04:00:00.000000Z", shift.id],
+            )
+        )
+        assert tablet.get("/guard", follow_redirects=False).status_code == 303
+        login = tablet.get("/guard/login?lang=en").text
+        said = re.search(r'id="shift-removed">([^<]+)<', login).group(1)
+        assert said.startswith("Your shift (2026-02-12 08:00–16:00) was changed on the roster")
