@@ -910,10 +910,17 @@ def _lexists(name: str, dir_fd: int) -> bool:
 
 
 def _make_parents(name: str, dir_fd: int, mode: int = 0o700) -> None:
-    """The folders above ``name`` made (``mode``) in ``dir_fd``'s folder, one of this user's."""
-    for parent in reversed(Path(name).parents[:-1]):
-        with contextlib.suppress(FileExistsError):
-            os.mkdir(str(parent), mode, dir_fd=dir_fd)
+    """The folders above ``name`` made (``mode``) in ``dir_fd``'s folder, one of this user's,
+    at any depth: each in the one above by its descriptor, never through a link
+    (``NotOurFolder``: one there already that is a link or no folder). Made by their paths
+    from ``dir_fd``, ``a/b`` went through a link put at ``a``."""
+    with contextlib.ExitStack() as steps:
+        fd, within = dir_fd, Path()
+        for part in Path(name).parent.parts:
+            within /= part
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(part, mode, dir_fd=fd)
+            fd = steps.enter_context(_folder_fd(within, dir_fd=fd, no_link=True))
 
 
 #: What ``flock`` fails with where a file system locks nothing (NFS, some FUSE ones).

@@ -519,3 +519,23 @@ def test_an_undo_removes_the_empty_folders_the_archive_brought_and_no_other(
     assert not (data / "keys").exists()  # the archive's, made by the restore
     assert (etc / "credentials").is_dir()  # this Pi's, empty before the restore too
     assert not list(data.glob(".restore-*")) and not list(etc.glob(".restore-*"))
+
+
+def test_the_folders_above_a_deeper_file_are_made_through_no_link(tmp_path):
+    """``_make_parents`` made ``a/b`` by its path from the data dir: a link the kiosk's user put
+    at ``a`` had root make ``b`` where it pointed (safe only while every path the archive holds
+    was one folder deep). Each folder is made in the one above by its descriptor."""
+    here, victim = tmp_path / "here", _root_only(tmp_path, "victim")
+    here.mkdir()
+    os.symlink(victim, here / "a")
+    fd = os.open(here, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        with pytest.raises(backup.NotOurFolder, match="a is not a folder of this user's"):
+            backup._make_parents("a/b/issuer.key", fd)
+        backup._make_parents("x/y/z/issuer.key", fd, 0o750)
+    finally:
+        os.close(fd)
+    assert os.listdir(victim) == []
+    assert (here / "x" / "y" / "z").is_dir() and not (
+        here / "x" / "y" / "z" / "issuer.key"
+    ).exists()
