@@ -252,8 +252,8 @@ def test_the_nightly_purge_never_removes_a_running_restores_stages(two_pis, monk
     data, etc, archive = two_pis
     real, removed = backup.describe_log, []
 
-    def checked_for_an_hour(path):
-        facts = real(path)
+    def checked_for_an_hour(path, **how):
+        facts = real(path, **how)
         now = datetime.now(UTC)
         for folder in (data, etc):
             for stage in folder.glob(f"{backup.RESTORE_STAGE_PREFIX}*"):
@@ -539,3 +539,17 @@ def test_the_folders_above_a_deeper_file_are_made_through_no_link(tmp_path):
     assert (here / "x" / "y" / "z").is_dir() and not (
         here / "x" / "y" / "z" / "issuer.key"
     ).exists()
+
+
+def test_a_staged_file_is_the_stages_only_while_this_process_holds_it_open(tmp_path):
+    """What opens a staged file by its path (SQLite) is checked to hold that very file: a
+    link swapped in and back around the opening would leave the stage's path as it was."""
+    with backup.held_stage(tmp_path, backup.RESTORE_STAGE_PREFIX) as staged:
+        (staged.path / "kiosk.db").write_bytes(b"the archive's log")
+        with pytest.raises(backup.NotOurFolder, match="kiosk.db is not the file staged there"):
+            staged.holds("kiosk.db")  # opened by nobody: what was opened was another file
+        with open(staged.file("kiosk.db"), "rb"):
+            staged.holds("kiosk.db")
+        os.symlink(tmp_path, staged.path / "link")
+        with pytest.raises(backup.NotOurFolder, match="link is not a file of this user's"):
+            staged.file("link")
