@@ -163,26 +163,22 @@ def snapshot_database(
         src.close()
 
 
-def describe_log(path: Path) -> LogFacts:
-    """The facts of the kiosk database at ``path`` (read-only), its chains verified."""
-    try:
-        conn = sqlite_read_only(path)
-    except sqlite3.Error as exc:
-        raise BackupError(f"{path}: cannot open: {exc}") from None
-    try:
-        result = verify_database(conn)
-        newest = _one(conn, "SELECT kiosk_id, seq, hash FROM events ORDER BY seq DESC LIMIT 1")
-        first = _one(conn, "SELECT id, seq FROM events ORDER BY seq LIMIT 1")
-        audit = _one(conn, "SELECT kiosk_id, seq FROM audit ORDER BY seq DESC LIMIT 1")
-        schema: dict[str, list[str]] = {}
-        for name, step in conn.execute(
-            "SELECT migration_set, name FROM _sqlite_migrations ORDER BY applied_at, rowid"
-        ):
-            schema.setdefault(str(name), []).append(str(step))
-    except sqlite3.Error as exc:
-        raise BackupError(f"{path}: not a readable kiosk database: {exc}") from None
-    finally:
-        conn.close()
+def describe_log(path: Path, *, staged: Staged | None = None) -> LogFacts:
+    """The facts of the kiosk database at ``path`` (read-only), its chains verified.
+    ``staged``: the held stage ``path`` is in, whose very file is read (``Staged.reading``)."""
+    with staged.reading(path.name) if staged is not None else reading(path) as conn:
+        try:
+            result = verify_database(conn)
+            newest = _one(conn, "SELECT kiosk_id, seq, hash FROM events ORDER BY seq DESC LIMIT 1")
+            first = _one(conn, "SELECT id, seq FROM events ORDER BY seq LIMIT 1")
+            audit = _one(conn, "SELECT kiosk_id, seq FROM audit ORDER BY seq DESC LIMIT 1")
+            schema: dict[str, list[str]] = {}
+            for name, step in conn.execute(
+                "SELECT migration_set, name FROM _sqlite_migrations ORDER BY applied_at, rowid"
+            ):
+                schema.setdefault(str(name), []).append(str(step))
+        except sqlite3.Error as exc:
+            raise BackupError(f"{path}: not a readable kiosk database: {exc}") from None
     owner = newest[0] if newest else audit[0] if audit else None
     return LogFacts(
         kiosk_id=None if owner is None else str(owner),
@@ -195,6 +191,20 @@ def describe_log(path: Path) -> LogFacts:
         verified=result.ok,
         problem=result.problem,
     )
+
+
+@contextmanager
+def reading(path: Path, *, immutable: bool = False) -> Iterator[sqlite3.Connection]:
+    """The SQLite database at ``path`` open read-only (``kiosk.files.sqlite_read_only``),
+    closed after; ``BackupError`` when it cannot be opened."""
+    try:
+        conn = sqlite_read_only(path, immutable=immutable)
+    except sqlite3.Error as exc:
+        raise BackupError(f"{path}: cannot open: {exc}") from None
+    try:
+        yield conn
+    finally:
+        conn.close()
 
 
 def _one(conn: sqlite3.Connection, sql: str) -> tuple[Any, ...] | None:
@@ -910,10 +920,17 @@ def _lexists(name: str, dir_fd: int) -> bool:
 
 
 def _make_parents(name: str, dir_fd: int, mode: int = 0o700) -> None:
-    """The folders above ``name`` made (``mode``) in ``dir_fd``'s folder, one of this user's."""
-    for parent in reversed(Path(name).parents[:-1]):
-        with contextlib.suppress(FileExistsError):
-            os.mkdir(str(parent), mode, dir_fd=dir_fd)
+    """The folders above ``name`` made (``mode``) in ``dir_fd``'s folder, one of this user's,
+    at any depth: each in the one above by its descriptor, never through a link
+    (``NotOurFolder``: one there already that is a link or no folder). Made by their paths
+    from ``dir_fd``, ``a/b`` went through a link put at ``a``."""
+    with contextlib.ExitStack() as steps:
+        fd, within = dir_fd, Path()
+        for part in Path(name).parent.parts:
+            within /= part
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(part, mode, dir_fd=fd)
+            fd = steps.enter_context(_folder_fd(within, dir_fd=fd, no_link=True))
 
 
 #: What ``flock`` fails with where a file system locks nothing (NFS, some FUSE ones).
@@ -931,10 +948,81 @@ def hold(fd: int) -> None:
             raise
 
 
+@dataclass(frozen=True)
+class Staged:
+    """A stage a run holds (``held_stage``): its path, and the descriptor it was opened by
+    when made. What takes a file only by its path (SQLite: the restore's description of the
+    staged log, its forgets made again) reaches it through ``file``, then ``holds`` checks
+    the file opened is that one: the stage is in the data dir, whose user may put a link in
+    its place (``NotOurFolder``)."""
+
+    path: Path
+    fd: int
+
+    def check(self) -> None:
+        """``NotOurFolder`` unless the stage's path is still the folder held, no link."""
+        try:
+            same = os.path.samestat(os.lstat(self.path), os.fstat(self.fd))
+        except OSError:
+            same = False
+        if not same:
+            raise NotOurFolder(
+                f"{self.path} is not a folder of this user's (it was replaced after the"
+                f" archive's files were written into it): {_MAKES_ITS_OWN}"
+            )
+
+    def file(self, name: str) -> Path:
+        """The path of file ``name`` in the stage, once the stage's path is the folder held
+        and ``name`` a file there (no link)."""
+        self.check()
+        if not stat.S_ISREG(os.stat(name, dir_fd=self.fd, follow_symlinks=False).st_mode):
+            raise NotOurFolder(f"{self.path / name} is not a file of this user's staged there")
+        return self.path / name
+
+    def holds(self, *names: str) -> None:
+        """After what opened files of the stage by ``file``'s paths: ``NotOurFolder`` unless
+        each of ``names`` is a file of the folder held that this process holds open (found
+        among its descriptors, ``/dev/fd``): what was opened is the stage's, not where a
+        link swapped in meanwhile pointed."""
+        self.check()
+        for name in names:
+            st: os.stat_result | None = None
+            with contextlib.suppress(OSError):
+                st = os.stat(name, dir_fd=self.fd, follow_symlinks=False)
+            if st is None or not stat.S_ISREG(st.st_mode) or not _held_open(st):
+                raise NotOurFolder(
+                    f"{self.path / name} is not the file staged there (a link was put in the"
+                    f" stage's place as it was opened): {_MAKES_ITS_OWN}"
+                )
+
+    @contextmanager
+    def reading(self, name: str) -> Iterator[sqlite3.Connection]:
+        """The staged SQLite database ``name`` open read-only (``reading``: immutable, no
+        -wal or -shm made beside it, none there), checked to be the stage's (``holds``)."""
+        with reading(self.file(name), immutable=True) as conn:
+            self.holds(name)
+            yield conn
+
+
+def _held_open(file: os.stat_result) -> bool:
+    """Whether one of this process's descriptors is open on ``file``."""
+    try:
+        fds = os.listdir("/dev/fd")
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            if os.path.samestat(os.stat(f"/dev/fd/{fd}"), file):
+                return True
+        except OSError:
+            continue
+    return False
+
+
 @contextmanager
 def held_stage(
     folder: Path, prefix: str, *, keep: Callable[[], bool] = bool, ours: bool = True
-) -> Iterator[Path]:
+) -> Iterator[Staged]:
     """A new hidden stage folder (0700, named ``prefix`` and a random part) in ``folder``,
     held by this run while it is used (``hold``). ``remove_stages`` never removes a held
     stage: a stage's time stops when its last file is made, and a backup verifying a big
@@ -942,7 +1030,7 @@ def held_stage(
     ``ours``: a folder of this user's, else ``NotOurFolder`` (a restore's); a backup's
     (``ours=False``) only no link: on a vfat stick or an NFS share (root_squash) what it
     makes reports another owner. Removed at the end unless ``keep()`` says it is needed (a
-    restore's way back)."""
+    restore's way back). Yielded with the descriptor it is held by (``Staged``)."""
     stage = Path(tempfile.mkdtemp(prefix=prefix, dir=folder))
     try:
         with contextlib.ExitStack() as held:
@@ -956,7 +1044,7 @@ def held_stage(
                     " run the backup again"
                 ) from None
             hold(fd)
-            yield stage
+            yield Staged(stage, fd)
     finally:
         if not keep():
             shutil.rmtree(stage, ignore_errors=True)

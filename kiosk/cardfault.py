@@ -6,7 +6,9 @@ A full card once reached the operator as SQLite's name of it (``kiosk purge``:
 reading of the error, here, for every verb of the CLI (``checkpoint.cli.main``) and the
 event log's health: ``card_fault`` finds a full, read-only or failing card anywhere in what
 was raised (an ``OSError``, an ``sqlite3.Error``, either wrapped by the store or a verb), and
-``CardFault.said`` says it: ``the card is full (0.4 MB free at /var/lib/kiosk)``.
+``CardFault.said`` says it: ``the card is full (0.4 MB free at /var/lib/kiosk)``. SQLite says
+READONLY also of a file another user owns, on a card that is fine: ``other_owner`` finds
+that file and its owner, for the CLI to say whom to run the verb as.
 
 Only the standard library: the CLI reads it without loading the store.
 """
@@ -147,3 +149,49 @@ def _mounted_read_only(folder: Path | None, exc: BaseException) -> bool:
         return folder is not None and bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
     except OSError:
         return False
+
+
+@dataclass(frozen=True)
+class OtherOwner:
+    """A file of the log (or its folder) this user may not write: its path and owner's uid,
+    and its folder's owner and group (whose the kiosk's files are)."""
+
+    path: Path
+    uid: int
+    folder: Path
+    folder_uid: int
+    folder_gid: int
+
+
+def other_owner(exc: BaseException, where: Path | None = None) -> OtherOwner | None:
+    """The file of the log another user owns that a read-only refusal in what ``exc`` was
+    raised from (SQLite's READONLY) is of, on a card not mounted read-only; ``where``: the
+    log, when nothing raised names it. None when the refusal is none, or is the card's, or
+    every file of the log is this user's to write."""
+    links = _chain(exc)
+    if not any(kind_of(link) == "read_only" for link in links):
+        return None
+    named = next((p for link in links if (p := _named_path(link)) is not None), where)
+    if named is None or _mounted_read_only(_folder(named), exc):
+        return None
+    return unwritable_part(named / "kiosk.db" if named.is_dir() else named)
+
+
+def unwritable_part(db: Path) -> OtherOwner | None:
+    """The first of the log ``db``, its ``-wal``, ``-shm`` and folder that is there
+    and this user may not write, and its owner; None when there is none."""
+    folder = db.parent
+    wal, shm = db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")
+    try:
+        home = folder.stat()
+        for part in (db, wal, shm, folder):
+            if part.exists() and not _may_write(part):
+                return OtherOwner(part, part.stat().st_uid, folder, home.st_uid, home.st_gid)
+    except OSError:
+        return None
+    return None
+
+
+def _may_write(path: Path) -> bool:
+    """Whether this process may write ``path`` (its user's rights, as the system judges)."""
+    return os.access(path, os.W_OK)

@@ -308,6 +308,7 @@ def purge(
     between_batches: Callable[[], None] | None = None,
     held_dir: Path | None = None,
     froze: Callable[[list[date]], None] | None = None,
+    after: Callable[[PurgeResult, str], None] | None = None,
 ) -> PurgeResult:
     """Delete personal fields of events older than ``older_than_days`` before ``now``.
 
@@ -323,6 +324,9 @@ def purge(
     empties (``kiosk.privacy_held``) and whose folders a restore set aside before it goes
     (``kiosk.backup.purge_set_aside``). ``froze``: told the days each freezing transaction
     froze, for good (``kiosk purge`` says them when a full card cuts it off after).
+    ``after``: told the result once the last transaction committed, and each step after it
+    as it begins (``WIPE_STEP``, ``HELD_STEP``, ``SET_ASIDE_STEP``): a failure then is that
+    step's, the purge itself done.
     """
     _check_args(older_than_days, now)
     synced = check_clock(store, now, trust_unsynced_clock=trust_unsynced_clock)
@@ -363,19 +367,43 @@ def purge(
     result = store.submit_audited(
         finish, actor, PURGE_ACTION, run.final_detail, skip=lambda _done: run.quiet
     )
-    # The WAL still holds the purged rows as they were written: truncate it. Only when
-    # something went, now or in a purge whose wipe a reader held up: the commits after a
-    # truncation grow the file again (a dearer fsync).
-    owed = run.owed
-    if owed is not None and store.wipe_wal():
-        store.submit(lambda db: settle_wipe(db, owed))
-    if held_dir is not None:
-        from kiosk.backup import purge_set_aside
+    return _after_commit(store, result, run.owed, held_dir, now, after)
 
-        held = purge_held(store, held_dir, cutoff, now)
-        removed = tuple(purge_set_aside(held_dir, cutoff, now))
-        result = replace(result, held_files_purged=held, set_aside_removed=removed)
-    return result
+
+#: The steps of a purge after its last transaction, as ``purge`` names them to ``after``:
+#: each one the next purge does again when it fails.
+WIPE_STEP = "the WAL's wipe (the purged rows' old forms)"
+HELD_STEP = "the held decisions' files (held-events-*.ndjson)"
+SET_ASIDE_STEP = "the folders a restore set aside (before-restore-*)"
+
+
+def _after_commit(
+    store: PurgeStore,
+    result: PurgeResult,
+    owed: str | None,
+    held_dir: Path | None,
+    now: datetime,
+    after: Callable[[PurgeResult, str], None] | None,
+) -> PurgeResult:
+    """What a purge does once its last transaction committed, each step told to ``after`` as
+    it begins: the WAL's wipe (it still holds the purged rows as they were written; only
+    when something went, now or in a purge whose wipe a reader held up: the commits after a
+    truncation grow the file again, a dearer fsync), then in ``held_dir`` the held
+    decisions' files and the folders a restore set aside."""
+    told = after or (lambda _result, _step: None)
+    if owed is not None:
+        told(result, WIPE_STEP)
+        if store.wipe_wal():
+            store.submit(lambda db: settle_wipe(db, owed))
+    if held_dir is None:
+        return result
+    from kiosk.backup import purge_set_aside
+
+    told(result, HELD_STEP)
+    held = purge_held(store, held_dir, result.cutoff, now)
+    told(result, SET_ASIDE_STEP)
+    removed = tuple(purge_set_aside(held_dir, result.cutoff, now))
+    return replace(result, held_files_purged=held, set_aside_removed=removed)
 
 
 def _record_run(db: Database, now: datetime, synced: bool, changed: bool, waiting: int = 0) -> bool:

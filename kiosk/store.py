@@ -47,7 +47,7 @@ import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
 from kiosk import dating, hashchain, record
-from kiosk.cardfault import card_fault
+from kiosk.cardfault import card_fault, unwritable_part
 from kiosk.clock import AGREE_SLACK, Clock, ClockReading, FlooredClock
 from kiosk.config.store import StoreSection
 from kiosk.deadline import LogUses, Stopped
@@ -741,21 +741,13 @@ def _read_only(path: Path) -> bool:
 def _unwritable(path: Path) -> str:
     """Why this process cannot write the log at ``path``, if it is the file system or a file
     another user owns (a verb run as root beside the daemon's user); "" when neither."""
-    try:
-        if _read_only(path):
-            return "the file system is read-only"
-        wal, shm = path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")
-        for part, shown in (
-            (path.parent, f"{path.parent}/"),
-            (path, path.name),
-            (wal, wal.name),
-            (shm, shm.name),
-        ):
-            if part.exists() and not os.access(part, os.W_OK):
-                return f"{shown} is not writable by this user (owner uid {part.stat().st_uid})"
-    except OSError:
+    if _read_only(path):
+        return "the file system is read-only"
+    found = unwritable_part(path)
+    if found is None:
         return ""
-    return ""
+    shown = f"{found.path}/" if found.path == found.folder else found.path.name
+    return f"{shown} is not writable by this user (owner uid {found.uid})"
 
 
 def _close_all(connections: Iterable[sqlite3.Connection]) -> None:

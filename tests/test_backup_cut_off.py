@@ -252,8 +252,8 @@ def test_the_nightly_purge_never_removes_a_running_restores_stages(two_pis, monk
     data, etc, archive = two_pis
     real, removed = backup.describe_log, []
 
-    def checked_for_an_hour(path):
-        facts = real(path)
+    def checked_for_an_hour(path, **how):
+        facts = real(path, **how)
         now = datetime.now(UTC)
         for folder in (data, etc):
             for stage in folder.glob(f"{backup.RESTORE_STAGE_PREFIX}*"):
@@ -519,3 +519,37 @@ def test_an_undo_removes_the_empty_folders_the_archive_brought_and_no_other(
     assert not (data / "keys").exists()  # the archive's, made by the restore
     assert (etc / "credentials").is_dir()  # this Pi's, empty before the restore too
     assert not list(data.glob(".restore-*")) and not list(etc.glob(".restore-*"))
+
+
+def test_the_folders_above_a_deeper_file_are_made_through_no_link(tmp_path):
+    """``_make_parents`` made ``a/b`` by its path from the data dir: a link the kiosk's user put
+    at ``a`` had root make ``b`` where it pointed (safe only while every path the archive holds
+    was one folder deep). Each folder is made in the one above by its descriptor."""
+    here, victim = tmp_path / "here", _root_only(tmp_path, "victim")
+    here.mkdir()
+    os.symlink(victim, here / "a")
+    fd = os.open(here, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        with pytest.raises(backup.NotOurFolder, match="a is not a folder of this user's"):
+            backup._make_parents("a/b/issuer.key", fd)
+        backup._make_parents("x/y/z/issuer.key", fd, 0o750)
+    finally:
+        os.close(fd)
+    assert os.listdir(victim) == []
+    assert (here / "x" / "y" / "z").is_dir() and not (
+        here / "x" / "y" / "z" / "issuer.key"
+    ).exists()
+
+
+def test_a_staged_file_is_the_stages_only_while_this_process_holds_it_open(tmp_path):
+    """What opens a staged file by its path (SQLite) is checked to hold that very file: a
+    link swapped in and back around the opening would leave the stage's path as it was."""
+    with backup.held_stage(tmp_path, backup.RESTORE_STAGE_PREFIX) as staged:
+        (staged.path / "kiosk.db").write_bytes(b"the archive's log")
+        with pytest.raises(backup.NotOurFolder, match="kiosk.db is not the file staged there"):
+            staged.holds("kiosk.db")  # opened by nobody: what was opened was another file
+        with open(staged.file("kiosk.db"), "rb"):
+            staged.holds("kiosk.db")
+        os.symlink(tmp_path, staged.path / "link")
+        with pytest.raises(backup.NotOurFolder, match="link is not a file of this user's"):
+            staged.file("link")

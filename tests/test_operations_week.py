@@ -434,7 +434,8 @@ def test_a_log_left_owned_by_another_user_is_named_when_it_cannot_be_opened(tmp_
     """``sudo kiosk token new --data /var/lib/kiosk`` (root, not kiosk-admin) before the
     daemon's first start leaves kiosk.db owned by root; the daemon (user kiosk) then stopped
     at "cannot open kiosk.db (SQLITE_READONLY)", which reads as a failing card. The message
-    names the file this user cannot write and its owner."""
+    names the file this user cannot write and its owner (and, since 2026-12-07, how to give
+    it back: it said "could not be written ... check the card")."""
     import os
     import subprocess
     import sys
@@ -463,7 +464,9 @@ def test_a_log_left_owned_by_another_user_is_named_when_it_cannot_be_opened(tmp_
     )
     assert done.returncode == 1, done.stderr
     assert "SQLITE_READONLY" in done.stderr
-    assert "kiosk.db is not writable by this user (owner uid 65534)" in done.stderr
+    # Whose it is, and to give it back to the folder's owner (the service's user) first.
+    assert f"{folder}/kiosk.db is nobody's (uid 65534), not root's, who owns" in done.stderr
+    assert f"give it back (`sudo chown -R root:root {folder}`), then run it" in done.stderr
 
 
 # -- the commands operations.md and install.md give, copied as written -----------------------

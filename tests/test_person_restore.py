@@ -6,6 +6,7 @@ restore carries from the log it sets aside; the record names nobody."""
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 
 import pytest
@@ -606,3 +607,56 @@ def test_a_restore_says_how_many_list_rows_a_forget_named_it_did_not_find(
     sql = "SELECT detail FROM audit WHERE action = 'person_forgotten'"
     (detail,) = _select(data / "kiosk.db", sql)
     assert json.loads(detail[0])["rows_not_found"] == {"list_households": 1}
+
+
+@pytest.mark.usefixtures("as_root")
+@pytest.mark.parametrize("when", ["after_extraction", "as_it_is_opened"])
+def test_a_stage_swapped_for_a_link_has_no_other_log_read_or_forgotten_on(
+    tmp_path, clock, cli_clock, capsys, monkeypatch, when
+):
+    """The archive's files were written into the stage by its descriptor, but the restore
+    then opened the staged log by its path, to describe it and to make the forgets again on
+    it: a link the data dir's user put in the stage's place (right after the extraction, or
+    as the log was opened) had root read, and forget on, the log of the folder it named
+    (the archive's log swapped in with its forgets not made again). Refused, that log as it
+    was, nothing of this Pi's moved."""
+    from kiosk import backup
+
+    data, etc, log = _gate(tmp_path, clock)
+    archive = tmp_path / "north.kbak"
+    assert run_backup(data, etc, archive) == 0
+    log.close()
+    _forget(data, "--name", NAME, "--household", HOUSEHOLD)
+    decoy = tmp_path / "decoy"
+    decoy.mkdir()
+    real_extract, real_open = backup.extract_all, backup.sqlite_read_only
+
+    def swap() -> None:
+        (stage,) = data.glob(".restore-*")
+        (decoy / "kiosk.db").write_bytes((stage / "kiosk.db").read_bytes())
+        stage.rename(tmp_path / "stage.moved")
+        stage.symlink_to(decoy)
+
+    def extracted(*args):
+        placed = real_extract(*args)
+        if when == "after_extraction":
+            swap()
+        return placed
+
+    def opened(path, **how):
+        if when == "as_it_is_opened" and not (decoy / "kiosk.db").exists():
+            swap()
+        return real_open(path, **how)
+
+    monkeypatch.setattr(backup, "extract_all", extracted)
+    monkeypatch.setattr(backup, "sqlite_read_only", opened)
+    ours = (data / "kiosk.db").read_bytes()
+    capsys.readouterr()
+
+    assert run_restore(data, etc, archive) == 1
+
+    err = capsys.readouterr().err
+    assert "nothing was changed" in err and "this user's" in err, err
+    assert os.listdir(decoy) == ["kiosk.db"]  # no -wal, -shm made there
+    assert _naming(decoy / "kiosk.db", NAME) != []  # read only: no forget made on it
+    assert (data / "kiosk.db").read_bytes() == ours

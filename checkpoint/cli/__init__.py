@@ -138,6 +138,7 @@ def _run(args: argparse.Namespace) -> int | None:
         return args.func(args)  # type: ignore[no-any-return]
     except Exception as exc:
         said = None if isinstance(exc, Interrupted) else _card_said(exc, args)
+        said = said or _owner_said(exc, args)
         if said is None:
             raise
         raise CliError(said) from exc
@@ -184,6 +185,61 @@ def _card_said(exc: BaseException, args: argparse.Namespace) -> str | None:
     if fault.medium != "the card":
         fix = _DISK_FIX[fault.kind].format(another=another)
     return f"{fault.said()}: {fix}; {getattr(exc, 'partial', None) or 'nothing was changed'}"
+
+
+def _owner_said(exc: BaseException, args: argparse.Namespace) -> str | None:
+    """SQLite's READONLY of a log whose file another user owns, on a card that is fine (a
+    verb run as pi, not the kiosk's user; a file a restore or plain ``sudo`` left root's):
+    whose the file is, and as whom to run the verb (``sudo kiosk-admin``, which runs it as
+    ``kiosk``, or ``sudo -u USER``), or to give the file back first. None otherwise."""
+    from kiosk.cardfault import other_owner
+
+    db = getattr(args, "db", None)
+    found = other_owner(exc, Path(db) if isinstance(db, (str, Path)) and db else None)
+    if found is None:
+        return None
+    me, home = os.geteuid(), _user_name(found.folder_uid)
+    run = f"`sudo -u {home} kiosk {args.verb} ...`"
+    if home == "kiosk":  # the installed service's user: kiosk-admin runs verbs as it
+        run = f"`sudo kiosk-admin {args.verb} ...`"
+    whose = f"{found.path} is {_user_name(found.uid)}'s (uid {found.uid})"
+    done = getattr(exc, "partial", None) or "nothing was changed"
+    if found.uid == found.folder_uid:
+        return (
+            f"{whose} and this command runs as {_user_said(me)}, which may not write it"
+            f" (SQLITE_READONLY): run it as {home}: {run}; {done}"
+        )
+    group = _group_name(found.folder_gid)
+    then = "run it again" if me == found.folder_uid else f"run it as {home}: {run}"
+    return (
+        f"{whose}, not {home}'s, who owns {found.folder} (SQLITE_READONLY: left so by a verb"
+        f" or a restore run as {_user_name(found.uid)}): give it back (`sudo chown -R"
+        f" {home}:{group} {found.folder}`), then {then}; {done}"
+    )
+
+
+def _user_name(uid: int) -> str:
+    """User ``uid``'s name, or ``#uid`` (as ``sudo -u`` takes a user with none)."""
+    import pwd
+
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"#{uid}"
+
+
+def _user_said(uid: int) -> str:
+    name = _user_name(uid)
+    return f"uid {uid}" if name.startswith("#") else f"{name} (uid {uid})"
+
+
+def _group_name(gid: int) -> str:
+    import grp
+
+    try:
+        return grp.getgrgid(gid).gr_name
+    except KeyError:
+        return str(gid)
 
 
 def _say(verb: str, message: str) -> None:

@@ -41,7 +41,7 @@ from .store_args import (
 )
 
 if TYPE_CHECKING:
-    from kiosk.backup import Archive, LogFacts, Member, Placed
+    from kiosk.backup import Archive, LogFacts, Member, Placed, Staged
     from kiosk.config import KioskConfig
     from kiosk.people import Kept
 
@@ -236,8 +236,8 @@ def backup_run(args: argparse.Namespace) -> int:
         )
     stage_in = _stage_folder(db, target, sealed=passphrase is not None)
     try:
-        with held_stage(stage_in, BACKUP_STAGE_PREFIX, ours=False) as stage:
-            snapshot = stage / "kiosk.db"
+        with held_stage(stage_in, BACKUP_STAGE_PREFIX, ours=False) as held:
+            snapshot = held.path / "kiosk.db"
             with _no_root_files_beside(db):
                 snapshot_database(db, snapshot)
             os.chmod(snapshot, db.stat().st_mode & 0o777)  # restored with the log's own mode
@@ -585,9 +585,11 @@ def _restore(
     stamp = _now().strftime("%Y%m%dT%H%M%SZ")
     with _staged(data, data) as data_stage, _staged(etc if etc_names else None, data) as etc_stage:
         assert data_stage is not None
-        placed = extract_all(archive, {"data": data_stage, "etc": etc_stage})
-        restored = describe_log(data_stage / "kiosk.db")
-        _refuse_newer_schema(data_stage / "kiosk.db")
+        etc_path = etc_stage.path if etc_stage is not None else None
+        placed = extract_all(archive, {"data": data_stage.path, "etc": etc_path})
+        staged_db = data_stage.path / "kiosk.db"  # opened only by its stage's checks
+        restored = describe_log(staged_db, staged=data_stage)
+        _refuse_newer_schema(data_stage)
         judge_restore(
             archive.manifest,
             restored,
@@ -596,16 +598,16 @@ def _restore(
             as_this_gate=args.as_this_gate,
         )
         again = _forget_again(
-            data_stage / "kiosk.db", restored, forgets, config_file, go_on=args.without_forgets
+            data_stage, restored, forgets, config_file, go_on=args.without_forgets
         )
         if again["forgets"]:
-            restored = describe_log(data_stage / "kiosk.db")
-        _own(data_stage, data, placed["data"], as_was=False)
-        if etc_stage is not None:
-            _own(etc_stage, etc, placed["etc"], as_was=True)
-        swaps = [Swap(etc, etc_stage, tuple(etc_names), stamp)] if etc_stage else []
+            restored = describe_log(staged_db, staged=data_stage)
+        _own(data_stage.path, data, placed["data"], as_was=False)
+        if etc_path is not None:
+            _own(etc_path, etc, placed["etc"], as_was=True)
+        swaps = [Swap(etc, etc_path, tuple(etc_names), stamp)] if etc_path else []
         swaps.append(
-            Swap(data, data_stage, tuple(replaced_in_data(archive.members, db.name)), stamp)
+            Swap(data, data_stage.path, tuple(replaced_in_data(archive.members, db.name)), stamp)
         )
         with _uninterrupted():
             aside = swap_all(data, swaps)[-1]
@@ -655,13 +657,15 @@ def _forgets_of(db: Path, *, go_on: bool) -> Kept | None:
 
 
 def _forget_again(
-    staged: Path, restored: LogFacts, forgets: Kept | None, config_file: Path, *, go_on: bool
+    staged: Staged, restored: LogFacts, forgets: Kept | None, config_file: Path, *, go_on: bool
 ) -> dict[str, Any]:
     """Every forget this Pi's log keeps that the archive's does not, made again on the
     staged log before it is put in place (``kiosk.people.reapply``): a restore never brings
     back a resident forgotten since the archive was taken. One whose record cannot be read
     (damaged, of a newer format after a downgrade) stops the restore as a log that cannot
-    be read does, unless ``go_on`` (``--without-forgets``): the others made, that one said."""
+    be read does, unless ``go_on`` (``--without-forgets``): the others made, that one said.
+    The log is opened by its path (SQLite takes no descriptor), then checked to be the
+    stage's, with its -wal and -shm, before anything is forgotten on it (``Staged.holds``)."""
     import sqlite3
 
     from drivers import clocksync
@@ -673,9 +677,10 @@ def _forget_again(
     if forgets is None or not forgets.meta:
         return Reapplied(0, {}, 0).as_dict()
     kiosk_id = restored.kiosk_id or _configured_gate(config_file) or "kiosk"
-    log = EventLog(staged, kiosk_id, clocksync.system_clock(), migrations=_sets())
+    log = EventLog(staged.file("kiosk.db"), kiosk_id, clocksync.system_clock(), migrations=_sets())
     try:
         log.open()
+        staged.holds("kiosk.db", "kiosk.db-wal", "kiosk.db-shm")
         done = reapply(log, forgets, log.clock.now(), actor="restore", strict=not go_on)
     except UnreadableForgets as exc:
         raise CliError(
@@ -723,7 +728,7 @@ def _room_for(archive: Archive, data: Path) -> None:
 
 
 @contextmanager
-def _staged(folder: Path | None, data: Path) -> Iterator[Path | None]:
+def _staged(folder: Path | None, data: Path) -> Iterator[Staged | None]:
     """A hidden folder in ``folder`` (one file system with what it replaces) for the
     archive's files, held by this restore while it runs (no purge removes it under the run:
     ``kiosk.backup.held_stage``) and removed with whatever is left in it, unless a restore's
@@ -775,10 +780,11 @@ def _number(lookup: Callable[[str], Any], name: str | None, otherwise: int) -> i
         return otherwise
 
 
-def _refuse_newer_schema(db: Path) -> None:
+def _refuse_newer_schema(staged: Staged) -> None:
     """An archive of a gate on a newer version than this Pi's (a new card flashed with an
     older release): the daemon here would refuse its log at start, the gate dark, with this
-    Pi's own files already set aside. Said before anything moves."""
+    Pi's own files already set aside. Said before anything moves (the staged log read as
+    its stage's: ``Staged.reading``)."""
 
     import sqlite_utils
 
@@ -794,11 +800,8 @@ def _refuse_newer_schema(db: Path) -> None:
         *ledgers.MIGRATIONS,
         peers.MIGRATIONS,
     ]
-    conn = sqlite_read_only(db)
-    try:
+    with staged.reading("kiosk.db") as conn:
         why = newer_schema(sqlite_utils.Database(conn), known)
-    finally:
-        conn.close()
     if why is not None:
         raise UsageError(
             f"the archive was made by a newer version of the program ({why}): install that"

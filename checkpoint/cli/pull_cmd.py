@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
     from sqlite_utils.migrations import Migrations
 
+    from kiosk.retention import PurgeResult
     from kiosk.store import EventLog
     from kiosk.tokens import TokenStore
     from office.pg import PgTarget
@@ -400,6 +401,9 @@ class _Batches:
         self.migrated = migrated
         self.frozen: list[date] = []
         self.done = self.freezing = 0
+        #: The purge's result once its last transaction committed, and the step after it
+        #: that began last (``kiosk.retention.purge``'s ``after``).
+        self.purged: tuple[PurgeResult, str] | None = None
 
     def between(self) -> None:
         self.done += 1
@@ -409,8 +413,19 @@ class _Batches:
         self.frozen += days
         self.freezing = self.done  # those so far were between freezing transactions
 
+    def after(self, result: PurgeResult, step: str) -> None:
+        self.purged = (result, step)
+
     def cut_off(self) -> str | None:
         """What a purge cut off after them did for good; None: nothing."""
+        if self.purged is not None:  # the purge's last transaction committed
+            result, step = self.purged
+            n = result.events_purged
+            return (
+                f"the purge itself is done and audited ({n} event{'s' if n != 1 else ''}'"
+                f" personal fields emptied), only {step} after it failed: run it again, or"
+                " the next purge does it"
+            )
         done = []
         if self.migrated:
             done.append(f"the log is migrated to this version ({', '.join(self.migrated[:3])})")
@@ -469,6 +484,7 @@ def purge_run(args: argparse.Namespace) -> int:
             between_batches=batches.between,
             froze=batches.froze,
             held_dir=path.parent,  # the stops' held decisions beside the log
+            after=batches.after,
         )
     except ClockNotTrusted as exc:
         then = (
@@ -479,12 +495,12 @@ def purge_run(args: argparse.Namespace) -> int:
         raise CliError(
             f"nothing was purged: {exc}; the nightly timer tries again tomorrow, or {then}"
         ) from None
-    except StoreFault as exc:
-        raise CliError(f"purge failed: {exc}", partial=batches.cut_off()) from None
     except Exception as exc:  # a card fault SQLite or the system said, past a step
-        if batches.cut_off() is None:
+        done = batches.cut_off()
+        if done is None and not isinstance(exc, StoreFault):
             raise
-        raise CliError(f"purge failed: {exc}", partial=batches.cut_off()) from exc
+        said = f"purge failed: {exc}" + (f"; {done}" if done else "")
+        raise CliError(said, partial=done) from exc
     finally:
         store.close()
     print(json.dumps(result.as_dict()))

@@ -1,0 +1,163 @@
+"""What ``kiosk purge`` (and every verb) says when it cannot finish.
+
+After its last transaction committed, the rows are purged and audited, so "nothing was
+changed" would be a lie (it was said until 2026-12-07): it says what was done, which step
+after it failed, and exits 1. SQLite's READONLY of a file of the log another user owns (run
+as pi, not the kiosk's user; a file a restore left root's) said "could not be written ...
+check the card": it names the file's owner and the user to run it as."""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import sqlite3
+
+import pytest
+from test_store_full import draft
+
+from checkpoint.cli import main
+from checkpoint.cli.pull_cmd import _sets
+from kiosk import cardfault, retention, store
+from kiosk.store import EventLog, StoreFault
+
+PURGE = ["purge", "--older-than", "0", "--trust-clock", "--db"]
+
+
+def a_log(tmp_path, clock):
+    """A log as the verbs leave it (nothing to migrate), of three passages with names."""
+    db = tmp_path / "kiosk.db"
+    with EventLog(db, "gate-1", clock, migrations=_sets()) as log:
+        for _ in range(3):
+            log.append(draft(person={"name": "Wang Lei", "phone": "13800138000"}))
+    return db
+
+
+def names_left(db) -> int:
+    conn = sqlite3.connect(db)
+    try:
+        return conn.execute("SELECT count(*) FROM events WHERE person IS NOT NULL").fetchone()[0]
+    finally:
+        conn.close()
+
+
+def locked(*_args, **_kwargs):
+    cause = sqlite3.OperationalError("database is locked")
+    cause.sqlite_errorname = "SQLITE_BUSY"
+    raise StoreFault("store_fault", "SQLITE_BUSY") from cause
+
+
+def card_full(*_args, **_kwargs):
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+@pytest.mark.parametrize("failing", [locked, card_full], ids=["locked", "card-full"])
+def test_a_purge_failing_after_its_last_commit_says_what_it_did(
+    tmp_path, clock, capsys, monkeypatch, failing
+):
+    """The held decisions' files (``purge_held``) fail after the rows were purged."""
+    db = a_log(tmp_path, clock)
+    monkeypatch.setattr(retention, "purge_held", failing)
+
+    assert main([*PURGE, str(db)]) == 1
+
+    err = capsys.readouterr().err
+    assert names_left(db) == 0  # purged, for good
+    assert err.count("\n") == 1, err
+    assert "nothing was changed" not in err and "nothing was purged" not in err
+    assert "the purge itself is done and audited (3 events' personal fields emptied)" in err
+    assert "only the held decisions' files (held-events-*.ndjson) after it failed" in err
+    if failing is card_full:
+        assert re.match(r"kiosk purge: the (card|disk) is full \(", err), err
+    else:
+        assert err.startswith("kiosk purge: purge failed: store_fault: SQLITE_BUSY; "), err
+
+
+def test_the_wal_wipe_failing_after_the_commit_is_named(tmp_path, clock, capsys, monkeypatch):
+    db = a_log(tmp_path, clock)
+    monkeypatch.setattr(EventLog, "wipe_wal", locked)
+
+    assert main([*PURGE, str(db)]) == 1
+
+    err = capsys.readouterr().err
+    assert names_left(db) == 0
+    assert "the purge itself is done and audited" in err
+    assert "only the WAL's wipe (the purged rows' old forms) after it failed" in err
+
+
+class _ReadOnly(sqlite3.Connection):
+    """A real connection whose writes SQLite refuses as it does a file another user owns."""
+
+    def execute(self, sql, *args):  # type: ignore[no-untyped-def]
+        if sql.lstrip().split(None, 1)[0].upper() in ("INSERT", "UPDATE", "DELETE"):
+            exc = sqlite3.OperationalError("attempt to write a readonly database")
+            exc.sqlite_errorname, exc.sqlite_errorcode = "SQLITE_READONLY", 8  # type: ignore[attr-defined]
+            raise exc
+        return super().execute(sql, *args)
+
+
+def read_only_for(monkeypatch, uid: int) -> None:
+    """Writes refused as SQLite refuses them, and this process (root) taken for user 4321 (pi)
+    held to the modes: a file of ``uid`` is not its to write."""
+    monkeypatch.setattr(os, "geteuid", lambda: 4321)
+    monkeypatch.setattr(
+        store,
+        "_open_connection",
+        lambda p, t: sqlite3.connect(str(p), timeout=t, factory=_ReadOnly),
+    )
+    monkeypatch.setattr(
+        cardfault, "_may_write", lambda path: os.lstat(path).st_uid != uid, raising=False
+    )
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="root, to give the files to another user")
+@pytest.mark.parametrize(
+    ("owner", "run"),
+    [("nobody", "`sudo -u nobody kiosk purge ...`"), ("kiosk", "`sudo kiosk-admin purge ...`")],
+)
+def test_a_log_of_another_user_names_its_owner_and_whom_to_run_it_as(
+    tmp_path, clock, capsys, monkeypatch, owner, run
+):
+    """Run as another user than the one owning the data dir and its log (pi, not kiosk): the
+    installed service's user, kiosk, is the one kiosk-admin runs verbs as."""
+    import checkpoint.cli
+
+    (tmp_path / "data").mkdir()
+    db = a_log(tmp_path / "data", clock)
+    for path in (db.parent, *db.parent.iterdir()):
+        os.chown(path, 65534, 65534)
+    read_only_for(monkeypatch, 65534)
+    named = checkpoint.cli._user_name
+    monkeypatch.setattr(
+        checkpoint.cli, "_user_name", lambda uid: owner if uid == 65534 else named(uid)
+    )
+
+    assert main([*PURGE, str(db)]) == 1
+
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert err.startswith(f"kiosk purge: {db} is {owner}'s (uid 65534) and this command"), err
+    assert f" runs as uid 4321, which may not write it (SQLITE_READONLY): run it as {owner}:" in err
+    assert run in err and err.endswith("; nothing was changed\n")
+    assert "could not be written" not in err and "the card" not in err
+    assert names_left(db) == 3
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="root, to give the files to another user")
+def test_a_file_left_another_users_beside_the_log_is_given_back(
+    tmp_path, clock, capsys, monkeypatch
+):
+    """A restore or a verb run as root left the log root's in the kiosk user's folder."""
+    (tmp_path / "data").mkdir()
+    db = a_log(tmp_path / "data", clock)
+    os.chown(db.parent, 65534, 65534)
+    read_only_for(monkeypatch, 0)
+
+    assert main(["token", "new", "--scope", "logs:read", "--db", str(db)]) == 1
+
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert f"kiosk token: {db} is root's (uid 0), not nobody's, who owns {db.parent}" in err
+    assert f"give it back (`sudo chown -R nobody:nogroup {db.parent}`)" in err
+    assert "then run it as nobody: `sudo -u nobody kiosk token ...`" in err
+    assert "could not be written" not in err
