@@ -31,7 +31,7 @@ from kiosk.crossing import Crossing, Outcome
 from kiosk.devices import CodeRead, DeviceFault, Gate
 from kiosk.engine import Engine
 from kiosk.runner import report_reader_health, sample_thermometer
-from kiosk.store import Event, EventDraft, StoreFault
+from kiosk.store import AlreadyRecorded, Event, EventDraft, StoreFault
 
 Message = dict[str, Any]
 
@@ -45,7 +45,8 @@ class EventAppender(Protocol):
     of it (replay's full-disk switch, the loop bench's timing)."""
 
     def append(self, draft: EventDraft) -> Event:
-        """Commit one event; raises ``kiosk.store.StoreFault`` when it cannot."""
+        """Commit one event; raises ``kiosk.store.StoreFault`` when it cannot,
+        ``kiosk.store.AlreadyRecorded`` when its condition found its record."""
         ...
 
 
@@ -77,6 +78,8 @@ class DirectPorts:
         """Commit, then the gate if the crossing says so, then the one answer (in place)."""
         try:
             event = self.store.append(crossing.draft)
+        except AlreadyRecorded as exc:  # its condition found its record: nothing written
+            outcome = Outcome(crossing, refused=exc)
         except StoreFault as exc:
             outcome = Outcome(crossing, store_fault=exc)
         else:

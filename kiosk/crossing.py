@@ -13,6 +13,10 @@ and answers once:
    commanded open and whether the relay failed. The engine then publishes the decision (a
    screen never shows a decision before the log has it, or before its fate is known).
 
+A draft written on a condition (``EventDraft.unless``: a registration another tablet recorded
+a moment before, ``kiosk.again``) that the log found met is not written and decided nothing:
+its outcome is ``refused`` (``kiosk.store.AlreadyRecorded``), and no gate opens for it.
+
 No ticket crosses: the ``Outcome`` carries its ``Crossing`` back, and a crossing is equal only
 to itself. A commit answered as a store fault because it missed its deadline is still under
 way (``Outcome.pending``): its end is answered once more, ``Engine.on_late_commit(crossing,
@@ -22,10 +26,11 @@ record and never commits that event again while the first attempt may still land
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from kiosk.devices import DeviceFault
-from kiosk.store import Event, EventDraft, StoreFault
+from kiosk.store import AlreadyRecorded, Event, EventDraft, StoreFault
 
 
 @dataclass(frozen=True, eq=False)
@@ -47,12 +52,15 @@ class Crossing:
 
 @dataclass(frozen=True)
 class Outcome:
-    """What became of a ``Crossing``: exactly one of ``event`` (committed) and ``store_fault``;
-    ``gate_commanded`` when the gate was commanded open, ``gate_fault`` when that command failed."""
+    """What became of a ``Crossing``: exactly one of ``event`` (committed), ``store_fault`` and
+    ``refused`` (its draft's condition found its record in the log: nothing written, nothing
+    decided); ``gate_commanded`` when the gate was commanded open, ``gate_fault`` when that
+    command failed."""
 
     crossing: Crossing
     event: Event | None = None
     store_fault: StoreFault | None = None
+    refused: AlreadyRecorded | None = None
     gate_commanded: bool = False
     gate_fault: DeviceFault | None = None
     #: The store fault is a missed deadline: the commit is still under way and its end is
@@ -60,8 +68,10 @@ class Outcome:
     pending: bool = False
 
     def __post_init__(self) -> None:
-        if (self.event is None) == (self.store_fault is None):
-            raise ValueError("an outcome is either committed (event) or a store fault")
+        if sum(x is not None for x in (self.event, self.store_fault, self.refused)) != 1:
+            raise ValueError("an outcome is either committed (event), a store fault or refused")
+        if self.refused is not None and self.gate_commanded:
+            raise ValueError("no gate opens for a draft refused")
         if self.pending and self.store_fault is None:
             raise ValueError("only a store fault can still be pending")
         if self.gate_fault is not None and not self.gate_commanded:
@@ -78,9 +88,10 @@ class Outcome:
 
     @property
     def opens_gate(self) -> bool:
-        """Whether its crossing asks for the gate to open now (before the gate is commanded)."""
-        return self.crossing.opens_gate(self.committed)
+        """Whether its crossing asks for the gate to open now (before the gate is commanded):
+        never for a draft refused (nothing was decided)."""
+        return self.refused is None and self.crossing.opens_gate(self.committed)
 
     def gate_answered(self, fault: DeviceFault | None) -> Outcome:
         """This outcome after the gate was commanded open, ``fault`` if the relay failed."""
-        return Outcome(self.crossing, self.event, self.store_fault, True, fault, self.pending)
+        return dataclasses.replace(self, gate_commanded=True, gate_fault=fault)

@@ -66,7 +66,15 @@ from kiosk.logs import FlapLimit
 from kiosk.overrides import Overrides, Release
 from kiosk.ports import CalibrationSource, EngineSeams
 from kiosk.privacy import CODE_KEYS, greeting_name
-from kiosk.store import AuditRow, Event, EventDraft, check_audit_row
+from kiosk.store import (
+    AlreadyRecorded,
+    AuditRow,
+    Event,
+    EventDraft,
+    Unless,
+    check_audit_row,
+    check_unless,
+)
 from kiosk.typed import typed
 
 log = logging.getLogger(__name__)
@@ -305,6 +313,8 @@ class _Manual:
     #: The household the person is a resident of (a registration "a resident of this
     #: dwelling", no pass with them): the event's, so the outing counts against its quota.
     household: str | None = None
+    #: The condition its record is written on (``EventDraft.unless``).
+    unless: Unless | None = None
 
 
 def _check_manual_words(kind: str, operator: object, reason: object, person: object) -> None:
@@ -703,6 +713,7 @@ class Engine:
         on_recorded: Callable[[Outcome | Stopping], None] | None = None,
         evacuate: tuple[object, object] | None = None,
         household: str | None = None,
+        unless: Unless | None = None,
     ) -> None:
         """A guard's decision (override, or registration of a person or a vehicle).
 
@@ -738,7 +749,10 @@ class Engine:
         names for a person without a pass (``subject`` ``"none"``; no pass with them), carried by
         the event as a pass's: the outing counts against its quota. A manual pass about nobody
         naming none (not an evacuation) is flagged ``unchecked``: nothing could be looked up
-        for it (quarantine, quota, observation: the console's holds). Raises
+        for it (quarantine, quota, observation: the console's holds).
+        ``unless``: the condition its record is written on (``EventDraft.unless``, looked at in
+        the commit's transaction: ``kiosk.again``); when the log finds it met nothing is
+        decided, and ``on_recorded`` gets the outcome ``refused``. Raises
         ``ValueError`` (or a subclass) for bad input, before anything changes; ``Stopping``
         once the stop has begun; a decision
         about a passage another one is about, taken and not yet in the log (two consoles, a
@@ -748,7 +762,7 @@ class Engine:
             raise Stopping
         item = self._checked_manual(
             decision, operator, reason, direction, person, kind, temp_c, subject, flags,
-            audit, on_recorded, evacuate, household,
+            audit, on_recorded, evacuate, household, unless,
         )  # fmt: skip
         if isinstance(item.subject, ManualSubject):
             # Taken last, once nothing can refuse it as bad input (that decided nothing).
@@ -778,6 +792,7 @@ class Engine:
         on_recorded: Callable[[Outcome | Stopping], None] | None,
         evacuate: tuple[object, object] | None,
         household: str | None = None,
+        unless: Unless | None = None,
     ) -> _Manual:
         """``manual``'s arguments checked, as the decision to queue; ``ValueError`` (or one of
         its subclasses) for bad input."""
@@ -814,6 +829,7 @@ class Engine:
             on_recorded,
             held,
             household=household,
+            unless=check_unless(unless),
         )
 
     def on_gate_health(self, ok: bool, detail: str = "") -> None:
@@ -1557,6 +1573,8 @@ class Engine:
             log.error("engine: an outcome for a crossing it is not waiting for; ignored")
         elif outcome.event is not None:
             self._on_committed(subject, outcome.event, went_through=not not_opened)
+        elif outcome.refused is not None:
+            self._on_refused(subject, outcome.refused)
         else:
             assert outcome.store_fault is not None
             self._on_store_fault(subject, outcome)
@@ -1648,6 +1666,27 @@ class Engine:
         self._announce(subject, committed=True)
         if "store" not in self.faults:
             self._retry_backlog(force=True)
+
+    def _on_refused(self, subject: Passage | EventDraft, refused: AlreadyRecorded) -> None:
+        """A guard's decision whose record the log did not write: its condition found the
+        record ``refused.seq`` (``EventDraft.unless``: another tablet registered the same one a
+        moment before). Nothing was decided: no decision is published, no gate opens, and the
+        screen goes back to what it showed (the gate open for the decision before, or idle).
+        The guard is told (``on_recorded``)."""
+        log.info("engine: a guard's decision not recorded: event %d holds it", refused.seq)
+        if isinstance(subject, EventDraft):  # held drafts carry none; one would be the log's
+            self._backlog_inflight = False
+            if self.backlog and self.backlog[0] is subject:
+                self.backlog.popleft()
+            return
+        if self.passage is not subject:
+            return
+        self.passage = None
+        self._hold_until_ns = self._now()
+        if self._gate_open:
+            self._set_state("gate_open", "pass")
+        else:
+            self._go_idle()
 
     def _on_late_commit(self, crossing: Crossing, event: Event | None) -> None:
         """A commit that was reported failed (deadline) ended: landed (keep that one record)
@@ -1800,7 +1839,9 @@ class Engine:
         the backlog (``_release_hold``: from that record's commit, or let go if it is lost)."""
         if p.release is None:
             return
-        if outcome.event is not None:
+        if outcome.refused is not None:
+            p.release(None)  # nothing decided
+        elif outcome.event is not None:
             p.release(self._now())
         elif p.draft is not None:
             self._draft_holds[id(p.draft)] = (p.draft, p.release)
@@ -1829,7 +1870,7 @@ class Engine:
     def _uncommitted_draft(self, p: Passage) -> EventDraft:
         """What a passage whose event could not be committed records (held in the backlog)."""
         assert p.draft is not None
-        draft = p.draft
+        draft = dataclasses.replace(p.draft, unless=None)  # held: written as the guard was told
         if p.kind != "passage":
             # A guard's action that cannot be recorded: with on_store_fault = "manual" the
             # guard's word opens the gate and the record waits in memory; with "deny" nobody
@@ -2017,6 +2058,7 @@ class Engine:
             person=person,
             decided=p.decided_at,
             audit=item.audit,
+            unless=item.unless,
         )
         p.decided_ns = p.started_ns
         self._cross(p)

@@ -71,7 +71,8 @@ class EventSink(Protocol):
     """The event log as the engine runner uses it (``kiosk.store.EventLog``)."""
 
     async def append_async(self, draft: EventDraft) -> Event:
-        """Commit one event; raises ``kiosk.store.StoreFault`` when it cannot."""
+        """Commit one event; raises ``kiosk.store.StoreFault`` when it cannot,
+        ``kiosk.store.AlreadyRecorded`` when its condition found its record."""
         ...
 
     def reader(self) -> Database: ...

@@ -59,7 +59,14 @@ from kiosk.peers import load_peer_rows
 from kiosk.people import forgotten_passages, last_forget
 from kiosk.ports import EngineSeams, EventSink
 from kiosk.standby import keep_held
-from kiosk.store import Event, EventDraft, StoreFault, decode_event_row, format_ts
+from kiosk.store import (
+    AlreadyRecorded,
+    Event,
+    EventDraft,
+    StoreFault,
+    decode_event_row,
+    format_ts,
+)
 
 log = logging.getLogger(__name__)
 
@@ -714,6 +721,8 @@ class EngineRunner:
     def _committed(crossing: Crossing, inner: asyncio.Future[Event]) -> Outcome:
         try:
             return Outcome(crossing, event=inner.result())
+        except AlreadyRecorded as exc:  # its condition found its record: nothing written
+            return Outcome(crossing, refused=exc)
         except StoreFault as exc:
             return Outcome(crossing, store_fault=exc)
         except Exception as exc:  # noqa: BLE001 - any failure to commit is a store fault

@@ -41,7 +41,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from queue import SimpleQueue
-from typing import Any, TypeVar, cast
+from typing import Any, Protocol, TypeVar, cast
 
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
@@ -143,6 +143,28 @@ class StoreFault(Exception):
         self.path = path
 
 
+class AlreadyRecorded(Exception):  # noqa: N818 - what the log answers, not an error in it
+    """The log holds already what a draft's ``unless`` looks for (``EventDraft.unless``): the
+    draft is not written, and nothing else of its transaction is. ``event``: the record found
+    (decoded, personal fields and all: said as its ``seq`` only, in any text of this).
+    Neither a ``StoreFault`` nor a ``ValueError``: the storage works and the draft was good."""
+
+    def __init__(self, event: Mapping[str, Any]) -> None:
+        self.event = event
+        self.seq = int(event["seq"])
+        super().__init__(f"already recorded as event {self.seq}")
+
+
+class Unless(Protocol):
+    """A condition a draft is written on (``EventDraft.unless``), looked at by the log's one
+    writer in the draft's own write transaction (``BEGIN IMMEDIATE``): no other write comes
+    between the look and the write."""
+
+    def found(self, db: sqlite_utils.Database) -> Mapping[str, Any] | None:
+        """The event (decoded) that makes the draft not to be written, else None."""
+        ...
+
+
 class LogReplaced(StoreFault):
     """The database file was replaced under this open log (a copy moved or written over it,
     a restore run beside the daemon): nothing more is written to it, whatever file is there
@@ -210,7 +232,13 @@ class EventDraft:
     guard's decision made at the console): the log inserts it in the event's own transaction,
     its detail naming the event (``event_seq``) and what it recorded (``recorded``), so the
     event is never on record without its row, nor the row without its event. It is not a
-    field of the record either; it travels with the draft (into the engine's backlog too)."""
+    field of the record either; it travels with the draft (into the engine's backlog too).
+
+    ``unless``: a condition looked at in the draft's own write transaction (``Unless``); when
+    it finds an event, nothing is written and ``append`` raises ``AlreadyRecorded`` naming it
+    (a registration another tablet recorded a moment before: ``kiosk.again``). Not a field
+    of the record; the engine's backlog holds its drafts without one (what the guard was told
+    is held is written)."""
 
     direction: str
     decision: str
@@ -228,6 +256,7 @@ class EventDraft:
     person: Mapping[str, Any] | None = field(default=None, repr=False)
     decided: ClockReading | None = None
     audit: AuditRow | None = field(default=None, repr=False)
+    unless: Unless | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.direction not in DIRECTIONS:
@@ -265,6 +294,7 @@ class EventDraft:
             raise ValueError("decided: expected a ClockReading or None")
         if self.audit is not None:
             check_audit_row(self.audit)
+        check_unless(self.unless)
 
     def values(self) -> dict[str, Any]:
         """The draft's fields (``record.DRAFT_FIELDS``) as the log stores and hashes them:
@@ -281,6 +311,13 @@ class EventDraft:
                 value = hashchain.normalise(name, value)
             out[name] = value
         return out
+
+
+def check_unless(unless: object) -> Unless | None:
+    """``unless`` as a draft's condition (``Unless``) or None; ``ValueError`` otherwise."""
+    if unless is not None and not callable(getattr(unless, "found", None)):
+        raise ValueError("unless: expected a condition with found(db), or None")
+    return cast("Unless | None", unless)
 
 
 def check_audit_row(row: object) -> AuditRow:
@@ -1945,7 +1982,8 @@ class EventLog:
     # -- public writes ----------------------------------------------------------------------
 
     def append(self, draft: EventDraft) -> Event:
-        """Commit one event and return it; blocks the caller until it is durable."""
+        """Commit one event and return it; blocks the caller until it is durable.
+        ``AlreadyRecorded`` when its ``unless`` found its record: nothing written."""
         return self._call(lambda: self._append_in_writer(draft))
 
     async def append_async(self, draft: EventDraft) -> Event:
@@ -2453,6 +2491,9 @@ class EventLog:
         inserted: dict[str, Any] = {}
 
         def write(db: sqlite_utils.Database) -> None:
+            found = None if draft.unless is None else draft.unless.found(db)
+            if found is not None:
+                raise AlreadyRecorded(found)
             conn = db.conn
             seq, prev_hash = _tail(conn, "events")
             row: dict[str, Any] = {

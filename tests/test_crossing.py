@@ -6,7 +6,7 @@ import pytest
 
 from kiosk.crossing import Crossing, Outcome
 from kiosk.devices import GateFault
-from kiosk.store import Event, EventDraft, EventLog, StoreFault
+from kiosk.store import AlreadyRecorded, Event, EventDraft, EventLog, StoreFault
 
 DRAFT = EventDraft(direction="in", decision="pass")
 
@@ -24,6 +24,16 @@ def test_a_pass_opens_the_gate_only_once_committed(event):
     crossing = Crossing(DRAFT, open_if_committed=True)
     assert Outcome(crossing, event=event).opens_gate is True
     assert Outcome(crossing, store_fault=StoreFault()).opens_gate is False
+
+
+def test_a_draft_the_log_refused_opens_no_gate_even_a_guards_pass_unrecorded(event):
+    """A registration another tablet recorded a moment before (``kiosk.again``): nothing was
+    decided, so no gate opens for it, where a guard's pass would open it unrecorded too."""
+    crossing = Crossing(DRAFT, open_if_committed=True, open_if_unrecorded=True)
+    refused = Outcome(crossing, refused=AlreadyRecorded({"seq": event.seq}))
+    assert refused.opens_gate is False and not refused.committed
+    with pytest.raises(ValueError):
+        Outcome(crossing, event=event, refused=refused.refused)
 
 
 def test_a_held_back_record_never_opens_the_gate():

@@ -563,3 +563,46 @@ def test_a_vehicle_registered_on_two_tablets_is_asked_about_before_the_second_re
     assert registered(guard_core, "vehicle") == [
         (1, "alice", "out"), (2, "root", "out"), (3, "alice", "out"), (4, "alice", "in")
     ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("kind", "typed"),
+    [
+        ("person", {"name": "Zhang Guiying", "phone": "", "id_number": "", "unit": "3-201",
+                    "resident": "1", "reason": "no phone", "temp_c": "36.5"}),
+        ("vehicle", {"plate": "京A12345", "driver": "Zhao Gang", "driver_temp": "36.4",
+                     "reason": "搬家"}),
+    ],
+)  # fmt: skip
+def test_a_registration_sent_from_two_tablets_at_the_very_same_moment_is_recorded_once(
+    app, guard_core, monkeypatch, kind, typed
+):
+    """Two guards register the same elderly visitor (or car) at the very same moment: both
+    requests looked for an earlier record before either wrote, found none, and both recorded
+    him: two passages, two outings of the quota. The look is made again in the commit's own
+    write transaction: the second writes nothing and is asked first, as when it came a minute
+    later, its form kept as typed (Yes records it)."""
+    from ui.guard import registrations
+
+    typed = typed | {"decision": "pass", "direction": "out"}
+    path = f"/guard/register/{kind}"
+    both_read = reads_together(monkeypatch, registrations, "registered_before")
+    with signed_in(app) as a:
+        page = "/guard/register?lang=en"
+        forms = [hidden_fields(a.get(page).text, f"{kind}-form") for _ in "ab"]
+        taps = both_tap(both_read, lambda form: send(a, path, form | typed), forms)
+        asked, done = sorted(taps, key=lambda t: t.status_code)
+        assert done.status_code == 303 and refusal(done) is None
+        assert asked.status_code == 200 and 'id="confirm-form"' in asked.text
+        assert "passage #1), perhaps on another tablet" in html.unescape(asked.text)
+        assert len(registered(guard_core, REG_KINDS[kind])) == 1
+        rows = [r["action"] for r in guard_core.store.audits()][-2:]
+        assert rows == [f"register_{kind}", "confirm_asked"]  # one recorded, one asked
+        again = hidden_fields(asked.text, "confirm-form") | {"confirm": "yes"}
+        assert again["again"] == "1" and all(again[k] == v for k, v in typed.items())
+        with decided(a, guard_core):
+            assert refusal(send(a, path, again)) is None  # told, the guard records it again
+    assert len(registered(guard_core, REG_KINDS[kind])) == 2
+
+
+REG_KINDS = {"person": "registration", "vehicle": "vehicle"}

@@ -15,9 +15,10 @@ def test_event_class_has_every_field_of_the_record_in_stored_order():
 
 def test_event_draft_holds_exactly_what_the_engine_sets():
     # ... and ``decided``, the clock reading the log stamps ts, mono_ns, clock_synced from,
-    # and ``audit``, the row of the guard's request written in the event's own transaction.
+    # ``audit``, the row of the guard's request written in the event's own transaction, and
+    # ``unless``, the condition looked at in that transaction (``kiosk.again``).
     fields = {f.name for f in dataclasses.fields(EventDraft)}
-    assert fields == {*record.DRAFT_FIELDS, "decided", "audit"}
+    assert fields == {*record.DRAFT_FIELDS, "decided", "audit", "unless"}
     assert {"ts", "mono_ns", "clock_synced"} <= set(record.EVENT_COLUMNS) - fields
 
 

@@ -346,7 +346,9 @@ class Guard:
         engine took it, however late: ``_audit`` answers 503) passes through. An event the
         storage did not take (or not within its deadline) raises ``DecisionHeld``, never
         "done": its record waits in the engine's backlog (the feed shows it unrecorded) and
-        the gate opened or not, so the guard is told which, and not to decide it again.
+        the gate opened or not, so the guard is told which, and not to decide it again. One
+        whose condition (``unless``) found its record in the log raises that
+        ``kiosk.store.AlreadyRecorded``: nothing decided, nothing audited with it.
         Returns the committed outcome (``decided``: whether the gate opened on it)."""
         row = request_row(request)  # with the form's ``form_once`` (``once_per_form``)
         recorded: asyncio.Future[Outcome | Stopping | None] = (
@@ -382,6 +384,8 @@ class Guard:
             raise DecisionHeld("err.decision_pending")
         if isinstance(outcome, Stopping):  # queued, then refused: the stop began meanwhile
             raise outcome
+        if outcome.refused is not None:  # its condition found its record: nothing decided
+            raise outcome.refused
         if not outcome.committed:
             raise DecisionHeld("err.held_opened" if outcome.gate_opened else "err.held_locked")
         request.state.request_audit.written.append(row)

@@ -42,14 +42,15 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.datastructures import FormData
 
 from kiosk import queries
+from kiosk.again import AGAIN_WINDOW_S, NotAgain
 from kiosk.community import CommunityError
 from kiosk.compound import quarantined
 from kiosk.engine import ManualSubject
 from kiosk.history import QUOTA_EXEMPT
 from kiosk.lists import same_text
 from kiosk.policy import observation_blocks, quarantine_blocks, quota_reached
-from kiosk.store import ReadFailure, StoreFault
-from kiosk.vehicles import VehicleList, normalise_plate
+from kiosk.store import AlreadyRecorded, ReadFailure, StoreFault
+from kiosk.vehicles import VehicleList
 from ui import i18n
 from ui.auth import Session
 from ui.guard.community.common import Refused, drawn_again
@@ -79,10 +80,6 @@ PERSON_FIELDS = (
     "name", "phone", "id_number", "unit", "resident", "reason", "temp_c", "copy_from", "off_map",
     "again",
 )  # fmt: skip
-#: How long after a registration one of the same person (name and dwelling) or vehicle
-#: (plate) in the same direction is asked about first (``registered_again``): another
-#: tablet's, a minute ago.
-AGAIN_WINDOW_S = 300
 #: What holds a registration's pass until the guard confirms it with a reason (``holds_on``),
 #: in the order they are asked: each its form's ``confirm_<hold>`` and ``<hold>_reason``, its
 #: warning ``reg.<hold>_confirm``, the audit row's ``<hold>: confirmed``.
@@ -377,8 +374,11 @@ async def register(
     temp_c: float | None = None,
 ) -> Response:
     """Enter a registration through the engine, which checks the reading (plausible, and no
-    pass with a fever) and commits it like any other decision; "done" once it is committed,
-    else the form again with what was typed and ``err.store``."""
+    pass with a fever) and commits it like any other decision, a pass on the condition that
+    the same one was not let through a moment before (``not_again``, looked at in the
+    commit's own transaction); "done" once it is committed, asked first (``asked_again``)
+    when the commit found such a record, else the form again with what was typed and
+    ``err.store``."""
     direction = direction_of(form, g.cfg.site.default_direction)
     decision = decision_of(form)
     household = person.get("unit") if kind == "registration" else person.get("resident_of")
@@ -386,6 +386,7 @@ async def register(
     holds = holds_on(g, household, direction, resident)
     kept, flags = confirmed_pass(request, g, form, holds, household, decision)
     note(request, direction=direction, decision=decision)
+    again = not_again(g, form, kind, person)
     person = person | kept
     try:
         outcome = await g.manual(
@@ -400,7 +401,11 @@ async def register(
             flags=flags,
             # A resident's outing is the household's, as their pass's would be (the quota).
             household=household if resident is not None else None,
+            unless=again,
         )
+    except AlreadyRecorded as exc:  # another tablet's landed between the look and the commit
+        earlier = await asyncio.to_thread(g.dated, [dict(exc.event)])
+        return asked_again(request, g, session, form, kind, person, earlier[0])
     except StoreFault:
         raise BadInput("err.store") from None  # the form stays as typed
     return decided(request, "/guard/register", outcome)
@@ -500,64 +505,58 @@ async def off_map(
     return confirm_first(request, g, session, action, asked, text, back=back)
 
 
-def plate_key(plate: object) -> str:
-    """A plate as the plate check reads it (``kiosk.vehicles.normalise_plate``: 京A·12345 is
-    京A12345); one that cannot be a plate, as typed (``same_text``)."""
-    try:
-        return normalise_plate(plate)
-    except CommunityError:
-        return same_text(str(plate or ""))
-
-
-def same_one(kind: str, person: dict[str, Any]) -> tuple[str, ...]:
-    """What makes two registrations of ``kind`` one passage: a person's name and dwelling
-    (however spelled: ``same_text``), a vehicle's plate (``plate_key``)."""
-    if kind == "vehicle":
-        return (plate_key(person.get("plate")),)
-    return tuple(same_text(str(person.get(k) or "")) for k in ("name", "unit"))
-
-
-def registered_before(
-    g: Guard, kind: str, person: dict[str, Any], direction: str
-) -> dict[str, Any] | None:
-    """The newest registration of ``kind`` (``registration``: a person, ``vehicle``) let
-    through (``manual_pass``) of the same one as ``person`` (``same_one``) in ``direction``
-    in the last ``AGAIN_WINDOW_S`` (one stamped before NTP stepped the clock by when it
-    happened), dated; None when there is none. Blocking."""
+def not_again(g: Guard, form: FormData, kind: str, person: dict[str, Any]) -> NotAgain | None:
+    """The condition a registration pass for a person (``kind`` ``registration``) or a vehicle
+    (``vehicle``) is recorded on (``kiosk.again``): none of the same one let through in the
+    same direction in the last ``AGAIN_WINDOW_S``, save the record the guard said to record
+    it again over (``again``, its ``seq``). None for a deny: no passage, recorded as often as
+    it is made."""
+    if decision_of(form) != "pass":
+        return None
+    seen = str(form.get("again") or "")
+    direction = direction_of(form, g.cfg.site.default_direction)
     since = g.since(AGAIN_WINDOW_S / 3600)
-    wanted = same_one(kind, person)
-    for event in queries.events_of_kinds_since(g.core.store, (kind,), since, 50):
-        found = event.get("person")
-        earlier: dict[str, Any] = found if isinstance(found, dict) else {}
-        if (
-            event.get("decision") == "manual_pass"
-            and event.get("direction") == direction
-            and same_one(kind, earlier) == wanted
-        ):
-            return g.dated([event])[0]
-    return None
+    return NotAgain(kind, person, direction, since, int(seen) if seen.isdecimal() else None)
+
+
+def registered_before(g: Guard, again: NotAgain) -> dict[str, Any] | None:
+    """The record ``again`` is not written over (``NotAgain.record_in``), dated; None when
+    there is none. Blocking."""
+    event = again.record_in(g.core.store)
+    return None if event is None else g.dated([event])[0]
 
 
 async def registered_again(
     request: Request, g: Guard, session: Session, form: FormData, kind: str, person: dict[str, Any]
 ) -> Response | None:
-    """A pass for a person (``kind`` ``registration``) or a vehicle (``vehicle``) let through
-    a moment ago in the same direction (by another guard's tablet, at the same gate) is asked
-    about first (``confirm_first``): a second record is a second passage, a resident's second
-    outing for the quota. Recorded again only when the guard says so (twins, or the same
-    person out twice), the confirmation carrying which record it was shown (``again``, its
-    ``seq``: a newer one since asks again). None: nothing to ask."""
-    direction = direction_of(form, g.cfg.site.default_direction)
-    if decision_of(form) != "pass":  # a deny is no passage: recorded as often as it is made
+    """A pass for a person or a vehicle let through a moment ago in the same direction (by
+    another guard's tablet, at the same gate) is asked about first (``asked_again``), before
+    its holds are. The commit looks again (``register``): one sent at the very same moment as
+    the other is asked then. None: nothing to ask."""
+    again = not_again(g, form, kind, person)
+    if again is None:
         return None
     try:
-        earlier = await asyncio.to_thread(registered_before, g, kind, person, direction)
-    except ReadFailure as exc:  # a damaged page: the registration goes ahead unasked
+        earlier = await asyncio.to_thread(registered_before, g, again)
+    except ReadFailure as exc:  # a damaged page: the commit looks on the writer's connection
         g.core.store.read_past(exc)
         return None
-    if earlier is None or str(form.get("again") or "") == str(earlier["seq"]):
+    if earlier is None:
         return None
+    return asked_again(request, g, session, form, kind, person, earlier)
+
+
+def asked_again(
+    request: Request, g: Guard, session: Session, form: FormData, kind: str,
+    person: dict[str, Any], earlier: dict[str, Any],
+) -> Response:  # fmt: skip
+    """The registration asked about first (``confirm_first``), naming the record ``earlier``
+    of the same one: a second record is a second passage, a resident's second outing for the
+    quota. Recorded again only when the guard says so (twins, or the same person out twice),
+    the confirmation carrying which record it was shown (``again``, its ``seq``: a newer one
+    since asks again)."""
     lang = g.lang(request)
+    direction = direction_of(form, g.cfg.site.default_direction)
     vehicle = kind == "vehicle"  # a car said by its plate and driver
     said = ("plate", "driver") if vehicle else ("name", "unit")
     name, unit = (person[k] for k in said)
