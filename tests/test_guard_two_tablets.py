@@ -353,6 +353,22 @@ def test_a_request_cancelled_from_a_page_drawn_before_a_helper_took_it_stays_tak
     assert desk.get(request.id).state == "taken"
 
 
+def test_a_request_two_helpers_take_at_the_very_same_moment_is_taken_once(
+    app, guard_core, monkeypatch
+):
+    """Both taps read the request open before either wrote: the state is read again in the
+    write (``ServiceDesk._move``), so one takes it and the other is told it is taken."""
+    desk = guard_core.ledgers.services
+    request = desk.open("3-2-702", "food", "root", confined=True)
+    path = f"/guard/community/services/{request.id}/take"
+    with signed_in(app) as a:
+        form = step_form(a.get("/guard/community/services").text, request.id, "take")
+        both_read = reads_together(monkeypatch, type(desk), "get")  # drawn: only taps read
+        taps = both_tap(both_read, lambda _: send(a, path, form), range(2))
+    assert sorted(refusal(t) is None for t in taps) == [False, True]
+    assert len([r for r in guard_core.store.audits() if r["action"] == "service.taken"]) == 1
+
+
 def test_an_alarm_both_guards_close_is_closed_once_and_the_second_is_told_by_whom_and_how(
     tablets, guard_core
 ):
