@@ -305,9 +305,12 @@ class _Manual:
     subject: ManualSubject | Literal["none", "auto"] = "auto"
     flags: tuple[str, ...] = ()
     audit: AuditRow | None = None
-    on_recorded: Callable[[Outcome | Stopping], None] | None = None
+    on_recorded: Callable[[ManualAnswer], None] | None = None
     #: An evacuation's ``(cause, minutes)``: the gate held open from this record on.
     evacuation: tuple[str, int] | None = None
+    #: What the guard's page showed under way (``evacuation.version_of``) as it confirmed an
+    #: evacuation's start: started only over that (``Engine._moved``). None: not checked.
+    seen: str | None = None
     #: The hold on its passage (``Overrides.take``), if it is about one.
     release: Release | None = None
     #: The household the person is a resident of (a registration "a resident of this
@@ -328,6 +331,11 @@ def _check_manual_words(kind: str, operator: object, reason: object, person: obj
         raise ValueError("person must be an object")
     if kind in ("registration", "vehicle") and not person:
         raise ValueError(f"a {kind} needs the person's details")
+
+
+#: What a guard's action is answered with (``Engine.manual``'s ``on_recorded``): its outcome,
+#: or why it was never started.
+ManualAnswer = Outcome | Stopping | evacuation.Moved
 
 
 #: Flags a guard's record may carry (``Engine.manual``): what the guard was warned of, as an
@@ -710,10 +718,11 @@ class Engine:
         subject: ManualSubject | Literal["none", "auto"] = AUTO_SUBJECT,
         flags: Iterable[str] = (),
         audit: AuditRow | None = None,
-        on_recorded: Callable[[Outcome | Stopping], None] | None = None,
+        on_recorded: Callable[[ManualAnswer], None] | None = None,
         evacuate: tuple[object, object] | None = None,
         household: str | None = None,
         unless: Unless | None = None,
+        seen: str | None = None,
     ) -> None:
         """A guard's decision (override, or registration of a person or a vehicle).
 
@@ -741,28 +750,29 @@ class Engine:
 
         ``on_recorded``: called once the commit is over, with its ``Outcome``: the committed
         event, or the store fault (the commit failed or missed ``store_deadline_ms``: the
-        record waits in the backlog) and whether the gate was commanded open all the same;
-        or with ``Stopping`` when the stop began while it waited to start (``begin_stop``).
+        record waits in the backlog) and whether the gate was commanded open all the same,
+        or ``refused`` (``unless``, its record's condition looked at in the commit,
+        ``EventDraft.unless``, found it met: nothing decided); or with ``Stopping`` when the
+        stop began while it waited to start (``begin_stop``), or ``evacuation.Moved``.
 
         ``evacuate``: ``(cause, minutes)`` makes this manual pass an evacuation (the gate held
-        open, ``kiosk.evacuation``). ``household``: a registered resident's, or the one the guard
-        names for a person without a pass (``subject`` ``"none"``; no pass with them), carried by
-        the event as a pass's: the outing counts against its quota. A manual pass about nobody
-        naming none (not an evacuation) is flagged ``unchecked``: nothing could be looked up
-        for it (quarantine, quota, observation: the console's holds).
-        ``unless``: the condition its record is written on (``EventDraft.unless``, looked at in
-        the commit's transaction: ``kiosk.again``); when the log finds it met nothing is
-        decided, and ``on_recorded`` gets the outcome ``refused``. Raises
-        ``ValueError`` (or a subclass) for bad input, before anything changes; ``Stopping``
-        once the stop has begun; a decision
-        about a passage another one is about, taken and not yet in the log (two consoles, a
-        console and a scenario's guard step), ``SubjectRefused`` (``kiosk.overrides``).
+        open, ``kiosk.evacuation``), started only over ``seen``, what the guard's page showed
+        under way (``evacuation.version_of``; else ``evacuation.Moved``, nothing recorded).
+        ``household``: a registered resident's, or the one the guard names for a person
+        without a pass (``subject`` ``"none"``; no pass with them), carried by the event as a
+        pass's: the outing counts against its quota. A manual pass about nobody naming none
+        (not an evacuation) is flagged ``unchecked``: nothing could be looked up for it
+        (quarantine, quota, observation: the console's holds). Raises ``ValueError`` (or a
+        subclass) for bad input, before anything changes; ``Stopping`` once the stop has
+        begun; a decision about a passage another one is about, taken and not yet in the log
+        (two consoles, a console and a scenario's guard step), ``SubjectRefused``
+        (``kiosk.overrides``).
         """
         if self.stopping:
             raise Stopping
         item = self._checked_manual(
             decision, operator, reason, direction, person, kind, temp_c, subject, flags,
-            audit, on_recorded, evacuate, household, unless,
+            audit, on_recorded, evacuate, household, unless, seen,
         )  # fmt: skip
         if isinstance(item.subject, ManualSubject):
             # Taken last, once nothing can refuse it as bad input (that decided nothing).
@@ -789,10 +799,11 @@ class Engine:
         subject: ManualSubject | Literal["none", "auto"],
         flags: Iterable[str],
         audit: AuditRow | None,
-        on_recorded: Callable[[Outcome | Stopping], None] | None,
+        on_recorded: Callable[[ManualAnswer], None] | None,
         evacuate: tuple[object, object] | None,
         household: str | None = None,
         unless: Unless | None = None,
+        seen: str | None = None,
     ) -> _Manual:
         """``manual``'s arguments checked, as the decision to queue; ``ValueError`` (or one of
         its subclasses) for bad input."""
@@ -830,6 +841,7 @@ class Engine:
             held,
             household=household,
             unless=check_unless(unless),
+            seen=None if seen is None else str(seen)[:64],
         )
 
     def on_gate_health(self, ok: bool, detail: str = "") -> None:
@@ -2004,6 +2016,8 @@ class Engine:
             )  # fmt: skip
 
     def _start_manual(self, item: _Manual) -> None:
+        if self._moved(item):
+            return
         if item.evacuation is not None:
             self._hold_open(item.operator, *item.evacuation)
         previous = self.passage
@@ -2062,6 +2076,20 @@ class Engine:
         )
         p.decided_ns = p.started_ns
         self._cross(p)
+
+    def _moved(self, item: _Manual) -> bool:
+        """Whether ``item`` is an evacuation's start confirmed over what is no longer under way
+        (``seen``): another tablet's start waited with it and went first. Then it is not
+        started: its guard is told (``evacuation.Moved``, asked again), and the next guard's
+        action waiting starts."""
+        if item.evacuation is None or item.seen in (None, evacuation.version_of(self.evacuation)):
+            return False
+        log.info("engine: an evacuation's start not started: another went first")
+        if item.on_recorded is not None:
+            item.on_recorded(evacuation.Moved(self.evacuation))
+        if self._manual_queue and self.state != "deciding":
+            self._start_manual(self._manual_queue.popleft())
+        return True
 
     def _hand_fever(self, item: _Manual, src: EventDraft | ManualSubject | None) -> bool:
         """Whether a guard's deny is a fever found by hand: a temperature the guard measured

@@ -18,7 +18,10 @@ graver of the two (``graver``: a fire during a medical emergency makes it a fire
 screen and on the end's record; a stale "medical" sent during a fire leaves it a fire's). An
 end names the evacuation its page showed (``Evacuation.version``) and ends no other
 (``Changed``); a page drawn before it was started again shows the same evacuation
-(``Evacuation.same_as``), its end or cause since moved: the console asks again.
+(``Evacuation.same_as``), its end or cause since moved: the console asks again. A start
+names what its page showed under way too (``version_of``), looked at again as the engine
+starts it (``Moved``): two tablets confirming a start while a passage was being committed
+start one evacuation, the second guard asked again.
 """
 
 from __future__ import annotations
@@ -94,6 +97,27 @@ class Changed(ValueError):
 
     def __init__(self, under_way: Evacuation) -> None:
         super().__init__("the evacuation under way is not the one shown")
+        self.under_way = under_way
+
+
+#: What a page shows under way when no evacuation is (``version_of``).
+NONE = "none"
+
+
+def version_of(held: Evacuation | None) -> str:
+    """What a page showed under way, as its forms carry it (``seen``): the evacuation's
+    ``version``, or ``NONE``."""
+    return NONE if held is None else held.version
+
+
+class Moved(Exception):  # noqa: N818 - a refusal, as Changed
+    """A start confirmed over what a page showed under way (``seen``) that is no longer what
+    is under way as the engine starts it: another tablet's start, waiting with it while a
+    passage was committed, went first (or the one shown ended). Nothing is started nor
+    recorded; the guard is asked again. ``under_way``: the evacuation now, or None."""
+
+    def __init__(self, under_way: Evacuation | None) -> None:
+        super().__init__("the evacuation under way is not the one the start was confirmed over")
         self.under_way = under_way
 
 

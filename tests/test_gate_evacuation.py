@@ -505,3 +505,74 @@ def test_an_end_whose_evacuation_is_started_again_as_its_row_is_written_ends_not
         ("evacuation_end", None),
         ("evacuation_end_failed", "evac.moved"),
     ]
+
+
+def test_two_starts_confirmed_while_a_passage_is_committed_start_one_the_other_is_asked(
+    guard_core, app_client, monkeypatch
+):
+    """Two tablets confirm "start" with nothing under way while the engine is committing a
+    passage: both found nothing under way, both waited for the engine, and both were
+    recorded (two manual passes for one evacuation, the second guard told nothing of the
+    first). What is under way is looked at again as the engine starts each: the second is
+    not started nor recorded, and its guard is asked again, naming the first."""
+    import asyncio
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from guard_support import WAIT_S
+
+    core, client = guard_core, app_client
+    engine, runner = core.runner.engine, core.runner
+    committing, both_queued = asyncio.Event(), threading.Event()
+    cross, enqueue = runner._cross, engine._enqueue_manual
+
+    async def held_deny(crossing):  # the passage being committed: held until both are queued
+        if crossing.draft.decision == "manual_deny":
+            await committing.wait()
+        await cross(crossing)
+
+    def queued(item):
+        enqueue(item)
+        if sum(i.evacuation is not None for i in engine._manual_queue) == 2:
+            both_queued.set()
+
+    monkeypatch.setattr(runner, "_cross", held_deny)
+    monkeypatch.setattr(engine, "_enqueue_manual", queued)
+    form = {"cause": "fire", "minutes": "15", "confirm": "yes"}
+    forms = [_drawn(client, "evac-start-form") | form for _tablet in "ab"]
+    client.portal.call(lambda: engine.manual("manual_deny", "bob", "no pass", "in"))
+    with ThreadPoolExecutor(2) as pool:
+        taps = [pool.submit(send, client, "/guard/evacuation", form) for form in forms]
+        assert both_queued.wait(WAIT_S)
+        client.portal.call(committing.set)
+        asked, started = sorted((t.result(WAIT_S) for t in taps), key=lambda r: r.status_code)
+    assert started.status_code == 303 and "err=" not in started.headers["location"]
+    assert asked.status_code == 200 and "already under way (Fire" in asked.text
+    starts = [e for e in core.store.events(0, 10) if "evacuation" in e["flags"]]
+    assert [e["decision"] for e in starts] == ["manual_pass"]
+    assert engine.evacuation is not None and engine.evacuation.again_by == ""
+
+
+def test_a_start_another_went_first_is_not_started_and_the_next_action_waiting_is(rig):
+    """In the engine: two starts confirmed over nothing under way and a guard's deny wait
+    behind a passage being committed. The first start holds the gate open; the second is
+    told ``Moved`` (naming it), never started nor recorded; the deny then starts."""
+    from test_engine import _hold_crossings
+
+    held = _hold_crossings(rig)
+    rig.engine.manual("manual_deny", "bob", "no pass", "in")
+    told: list = []
+    for _tablet in "ab":
+        rig.engine.manual(
+            "manual_pass", "guard-zhou", "smoke in block 3", "out", subject="none",
+            evacuate=("fire", 10), seen=evacuation.NONE, on_recorded=told.append,
+        )  # fmt: skip
+    rig.engine.manual("manual_deny", "bob", "no pass either", "in", on_recorded=told.append)
+    del rig.ports.cross  # carried out again, the held one first
+    rig.ports.cross(held[0])
+    first, moved, deny = told
+    assert first.committed and isinstance(moved, evacuation.Moved) and deny.committed
+    assert moved.under_way is rig.engine.evacuation and moved.under_way.again_by == ""
+    assert [(e["decision"], e["flags"]) for e in rig.events()] == [
+        ("manual_deny", []), ("manual_pass", ["evacuation"]), ("manual_deny", [])
+    ]  # fmt: skip

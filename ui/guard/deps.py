@@ -58,7 +58,14 @@ from kiosk.config.gate import stop_releases
 from kiosk.crossing import Outcome
 from kiosk.deadline import Stopped
 from kiosk.devices import GateHeldShut
-from kiosk.engine import FeverRefused, ManualDecision, Stopping, TemperatureImplausible
+from kiosk.engine import (
+    FeverRefused,
+    ManualAnswer,
+    ManualDecision,
+    Stopping,
+    TemperatureImplausible,
+)
+from kiosk.evacuation import Moved
 from kiosk.overrides import SubjectRefused
 from kiosk.roster import session_end, signed_on, staffed_stretches
 from kiosk.store import ReadFailure, StoreFault
@@ -348,14 +355,13 @@ class Guard:
         "done": its record waits in the engine's backlog (the feed shows it unrecorded) and
         the gate opened or not, so the guard is told which, and not to decide it again. One
         whose condition (``unless``) found its record in the log raises that
-        ``kiosk.store.AlreadyRecorded``: nothing decided, nothing audited with it.
+        ``kiosk.store.AlreadyRecorded``: nothing decided, nothing audited with it; an
+        evacuation's start another went first (``seen``), ``kiosk.evacuation.Moved``.
         Returns the committed outcome (``decided``: whether the gate opened on it)."""
         row = request_row(request)  # with the form's ``form_once`` (``once_per_form``)
-        recorded: asyncio.Future[Outcome | Stopping | None] = (
-            asyncio.get_running_loop().create_future()
-        )
+        recorded: asyncio.Future[ManualAnswer | None] = asyncio.get_running_loop().create_future()
 
-        def on_recorded(outcome: Outcome | Stopping) -> None:
+        def on_recorded(outcome: ManualAnswer) -> None:
             if not recorded.done():
                 recorded.set_result(outcome)
 
@@ -382,8 +388,8 @@ class Guard:
             outcome = None
         if outcome is None:  # the engine has not taken it up yet: it may still act on it
             raise DecisionHeld("err.decision_pending")
-        if isinstance(outcome, Stopping):  # queued, then refused: the stop began meanwhile
-            raise outcome
+        if isinstance(outcome, Stopping | Moved):  # queued, then refused: the stop began, or
+            raise outcome  # another tablet's evacuation start went first
         if outcome.refused is not None:  # its condition found its record: nothing decided
             raise outcome.refused
         if not outcome.committed:

@@ -8,10 +8,12 @@ from typing import Any, cast
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse, Response
+from starlette.datastructures import FormData
 
 from kiosk import evacuation, queries
 from kiosk.engine import NO_SUBJECT
 from ui import i18n
+from ui.auth import Session
 from ui.guard import deps
 from ui.guard.deps import ActionSession, ApiSession, GuardDep, PageSession, done, note, room
 from ui.guard.display import health_rows
@@ -57,9 +59,9 @@ def evacuation_now(g: deps.Guard) -> dict[str, object] | None:
 
 def seen_of(held: evacuation.Evacuation | None) -> str:
     """What the Devices page's evacuation forms carry as ``seen``: the ``version`` of the
-    evacuation it showed under way, or ``none``. A start sent with another is asked again,
-    an end refused."""
-    return "none" if held is None else held.version
+    evacuation it showed under way, or ``none`` (``evacuation.version_of``). A start sent
+    with another is asked again, an end refused."""
+    return evacuation.version_of(held)
 
 
 def _under_way_words(g: deps.Guard, held: evacuation.Evacuation) -> dict[str, Any]:
@@ -112,23 +114,37 @@ async def evacuate(request: Request, session: ActionSession, g: GuardDep) -> Res
     # One tap must not hold the gate open: asked first, and asked again when what is under
     # way is not what the step said (a page drawn before another tablet's start).
     if form.get("confirm") != "yes" or form.get("seen") != seen:
-        text = _start_text(g, g.lang(request), held, cause)
-        return confirm_first(
-            request, g, session, "/guard/evacuation", form, text, seen=seen, back="/guard/health"
-        )
+        return _asked_to_start(request, g, session, form, held, cause)
     note(request, action="evacuation", cause=cause, minutes=int(minutes))
     if held is not None:  # a second start: the one under way goes on (evacuation.held_open),
         note(request, under_way=held.cause)  # for the graver cause
-    outcome = await g.manual(
-        request,
-        decision="pass",
-        operator=session.name,
-        reason=reason,
-        direction=g.cfg.site.default_direction,
-        subject=NO_SUBJECT,
-        evacuate=(cause, int(minutes)),
-    )
+    try:
+        outcome = await g.manual(
+            request,
+            decision="pass",
+            operator=session.name,
+            reason=reason,
+            direction=g.cfg.site.default_direction,
+            subject=NO_SUBJECT,
+            evacuate=(cause, int(minutes)),
+            seen=seen,  # looked at again as the engine starts it
+        )
+    except evacuation.Moved as moved:  # another tablet's start went first: asked again
+        return _asked_to_start(request, g, session, form, moved.under_way, cause)
     return deps.decided(request, "/guard/health", outcome)
+
+
+def _asked_to_start(
+    request: Request, g: deps.Guard, session: Session, form: FormData,
+    held: evacuation.Evacuation | None, cause: str,
+) -> HTMLResponse:  # fmt: skip
+    """The start's confirmation step, naming what is under way (``held``), its form carrying
+    that as ``seen``: nothing is started until the guard says Yes to what it shows."""
+    text = _start_text(g, g.lang(request), held, cause)
+    return confirm_first(
+        request, g, session, "/guard/evacuation", form, text, seen=seen_of(held),
+        back="/guard/health",
+    )  # fmt: skip
 
 
 @router.post("/evacuation/end", name="evacuation_end", include_in_schema=False)
