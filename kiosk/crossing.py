@@ -20,8 +20,9 @@ its outcome is ``refused`` (``kiosk.store.AlreadyRecorded``), and no gate opens 
 No ticket crosses: the ``Outcome`` carries its ``Crossing`` back, and a crossing is equal only
 to itself. A commit answered as a store fault because it missed its deadline is still under
 way (``Outcome.pending``): its end is answered once more, ``Engine.on_late_commit(crossing,
-event)`` when it landed after all, ``(crossing, None)`` when it failed, so the engine keeps one
-record and never commits that event again while the first attempt may still land.
+event)`` when it landed after all, ``(crossing, refused)`` when its condition found its record
+(a pass held for it is then not written), ``(crossing, None)`` when it failed, so the engine
+keeps one record and never commits that event again while the first attempt may still land.
 """
 
 from __future__ import annotations

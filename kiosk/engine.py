@@ -623,9 +623,10 @@ class Engine:
         """The one answer to ``ports.cross``: committed or not, and what the gate did."""
         self._input(self._on_crossed, outcome)
 
-    def on_late_commit(self, crossing: Crossing, event: Event | None) -> None:
+    def on_late_commit(self, crossing: Crossing, event: Event | AlreadyRecorded | None) -> None:
         """The end of a commit answered as a pending store fault (its deadline passed): the
-        ``event`` when it landed after all, None when it failed."""
+        ``event`` when it landed after all, the refusal when its condition found its record
+        (``EventDraft.unless``: nothing written), None when it failed."""
         self._input(self._on_late_commit, crossing, event)
 
     def on_gate_locked(self, fault: DeviceFault | None = None) -> None:
@@ -1700,13 +1701,16 @@ class Engine:
         else:
             self._go_idle()
 
-    def _on_late_commit(self, crossing: Crossing, event: Event | None) -> None:
-        """A commit that was reported failed (deadline) ended: landed (keep that one record)
-        or failed (its draft may be retried from the backlog now)."""
+    def _on_late_commit(self, crossing: Crossing, event: Event | AlreadyRecorded | None) -> None:
+        """A commit that was reported failed (deadline) ended: landed (keep that one record),
+        refused (its pass held is not written: ``_drop_refused``) or failed (its draft may be
+        retried from the backlog now)."""
         draft = self._late.pop(crossing, None)
         if draft is None:
             return
-        if event is None:
+        if not isinstance(event, Event):
+            if event is not None:
+                self._drop_refused(draft, event)
             self._retry_backlog()
             return
         self._release_hold(draft, self._now())
@@ -1738,6 +1742,21 @@ class Engine:
         self._publish_health()
         # The records held behind it waited for this landing: write them now if the store works.
         self._retry_backlog(force="store" not in self.faults)
+
+    def _drop_refused(self, draft: EventDraft, refused: AlreadyRecorded) -> None:
+        """A guard's pass held in the backlog whose first commit, ended late, found its record
+        in the log (``refused.seq``: another tablet's registration of the same one): that
+        record stands for it; the held one is not written after it (a passage twice). A held
+        deny (the pass refused for the storage, the gate kept shut) is written: no passage."""
+        if draft.decision not in PASS_DECISIONS:
+            return
+        for i, held in enumerate(self.backlog):
+            if held is draft:
+                del self.backlog[i]
+                log.warning("engine: a held pass not written: event %d holds it", refused.seq)
+                self._release_hold(draft, None)
+                self._publish_health()
+                return
 
     def _publish_recorded(self, event: Event) -> None:
         """Tell the bus of a row written after its decision was told (from the backlog: held

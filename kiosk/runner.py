@@ -730,9 +730,14 @@ class EngineRunner:
             return Outcome(crossing, store_fault=StoreFault("store_fault", type(exc).__name__))
 
     def _late_commit(self, crossing: Crossing, fut: asyncio.Future[Event]) -> None:
-        """The end of a commit that missed its deadline: the event, or None (it failed)."""
-        landed = not fut.cancelled() and fut.exception() is None
-        self.engine.on_late_commit(crossing, fut.result() if landed else None)
+        """The end of a commit that missed its deadline: the event, the refusal when its
+        condition found its record (nothing written), or None (it failed)."""
+        failed = None if fut.cancelled() else fut.exception()
+        if failed is None and not fut.cancelled():
+            self.engine.on_late_commit(crossing, fut.result())
+        else:
+            refused = failed if isinstance(failed, AlreadyRecorded) else None
+            self.engine.on_late_commit(crossing, refused)
 
     async def _lock_gate(self) -> None:
         self.engine.on_gate_locked(await self._set_gate(False))

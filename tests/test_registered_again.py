@@ -11,12 +11,13 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from test_engine import Rig
+from test_engine import Rig, _hold_crossings
 
 from kiosk.again import AGAIN_WINDOW_S, NotAgain
 from kiosk.clock import ClockReading
+from kiosk.crossing import Outcome
 from kiosk.queries import Since
-from kiosk.store import AlreadyRecorded, EventDraft, EventLog
+from kiosk.store import AlreadyRecorded, EventDraft, EventLog, StoreFault
 
 ZHANG = {"name": "Zhang Guiying", "unit": "3-201", "note": "no phone"}
 WAIT_S = 10
@@ -120,5 +121,34 @@ def test_the_engine_decides_nothing_on_a_registration_the_log_refused(
         rig.run(rig.config.gate.pulse_ms / 1000 + rig.config.engine.result_hold_s + 1)
         assert rig.engine.state == "idle"
         assert [c.open_ for c in rig.gate.commands] == [True, False]
+    finally:
+        rig.close()
+
+
+def test_a_pass_held_through_a_late_commit_the_log_then_refused_is_not_written_twice(
+    clock, tmp_path
+):
+    """The second tablet's registration missed its commit deadline (the card slow): its pass
+    was let through unrecorded (``on_store_fault = "manual"``) and held for later. Its commit
+    then ended, refused: the first tablet's record was there. The held one is not written
+    after it: the visitor's passage is on record once."""
+    rig = Rig(clock, tmp_path, policy={"on_store_fault": "manual"})
+    try:
+        rig.log.append(registration(clock))  # the first tablet's
+        held = _hold_crossings(rig)
+        rig.engine.manual(
+            "manual_pass", "root", "no phone", "out", person=ZHANG, kind="registration",
+            temp_c=36.5, unless=not_again(clock),
+        )  # fmt: skip
+        [crossing] = held
+        missed = StoreFault("store_fault", "commit not confirmed within 3000 ms")
+        rig.engine.on_crossed(Outcome(crossing, store_fault=missed, pending=True))
+        assert len(rig.engine.backlog) == 1  # let through, its record held
+        with pytest.raises(AlreadyRecorded) as refused:
+            rig.log.append(crossing.draft)  # the commit ends after all: refused
+        del rig.ports.cross
+        rig.engine.on_late_commit(crossing, refused.value)
+        rig.run(rig.config.engine.idle_probe_s * 2)
+        assert [e["seq"] for e in rig.events()] == [1] and not rig.engine.backlog
     finally:
         rig.close()

@@ -25,7 +25,7 @@ from kiosk.devices import CodeRead, Health, SensorFault, ThermoReading
 from kiosk.history import PassageHistory
 from kiosk.passes import TrustList, issue_pass
 from kiosk.runner import DeviceWorker, EngineRunner
-from kiosk.store import EventDraft, EventLog, StoreFault
+from kiosk.store import AlreadyRecorded, EventDraft, EventLog, StoreFault
 
 WAIT_S = 5.0  # an upper bound for a test to fail instead of hanging, never a sleep
 
@@ -502,6 +502,27 @@ def test_a_commit_that_fails_after_its_deadline_is_retried_once_it_has_ended(tmp
     assert "store_fault" in events[0]["reasons"]
     assert failing.calls == 2 and not failing.retried_while_pending
     assert len(r.runner.engine.backlog) == 0
+
+
+def test_a_late_commit_its_condition_refused_is_told_so_not_as_failed(tmp_path):
+    """A commit past its deadline that ends refused (``kiosk.store.AlreadyRecorded``: another
+    tablet's registration was there) is told as that refusal, so the pass held for it is not
+    written after the record that stands for it; a failure is told as None, as before."""
+    from kiosk.crossing import Crossing
+
+    r = Rig(tmp_path)
+    told: list = []
+    r.runner.engine.on_late_commit = lambda crossing, event: told.append(event)
+    loop = asyncio.new_event_loop()
+    try:
+        for failed in (AlreadyRecorded({"seq": 1}), StoreFault("store_fault", "disk I/O error")):
+            ended = loop.create_future()
+            ended.set_exception(failed)
+            r.runner._late_commit(Crossing(EventDraft(direction="in", decision="pass")), ended)
+    finally:
+        loop.close()
+        r.close()
+    assert isinstance(told[0], AlreadyRecorded) and told[1] is None
 
 
 def test_a_pass_committed_during_the_stops_wait_is_not_let_through_the_gate_locked_first(tmp_path):
