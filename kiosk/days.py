@@ -12,6 +12,33 @@ FIRST_DAY = date(2000, 1, 1)
 LAST_DAY = date(2999, 12, 31)
 
 
+class OutsideDays(ValueError):
+    """A typed time on none of the days a person may type (``typed_instant``)."""
+
+
+#: The longest ISO 8601 time a person or a form sends (microseconds and a UTC offset in
+#: seconds: ``2026-03-02T08:30:00.000000+05:30:00.000000``, 42 characters).
+TYPED_INSTANT_CHARS = 42
+
+
+def typed_instant(text: str) -> datetime:
+    """A date and time a person typed, or a form sent back (ISO 8601, with or without a UTC
+    offset), on one of the days a person may type (``FIRST_DAY``..``LAST_DAY``, its date as
+    written): a pass's start, a shift's ends, the clock reading a guard vouches for, the
+    CLI's ``--start`` and ``--at``. ``ValueError`` for text that is not such a time,
+    ``OutsideDays`` (a ``ValueError`` too) for one on another day. The one parser of every
+    typed instant: held to those days, it converts to any zone, takes a pass's days and
+    compares with the clock, where one at the calendar's ends (``0001-01-01T00:00+14:00``,
+    ``9999-12-31T23:59-14:00``) raised ``OverflowError`` past every ``except ValueError``
+    (a 500, a traceback)."""
+    if len(text) > TYPED_INSTANT_CHARS:
+        raise ValueError(f"{text[:TYPED_INSTANT_CHARS]!r}...: too long for a time")
+    when = datetime.fromisoformat(text)
+    if not FIRST_DAY <= when.date() <= LAST_DAY:
+        raise OutsideDays(f"{text!r} is outside {FIRST_DAY}..{LAST_DAY}")
+    return when
+
+
 def as_zone(tz: ZoneInfo | str) -> ZoneInfo:
     return tz if isinstance(tz, ZoneInfo) else ZoneInfo(tz)
 

@@ -774,3 +774,30 @@ def test_a_vouch_is_for_the_reading_the_guard_saw_not_one_the_clock_stepped_to(r
     done = send(client, "/guard/passes/clock", hidden_fields(page, "clock-vouch"))
     assert refused_with(client, done) is None
     assert core.clock.floor() == BOOT + timedelta(hours=5, seconds=50)
+
+
+@pytest.mark.parametrize(
+    "sent",
+    [
+        {"shown": "9999-12-31T23:59:59+00:00", "drawn": "0"},  # the calendar's last second
+        {"shown": "0001-01-01T00:00:00+14:00", "drawn": "0"},  # before its first, in UTC
+        {"drawn": "-" + "9" * 23},  # the monotonic clock's far past
+        {"drawn": "9" * 40},  # its far future
+    ],
+)
+def test_a_vouch_sent_with_a_reading_at_the_calendars_ends_is_refused_in_the_guards_words(
+    right_rtc, sent
+):
+    """A vouch whose `shown` was the calendar's last second, or whose `drawn` was far in
+    the monotonic past, was a 500 (OverflowError, a traceback in the journal): the page says
+    the clock changed, and nothing is vouched for."""
+    from guard_support import hidden_fields, refused_with, send
+
+    client, core, base = right_rtc
+    login(client)
+    page = client.get("/guard/passes").text
+    answer = send(client, "/guard/passes/clock", hidden_fields(page, "clock-vouch") | sent)
+    assert answer.status_code in (303, 400)
+    assert refused_with(client, answer) == i18n.t("zh-CN", "err.clock_vouch_changed")
+    assert core.clock.floor() < BOOT
+    assert not [a for a in core.store.audits() if a["action"] == "clock.vouched"]

@@ -135,3 +135,32 @@ def test_the_guard_console_refuses_a_start_the_spring_change_skips(data_dir, mon
         said = i18n.t("zh-CN", "err.pass_start_skipped", reading="2026-03-29 01:20")
         assert refused_with(client, refused) == said
         assert queries.issued_passes(core.store) == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "0001-01-01T00:00",
+        "0001-01-01T00:00:00+14:00",
+        "9999-12-31T23:59:59-14:00",
+        "9999-12-31T20:00:00+00:00",
+        "1999-12-31T23:59",
+        "3000-01-01T00:00",
+    ],
+)
+def test_a_typed_time_off_the_days_a_person_may_type_is_refused_as_a_value_error(text):
+    """Every typed instant is read by ``typed_instant``: one at the calendar's ends raised
+    OverflowError where it met a zone or a pass's days, past every ``except ValueError``."""
+    from kiosk.days import OutsideDays, typed_instant
+
+    with pytest.raises(OutsideDays, match="outside 2000-01-01..2999-12-31"):
+        typed_instant(text)
+
+
+def test_a_typed_time_on_the_days_a_person_may_type_is_read_as_written():
+    from kiosk.days import typed_instant
+
+    assert typed_instant("2000-01-01T00:00") == datetime(2000, 1, 1)
+    assert typed_instant("2999-12-31T23:59:59-14:00").utcoffset() == timedelta(hours=-14)
+    with pytest.raises(ValueError, match="too long"):
+        typed_instant("2026-03-02T08:30:00.000000+05:30:00.000000 ")

@@ -26,6 +26,7 @@ from starlette.datastructures import FormData
 
 from kiosk import privacy, queries
 from kiosk.clock import known_passed
+from kiosk.days import typed_instant
 from kiosk.lists import same_text
 from kiosk.pass_format import ROLES, VERSION
 from kiosk.passes import Pass, PassStartError, encode_pass, issue_pass, key_id_of, pass_start
@@ -178,12 +179,18 @@ def vouched_reading(g: Guard, form: FormData) -> datetime:
     the page drawn again shows what it reads now, and nothing is vouched for."""
     clock = g.core.clock
     now, mono = clock.now(), clock.monotonic_ns()
+    # Both held before any arithmetic (a reading at the calendar's ends, a `drawn` in the
+    # monotonic clock's far past or future was an OverflowError, a 500): a typed instant on
+    # the days a person may type, a `drawn` no later than now.
+    drawn = str(form.get("drawn") or "")
     try:
-        shown = datetime.fromisoformat(str(form.get("shown") or "")[:40])
-        since = timedelta(microseconds=(mono - int(str(form.get("drawn") or "")[:24])) // 1000)
+        shown = typed_instant(str(form.get("shown") or ""))
     except ValueError:
         raise BadInput("err.clock_vouch_changed") from None
-    if shown.tzinfo is None or since < timedelta(0) or abs(now - (shown + since)) > VOUCH_DRIFT:
+    if not (drawn.isascii() and drawn.isdigit() and len(drawn) <= 20) or int(drawn) > mono:
+        raise BadInput("err.clock_vouch_changed")
+    since = timedelta(microseconds=(mono - int(drawn)) // 1000)
+    if shown.tzinfo is None or abs(now - (shown + since)) > VOUCH_DRIFT:
         raise BadInput("err.clock_vouch_changed")
     return now
 
