@@ -801,3 +801,34 @@ def test_a_vouch_sent_with_a_reading_at_the_calendars_ends_is_refused_in_the_gua
     assert refused_with(client, answer) == i18n.t("zh-CN", "err.clock_vouch_changed")
     assert core.clock.floor() < BOOT
     assert not [a for a in core.store.audits() if a["action"] == "clock.vouched"]
+
+
+@pytest.mark.parametrize(
+    "start",
+    [
+        "0001-01-01T00:00",
+        "0001-01-01T00:00:00+14:00",
+        "9999-12-31T23:59:59-14:00",
+        "9999-12-31T20:00:00+00:00",
+        "1999-12-31T23:59",
+    ],
+)
+@pytest.mark.parametrize("synced", [True, False])
+def test_a_pass_start_at_the_calendars_ends_is_refused_in_the_guards_words(
+    guard_client, guard_core, clock, start, synced
+):
+    """A start typed (or sent) at the calendar's ends was a 500: OverflowError where it met
+    the site's zone (`kiosk.days.shown_local`, the refusal's `local_time`). It is refused as
+    the days a person may type, the form drawn again, nothing issued."""
+    from guard_support import hidden_fields, refused_with, send
+
+    if synced:
+        ntp_step(clock, BOOT)
+    login(guard_client)
+    page = guard_client.get("/guard/passes").text
+    fields = hidden_fields(page, "pass-form") | {"household": "3-402", "holder": "Wang"}
+    refused = send(guard_client, "/guard/passes", fields | {"days": "1", "start": start})
+    assert refused.status_code == 400
+    words = {"field": i18n.t("zh-CN", "pass.start"), "lo": "2000-01-01", "hi": "2999-12-31"}
+    assert refused_with(guard_client, refused) == i18n.t("zh-CN", "err.range", **words)
+    assert queries.issued_passes(guard_core.store) == []

@@ -704,3 +704,38 @@ def test_issue_and_batch_without_a_zone_are_refused_naming_tz_and_config(
     assert batch(keys, households, out_dir, "--trust-clock", tz=()) == 2
     err = capsys.readouterr().err
     assert "--tz" in err and "--config" in err and not out_dir.exists()
+
+
+@pytest.mark.parametrize(
+    "start",
+    [
+        "9999-12-31T20:00:00+00:00",
+        "0001-01-01T00:00:00+14:00",
+        "0001-01-01T00:00",
+        "1999-12-31T23:00",
+    ],
+)
+@pytest.mark.parametrize("synced", [True, False])
+def test_a_start_at_the_calendars_ends_is_refused_with_exit_2_not_a_traceback(
+    keys, capsys, monkeypatch, start, synced
+):
+    """`kiosk pass issue --start 9999-12-31T20:00:00+00:00 --tz Asia/Shanghai` printed an
+    OverflowError's traceback: a start on none of the days a person may type is refused as
+    --start's mistake, exit 2, nothing issued."""
+    when = datetime(2026, 3, 2, 9, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
+    if synced:
+        monkeypatch.setattr("checkpoint.cli.pass_cmd.system_clock", lambda **_: _At(when))
+    else:
+        _unsynced_machine(monkeypatch, when)
+    code, out, err = _issue(capsys, keys, "--start", start, "--start-anyway")
+    assert (code, out) == (2, "")
+    assert f"--start {start!r}" in err and "2000-01-01 to 2999-12-31" in err
+    assert "Traceback" not in err and "nothing issued" in err
+
+
+@pytest.mark.parametrize("at", ["9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+14:00"])
+def test_verify_at_the_calendars_ends_is_refused_with_exit_2(keys, capsys, at):
+    payload = _issue(capsys, keys, "--trust-clock")[1].strip()
+    code, verdict, err = _verify(capsys, payload, keys, "--at", at)
+    assert (code, verdict) == (2, None)
+    assert f"--at {at!r}" in err and "2000-01-01 to 2999-12-31" in err

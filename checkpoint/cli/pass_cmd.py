@@ -190,6 +190,21 @@ def _site_zone(args: argparse.Namespace) -> ZoneInfo:
     return _zone(load_verb_config(args.config).site.timezone)
 
 
+def _typed(option: str, text: str, outcome: str) -> datetime:
+    """``option``'s time (``kiosk.days.typed_instant``: on a day from ``FIRST_DAY`` to
+    ``LAST_DAY``, the console's too); else ``UsageError`` naming it, exit 2 (one at the
+    calendar's ends printed an OverflowError's traceback)."""
+    from kiosk.days import FIRST_DAY, LAST_DAY, typed_instant
+
+    try:
+        return typed_instant(text)
+    except ValueError:
+        raise UsageError(
+            f"{option} {text[:48]!r}: expected a time such as 2026-03-02T09:10, on a day from"
+            f" {FIRST_DAY} to {LAST_DAY}; {outcome}"
+        ) from None
+
+
 def _start(args: argparse.Namespace, zone: ZoneInfo, days: float) -> datetime:
     """When the passes start (``kiosk.passes.pass_start``, the console's rule): the clock's
     time when synchronised (or ``--trust-clock``), else ``--start``, required (one without
@@ -198,13 +213,7 @@ def _start(args: argparse.Namespace, zone: ZoneInfo, days: float) -> datetime:
     the clock, or by which a pass of ``days`` has expired, only with ``--start-anyway``."""
     from kiosk.passes import PassStartError, pass_start
 
-    start = None
-    if args.start is not None:
-        try:
-            start = datetime.fromisoformat(args.start)
-        except ValueError:
-            example = "2026-03-02T09:10"
-            raise UsageError(f"--start {args.start!r}: expected a time such as {example}") from None
+    start = None if args.start is None else _typed("--start", args.start, "nothing issued")
     try:  # one without an offset is a time of the site's clock: pass_start reads it in zone
         clock = system_clock(assume_synced=args.trust_clock)
         return pass_start(clock, start, zone, days=days, anyway=args.start_anyway)
@@ -313,10 +322,7 @@ def pass_verify(args: argparse.Namespace) -> int:
     payload = stdin().readline(limit).rstrip("\r\n") if args.payload == "-" else args.payload
     now = system_clock().now()
     if args.at:
-        try:
-            now = datetime.fromisoformat(args.at)
-        except ValueError:
-            raise UsageError(f"--at {args.at!r} is not an ISO 8601 time") from None
+        now = _typed("--at", args.at, "nothing verified")
         if now.tzinfo is None:
             raise UsageError("--at needs a UTC offset, e.g. 2026-03-02T08:30:00+08:00")
     try:

@@ -26,7 +26,7 @@ from starlette.datastructures import FormData
 
 from kiosk import privacy, queries
 from kiosk.clock import known_passed
-from kiosk.days import typed_instant
+from kiosk.days import FIRST_DAY, LAST_DAY, OutsideDays, typed_instant
 from kiosk.lists import same_text
 from kiosk.pass_format import ROLES, VERSION
 from kiosk.passes import Pass, PassStartError, encode_pass, issue_pass, key_id_of, pass_start
@@ -199,13 +199,16 @@ def start_of(g: Guard, value: object, days: float) -> datetime:
     """The start of the pass the form asks for (``kiosk.passes.pass_start``): the clock's
     time when synchronised; else the time the guard typed (``start``, a site time as the
     form's ``datetime-local`` sends it, read by ``pass_start``: one the autumn change repeats
-    is the occurrence the clock allows), required. Refused in the guard's words, the times
-    with their UTC offsets in the hour the autumn change repeats (``shown_time``)."""
-    text = str(value or "").strip()[:32]
+    is the occurrence the clock allows), required; either on one of the days a person may
+    type (``kiosk.days.typed_instant``). Refused in the guard's words, the times with their
+    UTC offsets in the hour the autumn change repeats (``shown_time``)."""
+    text = str(value or "").strip()
     typed_start = None
     if text:
         try:
-            typed_start = datetime.fromisoformat(text)
+            typed_start = typed_instant(text)
+        except OutsideDays:  # the calendar's ends were a 500 (OverflowError in a zone)
+            raise BadInput("err.range", field="pass.start", lo=FIRST_DAY, hi=LAST_DAY) from None
         except ValueError:
             raise BadInput("err.pass_start_format") from None
     try:

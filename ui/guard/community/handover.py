@@ -15,7 +15,7 @@ from starlette.datastructures import FormData
 
 from kiosk.accounts import NAME_RE
 from kiosk.community import CommunityError
-from kiosk.days import NoSuchTime, local_instant
+from kiosk.days import NoSuchTime, local_instant, typed_instant
 from kiosk.roster import Handover
 from ui.auth import Session
 from ui.guard.community.common import (
@@ -48,13 +48,11 @@ def local(text: str, tz: ZoneInfo) -> datetime:
     (``kiosk.days.local_instant``): a time the spring clock change skips is refused; one the
     autumn change repeats is its first (the earlier hour: a shift is planned ahead)."""
     try:
-        when = datetime.fromisoformat(text[:32])
+        when = typed_instant(text)  # held to those days, as every typed instant is
     except ValueError:
-        when = None
-    if when is None or not FIRST_DAY <= when.date() <= LAST_DAY:
         raise CommunityError(
             f"{text[:20]!r}: expected a local date and time from {FIRST_DAY} to {LAST_DAY}"
-        )
+        ) from None
     if when.tzinfo is not None:
         raise CommunityError(f"{text[:32]!r}: expected a local time without a UTC offset")
     try:
@@ -145,9 +143,7 @@ def shown_shift(form: FormData) -> tuple[str, datetime, datetime]:
     """The guard, start and end a remove button's page showed for its shift (its hidden
     fields)."""
     try:
-        starts, ends = (
-            datetime.fromisoformat(form_text(form, k)) for k in ("starts_at", "ends_at")
-        )
+        starts, ends = (typed_instant(form_text(form, k)) for k in ("starts_at", "ends_at"))
     except ValueError:
         raise CommunityError("the page is out of date: draw it again") from None
     if starts.tzinfo is None or ends.tzinfo is None:
