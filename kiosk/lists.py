@@ -560,6 +560,14 @@ CompoundId = Annotated[
 MAX_COMPOUNDS = 1000
 
 
+def _on_the_days(v: date) -> date:
+    """``v``, one of the days a person may type (``kiosk.days.FIRST_DAY``..``LAST_DAY``):
+    every day of a list, however it came (a guard's form, a sheet, the office's bundle)."""
+    if not FIRST_DAY <= v <= LAST_DAY:
+        raise ValueError(f"{v} is outside {FIRST_DAY}..{LAST_DAY}")
+    return v
+
+
 class QuarantineIn(_Strict):
     household: str = Field(min_length=1, max_length=64)
     compound: CompoundId | None = None
@@ -589,9 +597,7 @@ class QuarantineIn(_Strict):
     @classmethod
     def _within_days(cls, v: date) -> date:
         """A year typed wrong (``9999-12-31``: confined for good) is refused, not kept."""
-        if not FIRST_DAY <= v <= LAST_DAY:
-            raise ValueError(f"{v} is outside {FIRST_DAY}..{LAST_DAY}")
-        return v
+        return _on_the_days(v)
 
     @model_validator(mode="after")
     def _order(self) -> QuarantineIn:
@@ -617,6 +623,13 @@ class HouseholdIn(_Strict):
     @classmethod
     def _date_or_none(cls, v: Any) -> Any:
         return None if v is None or (isinstance(v, str) and not v.strip()) else _list_date(v)
+
+    @field_validator("observation_until")
+    @classmethod
+    def _within_days(cls, v: date | None) -> date | None:
+        """A year typed wrong (``0206-03-16`` for 2026, ``9999-12-31``: observed for good) is
+        refused as a quarantine's is, not kept."""
+        return None if v is None else _on_the_days(v)
 
     @field_validator("household", mode="before")
     @classmethod

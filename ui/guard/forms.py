@@ -157,13 +157,17 @@ def within_days(value: date, field: str) -> date:
 
 
 def date_field(value: object, field: str) -> date | None:
+    """A typed ``YYYY-MM-DD`` day, None when empty; one of the days a guard may type
+    (``within_days``): every list form's days (a household's observation took ``0206-03-16``,
+    a year typed wrong, while the quarantine form beside it refused it)."""
     text = str(value or "").strip()
     if not text:
         return None
     try:
-        return date.fromisoformat(text[:32])
+        typed = date.fromisoformat(text[:32])
     except ValueError:
         raise BadInput("err.date", field=field) from None
+    return within_days(typed, field)
 
 
 def safe_next(target: str | None) -> str:
@@ -195,11 +199,11 @@ def _quarantine(op: str, form: FormData, today: date) -> tuple[ListEdit, dict[st
     if op == "add":
         household = clean(form.get("household"), "pass.household", required=True, max_len=64)
         holder = clean(form.get("holder"), "pass.holder", max_len=64) or None
+        # today on a clock never set (1970) too: refused, not a quarantine from 1970
         start = within_days(date_field(form.get("from"), "lists.from") or today, "lists.from")
-        until = date_field(form.get("until"), "lists.until")
+        until = date_field(form.get("until"), "lists.until")  # the store refuses it too
         if until is None:
             raise BadInput("err.required", field="lists.until")
-        within_days(until, "lists.until")  # the list store refuses it too, in English
         if until < start:  # the list store refuses it too, in English
             raise BadInput("err.until_before_from", start=str(start), until=str(until))
         note = clean(form.get("note"), "lists.note")
