@@ -60,8 +60,12 @@ def make_core(tmp_path, clock, web=None):
         lists=SimpleNamespace(current=SimpleNamespace(freshness=Freshness())),
         health=lambda: {
             "deciding": True,
-            "thermometer": {"state": "ok", "detail": ""},
-            "readers": {"camera": {"state": "fault", "detail": "unplugged"}},
+            "devices": {
+                "thermometer": {"state": "ok", "detail": ""},
+                "readers": {"camera": {"state": "fault", "detail": "unplugged"}},
+            },
+            # The office's list sync: health withholds it from the LAN, so do the metrics.
+            "lists_sync": {"state": "failing", "url": "http://office.lan/lists/bundle"},
         },
     )
 
@@ -433,8 +437,9 @@ def test_metrics_in_prometheus_text(core, client):
     text = response.text
     assert 'kiosk_decisions_total{decision="pass",reason="ok"} 25' in text
     assert 'kiosk_decisions_total{decision="deny",reason="fever"} 1' in text
-    assert 'kiosk_device_up{device="thermometer",state="ok"} 1' in text
-    assert 'kiosk_device_up{device="readers.camera",state="fault"} 0' in text
+    assert 'kiosk_device_up{device="devices.thermometer",state="ok"} 1' in text
+    assert 'kiosk_device_up{device="devices.readers.camera",state="fault"} 0' in text
+    assert "lists_sync" not in text
     assert "kiosk_queue_depth 2" in text
     assert 'kiosk_loop_lag_seconds_bucket{le="+Inf"}' in text
     assert re.search(r"^kiosk_disk_free_bytes \d+$", text, re.M)

@@ -42,7 +42,8 @@ def refused(request: httpx.Request) -> httpx.Response:
 
 
 @pytest.fixture
-def gate(tmp_path, monkeypatch):
+def gate(tmp_path, monkeypatch, request):
+    """The gate; ``web`` settings of its own through ``indirect`` parametrisation."""
     clock = FakeClock(start=datetime(2026, 3, 2, 2, 0, tzinfo=UTC))
     config = parse_config(
         {
@@ -50,7 +51,7 @@ def gate(tmp_path, monkeypatch):
             "compound": {
                 "peers": [{"url": PEER_URL, "kiosk_id": "gate-north", "token_env": "PEER_T"}]
             },
-            "web": {"api_rate_per_min": 12},
+            "web": {"api_rate_per_min": 12, **getattr(request, "param", {})},
         }
     )
     core = build_core(config, tmp_path / "data", clock)
@@ -159,3 +160,44 @@ def test_what_the_daemon_adds_to_the_core_is_typed_not_a_bag_of_anything():
     assert types["lists_sync"] == "ListsSyncStatus | None"
     assert types["peers"] == "Peers | None"
     assert types["purge_refused"] == "dict[str, Any] | None"
+
+
+def _metric_devices(app, client=LAN, **headers) -> set[str]:
+    """The ``device`` labels of ``kiosk_device_up`` that ``/metrics`` gives this caller."""
+    with TestClient(app, base_url=BASE, client=client) as http:
+        answer = http.get("/metrics", headers=headers)
+    assert answer.status_code == 200, answer.text
+    lines = [x for x in answer.text.splitlines() if x.startswith("kiosk_device_up{")]
+    return {x.split('device="', 1)[1].split('"', 1)[0] for x in lines}
+
+
+def _health_devices(report: object, prefix: str = "") -> set[str]:
+    """Every entry of a health report that says a ``state``, named as ``/metrics`` names it."""
+    found: set[str] = set()
+    for key, value in report.items() if isinstance(report, dict) else ():
+        if isinstance(value, dict) and isinstance(value.get("state"), str):
+            found.add(prefix + key)
+        elif isinstance(value, dict):
+            found |= _health_devices(value, f"{prefix}{key}.")
+    return found
+
+
+def test_metrics_show_a_lan_caller_only_what_its_health_shows(app):
+    """Public ``/metrics`` said ``kiosk_device_up{device="lists_sync",...}`` (the office's
+    list sync: its state) to anyone on the LAN, while ``/api/v1/health`` withholds it from
+    them: the metrics are drawn from the caller's own view of the health report."""
+    lan = _metric_devices(app)
+    assert lan == _health_devices(asked(app).json())
+    assert "lists_sync" not in lan and not any(d.startswith(tuple(DETAIL)) for d in lan)
+    assert {"lists_sync"} <= _metric_devices(app, LOCAL)  # the kiosk itself: the whole
+    assert _metric_devices(app, LOCAL) == _health_devices(asked(app, LOCAL).json())
+
+
+@pytest.mark.parametrize("gate", [{"metrics_public": False}], indirect=True)
+def test_metrics_behind_a_token_show_what_the_tokens_health_shows(gate, app):
+    """``web.metrics_public = false``: ``/metrics`` needs a ``stats:read`` token, which
+    reads the whole health report: so do its metrics."""
+    token = bearer(gate, "stats:read")
+    shown = _metric_devices(app, **token)
+    assert "lists_sync" in shown
+    assert shown == _health_devices(asked(app, **bearer(gate, "stats:read")).json())

@@ -926,15 +926,22 @@ def health_detail(
     office API: one that is not a token takes from the sender's rate (429 past it, else 401),
     a valid one from its own (429); 403 without either scope."""
     state = api_state(request)
-    networks = [ip_network(a, strict=False) for a in state.core.config.web.screen_addresses]
     if credentials is None:
-        return in_networks(_client_addr(request), networks)
+        return this_host(request)
     try:
         charge_sender(request, state)
         report_reader(authenticated(request, credentials, state))
     except StoreFault:  # no token can be checked (the log cannot be opened): the report as
-        return in_networks(_client_addr(request), networks)  # without one, which says why
+        return this_host(request)  # without one, which says why
     return True
+
+
+def this_host(request: Request) -> bool:
+    """Whether the caller is the kiosk's own host (``web.screen_addresses``)."""
+    networks = [
+        ip_network(a, strict=False) for a in api_state(request).core.config.web.screen_addresses
+    ]
+    return in_networks(_client_addr(request), networks)
 
 
 def health_view(report: dict[str, Any], whole: bool) -> dict[str, Any]:
@@ -1382,10 +1389,14 @@ def _closing(peers: Peers, kiosk_id: str, at: str, signature: str | None) -> Res
     return Response(body, 202, media_type="application/json")
 
 
-def metrics(state: Annotated[Api, Depends(api_state)]) -> PlainTextResponse:
-    """Prometheus text format: decisions by reason, loop lag, devices, queue, disk."""
+def metrics(request: Request, state: Annotated[Api, Depends(api_state)]) -> PlainTextResponse:
+    """Prometheus text format: decisions by reason, loop lag, devices, queue, disk. The
+    devices of the health report as the caller's ``/api/v1/health`` shows it
+    (``health_view``): public, the whole to the kiosk's own host; behind a ``stats:read``
+    token (``web.metrics_public = false``), the whole, as that token's health."""
+    whole = not state.core.config.web.metrics_public or this_host(request)
     return PlainTextResponse(
-        render_metrics(state.core, state.decisions, state.lag),
+        render_metrics(state.core, state.decisions, state.lag, whole=whole),
         media_type="text/plain; version=0.0.4",
     )
 
@@ -1444,7 +1455,12 @@ def _pi_power_metrics(pi: dict[str, Any]) -> list[str]:
     return lines
 
 
-def render_metrics(core: Core, decisions: DecisionCounter, lag: LoopLagMonitor) -> str:
+def render_metrics(
+    core: Core, decisions: DecisionCounter, lag: LoopLagMonitor, *, whole: bool
+) -> str:
+    """The metrics; the health report's part as ``health_view(report, whole)`` shows it: a
+    caller never reads in ``kiosk_device_up`` a state its health withholds (the office's list
+    sync's, to a stranger on the LAN)."""
     lines: list[str] = []
 
     def metric(name: str, kind: str, help_text: str) -> None:
@@ -1489,7 +1505,7 @@ def render_metrics(core: Core, decisions: DecisionCounter, lag: LoopLagMonitor) 
 
     report: dict[str, Any]
     try:
-        report = core.health()
+        report = health_view(core.health(), whole)
     except Exception:  # noqa: BLE001 - a failing probe must not take /metrics down
         report = {}
     states = list(_device_states(report))
