@@ -549,11 +549,13 @@ def judge_restore(
         raise BackupError(f"the archive's event log does not verify: {restored.problem}")
     seq = manifest.get("seq")
     last = seq.get("last") if isinstance(seq, dict) else None
-    if (manifest.get("origin"), last, manifest.get("chain_head")) != (
-        restored.origin,
-        restored.last_seq,
-        restored.head,
-    ):
+    named = (
+        manifest.get("origin"),
+        last,
+        manifest.get("chain_head"),
+        manifest.get("audit_last_seq"),
+    )
+    if named != (restored.origin, restored.last_seq, restored.head, restored.audit_last_seq):
         raise BackupError("the archive's event log is not the one its manifest names")
     other = current.kiosk_id if current is not None and current.kiosk_id else this_gate
     if other is not None and restored.kiosk_id not in (None, other) and not as_this_gate:

@@ -376,8 +376,15 @@ def _rewritten(archive, into, change):
         lambda files, manifest: manifest["files"].append("data/kiosk.db"),
         lambda files, manifest: manifest.update(files=[]),
         lambda files, manifest: manifest.update(chain_head="0" * 64),
+        lambda files, manifest: manifest.update(audit_last_seq=manifest["audit_last_seq"] + 5),
     ],
-    ids=["seq-not-an-object", "a-file-not-an-object", "no-files-listed", "another-head"],
+    ids=[
+        "seq-not-an-object",
+        "a-file-not-an-object",
+        "no-files-listed",
+        "another-head",
+        "another-audit-seq",
+    ],
 )
 def test_a_manifest_that_is_not_the_archives_is_refused(gate, usb, tmp_path, capsys, change):
     data, etc, log = gate
