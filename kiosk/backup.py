@@ -17,8 +17,10 @@ each member's size, mode and SHA-256, checked again at restore.
 A restore is judged before anything is moved (``judge_restore``): the archive whole and
 unchanged, its log's chains intact and as its manifest says; an archive of another gate, or of
 another log than the one on this Pi, only when told (``as_this_gate``); never one that takes
-this Pi's own log back to an earlier ``seq``: the office has pulled (or will) the events since,
-and its pull must never see the log of a gate going backwards (docs/operations.md, Backups).
+this Pi's own log back to an earlier ``seq``, of its events or its audit: the office has pulled
+(or will) the events since, and its pull must never see the log of a gate going backwards; the
+audit rows since would be lost but in the log set aside, and their ``seq``s written again with
+other content (docs/operations.md, Backups).
 """
 
 from __future__ import annotations
@@ -97,6 +99,8 @@ class LogFacts:
     schema: dict[str, list[str]]
     verified: bool
     problem: str | None = None
+    #: The first audit row's id: which audit chain it is (as ``origin`` is the events').
+    audit_origin: str | None = None
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -172,6 +176,7 @@ def describe_log(path: Path, *, staged: Staged | None = None) -> LogFacts:
             newest = _one(conn, "SELECT kiosk_id, seq, hash FROM events ORDER BY seq DESC LIMIT 1")
             first = _one(conn, "SELECT id, seq FROM events ORDER BY seq LIMIT 1")
             audit = _one(conn, "SELECT kiosk_id, seq FROM audit ORDER BY seq DESC LIMIT 1")
+            audit_first = _one(conn, "SELECT id FROM audit ORDER BY seq LIMIT 1")
             schema: dict[str, list[str]] = {}
             for name, step in conn.execute(
                 "SELECT migration_set, name FROM _sqlite_migrations ORDER BY applied_at, rowid"
@@ -190,6 +195,7 @@ def describe_log(path: Path, *, staged: Staged | None = None) -> LogFacts:
         schema=schema,
         verified=result.ok,
         problem=result.problem,
+        audit_origin=None if audit_first is None else str(audit_first[0]),
     )
 
 
@@ -541,19 +547,23 @@ def judge_restore(
     this_gate: str | None,
     *,
     as_this_gate: bool,
-) -> None:
+) -> int:
     """Whether the archive's log (``restored``, its chains checked) may replace this Pi's
     (``current``, None when there is none or it is empty) on the gate configured here
-    (``this_gate``); ``BackupError`` saying why not. Nothing has been moved yet."""
+    (``this_gate``); ``BackupError`` saying why not. Nothing has been moved yet. Returns
+    how many audit rows of this Pi's the restored log does not hold (those of another log
+    it replaces: this Pi's own never go, ``_backwards``), to be said kept aside."""
     if not restored.verified:
         raise BackupError(f"the archive's event log does not verify: {restored.problem}")
     seq = manifest.get("seq")
     last = seq.get("last") if isinstance(seq, dict) else None
-    if (manifest.get("origin"), last, manifest.get("chain_head")) != (
-        restored.origin,
-        restored.last_seq,
-        restored.head,
-    ):
+    named = (
+        manifest.get("origin"),
+        last,
+        manifest.get("chain_head"),
+        manifest.get("audit_last_seq"),
+    )
+    if named != (restored.origin, restored.last_seq, restored.head, restored.audit_last_seq):
         raise BackupError("the archive's event log is not the one its manifest names")
     other = current.kiosk_id if current is not None and current.kiosk_id else this_gate
     if other is not None and restored.kiosk_id not in (None, other) and not as_this_gate:
@@ -562,21 +572,63 @@ def judge_restore(
             " another gate's backup here only to make this Pi that gate (--as-this-gate), never"
             " while that gate runs too (two gates, one log)"
         )
-    if current is None or current.last_seq == 0:
-        return
-    if current.origin == restored.origin and current.last_seq > restored.last_seq:
-        raise BackupError(
-            f"the archive's log ends at seq {restored.last_seq}, this Pi's same log at seq"
-            f" {current.last_seq}: restoring it would take the gate's log back, and the office,"
-            " which has pulled or will pull the events since, would see it go backwards. Keep"
-            " this Pi's log (docs/operations.md, Backups)"
-        )
-    if current.origin != restored.origin and not as_this_gate:
+    if current is None:
+        return 0
+    if _same_log(restored, current):
+        _backwards(restored, current)
+        return 0
+    if current.last_seq and not as_this_gate:
         raise BackupError(
             f"this Pi holds another event log (origin {current.origin}, seq up to"
             f" {current.last_seq}) than the archive's ({restored.origin}): replacing it is"
             " done only when told (--as-this-gate); it is kept aside either way"
         )
+    return current.audit_last_seq
+
+
+def _same_log(restored: LogFacts, current: LogFacts) -> bool:
+    """Whether the two are one log: the same first event, or the same first audit row (a
+    log with no events yet, its audit begun: tokens made, a daemon started)."""
+    return any(
+        mine is not None and mine == theirs
+        for mine, theirs in (
+            (current.origin, restored.origin),
+            (current.audit_origin, restored.audit_origin),
+        )
+    )
+
+
+def _backwards(restored: LogFacts, current: LogFacts) -> None:
+    """``BackupError`` when the archive's log, this Pi's own, ends before it in its events or
+    its audit (``--as-this-gate`` or not): never taken back. The office pulls the events and
+    must never see them go backwards; the audit rows since (who exported personal data, who
+    changed what) would be left only in the log set aside, which retention deletes, and the
+    next ones numbered with their seqs."""
+    events = current.last_seq - restored.last_seq
+    audits = current.audit_last_seq - restored.audit_last_seq
+    lost: list[str] = []
+    why: list[str] = []
+    if events > 0:
+        lost.append("1 event" if events == 1 else f"{events} events")
+        why.append(
+            "the office, which has pulled or will pull the events since, would see it go backwards"
+        )
+    if audits > 0:
+        lost.append("1 audit row" if audits == 1 else f"{audits} audit rows")
+        why.append(
+            "the audit rows since (who exported personal data, who changed what) would be"
+            " kept only in the log set aside, which retention deletes, and the next would be"
+            " numbered with their seqs"
+        )
+    if not lost:
+        return
+    raise BackupError(
+        f"the archive's log ends at seq {restored.last_seq} and audit seq"
+        f" {restored.audit_last_seq}, this Pi's same log at seq {current.last_seq} and audit"
+        f" seq {current.audit_last_seq}: restoring it would take the gate's log back"
+        f" ({' and '.join(lost)}): {'; '.join(why)}. Keep this Pi's log (docs/operations.md,"
+        " Backups)"
+    )
 
 
 def put_aside(folder: Path, names: Iterable[str], stamp: str) -> Path | None:

@@ -241,6 +241,47 @@ def test_an_archive_older_than_this_pis_own_log_is_never_restored(gate, usb, cap
     assert not list(data.glob("before-restore-*")) and not list(data.glob(".restore-*"))
 
 
+def test_an_archive_whose_audit_ends_before_this_pis_is_never_restored(gate, usb, capsys):
+    """The same events, but audit rows written since the archive (a daemon's start, the
+    office's exports of personal data): restoring it would drop them, and the next audit rows
+    would take their seqs with other content."""
+    data, etc, log = gate
+    run_backup(data, etc, usb / "north.kbak")
+    log.audit("office:pull", "export_events", {"count": 3})
+    log.audit("daemon", "daemon.start", {})
+    log.close()
+    before = (data / "kiosk.db").read_bytes()
+
+    assert run_restore(data, etc, usb / "north.kbak") == 2
+    assert run_restore(data, etc, usb / "north.kbak", "--as-this-gate") == 2
+
+    err = capsys.readouterr().err
+    assert "audit seq 1," in err and "audit seq 3:" in err and "2 audit rows" in err
+    assert "nothing was changed" in err
+    assert (data / "kiosk.db").read_bytes() == before
+    assert not list(data.glob("before-restore-*")) and not list(data.glob(".restore-*"))
+
+
+def test_audit_rows_of_another_log_a_restore_replaces_are_said_kept_aside(
+    gate, usb, tmp_path, clock, capsys
+):
+    data, etc, log = gate
+    run_backup(data, etc, usb / "north.kbak")
+    log.close()
+    new_data, new_etc, new_log = make_gate(tmp_path / "new", clock, "gate-1", events=0)
+    new_log.audit("daemon", "daemon.start", {})  # the fresh install's own audit rows
+    new_log.close()
+
+    assert run_restore(new_data, new_etc, usb / "north.kbak", "--as-this-gate") == 0
+
+    (aside,) = new_data.glob("before-restore-*")
+    err = capsys.readouterr().err
+    assert "2 audit rows (seq up to 2) of this Pi's log are not in the restored one" in err
+    assert f"kept in {aside}/kiosk.db" in err
+    with sqlite3.connect(aside / "kiosk.db") as conn:
+        assert conn.execute("SELECT max(seq) FROM audit").fetchone() == (2,)
+
+
 def test_this_pis_files_are_kept_aside_with_the_wal(gate, usb, capsys):
     data, etc, log = gate
     run_backup(data, etc, usb / "north.kbak")
@@ -376,8 +417,15 @@ def _rewritten(archive, into, change):
         lambda files, manifest: manifest["files"].append("data/kiosk.db"),
         lambda files, manifest: manifest.update(files=[]),
         lambda files, manifest: manifest.update(chain_head="0" * 64),
+        lambda files, manifest: manifest.update(audit_last_seq=manifest["audit_last_seq"] + 5),
     ],
-    ids=["seq-not-an-object", "a-file-not-an-object", "no-files-listed", "another-head"],
+    ids=[
+        "seq-not-an-object",
+        "a-file-not-an-object",
+        "no-files-listed",
+        "another-head",
+        "another-audit-seq",
+    ],
 )
 def test_a_manifest_that_is_not_the_archives_is_refused(gate, usb, tmp_path, capsys, change):
     data, etc, log = gate

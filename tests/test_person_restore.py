@@ -82,6 +82,15 @@ def _naming(db, *needles: str) -> list[str]:
         conn.close()
 
 
+def _damaged(db) -> None:
+    """A card failing under this Pi's log: its events cannot be read any more (the restore
+    judges it as no log, and keeps it aside), the forgets' records it keeps still can."""
+    conn = sqlite3.connect(db)
+    with conn:
+        conn.execute("DROP TABLE events")
+    conn.close()
+
+
 def test_a_restore_of_an_archive_taken_before_a_forget_forgets_again(
     tmp_path, clock, cli_clock, capsys
 ):
@@ -93,6 +102,10 @@ def test_a_restore_of_an_archive_taken_before_a_forget_forgets_again(
     db = data / "kiosk.db"
     assert _naming(db, NAME, PHONE) == []
     capsys.readouterr()
+    # while this Pi's log reads, it is kept: the forget's audit row is after the archive's
+    assert run_restore(data, etc, archive) == 2
+    assert "audit seq" in capsys.readouterr().err and not list(data.glob("before-*"))
+    _damaged(db)
 
     assert run_restore(data, etc, archive) == 0
 
@@ -472,6 +485,7 @@ def test_a_record_the_restore_cannot_read_stops_it_unless_told(tmp_path, clock, 
     with conn:
         conn.execute("UPDATE meta SET value = json_set(value, '$.v', 3) WHERE key LIKE 'forget.r%'")
     conn.close()
+    _damaged(db)
     capsys.readouterr()
 
     assert run_restore(data, etc, archive) != 0
@@ -595,6 +609,7 @@ def test_a_restore_says_how_many_list_rows_a_forget_named_it_did_not_find(
     lists.import_csv("households", f'household,note\n{HOUSEHOLD},"{NAME}, moving out"\n', "o")
     log.close()
     _forget(data, "--name", NAME, "--household", HOUSEHOLD)
+    _damaged(data / "kiosk.db")
     capsys.readouterr()
 
     assert run_restore(data, etc, archive) == 0

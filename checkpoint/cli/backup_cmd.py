@@ -377,9 +377,10 @@ def restore_run(args: argparse.Namespace) -> int:
 
     Checks the archive whole (each file's SHA-256, the log's chains, the manifest), refuses
     one of another gate or of another log than this Pi's unless --as-this-gate, and never
-    takes this Pi's own log back to an earlier seq. What it replaces is kept aside in
-    before-restore-UTC folders of the data dir and of the config folder. Then check the log
-    against the office's copy before the kiosk decides again (docs/operations.md, Backups).
+    takes this Pi's own log back to an earlier seq, of its events or of its audit. What it
+    replaces is kept aside in before-restore-UTC folders of the data dir and of the config
+    folder. Then check the log against the office's copy before the kiosk decides again
+    (docs/operations.md, Backups).
     A restore cut off part way (a power cut, a kill) is undone by the next, first, or by
     --undo alone; until then the kiosk refuses to start.
 
@@ -532,6 +533,18 @@ def _undo_cut_off(data: Path, etc: Path) -> bool:
     return undone
 
 
+def _audit_aside(rows: int, kept: Path) -> None:
+    """Says the audit rows of the log a restore replaced (another log's: this Pi's own are
+    never taken back) and where they are kept."""
+    print(
+        f"kiosk restore: {'1 audit row' if rows == 1 else f'{rows} audit rows'} (seq up to"
+        f" {rows}) of this Pi's log {'is' if rows == 1 else 'are'} not in the restored one (it"
+        f" was another log): kept in {kept}, which the retention purge removes once"
+        " store.retention_days old; copy it off first if they must be kept longer",
+        file=sys.stderr,
+    )
+
+
 def _rows_said(n: int) -> str:
     return "1 list row" if n == 1 else f"{n} list rows"
 
@@ -590,7 +603,7 @@ def _restore(
         staged_db = data_stage.path / "kiosk.db"  # opened only by its stage's checks
         restored = describe_log(staged_db, staged=data_stage)
         _refuse_newer_schema(data_stage)
-        judge_restore(
+        taken = judge_restore(
             archive.manifest,
             restored,
             _current(db),
@@ -613,6 +626,8 @@ def _restore(
             aside = swap_all(data, swaps)[-1]
         if aside is not None and os.geteuid() == 0:  # the service's user may clear it
             os.chown(aside, data.stat().st_uid, data.stat().st_gid, follow_symlinks=False)
+    if taken and aside is not None:
+        _audit_aside(taken, aside / db.name)
     return restored.summary() | {"forgets_reapplied": again}
 
 
