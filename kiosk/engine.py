@@ -129,6 +129,9 @@ DEVICE_ALARMS = {
 }
 
 PASS_DECISIONS = frozenset({"pass", "manual_pass"})
+#: The audit action and alarm of a guard's pass held for the log (a store fault) that is not
+#: written: the log found another tablet's record of it (``Engine._drop_held``).
+HELD_DROPPED = "held_pass_dropped"
 #: Reader types whose codes come in frames (one stamp for all the codes of a frame).
 CAMERA_READERS = frozenset({"camera", "picamera", "fake_camera"})
 #: The air outside the calibration's trusted range this long raises the gate's standing
@@ -196,6 +199,10 @@ class EnginePorts(Protocol):
 
     def publish(self, message: dict[str, Any]) -> None:
         """Hand a state/decision/alarm/health message to the screens (never blocks)."""
+
+    def audit(self, action: str, detail: Mapping[str, Any]) -> None:
+        """Write an audit row of the kiosk's own (actor ``kiosk``), never blocking; one the
+        log cannot take is said in the journal."""
 
 
 @dataclass
@@ -1703,14 +1710,14 @@ class Engine:
 
     def _on_late_commit(self, crossing: Crossing, event: Event | AlreadyRecorded | None) -> None:
         """A commit that was reported failed (deadline) ended: landed (keep that one record),
-        refused (its pass held is not written: ``_drop_refused``) or failed (its draft may be
+        refused (its pass held is not written: ``_drop_held``) or failed (its draft may be
         retried from the backlog now)."""
         draft = self._late.pop(crossing, None)
         if draft is None:
             return
         if not isinstance(event, Event):
-            if event is not None:
-                self._drop_refused(draft, event)
+            if event is not None and draft.decision in PASS_DECISIONS:
+                self._drop_held(draft, event)
             self._retry_backlog()
             return
         self._release_hold(draft, self._now())
@@ -1743,20 +1750,26 @@ class Engine:
         # The records held behind it waited for this landing: write them now if the store works.
         self._retry_backlog(force="store" not in self.faults)
 
-    def _drop_refused(self, draft: EventDraft, refused: AlreadyRecorded) -> None:
-        """A guard's pass held in the backlog whose first commit, ended late, found its record
-        in the log (``refused.seq``: another tablet's registration of the same one): that
-        record stands for it; the held one is not written after it (a passage twice). A held
-        deny (the pass refused for the storage, the gate kept shut) is written: no passage."""
-        if draft.decision not in PASS_DECISIONS:
-            return
+    def _drop_held(self, draft: EventDraft, refused: AlreadyRecorded) -> None:
+        """A guard's pass held for the log (a store fault) that the log refused: its condition
+        (``EventDraft.unless``, ``kiosk.again``) found ``refused.seq``, another tablet's record
+        of the same one going the same way. That record stands for it: the held one is not
+        written after it (a passage twice). Never silently: an audit row and an alarm on that
+        record (``HELD_DROPPED``) tell the guards what was not written and why."""
         for i, held in enumerate(self.backlog):
             if held is draft:
                 del self.backlog[i]
-                log.warning("engine: a held pass not written: event %d holds it", refused.seq)
-                self._release_hold(draft, None)
-                self._publish_health()
-                return
+                break
+        self._release_hold(draft, None)
+        log.warning("engine: a held pass not written: event %d holds it", refused.seq)
+        what = {"decision": draft.decision, "direction": draft.direction, "kind": draft.kind}
+        why = f"already recorded as event {refused.seq}"
+        self.ports.audit(
+            HELD_DROPPED, {**what, "operator": draft.operator, "seq": refused.seq, "why": why}
+        )
+        whose = f"{draft.operator or 'a guard'}'s {draft.kind} {draft.direction} held for the log"
+        self._alarm(HELD_DROPPED, "raised", seq=refused.seq, detail=f"{whose} not written: {why}")
+        self._publish_health()
 
     def _publish_recorded(self, event: Event) -> None:
         """Tell the bus of a row written after its decision was told (from the backlog: held

@@ -150,6 +150,55 @@ def test_a_pass_held_through_a_late_commit_the_log_then_refused_is_not_written_t
         rig.engine.on_late_commit(crossing, refused.value)
         rig.run(rig.config.engine.idle_probe_s * 2)
         assert [e["seq"] for e in rig.events()] == [1] and not rig.engine.backlog
+        # Not silently: the guards are told (a card on the record that stands) and it is audited.
+        [alarm] = [m for m in rig.messages if m.get("alarm") == "held_pass_dropped"]
+        assert alarm["seq"] == 1 and "root's registration out" in alarm["detail"]
+        [row] = [a for a in rig.log.audits() if a["action"] == "held_pass_dropped"]
+        assert row["actor"] == "kiosk"
+        assert row["detail"] | {"why": ""} == {
+            "decision": "manual_pass", "direction": "out", "kind": "registration",
+            "operator": "root", "seq": 1, "why": "",
+        }  # fmt: skip
+    finally:
+        rig.close()
+
+
+def test_out_back_in_and_out_again_is_a_second_outing_not_a_registration_again(log, clock):
+    """Out, back in two minutes later, out again a minute after: her newest record is the
+    'in', so the second outing is written (only the newest record either way counts)."""
+    first = log.append(registration(clock)).seq
+    clock.advance(120)
+    log.append(dataclasses.replace(registration(clock), direction="in", unless=None))
+    clock.advance(60)
+    assert log.append(registration(clock)).seq == first + 2
+    with pytest.raises(AlreadyRecorded) as again:  # the same outing from another tablet
+        log.append(registration(clock))
+    assert again.value.seq == first + 2
+
+
+def test_a_second_outing_whose_commit_ended_late_is_written(clock, tmp_path):
+    """The second outing's commit misses its deadline on a slow card (let through, held):
+    it lands, and the log ends with her out, recorded once."""
+    rig = Rig(clock, tmp_path, policy={"on_store_fault": "manual"})
+    try:
+        rig.log.append(registration(clock))
+        clock.advance(120)
+        rig.log.append(dataclasses.replace(registration(clock), direction="in", unless=None))
+        clock.advance(60)
+        held = _hold_crossings(rig)
+        rig.engine.manual(
+            "manual_pass", "bob", "no phone", "out", person=ZHANG, kind="registration",
+            temp_c=36.5, unless=not_again(clock),
+        )  # fmt: skip
+        [crossing] = held
+        missed = StoreFault("store_fault", "commit not confirmed within 3000 ms")
+        rig.engine.on_crossed(Outcome(crossing, store_fault=missed, pending=True))
+        event = rig.log.append(crossing.draft)
+        del rig.ports.cross
+        rig.engine.on_late_commit(crossing, event)
+        rig.run(rig.config.engine.idle_probe_s * 3)
+        rows = [(e["operator"], e["direction"]) for e in rig.events()]
+        assert rows == [("alice", "out"), ("alice", "in"), ("bob", "out")]
     finally:
         rig.close()
 
