@@ -1694,10 +1694,10 @@ class Engine:
         screen goes back to what it showed (the gate open for the decision before, or idle).
         The guard is told (``on_recorded``)."""
         log.info("engine: a guard's decision not recorded: event %d holds it", refused.seq)
-        if isinstance(subject, EventDraft):  # held drafts carry none; one would be the log's
+        if isinstance(subject, EventDraft):  # a held pass (its condition kept): not silently
             self._backlog_inflight = False
-            if self.backlog and self.backlog[0] is subject:
-                self.backlog.popleft()
+            self._drop_held(subject, refused)
+            self._retry_backlog(force=True)
             return
         if self.passage is not subject:
             return
@@ -1914,14 +1914,17 @@ class Engine:
     def _uncommitted_draft(self, p: Passage) -> EventDraft:
         """What a passage whose event could not be committed records (held in the backlog)."""
         assert p.draft is not None
-        draft = dataclasses.replace(p.draft, unless=None)  # held: written as the guard was told
+        draft = p.draft
         if p.kind != "passage":
             # A guard's action that cannot be recorded: with on_store_fault = "manual" the
-            # guard's word opens the gate and the record waits in memory; with "deny" nobody
-            # passes unrecorded, so the gate stays locked and the record says so.
+            # guard's word opens the gate and the record waits in memory, on its condition
+            # still (``unless``: another tablet's registration of the same one written while
+            # it waits stands for it, ``_drop_held``); with "deny" nobody passes unrecorded,
+            # so the gate stays locked and the record says so, whatever else is written.
             reasons = (*draft.reasons, "store_fault")
             if draft.decision == "manual_pass" and not self._passes_unrecorded(p):
-                return dataclasses.replace(draft, decision="manual_deny", reasons=reasons)
+                denied = dataclasses.replace(draft, decision="manual_deny", reasons=reasons)
+                return dataclasses.replace(denied, unless=None)
             return dataclasses.replace(draft, reasons=reasons)
         p.decision = decision = self._policy_decision(p, store_fault=True)
         if decision.decision in PASS_DECISIONS:

@@ -264,3 +264,36 @@ def test_the_looks_queries_search_indexes_and_sort_nothing(log):
         plan = [str(r[-1]) for r in log.reader().execute(f"EXPLAIN QUERY PLAN {sql}", args)]
         assert not [p for p in plan if p.startswith(("SCAN e", "SCAN events"))], plan
         assert not [p for p in plan if "TEMP B-TREE" in p and "GROUP BY" not in p], plan
+
+
+def test_a_pass_held_by_a_store_fault_keeps_its_condition(clock, tmp_path):
+    """Tablet A's registration meets a store fault (not a deadline): let through, held. The
+    card recovers; tablet B registers the same visitor a moment later (its look cannot see
+    A's held one) and is written. A's held one, tried again, is refused by its condition:
+    not written twice, not silently, and the record held behind it is written after it."""
+    rig = Rig(clock, tmp_path, policy={"on_store_fault": "manual"})
+    try:
+
+        def register(operator: str, **person) -> None:
+            rig.engine.manual(
+                "manual_pass", operator, "no phone", "out", person=ZHANG | person,
+                kind="registration", temp_c=36.5, unless=not_again(clock, **person),
+            )  # fmt: skip
+            rig.run(0.2)
+
+        rig.store.fail()
+        register("alice")
+        register("alice", name="Li Hua")
+        assert len(rig.engine.backlog) == 2
+        rig.store.recover()
+        register("bob")
+        rig.run(rig.config.engine.idle_probe_s * 3)
+        rows = [(e["operator"], e["person"]["name"]) for e in rig.events()]
+        assert rows == [("bob", "Zhang Guiying"), ("alice", "Li Hua")]
+        assert not rig.engine.backlog
+        [alarm] = [m for m in rig.messages if m.get("alarm") == "held_pass_dropped"]
+        assert alarm["seq"] == 1 and "alice's registration out" in alarm["detail"]
+        [row] = [a for a in rig.log.audits() if a["action"] == "held_pass_dropped"]
+        assert row["detail"]["operator"] == "alice" and row["detail"]["seq"] == 1
+    finally:
+        rig.close()
