@@ -1718,6 +1718,8 @@ class Engine:
         if not isinstance(event, Event):
             if event is not None and draft.decision in PASS_DECISIONS:
                 self._drop_held(draft, event)
+            if event is not None:
+                self._late_answered()
             self._retry_backlog()
             return
         self._release_hold(draft, self._now())
@@ -1747,8 +1749,17 @@ class Engine:
             self._alarm("store_late_commit", "raised", seq=event.seq)
             self._publish_recorded(event)
         self._publish_health()
+        self._late_answered()
         # The records held behind it waited for this landing: write them now if the store works.
         self._retry_backlog(force="store" not in self.faults)
+
+    def _late_answered(self) -> None:
+        """A late commit the log answered (landed, or refused: either way it works): with
+        nothing held and no other commit under way, the store fault it raised is over, and
+        the kiosk is back in service now, not "out of order" until the next resident's
+        commit. Records still held keep it until the first of them is written."""
+        if not self.backlog and not self._late:
+            self._clear_fault("store")
 
     def _drop_held(self, draft: EventDraft, refused: AlreadyRecorded) -> None:
         """A guard's pass held for the log (a store fault) that the log refused: its condition

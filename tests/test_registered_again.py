@@ -297,3 +297,35 @@ def test_a_pass_held_by_a_store_fault_keeps_its_condition(clock, tmp_path):
         assert row["detail"]["operator"] == "alice" and row["detail"]["seq"] == 1
     finally:
         rig.close()
+
+
+@pytest.mark.parametrize("refused", [True, False])
+def test_the_store_fault_of_a_late_commit_ends_when_it_is_answered(clock, tmp_path, refused):
+    """A registration's commit past its deadline raised the store fault (the kiosk 'out of
+    order'); its end, refused or landed, with nothing else held, ends it: the kiosk is back
+    in service at once, not at the next resident's commit."""
+    rig = Rig(clock, tmp_path, policy={"on_store_fault": "manual"})
+    try:
+        if refused:
+            rig.log.append(registration(clock))  # the first tablet's
+        held = _hold_crossings(rig)
+        rig.engine.manual(
+            "manual_pass", "root", "no phone", "out", person=ZHANG, kind="registration",
+            temp_c=36.5, unless=not_again(clock),
+        )  # fmt: skip
+        [crossing] = held
+        missed = StoreFault("store_fault", "commit not confirmed within 3000 ms")
+        rig.engine.on_crossed(Outcome(crossing, store_fault=missed, pending=True))
+        assert "store" in rig.engine.faults
+        try:
+            end = rig.log.append(crossing.draft)
+        except AlreadyRecorded as exc:
+            end = exc
+        del rig.ports.cross
+        rig.engine.on_late_commit(crossing, end)
+        assert "store" not in rig.engine.faults and not rig.engine.backlog
+        rig.run(60)
+        assert rig.engine.state == "idle" and rig.engine.prompt != "out_of_order"
+        assert ("store_fault", "cleared") in rig.alarms()
+    finally:
+        rig.close()
