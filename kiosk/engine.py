@@ -60,7 +60,7 @@ from kiosk.config import KioskConfig
 from kiosk.crossing import Crossing, Outcome
 from kiosk.devices import CodeRead, DeviceFault, GateHeldShut, ThermoReading
 from kiosk.history import QUOTA_EXEMPT
-from kiosk.links import NOT_OPENED, RETRIES, measure_again
+from kiosk.links import NOT_OPENED, RETRIES, SAME_AS, measure_again
 from kiosk.links import not_opened as names_not_opened
 from kiosk.logs import FlapLimit
 from kiosk.overrides import Overrides, Release
@@ -1718,20 +1718,18 @@ class Engine:
         if not isinstance(event, Event):
             if event is not None and draft.decision in PASS_DECISIONS:
                 self._drop_held(draft, event)
+            elif event is not None:  # the deny shown is written, naming the record found
+                self._link_held(draft, f"{SAME_AS}{event.seq}")
             if event is not None:
                 self._late_answered()
             self._retry_backlog()
             return
         self._release_hold(draft, self._now())
         denied = event.decision in PASS_DECISIONS and draft.decision not in PASS_DECISIONS
-        for i, held in enumerate(self.backlog):
-            if held is draft:
-                if denied:  # what was shown is written after it, naming it (kiosk.links)
-                    flags = (*draft.flags, f"{NOT_OPENED}{event.seq}")
-                    self.backlog[i] = dataclasses.replace(draft, flags=flags)
-                else:
-                    del self.backlog[i]
-                break
+        if denied:  # what was shown is written after it, naming it (kiosk.links)
+            self._link_held(draft, f"{NOT_OPENED}{event.seq}")
+        else:
+            self._unhold(draft)
         log.warning("engine: a commit past its deadline landed late (seq=%s)", event.seq)
         if denied:
             # The log says pass, but the screen said deny and the gate stayed shut: nobody went
@@ -1753,6 +1751,21 @@ class Engine:
         # The records held behind it waited for this landing: write them now if the store works.
         self._retry_backlog(force="store" not in self.faults)
 
+    def _unhold(self, draft: EventDraft) -> None:
+        """``draft`` (that very one) out of the backlog, if it is there."""
+        for i, held in enumerate(self.backlog):
+            if held is draft:
+                del self.backlog[i]
+                return
+
+    def _link_held(self, draft: EventDraft, flag: str) -> None:
+        """The held ``draft`` written with ``flag`` added, naming the record it follows
+        (``kiosk.links``: the reports count that registration once)."""
+        for i, held in enumerate(self.backlog):
+            if held is draft:
+                self.backlog[i] = dataclasses.replace(draft, flags=(*draft.flags, flag))
+                return
+
     def _late_answered(self) -> None:
         """A late commit the log answered (landed, or refused: either way it works): with
         nothing held and no other commit under way, the store fault it raised is over, and
@@ -1767,10 +1780,7 @@ class Engine:
         of the same one going the same way. That record stands for it: the held one is not
         written after it (a passage twice). Never silently: an audit row and an alarm on that
         record (``HELD_DROPPED``) tell the guards what was not written and why."""
-        for i, held in enumerate(self.backlog):
-            if held is draft:
-                del self.backlog[i]
-                break
+        self._unhold(draft)
         self._release_hold(draft, None)
         log.warning("engine: a held pass not written: event %d holds it", refused.seq)
         what = {"decision": draft.decision, "direction": draft.direction, "kind": draft.kind}

@@ -329,3 +329,78 @@ def test_the_store_fault_of_a_late_commit_ends_when_it_is_answered(clock, tmp_pa
         assert ("store_fault", "cleared") in rig.alarms()
     finally:
         rig.close()
+
+
+CAR = {"plate": "京A12345", "driver": "Zhao Gang", "occupants": 3}
+
+
+def _counted(rig, clock) -> tuple[int, int, int, int]:
+    """The day's registrations, vehicles and their occupants (the daily report), and the
+    handover's registrations and vehicles summed."""
+    from datetime import timedelta
+
+    from kiosk.categories import _event_counts
+    from kiosk.roster import summary_since
+
+    day = _event_counts(rig.log.reader(), "2026-03-01", "2026-03-04")
+    now = clock.now()
+    shift = summary_since(rig.log.reader(), "gate-1", now - timedelta(hours=8), now, 0)
+    cars = day["vehicles"]
+    return (
+        day["registrations"] + cars["registrations"],
+        cars["occupants"],
+        shift["registrations"] + shift["vehicles"],
+        day["people"]["out"],
+    )
+
+
+def _late(rig, clock, kind: str, who: dict, refused: bool):
+    """The second tablet's registration misses its commit deadline (held, as the screen
+    showed it: denied with on_store_fault = deny); its commit then ends, refused (the first
+    tablet's record is there) or landed; the engine is told."""
+    since = Since.ago(ClockReading.take(clock), AGAIN_WINDOW_S, "t")
+    again = NotAgain(kind, who, "out", since)
+    if refused:
+        first = EventDraft(
+            direction="out", decision="manual_pass", reasons=("guard_override",),
+            operator="alice", kind=kind, person=who,
+        )  # fmt: skip
+        rig.log.append(first)
+    held = _hold_crossings(rig)
+    rig.engine.manual(
+        "manual_pass", "root", "no phone", "out", person=who, kind=kind, temp_c=36.5,
+        unless=again,
+    )  # fmt: skip
+    [crossing] = held
+    missed = StoreFault("store_fault", "commit not confirmed within 3000 ms")
+    rig.engine.on_crossed(Outcome(crossing, store_fault=missed, pending=True))
+    try:
+        end = rig.log.append(crossing.draft)
+    except AlreadyRecorded as exc:
+        end = exc
+    del rig.ports.cross
+    rig.engine.on_late_commit(crossing, end)
+    rig.run(rig.config.engine.idle_probe_s * 3)
+
+
+@pytest.mark.parametrize("refused", [True, False])
+@pytest.mark.parametrize("kind", ["registration", "vehicle"])
+def test_the_deny_written_after_a_late_registration_is_not_another(clock, tmp_path, kind, refused):
+    """on_store_fault = deny: a registration's commit missed its deadline (the gate kept
+    shut, the deny shown held for the log). Refused (another tablet's record there) or
+    landed, that deny is written after the record, naming it (``same_as:<seq>``,
+    ``not_opened:<seq>``): the day's report and the handover count the visitor (the car
+    and its occupants) once."""
+    rig = Rig(clock, tmp_path)
+    try:
+        who = ZHANG if kind == "registration" else CAR
+        _late(rig, clock, kind, who, refused)
+        rows = [(e["decision"], e["flags"]) for e in rig.events()]
+        link = "same_as:1" if refused else "not_opened:1"
+        assert rows == [("manual_pass", []), ("manual_deny", [link])], rows
+        occupants = 3 if kind == "vehicle" else 0
+        # Refused: the first tablet's pass went through; landed: nobody went through on it.
+        out = int(refused) if kind == "registration" else 0
+        assert _counted(rig, clock) == (1, occupants, 1, out)
+    finally:
+        rig.close()
