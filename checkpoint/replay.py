@@ -452,6 +452,16 @@ class StoreSwitch:
         self._check()
         return self.store.append(draft)
 
+    def audit(self, actor: str, action: str, detail: Mapping[str, Any] | None = None) -> None:
+        self._check()
+        self.store.audit(actor, action, detail)
+
+    async def audit_async(
+        self, actor: str, action: str, detail: Mapping[str, Any] | None = None
+    ) -> None:
+        self._check()
+        await self.store.audit_async(actor, action, detail)
+
     async def append_async(self, draft: EventDraft) -> Event:
         self._check()
         return await self.store.append_async(draft)

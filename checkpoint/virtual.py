@@ -18,7 +18,8 @@ bus (``VirtualKiosk.watch``), exactly as the screens do on the running daemon.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Mapping
 from dataclasses import KW_ONLY, dataclass
 from typing import Any, Protocol
 
@@ -32,6 +33,8 @@ from kiosk.devices import CodeRead, DeviceFault, Gate
 from kiosk.engine import Engine
 from kiosk.runner import report_reader_health, sample_thermometer
 from kiosk.store import AlreadyRecorded, Event, EventDraft, StoreFault
+
+log = logging.getLogger(__name__)
 
 Message = dict[str, Any]
 
@@ -47,6 +50,10 @@ class EventAppender(Protocol):
     def append(self, draft: EventDraft) -> Event:
         """Commit one event; raises ``kiosk.store.StoreFault`` when it cannot,
         ``kiosk.store.AlreadyRecorded`` when its condition found its record."""
+        ...
+
+    def audit(self, actor: str, action: str, detail: Mapping[str, Any] | None = None) -> None:
+        """Write an audit row; raises ``kiosk.store.StoreFault`` when it cannot."""
         ...
 
 
@@ -101,6 +108,12 @@ class DirectPorts:
         except DeviceFault as exc:
             return exc
         return None
+
+    def audit(self, action: str, detail: Mapping[str, Any]) -> None:
+        try:
+            self.store.audit("kiosk", action, detail)
+        except StoreFault as exc:
+            log.warning("engine audit %s not written: %s", action, exc.reason)
 
     def publish(self, message: Message) -> None:
         if self.bus is not None:

@@ -1,6 +1,7 @@
 """A registration recorded again: a pass for the same person (name and dwelling) or vehicle
-(plate) let through by a guard in the same direction a moment before, on another tablet at
-the same gate, is a second passage (a resident's second outing for the quota) unless the
+(plate) let through by a guard in the same direction a moment before (their newest record
+either way: out, in, out again is two outings), on another tablet at the same gate, is a
+second passage (a resident's second outing for the quota) unless the
 guard says it is meant (twins, the same person out twice; docs/screens.md).
 
 One rule, looked at twice: by the console before it asks the engine (``earlier``, a read:
@@ -60,18 +61,16 @@ def earlier(
     since: queries.Since,
 ) -> dict[str, Any] | None:
     """The newest registration of ``kind`` let through (``manual_pass``) of the same one as
-    ``person`` (``same_one``) in ``direction`` since ``since`` (one stamped before NTP stepped
-    the clock by when it happened); None when there is none. Blocking: a read."""
+    ``person`` (``same_one``) since ``since`` (one stamped before NTP stepped the clock by
+    when it happened), when it went ``direction``; None when there is none, or when the newest
+    went the other way: out, back in two minutes later, out again is a second outing, not
+    the first recorded again. Blocking: a read."""
     wanted = same_one(kind, person)
     for event in queries.events_of_kinds_since(log, (kind,), since, 50):
         found = event.get("person")
         was: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
-        if (
-            event.get("decision") == "manual_pass"
-            and event.get("direction") == direction
-            and same_one(kind, was) == wanted
-        ):
-            return event
+        if event.get("decision") == "manual_pass" and same_one(kind, was) == wanted:
+            return event if event.get("direction") == direction else None
     return None
 
 

@@ -54,7 +54,7 @@ from .community import has_table
 from .dating import dated_source
 from .days import day_bounds
 from .files import streamed_rows
-from .links import Key, passage_key
+from .links import Key, passage_key, repeats
 from .lists import same_text
 from .vehicles import feverish_people, known_plates, normalise_plate
 
@@ -191,14 +191,17 @@ def _event_counts(db: sqlite_utils.Database, start: str, end: str) -> dict[str, 
             reasons = json.loads(row["reasons"]) if row["reasons"] else []
             if "fever" in reasons:
                 fevers.add(row)
+            # The deny written after a registration (``links.repeats``) is not another.
+            again = row["kind"] in ("vehicle", "registration") and repeats(row) is not None
             if row["kind"] == "vehicle":
-                vehicles += 1
-                car = json.loads(row["person"]) if row["person"] else {}
-                car = car if isinstance(car, dict) else {}
-                occupants += _small_int(car.get("occupants"))
-                plates.append(car.get("plate"))
+                if not again:
+                    vehicles += 1
+                    car = json.loads(row["person"]) if row["person"] else {}
+                    car = car if isinstance(car, dict) else {}
+                    occupants += _small_int(car.get("occupants"))
+                    plates.append(car.get("plate"))
                 continue
-            registrations += row["kind"] == "registration"
+            registrations += row["kind"] == "registration" and not again
             ends[passage_key(row, seen)] = (row["direction"], row["decision"])
     people = {"in": 0, "out": 0}
     for direction, decision in ends.values():

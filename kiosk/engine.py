@@ -60,7 +60,7 @@ from kiosk.config import KioskConfig
 from kiosk.crossing import Crossing, Outcome
 from kiosk.devices import CodeRead, DeviceFault, GateHeldShut, ThermoReading
 from kiosk.history import QUOTA_EXEMPT
-from kiosk.links import NOT_OPENED, RETRIES, measure_again
+from kiosk.links import NOT_OPENED, RETRIES, SAME_AS, measure_again
 from kiosk.links import not_opened as names_not_opened
 from kiosk.logs import FlapLimit
 from kiosk.overrides import Overrides, Release
@@ -129,6 +129,9 @@ DEVICE_ALARMS = {
 }
 
 PASS_DECISIONS = frozenset({"pass", "manual_pass"})
+#: The audit action and alarm of a guard's pass held for the log (a store fault) that is not
+#: written: the log found another tablet's record of it (``Engine._drop_held``).
+HELD_DROPPED = "held_pass_dropped"
 #: Reader types whose codes come in frames (one stamp for all the codes of a frame).
 CAMERA_READERS = frozenset({"camera", "picamera", "fake_camera"})
 #: The air outside the calibration's trusted range this long raises the gate's standing
@@ -196,6 +199,10 @@ class EnginePorts(Protocol):
 
     def publish(self, message: dict[str, Any]) -> None:
         """Hand a state/decision/alarm/health message to the screens (never blocks)."""
+
+    def audit(self, action: str, detail: Mapping[str, Any]) -> None:
+        """Write an audit row of the kiosk's own (actor ``kiosk``), never blocking; one the
+        log cannot take is said in the journal."""
 
 
 @dataclass
@@ -1687,10 +1694,10 @@ class Engine:
         screen goes back to what it showed (the gate open for the decision before, or idle).
         The guard is told (``on_recorded``)."""
         log.info("engine: a guard's decision not recorded: event %d holds it", refused.seq)
-        if isinstance(subject, EventDraft):  # held drafts carry none; one would be the log's
+        if isinstance(subject, EventDraft):  # a held pass (its condition kept): not silently
             self._backlog_inflight = False
-            if self.backlog and self.backlog[0] is subject:
-                self.backlog.popleft()
+            self._drop_held(subject, refused)
+            self._retry_backlog(force=True)
             return
         if self.passage is not subject:
             return
@@ -1703,26 +1710,26 @@ class Engine:
 
     def _on_late_commit(self, crossing: Crossing, event: Event | AlreadyRecorded | None) -> None:
         """A commit that was reported failed (deadline) ended: landed (keep that one record),
-        refused (its pass held is not written: ``_drop_refused``) or failed (its draft may be
+        refused (its pass held is not written: ``_drop_held``) or failed (its draft may be
         retried from the backlog now)."""
         draft = self._late.pop(crossing, None)
         if draft is None:
             return
         if not isinstance(event, Event):
+            if event is not None and draft.decision in PASS_DECISIONS:
+                self._drop_held(draft, event)
+            elif event is not None:  # the deny shown is written, naming the record found
+                self._link_held(draft, f"{SAME_AS}{event.seq}")
             if event is not None:
-                self._drop_refused(draft, event)
+                self._late_answered()
             self._retry_backlog()
             return
         self._release_hold(draft, self._now())
         denied = event.decision in PASS_DECISIONS and draft.decision not in PASS_DECISIONS
-        for i, held in enumerate(self.backlog):
-            if held is draft:
-                if denied:  # what was shown is written after it, naming it (kiosk.links)
-                    flags = (*draft.flags, f"{NOT_OPENED}{event.seq}")
-                    self.backlog[i] = dataclasses.replace(draft, flags=flags)
-                else:
-                    del self.backlog[i]
-                break
+        if denied:  # what was shown is written after it, naming it (kiosk.links)
+            self._link_held(draft, f"{NOT_OPENED}{event.seq}")
+        else:
+            self._unhold(draft)
         log.warning("engine: a commit past its deadline landed late (seq=%s)", event.seq)
         if denied:
             # The log says pass, but the screen said deny and the gate stayed shut: nobody went
@@ -1740,23 +1747,50 @@ class Engine:
             self._alarm("store_late_commit", "raised", seq=event.seq)
             self._publish_recorded(event)
         self._publish_health()
+        self._late_answered()
         # The records held behind it waited for this landing: write them now if the store works.
         self._retry_backlog(force="store" not in self.faults)
 
-    def _drop_refused(self, draft: EventDraft, refused: AlreadyRecorded) -> None:
-        """A guard's pass held in the backlog whose first commit, ended late, found its record
-        in the log (``refused.seq``: another tablet's registration of the same one): that
-        record stands for it; the held one is not written after it (a passage twice). A held
-        deny (the pass refused for the storage, the gate kept shut) is written: no passage."""
-        if draft.decision not in PASS_DECISIONS:
-            return
+    def _unhold(self, draft: EventDraft) -> None:
+        """``draft`` (that very one) out of the backlog, if it is there."""
         for i, held in enumerate(self.backlog):
             if held is draft:
                 del self.backlog[i]
-                log.warning("engine: a held pass not written: event %d holds it", refused.seq)
-                self._release_hold(draft, None)
-                self._publish_health()
                 return
+
+    def _link_held(self, draft: EventDraft, flag: str) -> None:
+        """The held ``draft`` written with ``flag`` added, naming the record it follows
+        (``kiosk.links``: the reports count that registration once)."""
+        for i, held in enumerate(self.backlog):
+            if held is draft:
+                self.backlog[i] = dataclasses.replace(draft, flags=(*draft.flags, flag))
+                return
+
+    def _late_answered(self) -> None:
+        """A late commit the log answered (landed, or refused: either way it works): with
+        nothing held and no other commit under way, the store fault it raised is over, and
+        the kiosk is back in service now, not "out of order" until the next resident's
+        commit. Records still held keep it until the first of them is written."""
+        if not self.backlog and not self._late:
+            self._clear_fault("store")
+
+    def _drop_held(self, draft: EventDraft, refused: AlreadyRecorded) -> None:
+        """A guard's pass held for the log (a store fault) that the log refused: its condition
+        (``EventDraft.unless``, ``kiosk.again``) found ``refused.seq``, another tablet's record
+        of the same one going the same way. That record stands for it: the held one is not
+        written after it (a passage twice). Never silently: an audit row and an alarm on that
+        record (``HELD_DROPPED``) tell the guards what was not written and why."""
+        self._unhold(draft)
+        self._release_hold(draft, None)
+        log.warning("engine: a held pass not written: event %d holds it", refused.seq)
+        what = {"decision": draft.decision, "direction": draft.direction, "kind": draft.kind}
+        why = f"already recorded as event {refused.seq}"
+        self.ports.audit(
+            HELD_DROPPED, {**what, "operator": draft.operator, "seq": refused.seq, "why": why}
+        )
+        whose = f"{draft.operator or 'a guard'}'s {draft.kind} {draft.direction} held for the log"
+        self._alarm(HELD_DROPPED, "raised", seq=refused.seq, detail=f"{whose} not written: {why}")
+        self._publish_health()
 
     def _publish_recorded(self, event: Event) -> None:
         """Tell the bus of a row written after its decision was told (from the backlog: held
@@ -1901,14 +1935,17 @@ class Engine:
     def _uncommitted_draft(self, p: Passage) -> EventDraft:
         """What a passage whose event could not be committed records (held in the backlog)."""
         assert p.draft is not None
-        draft = dataclasses.replace(p.draft, unless=None)  # held: written as the guard was told
+        draft = p.draft
         if p.kind != "passage":
             # A guard's action that cannot be recorded: with on_store_fault = "manual" the
-            # guard's word opens the gate and the record waits in memory; with "deny" nobody
-            # passes unrecorded, so the gate stays locked and the record says so.
+            # guard's word opens the gate and the record waits in memory, on its condition
+            # still (``unless``: another tablet's registration of the same one written while
+            # it waits stands for it, ``_drop_held``); with "deny" nobody passes unrecorded,
+            # so the gate stays locked and the record says so, whatever else is written.
             reasons = (*draft.reasons, "store_fault")
             if draft.decision == "manual_pass" and not self._passes_unrecorded(p):
-                return dataclasses.replace(draft, decision="manual_deny", reasons=reasons)
+                denied = dataclasses.replace(draft, decision="manual_deny", reasons=reasons)
+                return dataclasses.replace(denied, unless=None)
             return dataclasses.replace(draft, reasons=reasons)
         p.decision = decision = self._policy_decision(p, store_fault=True)
         if decision.decision in PASS_DECISIONS:

@@ -16,6 +16,15 @@ more than one row, each tied to the row before by an additive flag naming that r
                      the screen had denied it (the deny shown, ``store_fault``). Nobody went
                      through on that pass. The passage's end, denied; no household's outing.
 
+``same_as:<seq>``    a guard's registration held for the log by a store fault, as the screen
+                     showed it (a deny with ``on_store_fault = "deny"``), whose commit the
+                     log refused: ``seq`` (another tablet's) records that one already
+                     (``kiosk.again``). Its own passage, ended denied.
+
+``repeats`` is the one rule a registration or vehicle row is counted by: one naming an earlier
+record (``not_opened:<seq>``, ``same_as:<seq>``) is the deny written after that record, the
+same registration, counted once (``kiosk.categories``, the handover, ``kiosk.roster``).
+
 ``passage_key`` is the one rule the reports count passages by (``kiosk.stats``,
 ``kiosk.categories``, and through them the guard's statistics, ``kiosk report``,
 ``/api/v1/stats`` and the district report). ``guard_decision`` is the one rule they and the
@@ -42,19 +51,23 @@ __all__ = [
     "NOT_OPENED",
     "NOT_OPENED_ROWS",
     "OVERRIDES",
+    "REPEATS_ROWS",
     "RETRIES",
+    "SAME_AS",
     "measure_again",
     "not_opened",
     "overridden",
     "guard_decision",
     "decision_before",
     "passage_key",
+    "repeats",
     "retried",
 ]
 
 OVERRIDES = "overrides:"
 RETRIES = "retries:"
 NOT_OPENED = "not_opened:"
+SAME_AS = "same_as:"
 #: The SQL condition on an ``events`` row that names a pass the gate did not open for (read
 #: the seq with ``not_opened`` from its flags).
 NOT_OPENED_ROWS = f"decision = 'deny' AND flags LIKE '%{NOT_OPENED}%'"
@@ -90,6 +103,19 @@ def not_opened(flags: Iterable[str]) -> int | None:
     """The ``seq`` of the pass a row says the gate did not open for (``not_opened:<seq>``),
     or None."""
     return _linked(flags, NOT_OPENED)
+
+
+def repeats(row: Mapping[str, Any]) -> int | None:
+    """The ``seq`` of the earlier record an events row is the deny written after (its
+    ``not_opened:<seq>`` or ``same_as:<seq>``): a registration or vehicle row that names one
+    is that registration again, not another; None for a row that names none."""
+    flags = _flags(row)
+    earlier = not_opened(flags)
+    return _linked(flags, SAME_AS) if earlier is None else earlier
+
+
+#: ``repeats``, as SQL: the rows that name an earlier record they repeat.
+REPEATS_ROWS = f"(flags like '%{NOT_OPENED}%' or flags like '%{SAME_AS}%')"
 
 
 def measure_again(

@@ -156,11 +156,24 @@ def events_of_kinds_since(
     params = [stamp, *kinds, stamp, _limit(limit)]
     rows = {int(r["seq"]): r for r in _rows(log, sql, params)}
     if not isinstance(since, str):
-        args = since.args(first_seq_since(log, since.ts)) | {"limit": _limit(limit)}
-        args["kinds"] = json.dumps(list(kinds))
-        rows |= {int(r["seq"]): r for r in log.reader().query(_KINDS_UNSYNCED_SQL, args)}
+        rows |= {int(r["seq"]): r for r in _kinds_unsynced(log, kinds, since, _limit(limit))}
     newest = sorted(rows, reverse=True)[: _limit(limit)]
     return [decode_event_row(rows[seq]) for seq in newest]
+
+
+def _kinds_unsynced(
+    log: Readable, kinds: tuple[str, ...], since: Since, limit: int
+) -> Iterator[dict[str, Any]]:
+    """The newest ``limit`` rows of each boot of ``_UNSYNCED_BOOTS`` of the ``kinds`` that
+    happened since: per boot, the first since on one index, then the rows from it on another
+    (``_KINDS_UNSYNCED_SQL``), both bounded by the window, not by the boot's run."""
+    db = log.reader()
+    for boot in list(db.query(_UNSYNCED_BOOTS, since.args(first_seq_since(log, since.ts)))):
+        args = {"boot": boot["boot_id"], "mono": boot["mono"]}
+        start = next(iter(db.query(_BOOT_FIRST_SQL, args)), {}).get("s")
+        if start is not None:
+            wanted = {"from": start, "kinds": json.dumps(list(kinds)), "limit": limit}
+            yield from db.query(_KINDS_UNSYNCED_SQL, args | wanted)
 
 
 #: The first ``seq`` stamped at or after a time, read from the rows stamped since on
@@ -208,7 +221,7 @@ class Since:
         return cls(format_ts(wall)[:19], int(wall.timestamp() * 1000), boot_id, mono)
 
     def args(self, first: int | None) -> dict[str, Any]:
-        """The parameters of ``_UNSYNCED_SINCE``; ``first``: the first ``seq`` stamped since."""
+        """The parameters of ``_UNSYNCED_BOOTS``; ``first``: the first ``seq`` stamped since."""
         return {"mono": self.mono_ns, "boot": self.boot_id, "ms": self.ms, "first": first}
 
 
@@ -222,19 +235,39 @@ _HAPPENED_UNSYNCED = """{t}.clock_synced = 0 AND (
     ))"""
 
 
-#: The first unsynchronised event of this boot (:boot) or of a boot first synchronised at
-#: or after ``seq`` :first that happened since (``_HAPPENED_UNSYNCED``).
-_UNSYNCED_SINCE = f"""
-FROM events e WHERE e.clock_synced = 0 AND e.boot_id IN (
-    SELECT :boot UNION SELECT boot_id FROM boot_clock WHERE seq >= :first
-) AND {_HAPPENED_UNSYNCED.format(t="e")}
+#: Each boot whose unsynchronised events may have happened since (``_HAPPENED_UNSYNCED``):
+#: this boot (:boot) and those first synchronised at or after ``seq`` :first, with the
+#: ``mono_ns`` from which they did: this boot's :mono, a boot's own dated by its offset
+#: (``offset_ms + mono_ns / 1e6 >= :ms``), the earlier of the two when both apply.
+_UNSYNCED_BOOTS = """
+SELECT boot_id, min(mono) AS mono FROM (
+    SELECT :boot AS boot_id, :mono AS mono
+    UNION ALL SELECT boot_id, (:ms - offset_ms) * 1000000 FROM boot_clock
+    WHERE seq >= :first OR boot_id = :boot
+) GROUP BY boot_id
+"""
+#: The first of those events (``_UNSYNCED_BOOTS``), read from each boot's rows since its
+#: ``mono_ns`` on ``events_unsynced_mono``: only the window's rows, never a boot's whole run
+#: (an offline gate's weeks of rows, 1.6 M, read at each registration's look).
+FIRST_UNSYNCED_SQL = f"""
+SELECT min(e.seq) AS s FROM ({_UNSYNCED_BOOTS}) w
+CROSS JOIN events e INDEXED BY events_unsynced_mono
+WHERE e.clock_synced = 0 AND e.boot_id = w.boot_id AND e.mono_ns >= w.mono
 """  # noqa: S608 - module constants
-FIRST_UNSYNCED_SQL = f"SELECT min(e.seq) AS s {_UNSYNCED_SINCE}"  # noqa: S608
-#: The newest :limit of those of the kinds in the JSON list :kinds.
-_KINDS_UNSYNCED_SQL = f"""
-SELECT e.* {_UNSYNCED_SINCE} AND e.kind IN (SELECT value FROM json_each(:kinds))
-ORDER BY e.seq DESC LIMIT :limit
-"""  # noqa: S608 - module constants
+#: The first of one boot's (:boot) events since its ``mono_ns`` :mono (``events_unsynced_mono``).
+_BOOT_FIRST_SQL = """
+SELECT min(seq) AS s FROM events INDEXED BY events_unsynced_mono
+WHERE clock_synced = 0 AND boot_id = :boot AND mono_ns >= :mono
+"""
+#: The newest :limit of one boot's (:boot) events since ``mono_ns`` :mono of the kinds in
+#: the JSON list :kinds, read down ``events_unsynced`` from the newest to ``seq`` :from (the
+#: first since, ``_BOOT_FIRST_SQL``): no more rows than the window's, nothing sorted.
+_KINDS_UNSYNCED_SQL = """
+SELECT * FROM events INDEXED BY events_unsynced
+WHERE clock_synced = 0 AND boot_id = :boot AND seq >= :from AND mono_ns >= :mono
+    AND kind IN (SELECT value FROM json_each(:kinds))
+ORDER BY seq DESC LIMIT :limit
+"""
 #: Audit rows of one :action at or after :ts, or stamped before NTP stepped the clock and
 #: written since (``_HAPPENED_UNSYNCED``), oldest first.
 _AUDITS_SINCE_SQL = f"""

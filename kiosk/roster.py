@@ -30,7 +30,14 @@ from .community import CommunityError, check_actor, clean_text, has_table, recor
 from .dating import dated_source
 from .days import day_start, local_at, when_or_none
 from .files import streamed_rows
-from .links import OVERRIDES, OVERRIDING, decision_before, guard_decision, overridden
+from .links import (
+    OVERRIDES,
+    OVERRIDING,
+    REPEATS_ROWS,
+    decision_before,
+    guard_decision,
+    overridden,
+)
 from .observation import registered_between
 from .queries import Stamp, clock_of, dated_stamps, read_clocks, stamps_of
 from .schema import sql_migrations
@@ -178,6 +185,10 @@ def _handover(r: Mapping[str, Any]) -> Handover:
         when_or_none(r["incoming_ack_at"]),
         read_clocks(r.get("clocks"), STAMPS),
     )
+
+
+#: A row's kind, but none for the deny written after a registration (``links.repeats``).
+_ONCE = f"(case when {REPEATS_ROWS} then null else kind end)"
 
 
 def _count(db: sqlite_utils.Database, table: str, where: str, args: list[Any]) -> int:
@@ -366,8 +377,9 @@ def summary_since(
         "quarantine_breaches": _count(db, events, f"{window} and {_BREACH}", args),
         "overrides": _overrides(db, events, window, args),
         "new_returnees": registered_between(db, lo, hi),
-        "registrations": _count(db, events, f"{window} and kind = 'registration'", args),
-        "vehicles": _count(db, events, f"{window} and kind = 'vehicle'", args),
+        # The deny written after a registration (``links.repeats``) is not another.
+        "registrations": _count(db, events, f"{window} and {_ONCE} = 'registration'", args),
+        "vehicles": _count(db, events, f"{window} and {_ONCE} = 'vehicle'", args),
         "open_requests": _count(
             db, "service_requests", "state in ('open', 'taken') and opened_at < ?", [hi]
         ),

@@ -30,7 +30,7 @@ import asyncio
 import logging
 import math
 import threading
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Unpack
 
@@ -786,3 +786,14 @@ class _RunnerPorts:
 
     def publish(self, message: dict[str, Any]) -> None:
         self._runner.publish(message)
+
+    def audit(self, action: str, detail: Mapping[str, Any]) -> None:
+        self._runner._spawn(_audit(self._runner.store, action, detail))  # noqa: SLF001
+
+
+async def _audit(store: EventSink, action: str, detail: Mapping[str, Any]) -> None:
+    """The engine's audit row (``EnginePorts.audit``); one the log cannot take, journalled."""
+    try:
+        await store.audit_async("kiosk", action, detail)
+    except StoreFault as exc:
+        log.warning("engine audit %s not written: %s", action, exc.reason)

@@ -29,6 +29,7 @@ from __future__ import annotations
 import statistics
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -100,6 +101,9 @@ class _TimedLog:
         event = self.store.append(draft)
         self.marks.setdefault("commit", time.perf_counter_ns())
         return event
+
+    def audit(self, actor: str, action: str, detail: Mapping[str, Any] | None = None) -> None:
+        self.store.audit(actor, action, detail)
 
 
 def _measure(kiosk: VirtualKiosk, emulator: Mlx90614Emulator, index: int) -> None:
