@@ -191,6 +191,10 @@ class ClockNotTrusted(Exception):
         self.reason = reason
 
 
+#: ``PurgeResult.audit``: its own purge row, the day's row covering it, no row.
+AUDITED, PENDING, UNCHANGED = "audited", "pending", "unchanged"
+
+
 @dataclass(frozen=True)
 class PurgeResult:
     cutoff: datetime
@@ -220,6 +224,37 @@ class PurgeResult:
     #: The ``before-restore-<UTC>`` folders a restore left in the data dir (an old log,
     #: whole) removed: set aside before the cutoff (``kiosk.backup.purge_set_aside``).
     set_aside_removed: tuple[str, ...] = ()
+    #: How the last transaction's changes were audited (not in ``as_dict``): ``AUDITED``
+    #: (its own purge row), ``PENDING`` (the day's purge row covers them: their counts wait
+    #: for the next purge row) or ``UNCHANGED`` (it changed nothing: no row).
+    audit: str = AUDITED
+
+    def emptied(self) -> str:
+        """What the purge emptied, store by store (counts only, no personal data); "" when
+        nothing."""
+        counts = {
+            "events": self.events_purged,
+            **{f"{table} rows": n for table, n in sorted(self.ledger_rows_purged.items())},
+            "ended quarantine entries": self.quarantine_entries_purged,
+            "ended household observations": self.household_observations_purged,
+            "expired revocations": self.revocations_purged,
+            "revocations' reasons": self.revocation_reasons_purged,
+            "digest salts shredded": self.salts_shredded,
+        }
+        return ", ".join(f"{name} {n}" for name, n in counts.items() if n)
+
+    def done_words(self) -> str:
+        """The purge's last transaction, in the words of one that committed (a step after it
+        failing): only what is true of its audit."""
+        emptied = self.emptied()
+        if self.audit == UNCHANGED or not emptied:
+            return "the purge itself is done (there was nothing more to empty: no audit row)"
+        if self.audit == PENDING:
+            return (
+                f"the purge itself is done (emptied: {emptied}; the day's purge row covers it,"
+                " its counts are written with the next purge row)"
+            )
+        return f"the purge itself is done and audited (emptied: {emptied})"
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -367,6 +402,7 @@ def purge(
     result = store.submit_audited(
         finish, actor, PURGE_ACTION, run.final_detail, skip=lambda _done: run.quiet
     )
+    result = replace(result, audit=run.audit)
     return _after_commit(store, result, run.owed, held_dir, now, after)
 
 
@@ -672,6 +708,8 @@ class _Run:
     owed: str | None = None
     #: The last transaction goes without its audit row (``settle``).
     quiet: bool = False
+    #: How it was audited (``PurgeResult.audit``).
+    audit: str = AUDITED
     #: The counts of the runs the last transaction's row takes over (``coalesced``).
     coalesced: dict[str, Any] = field(default_factory=dict)
 
@@ -697,6 +735,7 @@ class _Run:
         purge row covers (``_coalesced``); else the row takes the pending counts."""
         own_row = result.clock_synced and not idle and self.batches == 0
         self.quiet = idle or (own_row and _coalesced(db, result, self.now))
+        self.audit = UNCHANGED if idle else PENDING if self.quiet else AUDITED
         if not self.quiet:
             self.coalesced = _take_pending(db)
 

@@ -65,7 +65,8 @@ def test_a_purge_failing_after_its_last_commit_says_what_it_did(
     assert names_left(db) == 0  # purged, for good
     assert err.count("\n") == 1, err
     assert "nothing was changed" not in err and "nothing was purged" not in err
-    assert "the purge itself is done and audited (3 events' personal fields emptied)" in err
+    said = "the purge itself is done and audited (emptied: events 3, digest salts shredded 2)"
+    assert said in err
     assert "only the held decisions' files (held-events-*.ndjson) after it failed" in err
     if failing is card_full:
         assert re.match(r"kiosk purge: the (card|disk) is full \(", err), err
@@ -161,3 +162,70 @@ def test_a_file_left_another_users_beside_the_log_is_given_back(
     assert f"give it back (`sudo chown -R nobody:nogroup {db.parent}`)" in err
     assert "then run it as nobody: `sudo -u nobody kiosk token ...`" in err
     assert "could not be written" not in err
+
+
+@pytest.fixture
+def synced_cli_clock(clock, monkeypatch):
+    """The CLI's clock synchronised, a day after the log's passages."""
+    from datetime import timedelta
+
+    from drivers import clocksync
+    from kiosk.clock import FakeClock
+
+    later = FakeClock(start=clock.now() + timedelta(days=1))
+    monkeypatch.setattr(clocksync, "system_clock", lambda *a, **kw: later)
+
+
+def purge_rows(db) -> int:
+    conn = sqlite3.connect(db)
+    try:
+        sql = "SELECT count(*) FROM audit WHERE action = ?"
+        return int(conn.execute(sql, [retention.PURGE_ACTION]).fetchone()[0])
+    finally:
+        conn.close()
+
+
+@pytest.mark.usefixtures("synced_cli_clock")
+def test_a_purge_that_changed_nothing_is_not_said_audited(tmp_path, clock, capsys, monkeypatch):
+    """A purge with nothing left to empty writes no audit row, yet its failing step after
+    said 'the purge itself is done and audited (0 events' ...)'."""
+    db = a_log(tmp_path, clock)
+    assert main(["purge", "--older-than", "0", "--db", str(db)]) == 0
+    rows = purge_rows(db)
+    capsys.readouterr()
+    monkeypatch.setattr(retention, "purge_held", locked)
+
+    assert main(["purge", "--older-than", "0", "--db", str(db)]) == 1
+
+    err = capsys.readouterr().err
+    assert purge_rows(db) == rows
+    assert "audited" not in err
+    assert "the purge itself is done (there was nothing more to empty: no audit row)" in err
+
+
+def test_a_purge_is_said_by_every_store_it_emptied_and_how_it_was_audited(clock):
+    """Only the events were counted ('N events' personal fields emptied'), whatever else
+    went; and a run the day's purge row covers was said audited though its counts wait for
+    the next row."""
+    from dataclasses import replace
+
+    done = retention.PurgeResult(
+        clock.now(),
+        0,
+        (),
+        {"visitors": 2},
+        quarantine_entries_purged=1,
+        household_observations_purged=1,
+        revocations_purged=3,
+        revocation_reasons_purged=1,
+    )
+    emptied = (
+        "visitors rows 2, ended quarantine entries 1, ended household observations 1,"
+        " expired revocations 3, revocations' reasons 1"
+    )
+    assert done.done_words() == f"the purge itself is done and audited (emptied: {emptied})"
+    pending = replace(done, audit=retention.PENDING).done_words()
+    assert "audited" not in pending and emptied in pending
+    assert "the day's purge row covers it, its counts are written with the next" in pending
+    unchanged = replace(done, audit=retention.UNCHANGED).done_words()
+    assert unchanged == "the purge itself is done (there was nothing more to empty: no audit row)"
