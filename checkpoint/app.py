@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import gc
 import logging
 import math
@@ -390,6 +391,18 @@ def _close_devices(devices: Devices, grant_s: float) -> None:
     devices.close_outputs(grant_s)
 
 
+def _failure_kind(exc: BaseException) -> str:
+    """What failed, by name only (SQLite's error's, errno's, else the exception's class):
+    never its message, which may quote what it read."""
+    for failed in (exc, exc.__cause__):
+        found = getattr(failed, "sqlite_errorname", "") or errno.errorcode.get(
+            getattr(failed, "errno", None) or 0, ""
+        )
+        if found:
+            return str(found)
+    return type(exc).__name__
+
+
 def _rows(n: int) -> str:
     return f"{n} audit row(s)"
 
@@ -512,6 +525,9 @@ class Daemon:
         #: The console's import previews (names, households, plates of a sheet not applied
         #: yet): the hourly purge drops the expired ones (``purge_once``).
         self.previews: Pending | None = None
+        #: Whether the record of a purge step failing (``STEP_FAILED_KEY``) was cleared since
+        #: the start: a purge whose steps all succeed clears it once, then when one is noted.
+        self._step_record_cleared = False
         #: Set to stop (``request_stop``); given, it may already be set by a signal that came
         #: while the program was starting.
         self._stopping = stopping or asyncio.Event()
@@ -888,15 +904,52 @@ class Daemon:
         an unset wall clock does not move) and why, for health's ``retention.overdue``, in the
         log's ``meta`` so a restart or a reboot goes on counting (``note_refused``); in memory
         alone while the card refuses that write too."""
-        from kiosk.retention import carried_refusal, note_refused
+        self.core.purge_refused = self._noted(self.core.purge_refused, cause)
+
+    def _noted(self, held: dict[str, Any] | None, cause: str, key: str = "") -> dict[str, Any]:
+        """One more of a row of refusals (or, ``key`` ``STEP_FAILED_KEY``, of a step after
+        the commit failing) written in ``meta`` and returned; carried in memory from ``held``
+        while the card refuses that write."""
+        from kiosk.retention import REFUSED_KEY, carried_refusal, note_refused
 
         store, mono = self.core.store, self.core.clock.monotonic_ns()
         try:
-            refused = store.submit(lambda db: note_refused(db, store.boot_id, mono, cause))
+            return store.submit(
+                lambda db: note_refused(db, store.boot_id, mono, cause, key or REFUSED_KEY)
+            )
         except StoreFault:
-            held = self.core.purge_refused
-            refused = carried_refusal(held, store.boot_id, mono) | {"cause": cause}
-        self.core.purge_refused = refused
+            return carried_refusal(held, store.boot_id, mono) | {"cause": cause}
+
+    def _purge_step_failed(self, step: str, exc: Exception) -> None:
+        """A purge committed, then ``step`` after it failed: the purges are not refused (its
+        commit cleared their record), the step's own row of failures goes on (``overdue``'s
+        ``STEP_CAUSES``, the same two days), one journal line without personal data."""
+        from kiosk.retention import STEP_CAUSES, STEP_FAILED_KEY
+
+        self.core.purge_refused = None
+        held = self.core.purge_step_failed
+        self.core.purge_step_failed = self._noted(held, STEP_CAUSES[step], STEP_FAILED_KEY)
+        log.warning(
+            "retention purge done; only %s after it failed (%s), tried again within the hour",
+            step,
+            _failure_kind(exc),
+        )
+
+    def _purge_steps_done(self) -> None:
+        """Every step after a purge's commit done: the record of one failing cleared (read
+        from the log once after the start: a restart forgets it in memory)."""
+        from kiosk.retention import STEP_FAILED_KEY
+
+        if self.core.purge_step_failed is None and self._step_record_cleared:
+            return
+        try:
+            self.core.store.submit(
+                lambda db: db.execute("DELETE FROM meta WHERE key = ?", [STEP_FAILED_KEY])
+            )
+        except StoreFault:
+            return  # the next purge clears it
+        self.core.purge_step_failed = None
+        self._step_record_cleared = True
 
     async def _purge_loop(self) -> None:
         """Hourly purge of personal data past ``store.retention_days`` (also a systemd timer).
@@ -972,6 +1025,7 @@ class Daemon:
         if self.previews is not None:  # by the monotonic clock: whatever the wall clock says
             self.previews.expire(self.core.clock.monotonic_ns() / 1e9)
         cfg = self.core.config
+        steps: list[str] = []  # the step after the commit that began last
         try:
             result = purge(
                 self.core.store,
@@ -981,16 +1035,24 @@ class Daemon:
                 quota_cfg=cfg.policy.quota,
                 actor="daemon",
                 held_dir=self.core.data_dir,
+                after=lambda _done, step: steps.append(step),
             )
         except ClockNotTrusted as exc:
             log.warning("retention purge skipped, tried again within the hour: %s", exc)
             self._purge_refused(exc.reason)
             return
-        except StoreFault as exc:  # a full or failing card: the store's health says so too
+        except Exception as exc:  # a full or failing card: the store's health says so too
+            if steps:  # after the commit: the purge is done
+                self._purge_step_failed(steps[-1], exc)
+                self.lists_once()
+                return
+            if not isinstance(exc, StoreFault):
+                raise
             log.warning("retention purge failed, tried again within the hour: %s", exc)
             self._purge_refused("store")
             return
         self.core.purge_refused = None
+        self._purge_steps_done()
         # The lists' snapshot forgets what the purge took from them (``lists.mark_purged``).
         self.lists_once()
         if result.events_purged:

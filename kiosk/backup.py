@@ -658,6 +658,11 @@ class NotOurFolder(BackupError):
     move this Pi's files, or give a folder away, where it points."""
 
 
+class NoProc(BackupError):
+    """``/proc`` is not mounted (a rescue shell's chroot): a restore cannot reach its stage
+    by the descriptor it holds, nor check what SQLite opened (``Staged.connect``)."""
+
+
 _MAKES_ITS_OWN = (
     "a restore makes its own folders, and moves nothing through one it did not make"
     " (a link, or a folder another user put there); remove it, then run the restore again"
@@ -1004,9 +1009,9 @@ def hold(fd: int) -> None:
 class Staged:
     """A stage a run holds (``held_stage``): its path, and the descriptor it was opened by
     when made. What takes a file only by its path (SQLite: the restore's description of the
-    staged log, its forgets made again) reaches it through ``file``, then ``holds`` checks
-    the file opened is that one: the stage is in the data dir, whose user may put a link in
-    its place (``NotOurFolder``)."""
+    staged log, its forgets made again) is given the held descriptor's (``sqlite_path``),
+    and each connection is checked once open to hold only the stage's files (``connect``):
+    the stage is in the data dir, whose user may put a link in its place (``NotOurFolder``)."""
 
     path: Path
     fd: int
@@ -1031,44 +1036,87 @@ class Staged:
             raise NotOurFolder(f"{self.path / name} is not a file of this user's staged there")
         return self.path / name
 
-    def holds(self, *names: str) -> None:
-        """After what opened files of the stage by ``file``'s paths: ``NotOurFolder`` unless
-        each of ``names`` is a file of the folder held that this process holds open (found
-        among its descriptors, ``/dev/fd``): what was opened is the stage's, not where a
-        link swapped in meanwhile pointed."""
-        self.check()
+    def sqlite_path(self, name: str) -> Path:
+        """The path SQLite is given for file ``name`` of the stage: through the descriptor
+        the stage is held by (``/proc/self/fd/FD/NAME``), which reaches the folder held
+        wherever its name now points (SQLite reads the link to the folder's own place), and
+        so do the -wal and -shm it names after it. ``NoProc`` where ``/proc`` is missing."""
+        self.file(name)
+        held = Path(_FDS) / str(self.fd)
+        try:
+            same = os.path.samestat(os.stat(held), os.fstat(self.fd))
+        except OSError:
+            same = False
+        if not same:
+            raise NoProc(
+                f"{_FDS} is not there (/proc is not mounted): the restore cannot check its"
+                " stage. Mount it (sudo mount -t proc proc /proc), then run the restore"
+                " again"
+            )
+        return held / name
+
+    def connect(self, name: str, open_: Callable[[], sqlite3.Connection]) -> sqlite3.Connection:
+        """The connection ``open_`` makes to the staged database ``name``
+        (``sqlite_path``), checked once it read the database (its -wal and -shm opened) and
+        before anything is written: every file it opened is ``name``, its -wal or -shm of
+        the folder held, else ``NotOurFolder`` (a link put in the stage's place as SQLite
+        opened it). Each connection is checked: one made later is as open to a swap."""
+        before = _descriptors()
+        conn = open_()
+        try:
+            self._opened(name, before)  # the database: before its -wal and -shm are made
+            sqlite3.Connection.execute(conn, "SELECT count(*) FROM sqlite_master").fetchall()
+            self._opened(name, before)  # and those
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _opened(self, name: str, before: dict[int, tuple[int, int]]) -> None:
+        opened = {ident for fd, ident in _descriptors().items() if before.get(fd) != ident}
+        if not opened <= self._idents(name, f"{name}-wal", f"{name}-shm"):
+            raise NotOurFolder(
+                f"{self.path / name} is not the file staged there (a link was put in the"
+                f" stage's place as it was opened): {_MAKES_ITS_OWN}"
+            )
+
+    def _idents(self, *names: str) -> set[tuple[int, int]]:
+        found: set[tuple[int, int]] = set()
         for name in names:
-            st: os.stat_result | None = None
             with contextlib.suppress(OSError):
                 st = os.stat(name, dir_fd=self.fd, follow_symlinks=False)
-            if st is None or not stat.S_ISREG(st.st_mode) or not _held_open(st):
-                raise NotOurFolder(
-                    f"{self.path / name} is not the file staged there (a link was put in the"
-                    f" stage's place as it was opened): {_MAKES_ITS_OWN}"
-                )
+                if stat.S_ISREG(st.st_mode):
+                    found.add((st.st_dev, st.st_ino))
+        return found
 
     @contextmanager
     def reading(self, name: str) -> Iterator[sqlite3.Connection]:
-        """The staged SQLite database ``name`` open read-only (``reading``: immutable, no
-        -wal or -shm made beside it, none there), checked to be the stage's (``holds``)."""
-        with reading(self.file(name), immutable=True) as conn:
-            self.holds(name)
-            yield conn
-
-
-def _held_open(file: os.stat_result) -> bool:
-    """Whether one of this process's descriptors is open on ``file``."""
-    try:
-        fds = os.listdir("/dev/fd")
-    except OSError:
-        return False
-    for fd in fds:
+        """The staged SQLite database ``name`` open read-only (immutable, no -wal or -shm
+        made beside it, none there), checked to be the stage's (``connect``)."""
+        path = self.sqlite_path(name)
         try:
-            if os.path.samestat(os.stat(f"/dev/fd/{fd}"), file):
-                return True
-        except OSError:
-            continue
-    return False
+            conn = self.connect(name, lambda: sqlite_read_only(path, immutable=True))
+        except sqlite3.Error as exc:
+            raise BackupError(f"{self.path / name}: cannot open: {exc}") from None
+        try:
+            yield conn
+        finally:
+            conn.close()
+
+
+#: Where this process's descriptors are found (procfs; a test's stand-in for none).
+_FDS = "/proc/self/fd"
+
+
+def _descriptors() -> dict[int, tuple[int, int]]:
+    """This process's open descriptors: the device and inode of the file each is open on."""
+    found: dict[int, tuple[int, int]] = {}
+    with contextlib.suppress(OSError):
+        for fd in os.listdir(_FDS):
+            with contextlib.suppress(OSError, ValueError):
+                st = os.stat(f"{_FDS}/{fd}")
+                found[int(fd)] = (st.st_dev, st.st_ino)
+    return found
 
 
 @contextmanager

@@ -19,6 +19,7 @@ import errno
 import os
 import shutil
 import sqlite3
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -153,14 +154,17 @@ def _mounted_read_only(folder: Path | None, exc: BaseException) -> bool:
 
 @dataclass(frozen=True)
 class OtherOwner:
-    """A file of the log (or its folder) this user may not write: its path and owner's uid,
-    and its folder's owner and group (whose the kiosk's files are)."""
+    """A file of the log (or its folder) this user may not write: its path, owner's uid and
+    mode, and its folder's owner and group (whose the kiosk's files are) and whether it is
+    shared (sticky or writable by all, as /tmp: no one user's folder to give files back to)."""
 
     path: Path
     uid: int
     folder: Path
     folder_uid: int
     folder_gid: int
+    mode: int = 0o644
+    folder_shared: bool = False
 
 
 def other_owner(exc: BaseException, where: Path | None = None) -> OtherOwner | None:
@@ -184,9 +188,13 @@ def unwritable_part(db: Path) -> OtherOwner | None:
     wal, shm = db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")
     try:
         home = folder.stat()
+        shared = bool(home.st_mode & (stat.S_ISVTX | stat.S_IWOTH))
         for part in (db, wal, shm, folder):
             if part.exists() and not _may_write(part):
-                return OtherOwner(part, part.stat().st_uid, folder, home.st_uid, home.st_gid)
+                st = part.stat()
+                return OtherOwner(
+                    part, st.st_uid, folder, home.st_uid, home.st_gid, st.st_mode, shared
+                )
     except OSError:
         return None
     return None

@@ -114,6 +114,8 @@ class Core:
     #: the daemon's purges refused in a row (``kiosk.retention.note_refused``'s record, held
     #: here too for a card that refuses to write it); None: the last purge ran
     purge_refused: dict[str, Any] | None = None
+    #: A step after the daemon's purges' commits failing in a row (``STEP_FAILED_KEY``).
+    purge_step_failed: dict[str, Any] | None = None
     #: the console's actions' uses of the event log (``ui.guard.deps``), from the request's
     #: start to its record: the daemon's stop closes the log under none of them (their reads,
     #: in whichever thread, are the log's own uses besides: ``EventLog.reader``)
@@ -193,14 +195,18 @@ class Core:
 
     def _retention(self) -> dict[str, Any]:
         """The purge's last run, and whether it is overdue (``kiosk.retention.overdue``): by
-        that run's time, and by how long the purges have been refused (the daemon's
-        ``purge_refused``, kept across restarts and reboots: ``refused_seconds``)."""
+        that run's time, by how long the purges have been refused (the daemon's
+        ``purge_refused``, kept across restarts and reboots: ``refused_seconds``), and by how
+        long a step after their commits has failed (``purge_step_failed``, the same way)."""
         last = self._last_purge()
         refused = self.purge_refused
         mono = self.clock.monotonic_ns()
         refused_s = refused_seconds(refused, self.store.boot_id, mono)
         cause = refused.get("cause") if refused is not None and refused_s is not None else None
-        return {"last_run": last, "overdue": overdue(last, self.clock.now(), refused_s, cause)}
+        step = self.purge_step_failed
+        failing = (refused_seconds(step, self.store.boot_id, mono), str((step or {}).get("cause")))
+        late = overdue(last, self.clock.now(), refused_s, cause, failing)
+        return {"last_run": last, "overdue": late}
 
     def _last_purge(self) -> dict[str, Any] | None:
         """The retention purge's last run (``kiosk.retention.last_run``): a purge that changed

@@ -191,6 +191,10 @@ class ClockNotTrusted(Exception):
         self.reason = reason
 
 
+#: ``PurgeResult.audit``: its own purge row, the day's row covering it, no row.
+AUDITED, PENDING, UNCHANGED = "audited", "pending", "unchanged"
+
+
 @dataclass(frozen=True)
 class PurgeResult:
     cutoff: datetime
@@ -220,6 +224,37 @@ class PurgeResult:
     #: The ``before-restore-<UTC>`` folders a restore left in the data dir (an old log,
     #: whole) removed: set aside before the cutoff (``kiosk.backup.purge_set_aside``).
     set_aside_removed: tuple[str, ...] = ()
+    #: How the last transaction's changes were audited (not in ``as_dict``): ``AUDITED``
+    #: (its own purge row), ``PENDING`` (the day's purge row covers them: their counts wait
+    #: for the next purge row) or ``UNCHANGED`` (it changed nothing: no row).
+    audit: str = AUDITED
+
+    def emptied(self) -> str:
+        """What the purge emptied, store by store (counts only, no personal data); "" when
+        nothing."""
+        counts = {
+            "events": self.events_purged,
+            **{f"{table} rows": n for table, n in sorted(self.ledger_rows_purged.items())},
+            "ended quarantine entries": self.quarantine_entries_purged,
+            "ended household observations": self.household_observations_purged,
+            "expired revocations": self.revocations_purged,
+            "revocations' reasons": self.revocation_reasons_purged,
+            "digest salts shredded": self.salts_shredded,
+        }
+        return ", ".join(f"{name} {n}" for name, n in counts.items() if n)
+
+    def done_words(self) -> str:
+        """The purge's last transaction, in the words of one that committed (a step after it
+        failing): only what is true of its audit."""
+        emptied = self.emptied()
+        if self.audit == UNCHANGED or not emptied:
+            return "the purge itself is done (there was nothing more to empty: no audit row)"
+        if self.audit == PENDING:
+            return (
+                f"the purge itself is done (emptied: {emptied}; the day's purge row covers it,"
+                " its counts are written with the next purge row)"
+            )
+        return f"the purge itself is done and audited (emptied: {emptied})"
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -367,6 +402,7 @@ def purge(
     result = store.submit_audited(
         finish, actor, PURGE_ACTION, run.final_detail, skip=lambda _done: run.quiet
     )
+    result = replace(result, audit=run.audit)
     return _after_commit(store, result, run.owed, held_dir, now, after)
 
 
@@ -375,6 +411,12 @@ def purge(
 WIPE_STEP = "the WAL's wipe (the purged rows' old forms)"
 HELD_STEP = "the held decisions' files (held-events-*.ndjson)"
 SET_ASIDE_STEP = "the folders a restore set aside (before-restore-*)"
+#: Each step's ``overdue`` cause while it fails (``STEP_FAILED_KEY``).
+STEP_CAUSES = {
+    WIPE_STEP: "wipe_failed",
+    HELD_STEP: "held_failed",
+    SET_ASIDE_STEP: "set_aside_failed",
+}
 
 
 def _after_commit(
@@ -453,20 +495,25 @@ OVERDUE_AFTER = timedelta(days=2)
 #: seconds refusals were seen in the boots before, "cause": the latest's ClockNotTrusted
 #: reason or "store"}``.
 REFUSED_KEY = "retention.refused"
+#: The ``meta`` key of a step after the purge's commit (``WIPE_STEP`` ...) failing in a row:
+#: ``REFUSED_KEY``'s record, ``cause`` the step's (``STEP_CAUSES``). Not deleted by a purge
+#: that commits (its step failed after): by the daemon once a purge's steps all succeed.
+STEP_FAILED_KEY = "retention.step_failed"
 
 
-def note_refused(db: Database, boot_id: str, mono_ns: int, cause: str) -> dict[str, Any]:
+def note_refused(
+    db: Database, boot_id: str, mono_ns: int, cause: str, key: str = REFUSED_KEY
+) -> dict[str, Any]:
     """Note in ``meta`` a purge refused at ``mono_ns`` of boot ``boot_id`` (``cause`` why),
-    going on from the refusals before it (``carried_refusal``); returns the record."""
-    row = db.execute("SELECT value FROM meta WHERE key = ?", [REFUSED_KEY]).fetchone()
+    going on from the refusals before it (``carried_refusal``); returns the record. ``key``:
+    ``STEP_FAILED_KEY`` for a step after the commit failing (``cause`` the step's)."""
+    row = db.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
     try:
         held = json.loads(row[0]) if row is not None else None
     except (TypeError, ValueError):
         held = None
     refused = carried_refusal(held, boot_id, mono_ns) | {"cause": cause}
-    db.execute(
-        "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", [REFUSED_KEY, json.dumps(refused)]
-    )
+    db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", [key, json.dumps(refused)])
     return refused
 
 
@@ -500,6 +547,7 @@ def overdue(
     now: datetime,
     refused_s: float | None = None,
     refused: str | None = None,
+    failing: tuple[float | None, str] = (None, ""),
 ) -> dict[str, Any] | None:
     """Whether the retention purge is overdue, and why (None when it is not): the last run
     (``last_run``) is ``OVERDUE_AFTER`` old by the wall clock ``now``, or the purges have been
@@ -510,6 +558,8 @@ def overdue(
     no row's age: the console words it as purges refused, not as data known to be kept past
     retention. Or the runs have kept events past retention waiting for the clock
     (``waiting_for_clock``) that long: ``cause`` ``waiting_for_clock``, ``waiting`` how many.
+    Or a step after the purges' commits (``failing``: for how long, its cause in
+    ``STEP_CAUSES``) has failed that long: ``cause`` that step's.
     ``last_run`` is the last run's time, ``days`` the whole days it has been so."""
     limit = OVERDUE_AFTER.total_seconds()
     at = _stamp(last.get("at")) if last else None
@@ -519,6 +569,9 @@ def overdue(
     if since_run >= limit or (refused_s is not None and refused_s >= limit):
         days = int(max(refused_s or 0.0, since_run) // 86400)
         return found | {"cause": refused or "not_run", "days": days}
+    failing_s, step = failing
+    if failing_s is not None and failing_s >= limit:
+        return found | {"cause": step, "days": int(failing_s // 86400)}
     since = _stamp(last.get("waiting_since")) if last and waiting else None
     if since is not None and (now - since).total_seconds() >= limit:
         return found | {"cause": "waiting_for_clock", "days": (now - since).days}
@@ -672,6 +725,8 @@ class _Run:
     owed: str | None = None
     #: The last transaction goes without its audit row (``settle``).
     quiet: bool = False
+    #: How it was audited (``PurgeResult.audit``).
+    audit: str = AUDITED
     #: The counts of the runs the last transaction's row takes over (``coalesced``).
     coalesced: dict[str, Any] = field(default_factory=dict)
 
@@ -697,6 +752,7 @@ class _Run:
         purge row covers (``_coalesced``); else the row takes the pending counts."""
         own_row = result.clock_synced and not idle and self.batches == 0
         self.quiet = idle or (own_row and _coalesced(db, result, self.now))
+        self.audit = UNCHANGED if idle else PENDING if self.quiet else AUDITED
         if not self.quiet:
             self.coalesced = _take_pending(db)
 

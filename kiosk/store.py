@@ -1872,6 +1872,7 @@ class EventLog:
         min_free_mb: int = 50,
         on_health: Callable[[Health], None] | None = None,
         boot_id: str | None = None,
+        connecting: Callable[[Callable[[], sqlite3.Connection]], sqlite3.Connection] | None = None,
     ) -> None:
         if synchronous not in ("FULL", "NORMAL"):
             raise ValueError("synchronous: expected 'FULL' or 'NORMAL'")
@@ -1891,6 +1892,9 @@ class EventLog:
         self.min_free_mb = min_free_mb
         self.boot_id = boot_id or read_boot_id()
         self._on_health = on_health
+        #: Every connection made to the file (the writer's, each reader's) is made through
+        #: it: a restore's check that SQLite opened its stage's files (``Staged.connect``).
+        self._connecting = connecting or (lambda open_: open_())
         self._queue: SimpleQueue[Any] = SimpleQueue()
         self._thread: threading.Thread | None = None
         self._db: sqlite_utils.Database | None = None
@@ -2109,9 +2113,7 @@ class EventLog:
         if cached is not None and self._local.generation == self._generation:
             return cached
         try:
-            conn = sqlite_read_only(self.path, check_same_thread=False, factory=_ReadConnection)
-            cast(_ReadConnection, conn).uses = self._reads
-            conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
+            conn = self._connecting(self._read_connection)
         except sqlite3.Error as exc:
             raise StoreFault("store_fault", f"cannot open a reader ({_error_name(exc)})") from exc
         db = _Reader(conn, execute_plugins=False)
@@ -2273,9 +2275,15 @@ class EventLog:
                 future.set_result(result)
         self._disconnect()
 
+    def _read_connection(self) -> sqlite3.Connection:
+        conn = sqlite_read_only(self.path, check_same_thread=False, factory=_ReadConnection)
+        cast(_ReadConnection, conn).uses = self._reads
+        conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
+        return conn
+
     def _connect(self) -> sqlite_utils.Database:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = _open_connection(self.path, self.busy_timeout_ms / 1000)
+        conn = self._connecting(lambda: _open_connection(self.path, self.busy_timeout_ms / 1000))
         db = sqlite_utils.Database(conn, execute_plugins=False)
         try:
             mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]

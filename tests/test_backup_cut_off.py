@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -541,15 +542,27 @@ def test_the_folders_above_a_deeper_file_are_made_through_no_link(tmp_path):
     ).exists()
 
 
-def test_a_staged_file_is_the_stages_only_while_this_process_holds_it_open(tmp_path):
+def test_a_connection_to_a_staged_file_holds_only_the_stages_files(tmp_path):
     """What opens a staged file by its path (SQLite) is checked to hold that very file: a
-    link swapped in and back around the opening would leave the stage's path as it was."""
+    link swapped in and back around the opening would leave the stage's path as it was.
+    SQLite is given the held descriptor's path: the folder held, wherever its name went."""
+    other = tmp_path / "other.db"
+    sqlite3.connect(other).close()
     with backup.held_stage(tmp_path, backup.RESTORE_STAGE_PREFIX) as staged:
-        (staged.path / "kiosk.db").write_bytes(b"the archive's log")
+        sqlite3.connect(staged.path / "kiosk.db").close()
         with pytest.raises(backup.NotOurFolder, match="kiosk.db is not the file staged there"):
-            staged.holds("kiosk.db")  # opened by nobody: what was opened was another file
-        with open(staged.file("kiosk.db"), "rb"):
-            staged.holds("kiosk.db")
+            staged.connect("kiosk.db", lambda: sqlite3.connect(other))
+        path = staged.sqlite_path("kiosk.db")
+        moved = tmp_path / "moved"
+        staged.path.rename(moved)
+        staged.path.symlink_to(tmp_path)
+        conn = staged.connect("kiosk.db", lambda: sqlite3.connect(path))
+        conn.execute("CREATE TABLE t (x)")
+        conn.close()
+        assert not (tmp_path / "kiosk.db").exists()
+        assert sqlite3.connect(moved / "kiosk.db").execute("SELECT * FROM t").fetchall() == []
+        staged.path.unlink()
+        moved.rename(staged.path)
         os.symlink(tmp_path, staged.path / "link")
         with pytest.raises(backup.NotOurFolder, match="link is not a file of this user's"):
             staged.file("link")

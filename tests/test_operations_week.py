@@ -12,6 +12,7 @@ from sqlite_utils.migrations import Migrations
 from support import need
 from test_store import draft  # one passage, as the event log's own tests write it
 
+from checkpoint.cli import INSTALLED_KIOSK
 from kiosk import lists
 from kiosk.store import EventLog, StoreFault
 
@@ -464,9 +465,11 @@ def test_a_log_left_owned_by_another_user_is_named_when_it_cannot_be_opened(tmp_
     )
     assert done.returncode == 1, done.stderr
     assert "SQLITE_READONLY" in done.stderr
-    # Whose it is, and to give it back to the folder's owner (the service's user) first.
-    assert f"{folder}/kiosk.db is nobody's (uid 65534), not root's, who owns" in done.stderr
-    assert f"give it back (`sudo chown -R root:root {folder}`), then run it" in done.stderr
+    # Whose it is, and as whom to run it: the folder is root's, never given away (since a
+    # second fix of 2026-12-07: it said `sudo chown -R root:root FOLDER`).
+    assert f"{folder}/kiosk.db is nobody's (uid 65534) and this command runs as root" in done.stderr
+    assert "chown" not in done.stderr
+    assert f"run it as nobody: `sudo -u nobody {INSTALLED_KIOSK} guard ...`" in done.stderr
 
 
 # -- the commands operations.md and install.md give, copied as written -----------------------

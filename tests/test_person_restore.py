@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sqlite3
 
 import pytest
@@ -674,4 +675,118 @@ def test_a_stage_swapped_for_a_link_has_no_other_log_read_or_forgotten_on(
     assert "nothing was changed" in err and "this user's" in err, err
     assert os.listdir(decoy) == ["kiosk.db"]  # no -wal, -shm made there
     assert _naming(decoy / "kiosk.db", NAME) != []  # read only: no forget made on it
+    assert (data / "kiosk.db").read_bytes() == ours
+
+
+def _stage_for_a_link(data, tmp_path, decoy) -> None:
+    """The data dir's user's move: the restore's stage renamed away, a link to ``decoy`` in
+    its place."""
+    (stage,) = data.glob(".restore-*")
+    stage.rename(tmp_path / "stage.moved")
+    stage.symlink_to(decoy)
+
+
+@pytest.mark.usefixtures("as_root")
+def test_the_forgets_log_opened_after_a_link_took_the_stages_place_is_still_the_stages(
+    tmp_path, clock, cli_clock, capsys, monkeypatch
+):
+    """The forgets' log was opened by the stage's path after ``Staged.file``'s check: a
+    link swapped in between had root's writer make kiosk.db, -wal, -shm and the log's 32
+    tables where it pointed before the refusal. SQLite is given the held descriptor's path
+    (/proc/self/fd/FD/kiosk.db): nothing is made at the link's target; the link is refused
+    before anything moves."""
+    from kiosk import store
+
+    data, etc, log = _gate(tmp_path, clock)
+    archive = tmp_path / "north.kbak"
+    assert run_backup(data, etc, archive) == 0
+    log.close()
+    _forget(data, "--name", NAME, "--household", HOUSEHOLD)
+    decoy = tmp_path / "decoy"
+    decoy.mkdir()
+    real_open = store.EventLog.open
+
+    def opened(self):
+        _stage_for_a_link(data, tmp_path, decoy)
+        return real_open(self)
+
+    monkeypatch.setattr(store.EventLog, "open", opened)
+    ours = (data / "kiosk.db").read_bytes()
+    capsys.readouterr()
+
+    assert run_restore(data, etc, archive) == 1
+
+    err = capsys.readouterr().err
+    assert "nothing was changed" in err, err
+    assert os.listdir(decoy) == []
+    assert (data / "kiosk.db").read_bytes() == ours
+
+
+@pytest.mark.usefixtures("as_root")
+@pytest.mark.parametrize("connection", ["writer", "reader"])
+def test_a_forgets_connection_sqlite_opened_on_another_file_is_refused_before_it_is_used(
+    tmp_path, clock, cli_clock, capsys, monkeypatch, connection
+):
+    """``Staged.holds`` was checked once, after the writer opened: the reader the forgets
+    are read by was opened by path after it, and a link swapped in meanwhile had root read
+    the forgets already made from another log (none made again, the forgotten resident back,
+    exit 0). Every connection is checked (as SQLite resolving the stage's path just as it is
+    swapped would open another file: here, a copy of this Pi's log): refused before it is
+    written or read, nothing changed."""
+    from kiosk import store
+
+    data, etc, log = _gate(tmp_path, clock)
+    archive = tmp_path / "north.kbak"
+    assert run_backup(data, etc, archive) == 0
+    log.close()
+    _forget(data, "--name", NAME, "--household", HOUSEHOLD)
+    other = tmp_path / "decoy" / "kiosk.db"
+    other.parent.mkdir()
+    (data / "kiosk.db").rename(other)
+    shutil.copyfile(other, data / "kiosk.db")
+    before = other.read_bytes()
+    real_writer, real_reader = store._open_connection, store.sqlite_read_only
+
+    def writer(path, timeout_s):
+        return real_writer(other if connection == "writer" else path, timeout_s)
+
+    def reader(path, **how):
+        return real_reader(other if connection == "reader" else path, **how)
+
+    monkeypatch.setattr(store, "_open_connection", writer)
+    monkeypatch.setattr(store, "sqlite_read_only", reader)
+    ours = (data / "kiosk.db").read_bytes()
+    capsys.readouterr()
+
+    assert run_restore(data, etc, archive) == 1
+
+    err = capsys.readouterr().err
+    assert "kiosk.db is not the file staged there" in err and "nothing was changed" in err, err
+    assert other.read_bytes() == before and sorted(os.listdir(other.parent)) == ["kiosk.db"]
+    assert (data / "kiosk.db").read_bytes() == ours
+    assert _naming(data / "kiosk.db", NAME) == []
+
+
+@pytest.mark.usefixtures("as_root")
+def test_a_restore_where_proc_is_not_mounted_says_so(
+    tmp_path, clock, cli_clock, capsys, monkeypatch
+):
+    """Without /proc (a rescue shell's chroot) the restore cannot reach its stage by the
+    descriptor it holds, nor check what SQLite opened: it said a link was put in the stage's
+    place. It says /proc is not mounted, and changes nothing."""
+    from kiosk import backup
+
+    data, etc, log = _gate(tmp_path, clock)
+    archive = tmp_path / "north.kbak"
+    assert run_backup(data, etc, archive) == 0
+    log.close()
+    monkeypatch.setattr(backup, "_FDS", str(tmp_path / "no-proc"), raising=False)
+    ours = (data / "kiosk.db").read_bytes()
+    capsys.readouterr()
+
+    assert run_restore(data, etc, archive) == 1
+
+    err = capsys.readouterr().err
+    assert "/proc is not mounted" in err and "nothing was changed" in err, err
+    assert "link" not in err
     assert (data / "kiosk.db").read_bytes() == ours

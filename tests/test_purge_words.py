@@ -16,7 +16,8 @@ import sqlite3
 import pytest
 from test_store_full import draft
 
-from checkpoint.cli import main
+import checkpoint.cli
+from checkpoint.cli import INSTALLED_KIOSK, main
 from checkpoint.cli.pull_cmd import _sets
 from kiosk import cardfault, retention, store
 from kiosk.store import EventLog, StoreFault
@@ -65,7 +66,8 @@ def test_a_purge_failing_after_its_last_commit_says_what_it_did(
     assert names_left(db) == 0  # purged, for good
     assert err.count("\n") == 1, err
     assert "nothing was changed" not in err and "nothing was purged" not in err
-    assert "the purge itself is done and audited (3 events' personal fields emptied)" in err
+    said = "the purge itself is done and audited (emptied: events 3, digest salts shredded 2)"
+    assert said in err
     assert "only the held decisions' files (held-events-*.ndjson) after it failed" in err
     if failing is card_full:
         assert re.match(r"kiosk purge: the (card|disk) is full \(", err), err
@@ -113,7 +115,10 @@ def read_only_for(monkeypatch, uid: int) -> None:
 @pytest.mark.skipif(os.geteuid() != 0, reason="root, to give the files to another user")
 @pytest.mark.parametrize(
     ("owner", "run"),
-    [("nobody", "`sudo -u nobody kiosk purge ...`"), ("kiosk", "`sudo kiosk-admin purge ...`")],
+    [
+        ("nobody", f"`sudo -u nobody {INSTALLED_KIOSK} purge ...`"),
+        ("kiosk", "`sudo kiosk-admin purge ...`"),
+    ],
 )
 def test_a_log_of_another_user_names_its_owner_and_whom_to_run_it_as(
     tmp_path, clock, capsys, monkeypatch, owner, run
@@ -159,5 +164,142 @@ def test_a_file_left_another_users_beside_the_log_is_given_back(
     assert err.count("\n") == 1, err
     assert f"kiosk token: {db} is root's (uid 0), not nobody's, who owns {db.parent}" in err
     assert f"give it back (`sudo chown -R nobody:nogroup {db.parent}`)" in err
-    assert "then run it as nobody: `sudo -u nobody kiosk token ...`" in err
+    assert f"then run it as nobody: `sudo -u nobody {INSTALLED_KIOSK} token ...`" in err
     assert "could not be written" not in err
+
+
+@pytest.fixture
+def synced_cli_clock(clock, monkeypatch):
+    """The CLI's clock synchronised, a day after the log's passages."""
+    from datetime import timedelta
+
+    from drivers import clocksync
+    from kiosk.clock import FakeClock
+
+    later = FakeClock(start=clock.now() + timedelta(days=1))
+    monkeypatch.setattr(clocksync, "system_clock", lambda *a, **kw: later)
+
+
+def purge_rows(db) -> int:
+    conn = sqlite3.connect(db)
+    try:
+        sql = "SELECT count(*) FROM audit WHERE action = ?"
+        return int(conn.execute(sql, [retention.PURGE_ACTION]).fetchone()[0])
+    finally:
+        conn.close()
+
+
+@pytest.mark.usefixtures("synced_cli_clock")
+def test_a_purge_that_changed_nothing_is_not_said_audited(tmp_path, clock, capsys, monkeypatch):
+    """A purge with nothing left to empty writes no audit row, yet its failing step after
+    said 'the purge itself is done and audited (0 events' ...)'."""
+    db = a_log(tmp_path, clock)
+    assert main(["purge", "--older-than", "0", "--db", str(db)]) == 0
+    rows = purge_rows(db)
+    capsys.readouterr()
+    monkeypatch.setattr(retention, "purge_held", locked)
+
+    assert main(["purge", "--older-than", "0", "--db", str(db)]) == 1
+
+    err = capsys.readouterr().err
+    assert purge_rows(db) == rows
+    assert "audited" not in err
+    assert "the purge itself is done (there was nothing more to empty: no audit row)" in err
+
+
+def test_a_purge_is_said_by_every_store_it_emptied_and_how_it_was_audited(clock):
+    """Only the events were counted ('N events' personal fields emptied'), whatever else
+    went; and a run the day's purge row covers was said audited though its counts wait for
+    the next row."""
+    from dataclasses import replace
+
+    done = retention.PurgeResult(
+        clock.now(),
+        0,
+        (),
+        {"visitors": 2},
+        quarantine_entries_purged=1,
+        household_observations_purged=1,
+        revocations_purged=3,
+        revocation_reasons_purged=1,
+    )
+    emptied = (
+        "visitors rows 2, ended quarantine entries 1, ended household observations 1,"
+        " expired revocations 3, revocations' reasons 1"
+    )
+    assert done.done_words() == f"the purge itself is done and audited (emptied: {emptied})"
+    pending = replace(done, audit=retention.PENDING).done_words()
+    assert "audited" not in pending and emptied in pending
+    assert "the day's purge row covers it, its counts are written with the next" in pending
+    unchanged = replace(done, audit=retention.UNCHANGED).done_words()
+    assert unchanged == "the purge itself is done (there was nothing more to empty: no audit row)"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="root, to give the files to another user")
+@pytest.mark.parametrize("folder", ["shared", "root's"])
+def test_a_log_in_a_folder_no_kiosk_user_owns_is_never_given_away(
+    tmp_path, clock, capsys, monkeypatch, folder
+):
+    """A log of nobody's in /tmp (sticky, everyone's) or in a folder of root's: it said to
+    give it back with `sudo chown -R root:root /tmp`-like words and to run
+    `sudo -u root kiosk ...`. It says to run it as the file's owner, by the program's full
+    path (kiosk is not on sudo's path)."""
+    (tmp_path / "data").mkdir(mode=0o1777 if folder == "shared" else 0o755)
+    (tmp_path / "data").chmod(0o1777 if folder == "shared" else 0o755)
+    db = a_log(tmp_path / "data", clock)
+    for path in db.parent.iterdir():
+        os.chown(path, 65534, 65534)
+    read_only_for(monkeypatch, 65534)
+
+    assert main([*PURGE, str(db)]) == 1
+
+    err = capsys.readouterr().err
+    assert "chown" not in err and "sudo -u root" not in err, err
+    assert f"kiosk purge: {db} is nobody's (uid 65534) and this command runs as uid 4321" in err
+    assert f"run it as nobody: `sudo -u nobody {INSTALLED_KIOSK} purge ...`" in err
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="root, to give the files to another user")
+def test_a_user_with_no_name_is_said_as_a_shell_takes_it(tmp_path, clock, capsys, monkeypatch):
+    """`sudo -u #4242 kiosk purge ...`: in a shell '#' starts a comment."""
+    (tmp_path / "data").mkdir()
+    db = a_log(tmp_path / "data", clock)
+    for path in (db.parent, *db.parent.iterdir()):
+        os.chown(path, 4242, 4242)
+    read_only_for(monkeypatch, 4242)
+    named = checkpoint.cli._user_name
+    monkeypatch.setattr(
+        checkpoint.cli, "_user_name", lambda uid: "#4242" if uid == 4242 else named(uid)
+    )
+
+    assert main([*PURGE, str(db)]) == 1
+
+    err = capsys.readouterr().err
+    assert f"kiosk purge: {db} is uid 4242's and this command runs as uid 4321" in err, err
+    assert f"run it as uid 4242: `sudo -u '#4242' {INSTALLED_KIOSK} purge ...`" in err
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="root, to give the files to another user")
+@pytest.mark.parametrize("mode", [0o444, 0o644], ids=["mode", "immutable"])
+def test_a_log_of_this_user_it_may_not_write_is_said_read_only(
+    tmp_path, clock, capsys, monkeypatch, mode
+):
+    """The file is this command's user's (mode 0444, or chattr +i): it said "is X's and this
+    command runs as X ... run it as X". It says the file is read-only, and how."""
+    (tmp_path / "data").mkdir()
+    db = a_log(tmp_path / "data", clock)
+    for path in (db.parent, *db.parent.iterdir()):
+        os.chown(path, 4321, 4321)
+    db.chmod(mode)
+    read_only_for(monkeypatch, -1)
+    monkeypatch.setattr(cardfault, "_may_write", lambda path: path != db)
+
+    assert main([*PURGE, str(db)]) == 1
+
+    err = capsys.readouterr().err
+    assert f"kiosk purge: {db} is this command's user's, uid 4321, but read-only: " in err, err
+    if mode == 0o444:
+        assert f"its mode (0444) has no write bit: `chmod u+w {db}`" in err
+    else:
+        assert f"it is marked immutable or append-only (`lsattr {db}`):" in err
+    assert "sudo -u" not in err and err.endswith("then run it again; nothing was changed\n")

@@ -5,6 +5,7 @@ past retention stayed, said only by a warning line an hour in the journal and by
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -177,3 +178,93 @@ def test_events_kept_for_the_clock_through_two_days_of_purges_raise_the_card(cor
     card = retention_card(app)
     assert card["title"] == "Personal data not deleted on time"
     assert card["detail"].startswith("2 events past retention are kept")
+
+
+def held_read_failing(*_a, **_kw):
+    cause = sqlite3.OperationalError("disk I/O error")
+    cause.sqlite_errorname = "SQLITE_IOERR_READ"
+    raise cause
+
+
+def wal_locked(*_a, **_kw):
+    cause = sqlite3.OperationalError("database is locked")
+    cause.sqlite_errorname = "SQLITE_BUSY"
+    raise StoreFault("store_fault", "SQLITE_BUSY") from cause
+
+
+@pytest.mark.parametrize(
+    ("where", "failing"),
+    [("wipe", wal_locked), ("held", held_read_failing)],
+    ids=["wipe-locked", "held-read-IOERR"],
+)
+def test_a_purge_failing_after_its_commit_clears_the_refusals_card(
+    core, clock, app, monkeypatch, caplog, where, failing
+):
+    """Purges refused two days (the card), then one that commits and fails after (its WAL's
+    wipe, a held decisions' file read): the refusal was never cleared (a stale 'purges
+    refused for 2 days' beside its 'last purge'), or (not a StoreFault) the daemon did not
+    even see the purge ran. Now the card goes; the journal says the purge was done and which
+    step failed, its error's name only; the lists' snapshot is still refreshed."""
+    from kiosk import privacy_held
+    from kiosk.store import EventLog
+
+    clock.is_synced = False
+    daemon = Daemon(core, notifier=Notifier(None))
+    daemon.purge_once()
+    clock.advance(OVERDUE_AFTER.total_seconds())
+    daemon.purge_once()
+    assert retention_card(app) is not None
+    clock.is_synced = True
+    if where == "wipe":
+        monkeypatch.setattr(EventLog, "wipe_wal", failing)
+    else:
+        monkeypatch.setattr(privacy_held, "_seen", failing)
+    reloads = []
+    monkeypatch.setattr(daemon, "lists_once", lambda: reloads.append(1))
+    caplog.clear()
+
+    daemon.purge_once()
+
+    assert core.health()["retention"]["overdue"] is None and retention_card(app) is None
+    assert reloads == [1]
+    (line,) = [r.getMessage() for r in caplog.records if "retention" in r.getMessage()]
+    step = retention.WIPE_STEP if where == "wipe" else retention.HELD_STEP
+    name = "SQLITE_BUSY" if where == "wipe" else "SQLITE_IOERR_READ"
+    assert line == (
+        f"retention purge done; only {step} after it failed ({name}), tried again within the hour"
+    )
+
+
+def test_a_wal_wipe_failing_every_hour_for_two_days_raises_its_own_card(
+    core, clock, app, monkeypatch
+):
+    """Each hour's purge committed (deleting the refusals' record), then its WAL's wipe
+    failed and was noted as a refusal from zero again: 72 hours with the WAL holding a name,
+    never a card. The step's failures are their own row, a card after the same two days,
+    gone once a purge's steps all succeed (and after a restart too)."""
+    from kiosk.store import EventLog
+
+    days = core.config.store.retention_days
+    add_event(core, pass_id="aaaaaaaaaa01", household="B3-1201", person={"name": "Wang Lei"})
+    clock.advance((days + 1) * 86400)
+    daemon = Daemon(core, notifier=Notifier(None))
+    with monkeypatch.context() as failing:
+        failing.setattr(EventLog, "wipe_wal", wal_locked)
+        for _hour in range(47):
+            daemon.purge_once()
+            clock.advance(3600)
+        assert core.health()["retention"]["overdue"] is None
+        daemon.purge_once()
+        clock.advance(3600)
+        daemon.purge_once()
+    late = core.health()["retention"]["overdue"]
+    assert late["cause"] == "wipe_failed" and late["days"] == 2, late
+    card = retention_card(app)
+    assert card["title"] == "Personal data not deleted on time"
+    assert card["detail"].startswith(
+        "Purges run, but the wipe of the log's WAL after them has failed for 2 days"
+    )
+    Daemon(core, notifier=Notifier(None)).purge_once()  # a restarted daemon: all done
+    assert core.health()["retention"]["overdue"] is None and retention_card(app) is None
+    daemon.purge_once()
+    assert core.health()["retention"]["overdue"] is None

@@ -12,6 +12,8 @@ import contextlib
 import io
 import os
 import select
+import shlex
+import stat
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -190,32 +192,70 @@ def _card_said(exc: BaseException, args: argparse.Namespace) -> str | None:
 def _owner_said(exc: BaseException, args: argparse.Namespace) -> str | None:
     """SQLite's READONLY of a log whose file another user owns, on a card that is fine (a
     verb run as pi, not the kiosk's user; a file a restore or plain ``sudo`` left root's):
-    whose the file is, and as whom to run the verb (``sudo kiosk-admin``, which runs it as
-    ``kiosk``, or ``sudo -u USER``), or to give the file back first. None otherwise."""
+    whose the file is, and as whom to run the verb (``_run_as``), or, in a data dir a user
+    owns (not root's, not shared as /tmp), to give the file back first; a file this user owns
+    but may not write, that it is read-only. None otherwise."""
     from kiosk.cardfault import other_owner
 
     db = getattr(args, "db", None)
     found = other_owner(exc, Path(db) if isinstance(db, (str, Path)) and db else None)
     if found is None:
         return None
-    me, home = os.geteuid(), _user_name(found.folder_uid)
-    run = f"`sudo -u {home} kiosk {args.verb} ...`"
-    if home == "kiosk":  # the installed service's user: kiosk-admin runs verbs as it
-        run = f"`sudo kiosk-admin {args.verb} ...`"
-    whose = f"{found.path} is {_user_name(found.uid)}'s (uid {found.uid})"
-    done = getattr(exc, "partial", None) or "nothing was changed"
-    if found.uid == found.folder_uid:
+    me, done = os.geteuid(), getattr(exc, "partial", None) or "nothing was changed"
+    if found.uid == me:
+        return f"{_read_only_said(found.path, found.mode, me)}, then run it again; {done}"
+    whose = f"{found.path} is {_owners(found.uid)}"
+    given_back = found.folder_uid not in (0, found.uid) and not found.folder_shared
+    if not given_back:
         return (
             f"{whose} and this command runs as {_user_said(me)}, which may not write it"
-            f" (SQLITE_READONLY): run it as {home}: {run}; {done}"
+            f" (SQLITE_READONLY): run it as {_user_named(found.uid)}:"
+            f" {_run_as(found.uid, args.verb)}; {done}"
         )
-    group = _group_name(found.folder_gid)
-    then = "run it again" if me == found.folder_uid else f"run it as {home}: {run}"
+    home, group = _user_named(found.folder_uid), _group_name(found.folder_gid)
+    then = (
+        "run it again"
+        if me == found.folder_uid
+        else f"run it as {home}: {_run_as(found.folder_uid, args.verb)}"
+    )
     return (
         f"{whose}, not {home}'s, who owns {found.folder} (SQLITE_READONLY: left so by a verb"
-        f" or a restore run as {_user_name(found.uid)}): give it back (`sudo chown -R"
-        f" {home}:{group} {found.folder}`), then {then}; {done}"
+        f" or a restore run as {_user_named(found.uid)}): give it back (`sudo chown -R"
+        f" {shlex.quote(home)}:{shlex.quote(group)} {shlex.quote(str(found.folder))}`),"
+        f" then {then}; {done}"
     )
+
+
+def _read_only_said(path: Path, mode: int, me: int) -> str:
+    """A file this user owns and may not write: its mode has no write bit for it, or it is
+    marked immutable (or append-only), which no mode overrides."""
+    quoted = shlex.quote(str(path))
+    if not mode & stat.S_IWUSR:
+        why = f"its mode ({stat.S_IMODE(mode):04o}) has no write bit: `chmod u+w {quoted}`"
+    else:
+        why = (
+            f"it is marked immutable or append-only (`lsattr {quoted}`):"
+            f" `sudo chattr -i -a {quoted}`"
+        )
+    return f"{path} is this command's user's, {_user_said(me)}, but read-only: {why}"
+
+
+#: The kiosk command as the install names it (not on sudo's path: kiosk-admin is, and runs
+#: it as the service's user, kiosk).
+INSTALLED_KIOSK = "/opt/kiosk/current/venv/bin/kiosk"
+
+
+def _run_as(uid: int, verb: str) -> str:
+    """The command that runs ``verb`` as user ``uid``, as a shell takes it: ``sudo kiosk-admin``
+    for kiosk, else the kiosk program by its full path (``sudo`` does not find it by name),
+    the user quoted (a uid with no name is ``'#4242'``: a bare ``#`` starts a comment)."""
+    program = sys.argv[0] if Path(sys.argv[0]).name == "kiosk" else INSTALLED_KIOSK
+    program = shlex.quote(os.path.abspath(program))
+    if _user_name(uid) == "kiosk":  # the installed service's user: kiosk-admin runs verbs as it
+        return f"`sudo kiosk-admin {verb} ...`"
+    if uid == 0:
+        return f"`sudo {program} {verb} ...`"
+    return f"`sudo -u {shlex.quote(_user_name(uid))} {program} {verb} ...`"
 
 
 def _user_name(uid: int) -> str:
@@ -226,6 +266,18 @@ def _user_name(uid: int) -> str:
         return pwd.getpwuid(uid).pw_name
     except KeyError:
         return f"#{uid}"
+
+
+def _user_named(uid: int) -> str:
+    """User ``uid`` in words: its name, or ``uid N`` for one with none."""
+    name = _user_name(uid)
+    return f"uid {uid}" if name.startswith("#") else name
+
+
+def _owners(uid: int) -> str:
+    """Whose a file is: ``NAME's (uid N)``, or ``uid N's`` for a user with no name."""
+    name = _user_name(uid)
+    return f"uid {uid}'s" if name.startswith("#") else f"{name}'s (uid {uid})"
 
 
 def _user_said(uid: int) -> str:

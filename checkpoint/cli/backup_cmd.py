@@ -11,6 +11,7 @@ given to the data dir's owner (the service's user), as the installer does."""
 from __future__ import annotations
 
 import argparse
+import functools
 import grp
 import json
 import os
@@ -450,13 +451,15 @@ def _restore_from(
 ) -> dict[str, Any]:
     """The archive at ``path`` restored (``_restore``), its refusals said: "nothing was
     changed" only when nothing was, else the restore cut off part way and its undo."""
-    from kiosk.backup import BackupError, NotOurFolder, open_archive, restore_cut_off
+    from kiosk.backup import BackupError, NoProc, NotOurFolder, open_archive, restore_cut_off
 
     try:
         with open_archive(path, passphrase) as archive:
             return _restore(archive, data, data / "kiosk.db", config_file, args)
     except NotOurFolder as exc:  # not the archive's fault
         raise _not_ours(exc, data) from None
+    except NoProc as exc:  # nor this
+        raise CliError(f"{exc}; nothing was changed") from None
     except BackupError as exc:
         raise UsageError(f"{exc}; nothing was changed") from None
     except Exception as exc:  # the card failing under the swap and its undo
@@ -679,11 +682,13 @@ def _forget_again(
     back a resident forgotten since the archive was taken. One whose record cannot be read
     (damaged, of a newer format after a downgrade) stops the restore as a log that cannot
     be read does, unless ``go_on`` (``--without-forgets``): the others made, that one said.
-    The log is opened by its path (SQLite takes no descriptor), then checked to be the
-    stage's, with its -wal and -shm, before anything is forgotten on it (``Staged.holds``)."""
+    The log is opened by the stage's descriptor (SQLite takes no descriptor: its path in
+    ``/proc/self/fd``), and each of its connections, the writer's and every reader's, is
+    checked to hold only the stage's files before it writes or is read (``Staged.connect``)."""
     import sqlite3
 
     from drivers import clocksync
+    from kiosk.backup import BackupError
     from kiosk.people import Reapplied, UnreadableForgets, reapply
     from kiosk.store import EventLog, StoreFault
 
@@ -692,10 +697,15 @@ def _forget_again(
     if forgets is None or not forgets.meta:
         return Reapplied(0, {}, 0).as_dict()
     kiosk_id = restored.kiosk_id or _configured_gate(config_file) or "kiosk"
-    log = EventLog(staged.file("kiosk.db"), kiosk_id, clocksync.system_clock(), migrations=_sets())
+    log = EventLog(
+        staged.sqlite_path("kiosk.db"),
+        kiosk_id,
+        clocksync.system_clock(),
+        migrations=_sets(),
+        connecting=functools.partial(staged.connect, "kiosk.db"),
+    )
     try:
         log.open()
-        staged.holds("kiosk.db", "kiosk.db-wal", "kiosk.db-shm")
         done = reapply(log, forgets, log.clock.now(), actor="restore", strict=not go_on)
     except UnreadableForgets as exc:
         raise CliError(
@@ -703,6 +713,8 @@ def _forget_again(
             f" --without-forgets and {_BY_HAND}"
         ) from None
     except (StoreFault, sqlite3.Error) as exc:
+        if isinstance(exc.__cause__, BackupError):  # its writer's file not the stage's
+            raise exc.__cause__ from None
         raise CliError(
             f"the forgets made since the archive could not be made again ({exc}): nothing was"
             " changed"

@@ -420,11 +420,9 @@ class _Batches:
         """What a purge cut off after them did for good; None: nothing."""
         if self.purged is not None:  # the purge's last transaction committed
             result, step = self.purged
-            n = result.events_purged
             return (
-                f"the purge itself is done and audited ({n} event{'s' if n != 1 else ''}'"
-                f" personal fields emptied), only {step} after it failed: run it again, or"
-                " the next purge does it"
+                f"{result.done_words()}, only {step} after it failed: run it again, or the"
+                " next purge does it"
             )
         done = []
         if self.migrated:

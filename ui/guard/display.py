@@ -245,7 +245,17 @@ def pi_power_alarm_view(a: Alarm, lang: str, tz: ZoneInfo) -> dict[str, Any]:
 
 
 #: Why the retention purge is overdue (``kiosk.retention.overdue``), each its card's words.
-RETENTION_CAUSES = ("unsynchronised", "set_back", "store", "not_run", "waiting_for_clock")
+RETENTION_CAUSES = (
+    "unsynchronised",
+    "set_back",
+    "store",
+    "not_run",
+    "waiting_for_clock",
+    # a step after the purges' commits failing (``kiosk.retention.STEP_CAUSES``)
+    "wipe_failed",
+    "held_failed",
+    "set_aside_failed",
+)
 #: The causes that refuse every purge: they tell no row's age (a fresh install without NTP
 #: holds nothing past retention yet), so the card says the purges are refused, for how long.
 RETENTION_REFUSALS = ("unsynchronised", "set_back", "store")
