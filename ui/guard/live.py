@@ -15,7 +15,7 @@ from kiosk import privacy, queries
 from kiosk.alarms import RESOLUTIONS, Alarm, AlarmGrown
 from kiosk.clock import ClockReading
 from kiosk.deadline import Stopped
-from kiosk.engine import NO_SUBJECT, ManualSubject
+from kiosk.engine import NO_SUBJECT, ManualSubject, unknown_person
 from kiosk.overrides import SubjectRefused
 from kiosk.store import ReadFailure
 from kiosk.subjects import subject_in_log
@@ -531,7 +531,8 @@ async def manual(request: Request, session: ActionSession, g: GuardDep) -> Respo
     reason = clean(form.get("reason"), "manual.reason", required=True)
     temp_c = number(form.get("temp_c"), "manual.hand_temp")
     household, holds = named_household(form, subject), []
-    if isinstance(subject, ManualSubject):
+    unnamed = unknown_person(subject)  # the guard's word is all there is of their dwelling
+    if isinstance(subject, ManualSubject) and not unnamed:
         household = subject.household
         holds = await asyncio.to_thread(subject_holds, g, subject, direction)
     elif household is not None:  # a person without a pass, of the dwelling the guard names
@@ -539,11 +540,10 @@ async def manual(request: Request, session: ActionSession, g: GuardDep) -> Respo
         if asked is not None:
             return asked
         holds = await asyncio.to_thread(holds_on, g, household, direction, UNNAMED)
-    unnamed = subject == NO_SUBJECT
     try:  # a pass over a hold the gate denied the passage for: as a registration's
         kept, flags = confirmed_pass(request, g, form, holds, household, decision, unnamed)
     except BadInput as problem:
-        return hold_asked(request, g, session, form, problem)
+        return hold_asked(request, g, session, form, problem, unnamed)
     outcome = await g.manual(
         request,
         decision=decision,
@@ -563,8 +563,9 @@ async def manual(request: Request, session: ActionSession, g: GuardDep) -> Respo
 def named_household(form: FormData, subject: object) -> str | None:
     """The dwelling the guard typed or picked for a person without a pass (``household``,
     in its plain spelling, ``kiosk.typed``: ``３-４０２`` is ``3-402``), None when none was;
-    about a passage it is the passage's and the field is not read."""
-    if subject != NO_SUBJECT:
+    about a passage that names a household it is the passage's and the field is not read
+    (``unknown_person``)."""
+    if not unknown_person(subject):
         return None
     return plain_spelling(clean(form.get("household"), "manual.household", max_len=40)) or None
 
@@ -575,6 +576,7 @@ def hold_asked(
     session: Session,
     form: FormData,
     problem: BadInput,
+    unnamed: bool,
 ) -> HTMLResponse:
     """A manual pass over a hold not confirmed (or confirmed without its reason): the hold's
     warning on the confirmation page (``confirm_first``), which sends the decision again with
@@ -587,5 +589,5 @@ def hold_asked(
     text = problem.text(g.lang(request))
     return confirm_first(
         request, g, session, "/guard/manual", FormData(asked), text, holds=tuple(held),
-        typed=typed, back="/guard", unnamed=form.get("subject") == NO_SUBJECT,
+        typed=typed, back="/guard", unnamed=unnamed,
     )  # fmt: skip

@@ -357,16 +357,18 @@ function typedKept(manual) {
     try { sessionStorage.setItem(TYPED_KEY, JSON.stringify(values)); } catch (e) { /* no storage */ }
   };
 }
-// A person without a pass, as the confirmation line names them: with the dwelling typed (its
-// holds are checked), or said to be checked for nothing.
-function nobodyText(manual) {
+// A person without a pass (or a passage naming no household: `who`), as the confirmation
+// line names them: with the dwelling typed (its holds are checked), or said to be checked
+// for nothing.
+function nobodyText(manual, who) {
   const household = manual.elements.namedItem("household").value.trim();
-  return manual.dataset.nobody + " · " + (household || manual.dataset.unchecked);
+  return who + " · " + (household || manual.dataset.unchecked);
 }
 // The confirmation line's words for a decision asked (the form's submit event).
 function confirmText(manual, e, chosen) {
   const decision = e.submitter ? e.submitter.value : "pass";
-  const who = chosen.value === "none" ? nobodyText(manual) : chosen.dataset.who;
+  const who = chosen.value === "none" ? nobodyText(manual, manual.dataset.nobody)
+    : chosen.dataset.household ? chosen.dataset.who : nobodyText(manual, chosen.dataset.who);
   const reason = manual.querySelector("input[name=reason]").value.trim();
   const text = manual.dataset["confirm" + (decision === "pass" ? "Pass" : "Deny")];
   // One pass over the placeholders, each filled by a function: what the guard typed is
@@ -430,6 +432,7 @@ function manualDecision() {
     const wasChosen = lastRadio.checked;
     lastRadio.value = String(r.seq);
     lastRadio.dataset.who = r.subject;
+    lastRadio.dataset.household = r.names_household ? "1" : "";
     lastRadio.checked = false;  // a new person: never carry the choice over to them
     $("subject-last-text").textContent = manual.dataset.last.replace("{text}", r.subject);
     $("subject-last-label").hidden = false;
