@@ -493,10 +493,12 @@ async def off_map(
     real household's quarantine, quota and observation go unasked): asked first
     (``confirm_first``), unless the form says it was confirmed for this dwelling (``off_map``,
     sent by the confirmation and kept as the form is drawn again after a fever or a hold).
-    None: nothing to ask (no resident's dwelling, ``unit`` None)."""
-    if unit is None or same_text(str(form.get("off_map") or "")) == same_text(unit):
+    None: nothing to ask (no resident's dwelling, ``unit`` None); one off the map confirmed
+    is said on the request's audit row (``off_map: confirmed``), as a hold confirmed is."""
+    if unit is None or not await asyncio.to_thread(g.core.ledgers.compound.lacking, [unit]):
         return None
-    if not await asyncio.to_thread(g.core.ledgers.compound.lacking, [unit]):
+    if same_text(str(form.get("off_map") or "")) == same_text(unit):
+        note(request, off_map="confirmed")
         return None
     action, words, back = asked_from
     text = i18n.t(g.lang(request), words, household=unit)
