@@ -45,6 +45,7 @@ from starlette.datastructures import FormData
 
 from kiosk import queries
 from kiosk.alarms import (
+    DESK_QUEUE,
     Alarm,
     AlarmDesk,
     device_alarms,
@@ -53,6 +54,7 @@ from kiosk.alarms import (
     retention_alarms,
 )
 from kiosk.auditing import Change, HeldRows, audited_write, auditing_request
+from kiosk.bus import Subscription
 from kiosk.clock import ClockReading
 from kiosk.config.gate import stop_releases
 from kiosk.crossing import Outcome
@@ -152,6 +154,10 @@ class Guard:
     #: Audit rows the storage could not take (a sign-in let in during a storage outage, a
     #: refusal): written, oldest first, before the next row once the storage works again.
     held: HeldRows = field(default_factory=HeldRows)
+    #: The alarm desk's ear on the bus, taken as the console is built (``AlarmDesk.follow``)
+    #: and heard by the task ``start_hearing`` starts.
+    ear: Subscription | None = None
+    hearing: asyncio.Task[None] | None = None
 
     @classmethod
     def build(cls, core: Core, auth: GuardAuth | None = None) -> Guard:
@@ -173,7 +179,26 @@ class Guard:
             quota=core.config.policy.quota,
             tz=core.config.site.timezone,
         )
-        return cls(core, auth, desk, templates(), ZoneInfo(core.config.site.timezone))
+        ear = core.bus.subscribe(maxsize=DESK_QUEUE, name="alarm-desk")
+        tz = ZoneInfo(core.config.site.timezone)
+        return cls(core, auth, desk, templates(), tz, ear=ear)
+
+    def start_hearing(self) -> asyncio.Task[None]:
+        """The alarm desk hears the bus from now on (on the running loop; once): a device's
+        faults are counted and their cards drawn whether a tablet streams or every one
+        sleeps. The daemon's start and the app's startup call it; the task is theirs to
+        cancel (``stop_hearing``)."""
+        if self.hearing is None:
+            ear, self.ear = self.ear, None
+            hear = self.alarms.follow(self.core.bus, ear)
+            self.hearing = asyncio.get_running_loop().create_task(hear, name="alarm-desk")
+        return self.hearing
+
+    def stop_hearing(self) -> asyncio.Task[None] | None:
+        """The desk's task cancelled (if it runs): what a stop waits for."""
+        if self.hearing is not None:
+            self.hearing.cancel()
+        return self.hearing
 
     @property
     def cfg(self) -> KioskConfig:

@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse, Response
 from starlette.datastructures import FormData
 
 from kiosk import privacy, queries
-from kiosk.alarms import RESOLUTIONS, Alarm, AlarmGrown
+from kiosk.alarms import ALARMS_HEARD, RESOLUTIONS, Alarm, AlarmGrown
 from kiosk.clock import ClockReading
 from kiosk.deadline import Stopped
 from kiosk.engine import NO_SUBJECT, ManualSubject, unknown_person
@@ -318,12 +318,10 @@ class FeedStream:
         self.drawn = rows
         return sse("alarms", rows)
 
-    async def new_alarms(self, message: dict[str, Any]) -> list[str]:
-        """The alarms again if a bus ``alarm`` changed what this page shows. The desk is
-        shared by every console: another tablet's stream may have put this message's card
-        on the board first (its ``note_message`` then says nothing changed), so each stream
-        compares with what it drew itself."""
-        await asyncio.to_thread(self.g.alarms.note_message, message)
+    async def new_alarms(self) -> list[str]:
+        """The alarms again if the desk's open alarms now differ from what this page shows
+        (the desk heard a bus ``alarm``: ``ALARMS_HEARD``). The desk hears the bus itself
+        (``AlarmDesk.follow``), every tablet asleep or not: a stream only reads it."""
         rows = await asyncio.to_thread(self.g.alarm_rows, self.lang, self.clear)
         if rows == self.drawn:
             return []
@@ -338,8 +336,8 @@ class FeedStream:
         if kind == "decision":
             tracker.feed(message)
             return [*await self.rows(), await self.alarms()]
-        if kind == "alarm":
-            return await self.new_alarms(message)
+        if kind == ALARMS_HEARD:
+            return await self.new_alarms()
         if kind in ("peers", ALARMS_CLOSED):  # a gate of the compound went unknown here, or
             return [await self.alarms()]  # answers again; alarms closed on another console
         if tracker.feed(message):
