@@ -126,18 +126,32 @@ SENT_KEPT_S = 3600
 
 def session_ends(core: Core, name: str, now: datetime) -> SessionEnd | None:
     """When the session of guard ``name`` signing in at ``now`` ends: with the guard's shift
-    at this gate on the roster (and the shifts it is signed in on: ``kiosk.roster.signed_on``),
-    else with the staffed hours (``policy.hours``, staffed), and the handover's grace after
+    at this gate on the roster (and the shifts it is signed in on: ``kiosk.roster.signed_on``);
+    a guard (not an admin) with no shift now, on a day the gate's roster has shifts, within the
+    handover's hour (``Roster.off_roster_end``, ``SessionEnd.off_roster``); else with the
+    staffed hours (``policy.hours``, staffed), and the handover's grace after
     (``kiosk.roster.session_end``); None: ``web.session_hours``."""
     hours = core.config.policy.hours
     tz = ZoneInfo(core.config.site.timezone)
+    roster, gate = core.ledgers.roster, core.config.site.kiosk_id
+    shifts = roster.stretch(gate, name, now)
+    on_shift = tuple(s.mark for s in signed_on(shifts, now))
+    if not on_shift and not is_admin(core, name):
+        off = roster.off_roster_end(gate, now, tz)
+        if off is not None:
+            return SessionEnd(off, off_roster=True)
     # Hours that only open and close the gate (``mode = "closed"``) say nothing of a guard.
     on = hours.enabled and hours.mode == "staffed"
     staffed = staffed_stretches(hours.windows(), tz, now) if on else []
-    shifts = core.ledgers.roster.stretch(core.config.site.kiosk_id, name, now)
     end = session_end([(s.starts_at, s.ends_at) for s in shifts], staffed, now)
-    on_shift = tuple(s.mark for s in signed_on(shifts, now))
     return None if end is None else SessionEnd(end, on_shift)
+
+
+def is_admin(core: Core, name: str) -> bool:
+    """Whether ``name`` is an admin's account (a guard's sign-in is held to the roster, an
+    admin's is not). Blocking."""
+    account = core.accounts.get(name)
+    return account is not None and account.role == "admin"
 
 
 @dataclass

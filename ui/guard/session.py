@@ -153,6 +153,10 @@ async def login(request: Request, g: GuardDep) -> Response:
         response = deps.fail(
             request, safe_next(str(form.get("next") or "")), BadInput("login.held")
         )
+    elif session.off_roster:  # no shift now on a rostered day: said, with its short end
+        until = shown_time(session.expires.isoformat(), g.tz, "%H:%M")
+        problem = BadInput("login.off_roster", until=until)
+        response = deps.fail(request, safe_next(str(form.get("next") or "")), problem)
     else:
         response = RedirectResponse(safe_next(str(form.get("next") or "")), status_code=303)
     g.auth.set_cookie(response, request, cookie, session)
