@@ -8,6 +8,7 @@ from __future__ import annotations
 import html
 import re
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from fastapi.testclient import TestClient
 from guard_support import BASE, GUARD_PW, console_fixtures, post, refused_with, signed_in
@@ -206,3 +207,31 @@ def test_a_shift_changed_on_the_roster_ends_the_sign_in_made_on_it(app, admin, c
         login = tablet.get("/guard/login?lang=en").text
         said = re.search(r'id="shift-removed">([^<]+)<', login).group(1)
         assert said.startswith("Your shift (2026-02-12 08:00–16:00) was changed on the roster")
+
+
+def test_the_live_stream_ended_by_the_roster_says_what_the_login_page_says(app, admin, core):
+    """The live page's banner said "sign-in expired" when its stream ended a sign-in for a
+    removed shift: the stream's ``expired`` now carries the login page's words (``reason``),
+    which the page's banner shows; a plain end carries none (the page says its own)."""
+    import asyncio
+
+    from ui.guard.live import FeedStream
+
+    _shift(admin, "2026-02-12T08:00", "2026-02-12T16:00")
+    with signed_in(app, "alice") as tablet:
+        g = tablet.app.state.guard
+        session = g.auth.sessions.read(tablet.cookies.get("kiosk_session"))
+        stream = FeedStream(g, session, "en", 0)
+        assert asyncio.run(stream.expired()) is None
+        [shift] = _alices_shifts(core)
+        _remove(admin, shift)
+        why = asyncio.run(stream.expired())
+        login = tablet.get("/guard/login?lang=en").text
+        said = html.unescape(re.search(r'id="shift-removed">([^<]+)<', login).group(1))
+    assert why == said and "was removed by root at 09:00" in why
+    roots = g.auth.sessions.read(admin.cookies.get("kiosk_session"))  # on no shift
+    signed_out = FeedStream(g, roots, "en", 0)
+    g.auth.sessions.revoke(roots)
+    assert asyncio.run(signed_out.expired()) == ""
+    guard_js = (Path(__file__).parents[1] / "ui/static/guard.js").read_text()
+    assert "JSON.parse(e.data).reason" in guard_js  # the banner shows it

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any, Literal, NamedTuple, NoReturn
 
 from fastapi import Query, Request
@@ -17,6 +18,7 @@ from kiosk.clock import ClockReading
 from kiosk.deadline import Stopped
 from kiosk.engine import NO_SUBJECT, ManualSubject, unknown_person
 from kiosk.overrides import SubjectRefused
+from kiosk.roster import ShiftGone
 from kiosk.store import ReadFailure
 from kiosk.subjects import subject_in_log
 from kiosk.typed import typed as plain_spelling
@@ -24,6 +26,7 @@ from kiosk.typed import whole_number
 from ui import i18n
 from ui.auth import Session
 from ui.guard import deps
+from ui.guard.community import common as community_words
 from ui.guard.deps import (
     ActionSession,
     ApiSession,
@@ -35,7 +38,7 @@ from ui.guard.deps import (
     note,
     room,
 )
-from ui.guard.display import event_time, feed_row, local_time, vehicle_text
+from ui.guard.display import event_time, feed_row, local_time, shown_time, vehicle_text
 from ui.guard.forms import BadInput, choice, clean, direction_of, directions, number
 from ui.guard.lists import confirm_first
 from ui.guard.registrations import (
@@ -285,13 +288,20 @@ class FeedStream:
             self.ends_ns = self.g.core.clock.monotonic_ns() + left_ns
         return self.ends_ns
 
-    async def expired(self) -> bool:
-        """The shift is over (or was removed from the roster), or the guard was signed out or
-        their account removed or demoted since the stream began: the stream sends nothing
-        more."""
-        if self.g.core.clock.monotonic_ns() >= self.shift_ends_ns():
-            return True
-        return not await asyncio.to_thread(self.g.auth.still_holds, self.session)
+    async def expired(self) -> str | None:
+        """Why the stream sends nothing more, None while it goes on: the shift is over (or
+        was removed from the roster), or the guard was signed out or their account removed or
+        demoted since the stream began. The words are the login page's when the roster ended
+        it (``roster_ended``), else empty (the page says its own "sign-in ended"). A later
+        back-to-back shift removed ends the stream at the end of the one under way."""
+        if self.g.core.clock.monotonic_ns() < self.shift_ends_ns():
+            held = await asyncio.to_thread(self.g.auth.still_holds, self.session)
+            if held is not None and held.expires < self.session.expires:
+                self.session, self.ends_ns = held, None  # ends sooner: taken again
+            if held is not None and self.g.core.clock.monotonic_ns() < self.shift_ends_ns():
+                return None
+        gone = await asyncio.to_thread(self.g.auth.shift_gone, self.session)
+        return "" if gone is None else roster_ended(self.g, gone, self.lang)
 
     async def rows(self) -> list[str]:
         """The rows after the last this stream sent; first, when there were more of them than
@@ -372,8 +382,9 @@ class FeedStream:
                     message = None
                 except StopAsyncIteration:
                     break
-                if await self.expired():  # the session ended: no more personal data
-                    yield sse("expired", {})
+                why = await self.expired()
+                if why is not None:  # the session ended: no more personal data
+                    yield sse("expired", {"reason": why})
                     break
                 if message is None:  # named: a page hears it (a comment never reaches it)
                     today = self.g.today().isoformat()  # the site's: rows of before it dated
@@ -502,6 +513,20 @@ def whom_drawn(g: Guard, session: Session, lang: str, value: str, decision: str)
     if about is None:  # removed since (a person forgotten)
         raise BadInput("err.subject_gone")
     return str(rows_of(g, dated(g, [about]), lang, g.clear(session))[0]["subject"])
+
+
+def roster_ended(g: Guard, gone: ShiftGone, lang: str) -> str:
+    """What a guard whose sign-in the roster ended is told, on the login page and on the live
+    page its stream ends (the same words): the shift it was signed in on, in the site's time,
+    removed by whom and when (or changed)."""
+    starts, ends = (datetime.fromtimestamp(t, UTC).isoformat() for t in gone.mark[1:])
+    shift = (
+        f"{community_words.site_time(g, starts, seconds=False)}–{shown_time(ends, g.tz, '%H:%M')}"
+    )
+    if gone.by is None or gone.at is None:
+        return i18n.t(lang, "session.shift_changed", shift=shift)
+    at = shown_time(gone.at.isoformat(), g.tz, "%H:%M")
+    return i18n.t(lang, "session.shift_removed", shift=shift, by=gone.by, at=at)
 
 
 #: The fields a hold's confirmation page draws itself (``hold_asked``): not sent again as

@@ -45,7 +45,11 @@
     if (text.textContent !== words) text.textContent = words;
     banner.hidden = false;
   }
+  // Said once the stream ended the sign-in before its time, with its reason (the roster's:
+  // the login page's words): kept, never written over by the countdown.
+  let ended = "";
   function tick() {
+    if (ended) return;
     const left = endsAt - Date.now();
     if (left <= 0) {
       say(banner.dataset.ended);
@@ -59,7 +63,7 @@
     setTimeout(tick, Math.min(30000, Math.max(500, left <= warnMs ? 1000 : left - warnMs)));
   }
   tick();
-  window.guardSessionExpired = () => say(banner.dataset.ended);
+  window.guardSessionExpired = (why) => { ended = why || banner.dataset.ended; say(ended); };
 })();
 (function () {
   // The confirmation step of a destructive action (a revocation, a quarantine ended) as a
@@ -560,7 +564,12 @@ function liveStream(feed, page) {
         status.heard(Number(beat.now_ms));
         newDay(feed, beat.today);
       },
-      expired: () => { watched.stop(); if (window.guardSessionExpired) window.guardSessionExpired(); },
+      expired: (e) => {
+        watched.stop();
+        let why = "";  // the roster's reason, in the login page's words; else the page's own
+        try { why = String(JSON.parse(e.data).reason || ""); } catch (err) { /* none sent */ }
+        if (window.guardSessionExpired) window.guardSessionExpired(why);
+      },
     },
     onError: (es) => reopen(watched, es),
   });
