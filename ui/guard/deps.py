@@ -172,6 +172,9 @@ class Guard:
     #: and heard by the task ``start_hearing`` starts.
     ear: Subscription | None = None
     hearing: asyncio.Task[None] | None = None
+    #: The manual form's dwellings, with what they were built from (the map's version, the
+    #: lists in force): ``ui.guard.registrations.household_choices``.
+    choices: tuple[tuple[int, Any], Any] | None = None
 
     @classmethod
     def build(cls, core: Core, auth: GuardAuth | None = None) -> Guard:
