@@ -574,6 +574,7 @@ class Daemon:
         self.core.pages.open()  # so are the API's pages
         app = create_app(self.core)
         self.guard = app.state.guard
+        self.guard.start_hearing()  # the alarm desk hears the bus with no tablet streaming
         self.previews = app.state.community_imports
         web = self.core.config.web
         self._server = build_server(app, web, lang=self.core.config.site.language)
@@ -679,6 +680,7 @@ class Daemon:
                 self._news_task,
                 self._pi_power_task,
                 self._rows_task,
+                self.guard.stop_hearing() if self.guard is not None else None,
             )
             if task is not None
         ]

@@ -11,7 +11,9 @@ last ``lookback_h`` hours of events and acknowledgements back and shows the same
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import math
 import threading
 from collections.abc import Callable, Mapping
@@ -21,12 +23,22 @@ from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from kiosk import queries
+from kiosk.bus import EventBus, Subscription
 from kiosk.clock import Clock, ClockReading
 from kiosk.config.policy import QuotaConfig
 from kiosk.lists import REVOKED_PASSED, same_text
 from kiosk.peers import LATE_BATCH, Breach, held_rows, late_breaches
 from kiosk.pihealth import CONDITIONS as PI_CONDITIONS
 from kiosk.store import format_ts
+
+log = logging.getLogger(__name__)
+
+#: The bus message the alarm desk publishes once a bus ``alarm`` it heard changed its open
+#: alarms (``AlarmDesk.follow``): every live stream draws them again if they differ from
+#: what it drew.
+ALARMS_HEARD = "alarms_heard"
+#: The most bus messages the desk's subscription holds while it reads the log for one.
+DESK_QUEUE = 1024
 
 #: Reason codes of a denied event that raise an alarm, by alarm kind (checked in this order).
 ALARM_REASONS = {
@@ -979,6 +991,34 @@ class AlarmDesk:
             if event is not None:
                 alarm = _about_person(alarm_of(event, alarm.kind, alarm.detail), event)
             return self.board.add(alarm)
+
+    async def follow(self, bus: EventBus, subscription: Subscription | None = None) -> None:
+        """The desk's own ear on the bus, run as a task from the console's start until it is
+        cancelled or the bus closes (``subscription``: one taken when the console was built,
+        so nothing published since is missed): every ``alarm`` message is noted
+        (``note_message``), whether any console streams or every tablet sleeps, and a change
+        is told (``ALARMS_HEARD``). Dropped as slow, it subscribes again."""
+        while True:
+            heard = subscription or bus.subscribe(maxsize=DESK_QUEUE, name="alarm-desk")
+            subscription = None
+            try:
+                async for message in heard:
+                    if message.get("type") == "alarm" and await self._heard(message):
+                        bus.publish({"type": ALARMS_HEARD})
+            finally:
+                heard.close()
+            if not heard.dropped:
+                return  # the bus closed: the console is stopping
+            log.warning("alarms: the desk fell behind the bus; it listens again")
+
+    async def _heard(self, message: Mapping[str, Any]) -> bool:
+        """``note_message`` off the loop (it may read the log); a failure is logged and the
+        message left (the alarm's passage, if any, is read from the log at the next scan)."""
+        try:
+            return await asyncio.to_thread(self.note_message, message)
+        except Exception as exc:  # noqa: BLE001 - the ear goes on; never a message's data
+            log.warning("alarms: a bus alarm not noted: %s", type(exc).__name__)
+            return False
 
     def close(
         self,

@@ -7,7 +7,8 @@ or slow the loop, and is told so with one final ``{"type": "dropped"}`` message 
 reconnect and re-read the current state.
 
 Messages are plain dicts ``{"type": "state"|"decision"|"alarm"|"health", ...}`` (and the
-console's ``peers`` and ``alarms_closed``, and ``recorded``: a row written after its decision
+console's ``peers``, ``alarms_closed`` and ``alarms_heard`` (the alarm desk's: an ``alarm``
+it heard changed the open alarms), and ``recorded``: a row written after its decision
 was told, which the compound's gates are poked for; the screens ignore them). The last
 message of each type ``state`` and ``health`` is kept, so a screen that connects mid-passage
 shows the current prompt at once.

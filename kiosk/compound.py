@@ -230,6 +230,15 @@ class CompoundMap:
     def dwellings(self) -> list[Dwelling]:
         return _dwellings(self._log.reader())
 
+    def version(self) -> int:
+        """Which map is in force: the ``seq`` of its import's audit row (every change of the
+        map is one, ``apply``), 0 before any. One indexed read: what a copy of the map kept
+        in memory (the console's dwellings to pick from) is checked against."""
+        found = self._log.reader().execute(
+            "select max(seq) from audit where action = 'compound.import'"
+        )
+        return int(found.fetchone()[0] or 0)
+
     def row_ids(self) -> dict[str, int]:
         """Household → its row on the map: how the console addresses a household (a code
         is personal data and stays out of URLs)."""

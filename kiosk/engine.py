@@ -349,8 +349,9 @@ ManualAnswer = Outcome | Stopping | evacuation.Moved
 #: automatic decision would carry it.
 MANUAL_FLAGS = frozenset({"quarantine", "observation"})
 
-#: The flag of a guard's pass for a person without a pass who names no household: nothing
-#: (quarantine, the outing quota, observation) could be checked for it (``Engine.manual``).
+#: The flag of a guard's pass for a person without a pass (nobody in the log, or a passage
+#: naming no household) for whom the guard names no household either: nothing (quarantine,
+#: the outing quota, observation) could be checked for it (``Engine.manual``).
 UNCHECKED = "unchecked"
 
 
@@ -398,11 +399,22 @@ def _person_text(key: str, value: object) -> str | None:
     raise ValueError(f"person.{key}: text expected, not {type(value).__name__}")
 
 
+def unknown_person(subject: object) -> bool:
+    """Whether a guard's decision is about a person whose household nothing in the log
+    names: nobody in it (``subject`` ``"none"``), or a passage naming nobody, neither a
+    household nor a pass nor its holder (a pass missing or unread: ``no_pass``,
+    ``reader_fault``; a pass always names its household)."""
+    if isinstance(subject, ManualSubject):
+        return not (subject.household or subject.pass_id or subject.holder)
+    return subject == NO_SUBJECT
+
+
 def _resident_household(kind: str, household: object, subject: object, evacuate: object) -> str:
     """A resident's household as the event keeps it: a registration's dwelling, or the one a
-    guard names for a person without a pass (``subject`` ``"none"``, no evacuation);
-    ``ValueError`` for any other decision, or anything but 1 to 40 characters of text."""
-    nobody = kind == "manual" and subject == NO_SUBJECT and evacuate is None
+    guard names for a person without a pass (``subject`` ``"none"``, or a passage naming no
+    household; no evacuation); ``ValueError`` for any other decision, or anything but 1 to 40
+    characters of text."""
+    nobody = kind == "manual" and unknown_person(subject) and evacuate is None
     if kind != "registration" and not nobody:
         raise ValueError(
             "household: only a registration or a person without a pass names a household"
@@ -767,9 +779,9 @@ class Engine:
         open, ``kiosk.evacuation``), started only over ``seen``, what the guard's page showed
         under way (``evacuation.version_of``; else ``evacuation.Moved``, nothing recorded).
         ``household``: a registered resident's, or the one the guard names for a person
-        without a pass (``subject`` ``"none"``; no pass with them), carried by the event as a
-        pass's: the outing counts against its quota. A manual pass about nobody naming none
-        (not an evacuation) is flagged ``unchecked``: nothing could be looked up for it
+        without a pass (``unknown_person``), carried by the event as a pass's: the outing
+        counts against its quota; naming none, such a manual pass (not an evacuation) is
+        flagged ``unchecked``: nothing could be looked up for it
         (quarantine, quota, observation: the console's holds). Raises ``ValueError`` (or a
         subclass) for bad input, before anything changes; ``Stopping`` once the stop has
         begun; a decision about a passage another one is about, taken and not yet in the log
@@ -832,7 +844,7 @@ class Engine:
         checked_flags, held = _manual_flags(flags, evacuate, (checked, kind, subject))
         if household is not None:
             household = _resident_household(kind, household, subject, evacuate)
-        elif (checked, kind, subject, held) == ("manual_pass", "manual", NO_SUBJECT, None):
+        elif (checked, kind, held) == ("manual_pass", "manual", None) and unknown_person(subject):
             checked_flags += (UNCHECKED,)  # nobody to look up: the record says so
         return _Manual(
             checked,
@@ -2112,7 +2124,7 @@ class Engine:
             decision=item.decision,
             reasons=("guard_override", *(("fever",) if self._hand_fever(item, src) else ())),
             pass_id=src.pass_id if src is not None else None,
-            household=src.household if src is not None else item.household,
+            household=(src.household if src is not None else None) or item.household,
             holder=src.holder if src is not None else None,
             temp_c=temps[0],
             temp_object_c=temps[1],

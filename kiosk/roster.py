@@ -50,6 +50,7 @@ __all__ = [
     "CLOCK_NOT_SET",
     "HANDOVER_GRACE",
     "MIGRATIONS",
+    "OFF_ROSTER",
     "Handover",
     "Roster",
     "Shift",
@@ -70,6 +71,10 @@ HANDOVER_GRACE = timedelta(hours=1)
 SIGN_IN_LEAD = timedelta(hours=1)
 #: The longest a guard's session lasts, whatever the roster and the hours say.
 SESSION_CAP = MAX_SHIFT
+#: How long a guard with no shift now signs in for on a day the gate's roster has shifts (a
+#: guard whose shift was removed, one come early or staying on): the handover's hour, not
+#: ``web.session_hours`` (``off_roster_end``).
+OFF_ROSTER = HANDOVER_GRACE
 #: A handover asked for while the clock is not synchronised and no shift covers what it says
 #: (a Pi without a battery-backed clock reads 1970 until NTP answers): not "off duty".
 CLOCK_NOT_SET = (
@@ -127,11 +132,15 @@ class Shift:
 class ShiftGone:
     """A shift a guard's session was signed in on, no longer on the roster as it was: its
     ``mark``, and who removed it and when (its ``roster.shift_remove`` audit row; both None
-    when no row says: its id now another shift's, its times changed)."""
+    when no row says: its id now another shift's, its times changed). ``ends``: when the
+    sign-in ends on the shifts of it that still stand (a later back-to-back shift removed:
+    the one under way's end and the handover's grace), None when none holds now (the shift
+    under way removed: the sign-in is over)."""
 
     mark: ShiftMark
     by: str | None
     at: datetime | None
+    ends: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -335,6 +344,11 @@ def _stretch_end(
     return max((stop for _, stop in _held(stretches, now, join=join)), default=None)
 
 
+def _times(mark: ShiftMark) -> tuple[datetime, datetime]:
+    """A shift's start and end as its ``mark`` says them."""
+    return datetime.fromtimestamp(mark[1], UTC), datetime.fromtimestamp(mark[2], UTC)
+
+
 def signed_on(shifts: Iterable[Shift], now: datetime) -> list[Shift]:
     """The shifts of one guard that a session signed in at ``now`` ends with
     (``session_end``'s stretch): one of them removed or changed ends it (``Roster.gone``)."""
@@ -527,6 +541,9 @@ class Roster:
         mark = next((m for m in marks if held.get(m[0]) != m), None)
         if mark is None:
             return None
+        standing = [_times(m) for m in marks if held.get(m[0]) == m]
+        end = _stretch_end(standing, self._clock.now(), join=True)
+        ends = None if end is None else end + HANDOVER_GRACE
         found = (
             self._log.reader()
             .execute(
@@ -537,8 +554,31 @@ class Roster:
             .fetchone()
         )
         if found is None:
-            return ShiftGone(mark, None, None)
-        return ShiftGone(mark, str(found[0]), datetime.fromisoformat(found[1]))
+            return ShiftGone(mark, None, None, ends)
+        return ShiftGone(mark, str(found[0]), datetime.fromisoformat(found[1]), ends)
+
+    def off_roster_end(self, gate: str, now: datetime, tz: ZoneInfo) -> datetime | None:
+        """When the sign-in of a guard with no shift at ``gate`` now ends (``OFF_ROSTER``
+        from ``now``) on a day (the site's, ``tz``) the gate's roster has shifts, or had one
+        removed today: the roster is who is on duty, and a guard whose shift was removed
+        does not sign straight back in for ``web.session_hours``; None on a day with none
+        (the staffed hours, else the configured lifetime, apply). Blocking: a read or two."""
+        today = now.astimezone(tz).date()
+        first, last = day_start(today, tz), day_start(today + timedelta(days=1), tz)
+        reader = self._log.reader()
+        rostered = (
+            reader.execute(
+                "select 1 from roster_shifts where gate = ? and starts_at < ? and ends_at > ?"
+                " limit 1",
+                [gate, format_ts(last), format_ts(first)],
+            ).fetchone()
+            or reader.execute(
+                "select 1 from audit where action = 'roster.shift_remove' and ts >= ?"
+                " and json_extract(detail, '$.gate') = ? limit 1",
+                [format_ts(first), gate],
+            ).fetchone()
+        )
+        return None if rostered is None else now + OFF_ROSTER
 
     def on_duty(self, gate: str, when: datetime | None = None) -> list[Shift]:
         at = when or self._clock.now()

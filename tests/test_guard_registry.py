@@ -498,6 +498,11 @@ def test_a_resident_of_a_dwelling_not_on_the_map_is_asked_about_first(guard_clie
     with decided(guard_client, guard_core):
         visitor = person(guard_client, csrf, unit="3-2-710", temp_c="36.5")
     assert visitor.status_code == 303 and len(guard_core.store.events()) == 3
+    # The audit row says the dwelling off the map was confirmed, as a hold confirmed is;
+    # those on it (or a visitor's host) say nothing of it.
+    said = [a["detail"].get("off_map") for a in guard_core.store.audits()
+            if a["action"] == "register_person"]  # fmt: skip
+    assert said == ["confirmed", None, None]
 
 
 def test_a_resident_confirmed_off_the_map_is_not_asked_again_when_a_hold_draws_the_form(

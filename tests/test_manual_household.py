@@ -207,5 +207,7 @@ def test_a_dwelling_off_the_map_is_asked_about_first(core):
             done = post(client, "/guard/manual", csrf, **fields)
         assert done.status_code == 303
         assert core.store.events()[-1]["household"] == "3-4-402"
+        # the audit row says it was confirmed off the map, as a confirmed hold is said
+        assert core.store.audits()[-1]["detail"].get("off_map") == "confirmed"
         on_map = nobody(client, csrf, household="3-402")  # no question: held at once
         assert on_map.status_code == 200 and 'id="confirm-confirm-quarantine"' in on_map.text

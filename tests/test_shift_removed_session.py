@@ -8,7 +8,9 @@ from __future__ import annotations
 import html
 import re
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+from fastapi.testclient import TestClient
 from guard_support import BASE, GUARD_PW, console_fixtures, post, refused_with, signed_in
 
 from kiosk.roster import Roster, signed_on
@@ -90,10 +92,10 @@ def test_the_live_stream_of_a_guard_whose_shift_was_removed_stops(app, admin, co
     with signed_in(app, "alice") as tablet:
         g = tablet.app.state.guard
         session = g.auth.sessions.read(tablet.cookies.get("kiosk_session"))
-        assert session is not None and g.auth.still_holds(session)
+        assert session is not None and g.auth.still_holds(session) == session
         [shift] = _alices_shifts(core)
         _remove(admin, shift)
-        assert not g.auth.still_holds(session)
+        assert g.auth.still_holds(session) is None
 
 
 def test_removing_a_shift_the_sign_in_was_not_on_ends_nothing(app, admin, core):
@@ -110,17 +112,55 @@ def test_removing_a_shift_the_sign_in_was_not_on_ends_nothing(app, admin, core):
     assert admin.get("/guard", follow_redirects=False).status_code == 200  # root's: no shift
 
 
-def test_a_back_to_back_shift_removed_ends_the_sign_in_it_lengthened(app, admin, core):
-    """08:00-16:00 then 16:00-20:00: one sign-in to 21:00; the evening removed, it ends (she
-    signs in again to 17:00)."""
+def test_a_back_to_back_shift_removed_shortens_the_sign_in_to_the_shift_under_way(
+    app, admin, core, clock
+):
+    """08:00-16:00 then 16:00-20:00: one sign-in to 21:00; the evening removed, she stays
+    signed in to the end of the one under way (17:00, the handover's hour after it), on the
+    page and on her stream alike. Before the afternoon of 2026-12-07 she was signed out at
+    once, mid-shift (the removed shift was one of those the sign-in stood on)."""
     _shift(admin, "2026-02-12T08:00", "2026-02-12T16:00")
     _shift(admin, "2026-02-12T16:00", "2026-02-12T20:00")
     with signed_in(app, "alice") as tablet:
         assert 'data-session-left-s="43200"' in tablet.get("/guard").text  # to 21:00
+        g = tablet.app.state.guard
+        session = g.auth.sessions.read(tablet.cookies.get("kiosk_session"))
         _remove(admin, _alices_shifts(core)[1])
+        page = tablet.get("/guard", follow_redirects=False)
+        assert page.status_code == 200 and 'data-session-left-s="28800"' in page.text  # 17:00
+        held = g.auth.still_holds(session)
+        assert held is not None and held.expires == datetime(2026, 2, 12, 9, 0, tzinfo=UTC)
+        clock.advance(8 * 3600)  # 17:00: the end of the shift under way's sign-in
         assert tablet.get("/guard", follow_redirects=False).status_code == 303
+
+
+def test_a_guard_whose_shift_was_removed_signs_back_in_for_the_handovers_hour(app, admin, core):
+    """Her shift removed, she signed straight back in for ``web.session_hours`` (12 h). A
+    guard with no shift now, on a day the gate's roster has shifts, signs in for the
+    handover's hour (``kiosk.roster.OFF_ROSTER``) and is told so; a guard on a day with no
+    shift rostered, and an admin, as before."""
+    _shift(admin, "2026-02-12T08:00", "2026-02-12T16:00")
     with signed_in(app, "alice") as tablet:
-        assert 'data-session-left-s="28800"' in tablet.get("/guard").text
+        [shift] = _alices_shifts(core)
+        _remove(admin, shift)
+        assert tablet.get("/guard", follow_redirects=False).status_code == 303
+    with TestClient(app, base_url=BASE) as tablet:  # signs straight back in
+        page = tablet.get("/guard/login?lang=en").text
+        token = html.unescape(re.search(r'name="csrf" value="([^"]+)"', page).group(1))
+        signed = tablet.post(
+            "/guard/login?lang=en",
+            data={"name": "alice", "password": GUARD_PW, "csrf": token, "next": "/guard"},
+            headers={"Origin": BASE},
+        )
+        assert "Not on the roster now: signed in until 10:00" in signed.text
+        assert 'data-session-left-s="3600"' in signed.text
+    assert admin.get("/guard", follow_redirects=False).status_code == 200  # root's: as before
+
+
+def test_a_day_without_shifts_keeps_the_configured_sign_in(app, core):
+    with signed_in(app, "alice") as tablet:
+        page = tablet.get("/guard").text
+    assert f'data-session-left-s="{int(core.config.web.session_hours * 3600)}"' in page
 
 
 def test_the_roster_says_which_shifts_a_sign_in_stands_on_and_who_removed_one(core, clock):
@@ -167,3 +207,31 @@ def test_a_shift_changed_on_the_roster_ends_the_sign_in_made_on_it(app, admin, c
         login = tablet.get("/guard/login?lang=en").text
         said = re.search(r'id="shift-removed">([^<]+)<', login).group(1)
         assert said.startswith("Your shift (2026-02-12 08:00–16:00) was changed on the roster")
+
+
+def test_the_live_stream_ended_by_the_roster_says_what_the_login_page_says(app, admin, core):
+    """The live page's banner said "sign-in expired" when its stream ended a sign-in for a
+    removed shift: the stream's ``expired`` now carries the login page's words (``reason``),
+    which the page's banner shows; a plain end carries none (the page says its own)."""
+    import asyncio
+
+    from ui.guard.live import FeedStream
+
+    _shift(admin, "2026-02-12T08:00", "2026-02-12T16:00")
+    with signed_in(app, "alice") as tablet:
+        g = tablet.app.state.guard
+        session = g.auth.sessions.read(tablet.cookies.get("kiosk_session"))
+        stream = FeedStream(g, session, "en", 0)
+        assert asyncio.run(stream.expired()) is None
+        [shift] = _alices_shifts(core)
+        _remove(admin, shift)
+        why = asyncio.run(stream.expired())
+        login = tablet.get("/guard/login?lang=en").text
+        said = html.unescape(re.search(r'id="shift-removed">([^<]+)<', login).group(1))
+    assert why == said and "was removed by root at 09:00" in why
+    roots = g.auth.sessions.read(admin.cookies.get("kiosk_session"))  # on no shift
+    signed_out = FeedStream(g, roots, "en", 0)
+    g.auth.sessions.revoke(roots)
+    assert asyncio.run(signed_out.expired()) == ""
+    guard_js = (Path(__file__).parents[1] / "ui/static/guard.js").read_text()
+    assert "JSON.parse(e.data).reason" in guard_js  # the banner shows it

@@ -176,6 +176,9 @@ class SessionEnd:
 
     at: datetime
     shifts: tuple[ShiftMark, ...] = ()
+    #: A guard with no shift now on a day the roster has shifts: signed in for the handover's
+    #: hour only (``kiosk.roster.Roster.off_roster_end``), and told so at sign-in.
+    off_roster: bool = False
 
 
 class SessionEnds(Protocol):
@@ -221,6 +224,9 @@ class Session:
     issued_mono: int | None = None
     #: The roster's shifts it was signed in on (``SessionEnd.shifts``).
     shifts: tuple[ShiftMark, ...] = ()
+    #: Signed in off the roster (``SessionEnd.off_roster``): said on the page its sign-in
+    #: leads to; not in the cookie (its shorter ``exp`` is).
+    off_roster: bool = False
 
     @property
     def is_admin(self) -> bool:
@@ -289,7 +295,7 @@ class SessionManager:
         """A new session for ``account`` and its signed cookie value."""
         mono, now = self._clock.monotonic_ns(), self._clock.now()
         self._issued = {sid: held for sid, held in self._issued.items() if mono - held[0] < held[1]}
-        lifetime, shifts = self._lifetime_of(account.name, now)
+        lifetime, shifts, off_roster = self._lifetime_of(account.name, now)
         session = Session(
             sid=secrets.token_urlsafe(18),
             name=account.name,
@@ -298,6 +304,7 @@ class SessionManager:
             credential=account.credential,
             issued_mono=None if self._clock.synced() else mono,
             shifts=shifts[:SHIFTS_KEPT],
+            off_roster=off_roster,
         )
         fields: dict[str, Any] = {
             "sid": session.sid,
@@ -314,19 +321,21 @@ class SessionManager:
         self._issued[session.sid] = (mono, lifetime // timedelta(microseconds=1) * 1000)
         return f"{payload}.{self._mac('session', payload)}", session
 
-    def _lifetime_of(self, name: str, now: datetime) -> tuple[timedelta, tuple[ShiftMark, ...]]:
+    def _lifetime_of(
+        self, name: str, now: datetime
+    ) -> tuple[timedelta, tuple[ShiftMark, ...], bool]:
         """How long a session ``name`` signs in for at ``now`` lasts: to the end of its shift
-        (``ends``) when the clock can tell it, else the configured lifetime; and the shifts it
-        is signed in on."""
+        (``ends``) when the clock can tell it, else the configured lifetime; the shifts it
+        is signed in on; whether it is signed in off the roster (``SessionEnd.off_roster``)."""
         if self._ends is None or not self._clock.synced():
-            return self._lifetime, ()
+            return self._lifetime, (), False
         try:
             end = self._ends(name, now)
         except StoreFault:  # the roster unreadable: the configured lifetime
             end = None
         if end is None or end.at <= now:
-            return self._lifetime, ()
-        return end.at - now, end.shifts
+            return self._lifetime, (), False
+        return end.at - now, end.shifts, end.off_roster
 
     def lifetime(self, session: Session) -> timedelta:
         """How long ``session`` lasts from its sign-in (its cookie's life in the browser)."""
@@ -826,6 +835,7 @@ class GuardAuth:
         shifts_gone: ShiftsGone | None = None,
     ) -> None:
         self.accounts = accounts
+        self._clock = clock
         #: Whether the shifts a session was signed in on still stand (the roster).
         self._shifts_gone = shifts_gone
         self.sessions = SessionManager(
@@ -849,11 +859,24 @@ class GuardAuth:
         # demoted loses what it no longer has.
         if account is None or not _same_credential(account, session):
             return None
-        if self.shift_gone(session) is not None:  # the shift it was signed in on removed
+        held = self.on_roster(session)
+        if held is None:  # the shift it was signed in on removed
             return None
         if account.role != session.role:
-            return replace(session, role=account.role)
-        return session
+            return replace(held, role=account.role)
+        return held
+
+    def on_roster(self, session: Session) -> Session | None:
+        """``session`` as the roster holds it now: itself while its shifts stand; ending
+        sooner when a later back-to-back shift of it was removed (the one under way's end,
+        ``ShiftGone.ends``); None when the shift under way was removed or changed (over).
+        Blocking: a database read."""
+        gone = self.shift_gone(session)
+        if gone is None:
+            return session
+        if gone.ends is None or gone.ends <= self._clock.now():
+            return None
+        return replace(session, expires=min(session.expires, gone.ends))
 
     def shift_gone(self, session: Session) -> ShiftGone | None:
         """The shift ``session`` was signed in on that the roster no longer holds as it was
@@ -872,18 +895,16 @@ class GuardAuth:
         session = self.sessions.signed(request.cookies.get(COOKIE))
         return None if session is None else self.shift_gone(session)
 
-    def still_holds(self, session: Session) -> bool:
-        """Whether ``session``, read earlier, still stands as it was: not signed out, and its
-        account still there with the same role (blocking: a database read)."""
+    def still_holds(self, session: Session) -> Session | None:
+        """``session``, read earlier, as it still stands (``on_roster``: ending sooner when
+        a later shift of it was removed); None once signed out, its account gone or changed
+        in role or password, or its shift under way removed (blocking: a database read)."""
         if self.sessions.revoked(session):
-            return False
+            return None
         account = self.accounts.get(session.name)
-        return (
-            account is not None
-            and account.role == session.role
-            and _same_credential(account, session)
-            and self.shift_gone(session) is None
-        )
+        if account is None or account.role != session.role:
+            return None
+        return self.on_roster(session) if _same_credential(account, session) else None
 
     # --- FastAPI dependencies -------------------------------------------------------------
 

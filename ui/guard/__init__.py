@@ -71,6 +71,10 @@ def install(app: FastAPI, core: Core, auth: GuardAuth | None = None) -> Guard:
     against ``core.accounts``); returns that state."""
     state = Guard.build(core, auth)
     app.state.guard = state
+    # The desk's ear started with the app (a test's client; the daemon serves without the
+    # app's lifespan and starts it itself: ``checkpoint.app.Daemon.start``).
+    app.router.on_startup.append(state.start_hearing)
+    app.router.on_shutdown.append(state.stop_hearing)
     app.state.community_imports = community.Pending()
     for router in ROUTERS:
         app.include_router(router)

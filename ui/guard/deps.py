@@ -45,6 +45,7 @@ from starlette.datastructures import FormData
 
 from kiosk import queries
 from kiosk.alarms import (
+    DESK_QUEUE,
     Alarm,
     AlarmDesk,
     device_alarms,
@@ -53,6 +54,7 @@ from kiosk.alarms import (
     retention_alarms,
 )
 from kiosk.auditing import Change, HeldRows, audited_write, auditing_request
+from kiosk.bus import Subscription
 from kiosk.clock import ClockReading
 from kiosk.config.gate import stop_releases
 from kiosk.crossing import Outcome
@@ -124,18 +126,32 @@ SENT_KEPT_S = 3600
 
 def session_ends(core: Core, name: str, now: datetime) -> SessionEnd | None:
     """When the session of guard ``name`` signing in at ``now`` ends: with the guard's shift
-    at this gate on the roster (and the shifts it is signed in on: ``kiosk.roster.signed_on``),
-    else with the staffed hours (``policy.hours``, staffed), and the handover's grace after
+    at this gate on the roster (and the shifts it is signed in on: ``kiosk.roster.signed_on``);
+    a guard (not an admin) with no shift now, on a day the gate's roster has shifts, within the
+    handover's hour (``Roster.off_roster_end``, ``SessionEnd.off_roster``); else with the
+    staffed hours (``policy.hours``, staffed), and the handover's grace after
     (``kiosk.roster.session_end``); None: ``web.session_hours``."""
     hours = core.config.policy.hours
     tz = ZoneInfo(core.config.site.timezone)
+    roster, gate = core.ledgers.roster, core.config.site.kiosk_id
+    shifts = roster.stretch(gate, name, now)
+    on_shift = tuple(s.mark for s in signed_on(shifts, now))
+    if not on_shift and not is_admin(core, name):
+        off = roster.off_roster_end(gate, now, tz)
+        if off is not None:
+            return SessionEnd(off, off_roster=True)
     # Hours that only open and close the gate (``mode = "closed"``) say nothing of a guard.
     on = hours.enabled and hours.mode == "staffed"
     staffed = staffed_stretches(hours.windows(), tz, now) if on else []
-    shifts = core.ledgers.roster.stretch(core.config.site.kiosk_id, name, now)
     end = session_end([(s.starts_at, s.ends_at) for s in shifts], staffed, now)
-    on_shift = tuple(s.mark for s in signed_on(shifts, now))
     return None if end is None else SessionEnd(end, on_shift)
+
+
+def is_admin(core: Core, name: str) -> bool:
+    """Whether ``name`` is an admin's account (a guard's sign-in is held to the roster, an
+    admin's is not). Blocking."""
+    account = core.accounts.get(name)
+    return account is not None and account.role == "admin"
 
 
 @dataclass
@@ -152,6 +168,13 @@ class Guard:
     #: Audit rows the storage could not take (a sign-in let in during a storage outage, a
     #: refusal): written, oldest first, before the next row once the storage works again.
     held: HeldRows = field(default_factory=HeldRows)
+    #: The alarm desk's ear on the bus, taken as the console is built (``AlarmDesk.follow``)
+    #: and heard by the task ``start_hearing`` starts.
+    ear: Subscription | None = None
+    hearing: asyncio.Task[None] | None = None
+    #: The manual form's dwellings, with what they were built from (the map's version, the
+    #: lists in force): ``ui.guard.registrations.household_choices``.
+    choices: tuple[tuple[int, Any], Any] | None = None
 
     @classmethod
     def build(cls, core: Core, auth: GuardAuth | None = None) -> Guard:
@@ -173,7 +196,26 @@ class Guard:
             quota=core.config.policy.quota,
             tz=core.config.site.timezone,
         )
-        return cls(core, auth, desk, templates(), ZoneInfo(core.config.site.timezone))
+        ear = core.bus.subscribe(maxsize=DESK_QUEUE, name="alarm-desk")
+        tz = ZoneInfo(core.config.site.timezone)
+        return cls(core, auth, desk, templates(), tz, ear=ear)
+
+    def start_hearing(self) -> asyncio.Task[None]:
+        """The alarm desk hears the bus from now on (on the running loop; once): a device's
+        faults are counted and their cards drawn whether a tablet streams or every one
+        sleeps. The daemon's start and the app's startup call it; the task is theirs to
+        cancel (``stop_hearing``)."""
+        if self.hearing is None:
+            ear, self.ear = self.ear, None
+            hear = self.alarms.follow(self.core.bus, ear)
+            self.hearing = asyncio.get_running_loop().create_task(hear, name="alarm-desk")
+        return self.hearing
+
+    def stop_hearing(self) -> asyncio.Task[None] | None:
+        """The desk's task cancelled (if it runs): what a stop waits for."""
+        if self.hearing is not None:
+            self.hearing.cancel()
+        return self.hearing
 
     @property
     def cfg(self) -> KioskConfig:

@@ -407,6 +407,9 @@ def feed_row(
         "subject": subject_text(event, masked, who_parts, reasons, lang, tz)
         if event.get("kind", "passage") == "passage"
         else "",
+        # A passage naming no household (no pass read): the manual form's dwelling is read
+        # for it, and its confirmation line says the dwelling checked (whether, not which).
+        "names_household": bool(event.get("household")),
     }
 
 

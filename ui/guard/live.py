@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any, Literal, NamedTuple, NoReturn
 
 from fastapi import Query, Request
@@ -12,11 +13,12 @@ from fastapi.responses import HTMLResponse, Response
 from starlette.datastructures import FormData
 
 from kiosk import privacy, queries
-from kiosk.alarms import RESOLUTIONS, Alarm, AlarmGrown
+from kiosk.alarms import ALARMS_HEARD, RESOLUTIONS, Alarm, AlarmGrown
 from kiosk.clock import ClockReading
 from kiosk.deadline import Stopped
-from kiosk.engine import NO_SUBJECT, ManualSubject
+from kiosk.engine import NO_SUBJECT, ManualSubject, unknown_person
 from kiosk.overrides import SubjectRefused
+from kiosk.roster import ShiftGone
 from kiosk.store import ReadFailure
 from kiosk.subjects import subject_in_log
 from kiosk.typed import typed as plain_spelling
@@ -24,6 +26,7 @@ from kiosk.typed import whole_number
 from ui import i18n
 from ui.auth import Session
 from ui.guard import deps
+from ui.guard.community import common as community_words
 from ui.guard.deps import (
     ActionSession,
     ApiSession,
@@ -35,7 +38,7 @@ from ui.guard.deps import (
     note,
     room,
 )
-from ui.guard.display import event_time, feed_row, local_time, vehicle_text
+from ui.guard.display import event_time, feed_row, local_time, shown_time, vehicle_text
 from ui.guard.forms import BadInput, choice, clean, direction_of, directions, number
 from ui.guard.lists import confirm_first
 from ui.guard.registrations import (
@@ -285,13 +288,20 @@ class FeedStream:
             self.ends_ns = self.g.core.clock.monotonic_ns() + left_ns
         return self.ends_ns
 
-    async def expired(self) -> bool:
-        """The shift is over (or was removed from the roster), or the guard was signed out or
-        their account removed or demoted since the stream began: the stream sends nothing
-        more."""
-        if self.g.core.clock.monotonic_ns() >= self.shift_ends_ns():
-            return True
-        return not await asyncio.to_thread(self.g.auth.still_holds, self.session)
+    async def expired(self) -> str | None:
+        """Why the stream sends nothing more, None while it goes on: the shift is over (or
+        was removed from the roster), or the guard was signed out or their account removed or
+        demoted since the stream began. The words are the login page's when the roster ended
+        it (``roster_ended``), else empty (the page says its own "sign-in ended"). A later
+        back-to-back shift removed ends the stream at the end of the one under way."""
+        if self.g.core.clock.monotonic_ns() < self.shift_ends_ns():
+            held = await asyncio.to_thread(self.g.auth.still_holds, self.session)
+            if held is not None and held.expires < self.session.expires:
+                self.session, self.ends_ns = held, None  # ends sooner: taken again
+            if held is not None and self.g.core.clock.monotonic_ns() < self.shift_ends_ns():
+                return None
+        gone = await asyncio.to_thread(self.g.auth.shift_gone, self.session)
+        return "" if gone is None else roster_ended(self.g, gone, self.lang)
 
     async def rows(self) -> list[str]:
         """The rows after the last this stream sent; first, when there were more of them than
@@ -318,12 +328,10 @@ class FeedStream:
         self.drawn = rows
         return sse("alarms", rows)
 
-    async def new_alarms(self, message: dict[str, Any]) -> list[str]:
-        """The alarms again if a bus ``alarm`` changed what this page shows. The desk is
-        shared by every console: another tablet's stream may have put this message's card
-        on the board first (its ``note_message`` then says nothing changed), so each stream
-        compares with what it drew itself."""
-        await asyncio.to_thread(self.g.alarms.note_message, message)
+    async def new_alarms(self) -> list[str]:
+        """The alarms again if the desk's open alarms now differ from what this page shows
+        (the desk heard a bus ``alarm``: ``ALARMS_HEARD``). The desk hears the bus itself
+        (``AlarmDesk.follow``), every tablet asleep or not: a stream only reads it."""
         rows = await asyncio.to_thread(self.g.alarm_rows, self.lang, self.clear)
         if rows == self.drawn:
             return []
@@ -338,8 +346,8 @@ class FeedStream:
         if kind == "decision":
             tracker.feed(message)
             return [*await self.rows(), await self.alarms()]
-        if kind == "alarm":
-            return await self.new_alarms(message)
+        if kind == ALARMS_HEARD:
+            return await self.new_alarms()
         if kind in ("peers", ALARMS_CLOSED):  # a gate of the compound went unknown here, or
             return [await self.alarms()]  # answers again; alarms closed on another console
         if tracker.feed(message):
@@ -374,8 +382,9 @@ class FeedStream:
                     message = None
                 except StopAsyncIteration:
                     break
-                if await self.expired():  # the session ended: no more personal data
-                    yield sse("expired", {})
+                why = await self.expired()
+                if why is not None:  # the session ended: no more personal data
+                    yield sse("expired", {"reason": why})
                     break
                 if message is None:  # named: a page hears it (a comment never reaches it)
                     today = self.g.today().isoformat()  # the site's: rows of before it dated
@@ -506,6 +515,20 @@ def whom_drawn(g: Guard, session: Session, lang: str, value: str, decision: str)
     return str(rows_of(g, dated(g, [about]), lang, g.clear(session))[0]["subject"])
 
 
+def roster_ended(g: Guard, gone: ShiftGone, lang: str) -> str:
+    """What a guard whose sign-in the roster ended is told, on the login page and on the live
+    page its stream ends (the same words): the shift it was signed in on, in the site's time,
+    removed by whom and when (or changed)."""
+    starts, ends = (datetime.fromtimestamp(t, UTC).isoformat() for t in gone.mark[1:])
+    shift = (
+        f"{community_words.site_time(g, starts, seconds=False)}–{shown_time(ends, g.tz, '%H:%M')}"
+    )
+    if gone.by is None or gone.at is None:
+        return i18n.t(lang, "session.shift_changed", shift=shift)
+    at = shown_time(gone.at.isoformat(), g.tz, "%H:%M")
+    return i18n.t(lang, "session.shift_removed", shift=shift, by=gone.by, at=at)
+
+
 #: The fields a hold's confirmation page draws itself (``hold_asked``): not sent again as
 #: they came (``<hold>_reason``, ``confirm_<hold>``, ``record_deny``).
 HOLD_FIELDS = ("_reason", "record_deny", *(f"confirm_{h}" for h in HOLDS))
@@ -531,7 +554,8 @@ async def manual(request: Request, session: ActionSession, g: GuardDep) -> Respo
     reason = clean(form.get("reason"), "manual.reason", required=True)
     temp_c = number(form.get("temp_c"), "manual.hand_temp")
     household, holds = named_household(form, subject), []
-    if isinstance(subject, ManualSubject):
+    unnamed = unknown_person(subject)  # the guard's word is all there is of their dwelling
+    if isinstance(subject, ManualSubject) and not unnamed:
         household = subject.household
         holds = await asyncio.to_thread(subject_holds, g, subject, direction)
     elif household is not None:  # a person without a pass, of the dwelling the guard names
@@ -539,11 +563,10 @@ async def manual(request: Request, session: ActionSession, g: GuardDep) -> Respo
         if asked is not None:
             return asked
         holds = await asyncio.to_thread(holds_on, g, household, direction, UNNAMED)
-    unnamed = subject == NO_SUBJECT
     try:  # a pass over a hold the gate denied the passage for: as a registration's
         kept, flags = confirmed_pass(request, g, form, holds, household, decision, unnamed)
     except BadInput as problem:
-        return hold_asked(request, g, session, form, problem)
+        return hold_asked(request, g, session, form, problem, unnamed)
     outcome = await g.manual(
         request,
         decision=decision,
@@ -563,8 +586,9 @@ async def manual(request: Request, session: ActionSession, g: GuardDep) -> Respo
 def named_household(form: FormData, subject: object) -> str | None:
     """The dwelling the guard typed or picked for a person without a pass (``household``,
     in its plain spelling, ``kiosk.typed``: ``３-４０２`` is ``3-402``), None when none was;
-    about a passage it is the passage's and the field is not read."""
-    if subject != NO_SUBJECT:
+    about a passage that names a household it is the passage's and the field is not read
+    (``unknown_person``)."""
+    if not unknown_person(subject):
         return None
     return plain_spelling(clean(form.get("household"), "manual.household", max_len=40)) or None
 
@@ -575,6 +599,7 @@ def hold_asked(
     session: Session,
     form: FormData,
     problem: BadInput,
+    unnamed: bool,
 ) -> HTMLResponse:
     """A manual pass over a hold not confirmed (or confirmed without its reason): the hold's
     warning on the confirmation page (``confirm_first``), which sends the decision again with
@@ -587,5 +612,5 @@ def hold_asked(
     text = problem.text(g.lang(request))
     return confirm_first(
         request, g, session, "/guard/manual", FormData(asked), text, holds=tuple(held),
-        typed=typed, back="/guard", unnamed=form.get("subject") == NO_SUBJECT,
+        typed=typed, back="/guard", unnamed=unnamed,
     )  # fmt: skip

@@ -35,7 +35,8 @@ decision through the engine, so the rules on it (no pass with a fever) are the e
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+import re
+from typing import Any, NamedTuple
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
@@ -170,24 +171,53 @@ def household_observed(g: Guard, household: str) -> bool:
     )
 
 
-#: The most dwellings the manual form offers to pick from (a compound's map holds a few thousand).
-MAX_CHOICES = 5000
+#: The most dwellings the manual form offers to pick from (a compound's map holds a few
+#: thousand); past it the form says how many it left out (``Choices.left_out``).
+MAX_CHOICES = 20_000
 
 
-def household_choices(g: Guard, clear: frozenset[str]) -> list[str]:
+class Choices(NamedTuple):
+    """The dwellings the manual form offers (``household_choices``), and how many it leaves
+    out past ``MAX_CHOICES`` (the form says so: type the dwelling)."""
+
+    offered: tuple[str, ...]
+    left_out: int = 0
+
+
+def natural_key(household: str) -> tuple[tuple[int, str], ...]:
+    """``household``'s place in a list a guard reads: its numbers by value, its text by
+    letter (``2-1-101`` before ``10-1-101``, ``7-4-1904`` after ``7-4-904``)."""
+    return tuple(
+        (int(part), "") if part.isdigit() else (-1, part.casefold())
+        for part in re.split(r"(\d+)", household)
+        if part
+    )
+
+
+def household_choices(g: Guard, clear: frozenset[str]) -> Choices:
     """The dwellings the manual form offers for a person without a pass: the compound map's
-    and the households list's, one spelling each (``same_text``), in order; none for a viewer
-    who sees households masked (``clear``: the fields the session sees; the map masks them
-    for that viewer too). Blocking."""
+    and the households list's, one spelling each (``same_text``), in natural order
+    (``natural_key``); none for a viewer who sees households masked (``clear``: the fields the
+    session sees; the map masks them for that viewer too). Built once per map and lists in
+    force (``CompoundMap.version``, the lists' snapshot) and kept: a live page's load reads
+    one number. Blocking."""
     if "household" not in clear:
-        return []
+        return Choices(())
+    key = (g.core.ledgers.compound.version(), g.core.lists.current)
+    built, kept = g.choices or (None, None)
+    same = built is not None and built[0] == key[0] and built[1] is key[1]
+    if same and isinstance(kept, Choices):
+        return kept
     found: dict[str, str] = {}
     for household in (
         *(d.household for d in g.core.ledgers.compound.dwellings()),
-        *(h.household for h in g.core.lists.current.merged_households()),
+        *(h.household for h in key[1].merged_households()),
     ):
         found.setdefault(same_text(household), household)
-    return sorted(found.values())[:MAX_CHOICES]
+    ordered = sorted(found.values(), key=natural_key)
+    choices = Choices(tuple(ordered[:MAX_CHOICES]), max(0, len(ordered) - MAX_CHOICES))
+    g.choices = (key, choices)
+    return choices
 
 
 def confirm_key(hold: str, unnamed: bool = False) -> str:
@@ -493,10 +523,12 @@ async def off_map(
     real household's quarantine, quota and observation go unasked): asked first
     (``confirm_first``), unless the form says it was confirmed for this dwelling (``off_map``,
     sent by the confirmation and kept as the form is drawn again after a fever or a hold).
-    None: nothing to ask (no resident's dwelling, ``unit`` None)."""
-    if unit is None or same_text(str(form.get("off_map") or "")) == same_text(unit):
+    None: nothing to ask (no resident's dwelling, ``unit`` None); one off the map confirmed
+    is said on the request's audit row (``off_map: confirmed``), as a hold confirmed is."""
+    if unit is None or not await asyncio.to_thread(g.core.ledgers.compound.lacking, [unit]):
         return None
-    if not await asyncio.to_thread(g.core.ledgers.compound.lacking, [unit]):
+    if same_text(str(form.get("off_map") or "")) == same_text(unit):
+        note(request, off_map="confirmed")
         return None
     action, words, back = asked_from
     text = i18n.t(g.lang(request), words, household=unit)

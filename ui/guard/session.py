@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from fastapi import HTTPException, Request
@@ -27,7 +26,7 @@ from ui.guard.deps import (
 )
 from ui.guard.display import shown_time
 from ui.guard.forms import BadInput, safe_next
-from ui.guard.live import whom_drawn
+from ui.guard.live import roster_ended, whom_drawn
 from ui.views import secure_headers
 
 log = logging.getLogger(__name__)
@@ -85,16 +84,7 @@ def shift_removed(g: Guard, request: Request, lang: str) -> str | None:
     shift it was signed in on, in the site's time, removed by whom and when (or changed);
     None otherwise (blocking: a database read)."""
     gone = g.auth.ended_by_roster(request)
-    if gone is None:
-        return None
-    starts, ends = (datetime.fromtimestamp(t, UTC).isoformat() for t in gone.mark[1:])
-    shift = (
-        f"{community_words.site_time(g, starts, seconds=False)}–{shown_time(ends, g.tz, '%H:%M')}"
-    )
-    if gone.by is None or gone.at is None:
-        return i18n.t(lang, "session.shift_changed", shift=shift)
-    at = shown_time(gone.at.isoformat(), g.tz, "%H:%M")
-    return i18n.t(lang, "session.shift_removed", shift=shift, by=gone.by, at=at)
+    return None if gone is None else roster_ended(g, gone, lang)
 
 
 @router.post("/login", name="guard_login", include_in_schema=False)
@@ -153,6 +143,10 @@ async def login(request: Request, g: GuardDep) -> Response:
         response = deps.fail(
             request, safe_next(str(form.get("next") or "")), BadInput("login.held")
         )
+    elif session.off_roster:  # no shift now on a rostered day: said, with its short end
+        until = shown_time(session.expires.isoformat(), g.tz, "%H:%M")
+        problem = BadInput("login.off_roster", until=until)
+        response = deps.fail(request, safe_next(str(form.get("next") or "")), problem)
     else:
         response = RedirectResponse(safe_next(str(form.get("next") or "")), status_code=303)
     g.auth.set_cookie(response, request, cookie, session)

@@ -45,7 +45,11 @@
     if (text.textContent !== words) text.textContent = words;
     banner.hidden = false;
   }
+  // Said once the stream ended the sign-in before its time, with its reason (the roster's:
+  // the login page's words): kept, never written over by the countdown.
+  let ended = "";
   function tick() {
+    if (ended) return;
     const left = endsAt - Date.now();
     if (left <= 0) {
       say(banner.dataset.ended);
@@ -59,7 +63,7 @@
     setTimeout(tick, Math.min(30000, Math.max(500, left <= warnMs ? 1000 : left - warnMs)));
   }
   tick();
-  window.guardSessionExpired = () => say(banner.dataset.ended);
+  window.guardSessionExpired = (why) => { ended = why || banner.dataset.ended; say(ended); };
 })();
 (function () {
   // The confirmation step of a destructive action (a revocation, a quarantine ended) as a
@@ -357,16 +361,18 @@ function typedKept(manual) {
     try { sessionStorage.setItem(TYPED_KEY, JSON.stringify(values)); } catch (e) { /* no storage */ }
   };
 }
-// A person without a pass, as the confirmation line names them: with the dwelling typed (its
-// holds are checked), or said to be checked for nothing.
-function nobodyText(manual) {
+// A person without a pass (or a passage naming no household: `who`), as the confirmation
+// line names them: with the dwelling typed (its holds are checked), or said to be checked
+// for nothing.
+function nobodyText(manual, who) {
   const household = manual.elements.namedItem("household").value.trim();
-  return manual.dataset.nobody + " · " + (household || manual.dataset.unchecked);
+  return who + " · " + (household || manual.dataset.unchecked);
 }
 // The confirmation line's words for a decision asked (the form's submit event).
 function confirmText(manual, e, chosen) {
   const decision = e.submitter ? e.submitter.value : "pass";
-  const who = chosen.value === "none" ? nobodyText(manual) : chosen.dataset.who;
+  const who = chosen.value === "none" ? nobodyText(manual, manual.dataset.nobody)
+    : chosen.dataset.household ? chosen.dataset.who : nobodyText(manual, chosen.dataset.who);
   const reason = manual.querySelector("input[name=reason]").value.trim();
   const text = manual.dataset["confirm" + (decision === "pass" ? "Pass" : "Deny")];
   // One pass over the placeholders, each filled by a function: what the guard typed is
@@ -430,6 +436,7 @@ function manualDecision() {
     const wasChosen = lastRadio.checked;
     lastRadio.value = String(r.seq);
     lastRadio.dataset.who = r.subject;
+    lastRadio.dataset.household = r.names_household ? "1" : "";
     lastRadio.checked = false;  // a new person: never carry the choice over to them
     $("subject-last-text").textContent = manual.dataset.last.replace("{text}", r.subject);
     $("subject-last-label").hidden = false;
@@ -557,7 +564,12 @@ function liveStream(feed, page) {
         status.heard(Number(beat.now_ms));
         newDay(feed, beat.today);
       },
-      expired: () => { watched.stop(); if (window.guardSessionExpired) window.guardSessionExpired(); },
+      expired: (e) => {
+        watched.stop();
+        let why = "";  // the roster's reason, in the login page's words; else the page's own
+        try { why = String(JSON.parse(e.data).reason || ""); } catch (err) { /* none sent */ }
+        if (window.guardSessionExpired) window.guardSessionExpired(why);
+      },
     },
     onError: (es) => reopen(watched, es),
   });
