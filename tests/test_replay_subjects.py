@@ -83,7 +83,8 @@ def test_a_guard_step_naming_nobody_is_a_person_without_a_pass_even_with_a_deny_
     assert result.failures == []
     deny, manual = result.decisions
     assert deny["t_s"] + 4.0 > 4.5  # the deny was still on screen (result_hold_s 4 s)
-    assert manual["flags"] == []
+    # not an override of the deny; a person without a pass naming no dwelling: nothing checked
+    assert manual["flags"] == ["unchecked"]
     assert manual["temp_c"] is None
 
 
