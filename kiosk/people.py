@@ -59,6 +59,7 @@ from kiosk.clock import Clock
 from kiosk.config.policy import QuotaConfig
 from kiosk.lists import mark_purged, same_text
 from kiosk.ports import Store
+from kiosk.record import emptied
 from kiosk.stats import freeze_days
 from kiosk.store import FORGET_ACTION, KEPT_ACTIONS, format_ts, shred_salts
 from kiosk.typed import typed
@@ -584,9 +585,8 @@ def _empty_chained(db: sqlite_utils.Database, table: str, ids: list[int], f: _Fo
     personal = (
         hashchain.EVENT_PERSONAL_FIELDS if table == "events" else hashchain.AUDIT_PERSONAL_FIELDS
     )
-    sets = ", ".join(f"{p} = NULL" for p in personal)
     cursor = db.execute(
-        f"UPDATE {table} SET {sets}, purged_at = ?"  # noqa: S608
+        f"UPDATE {table} SET {emptied(personal)}, purged_at = ?"  # noqa: S608
         " WHERE seq IN (SELECT value FROM json_each(?)) AND purged_at IS NULL",
         [f.stamp, _in(ids)],
     )

@@ -85,6 +85,7 @@ from kiosk.links import (
 from kiosk.lists import Freshness, same_text
 from kiosk.pihealth import power_spells
 from kiosk.ports import Store
+from kiosk.record import PURGED_HOUSEHOLD
 from kiosk.sheets import write_csv, write_xlsx
 
 MIGRATIONS = Migrations("kiosk.stats")
@@ -167,8 +168,10 @@ def households_outing(row: Mapping[str, Any]) -> bool:
 
 def purged_outing(row: Mapping[str, Any]) -> bool:
     """Whether an events row is an outing (``households_outing``) whose household was purged
-    (``purged``: by retention or a forget), so no count can tell whose it was."""
-    if not row["purged"] or row["household"]:
+    (``purged``: by retention or a forget), so no count can tell whose it was: the purge left
+    ``PURGED_HOUSEHOLD`` where it had one. A row that never had one (null: a visitor's pass, a
+    guard's pass for nobody) is no outing, purged or not."""
+    if not row["purged"] or row["household"] != PURGED_HOUSEHOLD:
         return False
     return households_outing({**row, "household": "purged"})
 

@@ -929,7 +929,9 @@ def _digest_problem(
     its key deleted, against the digest attested then. A purged row (fields nulled) needs no
     check: its stored digest is what the chain covers."""
     seq = row["seq"]
-    if row.get("purged_at") is not None and all(row.get(p) is None for p in personal):
+    if row.get("purged_at") is not None and all(
+        row.get(p) in (None, record.PURGED_HOUSEHOLD) for p in personal
+    ):
         return None
     key = keys.key(table, row)
     # Only a purge's own row is ever attested; attested first: a day whose salt went may
@@ -1079,6 +1081,19 @@ def m009_unsynced_by_mono(db: sqlite_utils.Database) -> None:
     execute_script(
         db,
         "CREATE INDEX events_unsynced_mono ON events(boot_id, mono_ns) WHERE clock_synced = 0;",
+    )
+
+
+@MIGRATIONS()
+def m010_purged_households(db: sqlite_utils.Database) -> None:
+    """Rows purged before a purge left ``record.PURGED_HOUSEHOLD`` where a household was: a
+    passing exit among them may have been somebody's outing (a visitor's, a guard's pass for
+    nobody, flagged ``unchecked``, never was), so it is marked as having had one: whose it was
+    unknown, as before, never read as no outing."""
+    db.execute(
+        f"UPDATE events SET household = '{record.PURGED_HOUSEHOLD}' WHERE purged_at IS NOT NULL"  # noqa: S608
+        " AND household IS NULL AND direction = 'out' AND decision IN ('pass', 'manual_pass')"
+        " AND flags NOT LIKE '%\"unchecked\"%'"
     )
 
 
@@ -1381,9 +1396,8 @@ def _purge_where(
     personal = (
         hashchain.EVENT_PERSONAL_FIELDS if table == "events" else hashchain.AUDIT_PERSONAL_FIELDS
     )
-    sets = ", ".join(f"{p} = NULL" for p in personal)
     sql = (
-        f"UPDATE {_table_name(table)} SET {sets}, purged_at = ? WHERE {span}"  # noqa: S608
+        f"UPDATE {_table_name(table)} SET {record.emptied(personal)}, purged_at = ? WHERE {span}"  # noqa: S608
         + _purgeable(table)
     )
     stamp, cutoff = format_ts(purged_at), format_ts(older_than)

@@ -57,6 +57,7 @@ import sqlite_utils
 from kiosk import stats
 from kiosk.config.policy import QuotaConfig
 from kiosk.days import as_zone, day_bounds, one_clock
+from kiosk.record import PURGED_HOUSEHOLD
 from office.compounds import (
     compounds,
     district_exits,
@@ -267,8 +268,9 @@ def _clear(household: str | None) -> str | None:
 
 def _masked_outing(row: tuple[Any, ...]) -> bool:
     """A household's outing (``stats.households_outing``) whose household came masked, or was
-    purged (at the gate, or by the office's retention: ``office.retention``)."""
-    household = "**" if row[7] is None and len(row) > 12 and row[12] else row[7]
+    purged (at the gate, or by the office's retention: ``office.retention``), which left
+    ``PURGED_HOUSEHOLD`` (a row that never had one, null, is no outing)."""
+    household = "**" if row[7] == PURGED_HOUSEHOLD else row[7]
     if household is None or _clear(household) is not None:
         return False
     return stats.households_outing(

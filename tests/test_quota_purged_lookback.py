@@ -25,7 +25,7 @@ def store(reporting_store):
     return reporting_store
 
 
-def out(store, clock, when: datetime, household: str) -> None:
+def out(store, clock, when: datetime, household: str | None) -> None:
     clock.set_wall(when)
     store.append(
         EventDraft(
@@ -124,7 +124,7 @@ def test_a_purge_by_hand_shorter_than_the_quotas_period_keeps_the_look_back(stor
     now = DAY_START + timedelta(hours=10)
     clock.set_wall(now)
     purge(store, 0, now, tz=TZ, quota_cfg=QUOTA)
-    assert (_household_of(store, old), _household_of(store, recent)) == (None, "F6")
+    assert (_household_of(store, old), _household_of(store, recent)) == ("", "F6")
 
 
 def test_without_the_quota_a_purge_keeps_only_its_days(store, clock):
@@ -133,7 +133,7 @@ def test_without_the_quota_a_purge_keeps_only_its_days(store, clock):
     now = DAY_START + timedelta(hours=10)
     clock.set_wall(now)
     purge(store, 0, now, tz=TZ, quota_cfg=QuotaConfig(enabled=False))
-    assert _household_of(store, recent) is None
+    assert _household_of(store, recent) == ""  # emptied: PURGED_HOUSEHOLD
 
 
 @pytest.fixture
@@ -173,3 +173,13 @@ def test_the_console_says_over_the_quota_unknown_not_none(quota_client, clock):
     page = guard_client.get("/guard/stats?day=2026-03-02").text
     summary = page.split('id="exits-summary">')[1].split("</p>")[0]
     assert summary.startswith("外出住户 1 户，超出配额户数不明")
+
+
+def test_a_purged_exit_that_named_no_household_leaves_over_the_quota_known(store, clock):
+    """A visitor's exit (no household) in the look-back, purged: nothing a household did
+    went; before, it made over_quota_households unknown."""
+    out(store, clock, DAY_START - timedelta(hours=25), None)
+    out(store, clock, DAY_START + timedelta(hours=1), "F6")
+    purge(store, 2, DAY_START + timedelta(hours=23, minutes=30), tz=TZ, quota_cfg=QUOTA)
+    exits = daily_report(store.reader(), DAY, TZ, QUOTA)["exits_per_household"]
+    assert exits["over_quota_households"] == 0

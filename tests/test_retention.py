@@ -14,6 +14,7 @@ from checkpoint.cli import main
 from kiosk import stats
 from kiosk.clock import FakeClock
 from kiosk.config.policy import QuotaConfig
+from kiosk.record import PURGED_HOUSEHOLD
 from kiosk.retention import ClockNotTrusted, purge
 from kiosk.stats import daily_report
 from kiosk.store import EventDraft, EventLog
@@ -72,7 +73,7 @@ def test_purge_removes_personal_fields_keeps_reports_and_chain(store, clock):
     new = [r for r in rows if r["ts"] >= cutoff]
     assert old and new and result.events_purged == len(old)
     for row in old:
-        assert row["pass_id"] is None and row["household"] is None
+        assert row["pass_id"] is None and row["household"] == PURGED_HOUSEHOLD
         assert row["holder"] is None and row["person"] is None
         assert row["purged_at"] is not None
         assert not PHONE_RE.search(json.dumps(row)) and not ID_RE.search(json.dumps(row))
