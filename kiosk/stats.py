@@ -307,8 +307,9 @@ def over_quota_households(
     more before it in the rolling period (``period_days`` days on the site's clock) before it.
     Only an override or a gate that could not know (another kiosk's log) lets one through.
     Unknown (``None``, never a count that reads it as no outing) when the look-back before
-    the day holds an outing whose household was purged (``purged_outing``: retention shorter
-    than the look-back, which reaches a period before the day's start).
+    the day holds outings whose household was purged (``purged_outing``: retention shorter
+    than the look-back, which reaches a period before the day's start) enough to put a
+    household over were they its own (``_count_over``).
     ``site``: the site's zone when the day is cut in another (the office's district report);
     ``kiosks``: the outings at these gates only (one compound's, of the district's rows)."""
     if not quota.enabled:  # no quota, nobody over it
@@ -336,28 +337,27 @@ def over_quota_households(
     outings: dict[str, list[datetime]] = {}
     for household, when in taken.values():
         outings.setdefault(household, []).append(when)
-    return _count_over(outings, _utc(start), max(unclear.values(), default=None), quota, clock)
+    return _count_over(outings, _utc(start), list(unclear.values()), quota, clock)
 
 
 def _count_over(
     outings: Mapping[str, list[datetime]],
     day_start: datetime,
-    purged: datetime | None,
+    purged: list[datetime],
     quota: QuotaConfig,
     clock: ZoneInfo,
 ) -> int | None:
     """How many households (``outings``: each one's times, in order) went out beyond the quota
-    from ``day_start``; None when one not over by its known outings has an outing of the day
-    whose period holds ``purged``, the latest look-back outing whose household was purged
-    (``purged_outing``): it may have been that household's, nobody can tell."""
+    from ``day_start``; None when one not over by its known outings could be over were the
+    look-back's outings whose household was purged (``purged``, before the day:
+    ``purged_outing``) its own: its known ones and those in an outing's period reach
+    ``quota.exits``. Fewer cannot tip it, whoever's they were: not over, known."""
     over = 0
     for times in outings.values():
         mine = [(i, t) for i, t in enumerate(times) if t >= day_start]
         if any(over_quota(t, times[:i], quota, clock) for i, t in mine):
             over += 1
-        elif purged is not None and any(
-            quota_period_start(t, quota, clock) < purged for _, t in mine
-        ):
+        elif any(over_quota(t, [*times[:i], *purged], quota, clock) for i, t in mine):
             return None
     return over
 

@@ -183,3 +183,31 @@ def test_a_purged_exit_that_named_no_household_leaves_over_the_quota_known(store
     purge(store, 2, DAY_START + timedelta(hours=23, minutes=30), tz=TZ, quota_cfg=QUOTA)
     exits = daily_report(store.reader(), DAY, TZ, QUOTA)["exits_per_household"]
     assert exits["over_quota_households"] == 0
+
+
+def test_purged_outings_too_few_to_tip_a_household_leave_over_the_quota_known(store, clock):
+    """Two outings every two days: one outing purged in the look-back, F6 out once on the day
+    with nothing before it. Were the purged one F6's, F6 had one before, not two: nobody is
+    over, known (before: unknown as soon as any purged outing lay in F6's period)."""
+    two = QuotaConfig(enabled=True, exits=2, period_days=2)
+    out(store, clock, DAY_START - timedelta(hours=25), "X1")
+    out(store, clock, DAY_START + timedelta(hours=1), "F6")
+    purge(store, 2, DAY_START + timedelta(hours=23, minutes=30), tz=TZ, quota_cfg=two)
+    assert (
+        daily_report(store.reader(), DAY, TZ, two)["exits_per_household"]["over_quota_households"]
+        == 0
+    )
+
+
+def test_purged_outings_that_could_tip_a_household_leave_over_the_quota_unknown(store, clock):
+    """Two outings every two days: two purged in the look-back (or one and F6's own before):
+    they may have been F6's, and F6 over: unknown."""
+    two = QuotaConfig(enabled=True, exits=2, period_days=2)
+    out(store, clock, DAY_START - timedelta(hours=25), "X1")
+    out(store, clock, DAY_START - timedelta(hours=24), "F6")
+    out(store, clock, DAY_START + timedelta(hours=1), "F6")
+    purge(store, 2, DAY_START + timedelta(hours=23, minutes=30), tz=TZ, quota_cfg=two)
+    assert (
+        daily_report(store.reader(), DAY, TZ, two)["exits_per_household"]["over_quota_households"]
+        is None
+    )
