@@ -68,6 +68,7 @@ from kiosk.days import (
     known_zone,
     local_day,
     one_clock,
+    within_spans,
 )
 from kiosk.files import streamed_rows
 from kiosk.history import QUOTA_EXEMPT
@@ -1029,8 +1030,10 @@ def staffing_section(
     seen: dict[Key, Key] = {}
     with _events_between(db, start, end, "seq, ts, kiosk_id, decision, flags") as rows:
         for row in rows:
-            local = datetime.fromisoformat(row["ts"]).astimezone(zone)
-            staffed = spans is None or (hours is not None and hours.covers(local.time()))
+            when = _utc(row["ts"])
+            staffed = spans is None or (
+                hours is not None and within_spans(when, hours.windows(), zone)
+            )
             part = "staffed" if staffed else "unstaffed"
             events[part][row["decision"]] += 1
             key = passage_key(row, seen)
