@@ -255,24 +255,39 @@ class _GuardDecisions:
         return out | {"overriding": sum(self.counts[name] for name in OVERRIDING)}
 
 
-def _count_exit(
-    exits: Counter[str], outings: dict[Key, str], row: Mapping[str, Any], emptied: set[Key]
-) -> None:
-    """Count an events row into ``exits`` (per household however its passes spell it), keeping
-    each outing's (kiosk, seq) in ``outings``, and an outing whose household was purged
-    (``purged_outing``) in ``emptied``: a ``not_opened`` row after it takes it back."""
-    if households_outing(row):
-        outings[(str(row["kiosk_id"]), int(row["seq"]))] = same_text(row["household"])
-        exits[same_text(row["household"])] += 1
-    elif purged_outing(row):
-        emptied.add((str(row["kiosk_id"]), int(row["seq"])))
-    elif (failed := not_opened_pass(row)) is not None and failed in emptied:
-        emptied.discard(failed)
-    elif failed is not None and failed in outings:
-        household = outings.pop(failed)  # the gate did not open: no outing
-        exits[household] -= 1
-        if not exits[household]:  # its only outing did not happen: not a household out
-            del exits[household]
+class DayOutings:
+    """A day's outings per household however its passes spell it (``exits``), counted from
+    its rows in ``seq`` order (``count``), and those whose household was purged or came
+    masked (``emptied``: ``purged_outing``, whose nobody can tell); a ``not_opened`` row
+    after an outing takes it back. The one count of a day's outings: the gate's report and
+    each compound of the office's district report (``office.compounds``)."""
+
+    def __init__(self) -> None:
+        self.exits: Counter[str] = Counter()
+        self.outings: dict[Key, str] = {}  # the exits counted, by (kiosk, seq)
+        self.emptied: set[Key] = set()
+
+    def count(self, row: Mapping[str, Any]) -> None:
+        key = (str(row["kiosk_id"]), int(row["seq"]))
+        if households_outing(row):
+            self.outings[key] = same_text(row["household"])
+            self.exits[same_text(row["household"])] += 1
+        elif purged_outing(row):
+            self.emptied.add(key)
+        elif (failed := not_opened_pass(row)) is not None and failed in self.emptied:
+            self.emptied.discard(failed)
+        elif failed is not None and failed in self.outings:
+            household = self.outings.pop(failed)  # the gate did not open: no outing
+            self.exits[household] -= 1
+            if not self.exits[household]:  # its only outing did not happen: no household out
+                del self.exits[household]
+
+    def unknown(self, section: dict[str, Any]) -> dict[str, Any]:
+        """``section`` (``exits_per_household``'s figures) with what the emptied outings
+        leave unknown (``unknown_outings``): all but the count of outings."""
+        if self.emptied:
+            unknown_outings(section, count=sum(self.exits.values()) + len(self.emptied))
+        return section
 
 
 def quota_lookback(day: date, tz: ZoneInfo | str, quota: QuotaConfig) -> str:
@@ -429,10 +444,8 @@ def compute_report(
     guards = _GuardDecisions(db)
     seen: dict[Key, Key] = {}  # each row's passage (``kiosk.links.passage_key``)
     fevers: list[datetime] = []  # local, with the UTC offset: which 02:30 it was
-    exits: Counter[str] = Counter()
-    outings: dict[Key, str] = {}  # the exits counted, by (kiosk, seq)
+    day_outings = DayOutings()
     total = 0
-    emptied: set[Key] = set()  # outings whose household was purged: whose, nobody can tell
     kiosks: set[str] = set()
     dating: Counter[str | None] = Counter()
     cols, sensor = _report_columns(db)
@@ -455,11 +468,10 @@ def compute_report(
             passage = _outcome(outcomes, key, row, guards)
             passage_hours[local.hour] += passage
             hours.count(local, passage)
-            _count_exit(exits, outings, row, emptied)
+            day_outings.count(row)
+    exits = day_outings.exits
     over_quota = over_quota_households(db, day, zone, quota, set(exits)) if exits else 0
-    exits_section = _exits_section(quota, exits, over_quota)
-    if emptied:
-        unknown_outings(exits_section, count=exits_section["exits"] + len(emptied))
+    exits_section = day_outings.unknown(_exits_section(quota, exits, over_quota))
     temp_counts = _temperature_counts((t for t, _ in readings.values()), bins)
     no_temperature = sum(temp_c is None for temp_c, _ in readings.values())
     community = _community(db, day, zone)

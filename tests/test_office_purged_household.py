@@ -61,3 +61,19 @@ def test_a_residents_forgotten_outing_is_still_an_outing_at_the_office(tmp_path,
         tmp_path, pg_dsn, Person.of(name="Zhao Min"), ("Qian Hong", "2-202"), ("Zhao Min", "1-101")
     )
     assert exits["households"] is None and exits["over_quota_households"] is None
+
+
+@pytest.mark.slow
+def test_the_office_counts_a_forgotten_outing_as_the_gate_does(tmp_path, pg_dsn):
+    """A resident's forget on the day: the gate counts the day's outings (2) and says the
+    households unknown; the office said the outings unknown too (every figure nulled by one
+    masked or purged row). One count for both (``kiosk.stats.DayOutings``)."""
+    exits = _district(
+        tmp_path, pg_dsn, Person.of(name="Zhao Min"), ("Zhao Min", "1-101"), ("Qian Hong", "2-202")
+    )
+    assert exits["exits"] == 2
+    assert [exits[k] for k in ("households", "histogram", "max", "over_quota_households")] == [
+        None
+    ] * 4
+    [compound] = exits["compounds"]
+    assert compound["exits"] == 2 and compound["households"] is None
