@@ -111,7 +111,8 @@ def test_the_hourly_purge_across_the_autumn_change_keeps_the_gates_look_back(sto
     clock.set_wall(AUTUMN_NOW)
     result = purge(store, 2, AUTUMN_NOW, tz=BERLIN, quota_cfg=QUOTA)
     assert _household_of(store, outing) == "F6"
-    assert result.cutoff == datetime(2026, 10, 24, 10, 0, tzinfo=UTC)  # 12:00 CEST, 49 h
+    assert result.cutoff == AUTUMN_NOW - timedelta(hours=48)  # the rest by the cutoff asked
+    assert result.households_held_from == datetime(2026, 10, 24, 10, 0, tzinfo=UTC)  # 12:00, 49 h
 
 
 def test_a_purge_by_hand_shorter_than_the_quotas_period_keeps_the_look_back(store, clock):
@@ -125,6 +126,54 @@ def test_a_purge_by_hand_shorter_than_the_quotas_period_keeps_the_look_back(stor
     clock.set_wall(now)
     purge(store, 0, now, tz=TZ, quota_cfg=QUOTA)
     assert (_household_of(store, old), _household_of(store, recent)) == ("", "F6")
+
+
+def _row(store, when: datetime) -> dict:
+    cols = ("pass_id", "household", "holder", "person", "purged_at")
+    row = store.reader().execute(
+        f"select {', '.join(cols)} from events where ts like ?",
+        [when.strftime("%Y-%m-%dT%H:%M") + "%"],
+    )
+    return dict(zip(cols, row.fetchone(), strict=True))
+
+
+def test_the_look_back_holds_only_the_households_of_its_outings(store, clock):
+    """``kiosk purge --older-than 0`` with the quota on moved the whole cutoff back to the
+    quota's look-back: names, pass ids, a person's details, audit details of the last two days
+    were all kept. Only an outing's household is (its direction, decision and flags never go);
+    the rest goes by the cutoff asked, the verification still passes, and the next purge past
+    the look-back empties the household."""
+    recent = DAY_START + timedelta(hours=2)
+    clock.set_wall(recent)
+    store.append(
+        EventDraft(
+            direction="out", decision="pass", reasons=("ok",), household="F6",
+            pass_id="p" * 12, holder="Li Lei", person={"name": "Li Lei", "phone": "13800138000"},
+        )
+    )  # fmt: skip
+    coming_home = recent + timedelta(minutes=5)
+    clock.set_wall(coming_home)
+    store.append(
+        EventDraft(direction="in", decision="pass", reasons=("ok",), household="G7", holder="Wu")
+    )
+    store.audit("guard", "list_change", {"holder": "Li Lei", "household": "F6"})
+    now = DAY_START + timedelta(hours=10)
+    clock.set_wall(now)
+    result = purge(store, 0, now, tz=TZ, quota_cfg=QUOTA)
+    assert result.cutoff == now and result.households_held_from == now - timedelta(days=2)
+    assert result.as_dict()["households_held_from"] == (now - timedelta(days=2)).isoformat()
+    outing = _row(store, recent)
+    assert outing["household"] == "F6" and outing["purged_at"] is not None
+    assert (outing["pass_id"], outing["holder"], outing["person"]) == (None, None, None)
+    assert _row(store, coming_home)["household"] == ""  # no outing: nothing the quota needs
+    details = [a["detail"] for a in store.audits(limit=100) if a["action"] == "list_change"]
+    assert details == [None]
+    assert store.verify().ok
+    later = now + timedelta(days=2)
+    clock.set_wall(later)
+    purge(store, 0, later, tz=TZ, quota_cfg=QUOTA)
+    assert _row(store, recent)["household"] == ""
+    assert store.verify().ok
 
 
 def test_without_the_quota_a_purge_keeps_only_its_days(store, clock):
@@ -211,3 +260,17 @@ def test_purged_outings_that_could_tip_a_household_leave_over_the_quota_unknown(
         daily_report(store.reader(), DAY, TZ, two)["exits_per_household"]["over_quota_households"]
         is None
     )
+
+
+def test_a_forget_empties_a_household_the_look_back_held(store, clock):
+    from kiosk.people import Person, forget
+
+    recent = DAY_START + timedelta(hours=2)
+    out(store, clock, recent, "F6")
+    now = DAY_START + timedelta(hours=10)
+    clock.set_wall(now)
+    purge(store, 0, now, tz=TZ, quota_cfg=QUOTA)
+    assert _row(store, recent)["household"] == "F6"
+    forget(store, Person.of(household="F6"), now, actor="t")
+    assert _row(store, recent)["household"] == ""
+    assert store.verify().ok
