@@ -274,3 +274,34 @@ def test_a_forget_empties_a_household_the_look_back_held(store, clock):
     forget(store, Person.of(household="F6"), now, actor="t")
     assert _row(store, recent)["household"] == ""
     assert store.verify().ok
+
+
+def test_rows_purged_before_the_marker_that_may_be_outings_stay_unknown(tmp_path, clock):
+    """A log purged by an older release nulled every household: its passing exits are marked
+    as having had one on upgrade (whose unknown, as before), never read as no outing; a
+    guard's pass for nobody (``unchecked``) and a row coming home are not."""
+    import sqlite3
+
+    from support import reporting_log
+
+    path = tmp_path / "old.db"
+    log = reporting_log(path, clock)
+    out(log, clock, DAY_START + timedelta(hours=1), "F6")
+    log.append(
+        EventDraft(direction="out", decision="manual_pass", reasons=("ok",), flags=("unchecked",))
+    )
+    log.append(EventDraft(direction="in", decision="pass", reasons=("ok",), household="G7"))
+    clock.set_wall(DAY_START + timedelta(days=5))
+    purge(log, 1, clock.now(), tz=TZ)
+    log.close()
+    conn = sqlite3.connect(path)  # as an older release left it: no marker, the step not run
+    conn.execute("UPDATE events SET household = NULL")
+    conn.execute("DELETE FROM _sqlite_migrations WHERE name = 'm010_purged_households'")
+    conn.commit()
+    conn.close()
+    log = reporting_log(path, clock)
+    try:
+        rows = log.reader().execute("select household from events order by seq").fetchall()
+    finally:
+        log.close()
+    assert [r[0] for r in rows] == ["", None, None]
