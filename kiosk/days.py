@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -173,6 +174,35 @@ def local_at(day: date, when: time, tz: ZoneInfo | str) -> datetime:
     local time of day is placed on a day: a peer's closed hours (``kiosk.peers``), the staffed
     hours (``kiosk.roster``), a day's start (``day_start``)."""
     return _shown(datetime.combine(day, when.replace(tzinfo=None, fold=0), as_zone(tz)))
+
+
+def span_on(day: date, span: tuple[time, time], tz: ZoneInfo | str) -> tuple[datetime, datetime]:
+    """The UTC instants ``[start, end)`` of a span of local times of day (hours written
+    ``22:00-02:30``) begun on ``day``: each end where ``local_at`` places it (a time the spring
+    change skips, when the clock went on; one the autumn change repeats, its first pass), the
+    end on the next day when it is not after the start (across midnight; a span starting when
+    it ends is a whole day). The one way a span of hours is read: the gate's opening and
+    staffed hours (``within_spans``), the roster's staffed stretches, a peer's closed hours."""
+    start, end = span
+    across = timedelta(days=int(end <= start))
+    return (
+        local_at(day, start, tz).astimezone(UTC),
+        local_at(day + across, end, tz).astimezone(UTC),
+    )
+
+
+def within_spans(now: datetime, spans: Iterable[tuple[time, time]], tz: ZoneInfo | str) -> bool:
+    """Whether the instant ``now`` lies in one of ``spans`` (``span_on``), begun on its local
+    day or the day before (one across midnight): 02:15 of the autumn change's second pass is
+    after a span that ended at 02:30 of the first, and inside one that began then."""
+    zone = as_zone(tz)
+    today = now.astimezone(zone).date()
+    return any(
+        begins <= now < ends
+        for span in spans
+        for day in (today - timedelta(days=1), today)
+        for begins, ends in (span_on(day, span, zone),)
+    )
 
 
 def _shown(local: datetime) -> datetime:

@@ -65,7 +65,7 @@ from sqlite_utils import Database
 
 from .clock import ClockReading
 from .config.policy import QuotaConfig
-from .days import FIRST_DAY, LAST_DAY, local_at
+from .days import FIRST_DAY, LAST_DAY, span_on
 from .files import streamed_rows
 from .history import COUNTED_DECISIONS, QUOTA_EXEMPT
 from .lists import same_text
@@ -986,16 +986,10 @@ def closed_window(
     spring change skips is when the clock went on, one the autumn change repeats its first
     pass), ``now`` compared with them as an instant: 02:10 of the repeated hour's second pass
     is after a window that ended at 02:30 of the first."""
-    start, until = hours
     day = now.astimezone(tz).date()
-    across = int(until <= start)
-
-    def at(days: int, when: time) -> datetime:
-        return local_at(day + timedelta(days=days), when, tz).astimezone(UTC)
-
     # The windows begun on the two days before now's and on its own: the last that ended is
     # among them, and the one now is in.
-    windows = [(at(days, start), at(days + across, until)) for days in (-2, -1, 0)]
+    windows = [span_on(day + timedelta(days=days), hours, tz) for days in (-2, -1, 0)]
     began = next((b for b, e in reversed(windows) if b <= now < e), None)
     return began, max(e for _, e in windows if e <= now)
 

@@ -59,6 +59,7 @@ from kiosk.clock import Clock
 from kiosk.config.policy import QuotaConfig
 from kiosk.lists import mark_purged, same_text
 from kiosk.ports import Store
+from kiosk.record import PURGED_HOUSEHOLD, emptied
 from kiosk.stats import freeze_days
 from kiosk.store import FORGET_ACTION, KEPT_ACTIONS, format_ts, shred_salts
 from kiosk.typed import typed
@@ -456,8 +457,9 @@ _READ_TOGETHER = (
     *(_PERSON.format(k) for k in ("name", "driver", "phone", "plate")),
     _free_text("person", *_PERSON_FIELDS),
 )
-#: The rows of the big tables a search reads: those retention has not purged.
-_UNPURGED_EVENTS = " AND purged_at IS NULL"
+#: The rows of the big tables a search reads: those retention has not purged, and those whose
+#: household a purge kept for the quota's look-back (``kiosk.store.purge_rows``' ``hold``).
+_UNPURGED_EVENTS = f" AND (purged_at IS NULL OR household <> '{PURGED_HOUSEHOLD}')"
 
 
 def _events(db: sqlite_utils.Database, q: _Query) -> list[dict[str, Any]]:
@@ -584,13 +586,19 @@ def _empty_chained(db: sqlite_utils.Database, table: str, ids: list[int], f: _Fo
     personal = (
         hashchain.EVENT_PERSONAL_FIELDS if table == "events" else hashchain.AUDIT_PERSONAL_FIELDS
     )
-    sets = ", ".join(f"{p} = NULL" for p in personal)
     cursor = db.execute(
-        f"UPDATE {table} SET {sets}, purged_at = ?"  # noqa: S608
+        f"UPDATE {table} SET {emptied(personal)}, purged_at = ?"  # noqa: S608
         " WHERE seq IN (SELECT value FROM json_each(?)) AND purged_at IS NULL",
         [f.stamp, _in(ids)],
     )
-    return int(cursor.rowcount)
+    if table != "events":
+        return int(cursor.rowcount)
+    held = db.execute(  # a household a purge kept for the quota's look-back: emptied too
+        f"UPDATE events SET household = '{PURGED_HOUSEHOLD}' WHERE seq IN"  # noqa: S608
+        f" (SELECT value FROM json_each(?)) AND purged_at IS NOT NULL AND household <> ''",
+        [_in(ids)],
+    )
+    return int(cursor.rowcount) + int(held.rowcount)
 
 
 def _delete(db: sqlite_utils.Database, table: str, ids: list[int], f: _Forget) -> int:
@@ -810,7 +818,7 @@ def _one_household(db: sqlite_utils.Database, person: Person) -> None:
     for t, name_column, h in _NAMED_IN:
         if t not in tables:
             continue
-        also = _UNPURGED_EVENTS if t in _UNPURGED else ""
+        also = " AND purged_at IS NULL" if t in _UNPURGED else ""
         with q.scoped(db, t, also):
             name, args = q.equal("text", name_column, [key_of("text", person.name)])
         if name == "0":

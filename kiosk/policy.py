@@ -54,7 +54,7 @@ from zoneinfo import ZoneInfo
 
 from .config.policy import PolicySection, QuotaConfig
 from .config.thermometer import ThermometryConfig
-from .days import as_zone
+from .days import as_zone, within_spans
 from .history import QUOTA_EXEMPT
 from .lists import Lists
 from .passes import Pass, PassError
@@ -232,8 +232,9 @@ def _check_temperature(
 
 
 def _in_hours(now: datetime, cfg: PolicySection, tz: ZoneInfo) -> bool:
-    local = now.astimezone(tz).time().replace(tzinfo=None)
-    return cfg.hours.covers(local)
+    """Whether ``now`` is within the hours, staffed or opening, read as the roster reads a
+    guard's stretch (``kiosk.days.within_spans``)."""
+    return within_spans(now, cfg.hours.windows(), tz)
 
 
 def decide(

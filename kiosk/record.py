@@ -152,6 +152,24 @@ AUDIT_HASHED_FIELDS = tuple(c.name for c in AUDIT if c.hashed)
 DRAFT_FIELDS = tuple(c.name for c in EVENT if c.set_by == "engine")
 #: Fields held as JSON text in SQLite (lists and objects).
 JSON_FIELDS = frozenset(c.name for c in EVENT + AUDIT if c.kind in ("list", "json"))
+#: The ``household`` a purge (retention, a resident's forget, at the gate or the office) leaves
+#: on a row that had one: none any more, but known to have had one, so an emptied passing
+#: exit is still somebody's outing (``kiosk.stats.purged_outing``); a row that never had one
+#: (a visitor's pass, a guard's pass for nobody) keeps null and is never an outing.
+PURGED_HOUSEHOLD = ""
+
+
+def emptied(personal: tuple[str, ...]) -> str:
+    """The SQL ``SET`` list that empties ``personal`` fields as every purge does: null, but a
+    household there is ``PURGED_HOUSEHOLD`` (the one marker that it had one)."""
+    return ", ".join(
+        f"{p} = CASE WHEN {p} <> '' THEN '{PURGED_HOUSEHOLD}' END"
+        if p == "household"
+        else f"{p} = NULL"
+        for p in personal
+    )
+
+
 #: Columns of fleet_events in PostgreSQL, typed.
 PG_TYPES = {c.name: c.pg for c in EVENT}
 #: The event part of the engine's decision message, in record order.

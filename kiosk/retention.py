@@ -4,7 +4,8 @@
 ``holder``, ``person``) of every event older than the cutoff, and the ``detail`` of audit
 rows, and stamps ``purged_at`` (``kiosk.store.purge_personal``: the cut is made in ``seq``
 order up to the last clock-synced row older than the cutoff, so rows stamped 1970 before NTP
-synced are not missed; never inside the outing quota's look-back, ``purge_cutoff``), and
+synced are not missed; inside the outing quota's look-back the households of passing exits
+are kept until it has passed them, ``quota_hold``), and
 the personal fields of the ledgers around the gate: returnees
 whose observation ended and closed household service requests (``kiosk.ledgers``), and
 ended quarantine entries and household observation dates of the lists, and revocations: their
@@ -94,6 +95,7 @@ from kiosk.store import (
     purge_bounds,
     purge_candidates,
     purge_rows,
+    release_held,
     shred_salts,
     waiting_for_clock,
 )
@@ -228,6 +230,9 @@ class PurgeResult:
     #: (its own purge row), ``PENDING`` (the day's purge row covers them: their counts wait
     #: for the next purge row) or ``UNCHANGED`` (it changed nothing: no row).
     audit: str = AUDITED
+    #: The outing quota's look-back held the cutoff back for the households of passing exits
+    #: (``quota_hold``): kept from this time on, everything else purged by ``cutoff``.
+    households_held_from: datetime | None = None
 
     def emptied(self) -> str:
         """What the purge emptied, store by store (counts only, no personal data); "" when
@@ -257,8 +262,10 @@ class PurgeResult:
         return f"the purge itself is done and audited (emptied: {emptied})"
 
     def as_dict(self) -> dict[str, Any]:
+        held = self.households_held_from
         return {
             "cutoff": self.cutoff.isoformat(),
+            "households_held_from": None if held is None else held.isoformat(),
             "events_purged": self.events_purged,
             "days_frozen": [d.isoformat() for d in self.days_frozen],
             "ledger_rows_purged": dict(self.ledger_rows_purged),
@@ -314,21 +321,24 @@ def judge_clock(
     return synced
 
 
-def purge_cutoff(
+def quota_hold(
     now: datetime, older_than_days: int, tz: ZoneInfo | str, quota_cfg: QuotaConfig | None
-) -> datetime:
-    """What a purge at ``now`` nulls before (UTC): ``older_than_days`` before ``now``, and
-    never inside the outing quota's look-back (``period_days`` days on the site's clock before
-    ``now``, as the gate counts: ``kiosk.history.PassageHistory.exits_in_period``), whose
-    households the gate's history is rebuilt from at start. ``store.retention_days`` is at
-    least ``period_days`` (the config's rule), but 2 days of 24 hours are 49 hours on the
-    site's clock across the autumn change, and ``kiosk purge --older-than`` takes 0: an
-    outing nulled there was no outing to a gate restarted, the household let out again."""
+) -> datetime | None:
+    """Where a purge at ``now`` with ``older_than_days`` keeps the households of the outings
+    from (UTC), or None: the outing quota's look-back (``period_days`` days on the site's
+    clock before ``now``, as the gate counts: ``kiosk.history.PassageHistory.exits_in_period``)
+    when the cutoff lies inside it. The gate's history is rebuilt at start from those
+    households: an outing's nulled there was no outing to a gate restarted, the household let
+    out again. ``store.retention_days`` is at least ``period_days`` (the config's rule), but 2
+    days of 24 hours are 49 hours on the site's clock across the autumn change, and ``kiosk
+    purge --older-than`` takes 0. Only the household of a passing exit is kept (its direction,
+    decision and flags are never purged): names, pass ids, the rest of the row, audit details
+    and the ledgers go by the cutoff asked (``purge``)."""
     cutoff = (now - timedelta(days=older_than_days)).astimezone(UTC)
     if quota_cfg is None or not quota_cfg.enabled:
-        return cutoff
-    look_back = days_before(now.astimezone(as_zone(tz)), quota_cfg.period_days)
-    return min(cutoff, look_back.astimezone(UTC))
+        return None
+    look_back = days_before(now.astimezone(as_zone(tz)), quota_cfg.period_days).astimezone(UTC)
+    return look_back if look_back < cutoff else None
 
 
 def purge(
@@ -365,10 +375,12 @@ def purge(
     """
     _check_args(older_than_days, now)
     synced = check_clock(store, now, trust_unsynced_clock=trust_unsynced_clock)
-    cutoff = purge_cutoff(now, older_than_days, tz, quota_cfg)
+    cutoff = (now - timedelta(days=older_than_days)).astimezone(UTC)
+    hold = quota_hold(now, older_than_days, tz, quota_cfg)
     frozen = _freeze(store, tz, quota_cfg, now, between_batches, froze)
-    run = _Run(store, cutoff, now, {"older_than_days": older_than_days}, tz)
+    run = _Run(store, cutoff, now, {"older_than_days": older_than_days}, tz, hold)
     run.started["cutoff"] = cutoff.isoformat()
+    run.started["households_held_from"] = hold and hold.isoformat()
     run.started["clock_synced"] = synced
     picked = run.batches_but_last(actor, between_batches)
     waiting = waiting_for_clock(store.reader(), cutoff, run.bounds.get("events", 0))
@@ -378,6 +390,7 @@ def purge(
         revocations, reasons = run.revocations(db)
         nulled = run.null(db, picked)
         count = run.events_purged + nulled.get("events", 0)
+        release_held(db, hold or cutoff)  # the households the look-back has passed
         # After the fields: a period's salt goes once none of its rows holds any.
         shredded = shred_salts(db, now)
         reading = ClockReading.take(store.clock)  # dates a close before NTP set the clock
@@ -392,7 +405,7 @@ def purge(
         idle = _record_run(db, now, synced, any(went) or bool(frozen or run.batches), waiting)
         result = PurgeResult(
             cutoff, count, tuple(frozen), ledgers, ended, waiting, synced, observations,
-            revocations, reasons, shredded, run.batches + 1,
+            revocations, reasons, shredded, run.batches + 1, households_held_from=hold,
         )  # fmt: skip
         run.settle(db, result, idle)
         return result
@@ -716,6 +729,8 @@ class _Run:
     now: datetime
     started: dict[str, Any]
     tz: ZoneInfo | str = "UTC"
+    #: The outings' households stamped from it on are kept (the quota's look-back), None: none.
+    hold: datetime | None = None
     bounds: dict[str, int] = field(default_factory=dict)
     after: dict[str, int] = field(default_factory=dict)
     events_purged: int = 0  # by the batches before the last
@@ -788,7 +803,10 @@ class _Run:
 
     def null(self, db: Database, picked: Mapping[str, list[int]]) -> dict[str, int]:
         """Null ``picked`` (in the caller's transaction); returns the rows nulled by table."""
-        nulled = {t: purge_rows(db, t, seqs, self.cutoff, self.now) for t, seqs in picked.items()}
+        nulled = {
+            t: purge_rows(db, t, seqs, self.cutoff, self.now, self.hold)
+            for t, seqs in picked.items()
+        }
         for table, seqs in picked.items():
             self.after[table] = seqs[-1]
         return nulled

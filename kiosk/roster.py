@@ -28,7 +28,7 @@ from .categories import FEVER_COLUMNS, FeverishPeople, columns_or_null
 from .clock import Clock, ClockReading
 from .community import CommunityError, check_actor, clean_text, has_table, record_dict, row_by_id
 from .dating import dated_source
-from .days import day_start, local_at, when_or_none
+from .days import day_start, span_on, when_or_none
 from .files import streamed_rows
 from .links import (
     OVERRIDES,
@@ -308,10 +308,7 @@ def staffed_stretches(
     out: list[tuple[datetime, datetime]] = []
     for offset in range(-1, 3):
         day = today + timedelta(days=offset)
-        for start, end in windows:
-            begins = local_at(day, start, tz)
-            ends = local_at(day + timedelta(days=int(end <= start)), end, tz)
-            out.append((begins.astimezone(UTC), ends.astimezone(UTC)))
+        out.extend(span_on(day, span, tz) for span in windows)
     joined: list[tuple[datetime, datetime]] = []
     for begins_at, ends_at in sorted(out):
         midnight = begins_at == day_start(begins_at.astimezone(tz).date(), tz)

@@ -68,6 +68,7 @@ from kiosk.days import (
     known_zone,
     local_day,
     one_clock,
+    within_spans,
 )
 from kiosk.files import streamed_rows
 from kiosk.history import QUOTA_EXEMPT
@@ -85,6 +86,7 @@ from kiosk.links import (
 from kiosk.lists import Freshness, same_text
 from kiosk.pihealth import power_spells
 from kiosk.ports import Store
+from kiosk.record import PURGED_HOUSEHOLD
 from kiosk.sheets import write_csv, write_xlsx
 
 MIGRATIONS = Migrations("kiosk.stats")
@@ -167,8 +169,10 @@ def households_outing(row: Mapping[str, Any]) -> bool:
 
 def purged_outing(row: Mapping[str, Any]) -> bool:
     """Whether an events row is an outing (``households_outing``) whose household was purged
-    (``purged``: by retention or a forget), so no count can tell whose it was."""
-    if not row["purged"] or row["household"]:
+    (``purged``: by retention or a forget), so no count can tell whose it was: the purge left
+    ``PURGED_HOUSEHOLD`` where it had one. A row that never had one (null: a visitor's pass, a
+    guard's pass for nobody) is no outing, purged or not."""
+    if not row["purged"] or row["household"] != PURGED_HOUSEHOLD:
         return False
     return households_outing({**row, "household": "purged"})
 
@@ -251,24 +255,39 @@ class _GuardDecisions:
         return out | {"overriding": sum(self.counts[name] for name in OVERRIDING)}
 
 
-def _count_exit(
-    exits: Counter[str], outings: dict[Key, str], row: Mapping[str, Any], emptied: set[Key]
-) -> None:
-    """Count an events row into ``exits`` (per household however its passes spell it), keeping
-    each outing's (kiosk, seq) in ``outings``, and an outing whose household was purged
-    (``purged_outing``) in ``emptied``: a ``not_opened`` row after it takes it back."""
-    if households_outing(row):
-        outings[(str(row["kiosk_id"]), int(row["seq"]))] = same_text(row["household"])
-        exits[same_text(row["household"])] += 1
-    elif purged_outing(row):
-        emptied.add((str(row["kiosk_id"]), int(row["seq"])))
-    elif (failed := not_opened_pass(row)) is not None and failed in emptied:
-        emptied.discard(failed)
-    elif failed is not None and failed in outings:
-        household = outings.pop(failed)  # the gate did not open: no outing
-        exits[household] -= 1
-        if not exits[household]:  # its only outing did not happen: not a household out
-            del exits[household]
+class DayOutings:
+    """A day's outings per household however its passes spell it (``exits``), counted from
+    its rows in ``seq`` order (``count``), and those whose household was purged or came
+    masked (``emptied``: ``purged_outing``, whose nobody can tell); a ``not_opened`` row
+    after an outing takes it back. The one count of a day's outings: the gate's report and
+    each compound of the office's district report (``office.compounds``)."""
+
+    def __init__(self) -> None:
+        self.exits: Counter[str] = Counter()
+        self.outings: dict[Key, str] = {}  # the exits counted, by (kiosk, seq)
+        self.emptied: set[Key] = set()
+
+    def count(self, row: Mapping[str, Any]) -> None:
+        key = (str(row["kiosk_id"]), int(row["seq"]))
+        if households_outing(row):
+            self.outings[key] = same_text(row["household"])
+            self.exits[same_text(row["household"])] += 1
+        elif purged_outing(row):
+            self.emptied.add(key)
+        elif (failed := not_opened_pass(row)) is not None and failed in self.emptied:
+            self.emptied.discard(failed)
+        elif failed is not None and failed in self.outings:
+            household = self.outings.pop(failed)  # the gate did not open: no outing
+            self.exits[household] -= 1
+            if not self.exits[household]:  # its only outing did not happen: no household out
+                del self.exits[household]
+
+    def unknown(self, section: dict[str, Any]) -> dict[str, Any]:
+        """``section`` (``exits_per_household``'s figures) with what the emptied outings
+        leave unknown (``unknown_outings``): all but the count of outings."""
+        if self.emptied:
+            unknown_outings(section, count=sum(self.exits.values()) + len(self.emptied))
+        return section
 
 
 def quota_lookback(day: date, tz: ZoneInfo | str, quota: QuotaConfig) -> str:
@@ -304,8 +323,9 @@ def over_quota_households(
     more before it in the rolling period (``period_days`` days on the site's clock) before it.
     Only an override or a gate that could not know (another kiosk's log) lets one through.
     Unknown (``None``, never a count that reads it as no outing) when the look-back before
-    the day holds an outing whose household was purged (``purged_outing``: retention shorter
-    than the look-back, which reaches a period before the day's start).
+    the day holds outings whose household was purged (``purged_outing``: retention shorter
+    than the look-back, which reaches a period before the day's start) enough to put a
+    household over were they its own (``_count_over``).
     ``site``: the site's zone when the day is cut in another (the office's district report);
     ``kiosks``: the outings at these gates only (one compound's, of the district's rows)."""
     if not quota.enabled:  # no quota, nobody over it
@@ -333,28 +353,27 @@ def over_quota_households(
     outings: dict[str, list[datetime]] = {}
     for household, when in taken.values():
         outings.setdefault(household, []).append(when)
-    return _count_over(outings, _utc(start), max(unclear.values(), default=None), quota, clock)
+    return _count_over(outings, _utc(start), list(unclear.values()), quota, clock)
 
 
 def _count_over(
     outings: Mapping[str, list[datetime]],
     day_start: datetime,
-    purged: datetime | None,
+    purged: list[datetime],
     quota: QuotaConfig,
     clock: ZoneInfo,
 ) -> int | None:
     """How many households (``outings``: each one's times, in order) went out beyond the quota
-    from ``day_start``; None when one not over by its known outings has an outing of the day
-    whose period holds ``purged``, the latest look-back outing whose household was purged
-    (``purged_outing``): it may have been that household's, nobody can tell."""
+    from ``day_start``; None when one not over by its known outings could be over were the
+    look-back's outings whose household was purged (``purged``, before the day:
+    ``purged_outing``) its own: its known ones and those in an outing's period reach
+    ``quota.exits``. Fewer cannot tip it, whoever's they were: not over, known."""
     over = 0
     for times in outings.values():
         mine = [(i, t) for i, t in enumerate(times) if t >= day_start]
         if any(over_quota(t, times[:i], quota, clock) for i, t in mine):
             over += 1
-        elif purged is not None and any(
-            quota_period_start(t, quota, clock) < purged for _, t in mine
-        ):
+        elif any(over_quota(t, [*times[:i], *purged], quota, clock) for i, t in mine):
             return None
     return over
 
@@ -425,10 +444,8 @@ def compute_report(
     guards = _GuardDecisions(db)
     seen: dict[Key, Key] = {}  # each row's passage (``kiosk.links.passage_key``)
     fevers: list[datetime] = []  # local, with the UTC offset: which 02:30 it was
-    exits: Counter[str] = Counter()
-    outings: dict[Key, str] = {}  # the exits counted, by (kiosk, seq)
+    day_outings = DayOutings()
     total = 0
-    emptied: set[Key] = set()  # outings whose household was purged: whose, nobody can tell
     kiosks: set[str] = set()
     dating: Counter[str | None] = Counter()
     cols, sensor = _report_columns(db)
@@ -451,11 +468,10 @@ def compute_report(
             passage = _outcome(outcomes, key, row, guards)
             passage_hours[local.hour] += passage
             hours.count(local, passage)
-            _count_exit(exits, outings, row, emptied)
+            day_outings.count(row)
+    exits = day_outings.exits
     over_quota = over_quota_households(db, day, zone, quota, set(exits)) if exits else 0
-    exits_section = _exits_section(quota, exits, over_quota)
-    if emptied:
-        unknown_outings(exits_section, count=exits_section["exits"] + len(emptied))
+    exits_section = day_outings.unknown(_exits_section(quota, exits, over_quota))
     temp_counts = _temperature_counts((t for t, _ in readings.values()), bins)
     no_temperature = sum(temp_c is None for temp_c, _ in readings.values())
     community = _community(db, day, zone)
@@ -1026,8 +1042,10 @@ def staffing_section(
     seen: dict[Key, Key] = {}
     with _events_between(db, start, end, "seq, ts, kiosk_id, decision, flags") as rows:
         for row in rows:
-            local = datetime.fromisoformat(row["ts"]).astimezone(zone)
-            staffed = spans is None or (hours is not None and hours.covers(local.time()))
+            when = _utc(row["ts"])
+            staffed = spans is None or (
+                hours is not None and within_spans(when, hours.windows(), zone)
+            )
             part = "staffed" if staffed else "unstaffed"
             events[part][row["decision"]] += 1
             key = passage_key(row, seen)

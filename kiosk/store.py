@@ -929,7 +929,10 @@ def _digest_problem(
     its key deleted, against the digest attested then. A purged row (fields nulled) needs no
     check: its stored digest is what the chain covers."""
     seq = row["seq"]
-    if row.get("purged_at") is not None and all(row.get(p) is None for p in personal):
+    # A purged row's household is its marker, or kept for the quota's look-back (``hold``).
+    if row.get("purged_at") is not None and all(
+        row.get(p) is None for p in personal if p != "household"
+    ):
         return None
     key = keys.key(table, row)
     # Only a purge's own row is ever attested; attested first: a day whose salt went may
@@ -1079,6 +1082,31 @@ def m009_unsynced_by_mono(db: sqlite_utils.Database) -> None:
     execute_script(
         db,
         "CREATE INDEX events_unsynced_mono ON events(boot_id, mono_ns) WHERE clock_synced = 0;",
+    )
+
+
+@MIGRATIONS()
+def m010_purged_households(db: sqlite_utils.Database) -> None:
+    """Rows purged before a purge left ``record.PURGED_HOUSEHOLD`` where a household was: a
+    passing exit among them may have been somebody's outing (a visitor's, a guard's pass for
+    nobody, flagged ``unchecked``, never was), so it is marked as having had one: whose it was
+    unknown, as before, never read as no outing."""
+    db.execute(
+        f"UPDATE events SET household = '{record.PURGED_HOUSEHOLD}' WHERE purged_at IS NOT NULL"  # noqa: S608
+        " AND household IS NULL AND direction = 'out' AND decision IN ('pass', 'manual_pass')"
+        " AND flags NOT LIKE '%\"unchecked\"%'"
+    )
+
+
+@MIGRATIONS()
+def m011_held_households(db: sqlite_utils.Database) -> None:
+    """The purged rows whose household a purge kept for the quota's look-back
+    (``purge_rows``' ``hold``): the next purges empty them as the look-back passes them
+    (``release_held``), a few rows, never a walk of every purged one."""
+    execute_script(
+        db,
+        "CREATE INDEX events_held ON events(ts)"
+        f" WHERE purged_at IS NOT NULL AND household <> '{record.PURGED_HOUSEHOLD}';",
     )
 
 
@@ -1354,10 +1382,13 @@ def purge_rows(
     seqs: Iterable[int],
     older_than: datetime,
     purged_at: datetime,
+    hold: datetime | None = None,
 ) -> int:
     """Null the personal fields of the rows ``seqs`` of ``table`` (``purge_candidates``),
-    each checked again against the purge rule; one bounded batch of a purge. Returns the
-    rows nulled."""
+    each checked again against the purge rule; one bounded batch of a purge. ``hold``: the
+    household of an outing (``HELD_OUTING``) stamped at or after it is kept (the quota's
+    look-back, ``kiosk.retention.purge``), the rest nulled; ``release_held`` empties it once
+    the look-back has passed. Returns the rows nulled."""
     rows = sorted(seqs)
     if rows and rows[-1] - rows[0] < 2 * len(rows):
         # Dense (the usual backlog): one range statement, a few times faster than a statement
@@ -1365,8 +1396,17 @@ def purge_rows(
         # are found in seq order), and a row never becomes purgeable later, so the range
         # nulls exactly these.
         span = [[rows[0], rows[-1]]]
-        return _purge_where(db, table, "seq >= ? AND seq <= ?", span, older_than, purged_at)
-    return _purge_where(db, table, "seq = ?", [[s] for s in rows], older_than, purged_at)
+        return _purge_where(db, table, "seq >= ? AND seq <= ?", span, older_than, purged_at, hold)
+    return _purge_where(db, table, "seq = ?", [[s] for s in rows], older_than, purged_at, hold)
+
+
+#: SQL: an events row is an outing the quota counts (``kiosk.stats.households_outing``): a
+#: passing exit naming a household, not ``quota_exempt``. What a purge inside the quota's
+#: look-back keeps the household of (``purge_rows``' ``hold``), and only that.
+HELD_OUTING = (
+    "direction = 'out' AND decision IN ('pass', 'manual_pass') AND household <> ''"
+    " AND flags NOT LIKE '%\"quota_exempt\"%'"
+)
 
 
 def _purge_where(
@@ -1376,19 +1416,41 @@ def _purge_where(
     args: list[list[Any]],
     older_than: datetime,
     purged_at: datetime,
+    hold: datetime | None = None,
 ) -> int:
-    """Null the purgeable rows ``span`` selects, once for each parameter list of ``args``."""
+    """Null the purgeable rows ``span`` selects, once for each parameter list of ``args``
+    (``hold``: ``purge_rows``')."""
     personal = (
         hashchain.EVENT_PERSONAL_FIELDS if table == "events" else hashchain.AUDIT_PERSONAL_FIELDS
     )
-    sets = ", ".join(f"{p} = NULL" for p in personal)
+    sets = record.emptied(personal)
+    held: list[Any] = []
+    if hold is not None and table == "events":
+        kept = [p for p in personal if p != "household"]
+        sets = record.emptied(tuple(kept)) + (
+            f", household = CASE WHEN ts >= ? AND {HELD_OUTING} THEN household"
+            f" WHEN household <> '' THEN '{record.PURGED_HOUSEHOLD}' END"
+        )
+        held = [format_ts(hold)]
     sql = (
         f"UPDATE {_table_name(table)} SET {sets}, purged_at = ? WHERE {span}"  # noqa: S608
         + _purgeable(table)
     )
     stamp, cutoff = format_ts(purged_at), format_ts(older_than)
-    rows = [[stamp, *a, cutoff] for a in args]
+    rows = [[*held, stamp, *a, cutoff] for a in args]
     return int(db.conn.executemany(sql, rows).rowcount) if rows else 0
+
+
+def release_held(db: sqlite_utils.Database, before: datetime) -> int:
+    """Empty the households a purge kept for the quota's look-back (``purge_rows``' ``hold``)
+    of the outings stamped before ``before`` (the look-back has passed them; index
+    ``events_held``). Returns how many."""
+    cursor = db.execute(
+        f"UPDATE events INDEXED BY events_held SET household = '{record.PURGED_HOUSEHOLD}'"  # noqa: S608
+        f" WHERE purged_at IS NOT NULL AND household <> '{record.PURGED_HOUSEHOLD}' AND ts < ?",
+        [format_ts(before)],
+    )
+    return int(cursor.rowcount)
 
 
 def shred_salts(db: sqlite_utils.Database, now: datetime) -> int:

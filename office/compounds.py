@@ -40,8 +40,9 @@ from sqlite_utils import Database
 
 from kiosk import stats
 from kiosk.config.policy import QuotaConfig
-from kiosk.days import day_bounds, same_clock
+from kiosk.days import same_clock
 from kiosk.lists import same_text
+from kiosk.record import PURGED_HOUSEHOLD
 
 __all__ = [
     "GatePolicy",
@@ -301,32 +302,30 @@ def _given(quota_cfg: QuotaConfig, zone: ZoneInfo) -> _Rule:
 def _compound_exits(
     gates: list[str],
     rule: _Rule,
-    rows: tuple[list[Row], list[Row]],
+    day_rows: list[Row],
     count: Callable[[list[str], QuotaConfig, set[str], ZoneInfo], int | None],
     masked: Callable[[Row], bool],
 ) -> dict[str, Any]:
-    """One compound's outings on the day and its households over its quota. ``rows``: the
-    compound's in the quota's period before the day, and the day's."""
-    before, day_rows = rows
-    mine = [r for r in day_rows if r[1] in gates]
-    # Passes a later row says the gate did not open for (``not_opened:<seq>``): nobody went
-    # through on them, no outing (``kiosk.stats.not_opened_pass``, as the gate's report).
-    failed = {
-        key
-        for r in mine
-        if (key := stats.not_opened_pass({"kiosk_id": r[1], "flags": json_text(r[10])}))
-    }
-    exits: Counter[str] = Counter()
-    for r in mine:
-        if (
-            r[7]
-            and (str(r[1]), int(r[0])) not in failed
-            and "*" not in r[7]
-            and stats.households_outing(
-                {"direction": r[3], "decision": r[4], "household": r[7], "flags": json_text(r[10])}
+    """One compound's outings on the day (``day_rows``: the district's) and its households
+    over its quota, by the gate's own rules: its day's outings counted as the gate's report
+    counts them (``kiosk.stats.DayOutings``: one no one's here, ``masked``, masked or purged,
+    is counted, and leaves the households unknown), its look-back's no one's outings unknown
+    only where they could put a household over (``count``: ``stats.over_quota_households``)."""
+    outings = stats.DayOutings()
+    for r in day_rows:
+        if r[1] in gates:
+            outings.count(
+                {
+                    "seq": r[0],
+                    "kiosk_id": r[1],
+                    "direction": r[3],
+                    "decision": r[4],
+                    "household": PURGED_HOUSEHOLD if (gone := masked(r)) else r[7],
+                    "flags": json_text(r[10]),
+                    "purged": gone,
+                }  # fmt: skip
             )
-        ):
-            exits[same_text(r[7])] += 1
+    exits = outings.exits
     known = rule.identity or {}
     entry: dict[str, Any] = {
         "gates": gates, "id": known.get("id"), "quota": rule.shown,
@@ -335,17 +334,13 @@ def _compound_exits(
         "id_missing": known.get("id_missing"), "peers_elsewhere": known.get("peers_elsewhere"),
         "households": len(exits), "exits": exits.total(), "histogram": Counter(exits.values()),
     }  # fmt: skip
-    if any(masked(r) for r in mine):
-        entry |= dict.fromkeys(("households", "exits", "histogram"), None)
-        entry["over_quota_households"] = None
-    elif not exits or (rule.quota is not None and not rule.quota.enabled):
+    if not exits or (rule.quota is not None and not rule.quota.enabled):
         entry["over_quota_households"] = 0
-    elif rule.quota is None or rule.site is None or any(masked(r) for r in before):
-        # No rule held, rules that disagree, or an outing in the period that is no one's.
+    elif rule.quota is None or rule.site is None:  # no rule held, or rules that disagree
         entry["over_quota_households"] = None
     else:
         entry["over_quota_households"] = count(gates, rule.quota, set(exits), rule.site)
-    return entry
+    return outings.unknown(entry)
 
 
 def json_text(value: object) -> str | None:
@@ -366,17 +361,16 @@ def district_exits(
     held: dict[str, GatePolicy],
     quota_cfg: QuotaConfig | None,
     when: tuple[date, ZoneInfo, datetime, datetime],
-    rows: tuple[list[Row], list[Row]],
+    day_rows: list[Row],
     db: Database,
     masked: Callable[[Row], bool],
 ) -> dict[str, Any]:
     """``exits_per_household`` across the district: each compound's (``compounds``) summed,
     every compound listed with its rule. ``when``: the day, the zone it is cut in, and the
-    quota's look-back window; ``rows``: the look-back's outings before the day that are no
-    one's (``masked``: masked or purged), and the day's rows; ``db``: every row read, an events
-    table each compound's gates' rows are read from."""
+    quota's look-back window; ``day_rows``: the day's rows (``masked``: an outing no one's
+    here, masked or purged); ``db``: every row read, the look-back's too, an events table
+    each compound's gates' rows are read from (its no one's outings held as purged ones)."""
     day, zone, since, until = when
-    unclear, day_rows = rows
 
     def count(
         gates: list[str], quota: QuotaConfig, households: set[str], site: ZoneInfo
@@ -384,7 +378,6 @@ def district_exits(
         clock = None if same_clock(site, zone, since, until) else site
         return stats.over_quota_households(db, day, zone, quota, households, clock, gates)
 
-    start = day_bounds(day, zone)[0]
     in_report = {g for gates in groups for g in gates}
     entries = []
     for gates in groups:
@@ -393,19 +386,9 @@ def district_exits(
         named = {p for g in gates if g in held for p in held[g].peers or ()}
         rule.outside = sorted(named - in_report)
         rule.identity = identity(gates, held, groups)
-        back = _period_start(rule, day, zone, since)
-        before = [r for r in unclear if r[1] in gates and back <= r[2][:19] < start]
-        entry = _compound_exits(gates, rule, (before, day_rows), count, masked)
+        entry = _compound_exits(gates, rule, day_rows, count, masked)
         entries.append(entry | {"undeclared": undeclared(gates, held)})
     return _roll_up(section, entries)
-
-
-def _period_start(rule: _Rule, day: date, zone: ZoneInfo, since: datetime) -> str:
-    """Where the compound's quota period before ``day`` begins (UTC text): its rule's look-back
-    in the day's zone, all that was read (``since``) when it runs on another clock."""
-    if rule.quota is None or rule.site is None or rule.site.key != zone.key:
-        return since.isoformat()[:19]
-    return stats.quota_lookback(day, zone, rule.quota)
 
 
 def _roll_up(section: dict[str, Any], entries: list[dict[str, Any]]) -> dict[str, Any]:

@@ -37,9 +37,10 @@ entries (``_quarantined_across``).
 
 Personal fields are whatever the pull brought: with a ``logs:read`` token they are masked, so
 ``exits_per_household`` counts only rows that carry an unmasked household (``household_rows``
-says how many did; a masked code is two characters of it and would merge households); when
-any of the day's outings came masked, its figures are ``None`` (unknown), never 0. The
-report itself never names a household or a person.
+says how many did; a masked code is two characters of it and would merge households); an
+outing whose household came masked or was purged is read as the gate reads a purged one
+(``_memory_events``): counted in ``exits``, its household figures ``None`` (unknown), never
+0. The report itself never names a household or a person.
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ import sqlite_utils
 from kiosk import stats
 from kiosk.config.policy import QuotaConfig
 from kiosk.days import as_zone, day_bounds, one_clock
+from kiosk.record import PURGED_HOUSEHOLD
 from office.compounds import (
     compounds,
     district_exits,
@@ -267,8 +269,9 @@ def _clear(household: str | None) -> str | None:
 
 def _masked_outing(row: tuple[Any, ...]) -> bool:
     """A household's outing (``stats.households_outing``) whose household came masked, or was
-    purged (at the gate, or by the office's retention: ``office.retention``)."""
-    household = "**" if row[7] is None and len(row) > 12 and row[12] else row[7]
+    purged (at the gate, or by the office's retention: ``office.retention``), which left
+    ``PURGED_HOUSEHOLD`` (a row that never had one, null, is no outing)."""
+    household = "**" if row[7] == PURGED_HOUSEHOLD else row[7]
     if household is None or _clear(household) is not None:
         return False
     return stats.households_outing(
@@ -282,26 +285,31 @@ def _masked_outing(row: tuple[Any, ...]) -> bool:
 
 
 def _memory_events(*parts: Iterable[tuple[Any, ...]]) -> sqlite_utils.Database:
-    """An in-memory events table shaped like the kiosk's, of ``parts``' rows in their order."""
+    """An in-memory events table shaped like the kiosk's, of ``parts``' rows in their order.
+    An outing no one's here (``_masked_outing``: masked, or purged) is held as the gate holds
+    a purged one (``PURGED_HOUSEHOLD``, ``purged_at`` set), so the gate's counts read it as
+    the gate does (``kiosk.stats.purged_outing``): the day's count keeps it, the quota's
+    look-back takes it as anyone's."""
     conn = sqlite3.connect(":memory:")
     conn.execute(
         "CREATE TABLE events (seq INTEGER, kiosk_id TEXT, ts TEXT, direction TEXT,"
         " decision TEXT, reasons TEXT, temp_c REAL, household TEXT, kind TEXT, person TEXT,"
-        " flags TEXT, dating TEXT)"
+        " flags TEXT, dating TEXT, purged_at TEXT)"
     )
     for rows in parts:
         conn.executemany(
-            "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 (
                     *r[:5],
                     json_text(r[5]),
                     r[6],
-                    _clear(r[7]),
+                    PURGED_HOUSEHOLD if (gone := _masked_outing(r)) else _clear(r[7]),
                     r[8] or "passage",
                     json_text(r[9]),
                     json_text(r[10]),
                     r[11] if len(r) > 11 else None,  # how the row was dated (kiosk.dating)
+                    "masked" if gone else None,
                 )  # fmt: skip
                 for r in rows
             ),
@@ -312,25 +320,22 @@ def _memory_events(*parts: Iterable[tuple[Any, ...]]) -> sqlite_utils.Database:
 
 def _district_events(
     conn: psycopg.Connection[Any], args: list[Any], day_rows: list[tuple[Any, ...]]
-) -> tuple[sqlite_utils.Database, set[str], list[tuple[Any, ...]]]:
+) -> tuple[sqlite_utils.Database, set[str]]:
     """The district's in-memory events: the quota's look-back (``_LOOKBACK_SQL`` with ``args``,
     its ``_dated_args``) read a page at a time, a month of the district's never held whole here,
-    then ``day_rows``; the gates the look-back holds and its outings that are no one's
-    (``_masked_outing``), the compounds' to read."""
+    then ``day_rows`` (its outings no one's here held as purged ones: ``_memory_events``); and
+    the gates the look-back holds."""
     gates: set[str] = set()
-    masked: list[tuple[Any, ...]] = []
 
     def kept(rows: Iterable[tuple[Any, ...]]) -> Iterator[tuple[Any, ...]]:
         for row in rows:
             gates.add(row[1])
-            if _masked_outing(row):
-                masked.append(row)
             yield row
 
     with conn.transaction(), conn.cursor("district-lookback") as rows:  # a server-side cursor
         rows.itersize = 10_000
         rows.execute(_LOOKBACK_SQL, args)
-        return _memory_events(kept(rows), day_rows), gates, masked
+        return _memory_events(kept(rows), day_rows), gates
 
 
 def _utc(text: str) -> datetime:
@@ -604,7 +609,7 @@ def district_report(
             lookback = stats.quota_lookback(day - timedelta(days=1), zone, longest)
             day_rows = conn.execute(_ROWS_SQL, _dated_args(start, end, only)).fetchall()
             args = _dated_args(lookback, start, only)
-            db, read, masked = _district_events(conn, args, day_rows)
+            db, read = _district_events(conn, args, day_rows)
             gates = conn.execute(_GATES_SQL, _dated_args(start, end, only)).fetchall()
             held = conn.execute(_HELD_SQL, [only, only]).fetchall()
             ledgers = _same_day(conn.execute(_LEDGERS_SQL, [day, only, only]), day, zone)
@@ -620,8 +625,6 @@ def district_report(
             conn.close()
     report = stats.compute_report(db, day, zone, quota)
     report["household_rows"] = sum(1 for r in day_rows if _clear(r[7]))
-    if any(_masked_outing(r) for r in day_rows):
-        stats.unknown_outings(report["exits_per_household"])
     gate_ids = read | {r[1] for r in day_rows} | {h[0] for h in held} | set(held_policies)
     window = (_utc(lookback), _utc(end))
     report["exits_per_household"] = district_exits(
@@ -630,7 +633,7 @@ def district_report(
         held_policies,
         quota_cfg,
         (day, zone, *window),
-        (masked, day_rows),
+        day_rows,
         db,
         _masked_outing,
     )

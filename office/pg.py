@@ -82,7 +82,7 @@ __all__ = [
     "redact_dsn",
 ]
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 #: ``fleet_meta`` key of the compounds the office's published lists declare (JSON: a list, or
 #: null when they declare none), kept by the collector from its ``lists_bundle_file``.
 COMPOUNDS_KEY = "lists.compounds"
@@ -175,6 +175,12 @@ CREATE TABLE IF NOT EXISTS fleet_gate_reports (
 );
 INSERT INTO fleet_meta (key, value) VALUES ('schema_version', '{SCHEMA_VERSION}')
     ON CONFLICT (key) DO NOTHING;
+-- 4: a purge leaves household '' where it had one (kiosk.record.PURGED_HOUSEHOLD); a passing
+-- exit purged before may have been an outing: marked so, whose unknown (never no outing).
+UPDATE fleet_events SET household = '{record.PURGED_HOUSEHOLD}' WHERE purged_at IS NOT NULL
+    AND household IS NULL AND direction = 'out' AND decision IN ('pass', 'manual_pass')
+    AND coalesce(NOT flags ? 'unchecked', true)
+    AND (SELECT value::int FROM fleet_meta WHERE key = 'schema_version') < 4;
 UPDATE fleet_meta SET value = '{SCHEMA_VERSION}'
     WHERE key = 'schema_version' AND value::int < {SCHEMA_VERSION};
 """  # noqa: S608 - built from module constants only

@@ -47,6 +47,7 @@ from typing import Any, Protocol
 from urllib.parse import quote
 
 from kiosk.clock import Clock
+from kiosk.record import emptied
 from kiosk.retention import MAX_DAYS, ClockNotTrusted, judge_clock
 from kiosk.store import format_ts
 
@@ -91,7 +92,7 @@ STORES: dict[str, tuple[str, str]] = {
     "fleet_meta": ("", "none: versions, counts"),
 }
 
-_NULLED = "pass_id = NULL, household = NULL, holder = NULL"
+_NULLED = emptied(("pass_id", "household", "holder"))
 # The kiosks in a copy, one index probe each (a loose index scan on the primary key):
 # ``SELECT DISTINCT`` would read every row. Valid in SQLite and PostgreSQL alike.
 _KIOSKS = (

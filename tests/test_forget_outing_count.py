@@ -84,3 +84,34 @@ def test_the_console_says_the_outings_counted_and_the_households_unknown(
     page = guard_client.get(f"/guard/stats?day={day.isoformat()}").text
     summary = page.split('id="exits-summary">')[1].split("</p>")[0]
     assert summary.startswith("外出 3 次，外出住户数不明")
+
+
+def test_forgetting_a_visitor_adds_no_outing(guard_core, clock):
+    """A visitor's exit named no household: never anyone's outing. Before, once the forget
+    emptied it, it was taken for an outing whose household was gone: one exit more and the
+    households unknown."""
+    add_event(guard_core, direction="out", holder="Qian Hong", household="2-202", pass_id="b" * 12)
+    clock.advance(600)
+    add_event(guard_core, direction="out", holder="Visitor Li", pass_id="c" * 12)
+    day = _today(guard_core, clock)
+    forget(guard_core.store, Person.of(pass_ids=["c" * 12]), clock.now(), actor="t")
+    after = _report(guard_core, day)["exits_per_household"]
+    assert (after["exits"], after["households"], after["over_quota_households"]) == (1, 1, 0)
+
+
+def test_forgetting_a_guards_pass_for_nobody_adds_no_outing(guard_core, clock):
+    """A guard's manual pass for a person without a pass naming no household (``unchecked``)."""
+    add_event(guard_core, direction="out", holder="Qian Hong", household="2-202", pass_id="b" * 12)
+    clock.advance(600)
+    add_event(
+        guard_core,
+        direction="out",
+        decision="manual_pass",
+        reasons=("ok",),
+        holder="Wang Fang",
+        flags=("unchecked",),
+    )
+    day = _today(guard_core, clock)
+    forget(guard_core.store, Person.of(name="Wang Fang"), clock.now(), actor="t")
+    after = _report(guard_core, day)["exits_per_household"]
+    assert (after["exits"], after["households"], after["over_quota_households"]) == (1, 1, 0)

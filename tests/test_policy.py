@@ -868,7 +868,8 @@ def test_a_night_guard_is_on_duty_after_midnight_and_not_at_noon(local, on_duty)
 def test_night_hours_are_read_on_the_local_clock_across_a_daylight_saving_change():
     """Berlin, the spring change (2027-03-28: 02:00 CET is 03:00 CEST): a night span
     22:00-02:30 closes as the clock jumps past 02:30; the autumn one (2027-10-31) repeats
-    02:00-03:00, and both 02:15s are inside 22:00-02:30."""
+    02:00-03:00: 22:00-02:30 ends at the first 02:30 (``kiosk.days.span_on``, as the roster's
+    stretches and a peer's closed hours), so the second 02:15 is outside."""
     berlin = ZoneInfo("Europe/Berlin")
     cfg = PolicySection.model_validate(
         {
@@ -885,5 +886,27 @@ def test_night_hours_are_read_on_the_local_clock_across_a_daylight_saving_change
     assert reasons(datetime(2027, 3, 28, 0, 59, tzinfo=UTC)) == ("ok",)  # 01:59 CET
     assert reasons(datetime(2027, 3, 28, 1, 0, tzinfo=UTC)) == ("outside_hours",)  # 03:00 CEST
     assert reasons(datetime(2027, 10, 31, 0, 15, tzinfo=UTC)) == ("ok",)  # 02:15 CEST
-    assert reasons(datetime(2027, 10, 31, 1, 15, tzinfo=UTC)) == ("ok",)  # 02:15 CET
+    assert reasons(datetime(2027, 10, 31, 1, 15, tzinfo=UTC)) == ("outside_hours",)  # 02:15 CET
     assert reasons(datetime(2027, 10, 31, 1, 45, tzinfo=UTC)) == ("outside_hours",)  # 02:45
+
+
+@pytest.mark.parametrize(
+    "spans", [["20:00-02:30"], ["02:30-10:00"], ["22:00-02:15", "02:40-10:00"]]
+)
+def test_a_guard_is_on_duty_exactly_while_the_staffed_stretch_holds_on_the_autumn_night(spans):
+    """Berlin, 2024-10-27 (02:00-03:00 twice). The guard's session runs by the staffed
+    stretches (``kiosk.roster.staffed_stretches``: spans at ``local_at``'s instants), and
+    ``decide`` asks ``guard_on_duty``: it read the wall clock, so in the second pass a span
+    02:30-10:00 (begun at the first 02:30) was off duty while the guard was signed in, a
+    fever denied outright with ``no_guard_on_duty``. Both now read spans one way."""
+    from kiosk.policy import guard_on_duty
+    from kiosk.roster import staffed_stretches
+
+    berlin = ZoneInfo("Europe/Berlin")
+    cfg = PolicySection.model_validate({"hours": {"enabled": True, "spans": spans}})
+    start = datetime(2024, 10, 26, 23, 45, tzinfo=UTC)  # 01:45 CEST
+    stretches = staffed_stretches(cfg.hours.windows(), berlin, start)
+    for minutes in range(0, 181, 5):
+        at = start + timedelta(minutes=minutes)
+        held = any(a <= at < b for a, b in stretches)
+        assert guard_on_duty(at, cfg, berlin) is held, at.astimezone(berlin)

@@ -25,7 +25,7 @@ def store(reporting_store):
     return reporting_store
 
 
-def out(store, clock, when: datetime, household: str) -> None:
+def out(store, clock, when: datetime, household: str | None) -> None:
     clock.set_wall(when)
     store.append(
         EventDraft(
@@ -111,7 +111,8 @@ def test_the_hourly_purge_across_the_autumn_change_keeps_the_gates_look_back(sto
     clock.set_wall(AUTUMN_NOW)
     result = purge(store, 2, AUTUMN_NOW, tz=BERLIN, quota_cfg=QUOTA)
     assert _household_of(store, outing) == "F6"
-    assert result.cutoff == datetime(2026, 10, 24, 10, 0, tzinfo=UTC)  # 12:00 CEST, 49 h
+    assert result.cutoff == AUTUMN_NOW - timedelta(hours=48)  # the rest by the cutoff asked
+    assert result.households_held_from == datetime(2026, 10, 24, 10, 0, tzinfo=UTC)  # 12:00, 49 h
 
 
 def test_a_purge_by_hand_shorter_than_the_quotas_period_keeps_the_look_back(store, clock):
@@ -124,7 +125,55 @@ def test_a_purge_by_hand_shorter_than_the_quotas_period_keeps_the_look_back(stor
     now = DAY_START + timedelta(hours=10)
     clock.set_wall(now)
     purge(store, 0, now, tz=TZ, quota_cfg=QUOTA)
-    assert (_household_of(store, old), _household_of(store, recent)) == (None, "F6")
+    assert (_household_of(store, old), _household_of(store, recent)) == ("", "F6")
+
+
+def _row(store, when: datetime) -> dict:
+    cols = ("pass_id", "household", "holder", "person", "purged_at")
+    row = store.reader().execute(
+        f"select {', '.join(cols)} from events where ts like ?",
+        [when.strftime("%Y-%m-%dT%H:%M") + "%"],
+    )
+    return dict(zip(cols, row.fetchone(), strict=True))
+
+
+def test_the_look_back_holds_only_the_households_of_its_outings(store, clock):
+    """``kiosk purge --older-than 0`` with the quota on moved the whole cutoff back to the
+    quota's look-back: names, pass ids, a person's details, audit details of the last two days
+    were all kept. Only an outing's household is (its direction, decision and flags never go);
+    the rest goes by the cutoff asked, the verification still passes, and the next purge past
+    the look-back empties the household."""
+    recent = DAY_START + timedelta(hours=2)
+    clock.set_wall(recent)
+    store.append(
+        EventDraft(
+            direction="out", decision="pass", reasons=("ok",), household="F6",
+            pass_id="p" * 12, holder="Li Lei", person={"name": "Li Lei", "phone": "13800138000"},
+        )
+    )  # fmt: skip
+    coming_home = recent + timedelta(minutes=5)
+    clock.set_wall(coming_home)
+    store.append(
+        EventDraft(direction="in", decision="pass", reasons=("ok",), household="G7", holder="Wu")
+    )
+    store.audit("guard", "list_change", {"holder": "Li Lei", "household": "F6"})
+    now = DAY_START + timedelta(hours=10)
+    clock.set_wall(now)
+    result = purge(store, 0, now, tz=TZ, quota_cfg=QUOTA)
+    assert result.cutoff == now and result.households_held_from == now - timedelta(days=2)
+    assert result.as_dict()["households_held_from"] == (now - timedelta(days=2)).isoformat()
+    outing = _row(store, recent)
+    assert outing["household"] == "F6" and outing["purged_at"] is not None
+    assert (outing["pass_id"], outing["holder"], outing["person"]) == (None, None, None)
+    assert _row(store, coming_home)["household"] == ""  # no outing: nothing the quota needs
+    details = [a["detail"] for a in store.audits(limit=100) if a["action"] == "list_change"]
+    assert details == [None]
+    assert store.verify().ok
+    later = now + timedelta(days=2)
+    clock.set_wall(later)
+    purge(store, 0, later, tz=TZ, quota_cfg=QUOTA)
+    assert _row(store, recent)["household"] == ""
+    assert store.verify().ok
 
 
 def test_without_the_quota_a_purge_keeps_only_its_days(store, clock):
@@ -133,7 +182,7 @@ def test_without_the_quota_a_purge_keeps_only_its_days(store, clock):
     now = DAY_START + timedelta(hours=10)
     clock.set_wall(now)
     purge(store, 0, now, tz=TZ, quota_cfg=QuotaConfig(enabled=False))
-    assert _household_of(store, recent) is None
+    assert _household_of(store, recent) == ""  # emptied: PURGED_HOUSEHOLD
 
 
 @pytest.fixture
@@ -173,3 +222,86 @@ def test_the_console_says_over_the_quota_unknown_not_none(quota_client, clock):
     page = guard_client.get("/guard/stats?day=2026-03-02").text
     summary = page.split('id="exits-summary">')[1].split("</p>")[0]
     assert summary.startswith("外出住户 1 户，超出配额户数不明")
+
+
+def test_a_purged_exit_that_named_no_household_leaves_over_the_quota_known(store, clock):
+    """A visitor's exit (no household) in the look-back, purged: nothing a household did
+    went; before, it made over_quota_households unknown."""
+    out(store, clock, DAY_START - timedelta(hours=25), None)
+    out(store, clock, DAY_START + timedelta(hours=1), "F6")
+    purge(store, 2, DAY_START + timedelta(hours=23, minutes=30), tz=TZ, quota_cfg=QUOTA)
+    exits = daily_report(store.reader(), DAY, TZ, QUOTA)["exits_per_household"]
+    assert exits["over_quota_households"] == 0
+
+
+def test_purged_outings_too_few_to_tip_a_household_leave_over_the_quota_known(store, clock):
+    """Two outings every two days: one outing purged in the look-back, F6 out once on the day
+    with nothing before it. Were the purged one F6's, F6 had one before, not two: nobody is
+    over, known (before: unknown as soon as any purged outing lay in F6's period)."""
+    two = QuotaConfig(enabled=True, exits=2, period_days=2)
+    out(store, clock, DAY_START - timedelta(hours=25), "X1")
+    out(store, clock, DAY_START + timedelta(hours=1), "F6")
+    purge(store, 2, DAY_START + timedelta(hours=23, minutes=30), tz=TZ, quota_cfg=two)
+    assert (
+        daily_report(store.reader(), DAY, TZ, two)["exits_per_household"]["over_quota_households"]
+        == 0
+    )
+
+
+def test_purged_outings_that_could_tip_a_household_leave_over_the_quota_unknown(store, clock):
+    """Two outings every two days: two purged in the look-back (or one and F6's own before):
+    they may have been F6's, and F6 over: unknown."""
+    two = QuotaConfig(enabled=True, exits=2, period_days=2)
+    out(store, clock, DAY_START - timedelta(hours=25), "X1")
+    out(store, clock, DAY_START - timedelta(hours=24), "F6")
+    out(store, clock, DAY_START + timedelta(hours=1), "F6")
+    purge(store, 2, DAY_START + timedelta(hours=23, minutes=30), tz=TZ, quota_cfg=two)
+    assert (
+        daily_report(store.reader(), DAY, TZ, two)["exits_per_household"]["over_quota_households"]
+        is None
+    )
+
+
+def test_a_forget_empties_a_household_the_look_back_held(store, clock):
+    from kiosk.people import Person, forget
+
+    recent = DAY_START + timedelta(hours=2)
+    out(store, clock, recent, "F6")
+    now = DAY_START + timedelta(hours=10)
+    clock.set_wall(now)
+    purge(store, 0, now, tz=TZ, quota_cfg=QUOTA)
+    assert _row(store, recent)["household"] == "F6"
+    forget(store, Person.of(household="F6"), now, actor="t")
+    assert _row(store, recent)["household"] == ""
+    assert store.verify().ok
+
+
+def test_rows_purged_before_the_marker_that_may_be_outings_stay_unknown(tmp_path, clock):
+    """A log purged by an older release nulled every household: its passing exits are marked
+    as having had one on upgrade (whose unknown, as before), never read as no outing; a
+    guard's pass for nobody (``unchecked``) and a row coming home are not."""
+    import sqlite3
+
+    from support import reporting_log
+
+    path = tmp_path / "old.db"
+    log = reporting_log(path, clock)
+    out(log, clock, DAY_START + timedelta(hours=1), "F6")
+    log.append(
+        EventDraft(direction="out", decision="manual_pass", reasons=("ok",), flags=("unchecked",))
+    )
+    log.append(EventDraft(direction="in", decision="pass", reasons=("ok",), household="G7"))
+    clock.set_wall(DAY_START + timedelta(days=5))
+    purge(log, 1, clock.now(), tz=TZ)
+    log.close()
+    conn = sqlite3.connect(path)  # as an older release left it: no marker, the step not run
+    conn.execute("UPDATE events SET household = NULL")
+    conn.execute("DELETE FROM _sqlite_migrations WHERE name = 'm010_purged_households'")
+    conn.commit()
+    conn.close()
+    log = reporting_log(path, clock)
+    try:
+        rows = log.reader().execute("select household from events order by seq").fetchall()
+    finally:
+        log.close()
+    assert [r[0] for r in rows] == ["", None, None]

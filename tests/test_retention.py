@@ -14,6 +14,7 @@ from checkpoint.cli import main
 from kiosk import stats
 from kiosk.clock import FakeClock
 from kiosk.config.policy import QuotaConfig
+from kiosk.record import PURGED_HOUSEHOLD
 from kiosk.retention import ClockNotTrusted, purge
 from kiosk.stats import daily_report
 from kiosk.store import EventDraft, EventLog
@@ -72,7 +73,7 @@ def test_purge_removes_personal_fields_keeps_reports_and_chain(store, clock):
     new = [r for r in rows if r["ts"] >= cutoff]
     assert old and new and result.events_purged == len(old)
     for row in old:
-        assert row["pass_id"] is None and row["household"] is None
+        assert row["pass_id"] is None and row["household"] == PURGED_HOUSEHOLD
         assert row["holder"] is None and row["person"] is None
         assert row["purged_at"] is not None
         assert not PHONE_RE.search(json.dumps(row)) and not ID_RE.search(json.dumps(row))
@@ -117,7 +118,7 @@ def test_quota_lookback_survives_daily_purges(store, clock, tmp_path):
         fill(store, clock, start + timedelta(days=d), 1)
         fill(unpurged, unpurged.clock, start + timedelta(days=d), 1)
         purge(store, 1, datetime(2026, 3, 2 + d, 0, 30, tzinfo=UTC), tz=TZ, quota_cfg=QUOTA)
-    # The quota's two days are kept whatever the retention (kiosk.retention.purge_cutoff): the
+    # The quota's two days are kept whatever the retention (kiosk.retention.quota_hold): the
     # last day's households go two days after it.
     purge(store, 1, datetime(2026, 3, 9, 0, 30, tzinfo=UTC), tz=TZ, quota_cfg=QUOTA)
     first = date(2026, 3, 1)
@@ -510,3 +511,40 @@ def test_every_face_serves_a_purged_days_copy_frozen_under_a_zone_this_system_la
         "Gone/PRC",
         2,
     )
+
+
+def test_cli_purge_says_the_quota_held_the_households_of_its_outings_back(
+    tmp_path, capsys, monkeypatch
+):
+    """``kiosk purge --older-than 0`` with the quota on moved its cutoff back a week without a
+    word and kept every personal field of that week; it keeps an outing's household alone,
+    and says so and until when (the JSON's ``households_held_from``, a line on stderr)."""
+    when = datetime(2026, 12, 7, 8, 0, tzinfo=UTC)
+    toml = tmp_path / "k.toml"
+    toml.write_text(
+        '[site]\nkiosk_id = "gate-1"\ntimezone = "Europe/Berlin"\n[store]\nretention_days = 7\n'
+        "[policy.quota]\nenabled = true\nperiod_days = 7\n",
+        encoding="utf-8",
+    )
+    log = reporting_log(tmp_path / "k.db", FakeClock(start=when))
+    log.append(
+        EventDraft(
+            direction="out", decision="pass", household="1-101", holder="Zhao Min",
+            pass_id="a" * 12, temp_c=36.5,
+        )
+    )  # fmt: skip
+    log.close()
+    _system_clock_at(monkeypatch, when + timedelta(hours=1), synced=True)
+    args = ["purge", "--config", str(toml), "--db", str(tmp_path / "k.db"), "--older-than", "0"]
+    assert main(args) == 0
+    out, err = capsys.readouterr()
+    said = json.loads(out)
+    assert said["cutoff"] == (when + timedelta(hours=1)).isoformat()
+    assert said["households_held_from"] == "2026-11-30T09:00:00+00:00"
+    assert "outing quota's look-back (7 days)" in err and "2026-11-30T09:00:00+00:00" in err
+    log = reporting_log(tmp_path / "k.db", FakeClock(start=when))
+    try:
+        row = log.reader().execute("select household, holder, pass_id from events").fetchone()
+    finally:
+        log.close()
+    assert tuple(row) == ("1-101", None, None)

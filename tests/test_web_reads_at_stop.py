@@ -377,13 +377,13 @@ def test_statistics_cut_by_the_logs_close_are_a_503_saying_the_checkpoint_is_sto
     connection); it is the stop's 503, in words, never "the log is unavailable"."""
     for _ in range(3):
         add_event(core)
-    real = stats._count_exit
+    real = stats.DayOutings.count
 
     def count_exit(*args: Any) -> None:
         core.store.close()  # the stop, between the first row and the next fetch
         real(*args)
 
-    monkeypatch.setattr(stats, "_count_exit", count_exit)
+    monkeypatch.setattr(stats.DayOutings, "count", count_exit)
     answer = alice.get("/guard/stats")
     assert answer.status_code == 503 and answer.headers["Retry-After"] == "30"
     assert i18n.t("zh-CN", "err.stopping") in answer.text and "Traceback" not in answer.text

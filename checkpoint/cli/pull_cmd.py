@@ -89,7 +89,9 @@ def register(sub: Verbs) -> None:
         "--older-than",
         type=int,
         metavar="DAYS",
-        help="purge what is older than DAYS (default: store.retention_days of --config)",
+        help="purge what is older than DAYS (default: store.retention_days of --config); with"
+        " the quota on, the households of passing exits inside its look-back are kept until"
+        " it has passed them (households_held_from)",
     )
     purge.add_argument(
         "--trust-clock",
@@ -443,7 +445,12 @@ def purge_run(args: argparse.Namespace) -> int:
 
     Null the personal fields of events older than DAYS (after freezing the daily reports
     of those days); the hash chain keeps verifying. Without --older-than, DAYS is the
-    store.retention_days of --config (what kiosk-purge.timer runs nightly). A wall clock that
+    store.retention_days of --config (what kiosk-purge.timer runs nightly). With the outing
+    quota on, a cutoff inside its look-back (policy.quota.period_days days on the site's
+    clock) is held back for the households of passing exits alone, which the gate's quota
+    counts after a restart: they are kept until the look-back has passed them (the JSON's
+    households_held_from says from when, and so does a line on stderr); names, pass ids, the
+    rest of those rows, audit details and the ledgers go by DAYS. A wall clock that
     is not synchronised, or set back behind the log, purges nothing: exit 1. The log of
     --config not written yet (the daemon never started) is nothing to purge: exit 0.
 
@@ -502,4 +509,12 @@ def purge_run(args: argparse.Namespace) -> int:
     finally:
         store.close()
     print(json.dumps(result.as_dict()))
+    if result.households_held_from is not None:
+        print(
+            f"kiosk purge: the outing quota's look-back ({config.policy.quota.period_days} days)"
+            " held the cutoff back for the households of passing exits: those from"
+            f" {result.households_held_from.isoformat()} are kept until it has passed them;"
+            f" everything else was purged before {result.cutoff.isoformat()}",
+            file=sys.stderr,
+        )
     return 0

@@ -55,15 +55,6 @@ def _unambiguous(start: time, end: time) -> None:
         )
 
 
-def in_span(span: Span, local: time) -> bool:
-    """Whether a local time of day is in ``[start, end)``; a span whose end is before its
-    start (20:00-08:00) runs across midnight."""
-    start, end = span
-    if start < end:
-        return start <= local < end
-    return local >= start or local < end
-
-
 class HoursConfig(Section):
     enabled: bool = False
     """Only let people pass within opening hours."""
@@ -97,10 +88,6 @@ class HoursConfig(Section):
         if self.spans:
             return tuple(_span(s) for s in self.spans)
         return ((self.open_at, self.close_at),)
-
-    def covers(self, local: time) -> bool:
-        """Whether a local time of day (the site's clock) is within the hours."""
-        return any(in_span(span, local) for span in self.windows())
 
     def longest_unstaffed(self) -> timedelta:
         """The longest stretch of the site's clock day outside the hours, across midnight too
