@@ -784,7 +784,7 @@ def test_feed_returns_rows_after_a_seq_newest_first(guard_client, guard_core):
 
 def test_alarm_lookback_ignores_alarms_from_long_ago(guard_core):
     add_event(guard_core, decision="deny", reasons=("fever",), temp_c=38.0)
-    guard_core.clock.advance(timedelta(hours=13).total_seconds())
+    guard_core.clock.advance(timedelta(hours=38).total_seconds())  # past ALARM_LOOKBACK_H
     add_event(guard_core, decision="pass")
     with TestClient(make_app(guard_core), base_url=BASE) as guard_client:
         login(guard_client)
