@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
+import functools
 import json
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
@@ -1163,6 +1164,50 @@ def _walk_start(
     return min(starts, default=None)
 
 
+def _frozen_through(db: Database, zone: ZoneInfo) -> dict[str, int | None]:
+    """The days frozen in ``zone``, each with its ``through_seq``; and those frozen under
+    another name of its clock that day (``_its_clock``: ``PRC`` renamed ``Asia/Shanghai``, as
+    Trixie asks) and not in ``zone``: frozen already, as ``frozen_report`` serves them, so not
+    frozen again under the new name and today's rules (the quota switched on since would
+    change a past day's report). A zone really changed keeps another clock: its days are
+    counted again in the new zone (docs/privacy.md, *Freeze*)."""
+    rows = db.query("select day, tz, through_seq from daily_aggregates order by frozen_at desc")
+    own: dict[str, int | None] = {}
+    others: dict[str, list[tuple[str, int | None]]] = {}
+    for r in rows:
+        if r["tz"] == zone.key:
+            own[r["day"]] = r["through_seq"]
+        else:
+            others.setdefault(r["day"], []).append((r["tz"], r["through_seq"]))
+    through = dict(own)
+    for day, copies in others.items():
+        if day in own:
+            continue
+        for name, seq in copies:
+            if _clock_of_day(db, name, zone, day):
+                through[day] = seq
+                break
+    return through
+
+
+def _clock_of_day(db: Database, name: str, zone: ZoneInfo, day: str) -> bool:
+    """``_its_clock`` of the copy of ``day`` frozen under ``name``: a name this system knows
+    by the zones (``one_clock``, remembered: a renamed site's year of days is compared once
+    a process, not at every hourly freeze), one it lacks by the hours its copy recorded."""
+    if known_zone(name) is not None:
+        return _one_clock_day(name, zone.key, day)
+    found = db.execute(
+        "select report from daily_aggregates where day = ? and tz = ?", [day, name]
+    ).fetchone()
+    row = {"tz": name, "report": found[0] if found else "{}"}
+    return _its_clock(row, zone, date.fromisoformat(day))
+
+
+@functools.lru_cache(maxsize=4096)
+def _one_clock_day(name: str, zone: str, day: str) -> bool:
+    return one_clock(name, zone, date.fromisoformat(day))
+
+
 def freeze_days(
     store: Store,
     tz: ZoneInfo | str,
@@ -1182,10 +1227,7 @@ def freeze_days(
         # A log opened without this module's MIGRATIONS still gets its table (same schema).
         _create_aggregates(db)
         redated = _redated_times(db)
-        rows_frozen = db.query(
-            "select day, through_seq from daily_aggregates where tz = ?", [zone.key]
-        )
-        through = {r["day"]: r["through_seq"] for r in rows_frozen}
+        through = _frozen_through(db, zone)
         touched = _touched_days(db, zone, through)
         frozen = set(through) - _late_days(db, zone, through, touched)
         # Not from the first day with events: a restored log frozen a few days a
