@@ -87,6 +87,7 @@ from kiosk.lists import Freshness, same_text
 from kiosk.pihealth import power_spells
 from kiosk.ports import Store
 from kiosk.sheets import write_csv, write_xlsx
+from kiosk.store import recorded_site
 
 MIGRATIONS = Migrations("kiosk.stats")
 
@@ -732,17 +733,26 @@ def daily_report(
     quota_cfg: QuotaConfig | None = None,
     lists_freshness: Freshness | Mapping[str, Any] | None = None,
     hours: HoursConfig | None = None,
+    *,
+    hours_known: bool = True,
 ) -> dict[str, Any]:
     """The daily report for a local ``day``: frozen if that day was frozen, else live.
 
     ``lists_freshness`` (``Lists.freshness`` or a mapping with ``updated_at``/``source``) is
-    live information and is added as given, never frozen; so is ``staffing`` (the day split
-    by the staffed ``hours``, ``policy.hours``: ``staffing_section``), counted from fields
-    retention keeps.
+    live information and is added as given, never frozen. ``staffing`` (the day split by the
+    staffed hours: ``staffing_section``) is the frozen copy's, split by the hours in force
+    when it was frozen (``freeze_days``); a day not frozen, or frozen without it (before
+    2026-12-07, or by a log whose daemon recorded no hours), is split by ``hours``
+    (``policy.hours``) from fields retention keeps, or, ``hours_known`` false (a log alone
+    whose daemon recorded none), ``STAFFING_UNKNOWN``.
     """
-    report = frozen_report(reader, day, tz) or compute_report(reader, day, tz, quota_cfg)
+    frozen = frozen_report(reader, day, tz)
+    report = frozen or compute_report(reader, day, tz, quota_cfg)
     report["lists_freshness"] = _freshness(lists_freshness)
-    report["staffing"] = staffing_section(reader, day, tz, hours)
+    if frozen is None or not isinstance(frozen.get("staffing"), dict):
+        report["staffing"] = (
+            staffing_section(reader, day, tz, hours) if hours_known else dict(STAFFING_UNKNOWN)
+        )
     report["downtime"] = downtime_section(reader, day, tz)
     return report
 
@@ -1208,6 +1218,20 @@ def _one_clock_day(name: str, zone: str, day: str) -> bool:
     return one_clock(name, zone, date.fromisoformat(day))
 
 
+def _recorded_hours(db: Database) -> HoursConfig | None:
+    """The staffed hours in force, as the daemon recorded them in the log at its start
+    (``kiosk.store.record_site``; ``policy.hours``); None when it recorded none (a release
+    before 2026-12-07, a log no daemon wrote) or they cannot be read."""
+    recorded = recorded_site(db)
+    hours = recorded.get("hours") if recorded is not None else None
+    if not isinstance(hours, dict):
+        return None
+    try:
+        return HoursConfig.model_validate(hours)
+    except ValueError:  # pydantic's ValidationError is one
+        return None
+
+
 def freeze_days(
     store: Store,
     tz: ZoneInfo | str,
@@ -1234,6 +1258,7 @@ def freeze_days(
         # transaction walked its frozen days again at each one (days² queries).
         day = _walk_start(db, zone, through, touched - frozen, redated)
         head = db.execute("select max(seq) from events").fetchone()[0]
+        hours = _recorded_hours(db)
         stamp = now.astimezone(UTC).isoformat()
         done: list[date] = []
         # Day to day with events only: one passage stamped 1970 before NTP synced must not
@@ -1243,6 +1268,8 @@ def freeze_days(
             # renamed or corrected since it was frozen: ``frozen_report``).
             if day.isoformat() not in frozen and not _purged(db, day, zone):
                 report = compute_report(db, day, zone, quota_cfg)
+                if hours is not None:  # the split by the hours in force, kept with the day
+                    report["staffing"] = staffing_section(db, day, zone, hours)
                 db.table("daily_aggregates").insert(
                     {
                         "day": day.isoformat(),
