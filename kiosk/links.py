@@ -161,12 +161,25 @@ def guard_decision(decision: str, about: str | None) -> str:
     return "confirmed_denies" if denied else "stopped_over_a_pass"
 
 
-def _flags(row: Mapping[str, Any]) -> list[str]:
-    flags = row["flags"]
+def _flags(row: Mapping[str, Any], column: str = "flags") -> list[str]:
+    flags = row[column]
     if not flags:
         return []
     decoded = json.loads(flags) if isinstance(flags, str) else flags
     return [str(f) for f in decoded] if isinstance(decoded, list) else []
+
+
+def judged_fever(row: Mapping[str, Any], fevers: Iterable[int] = ()) -> bool:
+    """Whether the gate judged an events row's reading a fever when it decided, by the
+    threshold in force then: ``fever`` among its ``reasons`` (the kiosk's fever deny, a fever
+    a guard found by hand), or a guard's decision about a row so judged (``fevers``: their
+    seqs) carrying that row's reading (the kiosk's, with its ``temp_object_c``; not one the
+    guard measured by hand). Never today's threshold again: a reading read as normal when it
+    was taken stays normal after the threshold is lowered, a fever stays one when raised."""
+    if "fever" in _flags(row, "reasons"):
+        return True
+    about = overridden(_flags(row))
+    return about is not None and about in set(fevers) and row["temp_object_c"] is not None
 
 
 def passage_key(row: Mapping[str, Any], seen: MutableMapping[Key, Key]) -> Key:

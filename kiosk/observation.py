@@ -50,6 +50,7 @@ from .community import (
 )
 from .dating import dated_source
 from .days import day_bounds
+from .links import judged_fever
 from .lists import same_text
 from .queries import boot_offsets, clock_of, offset_time, read_clocks
 from .schema import sql_migrations
@@ -747,7 +748,7 @@ class ObservationLedger:
                 datetime.fromisoformat(r["at"]),
                 float(r["temp_c"]),
                 "helper",
-                float(r["temp_c"]) >= self.fever_threshold_c,
+                self._helper_fever(r),
             )
             for r in db.query("select * from obs_checks where person_id = ?", [person_id])
         ]
@@ -776,21 +777,33 @@ class ObservationLedger:
         # boot's synchronised clock (``kiosk.dating``), as the daily report counts it.
         events, ts = dated_source(db)
         rows = db.query(
-            f"select {ts} as ts, household, holder, temp_c from {events}"  # noqa: S608
+            f"select seq, {ts} as ts, household, holder, temp_c, temp_object_c, reasons, flags"  # noqa: S608
+            f" from {events}"
             f" where household in ({marks}) and temp_c is not null and holder is not null"
             f" and {ts} >= ? and {ts} < ? order by seq",
             [*spellings, start, end],
         )
         name = same_text(person.name)
-        checks = []
+        checks, fevers = [], set[int]()
         for r in rows:
             if same_text(r["holder"]) != name:
                 continue
             when = datetime.fromisoformat(r["ts"])
-            temp = float(r["temp_c"])
-            fever = temp >= self.fever_threshold_c
-            checks.append(Check(person.id, self._today(when), when, temp, "gate", fever))
+            # As the gate decided it then (``judged_fever``), not by today's threshold.
+            fever = judged_fever(r, fevers)
+            if fever:
+                fevers.add(int(r["seq"]))
+            checks.append(
+                Check(person.id, self._today(when), when, float(r["temp_c"]), "gate", fever)
+            )
         return checks
+
+    def _helper_fever(self, row: Mapping[str, Any]) -> bool:
+        """A helper's reading as it was judged when typed in (``obs_checks.fever``, by the
+        threshold then); today's threshold only for a row that holds no verdict."""
+        if row["fever"] is not None:
+            return bool(row["fever"])
+        return float(row["temp_c"]) >= self.fever_threshold_c
 
     def alarms(self, now: datetime | None = None) -> list[Alarm]:
         """Open alarms of everyone under observation, oldest first."""

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
+import functools
 import json
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
@@ -88,6 +89,7 @@ from kiosk.pihealth import power_spells
 from kiosk.ports import Store
 from kiosk.record import PURGED_HOUSEHOLD
 from kiosk.sheets import write_csv, write_xlsx
+from kiosk.store import recorded_site
 
 MIGRATIONS = Migrations("kiosk.stats")
 
@@ -747,17 +749,26 @@ def daily_report(
     quota_cfg: QuotaConfig | None = None,
     lists_freshness: Freshness | Mapping[str, Any] | None = None,
     hours: HoursConfig | None = None,
+    *,
+    hours_known: bool = True,
 ) -> dict[str, Any]:
     """The daily report for a local ``day``: frozen if that day was frozen, else live.
 
     ``lists_freshness`` (``Lists.freshness`` or a mapping with ``updated_at``/``source``) is
-    live information and is added as given, never frozen; so is ``staffing`` (the day split
-    by the staffed ``hours``, ``policy.hours``: ``staffing_section``), counted from fields
-    retention keeps.
+    live information and is added as given, never frozen. ``staffing`` (the day split by the
+    staffed hours: ``staffing_section``) is the frozen copy's, split by the hours in force
+    when it was frozen (``freeze_days``); a day not frozen, or frozen without it (before
+    2026-12-07, or by a log whose daemon recorded no hours), is split by ``hours``
+    (``policy.hours``) from fields retention keeps, or, ``hours_known`` false (a log alone
+    whose daemon recorded none), ``STAFFING_UNKNOWN``.
     """
-    report = frozen_report(reader, day, tz) or compute_report(reader, day, tz, quota_cfg)
+    frozen = frozen_report(reader, day, tz)
+    report = frozen or compute_report(reader, day, tz, quota_cfg)
     report["lists_freshness"] = _freshness(lists_freshness)
-    report["staffing"] = staffing_section(reader, day, tz, hours)
+    if frozen is None or not isinstance(frozen.get("staffing"), dict):
+        report["staffing"] = (
+            staffing_section(reader, day, tz, hours) if hours_known else dict(STAFFING_UNKNOWN)
+        )
     report["downtime"] = downtime_section(reader, day, tz)
     return report
 
@@ -1181,6 +1192,64 @@ def _walk_start(
     return min(starts, default=None)
 
 
+def _frozen_through(db: Database, zone: ZoneInfo) -> dict[str, int | None]:
+    """The days frozen in ``zone``, each with its ``through_seq``; and those frozen under
+    another name of its clock that day (``_its_clock``: ``PRC`` renamed ``Asia/Shanghai``, as
+    Trixie asks) and not in ``zone``: frozen already, as ``frozen_report`` serves them, so not
+    frozen again under the new name and today's rules (the quota switched on since would
+    change a past day's report). A zone really changed keeps another clock: its days are
+    counted again in the new zone (docs/privacy.md, *Freeze*)."""
+    rows = db.query("select day, tz, through_seq from daily_aggregates order by frozen_at desc")
+    own: dict[str, int | None] = {}
+    others: dict[str, list[tuple[str, int | None]]] = {}
+    for r in rows:
+        if r["tz"] == zone.key:
+            own[r["day"]] = r["through_seq"]
+        else:
+            others.setdefault(r["day"], []).append((r["tz"], r["through_seq"]))
+    through = dict(own)
+    for day, copies in others.items():
+        if day in own:
+            continue
+        for name, seq in copies:
+            if _clock_of_day(db, name, zone, day):
+                through[day] = seq
+                break
+    return through
+
+
+def _clock_of_day(db: Database, name: str, zone: ZoneInfo, day: str) -> bool:
+    """``_its_clock`` of the copy of ``day`` frozen under ``name``: a name this system knows
+    by the zones (``one_clock``, remembered: a renamed site's year of days is compared once
+    a process, not at every hourly freeze), one it lacks by the hours its copy recorded."""
+    if known_zone(name) is not None:
+        return _one_clock_day(name, zone.key, day)
+    found = db.execute(
+        "select report from daily_aggregates where day = ? and tz = ?", [day, name]
+    ).fetchone()
+    row = {"tz": name, "report": found[0] if found else "{}"}
+    return _its_clock(row, zone, date.fromisoformat(day))
+
+
+@functools.lru_cache(maxsize=4096)
+def _one_clock_day(name: str, zone: str, day: str) -> bool:
+    return one_clock(name, zone, date.fromisoformat(day))
+
+
+def _recorded_hours(db: Database) -> HoursConfig | None:
+    """The staffed hours in force, as the daemon recorded them in the log at its start
+    (``kiosk.store.record_site``; ``policy.hours``); None when it recorded none (a release
+    before 2026-12-07, a log no daemon wrote) or they cannot be read."""
+    recorded = recorded_site(db)
+    hours = recorded.get("hours") if recorded is not None else None
+    if not isinstance(hours, dict):
+        return None
+    try:
+        return HoursConfig.model_validate(hours)
+    except ValueError:  # pydantic's ValidationError is one
+        return None
+
+
 def freeze_days(
     store: Store,
     tz: ZoneInfo | str,
@@ -1200,16 +1269,14 @@ def freeze_days(
         # A log opened without this module's MIGRATIONS still gets its table (same schema).
         _create_aggregates(db)
         redated = _redated_times(db)
-        rows_frozen = db.query(
-            "select day, through_seq from daily_aggregates where tz = ?", [zone.key]
-        )
-        through = {r["day"]: r["through_seq"] for r in rows_frozen}
+        through = _frozen_through(db, zone)
         touched = _touched_days(db, zone, through)
         frozen = set(through) - _late_days(db, zone, through, touched)
         # Not from the first day with events: a restored log frozen a few days a
         # transaction walked its frozen days again at each one (days² queries).
         day = _walk_start(db, zone, through, touched - frozen, redated)
         head = db.execute("select max(seq) from events").fetchone()[0]
+        hours = _recorded_hours(db)
         stamp = now.astimezone(UTC).isoformat()
         done: list[date] = []
         # Day to day with events only: one passage stamped 1970 before NTP synced must not
@@ -1219,6 +1286,8 @@ def freeze_days(
             # renamed or corrected since it was frozen: ``frozen_report``).
             if day.isoformat() not in frozen and not _purged(db, day, zone):
                 report = compute_report(db, day, zone, quota_cfg)
+                if hours is not None:  # the split by the hours in force, kept with the day
+                    report["staffing"] = staffing_section(db, day, zone, hours)
                 db.table("daily_aggregates").insert(
                     {
                         "day": day.isoformat(),

@@ -93,3 +93,27 @@ def test_the_running_gate_keeps_night_hours_across_midnight_and_closes_at_eight(
     result = replay(scenario)
     assert result.failures == []
     assert result.expectations == 2
+
+
+def test_an_open_card_survives_a_restart_after_the_hours_were_extended(data_dir, monkeypatch):
+    """Staffed 08:30-17:30. At 18:00 a quarantined resident came home with nobody on duty.
+    The office then staffed the gate round the clock and restarted it the next morning at
+    07:00: the look-back was derived from the new hours (12 h, none unstaffed), from 19:00,
+    and last evening's open card was gone, never closed. The look-back covers any hours."""
+    from ui.guard.deps import Guard
+
+    clock = FakeClock(start=datetime(2026, 2, 11, 10, 0, tzinfo=UTC))  # 18:00 in Shanghai
+    day = parse_config({"policy": {"hours": {"enabled": True, "spans": ["08:30-17:30"]}}})
+    core = make_core(data_dir, clock, monkeypatch, day)
+    try:
+        add_event(
+            core, direction="in", decision="pass", household="3-201", holder="Wang",
+            pass_id="c0ffee000004", flags=("quarantine",),
+        )  # fmt: skip
+        clock.advance(13 * 3600)  # 07:00 the next morning, restarted under the new hours
+        close_core(core)
+        core = make_core(data_dir, clock, monkeypatch, parse_config({}))  # hours off
+        keys = [a.key for a in Guard.build(core).alarms.open_alarms([])]
+        assert keys == ["event:1"]
+    finally:
+        close_core(core)

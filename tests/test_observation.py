@@ -57,11 +57,18 @@ def register(ledger, **kw):
     return ledger.register(**values)
 
 
-def gate_reading(log, temp_c, holder="Wang Fang", household="3-2-701"):
+def gate_reading(log, temp_c, holder="Wang Fang", household="3-2-701", fever_c=37.3):
+    """A reading at the gate, decided as the kiosk does at ``fever_c``: a fever is denied."""
+    fever = temp_c >= fever_c
     log.append(
         EventDraft(
-            direction="in", decision="pass", household=household, holder=holder, temp_c=temp_c
-        )
+            direction="in",
+            decision="deny" if fever else "pass",
+            household=household,
+            holder=holder,
+            temp_c=temp_c,
+            reasons=("fever",) if fever else ("ok",),
+        )  # fmt: skip
     )
 
 
@@ -644,3 +651,41 @@ def test_a_correction_of_what_a_page_showed_before_another_is_refused(ledger, lo
     ledger.correct(person.id, household="3-2-702", seen=now.version(), **same)
     ledger.correct(person.id, household="3-2-703", **same)
     assert ledger.person(person.id).household == "3-2-703"
+
+
+@pytest.mark.parametrize("now_c", [37.5, 37.0])
+def test_a_reading_is_judged_by_the_threshold_it_was_taken_under(log, clock, now_c):
+    """Threshold 37.3: a helper's 37.4 is a fever, the gate denied a 37.4 and let a 37.2
+    through. The office moved the threshold and restarted: raised to 37.5, the recorded
+    fevers were read as normal again and their open alarm vanished, never closed; lowered to
+    37.0, the 37.2 let through became a fever and raised an alarm for an old reading."""
+    then = ObservationLedger(log, clock, TZ, fever_threshold_c=37.3, check_due=time(20, 0))
+    person = register(then)
+    then.record_temperature(person.id, 37.4, "helper")
+    gate_reading(log, 37.4)
+    clock.advance(86400)
+    gate_reading(log, 37.2)
+    now = ObservationLedger(log, clock, TZ, fever_threshold_c=now_c, check_due=time(20, 0))
+    checks = [(c.source, c.temp_c, c.fever) for c in now.checks(person.id)]
+    assert checks == [("helper", 37.4, True), ("gate", 37.4, True), ("gate", 37.2, False)]
+    assert [(a.kind, a.day) for a in now.alarms()] == [("fever", BACK)]
+
+
+def test_a_guard_letting_a_fever_through_keeps_the_reading_a_fever(ledger, log, clock):
+    """A guard's pass over the kiosk's fever deny carries the kiosk's reading: still the
+    fever it was judged, not a normal check of the same person."""
+    person = register(ledger)
+    first = log.append(
+        EventDraft(
+            direction="in", decision="deny", reasons=("fever",), household="3-2-701",
+            holder="Wang Fang", temp_c=37.6, temp_object_c=35.1,
+        )
+    )  # fmt: skip
+    log.append(
+        EventDraft(
+            direction="in", decision="manual_pass", reasons=("guard_override",),
+            household="3-2-701", holder="Wang Fang", temp_c=37.6, temp_object_c=35.1,
+            operator="guard", flags=(f"overrides:{first.seq}",),
+        )
+    )  # fmt: skip
+    assert [c.fever for c in ledger.checks(person.id)] == [True, True]

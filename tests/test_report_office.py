@@ -286,6 +286,33 @@ def test_kiosk_report_of_a_log_recorded_before_the_hours_says_they_are_unknown(
     assert [r for r in rows if r[0] == "staffing"] == [["staffing", "hours", "unknown"]]
 
 
+def test_a_frozen_day_keeps_the_staffing_split_of_the_hours_in_force_then(tmp_path):
+    """Staffed 08:30-17:30 on DAY, frozen the night after; the office then staffed the gate
+    round the clock. The past day's report split it by today's hours: the 18:00 fever nobody
+    was on duty for counted as staffed, against its own reasons. The split is frozen with
+    the day, by the hours its daemon recorded (``record_site``); a day not frozen yet is
+    split by the hours given."""
+    day_shift = parse_config({"site": {"kiosk_id": "gate-1"},
+                              "policy": {"hours": {"enabled": True}}})  # fmt: skip
+    at = FakeClock(start=MIDNIGHT)
+    sets = [tokens.MIGRATIONS, stats.MIGRATIONS, lists.MIGRATIONS, *MIGRATIONS]
+    log = EventLog(tmp_path / "kiosk.db", "gate-1", at, "NORMAL", migrations=sets).open()
+    try:
+        record_site(log, site_record(day_shift))
+        _day_around_the_volunteers(log, at)
+        at.set_wall(MIDNIGHT + timedelta(days=1, hours=3))
+        around = parse_config({"policy": {"hours": {"enabled": False}}}).policy.hours
+        live = stats.daily_report(log.reader(), DAY, TZ, hours=around)["staffing"]
+        assert live["hours"] is None and live["staffed"]["events"] == 4  # not frozen yet
+        assert stats.freeze_days(log, TZ, None, at.now()) == [DAY]
+        record_site(log, site_record(parse_config({"policy": {"hours": {"enabled": False}}})))
+        staffing = stats.daily_report(log.reader(), DAY, TZ, hours=around)["staffing"]
+        assert staffing["hours"] == "08:30-17:30"
+        assert (staffing["staffed"]["events"], staffing["unstaffed"]["events"]) == (1, 3)
+    finally:
+        log.close()
+
+
 def _boot(path, at, boot_id):
     sets = [stats.MIGRATIONS]
     return EventLog(path, "gate-1", at, "NORMAL", migrations=sets, boot_id=boot_id).open()

@@ -548,3 +548,37 @@ def test_cli_purge_says_the_quota_held_the_households_of_its_outings_back(
     finally:
         log.close()
     assert tuple(row) == ("1-101", None, None)
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [("PRC", "Asia/Shanghai"), ("Asia/Chongqing", "Asia/Shanghai")],
+)
+def test_a_day_frozen_under_the_old_name_of_its_clock_is_not_frozen_again(store, clock, old, new):
+    """Frozen under PRC with the quota off; the site renamed its zone Asia/Shanghai (as
+    Trixie asks) and switched the quota on. The next freeze found nothing frozen under the
+    new name and froze every unpurged past day again under today's quota: a past day's
+    report changed (quota on, a household over it) though its events had not."""
+    fill(store, clock, datetime(2026, 3, 1, 1, 0, tzinfo=UTC), 3)
+    now = datetime(2026, 3, 4, 12, 0, tzinfo=UTC)
+    off = QuotaConfig(enabled=False)
+    days = stats.freeze_days(store, old, off, now)
+    assert days == [date(2026, 3, 1), date(2026, 3, 2), date(2026, 3, 3)]
+    was = {day: daily_report(store.reader(), day, old, off) for day in days}
+    assert stats.freeze_days(store, new, QUOTA, now + timedelta(days=1)) == []
+    for day in days:
+        now_is = daily_report(store.reader(), day, new, QUOTA)
+        assert now_is["exits_per_household"] == was[day]["exits_per_household"]
+        assert frozen_zones(store, day) == [old]
+
+
+def test_a_day_frozen_under_a_zone_really_changed_is_frozen_again_in_the_new_one(store, clock):
+    """A zone corrected to another clock (Asia/Urumqi, two hours behind, to Asia/Shanghai)
+    cuts the days elsewhere: each past day not purged yet is counted again in the new zone
+    (docs/privacy.md, *Freeze*); the copies under the old zone stay."""
+    fill(store, clock, datetime(2026, 3, 1, 1, 0, tzinfo=UTC), 3)
+    now = datetime(2026, 3, 4, 12, 0, tzinfo=UTC)
+    assert len(stats.freeze_days(store, "Asia/Urumqi", QUOTA, now)) == 3
+    again = stats.freeze_days(store, TZ, QUOTA, now + timedelta(days=1))
+    assert again == [date(2026, 3, 1), date(2026, 3, 2), date(2026, 3, 3)]
+    assert frozen_zones(store, date(2026, 3, 2)) == ["Asia/Shanghai", "Asia/Urumqi"]

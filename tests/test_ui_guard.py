@@ -784,8 +784,26 @@ def test_feed_returns_rows_after_a_seq_newest_first(guard_client, guard_core):
 
 def test_alarm_lookback_ignores_alarms_from_long_ago(guard_core):
     add_event(guard_core, decision="deny", reasons=("fever",), temp_c=38.0)
-    guard_core.clock.advance(timedelta(hours=13).total_seconds())
+    guard_core.clock.advance(timedelta(hours=38).total_seconds())  # past ALARM_LOOKBACK_H
     add_event(guard_core, decision="pass")
     with TestClient(make_app(guard_core), base_url=BASE) as guard_client:
         login(guard_client)
         assert 'class="alarm kind-fever"' not in guard_client.get("/guard").text
+
+
+def test_the_feed_shows_a_reading_as_the_gate_judged_it(data_dir, clock, monkeypatch):
+    """A 37.4 let through under a 37.5 threshold; the office lowered it to 37.3 and
+    restarted: the feed marked the passed row as a fever, against its own decision."""
+    from guard_support import close_core, make_core
+
+    lowered = parse_config({"thermometer": {"thermometry": {"fever_threshold_c": 37.3}}})
+    core = make_core(data_dir, clock, monkeypatch, lowered)
+    try:
+        add_event(core, decision="pass", temp_c=37.4)
+        add_event(core, decision="deny", reasons=("fever",), temp_c=37.4)
+        with TestClient(make_app(core), base_url=BASE) as guard_client:
+            login(guard_client)
+            rows = guard_client.get("/guard/api/feed").json()["rows"]
+        assert [(r["decision"], r["fever"]) for r in rows] == [("deny", True), ("pass", False)]
+    finally:
+        close_core(core)

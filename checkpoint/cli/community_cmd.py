@@ -250,14 +250,18 @@ def report_run(args: argparse.Namespace) -> int:
         config, unknown = site_config(args, config, store), hours_unknown(args, store)
         policy = config.policy
         report = daily_report(
-            store.reader(), day, config.site.timezone, policy.quota, hours=policy.hours
+            store.reader(),
+            day,
+            config.site.timezone,
+            policy.quota,
+            hours=policy.hours,
+            hours_known=not unknown,  # never "staffed round the clock" for hours unrecorded
         )
         zone, now = as_zone(config.site.timezone), store.clock.now()
         refuse_unbegun(day, now.astimezone(zone).date(), zone.key, report["events"])
     finally:
         store.close()
-    if unknown:  # never "staffed round the clock" for hours nobody recorded
-        report["staffing"] = dict(STAFFING_UNKNOWN)
+    if report["staffing"] == STAFFING_UNKNOWN:  # not frozen with the day either
         print(HOURS_UNKNOWN.format(path=store.path), file=sys.stderr)
     report.setdefault("day", day.isoformat())  # a report frozen by an older release
     report.setdefault("timezone", zone.key)

@@ -87,17 +87,13 @@ log = logging.getLogger(__name__)
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 #: ``msg=`` values a page shows as a success note.
 OK_MESSAGES = ("ok.done", "cal.saved", "pass.issued", "pass.voided", "pass.clock_vouched")
-ALARM_LOOKBACK_H = 12
-
-
-def alarm_lookback_h(cfg: KioskConfig) -> float:
-    """How far back a restarted console derives its open alarms: ``ALARM_LOOKBACK_H``, and
-    with staffed hours the longest time nobody is on duty before that (a quarantine return
-    at 08:05 at a gate staffed 20:00-08:00 waits twelve hours for the night guard, who must
-    still see it after a restart at 20:10), plus the hour a daylight-saving night adds."""
-    gap = cfg.policy.hours.longest_unstaffed()
-    extra = gap.total_seconds() / 3600 + 1 if gap else 0.0
-    return ALARM_LOOKBACK_H + extra
+#: How far back a restarted console derives its open alarms: 12 hours, plus the longest time
+#: nobody may be on duty under any staffed hours (under a day: a quarantine return at 08:05
+#: at a gate staffed 20:00-08:00 waits twelve hours for the night guard, who must still see
+#: it after a restart at 20:10), plus the hour a daylight-saving night adds. Not from the
+#: hours in force: a card still open was raised under the hours of its day, and a restart
+#: after the hours changed (the day shift extended to round the clock) lost last night's.
+ALARM_LOOKBACK_H = 12 + 24 + 1
 
 
 #: The console warns this long before the session (the shift) ends.
@@ -192,7 +188,7 @@ class Guard:
         desk = AlarmDesk(
             core.store,
             core.clock,
-            lookback_h=alarm_lookback_h(core.config),
+            lookback_h=ALARM_LOOKBACK_H,
             quota=core.config.policy.quota,
             tz=core.config.site.timezone,
         )

@@ -345,7 +345,6 @@ def feed_row(
     lang: str,
     tz: ZoneInfo,
     clear: frozenset[str],
-    fever_c: float | None = None,
     *,
     let_through: bool = True,
     today: date | None = None,
@@ -391,8 +390,9 @@ def feed_row(
         "not_opened_text": i18n.t(lang, "decision.pass_not_opened"),
         "reasons": i18n.reasons_text(lang, reasons),
         "temp": f"{float(temp):.1f}" if isinstance(temp, int | float) else "",
-        "fever": "fever" in reasons
-        or (isinstance(temp, int | float) and fever_c is not None and temp >= fever_c),
+        # As the gate judged the reading when it decided (``fever`` among the row's reasons),
+        # never by today's threshold: a 37.4 let through stays a pass once it is lowered.
+        "fever": "fever" in reasons,
         "direction": i18n.t(lang, f"dir.{event['direction']}")
         if event.get("direction") in ("in", "out")
         else "",

@@ -87,9 +87,7 @@ def rows_of(
     failed = g.not_let_through(events)
     today = g.today()
     return [
-        feed_row(
-            e, lang, g.tz, clear, g.fever_c, let_through=e.get("seq") not in failed, today=today
-        )
+        feed_row(e, lang, g.tz, clear, let_through=e.get("seq") not in failed, today=today)
         for e in events
     ]
 

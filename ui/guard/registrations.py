@@ -340,8 +340,7 @@ def page(
         "guard_register.html",
         session,
         rows=[
-            {**feed_row(e, lang, g.tz, clear, g.fever_c), "vehicle": vehicle_text(e, clear)}
-            for e in events
+            {**feed_row(e, lang, g.tz, clear), "vehicle": vehicle_text(e, clear)} for e in events
         ],
         here="/guard/register",  # drawn for a refused form too: its links lead here
         fever_c=g.fever_c,
