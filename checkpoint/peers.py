@@ -54,6 +54,7 @@ from kiosk.deadline import LogUses, Stopped
 from kiosk.history import COUNTED_DECISIONS
 from kiosk.logs import FlapLimit, RepeatedFailure
 from kiosk.peers import (
+    LEDGER_HORIZON,
     MAX_PAGE_NOT_OPENED,
     MAX_PAGE_QUARANTINE,
     MAX_PAGE_REVOCATIONS,
@@ -234,9 +235,7 @@ class PeerSync:
         self.core = core
         self.section = section
         self.peers: Sequence[PeerSource] = section.peers
-        self.ledger = PeerLedger(
-            core.store, core.history.horizon, section.max_rows, core.store.boot_id
-        )
+        self.ledger = PeerLedger(core.store, LEDGER_HORIZON, section.max_rows, core.store.boot_id)
         self._own_client = client is None
         self.client = client or httpx.Client(
             timeout=client_timeout(section.timeout_s), follow_redirects=False

@@ -19,8 +19,10 @@ The rows kept go into ``peer_passages`` (``PeerLedger.merge``: keyed ``(kiosk_id
 a page fetched twice is held once; each peer's cursor in ``peer_cursors``), and only the new
 ones into the ``PassageHistory`` (``record_peer_rows``; ``record(..., peer=True)``). At start
 the history is rebuilt from the log *and* this table (``load_peer_rows``). The table is
-bounded: rows older than the history's horizon and past ``max_rows`` a peer go at each merge,
-and retention removes them with the other ledgers (``purge``).
+bounded: rows older than ``LEDGER_HORIZON`` (the longest quota period a config may set and a
+day, not the period in force: a period lengthened on a restart still finds the other gates'
+older outings, which the cursor will not fetch again) and past ``max_rows`` a peer go at each
+merge, and retention removes them with the other ledgers (``purge``).
 
 A peer's answer can be authenticated over plain http too: a gate with an issuer key signs each
 page it serves (``sign_page``, in the ``SIGNATURE_HEADER``) over its kiosk id, the asker's
@@ -64,7 +66,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from sqlite_utils import Database
 
 from .clock import ClockReading
-from .config.policy import QuotaConfig
+from .config.policy import MAX_PERIOD_DAYS, QuotaConfig
 from .days import FIRST_DAY, LAST_DAY, span_on
 from .files import streamed_rows
 from .history import COUNTED_DECISIONS, QUOTA_EXEMPT
@@ -90,6 +92,7 @@ __all__ = [
     "MAX_SKEW",
     "MIGRATIONS",
     "NONCE_PATTERN",
+    "LEDGER_HORIZON",
     "PEER_SCOPE",
     "SIGNATURE_HEADER",
     "PeerForged",
@@ -234,6 +237,14 @@ def history_horizon(period_days: int) -> timedelta:
     """How far back the passage history looks (``PassageHistory.horizon``, as the composition
     root builds it): the quota's period and a day; what a peer is served of the past."""
     return timedelta(days=max(period_days, 1) + 1)
+
+
+#: How far back ``peer_passages`` keeps the other gates' passages (``PeerLedger``'s horizon at
+#: the composition root): what any quota period a config may set needs, whatever the period in
+#: force. Trimmed to the period in force, a period lengthened (2 -> 7 days) found the other
+#: gates' outings 3-7 days back gone, never fetched again (each peer's cursor is past them):
+#: the household went out again at this gate. The history loads only its period's.
+LEDGER_HORIZON = history_horizon(MAX_PERIOD_DAYS)
 
 
 class PeerPageError(ValueError):

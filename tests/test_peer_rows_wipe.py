@@ -60,7 +60,7 @@ def test_a_pass_its_gate_did_not_open_for_leaves_no_pass_id_at_the_peer(gates, c
 def test_a_peer_row_past_the_look_back_leaves_no_pass_id(gates, clock, monkeypatch):
     north, south, sync, pass_id = _held_at_south(gates, monkeypatch)
     assert files_holding(south.core.store, pass_id)
-    clock.advance(south.core.history.horizon.total_seconds() + 3600)
+    clock.advance(sync.ledger.horizon.total_seconds() + 3600)  # kiosk.peers.LEDGER_HORIZON
     sync.poll()
     assert sync.ledger.held() == {}
     assert files_holding(south.core.store, pass_id) == {}

@@ -8,13 +8,17 @@ from pydantic import Field, model_validator
 
 from ._base import ClockTime, FilePath, Section
 
+#: The longest quota period a config may set (``quota.period_days``): what the compound's
+#: ledger of the other gates' passages keeps (``kiosk.peers.LEDGER_HORIZON``).
+MAX_PERIOD_DAYS = 30
+
 
 class QuotaConfig(Section):
     enabled: bool = False
     """Household outing quota (one outing every N days)."""
     exits: int = Field(1, ge=1, le=100)
     """Exits allowed per household per period."""
-    period_days: int = Field(2, ge=1, le=30)
+    period_days: int = Field(2, ge=1, le=MAX_PERIOD_DAYS)
     """Length of the rolling quota period in days on the site's clock (out on Saturday at 10:00,
     out again from Monday at 10:00, also across a daylight-saving change)."""
     roles: tuple[Literal["resident", "staff", "delivery", "visitor"], ...] = Field(
