@@ -201,7 +201,8 @@ def test_run_with_an_unusable_trust_key_fails_with_one_line(tmp_path, capsys):
     data = tmp_path / "data"
     (data / "trust").mkdir(parents=True)
     (data / "trust" / "office.pub").write_text("not a key\n")
-    assert main(["run", "--config", str(cfg), "--data", str(data), "--log-level", "error"]) == 1
+    # A configuration error (check-config's too): exit 2, so systemd does not restart it.
+    assert main(["run", "--config", str(cfg), "--data", str(data), "--log-level", "error"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("kiosk run: cannot start:")
 

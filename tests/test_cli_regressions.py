@@ -338,10 +338,15 @@ def _trusting_data_dir(tmp_path: Path) -> Path:
 
 
 def _run_with_credentials(
-    tmp_path, capsys, monkeypatch, credentials: dict[str, bytes], web: str = "port = 0\n"
+    tmp_path,
+    capsys,
+    monkeypatch,
+    credentials: dict[str, bytes],
+    web: str = "port = 0\n",
+    exit_code: int = 1,
 ) -> str:
     """``kiosk run`` with these credential files (and ``[web]`` settings); returns its
-    one-line error (exit 1)."""
+    one-line error (``exit_code``: 2 for what check-config calls a problem of the config)."""
     creds = tmp_path / "credentials"
     creds.mkdir()
     for name, value in credentials.items():
@@ -358,7 +363,7 @@ def _run_with_credentials(
     monkeypatch.setattr("checkpoint.app.Daemon.run_until_signal", started)
     capsys.readouterr()
     code = main(["run", "--config", str(config), "--data", str(data), "--log-level", "error"])
-    assert code == 1, capsys.readouterr()
+    assert code == exit_code, capsys.readouterr()
     return _one_line_error(capsys, "run")
 
 
@@ -373,7 +378,7 @@ def test_run_with_tls_credentials_not_a_certificate_says_which(tmp_path, capsys,
     """web.tls on with garbage in tls_cert/tls_key said only "cannot start: [SSL] PEM lib
     (_ssl.c:3905)": not which setting or file."""
     garbage = {name: b"\x9b not PEM" for name in ("tls_cert", "tls_key")}
-    err = _run_with_credentials(tmp_path, capsys, monkeypatch, garbage, "port = 0\ntls = true\n")
+    err = _run_with_credentials(tmp_path, capsys, monkeypatch, garbage, "port = 0\ntls = true\n", 2)
     assert "web.tls" in err and "tls_cert" in err
 
 
@@ -386,7 +391,7 @@ def test_run_with_an_encrypted_tls_key_says_so(tmp_path, capsys, monkeypatch):
     folder.mkdir()
     _encrypted(folder)
     pair = {name: (folder / name).read_bytes() for name in ("tls_cert", "tls_key")}
-    err = _run_with_credentials(tmp_path, capsys, monkeypatch, pair, "port = 0\ntls = true\n")
+    err = _run_with_credentials(tmp_path, capsys, monkeypatch, pair, "port = 0\ntls = true\n", 2)
     assert "web.tls" in err and "the key is encrypted with a passphrase" in err
 
 

@@ -1044,6 +1044,7 @@ def test_check_config_notes_a_pinned_key_not_in_the_trust_folder(tmp_path, capsy
     monkeypatch.setenv("PEER_TOKEN_GATE_NORTH", "kt_00000000_" + "a" * 43)
     trust = tmp_path / "trust"
     trust.mkdir()
+    (trust / "office.pub").write_bytes(public_key_pem(Ed25519PrivateKey.generate().public_key()))
     config = tmp_path / "kiosk.toml"
     config.write_text(
         f'[site]\nkiosk_id = "gate-south"\n[policy]\ntrust_dir = "{trust}"\n'

@@ -14,6 +14,6 @@ from checkpoint.cli import main
 def test_a_pass_checking_kiosk_trusting_no_key_refuses_to_start(tmp_path, capsys):
     cfg = tmp_path / "kiosk.toml"
     cfg.write_text('[web]\nport = 0\n[engine]\ncpu = "off"\n')
-    assert main(["run", "--config", str(cfg), "--data", str(tmp_path / "d")]) == 1
+    assert main(["run", "--config", str(cfg), "--data", str(tmp_path / "d")]) == 2
     err = capsys.readouterr().err
     assert "no trusted issuer key" in err and "Traceback" not in err

@@ -52,8 +52,39 @@ def check_config(args: argparse.Namespace) -> int:
         root,
         data=Path(data) if data else None,
         notes=_notes,
-        machine=lambda config: tls_said(config, root),
+        machine=lambda config: _joined(tls_said(config, root), trust_said(config, root)),
     )
+
+
+def _joined(*said: tuple[list[str], list[str]]) -> tuple[list[str], list[str]]:
+    return [p for found, _ in said for p in found], [w for _, warned in said for w in warned]
+
+
+def trust_said(config: KioskConfig, root: Path | None) -> tuple[list[str], list[str]]:
+    """What ``kiosk run`` refuses of the trust folder, as problems and warnings: a
+    pass-checking kiosk trusting no key (``daemon_cmd.no_trusted_key_in``, exit 2 there too), a
+    key file that is not one. A warning instead where this user may not read the folder, and
+    under ``--root`` for no key: scripts/install checks the config before it makes the key."""
+    from kiosk.passes import TrustList, TrustListError, key_files
+
+    from .daemon_cmd import no_trusted_key_in
+
+    folder = _trust_folder(config, root)
+    if config.policy.mode == "temperature_only" or folder is None or not folder.is_dir():
+        return [], []  # a folder that is not there: check_paths's problem, or kiosk run's
+    if not os.access(folder, os.R_OK | os.X_OK):
+        return [], [
+            f"policy.trust_dir: {folder} cannot be read as this user, so its keys are not"
+            " checked: check the config as root (sudo kiosk check-config ...)"
+        ]
+    try:
+        if not key_files(folder):
+            said = f"policy: {no_trusted_key_in(folder)}"
+            return ([], [said]) if root is not None else ([said], [])
+        TrustList.from_dir(folder)
+    except TrustListError as exc:
+        return [f"policy.trust_dir: {exc}"], []
+    return [], []
 
 
 #: Where scripts/install keeps the credentials kiosk.service is handed, under its --root.
@@ -194,13 +225,16 @@ def _notes(config: KioskConfig) -> list[str]:
     return notes + peer_notes(config.compound, _trust_folder(config))
 
 
-def _trust_folder(config: KioskConfig) -> Path | None:
+def _trust_folder(config: KioskConfig, root: Path | None = None) -> Path | None:
     """The trust folder as the daemon will read it (``kiosk.config.trust_dir``), when
-    check-config can tell: an absolute ``policy.trust_dir``, or any under ``$KIOSK_DATA``."""
+    check-config can tell: an absolute ``policy.trust_dir`` (under ``root`` when given), or
+    any under ``$KIOSK_DATA``."""
     from kiosk.config import trust_dir
 
     data = os.environ.get("KIOSK_DATA")
     named = config.policy.trust_dir
-    if not data and not (named is not None and Path(named).is_absolute()):
+    if named is not None and Path(named).is_absolute():
+        return root / named.lstrip("/") if root is not None else Path(named)
+    if not data:
         return None  # relative to a data dir this check is not told
-    return trust_dir(config, Path(data or "/"))
+    return trust_dir(config, Path(data))

@@ -388,7 +388,7 @@ def _run(args: argparse.Namespace, config: KioskConfig, lock: DataDirLock) -> in
         refusal = no_trusted_key(core)
         if refusal:
             await asyncio.to_thread(core.close)
-            raise CliError(f"cannot start: {refusal}")
+            raise UsageError(f"cannot start: {refusal}")
         daemon = Daemon(core, stopping=stopping)
         try:
             await daemon.start()
@@ -430,19 +430,27 @@ def _exit_code(exc: BaseException, args: argparse.Namespace, data: Path) -> int:
 
 
 def _start_failure(exc: BaseException, args: argparse.Namespace, data: Path) -> CliError | None:
-    """What ``kiosk run`` says of a failure to start or run (None: raised as it is)."""
+    """What ``kiosk run`` says of a failure to start or run (None: raised as it is). What
+    ``check-config`` calls a problem of the configuration (the TLS credentials missing or not
+    a pair, a trust folder's key file that is no key) is exit 2, as a bad config is: no
+    restart mends it, and systemd started it again every 3 s for ever."""
     import ssl
 
     from kiosk.config import ConfigError
-    from kiosk.secrets import TLS_NOT_A_PAIR
+    from kiosk.passes import TrustListError
+    from kiosk.secrets import TLS_MISSING, TLS_NOT_A_PAIR
     from kiosk.tlscert import EncryptedKey
 
     if isinstance(exc, ConfigError):  # found building the devices (a fake thermometer's trace)
         return UsageError(f"{args.config}: {exc}")
     if isinstance(exc, EncryptedKey):
-        return CliError(f"cannot start: web.tls: {exc}")
+        return UsageError(f"cannot start: web.tls: {exc}")
     if isinstance(exc, ssl.SSLError):  # only the web server loads a certificate
-        return CliError(f"cannot start: web.tls: {TLS_NOT_A_PAIR} ({exc})")
+        return UsageError(f"cannot start: web.tls: {TLS_NOT_A_PAIR} ({exc})")
+    if isinstance(exc, OSError) and TLS_MISSING in str(exc):
+        return UsageError(f"cannot start: {_os_error(exc)}")
+    if isinstance(exc, TrustListError) and not _refused_access(str(exc)):
+        return UsageError(f"cannot start: {exc}")
     if isinstance(exc, OSError):
         return _not_ours_or(data, f"cannot start: {_os_error(exc)}")
     if isinstance(exc, _unmendable()):
@@ -623,8 +631,18 @@ def no_trusted_key(core: object) -> str | None:
     assert isinstance(core, Core)
     if core.config.policy.mode == "temperature_only" or core.trust.names:
         return None
-    where = trust_dir(core.config, core.data_dir)
-    return f"no trusted issuer key (*.pub) in {where}; `kiosk keys new` makes one"
+    return no_trusted_key_in(trust_dir(core.config, core.data_dir))
+
+
+def no_trusted_key_in(folder: Path) -> str:
+    """The refusal of a pass-checking kiosk whose trust folder holds no key, and its mend: a
+    configuration error (exit 2, ``kiosk run`` and ``check-config`` alike), never a start to try
+    again (systemd restarted it every 3 s for ever)."""
+    return (
+        f"no trusted issuer key (*.pub) in {folder}: `kiosk keys new --dir DIR --name NAME`"
+        f" makes a pair (the .key stays with the office), and its NAME.pub goes into {folder};"
+        " or set policy.mode = 'temperature_only'"
+    )
 
 
 def _not_ours_or(data: Path, message: str) -> CliError:
@@ -633,8 +651,7 @@ def _not_ours_or(data: Path, message: str) -> CliError:
     key copied in with plain ``sudo cp``, 0600), the failure, those files and the ``chown``
     that gives them back, exit 2: no restart mends it, and systemd started it again every 3 s
     for ever. A busy port or a missing device stays exit 1 whoever owns what."""
-    denied = os.strerror(errno.EACCES) in message or os.strerror(errno.EPERM) in message
-    foreign = _foreign_files(data) if denied else []
+    foreign = _foreign_files(data) if _refused_access(message) else []
     if not foreign:
         return CliError(message)
     return UsageError(
@@ -642,6 +659,10 @@ def _not_ours_or(data: Path, message: str) -> CliError:
         f" verb run with plain sudo?): sudo chown -R {_user()} {data}, then `sudo systemctl"
         " restart kiosk`"
     )
+
+
+def _refused_access(message: str) -> bool:
+    return os.strerror(errno.EACCES) in message or os.strerror(errno.EPERM) in message
 
 
 def _foreign_files(data: Path, most: int = 3) -> list[str]:

@@ -1,0 +1,86 @@
+"""A pass-checking kiosk trusting no issuer key: `check-config` says so as `kiosk run` does,
+and both call it a configuration error (exit 2). check-config said `ok` while the daemon
+refused with exit 1, and systemd (Restart=on-failure, RestartPreventExitStatus=2) started it
+again every 3 s for ever."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from checkpoint.cli import main
+from kiosk.passes import new_key_pair
+
+
+def _config(tmp_path: Path, trust: Path, mode: str = "full") -> Path:
+    cfg = tmp_path / "kiosk.toml"
+    cfg.write_text(
+        f'[site]\nkiosk_id = "gate-1"\n[policy]\nmode = "{mode}"\ntrust_dir = "{trust}"\n'
+        '[web]\nport = 0\n[engine]\ncpu = "off"\n'
+    )
+    return cfg
+
+
+def test_check_config_refuses_a_pass_checking_kiosk_trusting_no_key(tmp_path, capsys):
+    trust = tmp_path / "trust"
+    trust.mkdir()
+    assert main(["check-config", str(_config(tmp_path, trust))]) == 2
+    captured = capsys.readouterr()
+    assert "ok:" not in captured.out
+    assert "no trusted issuer key (*.pub) in" in captured.err
+    assert "kiosk keys new" in captured.err and str(trust) in captured.err
+
+
+def test_a_key_in_the_folder_or_no_pass_checked_is_ok(tmp_path, capsys):
+    trust = tmp_path / "trust"
+    trust.mkdir()
+    assert main(["check-config", str(_config(tmp_path, trust, "temperature_only"))]) == 0
+    new_key_pair(tmp_path / "keys", "office")
+    (trust / "office.pub").write_bytes((tmp_path / "keys" / "office.pub").read_bytes())
+    assert main(["check-config", str(_config(tmp_path, trust))]) == 0
+    assert "no trusted issuer key" not in capsys.readouterr().err
+
+
+def test_a_key_file_that_is_no_key_is_a_problem(tmp_path, capsys):
+    trust = tmp_path / "trust"
+    trust.mkdir()
+    (trust / "office.pub").write_text("not a key\n")
+    assert main(["check-config", str(_config(tmp_path, trust))]) == 2
+    assert "office.pub is not a PEM public key" in capsys.readouterr().err
+
+
+def test_under_root_no_key_is_a_warning(tmp_path, capsys):
+    # scripts/install checks the config before its step that makes the key.
+    root = tmp_path / "root"
+    (root / "var/lib/kiosk/trust").mkdir(parents=True)
+    cfg = _config(tmp_path, Path("/var/lib/kiosk/trust"))
+    assert main(["check-config", "--root", str(root), str(cfg)]) == 0
+    captured = capsys.readouterr()
+    assert "ok:" in captured.out
+    assert "warning: policy: no trusted issuer key" in captured.err
+
+
+def test_run_without_a_key_exits_2_so_systemd_does_not_restart_it(tmp_path, capsys):
+    trust = tmp_path / "trust"
+    trust.mkdir()
+    cfg = _config(tmp_path, trust)
+    assert main(["run", "--config", str(cfg), "--data", str(tmp_path / "d")]) == 2
+    err = capsys.readouterr().err
+    assert "cannot start: no trusted issuer key (*.pub) in" in err and "Traceback" not in err
+    assert "kiosk keys new" in err
+
+
+def test_run_refusals_check_config_calls_problems_exit_2(tmp_path, capsys, monkeypatch):
+    # A key file that is no key, web.tls without its credentials: a restart mends neither.
+    trust = tmp_path / "trust"
+    trust.mkdir()
+    (trust / "office.pub").write_text("not a key\n")
+    cfg = _config(tmp_path, trust)
+    assert main(["run", "--config", str(cfg), "--data", str(tmp_path / "d")]) == 2
+    assert "office.pub is not a PEM public key" in capsys.readouterr().err
+    for name in ("CREDENTIALS_DIRECTORY", "KIOSK_TLS_CERT", "KIOSK_TLS_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    new_key_pair(trust.parent / "keys", "office")
+    (trust / "office.pub").write_bytes((trust.parent / "keys" / "office.pub").read_bytes())
+    cfg.write_text(cfg.read_text().replace("[web]\n", "[web]\ntls = true\n"))
+    assert main(["run", "--config", str(cfg), "--data", str(tmp_path / "d")]) == 2
+    assert "tls_cert/tls_key credentials are missing" in capsys.readouterr().err
