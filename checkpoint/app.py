@@ -191,7 +191,9 @@ def _shared_parts(config: KioskConfig, data_dir: Path, clock: Clock, store: Even
     return _Shared(
         trust=TrustList.from_dir(trust_path),
         lists=list_store,
-        history=PassageHistory(horizon=horizon),
+        # Whose exits are outings: the roles in force, read from each row's recorded role
+        # whatever the quota's setting when it was made (``kiosk.history.counted_outing``).
+        history=PassageHistory(horizon=horizon, roles=config.policy.quota.roles),
         bus=EventBus(),
         calibration=CalibrationStore(default_path(data_dir)),
     )

@@ -59,7 +59,7 @@ from kiosk.clock import Clock, ClockReading, earliest
 from kiosk.config import KioskConfig
 from kiosk.crossing import Crossing, Outcome
 from kiosk.devices import CodeRead, DeviceFault, GateHeldShut, ThermoReading
-from kiosk.history import QUOTA_EXEMPT
+from kiosk.history import QUOTA_EXEMPT, ROLE_FLAG
 from kiosk.links import NOT_OPENED, RETRIES, SAME_AS, measure_again
 from kiosk.links import not_opened as names_not_opened
 from kiosk.logs import FlapLimit
@@ -258,9 +258,10 @@ class Passage:
 class ManualSubject:
     """Whom a guard's manual decision is about, as the guard chose it on the console: a
     passage already in the log (its event ``seq``; the decision copies its pass, household,
-    holder and kiosk reading). ``flags``: the passage's; only ``quota_exempt`` carries over
-    (``_KEPT_FLAGS``). ``direction``: the passage's, the way the console records the decision
-    unless the guard chose another (``Engine.manual``'s ``direction`` is what is recorded)."""
+    holder and kiosk reading). ``flags``: the passage's; only ``quota_exempt`` and the pass's
+    role carry over (``_kept``). ``direction``: the passage's, the way the console records the
+    decision unless the guard chose another (``Engine.manual``'s ``direction`` is what is
+    recorded)."""
 
     seq: int
     pass_id: str | None = None
@@ -290,8 +291,13 @@ class ManualSubject:
 
 #: The flags of a passage that a guard's decision about it keeps: what the pass is, not what
 #: the kiosk found. A carer's or a delivery's exit (``quota_exempt``: a role the quota does not
-#: count) let through by the guard is no more the household's outing than one the kiosk passed.
+#: count) let through by the guard is no more the household's outing than one the kiosk passed;
+#: and its role (``role:<role>``), by which a quota judged later counts it.
 _KEPT_FLAGS = (QUOTA_EXEMPT,)
+
+
+def _kept(flag: str) -> bool:
+    return flag in _KEPT_FLAGS or flag.startswith(ROLE_FLAG)
 
 
 #: ``subject`` of ``Engine.manual``: the guard chose nobody in the log (a person without a
@@ -2134,7 +2140,7 @@ class Engine:
             kind=item.kind,
             flags=(
                 *item.flags,
-                *(f for f in _KEPT_FLAGS if src is not None and f in src.flags),
+                *(f for f in (src.flags if src is not None else ()) if _kept(f)),
                 *((f"overrides:{overrides}",) if overrides is not None else ()),
             ),
             person=person,

@@ -9,9 +9,13 @@ What counts:
 
 * **Quota**: exits (direction ``out``, decision ``pass`` or ``manual_pass``) per household,
   however its passes spell it (``kiosk.lists.same_text``: ``１-１０１`` is ``1-101``).
-  A denied attempt is not an outing, nor an exit flagged ``QUOTA_EXEMPT`` (the policy flags a
-  pass whose role the quota does not count: a staff member or a delivery on the household's
-  code). One history per kiosk database, so a kiosk with several
+  A denied attempt is not an outing, nor the exit of a pass whose role the quota does not
+  count (``roles``, the config's ``quota.roles``: a staff member or a delivery on the
+  household's code), read from the event's ``role:<role>`` flag (``counted_outing``), which the
+  policy records whatever the quota's setting then: an outing made while the quota was off,
+  or while its role counted, is judged by the roles in force. A row from before 2026-12-07
+  has none: it counts as judged then (not if flagged ``QUOTA_EXEMPT``). One history per kiosk
+  database, so a kiosk with several
   gates (or a ``both`` direction kiosk) counts them all together.
 * **Anti-passback**: the last *passing* passage of a pass per direction. A denied attempt is
   not a passage, so someone denied for a warm wrist and re-measured is not flagged.
@@ -39,19 +43,51 @@ from __future__ import annotations
 import bisect
 from array import array
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from .days import days_before
 from .lists import same_text
 
-__all__ = ["COUNTED_DECISIONS", "QUOTA_EXEMPT", "PassageHistory"]
+__all__ = [
+    "COUNTED_DECISIONS",
+    "QUOTA_EXEMPT",
+    "ROLE_FLAG",
+    "PassageHistory",
+    "counted_outing",
+    "role_flag",
+]
 
 #: Decisions that mean someone actually went through.
 COUNTED_DECISIONS = frozenset({"pass", "manual_pass"})
 #: An event flag: this exit is not its household's outing (a role ``quota.roles`` leaves out).
 QUOTA_EXEMPT = "quota_exempt"
+#: An event flag's prefix: ``role:<role>``, the role of the pass decided on (``resident``,
+#: ``staff``, ``delivery``, ``visitor``), recorded whatever the quota's setting (2026-12-07).
+ROLE_FLAG = "role:"
+#: The roles the quota counts when the config says none (``QuotaConfig.roles``' default).
+DEFAULT_ROLES: tuple[str, ...] = ("resident",)
+
+
+def role_flag(role: str) -> str:
+    """The event flag that records a pass's role."""
+    return f"{ROLE_FLAG}{role}"
+
+
+def counted_outing(flags: Iterable[str], roles: Collection[str] | None) -> bool:
+    """Whether a passing exit with these event ``flags`` is its household's outing for a quota
+    counting ``roles``: its role's flag (``role_flag``) says, whatever the quota's setting when
+    it was made. A row without one (before 2026-12-07; a guard's pass for a person without a
+    pass) counts as judged then: unless flagged ``QUOTA_EXEMPT``. ``roles`` None: as judged
+    then, every row (a reader told no config, as the office's)."""
+    flags = tuple(flags)
+    role = next((f[len(ROLE_FLAG) :] for f in flags if f.startswith(ROLE_FLAG)), None)
+    if role is None or roles is None:
+        return QUOTA_EXEMPT not in flags
+    return role in roles
+
+
 _DIRECTIONS = frozenset({"in", "out"})
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_US = timedelta(microseconds=1)
@@ -87,8 +123,12 @@ def _aware(ts: datetime | str) -> datetime:
 class PassageHistory:
     """Exits per household and the last passage per (pass, direction)."""
 
-    def __init__(self, horizon: timedelta = timedelta(days=31)) -> None:
+    def __init__(
+        self, horizon: timedelta = timedelta(days=31), roles: Collection[str] = DEFAULT_ROLES
+    ) -> None:
         self.horizon = horizon
+        #: The roles whose exits are their household's outings (``quota.roles``).
+        self.roles = frozenset(roles)
         # household (``same_text``: however its passes spell it) -> sorted exit times (us)
         self._exits: dict[str, array[int]] = {}
         self._spelled: dict[str, str] = {}  # that key -> the first spelling recorded
@@ -149,7 +189,7 @@ class PassageHistory:
             raise ValueError("passage time is required")
         us = _us(_aware(ts))
         key: str | None = None
-        if household and direction == "out" and QUOTA_EXEMPT not in flags:
+        if household and direction == "out" and counted_outing(flags, self.roles):
             key = same_text(household)
             times = self._exits.get(key)
             if times is None:
@@ -284,7 +324,7 @@ class PassageHistory:
             return False
         us = _us(_aware(ts))
         found = False
-        if household and direction == "out" and QUOTA_EXEMPT not in flags:
+        if household and direction == "out" and counted_outing(flags, self.roles):
             times = self._exits.get(same_text(household))
             at = bisect.bisect_left(times, us) if times is not None else 0
             if times is not None and at < len(times) and times[at] == us:

@@ -55,7 +55,7 @@ import hashlib
 import json
 import re
 import sqlite3
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -69,8 +69,9 @@ from .clock import ClockReading
 from .config.policy import MAX_PERIOD_DAYS, QuotaConfig
 from .days import FIRST_DAY, LAST_DAY, span_on
 from .files import streamed_rows
-from .history import COUNTED_DECISIONS, QUOTA_EXEMPT
+from .history import COUNTED_DECISIONS, QUOTA_EXEMPT, ROLE_FLAG, role_flag
 from .lists import same_text
+from .pass_format import ROLES
 from .passes import key_id_of
 from .ports import History, Store
 from .queries import Since, not_opened_after
@@ -289,10 +290,29 @@ class PeerRow:
     decision: str
     ts: str  # format_ts: fixed-width UTC
     exempt: bool
+    #: The pass's role as its gate recorded it (``kiosk.history.role_flag``; None: a row
+    #: from before 2026-12-07, or a page of a gate on a release before it).
+    role: str | None = None
 
     @property
     def flags(self) -> tuple[str, ...]:
-        return (QUOTA_EXEMPT,) if self.exempt else ()
+        role = (role_flag(self.role),) if self.role is not None else ()
+        return ((QUOTA_EXEMPT,) if self.exempt else ()) + role
+
+    @classmethod
+    def of_flags(
+        cls,
+        kiosk_id: str,
+        seq: int,
+        passage: tuple[str | None, str | None, str, str, str],
+        flags: Iterable[str],
+    ) -> PeerRow:
+        """A row of ``passage`` (pass id, household, direction, decision, ts) and its event
+        ``flags``: whether exempt, and its role (one ``ROLES`` names, else none: counted as
+        judged then)."""
+        flags = tuple(flags)
+        role = next((f[len(ROLE_FLAG) :] for f in flags if f.startswith(ROLE_FLAG)), None)
+        return cls(kiosk_id, seq, *passage, QUOTA_EXEMPT in flags, role if role in ROLES else None)
 
 
 @dataclass(frozen=True)
@@ -479,7 +499,7 @@ def _page(
             "direction": direction,
             "decision": decision,
             "ts": format_ts(clock.wall_at(mono)) if redate and clock and seq >= undated else stamp,
-            "flags": [QUOTA_EXEMPT] if QUOTA_EXEMPT in json.loads(flags or "[]") else [],
+            "flags": [f for f in json.loads(flags or "[]") if _served_flag(f)],
         }
         for seq, pass_id, household, direction, decision, stamp, flags, mono in rows
     ]
@@ -718,17 +738,24 @@ def _row(raw: object, kiosk_id: str) -> tuple[PeerRow, datetime]:
     if not all(isinstance(f, str) and len(f) <= 40 for f in flags):
         raise PeerPageError("row flags holds a value that is not a short text")
     when = _when(raw.get("ts"))
-    row = PeerRow(
+    row = PeerRow.of_flags(
         kiosk_id,
         _seq(raw.get("seq"), "row seq"),
-        _text(raw, "pass_id", MAX_PASS_ID),
-        _text(raw, "household", MAX_HOUSEHOLD),
-        str(direction),
-        str(decision),
-        format_ts(when),
-        QUOTA_EXEMPT in flags,
+        (
+            _text(raw, "pass_id", MAX_PASS_ID),
+            _text(raw, "household", MAX_HOUSEHOLD),
+            str(direction),
+            str(decision),
+            format_ts(when),
+        ),
+        flags,
     )
     return row, when
+
+
+def _served_flag(flag: str) -> bool:
+    """A flag of a passage that the other gates' quota reads: ``quota_exempt``, the role."""
+    return flag == QUOTA_EXEMPT or flag.startswith(ROLE_FLAG)
 
 
 def check_page(
@@ -1301,15 +1328,8 @@ class PeerLedger:
             [kiosk_id, wanted],
         )
         rows = [
-            PeerRow(
-                kiosk_id,
-                int(seq),
-                p,
-                h,
-                str(d),
-                str(dec),
-                str(ts),
-                QUOTA_EXEMPT in json.loads(f or "[]"),
+            PeerRow.of_flags(
+                kiosk_id, int(seq), (p, h, str(d), str(dec), str(ts)), json.loads(f or "[]")
             )
             for seq, p, h, d, dec, ts, f in held.fetchall()
         ]
@@ -1628,7 +1648,8 @@ def late_breaches(
         )
     )
     last = int(rows[-1]["rowid"]) if rows else after
-    new = [r for r in _fetched_since(db, rows, fetched_since) if households_outing(r)]
+    roles = quota.roles
+    new = [r for r in _fetched_since(db, rows, fetched_since) if households_outing(r, roles)]
     fresh = {(str(r["kiosk_id"]), int(r["seq"])) for r in new}
     found: dict[str, Breach] = {}
     # A household as the quota counts it (``same_text``): ``A-101`` here and ``a-101`` at the
@@ -1641,7 +1662,7 @@ def late_breaches(
         times = [r["ts"] for r in rows_of]
         span = timedelta(days=quota.period_days + 1)
         lo, hi = format_ts(_stamp(min(times)) - span), format_ts(_stamp(max(times)) + span)
-        outings = _outings(db, key, kiosk_id, lo, hi, now, boot_id)
+        outings = _outings(db, key, kiosk_id, lo, hi, now, boot_id, roles=roles)
         stamps = [_stamp(o.ts) for o in outings]
         for i, later in enumerate(outings):
             if i == 0 or not over_quota(stamps[i], stamps[:i], quota, tz):
@@ -1771,10 +1792,13 @@ def _outings(
     hi: str,
     now: ClockReading | None = None,
     boot_id: str = "",
+    *,
+    roles: Collection[str] | None = None,
 ) -> list[_Outing]:
     """The outings at this gate and its peers between ``lo`` and ``hi`` of the household
     whose ``same_text`` is ``key``, however each passage spells it, in time order (this
-    gate's at the time they happened, ``_own_outings``)."""
+    gate's at the time they happened, ``_own_outings``), of the ``roles`` the quota counts
+    (``kiosk.history.counted_outing``)."""
     cols = "seq, ts, direction, decision, household, flags"
     spellings = _spellings(db, key, lo, hi)
     some = f"household IN ({', '.join('?' * len(spellings))}) AND ts >= ? AND ts < ?"
@@ -1786,7 +1810,7 @@ def _outings(
             r["boot_id"], r["mono_ns"],
         )
         for r in own
-        if households_outing(r) and lo <= r["ts"] < hi
+        if households_outing(r, roles) and lo <= r["ts"] < hi
         and int(r["seq"]) not in failed
     ]  # fmt: skip
     out += [
@@ -1799,7 +1823,7 @@ def _outings(
             f" FROM peer_passages WHERE {some}",
             [*spellings, lo, hi],
         )
-        if households_outing(r)
+        if households_outing(r, roles)
     ]  # fmt: skip
     return sorted(out, key=lambda o: (o.ts, o.gate, o.seq))
 

@@ -55,7 +55,7 @@ from zoneinfo import ZoneInfo
 from .config.policy import PolicySection, QuotaConfig
 from .config.thermometer import ThermometryConfig
 from .days import as_zone, within_spans
-from .history import QUOTA_EXEMPT
+from .history import QUOTA_EXEMPT, role_flag
 from .lists import Lists
 from .passes import Pass, PassError
 from .ports import History, PassVerifier
@@ -457,6 +457,9 @@ def _check_pass(
         guard.append(True)
     if "escort" in pass_.flags:
         flags.append("escort")
+    # The pass's role, whatever the quota's setting now: a quota switched on or narrowed
+    # later judges this exit by its roles then (``kiosk.history.counted_outing``).
+    flags.append(role_flag(pass_.role))
     quota = cfg.quota
     going_out = direction == "out"
     if going_out and quota_reached(quota, state.history, pass_.household, pass_.role, now, tz=tz):

@@ -72,7 +72,7 @@ from kiosk.days import (
     within_spans,
 )
 from kiosk.files import streamed_rows
-from kiosk.history import QUOTA_EXEMPT
+from kiosk.history import counted_outing
 from kiosk.links import (
     GUARD_DECISIONS,
     OVERRIDING,
@@ -160,23 +160,24 @@ def _events_between(
     )
 
 
-def households_outing(row: Mapping[str, Any]) -> bool:
-    """Whether an events row is one of its household's outings, as the quota counts them: a
-    passing exit, not flagged ``QUOTA_EXEMPT`` (a staff member's or a delivery's). A pass the
+def households_outing(row: Mapping[str, Any], roles: Collection[str] | None = None) -> bool:
+    """Whether an events row is one of its household's outings, as the quota counting
+    ``roles`` counts them (``kiosk.history.counted_outing``; None: as judged when it was made):
+    a passing exit of a role it counts, not a staff member's or a delivery's. A pass the
     gate did not open for is one until its ``not_opened`` row is read (``not_opened_pass``)."""
     if row["direction"] != "out" or row["decision"] not in PASSED or not row["household"]:
         return False
-    return QUOTA_EXEMPT not in (json.loads(row["flags"]) if row["flags"] else ())
+    return counted_outing(json.loads(row["flags"]) if row["flags"] else (), roles)
 
 
-def purged_outing(row: Mapping[str, Any]) -> bool:
+def purged_outing(row: Mapping[str, Any], roles: Collection[str] | None = None) -> bool:
     """Whether an events row is an outing (``households_outing``) whose household was purged
     (``purged``: by retention or a forget), so no count can tell whose it was: the purge left
     ``PURGED_HOUSEHOLD`` where it had one. A row that never had one (null: a visitor's pass, a
     guard's pass for nobody) is no outing, purged or not."""
     if not row["purged"] or row["household"] != PURGED_HOUSEHOLD:
         return False
-    return households_outing({**row, "household": "purged"})
+    return households_outing({**row, "household": "purged"}, roles)
 
 
 def unknown_outings(exits: dict[str, Any], *, count: int | None = None) -> None:
@@ -342,7 +343,7 @@ def over_quota_households(
     unclear: dict[Key, datetime] = {}  # the look-back's outings whose household was purged
     with _events_between(db, lookback, end, cols, kiosks) as rows:
         for row in rows:
-            if households_outing(row) and same_text(row["household"]) in households:
+            if households_outing(row, quota.roles) and same_text(row["household"]) in households:
                 taken[(str(row["kiosk_id"]), int(row["seq"]))] = (
                     same_text(row["household"]),
                     _utc(row["ts"]),
@@ -350,7 +351,7 @@ def over_quota_households(
             elif (failed := not_opened_pass(row)) is not None:
                 taken.pop(failed, None)
                 unclear.pop(failed, None)
-            elif purged_outing(row) and row["ts"][:19] < start[:19]:
+            elif purged_outing(row, quota.roles) and row["ts"][:19] < start[:19]:
                 unclear[(str(row["kiosk_id"]), int(row["seq"]))] = _utc(row["ts"])
     outings: dict[str, list[datetime]] = {}
     for household, when in taken.values():

@@ -894,7 +894,7 @@ def test_manual_override_after_a_deny_carries_the_passage_and_opens(rig):
     assert override["decision"] == "manual_pass"
     assert override["reasons"] == ["guard_override"]
     assert override["operator"] == "guard-zhou"
-    assert override["flags"] == ["overrides:1"]
+    assert override["flags"] == ["role:resident", "overrides:1"]  # the pass's role kept
     assert rig.gate.commands[-1].open_ is True
     event = rig.events()[-1]
     assert event["household"] == "C-303"
@@ -907,7 +907,7 @@ def test_a_guard_record_carries_the_flags_the_guard_was_warned_of_and_no_others(
     rig.emulator.person_arrives(38.6)
     rig.run(4)
     rig.engine.manual("manual_pass", "guard-zhou", "to hospital", "out", flags=["quarantine"])
-    assert rig.decisions()[-1]["flags"] == ["quarantine", "overrides:1"]
+    assert rig.decisions()[-1]["flags"] == ["quarantine", "role:resident", "overrides:1"]
     for bad in (["overrides:7"], ["passback"], "quarantine"):
         with pytest.raises(ValueError, match="flags: only observation, quarantine"):
             rig.engine.manual("manual_pass", "guard-zhou", "x", "out", flags=bad)

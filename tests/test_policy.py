@@ -617,7 +617,10 @@ TABLE = [
 def test_each_rule_gives_its_reason(case, decision, reasons, needs_guard, alarm, flags):
     got = run(case)
     assert (got.decision, got.reasons) == (decision, reasons)
-    assert (got.needs_guard, got.alarm, got.flags) == (needs_guard, alarm, flags)
+    # Every pass's decision records its role (``role:<role>``, the quota's later judge).
+    found = tuple(f for f in got.flags if not f.startswith("role:"))
+    assert len(got.flags) - len(found) <= 1
+    assert (got.needs_guard, got.alarm, found) == (needs_guard, alarm, flags)
 
 
 def test_the_plausible_range_holds_both_its_ends():

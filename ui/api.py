@@ -1197,7 +1197,9 @@ class PeerPassage(BaseModel):
     direction: str
     decision: str = Field(description="`pass` or `manual_pass`: passages only.")
     ts: str = Field(description="UTC; a passage stamped before the clock synchronised, dated.")
-    flags: list[str] = Field(description="`quota_exempt` or nothing.")
+    flags: list[str] = Field(
+        description="`quota_exempt` and the pass's role (`role:delivery`), or nothing."
+    )
 
 
 class PeerRevocationOut(BaseModel):
@@ -1280,8 +1282,9 @@ def passages(
 ) -> Response:
     """This gate's recent passing passages, for another gate of the compound (its shared
     quota and anti-passback): ``seq``, pass id, household, direction, decision, time, and
-    the ``quota_exempt`` flag, within the quota's look-back; nothing else of an event. With
-    an issuer key, the answer is signed for this request (``kiosk.peers.sign_page``)."""
+    the ``quota_exempt`` flag and the pass's role, within the quota's look-back; nothing else
+    of an event. With an issuer key, the answer is signed for this request
+    (``kiosk.peers.sign_page``)."""
     core = state.core
     since = core.clock.now() - history_horizon(core.config.policy.quota.period_days)
     try:
