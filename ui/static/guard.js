@@ -406,6 +406,8 @@ function confirmLine(manual) {
     const { decision, text } = confirmText(manual, e, chosen);
     $("manual-confirm-text").textContent = text;
     $("manual-confirm").hidden = false;
+    // On a phone the line may start below the screen: brought into view, or the tap seems lost.
+    $("manual-confirm").scrollIntoView({ block: "nearest" });
     $("subject-changed").hidden = true;
     pending = { decision, subject: chosen.value, confirmed: false, asker: e.submitter || null };
   });
