@@ -257,6 +257,17 @@ class Guard:
             self.core.store.read_past(exc)
             return set()
 
+    def fevers_decided(self, events: list[dict[str, Any]]) -> set[int]:
+        """The rows guards' decisions among ``events`` are about that the gate judged a fever
+        (``kiosk.queries.fevers_decided``): a decision carrying such a row's reading is drawn
+        as a fever. None when a damaged page keeps the log from being read (the alarms name
+        those rows). Blocking: a database read."""
+        try:
+            return queries.fevers_decided(self.core.store, events)
+        except ReadFailure as exc:
+            self.core.store.read_past(exc)
+            return set()
+
     def stamp_times(self, stamps: list[queries.Stamp], lang: str, fmt: str) -> list[str]:
         """Records' stamps (an audit row's, a handover's) as a guard reads them: the time
         ``kiosk.queries.dated_stamps`` dates each to (one written before NTP stepped the clock

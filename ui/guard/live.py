@@ -84,11 +84,20 @@ def rows_of(
     g: Guard, events: list[dict[str, Any]], lang: str, clear: frozenset[str]
 ) -> list[dict[str, Any]]:
     """The feed's rows (the page's, its stream's and /guard/api/feed's alike): one of
-    another local day than today's says its date."""
-    failed = g.not_let_through(events)
+    another local day than today's says its date; a guard's decision carrying the reading of
+    a row the gate judged a fever is drawn as a fever, that row shown with it or not."""
+    failed, fevers = g.not_let_through(events), g.fevers_decided(events)
     today = g.today()
     return [
-        feed_row(e, lang, g.tz, clear, let_through=e.get("seq") not in failed, today=today)
+        feed_row(
+            e,
+            lang,
+            g.tz,
+            clear,
+            let_through=e.get("seq") not in failed,
+            today=today,
+            fevers=fevers,
+        )  # fmt: skip
         for e in events
     ]
 
