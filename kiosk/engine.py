@@ -187,6 +187,18 @@ class FeverRefused(ValueError):
         self.threshold_c = threshold_c
 
 
+class QuotaReached(Exception):  # noqa: N818 - a refusal, as Stopping
+    """A guard's pass out for a member of ``household`` that its console found the household's
+    outing quota not reached for, and so asked no confirmation (``Engine.manual``'s
+    ``quota_checked``), the quota reached by the time the engine takes it up: another
+    tablet's outing of the household, looked at in the same moment, was recorded first.
+    Nothing is recorded; the guard is asked to confirm the quota, as the console asks."""
+
+    def __init__(self, household: str) -> None:
+        super().__init__("the household's outing quota was reached since the console looked")
+        self.household = household
+
+
 class EnginePorts(Protocol):
     """What the engine asks of the outside world. Calls must return at once."""
 
@@ -331,6 +343,9 @@ class _Manual:
     household: str | None = None
     #: The condition its record is written on (``EventDraft.unless``).
     unless: Unless | None = None
+    #: Its console found the household's outing quota not reached (and asked no
+    #: confirmation): looked at again as the engine starts it (``Engine._quota_reached``).
+    quota_checked: bool = False
 
 
 def _check_manual_words(kind: str, operator: object, reason: object, person: object) -> None:
@@ -348,7 +363,7 @@ def _check_manual_words(kind: str, operator: object, reason: object, person: obj
 
 #: What a guard's action is answered with (``Engine.manual``'s ``on_recorded``): its outcome,
 #: or why it was never started.
-ManualAnswer = Outcome | Stopping | evacuation.Moved
+ManualAnswer = Outcome | Stopping | evacuation.Moved | QuotaReached
 
 
 #: Flags a guard's record may carry (``Engine.manual``): what the guard was warned of, as an
@@ -749,6 +764,7 @@ class Engine:
         household: str | None = None,
         unless: Unless | None = None,
         seen: str | None = None,
+        quota_checked: bool = False,
     ) -> None:
         """A guard's decision (override, or registration of a person or a vehicle).
 
@@ -779,7 +795,7 @@ class Engine:
         record waits in the backlog) and whether the gate was commanded open all the same,
         or ``refused`` (``unless``, its record's condition looked at in the commit,
         ``EventDraft.unless``, found it met: nothing decided); or with ``Stopping`` when the
-        stop began while it waited to start (``begin_stop``), or ``evacuation.Moved``.
+        stop began while it waited to start (``begin_stop``), or ``_refused_at_start``'s.
 
         ``evacuate``: ``(cause, minutes)`` makes this manual pass an evacuation (the gate held
         open, ``kiosk.evacuation``), started only over ``seen``, what the guard's page showed
@@ -787,18 +803,17 @@ class Engine:
         ``household``: a registered resident's, or the one the guard names for a person
         without a pass (``unknown_person``), carried by the event as a pass's: the outing
         counts against its quota; naming none, such a manual pass (not an evacuation) is
-        flagged ``unchecked``: nothing could be looked up for it
-        (quarantine, quota, observation: the console's holds). Raises ``ValueError`` (or a
-        subclass) for bad input, before anything changes; ``Stopping`` once the stop has
-        begun; a decision about a passage another one is about, taken and not yet in the log
-        (two consoles, a console and a scenario's guard step), ``SubjectRefused``
-        (``kiosk.overrides``).
-        """
+        flagged ``unchecked``: nothing could be looked up for it (quarantine, quota,
+        observation: the console's holds; its quota looked at again as it starts with
+        ``quota_checked``). Raises ``ValueError`` (or a subclass) for bad input, before
+        anything changes; ``Stopping`` once the stop has begun; a decision about a passage
+        another one is about, taken and not yet in the log (two consoles, a console and a
+        scenario's guard step), ``SubjectRefused`` (``kiosk.overrides``)."""
         if self.stopping:
             raise Stopping
         item = self._checked_manual(
             decision, operator, reason, direction, person, kind, temp_c, subject, flags,
-            audit, on_recorded, evacuate, household, unless, seen,
+            audit, on_recorded, evacuate, household, unless, seen, quota_checked,
         )  # fmt: skip
         if isinstance(item.subject, ManualSubject):
             # Taken last, once nothing can refuse it as bad input (that decided nothing).
@@ -830,6 +845,7 @@ class Engine:
         household: str | None = None,
         unless: Unless | None = None,
         seen: str | None = None,
+        quota_checked: bool = False,
     ) -> _Manual:
         """``manual``'s arguments checked, as the decision to queue; ``ValueError`` (or one of
         its subclasses) for bad input."""
@@ -868,6 +884,7 @@ class Engine:
             household=household,
             unless=check_unless(unless),
             seen=None if seen is None else str(seen)[:64],
+            quota_checked=quota_checked is True,
         )
 
     def on_gate_health(self, ok: bool, detail: str = "") -> None:
@@ -2090,7 +2107,7 @@ class Engine:
             )  # fmt: skip
 
     def _start_manual(self, item: _Manual) -> None:
-        if self._moved(item):
+        if self._refused_at_start(item):
             return
         if item.evacuation is not None:
             self._hold_open(item.operator, *item.evacuation)
@@ -2151,19 +2168,51 @@ class Engine:
         p.decided_ns = p.started_ns
         self._cross(p)
 
-    def _moved(self, item: _Manual) -> bool:
-        """Whether ``item`` is an evacuation's start confirmed over what is no longer under way
-        (``seen``): another tablet's start waited with it and went first. Then it is not
-        started: its guard is told (``evacuation.Moved``, asked again), and the next guard's
-        action waiting starts."""
-        if item.evacuation is None or item.seen in (None, evacuation.version_of(self.evacuation)):
+    def _refused_at_start(self, item: _Manual) -> bool:
+        """Whether ``item`` is refused as the engine starts it, for what the guard's console
+        looked at changed while it waited behind the decisions before it (committed, in the
+        history): an evacuation's start another went first (``_moved``), a pass out whose
+        household's quota another outing reached (``_quota_reached``). Then it is not
+        started nor recorded: its guard is told (asked again), its hold on a passage is let
+        go, and the next guard's action waiting starts."""
+        refusal = self._moved(item) or self._quota_reached(item)
+        if refusal is None:
             return False
-        log.info("engine: an evacuation's start not started: another went first")
+        log.info("engine: a guard's action not started: %s", refusal)
+        if item.release is not None:
+            item.release(None)  # nothing decided
         if item.on_recorded is not None:
-            item.on_recorded(evacuation.Moved(self.evacuation))
+            item.on_recorded(refusal)
         if self._manual_queue and self.state != "deciding":
             self._start_manual(self._manual_queue.popleft())
         return True
+
+    def _moved(self, item: _Manual) -> evacuation.Moved | None:
+        """``evacuation.Moved`` for an evacuation's start confirmed over what is no longer
+        under way (``seen``): another tablet's start waited with it and went first."""
+        if item.evacuation is None or item.seen in (None, evacuation.version_of(self.evacuation)):
+            return None
+        return evacuation.Moved(self.evacuation)
+
+    def _quota_reached(self, item: _Manual) -> QuotaReached | None:
+        """``QuotaReached`` for a pass out its console found the quota of its household (its
+        passage's, or the ``household`` named) not reached for and so asked no confirmation
+        (``Engine.manual``'s ``quota_checked``), reached now by the rule the console asked
+        (``kiosk.policy.quota_reached``, a resident's outing) on the history as the commits
+        before it left it: another tablet's outing of the household, checked in the same
+        moment, was recorded first. A pass the quota does not count (``QUOTA_EXEMPT``) is
+        no outing."""
+        subject = item.subject if isinstance(item.subject, ManualSubject) else None
+        household = (subject.household if subject is not None else None) or item.household
+        counted = subject is None or QUOTA_EXEMPT not in subject.flags
+        if not (item.quota_checked and counted and household is not None):
+            return None
+        if (item.decision, item.direction) != ("manual_pass", "out"):
+            return None
+        quota, now = self.config.policy.quota, self.clock.now()
+        if not policy.quota_reached(quota, self.history, household, "resident", now, tz=self._tz):
+            return None
+        return QuotaReached(household)
 
     def _hand_fever(self, item: _Manual, src: EventDraft | ManualSubject | None) -> bool:
         """Whether a guard's deny is a fever found by hand: a temperature the guard measured

@@ -162,7 +162,9 @@ def guard_decision(decision: str, about: str | None) -> str:
 
 
 def _flags(row: Mapping[str, Any], column: str = "flags") -> list[str]:
-    flags = row[column]
+    """A row's JSON list ``column`` (``flags``, ``reasons``): none where it has no such
+    column (a row read in part, the feed's as a test draws it)."""
+    flags = row.get(column)
     if not flags:
         return []
     decoded = json.loads(flags) if isinstance(flags, str) else flags
@@ -179,7 +181,7 @@ def judged_fever(row: Mapping[str, Any], fevers: Iterable[int] = ()) -> bool:
     if "fever" in _flags(row, "reasons"):
         return True
     about = overridden(_flags(row))
-    return about is not None and about in set(fevers) and row["temp_object_c"] is not None
+    return about is not None and about in set(fevers) and row.get("temp_object_c") is not None
 
 
 def passage_key(row: Mapping[str, Any], seen: MutableMapping[Key, Key]) -> Key:

@@ -20,7 +20,7 @@ import sqlite_utils
 
 from kiosk.clock import ClockReading
 from kiosk.dating import dated_source, dated_ts_sql, retention_offsets
-from kiosk.links import NOT_OPENED_ROWS, not_opened
+from kiosk.links import NOT_OPENED_ROWS, judged_fever, not_opened, overridden
 from kiosk.store import (
     FORM_ONCE_ROWS,
     FORM_ONCE_SQL,
@@ -653,6 +653,26 @@ def not_let_through(log: Readable, events: Iterable[Mapping[str, Any]]) -> set[i
     if not passes:
         return set()
     return passes & set(not_opened_after(log.reader(), min(passes)))
+
+
+def fevers_decided(log: Readable, events: Iterable[Mapping[str, Any]]) -> set[int]:
+    """The ``seq`` of each row a guard's decision among ``events`` is about
+    (``overrides:<seq>``) that the gate judged a fever (``kiosk.links.judged_fever``): a
+    decision carrying that row's reading is judged one too. Such a row among ``events`` is
+    read there, the others in one query by their ``seq`` (none when no decision is about a
+    row elsewhere)."""
+    rows = list(events)
+    about = {s for e in rows if (s := overridden(e.get("flags") or ())) is not None}
+    found = [e for e in rows if e.get("seq") in about]
+    elsewhere = about - {int(e["seq"]) for e in found}
+    if elsewhere:
+        found += _rows(
+            log,
+            "SELECT seq, reasons, flags, temp_object_c FROM events"
+            " WHERE seq IN (SELECT value FROM json_each(?))",
+            [json.dumps(sorted(elsewhere))],
+        )
+    return {int(r["seq"]) for r in found if judged_fever(r)}
 
 
 #: The audit row of a decision made from the guard's form whose one-time token is ``?``.

@@ -310,3 +310,147 @@ def test_a_pass_denied_coming_in_and_let_out_is_held_for_the_quota_by_its_role(
             assert not [a for a in core.store.audits() if "quota" in str(a["detail"])]
     finally:
         close_core(core)
+
+
+# --- two tablets: the household's last outing let out twice at once (quotarace) ------------
+
+
+#: The two people let out at once (``_tablets_at_once``).
+NAMES = ("王秀英", "王小明")
+
+
+def _tablets_at_once(client, core, monkeypatch, tap) -> list:
+    """Two tablets each ``tap`` (a request) while the engine is committing a kiosk passage:
+    both looked at the quota before either was recorded (the engine takes each after the
+    commit before it). The answers, in the order the engine took them."""
+    import asyncio
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from guard_support import WAIT_S
+
+    engine, runner = core.runner.engine, core.runner
+    committing, both_queued = asyncio.Event(), threading.Event()
+    cross, enqueue = runner._cross, engine._enqueue_manual
+    taken: list = []
+
+    async def held_deny(crossing):  # the passage being committed: held until both are queued
+        if crossing.draft.decision == "manual_deny":
+            await committing.wait()
+        await cross(crossing)
+
+    def queued(item):
+        enqueue(item)
+        taken.extend(n for n in NAMES if n in f"{item.reason} {item.person}")
+        if len(engine._manual_queue) == 2:
+            both_queued.set()
+
+    monkeypatch.setattr(runner, "_cross", held_deny)
+    monkeypatch.setattr(engine, "_enqueue_manual", queued)
+    client.portal.call(lambda: engine.manual("manual_deny", "bob", "no pass", "in"))
+    with ThreadPoolExecutor(2) as pool:
+        taps = {pool.submit(tap, name): name for name in NAMES}
+        assert both_queued.wait(WAIT_S)
+        client.portal.call(committing.set)
+        answers = {taps[t]: t.result(WAIT_S) for t in taps}
+    monkeypatch.setattr(engine, "_enqueue_manual", enqueue)
+    return [answers[name] for name in taken]
+
+
+def test_two_registrations_of_the_household_s_last_outing_at_once_ask_the_second(core, monkeypatch):
+    """Two tablets register two residents of a household with one outing left going out, at
+    the same moment: both found the quota not reached before either was recorded, so both
+    were let out unasked (two outings over a quota of two). The engine looks at the quota
+    again as it takes each: the second is not recorded, its form comes back as typed with
+    the quota's confirmation; confirmed with a reason, it is recorded."""
+    with TestClient(make_app(core), base_url=BASE) as client:
+        csrf = login(client)
+        with decided(client, core):  # the first of the household's two outings
+            assert registration(client, csrf, name="王建民").status_code == 303
+
+        def tap(name):
+            return registration(client, csrf, name=name)
+
+        first, second = _tablets_at_once(client, core, monkeypatch, tap)
+        assert first.status_code == 303 and "err=" not in first.headers["location"]
+        assert second.status_code == 400 and 'id="person-confirm-quota"' in second.text
+        passes = [e for e in core.store.events() if e["decision"] == "manual_pass"]
+        assert len(passes) == 2
+        asked = next(n for n in NAMES if f'value="{n}"' in second.text)
+        with decided(client, core):
+            done = registration(client, csrf, name=asked, confirm_quota="1", quota_reason="急诊")
+        assert done.status_code == 303
+        event = core.store.events()[-1]
+    assert (event["person"]["name"], event["person"]["quota_reason"]) == (asked, "急诊")
+
+
+def test_two_manual_passes_of_the_household_s_last_outing_at_once_ask_the_second(core, monkeypatch):
+    """The same at the manual desk: two people without a pass, each of the household the
+    guard names, let out from two tablets at once. The second comes back on the quota's
+    confirmation page, its decision kept; nothing of it recorded until confirmed."""
+    with TestClient(make_app(core), base_url=BASE) as client:
+        csrf = login(client)
+        with decided(client, core):
+            assert registration(client, csrf, name="王建民").status_code == 303
+        sent = {"decision": "pass", "subject": "none", "direction": "out", "household": HOUSEHOLD}
+
+        def tap(name):
+            return post(client, "/guard/manual", csrf, **sent, reason=f"忘带通行证 {name}")
+
+        first, second = _tablets_at_once(client, core, monkeypatch, tap)
+        assert first.status_code == 303 and "err=" not in first.headers["location"]
+        assert second.status_code == 200 and 'id="confirm-confirm-quota"' in second.text
+        kept = confirm_page_fields(second.text)
+        assert (kept["subject"], kept["household"], kept["decision"]) == ("none", HOUSEHOLD, "pass")
+        passes = [e for e in core.store.events() if e["decision"] == "manual_pass"]
+        assert len(passes) == 2
+        with decided(client, core):
+            done = as_a_browser_sends(client, second.text, ("quota_reason", "急诊"),
+                                      ("confirm_quota", "1"))  # fmt: skip
+        assert done.status_code == 303 and "err=" not in done.headers["location"]
+        event = core.store.events()[-1]
+    assert event["person"]["quota_reason"] == "急诊" and event["household"] == HOUSEHOLD
+    assert event["person"]["note"] == kept["reason"]
+
+
+def test_the_engine_refuses_a_checked_outing_another_went_first_and_lets_its_passage_go(
+    clock, tmp_path
+):
+    """In the engine: behind a passage being committed wait a person without a pass of the
+    household, a guard's pass out about a passage of the same household (both checked by
+    their consoles: the quota not reached) and a deny. The first is recorded, the household's
+    one outing; the second is told ``QuotaReached``, not recorded, and its passage is free to
+    be decided again (confirmed, it is recorded); the deny then starts."""
+    from test_engine import Rig, _hold_crossings
+
+    from kiosk.engine import ManualSubject, QuotaReached
+    from kiosk.store import EventDraft
+
+    rig = Rig(clock, tmp_path, policy={"quota": {"enabled": True, "exits": 1}})
+    try:
+        denied = rig.log.append(EventDraft(direction="out", decision="deny",
+                                           reasons=("pass_expired",), household=HOUSEHOLD,
+                                           holder=RESIDENT, pass_id="c0ffee000402"))  # fmt: skip
+        subject = ManualSubject.of_event(rig.events()[-1])
+        held = _hold_crossings(rig)
+        rig.engine.manual("manual_deny", "bob", "no pass", "in")
+        told: list = []
+        checked = {"quota_checked": True, "on_recorded": told.append}
+        rig.engine.manual("manual_pass", "guard-zhou", "忘带通行证", "out", subject="none",
+                          household=HOUSEHOLD, **checked)  # fmt: skip
+        rig.engine.manual("manual_pass", "guard-li", "就医", "out", subject=subject, **checked)
+        rig.engine.manual("manual_deny", "bob", "no pass either", "in", on_recorded=told.append)
+        del rig.ports.cross  # carried out again, the held one first
+        rig.ports.cross(held[0])
+        first, reached, deny = told
+        assert first.committed and deny.committed
+        assert isinstance(reached, QuotaReached) and reached.household == HOUSEHOLD
+        assert [(e["decision"], e["household"]) for e in rig.events()[1:]] == [
+            ("manual_deny", None), ("manual_pass", HOUSEHOLD), ("manual_deny", None)
+        ]  # fmt: skip
+        rig.engine.manual("manual_pass", "guard-li", "就医", "out", subject=subject,
+                          person={"quota_reason": "急诊"}, on_recorded=told.append)  # fmt: skip
+        assert told[-1].committed
+        assert rig.events()[-1]["flags"] == [f"overrides:{denied.seq}"]
+    finally:
+        rig.close()

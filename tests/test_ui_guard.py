@@ -807,3 +807,51 @@ def test_the_feed_shows_a_reading_as_the_gate_judged_it(data_dir, clock, monkeyp
         assert [(r["decision"], r["fever"]) for r in rows] == [("deny", True), ("pass", False)]
     finally:
         close_core(core)
+
+
+def test_a_guard_s_pass_over_a_fever_carrying_its_reading_is_marked_a_fever(
+    guard_client, guard_core
+):
+    """A guard lets a resident the kiosk denied for a fever through (home to isolate): the
+    manual pass carries the kiosk's reading, and the feed drew it red ("⚠ fever") until
+    db05a5ca marked a row a fever by its own reasons only. A guard's decision carrying the
+    reading of a row the gate judged a fever is one again (``kiosk.links.judged_fever``, the
+    returnee ledger's rule), with the fever's row drawn beside it or not: the live page, the
+    feed's API, ``/guard/rows/N`` and the stream's rows. One with the guard's own reading
+    (no sensor reading), or over a row that was no fever, is not."""
+    import asyncio
+
+    from ui.guard.deps import Guard
+    from ui.guard.live import FeedStream
+
+    kiosk_reading = {"temp_c": 38.2, "temp_object_c": 35.1, "temp_ambient_c": 24.0}
+    fever = add_event(guard_core, decision="deny", reasons=("fever",), **kiosk_reading).seq
+
+    def guard_pass(about: int, **reading):
+        return add_event(guard_core, decision="manual_pass", reasons=("guard_override",),
+                         kind="manual", operator="zhou", flags=(f"overrides:{about}",),
+                         **reading).seq  # fmt: skip
+
+    over = guard_pass(fever, **kiosk_reading)
+    by_hand = guard_pass(fever, temp_c=37.0)
+    normal = add_event(guard_core, decision="deny", reasons=("pass_expired",), temp_c=36.9,
+                       temp_object_c=34.0, temp_ambient_c=24.0).seq  # fmt: skip
+    over_normal = guard_pass(normal, temp_c=36.9, temp_object_c=34.0, temp_ambient_c=24.0)
+    marked = {fever: True, over: True, by_hand: False, normal: False, over_normal: False}
+    login(guard_client)
+
+    def fevers(rows):
+        return {r["seq"]: r["fever"] for r in rows}
+
+    assert fevers(guard_client.get("/guard/api/feed").json()["rows"]) == marked
+    after = guard_client.get(f"/guard/api/feed?after={fever}").json()["rows"]
+    assert fevers(after) == {s: f for s, f in marked.items() if s != fever}
+    live = guard_client.get("/guard").text.split('id="feed"', 1)[1]
+    assert live.count('class="fever-mark"') == 2
+    alone = guard_client.get(f"/guard/rows/{over}").text.split('id="rows-table"', 1)[1]
+    assert alone.count('class="fever-mark"') == 1
+    g = Guard.build(guard_core)
+    session = g.auth.sessions.read(g.auth.sessions.issue(g.auth.accounts.get("alice"))[0])
+    streamed = asyncio.run(FeedStream(g, session, "en", fever).rows())
+    rows = [json.loads(line.split("data: ", 1)[1]) for line in streamed]
+    assert fevers(rows) == {s: f for s, f in marked.items() if s != fever}

@@ -64,6 +64,7 @@ from kiosk.engine import (
     FeverRefused,
     ManualAnswer,
     ManualDecision,
+    QuotaReached,
     Stopping,
     TemperatureImplausible,
 )
@@ -256,6 +257,17 @@ class Guard:
             self.core.store.read_past(exc)
             return set()
 
+    def fevers_decided(self, events: list[dict[str, Any]]) -> set[int]:
+        """The rows guards' decisions among ``events`` are about that the gate judged a fever
+        (``kiosk.queries.fevers_decided``): a decision carrying such a row's reading is drawn
+        as a fever. None when a damaged page keeps the log from being read (the alarms name
+        those rows). Blocking: a database read."""
+        try:
+            return queries.fevers_decided(self.core.store, events)
+        except ReadFailure as exc:
+            self.core.store.read_past(exc)
+            return set()
+
     def stamp_times(self, stamps: list[queries.Stamp], lang: str, fmt: str) -> list[str]:
         """Records' stamps (an audit row's, a handover's) as a guard reads them: the time
         ``kiosk.queries.dated_stamps`` dates each to (one written before NTP stepped the clock
@@ -394,7 +406,9 @@ class Guard:
         the gate opened or not, so the guard is told which, and not to decide it again. One
         whose condition (``unless``) found its record in the log raises that
         ``kiosk.store.AlreadyRecorded``: nothing decided, nothing audited with it; an
-        evacuation's start another went first (``seen``), ``kiosk.evacuation.Moved``.
+        evacuation's start another went first (``seen``), ``kiosk.evacuation.Moved``; a pass
+        out whose household's quota another outing reached meanwhile (``quota_checked``),
+        ``kiosk.engine.QuotaReached``.
         Returns the committed outcome (``decided``: whether the gate opened on it)."""
         row = request_row(request)  # with the form's ``form_once`` (``once_per_form``)
         recorded: asyncio.Future[ManualAnswer | None] = asyncio.get_running_loop().create_future()
@@ -426,8 +440,8 @@ class Guard:
             outcome = None
         if outcome is None:  # the engine has not taken it up yet: it may still act on it
             raise DecisionHeld("err.decision_pending")
-        if isinstance(outcome, Stopping | Moved):  # queued, then refused: the stop began, or
-            raise outcome  # another tablet's evacuation start went first
+        if isinstance(outcome, Stopping | Moved | QuotaReached):  # queued, then refused: the
+            raise outcome  # stop began, or another tablet's start or outing went first
         if outcome.refused is not None:  # its condition found its record: nothing decided
             raise outcome.refused
         if not outcome.committed:

@@ -4,7 +4,7 @@ export and the printable card. Plain functions of their inputs, tested directly.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -25,7 +25,7 @@ from kiosk.alarms import (
 )
 from kiosk.categories import category_words, item_words
 from kiosk.days import offset_text, repeated
-from kiosk.links import not_opened
+from kiosk.links import judged_fever, not_opened
 from kiosk.lists import entry_version
 from kiosk.passes import Pass
 from kiosk.sheets import write_csv, write_xlsx
@@ -348,13 +348,15 @@ def feed_row(
     *,
     let_through: bool = True,
     today: date | None = None,
+    fevers: Iterable[int] = (),
 ) -> dict[str, Any]:
     """One line of the live feed, masked for the viewer. ``let_through``: False for a pass
     the gate did not open for (a later row says so, ``not_opened:<seq>``): drawn as not let
     through. A row saying so names that pass (``not_opened``, and the words the stream's
     page draws it with once this row arrives, ``not_opened_text``). ``today``: the site's
     local day, a row of another day carries its date (``feed_time``); ``day`` and ``dated``
-    let a page redraw it so once its day is over."""
+    let a page redraw it so once its day is over. ``fevers``: the rows guards' decisions
+    are about that the gate judged a fever (``kiosk.queries.fevers_decided``)."""
     masked = privacy.mask_event(event, clear)
     person = decoded_person(masked)
     who_parts = [
@@ -390,9 +392,10 @@ def feed_row(
         "not_opened_text": i18n.t(lang, "decision.pass_not_opened"),
         "reasons": i18n.reasons_text(lang, reasons),
         "temp": f"{float(temp):.1f}" if isinstance(temp, int | float) else "",
-        # As the gate judged the reading when it decided (``fever`` among the row's reasons),
-        # never by today's threshold: a 37.4 let through stays a pass once it is lowered.
-        "fever": "fever" in reasons,
+        # As the gate judged the reading when it decided (``fever`` among the row's reasons,
+        # or a guard's decision carrying the reading of such a row: ``judged_fever``), never
+        # by today's threshold: a 37.4 let through stays a pass once it is lowered.
+        "fever": judged_fever(event, fevers),
         "direction": i18n.t(lang, f"dir.{event['direction']}")
         if event.get("direction") in ("in", "out")
         else "",

@@ -16,7 +16,7 @@ from kiosk import privacy, queries
 from kiosk.alarms import ALARMS_HEARD, RESOLUTIONS, Alarm, AlarmGrown
 from kiosk.clock import ClockReading
 from kiosk.deadline import Stopped
-from kiosk.engine import NO_SUBJECT, ManualSubject, unknown_person
+from kiosk.engine import NO_SUBJECT, ManualSubject, QuotaReached, unknown_person
 from kiosk.overrides import SubjectRefused
 from kiosk.roster import ShiftGone
 from kiosk.store import ReadFailure
@@ -45,6 +45,7 @@ from ui.guard.registrations import (
     ASKED_FROM_MANUAL,
     HOLDS,
     UNNAMED,
+    confirm_key,
     confirmed_pass,
     decision_of,
     holds_asked,
@@ -83,11 +84,20 @@ def rows_of(
     g: Guard, events: list[dict[str, Any]], lang: str, clear: frozenset[str]
 ) -> list[dict[str, Any]]:
     """The feed's rows (the page's, its stream's and /guard/api/feed's alike): one of
-    another local day than today's says its date."""
-    failed = g.not_let_through(events)
+    another local day than today's says its date; a guard's decision carrying the reading of
+    a row the gate judged a fever is drawn as a fever, that row shown with it or not."""
+    failed, fevers = g.not_let_through(events), g.fevers_decided(events)
     today = g.today()
     return [
-        feed_row(e, lang, g.tz, clear, let_through=e.get("seq") not in failed, today=today)
+        feed_row(
+            e,
+            lang,
+            g.tz,
+            clear,
+            let_through=e.get("seq") not in failed,
+            today=today,
+            fevers=fevers,
+        )  # fmt: skip
         for e in events
     ]
 
@@ -565,19 +575,24 @@ async def manual(request: Request, session: ActionSession, g: GuardDep) -> Respo
         kept, flags = confirmed_pass(request, g, form, holds, household, decision, unnamed)
     except BadInput as problem:
         return hold_asked(request, g, session, form, problem, unnamed)
-    outcome = await g.manual(
-        request,
-        decision=decision,
-        operator=session.name,
-        reason=reason,
-        direction=direction,
-        temp_c=temp_c,
-        subject=subject,
-        person=kept or None,
-        flags=flags,
-        # the event's: the outing counts against its quota (a passage's is its pass's)
-        household=household if unnamed else None,
-    )
+    try:
+        outcome = await g.manual(
+            request,
+            decision=decision,
+            operator=session.name,
+            reason=reason,
+            direction=direction,
+            temp_c=temp_c,
+            subject=subject,
+            person=kept or None,
+            flags=flags,
+            # the event's: the outing counts against its quota (a passage's is its pass's)
+            household=household if unnamed else None,
+            quota_checked="quota" not in holds,  # looked at again as the engine starts it
+        )
+    except QuotaReached:  # another tablet's outing of the household went first: asked
+        reached = BadInput(confirm_key("quota", unnamed), h=household)
+        return hold_asked(request, g, session, form, reached, unnamed)
     return deps.decided(request, "/guard", outcome)
 
 

@@ -46,7 +46,7 @@ from kiosk import queries
 from kiosk.again import AGAIN_WINDOW_S, NotAgain
 from kiosk.community import CommunityError
 from kiosk.compound import quarantined
-from kiosk.engine import ManualSubject
+from kiosk.engine import ManualSubject, QuotaReached
 from kiosk.history import QUOTA_EXEMPT
 from kiosk.lists import same_text
 from kiosk.policy import observation_blocks, quarantine_blocks, quota_reached
@@ -431,7 +431,10 @@ async def register(
             # A resident's outing is the household's, as their pass's would be (the quota).
             household=household if resident is not None else None,
             unless=again,
+            quota_checked="quota" not in holds,  # looked at again as the engine starts it
         )
+    except QuotaReached:  # another tablet's outing of the household went first: asked
+        raise BadInput(confirm_key("quota"), h=household) from None
     except AlreadyRecorded as exc:  # another tablet's landed between the look and the commit
         earlier = await asyncio.to_thread(g.dated, [dict(exc.event)])
         return asked_again(request, g, session, form, kind, person, earlier[0])
