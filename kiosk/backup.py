@@ -574,7 +574,7 @@ def judge_restore(
         )
     if current is None:
         return 0
-    if _same_log(restored, current):
+    if same_log(restored, current):
         _backwards(restored, current)
         return 0
     if current.last_seq and not as_this_gate:
@@ -586,7 +586,7 @@ def judge_restore(
     return current.audit_last_seq
 
 
-def _same_log(restored: LogFacts, current: LogFacts) -> bool:
+def same_log(restored: LogFacts, current: LogFacts) -> bool:
     """Whether the two are one log: the same first event, or the same first audit row (a
     log with no events yet, its audit begun: tokens made, a daemon started)."""
     return any(

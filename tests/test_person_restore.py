@@ -792,3 +792,67 @@ def test_a_restore_where_proc_is_not_mounted_says_so(
     assert "/proc is not mounted" in err and "nothing was changed" in err, err
     assert "link" not in err
     assert (data / "kiosk.db").read_bytes() == ours
+
+
+def _created_at(capsys) -> str:
+    """The archive's ``created_at``, from the manifest ``kiosk backup`` printed."""
+    return json.loads(capsys.readouterr().out.strip().splitlines()[-1])["created_at"]
+
+
+@pytest.mark.parametrize("card", ["fresh_install", "no_log"])
+def test_a_restore_onto_a_new_card_says_the_forgets_since_the_archive_are_to_be_made_by_hand(
+    tmp_path, clock, cli_clock, capsys, card
+):
+    """The old card died after a forget; the new card's install (its own kiosk id, or no log
+    yet) has no record of it. The restore exited 0, `forgets_reapplied` 0, and said nothing:
+    the forgotten resident's name and phone back, her card no longer revoked, once the kiosk
+    started. Now the JSON says the forgets since the archive are not on this card, and stderr
+    says, with the archive's date, to forget them again by hand before the kiosk starts."""
+    data, etc, log = _gate(tmp_path, clock)
+    archive = tmp_path / "north.kbak"
+    capsys.readouterr()
+    assert run_backup(data, etc, archive) == 0
+    since = _created_at(capsys)
+    log.close()
+    _forget(data, "--name", NAME, "--household", HOUSEHOLD)  # on the card that then died
+    new, new_etc, new_log = make_gate(tmp_path / "new", clock, kiosk_id="kiosk-new", events=0)
+    new_log.close()
+    if card == "no_log":
+        for path in new.glob("kiosk.db*"):
+            path.unlink()
+    capsys.readouterr()
+
+    assert run_restore(new, new_etc, archive, "--as-this-gate") == 0
+
+    out, err = capsys.readouterr()
+    restored = json.loads(out)
+    why = "another_log" if card == "fresh_install" else "no_log"
+    assert restored["forgets_by_hand"] == {"since": since, "why": why}
+    assert restored["forgets_reapplied"]["forgets"] == 0
+    advice = (
+        f"forgets made at this gate since the archive was taken ({since}) are not on this card:"
+        f" get the office's list of requests since {since} and forget each resident on it again"
+        " (sudo kiosk-admin person forget --keys-file - --yes, the keys typed at its prompt)"
+        " before the kiosk starts"
+    )
+    assert advice in err, err
+    assert err.index(advice) < err.index("then start it")
+    assert _naming(new / "kiosk.db", NAME)  # the archive's log, as the advice says
+
+
+def test_a_restore_over_this_pis_own_log_asks_for_no_forgets_by_hand(
+    tmp_path, clock, cli_clock, capsys
+):
+    """The log it replaces is the archive's own: its forgets since are made again (or the
+    restore refused), so nothing is left to do by hand."""
+    data, etc, log = _gate(tmp_path, clock)
+    archive = tmp_path / "north.kbak"
+    assert run_backup(data, etc, archive) == 0
+    log.close()
+    capsys.readouterr()
+
+    assert run_restore(data, etc, archive) == 0
+
+    out, err = capsys.readouterr()
+    assert json.loads(out)["forgets_by_hand"] is None
+    assert "not on this card" not in err and "person forget" not in err

@@ -434,6 +434,8 @@ def restore_run(args: argparse.Namespace) -> int:
             f" back in them: {_BY_HAND}",
             file=sys.stderr,
         )
+    if by_hand := restored["forgets_by_hand"]:
+        _say_by_hand(by_hand, again["forgets"])
     print(
         f"kiosk restore: restored kiosk {restored['kiosk_id']!r}, events seq up to"
         f" {restored['seq']['last']}. Before it decides again, check the log against the"
@@ -444,6 +446,21 @@ def restore_run(args: argparse.Namespace) -> int:
     if _serves_tls(config_file):
         print(f"kiosk restore: {TLS_AGAIN}", file=sys.stderr)
     return 0
+
+
+def _say_by_hand(by_hand: dict[str, str], made_again: int) -> None:
+    """The forgets since the archive this restore could not make again (``_forgets_by_hand``),
+    said with the archive's date and what to do before the kiosk starts."""
+    since = by_hand["since"]
+    others = " (but those made again above)" if made_again else ""
+    print(
+        f"kiosk restore: {_NOT_ITS_OWN[by_hand['why']]}: forgets made at this gate since the"
+        f" archive was taken ({since}) are not on this card{others}: get the office's list of"
+        f" requests since {since} and forget each resident on it again (sudo kiosk-admin"
+        " person forget --keys-file - --yes, the keys typed at its prompt) before the kiosk"
+        " starts",
+        file=sys.stderr,
+    )
 
 
 def _restore_from(
@@ -598,6 +615,7 @@ def _restore(
         )
     _room_for(archive, data)
     forgets = _forgets_of(db, go_on=args.without_forgets)
+    had_log = _has_log(db)
     stamp = _now().strftime("%Y%m%dT%H%M%SZ")
     with _staged(data, data) as data_stage, _staged(etc if etc_names else None, data) as etc_stage:
         assert data_stage is not None
@@ -606,10 +624,11 @@ def _restore(
         staged_db = data_stage.path / "kiosk.db"  # opened only by its stage's checks
         restored = describe_log(staged_db, staged=data_stage)
         _refuse_newer_schema(data_stage)
+        current = _current(db)
         taken = judge_restore(
             archive.manifest,
             restored,
-            _current(db),
+            current,
             _configured_gate(config_file),
             as_this_gate=args.as_this_gate,
         )
@@ -631,7 +650,39 @@ def _restore(
             os.chown(aside, data.stat().st_uid, data.stat().st_gid, follow_symlinks=False)
     if taken and aside is not None:
         _audit_aside(taken, aside / db.name)
-    return restored.summary() | {"forgets_reapplied": again}
+    by_hand = _forgets_by_hand(archive.manifest, restored, current, had_log=had_log)
+    return restored.summary() | {"forgets_reapplied": again, "forgets_by_hand": by_hand}
+
+
+#: Why a restore cannot make again the forgets since the archive (``_forgets_by_hand``).
+_NOT_ITS_OWN = {
+    "no_log": "this Pi had no log (a new card)",
+    "another_log": "this Pi's log was another log than the archive's (a new card's install,"
+    " or another gate's)",
+    "unreadable_log": "this Pi's log could not be read to tell whether it was the archive's",
+}
+
+
+def _forgets_by_hand(
+    manifest: dict[str, Any], restored: LogFacts, current: LogFacts | None, *, had_log: bool
+) -> dict[str, str] | None:
+    """The forgets made at this gate since the archive that this restore cannot know of, to
+    be made again by hand: all of them, unless the log it replaces is the archive's own (its
+    forgets since are made again, ``_forget_again``, or the restore refused as going
+    backwards). A new card after the old one died holds none of them: ``{"since": the
+    archive's created_at, "why": no_log | another_log | unreadable_log}``; None when none."""
+    from kiosk.backup import same_log
+
+    if current is not None and same_log(restored, current):
+        return None
+    since = manifest.get("created_at")
+    why = "another_log" if current is not None else "unreadable_log" if had_log else "no_log"
+    return {"since": since if isinstance(since, str) else "unknown", "why": why}
+
+
+def _has_log(db: Path) -> bool:
+    """Whether this Pi has a log file with anything in it (read or not)."""
+    return db.is_file() and db.stat().st_size > 0
 
 
 #: What the operator does when the forgets of the log set aside are not made again.
@@ -651,7 +702,7 @@ def _forgets_of(db: Path, *, go_on: bool) -> Kept | None:
 
     from kiosk.people import kept
 
-    if not db.is_file() or not db.stat().st_size:
+    if not _has_log(db):
         return None
     try:
         with _no_root_files_beside(db):
@@ -841,7 +892,7 @@ def _current(db: Path) -> LogFacts | None:
     """This Pi's log as it is, None when there is none (a new install's is empty)."""
     from kiosk.backup import BackupError, describe_log
 
-    if not db.is_file() or not db.stat().st_size:
+    if not _has_log(db):
         return None
     try:
         with _no_root_files_beside(db):
