@@ -13,6 +13,7 @@ import logging
 import shutil
 import sqlite3
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -34,12 +35,13 @@ from kiosk.lists import ListStore
 from kiosk.passes import TrustList
 from kiosk.pihealth import PowerWatch
 from kiosk.ports import ListsSyncStatus, Peers
-from kiosk.retention import last_run, overdue, refused_seconds
+from kiosk.retention import STEP_CAUSES, WIPE_STEP, last_run, overdue, refused_seconds
 from kiosk.runner import EngineRunner
 from kiosk.store import EventLog, StoreFault
 from kiosk.tlscert import TlsCertificate
 from kiosk.tokens import UNBOUND_PEER, TokenStore
 from kiosk.volume import DataVolume
+from kiosk.wipe import owed_for
 
 log = logging.getLogger(__name__)
 
@@ -205,8 +207,19 @@ class Core:
         cause = refused.get("cause") if refused is not None and refused_s is not None else None
         step = self.purge_step_failed
         failing = (refused_seconds(step, self.store.boot_id, mono), str((step or {}).get("cause")))
-        late = overdue(last, self.clock.now(), refused_s, cause, failing)
+        now = self.clock.now()
+        owed = self._wipe_owed(now)  # held up by a reader: no step failed, the wipe still owed
+        if owed is not None and owed > (failing[0] or 0.0):
+            failing = (owed, STEP_CAUSES[WIPE_STEP])
+        late = overdue(last, now, refused_s, cause, failing)
         return {"last_run": last, "overdue": late}
+
+    def _wipe_owed(self, now: datetime) -> float | None:
+        """How long a WAL wipe has been owed (``kiosk.wipe.owed_for``); None unread."""
+        try:
+            return owed_for(self.store.reader(), now)
+        except (sqlite3.Error, StoreFault):
+            return None
 
     def _last_purge(self) -> dict[str, Any] | None:
         """The retention purge's last run (``kiosk.retention.last_run``): a purge that changed

@@ -64,6 +64,7 @@ audit row records it.
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -100,6 +101,8 @@ from kiosk.store import (
     waiting_for_clock,
 )
 from kiosk.wipe import WIPE_OWED_KEY, owe_wipe_at, owed_since, settle_wipe  # noqa: F401
+
+log = logging.getLogger(__name__)
 
 MAX_DAYS = 36500
 #: How far the newest synchronised stamp may lie after a purge's ``now`` before the clock counts
@@ -398,8 +401,8 @@ def purge(
         ended, observations = _purge_ended(db, local_cutoff_day, now)
         rows = (count, nulled.get("audit", 0), ended, observations, revocations, reasons)
         went = (*rows, *ledgers.values())
-        if any(went) or shredded:
-            owe_wipe_at(db, now)
+        if any(went) or shredded or owed_since(db) is not None:
+            owe_wipe_at(db, now)  # dates a debt a removal on an unsynchronised clock left
         run.owed = owed_since(db)
         # Not a salt alone: the day's last purge row keys a fresh one the next purge deletes.
         idle = _record_run(db, now, synced, any(went) or bool(frozen or run.batches), waiting)
@@ -450,6 +453,12 @@ def _after_commit(
         told(result, WIPE_STEP)
         if store.wipe_wal():
             store.submit(lambda db: settle_wipe(db, owed))
+        else:  # owed on: overdue (``wipe_failed``) once owed two days (``owed_for``)
+            log.warning(
+                "retention purge done; only %s after it was held up by a reader (a long"
+                " export, a tool left open), tried again within the hour",
+                WIPE_STEP,
+            )
     if held_dir is None:
         return result
     from kiosk.backup import purge_set_aside

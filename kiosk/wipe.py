@@ -38,10 +38,12 @@ from .clock import Clock
 from .store import StoreFault, format_ts
 
 __all__ = [
+    "WIPE_OWED_FIRST_KEY",
     "WIPE_OWED_KEY",
     "WalWiper",
     "owe_wipe",
     "owe_wipe_at",
+    "owed_for",
     "owed_since",
     "settle_wipe",
     "wipe_if_owed",
@@ -57,6 +59,12 @@ T = TypeVar("T")
 #: long export) is so tried again by the next purge, even one that finds nothing new to remove
 #: (``kiosk.retention``).
 WIPE_OWED_KEY = "retention.wal_wipe_owed"
+#: The ``meta`` key of when the debt (``WIPE_OWED_KEY``) was first owed, by a synchronised
+#: clock, kept while one is: the debt's own date is the latest removal's (a wipe starting
+#: after it settles it), so a wipe a reader held up every hour, owed anew by each purge,
+#: said nothing of how long it had been owed. Owed ``kiosk.retention.OVERDUE_AFTER``, it is
+#: the ``wipe_failed`` card (``kiosk.retention.overdue``). Added 2026-12-07.
+WIPE_OWED_FIRST_KEY = "retention.wal_wipe_owed_first"
 
 
 @runtime_checkable
@@ -78,15 +86,21 @@ def owe_wipe(store: object, db: sqlite_utils.Database) -> None:
     """In the transaction that removes personal data from ``store``'s database: a WAL wipe is
     owed (``wipe_removed`` after the commit settles it)."""
     if isinstance(store, WalWiper):
-        owe_wipe_at(db, store.clock.now())
+        owe_wipe_at(db, store.clock.now(), dated=store.clock.synced())
 
 
-def owe_wipe_at(db: sqlite_utils.Database, now: datetime) -> None:
+def owe_wipe_at(db: sqlite_utils.Database, now: datetime, *, dated: bool = True) -> None:
     """Record in the transaction that removed something that a WAL wipe is owed, since
-    ``now`` (a later debt replaces an earlier one: one wipe after it settles both)."""
-    db.execute(
-        "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", [WIPE_OWED_KEY, format_ts(now)]
-    )
+    ``now`` (a later debt replaces an earlier one: one wipe after it settles both), and,
+    ``dated`` (``now`` by a synchronised clock, or a purge's), when it was first owed
+    (``WIPE_OWED_FIRST_KEY``) if it was not owed already: a clock NTP has not set leaves
+    that to the next purge."""
+    stamp = format_ts(now)
+    db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", [WIPE_OWED_KEY, stamp])
+    if dated:
+        db.execute(
+            "INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)", [WIPE_OWED_FIRST_KEY, stamp]
+        )
 
 
 def owed_since(db: sqlite_utils.Database) -> str | None:
@@ -100,6 +114,27 @@ def settle_wipe(db: sqlite_utils.Database, since: str) -> None:
     that debt: a removal committed while it ran (another thread's) owes its own, settled by
     the next wipe, never by this one."""
     db.execute("DELETE FROM meta WHERE key = ? AND value = ?", [WIPE_OWED_KEY, since])
+    left = owed_since(db)  # a removal's since the wipe began: owed from then
+    if left is None:
+        db.execute("DELETE FROM meta WHERE key = ?", [WIPE_OWED_FIRST_KEY])
+    else:
+        db.execute("UPDATE meta SET value = ? WHERE key = ?", [left, WIPE_OWED_FIRST_KEY])
+
+
+def owed_for(db: sqlite_utils.Database | sqlite3.Connection, now: datetime) -> float | None:
+    """How many seconds, by the wall clock ``now``, a WAL wipe has been owed
+    (``WIPE_OWED_FIRST_KEY``); None when none is, or its first date is not known yet. A
+    clock behind that date (set back, not set yet) reads it as owed from now: never early."""
+    if db.execute("SELECT 1 FROM meta WHERE key = ?", [WIPE_OWED_KEY]).fetchone() is None:
+        return None
+    row = db.execute("SELECT value FROM meta WHERE key = ?", [WIPE_OWED_FIRST_KEY]).fetchone()
+    try:
+        first = datetime.fromisoformat(str(row[0]).replace("Z", "+00:00")) if row else None
+    except ValueError:
+        return None
+    if first is None or first.tzinfo is None:
+        return None
+    return max(0.0, (now - first).total_seconds())
 
 
 def wipe_removed(store: object) -> bool:

@@ -253,3 +253,34 @@ def test_a_removal_committed_while_another_wipe_runs_keeps_its_own_debt(
     else:
         retention.purge(log, 30, clock.now())
     assert owed(log)  # the later removal's debt stands for the next purge
+
+
+def test_a_wipe_owed_keeps_the_date_it_was_first_owed_until_one_completes(log, clock):
+    """Each debt replaced the one before with its own date, so a wipe held up every hour
+    was always owed since the last hour. The first date (by a synchronised clock) stays
+    while a wipe is owed; an unsynchronised removal leaves it to the next purge's clock; a
+    debt made while a wipe ran is owed from its own date once that wipe settles the one it
+    found."""
+    from datetime import timedelta
+
+    from kiosk.store import format_ts
+    from kiosk.wipe import owe_wipe, owe_wipe_at, owed_for, owed_since, settle_wipe
+
+    clock.is_synced = False
+    log.submit(lambda db: owe_wipe(log, db))
+    assert owed(log) and owed_for(log.reader(), clock.now()) is None  # undated: not known
+    clock.is_synced = True
+    first = clock.now()
+    log.submit(lambda db: owe_wipe_at(db, first))  # the purge's clock dates it
+    clock.advance(3600)
+    log.submit(lambda db: owe_wipe(log, db))
+    later = owed_since(log.reader())
+    assert later == format_ts(clock.now())
+    clock.advance(3600)
+    assert owed_for(log.reader(), clock.now()) == 7200.0
+    assert owed_for(log.reader(), first - timedelta(hours=1)) == 0.0  # a clock set back
+    log.submit(lambda db: owe_wipe(log, db))  # during a wipe that found ``later``
+    log.submit(lambda db: settle_wipe(db, later))
+    assert owed_for(log.reader(), clock.now()) == 0.0
+    log.submit(lambda db: settle_wipe(db, owed_since(db)))
+    assert not owed(log) and owed_for(log.reader(), clock.now()) is None

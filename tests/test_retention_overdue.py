@@ -19,6 +19,7 @@ from kiosk.retention import OVERDUE_AFTER, overdue
 from kiosk.store import StoreFault
 
 START = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
+NAME = "Wang Lei"
 clock, core, app, alice, admin = console_fixtures(START)
 
 
@@ -268,3 +269,46 @@ def test_a_wal_wipe_failing_every_hour_for_two_days_raises_its_own_card(
     assert core.health()["retention"]["overdue"] is None and retention_card(app) is None
     daemon.purge_once()
     assert core.health()["retention"]["overdue"] is None
+
+
+def test_a_wal_wipe_a_reader_holds_up_every_hour_for_two_days_raises_its_card(
+    core, clock, app, caplog
+):
+    """A reader holding the WAL every hour (a long export, a tool left open): `wipe_wal()`
+    returned False, not raised, so each purge's steps counted as all done and the step's
+    record was deleted; and each purge wrote the debt's date anew, so nothing knew how long
+    the wipe had been owed. 72 hours with a forgotten name in kiosk.db-wal, never a card.
+    Now the debt keeps the date it was first owed: owed two days, it is the `wipe_failed`
+    card; each held-up wipe is one journal line naming the reader, no personal data; gone
+    once a wipe completes."""
+    days = core.config.store.retention_days
+    daemon = Daemon(core, notifier=Notifier(None))
+    held = sqlite3.connect(f"file:{core.store.path}?mode=ro", uri=True)
+    caplog.clear()
+    try:
+        for hour in range(49):
+            add_event(
+                core, pass_id=f"aaaaaaaa{hour:04d}", household="B3-1201", person={"name": NAME}
+            )
+            if hour == 0:
+                clock.advance((days + 1) * 86400)
+            held.execute("BEGIN")
+            held.execute("SELECT count(*) FROM events").fetchone()
+            daemon.purge_once()
+            held.execute("COMMIT")
+            if hour == 47:
+                assert core.health()["retention"]["overdue"] is None
+            clock.advance(3600)
+    finally:
+        held.close()
+    late = core.health()["retention"]["overdue"]
+    assert late is not None and late["cause"] == "wipe_failed" and late["days"] == 2, late
+    assert retention_card(app)["detail"].startswith("Purges run, but the wipe of the log's WAL")
+    lines = [r.getMessage() for r in caplog.records if "held up by a reader" in r.getMessage()]
+    assert len(lines) == 49 and NAME not in " ".join(lines), lines[:1]
+    assert lines[0] == (
+        f"retention purge done; only {retention.WIPE_STEP} after it was held up by a reader"
+        " (a long export, a tool left open), tried again within the hour"
+    )
+    daemon.purge_once()  # no reader now: the wipe completes
+    assert core.health()["retention"]["overdue"] is None and retention_card(app) is None
