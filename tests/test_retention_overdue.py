@@ -303,7 +303,11 @@ def test_a_wal_wipe_a_reader_holds_up_every_hour_for_two_days_raises_its_card(
         held.close()
     late = core.health()["retention"]["overdue"]
     assert late is not None and late["cause"] == "wipe_failed" and late["days"] == 2, late
-    assert retention_card(app)["detail"].startswith("Purges run, but the wipe of the log's WAL")
+    card = retention_card(app)
+    assert card["detail"].startswith("Purges run, but the wipe of the log's WAL")
+    # what the step is, what holds it, when it clears; not the refusals' NTP advice
+    assert "NTP" not in card["todo"] and "a long export" in card["todo"], card["todo"]
+    assert card["todo"].endswith("after the next purge whose steps all succeed")
     lines = [r.getMessage() for r in caplog.records if "held up by a reader" in r.getMessage()]
     assert len(lines) == 49 and NAME not in " ".join(lines), lines[:1]
     assert lines[0] == (
@@ -312,3 +316,36 @@ def test_a_wal_wipe_a_reader_holds_up_every_hour_for_two_days_raises_its_card(
     )
     daemon.purge_once()  # no reader now: the wipe completes
     assert core.health()["retention"]["overdue"] is None and retention_card(app) is None
+
+
+@pytest.mark.parametrize("cause", ["wipe_failed", "held_failed", "set_aside_failed"])
+@pytest.mark.parametrize("lang", ["en", "zh-CN"])
+def test_a_steps_card_says_what_holds_the_step_not_to_reach_ntp(cause, lang):
+    """The card of a step after the purges failing told the admin to let the kiosk reach an
+    NTP server, which has nothing to do with it: it says the step, what holds it, and that
+    it clears after a purge whose steps all succeed."""
+    from zoneinfo import ZoneInfo
+
+    from kiosk.alarms import Alarm
+    from ui.guard.display import retention_alarm_view
+
+    alarm = Alarm(key=RETENTION_ALARM, kind="device", ts="", cause=cause, detail="2")
+    todo = retention_alarm_view(alarm, lang, ZoneInfo("UTC"))["todo"]
+    assert "NTP" not in todo and "网络时间" not in todo, todo
+    what = {  # the step, and what holds it
+        "en": {
+            "wipe_failed": ("kiosk.db-wal", "a long export"),
+            "held_failed": ("held-events-", "root"),
+            "set_aside_failed": ("before-restore-", "root"),
+        },
+        "zh-CN": {
+            "wipe_failed": ("预写文件", "导出"),
+            "held_failed": ("暂存通行决定文件", "超级用户"),
+            "set_aside_failed": ("恢复备份", "超级用户"),
+        },
+    }
+    step, holder = what[lang][cause]
+    assert step in todo and holder in todo, todo
+    assert (
+        "after the next purge whose steps all succeed" if lang == "en" else "各步骤全部成功后"
+    ) in todo

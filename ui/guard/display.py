@@ -244,6 +244,9 @@ def pi_power_alarm_view(a: Alarm, lang: str, tz: ZoneInfo) -> dict[str, Any]:
     return _device_card(a, lang, word, time, detail)
 
 
+#: A step after the purges' commits failing (``kiosk.retention.STEP_CAUSES``): each card
+#: says what to do of its own (what holds the step), not the refusals' (the clock, NTP).
+RETENTION_STEPS = ("wipe_failed", "held_failed", "set_aside_failed")
 #: Why the retention purge is overdue (``kiosk.retention.overdue``), each its card's words.
 RETENTION_CAUSES = (
     "unsynchronised",
@@ -251,10 +254,7 @@ RETENTION_CAUSES = (
     "store",
     "not_run",
     "waiting_for_clock",
-    # a step after the purges' commits failing (``kiosk.retention.STEP_CAUSES``)
-    "wipe_failed",
-    "held_failed",
-    "set_aside_failed",
+    *RETENTION_STEPS,
 )
 #: The causes that refuse every purge: they tell no row's age (a fresh install without NTP
 #: holds nothing past retention yet), so the card says the purges are refused, for how long.
@@ -269,7 +269,8 @@ def retention_alarm_view(a: Alarm, lang: str, tz: ZoneInfo) -> dict[str, Any]:
     cause = a.cause if a.cause in RETENTION_CAUSES else "not_run"
     since = local_time(a.ts, tz, "%m-%d %H:%M") if a.ts else i18n.t(lang, "alarm.retention_never")
     detail = i18n.t(lang, f"alarm.retention_{cause}", since=since, n=a.detail)
-    card = _device_card(a, lang, "retention", since if a.ts else "", detail)
+    word = f"retention_{cause}" if cause in RETENTION_STEPS else "retention"
+    card = _device_card(a, lang, word, since if a.ts else "", detail)
     title = "alarm.retention_refused" if cause in RETENTION_REFUSALS else "alarm.retention"
     return card | {"title": i18n.t(lang, title)}
 
