@@ -378,10 +378,34 @@ def test_a_drill_restores_into_spare_folders_on_another_machine(gate, usb, tmp_p
     run_backup(data, etc, usb / "north.kbak")
     drill = tmp_path / "drill"
 
+    capsys.readouterr()
     assert run_restore(drill, drill / "etc", usb / "north.kbak") == 0
 
     assert (drill / "etc" / "kiosk.toml").read_bytes() == (etc / "kiosk.toml").read_bytes()
+    # It ended "sudo kiosk-admin verify-log ..., then start it (sudo systemctl start kiosk)":
+    # the installed kiosk's log and service, not the drill's. Its own check, and no start.
+    last = capsys.readouterr().err.splitlines()[-1]
+    assert f"kiosk verify-log --db {drill / 'kiosk.db'}" in last, last
+    assert "systemctl" not in last and "kiosk-admin" not in last
     assert main(["verify-log", "--db", str(drill / "kiosk.db")]) == 0
+
+
+def test_a_restore_into_the_installed_kiosks_folders_says_to_check_then_start_it(
+    gate, usb, tmp_path, capsys, monkeypatch
+):
+    data, etc, log = gate
+    run_backup(data, etc, usb / "north.kbak")
+    log.close()
+    monkeypatch.setattr("checkpoint.cli.backup_cmd.INSTALLED_DATA", str(data))
+    monkeypatch.setattr("checkpoint.cli.backup_cmd.INSTALLED_CONFIG", str(etc / "kiosk.toml"))
+    capsys.readouterr()
+
+    assert main(["restore", str(usb / "north.kbak")]) == 0
+
+    last = capsys.readouterr().err.splitlines()[-1]
+    assert (
+        "(sudo kiosk-admin verify-log --against ...), then start it (sudo systemctl start" in last
+    )
 
 
 def test_a_real_full_stick_leaves_nothing_behind(gate, tmp_path, capsys):

@@ -801,7 +801,7 @@ def _created_at(capsys) -> str:
 
 @pytest.mark.parametrize("card", ["fresh_install", "no_log"])
 def test_a_restore_onto_a_new_card_says_the_forgets_since_the_archive_are_to_be_made_by_hand(
-    tmp_path, clock, cli_clock, capsys, card
+    tmp_path, clock, cli_clock, capsys, monkeypatch, card
 ):
     """The old card died after a forget; the new card's install (its own kiosk id, or no log
     yet) has no record of it. The restore exited 0, `forgets_reapplied` 0, and said nothing:
@@ -820,6 +820,9 @@ def test_a_restore_onto_a_new_card_says_the_forgets_since_the_archive_are_to_be_
     if card == "no_log":
         for path in new.glob("kiosk.db*"):
             path.unlink()
+    # the new card's installed kiosk (kiosk.service's folders), not a drill
+    monkeypatch.setattr("checkpoint.cli.backup_cmd.INSTALLED_DATA", str(new))
+    monkeypatch.setattr("checkpoint.cli.backup_cmd.INSTALLED_CONFIG", str(new_etc / "kiosk.toml"))
     capsys.readouterr()
 
     assert run_restore(new, new_etc, archive, "--as-this-gate") == 0
@@ -836,7 +839,7 @@ def test_a_restore_onto_a_new_card_says_the_forgets_since_the_archive_are_to_be_
         " before the kiosk starts"
     )
     assert advice in err, err
-    assert err.index(advice) < err.index("then start it")
+    assert err.index(advice) < err.index("kiosk restore: restored kiosk 'gate-north'")
     assert _naming(new / "kiosk.db", NAME)  # the archive's log, as the advice says
 
 

@@ -16,6 +16,7 @@ import grp
 import json
 import os
 import pwd
+import shlex
 import shutil
 import signal
 import sys
@@ -416,6 +417,14 @@ def restore_run(args: argparse.Namespace) -> int:
             return 0
         restored = _restore_from(args.archive, passphrase, data, config_file, args)
     print(json.dumps(restored, ensure_ascii=False))
+    _said_after(restored, data, config_file)
+    return 0
+
+
+def _said_after(restored: dict[str, Any], data: Path, config_file: Path) -> None:
+    """What a restore that went through says on stderr: the forgets made again, the rows
+    and forgets left to do by hand, and what to do before the kiosk decides again (for a
+    drill, its own check: ``_drill``)."""
     again = restored["forgets_reapplied"]
     if again["forgets"]:
         rows = sum(again["rows"].values())
@@ -434,21 +443,39 @@ def restore_run(args: argparse.Namespace) -> int:
             f" back in them: {_BY_HAND}",
             file=sys.stderr,
         )
+    drill = _drill(data, config_file)
     if by_hand := restored["forgets_by_hand"]:
-        _say_by_hand(by_hand, again["forgets"])
+        forget = f"kiosk person forget --db {shlex.quote(str(data / 'kiosk.db'))}"
+        _say_by_hand(
+            by_hand, again["forgets"], forget if drill else "sudo kiosk-admin person forget"
+        )
+    then = (
+        ". Before it decides again, check the log against the office's copy (sudo kiosk-admin"
+        " verify-log --against ...), then start it (sudo systemctl start kiosk)"
+    )
+    if drill:  # no service runs on these folders: the drill's own check
+        db = shlex.quote(str(data / "kiosk.db"))
+        then = (
+            f" in a drill's folders ({data}: not the installed kiosk's, no service starts on"
+            f" them). Check it: kiosk verify-log --db {db} (--against the office's copy too)"
+        )
     print(
         f"kiosk restore: restored kiosk {restored['kiosk_id']!r}, events seq up to"
-        f" {restored['seq']['last']}. Before it decides again, check the log against the"
-        " office's copy (sudo kiosk-admin verify-log --against ...), then start it (sudo"
-        " systemctl start kiosk)",
+        f" {restored['seq']['last']}{then}",
         file=sys.stderr,
     )
     if _serves_tls(config_file):
         print(f"kiosk restore: {TLS_AGAIN}", file=sys.stderr)
-    return 0
 
 
-def _say_by_hand(by_hand: dict[str, str], made_again: int) -> None:
+def _drill(data: Path, config_file: Path) -> bool:
+    """Whether the restore went into other folders than the installed kiosk's (the data dir
+    and config ``kiosk.service`` runs on): a drill, which no service starts."""
+    here = (data.resolve(), config_file.resolve())
+    return here != (Path(INSTALLED_DATA).resolve(), Path(INSTALLED_CONFIG).resolve())
+
+
+def _say_by_hand(by_hand: dict[str, str], made_again: int, forget: str) -> None:
     """The forgets since the archive this restore could not make again (``_forgets_by_hand``),
     said with the archive's date and what to do before the kiosk starts."""
     since = by_hand["since"]
@@ -456,9 +483,8 @@ def _say_by_hand(by_hand: dict[str, str], made_again: int) -> None:
     print(
         f"kiosk restore: {_NOT_ITS_OWN[by_hand['why']]}: forgets made at this gate since the"
         f" archive was taken ({since}) are not on this card{others}: get the office's list of"
-        f" requests since {since} and forget each resident on it again (sudo kiosk-admin"
-        " person forget --keys-file - --yes, the keys typed at its prompt) before the kiosk"
-        " starts",
+        f" requests since {since} and forget each resident on it again ({forget} --keys-file -"
+        " --yes, the keys typed at its prompt) before the kiosk starts",
         file=sys.stderr,
     )
 
