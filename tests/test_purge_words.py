@@ -303,3 +303,44 @@ def test_a_log_of_this_user_it_may_not_write_is_said_read_only(
     else:
         assert f"it is marked immutable or append-only (`lsattr {db}`):" in err
     assert "sudo -u" not in err and err.endswith("then run it again; nothing was changed\n")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="root, as the verb was run")
+@pytest.mark.parametrize("held", ["read_only_mount", "immutable", "neither"])
+def test_root_refused_a_file_of_mode_0444_is_told_what_held_it_not_chmod(
+    tmp_path, clock, capsys, monkeypatch, held
+):
+    """Run as root on a 0444 log of root's that SQLite could not write, it said "its mode
+    (0444) has no write bit: `chmod u+w ...`": no mode holds root back. It says what did (a
+    read-only mount of the file, an immutable or append-only mark), or that neither is seen."""
+    (tmp_path / "data").mkdir()
+    db = a_log(tmp_path / "data", clock)
+    db.chmod(0o444)
+    read_only_for(monkeypatch, -1)
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    monkeypatch.setattr(cardfault, "_may_write", lambda path: path != db)
+    real_statvfs = os.statvfs
+
+    class ReadOnly:
+        f_flag = os.ST_RDONLY
+
+    def statvfs(path):  # the file bind-mounted read-only, its folder not
+        return (
+            ReadOnly() if held == "read_only_mount" and str(path) == str(db) else real_statvfs(path)
+        )
+
+    monkeypatch.setattr(os, "statvfs", statvfs)
+    marks = {"immutable"} if held == "immutable" else set()
+    monkeypatch.setattr(checkpoint.cli, "_marks", lambda path: marks)
+
+    assert main([*PURGE, str(db)]) == 1
+
+    err = capsys.readouterr().err
+    assert "chmod" not in err, err
+    assert f"kiosk purge: {db} is this command's user's, root (uid 0), but read-only: " in err
+    if held == "read_only_mount":
+        assert f"it is on a read-only mount (`findmnt -T {db}`)" in err
+    elif held == "immutable":
+        assert f"it is marked immutable (`lsattr {db}`): `sudo chattr -i -a {db}`" in err
+    else:
+        assert "no mode holds root back, and it is on no read-only mount nor marked" in err

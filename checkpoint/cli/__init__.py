@@ -230,7 +230,9 @@ def _read_only_said(path: Path, mode: int, me: int) -> str:
     """A file this user owns and may not write: its mode has no write bit for it, or it is
     marked immutable (or append-only), which no mode overrides."""
     quoted = shlex.quote(str(path))
-    if not mode & stat.S_IWUSR:
+    if me == 0:  # no mode holds root back: what did
+        why = _what_held_root(path, quoted)
+    elif not mode & stat.S_IWUSR:
         why = f"its mode ({stat.S_IMODE(mode):04o}) has no write bit: `chmod u+w {quoted}`"
     else:
         why = (
@@ -238,6 +240,51 @@ def _read_only_said(path: Path, mode: int, me: int) -> str:
             f" `sudo chattr -i -a {quoted}`"
         )
     return f"{path} is this command's user's, {_user_said(me)}, but read-only: {why}"
+
+
+def _what_held_root(path: Path, quoted: str) -> str:
+    """Why root may not write ``path``, its mode being none of it: a read-only mount of the
+    file (a bind mount; its folder's is the card's, said before), an immutable or
+    append-only mark (``_marks``), or neither seen."""
+    try:
+        mounted_ro = bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:
+        mounted_ro = False
+    if mounted_ro:
+        return f"it is on a read-only mount (`findmnt -T {quoted}`): mount it read-write"
+    if marks := _marks(path):
+        return (
+            f"it is marked {' and '.join(sorted(marks))} (`lsattr {quoted}`):"
+            f" `sudo chattr -i -a {quoted}`"
+        )
+    return (
+        "no mode holds root back, and it is on no read-only mount nor marked immutable:"
+        f" check `findmnt -T {quoted}` and `lsattr {quoted}` (a network share mapping root to"
+        " nobody, a security module's policy)"
+    )
+
+
+#: ``FS_IOC_GETFLAGS`` and the flags of ``chattr +i`` and ``+a`` (linux/fs.h).
+_GETFLAGS, _IMMUTABLE, _APPEND = 0x80086601, 0x10, 0x20
+
+
+def _marks(path: Path) -> set[str]:
+    """The marks on ``path`` that keep even root from writing it (``lsattr``'s ``i`` and
+    ``a``); none when the file system keeps no such flags or they cannot be read."""
+    import fcntl
+    import struct
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return set()
+    try:
+        flags = struct.unpack("l", fcntl.ioctl(fd, _GETFLAGS, bytes(8)))[0]
+    except OSError:
+        return set()
+    finally:
+        os.close(fd)
+    return {w for bit, w in ((_IMMUTABLE, "immutable"), (_APPEND, "append-only")) if flags & bit}
 
 
 #: The kiosk command as the install names it (not on sudo's path: kiosk-admin is, and runs
