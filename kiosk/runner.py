@@ -709,6 +709,9 @@ class EngineRunner:
 
     async def _commit(self, crossing: Crossing) -> tuple[Outcome, asyncio.Future[Event] | None]:
         """The commit's outcome, and the commit itself when it missed its deadline (pending)."""
+        held_back = crossing.held_back()
+        if held_back is not None:
+            return held_back, None
         inner = asyncio.ensure_future(self.store.append_async(crossing.draft))
         done, _ = await asyncio.wait({inner}, timeout=self._store_deadline_s)
         if not done:

@@ -160,8 +160,11 @@ class Unless(Protocol):
     writer in the draft's own write transaction (``BEGIN IMMEDIATE``): no other write comes
     between the look and the write."""
 
-    def found(self, db: sqlite_utils.Database) -> Mapping[str, Any] | None:
-        """The event (decoded) that makes the draft not to be written, else None."""
+    def found(
+        self, db: sqlite_utils.Database, until: ClockReading | None = None
+    ) -> Mapping[str, Any] | None:
+        """The event (decoded) that makes the draft not to be written, else None; ``until``:
+        the draft's decision (``EventDraft.decided``), after which nothing counts."""
         ...
 
 
@@ -2575,7 +2578,7 @@ class EventLog:
         inserted: dict[str, Any] = {}
 
         def write(db: sqlite_utils.Database) -> None:
-            found = None if draft.unless is None else draft.unless.found(db)
+            found = None if draft.unless is None else draft.unless.found(db, draft.decided)
             if found is not None:
                 raise AlreadyRecorded(found)
             conn = db.conn
