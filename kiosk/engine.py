@@ -1796,6 +1796,7 @@ class Engine:
                 "raised",
                 seq=event.seq,
                 detail="recorded as a pass after its deadline; it was denied, the gate stayed shut",
+                cause="denied",
             )
         else:
             self._record_history(event)
@@ -1845,7 +1846,14 @@ class Engine:
             HELD_DROPPED, {**what, "operator": draft.operator, "seq": refused.seq, "why": why}
         )
         whose = f"{draft.operator or 'a guard'}'s {draft.kind} {draft.direction} held for the log"
-        self._alarm(HELD_DROPPED, "raised", seq=refused.seq, detail=f"{whose} not written: {why}")
+        self._alarm(
+            HELD_DROPPED,
+            "raised",
+            seq=refused.seq,
+            detail=f"{whose} not written: {why}",
+            operator=draft.operator,
+            direction=draft.direction,
+        )
         self._publish_health()
 
     def _publish_recorded(self, event: Event) -> None:
