@@ -106,12 +106,18 @@ def _ledgers(config: KioskConfig, clock: Clock, store: EventLog) -> Ledgers:
     return built
 
 
-def _open_event_log(config: KioskConfig, data_dir: Path, clock: Clock) -> EventLog:
+def _open_event_log(
+    config: KioskConfig,
+    data_dir: Path,
+    clock: Clock,
+    on_migrating: Callable[[int, int], None] | None = None,
+) -> EventLog:
     store = EventLog.from_config(
         config.store,
         data_dir,
         config.site.kiosk_id,
         clock,
+        on_migrating=on_migrating,
         migrations=[
             lists.MIGRATIONS,
             tokens.MIGRATIONS,
@@ -248,16 +254,18 @@ def build_core(
     devices: Devices | None = None,
     *,
     gate: Gate | None = None,
+    on_migrating: Callable[[int, int], None] | None = None,
 ) -> Core:
     """Every core object, wired; nothing started yet except the event log's writer.
 
     The one composition root: the daemon, the demo, replay (``checkpoint.replay``, stepped in
     virtual time by ``checkpoint.virtual``) and the benches build the program here.
     ``gate``: the relay ``kiosk run`` built and commanded locked before anything else
-    (``drivers.gate.lock_at_start``), driven from here on."""
+    (``drivers.gate.lock_at_start``), driven from here on. ``on_migrating``: told the log's
+    migration's progress as it opens (``EventLog``; the daemon's ``LongStart``)."""
     clock = clock or FlooredClock(system_clock())
     data_dir.mkdir(parents=True, exist_ok=True)
-    store = _open_event_log(config, data_dir, clock)
+    store = _open_event_log(config, data_dir, clock, on_migrating)
     with _closing_on_error(store.close):
         _floor_from_log(clock, store)
         shared = _shared_parts(config, data_dir, clock, store)

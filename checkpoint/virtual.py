@@ -83,19 +83,21 @@ class DirectPorts:
 
     def cross(self, crossing: Crossing) -> None:
         """Commit, then the gate if the crossing says so, then the one answer (in place)."""
-        try:
-            event = self.store.append(crossing.draft)
-        except AlreadyRecorded as exc:  # its condition found its record: nothing written
-            outcome = Outcome(crossing, refused=exc)
-        except StoreFault as exc:
-            outcome = Outcome(crossing, store_fault=exc)
-        else:
-            if self.on_commit is not None:
-                self.on_commit(event)
-            outcome = Outcome(crossing, event=event)
+        outcome = crossing.held_back() or self._commit(crossing)
         if outcome.opens_gate:
             outcome = outcome.gate_answered(self._set_gate(True))
         self._engine().on_crossed(outcome)
+
+    def _commit(self, crossing: Crossing) -> Outcome:
+        try:
+            event = self.store.append(crossing.draft)
+        except AlreadyRecorded as exc:  # its condition found its record: nothing written
+            return Outcome(crossing, refused=exc)
+        except StoreFault as exc:
+            return Outcome(crossing, store_fault=exc)
+        if self.on_commit is not None:
+            self.on_commit(event)
+        return Outcome(crossing, event=event)
 
     def lock_gate(self) -> None:
         self._engine().on_gate_locked(self._set_gate(False))

@@ -22,6 +22,7 @@ from typing import Any
 import sqlite_utils
 
 from kiosk import queries
+from kiosk.clock import ClockReading
 from kiosk.community import CommunityError
 from kiosk.spelling import same_text
 from kiosk.store import ReadFailure, error_name, is_damaged_read
@@ -59,19 +60,29 @@ def earlier(
     person: Mapping[str, Any],
     direction: str,
     since: queries.Since,
+    until: ClockReading | None = None,
 ) -> dict[str, Any] | None:
     """The newest registration of ``kind`` let through (``manual_pass``) of the same one as
     ``person`` (``same_one``) since ``since`` (one stamped before NTP stepped the clock by
     when it happened), when it went ``direction``; None when there is none, or when the newest
     went the other way: out, back in two minutes later, out again is a second outing, not
-    the first recorded again. Blocking: a read."""
+    the first recorded again. ``until``: the moment the look ends (a held record's own
+    decision), after which no record of this boot counts (by its monotonic stamp; an earlier
+    boot's all came before). Blocking: a read."""
     wanted = same_one(kind, person)
     for event in queries.events_of_kinds_since(log, (kind,), since, 50):
+        if until is not None and _after(event, since.boot_id, until):
+            continue
         found = event.get("person")
         was: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
         if event.get("decision") == "manual_pass" and same_one(kind, was) == wanted:
             return event if event.get("direction") == direction else None
     return None
+
+
+def _after(event: Mapping[str, Any], boot_id: str, until: ClockReading) -> bool:
+    """Whether ``event`` happened after ``until``, a moment of the boot ``boot_id``."""
+    return event.get("boot_id") == boot_id and int(event["mono_ns"]) > until.mono_ns
 
 
 @dataclass(frozen=True)
@@ -100,18 +111,24 @@ class NotAgain:
         if self.kind not in KINDS:
             raise ValueError(f"kind: expected one of {list(KINDS)}")
 
-    def record_in(self, log: queries.Readable) -> dict[str, Any] | None:
-        """The record in ``log`` this one is not written over: the newest ``earlier`` one,
-        unless it is ``seen``; None when there is none. Blocking: a read."""
-        event = earlier(log, self.kind, self.person, self.direction, self.since)
+    def record_in(
+        self, log: queries.Readable, until: ClockReading | None = None
+    ) -> dict[str, Any] | None:
+        """The record in ``log`` this one is not written over: the newest ``earlier`` one
+        (until ``until``), unless it is ``seen``; None when there is none. Blocking: a read."""
+        event = earlier(log, self.kind, self.person, self.direction, self.since, until)
         return None if event is None or int(event["seq"]) == self.seen else event
 
-    def found(self, db: sqlite_utils.Database) -> dict[str, Any] | None:
-        """``record_in`` the log, on its writer's connection in the draft's transaction. Past
-        a damaged page of the log the registration is recorded unasked, as the console's own
-        look lets it go ahead: a card losing a page must not keep a visitor at the gate."""
+    def found(
+        self, db: sqlite_utils.Database, until: ClockReading | None = None
+    ) -> dict[str, Any] | None:
+        """``record_in`` the log, on its writer's connection in the draft's transaction, up
+        to ``until``, the draft's own decision: a record held through a store fault is
+        looked at as the log stood when its guard decided, not as it stands at its retry.
+        Past a damaged page of the log the registration is recorded unasked, as the console's
+        own look lets it go ahead: a card losing a page must not keep a visitor at the gate."""
         try:
-            return self.record_in(_Writing(db))
+            return self.record_in(_Writing(db), until)
         except ReadFailure as exc:
             if not is_damaged_read(exc) or not db.conn.in_transaction:
                 raise

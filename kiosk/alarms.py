@@ -26,6 +26,7 @@ from kiosk import queries
 from kiosk.bus import EventBus, Subscription
 from kiosk.clock import Clock, ClockReading
 from kiosk.config.policy import QuotaConfig
+from kiosk.engine import HELD_DROPPED
 from kiosk.lists import REVOKED_PASSED, same_text
 from kiosk.peers import LATE_BATCH, Breach, held_rows, late_breaches
 from kiosk.pihealth import CONDITIONS as PI_CONDITIONS
@@ -88,7 +89,16 @@ ALARM_KINDS = {
     # The air outside the thermometer's trusted range: one standing card, every visitor by hand.
     "air_out_of_range": "device",
     "guard_needed": "guard",
+    # A record written or left out after its decision was told (``RECORD_ALARMS``).
+    "held_pass_dropped": "record",
+    "store_late_commit": "record",
 }
+#: The engine's alarms about a record written or left out after its decision was told: a
+#: guard's pass held for the log that was not written (``kiosk.engine.HELD_DROPPED``, its
+#: audit row rebuilding the card after a restart), a commit that landed past its deadline.
+#: A card of their own each (``record_key``), never folded into another card on the record
+#: they name; their words are ``alarm.<name>`` and ``alarm.todo.<name>`` (ui/messages.toml).
+RECORD_ALARMS = (HELD_DROPPED, "store_late_commit")
 #: Device alarms of the engine, by the device they are about.
 ALARM_DEVICES = {
     "sensor_fault": "thermometer",
@@ -112,6 +122,8 @@ BUNDLE_ACTION = "lists.bundle"
 QUOTA_KEY = "quota:"
 #: Its ``detail``.
 QUOTA_DETAIL = "quota_breach_late"
+#: The keys' beginnings of the records' cards (``record_key``).
+RECORD_PREFIXES = tuple(f"{name}:" for name in RECORD_ALARMS)
 #: Events scanned per read while catching up.
 SCAN_BATCH = 500
 #: How a guard closes an alarm (what was done), the first is the default.
@@ -166,8 +178,12 @@ class Alarm:
     dropped: int = 0
     #: Why a compound gate's standing alarm stands (``peer_alarms``): ``stale``, ``forged``,
     #: ``unsigned`` or ``held``; the Pi's power card's (``power_cause``): ``under_voltage``,
-    #: ``supply``, ``heat`` or ``unknown``.
+    #: ``supply``, ``heat`` or ``unknown``; a late commit's (``RECORD_ALARMS``): ``denied``
+    #: when the log says pass for a passage the screen denied.
     cause: str = ""
+    #: Whose decision a record's card is about (``RECORD_ALARMS``: the guard whose pass held
+    #: for the log was not written).
+    operator: str | None = None
     #: False when ``ts`` (its latest passage's) was stamped by a clock not synchronised (a
     #: Pi booted without network: 1970); ``dated_ts`` is then when it happened once
     #: something dates it (``AlarmDesk.open_alarms``: ``kiosk.queries.dated_times``).
@@ -311,6 +327,8 @@ class AlarmBoard:
     overflow: Alarm | None = None
     #: The last ``lists.bundle`` audit row read (its ``seq``).
     bundles_scanned: int = 0
+    #: The audit seq of the last ``held_pass_dropped`` row read (``AlarmDesk._scan_dropped``).
+    dropped_scanned: int = 0
     #: The last peers' passage read for outings over the quota (its rowid).
     peers_scanned: int = 0
 
@@ -555,6 +573,17 @@ def message_alarm(message: Mapping[str, Any], now: str) -> Alarm:
     raw = str(message.get("alarm") or "other")
     kind = ALARM_KINDS.get(raw, "other")
     seq = message.get("seq")
+    if seq is not None and raw in RECORD_ALARMS:
+        return Alarm(
+            key=record_key(raw, int(seq)),
+            kind=kind,
+            ts=now,
+            seq=int(seq),
+            detail=raw,
+            cause=str(message.get("cause") or ""),
+            operator=_text(message.get("operator")),
+            direction=_text(message.get("direction")),
+        )
     if seq is not None:
         return Alarm(key=f"event:{seq}", kind=kind, ts=now, seq=int(seq), detail=raw)
     if raw in ALARM_DEVICES:
@@ -562,6 +591,20 @@ def message_alarm(message: Mapping[str, Any], now: str) -> Alarm:
         device = ALARM_DEVICES[raw]
         return Alarm(key=f"device:{device}", kind="device", ts=now, detail=device)
     return Alarm(key=f"bus:{raw}:{message.get('mono_ns') or now}", kind=kind, ts=now, detail=raw)
+
+
+def record_key(name: str, seq: int) -> str:
+    """The key of a record's card (``RECORD_ALARMS``): its alarm's name and the record's seq."""
+    return f"{name}:{seq}"
+
+
+def _record_card(alarm: Alarm, event: Mapping[str, Any]) -> Alarm:
+    """A record's card (``RECORD_ALARMS``) about ``event``, the record it names: whom and
+    when from it, what and whose from ``alarm``."""
+    card = _about_person(alarm_of(event, alarm.kind, alarm.detail), event)
+    card.key, card.cause, card.operator = alarm.key, alarm.cause, alarm.operator
+    card.direction = alarm.direction or card.direction
+    return card
 
 
 def _stamp(message: Mapping[str, Any]) -> int | None:
@@ -778,7 +821,7 @@ class AlarmDesk:
             resolution = row.detail.get("resolution")
             note = str(row.detail.get("note") or "")
             for key in closed_keys(row.detail):
-                if key.startswith(("event:", REVOKED_KEY, QUOTA_KEY)):
+                if key.startswith(("event:", REVOKED_KEY, QUOTA_KEY, *RECORD_PREFIXES)):
                     board.acked_before[key] = (
                         row.actor,
                         row.ts,
@@ -806,6 +849,7 @@ class AlarmDesk:
             if len(batch) < SCAN_BATCH and board.scanned_seq >= last:
                 break
         self._scan_revoked(self._since if starting else None)
+        self._scan_dropped(self._since if starting else None)
         self._scan_breaches(self._since if starting and self._since is not None else "")
         if starting:
             board.settle()
@@ -830,6 +874,24 @@ class AlarmDesk:
                         alarm = _about_person(alarm_of(event, "guard", REVOKED_DETAIL), event)
                         alarm.key = f"{REVOKED_KEY}{seq}"
                         board.add(alarm)
+            if len(rows) < 100:
+                return
+
+    def _scan_dropped(self, since: queries.Since | None) -> None:
+        """A card for each guard's pass held for the log that was not written
+        (``HELD_DROPPED``'s audit row: the console restarted since its bus message, or
+        never heard it). ``since``: at start, only the look-back's rows."""
+        board = self.board
+        while True:
+            rows = queries.audits_after(self._log, HELD_DROPPED, board.dropped_scanned, 100)
+            for audit_seq, note in rows:
+                board.dropped_scanned = audit_seq
+                seq = note.detail.get("seq")
+                if (since and not self._happened_since(note, since)) or type(seq) is not int:
+                    continue
+                said = {**note.detail, "alarm": HELD_DROPPED, "seq": seq}
+                if record_key(HELD_DROPPED, seq) not in board.alarms:
+                    board.add(self._about_event(message_alarm(said, note.ts), seq))
             if len(rows) < 100:
                 return
 
@@ -983,14 +1045,24 @@ class AlarmDesk:
                 return self.board.hear(alarm, _stamp(message), cleared=cleared)
             before = len(self.board.open())
             self._scan()
-            if alarm.key in self.board.alarms or any(
-                alarm.seq in a.seqs for a in self.board.alarms.values()
+            if alarm.key in self.board.alarms or (
+                alarm.kind != "record"  # a record's card is its own, beside any other on it
+                and any(
+                    alarm.seq in a.seqs for a in self.board.alarms.values() if a.kind != "record"
+                )
             ):
                 return len(self.board.open()) != before
-            event = queries.event_by_seq(self._log, alarm.seq)
-            if event is not None:
-                alarm = _about_person(alarm_of(event, alarm.kind, alarm.detail), event)
-            return self.board.add(alarm)
+            return self.board.add(self._about_event(alarm, alarm.seq))
+
+    def _about_event(self, alarm: Alarm, seq: int) -> Alarm:
+        """``alarm`` about the passage ``seq`` (whom, what, reading), read from the log; as
+        it is when the log no longer holds it."""
+        event = queries.event_by_seq(self._log, seq)
+        if event is None:
+            return alarm
+        if alarm.kind == "record":
+            return _record_card(alarm, event)
+        return _about_person(alarm_of(event, alarm.kind, alarm.detail), event)
 
     async def follow(self, bus: EventBus, subscription: Subscription | None = None) -> None:
         """The desk's own ear on the bus, run as a task from the console's start until it is

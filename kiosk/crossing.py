@@ -9,6 +9,8 @@ and answers once:
    recorded keeps the gate shut (the engine then records the store-fault outcome instead),
    except a guard's manual pass where ``policy.on_store_fault = "manual"``: the guard's word
    opens it and the record waits in the engine's backlog;
+   A crossing ``behind_held`` (records the engine holds before it cannot be written now)
+   is not committed: its outcome is a store fault at once (``Crossing.held_back``);
 3. **answer** ``Engine.on_crossed(Outcome(...))``: what the log said, whether the gate was
    commanded open and whether the relay failed. The engine then publishes the decision (a
    screen never shows a decision before the log has it, or before its fate is known).
@@ -45,10 +47,21 @@ class Crossing:
     #: Open it even when the event cannot be committed (only a guard's manual pass, when
     #: ``on_store_fault = "manual"``).
     open_if_unrecorded: bool = False
+    #: Records held before it (the engine's backlog) cannot be written now: its event goes
+    #: to the log only after them, so it is not committed at all (``held_back``).
+    behind_held: bool = False
 
     def opens_gate(self, committed: bool) -> bool:
         """Whether the gate is commanded open after the commit (``committed``: it succeeded)."""
         return self.open_if_committed if committed else self.open_if_unrecorded
+
+    def held_back(self) -> Outcome | None:
+        """Its outcome without a commit when it is ``behind_held``: a store fault (the engine
+        holds its event after the others); None: commit it."""
+        if not self.behind_held:
+            return None
+        fault = StoreFault("store_fault", "records held before it are not written yet")
+        return Outcome(self, store_fault=fault)
 
 
 @dataclass(frozen=True)

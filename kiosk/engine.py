@@ -523,6 +523,8 @@ class Engine:
         self._ids = itertools.count(1)
         # Crossings awaiting their outcome: a passage's, or a held-back draft's (backlog).
         self._crossings: dict[Crossing, Passage | EventDraft] = {}
+        # Passages decided while records were held, not crossed yet (``_drain_after_held``).
+        self._after_held: deque[Passage] = deque()
         # Crossings answered as pending store faults (a missed deadline; the commit may still
         # land): the draft each left in the backlog. Emptied as their ends are answered.
         self._late: dict[Crossing, EventDraft] = {}
@@ -1583,26 +1585,43 @@ class Engine:
 
     def _cross(self, subject: Passage | EventDraft) -> None:
         """Hand ``subject``'s event to the world: a passage's decision (the screen shows
-        "checking" until its outcome), or a held-back draft from the backlog (no gate)."""
+        "checking" until its outcome), or a held-back draft from the backlog (no gate). While
+        records are held (the backlog), a passage's goes to the log only after them, in
+        decision order: it waits behind them (``_after_held``), and they are tried now."""
         if isinstance(subject, EventDraft):
-            crossing = Crossing(subject)
-        else:
-            assert subject.draft is not None
-            crossing = Crossing(
-                subject.draft,
-                open_if_committed=subject.draft.decision in PASS_DECISIONS,
-                open_if_unrecorded=self._passes_unrecorded(subject),
-            )
-            self._set_state("deciding", "checking")
-            if subject.kind == "passage":
-                self._note_lingering(subject)
-            if self._pending_code is not None:
-                # A code kept while this passage was measured waited for it, not for a gate
-                # that would not lock: its time kept counts from this decision.
-                read, direction, _ = self._pending_code
-                self._pending_code = (read, direction, self._now())
+            self._send(Crossing(subject), subject)
+            return
+        self._set_state("deciding", "checking")
+        if subject.kind == "passage":
+            self._note_lingering(subject)
+        if self._pending_code is not None:
+            # A code kept while this passage was measured waited for it, not for a gate
+            # that would not lock: its time kept counts from this decision.
+            read, direction, _ = self._pending_code
+            self._pending_code = (read, direction, self._now())
+        self._after_held.append(subject)
+        self._retry_backlog(force=True)
+
+    def _send(self, crossing: Crossing, subject: Passage | EventDraft) -> None:
         self._crossings[crossing] = subject
         self.ports.cross(crossing)
+
+    def _drain_after_held(self) -> None:
+        """The passages decided while records were held, crossed in decision order once the
+        held ones allow: with none held, to the log; while the first held one cannot be
+        written (its try failed, or its first commit is still under way), not to the log
+        (``Crossing.behind_held``: answered as a store fault, so held after them). While a
+        held record's try is under way, they wait for its outcome."""
+        while self._after_held and not self._backlog_inflight:
+            p = self._after_held.popleft()
+            assert p.draft is not None
+            crossing = Crossing(
+                p.draft,
+                open_if_committed=p.draft.decision in PASS_DECISIONS,
+                open_if_unrecorded=self._passes_unrecorded(p),
+                behind_held=bool(self.backlog),
+            )
+            self._send(crossing, p)
 
     def _note_lingering(self, p: Passage) -> None:
         """Whoever stands at the thermometer as ``p`` is decided on its code is that code's
@@ -1646,6 +1665,7 @@ class Engine:
             self._on_gate_answer(True, outcome.gate_fault)
         if refusal is not None:
             self._record_not_opened(refusal)
+        self._drain_after_held()
         # A guard's action that waited for this outcome starts once it is fully handled (the
         # relay's answer included: a failure to open is this passage's, not the guard's).
         if self._manual_queue and self.state != "deciding":
@@ -1703,8 +1723,6 @@ class Engine:
     ) -> None:
         """``event`` is in the log. ``went_through``: False for a pass the relay did not open
         for, which the passage history must not hold (no outing, no passback)."""
-        if "store" in self.faults:
-            self._clear_fault("store")
         if went_through:
             self._record_history(event)
         self._note_attempt(event)
@@ -1713,14 +1731,15 @@ class Engine:
             if self.backlog and self.backlog[0] is subject:
                 self.backlog.popleft()
             self._release_hold(subject, self._now())
+            self._store_back()
             self._publish_health()
             self._publish_recorded(event)
             self._retry_backlog(force=True)
             return
+        self._store_back()
         subject.event = event
         self._announce(subject, committed=True)
-        if "store" not in self.faults:
-            self._retry_backlog(force=True)
+        self._retry_backlog(force=True)
 
     def _on_refused(self, subject: Passage | EventDraft, refused: AlreadyRecorded) -> None:
         """A guard's decision whose record the log did not write: its condition found the
@@ -1732,8 +1751,10 @@ class Engine:
         if isinstance(subject, EventDraft):  # a held pass (its condition kept): not silently
             self._backlog_inflight = False
             self._drop_held(subject, refused)
+            self._store_back()
             self._retry_backlog(force=True)
             return
+        self._store_back()
         if self.passage is not subject:
             return
         self.passage = None
@@ -1756,7 +1777,7 @@ class Engine:
             elif event is not None:  # the deny shown is written, naming the record found
                 self._link_held(draft, f"{SAME_AS}{event.seq}")
             if event is not None:
-                self._late_answered()
+                self._store_back()
             self._retry_backlog()
             return
         self._release_hold(draft, self._now())
@@ -1775,6 +1796,7 @@ class Engine:
                 "raised",
                 seq=event.seq,
                 detail="recorded as a pass after its deadline; it was denied, the gate stayed shut",
+                cause="denied",
             )
         else:
             self._record_history(event)
@@ -1782,7 +1804,7 @@ class Engine:
             self._alarm("store_late_commit", "raised", seq=event.seq)
             self._publish_recorded(event)
         self._publish_health()
-        self._late_answered()
+        self._store_back()
         # The records held behind it waited for this landing: write them now if the store works.
         self._retry_backlog(force="store" not in self.faults)
 
@@ -1801,11 +1823,11 @@ class Engine:
                 self.backlog[i] = dataclasses.replace(draft, flags=(*draft.flags, flag))
                 return
 
-    def _late_answered(self) -> None:
-        """A late commit the log answered (landed, or refused: either way it works): with
-        nothing held and no other commit under way, the store fault it raised is over, and
-        the kiosk is back in service now, not "out of order" until the next resident's
-        commit. Records still held keep it until the first of them is written."""
+    def _store_back(self) -> None:
+        """The log answered a commit (written, refused, or a late one ended: either way it
+        works): with nothing held and no other commit under way, the store fault is over,
+        and the kiosk is back in service now, not "out of order" until the next resident's
+        commit. Records still held keep it until the last of them is written."""
         if not self.backlog and not self._late:
             self._clear_fault("store")
 
@@ -1824,7 +1846,14 @@ class Engine:
             HELD_DROPPED, {**what, "operator": draft.operator, "seq": refused.seq, "why": why}
         )
         whose = f"{draft.operator or 'a guard'}'s {draft.kind} {draft.direction} held for the log"
-        self._alarm(HELD_DROPPED, "raised", seq=refused.seq, detail=f"{whose} not written: {why}")
+        self._alarm(
+            HELD_DROPPED,
+            "raised",
+            seq=refused.seq,
+            detail=f"{whose} not written: {why}",
+            operator=draft.operator,
+            direction=draft.direction,
+        )
         self._publish_health()
 
     def _publish_recorded(self, event: Event) -> None:
@@ -2003,14 +2032,19 @@ class Engine:
         self._publish_health()
 
     def _retry_backlog(self, *, force: bool = False) -> None:
+        """Try the first held record again when it is due (``force``: now); then the
+        passages waiting behind the held ones go on if they may (``_drain_after_held``)."""
+        if self._backlog_due(force=force):
+            self._backlog_inflight = True
+            self._cross(self.backlog[0])
+        self._drain_after_held()
+
+    def _backlog_due(self, *, force: bool) -> bool:
         if not self.backlog or self._backlog_inflight:
-            return
+            return False
         if any(held is self.backlog[0] for held in self._late.values()):
-            return  # its first commit is still under way: a second could record it twice
-        if not force and self._now() < self._backlog_retry_ns:
-            return
-        self._backlog_inflight = True
-        self._cross(self.backlog[0])
+            return False  # its first commit is still under way: a second could record it twice
+        return force or self._now() >= self._backlog_retry_ns
 
     # ---------------------------------------------------------------- gate
 

@@ -176,6 +176,8 @@ class EngineRunner:
         self._loop_thread: threading.Thread | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._inflight: set[asyncio.Task[Any]] = set()
+        #: The engine's audit rows being written (``_spawn_audit``): not crossings.
+        self._audits: set[asyncio.Future[None]] = set()
         #: Commits answered as store faults (past their deadline) still under way: their end
         #: is the engine's (``on_late_commit``), and the stop's last writes wait for it.
         self._late_commits: set[asyncio.Future[Event]] = set()
@@ -693,6 +695,24 @@ class EngineRunner:
         self._inflight.add(task)
         task.add_done_callback(self._inflight.discard)
 
+    def _spawn_audit(self, action: str, detail: Mapping[str, Any]) -> None:
+        """The engine's audit row (``EnginePorts.audit``), written off the crossings: not a
+        crossing under way (a write waiting on a stalled card neither stills the relay's
+        health poll, ``_refresh_gate_health``, nor holds the stop, nor counts in
+        ``queue_depth``), journalled when the log has not confirmed it within the store's
+        deadline, and when it fails."""
+        write = asyncio.ensure_future(self.store.audit_async("kiosk", action, detail))
+        write.add_done_callback(lambda f: _audit_ended(action, f))
+        self._audits.add(write)
+        write.add_done_callback(self._audits.discard)
+        ms = self._store_deadline_s * 1000
+
+        def overdue() -> None:
+            if not write.done():
+                log.warning("engine audit %s not confirmed within %.0f ms", action, ms)
+
+        asyncio.get_running_loop().call_later(self._store_deadline_s, overdue)
+
     async def _cross(self, crossing: Crossing) -> None:
         """One decision carried out in order: commit, then the gate if the crossing says so
         for that commit, then the one answer to the engine."""
@@ -709,6 +729,9 @@ class EngineRunner:
 
     async def _commit(self, crossing: Crossing) -> tuple[Outcome, asyncio.Future[Event] | None]:
         """The commit's outcome, and the commit itself when it missed its deadline (pending)."""
+        held_back = crossing.held_back()
+        if held_back is not None:
+            return held_back, None
         inner = asyncio.ensure_future(self.store.append_async(crossing.draft))
         done, _ = await asyncio.wait({inner}, timeout=self._store_deadline_s)
         if not done:
@@ -788,12 +811,13 @@ class _RunnerPorts:
         self._runner.publish(message)
 
     def audit(self, action: str, detail: Mapping[str, Any]) -> None:
-        self._runner._spawn(_audit(self._runner.store, action, detail))  # noqa: SLF001
+        self._runner._spawn_audit(action, detail)  # noqa: SLF001
 
 
-async def _audit(store: EventSink, action: str, detail: Mapping[str, Any]) -> None:
-    """The engine's audit row (``EnginePorts.audit``); one the log cannot take, journalled."""
-    try:
-        await store.audit_async("kiosk", action, detail)
-    except StoreFault as exc:
-        log.warning("engine audit %s not written: %s", action, exc.reason)
+def _audit_ended(action: str, write: asyncio.Future[None]) -> None:
+    """The end of the engine's audit row's write: one the log could not take, journalled."""
+    failed = None if write.cancelled() else write.exception()
+    if isinstance(failed, StoreFault):
+        log.warning("engine audit %s not written: %s", action, failed.reason)
+    elif failed is not None:
+        log.error("engine audit %s not written: %s", action, type(failed).__name__)

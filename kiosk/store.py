@@ -160,8 +160,11 @@ class Unless(Protocol):
     writer in the draft's own write transaction (``BEGIN IMMEDIATE``): no other write comes
     between the look and the write."""
 
-    def found(self, db: sqlite_utils.Database) -> Mapping[str, Any] | None:
-        """The event (decoded) that makes the draft not to be written, else None."""
+    def found(
+        self, db: sqlite_utils.Database, until: ClockReading | None = None
+    ) -> Mapping[str, Any] | None:
+        """The event (decoded) that makes the draft not to be written, else None; ``until``:
+        the draft's decision (``EventDraft.decided``), after which nothing counts."""
         ...
 
 
@@ -717,6 +720,18 @@ def _every_step(known: Iterable[Migrations]) -> _SetSteps:
         return [(m, [step.name for step in m.pending(empty)]) for m in known]
     finally:
         empty.close()
+
+
+def _pending_steps(
+    recorded: Mapping[str, list[str]], known: _SetSteps
+) -> list[tuple[Migrations, str]]:
+    """The steps of ``known`` the file has not ``recorded``, in the order they apply."""
+    return [
+        (migrations, name)
+        for migrations, steps in known
+        for name in steps
+        if name not in set(recorded.get(migrations.name, ()))
+    ]
 
 
 def _newer_than(recorded: Mapping[str, list[str]], known: _SetSteps) -> str | None:
@@ -1935,6 +1950,7 @@ class EventLog:
         on_health: Callable[[Health], None] | None = None,
         boot_id: str | None = None,
         connecting: Callable[[Callable[[], sqlite3.Connection]], sqlite3.Connection] | None = None,
+        on_migrating: Callable[[int, int], None] | None = None,
     ) -> None:
         if synchronous not in ("FULL", "NORMAL"):
             raise ValueError("synchronous: expected 'FULL' or 'NORMAL'")
@@ -1957,6 +1973,10 @@ class EventLog:
         #: Every connection made to the file (the writer's, each reader's) is made through
         #: it: a restore's check that SQLite opened its stage's files (``Staged.connect``).
         self._connecting = connecting or (lambda open_: open_())
+        #: Told ``(done, of)`` before each pending migration step ``open`` applies, and once
+        #: it is over (``of, of``: all applied, or one failed), from the writer's thread: the
+        #: daemon keeps systemd's start timeout off a long one (``checkpoint.notify.LongStart``).
+        self._on_migrating = on_migrating
         self._queue: SimpleQueue[Any] = SimpleQueue()
         self._thread: threading.Thread | None = None
         self._db: sqlite_utils.Database | None = None
@@ -1992,6 +2012,7 @@ class EventLog:
         clock: Clock,
         migrations: Iterable[Migrations] = (),
         on_health: Callable[[Health], None] | None = None,
+        on_migrating: Callable[[int, int], None] | None = None,
     ) -> EventLog:
         """Build from a ``kiosk.config.store.StoreSection``; relative paths go under data_dir."""
         path = Path(section.path)
@@ -2006,6 +2027,7 @@ class EventLog:
             busy_timeout_ms=section.busy_timeout_ms,
             min_free_mb=section.min_free_mb,
             on_health=on_health,
+            on_migrating=on_migrating,
         )
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -2419,9 +2441,29 @@ class EventLog:
         # One commit for every pending migration (each set's own are savepoints in it):
         # a new database is created in one write, and an upgrade lands whole or not at all.
         with db.atomic():
-            for migrations in sets:
+            self._apply_steps(db, _pending_steps(recorded or {}, known))
+            for migrations in sets:  # what is left of each (the table's own upgrade)
                 migrations.apply(db)
         return None
+
+    def _apply_steps(self, db: sqlite_utils.Database, steps: list[tuple[Migrations, str]]) -> None:
+        """Each pending migration step in order, one at a time, ``on_migrating`` told before
+        each and once it is over (all applied, or one failed: raised)."""
+        try:
+            for done, (migrations, _) in enumerate(steps):
+                self._say_migrating(done, len(steps))
+                later = [name for m, name in steps[done + 1 :] if m is migrations]
+                migrations.apply(db, stop_before=later or None)
+        finally:
+            self._say_migrating(len(steps), len(steps))
+
+    def _say_migrating(self, done: int, of: int) -> None:
+        if self._on_migrating is None or not of:
+            return
+        try:
+            self._on_migrating(done, of)
+        except Exception:  # noqa: BLE001 - whoever listens never stops the migration
+            log.exception("the migration's listener failed")
 
     def _ensure_connection(self) -> sqlite_utils.Database:
         if self._replaced is not None:  # never reopened: that would adopt the file now there
@@ -2575,7 +2617,7 @@ class EventLog:
         inserted: dict[str, Any] = {}
 
         def write(db: sqlite_utils.Database) -> None:
-            found = None if draft.unless is None else draft.unless.found(db)
+            found = None if draft.unless is None else draft.unless.found(db, draft.decided)
             if found is not None:
                 raise AlreadyRecorded(found)
             conn = db.conn

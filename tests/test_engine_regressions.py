@@ -216,14 +216,14 @@ def test_records_held_behind_a_late_commit_are_written_once_it_lands(rig):
     rig.engine.on_crossed(Outcome(held[-1], store_fault=StoreFault("store_fault", "disk full")))
     assert len(rig.engine.backlog) == 2
     rig.engine.manual("manual_deny", "guard-zhou", "third", "in")
-    _carry_out(rig, held[-1])  # the disk is back: this one commits, the fault clears
-    assert "store" not in rig.engine.faults
-    assert len(rig.engine.backlog) == 2  # the first may still land: nothing retried yet
+    assert held[-1].behind_held  # not tried before the records held: held after them
+    _carry_out(rig, held[-1])
+    assert len(rig.engine.backlog) == 3  # the first may still land: nothing retried yet
     rig.engine.on_late_commit(late, rig.log.append(late.draft))  # ... and it lands
-    rig.run(30)
+    rig.run(rig.config.engine.idle_probe_s * 2)
     assert len(rig.engine.backlog) == 0
-    notes = sorted(e["person"]["note"] for e in rig.events())
-    assert notes == ["first", "second", "third"]
+    assert "store" not in rig.engine.faults
+    assert [e["person"]["note"] for e in rig.events()] == ["first", "second", "third"]
 
 
 def test_a_relay_failing_for_a_pass_is_reported_for_that_pass_not_the_guard_action_after(rig):

@@ -37,7 +37,7 @@ def seen(monkeypatch):
         order.append(("gate", open_))
         command(self, open_)
 
-    def open_event_log(config, data_dir, clock):
+    def open_event_log(config, data_dir, clock, on_migrating=None):
         order.append(("log",))
         raise app.ForeignLog("store_fault", "kiosk.db is the event log of kiosk 'gate-1'")
 

@@ -345,6 +345,7 @@ def _run(args: argparse.Namespace, config: KioskConfig, lock: DataDirLock) -> in
     import sys
 
     from checkpoint.app import Daemon, build_core, stop_on_signals
+    from checkpoint.notify import LongStart, Notifier
     from checkpoint.standby import core_or_standby
     from checkpoint.volume import data_volume, warn_if_volatile
     from drivers.gate import lock_at_start, release_at_stop
@@ -365,10 +366,13 @@ def _run(args: argparse.Namespace, config: KioskConfig, lock: DataDirLock) -> in
         if manual is not None:  # the one that works for this lock: wiring.md
             logging.getLogger("checkpoint.run").info(manual)
         deadline_s, releases = config.engine.device_deadline_ms / 1000, stop_releases(config.gate)
+        long = LongStart(Notifier.from_env())  # a long migration: systemd told, not killing it
         try:
             # A card that keeps the log from opening: standing by until it opens (kiosk.standby).
             core = await core_or_standby(
-                lambda: lock.then(lambda: build_core(config, lock.data, gate=gate)),
+                lambda: lock.then(
+                    lambda: build_core(config, lock.data, gate=gate, on_migrating=long.migrating)
+                ),
                 config,
                 stopping,
                 gate_locked=locked,

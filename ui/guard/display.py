@@ -163,6 +163,8 @@ def alarm_view(a: Alarm, lang: str, tz: ZoneInfo, clear: frozenset[str]) -> dict
     elif a.detail == QUOTA_DETAIL and len(a.passages) == 2:
         first, second = (passage_text(a, i, lang, tz) for i in range(2))
         detail = i18n.t(lang, f"alarm.{QUOTA_DETAIL}", first=first, second=second)
+    elif a.kind == "record":
+        detail = record_words(a, lang)
     elif len(a.reasons) > 1:  # a clock's referral: each reason the two times found
         known = i18n.reason_codes()
         detail = "; ".join(i18n.reason_text(lang, c) if c in known else c for c in a.reasons)
@@ -189,6 +191,8 @@ def alarm_view(a: Alarm, lang: str, tz: ZoneInfo, clear: frozenset[str]) -> dict
     todo = f"alarm.todo.{about}"
     if a.reasons:  # a clock's referral: the two times disagreed; what the guard does
         todo = i18n.t(lang, "alarm.todo.clock_not_set", reading=alarm_time(a, lang, tz))
+    elif a.kind == "record":  # a record to check: which, and registering again if needed
+        todo = i18n.t(lang, todo, seq=a.seq)
     else:
         todo = i18n.t(lang, todo) if a.kind == "device" and i18n.has(todo) else ""
     return {
@@ -206,6 +210,15 @@ def alarm_view(a: Alarm, lang: str, tz: ZoneInfo, clear: frozenset[str]) -> dict
         "times": i18n.t(lang, "alarm.times", n=a.times) if a.times > 1 else "",
         "count": a.count,  # sent back by the page's form as drawn: ``AlarmDesk.close``'s seen
     }
+
+
+def record_words(a: Alarm, lang: str) -> str:
+    """A record's card's words (``kiosk.alarms.RECORD_ALARMS``): what was written or left
+    out, whose decision (a guard's name, else "a guard"), and the record it names; a late
+    pass the screen had denied (``cause`` ``denied``) has words of its own."""
+    key = f"alarm.{a.detail}_{a.cause}" if a.cause else f"alarm.{a.detail}"
+    operator = a.operator or i18n.t(lang, "alarm.a_guard")
+    return i18n.t(lang, key, seq=a.seq, operator=operator)
 
 
 def passage_text(a: Alarm, i: int, lang: str, tz: ZoneInfo) -> str:
