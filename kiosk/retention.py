@@ -397,7 +397,7 @@ def purge(
         # After the fields: a period's salt goes once none of its rows holds any.
         shredded = shred_salts(db, now)
         reading = ClockReading.take(store.clock)  # dates a close before NTP set the clock
-        ledgers = purge_ledgers(db, cutoff, local_cutoff_day, now, reading, store.boot_id)
+        ledgers = purge_ledgers(db, cutoff, local_cutoff_day, now, reading, store.boot_id, hold)
         ended, observations = _purge_ended(db, local_cutoff_day, now)
         rows = (count, nulled.get("audit", 0), ended, observations, revocations, reasons)
         went = (*rows, *ledgers.values())

@@ -305,3 +305,45 @@ def test_rows_purged_before_the_marker_that_may_be_outings_stay_unknown(tmp_path
     finally:
         log.close()
     assert [r[0] for r in rows] == ["", None, None]
+
+
+def test_purge_0_keeps_the_other_gates_outings_of_the_look_back(tmp_path, clock):
+    """``kiosk purge --older-than 0`` with the quota on deleted every passage of the other
+    gates held here, those of the quota's look-back too: F6, out at the east gate 8 hours
+    before, went out again here after a restart. Their outings in the look-back keep their
+    household (the pass id goes, as the gate's own rows keep only that), the rest goes by the
+    cutoff asked, and a later purge deletes them once the look-back has passed them."""
+    from kiosk import peers, stats, tokens
+    from kiosk.history import PassageHistory
+    from kiosk.store import EventLog, format_ts
+
+    migrations = [tokens.MIGRATIONS, stats.MIGRATIONS, peers.MIGRATIONS]
+    log = EventLog(tmp_path / "k.db", "gate-1", clock, "NORMAL", migrations=migrations).open()
+    rows = [  # seq, pass id, household, direction, hours after DAY_START
+        (1, "p-old", "F6", "out", -60),  # before the look-back
+        (2, "p-1", "F6", "out", 2),
+        (3, "p-2", "G7", "in", 3),  # no outing
+    ]
+
+    def put(db):
+        for seq, pass_id, household, direction, hours in rows:
+            at = format_ts(DAY_START + timedelta(hours=hours))
+            db.execute(
+                "INSERT INTO peer_passages (kiosk_id, seq, pass_id, household, direction,"
+                " decision, ts, flags, fetched_at) VALUES ('east', ?, ?, ?, ?, 'pass', ?, '[]', ?)",
+                [seq, pass_id, household, direction, at, at],
+            )
+
+    try:
+        log.submit(put)
+        now = DAY_START + timedelta(hours=10)
+        purge(log, 0, now, tz=TZ, quota_cfg=QUOTA)
+        left = log.reader().execute("SELECT seq, pass_id, household FROM peer_passages")
+        assert left.fetchall() == [(2, None, "F6")]
+        history = PassageHistory()
+        peers.load_peer_rows(log.reader(), history, now - timedelta(days=3))
+        assert history.exits_in_period("F6", now, 2) == 1
+        purge(log, 0, now + timedelta(days=3), tz=TZ, quota_cfg=QUOTA)
+        assert log.reader().execute("SELECT count(*) FROM peer_passages").fetchone()[0] == 0
+    finally:
+        log.close()
