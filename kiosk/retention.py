@@ -131,7 +131,10 @@ STORES: Mapping[str, tuple[str, str]] = {
     "audit": ("detail", "kiosk.store.purge_personal"),
     "digest_salts": ("the key of a day's personal digests", "kiosk.store.shred_salts"),
     "meta": ("a log's old single salt", "kiosk.store.shred_salts"),
-    "digest_attested": ("", "none: public digests of the purges' own audit rows"),
+    "digest_attested": (
+        "a household's keyed digest while a purge holds it for the quota",
+        "kiosk.store.release_held (and a resident's forget)",
+    ),
     "boot_clock": ("", "none: a boot's clock offset"),
     "boot_runs": ("", "none: where each boot's rows begin"),
     "decision_tally": ("", "none: counts"),

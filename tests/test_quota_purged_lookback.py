@@ -347,3 +347,73 @@ def test_purge_0_keeps_the_other_gates_outings_of_the_look_back(tmp_path, clock)
         assert log.reader().execute("SELECT count(*) FROM peer_passages").fetchone()[0] == 0
     finally:
         log.close()
+
+
+def _edit_households(log, household: str) -> None:
+    """Whoever holds the file writes ``household`` into every row, outside the log."""
+    import sqlite3
+
+    log.close()
+    conn = sqlite3.connect(log.path)
+    conn.execute("UPDATE events SET household = ?", [household])
+    conn.commit()
+    conn.close()
+
+
+def _salt_kept(log) -> bool:
+    """Whether the digest salt of DAY_START's period (its UTC day) is kept."""
+    sql = "SELECT salt IS NOT NULL FROM digest_salts WHERE period = ?"
+    return bool(log.reader().execute(sql, [f"{DAY_START:%Y-%m-%d}"]).fetchone()[0])
+
+
+def test_verify_sees_a_purged_rows_household_edited(tmp_path, clock):
+    """Before: ``verify`` passed over every purged row whatever its household (a42a86c4 let
+    a purged row hold one for the quota's look-back): households written into purged rows
+    were outings to the gate's history after a restart, and nothing said so. A purged row
+    holds its marker (``""`` or null) and nothing else, as before."""
+    from support import reporting_log
+
+    log = reporting_log(tmp_path / "k.db", clock)
+    clock.set_wall(DAY_START)
+    log.append(EventDraft(direction="out", decision="pass", household="F6", holder="Li Lei"))
+    log.append(EventDraft(direction="in", decision="pass", household="G7", holder="Wu"))
+    log.append(EventDraft(direction="out", decision="pass"))  # a visitor: no household
+    clock.set_wall(DAY_START + timedelta(days=30))
+    purge(log, 7, clock.now(), tz=TZ, quota_cfg=QUOTA)
+    assert log.verify().ok and not _salt_kept(log)
+    _edit_households(log, "B-2-202")
+    log = reporting_log(tmp_path / "k.db", clock)
+    try:
+        result = log.verify()
+        assert not result.ok and "events seq 1: purged, but holds a household" in result.problem
+    finally:
+        log.close()
+
+
+def test_verify_sees_a_household_held_for_the_look_back_edited(tmp_path, clock):
+    """Before: ``kiosk purge --older-than 0`` kept F6's household for the quota's look-back
+    and shredded its period's salt; an edit of it was never seen. The purge digests a held
+    household with its row's key and keeps the period's salt while one is held; the release
+    drops the digest, and the salt goes at the purge after."""
+    from support import reporting_log
+
+    log = reporting_log(tmp_path / "k.db", clock)
+    clock.set_wall(DAY_START + timedelta(hours=2))
+    log.append(EventDraft(direction="out", decision="pass", household="F6", holder="Li Lei"))
+    clock.set_wall(DAY_START + timedelta(days=1))  # the purge's own row: another period
+    purge(log, 0, clock.now(), tz=TZ, quota_cfg=QUOTA)
+    assert log.verify().ok and _salt_kept(log)
+    _edit_households(log, "B-2-202")
+    log = reporting_log(tmp_path / "k.db", clock)
+    try:
+        result = log.verify()
+        assert not result.ok and "kept for the quota does not match" in result.problem
+        log.submit(lambda db: db.execute("UPDATE events SET household = 'F6'"))  # put back
+        assert log.verify().ok
+        clock.set_wall(DAY_START + timedelta(days=4))
+        purge(log, 0, clock.now(), tz=TZ, quota_cfg=QUOTA)  # released
+        assert log.verify().ok and not _salt_kept(log)
+        held = log.reader().execute("SELECT count(*) FROM digest_attested WHERE tbl <> 'audit'")
+        assert held.fetchone()[0] == 0
+    finally:
+        log.close()
