@@ -594,17 +594,34 @@ def frozen_report(db: Database, day: date, tz: ZoneInfo | str) -> dict[str, Any]
         return None
     zone = as_zone(tz)
     purged = _first_purge(db, day, zone)
-    rows = [r for r in _frozen_rows(db, day) if purged is None or r["frozen_at"] <= purged]
+    rows = [r for r in _frozen_rows(db, day) if purged is None or _counted(r, purged)]
     own = [r for r in rows if r["tz"] == zone.key] or [r for r in rows if _its_clock(r, zone, day)]
     if own:
         through_seq = own[0]["through_seq"]
         if through_seq is not None and _recount(db, day, zone, through_seq):
             return None
         report: dict[str, Any] = json.loads(own[0]["report"])
+        report.pop(HELD_WHEN_FROZEN, None)
         return report | {"timezone": zone.key}
     if purged is None or not rows:
         return None
     return _frozen_elsewhere(rows[0], zone)
+
+
+#: The key of a frozen copy (never served) that says its day had purged rows when it was
+#: frozen, their outings' households held for the quota's look-back (``kiosk.store.purge_rows``'
+#: ``hold``): counted from them, a copy that stays good once ``release_held`` empties them.
+HELD_WHEN_FROZEN = "_households_held"
+
+
+def _counted(row: Mapping[str, Any], purged: str) -> bool:
+    """Whether a frozen copy counted its day's outings: frozen before its first purge, or
+    after it while the outings' households were held (``HELD_WHEN_FROZEN``); a copy an
+    older release froze after the purge counted nothing."""
+    if row["frozen_at"] <= purged:
+        return True
+    report = json.loads(row["report"])
+    return isinstance(report, dict) and report.get(HELD_WHEN_FROZEN) is True
 
 
 def _frozen_elsewhere(row: Mapping[str, Any], zone: ZoneInfo) -> dict[str, Any]:
@@ -616,6 +633,7 @@ def _frozen_elsewhere(row: Mapping[str, Any], zone: ZoneInfo) -> dict[str, Any]:
     ``frozen_timezone`` the name it was frozen under: a clock this system cannot read, its
     figures kept as they were."""
     report: dict[str, Any] = json.loads(row["report"])
+    report.pop(HELD_WHEN_FROZEN, None)
     if known_zone(row["tz"]) is None:
         return report | {"timezone": zone.key, "frozen_timezone": row["tz"]}
     return report | {"timezone": row["tz"]}
@@ -651,11 +669,27 @@ def _frozen_rows(db: Database, day: date) -> list[dict[str, Any]]:
 def _purged(db: Database, day: date, zone: ZoneInfo) -> bool:
     """Whether an event of ``day`` was purged: its first row tells (a walk over a restored
     log's purged months reads one row a day)."""
+    return _purged_where(db, day, zone, "")
+
+
+def _lost(db: Database, day: date, zone: ZoneInfo) -> bool:
+    """Whether an outing of ``day`` lost its household (purged: retention, a forget), so its
+    report can be counted no more: one whose household a purge kept for the quota's look-back
+    (``kiosk.store.purge_rows``' ``hold``) is still known, and the day is frozen from it
+    before ``kiosk.store.release_held`` empties it."""
+    outing = (
+        f" and household = '{PURGED_HOUSEHOLD}' and direction = 'out'"
+        " and decision in ('pass', 'manual_pass')"
+    )
+    return _purged_where(db, day, zone, outing)
+
+
+def _purged_where(db: Database, day: date, zone: ZoneInfo, also: str) -> bool:
     start, end = day_bounds(day, zone)
     source, ts = dated_source(db)
     found = db.execute(
         f"select 1 from {source} where {ts} >= ? and {ts} < ?"  # noqa: S608
-        " and purged_at is not null limit 1",
+        f" and purged_at is not null{also} limit 1",
         [start, end],
     )
     return found.fetchone() is not None
@@ -1283,10 +1317,13 @@ def freeze_days(
         # Day to day with events only: one passage stamped 1970 before NTP synced must not
         # make every run walk the empty days since then inside the writer's transaction.
         while day is not None and day < today:
-            # A day purged already is counted no more: its households are gone (a zone
-            # renamed or corrected since it was frozen: ``frozen_report``).
-            if day.isoformat() not in frozen and not _purged(db, day, zone):
+            # A day whose outings' households were purged is counted no more (a zone
+            # renamed or corrected since it was frozen: ``frozen_report``); one whose are
+            # held for the quota's look-back is, before they are emptied.
+            if day.isoformat() not in frozen and not _lost(db, day, zone):
                 report = compute_report(db, day, zone, quota_cfg)
+                if _first_purge(db, day, zone) is not None:  # held: counted all the same
+                    report[HELD_WHEN_FROZEN] = True
                 if hours is not None:  # the split by the hours in force, kept with the day
                     report["staffing"] = staffing_section(db, day, zone, hours)
                 db.table("daily_aggregates").insert(

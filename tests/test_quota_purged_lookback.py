@@ -417,3 +417,25 @@ def test_verify_sees_a_household_held_for_the_look_back_edited(tmp_path, clock):
         assert held.fetchone()[0] == 0
     finally:
         log.close()
+
+
+def test_a_day_purged_by_hand_mid_day_is_frozen_as_it_was(store, clock):
+    """``kiosk purge --older-than 0`` at 10:00 with the quota on kept the day's outings'
+    households for the look-back; the nightly purges after never froze the day (it had
+    purged rows) and, once the look-back had passed them, emptied them: 2 March's report
+    said its households, histogram and over-quota count unknown. The day is frozen from its
+    households still held before they are emptied, and its report stays as it was."""
+    for household, hours in (("F6", 1), ("F6", 3), ("G7", 4)):
+        out(store, clock, DAY_START + timedelta(hours=hours), household)
+    before = daily_report(store.reader(), DAY, TZ, QUOTA)["exits_per_household"]
+    assert (before["households"], before["over_quota_households"]) == (2, 1)
+    clock.set_wall(DAY_START + timedelta(hours=10))
+    purge(store, 0, clock.now(), tz=TZ, quota_cfg=QUOTA)  # by hand, mid-day
+    frozen = []
+    for days in (1, 2, 3, 4):  # the nightly purges after (retention 2 days)
+        clock.set_wall(DAY_START + timedelta(days=days, hours=1))
+        frozen += purge(store, 2, clock.now(), tz=TZ, quota_cfg=QUOTA).days_frozen
+    assert frozen == [DAY]
+    left = store.reader().execute("SELECT count(*) FROM events WHERE household <> ''")
+    assert left.fetchone()[0] == 0  # released
+    assert daily_report(store.reader(), DAY, TZ, QUOTA)["exits_per_household"] == before
