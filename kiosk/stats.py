@@ -89,7 +89,7 @@ from kiosk.pihealth import power_spells
 from kiosk.ports import Store
 from kiosk.record import PURGED_HOUSEHOLD
 from kiosk.sheets import write_csv, write_xlsx
-from kiosk.store import recorded_site
+from kiosk.store import recorded_hours
 
 MIGRATIONS = Migrations("kiosk.stats")
 
@@ -1271,18 +1271,30 @@ def _one_clock_day(name: str, zone: str, day: str) -> bool:
     return one_clock(name, zone, date.fromisoformat(day))
 
 
-def _recorded_hours(db: Database) -> HoursConfig | None:
-    """The staffed hours in force, as the daemon recorded them in the log at its start
-    (``kiosk.store.record_site``; ``policy.hours``); None when it recorded none (a release
-    before 2026-12-07, a log no daemon wrote) or they cannot be read."""
-    recorded = recorded_site(db)
-    hours = recorded.get("hours") if recorded is not None else None
-    if not isinstance(hours, dict):
+#: The staffing of a frozen day whose staffed hours changed during it (a restart with new
+#: ``policy.hours``): no one split is the day's.
+STAFFING_CHANGED = {"hours": "changed during the day"}
+
+
+def _day_staffing(
+    db: Database, day: date, zone: ZoneInfo, history: list[tuple[str | None, dict[str, Any]]]
+) -> dict[str, Any] | None:
+    """``day``'s split by the staffed hours in force on it, as the daemon recorded them with
+    the time each came into force (``kiosk.store.recorded_hours``): ``STAFFING_CHANGED``
+    when they changed during it, None when none were recorded by then (a day before the
+    log recorded any) or they cannot be read."""
+    start, end = day_bounds(day, zone)
+    in_force = [h for since, h in history if since is None or since[:19] <= start]
+    during = [h for since, h in history if since is not None and start < since[:19] < end]
+    if not in_force:
         return None
+    if any(h != in_force[-1] for h in during):
+        return dict(STAFFING_CHANGED)
     try:
-        return HoursConfig.model_validate(hours)
+        hours = HoursConfig.model_validate(in_force[-1])
     except ValueError:  # pydantic's ValidationError is one
         return None
+    return staffing_section(db, day, zone, hours)
 
 
 def freeze_days(
@@ -1311,7 +1323,7 @@ def freeze_days(
         # transaction walked its frozen days again at each one (days² queries).
         day = _walk_start(db, zone, through, touched - frozen, redated)
         head = db.execute("select max(seq) from events").fetchone()[0]
-        hours = _recorded_hours(db)
+        hours = recorded_hours(db)
         stamp = now.astimezone(UTC).isoformat()
         done: list[date] = []
         # Day to day with events only: one passage stamped 1970 before NTP synced must not
@@ -1324,8 +1336,9 @@ def freeze_days(
                 report = compute_report(db, day, zone, quota_cfg)
                 if _first_purge(db, day, zone) is not None:  # held: counted all the same
                     report[HELD_WHEN_FROZEN] = True
-                if hours is not None:  # the split by the hours in force, kept with the day
-                    report["staffing"] = staffing_section(db, day, zone, hours)
+                staffing = _day_staffing(db, day, zone, hours)
+                if staffing is not None:  # the split by the hours in force, kept with the day
+                    report["staffing"] = staffing
                 db.table("daily_aggregates").insert(
                     {
                         "day": day.isoformat(),

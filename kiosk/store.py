@@ -887,11 +887,22 @@ def _set_high_water(conn: sqlite3.Connection, table: str, seq: int) -> None:
 SITE_META_KEY = "site"
 
 
+#: ``meta``'s key of the staffed hours' history (``record_site``): a JSON list of
+#: ``{"since": format_ts or null, "hours": ...}``, oldest first, one entry a change; ``since``
+#: null: in force from the log's start (or from before the history was kept).
+SITE_HOURS_KEY = "site.hours"
+
+
 def record_site(store: EventLog, settings: Mapping[str, Any]) -> None:
-    """Record ``settings`` (JSON-able) as the site the log is written for, if they changed."""
+    """Record ``settings`` (JSON-able) as the site the log is written for, if they changed;
+    their ``hours`` (the staffed hours) with the time they came into force on the log's
+    clock too (``SITE_HOURS_KEY``), so a past day is split by the hours of that day
+    (``recorded_hours``)."""
     text = json.dumps(settings, sort_keys=True, ensure_ascii=False)
-    if recorded_site(store.reader()) == settings:
+    before = recorded_site(store.reader())
+    if before == settings:
         return
+    since = format_ts(store.clock.now())
 
     def write(db: sqlite_utils.Database) -> None:
         db.execute(
@@ -899,8 +910,49 @@ def record_site(store: EventLog, settings: Mapping[str, Any]) -> None:
             " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
             [SITE_META_KEY, text],
         )
+        _record_hours(db, before, settings.get("hours"), since)
 
     store.submit(write)
+
+
+def _record_hours(
+    db: sqlite_utils.Database, before: Mapping[str, Any] | None, hours: object, since: str
+) -> None:
+    """Add ``hours`` to the history from ``since`` on when they differ from the last entry; a
+    log's first (no site recorded before) from its start, and the hours a release before the
+    history recorded (``before``'s) first, from the start too."""
+    history: list[dict[str, Any]] = [{"since": at, "hours": h} for at, h in recorded_hours(db)]
+    if not history and before is not None and isinstance(before.get("hours"), dict):
+        history = [{"since": None, "hours": before["hours"]}]
+    if not isinstance(hours, dict) or (history and history[-1]["hours"] == hours):
+        return
+    start = before is None and not history
+    history.append({"since": None if start else since, "hours": hours})
+    db.execute(
+        "INSERT INTO meta (key, value) VALUES (?, ?)"
+        " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        [SITE_HOURS_KEY, json.dumps(history, sort_keys=True, ensure_ascii=False)],
+    )
+
+
+def recorded_hours(db: sqlite_utils.Database) -> list[tuple[str | None, dict[str, Any]]]:
+    """The staffed hours the daemon recorded (``record_site``), each with the time it came
+    into force (``format_ts``; None: from the log's start), oldest first; [] when none were
+    (a log recorded before 2026-12-07) or the record cannot be read."""
+    row = db.execute("SELECT value FROM meta WHERE key = ?", [SITE_HOURS_KEY]).fetchone()
+    try:
+        value = json.loads(row[0]) if row else []
+    except (TypeError, ValueError):
+        return []
+    if not isinstance(value, list):
+        return []
+    return [
+        (e.get("since"), e["hours"])
+        for e in value
+        if isinstance(e, dict)
+        and isinstance(e.get("hours"), dict)
+        and (e.get("since") is None or isinstance(e.get("since"), str))
+    ]
 
 
 def recorded_site(db: sqlite_utils.Database) -> dict[str, Any] | None:
