@@ -59,17 +59,19 @@ def purge_ledgers(
     purged_at: datetime,
     now: ClockReading | None = None,
     boot_id: str = "",
+    hold: datetime | None = None,
 ) -> dict[str, int]:
     """Retention for the ledgers (run through ``EventLog.submit``): returnees whose
     observation ended before ``cutoff_day`` (the cutoff's local date in the site's zone:
     observation dates are local) and service requests closed before ``cutoff`` lose their
     personal fields; the other gates' passages held here (``kiosk.peers``) stamped before it
-    go. The compound map, the vehicle list and the roster hold what the compound is,
+    go (``hold``: the outings of the quota's look-back keep their household, ``peers.purge``).
+    The compound map, the vehicle list and the roster hold what the compound is,
     not what happened to a person, and are replaced by their imports instead. ``now`` (the
     log's clock) and ``boot_id`` (this boot's) date a request closed before NTP set the
     clock (``kiosk.queries.held_dated``)."""
     return {
         "returnees": observation.purge(db, cutoff_day, purged_at),
         "service_requests": services.purge(db, cutoff, purged_at, now, boot_id),
-        "peer_passages": peers.purge(db, cutoff),
+        "peer_passages": peers.purge(db, cutoff, hold),
     }

@@ -77,7 +77,7 @@ from .ports import History, Store
 from .queries import Since, not_opened_after
 from .schema import sql_migrations
 from .stats import households_outing, over_quota, quota_period_start
-from .store import StoreFault, format_ts
+from .store import HELD_OUTING, StoreFault, format_ts
 from .typed import unseen
 from .wipe import WalWiper, owe_wipe, wipe_removed
 
@@ -1404,12 +1404,26 @@ def _date_fetches(db: Database, now: datetime, mono_ns: int, boot_id: str) -> No
     )
 
 
-def purge(db: Database, cutoff: datetime) -> int:
-    """Retention (``kiosk.ledgers.purge_ledgers``): peers' rows stamped before ``cutoff``."""
+def purge(db: Database, cutoff: datetime, hold: datetime | None = None) -> int:
+    """Retention (``kiosk.ledgers.purge_ledgers``): peers' rows stamped before ``cutoff``.
+    ``hold`` (``kiosk.retention.quota_hold``): the outings stamped from it on keep their
+    household, as the gate's own do (``kiosk.store.HELD_OUTING``), their pass id nulled, the
+    other rows deleted; a later purge deletes them once the look-back has passed them."""
     if not _has_table(db):
         return 0
-    cursor = db.execute("DELETE FROM peer_passages WHERE ts < ?", [format_ts(cutoff)])
+    before = format_ts(cutoff if hold is None or hold >= cutoff else hold)
+    cursor = db.execute("DELETE FROM peer_passages WHERE ts < ?", [before])
     gone = max(cursor.rowcount, 0)
+    if before != format_ts(cutoff):
+        held = db.execute(  # the look-back's outings keep what the quota needs
+            f"DELETE FROM peer_passages WHERE ts < ? AND NOT ({HELD_OUTING})",  # noqa: S608
+            [format_ts(cutoff)],
+        )
+        kept = db.execute(
+            "UPDATE peer_passages SET pass_id = NULL WHERE ts < ? AND pass_id IS NOT NULL",
+            [format_ts(cutoff)],
+        )
+        gone += max(held.rowcount, 0) + max(kept.rowcount, 0)
     for table in ("peer_revocations", "peer_quarantine"):  # of a peer not heard from since
         if _has(db, table):
             cursor = db.execute(

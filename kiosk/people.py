@@ -61,7 +61,13 @@ from kiosk.lists import mark_purged, same_text
 from kiosk.ports import Store
 from kiosk.record import PURGED_HOUSEHOLD, emptied
 from kiosk.stats import freeze_days
-from kiosk.store import FORGET_ACTION, KEPT_ACTIONS, format_ts, shred_salts
+from kiosk.store import (
+    FORGET_ACTION,
+    KEPT_ACTIONS,
+    drop_released_digests,
+    format_ts,
+    shred_salts,
+)
 from kiosk.typed import typed
 from kiosk.wipe import owe_wipe, wipe_removed
 
@@ -598,6 +604,7 @@ def _empty_chained(db: sqlite_utils.Database, table: str, ids: list[int], f: _Fo
         f" (SELECT value FROM json_each(?)) AND purged_at IS NOT NULL AND household <> ''",
         [_in(ids)],
     )
+    drop_released_digests(db)  # none left to test guesses of the household against
     return int(cursor.rowcount) + int(held.rowcount)
 
 
@@ -656,6 +663,9 @@ RULES: Mapping[str, Rule] = {
     "audit": Rule(_audit, _empty_chained, "detail nulled, purged_at set"),
     "digest_salts": Rule(_none, None, _SALTS),
     "meta": Rule(_none, None, _SALTS),
+    "digest_attested": Rule(
+        _none, None, "a held household's keyed digest, dropped with the household (events)"
+    ),
     "list_revocations": Rule(
         _revocations,
         _update(

@@ -131,7 +131,10 @@ STORES: Mapping[str, tuple[str, str]] = {
     "audit": ("detail", "kiosk.store.purge_personal"),
     "digest_salts": ("the key of a day's personal digests", "kiosk.store.shred_salts"),
     "meta": ("a log's old single salt", "kiosk.store.shred_salts"),
-    "digest_attested": ("", "none: public digests of the purges' own audit rows"),
+    "digest_attested": (
+        "a household's keyed digest while a purge holds it for the quota",
+        "kiosk.store.release_held (and a resident's forget)",
+    ),
     "boot_clock": ("", "none: a boot's clock offset"),
     "boot_runs": ("", "none: where each boot's rows begin"),
     "decision_tally": ("", "none: counts"),
@@ -397,7 +400,7 @@ def purge(
         # After the fields: a period's salt goes once none of its rows holds any.
         shredded = shred_salts(db, now)
         reading = ClockReading.take(store.clock)  # dates a close before NTP set the clock
-        ledgers = purge_ledgers(db, cutoff, local_cutoff_day, now, reading, store.boot_id)
+        ledgers = purge_ledgers(db, cutoff, local_cutoff_day, now, reading, store.boot_id, hold)
         ended, observations = _purge_ended(db, local_cutoff_day, now)
         rows = (count, nulled.get("audit", 0), ended, observations, revocations, reasons)
         went = (*rows, *ledgers.values())

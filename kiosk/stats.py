@@ -89,7 +89,7 @@ from kiosk.pihealth import power_spells
 from kiosk.ports import Store
 from kiosk.record import PURGED_HOUSEHOLD
 from kiosk.sheets import write_csv, write_xlsx
-from kiosk.store import recorded_site
+from kiosk.store import recorded_hours
 
 MIGRATIONS = Migrations("kiosk.stats")
 
@@ -594,17 +594,34 @@ def frozen_report(db: Database, day: date, tz: ZoneInfo | str) -> dict[str, Any]
         return None
     zone = as_zone(tz)
     purged = _first_purge(db, day, zone)
-    rows = [r for r in _frozen_rows(db, day) if purged is None or r["frozen_at"] <= purged]
+    rows = [r for r in _frozen_rows(db, day) if purged is None or _counted(r, purged)]
     own = [r for r in rows if r["tz"] == zone.key] or [r for r in rows if _its_clock(r, zone, day)]
     if own:
         through_seq = own[0]["through_seq"]
         if through_seq is not None and _recount(db, day, zone, through_seq):
             return None
         report: dict[str, Any] = json.loads(own[0]["report"])
+        report.pop(HELD_WHEN_FROZEN, None)
         return report | {"timezone": zone.key}
     if purged is None or not rows:
         return None
     return _frozen_elsewhere(rows[0], zone)
+
+
+#: The key of a frozen copy (never served) that says its day had purged rows when it was
+#: frozen, their outings' households held for the quota's look-back (``kiosk.store.purge_rows``'
+#: ``hold``): counted from them, a copy that stays good once ``release_held`` empties them.
+HELD_WHEN_FROZEN = "_households_held"
+
+
+def _counted(row: Mapping[str, Any], purged: str) -> bool:
+    """Whether a frozen copy counted its day's outings: frozen before its first purge, or
+    after it while the outings' households were held (``HELD_WHEN_FROZEN``); a copy an
+    older release froze after the purge counted nothing."""
+    if row["frozen_at"] <= purged:
+        return True
+    report = json.loads(row["report"])
+    return isinstance(report, dict) and report.get(HELD_WHEN_FROZEN) is True
 
 
 def _frozen_elsewhere(row: Mapping[str, Any], zone: ZoneInfo) -> dict[str, Any]:
@@ -616,6 +633,7 @@ def _frozen_elsewhere(row: Mapping[str, Any], zone: ZoneInfo) -> dict[str, Any]:
     ``frozen_timezone`` the name it was frozen under: a clock this system cannot read, its
     figures kept as they were."""
     report: dict[str, Any] = json.loads(row["report"])
+    report.pop(HELD_WHEN_FROZEN, None)
     if known_zone(row["tz"]) is None:
         return report | {"timezone": zone.key, "frozen_timezone": row["tz"]}
     return report | {"timezone": row["tz"]}
@@ -651,11 +669,27 @@ def _frozen_rows(db: Database, day: date) -> list[dict[str, Any]]:
 def _purged(db: Database, day: date, zone: ZoneInfo) -> bool:
     """Whether an event of ``day`` was purged: its first row tells (a walk over a restored
     log's purged months reads one row a day)."""
+    return _purged_where(db, day, zone, "")
+
+
+def _lost(db: Database, day: date, zone: ZoneInfo) -> bool:
+    """Whether an outing of ``day`` lost its household (purged: retention, a forget), so its
+    report can be counted no more: one whose household a purge kept for the quota's look-back
+    (``kiosk.store.purge_rows``' ``hold``) is still known, and the day is frozen from it
+    before ``kiosk.store.release_held`` empties it."""
+    outing = (
+        f" and household = '{PURGED_HOUSEHOLD}' and direction = 'out'"
+        " and decision in ('pass', 'manual_pass')"
+    )
+    return _purged_where(db, day, zone, outing)
+
+
+def _purged_where(db: Database, day: date, zone: ZoneInfo, also: str) -> bool:
     start, end = day_bounds(day, zone)
     source, ts = dated_source(db)
     found = db.execute(
         f"select 1 from {source} where {ts} >= ? and {ts} < ?"  # noqa: S608
-        " and purged_at is not null limit 1",
+        f" and purged_at is not null{also} limit 1",
         [start, end],
     )
     return found.fetchone() is not None
@@ -1237,18 +1271,30 @@ def _one_clock_day(name: str, zone: str, day: str) -> bool:
     return one_clock(name, zone, date.fromisoformat(day))
 
 
-def _recorded_hours(db: Database) -> HoursConfig | None:
-    """The staffed hours in force, as the daemon recorded them in the log at its start
-    (``kiosk.store.record_site``; ``policy.hours``); None when it recorded none (a release
-    before 2026-12-07, a log no daemon wrote) or they cannot be read."""
-    recorded = recorded_site(db)
-    hours = recorded.get("hours") if recorded is not None else None
-    if not isinstance(hours, dict):
+#: The staffing of a frozen day whose staffed hours changed during it (a restart with new
+#: ``policy.hours``): no one split is the day's.
+STAFFING_CHANGED = {"hours": "changed during the day"}
+
+
+def _day_staffing(
+    db: Database, day: date, zone: ZoneInfo, history: list[tuple[str | None, dict[str, Any]]]
+) -> dict[str, Any] | None:
+    """``day``'s split by the staffed hours in force on it, as the daemon recorded them with
+    the time each came into force (``kiosk.store.recorded_hours``): ``STAFFING_CHANGED``
+    when they changed during it, None when none were recorded by then (a day before the
+    log recorded any) or they cannot be read."""
+    start, end = day_bounds(day, zone)
+    in_force = [h for since, h in history if since is None or since[:19] <= start]
+    during = [h for since, h in history if since is not None and start < since[:19] < end]
+    if not in_force:
         return None
+    if any(h != in_force[-1] for h in during):
+        return dict(STAFFING_CHANGED)
     try:
-        return HoursConfig.model_validate(hours)
+        hours = HoursConfig.model_validate(in_force[-1])
     except ValueError:  # pydantic's ValidationError is one
         return None
+    return staffing_section(db, day, zone, hours)
 
 
 def freeze_days(
@@ -1277,18 +1323,22 @@ def freeze_days(
         # transaction walked its frozen days again at each one (days² queries).
         day = _walk_start(db, zone, through, touched - frozen, redated)
         head = db.execute("select max(seq) from events").fetchone()[0]
-        hours = _recorded_hours(db)
+        hours = recorded_hours(db)
         stamp = now.astimezone(UTC).isoformat()
         done: list[date] = []
         # Day to day with events only: one passage stamped 1970 before NTP synced must not
         # make every run walk the empty days since then inside the writer's transaction.
         while day is not None and day < today:
-            # A day purged already is counted no more: its households are gone (a zone
-            # renamed or corrected since it was frozen: ``frozen_report``).
-            if day.isoformat() not in frozen and not _purged(db, day, zone):
+            # A day whose outings' households were purged is counted no more (a zone
+            # renamed or corrected since it was frozen: ``frozen_report``); one whose are
+            # held for the quota's look-back is, before they are emptied.
+            if day.isoformat() not in frozen and not _lost(db, day, zone):
                 report = compute_report(db, day, zone, quota_cfg)
-                if hours is not None:  # the split by the hours in force, kept with the day
-                    report["staffing"] = staffing_section(db, day, zone, hours)
+                if _first_purge(db, day, zone) is not None:  # held: counted all the same
+                    report[HELD_WHEN_FROZEN] = True
+                staffing = _day_staffing(db, day, zone, hours)
+                if staffing is not None:  # the split by the hours in force, kept with the day
+                    report["staffing"] = staffing
                 db.table("daily_aggregates").insert(
                     {
                         "day": day.isoformat(),

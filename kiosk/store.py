@@ -902,11 +902,22 @@ def _set_high_water(conn: sqlite3.Connection, table: str, seq: int) -> None:
 SITE_META_KEY = "site"
 
 
+#: ``meta``'s key of the staffed hours' history (``record_site``): a JSON list of
+#: ``{"since": format_ts or null, "hours": ...}``, oldest first, one entry a change; ``since``
+#: null: in force from the log's start (or from before the history was kept).
+SITE_HOURS_KEY = "site.hours"
+
+
 def record_site(store: EventLog, settings: Mapping[str, Any]) -> None:
-    """Record ``settings`` (JSON-able) as the site the log is written for, if they changed."""
+    """Record ``settings`` (JSON-able) as the site the log is written for, if they changed;
+    their ``hours`` (the staffed hours) with the time they came into force on the log's
+    clock too (``SITE_HOURS_KEY``), so a past day is split by the hours of that day
+    (``recorded_hours``)."""
     text = json.dumps(settings, sort_keys=True, ensure_ascii=False)
-    if recorded_site(store.reader()) == settings:
+    before = recorded_site(store.reader())
+    if before == settings:
         return
+    since = format_ts(store.clock.now())
 
     def write(db: sqlite_utils.Database) -> None:
         db.execute(
@@ -914,8 +925,49 @@ def record_site(store: EventLog, settings: Mapping[str, Any]) -> None:
             " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
             [SITE_META_KEY, text],
         )
+        _record_hours(db, before, settings.get("hours"), since)
 
     store.submit(write)
+
+
+def _record_hours(
+    db: sqlite_utils.Database, before: Mapping[str, Any] | None, hours: object, since: str
+) -> None:
+    """Add ``hours`` to the history from ``since`` on when they differ from the last entry; a
+    log's first (no site recorded before) from its start, and the hours a release before the
+    history recorded (``before``'s) first, from the start too."""
+    history: list[dict[str, Any]] = [{"since": at, "hours": h} for at, h in recorded_hours(db)]
+    if not history and before is not None and isinstance(before.get("hours"), dict):
+        history = [{"since": None, "hours": before["hours"]}]
+    if not isinstance(hours, dict) or (history and history[-1]["hours"] == hours):
+        return
+    start = before is None and not history
+    history.append({"since": None if start else since, "hours": hours})
+    db.execute(
+        "INSERT INTO meta (key, value) VALUES (?, ?)"
+        " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        [SITE_HOURS_KEY, json.dumps(history, sort_keys=True, ensure_ascii=False)],
+    )
+
+
+def recorded_hours(db: sqlite_utils.Database) -> list[tuple[str | None, dict[str, Any]]]:
+    """The staffed hours the daemon recorded (``record_site``), each with the time it came
+    into force (``format_ts``; None: from the log's start), oldest first; [] when none were
+    (a log recorded before 2026-12-07) or the record cannot be read."""
+    row = db.execute("SELECT value FROM meta WHERE key = ?", [SITE_HOURS_KEY]).fetchone()
+    try:
+        value = json.loads(row[0]) if row else []
+    except (TypeError, ValueError):
+        return []
+    if not isinstance(value, list):
+        return []
+    return [
+        (e.get("since"), e["hours"])
+        for e in value
+        if isinstance(e, dict)
+        and isinstance(e.get("hours"), dict)
+        and (e.get("since") is None or isinstance(e.get("since"), str))
+    ]
 
 
 def recorded_site(db: sqlite_utils.Database) -> dict[str, Any] | None:
@@ -948,7 +1000,7 @@ def _digest_problem(
     if row.get("purged_at") is not None and all(
         row.get(p) is None for p in personal if p != "household"
     ):
-        return None
+        return _held_problem(table, row, keys)
     key = keys.key(table, row)
     # Only a purge's own row is ever attested; attested first: a day whose salt went may
     # have a new one since (a row stamped late).
@@ -965,6 +1017,30 @@ def _digest_problem(
             f" ({hashchain.period_of(row.get('ts'))}) is gone (deleted or edited)"
         )
     return f"{table} seq {seq}: personal fields do not match their digest (edited)"
+
+
+def _held_problem(table: str, row: Mapping[str, Any], keys: DigestKeys) -> str | None:
+    """What is wrong with a purged row's household, if anything: its marker (``""``, or
+    null for none), or held for the quota's look-back and matching the digest the purge took
+    of it (``HELD_DIGESTS``) with its key."""
+    seq, household = row["seq"], row.get("household")
+    if household in (None, record.PURGED_HOUSEHOLD):
+        return None
+    held = keys.attested.get((HELD_DIGESTS, seq))
+    key = keys.key(table, row)
+    if held is None:
+        return f"{table} seq {seq}: purged, but holds a household no purge kept (edited)"
+    if key is None:
+        return (
+            f"{table} seq {seq}: holds a household, but the digest salt of its period"
+            f" ({hashchain.period_of(row.get('ts'))}) is gone (deleted or edited)"
+        )
+    if _held_digest(key, row) != held:
+        return (
+            f"{table} seq {seq}: its household kept for the quota does not match its digest"
+            " (edited)"
+        )
+    return None
 
 
 def _verify_table(
@@ -1411,8 +1487,57 @@ def purge_rows(
         # are found in seq order), and a row never becomes purgeable later, so the range
         # nulls exactly these.
         span = [[rows[0], rows[-1]]]
-        return _purge_where(db, table, "seq >= ? AND seq <= ?", span, older_than, purged_at, hold)
-    return _purge_where(db, table, "seq = ?", [[s] for s in rows], older_than, purged_at, hold)
+        nulled = _purge_where(db, table, "seq >= ? AND seq <= ?", span, older_than, purged_at, hold)
+    else:
+        nulled = _purge_where(
+            db, table, "seq = ?", [[s] for s in rows], older_than, purged_at, hold
+        )
+    if hold is not None and table == "events":
+        _digest_held(db.conn, hold)
+    return nulled
+
+
+#: ``digest_attested``'s ``tbl`` for the digests of the households a purge kept for the quota's
+#: look-back (``purge_rows``' ``hold``): keyed by the row's own key (its period's salt, kept
+#: while a household of its period is held: ``shred_salts``), what ``verify`` checks a held
+#: household against; dropped once it is emptied (``drop_released_digests``).
+HELD_DIGESTS = "events.held"
+
+
+def _held_digest(key: bytes, row: Mapping[str, Any]) -> str:
+    return hashchain.personal_digest(key, row, ("household",))
+
+
+def _digest_held(conn: sqlite3.Connection, hold: datetime) -> None:
+    """Digest the households held from ``hold`` on that have no digest yet (index
+    ``events_held``: the look-back's few rows)."""
+    cursor = conn.execute(
+        "SELECT seq, id, ts, household FROM events INDEXED BY events_held"  # noqa: S608
+        f" WHERE purged_at IS NOT NULL AND household <> '{record.PURGED_HOUSEHOLD}' AND ts >= ?"
+        " AND NOT EXISTS (SELECT 1 FROM digest_attested d WHERE d.tbl = ? AND d.seq = events.seq)",
+        [format_ts(hold), HELD_DIGESTS],
+    )
+    rows = [dict(zip(("seq", "id", "ts", "household"), r, strict=True)) for r in cursor]
+    if not rows:
+        return
+    keys = digest_keys(conn, live_only=True)
+    held = [
+        [HELD_DIGESTS, row["seq"], _held_digest(key, row)]
+        for row in rows
+        if (key := keys.key("events", row)) is not None
+    ]
+    conn.executemany("INSERT OR REPLACE INTO digest_attested VALUES (?, ?, ?)", held)
+
+
+def drop_released_digests(db: sqlite_utils.Database) -> int:
+    """Drop the digests of held households emptied since (``release_held``, a resident's
+    forget): none stays to test guesses of a household against while its salt lives."""
+    cursor = db.execute(
+        "DELETE FROM digest_attested WHERE tbl = ? AND NOT EXISTS (SELECT 1 FROM events"  # noqa: S608
+        f" WHERE events.seq = digest_attested.seq AND household <> '{record.PURGED_HOUSEHOLD}')",
+        [HELD_DIGESTS],
+    )
+    return int(cursor.rowcount)
 
 
 #: SQL: an events row is an outing the quota counts (``kiosk.stats.households_outing``): a
@@ -1465,6 +1590,7 @@ def release_held(db: sqlite_utils.Database, before: datetime) -> int:
         f" WHERE purged_at IS NOT NULL AND household <> '{record.PURGED_HOUSEHOLD}' AND ts < ?",
         [format_ts(before)],
     )
+    drop_released_digests(db)
     return int(cursor.rowcount)
 
 
@@ -1512,7 +1638,10 @@ def _shred(
     """Whether the rows ``span`` selects (one key's rows) hold no personal data, with the
     audit rows that still carry their detail (a purge's own) attested; False, nothing
     written, if some row still holds personal fields or does not match its digest."""
-    held = f"SELECT 1 FROM events WHERE {span} AND purged_at IS NULL LIMIT 1"  # noqa: S608
+    held = (  # a household held for the quota's look-back keeps its salt (its digest's key)
+        f"SELECT 1 FROM events WHERE {span} AND (purged_at IS NULL"  # noqa: S608
+        f" OR household <> '{record.PURGED_HOUSEHOLD}') LIMIT 1"
+    )
     if conn.execute(held, args["events"]).fetchone():
         return False
     kept = f"SELECT * FROM audit WHERE {span} AND purged_at IS NULL"  # noqa: S608

@@ -29,6 +29,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import httpx
 
 from kiosk import services
+from kiosk.stats import STAFFING_CHANGED
 from kiosk.typed import visible
 from office.pull import (
     PLAIN_JSON,
@@ -198,14 +199,17 @@ def gate_policy(report: dict[str, Any]) -> dict[str, Any]:
 def gate_staffing(report: dict[str, Any]) -> dict[str, Any] | None:
     """The gate's day split by its staffed hours (``kiosk.stats.staffing_section``) as counts:
     ``hours`` (its spans, ``08:30-17:30``, or None: round the clock), and for ``staffed`` and
-    ``unstaffed`` the ``events`` and ``passages``; None when the report has none (a gate of
-    an older release); ``ValueError`` for anything else."""
+    ``unstaffed`` the ``events`` and ``passages`` (None: a day whose hours changed during it,
+    ``STAFFING_CHANGED``); None when the report has none (a gate of an older release);
+    ``ValueError`` for anything else."""
     staffing = report.get("staffing")
     if staffing is None:
         return None
     if not isinstance(staffing, dict):
         raise ValueError("staffing: expected a section")
     hours = staffing.get("hours")
+    if staffing == STAFFING_CHANGED:  # a frozen day whose hours changed during it: no split
+        return {"hours": hours, **dict.fromkeys(_PARTS)}
     if hours is not None and not (isinstance(hours, str) and _SPANS.fullmatch(hours)):
         raise ValueError("staffing.hours: expected spans of hours")
     parts = {p: _counts(staffing.get(p), _PART_SHAPE, f"staffing.{p}") for p in _PARTS}

@@ -305,3 +305,137 @@ def test_rows_purged_before_the_marker_that_may_be_outings_stay_unknown(tmp_path
     finally:
         log.close()
     assert [r[0] for r in rows] == ["", None, None]
+
+
+def test_purge_0_keeps_the_other_gates_outings_of_the_look_back(tmp_path, clock):
+    """``kiosk purge --older-than 0`` with the quota on deleted every passage of the other
+    gates held here, those of the quota's look-back too: F6, out at the east gate 8 hours
+    before, went out again here after a restart. Their outings in the look-back keep their
+    household (the pass id goes, as the gate's own rows keep only that), the rest goes by the
+    cutoff asked, and a later purge deletes them once the look-back has passed them."""
+    from kiosk import peers, stats, tokens
+    from kiosk.history import PassageHistory
+    from kiosk.store import EventLog, format_ts
+
+    migrations = [tokens.MIGRATIONS, stats.MIGRATIONS, peers.MIGRATIONS]
+    log = EventLog(tmp_path / "k.db", "gate-1", clock, "NORMAL", migrations=migrations).open()
+    rows = [  # seq, pass id, household, direction, hours after DAY_START
+        (1, "p-old", "F6", "out", -60),  # before the look-back
+        (2, "p-1", "F6", "out", 2),
+        (3, "p-2", "G7", "in", 3),  # no outing
+    ]
+
+    def put(db):
+        for seq, pass_id, household, direction, hours in rows:
+            at = format_ts(DAY_START + timedelta(hours=hours))
+            db.execute(
+                "INSERT INTO peer_passages (kiosk_id, seq, pass_id, household, direction,"
+                " decision, ts, flags, fetched_at) VALUES ('east', ?, ?, ?, ?, 'pass', ?, '[]', ?)",
+                [seq, pass_id, household, direction, at, at],
+            )
+
+    try:
+        log.submit(put)
+        now = DAY_START + timedelta(hours=10)
+        purge(log, 0, now, tz=TZ, quota_cfg=QUOTA)
+        left = log.reader().execute("SELECT seq, pass_id, household FROM peer_passages")
+        assert left.fetchall() == [(2, None, "F6")]
+        history = PassageHistory()
+        peers.load_peer_rows(log.reader(), history, now - timedelta(days=3))
+        assert history.exits_in_period("F6", now, 2) == 1
+        purge(log, 0, now + timedelta(days=3), tz=TZ, quota_cfg=QUOTA)
+        assert log.reader().execute("SELECT count(*) FROM peer_passages").fetchone()[0] == 0
+    finally:
+        log.close()
+
+
+def _edit_households(log, household: str) -> None:
+    """Whoever holds the file writes ``household`` into every row, outside the log."""
+    import sqlite3
+
+    log.close()
+    conn = sqlite3.connect(log.path)
+    conn.execute("UPDATE events SET household = ?", [household])
+    conn.commit()
+    conn.close()
+
+
+def _salt_kept(log) -> bool:
+    """Whether the digest salt of DAY_START's period (its UTC day) is kept."""
+    sql = "SELECT salt IS NOT NULL FROM digest_salts WHERE period = ?"
+    return bool(log.reader().execute(sql, [f"{DAY_START:%Y-%m-%d}"]).fetchone()[0])
+
+
+def test_verify_sees_a_purged_rows_household_edited(tmp_path, clock):
+    """Before: ``verify`` passed over every purged row whatever its household (a42a86c4 let
+    a purged row hold one for the quota's look-back): households written into purged rows
+    were outings to the gate's history after a restart, and nothing said so. A purged row
+    holds its marker (``""`` or null) and nothing else, as before."""
+    from support import reporting_log
+
+    log = reporting_log(tmp_path / "k.db", clock)
+    clock.set_wall(DAY_START)
+    log.append(EventDraft(direction="out", decision="pass", household="F6", holder="Li Lei"))
+    log.append(EventDraft(direction="in", decision="pass", household="G7", holder="Wu"))
+    log.append(EventDraft(direction="out", decision="pass"))  # a visitor: no household
+    clock.set_wall(DAY_START + timedelta(days=30))
+    purge(log, 7, clock.now(), tz=TZ, quota_cfg=QUOTA)
+    assert log.verify().ok and not _salt_kept(log)
+    _edit_households(log, "B-2-202")
+    log = reporting_log(tmp_path / "k.db", clock)
+    try:
+        result = log.verify()
+        assert not result.ok and "events seq 1: purged, but holds a household" in result.problem
+    finally:
+        log.close()
+
+
+def test_verify_sees_a_household_held_for_the_look_back_edited(tmp_path, clock):
+    """Before: ``kiosk purge --older-than 0`` kept F6's household for the quota's look-back
+    and shredded its period's salt; an edit of it was never seen. The purge digests a held
+    household with its row's key and keeps the period's salt while one is held; the release
+    drops the digest, and the salt goes at the purge after."""
+    from support import reporting_log
+
+    log = reporting_log(tmp_path / "k.db", clock)
+    clock.set_wall(DAY_START + timedelta(hours=2))
+    log.append(EventDraft(direction="out", decision="pass", household="F6", holder="Li Lei"))
+    clock.set_wall(DAY_START + timedelta(days=1))  # the purge's own row: another period
+    purge(log, 0, clock.now(), tz=TZ, quota_cfg=QUOTA)
+    assert log.verify().ok and _salt_kept(log)
+    _edit_households(log, "B-2-202")
+    log = reporting_log(tmp_path / "k.db", clock)
+    try:
+        result = log.verify()
+        assert not result.ok and "kept for the quota does not match" in result.problem
+        log.submit(lambda db: db.execute("UPDATE events SET household = 'F6'"))  # put back
+        assert log.verify().ok
+        clock.set_wall(DAY_START + timedelta(days=4))
+        purge(log, 0, clock.now(), tz=TZ, quota_cfg=QUOTA)  # released
+        assert log.verify().ok and not _salt_kept(log)
+        held = log.reader().execute("SELECT count(*) FROM digest_attested WHERE tbl <> 'audit'")
+        assert held.fetchone()[0] == 0
+    finally:
+        log.close()
+
+
+def test_a_day_purged_by_hand_mid_day_is_frozen_as_it_was(store, clock):
+    """``kiosk purge --older-than 0`` at 10:00 with the quota on kept the day's outings'
+    households for the look-back; the nightly purges after never froze the day (it had
+    purged rows) and, once the look-back had passed them, emptied them: 2 March's report
+    said its households, histogram and over-quota count unknown. The day is frozen from its
+    households still held before they are emptied, and its report stays as it was."""
+    for household, hours in (("F6", 1), ("F6", 3), ("G7", 4)):
+        out(store, clock, DAY_START + timedelta(hours=hours), household)
+    before = daily_report(store.reader(), DAY, TZ, QUOTA)["exits_per_household"]
+    assert (before["households"], before["over_quota_households"]) == (2, 1)
+    clock.set_wall(DAY_START + timedelta(hours=10))
+    purge(store, 0, clock.now(), tz=TZ, quota_cfg=QUOTA)  # by hand, mid-day
+    frozen = []
+    for days in (1, 2, 3, 4):  # the nightly purges after (retention 2 days)
+        clock.set_wall(DAY_START + timedelta(days=days, hours=1))
+        frozen += purge(store, 2, clock.now(), tz=TZ, quota_cfg=QUOTA).days_frozen
+    assert frozen == [DAY]
+    left = store.reader().execute("SELECT count(*) FROM events WHERE household <> ''")
+    assert left.fetchone()[0] == 0  # released
+    assert daily_report(store.reader(), DAY, TZ, QUOTA)["exits_per_household"] == before

@@ -313,6 +313,70 @@ def test_a_frozen_day_keeps_the_staffing_split_of_the_hours_in_force_then(tmp_pa
         log.close()
 
 
+def _hours(enabled: bool, *spans: str):
+    """The site record of a gate staffed ``spans`` (``enabled``), or round the clock."""
+    hours = {"enabled": enabled, **({"spans": list(spans)} if spans else {})}
+    return site_record(parse_config({"site": {"kiosk_id": "gate-1"}, "policy": {"hours": hours}}))
+
+
+def _log_staffed(tmp_path, at):
+    sets = [tokens.MIGRATIONS, stats.MIGRATIONS, lists.MIGRATIONS, *MIGRATIONS]
+    return EventLog(tmp_path / "kiosk.db", "gate-1", at, "NORMAL", migrations=sets).open()
+
+
+def test_a_day_frozen_after_a_restart_with_new_hours_keeps_its_own(tmp_path):
+    """Before: the freeze split a day by the hours recorded at the daemon's LAST start: a
+    restart with the gate staffed round the clock at 03:00 the night after, before the
+    nightly freeze, froze DAY's 18:00 fever nobody was on duty for as staffed. The log keeps
+    each change of the hours with its time (``kiosk.store.recorded_hours``) and a day is
+    frozen with the hours in force on it."""
+    at = FakeClock(start=MIDNIGHT)
+    log = _log_staffed(tmp_path, at)
+    try:
+        record_site(log, _hours(True))
+        _day_around_the_volunteers(log, at)
+        at.set_wall(MIDNIGHT + timedelta(days=1, hours=3))
+        record_site(log, _hours(False))  # the restart, before the freeze
+        assert stats.freeze_days(log, TZ, None, at.now()) == [DAY]
+        around = parse_config({"policy": {"hours": {"enabled": False}}}).policy.hours
+        staffing = stats.daily_report(log.reader(), DAY, TZ, hours=around)["staffing"]
+        assert staffing["hours"] == "08:30-17:30"
+        assert (staffing["staffed"]["events"], staffing["unstaffed"]["events"]) == (1, 3)
+    finally:
+        log.close()
+
+
+def test_a_day_whose_hours_changed_during_it_says_so(tmp_path):
+    """Staffed 08:30-17:30 until a restart at 12:00 with 06:00-22:00: no one split is the
+    day's, and its frozen report says the hours changed during the day rather than pick one;
+    the day after is split by the new hours."""
+    at = FakeClock(start=MIDNIGHT)
+    log = _log_staffed(tmp_path, at)
+    try:
+        record_site(log, _hours(True))
+        _day_around_the_volunteers(log, at)
+        at.set_wall(MIDNIGHT + timedelta(hours=12))
+        record_site(log, _hours(True, "06:00-22:00"))
+        at.set_wall(MIDNIGHT + timedelta(days=1, hours=19))
+        log.append(EventDraft(direction="in", decision="pass", household="1-101"))
+        at.set_wall(MIDNIGHT + timedelta(days=2, hours=3))
+        assert stats.freeze_days(log, TZ, None, at.now()) == [DAY, DAY + timedelta(days=1)]
+        staffing = stats.daily_report(log.reader(), DAY, TZ)["staffing"]
+        assert staffing == {"hours": "changed during the day"}
+        rows = _file_rows(stats.daily_report(log.reader(), DAY, TZ))
+        assert [r for r in rows if r[0] == "staffing"] == [
+            ["staffing", "hours", "changed during the day"]
+        ]
+        from office.gatereports import gate_staffing  # the office writes the split unknown
+
+        office = gate_staffing(stats.daily_report(log.reader(), DAY, TZ))
+        assert office == {"hours": "changed during the day", "staffed": None, "unstaffed": None}
+        after = stats.daily_report(log.reader(), DAY + timedelta(days=1), TZ)["staffing"]
+        assert after["hours"] == "06:00-22:00" and after["staffed"]["events"] == 1
+    finally:
+        log.close()
+
+
 def _boot(path, at, boot_id):
     sets = [stats.MIGRATIONS]
     return EventLog(path, "gate-1", at, "NORMAL", migrations=sets, boot_id=boot_id).open()
