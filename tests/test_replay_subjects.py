@@ -68,7 +68,7 @@ def test_a_guard_step_after_the_deny_left_the_screen_is_about_the_visitor_it_nam
     deny, manual = result.decisions
     assert deny["t_s"] + 1.0 < 5  # the deny was off the screen
     assert deny["latency_ms"] > 1000.0  # measured for longer than the result is held
-    assert manual["flags"] == [f"overrides:{deny['seq']}"]
+    assert manual["flags"] == ["role:resident", f"overrides:{deny['seq']}"]  # role: 760dd300
     assert manual["temp_c"] == deny["temp_c"]
 
 
