@@ -174,7 +174,19 @@ def _check_log_owner(store: EventLog, kiosk_id: str) -> None:
         )
 
 
-def _shared_parts(config: KioskConfig, data_dir: Path, clock: Clock, store: EventLog) -> _Shared:
+def settle_trust_wait(seconds: float) -> None:
+    """How a start waits before it reads a trust folder that failed again
+    (``kiosk.passes.TrustList.settled``; a test's stand-in never sleeps)."""
+    time.sleep(seconds)
+
+
+def _shared_parts(
+    config: KioskConfig,
+    data_dir: Path,
+    clock: Clock,
+    store: EventLog,
+    trust_wait: Callable[[float], None] | None = None,
+) -> _Shared:
     trust_path = trust_dir(config, data_dir)
     trust_path.mkdir(parents=True, exist_ok=True)
     floor = clock.raise_floor if isinstance(clock, FlooredClock) else None
@@ -195,7 +207,8 @@ def _shared_parts(config: KioskConfig, data_dir: Path, clock: Clock, store: Even
         floor(issued)  # the office's last bundle was issued before this start
     horizon = peers.history_horizon(config.policy.quota.period_days)
     return _Shared(
-        trust=TrustList.from_dir(trust_path),
+        # A key caught half-copied: read once more after a moment before the start fails.
+        trust=TrustList.settled(trust_path, trust_wait or settle_trust_wait),
         lists=list_store,
         # Whose exits are outings: the roles in force, read from each row's recorded role
         # whatever the quota's setting when it was made (``kiosk.history.counted_outing``).
@@ -255,6 +268,7 @@ def build_core(
     *,
     gate: Gate | None = None,
     on_migrating: Callable[[int, int], None] | None = None,
+    trust_wait: Callable[[float], None] | None = None,
 ) -> Core:
     """Every core object, wired; nothing started yet except the event log's writer.
 
@@ -262,13 +276,15 @@ def build_core(
     virtual time by ``checkpoint.virtual``) and the benches build the program here.
     ``gate``: the relay ``kiosk run`` built and commanded locked before anything else
     (``drivers.gate.lock_at_start``), driven from here on. ``on_migrating``: told the log's
-    migration's progress as it opens (``EventLog``; the daemon's ``LongStart``)."""
+    migration's progress as it opens (``EventLog``; the daemon's ``LongStart``).
+    ``trust_wait``: how it waits to read a trust folder that failed again
+    (``settle_trust_wait``)."""
     clock = clock or FlooredClock(system_clock())
     data_dir.mkdir(parents=True, exist_ok=True)
     store = _open_event_log(config, data_dir, clock, on_migrating)
     with _closing_on_error(store.close):
         _floor_from_log(clock, store)
-        shared = _shared_parts(config, data_dir, clock, store)
+        shared = _shared_parts(config, data_dir, clock, store, trust_wait)
         ledgers_ = _ledgers(config, clock, store)
         devices = devices or build_devices(config, clock, gate=gate)
         issuer_key, issuer_key_problem = _issuer_key()

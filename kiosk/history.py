@@ -48,7 +48,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from .days import days_before
-from .lists import same_text
+from .spelling import same_text
 
 __all__ = [
     "COUNTED_DECISIONS",

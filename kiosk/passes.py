@@ -31,7 +31,7 @@ import stat
 import struct
 import threading
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
@@ -64,6 +64,7 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "MAX_TEXT_BYTES",
+    "TRUST_SETTLE_S",
     "KeyFileError",
     "Pass",
     "PassError",
@@ -80,6 +81,10 @@ __all__ = [
     "pass_start",
     "public_key_pem",
 ]
+
+#: How long a start gives a trust folder whose read failed before reading it again
+#: (``TrustList.settled``): a key being copied in is written within it.
+TRUST_SETTLE_S = 2.0
 
 PassReason = Literal["pass_malformed", "pass_bad_signature", "pass_unknown_key"]
 
@@ -575,6 +580,19 @@ class TrustList:
         trust = cls(cls._read_dir(directory), source=directory)
         trust._stamp = stamp
         return trust
+
+    @classmethod
+    def settled(cls, path: str | Path, wait: Callable[[float], None]) -> TrustList:
+        """``from_dir`` at a start, read once more after ``wait(TRUST_SETTLE_S)`` when it
+        fails: a key caught half-copied (``cp`` creates the file, then writes it: an empty
+        ``office.pub``) is whole a moment later, and the start goes on. Still failing, the
+        second read's error (``kiosk run``: exit 2, no restart mends it)."""
+        try:
+            return cls.from_dir(path)
+        except TrustListError as exc:
+            log.warning("trust folder: %s; read again in %.0f s", exc, TRUST_SETTLE_S)
+        wait(TRUST_SETTLE_S)
+        return cls.from_dir(path)
 
     @staticmethod
     def _folder_stamp(directory: Path) -> int:

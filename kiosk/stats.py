@@ -263,19 +263,29 @@ class DayOutings:
     its rows in ``seq`` order (``count``), and those whose household was purged or came
     masked (``emptied``: ``purged_outing``, whose nobody can tell); a ``not_opened`` row
     after an outing takes it back. The one count of a day's outings: the gate's report and
-    each compound of the office's district report (``office.compounds``)."""
+    each compound of the office's district report (``office.compounds``). ``roles``: the
+    roles the quota counts (``quota.roles``), the rule the over-quota count beside it reads
+    (``over_quota_households``): a courier's exit is no outing, whatever was judged when it
+    was made; ``by_gate``: a gate's own roles instead, by its ``kiosk_id`` (None: as judged
+    then)."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        roles: Collection[str] | None = None,
+        by_gate: Mapping[str, Collection[str] | None] | None = None,
+    ) -> None:
         self.exits: Counter[str] = Counter()
         self.outings: dict[Key, str] = {}  # the exits counted, by (kiosk, seq)
         self.emptied: set[Key] = set()
+        self.roles, self.by_gate = roles, by_gate or {}
 
     def count(self, row: Mapping[str, Any]) -> None:
         key = (str(row["kiosk_id"]), int(row["seq"]))
-        if households_outing(row):
+        roles = self.by_gate.get(key[0], self.roles)
+        if households_outing(row, roles):
             self.outings[key] = same_text(row["household"])
             self.exits[same_text(row["household"])] += 1
-        elif purged_outing(row):
+        elif purged_outing(row, roles):
             self.emptied.add(key)
         elif (failed := not_opened_pass(row)) is not None and failed in self.emptied:
             self.emptied.discard(failed)
@@ -447,7 +457,7 @@ def compute_report(
     guards = _GuardDecisions(db)
     seen: dict[Key, Key] = {}  # each row's passage (``kiosk.links.passage_key``)
     fevers: list[datetime] = []  # local, with the UTC offset: which 02:30 it was
-    day_outings = DayOutings()
+    day_outings = DayOutings(quota.roles)  # the over-quota count's rule
     total = 0
     kiosks: set[str] = set()
     dating: Counter[str | None] = Counter()

@@ -53,6 +53,7 @@ from kiosk.config.store import StoreSection
 from kiosk.deadline import LogUses, Stopped
 from kiosk.devices import Health
 from kiosk.files import ended_read, read_snapshot, sqlite_read_only
+from kiosk.history import DEFAULT_ROLES, counted_outing
 from kiosk.links import NOT_OPENED_ROWS
 from kiosk.schema import PROGRAM_SETS, execute_script
 from kiosk.typed import whole_number
@@ -1474,23 +1475,24 @@ def purge_rows(
     older_than: datetime,
     purged_at: datetime,
     hold: datetime | None = None,
+    roles: Collection[str] = DEFAULT_ROLES,
 ) -> int:
     """Null the personal fields of the rows ``seqs`` of ``table`` (``purge_candidates``),
     each checked again against the purge rule; one bounded batch of a purge. ``hold``: the
-    household of an outing (``HELD_OUTING``) stamped at or after it is kept (the quota's
-    look-back, ``kiosk.retention.purge``), the rest nulled; ``release_held`` empties it once
-    the look-back has passed. Returns the rows nulled."""
-    rows = sorted(seqs)
+    household of an outing the quota counting ``roles`` counts (``held_outing``) stamped at
+    or after it is kept (the quota's look-back, ``kiosk.retention.purge``), the rest nulled;
+    ``release_held`` empties it once the look-back has passed. Returns the rows nulled."""
+    rows, held = sorted(seqs), (hold, roles)
     if rows and rows[-1] - rows[0] < 2 * len(rows):
         # Dense (the usual backlog): one range statement, a few times faster than a statement
         # per row. The purgeable rows between two candidates are candidates themselves (they
         # are found in seq order), and a row never becomes purgeable later, so the range
         # nulls exactly these.
         span = [[rows[0], rows[-1]]]
-        nulled = _purge_where(db, table, "seq >= ? AND seq <= ?", span, older_than, purged_at, hold)
+        nulled = _purge_where(db, table, "seq >= ? AND seq <= ?", span, older_than, purged_at, held)
     else:
         nulled = _purge_where(
-            db, table, "seq = ?", [[s] for s in rows], older_than, purged_at, hold
+            db, table, "seq = ?", [[s] for s in rows], older_than, purged_at, held
         )
     if hold is not None and table == "events":
         _digest_held(db.conn, hold)
@@ -1540,13 +1542,33 @@ def drop_released_digests(db: sqlite_utils.Database) -> int:
     return int(cursor.rowcount)
 
 
-#: SQL: an events row is an outing the quota counts (``kiosk.stats.households_outing``): a
-#: passing exit naming a household, not ``quota_exempt``. What a purge inside the quota's
-#: look-back keeps the household of (``purge_rows``' ``hold``), and only that.
-HELD_OUTING = (
-    "direction = 'out' AND decision IN ('pass', 'manual_pass') AND household <> ''"
-    " AND flags NOT LIKE '%\"quota_exempt\"%'"
-)
+def held_outing(roles: Collection[str]) -> str:
+    """SQL: an events row is an outing the quota counting ``roles`` (the config's
+    ``quota.roles``) counts (``kiosk.stats.households_outing``): a passing exit naming a
+    household, judged by ``kiosk.history.counted_outing`` itself (the SQL function
+    ``counted_outing``, defined on the connection by ``define_counted_outing``), so by its
+    role against the roles in force, not by the ``quota_exempt`` it was given then. What a
+    purge inside the quota's look-back keeps the household of (``purge_rows``' ``hold``), and
+    only that."""
+    said = json.dumps(sorted(roles)).replace("'", "''")
+    return (
+        "direction = 'out' AND decision IN ('pass', 'manual_pass') AND household <> ''"
+        f" AND counted_outing(flags, '{said}')"
+    )
+
+
+def define_counted_outing(db: sqlite_utils.Database) -> None:
+    """``counted_outing(flags, roles)`` (``held_outing``) on ``db``'s connection, defined once
+    for good (a function defined while another thread queries the connection froze every
+    thread: ``kiosk.people._compare_keys``)."""
+    try:
+        db.conn.execute("SELECT counted_outing('[]', '[]')").fetchone()
+    except sqlite3.OperationalError:  # not defined on this connection yet
+        db.conn.create_function("counted_outing", 2, _counted_outing, deterministic=True)
+
+
+def _counted_outing(flags: str | None, roles: str) -> bool:
+    return counted_outing(json.loads(flags) if flags else (), json.loads(roles))
 
 
 def _purge_where(
@@ -1556,22 +1578,24 @@ def _purge_where(
     args: list[list[Any]],
     older_than: datetime,
     purged_at: datetime,
-    hold: datetime | None = None,
+    hold: tuple[datetime | None, Collection[str]] = (None, DEFAULT_ROLES),
 ) -> int:
     """Null the purgeable rows ``span`` selects, once for each parameter list of ``args``
-    (``hold``: ``purge_rows``')."""
+    (``hold``: ``purge_rows``' ``hold`` and ``roles``)."""
     personal = (
         hashchain.EVENT_PERSONAL_FIELDS if table == "events" else hashchain.AUDIT_PERSONAL_FIELDS
     )
     sets = record.emptied(personal)
     held: list[Any] = []
-    if hold is not None and table == "events":
+    since, roles = hold
+    if since is not None and table == "events":
+        define_counted_outing(db)
         kept = [p for p in personal if p != "household"]
         sets = record.emptied(tuple(kept)) + (
-            f", household = CASE WHEN ts >= ? AND {HELD_OUTING} THEN household"
+            f", household = CASE WHEN ts >= ? AND {held_outing(roles)} THEN household"
             f" WHEN household <> '' THEN '{record.PURGED_HOUSEHOLD}' END"
         )
-        held = [format_ts(hold)]
+        held = [format_ts(since)]
     sql = (
         f"UPDATE {_table_name(table)} SET {sets}, purged_at = ? WHERE {span}"  # noqa: S608
         + _purgeable(table)

@@ -230,6 +230,8 @@ class _Rule:
     unlisted: list[dict[str, Any]] | None = None
     outside: list[str] | None = None
     identity: dict[str, Any] | None = None
+    #: The roles whose exits are outings, by gate (``_counted_roles``).
+    roles: dict[str, tuple[str, ...] | None] | None = None
 
 
 def _zone(name: str) -> ZoneInfo | None:
@@ -277,6 +279,19 @@ def _rule(
     return rule
 
 
+def _counted_roles(
+    gates: list[str], rule: _Rule, held: dict[str, GatePolicy]
+) -> dict[str, tuple[str, ...] | None]:
+    """The roles each gate's exits are outings by, for the day's count
+    (``kiosk.stats.DayOutings``): the compound's rule's, the one its over-quota count reads;
+    without one (its gates disagree, or did not say), each gate's as it reported them (None:
+    not said, each exit as judged when it was made)."""
+    if rule.quota is not None:
+        return dict.fromkeys(gates, tuple(rule.quota.roles))
+    told = {g: (held[g].quota or {}).get("roles") if g in held else None for g in gates}
+    return {g: tuple(roles) if roles else None for g, roles in told.items()}
+
+
 def _same_rule(a: dict[str, Any], b: dict[str, Any]) -> bool:
     """Whether two gates' quotas are one rule: with the quota off its numbers count for
     nothing; the roles counted, when both gates say (a report frozen before: ``None``)."""
@@ -311,7 +326,7 @@ def _compound_exits(
     counts them (``kiosk.stats.DayOutings``: one no one's here, ``masked``, masked or purged,
     is counted, and leaves the households unknown), its look-back's no one's outings unknown
     only where they could put a household over (``count``: ``stats.over_quota_households``)."""
-    outings = stats.DayOutings()
+    outings = stats.DayOutings(by_gate=rule.roles)  # the over-quota count's roles
     for r in day_rows:
         if r[1] in gates:
             outings.count(
@@ -386,6 +401,7 @@ def district_exits(
         named = {p for g in gates if g in held for p in held[g].peers or ()}
         rule.outside = sorted(named - in_report)
         rule.identity = identity(gates, held, groups)
+        rule.roles = _counted_roles(gates, rule, held)
         entry = _compound_exits(gates, rule, day_rows, count, masked)
         entries.append(entry | {"undeclared": undeclared(gates, held)})
     return _roll_up(section, entries)

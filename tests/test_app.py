@@ -193,8 +193,10 @@ def test_demo_serves_all_three_faces_and_visitors_produce_events(tmp_path):
     assert json.loads(json.dumps(first))  # events are plain JSON
 
 
-def test_run_with_an_unusable_trust_key_fails_with_one_line(tmp_path, capsys):
+def test_run_with_an_unusable_trust_key_fails_with_one_line(tmp_path, capsys, monkeypatch):
     from checkpoint.cli import main
+
+    monkeypatch.setattr("checkpoint.app.settle_trust_wait", lambda _s: None)  # still no key
 
     cfg = tmp_path / "kiosk.toml"
     cfg.write_text("[web]\nport = 0\n")

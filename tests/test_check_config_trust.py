@@ -71,6 +71,7 @@ def test_run_without_a_key_exits_2_so_systemd_does_not_restart_it(tmp_path, caps
 
 def test_run_refusals_check_config_calls_problems_exit_2(tmp_path, capsys, monkeypatch):
     # A key file that is no key, web.tls without its credentials: a restart mends neither.
+    monkeypatch.setattr("checkpoint.app.settle_trust_wait", lambda _s: None)  # read again: no key
     trust = tmp_path / "trust"
     trust.mkdir()
     (trust / "office.pub").write_text("not a key\n")
@@ -84,3 +85,44 @@ def test_run_refusals_check_config_calls_problems_exit_2(tmp_path, capsys, monke
     cfg.write_text(cfg.read_text().replace("[web]\n", "[web]\ntls = true\n"))
     assert main(["run", "--config", str(cfg), "--data", str(tmp_path / "d")]) == 2
     assert "tls_cert/tls_key credentials are missing" in capsys.readouterr().err
+
+
+def _rooted(tmp_path: Path, trust: str | None) -> tuple[Path, Path]:
+    """An install's --root with its data dir, and a config naming ``trust`` (None: the
+    default, ``trust`` under the data dir), as scripts/install checks it: no $KIOSK_DATA."""
+    root = tmp_path / "root"
+    (root / "var/lib/kiosk/trust").mkdir(parents=True, exist_ok=True)
+    named = "" if trust is None else f'trust_dir = "{trust}"\n'
+    cfg = tmp_path / "kiosk.toml"
+    cfg.write_text(f'[site]\nkiosk_id = "gate-1"\n[policy]\n{named}[web]\nport = 0\n')
+    return root, cfg
+
+
+def test_under_root_the_default_trust_folder_is_the_installs(tmp_path, capsys, monkeypatch):
+    # check-config --root left a relative trust_dir unjudged without $KIOSK_DATA (rvcfg2)
+    monkeypatch.delenv("KIOSK_DATA", raising=False)
+    root, cfg = _rooted(tmp_path, None)
+    (root / "var/lib/kiosk/trust/office.pub").write_text("")  # no key: kiosk run refuses it
+    assert main(["check-config", "--root", str(root), str(cfg)]) == 2
+    assert "office.pub" in capsys.readouterr().err
+    (root / "var/lib/kiosk/trust/office.pub").unlink()
+    assert main(["check-config", "--root", str(root), str(cfg)]) == 0  # step_trust fills it
+    assert "warning: policy: no trusted issuer key" in capsys.readouterr().err
+
+
+def test_under_root_a_trust_folder_the_install_does_not_fill_is_a_problem(
+    tmp_path, capsys, monkeypatch
+):
+    # step_trust copies the issuer's key into /var/lib/kiosk/trust only: another folder
+    # without a key is one `kiosk run` refuses with exit 2 after the install (rvcfg2)
+    monkeypatch.delenv("KIOSK_DATA", raising=False)
+    root, cfg = _rooted(tmp_path, "/etc/kiosk/trust")
+    (root / "etc/kiosk/trust").mkdir(parents=True)
+    assert main(["check-config", "--root", str(root), str(cfg)]) == 2
+    captured = capsys.readouterr()
+    assert "ok:" not in captured.out
+    assert "policy: no trusted issuer key (*.pub) in" in captured.err
+    root, cfg = _rooted(tmp_path, "keys2")  # relative, not the folder the install fills
+    (root / "var/lib/kiosk/keys2").mkdir()
+    assert main(["check-config", "--root", str(root), str(cfg)]) == 2
+    assert "keys2" in capsys.readouterr().err

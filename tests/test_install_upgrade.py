@@ -1338,3 +1338,45 @@ def test_picamera2_is_checked_only_for_a_pi_camera_and_a_working_one_passes(tmp_
     broken_picamera2(tmp_path / "broken")
     out, status = check_release_with(tmp_path / "again", config, tmp_path / "broken")
     assert status == (1 if config else 0), out
+
+
+def test_the_switch_back_says_the_line_the_new_release_refused_to_start_with(tmp_path):
+    """The roll-back's message carries the daemon's refusal (`kiosk run: cannot start: ...`,
+    from the journal of its last run), not only "see journalctl" (rvcfg2)."""
+    root = tmp_path / "root"
+    kiosk = root / "opt/kiosk"
+    (kiosk / "releases/old/venv").mkdir(parents=True)
+    (kiosk / "releases/new/venv").mkdir(parents=True)
+    (kiosk / "current").symlink_to("releases/new")
+    (kiosk / "previous").symlink_to("releases/old")
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir()
+    refusal = "kiosk run: cannot start: /var/lib/kiosk/trust/office.pub is not a PEM public key"
+    (fake_bin / "systemctl").write_text(  # the new release fails, the previous one runs
+        '#!/bin/sh\n[ "$1" = show ] && { echo 0123abcd; exit 0; }\n'
+        '[ "$1" = is-active ] || exit 0\n'
+        f'[ "$(readlink {kiosk}/current)" = releases/new ] || {{ echo active; exit 0; }}\n'
+        "echo failed\nexit 3\n"
+    )
+    (fake_bin / "journalctl").write_text(  # that run's lines only
+        '#!/bin/sh\ncase "$*" in *_SYSTEMD_INVOCATION_ID=0123abcd*) ;; *) exit 0 ;; esac\n'
+        f'echo \'{{"level": "warning", "msg": "emulated devices"}}\'\necho "{refusal}"\n'
+    )
+    for program in ("systemctl", "journalctl"):
+        (fake_bin / program).chmod(0o755)
+    body = script_functions("r", "say", "ok", "fail", "show_command", "act", "switch_to")
+    body += script_functions("unit_up", "stays_up_or_roll_back", "daemon_refusal")
+    body += script_functions(*DATA_COPY_FUNCTIONS)
+    proc = bash(
+        f"set -uo pipefail\n{body}\nROOT={root} DRY_RUN=0 STEP=start FAILED=() HEALTH_SETTLE=0\n"
+        f"PY={sys.executable} DATA=/var/lib/kiosk PREFIX=/opt/kiosk REFUSAL=''\n"
+        f"CONFIG=/etc/kiosk/kiosk.toml CONFIG_SRC={ROOT}/systemd/kiosk.toml.example\n"
+        "CURRENT=/opt/kiosk/current PREVIOUS=/opt/kiosk/previous\n"
+        "SWITCHED_FROM=releases/old SWITCHED_TO=releases/new\n"
+        'stays_up_or_roll_back; status=$?; printf "%s\\n" "${FAILED[@]}"; exit $status',
+        fake_bin,
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out
+    assert "switched back to releases/old" in out
+    assert f"the new release said: {refusal}" in out, out

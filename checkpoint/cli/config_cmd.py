@@ -80,7 +80,10 @@ def trust_said(config: KioskConfig, root: Path | None) -> tuple[list[str], list[
     try:
         if not key_files(folder):
             said = f"policy: {no_trusted_key_in(folder)}"
-            return ([], [said]) if root is not None else ([said], [])
+            # Only the folder the install's trust step copies the issuer's key into is filled
+            # after this check; any other stays empty, and kiosk run refuses it (exit 2).
+            filled = root is not None and folder == root / INSTALLED_DATA / "trust"
+            return ([], [said]) if filled else ([said], [])
         TrustList.from_dir(folder)
     except TrustListError as exc:
         return [f"policy.trust_dir: {exc}"], []
@@ -89,6 +92,9 @@ def trust_said(config: KioskConfig, root: Path | None) -> tuple[list[str], list[
 
 #: Where scripts/install keeps the credentials kiosk.service is handed, under its --root.
 INSTALLED_CREDENTIALS = Path("etc/kiosk/credentials")
+#: The data dir scripts/install makes (kiosk.service's --data), under its --root: a relative
+#: policy.trust_dir is under it, and its trust step copies the issuer's key into its trust/.
+INSTALLED_DATA = Path("var/lib/kiosk")
 #: The root of this machine's install: its credentials, when nothing else names them.
 INSTALLED_ROOT = Path("/")
 
@@ -227,14 +233,18 @@ def _notes(config: KioskConfig) -> list[str]:
 
 def _trust_folder(config: KioskConfig, root: Path | None = None) -> Path | None:
     """The trust folder as the daemon will read it (``kiosk.config.trust_dir``), when
-    check-config can tell: an absolute ``policy.trust_dir`` (under ``root`` when given), or
-    any under ``$KIOSK_DATA``."""
+    check-config can tell: an absolute ``policy.trust_dir`` (under ``root`` when given), a
+    relative one (the default ``trust``) under the install's data dir under ``root``
+    (``INSTALLED_DATA``, as the credentials are looked for there), else under
+    ``$KIOSK_DATA``."""
     from kiosk.config import trust_dir
 
     data = os.environ.get("KIOSK_DATA")
     named = config.policy.trust_dir
     if named is not None and Path(named).is_absolute():
         return root / named.lstrip("/") if root is not None else Path(named)
+    if root is not None:
+        return trust_dir(config, root / INSTALLED_DATA)
     if not data:
         return None  # relative to a data dir this check is not told
     return trust_dir(config, Path(data))
