@@ -16,7 +16,7 @@ import json
 import logging
 import math
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -992,12 +992,17 @@ class AlarmDesk:
                 alarm = _about_person(alarm_of(event, alarm.kind, alarm.detail), event)
             return self.board.add(alarm)
 
+    def ear(self, bus: EventBus) -> Coroutine[Any, Any, None]:
+        """``follow`` on a subscription taken now (so nothing published before its task first
+        runs is missed), to be run as a task (``Guard.hear``)."""
+        return self.follow(bus, bus.subscribe(maxsize=DESK_QUEUE, name="alarm-desk"))
+
     async def follow(self, bus: EventBus, subscription: Subscription | None = None) -> None:
-        """The desk's own ear on the bus, run as a task from the console's start until it is
-        cancelled or the bus closes (``subscription``: one taken when the console was built,
-        so nothing published since is missed): every ``alarm`` message is noted
-        (``note_message``), whether any console streams or every tablet sleeps, and a change
-        is told (``ALARMS_HEARD``). Dropped as slow, it subscribes again."""
+        """The desk's own ear on the bus, run as a task (``Guard.hear``) until it is
+        cancelled or the bus closes (``subscription``: one taken as the task was made):
+        every ``alarm`` message is noted (``note_message``), whether any console streams or
+        every tablet sleeps, and a change is told (``ALARMS_HEARD``). Dropped as slow, it
+        subscribes again."""
         while True:
             heard = subscription or bus.subscribe(maxsize=DESK_QUEUE, name="alarm-desk")
             subscription = None

@@ -31,9 +31,11 @@ or ID numbers. With ``web.mask_personal = false`` nothing is masked.
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, FastAPI
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ui.auth import GuardAuth
 from ui.guard import (
@@ -71,11 +73,30 @@ def install(app: FastAPI, core: Core, auth: GuardAuth | None = None) -> Guard:
     against ``core.accounts``); returns that state."""
     state = Guard.build(core, auth)
     app.state.guard = state
-    # The desk's ear started with the app (a test's client; the daemon serves without the
-    # app's lifespan and starts it itself: ``checkpoint.app.Daemon.start``).
-    app.router.on_startup.append(state.start_hearing)
+    # The alarm desk hears the bus wherever the console is built and served (``Guard.hear``):
+    # built on a running loop (the daemon, a bench), at once; else at the first call into the
+    # app, its lifespan or a request, whoever serves it and however (lifespan off, replaced).
+    app.add_middleware(DeskHears, guard=state)
     app.router.on_shutdown.append(state.stop_hearing)
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:  # built off a loop: its first call starts it
+        pass
+    else:
+        state.hear()
     app.state.community_imports = community.Pending()
     for router in ROUTERS:
         app.include_router(router)
     return state
+
+
+class DeskHears:
+    """Every call into the app (its lifespan, each request) makes sure the alarm desk hears
+    the bus on the loop serving it (``Guard.hear``: nothing once it does)."""
+
+    def __init__(self, app: ASGIApp, guard: Guard) -> None:
+        self.app, self.guard = app, guard
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self.guard.hear()
+        await self.app(scope, receive, send)

@@ -45,7 +45,6 @@ from starlette.datastructures import FormData
 
 from kiosk import queries
 from kiosk.alarms import (
-    DESK_QUEUE,
     Alarm,
     AlarmDesk,
     device_alarms,
@@ -54,7 +53,6 @@ from kiosk.alarms import (
     retention_alarms,
 )
 from kiosk.auditing import Change, HeldRows, audited_write, auditing_request
-from kiosk.bus import Subscription
 from kiosk.clock import ClockReading
 from kiosk.config.gate import stop_releases
 from kiosk.crossing import Outcome
@@ -165,9 +163,7 @@ class Guard:
     #: Audit rows the storage could not take (a sign-in let in during a storage outage, a
     #: refusal): written, oldest first, before the next row once the storage works again.
     held: HeldRows = field(default_factory=HeldRows)
-    #: The alarm desk's ear on the bus, taken as the console is built (``AlarmDesk.follow``)
-    #: and heard by the task ``start_hearing`` starts.
-    ear: Subscription | None = None
+    #: The alarm desk's ear on the bus (``AlarmDesk.follow``), run by ``hear``.
     hearing: asyncio.Task[None] | None = None
     #: The manual form's dwellings, with what they were built from (the map's version, the
     #: lists in force): ``ui.guard.registrations.household_choices``.
@@ -193,23 +189,26 @@ class Guard:
             quota=core.config.policy.quota,
             tz=core.config.site.timezone,
         )
-        ear = core.bus.subscribe(maxsize=DESK_QUEUE, name="alarm-desk")
         tz = ZoneInfo(core.config.site.timezone)
-        return cls(core, auth, desk, templates(), tz, ear=ear)
+        return cls(core, auth, desk, templates(), tz)
 
-    def start_hearing(self) -> asyncio.Task[None]:
-        """The alarm desk hears the bus from now on (on the running loop; once): a device's
+    def hear(self) -> asyncio.Task[None]:
+        """The alarm desk hears the bus on the running loop (``AlarmDesk.follow``): a device's
         faults are counted and their cards drawn whether a tablet streams or every one
-        sleeps. The daemon's start and the app's startup call it; the task is theirs to
-        cancel (``stop_hearing``)."""
-        if self.hearing is None:
-            ear, self.ear = self.ear, None
-            hear = self.alarms.follow(self.core.bus, ear)
-            self.hearing = asyncio.get_running_loop().create_task(hear, name="alarm-desk")
-        return self.hearing
+        sleeps. The one way it starts, wherever the console is built and served: when it is
+        built on a running loop (the daemon's start, a bench's server) and at every call into
+        the app (``DeskHears``: its lifespan, a request, whatever replaced the lifespan or
+        turned it off). Idempotent; started again once its task ended (the app's shutdown,
+        a test client closed, a loop gone), never deaf after a restart."""
+        task = self.hearing
+        if task is None or task.done() or task.get_loop().is_closed():
+            follow = self.alarms.ear(self.core.bus)
+            task = self.hearing = asyncio.get_running_loop().create_task(follow, name="alarm-desk")
+        return task
 
     def stop_hearing(self) -> asyncio.Task[None] | None:
-        """The desk's task cancelled (if it runs): what a stop waits for."""
+        """The desk's task cancelled (if it runs): what a stop waits for. The next ``hear``
+        starts it again."""
         if self.hearing is not None:
             self.hearing.cancel()
         return self.hearing
