@@ -14,7 +14,8 @@ import httpx
 from fastapi.testclient import TestClient
 from guard_support import BASE, make_app, signed_in
 
-from kiosk.alarms import ALARMS_HEARD
+from kiosk.alarms import ALARMS_HEARD, DESK_QUEUE
+from kiosk.devices import GateFault
 
 
 def drawn(page: str) -> list[str]:
@@ -100,7 +101,11 @@ def test_the_desk_hears_an_app_served_with_its_lifespan_off(guard_core):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url=BASE) as client:
             await client.get("/guard/login")
-        return await told_of_a_fault(guard_core)
+            told = await told_of_a_fault(guard_core)
+            stopped = app.state.guard.stop_hearing()  # the daemon's stop: a request it
+            await client.get("/guard/login")  # still serves does not start it again
+            assert app.state.guard.hearing is stopped
+        return told
 
     async def built_on_the_loop() -> int:
         make_app(guard_core)
@@ -108,3 +113,30 @@ def test_the_desk_hears_an_app_served_with_its_lifespan_off(guard_core):
 
     assert asyncio.run(served_off()) == 1
     assert asyncio.run(built_on_the_loop()) == 1
+
+
+def test_a_fault_the_desk_missed_while_dropped_gets_its_card(guard_core):
+    """The bus dropped the desk as slow (a burst it could not read in one tick) with a gate
+    fault among what it lost: it subscribed again and re-read nothing, so the fault got no
+    card of its own (and no console was told). On (re)subscribing it rebuilds the device
+    cards from the faults standing now, as a reconnecting stream re-reads its rows."""
+    app = make_app(guard_core)
+    with signed_in(app) as tablet:
+        engine, bus = guard_core.runner.engine, guard_core.bus
+
+        async def burst() -> int:
+            told = bus.subscribe(name="test-told", maxsize=100_000)
+            for i in range(DESK_QUEUE + 10):  # more than the desk's queue, in one tick
+                bus.publish({"type": "recorded", "n": i})
+            engine.on_gate_locked(GateFault("relay stuck"))
+            heard = 0
+            while not heard:
+                message = await asyncio.wait_for(told.get(), 10)
+                heard += message is not None and message["type"] == ALARMS_HEARD
+            told.close()
+            return bus.dropped_total
+
+        assert tablet.portal.call(burst) == 1  # the desk, dropped
+        engine.on_gate_locked()  # the relay answers again: the card stays, news
+        page = tablet.get("/guard?lang=en").text
+    assert drawn(page) == ["device:gate@1"]

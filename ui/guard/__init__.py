@@ -98,5 +98,5 @@ class DeskHears:
         self.app, self.guard = app, guard
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        self.guard.hear()
+        self.guard.hear(starting=scope["type"] == "lifespan")
         await self.app(scope, receive, send)

@@ -45,6 +45,7 @@ from starlette.datastructures import FormData
 
 from kiosk import queries
 from kiosk.alarms import (
+    DESK_QUEUE,
     Alarm,
     AlarmDesk,
     device_alarms,
@@ -53,6 +54,7 @@ from kiosk.alarms import (
     retention_alarms,
 )
 from kiosk.auditing import Change, HeldRows, audited_write, auditing_request
+from kiosk.bus import Subscription
 from kiosk.clock import ClockReading
 from kiosk.config.gate import stop_releases
 from kiosk.crossing import Outcome
@@ -163,8 +165,11 @@ class Guard:
     #: Audit rows the storage could not take (a sign-in let in during a storage outage, a
     #: refusal): written, oldest first, before the next row once the storage works again.
     held: HeldRows = field(default_factory=HeldRows)
-    #: The alarm desk's ear on the bus (``AlarmDesk.follow``), run by ``hear``.
+    #: The alarm desk's ear on the bus (``AlarmDesk.follow``), run by ``hear``, and its
+    #: subscription.
     hearing: asyncio.Task[None] | None = None
+    ear: Subscription | None = None
+    stopped: bool = False
     #: The manual form's dwellings, with what they were built from (the map's version, the
     #: lists in force): ``ui.guard.registrations.household_choices``.
     choices: tuple[tuple[int, Any], Any] | None = None
@@ -192,23 +197,38 @@ class Guard:
         tz = ZoneInfo(core.config.site.timezone)
         return cls(core, auth, desk, templates(), tz)
 
-    def hear(self) -> asyncio.Task[None]:
+    def hear(self, *, starting: bool = False) -> asyncio.Task[None] | None:
         """The alarm desk hears the bus on the running loop (``AlarmDesk.follow``): a device's
         faults are counted and their cards drawn whether a tablet streams or every one
         sleeps. The one way it starts, wherever the console is built and served: when it is
         built on a running loop (the daemon's start, a bench's server) and at every call into
         the app (``DeskHears``: its lifespan, a request, whatever replaced the lifespan or
-        turned it off). Idempotent; started again once its task ended (the app's shutdown,
-        a test client closed, a loop gone), never deaf after a restart."""
+        turned it off). Idempotent; started again once its task ended (a test client closed,
+        a loop gone), never deaf after a restart; after ``stop_hearing`` only by a start
+        (``starting``: the app's lifespan begins again), not by a request the stop still
+        serves. None while stopped."""
+        if starting:
+            self.stopped = False
         task = self.hearing
+        if self.stopped:
+            return None
         if task is None or task.done() or task.get_loop().is_closed():
-            follow = self.alarms.ear(self.core.bus)
+            if self.ear is not None and not self.ear.closed:  # a task cancelled before it ran
+                self.ear.close()
+            # Taken now: nothing published before the task first runs is missed.
+            self.ear = self.core.bus.subscribe(maxsize=DESK_QUEUE, name="alarm-desk")
+            follow = self.alarms.follow(self.core.bus, self.ear, self.faults_now)
             task = self.hearing = asyncio.get_running_loop().create_task(follow, name="alarm-desk")
         return task
 
+    def faults_now(self) -> list[str]:
+        """The devices in fault in the health report now (blocking)."""
+        return [d for d, state in faults_of(health_report(self.core)).items() if state == "fault"]
+
     def stop_hearing(self) -> asyncio.Task[None] | None:
-        """The desk's task cancelled (if it runs): what a stop waits for. The next ``hear``
-        starts it again."""
+        """The desk's task cancelled (if it runs): what a stop waits for. A request served
+        after does not start it again; the app's next start does (``hear``)."""
+        self.stopped = True
         if self.hearing is not None:
             self.hearing.cancel()
         return self.hearing
