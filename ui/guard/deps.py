@@ -70,7 +70,7 @@ from kiosk.engine import (
 )
 from kiosk.evacuation import Moved
 from kiosk.overrides import SubjectRefused
-from kiosk.roster import session_end, signed_on, staffed_stretches
+from kiosk.roster import ShiftGone, session_end, signed_on, staffed_stretches
 from kiosk.store import ReadFailure, StoreFault
 from ui import i18n
 from ui.auth import RESUME_TTL_S, GuardAuth, Session, SessionEnd, WrongToken
@@ -123,30 +123,41 @@ SENT_KEPT_S = 3600
 
 def session_ends(core: Core, name: str, now: datetime) -> SessionEnd | None:
     """When the session of guard ``name`` signing in at ``now`` ends: with the guard's shift
-    at this gate on the roster (and the shifts it is signed in on: ``kiosk.roster.signed_on``);
-    a guard (not an admin) with no shift now, on a day the gate's roster has shifts, within the
-    handover's hour (``Roster.off_roster_end``, ``SessionEnd.off_roster``); else with the
-    staffed hours (``policy.hours``, staffed), and the handover's grace after
-    (``kiosk.roster.session_end``); None: ``web.session_hours``."""
+    at this gate on the roster (and the shifts it is signed in on: ``kiosk.roster.signed_on``),
+    else with the staffed hours (``policy.hours``, staffed), and the handover's grace after
+    (``kiosk.roster.session_end``); None: ``web.session_hours``. The roster is no list of who
+    may sign in: a guard with no shift (a volunteer) signs in as ever; one whose shift was
+    removed today does not (``removed_today``)."""
     hours = core.config.policy.hours
     tz = ZoneInfo(core.config.site.timezone)
-    roster, gate = core.ledgers.roster, core.config.site.kiosk_id
-    shifts = roster.stretch(gate, name, now)
-    on_shift = tuple(s.mark for s in signed_on(shifts, now))
-    if not on_shift and not is_admin(core, name):
-        off = roster.off_roster_end(gate, now, tz)
-        if off is not None:
-            return SessionEnd(off, off_roster=True)
     # Hours that only open and close the gate (``mode = "closed"``) say nothing of a guard.
     on = hours.enabled and hours.mode == "staffed"
     staffed = staffed_stretches(hours.windows(), tz, now) if on else []
+    shifts = core.ledgers.roster.stretch(core.config.site.kiosk_id, name, now)
     end = session_end([(s.starts_at, s.ends_at) for s in shifts], staffed, now)
+    on_shift = tuple(s.mark for s in signed_on(shifts, now))
     return None if end is None else SessionEnd(end, on_shift)
+
+
+def removed_today(core: Core, name: str) -> ShiftGone | None:
+    """The shift of guard ``name`` at this gate an admin removed today, when the guard has no
+    shift now: that guard does not sign in again without an admin (who rosters a shift, or
+    signs in), told who removed it and when (``kiosk.roster.Roster.removed_today``). None for
+    an admin, a guard with a shift now, one whose shift nobody removed today (a volunteer: the
+    normal sign-in), and on a clock not synchronised (today unknown). Blocking: a read or
+    two."""
+    clock = core.clock
+    if not clock.synced() or is_admin(core, name):
+        return None
+    now, roster, gate = clock.now(), core.ledgers.roster, core.config.site.kiosk_id
+    if signed_on(roster.stretch(gate, name, now), now):
+        return None
+    return roster.removed_today(gate, name, now, ZoneInfo(core.config.site.timezone))
 
 
 def is_admin(core: Core, name: str) -> bool:
     """Whether ``name`` is an admin's account (a guard's sign-in is held to the roster, an
-    admin's is not). Blocking."""
+    admin's is not: ``removed_today``). Blocking."""
     account = core.accounts.get(name)
     return account is not None and account.role == "admin"
 

@@ -523,10 +523,11 @@ def whom_drawn(g: Guard, session: Session, lang: str, value: str, decision: str)
     return str(rows_of(g, dated(g, [about]), lang, g.clear(session))[0]["subject"])
 
 
-def roster_ended(g: Guard, gone: ShiftGone, lang: str) -> str:
+def roster_ended(g: Guard, gone: ShiftGone, lang: str, key: str = "session.shift_removed") -> str:
     """What a guard whose sign-in the roster ended is told, on the login page and on the live
     page its stream ends (the same words): the shift it was signed in on, in the site's time,
-    removed by whom and when (or changed)."""
+    removed by whom and when (or changed); ``key``: the words (a sign-in refused for it:
+    ``login.shift_removed``)."""
     starts, ends = (datetime.fromtimestamp(t, UTC).isoformat() for t in gone.mark[1:])
     shift = (
         f"{community_words.site_time(g, starts, seconds=False)}–{shown_time(ends, g.tz, '%H:%M')}"
@@ -534,7 +535,7 @@ def roster_ended(g: Guard, gone: ShiftGone, lang: str) -> str:
     if gone.by is None or gone.at is None:
         return i18n.t(lang, "session.shift_changed", shift=shift)
     at = shown_time(gone.at.isoformat(), g.tz, "%H:%M")
-    return i18n.t(lang, "session.shift_removed", shift=shift, by=gone.by, at=at)
+    return i18n.t(lang, key, shift=shift, by=gone.by, at=at)
 
 
 #: The fields a hold's confirmation page draws itself (``hold_asked``): not sent again as
