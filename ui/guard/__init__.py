@@ -35,6 +35,7 @@ import asyncio
 from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, FastAPI
+from starlette.middleware.gzip import DEFAULT_EXCLUDED_CONTENT_TYPES, GZipMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ui.auth import GuardAuth
@@ -53,6 +54,12 @@ from ui.guard.deps import Guard
 
 if TYPE_CHECKING:
     from kiosk.core import Core
+
+#: The smallest console answer sent compressed (``GuardGzip``): a page or JSON under it goes
+#: as it is (not worth the Pi's CPU).
+GZIP_MIN_BYTES = 4096
+#: zlib's level for it: most of level 9's gain for a fraction of its CPU on a Pi.
+GZIP_LEVEL = 5
 
 #: Every router of the console, in the order they are mounted.
 ROUTERS: tuple[APIRouter, ...] = (
@@ -77,6 +84,7 @@ def install(app: FastAPI, core: Core, auth: GuardAuth | None = None) -> Guard:
     # built on a running loop (the daemon, a bench), at once; else at the first call into the
     # app, its lifespan or a request, whoever serves it and however (lifespan off, replaced).
     app.add_middleware(DeskHears, guard=state)
+    app.add_middleware(GuardGzip)
     app.router.on_shutdown.append(state.stop_hearing)
     try:
         asyncio.get_running_loop()
@@ -100,3 +108,24 @@ class DeskHears:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         self.guard.hear(starting=scope["type"] == "lifespan")
         await self.app(scope, receive, send)
+
+
+class GuardGzip:
+    """The console's answers (``/guard``) over ``GZIP_MIN_BYTES`` compressed for a browser
+    that accepts gzip (starlette's ``GZipMiddleware``): a live page is mostly repeated markup.
+    Never a stream: the live stream (``text/event-stream``) and anything a stream or an image
+    already is are sent as they are, unbuffered. The kiosk screen and the office API as
+    before."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.gzip = GZipMiddleware(
+            app,
+            minimum_size=GZIP_MIN_BYTES,
+            compresslevel=GZIP_LEVEL,
+            exclude_content_types=(*DEFAULT_EXCLUDED_CONTENT_TYPES, "multipart/x-mixed-replace"),
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        guard = scope["type"] == "http" and str(scope.get("path", "")).startswith("/guard")
+        await (self.gzip if guard else self.app)(scope, receive, send)

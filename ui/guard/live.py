@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal, NamedTuple, NoReturn
 
 from fastapi import Query, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.datastructures import FormData
 
 from kiosk import privacy, queries
@@ -270,6 +270,26 @@ def api_feed(
         "restored": feed.restored,
         "alarms": g.alarm_rows(lang, g.clear(session)),
     }
+
+
+@router.get(
+    "/api/households",
+    summary="The dwellings the manual form offers, for the viewer's role (the page's datalist)",
+)
+def api_households(request: Request, session: ApiSession, g: GuardDep) -> Response:
+    """The manual form's dwellings (``household_choices``), fetched by the live page once per
+    list (20,000 dwellings are ~0.5 MB: no longer inline in every load of the page).
+    Personal data: the browser's own cache only (``private``), asked again at each use
+    (``no-cache``) and answered 304 while its ``ETag`` (the list's digest, built once per map
+    and lists in force) still holds."""
+    choices = household_choices(g, g.clear(session))
+    etag = f'"{choices.etag}"'
+    headers = {"Cache-Control": "private, no-cache", "ETag": etag}
+    asked = request.headers.get("if-none-match", "")
+    if etag in (tag.strip().removeprefix("W/") for tag in asked.split(",")):
+        return Response(status_code=304, headers=headers)
+    body = {"offered": list(choices.offered), "left_out": choices.left_out}
+    return JSONResponse(body, headers=headers)
 
 
 #: The bus message a console's close of alarms publishes (``keys``): every live stream
