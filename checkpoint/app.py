@@ -600,7 +600,6 @@ class Daemon:
         self.core.pages.open()  # so are the API's pages
         app = create_app(self.core)
         self.guard = app.state.guard
-        self.guard.start_hearing()  # the alarm desk hears the bus with no tablet streaming
         self.previews = app.state.community_imports
         web = self.core.config.web
         self._server = build_server(app, web, lang=self.core.config.site.language)

@@ -16,7 +16,7 @@ import json
 import logging
 import math
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -1064,16 +1064,27 @@ class AlarmDesk:
             return _record_card(alarm, event)
         return _about_person(alarm_of(event, alarm.kind, alarm.detail), event)
 
-    async def follow(self, bus: EventBus, subscription: Subscription | None = None) -> None:
-        """The desk's own ear on the bus, run as a task from the console's start until it is
-        cancelled or the bus closes (``subscription``: one taken when the console was built,
-        so nothing published since is missed): every ``alarm`` message is noted
-        (``note_message``), whether any console streams or every tablet sleeps, and a change
-        is told (``ALARMS_HEARD``). Dropped as slow, it subscribes again."""
+    async def follow(
+        self,
+        bus: EventBus,
+        subscription: Subscription | None = None,
+        faults: Callable[[], Iterable[str]] | None = None,
+    ) -> None:
+        """The desk's own ear on the bus, run as a task (``Guard.hear``) until it is
+        cancelled or the bus closes (``subscription``: one taken as the task was made, so
+        nothing published before it first runs is missed):
+        every ``alarm`` message is noted (``note_message``), whether any console streams or
+        every tablet sleeps, and a change is told (``ALARMS_HEARD``). Dropped as slow, it
+        subscribes again. At each (re)subscription the device cards are rebuilt from the
+        faults standing now (``faults``: the devices in fault in the health report;
+        ``heard_standing``), as a reconnecting stream re-reads its rows: what the bus said
+        while the desk was not listening is not lost."""
         while True:
             heard = subscription or bus.subscribe(maxsize=DESK_QUEUE, name="alarm-desk")
             subscription = None
             try:
+                if faults is not None and await self._heard(faults):
+                    bus.publish({"type": ALARMS_HEARD})
                 async for message in heard:
                     if message.get("type") == "alarm" and await self._heard(message):
                         bus.publish({"type": ALARMS_HEARD})
@@ -1083,10 +1094,37 @@ class AlarmDesk:
                 return  # the bus closed: the console is stopping
             log.warning("alarms: the desk fell behind the bus; it listens again")
 
-    async def _heard(self, message: Mapping[str, Any]) -> bool:
-        """``note_message`` off the loop (it may read the log); a failure is logged and the
-        message left (the alarm's passage, if any, is read from the log at the next scan)."""
+    def heard_standing(self, faults: Iterable[str]) -> bool:
+        """The device cards as the faults standing now say them (``faults``: the devices in
+        fault), taken as the bus would have told them: a device in fault with no open card
+        gets one, one whose fault was heard cleared counts once more (``AlarmBoard.hear``),
+        and a card whose device is no longer in fault is heard cleared (its next fault is
+        one more time). Whether the open cards changed."""
+        now = ClockReading.take(self._clock)
+        devices = set(ALARM_DEVICES.values())
+        standing = devices.intersection(faults)
+        changed = False
+        with self._lock:
+            for device in sorted(standing):
+                alarm = Alarm(
+                    key=f"device:{device}", kind="device", ts=now.wall.isoformat(), detail=device
+                )
+                if not now.synced:
+                    alarm.clock_synced, alarm.mono_ns = False, now.mono_ns
+                changed = self.board.hear(alarm, None) or changed
+            for device in devices - standing:
+                known = self.board.alarms.get(f"device:{device}")
+                if known is not None:
+                    known.cleared = True
+        return changed
+
+    async def _heard(self, message: Mapping[str, Any] | Callable[[], Iterable[str]]) -> bool:
+        """``note_message`` (or, given the faults' reader, ``heard_standing``) off the loop
+        (it may read the log); a failure is logged and the message left (the alarm's passage,
+        if any, is read from the log at the next scan)."""
         try:
+            if callable(message):
+                return await asyncio.to_thread(lambda: self.heard_standing(message()))
             return await asyncio.to_thread(self.note_message, message)
         except Exception as exc:  # noqa: BLE001 - the ear goes on; never a message's data
             log.warning("alarms: a bus alarm not noted: %s", type(exc).__name__)

@@ -50,7 +50,6 @@ __all__ = [
     "CLOCK_NOT_SET",
     "HANDOVER_GRACE",
     "MIGRATIONS",
-    "OFF_ROSTER",
     "Handover",
     "Roster",
     "Shift",
@@ -71,10 +70,6 @@ HANDOVER_GRACE = timedelta(hours=1)
 SIGN_IN_LEAD = timedelta(hours=1)
 #: The longest a guard's session lasts, whatever the roster and the hours say.
 SESSION_CAP = MAX_SHIFT
-#: How long a guard with no shift now signs in for on a day the gate's roster has shifts (a
-#: guard whose shift was removed, one come early or staying on): the handover's hour, not
-#: ``web.session_hours`` (``off_roster_end``).
-OFF_ROSTER = HANDOVER_GRACE
 #: A handover asked for while the clock is not synchronised and no shift covers what it says
 #: (a Pi without a battery-backed clock reads 1970 until NTP answers): not "off duty".
 CLOCK_NOT_SET = (
@@ -500,7 +495,15 @@ class Roster:
                     f"shift {shift_id} has ended: it stays, the record of who was on duty"
                 )
             db.table("roster_shifts").delete(shift_id)
-            return {"shift_id": shift_id, "gate": shift.gate}
+            # Whose shift and when: a guard whose shift was removed today does not sign in
+            # again without an admin (``removed_today``).
+            return {
+                "shift_id": shift_id,
+                "gate": shift.gate,
+                "guard": shift.guard,
+                "starts_at": format_ts(shift.starts_at),
+                "ends_at": format_ts(shift.ends_at),
+            }
 
         audited_write(self._log, remove, who, "roster.shift_remove", lambda what: what)
 
@@ -554,28 +557,31 @@ class Roster:
             return ShiftGone(mark, None, None, ends)
         return ShiftGone(mark, str(found[0]), datetime.fromisoformat(found[1]), ends)
 
-    def off_roster_end(self, gate: str, now: datetime, tz: ZoneInfo) -> datetime | None:
-        """When the sign-in of a guard with no shift at ``gate`` now ends (``OFF_ROSTER``
-        from ``now``) on a day (the site's, ``tz``) the gate's roster has shifts, or had one
-        removed today: the roster is who is on duty, and a guard whose shift was removed
-        does not sign straight back in for ``web.session_hours``; None on a day with none
-        (the staffed hours, else the configured lifetime, apply). Blocking: a read or two."""
-        today = now.astimezone(tz).date()
-        first, last = day_start(today, tz), day_start(today + timedelta(days=1), tz)
-        reader = self._log.reader()
-        rostered = (
-            reader.execute(
-                "select 1 from roster_shifts where gate = ? and starts_at < ? and ends_at > ?"
-                " limit 1",
-                [gate, format_ts(last), format_ts(first)],
-            ).fetchone()
-            or reader.execute(
-                "select 1 from audit where action = 'roster.shift_remove' and ts >= ?"
-                " and json_extract(detail, '$.gate') = ? limit 1",
-                [format_ts(first), gate],
-            ).fetchone()
+    def removed_today(self, gate: str, guard: str, now: datetime, tz: ZoneInfo) -> ShiftGone | None:
+        """The latest shift of ``guard`` at ``gate`` removed today (the site's day, ``tz``),
+        with who removed it and when, from its ``roster.shift_remove`` audit row; None when
+        none was. A guard with no shift now whose shift was removed today does not sign in
+        again without an admin (``ui.guard.deps.removed_today``). A removal recorded before
+        the evening of 2026-12-07 names no guard and counts for none. Blocking: one read."""
+        first = day_start(now.astimezone(tz).date(), tz)
+        found = (
+            self._log.reader()
+            .execute(
+                "select actor, ts, json_extract(detail, '$.shift_id'),"
+                " json_extract(detail, '$.starts_at'), json_extract(detail, '$.ends_at')"
+                " from audit where action = 'roster.shift_remove' and ts >= ?"
+                " and json_extract(detail, '$.gate') = ? and json_extract(detail, '$.guard') = ?"
+                " order by seq desc limit 1",
+                [format_ts(first), gate, guard],
+            )
+            .fetchone()
         )
-        return None if rostered is None else now + OFF_ROSTER
+        if found is None:
+            return None
+        actor, ts, shift_id, starts, ends = found
+        starts_at, ends_at = (datetime.fromisoformat(str(t)) for t in (starts, ends))
+        mark = (int(shift_id), int(starts_at.timestamp()), int(ends_at.timestamp()))
+        return ShiftGone(mark, str(actor), datetime.fromisoformat(str(ts)))
 
     def on_duty(self, gate: str, when: datetime | None = None) -> list[Shift]:
         at = when or self._clock.now()

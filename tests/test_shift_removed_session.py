@@ -54,7 +54,8 @@ RETURNEE = {"name": "Wang Fang", "household": "3-2-701", "origin": "Wuhan",
 def test_a_guard_whose_shift_is_removed_is_signed_out_told_why_and_loses_nothing(app, admin, core):
     """Alice signed in on her 08:00-16:00 shift (her sign-in lasting to 17:00); at 09:00 the
     admin removed it. Her next action is refused and carried through the login page, which
-    says her shift was removed by root at 09:00; signed in again, it is offered to complete."""
+    says her shift was removed by root at 09:00; signed in again (an admin rostered her
+    again: ``removed_today``), it is offered to complete."""
     _shift(admin, "2026-02-12T08:00", "2026-02-12T16:00")
     with signed_in(app, "alice") as tablet:
         assert 'data-session-left-s="28800"' in tablet.get("/guard").text  # to 17:00
@@ -70,12 +71,13 @@ def test_a_guard_whose_shift_is_removed_is_signed_out_told_why_and_loses_nothing
         said = re.search(r'id="shift-removed">([^<]+)<', login).group(1)
         assert said == (
             "Your shift (2026-02-12 08:00–16:00) was removed by root at 09:00: your sign-in"
-            " ended with it. Sign in again to go on."
+            " ended with it. To go on, ask an admin to roster you."
         ), said
         assert 'id="session-ended"' in login  # the action it cut off is kept
         assert "root" in tablet.get("/guard/login").text  # said on any page it lands on
         resume = html.unescape(re.search(r'name="resume" value="([^"]+)"', login).group(1))
         token = html.unescape(re.search(r'name="csrf" value="([^"]+)"', login).group(1))
+        _shift(admin, "2026-02-12T09:00", "2026-02-12T12:00")  # an admin rosters her again
         again = tablet.post(
             "/guard/login",
             data={"name": "alice", "password": GUARD_PW, "csrf": token, "resume": resume},
@@ -134,27 +136,64 @@ def test_a_back_to_back_shift_removed_shortens_the_sign_in_to_the_shift_under_wa
         assert tablet.get("/guard", follow_redirects=False).status_code == 303
 
 
-def test_a_guard_whose_shift_was_removed_signs_back_in_for_the_handovers_hour(app, admin, core):
-    """Her shift removed, she signed straight back in for ``web.session_hours`` (12 h). A
-    guard with no shift now, on a day the gate's roster has shifts, signs in for the
-    handover's hour (``kiosk.roster.OFF_ROSTER``) and is told so; a guard on a day with no
-    shift rostered, and an admin, as before."""
+def _sign_in(app, name: str = "alice"):
+    """A fresh tablet's sign-in through the form (in English): the client and the answer."""
+    tablet = TestClient(app, base_url=BASE)
+    page = tablet.get("/guard/login?lang=en").text
+    token = html.unescape(re.search(r'name="csrf" value="([^"]+)"', page).group(1))
+    signed = tablet.post(
+        "/guard/login?lang=en",
+        data={"name": name, "password": GUARD_PW, "csrf": token, "next": "/guard"},
+        headers={"Origin": BASE},
+    )
+    return tablet, signed
+
+
+def test_a_guard_whose_shift_was_removed_today_cannot_sign_back_in_without_an_admin(
+    app, admin, core, clock
+):
+    """Her shift removed, she signed straight back in for ``web.session_hours`` (12 h), and
+    from the afternoon's fix for the handover's hour, again every hour. A guard with no shift
+    now whose shift at this gate was removed today is refused, told who removed it and when;
+    an admin rostering her a shift now lets her in, and the next day she signs in as any."""
     _shift(admin, "2026-02-12T08:00", "2026-02-12T16:00")
     with signed_in(app, "alice") as tablet:
         [shift] = _alices_shifts(core)
         _remove(admin, shift)
         assert tablet.get("/guard", follow_redirects=False).status_code == 303
-    with TestClient(app, base_url=BASE) as tablet:  # signs straight back in
-        page = tablet.get("/guard/login?lang=en").text
-        token = html.unescape(re.search(r'name="csrf" value="([^"]+)"', page).group(1))
-        signed = tablet.post(
-            "/guard/login?lang=en",
-            data={"name": "alice", "password": GUARD_PW, "csrf": token, "next": "/guard"},
-            headers={"Origin": BASE},
+    for _ in range(2):  # not again an hour later either
+        tablet, refused = _sign_in(app)
+        said = html.unescape(re.search(r'class="flash err"[^>]*>([^<]+)<', refused.text)[1])
+        assert refused.status_code == 403 and "kiosk_session" not in tablet.cookies
+        assert said.removeprefix("✖ ").startswith(
+            "Your shift (2026-02-12 08:00–16:00) was removed by root at 09:00: you cannot sign"
+            " in again today until an admin rosters you"
         )
-        assert "Not on the roster now: signed in until 10:00" in signed.text
-        assert 'data-session-left-s="3600"' in signed.text
+        clock.advance(3600)
     assert admin.get("/guard", follow_redirects=False).status_code == 200  # root's: as before
+    _shift(admin, "2026-02-12T11:00", "2026-02-12T13:00")  # the admin rosters her again
+    tablet, signed = _sign_in(app)
+    assert signed.status_code == 200 and 'data-session-left-s="10800"' in signed.text  # 14:00
+    clock.advance(24 * 3600)  # the next day, no shift: the normal sign-in
+    tablet, signed = _sign_in(app)
+    hours = int(core.config.web.session_hours * 3600)
+    assert signed.status_code == 200 and f'data-session-left-s="{hours}"' in signed.text
+
+
+def test_a_volunteer_off_the_roster_keeps_the_normal_sign_in(app, admin, core, clock):
+    """From the afternoon's fix a guard with no shift on a day the roster had others' signed
+    in for an hour only, and again every hour (a volunteer signed out hourly): the roster is
+    no list of who may sign in. She signs in for ``web.session_hours``, warned before it ends
+    (the page's banner, ``session_warn_s`` before)."""
+    posted = post(admin, "/guard/community/shifts", admin.csrf, guard="root",
+                  starts="2026-02-12T08:00", ends="2026-02-12T20:00")  # fmt: skip
+    assert refused_with(admin, posted) is None
+    tablet, signed = _sign_in(app)
+    hours = int(core.config.web.session_hours * 3600)
+    assert signed.status_code == 200 and f'data-session-left-s="{hours}"' in signed.text
+    assert 'id="session-warning"' in signed.text and 'data-session-warn-s="600"' in signed.text
+    clock.advance(3601)
+    assert tablet.get("/guard", follow_redirects=False).status_code == 200  # still signed in
 
 
 def test_a_day_without_shifts_keeps_the_configured_sign_in(app, core):

@@ -176,9 +176,6 @@ class SessionEnd:
 
     at: datetime
     shifts: tuple[ShiftMark, ...] = ()
-    #: A guard with no shift now on a day the roster has shifts: signed in for the handover's
-    #: hour only (``kiosk.roster.Roster.off_roster_end``), and told so at sign-in.
-    off_roster: bool = False
 
 
 class SessionEnds(Protocol):
@@ -224,9 +221,6 @@ class Session:
     issued_mono: int | None = None
     #: The roster's shifts it was signed in on (``SessionEnd.shifts``).
     shifts: tuple[ShiftMark, ...] = ()
-    #: Signed in off the roster (``SessionEnd.off_roster``): said on the page its sign-in
-    #: leads to; not in the cookie (its shorter ``exp`` is).
-    off_roster: bool = False
 
     @property
     def is_admin(self) -> bool:
@@ -295,7 +289,7 @@ class SessionManager:
         """A new session for ``account`` and its signed cookie value."""
         mono, now = self._clock.monotonic_ns(), self._clock.now()
         self._issued = {sid: held for sid, held in self._issued.items() if mono - held[0] < held[1]}
-        lifetime, shifts, off_roster = self._lifetime_of(account.name, now)
+        lifetime, shifts = self._lifetime_of(account.name, now)
         session = Session(
             sid=secrets.token_urlsafe(18),
             name=account.name,
@@ -304,7 +298,6 @@ class SessionManager:
             credential=account.credential,
             issued_mono=None if self._clock.synced() else mono,
             shifts=shifts[:SHIFTS_KEPT],
-            off_roster=off_roster,
         )
         fields: dict[str, Any] = {
             "sid": session.sid,
@@ -321,21 +314,19 @@ class SessionManager:
         self._issued[session.sid] = (mono, lifetime // timedelta(microseconds=1) * 1000)
         return f"{payload}.{self._mac('session', payload)}", session
 
-    def _lifetime_of(
-        self, name: str, now: datetime
-    ) -> tuple[timedelta, tuple[ShiftMark, ...], bool]:
+    def _lifetime_of(self, name: str, now: datetime) -> tuple[timedelta, tuple[ShiftMark, ...]]:
         """How long a session ``name`` signs in for at ``now`` lasts: to the end of its shift
-        (``ends``) when the clock can tell it, else the configured lifetime; the shifts it
-        is signed in on; whether it is signed in off the roster (``SessionEnd.off_roster``)."""
+        (``ends``) when the clock can tell it, else the configured lifetime; and the shifts it
+        is signed in on."""
         if self._ends is None or not self._clock.synced():
-            return self._lifetime, (), False
+            return self._lifetime, ()
         try:
             end = self._ends(name, now)
         except StoreFault:  # the roster unreadable: the configured lifetime
             end = None
         if end is None or end.at <= now:
-            return self._lifetime, (), False
-        return end.at - now, end.shifts, end.off_roster
+            return self._lifetime, ()
+        return end.at - now, end.shifts
 
     def lifetime(self, session: Session) -> timedelta:
         """How long ``session`` lasts from its sign-in (its cookie's life in the browser)."""

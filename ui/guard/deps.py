@@ -70,7 +70,7 @@ from kiosk.engine import (
 )
 from kiosk.evacuation import Moved
 from kiosk.overrides import SubjectRefused
-from kiosk.roster import session_end, signed_on, staffed_stretches
+from kiosk.roster import ShiftGone, session_end, signed_on, staffed_stretches
 from kiosk.store import ReadFailure, StoreFault
 from ui import i18n
 from ui.auth import RESUME_TTL_S, GuardAuth, Session, SessionEnd, WrongToken
@@ -123,30 +123,41 @@ SENT_KEPT_S = 3600
 
 def session_ends(core: Core, name: str, now: datetime) -> SessionEnd | None:
     """When the session of guard ``name`` signing in at ``now`` ends: with the guard's shift
-    at this gate on the roster (and the shifts it is signed in on: ``kiosk.roster.signed_on``);
-    a guard (not an admin) with no shift now, on a day the gate's roster has shifts, within the
-    handover's hour (``Roster.off_roster_end``, ``SessionEnd.off_roster``); else with the
-    staffed hours (``policy.hours``, staffed), and the handover's grace after
-    (``kiosk.roster.session_end``); None: ``web.session_hours``."""
+    at this gate on the roster (and the shifts it is signed in on: ``kiosk.roster.signed_on``),
+    else with the staffed hours (``policy.hours``, staffed), and the handover's grace after
+    (``kiosk.roster.session_end``); None: ``web.session_hours``. The roster is no list of who
+    may sign in: a guard with no shift (a volunteer) signs in as ever; one whose shift was
+    removed today does not (``removed_today``)."""
     hours = core.config.policy.hours
     tz = ZoneInfo(core.config.site.timezone)
-    roster, gate = core.ledgers.roster, core.config.site.kiosk_id
-    shifts = roster.stretch(gate, name, now)
-    on_shift = tuple(s.mark for s in signed_on(shifts, now))
-    if not on_shift and not is_admin(core, name):
-        off = roster.off_roster_end(gate, now, tz)
-        if off is not None:
-            return SessionEnd(off, off_roster=True)
     # Hours that only open and close the gate (``mode = "closed"``) say nothing of a guard.
     on = hours.enabled and hours.mode == "staffed"
     staffed = staffed_stretches(hours.windows(), tz, now) if on else []
+    shifts = core.ledgers.roster.stretch(core.config.site.kiosk_id, name, now)
     end = session_end([(s.starts_at, s.ends_at) for s in shifts], staffed, now)
+    on_shift = tuple(s.mark for s in signed_on(shifts, now))
     return None if end is None else SessionEnd(end, on_shift)
+
+
+def removed_today(core: Core, name: str) -> ShiftGone | None:
+    """The shift of guard ``name`` at this gate an admin removed today, when the guard has no
+    shift now: that guard does not sign in again without an admin (who rosters a shift, or
+    signs in), told who removed it and when (``kiosk.roster.Roster.removed_today``). None for
+    an admin, a guard with a shift now, one whose shift nobody removed today (a volunteer: the
+    normal sign-in), and on a clock not synchronised (today unknown). Blocking: a read or
+    two."""
+    clock = core.clock
+    if not clock.synced() or is_admin(core, name):
+        return None
+    now, roster, gate = clock.now(), core.ledgers.roster, core.config.site.kiosk_id
+    if signed_on(roster.stretch(gate, name, now), now):
+        return None
+    return roster.removed_today(gate, name, now, ZoneInfo(core.config.site.timezone))
 
 
 def is_admin(core: Core, name: str) -> bool:
     """Whether ``name`` is an admin's account (a guard's sign-in is held to the roster, an
-    admin's is not). Blocking."""
+    admin's is not: ``removed_today``). Blocking."""
     account = core.accounts.get(name)
     return account is not None and account.role == "admin"
 
@@ -165,10 +176,11 @@ class Guard:
     #: Audit rows the storage could not take (a sign-in let in during a storage outage, a
     #: refusal): written, oldest first, before the next row once the storage works again.
     held: HeldRows = field(default_factory=HeldRows)
-    #: The alarm desk's ear on the bus, taken as the console is built (``AlarmDesk.follow``)
-    #: and heard by the task ``start_hearing`` starts.
-    ear: Subscription | None = None
+    #: The alarm desk's ear on the bus (``AlarmDesk.follow``), run by ``hear``, and its
+    #: subscription.
     hearing: asyncio.Task[None] | None = None
+    ear: Subscription | None = None
+    stopped: bool = False
     #: The manual form's dwellings, with what they were built from (the map's version, the
     #: lists in force): ``ui.guard.registrations.household_choices``.
     choices: tuple[tuple[int, Any], Any] | None = None
@@ -193,23 +205,41 @@ class Guard:
             quota=core.config.policy.quota,
             tz=core.config.site.timezone,
         )
-        ear = core.bus.subscribe(maxsize=DESK_QUEUE, name="alarm-desk")
         tz = ZoneInfo(core.config.site.timezone)
-        return cls(core, auth, desk, templates(), tz, ear=ear)
+        return cls(core, auth, desk, templates(), tz)
 
-    def start_hearing(self) -> asyncio.Task[None]:
-        """The alarm desk hears the bus from now on (on the running loop; once): a device's
+    def hear(self, *, starting: bool = False) -> asyncio.Task[None] | None:
+        """The alarm desk hears the bus on the running loop (``AlarmDesk.follow``): a device's
         faults are counted and their cards drawn whether a tablet streams or every one
-        sleeps. The daemon's start and the app's startup call it; the task is theirs to
-        cancel (``stop_hearing``)."""
-        if self.hearing is None:
-            ear, self.ear = self.ear, None
-            hear = self.alarms.follow(self.core.bus, ear)
-            self.hearing = asyncio.get_running_loop().create_task(hear, name="alarm-desk")
-        return self.hearing
+        sleeps. The one way it starts, wherever the console is built and served: when it is
+        built on a running loop (the daemon's start, a bench's server) and at every call into
+        the app (``DeskHears``: its lifespan, a request, whatever replaced the lifespan or
+        turned it off). Idempotent; started again once its task ended (a test client closed,
+        a loop gone), never deaf after a restart; after ``stop_hearing`` only by a start
+        (``starting``: the app's lifespan begins again), not by a request the stop still
+        serves. None while stopped."""
+        if starting:
+            self.stopped = False
+        task = self.hearing
+        if self.stopped:
+            return None
+        if task is None or task.done() or task.get_loop().is_closed():
+            if self.ear is not None and not self.ear.closed:  # a task cancelled before it ran
+                self.ear.close()
+            # Taken now: nothing published before the task first runs is missed.
+            self.ear = self.core.bus.subscribe(maxsize=DESK_QUEUE, name="alarm-desk")
+            follow = self.alarms.follow(self.core.bus, self.ear, self.faults_now)
+            task = self.hearing = asyncio.get_running_loop().create_task(follow, name="alarm-desk")
+        return task
+
+    def faults_now(self) -> list[str]:
+        """The devices in fault in the health report now (blocking)."""
+        return [d for d, state in faults_of(health_report(self.core)).items() if state == "fault"]
 
     def stop_hearing(self) -> asyncio.Task[None] | None:
-        """The desk's task cancelled (if it runs): what a stop waits for."""
+        """The desk's task cancelled (if it runs): what a stop waits for. A request served
+        after does not start it again; the app's next start does (``hear``)."""
+        self.stopped = True
         if self.hearing is not None:
             self.hearing.cancel()
         return self.hearing

@@ -35,6 +35,7 @@ decision through the engine, so the rules on it (no pass with a fever) are the e
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import re
 from typing import Any, NamedTuple
 
@@ -178,10 +179,18 @@ MAX_CHOICES = 20_000
 
 class Choices(NamedTuple):
     """The dwellings the manual form offers (``household_choices``), and how many it leaves
-    out past ``MAX_CHOICES`` (the form says so: type the dwelling)."""
+    out past ``MAX_CHOICES`` (the form says so: type the dwelling); ``etag``: a digest of
+    both, the validator of ``/guard/api/households`` (a reload of an unchanged list is a 304)."""
 
     offered: tuple[str, ...]
     left_out: int = 0
+    etag: str = "none"
+
+
+def choices_of(offered: list[str], left_out: int) -> Choices:
+    """``Choices`` of ``offered``, its ``etag`` the digest of what it holds."""
+    digest = hashlib.sha256("\n".join([str(left_out), *offered]).encode()).hexdigest()
+    return Choices(tuple(offered), left_out, digest[:32])
 
 
 def natural_key(household: str) -> tuple[tuple[int, str], ...]:
@@ -215,7 +224,7 @@ def household_choices(g: Guard, clear: frozenset[str]) -> Choices:
     ):
         found.setdefault(same_text(household), household)
     ordered = sorted(found.values(), key=natural_key)
-    choices = Choices(tuple(ordered[:MAX_CHOICES]), max(0, len(ordered) - MAX_CHOICES))
+    choices = choices_of(ordered[:MAX_CHOICES], max(0, len(ordered) - MAX_CHOICES))
     g.choices = (key, choices)
     return choices
 

@@ -118,6 +118,11 @@ async def login(request: Request, g: GuardDep) -> Response:
         return login_form(request, g, lang, i18n.t(lang, "login.failed"), 401, resume)
     g.auth.limiter.succeeded(addr, account.name, attempt)
     request.state.actor = account.name  # as the account spells it (ａｌｉｃｅ typed: alice)
+    removed = await asyncio.to_thread(deps.removed_today, g.core, account.name)
+    if removed is not None:  # not again without an admin: said who removed it, and when
+        note(request, refused="shift_removed")
+        words = roster_ended(g, removed, lang, "login.shift_removed")
+        return login_form(request, g, lang, words, 403, str(form.get("resume") or ""))
     note(request, role=account.role)
     held = False
     try:  # the row first: no session is handed over that is not on record...
@@ -143,10 +148,6 @@ async def login(request: Request, g: GuardDep) -> Response:
         response = deps.fail(
             request, safe_next(str(form.get("next") or "")), BadInput("login.held")
         )
-    elif session.off_roster:  # no shift now on a rostered day: said, with its short end
-        until = shown_time(session.expires.isoformat(), g.tz, "%H:%M")
-        problem = BadInput("login.off_roster", until=until)
-        response = deps.fail(request, safe_next(str(form.get("next") or "")), problem)
     else:
         response = RedirectResponse(safe_next(str(form.get("next") or "")), status_code=303)
     g.auth.set_cookie(response, request, cookie, session)

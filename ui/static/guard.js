@@ -577,7 +577,30 @@ function liveStream(feed, page) {
   });
 }
 
+// The manual form's dwellings, fetched once per list into its datalist (the browser keeps
+// it and asks again: a 304 while it holds), not inline in every load of the page (20,000
+// dwellings are half a megabyte). Without it the field takes a typed dwelling all the same.
+async function householdList() {
+  const list = $("manual-households");
+  if (!list || !list.dataset.src) return;
+  try {
+    const r = await fetch(list.dataset.src, { headers: { Accept: "application/json" } });
+    if (!r.ok) return;
+    const { offered } = await r.json();
+    const options = document.createDocumentFragment();
+    for (const h of offered) {
+      const option = document.createElement("option");
+      option.value = h;
+      options.append(option);
+    }
+    list.replaceChildren(options);
+  } catch (e) {
+    // offline, or signed out meanwhile: the list stays empty
+  }
+}
+
 function livePage(feed) {
+  householdList();
   const sound = alarmSound();
   const manual = manualDecision();
   liveStream(feed, {
