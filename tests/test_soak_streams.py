@@ -79,15 +79,22 @@ async def stalled_then_gone(app: FastAPI, path: str, headers: dict[str, str]) ->
 
 
 def soak(app: FastAPI, core, path: str, headers: dict[str, str]) -> tuple[list[int], int, int]:
-    """Subscriber counts after each cycle, and the loop's tasks before and after."""
+    """Subscriber counts after each cycle (beyond what the first left: the guard console's
+    alarm desk hears the bus from the app's first call on, one subscriber for good), and the
+    loop's tasks after the first cycle and after the last."""
+
+    async def once() -> None:
+        assert await stalled_then_gone(app, path, headers) >= 2
+        await asyncio.sleep(0)  # let any finaliser the loop scheduled run
 
     async def cycles() -> tuple[list[int], int, int]:
-        before = len(asyncio.all_tasks())
+        await once()
+        base, before = core.bus.subscribers, len(asyncio.all_tasks())
+        assert base <= 1
         counts = []
         for _ in range(CYCLES):
-            assert await stalled_then_gone(app, path, headers) >= 2
-            await asyncio.sleep(0)  # let any finaliser the loop scheduled run
-            counts.append(core.bus.subscribers)
+            await once()
+            counts.append(core.bus.subscribers - base)
         return counts, before, len(asyncio.all_tasks())
 
     return asyncio.run(cycles())
