@@ -199,14 +199,22 @@ def describe_log(path: Path, *, staged: Staged | None = None) -> LogFacts:
     )
 
 
-@contextmanager
-def reading(path: Path, *, immutable: bool = False) -> Iterator[sqlite3.Connection]:
+def reading(
+    path: Path, *, immutable: bool = False
+) -> contextlib.AbstractContextManager[sqlite3.Connection]:
     """The SQLite database at ``path`` open read-only (``kiosk.files.sqlite_read_only``),
     closed after; ``BackupError`` when it cannot be opened."""
+    return _opened(lambda: sqlite_read_only(path, immutable=immutable), path)
+
+
+@contextmanager
+def _opened(connect: Callable[[], sqlite3.Connection], shown: Path) -> Iterator[sqlite3.Connection]:
+    """The connection ``connect`` opens, closed after; ``BackupError`` naming ``shown`` when
+    it cannot be opened."""
     try:
-        conn = sqlite_read_only(path, immutable=immutable)
+        conn = connect()
     except sqlite3.Error as exc:
-        raise BackupError(f"{path}: cannot open: {exc}") from None
+        raise BackupError(f"{shown}: cannot open: {exc}") from None
     try:
         yield conn
     finally:
@@ -1089,19 +1097,14 @@ class Staged:
                     found.add((st.st_dev, st.st_ino))
         return found
 
-    @contextmanager
-    def reading(self, name: str) -> Iterator[sqlite3.Connection]:
+    def reading(self, name: str) -> contextlib.AbstractContextManager[sqlite3.Connection]:
         """The staged SQLite database ``name`` open read-only (immutable, no -wal or -shm
         made beside it, none there), checked to be the stage's (``connect``)."""
         path = self.sqlite_path(name)
-        try:
-            conn = self.connect(name, lambda: sqlite_read_only(path, immutable=True))
-        except sqlite3.Error as exc:
-            raise BackupError(f"{self.path / name}: cannot open: {exc}") from None
-        try:
-            yield conn
-        finally:
-            conn.close()
+        return _opened(
+            lambda: self.connect(name, lambda: sqlite_read_only(path, immutable=True)),
+            self.path / name,
+        )
 
 
 #: Where this process's descriptors are found (procfs; a test's stand-in for none).
