@@ -59,7 +59,7 @@ from kiosk.clock import Clock, ClockReading, earliest
 from kiosk.config import KioskConfig
 from kiosk.crossing import Crossing, Outcome
 from kiosk.devices import CodeRead, DeviceFault, GateHeldShut, ThermoReading
-from kiosk.history import QUOTA_EXEMPT, ROLE_FLAG
+from kiosk.history import QUOTA_EXEMPT, ROLE_FLAG, counted_outing
 from kiosk.links import NOT_OPENED, RETRIES, SAME_AS, measure_again
 from kiosk.links import not_opened as names_not_opened
 from kiosk.logs import FlapLimit
@@ -2234,11 +2234,13 @@ class Engine:
         (``Engine.manual``'s ``quota_checked``), reached now by the rule the console asked
         (``kiosk.policy.quota_reached``, a resident's outing) on the history as the commits
         before it left it: another tablet's outing of the household, checked in the same
-        moment, was recorded first. A pass the quota does not count (``QUOTA_EXEMPT``) is
-        no outing."""
+        moment, was recorded first. A passage the quota in force does not count (its role's
+        flag against ``quota.roles``, ``kiosk.history.counted_outing``, as the history judges
+        it) is no outing."""
         subject = item.subject if isinstance(item.subject, ManualSubject) else None
         household = (subject.household if subject is not None else None) or item.household
-        counted = subject is None or QUOTA_EXEMPT not in subject.flags
+        roles = self.config.policy.quota.roles
+        counted = subject is None or counted_outing(subject.flags, roles)
         if not (item.quota_checked and counted and household is not None):
             return None
         if (item.decision, item.direction) != ("manual_pass", "out"):

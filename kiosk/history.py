@@ -30,8 +30,9 @@ Memory stays bounded: entries older than ``horizon`` (the longest quota period t
 allows plus a day) are dropped as new ones arrive, by a clock to trust only: a record of a
 synchronised clock prunes by its stamp; one of a clock NTP has not set (``mono_ns``), which
 may be weeks fast, prunes only this boot's records not dated yet, by the monotonic time since
-them; ``load`` prunes nothing (it reads the look-back alone, and a row an earlier boot stamped
-ahead on a clock never set would drop the real ones). And it stays small (``docs/memory.md``): the
+them; ``load`` prunes by no stamp (it reads the look-back alone, and a row an earlier boot
+stamped ahead on a clock never set would drop the real ones), only this boot's records not
+dated yet, by the monotonic time since them. And it stays small (``docs/memory.md``): the
 history holds an entry per distinct pass in the horizon, visitors' one-day passes included, so
 times are kept as integer microseconds since the epoch (exits in one ``array`` per household,
 last passages in one dict per direction keyed by the pass id), not as ``datetime`` objects in

@@ -213,6 +213,29 @@ def test_a_pass_the_quota_does_not_count_is_no_outing_to_hold(core):
         assert core.store.events()[-1]["decision"] == "manual_pass"
 
 
+@pytest.mark.parametrize(("role", "held"), [("staff", False), ("resident", True)])
+def test_a_passage_is_held_for_the_quota_by_its_role_against_the_roles_in_force(core, role, held):
+    """A staff pass's passage recorded while the quota was off carries its role but no
+    ``quota_exempt`` (flagged only while the quota is on): the console's hold and the engine's
+    check as the pass started took it for a resident's outing by that missing flag, while the
+    history counts it by its role against ``quota.roles`` (``kiosk.history.counted_outing``):
+    both judge it so now; a resident's passage is still asked."""
+    with TestClient(make_app(core), base_url=BASE) as client:
+        csrf = login(client)
+        quota(core, client, csrf)
+        seq = add_event(core, decision="deny", reasons=("pass_expired",), direction="out",
+                        flags=(f"role:{role}",), household=HOUSEHOLD, holder=RESIDENT,
+                        pass_id="c0ffee000403").seq  # fmt: skip
+        if held:
+            page = manual(client, csrf, seq)
+            assert page.status_code == 200 and 'id="confirm-confirm-quota"' in page.text
+            assert core.store.last_seq == seq
+            return
+        with decided(client, core):
+            assert manual(client, csrf, seq).status_code == 303
+        assert core.store.events()[-1]["decision"] == "manual_pass"
+
+
 @pytest.mark.parametrize(("held", "reason"), HOLDS, ids=lambda x: getattr(x, "__name__", x))
 def test_a_hold_confirmed_without_its_reason_is_completed_on_its_page(core, held, reason):
     """Confirmed with the reason left empty: the page asks it again, without the empty reason

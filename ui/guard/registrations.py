@@ -48,7 +48,7 @@ from kiosk.again import AGAIN_WINDOW_S, NotAgain
 from kiosk.community import CommunityError
 from kiosk.compound import quarantined
 from kiosk.engine import ManualSubject, QuotaReached
-from kiosk.history import QUOTA_EXEMPT
+from kiosk.history import counted_outing
 from kiosk.lists import same_text
 from kiosk.policy import observation_blocks, quarantine_blocks, quota_reached
 from kiosk.store import AlreadyRecorded, ReadFailure, StoreFault
@@ -262,9 +262,10 @@ def subject_holds(g: Guard, subject: ManualSubject, direction: str) -> list[str]
     ``direction``: the registration's rule (``holds_on``) for its household and holder, for the
     way the guard records it, whatever the gate denied the passage for (let out after a deny
     coming in is an exit; let in, a quarantined resident coming home is no exit). A pass the
-    quota does not count (``QUOTA_EXEMPT``, kept on the decision) is no outing to hold."""
+    quota in force does not count (its role's flag against ``quota.roles``, as the history
+    judges it: ``kiosk.history.counted_outing``) is no outing to hold."""
     holds = holds_on(g, subject.household, direction, subject.holder)
-    exempt = QUOTA_EXEMPT in subject.flags
+    exempt = not counted_outing(subject.flags, g.core.config.policy.quota.roles)
     return [h for h in holds if not (exempt and h == "quota")]
 
 
