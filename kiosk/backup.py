@@ -199,12 +199,10 @@ def describe_log(path: Path, *, staged: Staged | None = None) -> LogFacts:
     )
 
 
-def reading(
-    path: Path, *, immutable: bool = False
-) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+def reading(path: Path) -> contextlib.AbstractContextManager[sqlite3.Connection]:
     """The SQLite database at ``path`` open read-only (``kiosk.files.sqlite_read_only``),
     closed after; ``BackupError`` when it cannot be opened."""
-    return _opened(lambda: sqlite_read_only(path, immutable=immutable), path)
+    return _opened(lambda: sqlite_read_only(path), path)
 
 
 @contextmanager

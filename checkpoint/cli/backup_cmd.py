@@ -453,7 +453,7 @@ def _said_after(restored: dict[str, Any], data: Path, config_file: Path) -> None
         ". Before it decides again: on a replaced Pi run scripts/install --no-start again from"
         " its checkout (it acts on the restored config), check the log against the office's copy"
         " (sudo kiosk-admin verify-log --against ...), then start it (sudo systemctl start kiosk"
-        " kiosk-screen)"
+        " kiosk-screen kiosk-purge.timer)"
     )
     if drill:  # no service runs on these folders: the drill's own check
         db = shlex.quote(str(data / "kiosk.db"))
