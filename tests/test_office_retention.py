@@ -144,6 +144,7 @@ def test_an_unsynchronised_office_clock_purges_nothing(office, monkeypatch, caps
     assert main(["fleet", "purge", str(copy), "--older-than", "30"]) == 1
     err = capsys.readouterr().err
     assert "nothing was purged" in err and "not synchronised" in err
+    assert "check `date -u` and run again with --trust-clock" in err  # the gate's words
     assert _rows(copy) == before
     # The operator's explicit word, after checking `date -u`:
     _system_clock_at(monkeypatch, clock.now(), synced=False)

@@ -61,6 +61,14 @@ class Interrupted(CliError):
     exit_code = 130
 
 
+def clock_advice(reason: str) -> str:
+    """What the operator does about a purge the clock could not date (``kiosk.retention.
+    ClockNotTrusted``'s ``reason``): the gate's log and the office's copy say the same."""
+    if reason == "unsynchronised":
+        return "check `date -u` and run again with --trust-clock to purge now"
+    return "set the clock right"
+
+
 def write_file(path: str | Path, data: bytes) -> None:
     """Write ``data`` to ``path``; a failure is a ``CliError`` naming the file. The file is
     made 0600 whatever the umask, also over an existing file of a looser mode: what the CLI

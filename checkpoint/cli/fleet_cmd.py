@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from kiosk.files import UnreadableFile, read_bounded
 
 from .community_cmd import add_lang_arg
-from .errors import CliError, UsageError, write_file
+from .errors import CliError, UsageError, clock_advice, write_file
 from .parsers import Verbs, add_group, add_verb, path_arg
 
 if TYPE_CHECKING:
@@ -543,11 +543,7 @@ def purge_run(args: argparse.Namespace) -> int:
             trust_unsynced_clock=args.trust_clock,
         )
     except ClockNotTrusted as exc:
-        then = (
-            "check `date -u` and run again with --trust-clock to purge now"
-            if exc.reason == "unsynchronised"
-            else "set the clock right"
-        )
+        then = clock_advice(exc.reason)
         raise CliError(f"nothing was purged: {exc}; {then}") from None
     except (PgError, sqlite3.Error) as exc:
         raise CliError(f"purge failed (what was purged stays purged): {exc}") from None

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from kiosk.files import sqlite_read_only
 
-from .errors import CliError, UsageError
+from .errors import CliError, UsageError, clock_advice
 from .parsers import Verbs, add_group, add_verb, path_arg
 from .store_args import (
     add_store_args,
@@ -492,11 +492,7 @@ def purge_run(args: argparse.Namespace) -> int:
             after=batches.after,
         )
     except ClockNotTrusted as exc:
-        then = (
-            "check `date -u` and run again with --trust-clock to purge now"
-            if exc.reason == "unsynchronised"
-            else "set the clock right"
-        )
+        then = clock_advice(exc.reason)
         raise CliError(
             f"nothing was purged: {exc}; the nightly timer tries again tomorrow, or {then}"
         ) from None
