@@ -48,7 +48,11 @@ def operations(world):
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     ops = [r.ok() for r in schema.get_all_operations()]
     guard_ops = [op for op in ops if op.path.startswith("/guard") and op.path not in STREAMS]
-    assert {op.path for op in guard_ops} == {"/guard/api/feed", "/guard/api/health"}
+    assert {op.path for op in guard_ops} == {
+        "/guard/api/feed",
+        "/guard/api/health",
+        "/guard/api/households",
+    }
     return guard_ops
 
 
