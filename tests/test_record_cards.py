@@ -9,12 +9,11 @@ from __future__ import annotations
 from zoneinfo import ZoneInfo
 
 import pytest
-from test_engine import Rig, _hold_crossings
-from test_registered_again import ZHANG, not_again, registration
+from test_engine import Rig
+from test_registered_again import past_its_deadline, registration
 
 from kiosk.alarms import AlarmDesk
-from kiosk.crossing import Outcome
-from kiosk.store import AlreadyRecorded, StoreFault
+from kiosk.store import AlreadyRecorded
 from ui.guard.display import alarm_view
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -28,14 +27,7 @@ def _dropped(clock, tmp_path, first=lambda rig: None) -> Rig:
     rig = Rig(clock, tmp_path, policy={"on_store_fault": "manual"})
     rig.log.append(registration(clock))  # the first tablet's
     first(rig)
-    held = _hold_crossings(rig)
-    rig.engine.manual(
-        "manual_pass", "bob", "no phone", "out", person=ZHANG, kind="registration",
-        temp_c=36.5, unless=not_again(clock),
-    )  # fmt: skip
-    [crossing] = held
-    missed = StoreFault("store_fault", "commit not confirmed within 3000 ms")
-    rig.engine.on_crossed(Outcome(crossing, store_fault=missed, pending=True))
+    crossing = past_its_deadline(rig, "bob")
     with pytest.raises(AlreadyRecorded) as refused:
         rig.log.append(crossing.draft)
     del rig.ports.cross

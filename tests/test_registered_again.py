@@ -28,6 +28,21 @@ def not_again(clock, seen: int | None = None, **person) -> NotAgain:
     return NotAgain("registration", ZHANG | person, "out", since, seen)
 
 
+def past_its_deadline(rig, operator: str = "root", **manual):
+    """A guard's registration out whose commit missed its deadline on a slow card: let
+    through unrecorded (``on_store_fault = "manual"``) and held; its crossing, for the test to
+    end. ``manual``: ``Engine.manual``'s person, kind and unless (Zhang, unless again)."""
+    held = _hold_crossings(rig)
+    rig.engine.manual(
+        "manual_pass", operator, "no phone", "out", temp_c=36.5,
+        **({"person": ZHANG, "kind": "registration", "unless": not_again(rig.clock)} | manual),
+    )  # fmt: skip
+    [crossing] = held
+    missed = StoreFault("store_fault", "commit not confirmed within 3000 ms")
+    rig.engine.on_crossed(Outcome(crossing, store_fault=missed, pending=True))
+    return crossing
+
+
 def registration(clock, **person) -> EventDraft:
     """Zhang Guiying of 3-201 let out by a guard, written unless she was a moment before."""
     return EventDraft(
@@ -135,14 +150,7 @@ def test_a_pass_held_through_a_late_commit_the_log_then_refused_is_not_written_t
     rig = Rig(clock, tmp_path, policy={"on_store_fault": "manual"})
     try:
         rig.log.append(registration(clock))  # the first tablet's
-        held = _hold_crossings(rig)
-        rig.engine.manual(
-            "manual_pass", "root", "no phone", "out", person=ZHANG, kind="registration",
-            temp_c=36.5, unless=not_again(clock),
-        )  # fmt: skip
-        [crossing] = held
-        missed = StoreFault("store_fault", "commit not confirmed within 3000 ms")
-        rig.engine.on_crossed(Outcome(crossing, store_fault=missed, pending=True))
+        crossing = past_its_deadline(rig)
         assert len(rig.engine.backlog) == 1  # let through, its record held
         with pytest.raises(AlreadyRecorded) as refused:
             rig.log.append(crossing.draft)  # the commit ends after all: refused
@@ -185,14 +193,7 @@ def test_a_second_outing_whose_commit_ended_late_is_written(clock, tmp_path):
         clock.advance(120)
         rig.log.append(dataclasses.replace(registration(clock), direction="in", unless=None))
         clock.advance(60)
-        held = _hold_crossings(rig)
-        rig.engine.manual(
-            "manual_pass", "bob", "no phone", "out", person=ZHANG, kind="registration",
-            temp_c=36.5, unless=not_again(clock),
-        )  # fmt: skip
-        [crossing] = held
-        missed = StoreFault("store_fault", "commit not confirmed within 3000 ms")
-        rig.engine.on_crossed(Outcome(crossing, store_fault=missed, pending=True))
+        crossing = past_its_deadline(rig, "bob")
         event = rig.log.append(crossing.draft)
         del rig.ports.cross
         rig.engine.on_late_commit(crossing, event)
@@ -309,14 +310,7 @@ def test_the_store_fault_of_a_late_commit_ends_when_it_is_answered(clock, tmp_pa
     try:
         if refused:
             rig.log.append(registration(clock))  # the first tablet's
-        held = _hold_crossings(rig)
-        rig.engine.manual(
-            "manual_pass", "root", "no phone", "out", person=ZHANG, kind="registration",
-            temp_c=36.5, unless=not_again(clock),
-        )  # fmt: skip
-        [crossing] = held
-        missed = StoreFault("store_fault", "commit not confirmed within 3000 ms")
-        rig.engine.on_crossed(Outcome(crossing, store_fault=missed, pending=True))
+        crossing = past_its_deadline(rig)
         assert "store" in rig.engine.faults
         try:
             end = rig.log.append(crossing.draft)
@@ -367,14 +361,7 @@ def _late(rig, clock, kind: str, who: dict, refused: bool):
             operator="alice", kind=kind, person=who,
         )  # fmt: skip
         rig.log.append(first)
-    held = _hold_crossings(rig)
-    rig.engine.manual(
-        "manual_pass", "root", "no phone", "out", person=who, kind=kind, temp_c=36.5,
-        unless=again,
-    )  # fmt: skip
-    [crossing] = held
-    missed = StoreFault("store_fault", "commit not confirmed within 3000 ms")
-    rig.engine.on_crossed(Outcome(crossing, store_fault=missed, pending=True))
+    crossing = past_its_deadline(rig, person=who, kind=kind, unless=again)
     try:
         end = rig.log.append(crossing.draft)
     except AlreadyRecorded as exc:
