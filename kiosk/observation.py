@@ -450,6 +450,25 @@ def _closed_by(db: sqlite_utils.Database, person_id: int, day: date, kind: str) 
     return f"the {kind} alarm of person {person_id} on {day} was already closed by {found[0]}"
 
 
+def _not_observed_yet(
+    db: sqlite_utils.Database, name: str, household: str, but: int | None = None
+) -> None:
+    """Refused when someone observed now (other than ``but``) has this name and household,
+    however either is spelled (as the gate matches a pass's holder, ``same_text``: Ｗａｎｇ
+    Ｆａｎｇ is Wang Fang, 尼格买提•热合曼 with a bullet for the dot 尼格买提·热合曼). Looked
+    at in the write transaction that registers or corrects (two consoles, or the daemon and
+    an admin's ``kiosk`` at the same moment: the second finds the first's row)."""
+    condition, spellings = household_is(db, "obs_people", household)
+    found = db.execute(
+        f"select id, name from obs_people where status = 'observing' and {condition}",  # noqa: S608
+        spellings,
+    )
+    key = same_text(name)
+    for person_id, other in found:
+        if person_id != but and same_text(str(other or "")) == key:
+            raise CommunityError(f"already observed as #{person_id}")
+
+
 class ObservationLedger:
     """The returnee ledger on the event log's database. Thread-safe as the log is."""
 
@@ -524,6 +543,7 @@ class ObservationLedger:
             row["clocks"] = json.dumps({"created_at": held})
 
         def apply(db: sqlite_utils.Database) -> int:
+            _not_observed_yet(db, row["name"], row["household"])
             person_id = db.table("obs_people").insert(row).last_rowid
             assert person_id is not None
             self._status_row(db, person_id, "observing", reading, who)
@@ -574,6 +594,7 @@ class ObservationLedger:
             current = {k: db.table("obs_people").get(person_id)[k] for k in old}
             if current != old:
                 raise CommunityError(f"person {person_id} was changed meanwhile; not changed")
+            _not_observed_yet(db, new["name"], new["household"], but=person_id)
             db.table("obs_corrections").insert(row)
             db.table("obs_people").update(person_id, new)
 

@@ -195,3 +195,36 @@ def batch_args(key, rows, out, *more: str) -> list[str]:
     site zone (Asia/Shanghai), and ``more``."""
     return ["pass", "batch", "--tz=Asia/Shanghai", "--key", str(key), "--csv", str(rows),
             "--out", str(out), *more]  # fmt: skip
+
+
+def two_writers_at_once(logs, write, wait_s: float = 5.0) -> list:
+    """``write(log)`` on each of ``logs`` (the event log opened twice on one file: the daemon
+    and a ``kiosk`` run by an admin), each in its own thread, held so that neither begins its
+    write transaction (``EventLog.submit_audited``) before both have got there: whatever
+    either looked at before writing, the other had not written yet. Returns each one's
+    result or the exception it raised, in the order of ``logs``."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    both = threading.Barrier(len(logs), timeout=wait_s)
+    patch = pytest.MonkeyPatch()
+    for log in logs:
+        submit = log.submit_audited
+
+        def held(*args, _submit=submit, **kwargs):
+            both.wait()
+            return _submit(*args, **kwargs)
+
+        patch.setattr(log, "submit_audited", held)
+
+    def outcome(log):
+        try:
+            return write(log)
+        except Exception as exc:  # noqa: BLE001 - what each writer was told
+            return exc
+
+    try:
+        with ThreadPoolExecutor(len(logs)) as pool:
+            return list(pool.map(outcome, logs))
+    finally:
+        patch.undo()

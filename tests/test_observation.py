@@ -689,3 +689,43 @@ def test_a_guard_letting_a_fever_through_keeps_the_reading_a_fever(ledger, log, 
         )
     )  # fmt: skip
     assert [c.fever for c in ledger.checks(person.id)] == [True, True]
+
+
+def test_two_writers_registering_one_returnee_at_once_make_one_record(tmp_path, clock):
+    """The console looked for the returnee already observed, then wrote, under a lock of its
+    own process: a second writer of the same log (an admin's ``kiosk`` beside the daemon, a
+    second console) looked before either wrote, and both registered Wang Fang: two records
+    for one person, two lines on the day's report, two sets of alarms. The look is made in
+    the registration's own write transaction: the second is refused, naming the first."""
+    from support import two_writers_at_once
+
+    with opened_log(tmp_path / "k.db", clock) as a, opened_log(tmp_path / "k.db", clock) as b:
+        ledgers = {id(log): ObservationLedger(log, clock, TZ) for log in (a, b)}
+        told = two_writers_at_once(
+            [a, b], lambda log: register(ledgers[id(log)], household="３-2-701")
+        )
+        made = [t for t in told if not isinstance(t, Exception)]
+        refused = [t for t in told if isinstance(t, Exception)]
+        assert len(made) == 1 and len(refused) == 1, told
+        assert isinstance(refused[0], CommunityError)
+        assert str(refused[0]) == f"already observed as #{made[0].id}"
+        assert [p.id for p in ledgers[id(a)].people()] == [made[0].id]
+        rows = [r for r in a.audits(0, 100) if r["action"] == "observation.register"]
+        assert len(rows) == 1
+
+
+def test_a_returnee_observed_already_is_refused_by_the_ledger_however_spelled(ledger, log):
+    """Whoever writes (the console, a script): one record per person observed, name and
+    dwelling compared as the gate compares them; a correction onto another person's name and
+    dwelling is refused too; once cleared, the person may be registered again."""
+    first = register(ledger)
+    with pytest.raises(CommunityError, match=f"already observed as #{first.id}"):
+        register(ledger, name="Ｗａｎｇ　Ｆａｎｇ", household="３-2-701")
+    other = register(ledger, name="Li Lei")
+    with pytest.raises(CommunityError, match=f"already observed as #{first.id}"):
+        ledger.correct(
+            other.id, name="wang fang", household="3-2-701", date_back=BACK,
+            until=BACK + timedelta(days=13), actor="manager",
+        )  # fmt: skip
+    ledger.set_status(first.id, "cleared", "manager")
+    assert register(ledger).id not in (first.id, other.id)

@@ -6,7 +6,6 @@ guard's name; the route class writes it as the request's one audit row."""
 from __future__ import annotations
 
 import functools
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -14,9 +13,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse, Response
 
 from kiosk.community import CommunityError
-from kiosk.lists import same_text
-from kiosk.observation import ObservationLedger, Person
-from kiosk.typed import typed
+from kiosk.observation import Person
 from ui.auth import Session
 from ui.guard.community.common import (
     FRESH,
@@ -134,44 +131,29 @@ def merged_onto(now: Person, typed: dict[str, str]) -> Merged:
     return Merged(fields, tuple(kept), both)
 
 
-#: Registering checks the ledger, then writes: one at a time, so a double tap makes one.
-_REGISTERING = threading.Lock()
-
-
 @router.post("/returnees", name="returnee_register", include_in_schema=False)
 async def register(request: Request, session: ActionSession, g: GuardDep) -> Response:
+    """A returnee registered; one observed already (this name and dwelling, however spelled,
+    looked at in the registration's own write transaction: a double tap, two consoles, an
+    admin's ``kiosk`` at the same moment) is refused, naming the record."""
     form = await request.form()
     ledger = ledgers(g).observation
 
     def register_one() -> object:
-        name, household = form_text(form, "name"), form_text(form, "household")
-        with _REGISTERING:
-            _not_observed_yet(ledger, name, household)
-            return ledger.register(
-                name=name,
-                household=household,
-                phone=form_text(form, "phone"),
-                origin=form_text(form, "origin"),
-                date_back=form_text(form, "date_back"),
-                days=form_int(form, "days"),
-                note=form_text(form, "note"),
-                actor=session.name,
-            )
+        return ledger.register(
+            name=form_text(form, "name"),
+            household=form_text(form, "household"),
+            phone=form_text(form, "phone"),
+            origin=form_text(form, "origin"),
+            date_back=form_text(form, "date_back"),
+            days=form_int(form, "days"),
+            note=form_text(form, "note"),
+            actor=session.name,
+        )
 
     return await save_or_again(
         request, g, session, PAGE, register_one, form=form, fields=TYPED_FIELDS, again=page
     )
-
-
-def _not_observed_yet(
-    ledger: ObservationLedger, name: str, household: str, but: int | None = None
-) -> None:
-    """Refused when someone else observed now (not ``but``) has this name and household."""
-    for person in ledger.people(status="observing", household=household):
-        # as the gate matches a pass's holder (kiosk.lists.same_text): Ｗａｎｇ　Ｆａｎｇ
-        # is Wang Fang, 尼格买提•热合曼 (a bullet for the dot) 尼格买提·热合曼
-        if person.id != but and same_text(typed(person.name)) == same_text(typed(name)):
-            raise CommunityError(f"already observed as #{person.id}")
 
 
 @router.post("/returnees/{pid}/correct", name="returnee_correct", include_in_schema=False)
@@ -184,18 +166,15 @@ async def correct(pid: RecordId, request: Request, session: AdminSession, g: Gua
     note(request, person=pid, change="correct")
 
     def correct_one() -> object:
-        name, household = form_text(form, "name"), form_text(form, "household")
-        with _REGISTERING:
-            _not_observed_yet(ledger, name, household, but=pid)
-            return ledger.correct(
-                pid,
-                name=name,
-                household=household,
-                date_back=form_text(form, "date_back"),
-                until=form_text(form, "until"),
-                actor=session.name,
-                seen=form_text(form, "seen")[:32] or None,  # the record as the page showed it
-            )
+        return ledger.correct(
+            pid,
+            name=form_text(form, "name"),
+            household=form_text(form, "household"),
+            date_back=form_text(form, "date_back"),
+            until=form_text(form, "until"),
+            actor=session.name,
+            seen=form_text(form, "seen")[:32] or None,  # the record as the page showed it
+        )
 
     def again(request: Request, g: Guard, session: Session, refused: Refused) -> HTMLResponse:
         try:
