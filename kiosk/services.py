@@ -199,6 +199,21 @@ def purge(
     return len(due)
 
 
+def _none_untaken(db: sqlite_utils.Database, household: str, kind: str) -> None:
+    """Refused while a request of ``kind`` for ``household`` (however spelled) is open and
+    not taken yet: one of each kind waits at a time (one taken, a helper on the stairs with
+    it, leaves a new one to open). Looked at in the opening's write transaction: two
+    consoles, or the daemon and an admin's ``kiosk``, at the same moment open one."""
+    condition, spellings = household_is(db, "service_requests", household)
+    found = db.execute(
+        f"select id from service_requests where state = 'open' and kind = ? and {condition}"  # noqa: S608
+        " order by id desc limit 1",
+        [kind, *spellings],
+    ).fetchone()
+    if found is not None:
+        raise CommunityError(f"request #{found[0]} of this kind is still open")
+
+
 class ServiceDesk:
     """Open, take, finish and cancel requests; list them for the guard console."""
 
@@ -225,7 +240,9 @@ class ServiceDesk:
     def open(
         self, household: str, kind: str, actor: str, *, confined: bool, note: str = ""
     ) -> Request:
-        """A new request; ``confined``: the household is quarantined or observed today."""
+        """A new request; ``confined``: the household is quarantined or observed today.
+        Refused while one of its ``kind`` for the household is open and untaken
+        (``_none_untaken``)."""
         who = check_actor(actor)
         home = clean_text("household", household, max_len=40)
         if kind not in KINDS:
@@ -241,9 +258,14 @@ class ServiceDesk:
             **self._stamp("opened_at", {}),
             "opened_by": who,
         }
+
+        def insert(db: sqlite_utils.Database) -> int | None:
+            _none_untaken(db, home, kind)
+            return db.table("service_requests").insert(row).last_rowid
+
         rid = audited_write(
             self._log,
-            lambda db: db.table("service_requests").insert(row).last_rowid,
+            insert,
             who,
             "service.open",
             lambda new: {"request_id": new, "kind": kind},

@@ -92,7 +92,7 @@ def test_a_request_moves_forward_only(desk):
 
 def test_purge_empties_notes_of_closed_requests(desk, log, clock):
     r = desk.open("5-1-702", "food", "g", confined=True, note="call 13812345678")
-    still = desk.open("5-1-702", "food", "g", confined=True, note="open one")
+    still = desk.open("5-1-702", "medicine", "g", confined=True, note="open one")
     desk.done(r.id, "h")
     clock.advance(40 * 24 * 3600)
     now = clock.now()
@@ -212,3 +212,44 @@ def test_a_request_closed_in_a_boot_never_dated_keeps_its_note_for_the_retention
         assert (gone.household, gone.note) == ("", "")
     finally:
         store.close()
+
+
+def test_two_writers_opening_one_request_at_once_make_one(tmp_path, clock):
+    """The console looked for an untaken request of the kind, then opened one, under a lock
+    of its own process: a second writer of the same log (an admin's ``kiosk`` beside the
+    daemon, a second console) looked before either wrote, and both opened "food" for 5-1-702:
+    two helpers climbed seven floors with two bags. The look is made in the opening's own
+    write transaction: the second is refused, naming the first."""
+    from support import two_writers_at_once
+
+    path = tmp_path / "k.db"
+    logs = [
+        EventLog(path, "g", clock, "NORMAL", migrations=[services.MIGRATIONS]).open()
+        for _writer in "ab"
+    ]
+    try:
+        desks = {id(log): ServiceDesk(log, clock, TZ) for log in logs}
+        told = two_writers_at_once(
+            logs, lambda log: desks[id(log)].open("5-1-702", "food", "guard Zhao", confined=True)
+        )
+        made = [t for t in told if not isinstance(t, Exception)]
+        refused = [t for t in told if isinstance(t, Exception)]
+        assert len(made) == 1 and len(refused) == 1, told
+        assert isinstance(refused[0], CommunityError)
+        assert str(refused[0]) == f"request #{made[0].id} of this kind is still open"
+        assert [q.id for q in desks[id(logs[0])].requests()] == [made[0].id]
+        assert [r["action"] for r in logs[0].audits(0, 100)] == ["service.open"]
+    finally:
+        for log in logs:
+            log.close()
+
+
+def test_a_second_untaken_request_of_a_kind_is_refused_by_the_desk(desk):
+    """Whoever opens it (the console, a script), however the dwelling is spelled; one taken
+    (a helper on the stairs with it) or of another kind leaves a new one open to open."""
+    food = desk.open("5-1-702", "food", "guard Zhao", confined=True)
+    with pytest.raises(CommunityError, match=f"request #{food.id} of this kind is still open"):
+        desk.open("５-1-702", "food", "guard Li", confined=True)
+    desk.open("5-1-702", "medicine", "guard Li", confined=True)
+    desk.take(food.id, "helper Chen")
+    assert desk.open("5-1-702", "food", "guard Li", confined=True).state == "open"
