@@ -551,6 +551,9 @@ class Engine:
         self._gate_close_at_ns: int | None = None
         #: The evacuation under way (``kiosk.evacuation``): the gate held open until it ends.
         self.evacuation: evacuation.Evacuation | None = None
+        #: The last guard's end of an evacuation (``claim_end``): its row being written, or
+        #: done; a second end of the same one is refused, naming its guard.
+        self.ending: evacuation.Ending | None = None
         self._gate_close_pending = False
         self._gate_probe_ns = 0
         self._hold_until_ns: int | None = None
@@ -905,15 +908,57 @@ class Engine:
         elif "gate" in self.faults and not self._gate_close_pending:
             self._clear_fault("gate")
 
-    def end_evacuation(self, seen: str | None = None) -> None:
+    def end_evacuation(
+        self, seen: str | None = None, ending: evacuation.Ending | None = None
+    ) -> None:
         """A guard ends the evacuation: the gate locks at the next tick (a pass's pulse under
         way ends first). ``ValueError`` when none is under way; ``evacuation.Changed`` when
-        ``seen`` (the ``version`` the guard's page showed) is not the one under way."""
+        ``seen`` (the ``version`` the guard's page showed) is not the one under way;
+        ``evacuation.AlreadyEnded`` when another guard's end (``claim_end``) has it.
+        ``ending``: this guard's claim, done now."""
+        held = self._to_end(seen, ending)
+        if ending is not None:
+            self.ending = dataclasses.replace(ending, since_ns=held.since_ns, at_ns=self._now())
+        self._input(self._end_evacuation, "a guard ended it")
+
+    def claim_end(self, seen: str, by: str) -> evacuation.Ending:
+        """A guard's end (``by``) of the evacuation ``seen`` begun, before its row is written:
+        claimed, so that another guard's end meanwhile is refused (``AlreadyEnded``, naming
+        ``by``) and writes nothing. ``end_evacuation(seen, claim)`` ends it once the row is
+        written; ``release_end(claim)`` gives the claim up when nothing ended. Raises as
+        ``end_evacuation``, and ``AlreadyEnded`` for one already ended by a guard."""
+        held = self._to_end(seen, None)
+        self.ending = evacuation.Ending(held.since_ns, by)
+        return self.ending
+
+    def release_end(self, claim: evacuation.Ending) -> None:
+        """``claim`` given up: its evacuation was not ended by it (its row not written, or
+        started again meanwhile). Once ended, the end stands."""
+        if self.ending is claim:
+            self.ending = None
+
+    def _to_end(self, seen: str | None, mine: evacuation.Ending | None) -> evacuation.Evacuation:
+        """The evacuation a guard's end (claim ``mine``, if any) of ``seen`` ends, or why not."""
+        taken = self.end_taken(seen, mine)
+        if taken is not None:
+            raise evacuation.AlreadyEnded(taken)
         if self.evacuation is None:
             raise ValueError("no evacuation under way")
         if seen is not None and seen != self.evacuation.version:
             raise evacuation.Changed(self.evacuation)
-        self._input(self._end_evacuation, "a guard ended it")
+        return self.evacuation
+
+    def end_taken(
+        self, seen: object, mine: evacuation.Ending | None = None
+    ) -> evacuation.Ending | None:
+        """Another guard's end (not ``mine``) of the evacuation ``seen`` (a page's version;
+        None: the one under way), its row being written or done; None when none has it, or
+        when another evacuation than ``seen`` is under way (that one is what to say)."""
+        held, ending = self.evacuation, self.ending
+        shown = held.version if seen is None and held is not None else seen
+        if ending is None or ending is mine or not ending.of(shown):
+            return None
+        return ending if held is None or held.same_as(shown) else None
 
     def _end_evacuation(self, why: str) -> None:
         if self.evacuation is None:

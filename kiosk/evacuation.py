@@ -21,7 +21,10 @@ end names the evacuation its page showed (``Evacuation.version``) and ends no ot
 (``Evacuation.same_as``), its end or cause since moved: the console asks again. A start
 names what its page showed under way too (``version_of``), looked at again as the engine
 starts it (``Moved``): two tablets confirming a start while a passage was being committed
-start one evacuation, the second guard asked again.
+start one evacuation, the second guard asked again. Two guards ending it at the same instant end
+it once: the first end is claimed as its row is written (``Ending``), and the second writes
+nothing and is told who ended it (``AlreadyEnded``), as is a later end sent from a page drawn
+before it ended.
 """
 
 from __future__ import annotations
@@ -60,11 +63,47 @@ class Evacuation:
     def same_as(self, seen: object) -> bool:
         """Whether ``seen`` (the ``version`` a page showed) is this evacuation: started then,
         whether or not it was started again since (held open longer, made graver)."""
-        return isinstance(seen, str) and seen.split("-")[0] == f"{self.since_ns:x}"
+        return _started(seen) == self.since_ns
 
     def view(self, now_ns: int) -> dict[str, object]:
         """What the screens are told: the cause and the seconds left (no personal data)."""
         return {"cause": self.cause, "ends_in_s": max(0, (self.until_ns - now_ns) // 10**9)}
+
+
+def _started(version: object) -> int | None:
+    """When the evacuation a ``version`` names was started (its ``since_ns``); None for text
+    that names none."""
+    if not isinstance(version, str):
+        return None
+    try:
+        return int(version.split("-")[0], 16)
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True, eq=False)
+class Ending:
+    """A guard's end (``by``) of the evacuation started at ``since_ns``: claimed while its row
+    is written (``at_ns`` None), then done (``at_ns``, monotonic). An evacuation is ended
+    once: another end of it is refused (``AlreadyEnded``), whoever sends it. Equal only to
+    itself: a guard's claim is the one it was handed."""
+
+    since_ns: int
+    by: str
+    at_ns: int | None = None
+
+    def of(self, seen: object) -> bool:
+        """Whether ``seen`` (the ``version`` a page showed) names the evacuation this ends."""
+        return _started(seen) == self.since_ns
+
+
+class AlreadyEnded(ValueError):
+    """An end of an evacuation another guard has ended, or is ending (its row being written):
+    nothing is written, nothing ends; ``ending`` says who, and whether it is over."""
+
+    def __init__(self, ending: Ending) -> None:
+        super().__init__("the evacuation was ended by another guard")
+        self.ending = ending
 
 
 def held_open(

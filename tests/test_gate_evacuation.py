@@ -576,3 +576,72 @@ def test_a_start_another_went_first_is_not_started_and_the_next_action_waiting_i
     assert [(e["decision"], e["flags"]) for e in rig.events()] == [
         ("manual_deny", []), ("manual_pass", ["evacuation"]), ("manual_deny", [])
     ]  # fmt: skip
+
+
+def test_two_guards_ending_it_at_once_leave_one_end_on_record_the_second_told_who(
+    guard_core, app_client, monkeypatch
+):
+    """Two guards tap "End the evacuation" at the same instant on two tablets: both pages
+    showed it under way, both rows were written ("evacuation ended" twice, for one end), and
+    the second guard was told only that none is under way. The end is claimed as its row is
+    written: the second writes no end and is told who ended it; a third, later, too."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from guard_support import ADMIN_PW, WAIT_S, signed_in
+
+    from ui.guard import deps
+
+    core, client = guard_core, app_client
+    fire = _drawn(client, "evac-start-form") | {"cause": "fire", "minutes": "15"}
+    _confirmed(client, core, send(client, "/guard/evacuation", fire))
+    with signed_in(client.app, "root", ADMIN_PW) as bob:
+        end_a = _drawn(client, "evac-end-form")
+        end_b = hidden_fields(bob.get("/guard/health?lang=en").text, "evac-end-form")
+        writing, answered = threading.Event(), threading.Event()
+        write = deps.write_row_first
+
+        def first_held(request):  # alice's row is being written as bob taps
+            if not writing.is_set():
+                writing.set()
+                assert answered.wait(WAIT_S)
+            write(request)
+
+        monkeypatch.setattr(deps, "write_row_first", first_held)
+        with ThreadPoolExecutor(1) as pool:
+            tap_a = pool.submit(send, client, "/guard/evacuation/end", end_a)
+            assert writing.wait(WAIT_S)
+            told_b = refused_with(bob, send(bob, "/guard/evacuation/end", end_b))
+            answered.set()
+            ended = tap_a.result(WAIT_S)
+        assert ended.status_code == 303 and "err=" not in ended.headers["location"]
+        assert told_b == "alice is ending this evacuation now. Nothing more was recorded."
+        assert core.runner.engine.evacuation is None
+        later = refused_with(bob, send(bob, "/guard/evacuation/end", end_b))
+    assert later == "alice has ended this evacuation already. Nothing more was recorded."
+    rows = [a for a in core.store.audits(0, 100) if a["action"].startswith("evacuation_end")]
+    assert [(a["actor"], a["action"], a["detail"].get("problem")) for a in rows] == [
+        ("root", "evacuation_end_failed", "evac.ending"),
+        ("alice", "evacuation_end", None),
+        ("root", "evacuation_end_failed", "evac.ended"),
+    ]
+
+
+def test_an_end_claimed_by_one_guard_is_refused_to_another_naming_the_first(rig):
+    """In the engine: a guard's end claimed (its row being written) and then done; another
+    guard's end of the same evacuation, meanwhile or after, is ``AlreadyEnded`` naming the
+    first; a claim given up (its row not written) leaves it to be ended."""
+    _evacuate(rig)
+    shown = rig.engine.evacuation.version
+    given_up = rig.engine.claim_end(shown, "zhou")
+    rig.engine.release_end(given_up)
+    claim = rig.engine.claim_end(shown, "zhou")
+    with pytest.raises(evacuation.AlreadyEnded) as meanwhile:
+        rig.engine.claim_end(shown, "li")
+    assert (meanwhile.value.ending.by, meanwhile.value.ending.at_ns) == ("zhou", None)
+    rig.engine.end_evacuation(shown, claim)
+    rig.engine.release_end(claim)  # the end stands
+    assert rig.engine.evacuation is None
+    with pytest.raises(evacuation.AlreadyEnded) as after:
+        rig.engine.end_evacuation(shown)
+    assert after.value.ending.by == "zhou" and after.value.ending.at_ns is not None

@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse, Response
 from starlette.datastructures import FormData
 
 from kiosk import evacuation, queries
-from kiosk.engine import NO_SUBJECT
+from kiosk.engine import NO_SUBJECT, Engine
 from ui import i18n
 from ui.auth import Session
 from ui.guard import deps
@@ -153,7 +153,9 @@ async def end_evacuation(request: Request, session: ActionSession, g: GuardDep) 
     """The evacuation over by the guard's word: its row first, then the gate locks. Only the
     one the guard's page showed (``seen``, its ``version``): a page drawn before another one
     started ends nothing; one drawn before this one was started again (held open longer,
-    made graver) asks again, saying so."""
+    made graver) asks again, saying so. Ended once: the end is claimed as its row is
+    written, and another guard's end of it meanwhile or after is told who ended it
+    (``evac.ending``, ``evac.ended``) and writes no end."""
     form = await request.form()
     seen = form.get("seen")
     note(request, action="evacuation_end")
@@ -171,19 +173,42 @@ async def end_evacuation(request: Request, session: ActionSession, g: GuardDep) 
             back="/guard/health",
         )
     note(request, cause=held.cause)
-    await asyncio.to_thread(deps.write_row_first, request)
-    now = _still_shown(g, seen)
-    if now.version != seen:  # started again while the row was written: nothing ends
-        raise _moved(g, now, "evac.nothing_ended")
-    g.core.runner.engine.end_evacuation(now.version)
+    engine = g.core.runner.engine
+    claim = _claimed(engine, held.version, session.name)
+    try:
+        await asyncio.to_thread(deps.write_row_first, request)
+        now = _still_shown(g, seen, claim)
+        if now.version != seen:  # started again while the row was written: nothing ends
+            raise _moved(g, now, "evac.nothing_ended")
+        engine.end_evacuation(now.version, claim)
+    finally:
+        engine.release_end(claim)  # nothing ended by it: given up (an end stands)
     return done(request, "/guard/health")
 
 
-def _still_shown(g: deps.Guard, seen: object) -> evacuation.Evacuation:
+def _claimed(engine: Engine, seen: str, by: str) -> evacuation.Ending:
+    """The guard's end of the evacuation ``seen``, claimed before its row is written."""
+    try:
+        return engine.claim_end(seen, by)
+    except evacuation.AlreadyEnded as ended:
+        raise _ended(ended.ending) from None
+
+
+def _ended(ending: evacuation.Ending) -> BadInput:
+    """Another guard's end of it (``ending``): under way, its row being written, or done."""
+    return BadInput("evac.ending" if ending.at_ns is None else "evac.ended", by=ending.by)
+
+
+def _still_shown(
+    g: deps.Guard, seen: object, mine: evacuation.Ending | None = None
+) -> evacuation.Evacuation:
     """The evacuation under way if it is the one the page showed (``seen``: the same one,
     perhaps started again since), else ``BadInput`` saying none is, or which one is
-    (``evac.changed``)."""
-    held = g.core.runner.engine.evacuation
+    (``evac.changed``), or who ended it (an end of it other than ``mine``: ``_ended``)."""
+    engine = g.core.runner.engine
+    held, taken = engine.evacuation, engine.end_taken(seen, mine)
+    if taken is not None:
+        raise _ended(taken)
     if held is None:
         raise BadInput("evac.none")
     if not held.same_as(seen):
