@@ -799,19 +799,33 @@ def _created_at(capsys) -> str:
     return json.loads(capsys.readouterr().out.strip().splitlines()[-1])["created_at"]
 
 
-@pytest.mark.parametrize("card", ["fresh_install", "no_log"])
+@pytest.mark.parametrize(
+    ("card", "zone", "local"),
+    [
+        ("fresh_install", "Asia/Shanghai", "2026-03-02 16:30 UTC+08:00"),
+        ("no_log", "Asia/Shanghai", "2026-03-02 16:30 UTC+08:00"),
+        ("fresh_install", "Pacific/Honolulu", "2026-03-01 22:30 UTC-10:00"),
+    ],
+)
 def test_a_restore_onto_a_new_card_says_the_forgets_since_the_archive_are_to_be_made_by_hand(
-    tmp_path, clock, cli_clock, capsys, monkeypatch, card
+    tmp_path, clock, cli_clock, capsys, monkeypatch, card, zone, local
 ):
     """The old card died after a forget; the new card's install (its own kiosk id, or no log
     yet) has no record of it. The restore exited 0, `forgets_reapplied` 0, and said nothing:
     the forgotten resident's name and phone back, her card no longer revoked, once the kiosk
     started. Now the JSON says the forgets since the archive are not on this card, and stderr
-    says, with the archive's date, to forget them again by hand before the kiosk starts."""
+    says, with the archive's date, to forget them again by hand before the kiosk starts. That
+    date is the site's clock's, with its offset and zone: said in UTC (``Z``), a gate west of
+    UTC read an archive taken on the evening of 1 March as taken on 2 March, and asked the
+    office for the requests of a day too late."""
     data, etc, log = _gate(tmp_path, clock)
+    with (etc / "kiosk.toml").open("a") as config:
+        config.write(f'timezone = "{zone}"\n')
     archive = tmp_path / "north.kbak"
     capsys.readouterr()
-    assert run_backup(data, etc, archive) == 0
+    with monkeypatch.context() as taken:  # the archive taken as the clock reads
+        taken.setattr("checkpoint.cli.backup_cmd._now", clock.now)
+        assert run_backup(data, etc, archive) == 0
     since = _created_at(capsys)
     log.close()
     _forget(data, "--name", NAME, "--household", HOUSEHOLD)  # on the card that then died
@@ -830,11 +844,13 @@ def test_a_restore_onto_a_new_card_says_the_forgets_since_the_archive_are_to_be_
     out, err = capsys.readouterr()
     restored = json.loads(out)
     why = "another_log" if card == "fresh_install" else "no_log"
-    assert restored["forgets_by_hand"] == {"since": since, "why": why}
+    assert since.endswith("Z")  # the JSON keeps UTC, and says the site's zone beside it
+    assert restored["forgets_by_hand"] == {"since": since, "timezone": zone, "why": why}
     assert restored["forgets_reapplied"]["forgets"] == 0
+    shown = f"{local} ({zone})"
     advice = (
-        f"forgets made at this gate since the archive was taken ({since}) are not on this card:"
-        f" get the office's list of requests since {since} and forget each resident on it again"
+        f"forgets made at this gate since the archive was taken ({shown}) are not on this card:"
+        f" get the office's list of requests since {shown} and forget each resident on it again"
         " (sudo kiosk-admin person forget --keys-file - --yes, the keys typed at its prompt)"
         " before the kiosk starts"
     )

@@ -477,10 +477,11 @@ def _drill(data: Path, config_file: Path) -> bool:
     return here != (Path(INSTALLED_DATA).resolve(), Path(INSTALLED_CONFIG).resolve())
 
 
-def _say_by_hand(by_hand: dict[str, str], made_again: int, forget: str) -> None:
+def _say_by_hand(by_hand: dict[str, Any], made_again: int, forget: str) -> None:
     """The forgets since the archive this restore could not make again (``_forgets_by_hand``),
-    said with the archive's date and what to do before the kiosk starts."""
-    since = by_hand["since"]
+    said with the archive's date as the site's clock read it (``_site_time``) and what to do
+    before the kiosk starts."""
+    since = _site_time(by_hand["since"], by_hand.get("timezone"))
     others = " (but those made again above)" if made_again else ""
     print(
         f"kiosk restore: {_NOT_ITS_OWN[by_hand['why']]}: forgets made at this gate since the"
@@ -489,6 +490,23 @@ def _say_by_hand(by_hand: dict[str, str], made_again: int, forget: str) -> None:
         " --yes, the keys typed at its prompt) before the kiosk starts",
         file=sys.stderr,
     )
+
+
+def _site_time(stamp: str, zone: str | None) -> str:
+    """``stamp`` (a UTC ISO time: the archive's ``created_at``) as the site's clock read it,
+    with its offset and ``zone`` (``2026-03-01 22:30 UTC-10:00 (Pacific/Honolulu)``): the
+    office's requests are dated by the site's day, and a UTC date is a day off west (or east)
+    of UTC in the evening. As it is when it cannot be read, or no zone is known."""
+    from kiosk.days import as_zone, offset_text
+
+    try:
+        when, tz = datetime.fromisoformat(stamp), as_zone(zone or "")
+    except (ValueError, KeyError, OSError):
+        return stamp
+    if when.tzinfo is None:
+        return stamp
+    local = when.astimezone(tz)
+    return f"{local:%Y-%m-%d %H:%M} {offset_text(local)} ({zone})"
 
 
 def _restore_from(
@@ -678,7 +696,9 @@ def _restore(
             os.chown(aside, data.stat().st_uid, data.stat().st_gid, follow_symlinks=False)
     if taken and aside is not None:
         _audit_aside(taken, aside / db.name)
-    by_hand = _forgets_by_hand(archive.manifest, restored, current, had_log=had_log)
+    by_hand = _forgets_by_hand(
+        archive.manifest, restored, current, had_log=had_log, zone=_site_zone(config_file)
+    )
     return restored.summary() | {"forgets_reapplied": again, "forgets_by_hand": by_hand}
 
 
@@ -692,20 +712,26 @@ _NOT_ITS_OWN = {
 
 
 def _forgets_by_hand(
-    manifest: dict[str, Any], restored: LogFacts, current: LogFacts | None, *, had_log: bool
-) -> dict[str, str] | None:
+    manifest: dict[str, Any],
+    restored: LogFacts,
+    current: LogFacts | None,
+    *,
+    had_log: bool,
+    zone: str | None,
+) -> dict[str, str | None] | None:
     """The forgets made at this gate since the archive that this restore cannot know of, to
     be made again by hand: all of them, unless the log it replaces is the archive's own (its
     forgets since are made again, ``_forget_again``, or the restore refused as going
     backwards). A new card after the old one died holds none of them: ``{"since": the
-    archive's created_at, "why": no_log | another_log | unreadable_log}``; None when none."""
+    archive's created_at (UTC), "timezone": ``zone``, the site's (None: its config could not
+    be read), "why": no_log | another_log | unreadable_log}``; None when none."""
     from kiosk.backup import same_log
 
     if current is not None and same_log(restored, current):
         return None
     since = manifest.get("created_at")
     why = "another_log" if current is not None else "unreadable_log" if had_log else "no_log"
-    return {"since": since if isinstance(since, str) else "unknown", "why": why}
+    return {"since": since if isinstance(since, str) else "unknown", "timezone": zone, "why": why}
 
 
 def _has_log(db: Path) -> bool:
@@ -932,10 +958,23 @@ def _current(db: Path) -> LogFacts | None:
 
 def _configured_gate(config_file: Path) -> str | None:
     """The kiosk id of the config on this Pi (a fresh install's), None without one."""
+    config = _config_on(config_file)
+    return None if config is None else config.site.kiosk_id
+
+
+def _site_zone(config_file: Path) -> str | None:
+    """The site's time zone (``site.timezone``) of the config now in place (the archive's, or
+    this Pi's), None when there is none that loads."""
+    config = _config_on(config_file)
+    return None if config is None else config.site.timezone
+
+
+def _config_on(config_file: Path) -> KioskConfig | None:
+    """The config at ``config_file``, None without one (or one that does not load: said by
+    ``kiosk run`` and check-config, not here)."""
     if not config_file.is_file():
         return None
     try:
-        config: KioskConfig = load_verb_config(str(config_file))
+        return load_verb_config(str(config_file))
     except (UsageError, PermissionError):
         return None
-    return config.site.kiosk_id
