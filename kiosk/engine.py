@@ -1029,7 +1029,12 @@ class Engine:
         self.passage = None
         self._hold_until_ns = None
         self._set_state("idle", self._idle_prompt())
-        # Once the stop began both are empty for good (``_begin_stop``): nothing starts.
+        self._start_waiting()
+
+    def _start_waiting(self) -> None:
+        """What waited for the kiosk to be free, now that it is idle: the next guard's action,
+        else the code kept for later (the next person's, shown while it was busy). Once the
+        stop began both are empty for good (``_begin_stop``): nothing starts."""
         if self._manual_queue:
             self._start_manual(self._manual_queue.popleft())
             return
@@ -2253,7 +2258,8 @@ class Engine:
         history): an evacuation's start another went first (``_moved``), a pass out whose
         household's quota another outing reached (``_quota_reached``). Then it is not
         started nor recorded: its guard is told (asked again), its hold on a passage is let
-        go, and the next guard's action waiting starts."""
+        go, and the next guard's action waiting starts; none waiting and the kiosk idle, the
+        code kept for later does (the person showing it is not left asked for a pass)."""
         refusal = self._moved(item) or self._quota_reached(item)
         if refusal is None:
             return False
@@ -2262,7 +2268,9 @@ class Engine:
             item.release(None)  # nothing decided
         if item.on_recorded is not None:
             item.on_recorded(refusal)
-        if self._manual_queue and self.state != "deciding":
+        if self.state == "idle":  # as it went idle: a code kept meanwhile is not left waiting
+            self._start_waiting()
+        elif self._manual_queue and self.state != "deciding":
             self._start_manual(self._manual_queue.popleft())
         return True
 

@@ -645,3 +645,62 @@ def test_an_end_claimed_by_one_guard_is_refused_to_another_naming_the_first(rig)
     with pytest.raises(evacuation.AlreadyEnded) as after:
         rig.engine.end_evacuation(shown)
     assert after.value.ending.by == "zhou" and after.value.ending.at_ns is not None
+
+
+class _FoundBefore:
+    """A registration's condition (``EventDraft.unless``) that finds it recorded already:
+    another tablet registered the same visitor a moment before."""
+
+    def __init__(self, event):
+        self.event = event
+
+    def found(self, db, until=None):
+        return self.event
+
+
+def test_a_code_shown_while_a_guard_action_waited_is_decided_when_that_action_is_refused(rig):
+    """A resident holds her pass up while a guard's registration is committed and another
+    guard's evacuation start waits behind it. The registration is refused (another tablet
+    recorded it), the kiosk goes idle, and the start is refused as it starts (the evacuation
+    its page showed is over). Her code, kept for when the kiosk was free, stayed kept: the
+    screen asked her to show her pass while she showed it (the camera does not send a code
+    held still again), and a code kept up to ``code_timeout_s`` is taken for whoever is at the
+    gate when the kiosk next goes idle. Now the kiosk takes what waited as soon as it is free:
+    her pass is decided at once."""
+    from test_engine import _hold_crossings
+
+    earlier = rig.log.append(_draft_of_visitor())
+    held = _hold_crossings(rig)
+    told: list = []
+    rig.engine.manual(
+        "manual_pass", "guard-li", "visitor", "in", kind="registration",
+        person={"name": "Zhang San", "unit": "3-101"}, unless=_FoundBefore({"seq": earlier.seq}),
+        on_recorded=told.append,
+    )  # fmt: skip
+    rig.engine.manual(
+        "manual_pass", "guard-zhou", "smoke in block 3", "out", subject="none",
+        evacuate=("fire", 10), seen="1-2-fire", on_recorded=told.append,
+    )  # fmt: skip
+    pass_text = rig.pass_text()
+    rig.show(pass_text)  # kept: the kiosk is busy with the guard's registration
+    assert rig.decisions() == []
+    _carry_out(rig, held[0])
+    moved, refused = told  # the start refused as the kiosk went idle, before the answer
+    assert refused.refused is not None and isinstance(moved, evacuation.Moved)
+    assert [d["decision"] for d in rig.decisions()] == ["pass"]
+    assert rig.engine.state == "gate_open" and rig.engine.ignored_codes == 0
+    assert [(e["decision"], e["kind"]) for e in rig.events()][-1] == ("pass", "passage")
+
+
+def _draft_of_visitor():
+    from kiosk.store import EventDraft
+
+    return EventDraft(
+        direction="in", decision="manual_pass", kind="registration", operator="guard-wang",
+        reasons=("guard_override",), person={"name": "Zhang San", "unit": "3-101"},
+    )  # fmt: skip
+
+
+def _carry_out(rig, crossing):
+    del rig.ports.cross  # the DirectPorts method again
+    rig.ports.cross(crossing)
