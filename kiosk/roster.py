@@ -392,6 +392,26 @@ def summary_since(
     }
 
 
+#: How many of a gate's newest handovers one waiting to be signed is looked for among: one
+#: left unsigned further back (a guard who never signed) does not block every later one.
+WAITING_AMONG = 10
+
+
+def _none_waiting(db: sqlite_utils.Database, gate: str, outgoing: str, incoming: str) -> None:
+    """Refused while a handover at ``gate`` from ``outgoing`` to ``incoming`` (among its
+    ``WAITING_AMONG`` newest) waits to be signed by both: one at a time. Looked at in the
+    opening's write transaction: two consoles, or the daemon and an admin's ``kiosk``, at
+    the same moment open one."""
+    found = db.execute(
+        "select id from (select * from handovers where gate = ? order by id desc limit ?)"
+        " where outgoing = ? and incoming = ?"
+        " and (outgoing_ack_at is null or incoming_ack_at is null) order by id desc limit 1",
+        [gate, WAITING_AMONG, outgoing, incoming],
+    ).fetchone()
+    if found is not None:
+        raise CommunityError(f"handover {found[0]} is waiting to be signed")
+
+
 class Roster:
     """Shifts and handovers on the event log's database."""
 
@@ -594,7 +614,9 @@ class Roster:
     ) -> Handover:
         """The summary since the outgoing guard's shift began; the outgoing guard opens it.
         ``gate_alarms``: the alarms open on the guard console now (fevers, quarantine,
-        passes, devices), counted in ``open_alarms`` with the returnee ledger's."""
+        passes, devices), counted in ``open_alarms`` with the returnee ledger's. Refused
+        while one between the same two guards at ``gate`` waits to be signed
+        (``_none_waiting``)."""
         out_guard = check_actor(outgoing)
         in_guard = clean_text("incoming", incoming, max_len=64)
         if out_guard == in_guard:
@@ -629,9 +651,14 @@ class Roster:
             "summary": json.dumps(summary),
             "clocks": json.dumps(clocks) if clocks else None,
         }
+
+        def insert(db: sqlite_utils.Database) -> int | None:
+            _none_waiting(db, gate, out_guard, in_guard)
+            return db.table("handovers").insert(row).last_rowid
+
         hid = audited_write(
             self._log,
-            lambda db: db.table("handovers").insert(row).last_rowid,
+            insert,
             out_guard,
             "handover.open",
             lambda new: {"handover_id": new, "gate": gate, **summary},

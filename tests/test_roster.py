@@ -132,10 +132,17 @@ def test_a_handover_counts_the_breach_attempts_and_the_guards_overrides(rota, lo
     assert summary["overrides"] == 2  # before: neither figure was there
 
 
+def signed(rota, handover):
+    """``handover`` signed by both its guards (a new one between them may then be opened)."""
+    for guard in (handover.outgoing, handover.incoming):
+        rota.acknowledge(handover.id, guard)
+    return handover
+
+
 def test_the_next_handover_counts_from_the_last_one(rota, log, clock):
     event(log, decision="deny", reasons=("fever",), temp_c=38.4)
     clock.advance(4 * 3600)
-    rota.open_handover("gate-1", "Zhao", "Qian")
+    signed(rota, rota.open_handover("gate-1", "Zhao", "Qian"))
     clock.advance(600)
     again = rota.open_handover("gate-1", "Zhao", "Qian")
     assert again.since == T0 + 4 * H and again.summary["fevers"] == 0
@@ -148,11 +155,11 @@ def test_a_handover_after_the_clock_stepped_back_counts_the_shift_and_says_so(ro
     ``clock_stepped_back`` says the counts may include what that handover already covered."""
     clock.set_wall(T0 + 48 * H + 2 * H)
     rota.add_shift("gate-1", "Zhao", T0 + 48 * H, T0 + 56 * H, actor="manager")
-    rota.open_handover("gate-1", "Zhao", "Qian")  # stamped two days ahead
+    signed(rota, rota.open_handover("gate-1", "Zhao", "Qian"))  # stamped two days ahead
     clock.set_wall(T0 + 3 * H)  # NTP steps the clock back to the real time
     event(log, decision="deny", reasons=("fever",), temp_c=38.4)
     clock.advance(3600)
-    handover = rota.open_handover("gate-1", "Zhao", "Qian")
+    handover = signed(rota, rota.open_handover("gate-1", "Zhao", "Qian"))
     assert handover.since == T0 and handover.since <= handover.opened_at
     assert handover.summary["fevers"] == 1
     assert handover.summary["clock_stepped_back"] == 1
@@ -200,9 +207,9 @@ def test_the_outgoing_guard_hands_over_at_or_just_after_the_end_of_the_shift(rot
     the incoming guard is in), the outgoing guard's shift [08:00, 16:00) no longer covered
     "now", so the handover was refused ("Zhao is not on duty") and never recorded."""
     clock.set_wall(T0 + 8 * H)
-    assert rota.open_handover("gate-1", "Zhao", "Qian").since == T0
+    assert signed(rota, rota.open_handover("gate-1", "Zhao", "Qian")).since == T0
     clock.set_wall(T0 + 8 * H + timedelta(minutes=5))
-    again = rota.open_handover("gate-1", "Zhao", "Qian")
+    again = signed(rota, rota.open_handover("gate-1", "Zhao", "Qian"))
     assert again.since == T0 + 8 * H  # from the last handover
     clock.set_wall(T0 + 8 * H + roster.HANDOVER_GRACE + timedelta(seconds=1))
     with pytest.raises(CommunityError, match="Zhao is not on duty"):
@@ -434,3 +441,37 @@ def test_a_removal_for_the_shift_a_page_showed_is_refused_once_its_id_is_another
             qian.id, actor="manager", showed=(qian.guard, qian.starts_at, qian.ends_at)
         )
     assert rota.shifts("gate-1", T0, T0 + 16 * H) == [zhao, shorter]
+
+
+def test_two_writers_opening_one_handover_at_once_make_one(tmp_path, clock):
+    """The console looked for a handover between the two guards waiting to be signed, then
+    opened one, under a lock of its own process: a second writer of the same log (an admin's
+    ``kiosk`` beside the daemon, a second console) looked before either wrote, and both
+    opened one: two summaries of one shift to sign. The look is made in the opening's own
+    write transaction: the second is refused, naming the first; once both signed, the next
+    handover between them opens."""
+    from support import two_writers_at_once
+
+    sets = [roster.MIGRATIONS, observation.MIGRATIONS, services.MIGRATIONS]
+    logs = [
+        EventLog(tmp_path / "k.db", "gate-1", clock, "NORMAL", migrations=sets).open()
+        for _writer in "ab"
+    ]
+    try:
+        rotas = {id(log): Roster(log, clock) for log in logs}
+        rotas[id(logs[0])].add_shift("gate-1", "Zhao", T0, T0 + 8 * H, actor="manager")
+        told = two_writers_at_once(
+            logs, lambda log: rotas[id(log)].open_handover("gate-1", "Zhao", "Qian")
+        )
+        made = [t for t in told if not isinstance(t, Exception)]
+        refused = [t for t in told if isinstance(t, Exception)]
+        assert len(made) == 1 and len(refused) == 1, told
+        assert isinstance(refused[0], CommunityError)
+        assert str(refused[0]) == f"handover {made[0].id} is waiting to be signed"
+        rota = rotas[id(logs[0])]
+        assert [h.id for h in rota.handovers("gate-1")] == [made[0].id]
+        signed(rota, made[0])
+        assert rota.open_handover("gate-1", "Zhao", "Qian").id != made[0].id
+    finally:
+        for log in logs:
+            log.close()
