@@ -175,3 +175,37 @@ def test_a_purge_keeps_its_own_audit_row_as_evidence(kiosk_db, clock):
         purges = [a for a in log.audits(limit=100) if a["action"] == "retention_purge"]
         assert len(purges) == 2 and all(a["detail"] for a in purges)
         assert log.verify().ok
+
+
+def test_an_office_copy_of_another_gate_is_no_match(tmp_path, clock, capsys):
+    """A copy the office pulled from gate-south, checked against gate-1's log: "ok ... matches"
+    (exit 0, --json ok) though not one row was compared (the office's rows of this kiosk id
+    only are read). No row of this gate's there: a failure that says so."""
+    db = tmp_path / "kiosk.db"
+    with EventLog(db, "gate-1", clock) as log:
+        for _ in range(3):
+            log.append(EventDraft(direction="in", decision="pass", temp_c=36.5))
+        rows = [dict(r, kiosk_id="gate-south") for r in log.events(limit=10)]
+    south = tmp_path / "south.db"
+    conn = SqliteTarget(south).conn
+    write_page(conn, "http://gate-south:8000", "gate-south", rows)
+    conn.close()
+
+    assert verify("--db", str(db), "--against", str(south)) == 1
+    out, err = capsys.readouterr()
+    assert "matches" not in out
+    assert "holds no events of kiosk 'gate-1'" in err, err
+    assert verify("--db", str(db), "--against", str(south), "--json") == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["ok"] is False and report["central_first_bad_seq"] is None
+
+
+def test_an_empty_log_against_an_empty_copy_is_no_failure(tmp_path, clock, capsys):
+    """Nothing on either side (a gate that never recorded): nothing the office holds is
+    missing here."""
+    db = tmp_path / "kiosk.db"
+    with EventLog(db, "gate-1", clock) as log:
+        log.audit("cli:ali", "guard.add", {"name": "ali"})
+    office = tmp_path / "office.db"
+    SqliteTarget(office).conn.close()
+    assert verify("--db", str(db), "--against", str(office), "--kiosk-id", "gate-1") == 0
