@@ -450,10 +450,10 @@ def _said_after(restored: dict[str, Any], data: Path, config_file: Path) -> None
             by_hand, again["forgets"], forget if drill else "sudo kiosk-admin person forget"
         )
     then = (
-        ". Before it decides again: on a replaced Pi run scripts/install --no-start again from"
-        " its checkout (it acts on the restored config), check the log against the office's copy"
-        " (sudo kiosk-admin verify-log --against ...), then start it (sudo systemctl start kiosk"
-        " kiosk-screen kiosk-purge.timer)"
+        ". Before it decides again: check the log against the office's copy (sudo kiosk-admin"
+        " verify-log --against ...); then, on a replaced Pi, run scripts/install again from its"
+        " checkout (it acts on the restored config, enables and starts the services: reboot if"
+        " it says so), else start it (sudo systemctl start kiosk kiosk-screen kiosk-purge.timer)"
     )
     if drill:  # no service runs on these folders: the drill's own check
         db = shlex.quote(str(data / "kiosk.db"))
