@@ -849,16 +849,21 @@ def _one_household(db: sqlite_utils.Database, person: Person) -> None:
         )
 
 
-def find(db: sqlite_utils.Database, person: Person, today: date) -> Found:
+def find(
+    db: sqlite_utils.Database, person: Person, today: date, *, revoking: bool = False
+) -> Found:
     """Every row of every store holding ``person``'s data; ``today``: the site's local day
     (what is still in force). ``PersonError`` when no store holds any, or when a name given
-    without a household is the name of people of more than one household (namesakes)."""
+    without a household is the name of people of more than one household (namesakes).
+    ``revoking``: for a forget, whose pass ids given are revoked though no row here holds
+    them (a resident first seen after the archive this log was restored from, forgotten on
+    the card that died): no row is then no error when a pass id is given."""
     _compare_keys(db)
     with _keys_cached():
-        return _find(db, person, today)
+        return _find(db, person, today, revoking)
 
 
-def _find(db: sqlite_utils.Database, person: Person, today: date) -> Found:
+def _find(db: sqlite_utils.Database, person: Person, today: date, revoking: bool) -> Found:
     _one_household(db, person)
     q = _Query(person, _passes(db, person, today), today)
     active: dict[str, int] = {}
@@ -870,7 +875,7 @@ def _find(db: sqlite_utils.Database, person: Person, today: date) -> Found:
             n = sum(1 for r in rows if r.get("_theirs", True) and rule.active(r, today))
             if n:
                 active[table] = n
-    if not q.found:
+    if not q.found and not (revoking and person.pass_ids):
         raise PersonError(
             f"no store of this gate holds anyone by these keys ({', '.join(person.kinds())}):"
             " nothing to show or forget (check the spelling; a purged row names nobody)",
@@ -1006,14 +1011,14 @@ def forget(
     none): nothing done."""
     zone = tz if isinstance(tz, ZoneInfo) else ZoneInfo(tz)
     today = now.astimezone(zone).date()
-    found = find(store.reader(), person, today)
+    found = find(store.reader(), person, today, revoking=True)
     if found.active and not force:
         raise PersonActive(found.active)
     _freeze(store, zone, quota_cfg, now)
     through: list[int] = []  # the log's last event at the forget: none it empties is later
 
     def apply(db: sqlite_utils.Database) -> Forgotten:
-        again = find(db, person, today)  # in the transaction: what is there now
+        again = find(db, person, today, revoking=True)  # in the transaction: what is there now
         if seen is not None and again.version() != seen:
             raise PersonChanged()
         stamp = _unique_stamp(db, now)

@@ -1328,20 +1328,24 @@ def _forgotten(
 
 def compare_with_central(
     conn: sqlite3.Connection, kiosk_id: str, central: Iterable[tuple[int, str]]
-) -> tuple[int, str] | None:
+) -> tuple[int | None, str] | None:
     """The first row where the kiosk's file and the office's copy disagree, as ``(seq,
     problem)``; None when every row the office holds is in the file, unchanged.
 
     ``central`` yields the office's ``(seq, hash)`` for ``kiosk_id`` in ``seq`` order (a pulled
     SQLite copy or the fleet's PostgreSQL). Rows the office has not pulled yet are not
     compared. This catches what a local check cannot: a row edited with the chain recomputed
-    (salt from ``meta``), and a tail deleted with ``meta``'s high-water mark lowered."""
+    (salt from ``meta``), and a tail deleted with ``meta``'s high-water mark lowered. A copy
+    with no row of ``kiosk_id`` while the file has some (another gate's copy, a wrong
+    ``--kiosk-id``) compares nothing: ``(None, problem)``, never a match."""
     cursor = conn.execute(
         "SELECT seq, hash FROM events WHERE kiosk_id = ? ORDER BY seq", [kiosk_id]
     )
     local = iter(cursor)
     mine = next(local, None)
+    compared = 0
     for seq, central_hash in central:
+        compared += 1
         while mine is not None and mine[0] < seq:
             mine = next(local, None)
         if mine is None or mine[0] != seq:
@@ -1355,6 +1359,12 @@ def compare_with_central(
                 " office holds hash " + central_hash[:12] + "...)"
             )
         mine = next(local, None)
+    if not compared and mine is not None:
+        return None, (
+            f"the office's copy holds no events of kiosk {kiosk_id!r}: nothing was compared"
+            " (a copy of another gate, or pulled before this gate's first event; --kiosk-id"
+            " names the id the office's copy holds it under)"
+        )
     return None
 
 

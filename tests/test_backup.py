@@ -393,6 +393,10 @@ def test_a_drill_restores_into_spare_folders_on_another_machine(gate, usb, tmp_p
 def test_a_restore_into_the_installed_kiosks_folders_says_to_check_then_start_it(
     gate, usb, tmp_path, capsys, monkeypatch
 ):
+    """It said to run scripts/install --no-start, then check, then start: that install run
+    enables the services again (a reboot, or the one it asks for, starts the gate on the
+    unchecked log). The check comes first, then the install run (which enables and starts
+    them), as operations.md's procedure has it."""
     data, etc, log = gate
     run_backup(data, etc, usb / "north.kbak")
     log.close()
@@ -403,9 +407,10 @@ def test_a_restore_into_the_installed_kiosks_folders_says_to_check_then_start_it
     assert main(["restore", str(usb / "north.kbak")]) == 0
 
     last = capsys.readouterr().err.splitlines()[-1]
-    assert (
-        "(sudo kiosk-admin verify-log --against ...), then start it (sudo systemctl start" in last
-    )
+    check = last.index("(sudo kiosk-admin verify-log --against ...)")
+    assert check < last.index("run scripts/install again") < last.index("reboot if it says so")
+    assert "--no-start" not in last
+    assert last.endswith("start it (sudo systemctl start kiosk kiosk-screen kiosk-purge.timer)")
 
 
 def test_a_real_full_stick_leaves_nothing_behind(gate, tmp_path, capsys):

@@ -1495,6 +1495,71 @@ def test_no_certificate_removes_the_tls_dropins_an_earlier_run_left(checkout, tm
     assert "new tabs on http://127.0.0.1:8000/kiosk" in out
 
 
+# --- a gate's Pi replaced: operations.md's procedure, step by step ---------------------------
+
+GATE_UNITS = ("kiosk.service", "kiosk-screen.service", "kiosk-purge.timer")
+
+
+def replacement_steps() -> list[str]:
+    """operations.md's commands for replacing a gate's Pi (a dead card), in order, without
+    their comments."""
+    text = (ROOT / "docs" / "operations.md").read_text(encoding="utf-8")
+    start = text.index("```sh\n", text.index("**Replacing a gate's Pi**")) + len("```sh\n")
+    block = text[start : text.index("```", start)]
+    return [line.split("#")[0].strip() for line in block.splitlines() if line.split("#")[0].strip()]
+
+
+def unit_states(root: Path) -> dict[str, str]:
+    states = {}
+    for unit in GATE_UNITS:
+        proc = subprocess.run(
+            ["systemctl", f"--root={root}", "is-enabled", unit], capture_output=True, text=True
+        )
+        states[unit] = proc.stdout.strip()
+    return states
+
+
+@needs_root
+def test_the_replaced_pis_procedure_keeps_the_gate_off_until_its_log_is_checked(
+    installed, checkout, tmp_path
+):
+    """operations.md says the kiosk stays disabled from the restore until the log is checked,
+    but its step `sudo ./scripts/install --no-start` (before the check) enabled kiosk and
+    kiosk-screen again: a reboot, or the one the install itself asks for when the restored
+    config needs the serial console off, started the gate on an unchecked log. And the
+    nightly purge (kiosk-purge.timer) stayed on through it all, free to write the restored
+    log before the forgets and the check. The documented commands, run as written on an
+    installed Pi's tree: nothing of the gate enabled at the check, the office's copy deleted
+    after it, everything enabled again at the end."""
+    src, _ = installed
+    root = tmp_path / "root"
+    shutil.copytree(src, root, symlinks=True)
+    assert set(unit_states(root).values()) == {"enabled"}
+    checked = removed = False
+    for step in replacement_steps():
+        words = step.removeprefix("sudo ").split()
+        if words[0] == "systemctl" and words[1] in ("enable", "disable"):
+            # --now: nothing runs in a tree; the units' links are what a reboot starts.
+            argv = [w for w in words[1:] if w != "--now"]
+            subprocess.run(["systemctl", f"--root={root}", *argv], check=True, capture_output=True)
+        elif words[0] == "systemctl":
+            assert checked, f"{step}: before the log is checked"
+        elif words[0] == "./scripts/install":
+            proc = run(
+                checkout / "scripts" / "install", "--root", str(root), "--pip-args", OFFLINE_PIP,
+                *words[1:], env=install_env(),
+            )  # fmt: skip
+            assert proc.returncode == 0, proc.stdout + proc.stderr
+        elif words[:2] == ["kiosk-admin", "verify-log"] and "--against" in words:
+            assert unit_states(root) == dict.fromkeys(GATE_UNITS, "disabled"), step
+            checked = True
+        elif words[0] == "rm" and any(w.endswith("/office-copy.db") for w in words):
+            assert checked, f"{step}: before the check"
+            removed = True
+    assert checked and removed
+    assert set(unit_states(root).values()) == {"enabled"}
+
+
 # --- the screen: kept off where the admin turned it off, --no-screen, memory ---------------------
 
 

@@ -465,3 +465,35 @@ def test_a_note_naming_the_resident_on_anothers_passage_does_not_revoke_that_pas
     guard_core.lists.reload_if_changed()
     assert set(guard_core.lists.current.revocations) == {"a" * 12}
     assert cli("verify-log") == 0
+
+
+def test_a_pass_no_row_here_holds_is_revoked_by_its_forget(guard_core, cli, capsys, monkeypatch):
+    """A resident first seen after the archive this card was restored from, forgotten at the
+    old gate: the forget made again by hand from the office's list (pass_id, name, household)
+    was "no store of this gate holds anyone by these keys", exit 2, and the card they keep,
+    never revoked here, opened the restored gate. A forget naming a pass id revokes it though
+    no row holds it, and says so; nothing else is touched (show finds nobody: nothing to
+    show)."""
+    add_event(guard_core, holder=NEIGHBOUR, household=HOUSEHOLD, pass_id=NEIGHBOUR_PASS)
+    keys = b"name=Late Comer\nhousehold=D4-0404\npass_id=DDDDDDDDDD01\n"
+    before = guard_core.store.events()
+    _stdin(monkeypatch, keys)
+    assert cli("person", "show", "--keys-file", "-") == 2
+    assert "no store of this gate holds anyone" in capsys.readouterr().err
+    _stdin(monkeypatch, keys)
+    assert cli("person", "forget", "--keys-file", "-") == 0
+    assert json.loads(capsys.readouterr().out) | {"active": {}} == {
+        "dry_run": True, "rows": {}, "passes": 1, "mentioned": {}, "active": {}
+    }  # fmt: skip
+
+    _stdin(monkeypatch, keys)
+    assert cli("person", "forget", "--keys-file", "-", "--yes") == 0
+
+    said = capsys.readouterr()
+    done = json.loads(said.out)
+    assert done["passes_revoked"] == 1 and not any(done["rows"].values()), done
+    assert "no rows here; pass revoked" in said.err, said.err
+    guard_core.lists.reload_if_changed()
+    assert set(guard_core.lists.current.revocations) == {"dddddddddd01"}
+    assert guard_core.store.events() == before
+    assert cli("verify-log") == 0

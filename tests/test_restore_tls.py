@@ -1,7 +1,7 @@
 """A gate served over TLS (``web.tls = true``): after a restore its certificate's credentials
-reach kiosk.service only through scripts/install (its drop-in), so the restore says to run it
-again (with --tls: a plain run may make none); and ``kiosk check-config`` says what ``kiosk
-run`` refuses, web.tls on with no tls_cert/tls_key credentials or two that are not a
+reach kiosk.service only through scripts/install (its drop-in), which the restore's procedure
+runs again after the check (a drill is told nothing of it); and ``kiosk check-config`` says
+what ``kiosk run`` refuses, web.tls on with no tls_cert/tls_key credentials or two that are not a
 certificate and its key, where the kiosk takes them: with ``--root`` a missing one only warned
 of (scripts/install checks the config before its credentials step can make them)."""
 
@@ -20,23 +20,51 @@ usb, no_installed_kiosk = test_backup.usb, test_backup.no_installed_kiosk
 
 _TLS_CONFIG = '[site]\nkiosk_id = "gate-north"\n[web]\ntls = true\n'
 _SAID = (
-    "web.tls is on: run scripts/install --tls again (with the same --tls-name options): it"
-    " installs the certificate's credentials"
+    "web.tls is on: on a replaced Pi that install run, after the check, hands kiosk.service the"
+    " archive's certificate"
 )
 
 
-def test_a_restored_tls_gate_is_told_to_run_the_install_again(tmp_path, clock, usb, capsys):
+def test_a_restored_tls_gate_is_told_the_install_run_hands_over_its_certificate(
+    tmp_path, clock, usb, capsys, monkeypatch
+):
+    """It said "run scripts/install --tls again" after the words saying to check the log
+    first: an install without --no-start enables and starts the gate on the unchecked log.
+    The install run it speaks of is the one after the check (the line before it)."""
     data, etc, log = make_gate(tmp_path / "north", clock)
     (etc / "kiosk.toml").write_text(_TLS_CONFIG)
     run_backup(data, etc, usb / "north.kbak")
     log.close()
     new_data, new_etc, new_log = make_gate(tmp_path / "new", clock, "gate-1", events=0)
     new_log.close()
+    monkeypatch.setattr("checkpoint.cli.backup_cmd.INSTALLED_DATA", str(new_data))
+    monkeypatch.setattr("checkpoint.cli.backup_cmd.INSTALLED_CONFIG", str(new_etc / "kiosk.toml"))
     capsys.readouterr()
 
     assert run_restore(new_data, new_etc, usb / "north.kbak", "--as-this-gate") == 0
 
-    assert _SAID in capsys.readouterr().err
+    err = capsys.readouterr().err.splitlines()
+    assert err[-1].startswith(f"kiosk restore: {_SAID}"), err
+    assert "verify-log --against" in err[-2] and "run scripts/install again" in err[-2]
+    assert "--tls again" not in "\n".join(err)
+
+
+def test_a_drill_of_a_tls_gate_is_told_no_install(tmp_path, clock, usb, capsys):
+    """A drill (spare folders: no service starts on them) of a TLS gate's archive was told,
+    after its own check, to run scripts/install --tls: on the office PC it would install a
+    kiosk, on the gate restart the live one. Nothing about the install for a drill."""
+    data, etc, log = make_gate(tmp_path / "north", clock)
+    (etc / "kiosk.toml").write_text(_TLS_CONFIG)
+    run_backup(data, etc, usb / "north.kbak")
+    log.close()
+    drill = tmp_path / "drill"
+    capsys.readouterr()
+
+    assert run_restore(drill, drill / "etc", usb / "north.kbak") == 0
+
+    err = capsys.readouterr().err
+    assert "no service starts on them" in err.splitlines()[-1]
+    assert "scripts/install" not in err and "web.tls" not in err
 
 
 def test_a_restored_gate_without_tls_is_not_told_to(tmp_path, clock, usb, capsys):

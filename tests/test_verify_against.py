@@ -13,9 +13,14 @@ the first row where the two disagree."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import sqlite3
+import subprocess
+import sys
 
 import pytest
+from support import need
 
 from checkpoint.cli import main
 from kiosk import hashchain, retention, store
@@ -175,3 +180,100 @@ def test_a_purge_keeps_its_own_audit_row_as_evidence(kiosk_db, clock):
         purges = [a for a in log.audits(limit=100) if a["action"] == "retention_purge"]
         assert len(purges) == 2 and all(a["detail"] for a in purges)
         assert log.verify().ok
+
+
+def test_an_office_copy_of_another_gate_is_no_match(tmp_path, clock, capsys):
+    """A copy the office pulled from gate-south, checked against gate-1's log: "ok ... matches"
+    (exit 0, --json ok) though not one row was compared (the office's rows of this kiosk id
+    only are read). No row of this gate's there: a failure that says so."""
+    db = tmp_path / "kiosk.db"
+    with EventLog(db, "gate-1", clock) as log:
+        for _ in range(3):
+            log.append(EventDraft(direction="in", decision="pass", temp_c=36.5))
+        rows = [dict(r, kiosk_id="gate-south") for r in log.events(limit=10)]
+    south = tmp_path / "south.db"
+    conn = SqliteTarget(south).conn
+    write_page(conn, "http://gate-south:8000", "gate-south", rows)
+    conn.close()
+
+    assert verify("--db", str(db), "--against", str(south)) == 1
+    out, err = capsys.readouterr()
+    assert "matches" not in out
+    assert "holds no events of kiosk 'gate-1'" in err, err
+    assert verify("--db", str(db), "--against", str(south), "--json") == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["ok"] is False and report["central_first_bad_seq"] is None
+
+
+def test_an_empty_log_against_an_empty_copy_is_no_failure(tmp_path, clock, capsys):
+    """Nothing on either side (a gate that never recorded): nothing the office holds is
+    missing here."""
+    db = tmp_path / "kiosk.db"
+    with EventLog(db, "gate-1", clock) as log:
+        log.audit("cli:ali", "guard.add", {"name": "ali"})
+    office = tmp_path / "office.db"
+    SqliteTarget(office).conn.close()
+    assert verify("--db", str(db), "--against", str(office), "--kiosk-id", "gate-1") == 0
+
+
+def _on_a_stick_of_roots(tmp_path):
+    """A folder this process may read and not write (a USB stick mounted by root, seen by
+    user kiosk), and the command prefix that holds root to its modes."""
+    stick = tmp_path / "stick"
+    stick.mkdir()
+    if os.geteuid() != 0:
+        return stick, [], lambda: stick.chmod(0o555)
+    setpriv = shutil.which("setpriv")
+    need(setpriv is not None, "setpriv (util-linux) to drop root's file-access override")
+    prefix = [setpriv, "--bounding-set=-dac_override,-dac_read_search", "--inh-caps=-all"]
+
+    def lock() -> None:
+        for path in (*stick.iterdir(), stick):
+            os.chown(path, 65534, 65534)
+        stick.chmod(0o755)
+
+    return stick, prefix, lock
+
+
+@pytest.mark.slow  # integration: a process held to the file modes (CI runs it)
+def test_a_pulled_copy_in_a_folder_this_user_cannot_write_is_read(tmp_path, clock):
+    """The office's copy (WAL mode, as ``kiosk pull --into`` leaves it) on a stick kiosk-admin's
+    user may read and not write: "not a pulled copy of kiosk events (attempt to write a
+    readonly database)", exit 2 (SQLite wanted its -shm beside it). It is read as it is; one
+    that cannot be read at all is "permission denied: FILE", exit 1, as cli.md says."""
+    db = tmp_path / "kiosk.db"
+    with EventLog(db, "gate-1", clock) as log:
+        for _ in range(3):
+            log.append(EventDraft(direction="in", decision="pass", temp_c=36.5))
+        rows = log.events(limit=10)
+    stick, prefix, lock = _on_a_stick_of_roots(tmp_path)
+    copy = stick / "office.db"
+    conn = SqliteTarget(copy).conn
+    write_page(conn, "http://gate-1:8000", "gate-1", rows)
+    conn.close()
+    mode = sqlite3.connect(copy)
+    assert mode.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    mode.close()
+    assert sorted(p.name for p in stick.iterdir()) == ["office.db"]
+    copy.chmod(0o644)  # a stick's files anyone may read
+    lock()
+
+    def run() -> subprocess.CompletedProcess[str]:
+        argv = ["verify-log", "--db", str(db), "--against", str(copy)]
+        return subprocess.run(
+            [*prefix, sys.executable, "-m", "checkpoint", *argv],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    done = run()
+    assert done.returncode == 0, done.stderr
+    assert f"matches {copy}" in done.stdout
+    assert sorted(p.name for p in stick.iterdir()) == ["office.db"]  # nothing made there
+
+    copy.chmod(0o600)
+    done = run()
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.startswith(f"kiosk verify-log: permission denied: {copy}"), done.stderr

@@ -450,10 +450,10 @@ def _said_after(restored: dict[str, Any], data: Path, config_file: Path) -> None
             by_hand, again["forgets"], forget if drill else "sudo kiosk-admin person forget"
         )
     then = (
-        ". Before it decides again: on a replaced Pi run scripts/install --no-start again from"
-        " its checkout (it acts on the restored config), check the log against the office's copy"
-        " (sudo kiosk-admin verify-log --against ...), then start it (sudo systemctl start kiosk"
-        " kiosk-screen kiosk-purge.timer)"
+        ". Before it decides again: check the log against the office's copy (sudo kiosk-admin"
+        " verify-log --against ...); then, on a replaced Pi, run scripts/install again from its"
+        " checkout (it acts on the restored config, enables and starts the services: reboot if"
+        " it says so), else start it (sudo systemctl start kiosk kiosk-screen kiosk-purge.timer)"
     )
     if drill:  # no service runs on these folders: the drill's own check
         db = shlex.quote(str(data / "kiosk.db"))
@@ -466,7 +466,7 @@ def _said_after(restored: dict[str, Any], data: Path, config_file: Path) -> None
         f" {restored['seq']['last']}{then}",
         file=sys.stderr,
     )
-    if _serves_tls(config_file):
+    if not drill and _serves_tls(config_file):
         print(f"kiosk restore: {TLS_AGAIN}", file=sys.stderr)
 
 
@@ -532,10 +532,15 @@ def _restore_from(
 
 
 #: After a restore of a gate that serves over TLS: kiosk.service is handed the certificate's
-#: credentials by the drop-in scripts/install writes, not by the restored files alone.
+#: credentials by the drop-in scripts/install writes, not by the restored files alone; the
+#: install run of the procedure, after the check, writes it (a plain run: the config says
+#: web.tls). An archive taken without root has no key: that run makes a new pair.
 TLS_AGAIN = (
-    "web.tls is on: run scripts/install --tls again (with the same --tls-name options): it"
-    " installs the certificate's credentials"
+    "web.tls is on: on a replaced Pi that install run, after the check, hands kiosk.service the"
+    " archive's certificate (kiosk.service does not start without it); an archive taken"
+    " without root holds no key: it then makes a new certificate, for the names given as"
+    " scripts/install --tls --tls-name NAME (those the office and the guards use): give the"
+    " office and the other gates its tls_cert"
 )
 
 

@@ -110,6 +110,8 @@ def _open_read_only(path: Path) -> sqlite3.Connection:
     try:
         with path.open("rb") as f:
             header = f.read(16)
+    except PermissionError:
+        raise  # ``main``: "permission denied: FILE; ...", exit 1 (cli.md)
     except OSError as exc:
         raise UsageError(f"{path}: cannot read: {exc.strerror or exc}") from None
     if header != b"SQLite format 3\x00":
@@ -119,12 +121,20 @@ def _open_read_only(path: Path) -> sqlite3.Connection:
         try:
             conn.execute("PRAGMA schema_version").fetchone()
         except sqlite3.DatabaseError as exc:  # the caller names any other problem
-            if getattr(exc, "sqlite_errorname", "") == "SQLITE_CANTOPEN":
+            if _wants_its_folder(exc):
                 conn.close()
                 conn = _open_unwritable_folder(path)
         return conn
     except sqlite3.Error as exc:
         raise UsageError(f"{path}: cannot open: {exc}") from None
+
+
+def _wants_its_folder(exc: sqlite3.DatabaseError) -> bool:
+    """SQLite could not make the -shm index a WAL-mode file is read with (the folder this
+    user may not write: ``SQLITE_READONLY_DIRECTORY``, ``SQLITE_CANTOPEN``; one there it may
+    not write, ``SQLITE_READONLY_CANTINIT``)."""
+    name = getattr(exc, "sqlite_errorname", "")
+    return name in ("SQLITE_CANTOPEN", "SQLITE_READONLY_DIRECTORY", "SQLITE_READONLY_CANTINIT")
 
 
 def _open_unwritable_folder(path: Path) -> sqlite3.Connection:

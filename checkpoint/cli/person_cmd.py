@@ -330,9 +330,8 @@ def forget_run(args: argparse.Namespace) -> int:
         config = site_config(args, config, store)
         now = store.clock.now()
         if not args.yes:
-            found = find(
-                store.reader(), person, now.astimezone(ZoneInfo(config.site.timezone)).date()
-            )
+            today = now.astimezone(ZoneInfo(config.site.timezone)).date()
+            found = find(store.reader(), person, today, revoking=True)
             would = {"dry_run": True, "rows": found.counts(), "passes": len(found.passes)}
             # Of rows, another's entries naming them in a note: kept, the note emptied.
             would["mentioned"] = found.mentioned()
@@ -356,6 +355,12 @@ def forget_run(args: argparse.Namespace) -> int:
     finally:
         store.close()
     print(json.dumps(done.as_dict()))
+    if not any(done.rows.values()):  # a pass id given that no row here holds
+        print(
+            f"kiosk person: no rows here; pass revoked ({done.passes_revoked} new revocation"
+            f"{'' if done.passes_revoked == 1 else 's'}): a card they keep opens this gate no more",
+            file=sys.stderr,
+        )
     if done.events_seqs:
         print(
             f"kiosk person: the office's copy still holds these events until its retention:"
