@@ -57,7 +57,7 @@ from kiosk.pihealth import PowerWatch
 from kiosk.runner import EngineRunner
 from kiosk.secrets import get_secret
 from kiosk.store import EventLog, StoreFault, newest_synced_ts, record_site, vouched_ts
-from kiosk.tokens import TokenStore
+from kiosk.tokens import TokenStore, secret_pepper
 
 if TYPE_CHECKING:
     from checkpoint.peers import PeerSync
@@ -305,7 +305,7 @@ def build_core(
             clock=clock,
             data_dir=data_dir,
             store=store,
-            tokens=TokenStore(store, get_secret("token_pepper"), clock=clock),
+            tokens=TokenStore(store, secret_pepper(), clock=clock),
             accounts=AccountStore.from_secrets(store, now=clock.now),
             devices=devices,
             runner=runner,

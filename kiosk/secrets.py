@@ -8,6 +8,7 @@ never logged.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 from kiosk.files import UnreadableFile, read_bounded
@@ -21,7 +22,7 @@ class SecretError(ValueError):
     its value."""
 
 
-def get_secret(name: str, environ: dict[str, str] | None = None) -> str | None:
+def get_secret(name: str, environ: Mapping[str, str] | None = None) -> str | None:
     """The secret ``name``, stripped; None when unset. ``SecretError`` for a credential file
     (or variable) that is not UTF-8 text."""
     env = os.environ if environ is None else environ
@@ -53,14 +54,18 @@ def get_secret(name: str, environ: dict[str, str] | None = None) -> str | None:
 MIN_KEY_CHARS = 32
 
 
-def get_key(name: str, environ: dict[str, str] | None = None) -> str | None:
+#: How to make a key the kiosk takes (what scripts/install does).
+MAKE_A_KEY = "make one with: head -c 32 /dev/urandom | base64"
+
+
+def get_key(name: str, environ: Mapping[str, str] | None = None) -> str | None:
     """The secret ``name`` that is a key (see ``MIN_KEY_CHARS``); None when unset.
     ``SecretError`` for one too short to be a key, naming it and how to make one."""
     secret = get_secret(name, environ)
     if secret and len(secret) < MIN_KEY_CHARS:
         raise SecretError(
             f"credential {name} is too short ({len(secret)} characters, at least"
-            f" {MIN_KEY_CHARS}): make one with: head -c 32 /dev/urandom | base64"
+            f" {MIN_KEY_CHARS}): {MAKE_A_KEY}"
         )
     return secret
 
@@ -73,7 +78,7 @@ TLS_MISSING = "web.tls is on but the tls_cert/tls_key credentials are missing"
 TLS_NOT_A_PAIR = "the tls_cert/tls_key credentials are not a certificate and its key"
 
 
-def secret_path(name: str, environ: dict[str, str] | None = None) -> Path | None:
+def secret_path(name: str, environ: Mapping[str, str] | None = None) -> Path | None:
     """A secret that is a file (a TLS certificate): ``$CREDENTIALS_DIRECTORY/NAME``, else the
     path in ``KIOSK_NAME``; None when neither names an existing file."""
     env = os.environ if environ is None else environ
