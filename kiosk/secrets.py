@@ -7,6 +7,8 @@ never logged.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -87,3 +89,34 @@ def secret_path(name: str, environ: Mapping[str, str] | None = None) -> Path | N
         return Path(cred_dir) / name
     value = env.get("KIOSK_" + name.upper())
     return Path(value) if value and Path(value).is_file() else None
+
+
+#: What a credential ``systemd-creds encrypt`` made begins with: the id of the key it was
+#: sealed with (the host's, the TPM's, both, scoped, null: systemd's ``creds-util.h``).
+_SEALED_BY = frozenset(
+    bytes.fromhex(key)
+    for key in (
+        "5a1c6a86df9d4096b1d5a65e0862f19a",
+        "55b9ed1d38594d43a8319d2ebb332ac6",
+        "0c7cc07b117645919c4b0bea08bc20fe",
+        "faf7eb9341e3412ca1a436f95a29362f",
+        "93a894094874449090caf2fc93cab553",
+        "ef4ac13679a9480ea7db68897f9f165d",
+        "af4950a849134eb1a73846304ff30c05",
+        "adbc4ca3efb64201ba881b6f2e4095ea",
+        "058469daf6f54324800549da0f8ea2fb",
+    )
+)
+
+
+def sealed_by_systemd(data: bytes) -> bool:
+    """Whether ``data`` is a credential ``systemd-creds encrypt`` made (binary, or base64 as
+    it writes them by default): systemd hands the service it decrypted
+    (``LoadCredentialEncrypted=``); read as it is, it is neither text nor a key."""
+    if data[:16] in _SEALED_BY:
+        return True
+    text = b"".join(data[:64].split())[:24]
+    try:
+        return base64.b64decode(text, validate=True)[:16] in _SEALED_BY
+    except (binascii.Error, ValueError):
+        return False
