@@ -42,9 +42,10 @@ def check_config(args: argparse.Namespace) -> int:
     from kiosk.config.check import report
 
     # The data dir a relative policy.trust_dir is under: $KIOSK_DATA, which kiosk-admin sets
-    # to the daemon's (else not judged: check-config is not told it).
-    data = os.environ.get("KIOSK_DATA") or None
+    # to the daemon's (else not judged: check-config is not told it); under --root, the
+    # install's there (``trust_said``), never this shell's.
     root = Path(args.root) if args.root else None
+    data = None if root else os.environ.get("KIOSK_DATA") or None
     if _is_collector_config(args.file):
         return _check_collector(args.file)
     return report(
@@ -75,8 +76,12 @@ def trust_said(config: KioskConfig, root: Path | None) -> tuple[list[str], list[
     from .daemon_cmd import no_trusted_key_in
 
     folder = _trust_folder(config, root)
-    if config.policy.mode == "temperature_only" or folder is None or not folder.is_dir():
-        return [], []  # a folder that is not there: check_paths's problem, or kiosk run's
+    if config.policy.mode == "temperature_only" or folder is None:
+        return [], []
+    if not os.path.lexists(folder):
+        return _no_trust_folder(config, folder, root)
+    if not folder.is_dir():
+        return [], []  # kiosk run's to say (a file where the folder would be)
     if not os.access(folder, os.R_OK | os.X_OK):
         return [], [
             f"policy.trust_dir: {folder} cannot be read as this user, so its keys are not"
@@ -87,12 +92,42 @@ def trust_said(config: KioskConfig, root: Path | None) -> tuple[list[str], list[
             said = f"policy: {no_trusted_key_in(folder)}"
             # Only the folder the install's trust step copies the issuer's key into is filled
             # after this check; any other stays empty, and kiosk run refuses it (exit 2).
-            filled = root is not None and folder == root / INSTALLED_DATA / "trust"
-            return ([], [said]) if filled else ([said], [])
+            return ([], [said]) if _filled(folder, root) else ([said], [])
         TrustList.from_dir(folder)
     except TrustListError as exc:
         return [f"policy.trust_dir: {exc}"], []
     return [], []
+
+
+def _filled(folder: Path, root: Path | None) -> bool:
+    """Whether ``folder`` is the one the install's trust step copies the issuer's key into
+    after this check (under ``--root``): any other stays as it is, and kiosk run refuses it
+    without a key (exit 2)."""
+    return root is not None and folder == root / INSTALLED_DATA / "trust"
+
+
+def _no_trust_folder(
+    config: KioskConfig, folder: Path, root: Path | None
+) -> tuple[list[str], list[str]]:
+    """A pass-checking kiosk's trust folder that is not there, as ``kiosk run`` will take it.
+    The default one (``trust`` under the data dir) it makes, empty, and then refuses to start
+    for want of a key: a problem, a warning for the one the install fills. A relative one the
+    config names it refuses at once (``kiosk.config.check_paths``, which says it where the
+    data dir is known: here too under ``--root``); an absolute one is check_paths's to say.
+    It was passed over under ``--root``."""
+    from kiosk.config import trust_dir_missing
+
+    from .daemon_cmd import no_trusted_key_in
+
+    named = config.policy.trust_dir
+    if named is not None:
+        relative = not Path(named).is_absolute()
+        return ([trust_dir_missing(named, folder)] if relative and root else []), []
+    said = (
+        f"policy: {folder} does not exist: kiosk run makes it, empty, and then refuses to"
+        f" start: {no_trusted_key_in(folder)}"
+    )
+    return ([], [said]) if _filled(folder, root) else ([said], [])
 
 
 #: Where scripts/install keeps the credentials kiosk.service is handed, under its --root.
