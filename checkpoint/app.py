@@ -56,7 +56,7 @@ from kiosk.passes import KeyFileError, TrustList, load_private_key
 from kiosk.pihealth import PowerWatch
 from kiosk.runner import EngineRunner
 from kiosk.secrets import get_secret
-from kiosk.store import EventLog, StoreFault, newest_synced_ts, record_site, vouched_ts
+from kiosk.store import EventLog, Migrating, StoreFault, newest_synced_ts, record_site, vouched_ts
 from kiosk.tokens import TokenStore, secret_pepper
 
 if TYPE_CHECKING:
@@ -110,7 +110,7 @@ def _open_event_log(
     config: KioskConfig,
     data_dir: Path,
     clock: Clock,
-    on_migrating: Callable[[int, int], None] | None = None,
+    on_migrating: Migrating | None = None,
 ) -> EventLog:
     store = EventLog.from_config(
         config.store,
@@ -267,7 +267,7 @@ def build_core(
     devices: Devices | None = None,
     *,
     gate: Gate | None = None,
-    on_migrating: Callable[[int, int], None] | None = None,
+    on_migrating: Migrating | None = None,
     trust_wait: Callable[[float], None] | None = None,
 ) -> Core:
     """Every core object, wired; nothing started yet except the event log's writer.
