@@ -56,8 +56,8 @@ from kiosk.passes import KeyFileError, TrustList, load_private_key
 from kiosk.pihealth import PowerWatch
 from kiosk.runner import EngineRunner
 from kiosk.secrets import get_secret
-from kiosk.store import EventLog, StoreFault, newest_synced_ts, record_site, vouched_ts
-from kiosk.tokens import TokenStore
+from kiosk.store import EventLog, Migrating, StoreFault, newest_synced_ts, record_site, vouched_ts
+from kiosk.tokens import TokenStore, secret_pepper
 
 if TYPE_CHECKING:
     from checkpoint.peers import PeerSync
@@ -110,7 +110,7 @@ def _open_event_log(
     config: KioskConfig,
     data_dir: Path,
     clock: Clock,
-    on_migrating: Callable[[int, int], None] | None = None,
+    on_migrating: Migrating | None = None,
 ) -> EventLog:
     store = EventLog.from_config(
         config.store,
@@ -267,7 +267,7 @@ def build_core(
     devices: Devices | None = None,
     *,
     gate: Gate | None = None,
-    on_migrating: Callable[[int, int], None] | None = None,
+    on_migrating: Migrating | None = None,
     trust_wait: Callable[[float], None] | None = None,
 ) -> Core:
     """Every core object, wired; nothing started yet except the event log's writer.
@@ -305,7 +305,7 @@ def build_core(
             clock=clock,
             data_dir=data_dir,
             store=store,
-            tokens=TokenStore(store, get_secret("token_pepper"), clock=clock),
+            tokens=TokenStore(store, secret_pepper(), clock=clock),
             accounts=AccountStore.from_secrets(store, now=clock.now),
             devices=devices,
             runner=runner,

@@ -312,30 +312,43 @@ class LongStart:
         self._thread: threading.Thread | None = None
         self._began = 0.0
 
-    def migrating(self, done: int, of: int) -> None:
-        """Step ``done`` of ``of`` begins (``done == of``: over, applied or failed)."""
+    def migrating(self, done: int, of: int, /, *, failed: bool = False) -> None:
+        """Step ``done`` of ``of`` begins; ``done == of``: all applied; ``failed``: step
+        ``done`` failed, nothing applied (``kiosk.store.Migrating``)."""
         with self._lock:
             self._progress = (done, of)
             first = self._thread is None
-            if first and done < of:
+            if first and done < of and not failed:
                 self._began = time.monotonic()
                 log.warning("migrating the event log (%d steps): the start may take minutes", of)
                 self._thread = threading.Thread(target=self._keep_extending, daemon=True)
                 self._thread.name = "kiosk-long-start"
                 self._thread.start()
-        if done >= of:
-            self._end(of)
+        if failed or done >= of:
+            self._end(done, of, failed)
             return
         self._say()
 
-    def _end(self, of: int) -> None:
+    def _end(self, done: int, of: int, failed: bool) -> None:
+        """The journal's line and the status at the migration's end: over and starting, or
+        failed at its step, never "starting" (said so until 2026-12-07); the start then says
+        why it stopped, or stands by."""
         with self._lock:
             if self._thread is None or self._over.is_set():
                 return
             self._over.set()
         took = time.monotonic() - self._began
-        log.warning("the event log's migration (%d steps) over after %.0f s", of, took)
-        self._extend("the log's migration over; starting")
+        if not failed:
+            log.warning("the event log's migration (%d steps) over after %.0f s", of, took)
+            self._extend("the log's migration over; starting")
+            return
+        where = f"at step {done + 1} of {of}" if done < of else f"as its {of} steps were written"
+        log.error(
+            "the event log's migration failed %s after %.0f s: rolled back, the log as it was",
+            where,
+            took,
+        )
+        self._extend(f"the log's migration failed {where} (rolled back)")
 
     def _say(self) -> None:
         with self._lock:

@@ -21,7 +21,7 @@ import hashlib
 import hmac
 import re
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -233,10 +233,14 @@ class AccountStore:
         self._now = now
 
     @classmethod
-    def from_secrets(cls, store: Store | None = None, **kwargs: Any) -> AccountStore:
+    def from_secrets(
+        cls, store: Store | None = None, environ: Mapping[str, str] | None = None, **kwargs: Any
+    ) -> AccountStore:
+        """The accounts of the ``guard_users`` secret (``AccountError`` naming a bad line)
+        and of ``store``'s table."""
         from kiosk.secrets import get_secret
 
-        return cls(store, get_secret("guard_users"), **kwargs)
+        return cls(store, get_secret("guard_users", environ), **kwargs)
 
     def _row(self, name: str) -> dict[str, Any] | None:
         if self._store is None:

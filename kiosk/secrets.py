@@ -7,7 +7,10 @@ never logged.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 from kiosk.files import UnreadableFile, read_bounded
@@ -21,7 +24,7 @@ class SecretError(ValueError):
     its value."""
 
 
-def get_secret(name: str, environ: dict[str, str] | None = None) -> str | None:
+def get_secret(name: str, environ: Mapping[str, str] | None = None) -> str | None:
     """The secret ``name``, stripped; None when unset. ``SecretError`` for a credential file
     (or variable) that is not UTF-8 text."""
     env = os.environ if environ is None else environ
@@ -53,14 +56,18 @@ def get_secret(name: str, environ: dict[str, str] | None = None) -> str | None:
 MIN_KEY_CHARS = 32
 
 
-def get_key(name: str, environ: dict[str, str] | None = None) -> str | None:
+#: How to make a key the kiosk takes (what scripts/install does).
+MAKE_A_KEY = "make one with: head -c 32 /dev/urandom | base64"
+
+
+def get_key(name: str, environ: Mapping[str, str] | None = None) -> str | None:
     """The secret ``name`` that is a key (see ``MIN_KEY_CHARS``); None when unset.
     ``SecretError`` for one too short to be a key, naming it and how to make one."""
     secret = get_secret(name, environ)
     if secret and len(secret) < MIN_KEY_CHARS:
         raise SecretError(
             f"credential {name} is too short ({len(secret)} characters, at least"
-            f" {MIN_KEY_CHARS}): make one with: head -c 32 /dev/urandom | base64"
+            f" {MIN_KEY_CHARS}): {MAKE_A_KEY}"
         )
     return secret
 
@@ -73,7 +80,7 @@ TLS_MISSING = "web.tls is on but the tls_cert/tls_key credentials are missing"
 TLS_NOT_A_PAIR = "the tls_cert/tls_key credentials are not a certificate and its key"
 
 
-def secret_path(name: str, environ: dict[str, str] | None = None) -> Path | None:
+def secret_path(name: str, environ: Mapping[str, str] | None = None) -> Path | None:
     """A secret that is a file (a TLS certificate): ``$CREDENTIALS_DIRECTORY/NAME``, else the
     path in ``KIOSK_NAME``; None when neither names an existing file."""
     env = os.environ if environ is None else environ
@@ -82,3 +89,34 @@ def secret_path(name: str, environ: dict[str, str] | None = None) -> Path | None
         return Path(cred_dir) / name
     value = env.get("KIOSK_" + name.upper())
     return Path(value) if value and Path(value).is_file() else None
+
+
+#: What a credential ``systemd-creds encrypt`` made begins with: the id of the key it was
+#: sealed with (the host's, the TPM's, both, scoped, null: systemd's ``creds-util.h``).
+_SEALED_BY = frozenset(
+    bytes.fromhex(key)
+    for key in (
+        "5a1c6a86df9d4096b1d5a65e0862f19a",
+        "55b9ed1d38594d43a8319d2ebb332ac6",
+        "0c7cc07b117645919c4b0bea08bc20fe",
+        "faf7eb9341e3412ca1a436f95a29362f",
+        "93a894094874449090caf2fc93cab553",
+        "ef4ac13679a9480ea7db68897f9f165d",
+        "af4950a849134eb1a73846304ff30c05",
+        "adbc4ca3efb64201ba881b6f2e4095ea",
+        "058469daf6f54324800549da0f8ea2fb",
+    )
+)
+
+
+def sealed_by_systemd(data: bytes) -> bool:
+    """Whether ``data`` is a credential ``systemd-creds encrypt`` made (binary, or base64 as
+    it writes them by default): systemd hands the service it decrypted
+    (``LoadCredentialEncrypted=``); read as it is, it is neither text nor a key."""
+    if data[:16] in _SEALED_BY:
+        return True
+    text = b"".join(data[:64].split())[:24]
+    try:
+        return base64.b64decode(text, validate=True)[:16] in _SEALED_BY
+    except (binascii.Error, ValueError):
+        return False

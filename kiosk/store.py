@@ -169,6 +169,15 @@ class Unless(Protocol):
         ...
 
 
+class Migrating(Protocol):
+    """Told the log's migration's progress as it opens (``EventLog``'s ``on_migrating``; the
+    daemon's ``checkpoint.notify.LongStart``): step ``done`` of ``of`` begins, and once it is
+    over ``done == of`` (all applied), or ``failed`` with ``done`` the step that failed (none
+    applied: the migration is one transaction, rolled back)."""
+
+    def __call__(self, done: int, of: int, /, *, failed: bool = False) -> None: ...
+
+
 class LogReplaced(StoreFault):
     """The database file was replaced under this open log (a copy moved or written over it,
     a restore run beside the daemon): nothing more is written to it, whatever file is there
@@ -2113,7 +2122,7 @@ class EventLog:
         on_health: Callable[[Health], None] | None = None,
         boot_id: str | None = None,
         connecting: Callable[[Callable[[], sqlite3.Connection]], sqlite3.Connection] | None = None,
-        on_migrating: Callable[[int, int], None] | None = None,
+        on_migrating: Migrating | None = None,
     ) -> None:
         if synchronous not in ("FULL", "NORMAL"):
             raise ValueError("synchronous: expected 'FULL' or 'NORMAL'")
@@ -2175,7 +2184,7 @@ class EventLog:
         clock: Clock,
         migrations: Iterable[Migrations] = (),
         on_health: Callable[[Health], None] | None = None,
-        on_migrating: Callable[[int, int], None] | None = None,
+        on_migrating: Migrating | None = None,
     ) -> EventLog:
         """Build from a ``kiosk.config.store.StoreSection``; relative paths go under data_dir."""
         path = Path(section.path)
@@ -2603,28 +2612,29 @@ class EventLog:
             return tables
         # One commit for every pending migration (each set's own are savepoints in it):
         # a new database is created in one write, and an upgrade lands whole or not at all.
-        with db.atomic():
-            self._apply_steps(db, _pending_steps(recorded or {}, known))
-            for migrations in sets:  # what is left of each (the table's own upgrade)
-                migrations.apply(db)
+        # ``on_migrating`` is told before each pending step, then the end: all applied and
+        # committed, or failed at step ``done`` (it said "over" of a failed one until 2026-12-07).
+        steps, done = _pending_steps(recorded or {}, known), 0
+        try:
+            with db.atomic():
+                for done, (migrations, _) in enumerate(steps):
+                    self._say_migrating(done, len(steps))
+                    later = [name for m, name in steps[done + 1 :] if m is migrations]
+                    migrations.apply(db, stop_before=later or None)
+                done = len(steps)
+                for migrations in sets:  # what is left of each (the table's own upgrade)
+                    migrations.apply(db)
+        except BaseException:
+            self._say_migrating(done, len(steps), failed=True)
+            raise
+        self._say_migrating(len(steps), len(steps))
         return None
 
-    def _apply_steps(self, db: sqlite_utils.Database, steps: list[tuple[Migrations, str]]) -> None:
-        """Each pending migration step in order, one at a time, ``on_migrating`` told before
-        each and once it is over (all applied, or one failed: raised)."""
-        try:
-            for done, (migrations, _) in enumerate(steps):
-                self._say_migrating(done, len(steps))
-                later = [name for m, name in steps[done + 1 :] if m is migrations]
-                migrations.apply(db, stop_before=later or None)
-        finally:
-            self._say_migrating(len(steps), len(steps))
-
-    def _say_migrating(self, done: int, of: int) -> None:
+    def _say_migrating(self, done: int, of: int, *, failed: bool = False) -> None:
         if self._on_migrating is None or not of:
             return
         try:
-            self._on_migrating(done, of)
+            self._on_migrating(done, of, failed=failed)
         except Exception:  # noqa: BLE001 - whoever listens never stops the migration
             log.exception("the migration's listener failed")
 

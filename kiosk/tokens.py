@@ -33,7 +33,7 @@ import hmac
 import json
 import re
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -44,7 +44,7 @@ from kiosk.clock import Clock
 from kiosk.config.compound import KIOSK_ID_PATTERN
 from kiosk.ports import Store
 from kiosk.schema import sql_migrations
-from kiosk.secrets import get_key
+from kiosk.secrets import MAKE_A_KEY, SecretError, get_key
 
 SCOPES: dict[str, str] = {
     "logs:read": "read events with personal fields masked (pull, CSV export), the daily report",
@@ -158,10 +158,22 @@ def _db_pepper(store: Store) -> bytes:
     return base64.b64decode(store.submit(get_or_create))
 
 
-def resolve_pepper(store: Store, environ: dict[str, str] | None = None) -> bytes:
-    """The ``token_pepper`` secret if set, else this database's own random pepper.
-    ``SecretError`` for a secret too short to be a key (``kiosk.secrets.MIN_KEY_CHARS``)."""
+def secret_pepper(environ: Mapping[str, str] | None = None) -> str | None:
+    """The ``token_pepper`` secret, None when unset: what the daemon (``build_core``), the
+    ``kiosk token`` verbs and the credentials' check (``kiosk.credentials``) all take.
+    ``SecretError`` for one too short to be a key (``kiosk.secrets.MIN_KEY_CHARS``), or set
+    and empty (a credential file cut short: the daemon refused it, the verbs took the
+    database's pepper instead, and made tokens the daemon would not take)."""
     secret = get_key("token_pepper", environ)
+    if secret == "":
+        raise SecretError(f"credential token_pepper is empty (cut short?): {MAKE_A_KEY}")
+    return secret
+
+
+def resolve_pepper(store: Store, environ: Mapping[str, str] | None = None) -> bytes:
+    """The ``token_pepper`` secret if set (``secret_pepper``), else this database's own
+    random pepper."""
+    secret = secret_pepper(environ)
     if secret:
         return secret.encode("utf-8")
     return _db_pepper(store)

@@ -126,3 +126,31 @@ def test_under_root_a_trust_folder_the_install_does_not_fill_is_a_problem(
     (root / "var/lib/kiosk/keys2").mkdir()
     assert main(["check-config", "--root", str(root), str(cfg)]) == 2
     assert "keys2" in capsys.readouterr().err
+
+
+def test_a_missing_trust_folder_is_said_as_kiosk_run_will_take_it(tmp_path, capsys, monkeypatch):
+    """A trust folder that is not there was passed over (check-config --root, and with
+    $KIOSK_DATA): kiosk run makes the default one, empty, and a kiosk that checks passes then
+    refuses to start; a relative one the config names it refuses at once."""
+    monkeypatch.delenv("KIOSK_DATA", raising=False)
+    root, cfg = _rooted(tmp_path, None)
+    (root / "var/lib/kiosk/trust").rmdir()
+    assert main(["check-config", "--root", str(root), str(cfg)]) == 0  # the install fills it
+    folder = root / "var/lib/kiosk/trust"
+    (warning,) = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    assert warning.startswith(
+        f"warning: policy: {folder} does not exist: kiosk run makes it, empty, and then refuses"
+        f" to start: no trusted issuer key (*.pub) in {folder}: `kiosk keys new"
+    )
+    monkeypatch.setenv("KIOSK_DATA", str(tmp_path / "data"))  # sudo kiosk-admin: the daemon's
+    assert main(["check-config", str(cfg)]) == 2
+    assert "does not exist: kiosk run makes it, empty" in capsys.readouterr().err
+    root, cfg = _rooted(tmp_path, "keys2")
+    assert main(["check-config", "--root", str(root), str(cfg)]) == 2
+    assert capsys.readouterr().err == (
+        f"{cfg}: policy.trust_dir: keys2 (under the data dir: {root / 'var/lib/kiosk/keys2'})"
+        " is not an existing directory\n"
+    )
+    cfg.write_text(cfg.read_text().replace("[policy]\n", '[policy]\nmode = "temperature_only"\n'))
+    assert main(["check-config", "--root", str(root), str(cfg)]) == 0
+    assert "keys2" not in capsys.readouterr().err

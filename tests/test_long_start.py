@@ -13,7 +13,7 @@ from test_notify import systemd  # noqa: F401 - the fixture
 
 from checkpoint.notify import LongStart, Notifier
 from kiosk.clock import FakeClock
-from kiosk.store import EventLog
+from kiosk.store import EventLog, StoreFault
 
 EXTEND = "EXTEND_TIMEOUT_USEC=30000000"
 WAIT_S = 10  # a bound for a loaded machine, never reached when it works
@@ -31,14 +31,25 @@ def _one_step_behind(tmp_path):
     return path
 
 
+def _heard(told):
+    return lambda done, of, failed=False: told.append((done, of, failed))
+
+
+def _failing(path):
+    """The pending step made to fail: a table holds the name its index is to have."""
+    con = sqlite3.connect(path)
+    con.execute("CREATE TABLE events_unsynced_mono (x)")
+    con.commit()
+    con.close()
+    return path
+
+
 def test_the_log_says_each_pending_step_of_its_migration_and_nothing_when_current(tmp_path):
     path = _one_step_behind(tmp_path)
-    told: list[tuple[int, int]] = []
-    log = EventLog(
-        path, "gate-1", FakeClock(), "NORMAL", boot_id="t", on_migrating=lambda *a: told.append(a)
-    )
+    told: list[tuple[int, int, bool]] = []
+    log = EventLog(path, "gate-1", FakeClock(), "NORMAL", boot_id="t", on_migrating=_heard(told))
     log.open().close()
-    assert told == [(0, 1), (1, 1)]
+    assert told == [(0, 1, False), (1, 1, False)]
     con = sqlite3.connect(path)
     assert con.execute("SELECT 1 FROM sqlite_master WHERE name = 'events_unsynced_mono'").fetchone()
     con.close()
@@ -83,3 +94,32 @@ def test_the_start_says_the_logs_own_migration(tmp_path, systemd):  # noqa: F811
 def test_a_long_start_extends_by_more_than_it_waits():
     with pytest.raises(ValueError, match="every_s"):
         LongStart(Notifier(None), every_s=30, extend_s=30)
+
+
+def test_a_failed_step_is_said_to_have_failed(tmp_path):
+    """The log told its listener "over" (done == of) when a step failed as when all were
+    applied, and the start said "the log's migration over; starting"."""
+    path = _failing(_one_step_behind(tmp_path))
+    told: list[tuple[int, int, bool]] = []
+    log = EventLog(path, "gate-1", FakeClock(), "NORMAL", boot_id="t", on_migrating=_heard(told))
+    with pytest.raises(StoreFault):
+        log.open()
+    assert told == [(0, 1, False), (0, 1, True)]
+
+
+def test_a_start_whose_migration_failed_says_so_and_not_starting(tmp_path, systemd, caplog):  # noqa: F811
+    path = _failing(_one_step_behind(tmp_path))
+    long = LongStart(Notifier(systemd.env_value))
+    with caplog.at_level(logging.WARNING, logger="checkpoint.notify"), pytest.raises(StoreFault):
+        EventLog(
+            path, "gate-1", FakeClock(), "NORMAL", boot_id="t", on_migrating=long.migrating
+        ).open()
+    assert systemd.messages() == [
+        f"{EXTEND}\nSTATUS=migrating the log: 0 of 1",
+        f"{EXTEND}\nSTATUS=the log's migration failed at step 1 of 1 (rolled back)",
+    ]
+    (said,) = [r for r in caplog.records if "migration failed" in r.getMessage()]
+    assert said.levelname == "ERROR" and "over" not in said.getMessage()
+    assert "at step 1 of 1" in said.getMessage() and "rolled back" in said.getMessage()
+    long.migrating(2, 2, failed=True)  # once ended, said once
+    assert systemd.messages() == []

@@ -42,9 +42,10 @@ def check_config(args: argparse.Namespace) -> int:
     from kiosk.config.check import report
 
     # The data dir a relative policy.trust_dir is under: $KIOSK_DATA, which kiosk-admin sets
-    # to the daemon's (else not judged: check-config is not told it).
-    data = os.environ.get("KIOSK_DATA") or None
+    # to the daemon's (else not judged: check-config is not told it); under --root, the
+    # install's there (``trust_said``), never this shell's.
     root = Path(args.root) if args.root else None
+    data = None if root else os.environ.get("KIOSK_DATA") or None
     if _is_collector_config(args.file):
         return _check_collector(args.file)
     return report(
@@ -52,12 +53,17 @@ def check_config(args: argparse.Namespace) -> int:
         root,
         data=Path(data) if data else None,
         notes=_notes,
-        machine=lambda config: _joined(tls_said(config, root), trust_said(config, root)),
+        machine=lambda config: _joined(
+            tls_said(config, root), credentials_said(root), trust_said(config, root)
+        ),
     )
 
 
 def _joined(*said: tuple[list[str], list[str]]) -> tuple[list[str], list[str]]:
-    return [p for found, _ in said for p in found], [w for _, warned in said for w in warned]
+    """The problems and warnings of each check, a warning two checks share said once (a
+    credentials folder this user may not look into)."""
+    warnings = [w for _, warned in said for w in warned]
+    return [p for found, _ in said for p in found], list(dict.fromkeys(warnings))
 
 
 def trust_said(config: KioskConfig, root: Path | None) -> tuple[list[str], list[str]]:
@@ -70,8 +76,12 @@ def trust_said(config: KioskConfig, root: Path | None) -> tuple[list[str], list[
     from .daemon_cmd import no_trusted_key_in
 
     folder = _trust_folder(config, root)
-    if config.policy.mode == "temperature_only" or folder is None or not folder.is_dir():
-        return [], []  # a folder that is not there: check_paths's problem, or kiosk run's
+    if config.policy.mode == "temperature_only" or folder is None:
+        return [], []
+    if not os.path.lexists(folder):
+        return _no_trust_folder(config, folder, root)
+    if not folder.is_dir():
+        return [], []  # kiosk run's to say (a file where the folder would be)
     if not os.access(folder, os.R_OK | os.X_OK):
         return [], [
             f"policy.trust_dir: {folder} cannot be read as this user, so its keys are not"
@@ -82,12 +92,42 @@ def trust_said(config: KioskConfig, root: Path | None) -> tuple[list[str], list[
             said = f"policy: {no_trusted_key_in(folder)}"
             # Only the folder the install's trust step copies the issuer's key into is filled
             # after this check; any other stays empty, and kiosk run refuses it (exit 2).
-            filled = root is not None and folder == root / INSTALLED_DATA / "trust"
-            return ([], [said]) if filled else ([said], [])
+            return ([], [said]) if _filled(folder, root) else ([said], [])
         TrustList.from_dir(folder)
     except TrustListError as exc:
         return [f"policy.trust_dir: {exc}"], []
     return [], []
+
+
+def _filled(folder: Path, root: Path | None) -> bool:
+    """Whether ``folder`` is the one the install's trust step copies the issuer's key into
+    after this check (under ``--root``): any other stays as it is, and kiosk run refuses it
+    without a key (exit 2)."""
+    return root is not None and folder == root / INSTALLED_DATA / "trust"
+
+
+def _no_trust_folder(
+    config: KioskConfig, folder: Path, root: Path | None
+) -> tuple[list[str], list[str]]:
+    """A pass-checking kiosk's trust folder that is not there, as ``kiosk run`` will take it.
+    The default one (``trust`` under the data dir) it makes, empty, and then refuses to start
+    for want of a key: a problem, a warning for the one the install fills. A relative one the
+    config names it refuses at once (``kiosk.config.check_paths``, which says it where the
+    data dir is known: here too under ``--root``); an absolute one is check_paths's to say.
+    It was passed over under ``--root``."""
+    from kiosk.config import trust_dir_missing
+
+    from .daemon_cmd import no_trusted_key_in
+
+    named = config.policy.trust_dir
+    if named is not None:
+        relative = not Path(named).is_absolute()
+        return ([trust_dir_missing(named, folder)] if relative and root else []), []
+    said = (
+        f"policy: {folder} does not exist: kiosk run makes it, empty, and then refuses to"
+        f" start: {no_trusted_key_in(folder)}"
+    )
+    return ([], [said]) if _filled(folder, root) else ([said], [])
 
 
 #: Where scripts/install keeps the credentials kiosk.service is handed, under its --root.
@@ -113,13 +153,14 @@ def tls_said(config: KioskConfig, root: Path | None) -> tuple[list[str], list[st
         return [], []
     hidden = sorted({p.parent for p in files.values() if not _may_look(p.parent)})
     unread = [n for n, p in files.items() if _may_look(p.parent) and p.is_file()]
-    unread = [n for n in unread if not os.access(files[n], os.R_OK)]
+    unread = [str(files[n]) for n in unread if not os.access(files[n], os.R_OK)]
     if hidden or unread:
-        seen = ", ".join([f"{f}/" for f in hidden] + [str(files[n]) for n in unread])
-        return [], [
-            f"web.tls: the tls_cert/tls_key credentials ({seen}) cannot be read as this user,"
-            " so they are not checked: check the config as root (sudo kiosk check-config ...)"
-        ]
+        warned = [_hidden(folder) for folder in hidden]
+        if unread:
+            warned.append(
+                f"web.tls: the tls_cert/tls_key credentials ({', '.join(unread)}) {_UNREAD}"
+            )
+        return [], warned
     if missing := [f"{n} at {p}" for n, p in files.items() if not p.is_file()]:
         said = (
             f"web.tls: {TLS_MISSING} (no {' or '.join(missing)}): `kiosk run` refuses to start"
@@ -128,6 +169,81 @@ def tls_said(config: KioskConfig, root: Path | None) -> tuple[list[str], list[st
         )
         return ([], [said]) if root is not None else ([said], [])
     return _not_a_pair(files), []
+
+
+#: What check-config says of credentials this user may not read (run it as root).
+_AS_ROOT = "check the config as root (sudo kiosk check-config ...)"
+_UNREAD = f"cannot be read as this user, so they are not checked: {_AS_ROOT}"
+
+
+def _hidden(folder: Path) -> str:
+    """A credentials folder this user may not look into (root's 0700 one)."""
+    return f"the credentials ({folder}/) {_UNREAD}"
+
+
+def credentials_said(root: Path | None) -> tuple[list[str], list[str]]:
+    """What ``kiosk run`` refuses of the credentials it reads as it starts
+    (``kiosk.credentials``: a bad guard_users line, a short or empty key, one not text), in
+    its words, where it will be handed them (``_credentials_handed``): problems. Warnings for
+    those this user may not read, and for one ``systemd-creds`` encrypted (kiosk.service is
+    handed it decrypted, ``LoadCredentialEncrypted=``): not checked, never refused."""
+    from kiosk.credentials import CREDENTIAL_CHECKS, credential_problems
+
+    handed = _credentials_handed(root)
+    if handed is None:
+        return [], []
+    environ, folder = handed
+    if folder is not None and not _may_look(folder):
+        return [], [_hidden(folder)]
+    names, warnings = [], []
+    for name in CREDENTIAL_CHECKS:
+        path = None if folder is None else folder / name
+        unseen = None if path is None else _unseen(path)
+        if unseen is None:
+            names.append(name)
+        else:
+            warnings.append(f"credential {name} ({path}) {unseen}")
+    return credential_problems(environ, tuple(names)), warnings
+
+
+def _credentials_handed(root: Path | None) -> tuple[dict[str, str], Path | None] | None:
+    """The environment ``kiosk run`` will read its credentials from (``kiosk.secrets``) and
+    their folder: under ``--root``, the install's folder kiosk.service is handed them from
+    (none yet: its credentials step makes them); else this environment when it hands any
+    (``$CREDENTIALS_DIRECTORY``: ``sudo kiosk-admin``; ``KIOSK_NAME``), else this machine's
+    install's folder. None (left to ``kiosk run``): neither handed, and no such folder."""
+    from kiosk.credentials import CREDENTIAL_CHECKS
+
+    folder = (root or INSTALLED_ROOT) / INSTALLED_CREDENTIALS
+    if root is None:
+        named = [f"KIOSK_{name.upper()}" for name in CREDENTIAL_CHECKS]
+        given = os.environ.get("CREDENTIALS_DIRECTORY")
+        if given or any(name in os.environ for name in named):
+            return dict(os.environ), Path(given) if given else None
+    if not os.path.lexists(folder):
+        return None
+    return {"CREDENTIALS_DIRECTORY": str(folder)}, folder
+
+
+def _unseen(path: Path) -> str | None:
+    """Why the credential file ``path`` is not checked here, else None (checked: absent, or
+    read as ``kiosk run`` reads it)."""
+    from kiosk.secrets import MAX_SECRET_BYTES, sealed_by_systemd
+
+    if not path.is_file():
+        return None
+    if not os.access(path, os.R_OK):
+        return f"cannot be read as this user, so it is not checked: {_AS_ROOT}"
+    try:
+        data = read_bounded(path, MAX_SECRET_BYTES)
+    except UnreadableFile:
+        return None  # kiosk run's refusal says why
+    if sealed_by_systemd(data):
+        return (
+            "is encrypted (systemd-creds), so it is not checked: kiosk.service is handed it"
+            " decrypted (LoadCredentialEncrypted=)"
+        )
+    return None
 
 
 def _tls_files(root: Path | None) -> dict[str, Path] | None:

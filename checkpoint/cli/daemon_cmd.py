@@ -237,6 +237,7 @@ def run_daemon(args: argparse.Namespace) -> int:
         problems.remove(store_folder_problem(config))
     if problems:
         raise UsageError(f"{args.config}: {'; '.join(problems)}")
+    _refuse_credentials()
     if unmounted:
         raise CliError(f"cannot start: {store_folder_problem(config)}")
     setup_logging(args.log_level)
@@ -257,6 +258,26 @@ def run_daemon(args: argparse.Namespace) -> int:
         return _run(args, config, lock)
     finally:
         lock.close()
+
+
+#: What mends a credential ``kiosk run`` refuses (``kiosk.credentials``), after its line.
+CREDENTIAL_MEND = (
+    "put it right where kiosk.service is handed it from (/etc/kiosk/credentials/), then"
+    " `sudo systemctl restart kiosk` (no restart mends it by itself: the unit stays stopped)"
+)
+
+
+def _refuse_credentials() -> None:
+    """The credentials the daemon reads as it starts, checked before anything is opened (as
+    ``check-config`` checks them): one it cannot use is exit 2 (kiosk.service's
+    ``RestartPreventExitStatus``), never a start to try again. It was exit 1 once the log had
+    opened, and systemd started the daemon again every 3 s for ever with the same line, the
+    gate locked."""
+    from kiosk.credentials import credential_problems
+
+    problems = credential_problems(os.environ)
+    if problems:
+        raise UsageError(f"cannot start: {'; '.join(problems)}; {CREDENTIAL_MEND}")
 
 
 def _refuse_restore_cut_off(data: Path) -> None:
@@ -436,11 +457,13 @@ def _exit_code(exc: BaseException, args: argparse.Namespace, data: Path) -> int:
 def _start_failure(exc: BaseException, args: argparse.Namespace, data: Path) -> CliError | None:
     """What ``kiosk run`` says of a failure to start or run (None: raised as it is). What
     ``check-config`` calls a problem of the configuration (the TLS credentials missing or not
-    a pair, a trust folder's key file that is no key) is exit 2, as a bad config is: no
-    restart mends it, and systemd started it again every 3 s for ever."""
+    a pair, a trust folder's key file that is no key, a credential the daemon cannot use) is
+    exit 2, as a bad config is: no restart mends it, and systemd started it again every 3 s
+    for ever."""
     import ssl
 
     from kiosk.config import ConfigError
+    from kiosk.credentials import CredentialError
     from kiosk.passes import TrustListError
     from kiosk.secrets import TLS_MISSING, TLS_NOT_A_PAIR
     from kiosk.tlscert import EncryptedKey
@@ -455,6 +478,8 @@ def _start_failure(exc: BaseException, args: argparse.Namespace, data: Path) -> 
         return UsageError(f"cannot start: {_os_error(exc)}")
     if isinstance(exc, TrustListError) and not _refused_access(str(exc)):
         return UsageError(f"cannot start: {exc}")
+    if isinstance(exc, CredentialError):  # checked first (``_refuse_credentials``) as a rule
+        return UsageError(f"cannot start: {exc}; {CREDENTIAL_MEND}")
     if isinstance(exc, OSError):
         return _not_ours_or(data, f"cannot start: {_os_error(exc)}")
     if isinstance(exc, _unmendable()):
@@ -700,24 +725,13 @@ def _unmendable() -> tuple[type[StoreFault], ...]:
 
 
 def _startup_errors() -> tuple[type[BaseException], ...]:
-    """Problems an operator can fix (a bad key file, an unusable database, a missing decoder
-    library, a bad line in the guard_users credential, an empty token_pepper, a credential
-    that is not text): one line on
-    stderr, exit 1, no traceback."""
+    """Problems an operator can fix (a trust folder this user may not read, an unusable
+    database, a missing decoder library, a calibration file): one line on stderr, exit 1, no
+    traceback. A credential the daemon cannot use is exit 2 (``_start_failure``)."""
     from drivers.decoders import DecoderUnavailable
-    from kiosk.accounts import AccountError
     from kiosk.calibration import CalibrationError
     from kiosk.passes import TrustListError
-    from kiosk.secrets import SecretError
     from kiosk.store import StoreFault
     from kiosk.tokens import TokenError
 
-    return (
-        TrustListError,
-        StoreFault,
-        DecoderUnavailable,
-        CalibrationError,
-        AccountError,
-        TokenError,
-        SecretError,
-    )
+    return (TrustListError, StoreFault, DecoderUnavailable, CalibrationError, TokenError)

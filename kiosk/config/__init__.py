@@ -195,10 +195,7 @@ def check_paths(
             if not where(trust).is_dir():
                 problems.append(f"policy.trust_dir: {trust} is not an existing directory")
         elif data is not None and not (data / trust).is_dir():
-            problems.append(
-                f"policy.trust_dir: {trust} (under the data dir: {data / trust}) is not an"
-                " existing directory"
-            )
+            problems.append(trust_dir_missing(trust, data / trust))
     if store_folder_missing(config, root, made, data):
         problems.append(store_folder_problem(config))
     trace = getattr(config.thermometer.driver, "trace", None)
@@ -240,6 +237,12 @@ def store_folder_missing(
     if not store.is_absolute() or any(folder.is_relative_to(m) for m in makers):
         return False
     return not (root / str(folder).lstrip("/") if root is not None else folder).is_dir()
+
+
+def trust_dir_missing(trust: str, folder: Path) -> str:
+    """Why ``kiosk run`` refuses a relative ``policy.trust_dir`` (``trust``) that is not a
+    folder under its data dir (``folder``): it makes only the default one, ``trust``."""
+    return f"policy.trust_dir: {trust} (under the data dir: {folder}) is not an existing directory"
 
 
 def trust_dir(config: KioskConfig, data_dir: Path) -> Path:

@@ -1,0 +1,92 @@
+"""A credential ``kiosk run`` cannot use (a bad ``guard_users`` line, an empty or short
+``token_pepper``, a bad ``session_key``, one that is not text) stops the start at once with
+exit 2, before anything is opened, so that kiosk.service (``RestartPreventExitStatus=2``)
+stays stopped with the line in ``systemctl status``. It was exit 1, found once the event log
+had opened (and migrated), and systemd started the daemon again every 3 s for ever, the gate
+locked."""
+
+from __future__ import annotations
+
+import pytest
+from test_cli_regressions import _one_line_error, _run_with_credentials
+
+from checkpoint.cli import main
+
+KEY = "k" * 44  # as long as the installer's
+
+
+@pytest.mark.parametrize(
+    ("credentials", "said"),
+    [
+        ({"guard_users": b"admin:admin\n"}, "guard_users line 1: expected name:role:hash"),
+        ({"token_pepper": b"\n"}, "credential token_pepper is empty"),
+        ({"session_key": b"short\n"}, "credential session_key is too short"),
+        ({"screen_key": b"\xff\xfe not text"}, "credential screen_key"),
+    ],
+)
+def test_a_credential_it_cannot_use_stops_the_start_before_the_log_opens(
+    tmp_path, capsys, monkeypatch, credentials, said
+):
+    opened: list[object] = []
+    monkeypatch.setattr("checkpoint.cli.daemon_cmd.DataDirLock.take", opened.append)
+    err = _run_with_credentials(tmp_path, capsys, monkeypatch, credentials)
+    assert f"cannot start: {said}" in err
+    assert "/etc/kiosk/credentials/" in err and "systemctl restart kiosk" in err
+    assert opened == [] and not (tmp_path / "data" / "kiosk.db").exists()
+
+
+def test_a_token_pepper_too_short_to_be_a_key_is_refused_by_the_daemon_too(
+    tmp_path, capsys, monkeypatch
+):
+    """docs/install.md said a token_pepper under 32 characters stops the daemon since
+    2026-12-05; only the token verbs refused it, and the daemon took "1234" as its pepper."""
+    err = _run_with_credentials(tmp_path, capsys, monkeypatch, {"token_pepper": b"1234\n"})
+    assert "credential token_pepper is too short (4 characters" in err
+
+
+def test_a_credential_refused_after_the_check_is_exit_2_as_well(tmp_path):
+    # One read as the core is built or the server starts (what the first check did not see):
+    # the same refusal, exit 2, never a start to try again; a busy data dir stays exit 1.
+    from argparse import Namespace
+
+    from checkpoint.cli.daemon_cmd import _start_failure
+    from kiosk.accounts import AccountError
+    from kiosk.secrets import SecretError
+    from kiosk.store import StoreFault
+
+    args = Namespace(config="kiosk.toml")
+    for exc in (AccountError("guard_users line 1: bad name"), SecretError("credential x: y")):
+        said = _start_failure(exc, args, tmp_path)
+        assert said is not None and said.exit_code == 2
+        assert str(said).startswith(f"cannot start: {exc}; ") and "restart kiosk" in str(said)
+    busy = _start_failure(StoreFault("store_fault", "database is locked"), args, tmp_path)
+    assert busy is not None and busy.exit_code == 1
+
+
+def test_an_empty_token_pepper_is_refused_by_the_token_verbs_as_by_the_daemon(
+    tmp_path, capsys, monkeypatch
+):
+    """`kiosk token new` took the database's own pepper for an empty token_pepper credential
+    (a file cut short), and made a token the daemon, refusing that credential, never took."""
+    creds = tmp_path / "credentials"
+    creds.mkdir()
+    (creds / "token_pepper").write_text("\n")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(creds))
+    data = tmp_path / "data"
+    data.mkdir()
+    assert main(["token", "new", "--scope", "logs:read", "--data", str(data)]) == 1
+    assert "credential token_pepper is empty" in _one_line_error(capsys, "token")
+
+
+def test_the_check_names_every_credential_it_refuses_and_no_value(tmp_path):
+    from kiosk.credentials import credential_problems
+
+    creds = tmp_path / "credentials"
+    creds.mkdir()
+    (creds / "session_key").write_text("hunter2\n")
+    (creds / "guard_users").write_text("# accounts\nadmin:boss:x\n")
+    problems = credential_problems({"CREDENTIALS_DIRECTORY": str(creds)})
+    assert len(problems) == 2
+    assert "session_key is too short" in problems[0] and "hunter2" not in problems[0]
+    assert problems[1] == "guard_users line 2: role must be guard or admin"
+    assert credential_problems({"KIOSK_SESSION_KEY": KEY}) == []
