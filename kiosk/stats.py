@@ -89,7 +89,7 @@ from kiosk.pihealth import power_spells
 from kiosk.ports import Store
 from kiosk.record import PURGED_HOUSEHOLD
 from kiosk.sheets import write_csv, write_xlsx
-from kiosk.store import recorded_hours
+from kiosk.store import define_counted_outing, recorded_hours
 
 MIGRATIONS = Migrations("kiosk.stats")
 
@@ -682,14 +682,20 @@ def _purged(db: Database, day: date, zone: ZoneInfo) -> bool:
     return _purged_where(db, day, zone, "")
 
 
-def _lost(db: Database, day: date, zone: ZoneInfo) -> bool:
+def _lost(db: Database, day: date, zone: ZoneInfo, roles: Collection[str]) -> bool:
     """Whether an outing of ``day`` lost its household (purged: retention, a forget), so its
-    report can be counted no more: one whose household a purge kept for the quota's look-back
-    (``kiosk.store.purge_rows``' ``hold``) is still known, and the day is frozen from it
-    before ``kiosk.store.release_held`` empties it."""
+    report can be counted no more: an outing as the quota counting ``roles`` counts it
+    (``purged_outing``: by ``kiosk.history.counted_outing``, the SQL function
+    ``kiosk.store.define_counted_outing`` defines), not a courier's, a visitor's or an exit
+    exempt before the roles were flagged, which no count of the day reads. One whose
+    household a purge kept for the quota's look-back (``kiosk.store.purge_rows``' ``hold``)
+    is still known, and the day is frozen from it before ``kiosk.store.release_held``
+    empties it."""
+    define_counted_outing(db)
+    said = json.dumps(sorted(roles)).replace("'", "''")
     outing = (
         f" and household = '{PURGED_HOUSEHOLD}' and direction = 'out'"
-        " and decision in ('pass', 'manual_pass')"
+        f" and decision in ('pass', 'manual_pass') and counted_outing(flags, '{said}')"
     )
     return _purged_where(db, day, zone, outing)
 
@@ -1334,6 +1340,7 @@ def freeze_days(
         day = _walk_start(db, zone, through, touched - frozen, redated)
         head = db.execute("select max(seq) from events").fetchone()[0]
         hours = recorded_hours(db)
+        roles = (quota_cfg or QuotaConfig()).roles  # whose outings compute_report counts
         stamp = now.astimezone(UTC).isoformat()
         done: list[date] = []
         # Day to day with events only: one passage stamped 1970 before NTP synced must not
@@ -1342,7 +1349,7 @@ def freeze_days(
             # A day whose outings' households were purged is counted no more (a zone
             # renamed or corrected since it was frozen: ``frozen_report``); one whose are
             # held for the quota's look-back is, before they are emptied.
-            if day.isoformat() not in frozen and not _lost(db, day, zone):
+            if day.isoformat() not in frozen and not _lost(db, day, zone, roles):
                 report = compute_report(db, day, zone, quota_cfg)
                 if _first_purge(db, day, zone) is not None:  # held: counted all the same
                     report[HELD_WHEN_FROZEN] = True
