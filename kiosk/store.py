@@ -53,7 +53,7 @@ from kiosk.config.store import StoreSection
 from kiosk.deadline import LogUses, Stopped
 from kiosk.devices import Health
 from kiosk.files import ended_read, read_snapshot, sqlite_read_only
-from kiosk.history import DEFAULT_ROLES, counted_outing
+from kiosk.history import counted_outing
 from kiosk.links import NOT_OPENED_ROWS
 from kiosk.schema import PROGRAM_SETS, execute_script
 from kiosk.typed import whole_number
@@ -1475,14 +1475,13 @@ def purge_rows(
     older_than: datetime,
     purged_at: datetime,
     hold: datetime | None = None,
-    roles: Collection[str] = DEFAULT_ROLES,
 ) -> int:
     """Null the personal fields of the rows ``seqs`` of ``table`` (``purge_candidates``),
     each checked again against the purge rule; one bounded batch of a purge. ``hold``: the
-    household of an outing the quota counting ``roles`` counts (``held_outing``) stamped at
-    or after it is kept (the quota's look-back, ``kiosk.retention.purge``), the rest nulled;
-    ``release_held`` empties it once the look-back has passed. Returns the rows nulled."""
-    rows, held = sorted(seqs), (hold, roles)
+    household of a passing exit (``HELD_EXIT``) stamped at or after it is kept (the quota's
+    look-back, ``kiosk.retention.purge``), the rest nulled; ``release_held`` empties it once
+    the look-back has passed. Returns the rows nulled."""
+    rows, held = sorted(seqs), hold
     if rows and rows[-1] - rows[0] < 2 * len(rows):
         # Dense (the usual backlog): one range statement, a few times faster than a statement
         # per row. The purgeable rows between two candidates are candidates themselves (they
@@ -1542,25 +1541,20 @@ def drop_released_digests(db: sqlite_utils.Database) -> int:
     return int(cursor.rowcount)
 
 
-def held_outing(roles: Collection[str]) -> str:
-    """SQL: an events row is an outing the quota counting ``roles`` (the config's
-    ``quota.roles``) counts (``kiosk.stats.households_outing``): a passing exit naming a
-    household, judged by ``kiosk.history.counted_outing`` itself (the SQL function
-    ``counted_outing``, defined on the connection by ``define_counted_outing``), so by its
-    role against the roles in force, not by the ``quota_exempt`` it was given then. What a
-    purge inside the quota's look-back keeps the household of (``purge_rows``' ``hold``), and
-    only that."""
-    said = json.dumps(sorted(roles)).replace("'", "''")
-    return (
-        "direction = 'out' AND decision IN ('pass', 'manual_pass') AND household <> ''"
-        f" AND counted_outing(flags, '{said}')"
-    )
+#: SQL: an events row (or another gate's passage, ``kiosk.peers.purge``) is a passing exit
+#: naming a household, whatever its role: what a purge inside the quota's look-back keeps the
+#: household of (``purge_rows``' ``hold``), and only that. Not only the outings the quota
+#: counts now (``kiosk.history.counted_outing`` against ``quota.roles``): the roles may change
+#: within the period (a restart counting staff), and the history rebuilt then judges each
+#: exit by the new ones; a carer's exit emptied while staff were not counted was no outing to
+#: it, and the household went out again.
+HELD_EXIT = "direction = 'out' AND decision IN ('pass', 'manual_pass') AND household <> ''"
 
 
 def define_counted_outing(db: sqlite_utils.Database) -> None:
-    """``counted_outing(flags, roles)`` (``held_outing``) on ``db``'s connection, defined once
-    for good (a function defined while another thread queries the connection froze every
-    thread: ``kiosk.people._compare_keys``)."""
+    """``counted_outing(flags, roles)`` (``kiosk.history.counted_outing``, ``roles`` as JSON:
+    a list, or null) on ``db``'s connection, defined once for good (a function defined while
+    another thread queries the connection froze every thread: ``kiosk.people._compare_keys``)."""
     try:
         db.conn.execute("SELECT counted_outing('[]', '[]')").fetchone()
     except sqlite3.OperationalError:  # not defined on this connection yet
@@ -1578,24 +1572,22 @@ def _purge_where(
     args: list[list[Any]],
     older_than: datetime,
     purged_at: datetime,
-    hold: tuple[datetime | None, Collection[str]] = (None, DEFAULT_ROLES),
+    hold: datetime | None = None,
 ) -> int:
     """Null the purgeable rows ``span`` selects, once for each parameter list of ``args``
-    (``hold``: ``purge_rows``' ``hold`` and ``roles``)."""
+    (``hold``: ``purge_rows``')."""
     personal = (
         hashchain.EVENT_PERSONAL_FIELDS if table == "events" else hashchain.AUDIT_PERSONAL_FIELDS
     )
     sets = record.emptied(personal)
     held: list[Any] = []
-    since, roles = hold
-    if since is not None and table == "events":
-        define_counted_outing(db)
+    if hold is not None and table == "events":
         kept = [p for p in personal if p != "household"]
         sets = record.emptied(tuple(kept)) + (
-            f", household = CASE WHEN ts >= ? AND {held_outing(roles)} THEN household"
+            f", household = CASE WHEN ts >= ? AND {HELD_EXIT} THEN household"
             f" WHEN household <> '' THEN '{record.PURGED_HOUSEHOLD}' END"
         )
-        held = [format_ts(since)]
+        held = [format_ts(hold)]
     sql = (
         f"UPDATE {_table_name(table)} SET {sets}, purged_at = ? WHERE {span}"  # noqa: S608
         + _purgeable(table)
