@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
+import pytest
 from test_fleet_quota import _gate, _to_the_office
 
 from kiosk.config.policy import QuotaConfig
@@ -138,3 +139,89 @@ def test_the_district_counts_a_forgotten_couriers_exit_as_the_gate_does(tmp_path
         gate.store.close()
     assert at_gate == dict.fromkeys(KEYS) | {"exits": 1}
     assert office == at_gate
+
+
+def _site(quota):
+    """What the daemon records of its site at each start (``checkpoint.app.site_record``)."""
+    return {"timezone": TZ, "quota": quota.model_dump(mode="json")}
+
+
+_ONE_DAY = QuotaConfig(enabled=True, exits=1, period_days=1)
+_CARER = ("role:staff", "quota_exempt")
+_RESIDENT = ("role:resident",)
+_CHANGES = {  # the quota of DAY, the one the restart after midnight brings, DAY's exits
+    "roles-widened": (_ONE_DAY, _ONE_DAY.model_copy(update={"roles": ("resident", "staff")}),
+                      [(9, _CARER), (15, _RESIDENT)]),
+    "switched-on": (_ONE_DAY.model_copy(update={"enabled": False}), _ONE_DAY,
+                    [(9, _RESIDENT), (15, _RESIDENT)]),
+    "exits-lowered": (_ONE_DAY.model_copy(update={"exits": 2}), _ONE_DAY,
+                      [(9, _RESIDENT), (15, _RESIDENT)]),
+    "period-lengthened": (_ONE_DAY, _ONE_DAY.model_copy(update={"period_days": 2}),
+                          [(-15, _RESIDENT), (15, _RESIDENT)]),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("change", list(_CHANGES))
+def test_a_day_is_frozen_by_the_quota_in_force_on_it(reporting_store, clock, change):
+    """F6 out on DAY, nobody over the quota in force; at 00:05 the admin restarts the gate
+    with another quota (staff counted, the quota switched on, fewer exits, a longer period),
+    and its first purge froze DAY by that one: F6 over a quota it never was under, the gate
+    having let it out by the rule of that day, and the office took the frozen copy for that
+    day's rule. The daemon records each change of the quota with the time it came into force
+    (``kiosk.store.record_site``): a day is frozen by the one in force on it."""
+    from kiosk.stats import freeze_days
+    from kiosk.store import record_site
+
+    then, now, exits = _CHANGES[change]
+    clock.set_wall(DAY_START - timedelta(days=1))
+    record_site(reporting_store, _site(then))  # the daemon's start
+    for hours, flags in exits:
+        clock.set_wall(DAY_START + timedelta(hours=hours))
+        reporting_store.append(
+            EventDraft(direction="out", decision="pass", household="F6", flags=flags)
+        )
+    clock.set_wall(DAY_START + timedelta(hours=23, minutes=59))
+    evening = daily_report(reporting_store.reader(), DAY, TZ, then)["exits_per_household"]
+    assert evening["over_quota_households"] == 0
+    clock.set_wall(DAY_START + timedelta(days=1, minutes=5))
+    record_site(reporting_store, _site(now))  # the restart with the new quota
+    assert DAY in freeze_days(reporting_store, TZ, now, clock.now())  # its first purge's
+    after = daily_report(reporting_store.reader(), DAY, TZ, now)["exits_per_household"]
+    assert after == evening
+
+
+def test_a_log_that_kept_the_hours_alone_takes_its_quota_as_in_force_from_its_start(
+    reporting_store, clock
+):
+    """A log whose daemon kept the staffed hours' history alone (``site.hours``, the release
+    before): the quota it recorded last is taken as in force from the start, up to the
+    restart that changes it; the history is kept under its new key from then on."""
+    import json
+
+    from kiosk.stats import freeze_days
+    from kiosk.store import SITE_HISTORY_KEY, record_site
+
+    hours = {"enabled": False, "spans": ["08:30-17:30"]}
+    old = _site(ON) | {"hours": hours}
+
+    def old_release(db):
+        for key, value in (("site", old), ("site.hours", [{"since": None, "hours": hours}])):
+            db.execute("INSERT INTO meta (key, value) VALUES (?, ?)", [key, json.dumps(value)])
+
+    reporting_store.submit(old_release)
+    _outings(reporting_store, clock)  # a courier, then a resident of F6
+    clock.set_wall(DAY_START + timedelta(days=1, minutes=5))
+    record_site(reporting_store, _site(WIDE) | {"hours": hours})  # couriers counted
+    assert freeze_days(reporting_store, TZ, WIDE, clock.now()) == [DAY]
+    exits = daily_report(reporting_store.reader(), DAY, TZ, WIDE)["exits_per_household"]
+    assert (exits["quota_roles"], exits["exits"], exits["over_quota_households"]) == (
+        ["resident"],
+        1,
+        0,
+    )
+    kept = dict(reporting_store.reader().execute("SELECT key, value FROM meta").fetchall())
+    assert "site.hours" not in kept
+    assert [e["quota"]["roles"] for e in json.loads(kept[SITE_HISTORY_KEY])] == [
+        ["resident"],
+        ["delivery", "resident"],
+    ]
