@@ -806,21 +806,29 @@ def daily_report(
     """The daily report for a local ``day``: frozen if that day was frozen, else live.
 
     ``lists_freshness`` (``Lists.freshness`` or a mapping with ``updated_at``/``source``) is
-    live information and is added as given, never frozen. ``staffing`` (the day split by the
-    staffed hours: ``staffing_section``) is the frozen copy's, split by the hours in force
-    when it was frozen (``freeze_days``); a day not frozen, or frozen without it (before
-    2026-12-07, or by a log whose daemon recorded no hours), is split by ``hours``
-    (``policy.hours``) from fields retention keeps, or, ``hours_known`` false (a log alone
-    whose daemon recorded none), ``STAFFING_UNKNOWN``.
+    live information and is added as given, never frozen. A day not frozen (today; a past
+    day the night's freeze has not reached yet) is counted as the freeze will count it, by
+    the settings in force on it as the daemon recorded them (``recorded_history``): its
+    outings by the quota (``day_quota``; ``quota_cfg`` where none was recorded), its
+    ``staffing`` (the day split by the staffed hours: ``staffing_section``) by the hours
+    (``_day_staffing``), so a report asked for between a restart with new settings and the
+    freeze is the one kept after it. ``staffing`` is the frozen copy's for a frozen day;
+    one with no hours recorded on it (frozen before 2026-12-07, a log whose daemon recorded
+    none) is split by ``hours`` (``policy.hours``) from fields retention keeps, or,
+    ``hours_known`` false (a log alone whose daemon recorded none), ``STAFFING_UNKNOWN``.
     """
-    frozen = frozen_report(reader, day, tz)
-    report = frozen or compute_report(reader, day, tz, quota_cfg)
+    zone = as_zone(tz)
+    frozen = frozen_report(reader, day, zone)
+    if frozen is None:
+        quota_cfg = day_quota(recorded_history(reader, "quota"), day, zone, quota_cfg)
+    report = frozen or compute_report(reader, day, zone, quota_cfg)
     report["lists_freshness"] = _freshness(lists_freshness)
     if frozen is None or not isinstance(frozen.get("staffing"), dict):
-        report["staffing"] = (
-            staffing_section(reader, day, tz, hours) if hours_known else dict(STAFFING_UNKNOWN)
+        recorded = _day_staffing(reader, day, zone, recorded_history(reader, "hours"))
+        report["staffing"] = recorded or (
+            staffing_section(reader, day, zone, hours) if hours_known else dict(STAFFING_UNKNOWN)
         )
-    report["downtime"] = downtime_section(reader, day, tz)
+    report["downtime"] = downtime_section(reader, day, zone)
     return report
 
 

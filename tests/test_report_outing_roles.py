@@ -161,6 +161,25 @@ _CHANGES = {  # the quota of DAY, the one the restart after midnight brings, DAY
 }  # fmt: skip
 
 
+def _day_then_restart(store, clock, change):
+    """DAY's exits under its quota, its report at 23:59, and the restart at 00:05 with the
+    new quota: the evening's report and the new quota."""
+    from kiosk.store import record_site
+
+    then, now, exits = _CHANGES[change]
+    clock.set_wall(DAY_START - timedelta(days=1))
+    record_site(store, _site(then))  # the daemon's start
+    for hours, flags in exits:
+        clock.set_wall(DAY_START + timedelta(hours=hours))
+        store.append(EventDraft(direction="out", decision="pass", household="F6", flags=flags))
+    clock.set_wall(DAY_START + timedelta(hours=23, minutes=59))
+    evening = daily_report(store.reader(), DAY, TZ, then)["exits_per_household"]
+    assert evening["over_quota_households"] == 0
+    clock.set_wall(DAY_START + timedelta(days=1, minutes=5))
+    record_site(store, _site(now))  # the restart with the new quota
+    return evening, now
+
+
 @pytest.mark.parametrize("change", list(_CHANGES))
 def test_a_day_is_frozen_by_the_quota_in_force_on_it(reporting_store, clock, change):
     """F6 out on DAY, nobody over the quota in force; at 00:05 the admin restarts the gate
@@ -170,24 +189,25 @@ def test_a_day_is_frozen_by_the_quota_in_force_on_it(reporting_store, clock, cha
     day's rule. The daemon records each change of the quota with the time it came into force
     (``kiosk.store.record_site``): a day is frozen by the one in force on it."""
     from kiosk.stats import freeze_days
-    from kiosk.store import record_site
 
-    then, now, exits = _CHANGES[change]
-    clock.set_wall(DAY_START - timedelta(days=1))
-    record_site(reporting_store, _site(then))  # the daemon's start
-    for hours, flags in exits:
-        clock.set_wall(DAY_START + timedelta(hours=hours))
-        reporting_store.append(
-            EventDraft(direction="out", decision="pass", household="F6", flags=flags)
-        )
-    clock.set_wall(DAY_START + timedelta(hours=23, minutes=59))
-    evening = daily_report(reporting_store.reader(), DAY, TZ, then)["exits_per_household"]
-    assert evening["over_quota_households"] == 0
-    clock.set_wall(DAY_START + timedelta(days=1, minutes=5))
-    record_site(reporting_store, _site(now))  # the restart with the new quota
+    evening, now = _day_then_restart(reporting_store, clock, change)
     assert DAY in freeze_days(reporting_store, TZ, now, clock.now())  # its first purge's
     after = daily_report(reporting_store.reader(), DAY, TZ, now)["exits_per_household"]
     assert after == evening
+
+
+@pytest.mark.parametrize("change", list(_CHANGES))
+def test_a_past_day_not_frozen_yet_is_counted_by_the_quota_in_force_on_it(
+    reporting_store, clock, change
+):
+    """Asked for DAY at 00:10, before the freeze, the gate counted it by the quota of the
+    restart at 00:05, and the office's collector kept that report (its quota policy) as the
+    day's final one; the freeze then counted it by the day's own. A day not frozen is counted
+    by the quota in force on it, as the freeze will count it."""
+    evening, now = _day_then_restart(reporting_store, clock, change)
+    clock.set_wall(DAY_START + timedelta(days=1, minutes=10))
+    live = daily_report(reporting_store.reader(), DAY, TZ, now)["exits_per_household"]
+    assert live == evening
 
 
 def test_a_log_that_kept_the_hours_alone_takes_its_quota_as_in_force_from_its_start(
