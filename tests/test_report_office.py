@@ -327,7 +327,7 @@ def test_a_day_frozen_after_a_restart_with_new_hours_keeps_its_own(tmp_path):
     """Before: the freeze split a day by the hours recorded at the daemon's LAST start: a
     restart with the gate staffed round the clock at 03:00 the night after, before the
     nightly freeze, froze DAY's 18:00 fever nobody was on duty for as staffed. The log keeps
-    each change of the hours with its time (``kiosk.store.recorded_hours``) and a day is
+    each change of the hours with its time (``kiosk.store.recorded_history``) and a day is
     frozen with the hours in force on it."""
     at = FakeClock(start=MIDNIGHT)
     log = _log_staffed(tmp_path, at)
