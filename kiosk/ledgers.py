@@ -7,7 +7,6 @@ taken from the thermometry config so a returnee's fever is the gate's fever.
 
 from __future__ import annotations
 
-from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -19,7 +18,6 @@ from . import compound, observation, peers, roster, services, vehicles
 from .clock import Clock, ClockReading
 from .community import LogLike
 from .compound import CompoundMap
-from .history import DEFAULT_ROLES
 from .observation import ObservationLedger
 from .roster import Roster
 from .services import ServiceDesk
@@ -62,14 +60,13 @@ def purge_ledgers(
     now: ClockReading | None = None,
     boot_id: str = "",
     hold: datetime | None = None,
-    roles: Collection[str] = DEFAULT_ROLES,
 ) -> dict[str, int]:
     """Retention for the ledgers (run through ``EventLog.submit``): returnees whose
     observation ended before ``cutoff_day`` (the cutoff's local date in the site's zone:
     observation dates are local) and service requests closed before ``cutoff`` lose their
     personal fields; the other gates' passages held here (``kiosk.peers``) stamped before it
-    go (``hold``: the outings of the quota's look-back the quota counting ``roles`` counts keep
-    their household, ``peers.purge``).
+    go (``hold``: the passing exits of the quota's look-back keep their household,
+    ``peers.purge``).
     The compound map, the vehicle list and the roster hold what the compound is,
     not what happened to a person, and are replaced by their imports instead. ``now`` (the
     log's clock) and ``boot_id`` (this boot's) date a request closed before NTP set the
@@ -77,5 +74,5 @@ def purge_ledgers(
     return {
         "returnees": observation.purge(db, cutoff_day, purged_at),
         "service_requests": services.purge(db, cutoff, purged_at, now, boot_id),
-        "peer_passages": peers.purge(db, cutoff, hold, roles),
+        "peer_passages": peers.purge(db, cutoff, hold),
     }

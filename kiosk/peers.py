@@ -69,7 +69,7 @@ from .clock import ClockReading
 from .config.policy import MAX_PERIOD_DAYS, QuotaConfig
 from .days import FIRST_DAY, LAST_DAY, span_on
 from .files import streamed_rows
-from .history import COUNTED_DECISIONS, DEFAULT_ROLES, QUOTA_EXEMPT, ROLE_FLAG, role_flag
+from .history import COUNTED_DECISIONS, QUOTA_EXEMPT, ROLE_FLAG, role_flag
 from .lists import same_text
 from .pass_format import ROLES
 from .passes import key_id_of
@@ -77,7 +77,7 @@ from .ports import History, Store
 from .queries import Since, not_opened_after
 from .schema import sql_migrations
 from .stats import households_outing, over_quota, quota_period_start
-from .store import StoreFault, define_counted_outing, format_ts, held_outing
+from .store import HELD_EXIT, StoreFault, format_ts
 from .typed import unseen
 from .wipe import WalWiper, owe_wipe, wipe_removed
 
@@ -1404,26 +1404,20 @@ def _date_fetches(db: Database, now: datetime, mono_ns: int, boot_id: str) -> No
     )
 
 
-def purge(
-    db: Database,
-    cutoff: datetime,
-    hold: datetime | None = None,
-    roles: Collection[str] = DEFAULT_ROLES,
-) -> int:
+def purge(db: Database, cutoff: datetime, hold: datetime | None = None) -> int:
     """Retention (``kiosk.ledgers.purge_ledgers``): peers' rows stamped before ``cutoff``.
-    ``hold`` (``kiosk.retention.quota_hold``): the outings stamped from it on keep their
-    household, as the gate's own do (``kiosk.store.held_outing`` of ``roles``), their pass id
-    nulled, the other rows deleted; a later purge deletes them once the look-back has passed
-    them."""
+    ``hold`` (``kiosk.retention.quota_hold``): the passing exits stamped from it on keep their
+    household whatever their role, as the gate's own do (``kiosk.store.HELD_EXIT``), their
+    pass id nulled, the other rows deleted; a later purge deletes them once the look-back has
+    passed them."""
     if not _has_table(db):
         return 0
     before = format_ts(cutoff if hold is None or hold >= cutoff else hold)
     cursor = db.execute("DELETE FROM peer_passages WHERE ts < ?", [before])
     gone = max(cursor.rowcount, 0)
     if before != format_ts(cutoff):
-        define_counted_outing(db)
-        held = db.execute(  # the look-back's outings keep what the quota needs
-            f"DELETE FROM peer_passages WHERE ts < ? AND NOT ({held_outing(roles)})",  # noqa: S608
+        held = db.execute(  # the look-back's exits keep what the quota needs
+            f"DELETE FROM peer_passages WHERE ts < ? AND NOT ({HELD_EXIT})",  # noqa: S608
             [format_ts(cutoff)],
         )
         kept = db.execute(

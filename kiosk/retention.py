@@ -66,7 +66,7 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -78,7 +78,6 @@ from sqlite_utils import Database
 from kiosk.clock import Clock, ClockReading
 from kiosk.config.policy import QuotaConfig
 from kiosk.days import as_zone, day_start, days_before
-from kiosk.history import DEFAULT_ROLES
 from kiosk.ledgers import purge_ledgers
 from kiosk.lists import (
     mark_purged,
@@ -385,8 +384,7 @@ def purge(
     cutoff = (now - timedelta(days=older_than_days)).astimezone(UTC)
     hold = quota_hold(now, older_than_days, tz, quota_cfg)
     frozen = _freeze(store, tz, quota_cfg, now, between_batches, froze)
-    roles = quota_cfg.roles if quota_cfg is not None else DEFAULT_ROLES
-    run = _Run(store, cutoff, now, {"older_than_days": older_than_days}, tz, hold, roles)
+    run = _Run(store, cutoff, now, {"older_than_days": older_than_days}, tz, hold)
     run.started["cutoff"] = cutoff.isoformat()
     run.started["households_held_from"] = hold and hold.isoformat()
     run.started["clock_synced"] = synced
@@ -402,9 +400,7 @@ def purge(
         # After the fields: a period's salt goes once none of its rows holds any.
         shredded = shred_salts(db, now)
         reading = ClockReading.take(store.clock)  # dates a close before NTP set the clock
-        ledgers = purge_ledgers(
-            db, cutoff, local_cutoff_day, now, reading, store.boot_id, hold, run.roles
-        )
+        ledgers = purge_ledgers(db, cutoff, local_cutoff_day, now, reading, store.boot_id, hold)
         ended, observations = _purge_ended(db, local_cutoff_day, now)
         rows = (count, nulled.get("audit", 0), ended, observations, revocations, reasons)
         went = (*rows, *ledgers.values())
@@ -747,8 +743,6 @@ class _Run:
     tz: ZoneInfo | str = "UTC"
     #: The outings' households stamped from it on are kept (the quota's look-back), None: none.
     hold: datetime | None = None
-    #: The roles whose exits are the outings ``hold`` keeps (the config's ``quota.roles``).
-    roles: Collection[str] = DEFAULT_ROLES
     bounds: dict[str, int] = field(default_factory=dict)
     after: dict[str, int] = field(default_factory=dict)
     events_purged: int = 0  # by the batches before the last
@@ -822,7 +816,7 @@ class _Run:
     def null(self, db: Database, picked: Mapping[str, list[int]]) -> dict[str, int]:
         """Null ``picked`` (in the caller's transaction); returns the rows nulled by table."""
         nulled = {
-            t: purge_rows(db, t, seqs, self.cutoff, self.now, self.hold, self.roles)
+            t: purge_rows(db, t, seqs, self.cutoff, self.now, self.hold)
             for t, seqs in picked.items()
         }
         for table, seqs in picked.items():

@@ -89,7 +89,7 @@ from kiosk.pihealth import power_spells
 from kiosk.ports import Store
 from kiosk.record import PURGED_HOUSEHOLD
 from kiosk.sheets import write_csv, write_xlsx
-from kiosk.store import recorded_hours
+from kiosk.store import define_counted_outing, recorded_history
 
 MIGRATIONS = Migrations("kiosk.stats")
 
@@ -682,14 +682,20 @@ def _purged(db: Database, day: date, zone: ZoneInfo) -> bool:
     return _purged_where(db, day, zone, "")
 
 
-def _lost(db: Database, day: date, zone: ZoneInfo) -> bool:
+def _lost(db: Database, day: date, zone: ZoneInfo, roles: Collection[str]) -> bool:
     """Whether an outing of ``day`` lost its household (purged: retention, a forget), so its
-    report can be counted no more: one whose household a purge kept for the quota's look-back
-    (``kiosk.store.purge_rows``' ``hold``) is still known, and the day is frozen from it
-    before ``kiosk.store.release_held`` empties it."""
+    report can be counted no more: an outing as the quota counting ``roles`` counts it
+    (``purged_outing``: by ``kiosk.history.counted_outing``, the SQL function
+    ``kiosk.store.define_counted_outing`` defines), not a courier's, a visitor's or an exit
+    exempt before the roles were flagged, which no count of the day reads. One whose
+    household a purge kept for the quota's look-back (``kiosk.store.purge_rows``' ``hold``)
+    is still known, and the day is frozen from it before ``kiosk.store.release_held``
+    empties it."""
+    define_counted_outing(db)
+    said = json.dumps(sorted(roles)).replace("'", "''")
     outing = (
         f" and household = '{PURGED_HOUSEHOLD}' and direction = 'out'"
-        " and decision in ('pass', 'manual_pass')"
+        f" and decision in ('pass', 'manual_pass') and counted_outing(flags, '{said}')"
     )
     return _purged_where(db, day, zone, outing)
 
@@ -800,21 +806,29 @@ def daily_report(
     """The daily report for a local ``day``: frozen if that day was frozen, else live.
 
     ``lists_freshness`` (``Lists.freshness`` or a mapping with ``updated_at``/``source``) is
-    live information and is added as given, never frozen. ``staffing`` (the day split by the
-    staffed hours: ``staffing_section``) is the frozen copy's, split by the hours in force
-    when it was frozen (``freeze_days``); a day not frozen, or frozen without it (before
-    2026-12-07, or by a log whose daemon recorded no hours), is split by ``hours``
-    (``policy.hours``) from fields retention keeps, or, ``hours_known`` false (a log alone
-    whose daemon recorded none), ``STAFFING_UNKNOWN``.
+    live information and is added as given, never frozen. A day not frozen (today; a past
+    day the night's freeze has not reached yet) is counted as the freeze will count it, by
+    the settings in force on it as the daemon recorded them (``recorded_history``): its
+    outings by the quota (``day_quota``; ``quota_cfg`` where none was recorded), its
+    ``staffing`` (the day split by the staffed hours: ``staffing_section``) by the hours
+    (``_day_staffing``), so a report asked for between a restart with new settings and the
+    freeze is the one kept after it. ``staffing`` is the frozen copy's for a frozen day;
+    one with no hours recorded on it (frozen before 2026-12-07, a log whose daemon recorded
+    none) is split by ``hours`` (``policy.hours``) from fields retention keeps, or,
+    ``hours_known`` false (a log alone whose daemon recorded none), ``STAFFING_UNKNOWN``.
     """
-    frozen = frozen_report(reader, day, tz)
-    report = frozen or compute_report(reader, day, tz, quota_cfg)
+    zone = as_zone(tz)
+    frozen = frozen_report(reader, day, zone)
+    if frozen is None:
+        quota_cfg = day_quota(recorded_history(reader, "quota"), day, zone, quota_cfg)
+    report = frozen or compute_report(reader, day, zone, quota_cfg)
     report["lists_freshness"] = _freshness(lists_freshness)
     if frozen is None or not isinstance(frozen.get("staffing"), dict):
-        report["staffing"] = (
-            staffing_section(reader, day, tz, hours) if hours_known else dict(STAFFING_UNKNOWN)
+        recorded = _day_staffing(reader, day, zone, recorded_history(reader, "hours"))
+        report["staffing"] = recorded or (
+            staffing_section(reader, day, zone, hours) if hours_known else dict(STAFFING_UNKNOWN)
         )
-    report["downtime"] = downtime_section(reader, day, tz)
+    report["downtime"] = downtime_section(reader, day, zone)
     return report
 
 
@@ -1286,16 +1300,48 @@ def _one_clock_day(name: str, zone: str, day: str) -> bool:
 STAFFING_CHANGED = {"hours": "changed during the day"}
 
 
+#: A setting's history (``kiosk.store.recorded_history``): each value with when it came into
+#: force (None: from the log's start), oldest first.
+History = list[tuple[str | None, dict[str, Any]]]
+
+
+def _in_force(
+    history: History, day: date, zone: ZoneInfo
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The values of a setting's ``history`` in force when ``day`` began (the last of them its
+    own), and those that came into force during it, in order."""
+    start, end = day_bounds(day, zone)
+    began = [v for since, v in history if since is None or since[:19] <= start]
+    during = [v for since, v in history if since is not None and start < since[:19] < end]
+    return began, during
+
+
+def day_quota(
+    history: History, day: date, zone: ZoneInfo, quota_cfg: QuotaConfig | None
+) -> QuotaConfig | None:
+    """The outing quota ``day`` is counted by: the one in force when it ended, as the daemon
+    recorded each with the time it came into force (``history``: ``recorded_history`` of
+    ``quota``), the rule its evening's report counted by and the gate let its last households
+    out by, not a restart's since (staff counted from 00:05 the next day would put a household
+    over a quota it never was under); ``quota_cfg`` when none was recorded by then (a log
+    before this version) or it cannot be read."""
+    began, during = _in_force(history, day, zone)
+    if not began and not during:
+        return quota_cfg
+    try:
+        return QuotaConfig.model_validate((during or began)[-1])
+    except ValueError:  # pydantic's ValidationError is one
+        return quota_cfg
+
+
 def _day_staffing(
-    db: Database, day: date, zone: ZoneInfo, history: list[tuple[str | None, dict[str, Any]]]
+    db: Database, day: date, zone: ZoneInfo, history: History
 ) -> dict[str, Any] | None:
     """``day``'s split by the staffed hours in force on it, as the daemon recorded them with
-    the time each came into force (``kiosk.store.recorded_hours``): ``STAFFING_CHANGED``
-    when they changed during it, None when none were recorded by then (a day before the
-    log recorded any) or they cannot be read."""
-    start, end = day_bounds(day, zone)
-    in_force = [h for since, h in history if since is None or since[:19] <= start]
-    during = [h for since, h in history if since is not None and start < since[:19] < end]
+    the time each came into force (``history``: ``kiosk.store.recorded_history`` of ``hours``):
+    ``STAFFING_CHANGED`` when they changed during it, None when none were recorded by then (a
+    day before the log recorded any) or they cannot be read."""
+    in_force, during = _in_force(history, day, zone)
     if not in_force:
         return None
     if any(h != in_force[-1] for h in during):
@@ -1318,7 +1364,10 @@ def freeze_days(
     """Freeze every complete local day (before today in ``tz``) that has events and is not
     frozen yet, oldest first; at most ``max_days`` (one write transaction: retention freezes
     a restored log's months a few days at a time, so a passage need not wait for them all).
-    Returns the days frozen. Idempotent."""
+    Each by the settings in force on it as the daemon recorded them (``recorded_history``):
+    its outings by the quota (``day_quota``; ``quota_cfg`` where none was recorded), its
+    ``staffing`` by the staffed hours (``_day_staffing``). Returns the days frozen.
+    Idempotent."""
     zone = as_zone(tz)
     today = now.astimezone(zone).date()
 
@@ -1333,7 +1382,7 @@ def freeze_days(
         # transaction walked its frozen days again at each one (days² queries).
         day = _walk_start(db, zone, through, touched - frozen, redated)
         head = db.execute("select max(seq) from events").fetchone()[0]
-        hours = recorded_hours(db)
+        hours, quotas = recorded_history(db, "hours"), recorded_history(db, "quota")
         stamp = now.astimezone(UTC).isoformat()
         done: list[date] = []
         # Day to day with events only: one passage stamped 1970 before NTP synced must not
@@ -1342,8 +1391,10 @@ def freeze_days(
             # A day whose outings' households were purged is counted no more (a zone
             # renamed or corrected since it was frozen: ``frozen_report``); one whose are
             # held for the quota's look-back is, before they are emptied.
-            if day.isoformat() not in frozen and not _lost(db, day, zone):
-                report = compute_report(db, day, zone, quota_cfg)
+            quota = day_quota(quotas, day, zone, quota_cfg)  # the rule in force on it
+            roles = (quota or QuotaConfig()).roles  # whose outings compute_report counts
+            if day.isoformat() not in frozen and not _lost(db, day, zone, roles):
+                report = compute_report(db, day, zone, quota)
                 if _first_purge(db, day, zone) is not None:  # held: counted all the same
                     report[HELD_WHEN_FROZEN] = True
                 staffing = _day_staffing(db, day, zone, hours)

@@ -53,7 +53,7 @@ from kiosk.config.store import StoreSection
 from kiosk.deadline import LogUses, Stopped
 from kiosk.devices import Health
 from kiosk.files import ended_read, read_snapshot, sqlite_read_only
-from kiosk.history import DEFAULT_ROLES, counted_outing
+from kiosk.history import counted_outing
 from kiosk.links import NOT_OPENED_ROWS
 from kiosk.schema import PROGRAM_SETS, execute_script
 from kiosk.typed import whole_number
@@ -912,17 +912,25 @@ def _set_high_water(conn: sqlite3.Connection, table: str, seq: int) -> None:
 SITE_META_KEY = "site"
 
 
-#: ``meta``'s key of the staffed hours' history (``record_site``): a JSON list of
-#: ``{"since": format_ts or null, "hours": ...}``, oldest first, one entry a change; ``since``
+#: ``meta``'s key of the history of the site settings a past day is read by
+#: (``HISTORY_SETTINGS``, ``record_site``): a JSON list of ``{"since": format_ts or null,
+#: "hours": ..., "quota": ...}``, oldest first, one entry a change of any of them; ``since``
 #: null: in force from the log's start (or from before the history was kept).
-SITE_HOURS_KEY = "site.hours"
+SITE_HISTORY_KEY = "site.history"
+#: Where the history was kept while it held the staffed hours alone (2026-12-07): read until
+#: the next change writes ``SITE_HISTORY_KEY``.
+_HOURS_HISTORY_KEY = "site.hours"
+#: The site settings whose changes are kept with the time each came into force: the staffed
+#: hours (a day's ``staffing`` split) and the outing quota (a day's outings and over-quota
+#: count), so a past day is read by those of that day, not by a restart's since.
+HISTORY_SETTINGS = ("hours", "quota")
 
 
 def record_site(store: EventLog, settings: Mapping[str, Any]) -> None:
     """Record ``settings`` (JSON-able) as the site the log is written for, if they changed;
-    their ``hours`` (the staffed hours) with the time they came into force on the log's
-    clock too (``SITE_HOURS_KEY``), so a past day is split by the hours of that day
-    (``recorded_hours``)."""
+    those of ``HISTORY_SETTINGS`` with the time they came into force on the log's clock too
+    (``SITE_HISTORY_KEY``), so a past day is read by the settings of that day
+    (``recorded_history``)."""
     text = json.dumps(settings, sort_keys=True, ensure_ascii=False)
     before = recorded_site(store.reader())
     if before == settings:
@@ -935,36 +943,58 @@ def record_site(store: EventLog, settings: Mapping[str, Any]) -> None:
             " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
             [SITE_META_KEY, text],
         )
-        _record_hours(db, before, settings.get("hours"), since)
+        _record_history(db, before, settings, since)
 
     store.submit(write)
 
 
-def _record_hours(
-    db: sqlite_utils.Database, before: Mapping[str, Any] | None, hours: object, since: str
+def _kept_settings(settings: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The settings of ``HISTORY_SETTINGS`` that ``settings`` holds (each a JSON object)."""
+    return {k: v for k in HISTORY_SETTINGS if isinstance(v := (settings or {}).get(k), dict)}
+
+
+def _record_history(
+    db: sqlite_utils.Database,
+    before: Mapping[str, Any] | None,
+    settings: Mapping[str, Any],
+    since: str,
 ) -> None:
-    """Add ``hours`` to the history from ``since`` on when they differ from the last entry; a
-    log's first (no site recorded before) from its start, and the hours a release before the
-    history recorded (``before``'s) first, from the start too."""
-    history: list[dict[str, Any]] = [{"since": at, "hours": h} for at, h in recorded_hours(db)]
-    if not history and before is not None and isinstance(before.get("hours"), dict):
-        history = [{"since": None, "hours": before["hours"]}]
-    if not isinstance(hours, dict) or (history and history[-1]["hours"] == hours):
+    """Add ``settings``' (``HISTORY_SETTINGS``) to the history from ``since`` on when one
+    differs from the last entry; a log's first (no site recorded before) from its start.
+    What a release before the history (or before a setting joined it) recorded, ``before``'s,
+    is taken as in force from the start, up to the entries that say otherwise."""
+    stored = _history_entries(db)
+    history = [dict(entry) for entry in stored]
+    old = _kept_settings(before)
+    if not history and old:
+        history = [{"since": None, **old}]
+    for entry in history:  # kept before the setting joined the history
+        for name, value in old.items():
+            entry.setdefault(name, value)
+    new = _kept_settings(settings)
+    if new and not (history and all(history[-1].get(k) == v for k, v in new.items())):
+        start = before is None and not history
+        history.append({"since": None if start else since, **new})
+    if history == stored:
         return
-    start = before is None and not history
-    history.append({"since": None if start else since, "hours": hours})
     db.execute(
         "INSERT INTO meta (key, value) VALUES (?, ?)"
         " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-        [SITE_HOURS_KEY, json.dumps(history, sort_keys=True, ensure_ascii=False)],
+        [SITE_HISTORY_KEY, json.dumps(history, sort_keys=True, ensure_ascii=False)],
     )
+    db.execute("DELETE FROM meta WHERE key = ?", [_HOURS_HISTORY_KEY])
 
 
-def recorded_hours(db: sqlite_utils.Database) -> list[tuple[str | None, dict[str, Any]]]:
-    """The staffed hours the daemon recorded (``record_site``), each with the time it came
-    into force (``format_ts``; None: from the log's start), oldest first; [] when none were
-    (a log recorded before 2026-12-07) or the record cannot be read."""
-    row = db.execute("SELECT value FROM meta WHERE key = ?", [SITE_HOURS_KEY]).fetchone()
+def _history_entries(db: sqlite_utils.Database) -> list[dict[str, Any]]:
+    """The history's entries as kept (``SITE_HISTORY_KEY``, else the hours' alone kept
+    before), each a JSON object with a ``since`` of null or text; [] when none was kept (a log
+    recorded before 2026-12-07, one no daemon wrote) or it cannot be read."""
+    if not db["meta"].exists():
+        return []
+    for key in (SITE_HISTORY_KEY, _HOURS_HISTORY_KEY):
+        row = db.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
+        if row is not None:
+            break
     try:
         value = json.loads(row[0]) if row else []
     except (TypeError, ValueError):
@@ -972,11 +1002,23 @@ def recorded_hours(db: sqlite_utils.Database) -> list[tuple[str | None, dict[str
     if not isinstance(value, list):
         return []
     return [
-        (e.get("since"), e["hours"])
+        e
         for e in value
-        if isinstance(e, dict)
-        and isinstance(e.get("hours"), dict)
-        and (e.get("since") is None or isinstance(e.get("since"), str))
+        if isinstance(e, dict) and (e.get("since") is None or isinstance(e.get("since"), str))
+    ]
+
+
+def recorded_history(
+    db: sqlite_utils.Database, setting: str
+) -> list[tuple[str | None, dict[str, Any]]]:
+    """One setting of ``HISTORY_SETTINGS`` as the daemon recorded it (``record_site``), each
+    value with the time it came into force (``format_ts``; None: from the log's start),
+    oldest first; [] when none was recorded (a log recorded before 2026-12-07: the hours;
+    before this version: the quota) or the record cannot be read."""
+    return [
+        (e.get("since"), e[setting])
+        for e in _history_entries(db)
+        if isinstance(e.get(setting), dict)
     ]
 
 
@@ -1494,14 +1536,13 @@ def purge_rows(
     older_than: datetime,
     purged_at: datetime,
     hold: datetime | None = None,
-    roles: Collection[str] = DEFAULT_ROLES,
 ) -> int:
     """Null the personal fields of the rows ``seqs`` of ``table`` (``purge_candidates``),
     each checked again against the purge rule; one bounded batch of a purge. ``hold``: the
-    household of an outing the quota counting ``roles`` counts (``held_outing``) stamped at
-    or after it is kept (the quota's look-back, ``kiosk.retention.purge``), the rest nulled;
-    ``release_held`` empties it once the look-back has passed. Returns the rows nulled."""
-    rows, held = sorted(seqs), (hold, roles)
+    household of a passing exit (``HELD_EXIT``) stamped at or after it is kept (the quota's
+    look-back, ``kiosk.retention.purge``), the rest nulled; ``release_held`` empties it once
+    the look-back has passed. Returns the rows nulled."""
+    rows, held = sorted(seqs), hold
     if rows and rows[-1] - rows[0] < 2 * len(rows):
         # Dense (the usual backlog): one range statement, a few times faster than a statement
         # per row. The purgeable rows between two candidates are candidates themselves (they
@@ -1561,25 +1602,20 @@ def drop_released_digests(db: sqlite_utils.Database) -> int:
     return int(cursor.rowcount)
 
 
-def held_outing(roles: Collection[str]) -> str:
-    """SQL: an events row is an outing the quota counting ``roles`` (the config's
-    ``quota.roles``) counts (``kiosk.stats.households_outing``): a passing exit naming a
-    household, judged by ``kiosk.history.counted_outing`` itself (the SQL function
-    ``counted_outing``, defined on the connection by ``define_counted_outing``), so by its
-    role against the roles in force, not by the ``quota_exempt`` it was given then. What a
-    purge inside the quota's look-back keeps the household of (``purge_rows``' ``hold``), and
-    only that."""
-    said = json.dumps(sorted(roles)).replace("'", "''")
-    return (
-        "direction = 'out' AND decision IN ('pass', 'manual_pass') AND household <> ''"
-        f" AND counted_outing(flags, '{said}')"
-    )
+#: SQL: an events row (or another gate's passage, ``kiosk.peers.purge``) is a passing exit
+#: naming a household, whatever its role: what a purge inside the quota's look-back keeps the
+#: household of (``purge_rows``' ``hold``), and only that. Not only the outings the quota
+#: counts now (``kiosk.history.counted_outing`` against ``quota.roles``): the roles may change
+#: within the period (a restart counting staff), and the history rebuilt then judges each
+#: exit by the new ones; a carer's exit emptied while staff were not counted was no outing to
+#: it, and the household went out again.
+HELD_EXIT = "direction = 'out' AND decision IN ('pass', 'manual_pass') AND household <> ''"
 
 
 def define_counted_outing(db: sqlite_utils.Database) -> None:
-    """``counted_outing(flags, roles)`` (``held_outing``) on ``db``'s connection, defined once
-    for good (a function defined while another thread queries the connection froze every
-    thread: ``kiosk.people._compare_keys``)."""
+    """``counted_outing(flags, roles)`` (``kiosk.history.counted_outing``, ``roles`` as JSON:
+    a list, or null) on ``db``'s connection, defined once for good (a function defined while
+    another thread queries the connection froze every thread: ``kiosk.people._compare_keys``)."""
     try:
         db.conn.execute("SELECT counted_outing('[]', '[]')").fetchone()
     except sqlite3.OperationalError:  # not defined on this connection yet
@@ -1597,24 +1633,22 @@ def _purge_where(
     args: list[list[Any]],
     older_than: datetime,
     purged_at: datetime,
-    hold: tuple[datetime | None, Collection[str]] = (None, DEFAULT_ROLES),
+    hold: datetime | None = None,
 ) -> int:
     """Null the purgeable rows ``span`` selects, once for each parameter list of ``args``
-    (``hold``: ``purge_rows``' ``hold`` and ``roles``)."""
+    (``hold``: ``purge_rows``')."""
     personal = (
         hashchain.EVENT_PERSONAL_FIELDS if table == "events" else hashchain.AUDIT_PERSONAL_FIELDS
     )
     sets = record.emptied(personal)
     held: list[Any] = []
-    since, roles = hold
-    if since is not None and table == "events":
-        define_counted_outing(db)
+    if hold is not None and table == "events":
         kept = [p for p in personal if p != "household"]
         sets = record.emptied(tuple(kept)) + (
-            f", household = CASE WHEN ts >= ? AND {held_outing(roles)} THEN household"
+            f", household = CASE WHEN ts >= ? AND {HELD_EXIT} THEN household"
             f" WHEN household <> '' THEN '{record.PURGED_HOUSEHOLD}' END"
         )
-        held = [format_ts(since)]
+        held = [format_ts(hold)]
     sql = (
         f"UPDATE {_table_name(table)} SET {sets}, purged_at = ? WHERE {span}"  # noqa: S608
         + _purgeable(table)

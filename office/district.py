@@ -268,20 +268,15 @@ def _clear(household: str | None) -> str | None:
 
 
 def _masked_outing(row: tuple[Any, ...]) -> bool:
-    """A household's outing (``stats.households_outing``) whose household came masked, or was
-    purged (at the gate, or by the office's retention: ``office.retention``), which left
-    ``PURGED_HOUSEHOLD`` (a row that never had one, null, is no outing)."""
-    household = "**" if row[7] == PURGED_HOUSEHOLD else row[7]
-    if household is None or _clear(household) is not None:
+    """A passing exit whose household came masked, or was purged (at the gate, or by the
+    office's retention: ``office.retention``), which left ``PURGED_HOUSEHOLD`` (a row that
+    never had one, null, is no outing): no one's here, whatever its role. Whether it is an
+    outing is the count's to judge, by the roles it counts (``kiosk.stats.purged_outing`` in
+    ``DayOutings`` and ``over_quota_households``), not by the ``quota_exempt`` it was given
+    when it was made: a masked row taken for no outing was counted by its masked code."""
+    if row[7] is None or (_clear(row[7]) is not None and row[7] != PURGED_HOUSEHOLD):
         return False
-    return stats.households_outing(
-        {
-            "direction": row[3],
-            "decision": row[4],
-            "household": household,
-            "flags": json_text(row[10]),
-        }
-    )
+    return row[3] == "out" and row[4] in stats.PASSED
 
 
 def _memory_events(*parts: Iterable[tuple[Any, ...]]) -> sqlite_utils.Database:

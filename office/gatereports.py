@@ -309,7 +309,10 @@ def collect_reports(
     no RTC: back at 1970, or at its last shutdown): nothing is kept from it (``PullError``),
     rather than its figures under a wrong day and the days before it marked final. A past
     day whose report has events dated only by an unsynchronised clock (``clock.unsynced``)
-    is kept but not final: it is asked again, as they may yet be dated elsewhere."""
+    is kept but not final: it is asked again, as they may yet be dated elsewhere. A past
+    day is final once it ended, frozen at the gate or not: the gate counts a day not frozen
+    yet as its freeze will (``kiosk.stats.daily_report``: by the settings in force on it),
+    and waiting for a freeze would wait for good on a gate that freezes none (docs/fleet.md)."""
     first = _fetch(client, base, token, None, deadline_s)
     today = first.day
     if now is not None:

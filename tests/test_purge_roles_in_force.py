@@ -1,6 +1,9 @@
-"""A purge inside the quota's look-back keeps the household of an exit the quota counts by the
-roles in force (``kiosk.history.counted_outing``), not by the ``quota_exempt`` flag the exit
-was given when it was made (rvcfg2)."""
+"""A purge inside the quota's look-back keeps the household of every passing exit there,
+whatever its role (rvcfg2, rv30b): the roles the quota counts may change within the period
+(a restart with new ``quota.roles``), and the history rebuilt then judges each exit by the
+roles in force (``kiosk.history.counted_outing``). Judged by the roles of the purge's day, a
+carer's exit emptied while staff were not counted was no outing once they were: the household
+went out again."""
 
 from datetime import UTC, datetime, timedelta
 
@@ -10,6 +13,8 @@ from kiosk.store import EventDraft
 
 DAY_START = datetime(2026, 3, 1, 16, 0, tzinfo=UTC)
 TZ = "Asia/Shanghai"
+RESIDENTS = QuotaConfig(enabled=True, exits=1, period_days=2)
+WIDE = RESIDENTS.model_copy(update={"roles": ("resident", "staff")})
 
 
 def _exit(store, clock, flags, hours=2):
@@ -19,30 +24,99 @@ def _exit(store, clock, flags, hours=2):
     )
 
 
-def _purged_households(store, clock, quota):
-    now = DAY_START + timedelta(hours=10)
+def _households(store):
+    rows = store.reader().execute("SELECT household FROM events WHERE direction = 'out'")
+    return [r[0] for r in rows]
+
+
+def _purged_households(store, clock, quota, hours=10):
+    now = DAY_START + timedelta(hours=hours)
     clock.set_wall(now)
     result = purge(store, 0, now, tz=TZ, quota_cfg=quota)
     assert result.households_held_from is not None  # the cutoff lies inside the look-back
-    rows = store.reader().execute("SELECT household FROM events WHERE direction = 'out'")
-    return [r[0] for r in rows]
+    return _households(store)
 
 
 def test_a_carers_exit_is_kept_once_the_roles_count_staff(reporting_store, clock):
     # made while the quota counted residents only: flagged quota_exempt, with its role
     _exit(reporting_store, clock, ("role:staff", "quota_exempt"))
-    widened = QuotaConfig(enabled=True, exits=1, period_days=2, roles=("resident", "staff"))
-    assert _purged_households(reporting_store, clock, widened) == ["F6"]
+    assert _purged_households(reporting_store, clock, WIDE) == ["F6"]
 
 
-def test_a_couriers_exit_is_emptied_though_made_with_the_quota_off(reporting_store, clock):
+def test_a_couriers_exit_is_kept_in_the_look_back_though_not_counted(reporting_store, clock):
     _exit(reporting_store, clock, ("role:delivery",))  # the quota off: nothing exempt
-    on = QuotaConfig(enabled=True, exits=1, period_days=2)  # residents
-    assert _purged_households(reporting_store, clock, on) == [""]
+    assert _purged_households(reporting_store, clock, RESIDENTS) == ["F6"]
 
 
-def test_a_row_without_a_role_is_judged_as_then(reporting_store, clock):
+def test_a_row_without_a_role_is_kept_as_any_other(reporting_store, clock):
     _exit(reporting_store, clock, ("quota_exempt",), hours=1)
     _exit(reporting_store, clock, (), hours=2)
-    on = QuotaConfig(enabled=True, exits=1, period_days=2, roles=("resident", "staff"))
-    assert _purged_households(reporting_store, clock, on) == ["", "F6"]
+    assert _purged_households(reporting_store, clock, RESIDENTS) == ["F6", "F6"]
+
+
+def test_a_couriers_household_goes_once_the_look_back_has_passed_it(reporting_store, clock):
+    """Kept no longer than a resident's: the first purge after the look-back empties it."""
+    _exit(reporting_store, clock, ("role:delivery", "quota_exempt"))
+    assert _purged_households(reporting_store, clock, RESIDENTS) == ["F6"]
+    assert _purged_households(reporting_store, clock, RESIDENTS, hours=2 + 49) == [""]
+
+
+def _reached(store, clock):
+    """Whether F6's resident is held by the quota counting staff, by the history a restart
+    rebuilds from the log."""
+    from kiosk.history import PassageHistory
+    from kiosk.policy import quota_reached
+    from kiosk.store import decode_event_row
+
+    history = PassageHistory(timedelta(days=3), roles=WIDE.roles)
+    cols = ("seq", "pass_id", "household", "direction", "decision", "ts", "flags")
+    rows = store.reader().execute(f"select {', '.join(cols)} from events")
+    history.load(decode_event_row(dict(zip(cols, r, strict=True))) for r in rows.fetchall())
+    return quota_reached(WIDE, history, "F6", "resident", clock.now(), tz=TZ)
+
+
+def test_a_carers_exit_purged_then_the_roles_widened_still_holds_the_household(
+    reporting_store, clock
+):
+    """09:00 a carer out on F6's code, the quota counting residents (flagged quota_exempt);
+    10:00 ``kiosk purge --older-than 0`` emptied its household (staff not counted); 11:00 the
+    admin widened ``quota.roles`` to count staff and restarted: the rebuilt history had lost
+    the carer's outing, and F6's resident was let out again (held without the purge)."""
+    _exit(reporting_store, clock, ("role:staff", "quota_exempt"), hours=9)
+    clock.set_wall(DAY_START + timedelta(hours=9, minutes=30))
+    assert _reached(reporting_store, clock)  # without a purge
+    assert _purged_households(reporting_store, clock, RESIDENTS) == ["F6"]
+    clock.set_wall(DAY_START + timedelta(hours=11))  # the restart, staff counted
+    assert _reached(reporting_store, clock)
+
+
+def test_the_other_gates_couriers_exits_are_kept_in_the_look_back(tmp_path, clock):
+    """The peers' rows the look-back holds keep the household of every passing exit, as the
+    gate's own (a peer's rows deleted are gone for good: its cursor has passed them)."""
+    from kiosk import peers, stats, tokens
+    from kiosk.store import EventLog, format_ts
+
+    migrations = [tokens.MIGRATIONS, stats.MIGRATIONS, peers.MIGRATIONS]
+    log = EventLog(tmp_path / "k.db", "gate-1", clock, "NORMAL", migrations=migrations).open()
+    rows = [  # seq, household, direction, flags
+        (1, "F6", "out", '["role:staff", "quota_exempt"]'),
+        (2, "G7", "out", '["role:delivery"]'),
+        (3, "H8", "in", '["role:staff"]'),  # no exit
+    ]
+    at = format_ts(DAY_START + timedelta(hours=2))
+
+    def put(db):
+        for seq, household, direction, flags in rows:
+            db.execute(
+                "INSERT INTO peer_passages (kiosk_id, seq, pass_id, household, direction,"
+                " decision, ts, flags, fetched_at) VALUES ('east', ?, 'p', ?, ?, 'pass', ?, ?, ?)",
+                [seq, household, direction, at, flags, at],
+            )
+
+    try:
+        log.submit(put)
+        purge(log, 0, DAY_START + timedelta(hours=10), tz=TZ, quota_cfg=RESIDENTS)
+        left = log.reader().execute("SELECT seq, household FROM peer_passages ORDER BY seq")
+        assert left.fetchall() == [(1, "F6"), (2, "G7")]
+    finally:
+        log.close()

@@ -439,3 +439,39 @@ def test_a_day_purged_by_hand_mid_day_is_frozen_as_it_was(store, clock):
     left = store.reader().execute("SELECT count(*) FROM events WHERE household <> ''")
     assert left.fetchone()[0] == 0  # released
     assert daily_report(store.reader(), DAY, TZ, QUOTA)["exits_per_household"] == before
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [("role:delivery", "quota_exempt"), ("quota_exempt",), ("role:visitor",)],
+    ids=["a-courier", "exempt-before-role-flags", "a-visitor-on-a-household-code"],
+)
+def test_an_exit_the_quota_does_not_count_emptied_leaves_the_day_frozen(store, clock, flags):
+    """A courier out on G7's code (or an exit exempt before the roles were flagged, a visitor
+    on a household's code: none is an outing, the quota counting residents), forgotten the
+    same day: its household emptied, the day was taken for one whose outings lost theirs and
+    never frozen, and once the nightly purges had emptied the residents' households 2 March
+    said its households, histogram, max and over-quota count unknown. Only an outing the
+    day's quota counts makes a day lost (``kiosk.history.counted_outing``): it is frozen."""
+    from kiosk.people import Person, forget
+
+    for household, hours in (("F6", 1), ("F6", 3), ("G7", 4)):
+        out(store, clock, DAY_START + timedelta(hours=hours), household)
+    clock.set_wall(DAY_START + timedelta(hours=5))
+    store.append(
+        EventDraft(
+            direction="out", decision="pass", reasons=("ok",), household="G7",
+            holder="Courier Wang", flags=flags,
+        )
+    )  # fmt: skip
+    before = daily_report(store.reader(), DAY, TZ, QUOTA)["exits_per_household"]
+    assert (before["households"], before["exits"], before["over_quota_households"]) == (2, 3, 1)
+    clock.set_wall(DAY_START + timedelta(hours=10))
+    forget(store, Person.of(name="Courier Wang"), clock.now(), actor="t", tz=TZ, quota_cfg=QUOTA)
+    assert _row(store, DAY_START + timedelta(hours=5))["household"] == ""  # emptied
+    frozen = []
+    for days in (1, 2, 3, 4):  # the nightly purges after (retention 2 days)
+        clock.set_wall(DAY_START + timedelta(days=days, hours=1))
+        frozen += purge(store, 2, clock.now(), tz=TZ, quota_cfg=QUOTA).days_frozen
+    assert frozen == [DAY]
+    assert daily_report(store.reader(), DAY, TZ, QUOTA)["exits_per_household"] == before

@@ -290,8 +290,7 @@ def test_a_frozen_day_keeps_the_staffing_split_of_the_hours_in_force_then(tmp_pa
     """Staffed 08:30-17:30 on DAY, frozen the night after; the office then staffed the gate
     round the clock. The past day's report split it by today's hours: the 18:00 fever nobody
     was on duty for counted as staffed, against its own reasons. The split is frozen with
-    the day, by the hours its daemon recorded (``record_site``); a day not frozen yet is
-    split by the hours given."""
+    the day, by the hours its daemon recorded (``record_site``); a day not frozen yet too."""
     day_shift = parse_config({"site": {"kiosk_id": "gate-1"},
                               "policy": {"hours": {"enabled": True}}})  # fmt: skip
     at = FakeClock(start=MIDNIGHT)
@@ -303,7 +302,7 @@ def test_a_frozen_day_keeps_the_staffing_split_of_the_hours_in_force_then(tmp_pa
         at.set_wall(MIDNIGHT + timedelta(days=1, hours=3))
         around = parse_config({"policy": {"hours": {"enabled": False}}}).policy.hours
         live = stats.daily_report(log.reader(), DAY, TZ, hours=around)["staffing"]
-        assert live["hours"] is None and live["staffed"]["events"] == 4  # not frozen yet
+        assert live["hours"] == "08:30-17:30"  # not frozen yet: by the hours recorded then
         assert stats.freeze_days(log, TZ, None, at.now()) == [DAY]
         record_site(log, site_record(parse_config({"policy": {"hours": {"enabled": False}}})))
         staffing = stats.daily_report(log.reader(), DAY, TZ, hours=around)["staffing"]
@@ -328,7 +327,7 @@ def test_a_day_frozen_after_a_restart_with_new_hours_keeps_its_own(tmp_path):
     """Before: the freeze split a day by the hours recorded at the daemon's LAST start: a
     restart with the gate staffed round the clock at 03:00 the night after, before the
     nightly freeze, froze DAY's 18:00 fever nobody was on duty for as staffed. The log keeps
-    each change of the hours with its time (``kiosk.store.recorded_hours``) and a day is
+    each change of the hours with its time (``kiosk.store.recorded_history``) and a day is
     frozen with the hours in force on it."""
     at = FakeClock(start=MIDNIGHT)
     log = _log_staffed(tmp_path, at)
@@ -342,6 +341,31 @@ def test_a_day_frozen_after_a_restart_with_new_hours_keeps_its_own(tmp_path):
         staffing = stats.daily_report(log.reader(), DAY, TZ, hours=around)["staffing"]
         assert staffing["hours"] == "08:30-17:30"
         assert (staffing["staffed"]["events"], staffing["unstaffed"]["events"]) == (1, 3)
+    finally:
+        log.close()
+
+
+def test_a_past_day_not_frozen_yet_is_split_by_the_hours_in_force_on_it(tmp_path):
+    """A restart at 00:05 with the gate staffed round the clock: asked at 00:10, before the
+    night's freeze, DAY was split by the new hours (its 18:00 fever staffed) and the office
+    kept that as final; the freeze then split it by its own. A day not frozen is split by the
+    hours in force on it, as the freeze will split it."""
+    at = FakeClock(start=MIDNIGHT)
+    log = _log_staffed(tmp_path, at)
+    around = parse_config({"policy": {"hours": {"enabled": False}}}).policy.hours
+    try:
+        record_site(log, _hours(True))
+        _day_around_the_volunteers(log, at)
+        at.set_wall(MIDNIGHT + timedelta(days=1, minutes=5))
+        record_site(log, _hours(False))  # the restart
+        at.set_wall(MIDNIGHT + timedelta(days=1, minutes=10))
+        live = stats.daily_report(log.reader(), DAY, TZ, hours=around)["staffing"]
+        assert live["hours"] == "08:30-17:30"
+        assert (live["staffed"]["events"], live["unstaffed"]["events"]) == (1, 3)
+        assert stats.freeze_days(log, TZ, None, at.now()) == [DAY]
+        assert stats.daily_report(log.reader(), DAY, TZ, hours=around)["staffing"] == live
+        today = stats.daily_report(log.reader(), DAY + timedelta(days=1), TZ, hours=around)
+        assert today["staffing"] == {"hours": "changed during the day"}  # 00:05 on it
     finally:
         log.close()
 

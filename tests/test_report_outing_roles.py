@@ -7,12 +7,15 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
+import pytest
 from test_fleet_quota import _gate, _to_the_office
 
 from kiosk.config.policy import QuotaConfig
 from kiosk.stats import daily_report
 from kiosk.store import EventDraft
 from office.district import district_report
+from office.gatereports import collect_reports
+from office.pg import PgTarget
 
 pytest_plugins = ("pgfixture",)
 
@@ -57,3 +60,188 @@ def test_the_district_counts_by_the_roles_its_gates_report(tmp_path, pg_dsn):
     assert compound["quota"]["roles"] == ["resident"]
     assert (compound["exits"], compound["over_quota_households"]) == (1, 0)
     assert (exits["exits"], exits["max"], exits["over_quota_households"]) == (1, 1, 0)
+
+
+WIDE = ON.model_copy(update={"roles": ("delivery", "resident")})
+KEYS = ("households", "exits", "histogram", "max", "over_quota_households")
+
+
+def _couriers_district(gate, pg_dsn, pull_with):
+    """The gate's report of DAY and the district's, once ``pull_with(gate)`` brought its
+    events to the office (and the collector its reports)."""
+    gate.clock.set_wall(DAY_START + timedelta(days=1, hours=1))
+    at_gate = daily_report(gate.store.reader(), DAY, TZ, WIDE)["exits_per_household"]
+    pull_with(gate)
+    office = district_report(pg_dsn, DAY, TZ)["exits_per_household"]
+    return {k: at_gate[k] for k in KEYS}, {k: office[k] for k in KEYS}
+
+
+def test_the_district_never_counts_a_masked_household_the_roles_count(tmp_path, pg_dsn):
+    """Two couriers out for 1-101 and 2-101, their exits flagged quota_exempt (made while the
+    quota counted residents), a resident of 1-101 the evening before; the roles now count
+    couriers. Pulled masked (``logs:read``), the district judged the masked rows by their
+    quota_exempt flag, took them for no one's outing and so counted ``***01`` as a known
+    household: 1 household out twice, 2 outings by one, none over. A masked outing is no
+    one's whatever its role; the roles in force judge it after: 2 outings, households
+    unknown."""
+    from pgfixture import Network
+    from test_fleet_pg import pull_pg
+
+    gate = _gate(tmp_path, "gate-north", roles=["resident", "delivery"])
+    try:
+        gate.clock.set_wall(DAY_START - timedelta(hours=4))
+        gate.store.append(
+            EventDraft(
+                direction="out", decision="pass", household="1-101", flags=("role:resident",)
+            )
+        )
+        for hours, household in ((2, "1-101"), (3, "2-101")):
+            gate.clock.set_wall(DAY_START + timedelta(hours=hours))
+            flags = ("role:delivery", "quota_exempt")
+            gate.store.append(
+                EventDraft(direction="out", decision="pass", household=household, flags=flags)
+            )
+
+        def masked(core):
+            pull_pg("http://gate-north", core.token, pg_dsn, Network(core))
+            with PgTarget(pg_dsn) as target, Network(core).client() as client:
+                collect_reports(client, target, "http://gate-north", "gate-north", core.token)
+
+        at_gate, office = _couriers_district(gate, pg_dsn, masked)
+    finally:
+        gate.store.close()
+    assert at_gate == {"households": 2, "exits": 2, "histogram": {"1": 2}, "max": 1,
+                       "over_quota_households": 1}  # fmt: skip
+    assert office == dict.fromkeys(KEYS) | {"exits": 2}
+
+
+def test_the_district_counts_a_forgotten_couriers_exit_as_the_gate_does(tmp_path, pg_dsn):
+    """A courier out for 1-101 while the quota counted residents (quota_exempt), forgotten
+    the same day (its household emptied), then the roles widened to count couriers: the gate
+    counts it an outing whose household is unknown; the district judged it by its
+    quota_exempt flag: no outing at all, 0 households known."""
+    from kiosk.people import Person, forget
+
+    gate = _gate(tmp_path, "gate-north", roles=["resident", "delivery"])
+    try:
+        gate.clock.set_wall(DAY_START + timedelta(hours=10))
+        flags = ("role:delivery", "quota_exempt")
+        gate.store.append(
+            EventDraft(direction="out", decision="pass", household="1-101", holder="Courier Wang",
+                       flags=flags)
+        )  # fmt: skip
+        gate.clock.set_wall(DAY_START + timedelta(hours=11))
+        forget(gate.store, Person.of(name="Courier Wang"), gate.clock.now(), actor="t", tz=TZ)
+        at_gate, office = _couriers_district(
+            gate, pg_dsn, lambda core: _to_the_office(pg_dsn, core)
+        )
+    finally:
+        gate.store.close()
+    assert at_gate == dict.fromkeys(KEYS) | {"exits": 1}
+    assert office == at_gate
+
+
+def _site(quota):
+    """What the daemon records of its site at each start (``checkpoint.app.site_record``)."""
+    return {"timezone": TZ, "quota": quota.model_dump(mode="json")}
+
+
+_ONE_DAY = QuotaConfig(enabled=True, exits=1, period_days=1)
+_CARER = ("role:staff", "quota_exempt")
+_RESIDENT = ("role:resident",)
+_CHANGES = {  # the quota of DAY, the one the restart after midnight brings, DAY's exits
+    "roles-widened": (_ONE_DAY, _ONE_DAY.model_copy(update={"roles": ("resident", "staff")}),
+                      [(9, _CARER), (15, _RESIDENT)]),
+    "switched-on": (_ONE_DAY.model_copy(update={"enabled": False}), _ONE_DAY,
+                    [(9, _RESIDENT), (15, _RESIDENT)]),
+    "exits-lowered": (_ONE_DAY.model_copy(update={"exits": 2}), _ONE_DAY,
+                      [(9, _RESIDENT), (15, _RESIDENT)]),
+    "period-lengthened": (_ONE_DAY, _ONE_DAY.model_copy(update={"period_days": 2}),
+                          [(-15, _RESIDENT), (15, _RESIDENT)]),
+}  # fmt: skip
+
+
+def _day_then_restart(store, clock, change):
+    """DAY's exits under its quota, its report at 23:59, and the restart at 00:05 with the
+    new quota: the evening's report and the new quota."""
+    from kiosk.store import record_site
+
+    then, now, exits = _CHANGES[change]
+    clock.set_wall(DAY_START - timedelta(days=1))
+    record_site(store, _site(then))  # the daemon's start
+    for hours, flags in exits:
+        clock.set_wall(DAY_START + timedelta(hours=hours))
+        store.append(EventDraft(direction="out", decision="pass", household="F6", flags=flags))
+    clock.set_wall(DAY_START + timedelta(hours=23, minutes=59))
+    evening = daily_report(store.reader(), DAY, TZ, then)["exits_per_household"]
+    assert evening["over_quota_households"] == 0
+    clock.set_wall(DAY_START + timedelta(days=1, minutes=5))
+    record_site(store, _site(now))  # the restart with the new quota
+    return evening, now
+
+
+@pytest.mark.parametrize("change", list(_CHANGES))
+def test_a_day_is_frozen_by_the_quota_in_force_on_it(reporting_store, clock, change):
+    """F6 out on DAY, nobody over the quota in force; at 00:05 the admin restarts the gate
+    with another quota (staff counted, the quota switched on, fewer exits, a longer period),
+    and its first purge froze DAY by that one: F6 over a quota it never was under, the gate
+    having let it out by the rule of that day, and the office took the frozen copy for that
+    day's rule. The daemon records each change of the quota with the time it came into force
+    (``kiosk.store.record_site``): a day is frozen by the one in force on it."""
+    from kiosk.stats import freeze_days
+
+    evening, now = _day_then_restart(reporting_store, clock, change)
+    assert DAY in freeze_days(reporting_store, TZ, now, clock.now())  # its first purge's
+    after = daily_report(reporting_store.reader(), DAY, TZ, now)["exits_per_household"]
+    assert after == evening
+
+
+@pytest.mark.parametrize("change", list(_CHANGES))
+def test_a_past_day_not_frozen_yet_is_counted_by_the_quota_in_force_on_it(
+    reporting_store, clock, change
+):
+    """Asked for DAY at 00:10, before the freeze, the gate counted it by the quota of the
+    restart at 00:05, and the office's collector kept that report (its quota policy) as the
+    day's final one; the freeze then counted it by the day's own. A day not frozen is counted
+    by the quota in force on it, as the freeze will count it."""
+    evening, now = _day_then_restart(reporting_store, clock, change)
+    clock.set_wall(DAY_START + timedelta(days=1, minutes=10))
+    live = daily_report(reporting_store.reader(), DAY, TZ, now)["exits_per_household"]
+    assert live == evening
+
+
+def test_a_log_that_kept_the_hours_alone_takes_its_quota_as_in_force_from_its_start(
+    reporting_store, clock
+):
+    """A log whose daemon kept the staffed hours' history alone (``site.hours``, the release
+    before): the quota it recorded last is taken as in force from the start, up to the
+    restart that changes it; the history is kept under its new key from then on."""
+    import json
+
+    from kiosk.stats import freeze_days
+    from kiosk.store import SITE_HISTORY_KEY, record_site
+
+    hours = {"enabled": False, "spans": ["08:30-17:30"]}
+    old = _site(ON) | {"hours": hours}
+
+    def old_release(db):
+        for key, value in (("site", old), ("site.hours", [{"since": None, "hours": hours}])):
+            db.execute("INSERT INTO meta (key, value) VALUES (?, ?)", [key, json.dumps(value)])
+
+    reporting_store.submit(old_release)
+    _outings(reporting_store, clock)  # a courier, then a resident of F6
+    clock.set_wall(DAY_START + timedelta(days=1, minutes=5))
+    record_site(reporting_store, _site(WIDE) | {"hours": hours})  # couriers counted
+    assert freeze_days(reporting_store, TZ, WIDE, clock.now()) == [DAY]
+    exits = daily_report(reporting_store.reader(), DAY, TZ, WIDE)["exits_per_household"]
+    assert (exits["quota_roles"], exits["exits"], exits["over_quota_households"]) == (
+        ["resident"],
+        1,
+        0,
+    )
+    kept = dict(reporting_store.reader().execute("SELECT key, value FROM meta").fetchall())
+    assert "site.hours" not in kept
+    assert [e["quota"]["roles"] for e in json.loads(kept[SITE_HISTORY_KEY])] == [
+        ["resident"],
+        ["delivery", "resident"],
+    ]
