@@ -39,7 +39,7 @@ from ui.guard.deps import (
     room,
 )
 from ui.guard.display import event_time, feed_row, local_time, shown_time, vehicle_text
-from ui.guard.forms import BadInput, choice, clean, direction_of, directions, number
+from ui.guard.forms import BadInput, choice, clean, direction_of, directions, number, one_way
 from ui.guard.lists import confirm_first
 from ui.guard.registrations import (
     ASKED_FROM_MANUAL,
@@ -179,7 +179,6 @@ def live_page(request: Request, session: PageSession, g: GuardDep) -> Response:
         last_seq=max((row["seq"] or 0 for row in rows), default=0),
         subject=rows_of(g, [last], lang, g.clear(session))[0] if last else None,
         directions=directions(g.cfg.site.direction),
-        default_direction=g.cfg.site.default_direction,
         households=household_choices(g, g.clear(session)),
         beat_s=HEARTBEAT_S,
         today=g.today().isoformat(),
@@ -575,12 +574,15 @@ async def manual(request: Request, session: ActionSession, g: GuardDep) -> Respo
     note(request, action=f"manual_{decision}")
     subject = await asyncio.to_thread(subject_of, g, form.get("subject"), decision)
     note(request, subject=subject if isinstance(subject, str) else subject.seq)
+    reason = clean(form.get("reason"), "manual.reason", required=True)
     # Unless the guard chose a direction, a decision about a passage goes its way: letting out
     # a resident denied going out is an exit (the household's outing), whatever the default.
+    # A person without a pass has no passage to take it from: at a gate both ways the guard
+    # says which (``err.direction_needed``), never the site's default, or a quarantined
+    # resident "coming in" walks out unheld and uncounted.
     passage_way = subject.direction if isinstance(subject, ManualSubject) else None
-    direction = direction_of(form, passage_way or g.cfg.site.default_direction)
+    direction = direction_of(form, passage_way or one_way(g.cfg.site.direction))
     note(request, direction=direction)
-    reason = clean(form.get("reason"), "manual.reason", required=True)
     temp_c = number(form.get("temp_c"), "manual.hand_temp")
     household, holds = named_household(form, subject), []
     unnamed = unknown_person(subject)  # the guard's word is all there is of their dwelling
