@@ -100,7 +100,7 @@ MIGRATIONS = sql_migrations(
 STAMPS = ("since", "opened_at", "outgoing_ack_at", "incoming_ack_at")
 #: A shift as a guard's session was signed in on it (``Shift.mark``): its id, start and end
 #: (Unix seconds). The roster holding another under that id (a removal, a changed time, the
-#: id given to a new shift) ends the session (``Roster.gone``).
+#: id given to a new shift, another guard's: a swap) ends the session (``Roster.gone``).
 ShiftMark = tuple[int, int, int]
 
 
@@ -544,11 +544,12 @@ class Roster:
         found = self.shifts(gate, now - MAX_SHIFT, now + SESSION_CAP + SIGN_IN_LEAD)
         return [s for s in found if s.guard == guard]
 
-    def gone(self, marks: Iterable[ShiftMark]) -> ShiftGone | None:
-        """The first of ``marks`` (the shifts a guard's session was signed in on:
-        ``signed_on``) no longer on the roster as it was, with who removed it and when; None
-        while each stands. One read of the roster by id (a request's), the audit only for
-        one gone."""
+    def gone(self, marks: Iterable[ShiftMark], guard: str) -> ShiftGone | None:
+        """The first of ``marks`` (the shifts of ``guard`` a session was signed in on:
+        ``signed_on``) no longer on the roster as it was (removed, its times changed, its id
+        another's: another guard's shift of the same hours is not hers, a swap of guards),
+        with who removed it and when; None while each stands. One read of the roster by id
+        (a request's), the audit only for one gone."""
         marks = list(marks)
         if not marks:
             return None
@@ -557,7 +558,7 @@ class Roster:
             f"select * from roster_shifts where id in ({','.join('?' * len(ids))})",  # noqa: S608
             ids,
         )
-        held = {s.id: s.mark for s in map(_shift, rows)}
+        held = {s.id: s.mark for s in map(_shift, rows) if s.guard == guard}
         mark = next((m for m in marks if held.get(m[0]) != m), None)
         if mark is None:
             return None
@@ -568,8 +569,9 @@ class Roster:
             self._log.reader()
             .execute(
                 "select actor, ts from audit where action = 'roster.shift_remove'"
-                " and json_extract(detail, '$.shift_id') = ? order by seq desc limit 1",
-                [mark[0]],
+                " and json_extract(detail, '$.shift_id') = ?"
+                " and coalesce(json_extract(detail, '$.guard'), ?) = ? order by seq desc limit 1",
+                [mark[0], guard, guard],
             )
             .fetchone()
         )

@@ -13,7 +13,10 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 from guard_support import BASE, GUARD_PW, console_fixtures, post, refused_with, signed_in
 
+from kiosk.accounts import hash_password
 from kiosk.roster import Roster, signed_on
+
+BOB_PW = "bob-pw-123"
 
 #: 09:00 in Shanghai (the rig's site) on the console's clock.
 clock, core, app, alice, admin = console_fixtures(datetime(2026, 2, 12, 1, 0, tzinfo=UTC))
@@ -136,14 +139,36 @@ def test_a_back_to_back_shift_removed_shortens_the_sign_in_to_the_shift_under_wa
         assert tablet.get("/guard", follow_redirects=False).status_code == 303
 
 
-def _sign_in(app, name: str = "alice"):
+def test_a_swap_of_guards_ends_the_removed_guards_sign_in(app, admin, core):
+    """Alice on 08:00-16:00; at 09:00 the admin swaps her for bob: removes her shift and
+    rosters bob for the same hours. SQLite gave bob's shift her shift's id, and her session's
+    mark (id, start, end) stood: she went on acting to 17:00 (rv30a). Bob's shift is not hers:
+    her sign-in ends with her removal, and his is his."""
+    core.accounts.add("bob", "guard", hash_password(BOB_PW, n=2**10), "root")
+    _shift(admin, "2026-02-12T08:00", "2026-02-12T16:00")
+    with signed_in(app, "alice") as tablet:
+        [shift] = _alices_shifts(core)
+        _remove(admin, shift)
+        posted = post(admin, "/guard/community/shifts", admin.csrf, guard="bob",
+                      starts="2026-02-12T08:00", ends="2026-02-12T16:00")  # fmt: skip
+        assert refused_with(admin, posted) is None
+        [bobs] = _alices_shifts(core)
+        assert (bobs.guard, bobs.id) == ("bob", shift.id)  # her shift's id, given to his
+        assert tablet.get("/guard", follow_redirects=False).status_code == 303
+        login = tablet.get("/guard/login?lang=en").text
+        assert "was removed by root at 09:00" in html.unescape(login)
+    bob, signed = _sign_in(app, "bob", BOB_PW)
+    assert signed.status_code == 200 and 'data-session-left-s="28800"' in signed.text
+
+
+def _sign_in(app, name: str = "alice", password: str = GUARD_PW):
     """A fresh tablet's sign-in through the form (in English): the client and the answer."""
     tablet = TestClient(app, base_url=BASE)
     page = tablet.get("/guard/login?lang=en").text
     token = html.unescape(re.search(r'name="csrf" value="([^"]+)"', page).group(1))
     signed = tablet.post(
         "/guard/login?lang=en",
-        data={"name": name, "password": GUARD_PW, "csrf": token, "next": "/guard"},
+        data={"name": name, "password": password, "csrf": token, "next": "/guard"},
         headers={"Origin": BASE},
     )
     return tablet, signed
@@ -219,14 +244,14 @@ def test_the_roster_says_which_shifts_a_sign_in_stands_on_and_who_removed_one(co
     )
     assert signed_on([day, evening, later], now) == [day, evening]
     marks = (day.mark, evening.mark)
-    assert rota.gone(marks) is None and rota.gone(()) is None
+    assert rota.gone(marks, "alice") is None and rota.gone((), "alice") is None
     clock.advance(600)
     rota.remove_shift(evening.id, "root")
-    gone = rota.gone(marks)
+    gone = rota.gone(marks, "alice")
     assert gone is not None and (gone.mark, gone.by) == (evening.mark, "root")
     assert gone.at is not None and abs(gone.at - clock.now()) < timedelta(seconds=1)
     reused = rota.add_shift(gate, "root", at + timedelta(hours=8), at + timedelta(hours=9), "root")
-    assert reused.id == evening.id and rota.gone(marks) == gone  # another shift now
+    assert reused.id == evening.id and rota.gone(marks, "alice") == gone  # another shift now
 
 
 def test_a_shift_changed_on_the_roster_ends_the_sign_in_made_on_it(app, admin, core):

@@ -186,10 +186,11 @@ class SessionEnds(Protocol):
 
 
 class ShiftsGone(Protocol):
-    """The first of a session's shifts no longer on the roster as it was signed in on
-    (``kiosk.roster.Roster.gone``), or None (blocking: a database read)."""
+    """The first of a session's shifts (``marks``, of ``guard``) no longer on the roster
+    as it was signed in on (``kiosk.roster.Roster.gone``), or None (blocking: a database
+    read)."""
 
-    def __call__(self, marks: tuple[ShiftMark, ...]) -> ShiftGone | None: ...
+    def __call__(self, marks: tuple[ShiftMark, ...], guard: str) -> ShiftGone | None: ...
 
 
 #: The most shifts a session's cookie names (one guard's back-to-back shifts of a day).
@@ -876,7 +877,7 @@ class GuardAuth:
         if not session.shifts or self._shifts_gone is None:
             return None
         try:
-            return self._shifts_gone(session.shifts)
+            return self._shifts_gone(session.shifts, session.name)
         except StoreFault:
             return None
 
