@@ -18,7 +18,7 @@ from kiosk.clock import ClockReading
 from kiosk.deadline import Stopped
 from kiosk.engine import NO_SUBJECT, ManualSubject, QuotaReached, unknown_person
 from kiosk.overrides import SubjectRefused
-from kiosk.roster import ShiftGone
+from kiosk.roster import HANDOVER_GRACE, ShiftGone
 from kiosk.store import ReadFailure
 from kiosk.subjects import subject_in_log
 from kiosk.typed import typed as plain_spelling
@@ -545,16 +545,21 @@ def whom_drawn(g: Guard, session: Session, lang: str, value: str, decision: str)
 def roster_ended(g: Guard, gone: ShiftGone, lang: str, key: str = "session.shift_removed") -> str:
     """What a guard whose sign-in the roster ended is told, on the login page and on the live
     page its stream ends (the same words): the shift it was signed in on, in the site's time,
-    removed by whom and when (or changed); ``key``: the words (a sign-in refused for it:
-    ``login.shift_removed``)."""
-    starts, ends = (datetime.fromtimestamp(t, UTC).isoformat() for t in gone.mark[1:])
+    removed by whom and when (the day too when not today: a shift removed days ahead), or
+    changed; ``key``: the words (a sign-in refused for it: ``login.shift_removed``, saying
+    until when, the end of its handover's hour)."""
+    starts, ends = (datetime.fromtimestamp(t, UTC) for t in gone.mark[1:])
     shift = (
-        f"{community_words.site_time(g, starts, seconds=False)}–{shown_time(ends, g.tz, '%H:%M')}"
+        f"{community_words.site_time(g, starts.isoformat(), seconds=False)}"
+        f"–{shown_time(ends.isoformat(), g.tz, '%H:%M')}"
     )
     if gone.by is None or gone.at is None:
         return i18n.t(lang, "session.shift_changed", shift=shift)
-    at = shown_time(gone.at.isoformat(), g.tz, "%H:%M")
-    return i18n.t(lang, key, shift=shift, by=gone.by, at=at)
+    when = gone.at.isoformat()
+    today = gone.at.astimezone(g.tz).date() == g.today()
+    at = shown_time(when, g.tz, "%H:%M") if today else community_words.site_time(g, when, False)
+    until = shown_time((ends + HANDOVER_GRACE).isoformat(), g.tz, "%H:%M")
+    return i18n.t(lang, key, shift=shift, by=gone.by, at=at, until=until)
 
 
 #: The fields a hold's confirmation page draws itself (``hold_asked``): not sent again as
