@@ -55,8 +55,8 @@ __all__ = [
     "Shift",
     "ShiftGone",
     "ShiftMark",
+    "barred_from",
     "session_end",
-    "signed_on",
     "staffed_stretches",
     "summary_since",
 ]
@@ -98,9 +98,10 @@ MIGRATIONS = sql_migrations(
 
 #: A handover's stamps, in the order it gets them.
 STAMPS = ("since", "opened_at", "outgoing_ack_at", "incoming_ack_at")
-#: A shift as a guard's session was signed in on it (``Shift.mark``): its id, start and end
-#: (Unix seconds). The roster holding another under that id (a removal, a changed time, the
-#: id given to a new shift) ends the session (``Roster.gone``).
+#: A shift as a guard's session was tied to it at sign-in (``Shift.mark``): its id, start
+#: and end (Unix seconds). The roster holding another under that id (a removal, a changed
+#: time, the id given to a new shift, another guard's: a swap) bars the session from its
+#: span (``Roster.gone``).
 ShiftMark = tuple[int, int, int]
 
 
@@ -125,12 +126,14 @@ class Shift:
 
 @dataclass(frozen=True, slots=True)
 class ShiftGone:
-    """A shift a guard's session was signed in on, no longer on the roster as it was: its
-    ``mark``, and who removed it and when (its ``roster.shift_remove`` audit row; both None
-    when no row says: its id now another shift's, its times changed). ``ends``: when the
-    sign-in ends on the shifts of it that still stand (a later back-to-back shift removed:
-    the one under way's end and the handover's grace), None when none holds now (the shift
-    under way removed: the sign-in is over)."""
+    """A shift of a guard no longer on the roster as it was (``Roster.gone``: one a session
+    was tied to; ``Roster.barred``: one removed before a sign-in): its ``mark``, and who
+    removed it and when (its ``roster.shift_remove`` audit row; both None when no row says:
+    its id now another shift's, its times changed). ``ends``: when the sign-in may act no
+    longer, at the start of the shift's span and the handover's hour after it that the
+    guard's shifts still standing do not hold (a later back-to-back shift removed: the end
+    of the one under way's handover hour); None (``gone``) or the sign-in's moment
+    (``barred``) when that is now: the sign-in is over, or refused."""
 
     mark: ShiftMark
     by: str | None
@@ -341,12 +344,23 @@ def _times(mark: ShiftMark) -> tuple[datetime, datetime]:
     return datetime.fromtimestamp(mark[1], UTC), datetime.fromtimestamp(mark[2], UTC)
 
 
-def signed_on(shifts: Iterable[Shift], now: datetime) -> list[Shift]:
-    """The shifts of one guard that a session signed in at ``now`` ends with
-    (``session_end``'s stretch): one of them removed or changed ends it (``Roster.gone``)."""
-    shifts = list(shifts)
-    held = _held([(s.starts_at, s.ends_at) for s in shifts], now, join=True)
-    return [s for s in shifts if (s.starts_at, s.ends_at) in held]
+def barred_from(
+    removed: tuple[datetime, datetime],
+    standing: Iterable[tuple[datetime, datetime]],
+    since: datetime | None = None,
+) -> datetime | None:
+    """The first moment (from ``since``, else its start) of a removed shift's span and the
+    handover's hour after it (``removed``: its start and end) that none of the guard's
+    ``standing`` shifts, each with the handover's hour after it, holds: from then a sign-in
+    of that guard may not act (its later back-to-back shift removed, the one under way's
+    handover hour holds first). None when they hold all of it. One guard's shifts never
+    overlap (``Roster.add_shift``)."""
+    start, end = removed
+    at = start if since is None else max(start, since)
+    for begins, ends in sorted(standing):
+        if begins <= at < ends + HANDOVER_GRACE:
+            at = ends + HANDOVER_GRACE
+    return at if at < end + HANDOVER_GRACE else None
 
 
 def session_end(
@@ -515,8 +529,8 @@ class Roster:
                     f"shift {shift_id} has ended: it stays, the record of who was on duty"
                 )
             db.table("roster_shifts").delete(shift_id)
-            # Whose shift and when: a guard whose shift was removed today does not sign in
-            # again without an admin (``removed_today``).
+            # Whose shift and when: a guard taken off a shift does not sign in again during
+            # it without an admin (``barred``).
             return {
                 "shift_id": shift_id,
                 "gate": shift.gate,
@@ -544,11 +558,13 @@ class Roster:
         found = self.shifts(gate, now - MAX_SHIFT, now + SESSION_CAP + SIGN_IN_LEAD)
         return [s for s in found if s.guard == guard]
 
-    def gone(self, marks: Iterable[ShiftMark]) -> ShiftGone | None:
-        """The first of ``marks`` (the shifts a guard's session was signed in on:
-        ``signed_on``) no longer on the roster as it was, with who removed it and when; None
-        while each stands. One read of the roster by id (a request's), the audit only for
-        one gone."""
+    def gone(self, marks: Iterable[ShiftMark], guard: str) -> ShiftGone | None:
+        """The first of ``marks`` (the shifts of ``guard`` within a session's lifetime, as
+        they were at sign-in) no longer on the roster as it was (removed, its times changed,
+        its id another's or another guard's: a swap of guards) whose span and handover hour
+        the ones still standing do not hold (``barred_from``), with who removed it and when
+        and when the sign-in ends (``ShiftGone.ends``: None, now); None while nothing ends
+        it. One read of the roster by id (a request's), the audit only for one gone."""
         marks = list(marks)
         if not marks:
             return None
@@ -557,19 +573,24 @@ class Roster:
             f"select * from roster_shifts where id in ({','.join('?' * len(ids))})",  # noqa: S608
             ids,
         )
-        held = {s.id: s.mark for s in map(_shift, rows)}
-        mark = next((m for m in marks if held.get(m[0]) != m), None)
-        if mark is None:
-            return None
+        held = {s.id: s.mark for s in map(_shift, rows) if s.guard == guard}
         standing = [_times(m) for m in marks if held.get(m[0]) == m]
-        end = _stretch_end(standing, self._clock.now(), join=True)
-        ends = None if end is None else end + HANDOVER_GRACE
+        barred = [
+            (at, m)
+            for m in marks
+            if held.get(m[0]) != m and (at := barred_from(_times(m), standing)) is not None
+        ]
+        if not barred:
+            return None
+        at, mark = min(barred)
+        ends = None if at <= self._clock.now() else at
         found = (
             self._log.reader()
             .execute(
                 "select actor, ts from audit where action = 'roster.shift_remove'"
-                " and json_extract(detail, '$.shift_id') = ? order by seq desc limit 1",
-                [mark[0]],
+                " and json_extract(detail, '$.shift_id') = ?"
+                " and coalesce(json_extract(detail, '$.guard'), ?) = ? order by seq desc limit 1",
+                [mark[0], guard, guard],
             )
             .fetchone()
         )
@@ -577,31 +598,43 @@ class Roster:
             return ShiftGone(mark, None, None, ends)
         return ShiftGone(mark, str(found[0]), datetime.fromisoformat(found[1]), ends)
 
-    def removed_today(self, gate: str, guard: str, now: datetime, tz: ZoneInfo) -> ShiftGone | None:
-        """The latest shift of ``guard`` at ``gate`` removed today (the site's day, ``tz``),
-        with who removed it and when, from its ``roster.shift_remove`` audit row; None when
-        none was. A guard with no shift now whose shift was removed today does not sign in
-        again without an admin (``ui.guard.deps.removed_today``). A removal recorded before
-        the evening of 2026-12-07 names no guard and counts for none. Blocking: one read."""
-        first = day_start(now.astimezone(tz).date(), tz)
-        found = (
+    def barred(self, gate: str, guard: str, now: datetime, until: datetime) -> ShiftGone | None:
+        """The first removed shift of ``guard`` at ``gate`` whose span and handover hour
+        bars a sign-in made at ``now`` and lasting to ``until`` (``barred_from``: the guard's
+        shifts on the roster hold none of it from then), with who removed it and when (its
+        ``roster.shift_remove`` audit row) and, as ``ends``, when the sign-in may act no
+        longer (``now``: refused). A guard taken off a shift does not sign in again during it
+        without an admin (who rosters a shift); a shift removed another day (a wrong day
+        rostered) bars no sign-in outside its own span. A removal recorded before the evening
+        of 2026-12-07 names no guard and bars none. Blocking: two reads."""
+        rows = (
             self._log.reader()
             .execute(
                 "select actor, ts, json_extract(detail, '$.shift_id'),"
                 " json_extract(detail, '$.starts_at'), json_extract(detail, '$.ends_at')"
-                " from audit where action = 'roster.shift_remove' and ts >= ?"
+                " from audit where action = 'roster.shift_remove'"
                 " and json_extract(detail, '$.gate') = ? and json_extract(detail, '$.guard') = ?"
-                " order by seq desc limit 1",
-                [format_ts(first), gate, guard],
+                " and json_extract(detail, '$.ends_at') > ?"
+                " and json_extract(detail, '$.starts_at') < ? order by seq desc limit 100",
+                [gate, guard, format_ts(now - HANDOVER_GRACE), format_ts(until)],
             )
-            .fetchone()
+            .fetchall()
         )
-        if found is None:
+        if not rows:
             return None
-        actor, ts, shift_id, starts, ends = found
-        starts_at, ends_at = (datetime.fromisoformat(str(t)) for t in (starts, ends))
-        mark = (int(shift_id), int(starts_at.timestamp()), int(ends_at.timestamp()))
-        return ShiftGone(mark, str(actor), datetime.fromisoformat(str(ts)))
+        shifts = self.shifts(gate, now - MAX_SHIFT, until + MAX_SHIFT)
+        standing = [(s.starts_at, s.ends_at) for s in shifts if s.guard == guard]
+        found = []
+        for actor, ts, shift_id, starts, ends in rows:
+            starts_at, ends_at = (datetime.fromisoformat(str(t)) for t in (starts, ends))
+            at = barred_from((starts_at, ends_at), standing, now)
+            if at is not None and at < until:
+                mark = (int(shift_id), int(starts_at.timestamp()), int(ends_at.timestamp()))
+                found.append((at, mark, str(actor), datetime.fromisoformat(str(ts))))
+        if not found:
+            return None
+        at, mark, actor, when = min(found)
+        return ShiftGone(mark, actor, when, at)
 
     def on_duty(self, gate: str, when: datetime | None = None) -> list[Shift]:
         at = when or self._clock.now()

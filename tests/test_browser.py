@@ -210,6 +210,7 @@ def test_guard_handles_alarm_manual_pass_registrations_pass_quarantine_and_stats
         # Manual pass: choose whom it is about, read the confirmation line, then confirm.
         seq = core.store.last_seq
         page.check("#manual-form input[name=subject][value=none]")
+        page.select_option("#manual-form select[name=direction]", "in")
         fill_form(
             page,
             "#manual-form",

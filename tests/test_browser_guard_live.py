@@ -267,6 +267,7 @@ def test_a_confirmation_line_open_through_a_drop_can_be_confirmed_once_back(site
     passage(core)
     with live_console(browser, url) as page:
         page.check("#manual-form input[name=subject][value=none]")
+        page.select_option("#manual-form select[name=direction]", "in")
         page.fill("#manual-form input[name=reason]", "resident without phone")
         page.click("#manual-form button[value=pass]")
         confirm = page.locator("#manual-confirm-yes")

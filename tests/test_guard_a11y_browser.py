@@ -271,6 +271,7 @@ def test_the_manual_confirmation_closes_with_escape_and_gives_the_focus_back(dem
     where the guard would Tab from the top again); nothing is decided."""
     page = signed_in(browser, demo, "/guard?lang=en")
     page.check("#subject-none")
+    page.select_option("#manual-form select[name=direction]", "in")
     page.fill("#manual-form input[name=reason]", "delivery, known driver")
     before = demo.session.core.store.last_seq
     for close in ("Escape", "#manual-confirm-no"):
@@ -294,6 +295,7 @@ def test_the_manual_confirmation_says_the_reason_as_typed(demo, browser):
     shown as typed, never rewritten (the guard confirms what they read)."""
     page = signed_in(browser, demo, "/guard?lang=en")
     page.check("#subject-none")
+    page.select_option("#manual-form select[name=direction]", "in")
     reason = "paid $$5, owes $& and $' {who}"
     page.fill("#manual-form input[name=reason]", reason)
     before = demo.session.core.store.last_seq
@@ -312,6 +314,7 @@ def test_the_manual_confirmation_says_what_a_person_without_a_pass_is_checked_by
     nothing of it, and nothing was checked)."""
     page = signed_in(browser, demo, "/guard?lang=en")
     page.check("#subject-none")
+    page.select_option("#manual-form select[name=direction]", "in")
     page.fill("#manual-form input[name=reason]", "lost the paper pass")
     line = page.locator("#manual-confirm-text")
     for household, said in (

@@ -367,7 +367,8 @@ class EventCase:
 
 EVENT_CASES = [
     EventCase("manual", "/guard/manual",
-              {"decision": "pass", "reason": "known resident", "subject": "none"},
+              {"decision": "pass", "reason": "known resident", "subject": "none",
+               "direction": "in"},
               "manual_pass", "manual"),
     EventCase("register_person", "/guard/register/person",
               {"name": "Wang Fang", "unit": "3-402", "reason": "visiting mother",

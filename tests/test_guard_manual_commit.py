@@ -27,7 +27,9 @@ from kiosk.store import StoreFault
 from ui import i18n
 
 FORMS = {
-    "/guard/manual": {"decision": "pass", "reason": "known resident", "subject": "none"},
+    "/guard/manual": {
+        "decision": "pass", "reason": "known resident", "subject": "none", "direction": "in"
+    },
     "/guard/register/person": {
         "name": "Wang Fang", "unit": "3-402", "reason": "visiting mother",
         "temp_c": "36.6", "direction": "in", "decision": "pass",

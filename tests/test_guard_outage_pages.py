@@ -100,7 +100,11 @@ def test_a_device_fault_card_tells_the_guard_what_to_do_in_their_language(
 @pytest.mark.parametrize(
     ("path", "form", "back"),
     [
-        ("/guard/manual", {"decision": "pass", "subject": "none", "reason": "known"}, "/guard"),
+        (
+            "/guard/manual",
+            {"decision": "pass", "subject": "none", "reason": "known", "direction": "in"},
+            "/guard",
+        ),
         (
             "/guard/register/person",
             {"name": "王秀英", "unit": "3-402", "reason": "看望母亲", "temp_c": "36.5"},

@@ -430,3 +430,33 @@ def test_scrolling_the_alarms_to_their_end_does_not_scroll_the_page_on(demo, bro
     assert box.evaluate("b => b.scrollTop") == end
     assert box.evaluate("b => getComputedStyle(b).overscrollBehaviorY") == "contain"
     page.context.close()
+
+
+def test_a_person_without_a_pass_is_asked_which_way_on_a_phone(demo, browser):
+    """A guard at the gate with a phone: a person without a pass, their dwelling typed (home
+    quarantine), the direction left at "auto". Before 2026-12-07 the confirmation line said
+    no way, the site's default (``in``) was recorded and nothing was held: the resident
+    walked out unasked, the outing uncounted (rv30a). Now the form asks which way before any
+    confirmation; chosen, the line says it and the quarantine is held."""
+    core = demo.session.core
+    today = core.clock.now().date().isoformat()
+    core.lists.add_quarantine("5-101", None, today, "2099-01-01", "root")
+    before = core.store.last_seq
+    page = touch_signed_in(browser, demo, "/guard?lang=en", 390, 844)
+    page.check("#subject-none")
+    page.fill("#manual-form input[name=reason]", "lost the paper pass, going to the shop")
+    page.fill("#manual-form input[name=household]", "5-101")
+    way = page.locator("#manual-form select[name=direction]")
+    assert way.input_value() == ""  # "auto", as the form starts
+    page.click("#manual-form button[value=pass]")
+    assert way.evaluate("s => s.validity.valueMissing")  # the browser asks for the way
+    assert page.locator("#manual-confirm").is_hidden()
+    way.select_option("out")
+    page.click("#manual-form button[value=pass]")
+    line = page.locator("#manual-confirm-text")
+    line.wait_for()
+    assert "direction out" in line.inner_text() and "5-101" in line.inner_text()
+    page.locator("#manual-confirm-yes").click()
+    page.wait_for_selector("input[name=quarantine_reason]")  # held: asked, nothing recorded
+    assert core.store.last_seq == before
+    page.context.close()

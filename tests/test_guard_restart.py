@@ -18,7 +18,7 @@ from ui import i18n
 
 PERSON = {"name": "Han Meimei", "unit": "3-402", "reason": "visiting", "temp_c": "36.6",
           "direction": "in", "decision": "pass"}  # fmt: skip
-MANUAL = {"decision": "pass", "subject": "none", "reason": "neighbour, no phone"}
+MANUAL = {"decision": "pass", "subject": "none", "reason": "neighbour, no phone", "direction": "in"}
 
 
 @pytest.fixture

@@ -86,7 +86,6 @@ def test_a_refused_action_is_audited_as_failed_with_the_problem_key_not_the_text
     last = guard_core.store.audits()[-1]
     assert (last["actor"], last["action"]) == ("alice", "manual_pass_failed")
     assert last["detail"] == {
-        "direction": "in",
         "subject": "none",
         "outcome": "refused",
         "problem": "err.required",

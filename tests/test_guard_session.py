@@ -87,7 +87,13 @@ def test_a_cut_off_gate_opening_waits_for_the_guards_click(guard_client, guard_c
     csrf = login(guard_client)
     clock.advance(8 * 3600 + 1)
     response = browser_post(
-        guard_client, "/guard/manual", csrf, decision="pass", subject="none", reason="known"
+        guard_client,
+        "/guard/manual",
+        csrf,
+        decision="pass",
+        subject="none",
+        reason="known",
+        direction="in",
     )
     signed_in = sign_in_again(guard_client, response.headers["location"])
     assert 'data-auto="0"' in signed_in.text and 'action="/guard/manual"' in signed_in.text

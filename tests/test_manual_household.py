@@ -13,7 +13,17 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from fastapi.testclient import TestClient
-from guard_support import BASE, close_core, decided, login, make_app, make_core, post
+from guard_support import (
+    BASE,
+    close_core,
+    decided,
+    login,
+    make_app,
+    make_core,
+    nothing_recorded,
+    post,
+    refused_with,
+)
 from test_guard_holds import as_a_browser_sends, confirm_page_fields
 
 from kiosk.config import KioskConfig
@@ -22,13 +32,14 @@ from kiosk.engine import NO_SUBJECT
 HOUSEHOLD, RESIDENT = "3-402", "王建国"
 
 
-def config(observation_blocks: str = "out") -> KioskConfig:
+def config(observation_blocks: str = "out", direction: str = "both") -> KioskConfig:
     return KioskConfig.model_validate(
         {
             "policy": {
                 "quota": {"enabled": True, "exits": 1, "period_days": 2},
                 "observation_blocks": observation_blocks,
-            }
+            },
+            "site": {"direction": direction},
         }  # fmt: skip
     )
 
@@ -141,6 +152,47 @@ def test_a_returnee_the_rules_do_not_stop_is_flagged_as_for_a_scanned_pass(
     finally:
         close_core(core)
     assert event["household"] == HOUSEHOLD and "observation" in event["flags"]
+
+
+def test_a_person_without_a_pass_is_asked_which_way_never_given_the_sites_default(core):
+    """The live form's direction starts at "auto": for a person without a pass there is no
+    passage to take the way from, and the site's default (``in``) let a quarantined resident
+    out unheld, the record saying ``in`` and the outing not counted (rv30a, 2026-12-07). At a
+    gate both ways the way must be said: refused, nothing recorded, told to choose; said,
+    the quarantine is held."""
+    quarantine(core)
+    with TestClient(make_app(core), base_url=BASE) as client:
+        csrf = login(client)
+        page = client.get("/guard?lang=en").text
+        assert "data-way-needed" in page  # guard.js asks before the form is sent
+        for decision in ("pass", "deny"):
+            refused = nobody(client, csrf, direction="", household=HOUSEHOLD, decision=decision)
+            said = refused_with(client, refused) or ""
+            assert said.startswith("Choose the way the person without a pass goes"), said
+        assert nothing_recorded(core)
+        asked = nobody(client, csrf, direction="out", household=HOUSEHOLD)
+    assert asked.status_code == 200 and 'id="confirm-confirm-quarantine"' in asked.text
+    assert nothing_recorded(core)
+
+
+def test_at_a_gate_one_way_a_person_without_a_pass_goes_its_way(data_dir, clock, monkeypatch):
+    """A gate that only lets people out: "auto" is its way (before, the site's
+    ``default_direction``, ``in`` unless set, recorded an exit as a way in and held nothing)."""
+    core = make_core(data_dir, clock, monkeypatch, config(direction="out"))
+    try:
+        quarantine(core)
+        with TestClient(make_app(core), base_url=BASE) as client:
+            csrf = login(client)
+            assert "data-way-needed" not in client.get("/guard").text
+            asked = nobody(client, csrf, direction="", household=HOUSEHOLD)
+            assert asked.status_code == 200 and 'id="confirm-confirm-quarantine"' in asked.text
+            with decided(client, core):
+                done = nobody(client, csrf, direction="", reason="送医")
+            assert done.status_code == 303 and "err=" not in done.headers["location"]
+            event = core.store.events()[-1]
+    finally:
+        close_core(core)
+    assert (event["decision"], event["direction"]) == ("manual_pass", "out")
 
 
 def test_no_household_named_is_said_on_the_form_and_on_the_record(core):

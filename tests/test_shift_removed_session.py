@@ -13,7 +13,10 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 from guard_support import BASE, GUARD_PW, console_fixtures, post, refused_with, signed_in
 
-from kiosk.roster import Roster, signed_on
+from kiosk.accounts import hash_password
+from kiosk.roster import Roster
+
+BOB_PW = "bob-pw-123"
 
 #: 09:00 in Shanghai (the rig's site) on the console's clock.
 clock, core, app, alice, admin = console_fixtures(datetime(2026, 2, 12, 1, 0, tzinfo=UTC))
@@ -55,7 +58,7 @@ def test_a_guard_whose_shift_is_removed_is_signed_out_told_why_and_loses_nothing
     """Alice signed in on her 08:00-16:00 shift (her sign-in lasting to 17:00); at 09:00 the
     admin removed it. Her next action is refused and carried through the login page, which
     says her shift was removed by root at 09:00; signed in again (an admin rostered her
-    again: ``removed_today``), it is offered to complete."""
+    again: ``barred``), it is offered to complete."""
     _shift(admin, "2026-02-12T08:00", "2026-02-12T16:00")
     with signed_in(app, "alice") as tablet:
         assert 'data-session-left-s="28800"' in tablet.get("/guard").text  # to 17:00
@@ -136,26 +139,49 @@ def test_a_back_to_back_shift_removed_shortens_the_sign_in_to_the_shift_under_wa
         assert tablet.get("/guard", follow_redirects=False).status_code == 303
 
 
-def _sign_in(app, name: str = "alice"):
+def test_a_swap_of_guards_ends_the_removed_guards_sign_in(app, admin, core):
+    """Alice on 08:00-16:00; at 09:00 the admin swaps her for bob: removes her shift and
+    rosters bob for the same hours. SQLite gave bob's shift her shift's id, and her session's
+    mark (id, start, end) stood: she went on acting to 17:00 (rv30a). Bob's shift is not hers:
+    her sign-in ends with her removal, and his is his."""
+    core.accounts.add("bob", "guard", hash_password(BOB_PW, n=2**10), "root")
+    _shift(admin, "2026-02-12T08:00", "2026-02-12T16:00")
+    with signed_in(app, "alice") as tablet:
+        [shift] = _alices_shifts(core)
+        _remove(admin, shift)
+        posted = post(admin, "/guard/community/shifts", admin.csrf, guard="bob",
+                      starts="2026-02-12T08:00", ends="2026-02-12T16:00")  # fmt: skip
+        assert refused_with(admin, posted) is None
+        [bobs] = _alices_shifts(core)
+        assert (bobs.guard, bobs.id) == ("bob", shift.id)  # her shift's id, given to his
+        assert tablet.get("/guard", follow_redirects=False).status_code == 303
+        login = tablet.get("/guard/login?lang=en").text
+        assert "was removed by root at 09:00" in html.unescape(login)
+    bob, signed = _sign_in(app, "bob", BOB_PW)
+    assert signed.status_code == 200 and 'data-session-left-s="28800"' in signed.text
+
+
+def _sign_in(app, name: str = "alice", password: str = GUARD_PW):
     """A fresh tablet's sign-in through the form (in English): the client and the answer."""
     tablet = TestClient(app, base_url=BASE)
     page = tablet.get("/guard/login?lang=en").text
     token = html.unescape(re.search(r'name="csrf" value="([^"]+)"', page).group(1))
     signed = tablet.post(
         "/guard/login?lang=en",
-        data={"name": name, "password": GUARD_PW, "csrf": token, "next": "/guard"},
+        data={"name": name, "password": password, "csrf": token, "next": "/guard"},
         headers={"Origin": BASE},
     )
     return tablet, signed
 
 
-def test_a_guard_whose_shift_was_removed_today_cannot_sign_back_in_without_an_admin(
+def test_a_guard_whose_shift_was_removed_cannot_sign_back_in_during_it_without_an_admin(
     app, admin, core, clock
 ):
     """Her shift removed, she signed straight back in for ``web.session_hours`` (12 h), and
-    from the afternoon's fix for the handover's hour, again every hour. A guard with no shift
-    now whose shift at this gate was removed today is refused, told who removed it and when;
-    an admin rostering her a shift now lets her in, and the next day she signs in as any."""
+    from the afternoon's fix for the handover's hour, again every hour. A guard whose shift
+    at this gate was removed is refused during it and its handover's hour, told who removed
+    it and when; an admin rostering her a shift now lets her in, and the next day she signs
+    in as any."""
     _shift(admin, "2026-02-12T08:00", "2026-02-12T16:00")
     with signed_in(app, "alice") as tablet:
         [shift] = _alices_shifts(core)
@@ -167,14 +193,18 @@ def test_a_guard_whose_shift_was_removed_today_cannot_sign_back_in_without_an_ad
         assert refused.status_code == 403 and "kiosk_session" not in tablet.cookies
         assert said.removeprefix("✖ ").startswith(
             "Your shift (2026-02-12 08:00–16:00) was removed by root at 09:00: you cannot sign"
-            " in again today until an admin rosters you"
+            " in during it (until 17:00, its handover's hour) unless an admin rosters you"
         )
         clock.advance(3600)
     assert admin.get("/guard", follow_redirects=False).status_code == 200  # root's: as before
     _shift(admin, "2026-02-12T11:00", "2026-02-12T13:00")  # the admin rosters her again
     tablet, signed = _sign_in(app)
     assert signed.status_code == 200 and 'data-session-left-s="10800"' in signed.text  # 14:00
-    clock.advance(24 * 3600)  # the next day, no shift: the normal sign-in
+    clock.advance(6 * 3600)  # 17:00: her removed shift's handover hour over, no shift
+    tablet, signed = _sign_in(app)
+    hours = int(core.config.web.session_hours * 3600)
+    assert signed.status_code == 200 and f'data-session-left-s="{hours}"' in signed.text
+    clock.advance(18 * 3600)  # the next day, no shift: the normal sign-in
     tablet, signed = _sign_in(app)
     hours = int(core.config.web.session_hours * 3600)
     assert signed.status_code == 200 and f'data-session-left-s="{hours}"' in signed.text
@@ -202,31 +232,27 @@ def test_a_day_without_shifts_keeps_the_configured_sign_in(app, core):
     assert f'data-session-left-s="{int(core.config.web.session_hours * 3600)}"' in page
 
 
-def test_the_roster_says_which_shifts_a_sign_in_stands_on_and_who_removed_one(core, clock):
-    """The core's two halves: the shifts a sign-in ends with (``signed_on``: the stretch that
-    holds now, back-to-back ones with it, never a later one), and the first of them no longer
-    as it was, with who removed it and when (``Roster.gone``); its id given to another shift
-    is not the shift either."""
+def test_the_roster_says_which_shift_of_a_sign_in_is_gone_and_who_removed_it(core, clock):
+    """The core's half: the first of a sign-in's shifts no longer as it was, with who removed
+    it and when and when the sign-in ends (``Roster.gone``: the handover's hour after the one
+    under way); its id given to another shift is not the shift either."""
     rota: Roster = core.ledgers.roster
-    gate, now = core.config.site.kiosk_id, clock.now()
+    gate = core.config.site.kiosk_id
     at = datetime(2026, 2, 12, tzinfo=UTC)
-    later = rota.add_shift(
-        gate, "alice", at + timedelta(hours=20), at + timedelta(hours=22), "root"
-    )
     day = rota.add_shift(gate, "alice", at, at + timedelta(hours=8), "root")
     evening = rota.add_shift(
         gate, "alice", at + timedelta(hours=8), at + timedelta(hours=12), "root"
     )
-    assert signed_on([day, evening, later], now) == [day, evening]
     marks = (day.mark, evening.mark)
-    assert rota.gone(marks) is None and rota.gone(()) is None
+    assert rota.gone(marks, "alice") is None and rota.gone((), "alice") is None
     clock.advance(600)
     rota.remove_shift(evening.id, "root")
-    gone = rota.gone(marks)
+    gone = rota.gone(marks, "alice")
     assert gone is not None and (gone.mark, gone.by) == (evening.mark, "root")
+    assert gone.ends == at + timedelta(hours=9)  # the day shift's handover hour
     assert gone.at is not None and abs(gone.at - clock.now()) < timedelta(seconds=1)
     reused = rota.add_shift(gate, "root", at + timedelta(hours=8), at + timedelta(hours=9), "root")
-    assert reused.id == evening.id and rota.gone(marks) == gone  # another shift now
+    assert reused.id == evening.id and rota.gone(marks, "alice") == gone  # another shift now
 
 
 def test_a_shift_changed_on_the_roster_ends_the_sign_in_made_on_it(app, admin, core):
@@ -274,3 +300,102 @@ def test_the_live_stream_ended_by_the_roster_says_what_the_login_page_says(app, 
     assert asyncio.run(signed_out.expired()) == ""
     guard_js = (Path(__file__).parents[1] / "ui/static/guard.js").read_text()
     assert "JSON.parse(e.data).reason" in guard_js  # the banner shows it
+
+
+def test_a_removal_bars_the_shifts_own_span_not_the_guards_day(app, admin, core, clock):
+    """From the evening of 2026-12-07 to rv30a's proof, any shift of hers removed today
+    refused her sign-in all day: a volunteer whose shift of next week was removed (a wrong
+    day rostered) was locked out today, against "the roster is no list of who may sign in".
+    A removal bars its own span and the handover's hour after it only: today she signs in as
+    any; on that day, during it, she is refused."""
+    _shift(admin, "2026-02-19T08:00", "2026-02-19T16:00")
+    gate, day = core.config.site.kiosk_id, datetime(2026, 2, 19, tzinfo=UTC)
+    [shift] = core.ledgers.roster.shifts(gate, day - timedelta(days=1), day + timedelta(days=1))
+    _remove(admin, shift)
+    tablet, signed = _sign_in(app)
+    hours = int(core.config.web.session_hours * 3600)
+    assert signed.status_code == 200 and f'data-session-left-s="{hours}"' in signed.text
+    clock.advance(7 * 24 * 3600)  # 2026-02-19 09:00, in the removed shift
+    tablet, refused = _sign_in(app)
+    said = html.unescape(re.search(r'class="flash err"[^>]*>([^<]+)<', refused.text)[1])
+    assert refused.status_code == 403, said
+    assert "(2026-02-19 08:00–16:00) was removed by root at 2026-02-12 09:00" in said
+    assert "until 17:00" in said
+
+
+def test_a_shift_moved_by_remove_and_add_again_keeps_its_guard_signing_in(app, admin, core, clock):
+    """Her 18:00-22:00 moved to 17:00-22:00 (no route edits a shift: removed and added
+    again). At 10:00 she signs in to read the handover notes: refused and told to get
+    rostered, though she is (rv30a). The removed span is held by her shift of the same hours:
+    nothing bars her, now or at 18:00."""
+    _shift(admin, "2026-02-12T18:00", "2026-02-12T22:00")
+    [shift] = _alices_shifts(core)
+    _remove(admin, shift)
+    _shift(admin, "2026-02-12T17:00", "2026-02-12T22:00")
+    clock.advance(3600)  # 10:00
+    tablet, signed = _sign_in(app)
+    assert signed.status_code == 200  # to 22:00, her session hours
+    clock.advance(8 * 3600)  # 18:00, on the new shift
+    tablet, signed = _sign_in(app)
+    assert signed.status_code == 200 and 'data-session-left-s="18000"' in signed.text  # 23:00
+
+
+def test_a_shift_under_way_removed_ends_a_sign_in_made_before_its_lead(app, admin, core, clock):
+    """Rostered 10:30-18:30, she signed in at 09:00 (outside the hour's lead: no shift held
+    the sign-in, ``web.session_hours``, to 21:00). Removed at 11:00 while under way, her
+    sign-in went on acting to 21:00 though a new one was refused (rv30a): a sign-in is tied to
+    every shift of hers within its lifetime, and ends with it."""
+    _shift(admin, "2026-02-12T10:30", "2026-02-12T18:30")
+    with signed_in(app, "alice") as tablet:
+        assert 'data-session-left-s="43200"' in tablet.get("/guard").text  # to 21:00
+        clock.advance(2 * 3600)  # 11:00
+        [shift] = _alices_shifts(core)
+        _remove(admin, shift)
+        assert tablet.get("/guard", follow_redirects=False).status_code == 303
+        login = tablet.get("/guard/login?lang=en").text
+        assert "(2026-02-12 10:30–18:30) was removed by root at 11:00" in html.unescape(login)
+
+
+def test_a_shift_removed_before_it_begins_ends_the_sign_in_as_it_would(app, admin, core, clock):
+    """The same sign-in at 09:00, her 10:30-18:30 shift removed at 09:30 before it began: she
+    acts until 10:30, its start (the page's time left says so), not through the shift an
+    admin took her off."""
+    _shift(admin, "2026-02-12T10:30", "2026-02-12T18:30")
+    with signed_in(app, "alice") as tablet:
+        clock.advance(1800)  # 09:30
+        [shift] = _alices_shifts(core)
+        _remove(admin, shift)
+        page = tablet.get("/guard", follow_redirects=False)
+        assert page.status_code == 200 and 'data-session-left-s="3600"' in page.text  # 10:30
+        clock.advance(3600)
+        assert tablet.get("/guard", follow_redirects=False).status_code == 303
+
+
+def test_a_night_guard_removed_does_not_sign_back_in_after_midnight(app, admin, core, clock):
+    """Her night 20:00-08:00 removed at 23:00: at 00:05, the site's next day, she signed in
+    again for 12 hours (the bar counted removals of the site's day only; rv30a). The removed
+    night bars her to its end and the handover's hour, 09:00."""
+    _shift(admin, "2026-02-12T20:00", "2026-02-13T08:00")
+    clock.advance(14 * 3600)  # 23:00
+    tablet, signed = _sign_in(app)
+    assert signed.status_code == 200
+    [shift] = _alices_shifts(core)
+    core.ledgers.roster.remove_shift(shift.id, "root")  # root's console sign-in is over
+    assert tablet.get("/guard", follow_redirects=False).status_code == 303
+    clock.advance(65 * 60)  # 00:05
+    again, refused = _sign_in(app)
+    assert refused.status_code == 403 and "kiosk_session" not in again.cookies
+    assert "until 09:00" in html.unescape(refused.text)
+    clock.advance(9 * 3600)  # 09:05: the night and its handover hour over
+    again, signed = _sign_in(app)
+    assert signed.status_code == 200
+
+
+def test_a_volunteer_signing_in_before_a_removed_shift_acts_until_it(app, admin, core, clock):
+    """A sign-in lasts no further than the start of a removed shift's span: at 09:00, her
+    14:00-18:00 removed, she signs in for the five hours before it."""
+    _shift(admin, "2026-02-12T14:00", "2026-02-12T18:00")
+    [shift] = _alices_shifts(core)
+    _remove(admin, shift)
+    tablet, signed = _sign_in(app)
+    assert signed.status_code == 200 and 'data-session-left-s="18000"' in signed.text  # 14:00

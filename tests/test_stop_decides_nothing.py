@@ -47,7 +47,8 @@ def test_a_guards_decision_past_the_consoles_check_when_the_stop_begins_is_told_
 
     monkeypatch.setattr(deps, "flush_held", flush_then_stop)
     events = core.store.last_seq
-    form = {"csrf": alice.csrf, "decision": "pass", "subject": "none", "reason": "neighbour"}
+    form = {"csrf": alice.csrf, "decision": "pass", "subject": "none", "reason": "neighbour",
+            "direction": "in"}  # fmt: skip
     with caplog.at_level(logging.INFO):
         answer = alice.post("/guard/manual", data=form, headers=JSON, follow_redirects=False)
     alice.portal.call(core.runner.finish_stop, StopBudget(math.inf))
@@ -334,7 +335,8 @@ def test_a_guards_pass_the_stop_kept_the_gate_locked_for_is_told_so_not_a_relay_
             return getattr(real_store, name)
 
     monkeypatch.setattr(runner, "store", StopDuringCommit())
-    form = {"csrf": alice.csrf, "decision": "pass", "subject": "none", "reason": "neighbour"}
+    form = {"csrf": alice.csrf, "decision": "pass", "subject": "none", "reason": "neighbour",
+            "direction": "in"}  # fmt: skip
     answer = alice.post("/guard/manual", data=form, headers=JSON, follow_redirects=False)
 
     async def finish():

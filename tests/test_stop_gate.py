@@ -171,7 +171,8 @@ def test_a_guards_decision_sent_once_the_stop_has_locked_the_gate_is_told_503_at
     headers = {"Origin": "http://kiosk.test"}
     if answered_in == "json":
         headers["Accept"] = "application/json"
-    form = {"csrf": alice.csrf, "decision": "pass", "subject": "none", "reason": "neighbour"}
+    form = {"csrf": alice.csrf, "decision": "pass", "subject": "none", "reason": "neighbour",
+            "direction": "in"}  # fmt: skip
     answer = alice.post("/guard/manual", data=form, headers=headers, follow_redirects=False)
     alice.portal.call(core.runner.finish_stop, StopBudget(math.inf))
     assert answer.status_code == 503

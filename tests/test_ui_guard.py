@@ -236,6 +236,7 @@ def test_manual_pass_with_reason_is_an_event_with_the_operator_and_is_audited(
                 decision="pass",
                 reason="known resident",
                 subject="none",
+                direction="in",
             )
         assert opened.wait(WAIT_S)  # a manual pass opens the gate like any other
     assert response.status_code == 303

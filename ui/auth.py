@@ -13,11 +13,13 @@
   in 1970) also carries the boot and the monotonic time it was issued at (``b``, ``m``): in
   the same boot, after a restart too, its age is read on the monotonic clock; in any other
   boot it is refused.
-* A session signed in on the guard's shift (its end the roster's: ``kiosk.roster.signed_on``)
-  also carries those shifts (``s``: id, start, end). Each request reads whether they stand
-  (``GuardAuth.current``): once an admin removed one (or it is another shift now), the session
-  is over, as if it had ended; the login page says whose removal ended it
-  (``GuardAuth.ended_by_roster``) and a cut-off action is carried through it as at any end.
+* A session of a guard with shifts at this gate within its lifetime (``ui.guard.deps``
+  ``session_ends``) carries those shifts (``s``: id, start, end). Each request reads whether
+  they stand (``GuardAuth.current``): once an admin removed one (or it is another shift now,
+  or another guard's), the session may not act in its span and the handover's hour after it
+  (``kiosk.roster.Roster.gone``): under way, the session is over, as if it had ended; the
+  login page says whose removal ended it (``GuardAuth.ended_by_roster``) and a cut-off
+  action is carried through it as at any end.
 * Logout revokes the session id until its expiry, so a copied cookie stops working: in memory
   and on record in the event log (``AccountStore.revoke_session``), so it stays revoked after
   a restart. While the record cannot be read, only sessions this process issued are let in.
@@ -186,10 +188,11 @@ class SessionEnds(Protocol):
 
 
 class ShiftsGone(Protocol):
-    """The first of a session's shifts no longer on the roster as it was signed in on
-    (``kiosk.roster.Roster.gone``), or None (blocking: a database read)."""
+    """The first of a session's shifts (``marks``, of ``guard``) no longer on the roster
+    as it was signed in on (``kiosk.roster.Roster.gone``), or None (blocking: a database
+    read)."""
 
-    def __call__(self, marks: tuple[ShiftMark, ...]) -> ShiftGone | None: ...
+    def __call__(self, marks: tuple[ShiftMark, ...], guard: str) -> ShiftGone | None: ...
 
 
 #: The most shifts a session's cookie names (one guard's back-to-back shifts of a day).
@@ -859,9 +862,9 @@ class GuardAuth:
 
     def on_roster(self, session: Session) -> Session | None:
         """``session`` as the roster holds it now: itself while its shifts stand; ending
-        sooner when a later back-to-back shift of it was removed (the one under way's end,
-        ``ShiftGone.ends``); None when the shift under way was removed or changed (over).
-        Blocking: a database read."""
+        sooner when one of them was removed later in its lifetime (at that shift's start, or
+        the end of the one under way's handover hour: ``ShiftGone.ends``); None when one was
+        removed or changed whose span holds now (over). Blocking: a database read."""
         gone = self.shift_gone(session)
         if gone is None:
             return session
@@ -876,7 +879,7 @@ class GuardAuth:
         if not session.shifts or self._shifts_gone is None:
             return None
         try:
-            return self._shifts_gone(session.shifts)
+            return self._shifts_gone(session.shifts, session.name)
         except StoreFault:
             return None
 

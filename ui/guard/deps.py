@@ -31,7 +31,7 @@ import logging
 import secrets
 from collections.abc import Callable, Collection, Coroutine, Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
@@ -70,10 +70,10 @@ from kiosk.engine import (
 )
 from kiosk.evacuation import Moved
 from kiosk.overrides import SubjectRefused
-from kiosk.roster import ShiftGone, session_end, signed_on, staffed_stretches
+from kiosk.roster import ShiftGone, session_end, staffed_stretches
 from kiosk.store import ReadFailure, StoreFault
 from ui import i18n
-from ui.auth import RESUME_TTL_S, GuardAuth, Session, SessionEnd, WrongToken
+from ui.auth import RESUME_TTL_S, SHIFTS_KEPT, GuardAuth, Session, SessionEnd, WrongToken
 from ui.guard.display import ALL_FIELDS, GUARD_CLEAR_FIELDS, alarm_view, event_time
 from ui.guard.forms import BadInput, Repeated
 from ui.views import faults_of, health_report, secure_headers, templates
@@ -121,43 +121,55 @@ SENT_KEPT = 2000
 SENT_KEPT_S = 3600
 
 
-def session_ends(core: Core, name: str, now: datetime) -> SessionEnd | None:
+def session_ends(core: Core, name: str, now: datetime) -> SessionEnd:
     """When the session of guard ``name`` signing in at ``now`` ends: with the guard's shift
-    at this gate on the roster (and the shifts it is signed in on: ``kiosk.roster.signed_on``),
-    else with the staffed hours (``policy.hours``, staffed), and the handover's grace after
-    (``kiosk.roster.session_end``); None: ``web.session_hours``. The roster is no list of who
-    may sign in: a guard with no shift (a volunteer) signs in as ever; one whose shift was
-    removed today does not (``removed_today``)."""
+    at this gate on the roster, else with the staffed hours (``policy.hours``, staffed), and
+    the handover's grace after (``kiosk.roster.session_end``), else ``web.session_hours``
+    after; sooner where a shift of the guard removed bars it (``barred``). The roster is no
+    list of who may sign in: a guard with no shift (a volunteer) signs in as ever. The
+    session is tied to every shift of the guard at this gate within its lifetime (at most
+    ``SHIFTS_KEPT``: it ends as one more would begin): one of them removed or changed bars it
+    from that shift's span (``kiosk.roster.Roster.gone``)."""
     hours = core.config.policy.hours
     tz = ZoneInfo(core.config.site.timezone)
     # Hours that only open and close the gate (``mode = "closed"``) say nothing of a guard.
     on = hours.enabled and hours.mode == "staffed"
     staffed = staffed_stretches(hours.windows(), tz, now) if on else []
-    shifts = core.ledgers.roster.stretch(core.config.site.kiosk_id, name, now)
-    end = session_end([(s.starts_at, s.ends_at) for s in shifts], staffed, now)
-    on_shift = tuple(s.mark for s in signed_on(shifts, now))
-    return None if end is None else SessionEnd(end, on_shift)
+    gate, roster = core.config.site.kiosk_id, core.ledgers.roster
+    shifts = roster.stretch(gate, name, now)
+    end = session_end([(s.starts_at, s.ends_at) for s in shifts], staffed, now) or (
+        now + timedelta(hours=core.config.web.session_hours)
+    )
+    removed = barred(core, name, now, end)
+    if removed is not None and removed.ends is not None:
+        end = min(end, removed.ends)
+    tied = [s for s in roster.shifts(gate, now, end) if s.guard == name]
+    if len(tied) > SHIFTS_KEPT:
+        end = tied[SHIFTS_KEPT].starts_at
+    return SessionEnd(end, tuple(s.mark for s in tied[:SHIFTS_KEPT]))
 
 
-def removed_today(core: Core, name: str) -> ShiftGone | None:
-    """The shift of guard ``name`` at this gate an admin removed today, when the guard has no
-    shift now: that guard does not sign in again without an admin (who rosters a shift, or
-    signs in), told who removed it and when (``kiosk.roster.Roster.removed_today``). None for
-    an admin, a guard with a shift now, one whose shift nobody removed today (a volunteer: the
-    normal sign-in), and on a clock not synchronised (today unknown). Blocking: a read or
-    two."""
+def barred(
+    core: Core, name: str, now: datetime | None = None, until: datetime | None = None
+) -> ShiftGone | None:
+    """The shift of guard ``name`` at this gate an admin removed whose span and the
+    handover's hour after it bars a sign-in made ``now`` (the clock's) and lasting to
+    ``until`` (a moment after ``now``), the guard's shifts on the roster holding none of it
+    (``kiosk.roster.Roster.barred``): a sign-in whose ``ends`` is ``now`` is refused, told
+    who removed it and when, and that an admin rostering a shift lets the guard in. None for
+    an admin (never held to the roster) and on a clock not synchronised (the shifts cannot
+    be told). Blocking: a read or two."""
     clock = core.clock
     if not clock.synced() or is_admin(core, name):
         return None
-    now, roster, gate = clock.now(), core.ledgers.roster, core.config.site.kiosk_id
-    if signed_on(roster.stretch(gate, name, now), now):
-        return None
-    return roster.removed_today(gate, name, now, ZoneInfo(core.config.site.timezone))
+    now = clock.now() if now is None else now
+    until = now + timedelta(microseconds=1) if until is None else until
+    return core.ledgers.roster.barred(core.config.site.kiosk_id, name, now, until)
 
 
 def is_admin(core: Core, name: str) -> bool:
     """Whether ``name`` is an admin's account (a guard's sign-in is held to the roster, an
-    admin's is not: ``removed_today``). Blocking."""
+    admin's is not: ``barred``). Blocking."""
     account = core.accounts.get(name)
     return account is not None and account.role == "admin"
 

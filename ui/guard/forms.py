@@ -187,9 +187,19 @@ def directions(site_direction: str) -> tuple[str, ...]:
     return ("in", "out") if site_direction == "both" else (site_direction,)
 
 
-def direction_of(form: FormData, default: str) -> str:
-    """The form's ``direction`` (in/out), the site's default when not given."""
+def direction_of(form: FormData, default: str | None) -> str:
+    """The form's ``direction`` (in/out), ``default`` when not given; not given and no
+    ``default`` (a way nobody knows: a person without a pass at a gate both ways), refused
+    (``err.direction_needed``), never guessed."""
+    if default is None and not str(form.get("direction") or "").strip():
+        raise BadInput("err.direction_needed")
     return choice(form.get("direction"), "manual.direction", ("in", "out"), default)
+
+
+def one_way(site_direction: str) -> str | None:
+    """The only way a gate passes people (``site.direction`` ``in`` or ``out``); None at a
+    gate both ways, where each passage says its own."""
+    return None if site_direction == "both" else site_direction
 
 
 ListEdit = Callable[..., Lists]

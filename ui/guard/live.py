@@ -18,7 +18,7 @@ from kiosk.clock import ClockReading
 from kiosk.deadline import Stopped
 from kiosk.engine import NO_SUBJECT, ManualSubject, QuotaReached, unknown_person
 from kiosk.overrides import SubjectRefused
-from kiosk.roster import ShiftGone
+from kiosk.roster import HANDOVER_GRACE, ShiftGone
 from kiosk.store import ReadFailure
 from kiosk.subjects import subject_in_log
 from kiosk.typed import typed as plain_spelling
@@ -39,7 +39,7 @@ from ui.guard.deps import (
     room,
 )
 from ui.guard.display import event_time, feed_row, local_time, shown_time, vehicle_text
-from ui.guard.forms import BadInput, choice, clean, direction_of, directions, number
+from ui.guard.forms import BadInput, choice, clean, direction_of, directions, number, one_way
 from ui.guard.lists import confirm_first
 from ui.guard.registrations import (
     ASKED_FROM_MANUAL,
@@ -179,7 +179,6 @@ def live_page(request: Request, session: PageSession, g: GuardDep) -> Response:
         last_seq=max((row["seq"] or 0 for row in rows), default=0),
         subject=rows_of(g, [last], lang, g.clear(session))[0] if last else None,
         directions=directions(g.cfg.site.direction),
-        default_direction=g.cfg.site.default_direction,
         households=household_choices(g, g.clear(session)),
         beat_s=HEARTBEAT_S,
         today=g.today().isoformat(),
@@ -546,16 +545,21 @@ def whom_drawn(g: Guard, session: Session, lang: str, value: str, decision: str)
 def roster_ended(g: Guard, gone: ShiftGone, lang: str, key: str = "session.shift_removed") -> str:
     """What a guard whose sign-in the roster ended is told, on the login page and on the live
     page its stream ends (the same words): the shift it was signed in on, in the site's time,
-    removed by whom and when (or changed); ``key``: the words (a sign-in refused for it:
-    ``login.shift_removed``)."""
-    starts, ends = (datetime.fromtimestamp(t, UTC).isoformat() for t in gone.mark[1:])
+    removed by whom and when (the day too when not today: a shift removed days ahead), or
+    changed; ``key``: the words (a sign-in refused for it: ``login.shift_removed``, saying
+    until when, the end of its handover's hour)."""
+    starts, ends = (datetime.fromtimestamp(t, UTC) for t in gone.mark[1:])
     shift = (
-        f"{community_words.site_time(g, starts, seconds=False)}–{shown_time(ends, g.tz, '%H:%M')}"
+        f"{community_words.site_time(g, starts.isoformat(), seconds=False)}"
+        f"–{shown_time(ends.isoformat(), g.tz, '%H:%M')}"
     )
     if gone.by is None or gone.at is None:
         return i18n.t(lang, "session.shift_changed", shift=shift)
-    at = shown_time(gone.at.isoformat(), g.tz, "%H:%M")
-    return i18n.t(lang, key, shift=shift, by=gone.by, at=at)
+    when = gone.at.isoformat()
+    today = gone.at.astimezone(g.tz).date() == g.today()
+    at = shown_time(when, g.tz, "%H:%M") if today else community_words.site_time(g, when, False)
+    until = shown_time((ends + HANDOVER_GRACE).isoformat(), g.tz, "%H:%M")
+    return i18n.t(lang, key, shift=shift, by=gone.by, at=at, until=until)
 
 
 #: The fields a hold's confirmation page draws itself (``hold_asked``): not sent again as
@@ -575,12 +579,15 @@ async def manual(request: Request, session: ActionSession, g: GuardDep) -> Respo
     note(request, action=f"manual_{decision}")
     subject = await asyncio.to_thread(subject_of, g, form.get("subject"), decision)
     note(request, subject=subject if isinstance(subject, str) else subject.seq)
+    reason = clean(form.get("reason"), "manual.reason", required=True)
     # Unless the guard chose a direction, a decision about a passage goes its way: letting out
     # a resident denied going out is an exit (the household's outing), whatever the default.
+    # A person without a pass has no passage to take it from: at a gate both ways the guard
+    # says which (``err.direction_needed``), never the site's default, or a quarantined
+    # resident "coming in" walks out unheld and uncounted.
     passage_way = subject.direction if isinstance(subject, ManualSubject) else None
-    direction = direction_of(form, passage_way or g.cfg.site.default_direction)
+    direction = direction_of(form, passage_way or one_way(g.cfg.site.direction))
     note(request, direction=direction)
-    reason = clean(form.get("reason"), "manual.reason", required=True)
     temp_c = number(form.get("temp_c"), "manual.hand_temp")
     household, holds = named_household(form, subject), []
     unnamed = unknown_person(subject)  # the guard's word is all there is of their dwelling

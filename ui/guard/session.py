@@ -118,8 +118,8 @@ async def login(request: Request, g: GuardDep) -> Response:
         return login_form(request, g, lang, i18n.t(lang, "login.failed"), 401, resume)
     g.auth.limiter.succeeded(addr, account.name, attempt)
     request.state.actor = account.name  # as the account spells it (ａｌｉｃｅ typed: alice)
-    removed = await asyncio.to_thread(deps.removed_today, g.core, account.name)
-    if removed is not None:  # not again without an admin: said who removed it, and when
+    removed = await asyncio.to_thread(deps.barred, g.core, account.name)
+    if removed is not None:  # not during it without an admin: said who removed it, and when
         note(request, refused="shift_removed")
         words = roster_ended(g, removed, lang, "login.shift_removed")
         return login_form(request, g, lang, words, 403, str(form.get("resume") or ""))

@@ -368,6 +368,26 @@ function nobodyText(manual, who) {
   const household = manual.elements.namedItem("household").value.trim();
   return who + " · " + (household || manual.dataset.unchecked);
 }
+// The way the decision is recorded, as the confirmation line says it: the one chosen, else
+// the passage's ("auto"), else (a person without a pass) the gate's only way.
+function wayText(manual, chosen) {
+  const select = manual.elements.namedItem("direction");
+  if (select.value) return select.options[select.selectedIndex].text;
+  if (chosen.value !== "none") return chosen.dataset.way || "";
+  return select.options.length === 2 ? select.options[1].text : "";
+}
+// A person without a pass has no passage to take the way from: at a gate both ways the
+// guard says which ("auto", the select's empty first option, then fails the form's own
+// check; the server refuses it too).
+function wayAsked(manual) {
+  const select = manual.elements.namedItem("direction");
+  const ask = () => {
+    const chosen = manual.querySelector("input[name=subject]:checked");
+    select.required = "wayNeeded" in select.dataset && chosen !== null && chosen.value === "none";
+  };
+  manual.addEventListener("change", ask);
+  ask();
+}
 // The confirmation line's words for a decision asked (the form's submit event).
 function confirmText(manual, e, chosen) {
   const decision = e.submitter ? e.submitter.value : "pass";
@@ -377,8 +397,8 @@ function confirmText(manual, e, chosen) {
   const text = manual.dataset["confirm" + (decision === "pass" ? "Pass" : "Deny")];
   // One pass over the placeholders, each filled by a function: what the guard typed is
   // shown as typed ($&, $' or "{who}" in a reason are not read as a replacement's own).
-  const fill = { who, reason };
-  return { decision, text: text.replace(/\{(who|reason)\}/g, (_, key) => fill[key]) };
+  const fill = { who, reason, way: wayText(manual, chosen) };
+  return { decision, text: text.replace(/\{(who|reason|way)\}/g, (_, key) => fill[key]) };
 }
 // The confirmation line: asked by the form's buttons, confirmed (the form sent) or closed.
 // `cancel(giveBack)`: closed (Cancel, Escape, another choice, a new passage), the focus
@@ -386,6 +406,7 @@ function confirmText(manual, e, chosen) {
 // keyboard, never on the page (where Tab starts from the top again).
 function confirmLine(manual) {
   const keepTyped = typedKept(manual);
+  wayAsked(manual);
   let pending = null;
   function cancel(giveBack) {
     const line = $("manual-confirm");
@@ -439,6 +460,7 @@ function manualDecision() {
     lastRadio.value = String(r.seq);
     lastRadio.dataset.who = r.subject;
     lastRadio.dataset.household = r.names_household ? "1" : "";
+    lastRadio.dataset.way = r.direction || "";
     lastRadio.checked = false;  // a new person: never carry the choice over to them
     $("subject-last-text").textContent = manual.dataset.last.replace("{text}", r.subject);
     $("subject-last-label").hidden = false;
