@@ -634,6 +634,11 @@ class EngineRunner:
             devices["gate"] = {"state": "fault", "detail": "relay command hung past its deadline"}
         return {
             "devices": devices,
+            # The engine's own faults, as its health messages carry them (``reader`` naming
+            # the readers it holds failing, whatever each reader's entry says now): a face
+            # that missed those messages (a console started, or dropped by the bus, while a
+            # camera failed) reads them here (``ui.views.faults_of``).
+            "faults": dict(eng.faults),
             "degraded": list(eng.degraded),
             "deciding": self._started and eng.deciding,
             "state": eng.state,

@@ -140,3 +140,37 @@ def test_a_fault_the_desk_missed_while_dropped_gets_its_card(guard_core):
         engine.on_gate_locked()  # the relay answers again: the card stays, news
         page = tablet.get("/guard?lang=en").text
     assert drawn(page) == ["device:gate@1"]
+
+
+def test_a_reader_failing_while_the_desk_was_dropped_gets_its_card(guard_core):
+    """As the gate's fault above, for a reader: the engine's reader faults (a camera or a
+    scanner failing as the engine sees it) were not in the health report, so the desk
+    subscribing again rebuilt a gate's or a thermometer's card from it, never a reader's."""
+    app = make_app(guard_core)
+    with signed_in(app) as tablet:
+        engine, bus = guard_core.runner.engine, guard_core.bus
+
+        async def burst() -> None:
+            told = bus.subscribe(name="test-told", maxsize=100_000)
+            for i in range(DESK_QUEUE + 10):  # more than the desk's queue, in one tick
+                bus.publish({"type": "recorded", "n": i})
+            engine.on_reader_fault("cam0", "camera lost")
+            heard = 0
+            while not heard:
+                message = await asyncio.wait_for(told.get(), 10)
+                heard += message is not None and message["type"] == ALARMS_HEARD
+            told.close()
+
+        tablet.portal.call(burst)
+        engine.on_reader_ok("cam0")  # the camera delivers again: the card stays, news
+        page = tablet.get("/guard?lang=en").text
+    assert drawn(page) == ["device:reader@1"]
+
+
+def test_a_reader_still_failing_when_the_console_starts_has_its_card(guard_core):
+    """A restart of the console while a reader is failing (the engine's fault raised before
+    the desk could hear it): the card stands from the health report, as a gate's does."""
+    guard_core.runner.engine.on_reader_fault("cam0", "camera lost")
+    with signed_in(make_app(guard_core)) as tablet:
+        page = tablet.get("/guard?lang=en").text
+    assert drawn(page) == ["device:reader@1"]

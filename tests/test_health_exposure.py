@@ -201,3 +201,14 @@ def test_metrics_behind_a_token_show_what_the_tokens_health_shows(gate, app):
     shown = _metric_devices(app, **token)
     assert "lists_sync" in shown
     assert shown == _health_devices(asked(app, **bearer(gate, "stats:read")).json())
+
+
+def test_the_readers_the_engine_holds_failing_are_in_the_report(gate, app):
+    """The engine's reader faults (a camera or a scanner failing as the engine sees it) were
+    not in the report: a console started or dropped meanwhile could not draw a reader's card
+    from it. They are, as the engine's health messages carry its faults: public, as
+    ``devices`` is."""
+    assert asked(app).json()["faults"] == {}
+    gate.runner.engine.on_reader_fault("cam0", "camera lost")
+    assert asked(app).json()["faults"] == {"reader": "cam0"}
+    assert asked(app, LOCAL).json()["faults"] == {"reader": "cam0"}

@@ -899,6 +899,7 @@ report_reader = scoped("logs:read", "stats:read")
 PUBLIC_HEALTH = frozenset(
     {
         "devices",
+        "faults",
         "degraded",
         "deciding",
         "state",

@@ -659,9 +659,10 @@ def clock_ms(core: Core) -> int:
 
 
 def faults_of(report: dict[str, Any]) -> dict[str, str]:
-    """``{device: state}`` for every device not ``ok``, from the engine's health message
-    (``faults``: device -> detail, all in fault) or a ``core.health()`` report (``devices``:
-    key -> ``{"state", "detail"}``). The readers count as one device, ``reader``."""
+    """``{device: state}`` for every device not ``ok``: those in fault as the engine sees
+    them (``faults``: device -> detail, in its health message and in a ``core.health()``
+    report), then each device's own state (``devices``: key -> ``{"state", "detail"}``, a
+    ``core.health()`` report's). The readers count as one device, ``reader``."""
     out = {str(device): "fault" for device in report.get("faults") or {}}
     for key, entry in device_entries(report):
         state = entry.get("state")
