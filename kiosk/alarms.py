@@ -26,7 +26,7 @@ from kiosk import queries
 from kiosk.bus import EventBus, Subscription
 from kiosk.clock import Clock, ClockReading
 from kiosk.config.policy import QuotaConfig
-from kiosk.engine import HELD_DROPPED
+from kiosk.engine import HELD_DROPPED, LATE_COMMIT
 from kiosk.lists import REVOKED_PASSED, same_text
 from kiosk.peers import LATE_BATCH, Breach, held_rows, late_breaches
 from kiosk.pihealth import CONDITIONS as PI_CONDITIONS
@@ -90,15 +90,16 @@ ALARM_KINDS = {
     "air_out_of_range": "device",
     "guard_needed": "guard",
     # A record written or left out after its decision was told (``RECORD_ALARMS``).
-    "held_pass_dropped": "record",
-    "store_late_commit": "record",
+    HELD_DROPPED: "record",
+    LATE_COMMIT: "record",
 }
 #: The engine's alarms about a record written or left out after its decision was told: a
-#: guard's pass held for the log that was not written (``kiosk.engine.HELD_DROPPED``, its
-#: audit row rebuilding the card after a restart), a commit that landed past its deadline.
-#: A card of their own each (``record_key``), never folded into another card on the record
-#: they name; their words are ``alarm.<name>`` and ``alarm.todo.<name>`` (ui/messages.toml).
-RECORD_ALARMS = (HELD_DROPPED, "store_late_commit")
+#: guard's pass held for the log that was not written (``kiosk.engine.HELD_DROPPED``), a
+#: commit that landed past its deadline (``LATE_COMMIT``); each with its audit row, which
+#: rebuilds the card after a restart (``AlarmDesk._scan_records``). A card of their own each
+#: (``record_key``), never folded into another card on the record they name; their words
+#: are ``alarm.<name>`` and ``alarm.todo.<name>`` (ui/messages.toml).
+RECORD_ALARMS = (HELD_DROPPED, LATE_COMMIT)
 #: Device alarms of the engine, by the device they are about.
 ALARM_DEVICES = {
     "sensor_fault": "thermometer",
@@ -327,8 +328,9 @@ class AlarmBoard:
     overflow: Alarm | None = None
     #: The last ``lists.bundle`` audit row read (its ``seq``).
     bundles_scanned: int = 0
-    #: The audit seq of the last ``held_pass_dropped`` row read (``AlarmDesk._scan_dropped``).
-    dropped_scanned: int = 0
+    #: The audit seq of the last row read of each of ``RECORD_ALARMS``
+    #: (``AlarmDesk._scan_records``).
+    records_scanned: dict[str, int] = field(default_factory=dict)
     #: The last peers' passage read for outings over the quota (its rowid).
     peers_scanned: int = 0
 
@@ -849,7 +851,7 @@ class AlarmDesk:
             if len(batch) < SCAN_BATCH and board.scanned_seq >= last:
                 break
         self._scan_revoked(self._since if starting else None)
-        self._scan_dropped(self._since if starting else None)
+        self._scan_records(self._since if starting else None)
         self._scan_breaches(self._since if starting and self._since is not None else "")
         if starting:
             board.settle()
@@ -877,20 +879,26 @@ class AlarmDesk:
             if len(rows) < 100:
                 return
 
-    def _scan_dropped(self, since: queries.Since | None) -> None:
-        """A card for each guard's pass held for the log that was not written
-        (``HELD_DROPPED``'s audit row: the console restarted since its bus message, or
-        never heard it). ``since``: at start, only the look-back's rows."""
+    def _scan_records(self, since: queries.Since | None) -> None:
+        """A card for each record written or left out after its decision was told
+        (``RECORD_ALARMS``' audit rows: a guard's pass held for the log not written, a commit
+        landed past its deadline; the console restarted since their bus message, or never
+        heard it). ``since``: at start, only the look-back's rows."""
+        for name in RECORD_ALARMS:
+            self._scan_record_rows(name, since)
+
+    def _scan_record_rows(self, name: str, since: queries.Since | None) -> None:
         board = self.board
         while True:
-            rows = queries.audits_after(self._log, HELD_DROPPED, board.dropped_scanned, 100)
+            after = board.records_scanned.get(name, 0)
+            rows = queries.audits_after(self._log, name, after, 100)
             for audit_seq, note in rows:
-                board.dropped_scanned = audit_seq
+                board.records_scanned[name] = audit_seq
                 seq = note.detail.get("seq")
                 if (since and not self._happened_since(note, since)) or type(seq) is not int:
                     continue
-                said = {**note.detail, "alarm": HELD_DROPPED, "seq": seq}
-                if record_key(HELD_DROPPED, seq) not in board.alarms:
+                said = {**note.detail, "alarm": name, "seq": seq}
+                if record_key(name, seq) not in board.alarms:
                     board.add(self._about_event(message_alarm(said, note.ts), seq))
             if len(rows) < 100:
                 return

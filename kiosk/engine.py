@@ -132,6 +132,9 @@ PASS_DECISIONS = frozenset({"pass", "manual_pass"})
 #: The audit action and alarm of a guard's pass held for the log (a store fault) that is not
 #: written: the log found another tablet's record of it (``Engine._drop_held``).
 HELD_DROPPED = "held_pass_dropped"
+#: The audit action and alarm of a commit that missed its deadline and landed after all
+#: (``Engine._on_late_commit``): written once, or a pass the screen had denied.
+LATE_COMMIT = "store_late_commit"
 #: Reader types whose codes come in frames (one stamp for all the codes of a frame).
 CAMERA_READERS = frozenset({"camera", "picamera", "fake_camera"})
 #: The air outside the calibration's trusted range this long raises the gate's standing
@@ -1841,17 +1844,12 @@ class Engine:
             # The log says pass, but the screen said deny and the gate stayed shut: nobody went
             # through on it, so it uses up no outing; the deny shown follows it in the log
             # (``not_opened:<seq>``), and the guard is told.
-            self._alarm(
-                "store_late_commit",
-                "raised",
-                seq=event.seq,
-                detail="recorded as a pass after its deadline; it was denied, the gate stayed shut",
-                cause="denied",
-            )
+            why = "recorded as a pass after its deadline; it was denied, the gate stayed shut"
+            self._tell_record(LATE_COMMIT, event.seq, draft, why, cause="denied")
         else:
             self._record_history(event)
             self._note_attempt(event)
-            self._alarm("store_late_commit", "raised", seq=event.seq)
+            self._tell_record(LATE_COMMIT, event.seq, draft)
             self._publish_recorded(event)
         self._publish_health()
         self._store_back()
@@ -1890,21 +1888,26 @@ class Engine:
         self._unhold(draft)
         self._release_hold(draft, None)
         log.warning("engine: a held pass not written: event %d holds it", refused.seq)
-        what = {"decision": draft.decision, "direction": draft.direction, "kind": draft.kind}
         why = f"already recorded as event {refused.seq}"
-        self.ports.audit(
-            HELD_DROPPED, {**what, "operator": draft.operator, "seq": refused.seq, "why": why}
-        )
         whose = f"{draft.operator or 'a guard'}'s {draft.kind} {draft.direction} held for the log"
-        self._alarm(
-            HELD_DROPPED,
-            "raised",
-            seq=refused.seq,
-            detail=f"{whose} not written: {why}",
-            operator=draft.operator,
-            direction=draft.direction,
-        )
+        self._tell_record(HELD_DROPPED, refused.seq, draft, f"{whose} not written: {why}", why=why)
         self._publish_health()
+
+    def _tell_record(
+        self, name: str, seq: int, draft: EventDraft, detail: str = "", **said: str
+    ) -> None:
+        """Tell the guards of a record written or left out after its decision was told
+        (``name``: ``HELD_DROPPED``, ``LATE_COMMIT``; ``seq`` the record that stands,
+        ``draft`` the decision held): its audit row (the decision, direction, kind, guard and
+        ``seq``, and ``said``), from which the console rebuilds its card after a restart, then
+        the alarm (``detail`` its words)."""
+        what = {"decision": draft.decision, "direction": draft.direction, "kind": draft.kind}
+        self.ports.audit(name, {**what, "operator": draft.operator, "seq": seq, **said})
+        words = {"detail": detail} if detail else {}
+        self._alarm(
+            name, "raised", seq=seq, operator=draft.operator, direction=draft.direction,
+            **words, **said,
+        )  # fmt: skip
 
     def _publish_recorded(self, event: Event) -> None:
         """Tell the bus of a row written after its decision was told (from the backlog: held

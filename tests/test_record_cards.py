@@ -106,3 +106,42 @@ def test_a_late_commit_has_words(clock, tmp_path, cause, said):
         assert "#1" in card["todo"]
     finally:
         rig.close()
+
+
+def _landed_late(clock, tmp_path, cause: str) -> Rig:
+    """A commit that missed its deadline and landed after all: bob's registration held
+    (``""``: written once), or a resident's pass the screen denied (``denied``)."""
+    from test_engine import _hold_crossings, land_late
+
+    rig = Rig(clock, tmp_path, policy={"on_store_fault": "manual"})
+    if cause == "denied":
+        held = _hold_crossings(rig)
+        rig.show(rig.pass_text(household="A-101"), "out")
+        rig.emulator.person_arrives(36.6)
+        rig.run(3)
+        land_late(rig, held[0])
+    else:
+        crossing = past_its_deadline(rig, "bob")
+        rig.engine.on_late_commit(crossing, rig.log.append(crossing.draft))
+    return rig
+
+
+@pytest.mark.parametrize(("cause", "said"), [("", "只记录了一次"), ("denied", "闸门未开")])
+def test_a_late_commits_card_is_rebuilt_after_a_console_restart(clock, tmp_path, cause, said):
+    """A commit landed past its deadline: its card (check the record; the log says pass for
+    a passage the screen denied) was gone after a console restart, with nothing left to
+    rebuild it from, unlike the held pass not written. It has its audit row now, as that one
+    has, and the card comes back from it, closed if a guard closed it."""
+    rig = _landed_late(clock, tmp_path, cause)
+    try:
+        [seq] = [m["seq"] for m in rig.messages if m.get("alarm") == "store_late_commit"]
+        again = AlarmDesk(rig.log, clock)  # the console after a restart: no bus message
+        [card] = [c for c in _cards(again) if c["kind"] == "record"]
+        assert card["key"] == f"store_late_commit:{seq}" and said in card["detail"]
+        assert card["seqs"] == [seq] and f"#{seq}" in card["todo"]
+        [closed] = again.close([card["key"]], "alice", [])
+        rig.log.audit("alice", "alarm_ack", {"keys": [closed.key], "resolution": "handled"})
+        third = AlarmDesk(rig.log, clock)
+        assert [c for c in _cards(third) if c["kind"] == "record"] == []
+    finally:
+        rig.close()
