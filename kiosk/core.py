@@ -35,7 +35,16 @@ from kiosk.lists import ListStore
 from kiosk.passes import TrustList
 from kiosk.pihealth import PowerWatch
 from kiosk.ports import ListsSyncStatus, Peers
-from kiosk.retention import STEP_CAUSES, WIPE_STEP, last_run, overdue, refused_seconds
+from kiosk.retention import (
+    REFUSED_KEY,
+    STEP_CAUSES,
+    STEP_FAILED_KEY,
+    WIPE_STEP,
+    last_run,
+    overdue,
+    recorded,
+    refused_seconds,
+)
 from kiosk.runner import EngineRunner
 from kiosk.store import EventLog, StoreFault
 from kiosk.tlscert import TlsCertificate
@@ -114,9 +123,11 @@ class Core:
     #: the compound's other gates, polled by the daemon when ``compound.peers`` is set
     peers: Peers | None = None
     #: the daemon's purges refused in a row (``kiosk.retention.note_refused``'s record, held
-    #: here too for a card that refuses to write it); None: the last purge ran
+    #: here too for a card that refuses to write it); None: the last purge ran, or none was
+    #: tried since the start (health then reads the record the log keeps: ``_retention``)
     purge_refused: dict[str, Any] | None = None
-    #: A step after the daemon's purges' commits failing in a row (``STEP_FAILED_KEY``).
+    #: A step after the daemon's purges' commits failing in a row (``STEP_FAILED_KEY``; None
+    #: as for ``purge_refused``).
     purge_step_failed: dict[str, Any] | None = None
     #: the console's actions' uses of the event log (``ui.guard.deps``), from the request's
     #: start to its record: the daemon's stop closes the log under none of them (their reads,
@@ -199,13 +210,15 @@ class Core:
         """The purge's last run, and whether it is overdue (``kiosk.retention.overdue``): by
         that run's time, by how long the purges have been refused (the daemon's
         ``purge_refused``, kept across restarts and reboots: ``refused_seconds``), and by how
-        long a step after their commits has failed (``purge_step_failed``, the same way)."""
+        long a step after their commits has failed (``purge_step_failed``, the same way); a
+        daemon that holds neither (restarted since) by the records its purges left in the log,
+        so a card stands from the start, not from the next purge's failure."""
         last = self._last_purge()
-        refused = self.purge_refused
+        refused = self.purge_refused or self._recorded(REFUSED_KEY)
         mono = self.clock.monotonic_ns()
         refused_s = refused_seconds(refused, self.store.boot_id, mono)
-        cause = refused.get("cause") if refused is not None and refused_s is not None else None
-        step = self.purge_step_failed
+        cause = refused.get("cause") if refused_s is not None else None
+        step = self.purge_step_failed or self._recorded(STEP_FAILED_KEY)
         failing = (refused_seconds(step, self.store.boot_id, mono), str((step or {}).get("cause")))
         now = self.clock.now()
         owed = self._wipe_owed(now)  # held up by a reader: no step failed, the wipe still owed
@@ -213,6 +226,14 @@ class Core:
             failing = (owed, STEP_CAUSES[WIPE_STEP])
         late = overdue(last, now, refused_s, cause, failing)
         return {"last_run": last, "overdue": late}
+
+    def _recorded(self, key: str) -> Any:
+        """What the purges recorded in the log under ``key`` (``kiosk.retention.recorded``),
+        for a daemon that holds nothing in memory (it restarted since); None unread."""
+        try:
+            return recorded(self.store.reader(), key)
+        except (sqlite3.Error, StoreFault):
+            return None
 
     def _wipe_owed(self, now: datetime) -> float | None:
         """How long a WAL wipe has been owed (``kiosk.wipe.owed_for``); None unread."""

@@ -532,14 +532,19 @@ def note_refused(
     """Note in ``meta`` a purge refused at ``mono_ns`` of boot ``boot_id`` (``cause`` why),
     going on from the refusals before it (``carried_refusal``); returns the record. ``key``:
     ``STEP_FAILED_KEY`` for a step after the commit failing (``cause`` the step's)."""
-    row = db.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
-    try:
-        held = json.loads(row[0]) if row is not None else None
-    except (TypeError, ValueError):
-        held = None
-    refused = carried_refusal(held, boot_id, mono_ns) | {"cause": cause}
+    refused = carried_refusal(recorded(db, key), boot_id, mono_ns) | {"cause": cause}
     db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", [key, json.dumps(refused)])
     return refused
+
+
+def recorded(db: Database | sqlite3.Connection, key: str) -> Any:
+    """The record ``note_refused`` keeps under ``key`` (decoded; None without one, or one
+    that is not JSON): what a restarted daemon goes on from."""
+    row = db.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
+    try:
+        return json.loads(row[0]) if row is not None else None
+    except (TypeError, ValueError):
+        return None
 
 
 def carried_refusal(held: Any, boot_id: str, mono_ns: int) -> dict[str, Any]:

@@ -104,7 +104,7 @@ def test_a_refusal_record_not_of_its_shape_counts_no_time(held):
 def _restart(core, clock, *, reboot: bool = False) -> Daemon:
     """A new daemon on the same log: what the old one held in memory is gone; after a reboot
     the monotonic clock starts again and the boot is another."""
-    core.purge_refused = None
+    core.purge_refused = core.purge_step_failed = None
     if reboot:
         core.store.boot_id = "the-next-boot"
         clock.mono_ns = 1_000_000_000
@@ -349,3 +349,30 @@ def test_a_steps_card_says_what_holds_the_step_not_to_reach_ntp(cause, lang):
     assert (
         "after the next purge whose steps all succeed" if lang == "en" else "各步骤全部成功后"
     ) in todo
+
+
+@pytest.mark.parametrize("reboot", [False, True])
+def test_a_steps_card_stands_from_the_start_after_a_restart(core, clock, app, monkeypatch, reboot):
+    """The held decisions' files not purged for two days: the card. A restart (or a reboot)
+    forgot it in memory: it came back only once a purge's step failed again, an hour later,
+    or hours on a Pi whose clock NTP had not set yet (the purges refused meanwhile). It is
+    read back from what the purges recorded (``retention.step_failed``), from the start."""
+    from kiosk import privacy_held
+
+    daemon = Daemon(core, notifier=Notifier(None))
+    with monkeypatch.context() as failing:
+        failing.setattr(privacy_held, "_seen", held_read_failing)
+        daemon.purge_once()
+        clock.advance(OVERDUE_AFTER.total_seconds())
+        daemon.purge_once()
+    assert core.health()["retention"]["overdue"]["cause"] == "held_failed"
+    daemon = _restart(core, clock, reboot=reboot)
+    late = core.health()["retention"]["overdue"]
+    assert late is not None and (late["cause"], late["days"]) == ("held_failed", 2), late
+    clock.is_synced = False  # the first purge refused: NTP has not set the clock yet
+    daemon.purge_once()
+    assert core.health()["retention"]["overdue"]["cause"] == "held_failed"
+    assert retention_card(app)["title"] == "Personal data not deleted on time"
+    clock.is_synced = True
+    daemon.purge_once()  # its steps all succeed: the card goes
+    assert core.health()["retention"]["overdue"] is None and retention_card(app) is None
