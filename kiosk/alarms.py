@@ -801,8 +801,12 @@ class AlarmDesk:
         self._lookback = timedelta(hours=lookback_h)
         self._lock = threading.Lock()
         self.board = AlarmBoard(keep=keep)
-        #: Alarms being closed: their row is being written (still shown open meanwhile).
-        self._closing: set[str] = set()
+        #: Alarms being closed: their row is being written (still shown open meanwhile), by
+        #: the thread closing them.
+        self._closing: dict[str, int] = {}
+        #: Told whenever a close ends (its alarms leave ``_closing``): a second close of the
+        #: same alarms waits for it (``close``).
+        self._closes_ended = threading.Condition(self._lock)
         #: The look-back's start at the first scan, where ``_scan_revoked`` starts after it.
         self._since: queries.Since | None = None
 
@@ -1153,13 +1157,21 @@ class AlarmDesk:
         with ``keys`` and ``resolution``, read back at start): ``record(alarms)`` writes it
         before they are shown closed. If it raises (the storage failed), they stay open and
         the error is the caller's. It is written outside the desk's lock (the feed takes the
-        lock on the loop); meanwhile the alarms are held for this close, so a second guard's
-        close of the same alarm finds nothing to close. ``seen``: each card's ``count`` as
-        the guard's page drew it; one that counts more now (a breach tried twice more while
-        the tablet slept) refuses the whole close, ``AlarmGrown``, nothing written."""
+        lock on the loop); meanwhile the alarms are held for this close, and a second guard's
+        close of any of them waits for it to end: it then finds them closed (``closed_by``
+        says by whom), or, the first's row refused, open, and closes them. ``seen``: each
+        card's ``count`` as the guard's page drew it; one that counts more now (a breach
+        tried twice more while the tablet slept) refuses the whole close, ``AlarmGrown``,
+        nothing written."""
         if resolution not in RESOLUTIONS:
             raise ValueError(f"resolution: one of {', '.join(RESOLUTIONS)}")
+        me = threading.get_ident()
         with self._lock:
+            # Another guard's close of them: its end (one of this thread's own, a close within
+            # its row's writing, has nothing more to close: never waited for, which would be
+            # for ever).
+            while any(self._closing.get(k, me) != me for k in keys):
+                self._closes_ended.wait()
             self._scan()
             for alarm in self._with_unreadable(standing):
                 if alarm.key in keys and alarm.key not in self.board.alarms:
@@ -1173,17 +1185,27 @@ class AlarmDesk:
                 drawn = (seen or {}).get(alarm.key)
                 if drawn is not None and alarm.count > drawn:
                     raise AlarmGrown(alarm, alarm.count - drawn)
-            self._closing.update(a.key for a in closing)
+            self._closing.update((a.key, me) for a in closing)
         try:
             if closing and record is not None:
                 record(closing)
-        finally:
+        except BaseException:
             with self._lock:
-                self._closing.difference_update(a.key for a in closing)
+                self._close_ended(closing)
+            raise
         with self._lock:
             now = self._now()
             closed = [self.board.ack(a.key, who, now, resolution, note) for a in closing]
+            self._close_ended(closing)
             return [a for a in closed if a is not None]
+
+    def _close_ended(self, closing: list[Alarm]) -> None:
+        """``closing`` no longer held by a close (shown closed, or left open: its row was
+        refused), in the same hold of ``_lock`` as their acknowledgement; the closes waiting
+        for them are told."""
+        for alarm in closing:
+            del self._closing[alarm.key]
+        self._closes_ended.notify_all()
 
     def closed_by(self, key: str) -> tuple[str, str] | None:
         """Who closed alarm ``key`` and with what outcome (a ``RESOLUTIONS`` word), when it

@@ -8,12 +8,15 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from zoneinfo import ZoneInfo
 
 import pytest
 from fastapi.testclient import TestClient
 from guard_support import (
     BASE,
+    WAIT_S,
     add_event,
     login,
     make_app,
@@ -24,6 +27,7 @@ from guard_support import (
 )
 
 from kiosk.alarms import Alarm, AlarmBoard, AlarmDesk, AlarmGrown, alarm_from_event
+from kiosk.store import StoreFault
 from ui.auth import COOKIE
 from ui.guard.display import alarm_view
 from ui.guard.live import FeedStream
@@ -515,3 +519,48 @@ def test_the_live_page_draws_a_device_cards_count_and_sends_it_back(guard_core):
         said = refused_with(tablet, send(tablet, "/guard/alarms/ack", closing))
         assert said is not None and "1 more" in said, said
         assert drawn(tablet.get("/guard").text) == ["device:thermometer@3"]
+
+
+@pytest.mark.parametrize("first_written", [True, False], ids=["written", "refused"])
+def test_a_second_close_at_the_very_same_moment_is_told_who_closed_it(guard_core, first_written):
+    """Two guards close one card at the very same moment: the second found it held by the
+    first's close (its row being written) and was told "no open alarm", not "closed by
+    alice". It waits for the first's close to end: then told who closed it and as what, or,
+    the first's row refused by the storage (nothing closed), it closes the card itself."""
+    fever(guard_core)
+    desk = AlarmDesk(guard_core.store, guard_core.clock)
+    desk.open_alarms([])
+    writing, waiting, written = threading.Event(), threading.Event(), threading.Event()
+
+    class Told(threading.Condition):
+        def wait(self, timeout=None):
+            waiting.set()
+            return super().wait(timeout)
+
+    desk._closes_ended = Told(desk._lock)  # noqa: SLF001 - when the second close waits
+
+    def row(_closing) -> None:
+        writing.set()
+        assert written.wait(2 * WAIT_S)  # past the wait for the second below
+        if not first_written:
+            raise StoreFault("store_fault", "commit not confirmed within 3000 ms")
+
+    def second_guard() -> tuple[list[Alarm], tuple[str, str] | None]:
+        """Bob's close, and who closed the card as his answer then asks (``ack_alarm``)."""
+        closed = desk.close(["event:1"], "bob", [], record=lambda _closing: None)
+        return closed, desk.closed_by("event:1")
+
+    with ThreadPoolExecutor(2) as pool:
+        first = pool.submit(desk.close, ["event:1"], "alice", [], "sent_home", record=row)
+        assert writing.wait(WAIT_S)
+        second = pool.submit(second_guard)
+        waiting.wait(WAIT_S)  # the second close waits for the first (or answered already)
+        written.set()
+        closed, by = second.result(WAIT_S)
+        if first_written:
+            assert [a.key for a in first.result(WAIT_S)] == ["event:1"]
+            assert closed == [] and by == ("alice", "sent_home")
+        else:
+            with pytest.raises(StoreFault):
+                first.result(WAIT_S)
+            assert [(a.key, a.acked_by) for a in closed] == [("event:1", "bob")]
