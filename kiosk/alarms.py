@@ -137,6 +137,8 @@ INCIDENT_WINDOW_S = 600
 #: The passages an incident lists (its first and its latest): a pass left before the reader
 #: all night is one card, and its count (``Alarm.more``) says the rest.
 SEQS_KEPT = 10
+#: The key of a bus alarm's card of no passage and no device (then the alarm's name).
+BUS_KEY = "bus:"
 #: The key of the card counting open alarms that no longer fit on a full board (then ``:``
 #: and the key of the first of them, so a stale page cannot close a newer card).
 OVERFLOW_KEY = "board:overflow"
@@ -349,17 +351,20 @@ class AlarmBoard:
 
     def hear(self, alarm: Alarm, stamp: int | None, *, cleared: bool = False) -> bool:
         """Take a bus message of no passage about card ``alarm.key`` (a device's fault
-        raised, or ``cleared``), stamped ``stamp`` by the engine; whether the open cards
-        changed. A raise after its fault was heard cleared is the fault happening again: one
-        more time on the open card (``Alarm.join``), a new card if a guard closed it. The
-        same fault said again (a lock retried every second) or a message heard already
-        (every console's stream hands the desk each message) is not."""
+        raised, or ``cleared``; another alarm raised, ``BUS_KEY``), stamped ``stamp`` by the
+        engine; whether the open cards changed. A raise after its fault was heard cleared is
+        the fault happening again: one more time on the open card (``Alarm.join``), a new
+        card if a guard closed it; so is every raise of an alarm that is no device's (each
+        one happened: a record dropped). The same fault said again (a lock retried every
+        second) or a message heard already (every console's stream hands the desk each
+        message) is not."""
         known = self.alarms.get(alarm.key)
         if known is not None:
             if stamp is not None and known.heard_ns is not None and stamp <= known.heard_ns:
                 return False
             known.heard_ns = known.heard_ns if stamp is None else stamp
-            if cleared or not known.cleared:
+            happened = alarm.key.startswith(BUS_KEY)
+            if cleared or not (known.cleared or happened):
                 known.cleared = known.cleared or cleared
                 return False
             if not known.acked_by:
@@ -592,7 +597,9 @@ def message_alarm(message: Mapping[str, Any], now: str) -> Alarm:
         # Same key as the standing alarm from the health report: one card per device.
         device = ALARM_DEVICES[raw]
         return Alarm(key=f"device:{device}", kind="device", ts=now, detail=device)
-    return Alarm(key=f"bus:{raw}:{message.get('mono_ns') or now}", kind=kind, ts=now, detail=raw)
+    # Of no passage, no device (the held records over the backlog's bound, a tamper alarm):
+    # one card per alarm while open, each raise one more time on it (``AlarmBoard.hear``).
+    return Alarm(key=f"{BUS_KEY}{raw}", kind=kind, ts=now, detail=raw)
 
 
 def record_key(name: str, seq: int) -> str:

@@ -564,3 +564,26 @@ def test_a_second_close_at_the_very_same_moment_is_told_who_closed_it(guard_core
             with pytest.raises(StoreFault):
                 first.result(WAIT_S)
             assert [(a.key, a.acked_by) for a in closed] == [("event:1", "bob")]
+
+
+def test_a_bus_alarm_of_no_passage_raised_again_is_one_card_with_its_count(guard_core):
+    """The held records over the backlog's bound (one dropped at each raise), or a tamper
+    alarm, raised again and again: a card each time, where a device's repeats fold into one
+    card with a count. One card per alarm while it is open, counting each raise (the same
+    message heard again is not one more); closed, the next raise is a new card."""
+    desk = AlarmDesk(guard_core.store, guard_core.clock)
+    for stamp in (1, 2, 3):
+        assert desk.note_message(fault("raised", stamp, "store_backlog_full") | {"dropped": stamp})
+    assert not desk.note_message(fault("raised", 3, "store_backlog_full"))  # another stream's copy
+    assert desk.note_message(fault("raised", 4, "tamper"))
+    assert {a.key: a.count for a in desk.open_alarms([])} == {
+        "bus:store_backlog_full": 3,
+        "bus:tamper": 1,
+    }
+    [full] = [a for a in desk.open_alarms([]) if a.detail == "store_backlog_full"]
+    assert alarm_view(full, "en", ZoneInfo("UTC"), frozenset())["times"] == "3 times"
+    assert [a.key for a in desk.close([full.key], "alice", [], seen={full.key: 3})]
+    assert desk.note_message(fault("raised", 5, "store_backlog_full"))
+    assert [
+        (a.count, a.acked_by) for a in desk.open_alarms([]) if a.detail == "store_backlog_full"
+    ] == [(1, None)]
