@@ -31,6 +31,7 @@ from guard_support import (
     post,
     refused_with,
     settle_idle,
+    signed_in,
 )
 
 from kiosk.config import parse_config
@@ -856,3 +857,53 @@ def test_a_guard_s_pass_over_a_fever_carrying_its_reading_is_marked_a_fever(
     streamed = asyncio.run(FeedStream(g, session, "en", fever).rows())
     rows = [json.loads(line.split("data: ", 1)[1]) for line in streamed]
     assert fevers(rows) == {s: f for s, f in marked.items() if s != fever}
+
+
+@pytest.mark.parametrize(
+    ("camera", "scanner", "reader"),
+    [
+        ("degraded", "fault", "fault"),
+        ("fault", "degraded", "fault"),
+        ("degraded", "absent", "absent"),
+        ("absent", "fault", "fault"),
+        ("ok", "degraded", "degraded"),
+        ("ok", "ok", None),
+    ],
+)
+def test_two_readers_count_as_one_reader_in_the_worst_state_of_either(camera, scanner, reader):
+    """A camera still starting (degraded) beside a scanner unplugged (fault) is a reader in
+    fault: its card stands, and a desk rebuilding from health does not mark it cleared."""
+    from ui.views import faults_of
+
+    report = {
+        "devices": {
+            "reader:camera": {"state": camera, "detail": "x"},
+            "reader:scanner": {"state": scanner, "detail": "y"},
+        }
+    }
+    assert faults_of(report).get("reader") == reader
+
+
+def test_a_reader_in_fault_beside_a_degraded_one_keeps_its_card_when_the_desk_rebuilds(
+    guard_core, monkeypatch
+):
+    """The scanner unplugged raised its card on the bus; the desk, dropped as slow, rebuilds
+    from health (faults_now): the card stands and is not marked cleared."""
+    real = guard_core.runner.health
+
+    def two_readers() -> dict:
+        report = real()
+        devices = {k: v for k, v in report["devices"].items() if not k.startswith("reader:")}
+        devices["reader:camera"] = {"state": "degraded", "detail": "starting"}
+        devices["reader:scanner"] = {"state": "fault", "detail": "unplugged"}
+        return {**report, "devices": devices}
+
+    monkeypatch.setattr(guard_core.runner, "health", two_readers)
+    with signed_in(make_app(guard_core)) as tablet:
+        guard = tablet.app.state.guard
+        assert "device:reader" in [a.key for a in guard.standing_alarms()]
+        desk = guard.alarms
+        raised = {"type": "alarm", "alarm": "reader_fault", "state": "raised", "mono_ns": 1}
+        desk.note_message(raised)
+        desk.heard_standing(guard.faults_now())
+        assert not desk.board.alarms["device:reader"].cleared

@@ -662,13 +662,21 @@ def faults_of(report: dict[str, Any]) -> dict[str, str]:
     """``{device: state}`` for every device not ``ok``: those in fault as the engine sees
     them (``faults``: device -> detail, in its health message and in a ``core.health()``
     report), then each device's own state (``devices``: key -> ``{"state", "detail"}``, a
-    ``core.health()`` report's). The readers count as one device, ``reader``."""
+    ``core.health()`` report's). The readers count as one device, ``reader``, in the worst
+    state of any of them (a scanner unplugged beside a camera still starting is a fault)."""
     out = {str(device): "fault" for device in report.get("faults") or {}}
     for key, entry in device_entries(report):
         state = entry.get("state")
-        if state in ("fault", "absent", "degraded"):
-            out.setdefault("reader" if key.startswith("reader:") else key, state)
+        if state in _NOT_OK:
+            device = "reader" if key.startswith("reader:") else key
+            known = out.get(device)
+            if known is None or _NOT_OK.index(state) < _NOT_OK.index(known):
+                out[device] = state
     return out
+
+
+#: A device's states that are not ``ok``, the worst first.
+_NOT_OK = ("fault", "absent", "degraded")
 
 
 #: Devices of a health report in display order (``reader:NAME`` entries are ``reader``).
