@@ -86,6 +86,7 @@ from office.pull import (
     PullError,
     client_timeout,
     fetch_bounded,
+    http_client,
     json_values,
     status_words,
     unknown_host,
@@ -237,9 +238,7 @@ class PeerSync:
         self.peers: Sequence[PeerSource] = section.peers
         self.ledger = PeerLedger(core.store, LEDGER_HORIZON, section.max_rows, core.store.boot_id)
         self._own_client = client is None
-        self.client = client or httpx.Client(
-            timeout=client_timeout(section.timeout_s), follow_redirects=False
-        )
+        self.client = client or http_client(client_timeout(section.timeout_s))
         self._monotonic = monotonic
         self._started_mono_ns = core.clock.monotonic_ns()
         self.states = {p.kiosk_id: PeerState(p.url, p.kiosk_id) for p in self.peers}

@@ -71,6 +71,7 @@ from office.pull import (
     PullError,
     PullResult,
     client_timeout,
+    http_client,
     page_cap,
 )
 from office.retention import OfficeRetention
@@ -294,7 +295,7 @@ class Collector:
         self.dsn = dsn
         self.clock = clock or system_clock()
         self._own_client = client is None
-        self.client = client or httpx.Client(timeout=client_timeout(config.timeout_s))
+        self.client = client or http_client(client_timeout(config.timeout_s))
         self._target_factory = target_factory or (
             lambda dsn: PgTarget(dsn, application_name="kiosk-collect")
         )

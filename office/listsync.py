@@ -64,6 +64,7 @@ from office.pull import (
     REQUEST_DEADLINE_S,
     PullError,
     certificate_refusal,
+    http_client,
     read_capped,
     status_words,
 )
@@ -582,7 +583,7 @@ class ListSync:
         self.url = url
         self.clock = clock
         self._own_client = client is None
-        self.client = client or httpx.Client(timeout=timeout_s, follow_redirects=False)
+        self.client = client or http_client(timeout_s)
         self.interval_s = interval_s
         self.token = token
         self.stale_after_h = stale_after_h

@@ -321,6 +321,40 @@ def client_timeout(timeout_s: float) -> httpx.Timeout:
     return httpx.Timeout(timeout_s, connect=min(timeout_s, CONNECT_TIMEOUT_S))
 
 
+_TRUSTED: dict[tuple[object, ...], ssl.SSLContext] = {}
+
+
+def tls_trust() -> ssl.SSLContext:
+    """The certificates an HTTP client of the office or of a gate trusts (the pull, the
+    collector, the list sync, the peers): httpx's own choice, ``SSL_CERT_FILE``, else
+    ``SSL_CERT_DIR``, else certifi's bundle, loaded once per process while the variables
+    name the same file, unchanged (its inode, size and modification time): each client made
+    loaded the whole bundle again, ~20 ms of CPU on a PC (a daemon with its list sync and
+    its peers made two at each start)."""
+    import certifi
+
+    cafile, capath = os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR")
+    source = cafile or capath or certifi.where()
+    try:
+        st = os.stat(source)
+        seen: tuple[object, ...] = (st.st_ino, st.st_size, st.st_mtime_ns)
+    except OSError:
+        seen = ()  # missing: loaded (and refused) as httpx would, never kept
+    key = (cafile, capath, source, *seen)
+    context = _TRUSTED.get(key)
+    if context is None:
+        context = httpx.create_ssl_context()
+        if seen:
+            _TRUSTED[key] = context
+    return context
+
+
+def http_client(timeout: httpx.Timeout | float) -> httpx.Client:
+    """An HTTP client of the office or of a gate (the pull, the collector, the list sync, the
+    peers): ``timeout``, no redirect followed, the certificates of ``tls_trust``."""
+    return httpx.Client(timeout=timeout, follow_redirects=False, verify=tls_trust())
+
+
 class Progress:
     """A hand-written progress bar on a terminal (nothing when the stream is not a TTY)."""
 
@@ -938,7 +972,7 @@ class Puller:
         self._own_target = isinstance(target, str | Path)
         self.target: PullTarget = SqliteTarget(target) if isinstance(target, str | Path) else target
         self._own_client = client is None
-        self.client = client or httpx.Client(timeout=client_timeout(timeout_s))
+        self.client = client or http_client(client_timeout(timeout_s))
         self.page_size = page_size
         #: Personal fields asked for unmasked (``?fields=``; the token needs logs:personal).
         self.fields = ",".join(sorted(set(fields)))

@@ -107,6 +107,31 @@ def edge_client(
         close_core(core)
 
 
+class _SignedIn(TestClient):
+    """A test client that signs in through the form as it opens, on its own loop: signed in
+    before it opened, the sign-in's request ran on a portal (a thread and a loop) started and
+    stopped for it alone, ~2.5 ms of every sign-in."""
+
+    def __init__(self, app: FastAPI, who: tuple[str, str], **kwargs: Any) -> None:
+        super().__init__(app, **kwargs)
+        self._who = who
+        self._csrf: str | None = None
+
+    def __enter__(self) -> _SignedIn:
+        super().__enter__()
+        try:
+            self._csrf = login(self, *self._who)
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    @property
+    def csrf(self) -> str:
+        assert self._csrf is not None, "signed in as it opens: with signed_in(app) as client"
+        return self._csrf
+
+
 def signed_in(
     app: FastAPI,
     name: str = "alice",
@@ -114,12 +139,12 @@ def signed_in(
     *,
     raise_server_exceptions: bool = True,
 ) -> TestClient:
-    """A client of ``app`` signed in as ``name`` through the form, the console's CSRF token
-    as ``.csrf``; use it as any TestClient (``with signed_in(app) as client``).
+    """A client of ``app`` that signs in as ``name`` through the form as it opens, the
+    console's CSRF token as ``.csrf``: ``with signed_in(app) as client``.
     ``raise_server_exceptions=False``: a server error comes back as a 500 response."""
-    client = TestClient(app, base_url=BASE, raise_server_exceptions=raise_server_exceptions)
-    client.csrf = login(client, name, password)
-    return client
+    return _SignedIn(
+        app, (name, password), base_url=BASE, raise_server_exceptions=raise_server_exceptions
+    )
 
 
 def console_fixtures(

@@ -224,6 +224,7 @@ def test_a_root_owned_file_the_daemon_reads_at_start_names_the_chown_not_a_resta
         return real(path, limit)
 
     monkeypatch.setattr(passes, "read_bounded", read_bounded)
+    monkeypatch.setattr("checkpoint.app.settle_trust_wait", lambda _s: None)  # read again: refused
     config = tmp_path / "kiosk.toml"
     config.write_text("[site]\nkiosk_id = 'gate-1'\n[web]\nport = 0\n")
     assert main(["run", "--config", str(config), "--data", str(data)]) == 2

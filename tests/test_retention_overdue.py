@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from guard_support import ADMIN_PW, add_event, console_fixtures, signed_in
 
+import kiosk.store
 from checkpoint.app import Daemon
 from checkpoint.notify import Notifier
 from kiosk import retention
@@ -272,7 +273,7 @@ def test_a_wal_wipe_failing_every_hour_for_two_days_raises_its_own_card(
 
 
 def test_a_wal_wipe_a_reader_holds_up_every_hour_for_two_days_raises_its_card(
-    core, clock, app, caplog
+    core, clock, app, caplog, monkeypatch
 ):
     """A reader holding the WAL every hour (a long export, a tool left open): `wipe_wal()`
     returned False, not raised, so each purge's steps counted as all done and the step's
@@ -281,6 +282,8 @@ def test_a_wal_wipe_a_reader_holds_up_every_hour_for_two_days_raises_its_card(
     Now the debt keeps the date it was first owed: owed two days, it is the `wipe_failed`
     card; each held-up wipe is one journal line naming the reader, no personal data; gone
     once a wipe completes."""
+    # that each wipe gives up, not how long it waited (49 waits of 200 ms were 10 s)
+    monkeypatch.setattr(kiosk.store, "WIPE_WAIT_MS", 5)
     days = core.config.store.retention_days
     daemon = Daemon(core, notifier=Notifier(None))
     held = sqlite3.connect(f"file:{core.store.path}?mode=ro", uri=True)
