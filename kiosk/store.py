@@ -917,8 +917,10 @@ SITE_META_KEY = "site"
 #: "hours": ..., "quota": ...}``, oldest first, one entry a change of any of them; ``since``
 #: null: in force from the log's start (or from before the history was kept).
 SITE_HISTORY_KEY = "site.history"
-#: Where the history was kept while it held the staffed hours alone (2026-12-07): read until
-#: the next change writes ``SITE_HISTORY_KEY``.
+#: Where the history was kept while it held the staffed hours alone (2026-12-07), the one the
+#: release before reads: still written, the hours alone (``_hours_alone``), so a release gone
+#: back to splits a day by its hours; read while ``SITE_HISTORY_KEY`` is not (a log that
+#: release wrote last), and its changes after the history's last entry are that release's.
 _HOURS_HISTORY_KEY = "site.hours"
 #: The site settings whose changes are kept with the time each came into force: the staffed
 #: hours (a day's ``staffing`` split) and the outing quota (a day's outings and over-quota
@@ -930,20 +932,40 @@ def record_site(store: EventLog, settings: Mapping[str, Any]) -> None:
     """Record ``settings`` (JSON-able) as the site the log is written for, if they changed;
     those of ``HISTORY_SETTINGS`` with the time they came into force on the log's clock too
     (``SITE_HISTORY_KEY``), so a past day is read by the settings of that day
-    (``recorded_history``)."""
+    (``recorded_history``). Each start checks the history against the site recorded: a
+    release gone back to records the site (and the hours) but not the history, and one before
+    the quota joined it kept none of it (``_history_after``)."""
     text = json.dumps(settings, sort_keys=True, ensure_ascii=False)
-    before = recorded_site(store.reader())
-    if before == settings:
-        return
     since = format_ts(store.clock.now())
 
+    def change(db: sqlite_utils.Database) -> Callable[[], None] | None:
+        before = recorded_site(db)
+        stored = _history_entries(db)
+        history = _history_after(stored, _hours_entries(db), before, settings, since)
+        if before == settings and history == stored:
+            return None
+
+        def write() -> None:
+            for key, value in (
+                (SITE_META_KEY, text),
+                (SITE_HISTORY_KEY, json.dumps(history, sort_keys=True, ensure_ascii=False)),
+            ):
+                db.execute(
+                    "INSERT INTO meta (key, value) VALUES (?, ?)"
+                    " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                    [key, value],
+                )
+            db.execute("DELETE FROM meta WHERE key = ?", [_HOURS_HISTORY_KEY])
+
+        return write
+
+    if change(store.reader()) is None:  # most starts: nothing to write
+        return
+
     def write(db: sqlite_utils.Database) -> None:
-        db.execute(
-            "INSERT INTO meta (key, value) VALUES (?, ?)"
-            " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-            [SITE_META_KEY, text],
-        )
-        _record_history(db, before, settings, since)
+        todo = change(db)
+        if todo is not None:
+            todo()
 
     store.submit(write)
 
@@ -953,17 +975,19 @@ def _kept_settings(settings: Mapping[str, Any] | None) -> dict[str, Any]:
     return {k: v for k in HISTORY_SETTINGS if isinstance(v := (settings or {}).get(k), dict)}
 
 
-def _record_history(
-    db: sqlite_utils.Database,
+def _history_after(
+    stored: list[dict[str, Any]],
+    hours: list[dict[str, Any]],
     before: Mapping[str, Any] | None,
     settings: Mapping[str, Any],
     since: str,
-) -> None:
-    """Add ``settings``' (``HISTORY_SETTINGS``) to the history from ``since`` on when one
-    differs from the last entry; a log's first (no site recorded before) from its start.
-    What a release before the history (or before a setting joined it) recorded, ``before``'s,
-    is taken as in force from the start, up to the entries that say otherwise."""
-    stored = _history_entries(db)
+) -> list[dict[str, Any]]:
+    """The history once ``settings`` are recorded at ``since``: ``stored`` (its entries) with
+    an entry from ``since`` on when one of ``settings``' differs from the last; a log's first
+    (no site recorded before) from its start. What the site recorded (``before``) holds is
+    taken as in force from the start where the history lacks it (a release before the history,
+    or before a setting joined it), and the changes a release gone back to made since the
+    last entry (``hours``: its ``site.hours``) are taken in."""
     history = [dict(entry) for entry in stored]
     old = _kept_settings(before)
     if not history and old:
@@ -975,14 +999,12 @@ def _record_history(
     if new and not (history and all(history[-1].get(k) == v for k, v in new.items())):
         start = before is None and not history
         history.append({"since": None if start else since, **new})
-    if history == stored:
-        return
-    db.execute(
-        "INSERT INTO meta (key, value) VALUES (?, ?)"
-        " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-        [SITE_HISTORY_KEY, json.dumps(history, sort_keys=True, ensure_ascii=False)],
-    )
-    db.execute("DELETE FROM meta WHERE key = ?", [_HOURS_HISTORY_KEY])
+    return history
+
+
+def _hours_entries(db: sqlite_utils.Database) -> list[dict[str, Any]]:
+    """The hours' history as kept for the release before (``_HOURS_HISTORY_KEY``)."""
+    return _meta_entries(db, _HOURS_HISTORY_KEY)
 
 
 def _history_entries(db: sqlite_utils.Database) -> list[dict[str, Any]]:
@@ -991,10 +1013,15 @@ def _history_entries(db: sqlite_utils.Database) -> list[dict[str, Any]]:
     recorded before 2026-12-07, one no daemon wrote) or it cannot be read."""
     if not db["meta"].exists():
         return []
-    for key in (SITE_HISTORY_KEY, _HOURS_HISTORY_KEY):
-        row = db.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
-        if row is not None:
-            break
+    row = db.execute("SELECT 1 FROM meta WHERE key = ?", [SITE_HISTORY_KEY]).fetchone()
+    return _meta_entries(db, SITE_HISTORY_KEY if row is not None else _HOURS_HISTORY_KEY)
+
+
+def _meta_entries(db: sqlite_utils.Database, key: str) -> list[dict[str, Any]]:
+    """The entries of the history kept under ``key``; [] when none or unreadable."""
+    if not db["meta"].exists():
+        return []
+    row = db.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
     try:
         value = json.loads(row[0]) if row else []
     except (TypeError, ValueError):

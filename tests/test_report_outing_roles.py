@@ -245,3 +245,62 @@ def test_a_log_that_kept_the_hours_alone_takes_its_quota_as_in_force_from_its_st
         ["resident"],
         ["delivery", "resident"],
     ]
+
+
+_HOURS = {"enabled": True, "spans": ["08:30-17:30"]}
+_LONGER = {"enabled": True, "spans": ["07:00-19:00"]}
+_STAFF = _ONE_DAY.model_copy(update={"roles": ("resident", "staff")})
+
+
+def _older_release_start(store, settings):
+    """A start of the release before the quota joined the history (34a6eea1's
+    ``record_site``): it reads and writes ``site`` and the hours' history alone, ``site.hours``,
+    on its own clock; it never heard of ``site.history``."""
+    import json
+
+    from kiosk.store import format_ts
+
+    def write(db):
+        meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
+        before = json.loads(meta["site"]) if "site" in meta else None
+        if before == settings:
+            return
+        history = json.loads(meta.get("site.hours", "[]"))
+        if not history and before is not None:
+            history = [{"since": None, "hours": before["hours"]}]
+        if not history or history[-1]["hours"] != settings["hours"]:
+            since = None if before is None and not history else format_ts(store.clock.now())
+            history.append({"since": since, "hours": settings["hours"]})
+        for key, value in (("site", settings), ("site.hours", history)):
+            db.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?)"
+                " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                [key, json.dumps(value)],
+            )
+
+    store.submit(write)
+
+
+def test_an_update_with_no_change_keeps_the_quota_in_the_history(reporting_store, clock):
+    """rv30e: the release before recorded ``site`` (its quota) and the hours alone; this one's
+    first start with the same config changed nothing, so the history held no quota, and the
+    nightly ``kiosk purge --config`` (no start of its own) froze DAY by the config file's, which
+    the admin had edited to count staff and not restarted on yet."""
+    from kiosk.stats import freeze_days
+    from kiosk.store import record_site, recorded_history
+
+    clock.set_wall(DAY_START - timedelta(days=2))
+    _older_release_start(reporting_store, _site(_ONE_DAY) | {"hours": _HOURS})
+    clock.set_wall(DAY_START - timedelta(days=1))
+    record_site(reporting_store, _site(_ONE_DAY) | {"hours": _HOURS})  # the update's start
+    db = reporting_store.reader()
+    assert recorded_history(db, "quota") == [(None, _ONE_DAY.model_dump(mode="json"))]
+    for hours, flags in ((9, _CARER), (15, _RESIDENT)):
+        clock.set_wall(DAY_START + timedelta(hours=hours))
+        reporting_store.append(
+            EventDraft(direction="out", decision="pass", household="F6", flags=flags)
+        )
+    clock.set_wall(DAY_START + timedelta(days=1, minutes=30))
+    assert freeze_days(reporting_store, TZ, _STAFF, clock.now()) == [DAY]  # the edited file's
+    exits = daily_report(db, DAY, TZ, _STAFF)["exits_per_household"]
+    assert (exits["quota_roles"], exits["over_quota_households"]) == (["resident"], 0)
