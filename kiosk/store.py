@@ -942,20 +942,21 @@ def record_site(store: EventLog, settings: Mapping[str, Any]) -> None:
         before = recorded_site(db)
         stored = _history_entries(db)
         history = _history_after(stored, _hours_entries(db), before, settings, since)
-        if before == settings and history == stored:
+        hours = _hours_alone(history)
+        if before == settings and history == stored and hours == _hours_entries(db):
             return None
 
         def write() -> None:
             for key, value in (
                 (SITE_META_KEY, text),
                 (SITE_HISTORY_KEY, json.dumps(history, sort_keys=True, ensure_ascii=False)),
+                (_HOURS_HISTORY_KEY, json.dumps(hours, sort_keys=True, ensure_ascii=False)),
             ):
                 db.execute(
                     "INSERT INTO meta (key, value) VALUES (?, ?)"
                     " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                     [key, value],
                 )
-            db.execute("DELETE FROM meta WHERE key = ?", [_HOURS_HISTORY_KEY])
 
         return write
 
@@ -987,7 +988,7 @@ def _history_after(
     (no site recorded before) from its start. What the site recorded (``before``) holds is
     taken as in force from the start where the history lacks it (a release before the history,
     or before a setting joined it), and the changes a release gone back to made since the
-    last entry (``hours``: its ``site.hours``) are taken in."""
+    last entry (``hours``: its ``site.hours``) are taken in (``_older_release_changes``)."""
     history = [dict(entry) for entry in stored]
     old = _kept_settings(before)
     if not history and old:
@@ -995,11 +996,54 @@ def _history_after(
     for entry in history:  # kept before the setting joined the history
         for name, value in old.items():
             entry.setdefault(name, value)
+    _older_release_changes(history, hours, old, since)
     new = _kept_settings(settings)
     if new and not (history and all(history[-1].get(k) == v for k, v in new.items())):
         start = before is None and not history
         history.append({"since": None if start else since, **new})
     return history
+
+
+def _older_release_changes(
+    history: list[dict[str, Any]],
+    hours: list[dict[str, Any]],
+    site: Mapping[str, Any],
+    since: str,
+) -> None:
+    """Add to ``history`` what a release gone back to changed after its last entry: that
+    release records the site (``site``: its settings) and the hours' history (``hours``), not
+    this history. Each of its hours from the time it recorded; the site's settings from its
+    last such time when their hours are those (it wrote both then), else from ``since`` (this
+    start: when it changed them is not recorded)."""
+    if not history:
+        return
+    last = history[-1].get("since")
+    newer = [
+        e for e in hours if isinstance(e.get("since"), str) and (last is None or e["since"] > last)
+    ]
+    for entry in newer:
+        if history[-1].get("hours") != entry.get("hours"):
+            history.append({**history[-1], "since": entry["since"], "hours": entry.get("hours")})
+    if not site or all(history[-1].get(k) == v for k, v in site.items()):
+        return
+    if (
+        newer
+        and history[-1]["since"] == newer[-1]["since"]
+        and site.get("hours") == newer[-1].get("hours")
+    ):
+        history[-1].update(site)
+    else:
+        history.append({"since": since, **site})
+
+
+def _hours_alone(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The hours' history as the release before reads it (``_HOURS_HISTORY_KEY``): each
+    change of the hours with the time it came into force."""
+    out: list[dict[str, Any]] = []
+    for entry in history:
+        if isinstance(entry.get("hours"), dict) and (not out or out[-1]["hours"] != entry["hours"]):
+            out.append({"since": entry.get("since"), "hours": entry["hours"]})
+    return out
 
 
 def _hours_entries(db: sqlite_utils.Database) -> list[dict[str, Any]]:

@@ -240,7 +240,7 @@ def test_a_log_that_kept_the_hours_alone_takes_its_quota_as_in_force_from_its_st
         0,
     )
     kept = dict(reporting_store.reader().execute("SELECT key, value FROM meta").fetchall())
-    assert "site.hours" not in kept
+    assert json.loads(kept["site.hours"]) == [{"since": None, "hours": hours}]  # as it was
     assert [e["quota"]["roles"] for e in json.loads(kept[SITE_HISTORY_KEY])] == [
         ["resident"],
         ["delivery", "resident"],
@@ -279,6 +279,63 @@ def _older_release_start(store, settings):
             )
 
     store.submit(write)
+
+
+def test_going_back_a_release_and_forward_again_keeps_the_history(reporting_store, clock):
+    """rv30e: the release before (residents counted, staffed 08:30-17:30); this one with staff
+    counted; back to the release before (``install --back``, or the install's switch back),
+    which found no ``site.hours`` and then recorded residents and 07:00-19:00 in ``site`` and
+    its hours' history alone; forward again with that config, nothing changed since ``site``:
+    DAY was counted by [resident, staff] and split by 08:30-17:30, F6 over a quota the gate
+    never held it to, a carer's 07:30 exit unstaffed."""
+    from kiosk.config.policy import HoursConfig
+    from kiosk.stats import freeze_days
+    from kiosk.store import format_ts, record_site, recorded_history
+
+    starts = [  # the release, the quota, the hours, days before DAY's start
+        (_older_release_start, _ONE_DAY, _HOURS, 4),
+        (record_site, _STAFF, _HOURS, 3),
+        (_older_release_start, _STAFF, _HOURS, 2),
+        (_older_release_start, _ONE_DAY, _LONGER, 1),
+        (record_site, _ONE_DAY, _LONGER, 0),
+    ]
+    for start, quota, hours, days in starts:
+        clock.set_wall(DAY_START - timedelta(days=days) + timedelta(hours=2))
+        start(reporting_store, _site(quota) | {"hours": hours})
+    back = format_ts(DAY_START - timedelta(days=1) + timedelta(hours=2))
+    db = reporting_store.reader()
+    assert recorded_history(db, "hours")[-1] == (back, _LONGER)
+    assert recorded_history(db, "quota")[-1] == (back, _ONE_DAY.model_dump(mode="json"))
+    for hours, flags in ((7.5, _CARER), (15, _RESIDENT)):
+        clock.set_wall(DAY_START + timedelta(hours=hours))
+        reporting_store.append(
+            EventDraft(direction="out", decision="pass", household="F6", flags=flags)
+        )
+    clock.set_wall(DAY_START + timedelta(days=1, minutes=40))  # the nightly purge
+    assert freeze_days(reporting_store, TZ, _ONE_DAY, clock.now()) == [DAY]
+    config_hours = HoursConfig.model_validate(_LONGER)
+    report = daily_report(db, DAY, TZ, _ONE_DAY, hours=config_hours)
+    exits = report["exits_per_household"]
+    assert (exits["quota_roles"], exits["over_quota_households"]) == (["resident"], 0)
+    assert report["staffing"]["hours"] == "07:00-19:00"
+
+
+def test_the_release_before_reads_the_hours_this_one_recorded(reporting_store, clock):
+    """Gone back a release, that one reads the hours' history from ``site.hours`` alone: this
+    release deleted it, and a day of the hours it recorded was split by the config's."""
+    import json
+
+    from kiosk.store import format_ts, record_site
+
+    clock.set_wall(DAY_START - timedelta(days=2))
+    _older_release_start(reporting_store, _site(ON) | {"hours": _HOURS})
+    clock.set_wall(DAY_START + timedelta(hours=4))
+    record_site(reporting_store, _site(ON) | {"hours": _LONGER})
+    row = reporting_store.reader().execute("SELECT value FROM meta WHERE key = 'site.hours'")
+    assert json.loads(row.fetchone()[0]) == [
+        {"since": None, "hours": _HOURS},
+        {"since": format_ts(DAY_START + timedelta(hours=4)), "hours": _LONGER},
+    ]
 
 
 def test_an_update_with_no_change_keeps_the_quota_in_the_history(reporting_store, clock):
