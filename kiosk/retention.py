@@ -91,6 +91,7 @@ from kiosk.stats import freeze_days
 from kiosk.store import (
     LAST_RUN_KEY,
     PURGE_ACTION,
+    date_site_changes,
     format_ts,
     newest_synced_ts,
     purge_bounds,
@@ -98,6 +99,7 @@ from kiosk.store import (
     purge_rows,
     release_held,
     shred_salts,
+    site_changes_pending,
     waiting_for_clock,
 )
 from kiosk.wipe import WIPE_OWED_KEY, owe_wipe_at, owed_since, settle_wipe  # noqa: F401
@@ -357,6 +359,15 @@ def quota_look_back(
     return days_before(now.astimezone(as_zone(tz)), quota_cfg.period_days).astimezone(UTC)
 
 
+def _date_site_changes(store: PurgeStore) -> None:
+    """Date the site's settings' changes a start recorded before NTP set the clock
+    (``kiosk.store.date_site_changes``), the clock set now: a day is frozen by the settings
+    in force on it."""
+    if site_changes_pending(store.reader()):
+        reading = ClockReading.take(store.clock)
+        store.submit(lambda db: date_site_changes(db, reading, store.boot_id))
+
+
 def purge(
     store: PurgeStore,
     older_than_days: int,
@@ -393,6 +404,7 @@ def purge(
     synced = check_clock(store, now, trust_unsynced_clock=trust_unsynced_clock)
     cutoff = (now - timedelta(days=older_than_days)).astimezone(UTC)
     hold = quota_hold(now, older_than_days, tz, quota_cfg)
+    _date_site_changes(store)  # before a day is frozen by them
     release = quota_look_back(now, tz, quota_cfg) or now  # ``release_held``'s
     frozen = _freeze(store, tz, quota_cfg, now, between_batches, froze)
     run = _Run(store, cutoff, now, {"older_than_days": older_than_days}, tz, hold)

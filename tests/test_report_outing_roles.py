@@ -361,3 +361,104 @@ def test_an_update_with_no_change_keeps_the_quota_in_the_history(reporting_store
     assert freeze_days(reporting_store, TZ, _STAFF, clock.now()) == [DAY]  # the edited file's
     exits = daily_report(db, DAY, TZ, _STAFF)["exits_per_household"]
     assert (exits["quota_roles"], exits["over_quota_households"]) == (["resident"], 0)
+
+
+@pytest.mark.parametrize(
+    "boot_clock",
+    [
+        datetime(1970, 1, 1, 0, 0, 30, tzinfo=UTC),  # no RTC, no saved clock
+        DAY_START + timedelta(hours=23),  # fake-hwclock's hourly save, 23:00 on DAY
+        "floored",  # 1970, raised to the log's newest synced stamp (15:00 on DAY)
+    ],
+    ids=["1970", "fake-hwclock", "floored"],
+)
+def test_a_change_at_a_start_on_a_clock_not_set_is_dated_once_it_is(
+    data_dir, monkeypatch, boot_clock
+):
+    """rv30e: a carer out for F6 at 09:00 and a resident at 15:00 on DAY, the quota counting
+    residents; a power cut, the admin widens quota.roles to count staff, the gate boots at
+    00:05 without network time. The change was dated by that clock: 1970 (every day not
+    frozen back to the log's start under the new rule), 23:00 on DAY (fake-hwclock), 15:00
+    (the floor): DAY frozen by the next day's quota at 00:40, F6 over it. Dated once the
+    clock is set, by the boot's monotonic clock: 00:05."""
+    from guard_support import close_core, make_core
+
+    import kiosk.store
+    from kiosk.clock import FakeClock, FlooredClock
+    from kiosk.config import KioskConfig
+    from kiosk.retention import purge
+    from kiosk.store import format_ts, recorded_history
+
+    def config(quota):
+        return KioskConfig.model_validate(
+            {"site": {"timezone": TZ}, "policy": {"quota": quota.model_dump(mode="json")}}
+        )
+
+    monkeypatch.setattr(kiosk.store, "read_boot_id", lambda path=None: "boot-1")
+    core = make_core(data_dir, FakeClock(start=DAY_START - timedelta(days=1)), monkeypatch,
+                     config(_ONE_DAY))  # fmt: skip
+    for hours, flags in ((9, _CARER), (15, _RESIDENT)):
+        core.clock.set_wall(DAY_START + timedelta(hours=hours))
+        core.store.append(EventDraft(direction="out", decision="pass", household="F6", flags=flags))
+    close_core(core)
+
+    monkeypatch.setattr(kiosk.store, "read_boot_id", lambda path=None: "boot-2")
+    floored = boot_clock == "floored"
+    fake = FakeClock(start=datetime(1970, 1, 1, tzinfo=UTC) if floored else boot_clock,
+                     mono_ns=7_000_000_000, is_synced=False)  # fmt: skip
+    clock = FlooredClock(fake)
+    if floored:
+        clock.raise_floor(DAY_START + timedelta(hours=15))
+    core = make_core(data_dir, clock, monkeypatch, config(_STAFF))  # 00:05 on DAY + 1
+    try:
+        db = core.store.reader()
+        exits = daily_report(db, DAY, TZ, _STAFF)["exits_per_household"]
+        assert exits["over_quota_households"] == 0  # asked before NTP answered
+        fake.advance(5 * 60)
+        fake.set_wall(DAY_START + timedelta(days=1, minutes=10))  # NTP steps the clock
+        fake.is_synced = True
+        fake.advance(30 * 60)  # the purge at 00:40
+        assert DAY in purge(core.store, 30, fake.now(), tz=TZ, quota_cfg=_STAFF).days_frozen
+        exits = daily_report(db, DAY, TZ, _STAFF)["exits_per_household"]
+        assert (exits["quota_roles"], exits["over_quota_households"]) == (["resident"], 0)
+        boot = format_ts(DAY_START + timedelta(days=1, minutes=5))
+        assert recorded_history(db, "quota")[-1] == (boot, _STAFF.model_dump(mode="json"))
+    finally:
+        close_core(core)
+
+
+def test_a_change_of_a_boot_that_never_set_its_clock_is_dated_at_the_next_set_start(
+    reporting_store, clock
+):
+    """A boot that changed the quota and ended before NTP answered (its change pending): the
+    next boot's start, its clock set, dates it no earlier than it can have happened (here, no
+    row of that boot to bound it: that start), never into DAY, frozen by the quota before."""
+    import json
+
+    from kiosk.stats import freeze_days
+    from kiosk.store import format_ts, record_site, recorded_history
+
+    clock.set_wall(DAY_START - timedelta(days=1))
+    record_site(reporting_store, _site(_ONE_DAY))
+    for hours, flags in ((9, _CARER), (15, _RESIDENT)):
+        clock.set_wall(DAY_START + timedelta(hours=hours))
+        reporting_store.append(
+            EventDraft(direction="out", decision="pass", household="F6", flags=flags)
+        )
+    clock.set_wall(DAY_START + timedelta(days=1, minutes=40))
+    assert freeze_days(reporting_store, TZ, _ONE_DAY, clock.now()) == [DAY]
+    reporting_store.boot_id, clock.is_synced = "boot-2", False
+    clock.set_wall(datetime(1970, 1, 1, tzinfo=UTC))
+    record_site(reporting_store, _site(_STAFF))  # staff counted; no NTP, then off again
+    db = reporting_store.reader()
+    day_after = format_ts(DAY_START + timedelta(days=1))  # never DAY, frozen by residents
+    assert recorded_history(db, "quota")[-1][0] == day_after
+    reporting_store.boot_id, clock.is_synced = "boot-3", True
+    clock.set_wall(DAY_START + timedelta(days=2, hours=1))
+    record_site(reporting_store, _site(_STAFF))
+    assert recorded_history(db, "quota")[-1] == (
+        format_ts(DAY_START + timedelta(days=2, hours=1)),
+        _STAFF.model_dump(mode="json"),
+    )
+    kept = db.execute("SELECT value FROM meta WHERE key = 'site.history'").fetchone()[0]
+    assert all("pending" not in e for e in json.loads(kept))
