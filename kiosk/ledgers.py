@@ -60,13 +60,14 @@ def purge_ledgers(
     now: ClockReading | None = None,
     boot_id: str = "",
     hold: datetime | None = None,
+    release: datetime | None = None,
 ) -> dict[str, int]:
     """Retention for the ledgers (run through ``EventLog.submit``): returnees whose
     observation ended before ``cutoff_day`` (the cutoff's local date in the site's zone:
     observation dates are local) and service requests closed before ``cutoff`` lose their
     personal fields; the other gates' passages held here (``kiosk.peers``) stamped before it
     go (``hold``: the passing exits of the quota's look-back keep their household,
-    ``peers.purge``).
+    ``peers.purge``; those held stamped before ``release``, the look-back's start, go).
     The compound map, the vehicle list and the roster hold what the compound is,
     not what happened to a person, and are replaced by their imports instead. ``now`` (the
     log's clock) and ``boot_id`` (this boot's) date a request closed before NTP set the
@@ -74,5 +75,5 @@ def purge_ledgers(
     return {
         "returnees": observation.purge(db, cutoff_day, purged_at),
         "service_requests": services.purge(db, cutoff, purged_at, now, boot_id),
-        "peer_passages": peers.purge(db, cutoff, hold),
+        "peer_passages": peers.purge(db, cutoff, hold, release),
     }

@@ -1404,17 +1404,25 @@ def _date_fetches(db: Database, now: datetime, mono_ns: int, boot_id: str) -> No
     )
 
 
-def purge(db: Database, cutoff: datetime, hold: datetime | None = None) -> int:
+def purge(
+    db: Database, cutoff: datetime, hold: datetime | None = None, release: datetime | None = None
+) -> int:
     """Retention (``kiosk.ledgers.purge_ledgers``): peers' rows stamped before ``cutoff``.
     ``hold`` (``kiosk.retention.quota_hold``): the passing exits stamped from it on keep their
     household whatever their role, as the gate's own do (``kiosk.store.HELD_EXIT``), their
     pass id nulled, the other rows deleted; a later purge deletes them once the look-back has
-    passed them."""
+    passed them (``release``: its start, whatever that purge's cutoff; a row without a pass id
+    serves the quota's look-back alone)."""
     if not _has_table(db):
         return 0
     before = format_ts(cutoff if hold is None or hold >= cutoff else hold)
     cursor = db.execute("DELETE FROM peer_passages WHERE ts < ?", [before])
     gone = max(cursor.rowcount, 0)
+    if release is not None:
+        held = db.execute(
+            "DELETE FROM peer_passages WHERE pass_id IS NULL AND ts < ?", [format_ts(release)]
+        )
+        gone += max(held.rowcount, 0)
     if before != format_ts(cutoff):
         held = db.execute(  # the look-back's exits keep what the quota needs
             f"DELETE FROM peer_passages WHERE ts < ? AND NOT ({HELD_EXIT})",  # noqa: S608

@@ -91,6 +91,7 @@ from kiosk.stats import freeze_days
 from kiosk.store import (
     LAST_RUN_KEY,
     PURGE_ACTION,
+    date_site_changes,
     format_ts,
     newest_synced_ts,
     purge_bounds,
@@ -98,6 +99,7 @@ from kiosk.store import (
     purge_rows,
     release_held,
     shred_salts,
+    site_changes_pending,
     waiting_for_clock,
 )
 from kiosk.wipe import WIPE_OWED_KEY, owe_wipe_at, owed_since, settle_wipe  # noqa: F401
@@ -341,10 +343,29 @@ def quota_hold(
     decision and flags are never purged): names, pass ids, the rest of the row, audit details
     and the ledgers go by the cutoff asked (``purge``)."""
     cutoff = (now - timedelta(days=older_than_days)).astimezone(UTC)
+    look_back = quota_look_back(now, tz, quota_cfg)
+    return look_back if look_back is not None and look_back < cutoff else None
+
+
+def quota_look_back(
+    now: datetime, tz: ZoneInfo | str, quota_cfg: QuotaConfig | None
+) -> datetime | None:
+    """The start (UTC) of the outing quota's look-back at ``now`` (``period_days`` days on the
+    site's clock, as the gate counts), or None when the quota is off. What an earlier purge
+    held for it goes once it has passed it (everything held, the quota off), whatever a
+    purge's cutoff: the nightly one's lies far outside it (``purge``, ``release_held``)."""
     if quota_cfg is None or not quota_cfg.enabled:
         return None
-    look_back = days_before(now.astimezone(as_zone(tz)), quota_cfg.period_days).astimezone(UTC)
-    return look_back if look_back < cutoff else None
+    return days_before(now.astimezone(as_zone(tz)), quota_cfg.period_days).astimezone(UTC)
+
+
+def _date_site_changes(store: PurgeStore) -> None:
+    """Date the site's settings' changes a start recorded before NTP set the clock
+    (``kiosk.store.date_site_changes``), the clock set now: a day is frozen by the settings
+    in force on it."""
+    if site_changes_pending(store.reader()):
+        reading = ClockReading.take(store.clock)
+        store.submit(lambda db: date_site_changes(db, reading, store.boot_id))
 
 
 def purge(
@@ -383,6 +404,8 @@ def purge(
     synced = check_clock(store, now, trust_unsynced_clock=trust_unsynced_clock)
     cutoff = (now - timedelta(days=older_than_days)).astimezone(UTC)
     hold = quota_hold(now, older_than_days, tz, quota_cfg)
+    _date_site_changes(store)  # before a day is frozen by them
+    release = quota_look_back(now, tz, quota_cfg) or now  # ``release_held``'s
     frozen = _freeze(store, tz, quota_cfg, now, between_batches, froze)
     run = _Run(store, cutoff, now, {"older_than_days": older_than_days}, tz, hold)
     run.started["cutoff"] = cutoff.isoformat()
@@ -396,11 +419,13 @@ def purge(
         revocations, reasons = run.revocations(db)
         nulled = run.null(db, picked)
         count = run.events_purged + nulled.get("events", 0)
-        release_held(db, hold or cutoff)  # the households the look-back has passed
+        release_held(db, release)  # the households the look-back has passed
         # After the fields: a period's salt goes once none of its rows holds any.
         shredded = shred_salts(db, now)
         reading = ClockReading.take(store.clock)  # dates a close before NTP set the clock
-        ledgers = purge_ledgers(db, cutoff, local_cutoff_day, now, reading, store.boot_id, hold)
+        ledgers = purge_ledgers(
+            db, cutoff, local_cutoff_day, now, reading, store.boot_id, hold, release
+        )
         ended, observations = _purge_ended(db, local_cutoff_day, now)
         rows = (count, nulled.get("audit", 0), ended, observations, revocations, reasons)
         went = (*rows, *ledgers.values())

@@ -38,7 +38,7 @@ import uuid
 from collections.abc import Callable, Collection, Generator, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from queue import SimpleQueue
 from typing import Any, Protocol, TypeVar, cast
@@ -46,7 +46,7 @@ from typing import Any, Protocol, TypeVar, cast
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
-from kiosk import dating, hashchain, record
+from kiosk import dating, days, hashchain, record
 from kiosk.cardfault import card_fault, unwritable_part
 from kiosk.clock import AGREE_SLACK, Clock, ClockReading, FlooredClock
 from kiosk.config.store import StoreSection
@@ -917,8 +917,10 @@ SITE_META_KEY = "site"
 #: "hours": ..., "quota": ...}``, oldest first, one entry a change of any of them; ``since``
 #: null: in force from the log's start (or from before the history was kept).
 SITE_HISTORY_KEY = "site.history"
-#: Where the history was kept while it held the staffed hours alone (2026-12-07): read until
-#: the next change writes ``SITE_HISTORY_KEY``.
+#: Where the history was kept while it held the staffed hours alone (2026-12-07), the one the
+#: release before reads: still written, the hours alone (``_hours_alone``), so a release gone
+#: back to splits a day by its hours; read while ``SITE_HISTORY_KEY`` is not (a log that
+#: release wrote last), and its changes after the history's last entry are that release's.
 _HOURS_HISTORY_KEY = "site.hours"
 #: The site settings whose changes are kept with the time each came into force: the staffed
 #: hours (a day's ``staffing`` split) and the outing quota (a day's outings and over-quota
@@ -930,20 +932,47 @@ def record_site(store: EventLog, settings: Mapping[str, Any]) -> None:
     """Record ``settings`` (JSON-able) as the site the log is written for, if they changed;
     those of ``HISTORY_SETTINGS`` with the time they came into force on the log's clock too
     (``SITE_HISTORY_KEY``), so a past day is read by the settings of that day
-    (``recorded_history``)."""
+    (``recorded_history``). Each start checks the history against the site recorded: a
+    release gone back to records the site (and the hours) but not the history, and one before
+    the quota joined it kept none of it (``_history_after``). A change made on a clock not
+    set yet (a boot before NTP answered: 1970, fake-hwclock's last save) is dated once the
+    clock is set (``date_site_changes``), by this boot's monotonic clock, never by that
+    clock's guess."""
     text = json.dumps(settings, sort_keys=True, ensure_ascii=False)
-    before = recorded_site(store.reader())
-    if before == settings:
+    reading = ClockReading.take(store.clock)
+    since = format_ts(reading.wall)
+    pending = None if reading.synced else {"boot": store.boot_id, "mono_ns": reading.mono_ns}
+
+    def change(db: sqlite_utils.Database) -> Callable[[], None] | None:
+        before = recorded_site(db)
+        stored = _history_entries(db)
+        dated = _dated_entries(db, stored, reading, store.boot_id)
+        history = _history_after(dated, _hours_entries(db), before, settings, since)
+        if pending is not None:  # the entries this start added: dated once the clock is set
+            for entry in history[len(dated) :]:
+                if entry.get("since") == since:
+                    entry["pending"] = pending
+        hours = _hours_alone(history)
+        if before == settings and history == stored and hours == _hours_entries(db):
+            return None
+
+        def write() -> None:
+            db.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?)"
+                " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                [SITE_META_KEY, text],
+            )
+            _write_history(db, history)
+
+        return write
+
+    if change(store.reader()) is None:  # most starts: nothing to write
         return
-    since = format_ts(store.clock.now())
 
     def write(db: sqlite_utils.Database) -> None:
-        db.execute(
-            "INSERT INTO meta (key, value) VALUES (?, ?)"
-            " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-            [SITE_META_KEY, text],
-        )
-        _record_history(db, before, settings, since)
+        todo = change(db)
+        if todo is not None:
+            todo()
 
     store.submit(write)
 
@@ -953,17 +982,19 @@ def _kept_settings(settings: Mapping[str, Any] | None) -> dict[str, Any]:
     return {k: v for k in HISTORY_SETTINGS if isinstance(v := (settings or {}).get(k), dict)}
 
 
-def _record_history(
-    db: sqlite_utils.Database,
+def _history_after(
+    stored: list[dict[str, Any]],
+    hours: list[dict[str, Any]],
     before: Mapping[str, Any] | None,
     settings: Mapping[str, Any],
     since: str,
-) -> None:
-    """Add ``settings``' (``HISTORY_SETTINGS``) to the history from ``since`` on when one
-    differs from the last entry; a log's first (no site recorded before) from its start.
-    What a release before the history (or before a setting joined it) recorded, ``before``'s,
-    is taken as in force from the start, up to the entries that say otherwise."""
-    stored = _history_entries(db)
+) -> list[dict[str, Any]]:
+    """The history once ``settings`` are recorded at ``since``: ``stored`` (its entries) with
+    an entry from ``since`` on when one of ``settings``' differs from the last; a log's first
+    (no site recorded before) from its start. What the site recorded (``before``) holds is
+    taken as in force from the start where the history lacks it (a release before the history,
+    or before a setting joined it), and the changes a release gone back to made since the
+    last entry (``hours``: its ``site.hours``) are taken in (``_older_release_changes``)."""
     history = [dict(entry) for entry in stored]
     old = _kept_settings(before)
     if not history and old:
@@ -971,18 +1002,169 @@ def _record_history(
     for entry in history:  # kept before the setting joined the history
         for name, value in old.items():
             entry.setdefault(name, value)
+    _older_release_changes(history, hours, old, since)
     new = _kept_settings(settings)
     if new and not (history and all(history[-1].get(k) == v for k, v in new.items())):
         start = before is None and not history
         history.append({"since": None if start else since, **new})
-    if history == stored:
+    return history
+
+
+def _older_release_changes(
+    history: list[dict[str, Any]],
+    hours: list[dict[str, Any]],
+    site: Mapping[str, Any],
+    since: str,
+) -> None:
+    """Add to ``history`` what a release gone back to changed after its last entry: that
+    release records the site (``site``: its settings) and the hours' history (``hours``), not
+    this history. Each of its hours from the time it recorded; the site's settings from its
+    last such time when their hours are those (it wrote both then), else from ``since`` (this
+    start: when it changed them is not recorded)."""
+    if not history:
         return
-    db.execute(
-        "INSERT INTO meta (key, value) VALUES (?, ?)"
-        " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-        [SITE_HISTORY_KEY, json.dumps(history, sort_keys=True, ensure_ascii=False)],
+    last = history[-1].get("since")
+    newer = [
+        e for e in hours if isinstance(e.get("since"), str) and (last is None or e["since"] > last)
+    ]
+    for entry in newer:
+        if history[-1].get("hours") != entry.get("hours"):
+            history.append({**history[-1], "since": entry["since"], "hours": entry.get("hours")})
+    if not site or all(history[-1].get(k) == v for k, v in site.items()):
+        return
+    if (
+        newer
+        and history[-1]["since"] == newer[-1]["since"]
+        and site.get("hours") == newer[-1].get("hours")
+    ):
+        history[-1].update(site)
+    else:
+        history.append({"since": since, **site})
+
+
+def date_site_changes(db: sqlite_utils.Database, reading: ClockReading, boot_id: str) -> bool:
+    """Date the changes of the site's settings a start recorded on a clock not set yet
+    (``record_site``'s ``pending``), now that ``reading`` (the log's clock, of boot
+    ``boot_id``) can: run by the purge before it freezes a day (``kiosk.retention``) and by
+    each start. Whether any was."""
+    stored = _meta_entries(db, SITE_HISTORY_KEY)
+    dated = _dated_entries(db, stored, reading, boot_id)
+    if dated == stored:
+        return False
+    _write_history(db, dated)
+    return True
+
+
+def site_changes_pending(db: sqlite_utils.Database) -> bool:
+    """Whether a change of the site's settings waits for a set clock to date it
+    (``date_site_changes``)."""
+    return any("pending" in e for e in _meta_entries(db, SITE_HISTORY_KEY))
+
+
+def _write_history(db: sqlite_utils.Database, history: list[dict[str, Any]]) -> None:
+    for key, value in ((SITE_HISTORY_KEY, history), (_HOURS_HISTORY_KEY, _hours_alone(history))):
+        db.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?)"
+            " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            [key, json.dumps(value, sort_keys=True, ensure_ascii=False)],
+        )
+
+
+def _dated_entries(
+    db: sqlite_utils.Database,
+    stored: list[dict[str, Any]],
+    reading: ClockReading | None,
+    boot_id: str,
+) -> list[dict[str, Any]]:
+    """``stored`` with each change recorded on a clock not set (``pending``: its boot and
+    monotonic time) dated where it can be (``_pending_since``): never before the entry before
+    it nor into a day frozen already (its copy was counted by the rule before, which the gate
+    held to until that start). ``reading`` None (a reader's): one not known yet is taken from
+    the day after the newest stamp on a set clock (the start came after it; never that day),
+    or its clock's guess where that is later; it stays pending in the log."""
+    out: list[dict[str, Any]] = []
+    for entry in stored:
+        pending = entry.get("pending")
+        when = _pending_since(db, pending, reading, boot_id) if pending else None
+        if when is None and not (pending and reading is None):
+            out.append(entry)
+            continue
+        floors = (_frozen_until(db), *(e.get("since") for e in out))
+        if when is None:  # a reader's, the clock not known yet: never the day of a synced stamp
+            site = recorded_site(db) or {}
+            newest = newest_synced_ts(db)
+            floors = (*floors, newest and _next_midnight(newest, site.get("timezone")))
+            when_text = str(entry.get("since") or "")
+        else:
+            when_text = format_ts(when)
+        since = max([when_text, *(f for f in floors if isinstance(f, str))])
+        out.append({k: v for k, v in entry.items() if k != "pending"} | {"since": since})
+    return out
+
+
+def _pending_since(
+    db: sqlite_utils.Database, pending: object, reading: ClockReading | None, boot_id: str
+) -> datetime | None:
+    """When a start on a clock not set (``pending``: ``{"boot", "mono_ns"}``) happened: by
+    ``reading``'s clock, set, for this boot (``kiosk.clock.ClockReading.wall_at``); by the
+    boot's offset once it recorded an event on a set clock (``kiosk.dating``'s
+    ``boot_clock``); for an earlier boot never dated, no earlier than it happened
+    (``kiosk.dating.retention_offsets``), else ``reading``'s time. None: not known yet."""
+    if not isinstance(pending, dict):
+        return None
+    boot, mono = pending.get("boot"), pending.get("mono_ns")
+    if not isinstance(boot, str) or isinstance(mono, bool) or not isinstance(mono, int):
+        return None
+    if boot == boot_id:
+        return reading.wall_at(mono) if reading is not None and reading.synced else None
+    offsets = dict(
+        db.execute("SELECT boot_id, offset_ms FROM boot_clock WHERE boot_id = ?", [boot])
     )
-    db.execute("DELETE FROM meta WHERE key = ?", [_HOURS_HISTORY_KEY])
+    if boot not in offsets and (reading is None or not reading.synced):
+        return None
+    offsets = dating.retention_offsets(db, [boot], offsets, reading, boot_id)
+    if boot not in offsets:
+        return reading.wall if reading is not None else None
+    return datetime.fromtimestamp((offsets[boot] + mono // 1_000_000) / 1000, UTC)
+
+
+def _frozen_until(db: sqlite_utils.Database) -> str | None:
+    """The end of the newest day frozen (``kiosk.stats``' ``daily_aggregates``), UTC text."""
+    try:
+        row = db.execute("SELECT day, tz FROM daily_aggregates ORDER BY day DESC LIMIT 1")
+        found = row.fetchone()
+    except sqlite3.OperationalError:  # no day frozen in this log yet
+        return None
+    return None if found is None else _next_midnight(str(found[0]), found[1])
+
+
+def _next_midnight(day_or_ts: str, tz: object) -> str | None:
+    """The start (UTC text) of the local day after the one of ``day_or_ts`` (a date, or a
+    stamp) in zone ``tz``; None when either cannot be read."""
+    try:
+        zone = days.as_zone(str(tz))
+        if len(day_or_ts) > 10:
+            day = days.local_day(day_or_ts.replace("Z", "+00:00"), zone)
+        else:
+            day = date.fromisoformat(day_or_ts)
+        return format_ts(days.day_start(day + timedelta(days=1), zone))
+    except (ValueError, KeyError):  # ZoneInfoNotFoundError is a KeyError
+        return None
+
+
+def _hours_alone(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The hours' history as the release before reads it (``_HOURS_HISTORY_KEY``): each
+    change of the hours with the time it came into force."""
+    out: list[dict[str, Any]] = []
+    for entry in history:
+        if isinstance(entry.get("hours"), dict) and (not out or out[-1]["hours"] != entry["hours"]):
+            out.append({"since": entry.get("since"), "hours": entry["hours"]})
+    return out
+
+
+def _hours_entries(db: sqlite_utils.Database) -> list[dict[str, Any]]:
+    """The hours' history as kept for the release before (``_HOURS_HISTORY_KEY``)."""
+    return _meta_entries(db, _HOURS_HISTORY_KEY)
 
 
 def _history_entries(db: sqlite_utils.Database) -> list[dict[str, Any]]:
@@ -991,10 +1173,15 @@ def _history_entries(db: sqlite_utils.Database) -> list[dict[str, Any]]:
     recorded before 2026-12-07, one no daemon wrote) or it cannot be read."""
     if not db["meta"].exists():
         return []
-    for key in (SITE_HISTORY_KEY, _HOURS_HISTORY_KEY):
-        row = db.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
-        if row is not None:
-            break
+    row = db.execute("SELECT 1 FROM meta WHERE key = ?", [SITE_HISTORY_KEY]).fetchone()
+    return _meta_entries(db, SITE_HISTORY_KEY if row is not None else _HOURS_HISTORY_KEY)
+
+
+def _meta_entries(db: sqlite_utils.Database, key: str) -> list[dict[str, Any]]:
+    """The entries of the history kept under ``key``; [] when none or unreadable."""
+    if not db["meta"].exists():
+        return []
+    row = db.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
     try:
         value = json.loads(row[0]) if row else []
     except (TypeError, ValueError):
@@ -1015,11 +1202,10 @@ def recorded_history(
     value with the time it came into force (``format_ts``; None: from the log's start),
     oldest first; [] when none was recorded (a log recorded before 2026-12-07: the hours;
     before this version: the quota) or the record cannot be read."""
-    return [
-        (e.get("since"), e[setting])
-        for e in _history_entries(db)
-        if isinstance(e.get(setting), dict)
-    ]
+    entries = _history_entries(db)
+    if any("pending" in e for e in entries):  # a change on a clock not set (record_site)
+        entries = _dated_entries(db, entries, None, "")
+    return [(e.get("since"), e[setting]) for e in entries if isinstance(e.get(setting), dict)]
 
 
 def recorded_site(db: sqlite_utils.Database) -> dict[str, Any] | None:

@@ -120,3 +120,61 @@ def test_the_other_gates_couriers_exits_are_kept_in_the_look_back(tmp_path, cloc
         assert left.fetchall() == [(1, "F6"), (2, "G7")]
     finally:
         log.close()
+
+
+def test_the_nightly_purge_empties_a_held_household_once_the_look_back_passed_it(
+    reporting_store, clock
+):
+    """rv30e: a courier out for F6, held the same day by ``kiosk purge --older-than 0`` for the
+    look-back (2 days); the nightly purge (``retention_days`` 30: its cutoff outside the
+    look-back, so it holds nothing) kept the household till the 30th day."""
+    _exit(reporting_store, clock, ("role:delivery",))
+    assert _purged_households(reporting_store, clock, RESIDENTS) == ["F6"]
+    now = DAY_START + timedelta(days=3, minutes=30)
+    clock.set_wall(now)
+    assert purge(reporting_store, 30, now, tz=TZ, quota_cfg=RESIDENTS).households_held_from is None
+    assert _households(reporting_store) == [""]
+
+
+def test_a_held_household_goes_at_the_next_purge_once_the_quota_is_off(reporting_store, clock):
+    _exit(reporting_store, clock, ("role:delivery",))
+    assert _purged_households(reporting_store, clock, RESIDENTS) == ["F6"]
+    now = DAY_START + timedelta(hours=12)
+    clock.set_wall(now)
+    purge(reporting_store, 30, now, tz=TZ, quota_cfg=QuotaConfig(enabled=False))
+    assert _households(reporting_store) == [""]
+
+
+def test_the_other_gates_held_exits_go_under_the_nightly_purge(tmp_path, clock):
+    """A peer's courier exit held by ``kiosk purge --older-than 0`` (its pass id nulled) is
+    deleted by the nightly purge once the look-back has passed it, not at 30 days."""
+    from kiosk import peers, stats, tokens
+    from kiosk.store import EventLog, format_ts
+
+    migrations = [tokens.MIGRATIONS, stats.MIGRATIONS, peers.MIGRATIONS]
+    log = EventLog(tmp_path / "k.db", "gate-1", clock, "NORMAL", migrations=migrations).open()
+    at = format_ts(DAY_START + timedelta(hours=2))
+
+    def put(db):
+        db.execute(
+            "INSERT INTO peer_passages (kiosk_id, seq, pass_id, household, direction,"
+            " decision, ts, flags, fetched_at) VALUES ('east', 1, 'aabbccddeeff', 'F6', 'out',"
+            " 'pass', ?, '[\"role:delivery\"]', ?)",
+            [at, at],
+        )
+
+    def held():
+        return log.reader().execute("SELECT household, pass_id FROM peer_passages").fetchall()
+
+    try:
+        log.submit(put)
+        now = DAY_START + timedelta(hours=10)
+        clock.set_wall(now)
+        purge(log, 0, now, tz=TZ, quota_cfg=RESIDENTS)
+        assert held() == [("F6", None)]
+        now = DAY_START + timedelta(days=3, minutes=30)
+        clock.set_wall(now)
+        purge(log, 30, now, tz=TZ, quota_cfg=RESIDENTS)
+        assert held() == []
+    finally:
+        log.close()

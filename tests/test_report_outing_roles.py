@@ -240,8 +240,225 @@ def test_a_log_that_kept_the_hours_alone_takes_its_quota_as_in_force_from_its_st
         0,
     )
     kept = dict(reporting_store.reader().execute("SELECT key, value FROM meta").fetchall())
-    assert "site.hours" not in kept
+    assert json.loads(kept["site.hours"]) == [{"since": None, "hours": hours}]  # as it was
     assert [e["quota"]["roles"] for e in json.loads(kept[SITE_HISTORY_KEY])] == [
         ["resident"],
         ["delivery", "resident"],
     ]
+
+
+_HOURS = {"enabled": True, "spans": ["08:30-17:30"]}
+_LONGER = {"enabled": True, "spans": ["07:00-19:00"]}
+_STAFF = _ONE_DAY.model_copy(update={"roles": ("resident", "staff")})
+
+
+def _older_release_start(store, settings):
+    """A start of the release before the quota joined the history (34a6eea1's
+    ``record_site``): it reads and writes ``site`` and the hours' history alone, ``site.hours``,
+    on its own clock; it never heard of ``site.history``."""
+    import json
+
+    from kiosk.store import format_ts
+
+    def write(db):
+        meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
+        before = json.loads(meta["site"]) if "site" in meta else None
+        if before == settings:
+            return
+        history = json.loads(meta.get("site.hours", "[]"))
+        if not history and before is not None:
+            history = [{"since": None, "hours": before["hours"]}]
+        if not history or history[-1]["hours"] != settings["hours"]:
+            since = None if before is None and not history else format_ts(store.clock.now())
+            history.append({"since": since, "hours": settings["hours"]})
+        for key, value in (("site", settings), ("site.hours", history)):
+            db.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?)"
+                " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                [key, json.dumps(value)],
+            )
+
+    store.submit(write)
+
+
+def test_going_back_a_release_and_forward_again_keeps_the_history(reporting_store, clock):
+    """rv30e: the release before (residents counted, staffed 08:30-17:30); this one with staff
+    counted; back to the release before (``install --back``, or the install's switch back),
+    which found no ``site.hours`` and then recorded residents and 07:00-19:00 in ``site`` and
+    its hours' history alone; forward again with that config, nothing changed since ``site``:
+    DAY was counted by [resident, staff] and split by 08:30-17:30, F6 over a quota the gate
+    never held it to, a carer's 07:30 exit unstaffed."""
+    from kiosk.config.policy import HoursConfig
+    from kiosk.stats import freeze_days
+    from kiosk.store import format_ts, record_site, recorded_history
+
+    starts = [  # the release, the quota, the hours, days before DAY's start
+        (_older_release_start, _ONE_DAY, _HOURS, 4),
+        (record_site, _STAFF, _HOURS, 3),
+        (_older_release_start, _STAFF, _HOURS, 2),
+        (_older_release_start, _ONE_DAY, _LONGER, 1),
+        (record_site, _ONE_DAY, _LONGER, 0),
+    ]
+    for start, quota, hours, days in starts:
+        clock.set_wall(DAY_START - timedelta(days=days) + timedelta(hours=2))
+        start(reporting_store, _site(quota) | {"hours": hours})
+    back = format_ts(DAY_START - timedelta(days=1) + timedelta(hours=2))
+    db = reporting_store.reader()
+    assert recorded_history(db, "hours")[-1] == (back, _LONGER)
+    assert recorded_history(db, "quota")[-1] == (back, _ONE_DAY.model_dump(mode="json"))
+    for hours, flags in ((7.5, _CARER), (15, _RESIDENT)):
+        clock.set_wall(DAY_START + timedelta(hours=hours))
+        reporting_store.append(
+            EventDraft(direction="out", decision="pass", household="F6", flags=flags)
+        )
+    clock.set_wall(DAY_START + timedelta(days=1, minutes=40))  # the nightly purge
+    assert freeze_days(reporting_store, TZ, _ONE_DAY, clock.now()) == [DAY]
+    config_hours = HoursConfig.model_validate(_LONGER)
+    report = daily_report(db, DAY, TZ, _ONE_DAY, hours=config_hours)
+    exits = report["exits_per_household"]
+    assert (exits["quota_roles"], exits["over_quota_households"]) == (["resident"], 0)
+    assert report["staffing"]["hours"] == "07:00-19:00"
+
+
+def test_the_release_before_reads_the_hours_this_one_recorded(reporting_store, clock):
+    """Gone back a release, that one reads the hours' history from ``site.hours`` alone: this
+    release deleted it, and a day of the hours it recorded was split by the config's."""
+    import json
+
+    from kiosk.store import format_ts, record_site
+
+    clock.set_wall(DAY_START - timedelta(days=2))
+    _older_release_start(reporting_store, _site(ON) | {"hours": _HOURS})
+    clock.set_wall(DAY_START + timedelta(hours=4))
+    record_site(reporting_store, _site(ON) | {"hours": _LONGER})
+    row = reporting_store.reader().execute("SELECT value FROM meta WHERE key = 'site.hours'")
+    assert json.loads(row.fetchone()[0]) == [
+        {"since": None, "hours": _HOURS},
+        {"since": format_ts(DAY_START + timedelta(hours=4)), "hours": _LONGER},
+    ]
+
+
+def test_an_update_with_no_change_keeps_the_quota_in_the_history(reporting_store, clock):
+    """rv30e: the release before recorded ``site`` (its quota) and the hours alone; this one's
+    first start with the same config changed nothing, so the history held no quota, and the
+    nightly ``kiosk purge --config`` (no start of its own) froze DAY by the config file's, which
+    the admin had edited to count staff and not restarted on yet."""
+    from kiosk.stats import freeze_days
+    from kiosk.store import record_site, recorded_history
+
+    clock.set_wall(DAY_START - timedelta(days=2))
+    _older_release_start(reporting_store, _site(_ONE_DAY) | {"hours": _HOURS})
+    clock.set_wall(DAY_START - timedelta(days=1))
+    record_site(reporting_store, _site(_ONE_DAY) | {"hours": _HOURS})  # the update's start
+    db = reporting_store.reader()
+    assert recorded_history(db, "quota") == [(None, _ONE_DAY.model_dump(mode="json"))]
+    for hours, flags in ((9, _CARER), (15, _RESIDENT)):
+        clock.set_wall(DAY_START + timedelta(hours=hours))
+        reporting_store.append(
+            EventDraft(direction="out", decision="pass", household="F6", flags=flags)
+        )
+    clock.set_wall(DAY_START + timedelta(days=1, minutes=30))
+    assert freeze_days(reporting_store, TZ, _STAFF, clock.now()) == [DAY]  # the edited file's
+    exits = daily_report(db, DAY, TZ, _STAFF)["exits_per_household"]
+    assert (exits["quota_roles"], exits["over_quota_households"]) == (["resident"], 0)
+
+
+@pytest.mark.parametrize(
+    "boot_clock",
+    [
+        datetime(1970, 1, 1, 0, 0, 30, tzinfo=UTC),  # no RTC, no saved clock
+        DAY_START + timedelta(hours=23),  # fake-hwclock's hourly save, 23:00 on DAY
+        "floored",  # 1970, raised to the log's newest synced stamp (15:00 on DAY)
+    ],
+    ids=["1970", "fake-hwclock", "floored"],
+)
+def test_a_change_at_a_start_on_a_clock_not_set_is_dated_once_it_is(
+    data_dir, monkeypatch, boot_clock
+):
+    """rv30e: a carer out for F6 at 09:00 and a resident at 15:00 on DAY, the quota counting
+    residents; a power cut, the admin widens quota.roles to count staff, the gate boots at
+    00:05 without network time. The change was dated by that clock: 1970 (every day not
+    frozen back to the log's start under the new rule), 23:00 on DAY (fake-hwclock), 15:00
+    (the floor): DAY frozen by the next day's quota at 00:40, F6 over it. Dated once the
+    clock is set, by the boot's monotonic clock: 00:05."""
+    from guard_support import close_core, make_core
+
+    import kiosk.store
+    from kiosk.clock import FakeClock, FlooredClock
+    from kiosk.config import KioskConfig
+    from kiosk.retention import purge
+    from kiosk.store import format_ts, recorded_history
+
+    def config(quota):
+        return KioskConfig.model_validate(
+            {"site": {"timezone": TZ}, "policy": {"quota": quota.model_dump(mode="json")}}
+        )
+
+    monkeypatch.setattr(kiosk.store, "read_boot_id", lambda path=None: "boot-1")
+    core = make_core(data_dir, FakeClock(start=DAY_START - timedelta(days=1)), monkeypatch,
+                     config(_ONE_DAY))  # fmt: skip
+    for hours, flags in ((9, _CARER), (15, _RESIDENT)):
+        core.clock.set_wall(DAY_START + timedelta(hours=hours))
+        core.store.append(EventDraft(direction="out", decision="pass", household="F6", flags=flags))
+    close_core(core)
+
+    monkeypatch.setattr(kiosk.store, "read_boot_id", lambda path=None: "boot-2")
+    floored = boot_clock == "floored"
+    fake = FakeClock(start=datetime(1970, 1, 1, tzinfo=UTC) if floored else boot_clock,
+                     mono_ns=7_000_000_000, is_synced=False)  # fmt: skip
+    clock = FlooredClock(fake)
+    if floored:
+        clock.raise_floor(DAY_START + timedelta(hours=15))
+    core = make_core(data_dir, clock, monkeypatch, config(_STAFF))  # 00:05 on DAY + 1
+    try:
+        db = core.store.reader()
+        exits = daily_report(db, DAY, TZ, _STAFF)["exits_per_household"]
+        assert exits["over_quota_households"] == 0  # asked before NTP answered
+        fake.advance(5 * 60)
+        fake.set_wall(DAY_START + timedelta(days=1, minutes=10))  # NTP steps the clock
+        fake.is_synced = True
+        fake.advance(30 * 60)  # the purge at 00:40
+        assert DAY in purge(core.store, 30, fake.now(), tz=TZ, quota_cfg=_STAFF).days_frozen
+        exits = daily_report(db, DAY, TZ, _STAFF)["exits_per_household"]
+        assert (exits["quota_roles"], exits["over_quota_households"]) == (["resident"], 0)
+        boot = format_ts(DAY_START + timedelta(days=1, minutes=5))
+        assert recorded_history(db, "quota")[-1] == (boot, _STAFF.model_dump(mode="json"))
+    finally:
+        close_core(core)
+
+
+def test_a_change_of_a_boot_that_never_set_its_clock_is_dated_at_the_next_set_start(
+    reporting_store, clock
+):
+    """A boot that changed the quota and ended before NTP answered (its change pending): the
+    next boot's start, its clock set, dates it no earlier than it can have happened (here, no
+    row of that boot to bound it: that start), never into DAY, frozen by the quota before."""
+    import json
+
+    from kiosk.stats import freeze_days
+    from kiosk.store import format_ts, record_site, recorded_history
+
+    clock.set_wall(DAY_START - timedelta(days=1))
+    record_site(reporting_store, _site(_ONE_DAY))
+    for hours, flags in ((9, _CARER), (15, _RESIDENT)):
+        clock.set_wall(DAY_START + timedelta(hours=hours))
+        reporting_store.append(
+            EventDraft(direction="out", decision="pass", household="F6", flags=flags)
+        )
+    clock.set_wall(DAY_START + timedelta(days=1, minutes=40))
+    assert freeze_days(reporting_store, TZ, _ONE_DAY, clock.now()) == [DAY]
+    reporting_store.boot_id, clock.is_synced = "boot-2", False
+    clock.set_wall(datetime(1970, 1, 1, tzinfo=UTC))
+    record_site(reporting_store, _site(_STAFF))  # staff counted; no NTP, then off again
+    db = reporting_store.reader()
+    day_after = format_ts(DAY_START + timedelta(days=1))  # never DAY, frozen by residents
+    assert recorded_history(db, "quota")[-1][0] == day_after
+    reporting_store.boot_id, clock.is_synced = "boot-3", True
+    clock.set_wall(DAY_START + timedelta(days=2, hours=1))
+    record_site(reporting_store, _site(_STAFF))
+    assert recorded_history(db, "quota")[-1] == (
+        format_ts(DAY_START + timedelta(days=2, hours=1)),
+        _STAFF.model_dump(mode="json"),
+    )
+    kept = db.execute("SELECT value FROM meta WHERE key = 'site.history'").fetchone()[0]
+    assert all("pending" not in e for e in json.loads(kept))
