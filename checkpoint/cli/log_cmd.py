@@ -79,6 +79,21 @@ def _central_rows(central: str, kiosk_id: str) -> Iterator[tuple[int, str]]:
         conn.close()
 
 
+def _held(central: str) -> list[str] | None:
+    """A few of the kiosk ids a pulled SQLite copy holds events of; None for the office's
+    database, which holds every gate's (``compare_with_central``)."""
+    from office.pg import is_pg_dsn
+
+    if is_pg_dsn(central):
+        return None
+    conn = _open_read_only(Path(central))
+    try:
+        rows = conn.execute("SELECT DISTINCT kiosk_id FROM pulled_events LIMIT 3").fetchall()
+    finally:
+        conn.close()
+    return [str(r[0]) for r in rows]
+
+
 def _integrity(conn: sqlite3.Connection) -> list[str]:
     """SQLite's own check, in its words; one it cannot finish (a page the card no longer
     reads back: "database disk image is malformed") is said as its one finding, so that the
@@ -202,7 +217,10 @@ def run(args: argparse.Namespace) -> int:
             if args.against:
                 kiosk_id = _kiosk_id(conn, args.kiosk_id)
                 central = compare_with_central(
-                    conn, kiosk_id, _central_rows(args.against, kiosk_id)
+                    conn,
+                    kiosk_id,
+                    _central_rows(args.against, kiosk_id),
+                    lambda: _held(args.against),
                 )
         except sqlite3.DatabaseError as exc:
             raise CliError(f"{path}: the database is corrupt: {exc}") from None
