@@ -49,10 +49,10 @@ def get_secret(name: str, environ: Mapping[str, str] | None = None) -> str | Non
     return value if value else None
 
 
-#: The shortest key taken (``session_key``, ``token_pepper``): 128 random bits written as hex
-#: (``openssl rand -hex 16``). scripts/install writes 32 random bytes in base64 (44
-#: characters); a key anyone could type or guess would let them forge a guard's cookie, or
-#: guess API tokens from a copy of the database, offline.
+#: The shortest key taken (``session_key``; a shorter ``token_pepper`` is only warned of:
+#: ``kiosk.tokens.short_pepper``): 128 random bits written as hex (``openssl rand -hex 16``).
+#: scripts/install writes 32 random bytes in base64 (44 characters); a key anyone could type
+#: or guess would let them forge a guard's cookie offline.
 MIN_KEY_CHARS = 32
 
 

@@ -130,3 +130,16 @@ def test_a_credential_systemd_creds_encrypted_is_said_unchecked(tmp_path, capsys
     (folder / "guard_users").write_bytes(tpm_and_host[:4] + b" not that id" + bytes(50))
     assert main(["check-config", "--root", str(root), str(config)]) == 2
     assert "credential guard_users" in capsys.readouterr().err
+
+
+def test_a_short_token_pepper_passes_the_update_with_its_warning(tmp_path, capsys):
+    """The update's check (check-config --root) refused a gate's 24-character token_pepper
+    the daemon had run on, and the line's fix (a new pepper) voided every API token issued,
+    unsaid. It is ok now, with a warning saying what a new one costs."""
+    config, root = _config(tmp_path), tmp_path / "root"
+    folder = _credentials(root / "etc/kiosk/credentials", session_key=KEY)
+    _credentials(folder, token_pepper="Yesterday-pepper-24chars\n")
+    assert main(["check-config", "--root", str(root), str(config)]) == 0
+    warned = _warnings(capsys)
+    assert len(warned) == 1 and "credential token_pepper is short (24 characters" in warned[0]
+    assert "voids every API token issued" in warned[0] and "Yesterday" not in warned[0]

@@ -187,7 +187,7 @@ def credentials_said(root: Path | None) -> tuple[list[str], list[str]]:
     its words, where it will be handed them (``_credentials_handed``): problems. Warnings for
     those this user may not read, and for one ``systemd-creds`` encrypted (kiosk.service is
     handed it decrypted, ``LoadCredentialEncrypted=``): not checked, never refused."""
-    from kiosk.credentials import CREDENTIAL_CHECKS, credential_problems
+    from kiosk.credentials import CREDENTIAL_CHECKS, credential_problems, credential_warnings
 
     handed = _credentials_handed(root)
     if handed is None:
@@ -203,6 +203,7 @@ def credentials_said(root: Path | None) -> tuple[list[str], list[str]]:
             names.append(name)
         else:
             warnings.append(f"credential {name} ({path}) {unseen}")
+    warnings += credential_warnings(environ, tuple(names))
     return credential_problems(environ, tuple(names)), warnings
 
 
