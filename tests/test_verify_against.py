@@ -316,3 +316,24 @@ def test_another_gates_copy_is_named_as_such(tmp_path, clock, capsys):
     err = capsys.readouterr().err
     assert "it holds events of 'gate-south' only: the copy of another gate" in err, err
     assert "never pulled" not in err and "without --against" not in err, err
+
+
+def test_the_check_leaves_nothing_beside_the_offices_copy(tmp_path, clock):
+    """verify-log --against a WAL-mode copy (as kiosk pull --into leaves it) in a folder this
+    user may write left office-copy.db-wal and -shm behind, which the procedure's `rm` of the
+    copy did not remove. It is read as it is (immutable: nothing at the gate writes it)."""
+    db = tmp_path / "kiosk.db"
+    with EventLog(db, "gate-1", clock) as log:
+        log.append(EventDraft(direction="in", decision="pass", temp_c=36.5))
+        rows = log.events(limit=10)
+    folder = tmp_path / "lib"
+    folder.mkdir()
+    office = folder / "office-copy.db"
+    conn = SqliteTarget(office).conn
+    write_page(conn, "http://gate-1:8000", "gate-1", rows)
+    conn.close()
+    assert office.read_bytes()[18:20] == b"\x02\x02"  # WAL mode, its -wal gone with the pull
+    assert sorted(p.name for p in folder.iterdir()) == ["office-copy.db"]
+
+    assert verify("--db", str(db), "--against", str(office)) == 0
+    assert sorted(p.name for p in folder.iterdir()) == ["office-copy.db"]
