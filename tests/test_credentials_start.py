@@ -75,6 +75,19 @@ def test_the_token_verbs_take_a_short_pepper_the_daemon_takes(tmp_path, capsys, 
     assert main(["token", "new", "--scope", "logs:read", "--data", str(data)]) == 0
 
 
+def test_a_credential_handed_encrypted_is_refused_not_taken(tmp_path, capsys, monkeypatch):
+    """kiosk.service loads each credential with LoadCredential=, which hands a systemd-creds
+    encrypted one as it is: the daemon took the sealed text as a session_key (or a token
+    pepper) while check-config said it is handed decrypted. It is refused, saying why."""
+    from test_check_config_credentials import SEALED
+
+    sealed = SEALED.replace("\n", "").encode()
+    err = _run_with_credentials(tmp_path, capsys, monkeypatch, {"session_key": sealed})
+    assert "cannot start: credential session_key (" in err
+    assert "is encrypted (systemd-creds) and was handed as it is" in err
+    assert "LoadCredential=, which does not decrypt" in err and "Whxq" not in err
+
+
 def test_a_credential_refused_after_the_check_is_exit_2_as_well(tmp_path):
     # One read as the core is built or the server starts (what the first check did not see):
     # the same refusal, exit 2, never a start to try again; a busy data dir stays exit 1.
