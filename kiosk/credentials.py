@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 
 from kiosk.accounts import AccountError, AccountStore
 from kiosk.secrets import SecretError, get_key, get_secret
-from kiosk.tokens import secret_pepper
+from kiosk.tokens import secret_pepper, short_pepper
 
 #: Raised by a credential ``kiosk run`` cannot use (``CREDENTIAL_CHECKS``).
 CredentialError = (SecretError, AccountError)
@@ -46,3 +46,27 @@ def credential_problems(
         except CredentialError as exc:
             problems.append(str(exc))
     return problems
+
+
+#: What the daemon warns of a credential it takes (the journal at each start, check-config).
+CREDENTIAL_WARNINGS: dict[str, Callable[[Mapping[str, str]], str | None]] = {
+    "token_pepper": short_pepper,
+}
+
+
+def credential_warnings(
+    environ: Mapping[str, str], names: tuple[str, ...] = tuple(CREDENTIAL_CHECKS)
+) -> list[str]:
+    """The warnings of the credentials ``names`` in ``environ`` it takes, one line each,
+    naming the credential and never its value (one it refuses: ``credential_problems``)."""
+    warnings = []
+    for name in names:
+        if name not in CREDENTIAL_WARNINGS:
+            continue
+        try:
+            said = CREDENTIAL_WARNINGS[name](environ)
+        except CredentialError:
+            continue
+        if said:
+            warnings.append(said)
+    return warnings

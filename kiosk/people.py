@@ -855,9 +855,10 @@ def find(
     """Every row of every store holding ``person``'s data; ``today``: the site's local day
     (what is still in force). ``PersonError`` when no store holds any, or when a name given
     without a household is the name of people of more than one household (namesakes).
-    ``revoking``: for a forget, whose pass ids given are revoked though no row here holds
-    them (a resident first seen after the archive this log was restored from, forgotten on
-    the card that died): no row is then no error when a pass id is given."""
+    ``revoking``: for a forget, whose pass id given alone is revoked though no row here holds
+    it (a resident first seen after the archive this log was restored from, forgotten on the
+    card that died): no row is then no error. With other keys it is: a misspelt name must
+    never read as a request done (the refusal says to give the pass id alone)."""
     _compare_keys(db)
     with _keys_cached():
         return _find(db, person, today, revoking)
@@ -875,10 +876,15 @@ def _find(db: sqlite_utils.Database, person: Person, today: date, revoking: bool
             n = sum(1 for r in rows if r.get("_theirs", True) and rule.active(r, today))
             if n:
                 active[table] = n
-    if not q.found and not (revoking and person.pass_ids):
+    if not q.found and not (revoking and person.kinds() == ["pass_id"]):
+        alone = (
+            "; a resident this gate never recorded (first seen after the archive it was"
+            " restored from): forget their pass_id alone, which revokes it"
+        )
         raise PersonError(
             f"no store of this gate holds anyone by these keys ({', '.join(person.kinds())}):"
-            " nothing to show or forget (check the spelling; a purged row names nobody)",
+            " nothing to show or forget (check the spelling; a purged row names nobody"
+            f"{alone if revoking and person.pass_ids else ''})",
             "nobody",
         )
     return Found(person, q.found, q.passes, active)

@@ -33,7 +33,10 @@ def get_secret(name: str, environ: Mapping[str, str] | None = None) -> str | Non
         candidate = Path(cred_dir) / name
         if candidate.is_file():
             try:
-                return read_bounded(candidate, MAX_SECRET_BYTES).decode("utf-8").strip()
+                data = read_bounded(candidate, MAX_SECRET_BYTES)
+                if sealed_by_systemd(data):  # LoadCredential= hands it as it is
+                    raise SecretError(f"credential {name} ({candidate}) {HANDED_SEALED}")
+                return data.decode("utf-8").strip()
             except UnreadableFile as exc:
                 raise SecretError(f"credential {name} ({candidate}): {exc}") from None
             except UnicodeDecodeError:
@@ -49,10 +52,10 @@ def get_secret(name: str, environ: Mapping[str, str] | None = None) -> str | Non
     return value if value else None
 
 
-#: The shortest key taken (``session_key``, ``token_pepper``): 128 random bits written as hex
-#: (``openssl rand -hex 16``). scripts/install writes 32 random bytes in base64 (44
-#: characters); a key anyone could type or guess would let them forge a guard's cookie, or
-#: guess API tokens from a copy of the database, offline.
+#: The shortest key taken (``session_key``; a shorter ``token_pepper`` is only warned of:
+#: ``kiosk.tokens.short_pepper``): 128 random bits written as hex (``openssl rand -hex 16``).
+#: scripts/install writes 32 random bytes in base64 (44 characters); a key anyone could type
+#: or guess would let them forge a guard's cookie offline.
 MIN_KEY_CHARS = 32
 
 
@@ -91,6 +94,15 @@ def secret_path(name: str, environ: Mapping[str, str] | None = None) -> Path | N
     return Path(value) if value and Path(value).is_file() else None
 
 
+#: A credential ``systemd-creds encrypt`` made, where the service is handed it: kiosk.service
+#: and kiosk-admin load each with ``LoadCredential=``, which hands it as it is (only
+#: ``LoadCredentialEncrypted=`` decrypts, systemd.exec(5)); read so, it is no credential.
+HANDED_SEALED = (
+    "is encrypted (systemd-creds) and was handed as it is (kiosk.service and kiosk-admin load"
+    " it with LoadCredential=, which does not decrypt): write it in plain (root's, 0600)"
+)
+
+
 #: What a credential ``systemd-creds encrypt`` made begins with: the id of the key it was
 #: sealed with (the host's, the TPM's, both, scoped, null: systemd's ``creds-util.h``).
 _SEALED_BY = frozenset(
@@ -111,8 +123,8 @@ _SEALED_BY = frozenset(
 
 def sealed_by_systemd(data: bytes) -> bool:
     """Whether ``data`` is a credential ``systemd-creds encrypt`` made (binary, or base64 as
-    it writes them by default): systemd hands the service it decrypted
-    (``LoadCredentialEncrypted=``); read as it is, it is neither text nor a key."""
+    it writes them by default): systemd hands the service it decrypted only through
+    ``LoadCredentialEncrypted=``; read as it is, it is neither text nor a key."""
     if data[:16] in _SEALED_BY:
         return True
     text = b"".join(data[:64].split())[:24]

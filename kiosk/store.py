@@ -1564,7 +1564,10 @@ def _forgotten(
 
 
 def compare_with_central(
-    conn: sqlite3.Connection, kiosk_id: str, central: Iterable[tuple[int, str]]
+    conn: sqlite3.Connection,
+    kiosk_id: str,
+    central: Iterable[tuple[int, str]],
+    held: Callable[[], Sequence[str] | None] = lambda: None,
 ) -> tuple[int | None, str] | None:
     """The first row where the kiosk's file and the office's copy disagree, as ``(seq,
     problem)``; None when every row the office holds is in the file, unchanged.
@@ -1574,7 +1577,9 @@ def compare_with_central(
     compared. This catches what a local check cannot: a row edited with the chain recomputed
     (salt from ``meta``), and a tail deleted with ``meta``'s high-water mark lowered. A copy
     with no row of ``kiosk_id`` while the file has some (another gate's copy, a wrong
-    ``--kiosk-id``) compares nothing: ``(None, problem)``, never a match."""
+    ``--kiosk-id``) compares nothing: ``(None, problem)``, never a match; ``held`` then gives
+    the kiosk ids the copy holds (a few), None where that tells nothing (the office's database
+    holds every gate's), so that the problem says which it is (``_nothing_compared``)."""
     cursor = conn.execute(
         "SELECT seq, hash FROM events WHERE kiosk_id = ? ORDER BY seq", [kiosk_id]
     )
@@ -1597,12 +1602,37 @@ def compare_with_central(
             )
         mine = next(local, None)
     if not compared and mine is not None:
-        return None, (
-            f"the office's copy holds no events of kiosk {kiosk_id!r}: nothing was compared"
-            " (a copy of another gate, or pulled before this gate's first event; --kiosk-id"
-            " names the id the office's copy holds it under)"
-        )
+        return None, _nothing_compared(kiosk_id, held())
     return None
+
+
+#: The way on when the office holds no row of the gate: nothing it holds can be missing here.
+_NOTHING_TO_LOSE = (
+    "it holds nothing this log could have lost: check the log alone (verify-log without"
+    " --against), then go on (a replaced Pi: the install)"
+)
+
+
+def _nothing_compared(kiosk_id: str, held: Sequence[str] | None) -> str:
+    """``compare_with_central``'s problem for an office's copy holding no event of
+    ``kiosk_id``: another gate's copy (``held``: only others'), one with no events at all
+    (pulled before the gate's first event), or the office's database (None: cannot tell)."""
+    head = f"the office's copy holds no events of kiosk {kiosk_id!r}: nothing was compared"
+    if held:
+        ids = ", ".join(repr(k) for k in held)
+        return (
+            f"{head} (it holds events of {ids} only: the copy of another gate; get this gate's,"
+            " or --kiosk-id names the id the copy holds this gate under)"
+        )
+    if held is None:
+        return (
+            f"{head}; if the office never pulled this gate (a new gate, pulled before its first"
+            f" event), {_NOTHING_TO_LOSE}; else --kiosk-id names the id the office holds it under"
+        )
+    return (
+        f"{head} (it holds no events at all: the office never pulled this gate, or before its"
+        f" first event); if it is this gate's copy, {_NOTHING_TO_LOSE}"
+    )
 
 
 def verify_database(db: sqlite_utils.Database | sqlite3.Connection) -> VerifyResult:

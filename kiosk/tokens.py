@@ -10,8 +10,9 @@ The pepper: the ``token_pepper`` secret (``kiosk.secrets``: a systemd credential
 ``KIOSK_TOKEN_PEPPER``) when it is set, so a stolen database file alone does not even allow
 an offline guess; otherwise a random 32-byte pepper created once per database and kept in
 its ``token_pepper`` table. Tokens carry 256 bits of entropy, so either way guessing is out of
-reach; the secret pepper is defence in depth. Changing the pepper invalidates every token
-(issue new ones): it is the way to revoke all at once.
+reach; the secret pepper is defence in depth (one shorter than a key is taken, warned of:
+``short_pepper``). Changing the pepper invalidates every token (issue new ones): it is the way
+to revoke all at once.
 
 Scopes: ``logs:read`` (events, masked, and the daily report), ``logs:personal`` (may ask
 ``?fields=`` to see personal fields unmasked), ``stats:read`` (the daily report alone and, when
@@ -44,7 +45,7 @@ from kiosk.clock import Clock
 from kiosk.config.compound import KIOSK_ID_PATTERN
 from kiosk.ports import Store
 from kiosk.schema import sql_migrations
-from kiosk.secrets import MAKE_A_KEY, SecretError, get_key
+from kiosk.secrets import MAKE_A_KEY, MIN_KEY_CHARS, SecretError, get_secret
 
 SCOPES: dict[str, str] = {
     "logs:read": "read events with personal fields masked (pull, CSV export), the daily report",
@@ -161,13 +162,32 @@ def _db_pepper(store: Store) -> bytes:
 def secret_pepper(environ: Mapping[str, str] | None = None) -> str | None:
     """The ``token_pepper`` secret, None when unset: what the daemon (``build_core``), the
     ``kiosk token`` verbs and the credentials' check (``kiosk.credentials``) all take.
-    ``SecretError`` for one too short to be a key (``kiosk.secrets.MIN_KEY_CHARS``), or set
-    and empty (a credential file cut short: the daemon refused it, the verbs took the
-    database's pepper instead, and made tokens the daemon would not take)."""
-    secret = get_key("token_pepper", environ)
+    ``SecretError`` for one set and empty (a credential file cut short: the daemon refused
+    it, the verbs took the database's pepper instead, and made tokens the daemon would not
+    take). One shorter than a key (``kiosk.secrets.MIN_KEY_CHARS``) is taken: ``short_pepper``
+    says so."""
+    secret = get_secret("token_pepper", environ)
     if secret == "":
         raise SecretError(f"credential token_pepper is empty (cut short?): {MAKE_A_KEY}")
     return secret
+
+
+def short_pepper(environ: Mapping[str, str] | None = None) -> str | None:
+    """The warning for a ``token_pepper`` shorter than a key, else None. It is taken, not
+    refused: every token carries 256 random bits, so its hash is out of an offline guess's
+    reach whatever the pepper (the pepper is defence in depth), while a new pepper voids every
+    token issued, the office's pull and the peers' with it (the daemon took any pepper until
+    2026-12-07: a gate may run on one)."""
+    secret = secret_pepper(environ)
+    if not secret or len(secret) >= MIN_KEY_CHARS:
+        return None
+    return (
+        f"credential token_pepper is short ({len(secret)} characters; the installer writes 44):"
+        " taken, as every API token's own 256 random bits keep its hash out of reach. A new one"
+        f" ({MAKE_A_KEY.removeprefix('make one with: ')}) voids every API token issued: issue"
+        " each again (sudo kiosk-admin token new: the office's pull token, each peer gate's"
+        " passages:peer token, any other; kiosk token list names them) and hand it over"
+    )
 
 
 def resolve_pepper(store: Store, environ: Mapping[str, str] | None = None) -> bytes:

@@ -407,7 +407,8 @@ def test_a_restore_into_the_installed_kiosks_folders_says_to_check_then_start_it
     assert main(["restore", str(usb / "north.kbak")]) == 0
 
     last = capsys.readouterr().err.splitlines()[-1]
-    check = last.index("(sudo kiosk-admin verify-log --against ...)")
+    check = last.index("(sudo kiosk-admin verify-log --against ...; one the office never")
+    assert "never pulled this gate into: verify-log alone)" in last  # not a new log (operations.md)
     assert check < last.index("run scripts/install again") < last.index("reboot if it says so")
     assert "--no-start" not in last
     assert last.endswith("start it (sudo systemctl start kiosk kiosk-screen kiosk-purge.timer)")

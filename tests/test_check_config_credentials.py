@@ -5,6 +5,8 @@ with ``--root`` before it restarts the daemon, then said ok, and the restarted d
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from checkpoint.cli import config_cmd, main
@@ -111,17 +113,23 @@ def test_credentials_this_user_may_not_read_are_said_unchecked(tmp_path, capsys,
 
 
 def test_a_credential_systemd_creds_encrypted_is_said_unchecked(tmp_path, capsys):
-    """Read as it is, an encrypted guard_users is no name:role:hash line: refused, though
-    kiosk.service (LoadCredentialEncrypted=) is handed it decrypted."""
+    """Read as it is, an encrypted guard_users is no name:role:hash line: not checked, said so.
+    The warning said kiosk.service is handed it decrypted (LoadCredentialEncrypted=): the
+    shipped unit loads it with LoadCredential=, which hands it as it is (systemd.exec(5)), and
+    kiosk run refuses it; a LoadCredentialEncrypted= line of the admin's own decrypts it."""
     config, root = _config(tmp_path), tmp_path / "root"
     folder = _credentials(root / "etc/kiosk/credentials", guard_users=SEALED, session_key=KEY)
     assert main(["check-config", "--root", str(root), str(config)]) == 0
     (warning,) = _warnings(capsys)
     assert warning == (
         f"warning: credential guard_users ({folder / 'guard_users'}) is encrypted"
-        " (systemd-creds), so it is not checked: kiosk.service is handed it decrypted"
-        " (LoadCredentialEncrypted=)"
+        " (systemd-creds), so it is not checked: the shipped kiosk.service and kiosk-admin hand"
+        " it as it is (LoadCredential= does not decrypt), and kiosk run refuses it: write it in"
+        " plain (a LoadCredentialEncrypted= line of your own, sudo systemctl edit kiosk, decrypts"
+        " it for the daemon alone)"
     )
+    unit = (Path(__file__).parents[1] / "systemd/kiosk.service").read_text()
+    assert "LoadCredential=guard_users:" in unit and "LoadCredentialEncrypted" not in unit
     (folder / "session_key").write_bytes(SEALED.replace("\n", "").encode())  # one line too
     tpm_and_host = bytes.fromhex("93a894094874449090caf2fc93cab553")  # systemd's key id
     (folder / "guard_users").write_bytes(tpm_and_host + bytes(60))  # binary, as it may be
@@ -130,3 +138,16 @@ def test_a_credential_systemd_creds_encrypted_is_said_unchecked(tmp_path, capsys
     (folder / "guard_users").write_bytes(tpm_and_host[:4] + b" not that id" + bytes(50))
     assert main(["check-config", "--root", str(root), str(config)]) == 2
     assert "credential guard_users" in capsys.readouterr().err
+
+
+def test_a_short_token_pepper_passes_the_update_with_its_warning(tmp_path, capsys):
+    """The update's check (check-config --root) refused a gate's 24-character token_pepper
+    the daemon had run on, and the line's fix (a new pepper) voided every API token issued,
+    unsaid. It is ok now, with a warning saying what a new one costs."""
+    config, root = _config(tmp_path), tmp_path / "root"
+    folder = _credentials(root / "etc/kiosk/credentials", session_key=KEY)
+    _credentials(folder, token_pepper="Yesterday-pepper-24chars\n")
+    assert main(["check-config", "--root", str(root), str(config)]) == 0
+    warned = _warnings(capsys)
+    assert len(warned) == 1 and "credential token_pepper is short (24 characters" in warned[0]
+    assert "voids every API token issued" in warned[0] and "Yesterday" not in warned[0]

@@ -344,6 +344,7 @@ def _run_with_credentials(
     credentials: dict[str, bytes],
     web: str = "port = 0\n",
     exit_code: int = 2,
+    log_level: str = "error",
 ) -> str:
     """``kiosk run`` with these credential files (and ``[web]`` settings); returns its
     one-line error, exit 2: what check-config calls a problem (a credential it cannot use too:
@@ -363,9 +364,9 @@ def _run_with_credentials(
 
     monkeypatch.setattr("checkpoint.app.Daemon.run_until_signal", started)
     capsys.readouterr()
-    code = main(["run", "--config", str(config), "--data", str(data), "--log-level", "error"])
+    code = main(["run", "--config", str(config), "--data", str(data), "--log-level", log_level])
     assert code == exit_code, capsys.readouterr()
-    return _one_line_error(capsys, "run")
+    return _one_line_error(capsys, "run") if code else capsys.readouterr().err
 
 
 def test_run_with_a_broken_guard_users_line_is_one_line(tmp_path, capsys, monkeypatch):

@@ -7,6 +7,8 @@ locked."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from test_cli_regressions import _one_line_error, _run_with_credentials
 
@@ -35,13 +37,55 @@ def test_a_credential_it_cannot_use_stops_the_start_before_the_log_opens(
     assert opened == [] and not (tmp_path / "data" / "kiosk.db").exists()
 
 
-def test_a_token_pepper_too_short_to_be_a_key_is_refused_by_the_daemon_too(
-    tmp_path, capsys, monkeypatch
-):
-    """docs/install.md said a token_pepper under 32 characters stops the daemon since
-    2026-12-05; only the token verbs refused it, and the daemon took "1234" as its pepper."""
-    err = _run_with_credentials(tmp_path, capsys, monkeypatch, {"token_pepper": b"1234\n"})
-    assert "credential token_pepper is too short (4 characters" in err
+def test_a_short_token_pepper_in_use_is_taken_with_a_warning(tmp_path, capsys, monkeypatch):
+    """A gate whose token_pepper is 24 characters (the daemon took it until 2026-12-07) was
+    refused at the update, and the only fix offered (a new pepper) voids every API token
+    issued (the office's pull token, the peers'), said nowhere. Tokens carry 256 random bits,
+    so a short pepper gives nothing away: the daemon starts on it, warning (the credential
+    named, never its value) what a new one costs and which tokens to issue again."""
+    err = _run_with_credentials(
+        tmp_path,
+        capsys,
+        monkeypatch,
+        {"token_pepper": b"Yesterday-pepper-24chars\n"},
+        exit_code=0,
+        log_level="warning",
+    )
+    said = [json.loads(line)["msg"] for line in err.splitlines()]
+    warned = [msg for msg in said if "token_pepper" in msg]
+    assert len(warned) == 1, err
+    assert "credential token_pepper is short (24 characters" in warned[0]
+    assert "voids every API token issued" in warned[0] and "kiosk-admin token new" in warned[0]
+    assert "Yesterday" not in err
+
+
+def test_the_token_verbs_take_a_short_pepper_the_daemon_takes(tmp_path, capsys, monkeypatch):
+    """One pepper for both: a token the verbs make with it is one the daemon takes."""
+    from kiosk.credentials import credential_problems, credential_warnings
+
+    short = {"KIOSK_TOKEN_PEPPER": "Yesterday-pepper-24chars"}
+    assert credential_problems(short) == []
+    assert [w[:40] for w in credential_warnings(short)] == [
+        "credential token_pepper is short (24 cha"
+    ]
+    assert credential_warnings({"KIOSK_TOKEN_PEPPER": KEY}) == []
+    monkeypatch.setenv("KIOSK_TOKEN_PEPPER", short["KIOSK_TOKEN_PEPPER"])
+    data = tmp_path / "data"
+    data.mkdir()
+    assert main(["token", "new", "--scope", "logs:read", "--data", str(data)]) == 0
+
+
+def test_a_credential_handed_encrypted_is_refused_not_taken(tmp_path, capsys, monkeypatch):
+    """kiosk.service loads each credential with LoadCredential=, which hands a systemd-creds
+    encrypted one as it is: the daemon took the sealed text as a session_key (or a token
+    pepper) while check-config said it is handed decrypted. It is refused, saying why."""
+    from test_check_config_credentials import SEALED
+
+    sealed = SEALED.replace("\n", "").encode()
+    err = _run_with_credentials(tmp_path, capsys, monkeypatch, {"session_key": sealed})
+    assert "cannot start: credential session_key (" in err
+    assert "is encrypted (systemd-creds) and was handed as it is" in err
+    assert "LoadCredential=, which does not decrypt" in err and "Whxq" not in err
 
 
 def test_a_credential_refused_after_the_check_is_exit_2_as_well(tmp_path):

@@ -471,9 +471,10 @@ def test_a_pass_no_row_here_holds_is_revoked_by_its_forget(guard_core, cli, caps
     """A resident first seen after the archive this card was restored from, forgotten at the
     old gate: the forget made again by hand from the office's list (pass_id, name, household)
     was "no store of this gate holds anyone by these keys", exit 2, and the card they keep,
-    never revoked here, opened the restored gate. A forget naming a pass id revokes it though
-    no row holds it, and says so; nothing else is touched (show finds nobody: nothing to
-    show)."""
+    never revoked here, opened the restored gate. Their keys as the office gives them are still
+    refused (a misspelt name must never read as done), the line saying to give the pass id
+    alone; a forget of the pass id alone revokes it though no row holds it, and says so;
+    nothing else is touched (show finds nobody: nothing to show)."""
     add_event(guard_core, holder=NEIGHBOUR, household=HOUSEHOLD, pass_id=NEIGHBOUR_PASS)
     keys = b"name=Late Comer\nhousehold=D4-0404\npass_id=DDDDDDDDDD01\n"
     before = guard_core.store.events()
@@ -481,12 +482,16 @@ def test_a_pass_no_row_here_holds_is_revoked_by_its_forget(guard_core, cli, caps
     assert cli("person", "show", "--keys-file", "-") == 2
     assert "no store of this gate holds anyone" in capsys.readouterr().err
     _stdin(monkeypatch, keys)
+    assert cli("person", "forget", "--keys-file", "-", "--yes") == 2
+    assert "forget their pass_id alone" in capsys.readouterr().err
+    alone = b"pass_id=DDDDDDDDDD01\n"
+    _stdin(monkeypatch, alone)
     assert cli("person", "forget", "--keys-file", "-") == 0
     assert json.loads(capsys.readouterr().out) | {"active": {}} == {
         "dry_run": True, "rows": {}, "passes": 1, "mentioned": {}, "active": {}
     }  # fmt: skip
 
-    _stdin(monkeypatch, keys)
+    _stdin(monkeypatch, alone)
     assert cli("person", "forget", "--keys-file", "-", "--yes") == 0
 
     said = capsys.readouterr()
@@ -497,3 +502,37 @@ def test_a_pass_no_row_here_holds_is_revoked_by_its_forget(guard_core, cli, caps
     assert set(guard_core.lists.current.revocations) == {"dddddddddd01"}
     assert guard_core.store.events() == before
     assert cli("verify-log") == 0
+
+
+def test_a_misspelt_name_with_a_pass_id_is_refused_and_forgets_nothing(
+    guard_core, cli, capsys, monkeypatch
+):
+    """The office's list spells her Marie Claire Dubois and gives the pass she holds now; this
+    gate recorded Marie-Claire Dubois with an older pass. It was exit 0, "no rows here; pass
+    revoked ...: a card they keep opens this gate no more", her rows kept: a privacy request
+    reported done that was not. Refused now (exit 2, check the spelling), nothing revoked."""
+    add_event(guard_core, holder="Marie-Claire Dubois", household="B2-0202", pass_id="0102030405a6")
+    _stdin(monkeypatch, b"name=Marie Claire Dubois\npass_id=aabbccddee01\n")
+    assert cli("person", "forget", "--keys-file", "-", "--yes") == 2
+    said = capsys.readouterr()
+    assert "check the spelling" in said.err and "pass revoked" not in said.err, said.err
+    assert said.out == ""
+    guard_core.lists.reload_if_changed()
+    assert not guard_core.lists.current.revocations
+    _stdin(monkeypatch, b"name=Marie-Claire Dubois\n")
+    assert cli("person", "show", "--keys-file", "-") == 0  # her rows are still here
+
+
+def test_a_pass_id_alone_that_no_row_holds_says_a_typo_is_not_told(
+    guard_core, cli, capsys, monkeypatch
+):
+    """A pass id alone no row here holds is revoked (nothing tells a mistyped one from a card
+    never seen here): the line no longer says "a card they keep opens this gate no more"
+    (their real card, the id mistyped, still opens it), but that a card with this pass id
+    does, and to check the id against the request."""
+    _stdin(monkeypatch, b"pass_id=dddddddddd02\n")
+    assert cli("person", "forget", "--keys-file", "-", "--yes") == 0
+    err = capsys.readouterr().err
+    assert "a card they keep" not in err, err
+    assert "a card with this pass id opens this gate no more" in err, err
+    assert "check it against the request" in err, err

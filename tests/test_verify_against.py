@@ -277,3 +277,63 @@ def test_a_pulled_copy_in_a_folder_this_user_cannot_write_is_read(tmp_path, cloc
     done = run()
     assert done.returncode == 1, done.stderr
     assert done.stderr.startswith(f"kiosk verify-log: permission denied: {copy}"), done.stderr
+
+
+def test_a_copy_pulled_before_the_gates_first_event_says_what_to_do(tmp_path, clock, capsys):
+    """A new gate the office pulled once before its first passage (its copy holds no row at
+    all), restored after its card died, checked as operations.md says: exit 1 saying only
+    "nothing was compared", and the procedure's one failure path gave up the archive's log for
+    a new empty one. The line now tells such a copy from another gate's and says the way on:
+    the log's own check, then the install."""
+    db = tmp_path / "kiosk.db"
+    with EventLog(db, "gate-1", clock) as log:
+        for _ in range(3):
+            log.append(EventDraft(direction="in", decision="pass", temp_c=36.5))
+    office = tmp_path / "office.db"
+    SqliteTarget(office).conn.close()
+
+    assert verify("--db", str(db), "--against", str(office)) == 1  # compared nothing: no pass
+    out, err = capsys.readouterr()
+    assert "matches" not in out
+    assert "holds no events at all" in err, err
+    assert "never pulled this gate" in err and "without --against" in err, err
+    assert "another gate" not in err, err
+
+
+def test_another_gates_copy_is_named_as_such(tmp_path, clock, capsys):
+    """Rows of other kiosk ids only: the copy of another gate, named, never the "office has
+    never pulled this gate" way on (the log alone would then pass on a wrong copy)."""
+    db = tmp_path / "kiosk.db"
+    with EventLog(db, "gate-1", clock) as log:
+        log.append(EventDraft(direction="in", decision="pass", temp_c=36.5))
+        rows = [dict(r, kiosk_id="gate-south") for r in log.events(limit=10)]
+    south = tmp_path / "south.db"
+    conn = SqliteTarget(south).conn
+    write_page(conn, "http://gate-south:8000", "gate-south", rows)
+    conn.close()
+
+    assert verify("--db", str(db), "--against", str(south)) == 1
+    err = capsys.readouterr().err
+    assert "it holds events of 'gate-south' only: the copy of another gate" in err, err
+    assert "never pulled" not in err and "without --against" not in err, err
+
+
+def test_the_check_leaves_nothing_beside_the_offices_copy(tmp_path, clock):
+    """verify-log --against a WAL-mode copy (as kiosk pull --into leaves it) in a folder this
+    user may write left office-copy.db-wal and -shm behind, which the procedure's `rm` of the
+    copy did not remove. It is read as it is (immutable: nothing at the gate writes it)."""
+    db = tmp_path / "kiosk.db"
+    with EventLog(db, "gate-1", clock) as log:
+        log.append(EventDraft(direction="in", decision="pass", temp_c=36.5))
+        rows = log.events(limit=10)
+    folder = tmp_path / "lib"
+    folder.mkdir()
+    office = folder / "office-copy.db"
+    conn = SqliteTarget(office).conn
+    write_page(conn, "http://gate-1:8000", "gate-1", rows)
+    conn.close()
+    assert office.read_bytes()[18:20] == b"\x02\x02"  # WAL mode, its -wal gone with the pull
+    assert sorted(p.name for p in folder.iterdir()) == ["office-copy.db"]
+
+    assert verify("--db", str(db), "--against", str(office)) == 0
+    assert sorted(p.name for p in folder.iterdir()) == ["office-copy.db"]

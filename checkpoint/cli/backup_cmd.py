@@ -451,7 +451,8 @@ def _said_after(restored: dict[str, Any], data: Path, config_file: Path) -> None
         )
     then = (
         ". Before it decides again: check the log against the office's copy (sudo kiosk-admin"
-        " verify-log --against ...); then, on a replaced Pi, run scripts/install again from its"
+        " verify-log --against ...; one the office never pulled this gate into: verify-log"
+        " alone); then, on a replaced Pi, run scripts/install again from its"
         " checkout (it acts on the restored config, enables and starts the services: reboot if"
         " it says so), else start it (sudo systemctl start kiosk kiosk-screen kiosk-purge.timer)"
     )

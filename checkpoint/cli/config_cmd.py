@@ -185,9 +185,10 @@ def credentials_said(root: Path | None) -> tuple[list[str], list[str]]:
     """What ``kiosk run`` refuses of the credentials it reads as it starts
     (``kiosk.credentials``: a bad guard_users line, a short or empty key, one not text), in
     its words, where it will be handed them (``_credentials_handed``): problems. Warnings for
-    those this user may not read, and for one ``systemd-creds`` encrypted (kiosk.service is
-    handed it decrypted, ``LoadCredentialEncrypted=``): not checked, never refused."""
-    from kiosk.credentials import CREDENTIAL_CHECKS, credential_problems
+    those this user may not read, and for one ``systemd-creds`` encrypted (decrypted only for a
+    ``LoadCredentialEncrypted=`` line, which the shipped unit has not: ``_unseen``): not
+    checked, never refused."""
+    from kiosk.credentials import CREDENTIAL_CHECKS, credential_problems, credential_warnings
 
     handed = _credentials_handed(root)
     if handed is None:
@@ -203,6 +204,7 @@ def credentials_said(root: Path | None) -> tuple[list[str], list[str]]:
             names.append(name)
         else:
             warnings.append(f"credential {name} ({path}) {unseen}")
+    warnings += credential_warnings(environ, tuple(names))
     return credential_problems(environ, tuple(names)), warnings
 
 
@@ -240,8 +242,10 @@ def _unseen(path: Path) -> str | None:
         return None  # kiosk run's refusal says why
     if sealed_by_systemd(data):
         return (
-            "is encrypted (systemd-creds), so it is not checked: kiosk.service is handed it"
-            " decrypted (LoadCredentialEncrypted=)"
+            "is encrypted (systemd-creds), so it is not checked: the shipped kiosk.service and"
+            " kiosk-admin hand it as it is (LoadCredential= does not decrypt), and kiosk run"
+            " refuses it: write it in plain (a LoadCredentialEncrypted= line of your own, sudo"
+            " systemctl edit kiosk, decrypts it for the daemon alone)"
         )
     return None
 

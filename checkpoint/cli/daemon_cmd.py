@@ -241,6 +241,7 @@ def run_daemon(args: argparse.Namespace) -> int:
     if unmounted:
         raise CliError(f"cannot start: {store_folder_problem(config)}")
     setup_logging(args.log_level)
+    _warn_credentials()
     emulated = emulated_devices(config)
     if emulated:
         logging.getLogger("checkpoint.run").warning(
@@ -278,6 +279,15 @@ def _refuse_credentials() -> None:
     problems = credential_problems(os.environ)
     if problems:
         raise UsageError(f"cannot start: {'; '.join(problems)}; {CREDENTIAL_MEND}")
+
+
+def _warn_credentials() -> None:
+    """A credential the daemon takes but would rather not (a short token_pepper), in the
+    journal at each start: ``kiosk.credentials.credential_warnings``."""
+    from kiosk.credentials import credential_warnings
+
+    for warning in credential_warnings(os.environ):
+        logging.getLogger("checkpoint.run").warning(warning)
 
 
 def _refuse_restore_cut_off(data: Path) -> None:

@@ -64,7 +64,7 @@ def _central_rows(central: str, kiosk_id: str) -> Iterator[tuple[int, str]]:
             raise CliError(str(exc)) from None
         sql = "SELECT seq, hash FROM fleet_events WHERE kiosk_id = %s ORDER BY seq"
     else:
-        conn = _open_read_only(Path(central))
+        conn = _open_read_only(Path(central), copy=True)
         sql = "SELECT seq, hash FROM pulled_events WHERE kiosk_id = ? ORDER BY seq"
     try:
         cursor = conn.cursor()
@@ -77,6 +77,21 @@ def _central_rows(central: str, kiosk_id: str) -> Iterator[tuple[int, str]]:
                 yield int(seq), str(hash_)
     finally:
         conn.close()
+
+
+def _held(central: str) -> list[str] | None:
+    """A few of the kiosk ids a pulled SQLite copy holds events of; None for the office's
+    database, which holds every gate's (``compare_with_central``)."""
+    from office.pg import is_pg_dsn
+
+    if is_pg_dsn(central):
+        return None
+    conn = _open_read_only(Path(central), copy=True)
+    try:
+        rows = conn.execute("SELECT DISTINCT kiosk_id FROM pulled_events LIMIT 3").fetchall()
+    finally:
+        conn.close()
+    return [str(r[0]) for r in rows]
 
 
 def _integrity(conn: sqlite3.Connection) -> list[str]:
@@ -102,22 +117,27 @@ def _kiosk_id(conn: sqlite3.Connection, given: str | None) -> str:
     return str(ids[0])
 
 
-def _open_read_only(path: Path) -> sqlite3.Connection:
+def _open_read_only(path: Path, *, copy: bool = False) -> sqlite3.Connection:
+    """``path`` read-only; ``copy``: the office's copy, which nothing at the gate writes: a
+    WAL-mode one whose -wal is gone (as ``kiosk pull --into`` leaves it) is read as the whole
+    of it (immutable), so that no -wal or -shm is made beside it and left there (the copy's
+    ``rm`` would not remove them)."""
     if not path.exists():
         raise UsageError(f"{path}: no such file")
     if not path.is_file():
         raise UsageError(f"{path}: not a file")
     try:
         with path.open("rb") as f:
-            header = f.read(16)
+            header = f.read(20)
     except PermissionError:
         raise  # ``main``: "permission denied: FILE; ...", exit 1 (cli.md)
     except OSError as exc:
         raise UsageError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    if header != b"SQLite format 3\x00":
+    if header[:16] != b"SQLite format 3\x00":
         raise UsageError(f"{path}: not an SQLite database")
+    whole = copy and header[18:20] == b"\x02\x02" and not _wal_of(path).exists()
     try:
-        conn = sqlite_read_only(path)
+        conn = sqlite_read_only(path, immutable=whole)
         try:
             conn.execute("PRAGMA schema_version").fetchone()
         except sqlite3.DatabaseError as exc:  # the caller names any other problem
@@ -141,7 +161,7 @@ def _open_unwritable_folder(path: Path) -> sqlite3.Connection:
     """A WAL-mode file wants its -shm index created beside it even to be read: on a
     read-only stick or in a folder this user cannot write, that fails. With no -wal the file
     alone is the whole log and nothing is writing it, so it is read as immutable."""
-    wal = path.with_name(path.name + "-wal")
+    wal = _wal_of(path)
     if wal.exists():
         raise UsageError(
             f"{path}: cannot be read where it is (its {wal.name} needs a -shm index beside it"
@@ -149,6 +169,10 @@ def _open_unwritable_folder(path: Path) -> sqlite3.Connection:
             " writable folder and verify the copy"
         )
     return sqlite_read_only(path, immutable=True)
+
+
+def _wal_of(path: Path) -> Path:
+    return path.with_name(path.name + "-wal")
 
 
 def _refuse_newer(conn: sqlite3.Connection, path: Path) -> None:
@@ -202,7 +226,10 @@ def run(args: argparse.Namespace) -> int:
             if args.against:
                 kiosk_id = _kiosk_id(conn, args.kiosk_id)
                 central = compare_with_central(
-                    conn, kiosk_id, _central_rows(args.against, kiosk_id)
+                    conn,
+                    kiosk_id,
+                    _central_rows(args.against, kiosk_id),
+                    lambda: _held(args.against),
                 )
         except sqlite3.DatabaseError as exc:
             raise CliError(f"{path}: the database is corrupt: {exc}") from None

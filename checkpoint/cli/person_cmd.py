@@ -355,10 +355,12 @@ def forget_run(args: argparse.Namespace) -> int:
     finally:
         store.close()
     print(json.dumps(done.as_dict()))
-    if not any(done.rows.values()):  # a pass id given that no row here holds
+    if not any(done.rows.values()):  # a pass id given alone that no row here holds
         print(
             f"kiosk person: no rows here; pass revoked ({done.passes_revoked} new revocation"
-            f"{'' if done.passes_revoked == 1 else 's'}): a card they keep opens this gate no more",
+            f"{'' if done.passes_revoked == 1 else 's'}): a card with this pass id opens this"
+            " gate no more (no row here holds it, so a mistyped one is not told: check it"
+            " against the request)",
             file=sys.stderr,
         )
     if done.events_seqs:
