@@ -94,14 +94,20 @@ MIGRATIONS = sql_migrations(
     # The boot and monotonic time of each stamp written on an unsynchronised clock (JSON,
     # ``{"opened_at": [boot_id, mono_ns], ...}``): dated as an event is (``Handover.stamps``).
     m002_handover_clocks="ALTER TABLE handovers ADD COLUMN clocks TEXT",
+    # A guard's shift removals by the end of the shift: every request of a guard's console
+    # reads those that may bar it (``Roster.barred``), not every removal ever made.
+    m003_shift_removals="""
+    CREATE INDEX audit_shift_removals ON audit (
+        json_extract(detail, '$.guard'), json_extract(detail, '$.ends_at')
+    ) WHERE action = 'roster.shift_remove'
+    """,
 )
 
 #: A handover's stamps, in the order it gets them.
 STAMPS = ("since", "opened_at", "outgoing_ack_at", "incoming_ack_at")
 #: A shift as a guard's session was tied to it at sign-in (``Shift.mark``): its id, start
-#: and end (Unix seconds). The roster holding another under that id (a removal, a changed
-#: time, the id given to a new shift, another guard's: a swap) bars the session from its
-#: span (``Roster.gone``).
+#: and end (Unix seconds). The roster holding another under that id with no removal on
+#: record (its times changed in place) takes it off as a removal does (``Roster.barred``).
 ShiftMark = tuple[int, int, int]
 
 
@@ -126,19 +132,21 @@ class Shift:
 
 @dataclass(frozen=True, slots=True)
 class ShiftGone:
-    """A shift of a guard no longer on the roster as it was (``Roster.gone``: one a session
-    was tied to; ``Roster.barred``: one removed before a sign-in): its ``mark``, and who
-    removed it and when (its ``roster.shift_remove`` audit row; both None when no row says:
-    its id now another shift's, its times changed). ``ends``: when the sign-in may act no
+    """A shift of a guard taken off the roster that bars a sign-in (``Roster.barred``): its
+    ``mark``, and who removed it and when (its ``roster.shift_remove`` audit row; both None
+    when no row says: its times changed in place). ``ends``: when the sign-in may act no
     longer, at the start of the shift's span and the handover's hour after it that the
-    guard's shifts still standing do not hold (a later back-to-back shift removed: the end
-    of the one under way's handover hour); None (``gone``) or the sign-in's moment
-    (``barred``) when that is now: the sign-in is over, or refused."""
+    guard's shifts on the roster do not hold (a later back-to-back shift removed: the end
+    of the one under way's handover hour); the sign-in's moment when that is now: refused,
+    or over. ``until``: when that stretch ends (``barred_from``; the removed shifts' that
+    follow on joined): from then the guard signs in again (the lead of her next shift, or
+    the end of the removed one's handover hour)."""
 
     mark: ShiftMark
     by: str | None
     at: datetime | None
-    ends: datetime | None = None
+    ends: datetime
+    until: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -348,19 +356,72 @@ def barred_from(
     removed: tuple[datetime, datetime],
     standing: Iterable[tuple[datetime, datetime]],
     since: datetime | None = None,
-) -> datetime | None:
-    """The first moment (from ``since``, else its start) of a removed shift's span and the
+) -> tuple[datetime, datetime] | None:
+    """The first stretch (from ``since``, else its start) of a removed shift's span and the
     handover's hour after it (``removed``: its start and end) that none of the guard's
-    ``standing`` shifts, each with the handover's hour after it, holds: from then a sign-in
-    of that guard may not act (its later back-to-back shift removed, the one under way's
-    handover hour holds first). None when they hold all of it. One guard's shifts never
-    overlap (``Roster.add_shift``)."""
+    ``standing`` shifts holds, as its first moment and its end: from then to then a sign-in of
+    that guard may not act. A shift holds its ``SIGN_IN_LEAD`` before it (the guard signing
+    in for it: swapped onto the evening, she signs in at 17:00 for 17:30), itself and the
+    handover's hour after it (its later back-to-back shift removed, the one under way's hour
+    holds first); the stretch ends where the next standing shift's lead begins, else with
+    the removed span. None when they hold all of it. One guard's shifts never overlap
+    (``Roster.add_shift``), so the holds in order of start are in order of end too."""
     start, end = removed
+    stop = end + HANDOVER_GRACE
+    holds = sorted((begins - SIGN_IN_LEAD, ends + HANDOVER_GRACE) for begins, ends in standing)
     at = start if since is None else max(start, since)
-    for begins, ends in sorted(standing):
-        if begins <= at < ends + HANDOVER_GRACE:
-            at = ends + HANDOVER_GRACE
-    return at if at < end + HANDOVER_GRACE else None
+    for opens, closes in holds:
+        if opens <= at < closes:
+            at = closes
+    if at >= stop:
+        return None
+    return at, min([opens for opens, _ in holds if opens > at] + [stop])
+
+
+#: A guard's removals (audit rows, the newest first) and shifts around a sign-in's
+#: lifetime, and (``_MARKED``) the shifts of its ids as they are now: one read
+#: (``Roster.barred``), by the indexes ``audit_shift_removals`` (``m003_shift_removals``:
+#: the guard's removals of shifts not over an hour ago, not every removal ever made), the
+#: roster's gate and start, and its ids.
+_ROSTER_OF = (
+    "select * from (select 'removed', actor, ts, json_extract(detail, '$.shift_id'),"
+    " json_extract(detail, '$.starts_at'), json_extract(detail, '$.ends_at'), ?"
+    " from audit where action = 'roster.shift_remove'"
+    " and json_extract(detail, '$.gate') = ? and json_extract(detail, '$.guard') = ?"
+    " and json_extract(detail, '$.ends_at') > ? and json_extract(detail, '$.starts_at') < ?"
+    " order by seq desc limit 100)"
+    " union all select 'standing', null, null, id, starts_at, ends_at, guard"
+    " from roster_shifts where gate = ? and guard = ? and starts_at < ? and ends_at > ?"
+)
+_MARKED = (
+    " union all select 'marked', null, null, id, starts_at, ends_at, guard"
+    " from roster_shifts where id in ({})"
+)
+
+
+def _first_bar(
+    removed: Mapping[ShiftMark, tuple[str | None, datetime | None]],
+    standing: list[tuple[datetime, datetime]],
+    now: datetime,
+    until: datetime,
+) -> ShiftGone | None:
+    """Of the ``removed`` shifts (each with who removed it and when), the one whose stretch
+    (``barred_from``, the guard's ``standing`` shifts holding the rest) comes first from
+    ``now``, when it begins before ``until``; its ``until`` runs on through the stretches of
+    the others that begin by its end (back-to-back shifts removed: one stretch)."""
+    found = sorted(
+        (span, mark)
+        for mark in removed
+        if (span := barred_from(_times(mark), standing, now)) is not None
+    )
+    if not found or found[0][0][0] >= until:
+        return None
+    (at, ends), mark = found[0]
+    for (begins, stops), _ in found[1:]:
+        if begins <= ends:
+            ends = max(ends, stops)
+    by, when = removed[mark]
+    return ShiftGone(mark, by, when, at, ends)
 
 
 def session_end(
@@ -558,83 +619,49 @@ class Roster:
         found = self.shifts(gate, now - MAX_SHIFT, now + SESSION_CAP + SIGN_IN_LEAD)
         return [s for s in found if s.guard == guard]
 
-    def gone(self, marks: Iterable[ShiftMark], guard: str) -> ShiftGone | None:
-        """The first of ``marks`` (the shifts of ``guard`` within a session's lifetime, as
-        they were at sign-in) no longer on the roster as it was (removed, its times changed,
-        its id another's or another guard's: a swap of guards) whose span and handover hour
-        the ones still standing do not hold (``barred_from``), with who removed it and when
-        and when the sign-in ends (``ShiftGone.ends``: None, now); None while nothing ends
-        it. One read of the roster by id (a request's), the audit only for one gone."""
+    def barred(
+        self,
+        gate: str,
+        guard: str,
+        now: datetime,
+        until: datetime,
+        marks: Iterable[ShiftMark] = (),
+    ) -> ShiftGone | None:
+        """The first shift of ``guard`` at ``gate`` taken off the roster whose span and
+        handover hour bars a sign-in acting from ``now`` to ``until`` (``barred_from``: the
+        guard's shifts on the roster now hold none of it from then), with who removed it and
+        when (its ``roster.shift_remove`` audit row), as ``ends`` when the sign-in may act no
+        longer (``now``: refused, or over) and as ``until`` when the guard may sign in again
+        (the stretch's end, the removed shifts that follow on it joined). Taken off: removed,
+        or one of ``marks`` (a sign-in's shifts as they were when it was made) no longer on
+        the roster as it was with no removal to say so (changed in place: by and at None). A
+        guard taken off a shift does not act during it without an admin (who rosters a
+        shift); a shift removed another day (a wrong day rostered) bars nothing outside its
+        own span; one moved by removing and adding it again bars nothing the new one holds.
+        A removal recorded before the evening of 2026-12-07 names no guard and bars none.
+        Blocking: one read (``_ROSTER_OF``; each request of a guard's console makes it)."""
         marks = list(marks)
-        if not marks:
-            return None
-        ids = [m[0] for m in marks]
-        rows = self._log.reader().query(
-            f"select * from roster_shifts where id in ({','.join('?' * len(ids))})",  # noqa: S608
-            ids,
-        )
-        held = {s.id: s.mark for s in map(_shift, rows) if s.guard == guard}
-        standing = [_times(m) for m in marks if held.get(m[0]) == m]
-        barred = [
-            (at, m)
-            for m in marks
-            if held.get(m[0]) != m and (at := barred_from(_times(m), standing)) is not None
-        ]
-        if not barred:
-            return None
-        at, mark = min(barred)
-        ends = None if at <= self._clock.now() else at
-        found = (
-            self._log.reader()
-            .execute(
-                "select actor, ts from audit where action = 'roster.shift_remove'"
-                " and json_extract(detail, '$.shift_id') = ?"
-                " and coalesce(json_extract(detail, '$.guard'), ?) = ? order by seq desc limit 1",
-                [mark[0], guard, guard],
-            )
-            .fetchone()
-        )
-        if found is None:
-            return ShiftGone(mark, None, None, ends)
-        return ShiftGone(mark, str(found[0]), datetime.fromisoformat(found[1]), ends)
-
-    def barred(self, gate: str, guard: str, now: datetime, until: datetime) -> ShiftGone | None:
-        """The first removed shift of ``guard`` at ``gate`` whose span and handover hour
-        bars a sign-in made at ``now`` and lasting to ``until`` (``barred_from``: the guard's
-        shifts on the roster hold none of it from then), with who removed it and when (its
-        ``roster.shift_remove`` audit row) and, as ``ends``, when the sign-in may act no
-        longer (``now``: refused). A guard taken off a shift does not sign in again during it
-        without an admin (who rosters a shift); a shift removed another day (a wrong day
-        rostered) bars no sign-in outside its own span. A removal recorded before the evening
-        of 2026-12-07 names no guard and bars none. Blocking: two reads."""
-        rows = (
-            self._log.reader()
-            .execute(
-                "select actor, ts, json_extract(detail, '$.shift_id'),"
-                " json_extract(detail, '$.starts_at'), json_extract(detail, '$.ends_at')"
-                " from audit where action = 'roster.shift_remove'"
-                " and json_extract(detail, '$.gate') = ? and json_extract(detail, '$.guard') = ?"
-                " and json_extract(detail, '$.ends_at') > ?"
-                " and json_extract(detail, '$.starts_at') < ? order by seq desc limit 100",
-                [gate, guard, format_ts(now - HANDOVER_GRACE), format_ts(until)],
-            )
-            .fetchall()
-        )
-        if not rows:
-            return None
-        shifts = self.shifts(gate, now - MAX_SHIFT, until + MAX_SHIFT)
-        standing = [(s.starts_at, s.ends_at) for s in shifts if s.guard == guard]
-        found = []
-        for actor, ts, shift_id, starts, ends in rows:
-            starts_at, ends_at = (datetime.fromisoformat(str(t)) for t in (starts, ends))
-            at = barred_from((starts_at, ends_at), standing, now)
-            if at is not None and at < until:
-                mark = (int(shift_id), int(starts_at.timestamp()), int(ends_at.timestamp()))
-                found.append((at, mark, str(actor), datetime.fromisoformat(str(ts))))
-        if not found:
-            return None
-        at, mark, actor, when = min(found)
-        return ShiftGone(mark, actor, when, at)
+        ids = sorted({m[0] for m in marks})
+        sql = _ROSTER_OF + _MARKED.format(",".join("?" * len(ids))) if ids else _ROSTER_OF
+        args: list[Any] = [guard, gate, guard, format_ts(now - HANDOVER_GRACE)]
+        args += [format_ts(until + MAX_SHIFT), gate, guard]
+        args += [format_ts(until + 3 * MAX_SHIFT), format_ts(now - MAX_SHIFT), *ids]
+        removed: dict[ShiftMark, tuple[str | None, datetime | None]] = {}
+        standing: list[tuple[datetime, datetime]] = []
+        held: dict[int, ShiftMark] = {}
+        for kind, actor, ts, shift_id, starts, ends, who in self._log.reader().execute(sql, args):
+            times = (datetime.fromisoformat(str(starts)), datetime.fromisoformat(str(ends)))
+            mark = (int(shift_id), int(times[0].timestamp()), int(times[1].timestamp()))
+            if kind == "removed":  # the newest first: its latest removal says who
+                removed.setdefault(mark, (str(actor), datetime.fromisoformat(str(ts))))
+            elif kind == "standing":
+                standing.append(times)
+            elif who == guard:
+                held[mark[0]] = mark
+        for mark in marks:
+            if held.get(mark[0]) != mark and mark not in removed:
+                removed[mark] = (None, None)
+        return _first_bar(removed, standing, now, until) if removed else None
 
     def on_duty(self, gate: str, when: datetime | None = None) -> list[Shift]:
         at = when or self._clock.now()

@@ -5,16 +5,25 @@ whose removal ended it; what the guard typed completes after signing in again.""
 
 from __future__ import annotations
 
+import asyncio
 import html
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from fastapi.testclient import TestClient
-from guard_support import BASE, GUARD_PW, console_fixtures, post, refused_with, signed_in
+from guard_support import (
+    BASE,
+    GUARD_PW,
+    console_fixtures,
+    post,
+    refused_with,
+    signed_in,
+)
 
 from kiosk.accounts import hash_password
 from kiosk.roster import Roster
+from ui.guard.live import FeedStream
 
 BOB_PW = "bob-pw-123"
 
@@ -135,8 +144,13 @@ def test_a_back_to_back_shift_removed_shortens_the_sign_in_to_the_shift_under_wa
         assert page.status_code == 200 and 'data-session-left-s="28800"' in page.text  # 17:00
         held = g.auth.still_holds(session)
         assert held is not None and held.expires == datetime(2026, 2, 12, 9, 0, tzinfo=UTC)
+        stream = FeedStream(g, session, "en", 0)
+        assert asyncio.run(stream.expired()) is None  # shortened to 17:00
         clock.advance(8 * 3600)  # 17:00: the end of the shift under way's sign-in
         assert tablet.get("/guard", follow_redirects=False).status_code == 303
+        # The stream's banner says why, as the sign-in page does (it said nothing: the
+        # session it held, shortened to 17:00, was over and no longer barred).
+        assert "(2026-02-12 16:00–20:00) was removed by root" in asyncio.run(stream.expired())
 
 
 def test_a_swap_of_guards_ends_the_removed_guards_sign_in(app, admin, core):
@@ -193,7 +207,7 @@ def test_a_guard_whose_shift_was_removed_cannot_sign_back_in_during_it_without_a
         assert refused.status_code == 403 and "kiosk_session" not in tablet.cookies
         assert said.removeprefix("✖ ").startswith(
             "Your shift (2026-02-12 08:00–16:00) was removed by root at 09:00: you cannot sign"
-            " in during it (until 17:00, its handover's hour) unless an admin rosters you"
+            " in until 17:00 unless an admin rosters you"
         )
         clock.advance(3600)
     assert admin.get("/guard", follow_redirects=False).status_code == 200  # root's: as before
@@ -232,10 +246,11 @@ def test_a_day_without_shifts_keeps_the_configured_sign_in(app, core):
     assert f'data-session-left-s="{int(core.config.web.session_hours * 3600)}"' in page
 
 
-def test_the_roster_says_which_shift_of_a_sign_in_is_gone_and_who_removed_it(core, clock):
-    """The core's half: the first of a sign-in's shifts no longer as it was, with who removed
-    it and when and when the sign-in ends (``Roster.gone``: the handover's hour after the one
-    under way); its id given to another shift is not the shift either."""
+def test_the_roster_says_which_removed_shift_bars_a_sign_in_and_who_removed_it(core, clock):
+    """The core's half: the first shift taken off the roster that bars a sign-in from now
+    to its end, with who removed it and when, when the sign-in may act no longer and when its
+    guard may sign in again (``Roster.barred``: the handover's hour after the one under way);
+    its id given to another shift is not the shift either."""
     rota: Roster = core.ledgers.roster
     gate = core.config.site.kiosk_id
     at = datetime(2026, 2, 12, tzinfo=UTC)
@@ -243,31 +258,38 @@ def test_the_roster_says_which_shift_of_a_sign_in_is_gone_and_who_removed_it(cor
     evening = rota.add_shift(
         gate, "alice", at + timedelta(hours=8), at + timedelta(hours=12), "root"
     )
-    marks = (day.mark, evening.mark)
-    assert rota.gone(marks, "alice") is None and rota.gone((), "alice") is None
+    marks, now, end = (day.mark, evening.mark), clock.now(), at + timedelta(hours=13)
+    assert rota.barred(gate, "alice", now, end, marks) is None
     clock.advance(600)
     rota.remove_shift(evening.id, "root")
-    gone = rota.gone(marks, "alice")
+    gone = rota.barred(gate, "alice", now, end, marks)
     assert gone is not None and (gone.mark, gone.by) == (evening.mark, "root")
     assert gone.ends == at + timedelta(hours=9)  # the day shift's handover hour
+    assert gone.until == at + timedelta(hours=13)
     assert gone.at is not None and abs(gone.at - clock.now()) < timedelta(seconds=1)
+    assert rota.barred(gate, "alice", now, end) == gone  # the removal says it, marks or not
     reused = rota.add_shift(gate, "root", at + timedelta(hours=8), at + timedelta(hours=9), "root")
-    assert reused.id == evening.id and rota.gone(marks, "alice") == gone  # another shift now
+    assert reused.id == evening.id and rota.barred(gate, "alice", now, end, marks) == gone
 
 
-def test_a_shift_changed_on_the_roster_ends_the_sign_in_made_on_it(app, admin, core):
-    """No console route edits a shift; one shortened on the roster all the same (its row
-    changed: a future route, a repair by hand) ends the sign-in made on it as a removal does,
-    the sign-in page saying it was changed (no removal to name)."""
+def test_a_shift_changed_on_the_roster_ends_the_sign_in_made_on_it(app, admin, core, clock):
+    """No console route edits a shift; one changed on the roster all the same (its row
+    changed: a future route, a repair by hand) bars the sign-in made on it as a removal does,
+    wherever the shift as it is now does not hold the time, the sign-in page saying it was
+    changed (no removal to name): 08:00-16:00 cut to 08:00-12:00 ends the sign-in at 13:00,
+    the new end's handover hour; moved to 14:00-16:00, at once."""
     _shift(admin, "2026-02-12T08:00", "2026-02-12T16:00")
+    [shift] = _alices_shifts(core)
+
+    def change(starts: str, ends: str) -> None:
+        sql = "update roster_shifts set starts_at = ?, ends_at = ? where id = ?"
+        core.store.submit(lambda db: db.execute(sql, [starts, ends, shift.id]))
+
     with signed_in(app, "alice") as tablet:
-        [shift] = _alices_shifts(core)
-        core.store.submit(
-            lambda db: db.execute(
-                "update roster_shifts set ends_at = ? where id = ?",
-                ["2026-02-12T04:00:00.000000Z", shift.id],
-            )
-        )
+        change("2026-02-12T00:00:00.000000Z", "2026-02-12T04:00:00.000000Z")
+        page = tablet.get("/guard", follow_redirects=False)
+        assert page.status_code == 200 and 'data-session-left-s="14400"' in page.text  # 13:00
+        change("2026-02-12T06:00:00.000000Z", "2026-02-12T08:00:00.000000Z")
         assert tablet.get("/guard", follow_redirects=False).status_code == 303
         login = tablet.get("/guard/login?lang=en").text
         said = re.search(r'id="shift-removed">([^<]+)<', login).group(1)
@@ -278,10 +300,6 @@ def test_the_live_stream_ended_by_the_roster_says_what_the_login_page_says(app, 
     """The live page's banner said "sign-in expired" when its stream ended a sign-in for a
     removed shift: the stream's ``expired`` now carries the login page's words (``reason``),
     which the page's banner shows; a plain end carries none (the page says its own)."""
-    import asyncio
-
-    from ui.guard.live import FeedStream
-
     _shift(admin, "2026-02-12T08:00", "2026-02-12T16:00")
     with signed_in(app, "alice") as tablet:
         g = tablet.app.state.guard
@@ -399,3 +417,112 @@ def test_a_volunteer_signing_in_before_a_removed_shift_acts_until_it(app, admin,
     _remove(admin, shift)
     tablet, signed = _sign_in(app)
     assert signed.status_code == 200 and 'data-session-left-s="18000"' in signed.text  # 14:00
+
+
+def _add(admin, guard: str, starts: str, ends: str) -> None:
+    posted = post(admin, "/guard/community/shifts", admin.csrf, guard=guard,
+                  starts=starts, ends=ends)  # fmt: skip
+    assert refused_with(admin, posted) is None, posted.text[:300]
+
+
+def _refusal(answer) -> str:
+    return html.unescape(re.search(r'class="flash err"[^>]*>([^<]+)<', answer.text)[1])
+
+
+def test_a_swapped_guard_signs_in_for_her_new_shift_within_its_lead(app, admin, core, clock):
+    """A swap at 09:00: alice's 08:30-17:30 removed, bob given it, alice given 17:30-22:00. At
+    17:00, the hour before her evening shift, she was refused "until 18:30, its handover's
+    hour", though at 17:30 she signed in (rv30f): her evening shift holds its lead too. At
+    12:00 she is refused until 16:30, when the lead begins."""
+    core.accounts.add("bob", "guard", hash_password(BOB_PW, n=2**10), "root")
+    _shift(admin, "2026-02-12T08:30", "2026-02-12T17:30")
+    [day] = _alices_shifts(core)
+    _remove(admin, day)
+    _add(admin, "bob", "2026-02-12T08:30", "2026-02-12T17:30")
+    _add(admin, "alice", "2026-02-12T17:30", "2026-02-12T22:00")
+    clock.advance(3 * 3600)  # 12:00
+    tablet, refused = _sign_in(app)
+    assert refused.status_code == 403
+    assert "you cannot sign in until 16:30 unless an admin rosters you" in _refusal(refused)
+    clock.advance(5 * 3600)  # 17:00
+    tablet, signed = _sign_in(app)
+    assert signed.status_code == 200, _refusal(signed)
+    assert 'data-session-left-s="21600"' in signed.text  # 23:00
+
+
+def test_a_shift_removed_before_one_kept_bars_to_the_kept_ones_lead(app, admin, core, clock):
+    """08:00-12:00 removed, 12:00-16:00 kept: at 11:00 she was refused and told "until
+    13:00" (rv30f); she signs in for the afternoon. At 09:00 she is refused until 11:00."""
+    _shift(admin, "2026-02-12T08:00", "2026-02-12T12:00")
+    _shift(admin, "2026-02-12T12:00", "2026-02-12T16:00")
+    _remove(admin, _alices_shifts(core)[0])
+    tablet, refused = _sign_in(app)
+    assert refused.status_code == 403
+    assert "you cannot sign in until 11:00 unless" in _refusal(refused)
+    clock.advance(2 * 3600)  # 11:00
+    tablet, signed = _sign_in(app)
+    assert signed.status_code == 200 and 'data-session-left-s="21600"' in signed.text  # 17:00
+
+
+def test_back_to_back_shifts_removed_are_one_stretch_in_the_refusal(app, admin, core, clock):
+    """08:00-12:00 and 12:00-16:00 both removed: at 09:00 she is refused until 17:00, the end
+    of the last one's handover hour, not 13:00 (when she would be refused again)."""
+    _shift(admin, "2026-02-12T08:00", "2026-02-12T12:00")
+    _shift(admin, "2026-02-12T12:00", "2026-02-12T16:00")
+    for shift in _alices_shifts(core):
+        _remove(admin, shift)
+    tablet, refused = _sign_in(app)
+    assert refused.status_code == 403 and "you cannot sign in until 17:00" in _refusal(refused)
+
+
+def test_a_guard_rostered_after_her_sign_in_and_removed_stops_acting(app, admin, core, clock):
+    """Alice signed in at 09:00 with no shift (12 h); at 09:05 the admin rostered her
+    09:30-17:30 and at 10:00 removed it: a new sign-in was refused, but her open console went
+    on (39,300 s left) and her manual pass was recorded (rv30f): the sign-in knew only the
+    shifts it was made on. Each request reads the roster as it stands."""
+    with signed_in(app, "alice") as tablet:
+        clock.advance(5 * 60)
+        _shift(admin, "2026-02-12T09:30", "2026-02-12T17:30")
+        clock.advance(55 * 60)  # 10:00
+        [shift] = _alices_shifts(core)
+        _remove(admin, shift)
+        again, refused = _sign_in(app)
+        assert refused.status_code == 403
+        assert tablet.get("/guard", follow_redirects=False).status_code == 303
+        posted = _browser_post(tablet, "/guard/manual", decision="pass", subject="none",
+                               reason="known", direction="in")  # fmt: skip
+        assert posted.status_code == 303 and "/guard/login" in posted.headers["location"]
+        assert not [e for e in core.store.events() if e["decision"] == "manual_pass"]
+        login = html.unescape(tablet.get("/guard/login?lang=en").text)
+        assert "(2026-02-12 09:30–17:30) was removed by root at 10:00" in login
+
+
+def test_a_shift_changed_under_way_by_remove_and_add_keeps_its_guard(app, admin, core, clock):
+    """Alice on 08:30-17:30 (bob rostered tomorrow: the new shift gets no reused id); at
+    10:00 the admin extends hers to 18:30 (remove and add again): she was signed out, told to
+    ask an admin to roster her, though she is (rv30f). The new shift holds the time: she
+    goes on; removed in its turn, she is out."""
+    core.accounts.add("bob", "guard", hash_password(BOB_PW, n=2**10), "root")
+    _shift(admin, "2026-02-12T08:30", "2026-02-12T17:30")
+    _add(admin, "bob", "2026-02-13T08:30", "2026-02-13T17:30")
+    with signed_in(app, "alice") as tablet:
+        clock.advance(3600)
+        [mine] = [s for s in _alices_shifts(core) if s.guard == "alice"]
+        _remove(admin, mine)
+        _shift(admin, "2026-02-12T08:30", "2026-02-12T18:30")
+        page = tablet.get("/guard", follow_redirects=False)
+        assert page.status_code == 200 and 'data-session-left-s="30600"' in page.text  # 18:30
+        [longer] = [s for s in _alices_shifts(core) if s.guard == "alice"]
+        _remove(admin, longer)
+        assert tablet.get("/guard", follow_redirects=False).status_code == 303
+
+
+def test_a_guards_removals_are_read_by_an_index_not_all_of_them(core):
+    """Every request of a guard's console reads her removals (``Roster.barred``): by the
+    index of a guard's removals and the shift's end, not a scan of every removal ever made."""
+    from kiosk import roster
+
+    sql = roster._ROSTER_OF + roster._MARKED.format("?")
+    args = ["alice", "gate-1", "alice", "2026", "2027", "gate-1", "alice", "2027", "2026", 1]
+    plan = core.store.reader().execute("explain query plan " + sql, args).fetchall()
+    assert any("USING INDEX audit_shift_removals" in str(row[-1]) for row in plan), plan

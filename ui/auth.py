@@ -13,13 +13,15 @@
   in 1970) also carries the boot and the monotonic time it was issued at (``b``, ``m``): in
   the same boot, after a restart too, its age is read on the monotonic clock; in any other
   boot it is refused.
-* A session of a guard with shifts at this gate within its lifetime (``ui.guard.deps``
-  ``session_ends``) carries those shifts (``s``: id, start, end). Each request reads whether
-  they stand (``GuardAuth.current``): once an admin removed one (or it is another shift now,
-  or another guard's), the session may not act in its span and the handover's hour after it
-  (``kiosk.roster.Roster.gone``): under way, the session is over, as if it had ended; the
-  login page says whose removal ended it (``GuardAuth.ended_by_roster``) and a cut-off
-  action is carried through it as at any end.
+* A guard's session is held to the roster as it stands (an admin's is not): each request
+  reads the guard's removed shifts and the shifts on the roster (``GuardAuth.current``, one
+  read a request: ``ui.guard.deps.roster_bars``, ``kiosk.roster.Roster.barred``); a removed
+  shift bars the session from its span and the handover's hour after it wherever the
+  guard's shifts now on the roster do not hold it: under way, the session is over, as if it
+  had ended; the login page says whose removal ended it (``GuardAuth.ended_by_roster``) and a
+  cut-off action is carried through it as at any end. A session with shifts at this gate
+  within its lifetime (``ui.guard.deps.session_ends``) carries them (``s``: id, start, end):
+  one changed in place on the roster (no removal on record) is taken off as one removed.
 * Logout revokes the session id until its expiry, so a copied cookie stops working: in memory
   and on record in the event log (``AccountStore.revoke_session``), so it stays revoked after
   a restart. While the record cannot be read, only sessions this process issued are let in.
@@ -187,12 +189,14 @@ class SessionEnds(Protocol):
     def __call__(self, name: str, now: datetime) -> SessionEnd | None: ...
 
 
-class ShiftsGone(Protocol):
-    """The first of a session's shifts (``marks``, of ``guard``) no longer on the roster
-    as it was signed in on (``kiosk.roster.Roster.gone``), or None (blocking: a database
-    read)."""
+class RosterBars(Protocol):
+    """The shift taken off the roster that bars the session of guard ``name`` (signed in on
+    ``marks``) from now to ``until`` (``kiosk.roster.Roster.barred``), or None (blocking: a
+    database read)."""
 
-    def __call__(self, marks: tuple[ShiftMark, ...], guard: str) -> ShiftGone | None: ...
+    def __call__(
+        self, name: str, marks: tuple[ShiftMark, ...], until: datetime
+    ) -> ShiftGone | None: ...
 
 
 #: The most shifts a session's cookie names (one guard's back-to-back shifts of a day).
@@ -826,12 +830,12 @@ class GuardAuth:
         login_attempts_per_min: int = 5,
         boot_id: str = "",
         ends: SessionEnds | None = None,
-        shifts_gone: ShiftsGone | None = None,
+        roster_bars: RosterBars | None = None,
     ) -> None:
         self.accounts = accounts
         self._clock = clock
-        #: Whether the shifts a session was signed in on still stand (the roster).
-        self._shifts_gone = shifts_gone
+        #: Whether the roster as it stands bars a guard's session.
+        self._roster_bars = roster_bars
         self.sessions = SessionManager(
             key or session_key(),
             clock,
@@ -853,41 +857,51 @@ class GuardAuth:
         # demoted loses what it no longer has.
         if account is None or not _same_credential(account, session):
             return None
-        held = self.on_roster(session)
-        if held is None:  # the shift it was signed in on removed
-            return None
         if account.role != session.role:
-            return replace(held, role=account.role)
-        return held
+            session = replace(session, role=account.role)
+        return self.on_roster(session, request)  # None: a removed shift bars it now
 
-    def on_roster(self, session: Session) -> Session | None:
-        """``session`` as the roster holds it now: itself while its shifts stand; ending
-        sooner when one of them was removed later in its lifetime (at that shift's start, or
-        the end of the one under way's handover hour: ``ShiftGone.ends``); None when one was
-        removed or changed whose span holds now (over). Blocking: a database read."""
-        gone = self.shift_gone(session)
+    def on_roster(self, session: Session, request: Request | None = None) -> Session | None:
+        """``session`` as the roster holds it now: itself while nothing bars it; ending
+        sooner when a shift of its guard removed bars it later in its lifetime (at that
+        shift's start, or the end of the one under way's handover hour: ``ShiftGone.ends``);
+        None when one bars it now (over). Blocking: a database read (once a ``request``)."""
+        gone = self.shift_gone(session, request)
         if gone is None:
             return session
-        if gone.ends is None or gone.ends <= self._clock.now():
+        if gone.ends <= self._clock.now():
             return None
         return replace(session, expires=min(session.expires, gone.ends))
 
-    def shift_gone(self, session: Session) -> ShiftGone | None:
-        """The shift ``session`` was signed in on that the roster no longer holds as it was
-        (an admin removed it): the session is over. None while they stand, and while the
-        roster cannot be read (the guard keeps the gate through a storage outage)."""
-        if not session.shifts or self._shifts_gone is None:
+    def shift_gone(self, session: Session, request: Request | None = None) -> ShiftGone | None:
+        """The shift taken off the roster that bars ``session`` from now to its end
+        (``RosterBars``): at its ``ends`` the session is over. None while none does, for an
+        admin's session (never held to the roster), and while the roster cannot be read (the
+        guard keeps the gate through a storage outage). Read once a ``request`` (its pages
+        and its actions ask more than once)."""
+        if self._roster_bars is None:
             return None
+        asked: dict[tuple[str, datetime], ShiftGone | None] | None = None
+        if request is not None:
+            asked = getattr(request.state, "roster_bars", None)
+            if asked is None:
+                asked = request.state.roster_bars = {}
+        key = (session.sid, session.expires)
+        if asked is not None and key in asked:
+            return asked[key]
         try:
-            return self._shifts_gone(session.shifts, session.name)
+            found = self._roster_bars(session.name, session.shifts, session.expires)
         except StoreFault:
-            return None
+            found = None
+        if asked is not None:
+            asked[key] = found
+        return found
 
     def ended_by_roster(self, request: Request) -> ShiftGone | None:
         """The shift whose removal ended the request's sign-in (its cookie, not signed out):
         what the login page tells its guard."""
         session = self.sessions.signed(request.cookies.get(COOKIE))
-        return None if session is None else self.shift_gone(session)
+        return None if session is None else self.shift_gone(session, request)
 
     def still_holds(self, session: Session) -> Session | None:
         """``session``, read earlier, as it still stands (``on_roster``: ending sooner when

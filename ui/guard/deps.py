@@ -70,7 +70,7 @@ from kiosk.engine import (
 )
 from kiosk.evacuation import Moved
 from kiosk.overrides import SubjectRefused
-from kiosk.roster import ShiftGone, session_end, staffed_stretches
+from kiosk.roster import ShiftGone, ShiftMark, session_end, staffed_stretches
 from kiosk.store import ReadFailure, StoreFault
 from ui import i18n
 from ui.auth import RESUME_TTL_S, SHIFTS_KEPT, GuardAuth, Session, SessionEnd, WrongToken
@@ -126,10 +126,11 @@ def session_ends(core: Core, name: str, now: datetime) -> SessionEnd:
     at this gate on the roster, else with the staffed hours (``policy.hours``, staffed), and
     the handover's grace after (``kiosk.roster.session_end``), else ``web.session_hours``
     after; sooner where a shift of the guard removed bars it (``barred``). The roster is no
-    list of who may sign in: a guard with no shift (a volunteer) signs in as ever. The
-    session is tied to every shift of the guard at this gate within its lifetime (at most
-    ``SHIFTS_KEPT``: it ends as one more would begin): one of them removed or changed bars it
-    from that shift's span (``kiosk.roster.Roster.gone``)."""
+    list of who may sign in: a guard with no shift (a volunteer) signs in as ever. A guard's
+    session carries every shift of the guard at this gate within its lifetime (at most
+    ``SHIFTS_KEPT``: it ends as one more would begin): one of them changed in place on the
+    roster bars it as a removal does (``roster_bars``). An admin's carries none: an admin is
+    never held to the roster."""
     hours = core.config.policy.hours
     tz = ZoneInfo(core.config.site.timezone)
     # Hours that only open and close the gate (``mode = "closed"``) say nothing of a guard.
@@ -141,7 +142,7 @@ def session_ends(core: Core, name: str, now: datetime) -> SessionEnd:
         now + timedelta(hours=core.config.web.session_hours)
     )
     removed = barred(core, name, now, end)
-    if removed is not None and removed.ends is not None:
+    if removed is not None:
         end = min(end, removed.ends)
     tied = [s for s in roster.shifts(gate, now, end) if s.guard == name]
     if len(tied) > SHIFTS_KEPT:
@@ -165,6 +166,21 @@ def barred(
     now = clock.now() if now is None else now
     until = now + timedelta(microseconds=1) if until is None else until
     return core.ledgers.roster.barred(core.config.site.kiosk_id, name, now, until)
+
+
+def roster_bars(
+    core: Core, name: str, marks: tuple[ShiftMark, ...], until: datetime
+) -> ShiftGone | None:
+    """The shift of guard ``name`` at this gate taken off the roster that bars the guard's
+    session (signed in on the shifts ``marks``) from now to ``until``, as the roster stands
+    (``kiosk.roster.Roster.barred``): its ``ends`` at now, the session is over. None on a
+    clock not synchronised (the shifts cannot be told) and once ``until`` is past. The
+    caller exempts an admin (``ui.auth.GuardAuth.shift_gone``). Blocking: one read."""
+    clock = core.clock
+    now = clock.now()
+    if not clock.synced() or until <= now:
+        return None
+    return core.ledgers.roster.barred(core.config.site.kiosk_id, name, now, until, marks)
 
 
 def is_admin(core: Core, name: str) -> bool:
@@ -208,7 +224,7 @@ class Guard:
             login_attempts_per_min=core.config.web.login_attempts_per_min,
             boot_id=core.store.boot_id,
             ends=functools.partial(session_ends, core),
-            shifts_gone=core.ledgers.roster.gone,
+            roster_bars=functools.partial(roster_bars, core),
         )
         desk = AlarmDesk(
             core.store,

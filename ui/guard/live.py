@@ -18,7 +18,7 @@ from kiosk.clock import ClockReading
 from kiosk.deadline import Stopped
 from kiosk.engine import NO_SUBJECT, ManualSubject, QuotaReached, unknown_person
 from kiosk.overrides import SubjectRefused
-from kiosk.roster import HANDOVER_GRACE, ShiftGone
+from kiosk.roster import ShiftGone
 from kiosk.store import ReadFailure
 from kiosk.subjects import subject_in_log
 from kiosk.typed import typed as plain_spelling
@@ -301,6 +301,9 @@ class FeedStream:
 
     def __init__(self, g: Guard, session: Session, lang: str, after: int) -> None:
         self.g, self.session, self.lang, self.after = g, session, lang, after
+        #: The session as it began: what the roster bars it to the end it was signed in for
+        #: (``expired``'s words; ``session`` is shortened when a removal ends it sooner).
+        self.signed = session
         self.clear = g.clear(session)
         self.ends_ns: int | None = None
         #: The alarm cards this stream last drew (``alarms``).
@@ -327,7 +330,7 @@ class FeedStream:
                 self.session, self.ends_ns = held, None  # ends sooner: taken again
             if held is not None and self.g.core.clock.monotonic_ns() < self.shift_ends_ns():
                 return None
-        gone = await asyncio.to_thread(self.g.auth.shift_gone, self.session)
+        gone = await asyncio.to_thread(self.g.auth.shift_gone, self.signed)
         return "" if gone is None else roster_ended(self.g, gone, self.lang)
 
     async def rows(self) -> list[str]:
@@ -547,7 +550,8 @@ def roster_ended(g: Guard, gone: ShiftGone, lang: str, key: str = "session.shift
     page its stream ends (the same words): the shift it was signed in on, in the site's time,
     removed by whom and when (the day too when not today: a shift removed days ahead), or
     changed; ``key``: the words (a sign-in refused for it: ``login.shift_removed``, saying
-    until when, the end of its handover's hour)."""
+    until when: ``ShiftGone.until``, the lead of the guard's next shift or the end of the
+    removed one's handover hour)."""
     starts, ends = (datetime.fromtimestamp(t, UTC) for t in gone.mark[1:])
     shift = (
         f"{community_words.site_time(g, starts.isoformat(), seconds=False)}"
@@ -558,7 +562,7 @@ def roster_ended(g: Guard, gone: ShiftGone, lang: str, key: str = "session.shift
     when = gone.at.isoformat()
     today = gone.at.astimezone(g.tz).date() == g.today()
     at = shown_time(when, g.tz, "%H:%M") if today else community_words.site_time(g, when, False)
-    until = shown_time((ends + HANDOVER_GRACE).isoformat(), g.tz, "%H:%M")
+    until = shown_time(gone.until.isoformat(), g.tz, "%H:%M")
     return i18n.t(lang, key, shift=shift, by=gone.by, at=at, until=until)
 
 
