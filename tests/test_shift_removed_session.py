@@ -13,6 +13,7 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 from guard_support import (
+    ADMIN_PW,
     BASE,
     GUARD_PW,
     console_fixtures,
@@ -515,6 +516,20 @@ def test_a_shift_changed_under_way_by_remove_and_add_keeps_its_guard(app, admin,
         [longer] = [s for s in _alices_shifts(core) if s.guard == "alice"]
         _remove(admin, longer)
         assert tablet.get("/guard", follow_redirects=False).status_code == 303
+
+
+def test_an_admin_is_not_held_to_the_roster(app, admin, core, clock):
+    """Root rostered by mistake (meant alice) for 08:30-17:30, signed in, removes it: his
+    console was signed out, "ask an admin to roster you" (rv30f), against "an admin is never
+    held to the roster"."""
+    _add(admin, "root", "2026-02-12T08:30", "2026-02-12T17:30")
+    with signed_in(app, "root", ADMIN_PW) as root:
+        [mistake] = _alices_shifts(core)
+        _remove(root, mistake)
+        assert root.get("/guard", follow_redirects=False).status_code == 200
+        assert 'id="shift-removed"' not in root.get("/guard/login?lang=en").text
+    again, signed = _sign_in(app, "root", ADMIN_PW)
+    assert signed.status_code == 200
 
 
 def test_a_guards_removals_are_read_by_an_index_not_all_of_them(core):

@@ -879,7 +879,7 @@ class GuardAuth:
         admin's session (never held to the roster), and while the roster cannot be read (the
         guard keeps the gate through a storage outage). Read once a ``request`` (its pages
         and its actions ask more than once)."""
-        if self._roster_bars is None:
+        if session.is_admin or self._roster_bars is None:
             return None
         asked: dict[tuple[str, datetime], ShiftGone | None] | None = None
         if request is not None:
