@@ -217,7 +217,7 @@ async def play_visitors(session: DemoSession) -> None:
         core.clock,
         target,
         session.keys,
-        core.config.site.default_direction,
+        core.config.site,
     )
     walking = asyncio.create_task(
         walk_on_when_decided(core.bus, target, driver), name="demo-walk-on"

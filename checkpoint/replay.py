@@ -60,7 +60,14 @@ from drivers.serial_scanner import SerialScanner
 from drivers.thermometer import FakeMlx90614
 from kiosk import base45, pass_format, passes
 from kiosk.clock import Clock, ClockReading, FakeClock
-from kiosk.config import ConfigError, KioskConfig, parse_config, read_toml, validation_problems
+from kiosk.config import (
+    ConfigError,
+    KioskConfig,
+    parse_config,
+    read_toml,
+    validation_problems,
+)
+from kiosk.config.site import SiteConfig
 from kiosk.core import Core
 from kiosk.devices import CodeRead, CodeSink, Gate, Health
 from kiosk.engine import NO_SUBJECT, ManualSubject
@@ -258,6 +265,12 @@ def parse_scenario(data: Mapping[str, Any], source: str = "<scenario>") -> Scena
             raise ScenarioError(
                 f"{source}: steps[{i}].direction: this kiosk only passes '{one_way}'"
             )
+        if _way_unsaid(raw.steps, i) and config.site.guard_way() is None:
+            raise ScenarioError(
+                f"{source}: steps[{i}].manual.direction: at a gate both ways a guard's decision"
+                " about a person without a pass says its way ('in' or 'out'), as the console"
+                " asks it: set manual.direction or the step's direction"
+            )
     last = raw.steps[-1].at_s
     if raw.duration_s is not None and last > raw.duration_s:
         i = next(i for i, step in enumerate(raw.steps) if step.at_s > raw.duration_s)
@@ -303,6 +316,17 @@ def about_step(steps: tuple[Step, ...] | list[Step], index: int) -> int | None:
     if not found:
         raise ValueError(f"{about!r} names no visitor step before this one")
     return found[-1]
+
+
+def _way_unsaid(steps: list[Step], index: int) -> bool:
+    """Whether step ``index`` is a guard's decision about a person without a pass that says
+    no way (``manual.direction``, the step's ``direction``): the console asks it at a gate
+    both ways."""
+    step = steps[index]
+    manual = step.manual
+    if manual is None or manual.kind != "manual" or manual.direction or step.direction:
+        return False
+    return about_step(steps, index) is None
 
 
 def _check_subjects(steps: list[Step], source: str) -> None:
@@ -621,13 +645,14 @@ class ScenarioDriver:
         clock: Clock,
         target: ScenarioTarget,
         keys: ScenarioKeys | None = None,
-        default_direction: str = "in",
+        site: SiteConfig | None = None,
     ) -> None:
         self.scenario = scenario
         self.clock = clock
         self.target = target
         self.keys = keys or ScenarioKeys()
-        self.default_direction = default_direction
+        #: The gate played on (the core's; else the scenario's): the way of a guard's step.
+        self.site = scenario.config.site if site is None else site
         self._next = 0
         self.applied: list[int] = []
         #: Each visitor step's passage (its ``seq``; None: its decision was not recorded).
@@ -705,14 +730,19 @@ class ScenarioDriver:
             self.target.manual(manual, self._way(step, manual, subject), subject)
 
     def _way(self, step: Step, manual: ManualSpec, subject: ManualSubject | Literal["none"]) -> str:
-        """The direction a guard's decision is recorded with, as the console records it: the
-        one the guard chose (``manual.direction``), else its passage's; about nobody, the
-        step's ``direction``, else the default."""
-        if manual.direction:
-            return manual.direction
-        if isinstance(subject, ManualSubject) and subject.direction is not None:
-            return subject.direction
-        return step.direction or self.default_direction
+        """The direction a guard's decision is recorded with, as the console records it
+        (``SiteConfig.guard_way``): the one the guard chose (``manual.direction``), else its
+        passage's, else the step's ``direction``, else the gate's own at a one-way gate; a
+        registration's form shows ``default_direction`` chosen. At a gate both ways a
+        decision about a person without a pass says its way (``parse_scenario`` refuses one
+        that does not); a passage of no way is refused as the console refuses it."""
+        passage = subject.direction if isinstance(subject, ManualSubject) else None
+        way = self.site.guard_way(manual.direction, passage, step.direction)
+        if way is None and manual.kind != "manual":
+            way = self.site.default_direction
+        if way is None:
+            raise ScenarioError("a guard's decision at a gate both ways needs its direction")
+        return way
 
     def decided(self, message: Mapping[str, Any]) -> None:
         """For each ``decision`` message of the bus (as ``visitor_done``): a kiosk passage
@@ -1111,9 +1141,7 @@ def _run(
         on_manual=kiosk.manual,
         event_log=core.store,
     )
-    driver = ScenarioDriver(
-        scenario, core.clock, target, keys, default_direction=core.config.site.default_direction
-    )
+    driver = ScenarioDriver(scenario, core.clock, target, keys, site=core.config.site)
     recorder = _Recorder(kiosk, driver, target, result, on_decision)
     kiosk.watch(recorder.message, name="replay")
 

@@ -100,7 +100,7 @@ class DemoThread:
         if overrides:
             spec = step.pass_.model_copy(update=overrides)
             step = step.model_copy(update={"pass_": spec})
-        driver = ScenarioDriver(scenario, core.clock, device_target(core), self.session.keys, "in")
+        driver = ScenarioDriver(scenario, core.clock, device_target(core), self.session.keys)
         before = core.store.last_seq
         driver.apply(0, step)
         event = wait_for(lambda: core.store.last_seq > before and core.store.events(before, 1))

@@ -125,7 +125,7 @@ class KioskDemo(DemoThread):
         if overrides:
             step = step.model_copy(update={"pass_": step.pass_.model_copy(update=overrides)})
         target = device_target(core)
-        driver = ScenarioDriver(scenario, core.clock, target, self.session.keys, "in")
+        driver = ScenarioDriver(scenario, core.clock, target, self.session.keys)
         before = core.store.last_seq
         driver.apply(0, step)
         if step.pass_ is None:

@@ -17,12 +17,14 @@ from guard_support import (
     BASE,
     close_core,
     decided,
+    hidden_fields,
     login,
     make_app,
     make_core,
     nothing_recorded,
     post,
     refused_with,
+    send,
 )
 from test_guard_holds import as_a_browser_sends, confirm_page_fields
 
@@ -264,3 +266,27 @@ def test_a_dwelling_off_the_map_is_asked_about_first(core):
         assert core.store.audits()[-1]["detail"].get("off_map") == "confirmed"
         on_map = nobody(client, csrf, household="3-402")  # no question: held at once
         assert on_map.status_code == 200 and 'id="confirm-confirm-quarantine"' in on_map.text
+
+
+def test_at_an_out_only_gate_an_evacuation_and_a_registration_go_out(data_dir, clock, monkeypatch):
+    """Starting an evacuation and a registration posted with no direction recorded the
+    site's ``default_direction``, "in", at a gate that only lets people out (rv30f, read in
+    the code): the gate's own way now, as the manual pass's (``SiteConfig.guard_way``)."""
+    core = make_core(data_dir, clock, monkeypatch, config(direction="out"))
+    try:
+        with TestClient(make_app(core), base_url=BASE) as client:
+            csrf = login(client)
+            with decided(client, core):
+                post(client, "/guard/register/person", csrf, name="李雷", unit="5-101",
+                     reason="看望母亲", temp_c="36.6")  # fmt: skip
+            registered = core.store.events()[-1]
+            drawn = hidden_fields(client.get("/guard/health").text, "evac-start-form")
+            fire = drawn | {"cause": "fire", "minutes": "15", "reason": "smoke", "confirm": "yes"}
+            with decided(client, core):
+                send(client, "/guard/evacuation", fire)
+            evacuated = core.store.events()[-1]
+    finally:
+        close_core(core)
+    assert (registered["kind"], registered["direction"]) == ("registration", "out")
+    assert (evacuated["decision"], evacuated["direction"]) == ("manual_pass", "out")
+    assert "evacuation" in evacuated["flags"]

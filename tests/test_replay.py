@@ -236,7 +236,7 @@ def test_revoking_a_pass_twice_is_a_scenario_error_naming_the_step():
             "steps[0].manual: a registration needs the person's details",
         ),
         (
-            "manual = {decision = 'manual_pass', operator = ' ', reason = 'r'}",
+            "manual = {decision = 'manual_pass', operator = ' ', reason = 'r', direction = 'in'}",
             "steps[0].manual: operator:",
         ),
         ("quarantine = {household = '  '}", "steps[0].quarantine: household:"),

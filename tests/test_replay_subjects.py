@@ -77,7 +77,8 @@ def test_a_guard_step_naming_nobody_is_a_person_without_a_pass_even_with_a_deny_
     """No ``about``: a person without a pass, whether a deny is still shown or not (the
     timing no longer picks the subject)."""
     scenario = _scenario(
-        [FEVER, _guard(4.5, {"decision": "manual_pass", "overrides": False})], duration_s=5
+        [FEVER, _guard(4.5, {"decision": "manual_pass", "overrides": False}, direction="in")],
+        duration_s=5,
     )
     result = replay(scenario)
     assert result.failures == []
@@ -156,10 +157,15 @@ def test_a_guard_step_about_a_passage_goes_the_passages_way():
     """Its direction was the step's, else the kiosk's default ("in"), whatever the passage it
     decides: letting out a resident denied going out was recorded as an entry (a second
     person in, the household's outing not counted). It goes the passage's way now, as the
-    console records the guard's decision about a passage; a guard step about nobody still
-    goes the default's way."""
+    console records the guard's decision about a passage; a guard step about nobody goes the
+    way it says (at a gate both ways it must say one)."""
     scenario = _scenario(
-        [FEVER_OUT, _guard(5, about="fever"), {**FEVER_OUT, "at_s": 7, "name": "x"}, _guard(12)],
+        [
+            FEVER_OUT,
+            _guard(5, about="fever"),
+            {**FEVER_OUT, "at_s": 7, "name": "x"},
+            _guard(12, direction="in"),
+        ],
         config=HOLD,
         duration_s=13,
     )
@@ -298,3 +304,26 @@ def test_a_reset_forgets_the_visitor_it_was_waiting_for(clock):
     driver.reset()
     driver.decided(_passage(5))
     assert driver.passages == {}
+
+
+def test_a_guard_step_at_an_out_only_gate_goes_the_gates_way():
+    """An out-only gate, the guard letting out a person without a pass, no direction said:
+    replay recorded the site's ``default_direction``, "in", where the console records "out"
+    (rv30f): the way is the console's (``SiteConfig.guard_way``)."""
+    scenario = _scenario(
+        [_guard(1, {"decision": "manual_pass"})], config={"site": {"direction": "out"}}
+    )
+    result = replay(scenario)
+    assert result.failures == []
+    [manual] = _manual(result)
+    assert manual["direction"] == "out"
+
+
+def test_a_guard_step_about_nobody_at_a_gate_both_ways_says_its_way():
+    """At a gate both ways the console refuses a pass for a person without a pass that says
+    no way; replay recorded the site's default: the scenario is refused at load, naming the
+    step, and one that says it loads."""
+    with pytest.raises(ScenarioError, match=r"steps\[0\]\.manual\.direction: at a gate both"):
+        _scenario([_guard(1)])
+    assert _scenario([_guard(1, direction="out")]).steps[0].manual.direction == "out"
+    assert _scenario([{**_guard(1), "direction": "in"}]).steps[0].direction == "in"

@@ -35,6 +35,18 @@ class SiteConfig(Section):
     quiet_until: ClockTime = time(7, 0)
     """When the quiet night ends (equal to `quiet_from`: never quiet)."""
 
+    def guard_way(self, *said: str | None) -> str | None:
+        """The way a guard's action is recorded with: the first way ``said`` (the guard's
+        choice, the way of the passage it is about, a scenario step's), else this gate's own
+        at a one-way gate; None at a gate both ways with nothing said (a person without a
+        pass: the guard must say it, never ``default_direction``, which recorded a resident
+        let out at an out-only gate as coming in). The console, replay and the demo take it
+        from here alike."""
+        for way in said:
+            if way:
+                return way
+        return None if self.direction == "both" else self.direction
+
     def quiet_at(self, now: time) -> bool:
         """Whether the screen is quiet at the site's clock time ``now``."""
         start, end = self.quiet_from, self.quiet_until

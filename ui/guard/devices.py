@@ -124,7 +124,9 @@ async def evacuate(request: Request, session: ActionSession, g: GuardDep) -> Res
             decision="pass",
             operator=session.name,
             reason=reason,
-            direction=g.cfg.site.default_direction,
+            # The gate's own way at a one-way gate (was ``default_direction``: "in" at
+            # an out-only gate); at a gate both ways the assumed one.
+            direction=g.cfg.site.guard_way() or g.cfg.site.default_direction,
             subject=NO_SUBJECT,
             evacuate=(cause, int(minutes)),
             seen=seen,  # looked at again as the engine starts it

@@ -196,12 +196,6 @@ def direction_of(form: FormData, default: str | None) -> str:
     return choice(form.get("direction"), "manual.direction", ("in", "out"), default)
 
 
-def one_way(site_direction: str) -> str | None:
-    """The only way a gate passes people (``site.direction`` ``in`` or ``out``); None at a
-    gate both ways, where each passage says its own."""
-    return None if site_direction == "both" else site_direction
-
-
 ListEdit = Callable[..., Lists]
 
 

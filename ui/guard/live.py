@@ -39,7 +39,7 @@ from ui.guard.deps import (
     room,
 )
 from ui.guard.display import event_time, feed_row, local_time, shown_time, vehicle_text
-from ui.guard.forms import BadInput, choice, clean, direction_of, directions, number, one_way
+from ui.guard.forms import BadInput, choice, clean, direction_of, directions, number
 from ui.guard.lists import confirm_first
 from ui.guard.registrations import (
     ASKED_FROM_MANUAL,
@@ -590,7 +590,7 @@ async def manual(request: Request, session: ActionSession, g: GuardDep) -> Respo
     # says which (``err.direction_needed``), never the site's default, or a quarantined
     # resident "coming in" walks out unheld and uncounted.
     passage_way = subject.direction if isinstance(subject, ManualSubject) else None
-    direction = direction_of(form, passage_way or one_way(g.cfg.site.direction))
+    direction = direction_of(form, g.cfg.site.guard_way(passage_way))
     note(request, direction=direction)
     temp_c = number(form.get("temp_c"), "manual.hand_temp")
     household, holds = named_household(form, subject), []
