@@ -137,7 +137,8 @@ INCIDENT_WINDOW_S = 600
 #: The passages an incident lists (its first and its latest): a pass left before the reader
 #: all night is one card, and its count (``Alarm.more``) says the rest.
 SEQS_KEPT = 10
-#: The key of a bus alarm's card of no passage and no device (then the alarm's name).
+#: The key of a bus alarm's card of no device: then the alarm's name, and ``:`` and the
+#: passage's id (``passage``) for a passage's alarm the log did not take (``seq`` None).
 BUS_KEY = "bus:"
 #: The key of the card counting open alarms that no longer fit on a full board (then ``:``
 #: and the key of the first of them, so a stale page cannot close a newer card).
@@ -350,20 +351,20 @@ class AlarmBoard:
         return True
 
     def hear(self, alarm: Alarm, stamp: int | None, *, cleared: bool = False) -> bool:
-        """Take a bus message of no passage about card ``alarm.key`` (a device's fault
-        raised, or ``cleared``; another alarm raised, ``BUS_KEY``), stamped ``stamp`` by the
-        engine; whether the open cards changed. A raise after its fault was heard cleared is
-        the fault happening again: one more time on the open card (``Alarm.join``), a new
-        card if a guard closed it; so is every raise of an alarm that is no device's (each
-        one happened: a record dropped). The same fault said again (a lock retried every
-        second) or a message heard already (every console's stream hands the desk each
-        message) is not."""
+        """Take a bus message of no seq about card ``alarm.key`` (a device's fault raised,
+        or ``cleared``; another alarm raised, ``BUS_KEY``: of a passage the log did not take,
+        or of none), stamped ``stamp`` by the engine; whether the open cards changed. A raise
+        after its fault was heard cleared is the fault happening again: one more time on the
+        open card (``Alarm.join``), a new card if a guard closed it; so is every raise of an
+        alarm of no passage and no device (``repeats``: each one happened, a record
+        dropped). The same fault said again (a lock retried every second) or a message heard
+        already (every console's stream hands the desk each message) is not."""
         known = self.alarms.get(alarm.key)
         if known is not None:
             if stamp is not None and known.heard_ns is not None and stamp <= known.heard_ns:
                 return False
             known.heard_ns = known.heard_ns if stamp is None else stamp
-            happened = alarm.key.startswith(BUS_KEY)
+            happened = repeats(alarm.key)
             if cleared or not (known.cleared or happened):
                 known.cleared = known.cleared or cleared
                 return False
@@ -597,9 +598,26 @@ def message_alarm(message: Mapping[str, Any], now: str) -> Alarm:
         # Same key as the standing alarm from the health report: one card per device.
         device = ALARM_DEVICES[raw]
         return Alarm(key=f"device:{device}", kind="device", ts=now, detail=device)
-    # Of no passage, no device (the held records over the backlog's bound, a tamper alarm):
-    # one card per alarm while open, each raise one more time on it (``AlarmBoard.hear``).
+    passage = message.get("passage")
+    if type(passage) is int:
+        # A passage's alarm the log did not take (the storage refused its row: ``seq`` None):
+        # a card of that passage, as one committed has (two people's fevers are two cards).
+        key = f"{BUS_KEY}{raw}:{passage}"
+        return Alarm(
+            key=key, kind=kind, ts=now, detail=raw, direction=_text(message.get("direction"))
+        )
+    # Of no passage, no device (``store_backlog_full``: a held record dropped over the
+    # backlog's bound, the one such alarm the engine raises): one card per alarm while open,
+    # each raise one more time of the same condition on it (``AlarmBoard.hear``, ``repeats``).
     return Alarm(key=f"{BUS_KEY}{raw}", kind=kind, ts=now, detail=raw)
+
+
+def repeats(key: str) -> bool:
+    """Whether card ``key`` is a bus alarm's of no passage and no device (``BUS_KEY`` and its
+    name alone: ``store_backlog_full``): every raise is the same condition once more, counted
+    on its open card, and a close takes the raises come since its page drew it (nobody new
+    to see: ``AlarmDesk.close``)."""
+    return key.startswith(BUS_KEY) and ":" not in key[len(BUS_KEY) :]
 
 
 def record_key(name: str, seq: int) -> str:
@@ -1060,7 +1078,7 @@ class AlarmDesk:
         if not now.synced:  # dated as the feed's rows are: 1970 said as not set, then dated
             alarm.clock_synced, alarm.mono_ns = False, now.mono_ns
         with self._lock:
-            if alarm.seq is None:  # a device's, counted each time it fails again
+            if alarm.seq is None:  # a device's (counted each time it fails again), a bus card
                 return self.board.hear(alarm, _stamp(message), cleared=cleared)
             before = len(self.board.open())
             self._scan()

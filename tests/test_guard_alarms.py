@@ -567,9 +567,9 @@ def test_a_second_close_at_the_very_same_moment_is_told_who_closed_it(guard_core
 
 
 def test_a_bus_alarm_of_no_passage_raised_again_is_one_card_with_its_count(guard_core):
-    """The held records over the backlog's bound (one dropped at each raise), or a tamper
-    alarm, raised again and again: a card each time, where a device's repeats fold into one
-    card with a count. One card per alarm while it is open, counting each raise (the same
+    """The held records over the backlog's bound (one dropped at each raise; beside it an
+    alarm name the desk has no kind for), raised again and again: a card each time, where a
+    device's repeats fold into one card with a count. One card per alarm while it is open, counting each raise (the same
     message heard again is not one more); closed, the next raise is a new card."""
     desk = AlarmDesk(guard_core.store, guard_core.clock)
     for stamp in (1, 2, 3):
@@ -587,3 +587,43 @@ def test_a_bus_alarm_of_no_passage_raised_again_is_one_card_with_its_count(guard
     assert [
         (a.count, a.acked_by) for a in desk.open_alarms([]) if a.detail == "store_backlog_full"
     ] == [(1, None)]
+
+
+def test_two_peoples_fevers_the_log_did_not_take_are_two_cards(clock, tmp_path):
+    """Two residents of two households denied for fever while the card refuses writes: the
+    engine's alarms name their passages but no seq (nothing committed). Each was keyed as an
+    alarm of no passage (``bus:fever``): one card "2 times", naming nobody, one close closing
+    both. A card per passage now, each counted once; the alarm of no passage at all
+    (``store_backlog_full``) is still one card."""
+    from test_engine import Rig
+
+    rig = Rig(clock, tmp_path)
+    try:
+        rig.store.fail()
+        for household, holder in (("A-101", "Li Wei"), ("B-202", "Zhang San")):
+            rig.show(rig.pass_text(household=household, holder=holder))
+            rig.emulator.person_arrives(38.6)
+            rig.run(6)
+            rig.emulator.person_leaves()
+            rig.run(6)
+        fevers = [m for m in rig.messages if m["type"] == "alarm" and m["alarm"] == "fever"]
+        passages = [m["passage"] for m in fevers]
+        assert [m["seq"] for m in fevers] == [None, None] and len(set(passages)) == 2
+        desk = AlarmDesk(rig.log, rig.clock)
+        for message in fevers + fevers:  # every console's stream hands the desk each one
+            desk.note_message(message)
+        desk.note_message(fault("raised", 1, "store_backlog_full"))
+        desk.note_message(fault("raised", 2, "store_backlog_full"))
+        assert sorted((a.key, a.kind, a.count) for a in desk.open_alarms([])) == [
+            ("bus:fever:" + str(passages[0]), "fever", 1),
+            ("bus:fever:" + str(passages[1]), "fever", 1),
+            ("bus:store_backlog_full", "other", 2),
+        ]
+        first = f"bus:fever:{passages[0]}"
+        closed = desk.close([first], "alice", [], seen={first: 1})
+        assert [a.key for a in closed] == [first]  # the other person's card stays open
+        assert [a.key for a in desk.open_alarms([]) if a.kind == "fever"] == [
+            f"bus:fever:{passages[1]}"
+        ]
+    finally:
+        rig.close()
