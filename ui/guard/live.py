@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.datastructures import FormData
 
 from kiosk import privacy, queries
-from kiosk.alarms import ALARMS_HEARD, RESOLUTIONS, Alarm, AlarmGrown
+from kiosk.alarms import ALARMS_HEARD, PERSON_KINDS, RESOLUTIONS, Alarm, AlarmGrown
 from kiosk.clock import ClockReading
 from kiosk.deadline import Stopped
 from kiosk.engine import NO_SUBJECT, ManualSubject, QuotaReached, unknown_person
@@ -473,7 +473,9 @@ async def ack_alarm(request: Request, session: ActionSession, g: GuardDep) -> Re
     # Every other open console (a second tablet) draws its alarms again now, not at the
     # next passage: the same cards, the same count, on each.
     g.core.bus.publish({"type": ALARMS_CLOSED, "keys": [a.key for a in closed]})
-    return done(request, "/guard")
+    # A condition raised again since the page drew it (``kiosk.alarms.repeats``) closed too.
+    grew = any(a.count > seen.get(a.key, a.count) for a in closed)
+    return done(request, "/guard", "ok.alarm_closed_since" if grew else "ok.done")
 
 
 def drawn_cards(values: list[str]) -> dict[str, int]:
@@ -494,10 +496,15 @@ def drawn_cards(values: list[str]) -> dict[str, int]:
 
 def grown_since(grown: AlarmGrown) -> BadInput:
     """A close refused for a card that counts more than its page drew: how many more, on
-    which kind of card (never whom: the words go in the page's address)."""
+    which kind of card (never whom: the words go in the page's address): attempts of a
+    person's card, times of a device's."""
     if grown.alarm.kind == "overflow":
         return BadInput("err.alarm_grown_overflow", n=grown.more)
-    return BadInput("err.alarm_grown", title=f"alarm.{grown.alarm.kind}", n=grown.more)
+    if grown.alarm.kind in PERSON_KINDS:
+        key = "err.alarm_grown_one" if grown.more == 1 else "err.alarm_grown"
+    else:
+        key = "err.alarm_grown_times_one" if grown.more == 1 else "err.alarm_grown_times"
+    return BadInput(key, title=f"alarm.{grown.alarm.kind}", n=grown.more)
 
 
 def subject_of(
