@@ -154,6 +154,15 @@ class AlarmGrown(ValueError):
         self.alarm, self.more = alarm, more
 
 
+class AlarmClosing(ValueError):
+    """A close refused at once: another guard's close (``who``) holds the alarm, its row
+    being written (``AlarmDesk.close``); nothing was closed."""
+
+    def __init__(self, who: str) -> None:
+        super().__init__("another close of it is being written")
+        self.who = who
+
+
 @dataclass
 class Alarm:
     key: str
@@ -827,11 +836,8 @@ class AlarmDesk:
         self._lock = threading.Lock()
         self.board = AlarmBoard(keep=keep)
         #: Alarms being closed: their row is being written (still shown open meanwhile), by
-        #: the thread closing them.
-        self._closing: dict[str, int] = {}
-        #: Told whenever a close ends (its alarms leave ``_closing``): a second close of the
-        #: same alarms waits for it (``close``).
-        self._closes_ended = threading.Condition(self._lock)
+        #: the thread closing them, for the guard closing them (``AlarmClosing``).
+        self._closing: dict[str, tuple[int, str]] = {}
         #: The look-back's start at the first scan, where ``_scan_revoked`` starts after it.
         self._since: queries.Since | None = None
 
@@ -1183,8 +1189,11 @@ class AlarmDesk:
         before they are shown closed. If it raises (the storage failed), they stay open and
         the error is the caller's. It is written outside the desk's lock (the feed takes the
         lock on the loop); meanwhile the alarms are held for this close, and a second guard's
-        close of any of them waits for it to end: it then finds them closed (``closed_by``
-        says by whom), or, the first's row refused, open, and closes them. ``seen``: each
+        close of any of them is refused at once, ``AlarmClosing`` saying who is closing them,
+        nothing written: never waiting on a row the card may take as long as it stalls (a
+        worker of the loop's executor held, which the desk's ear and every page share). Once
+        the first's row is written ``closed_by`` says who closed them; refused, they stay
+        open for any guard to close. ``seen``: each
         card's ``count`` as the guard's page drew it; one that counts more now (a breach
         tried twice more while the tablet slept) refuses the whole close, ``AlarmGrown``,
         nothing written; except a card whose raises are one condition (``repeats``: the
@@ -1194,11 +1203,11 @@ class AlarmDesk:
             raise ValueError(f"resolution: one of {', '.join(RESOLUTIONS)}")
         me = threading.get_ident()
         with self._lock:
-            # Another guard's close of them: its end (one of this thread's own, a close within
-            # its row's writing, has nothing more to close: never waited for, which would be
-            # for ever).
-            while any(self._closing.get(k, me) != me for k in keys):
-                self._closes_ended.wait()
+            # Another guard's close of them, its row being written: who (one of this thread's
+            # own, a close within its row's writing, has nothing more to close).
+            held = [self._closing[k] for k in keys if self._closing.get(k, (me,))[0] != me]
+            if held:
+                raise AlarmClosing(held[0][1])
             self._scan()
             for alarm in self._with_unreadable(standing):
                 if alarm.key in keys and alarm.key not in self.board.alarms:
@@ -1212,7 +1221,7 @@ class AlarmDesk:
                 drawn = (seen or {}).get(alarm.key)
                 if drawn is not None and alarm.count > drawn and not repeats(alarm.key):
                     raise AlarmGrown(alarm, alarm.count - drawn)
-            self._closing.update((a.key, me) for a in closing)
+            self._closing.update((a.key, (me, who)) for a in closing)
         try:
             if closing and record is not None:
                 record(closing)
@@ -1228,11 +1237,9 @@ class AlarmDesk:
 
     def _close_ended(self, closing: list[Alarm]) -> None:
         """``closing`` no longer held by a close (shown closed, or left open: its row was
-        refused), in the same hold of ``_lock`` as their acknowledgement; the closes waiting
-        for them are told."""
+        refused), in the same hold of ``_lock`` as their acknowledgement."""
         for alarm in closing:
             del self._closing[alarm.key]
-        self._closes_ended.notify_all()
 
     def closed_by(self, key: str) -> tuple[str, str] | None:
         """Who closed alarm ``key`` and with what outcome (a ``RESOLUTIONS`` word), when it

@@ -10,6 +10,7 @@ import json
 import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -26,7 +27,14 @@ from guard_support import (
     signed_in,
 )
 
-from kiosk.alarms import Alarm, AlarmBoard, AlarmDesk, AlarmGrown, alarm_from_event
+from kiosk.alarms import (
+    Alarm,
+    AlarmBoard,
+    AlarmClosing,
+    AlarmDesk,
+    AlarmGrown,
+    alarm_from_event,
+)
 from kiosk.store import StoreFault
 from ui.auth import COOKIE
 from ui.guard.display import alarm_view
@@ -521,56 +529,107 @@ def test_the_live_page_draws_a_device_cards_count_and_sends_it_back(guard_core):
         assert drawn(tablet.get("/guard").text) == ["device:thermometer@3"]
 
 
-@pytest.mark.parametrize("first_written", [True, False], ids=["written", "refused"])
-def test_a_second_close_at_the_very_same_moment_is_told_who_closed_it(guard_core, first_written):
-    """Two guards close one card at the very same moment: the second found it held by the
-    first's close (its row being written) and was told "no open alarm", not "closed by
-    alice". It waits for the first's close to end: then told who closed it and as what, or,
-    the first's row refused by the storage (nothing closed), it closes the card itself."""
-    fever(guard_core)
-    desk = AlarmDesk(guard_core.store, guard_core.clock)
-    desk.open_alarms([])
-    writing, waiting, written = threading.Event(), threading.Event(), threading.Event()
-
-    class Told(threading.Condition):
-        def wait(self, timeout=None):
-            waiting.set()
-            return super().wait(timeout)
-
-    desk._closes_ended = Told(desk._lock)  # noqa: SLF001 - when the second close waits
+def stalled_close(desk: AlarmDesk, key: str, first_written: bool = True):
+    """Alice's close of ``key`` in a thread of its own, its row stalled on the card until the
+    returned event is set (then written, or refused by the storage): (the close's future,
+    the event, the pool)."""
+    writing, written = threading.Event(), threading.Event()
 
     def row(_closing) -> None:
         writing.set()
-        assert written.wait(2 * WAIT_S)  # past the wait for the second below
+        assert written.wait(2 * WAIT_S)  # the SD card's fsync, stalled
         if not first_written:
             raise StoreFault("store_fault", "commit not confirmed within 3000 ms")
 
-    def second_guard() -> tuple[list[Alarm], tuple[str, str] | None]:
-        """Bob's close, and who closed the card as his answer then asks (``ack_alarm``)."""
-        closed = desk.close(["event:1"], "bob", [], record=lambda _closing: None)
-        return closed, desk.closed_by("event:1")
+    pool = ThreadPoolExecutor(1)
+    first = pool.submit(desk.close, [key], "alice", [], "sent_home", record=row)
+    assert writing.wait(WAIT_S)
+    return first, written, pool
 
-    with ThreadPoolExecutor(2) as pool:
-        first = pool.submit(desk.close, ["event:1"], "alice", [], "sent_home", record=row)
-        assert writing.wait(WAIT_S)
-        second = pool.submit(second_guard)
-        waiting.wait(WAIT_S)  # the second close waits for the first (or answered already)
-        written.set()
-        closed, by = second.result(WAIT_S)
+
+@pytest.mark.parametrize("first_written", [True, False], ids=["written", "refused"])
+def test_a_second_close_while_the_first_is_written_is_told_at_once_who_is_closing(
+    guard_core, first_written
+):
+    """Two guards close one card at the very same moment, the first's row stalled on the
+    card: the second waited for it with no time limit (a worker of the loop's executor held
+    as long as the SD card stalled). It is told at once who is closing it, nothing closed;
+    once the first's row is written, who closed it and as what; refused by the storage
+    (nothing closed), the card is still open and the second guard closes it."""
+    fever(guard_core)
+    desk = AlarmDesk(guard_core.store, guard_core.clock)
+    desk.open_alarms([])
+    first, written, pool = stalled_close(desk, "event:1", first_written)
+    with pool:
+        try:
+            with pytest.raises(AlarmClosing) as closing:
+                desk.close(["event:1"], "bob", [], record=lambda _closing: None)
+            assert closing.value.who == "alice"
+        finally:
+            written.set()
         if first_written:
             assert [a.key for a in first.result(WAIT_S)] == ["event:1"]
-            assert closed == [] and by == ("alice", "sent_home")
+            assert desk.closed_by("event:1") == ("alice", "sent_home")
         else:
             with pytest.raises(StoreFault):
                 first.result(WAIT_S)
+            closed = desk.close(["event:1"], "bob", [], record=lambda _closing: None)
             assert [(a.key, a.acked_by) for a in closed] == [("event:1", "bob")]
+
+
+def test_presses_during_a_stalled_close_leave_the_desks_ear_a_worker(guard_core):
+    """The first close's row stalled on the card, the guards press close again and again
+    (two tablets, the button not answering): each press waited on the desk in a worker of
+    the loop's executor (8 on a Pi), and with them all taken the desk's ear could note no
+    new alarm, nor a guard sign in, until the stall ended. Each press is answered at once
+    ("alice is closing it"), and the ear hears meanwhile."""
+    desk = AlarmDesk(guard_core.store, guard_core.clock)
+    desk.note_message(fault("raised", 1, "store_backlog_full"))
+    first, written, pool = stalled_close(desk, "bus:store_backlog_full")
+
+    async def scene() -> list[object]:
+        asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(2))
+        press = partial(desk.close, ["bus:store_backlog_full"], "bob", [])
+        presses = [asyncio.to_thread(press, record=lambda _c: None) for _ in range(7)]
+        said = await asyncio.wait_for(asyncio.gather(*presses, return_exceptions=True), WAIT_S)
+        heard = fault("raised", 2, "sensor_fault")
+        return [*said, await asyncio.wait_for(desk._heard(heard), WAIT_S)]  # noqa: SLF001
+
+    with pool:
+        try:
+            *said, heard = asyncio.run(scene())
+        finally:
+            written.set()
+        assert first.result(WAIT_S)
+    assert [type(s).__name__ for s in said] == ["AlarmClosing"] * 7
+    assert heard is True
+
+
+def test_the_console_says_who_is_closing_a_card_whose_close_is_being_written(guard_core):
+    """A second tablet's close while the first's row is stalled: "alice is closing this
+    alarm now", at once, nothing written by it."""
+    with signed_in(make_app(guard_core)) as tablet:
+        desk = tablet.app.state.guard.alarms
+        desk.note_message(fault("raised", 1))
+        first, written, pool = stalled_close(desk, "device:thermometer")
+        with pool:
+            try:
+                closing = {"csrf": tablet.csrf, "only": "device:thermometer@1"}
+                said = refused_with(tablet, send(tablet, "/guard/alarms/ack", closing))
+            finally:
+                written.set()
+            assert first.result(WAIT_S)
+        assert said is not None and said.startswith("alice 正在处理该警报"), said
+        acks = [a for a in guard_core.store.audits(0, 1000) if a["action"] == "alarm_ack"]
+        assert acks == []  # nothing written (alice's row is the test's stand-in, no audit)
 
 
 def test_a_bus_alarm_of_no_passage_raised_again_is_one_card_with_its_count(guard_core):
     """The held records over the backlog's bound (one dropped at each raise; beside it an
     alarm name the desk has no kind for), raised again and again: a card each time, where a
-    device's repeats fold into one card with a count. One card per alarm while it is open, counting each raise (the same
-    message heard again is not one more); closed, the next raise is a new card."""
+    device's repeats fold into one card with a count. One card per alarm while it is open,
+    counting each raise (the same message heard again is not one more); closed, the next
+    raise is a new card."""
     desk = AlarmDesk(guard_core.store, guard_core.clock)
     for stamp in (1, 2, 3):
         assert desk.note_message(fault("raised", stamp, "store_backlog_full") | {"dropped": stamp})

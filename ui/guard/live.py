@@ -13,7 +13,14 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.datastructures import FormData
 
 from kiosk import privacy, queries
-from kiosk.alarms import ALARMS_HEARD, PERSON_KINDS, RESOLUTIONS, Alarm, AlarmGrown
+from kiosk.alarms import (
+    ALARMS_HEARD,
+    PERSON_KINDS,
+    RESOLUTIONS,
+    Alarm,
+    AlarmClosing,
+    AlarmGrown,
+)
 from kiosk.clock import ClockReading
 from kiosk.deadline import Stopped
 from kiosk.engine import NO_SUBJECT, ManualSubject, QuotaReached, unknown_person
@@ -465,6 +472,8 @@ async def ack_alarm(request: Request, session: ActionSession, g: GuardDep) -> Re
         )
     except AlarmGrown as grown:  # more attempts since the page drew it: the page again
         raise grown_since(grown) from None
+    except AlarmClosing as closing:  # another guard's close, its row being written
+        raise BadInput("err.alarm_being_closed", who=closing.who) from None
     if not closed:  # another guard's tablet closed it first: say who, and as what
         by = await asyncio.to_thread(g.alarms.closed_by, keys[0])
         if by is not None and by[1] in RESOLUTIONS:
