@@ -137,7 +137,8 @@ INCIDENT_WINDOW_S = 600
 #: The passages an incident lists (its first and its latest): a pass left before the reader
 #: all night is one card, and its count (``Alarm.more``) says the rest.
 SEQS_KEPT = 10
-#: The key of a bus alarm's card of no passage and no device (then the alarm's name).
+#: The key of a bus alarm's card of no device: then the alarm's name, and ``:`` and the
+#: passage's id (``passage``) for a passage's alarm the log did not take (``seq`` None).
 BUS_KEY = "bus:"
 #: The key of the card counting open alarms that no longer fit on a full board (then ``:``
 #: and the key of the first of them, so a stale page cannot close a newer card).
@@ -151,6 +152,15 @@ class AlarmGrown(ValueError):
     def __init__(self, alarm: Alarm, more: int) -> None:
         super().__init__(f"{alarm.key}: {more} more since the page drew it")
         self.alarm, self.more = alarm, more
+
+
+class AlarmClosing(ValueError):
+    """A close refused at once: another guard's close (``who``) holds the alarm, its row
+    being written (``AlarmDesk.close``); nothing was closed."""
+
+    def __init__(self, who: str) -> None:
+        super().__init__("another close of it is being written")
+        self.who = who
 
 
 @dataclass
@@ -350,20 +360,20 @@ class AlarmBoard:
         return True
 
     def hear(self, alarm: Alarm, stamp: int | None, *, cleared: bool = False) -> bool:
-        """Take a bus message of no passage about card ``alarm.key`` (a device's fault
-        raised, or ``cleared``; another alarm raised, ``BUS_KEY``), stamped ``stamp`` by the
-        engine; whether the open cards changed. A raise after its fault was heard cleared is
-        the fault happening again: one more time on the open card (``Alarm.join``), a new
-        card if a guard closed it; so is every raise of an alarm that is no device's (each
-        one happened: a record dropped). The same fault said again (a lock retried every
-        second) or a message heard already (every console's stream hands the desk each
-        message) is not."""
+        """Take a bus message of no seq about card ``alarm.key`` (a device's fault raised,
+        or ``cleared``; another alarm raised, ``BUS_KEY``: of a passage the log did not take,
+        or of none), stamped ``stamp`` by the engine; whether the open cards changed. A raise
+        after its fault was heard cleared is the fault happening again: one more time on the
+        open card (``Alarm.join``), a new card if a guard closed it; so is every raise of an
+        alarm of no passage and no device (``repeats``: each one happened, a record
+        dropped). The same fault said again (a lock retried every second) or a message heard
+        already (every console's stream hands the desk each message) is not."""
         known = self.alarms.get(alarm.key)
         if known is not None:
             if stamp is not None and known.heard_ns is not None and stamp <= known.heard_ns:
                 return False
             known.heard_ns = known.heard_ns if stamp is None else stamp
-            happened = alarm.key.startswith(BUS_KEY)
+            happened = repeats(alarm.key)
             if cleared or not (known.cleared or happened):
                 known.cleared = known.cleared or cleared
                 return False
@@ -597,9 +607,26 @@ def message_alarm(message: Mapping[str, Any], now: str) -> Alarm:
         # Same key as the standing alarm from the health report: one card per device.
         device = ALARM_DEVICES[raw]
         return Alarm(key=f"device:{device}", kind="device", ts=now, detail=device)
-    # Of no passage, no device (the held records over the backlog's bound, a tamper alarm):
-    # one card per alarm while open, each raise one more time on it (``AlarmBoard.hear``).
+    passage = message.get("passage")
+    if type(passage) is int:
+        # A passage's alarm the log did not take (the storage refused its row: ``seq`` None):
+        # a card of that passage, as one committed has (two people's fevers are two cards).
+        key = f"{BUS_KEY}{raw}:{passage}"
+        return Alarm(
+            key=key, kind=kind, ts=now, detail=raw, direction=_text(message.get("direction"))
+        )
+    # Of no passage, no device (``store_backlog_full``: a held record dropped over the
+    # backlog's bound, the one such alarm the engine raises): one card per alarm while open,
+    # each raise one more time of the same condition on it (``AlarmBoard.hear``, ``repeats``).
     return Alarm(key=f"{BUS_KEY}{raw}", kind=kind, ts=now, detail=raw)
+
+
+def repeats(key: str) -> bool:
+    """Whether card ``key`` is a bus alarm's of no passage and no device (``BUS_KEY`` and its
+    name alone: ``store_backlog_full``): every raise is the same condition once more, counted
+    on its open card, and a close takes the raises come since its page drew it (nobody new
+    to see: ``AlarmDesk.close``)."""
+    return key.startswith(BUS_KEY) and ":" not in key[len(BUS_KEY) :]
 
 
 def record_key(name: str, seq: int) -> str:
@@ -809,11 +836,8 @@ class AlarmDesk:
         self._lock = threading.Lock()
         self.board = AlarmBoard(keep=keep)
         #: Alarms being closed: their row is being written (still shown open meanwhile), by
-        #: the thread closing them.
-        self._closing: dict[str, int] = {}
-        #: Told whenever a close ends (its alarms leave ``_closing``): a second close of the
-        #: same alarms waits for it (``close``).
-        self._closes_ended = threading.Condition(self._lock)
+        #: the thread closing them, for the guard closing them (``AlarmClosing``).
+        self._closing: dict[str, tuple[int, str]] = {}
         #: The look-back's start at the first scan, where ``_scan_revoked`` starts after it.
         self._since: queries.Since | None = None
 
@@ -1060,7 +1084,7 @@ class AlarmDesk:
         if not now.synced:  # dated as the feed's rows are: 1970 said as not set, then dated
             alarm.clock_synced, alarm.mono_ns = False, now.mono_ns
         with self._lock:
-            if alarm.seq is None:  # a device's, counted each time it fails again
+            if alarm.seq is None:  # a device's (counted each time it fails again), a bus card
                 return self.board.hear(alarm, _stamp(message), cleared=cleared)
             before = len(self.board.open())
             self._scan()
@@ -1165,20 +1189,25 @@ class AlarmDesk:
         before they are shown closed. If it raises (the storage failed), they stay open and
         the error is the caller's. It is written outside the desk's lock (the feed takes the
         lock on the loop); meanwhile the alarms are held for this close, and a second guard's
-        close of any of them waits for it to end: it then finds them closed (``closed_by``
-        says by whom), or, the first's row refused, open, and closes them. ``seen``: each
+        close of any of them is refused at once, ``AlarmClosing`` saying who is closing them,
+        nothing written: never waiting on a row the card may take as long as it stalls (a
+        worker of the loop's executor held, which the desk's ear and every page share). Once
+        the first's row is written ``closed_by`` says who closed them; refused, they stay
+        open for any guard to close. ``seen``: each
         card's ``count`` as the guard's page drew it; one that counts more now (a breach
         tried twice more while the tablet slept) refuses the whole close, ``AlarmGrown``,
-        nothing written."""
+        nothing written; except a card whose raises are one condition (``repeats``: the
+        backlog dropping a record each second, which no page could keep up with), closed
+        with the raises come since."""
         if resolution not in RESOLUTIONS:
             raise ValueError(f"resolution: one of {', '.join(RESOLUTIONS)}")
         me = threading.get_ident()
         with self._lock:
-            # Another guard's close of them: its end (one of this thread's own, a close within
-            # its row's writing, has nothing more to close: never waited for, which would be
-            # for ever).
-            while any(self._closing.get(k, me) != me for k in keys):
-                self._closes_ended.wait()
+            # Another guard's close of them, its row being written: who (one of this thread's
+            # own, a close within its row's writing, has nothing more to close).
+            held = [self._closing[k] for k in keys if self._closing.get(k, (me,))[0] != me]
+            if held:
+                raise AlarmClosing(held[0][1])
             self._scan()
             for alarm in self._with_unreadable(standing):
                 if alarm.key in keys and alarm.key not in self.board.alarms:
@@ -1188,11 +1217,11 @@ class AlarmDesk:
                 for k in dict.fromkeys(keys)
                 if k not in self._closing and (a := self.board.open_one(k)) is not None
             ]
-            for alarm in closing:
+            for alarm in closing:  # a condition raised again is no one new to see: closed
                 drawn = (seen or {}).get(alarm.key)
-                if drawn is not None and alarm.count > drawn:
+                if drawn is not None and alarm.count > drawn and not repeats(alarm.key):
                     raise AlarmGrown(alarm, alarm.count - drawn)
-            self._closing.update((a.key, me) for a in closing)
+            self._closing.update((a.key, (me, who)) for a in closing)
         try:
             if closing and record is not None:
                 record(closing)
@@ -1208,11 +1237,9 @@ class AlarmDesk:
 
     def _close_ended(self, closing: list[Alarm]) -> None:
         """``closing`` no longer held by a close (shown closed, or left open: its row was
-        refused), in the same hold of ``_lock`` as their acknowledgement; the closes waiting
-        for them are told."""
+        refused), in the same hold of ``_lock`` as their acknowledgement."""
         for alarm in closing:
             del self._closing[alarm.key]
-        self._closes_ended.notify_all()
 
     def closed_by(self, key: str) -> tuple[str, str] | None:
         """Who closed alarm ``key`` and with what outcome (a ``RESOLUTIONS`` word), when it

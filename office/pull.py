@@ -328,16 +328,20 @@ def tls_trust() -> ssl.SSLContext:
     """The certificates an HTTP client of the office or of a gate trusts (the pull, the
     collector, the list sync, the peers): httpx's own choice, ``SSL_CERT_FILE``, else
     ``SSL_CERT_DIR``, else certifi's bundle, loaded once per process while the variables
-    name the same file, unchanged (its inode, size and modification time): each client made
-    loaded the whole bundle again, ~20 ms of CPU on a PC (a daemon with its list sync and
-    its peers made two at each start)."""
+    name the same file, unchanged (its inode, size, modification time and change time: a
+    renewed certificate of the same size copied over it keeping its time, ``cp -p``,
+    ``rsync -t``, ``install -p``, still changes the last, which no user can set): each
+    client made loaded the whole bundle again, ~20 ms of CPU on a PC (a daemon with its list
+    sync and its peers made two at each start). A client holds the trust it was made with:
+    the daemons that make theirs at start are restarted for a renewed certificate
+    (docs/operations.md)."""
     import certifi
 
     cafile, capath = os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR")
     source = cafile or capath or certifi.where()
     try:
         st = os.stat(source)
-        seen: tuple[object, ...] = (st.st_ino, st.st_size, st.st_mtime_ns)
+        seen: tuple[object, ...] = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
     except OSError:
         seen = ()  # missing: loaded (and refused) as httpx would, never kept
     key = (cafile, capath, source, *seen)

@@ -10,6 +10,7 @@ import json
 import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -26,7 +27,14 @@ from guard_support import (
     signed_in,
 )
 
-from kiosk.alarms import Alarm, AlarmBoard, AlarmDesk, AlarmGrown, alarm_from_event
+from kiosk.alarms import (
+    Alarm,
+    AlarmBoard,
+    AlarmClosing,
+    AlarmDesk,
+    AlarmGrown,
+    alarm_from_event,
+)
 from kiosk.store import StoreFault
 from ui.auth import COOKIE
 from ui.guard.display import alarm_view
@@ -517,60 +525,111 @@ def test_the_live_page_draws_a_device_cards_count_and_sends_it_back(guard_core):
         desk.note_message(fault("raised", 5))
         closing = {"csrf": tablet.csrf, "only": "device:thermometer@2"}
         said = refused_with(tablet, send(tablet, "/guard/alarms/ack", closing))
-        assert said is not None and "1 more" in said, said
+        assert said is not None and "Device fault: it happened once more since" in said, said
         assert drawn(tablet.get("/guard").text) == ["device:thermometer@3"]
 
 
-@pytest.mark.parametrize("first_written", [True, False], ids=["written", "refused"])
-def test_a_second_close_at_the_very_same_moment_is_told_who_closed_it(guard_core, first_written):
-    """Two guards close one card at the very same moment: the second found it held by the
-    first's close (its row being written) and was told "no open alarm", not "closed by
-    alice". It waits for the first's close to end: then told who closed it and as what, or,
-    the first's row refused by the storage (nothing closed), it closes the card itself."""
-    fever(guard_core)
-    desk = AlarmDesk(guard_core.store, guard_core.clock)
-    desk.open_alarms([])
-    writing, waiting, written = threading.Event(), threading.Event(), threading.Event()
-
-    class Told(threading.Condition):
-        def wait(self, timeout=None):
-            waiting.set()
-            return super().wait(timeout)
-
-    desk._closes_ended = Told(desk._lock)  # noqa: SLF001 - when the second close waits
+def stalled_close(desk: AlarmDesk, key: str, first_written: bool = True):
+    """Alice's close of ``key`` in a thread of its own, its row stalled on the card until the
+    returned event is set (then written, or refused by the storage): (the close's future,
+    the event, the pool)."""
+    writing, written = threading.Event(), threading.Event()
 
     def row(_closing) -> None:
         writing.set()
-        assert written.wait(2 * WAIT_S)  # past the wait for the second below
+        assert written.wait(2 * WAIT_S)  # the SD card's fsync, stalled
         if not first_written:
             raise StoreFault("store_fault", "commit not confirmed within 3000 ms")
 
-    def second_guard() -> tuple[list[Alarm], tuple[str, str] | None]:
-        """Bob's close, and who closed the card as his answer then asks (``ack_alarm``)."""
-        closed = desk.close(["event:1"], "bob", [], record=lambda _closing: None)
-        return closed, desk.closed_by("event:1")
+    pool = ThreadPoolExecutor(1)
+    first = pool.submit(desk.close, [key], "alice", [], "sent_home", record=row)
+    assert writing.wait(WAIT_S)
+    return first, written, pool
 
-    with ThreadPoolExecutor(2) as pool:
-        first = pool.submit(desk.close, ["event:1"], "alice", [], "sent_home", record=row)
-        assert writing.wait(WAIT_S)
-        second = pool.submit(second_guard)
-        waiting.wait(WAIT_S)  # the second close waits for the first (or answered already)
-        written.set()
-        closed, by = second.result(WAIT_S)
+
+@pytest.mark.parametrize("first_written", [True, False], ids=["written", "refused"])
+def test_a_second_close_while_the_first_is_written_is_told_at_once_who_is_closing(
+    guard_core, first_written
+):
+    """Two guards close one card at the very same moment, the first's row stalled on the
+    card: the second waited for it with no time limit (a worker of the loop's executor held
+    as long as the SD card stalled). It is told at once who is closing it, nothing closed;
+    once the first's row is written, who closed it and as what; refused by the storage
+    (nothing closed), the card is still open and the second guard closes it."""
+    fever(guard_core)
+    desk = AlarmDesk(guard_core.store, guard_core.clock)
+    desk.open_alarms([])
+    first, written, pool = stalled_close(desk, "event:1", first_written)
+    with pool:
+        try:
+            with pytest.raises(AlarmClosing) as closing:
+                desk.close(["event:1"], "bob", [], record=lambda _closing: None)
+            assert closing.value.who == "alice"
+        finally:
+            written.set()
         if first_written:
             assert [a.key for a in first.result(WAIT_S)] == ["event:1"]
-            assert closed == [] and by == ("alice", "sent_home")
+            assert desk.closed_by("event:1") == ("alice", "sent_home")
         else:
             with pytest.raises(StoreFault):
                 first.result(WAIT_S)
+            closed = desk.close(["event:1"], "bob", [], record=lambda _closing: None)
             assert [(a.key, a.acked_by) for a in closed] == [("event:1", "bob")]
 
 
+def test_presses_during_a_stalled_close_leave_the_desks_ear_a_worker(guard_core):
+    """The first close's row stalled on the card, the guards press close again and again
+    (two tablets, the button not answering): each press waited on the desk in a worker of
+    the loop's executor (8 on a Pi), and with them all taken the desk's ear could note no
+    new alarm, nor a guard sign in, until the stall ended. Each press is answered at once
+    ("alice is closing it"), and the ear hears meanwhile."""
+    desk = AlarmDesk(guard_core.store, guard_core.clock)
+    desk.note_message(fault("raised", 1, "store_backlog_full"))
+    first, written, pool = stalled_close(desk, "bus:store_backlog_full")
+
+    async def scene() -> list[object]:
+        asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(2))
+        press = partial(desk.close, ["bus:store_backlog_full"], "bob", [])
+        presses = [asyncio.to_thread(press, record=lambda _c: None) for _ in range(7)]
+        said = await asyncio.wait_for(asyncio.gather(*presses, return_exceptions=True), WAIT_S)
+        heard = fault("raised", 2, "sensor_fault")
+        return [*said, await asyncio.wait_for(desk._heard(heard), WAIT_S)]  # noqa: SLF001
+
+    with pool:
+        try:
+            *said, heard = asyncio.run(scene())
+        finally:
+            written.set()
+        assert first.result(WAIT_S)
+    assert [type(s).__name__ for s in said] == ["AlarmClosing"] * 7
+    assert heard is True
+
+
+def test_the_console_says_who_is_closing_a_card_whose_close_is_being_written(guard_core):
+    """A second tablet's close while the first's row is stalled: "alice is closing this
+    alarm now", at once, nothing written by it."""
+    with signed_in(make_app(guard_core)) as tablet:
+        desk = tablet.app.state.guard.alarms
+        desk.note_message(fault("raised", 1))
+        first, written, pool = stalled_close(desk, "device:thermometer")
+        with pool:
+            try:
+                closing = {"csrf": tablet.csrf, "only": "device:thermometer@1"}
+                said = refused_with(tablet, send(tablet, "/guard/alarms/ack", closing))
+            finally:
+                written.set()
+            assert first.result(WAIT_S)
+        assert said is not None and said.startswith("alice 正在处理该警报"), said
+        acks = [a for a in guard_core.store.audits(0, 1000) if a["action"] == "alarm_ack"]
+        assert acks == []  # nothing written (alice's row is the test's stand-in, no audit)
+
+
 def test_a_bus_alarm_of_no_passage_raised_again_is_one_card_with_its_count(guard_core):
-    """The held records over the backlog's bound (one dropped at each raise), or a tamper
-    alarm, raised again and again: a card each time, where a device's repeats fold into one
-    card with a count. One card per alarm while it is open, counting each raise (the same
-    message heard again is not one more); closed, the next raise is a new card."""
+    """The held records over the backlog's bound (one dropped at each raise; beside it an
+    alarm name the desk has no kind for), raised again and again: a card each time, where a
+    device's repeats fold into one card with a count. One card per alarm while it is open,
+    counting each raise (the same message heard again is not one more); closed, the next
+    raise is a new card."""
     desk = AlarmDesk(guard_core.store, guard_core.clock)
     for stamp in (1, 2, 3):
         assert desk.note_message(fault("raised", stamp, "store_backlog_full") | {"dropped": stamp})
@@ -587,3 +646,71 @@ def test_a_bus_alarm_of_no_passage_raised_again_is_one_card_with_its_count(guard
     assert [
         (a.count, a.acked_by) for a in desk.open_alarms([]) if a.detail == "store_backlog_full"
     ] == [(1, None)]
+
+
+def test_two_peoples_fevers_the_log_did_not_take_are_two_cards(clock, tmp_path):
+    """Two residents of two households denied for fever while the card refuses writes: the
+    engine's alarms name their passages but no seq (nothing committed). Each was keyed as an
+    alarm of no passage (``bus:fever``): one card "2 times", naming nobody, one close closing
+    both. A card per passage now, each counted once; the alarm of no passage at all
+    (``store_backlog_full``) is still one card."""
+    from test_engine import Rig
+
+    rig = Rig(clock, tmp_path)
+    try:
+        rig.store.fail()
+        for household, holder in (("A-101", "Li Wei"), ("B-202", "Zhang San")):
+            rig.show(rig.pass_text(household=household, holder=holder))
+            rig.emulator.person_arrives(38.6)
+            rig.run(6)
+            rig.emulator.person_leaves()
+            rig.run(6)
+        fevers = [m for m in rig.messages if m["type"] == "alarm" and m["alarm"] == "fever"]
+        passages = [m["passage"] for m in fevers]
+        assert [m["seq"] for m in fevers] == [None, None] and len(set(passages)) == 2
+        desk = AlarmDesk(rig.log, rig.clock)
+        for message in fevers + fevers:  # every console's stream hands the desk each one
+            desk.note_message(message)
+        desk.note_message(fault("raised", 1, "store_backlog_full"))
+        desk.note_message(fault("raised", 2, "store_backlog_full"))
+        assert sorted((a.key, a.kind, a.count) for a in desk.open_alarms([])) == [
+            ("bus:fever:" + str(passages[0]), "fever", 1),
+            ("bus:fever:" + str(passages[1]), "fever", 1),
+            ("bus:store_backlog_full", "other", 2),
+        ]
+        first = f"bus:fever:{passages[0]}"
+        closed = desk.close([first], "alice", [], seen={first: 1})
+        assert [a.key for a in closed] == [first]  # the other person's card stays open
+        assert [a.key for a in desk.open_alarms([]) if a.kind == "fever"] == [
+            f"bus:fever:{passages[1]}"
+        ]
+    finally:
+        rig.close()
+
+
+def test_a_card_raised_every_second_closes_with_the_raises_since_its_page_drew_it(guard_core):
+    """The backlog dropping a held record each second (``store_backlog_full``): every raise
+    counted on its one card, and a close from the page drawn one raise before refused
+    ("Alarm: 1 more attempts", of records dropped): a card no guard could close. A repeat is
+    the same condition, no one new to see: the close goes through, saying so, and the next
+    raise is a new card."""
+    desk = AlarmDesk(guard_core.store, guard_core.clock)
+    for stamp in range(1, 4):
+        desk.note_message(fault("raised", 2 * stamp, "store_backlog_full"))
+        [card] = desk.open_alarms([])
+        drawn_count = card.count  # the page redraws on ALARMS_HEARD
+        desk.note_message(fault("raised", 2 * stamp + 1, "store_backlog_full"))  # the click's way
+        closed = desk.close([card.key], "alice", [], seen={card.key: drawn_count})
+        assert [(a.key, a.count) for a in closed] == [("bus:store_backlog_full", 2)]
+        assert desk.open_alarms([]) == []
+    with signed_in(make_app(guard_core)) as tablet:
+        desk = tablet.app.state.guard.alarms
+        desk.note_message(fault("raised", 10, "store_backlog_full"))
+        assert drawn(tablet.get("/guard").text) == ["bus:store_backlog_full@1"]
+        desk.note_message(fault("raised", 11, "store_backlog_full"))
+        closing = {"csrf": tablet.csrf, "only": "bus:store_backlog_full@1"}
+        sent = send(tablet, "/guard/alarms/ack", closing)
+        assert sent.status_code == 303 and "msg=ok.alarm_closed_since" in sent.headers["location"]
+        page = tablet.get(sent.headers["location"] + "&lang=en").text
+        assert "it happened again after your page showed it" in page
+        assert drawn(page) == []

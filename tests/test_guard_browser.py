@@ -201,7 +201,7 @@ def test_a_tick_made_before_the_card_grew_closes_nothing_it_did_not_see(demo, br
     acks = len([a for a in core.store.audits(0, 1000) if a["action"] == "alarm_ack"])
     page.click("#alarm-close-selected")
     page.wait_for_selector(".flash.err")
-    assert "1 more attempts since your page showed it" in page.inner_text(".flash.err")
+    assert "1 more attempt since your page showed it" in page.inner_text(".flash.err")
     assert [a for a in core.store.audits(0, 1000) if a["action"] == "alarm_ack"][acks:] == []
     assert page.locator(f".alarm[data-key='{key}']").count() == 1
 

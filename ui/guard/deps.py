@@ -87,7 +87,14 @@ log = logging.getLogger(__name__)
 #: Methods that change state: always audited.
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 #: ``msg=`` values a page shows as a success note.
-OK_MESSAGES = ("ok.done", "cal.saved", "pass.issued", "pass.voided", "pass.clock_vouched")
+OK_MESSAGES = (
+    "ok.done",
+    "ok.alarm_closed_since",
+    "cal.saved",
+    "pass.issued",
+    "pass.voided",
+    "pass.clock_vouched",
+)
 #: How far back a restarted console derives its open alarms: 12 hours, plus the longest time
 #: nobody may be on duty under any staffed hours (under a day: a quarantine return at 08:05
 #: at a gate staffed 20:00-08:00 waits twelve hours for the night guard, who must still see

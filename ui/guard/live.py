@@ -13,7 +13,14 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.datastructures import FormData
 
 from kiosk import privacy, queries
-from kiosk.alarms import ALARMS_HEARD, RESOLUTIONS, Alarm, AlarmGrown
+from kiosk.alarms import (
+    ALARMS_HEARD,
+    PERSON_KINDS,
+    RESOLUTIONS,
+    Alarm,
+    AlarmClosing,
+    AlarmGrown,
+)
 from kiosk.clock import ClockReading
 from kiosk.deadline import Stopped
 from kiosk.engine import NO_SUBJECT, ManualSubject, QuotaReached, unknown_person
@@ -468,6 +475,8 @@ async def ack_alarm(request: Request, session: ActionSession, g: GuardDep) -> Re
         )
     except AlarmGrown as grown:  # more attempts since the page drew it: the page again
         raise grown_since(grown) from None
+    except AlarmClosing as closing:  # another guard's close, its row being written
+        raise BadInput("err.alarm_being_closed", who=closing.who) from None
     if not closed:  # another guard's tablet closed it first: say who, and as what
         by = await asyncio.to_thread(g.alarms.closed_by, keys[0])
         if by is not None and by[1] in RESOLUTIONS:
@@ -476,7 +485,9 @@ async def ack_alarm(request: Request, session: ActionSession, g: GuardDep) -> Re
     # Every other open console (a second tablet) draws its alarms again now, not at the
     # next passage: the same cards, the same count, on each.
     g.core.bus.publish({"type": ALARMS_CLOSED, "keys": [a.key for a in closed]})
-    return done(request, "/guard")
+    # A condition raised again since the page drew it (``kiosk.alarms.repeats``) closed too.
+    grew = any(a.count > seen.get(a.key, a.count) for a in closed)
+    return done(request, "/guard", "ok.alarm_closed_since" if grew else "ok.done")
 
 
 def drawn_cards(values: list[str]) -> dict[str, int]:
@@ -497,10 +508,15 @@ def drawn_cards(values: list[str]) -> dict[str, int]:
 
 def grown_since(grown: AlarmGrown) -> BadInput:
     """A close refused for a card that counts more than its page drew: how many more, on
-    which kind of card (never whom: the words go in the page's address)."""
+    which kind of card (never whom: the words go in the page's address): attempts of a
+    person's card, times of a device's."""
     if grown.alarm.kind == "overflow":
         return BadInput("err.alarm_grown_overflow", n=grown.more)
-    return BadInput("err.alarm_grown", title=f"alarm.{grown.alarm.kind}", n=grown.more)
+    if grown.alarm.kind in PERSON_KINDS:
+        key = "err.alarm_grown_one" if grown.more == 1 else "err.alarm_grown"
+    else:
+        key = "err.alarm_grown_times_one" if grown.more == 1 else "err.alarm_grown_times"
+    return BadInput(key, title=f"alarm.{grown.alarm.kind}", n=grown.more)
 
 
 def subject_of(
