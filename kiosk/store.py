@@ -1020,16 +1020,26 @@ def _older_release_changes(
     release records the site (``site``: its settings) and the hours' history (``hours``), not
     this history. Each of its hours from the time it recorded; the site's settings from its
     last such time when their hours are those (it wrote both then), else from ``since`` (this
-    start: when it changed them is not recorded)."""
+    start: when it changed them is not recorded). After the last entry dated: a change
+    pending (``record_site`` on a clock not set) keeps that clock's guess (1970) as its
+    ``since``, and ``site.hours`` holds it too (``_hours_alone``); taken in again, each start
+    before NTP added every later entry and a copy of the pending one."""
     if not history:
         return
-    last = history[-1].get("since")
+    dated = [e.get("since") for e in history if "pending" not in e]
+    last = dated[-1] if dated else None
+    ours = [(e.get("since"), e.get("hours")) for e in history]
     newer = [
-        e for e in hours if isinstance(e.get("since"), str) and (last is None or e["since"] > last)
+        e
+        for e in hours
+        if isinstance(e.get("since"), str)
+        and (last is None or e["since"] > last)
+        and (e["since"], e.get("hours")) not in ours
     ]
     for entry in newer:
         if history[-1].get("hours") != entry.get("hours"):
-            history.append({**history[-1], "since": entry["since"], "hours": entry.get("hours")})
+            tail = {k: v for k, v in history[-1].items() if k != "pending"}
+            history.append({**tail, "since": entry["since"], "hours": entry.get("hours")})
     if not site or all(history[-1].get(k) == v for k, v in site.items()):
         return
     if (

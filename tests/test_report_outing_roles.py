@@ -462,3 +462,38 @@ def test_a_change_of_a_boot_that_never_set_its_clock_is_dated_at_the_next_set_st
     )
     kept = db.execute("SELECT value FROM meta WHERE key = 'site.history'").fetchone()[0]
     assert all("pending" not in e for e in json.loads(kept))
+
+
+def test_starts_on_a_clock_not_set_with_the_same_config_write_nothing_after_the_first(
+    reporting_store, clock
+):
+    """rv30h: a Pi with no RTC whose staffed hours were changed on a set clock, then again
+    before boots without network: each boot on 1970 took every entry after 1970 for a change
+    the release before made (``site.hours``) and added it again, then the pending change:
+    site.history 2 -> 3 -> 5 -> 7 -> 9 over four boots, the hours as many."""
+    from kiosk.store import record_site, recorded_history
+
+    def kept():
+        rows = reporting_store.reader().execute(
+            "SELECT key, value FROM meta WHERE key IN ('site.history', 'site.hours')"
+        )
+        return dict(rows.fetchall())
+
+    widest = {"enabled": True, "spans": ["06:00-20:00"]}
+    clock.set_wall(DAY_START - timedelta(days=20))
+    record_site(reporting_store, _site(ON) | {"hours": _HOURS})
+    clock.set_wall(DAY_START - timedelta(days=2))
+    record_site(reporting_store, _site(ON) | {"hours": _LONGER})
+    clock.is_synced = False
+    for boot in range(1, 5):
+        reporting_store.boot_id = f"boot-{boot}"
+        clock.set_wall(datetime(1970, 1, 1, 0, 0, 30, tzinfo=UTC))
+        record_site(reporting_store, _site(ON) | {"hours": widest})
+        if boot == 1:
+            first = kept()
+    assert kept() == first
+    assert [h for _, h in recorded_history(reporting_store.reader(), "hours")] == [
+        _HOURS,
+        _LONGER,
+        widest,
+    ]
