@@ -75,5 +75,5 @@ def purge_ledgers(
     return {
         "returnees": observation.purge(db, cutoff_day, purged_at),
         "service_requests": services.purge(db, cutoff, purged_at, now, boot_id),
-        "peer_passages": peers.purge(db, cutoff, hold, release),
+        "peer_passages": peers.purge(db, cutoff, hold, release, purged_at),
     }

@@ -228,6 +228,12 @@ MIGRATIONS = sql_migrations(
         seen_at TEXT, PRIMARY KEY (kiosk_id, entry_id)
     );
     """,
+    # When a purge held the row for the quota's look-back (``purge``'s ``hold``: its pass id
+    # nulled, its household kept), as ``events.purged_at``: what the look-back releases. NULL:
+    # never held (a row without a pass id, a guard's manual pass there, keeps its retention).
+    m007_peer_held="""
+    ALTER TABLE peer_passages ADD COLUMN purged_at TEXT;
+    """,
 )
 
 #: A log's ``origin`` as a page says it: its first event's id (a UUID).
@@ -1405,14 +1411,19 @@ def _date_fetches(db: Database, now: datetime, mono_ns: int, boot_id: str) -> No
 
 
 def purge(
-    db: Database, cutoff: datetime, hold: datetime | None = None, release: datetime | None = None
+    db: Database,
+    cutoff: datetime,
+    hold: datetime | None = None,
+    release: datetime | None = None,
+    purged_at: datetime | None = None,
 ) -> int:
     """Retention (``kiosk.ledgers.purge_ledgers``): peers' rows stamped before ``cutoff``.
     ``hold`` (``kiosk.retention.quota_hold``): the passing exits stamped from it on keep their
     household whatever their role, as the gate's own do (``kiosk.store.HELD_EXIT``), their
-    pass id nulled, the other rows deleted; a later purge deletes them once the look-back has
-    passed them (``release``: its start, whatever that purge's cutoff; a row without a pass id
-    serves the quota's look-back alone)."""
+    pass id nulled and ``purged_at`` set (``purged_at``, else the cutoff), the other rows
+    deleted; a later purge deletes them once the look-back has passed them (``release``: its
+    start, whatever that purge's cutoff). Only rows a purge held: one that never had a pass id
+    (a guard's manual pass typed with a household there) keeps ``cutoff``'s retention."""
     if not _has_table(db):
         return 0
     before = format_ts(cutoff if hold is None or hold >= cutoff else hold)
@@ -1420,7 +1431,8 @@ def purge(
     gone = max(cursor.rowcount, 0)
     if release is not None:
         held = db.execute(
-            "DELETE FROM peer_passages WHERE pass_id IS NULL AND ts < ?", [format_ts(release)]
+            "DELETE FROM peer_passages WHERE purged_at IS NOT NULL AND ts < ?",
+            [format_ts(release)],
         )
         gone += max(held.rowcount, 0)
     if before != format_ts(cutoff):
@@ -1429,8 +1441,9 @@ def purge(
             [format_ts(cutoff)],
         )
         kept = db.execute(
-            "UPDATE peer_passages SET pass_id = NULL WHERE ts < ? AND pass_id IS NOT NULL",
-            [format_ts(cutoff)],
+            "UPDATE peer_passages SET pass_id = NULL, purged_at = ?"
+            " WHERE ts < ? AND purged_at IS NULL",
+            [format_ts(purged_at or cutoff), format_ts(cutoff)],
         )
         gone += max(held.rowcount, 0) + max(kept.rowcount, 0)
     for table in ("peer_revocations", "peer_quarantine"):  # of a peer not heard from since

@@ -936,8 +936,8 @@ def record_site(store: EventLog, settings: Mapping[str, Any]) -> None:
     release gone back to records the site (and the hours) but not the history, and one before
     the quota joined it kept none of it (``_history_after``). A change made on a clock not
     set yet (a boot before NTP answered: 1970, fake-hwclock's last save) is dated once the
-    clock is set (``date_site_changes``), by this boot's monotonic clock, never by that
-    clock's guess."""
+    clock is set (``date_site_changes``: at the log's first row on a set clock,
+    ``EventLog.site_undated``), by this boot's monotonic clock, never by that clock's guess."""
     text = json.dumps(settings, sort_keys=True, ensure_ascii=False)
     reading = ClockReading.take(store.clock)
     since = format_ts(reading.wall)
@@ -966,15 +966,14 @@ def record_site(store: EventLog, settings: Mapping[str, Any]) -> None:
 
         return write
 
-    if change(store.reader()) is None:  # most starts: nothing to write
-        return
-
     def write(db: sqlite_utils.Database) -> None:
         todo = change(db)
         if todo is not None:
             todo()
 
-    store.submit(write)
+    if change(store.reader()) is not None:  # most starts: nothing to write
+        store.submit(write)
+    store.site_undated = site_changes_pending(store.reader())
 
 
 def _kept_settings(settings: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -1020,16 +1019,26 @@ def _older_release_changes(
     release records the site (``site``: its settings) and the hours' history (``hours``), not
     this history. Each of its hours from the time it recorded; the site's settings from its
     last such time when their hours are those (it wrote both then), else from ``since`` (this
-    start: when it changed them is not recorded)."""
+    start: when it changed them is not recorded). After the last entry dated: a change
+    pending (``record_site`` on a clock not set) keeps that clock's guess (1970) as its
+    ``since``, and ``site.hours`` holds it too (``_hours_alone``); taken in again, each start
+    before NTP added every later entry and a copy of the pending one."""
     if not history:
         return
-    last = history[-1].get("since")
+    dated = [e.get("since") for e in history if "pending" not in e]
+    last = dated[-1] if dated else None
+    ours = [(e.get("since"), e.get("hours")) for e in history]
     newer = [
-        e for e in hours if isinstance(e.get("since"), str) and (last is None or e["since"] > last)
+        e
+        for e in hours
+        if isinstance(e.get("since"), str)
+        and (last is None or e["since"] > last)
+        and (e["since"], e.get("hours")) not in ours
     ]
     for entry in newer:
         if history[-1].get("hours") != entry.get("hours"):
-            history.append({**history[-1], "since": entry["since"], "hours": entry.get("hours")})
+            tail = {k: v for k, v in history[-1].items() if k != "pending"}
+            history.append({**tail, "since": entry["since"], "hours": entry.get("hours")})
     if not site or all(history[-1].get(k) == v for k, v in site.items()):
         return
     if (
@@ -1109,22 +1118,28 @@ def _pending_since(
     ``reading``'s clock, set, for this boot (``kiosk.clock.ClockReading.wall_at``); by the
     boot's offset once it recorded an event on a set clock (``kiosk.dating``'s
     ``boot_clock``); for an earlier boot never dated, no earlier than it happened
-    (``kiosk.dating.retention_offsets``), else ``reading``'s time. None: not known yet."""
+    (``kiosk.dating.retention_offsets``: the next boot's start, by its offset or, set,
+    ``reading``'s; a reader's, ``reading`` None, by the offset alone), else ``reading``'s time.
+    None: not known yet."""
     if not isinstance(pending, dict):
         return None
     boot, mono = pending.get("boot"), pending.get("mono_ns")
     if not isinstance(boot, str) or isinstance(mono, bool) or not isinstance(mono, int):
+        return None
+    if not 0 <= mono < 2**63:  # damaged: no monotonic time (``events.mono_ns``'s range)
         return None
     if boot == boot_id:
         return reading.wall_at(mono) if reading is not None and reading.synced else None
     offsets = dict(
         db.execute("SELECT boot_id, offset_ms FROM boot_clock WHERE boot_id = ?", [boot])
     )
-    if boot not in offsets and (reading is None or not reading.synced):
-        return None
-    offsets = dating.retention_offsets(db, [boot], offsets, reading, boot_id)
+    set_now = reading if reading is not None and reading.synced else None
+    if boot not in offsets and (reading is None or set_now is not None):
+        # never dated: no earlier than it happened, by the next boot's start (its offset, a
+        # reader's too) or this one's (``reading``, set)
+        offsets = dating.retention_offsets(db, [boot], offsets, set_now, boot_id)
     if boot not in offsets:
-        return reading.wall if reading is not None else None
+        return set_now.wall if set_now is not None else None
     return datetime.fromtimestamp((offsets[boot] + mono // 1_000_000) / 1000, UTC)
 
 
@@ -2391,6 +2406,10 @@ class EventLog:
         self.busy_timeout_ms = busy_timeout_ms
         self.min_free_mb = min_free_mb
         self.boot_id = boot_id or read_boot_id()
+        #: A change of the site's settings waits for a set clock to date it (``record_site``
+        #: on a clock not set): the first row this log writes on a set clock dates it
+        #: (``_date_site_changes``).
+        self.site_undated = False
         self._on_health = on_health
         #: Every connection made to the file (the writer's, each reader's) is made through
         #: it: a restore's check that SQLite opened its stage's files (``Staged.connect``).
@@ -3072,6 +3091,7 @@ class EventLog:
         self._last_seq = inserted["seq"]
         if audited:
             self._last_audit_seq = audited[-1]
+        self._date_site_changes()
         inserted["reasons"] = tuple(inserted["reasons"])
         inserted["flags"] = tuple(inserted["flags"])
         return Event(**inserted)
@@ -3083,3 +3103,22 @@ class EventLog:
             record=True,
         )
         self._last_audit_seq = result["seq"]
+        self._date_site_changes()
+
+    def _date_site_changes(self) -> None:
+        """After a row (on the writer): the first on a set clock dates the changes of the
+        site's settings a start recorded on a clock not set (``date_site_changes``). Left to
+        the hourly purge, a report took them from the next day until then (a boot that wrote
+        nothing on a set clock has no offset in ``boot_clock``; audit rows give none). The
+        row stands whatever happens here: a storage fault leaves them to the next row, a
+        history that cannot be dated (damaged) to the hourly purge."""
+        if not self.site_undated or not self.clock.synced():
+            return
+        reading = ClockReading.take(self.clock)
+        try:
+            self._transaction(lambda db: date_site_changes(db, reading, self.boot_id))
+        except (StoreFault, sqlite3.Error):
+            return
+        except Exception as exc:  # noqa: BLE001 - the row is committed: never fail it now
+            log.warning("site history not dated at a row on a set clock: %s", type(exc).__name__)
+        self.site_undated = False

@@ -178,3 +178,42 @@ def test_the_other_gates_held_exits_go_under_the_nightly_purge(tmp_path, clock):
         assert held() == []
     finally:
         log.close()
+
+
+def test_the_other_gates_exits_without_a_pass_id_are_kept_their_retention(tmp_path, clock):
+    """rv30h: a guard's manual pass typed with a household at another gate (no pass id) was
+    deleted by the hourly purge an hour later with the quota off (by the next purge once the
+    look-back passed it with the quota on), taken for a row an earlier purge had held: only
+    rows a purge held go with the look-back, the rest keep ``retention_days``."""
+    from kiosk import peers, stats, tokens
+    from kiosk.store import EventLog, format_ts
+
+    migrations = [tokens.MIGRATIONS, stats.MIGRATIONS, peers.MIGRATIONS]
+    log = EventLog(tmp_path / "k.db", "gate-1", clock, "NORMAL", migrations=migrations).open()
+    at = format_ts(DAY_START + timedelta(hours=2))
+
+    def put(db):
+        for seq, pass_id in ((1, None), (2, "aabbccddeeff")):
+            db.execute(
+                "INSERT INTO peer_passages (kiosk_id, seq, pass_id, household, direction,"
+                " decision, ts, flags, fetched_at) VALUES ('east', ?, ?, 'F6', 'out',"
+                " 'manual_pass', ?, '[\"role:resident\"]', ?)",
+                [seq, pass_id, at, at],
+            )
+
+    def left():
+        return log.reader().execute("SELECT seq FROM peer_passages ORDER BY seq").fetchall()
+
+    try:
+        log.submit(put)
+        for hours, quota in ((3, QuotaConfig(enabled=False)), (3, None), (24 * 4, RESIDENTS)):
+            now = DAY_START + timedelta(hours=hours)
+            clock.set_wall(now)
+            purge(log, 30, now, tz=TZ, quota_cfg=quota)
+            assert left() == [(1,), (2,)]
+        now = DAY_START + timedelta(days=31)
+        clock.set_wall(now)
+        purge(log, 30, now, tz=TZ, quota_cfg=RESIDENTS)
+        assert left() == []
+    finally:
+        log.close()

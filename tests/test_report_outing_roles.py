@@ -462,3 +462,148 @@ def test_a_change_of_a_boot_that_never_set_its_clock_is_dated_at_the_next_set_st
     )
     kept = db.execute("SELECT value FROM meta WHERE key = 'site.history'").fetchone()[0]
     assert all("pending" not in e for e in json.loads(kept))
+
+
+def test_starts_on_a_clock_not_set_with_the_same_config_write_nothing_after_the_first(
+    reporting_store, clock
+):
+    """rv30h: a Pi with no RTC whose staffed hours were changed on a set clock, then again
+    before boots without network: each boot on 1970 took every entry after 1970 for a change
+    the release before made (``site.hours``) and added it again, then the pending change:
+    site.history 2 -> 3 -> 5 -> 7 -> 9 over four boots, the hours as many."""
+    from kiosk.store import record_site, recorded_history
+
+    def kept():
+        rows = reporting_store.reader().execute(
+            "SELECT key, value FROM meta WHERE key IN ('site.history', 'site.hours')"
+        )
+        return dict(rows.fetchall())
+
+    widest = {"enabled": True, "spans": ["06:00-20:00"]}
+    clock.set_wall(DAY_START - timedelta(days=20))
+    record_site(reporting_store, _site(ON) | {"hours": _HOURS})
+    clock.set_wall(DAY_START - timedelta(days=2))
+    record_site(reporting_store, _site(ON) | {"hours": _LONGER})
+    clock.is_synced = False
+    for boot in range(1, 5):
+        reporting_store.boot_id = f"boot-{boot}"
+        clock.set_wall(datetime(1970, 1, 1, 0, 0, 30, tzinfo=UTC))
+        record_site(reporting_store, _site(ON) | {"hours": widest})
+        if boot == 1:
+            first = kept()
+    assert kept() == first
+    assert [h for _, h in recorded_history(reporting_store.reader(), "hours")] == [
+        _HOURS,
+        _LONGER,
+        widest,
+    ]
+
+
+_D1_START = DAY_START + timedelta(days=1)  # 00:00 on the day of the boots
+
+
+def _boot(store, boot, minutes):
+    """A boot at ``minutes`` past midnight on a Pi with no RTC and no network: 1970, its
+    monotonic clock at 5 s."""
+    from kiosk.clock import FakeClock
+
+    store.boot_id = boot
+    store.clock = FakeClock(
+        start=datetime(1970, 1, 1, tzinfo=UTC), mono_ns=5_000_000_000, is_synced=False
+    )
+    return _D1_START + timedelta(minutes=minutes) - timedelta(seconds=5)  # its mono 0
+
+
+def _ntp(clock, mono_zero, minutes):
+    """NTP sets the boot's clock at ``minutes`` past midnight (its monotonic zero at
+    ``mono_zero``)."""
+    at = _D1_START + timedelta(minutes=minutes)
+    clock.advance((at - mono_zero).total_seconds() - clock.monotonic_ns() / 1e9)
+    clock.set_wall(at)
+    clock.is_synced = True
+
+
+def _staff_and_resident_out(store, minutes):
+    for flags in (("role:staff",), _RESIDENT):
+        store.clock.advance(minutes * 60)
+        store.append(EventDraft(direction="out", decision="pass", household="F6", flags=flags))
+
+
+@pytest.mark.parametrize("dated_in_the_log", [True, False], ids=["daemon", "reader"])
+def test_a_change_pending_from_a_boot_before_is_dated_once_the_clock_is_set(
+    reporting_store, clock, dated_in_the_log
+):
+    """rv30h: boot 1 at 00:05 (no network, no RTC) with quota.roles widened to count staff,
+    one passage on that clock; a reboot at 00:12, still none; NTP at 00:20; F6 out as staff at
+    00:30, as a resident at 00:35. Boot 1 never recorded on a set clock: the report took the
+    change from the next day until the hourly purge dated it, F6 not over today's quota. The
+    first row on a set clock dates it in the log; a reader of a log not dated so (the release
+    before wrote it) dates it by the next boot's offset, no earlier than it happened."""
+    from kiosk.store import record_site, recorded_history
+
+    clock.set_wall(_D1_START - timedelta(days=2))
+    record_site(reporting_store, _site(_ONE_DAY))
+    clock.set_wall(_D1_START - timedelta(hours=2))
+    reporting_store.append(EventDraft(direction="in", decision="pass", household="F1"))
+    _boot(reporting_store, "boot-1", 5)
+    record_site(reporting_store, _site(_STAFF))
+    reporting_store.clock.advance(60)
+    reporting_store.append(EventDraft(direction="in", decision="pass", household="F2"))
+    zero = _boot(reporting_store, "boot-2", 12)
+    record_site(reporting_store, _site(_STAFF))
+    reporting_store.site_undated = dated_in_the_log
+    _ntp(reporting_store.clock, zero, 20)
+    _staff_and_resident_out(reporting_store, 5)
+    kept = reporting_store.reader().execute("SELECT value FROM meta WHERE key = 'site.history'")
+    assert ('"pending"' in kept.fetchone()[0]) is not dated_in_the_log
+    db = reporting_store.reader()
+    since = recorded_history(db, "quota")[-1][0]
+    assert _D1_START + timedelta(minutes=5) <= datetime.fromisoformat(since)
+    assert datetime.fromisoformat(since) <= _D1_START + timedelta(minutes=12)
+    exits = daily_report(db, DAY + timedelta(days=1), TZ, _STAFF)["exits_per_household"]
+    assert (exits["quota_roles"], exits["over_quota_households"]) == (["resident", "staff"], 1)
+
+
+def test_a_change_pending_is_dated_by_the_first_row_on_a_set_clock(reporting_store, clock):
+    """rv30h: one boot at 00:05 before NTP changed the quota; NTP at 00:20, then only an
+    audit row (a guard's sign-in): audit rows date no boot (``boot_clock``), so the report
+    took the change from the next day until the hourly purge. The first row on a set clock
+    dates it by this boot's monotonic clock: 00:05."""
+    from kiosk.store import format_ts, record_site, recorded_history
+
+    clock.set_wall(_D1_START - timedelta(days=2))
+    record_site(reporting_store, _site(_ONE_DAY))
+    zero = _boot(reporting_store, "boot-1", 5)
+    record_site(reporting_store, _site(_STAFF))
+    _ntp(reporting_store.clock, zero, 20)
+    reporting_store.audit("guard", "console.sign_in")
+    assert recorded_history(reporting_store.reader(), "quota")[-1] == (
+        format_ts(_D1_START + timedelta(minutes=5)),
+        _STAFF.model_dump(mode="json"),
+    )
+
+
+def test_a_damaged_pending_change_never_fails_the_row_that_would_date_it(reporting_store, clock):
+    """A pending change whose monotonic time cannot be a date (a damaged ``site.history``):
+    the passage on the set clock is recorded all the same, and the change left pending."""
+    import json
+
+    from kiosk.store import record_site
+
+    clock.set_wall(_D1_START - timedelta(days=2))
+    record_site(reporting_store, _site(_ONE_DAY))
+    zero = _boot(reporting_store, "boot-1", 5)
+    record_site(reporting_store, _site(_STAFF))
+
+    def damage(db):
+        row = db.execute("SELECT value FROM meta WHERE key = 'site.history'").fetchone()
+        history = json.loads(row[0])
+        history[-1]["pending"]["mono_ns"] = 10**30
+        db.execute("UPDATE meta SET value = ? WHERE key = 'site.history'", [json.dumps(history)])
+
+    reporting_store.submit(damage)
+    _ntp(reporting_store.clock, zero, 20)
+    event = reporting_store.append(EventDraft(direction="in", decision="pass", household="F2"))
+    last = reporting_store.reader().execute("SELECT max(seq) FROM events").fetchone()[0]
+    assert last == event.seq
+    assert reporting_store.site_undated is False  # not tried again at every row
