@@ -8,9 +8,11 @@ from __future__ import annotations
 import asyncio
 import html
 import re
+import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 from guard_support import (
     ADMIN_PW,
@@ -24,6 +26,7 @@ from guard_support import (
 
 from kiosk.accounts import hash_password
 from kiosk.roster import Roster
+from kiosk.store import StoreFault
 from ui.guard.live import FeedStream
 
 BOB_PW = "bob-pw-123"
@@ -541,3 +544,59 @@ def test_a_guards_removals_are_read_by_an_index_not_all_of_them(core):
     args = ["alice", "gate-1", "alice", "2026", "2027", "gate-1", "alice", "2027", "2026", 1]
     plan = core.store.reader().execute("explain query plan " + sql, args).fetchall()
     assert any("USING INDEX audit_shift_removals" in str(row[-1]) for row in plan), plan
+
+
+def _damaged(*args, **kwargs):
+    exc = sqlite3.DatabaseError("database disk image is malformed")
+    exc.sqlite_errorname = "SQLITE_CORRUPT"
+    raise exc
+
+
+def _cannot_open(*args, **kwargs):
+    raise StoreFault("store_fault", "cannot open a reader (SQLITE_CANTOPEN)")
+
+
+def _manual_passes(core) -> int:
+    return len([e for e in core.store.events() if e["decision"] == "manual_pass"])
+
+
+@pytest.mark.parametrize("fault", [_damaged, _cannot_open])
+def test_a_guard_keeps_the_gate_while_the_roster_cannot_be_read(core, monkeypatch, fault):
+    """Alice, a volunteer with no shift, signed in; the roster's pages cannot be read (a
+    damaged page of the card, a reader that cannot open). Her console goes on (it was every
+    guard request answered 503 for a damaged page: the manual pass, the gate's fallback in
+    a card fault, gone with it); an admin's too; the login page answers."""
+    from ui.app import create_app
+
+    app = create_app(core)
+    with signed_in(app, "alice", raise_server_exceptions=False) as tablet:
+        monkeypatch.setattr(core.ledgers.roster, "barred", fault)
+        assert tablet.get("/guard", follow_redirects=False).status_code == 200
+        posted = _browser_post(tablet, "/guard/manual", decision="pass", subject="none",
+                               reason="known", direction="in")  # fmt: skip
+        assert posted.status_code == 303 and refused_with(tablet, posted) is None
+        assert _manual_passes(core) == 1
+        login = tablet.get("/guard/login?lang=en", follow_redirects=False)
+        assert login.status_code == 303 and login.headers["location"] == "/guard"  # signed in
+    with signed_in(app, "root", ADMIN_PW, raise_server_exceptions=False) as root:
+        assert root.get("/guard", follow_redirects=False).status_code == 200
+
+
+@pytest.mark.parametrize("fault", [_damaged, _cannot_open])
+def test_a_removed_guard_stays_out_while_the_roster_cannot_be_read(
+    app, admin, core, monkeypatch, fault
+):
+    """Alice's shift removed, her console sent to the login page; then the roster cannot
+    be read. She stays out (the roster's last answer for her sign-in stands): no manual
+    pass of hers recorded (it was let in again when a reader could not open)."""
+    _shift(admin, "2026-02-12T08:00", "2026-02-12T16:00")
+    with signed_in(app, "alice") as tablet:
+        [shift] = _alices_shifts(core)
+        _remove(admin, shift)
+        assert tablet.get("/guard", follow_redirects=False).status_code == 303
+        monkeypatch.setattr(core.ledgers.roster, "barred", fault)
+        assert tablet.get("/guard", follow_redirects=False).status_code == 303
+        posted = _browser_post(tablet, "/guard/manual", decision="pass", subject="none",
+                               reason="known", direction="in")  # fmt: skip
+        assert posted.headers["location"].startswith("/guard/login")
+        assert _manual_passes(core) == 0
