@@ -541,9 +541,28 @@ def test_a_guards_removals_are_read_by_an_index_not_all_of_them(core):
     from kiosk import roster
 
     sql = roster._ROSTER_OF + roster._MARKED.format("?")
-    args = ["alice", "gate-1", "alice", "2026", "2027", "gate-1", "alice", "2027", "2026", 1]
-    plan = core.store.reader().execute("explain query plan " + sql, args).fetchall()
+    args = ["alice", "gate-1", "alice", "2026", "2027", "alice", "gate-1", "2025", "2027", "2026"]
+    plan = core.store.reader().execute("explain query plan " + sql, [*args, 1]).fetchall()
     assert any("USING INDEX audit_shift_removals" in str(row[-1]) for row in plan), plan
+
+
+def test_a_guards_shifts_are_read_from_a_day_before_not_the_whole_roster(core, clock):
+    """Every request of a guard's console reads her shifts on the roster (``Roster.barred``):
+    by the roster's gate and start bounded on both sides (no shift is longer than
+    ``MAX_SHIFT``), not every shift since the gate was installed (the roster is never
+    purged: three years are 3,285 shifts). A shift of the longest starting just after the
+    bound still holds her."""
+    from kiosk import roster
+
+    sql = roster._ROSTER_OF + roster._MARKED.format("?")
+    args = ["alice", "gate-1", "alice", "2026", "2027", "alice", "gate-1", "2025", "2027", "2026"]
+    plan = core.store.reader().execute("explain query plan " + sql, [*args, 1]).fetchall()
+    bounded = "idx_roster_shifts_gate_starts_at (gate=? AND starts_at>? AND starts_at<?)"
+    assert any(bounded in str(row[-1]) for row in plan), plan
+    gate, now, hour = core.config.site.kiosk_id, clock.now(), timedelta(hours=1)
+    rota = core.ledgers.roster
+    day = rota.add_shift(gate, "alice", now - 23 * hour, now + hour, "root")
+    assert rota.barred(gate, "alice", now, now + 2 * hour, [day.mark]) is None
 
 
 def _damaged(*args, **kwargs):
