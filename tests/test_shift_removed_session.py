@@ -23,6 +23,7 @@ from guard_support import (
     refused_with,
     signed_in,
 )
+from starlette.requests import Request
 
 from kiosk.accounts import hash_password
 from kiosk.roster import Roster
@@ -619,3 +620,35 @@ def test_a_removed_guard_stays_out_while_the_roster_cannot_be_read(
                                reason="known", direction="in")  # fmt: skip
         assert posted.headers["location"].startswith("/guard/login")
         assert _manual_passes(core) == 0
+
+
+def test_a_removal_undone_gives_the_live_stream_back_its_end(app, admin, core, clock):
+    """Alice on 08:00-16:00 and 16:00-20:00; the evening removed at 09:00 (her stream
+    shortened to 17:00), added again at 09:30 to 21:00. At 17:00 her page opens (the roster
+    holds her) and so her stream goes on (it ended, "sign-in ended", the feed and alarms
+    stopped on a console still signed in and rostered), a stream opened after the removal
+    too; at the end of her sign-in it ends."""
+    _shift(admin, "2026-02-12T08:00", "2026-02-12T16:00")
+    _shift(admin, "2026-02-12T16:00", "2026-02-12T20:00")
+    with signed_in(app, "alice") as tablet:
+        g = tablet.app.state.guard
+        session = g.auth.sessions.read(tablet.cookies.get("kiosk_session"))
+        stream = FeedStream(g, session, "en", 0)
+        assert asyncio.run(stream.expired()) is None
+        _remove(admin, _alices_shifts(core)[1])
+        assert asyncio.run(stream.expired()) is None  # shortened to 17:00
+        shortened = g.auth.still_holds(session)
+        assert shortened.expires < session.expires
+        cookie = ("cookie", f"kiosk_session={tablet.cookies.get('kiosk_session')}")
+        asked = Request({"type": "http", "headers": [tuple(h.encode() for h in cookie)]})
+        assert g.auth.as_signed(asked, shortened).expires == session.expires
+        reopened = FeedStream(g, shortened, "en", 0, session)  # as ``guard_events`` makes it
+        clock.advance(1800)
+        _shift(admin, "2026-02-12T16:00", "2026-02-12T21:00")
+        assert asyncio.run(stream.expired()) is None
+        clock.advance(7 * 3600 + 1800)  # 17:00
+        assert tablet.get("/guard", follow_redirects=False).status_code == 200
+        assert asyncio.run(stream.expired()) is None
+        assert asyncio.run(reopened.expired()) is None
+        clock.advance(4 * 3600)  # 21:00: her sign-in (to 20:00 and the handover's hour) ends
+        assert asyncio.run(stream.expired()) == ""

@@ -934,6 +934,15 @@ class GuardAuth:
             held = self._roster_answers.get(sid)
         return None if held is None else held[1]
 
+    def as_signed(self, request: Request, session: Session) -> Session:
+        """``session`` (``current``'s for ``request``) with the end its sign-in gave it, before
+        a removal on the roster shortened it (``on_roster``): what a live stream reads again
+        at the shortened end (``ui.guard.live.FeedStream.expired``)."""
+        signed = self.sessions.read(request.cookies.get(COOKIE))
+        if signed is None or signed.sid != session.sid or signed.expires < session.expires:
+            return session
+        return replace(session, expires=signed.expires)
+
     def ended_by_roster(self, request: Request) -> ShiftGone | None:
         """The shift whose removal ended the request's sign-in (its cookie, not signed out):
         what the login page tells its guard."""
