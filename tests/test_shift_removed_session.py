@@ -652,3 +652,22 @@ def test_a_removal_undone_gives_the_live_stream_back_its_end(app, admin, core, c
         assert asyncio.run(reopened.expired()) is None
         clock.advance(4 * 3600)  # 21:00: her sign-in (to 20:00 and the handover's hour) ends
         assert asyncio.run(stream.expired()) == ""
+
+
+def test_an_admin_demoted_is_told_which_removal_ended_the_sign_in(app, admin, core):
+    """Boss, an admin rostered 08:30-17:30, removed his own shift (an admin is not held to
+    the roster), then was made a guard while signed in: his next request goes to the login
+    page, which says whose removal ended it (it said nothing: the cookie's role was admin)."""
+    core.accounts.add("boss", "admin", hash_password("boss-pw-123", n=2**10), "root")
+    _add(admin, "boss", "2026-02-12T08:30", "2026-02-12T17:30")
+    with signed_in(app, "boss", "boss-pw-123") as boss:
+        [mine] = [s for s in _alices_shifts(core) if s.guard == "boss"]
+        _remove(boss, mine)
+        assert boss.get("/guard", follow_redirects=False).status_code == 200
+        core.store.submit(
+            lambda db: db.execute("update guard_accounts set role = 'guard' where name = 'boss'")
+        )
+        assert boss.get("/guard", follow_redirects=False).status_code == 303
+        login = html.unescape(boss.get("/guard/login?lang=en").text)
+    said = re.search(r'id="shift-removed">([^<]+)<', login)
+    assert said is not None and "was removed by boss at 09:00" in said.group(1), login[-2000:]

@@ -822,6 +822,13 @@ def _same_credential(account: Account, session: Session) -> bool:
     return bool(session.credential) and same_secret(account.credential, session.credential)
 
 
+def _in_role(session: Session, account: Account | None) -> Session:
+    """``session`` in its ``account``'s role now: one demoted loses what it no longer has."""
+    if account is None or account.role == session.role:
+        return session
+    return replace(session, role=account.role)
+
+
 class GuardAuth:
     """What the guard routes need to know who is asking and whether they may."""
 
@@ -866,9 +873,8 @@ class GuardAuth:
         # demoted loses what it no longer has.
         if account is None or not _same_credential(account, session):
             return None
-        if account.role != session.role:
-            session = replace(session, role=account.role)
-        return self.on_roster(session, request)  # None: a removed shift bars it now
+        # None: a removed shift bars it now.
+        return self.on_roster(_in_role(session, account), request)
 
     def on_roster(self, session: Session, request: Request | None = None) -> Session | None:
         """``session`` as the roster holds it now: itself while nothing bars it; ending
@@ -945,9 +951,12 @@ class GuardAuth:
 
     def ended_by_roster(self, request: Request) -> ShiftGone | None:
         """The shift whose removal ended the request's sign-in (its cookie, not signed out):
-        what the login page tells its guard."""
+        what the login page tells its guard. Held to the roster as its account's role is now
+        (``current``): an admin demoted to guard is told the removal that ended it."""
         session = self.sessions.signed(request.cookies.get(COOKIE))
-        return None if session is None else self.shift_gone(session, request)
+        if session is None:
+            return None
+        return self.shift_gone(_in_role(session, self.accounts.get(session.name)), request)
 
     def still_holds(self, session: Session) -> Session | None:
         """``session``, read earlier, as it still stands (``on_roster``: ending sooner when
