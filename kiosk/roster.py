@@ -378,20 +378,33 @@ def barred_from(
     return at, min([opens for opens, _ in holds if opens > at] + [stop])
 
 
+#: Shifts at a gate overlapping a span (``_overlapping``), by the roster's gate and start:
+#: those starting from ``MAX_SHIFT`` before the span (no shift is longer: one starting
+#: earlier has ended by then) to its end, not a scan of the roster's whole history (never
+#: purged: staff records).
+_OVERLAPPING = "gate = ? and starts_at >= ? and starts_at < ? and ends_at > ?"
+
+
+def _overlapping(gate: str, start: datetime, end: datetime) -> list[str]:
+    """The arguments of ``_OVERLAPPING`` for the shifts at ``gate`` overlapping
+    ``[start, end)``."""
+    return [gate, format_ts(start - MAX_SHIFT), format_ts(end), format_ts(start)]
+
+
 #: A guard's removals (audit rows, the newest first) and shifts around a sign-in's
 #: lifetime, and (``_MARKED``) the shifts of its ids as they are now: one read
 #: (``Roster.barred``), by the indexes ``audit_shift_removals`` (``m003_shift_removals``:
 #: the guard's removals of shifts not over an hour ago, not every removal ever made), the
-#: roster's gate and start, and its ids.
+#: roster's gate and start (``_OVERLAPPING``), and its ids.
 _ROSTER_OF = (
-    "select * from (select 'removed', actor, ts, json_extract(detail, '$.shift_id'),"
+    "select * from (select 'removed', actor, ts, json_extract(detail, '$.shift_id'),"  # noqa: S608
     " json_extract(detail, '$.starts_at'), json_extract(detail, '$.ends_at'), ?"
     " from audit where action = 'roster.shift_remove'"
     " and json_extract(detail, '$.gate') = ? and json_extract(detail, '$.guard') = ?"
     " and json_extract(detail, '$.ends_at') > ? and json_extract(detail, '$.starts_at') < ?"
     " order by seq desc limit 100)"
     " union all select 'standing', null, null, id, starts_at, ends_at, guard"
-    " from roster_shifts where gate = ? and guard = ? and starts_at < ? and ends_at > ?"
+    f" from roster_shifts where guard = ? and {_OVERLAPPING}"
 )
 _MARKED = (
     " union all select 'marked', null, null, id, starts_at, ends_at, guard"
@@ -608,9 +621,8 @@ class Roster:
     def shifts(self, gate: str, start: datetime, end: datetime) -> list[Shift]:
         """Shifts at ``gate`` overlapping ``[start, end)``, by start."""
         rows = self._log.reader().query(
-            "select * from roster_shifts where gate = ? and starts_at < ? and ends_at > ?"
-            " order by starts_at, id",
-            [gate, format_ts(end), format_ts(start)],
+            f"select * from roster_shifts where {_OVERLAPPING} order by starts_at, id",  # noqa: S608
+            _overlapping(gate, start, end),
         )
         return [_shift(r) for r in rows]
 
@@ -644,8 +656,8 @@ class Roster:
         ids = sorted({m[0] for m in marks})
         sql = _ROSTER_OF + _MARKED.format(",".join("?" * len(ids))) if ids else _ROSTER_OF
         args: list[Any] = [guard, gate, guard, format_ts(now - HANDOVER_GRACE)]
-        args += [format_ts(until + MAX_SHIFT), gate, guard]
-        args += [format_ts(until + 3 * MAX_SHIFT), format_ts(now - MAX_SHIFT), *ids]
+        args += [format_ts(until + MAX_SHIFT), guard]
+        args += [*_overlapping(gate, now - MAX_SHIFT, until + 3 * MAX_SHIFT), *ids]
         removed: dict[ShiftMark, tuple[str | None, datetime | None]] = {}
         standing: list[tuple[datetime, datetime]] = []
         held: dict[int, ShiftMark] = {}

@@ -475,3 +475,17 @@ def test_two_writers_opening_one_handover_at_once_make_one(tmp_path, clock):
     finally:
         for log in logs:
             log.close()
+
+
+def test_the_shifts_at_a_gate_are_read_from_a_day_before_not_the_whole_roster(rota, log, clock):
+    """``Roster.shifts`` (who is on duty, a sign-in's shifts, the handover's stretch) reads
+    the roster by its gate and start bounded on both sides, not every shift since the gate
+    was installed (never purged); a shift of the longest (``MAX_SHIFT``) under way is found."""
+    sql = f"select * from roster_shifts where {roster._OVERLAPPING}"  # noqa: S608
+    plan = log.reader().execute("explain query plan " + sql, ["g", "a", "b", "c"]).fetchall()
+    bounded = "idx_roster_shifts_gate_starts_at (gate=? AND starts_at>? AND starts_at<?)"
+    assert any(bounded in str(row[-1]) for row in plan), plan
+    rota.add_shift("gate-1", "alice", T0 - 2 * roster.MAX_SHIFT, T0 - roster.MAX_SHIFT, "root")
+    longest = rota.add_shift("gate-1", "bob", T0 - roster.MAX_SHIFT + H, T0 + H, "root")
+    assert longest in rota.on_duty("gate-1")
+    assert rota.shifts("gate-1", T0 - H, T0) == [longest]

@@ -8,9 +8,11 @@ from __future__ import annotations
 import asyncio
 import html
 import re
+import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 from guard_support import (
     ADMIN_PW,
@@ -21,9 +23,11 @@ from guard_support import (
     refused_with,
     signed_in,
 )
+from starlette.requests import Request
 
 from kiosk.accounts import hash_password
 from kiosk.roster import Roster
+from kiosk.store import StoreFault
 from ui.guard.live import FeedStream
 
 BOB_PW = "bob-pw-123"
@@ -538,6 +542,132 @@ def test_a_guards_removals_are_read_by_an_index_not_all_of_them(core):
     from kiosk import roster
 
     sql = roster._ROSTER_OF + roster._MARKED.format("?")
-    args = ["alice", "gate-1", "alice", "2026", "2027", "gate-1", "alice", "2027", "2026", 1]
-    plan = core.store.reader().execute("explain query plan " + sql, args).fetchall()
+    args = ["alice", "gate-1", "alice", "2026", "2027", "alice", "gate-1", "2025", "2027", "2026"]
+    plan = core.store.reader().execute("explain query plan " + sql, [*args, 1]).fetchall()
     assert any("USING INDEX audit_shift_removals" in str(row[-1]) for row in plan), plan
+
+
+def test_a_guards_shifts_are_read_from_a_day_before_not_the_whole_roster(core, clock):
+    """Every request of a guard's console reads her shifts on the roster (``Roster.barred``):
+    by the roster's gate and start bounded on both sides (no shift is longer than
+    ``MAX_SHIFT``), not every shift since the gate was installed (the roster is never
+    purged: three years are 3,285 shifts). A shift of the longest starting just after the
+    bound still holds her."""
+    from kiosk import roster
+
+    sql = roster._ROSTER_OF + roster._MARKED.format("?")
+    args = ["alice", "gate-1", "alice", "2026", "2027", "alice", "gate-1", "2025", "2027", "2026"]
+    plan = core.store.reader().execute("explain query plan " + sql, [*args, 1]).fetchall()
+    bounded = "idx_roster_shifts_gate_starts_at (gate=? AND starts_at>? AND starts_at<?)"
+    assert any(bounded in str(row[-1]) for row in plan), plan
+    gate, now, hour = core.config.site.kiosk_id, clock.now(), timedelta(hours=1)
+    rota = core.ledgers.roster
+    day = rota.add_shift(gate, "alice", now - 23 * hour, now + hour, "root")
+    assert rota.barred(gate, "alice", now, now + 2 * hour, [day.mark]) is None
+
+
+def _damaged(*args, **kwargs):
+    exc = sqlite3.DatabaseError("database disk image is malformed")
+    exc.sqlite_errorname = "SQLITE_CORRUPT"
+    raise exc
+
+
+def _cannot_open(*args, **kwargs):
+    raise StoreFault("store_fault", "cannot open a reader (SQLITE_CANTOPEN)")
+
+
+def _manual_passes(core) -> int:
+    return len([e for e in core.store.events() if e["decision"] == "manual_pass"])
+
+
+@pytest.mark.parametrize("fault", [_damaged, _cannot_open])
+def test_a_guard_keeps_the_gate_while_the_roster_cannot_be_read(core, monkeypatch, fault):
+    """Alice, a volunteer with no shift, signed in; the roster's pages cannot be read (a
+    damaged page of the card, a reader that cannot open). Her console goes on (it was every
+    guard request answered 503 for a damaged page: the manual pass, the gate's fallback in
+    a card fault, gone with it); an admin's too; the login page answers."""
+    from ui.app import create_app
+
+    app = create_app(core)
+    with signed_in(app, "alice", raise_server_exceptions=False) as tablet:
+        monkeypatch.setattr(core.ledgers.roster, "barred", fault)
+        assert tablet.get("/guard", follow_redirects=False).status_code == 200
+        posted = _browser_post(tablet, "/guard/manual", decision="pass", subject="none",
+                               reason="known", direction="in")  # fmt: skip
+        assert posted.status_code == 303 and refused_with(tablet, posted) is None
+        assert _manual_passes(core) == 1
+        login = tablet.get("/guard/login?lang=en", follow_redirects=False)
+        assert login.status_code == 303 and login.headers["location"] == "/guard"  # signed in
+    with signed_in(app, "root", ADMIN_PW, raise_server_exceptions=False) as root:
+        assert root.get("/guard", follow_redirects=False).status_code == 200
+
+
+@pytest.mark.parametrize("fault", [_damaged, _cannot_open])
+def test_a_removed_guard_stays_out_while_the_roster_cannot_be_read(
+    app, admin, core, monkeypatch, fault
+):
+    """Alice's shift removed, her console sent to the login page; then the roster cannot
+    be read. She stays out (the roster's last answer for her sign-in stands): no manual
+    pass of hers recorded (it was let in again when a reader could not open)."""
+    _shift(admin, "2026-02-12T08:00", "2026-02-12T16:00")
+    with signed_in(app, "alice") as tablet:
+        [shift] = _alices_shifts(core)
+        _remove(admin, shift)
+        assert tablet.get("/guard", follow_redirects=False).status_code == 303
+        monkeypatch.setattr(core.ledgers.roster, "barred", fault)
+        assert tablet.get("/guard", follow_redirects=False).status_code == 303
+        posted = _browser_post(tablet, "/guard/manual", decision="pass", subject="none",
+                               reason="known", direction="in")  # fmt: skip
+        assert posted.headers["location"].startswith("/guard/login")
+        assert _manual_passes(core) == 0
+
+
+def test_a_removal_undone_gives_the_live_stream_back_its_end(app, admin, core, clock):
+    """Alice on 08:00-16:00 and 16:00-20:00; the evening removed at 09:00 (her stream
+    shortened to 17:00), added again at 09:30 to 21:00. At 17:00 her page opens (the roster
+    holds her) and so her stream goes on (it ended, "sign-in ended", the feed and alarms
+    stopped on a console still signed in and rostered), a stream opened after the removal
+    too; at the end of her sign-in it ends."""
+    _shift(admin, "2026-02-12T08:00", "2026-02-12T16:00")
+    _shift(admin, "2026-02-12T16:00", "2026-02-12T20:00")
+    with signed_in(app, "alice") as tablet:
+        g = tablet.app.state.guard
+        session = g.auth.sessions.read(tablet.cookies.get("kiosk_session"))
+        stream = FeedStream(g, session, "en", 0)
+        assert asyncio.run(stream.expired()) is None
+        _remove(admin, _alices_shifts(core)[1])
+        assert asyncio.run(stream.expired()) is None  # shortened to 17:00
+        shortened = g.auth.still_holds(session)
+        assert shortened.expires < session.expires
+        cookie = ("cookie", f"kiosk_session={tablet.cookies.get('kiosk_session')}")
+        asked = Request({"type": "http", "headers": [tuple(h.encode() for h in cookie)]})
+        assert g.auth.as_signed(asked, shortened).expires == session.expires
+        reopened = FeedStream(g, shortened, "en", 0, session)  # as ``guard_events`` makes it
+        clock.advance(1800)
+        _shift(admin, "2026-02-12T16:00", "2026-02-12T21:00")
+        assert asyncio.run(stream.expired()) is None
+        clock.advance(7 * 3600 + 1800)  # 17:00
+        assert tablet.get("/guard", follow_redirects=False).status_code == 200
+        assert asyncio.run(stream.expired()) is None
+        assert asyncio.run(reopened.expired()) is None
+        clock.advance(4 * 3600)  # 21:00: her sign-in (to 20:00 and the handover's hour) ends
+        assert asyncio.run(stream.expired()) == ""
+
+
+def test_an_admin_demoted_is_told_which_removal_ended_the_sign_in(app, admin, core):
+    """Boss, an admin rostered 08:30-17:30, removed his own shift (an admin is not held to
+    the roster), then was made a guard while signed in: his next request goes to the login
+    page, which says whose removal ended it (it said nothing: the cookie's role was admin)."""
+    core.accounts.add("boss", "admin", hash_password("boss-pw-123", n=2**10), "root")
+    _add(admin, "boss", "2026-02-12T08:30", "2026-02-12T17:30")
+    with signed_in(app, "boss", "boss-pw-123") as boss:
+        [mine] = [s for s in _alices_shifts(core) if s.guard == "boss"]
+        _remove(boss, mine)
+        assert boss.get("/guard", follow_redirects=False).status_code == 200
+        core.store.submit(
+            lambda db: db.execute("update guard_accounts set role = 'guard' where name = 'boss'")
+        )
+        assert boss.get("/guard", follow_redirects=False).status_code == 303
+        login = html.unescape(boss.get("/guard/login?lang=en").text)
+    said = re.search(r'id="shift-removed">([^<]+)<', login)
+    assert said is not None and "was removed by boss at 09:00" in said.group(1), login[-2000:]

@@ -22,6 +22,8 @@
   cut-off action is carried through it as at any end. A session with shifts at this gate
   within its lifetime (``ui.guard.deps.session_ends``) carries them (``s``: id, start, end):
   one changed in place on the roster (no removal on record) is taken off as one removed.
+  While the roster cannot be read (a ``StoreFault``, a ``ReadFailure``) the roster's last
+  answer for the session in this process stands: barred stays barred, anyone else goes on.
 * Logout revokes the session id until its expiry, so a copied cookie stops working: in memory
   and on record in the event log (``AccountStore.revoke_session``), so it stays revoked after
   a restart. While the record cannot be read, only sessions this process issued are let in.
@@ -65,7 +67,7 @@ from kiosk.auditing import Change
 from kiosk.clock import Clock, known_passed
 from kiosk.ratelimit import client_key
 from kiosk.roster import ShiftGone, ShiftMark
-from kiosk.store import StoreFault, format_ts
+from kiosk.store import ReadFailure, StoreFault, format_ts, is_storage_error
 
 COOKIE = "kiosk_session"
 CSRF_HEADER = "X-CSRF-Token"
@@ -201,6 +203,9 @@ class RosterBars(Protocol):
 
 #: The most shifts a session's cookie names (one guard's back-to-back shifts of a day).
 SHIFTS_KEPT = 8
+#: The sessions whose last roster answer is kept (``GuardAuth.shift_gone``): a gate's guards
+#: and their phones, many times over.
+ROSTER_ANSWERS_KEPT = 512
 
 
 class Revocations(Protocol):
@@ -817,6 +822,13 @@ def _same_credential(account: Account, session: Session) -> bool:
     return bool(session.credential) and same_secret(account.credential, session.credential)
 
 
+def _in_role(session: Session, account: Account | None) -> Session:
+    """``session`` in its ``account``'s role now: one demoted loses what it no longer has."""
+    if account is None or account.role == session.role:
+        return session
+    return replace(session, role=account.role)
+
+
 class GuardAuth:
     """What the guard routes need to know who is asking and whether they may."""
 
@@ -836,6 +848,10 @@ class GuardAuth:
         self._clock = clock
         #: Whether the roster as it stands bars a guard's session.
         self._roster_bars = roster_bars
+        #: The roster's last answer for each session (by sid), with the session's end: what
+        #: a read that fails falls back to (``shift_gone``); at most ``ROSTER_ANSWERS_KEPT``.
+        self._roster_answers: dict[str, tuple[datetime, ShiftGone | None]] = {}
+        self._answers_lock = threading.Lock()
         self.sessions = SessionManager(
             key or session_key(),
             clock,
@@ -857,9 +873,8 @@ class GuardAuth:
         # demoted loses what it no longer has.
         if account is None or not _same_credential(account, session):
             return None
-        if account.role != session.role:
-            session = replace(session, role=account.role)
-        return self.on_roster(session, request)  # None: a removed shift bars it now
+        # None: a removed shift bars it now.
+        return self.on_roster(_in_role(session, account), request)
 
     def on_roster(self, session: Session, request: Request | None = None) -> Session | None:
         """``session`` as the roster holds it now: itself while nothing bars it; ending
@@ -875,9 +890,12 @@ class GuardAuth:
 
     def shift_gone(self, session: Session, request: Request | None = None) -> ShiftGone | None:
         """The shift taken off the roster that bars ``session`` from now to its end
-        (``RosterBars``): at its ``ends`` the session is over. None while none does, for an
-        admin's session (never held to the roster), and while the roster cannot be read (the
-        guard keeps the gate through a storage outage). Read once a ``request`` (its pages
+        (``RosterBars``): at its ``ends`` the session is over. None while none does, and for
+        an admin's session (never held to the roster). While the roster cannot be read (a
+        ``StoreFault``: no reader, the log closing; a ``ReadFailure``: a damaged page, an I/O
+        error, a lock) the roster's last answer for the session in this process stands
+        (``_answered``): a guard barred stays barred, any other keeps the gate through the
+        fault (the manual pass is the gate's fallback). Read once a ``request`` (its pages
         and its actions ask more than once)."""
         if session.is_admin or self._roster_bars is None:
             return None
@@ -892,16 +910,53 @@ class GuardAuth:
         try:
             found = self._roster_bars(session.name, session.shifts, session.expires)
         except StoreFault:
-            found = None
+            found = self._answered(session.sid)
+        except ReadFailure as exc:
+            if not is_storage_error(exc):  # a bug's error (wrong bindings): not a fault
+                raise
+            found = self._answered(session.sid)
+        else:
+            self._answer(session, found)
         if asked is not None:
             asked[key] = found
         return found
 
+    def _answer(self, session: Session, found: ShiftGone | None) -> None:
+        """Keep the roster's answer for ``session`` (``_answered``), dropping those of
+        sessions over, then the oldest past ``ROSTER_ANSWERS_KEPT``."""
+        with self._answers_lock:
+            answers = self._roster_answers
+            answers.pop(session.sid, None)
+            answers[session.sid] = (session.expires, found)
+            if len(answers) > ROSTER_ANSWERS_KEPT:
+                now = self._clock.now()
+                kept = [(sid, held) for sid, held in answers.items() if held[0] > now]
+                self._roster_answers = dict(kept[-ROSTER_ANSWERS_KEPT:])
+
+    def _answered(self, sid: str) -> ShiftGone | None:
+        """The roster's last answer for the session ``sid`` read in this process; None when
+        none was read (a sign-in made during the fault keeps the gate)."""
+        with self._answers_lock:
+            held = self._roster_answers.get(sid)
+        return None if held is None else held[1]
+
+    def as_signed(self, request: Request, session: Session) -> Session:
+        """``session`` (``current``'s for ``request``) with the end its sign-in gave it, before
+        a removal on the roster shortened it (``on_roster``): what a live stream reads again
+        at the shortened end (``ui.guard.live.FeedStream.expired``)."""
+        signed = self.sessions.read(request.cookies.get(COOKIE))
+        if signed is None or signed.sid != session.sid or signed.expires < session.expires:
+            return session
+        return replace(session, expires=signed.expires)
+
     def ended_by_roster(self, request: Request) -> ShiftGone | None:
         """The shift whose removal ended the request's sign-in (its cookie, not signed out):
-        what the login page tells its guard."""
+        what the login page tells its guard. Held to the roster as its account's role is now
+        (``current``): an admin demoted to guard is told the removal that ended it."""
         session = self.sessions.signed(request.cookies.get(COOKIE))
-        return None if session is None else self.shift_gone(session, request)
+        if session is None:
+            return None
+        return self.shift_gone(_in_role(session, self.accounts.get(session.name)), request)
 
     def still_holds(self, session: Session) -> Session | None:
         """``session``, read earlier, as it still stands (``on_roster``: ending sooner when

@@ -306,11 +306,14 @@ ALARMS_CLOSED = "alarms_closed"
 class FeedStream:
     """One guard's live stream: new rows since ``after``, alarms, the kiosk's state."""
 
-    def __init__(self, g: Guard, session: Session, lang: str, after: int) -> None:
+    def __init__(
+        self, g: Guard, session: Session, lang: str, after: int, signed: Session | None = None
+    ) -> None:
         self.g, self.session, self.lang, self.after = g, session, lang, after
-        #: The session as it began: what the roster bars it to the end it was signed in for
-        #: (``expired``'s words; ``session`` is shortened when a removal ends it sooner).
-        self.signed = session
+        #: The session as it began, to the end it was signed in for (``GuardAuth.as_signed``):
+        #: what the roster bars (``expired``'s words), and what is read again at a shortened
+        #: end (``session`` is shortened when a removal ends it sooner).
+        self.signed = session if signed is None else signed
         self.clear = g.clear(session)
         self.ends_ns: int | None = None
         #: The alarm cards this stream last drew (``alarms``).
@@ -330,13 +333,22 @@ class FeedStream:
         was removed from the roster), or the guard was signed out or their account removed or
         demoted since the stream began. The words are the login page's when the roster ended
         it (``roster_ended``), else empty (the page says its own "sign-in ended"). A later
-        back-to-back shift removed ends the stream at the end of the one under way."""
+        back-to-back shift removed ends the stream at the end of the one under way; at that
+        end the sign-in is read again as its page reads it (``still_holds``: one rule), and
+        the stream goes on to the later end the roster gives it back (the removal undone:
+        the shift added again)."""
         if self.g.core.clock.monotonic_ns() < self.shift_ends_ns():
             held = await asyncio.to_thread(self.g.auth.still_holds, self.session)
             if held is not None and held.expires < self.session.expires:
                 self.session, self.ends_ns = held, None  # ends sooner: taken again
             if held is not None and self.g.core.clock.monotonic_ns() < self.shift_ends_ns():
                 return None
+        elif self.session.expires < self.signed.expires:  # shortened: held longer again?
+            held = await asyncio.to_thread(self.g.auth.still_holds, self.signed)
+            if held is not None and held.expires > self.session.expires:
+                self.session, self.ends_ns = held, None
+                if self.g.core.clock.monotonic_ns() < self.shift_ends_ns():
+                    return None
         gone = await asyncio.to_thread(self.g.auth.shift_gone, self.signed)
         return "" if gone is None else roster_ended(self.g, gone, self.lang)
 
@@ -440,7 +452,8 @@ class FeedStream:
 async def guard_events(
     request: Request, session: ApiSession, g: GuardDep, after: int = AFTER
 ) -> Response:
-    stream = FeedStream(g, session, g.lang(request), after)
+    signed = g.auth.as_signed(request, session)
+    stream = FeedStream(g, session, g.lang(request), after, signed)
     return ClosingStream(
         stream.run(request),
         media_type="text/event-stream",
