@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -245,11 +246,50 @@ DATA_COPY_FUNCTIONS = (
 )
 
 
+CUT_OFF_BY = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # what the install traps
+
+
+def signals_as_at_a_terminal() -> None:
+    """In the child, before bash starts: Ctrl-C (SIGINT), a stop and a dropped session reach
+    the install as they do from an admin's shell (default, not blocked), whatever this test
+    process had of them when it forked. Inherited, an ignored or blocked SIGINT is one bash
+    cannot trap: the "cut off" tests then saw an install that never got its Ctrl-C, after
+    whatever an earlier test in the same pytest worker left behind."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, CUT_OFF_BY)
+    for sig in CUT_OFF_BY:
+        signal.signal(sig, signal.SIG_DFL)
+
+
 def bash(script: str, fake_bin: Path | None = None) -> subprocess.CompletedProcess[str]:
     """``script`` run by bash (the install's functions and a few lines that call them), with
     ``fake_bin``'s programs (a fake systemctl, sync...) ahead of the system's on its PATH."""
     env = dict(os.environ, PATH=f"{fake_bin}:{os.environ['PATH']}") if fake_bin else None
-    return subprocess.run(["bash", "-c", script], capture_output=True, text=True, env=env)
+    return subprocess.run(
+        ["bash", "-c", script],
+        capture_output=True,
+        text=True,
+        env=env,
+        preexec_fn=signals_as_at_a_terminal,
+    )
+
+
+@pytest.mark.parametrize("left", ["ignored", "blocked"])
+def test_the_install_under_test_gets_its_ctrl_c_whatever_the_test_process_left(left):
+    """An earlier test in the same pytest worker (or a library's ``system()`` in a thread) may
+    leave SIGINT ignored or blocked in this process: bash inherited it, could not trap it, and
+    the four "cut off" tests failed in slow runs (exit 0 or 1, never 130) while passing alone."""
+    before = signal.getsignal(signal.SIGINT)
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    try:
+        if left == "ignored":
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+        else:
+            signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGINT])
+        proc = bash("trap 'exit 130' INT\nkill -INT $$\nexit 0")
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        signal.signal(signal.SIGINT, before)
+    assert proc.returncode == 130, proc.stdout + proc.stderr
 
 
 def script_functions(*names: str) -> str:
@@ -1069,6 +1109,7 @@ def test_a_config_cut_off_while_it_was_written_is_written_again_whole(tmp_path):
         text=True,
         env=dict(os.environ, PATH=f"{cut_bin}:{os.environ['PATH']}"),
         start_new_session=True,  # its own process group, as the install in a terminal
+        preexec_fn=signals_as_at_a_terminal,
     )
     assert cut.returncode != 0, cut.stdout + cut.stderr
     again = bash(script)
