@@ -219,7 +219,8 @@ class Core:
         refused_s = refused_seconds(refused, self.store.boot_id, mono)
         cause = refused.get("cause") if refused_s is not None else None
         step = self.purge_step_failed or self._recorded(STEP_FAILED_KEY)
-        failing = (refused_seconds(step, self.store.boot_id, mono), str((step or {}).get("cause")))
+        said = str(step.get("cause")) if isinstance(step, dict) else ""  # a damaged record: ""
+        failing = (refused_seconds(step, self.store.boot_id, mono), said)
         now = self.clock.now()
         owed = self._wipe_owed(now)  # held up by a reader: no step failed, the wipe still owed
         if owed is not None and owed > (failing[0] or 0.0):

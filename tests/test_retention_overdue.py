@@ -379,3 +379,24 @@ def test_a_steps_card_stands_from_the_start_after_a_restart(core, clock, app, mo
     clock.is_synced = True
     daemon.purge_once()  # its steps all succeed: the card goes
     assert core.health()["retention"]["overdue"] is None and retention_card(app) is None
+
+
+@pytest.mark.parametrize("key", [retention.STEP_FAILED_KEY, retention.REFUSED_KEY])
+@pytest.mark.parametrize("value", ['"damaged"', "[1]", "5"])
+def test_a_damaged_purge_record_leaves_the_health_report_and_the_console_standing(
+    core, app, key, value
+):
+    """A purge record of the log damaged (a card's bad sector, a hand edit: a JSON string, a
+    list, a number where a dict was written) read by a daemon that holds none in memory (after
+    a restart) raised in core.health(): the console showed the event store in fault."""
+    core.store.submit(
+        lambda db: db.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", [key, value]
+        )
+    )
+    core.purge_refused = core.purge_step_failed = None
+    assert core.health()["retention"]["overdue"] is None
+    with signed_in(app, "root", ADMIN_PW) as tablet:
+        feed = tablet.get("/guard/api/feed", params={"lang": "en"})
+    assert feed.status_code == 200
+    assert "event store" not in feed.text
