@@ -671,3 +671,20 @@ def test_an_admin_demoted_is_told_which_removal_ended_the_sign_in(app, admin, co
         login = html.unescape(boss.get("/guard/login?lang=en").text)
     said = re.search(r'id="shift-removed">([^<]+)<', login)
     assert said is not None and "was removed by boss at 09:00" in said.group(1), login[-2000:]
+
+
+@pytest.mark.parametrize("fault", [_damaged, _cannot_open])
+def test_a_guard_signs_in_while_the_roster_cannot_be_read(core, monkeypatch, fault):
+    """A guard signing in while the roster's pages cannot be read (a damaged page, a reader
+    that cannot open) was answered 503, or sent back with 'the storage failed', no session:
+    the console said a sign-in made during the fault keeps the gate, and it could not be
+    made. She signs in, for the configured lifetime, and her console answers."""
+    from ui.app import create_app
+
+    app = create_app(core)
+    monkeypatch.setattr(core.ledgers.roster, "barred", fault)
+    monkeypatch.setattr(core.ledgers.roster, "shifts", fault)
+    tablet, signed = _sign_in(app)
+    assert signed.status_code == 200, signed.text[:300]
+    assert "kiosk_session" in tablet.cookies
+    assert tablet.get("/guard", follow_redirects=False).status_code == 200

@@ -127,6 +127,13 @@ def _b64d(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
+def roster_unreadable(exc: StoreFault | ReadFailure) -> bool:
+    """Whether ``exc``, raised reading the roster, is the card's or the log's fault (a
+    ``StoreFault``: no reader, the log closing; a storage ``ReadFailure``: a damaged page, an
+    I/O error, a lock), which the console rides through, and not a bug's (wrong bindings)."""
+    return isinstance(exc, StoreFault) or is_storage_error(exc)
+
+
 class WrongToken(HTTPException):
     """A state change whose CSRF token is not its session's (403): a script's, or a form on a
     page of an earlier sign-in (a tab left open while the device was signed out and in)."""
@@ -334,7 +341,9 @@ class SessionManager:
             return self._lifetime, ()
         try:
             end = self._ends(name, now)
-        except StoreFault:  # the roster unreadable: the configured lifetime
+        except (StoreFault, ReadFailure) as exc:  # the roster unreadable: the configured lifetime
+            if not roster_unreadable(exc):
+                raise
             end = None
         if end is None or end.at <= now:
             return self._lifetime, ()
@@ -909,10 +918,8 @@ class GuardAuth:
             return asked[key]
         try:
             found = self._roster_bars(session.name, session.shifts, session.expires)
-        except StoreFault:
-            found = self._answered(session.sid)
-        except ReadFailure as exc:
-            if not is_storage_error(exc):  # a bug's error (wrong bindings): not a fault
+        except (StoreFault, ReadFailure) as exc:
+            if not roster_unreadable(exc):
                 raise
             found = self._answered(session.sid)
         else:

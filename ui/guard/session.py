@@ -10,9 +10,18 @@ from fastapi import HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from kiosk.accounts import NAME_RE
-from kiosk.store import StoreFault
+from kiosk.store import ReadFailure, StoreFault
 from ui import i18n
-from ui.auth import CSRF_FIELD, RESUME_TTL_S, Lapsed, Resume, Session, client_addr, same_origin
+from ui.auth import (
+    CSRF_FIELD,
+    RESUME_TTL_S,
+    Lapsed,
+    Resume,
+    Session,
+    client_addr,
+    roster_unreadable,
+    same_origin,
+)
 from ui.guard import deps
 from ui.guard.community import common as community_words
 from ui.guard.deps import (
@@ -118,7 +127,12 @@ async def login(request: Request, g: GuardDep) -> Response:
         return login_form(request, g, lang, i18n.t(lang, "login.failed"), 401, resume)
     g.auth.limiter.succeeded(addr, account.name, attempt)
     request.state.actor = account.name  # as the account spells it (ａｌｉｃｅ typed: alice)
-    removed = await asyncio.to_thread(deps.barred, g.core, account.name)
+    try:
+        removed = await asyncio.to_thread(deps.barred, g.core, account.name)
+    except (StoreFault, ReadFailure) as exc:  # the roster unreadable: a sign-in keeps the gate
+        if not roster_unreadable(exc):
+            raise
+        removed = None
     if removed is not None:  # not during it without an admin: said who removed it, and when
         note(request, refused="shift_removed")
         words = roster_ended(g, removed, lang, "login.shift_removed")
