@@ -12,7 +12,7 @@ from kiosk.accounts import AccountError, AccountStore
 from kiosk.secrets import SecretError, get_key, get_secret
 from kiosk.tokens import secret_pepper, short_pepper
 
-#: Raised by a credential ``kiosk run`` cannot use (``CREDENTIAL_CHECKS``).
+#: The errors a credential ``kiosk run`` cannot use raises (``CREDENTIAL_CHECKS``).
 CredentialError = (SecretError, AccountError)
 
 

@@ -173,7 +173,8 @@ class Migrating(Protocol):
     """Told the log's migration's progress as it opens (``EventLog``'s ``on_migrating``; the
     daemon's ``checkpoint.notify.LongStart``): step ``done`` of ``of`` begins, and once it is
     over ``done == of`` (all applied), or ``failed`` with ``done`` the step that failed (none
-    applied: the migration is one transaction, rolled back)."""
+    applied: the migration is one transaction, rolled back; ``done == of`` when the tables' own
+    upgrade after the steps failed)."""
 
     def __call__(self, done: int, of: int, /, *, failed: bool = False) -> None: ...
 
@@ -1773,17 +1774,17 @@ def purge_rows(
     household of a passing exit (``HELD_EXIT``) stamped at or after it is kept (the quota's
     look-back, ``kiosk.retention.purge``), the rest nulled; ``release_held`` empties it once
     the look-back has passed. Returns the rows nulled."""
-    rows, held = sorted(seqs), hold
+    rows = sorted(seqs)
     if rows and rows[-1] - rows[0] < 2 * len(rows):
         # Dense (the usual backlog): one range statement, a few times faster than a statement
         # per row. The purgeable rows between two candidates are candidates themselves (they
         # are found in seq order), and a row never becomes purgeable later, so the range
         # nulls exactly these.
         span = [[rows[0], rows[-1]]]
-        nulled = _purge_where(db, table, "seq >= ? AND seq <= ?", span, older_than, purged_at, held)
+        nulled = _purge_where(db, table, "seq >= ? AND seq <= ?", span, older_than, purged_at, hold)
     else:
         nulled = _purge_where(
-            db, table, "seq = ?", [[s] for s in rows], older_than, purged_at, held
+            db, table, "seq = ?", [[s] for s in rows], older_than, purged_at, hold
         )
     if hold is not None and table == "events":
         _digest_held(db.conn, hold)

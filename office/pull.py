@@ -349,6 +349,8 @@ def tls_trust() -> ssl.SSLContext:
     if context is None:
         context = httpx.create_ssl_context()
         if seen:
+            for stale in [k for k in _TRUSTED if k[:3] == key[:3]]:  # the file's old trust
+                del _TRUSTED[stale]
             _TRUSTED[key] = context
     return context
 

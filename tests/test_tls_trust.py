@@ -124,3 +124,20 @@ def test_a_renewed_certificate_copied_in_place_keeping_its_time_is_trusted(
     assert trusted is not first
     [ca] = trusted.get_ca_certs()
     assert dict(n[0] for n in ca["subject"])["commonName"] == "office-ca-2026"
+
+
+def test_a_renewed_file_replaces_its_old_trust_in_the_cache(tmp_path, loads, monkeypatch):
+    """Each renewal of the file kept a context more for the process's life: the old one is
+    dropped as the new one is kept (another file's, the bundle's, stays)."""
+    bundle = tls_trust()
+    cert, _ = _self_signed(tmp_path)
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    tls_trust()
+    (tmp_path / "next").mkdir()
+    other, _ = _self_signed(tmp_path / "next")
+    for _ in range(3):
+        cert.write_bytes(cert.read_bytes() + other.read_bytes())
+        tls_trust()
+    assert len([k for k in pull._TRUSTED if k[0] == str(cert)]) == 1
+    monkeypatch.delenv("SSL_CERT_FILE")
+    assert tls_trust() is bundle

@@ -47,6 +47,13 @@ class SiteConfig(Section):
                 return way
         return None if self.direction == "both" else self.direction
 
+    def assumed_way(self) -> str:
+        """The way of a guard's action that names none and needs no choice (an evacuation
+        started, a registration posted without one): this gate's own at a one-way gate
+        (``guard_way``; was ``default_direction``, "in" at an out-only gate too), else the
+        one the forms show chosen, ``default_direction``."""
+        return self.guard_way() or self.default_direction
+
     def quiet_at(self, now: time) -> bool:
         """Whether the screen is quiet at the site's clock time ``now``."""
         start, end = self.quiet_from, self.quiet_until

@@ -124,9 +124,7 @@ async def evacuate(request: Request, session: ActionSession, g: GuardDep) -> Res
             decision="pass",
             operator=session.name,
             reason=reason,
-            # The gate's own way at a one-way gate (was ``default_direction``: "in" at
-            # an out-only gate); at a gate both ways the assumed one.
-            direction=g.cfg.site.guard_way() or g.cfg.site.default_direction,
+            direction=g.cfg.site.assumed_way(),
             subject=NO_SUBJECT,
             evacuate=(cause, int(minutes)),
             seen=seen,  # looked at again as the engine starts it

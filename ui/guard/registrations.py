@@ -90,13 +90,6 @@ HOLDS = ("quarantine", "quota", "observation")
 DENY_OFFERED = ("reg.fever_refused", "reg.vehicle_fever", *(f"reg.{h}_confirm" for h in HOLDS))
 
 
-def registered_way(g: Guard) -> str:
-    """The way of a registration posted without one: the gate's own at a one-way gate
-    (``site.guard_way``; was ``default_direction``, "in" at an out-only gate too), else the
-    one its form shows chosen (``default_direction``)."""
-    return g.cfg.site.guard_way() or g.cfg.site.default_direction
-
-
 def plausible(g: Guard) -> tuple[float, float]:
     """The thermometry's plausible body-temperature range: a hand reading outside it is a
     typing error, named with the range."""
@@ -425,7 +418,7 @@ async def register(
     commit's own transaction); "done" once it is committed, asked first (``asked_again``)
     when the commit found such a record, else the form again with what was typed and
     ``err.store``."""
-    direction = direction_of(form, registered_way(g))
+    direction = direction_of(form, g.cfg.site.assumed_way())
     decision = decision_of(form)
     household = person.get("unit") if kind == "registration" else person.get("resident_of")
     resident = person["name"] if person.get("resident") else None
@@ -565,7 +558,7 @@ def not_again(g: Guard, form: FormData, kind: str, person: dict[str, Any]) -> No
     if decision_of(form) != "pass":
         return None
     seen = str(form.get("again") or "")
-    direction = direction_of(form, registered_way(g))
+    direction = direction_of(form, g.cfg.site.assumed_way())
     since = g.since(AGAIN_WINDOW_S / 3600)
     return NotAgain(kind, person, direction, since, int(seen) if seen.isdecimal() else None)
 
@@ -607,7 +600,7 @@ def asked_again(
     the confirmation carrying which record it was shown (``again``, its ``seq``: a newer one
     since asks again)."""
     lang = g.lang(request)
-    direction = direction_of(form, registered_way(g))
+    direction = direction_of(form, g.cfg.site.assumed_way())
     vehicle = kind == "vehicle"  # a car said by its plate and driver
     said = ("plate", "driver") if vehicle else ("name", "unit")
     name, unit = (person[k] for k in said)
