@@ -125,6 +125,18 @@ def cut_pip_env(tmp_path: Path) -> dict[str, str]:
     return env
 
 
+def _switched_to_new(tmp_path):
+    """A root whose install has just switched the gate to releases/new, releases/old its
+    previous: the root and its /opt/kiosk."""
+    root = tmp_path / "root"
+    kiosk = root / "opt/kiosk"
+    (kiosk / "releases/old/venv").mkdir(parents=True)
+    (kiosk / "releases/new/venv").mkdir(parents=True)
+    (kiosk / "current").symlink_to("releases/new")
+    (kiosk / "previous").symlink_to("releases/old")
+    return root, kiosk
+
+
 @slow
 @needs_root
 def test_an_upgrade_cut_off_in_pip_leaves_the_old_program_starting(installed, checkout, tmp_path):
@@ -306,12 +318,7 @@ def test_a_new_release_that_does_not_stay_up_is_switched_back(tmp_path, state):
     """After the switch and the restart, kiosk.service must be active (and stay so); else
     `current` goes back to the release that ran before, which is restarted, and the install
     fails saying so. systemctl is a fake here: this needs the running Pi's systemd."""
-    root = tmp_path / "root"
-    kiosk = root / "opt/kiosk"
-    (kiosk / "releases/old/venv").mkdir(parents=True)
-    (kiosk / "releases/new/venv").mkdir(parents=True)
-    (kiosk / "current").symlink_to("releases/new")
-    (kiosk / "previous").symlink_to("releases/old")
+    root, kiosk = _switched_to_new(tmp_path)
     fake_bin, calls = tmp_path / "bin", tmp_path / "calls"
     fake_bin.mkdir()
     (fake_bin / "systemctl").write_text(  # the previous release runs
@@ -397,12 +404,7 @@ def switched_gate(tmp_path: Path, clock, *, records: int = 0):
     from kiosk import lists
     from kiosk.store import EventLog
 
-    root = tmp_path / "root"
-    kiosk = root / "opt/kiosk"
-    (kiosk / "releases/old/venv").mkdir(parents=True)
-    (kiosk / "releases/new/venv").mkdir(parents=True)
-    (kiosk / "current").symlink_to("releases/new")
-    (kiosk / "previous").symlink_to("releases/old")
+    root, kiosk = _switched_to_new(tmp_path)
     data = root / "var/lib/kiosk"
     data.mkdir(parents=True)
     with EventLog(data / "kiosk.db", "gate-1", clock, migrations=[lists.MIGRATIONS]) as log:
@@ -1384,12 +1386,7 @@ def test_picamera2_is_checked_only_for_a_pi_camera_and_a_working_one_passes(tmp_
 def test_the_switch_back_says_the_line_the_new_release_refused_to_start_with(tmp_path):
     """The roll-back's message carries the daemon's refusal (`kiosk run: cannot start: ...`,
     from the journal of its last run), not only "see journalctl" (rvcfg2)."""
-    root = tmp_path / "root"
-    kiosk = root / "opt/kiosk"
-    (kiosk / "releases/old/venv").mkdir(parents=True)
-    (kiosk / "releases/new/venv").mkdir(parents=True)
-    (kiosk / "current").symlink_to("releases/new")
-    (kiosk / "previous").symlink_to("releases/old")
+    root, kiosk = _switched_to_new(tmp_path)
     fake_bin = tmp_path / "bin"
     fake_bin.mkdir()
     refusal = "kiosk run: cannot start: /var/lib/kiosk/trust/office.pub is not a PEM public key"

@@ -182,19 +182,26 @@ def test_a_purge_keeps_its_own_audit_row_as_evidence(kiosk_db, clock):
         assert log.verify().ok
 
 
-def test_an_office_copy_of_another_gate_is_no_match(tmp_path, clock, capsys):
-    """A copy the office pulled from gate-south, checked against gate-1's log: "ok ... matches"
-    (exit 0, --json ok) though not one row was compared (the office's rows of this kiosk id
-    only are read). No row of this gate's there: a failure that says so."""
+def _a_log_and_another_gates_copy(tmp_path, clock, passages: int):
+    """gate-1's log of ``passages`` passages, and the office's copy of the same rows pulled
+    from gate-south (none of gate-1's)."""
     db = tmp_path / "kiosk.db"
     with EventLog(db, "gate-1", clock) as log:
-        for _ in range(3):
+        for _ in range(passages):
             log.append(EventDraft(direction="in", decision="pass", temp_c=36.5))
         rows = [dict(r, kiosk_id="gate-south") for r in log.events(limit=10)]
     south = tmp_path / "south.db"
     conn = SqliteTarget(south).conn
     write_page(conn, "http://gate-south:8000", "gate-south", rows)
     conn.close()
+    return db, south
+
+
+def test_an_office_copy_of_another_gate_is_no_match(tmp_path, clock, capsys):
+    """A copy the office pulled from gate-south, checked against gate-1's log: "ok ... matches"
+    (exit 0, --json ok) though not one row was compared (the office's rows of this kiosk id
+    only are read). No row of this gate's there: a failure that says so."""
+    db, south = _a_log_and_another_gates_copy(tmp_path, clock, 3)
 
     assert verify("--db", str(db), "--against", str(south)) == 1
     out, err = capsys.readouterr()
@@ -303,14 +310,7 @@ def test_a_copy_pulled_before_the_gates_first_event_says_what_to_do(tmp_path, cl
 def test_another_gates_copy_is_named_as_such(tmp_path, clock, capsys):
     """Rows of other kiosk ids only: the copy of another gate, named, never the "office has
     never pulled this gate" way on (the log alone would then pass on a wrong copy)."""
-    db = tmp_path / "kiosk.db"
-    with EventLog(db, "gate-1", clock) as log:
-        log.append(EventDraft(direction="in", decision="pass", temp_c=36.5))
-        rows = [dict(r, kiosk_id="gate-south") for r in log.events(limit=10)]
-    south = tmp_path / "south.db"
-    conn = SqliteTarget(south).conn
-    write_page(conn, "http://gate-south:8000", "gate-south", rows)
-    conn.close()
+    db, south = _a_log_and_another_gates_copy(tmp_path, clock, 1)
 
     assert verify("--db", str(db), "--against", str(south)) == 1
     err = capsys.readouterr().err
