@@ -4,7 +4,9 @@
 one person's data: the person is named by the keys the office has (``Person``: a pass id, a
 household, a name, a phone number, a plate, a returnee's record id). ``show`` hands them to the
 office (``kiosk person show``) with an audit row that says it was done, by which kinds of key
-and how many rows, never the data. ``forget`` (``kiosk person forget --yes``) removes them ahead
+and how many rows, never the data. ``would_forget`` is the forget's preview (the CLI's dry run,
+the console's, and what ``forget`` finds: one for every face, which a pass id given alone that
+no row holds does not refuse). ``forget`` (``kiosk person forget --yes``) removes them ahead
 of retention the way retention does (``kiosk.retention``): an event keeps its time, direction,
 decision, reasons, temperatures and hashes, its personal fields are nulled and ``purged_at`` set;
 an audit row loses its detail; the ledgers' and lists' rows are emptied or deleted as their
@@ -92,6 +94,7 @@ __all__ = [
     "show",
     "seq_ranges",
     "text_of",
+    "would_forget",
 ]
 
 #: The audit action of ``show``: the kinds of key and the rows' counts, never the data.
@@ -735,6 +738,11 @@ class Found:
     def counts(self) -> dict[str, int]:
         return {table: len(rows) for table, rows in self.rows.items()}
 
+    @property
+    def pass_only(self) -> bool:
+        """No row here, only the pass id given (``would_forget``): its forget revokes it."""
+        return not self.rows and bool(self.passes)
+
     def mentioned(self) -> dict[str, int]:
         """Of ``counts``, the rows by store that are not the person's but name them in a
         note (another's entry: ``forget`` empties its note and keeps it)."""
@@ -849,16 +857,25 @@ def _one_household(db: sqlite_utils.Database, person: Person) -> None:
         )
 
 
-def find(
-    db: sqlite_utils.Database, person: Person, today: date, *, revoking: bool = False
-) -> Found:
+def find(db: sqlite_utils.Database, person: Person, today: date) -> Found:
     """Every row of every store holding ``person``'s data; ``today``: the site's local day
     (what is still in force). ``PersonError`` when no store holds any, or when a name given
-    without a household is the name of people of more than one household (namesakes).
-    ``revoking``: for a forget, whose pass id given alone is revoked though no row here holds
-    it (a resident first seen after the archive this log was restored from, forgotten on the
-    card that died): no row is then no error. With other keys it is: a misspelt name must
-    never read as a request done (the refusal says to give the pass id alone)."""
+    without a household is the name of people of more than one household (namesakes)."""
+    return _found(db, person, today, revoking=False)
+
+
+def would_forget(db: sqlite_utils.Database, person: Person, today: date) -> Found:
+    """What ``forget`` would do, nothing changed: the one preview of every face (the CLI's dry
+    run, the console's), and what ``forget`` itself finds. As ``find``, but a pass id given
+    alone that no row here holds is no error: the forget revokes it (a resident first seen
+    after the archive this log was restored from, forgotten on the card that died;
+    ``Found.pass_only``). With other keys that find no one it is: a misspelt name must never
+    read as a request done (the refusal, ``alone`` in its params, says to give the pass id
+    alone)."""
+    return _found(db, person, today, revoking=True)
+
+
+def _found(db: sqlite_utils.Database, person: Person, today: date, *, revoking: bool) -> Found:
     _compare_keys(db)
     with _keys_cached():
         return _find(db, person, today, revoking)
@@ -877,15 +894,17 @@ def _find(db: sqlite_utils.Database, person: Person, today: date, revoking: bool
             if n:
                 active[table] = n
     if not q.found and not (revoking and person.kinds() == ["pass_id"]):
-        alone = (
+        alone = revoking and bool(person.pass_ids)
+        hint = (
             "; a resident this gate never recorded (first seen after the archive it was"
             " restored from): forget their pass_id alone, which revokes it"
         )
         raise PersonError(
             f"no store of this gate holds anyone by these keys ({', '.join(person.kinds())}):"
             " nothing to show or forget (check the spelling; a purged row names nobody"
-            f"{alone if revoking and person.pass_ids else ''})",
+            f"{hint if alone else ''})",
             "nobody",
+            alone=alone,
         )
     return Found(person, q.found, q.passes, active)
 
@@ -987,6 +1006,9 @@ class Forgotten:
     #: The events emptied, as ranges (``seq_ranges``): what the office empties in its copy
     #: (``kiosk fleet forget``). Not in the audit row: counts only there.
     events_seqs: str = ""
+    #: No row here, a pass id given alone (``Found.pass_only``): only revoked. Every face
+    #: says so (a card with this pass id opens the gate no more; a mistyped one is not told).
+    pass_only: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -1017,14 +1039,14 @@ def forget(
     none): nothing done."""
     zone = tz if isinstance(tz, ZoneInfo) else ZoneInfo(tz)
     today = now.astimezone(zone).date()
-    found = find(store.reader(), person, today, revoking=True)
+    found = would_forget(store.reader(), person, today)
     if found.active and not force:
         raise PersonActive(found.active)
     _freeze(store, zone, quota_cfg, now)
     through: list[int] = []  # the log's last event at the forget: none it empties is later
 
     def apply(db: sqlite_utils.Database) -> Forgotten:
-        again = find(db, person, today, revoking=True)  # in the transaction: what is there now
+        again = would_forget(db, person, today)  # in the transaction: what is there now
         if seen is not None and again.version() != seen:
             raise PersonChanged()
         stamp = _unique_stamp(db, now)
@@ -1038,7 +1060,7 @@ def forget(
         shredded = shred_salts(db, now)
         owe_wipe(store, db)
         seqs = seq_ranges(int(r["seq"]) for r in again.rows.get("events", []))
-        return Forgotten(rows, revoked, shredded, False, stamp, seqs)
+        return Forgotten(rows, revoked, shredded, False, stamp, seqs, again.pass_only)
 
     def detail(done: Forgotten) -> dict[str, Any]:
         counts = {"events": 0, "audit": 0, **done.rows}

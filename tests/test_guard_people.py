@@ -18,7 +18,12 @@ import sqlite_utils
 from guard_support import BASE, add_event, console_fixtures, csrf_of, hidden_fields, send
 from support import disk_full
 
+from kiosk.config import KioskConfig
+from kiosk.config.thermometer import ThermometryConfig
+from kiosk.passes import issue_pass
 from kiosk.people import Person, find
+from kiosk.policy import PassageInputs, PolicyState, decide
+from kiosk.thermometry import Temperature
 
 clock, core, app, alice, admin = console_fixtures(datetime(2026, 3, 2, 8, 30, tzinfo=UTC))
 
@@ -308,18 +313,20 @@ def test_find_defines_person_key_once_per_connection_never_again_nor_drops_it(co
 
 
 def test_the_preview_reads_on_the_worker_threads_own_reader(core, admin, monkeypatch):
-    """The reader of the thread that runs ``find``, never the event loop's (another
-    preview's worker may be using that one at the same moment)."""
+    """The reader of the thread that runs the preview (``would_forget``, the CLI's dry run),
+    never the event loop's (another preview's worker may be using that one at the same
+    moment)."""
     import ui.guard.community.people as room
+    from kiosk.people import would_forget
 
     _resident(core)
     own: list[bool] = []
 
     def spy(db, person, today):
         own.append(db is core.store.reader())
-        return find(db, person, today)
+        return would_forget(db, person, today)
 
-    monkeypatch.setattr(room, "find", spy)
+    monkeypatch.setattr(room, "would_forget", spy)
     assert _post(admin, f"{ROOM}/forget", **KEYS).status_code == 200
     assert own == [True]
 
@@ -431,3 +438,62 @@ def test_a_returnee_a_manager_corrected_is_shown_and_previewed(core, admin):
     assert 'id="store-obs_corrections">Returnees&#39; corrections' in shown.text
     dry = _post(admin, f"{ROOM}/forget?lang=en", **KEYS)
     assert dry.status_code == 200 and 'data-store="obs_corrections"' in dry.text
+
+
+def _scanned(core, code: str) -> tuple[str, tuple[str, ...]]:
+    """The gate's decision on ``code`` shown at it now: the real policy on its lists."""
+    normal = Temperature("ok", 36.6, 34.6, 22.0, None)
+    inputs = PassageInputs("in", code, normal, False, False, direction_trusted=True)
+    state = PolicyState(core.trust, core.lists.current, core.history, None)
+    policy, thermometry = KioskConfig().policy, ThermometryConfig()
+    decision = decide(inputs, state, core.clock.now(), policy, thermometry, UTC)
+    return decision.decision, tuple(decision.reasons)
+
+
+def test_a_pass_id_alone_no_row_holds_is_revoked_by_the_consoles_forget(core, admin, clock):
+    """A resident this gate never recorded (first seen after the archive its card was restored
+    from), forgotten from the office's list at the console by the pass they hold: the preview
+    was "No store of this gate holds anyone" (400), nothing to confirm, and the card kept
+    opening the gate, while ``kiosk person forget`` revoked it (571a293e). The console's
+    forget is the core's, as the CLI's: the preview says no row holds the pass and that the
+    forget voids it, changing nothing; confirmed, the card is refused as revoked, no row
+    touched, one ``person_forgotten`` row (counts only)."""
+    _resident(core)
+    code, card = issue_pass(core.issuer_key, "D4-0404", "Late Comer", now=clock.now())
+    assert _scanned(core, code)[0] == "pass"
+    events = core.store.events()
+    dry = _post(admin, f"{ROOM}/forget?lang=en", pass_id=card.pass_id.upper())
+    assert dry.status_code == 200 and 'id="people-dry"' in dry.text, refused_words(dry.text)
+    assert 'id="people-pass-only"' in dry.text and "check it against the request" in dry.text
+    assert card.pass_id not in core.lists.current.revoked  # the preview changes nothing
+    before = core.store.last_audit_seq
+    done = send(admin, f"{ROOM}/forget?lang=en", hidden_fields(dry.text, "forget-form"))
+    assert done.status_code == 200 and 'id="people-done"' in done.text
+    assert "a card with this pass id opens this gate no more" in done.text
+    assert _scanned(core, code) == ("deny", ("pass_revoked",))
+    assert core.store.events() == events
+    (row,) = [a for a in _audits(core, before) if a["action"] == "person_forgotten"]
+    assert row["detail"]["keys"] == ["pass_id"] and row["detail"]["passes_revoked"] == 1
+
+
+def test_other_keys_beside_a_pass_id_that_find_no_one_are_refused_as_the_cli_refuses(core, admin):
+    """The office's list spelling a name otherwise than this gate recorded it, with the pass
+    she holds now: refused (a privacy request must never read as done), nothing voided, and,
+    as the CLI says it, told to forget the pass id alone when she was never recorded here."""
+    _resident(core)
+    keys = {"name": "Marie Claire Dubois", "pass_id": "aabbccddee01"}
+    before = core.store.last_audit_seq
+    for lang, words in (("en", "forget their pass id alone"), ("zh-CN", "只填通行证编号")):
+        refused = _post(admin, f"{ROOM}/forget?lang={lang}", **keys)
+        assert refused.status_code == 400 and words in refused.text, refused_words(refused.text)
+        assert 'id="people-dry"' not in refused.text
+    shown = _post(admin, f"{ROOM}/show?lang=en", pass_id="aabbccddee01")
+    assert shown.status_code == 400 and "No store of this gate holds anyone" in shown.text
+    assert "alone" not in refused_words(shown.text)  # show finds nobody: nothing to forget
+    assert "aabbccddee01" not in core.lists.current.revoked
+    actions = [a["action"] for a in _audits(core, before)]
+    assert actions == ["person_forget_failed"] * 2 + ["person_show_failed"]
+
+
+def refused_words(page: str) -> str:
+    return " ".join(re.findall(r"✖[^<]*", page))

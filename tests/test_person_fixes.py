@@ -204,7 +204,7 @@ def test_a_damaged_database_is_a_line_and_exit_1_not_a_traceback(
         raise sqlite3.DatabaseError("database disk image is malformed")
 
     _one_visit(guard_core)
-    monkeypatch.setattr(kiosk.people, "find", damaged)
+    monkeypatch.setattr(kiosk.people, "_found", damaged)  # show's find, forget's would_forget
     keys = ["--name", "Zhao Min", "--db", str(data_dir / "kiosk.db")]
     assert main(["person", *verb, *keys]) == 1
     assert "malformed" in capsys.readouterr().err

@@ -320,7 +320,7 @@ def forget_run(args: argparse.Namespace) -> int:
     Examples:
       sudo kiosk-admin person forget --keys-file -   # type name=Li Wei, household=3-201
       sudo kiosk-admin person forget --keys-file - --yes   # the same keys, then Ctrl-D"""
-    from kiosk.people import PersonActive, PersonError, find, forget
+    from kiosk.people import PersonActive, PersonError, forget, would_forget
     from kiosk.store import StoreFault
 
     person = _person(args)
@@ -331,7 +331,7 @@ def forget_run(args: argparse.Namespace) -> int:
         now = store.clock.now()
         if not args.yes:
             today = now.astimezone(ZoneInfo(config.site.timezone)).date()
-            found = find(store.reader(), person, today, revoking=True)
+            found = would_forget(store.reader(), person, today)  # the console's preview too
             would = {"dry_run": True, "rows": found.counts(), "passes": len(found.passes)}
             # Of rows, another's entries naming them in a note: kept, the note emptied.
             would["mentioned"] = found.mentioned()
@@ -355,7 +355,7 @@ def forget_run(args: argparse.Namespace) -> int:
     finally:
         store.close()
     print(json.dumps(done.as_dict()))
-    if not any(done.rows.values()):  # a pass id given alone that no row here holds
+    if done.pass_only:  # a pass id given alone that no row here holds
         print(
             f"kiosk person: no rows here; pass revoked ({done.passes_revoked} new revocation"
             f"{'' if done.passes_revoked == 1 else 's'}): a card with this pass id opens this"

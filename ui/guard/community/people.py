@@ -6,15 +6,18 @@ The keys are the CLI's (pass ids, a household, a name, phone numbers, plates, re
 numbers), bounded and checked by ``kiosk.people.Person.of``; they travel only in POST bodies,
 never in an address. *Show* is ``kiosk.people.show``: the same call as the CLI's, so each show
 (the page, the JSON download: the resident's copy) writes the CLI's one ``person_shown`` row
-(kinds of key and counts, never the data), and the route class writes no second one.
-*Forget* first answers a preview (``kiosk.people.find``, nothing changed; audited as
-``confirm_asked``, counts only) whose form carries the version of what it listed
-(``version_of``); confirmed, the rows are found again and a change since refuses
-(``people.err.changed``), checked again inside the forget's transaction (its ``seen``),
-as a list's removal refuses with its ``seen``; what is still in force is refused unless
-the admin ticks *force*. ``kiosk.people.forget`` writes its ``person_forgotten`` row, the
-request's; the result names the ``kiosk fleet forget`` line the office runs, as the CLI
-prints it. A guard's session gets 403 and no link.
+(kinds of key and counts, never the data), and the route class writes no second one. *Forget*
+first answers a preview (``kiosk.people.would_forget``, the CLI's dry run and what the forget
+itself finds, nothing changed; audited as ``confirm_asked``, counts only) whose form carries
+the version of what it listed (``version_of``); confirmed, the rows are found again and a
+change since refuses (``people.err.changed``), checked again inside the forget's transaction
+(its ``seen``), as a list's removal refuses with its ``seen``; what is still in force is
+refused unless the admin ticks *force*. ``kiosk.people.forget`` writes its
+``person_forgotten`` row, the request's; the result names the ``kiosk fleet forget`` line the
+office runs, as the CLI prints it. A pass id given alone that no row here holds is the CLI's
+too: the preview and the result say that the pass is voided though no row names its holder
+(``Found.pass_only``); other keys beside it that find no one are refused, told to give the
+pass id alone. A guard's session gets 403 and no link.
 """
 
 from __future__ import annotations
@@ -37,9 +40,9 @@ from kiosk.people import (
     PersonActive,
     PersonChanged,
     PersonError,
-    find,
     forget,
     show,
+    would_forget,
 )
 from ui import i18n
 from ui.auth import Session
@@ -106,6 +109,8 @@ def problem(exc: PersonError) -> BadInput:
         return BadInput(f"people.err.{kind}")
     if exc.code == "namesakes":
         return BadInput("people.err.namesakes", n=exc.params["n"])
+    if exc.code == "nobody" and exc.params.get("alone"):  # the forget's: give the pass alone
+        return BadInput("people.err.nobody_alone")
     if exc.code in ("pass_id", "phone", "plate", "returnee", "nobody"):
         return BadInput(f"people.err.{exc.code}")
     return BadInput("people.err.no_key")
@@ -239,9 +244,10 @@ async def previewed(g: Guard, person: Person) -> Found:
 
 
 def preview(g: Guard, person: Person) -> Found:
-    """``find`` on the reader of the thread running it (a worker's): the event loop's is
-    another's, which a second preview's worker may be querying at the same moment."""
-    return find(g.core.store.reader(), person, g.today())
+    """``would_forget`` (the CLI's dry run) on the reader of the thread running it (a
+    worker's): the event loop's is another's, which a second preview's worker may be querying
+    at the same moment."""
+    return would_forget(g.core.store.reader(), person, g.today())
 
 
 def dry_run(
@@ -254,7 +260,8 @@ def dry_run(
     counts = found.counts()
     return page(
         request, g, session, Refused(typed, error), dry=counts, version=version_of(found),
-        in_force=active_text(g.lang(request), dict(found.active)),
+        in_force=active_text(g.lang(request), dict(found.active)), passes=len(found.passes),
+        pass_only=found.pass_only,
     )  # fmt: skip
 
 
