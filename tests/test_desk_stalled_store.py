@@ -85,6 +85,34 @@ def test_a_close_stalled_on_the_card_is_answered_within_the_deadline_and_kept_on
         ]
 
 
+def test_a_close_with_every_console_worker_held_is_refused_at_once(guard_core):
+    """The console's one worker held by a close stalled on the card: a close of another
+    card is told at once that nothing was done (the storage is slow), never queued behind
+    the stall; once the card answers, the first is closed and the other still open."""
+    with signed_in(make_app(guard_core)) as tablet:
+        g = tablet.app.state.guard
+        g.console = BoundedWork("console-store", 1, 0.05)
+        for household in ("3-201", "5-102"):
+            add_event(guard_core, decision="deny", reasons=("fever",), household=household)
+        tablet.get("/guard")
+        stalled = StalledWriter(guard_core.store)
+        with ThreadPoolExecutor(1) as presses:
+            try:
+                sent = [
+                    presses.submit(send, tablet, "/guard/alarms/ack", closing).result(WAIT_S)
+                    for closing in (
+                        {"csrf": tablet.csrf, "only": f"{key}@1"} for key in ("event:1", "event:2")
+                    )
+                ]
+            finally:
+                stalled.release()
+        for thread in console_threads():
+            thread.join(WAIT_S)
+        said = refused_with(tablet, sent[1])
+        assert said is not None and said.startswith("存储响应过慢：之前的操作记录仍在写入"), said
+        assert [a.key for a in g.alarms.open_alarms([])] == ["event:2"]
+
+
 def test_stalled_closes_of_many_cards_leave_the_loops_workers_free(guard_core):
     """Closes of different cards while the card stalls the first one's row: each held a
     worker of the loop's default executor until the stall ended, and with the guards' taps
@@ -162,61 +190,53 @@ def backlog_written(rig: Rig) -> list[dict]:
     return rig.events()
 
 
-def test_a_fever_the_log_did_not_take_is_one_card_naming_the_person(clock, tmp_path):
+@pytest.fixture
+def rig(clock, tmp_path):
+    rig = Rig(clock, tmp_path)
+    yield rig
+    rig.close()
+
+
+def test_a_fever_the_log_did_not_take_is_one_card_naming_the_person(rig):
     """A fever while the card refused writes raised a card of its passage naming nobody;
     when the held row reached the log, a second card (``event:SEQ``) opened for the same
     fever. The message names the person (masked on the card as the console masks names), and
     the row joins the card: one fever, one card, counted once."""
-    rig = Rig(clock, tmp_path)
-    try:
-        message = fever_unlogged(rig)
-        desk = AlarmDesk(rig.log, rig.clock)
-        desk.note_message(message)
-        [card] = desk.open_alarms([])
-        assert (card.holder, card.household, card.temp_c, card.count) == (
-            "Li Wei", "A-101", message["temp_c"], 1
-        )  # fmt: skip
-        masked = alarm_view(card, "en", ZoneInfo("UTC"), frozenset())
-        assert "Li Wei" not in str(masked) and "L" in masked["who"]
-        [row] = backlog_written(rig)
-        assert row["decision"] == "deny" and "fever" in row["reasons"]
-        assert [(a.key, a.seqs, a.count) for a in desk.open_alarms([])] == [
-            (card.key, [row["seq"]], 1)
-        ]
-    finally:
-        rig.close()
+    message = fever_unlogged(rig)
+    desk = AlarmDesk(rig.log, rig.clock)
+    desk.note_message(message)
+    [card] = desk.open_alarms([])
+    assert (card.holder, card.household, card.temp_c, card.count) == (
+        "Li Wei", "A-101", message["temp_c"], 1
+    )  # fmt: skip
+    masked = alarm_view(card, "en", ZoneInfo("UTC"), frozenset())
+    assert "Li Wei" not in str(masked) and "L" in masked["who"]
+    [row] = backlog_written(rig)
+    assert row["decision"] == "deny" and "fever" in row["reasons"]
+    assert [(a.key, a.seqs, a.count) for a in desk.open_alarms([])] == [(card.key, [row["seq"]], 1)]
 
 
-def test_a_fever_card_closed_before_its_row_reached_the_log_stays_closed(clock, tmp_path):
+def test_a_fever_card_closed_before_its_row_reached_the_log_stays_closed(rig):
     """The guard closed the fever's card while its row waited in the backlog: the row then
     opened a new card for the fever she had handled. It closes into the closed card."""
-    rig = Rig(clock, tmp_path)
-    try:
-        message = fever_unlogged(rig)
-        desk = AlarmDesk(rig.log, rig.clock)
-        desk.note_message(message)
-        [card] = desk.open_alarms([])
-        assert [a.key for a in desk.close([card.key], "alice", [], "sent_home")] == [card.key]
-        [row] = backlog_written(rig)
-        assert desk.open_alarms([]) == []
-        assert desk.board.alarms[card.key].seqs == [row["seq"]]
-    finally:
-        rig.close()
+    desk = AlarmDesk(rig.log, rig.clock)
+    desk.note_message(fever_unlogged(rig))
+    [card] = desk.open_alarms([])
+    assert [a.key for a in desk.close([card.key], "alice", [], "sent_home")] == [card.key]
+    [row] = backlog_written(rig)
+    assert desk.open_alarms([]) == []
+    assert desk.board.alarms[card.key].seqs == [row["seq"]]
 
 
 @pytest.mark.parametrize("order", ["message_first", "row_first"])
-def test_a_fever_heard_after_its_row_was_read_is_not_a_second_card(clock, tmp_path, order):
+def test_a_fever_heard_after_its_row_was_read_is_not_a_second_card(rig, order):
     """The desk reads the log at any page's request: the held row may be read before the
     desk's ear notes the bus message about it. Either way, one card."""
-    rig = Rig(clock, tmp_path)
-    try:
-        message = fever_unlogged(rig)
-        desk = AlarmDesk(rig.log, rig.clock)
-        if order == "message_first":
-            desk.note_message(message)
-        [row] = backlog_written(rig)
-        desk.open_alarms([])
+    message = fever_unlogged(rig)
+    desk = AlarmDesk(rig.log, rig.clock)
+    if order == "message_first":
         desk.note_message(message)
-        assert [(a.seqs, a.count) for a in desk.open_alarms([])] == [([row["seq"]], 1)]
-    finally:
-        rig.close()
+    [row] = backlog_written(rig)
+    desk.open_alarms([])
+    desk.note_message(message)
+    assert [(a.seqs, a.count) for a in desk.open_alarms([])] == [([row["seq"]], 1)]
