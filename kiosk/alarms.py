@@ -228,12 +228,17 @@ class Alarm:
     #: its fault was heard cleared since (the next raise is the fault happening again).
     heard_ns: int | None = None
     cleared: bool = False
+    #: The passages it counts that the log had not taken when their alarm was heard (a
+    #: fever while the storage failed: ``BUS_KEY``, the name and the passage), each by the
+    #: stamp its row will carry, ``(boot_id, mono_ns)``: the row the engine's backlog writes
+    #: later is taken into this card (``take_row``), open or closed, never a second card.
+    unlogged: list[tuple[str, int]] = field(default_factory=list)
 
     @property
     def times(self) -> int:
         """How many times this incident happened: its passages (listed in ``seqs`` or not),
         or, a card of no passage, once and ``more`` times again."""
-        return max(len(self.seqs), 1) + self.more
+        return max(len(self.seqs) + len(self.unlogged), 1) + self.more
 
     @property
     def count(self) -> int:
@@ -263,12 +268,32 @@ class Alarm:
         if other.seqs:
             if not self.take_seqs(other.seqs):
                 return False
+        elif other.unlogged:  # a passage the log has not taken yet: its row comes later
+            self.unlogged.extend(s for s in other.unlogged if s not in self.unlogged)
         else:
             self.more += 1
         self.ts, self.temp_c = other.ts, other.temp_c or self.temp_c
         self.clock_synced, self.dated_ts = other.clock_synced, other.dated_ts
         self.at_boot, self.mono_ns = other.at_boot, other.mono_ns
         return True
+
+    def takes_row(self, other: Alarm) -> bool:
+        """Whether ``other``, an alarm the log's row raises, is that of a passage this card
+        counts as not taken by the log (``unlogged``): the row the engine's backlog wrote
+        once the storage worked again, the same passage, whether this card is open or
+        closed."""
+        return bool(other.seqs) and other.at_boot is not None and other.at_boot in self.unlogged
+
+    def take_row(self, other: Alarm) -> None:
+        """Take ``other``'s row (``takes_row``) into this card: its passage now on record,
+        counted once, and whom and what it says where the bus message did not."""
+        assert other.at_boot is not None
+        self.unlogged.remove(other.at_boot)
+        self.take_seqs(other.seqs)
+        self.seq = self.seq if self.seq is not None else other.seq
+        for name in ("household", "holder", "pass_id", "plate", "temp_c", "direction"):
+            if getattr(self, name) is None:
+                setattr(self, name, getattr(other, name))
 
     @property
     def subject(self) -> str | None:
@@ -350,6 +375,12 @@ class AlarmBoard:
         """Take a new alarm; False when it is known already or joins an open incident."""
         if alarm.key in self.alarms:
             return False
+        for known in self.alarms.values():  # a row of a passage a card counts already
+            if known.kind == alarm.kind and known.takes_row(alarm):
+                known.take_row(alarm)
+                return False
+            if known.seqs and known.kind == alarm.kind and known.at_boot in alarm.unlogged:
+                return False  # its row was read first: the card of the row stands
         for known in list(self.alarms.values()):
             self._close_if_acked_before(known, alarm.ts)
             if known.absorbs(alarm):
@@ -585,8 +616,9 @@ def alarm_from_message(message: Mapping[str, Any], now: str) -> Alarm | None:
     return None if message.get("state") == "cleared" else message_alarm(message, now)
 
 
-def message_alarm(message: Mapping[str, Any], now: str) -> Alarm:
-    """The alarm a bus ``alarm`` message is about, raised or cleared."""
+def message_alarm(message: Mapping[str, Any], now: str, boot_id: str | None = None) -> Alarm:
+    """The alarm a bus ``alarm`` message is about, raised or cleared (``boot_id``: the boot
+    the log stamps its rows with, for a passage's the log did not take: ``unlogged``)."""
     raw = str(message.get("alarm") or "other")
     kind = ALARM_KINDS.get(raw, "other")
     seq = message.get("seq")
@@ -611,9 +643,22 @@ def message_alarm(message: Mapping[str, Any], now: str) -> Alarm:
     if type(passage) is int:
         # A passage's alarm the log did not take (the storage refused its row: ``seq`` None):
         # a card of that passage, as one committed has (two people's fevers are two cards).
-        key = f"{BUS_KEY}{raw}:{passage}"
+        # Whom it is about as the message says it (the log cannot say it yet), and the
+        # stamp its row will carry, by which that row is taken into this card later.
+        at = message.get("at_ns")
+        stamp = (boot_id, at) if boot_id and type(at) is int else None
         return Alarm(
-            key=key, kind=kind, ts=now, detail=raw, direction=_text(message.get("direction"))
+            key=f"{BUS_KEY}{raw}:{passage}",
+            kind=kind,
+            ts=now,
+            detail=raw,
+            direction=_text(message.get("direction")),
+            household=_text(message.get("household")),
+            holder=_text(message.get("holder")),
+            pass_id=_text(message.get("pass_id")),
+            temp_c=temp if isinstance(temp := message.get("temp_c"), int | float) else None,
+            at_boot=stamp,
+            unlogged=[stamp] if stamp is not None else [],
         )
     # Of no passage, no device (``store_backlog_full``: a held record dropped over the
     # backlog's bound, the one such alarm the engine raises): one card per alarm while open,
@@ -1077,7 +1122,7 @@ class AlarmDesk:
         committed passage is read from the log (whom, what, reading): the same alarm, with
         the same key, that the event raises."""
         now = ClockReading.take(self._clock)
-        alarm = message_alarm(message, now.wall.isoformat())
+        alarm = message_alarm(message, now.wall.isoformat(), self._log.boot_id)
         cleared = message.get("state") == "cleared"
         if cleared and alarm.seq is not None:
             return False

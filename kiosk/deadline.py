@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import math
 import queue
@@ -425,3 +426,45 @@ class LogUses:
             if idle:
                 self.released.set()
         return idle
+
+
+class Busy(Exception):
+    """``BoundedWork.run`` refused a call at once: every one of its workers is held by a
+    call that has not returned (a write stalled on the card); nothing was started."""
+
+
+class BoundedWork:
+    """One kind of blocking work (the guard console's store work: an alarm closed and its
+    row) off the loop, in an executor of its own: at most ``workers`` calls at once, each in
+    a daemon thread of its own (``in_daemon_thread``), awaited ``deadline_s`` at most. A
+    stalled write holds one of these, never a worker of the loop's default executor, which
+    the daemon's other parts share (the desk's ear, every page's reads, the sign-in); past
+    the deadline the caller gets ``Abandoned`` and the call goes on to its end (its outcome
+    is its own: neither lost nor done twice); with every worker held, ``Busy`` at once. The
+    caller's context (the request's audit) goes with the call, as ``asyncio.to_thread``'s."""
+
+    def __init__(self, name: str, workers: int, deadline_s: float) -> None:
+        self.name, self.workers, self.deadline_s = name, workers, deadline_s
+        self._lock = threading.Lock()
+        self._running = 0
+
+    @property
+    def running(self) -> int:
+        """The calls not returned yet (within their deadline or past it)."""
+        return self._running
+
+    async def run(self, fn: Callable[[], T]) -> T:
+        with self._lock:
+            if self._running >= self.workers:
+                raise Busy(f"{self.name}: {self._running} calls have not returned")
+            self._running += 1
+        context = contextvars.copy_context()
+
+        def call() -> T:
+            try:
+                return context.run(fn)
+            finally:
+                with self._lock:
+                    self._running -= 1
+
+        return await in_daemon_thread(self.name, call, self.deadline_s)

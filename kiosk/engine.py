@@ -470,6 +470,24 @@ def _decision_fields(draft: EventDraft, event: Event | None) -> dict[str, Any]:
     }
 
 
+def _unlogged_whom(draft: EventDraft) -> dict[str, Any]:
+    """What a passage's alarm the log did not take (``seq`` None) says of its passage, that
+    the log cannot tell the alarm desk yet: whom (``holder``, ``household``, ``pass_id``: for
+    the guard's console alone, which masks them as it masks the log's), the reading
+    (``temp_c``) and the stamp its row will carry once the backlog writes it (``at_ns``: the
+    decision's monotonic time, the row's ``mono_ns``), by which the desk takes that row into
+    the card (``kiosk.alarms``)."""
+    whom: dict[str, Any] = {
+        "holder": draft.holder,
+        "household": draft.household,
+        "pass_id": draft.pass_id,
+        "temp_c": draft.temp_c,
+    }
+    if draft.decided is not None:
+        whom["at_ns"] = draft.decided.mono_ns
+    return whom
+
+
 def holder_initial(holder: str | None) -> str | None:
     """What the unattended screen may show of a name: its first character and a dot."""
     if not holder:
@@ -1979,12 +1997,14 @@ class Engine:
                 "holder_greeting": greeting_name(draft.holder) if draft.holder else None,
             }
         )
+        whom = _unlogged_whom(draft) if seq is None else {}
         if alarm:
-            self._alarm(alarm, "raised", passage=p.id, seq=seq, direction=draft.direction)
+            self._alarm(alarm, "raised", passage=p.id, seq=seq, direction=draft.direction, **whom)
         elif needs_guard and decision == "deny":
             self._alarm(
-                "guard_needed", "raised", passage=p.id, seq=seq, reasons=list(draft.reasons)
-            )
+                "guard_needed", "raised", passage=p.id, seq=seq, reasons=list(draft.reasons),
+                **whom,
+            )  # fmt: skip
         now = self._now()
         self._hold_until_ns = now + int(self._eng.result_hold_s * 1e9)
         if decision in PASS_DECISIONS:

@@ -56,9 +56,10 @@ from kiosk.alarms import (
 from kiosk.auditing import Change, HeldRows, audited_write, auditing_request
 from kiosk.bus import Subscription
 from kiosk.clock import ClockReading
+from kiosk.config.engine import EngineSection
 from kiosk.config.gate import stop_releases
 from kiosk.crossing import Outcome
-from kiosk.deadline import Stopped
+from kiosk.deadline import BoundedWork, Stopped
 from kiosk.devices import GateHeldShut
 from kiosk.engine import (
     FeverRefused,
@@ -72,6 +73,7 @@ from kiosk.evacuation import Moved
 from kiosk.overrides import SubjectRefused
 from kiosk.roster import ShiftGone, ShiftMark, session_end, staffed_stretches
 from kiosk.store import ReadFailure, StoreFault
+from kiosk.typed import whole_number
 from ui import i18n
 from ui.auth import RESUME_TTL_S, SHIFTS_KEPT, GuardAuth, Session, SessionEnd, WrongToken
 from ui.guard.display import ALL_FIELDS, GUARD_CLEAR_FIELDS, alarm_view, event_time
@@ -86,6 +88,11 @@ log = logging.getLogger(__name__)
 
 #: Methods that change state: always audited.
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+#: Done messages that say a count when given one (``done``'s ``n``): their words for a count
+#: of one, and for more; the key's own words say none.
+COUNTED_MESSAGES = {
+    "ok.alarm_closed_since": ("ok.alarm_closed_since_one", "ok.alarm_closed_since_n")
+}
 #: ``msg=`` values a page shows as a success note.
 OK_MESSAGES = (
     "ok.done",
@@ -199,6 +206,21 @@ def is_admin(core: Core, name: str) -> bool:
     return account is not None and account.role == "admin"
 
 
+#: The most store calls of the console under way at once (``Guard.console``): past them a
+#: guard's action is refused at once (``err.console_busy``), nothing done; a Pi's default
+#: executor has 8 workers, for the whole daemon.
+CONSOLE_WORKERS = 4
+
+
+def console_work(engine: EngineSection | None) -> BoundedWork:
+    """The console's store work (``Guard.console``): ``CONSOLE_WORKERS`` at once, each
+    awaited one store deadline (``engine.store_deadline_ms``) and a second at most (its
+    reads and the writes queued before its row); past that the guard is told its record is
+    still being written."""
+    deadline_ms = (engine or EngineSection()).store_deadline_ms
+    return BoundedWork("console-store", CONSOLE_WORKERS, deadline_ms / 1000 + 1)
+
+
 @dataclass
 class Guard:
     """The console's state for one app: the core, sign-in, the alarm desk, templates."""
@@ -208,6 +230,9 @@ class Guard:
     alarms: AlarmDesk
     tpl: Jinja2Templates
     tz: ZoneInfo
+    #: The console's store work (an alarm closed and its row), in an executor of its own
+    #: with a deadline (``console_work``): a stalled card holds none of the loop's workers.
+    console: BoundedWork = field(default_factory=lambda: console_work(None))
     #: Decision forms already sent (their ``once`` token -> monotonic ns): ``sent_once``.
     sent: dict[str, int] = field(default_factory=dict)
     #: Audit rows the storage could not take (a sign-in let in during a storage outage, a
@@ -243,7 +268,7 @@ class Guard:
             tz=core.config.site.timezone,
         )
         tz = ZoneInfo(core.config.site.timezone)
-        return cls(core, auth, desk, templates(), tz)
+        return cls(core, auth, desk, templates(), tz, console_work(core.config.engine))
 
     def hear(self, *, starting: bool = False) -> asyncio.Task[None] | None:
         """The alarm desk hears the bus on the running loop (``AlarmDesk.follow``): a device's
@@ -456,7 +481,7 @@ class Guard:
         refused = request.query_params.get("refused") == "1"
         signed = bool(err) and hmac.compare_digest(sig.encode(), flash_sig(err, refused).encode())
         return {
-            "flash_ok": i18n.t(lang, msg) if msg in OK_MESSAGES else None,
+            "flash_ok": ok_text(lang, msg, request.query_params.get("n")),
             "flash_err": err if signed else None,
             # Nothing was done (``fail(refused=True)``): the form may be put back as typed.
             "flash_refused": signed and refused,
@@ -574,11 +599,29 @@ def wants_json(request: Request) -> bool:
     return request.headers.get("accept", "").startswith("application/json")
 
 
-def done(request: Request, target: str, message: str = "ok.done") -> Response:
+def done(
+    request: Request, target: str, message: str = "ok.done", *, n: int | None = None
+) -> Response:
+    """Back to ``target`` saying ``message`` (one of ``OK_MESSAGES``); ``n``: the count a
+    ``COUNTED_MESSAGES`` one says (sent in the address, a JSON answer's ``n``)."""
     if wants_json(request):
-        return JSONResponse({"ok": True})
+        return JSONResponse({"ok": True} if n is None else {"ok": True, "n": n})
     sep = "&" if "?" in target else "?"
-    return RedirectResponse(f"{target}{sep}msg={message}", status_code=303)
+    counted = "" if n is None else f"&n={n}"
+    return RedirectResponse(f"{target}{sep}msg={message}{counted}", status_code=303)
+
+
+def ok_text(lang: str, msg: str | None, n: str | None) -> str | None:
+    """A done page's words (``msg``, one of ``OK_MESSAGES``, else none); one that says a
+    count (``COUNTED_MESSAGES``) with the address's ``n``, without a count that is one (an
+    address edited, a page of before the count) in its words that say none."""
+    if msg not in OK_MESSAGES:
+        return None
+    counted = COUNTED_MESSAGES.get(msg)
+    count = whole_number(n or "", most_digits=9) if counted else None
+    if not counted or not count:
+        return i18n.t(lang, msg)
+    return i18n.t(lang, counted[0] if count == 1 else counted[1], n=count)
 
 
 def decided(request: Request, target: str, outcome: Outcome) -> Response:
@@ -767,8 +810,11 @@ async def record(
     that change's row stands, this one says what became of the request). A refusal's row the
     storage cannot take is given up (logged): the refusal changed nothing, and the guard is
     told what was wrong all the same: the row waits in memory (``Guard.held``, within the
-    share refusals may take). An ``ok`` row that cannot be written raises ``StoreFault``
-    (the route class then withholds the answer: ``err.store``)."""
+    share refusals may take). A refusal's row not written within the console's deadline
+    (``Guard.console``: a write stalled on the card before it) stays queued in the log's
+    writer, written once the card answers (or held, if it then fails), and the guard is told
+    at once. An ``ok`` row that cannot be written raises ``StoreFault`` (the route class
+    then withholds the answer: ``err.store``)."""
     actor = getattr(request.state, "actor", None)
     if actor is None or (written and outcome == "ok"):
         return  # refused before anyone signed in (nobody to name), or said with its change
@@ -780,14 +826,28 @@ async def record(
     if problem:
         detail["problem"] = problem
     name = action if outcome == "ok" else f"{action}_failed"
-    try:
-        await guard(request).core.store.audit_async(actor, name, detail)
-    except StoreFault as exc:
-        if outcome == "ok":
-            raise
-        log.warning("guard action %s: its refusal not on record (%s)", action, exc.detail)
-        g = guard(request)
-        g.held.hold(actor, name, detail, g.core.clock.now(), essential=False)
+    g = guard(request)
+    if outcome == "ok":
+        await g.core.store.audit_async(actor, name, detail)
+        return
+    row = asyncio.ensure_future(g.core.store.audit_async(actor, name, detail))
+    row.add_done_callback(functools.partial(_refusal_ended, g, (actor, name, detail)))
+    done, _ = await asyncio.wait({row}, timeout=g.console.deadline_s)
+    if not done:
+        log.warning("guard action %s: its refusal's row is still being written", action)
+    elif not isinstance(exc := row.exception(), StoreFault | None):
+        raise exc
+
+
+def _refusal_ended(g: Guard, row: Change, written: asyncio.Future[None]) -> None:
+    """A refusal's row the storage failed to take (a ``StoreFault``, late or not): held in
+    memory (``Guard.held``); any other end is the caller's (or, past its wait, logged)."""
+    exc = None if written.cancelled() else written.exception()
+    if isinstance(exc, StoreFault):
+        log.warning("guard action %s: its refusal not on record (%s)", row[1], exc.detail)
+        g.held.hold(*row, g.core.clock.now(), essential=False)
+    elif exc is not None:
+        log.warning("guard action %s: its refusal not on record (%s)", row[1], type(exc).__name__)
 
 
 def audited_route(back: str) -> type[APIRoute]:

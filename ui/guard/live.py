@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, Literal, NamedTuple, NoReturn
 
 from fastapi import Query, Request
@@ -22,7 +23,7 @@ from kiosk.alarms import (
     AlarmGrown,
 )
 from kiosk.clock import ClockReading
-from kiosk.deadline import Stopped
+from kiosk.deadline import Abandoned, Busy, Stopped
 from kiosk.engine import NO_SUBJECT, ManualSubject, QuotaReached, unknown_person
 from kiosk.overrides import SubjectRefused
 from kiosk.roster import ShiftGone
@@ -37,6 +38,7 @@ from ui.guard.community import common as community_words
 from ui.guard.deps import (
     ActionSession,
     ApiSession,
+    DecisionHeld,
     Guard,
     GuardDep,
     PageSession,
@@ -482,10 +484,15 @@ async def ack_alarm(request: Request, session: ActionSession, g: GuardDep) -> Re
         note(request, resolution=resolution)
         deps.write_row_first(request)
 
-    try:
-        closed = await asyncio.to_thread(
-            g.alarms.close, keys, session.name, standing, resolution, record=record, seen=seen
-        )
+    closing = partial(
+        g.alarms.close, keys, session.name, standing, resolution, record=record, seen=seen
+    )
+    try:  # in the console's own workers, with a deadline: a stalled card holds none of the loop's
+        closed = await g.console.run(closing)
+    except Abandoned:  # its row still being written: closed once written, never twice
+        raise DecisionHeld("err.alarm_close_pending") from None
+    except Busy:  # every console worker held by a stalled write: nothing started
+        raise BadInput("err.console_busy") from None
     except AlarmGrown as grown:  # more attempts since the page drew it: the page again
         raise grown_since(grown) from None
     except AlarmClosing as closing:  # another guard's close, its row being written
@@ -498,9 +505,12 @@ async def ack_alarm(request: Request, session: ActionSession, g: GuardDep) -> Re
     # Every other open console (a second tablet) draws its alarms again now, not at the
     # next passage: the same cards, the same count, on each.
     g.core.bus.publish({"type": ALARMS_CLOSED, "keys": [a.key for a in closed]})
-    # A condition raised again since the page drew it (``kiosk.alarms.repeats``) closed too.
-    grew = any(a.count > seen.get(a.key, a.count) for a in closed)
-    return done(request, "/guard", "ok.alarm_closed_since" if grew else "ok.done")
+    # A condition raised again since the page drew it (``kiosk.alarms.repeats``) closed too:
+    # how many times.
+    grew = sum(max(0, a.count - seen.get(a.key, a.count)) for a in closed)
+    if grew:
+        return done(request, "/guard", "ok.alarm_closed_since", n=grew)
+    return done(request, "/guard")
 
 
 def drawn_cards(values: list[str]) -> dict[str, int]:
