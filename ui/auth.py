@@ -4,8 +4,11 @@
   c}`` signed with HMAC-SHA256 under the session key; ``c`` is a digest of the account's
   password hash (``kiosk.accounts.credential_of``), so a new password ends older sessions.
   It is ``HttpOnly``, ``SameSite=Strict``, ``Path=/guard`` and ``Secure`` over HTTPS.
-* The session key is the secret ``session_key`` (``kiosk.secrets``). Without it a random key is
-  made per process: every guard must sign in again after a restart, which is the safe failure.
+* The session key is the secret ``session_key`` (``kiosk.secrets``). Without it the daemon
+  keeps a key of its own in its data dir (``session_key``, 0600, made once:
+  ``kiosk.secrets.kept_key``), so sessions outlive a restart; only where that file can be
+  neither read nor written is a random key made per process (every guard signs in again after
+  a restart, said in the journal). An empty one is refused as a short one is.
 * Every state change needs (a) an ``Origin`` (or, without one, ``Referer``) naming this host,
   and (b) the CSRF token of the session, as the form field ``csrf`` or the ``X-CSRF-Token``
   header. The token is an HMAC of the session id, so it dies with the session.
@@ -55,6 +58,7 @@ import threading
 from collections import deque
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote, urlsplit
 
@@ -99,12 +103,16 @@ def is_resumable(path: str) -> bool:
 _MINUTE_NS = 60 * 1_000_000_000
 
 
-def session_key(environ: dict[str, str] | None = None) -> bytes:
-    """The cookie-signing key: the ``session_key`` secret, else a fresh random key.
-    ``SecretError`` for a secret too short to be a key (``kiosk.secrets.MIN_KEY_CHARS``)."""
-    from kiosk.secrets import get_key
+def session_key(environ: dict[str, str] | None = None, kept_in: Path | None = None) -> bytes:
+    """The cookie-signing key: the ``session_key`` secret, else the key the daemon keeps in
+    ``kept_in`` (its data dir: ``kiosk.secrets.kept_key``), else a fresh random key.
+    ``SecretError`` for a secret empty or too short to be a key
+    (``kiosk.secrets.MIN_KEY_CHARS``)."""
+    from kiosk.secrets import get_key, kept_key
 
     secret = get_key("session_key", environ)
+    if not secret and kept_in is not None:
+        secret = kept_key(kept_in, "session_key")
     if secret:
         return hashlib.sha256(b"kiosk-session\0" + secret.encode("utf-8")).digest()
     return secrets.token_bytes(32)

@@ -73,7 +73,15 @@ from kiosk.overrides import SubjectRefused
 from kiosk.roster import ShiftGone, ShiftMark, session_end, staffed_stretches
 from kiosk.store import ReadFailure, StoreFault
 from ui import i18n
-from ui.auth import RESUME_TTL_S, SHIFTS_KEPT, GuardAuth, Session, SessionEnd, WrongToken
+from ui.auth import (
+    RESUME_TTL_S,
+    SHIFTS_KEPT,
+    GuardAuth,
+    Session,
+    SessionEnd,
+    WrongToken,
+    session_key,
+)
 from ui.guard.display import ALL_FIELDS, GUARD_CLEAR_FIELDS, alarm_view, event_time
 from ui.guard.forms import BadInput, Repeated
 from ui.views import faults_of, health_report, secure_headers, templates
@@ -224,11 +232,12 @@ class Guard:
 
     @classmethod
     def build(cls, core: Core, auth: GuardAuth | None = None) -> Guard:
-        """Sign-in against ``core.accounts`` (cookies signed with the ``session_key`` secret)
-        unless ``auth`` is given."""
+        """Sign-in against ``core.accounts`` (cookies signed with the ``session_key`` secret,
+        else the key kept in the data dir) unless ``auth`` is given."""
         auth = auth or GuardAuth(
             core.accounts,
             core.clock,
+            key=session_key(kept_in=core.data_dir),
             session_hours=core.config.web.session_hours,
             login_attempts_per_min=core.config.web.login_attempts_per_min,
             boot_id=core.store.boot_id,
