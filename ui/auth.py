@@ -27,6 +27,10 @@
   one changed in place on the roster (no removal on record) is taken off as one removed.
   While the roster cannot be read (a ``StoreFault``, a ``ReadFailure``) the roster's last
   answer for the session in this process stands: barred stays barred, anyone else goes on.
+  The roster lengthens a guard's session too (``SessionManager.lengthened``): a shift added
+  back to back with one it was signed in on (or one of them made longer) carries it to the new
+  stretch's end, its cookie signed again on the next response (the first after its old end
+  too, while the browser keeps it); a live stream at the old end closes to be opened again.
 * Logout revokes the session id until its expiry, so a copied cookie stops working: in memory
   and on record in the event log (``AccountStore.revoke_session``), so it stays revoked after
   a restart. While the record cannot be read, only sessions this process issued are let in.
@@ -216,6 +220,9 @@ class RosterBars(Protocol):
     ) -> ShiftGone | None: ...
 
 
+#: What the roster must add to a session's end for its cookie to be signed again
+#: (``SessionManager.lengthened``): not the clocks' microseconds at every request.
+LENGTHENED_BY_AT_LEAST = timedelta(minutes=1)
 #: The most shifts a session's cookie names (one guard's back-to-back shifts of a day).
 SHIFTS_KEPT = 8
 #: The sessions whose last roster answer is kept (``GuardAuth.shift_gone``): a gate's guards
@@ -326,6 +333,11 @@ class SessionManager:
             issued_mono=None if self._clock.synced() else mono,
             shifts=shifts[:SHIFTS_KEPT],
         )
+        self._issued[session.sid] = (mono, lifetime // timedelta(microseconds=1) * 1000)
+        return self._cookie(session), session
+
+    def _cookie(self, session: Session) -> str:
+        """The signed cookie value of ``session``."""
         fields: dict[str, Any] = {
             "sid": session.sid,
             "u": session.name,
@@ -338,8 +350,38 @@ class SessionManager:
         if session.shifts:
             fields["s"] = [list(mark) for mark in session.shifts]
         payload = _b64e(json.dumps(fields, separators=(",", ":")).encode())
-        self._issued[session.sid] = (mono, lifetime // timedelta(microseconds=1) * 1000)
-        return f"{payload}.{self._mac('session', payload)}", session
+        return f"{payload}.{self._mac('session', payload)}"
+
+    def lengthened(self, session: Session, signed_end: datetime) -> tuple[str, Session] | None:
+        """``session`` (a guard's, signed in on the roster's shifts, its cookie ending at
+        ``signed_end``) to the later end the roster gives its stretch now (a back-to-back shift
+        added after sign-in), with its cookie signed again (the same sid: its CSRF token and
+        sign-out stay); None when the roster gives it no later end, or that stretch does not
+        go on from a shift it was signed in on (its handover hour, a later shift of the day
+        not back to back: signed in for anew). A cookie over is lengthened only while the
+        browser keeps it (``RESUME_TTL_S``). Never an admin's, nor one issued on a clock not
+        set. Blocking: the roster's reads."""
+        if session.is_admin or not session.shifts or session.issued_mono is not None:
+            return None
+        if self._ends is None or not self._clock.synced():
+            return None
+        mono, now = self._clock.monotonic_ns(), self._clock.now()
+        if now - signed_end > timedelta(seconds=RESUME_TTL_S):
+            return None
+        try:
+            end = self._ends(session.name, now)
+        except (StoreFault, ReadFailure) as exc:  # the roster unreadable: as it was
+            if not roster_unreadable(exc):
+                raise
+            return None
+        if end is None or end.at <= now or end.at - signed_end < LENGTHENED_BY_AT_LEAST:
+            return None
+        # The stretch from now goes on from a shift it was signed in on (back to back).
+        if not end.shifts or min(m[1] for m in end.shifts) > max(m[2] for m in session.shifts):
+            return None
+        longer = replace(session, expires=end.at, shifts=end.shifts[:SHIFTS_KEPT])
+        self._issued[session.sid] = (mono, (end.at - now) // timedelta(microseconds=1) * 1000)
+        return self._cookie(longer), longer
 
     def _lifetime_of(self, name: str, now: datetime) -> tuple[timedelta, tuple[ShiftMark, ...]]:
         """How long a session ``name`` signs in for at ``now`` lasts: to the end of its shift
@@ -882,8 +924,14 @@ class GuardAuth:
         self.refused_rows = RefusedRows(clock)
 
     def current(self, request: Request) -> Session | None:
-        session = self.sessions.read(request.cookies.get(COOKIE))
-        if session is None:
+        cookie = request.cookies.get(COOKIE)
+        signed = self.sessions.signed(cookie)
+        if signed is None:
+            return None
+        # Over by its cookie: lengthened since by the roster? (``lengthened``)
+        session = self.sessions.read(cookie) or signed
+        ended = session is signed
+        if ended and not session.shifts:
             return None
         account = self.accounts.get(session.name)
         # An account removed, disabled or given a new password after sign-in is out; one
@@ -891,7 +939,35 @@ class GuardAuth:
         if account is None or not _same_credential(account, session):
             return None
         # None: a removed shift bars it now.
-        return self.on_roster(_in_role(session, account), request)
+        held = self.on_roster(_in_role(session, account), request)
+        if held is None:
+            return None
+        # Asked once a request; its cookie set on the response (``renew_cookie``).
+        if not hasattr(request.state, "lengthened"):
+            request.state.lengthened = self.sessions.lengthened(held, signed.expires)
+        longer: tuple[str, Session] | None = request.state.lengthened
+        if longer is None or longer[1].sid != held.sid:
+            return None if ended else held
+        return longer[1]
+
+    def lengthens(self, session: Session) -> bool:
+        """Whether the roster lengthens ``session`` (signed in, its account unchanged) now
+        (``SessionManager.lengthened``): a live stream at its end closes without a word, and
+        the page's next request (the stream opened again) carries the longer cookie. Blocking:
+        the roster's reads."""
+        account = self.accounts.get(session.name)
+        if self.sessions.revoked(session) or account is None or account.role != session.role:
+            return False
+        if not _same_credential(account, session):
+            return False
+        return self.sessions.lengthened(session, session.expires) is not None
+
+    def renew_cookie(self, request: Request, response: Response) -> None:
+        """The cookie of a session the roster lengthened during ``request`` (``current``),
+        set on its ``response``."""
+        longer = getattr(request.state, "lengthened", None)
+        if longer is not None:
+            self.set_cookie(response, request, longer[0], longer[1])
 
     def on_roster(self, session: Session, request: Request | None = None) -> Session | None:
         """``session`` as the roster holds it now: itself while nothing bars it; ending

@@ -804,7 +804,7 @@ def audited_route(back: str) -> type[APIRoute]:
 
     class AuditedRoute(APIRoute):
         def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-            handler = super().get_route_handler()
+            handler = _renewing(super().get_route_handler())
             action = getattr(self.endpoint, "audit_action", None)
             if action is None and not ((self.methods or set()) & STATE_CHANGING):
                 return handler
@@ -812,6 +812,20 @@ def audited_route(back: str) -> type[APIRoute]:
             return _audit(handler, action or self.name, back, served_while_stopping=at_stop)
 
     return AuditedRoute
+
+
+def _renewing(
+    handler: Callable[[Request], Coroutine[Any, Any, Response]],
+) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+    """``handler`` whose response carries the session cookie the roster lengthened while it
+    ran (``ui.auth.GuardAuth.renew_cookie``): a shift added after sign-in is worked through."""
+
+    async def run(request: Request) -> Response:
+        response = await handler(request)
+        guard(request).auth.renew_cookie(request, response)
+        return response
+
+    return run
 
 
 def remember_lang(request: Request, response: Response) -> None:
