@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from kiosk.accounts import AccountError, AccountStore
-from kiosk.secrets import SecretError, get_key, get_secret
+from kiosk.secrets import SecretError, get_key, get_secret, short_screen_key
 from kiosk.tokens import secret_pepper, short_pepper
 
 #: The errors a credential ``kiosk run`` cannot use raises (``CREDENTIAL_CHECKS``).
@@ -48,9 +48,11 @@ def credential_problems(
     return problems
 
 
-#: What the daemon warns of a credential it takes (the journal at each start, check-config).
+#: What the daemon warns of a credential it takes, or ignores (a short screen_key), in the
+#: journal at each start and by check-config.
 CREDENTIAL_WARNINGS: dict[str, Callable[[Mapping[str, str]], str | None]] = {
     "token_pepper": short_pepper,
+    "screen_key": short_screen_key,
 }
 
 

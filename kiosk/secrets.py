@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 import os
+import secrets
 from collections.abc import Mapping
 from pathlib import Path
 
-from kiosk.files import UnreadableFile, read_bounded
+from kiosk.files import UnreadableFile, read_bounded, write_atomic
 
 #: A credential is read no further than this (the guard accounts file, a certificate chain).
 MAX_SECRET_BYTES = 1024 * 1024
@@ -65,14 +67,79 @@ MAKE_A_KEY = "make one with: head -c 32 /dev/urandom | base64"
 
 def get_key(name: str, environ: Mapping[str, str] | None = None) -> str | None:
     """The secret ``name`` that is a key (see ``MIN_KEY_CHARS``); None when unset.
-    ``SecretError`` for one too short to be a key, naming it and how to make one."""
+    ``SecretError`` for one too short to be a key, naming it and how to make one, and for one
+    set and empty (a credential file cut short: taken as unset, it gave the daemon a key of
+    its own process, and every guard was signed out at each restart, said nowhere)."""
     secret = get_secret(name, environ)
+    if secret == "":
+        raise SecretError(f"credential {name} is empty (cut short?): {MAKE_A_KEY}")
     if secret and len(secret) < MIN_KEY_CHARS:
         raise SecretError(
             f"credential {name} is too short ({len(secret)} characters, at least"
             f" {MIN_KEY_CHARS}): {MAKE_A_KEY}"
         )
     return secret
+
+
+#: The shortest ``screen_key`` taken (docs/network.md): a shorter one is ignored (the kiosk's
+#: routes stay closed to screens elsewhere), said at each start and by check-config.
+MIN_SCREEN_KEY_CHARS = 16
+
+
+def screen_key(environ: Mapping[str, str] | None = None) -> str | None:
+    """The ``screen_key`` secret a screen elsewhere pairs with; None when unset or too short
+    (``short_screen_key`` says so)."""
+    secret = get_secret("screen_key", environ)
+    return secret if secret and len(secret) >= MIN_SCREEN_KEY_CHARS else None
+
+
+def short_screen_key(environ: Mapping[str, str] | None = None) -> str | None:
+    """The warning for a ``screen_key`` set but shorter than ``MIN_SCREEN_KEY_CHARS`` (or
+    empty), else None. Not taken: a key one could guess would show the camera's preview (the
+    residents' pass codes) to anyone on the LAN. Not refused either: the gate and its own
+    screen work without it, and a remote screen's key is no reason to stop the gate."""
+    secret = get_secret("screen_key", environ)
+    if secret is None or len(secret) >= MIN_SCREEN_KEY_CHARS:
+        return None
+    return (
+        f"credential screen_key is too short ({len(secret)} characters, at least"
+        f" {MIN_SCREEN_KEY_CHARS}): ignored, so no screen on another machine can pair"
+        " (POST /kiosk/pair) or show the kiosk's routes: they answer 403 (the screen at"
+        f" web.screen_addresses is not affected); {MAKE_A_KEY}, and restart kiosk"
+    )
+
+
+def kept_key(folder: Path, name: str) -> str | None:
+    """The key the daemon keeps for itself in ``folder`` (its data dir) as the file ``name``,
+    for a key credential it is not handed (a hand-made unit, ``kiosk run`` by hand): made
+    once, 32 random bytes in base64 as scripts/install makes the credential, written whole,
+    0600 (the service user's alone), and read again at every start, so that what it signs
+    outlives a restart. One there that is no key (cut short, not text) is made again. None,
+    warned in the journal, when it can be neither read nor written (a read-only card): the
+    caller signs with a key of its process. The key is never logged."""
+    path = folder / name
+    try:
+        kept = read_bounded(path, MAX_SECRET_BYTES).decode("utf-8").strip()
+        if len(kept) >= MIN_KEY_CHARS:
+            return kept
+    except UnicodeDecodeError:
+        pass
+    except UnreadableFile as exc:
+        if exc.why != "missing":
+            _log.warning(f"{path}: {exc}; making a new one (guards sign in again)")
+    made = base64.b64encode(secrets.token_bytes(32)).decode("ascii")
+    try:
+        write_atomic(path, made.encode("ascii") + b"\n", 0o600, keep_mode=False)
+    except OSError as exc:
+        _log.warning(
+            f"{path} cannot be written ({exc.strerror or exc}): guards sign in again after"
+            f" each restart; hand the daemon a {name} credential ({MAKE_A_KEY})"
+        )
+        return None
+    return made
+
+
+_log = logging.getLogger("kiosk.secrets")
 
 
 #: The credentials the API serves ``web.tls`` with (a PEM certificate and its key), and what

@@ -151,3 +151,16 @@ def test_a_short_token_pepper_passes_the_update_with_its_warning(tmp_path, capsy
     warned = _warnings(capsys)
     assert len(warned) == 1 and "credential token_pepper is short (24 characters" in warned[0]
     assert "voids every API token issued" in warned[0] and "Yesterday" not in warned[0]
+
+
+@pytest.mark.parametrize("text", ["screen-1\n", "\n"])
+def test_a_screen_key_too_short_to_be_taken_is_said_not_refused(tmp_path, capsys, text):
+    """A short (or empty) screen_key was ignored without a word, here and at start: a screen
+    on another machine could not pair, and check-config said ok."""
+    config, root = _config(tmp_path), tmp_path / "root"
+    _credentials(root / "etc/kiosk/credentials", session_key=KEY, screen_key=text)
+    assert main(["check-config", "--root", str(root), str(config)]) == 0
+    (warning,) = _warnings(capsys)
+    chars = len(text.strip())
+    assert f"credential screen_key is too short ({chars} characters, at least 16)" in warning
+    assert "ignored" in warning and "screen-1" not in warning

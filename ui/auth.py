@@ -4,8 +4,11 @@
   c}`` signed with HMAC-SHA256 under the session key; ``c`` is a digest of the account's
   password hash (``kiosk.accounts.credential_of``), so a new password ends older sessions.
   It is ``HttpOnly``, ``SameSite=Strict``, ``Path=/guard`` and ``Secure`` over HTTPS.
-* The session key is the secret ``session_key`` (``kiosk.secrets``). Without it a random key is
-  made per process: every guard must sign in again after a restart, which is the safe failure.
+* The session key is the secret ``session_key`` (``kiosk.secrets``). Without it the daemon
+  keeps a key of its own in its data dir (``session_key``, 0600, made once:
+  ``kiosk.secrets.kept_key``), so sessions outlive a restart; only where that file can be
+  neither read nor written is a random key made per process (every guard signs in again after
+  a restart, said in the journal). An empty one is refused as a short one is.
 * Every state change needs (a) an ``Origin`` (or, without one, ``Referer``) naming this host,
   and (b) the CSRF token of the session, as the form field ``csrf`` or the ``X-CSRF-Token``
   header. The token is an HMAC of the session id, so it dies with the session.
@@ -24,6 +27,10 @@
   one changed in place on the roster (no removal on record) is taken off as one removed.
   While the roster cannot be read (a ``StoreFault``, a ``ReadFailure``) the roster's last
   answer for the session in this process stands: barred stays barred, anyone else goes on.
+  The roster lengthens a guard's session too (``SessionManager.lengthened``): a shift added
+  back to back with one it was signed in on (or one of them made longer) carries it to the new
+  stretch's end, its cookie signed again on the next response (the first after its old end
+  too, while the browser keeps it); a live stream at the old end closes to be opened again.
 * Logout revokes the session id until its expiry, so a copied cookie stops working: in memory
   and on record in the event log (``AccountStore.revoke_session``), so it stays revoked after
   a restart. While the record cannot be read, only sessions this process issued are let in.
@@ -55,6 +62,7 @@ import threading
 from collections import deque
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote, urlsplit
 
@@ -99,12 +107,16 @@ def is_resumable(path: str) -> bool:
 _MINUTE_NS = 60 * 1_000_000_000
 
 
-def session_key(environ: dict[str, str] | None = None) -> bytes:
-    """The cookie-signing key: the ``session_key`` secret, else a fresh random key.
-    ``SecretError`` for a secret too short to be a key (``kiosk.secrets.MIN_KEY_CHARS``)."""
-    from kiosk.secrets import get_key
+def session_key(environ: dict[str, str] | None = None, kept_in: Path | None = None) -> bytes:
+    """The cookie-signing key: the ``session_key`` secret, else the key the daemon keeps in
+    ``kept_in`` (its data dir: ``kiosk.secrets.kept_key``), else a fresh random key.
+    ``SecretError`` for a secret empty or too short to be a key
+    (``kiosk.secrets.MIN_KEY_CHARS``)."""
+    from kiosk.secrets import get_key, kept_key
 
     secret = get_key("session_key", environ)
+    if not secret and kept_in is not None:
+        secret = kept_key(kept_in, "session_key")
     if secret:
         return hashlib.sha256(b"kiosk-session\0" + secret.encode("utf-8")).digest()
     return secrets.token_bytes(32)
@@ -208,6 +220,9 @@ class RosterBars(Protocol):
     ) -> ShiftGone | None: ...
 
 
+#: What the roster must add to a session's end for its cookie to be signed again
+#: (``SessionManager.lengthened``): not the clocks' microseconds at every request.
+LENGTHENED_BY_AT_LEAST = timedelta(minutes=1)
 #: The most shifts a session's cookie names (one guard's back-to-back shifts of a day).
 SHIFTS_KEPT = 8
 #: The sessions whose last roster answer is kept (``GuardAuth.shift_gone``): a gate's guards
@@ -318,6 +333,11 @@ class SessionManager:
             issued_mono=None if self._clock.synced() else mono,
             shifts=shifts[:SHIFTS_KEPT],
         )
+        self._issued[session.sid] = (mono, lifetime // timedelta(microseconds=1) * 1000)
+        return self._cookie(session), session
+
+    def _cookie(self, session: Session) -> str:
+        """The signed cookie value of ``session``."""
         fields: dict[str, Any] = {
             "sid": session.sid,
             "u": session.name,
@@ -330,8 +350,38 @@ class SessionManager:
         if session.shifts:
             fields["s"] = [list(mark) for mark in session.shifts]
         payload = _b64e(json.dumps(fields, separators=(",", ":")).encode())
-        self._issued[session.sid] = (mono, lifetime // timedelta(microseconds=1) * 1000)
-        return f"{payload}.{self._mac('session', payload)}", session
+        return f"{payload}.{self._mac('session', payload)}"
+
+    def lengthened(self, session: Session, signed_end: datetime) -> tuple[str, Session] | None:
+        """``session`` (a guard's, signed in on the roster's shifts, its cookie ending at
+        ``signed_end``) to the later end the roster gives its stretch now (a back-to-back shift
+        added after sign-in), with its cookie signed again (the same sid: its CSRF token and
+        sign-out stay); None when the roster gives it no later end, or that stretch does not
+        go on from a shift it was signed in on (its handover hour, a later shift of the day
+        not back to back: signed in for anew). A cookie over is lengthened only while the
+        browser keeps it (``RESUME_TTL_S``). Never an admin's, nor one issued on a clock not
+        set. Blocking: the roster's reads."""
+        if session.is_admin or not session.shifts or session.issued_mono is not None:
+            return None
+        if self._ends is None or not self._clock.synced():
+            return None
+        mono, now = self._clock.monotonic_ns(), self._clock.now()
+        if now - signed_end > timedelta(seconds=RESUME_TTL_S):
+            return None
+        try:
+            end = self._ends(session.name, now)
+        except (StoreFault, ReadFailure) as exc:  # the roster unreadable: as it was
+            if not roster_unreadable(exc):
+                raise
+            return None
+        if end is None or end.at <= now or end.at - signed_end < LENGTHENED_BY_AT_LEAST:
+            return None
+        # The stretch from now goes on from a shift it was signed in on (back to back).
+        if not end.shifts or min(m[1] for m in end.shifts) > max(m[2] for m in session.shifts):
+            return None
+        longer = replace(session, expires=end.at, shifts=end.shifts[:SHIFTS_KEPT])
+        self._issued[session.sid] = (mono, (end.at - now) // timedelta(microseconds=1) * 1000)
+        return self._cookie(longer), longer
 
     def _lifetime_of(self, name: str, now: datetime) -> tuple[timedelta, tuple[ShiftMark, ...]]:
         """How long a session ``name`` signs in for at ``now`` lasts: to the end of its shift
@@ -874,8 +924,14 @@ class GuardAuth:
         self.refused_rows = RefusedRows(clock)
 
     def current(self, request: Request) -> Session | None:
-        session = self.sessions.read(request.cookies.get(COOKIE))
-        if session is None:
+        cookie = request.cookies.get(COOKIE)
+        signed = self.sessions.signed(cookie)
+        if signed is None:
+            return None
+        # Over by its cookie: lengthened since by the roster? (``lengthened``)
+        session = self.sessions.read(cookie) or signed
+        ended = session is signed
+        if ended and not session.shifts:
             return None
         account = self.accounts.get(session.name)
         # An account removed, disabled or given a new password after sign-in is out; one
@@ -883,7 +939,35 @@ class GuardAuth:
         if account is None or not _same_credential(account, session):
             return None
         # None: a removed shift bars it now.
-        return self.on_roster(_in_role(session, account), request)
+        held = self.on_roster(_in_role(session, account), request)
+        if held is None:
+            return None
+        # Asked once a request; its cookie set on the response (``renew_cookie``).
+        if not hasattr(request.state, "lengthened"):
+            request.state.lengthened = self.sessions.lengthened(held, signed.expires)
+        longer: tuple[str, Session] | None = request.state.lengthened
+        if longer is None or longer[1].sid != held.sid:
+            return None if ended else held
+        return longer[1]
+
+    def lengthens(self, session: Session) -> bool:
+        """Whether the roster lengthens ``session`` (signed in, its account unchanged) now
+        (``SessionManager.lengthened``): a live stream at its end closes without a word, and
+        the page's next request (the stream opened again) carries the longer cookie. Blocking:
+        the roster's reads."""
+        account = self.accounts.get(session.name)
+        if self.sessions.revoked(session) or account is None or account.role != session.role:
+            return False
+        if not _same_credential(account, session):
+            return False
+        return self.sessions.lengthened(session, session.expires) is not None
+
+    def renew_cookie(self, request: Request, response: Response) -> None:
+        """The cookie of a session the roster lengthened during ``request`` (``current``),
+        set on its ``response``."""
+        longer = getattr(request.state, "lengthened", None)
+        if longer is not None:
+            self.set_cookie(response, request, longer[0], longer[1])
 
     def on_roster(self, session: Session, request: Request | None = None) -> Session | None:
         """``session`` as the roster holds it now: itself while nothing bars it; ending

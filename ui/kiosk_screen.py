@@ -43,7 +43,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingRes
 from fastapi.templating import Jinja2Templates
 
 from kiosk.devices import FrameKeeper
-from kiosk.secrets import get_secret
+from kiosk.secrets import MIN_SCREEN_KEY_CHARS, screen_key
 from kiosk.typed import whole_number
 from ui import i18n
 from ui.auth import LoginLimiter, client_addr, same_origin, same_secret, set_private_cookie
@@ -218,7 +218,7 @@ class ScreenAccess:
         self, addresses: tuple[str, ...], key: str | None, limiter: LoginLimiter | None = None
     ) -> None:
         self.networks = [ipaddress.ip_network(a, strict=False) for a in addresses]
-        self.key = key if key and len(key) >= 16 else None
+        self.key = key if key and len(key) >= MIN_SCREEN_KEY_CHARS else None
         self.limiter = limiter
 
     def local(self, request: Request) -> bool:
@@ -448,7 +448,7 @@ class Screen:
             tpl=templates(),
             access=ScreenAccess(
                 cfg.web.screen_addresses,
-                get_secret("screen_key"),
+                screen_key(),
                 LoginLimiter(core.clock, cfg.web.login_attempts_per_min),
             ),
             **screen_settings(cfg),

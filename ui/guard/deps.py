@@ -75,7 +75,15 @@ from kiosk.roster import ShiftGone, ShiftMark, session_end, staffed_stretches
 from kiosk.store import ReadFailure, StoreFault
 from kiosk.typed import whole_number
 from ui import i18n
-from ui.auth import RESUME_TTL_S, SHIFTS_KEPT, GuardAuth, Session, SessionEnd, WrongToken
+from ui.auth import (
+    RESUME_TTL_S,
+    SHIFTS_KEPT,
+    GuardAuth,
+    Session,
+    SessionEnd,
+    WrongToken,
+    session_key,
+)
 from ui.guard.display import ALL_FIELDS, GUARD_CLEAR_FIELDS, alarm_view, event_time
 from ui.guard.forms import BadInput, Repeated
 from ui.views import faults_of, health_report, secure_headers, templates
@@ -249,11 +257,12 @@ class Guard:
 
     @classmethod
     def build(cls, core: Core, auth: GuardAuth | None = None) -> Guard:
-        """Sign-in against ``core.accounts`` (cookies signed with the ``session_key`` secret)
-        unless ``auth`` is given."""
+        """Sign-in against ``core.accounts`` (cookies signed with the ``session_key`` secret,
+        else the key kept in the data dir) unless ``auth`` is given."""
         auth = auth or GuardAuth(
             core.accounts,
             core.clock,
+            key=session_key(kept_in=core.data_dir),
             session_hours=core.config.web.session_hours,
             login_attempts_per_min=core.config.web.login_attempts_per_min,
             boot_id=core.store.boot_id,
@@ -855,7 +864,7 @@ def audited_route(back: str) -> type[APIRoute]:
 
     class AuditedRoute(APIRoute):
         def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-            handler = super().get_route_handler()
+            handler = _renewing(super().get_route_handler())
             action = getattr(self.endpoint, "audit_action", None)
             if action is None and not ((self.methods or set()) & STATE_CHANGING):
                 return handler
@@ -863,6 +872,20 @@ def audited_route(back: str) -> type[APIRoute]:
             return _audit(handler, action or self.name, back, served_while_stopping=at_stop)
 
     return AuditedRoute
+
+
+def _renewing(
+    handler: Callable[[Request], Coroutine[Any, Any, Response]],
+) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+    """``handler`` whose response carries the session cookie the roster lengthened while it
+    ran (``ui.auth.GuardAuth.renew_cookie``): a shift added after sign-in is worked through."""
+
+    async def run(request: Request) -> Response:
+        response = await handler(request)
+        guard(request).auth.renew_cookie(request, response)
+        return response
+
+    return run
 
 
 def remember_lang(request: Request, response: Response) -> None:

@@ -305,6 +305,12 @@ def api_households(request: Request, session: ApiSession, g: GuardDep) -> Respon
 ALARMS_CLOSED = "alarms_closed"
 
 
+#: What ``FeedStream.expired`` says of a session the roster lengthened at its end: the stream
+#: closes without a word, and the page's browser opens it again with the longer cookie that
+#: request is given (``ui.auth.GuardAuth.current``).
+REOPEN = "\x00reopen"
+
+
 class FeedStream:
     """One guard's live stream: new rows since ``after``, alarms, the kiosk's state."""
 
@@ -352,6 +358,8 @@ class FeedStream:
                 if self.g.core.clock.monotonic_ns() < self.shift_ends_ns():
                     return None
         gone = await asyncio.to_thread(self.g.auth.shift_gone, self.signed)
+        if gone is None and await asyncio.to_thread(self.g.auth.lengthens, self.session):
+            return REOPEN  # a shift added after sign-in: its longer cookie comes with the next
         return "" if gone is None else roster_ended(self.g, gone, self.lang)
 
     async def rows(self) -> list[str]:
@@ -434,6 +442,8 @@ class FeedStream:
                 except StopAsyncIteration:
                     break
                 why = await self.expired()
+                if why == REOPEN:  # the page opens it again, its session lengthened
+                    break
                 if why is not None:  # the session ended: no more personal data
                     yield sse("expired", {"reason": why})
                     break
