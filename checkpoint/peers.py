@@ -84,9 +84,9 @@ from office.deadline import Deadline, DeadlineExceeded
 from office.pull import (
     PLAIN_JSON,
     PullError,
+    TrustedClient,
     client_timeout,
     fetch_bounded,
-    http_client,
     json_values,
     status_words,
     unknown_host,
@@ -94,6 +94,14 @@ from office.pull import (
 )
 
 log = logging.getLogger(__name__)
+
+#: How this gate comes to trust a peer's certificate (its fetch refused it): before, it was
+#: told to "give the office the kiosk's certificate", another machine's remedy.
+TRUST_THE_PEER = (
+    "give this gate's kiosk.service the peer's certificate (its tls_cert) in the file"
+    " SSL_CERT_FILE names, with the office's if it has one: one file, read again when it"
+    " changes"
+)
 
 __all__ = ["PAGE_ROWS", "UNKNOWN_STATES", "PeerState", "PeerSync"]
 
@@ -237,8 +245,8 @@ class PeerSync:
         self.section = section
         self.peers: Sequence[PeerSource] = section.peers
         self.ledger = PeerLedger(core.store, LEDGER_HORIZON, section.max_rows, core.store.boot_id)
-        self._own_client = client is None
-        self.client = client or http_client(client_timeout(section.timeout_s))
+        #: Its client, made again when the certificates trusted change (``TrustedClient``).
+        self._http = TrustedClient(client_timeout(section.timeout_s), client)
         self._monotonic = monotonic
         self._started_mono_ns = core.clock.monotonic_ns()
         self.states = {p.kiosk_id: PeerState(p.url, p.kiosk_id) for p in self.peers}
@@ -482,17 +490,18 @@ class PeerSync:
         nonce = secrets.token_urlsafe(18)
         params: dict[str, int | str] = {"after": after, "limit": PAGE_ROWS, "nonce": nonce}
         try:
-            status, answer_headers, body = fetch_bounded(
-                self.client,
-                url,
-                params,
-                headers,
-                cap=MAX_ANSWER_BYTES,
-                deadline_s=self.section.timeout_s * 3,
-                monotonic=self._monotonic,
-            )
+            with self._http.use() as client:
+                status, answer_headers, body = fetch_bounded(
+                    client,
+                    url,
+                    params,
+                    headers,
+                    cap=MAX_ANSWER_BYTES,
+                    deadline_s=self.section.timeout_s * 3,
+                    monotonic=self._monotonic,
+                )
         except httpx.HTTPError as exc:
-            why = untrusted_certificate(exc) or unknown_host(exc, url)
+            why = untrusted_certificate(exc, "the peer's", TRUST_THE_PEER) or unknown_host(exc, url)
             raise PullError(f"{url}: {why or 'no answer (' + type(exc).__name__ + ')'}") from None
         if status in (401, 403):
             me = self.core.config.site.kiosk_id
@@ -772,8 +781,9 @@ class PeerSync:
                 headers[SIGNATURE_HEADER] = sign_closing(key, me, peer.kiosk_id, closing)
             deadline = Deadline(min(limit_s, self.section.timeout_s), self._monotonic)
             with (
+                self._http.use() as client,
                 deadline,
-                self.client.stream(
+                client.stream(
                     "POST", url, params=params, **deadline.httpx_args(headers)
                 ) as response,
             ):
@@ -1021,8 +1031,7 @@ class PeerSync:
             thread.join(max(0.0, end - self._monotonic()))
         self._threads = []
         idle = self._uses.close(STORE_USE_S)  # a thread not ended yet keeps out of the log
-        if self._own_client:
-            self.client.close()
+        self._http.close()
         return idle
 
     @classmethod

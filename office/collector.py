@@ -70,8 +70,8 @@ from office.pull import (
     Puller,
     PullError,
     PullResult,
+    TrustedClient,
     client_timeout,
-    http_client,
     page_cap,
 )
 from office.retention import OfficeRetention
@@ -294,8 +294,8 @@ class Collector:
         )
         self.dsn = dsn
         self.clock = clock or system_clock()
-        self._own_client = client is None
-        self.client = client or http_client(client_timeout(config.timeout_s))
+        #: Its client, made again when the certificates trusted change (``TrustedClient``).
+        self._http = TrustedClient(client_timeout(config.timeout_s), client)
         self._target_factory = target_factory or (
             lambda dsn: PgTarget(dsn, application_name="kiosk-collect")
         )
@@ -383,28 +383,7 @@ class Collector:
             error, why = f"token: {exc}", ("no token", None)
         else:
             try:
-                puller = Puller(
-                    self._target(),
-                    client=self.client,
-                    page_size=self.config.page_size,
-                    backoff=REQUEST_BACKOFF,
-                    attempts=self.config.retries,
-                    sleep=self._backoff_wait,
-                    request_deadline_s=self.request_deadline_s,
-                    monotonic=self._monotonic,
-                    stop=self._stop,
-                    max_page_bytes=page_bytes(self.config.max_concurrent),
-                    fields=self.config.personal_fields,
-                    on_page=lambda: self._beat(pulling=True),
-                    turn_over=turn,
-                )
-                result = puller.pull(source.url, token)  # the client and target stay open
-                self._record_lists()
-                # A pull its turn ended short of its end goes on at its next turn: the gate's
-                # reports (up to a week's requests on a slow link) wait for its real end, not
-                # the waiting gate; one whose turn ended at its last page is at its end.
-                if not self._stop.is_set() and not yielded(result, turn):
-                    self._reports(source, token, result.url, result.kiosk_id)
+                result = self._pull(source, token, turn)
             except PgError as exc:
                 error, why = f"database: {exc}", None  # the office's problem, not the gate's
                 self._drop_target()  # reconnect next time
@@ -425,6 +404,34 @@ class Collector:
         if why is not None:  # not when the database failed: the beat would wait on it again
             self._beat()
         return snapshot
+
+    def _pull(self, source: KioskSource, token: str, turn: Turn | None) -> PullResult:
+        """``pull_once``'s pull, its client the latest trust's (``TrustedClient``); then the
+        lists' record and the gate's reports, when due."""
+        with self._http.use() as client:
+            puller = Puller(
+                self._target(),
+                client=client,
+                page_size=self.config.page_size,
+                backoff=REQUEST_BACKOFF,
+                attempts=self.config.retries,
+                sleep=self._backoff_wait,
+                request_deadline_s=self.request_deadline_s,
+                monotonic=self._monotonic,
+                stop=self._stop,
+                max_page_bytes=page_bytes(self.config.max_concurrent),
+                fields=self.config.personal_fields,
+                on_page=lambda: self._beat(pulling=True),
+                turn_over=turn,
+            )
+            result = puller.pull(source.url, token)  # the client and target stay open
+        self._record_lists()
+        # A pull its turn ended short of its end goes on at its next turn: the gate's
+        # reports (up to a week's requests on a slow link) wait for its real end, not
+        # the waiting gate; one whose turn ended at its last page is at its end.
+        if not self._stop.is_set() and not yielded(result, turn):
+            self._reports(source, token, result.url, result.kiosk_id)
+        return result
 
     def _settle(
         self,
@@ -567,15 +574,16 @@ class Collector:
         error: str | None = None
         day = None
         try:
-            day = collect_reports(
-                self.client,
-                self._target(),
-                base,
-                kiosk_id,
-                token,
-                deadline_s=self.request_deadline_s,
-                now=self.clock.now() if self.clock.synced() else None,
-            )
+            with self._http.use() as client:
+                day = collect_reports(
+                    client,
+                    self._target(),
+                    base,
+                    kiosk_id,
+                    token,
+                    deadline_s=self.request_deadline_s,
+                    now=self.clock.now() if self.clock.synced() else None,
+                )
         except PgError:
             raise
         except PullError as exc:
@@ -742,6 +750,11 @@ class Collector:
         with self._lock:
             return bool(self._queued)
 
+    @property
+    def client(self) -> httpx.Client:
+        """The client the next pull uses while the certificates trusted stay the same."""
+        return self._http.current
+
     def stop(self, timeout_s: float = 10.0) -> None:
         """Stop scheduling, let pulls in flight finish their page, close connections."""
         self._stop.set()
@@ -755,8 +768,7 @@ class Collector:
             targets, self._targets = list(self._targets), []
         for target in targets:
             target.close()
-        if self._own_client:
-            self.client.close()
+        self._http.close()
 
     # -- status -------------------------------------------------------------------------------
 

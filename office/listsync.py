@@ -63,13 +63,16 @@ from office.pull import (
     PLAIN_JSON,
     REQUEST_DEADLINE_S,
     PullError,
-    certificate_refusal,
-    http_client,
+    TrustedClient,
     read_capped,
     status_words,
+    untrusted_certificate,
 )
 
 log = logging.getLogger(__name__)
+
+#: How a gate comes to trust the office's certificate (its list sync refused it).
+TRUST_THE_OFFICE = "give kiosk.service its certificate: SSL_CERT_FILE=/path/to/office-cert.pem"
 
 __all__ = [
     "BundleFile",
@@ -582,8 +585,8 @@ class ListSync:
         self.trust = trust
         self.url = url
         self.clock = clock
-        self._own_client = client is None
-        self.client = client or http_client(timeout_s)
+        #: Its client, made again when the certificates trusted change (``TrustedClient``).
+        self._http = TrustedClient(timeout_s, client)
         self.interval_s = interval_s
         self.token = token
         self.stale_after_h = stale_after_h
@@ -678,10 +681,9 @@ class ListSync:
         deadline = Deadline(self.deadline_s, self._monotonic)
         try:
             with (
+                self._http.use() as client,
                 deadline,
-                self.client.stream(
-                    "GET", self._asked(), **deadline.httpx_args(headers)
-                ) as response,
+                client.stream("GET", self._asked(), **deadline.httpx_args(headers)) as response,
             ):
                 got = self._read(response, applied, deadline)
                 if isinstance(got, SyncResult):
@@ -745,13 +747,8 @@ class ListSync:
     def _unreachable(self, exc: Exception, deadline: Deadline) -> str:
         if deadline.expired:
             return f"the office sent no complete answer within {self.deadline_s:g} s"
-        why = certificate_refusal(exc)
-        if why is not None:
-            return (
-                f"the office's TLS certificate is not trusted here ({why}); give"
-                " kiosk.service its certificate: SSL_CERT_FILE=/path/to/office-cert.pem"
-            )
-        return f"cannot reach the office ({type(exc).__name__})"
+        untrusted = untrusted_certificate(exc, "the office's", TRUST_THE_OFFICE)
+        return untrusted or f"cannot reach the office ({type(exc).__name__})"
 
     def _refused(self, status: int) -> str:
         """What a gate refused the bundle should change: the token it sends, or has not."""
@@ -844,8 +841,7 @@ class ListSync:
             self._thread.join(timeout_s)
             self._thread = None
         idle = self._uses.close(APPLY_WAIT_S)
-        if self._own_client:
-            self.client.close()
+        self._http.close()
         return idle
 
     @classmethod

@@ -37,7 +37,7 @@ import ssl
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -322,6 +322,7 @@ def client_timeout(timeout_s: float) -> httpx.Timeout:
 
 
 _TRUSTED: dict[tuple[object, ...], ssl.SSLContext] = {}
+_TRUSTING = threading.Lock()
 
 
 def tls_trust() -> ssl.SSLContext:
@@ -333,8 +334,8 @@ def tls_trust() -> ssl.SSLContext:
     ``rsync -t``, ``install -p``, still changes the last, which no user can set): each
     client made loaded the whole bundle again, ~20 ms of CPU on a PC (a daemon with its list
     sync and its peers made two at each start). A client holds the trust it was made with:
-    the daemons that make theirs at start are restarted for a renewed certificate
-    (docs/operations.md)."""
+    the daemons' long-lived clients follow it through ``TrustedClient``, which makes a new
+    one when this returns another trust (docs/operations.md)."""
     import certifi
 
     cafile, capath = os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR")
@@ -345,20 +346,120 @@ def tls_trust() -> ssl.SSLContext:
     except OSError:
         seen = ()  # missing: loaded (and refused) as httpx would, never kept
     key = (cafile, capath, source, *seen)
-    context = _TRUSTED.get(key)
-    if context is None:
-        context = httpx.create_ssl_context()
-        if seen:
-            for stale in [k for k in _TRUSTED if k[:3] == key[:3]]:  # the file's old trust
-                del _TRUSTED[stale]
-            _TRUSTED[key] = context
+    with _TRUSTING:  # asked by many threads at once (the peers', the collector's pulls)
+        context = _TRUSTED.get(key)
+        if context is None:
+            context = httpx.create_ssl_context()
+            if seen:
+                for stale in [k for k in _TRUSTED if k[:3] == key[:3]]:  # the file's old trust
+                    del _TRUSTED[stale]
+                _TRUSTED[key] = context
     return context
 
 
-def http_client(timeout: httpx.Timeout | float) -> httpx.Client:
+def http_client(
+    timeout: httpx.Timeout | float, trust: ssl.SSLContext | None = None
+) -> httpx.Client:
     """An HTTP client of the office or of a gate (the pull, the collector, the list sync, the
-    peers): ``timeout``, no redirect followed, the certificates of ``tls_trust``."""
-    return httpx.Client(timeout=timeout, follow_redirects=False, verify=tls_trust())
+    peers): ``timeout``, no redirect followed, the certificates of ``trust`` (by default
+    ``tls_trust``'s)."""
+    verify = trust if trust is not None else tls_trust()
+    return httpx.Client(timeout=timeout, follow_redirects=False, verify=verify)
+
+
+class TrustedClient:
+    """The HTTP client of a long-running user (the list sync, the peers, the collector) that
+    follows the certificates trusted: each ``use()`` asks ``tls_trust`` first (a ``stat`` of
+    the file while it is unchanged), and when the trust is another one (the office's or a
+    gate's certificate renewed, ``SSL_CERT_FILE``'s file or the CA bundle replaced) hands out
+    a new client made with it; the old one is closed once the uses of it under way (other
+    threads' requests) have ended. Before, such a client kept the trust it was made with
+    until the daemon was restarted, its requests refused meanwhile. A client handed in
+    (tests) is used as it is, never replaced nor closed here. A trust that cannot be read
+    again (the file removed, or being written) keeps the client in use, said once."""
+
+    def __init__(self, timeout: httpx.Timeout | float, client: httpx.Client | None = None) -> None:
+        self._timeout = timeout
+        self._own = client is None
+        self._trust = tls_trust() if client is None else None
+        self._client = client or http_client(timeout, self._trust)
+        self._lock = threading.Lock()
+        #: Uses under way per client; a client replaced while used is closed by its last one.
+        self._uses: dict[httpx.Client, int] = {}
+        self._retired: set[httpx.Client] = set()
+        self._closed = False
+        self._unread = False  # the trust could not be read again: said once until it can
+
+    @property
+    def current(self) -> httpx.Client:
+        """The client the next ``use()`` hands out while the trust stays the same."""
+        return self._client
+
+    @contextlib.contextmanager
+    def use(self) -> Iterator[httpx.Client]:
+        """The client to make requests with, the latest trust's; kept open until the end."""
+        client = self._take(self._trust_now())
+        try:
+            yield client
+        finally:
+            self._give_back(client)
+
+    def _trust_now(self) -> ssl.SSLContext | None:
+        """``tls_trust()``, or None: a client handed in, or a trust that cannot be read."""
+        if not self._own:
+            return None
+        try:
+            trust = tls_trust()
+        except OSError as exc:  # ssl.SSLError too: a file half written, or none
+            if not self._unread:
+                log.warning(
+                    "the certificates to trust could not be read again (%s): the client"
+                    " keeps the ones it has",
+                    f"{type(exc).__name__}: {exc}",
+                )
+            self._unread = True
+            return None
+        if self._unread:
+            log.info("the certificates to trust are read again")
+        self._unread = False
+        return trust
+
+    def _take(self, trust: ssl.SSLContext | None) -> httpx.Client:
+        stale: httpx.Client | None = None
+        with self._lock:
+            if trust is not None and trust is not self._trust and not self._closed:
+                stale, self._client = self._client, http_client(self._timeout, trust)
+                self._trust = trust
+                if self._uses.get(stale):
+                    self._retired.add(stale)
+                    stale = None
+            client = self._client
+            self._uses[client] = self._uses.get(client, 0) + 1
+        if stale is not None:
+            stale.close()
+        return client
+
+    def _give_back(self, client: httpx.Client) -> None:
+        with self._lock:
+            left = self._uses[client] - 1
+            if left:
+                self._uses[client] = left
+                return
+            del self._uses[client]
+            if client not in self._retired:
+                return
+            self._retired.discard(client)
+        client.close()
+
+    def close(self) -> None:
+        """Close the clients made here (a request still under way fails); none is made
+        after. A client handed in stays open."""
+        with self._lock:
+            self._closed = True
+            made = [self._client, *self._retired] if self._own else []
+            self._retired.clear()
+        for client in made:
+            client.close()
 
 
 class Progress:
@@ -1395,17 +1496,23 @@ def certificate_refusal(exc: BaseException) -> str | None:
     return None
 
 
-def untrusted_certificate(exc: BaseException) -> str | None:
-    """What to say when ``exc`` is the office refusing the kiosk's TLS certificate (the
-    self-signed one ``scripts/install --tls`` makes, a wrong host name); None otherwise."""
+#: How the office comes to trust a gate's certificate (``untrusted_certificate``).
+GIVE_THE_OFFICE = (
+    "give the office the kiosk's certificate (tls_cert, its fingerprint printed by"
+    " scripts/install --tls): SSL_CERT_FILE=/path/to/gate-cert.pem"
+)
+
+
+def untrusted_certificate(
+    exc: BaseException, whose: str = "the kiosk's", remedy: str = GIVE_THE_OFFICE
+) -> str | None:
+    """What to say when ``exc`` is this side refusing ``whose`` TLS certificate (the
+    self-signed one ``scripts/install --tls`` makes, a wrong host name) and ``remedy``, how
+    to trust it (by default the office refusing a kiosk's); None otherwise."""
     why = certificate_refusal(exc)
     if why is None:
         return None
-    return (
-        f"the kiosk's TLS certificate is not trusted here ({why}); give the office the"
-        " kiosk's certificate (tls_cert, its fingerprint printed by scripts/install"
-        " --tls): SSL_CERT_FILE=/path/to/gate-cert.pem"
-    )
+    return f"{whose} TLS certificate is not trusted here ({why}); {remedy}"
 
 
 def unknown_host(exc: BaseException, url: str) -> str | None:

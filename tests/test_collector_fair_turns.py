@@ -57,7 +57,9 @@ def gates(tmp_path, monkeypatch, clock):
         gate.store.close()
 
 
-def _collector(tmp_path, clock, gates, written, until, poll_s: float = 10.0) -> Collector:
+def _collector(
+    tmp_path, clock, gates, written, until, poll_s: float = 10.0, client=None
+) -> Collector:
     cfg = CollectorConfig.model_validate(
         {
             "kiosks": [
@@ -72,7 +74,7 @@ def _collector(tmp_path, clock, gates, written, until, poll_s: float = 10.0) -> 
         cfg,
         "postgresql://office/unused",
         clock=clock,
-        client=Network(*gates.values()).client(),
+        client=client or Network(*gates.values()).client(),
         target_factory=lambda dsn: _Copy(tmp_path / "copy.db", clock, written, until),
         monotonic=lambda: clock.monotonic_ns() / 1e9,
         turn_s=TURN,
@@ -218,8 +220,7 @@ def test_each_page_is_fetched_once_across_turns_and_no_fetch_runs_on(tmp_path, c
     asked is written, and only the held row a resume checks (``past_held``) comes twice."""
     written: list = []
     network = _Counting(*gates.values())
-    collector = _collector(tmp_path, clock, gates, written, {})
-    collector.client = network.client()
+    collector = _collector(tmp_path, clock, gates, written, {}, client=network.client())
     source = collector.config.kiosks[0]
     ends: list[int] = []  # where each turn ended
     try:

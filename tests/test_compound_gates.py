@@ -308,11 +308,11 @@ def test_a_peer_whose_clock_is_within_the_bound_is_not_flagged(south, north, clo
 # --- a hostile peer ------------------------------------------------------------
 
 
-def hostile(south, monkeypatch, body: bytes | str, **extra) -> PeerSync:
+def hostile(south, monkeypatch, body: bytes | str, status: int = 200, **extra) -> PeerSync:
     content = body.encode() if isinstance(body, str) else body
 
     def handler(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, stream=httpx.ByteStream(content), **extra)
+        return httpx.Response(status, stream=httpx.ByteStream(content), **extra)
 
     monkeypatch.setenv("PEER_TOKEN_GATE_NORTH", "kt_00000000_" + "a" * 43)
     sync = PeerSync(
@@ -1649,11 +1649,7 @@ def test_a_peer_that_does_not_answer_to_its_name_says_which_setting(south, monke
     gate's [web] allowed_hosts, as the office's pull does."""
     import logging
 
-    def misdirected(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(421, json={"detail": "Misdirected Request"})
-
-    sync = hostile(south, monkeypatch, "")
-    sync.client = httpx.Client(transport=httpx.MockTransport(misdirected))
+    sync = hostile(south, monkeypatch, '{"detail": "Misdirected Request"}', status=421)
     sync.poll()
     error = south.core.health()["peers"][0]["last_error"]
     assert "does not answer to testserver" in error and "allowed_hosts" in error

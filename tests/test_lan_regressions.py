@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from fastapi import FastAPI
@@ -163,21 +164,28 @@ def test_a_connection_flood_from_many_lan_addresses_does_not_lock_out_the_kiosks
 @contextlib.contextmanager
 def tls_server_with_a_self_signed_certificate(tmp_path) -> Iterator[str]:
     """An HTTPS server on 127.0.0.1 with a certificate nobody trusts; its base URL."""
+    from test_edge_hostile import _self_signed  # the kiosk's own TLS test certificate
+
+    with tls_server(*_self_signed(tmp_path)) as port:
+        yield f"https://127.0.0.1:{port}"
+
+
+@contextlib.contextmanager
+def tls_server(cert: Path, key: Path, handler: type | None = None) -> Iterator[int]:
+    """An HTTPS server on 127.0.0.1 serving ``cert`` and ``key``, answering as ``handler``
+    (by default ``501`` to everything); its port."""
     import http.server
     import ssl
     import threading
 
-    from test_edge_hostile import _self_signed  # the kiosk's own TLS test certificate
-
-    cert, key = _self_signed(tmp_path)
-    server = http.server.HTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+    server = http.server.HTTPServer(("127.0.0.1", 0), handler or http.server.BaseHTTPRequestHandler)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(str(cert), str(key))
     server.socket = context.wrap_socket(server.socket, server_side=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"https://127.0.0.1:{server.server_address[1]}"
+        yield server.server_address[1]
     finally:
         server.shutdown()
         server.server_close()
