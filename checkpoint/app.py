@@ -936,7 +936,7 @@ class Daemon:
     def _noted(self, held: dict[str, Any] | None, cause: str, key: str = "") -> dict[str, Any]:
         """One more of a row of refusals (or, ``key`` ``STEP_FAILED_KEY``, of a step after
         the commit failing) written in ``meta`` and returned; carried in memory from ``held``
-        while the card refuses that write."""
+        while the card refuses that write or the record there cannot be read as one."""
         from kiosk.retention import REFUSED_KEY, carried_refusal, note_refused
 
         store, mono = self.core.store, self.core.clock.monotonic_ns()
@@ -944,7 +944,7 @@ class Daemon:
             return store.submit(
                 lambda db: note_refused(db, store.boot_id, mono, cause, key or REFUSED_KEY)
             )
-        except StoreFault:
+        except (StoreFault, LookupError, TypeError, ValueError):  # a card, a damaged record
             return carried_refusal(held, store.boot_id, mono) | {"cause": cause}
 
     def _purge_step_failed(self, step: str, exc: Exception) -> None:

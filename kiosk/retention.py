@@ -65,6 +65,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import sqlite3
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -528,8 +529,8 @@ def last_run(db: Database | sqlite3.Connection) -> dict[str, Any] | None:
     row = db.execute("SELECT value FROM meta WHERE key = ?", [LAST_RUN_KEY]).fetchone()
     if row is None:
         return None
-    try:
-        found = json.loads(row[0])
+    try:  # NaN, Infinity (a damaged record): null, never a number no JSON answer can carry
+        found = json.loads(row[0], parse_constant=lambda _: None)
     except (TypeError, ValueError):
         return None
     return found if isinstance(found, dict) else None
@@ -578,7 +579,7 @@ def carried_refusal(held: Any, boot_id: str, mono_ns: int) -> dict[str, Any]:
     new boot's clock, carrying the time refusals were seen before (``before_s``; how long the
     Pi was off is not known, so not counted: an alarm late, never early)."""
     before = refused_seconds(held, boot_id, mono_ns)
-    if before is not None and held["boot"] == boot_id:
+    if before is not None and held.get("boot") == boot_id:
         return dict(held) | {"last_mono_ns": mono_ns}
     first = {"boot": boot_id, "mono_ns": mono_ns, "last_mono_ns": mono_ns}
     return first | {"before_s": before or 0.0}
@@ -618,7 +619,7 @@ def overdue(
     ``last_run`` is the last run's time, ``days`` the whole days it has been so."""
     limit = OVERDUE_AFTER.total_seconds()
     at = _stamp(last.get("at")) if last else None
-    waiting = int(last.get("waiting_for_clock") or 0) if last else 0
+    waiting = _count(last.get("waiting_for_clock")) if last else 0
     found = {"last_run": at.isoformat() if at else None, "waiting": waiting}
     since_run = (now - at).total_seconds() if at is not None else 0.0
     if since_run >= limit or (refused_s is not None and refused_s >= limit):
@@ -631,6 +632,14 @@ def overdue(
     if since is not None and (now - since).total_seconds() >= limit:
         return found | {"cause": "waiting_for_clock", "days": (now - since).days}
     return None
+
+
+def _count(value: Any) -> int:
+    """``value`` as a count of events: a finite number of them, else (a damaged record: text,
+    a list, Infinity) 0, never an error that takes the health report down."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return 0
+    return max(0, int(value))
 
 
 def _stamp(value: Any) -> datetime | None:

@@ -322,6 +322,21 @@ def _utc(ts: str) -> datetime:
     return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
+#: The outing quotas in force on a day (``day_quotas``), each with when it came into force
+#: (None: the one in force when the day began), in order: a restart with a new quota during
+#: the day changes the rule its later outings were let out by, never its earlier ones'.
+QuotaRules = Sequence[tuple[datetime | None, QuotaConfig]]
+
+
+def quota_at(rules: QuotaRules, when: datetime) -> QuotaConfig:
+    """The quota of ``rules`` in force at ``when``: the last come into force by then."""
+    found = rules[0][1]
+    for since, quota in rules:
+        if since is None or since <= when:
+            found = quota
+    return found
+
+
 def over_quota_households(
     db: Database,
     day: date,
@@ -330,6 +345,7 @@ def over_quota_households(
     households: set[str],
     site: ZoneInfo | None = None,
     kiosks: Collection[str] | None = None,
+    rules: QuotaRules | None = None,
 ) -> int | None:
     """How many of ``households`` (out on ``day``) went out beyond the quota that day, counted
     as the gate counts (``kiosk.policy.quota_reached``): an outing with ``quota.exits`` or
@@ -340,55 +356,72 @@ def over_quota_households(
     than the look-back, which reaches a period before the day's start) enough to put a
     household over were they its own (``_count_over``).
     ``site``: the site's zone when the day is cut in another (the office's district report);
-    ``kiosks``: the outings at these gates only (one compound's, of the district's rows)."""
-    if not quota.enabled:  # no quota, nobody over it
+    ``kiosks``: the outings at these gates only (one compound's, of the district's rows);
+    ``rules``: the quotas in force during the day when it changed (``QuotaRules``), each
+    outing judged by the one in force when it was made (None: ``quota`` all day)."""
+    rules = list(rules or [(None, quota)])
+    on = [q for _, q in rules if q.enabled]
+    if not on:  # no quota, nobody over it
         return 0
     start, end = day_bounds(day, zone)
     clock = site or zone
     cols = f"seq, kiosk_id, ts, direction, decision, household, flags, {_purged_sql(db)} as purged"
-    lookback = quota_lookback(day, zone, quota)
-    if clock is not zone:  # the period on another clock: a day earlier is always enough
-        lookback = min(lookback, quota_lookback(day - timedelta(days=1), zone, quota))
-    taken: dict[Key, tuple[str, datetime]] = {}  # the outings, by (kiosk, seq)
+    back = [day, day - timedelta(days=1)] if clock is not zone else [day]  # another clock:
+    lookback = min(quota_lookback(d, zone, q) for d in back for q in on)  # a day earlier
+    taken: dict[Key, tuple[str, datetime, str | None]] = {}  # the outings, by (kiosk, seq)
     unclear: dict[Key, datetime] = {}  # the look-back's outings whose household was purged
     with _events_between(db, lookback, end, cols, kiosks) as rows:
         for row in rows:
-            if households_outing(row, quota.roles) and same_text(row["household"]) in households:
+            if (
+                any(households_outing(row, q.roles) for q in on)
+                and same_text(row["household"]) in households
+            ):
+                when = _utc(row["ts"])
                 taken[(str(row["kiosk_id"]), int(row["seq"]))] = (
-                    same_text(row["household"]),
-                    _utc(row["ts"]),
-                )
+                    same_text(row["household"]), when, row["flags"]
+                )  # fmt: skip
             elif (failed := not_opened_pass(row)) is not None:
                 taken.pop(failed, None)
                 unclear.pop(failed, None)
-            elif purged_outing(row, quota.roles) and row["ts"][:19] < start[:19]:
+            elif any(purged_outing(row, q.roles) for q in on) and row["ts"][:19] < start[:19]:
                 unclear[(str(row["kiosk_id"]), int(row["seq"]))] = _utc(row["ts"])
-    outings: dict[str, list[datetime]] = {}
-    for household, when in taken.values():
-        outings.setdefault(household, []).append(when)
-    return _count_over(outings, _utc(start), list(unclear.values()), quota, clock)
+    outings: dict[str, list[tuple[datetime, str | None]]] = {}
+    for household, when, flags in taken.values():
+        outings.setdefault(household, []).append((when, flags))
+    return _count_over(outings, _utc(start), list(unclear.values()), rules, clock)
 
 
 def _count_over(
-    outings: Mapping[str, list[datetime]],
+    outings: Mapping[str, list[tuple[datetime, str | None]]],
     day_start: datetime,
     purged: list[datetime],
-    quota: QuotaConfig,
+    rules: QuotaRules,
     clock: ZoneInfo,
 ) -> int | None:
-    """How many households (``outings``: each one's times, in order) went out beyond the quota
-    from ``day_start``; None when one not over by its known outings could be over were the
+    """How many households (``outings``: each one's times and flags, in order) went out
+    beyond the quota from ``day_start``, each outing by the quota in force when it was made
+    (``rules``); None when one not over by its known outings could be over were the
     look-back's outings whose household was purged (``purged``, before the day:
     ``purged_outing``) its own: its known ones and those in an outing's period reach
     ``quota.exits``. Fewer cannot tip it, whoever's they were: not over, known."""
     over = 0
     for times in outings.values():
-        mine = [(i, t) for i, t in enumerate(times) if t >= day_start]
-        if any(over_quota(t, times[:i], quota, clock) for i, t in mine):
+        judged = []  # each of the day's outings counted by its rule, the ones before it
+        for i, (when, flags) in enumerate(times):
+            quota = quota_at(rules, when)
+            if when >= day_start and quota.enabled and _counts_to(flags, quota):
+                before = [t for t, f in times[:i] if _counts_to(f, quota)]
+                judged.append((when, before, quota))
+        if any(over_quota(t, before, q, clock) for t, before, q in judged):
             over += 1
-        elif any(over_quota(t, [*times[:i], *purged], quota, clock) for i, t in mine):
+        elif any(over_quota(t, [*before, *purged], q, clock) for t, before, q in judged):
             return None
     return over
+
+
+def _counts_to(flags: str | None, quota: QuotaConfig) -> bool:
+    """Whether a passing exit with ``flags`` is an outing to ``quota`` (its roles)."""
+    return counted_outing(json.loads(flags) if flags else (), quota.roles)
 
 
 def over_quota(
@@ -439,9 +472,14 @@ def _purged_sql(db: Database) -> str:
 
 
 def compute_report(
-    db: Database, day: date, tz: ZoneInfo | str, quota_cfg: QuotaConfig | None = None
+    db: Database,
+    day: date,
+    tz: ZoneInfo | str,
+    quota_cfg: QuotaConfig | None = None,
+    rules: QuotaRules | None = None,
 ) -> dict[str, Any]:
-    """The report for ``day`` computed from the events table (ignores frozen aggregates)."""
+    """The report for ``day`` computed from the events table (ignores frozen aggregates);
+    ``rules``: the quotas in force during it when it changed during it (``day_quotas``)."""
     zone = as_zone(tz)
     quota = quota_cfg or QuotaConfig()
     start, end = day_bounds(day, zone)
@@ -482,9 +520,7 @@ def compute_report(
             passage_hours[local.hour] += passage
             hours.count(local, passage)
             day_outings.count(row)
-    exits = day_outings.exits
-    over_quota = over_quota_households(db, day, zone, quota, set(exits)) if exits else 0
-    exits_section = day_outings.unknown(_exits_section(quota, exits, over_quota))
+    exits_section = _day_exits(db, (day, zone), quota, day_outings, rules)
     temp_counts = _temperature_counts((t for t, _ in readings.values()), bins)
     no_temperature = sum(temp_c is None for temp_c, _ in readings.values())
     community = _community(db, day, zone)
@@ -553,20 +589,49 @@ class _Hours:
         ]
 
 
-def _exits_section(
-    quota: QuotaConfig, exits: Counter[str], over_quota: int | None
+def _day_exits(
+    db: Database,
+    when: tuple[date, ZoneInfo],
+    quota: QuotaConfig,
+    day_outings: DayOutings,
+    rules: QuotaRules | None,
 ) -> dict[str, Any]:
-    """``exits_per_household``: counts only, never a household's name."""
-    return {
-        "quota_enabled": quota.enabled,
-        "quota_exits": quota.exits,
-        "period_days": quota.period_days,
-        "quota_roles": list(quota.roles),  # whose outings count (staff, deliveries: not usually)
+    """``exits_per_household`` of the day ``when`` (in its zone) from its outings counted."""
+    exits = day_outings.exits
+    over = over_quota_households(db, *when, quota, set(exits), rules=rules) if exits else 0
+    return day_outings.unknown(_exits_section(quota, exits, over, rules))
+
+
+def _exits_section(
+    quota: QuotaConfig, exits: Counter[str], over_quota: int | None, rules: QuotaRules | None
+) -> dict[str, Any]:
+    """``exits_per_household``: counts only, never a household's name. The quota fields are
+    the rule in force when the day ended; ``quota_changes``, only for a day whose rule
+    changed during it, says so: every rule in force during it, from when."""
+    section = {
+        **quota_fields(quota),
         "households": len(exits),
         "exits": sum(exits.values()),
         "histogram": {str(k): v for k, v in sorted(Counter(exits.values()).items())},
         "max": max(exits.values(), default=0),
         "over_quota_households": over_quota,
+    }
+    if rules:
+        section["quota_changes"] = [
+            {"from": None if since is None else since.astimezone(UTC).isoformat()}
+            | quota_fields(rule)
+            for since, rule in rules
+        ]
+    return section
+
+
+def quota_fields(quota: QuotaConfig) -> dict[str, Any]:
+    """A quota as ``exits_per_household`` says it."""
+    return {
+        "quota_enabled": quota.enabled,
+        "quota_exits": quota.exits,
+        "period_days": quota.period_days,
+        "quota_roles": list(quota.roles),  # whose outings count (staff, deliveries: not usually)
     }
 
 
@@ -809,19 +874,21 @@ def daily_report(
     live information and is added as given, never frozen. A day not frozen (today; a past
     day the night's freeze has not reached yet) is counted as the freeze will count it, by
     the settings in force on it as the daemon recorded them (``recorded_history``): its
-    outings by the quota (``day_quota``; ``quota_cfg`` where none was recorded), its
-    ``staffing`` (the day split by the staffed hours: ``staffing_section``) by the hours
-    (``_day_staffing``), so a report asked for between a restart with new settings and the
-    freeze is the one kept after it. ``staffing`` is the frozen copy's for a frozen day;
-    one with no hours recorded on it (frozen before 2026-12-07, a log whose daemon recorded
-    none) is split by ``hours`` (``policy.hours``) from fields retention keeps, or,
-    ``hours_known`` false (a log alone whose daemon recorded none), ``STAFFING_UNKNOWN``.
+    outings by the quota (``day_quotas``: each by the one in force when it was made;
+    ``quota_cfg`` where none was recorded), its ``staffing`` (the day split by the staffed
+    hours: ``staffing_section``) by the hours (``_day_staffing``), so a report asked for
+    between a restart with new settings and the freeze is the one kept after it.
+    ``staffing`` is the frozen copy's for a frozen day; one with no hours recorded on it
+    (frozen before 2026-12-07, a log whose daemon recorded none) is split by ``hours``
+    (``policy.hours``) from fields retention keeps, or, ``hours_known`` false (a log alone
+    whose daemon recorded none), ``STAFFING_UNKNOWN``.
     """
     zone = as_zone(tz)
     frozen = frozen_report(reader, day, zone)
+    rules = None
     if frozen is None:
-        quota_cfg = day_quota(recorded_history(reader, "quota"), day, zone, quota_cfg)
-    report = frozen or compute_report(reader, day, zone, quota_cfg)
+        quota_cfg, rules = day_quotas(recorded_history(reader, "quota"), day, zone, quota_cfg)
+    report = frozen or compute_report(reader, day, zone, quota_cfg, rules)
     report["lists_freshness"] = _freshness(lists_freshness)
     if frozen is None or not isinstance(frozen.get("staffing"), dict):
         recorded = _day_staffing(reader, day, zone, recorded_history(reader, "hours"))
@@ -1316,22 +1383,37 @@ def _in_force(
     return began, during
 
 
-def day_quota(
+def day_quotas(
     history: History, day: date, zone: ZoneInfo, quota_cfg: QuotaConfig | None
-) -> QuotaConfig | None:
-    """The outing quota ``day`` is counted by: the one in force when it ended, as the daemon
-    recorded each with the time it came into force (``history``: ``recorded_history`` of
-    ``quota``), the rule its evening's report counted by and the gate let its last households
-    out by, not a restart's since (staff counted from 00:05 the next day would put a household
-    over a quota it never was under); ``quota_cfg`` when none was recorded by then (a log
-    before this version) or it cannot be read."""
-    began, during = _in_force(history, day, zone)
-    if not began and not during:
-        return quota_cfg
+) -> tuple[QuotaConfig | None, QuotaRules | None]:
+    """The outing quota ``day`` is counted by, as the daemon recorded each with the time it
+    came into force (``history``: ``recorded_history`` of ``quota``): the one in force when it
+    ended, which its report shows (the rule its evening's report counted by and the gate let
+    its last households out by, not a restart's since: staff counted from 00:05 the next day
+    would put a household over a quota it never was under); and, when a restart brought
+    another during the day, every one in force during it (``QuotaRules``; else None), each
+    outing judged by its own: a household let out at 08:00 and 10:00 under the morning's
+    rule was over no quota switched on at 12:00. ``quota_cfg`` when none was recorded by then
+    (a log before this version) or the last cannot be read."""
+    start, end = day_bounds(day, zone)
+    began = [v for since, v in history if since is None or since[:19] <= start][-1:]
+    during = [(since, v) for since, v in history if since is not None and start < since[:19] < end]
+    values = [(None, v) for v in began] + during
     try:
-        return QuotaConfig.model_validate((during or began)[-1])
+        last = QuotaConfig.model_validate(values[-1][1]) if values else None
     except ValueError:  # pydantic's ValidationError is one
-        return quota_cfg
+        last = None
+    if last is None:  # none recorded by then, or it cannot be read
+        return quota_cfg, None
+    rules: list[tuple[datetime | None, QuotaConfig]] = []
+    for since, value in values:
+        try:
+            quota = QuotaConfig.model_validate(value)
+        except ValueError:
+            continue
+        if not rules or quota != rules[-1][1]:  # a restart that changed nothing: no change
+            rules.append((None if not rules else _utc(str(since)), quota))
+    return last, (rules if len(rules) > 1 else None)
 
 
 def _day_staffing(
@@ -1365,9 +1447,9 @@ def freeze_days(
     frozen yet, oldest first; at most ``max_days`` (one write transaction: retention freezes
     a restored log's months a few days at a time, so a passage need not wait for them all).
     Each by the settings in force on it as the daemon recorded them (``recorded_history``):
-    its outings by the quota (``day_quota``; ``quota_cfg`` where none was recorded), its
-    ``staffing`` by the staffed hours (``_day_staffing``). Returns the days frozen.
-    Idempotent."""
+    its outings by the quota (``day_quotas``: each by the one in force when it was made;
+    ``quota_cfg`` where none was recorded), its ``staffing`` by the staffed hours
+    (``_day_staffing``). Returns the days frozen. Idempotent."""
     zone = as_zone(tz)
     today = now.astimezone(zone).date()
 
@@ -1391,10 +1473,10 @@ def freeze_days(
             # A day whose outings' households were purged is counted no more (a zone
             # renamed or corrected since it was frozen: ``frozen_report``); one whose are
             # held for the quota's look-back is, before they are emptied.
-            quota = day_quota(quotas, day, zone, quota_cfg)  # the rule in force on it
+            quota, rules = day_quotas(quotas, day, zone, quota_cfg)  # the rules in force on it
             roles = (quota or QuotaConfig()).roles  # whose outings compute_report counts
             if day.isoformat() not in frozen and not _lost(db, day, zone, roles):
-                report = compute_report(db, day, zone, quota)
+                report = compute_report(db, day, zone, quota, rules)
                 if _first_purge(db, day, zone) is not None:  # held: counted all the same
                     report[HELD_WHEN_FROZEN] = True
                 staffing = _day_staffing(db, day, zone, hours)

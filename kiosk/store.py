@@ -1807,8 +1807,9 @@ def _digest_held(conn: sqlite3.Connection, hold: datetime) -> None:
     ``events_held``: the look-back's few rows)."""
     cursor = conn.execute(
         "SELECT seq, id, ts, household FROM events INDEXED BY events_held"  # noqa: S608
-        f" WHERE purged_at IS NOT NULL AND household <> '{record.PURGED_HOUSEHOLD}' AND ts >= ?"
-        " AND NOT EXISTS (SELECT 1 FROM digest_attested d WHERE d.tbl = ? AND d.seq = events.seq)",
+        f" WHERE purged_at IS NOT NULL AND household <> '{record.PURGED_HOUSEHOLD}'"
+        f" AND {HELD_SPAN} AND NOT EXISTS"
+        " (SELECT 1 FROM digest_attested d WHERE d.tbl = ? AND d.seq = events.seq)",
         [format_ts(hold), HELD_DIGESTS],
     )
     rows = [dict(zip(("seq", "id", "ts", "household"), r, strict=True)) for r in cursor]
@@ -1842,6 +1843,13 @@ def drop_released_digests(db: sqlite_utils.Database) -> int:
 #: exit by the new ones; a carer's exit emptied while staff were not counted was no outing to
 #: it, and the household went out again.
 HELD_EXIT = "direction = 'out' AND decision IN ('pass', 'manual_pass') AND household <> ''"
+
+#: SQL (one parameter: ``purge_rows``' ``hold``): an events row inside the quota's look-back,
+#: as far as its stamp tells: stamped from ``hold`` on, or stamped by a clock not set yet
+#: (1970, fake-hwclock's days behind, a clock running ahead), whose stamp is no time at all:
+#: the history dates it by its boot (``kiosk.history``), maybe this morning, and a purge
+#: that emptied its household by the stamp let the household out again after a restart.
+HELD_SPAN = "(ts >= ? OR clock_synced = 0)"
 
 
 def define_counted_outing(db: sqlite_utils.Database) -> None:
@@ -1877,7 +1885,7 @@ def _purge_where(
     if hold is not None and table == "events":
         kept = [p for p in personal if p != "household"]
         sets = record.emptied(tuple(kept)) + (
-            f", household = CASE WHEN ts >= ? AND {HELD_EXIT} THEN household"
+            f", household = CASE WHEN {HELD_SPAN} AND {HELD_EXIT} THEN household"
             f" WHEN household <> '' THEN '{record.PURGED_HOUSEHOLD}' END"
         )
         held = [format_ts(hold)]
@@ -1892,12 +1900,16 @@ def _purge_where(
 
 def release_held(db: sqlite_utils.Database, before: datetime) -> int:
     """Empty the households a purge kept for the quota's look-back (``purge_rows``' ``hold``)
-    of the outings stamped before ``before`` (the look-back has passed them; index
-    ``events_held``). Returns how many."""
+    of the outings before ``before`` (the look-back has passed them; index ``events_held``):
+    stamped before it on a set clock, or purged before it (an outing comes before its purge:
+    one stamped by a clock not set yet, a year ahead, was kept a year by its stamp).
+    Returns how many."""
+    cut = format_ts(before)
     cursor = db.execute(
         f"UPDATE events INDEXED BY events_held SET household = '{record.PURGED_HOUSEHOLD}'"  # noqa: S608
-        f" WHERE purged_at IS NOT NULL AND household <> '{record.PURGED_HOUSEHOLD}' AND ts < ?",
-        [format_ts(before)],
+        f" WHERE purged_at IS NOT NULL AND household <> '{record.PURGED_HOUSEHOLD}'"
+        " AND ((ts < ? AND clock_synced = 1) OR purged_at < ?)",
+        [cut, cut],
     )
     drop_released_digests(db)
     return int(cursor.rowcount)

@@ -214,10 +214,12 @@ def unlisted(gates: list[str], held: dict[str, GatePolicy]) -> list[dict[str, An
 
 
 def lookback_days(held: dict[str, GatePolicy], quota_cfg: QuotaConfig | None) -> int:
-    """The longest quota period any gate (or the caller's ``quota_cfg``) counts."""
+    """The longest quota period any gate (or the caller's ``quota_cfg``) counts, the day's
+    rules before a change during it too (``quota_changes``)."""
     if quota_cfg is not None:
         return quota_cfg.period_days
-    return max((int(p.quota["period_days"]) for p in held.values() if p.quota), default=1)
+    rules = [r for p in held.values() if p.quota for r in [p.quota, *p.quota.get("changes", ())]]
+    return max((int(r["period_days"]) for r in rules), default=1)
 
 
 @dataclass(slots=True)
@@ -232,6 +234,9 @@ class _Rule:
     identity: dict[str, Any] | None = None
     #: The roles whose exits are outings, by gate (``_counted_roles``).
     roles: dict[str, tuple[str, ...] | None] | None = None
+    #: The quotas in force during the day when its gates' changed during it
+    #: (``kiosk.stats.QuotaRules``: their reports' ``quota_changes``), else None.
+    rules: stats.QuotaRules | None = None
 
 
 def _zone(name: str) -> ZoneInfo | None:
@@ -255,7 +260,9 @@ def _rule(
     for policy, zone in told.values():
         quota = policy.quota or {}
         if not any(
-            _same_rule(q, quota) and (not quota["enabled"] or same_clock(zone, z, *window))
+            _same_rule(q, quota)
+            and q.get("changes") == quota.get("changes")  # changed at the same times
+            and (not quota["enabled"] or same_clock(zone, z, *window))
             for q, z in rules
         ):
             rules.append((quota, zone))
@@ -276,7 +283,27 @@ def _rule(
         if roles is not None:
             rule.quota = rule.quota.model_copy(update={"roles": tuple(roles)})
         rule.site, rule.shown = zone, _given(rule.quota, zone).shown
+        rule.rules = _changed_rules(quota.get("changes"))
     return rule
+
+
+def _changed_rules(changes: list[dict[str, Any]] | None) -> stats.QuotaRules | None:
+    """The quotas in force during the day, each from when (``office.gatereports`` checked
+    them), of a gate whose rule changed during it; None when it did not."""
+    if not changes:
+        return None
+    return [
+        (
+            datetime.fromisoformat(c["from"]) if c["from"] else None,
+            QuotaConfig(
+                enabled=c["enabled"],
+                exits=c["exits"],
+                period_days=c["period_days"],
+                **({"roles": tuple(c["roles"])} if c.get("roles") else {}),
+            ),
+        )  # fmt: skip
+        for c in changes
+    ]
 
 
 def _counted_roles(
@@ -318,7 +345,9 @@ def _compound_exits(
     gates: list[str],
     rule: _Rule,
     day_rows: list[Row],
-    count: Callable[[list[str], QuotaConfig, set[str], ZoneInfo], int | None],
+    count: Callable[
+        [list[str], QuotaConfig, set[str], ZoneInfo, stats.QuotaRules | None], int | None
+    ],
     masked: Callable[[Row], bool],
 ) -> dict[str, Any]:
     """One compound's outings on the day (``day_rows``: the district's) and its households
@@ -349,12 +378,13 @@ def _compound_exits(
         "id_missing": known.get("id_missing"), "peers_elsewhere": known.get("peers_elsewhere"),
         "households": len(exits), "exits": exits.total(), "histogram": Counter(exits.values()),
     }  # fmt: skip
-    if not exits or (rule.quota is not None and not rule.quota.enabled):
+    if not exits or (rule.quota is not None and not rule.quota.enabled and not rule.rules):
         entry["over_quota_households"] = 0
     elif rule.quota is None or rule.site is None:  # no rule held, or rules that disagree
         entry["over_quota_households"] = None
     else:
-        entry["over_quota_households"] = count(gates, rule.quota, set(exits), rule.site)
+        over = count(gates, rule.quota, set(exits), rule.site, rule.rules)
+        entry["over_quota_households"] = over
     return outings.unknown(entry)
 
 
@@ -388,10 +418,14 @@ def district_exits(
     day, zone, since, until = when
 
     def count(
-        gates: list[str], quota: QuotaConfig, households: set[str], site: ZoneInfo
+        gates: list[str],
+        quota: QuotaConfig,
+        households: set[str],
+        site: ZoneInfo,
+        rules: stats.QuotaRules | None,
     ) -> int | None:
         clock = None if same_clock(site, zone, since, until) else site
-        return stats.over_quota_households(db, day, zone, quota, households, clock, gates)
+        return stats.over_quota_households(db, day, zone, quota, households, clock, gates, rules)
 
     in_report = {g for gates in groups for g in gates}
     entries = []

@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -163,19 +163,9 @@ def gate_policy(report: dict[str, Any]) -> dict[str, Any]:
     if exits is not None:
         if not isinstance(exits, dict):
             raise ValueError("exits_per_household: expected a section")
-        enabled, count, days = (
-            exits.get(k) for k in ("quota_enabled", "quota_exits", "period_days")
-        )
-        if not (isinstance(enabled, bool) and _bounded_int(count, 1, 100)
-                and _bounded_int(days, 1, 30)):  # fmt: skip
-            raise ValueError("exits_per_household: not a quota policy")
-        roles = exits.get("quota_roles")
-        if roles is not None and not (
-            isinstance(roles, list) and len(roles) <= len(_ROLES) and set(roles) <= _ROLES
-        ):
-            raise ValueError("exits_per_household.quota_roles: not pass roles")
-        quota = {"enabled": enabled, "exits": count, "period_days": days}
-        quota["roles"] = sorted(set(roles)) if roles is not None else None
+        quota = _quota_rule(exits, "exits_per_household")
+        if exits.get("quota_changes") is not None:
+            quota["changes"] = _quota_changes(exits["quota_changes"])
     compound = report.get("compound")
     peers = None
     if compound is not None:
@@ -194,6 +184,60 @@ def gate_policy(report: dict[str, Any]) -> dict[str, Any]:
             raise ValueError(f"compound.{key}: expected a compound id")
         named[key] = value
     return {"quota": quota, "peers": peers, **named}
+
+
+def _quota_rule(fields: dict[str, Any], where: str) -> dict[str, Any]:
+    """A quota as a report says it (``kiosk.stats.quota_fields``), ``ValueError`` for
+    anything else: on or off, outings per period, the period's days, the roles counted
+    (None: a report frozen before it said them)."""
+    enabled, count, days = (fields.get(k) for k in ("quota_enabled", "quota_exits", "period_days"))
+    if not (isinstance(enabled, bool) and _bounded_int(count, 1, 100)
+            and _bounded_int(days, 1, 30)):  # fmt: skip
+        raise ValueError(f"{where}: not a quota policy")
+    roles = fields.get("quota_roles")
+    if roles is not None and not (
+        isinstance(roles, list) and len(roles) <= len(_ROLES) and set(roles) <= _ROLES
+    ):
+        raise ValueError(f"{where}.quota_roles: not pass roles")
+    quota: dict[str, Any] = {"enabled": enabled, "exits": count, "period_days": days}
+    quota["roles"] = sorted(set(roles)) if roles is not None else None
+    return quota
+
+
+#: The most rules a day's ``quota_changes`` may list (each a restart that changed the quota).
+_MAX_QUOTA_CHANGES = 48
+
+
+def _quota_changes(changes: object) -> list[dict[str, Any]]:
+    """The quotas in force during a day whose rule changed during it (``quota_changes``:
+    ``kiosk.stats.day_quotas``), each with when it came into force (``from``: UTC, None for
+    the one in force when the day began), in order; ``ValueError`` for anything else."""
+    where = "exits_per_household.quota_changes"
+    if not (isinstance(changes, list) and 1 < len(changes) <= _MAX_QUOTA_CHANGES):
+        raise ValueError(f"{where}: expected the rules in force during the day")
+    out, last = [], None
+    for i, item in enumerate(changes):
+        if not isinstance(item, dict):
+            raise ValueError(f"{where}: expected a rule")
+        since = item.get("from")
+        if (since is None) != (i == 0):
+            raise ValueError(f"{where}.from: only the first rule is from the day's start")
+        when = _utc_time(since, f"{where}.from") if since is not None else None
+        if when is not None and last is not None and when < last:
+            raise ValueError(f"{where}.from: expected in order")
+        last = when or last
+        out.append({"from": when and when.isoformat()} | _quota_rule(item, where))
+    return out
+
+
+def _utc_time(value: object, where: str) -> datetime:
+    try:
+        when = datetime.fromisoformat(value) if isinstance(value, str) and len(value) < 40 else None
+    except ValueError:
+        when = None
+    if when is None or when.tzinfo is None:
+        raise ValueError(f"{where}: expected a time with its offset")
+    return when.astimezone(UTC)
 
 
 def gate_staffing(report: dict[str, Any]) -> dict[str, Any] | None:

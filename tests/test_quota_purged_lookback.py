@@ -475,3 +475,76 @@ def test_an_exit_the_quota_does_not_count_emptied_leaves_the_day_frozen(store, c
         frozen += purge(store, 2, clock.now(), tz=TZ, quota_cfg=QUOTA).days_frozen
     assert frozen == [DAY]
     assert daily_report(store.reader(), DAY, TZ, QUOTA)["exits_per_household"] == before
+
+
+MORNING = DAY_START + timedelta(hours=9)  # 09:00 on DAY in Shanghai
+
+
+def _outing_before_ntp(tmp_path, boot: datetime):
+    """A gate booted on a clock not set (``boot``), a resident of 1-101 out, then NTP sets
+    the clock to ``MORNING`` + 10 min and the gate records on: (config, clock, core)."""
+    from checkpoint.app import build_core
+    from kiosk.clock import FakeClock
+    from kiosk.config import parse_config
+
+    quota = QUOTA.model_dump(mode="json")
+    config = parse_config({"site": {"timezone": TZ}, "policy": {"quota": quota}})
+    clock = FakeClock(start=boot, is_synced=False)
+    core = build_core(config, tmp_path, clock)
+    core.store.append(
+        EventDraft(direction="out", decision="pass", household="1-101", flags=("role:resident",))
+    )
+    clock.advance(600)
+    clock.set_wall(MORNING + timedelta(minutes=10))  # NTP
+    clock.is_synced = True
+    core.store.append(EventDraft(direction="in", decision="pass", household="2-202"))
+    return config, clock, core
+
+
+@pytest.mark.parametrize(
+    "boot", [MORNING - timedelta(days=3), datetime(1970, 1, 1, tzinfo=UTC)], ids=["behind", "1970"]
+)
+def test_purge_0_keeps_the_household_of_an_outing_stamped_before_ntp(tmp_path, boot):
+    """An outing this morning stamped before NTP set the clock (fake-hwclock's days behind,
+    1970; the history dates it by its boot) lost its household to ``kiosk purge --older-than
+    0``, which held only the exits stamped inside the look-back: after a restart 1-101 had no
+    outing in the quota's period and went out again. Every exit stamped on a clock not set is
+    held; the next purges after the look-back empty it."""
+    from checkpoint.app import build_core
+
+    config, clock, core = _outing_before_ntp(tmp_path, boot)
+    try:
+        clock.advance(3600)
+        purge(core.store, 0, clock.now(), tz=TZ, quota_cfg=config.policy.quota)
+    finally:
+        core.close()
+    restarted = build_core(config, tmp_path, clock)
+    try:
+        restarted.runner._load_history()
+        assert restarted.runner.history.exits_in_period("1-101", clock.now(), 2) == 1
+        clock.set_wall(MORNING + timedelta(days=3))
+        purge(restarted.store, 0, clock.now(), tz=TZ, quota_cfg=config.policy.quota)
+        held = restarted.store.reader().execute("select household from events where seq = 1")
+        assert held.fetchone()[0] == ""  # the look-back passed: emptied
+    finally:
+        restarted.close()
+
+
+def test_a_household_held_by_its_stamp_a_year_ahead_goes_after_the_look_back(tmp_path):
+    """A Pi booted on a clock a year ahead (a bad fake-hwclock save), a resident out before
+    NTP set it back: ``kiosk purge --older-than 0`` held the household, and the purges after
+    let it go only once its stamp, a year ahead, had left the look-back: kept a year past
+    retention. An outing comes before its purge: the look-back past the purge, it goes."""
+    config, clock, core = _outing_before_ntp(tmp_path, MORNING + timedelta(days=365))
+    quota = config.policy.quota
+    try:
+        clock.advance(3600)
+        purge(core.store, 0, clock.now(), tz=TZ, quota_cfg=quota)
+        first = "select household from events where seq = 1"
+        assert core.store.reader().execute(first).fetchone()[0] == "1-101"  # held
+        clock.set_wall(MORNING + timedelta(days=3))
+        core.store.append(EventDraft(direction="in", decision="pass"))  # the gate in use
+        purge(core.store, 30, clock.now(), tz=TZ, quota_cfg=quota)  # the nightly purge
+        assert core.store.reader().execute(first).fetchone()[0] == ""
+    finally:
+        core.close()

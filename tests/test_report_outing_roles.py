@@ -607,3 +607,136 @@ def test_a_damaged_pending_change_never_fails_the_row_that_would_date_it(reporti
     last = reporting_store.reader().execute("SELECT max(seq) FROM events").fetchone()[0]
     assert last == event.seq
     assert reporting_store.site_undated is False  # not tried again at every row
+
+
+_MIDDAY = {  # DAY's morning quota, the one a restart at 12:00 brings, F6's exits (hours)
+    "switched-on": (_ONE_DAY.model_copy(update={"enabled": False}), _ONE_DAY, [8, 10]),
+    "exits-lowered": (_ONE_DAY.model_copy(update={"exits": 2}), _ONE_DAY, [8, 10]),
+    "period-lengthened": (_ONE_DAY, _ONE_DAY.model_copy(update={"period_days": 2}), [-14, 10]),
+    # F6 let out at 10:00 over the morning's quota_exceeded by a guard (an override)
+    "switched-off": (_ONE_DAY, _ONE_DAY.model_copy(update={"enabled": False}), [8, 10]),
+}  # fmt: skip
+
+
+def _midday_restart(store, clock, change):
+    """F6 out on DAY by the morning's quota (the outing at 10:00 of "switched-off" a guard's
+    manual pass), a restart at 12:00 with another, the day over: the new quota."""
+    from kiosk.store import record_site
+
+    then, now, hours = _MIDDAY[change]
+    clock.set_wall(DAY_START - timedelta(days=2))
+    record_site(store, _site(then))
+    for hour in hours:
+        clock.set_wall(DAY_START + timedelta(hours=hour))
+        decision = "manual_pass" if change == "switched-off" and hour == 10 else "pass"
+        store.append(
+            EventDraft(direction="out", decision=decision, household="F6", flags=_RESIDENT)
+        )
+    clock.set_wall(DAY_START + timedelta(hours=12))
+    record_site(store, _site(now))  # the restart with the new quota
+    clock.set_wall(DAY_START + timedelta(days=1, minutes=40))
+    return now
+
+
+@pytest.mark.parametrize("change", list(_MIDDAY))
+def test_each_outing_is_judged_by_the_quota_in_force_when_it_was_made(
+    reporting_store, clock, change
+):
+    """A restart at 12:00 with another quota (switched on, fewer exits, a longer period,
+    switched off): the day was counted, live and frozen, by the quota in force when it ended
+    for every outing of it: F6, let out at 08:00 and 10:00 by the morning's rule, over a
+    quota it never was under; a guard's override at 10:00 gone with the quota switched off at
+    12:00. Each outing is judged by the quota in force when it was made, and the report says
+    the rule changed during the day (``quota_changes``)."""
+    from kiosk.stats import freeze_days
+
+    then, now, _ = _MIDDAY[change]
+    _midday_restart(reporting_store, clock, change)
+    live = daily_report(reporting_store.reader(), DAY, TZ, now)["exits_per_household"]
+    assert DAY in freeze_days(reporting_store, TZ, now, clock.now())
+    frozen = daily_report(reporting_store.reader(), DAY, TZ, now)["exits_per_household"]
+    assert frozen == live
+    assert frozen["over_quota_households"] == (1 if change == "switched-off" else 0)
+    assert (frozen["quota_enabled"], frozen["period_days"]) == (now.enabled, now.period_days)
+    changes = frozen["quota_changes"]
+    assert [c["from"] for c in changes] == [None, (DAY_START + timedelta(hours=12)).isoformat()]
+    assert [(c["quota_enabled"], c["quota_exits"], c["period_days"]) for c in changes] == [
+        (q.enabled, q.exits, q.period_days) for q in (then, now)
+    ]
+
+
+def test_a_day_whose_quota_did_not_change_says_no_change(reporting_store, clock):
+    from kiosk.store import record_site
+
+    clock.set_wall(DAY_START - timedelta(days=1))
+    record_site(reporting_store, _site(_ONE_DAY))
+    for hour in (8, 10):
+        clock.set_wall(DAY_START + timedelta(hours=hour))
+        reporting_store.append(
+            EventDraft(direction="out", decision="pass", household="F6", flags=_RESIDENT)
+        )
+    clock.set_wall(DAY_START + timedelta(hours=12))
+    record_site(reporting_store, _site(_ONE_DAY))  # a restart, the quota as it was
+    exits = daily_report(reporting_store.reader(), DAY, TZ, _ONE_DAY)["exits_per_household"]
+    assert "quota_changes" not in exits and exits["over_quota_households"] == 1
+
+
+def test_the_district_judges_each_outing_by_the_quota_in_force_when_it_was_made(tmp_path, pg_dsn):
+    """The office counted a gate's day by the quota its report showed (the one in force when
+    the day ended): F6 out at 08:00 and 10:00 with the quota off, switched on at 12:00, over
+    it in the district report. It reads the gate's ``quota_changes``: each outing by its own."""
+    from checkpoint.app import site_record
+    from kiosk.store import record_site
+
+    gate = _gate(tmp_path, "gate-north", enabled=False, zone=TZ)
+    try:
+        record_site(gate.store, site_record(gate.config))  # the daemon's start
+        for hours in (8, 10):
+            gate.clock.set_wall(DAY_START + timedelta(hours=hours))
+            gate.store.append(
+                EventDraft(direction="out", decision="pass", household="F6", flags=_RESIDENT)
+            )
+        gate.clock.set_wall(DAY_START + timedelta(hours=12))
+        on = gate.config.policy.quota.model_copy(update={"enabled": True})
+        record_site(gate.store, site_record(gate.config) | {"quota": on.model_dump(mode="json")})
+        gate.clock.set_wall(DAY_START + timedelta(days=1, hours=1))
+        _to_the_office(pg_dsn, gate)
+    finally:
+        gate.store.close()
+    exits = district_report(pg_dsn, DAY, TZ)["exits_per_household"]
+    (compound,) = exits["compounds"]
+    assert compound["quota"]["enabled"] is True and compound["exits"] == 2
+    assert compound["over_quota_households"] == 0
+    assert exits["over_quota_households"] == 0
+
+
+_ON = {"quota_enabled": True, "quota_exits": 1, "period_days": 1, "quota_roles": ["resident"]}
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        "changed",  # not a list
+        [{"from": None} | _ON],  # one rule: no change
+        [{"from": "2026-03-02T04:00:00+00:00"} | _ON, {"from": None} | _ON],  # first not first
+        [{"from": None} | _ON, {"from": "noon"} | _ON],  # no time
+        [{"from": None} | _ON, {"from": "2026-03-02T04:00:00"} | _ON],  # no offset
+        [{"from": None} | _ON, {"from": "2026-03-02T04:00:00+00:00"} | _ON | {"quota_exits": 0}],
+        [
+            {"from": None} | _ON,
+            {"from": "2026-03-02T05:00:00+00:00"} | _ON,
+            {"from": "2026-03-02T04:00:00+00:00"} | _ON,  # out of order
+        ],
+    ],
+)
+def test_the_office_refuses_quota_changes_not_of_their_shape(changes):
+    """A gate's ``quota_changes`` the office cannot read as the rules of the day in order is a
+    report refused with its reason (``ValueError``), never a rule guessed."""
+    from office.gatereports import gate_policy
+
+    exits = _ON | {"quota_changes": changes}
+    with pytest.raises(ValueError, match="quota_changes"):
+        gate_policy({"exits_per_household": exits})
+    good = [{"from": None} | _ON, {"from": "2026-03-02T12:00:00+08:00"} | _ON]
+    kept = gate_policy({"exits_per_household": _ON | {"quota_changes": good}})["quota"]
+    assert [c["from"] for c in kept["changes"]] == [None, "2026-03-02T04:00:00+00:00"]

@@ -400,3 +400,51 @@ def test_a_damaged_purge_record_leaves_the_health_report_and_the_console_standin
         feed = tablet.get("/guard/api/feed", params={"lang": "en"})
     assert feed.status_code == 200
     assert "event store" not in feed.text
+
+
+@pytest.mark.parametrize("waiting", ['"x"', "[1]", "Infinity", "-Infinity", "NaN", "true"])
+def test_a_damaged_count_in_the_last_runs_record_leaves_the_health_report_standing(
+    core, app, waiting
+):
+    """The last run's record with its ``waiting_for_clock`` damaged (text, a list, Infinity:
+    a card's bad sector, a hand edit) raised in core.health(): the console showed the event
+    store in fault on a gate that recorded. It counts as no event waiting now; the health
+    report stays JSON (no Infinity in it)."""
+    value = (
+        f'{{"at": "2026-03-02T00:30:00+00:00", "changed": false, "waiting_for_clock": {waiting}}}'
+    )
+    core.store.submit(
+        lambda db: db.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+            [retention.LAST_RUN_KEY, value],
+        )
+    )
+    health = core.health()["retention"]
+    assert health["overdue"] is None
+    assert health["last_run"]["at"] == "2026-03-02T00:30:00+00:00"
+    assert retention.overdue(health["last_run"], START + OVERDUE_AFTER)["waiting"] == 0
+    with signed_in(app, "root", ADMIN_PW) as tablet:
+        feed = tablet.get("/guard/api/feed", params={"lang": "en"})
+    assert feed.status_code == 200
+    assert "event store" not in feed.text
+
+
+def test_a_refusal_record_without_its_boot_is_carried_on_not_raised(core, clock):
+    """A refusals' record damaged into one without its ``boot`` raised KeyError out of
+    note_refused, which the daemon did not catch: the refusal was never noted (the purge
+    loop failed every hour, the overdue card could not come). It starts again on this boot,
+    carrying the seconds it says were seen before."""
+    damaged = '{"mono_ns": 1, "last_mono_ns": 2, "before_s": 7, "cause": "x"}'
+    core.store.submit(
+        lambda db: db.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+            [retention.REFUSED_KEY, damaged],
+        )
+    )
+    clock.is_synced = False
+    Daemon(core, notifier=Notifier(None)).purge_once()
+    assert core.purge_refused is not None
+    assert core.purge_refused["cause"] == "unsynchronised"
+    noted = retention.recorded(core.store.reader(), retention.REFUSED_KEY)
+    assert noted["boot"] == core.store.boot_id
+    assert noted["before_s"] == pytest.approx(7, abs=0.001)  # its mono_ns 1 to 2: 1 ns more

@@ -227,6 +227,14 @@ class HouseholdExits(BaseModel):
     histogram: dict[str, int] | None = Field(description="Exits per household → households.")
     max: int | None
     over_quota_households: int | None = Field(description="Households over quota in the period.")
+    quota_changes: list[dict[str, Any]] | None = Field(
+        None,
+        description="Present only for a day whose quota changed during it (a restart with a"
+        " new `policy.quota`): every rule in force during it, in order, each `from` (the UTC"
+        " time it came into force; null: the one in force when the day began) with"
+        " `quota_enabled`, `quota_exits`, `period_days`, `quota_roles`; each outing is judged"
+        " by the rule in force when it was made. Added 2026-12-07.",
+    )
 
 
 class CommunityReport(BaseModel):
