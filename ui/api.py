@@ -900,6 +900,7 @@ PUBLIC_HEALTH = frozenset(
     {
         "devices",
         "faults",
+        "fault_since",
         "degraded",
         "deciding",
         "state",
