@@ -233,6 +233,13 @@ class Alarm:
     #: stamp its row will carry, ``(boot_id, mono_ns)``: the row the engine's backlog writes
     #: later is taken into this card (``take_row``), open or closed, never a second card.
     unlogged: list[tuple[str, int]] = field(default_factory=list)
+    #: A device's card: when its incident began (the fault's, the power spell's, the peer's
+    #: stale spell's start; a bus raise's time), its identity: a fault begun after its card
+    #: was closed is a new card (``AlarmBoard.take_standing``), a close from a page that drew
+    #: another incident of the same device closes nothing (``AlarmDesk.close``'s
+    #: ``incidents``), and a close read back at start closes it again only if it had begun
+    #: by then (``AlarmBoard._close_if_acked_before``). Empty: not known.
+    since: str = ""
 
     @property
     def times(self) -> int:
@@ -343,6 +350,32 @@ def _apart_s(a: Alarm, b: Alarm) -> float:
     return _seconds_between(a.dated_ts or a.ts, b.dated_ts or b.ts)
 
 
+def _later(a: str, b: str) -> bool:
+    """Whether time ``a`` is after time ``b`` (ISO 8601 both); False when either is no time."""
+    return _order(a, b) == 1
+
+
+def _begun_by(since: str, when: str) -> bool:
+    """Whether an incident that began at ``since`` had begun by ``when`` (a close's time);
+    False when either is no time."""
+    return _order(since, when) in (-1, 0)
+
+
+def _order(a: str, b: str) -> int | None:
+    """-1, 0 or 1 as time ``a`` is before, at or after ``b``; None when either is no time."""
+    try:
+        x, y = datetime.fromisoformat(a), datetime.fromisoformat(b)
+        return (x > y) - (x < y)
+    except (ValueError, TypeError):  # TypeError: one naive, one with its zone
+        return None
+
+
+def same_incident(drawn: str, since: str) -> bool:
+    """Whether a card's incident ``since`` is the one a page drew (``drawn``); either not
+    known (empty) is taken as the same."""
+    return not drawn or not since or drawn == since
+
+
 def _seconds_between(a: str, b: str) -> float:
     try:
         return abs((datetime.fromisoformat(b) - datetime.fromisoformat(a)).total_seconds())
@@ -370,6 +403,10 @@ class AlarmBoard:
     records_scanned: dict[str, int] = field(default_factory=dict)
     #: The last peers' passage read for outings over the quota (its rowid).
     peers_scanned: int = 0
+    #: Device cards closed and gone from the board (their fault cleared, or a new incident
+    #: took their place): key -> (who, resolution, the incident's ``since``), so a second
+    #: guard's close of the card their page drew is told who closed it (``AlarmDesk.closed_by``).
+    closed_before: dict[str, tuple[str, str | None, str]] = field(default_factory=dict)
 
     def add(self, alarm: Alarm) -> bool:
         """Take a new alarm; False when it is known already or joins an open incident."""
@@ -387,10 +424,14 @@ class AlarmBoard:
                 known.join(alarm)
                 return False
         self.alarms[alarm.key] = alarm
+        if alarm.key.startswith("device:"):  # closed before a restart: its incident stands
+            self._close_if_acked_before(alarm)
         self._trim()
         return True
 
-    def hear(self, alarm: Alarm, stamp: int | None, *, cleared: bool = False) -> bool:
+    def hear(
+        self, alarm: Alarm, stamp: int | None, *, cleared: bool = False, worse: bool = False
+    ) -> bool:
         """Take a bus message of no seq about card ``alarm.key`` (a device's fault raised,
         or ``cleared``; another alarm raised, ``BUS_KEY``: of a passage the log did not take,
         or of none), stamped ``stamp`` by the engine; whether the open cards changed. A raise
@@ -398,24 +439,34 @@ class AlarmBoard:
         open card (``Alarm.join``), a new card if a guard closed it; so is every raise of an
         alarm of no passage and no device (``repeats``: each one happened, a record
         dropped). The same fault said again (a lock retried every second) or a message heard
-        already (every console's stream hands the desk each message) is not."""
+        already (every console's stream hands the desk each message) is not; except one
+        ``worse`` (the last reader failing too: none left) after its card was closed: a new
+        card."""
         known = self.alarms.get(alarm.key)
         if known is not None:
             if stamp is not None and known.heard_ns is not None and stamp <= known.heard_ns:
                 return False
             known.heard_ns = known.heard_ns if stamp is None else stamp
             happened = repeats(alarm.key)
-            if cleared or not (known.cleared or happened):
+            if cleared or not (known.cleared or happened or (worse and known.acked_by)):
                 known.cleared = known.cleared or cleared
                 return False
             if not known.acked_by:
                 known.cleared = False
                 return known.join(alarm)
-            del self.alarms[alarm.key]
+            self._forget(alarm.key)
         if cleared:
             return False
         alarm.heard_ns = stamp
+        alarm.since = alarm.since or alarm.ts
         return self.add(alarm)
+
+    def _forget(self, key: str) -> None:
+        """Card ``key`` off the board; if a guard closed it, who and as what kept
+        (``closed_before``)."""
+        gone = self.alarms.pop(key)
+        if gone.acked_by:
+            self.closed_before[key] = (gone.acked_by, gone.resolution, gone.since)
 
     def _trim(self) -> None:
         """Down to ``keep``: closed alarms leave first, oldest first (one closed in the audit
@@ -424,11 +475,13 @@ class AlarmBoard:
         excess = len(self.alarms) - self.keep
         if excess <= 0:
             return
-        closed = [k for k, a in self.alarms.items() if a.acked_by or k in self.acked_before]
+        # A device's close read back closes only its incident (``_close_if_acked_before``).
+        later = {k for k in self.acked_before if not k.startswith("device:")}
+        closed = [k for k, a in self.alarms.items() if a.acked_by or k in later]
         still_open = [k for k in self.alarms if k not in closed]
         for key in (closed + still_open)[:excess]:
             gone = self.alarms.pop(key)
-            if self.acked_before.pop(key, None) is None and not gone.acked_by:
+            if not (key in later and self.acked_before.pop(key)) and not gone.acked_by:
                 self._overflowed(gone)
 
     def _overflowed(self, gone: Alarm) -> None:
@@ -446,7 +499,12 @@ class AlarmBoard:
         """Apply an acknowledgement read back from the audit log once its time has come
         (``now``: the time of the event being added; None: apply it whatever the time)."""
         found = self.acked_before.get(alarm.key)
-        if found is None or alarm.acked_by or (now is not None and found[1] > now):
+        if found is None or alarm.acked_by:
+            return
+        if alarm.key.startswith("device:"):  # its incident, whenever it is read: begun by then
+            if not _begun_by(alarm.since, found[1]):
+                return
+        elif now is not None and found[1] > now:
             return
         del self.acked_before[alarm.key]
         alarm.acked_by, alarm.acked_at, alarm.resolution, alarm.note = found
@@ -475,7 +533,24 @@ class AlarmBoard:
             for k, a in self.alarms.items()
             if k.startswith("device:") and k not in standing and a.acked_by
         ]:
-            del self.alarms[key]
+            self._forget(key)
+
+    def take_standing(self, standing: list[Alarm]) -> None:
+        """The device cards as the faults standing now say them: a closed card whose fault
+        is gone leaves (``forget_cleared_devices``); one whose fault now began after it was
+        closed (another ``since``, later than the close) leaves too, the fault a new card;
+        a standing fault closed before a restart that stood since before that close is
+        closed again (``acked_before``)."""
+        self.forget_cleared_devices({a.key for a in standing})
+        for alarm in standing:
+            known = self.alarms.get(alarm.key)
+            if known is not None and known.acked_by and alarm.since not in ("", known.since):
+                if _later(alarm.since, known.acked_at or ""):
+                    self._forget(alarm.key)
+            elif known is None and alarm.key.startswith("device:"):
+                found = self.acked_before.get(alarm.key)
+                if found is not None and _begun_by(alarm.since, found[1]):
+                    self.add(alarm)
 
     def open_one(self, key: str) -> Alarm | None:
         """The open alarm ``key`` (the overflow card too); None if there is none."""
@@ -712,6 +787,7 @@ def peer_alarms(peers: list[Mapping[str, Any]]) -> list[Alarm]:
             ts=str(peer.get("stale_since") or ""),
             detail=str(peer.get("kiosk_id")),
             cause=str(peer.get("state")),
+            since=str(peer.get("stale_since") or ""),
         )
         for peer in peers
         if peer.get("state") in ("stale", "forged", "unsigned", "held")
@@ -737,6 +813,7 @@ def power_alarms(status: Mapping[str, Any] | None) -> list[Alarm]:
                     kind="device",
                     ts=str(status.get(f"{condition}_since") or ""),
                     detail="pi_power",
+                    since=str(status.get(f"{condition}_since") or ""),
                     cause=power_cause(status, condition),
                     temp_c=status.get("soc_temp_c"),
                 )
@@ -803,10 +880,17 @@ def seq_ranges(seqs: list[int]) -> str:
     return ", ".join(str(a) if a == b else f"{a}–{b}" for a, b in runs)
 
 
-def device_alarms(faults: Mapping[str, str]) -> list[Alarm]:
-    """A standing alarm for each device in fault (``{device: state}``), while it lasts."""
+def device_alarms(faults: Mapping[str, str], since: Mapping[str, Any] | None = None) -> list[Alarm]:
+    """A standing alarm for each device in fault (``{device: state}``), while it lasts;
+    ``since``: when each one's fault began (the health report's ``fault_since``)."""
     return [
-        Alarm(key=f"device:{device}", kind="device", ts="", detail=device)
+        Alarm(
+            key=f"device:{device}",
+            kind="device",
+            ts="",
+            detail=device,
+            since=str((since or {}).get(device) or ""),
+        )
         for device, state in faults.items()
         if state == "fault"
     ]
@@ -903,7 +987,9 @@ class AlarmDesk:
             resolution = row.detail.get("resolution")
             note = str(row.detail.get("note") or "")
             for key in closed_keys(row.detail):
-                if key.startswith(("event:", REVOKED_KEY, QUOTA_KEY, *RECORD_PREFIXES)):
+                # A device's: closed again only if its fault stood since before the close
+                # (``AlarmBoard._close_if_acked_before``).
+                if key.startswith(("event:", "device:", REVOKED_KEY, QUOTA_KEY, *RECORD_PREFIXES)):
                     board.acked_before[key] = (
                         row.actor,
                         row.ts,
@@ -1098,7 +1184,7 @@ class AlarmDesk:
             self._scan()
             self._date_open()
             standing = self._with_unreadable(standing)
-            self.board.forget_cleared_devices({a.key for a in standing})
+            self.board.take_standing(standing)
             return [*(a for a in standing if a.key not in self.board.alarms), *self.board.open()]
 
     def _with_unreadable(self, standing: list[Alarm]) -> list[Alarm]:
@@ -1130,7 +1216,8 @@ class AlarmDesk:
             alarm.clock_synced, alarm.mono_ns = False, now.mono_ns
         with self._lock:
             if alarm.seq is None:  # a device's (counted each time it fails again), a bus card
-                return self.board.hear(alarm, _stamp(message), cleared=cleared)
+                worse = message.get("all_down") is True  # no reader left: news even if closed
+                return self.board.hear(alarm, _stamp(message), cleared=cleared, worse=worse)
             before = len(self.board.open())
             self._scan()
             if alarm.key in self.board.alarms or (
@@ -1187,9 +1274,11 @@ class AlarmDesk:
         fault), taken as the bus would have told them: a device in fault with no open card
         gets one, one whose fault was heard cleared counts once more (``AlarmBoard.hear``),
         and a card whose device is no longer in fault is heard cleared (its next fault is
-        one more time). Whether the open cards changed."""
+        one more time). ``faults`` may map each device to when its fault began (the health
+        report's ``fault_since``): the card's ``since``. Whether the open cards changed."""
         now = ClockReading.take(self._clock)
         devices = set(ALARM_DEVICES.values())
+        began = faults if isinstance(faults, Mapping) else {}
         standing = devices.intersection(faults)
         changed = False
         with self._lock:
@@ -1197,6 +1286,7 @@ class AlarmDesk:
                 alarm = Alarm(
                     key=f"device:{device}", kind="device", ts=now.wall.isoformat(), detail=device
                 )
+                alarm.since = str(began.get(device) or "")
                 if not now.synced:
                     alarm.clock_synced, alarm.mono_ns = False, now.mono_ns
                 changed = self.board.hear(alarm, None) or changed
@@ -1227,6 +1317,7 @@ class AlarmDesk:
         note: str = "",
         record: Callable[[list[Alarm]], None] | None = None,
         seen: Mapping[str, int] | None = None,
+        incidents: Mapping[str, str] | None = None,
     ) -> list[Alarm]:
         """Close the open alarms ``keys`` with what was done; the ones closed (none: there
         was no such open alarm). The acknowledgement's record is its audit row (``alarm_ack``
@@ -1243,7 +1334,9 @@ class AlarmDesk:
         tried twice more while the tablet slept) refuses the whole close, ``AlarmGrown``,
         nothing written; except a card whose raises are one condition (``repeats``: the
         backlog dropping a record each second, which no page could keep up with), closed
-        with the raises come since."""
+        with the raises come since. ``incidents``: a device card's ``since`` as the page drew
+        it; a card of another incident now (the one drawn was closed, the device failed
+        again) is not closed."""
         if resolution not in RESOLUTIONS:
             raise ValueError(f"resolution: one of {', '.join(RESOLUTIONS)}")
         me = threading.get_ident()
@@ -1254,13 +1347,17 @@ class AlarmDesk:
             if held:
                 raise AlarmClosing(held[0][1])
             self._scan()
-            for alarm in self._with_unreadable(standing):
+            standing = self._with_unreadable(standing)
+            self.board.take_standing(standing)
+            for alarm in standing:
                 if alarm.key in keys and alarm.key not in self.board.alarms:
                     self.board.add(alarm)
             closing = [
                 a
                 for k in dict.fromkeys(keys)
-                if k not in self._closing and (a := self.board.open_one(k)) is not None
+                if k not in self._closing
+                and (a := self.board.open_one(k)) is not None
+                and same_incident((incidents or {}).get(k, ""), a.since)
             ]
             for alarm in closing:  # a condition raised again is no one new to see: closed
                 drawn = (seen or {}).get(alarm.key)
@@ -1286,14 +1383,19 @@ class AlarmDesk:
         for alarm in closing:
             del self._closing[alarm.key]
 
-    def closed_by(self, key: str) -> tuple[str, str] | None:
+    def closed_by(self, key: str, incident: str = "") -> tuple[str, str] | None:
         """Who closed alarm ``key`` and with what outcome (a ``RESOLUTIONS`` word), when it
         is closed (in this process, or before a restart); None when it is not. A second
-        guard's close of the same card is told this, not only that it is not open."""
+        guard's close of the same card is told this, not only that it is not open; a
+        device's card closed and gone since (its fault cleared, or a new incident on the
+        board: ``incident``, the ``since`` the page drew, names which) too."""
         with self._lock:
             alarm = self.board.alarms.get(key)
-            if alarm is not None and alarm.acked_by:
+            if alarm is not None and alarm.acked_by and same_incident(incident, alarm.since):
                 return alarm.acked_by, alarm.resolution or RESOLUTIONS[0]
+            gone = self.board.closed_before.get(key)
+            if gone is not None and same_incident(incident, gone[2]):
+                return gone[0], gone[1] or RESOLUTIONS[0]
             before = self.board.acked_before.get(key)
             return (before[0], before[2] or RESOLUTIONS[0]) if before is not None else None
 

@@ -1473,7 +1473,10 @@ class Engine:
         self.reader_faults[source] = detail
         if first:
             self.faults["reader"] = ", ".join(sorted(self.reader_faults))
-            self._alarm("reader_fault", "raised", detail=f"reader {source}: {detail}")
+            # ``all_down``: no reader left (the last one failing beside others failed before
+            # is news to the guard, even if the first one's card was closed).
+            said = f"reader {source}: {detail}"
+            self._alarm("reader_fault", "raised", detail=said, all_down=self._all_readers_down())
             self._publish_health()
             self._refresh_idle()
         p = self.passage
@@ -1484,11 +1487,11 @@ class Engine:
     def _on_reader_ok(self, source: str) -> None:
         if self.reader_faults.pop(source, None) is None:
             return
-        if self.reader_faults:
+        if self.reader_faults:  # another still failing: the readers' fault stands, not cleared
             self.faults["reader"] = ", ".join(sorted(self.reader_faults))
         else:
             self.faults.pop("reader", None)
-        self._alarm("reader_fault", "cleared", detail=f"reader {source} is back")
+            self._alarm("reader_fault", "cleared", detail=f"reader {source} is back")
         self._publish_health()
         self._refresh_idle()
 

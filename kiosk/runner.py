@@ -172,6 +172,9 @@ class EngineRunner:
         self._gate_worker = DeviceWorker("gate", self._deadline_s, GateFault)
         #: The relay's health as last asked in its device thread (``_refresh_gate_health``).
         self._gate_health: Health | None = None
+        #: When each device's fault began, as the health reports saw it (``health``): device
+        #: (the readers as one, ``reader``) -> the time of the first report that had it.
+        self._fault_since: dict[str, str] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: threading.Thread | None = None
         self._tasks: list[asyncio.Task[Any]] = []
@@ -633,6 +636,7 @@ class EngineRunner:
         if self._gate_worker.hung:
             devices["gate"] = {"state": "fault", "detail": "relay command hung past its deadline"}
         return {
+            "fault_since": self._faults_began(devices),
             "devices": devices,
             # The engine's own faults, as its health messages carry them (``reader`` naming
             # the readers it holds failing, whatever each reader's entry says now): a face
@@ -645,6 +649,22 @@ class EngineRunner:
             "backlog": len(eng.backlog),
             "loop_ok": self.loop_healthy(max(1.0, 4 * self.config.engine.tick_ms / 1000)),
         }
+
+    def _faults_began(self, devices: dict[str, dict[str, Any]]) -> dict[str, str]:
+        """When each device in fault now (its entry's state, or the engine's ``faults``; the
+        readers as one, ``reader``) began failing: the first report that had it, since none
+        between had it not (the health loop reports every ``idle_probe_s``). A fault gone
+        and back is a new time: the guard's closed card is a new card
+        (``kiosk.alarms.AlarmBoard.take_standing``)."""
+        failing = set(self.engine.faults) | {
+            "reader" if key.startswith("reader:") else key
+            for key, entry in devices.items()
+            if entry["state"] == "fault"
+        }
+        now = self.clock.now().isoformat()
+        began = {device: self._fault_since.get(device, now) for device in sorted(failing)}
+        self._fault_since = began
+        return dict(began)
 
     def metrics(self) -> dict[str, float]:
         """Counters and gauges for ``/metrics`` (numbers only, no personal data)."""

@@ -644,6 +644,23 @@ def test_all_readers_down_decides_a_measured_visitor_as_reader_fault(make_rig):
     assert "reader:camera" not in rig.engine.degraded
 
 
+def test_one_of_two_readers_back_says_no_cleared_while_the_other_still_fails(make_rig):
+    """The camera back while the scanner is still unplugged: the engine said the readers'
+    fault ``cleared``, and the desk counted the scanner's standing fault once more when it
+    rebuilt its cards (as if it had failed again). Cleared only once no reader fails."""
+    rig = make_rig(readers={"sources": [{"type": "camera"}, {"type": "serial"}]})
+    engine = rig.engine
+    engine.on_reader_fault("serial", "scanner lost")
+    engine.on_reader_fault("camera", "camera lost")
+    engine.on_reader_ok("camera")
+    assert engine.faults["reader"] == "serial"
+    assert ("reader_fault", "cleared") not in rig.alarms()
+    engine.on_reader_ok("serial")
+    assert rig.alarms()[-1] == ("reader_fault", "cleared")
+    raised = [m for m in rig.messages if m.get("alarm") == "reader_fault" and "all_down" in m]
+    assert [m["all_down"] for m in raised] == [False, True]
+
+
 def test_store_fault_denies_unrecorded_and_the_record_is_written_on_recovery(rig):
     rig.store.fail()
     rig.resident_comes(3)

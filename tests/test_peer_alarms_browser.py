@@ -75,3 +75,23 @@ def test_a_stale_peer_is_a_card_on_the_live_page_said_once_and_gone_when_it_answ
     tell(demo)
     wait_for(lambda: page.locator(CARD).count() == 0, 5)
     page.context.close()
+
+
+def test_a_device_cards_done_sends_the_incident_the_stream_drew(demo, browser):
+    """The card the stream draws carries which incident it is (when the gate went unknown),
+    sent with its Done: a stale page's Done cannot close a later incident of the same gate;
+    this page's closes its own."""
+    core = demo.session.core
+    since = core.clock.now().replace(microsecond=0).isoformat()
+    page = signed_in(browser, demo, "/guard?lang=en")
+    page.wait_for_selector("#alarms")
+    core.peers = Peers(since)
+    tell(demo)
+    page.wait_for_selector(CARD)
+    incident = page.locator(f"{CARD} .a-incident")
+    assert incident.get_attribute("value") == f"device:peer:gate-north@{since}"
+    assert not incident.is_disabled()
+    page.locator(f"{CARD} button.ack").click()
+    page.wait_for_url("**/guard?msg=ok.done*")
+    wait_for(lambda: page.locator(CARD).count() == 0, 5)
+    page.context.close()

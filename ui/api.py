@@ -908,6 +908,7 @@ PUBLIC_HEALTH = frozenset(
     {
         "devices",
         "faults",
+        "fault_since",
         "degraded",
         "deciding",
         "state",

@@ -303,9 +303,13 @@ class Guard:
             task = self.hearing = asyncio.get_running_loop().create_task(follow, name="alarm-desk")
         return task
 
-    def faults_now(self) -> list[str]:
-        """The devices in fault in the health report now (blocking)."""
-        return [d for d, state in faults_of(health_report(self.core)).items() if state == "fault"]
+    def faults_now(self) -> dict[str, str]:
+        """The devices in fault in the health report now, each with when its fault began
+        (its ``fault_since``, empty if not known; blocking)."""
+        report = health_report(self.core)
+        began = report.get("fault_since") or {}
+        faults = faults_of(report).items()
+        return {d: str(began.get(d) or "") for d, state in faults if state == "fault"}
 
     def stop_hearing(self) -> asyncio.Task[None] | None:
         """The desk's task cancelled (if it runs): what a stop waits for. A request served
@@ -391,7 +395,7 @@ class Guard:
         under-voltage or slowed down now, and the retention purge overdue."""
         report = health_report(self.core)
         return [
-            *device_alarms(faults_of(report)),
+            *device_alarms(faults_of(report), report.get("fault_since")),
             *peer_alarms(report.get("peers") or []),
             *power_alarms(report.get("pi_power")),
             *retention_alarms(report.get("retention")),

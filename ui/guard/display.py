@@ -209,6 +209,7 @@ def alarm_view(a: Alarm, lang: str, tz: ZoneInfo, clear: frozenset[str]) -> dict
         "seqs": seqs,
         "times": i18n.t(lang, "alarm.times", n=a.times) if a.times > 1 else "",
         "count": a.count,  # sent back by the page's form as drawn: ``AlarmDesk.close``'s seen
+        "incident": a.since,  # sent back too: ``AlarmDesk.close``'s incidents
     }
 
 
@@ -304,6 +305,7 @@ def _device_card(a: Alarm, lang: str, word: str, time: str, detail: str) -> dict
         "seqs": [],
         "times": "",
         "count": a.count,
+        "incident": a.since,
     }
 
 

@@ -85,6 +85,8 @@ FEED_ROWS = 50
 PAGE_ROWS = 200
 #: The most alarms one request closes.
 MAX_CLOSE = 200
+#: The most cards' incidents a close reads (a page draws at most the board's ``keep``).
+MAX_CARDS = 400
 MAX_SEQ = 2**63 - 1
 AFTER = Query(0, ge=0, le=MAX_SEQ, description="Only decisions with seq > after.")
 
@@ -485,6 +487,7 @@ async def ack_alarm(request: Request, session: ActionSession, g: GuardDep) -> Re
     if not keys:
         raise BadInput("err.no_alarm")
     resolution = choice(form.get("resolution"), "live.resolution", RESOLUTIONS, RESOLUTIONS[0])
+    incidents = drawn_incidents(form.getlist("incident")[:MAX_CARDS], seen)
     standing = await asyncio.to_thread(g.standing_alarms)
 
     def record(closing: list[Alarm]) -> None:  # the row first: an alarm shown closed is on record
@@ -495,7 +498,14 @@ async def ack_alarm(request: Request, session: ActionSession, g: GuardDep) -> Re
         deps.write_row_first(request)
 
     closing = partial(
-        g.alarms.close, keys, session.name, standing, resolution, record=record, seen=seen
+        g.alarms.close,
+        keys,
+        session.name,
+        standing,
+        resolution,
+        record=record,
+        seen=seen,
+        incidents=incidents,
     )
     try:  # in the console's own workers, with a deadline: a stalled card holds none of the loop's
         closed = await g.console.run(closing)
@@ -508,7 +518,7 @@ async def ack_alarm(request: Request, session: ActionSession, g: GuardDep) -> Re
     except AlarmClosing as closing:  # another guard's close, its row being written
         raise BadInput("err.alarm_being_closed", who=closing.who) from None
     if not closed:  # another guard's tablet closed it first: say who, and as what
-        by = await asyncio.to_thread(g.alarms.closed_by, keys[0])
+        by = await asyncio.to_thread(g.alarms.closed_by, keys[0], incidents.get(keys[0], ""))
         if by is not None and by[1] in RESOLUTIONS:
             raise BadInput("err.alarm_closed_by", who=by[0], resolution=f"resolution.{by[1]}")
         raise BadInput("err.no_alarm")
@@ -521,6 +531,19 @@ async def ack_alarm(request: Request, session: ActionSession, g: GuardDep) -> Re
     if grew:
         return done(request, "/guard", "ok.alarm_closed_since", n=grew)
     return done(request, "/guard")
+
+
+def drawn_incidents(values: list[Any], seen: dict[str, int]) -> dict[str, str]:
+    """Which incident each card a close names was on its page (``incident``: the card's key,
+    ``@`` and its ``kiosk.alarms.Alarm.since``, drawn for a device's card): a card of another
+    incident now (the device failed again after this one was closed) is not closed. One that
+    is not such a value is refused, nothing closed (``clean``)."""
+    drawn: dict[str, str] = {}
+    for value in values:
+        key, at, since = clean(value, "live.alarms", max_len=200).rpartition("@")
+        if at and key in seen:
+            drawn[key] = since
+    return drawn
 
 
 def drawn_cards(values: list[str]) -> dict[str, int]:

@@ -216,6 +216,11 @@ function alarmCard(tpl, a, picked) {
   const named = [a.title, a.who, a.detail].filter(Boolean).join(" · ");
   pick.setAttribute("aria-label", named);
   node.querySelector("button.ack").value = drawn;
+  // A device's card: the incident drawn (its start), so a close after the device failed
+  // anew (the one drawn closed on another tablet) closes nothing it never showed.
+  const incident = node.querySelector(".a-incident");
+  incident.value = a.key + "@" + (a.incident || "");
+  incident.disabled = !a.incident;
   node.querySelector("button.ack .sr-only").textContent = ": " + named;
   return node;
 }
