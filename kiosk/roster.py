@@ -41,7 +41,7 @@ from .links import (
 from .observation import registered_between
 from .queries import Stamp, clock_of, dated_stamps, read_clocks, stamps_of
 from .schema import sql_migrations
-from .store import format_ts
+from .store import StoreFault, format_ts
 
 if TYPE_CHECKING:
     from .community import LogLike
@@ -412,6 +412,36 @@ _MARKED = (
 )
 
 
+def _aware(value: Any) -> datetime:
+    """A stored time as written (ISO 8601 with its offset); ``ValueError`` for anything else."""
+    when = datetime.fromisoformat(str(value))
+    if when.tzinfo is None:
+        raise ValueError("a stored time without its offset")
+    return when
+
+
+def _row_times(
+    shift_id: Any, starts: Any, ends: Any, stamp: Any
+) -> tuple[tuple[datetime, datetime], ShiftMark, datetime | None]:
+    """A roster row's shift times, mark and stamp (a removal's time; None: none) for
+    ``Roster.barred``. ``StoreFault`` for a row whose values are not (a removal's audit row
+    edited by hand: its detail is a personal field, so rewritable): read as a roster that
+    cannot be read, the last answer standing, never a server error on every request of the
+    guard's console, nor a bar lifted."""
+    try:
+        times = (_aware(starts), _aware(ends))
+        mark = (int(shift_id), int(times[0].timestamp()), int(times[1].timestamp()))
+        return times, mark, None if stamp is None else _aware(stamp)
+    except (TypeError, ValueError, OverflowError):
+        raise StoreFault("store_fault", "a row of the roster cannot be read") from None
+
+
+def _newest_first(at: datetime | None) -> tuple[bool, float]:
+    """A removal's order among those of one stretch: the newest first, one whose time no row
+    says (a shift changed in place) after those named."""
+    return (at is None, 0.0 if at is None else -at.timestamp())
+
+
 def _first_bar(
     removed: Mapping[ShiftMark, tuple[str | None, datetime | None]],
     standing: list[tuple[datetime, datetime]],
@@ -421,16 +451,18 @@ def _first_bar(
     """Of the ``removed`` shifts (each with who removed it and when), the one whose stretch
     (``barred_from``, the guard's ``standing`` shifts holding the rest) comes first from
     ``now``, when it begins before ``until``; its ``until`` runs on through the stretches of
-    the others that begin by its end (back-to-back shifts removed: one stretch)."""
+    the others that begin by its end (back-to-back shifts removed: one stretch). Of those
+    whose stretches are the same (a shift removed, rostered again and removed again: a new
+    id), the newest removal is the one named: the one that stands, not the one undone."""
     found = sorted(
-        (span, mark)
+        (span, _newest_first(removed[mark][1]), mark)
         for mark in removed
         if (span := barred_from(_times(mark), standing, now)) is not None
     )
     if not found or found[0][0][0] >= until:
         return None
-    (at, ends), mark = found[0]
-    for (begins, stops), _ in found[1:]:
+    (at, ends), _, mark = found[0]
+    for (begins, stops), _, _ in found[1:]:
         if begins <= ends:
             ends = max(ends, stops)
     by, when = removed[mark]
@@ -651,7 +683,8 @@ class Roster:
         shift); a shift removed another day (a wrong day rostered) bars nothing outside its
         own span; one moved by removing and adding it again bars nothing the new one holds.
         A removal recorded before the evening of 2026-12-07 names no guard and bars none.
-        Blocking: one read (``_ROSTER_OF``; each request of a guard's console makes it)."""
+        ``StoreFault`` for a row whose times are no times (``_row_times``). Blocking: one
+        read (``_ROSTER_OF``; each request of a guard's console makes it)."""
         marks = list(marks)
         ids = sorted({m[0] for m in marks})
         sql = _ROSTER_OF + _MARKED.format(",".join("?" * len(ids))) if ids else _ROSTER_OF
@@ -662,10 +695,9 @@ class Roster:
         standing: list[tuple[datetime, datetime]] = []
         held: dict[int, ShiftMark] = {}
         for kind, actor, ts, shift_id, starts, ends, who in self._log.reader().execute(sql, args):
-            times = (datetime.fromisoformat(str(starts)), datetime.fromisoformat(str(ends)))
-            mark = (int(shift_id), int(times[0].timestamp()), int(times[1].timestamp()))
+            times, mark, at = _row_times(shift_id, starts, ends, ts)
             if kind == "removed":  # the newest first: its latest removal says who
-                removed.setdefault(mark, (str(actor), datetime.fromisoformat(str(ts))))
+                removed.setdefault(mark, (str(actor), at))
             elif kind == "standing":
                 standing.append(times)
             elif who == guard:

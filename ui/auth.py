@@ -26,7 +26,9 @@
   within its lifetime (``ui.guard.deps.session_ends``) carries them (``s``: id, start, end):
   one changed in place on the roster (no removal on record) is taken off as one removed.
   While the roster cannot be read (a ``StoreFault``, a ``ReadFailure``) the roster's last
-  answer for the session in this process stands: barred stays barred, anyone else goes on.
+  answer for the session in this process stands, else its guard's (by name, from any of the
+  guard's sessions and sign-ins): barred stays barred until the bar's own end, signing in
+  again too; anyone else goes on.
   The roster lengthens a guard's session too (``SessionManager.lengthened``): a shift added
   back to back with one it was signed in on (or one of them made longer) carries it to the new
   stretch's end, its cookie signed again on the next response (the first after its old end
@@ -60,6 +62,7 @@ import json
 import secrets
 import threading
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -226,7 +229,7 @@ LENGTHENED_BY_AT_LEAST = timedelta(minutes=1)
 #: The most shifts a session's cookie names (one guard's back-to-back shifts of a day).
 SHIFTS_KEPT = 8
 #: The sessions whose last roster answer is kept (``GuardAuth.shift_gone``): a gate's guards
-#: and their phones, many times over.
+#: and their phones, many times over; as many guards' last bars (``GuardAuth.sign_in_bar``).
 ROSTER_ANSWERS_KEPT = 512
 
 
@@ -910,6 +913,10 @@ class GuardAuth:
         #: The roster's last answer for each session (by sid), with the session's end: what
         #: a read that fails falls back to (``shift_gone``); at most ``ROSTER_ANSWERS_KEPT``.
         self._roster_answers: dict[str, tuple[datetime, ShiftGone | None]] = {}
+        #: The roster's last bar for each guard (by name), from any of the guard's sessions
+        #: or sign-ins: what a sign-in or a session with no bar of its own falls back to
+        #: while the roster cannot be read (``_guard_bar``); at most ``ROSTER_ANSWERS_KEPT``.
+        self._guard_bars: dict[str, ShiftGone] = {}
         self._answers_lock = threading.Lock()
         self.sessions = SessionManager(
             key or session_key(),
@@ -986,10 +993,11 @@ class GuardAuth:
         (``RosterBars``): at its ``ends`` the session is over. None while none does, and for
         an admin's session (never held to the roster). While the roster cannot be read (a
         ``StoreFault``: no reader, the log closing; a ``ReadFailure``: a damaged page, an I/O
-        error, a lock) the roster's last answer for the session in this process stands
-        (``_answered``): a guard barred stays barred, any other keeps the gate through the
-        fault (the manual pass is the gate's fallback). Read once a ``request`` (its pages
-        and its actions ask more than once)."""
+        error, a lock) the roster's last answer for the session in this process stands, else
+        the last bar of its guard (``_answered``), until the bar's ``until``: a guard barred
+        stays barred, any other keeps the gate through the fault (the manual pass is the
+        gate's fallback). Read once a ``request`` (its pages and its actions ask more than
+        once)."""
         if session.is_admin or self._roster_bars is None:
             return None
         asked: dict[tuple[str, datetime], ShiftGone | None] | None = None
@@ -1005,7 +1013,7 @@ class GuardAuth:
         except (StoreFault, ReadFailure) as exc:
             if not roster_unreadable(exc):
                 raise
-            found = self._answered(session.sid)
+            found = self._answered(session)
         else:
             self._answer(session, found)
         if asked is not None:
@@ -1014,7 +1022,8 @@ class GuardAuth:
 
     def _answer(self, session: Session, found: ShiftGone | None) -> None:
         """Keep the roster's answer for ``session`` (``_answered``), dropping those of
-        sessions over, then the oldest past ``ROSTER_ANSWERS_KEPT``."""
+        sessions over, then the oldest past ``ROSTER_ANSWERS_KEPT``; and for its guard
+        (``_keep_bar``)."""
         with self._answers_lock:
             answers = self._roster_answers
             answers.pop(session.sid, None)
@@ -1023,13 +1032,71 @@ class GuardAuth:
                 now = self._clock.now()
                 kept = [(sid, held) for sid, held in answers.items() if held[0] > now]
                 self._roster_answers = dict(kept[-ROSTER_ANSWERS_KEPT:])
+        self._keep_bar(session.name, found, session.expires)
 
-    def _answered(self, sid: str) -> ShiftGone | None:
-        """The roster's last answer for the session ``sid`` read in this process; None when
-        none was read (a sign-in made during the fault keeps the gate)."""
+    def _answered(self, session: Session) -> ShiftGone | None:
+        """The roster's last answer for ``session`` read in this process, else its guard's
+        last bar (``_guard_bar``: a session of the guard signed in elsewhere was barred), as
+        long as the bar lasts (its ``until``); None when neither bars it (a sign-in made
+        during the fault, the guard never barred, keeps the gate)."""
         with self._answers_lock:
-            held = self._roster_answers.get(sid)
-        return None if held is None else held[1]
+            held = self._roster_answers.get(session.sid)
+        own = None if held is None else held[1]
+        if own is not None and own.until > self._clock.now():
+            return own
+        return self._guard_bar(session.name)
+
+    def _keep_bar(self, name: str, found: ShiftGone | None, until: datetime) -> None:
+        """Keep the roster's answer for guard ``name`` read for a sign-in acting to ``until``
+        (``_guard_bar``): a bar a removal makes (not a session's shift changed in place: a
+        new sign-in is made on the shift as it is now), or, none found, no bar any longer
+        where the read looked (one kept that begins before ``until``: undone, or over; none
+        looked at once ``until`` is past: ``ui.guard.deps.roster_bars``)."""
+        now = self._clock.now()
+        with self._answers_lock:
+            bars = self._guard_bars
+            if found is None:
+                held = bars.get(name)
+                if held is not None and now < until and held.ends < until:
+                    del bars[name]
+                return
+            if found.by is None:
+                return
+            bars.pop(name, None)
+            bars[name] = found
+            if len(bars) > ROSTER_ANSWERS_KEPT:
+                kept = [(who, bar) for who, bar in bars.items() if bar.until > now]
+                self._guard_bars = dict(kept[-ROSTER_ANSWERS_KEPT:])
+
+    def _guard_bar(self, name: str, now: datetime | None = None) -> ShiftGone | None:
+        """The last bar the roster gave guard ``name`` in this process, while it lasts (its
+        ``until`` not past at ``now``, the clock's); None otherwise."""
+        now = self._clock.now() if now is None else now
+        with self._answers_lock:
+            bar = self._guard_bars.get(name)
+        return bar if bar is not None and bar.until > now else None
+
+    def sign_in_bar(
+        self, account: Account, read: Callable[[], ShiftGone | None]
+    ) -> ShiftGone | None:
+        """The shift taken off the roster that refuses ``account``'s sign-in now (``read``:
+        the roster as it stands, ``ui.guard.deps.barred``; blocking), kept as its guard's last
+        answer. While the roster cannot be read (``roster_unreadable``) the guard's last bar
+        (``_guard_bar``) when it bars now (its ``ends`` come): a guard barred does not sign in
+        again during the fault, anyone else does. None for an admin (never held to the
+        roster)."""
+        if account.role == "admin":
+            return None
+        try:
+            found = read()
+        except (StoreFault, ReadFailure) as exc:
+            if not roster_unreadable(exc):
+                raise
+            now = self._clock.now()
+            bar = self._guard_bar(account.name, now)
+            return bar if bar is not None and bar.ends <= now else None
+        self._keep_bar(account.name, found, self._clock.now() + timedelta(microseconds=1))
+        return found
 
     def as_signed(self, request: Request, session: Session) -> Session:
         """``session`` (``current``'s for ``request``) with the end its sign-in gave it, before
@@ -1043,8 +1110,10 @@ class GuardAuth:
     def ended_by_roster(self, request: Request) -> ShiftGone | None:
         """The shift whose removal ended the request's sign-in (its cookie, not signed out):
         what the login page tells its guard. Held to the roster as its account's role is now
-        (``current``): an admin demoted to guard is told the removal that ended it."""
-        session = self.sessions.signed(request.cookies.get(COOKIE))
+        (``current``): an admin demoted to guard is told the removal that ended it. Asked to
+        the session's real end (``SessionManager.read``): a sign-in made on a clock not set
+        yet carries an expiry of that clock, past once NTP set it."""
+        session = self.sessions.read(request.cookies.get(COOKIE))
         if session is None:
             return None
         return self.shift_gone(_in_role(session, self.accounts.get(session.name)), request)

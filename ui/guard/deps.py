@@ -182,12 +182,13 @@ def barred(
     ``until`` (a moment after ``now``), the guard's shifts on the roster holding none of it
     (``kiosk.roster.Roster.barred``): a sign-in whose ``ends`` is ``now`` is refused, told
     who removed it and when, and that an admin rostering a shift lets the guard in. None for
-    an admin (never held to the roster) and on a clock not synchronised (the shifts cannot
-    be told). Blocking: a read or two."""
-    clock = core.clock
-    if not clock.synced() or is_admin(core, name):
+    an admin (never held to the roster). On a clock not synchronised the core's clock never
+    reads before the newest time known to have passed (``kiosk.clock.FlooredClock``), as a
+    shift's removal judges it (``kiosk.roster.Roster.shift_ended``): a gate hours without
+    network keeps its bars. Blocking: a read or two."""
+    if is_admin(core, name):
         return None
-    now = clock.now() if now is None else now
+    now = core.clock.now() if now is None else now
     until = now + timedelta(microseconds=1) if until is None else until
     return core.ledgers.roster.barred(core.config.site.kiosk_id, name, now, until)
 
@@ -197,12 +198,12 @@ def roster_bars(
 ) -> ShiftGone | None:
     """The shift of guard ``name`` at this gate taken off the roster that bars the guard's
     session (signed in on the shifts ``marks``) from now to ``until``, as the roster stands
-    (``kiosk.roster.Roster.barred``): its ``ends`` at now, the session is over. None on a
-    clock not synchronised (the shifts cannot be told) and once ``until`` is past. The
-    caller exempts an admin (``ui.auth.GuardAuth.shift_gone``). Blocking: one read."""
-    clock = core.clock
-    now = clock.now()
-    if not clock.synced() or until <= now:
+    (``kiosk.roster.Roster.barred``): its ``ends`` at now, the session is over. None once
+    ``until`` is past. On a clock not synchronised, judged at its reading, never before the
+    newest time known to have passed (``barred``). The caller exempts an admin
+    (``ui.auth.GuardAuth.shift_gone``). Blocking: one read."""
+    now = core.clock.now()
+    if until <= now:
         return None
     return core.ledgers.roster.barred(core.config.site.kiosk_id, name, now, until, marks)
 

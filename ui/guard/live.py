@@ -623,7 +623,7 @@ def roster_ended(g: Guard, gone: ShiftGone, lang: str, key: str = "session.shift
     removed by whom and when (the day too when not today: a shift removed days ahead), or
     changed; ``key``: the words (a sign-in refused for it: ``login.shift_removed``, saying
     until when: ``ShiftGone.until``, the lead of the guard's next shift or the end of the
-    removed one's handover hour)."""
+    removed one's handover hour, with its day when not today: a 24-hour shift removed)."""
     starts, ends = (datetime.fromtimestamp(t, UTC) for t in gone.mark[1:])
     shift = (
         f"{community_words.site_time(g, starts.isoformat(), seconds=False)}"
@@ -631,11 +631,15 @@ def roster_ended(g: Guard, gone: ShiftGone, lang: str, key: str = "session.shift
     )
     if gone.by is None or gone.at is None:
         return i18n.t(lang, "session.shift_changed", shift=shift)
-    when = gone.at.isoformat()
-    today = gone.at.astimezone(g.tz).date() == g.today()
-    at = shown_time(when, g.tz, "%H:%M") if today else community_words.site_time(g, when, False)
-    until = shown_time(gone.until.isoformat(), g.tz, "%H:%M")
+    at, until = _time_said(g, gone.at), _time_said(g, gone.until)
     return i18n.t(lang, key, shift=shift, by=gone.by, at=at, until=until)
+
+
+def _time_said(g: Guard, when: datetime) -> str:
+    """``when`` in the site's time: its time of day when it is today, else its day too."""
+    if when.astimezone(g.tz).date() == g.today():
+        return shown_time(when.isoformat(), g.tz, "%H:%M")
+    return community_words.site_time(g, when.isoformat(), False)
 
 
 #: The fields a hold's confirmation page draws itself (``hold_asked``): not sent again as

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from zoneinfo import ZoneInfo
 
@@ -10,7 +11,7 @@ from fastapi import HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from kiosk.accounts import NAME_RE
-from kiosk.store import ReadFailure, StoreFault
+from kiosk.store import StoreFault
 from ui import i18n
 from ui.auth import (
     CSRF_FIELD,
@@ -19,7 +20,6 @@ from ui.auth import (
     Resume,
     Session,
     client_addr,
-    roster_unreadable,
     same_origin,
 )
 from ui.guard import deps
@@ -127,12 +127,9 @@ async def login(request: Request, g: GuardDep) -> Response:
         return login_form(request, g, lang, i18n.t(lang, "login.failed"), 401, resume)
     g.auth.limiter.succeeded(addr, account.name, attempt)
     request.state.actor = account.name  # as the account spells it (ａｌｉｃｅ typed: alice)
-    try:
-        removed = await asyncio.to_thread(deps.barred, g.core, account.name)
-    except (StoreFault, ReadFailure) as exc:  # the roster unreadable: a sign-in keeps the gate
-        if not roster_unreadable(exc):
-            raise
-        removed = None
+    # The roster unreadable: a sign-in keeps the gate, but a guard barred stays out.
+    read = functools.partial(deps.barred, g.core, account.name)
+    removed = await asyncio.to_thread(g.auth.sign_in_bar, account, read)
     if removed is not None:  # not during it without an admin: said who removed it, and when
         note(request, refused="shift_removed")
         words = roster_ended(g, removed, lang, "login.shift_removed")
