@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+from collections import deque
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,13 +25,27 @@ def long_functions(package_dir: Path, limit: int = MAX_FUNCTION_LINES) -> list[s
     found = []
     for path in sorted(package_dir.rglob("*.py")):
         tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
-        for node in ast.walk(tree):
+        for node in _statements(tree):
             if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
                 lines = (node.end_lineno or node.lineno) - node.lineno + 1
                 if lines > limit:
                     where = path.relative_to(ROOT)
                     found.append(f"{where}:{node.lineno} {node.name} ({lines} lines)")
     return found
+
+
+def _statements(tree: ast.AST) -> Iterator[ast.AST]:
+    """Every node of ``tree`` but the expressions and what is in them: a ``def`` is a
+    statement, never inside an expression (a ``lambda`` is one), so each function is met as
+    ``ast.walk`` meets it, without walking the expressions (most of the nodes, ~0.35 s of CPU
+    over the five packages), in ``ast.walk``'s order."""
+    todo = deque([tree])
+    while todo:
+        node = todo.popleft()
+        yield node
+        todo.extend(
+            child for child in ast.iter_child_nodes(node) if not isinstance(child, ast.expr)
+        )
 
 
 @pytest.mark.parametrize("package", CHECKED_PACKAGES)

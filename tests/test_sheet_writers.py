@@ -54,17 +54,27 @@ def _sheet_call_sites() -> set[str]:
             source = path.read_text(encoding="utf-8")
             if not any(name in source for name in names):
                 continue  # most modules: no need to parse them
-            tree = ast.parse(source)
-            for func in ast.walk(tree):
-                if not isinstance(func, ast.FunctionDef | ast.AsyncFunctionDef):
-                    continue
-                for node in ast.walk(func):
-                    if isinstance(node, ast.Call):
-                        callee = node.func
-                        name = callee.attr if isinstance(callee, ast.Attribute) else None
-                        name = callee.id if isinstance(callee, ast.Name) else name
-                        if name in names:
-                            found.add(f"{module}.{func.name}")
+            found |= {f"{module}.{func}" for func in _functions_calling(ast.parse(source), names)}
+    return found
+
+
+def _functions_calling(tree: ast.AST, names: set[str]) -> set[str]:
+    """The name of each function (a nested one, and every function around it) with a call of
+    one of ``names`` in it: one walk of the tree, each call credited to the functions it is
+    in (as walking each function's subtree found them, without walking a nested one's again)."""
+    found: set[str] = set()
+    todo: list[tuple[ast.AST, tuple[str, ...]]] = [(tree, ())]
+    while todo:
+        node, within = todo.pop()
+        if isinstance(node, ast.Call):
+            callee = node.func
+            name = callee.attr if isinstance(callee, ast.Attribute) else None
+            name = callee.id if isinstance(callee, ast.Name) else name
+            if name in names:
+                found.update(within)
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            within = (*within, node.name)
+        todo.extend((child, within) for child in ast.iter_child_nodes(node))
     return found
 
 
