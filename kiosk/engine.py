@@ -1603,13 +1603,16 @@ class Engine:
         t = p.temperature
         pass_ = decision.pass_
         latency_ms = (p.decided_ns - p.started_ns) / 1e6 if p.decided_ns is not None else None
+        # A revoked card no longer speaks for whom it names (lost, taken, or its resident
+        # forgotten: their name and household must not come back with it): its pass id only.
+        named = pass_ if "pass_revoked" not in decision.reasons else None
         return EventDraft(
             direction=p.direction,
             decision=decision.decision,
             reasons=tuple(decision.reasons),
             pass_id=pass_.pass_id if pass_ is not None else None,
-            household=pass_.household if pass_ is not None else None,
-            holder=pass_.holder if pass_ is not None else None,
+            household=named.household if named is not None else None,
+            holder=named.holder if named is not None else None,
             temp_c=t.body_c if t is not None else None,
             temp_object_c=t.object_c if t is not None else None,
             temp_ambient_c=t.ambient_c if t is not None else None,

@@ -1254,7 +1254,14 @@ def _date(text: str | None) -> date | None:
     return None if not text else date.fromisoformat(text)
 
 
-def _upsert_local_revocations(db: sqlite_utils.Database, rows: list[dict[str, Any]]) -> None:
+def _guards_revocations(lists: Lists) -> frozenset[tuple[str, datetime | None]]:
+    """The revocations of ``lists`` the other gates hold as this gate's guards' (source
+    ``guard``: ``kiosk.peers``' page), each by its pass and stamp."""
+    rows = lists.revocations.values()
+    return frozenset((r.pass_id, r.revoked_at) for r in rows if r.source == "guard")
+
+
+def upsert_local_revocations(db: sqlite_utils.Database, rows: list[dict[str, Any]]) -> None:
     """Guard or CSV revocations over whatever rows are there; a bundle's row a local one
     replaces leaves its reason in ``bundle_reason`` (the office's revocation still stands)."""
     table = db.table("list_revocations")
@@ -1344,8 +1351,10 @@ class ListStore:
         self._revocation_watchers: list[Callable[[], None]] = []
 
     def watch_revocations(self, told: Callable[[], None]) -> None:
-        """``told()`` after each guard's revocation or lift written here (on the thread that
-        made it; it must not block): the compound's other gates are told at once
+        """``told()`` after each guard's revocation or lift written here, and after a reload
+        that finds this gate's guards' revocations changed by another writer (a forget's:
+        ``reload_if_changed``), on the thread that made it or read it (it must not block):
+        the compound's other gates are told at once
         (``checkpoint.peers.PeerSync.revocation_news``)."""
         self._revocation_watchers.append(told)
 
@@ -1381,7 +1390,11 @@ class ListStore:
         purged = meta.get(RETENTION_KEY)
         if stamp(_freshness(meta)) == stamp(self.current.freshness) and purged == self._purged_seen:
             return False
-        self.load()
+        before = _guards_revocations(self.current)
+        if _guards_revocations(self.load()) != before:
+            # Another process's void (``kiosk person forget`` beside the daemon, the console's
+            # forget through its own writer): news for the other gates as a guard's here is.
+            self._revocations_changed()
         return True
 
     def _read_in_one_transaction(self) -> Lists:
@@ -1483,7 +1496,7 @@ class ListStore:
                 who = before["actor"] or before["source"]
                 raise ListError(f"pass {row.pass_id} is already revoked by {who}; it stays so")
             held = self._held_clock()
-            _upsert_local_revocations(db, [self._revocation_row(row, "guard", actor, now, held)])
+            upsert_local_revocations(db, [self._revocation_row(row, "guard", actor, now, held)])
 
         lists = self._guard_edit(apply, actor, "lists.revoke", {"pass_id": row.pass_id})
         self._revocations_changed()
@@ -1804,7 +1817,7 @@ class ListStore:
             before = _personal_values(db)  # a row rewritten: its old note, reason, date
             if kind == "revocations":
                 held = self._held_clock()
-                _upsert_local_revocations(
+                upsert_local_revocations(
                     db, [self._revocation_row(r, "csv", actor, now, held) for r in rows]
                 )
             elif kind == "quarantine":

@@ -75,6 +75,7 @@ from .pass_format import ROLES
 from .passes import key_id_of
 from .ports import History, Store
 from .queries import Since, not_opened_after
+from .record import PURGED_HOUSEHOLD
 from .schema import sql_migrations
 from .stats import households_outing, over_quota, quota_period_start
 from .store import HELD_EXIT, StoreFault, format_ts
@@ -501,7 +502,9 @@ def _page(
             "kiosk_id": kiosk_id,
             "seq": seq,
             "pass_id": pass_id,
-            "household": household,
+            # A purged row's household (``PURGED_HOUSEHOLD``, a forget's before the peers read
+            # it): none, as the page says it (a peer refuses an empty one, the page whole).
+            "household": household or None,
             "direction": direction,
             "decision": decision,
             "ts": format_ts(clock.wall_at(mono)) if redate and clock and seq >= undated else stamp,
@@ -749,7 +752,10 @@ def _row(raw: object, kiosk_id: str) -> tuple[PeerRow, datetime]:
         _seq(raw.get("seq"), "row seq"),
         (
             _text(raw, "pass_id", MAX_PASS_ID),
-            _text(raw, "household", MAX_HOUSEHOLD),
+            # A gate before 2026-12-07 served a purged row's household as ``PURGED_HOUSEHOLD``.
+            None
+            if raw.get("household") == PURGED_HOUSEHOLD
+            else _text(raw, "household", MAX_HOUSEHOLD),
             str(direction),
             str(decision),
             format_ts(when),

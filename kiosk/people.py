@@ -59,7 +59,7 @@ import sqlite_utils
 from kiosk import hashchain
 from kiosk.clock import Clock
 from kiosk.config.policy import QuotaConfig
-from kiosk.lists import mark_purged, same_text
+from kiosk.lists import mark_purged, same_text, upsert_local_revocations
 from kiosk.ports import Store
 from kiosk.record import PURGED_HOUSEHOLD, emptied
 from kiosk.stats import freeze_days
@@ -164,7 +164,8 @@ def _keys_cached() -> Iterator[None]:
 class PersonError(ValueError):
     """A key that names nobody: none given, malformed, found in no store, or a name that
     people of several households hold. Nothing done. ``code`` says which (``text``,
-    ``pass_id``, ``phone``, ``plate``, ``returnee``, ``no_key``, ``namesakes``, ``nobody``)
+    ``pass_id``, ``phone``, ``plate``, ``returnee``, ``no_key``, ``namesakes``, ``nobody``,
+    ``unmatched``: one of several keys finds no one, ``kind`` its kind)
     and ``params`` its figures, for a face that says it in its own words; the message is
     the command line's (it names the flag)."""
 
@@ -734,6 +735,9 @@ class Found:
     rows: Mapping[str, list[dict[str, Any]]]
     passes: tuple[str, ...]
     active: Mapping[str, int]
+    #: Of several keys, the pass ids given that no row here holds (``would_forget``): the
+    #: forget revokes each, and a mistyped one is not told, so every face warns of each.
+    unheld: tuple[str, ...] = ()
 
     def counts(self) -> dict[str, int]:
         return {table: len(rows) for table, rows in self.rows.items()}
@@ -906,7 +910,63 @@ def _find(db: sqlite_utils.Database, person: Person, today: date, revoking: bool
             "nobody",
             alone=alone,
         )
-    return Found(person, q.found, q.passes, active)
+    unheld: tuple[str, ...] = ()
+    if revoking:
+        _each_key_finds(db, person, today)
+        unheld = _unheld(db, person, today)
+    return Found(person, q.found, q.passes, active, unheld)
+
+
+def _unheld(db: sqlite_utils.Database, person: Person, today: date) -> tuple[str, ...]:
+    """Of ``person``'s pass ids, when more than their one key is given, those no row here
+    holds (each searched alone: ``PersonError`` ``nobody``)."""
+    if len(person.pass_ids) + len(_selectors(person)) < 2:
+        return ()  # a pass id alone: ``Found.pass_only`` says it
+    out: list[str] = []
+    for pass_id in person.pass_ids:
+        try:
+            _find(db, Person(pass_ids=(pass_id,)), today, False)
+        except PersonError as exc:
+            if exc.code != "nobody":
+                raise
+            out.append(pass_id)
+    return tuple(out)
+
+
+def _selectors(person: Person) -> list[tuple[str, Person]]:
+    """Each key of ``person`` but a pass id, alone, by its kind: a name with the household
+    that narrows it, each phone, plate and returnee, a household given without a name."""
+    one: list[tuple[str, Person]] = []
+    if person.name is not None:
+        one.append(("name", Person(household=person.household, name=person.name)))
+    elif person.household is not None:
+        one.append(("household", Person(household=person.household)))
+    one += [("phone", Person(phones=(p,))) for p in person.phones]
+    one += [("plate", Person(plates=(p,))) for p in person.plates]
+    one += [("returnee", Person(returnees=(r,))) for r in person.returnees]
+    return one
+
+
+def _each_key_finds(db: sqlite_utils.Database, person: Person, today: date) -> None:
+    """``PersonError`` (``unmatched``, the key's kind, never its value) when one of several
+    keys, a pass id aside, finds no one while the others find rows: a name spelt otherwise
+    beside a held pass id would read as a request done, her other rows kept."""
+    keys = _selectors(person)
+    if len(keys) + bool(person.pass_ids) < 2:
+        return  # the one key: the search above is its own
+    for kind, alone in keys:
+        try:
+            _find(db, alone, today, False)
+        except PersonError as exc:
+            if exc.code != "nobody":
+                raise
+            raise PersonError(
+                f"--{kind.replace('_', '-')}: no store of this gate holds anyone by this key,"
+                " though the other keys find rows: nothing forgotten (check its spelling, or"
+                " leave it out)",
+                "unmatched",
+                kind=kind,
+            ) from None
 
 
 def show(store: Store, person: Person, today: date, actor: str) -> Found:
@@ -982,16 +1042,27 @@ def _revocations_of(db: sqlite_utils.Database, passes: Sequence[str]) -> tuple[s
 
 
 def _revoke(db: sqlite_utils.Database, passes: Sequence[str], now: datetime, actor: str) -> int:
-    """A revocation without a reason for each pass not revoked yet; returns how many."""
-    added = 0
-    for pass_id in passes:
-        cursor = db.execute(
-            "INSERT OR IGNORE INTO list_revocations (pass_id, reason, revoked_at, source, actor)"
-            " VALUES (?, '', ?, 'guard', ?)",
-            [pass_id, now.isoformat(), actor],
-        )
-        added += int(cursor.rowcount)
-    return added
+    """A revocation without a reason for each pass not revoked here yet by a row of its own
+    (a guard's, a sheet's, an earlier forget's); returns how many. A pass only the office's
+    bundle revokes gets one too, the office's reason kept as ``bundle_reason``
+    (``upsert_local_revocations``): the bundle's row goes with the next bundle that no longer
+    lists the card, and the forgotten resident's card would open the gate again."""
+    if not passes:
+        return 0
+    held = db.execute(
+        "SELECT pass_id FROM list_revocations WHERE source != 'bundle'"
+        " AND pass_id IN (SELECT value FROM json_each(?))",
+        [json.dumps(list(passes))],
+    ).fetchall()
+    mine = {str(r[0]) for r in held}
+    rows = [
+        {"pass_id": p, "reason": "", "revoked_at": now.isoformat(), "source": "guard"}
+        | {"actor": actor}
+        for p in passes
+        if p not in mine
+    ]
+    upsert_local_revocations(db, rows)
+    return len(rows)
 
 
 @dataclass(frozen=True)

@@ -488,7 +488,8 @@ def test_a_pass_no_row_here_holds_is_revoked_by_its_forget(guard_core, cli, caps
     _stdin(monkeypatch, alone)
     assert cli("person", "forget", "--keys-file", "-") == 0
     assert json.loads(capsys.readouterr().out) | {"active": {}} == {
-        "dry_run": True, "rows": {}, "passes": 1, "mentioned": {}, "active": {}
+        "dry_run": True, "rows": {}, "passes": 1, "mentioned": {}, "active": {},
+        "pass_only": True, "unheld": [],
     }  # fmt: skip
 
     _stdin(monkeypatch, alone)

@@ -25,7 +25,7 @@ from .store_args import add_store_args, load_args_config, open_store, site_confi
 if TYPE_CHECKING:
     from sqlite_utils.migrations import Migrations
 
-    from kiosk.people import Person
+    from kiosk.people import Found, Person
 
 
 def register(sub: Verbs) -> None:
@@ -335,7 +335,9 @@ def forget_run(args: argparse.Namespace) -> int:
             would = {"dry_run": True, "rows": found.counts(), "passes": len(found.passes)}
             # Of rows, another's entries naming them in a note: kept, the note emptied.
             would["mentioned"] = found.mentioned()
+            would |= {"pass_only": found.pass_only, "unheld": list(found.unheld)}
             print(json.dumps(would | {"active": dict(found.active)}))
+            _warn_unheld(found)
             return 0
         done = forget(
             store,
@@ -370,3 +372,16 @@ def forget_run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     return 0
+
+
+def _warn_unheld(found: Found) -> None:
+    """The dry run's warning on stderr for each pass id given that no row here holds: the
+    forget only revokes it, and a mistyped one is not told."""
+    unheld = found.passes if found.pass_only else found.unheld
+    for pass_id in unheld:
+        print(
+            f"kiosk person: no row here holds pass id {pass_id}: the forget only revokes it"
+            " (a card with this pass id opens this gate no more; a mistyped one is not told:"
+            " check it against the request)",
+            file=sys.stderr,
+        )

@@ -107,6 +107,8 @@ def problem(exc: PersonError) -> BadInput:
         return BadInput("people.err.text", field=f"people.key.{kind}")
     if exc.code == "text":  # a pass id or phone too long or not printable: that key's words
         return BadInput(f"people.err.{kind}")
+    if exc.code == "unmatched":  # one key of several finds no one: its kind, never its value
+        return BadInput("people.err.unmatched", field=f"people.key.{kind}")
     if exc.code == "namesakes":
         return BadInput("people.err.namesakes", n=exc.params["n"])
     if exc.code == "nobody" and exc.params.get("alone"):  # the forget's: give the pass alone
@@ -261,7 +263,7 @@ def dry_run(
     return page(
         request, g, session, Refused(typed, error), dry=counts, version=version_of(found),
         in_force=active_text(g.lang(request), dict(found.active)), passes=len(found.passes),
-        pass_only=found.pass_only,
+        pass_only=found.pass_only, unheld=found.unheld,
     )  # fmt: skip
 
 
