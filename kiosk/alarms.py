@@ -228,15 +228,15 @@ class Alarm:
     #: its fault was heard cleared since (the next raise is the fault happening again).
     heard_ns: int | None = None
     cleared: bool = False
+    #: The stamps ``(boot_id, mono_ns)`` of the passages it counts that the log holds
+    #: (``seqs``), each one's: a bus message about any of them heard after their rows were
+    #: read is no passage more (``AlarmBoard.add``), whichever came first.
+    logged: list[tuple[str, int]] = field(default_factory=list)
     #: The passages it counts that the log had not taken when their alarm was heard (a
     #: fever while the storage failed: ``BUS_KEY``, the name and the passage), each by the
     #: stamp its row will carry, ``(boot_id, mono_ns)``: the row the engine's backlog writes
     #: later is taken into this card (``take_row``), open or closed, never a second card.
     unlogged: list[tuple[str, int]] = field(default_factory=list)
-    #: The stamps ``(boot_id, mono_ns)`` of the passages it counts that the log holds
-    #: (``seqs``), each one's: a bus message about any of them heard after their rows were
-    #: read is no passage more (``AlarmBoard.add``), whichever came first.
-    logged: list[tuple[str, int]] = field(default_factory=list)
 
     @property
     def times(self) -> int:

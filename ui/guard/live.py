@@ -528,6 +528,22 @@ async def ack_alarm(request: Request, session: ActionSession, g: GuardDep) -> Re
     return done(request, "/guard")
 
 
+def drawn_cards(values: list[str]) -> dict[str, int]:
+    """The cards a close names, as its page drew them: each tick's or button's value is the
+    card's key, ``@`` and what the card counted (``Alarm.count``); the close is refused if
+    one counts more now (``AlarmDesk.close``'s ``seen``). A value without its count (a page
+    drawn before the count was sent) or with one that is no count is refused, nothing
+    closed: the guard looks at the cards again."""
+    seen: dict[str, int] = {}
+    for value in values:
+        key, at, count = clean(value, "live.alarms", max_len=140).rpartition("@")
+        drawn = whole_number(count, most_digits=9) if at else None
+        if not key or drawn is None:
+            raise BadInput("err.alarm_seen")
+        seen[key] = drawn
+    return seen
+
+
 def close_ended_late(g: Guard, who: str, keys: list[str], ended: object) -> None:
     """A close answered "still being written" ended (``BoundedWork.run``'s ``late``, on the
     loop). Closed: every open console draws its alarms again (``ALARMS_CLOSED``), as a close
@@ -547,22 +563,6 @@ def close_ended_late(g: Guard, who: str, keys: list[str], ended: object) -> None
     detail = {"keys": keys, "outcome": "error", "problem": problem}
     g.held.hold(who, f"{ACK_ACTION}_failed", detail, g.core.clock.now(), essential=False)
     g.core.bus.publish({"type": ALARMS_CLOSED, "keys": []})
-
-
-def drawn_cards(values: list[str]) -> dict[str, int]:
-    """The cards a close names, as its page drew them: each tick's or button's value is the
-    card's key, ``@`` and what the card counted (``Alarm.count``); the close is refused if
-    one counts more now (``AlarmDesk.close``'s ``seen``). A value without its count (a page
-    drawn before the count was sent) or with one that is no count is refused, nothing
-    closed: the guard looks at the cards again."""
-    seen: dict[str, int] = {}
-    for value in values:
-        key, at, count = clean(value, "live.alarms", max_len=140).rpartition("@")
-        drawn = whole_number(count, most_digits=9) if at else None
-        if not key or drawn is None:
-            raise BadInput("err.alarm_seen")
-        seen[key] = drawn
-    return seen
 
 
 def grown_since(grown: AlarmGrown) -> BadInput:
