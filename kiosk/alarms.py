@@ -30,7 +30,7 @@ from kiosk.engine import HELD_DROPPED, LATE_COMMIT
 from kiosk.lists import REVOKED_PASSED, same_text
 from kiosk.peers import LATE_BATCH, Breach, held_rows, late_breaches
 from kiosk.pihealth import CONDITIONS as PI_CONDITIONS
-from kiosk.store import format_ts
+from kiosk.store import FORGET_ACTION, format_ts
 
 log = logging.getLogger(__name__)
 
@@ -228,6 +228,10 @@ class Alarm:
     #: its fault was heard cleared since (the next raise is the fault happening again).
     heard_ns: int | None = None
     cleared: bool = False
+    #: The stamps ``(boot_id, mono_ns)`` of the passages it counts that the log holds
+    #: (``seqs``), each one's: a bus message about any of them heard after their rows were
+    #: read is no passage more (``AlarmBoard.add``), whichever came first.
+    logged: list[tuple[str, int]] = field(default_factory=list)
     #: The passages it counts that the log had not taken when their alarm was heard (a
     #: fever while the storage failed: ``BUS_KEY``, the name and the passage), each by the
     #: stamp its row will carry, ``(boot_id, mono_ns)``: the row the engine's backlog writes
@@ -275,13 +279,18 @@ class Alarm:
         if other.seqs:
             if not self.take_seqs(other.seqs):
                 return False
+            self.logged.extend(s for s in other.logged if s not in self.logged)
         elif other.unlogged:  # a passage the log has not taken yet: its row comes later
-            self.unlogged.extend(s for s in other.unlogged if s not in self.unlogged)
+            new = [s for s in other.unlogged if s not in self.unlogged and s not in self.logged]
+            if not new:
+                return False  # counted already (its row read, or its message heard)
+            self.unlogged.extend(new)
         else:
             self.more += 1
-        self.ts, self.temp_c = other.ts, other.temp_c or self.temp_c
-        self.clock_synced, self.dated_ts = other.clock_synced, other.dated_ts
-        self.at_boot, self.mono_ns = other.at_boot, other.mono_ns
+        if not _before(other, self):  # an older passage heard late: the card keeps its latest
+            self.ts, self.temp_c = other.ts, other.temp_c or self.temp_c
+            self.clock_synced, self.dated_ts = other.clock_synced, other.dated_ts
+            self.at_boot, self.mono_ns = other.at_boot, other.mono_ns
         return True
 
     def takes_row(self, other: Alarm) -> bool:
@@ -297,6 +306,7 @@ class Alarm:
         assert other.at_boot is not None
         self.unlogged.remove(other.at_boot)
         self.take_seqs(other.seqs)
+        self.logged.append(other.at_boot)
         self.seq = self.seq if self.seq is not None else other.seq
         for name in ("household", "holder", "pass_id", "plate", "temp_c", "direction"):
             if getattr(self, name) is None:
@@ -335,6 +345,14 @@ def _happened(alarm: Alarm) -> tuple[bool, str]:
     yesterday's cards), among such by their stamps."""
     undated = not alarm.clock_synced and alarm.dated_ts is None
     return undated, alarm.dated_ts or alarm.ts
+
+
+def _before(a: Alarm, b: Alarm) -> bool:
+    """Whether ``a``'s passage happened before ``b``'s: by the monotonic clock when of one
+    boot, else by their times."""
+    if a.at_boot is not None and b.at_boot is not None and a.at_boot[0] == b.at_boot[0]:
+        return a.at_boot[1] < b.at_boot[1]
+    return (a.dated_ts or a.ts) < (b.dated_ts or b.ts)
 
 
 def _apart_s(a: Alarm, b: Alarm) -> float:
@@ -416,7 +434,7 @@ class AlarmBoard:
             if known.kind == alarm.kind and known.takes_row(alarm):
                 known.take_row(alarm)
                 return False
-            if known.seqs and known.kind == alarm.kind and known.at_boot in alarm.unlogged:
+            if known.kind == alarm.kind and set(known.logged).intersection(alarm.unlogged):
                 return False  # its row was read first: the card of the row stands
         for known in list(self.alarms.values()):
             self._close_if_acked_before(known, alarm.ts)
@@ -596,7 +614,8 @@ def alarm_of(event: Mapping[str, Any], kind: str, code: str) -> Alarm:
         direction=_text(event.get("direction")),
         seqs=[int(seq)] if seq is not None else [],
         clock_synced=event.get("clock_synced") is not False,
-        at_boot=_at_boot(event),
+        at_boot=(stamp := _at_boot(event)),
+        logged=[stamp] if stamp is not None and seq is not None else [],
     )
 
 
@@ -683,6 +702,12 @@ def hottest_occupant(person: Mapping[str, Any], temp_c: float | None) -> str | N
 
 def _names_someone(alarm: Alarm) -> bool:
     return any((alarm.household, alarm.holder, alarm.pass_id, alarm.plate, alarm.note))
+
+
+def _unname(alarm: Alarm) -> None:
+    """Empty whom ``alarm`` names (the card stays, saying what and when)."""
+    alarm.household = alarm.holder = alarm.pass_id = alarm.plate = None
+    alarm.note = ""
 
 
 def alarm_from_message(message: Mapping[str, Any], now: str) -> Alarm | None:
@@ -938,6 +963,41 @@ def closed_keys(detail: Mapping[str, Any]) -> list[str]:
     return [k for k in keys if isinstance(k, str)]
 
 
+def closed_detail(closing: list[Alarm]) -> dict[str, Any]:
+    """What a close's row (``ACK_ACTION``) names: ``keys``, each card's key; of a card of
+    passages the log had not taken when their alarm was heard (``BUS_KEY``: a fever while
+    the storage refused its row), also ``event:SEQ`` of each passage it counts the log took
+    since, and ``passages``, the stamps ``(boot_id, mono_ns)`` its rows will carry of those
+    still not taken. After a restart the cards those rows raise are closed by them
+    (``AlarmDesk._first_scan``): the fever the guard closed did not come back open."""
+    keys = [a.key for a in closing]
+    keys += [f"event:{s}" for a in closing if a.key.startswith(BUS_KEY) for s in a.seqs]
+    detail: dict[str, Any] = {"keys": list(dict.fromkeys(keys))}
+    passages = [[boot, ns] for a in closing for boot, ns in a.unlogged]
+    if passages:
+        detail["passages"] = passages
+    return detail
+
+
+def closed_passages(detail: Mapping[str, Any]) -> list[tuple[str, int]]:
+    """The stamps of the passages not taken by the log an ``alarm_ack`` row closed
+    (``closed_detail``'s ``passages``); any other shape is none."""
+    found = detail.get("passages")
+    return [
+        (p[0], p[1])
+        for p in (found if isinstance(found, list) else [])
+        if isinstance(p, list) and len(p) == 2 and isinstance(p[0], str) and type(p[1]) is int
+    ]
+
+
+#: The audit rows saying the log forgot someone: a forget (``kiosk person forget``), a batch
+#: of retention's purge. A card naming a person from a bus message alone, its passage never
+#: taken by the log, is emptied of the name at each (``AlarmDesk._forget_unlogged``).
+FORGETTING = (FORGET_ACTION, "retention_purge_batch")
+#: The engine's alarm of a held record dropped over its backlog's bound.
+BACKLOG_FULL = "store_backlog_full"
+
+
 class AlarmDesk:
     """The alarms of one console process over the event log, safe to share between the
     loop and the threads pages and streams run in. Open alarms survive a restart: they are
@@ -969,6 +1029,11 @@ class AlarmDesk:
         self._closing: dict[str, tuple[int, str]] = {}
         #: The look-back's start at the first scan, where ``_scan_revoked`` starts after it.
         self._since: queries.Since | None = None
+        #: The passages not taken by the log that a close before the start closed, by the
+        #: stamp their row carries (``closed_passages``): the close of the card they raise.
+        self._acked_stamps: dict[tuple[str, int], tuple[str, str, str | None, str]] = {}
+        #: The latest of each of ``FORGETTING``'s rows seen (``_forget_unlogged``).
+        self._forgets_seen: dict[str, int] | None = None
 
     def _now(self) -> str:
         return self._clock.now().isoformat()
@@ -996,6 +1061,9 @@ class AlarmDesk:
                         str(resolution) if resolution else None,
                         note,
                     )
+            for stamp in closed_passages(row.detail):
+                said = str(resolution) if resolution else None
+                self._acked_stamps[stamp] = (row.actor, row.ts, said, note)
 
     def _scan(self) -> None:
         board = self.board
@@ -1012,6 +1080,7 @@ class AlarmDesk:
                 board.scanned_seq = max(board.scanned_seq, int(event["seq"]))
                 alarm = alarm_from_event(event)
                 if alarm is not None:
+                    self._acked_passage(alarm)
                     board.add(alarm)
             board.scanned_seq = max(board.scanned_seq, covered)
             if len(batch) < SCAN_BATCH and board.scanned_seq >= last:
@@ -1022,6 +1091,13 @@ class AlarmDesk:
         if starting:
             board.settle()
         self._forget_purged()
+
+    def _acked_passage(self, alarm: Alarm) -> None:
+        """``alarm``, raised by a row of a passage a close before the start closed while the
+        log had not taken it (``_acked_stamps``): closed as that close said."""
+        found = self._acked_stamps.pop(alarm.at_boot, None) if alarm.at_boot else None
+        if found is not None:
+            self.board.acked_before.setdefault(alarm.key, found)
 
     def _scan_revoked(self, since: queries.Since | None) -> None:
         """A guard's card for each passage a bundle named as passed on a pass it revokes anew
@@ -1138,6 +1214,7 @@ class AlarmDesk:
         passages, this gate's or a peer's): the board lives as long as the daemon, and would
         name the person on the console after the log forgot them (an open card stays, saying
         what and when)."""
+        self._forget_unlogged()
         named = [a for a in self.board.alarms.values() if _names_someone(a)]
         here = {a.key: [*a.seqs, *(s for g, s in a.sources if g == self._kiosk_id)] for a in named}
         there = {a.key: [(g, s) for g, s in a.sources if g != self._kiosk_id] for a in named}
@@ -1149,8 +1226,24 @@ class AlarmDesk:
         held = held_rows(self._log.reader(), wanted) if wanted else set()
         for alarm in named:
             if purged.intersection(here[alarm.key]) or not held.issuperset(there[alarm.key]):
-                alarm.household = alarm.holder = alarm.pass_id = alarm.plate = None
-                alarm.note = ""
+                _unname(alarm)
+
+    def _forget_unlogged(self) -> None:
+        """Empty whom a card names from a bus message alone (no passage of it in the log: a
+        fever while the storage refused its row) once the log forgot someone since the last
+        look (``FORGETTING``: a forget, a retention purge): its row may never come (the
+        backlog dropped it), and nothing else would empty it for the daemon's life."""
+        latest = {a: queries.last_audit_seq(self._log, a) for a in FORGETTING}
+        seen, self._forgets_seen = self._forgets_seen, latest
+        if seen is not None and seen != latest:
+            self._unname_unlogged()
+
+    def _unname_unlogged(self) -> None:
+        """Empty whom each card of no passage the log holds names (``_forget_unlogged``;
+        the engine dropped a held record: ``store_backlog_full``)."""
+        for alarm in self.board.alarms.values():
+            if alarm.unlogged and not alarm.seqs and not alarm.sources:
+                _unname(alarm)
 
     def _date_open(self) -> None:
         """Date the open cards stamped before NTP stepped the clock once something can (their
@@ -1215,6 +1308,8 @@ class AlarmDesk:
         if not now.synced:  # dated as the feed's rows are: 1970 said as not set, then dated
             alarm.clock_synced, alarm.mono_ns = False, now.mono_ns
         with self._lock:
+            if alarm.detail == BACKLOG_FULL and not cleared:  # a held record dropped: its
+                self._unname_unlogged()  # row never comes to be forgotten with the person
             if alarm.seq is None:  # a device's (counted each time it fails again), a bus card
                 worse = message.get("all_down") is True  # no reader left: news even if closed
                 return self.board.hear(alarm, _stamp(message), cleared=cleared, worse=worse)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import functools
 import logging
 import math
 import queue
@@ -213,13 +214,24 @@ class Abandoned(Exception):
     """``in_daemon_thread``'s call did not return in time; it is left running."""
 
 
-async def in_daemon_thread(name: str, fn: Callable[[], T], timeout_s: float) -> T:
+def _ended_late(late: Callable[[Any], None], fut: asyncio.Future[Any]) -> None:
+    """A call given up at its deadline ended: its result, or its exception, to ``late``."""
+    if not fut.cancelled():
+        exc = fut.exception()
+        late(fut.result() if exc is None else exc)
+
+
+async def in_daemon_thread(
+    name: str, fn: Callable[[], T], timeout_s: float, late: Callable[[Any], None] | None = None
+) -> T:
     """``fn()`` in a daemon thread of its own, awaited ``timeout_s`` at most; its result or
     its exception, or ``Abandoned`` when it has not returned by then (a write to a storage
     that does not answer: a failing card stalls them for minutes). The thread is left to
     finish or to die with the process: a daemon thread, not the loop's executor, whose
     threads ``asyncio.run`` and the interpreter's exit wait for, for ever (a stop's last
-    writes must never keep the process from ending)."""
+    writes must never keep the process from ending). ``late``: told on the loop what the
+    call returned or raised when it ends after ``Abandoned`` (nobody waits for it any more:
+    a close whose row was written late, or refused)."""
     loop = asyncio.get_running_loop()
     fut: asyncio.Future[T] = loop.create_future()
 
@@ -236,7 +248,7 @@ async def in_daemon_thread(name: str, fn: Callable[[], T], timeout_s: float) -> 
     threading.Thread(target=run, name=name, daemon=True).start()
     done, _ = await asyncio.wait({fut}, timeout=max(0.0, timeout_s))
     if not done:
-        fut.add_done_callback(_consume)
+        fut.add_done_callback(_consume if late is None else functools.partial(_ended_late, late))
         raise Abandoned(f"{name}: not done within {timeout_s:.1f} s")
     return fut.result()
 
@@ -453,18 +465,33 @@ class BoundedWork:
         """The calls not returned yet (within their deadline or past it)."""
         return self._running
 
-    async def run(self, fn: Callable[[], T]) -> T:
+    async def run(self, fn: Callable[[], T], late: Callable[[Any], None] | None = None) -> T:
+        """``fn()``'s result (``late``: as ``in_daemon_thread``'s). Its slot is counted down
+        once, when it returns, or at once when its thread could not start (a Pi short of
+        memory: the slot was kept for ever, and four such refused every close after)."""
         with self._lock:
             if self._running >= self.workers:
                 raise Busy(f"{self.name}: {self._running} calls have not returned")
             self._running += 1
         context = contextvars.copy_context()
+        held = [True]
+
+        def release() -> None:
+            with self._lock:
+                if held[0]:
+                    held[0] = False
+                    self._running -= 1
 
         def call() -> T:
             try:
                 return context.run(fn)
             finally:
-                with self._lock:
-                    self._running -= 1
+                release()
 
-        return await in_daemon_thread(self.name, call, self.deadline_s)
+        try:
+            return await in_daemon_thread(self.name, call, self.deadline_s, late)
+        except Abandoned:
+            raise  # still running: its slot is counted down when it returns
+        except Exception:
+            release()  # its thread never started (or it returned, its slot counted down)
+            raise

@@ -580,6 +580,12 @@ def event_by_seq(log: Readable, seq: int) -> dict[str, Any] | None:
     return decode_event_row(rows[0]) if rows else None
 
 
+def last_audit_seq(log: Readable, action: str) -> int:
+    """The audit ``seq`` of the latest row of ``action`` (0: none)."""
+    rows = _rows(log, "SELECT coalesce(max(seq), 0) AS seq FROM audit WHERE action = ?", [action])
+    return int(next(rows)["seq"])
+
+
 def purged_seqs(log: Readable, seqs: Iterable[int]) -> set[int]:
     """Which of the events ``seqs`` retention has purged (their personal fields nulled)."""
     wanted = json.dumps(sorted({int(s) for s in seqs}))

@@ -29,6 +29,7 @@ import hashlib
 import hmac
 import logging
 import secrets
+import threading
 from collections.abc import Callable, Collection, Coroutine, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -59,7 +60,7 @@ from kiosk.clock import ClockReading
 from kiosk.config.engine import EngineSection
 from kiosk.config.gate import stop_releases
 from kiosk.crossing import Outcome
-from kiosk.deadline import BoundedWork, Stopped
+from kiosk.deadline import Abandoned, BoundedWork, Stopped, in_daemon_thread
 from kiosk.devices import GateHeldShut
 from kiosk.engine import (
     FeverRefused,
@@ -247,6 +248,8 @@ class Guard:
     #: Audit rows the storage could not take (a sign-in let in during a storage outage, a
     #: refusal): written, oldest first, before the next row once the storage works again.
     held: HeldRows = field(default_factory=HeldRows)
+    #: Taken by the console's flush of the held rows under way (``write_due_once``).
+    rows_flush: threading.Lock = field(default_factory=threading.Lock)
     #: The alarm desk's ear on the bus (``AlarmDesk.follow``), run by ``hear``, and its
     #: subscription.
     hearing: asyncio.Task[None] | None = None
@@ -797,15 +800,41 @@ def write_row_first(request: Request) -> None:
     audited_write(guard(request).core.store, lambda _db: None, actor, action, lambda _: {})
 
 
-async def flush_held(g: Guard, *, stopping: bool = False) -> None:
+async def flush_held(g: Guard, *, stopping: bool = False, bounded: bool = False) -> None:
     """The rows held during a storage outage, written now if the storage takes them (before
     the request's own row, so the log keeps their order); then the count of each minute over
     whose refused sign-ins were not written each (``ui.auth.RefusedRows``), held in turn if
-    the storage fails or rows are still held (behind them). Before each console action, and
-    by the daemon every few seconds and at its clean stop (``stopping``: the minute in
-    progress counted too). ``write_due`` in a thread: cancelled, the rows taken are written
-    or held there, each once (one taken after a cancel is not taken at all)."""
-    await asyncio.to_thread(write_due, g, stopping=stopping)
+    the storage fails or rows are still held (behind them). By the daemon every few seconds
+    and at its clean stop (``stopping``: the minute in progress counted too). ``write_due``
+    in a thread: cancelled, the rows taken are written or held there, each once (one taken
+    after a cancel is not taken at all).
+
+    ``bounded``: before a console action or a live page's redraw, waited the console's
+    deadline at most (``Guard.console``): a write stalled on the card (a held row, a minute's
+    count of refused sign-ins, which anyone on the LAN can cause) never holds the guard's
+    action for the whole stall. Past it the action goes on; the rows already queued in the
+    log's writer are written first, in their order, the others stay held for the next
+    flush. One such flush at a time (``write_due_once``): with one stalled, the next has
+    nothing to start."""
+    if not bounded:
+        await asyncio.to_thread(write_due, g, stopping=stopping)
+        return
+    try:
+        await in_daemon_thread("console-rows", lambda: write_due_once(g), g.console.deadline_s)
+    except Abandoned:
+        log.warning("audit rows held in memory: still being written (the storage is slow)")
+    except RuntimeError as exc:  # no thread could start (a Pi short of memory): next time
+        log.warning("audit rows held in memory: not written now (%s)", exc)
+
+
+def write_due_once(g: Guard) -> None:
+    """``write_due``, unless one of these is under way (stalled on the card): then nothing."""
+    if not g.rows_flush.acquire(blocking=False):
+        return
+    try:
+        write_due(g)
+    finally:
+        g.rows_flush.release()
 
 
 def write_due(g: Guard, *, stopping: bool = False) -> None:
@@ -827,8 +856,8 @@ async def record(
     share refusals may take). A refusal's row not written within the console's deadline
     (``Guard.console``: a write stalled on the card before it) stays queued in the log's
     writer, written once the card answers (or held, if it then fails), and the guard is told
-    at once. An ``ok`` row that cannot be written raises ``StoreFault`` (the route class
-    then withholds the answer: ``err.store``)."""
+    at once: it is waited ``refusal_wait_s`` at most. An ``ok`` row that cannot be written
+    raises ``StoreFault`` (the route class then withholds the answer: ``err.store``)."""
     actor = getattr(request.state, "actor", None)
     if actor is None or (written and outcome == "ok"):
         return  # refused before anyone signed in (nobody to name), or said with its change
@@ -846,11 +875,24 @@ async def record(
         return
     row = asyncio.ensure_future(g.core.store.audit_async(actor, name, detail))
     row.add_done_callback(functools.partial(_refusal_ended, g, (actor, name, detail)))
-    done, _ = await asyncio.wait({row}, timeout=g.console.deadline_s)
+    done, _ = await asyncio.wait({row}, timeout=refusal_wait_s(g))
     if not done:
         log.warning("guard action %s: its refusal's row is still being written", action)
     elif not isinstance(exc := row.exception(), StoreFault | None):
         raise exc
+
+
+#: How long a refusal waits for its own row at most, when no console call is under way.
+REFUSAL_WAIT_S = 0.5
+
+
+def refusal_wait_s(g: Guard) -> float:
+    """How long a refusal's answer waits for its row: not at all while a console call is
+    under way (``Guard.console``: a close's row may be stalled on the card, and this row is
+    queued behind it: the refusals said at once, ``err.console_busy`` and
+    ``err.alarm_being_closed``, took the whole console deadline); else ``REFUSAL_WAIT_S``,
+    within the console's deadline."""
+    return 0.0 if g.console.running else min(REFUSAL_WAIT_S, g.console.deadline_s)
 
 
 def _refusal_ended(g: Guard, row: Change, written: asyncio.Future[None]) -> None:
@@ -969,7 +1011,8 @@ def _audit(
 ) -> Callable[[Request], Coroutine[Any, Any, Response]]:
     async def run(request: Request) -> Response:
         if not guard(request).core.runner.stopping:
-            await flush_held(guard(request))  # at a stop, the stop's own writes hold them
+            # At a stop, the stop's own writes hold them.
+            await flush_held(guard(request), bounded=True)
         elif not served_while_stopping:  # before any write: the stop is writing
             return refused_stopping(request, action)
         with auditing_request(lambda: request_detail(request)) as audit:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from functools import partial
@@ -15,19 +16,21 @@ from starlette.datastructures import FormData
 
 from kiosk import privacy, queries
 from kiosk.alarms import (
+    ACK_ACTION,
     ALARMS_HEARD,
     PERSON_KINDS,
     RESOLUTIONS,
     Alarm,
     AlarmClosing,
     AlarmGrown,
+    closed_detail,
 )
 from kiosk.clock import ClockReading
 from kiosk.deadline import Abandoned, Busy, Stopped
 from kiosk.engine import NO_SUBJECT, ManualSubject, QuotaReached, unknown_person
 from kiosk.overrides import SubjectRefused
 from kiosk.roster import ShiftGone
-from kiosk.store import ReadFailure
+from kiosk.store import ReadFailure, StoreFault
 from kiosk.subjects import subject_in_log
 from kiosk.typed import typed as plain_spelling
 from kiosk.typed import whole_number
@@ -75,6 +78,8 @@ from ui.views import (
     screen_settings,
     sse,
 )
+
+log = logging.getLogger(__name__)
 
 router = room("/guard")
 
@@ -414,7 +419,7 @@ class FeedStream:
         if tracker.feed(message):
             return [self.state(tracker)]
         if kind == "health":  # the storage may work again: the rows held meanwhile first
-            await flush_held(self.g)
+            await flush_held(self.g, bounded=True)
             # A record the engine wrote from its backlog is told by this message, not by a
             # decision: the row saying the gate did not open for a pass, a decision held
             # through a storage fault. Read only when the log moved from this stream's rows
@@ -491,9 +496,8 @@ async def ack_alarm(request: Request, session: ActionSession, g: GuardDep) -> Re
     standing = await asyncio.to_thread(g.standing_alarms)
 
     def record(closing: list[Alarm]) -> None:  # the row first: an alarm shown closed is on record
-        first = closing[0]
-        keys = [a.key for a in closing]
-        note(request, alarm=first.kind, key=first.key, seq=first.seq, keys=keys)
+        first = closing[0]  # ``keys`` (and ``passages``): what a restart finds closed
+        note(request, alarm=first.kind, key=first.key, seq=first.seq, **closed_detail(closing))
         note(request, resolution=resolution)
         deps.write_row_first(request)
 
@@ -507,8 +511,9 @@ async def ack_alarm(request: Request, session: ActionSession, g: GuardDep) -> Re
         seen=seen,
         incidents=incidents,
     )
+    late = partial(close_ended_late, g, session.name, keys)
     try:  # in the console's own workers, with a deadline: a stalled card holds none of the loop's
-        closed = await g.console.run(closing)
+        closed = await g.console.run(closing, late)
     except Abandoned:  # its row still being written: closed once written, never twice
         raise DecisionHeld("err.alarm_close_pending") from None
     except Busy:  # every console worker held by a stalled write: nothing started
@@ -560,6 +565,27 @@ def drawn_cards(values: list[str]) -> dict[str, int]:
             raise BadInput("err.alarm_seen")
         seen[key] = drawn
     return seen
+
+
+def close_ended_late(g: Guard, who: str, keys: list[str], ended: object) -> None:
+    """A close answered "still being written" ended (``BoundedWork.run``'s ``late``, on the
+    loop). Closed: every open console draws its alarms again (``ALARMS_CLOSED``), as a close
+    in time does. Refused by the storage (a full disk after the stall): the cards stay open;
+    the journal says so, the attempt's row waits in memory (``alarm_ack_failed``,
+    ``Guard.held``) and every console draws its alarms again (the guard's page stops saying
+    "shows closed once written")."""
+    if isinstance(ended, list):
+        if ended:
+            g.core.bus.publish({"type": ALARMS_CLOSED, "keys": [a.key for a in ended]})
+        return
+    if not isinstance(ended, Exception):
+        return
+    why = ended.detail or ended.reason if isinstance(ended, StoreFault) else type(ended).__name__
+    log.warning("guard action alarm_ack: its late record refused, alarms left open (%s)", why)
+    problem = "store_fault" if isinstance(ended, StoreFault) else "internal"
+    detail = {"keys": keys, "outcome": "error", "problem": problem}
+    g.held.hold(who, f"{ACK_ACTION}_failed", detail, g.core.clock.now(), essential=False)
+    g.core.bus.publish({"type": ALARMS_CLOSED, "keys": []})
 
 
 def grown_since(grown: AlarmGrown) -> BadInput:
