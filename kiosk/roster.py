@@ -15,6 +15,7 @@ only then is it complete. Every step is audited.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Iterable, Mapping, Sized
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
@@ -61,7 +62,11 @@ __all__ = [
     "summary_since",
 ]
 
+_logger = logging.getLogger(__name__)
+
 MAX_SHIFT = timedelta(hours=24)
+#: Removals' rows that cannot be read remembered as logged (``Roster._readable``).
+UNREADABLE_KEPT = 1000
 #: How long after the end of a shift its guard may still open the handover (the incoming
 #: guard arrives at the shift change, not before it).
 HANDOVER_GRACE = timedelta(hours=1)
@@ -436,6 +441,17 @@ def _row_times(
         raise StoreFault("store_fault", "a row of the roster cannot be read") from None
 
 
+def _removal(shift: Shift) -> dict[str, Any]:
+    """A shift removal's audit detail: the shift, whose and when (``Roster.barred``)."""
+    return {
+        "shift_id": shift.id,
+        "gate": shift.gate,
+        "guard": shift.guard,
+        "starts_at": format_ts(shift.starts_at),
+        "ends_at": format_ts(shift.ends_at),
+    }
+
+
 def _newest_first(at: datetime | None) -> tuple[bool, float]:
     """A removal's order among those of one stretch: the newest first, one whose time no row
     says (a shift changed in place) after those named."""
@@ -548,6 +564,8 @@ class Roster:
         self._open_alarms = open_alarms
         #: this boot's id, as the log stamps its rows (``EventLog.boot_id``)
         self._boot_id = log.boot_id if boot_id is None else boot_id
+        #: removals' rows that cannot be read, already logged (``_readable``)
+        self._unreadable: set[str] = set()
 
     def _read_clock(self) -> tuple[ClockReading, list[Any] | None]:
         """The clock now, and what a stamp written now keeps beside it (``clock_of``)."""
@@ -611,17 +629,17 @@ class Roster:
         *,
         gate: str | None = None,
         showed: tuple[str, datetime, datetime] | None = None,
-    ) -> None:
+    ) -> Shift:
         """Remove a shift not over yet (a wrong guard or day rostered, a swap of guards); one
-        that has ended is refused (``shift_ended``). ``gate``: only a shift of that gate (the
-        console's own). ``showed``: the guard, start and end the page showed for it; refused when
-        the shift of that id is another now (SQLite gives a removed shift's id to the next
-        one added: another tablet's replacement). Looked up and removed on the single writer:
-        a second tablet's removal of the same shift finds it gone."""
+        that has ended is refused (``shift_ended``); returns the shift removed. ``gate``: only a
+        shift of that gate (the console's own). ``showed``: the guard, start and end the page
+        showed for it; refused when the shift of that id is another now (SQLite gives a removed
+        shift's id to the next one added: another tablet's replacement). Looked up and removed
+        on the single writer: a second tablet's removal of the same shift finds it gone."""
         who = check_actor(actor)
         missing = f"no shift {shift_id}" if gate is None else f"no shift {shift_id} at {gate}"
 
-        def remove(db: sqlite_utils.Database) -> dict[str, Any]:
+        def remove(db: sqlite_utils.Database) -> Shift:
             rows = list(db.query("select * from roster_shifts where id = ?", [shift_id]))
             shift = _shift(rows[0]) if rows else None
             if shift is None or gate not in (None, shift.gate):
@@ -635,17 +653,11 @@ class Roster:
                     f"shift {shift_id} has ended: it stays, the record of who was on duty"
                 )
             db.table("roster_shifts").delete(shift_id)
-            # Whose shift and when: a guard taken off a shift does not sign in again during
-            # it without an admin (``barred``).
-            return {
-                "shift_id": shift_id,
-                "gate": shift.gate,
-                "guard": shift.guard,
-                "starts_at": format_ts(shift.starts_at),
-                "ends_at": format_ts(shift.ends_at),
-            }
+            return shift
 
-        audited_write(self._log, remove, who, "roster.shift_remove", lambda what: what)
+        # Whose shift and when: a guard taken off a shift does not sign in again during it
+        # without an admin (``barred``).
+        return audited_write(self._log, remove, who, "roster.shift_remove", _removal)
 
     def shift(self, shift_id: int) -> Shift:
         return _shift(row_by_id(self._log, "roster_shifts", shift_id, f"no shift {shift_id}"))
@@ -683,8 +695,10 @@ class Roster:
         shift); a shift removed another day (a wrong day rostered) bars nothing outside its
         own span; one moved by removing and adding it again bars nothing the new one holds.
         A removal recorded before the evening of 2026-12-07 names no guard and bars none.
-        ``StoreFault`` for a row whose times are no times (``_row_times``). Blocking: one
-        read (``_ROSTER_OF``; each request of a guard's console makes it)."""
+        A removal's row whose times are no times is skipped (``_readable``: logged once), the
+        others judged: ``StoreFault`` when they bar nothing (the last answer stands), and for
+        a shift's row whose times are no times (``_row_times``).
+        Blocking: one read (``_ROSTER_OF``; each request of a guard's console makes it)."""
         marks = list(marks)
         ids = sorted({m[0] for m in marks})
         sql = _ROSTER_OF + _MARKED.format(",".join("?" * len(ids))) if ids else _ROSTER_OF
@@ -694,7 +708,11 @@ class Roster:
         removed: dict[ShiftMark, tuple[str | None, datetime | None]] = {}
         standing: list[tuple[datetime, datetime]] = []
         held: dict[int, ShiftMark] = {}
+        skipped = False
         for kind, actor, ts, shift_id, starts, ends, who in self._log.reader().execute(sql, args):
+            if kind == "removed" and not self._readable(shift_id, starts, ends, ts):
+                skipped = True
+                continue
             times, mark, at = _row_times(shift_id, starts, ends, ts)
             if kind == "removed":  # the newest first: its latest removal says who
                 removed.setdefault(mark, (str(actor), at))
@@ -705,7 +723,30 @@ class Roster:
         for mark in marks:
             if held.get(mark[0]) != mark and mark not in removed:
                 removed[mark] = (None, None)
-        return _first_bar(removed, standing, now, until) if removed else None
+        found = _first_bar(removed, standing, now, until) if removed else None
+        if found is None and skipped:  # what the row skipped said is not known: not "no bar"
+            raise StoreFault("store_fault", "a row of the roster cannot be read")
+        return found
+
+    def _readable(self, shift_id: Any, starts: Any, ends: Any, stamp: Any) -> bool:
+        """Whether a removal's audit row says a shift and a time (``_row_times``); one that
+        does not (its detail edited by hand: a personal field, so rewritable) is logged the
+        first time it is met, by its shift id alone, and bars nothing: one such row does not
+        turn off the guard's other removals (``barred``)."""
+        try:
+            _row_times(shift_id, starts, ends, stamp)
+        except StoreFault:
+            key = repr((shift_id, starts, ends, stamp))
+            if key not in self._unreadable:
+                if len(self._unreadable) >= UNREADABLE_KEPT:
+                    self._unreadable.clear()
+                self._unreadable.add(key)
+                said = shift_id if isinstance(shift_id, int) else "?"
+                _logger.warning(
+                    "roster: the removal of shift %s cannot be read; it is skipped", said
+                )
+            return False
+        return True
 
     def on_duty(self, gate: str, when: datetime | None = None) -> list[Shift]:
         at = when or self._clock.now()

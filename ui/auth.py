@@ -75,9 +75,9 @@ from fastapi.responses import Response
 from kiosk import accounts
 from kiosk.accounts import Account, AccountStore
 from kiosk.auditing import Change
-from kiosk.clock import Clock, known_passed
+from kiosk.clock import Clock, earliest, known_passed
 from kiosk.ratelimit import client_key
-from kiosk.roster import ShiftGone, ShiftMark
+from kiosk.roster import HANDOVER_GRACE, SIGN_IN_LEAD, Shift, ShiftGone, ShiftMark
 from kiosk.store import ReadFailure, StoreFault, format_ts, is_storage_error
 
 COOKIE = "kiosk_session"
@@ -984,7 +984,7 @@ class GuardAuth:
         gone = self.shift_gone(session, request)
         if gone is None:
             return session
-        if gone.ends <= self._clock.now():
+        if gone.ends <= earliest(self._clock):
             return None
         return replace(session, expires=min(session.expires, gone.ends))
 
@@ -1042,7 +1042,7 @@ class GuardAuth:
         with self._answers_lock:
             held = self._roster_answers.get(session.sid)
         own = None if held is None else held[1]
-        if own is not None and own.until > self._clock.now():
+        if own is not None and own.until > earliest(self._clock):
             return own
         return self._guard_bar(session.name)
 
@@ -1070,11 +1070,36 @@ class GuardAuth:
 
     def _guard_bar(self, name: str, now: datetime | None = None) -> ShiftGone | None:
         """The last bar the roster gave guard ``name`` in this process, while it lasts (its
-        ``until`` not past at ``now``, the clock's); None otherwise."""
-        now = self._clock.now() if now is None else now
+        ``until`` not past at ``now``, the earliest time the clock can be: ``earliest``, a
+        clock not synchronised reading ahead lifts no bar); None otherwise."""
+        now = earliest(self._clock) if now is None else now
         with self._answers_lock:
             bar = self._guard_bars.get(name)
         return bar if bar is not None and bar.until > now else None
+
+    def shift_added(self, shift: Shift) -> None:
+        """An admin rostered ``shift`` in this process: its guard's kept bar (``_guard_bar``)
+        goes when the shift holds any of it (its lead, itself, its handover hour:
+        ``kiosk.roster.barred_from``), the roster read next saying what bars now: a guard an
+        admin let in is not refused because the roster cannot be read just after."""
+        with self._answers_lock:
+            bar = self._guard_bars.get(shift.guard)
+            if bar is None or shift.starts_at - SIGN_IN_LEAD >= bar.until:
+                return
+            if shift.ends_at + HANDOVER_GRACE > bar.ends:
+                del self._guard_bars[shift.guard]
+
+    def shift_removed(self, shift: Shift, by: str) -> None:
+        """Admin ``by`` removed ``shift`` in this process: kept as its guard's last bar
+        (``_guard_bar``), its whole span and handover hour (as though no other shift of hers
+        held any of it), unless one kept bars her sooner, till the roster read next says what
+        bars: a guard taken off a shift does not act during it because the roster cannot be
+        read just after."""
+        now = self._clock.now()
+        bar = ShiftGone(shift.mark, by, now, shift.starts_at, shift.ends_at + HANDOVER_GRACE)
+        held = self._guard_bar(shift.guard)
+        if held is None or held.ends > bar.ends:
+            self._keep_bar(shift.guard, bar, bar.until)
 
     def sign_in_bar(
         self, account: Account, read: Callable[[], ShiftGone | None]
@@ -1092,7 +1117,7 @@ class GuardAuth:
         except (StoreFault, ReadFailure) as exc:
             if not roster_unreadable(exc):
                 raise
-            now = self._clock.now()
+            now = earliest(self._clock)
             bar = self._guard_bar(account.name, now)
             return bar if bar is not None and bar.ends <= now else None
         self._keep_bar(account.name, found, self._clock.now() + timedelta(microseconds=1))

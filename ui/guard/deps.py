@@ -56,7 +56,7 @@ from kiosk.alarms import (
 )
 from kiosk.auditing import Change, HeldRows, audited_write, auditing_request
 from kiosk.bus import Subscription
-from kiosk.clock import ClockReading
+from kiosk.clock import ClockReading, earliest
 from kiosk.config.engine import EngineSection
 from kiosk.config.gate import stop_releases
 from kiosk.crossing import Outcome
@@ -186,10 +186,12 @@ def barred(
     an admin (never held to the roster). On a clock not synchronised the core's clock never
     reads before the newest time known to have passed (``kiosk.clock.FlooredClock``), as a
     shift's removal judges it (``kiosk.roster.Roster.shift_ended``): a gate hours without
-    network keeps its bars. Blocking: a read or two."""
+    network keeps its bars; one that reads ahead of that time (a fast clock, a hand mis-set
+    saved) is judged at that time (``kiosk.clock.earliest``): it neither lifts a bar early
+    nor brings a later one on. Blocking: a read or two."""
     if is_admin(core, name):
         return None
-    now = core.clock.now() if now is None else now
+    now = earliest(core.clock, now)
     until = now + timedelta(microseconds=1) if until is None else until
     return core.ledgers.roster.barred(core.config.site.kiosk_id, name, now, until)
 
@@ -200,10 +202,10 @@ def roster_bars(
     """The shift of guard ``name`` at this gate taken off the roster that bars the guard's
     session (signed in on the shifts ``marks``) from now to ``until``, as the roster stands
     (``kiosk.roster.Roster.barred``): its ``ends`` at now, the session is over. None once
-    ``until`` is past. On a clock not synchronised, judged at its reading, never before the
-    newest time known to have passed (``barred``). The caller exempts an admin
-    (``ui.auth.GuardAuth.shift_gone``). Blocking: one read."""
-    now = core.clock.now()
+    ``until`` is past. On a clock not synchronised, judged at the earliest time it can be
+    (``barred``). The caller exempts an admin (``ui.auth.GuardAuth.shift_gone``). Blocking:
+    one read."""
+    now = earliest(core.clock)
     if until <= now:
         return None
     return core.ledgers.roster.barred(core.config.site.kiosk_id, name, now, until, marks)

@@ -114,7 +114,9 @@ async def add_shift(request: Request, session: AdminSession, g: GuardDep) -> Res
     def add() -> object:
         start, end = local(form_text(form, "starts"), g.tz), local(form_text(form, "ends"), g.tz)
         guard = account(g, "guard", form_text(form, "guard"))
-        return roster.add_shift(gate, guard, start, end, session.name)
+        shift = roster.add_shift(gate, guard, start, end, session.name)
+        g.auth.shift_added(shift)  # a kept bar it undoes goes (a fault next lets her in)
+        return shift
 
     return await save_or_again(
         request, g, session, PAGE, add, form=form, fields=SHIFT_FIELDS, again=page
@@ -132,7 +134,8 @@ async def remove_shift(
     roster, gate = ledgers(g).roster, g.cfg.site.kiosk_id
 
     def remove() -> None:
-        roster.remove_shift(sid, session.name, gate=gate, showed=shown_shift(form))
+        shift = roster.remove_shift(sid, session.name, gate=gate, showed=shown_shift(form))
+        g.auth.shift_removed(shift, session.name)  # kept: a fault next keeps her out
 
     act = functools.partial(save, request, PAGE, remove)
     return await or_again(request, g, session, act, typed={}, again=page)
