@@ -261,17 +261,15 @@ def _rule(
         if zone is not None:
             told[g] = (held[g], zone)
     rule = _Rule(disagree=[], unknown=[g for g in gates if g not in told])
-    rules: list[tuple[dict[str, Any], ZoneInfo]] = []
-    for policy, zone in told.values():
-        quota = policy.quota or {}
-        if not any(
-            _same_rule(q, quota)
-            and _same_changes(q.get("changes"), quota.get("changes"))
-            and (not quota["enabled"] or same_clock(zone, z, *window))
-            for q, z in rules
-        ):
-            rules.append((quota, zone))
-    if len(rules) > 1:
+    rules = [(p.quota or {}, zone) for p, zone in told.values()]
+    agree = all(
+        _same_rule(q, quota)
+        and _same_changes(q.get("changes"), quota.get("changes"))
+        and (not quota["enabled"] or same_clock(zone, z, *window))
+        for i, (quota, zone) in enumerate(rules)
+        for q, z in rules[:i]
+    )  # each pair: a gate that says no changes agrees with gates whose changes differ
+    if not agree:
         rule.disagree = [
             {
                 "kiosk_id": g,

@@ -248,3 +248,26 @@ def test_the_district_picks_a_compounds_outings_by_the_roles_of_each_rule(tmp_pa
         north.store.close()
     assert (compound["households"], compound["exits"]) == (1, 2)
     assert compound["over_quota_households"] == 1 and exits["over_quota_households"] == 1
+
+
+@pytest.mark.slow
+def test_a_gate_that_says_no_change_beside_one_that_changed_is_named_not_a_disagreement(
+    tmp_path, pg_dsn
+):
+    """The north gate's quota switched on at noon (it says so, ``quota_changes``); the south
+    gate, of a release before them, says its last rule only (on): the compound was null with
+    a ``disagree``. It agrees with the north's last rule, is named ``unknown`` (its rule before
+    is not held), and the north's changes judge the day: F6's morning outings were over none."""
+    north = _gate(tmp_path, "gate-north", peers=["gate-south"], enabled=False, zone=TZ)
+    south = _gate(tmp_path, "gate-south", peers=["gate-north"], enabled=True, zone=TZ)
+    try:
+        _started(north, south)
+        _f6_out(north, 8, 10)
+        _restart_with(north, {"enabled": True}, 0)
+        _, compound = _compound(pg_dsn, north, south)
+    finally:
+        north.store.close()
+        south.store.close()
+    assert compound["disagree"] == [] and compound["unknown"] == ["gate-south"]
+    assert compound["over_quota_households"] == 0
+    assert [c["enabled"] for c in compound["quota_changes"]] == [False, True]
