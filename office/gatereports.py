@@ -211,11 +211,21 @@ _MAX_QUOTA_CHANGES = 48
 
 def _report_day(report: dict[str, Any]) -> tuple[datetime, datetime] | None:
     """UTC ``[start, end)`` of the report's day on its clock (``day``, ``timezone``; None
-    when it says neither: ``_fetch`` reads them first)."""
+    when it says neither: ``_fetch`` reads them first); a zone this office's tzdata does not
+    know: the day on any clock (UTC-12 to UTC+14)."""
     if "day" not in report and "timezone" not in report:
         return None
-    start, end = day_bounds(date.fromisoformat(report["day"]), ZoneInfo(report["timezone"]))
-    return _utc_time(start + "+00:00", "day"), _utc_time(end + "+00:00", "day")
+    day = date.fromisoformat(report["day"])
+    try:
+        start, end = day_bounds(day, ZoneInfo(report["timezone"]))
+        widen = timedelta(0)
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: 'Asia', a folder
+        (start, end), widen = day_bounds(day, "UTC"), timedelta(hours=14)
+    begins, ends = _utc_time(start + "+00:00", "day"), _utc_time(end + "+00:00", "day")
+    try:
+        return begins - widen, ends + widen
+    except OverflowError:  # the calendar's first or last day
+        return begins, ends
 
 
 def _quota_changes(changes: object, day: tuple[datetime, datetime] | None) -> list[dict[str, Any]]:

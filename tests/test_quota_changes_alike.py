@@ -271,3 +271,15 @@ def test_a_gate_that_says_no_change_beside_one_that_changed_is_named_not_a_disag
     assert compound["disagree"] == [] and compound["unknown"] == ["gate-south"]
     assert compound["over_quota_households"] == 0
     assert [c["enabled"] for c in compound["quota_changes"]] == [False, True]
+
+
+def test_a_zone_the_office_does_not_know_checks_the_day_on_any_clock():
+    """A gate's zone this office's tzdata lacks: its changes are checked against the day on
+    any clock, never a report refused for the office's old tzdata."""
+    report = {"day": DAY.isoformat(), "timezone": "Mars/Olympus_Mons"}
+    near = [{"from": None} | _ON, {"from": "2026-03-02T23:00:00-11:00"} | _ON]
+    kept = gate_policy(report | {"exits_per_household": _ON | {"quota_changes": near}})
+    assert kept["quota"]["changes"][1]["from"] == "2026-03-03T10:00:00+00:00"
+    far = [{"from": None} | _ON, {"from": "2026-03-04T12:00:00+00:00"} | _ON]
+    with pytest.raises(ValueError, match="within the report's day"):
+        gate_policy(report | {"exits_per_household": _ON | {"quota_changes": far}})
