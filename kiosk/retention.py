@@ -565,10 +565,11 @@ def note_refused(
 
 def recorded(db: Database | sqlite3.Connection, key: str) -> Any:
     """The record ``note_refused`` keeps under ``key`` (decoded; None without one, or one
-    that is not JSON): what a restarted daemon goes on from."""
+    that is not JSON): what a restarted daemon goes on from. ``Infinity`` and ``NaN`` (a damaged
+    card, a hand edit) read as None: no count of seconds."""
     row = db.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
     try:
-        return json.loads(row[0]) if row is not None else None
+        return json.loads(row[0], parse_constant=lambda _: None) if row is not None else None
     except (TypeError, ValueError):
         return None
 
@@ -593,6 +594,8 @@ def refused_seconds(held: Any, boot_id: str, mono_ns: int) -> float | None:
         return None
     first, last, before = (held.get(k) for k in ("mono_ns", "last_mono_ns", "before_s"))
     if not (type(first) is int and type(last) is int and isinstance(before, int | float)):
+        return None
+    if isinstance(before, bool) or not math.isfinite(before):
         return None
     end = mono_ns if held.get("boot") == boot_id else last
     return float(before) + max(0, end - first) / 1e9

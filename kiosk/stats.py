@@ -267,21 +267,34 @@ class DayOutings:
     roles the quota counts (``quota.roles``), the rule the over-quota count beside it reads
     (``over_quota_households``): a courier's exit is no outing, whatever was judged when it
     was made; ``by_gate``: a gate's own roles instead, by its ``kiosk_id`` (None: as judged
-    then)."""
+    then). ``rules``: the quotas in force during a day whose rule changed during it
+    (``QuotaRules``; ``rules_by_gate``: a gate's own), each row counted by the roles of the
+    one in force at its ``ts``: staff counted until noon are out in the morning's count."""
 
     def __init__(
         self,
         roles: Collection[str] | None = None,
         by_gate: Mapping[str, Collection[str] | None] | None = None,
+        rules: QuotaRules | None = None,
+        rules_by_gate: Mapping[str, QuotaRules] | None = None,
     ) -> None:
         self.exits: Counter[str] = Counter()
         self.outings: dict[Key, str] = {}  # the exits counted, by (kiosk, seq)
         self.emptied: set[Key] = set()
         self.roles, self.by_gate = roles, by_gate or {}
+        self.rules, self.rules_by_gate = rules, rules_by_gate or {}
+
+    def _roles(self, row: Mapping[str, Any]) -> Collection[str] | None:
+        gate = str(row["kiosk_id"])
+        rules = self.rules_by_gate.get(gate, self.rules)
+        if not rules:
+            return self.by_gate.get(gate, self.roles)
+        ts = row["ts"]
+        return quota_at(rules, ts if isinstance(ts, datetime) else _utc(str(ts))).roles
 
     def count(self, row: Mapping[str, Any]) -> None:
         key = (str(row["kiosk_id"]), int(row["seq"]))
-        roles = self.by_gate.get(key[0], self.roles)
+        roles = self._roles(row)
         if households_outing(row, roles):
             self.outings[key] = same_text(row["household"])
             self.exits[same_text(row["household"])] += 1
@@ -346,6 +359,7 @@ def over_quota_households(
     site: ZoneInfo | None = None,
     kiosks: Collection[str] | None = None,
     rules: QuotaRules | None = None,
+    by_gate: Mapping[str, QuotaRules] | None = None,
 ) -> int | None:
     """How many of ``households`` (out on ``day``) went out beyond the quota that day, counted
     as the gate counts (``kiosk.policy.quota_reached``): an outing with ``quota.exits`` or
@@ -358,9 +372,12 @@ def over_quota_households(
     ``site``: the site's zone when the day is cut in another (the office's district report);
     ``kiosks``: the outings at these gates only (one compound's, of the district's rows);
     ``rules``: the quotas in force during the day when it changed (``QuotaRules``), each
-    outing judged by the one in force when it was made (None: ``quota`` all day)."""
+    outing judged by the one in force when it was made (None: ``quota`` all day);
+    ``by_gate``: a gate's own rules instead, for its outings, by its ``kiosk_id`` (the gates of
+    one compound restart with a new quota seconds apart, each judging by its own)."""
     rules = list(rules or [(None, quota)])
-    on = [q for _, q in rules if q.enabled]
+    own = dict(by_gate or {})
+    on = [q for each in (rules, *own.values()) for _, q in each if q.enabled]
     if not on:  # no quota, nobody over it
         return 0
     start, end = day_bounds(day, zone)
@@ -368,7 +385,7 @@ def over_quota_households(
     cols = f"seq, kiosk_id, ts, direction, decision, household, flags, {_purged_sql(db)} as purged"
     back = [day, day - timedelta(days=1)] if clock is not zone else [day]  # another clock:
     lookback = min(quota_lookback(d, zone, q) for d in back for q in on)  # a day earlier
-    taken: dict[Key, tuple[str, datetime, str | None]] = {}  # the outings, by (kiosk, seq)
+    taken: dict[Key, tuple[str, Outing]] = {}  # the outings, by (kiosk, seq)
     unclear: dict[Key, datetime] = {}  # the look-back's outings whose household was purged
     with _events_between(db, lookback, end, cols, kiosks) as rows:
         for row in rows:
@@ -376,41 +393,46 @@ def over_quota_households(
                 any(households_outing(row, q.roles) for q in on)
                 and same_text(row["household"]) in households
             ):
-                when = _utc(row["ts"])
-                taken[(str(row["kiosk_id"]), int(row["seq"]))] = (
-                    same_text(row["household"]), when, row["flags"]
-                )  # fmt: skip
+                gate = str(row["kiosk_id"])
+                taken[(gate, int(row["seq"]))] = (
+                    same_text(row["household"]),
+                    (_utc(row["ts"]), row["flags"], own.get(gate, rules)),
+                )
             elif (failed := not_opened_pass(row)) is not None:
                 taken.pop(failed, None)
                 unclear.pop(failed, None)
             elif any(purged_outing(row, q.roles) for q in on) and row["ts"][:19] < start[:19]:
                 unclear[(str(row["kiosk_id"]), int(row["seq"]))] = _utc(row["ts"])
-    outings: dict[str, list[tuple[datetime, str | None]]] = {}
-    for household, when, flags in taken.values():
-        outings.setdefault(household, []).append((when, flags))
-    return _count_over(outings, _utc(start), list(unclear.values()), rules, clock)
+    outings: dict[str, list[Outing]] = {}
+    for household, outing in taken.values():
+        outings.setdefault(household, []).append(outing)
+    return _count_over(outings, _utc(start), list(unclear.values()), clock)
+
+
+#: An outing as the over-quota count reads it: its time, its flags, and the rules of the gate
+#: it was made at (``QuotaRules``).
+Outing = tuple[datetime, str | None, QuotaRules]
 
 
 def _count_over(
-    outings: Mapping[str, list[tuple[datetime, str | None]]],
+    outings: Mapping[str, list[Outing]],
     day_start: datetime,
     purged: list[datetime],
-    rules: QuotaRules,
     clock: ZoneInfo,
 ) -> int | None:
-    """How many households (``outings``: each one's times and flags, in order) went out
-    beyond the quota from ``day_start``, each outing by the quota in force when it was made
-    (``rules``); None when one not over by its known outings could be over were the
+    """How many households (``outings``: each one's, in order) went out beyond the quota
+    from ``day_start``, each outing by the quota in force when and where it was made (its
+    gate's rules); None when one not over by its known outings could be over were the
     look-back's outings whose household was purged (``purged``, before the day:
     ``purged_outing``) its own: its known ones and those in an outing's period reach
     ``quota.exits``. Fewer cannot tip it, whoever's they were: not over, known."""
     over = 0
     for times in outings.values():
         judged = []  # each of the day's outings counted by its rule, the ones before it
-        for i, (when, flags) in enumerate(times):
+        for i, (when, flags, rules) in enumerate(times):
             quota = quota_at(rules, when)
             if when >= day_start and quota.enabled and _counts_to(flags, quota):
-                before = [t for t, f in times[:i] if _counts_to(f, quota)]
+                before = [t for t, f, _ in times[:i] if _counts_to(f, quota)]
                 judged.append((when, before, quota))
         if any(over_quota(t, before, q, clock) for t, before, q in judged):
             over += 1
@@ -495,7 +517,7 @@ def compute_report(
     guards = _GuardDecisions(db)
     seen: dict[Key, Key] = {}  # each row's passage (``kiosk.links.passage_key``)
     fevers: list[datetime] = []  # local, with the UTC offset: which 02:30 it was
-    day_outings = DayOutings(quota.roles)  # the over-quota count's rule
+    day_outings = DayOutings(quota.roles, rules=rules)  # the over-quota count's rules
     total = 0
     kiosks: set[str] = set()
     dating: Counter[str | None] = Counter()

@@ -32,7 +32,7 @@ import json
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -237,6 +237,11 @@ class _Rule:
     #: The quotas in force during the day when its gates' changed during it
     #: (``kiosk.stats.QuotaRules``: their reports' ``quota_changes``), else None.
     rules: stats.QuotaRules | None = None
+    #: Each gate's own rules when they changed during the day (``rules`` set): a change comes
+    #: into force at each gate when it restarts.
+    by_gate: dict[str, stats.QuotaRules] | None = None
+    #: ``rules`` as shown (the gates' ``quota_changes`` as the office keeps them), else None.
+    changes: list[dict[str, Any]] | None = None
 
 
 def _zone(name: str) -> ZoneInfo | None:
@@ -256,26 +261,25 @@ def _rule(
         if zone is not None:
             told[g] = (held[g], zone)
     rule = _Rule(disagree=[], unknown=[g for g in gates if g not in told])
-    rules: list[tuple[dict[str, Any], ZoneInfo]] = []
-    for policy, zone in told.values():
-        quota = policy.quota or {}
-        if not any(
-            _same_rule(q, quota)
-            and q.get("changes") == quota.get("changes")  # changed at the same times
-            and (not quota["enabled"] or same_clock(zone, z, *window))
-            for q, z in rules
-        ):
-            rules.append((quota, zone))
-    if len(rules) > 1:
+    rules = [(p.quota or {}, zone) for p, zone in told.values()]
+    agree = all(
+        _same_rule(q, quota)
+        and _same_changes(q.get("changes"), quota.get("changes"))
+        and (not quota["enabled"] or same_clock(zone, z, *window))
+        for i, (quota, zone) in enumerate(rules)
+        for q, z in rules[:i]
+    )  # each pair: a gate that says no changes agrees with gates whose changes differ
+    if not agree:
         rule.disagree = [
             {
                 "kiosk_id": g,
                 "quota": {k: (p.quota or {}).get(k) for k in _SHOWN} | {"timezone": p.zone},
+                "quota_changes": (p.quota or {}).get("changes"),
             }
             for g, (p, _) in told.items()
         ]
     elif rules:
-        quota, zone = rules[0]
+        quota, zone = next(((q, z) for q, z in rules if q.get("changes")), rules[0])
         roles = next((q["roles"] for q in _told_quotas(told) if q.get("roles")), None)
         rule.quota = QuotaConfig(
             enabled=quota["enabled"], exits=quota["exits"], period_days=quota["period_days"]
@@ -283,8 +287,38 @@ def _rule(
         if roles is not None:
             rule.quota = rule.quota.model_copy(update={"roles": tuple(roles)})
         rule.site, rule.shown = zone, _given(rule.quota, zone).shown
-        rule.rules = _changed_rules(quota.get("changes"))
+        rule.rules, rule.changes = _changed_rules(quota.get("changes")), quota.get("changes")
+        if rule.rules is not None:  # each gate's outings by its own rules
+            changed = {g: (p.quota or {}).get("changes") for g, (p, _) in told.items()}
+            rule.by_gate = {g: own for g, c in changed.items() if (own := _changed_rules(c))}
+            rule.unknown = [*(rule.unknown or []), *sorted(set(told) - set(rule.by_gate))]
     return rule
+
+
+#: How far apart two gates' changes of their quota may come into force and be one change: a
+#: fleet config push restarts a compound's gates in turn, seconds or minutes apart.
+SAME_CHANGE = timedelta(minutes=15)
+
+
+def _same_changes(a: list[dict[str, Any]] | None, b: list[dict[str, Any]] | None) -> bool:
+    """Whether two gates' quotas changed alike during the day (``quota_changes``): the same
+    rules in the same order, each in force from within ``SAME_CHANGE`` of the other's. A gate
+    that says none (an older release's report says its last rule only) agrees with any
+    (``_same_rule`` holds its rule to the other's last): its rule before is not held, it is
+    named ``unknown`` and its outings judged by the other's. Each gate's outings are judged
+    by its own rules."""
+    if not a or not b:
+        return True
+    if len(a) != len(b):
+        return False
+    for x, y in zip(a, b, strict=True):
+        if not _same_rule(x, y) or (x["from"] is None) != (y["from"] is None):
+            return False
+        if x["from"] is not None:
+            apart = datetime.fromisoformat(x["from"]) - datetime.fromisoformat(y["from"])
+            if abs(apart) > SAME_CHANGE:
+                return False
+    return True
 
 
 def _changed_rules(changes: list[dict[str, Any]] | None) -> stats.QuotaRules | None:
@@ -293,17 +327,19 @@ def _changed_rules(changes: list[dict[str, Any]] | None) -> stats.QuotaRules | N
     if not changes:
         return None
     return [
-        (
-            datetime.fromisoformat(c["from"]) if c["from"] else None,
-            QuotaConfig(
-                enabled=c["enabled"],
-                exits=c["exits"],
-                period_days=c["period_days"],
-                **({"roles": tuple(c["roles"])} if c.get("roles") else {}),
-            ),
-        )  # fmt: skip
+        (datetime.fromisoformat(c["from"]) if c["from"] else None, _quota_config(c))
         for c in changes
     ]
+
+
+def _quota_config(rule: dict[str, Any]) -> QuotaConfig:
+    """A rule as a gate reported it (``office.gatereports``) as the quota it counts by."""
+    return QuotaConfig(
+        enabled=rule["enabled"],
+        exits=rule["exits"],
+        period_days=rule["period_days"],
+        **({"roles": tuple(rule["roles"])} if rule.get("roles") else {}),
+    )
 
 
 def _counted_roles(
@@ -345,9 +381,7 @@ def _compound_exits(
     gates: list[str],
     rule: _Rule,
     day_rows: list[Row],
-    count: Callable[
-        [list[str], QuotaConfig, set[str], ZoneInfo, stats.QuotaRules | None], int | None
-    ],
+    count: Callable[[list[str], _Rule, set[str]], int | None],
     masked: Callable[[Row], bool],
 ) -> dict[str, Any]:
     """One compound's outings on the day (``day_rows``: the district's) and its households
@@ -355,13 +389,16 @@ def _compound_exits(
     counts them (``kiosk.stats.DayOutings``: one no one's here, ``masked``, masked or purged,
     is counted, and leaves the households unknown), its look-back's no one's outings unknown
     only where they could put a household over (``count``: ``stats.over_quota_households``)."""
-    outings = stats.DayOutings(by_gate=rule.roles)  # the over-quota count's roles
+    outings = stats.DayOutings(  # the over-quota count's roles, of each rule of the day
+        by_gate=rule.roles, rules=rule.rules, rules_by_gate=rule.by_gate
+    )
     for r in day_rows:
         if r[1] in gates:
             outings.count(
                 {
                     "seq": r[0],
                     "kiosk_id": r[1],
+                    "ts": r[2],
                     "direction": r[3],
                     "decision": r[4],
                     "household": PURGED_HOUSEHOLD if (gone := masked(r)) else r[7],
@@ -373,6 +410,7 @@ def _compound_exits(
     known = rule.identity or {}
     entry: dict[str, Any] = {
         "gates": gates, "id": known.get("id"), "quota": rule.shown,
+        "quota_changes": _shown_changes(rule.changes),
         "disagree": rule.disagree, "unknown": rule.unknown,
         "peers_unlisted": rule.unlisted, "peers_outside": rule.outside,
         "id_missing": known.get("id_missing"), "peers_elsewhere": known.get("peers_elsewhere"),
@@ -383,9 +421,17 @@ def _compound_exits(
     elif rule.quota is None or rule.site is None:  # no rule held, or rules that disagree
         entry["over_quota_households"] = None
     else:
-        over = count(gates, rule.quota, set(exits), rule.site, rule.rules)
+        over = count(gates, rule, set(exits))
         entry["over_quota_households"] = over
     return outings.unknown(entry)
+
+
+def _shown_changes(changes: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
+    """The rules in force during the day when they changed during it, as a rule is shown
+    (``from``: UTC, None for the one in force when the day began), else None."""
+    if not changes:
+        return None
+    return [{"from": c["from"], **{k: c.get(k) for k in _SHOWN}} for c in changes]
 
 
 def json_text(value: object) -> str | None:
@@ -417,15 +463,14 @@ def district_exits(
     each compound's gates' rows are read from (its no one's outings held as purged ones)."""
     day, zone, since, until = when
 
-    def count(
-        gates: list[str],
-        quota: QuotaConfig,
-        households: set[str],
-        site: ZoneInfo,
-        rules: stats.QuotaRules | None,
-    ) -> int | None:
+    def count(gates: list[str], rule: _Rule, households: set[str]) -> int | None:
+        site = rule.site
+        if rule.quota is None or site is None:  # no rule held (_compound_exits counts none)
+            return None
         clock = None if same_clock(site, zone, since, until) else site
-        return stats.over_quota_households(db, day, zone, quota, households, clock, gates, rules)
+        return stats.over_quota_households(
+            db, day, zone, rule.quota, households, clock, gates, rule.rules, rule.by_gate
+        )
 
     in_report = {g for gates in groups for g in gates}
     entries = []

@@ -29,6 +29,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import httpx
 
 from kiosk import services
+from kiosk.days import day_bounds
 from kiosk.stats import STAFFING_CHANGED
 from kiosk.typed import visible
 from office.pull import (
@@ -165,7 +166,7 @@ def gate_policy(report: dict[str, Any]) -> dict[str, Any]:
             raise ValueError("exits_per_household: expected a section")
         quota = _quota_rule(exits, "exits_per_household")
         if exits.get("quota_changes") is not None:
-            quota["changes"] = _quota_changes(exits["quota_changes"])
+            quota["changes"] = _quota_changes(exits["quota_changes"], _report_day(report))
     compound = report.get("compound")
     peers = None
     if compound is not None:
@@ -208,10 +209,30 @@ def _quota_rule(fields: dict[str, Any], where: str) -> dict[str, Any]:
 _MAX_QUOTA_CHANGES = 48
 
 
-def _quota_changes(changes: object) -> list[dict[str, Any]]:
+def _report_day(report: dict[str, Any]) -> tuple[datetime, datetime] | None:
+    """UTC ``[start, end)`` of the report's day on its clock (``day``, ``timezone``; None
+    when it says neither: ``_fetch`` reads them first); a zone this office's tzdata does not
+    know: the day on any clock (UTC-12 to UTC+14)."""
+    if "day" not in report and "timezone" not in report:
+        return None
+    day = date.fromisoformat(report["day"])
+    try:
+        start, end = day_bounds(day, ZoneInfo(report["timezone"]))
+        widen = timedelta(0)
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: 'Asia', a folder
+        (start, end), widen = day_bounds(day, "UTC"), timedelta(hours=14)
+    begins, ends = _utc_time(start + "+00:00", "day"), _utc_time(end + "+00:00", "day")
+    try:
+        return begins - widen, ends + widen
+    except OverflowError:  # the calendar's first or last day
+        return begins, ends
+
+
+def _quota_changes(changes: object, day: tuple[datetime, datetime] | None) -> list[dict[str, Any]]:
     """The quotas in force during a day whose rule changed during it (``quota_changes``:
-    ``kiosk.stats.day_quotas``), each with when it came into force (``from``: UTC, None for
-    the one in force when the day began), in order; ``ValueError`` for anything else."""
+    ``kiosk.stats.day_quotas``), each with when it came into force (``from``: UTC, within
+    the report's ``day``; None for the one in force when the day began), in order;
+    ``ValueError`` for anything else."""
     where = "exits_per_household.quota_changes"
     if not (isinstance(changes, list) and 1 < len(changes) <= _MAX_QUOTA_CHANGES):
         raise ValueError(f"{where}: expected the rules in force during the day")
@@ -223,6 +244,8 @@ def _quota_changes(changes: object) -> list[dict[str, Any]]:
         if (since is None) != (i == 0):
             raise ValueError(f"{where}.from: only the first rule is from the day's start")
         when = _utc_time(since, f"{where}.from") if since is not None else None
+        if when is not None and day is not None and not day[0] <= when < day[1]:
+            raise ValueError(f"{where}.from: expected a time within the report's day")
         if when is not None and last is not None and when < last:
             raise ValueError(f"{where}.from: expected in order")
         last = when or last
@@ -233,11 +256,12 @@ def _quota_changes(changes: object) -> list[dict[str, Any]]:
 def _utc_time(value: object, where: str) -> datetime:
     try:
         when = datetime.fromisoformat(value) if isinstance(value, str) and len(value) < 40 else None
-    except ValueError:
-        when = None
-    if when is None or when.tzinfo is None:
+        utc = when.astimezone(UTC) if when is not None and when.tzinfo is not None else None
+    except (ValueError, OverflowError):  # OverflowError: a time at the calendar's ends
+        utc = None
+    if utc is None:
         raise ValueError(f"{where}: expected a time with its offset")
-    return when.astimezone(UTC)
+    return utc
 
 
 def gate_staffing(report: dict[str, Any]) -> dict[str, Any] | None:

@@ -448,3 +448,31 @@ def test_a_refusal_record_without_its_boot_is_carried_on_not_raised(core, clock)
     noted = retention.recorded(core.store.reader(), retention.REFUSED_KEY)
     assert noted["boot"] == core.store.boot_id
     assert noted["before_s"] == pytest.approx(7, abs=0.001)  # its mono_ns 1 to 2: 1 ns more
+
+
+@pytest.mark.parametrize("key", [retention.STEP_FAILED_KEY, retention.REFUSED_KEY])
+@pytest.mark.parametrize("before", ["Infinity", "-Infinity", "NaN", "1e999"])
+def test_a_purge_record_counting_infinite_seconds_leaves_the_health_report_standing(
+    core, app, key, before
+):
+    """A purge record whose ``before_s`` reads Infinity (a card's bad sector, a hand edit:
+    json reads it as inf) raised OverflowError in core.health() (the overdue days as
+    ``int(inf // 86400)``): the console showed the event store in fault. No finite count of
+    seconds: no time counted, as for any record not of its shape."""
+    value = (
+        f'{{"boot": "old", "mono_ns": 0, "last_mono_ns": 0, "before_s": {before},'
+        ' "cause": "unsynchronised"}'
+    )
+    core.store.submit(
+        lambda db: db.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", [key, value]
+        )
+    )
+    core.purge_refused = core.purge_step_failed = None
+    assert core.health()["retention"]["overdue"] is None
+    finite = {"mono_ns": 0, "last_mono_ns": 0, "before_s": 1e308}  # finite: counted, days too
+    assert retention.overdue(None, START, retention.refused_seconds(finite, "b", 0))["days"] > 0
+    with signed_in(app, "root", ADMIN_PW) as tablet:
+        feed = tablet.get("/guard/api/feed", params={"lang": "en"})
+    assert feed.status_code == 200
+    assert "event store" not in feed.text
