@@ -388,10 +388,24 @@ def _order(a: str, b: str) -> int | None:
         return None
 
 
-def same_incident(drawn: str, since: str) -> bool:
-    """Whether a card's incident ``since`` is the one a page drew (``drawn``); either not
-    known (empty) is taken as the same."""
-    return not drawn or not since or drawn == since
+def same_incident(drawn: str, since: str, closes: Iterable[str] = ()) -> bool:
+    """Whether a device's open card, its incident begun at ``since``, is the one a page drew
+    (``drawn``, the ``since`` it drew): by times, not their text (a peer's stale spell, a
+    fault dated by the health report then raised on the bus, are one incident however each
+    dated its start), the same unless a card of the device was closed (``closes``: when)
+    since the drawn one began (that was an older incident, closed). Either not known (empty)
+    is taken as the same; a drawn one that is no time comparable with ``since``, as another."""
+    if not drawn or not since or drawn == since:
+        return True
+    if _order(drawn, since) is None:
+        return False
+    return not any(_begun_by(drawn, closed) for closed in closes)
+
+
+def _closed(drawn: str, closed_at: str | None) -> bool:
+    """Whether a close at ``closed_at`` closed the incident a page drew (``drawn``: when it
+    began; empty, not known: taken as that one): it had begun by then."""
+    return not drawn or _begun_by(drawn, closed_at or "")
 
 
 def _seconds_between(a: str, b: str) -> float:
@@ -424,7 +438,8 @@ class AlarmBoard:
     #: Device cards closed and gone from the board (their fault cleared, or a new incident
     #: took their place): key -> (who, resolution, the incident's ``since``), so a second
     #: guard's close of the card their page drew is told who closed it (``AlarmDesk.closed_by``).
-    closed_before: dict[str, tuple[str, str | None, str]] = field(default_factory=dict)
+    #: A fourth: when it was closed.
+    closed_before: dict[str, tuple[str, str | None, str, str]] = field(default_factory=dict)
 
     def add(self, alarm: Alarm) -> bool:
         """Take a new alarm; False when it is known already or joins an open incident."""
@@ -484,7 +499,18 @@ class AlarmBoard:
         (``closed_before``)."""
         gone = self.alarms.pop(key)
         if gone.acked_by:
-            self.closed_before[key] = (gone.acked_by, gone.resolution, gone.since)
+            self.closed_before[key] = (
+                gone.acked_by,
+                gone.resolution,
+                gone.since,
+                gone.acked_at or "",
+            )
+
+    def closes(self, key: str) -> list[str]:
+        """When device card ``key`` was last closed: its card gone from the board
+        (``closed_before``), its close read back from the log not applied (``acked_before``)."""
+        gone, before = self.closed_before.get(key), self.acked_before.get(key)
+        return [*(gone[3:] if gone else ()), *(before[1:2] if before else ())]
 
     def _trim(self) -> None:
         """Down to ``keep``: closed alarms leave first, oldest first (one closed in the audit
@@ -1452,7 +1478,7 @@ class AlarmDesk:
                 for k in dict.fromkeys(keys)
                 if k not in self._closing
                 and (a := self.board.open_one(k)) is not None
-                and same_incident((incidents or {}).get(k, ""), a.since)
+                and same_incident((incidents or {}).get(k, ""), a.since, self.board.closes(k))
             ]
             for alarm in closing:  # a condition raised again is no one new to see: closed
                 drawn = (seen or {}).get(alarm.key)
@@ -1483,16 +1509,26 @@ class AlarmDesk:
         is closed (in this process, or before a restart); None when it is not. A second
         guard's close of the same card is told this, not only that it is not open; a
         device's card closed and gone since (its fault cleared, or a new incident on the
-        board: ``incident``, the ``since`` the page drew, names which) too."""
+        board: ``incident``, the ``since`` the page drew, names which) too; a close read
+        back from the log names a device's incident only if it had begun by then (one begun
+        after it nobody closed: None)."""
         with self._lock:
             alarm = self.board.alarms.get(key)
-            if alarm is not None and alarm.acked_by and same_incident(incident, alarm.since):
+            if alarm is not None and alarm.acked_by and _closed(incident, alarm.acked_at):
                 return alarm.acked_by, alarm.resolution or RESOLUTIONS[0]
             gone = self.board.closed_before.get(key)
-            if gone is not None and same_incident(incident, gone[2]):
+            if gone is not None and _closed(incident, gone[3]):
                 return gone[0], gone[1] or RESOLUTIONS[0]
             before = self.board.acked_before.get(key)
-            return (before[0], before[2] or RESOLUTIONS[0]) if before is not None else None
+            if before is None or (key.startswith("device:") and not _closed(incident, before[1])):
+                return None  # not closed; a device's incident begun after that close, not it
+            return before[0], before[2] or RESOLUTIONS[0]
+
+    def is_open(self, key: str) -> bool:
+        """Whether alarm ``key`` is on the board and open (a close of it from a page that
+        drew another incident of it closed nothing: the page is out of date)."""
+        with self._lock:
+            return self.board.open_one(key) is not None
 
     def ack(self, key: str, who: str, standing: list[Alarm]) -> Alarm | None:
         """Close one alarm as ``handled``; None when there is no such open alarm."""

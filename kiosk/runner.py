@@ -175,6 +175,10 @@ class EngineRunner:
         #: When each device's fault began, as the health reports saw it (``health``): device
         #: (the readers as one, ``reader``) -> the time of the first report that had it.
         self._fault_since: dict[str, str] = {}
+        #: Held while ``_faults_began`` reads and replaces ``_fault_since``: the health
+        #: report is asked from several threads (the console's pages, the health loop), and
+        #: two at once each found a new fault and dated it by its own ``now``.
+        self._fault_since_lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: threading.Thread | None = None
         self._tasks: list[asyncio.Task[Any]] = []
@@ -661,10 +665,11 @@ class EngineRunner:
             for key, entry in devices.items()
             if entry["state"] == "fault"
         }
-        now = self.clock.now().isoformat()
-        began = {device: self._fault_since.get(device, now) for device in sorted(failing)}
-        self._fault_since = began
-        return dict(began)
+        with self._fault_since_lock:
+            now = self.clock.now().isoformat()
+            began = {device: self._fault_since.get(device, now) for device in sorted(failing)}
+            self._fault_since = began
+            return dict(began)
 
     def metrics(self) -> dict[str, float]:
         """Counters and gauges for ``/metrics`` (numbers only, no personal data)."""

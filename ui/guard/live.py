@@ -526,6 +526,8 @@ async def ack_alarm(request: Request, session: ActionSession, g: GuardDep) -> Re
         by = await asyncio.to_thread(g.alarms.closed_by, keys[0], incidents.get(keys[0], ""))
         if by is not None and by[1] in RESOLUTIONS:
             raise BadInput("err.alarm_closed_by", who=by[0], resolution=f"resolution.{by[1]}")
+        if await asyncio.to_thread(g.alarms.is_open, keys[0]):  # another incident of it now
+            raise BadInput("err.alarm_seen")
         raise BadInput("err.no_alarm")
     # Every other open console (a second tablet) draws its alarms again now, not at the
     # next passage: the same cards, the same count, on each.
