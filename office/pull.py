@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import json
 import logging
 import operator
@@ -34,9 +35,11 @@ import re
 import socket
 import sqlite3
 import ssl
+import stat
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -323,38 +326,62 @@ def client_timeout(timeout_s: float) -> httpx.Timeout:
 
 _TRUSTED: dict[tuple[object, ...], ssl.SSLContext] = {}
 _TRUSTING = threading.Lock()
+#: Each trust ``tls_trust`` made, numbered as made: a client never goes back to an older one.
+_BORN: weakref.WeakKeyDictionary[ssl.SSLContext, int] = weakref.WeakKeyDictionary()
+_MADE = itertools.count(1)
 
 
 def tls_trust() -> ssl.SSLContext:
     """The certificates an HTTP client of the office or of a gate trusts (the pull, the
     collector, the list sync, the peers): httpx's own choice, ``SSL_CERT_FILE``, else
     ``SSL_CERT_DIR``, else certifi's bundle, loaded once per process while the variables
-    name the same file, unchanged (its inode, size, modification time and change time: a
-    renewed certificate of the same size copied over it keeping its time, ``cp -p``,
-    ``rsync -t``, ``install -p``, still changes the last, which no user can set): each
-    client made loaded the whole bundle again, ~20 ms of CPU on a PC (a daemon with its list
-    sync and its peers made two at each start). A client holds the trust it was made with:
-    the daemons' long-lived clients follow it through ``TrustedClient``, which makes a new
-    one when this returns another trust (docs/operations.md)."""
+    name the same file, unchanged (``_trust_seen``): each client made loaded the whole
+    bundle again, ~20 ms of CPU on a PC (a daemon with its list sync and its peers made two
+    at each start). A client holds the trust it was made with: the daemons' long-lived
+    clients follow it through ``TrustedClient``, which makes a new one when this returns a
+    newer trust (docs/operations.md)."""
     import certifi
 
     cafile, capath = os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR")
     source = cafile or capath or certifi.where()
-    try:
-        st = os.stat(source)
-        seen: tuple[object, ...] = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-    except OSError:
-        seen = ()  # missing: loaded (and refused) as httpx would, never kept
-    key = (cafile, capath, source, *seen)
+    key = (cafile, capath, source, *_trust_seen(source))
     with _TRUSTING:  # asked by many threads at once (the peers', the collector's pulls)
         context = _TRUSTED.get(key)
-        if context is None:
+        if context is None:  # a file missing is refused here (httpx raises), never kept
             context = httpx.create_ssl_context()
-            if seen:
-                for stale in [k for k in _TRUSTED if k[:3] == key[:3]]:  # the file's old trust
-                    del _TRUSTED[stale]
-                _TRUSTED[key] = context
+            _BORN[context] = next(_MADE)
+            for stale in [k for k in _TRUSTED if k[:3] == key[:3]]:  # the file's old trust
+                del _TRUSTED[stale]
+            _TRUSTED[key] = context
     return context
+
+
+def _trust_seen(source: str) -> tuple[object, ...]:
+    """What tells that the trust file ``source`` changed: its inode, size, modification time
+    and change time (a renewed certificate of the same size copied over it keeping its time,
+    ``cp -p``, ``rsync -t``, ``install -p``, still changes the last, which no user can set);
+    for a folder (``SSL_CERT_DIR``) the same of each file in it, by name, so a file still
+    being copied in, or rewritten in place, is read again once it changed; ``("missing",)``
+    for none there (a folder named before it is made: one trust while it is missing)."""
+    try:
+        st = os.stat(source)
+        seen = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        if not stat.S_ISDIR(st.st_mode):
+            return seen
+        with os.scandir(source) as entries:
+            return (*seen, *sorted(_entry_seen(entry) for entry in entries))
+    except OSError:
+        return ("missing",)
+
+
+def _entry_seen(entry: os.DirEntry[str]) -> tuple[object, ...]:
+    """A file of a trust folder as ``_trust_seen`` compares it (a link followed; one broken,
+    or a file removed meanwhile, by its name alone)."""
+    try:
+        st = entry.stat()
+    except OSError:
+        return (entry.name,)
+    return (entry.name, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
 def http_client(
@@ -376,12 +403,15 @@ class TrustedClient:
     threads' requests) have ended. Before, such a client kept the trust it was made with
     until the daemon was restarted, its requests refused meanwhile. A client handed in
     (tests) is used as it is, never replaced nor closed here. A trust that cannot be read
-    again (the file removed, or being written) keeps the client in use, said once."""
+    again (the file removed, or being written) keeps the client in use, said once. A trust
+    older than the client's (read by a thread just before another read the renewed one) never
+    brings the old certificates back: the client in use is handed out."""
 
     def __init__(self, timeout: httpx.Timeout | float, client: httpx.Client | None = None) -> None:
         self._timeout = timeout
         self._own = client is None
         self._trust = tls_trust() if client is None else None
+        self._born = _BORN.get(self._trust, 0) if self._trust is not None else 0
         self._client = client or http_client(timeout, self._trust)
         self._lock = threading.Lock()
         #: Uses under way per client; a client replaced while used is closed by its last one.
@@ -427,9 +457,10 @@ class TrustedClient:
     def _take(self, trust: ssl.SSLContext | None) -> httpx.Client:
         stale: httpx.Client | None = None
         with self._lock:
-            if trust is not None and trust is not self._trust and not self._closed:
+            born = _BORN.get(trust, 0) if trust is not None else 0
+            if trust is not None and born > self._born and not self._closed:
                 stale, self._client = self._client, http_client(self._timeout, trust)
-                self._trust = trust
+                self._trust, self._born = trust, born
                 if self._uses.get(stale):
                     self._retired.add(stale)
                     stale = None

@@ -268,3 +268,111 @@ def test_the_office_certificate_renewed_on_disk_is_trusted_by_the_running_list_s
     assert before.outcome == "error"
     assert "the office's TLS certificate is not trusted here" in before.message
     assert after.outcome == "not_modified", after.message
+
+
+@pytest.fixture
+def cert_dir(tmp_path, monkeypatch, loads) -> Path:
+    """The folder ``SSL_CERT_DIR`` names (the office's certificate in it), no file named."""
+    folder = tmp_path / "certs"
+    folder.mkdir()
+    (folder / "office-2025.pem").write_bytes(_ca_pem("office-2025"))
+    monkeypatch.setenv("SSL_CERT_DIR", str(folder))
+    return folder
+
+
+def test_a_certificate_caught_half_copied_into_the_trust_folder_is_trusted_once_whole(
+    cert_dir, made
+):
+    """A request between a renewed file's creation and its last byte made a client (the
+    folder changed) that could not trust it, and the end of the copy changed nothing the
+    folder's own stat shows: the renewed certificate was refused until a restart."""
+    from office.pull import TrustedClient
+
+    held = TrustedClient(5.0)
+    renewed = _ca_pem("office-renewed-2026")
+    with (cert_dir / "office-2026.pem").open("wb") as copy:
+        copy.write(renewed[:100])
+        copy.flush()
+        with held.use() as during:  # the copy under way
+            pass
+        copy.write(renewed[100:])
+    with held.use() as after:
+        assert after is not during and during.is_closed
+    (cert_dir / "office-2025.pem").write_bytes(renewed + b"\n")  # rewritten in place
+    with held.use() as rewritten:
+        assert rewritten is not after
+    with held.use() as again:
+        assert again is rewritten
+    assert len(made) == 4  # the first, the half copy's, the whole copy's, the rewrite's
+    held.close()
+
+
+def test_a_trust_folder_not_there_makes_no_new_client_at_each_request(
+    tmp_path, monkeypatch, loads, made
+):
+    """``SSL_CERT_DIR`` naming a folder not made yet: each request made a new client (no
+    keep-alive, a context loaded each time); one now, and another once the folder is made."""
+    from office.pull import TrustedClient
+
+    monkeypatch.setenv("SSL_CERT_DIR", str(tmp_path / "certs"))
+    held = TrustedClient(5.0)
+    for _ in range(3):
+        with held.use() as client:
+            assert client is held.current
+    assert len(made) == 1
+    (tmp_path / "certs").mkdir()
+    with held.use() as client:
+        assert len(made) == 2 and client is made[1][0]
+    held.close()
+
+
+def test_a_use_that_read_the_old_trust_never_brings_it_back(cert_file, monkeypatch, made):
+    """A thread that read the trust just before a renewal, and took the client just after
+    another thread switched to the renewed one, switched back: a new client made with the old
+    certificate (its request refused), and a third at the next request. Here the other
+    thread's use runs in between, as the read ends."""
+    from office.pull import TrustedClient
+
+    held = TrustedClient(5.0)
+    real = pull.tls_trust
+    between: list[httpx.Client] = []
+
+    def read_before_the_renewal() -> ssl.SSLContext:
+        trust = real()
+        if not between:
+            renewed = renew(cert_file)
+            monkeypatch.setattr(pull, "tls_trust", real)  # the other thread reads it anew
+            with held.use() as other:
+                between.append(other)
+            assert made[-1] == (other, renewed)
+        return trust
+
+    monkeypatch.setattr(pull, "tls_trust", read_before_the_renewal)
+    with held.use() as late:
+        assert late is between[0] and not late.is_closed
+    with held.use() as next_one:
+        assert next_one is late
+    assert len(made) == 2 and made[-1][1] is real()
+    held.close()
+
+
+def _two_certificates() -> tuple[bytes, int]:
+    """A bundle of two certificates (the office's and a peer's), and where the first ends."""
+    first = _ca_pem("office-renewed-2026")  # another size than the file had
+    return first + _ca_pem("peer-2026"), len(first)
+
+
+def test_a_bundle_caught_half_copied_is_trusted_in_full_at_the_next_request(cert_file, made):
+    """What docs/operations.md says of a file caught half copied: its certificates whole then
+    are trusted for that request (no word said), all of them from the next one after."""
+    from office.pull import TrustedClient
+
+    held = TrustedClient(5.0)
+    bundle, cut = _two_certificates()
+    cert_file.write_bytes(bundle[:cut])
+    with held.use():
+        assert len(made[-1][1].get_ca_certs()) == 1
+    cert_file.write_bytes(bundle)
+    with held.use():
+        assert len(made[-1][1].get_ca_certs()) == 2
+    held.close()
