@@ -95,3 +95,27 @@ def test_a_signed_out_stream_is_not_opened_again(app, admin, clock):
         _shift(admin, "2026-02-12T16:00", "2026-02-12T22:00")
         g.auth.sessions.revoke(session)
         assert asyncio.run(stream.expired()) == ""
+
+
+def _beat_left_s(line: str) -> int:
+    import json
+
+    name, data = line.strip().split("\n")
+    assert name == "event: beat"
+    return int(json.loads(data.removeprefix("data: "))["session_left_s"])
+
+
+def test_the_stream_tells_its_page_the_time_left_the_roster_gave(app, admin, clock):
+    """The live page counted to the end it was drawn with and said at 17:00 that the sign-in
+    had ended while it went on to 23:00: nothing told the page. Each beat now carries the
+    session's time left, and the stream closing at the old end says the lengthened one."""
+    _shift(admin, "2026-02-12T08:00", "2026-02-12T16:00")
+    with signed_in(app, "alice") as tablet:
+        g = tablet.app.state.guard
+        session = g.auth.sessions.read(tablet.cookies.get("kiosk_session"))
+        stream = FeedStream(g, session, "en", 0)
+        assert _beat_left_s(stream.beat()) == 8 * HOUR_S
+        _shift(admin, "2026-02-12T16:00", "2026-02-12T22:00")
+        clock.advance(8 * HOUR_S)  # 17:00
+        assert asyncio.run(stream.expired()) == REOPEN
+        assert _beat_left_s(stream.beat(stream.longer_left_s)) == 6 * HOUR_S

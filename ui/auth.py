@@ -997,17 +997,18 @@ class GuardAuth:
             return None if ended else held
         return longer[1]
 
-    def lengthens(self, session: Session) -> bool:
-        """Whether the roster lengthens ``session`` (signed in, its account unchanged) now
-        (``SessionManager.lengthened``): a live stream at its end closes without a word, and
-        the page's next request (the stream opened again) carries the longer cookie. Blocking:
-        the roster's reads."""
+    def lengthens(self, session: Session) -> Session | None:
+        """``session`` (signed in, its account unchanged) as the roster lengthens it now
+        (``SessionManager.lengthened``), else None: a live stream at its end tells its page
+        the time left and closes, and the page's next request (the stream opened again)
+        carries the longer cookie. Blocking: the roster's reads."""
         account = self.accounts.get(session.name)
         if self.sessions.revoked(session) or account is None or account.role != session.role:
-            return False
+            return None
         if not _same_credential(account, session):
-            return False
-        return self.sessions.lengthened(session, session.expires) is not None
+            return None
+        longer = self.sessions.lengthened(session, session.expires)
+        return None if longer is None else longer[1]
 
     def renew_cookie(self, request: Request, response: Response) -> None:
         """The cookie of a session the roster lengthened during ``request`` (``current``),
