@@ -14,6 +14,7 @@ only then is it complete. Every step is audited.
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Callable, Iterable, Mapping, Sized
 from dataclasses import dataclass, field
@@ -548,6 +549,12 @@ class Roster:
         self._open_alarms = open_alarms
         #: this boot's id, as the log stamps its rows (``EventLog.boot_id``)
         self._boot_id = log.boot_id if boot_id is None else boot_id
+        #: How many shifts were added or removed through this roster (``changes``).
+        self._changes = itertools.count(1)
+        #: Bumped by each shift added or removed here (the console's; the roster's only
+        #: writer in the daemon): a guard's session is asked whether the roster lengthens it
+        #: again only after a change, or near its end (``ui.auth.GuardAuth.current``).
+        self.changes = 0
 
     def _read_clock(self) -> tuple[ClockReading, list[Any] | None]:
         """The clock now, and what a stamp written now keeps beside it (``clock_of``)."""
@@ -594,6 +601,7 @@ class Roster:
             lambda new: {"shift_id": new, "gate": row["gate"]},
         )
         assert sid is not None
+        self.changes = next(self._changes)
         return self.shift(sid)
 
     def shift_ended(self, shift: Shift) -> bool:
@@ -646,22 +654,27 @@ class Roster:
             }
 
         audited_write(self._log, remove, who, "roster.shift_remove", lambda what: what)
+        self.changes = next(self._changes)
 
     def shift(self, shift_id: int) -> Shift:
         return _shift(row_by_id(self._log, "roster_shifts", shift_id, f"no shift {shift_id}"))
 
-    def shifts(self, gate: str, start: datetime, end: datetime) -> list[Shift]:
-        """Shifts at ``gate`` overlapping ``[start, end)``, by start."""
+    def shifts(
+        self, gate: str, start: datetime, end: datetime, guard: str | None = None
+    ) -> list[Shift]:
+        """Shifts at ``gate`` overlapping ``[start, end)``, by start; only ``guard``'s if
+        given."""
+        mine, args = ("", []) if guard is None else (" and guard = ?", [guard])
         rows = self._log.reader().query(
-            f"select * from roster_shifts where {_OVERLAPPING} order by starts_at, id",  # noqa: S608
-            _overlapping(gate, start, end),
+            f"select * from roster_shifts where {_OVERLAPPING}{mine} order by starts_at, id",  # noqa: S608
+            [*_overlapping(gate, start, end), *args],
         )
         return [_shift(r) for r in rows]
 
     def stretch(self, gate: str, guard: str, now: datetime) -> list[Shift]:
-        """``guard``'s shifts at ``gate`` around ``now`` (for ``session_end``)."""
-        found = self.shifts(gate, now - MAX_SHIFT, now + SESSION_CAP + SIGN_IN_LEAD)
-        return [s for s in found if s.guard == guard]
+        """``guard``'s shifts at ``gate`` around ``now`` (for ``session_end``), by start: one
+        read of that guard's rows only."""
+        return self.shifts(gate, now - MAX_SHIFT, now + SESSION_CAP + SIGN_IN_LEAD, guard)
 
     def barred(
         self,

@@ -119,3 +119,44 @@ def test_the_stream_tells_its_page_the_time_left_the_roster_gave(app, admin, clo
         clock.advance(8 * HOUR_S)  # 17:00
         assert asyncio.run(stream.expired()) == REOPEN
         assert _beat_left_s(stream.beat(stream.longer_left_s)) == 6 * HOUR_S
+
+
+def _counting_roster_reads(monkeypatch) -> list[str]:
+    from kiosk.roster import Roster
+
+    reads: list[str] = []
+    for name in ("stretch", "barred", "shifts"):
+        real = getattr(Roster, name)
+
+        def counted(self, *args, _real=real, _name=name, **kwargs):
+            reads.append(_name)
+            return _real(self, *args, **kwargs)
+
+        monkeypatch.setattr(Roster, name, counted)
+    return reads
+
+
+def test_far_from_its_end_a_request_asks_the_roster_to_lengthen_it_only_after_a_change(
+    app, admin, clock, monkeypatch
+):
+    """Every request of a guard asked the roster whether it lengthened the session (its
+    stretch, removals and shifts: 4 reads, not 1), 50-115 ms more a request with 3,000 shifts
+    near now on a Pi. Far from its end it asks again only once the roster changed."""
+    _shift(admin, "2026-02-12T08:00", "2026-02-12T16:00")
+    with signed_in(app, "alice") as tablet:
+        reads = _counting_roster_reads(monkeypatch)
+        assert _left_s(tablet) == 8 * HOUR_S  # its first request asks
+        reads.clear()
+        assert _left_s(tablet) == 8 * HOUR_S
+        assert reads == ["barred"]  # the removals only: one read
+        _shift(admin, "2026-02-12T16:00", "2026-02-12T22:00")
+        reads.clear()
+        assert _left_s(tablet) == 14 * HOUR_S  # the roster changed: asked, lengthened
+        assert "stretch" in reads
+        reads.clear()
+        assert _left_s(tablet) == 14 * HOUR_S
+        assert reads == ["barred"]
+        clock.advance(13 * HOUR_S + 55 * 60)  # 22:55: near its end, asked at each request
+        reads.clear()
+        assert _left_s(tablet) == 5 * 60
+        assert "stretch" in reads

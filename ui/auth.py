@@ -32,7 +32,8 @@
   again too; anyone else goes on.
   The roster lengthens a guard's session too (``SessionManager.lengthened``): a shift added
   back to back with one it was signed in on (or one of them made longer) carries it to the new
-  stretch's end, its cookie signed again on the next response (the first after its old end
+  stretch's end (asked within ``LENGTHEN_ASKED_WITHIN`` of its end, sooner once after each
+  change of the roster), its cookie signed again on the next response (the first after its old end
   too, while the browser keeps it; never a sign-out's); a live stream at the old end closes
   to be opened again. Never past ``SESSION_CAP`` after the guard signed in (the cookie's
   ``iat``; a cookie without it is never lengthened).
@@ -231,6 +232,9 @@ class RosterBars(Protocol):
 #: What the roster must add to a session's end for its cookie to be signed again
 #: (``SessionManager.lengthened``): not the clocks' microseconds at every request.
 LENGTHENED_BY_AT_LEAST = timedelta(minutes=1)
+#: How near its end a guard's session is asked at each request whether the roster lengthens
+#: it (``GuardAuth.current``); sooner, only once after each change of the roster.
+LENGTHEN_ASKED_WITHIN = timedelta(minutes=10)
 #: The most shifts a session's cookie names (one guard's back-to-back shifts of a day).
 SHIFTS_KEPT = 8
 #: The sessions whose last roster answer is kept (``GuardAuth.shift_gone``): a gate's guards
@@ -945,6 +949,7 @@ class GuardAuth:
         boot_id: str = "",
         ends: SessionEnds | None = None,
         roster_bars: RosterBars | None = None,
+        roster_changes: Callable[[], int] | None = None,
     ) -> None:
         self.accounts = accounts
         self._clock = clock
@@ -957,6 +962,10 @@ class GuardAuth:
         #: or sign-ins: what a sign-in or a session with no bar of its own falls back to
         #: while the roster cannot be read (``_guard_bar``); at most ``ROSTER_ANSWERS_KEPT``.
         self._guard_bars: dict[str, ShiftGone] = {}
+        #: How many times the roster has changed (``kiosk.roster.Roster.changes``), and at
+        #: which count each session (by sid) last asked it to lengthen it (``_lengthened``).
+        self._roster_changes = roster_changes
+        self._asked: dict[str, int] = {}
         self._answers_lock = threading.Lock()
         self.sessions = SessionManager(
             key or session_key(),
@@ -991,11 +1000,33 @@ class GuardAuth:
             return None
         # Asked once a request; its cookie set on the response (``renew_cookie``).
         if not hasattr(request.state, "lengthened"):
-            request.state.lengthened = self.sessions.lengthened(held, signed.expires)
+            request.state.lengthened = self._lengthened(held, signed.expires, ended)
         longer: tuple[str, Session] | None = request.state.lengthened
         if longer is None or longer[1].sid != held.sid:
             return None if ended else held
         return longer[1]
+
+    def _lengthened(
+        self, session: Session, signed_end: datetime, ended: bool
+    ) -> tuple[str, Session] | None:
+        """``SessionManager.lengthened`` for a request of ``session`` (its cookie ending at
+        ``signed_end``), asked (the roster's reads) only within ``LENGTHEN_ASKED_WITHIN`` of
+        that end or past it, or when the roster has changed since it was last asked for this
+        session: far from its end, a roster as it was lengthens nothing new."""
+        changes = None if self._roster_changes is None else self._roster_changes()
+        near = ended or signed_end - self._clock.now() <= LENGTHEN_ASKED_WITHIN
+        with self._answers_lock:
+            asked = self._asked.get(session.sid)
+        if not near and changes is not None and asked == changes:
+            return None
+        longer = self.sessions.lengthened(session, signed_end)
+        if changes is not None:
+            with self._answers_lock:
+                self._asked.pop(session.sid, None)
+                self._asked[session.sid] = changes
+                while len(self._asked) > ROSTER_ANSWERS_KEPT:
+                    del self._asked[next(iter(self._asked))]
+        return longer
 
     def lengthens(self, session: Session) -> Session | None:
         """``session`` (signed in, its account unchanged) as the roster lengthens it now
