@@ -536,6 +536,11 @@ def _none_waiting(db: sqlite_utils.Database, gate: str, outgoing: str, incoming:
 class Roster:
     """Shifts and handovers on the event log's database."""
 
+    #: Bumped by each shift added or removed here (the console's; the roster's only writer
+    #: in the daemon): a guard's session is asked whether the roster lengthens it again only
+    #: after a change, or near its end (``ui.auth.GuardAuth.current``).
+    changes: int = 0
+
     def __init__(
         self,
         log: LogLike,
@@ -551,10 +556,6 @@ class Roster:
         self._boot_id = log.boot_id if boot_id is None else boot_id
         #: How many shifts were added or removed through this roster (``changes``).
         self._changes = itertools.count(1)
-        #: Bumped by each shift added or removed here (the console's; the roster's only
-        #: writer in the daemon): a guard's session is asked whether the roster lengthens it
-        #: again only after a change, or near its end (``ui.auth.GuardAuth.current``).
-        self.changes = 0
 
     def _read_clock(self) -> tuple[ClockReading, list[Any] | None]:
         """The clock now, and what a stamp written now keeps beside it (``clock_of``)."""
