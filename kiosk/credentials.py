@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from kiosk.accounts import AccountError, AccountStore
-from kiosk.secrets import SecretError, get_key, get_secret, short_screen_key
+from kiosk.secrets import SecretError, empty_key, get_key, get_secret, short_screen_key
 from kiosk.tokens import secret_pepper, short_pepper
 
 #: The errors a credential ``kiosk run`` cannot use raises (``CREDENTIAL_CHECKS``).
@@ -52,6 +52,7 @@ def credential_problems(
 #: journal at each start and by check-config.
 CREDENTIAL_WARNINGS: dict[str, Callable[[Mapping[str, str]], str | None]] = {
     "token_pepper": short_pepper,
+    "session_key": lambda environ: empty_key("session_key", environ),
     "screen_key": short_screen_key,
 }
 

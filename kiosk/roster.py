@@ -14,6 +14,7 @@ only then is it complete. Every step is audited.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sized
@@ -551,6 +552,11 @@ def _none_waiting(db: sqlite_utils.Database, gate: str, outgoing: str, incoming:
 class Roster:
     """Shifts and handovers on the event log's database."""
 
+    #: Bumped by each shift added or removed here (the console's; the roster's only writer
+    #: in the daemon): a guard's session is asked whether the roster lengthens it again only
+    #: after a change, or near its end (``ui.auth.GuardAuth.current``).
+    changes: int = 0
+
     def __init__(
         self,
         log: LogLike,
@@ -566,6 +572,8 @@ class Roster:
         self._boot_id = log.boot_id if boot_id is None else boot_id
         #: removals' rows that cannot be read, already logged (``_readable``)
         self._unreadable: set[str] = set()
+        #: How many shifts were added or removed through this roster (``changes``).
+        self._changes = itertools.count(1)
 
     def _read_clock(self) -> tuple[ClockReading, list[Any] | None]:
         """The clock now, and what a stamp written now keeps beside it (``clock_of``)."""
@@ -612,6 +620,7 @@ class Roster:
             lambda new: {"shift_id": new, "gate": row["gate"]},
         )
         assert sid is not None
+        self.changes = next(self._changes)
         return self.shift(sid)
 
     def shift_ended(self, shift: Shift) -> bool:
@@ -657,23 +666,29 @@ class Roster:
 
         # Whose shift and when: a guard taken off a shift does not sign in again during it
         # without an admin (``barred``).
-        return audited_write(self._log, remove, who, "roster.shift_remove", _removal)
+        removed = audited_write(self._log, remove, who, "roster.shift_remove", _removal)
+        self.changes = next(self._changes)
+        return removed
 
     def shift(self, shift_id: int) -> Shift:
         return _shift(row_by_id(self._log, "roster_shifts", shift_id, f"no shift {shift_id}"))
 
-    def shifts(self, gate: str, start: datetime, end: datetime) -> list[Shift]:
-        """Shifts at ``gate`` overlapping ``[start, end)``, by start."""
+    def shifts(
+        self, gate: str, start: datetime, end: datetime, guard: str | None = None
+    ) -> list[Shift]:
+        """Shifts at ``gate`` overlapping ``[start, end)``, by start; only ``guard``'s if
+        given."""
+        mine, args = ("", []) if guard is None else (" and guard = ?", [guard])
         rows = self._log.reader().query(
-            f"select * from roster_shifts where {_OVERLAPPING} order by starts_at, id",  # noqa: S608
-            _overlapping(gate, start, end),
+            f"select * from roster_shifts where {_OVERLAPPING}{mine} order by starts_at, id",  # noqa: S608
+            [*_overlapping(gate, start, end), *args],
         )
         return [_shift(r) for r in rows]
 
     def stretch(self, gate: str, guard: str, now: datetime) -> list[Shift]:
-        """``guard``'s shifts at ``gate`` around ``now`` (for ``session_end``)."""
-        found = self.shifts(gate, now - MAX_SHIFT, now + SESSION_CAP + SIGN_IN_LEAD)
-        return [s for s in found if s.guard == guard]
+        """``guard``'s shifts at ``gate`` around ``now`` (for ``session_end``), by start: one
+        read of that guard's rows only."""
+        return self.shifts(gate, now - MAX_SHIFT, now + SESSION_CAP + SIGN_IN_LEAD, guard)
 
     def barred(
         self,

@@ -12,6 +12,7 @@ import binascii
 import logging
 import os
 import secrets
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -66,19 +67,29 @@ MAKE_A_KEY = "make one with: head -c 32 /dev/urandom | base64"
 
 
 def get_key(name: str, environ: Mapping[str, str] | None = None) -> str | None:
-    """The secret ``name`` that is a key (see ``MIN_KEY_CHARS``); None when unset.
-    ``SecretError`` for one too short to be a key, naming it and how to make one, and for one
-    set and empty (a credential file cut short: taken as unset, it gave the daemon a key of
-    its own process, and every guard was signed out at each restart, said nowhere)."""
+    """The secret ``name`` that is a key (see ``MIN_KEY_CHARS``); None when unset, or set
+    and empty (a credential file cut short: the daemon signs with the key it keeps,
+    ``kept_key``, and says so at each start and in check-config: ``empty_key``).
+    ``SecretError`` for one too short to be a key, naming it and how to make one."""
     secret = get_secret(name, environ)
-    if secret == "":
-        raise SecretError(f"credential {name} is empty (cut short?): {MAKE_A_KEY}")
     if secret and len(secret) < MIN_KEY_CHARS:
         raise SecretError(
             f"credential {name} is too short ({len(secret)} characters, at least"
             f" {MIN_KEY_CHARS}): {MAKE_A_KEY}"
         )
     return secret
+
+
+def empty_key(name: str, environ: Mapping[str, str] | None = None) -> str | None:
+    """The warning for the key credential ``name`` set but empty (a file cut short), else
+    None. Not refused: nothing is unsafe to run with, the daemon signing with the key it
+    keeps in its data dir (``kept_key``) as without the credential."""
+    if get_secret(name, environ) != "":
+        return None
+    return (
+        f"credential {name} is empty (cut short?): not taken, the key kept in the data dir"
+        f" signs instead; {MAKE_A_KEY}, and restart kiosk"
+    )
 
 
 #: The shortest ``screen_key`` taken (docs/network.md): a shorter one is ignored (the kiosk's
@@ -118,17 +129,13 @@ def kept_key(folder: Path, name: str) -> str | None:
     warned in the journal, when it can be neither read nor written (a read-only card): the
     caller signs with a key of its process. The key is never logged."""
     path = folder / name
-    try:
-        kept = read_bounded(path, MAX_SECRET_BYTES).decode("utf-8").strip()
-        if len(kept) >= MIN_KEY_CHARS:
-            return kept
-    except UnicodeDecodeError:
-        pass
-    except UnreadableFile as exc:
-        if exc.why != "missing":
-            _log.warning(f"{path}: {exc}; making a new one (guards sign in again)")
+    kept = _kept_text(path)
+    if kept is not None and len(kept) >= MIN_KEY_CHARS:
+        return kept
     made = base64.b64encode(secrets.token_bytes(32)).decode("ascii")
     try:
+        if path.is_symlink():  # written through, the key would land where the link points
+            path.unlink()
         write_atomic(path, made.encode("ascii") + b"\n", 0o600, keep_mode=False)
     except OSError as exc:
         _log.warning(
@@ -140,6 +147,48 @@ def kept_key(folder: Path, name: str) -> str | None:
 
 
 _log = logging.getLogger("kiosk.secrets")
+
+
+def _not_kept_safely(st: os.stat_result) -> str | None:
+    """Why a kept key file (its ``fstat``) is not one to sign with, else None: not a regular
+    file, not this user's, or open to others (its group, anyone): whoever could write it
+    could forge a guard's cookie, whoever could read it too."""
+    if not stat.S_ISREG(st.st_mode):
+        return "is not a regular file"
+    if st.st_uid != os.geteuid():
+        return f"is not this user's (owner uid {st.st_uid})"
+    if st.st_mode & 0o077:
+        return f"is open to others (mode {stat.S_IMODE(st.st_mode):04o})"
+    return None
+
+
+def _kept_text(path: Path) -> str | None:
+    """The text of the kept key file ``path``, None when there is none to take (missing,
+    not text, a symlink, not a regular file, not this user's, open to others: each but
+    missing warned in the journal, never with the key). Opened without following a symlink
+    nor waiting on a FIFO, and judged on what was opened (``fstat``)."""
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    why: str | None
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        why = "is a symbolic link" if os.path.islink(path) else f"cannot be read ({exc})"
+    else:
+        with os.fdopen(fd, "rb") as file:
+            try:
+                why = _not_kept_safely(os.fstat(file.fileno()))
+                data = b"" if why else file.read(MAX_SECRET_BYTES + 1)
+            except OSError as exc:
+                why = f"cannot be read ({exc.strerror or exc})"
+        if why is None:
+            try:
+                return data.decode("utf-8").strip()
+            except UnicodeDecodeError:
+                return None
+    _log.warning(f"{path} {why}: not taken; making a new one (guards sign in again)")
+    return None
 
 
 #: The credentials the API serves ``web.tls`` with (a PEM certificate and its key), and what

@@ -164,3 +164,13 @@ def test_a_screen_key_too_short_to_be_taken_is_said_not_refused(tmp_path, capsys
     chars = len(text.strip())
     assert f"credential screen_key is too short ({chars} characters, at least 16)" in warning
     assert "ignored" in warning and "screen-1" not in warning
+
+
+def test_an_empty_session_key_is_said_not_refused(tmp_path, capsys):
+    """An empty session_key (a file cut short) was exit 2 here and at start; the daemon signs
+    with the key it keeps in its data dir instead, so it is a warning, as at start."""
+    config, root = _config(tmp_path), tmp_path / "root"
+    _credentials(root / "etc/kiosk/credentials", session_key="\n")
+    assert main(["check-config", "--root", str(root), str(config)]) == 0
+    (warning,) = _warnings(capsys)
+    assert "credential session_key is empty (cut short?): not taken" in warning

@@ -1,5 +1,5 @@
 """A credential ``kiosk run`` cannot use (a bad ``guard_users`` line, an empty or short
-``token_pepper``, a bad ``session_key``, one that is not text) stops the start at once with
+``token_pepper``, a short ``session_key``, one that is not text) stops the start at once with
 exit 2, before anything is opened, so that kiosk.service (``RestartPreventExitStatus=2``)
 stays stopped with the line in ``systemctl status``. It was exit 1, found once the event log
 had opened (and migrated), and systemd started the daemon again every 3 s for ever, the gate
@@ -23,9 +23,6 @@ KEY = "k" * 44  # as long as the installer's
         ({"guard_users": b"admin:admin\n"}, "guard_users line 1: expected name:role:hash"),
         ({"token_pepper": b"\n"}, "credential token_pepper is empty"),
         ({"session_key": b"short\n"}, "credential session_key is too short"),
-        # A file cut short: the daemon signed with a key of its process, every guard signed
-        # out at each restart, said nowhere.
-        ({"session_key": b"\n"}, "credential session_key is empty (cut short?)"),
         ({"screen_key": b"\xff\xfe not text"}, "credential screen_key"),
     ],
 )
@@ -157,6 +154,33 @@ def test_a_short_screen_key_is_ignored_and_said_at_each_start(tmp_path, capsys, 
     assert len(warned) == 1, err
     assert "credential screen_key is too short (13 characters, at least 16): ignored" in warned[0]
     assert "Gate-1-screen" not in err
+
+
+def test_an_empty_session_key_is_said_at_start_and_the_kept_key_signs(
+    tmp_path, capsys, monkeypatch
+):
+    """An empty session_key credential (a file cut short) stopped the daemon (exit 2), the
+    gate shut for a credential the daemon can do without: it keeps a key of its own in its data
+    dir. It starts, signs with that key, and says so in the journal at each start."""
+    err = _run_with_credentials(
+        tmp_path, capsys, monkeypatch, {"session_key": b"\n"}, exit_code=0, log_level="warning"
+    )
+    said = [json.loads(line)["msg"] for line in err.splitlines()]
+    warned = [msg for msg in said if "credential session_key" in msg]
+    assert len(warned) == 1, err
+    assert "is empty (cut short?): not taken, the key kept in the data dir signs" in warned[0]
+
+
+def test_an_empty_session_key_signs_with_the_kept_key(tmp_path):
+    from kiosk.credentials import credential_problems
+    from ui.auth import session_key
+
+    creds = tmp_path / "credentials"
+    creds.mkdir()
+    (creds / "session_key").write_text("\n")
+    environ = {"CREDENTIALS_DIRECTORY": str(creds)}
+    assert credential_problems(environ) == []
+    assert session_key(environ, kept_in=tmp_path) == session_key({}, kept_in=tmp_path)
 
 
 def test_the_screen_key_the_screen_ignores_is_the_one_warned_of():

@@ -33,7 +33,9 @@ def test_a_quiet_stream_sends_a_named_beat_with_its_period(guard_core, monkeypat
     now = guard_core.clock.now()
     today = now.astimezone(ZoneInfo("Asia/Shanghai")).date().isoformat()
     now_ms = int(now.timestamp() * 1000)
-    assert events[3][1] == {"every_s": 0.01, "today": today, "now_ms": now_ms}
+    left_s = 12 * 3600  # the session's time left: the page's banner counts to it
+    beat = {"every_s": 0.01, "today": today, "now_ms": now_ms, "session_left_s": left_s}
+    assert events[3][1] == beat
     assert "prompt" in events[2][1]  # the kiosk's view, as the page was drawn with
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import stat
 
+import pytest
 from guard_support import BASE, close_core, login, make_app, make_core
 from starlette.testclient import TestClient
 
@@ -54,3 +55,48 @@ def test_a_kept_key_cut_short_is_made_again_and_one_that_cannot_be_kept_is_said(
         assert kept_key(not_a_folder, "session_key") is None
     assert "guards sign in again after each restart" in caplog.text
     assert made not in caplog.text
+
+
+def _planted(folder, how: str):
+    """A ``session_key`` in ``folder`` the daemon did not make alone: its text, or None."""
+    import os
+
+    planted = "A" * 44  # a key someone else chose
+    path = folder / "session_key"
+    if how == "fifo":
+        os.mkfifo(path, 0o600)  # a read of it would wait for ever
+        return None
+    if how == "symlink":
+        (folder / "elsewhere").write_text(planted + "\n")
+        os.chmod(folder / "elsewhere", 0o600)
+        path.symlink_to(folder / "elsewhere")
+        return planted
+    path.write_text(planted + "\n")
+    os.chmod(path, 0o666 if how == "open to all" else 0o600)
+    if how == "another user's":
+        os.chown(path, 65534, 65534)
+    return planted
+
+
+@pytest.mark.parametrize("how", ["open to all", "another user's", "symlink", "fifo"])
+def test_a_kept_key_someone_else_could_have_set_is_not_signed_with(tmp_path, caplog, how):
+    """The kept key was taken whatever its owner and mode, through a symlink, from a FIFO
+    (the start hung): whoever could write it could forge any guard's cookie. It is now made
+    anew, said in the journal (never the key)."""
+    import os
+
+    from kiosk.secrets import kept_key
+
+    if how == "another user's" and os.geteuid() != 0:
+        pytest.skip("only root can give a file to another user")
+    planted = _planted(tmp_path, how)
+    with caplog.at_level(logging.WARNING, logger="kiosk.secrets"):
+        made = kept_key(tmp_path, "session_key")
+    assert made is not None and made != planted and len(made) == 44
+    assert "session_key" in caplog.text and "making a new one" in caplog.text
+    assert (planted is None or planted not in caplog.text) and made not in caplog.text
+    kept = tmp_path / "session_key"
+    assert not kept.is_symlink() and stat.S_IMODE(kept.stat().st_mode) == 0o600
+    assert kept_key(tmp_path, "session_key") == made  # its own, taken from now on
+    if how == "symlink":  # the new key is not written where the link pointed
+        assert (tmp_path / "elsewhere").read_text().strip() == planted

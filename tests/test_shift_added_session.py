@@ -95,3 +95,68 @@ def test_a_signed_out_stream_is_not_opened_again(app, admin, clock):
         _shift(admin, "2026-02-12T16:00", "2026-02-12T22:00")
         g.auth.sessions.revoke(session)
         assert asyncio.run(stream.expired()) == ""
+
+
+def _beat_left_s(line: str) -> int:
+    import json
+
+    name, data = line.strip().split("\n")
+    assert name == "event: beat"
+    return int(json.loads(data.removeprefix("data: "))["session_left_s"])
+
+
+def test_the_stream_tells_its_page_the_time_left_the_roster_gave(app, admin, clock):
+    """The live page counted to the end it was drawn with and said at 17:00 that the sign-in
+    had ended while it went on to 23:00: nothing told the page. Each beat now carries the
+    session's time left, and the stream closing at the old end says the lengthened one."""
+    _shift(admin, "2026-02-12T08:00", "2026-02-12T16:00")
+    with signed_in(app, "alice") as tablet:
+        g = tablet.app.state.guard
+        session = g.auth.sessions.read(tablet.cookies.get("kiosk_session"))
+        stream = FeedStream(g, session, "en", 0)
+        assert _beat_left_s(stream.beat()) == 8 * HOUR_S
+        _shift(admin, "2026-02-12T16:00", "2026-02-12T22:00")
+        clock.advance(8 * HOUR_S)  # 17:00
+        assert asyncio.run(stream.expired()) == REOPEN
+        assert _beat_left_s(stream.beat(stream.longer_left_s)) == 6 * HOUR_S
+
+
+def _counting_roster_reads(monkeypatch) -> list[str]:
+    from kiosk.roster import Roster
+
+    reads: list[str] = []
+    for name in ("stretch", "barred", "shifts"):
+        real = getattr(Roster, name)
+
+        def counted(self, *args, _real=real, _name=name, **kwargs):
+            reads.append(_name)
+            return _real(self, *args, **kwargs)
+
+        monkeypatch.setattr(Roster, name, counted)
+    return reads
+
+
+def test_far_from_its_end_a_request_asks_the_roster_to_lengthen_it_only_after_a_change(
+    app, admin, clock, monkeypatch
+):
+    """Every request of a guard asked the roster whether it lengthened the session (its
+    stretch, removals and shifts: 4 reads, not 1), 50-115 ms more a request with 3,000 shifts
+    near now on a Pi. Far from its end it asks again only once the roster changed."""
+    _shift(admin, "2026-02-12T08:00", "2026-02-12T16:00")
+    with signed_in(app, "alice") as tablet:
+        reads = _counting_roster_reads(monkeypatch)
+        assert _left_s(tablet) == 8 * HOUR_S  # its first request asks
+        reads.clear()
+        assert _left_s(tablet) == 8 * HOUR_S
+        assert reads == ["barred"]  # the removals only: one read
+        _shift(admin, "2026-02-12T16:00", "2026-02-12T22:00")
+        reads.clear()
+        assert _left_s(tablet) == 14 * HOUR_S  # the roster changed: asked, lengthened
+        assert "stretch" in reads
+        reads.clear()
+        assert _left_s(tablet) == 14 * HOUR_S
+        assert reads == ["barred"]
+        clock.advance(13 * HOUR_S + 55 * 60)  # 22:55: near its end, asked at each request
+        reads.clear()
+        assert _left_s(tablet) == 5 * 60
+        assert "stretch" in reads

@@ -1,14 +1,15 @@
 """Guard sign-in: signed session cookies, CSRF tokens, same-origin checks, login rate limits.
 
 * The session cookie (``kiosk_session``) is ``payload.mac``: base64 JSON ``{sid, u, r, exp,
-  c}`` signed with HMAC-SHA256 under the session key; ``c`` is a digest of the account's
+  c, iat}`` signed with HMAC-SHA256 under the session key; ``c`` is a digest of the account's
   password hash (``kiosk.accounts.credential_of``), so a new password ends older sessions.
   It is ``HttpOnly``, ``SameSite=Strict``, ``Path=/guard`` and ``Secure`` over HTTPS.
 * The session key is the secret ``session_key`` (``kiosk.secrets``). Without it the daemon
   keeps a key of its own in its data dir (``session_key``, 0600, made once:
   ``kiosk.secrets.kept_key``), so sessions outlive a restart; only where that file can be
   neither read nor written is a random key made per process (every guard signs in again after
-  a restart, said in the journal). An empty one is refused as a short one is.
+  a restart, said in the journal). An empty one is not taken (the kept key signs, said at
+  start); a short one is refused.
 * Every state change needs (a) an ``Origin`` (or, without one, ``Referer``) naming this host,
   and (b) the CSRF token of the session, as the form field ``csrf`` or the ``X-CSRF-Token``
   header. The token is an HMAC of the session id, so it dies with the session.
@@ -31,9 +32,14 @@
   again too; anyone else goes on.
   The roster lengthens a guard's session too (``SessionManager.lengthened``): a shift added
   back to back with one it was signed in on (or one of them made longer) carries it to the new
-  stretch's end, its cookie signed again on the next response (the first after its old end
-  too, while the browser keeps it); a live stream at the old end closes to be opened again.
-* Logout revokes the session id until its expiry, so a copied cookie stops working: in memory
+  stretch's end (asked within ``LENGTHEN_ASKED_WITHIN`` of its end, sooner once after each
+  change of the roster), its cookie signed again on the next response (the first after its old end
+  too, while the browser keeps it; never a sign-out's); a live stream at the old end closes
+  to be opened again. Never past ``SESSION_CAP`` after the guard signed in (the cookie's
+  ``iat``; a cookie without it is never lengthened).
+* Logout revokes the session id until its expiry (a guard's on the roster: until the latest
+  end a lengthened copy could have, ``SESSION_CAP`` after sign-in), so a copied cookie stops
+  working: in memory
   and on record in the event log (``AccountStore.revoke_session``), so it stays revoked after
   a restart. While the record cannot be read, only sessions this process issued are let in.
 * An action posted just after the session ended is kept in memory for ``RESUME_TTL_S`` and
@@ -77,7 +83,7 @@ from kiosk.accounts import Account, AccountStore
 from kiosk.auditing import Change
 from kiosk.clock import Clock, earliest, known_passed
 from kiosk.ratelimit import client_key
-from kiosk.roster import HANDOVER_GRACE, SIGN_IN_LEAD, Shift, ShiftGone, ShiftMark
+from kiosk.roster import HANDOVER_GRACE, SESSION_CAP, SIGN_IN_LEAD, Shift, ShiftGone, ShiftMark
 from kiosk.store import ReadFailure, StoreFault, format_ts, is_storage_error
 
 COOKIE = "kiosk_session"
@@ -226,6 +232,9 @@ class RosterBars(Protocol):
 #: What the roster must add to a session's end for its cookie to be signed again
 #: (``SessionManager.lengthened``): not the clocks' microseconds at every request.
 LENGTHENED_BY_AT_LEAST = timedelta(minutes=1)
+#: How near its end a guard's session is asked at each request whether the roster lengthens
+#: it (``GuardAuth.current``); sooner, only once after each change of the roster.
+LENGTHEN_ASKED_WITHIN = timedelta(minutes=10)
 #: The most shifts a session's cookie names (one guard's back-to-back shifts of a day).
 SHIFTS_KEPT = 8
 #: The sessions whose last roster answer is kept (``GuardAuth.shift_gone``): a gate's guards
@@ -258,6 +267,10 @@ class Session:
     issued_mono: int | None = None
     #: The roster's shifts it was signed in on (``SessionEnd.shifts``).
     shifts: tuple[ShiftMark, ...] = ()
+    #: When its guard signed in (the wall clock; the cookie's ``iat``): the roster lengthens
+    #: it to ``SESSION_CAP`` after that at most. None in a cookie from before it was carried:
+    #: such a session is never lengthened.
+    signed_in: datetime | None = None
 
     @property
     def is_admin(self) -> bool:
@@ -277,6 +290,24 @@ def _shift_marks(value: Any) -> tuple[ShiftMark, ...]:
             raise ValueError("shift")
         marks.append((mark[0], mark[1], mark[2]))
     return tuple(marks)
+
+
+def _signed_in(value: Any, expires: datetime) -> datetime | None:
+    """A cookie's ``iat`` (signed: written by ``SessionManager._cookie``); None when it has
+    none (a cookie from before it was carried); ``ValueError`` for anything else."""
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValueError("iat")
+    return datetime.fromtimestamp(value, tz=expires.tzinfo)
+
+
+def _longest_end(session: Session) -> datetime:
+    """The latest end any copy of ``session``'s cookie can have: the roster lengthens a
+    guard's to ``SESSION_CAP`` after its sign-in (``SessionManager.lengthened``)."""
+    if session.signed_in is None or session.is_admin or not session.shifts:
+        return session.expires
+    return max(session.expires, session.signed_in + SESSION_CAP)
 
 
 class SessionManager:
@@ -335,6 +366,7 @@ class SessionManager:
             credential=account.credential,
             issued_mono=None if self._clock.synced() else mono,
             shifts=shifts[:SHIFTS_KEPT],
+            signed_in=now,
         )
         self._issued[session.sid] = (mono, lifetime // timedelta(microseconds=1) * 1000)
         return self._cookie(session), session
@@ -352,6 +384,8 @@ class SessionManager:
             fields |= {"b": self._boot_id, "m": session.issued_mono}
         if session.shifts:
             fields["s"] = [list(mark) for mark in session.shifts]
+        if session.signed_in is not None:
+            fields["iat"] = int(session.signed_in.timestamp())
         payload = _b64e(json.dumps(fields, separators=(",", ":")).encode())
         return f"{payload}.{self._mac('session', payload)}"
 
@@ -361,10 +395,14 @@ class SessionManager:
         added after sign-in), with its cookie signed again (the same sid: its CSRF token and
         sign-out stay); None when the roster gives it no later end, or that stretch does not
         go on from a shift it was signed in on (its handover hour, a later shift of the day
-        not back to back: signed in for anew). A cookie over is lengthened only while the
-        browser keeps it (``RESUME_TTL_S``). Never an admin's, nor one issued on a clock not
-        set. Blocking: the roster's reads."""
+        not back to back: signed in for anew). Never past ``SESSION_CAP`` after its sign-in
+        (the cookie's ``iat``): a copied cookie replayed day after day is not carried on. A
+        cookie over is lengthened only while the browser keeps it (``RESUME_TTL_S``). Never
+        an admin's, nor one issued on a clock not set, nor one without its sign-in time.
+        Blocking: the roster's reads."""
         if session.is_admin or not session.shifts or session.issued_mono is not None:
+            return None
+        if session.signed_in is None:
             return None
         if self._ends is None or not self._clock.synced():
             return None
@@ -377,7 +415,10 @@ class SessionManager:
             if not roster_unreadable(exc):
                 raise
             return None
-        if end is None or end.at <= now or end.at - signed_end < LENGTHENED_BY_AT_LEAST:
+        if end is None:
+            return None
+        end = replace(end, at=min(end.at, session.signed_in + SESSION_CAP))
+        if end.at <= now or end.at - signed_end < LENGTHENED_BY_AT_LEAST:
             return None
         # The stretch from now goes on from a shift it was signed in on (back to back).
         if not end.shifts or min(m[1] for m in end.shifts) > max(m[2] for m in session.shifts):
@@ -422,7 +463,8 @@ class SessionManager:
             mono = data.get("m")
             mono = mono if isinstance(mono, int) and not isinstance(mono, bool) else None
             shifts = _shift_marks(data.get("s", []))
-            session = Session(*fields, expires, str(data.get("c", "")), mono, shifts)
+            signed_in = _signed_in(data.get("iat"), expires)
+            session = Session(*fields, expires, str(data.get("c", "")), mono, shifts, signed_in)
         except (ValueError, KeyError, TypeError, AttributeError):
             return None
         if not self._load_revoked() and session.sid not in self._issued:
@@ -477,10 +519,12 @@ class SessionManager:
         database write; ``StoreFault`` when the record cannot be written, the session being
         signed out in this process all the same)."""
         now = self._clock.now()
-        # Kept until the cookie is gone from the browser too (``GuardAuth.set_cookie``). One
-        # issued or signed out on a clock not set is kept until the count drops it: its end
-        # by the wall clock is a guess a step of the clock can put in the past.
-        until = session.expires + timedelta(seconds=RESUME_TTL_S)
+        # Kept until the cookie is gone from the browser too (``GuardAuth.set_cookie``), and
+        # any copy of it the roster lengthened (``lengthened``: ``SESSION_CAP`` after its
+        # sign-in at most). One issued or signed out on a clock not set is kept until the
+        # count drops it: its end by the wall clock is a guess a step of the clock can put in
+        # the past.
+        until = _longest_end(session) + timedelta(seconds=RESUME_TTL_S)
         if session.issued_mono is not None or not self._clock.synced():
             until = KEPT_UNTIL_COUNTED
         self._revoked = {sid: kept for sid, kept in self._revoked.items() if kept > now}
@@ -905,6 +949,7 @@ class GuardAuth:
         boot_id: str = "",
         ends: SessionEnds | None = None,
         roster_bars: RosterBars | None = None,
+        roster_changes: Callable[[], int] | None = None,
     ) -> None:
         self.accounts = accounts
         self._clock = clock
@@ -917,6 +962,10 @@ class GuardAuth:
         #: or sign-ins: what a sign-in or a session with no bar of its own falls back to
         #: while the roster cannot be read (``_guard_bar``); at most ``ROSTER_ANSWERS_KEPT``.
         self._guard_bars: dict[str, ShiftGone] = {}
+        #: How many times the roster has changed (``kiosk.roster.Roster.changes``), and at
+        #: which count each session (by sid) last asked it to lengthen it (``_lengthened``).
+        self._roster_changes = roster_changes
+        self._asked: dict[str, int] = {}
         self._answers_lock = threading.Lock()
         self.sessions = SessionManager(
             key or session_key(),
@@ -951,30 +1000,58 @@ class GuardAuth:
             return None
         # Asked once a request; its cookie set on the response (``renew_cookie``).
         if not hasattr(request.state, "lengthened"):
-            request.state.lengthened = self.sessions.lengthened(held, signed.expires)
+            request.state.lengthened = self._lengthened(held, signed.expires, ended)
         longer: tuple[str, Session] | None = request.state.lengthened
         if longer is None or longer[1].sid != held.sid:
             return None if ended else held
         return longer[1]
 
-    def lengthens(self, session: Session) -> bool:
-        """Whether the roster lengthens ``session`` (signed in, its account unchanged) now
-        (``SessionManager.lengthened``): a live stream at its end closes without a word, and
-        the page's next request (the stream opened again) carries the longer cookie. Blocking:
-        the roster's reads."""
+    def _lengthened(
+        self, session: Session, signed_end: datetime, ended: bool
+    ) -> tuple[str, Session] | None:
+        """``SessionManager.lengthened`` for a request of ``session`` (its cookie ending at
+        ``signed_end``), asked (the roster's reads) only within ``LENGTHEN_ASKED_WITHIN`` of
+        that end or past it, or when the roster has changed since it was last asked for this
+        session: far from its end, a roster as it was lengthens nothing new."""
+        changes = None if self._roster_changes is None else self._roster_changes()
+        near = ended or signed_end - self._clock.now() <= LENGTHEN_ASKED_WITHIN
+        with self._answers_lock:
+            asked = self._asked.get(session.sid)
+        if not near and changes is not None and asked == changes:
+            return None
+        longer = self.sessions.lengthened(session, signed_end)
+        if changes is not None:
+            with self._answers_lock:
+                self._asked.pop(session.sid, None)
+                self._asked[session.sid] = changes
+                while len(self._asked) > ROSTER_ANSWERS_KEPT:
+                    del self._asked[next(iter(self._asked))]
+        return longer
+
+    def lengthens(self, session: Session) -> Session | None:
+        """``session`` (signed in, its account unchanged) as the roster lengthens it now
+        (``SessionManager.lengthened``), else None: a live stream at its end tells its page
+        the time left and closes, and the page's next request (the stream opened again)
+        carries the longer cookie. Blocking: the roster's reads."""
         account = self.accounts.get(session.name)
         if self.sessions.revoked(session) or account is None or account.role != session.role:
-            return False
+            return None
         if not _same_credential(account, session):
-            return False
-        return self.sessions.lengthened(session, session.expires) is not None
+            return None
+        longer = self.sessions.lengthened(session, session.expires)
+        return None if longer is None else longer[1]
 
     def renew_cookie(self, request: Request, response: Response) -> None:
         """The cookie of a session the roster lengthened during ``request`` (``current``),
-        set on its ``response``."""
+        set on its ``response``; nothing when the session was signed out meanwhile or the
+        response deletes the cookie (a sign-out: the tablet keeps no cookie of it)."""
         longer = getattr(request.state, "lengthened", None)
-        if longer is not None:
-            self.set_cookie(response, request, longer[0], longer[1])
+        if longer is None or self.sessions.revoked(longer[1]):
+            return
+        mine = f"{COOKIE}=".encode("latin-1")
+        if any(v.startswith(mine) for k, v in response.raw_headers if k == b"set-cookie"):
+            return
+        self.set_cookie(response, request, longer[0], longer[1])
 
     def on_roster(self, session: Session, request: Request | None = None) -> Session | None:
         """``session`` as the roster holds it now: itself while nothing bars it; ending

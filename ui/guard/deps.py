@@ -169,7 +169,7 @@ def session_ends(core: Core, name: str, now: datetime) -> SessionEnd:
     removed = barred(core, name, now, end)
     if removed is not None:
         end = min(end, removed.ends)
-    tied = [s for s in roster.shifts(gate, now, end) if s.guard == name]
+    tied = roster.shifts(gate, now, end, name)
     if len(tied) > SHIFTS_KEPT:
         end = tied[SHIFTS_KEPT].starts_at
     return SessionEnd(end, tuple(s.mark for s in tied[:SHIFTS_KEPT]))
@@ -274,6 +274,7 @@ class Guard:
             boot_id=core.store.boot_id,
             ends=functools.partial(session_ends, core),
             roster_bars=functools.partial(roster_bars, core),
+            roster_changes=lambda: core.ledgers.roster.changes,
         )
         desk = AlarmDesk(
             core.store,

@@ -333,6 +333,8 @@ class FeedStream:
         self.ends_ns: int | None = None
         #: The alarm cards this stream last drew (``alarms``).
         self.drawn: list[dict[str, Any]] | None = None
+        #: The time left of the session the roster lengthened at its end (``REOPEN``).
+        self.longer_left_s: int | None = None
 
     def shift_ends_ns(self) -> int:
         """The shift's end on the monotonic clock, taken when the stream opens: NTP stepping
@@ -365,9 +367,28 @@ class FeedStream:
                 if self.g.core.clock.monotonic_ns() < self.shift_ends_ns():
                     return None
         gone = await asyncio.to_thread(self.g.auth.shift_gone, self.signed)
-        if gone is None and await asyncio.to_thread(self.g.auth.lengthens, self.session):
-            return REOPEN  # a shift added after sign-in: its longer cookie comes with the next
+        longer = (
+            None
+            if gone is not None
+            else await asyncio.to_thread(self.g.auth.lengthens, self.session)
+        )
+        if longer is not None:  # a shift added after sign-in: its longer cookie comes with the
+            self.longer_left_s = self.g.session_left_s(longer)  # next request
+            return REOPEN
         return "" if gone is None else roster_ended(self.g, gone, self.lang)
+
+    def beat(self, left_s: int | None = None) -> str:
+        """The stream's ``beat``: how often it comes, the site's day (rows of before it are
+        dated), the server's clock (the page says it) and the session's time left
+        (``session_left_s``: the page's banner counts to it; ``left_s``, the roster having
+        lengthened it, else this stream's end on the monotonic clock)."""
+        if left_s is None:
+            left_ns = self.shift_ends_ns() - self.g.core.clock.monotonic_ns()
+            left_s = max(0, left_ns // 1_000_000_000)
+        today = self.g.today().isoformat()
+        now_ms = clock_ms(self.g.core)
+        fields = {"every_s": HEARTBEAT_S, "today": today, "now_ms": now_ms}
+        return sse("beat", {**fields, "session_left_s": left_s})
 
     async def rows(self) -> list[str]:
         """The rows after the last this stream sent; first, when there were more of them than
@@ -449,15 +470,14 @@ class FeedStream:
                 except StopAsyncIteration:
                     break
                 why = await self.expired()
-                if why == REOPEN:  # the page opens it again, its session lengthened
+                if why == REOPEN:  # the page opens it again, its session lengthened: its time
+                    yield self.beat(self.longer_left_s)  # left first (the page's banner)
                     break
                 if why is not None:  # the session ended: no more personal data
                     yield sse("expired", {"reason": why})
                     break
                 if message is None:  # named: a page hears it (a comment never reaches it)
-                    today = self.g.today().isoformat()  # the site's: rows of before it dated
-                    now_ms = clock_ms(self.g.core)  # the server's clock: the page says it
-                    yield sse("beat", {"every_s": HEARTBEAT_S, "today": today, "now_ms": now_ms})
+                    yield self.beat()
                     continue
                 for line in await self.on_message(message, tracker):
                     yield line

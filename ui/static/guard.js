@@ -36,7 +36,9 @@
   const body = document.body;
   const banner = document.getElementById("session-warning");
   if (!banner || !body.dataset.sessionLeftS) return;
-  const endsAt = Date.now() + Number(body.dataset.sessionLeftS) * 1000;
+  // Counted from the page's time left, and from each stream beat's (`session_left_s`): the
+  // roster may lengthen the sign-in while the page is open.
+  let endsAt = Date.now() + Number(body.dataset.sessionLeftS) * 1000;
   const warnMs = Number(body.dataset.sessionWarnS || 600) * 1000;
   // The banner is an alert, spoken each time its words are written: write them only when
   // they change (the minutes left), never every second.
@@ -48,7 +50,9 @@
   // Said once the stream ended the sign-in before its time, with its reason (the roster's:
   // the login page's words): kept, never written over by the countdown.
   let ended = "";
+  let timer = 0;
   function tick() {
+    clearTimeout(timer);
     if (ended) return;
     const left = endsAt - Date.now();
     if (left <= 0) {
@@ -56,14 +60,23 @@
       window.guardSessionEnded = true;
       return;
     }
+    window.guardSessionEnded = false;
     if (left <= warnMs) {
       const m = String(Math.max(1, Math.ceil(left / 60000)));
       say(banner.dataset.soon.replace("{m}", m));
+    } else {
+      banner.hidden = true;
     }
-    setTimeout(tick, Math.min(30000, Math.max(500, left <= warnMs ? 1000 : left - warnMs)));
+    timer = setTimeout(tick, Math.min(30000, Math.max(500, left <= warnMs ? 1000 : left - warnMs)));
   }
   tick();
   window.guardSessionExpired = (why) => { ended = why || banner.dataset.ended; say(ended); };
+  // The stream's beat: the time left now (lengthened by the roster, or not).
+  window.guardSessionLeft = (s) => {
+    if (!Number.isFinite(s) || s < 0) return;
+    endsAt = Date.now() + s * 1000;
+    tick();
+  };
 })();
 (function () {
   // The confirmation step of a destructive action (a revocation, a quarantine ended) as a
@@ -592,6 +605,9 @@ function liveStream(feed, page) {
         beatMs = 1000 * (Number(beat.every_s) || 15);
         status.heard(Number(beat.now_ms));
         newDay(feed, beat.today);
+        if (beat.session_left_s != null && window.guardSessionLeft) {
+          window.guardSessionLeft(Number(beat.session_left_s));
+        }
       },
       expired: (e) => {
         watched.stop();
