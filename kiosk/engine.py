@@ -62,6 +62,7 @@ from kiosk.devices import CodeRead, DeviceFault, GateHeldShut, ThermoReading
 from kiosk.history import QUOTA_EXEMPT, ROLE_FLAG, counted_outing
 from kiosk.links import NOT_OPENED, RETRIES, SAME_AS, measure_again
 from kiosk.links import not_opened as names_not_opened
+from kiosk.lists import FORGET_SOURCE
 from kiosk.logs import FlapLimit
 from kiosk.overrides import Overrides, Release
 from kiosk.ports import CalibrationSource, EngineSeams
@@ -426,10 +427,11 @@ def _person_text(key: str, value: object) -> str | None:
 def unknown_person(subject: object) -> bool:
     """Whether a guard's decision is about a person whose household nothing in the log
     names: nobody in it (``subject`` ``"none"``), or a passage naming nobody, neither a
-    household nor a pass nor its holder (a pass missing or unread: ``no_pass``,
-    ``reader_fault``; a pass always names its household)."""
+    household nor its holder (a pass missing or unread: ``no_pass``, ``reader_fault``; or
+    the card of a forgotten resident, whose deny keeps its pass id alone; any other pass
+    names its household)."""
     if isinstance(subject, ManualSubject):
-        return not (subject.household or subject.pass_id or subject.holder)
+        return not (subject.household or subject.holder)
     return subject == NO_SUBJECT
 
 
@@ -1603,9 +1605,10 @@ class Engine:
         t = p.temperature
         pass_ = decision.pass_
         latency_ms = (p.decided_ns - p.started_ns) / 1e6 if p.decided_ns is not None else None
-        # A revoked card no longer speaks for whom it names (lost, taken, or its resident
-        # forgotten: their name and household must not come back with it): its pass id only.
-        named = pass_ if "pass_revoked" not in decision.reasons else None
+        # A card revoked by a forget (``kiosk.people``) speaks for nobody: its resident's name
+        # and household must not come back with it, its pass id only. Any other revoked card
+        # (lost, taken) still names them: a guard's hold and an alarm need the household.
+        named = None if self._forgotten(decision) else pass_
         return EventDraft(
             direction=p.direction,
             decision=decision.decision,
@@ -1625,6 +1628,15 @@ class Engine:
             ),
             decided=p.decided_at,
         )
+
+    def _forgotten(self, decision: policy.Decision) -> bool:
+        """Whether ``decision`` refused a card a forget revoked (its revocation's source
+        ``forget``): the person it names was forgotten."""
+        pass_ = decision.pass_
+        if pass_ is None or "pass_revoked" not in decision.reasons:
+            return False
+        revocation = self.lists.current.revocations.get(pass_.pass_id)
+        return revocation is not None and revocation.source == FORGET_SOURCE
 
     def _retry_flag(self, p: Passage, decision: policy.Decision) -> tuple[str, ...]:
         """``retries:<seq>`` when ``p`` is its pass's next attempt, the same way, within

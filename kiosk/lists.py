@@ -91,6 +91,13 @@ __all__ = [
 
 T = TypeVar("T")
 Source = Literal["empty", "bundle", "csv", "guard"]
+
+#: The source of a revocation a forget made (``kiosk.people``): the card's resident was
+#: forgotten, so a deny of the card records its pass id alone (``kiosk.engine``). Shared
+#: with the other gates as a guard's revocation is (``kiosk.peers``).
+FORGET_SOURCE = "forget"
+#: The sources of a revocation made at this gate by hand: its guards' and its forgets'.
+GATE_SOURCES = ("guard", FORGET_SOURCE)
 CsvKind = Literal["revocations", "quarantine", "households"]
 
 BUNDLE_FORMAT = "kiosk-lists/1"
@@ -1258,7 +1265,7 @@ def _guards_revocations(lists: Lists) -> frozenset[tuple[str, datetime | None]]:
     """The revocations of ``lists`` the other gates hold as this gate's guards' (source
     ``guard``: ``kiosk.peers``' page), each by its pass and stamp."""
     rows = lists.revocations.values()
-    return frozenset((r.pass_id, r.revoked_at) for r in rows if r.source == "guard")
+    return frozenset((r.pass_id, r.revoked_at) for r in rows if r.source in GATE_SOURCES)
 
 
 def upsert_local_revocations(db: sqlite_utils.Database, rows: list[dict[str, Any]]) -> None:

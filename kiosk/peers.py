@@ -554,14 +554,16 @@ def _guard_rows(db: Database, table: str, sql: str, limit: int, what: str) -> li
 
 def guard_revocations(db: Database) -> list[dict[str, Any]]:
     """This gate's guards' revocations (``list_revocations`` of source ``guard``: a card voided
-    on the Passes or lists page), newest first, at most ``MAX_PAGE_REVOCATIONS``, for its
-    peers' page: pass id, when, the guard's name; never the reason (free text). An office's
-    revocation is not among them (every gate has it from the office's bundle).
+    on the Passes or lists page; or ``forget``: a forgotten person's card), newest first, at
+    most ``MAX_PAGE_REVOCATIONS``, for its peers' page: pass id, when, the guard's name;
+    never the reason (free text). An office's revocation is not among them (every gate has
+    it from the office's bundle).
     ``StoreFault`` when the lists cannot be read."""
     rows = _guard_rows(
         db,
         "list_revocations",
-        "SELECT pass_id, revoked_at, actor FROM list_revocations WHERE source = 'guard'"
+        "SELECT pass_id, revoked_at, actor FROM list_revocations"
+        " WHERE source IN ('guard', 'forget')"
         " ORDER BY revoked_at DESC, pass_id LIMIT ?",
         MAX_PAGE_REVOCATIONS,
         "revocations",

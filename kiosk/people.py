@@ -59,7 +59,7 @@ import sqlite_utils
 from kiosk import hashchain
 from kiosk.clock import Clock
 from kiosk.config.policy import QuotaConfig
-from kiosk.lists import mark_purged, same_text, upsert_local_revocations
+from kiosk.lists import FORGET_SOURCE, mark_purged, same_text, upsert_local_revocations
 from kiosk.ports import Store
 from kiosk.record import PURGED_HOUSEHOLD, emptied
 from kiosk.stats import freeze_days
@@ -1055,8 +1055,13 @@ def _revoke(db: sqlite_utils.Database, passes: Sequence[str], now: datetime, act
         [json.dumps(list(passes))],
     ).fetchall()
     mine = {str(r[0]) for r in held}
+    # A card revoked here before (a guard's, a sheet's) is now a forgotten resident's too.
+    db.execute(
+        "UPDATE list_revocations SET source = ? WHERE pass_id IN (SELECT value FROM json_each(?))",
+        [FORGET_SOURCE, json.dumps(sorted(mine))],
+    )
     rows = [
-        {"pass_id": p, "reason": "", "revoked_at": now.isoformat(), "source": "guard"}
+        {"pass_id": p, "reason": "", "revoked_at": now.isoformat(), "source": FORGET_SOURCE}
         | {"actor": actor}
         for p in passes
         if p not in mine

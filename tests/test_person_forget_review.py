@@ -61,7 +61,7 @@ def test_a_forgotten_residents_card_the_office_had_revoked_stays_shut_when_it_li
     guard_core.lists.load()
     assert guard_core.lists.current.is_revoked(CARD)
     assert done.passes_revoked == 1
-    assert tuple(row) == ("guard", "", "")  # the office's mark kept, its reason emptied
+    assert tuple(row) == ("forget", "", "")  # the office's mark kept, its reason emptied
 
 
 def test_a_forgotten_residents_revoked_card_shown_again_records_no_name(tmp_path, key):  # noqa: F811
