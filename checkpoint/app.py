@@ -944,7 +944,10 @@ class Daemon:
             return store.submit(
                 lambda db: note_refused(db, store.boot_id, mono, cause, key or REFUSED_KEY)
             )
-        except (StoreFault, LookupError, TypeError, ValueError):  # a card, a damaged record
+        except StoreFault:  # the card
+            return carried_refusal(held, store.boot_id, mono) | {"cause": cause}
+        except (LookupError, TypeError, ValueError) as exc:  # a damaged record, said by kind
+            log.warning("the purge's refusal record cannot be read: %s", type(exc).__name__)
             return carried_refusal(held, store.boot_id, mono) | {"cause": cause}
 
     def _purge_step_failed(self, step: str, exc: Exception) -> None:

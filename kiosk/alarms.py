@@ -1264,6 +1264,15 @@ class AlarmDesk:
         if seen is not None and seen != latest:
             self._unname_unlogged()
 
+    def _forgets_baseline(self) -> None:
+        """The forgets seen so far, taken before the first card naming someone from a bus
+        message alone (``_forget_unlogged``): a forget before the desk's first scan empties
+        its name too. Unread (a storage fault, when such cards come): taken at the next look."""
+        try:
+            self._forget_unlogged()
+        except Exception:  # noqa: BLE001 - the card is drawn whatever the log answers
+            self._forgets_seen = None
+
     def _unname_unlogged(self) -> None:
         """Empty whom each card of no passage the log holds names (``_forget_unlogged``;
         the engine dropped a held record: ``store_backlog_full``)."""
@@ -1337,6 +1346,8 @@ class AlarmDesk:
             if alarm.detail == BACKLOG_FULL and not cleared:  # a held record dropped: its
                 self._unname_unlogged()  # row never comes to be forgotten with the person
             if alarm.seq is None:  # a device's (counted each time it fails again), a bus card
+                if self._forgets_seen is None and (alarm.holder or alarm.household):
+                    self._forgets_baseline()  # a forget from now on empties its name
                 worse = message.get("all_down") is True  # no reader left: news even if closed
                 return self.board.hear(alarm, _stamp(message), cleared=cleared, worse=worse)
             before = len(self.board.open())

@@ -447,8 +447,8 @@ class Busy(Exception):
 
 class BoundedWork:
     """One kind of blocking work (the guard console's store work: an alarm closed and its
-    row) off the loop, in an executor of its own: at most ``workers`` calls at once, each in
-    a daemon thread of its own (``in_daemon_thread``), awaited ``deadline_s`` at most. A
+    row) off the loop: at most ``workers`` calls at once, each in a daemon thread of its own
+    (``in_daemon_thread``; no executor), awaited ``deadline_s`` at most. A
     stalled write holds one of these, never a worker of the loop's default executor, which
     the daemon's other parts share (the desk's ear, every page's reads, the sign-in); past
     the deadline the caller gets ``Abandoned`` and the call goes on to its end (its outcome

@@ -1262,14 +1262,14 @@ def _date(text: str | None) -> date | None:
 
 
 def _guards_revocations(lists: Lists) -> frozenset[tuple[str, datetime | None]]:
-    """The revocations of ``lists`` the other gates hold as this gate's guards' (source
-    ``guard``: ``kiosk.peers``' page), each by its pass and stamp."""
+    """The revocations of ``lists`` the other gates hold as this gate's own (``GATE_SOURCES``:
+    a guard's, a forget's; ``kiosk.peers``' page), each by its pass and stamp."""
     rows = lists.revocations.values()
     return frozenset((r.pass_id, r.revoked_at) for r in rows if r.source in GATE_SOURCES)
 
 
 def upsert_local_revocations(db: sqlite_utils.Database, rows: list[dict[str, Any]]) -> None:
-    """Guard or CSV revocations over whatever rows are there; a bundle's row a local one
+    """Guard, forget or CSV revocations over whatever rows are there; a bundle's row a local one
     replaces leaves its reason in ``bundle_reason`` (the office's revocation still stands)."""
     table = db.table("list_revocations")
     for row in rows:

@@ -77,7 +77,7 @@ def get_key(name: str, environ: Mapping[str, str] | None = None) -> str | None:
             f"credential {name} is too short ({len(secret)} characters, at least"
             f" {MIN_KEY_CHARS}): {MAKE_A_KEY}"
         )
-    return secret
+    return secret or None
 
 
 def empty_key(name: str, environ: Mapping[str, str] | None = None) -> str | None:
@@ -182,6 +182,8 @@ def _kept_text(path: Path) -> str | None:
                 data = b"" if why else file.read(MAX_SECRET_BYTES + 1)
             except OSError as exc:
                 why = f"cannot be read ({exc.strerror or exc})"
+            if why is None and len(data) > MAX_SECRET_BYTES:
+                why = "is too large to be a key"
         if why is None:
             try:
                 return data.decode("utf-8").strip()

@@ -1429,12 +1429,13 @@ def day_quotas(
         return quota_cfg, None
     rules: list[tuple[datetime | None, QuotaConfig]] = []
     for since, value in values:
-        try:
+        try:  # a damaged entry (its value, or its time: a bad sector) is passed over
             quota = QuotaConfig.model_validate(value)
+            at = None if since is None else _utc(str(since))
         except ValueError:
             continue
         if not rules or quota != rules[-1][1]:  # a restart that changed nothing: no change
-            rules.append((None if not rules else _utc(str(since)), quota))
+            rules.append((None if not rules else at, quota))
     return last, (rules if len(rules) > 1 else None)
 
 

@@ -211,9 +211,9 @@ _MAX_QUOTA_CHANGES = 48
 
 def _report_day(report: dict[str, Any]) -> tuple[datetime, datetime] | None:
     """UTC ``[start, end)`` of the report's day on its clock (``day``, ``timezone``; None
-    when it says neither: ``_fetch`` reads them first); a zone this office's tzdata does not
+    when it lacks either: ``_fetch`` reads them first); a zone this office's tzdata does not
     know: the day on any clock (UTC-12 to UTC+14)."""
-    if "day" not in report and "timezone" not in report:
+    if "day" not in report or "timezone" not in report:
         return None
     day = date.fromisoformat(report["day"])
     try:

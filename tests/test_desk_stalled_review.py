@@ -1,5 +1,5 @@
-"""The alarm desk under a stalled store, what a review of fx31desk found (session 31,
-fx31desk2): a close is never held by the held rows' flush; the refusals said at once are;
+"""The alarm desk under a stalled store, what a review of d27335b1 found (session 31,
+e5f7744a): a close is never held by the held rows' flush; the refusals said at once are;
 a close answered late redraws the tablets, or, refused late, says so; a fever closed before
 a restart stays closed; a name heard from the bus alone goes with a forget; two fevers
 count two; a console slot whose thread never started is given back."""
@@ -257,6 +257,22 @@ def test_a_name_heard_from_the_bus_alone_goes_with_a_forget(rig):  # noqa: F811
     desk.open_alarms([])
     kept = desk.board.alarms[card.key]
     assert (kept.holder, kept.household, kept.pass_id) == (None, None, None)
+
+
+def test_a_forget_before_the_desks_first_look_empties_a_bus_cards_name(rig):  # noqa: F811
+    """No console page drawn since the start: the desk's first look came after the forget, so
+    the forget was taken as already seen and the fever's card kept the name."""
+    from kiosk.people import Person, forget
+
+    desk = AlarmDesk(rig.log, rig.clock)
+    message = fever_unlogged(rig)
+    desk.note_message(message)
+    rig.store.recover()
+    person = Person.of(pass_ids=[message["pass_id"]])
+    assert person is not None
+    forget(rig.log, person, rig.clock.now(), actor="root", force=True)
+    [card] = [a for a in desk.open_alarms([]) if a.kind == "fever"]
+    assert (card.holder, card.household, card.pass_id) == (None, None, None)
 
 
 def test_a_name_heard_from_the_bus_alone_goes_when_the_backlog_drops_a_record(rig):  # noqa: F811

@@ -1,4 +1,4 @@
-"""The guard's alarm desk while the card stalls or refuses writes (session 31, fx31desk): a
+"""The guard's alarm desk while the card stalls or refuses writes (session 31, d27335b1): a
 close whose row is stalled holds none of the loop's workers and is answered within a
 deadline, in words; a close taking the raises come since its page drew it says how many; a
 fever the log did not take is one card, naming the person, whose row taken later joins it."""

@@ -158,15 +158,27 @@ def test_two_health_reports_at_once_date_a_new_fault_alike(guard_core):
     runner.engine.on_reader_fault("cam0", "camera lost")
     reports: dict[str, dict] = {}
     second = threading.Thread(target=lambda: reports.update(second=runner.health()))
+    at_the_lock = threading.Event()
+    lock = runner._fault_since_lock
+
+    class Watched:  # the runner's lock, saying when the second report comes to it
+        def __enter__(self):
+            if threading.current_thread() is second:
+                at_the_lock.set()
+            return lock.__enter__()
+
+        def __exit__(self, *exc):
+            return lock.__exit__(*exc)
 
     class Began(dict):
         def get(self, key, default=None):
             if not second.is_alive() and "second" not in reports:  # the first report
                 guard_core.clock.advance(1)  # the second asks a second later, meanwhile
                 second.start()
-                second.join(timeout=0.5)  # held by the first: it waits (not finished here)
+                assert at_the_lock.wait(timeout=30)  # held there by the first: no wall wait
             return super().get(key, default)
 
+    runner._fault_since_lock = Watched()
     runner._fault_since = Began()
     reports["first"] = runner.health()
     second.join()

@@ -1,4 +1,4 @@
-"""What review rv31d found in the console's forget (``/guard/community/people``), pinned:
+"""What a review of 49cc10b9 found in the console's forget (``/guard/community/people``), pinned:
 the fix is in the commit that added each test. On a FakeClock, nothing written outside
 ``tmp_path``."""
 
@@ -62,3 +62,13 @@ def test_each_pass_id_of_several_that_no_row_holds_is_warned_of_in_the_preview(c
     assert 'id="people-pass-only"' not in dry.text  # her pass holds rows: not a pass-only one
     done = send(admin, f"{ROOM}/forget?lang=en", hidden_fields(dry.text, "forget-form"))
     assert done.status_code == 200 and 'id="people-done"' in done.text
+
+
+def test_pass_ids_no_row_holds_given_alone_are_warned_of_once(core, admin, clock):
+    """Two pass ids, neither held by a row: the preview said "this pass id" once for all and
+    then warned again of each, three warnings for two. Said once."""
+    _, one = issue_pass(core.issuer_key, "D4-0404", "Late Comer", now=clock.now())
+    _, two = issue_pass(core.issuer_key, "D4-0405", "Later Comer", now=clock.now())
+    dry = _post(admin, f"{ROOM}/forget?lang=en", pass_id=f"{one.pass_id} {two.pass_id}")
+    assert dry.status_code == 200 and 'id="people-pass-only"' in dry.text
+    assert "people-unheld" not in dry.text

@@ -1,6 +1,6 @@
-"""What review rv31d found in forgetting a person, pinned (the fix is in the commit that added
-each test). On a FakeClock (the ``guard_core`` and ``clock`` fixtures), nothing written outside
-``tmp_path``."""
+"""What a review of 49cc10b9 found in forgetting a person, pinned (the fix is in the commit that
+added each test). On a FakeClock (the ``guard_core`` and ``clock`` fixtures), nothing written
+outside ``tmp_path``."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The quota changed during a day, as the office reads it (review rv31h of fx31quota): a
+"""The quota changed during a day, as the office reads it (a review of a37a8ce8): a
 compound's gates restarted with one new quota seconds apart agree (each gate's outings by its
 own rules); the compound entry says the day's rules; a ``quota_changes`` whose time lies at the
 calendar's end or outside the report's day is a report refused, never a pull that fails."""
@@ -283,3 +283,27 @@ def test_a_zone_the_office_does_not_know_checks_the_day_on_any_clock():
     far = [{"from": None} | _ON, {"from": "2026-03-04T12:00:00+00:00"} | _ON]
     with pytest.raises(ValueError, match="within the report's day"):
         gate_policy(report | {"exits_per_household": _ON | {"quota_changes": far}})
+
+
+def test_a_site_history_entry_of_a_damaged_time_is_passed_over_not_raised():
+    """A quota change whose recorded time is no time (a bad sector, a hand edit) raised
+    ValueError out of the day's report and the nightly freeze: it is passed over."""
+    from datetime import date
+    from zoneinfo import ZoneInfo
+
+    from kiosk.stats import day_quotas
+
+    on = {"enabled": True, "exits": 1, "period_days": 2}
+    off = {"enabled": False, "exits": 1, "period_days": 2}
+    history = [(None, on), ("2026-03-02T05:00:00 damaged", off)]
+    last, rules = day_quotas(history, date(2026, 3, 2), ZoneInfo("UTC"), None)
+    assert last is not None and last.enabled is False
+    assert rules is None  # the damaged change is no change the day can be judged by
+
+
+def test_a_gate_report_naming_its_day_without_its_zone_has_no_day():
+    """A report with its day but no zone raised KeyError, not the None its contract says."""
+    from office.gatereports import _report_day
+
+    assert _report_day({"day": "2026-03-02"}) is None
+    assert _report_day({"timezone": "UTC"}) is None

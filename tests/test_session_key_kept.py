@@ -100,3 +100,19 @@ def test_a_kept_key_someone_else_could_have_set_is_not_signed_with(tmp_path, cap
     assert kept_key(tmp_path, "session_key") == made  # its own, taken from now on
     if how == "symlink":  # the new key is not written where the link pointed
         assert (tmp_path / "elsewhere").read_text().strip() == planted
+
+
+def test_a_kept_key_file_too_large_to_be_a_key_is_not_taken(tmp_path, caplog):
+    """A kept key file over the secrets' bound (a cut-off blob, a wrong file moved there) was
+    read to the bound and taken, cut, as the key: it is said and made again."""
+    import os
+
+    from kiosk.secrets import MAX_SECRET_BYTES, kept_key
+
+    path = tmp_path / "session_key"
+    path.write_bytes(b"k" * (MAX_SECRET_BYTES + 10))
+    os.chmod(path, 0o600)
+    with caplog.at_level(logging.WARNING, logger="kiosk.secrets"):
+        made = kept_key(tmp_path, "session_key")
+    assert made is not None and len(made) == 44
+    assert "too large" in caplog.text

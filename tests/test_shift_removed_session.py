@@ -517,7 +517,7 @@ def test_a_shift_changed_under_way_by_remove_and_add_keeps_its_guard(app, admin,
         _shift(admin, "2026-02-12T08:30", "2026-02-12T18:30")
         page = tablet.get("/guard", follow_redirects=False)
         # 19:30: 18:30 and the handover's hour (the session follows the roster's longer shift;
-        # it was held to its sign-in's 18:30 until fx31auth)
+        # it was held to its sign-in's 18:30 until 2cb813d6)
         assert page.status_code == 200 and 'data-session-left-s="34200"' in page.text
         [longer] = [s for s in _alices_shifts(core) if s.guard == "alice"]
         _remove(admin, longer)

@@ -119,8 +119,8 @@ _MINUTE_NS = 60 * 1_000_000_000
 def session_key(environ: dict[str, str] | None = None, kept_in: Path | None = None) -> bytes:
     """The cookie-signing key: the ``session_key`` secret, else the key the daemon keeps in
     ``kept_in`` (its data dir: ``kiosk.secrets.kept_key``), else a fresh random key.
-    ``SecretError`` for a secret empty or too short to be a key
-    (``kiosk.secrets.MIN_KEY_CHARS``)."""
+    ``SecretError`` for a secret too short to be a key (``kiosk.secrets.MIN_KEY_CHARS``); an
+    empty one is not taken (the kept key signs)."""
     from kiosk.secrets import get_key, kept_key
 
     secret = get_key("session_key", environ)
@@ -356,7 +356,9 @@ class SessionManager:
     def issue(self, account: Account) -> tuple[str, Session]:
         """A new session for ``account`` and its signed cookie value."""
         mono, now = self._clock.monotonic_ns(), self._clock.now()
-        self._issued = {sid: held for sid, held in self._issued.items() if mono - held[0] < held[1]}
+        self._issued = {  # a copy first: ``lengthened`` writes from other request threads
+            sid: held for sid, held in list(self._issued.items()) if mono - held[0] < held[1]
+        }
         lifetime, shifts = self._lifetime_of(account.name, now)
         session = Session(
             sid=secrets.token_urlsafe(18),

@@ -353,7 +353,8 @@ class FeedStream:
         back-to-back shift removed ends the stream at the end of the one under way; at that
         end the sign-in is read again as its page reads it (``still_holds``: one rule), and
         the stream goes on to the later end the roster gives it back (the removal undone:
-        the shift added again)."""
+        the shift added again). ``REOPEN`` when the roster lengthened the session: the stream
+        closes quietly and the page opens it again with the longer cookie."""
         if self.g.core.clock.monotonic_ns() < self.shift_ends_ns():
             held = await asyncio.to_thread(self.g.auth.still_holds, self.session)
             if held is not None and held.expires < self.session.expires:
