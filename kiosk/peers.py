@@ -70,7 +70,7 @@ from .config.policy import MAX_PERIOD_DAYS, QuotaConfig
 from .days import FIRST_DAY, LAST_DAY, span_on
 from .files import streamed_rows
 from .history import COUNTED_DECISIONS, QUOTA_EXEMPT, ROLE_FLAG, role_flag
-from .lists import same_text
+from .lists import GATE_SOURCES, same_text
 from .pass_format import ROLES
 from .passes import key_id_of
 from .ports import History, Store
@@ -562,8 +562,8 @@ def guard_revocations(db: Database) -> list[dict[str, Any]]:
     rows = _guard_rows(
         db,
         "list_revocations",
-        "SELECT pass_id, revoked_at, actor FROM list_revocations"
-        " WHERE source IN ('guard', 'forget')"
+        "SELECT pass_id, revoked_at, actor FROM list_revocations"  # noqa: S608 - constants
+        f" WHERE source IN ({', '.join(repr(s) for s in GATE_SOURCES)})"
         " ORDER BY revoked_at DESC, pass_id LIMIT ?",
         MAX_PAGE_REVOCATIONS,
         "revocations",

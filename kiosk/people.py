@@ -922,15 +922,18 @@ def _unheld(db: sqlite_utils.Database, person: Person, today: date) -> tuple[str
     holds (each searched alone: ``PersonError`` ``nobody``)."""
     if len(person.pass_ids) + len(_selectors(person)) < 2:
         return ()  # a pass id alone: ``Found.pass_only`` says it
-    out: list[str] = []
-    for pass_id in person.pass_ids:
-        try:
-            _find(db, Person(pass_ids=(pass_id,)), today, False)
-        except PersonError as exc:
-            if exc.code != "nobody":
-                raise
-            out.append(pass_id)
-    return tuple(out)
+    return tuple(p for p in person.pass_ids if _finds_nobody(db, Person(pass_ids=(p,)), today))
+
+
+def _finds_nobody(db: sqlite_utils.Database, alone: Person, today: date) -> bool:
+    """Whether the one key ``alone`` selects no row here (``_find``'s ``nobody``)."""
+    try:
+        _find(db, alone, today, False)
+    except PersonError as exc:
+        if exc.code != "nobody":
+            raise
+        return True
+    return False
 
 
 def _selectors(person: Person) -> list[tuple[str, Person]]:
@@ -955,18 +958,14 @@ def _each_key_finds(db: sqlite_utils.Database, person: Person, today: date) -> N
     if len(keys) + bool(person.pass_ids) < 2:
         return  # the one key: the search above is its own
     for kind, alone in keys:
-        try:
-            _find(db, alone, today, False)
-        except PersonError as exc:
-            if exc.code != "nobody":
-                raise
+        if _finds_nobody(db, alone, today):
             raise PersonError(
                 f"--{kind.replace('_', '-')}: no store of this gate holds anyone by this key,"
                 " though the other keys find rows: nothing forgotten (check its spelling, or"
                 " leave it out)",
                 "unmatched",
                 kind=kind,
-            ) from None
+            )
 
 
 def show(store: Store, person: Person, today: date, actor: str) -> Found:

@@ -8,31 +8,14 @@ a fault still standing is a card again (docs/screens.md)."""
 
 from __future__ import annotations
 
-import re
 import threading
 from datetime import timedelta
 
-from guard_support import close_core, make_app, make_core, refused_with, send, signed_in
+from guard_support import close_core, make_app, make_core, signed_in
+from test_device_incidents import done, drawn
 
 from kiosk.alarms import AlarmDesk, peer_alarms
 from kiosk.devices import Health
-
-
-def drawn(page: str) -> list[str]:
-    return re.findall(r'class="a-pick" name="key" value="([^"]+)"', page)
-
-
-def incidents(page: str) -> list[str]:
-    return re.findall(r'name="incident" value="([^"]+)"', page)
-
-
-def done(tablet, page: str) -> str | None:
-    """The guard presses Done on the page's one card: its form as the page drew it."""
-    [card] = drawn(page)
-    fields = {"csrf": tablet.csrf, "only": card}
-    for value in incidents(page):
-        fields["incident"] = value
-    return refused_with(tablet, send(tablet, "/guard/alarms/ack", fields))
 
 
 def stale(since: str):

@@ -552,7 +552,7 @@ async def ack_alarm(request: Request, session: ActionSession, g: GuardDep) -> Re
         raise BadInput("err.no_alarm")
     # Every other open console (a second tablet) draws its alarms again now, not at the
     # next passage: the same cards, the same count, on each.
-    g.core.bus.publish({"type": ALARMS_CLOSED, "keys": [a.key for a in closed]})
+    redraw_alarms(g, closed)
     # A condition raised again since the page drew it (``kiosk.alarms.repeats``) closed too:
     # how many times.
     grew = sum(max(0, a.count - seen.get(a.key, a.count)) for a in closed)
@@ -590,6 +590,12 @@ def drawn_cards(values: list[str]) -> dict[str, int]:
     return seen
 
 
+def redraw_alarms(g: Guard, closed: list[Alarm]) -> None:
+    """Every open console (a second tablet) draws its alarms again now, not at the next
+    passage (``ALARMS_CLOSED``, naming the cards ``closed``)."""
+    g.core.bus.publish({"type": ALARMS_CLOSED, "keys": [a.key for a in closed]})
+
+
 def close_ended_late(g: Guard, who: str, keys: list[str], ended: object) -> None:
     """A close answered "still being written" ended (``BoundedWork.run``'s ``late``, on the
     loop). Closed: every open console draws its alarms again (``ALARMS_CLOSED``), as a close
@@ -599,7 +605,7 @@ def close_ended_late(g: Guard, who: str, keys: list[str], ended: object) -> None
     "shows closed once written")."""
     if isinstance(ended, list):
         if ended:
-            g.core.bus.publish({"type": ALARMS_CLOSED, "keys": [a.key for a in ended]})
+            redraw_alarms(g, ended)
         return
     if not isinstance(ended, Exception):
         return
@@ -608,7 +614,7 @@ def close_ended_late(g: Guard, who: str, keys: list[str], ended: object) -> None
     problem = "store_fault" if isinstance(ended, StoreFault) else "internal"
     detail = {"keys": keys, "outcome": "error", "problem": problem}
     g.held.hold(who, f"{ACK_ACTION}_failed", detail, g.core.clock.now(), essential=False)
-    g.core.bus.publish({"type": ALARMS_CLOSED, "keys": []})
+    redraw_alarms(g, [])
 
 
 def grown_since(grown: AlarmGrown) -> BadInput:
