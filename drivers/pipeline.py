@@ -50,6 +50,7 @@ from drivers.decoders import Decoder, RawCode
 from kiosk.clock import Clock
 from kiosk.config.readers import DecoderConfig
 from kiosk.devices import CodeRead
+from kiosk.firsts import firsts
 
 #: The change gate looks at every 4th pixel of the green channel (a free strided view; green
 #: carries most of the luminance), then averages 4x4 of those: 1/16 of the frame per side.
@@ -150,7 +151,7 @@ class FramePipeline:
             self._likely_until_ns = mono_ns + LIKELY_KEEP_NS
 
         texts: list[str] = []
-        for raw in _unique(raws):
+        for raw in firsts(raws, lambda r: r.data):
             text, reason = check_payload(raw.data, self.cfg.max_payload_chars)
             if text is None:
                 # A hostile code held up is reported once per hold-off, not 15 times a second.
@@ -292,13 +293,3 @@ def find_code_region(gray: np.ndarray) -> tuple[int, int, int, int] | None:
         min(w, (x + rw + m) * f),
         min(h, (y + rh + m) * f),
     )
-
-
-def _unique(raws: list[RawCode]) -> list[RawCode]:
-    seen: set[bytes] = set()
-    out = []
-    for raw in raws:
-        if raw.data not in seen:
-            seen.add(raw.data)
-            out.append(raw)
-    return out

@@ -14,12 +14,14 @@ import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from itertools import islice
 from typing import Any, Protocol
 
 import sqlite_utils
 
 from kiosk.clock import ClockReading
 from kiosk.dating import dated_source, dated_ts_sql, retention_offsets
+from kiosk.firsts import firsts
 from kiosk.links import NOT_OPENED_ROWS, judged_fever, not_opened, overridden
 from kiosk.store import (
     FORM_ONCE_ROWS,
@@ -748,20 +750,14 @@ def past_visitors(
     )
     params: list[Any] = [first, f"%{_like(wanted)}%", digits, f"%{_like(digits)}"]
     params.append(_limit(limit * 10))
-    seen: set[tuple[str, str]] = set()
-    out: list[dict[str, Any]] = []
-    for row in _rows(log, sql, params):
-        event = decode_event_row(row)
-        found = event.get("person")
-        person: dict[str, Any] = found if isinstance(found, dict) else {}
-        key = (str(person.get("name") or ""), str(person.get("phone") or ""))
-        if key in seen:
-            continue
-        seen.add(key)
-        out.append(event)
-        if len(out) >= _limit(limit):
-            break
-    return out
+    events = (decode_event_row(row) for row in _rows(log, sql, params))
+    return list(islice(firsts(events, _name_and_phone), _limit(limit)))
+
+
+def _name_and_phone(event: dict[str, Any]) -> tuple[str, str]:
+    found = event.get("person")
+    person: dict[str, Any] = found if isinstance(found, dict) else {}
+    return (str(person.get("name") or ""), str(person.get("phone") or ""))
 
 
 def issued_passes(log: Readable, limit: int = 2000) -> list[AuditNote]:

@@ -19,8 +19,9 @@ from fastapi.responses import HTMLResponse, Response
 from starlette.datastructures import FormData
 
 from kiosk import privacy, queries
+from kiosk.firsts import firsts
 from kiosk.lists import NEW_ENTRY, entry_version
-from kiosk.peers import PeerRevocation, held_quarantine, held_revocations
+from kiosk.peers import held_quarantine, held_revocations
 from ui import i18n
 from ui.auth import Session
 from ui.guard import deps
@@ -49,7 +50,8 @@ def page(request: Request, g: Guard, session: Session, refused: Refused = FRESH)
         )
     rows = queries.list_rows(g.core.store)
     # A card voided here and at another gate too (both before either knew): one entry, this
-    # gate's (its restore says the other gate's holds: ``ListStore.unrevoke``).
+    # gate's (its restore says the other gate's holds: ``ListStore.unrevoke``); two other
+    # gates both voiding one: one entry, the first gate's.
     shown = {str(r["pass_id"]) for r in rows["revocations"]}
     return g.render(
         request,
@@ -59,7 +61,7 @@ def page(request: Request, g: Guard, session: Session, refused: Refused = FRESH)
         peer_revoked=[
             {"gate": r.kiosk_id, "pass_id": r.pass_id, "actor": r.actor or "—"}
             | {"when": clock_time(r.revoked_at, lang, g.tz) or "—"}
-            for r in _one_each(held_revocations(g.core.store.reader()), shown)
+            for r in firsts(held_revocations(g.core.store.reader()), lambda v: v.pass_id, shown)
         ],
         # In force here too; lifted only at the gate that added it (kiosk.peers).
         peer_quarantine=held_quarantine(g.core.store.reader()),
@@ -71,17 +73,6 @@ def page(request: Request, g: Guard, session: Session, refused: Refused = FRESH)
         here="/guard/lists",  # drawn for a refused form too: its links lead here
         **(g.flash(request) | refused.context()),
     )
-
-
-def _one_each(voided: list[PeerRevocation], shown: set[str]) -> list[PeerRevocation]:
-    """The other gates' voids of cards not ``shown`` already, one a card (two gates both
-    voiding one are one entry: the first gate's)."""
-    out = []
-    for r in voided:
-        if r.pass_id not in shown:
-            shown.add(r.pass_id)
-            out.append(r)
-    return out
 
 
 #: Each list's add form's fields, drawn again as typed when the entry is refused.
