@@ -277,6 +277,7 @@ class AccountStore:
         hashed = None
         role: Role | None = None
         source: Literal["secret", "table"] = "secret"
+        made = None
         if NAME_RE.match(name or ""):
             if name in self._secret:
                 role, hashed = self._secret[name]
@@ -284,9 +285,10 @@ class AccountStore:
                 row = self._row(name)
                 if row is not None:
                     role, hashed, source = row["role"], row["password_hash"], "table"
+                    made = aware_or_none(row["created_at"])
         ok = verify_password(password, hashed or _DUMMY_HASH)
         if ok and hashed is not None and role is not None:
-            return Account(name, role, source, credential_of(hashed))
+            return Account(name, role, source, credential_of(hashed), made)
         return None
 
     def names(self) -> list[Account]:

@@ -34,7 +34,9 @@
   back to back with one it was signed in on (or one of them made longer) carries it to the new
   stretch's end (asked within ``LENGTHEN_ASKED_WITHIN`` of its end, sooner once after each
   change of the roster), its cookie signed again on the next response (the first after its old end
-  too, while the browser keeps it; never a sign-out's); a live stream at the old end closes
+  too: the browser keeps a guard's cookie to ``SESSION_CAP`` after sign-in, so a tablet asleep
+  through the old end wakes on the shift; a roster read that failed is asked again at the next
+  request; never a sign-out's); a live stream at the old end closes
   to be opened again. Never past ``SESSION_CAP`` after the guard signed in (the cookie's
   ``iat``; a cookie without it is never lengthened).
 * Logout revokes the session id until its expiry (a guard's on the roster: until the latest
