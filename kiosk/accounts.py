@@ -28,6 +28,7 @@ from typing import Any, Literal
 
 from sqlite_utils import Database
 
+from kiosk.days import aware_or_none
 from kiosk.ports import Store
 from kiosk.schema import sql_migrations
 from kiosk.typed import typed
@@ -154,6 +155,11 @@ class Account:
     source: Literal["secret", "table"]
     #: ``credential_of`` its password hash ("" when not read from the store).
     credential: str = field(default="", compare=False)
+    #: When a table account was made (kept across a new password, new once the name is
+    #: added again after it was removed): what was done to a guard of that name before is
+    #: not this one's (``kiosk.roster.Roster.barred``). None: not known (the secret's, a row
+    #: without it).
+    created_at: datetime | None = field(default=None, compare=False)
 
     @property
     def is_admin(self) -> bool:
@@ -259,7 +265,10 @@ class AccountStore:
         row = self._row(name)
         if row is None:
             return None
-        return Account(row["name"], row["role"], "table", credential_of(row["password_hash"]))
+        credential = credential_of(row["password_hash"])
+        return Account(
+            row["name"], row["role"], "table", credential, aware_or_none(row["created_at"])
+        )
 
     def authenticate(self, name: str, password: str) -> Account | None:
         """The account when ``password`` is right, else None (same work either way). The name
@@ -268,6 +277,7 @@ class AccountStore:
         hashed = None
         role: Role | None = None
         source: Literal["secret", "table"] = "secret"
+        made = None
         if NAME_RE.match(name or ""):
             if name in self._secret:
                 role, hashed = self._secret[name]
@@ -275,9 +285,10 @@ class AccountStore:
                 row = self._row(name)
                 if row is not None:
                     role, hashed, source = row["role"], row["password_hash"], "table"
+                    made = aware_or_none(row["created_at"])
         ok = verify_password(password, hashed or _DUMMY_HASH)
         if ok and hashed is not None and role is not None:
-            return Account(name, role, source, credential_of(hashed))
+            return Account(name, role, source, credential_of(hashed), made)
         return None
 
     def names(self) -> list[Account]:
@@ -301,6 +312,15 @@ class AccountStore:
         created_at = self._now().isoformat() if self._now else ""
 
         def write(db: Database) -> None:
+            # An account replaced (a new password, role) is the same guard's: it keeps when
+            # it was made; one added again after it was removed is a new one.
+            changed = db.execute(
+                "UPDATE guard_accounts SET role = ?, password_hash = ? WHERE name = ?"
+                " AND disabled = 0",
+                [role, password_hash, name],
+            ).rowcount
+            if changed:
+                return
             db.table("guard_accounts").upsert(
                 {
                     "name": name,

@@ -80,6 +80,16 @@ def local_day(ts: str | datetime, tz: ZoneInfo | str) -> date:
     return when.astimezone(as_zone(tz)).date()
 
 
+def aware_or_none(value: object) -> datetime | None:
+    """A stored ISO 8601 time with its UTC offset; None for anything else (missing, not a
+    time, a time without its offset)."""
+    try:
+        when = datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+    return when if when.tzinfo is not None else None
+
+
 def when_or_none(text: str | None) -> datetime | None:
     """A stored ISO 8601 time, or ``None`` for an empty column."""
     return None if not text else datetime.fromisoformat(text)

@@ -29,6 +29,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from kiosk.days import aware_or_none
 from kiosk.ports import Store
 from kiosk.standby import HELD_PREFIX
 from kiosk.store import format_ts
@@ -73,15 +74,7 @@ def _stamp(record: Mapping[str, Any]) -> datetime | None:
     ts = record.get("ts")
     if record.get("clock_synced") is not True or not isinstance(ts, str):
         return None
-    return _aware(ts)
-
-
-def _aware(text: str) -> datetime | None:
-    try:
-        when = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return when if when.tzinfo is not None else None
+    return aware_or_none(ts)
 
 
 def _due(values: list[Any], seen: datetime, cutoff: datetime) -> bool:
@@ -176,7 +169,7 @@ def purge_held(store: Store, directory: Path, cutoff: datetime, now: datetime) -
         if values is None or not any(_personal(v) for v in values):
             continue
         first = before.get(path.name, "")
-        since = _aware(first)
+        since = aware_or_none(first)
         if since is None:  # first seen now (or an unreadable note of it: now again)
             first, since = now.astimezone(UTC).isoformat(), now
         if _due(values, since, cutoff):

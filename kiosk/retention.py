@@ -78,7 +78,7 @@ from sqlite_utils import Database
 
 from kiosk.clock import Clock, ClockReading
 from kiosk.config.policy import QuotaConfig
-from kiosk.days import as_zone, day_start, days_before
+from kiosk.days import as_zone, aware_or_none, day_start, days_before
 from kiosk.ledgers import purge_ledgers
 from kiosk.lists import (
     mark_purged,
@@ -621,7 +621,7 @@ def overdue(
     ``STEP_CAUSES``) has failed that long: ``cause`` that step's.
     ``last_run`` is the last run's time, ``days`` the whole days it has been so."""
     limit = OVERDUE_AFTER.total_seconds()
-    at = _stamp(last.get("at")) if last else None
+    at = aware_or_none(last.get("at")) if last else None
     waiting = _count(last.get("waiting_for_clock")) if last else 0
     found = {"last_run": at.isoformat() if at else None, "waiting": waiting}
     since_run = (now - at).total_seconds() if at is not None else 0.0
@@ -631,7 +631,7 @@ def overdue(
     failing_s, step = failing
     if failing_s is not None and failing_s >= limit:
         return found | {"cause": step, "days": int(failing_s // 86400)}
-    since = _stamp(last.get("waiting_since")) if last and waiting else None
+    since = aware_or_none(last.get("waiting_since")) if last and waiting else None
     if since is not None and (now - since).total_seconds() >= limit:
         return found | {"cause": "waiting_for_clock", "days": (now - since).days}
     return None
@@ -643,14 +643,6 @@ def _count(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         return 0
     return max(0, int(value))
-
-
-def _stamp(value: Any) -> datetime | None:
-    try:
-        when = datetime.fromisoformat(str(value))
-    except ValueError:
-        return None
-    return when if when.tzinfo is not None else None
 
 
 #: The ``meta`` key of the runs a day's purge row covers that wrote no row of their own

@@ -20,7 +20,7 @@ import logging
 from collections.abc import Callable, Iterable, Mapping, Sized
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import sqlite_utils
@@ -30,7 +30,7 @@ from .categories import FEVER_COLUMNS, FeverishPeople, columns_or_null
 from .clock import Clock, ClockReading
 from .community import CommunityError, check_actor, clean_text, has_table, record_dict, row_by_id
 from .dating import dated_source
-from .days import day_start, span_on, when_or_none
+from .days import day_start, span_on
 from .files import streamed_rows
 from .links import (
     OVERRIDES,
@@ -57,6 +57,7 @@ __all__ = [
     "Shift",
     "ShiftGone",
     "ShiftMark",
+    "UnreadableRow",
     "barred_from",
     "session_end",
     "staffed_stretches",
@@ -183,29 +184,80 @@ class Handover:
         return record_dict(self, omit=("clocks",)) | {"complete": self.complete}
 
 
-def _shift(r: Mapping[str, Any]) -> Shift:
+class UnreadableRow(CommunityError):
+    """A row of the roster's tables that cannot be read (edited by hand: a time that is no
+    time, a field missing): ``kind`` (``shift``, ``handover``) and ``row_id`` (None when its
+    id is no number) say which, never what it holds."""
+
+    def __init__(self, kind: str, row_id: int | None) -> None:
+        self.kind, self.row_id = kind, row_id
+        said = "?" if row_id is None else row_id
+        super().__init__(
+            f"{kind} {said} cannot be read (a row edited by hand): fix it in the store"
+        )
+
+
+def _text(value: Any) -> str:
+    """A stored text field; ``ValueError`` for one missing or not text."""
+    if not isinstance(value, str) or not value:
+        raise ValueError("a field missing")
+    return value
+
+
+_Row = TypeVar("_Row")
+
+
+def _read_row(kind: str, r: Mapping[str, Any], parse: Callable[[Mapping[str, Any]], _Row]) -> _Row:
+    """``parse(r)``; ``UnreadableRow`` naming the row when its values are not what was
+    written."""
+    try:
+        return parse(r)
+    except (TypeError, ValueError, KeyError, OverflowError, AttributeError):
+        row_id = r.get("id")
+        raise UnreadableRow(kind, row_id if isinstance(row_id, int) else None) from None
+
+
+def _shift_of(r: Mapping[str, Any]) -> Shift:
     return Shift(
         int(r["id"]),
-        r["gate"],
-        r["guard"],
-        datetime.fromisoformat(r["starts_at"]),
-        datetime.fromisoformat(r["ends_at"]),
+        _text(r["gate"]),
+        _text(r["guard"]),
+        _aware(r["starts_at"]),
+        _aware(r["ends_at"]),
+    )
+
+
+def _shift(r: Mapping[str, Any]) -> Shift:
+    """A ``roster_shifts`` row; ``UnreadableRow`` for one that is not a shift."""
+    return _read_row("shift", r, _shift_of)
+
+
+def _summary(text: Any) -> dict[str, int]:
+    found = json.loads(text)
+    if not isinstance(found, dict):
+        raise ValueError("a summary is a JSON object")
+    return found
+
+
+def _handover_of(r: Mapping[str, Any]) -> Handover:
+    acks = [None if not r[k] else _aware(r[k]) for k in ("outgoing_ack_at", "incoming_ack_at")]
+    return Handover(
+        int(r["id"]),
+        _text(r["gate"]),
+        _text(r["outgoing"]),
+        _text(r["incoming"]),
+        _aware(r["since"]),
+        _aware(r["opened_at"]),
+        _summary(r["summary"]),
+        acks[0],
+        acks[1],
+        read_clocks(r.get("clocks"), STAMPS),
     )
 
 
 def _handover(r: Mapping[str, Any]) -> Handover:
-    return Handover(
-        int(r["id"]),
-        r["gate"],
-        r["outgoing"],
-        r["incoming"],
-        datetime.fromisoformat(r["since"]),
-        datetime.fromisoformat(r["opened_at"]),
-        json.loads(r["summary"]),
-        when_or_none(r["outgoing_ack_at"]),
-        when_or_none(r["incoming_ack_at"]),
-        read_clocks(r.get("clocks"), STAMPS),
-    )
+    """A ``handovers`` row; ``UnreadableRow`` for one that is not a handover."""
+    return _read_row("handover", r, _handover_of)
 
 
 #: A row's kind, but none for the deny written after a registration (``links.repeats``).
@@ -418,6 +470,18 @@ _MARKED = (
 )
 
 
+#: A stored time as ``format_ts`` writes it begins with its date (``_TIMELESS``).
+_DATED = "'[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T*'"
+#: A gate's shifts whose times are no times (``Roster.timeless_shifts``).
+_TIMELESS = (
+    "select * from roster_shifts where gate = ? and not"  # noqa: S608 - module constants
+    f" (coalesce(starts_at, '') glob {_DATED} and coalesce(ends_at, '') glob {_DATED})"
+    " order by id limit ?"
+)
+#: The most of them the roster's page names.
+TIMELESS_SHOWN = 50
+
+
 def _aware(value: Any) -> datetime:
     """A stored time as written (ISO 8601 with its offset); ``ValueError`` for anything else."""
     when = datetime.fromisoformat(str(value))
@@ -451,6 +515,11 @@ def _removal(shift: Shift) -> dict[str, Any]:
         "starts_at": format_ts(shift.starts_at),
         "ends_at": format_ts(shift.ends_at),
     }
+
+
+def _before(at: datetime | None, since: datetime | None) -> bool:
+    """Whether a removal stamped ``at`` was made before ``since`` (both known)."""
+    return at is not None and since is not None and at < since
 
 
 def _newest_first(at: datetime | None) -> tuple[bool, float]:
@@ -678,12 +747,19 @@ class Roster:
     ) -> list[Shift]:
         """Shifts at ``gate`` overlapping ``[start, end)``, by start; only ``guard``'s if
         given."""
+        return self.read_shifts(gate, start, end, guard)[0]
+
+    def read_shifts(
+        self, gate: str, start: datetime, end: datetime, guard: str | None = None
+    ) -> tuple[list[Shift], list[UnreadableRow]]:
+        """``shifts``, and the rows among them that cannot be read (edited by hand): skipped,
+        each logged once by its id (``_skipped``), for the roster's page to name."""
         mine, args = ("", []) if guard is None else (" and guard = ?", [guard])
         rows = self._log.reader().query(
             f"select * from roster_shifts where {_OVERLAPPING}{mine} order by starts_at, id",  # noqa: S608
             [*_overlapping(gate, start, end), *args],
         )
-        return [_shift(r) for r in rows]
+        return self._skipped(rows, _shift)
 
     def stretch(self, gate: str, guard: str, now: datetime) -> list[Shift]:
         """``guard``'s shifts at ``gate`` around ``now`` (for ``session_end``), by start: one
@@ -697,6 +773,7 @@ class Roster:
         now: datetime,
         until: datetime,
         marks: Iterable[ShiftMark] = (),
+        account_since: datetime | None = None,
     ) -> ShiftGone | None:
         """The first shift of ``guard`` at ``gate`` taken off the roster whose span and
         handover hour bars a sign-in acting from ``now`` to ``until`` (``barred_from``: the
@@ -709,7 +786,9 @@ class Roster:
         guard taken off a shift does not act during it without an admin (who rosters a
         shift); a shift removed another day (a wrong day rostered) bars nothing outside its
         own span; one moved by removing and adding it again bars nothing the new one holds.
-        A removal recorded before the evening of 2026-12-07 names no guard and bars none.
+        A removal recorded before the evening of 2026-12-07 names no guard and bars none;
+        one recorded before ``account_since`` (when the guard's account was made: a removed
+        guard's name given to a new volunteer) was another account's and bars none.
         A removal's row whose times are no times is skipped (``_readable``: logged once), the
         others judged: ``StoreFault`` when they bar nothing (the last answer stands), and for
         a shift's row whose times are no times (``_row_times``).
@@ -729,6 +808,8 @@ class Roster:
                 skipped = True
                 continue
             times, mark, at = _row_times(shift_id, starts, ends, ts)
+            if kind == "removed" and _before(at, account_since):
+                continue  # another account's of that name
             if kind == "removed":  # the newest first: its latest removal says who
                 removed.setdefault(mark, (str(actor), at))
             elif kind == "standing":
@@ -751,15 +832,12 @@ class Roster:
         try:
             _row_times(shift_id, starts, ends, stamp)
         except StoreFault:
-            key = repr((shift_id, starts, ends, stamp))
-            if key not in self._unreadable:
-                if len(self._unreadable) >= UNREADABLE_KEPT:
-                    self._unreadable.clear()
-                self._unreadable.add(key)
-                said = shift_id if isinstance(shift_id, int) else "?"
-                _logger.warning(
-                    "roster: the removal of shift %s cannot be read; it is skipped", said
-                )
+            said = shift_id if isinstance(shift_id, int) else "?"
+            self._logged_once(
+                repr((shift_id, starts, ends, stamp)),
+                "roster: the removal of shift %s cannot be read; it is skipped",
+                said,
+            )
             return False
         return True
 
@@ -860,7 +938,7 @@ class Roster:
                 "select * from handovers where gate = ? order by id desc limit 50", [gate]
             )
         )
-        opened = [_handover(r) for r in rows]
+        opened = self._skipped(rows, _handover)[0]
         stamps = [h.stamps()["opened_at"] for h in opened]
         dated = dated_stamps(self._log, stamps, now, self._boot_id) if now.synced else []
         stepped_back = False
@@ -918,8 +996,53 @@ class Roster:
     def handovers(self, gate: str, limit: int = 20) -> list[Handover]:
         """The newest first, in the order they were opened (by id: a clock stepped back or
         not set yet stamps a newer one earlier)."""
+        return self.read_handovers(gate, limit)[0]
+
+    def timeless_shifts(self, gate: str) -> list[UnreadableRow]:
+        """The rows of ``gate``'s roster whose times a hand edit left no time (empty, not
+        ISO 8601): no read by time finds them (``_OVERLAPPING``), so the roster's page names
+        them from here, each logged once (``_skipped``). At most ``TIMELESS_SHOWN``."""
+        rows = self._log.reader().query(_TIMELESS, [gate, TIMELESS_SHOWN])
+        return self._skipped(rows, _shift)[1]
+
+    def read_handovers(
+        self, gate: str, limit: int = 20
+    ) -> tuple[list[Handover], list[UnreadableRow]]:
+        """``handovers``, and the rows among them that cannot be read (``read_shifts``)."""
         rows = self._log.reader().query(
             "select * from handovers where gate = ? order by id desc limit ?",
             [gate, max(1, min(int(limit), 500))],
         )
-        return [_handover(r) for r in rows]
+        return self._skipped(rows, _handover)
+
+    def _skipped(
+        self, rows: Iterable[Mapping[str, Any]], parse: Callable[[Mapping[str, Any]], _Row]
+    ) -> tuple[list[_Row], list[UnreadableRow]]:
+        """Each of ``rows`` read by ``parse``, and those that cannot be (``UnreadableRow``):
+        one row edited by hand takes neither the roster's page nor a sign-in down. Each is
+        logged the first time it is met, by its kind and id alone (``_logged_once``)."""
+        read: list[_Row] = []
+        bad: list[UnreadableRow] = []
+        for row in rows:
+            try:
+                read.append(parse(row))
+            except UnreadableRow as exc:
+                bad.append(exc)
+                said = "?" if exc.row_id is None else exc.row_id
+                self._logged_once(
+                    repr((exc.kind, exc.row_id)),
+                    "roster: %s row %s cannot be read; it is skipped",
+                    exc.kind,
+                    said,
+                )
+        return read, bad
+
+    def _logged_once(self, key: str, message: str, *args: Any) -> None:
+        """Log ``message`` the first time ``key`` (a row that cannot be read) is met, of the
+        last ``UNREADABLE_KEPT``."""
+        if key in self._unreadable:
+            return
+        if len(self._unreadable) >= UNREADABLE_KEPT:
+            self._unreadable.clear()
+        self._unreadable.add(key)
+        _logger.warning(message, *args)

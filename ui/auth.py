@@ -34,7 +34,9 @@
   back to back with one it was signed in on (or one of them made longer) carries it to the new
   stretch's end (asked within ``LENGTHEN_ASKED_WITHIN`` of its end, sooner once after each
   change of the roster), its cookie signed again on the next response (the first after its old end
-  too, while the browser keeps it; never a sign-out's); a live stream at the old end closes
+  too: the browser keeps a guard's cookie to ``SESSION_CAP`` after sign-in, so a tablet asleep
+  through the old end wakes on the shift; a roster read that failed is asked again at the next
+  request; never a sign-out's); a live stream at the old end closes
   to be opened again. Never past ``SESSION_CAP`` after the guard signed in (the cookie's
   ``iat``; a cookie without it is never lengthened).
 * Logout revokes the session id until its expiry (a guard's on the roster: until the latest
@@ -391,7 +393,9 @@ class SessionManager:
         payload = _b64e(json.dumps(fields, separators=(",", ":")).encode())
         return f"{payload}.{self._mac('session', payload)}"
 
-    def lengthened(self, session: Session, signed_end: datetime) -> tuple[str, Session] | None:
+    def lengthened(
+        self, session: Session, signed_end: datetime, *, tell_faults: bool = False
+    ) -> tuple[str, Session] | None:
         """``session`` (a guard's, signed in on the roster's shifts, its cookie ending at
         ``signed_end``) to the later end the roster gives its stretch now (a back-to-back shift
         added after sign-in), with its cookie signed again (the same sid: its CSRF token and
@@ -399,22 +403,22 @@ class SessionManager:
         go on from a shift it was signed in on (its handover hour, a later shift of the day
         not back to back: signed in for anew). Never past ``SESSION_CAP`` after its sign-in
         (the cookie's ``iat``): a copied cookie replayed day after day is not carried on. A
-        cookie over is lengthened only while the browser keeps it (``RESUME_TTL_S``). Never
+        cookie over by its end is lengthened until then (the browser keeps it so long:
+        ``GuardAuth.set_cookie``; a tablet asleep past the old end wakes on the shift). Never
         an admin's, nor one issued on a clock not set, nor one without its sign-in time.
-        Blocking: the roster's reads."""
-        if session.is_admin or not session.shifts or session.issued_mono is not None:
-            return None
-        if session.signed_in is None:
+        The roster unreadable: None, or (``tell_faults``) its fault raised, for the caller to
+        ask again at the next request. Blocking: the roster's reads."""
+        if not self.may_lengthen(session) or session.signed_in is None:
             return None
         if self._ends is None or not self._clock.synced():
             return None
         mono, now = self._clock.monotonic_ns(), self._clock.now()
-        if now - signed_end > timedelta(seconds=RESUME_TTL_S):
+        if now >= max(signed_end, session.signed_in + SESSION_CAP):
             return None
         try:
             end = self._ends(session.name, now)
         except (StoreFault, ReadFailure) as exc:  # the roster unreadable: as it was
-            if not roster_unreadable(exc):
+            if tell_faults or not roster_unreadable(exc):
                 raise
             return None
         if end is None:
@@ -428,6 +432,18 @@ class SessionManager:
         longer = replace(session, expires=end.at, shifts=end.shifts[:SHIFTS_KEPT])
         self._issued[session.sid] = (mono, (end.at - now) // timedelta(microseconds=1) * 1000)
         return self._cookie(longer), longer
+
+    def may_lengthen(self, session: Session) -> bool:
+        """Whether the roster may lengthen ``session`` (``lengthened``): a guard's, signed in
+        on the roster's shifts on a synchronised clock, its cookie carrying its sign-in
+        time."""
+        return not (
+            session.is_admin
+            or not session.shifts
+            or session.issued_mono is not None
+            or session.signed_in is None
+            or self._ends is None
+        )
 
     def _lifetime_of(self, name: str, now: datetime) -> tuple[timedelta, tuple[ShiftMark, ...]]:
         """How long a session ``name`` signs in for at ``now`` lasts: to the end of its shift
@@ -930,6 +946,13 @@ def _same_credential(account: Account, session: Session) -> bool:
     return bool(session.credential) and same_secret(account.credential, session.credential)
 
 
+def _made_before(bar: ShiftGone, account: Account) -> bool:
+    """Whether ``bar`` was made before ``account`` was (a removed guard's, whose name a new
+    account took): it is not this account's."""
+    made = account.created_at
+    return bar.at is not None and made is not None and bar.at < made
+
+
 def _in_role(session: Session, account: Account | None) -> Session:
     """``session`` in its ``account``'s role now: one demoted loses what it no longer has."""
     if account is None or account.role == session.role:
@@ -1014,14 +1037,20 @@ class GuardAuth:
         """``SessionManager.lengthened`` for a request of ``session`` (its cookie ending at
         ``signed_end``), asked (the roster's reads) only within ``LENGTHEN_ASKED_WITHIN`` of
         that end or past it, or when the roster has changed since it was last asked for this
-        session: far from its end, a roster as it was lengthens nothing new."""
+        session: far from its end, a roster as it was lengthens nothing new. A read that
+        failed (the roster locked, busy) is no answer: the next request asks again."""
         changes = None if self._roster_changes is None else self._roster_changes()
         near = ended or signed_end - self._clock.now() <= LENGTHEN_ASKED_WITHIN
         with self._answers_lock:
             asked = self._asked.get(session.sid)
         if not near and changes is not None and asked == changes:
             return None
-        longer = self.sessions.lengthened(session, signed_end)
+        try:
+            longer = self.sessions.lengthened(session, signed_end, tell_faults=True)
+        except (StoreFault, ReadFailure) as exc:  # not asked: the next request asks again
+            if not roster_unreadable(exc):
+                raise
+            return None
         if changes is not None:
             with self._answers_lock:
                 self._asked.pop(session.sid, None)
@@ -1198,6 +1227,8 @@ class GuardAuth:
                 raise
             now = earliest(self._clock)
             bar = self._guard_bar(account.name, now)
+            if bar is not None and _made_before(bar, account):
+                return None  # another account's of that name (``Roster.barred``)
             return bar if bar is not None and bar.ends <= now else None
         self._keep_bar(account.name, found, self._clock.now() + timedelta(microseconds=1))
         return found
@@ -1313,7 +1344,10 @@ class GuardAuth:
     ) -> None:
         # The browser keeps the cookie a little past the session's end: an action posted
         # then is refused, but is carried through the login page as that guard's own.
-        lifetime_s = int(self.sessions.lifetime(session).total_seconds()) + RESUME_TTL_S
+        lifetime = self.sessions.lifetime(session)
+        if self.sessions.may_lengthen(session):  # kept till the roster can carry it no more
+            lifetime = max(lifetime, _longest_end(session) - self._clock.now())
+        lifetime_s = int(lifetime.total_seconds()) + RESUME_TTL_S
         set_private_cookie(response, request, COOKIE, cookie, path="/guard", max_age=lifetime_s)
 
     def clear_cookie(self, response: Response) -> None:

@@ -189,11 +189,16 @@ def barred(
     network keeps its bars; one that reads ahead of that time (a fast clock, a hand mis-set
     saved) is judged at that time (``kiosk.clock.earliest``): it neither lifts a bar early
     nor brings a later one on. Blocking: a read or two."""
-    if is_admin(core, name):
+    account = core.accounts.get(name)
+    if account is not None and account.role == "admin":
         return None
     now = earliest(core.clock, now)
     until = now + timedelta(microseconds=1) if until is None else until
-    return core.ledgers.roster.barred(core.config.site.kiosk_id, name, now, until)
+    # A removal before the account was made was another's of that name: it bars none.
+    made = None if account is None else account.created_at
+    return core.ledgers.roster.barred(
+        core.config.site.kiosk_id, name, now, until, account_since=made
+    )
 
 
 def roster_bars(
@@ -208,7 +213,9 @@ def roster_bars(
     now = earliest(core.clock)
     if until <= now:
         return None
-    return core.ledgers.roster.barred(core.config.site.kiosk_id, name, now, until, marks)
+    account = core.accounts.get(name)
+    made = None if account is None else account.created_at  # a bar is its account's
+    return core.ledgers.roster.barred(core.config.site.kiosk_id, name, now, until, marks, made)
 
 
 def is_admin(core: Core, name: str) -> bool:

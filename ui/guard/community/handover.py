@@ -17,6 +17,7 @@ from kiosk.community import CommunityError
 from kiosk.days import NoSuchTime, local_instant, typed_instant
 from kiosk.roster import Handover
 from ui.auth import Session
+from ui.core_words import refusal_text
 from ui.guard.community.common import (
     FRESH,
     PREFIX,
@@ -70,8 +71,15 @@ HANDOVER_FIELDS = ("incoming",)
 def page(request: Request, g: Guard, session: Session, refused: Refused = FRESH) -> HTMLResponse:
     """The roster and the handovers; after a refused shift or handover, its form as sent."""
     roster, gate, now = ledgers(g).roster, g.cfg.site.kiosk_id, g.core.clock.now()
-    shifts = roster.shifts(gate, now - timedelta(hours=24), now + timedelta(days=7))
+    shifts, bad = roster.read_shifts(gate, now - timedelta(hours=24), now + timedelta(days=7))
+    handovers, bad_handovers = roster.read_handovers(gate, limit=10)
     views = [s.to_dict() | {"removable": not roster.shift_ended(s)} for s in shifts]
+    lang = g.lang(request)
+    shown: list[str] = []
+    if session.is_admin:  # the rows skipped (edited by hand), named for who can fix them
+        named = {e.row_id for e in bad}
+        bad += [e for e in roster.timeless_shifts(gate) if e.row_id not in named]
+        shown = [refusal_text(lang, str(e)) for e in bad + bad_handovers]
     return render(
         g,
         request,
@@ -79,7 +87,8 @@ def page(request: Request, g: Guard, session: Session, refused: Refused = FRESH)
         session,
         **on_duty(g),
         shifts=views,
-        handovers=handover_views(g, roster.handovers(gate, limit=10), g.lang(request)),
+        handovers=handover_views(g, handovers, lang),
+        unreadable=shown,
         **refused.context(),
     )
 

@@ -1,0 +1,186 @@
+"""The roster at its edges (session 32, fx32roster).
+
+* A removed guard's name given to a new account: the new volunteer was refused by the old
+  guard's bar (a shift removal is kept by the guard's name). A bar is its account's: one made
+  before the account was (``Account.created_at``) bars none of the new one's.
+* One hand-edited row of the roster (a time that is no time, a field missing) raised in
+  ``_shift``/``_handover``: the roster's page and every sign-in failed. The row is skipped,
+  logged by its id (nothing personal), and named on the admin's page.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from guard_support import TEST_SCRYPT_N, signed_in
+from test_shift_removed_session import (
+    BOB_PW,
+    _add,
+    _alices_shifts,
+    _refusal,
+    _remove,
+    _shift,
+    _sign_in,
+)
+
+from kiosk.accounts import hash_password
+from kiosk.community import CommunityError
+from kiosk.roster import Roster
+from kiosk.store import StoreFault
+
+from guard_support import console_fixtures  # isort: skip
+
+#: 09:00 in Shanghai (the rig's site) on the console's clock.
+clock, core, app, alice, admin = console_fixtures(datetime(2026, 2, 12, 1, 0, tzinfo=UTC))
+
+
+def _bob(core) -> None:
+    core.accounts.add("bob", "guard", hash_password(BOB_PW, n=TEST_SCRYPT_N), "root")
+
+
+def _bobs_shift(core):
+    gate = core.config.site.kiosk_id
+    day = datetime(2026, 2, 11, tzinfo=UTC)
+    return core.ledgers.roster.shifts(gate, day, day + timedelta(days=3), "bob")
+
+
+def test_a_new_account_of_a_removed_guards_name_is_not_barred_by_the_old_bars(
+    app, admin, core, clock
+):
+    _bob(core)
+    _add(admin, "bob", "2026-02-12T08:00", "2026-02-12T16:00")
+    [day] = _bobs_shift(core)
+    _remove(admin, day)
+    _, refused = _sign_in(app, "bob", BOB_PW)
+    assert refused.status_code == 403  # the old bob: barred, as ever
+    core.accounts.disable("bob", "root")
+    clock.advance(600)  # 09:10: a new volunteer is given the name
+    _bob(core)
+    _, signed = _sign_in(app, "bob", BOB_PW)
+    assert signed.status_code == 200, _refusal(signed)
+
+
+def test_while_the_roster_cannot_be_read_the_old_guards_kept_bar_is_not_the_new_ones(
+    app, admin, core, clock, monkeypatch
+):
+    _bob(core)
+    _add(admin, "bob", "2026-02-12T08:00", "2026-02-12T16:00")
+    [day] = _bobs_shift(core)
+    _remove(admin, day)  # kept in memory as bob's bar, for a roster fault
+    core.accounts.disable("bob", "root")
+    clock.advance(600)
+    _bob(core)
+
+    def locked(*args, **kwargs):
+        raise StoreFault("store_fault", "database is locked")
+
+    monkeypatch.setattr(Roster, "barred", locked)
+    _, signed = _sign_in(app, "bob", BOB_PW)
+    assert signed.status_code == 200, _refusal(signed)
+
+
+def test_a_new_password_keeps_the_guards_bars(app, admin, core, clock):
+    _bob(core)
+    _add(admin, "bob", "2026-02-12T08:00", "2026-02-12T16:00")
+    [day] = _bobs_shift(core)
+    _remove(admin, day)
+    clock.advance(600)
+    _bob(core)  # the same account given a new password: the same guard
+    _, refused = _sign_in(app, "bob", BOB_PW)
+    assert refused.status_code == 403 and "was removed by root" in _refusal(refused)
+
+
+def test_a_bar_made_after_the_new_account_is_its_own(app, admin, core, clock):
+    _bob(core)
+    core.accounts.disable("bob", "root")
+    clock.advance(60)
+    _bob(core)
+    clock.advance(60)
+    _add(admin, "bob", "2026-02-12T08:00", "2026-02-12T16:00")
+    [day] = _bobs_shift(core)
+    _remove(admin, day)
+    _, refused = _sign_in(app, "bob", BOB_PW)
+    assert refused.status_code == 403 and "was removed by root" in _refusal(refused)
+
+
+def _edit_shift(core, shift_id: int, column: str, value) -> None:
+    core.store.submit(
+        lambda db: db.execute(
+            f"update roster_shifts set {column} = ? where id = ?",  # noqa: S608 - a test's
+            [value, shift_id],
+        )
+    )
+
+
+def _unreadable(page) -> str:
+    assert page.status_code == 200
+    return page.text.split('id="unreadable"')[1].split("</ul>")[0]
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [
+        ("starts_at", "2026-02-12T00:00:00+08:00 (by hand)"),
+        ("ends_at", "2026-02-12T9"),
+        ("guard", None),
+        ("starts_at", "2026-02-12T00:00:00"),
+    ],  # fmt: skip
+)
+def test_a_hand_edited_shift_row_is_skipped_logged_and_named(
+    app, admin, core, clock, caplog, column, value
+):
+    _shift(admin, "2026-02-12T08:00", "2026-02-12T16:00")
+    _shift(admin, "2026-02-13T08:00", "2026-02-13T16:00")
+    edited, kept = _alices_shifts(core)
+    _edit_shift(core, edited.id, column, value)
+    caplog.set_level(logging.WARNING, logger="kiosk.roster")
+    with signed_in(app, "alice") as tablet:  # the sign-in reads her shifts
+        assert tablet.get("/guard", follow_redirects=False).status_code == 200
+    page = admin.get("/guard/community/handover?lang=en")
+    assert f"shift {edited.id} cannot be read" in _unreadable(page)
+    assert f'data-shift="{kept.id}"' in page.text and f'data-shift="{edited.id}"' not in page.text
+    said = [r.getMessage() for r in caplog.records if "cannot be read" in r.getMessage()]
+    assert said == [f"roster: shift row {edited.id} cannot be read; it is skipped"]  # once
+    with pytest.raises(CommunityError, match=f"shift {edited.id} cannot be read"):
+        core.ledgers.roster.shift(edited.id)
+
+
+@pytest.mark.parametrize("column", ["starts_at", "ends_at"])
+def test_a_shift_whose_time_was_erased_is_named_to_the_admin(app, admin, core, column):
+    """A time erased or overwritten with words is found by no read by time: nothing fails,
+    but the shift is gone from the page without a word. It is named to the admin."""
+    _shift(admin, "2026-02-12T08:00", "2026-02-12T16:00")
+    [edited] = _alices_shifts(core)
+    _edit_shift(core, edited.id, column, None)
+    page = admin.get("/guard/community/handover?lang=en")
+    assert f"shift {edited.id} cannot be read" in _unreadable(page)
+    _edit_shift(core, edited.id, column, "tomorrow")
+    page = admin.get("/guard/community/handover?lang=en")
+    assert _unreadable(page).count(f"shift {edited.id} cannot be read") == 1
+
+
+def test_the_unreadable_rows_are_named_to_the_admin_only(app, admin, alice, core):
+    _shift(admin, "2026-02-12T08:00", "2026-02-12T16:00")
+    [edited] = _alices_shifts(core)
+    _edit_shift(core, edited.id, "ends_at", "soon")
+    assert 'id="unreadable"' not in alice.get("/guard/community/handover").text
+    assert 'id="unreadable"' in admin.get("/guard/community/handover").text
+
+
+def _handover_row(core, since: str) -> int:
+    row = {"gate": core.config.site.kiosk_id, "outgoing": "alice", "incoming": "root",
+           "since": since, "opened_at": "2026-02-12T00:30:00+00:00", "summary": "{}"}  # fmt: skip
+    return int(core.store.submit(lambda db: db.table("handovers").insert(row).last_rowid))
+
+
+def test_a_hand_edited_handover_row_is_skipped_and_named(app, admin, core):
+    good = _handover_row(core, "2026-02-12T00:00:00+00:00")
+    bad = _handover_row(core, "midnight")
+    page = admin.get("/guard/community/handover?lang=en")
+    assert f"handover {bad} cannot be read" in _unreadable(page)
+    assert f'data-handover="{good}"' in page.text
+    assert [h.id for h in core.ledgers.roster.handovers(core.config.site.kiosk_id)] == [good]
+    with pytest.raises(CommunityError, match=f"handover {bad} cannot be read"):
+        core.ledgers.roster.handover(bad)
