@@ -639,12 +639,30 @@ def _exits_section(
         "over_quota_households": over_quota,
     }
     if rules:
+        listed = _listed_changes(rules)
         section["quota_changes"] = [
             {"from": None if since is None else since.astimezone(UTC).isoformat()}
             | quota_fields(rule)
-            for since, rule in rules
+            for since, rule in listed
         ]
+        if len(listed) < len(rules):
+            section["quota_changes_left_out"] = len(rules) - len(listed)
     return section
+
+
+#: The most rules a report's ``quota_changes`` lists, the office's bound (``office.gatereports``
+#: refuses a report listing more): a daemon restarted with a changed quota every few minutes
+#: (a crash loop on a flapping config) changes it more often in a day.
+MAX_QUOTA_CHANGES = 48
+
+
+def _listed_changes(rules: QuotaRules) -> QuotaRules:
+    """The day's rules as its report lists them: all of them, or past ``MAX_QUOTA_CHANGES``
+    the first (in force when the day began) and the last ones, those between left out (the
+    report says how many: ``quota_changes_left_out``). The day is counted by all of them."""
+    if len(rules) <= MAX_QUOTA_CHANGES:
+        return rules
+    return [rules[0], *rules[len(rules) - MAX_QUOTA_CHANGES + 1 :]]
 
 
 def quota_fields(quota: QuotaConfig) -> dict[str, Any]:

@@ -242,6 +242,10 @@ class _Rule:
     by_gate: dict[str, stats.QuotaRules] | None = None
     #: ``rules`` as shown (the gates' ``quota_changes`` as the office keeps them), else None.
     changes: list[dict[str, Any]] | None = None
+    #: The rules its gates' reports left out of their ``quota_changes`` (more than
+    #: ``kiosk.stats.MAX_QUOTA_CHANGES`` in the day), the most of any gate, else None: its
+    #: outings cannot be judged by the rule in force when each was made.
+    left_out: int | None = None
 
 
 def _zone(name: str) -> ZoneInfo | None:
@@ -261,6 +265,8 @@ def _rule(
         if zone is not None:
             told[g] = (held[g], zone)
     rule = _Rule(disagree=[], unknown=[g for g in gates if g not in told])
+    left_out = [int(p.quota.get("changes_left_out") or 0) for p, _ in told.values() if p.quota]
+    rule.left_out = max(left_out, default=0) or None
     rules = [(p.quota or {}, zone) for p, zone in told.values()]
     agree = all(
         _same_rule(q, quota)
@@ -416,9 +422,12 @@ def _compound_exits(
         "id_missing": known.get("id_missing"), "peers_elsewhere": known.get("peers_elsewhere"),
         "households": len(exits), "exits": exits.total(), "histogram": Counter(exits.values()),
     }  # fmt: skip
+    if rule.left_out:  # added 2026-12-07, only when a gate's report abridged its day's rules
+        entry["quota_changes_left_out"] = rule.left_out
     if not exits or (rule.quota is not None and not rule.quota.enabled and not rule.rules):
         entry["over_quota_households"] = 0
-    elif rule.quota is None or rule.site is None:  # no rule held, or rules that disagree
+    elif rule.quota is None or rule.site is None or rule.left_out:
+        # no rule held, rules that disagree, or a day's rules not all held
         entry["over_quota_households"] = None
     else:
         over = count(gates, rule, set(exits))

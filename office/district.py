@@ -50,7 +50,7 @@ import sqlite3
 from collections.abc import Iterable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import psycopg
 import sqlite_utils
@@ -657,19 +657,47 @@ COMPOUND_COLUMNS = (
     "compound", "gates", "quota_enabled", "quota_exits", "period_days", "roles", "timezone",
     "households", "exits", "max", "over_quota_households", "disagree", "unknown",
     "peers_unlisted", "peers_outside", "id_missing", "peers_elsewhere", "undeclared",
+    "quota_changes",
 )  # fmt: skip
 #: A figure the report holds as ``null``: written out, so a spreadsheet never sums it as 0.
 UNKNOWN = "unknown"
 
 
-def _rule_text(quota: dict[str, Any] | None) -> str:
+def _rule_text(quota: dict[str, Any] | None, *, zoned: bool = True) -> str:
+    """A rule as one text, ``1 every 2 days (resident, Asia/Shanghai)``; ``zoned``: with its
+    ``timezone`` (a rule of ``quota_changes`` has none of its own)."""
     if not quota:
         return UNKNOWN
     if not quota.get("enabled"):
         return "off"
     roles = ", ".join(quota.get("roles") or ()) or "every role"
     when = f"{quota.get('exits')} every {quota.get('period_days')} days"
-    return f"{when} ({roles}, {quota.get('timezone')})"
+    zone = f", {quota.get('timezone')}" if zoned else ""
+    return f"{when} ({roles}{zone})"
+
+
+def _changes_text(entry: dict[str, Any]) -> str:
+    """A compound's ``quota_changes`` as one text, each rule from when it came into force on
+    the compound's clock (its ``timezone``; UTC, said, when this office does not know it):
+    ``start 1 every 2 days (resident); 12:00 off``; ``none`` for a day whose rule did not
+    change; the rules its gates left out of their reports said after the first."""
+    changes = entry.get("quota_changes")
+    if not changes:
+        return "none"
+    name = (entry.get("quota") or {}).get("timezone")
+    try:
+        zone, said = ZoneInfo(str(name)), ""
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: 'Asia', a folder
+        zone, said = ZoneInfo("UTC"), " UTC"
+    parts = []
+    for rule in changes:
+        since = rule.get("from")
+        at = "start" if since is None else datetime.fromisoformat(since).astimezone(zone)
+        when = at if isinstance(at, str) else at.strftime("%H:%M") + said
+        parts.append(f"{when} {_rule_text(rule, zoned=False)}")
+    if entry.get("quota_changes_left_out"):
+        parts.insert(1, f"({entry['quota_changes_left_out']} more rules not listed)")
+    return "; ".join(parts)
 
 
 def _names(items: Iterable[Any]) -> str:
@@ -697,7 +725,7 @@ def _compound_row(entry: dict[str, Any]) -> list[Any]:
     figures = [entry.get(k) for k in ("households", "exits")]
     histogram = entry.get("histogram")
     high = None if histogram is None else max((int(k) for k in histogram), default=0)
-    lists = [_names(entry.get(k) or ()) for k in COMPOUND_COLUMNS[11:]]
+    lists = [_names(entry.get(k) or ()) for k in COMPOUND_COLUMNS[11:-1]] + [_changes_text(entry)]
     row = [entry.get("id") or "", ", ".join(entry.get("gates", ())), *rule, roles]
     row += [quota.get("timezone") if quota else None, *figures, high]
     return [UNKNOWN if v is None else v for v in [*row, entry.get("over_quota_households")]] + lists

@@ -30,7 +30,7 @@ import httpx
 
 from kiosk import services
 from kiosk.days import day_bounds
-from kiosk.stats import STAFFING_CHANGED
+from kiosk.stats import MAX_QUOTA_CHANGES, STAFFING_CHANGED
 from kiosk.typed import visible
 from office.pull import (
     PLAIN_JSON,
@@ -167,6 +167,11 @@ def gate_policy(report: dict[str, Any]) -> dict[str, Any]:
         quota = _quota_rule(exits, "exits_per_household")
         if exits.get("quota_changes") is not None:
             quota["changes"] = _quota_changes(exits["quota_changes"], _report_day(report))
+            left_out = exits.get("quota_changes_left_out")
+            if left_out is not None:
+                if not _bounded_int(left_out, 1, _MAX_COUNT):
+                    raise ValueError("exits_per_household.quota_changes_left_out: not a count")
+                quota["changes_left_out"] = left_out
     compound = report.get("compound")
     peers = None
     if compound is not None:
@@ -205,10 +210,6 @@ def _quota_rule(fields: dict[str, Any], where: str) -> dict[str, Any]:
     return quota
 
 
-#: The most rules a day's ``quota_changes`` may list (each a restart that changed the quota).
-_MAX_QUOTA_CHANGES = 48
-
-
 def _report_day(report: dict[str, Any]) -> tuple[datetime, datetime] | None:
     """UTC ``[start, end)`` of the report's day on its clock (``day``, ``timezone``; None
     when it lacks either: ``_fetch`` reads them first); a zone this office's tzdata does not
@@ -234,7 +235,7 @@ def _quota_changes(changes: object, day: tuple[datetime, datetime] | None) -> li
     the report's ``day``; None for the one in force when the day began), in order;
     ``ValueError`` for anything else."""
     where = "exits_per_household.quota_changes"
-    if not (isinstance(changes, list) and 1 < len(changes) <= _MAX_QUOTA_CHANGES):
+    if not (isinstance(changes, list) and 1 < len(changes) <= MAX_QUOTA_CHANGES):
         raise ValueError(f"{where}: expected the rules in force during the day")
     out, last = [], None
     for i, item in enumerate(changes):
@@ -355,7 +356,12 @@ def _fetch(
         unsynced = _counts(clock.get("unsynced") if isinstance(clock, dict) else None, int, "clock")
         return _Report(got, zone, figures, unsynced or 0)
     except (ValueError, KeyError, TypeError, RecursionError) as exc:
-        raise PullError(f"{asked}: not a daily report ({exc})") from None
+        raise RefusedReport(f"{asked}: not a daily report ({exc})") from None
+
+
+class RefusedReport(PullError):
+    """A gate's answer that is not a daily report the office keeps (``_fetch``): that day's
+    alone, the gate's other days are asked all the same (``collect_reports``)."""
 
 
 def collect_reports(
@@ -380,18 +386,28 @@ def collect_reports(
     is kept but not final: it is asked again, as they may yet be dated elsewhere. A past
     day is final once it ended, frozen at the gate or not: the gate counts a day not frozen
     yet as its freeze will (``kiosk.stats.daily_report``: by the settings in force on it),
-    and waiting for a freeze would wait for good on a gate that freezes none (docs/fleet.md)."""
+    and waiting for a freeze would wait for good on a gate that freezes none (docs/fleet.md).
+    A past day's report refused (``RefusedReport``) is that day's alone: the days before it
+    are fetched and kept all the same, then the refusal is raised (until 2026-12-07 it
+    stopped the round, and the days before it were never asked while it stood)."""
     first = _fetch(client, base, token, None, deadline_s)
     today = first.day
     if now is not None:
         _check_day(base, first, now, timedelta(seconds=deadline_s))
     target.write_gate_report(kiosk_id, today, first.zone, first.figures, False)
     held = target.final_report_days(kiosk_id, today - timedelta(days=days - 1))
+    refused: RefusedReport | None = None
     for back in range(1, days):
         day = today - timedelta(days=back)
         if day not in held:
-            got = _fetch(client, base, token, day, deadline_s)
+            try:
+                got = _fetch(client, base, token, day, deadline_s)
+            except RefusedReport as exc:  # that day's: the days before it are kept all the same
+                refused = refused or exc
+                continue
             target.write_gate_report(kiosk_id, day, got.zone, got.figures, got.unsynced == 0)
+    if refused is not None:
+        raise refused
     return today
 
 

@@ -235,6 +235,13 @@ class HouseholdExits(BaseModel):
         " `quota_enabled`, `quota_exits`, `period_days`, `quota_roles`; each outing is judged"
         " by the rule in force when it was made. Added 2026-12-07.",
     )
+    quota_changes_left_out: int | None = Field(
+        None,
+        description="Present only when `quota_changes` is abridged (more than 48 rules in the"
+        " day: a daemon restarted again and again with a changed quota): how many rules"
+        " between the first and the last 47 are not listed. The day is counted by all of"
+        " them. Added 2026-12-07.",
+    )
 
 
 class CommunityReport(BaseModel):

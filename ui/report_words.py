@@ -61,6 +61,8 @@ _COLUMNS = {
     "col.id_missing": ("未设小区编号的岗点", "id_missing"),
     "col.peers_elsewhere": ("属于其他小区的岗点", "peers_elsewhere"),
     "col.undeclared": ("名单未列的小区", "undeclared"),
+    # the district CSV's row of a compound's day whose quota changed (added 2026-12-07)
+    "col.quota_changes": ("当日外出限额变更", "quota_changes"),
 }
 _KINDS = {
     "k.food": ("食品", "food"),
