@@ -62,7 +62,6 @@ from kiosk.devices import CodeRead, DeviceFault, GateHeldShut, ThermoReading
 from kiosk.history import QUOTA_EXEMPT, ROLE_FLAG, counted_outing
 from kiosk.links import NOT_OPENED, RETRIES, SAME_AS, measure_again
 from kiosk.links import not_opened as names_not_opened
-from kiosk.lists import FORGET_SOURCE
 from kiosk.logs import FlapLimit
 from kiosk.overrides import Overrides, Release
 from kiosk.ports import CalibrationSource, EngineSeams
@@ -1630,13 +1629,13 @@ class Engine:
         )
 
     def _forgotten(self, decision: policy.Decision) -> bool:
-        """Whether ``decision`` refused a card a forget revoked (its revocation's source
-        ``forget``): the person it names was forgotten."""
+        """Whether ``decision`` refused a card a forget revoked, here (its revocation's source
+        ``forget``) or at another gate of the compound (its page's mark): the person it names
+        was forgotten (``Lists.is_forgotten``)."""
         pass_ = decision.pass_
         if pass_ is None or "pass_revoked" not in decision.reasons:
             return False
-        revocation = self.lists.current.revocations.get(pass_.pass_id)
-        return revocation is not None and revocation.source == FORGET_SOURCE
+        return self.lists.current.is_forgotten(pass_.pass_id)
 
     def _retry_flag(self, p: Passage, decision: policy.Decision) -> tuple[str, ...]:
         """``retries:<seq>`` when ``p`` is its pass's next attempt, the same way, within

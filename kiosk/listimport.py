@@ -20,6 +20,7 @@ from pydantic import BaseModel, ValidationError
 from .community import CommunityError
 from .headers import HEADERS, Headers, refuse_at
 from .lists import (
+    FORGET_SOURCE,
     HouseholdIn,
     ImportResult,
     Lists,
@@ -207,6 +208,9 @@ def plan_list_import(
     in_force = _current(which, current)
     rows = _in_force_spelling(which, _check_rows(which, table), in_force)
     new = {key: _fields(which, row, table.header) for key, (row, _raw) in rows.items()}
+    # A card a resident's forget revoked stays as the forget wrote it (no reason, its mark):
+    # unchanged, never applied (``kiosk.lists.upsert_local_revocations`` keeps it too).
+    new |= {key: in_force[key] for key in new if _forgotten_here(which, key, current)}
     diff = diff_rows(in_force, new, replace=False)
     if which == "quarantine":  # a quarantine row is added, never edited in place
         diff = Diff(diff.added, (), (), diff.unchanged + len(diff.changed), {})
@@ -214,6 +218,12 @@ def plan_list_import(
     keys = (*diff.added, *diff.changed, *_taken(which, rows, diff, current))
     apply = [complete(k, rows[k][1]) for k in keys]
     return ListPlan(which, (*table.header, *missing), tuple(apply), diff, table.layout)
+
+
+def _forgotten_here(kind: Kind, key: str, current: Lists) -> bool:
+    """Whether ``key`` of a revocations sheet is a card a forget revoked at this gate."""
+    found = current.revocations.get(key) if kind == "revocations" else None
+    return found is not None and found.source == FORGET_SOURCE
 
 
 def _taken(kind: Kind, rows: Mapping[str, Any], diff: Diff, current: Lists) -> list[str]:

@@ -141,6 +141,9 @@ class Revocation:
     source: str = "guard"
     #: The guard's name at a peer gate (``Lists.peer_revocations``); None here.
     actor: str | None = None
+    #: A peer gate's revocation a forget made there (its page's ``forgotten``,
+    #: ``kiosk.peers``): the card's resident was forgotten. Here, ``source`` says it.
+    forgotten: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -402,7 +405,7 @@ class Lists:
             tuple(quarantine),
             {h.household: h for h in households},
             freshness or Freshness(),
-            peer_revocations={r.pass_id: r for r in reversed(list(peer_revocations))},
+            peer_revocations=_first_gate_each(peer_revocations),
             peer_quarantine=tuple(peer_quarantine),
         )
 
@@ -430,6 +433,16 @@ class Lists:
         other = copy.copy(self)
         object.__setattr__(other, "freshness", freshness)
         return other
+
+    def is_forgotten(self, pass_id: str) -> bool:
+        """Whether a forget revoked ``pass_id``, here (its revocation's ``source``
+        ``FORGET_SOURCE``) or at another gate of the compound (its page said so): a deny of the
+        card records the pass id alone (``kiosk.engine``), the resident being forgotten."""
+        here = self.revocations.get(pass_id)
+        if here is not None and here.source == FORGET_SOURCE:
+            return True
+        there = self.peer_revocations.get(pass_id)
+        return there is not None and there.forgotten
 
     def is_revoked(self, pass_id: str) -> bool:
         """Revoked by the office, a guard or sheet here, or a guard at another gate of the
@@ -1045,17 +1058,33 @@ def _passed_before_revoked(
     return sorted(int(r[0]) for r in rows)
 
 
+def _first_gate_each(revocations: Iterable[Revocation]) -> dict[str, Revocation]:
+    """The peers' revocations by pass id, each as the first gate that holds it, marked
+    ``forgotten`` when a forget made any gate's of that card: the mark never yields to
+    another gate's guard's void of it."""
+    held = list(revocations)
+    forgotten = {r.pass_id for r in held if r.forgotten}
+    out = {r.pass_id: r for r in reversed(held)}
+    return {
+        p: dataclasses.replace(r, forgotten=True) if p in forgotten else r for p, r in out.items()
+    }
+
+
 def _peer_revocations(db: sqlite_utils.Database, tables: frozenset[str]) -> list[Revocation]:
     """The peers' guards' revocations (``kiosk.peers``' table ``peer_revocations``; none in a
-    log without it), each as the first gate by kiosk id that holds it."""
+    log without it), by gate and pass id; ``forgotten`` when that gate's page said a forget
+    made it (a log without the column: none)."""
     if "peer_revocations" not in tables:
         return []
+    columns = {c[1] for c in db.execute("PRAGMA table_info(peer_revocations)").fetchall()}
+    mark = "forgotten" if "forgotten" in columns else "0"
     rows = db.execute(
-        "SELECT kiosk_id, pass_id, revoked_at, actor FROM peer_revocations"
+        f"SELECT kiosk_id, pass_id, revoked_at, actor, {mark} FROM peer_revocations"  # noqa: S608
         " ORDER BY kiosk_id, pass_id"
     ).fetchall()
     return [
-        Revocation(str(p), "", _instant(r), str(k), str(a) if a else None) for k, p, r, a in rows
+        Revocation(str(p), "", _instant(r), str(k), str(a) if a else None, bool(f))
+        for k, p, r, a, f in rows
     ]
 
 
@@ -1261,26 +1290,39 @@ def _date(text: str | None) -> date | None:
     return None if not text else date.fromisoformat(text)
 
 
-def _guards_revocations(lists: Lists) -> frozenset[tuple[str, datetime | None]]:
+def _guards_revocations(lists: Lists) -> frozenset[tuple[str, datetime | None, bool]]:
     """The revocations of ``lists`` the other gates hold as this gate's own (``GATE_SOURCES``:
-    a guard's, a forget's; ``kiosk.peers``' page), each by its pass and stamp."""
+    a guard's, a forget's; ``kiosk.peers``' page), each by its pass, stamp and whether a
+    forget made it (a guard's void a forget marks keeps its stamp: news for the peers too)."""
     rows = lists.revocations.values()
-    return frozenset((r.pass_id, r.revoked_at) for r in rows if r.source in GATE_SOURCES)
+    return frozenset(
+        (r.pass_id, r.revoked_at, r.source == FORGET_SOURCE)
+        for r in rows
+        if r.source in GATE_SOURCES
+    )
 
 
-def upsert_local_revocations(db: sqlite_utils.Database, rows: list[dict[str, Any]]) -> None:
+def upsert_local_revocations(db: sqlite_utils.Database, rows: list[dict[str, Any]]) -> int:
     """Guard, forget or CSV revocations over whatever rows are there; a bundle's row a local one
-    replaces leaves its reason in ``bundle_reason`` (the office's revocation still stands)."""
+    replaces leaves its reason in ``bundle_reason`` (the office's revocation still stands).
+    A forget's row stays as it is (no reason, its mark, its stamp: the forget's record names
+    it so): a sheet voiding the card again would put the holder's name back into its denies
+    (until 2026-12-07 it did). Returns how many rows were left so."""
     table = db.table("list_revocations")
+    kept = 0
     for row in rows:
         try:
             before = table.get(row["pass_id"])
         except NotFoundError:
             before = None
+        if before is not None and before["source"] == FORGET_SOURCE:
+            kept += 1
+            continue
         office = before["reason"] if before and before["source"] == "bundle" else None
         if before is not None and before["source"] != "bundle":
             office = before["bundle_reason"]
         table.upsert(row | {"bundle_reason": office}, pk="pass_id")
+    return kept
 
 
 def _set_meta(db: sqlite_utils.Database, values: Mapping[str, Any]) -> None:
@@ -1499,6 +1541,11 @@ class ListStore:
 
         def apply(db: sqlite_utils.Database, now: datetime) -> None:
             before = next(db["list_revocations"].rows_where("pass_id = ?", [row.pass_id]), None)
+            if before is not None and before["source"] == FORGET_SOURCE:
+                raise ListError(
+                    f"pass {row.pass_id} is already revoked by a resident's forget; it stays so"
+                    " (its holder was forgotten: a deny of the card names nobody)"
+                )
             if before is not None and before["source"] != "bundle":
                 who = before["actor"] or before["source"]
                 raise ListError(f"pass {row.pass_id} is already revoked by {who}; it stays so")
@@ -1820,13 +1867,15 @@ class ListStore:
             raise ListError("CSV has no rows")
         now = self._clock.now()
 
+        forgotten: list[int] = []  # of the revocations, cards a forget revoked: kept so
+
         def apply(db: sqlite_utils.Database) -> None:
             before = _personal_values(db)  # a row rewritten: its old note, reason, date
             if kind == "revocations":
                 held = self._held_clock()
-                upsert_local_revocations(
+                forgotten[:] = [upsert_local_revocations(
                     db, [self._revocation_row(r, "csv", actor, now, held) for r in rows]
-                )
+                )]  # fmt: skip
             elif kind == "quarantine":
                 db.table("list_quarantine").insert_all(
                     self._quarantine_row(q, "csv", actor, now) for q in rows
@@ -1846,7 +1895,13 @@ class ListStore:
         audited_write(self._store, apply, actor, "lists.csv", lambda _: what)
         wipe_if_owed(self._store)
         self.load()
-        return ImportResult(True, "csv", {kind: len(rows)}, f"imported {len(rows)} {kind} rows")
+        message = f"imported {len(rows)} {kind} rows"
+        if forgotten and forgotten[0]:
+            message += (
+                f"; {forgotten[0]} of them already revoked by a resident's forget, left as the"
+                " forget wrote them (no reason: a deny of such a card names nobody)"
+            )
+        return ImportResult(True, "csv", {kind: len(rows)}, message)
 
     # -- helpers ----------------------------------------------------------------------------
 

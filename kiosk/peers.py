@@ -38,6 +38,11 @@ set, bounded, no reason), judged with the page (``check_page``: the same signatu
 compound) and held as that gate's set in ``peer_revocations`` (``PeerLedger.set_revocations``);
 the lists refuse them as ``pass_revoked`` (``kiosk.lists.Lists.peer_revocations``). Only a
 restore at that gate lifts one; the office's revocation is never lifted by it (docs/passes.md).
+Beside them, ``forgotten`` names those of them a resident's forget made (``revocations_page``):
+held so (``peer_revocations.forgotten``), a deny of such a card records its pass id alone here
+too (``kiosk.lists.Lists.is_forgotten``). It is a list of its own, not a key of each
+revocation: a gate on an earlier release refuses a page whose revocation has a key it does not
+know, and ignores one of the page's; a page from such a gate says none, held as today.
 
 A pass the serving gate did not open for (a later row ``not_opened:<seq>``, ``kiosk.links``)
 is no passage: the page leaves it out and names it (``not_opened``: the seqs named by rows
@@ -70,7 +75,7 @@ from .config.policy import MAX_PERIOD_DAYS, QuotaConfig
 from .days import FIRST_DAY, LAST_DAY, span_on
 from .files import streamed_rows
 from .history import COUNTED_DECISIONS, QUOTA_EXEMPT, ROLE_FLAG, role_flag
-from .lists import GATE_SOURCES, same_text
+from .lists import FORGET_SOURCE, GATE_SOURCES, same_text
 from .pass_format import ROLES
 from .passes import key_id_of
 from .ports import History, Store
@@ -87,6 +92,7 @@ __all__ = [
     "Breach",
     "guard_quarantine",
     "guard_revocations",
+    "revocations_page",
     "held_quarantine",
     "held_revocations",
     "late_breaches",
@@ -161,6 +167,8 @@ MAX_ACTOR = 64
 #: A pass id as the lists hold it (``kiosk.lists.RevocationIn``).
 _PASS_ID = re.compile(r"^[0-9a-f]{12}$")
 _REVOCATION_KEYS = frozenset({"pass_id", "revoked_at", "actor"})
+#: The page's key naming the revocations a forget made (``revocations_page``).
+FORGOTTEN_KEY = "forgotten"
 #: The most of a gate's guards' quarantine entries one page carries (those ending last): a
 #: page with more is refused whole.
 MAX_PAGE_QUARANTINE = 200
@@ -177,7 +185,7 @@ _ROW_KEYS = frozenset(
     {"kiosk_id", "seq", "pass_id", "household", "direction", "decision", "ts", "flags"}
 )
 #: The columns a peer's revocations and guards' quarantine entries are held in (``_hold_set``).
-_REVOCATION_COLUMNS = ("pass_id", "revoked_at", "actor")
+_REVOCATION_COLUMNS = ("pass_id", "revoked_at", "actor", "forgotten")
 _QUARANTINE_COLUMNS = ("entry_id", "household", "holder", "from_date", "until_date", "actor")
 
 MIGRATIONS = sql_migrations(
@@ -234,6 +242,11 @@ MIGRATIONS = sql_migrations(
     # never held (a row without a pass id, a guard's manual pass there, keeps its retention).
     m007_peer_held="""
     ALTER TABLE peer_passages ADD COLUMN purged_at TEXT;
+    """,
+    # 1: that gate's page said a resident's forget made the revocation (its ``forgotten``): a
+    # deny of the card here records its pass id alone. 0: a guard's, or a gate that says none.
+    m008_peer_revocation_forgotten="""
+    ALTER TABLE peer_revocations ADD COLUMN forgotten INTEGER NOT NULL DEFAULT 0;
     """,
 )
 
@@ -330,6 +343,8 @@ class PeerRevocation:
     pass_id: str
     revoked_at: str | None  # format_ts; None: the peer did not say a readable time
     actor: str | None  # the guard's name there
+    #: A resident's forget made it there (its page's ``forgotten``): the holder is forgotten.
+    forgotten: bool = False
 
 
 @dataclass(frozen=True)
@@ -559,24 +574,34 @@ def guard_revocations(db: Database) -> list[dict[str, Any]]:
     never the reason (free text). An office's revocation is not among them (every gate has
     it from the office's bundle).
     ``StoreFault`` when the lists cannot be read."""
+    return list(revocations_page(db)["revocations"])
+
+
+def revocations_page(db: Database) -> dict[str, list[Any]]:
+    """What a page says of this gate's revocations, read at once: ``revocations``
+    (``guard_revocations``) and ``forgotten``, the pass ids of those a resident's forget made
+    (source ``forget``), so the other gates record a deny of such a card as this one does,
+    naming nobody. ``StoreFault`` when the lists cannot be read."""
     rows = _guard_rows(
         db,
         "list_revocations",
-        "SELECT pass_id, revoked_at, actor FROM list_revocations"  # noqa: S608 - constants
+        "SELECT pass_id, revoked_at, actor, source FROM list_revocations"  # noqa: S608
         f" WHERE source IN ({', '.join(repr(s) for s in GATE_SOURCES)})"
         " ORDER BY revoked_at DESC, pass_id LIMIT ?",
         MAX_PAGE_REVOCATIONS,
         "revocations",
     )
-    out = []
-    for pass_id, revoked_at, actor in rows:
+    out, forgotten = [], []
+    for pass_id, revoked_at, actor, source in rows:
         try:
             at: str | None = format_ts(_when(revoked_at, "revoked_at"))
         except PeerPageError:
             at = None
         who = actor[:MAX_ACTOR] if isinstance(actor, str) and actor else None
         out.append({"pass_id": pass_id, "revoked_at": at, "actor": who})
-    return out
+        if source == FORGET_SOURCE:
+            forgotten.append(pass_id)
+    return {"revocations": out, FORGOTTEN_KEY: forgotten}
 
 
 def guard_quarantine(db: Database) -> list[dict[str, Any]]:
@@ -845,7 +870,7 @@ def check_page(
     if nxt < previous or nxt > max(last, previous):
         raise PeerPageError(f"next is {nxt}, outside {previous}..{max(last, previous)}")
     nxt = nxt if held is None else held  # held_back is 0 when nothing is held
-    revocations = _revocations(page.get("revocations"), kiosk_id)
+    revocations = _revocations(page.get("revocations"), kiosk_id, page.get(FORGOTTEN_KEY))
     quarantine, outside = _quarantine(page.get("quarantine"), kiosk_id)
     return CheckedPage(
         rows, nxt, last, ahead, skew, said, said_origin, held_back, refused, redated, revocations,
@@ -932,11 +957,17 @@ def _day(value: object) -> date:
         raise PeerPageError(f"a quarantine day is {_shown(value)}, not a date") from None
 
 
-def _revocations(raw: object, kiosk_id: str) -> tuple[PeerRevocation, ...] | None:
+def _revocations(
+    raw: object, kiosk_id: str, forgotten: object = None
+) -> tuple[PeerRevocation, ...] | None:
     """A page's ``revocations`` judged (``PeerPageError``: the page is refused whole): at most
     ``MAX_PAGE_REVOCATIONS``, each a pass id of the lists' form, its time and guard's name
-    bounded; ``None`` when the page says none (a peer on an earlier release)."""
+    bounded; ``None`` when the page says none (a peer on an earlier release). Those its
+    ``forgotten`` names (``_forgotten``) are marked so."""
+    marked = _forgotten(forgotten)
     if raw is None:
+        if marked:
+            raise PeerPageError("forgotten names revocations the page does not hold")
         return None
     if not isinstance(raw, list) or len(raw) > MAX_PAGE_REVOCATIONS:
         raise PeerPageError(
@@ -954,8 +985,26 @@ def _revocations(raw: object, kiosk_id: str) -> tuple[PeerRevocation, ...] | Non
         actor = _text(item, "actor", MAX_ACTOR)
         if actor is not None and unseen(actor):
             actor = None  # a name nobody could read: the revocation holds, unnamed
-        out.setdefault(pass_id, PeerRevocation(kiosk_id, pass_id, when, actor))
+        out.setdefault(pass_id, PeerRevocation(kiosk_id, pass_id, when, actor, pass_id in marked))
+    if not marked <= out.keys():
+        raise PeerPageError("forgotten names revocations the page does not hold")
     return tuple(out.values())
+
+
+def _forgotten(raw: object) -> frozenset[str]:
+    """A page's ``forgotten`` judged: a list of at most ``MAX_PAGE_REVOCATIONS`` pass ids of the
+    lists' form (``PeerPageError`` else); none when the page says none (a gate on a release
+    before it: its revocations held as a guard's)."""
+    if raw is None:
+        return frozenset()
+    if not isinstance(raw, list) or len(raw) > MAX_PAGE_REVOCATIONS:
+        raise PeerPageError(
+            f"forgotten is not a list of at most {MAX_PAGE_REVOCATIONS} ({_shown(raw)})"
+        )
+    for pass_id in raw:
+        if not isinstance(pass_id, str) or not _PASS_ID.fullmatch(pass_id):
+            raise PeerPageError(f"a forgotten pass_id is {_shown(pass_id)}, not 12 hex digits")
+    return frozenset(raw)
 
 
 def _same_log(page: dict[str, Any], after: int, origin: str | None) -> tuple[int, str | None]:
@@ -1262,7 +1311,7 @@ class PeerLedger:
         there, and go); whether the set changed. Unchanged, nothing is written but the time
         they were seen, once a ``SEEN_REFRESH`` on a synchronised clock (a poll every few
         seconds is no write on the card)."""
-        wanted = {(r.pass_id, r.revoked_at, r.actor) for r in revocations}
+        wanted = {(r.pass_id, r.revoked_at, r.actor, int(r.forgotten)) for r in revocations}
         return self._hold_set(
             "peer_revocations", _REVOCATION_COLUMNS, kiosk_id, wanted, now, synced
         )
@@ -1534,10 +1583,10 @@ def held_revocations(db: Database) -> list[PeerRevocation]:
     if not _has(db, "peer_revocations"):
         return []
     rows = db.execute(
-        "SELECT kiosk_id, pass_id, revoked_at, actor FROM peer_revocations"
+        "SELECT kiosk_id, pass_id, revoked_at, actor, forgotten FROM peer_revocations"
         " ORDER BY kiosk_id, revoked_at DESC, pass_id"
     ).fetchall()
-    return [PeerRevocation(str(k), str(p), r, a) for k, p, r, a in rows]
+    return [PeerRevocation(str(k), str(p), r, a, bool(f)) for k, p, r, a, f in rows]
 
 
 def held_rows(db: Database, rows: Iterable[tuple[str, int]]) -> set[tuple[str, int]]:

@@ -747,6 +747,15 @@ class Found:
         """No row here, only the pass id given (``would_forget``): its forget revokes it."""
         return not self.rows and bool(self.passes)
 
+    @property
+    def passes_may_remain(self) -> bool:
+        """No pass id given: the passes are only those this gate's unpurged rows hold (a
+        passage, a card issued at its console). A card of theirs no such row holds (issued
+        longer ago than retention keeps its ``pass_issued`` row, or by the office, and not
+        used here since) is not found, and its forget does not void it: every face says so,
+        and that the office must give its pass id."""
+        return not self.person.pass_ids
+
     def mentioned(self) -> dict[str, int]:
         """Of ``counts``, the rows by store that are not the person's but name them in a
         note (another's entry: ``forget`` empties its note and keeps it)."""
@@ -1084,11 +1093,15 @@ class Forgotten:
     #: No row here, a pass id given alone (``Found.pass_only``): only revoked. Every face
     #: says so (a card with this pass id opens the gate no more; a mistyped one is not told).
     pass_only: bool = False
+    #: No pass id given (``Found.passes_may_remain``): only the passes found in this gate's
+    #: rows were revoked; a card of theirs none holds still opens the gate. Every face says so.
+    passes_may_remain: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "rows": dict(self.rows),
             "passes_revoked": self.passes_revoked,
+            "passes_may_remain": self.passes_may_remain,
             "salts_shredded": self.salts_shredded,
             "wal_wiped": self.wal_wiped,
             "purged_at": self.purged_at,
@@ -1135,7 +1148,9 @@ def forget(
         shredded = shred_salts(db, now)
         owe_wipe(store, db)
         seqs = seq_ranges(int(r["seq"]) for r in again.rows.get("events", []))
-        return Forgotten(rows, revoked, shredded, False, stamp, seqs, again.pass_only)
+        return Forgotten(
+            rows, revoked, shredded, False, stamp, seqs, again.pass_only, again.passes_may_remain
+        )
 
     def detail(done: Forgotten) -> dict[str, Any]:
         counts = {"events": 0, "audit": 0, **done.rows}

@@ -56,9 +56,9 @@ from kiosk.peers import (
     PeerForged,
     PeerPageError,
     guard_quarantine,
-    guard_revocations,
     history_horizon,
     peer_page,
+    revocations_page,
     sign_page,
 )
 from kiosk.ports import Peers
@@ -1314,8 +1314,9 @@ def passages(
             core.store.boot_id,
             ClockReading.take(core.clock),
         )
-        # A card voided here is refused at the other gates too (docs/passes.md).
-        page["revocations"] = guard_revocations(core.store.reader())
+        # A card voided here is refused at the other gates too (docs/passes.md), and one a
+        # resident's forget voided is denied there naming nobody, as here (``forgotten``).
+        page |= revocations_page(core.store.reader())
         # So is a household (or person) its guards quarantined (docs/operations.md).
         page["quarantine"] = guard_quarantine(core.store.reader())
     except StoreFault:

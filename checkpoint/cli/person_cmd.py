@@ -336,8 +336,11 @@ def forget_run(args: argparse.Namespace) -> int:
             # Of rows, another's entries naming them in a note: kept, the note emptied.
             would["mentioned"] = found.mentioned()
             would |= {"pass_only": found.pass_only, "unheld": list(found.unheld)}
+            would["passes_may_remain"] = found.passes_may_remain
             print(json.dumps(would | {"active": dict(found.active)}))
             _warn_unheld(found)
+            if found.passes_may_remain:
+                _warn_passes_may_remain(len(found.passes), done=False)
             return 0
         done = forget(
             store,
@@ -357,6 +360,8 @@ def forget_run(args: argparse.Namespace) -> int:
     finally:
         store.close()
     print(json.dumps(done.as_dict()))
+    if done.passes_may_remain:
+        _warn_passes_may_remain(done.passes_revoked, done=True)
     if done.pass_only:  # a pass id given alone that no row here holds
         print(
             f"kiosk person: no rows here; pass revoked ({done.passes_revoked} new revocation"
@@ -372,6 +377,25 @@ def forget_run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     return 0
+
+
+def _warn_passes_may_remain(n: int, *, done: bool) -> None:
+    """On stderr, when no pass id was given: only the passes found in this gate's rows are
+    voided (``n``: those the forget voids or voided); a card of theirs none holds still opens
+    the gate, and the office must give its pass id."""
+    if done:
+        what = f"{n} pass{'' if n == 1 else 'es'} found in this gate's rows voided"
+    else:
+        what = (
+            f"only the {n} pass{'' if n == 1 else 'es'} found in this gate's rows would be voided"
+        )
+    print(
+        f"kiosk person: no pass id was given: {what}. A card of theirs that no row here holds"
+        " (issued longer ago than retention keeps its record, or by the office, and not used"
+        " here since) was not found and STILL OPENS THE GATE: get its pass id from the office's"
+        " records and forget it too (--keys-file with pass_id=..., or --pass-id)",
+        file=sys.stderr,
+    )
 
 
 def _warn_unheld(found: Found) -> None:

@@ -17,7 +17,10 @@ refused unless the admin ticks *force*. ``kiosk.people.forget`` writes its
 office runs, as the CLI prints it. A pass id given alone that no row here holds is the CLI's
 too: the preview and the result say that the pass is voided though no row names its holder
 (``Found.pass_only``); other keys beside it that find no one are refused, told to give the
-pass id alone. A guard's session gets 403 and no link.
+pass id alone. Keys without a pass id find the passes only through this gate's rows: the
+preview and the result say that a card of theirs no row holds still opens the gate, and that
+the office must give its pass id (``Found.passes_may_remain``). A guard's session gets 403 and
+no link.
 """
 
 from __future__ import annotations
@@ -263,7 +266,7 @@ def dry_run(
     return page(
         request, g, session, Refused(typed, error), dry=counts, version=version_of(found),
         in_force=active_text(g.lang(request), dict(found.active)), passes=len(found.passes),
-        pass_only=found.pass_only, unheld=found.unheld,
+        pass_only=found.pass_only, unheld=found.unheld, may_remain=found.passes_may_remain,
     )  # fmt: skip
 
 
