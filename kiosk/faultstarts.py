@@ -41,18 +41,23 @@ class StartsStore(Protocol):
     def submit_later(self, fn: Callable[[Database], None]) -> Future[None]: ...
 
 
-def read_starts(store: StartsStore) -> dict[str, str]:
-    """The starts kept (``FAULT_SINCE_KEY``); none when the log cannot say them (not kept yet,
-    damaged, the storage failing): every standing fault is then a new incident."""
+def read_starts(store: StartsStore) -> dict[str, str] | None:
+    """The starts kept (``FAULT_SINCE_KEY``): none when none were kept or the value is
+    damaged (every standing fault is then a new incident, the safe side); None when the log
+    refused the read (a busy or failing card, said by the log itself): to be read again."""
     try:
         row = (
             store.reader()
             .execute("SELECT value FROM meta WHERE key = ?", [FAULT_SINCE_KEY])
             .fetchone()
         )
+    except Exception as exc:  # noqa: BLE001 - read again at the next report
+        log.debug("the faults' starts not read back yet: %s", type(exc).__name__)
+        return None
+    try:
         kept = json.loads(row[0]) if row else {}
-    except Exception as exc:  # noqa: BLE001 - the safe side: no start known
-        log.warning("the faults' starts could not be read back: %s", type(exc).__name__)
+    except (TypeError, ValueError):
+        log.warning("the faults' starts kept in the log are damaged: none taken")
         return {}
     if not isinstance(kept, dict):
         return {}
@@ -79,8 +84,13 @@ class FaultStarts:
         self._store = store
         self._clock = clock
         self._lock = threading.Lock()
-        #: device -> its start; None until the first report reads the kept ones back.
-        self._since: dict[str, str] | None = None
+        #: device -> its start.
+        self._since: dict[str, str] = {}
+        #: Until the kept starts are read back (a read the log refused is tried again at the
+        #: next report; nothing is written over them meanwhile): the devices failing at
+        #: every report so far, whose kept start still stands. None once read back.
+        self._unread: set[str] | None = None
+        self._reading = True
         #: device -> the engine's raise of its fault (monotonic), as the last report saw it.
         self._raised: dict[str, int] = {}
         #: What the log was last handed to keep.
@@ -94,11 +104,11 @@ class FaultStarts:
         two reports). Kept in the log when they changed."""
         with self._lock:
             now = ClockReading.take(self._clock)
-            if self._since is None:
-                self._since = read_starts(self._store)
-                self._kept = dict(self._since)
+            failing = set(failing)
+            if self._reading:
+                self._read_back(failing)
             began: dict[str, str] = {}
-            for device in sorted(set(failing)):
+            for device in sorted(failing):
                 stamp, seen = raised.get(device), self._raised.get(device)
                 known = self._since.get(device)
                 if known is None or (stamp is not None and seen is not None and stamp != seen):
@@ -107,9 +117,20 @@ class FaultStarts:
                 began[device] = known
             self._since = began
             self._raised = {d: s for d, s in raised.items() if d in began}
-            if began != self._kept:
+            if not self._reading and began != self._kept:
                 self._keep(began)
             return dict(began)
+
+    def _read_back(self, failing: set[str]) -> None:
+        """Take the starts kept before the start, once the log gives them: those of the
+        devices failing at every report since (one seen not failing cleared meanwhile)."""
+        standing = failing if self._unread is None else self._unread & failing
+        kept = read_starts(self._store)
+        if kept is None:
+            self._unread = standing
+            return
+        self._since.update((d, kept[d]) for d in standing if d in kept)
+        self._kept, self._unread, self._reading = kept, None, False
 
     def _keep(self, began: dict[str, str]) -> None:
         """Hand the log ``began`` to keep (call with ``_lock`` held, so the writes keep the

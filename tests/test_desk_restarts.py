@@ -7,6 +7,7 @@ injected (``FakeClock``), nothing waits."""
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import timedelta
 
 from guard_support import close_core, make_app, make_core, signed_in
@@ -89,6 +90,31 @@ def test_kept_starts_the_log_cannot_read_are_none(guard_core):
     assert read_starts(guard_core.store) == {}
     guard_core.runner.engine.on_reader_fault("cam0", "camera lost")
     assert set(guard_core.runner.health()["fault_since"]) == {"reader"}
+
+
+def test_kept_starts_a_busy_log_refused_are_read_at_a_later_report(data_dir, clock, monkeypatch):
+    """The first report after the restart met a busy log: the kept start is read at the next
+    one (nothing written over it meanwhile) for a fault standing at each report, and no
+    warning beside the log's own (tests/test_busy_reads.py)."""
+    core = make_core(data_dir, clock, monkeypatch)
+    core.runner.engine.on_reader_fault("cam0", "camera lost")
+    began = core.runner.health()["fault_since"]["reader"]
+    close_core(core)
+    clock.advance(30)
+    core = make_core(data_dir, clock, monkeypatch)
+    try:
+        reader = core.store.reader
+
+        def busy():
+            raise sqlite3.OperationalError("database is locked")
+
+        core.runner.engine.on_reader_fault("cam0", "camera lost")
+        monkeypatch.setattr(core.store, "reader", busy)
+        assert core.runner.health()["fault_since"]["reader"] != began
+        monkeypatch.setattr(core.store, "reader", reader)
+        assert core.runner.health()["fault_since"]["reader"] == began
+    finally:
+        close_core(core)
 
 
 def test_a_fault_gone_and_back_between_two_reports_has_a_new_start(guard_core):
