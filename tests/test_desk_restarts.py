@@ -14,7 +14,7 @@ from guard_support import close_core, make_app, make_core, signed_in
 from test_device_incidents import done, drawn
 
 from kiosk.alarms import LOGGED_KEPT, Alarm, AlarmBoard, AlarmDesk, alarm_of, device_alarms
-from kiosk.faultstarts import FAULT_SINCE_KEY, read_starts
+from kiosk.faultstarts import FAULT_SINCE_KEY, FaultStarts, read_starts
 
 RAISED = {"type": "alarm", "alarm": "reader_fault", "state": "raised"}
 CLEARED = {"type": "alarm", "alarm": "reader_fault", "state": "cleared"}
@@ -207,3 +207,20 @@ def test_a_cards_logged_stamps_are_bounded_to_its_first_and_latest(guard_core):
     late = Alarm(key="bus:fever:7", kind="fever", ts="", unlogged=[card.logged[-1]])
     assert not board.add(late)
     assert card.times == passages
+
+
+def test_the_replays_failing_store_refuses_the_starts_as_the_log_does(store):
+    """The demo's and replay's log with an injected full disk (``StoreSwitch``) had no
+    unwaited write: the starts could not be kept at all (an error at each change). It
+    refuses them while failing, as the log does, and keeps them once recovered."""
+    from checkpoint.replay import StoreSwitch
+    from kiosk.store import StoreFault
+
+    switch = StoreSwitch(store)
+    switch.fail()
+    assert isinstance(switch.submit_later(lambda db: None).exception(), StoreFault)
+    switch.recover()
+    starts = FaultStarts(switch, store.clock)
+    began = starts.began({"gate"}, {})
+    store.submit(lambda db: None)  # the writes keep their order: the starts are in
+    assert read_starts(switch) == began
