@@ -137,9 +137,18 @@ INCIDENT_WINDOW_S = 600
 #: The passages an incident lists (its first and its latest): a pass left before the reader
 #: all night is one card, and its count (``Alarm.more``) says the rest.
 SEQS_KEPT = 10
+#: The stamps of logged passages a card keeps (``Alarm.logged``): its first and its latest,
+#: as ``SEQS_KEPT``; ``Alarm.logged_folded`` counts those between no longer kept (a pass
+#: left before the reader over a nine-hour shift: a bounded card, not a stamp a passage).
+LOGGED_KEPT = SEQS_KEPT
 #: The key of a bus alarm's card of no device: then the alarm's name, and ``:`` and the
 #: passage's id (``passage``) for a passage's alarm the log did not take (``seq`` None).
 BUS_KEY = "bus:"
+#: How far apart two starts said of one standing fault may be dated and still be one start
+#: (``AlarmBoard.take_start``): a compound gate's stale spell, dated again from the monotonic
+#: clock at each health report, microseconds apart; a raise heard on the bus a moment after
+#: the engine's raise that the report dates it by.
+RESTATED_S = 0.5
 #: The key of the card counting open alarms that no longer fit on a full board (then ``:``
 #: and the key of the first of them, so a stale page cannot close a newer card).
 OVERFLOW_KEY = "board:overflow"
@@ -232,6 +241,9 @@ class Alarm:
     #: (``seqs``), each one's: a bus message about any of them heard after their rows were
     #: read is no passage more (``AlarmBoard.add``), whichever came first.
     logged: list[tuple[str, int]] = field(default_factory=list)
+    #: How many stamps of ``logged`` were folded (``LOGGED_KEPT``: its first and latest
+    #: kept): a bus message heard late about one of those is no longer known as counted.
+    logged_folded: int = 0
     #: The passages it counts that the log had not taken when their alarm was heard (a
     #: fever while the storage failed: ``BUS_KEY``, the name and the passage), each by the
     #: stamp its row will carry, ``(boot_id, mono_ns)``: the row the engine's backlog writes
@@ -244,6 +256,11 @@ class Alarm:
     #: ``incidents``), and a close read back at start closes it again only if it had begun
     #: by then (``AlarmBoard._close_if_acked_before``). Empty: not known.
     since: str = ""
+    #: A device's open card: the latest start of its fault said since it opened (by the
+    #: health report, or its raise heard again on the bus); a later one said by the report
+    #: is the fault gone and back meanwhile, though each look saw it standing
+    #: (``AlarmBoard.take_start``). Empty: none said yet.
+    began_seen: str = ""
 
     @property
     def times(self) -> int:
@@ -272,6 +289,16 @@ class Alarm:
             self.more += excess
         return bool(new)
 
+    def take_logged(self, stamps: list[tuple[str, int]]) -> None:
+        """Keep the stamps ``stamps`` of logged passages this card counts (those it keeps
+        already once), bounded to its first and latest ``LOGGED_KEPT``: the ones between are
+        folded, counted in ``logged_folded``."""
+        self.logged.extend(s for s in dict.fromkeys(stamps) if s not in self.logged)
+        excess = len(self.logged) - LOGGED_KEPT
+        if excess > 0:
+            del self.logged[1 : 1 + excess]
+            self.logged_folded += excess
+
     def join(self, other: Alarm) -> bool:
         """Count ``other``, the same incident happening again on this card: its passages not
         counted yet (``take_seqs``), or, of no passage (a bus alarm: a device failing again),
@@ -279,7 +306,7 @@ class Alarm:
         if other.seqs:
             if not self.take_seqs(other.seqs):
                 return False
-            self.logged.extend(s for s in other.logged if s not in self.logged)
+            self.take_logged(other.logged)
         elif other.unlogged:  # a passage the log has not taken yet: its row comes later
             new = [s for s in other.unlogged if s not in self.unlogged and s not in self.logged]
             if not new:
@@ -306,7 +333,7 @@ class Alarm:
         assert other.at_boot is not None
         self.unlogged.remove(other.at_boot)
         self.take_seqs(other.seqs)
-        self.logged.append(other.at_boot)
+        self.take_logged([other.at_boot])
         self.seq = self.seq if self.seq is not None else other.seq
         for name in ("household", "holder", "pass_id", "plate", "temp_c", "direction"):
             if getattr(self, name) is None:
@@ -371,6 +398,16 @@ def _apart_s(a: Alarm, b: Alarm) -> float:
 def _later(a: str, b: str) -> bool:
     """Whether time ``a`` is after time ``b`` (ISO 8601 both); False when either is no time."""
     return _order(a, b) == 1
+
+
+def _apart_by(later: str, earlier: str) -> float:
+    """How many seconds time ``later`` is after ``earlier`` (ISO 8601 both); 0 when it is
+    not after, or either is no time."""
+    try:
+        gap = (datetime.fromisoformat(later) - datetime.fromisoformat(earlier)).total_seconds()
+    except (ValueError, TypeError):
+        return 0.0
+    return max(gap, 0.0)
 
 
 def _begun_by(since: str, when: str) -> bool:
@@ -486,6 +523,7 @@ class AlarmBoard:
                 return False
             if not known.acked_by:
                 known.cleared = False
+                known.began_seen = alarm.since or alarm.ts  # this start counted: not again
                 return known.join(alarm)
             self._forget(alarm.key)
         if cleared:
@@ -588,13 +626,37 @@ class AlarmBoard:
         self.forget_cleared_devices({a.key for a in standing})
         for alarm in standing:
             known = self.alarms.get(alarm.key)
-            if known is not None and known.acked_by and alarm.since not in ("", known.since):
+            if known is not None and not known.acked_by:
+                self.take_start(known, alarm)
+            elif known is not None and known.acked_by and alarm.since not in ("", known.since):
                 if _later(alarm.since, known.acked_at or ""):
                     self._forget(alarm.key)
             elif known is None and alarm.key.startswith("device:"):
                 found = self.acked_before.get(alarm.key)
                 if found is not None and _begun_by(alarm.since, found[1]):
                     self.add(alarm)
+
+    def take_start(self, known: Alarm, standing: Alarm) -> bool:
+        """The start the health report says (``standing.since``) of open card ``known``'s
+        fault; whether the card changed. A start later than the last one said
+        (``began_seen``, by more than ``RESTATED_S``) is the fault gone and back between two
+        looks that each saw it standing: one more time on the card. One earlier than the
+        card's own, of a card raised on the bus after a restart (dated when heard), that a
+        close read back from the log had begun by: the fault stood since before that close,
+        and the card is closed again (``_close_if_acked_before``)."""
+        since, seen = standing.since, known.began_seen
+        if not since or known.acked_by:
+            return False
+        known.began_seen = since
+        if seen and _apart_by(since, seen) > RESTATED_S:
+            again = Alarm(key=known.key, kind=known.kind, ts=since, detail=known.detail)
+            known.cleared = False  # its raise, heard later on the bus, is this one
+            return known.join(again)
+        found = self.acked_before.get(known.key)
+        if found is not None and _later(known.since, since) and _begun_by(since, found[1]):
+            known.since = since
+            self._close_if_acked_before(known)
+        return known.acked_by is not None
 
     def open_one(self, key: str) -> Alarm | None:
         """The open alarm ``key`` (the overflow card too); None if there is none."""
@@ -1421,7 +1483,11 @@ class AlarmDesk:
                 alarm.since = str(began.get(device) or "")
                 if not now.synced:
                     alarm.clock_synced, alarm.mono_ns = False, now.mono_ns
-                changed = self.board.hear(alarm, None) or changed
+                known = self.board.alarms.get(alarm.key)
+                if known is not None and not known.acked_by and not known.cleared:
+                    changed = self.board.take_start(known, alarm) or changed
+                else:
+                    changed = self.board.hear(alarm, None) or changed
             for device in devices - standing:
                 known = self.board.alarms.get(f"device:{device}")
                 if known is not None:

@@ -530,6 +530,9 @@ class Engine:
         self.state: State = "idle"
         self.passage: Passage | None = None
         self.faults: dict[str, str] = {}
+        #: When each fault of ``faults`` was raised (this boot's monotonic clock): one raised
+        #: again after it cleared has a new stamp, however soon (``kiosk.faultstarts``).
+        self.fault_began: dict[str, int] = {}
         #: Per device, which of its faults and recoveries reach the log (a flapping sensor
         #: would write two lines a turn for weeks).
         self._fault_lines: dict[str, FlapLimit] = {}
@@ -1474,6 +1477,7 @@ class Engine:
         self.reader_faults[source] = detail
         if first:
             self.faults["reader"] = ", ".join(sorted(self.reader_faults))
+            self.fault_began.setdefault("reader", self._now())
             # ``all_down``: no reader left (the last one failing beside others failed before
             # is news to the guard, even if the first one's card was closed).
             said = f"reader {source}: {detail}"
@@ -1492,6 +1496,7 @@ class Engine:
             self.faults["reader"] = ", ".join(sorted(self.reader_faults))
         else:
             self.faults.pop("reader", None)
+            self.fault_began.pop("reader", None)
             self._alarm("reader_fault", "cleared", detail=f"reader {source} is back")
         self._publish_health()
         self._refresh_idle()
@@ -1502,6 +1507,7 @@ class Engine:
         first = device not in self.faults
         self.faults[device] = detail
         if first:
+            self.fault_began[device] = self._now()
             self._log_fault_change(device, logging.WARNING, f"{device} fault: {detail}")
             self._alarm(DEVICE_ALARMS[device], "raised", detail=detail)
             self._publish_health()
@@ -1510,6 +1516,7 @@ class Engine:
     def _clear_fault(self, device: str) -> None:
         if self.faults.pop(device, None) is None:
             return
+        self.fault_began.pop(device, None)
         self._log_fault_change(device, logging.INFO, f"{device} recovered")
         self._alarm(DEVICE_ALARMS[device], "cleared", detail=f"{device} is back")
         self._publish_health()

@@ -52,6 +52,7 @@ from kiosk.devices import (
     Thermometer,
 )
 from kiosk.engine import Engine
+from kiosk.faultstarts import FaultStarts
 from kiosk.files import streamed_rows
 from kiosk.links import NOT_OPENED_ROWS, not_opened
 from kiosk.logs import RepeatedFailure
@@ -172,13 +173,9 @@ class EngineRunner:
         self._gate_worker = DeviceWorker("gate", self._deadline_s, GateFault)
         #: The relay's health as last asked in its device thread (``_refresh_gate_health``).
         self._gate_health: Health | None = None
-        #: When each device's fault began, as the health reports saw it (``health``): device
-        #: (the readers as one, ``reader``) -> the time of the first report that had it.
-        self._fault_since: dict[str, str] = {}
-        #: Held while ``_faults_began`` reads and replaces ``_fault_since``: the health
-        #: report is asked from several threads (the console's pages, the health loop), and
-        #: two at once each found a new fault and dated it by its own ``now``.
-        self._fault_since_lock = threading.Lock()
+        #: When each device's fault began, as the health reports saw it (``health``'s
+        #: ``fault_since``; the readers as one, ``reader``), kept across a restart.
+        self._fault_starts = FaultStarts(self.store, clock)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: threading.Thread | None = None
         self._tasks: list[asyncio.Task[Any]] = []
@@ -656,20 +653,18 @@ class EngineRunner:
 
     def _faults_began(self, devices: dict[str, dict[str, Any]]) -> dict[str, str]:
         """When each device in fault now (its entry's state, or the engine's ``faults``; the
-        readers as one, ``reader``) began failing: the first report that had it, since none
-        between had it not (the health loop reports every ``idle_probe_s``). A fault gone
-        and back is a new time: the guard's closed card is a new card
+        readers as one, ``reader``) began failing (``kiosk.faultstarts``): the first report
+        that had it, since none between had it not (the health loop reports every
+        ``idle_probe_s``), or the engine's raise, dated again when the engine raised it
+        again between two reports; kept across a daemon restart. A fault gone and back is a
+        new time: the guard's closed card is a new card
         (``kiosk.alarms.AlarmBoard.take_standing``)."""
         failing = set(self.engine.faults) | {
             "reader" if key.startswith("reader:") else key
             for key, entry in devices.items()
             if entry["state"] == "fault"
         }
-        with self._fault_since_lock:
-            now = self.clock.now().isoformat()
-            began = {device: self._fault_since.get(device, now) for device in sorted(failing)}
-            self._fault_since = began
-            return dict(began)
+        return self._fault_starts.began(failing, dict(self.engine.fault_began))
 
     def metrics(self) -> dict[str, float]:
         """Counters and gauges for ``/metrics`` (numbers only, no personal data)."""
