@@ -87,7 +87,8 @@ def register(sub: Verbs) -> None:
         "--data",
         metavar="DIR",
         type=path_arg,
-        help="the data dir the archive's database (as kiosk.db), trust list and keys go into"
+        help="the data dir the archive's database (as the file the config's store.path names,"
+        " kiosk.db by default), trust list and keys go into"
         " (default: $KIOSK_DATA, else /var/lib/kiosk when it is there, else ./data)",
     )
     p.add_argument(
@@ -381,7 +382,8 @@ def restore_run(args: argparse.Namespace) -> int:
     one of another gate or of another log than this Pi's unless --as-this-gate, and never
     takes this Pi's own log back to an earlier seq, of its events or of its audit. What it
     replaces is kept aside in before-restore-UTC folders of the data dir and of the config
-    folder. Then check the log against the office's copy before the kiosk decides again
+    folder. The log goes to the file the config's store.path names, where the daemon opens
+    it. Then check the log against the office's copy before the kiosk decides again
     (docs/operations.md, Backups).
     A restore cut off part way (a power cut, a kill) is undone by the next, first, or by
     --undo alone; until then the kiosk refuses to start.
