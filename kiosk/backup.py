@@ -1042,6 +1042,21 @@ class Staged:
             raise NotOurFolder(f"{self.path / name} is not a file of this user's staged there")
         return self.path / name
 
+    def rename(self, name: str, to: str) -> None:
+        """File ``name`` of the stage (with the -wal and -shm SQLite left beside it) renamed
+        ``to``, a path in the stage, its folders made (0750): each by the stage's
+        descriptor, never through a link (``NotOurFolder``). The log is staged as the
+        archive names it, ``kiosk.db``; it goes where the config's ``store.path`` says."""
+        self.file(name)
+        if to == name:
+            return
+        _make_parents(to, self.fd, 0o750)
+        with _path_fd(self.path, self.fd, Path(to).parent, no_link=True) as into:
+            for suffix in ("", "-wal", "-shm"):
+                if _lexists(name + suffix, self.fd):
+                    leaf = Path(to).name + suffix
+                    os.replace(name + suffix, leaf, src_dir_fd=self.fd, dst_dir_fd=into)
+
     def sqlite_path(self, name: str) -> Path:
         """The path SQLite is given for file ``name`` of the stage: through the descriptor
         the stage is held by (``/proc/self/fd/FD/NAME``), which reaches the folder held

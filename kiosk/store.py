@@ -2469,11 +2469,8 @@ class EventLog:
         on_migrating: Migrating | None = None,
     ) -> EventLog:
         """Build from a ``kiosk.config.store.StoreSection``; relative paths go under data_dir."""
-        path = Path(section.path)
-        if not path.is_absolute():
-            path = Path(data_dir) / path
         return cls(
-            path,
+            section.file_in(data_dir),
             kiosk_id,
             clock,
             section.synchronous,

@@ -21,7 +21,7 @@ import shutil
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -87,7 +87,8 @@ def register(sub: Verbs) -> None:
         "--data",
         metavar="DIR",
         type=path_arg,
-        help="the data dir the archive's database (as kiosk.db), trust list and keys go into"
+        help="the data dir the archive's database (as the file the config's store.path names,"
+        " kiosk.db by default), trust list and keys go into"
         " (default: $KIOSK_DATA, else /var/lib/kiosk when it is there, else ./data)",
     )
     p.add_argument(
@@ -381,7 +382,8 @@ def restore_run(args: argparse.Namespace) -> int:
     one of another gate or of another log than this Pi's unless --as-this-gate, and never
     takes this Pi's own log back to an earlier seq, of its events or of its audit. What it
     replaces is kept aside in before-restore-UTC folders of the data dir and of the config
-    folder. Then check the log against the office's copy before the kiosk decides again
+    folder. The log goes to the file the config's store.path names, where the daemon opens
+    it. Then check the log against the office's copy before the kiosk decides again
     (docs/operations.md, Backups).
     A restore cut off part way (a power cut, a kill) is undone by the next, first, or by
     --undo alone; until then the kiosk refuses to start.
@@ -415,16 +417,16 @@ def restore_run(args: argparse.Namespace) -> int:
             if not undone:
                 print(f"kiosk restore: no restore was cut off in {data}: nothing to undo")
             return 0
-        restored = _restore_from(args.archive, passphrase, data, config_file, args)
+        restored, db = _restore_from(args.archive, passphrase, data, config_file, args)
     print(json.dumps(restored, ensure_ascii=False))
-    _said_after(restored, data, config_file)
+    _said_after(restored, data, config_file, db)
     return 0
 
 
-def _said_after(restored: dict[str, Any], data: Path, config_file: Path) -> None:
+def _said_after(restored: dict[str, Any], data: Path, config_file: Path, db: Path) -> None:
     """What a restore that went through says on stderr: the forgets made again, the rows
     and forgets left to do by hand, and what to do before the kiosk decides again (for a
-    drill, its own check: ``_drill``)."""
+    drill, its own check: ``_drill``). ``db``: the restored log, where ``store.path`` put it."""
     again = restored["forgets_reapplied"]
     if again["forgets"]:
         rows = sum(again["rows"].values())
@@ -445,7 +447,7 @@ def _said_after(restored: dict[str, Any], data: Path, config_file: Path) -> None
         )
     drill = _drill(data, config_file)
     if by_hand := restored["forgets_by_hand"]:
-        forget = f"kiosk person forget --db {shlex.quote(str(data / 'kiosk.db'))}"
+        forget = f"kiosk person forget --db {shlex.quote(str(db))}"
         _say_by_hand(
             by_hand, again["forgets"], forget if drill else "sudo kiosk-admin person forget"
         )
@@ -457,10 +459,10 @@ def _said_after(restored: dict[str, Any], data: Path, config_file: Path) -> None
         " it says so), else start it (sudo systemctl start kiosk kiosk-screen kiosk-purge.timer)"
     )
     if drill:  # no service runs on these folders: the drill's own check
-        db = shlex.quote(str(data / "kiosk.db"))
         then = (
             f" in a drill's folders ({data}: not the installed kiosk's, no service starts on"
-            f" them). Check it: kiosk verify-log --db {db} (--against the office's copy too)"
+            f" them). Check it: kiosk verify-log --db {shlex.quote(str(db))} (--against the"
+            " office's copy too)"
         )
     print(
         f"kiosk restore: restored kiosk {restored['kiosk_id']!r}, events seq up to"
@@ -512,14 +514,16 @@ def _site_time(stamp: str, zone: str | None) -> str:
 
 def _restore_from(
     path: Path, passphrase: bytes | None, data: Path, config_file: Path, args: argparse.Namespace
-) -> dict[str, Any]:
-    """The archive at ``path`` restored (``_restore``), its refusals said: "nothing was
-    changed" only when nothing was, else the restore cut off part way and its undo."""
+) -> tuple[dict[str, Any], Path]:
+    """The archive at ``path`` restored (``_restore``) and where its log now is, its refusals
+    said: "nothing was changed" only when nothing was, else the restore cut off part way and
+    its undo. This Pi's log is the one its config in place names (``_log_in_use``)."""
     from kiosk.backup import BackupError, NoProc, NotOurFolder, open_archive, restore_cut_off
 
+    in_use = _log_in_use(config_file, data)
     try:
         with open_archive(path, passphrase) as archive:
-            return _restore(archive, data, data / "kiosk.db", config_file, args)
+            return _restore(archive, data, in_use, config_file, args)
     except NotOurFolder as exc:  # not the archive's fault
         raise _not_ours(exc, data) from None
     except NoProc as exc:  # nor this
@@ -648,13 +652,14 @@ def _stopped(data: Path) -> Iterator[None]:
 
 def _restore(
     archive: Archive, data: Path, db: Path, config_file: Path, args: argparse.Namespace
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], Path]:
+    """The archive's files put in place of this Pi's, its log where the config in place
+    after it names (``_log_after``); every check against ``db``, the log in use now."""
     from kiosk.backup import (
         Swap,
         describe_log,
         extract_all,
         judge_restore,
-        replaced_in_data,
         swap_all,
     )
 
@@ -673,6 +678,7 @@ def _restore(
         assert data_stage is not None
         etc_path = etc_stage.path if etc_stage is not None else None
         placed = extract_all(archive, {"data": data_stage.path, "etc": etc_path})
+        target = _log_after(etc_path, config_file, db, data)
         staged_db = data_stage.path / "kiosk.db"  # opened only by its stage's checks
         restored = describe_log(staged_db, staged=data_stage)
         _refuse_newer_schema(data_stage)
@@ -689,23 +695,90 @@ def _restore(
         )
         if again["forgets"]:
             restored = describe_log(staged_db, staged=data_stage)
+        data_stage.rename("kiosk.db", target)
+        placed["data"][data_stage.path / target] = placed["data"].pop(staged_db)
         _own(data_stage.path, data, placed["data"], as_was=False)
         if etc_path is not None:
             _own(etc_path, etc, placed["etc"], as_was=True)
         swaps = [Swap(etc, etc_path, tuple(etc_names), stamp)] if etc_path else []
-        swaps.append(
-            Swap(data, data_stage.path, tuple(replaced_in_data(archive.members, db.name)), stamp)
-        )
+        aside_names = _set_aside(archive.members, target, _under(db, data))
+        swaps.append(Swap(data, data_stage.path, aside_names, stamp))
         with _uninterrupted():
             aside = swap_all(data, swaps)[-1]
         if aside is not None and os.geteuid() == 0:  # the service's user may clear it
             os.chown(aside, data.stat().st_uid, data.stat().st_gid, follow_symlinks=False)
-    if taken and aside is not None:
-        _audit_aside(taken, aside / db.name)
+    if taken and aside is not None:  # a log in use outside the data dir stays where it is
+        _audit_aside(taken, aside / inside if (inside := _under(db, data)) else db)
     by_hand = _forgets_by_hand(
         archive.manifest, restored, current, had_log=had_log, zone=_site_zone(config_file)
     )
-    return restored.summary() | {"forgets_reapplied": again, "forgets_by_hand": by_hand}
+    summary = restored.summary() | {"forgets_reapplied": again, "forgets_by_hand": by_hand}
+    return summary, data / target
+
+
+def _log_in_use(config_file: Path, data: Path) -> Path:
+    """This Pi's event log, the file its daemon opens: the ``store.path`` of the config in
+    place (``StoreSection.file_in``: a relative one under the data dir), ``DATA/kiosk.db``
+    without one. A config there that does not load stops the restore (exit 2), nothing
+    changed: which file is this Pi's log is not known."""
+    from kiosk.config.store import StoreSection
+
+    config = _config_read(config_file, "this Pi's config")
+    return (config.store if config is not None else StoreSection()).file_in(data)
+
+
+def _log_after(etc_stage: Path | None, config_file: Path, in_use: Path, data: Path) -> str:
+    """Where in the data dir the restored log goes: the file the daemon will open, named by
+    the config in place after the restore (the archive's, staged in ``etc_stage``, when it
+    brings one; else this Pi's, whose log is ``in_use``). One outside the data dir is
+    refused (exit 2), nothing changed: a restore moves files within its folders only."""
+    staged = etc_stage / config_file.name if etc_stage is not None else None
+    config = _config_read(staged, "the archive's config") if staged is not None else None
+    path = config.store.file_in(data) if config is not None else in_use
+    if (within := _under(path, data)) is None:
+        raise UsageError(
+            f"store.path puts the event log at {path}, outside the data dir {data}: a restore"
+            " moves files within the data dir and the config folder only (the log left"
+            " elsewhere, the daemon would begin a new, empty one there); nothing was changed"
+            " (docs/operations.md, Backups)"
+        )
+    return within
+
+
+def _under(path: Path, data: Path) -> str | None:
+    """``path`` as a path under the data dir (``events.db``, ``logs/kiosk.db``), None when it
+    is not in it (its folders' links followed: a data dir reached by a link holds it)."""
+    inside = os.path.relpath(
+        os.path.join(os.path.realpath(path.parent), path.name), os.path.realpath(data)
+    )
+    return None if inside == "." or Path(inside).parts[0] == ".." else inside
+
+
+def _set_aside(members: Iterable[str], target: str, in_use: str | None) -> tuple[str, ...]:
+    """What the restore keeps aside in the data dir (``replaced_in_data``): what the archive
+    brings, the restored log's place, and the log in use when the config after names
+    another file (the daemon will not open it again; there the retention purge removes it)."""
+    from kiosk.backup import replaced_in_data
+
+    names = replaced_in_data(members, target)
+    if in_use is not None and in_use != target:
+        names += [in_use + suffix for suffix in ("", "-wal", "-shm")]
+    return tuple(names)
+
+
+def _config_read(config_file: Path, whose: str) -> KioskConfig | None:
+    """The config at ``config_file``, None when there is none; one there that cannot be
+    read or does not load refuses the restore (exit 2): where the event log is
+    (``store.path``) is not known."""
+    if not os.path.lexists(config_file):
+        return None
+    try:
+        return load_verb_config(str(config_file))
+    except (UsageError, PermissionError) as exc:
+        raise UsageError(
+            f"{whose} {config_file} cannot be read ({exc}): it says where the kiosk's event"
+            " log is (store.path); nothing was changed"
+        ) from None
 
 
 #: Why a restore cannot make again the forgets since the archive (``_forgets_by_hand``).

@@ -91,8 +91,7 @@ def db_path(args: argparse.Namespace, config: KioskConfig) -> Path:
     if args.db:
         return Path(args.db)
     if args.config:
-        path = Path(config.store.path)
-        return path if path.is_absolute() else data / path
+        return config.store.file_in(data)
     return data / "kiosk.db"
 
 

@@ -1,5 +1,7 @@
 """Event log and retention (see docs/event-log.md)."""
 
+from os import PathLike
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
@@ -24,3 +26,10 @@ class StoreSection(Section):
     busy_timeout_ms: int = Field(5000, ge=100, le=60000)
     """How long a write waits for another process's lock (a CLI purge) before it counts as a store
     fault."""
+
+    def file_in(self, data_dir: str | PathLike[str]) -> Path:
+        """The event log's file as the daemon opens it (``EventLog.from_config``): ``path``, a
+        relative one under ``data_dir``. The verbs that find the log by the config (``kiosk
+        backup``, ``kiosk restore``, ``verify-log``) ask here too."""
+        path = Path(self.path)
+        return path if path.is_absolute() else Path(data_dir) / path
