@@ -8,6 +8,7 @@ the console up) and tries again, the start included."""
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sqlite3
 import threading
 
@@ -111,3 +112,39 @@ def test_another_failure_at_the_start_is_raised_as_before(tmp_path, monkeypatch)
             daemon_cmd._run(argparse.Namespace(), config, lock)
     finally:
         lock.close()
+
+
+class _Core:
+    """What ``start_or_card_failure`` closes: the core but its relay."""
+
+    def __init__(self) -> None:
+        self.closed: list[str] = []
+
+    def close_keeping_gate(self) -> None:
+        self.closed.append("all but the relay")
+
+
+def test_a_card_failure_of_the_start_is_handed_back_the_core_closed_but_its_relay():
+    core = _Core()
+
+    async def start() -> None:
+        raise _full()
+
+    failed = asyncio.run(standing.start_or_card_failure(start, core))
+    assert isinstance(failed, sqlite3.OperationalError)
+    assert core.closed == ["all but the relay"]
+
+
+def test_a_start_that_works_or_fails_otherwise_is_left_as_it_was():
+    core = _Core()
+
+    async def start() -> None:
+        return None
+
+    async def broken() -> None:
+        raise RuntimeError("a bug")
+
+    assert asyncio.run(standing.start_or_card_failure(start, core)) is None
+    with pytest.raises(RuntimeError, match="a bug"):
+        asyncio.run(standing.start_or_card_failure(broken, core))
+    assert core.closed == []
