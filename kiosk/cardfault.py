@@ -82,11 +82,20 @@ def card_fault(exc: BaseException, where: Path | None = None) -> CardFault | Non
     folder = _folder(named or where)
     if kind == "read_only" and not _mounted_read_only(folder, exc):
         return None
-    if kind == "full" and named is None:  # SQLite's own FULL: its temp files' folder, maybe
+    if kind == "full" and _sqlite_full(exc):  # its temp files' folder, maybe
         fault = temp_fault(folder)
         if fault is not None:
             return fault
     return CardFault(kind, folder, _free_mb(folder), _medium(folder))
+
+
+def _sqlite_full(exc: BaseException) -> bool:
+    """Whether SQLite itself said full (of the log's files or its temp files, it does not say
+    which), no file the program wrote did (``ENOSPC``)."""
+    links = _chain(exc)
+    return not any(isinstance(link, OSError) for link in links) and any(
+        isinstance(link, sqlite3.Error) and kind_of(link) == "full" for link in links
+    )
 
 
 #: The folders SQLite writes its temp files in (Unix), the first that is there and writable:

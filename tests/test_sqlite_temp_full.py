@@ -54,7 +54,8 @@ def test_a_full_temp_folder_is_named_not_the_card_with_room(folders, wrapped):
     exc: BaseException = _full()
     if wrapped:  # as the store raises it
         try:
-            raise StoreFault("store_fault", "database or disk is full") from exc
+            detail = "database or disk is full"  # naming the log, as a purge's does
+            raise StoreFault("store_fault", detail, path=data / "kiosk.db") from exc
         except StoreFault as fault:
             exc = fault
     args = argparse.Namespace(db=str(data / "kiosk.db"))
