@@ -146,6 +146,7 @@ async def core_or_standby(
     gate_locked: bool = True,
     relock: Callable[[], bool] | None = None,
     release: Callable[[], bool] | None = None,
+    failed: Exception | None = None,
 ) -> Core | None:
     """``build()`` in a thread; while the card keeps the event log from opening
     (``card_failure``), stand by and try again: the core once it opens, None when a stop
@@ -157,8 +158,12 @@ async def core_or_standby(
     the gate (``kiosk.config.gate.stop_releases``): a kiosk standing by decides nothing and
     leaves the coil off, as a stopped one does, so the gate is commanded released once it
     stands by (whether it obeyed), and again before each try until it obeys, instead of
-    ``relock``; the engine locks it when the log opens and it starts."""
+    ``relock``; the engine locks it when the log opens and it starts. ``failed``: the card
+    failure a start of the core built before met (``start_or_card_failure``): standing by
+    with it first, the log tried again after the pause."""
     try:
+        if failed is not None:
+            raise failed
         return await asyncio.to_thread(build)
     except Exception as exc:
         kind = card_failure(exc)
@@ -229,3 +234,22 @@ async def _relock(server: StandbyServer, relock: Callable[[], bool]) -> None:
     if await asyncio.to_thread(relock):
         server.gate_obeyed = True
         server.notifier.status(server.status())
+
+
+async def start_or_card_failure(
+    start: Callable[[], Awaitable[None]], core: Core
+) -> Exception | None:
+    """``start()`` (the daemon's): None once started; the card failure (``card_failure``: a
+    full card SQLite met reading the history's look-back) that stopped it, the core closed
+    but its relay (``Core.close_keeping_gate``), for ``core_or_standby(failed=...)`` to
+    stand by with: exiting, systemd restarted the daemon every 3 s for ever, no console. Any
+    other failure is raised, the core as it was."""
+    try:
+        await start()
+    except Exception as exc:
+        if card_failure(exc) is None:
+            raise
+        log.error("the start met the card's fault: %s", exc)
+        await asyncio.to_thread(core.close_keeping_gate)
+        return exc
+    return None

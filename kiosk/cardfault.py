@@ -20,6 +20,7 @@ import os
 import shutil
 import sqlite3
 import stat
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,6 +48,8 @@ class CardFault:
     where: Path | None
     free_mb: float | None
     medium: str = "the card"
+    #: The folder full is SQLite's temp folder (``temp_folder``), not the log's.
+    temp: bool = False
 
     def said(self, *, with_where: bool = True) -> str:
         """``the card is full (0.4 MB free at /var/lib/kiosk)``; without ``with_where`` (a
@@ -56,7 +59,8 @@ class CardFault:
         if self.kind == "full":
             free = "" if self.free_mb is None else f"{self.free_mb:.1f} MB free"
             said = " at ".join(part for part in (free, where) if part)
-            return f"{self.medium} is full ({said})" if said else f"{self.medium} is full"
+            what = "SQLite's temp folder" if self.temp else self.medium
+            return f"{what} is full ({said})" if said else f"{what} is full"
         if self.kind == "read_only":
             return f"{self.medium} is read-only" + (f" ({where})" if where else "")
         at = f" at {where}" if where else ""
@@ -78,7 +82,48 @@ def card_fault(exc: BaseException, where: Path | None = None) -> CardFault | Non
     folder = _folder(named or where)
     if kind == "read_only" and not _mounted_read_only(folder, exc):
         return None
+    if kind == "full" and _sqlite_full(exc):  # its temp files' folder, maybe
+        fault = temp_fault(folder)
+        if fault is not None:
+            return fault
     return CardFault(kind, folder, _free_mb(folder), _medium(folder))
+
+
+def _sqlite_full(exc: BaseException) -> bool:
+    """Whether SQLite itself said full (of the log's files or its temp files, it does not say
+    which), no file the program wrote did (``ENOSPC``)."""
+    links = _chain(exc)
+    return not any(isinstance(link, OSError) for link in links) and any(
+        isinstance(link, sqlite3.Error) and kind_of(link) == "full" for link in links
+    )
+
+
+#: The folders SQLite writes its temp files in (Unix), the first that is there and writable:
+#: ``$SQLITE_TMPDIR``, ``$TMPDIR``, then these.
+SQLITE_TEMP_FOLDERS = ("/var/tmp", "/usr/tmp", "/tmp", ".")
+
+
+def temp_folder(environ: Mapping[str, str] | None = None) -> Path | None:
+    """The folder SQLite writes its temp files in, as it chooses it (None: none it can)."""
+    environ = os.environ if environ is None else environ
+    named = (environ.get("SQLITE_TMPDIR"), environ.get("TMPDIR"), *SQLITE_TEMP_FOLDERS)
+    for candidate in (Path(n) for n in named if n):
+        if candidate.is_dir() and os.access(candidate, os.W_OK | os.X_OK):
+            return candidate.absolute()
+    return None
+
+
+def temp_fault(folder: Path | None, environ: Mapping[str, str] | None = None) -> CardFault | None:
+    """SQLite's FULL of its temp folder: one on another file system than ``folder`` (the
+    log's), with less free space (a full /var/tmp or tmpfs, the card with GBs free); None
+    when the temp folder is on the log's own, or has more room (the log's is the full one)."""
+    temp = temp_folder(environ)
+    if folder is None or temp is None or _device(temp) in (None, _device(folder)):
+        return None
+    free_temp, free = _free_mb(temp), _free_mb(folder)
+    if free_temp is None or free is None or free_temp >= free:
+        return None
+    return CardFault("full", temp, free_temp, _medium(temp), temp=True)
 
 
 def _chain(exc: BaseException) -> list[BaseException]:
@@ -119,6 +164,14 @@ def _folder(path: Path | None) -> Path | None:
         if candidate.is_dir():
             return candidate
     return None
+
+
+def _device(folder: Path) -> int | None:
+    """The file system ``folder`` is on (its device), None if it cannot be read."""
+    try:
+        return os.stat(folder).st_dev
+    except OSError:
+        return None
 
 
 def _medium(folder: Path | None) -> str:

@@ -68,22 +68,24 @@ class Devices:
     readers: list[CodeReader]
     gate: Gate
 
-    def close(self, timeout_s: float = DEVICE_CLOSE_S) -> None:
+    def close(self, timeout_s: float = DEVICE_CLOSE_S, *, keep_gate: bool = False) -> None:
         """Every caller's order (``Core.close``: the demo, replay, the bench, the verbs): the
         relay closed first (its close commands it locked), then the thermometer
         (``close_outputs``), then the readers stopped (each worker's stop is bounded by
-        itself): a reader stuck in its driver never keeps the relay open."""
-        self.close_outputs(timeout_s)
+        itself): a reader stuck in its driver never keeps the relay open. ``keep_gate``: the
+        relay left open, as it is (``Core.close_keeping_gate``)."""
+        self.close_outputs(timeout_s, keep_gate=keep_gate)
         for reader in self.readers:
             with contextlib.suppress(Exception):
                 reader.stop()
 
-    def close_outputs(self, timeout_s: float = DEVICE_CLOSE_S) -> None:
+    def close_outputs(self, timeout_s: float = DEVICE_CLOSE_S, *, keep_gate: bool = False) -> None:
         """The relay, then the thermometer, closed, each in a daemon thread waited for
         ``timeout_s`` at most (a relay whose command is stuck in its driver holds its own
-        lock): the daemon's stop, whose engine stopped the readers already, and ``close``."""
+        lock): the daemon's stop, whose engine stopped the readers already, and ``close``.
+        ``keep_gate``: the thermometer only."""
         for kind, device in (("gate", self.gate), ("thermometer", self.thermometer)):
-            if device is not None:
+            if device is not None and not (keep_gate and kind == "gate"):
                 close_within(kind, device.close, timeout_s)
 
 
@@ -138,6 +140,14 @@ class Core:
         """Release what ``build_core`` opened, for a core that was never run as a daemon."""
         self.runner.close()
         self.devices.close()
+        self.store.close()
+
+    def close_keeping_gate(self) -> None:
+        """``close``, the relay left open and as it was: a start the card refused
+        (``checkpoint.standby``), whose relay ``kiosk run`` built first and drives while it
+        stands by, and hands the next try of the log."""
+        self.runner.close()
+        self.devices.close(keep_gate=True)
         self.store.close()
 
     @property

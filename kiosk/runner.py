@@ -113,12 +113,16 @@ def _history_sql(source: str, ts: str, passing: str = PASSING) -> str:
     (``:boot``) not dated yet, in ``seq`` order (``passing``: another kind of row). Each on
     an index: one condition with ``OR`` (or ``ORDER BY seq`` over ``events``) had SQLite
     walk the whole log at every start, a year of rows read from the card for a month's
-    passages."""
+    passages. On ``events``, the rows from the first ``seq`` stamped since (found on
+    ``events_ts``) are walked in ``seq`` order, the order they are stored in: read on the ts
+    index and then sorted, a month of passages went through SQLite's temp files, and a card
+    with a few MB free refused the daemon's start (``SQLITE_FULL``)."""
     if source == "events":  # no event stamped before NTP synced: none to date
         return (
             "SELECT seq, pass_id, household, direction, decision, ts, flags,"  # noqa: S608
-            " NULL AS undated_mono_ns FROM events INDEXED BY events_ts"
-            f" WHERE ts >= :since AND {passing} ORDER BY seq"
+            " NULL AS undated_mono_ns FROM events WHERE seq >= (SELECT min(seq) FROM events"
+            f" INDEXED BY events_ts WHERE ts >= :since) AND ts >= :since AND {passing}"
+            " ORDER BY seq"
         )
     undated = "clock_synced = 0 AND boot_id = :boot AND dating = 'unsynced'"
     # ``seq`` in both: UNION drops a row only when it is the same row, once.

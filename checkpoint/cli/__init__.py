@@ -40,6 +40,7 @@ from . import (
 )
 from .errors import CliError, Interrupted, bounded
 from .parsers import ADMIN_CWD
+from .sqlite_temp import keep_sqlite_temp_in_data_dir
 
 #: In docs/cli.md order; tests check each has --help and is documented there and in the README.
 VERB_MODULES = (
@@ -83,6 +84,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # run`` and ``kiosk demo`` may end it once stopped (``ExitAfterStop``); a caller of
     # ``main(argv)`` in a process of its own (a test, a script) is never ended by them.
     args.owns_process = argv is None
+    if args.owns_process:  # before the first connection: a process-wide setting
+        keep_sqlite_temp_in_data_dir(args)
     try:
         code = _run(args)
     except CliError as exc:
@@ -154,6 +157,11 @@ _CARD_FIX = {
     " card is failing",
     "io": "check `dmesg`: docs/operations.md, The SD card is failing",
 }
+#: What the operator does about SQLite's temp folder full (``kiosk.cardfault.temp_fault``).
+_TEMP_FIX = (
+    "free space there, or unset SQLITE_TMPDIR (the kiosk then keeps SQLite's temp"
+    " files in its data dir: docs/operations.md), and run it again"
+)
 #: The same of another disk than the Pi's own: ``{another}`` where the verb wrote to one it
 #: was given (``_GIVEN``: a USB stick a backup was written to), never of its own data dir.
 _DISK_FIX = {
@@ -184,7 +192,9 @@ def _card_said(exc: BaseException, args: argparse.Namespace) -> str | None:
         return None
     another = " or give another" if option in _GIVEN else ""
     fix = _CARD_FIX[fault.kind]
-    if fault.medium != "the card":
+    if fault.temp:
+        fix = _TEMP_FIX
+    elif fault.medium != "the card":
         fix = _DISK_FIX[fault.kind].format(another=another)
     return f"{fault.said()}: {fix}; {getattr(exc, 'partial', None) or 'nothing was changed'}"
 

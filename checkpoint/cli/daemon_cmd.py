@@ -19,8 +19,11 @@ from .errors import CliError, UsageError, refuse_root_over
 from .parsers import Verbs, add_verb, path_arg, path_of
 
 if TYPE_CHECKING:
+    import asyncio
+
     from checkpoint.app import ExitAfterStop
     from kiosk.config import KioskConfig
+    from kiosk.core import Core
     from kiosk.devices import Gate
     from kiosk.store import StoreFault
     from kiosk.tlscert import TlsCertificate
@@ -373,12 +376,10 @@ def close_gate(gate: Gate, config: KioskConfig) -> bool:
 def _run(args: argparse.Namespace, config: KioskConfig, lock: DataDirLock) -> int:
     """The daemon's life, on the data dir ``lock`` takes with the first try of the log."""
     import asyncio
-    import sys
 
-    from checkpoint.app import Daemon, build_core, stop_on_signals
+    from checkpoint.app import build_core, stop_on_signals
     from checkpoint.notify import LongStart, Notifier
     from checkpoint.standby import core_or_standby
-    from checkpoint.volume import data_volume, warn_if_volatile
     from drivers.gate import lock_at_start, release_at_stop
     from kiosk.config.gate import manual_release, stop_releases
 
@@ -398,43 +399,35 @@ def _run(args: argparse.Namespace, config: KioskConfig, lock: DataDirLock) -> in
             logging.getLogger("checkpoint.run").info(manual)
         deadline_s, releases = config.engine.device_deadline_ms / 1000, stop_releases(config.gate)
         long = LongStart(Notifier.from_env())  # a long migration: systemd told, not killing it
-        try:
-            # A card that keeps the log from opening: standing by until it opens (kiosk.standby).
-            core = await core_or_standby(
-                lambda: lock.then(
-                    lambda: build_core(config, lock.data, gate=gate, on_migrating=long.migrating)
-                ),
-                config,
-                stopping,
-                gate_locked=locked,
-                relock=lambda: lock_at_start(gate, deadline_s),
-                # Standing by, no kiosk decides: the coil off, as a stopped kiosk leaves it.
-                release=(lambda: release_at_stop(gate, deadline_s)) if releases else None,
-            )
-        except BaseException:
-            close_gate(gate, config)
-            raise
-        if core is None:
-            close_gate(gate, config)
-            return 0
-        core.data_volume = data_volume(lock.data)  # a data dir in RAM: said in health and the log
-        warn_if_volatile(core.data_volume, lock.data)
-        core.tls_certificate = served_certificate(config)  # runs out: health warns ahead
-        refusal = no_trusted_key(core)
-        if refusal:
-            await asyncio.to_thread(core.close)
-            raise UsageError(f"cannot start: {refusal}")
-        daemon = Daemon(core, stopping=stopping)
-        try:
-            await daemon.start()
-            await daemon.run_until_signal()
-        finally:
-            daemon.stop_asked_at = asked[0] if asked else None  # systemd counts from it
-            await daemon.stop()
-            if leaving is not None:  # a thread stuck on a stalled card: the process ends
-                failure = sys.exc_info()[1]  # with the code the command would have said
-                leaving.arm(0 if failure is None else _exit_code(failure, args, lock.data))
-        return 0
+        # A card fault the start met (a full card reading the history): standing by as for
+        # the log's open, and trying both again.
+        failed: Exception | None = None
+        while True:
+            try:
+                # A card that keeps the log from opening: standing by until it opens.
+                core = await core_or_standby(
+                    lambda: lock.then(
+                        lambda: build_core(
+                            config, lock.data, gate=gate, on_migrating=long.migrating
+                        )
+                    ),
+                    config,
+                    stopping,
+                    gate_locked=locked,
+                    relock=lambda: lock_at_start(gate, deadline_s),
+                    # Standing by, no kiosk decides: the coil off, as a stopped kiosk leaves it.
+                    release=(lambda: release_at_stop(gate, deadline_s)) if releases else None,
+                    failed=failed,
+                )
+            except BaseException:
+                close_gate(gate, config)
+                raise
+            if core is None:
+                close_gate(gate, config)
+                return 0
+            failed = await _serve(core, stopping, asked, args, lock.data, leaving)
+            if failed is None:
+                return 0
 
     leaving = _leaving(args)
     try:
@@ -447,6 +440,47 @@ def _run(args: argparse.Namespace, config: KioskConfig, lock: DataDirLock) -> in
     finally:
         if leaving is not None:
             leaving.settle()  # the threads of the run have ended: the process ends by itself
+
+
+async def _serve(
+    core: Core,
+    stopping: asyncio.Event,
+    asked: list[float],
+    args: argparse.Namespace,
+    data: Path,
+    leaving: ExitAfterStop | None,
+) -> Exception | None:
+    """The daemon on ``core`` until a stop: None once it stopped; the card failure its start
+    met (``checkpoint.standby.start_or_card_failure``: the core closed but its relay), for
+    ``kiosk run`` to stand by with."""
+    import asyncio
+    import sys
+
+    from checkpoint.app import Daemon
+    from checkpoint.standby import start_or_card_failure
+    from checkpoint.volume import data_volume, warn_if_volatile
+
+    core.data_volume = data_volume(data)  # a data dir in RAM: said in health and the log
+    warn_if_volatile(core.data_volume, data)
+    core.tls_certificate = served_certificate(core.config)  # runs out: health warns ahead
+    refusal = no_trusted_key(core)
+    if refusal:
+        await asyncio.to_thread(core.close)
+        raise UsageError(f"cannot start: {refusal}")
+    daemon = Daemon(core, stopping=stopping)
+    failed: Exception | None = None
+    try:
+        failed = await start_or_card_failure(daemon.start, core)
+        if failed is None:
+            await daemon.run_until_signal()
+    finally:
+        if failed is None:
+            daemon.stop_asked_at = asked[0] if asked else None  # systemd counts from it
+            await daemon.stop()
+            if leaving is not None:  # a thread stuck on a stalled card: the process ends
+                failure = sys.exc_info()[1]  # with the code the command would have said
+                leaving.arm(0 if failure is None else _exit_code(failure, args, data))
+    return failed
 
 
 def _leaving(args: argparse.Namespace) -> ExitAfterStop | None:

@@ -1,0 +1,150 @@
+"""A full card met while the daemon starts, after its log opened: reading the history's
+look-back (a month of passages) SQLite needed room the card did not have (``SQLITE_FULL``).
+Standby covered only the log's open, so ``kiosk run`` exited 1 and systemd started it again
+every 3 s for ever: no health, no guard console, though docs/operations.md says the guard can
+still sign in. It stands by as for a log that does not open (gate locked, health says why,
+the console up) and tries again, the start included."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sqlite3
+import threading
+
+import httpx
+import pytest
+
+from checkpoint import standby as standing
+from checkpoint.cli import daemon_cmd
+from checkpoint.notify import Notifier
+from kiosk.config import parse_config
+from kiosk.runner import EngineRunner
+
+WAIT_S = 60
+
+
+def _config():
+    return parse_config(
+        {
+            "site": {"kiosk_id": "gate-1"},
+            "web": {"port": 0},
+            "policy": {"mode": "temperature_only"},
+        }
+    )
+
+
+def _full() -> sqlite3.OperationalError:
+    exc = sqlite3.OperationalError("database or disk is full")
+    exc.sqlite_errorname = "SQLITE_FULL"
+    return exc
+
+
+@pytest.mark.slow
+def test_a_full_card_at_the_daemons_start_stands_by_then_starts(tmp_path, monkeypatch):
+    loads: list[str] = []
+    load = EngineRunner._load_history
+
+    def load_history(runner: EngineRunner) -> int:
+        loads.append("try")
+        if len(loads) == 1:
+            raise _full()
+        return load(runner)
+
+    monkeypatch.setattr(EngineRunner, "_load_history", load_history)
+    seen: dict[str, object] = {}
+    real = standing.core_or_standby
+
+    async def core_or_standby(build, config, stopping, **kwargs):
+        async def pause(server, _delay):
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}") as web:
+                seen["health"] = await web.get("/api/v1/health")
+                seen["console"] = await web.get("/guard")
+            seen["status"] = server.status()
+
+        core = await real(build, config, stopping, notifier=Notifier(None), pause=pause, **kwargs)
+        seen["failed"] = kwargs.get("failed")
+        if kwargs.get("failed") is not None:
+            stopping.set()  # started again: the test's systemctl stop, once it has run
+        return core
+
+    monkeypatch.setattr(standing, "core_or_standby", core_or_standby)
+    config = _config()
+    outcome: list[object] = []
+
+    def run() -> None:
+        lock = daemon_cmd.DataDirLock(tmp_path)
+        try:
+            outcome.append(daemon_cmd._run(argparse.Namespace(), config, lock))
+        except Exception as exc:  # noqa: BLE001 - the failure is what is checked
+            outcome.append(exc)
+        finally:
+            lock.close()
+
+    running = threading.Thread(target=run, daemon=True)
+    running.start()
+    running.join(WAIT_S)
+    assert not running.is_alive()
+    assert outcome == [0], outcome
+    assert loads == ["try", "try"]  # stood by, then the start was tried again and ran
+    assert isinstance(seen["failed"], sqlite3.OperationalError)
+    health = seen["health"]
+    assert isinstance(health, httpx.Response) and health.status_code == 503
+    report = health.json()
+    assert report["deciding"] is False and report["standby"]["kind"] == "full"
+    assert "full" in report["devices"]["store"]["detail"]
+    console = seen["console"]
+    assert isinstance(console, httpx.Response)
+    assert "the gate stays locked" in console.text and "full" in console.text
+    assert "the gate locked" in str(seen["status"])
+
+
+@pytest.mark.slow
+def test_another_failure_at_the_start_is_raised_as_before(tmp_path, monkeypatch):
+    def load_history(_runner: EngineRunner) -> int:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(EngineRunner, "_load_history", load_history)
+    config = _config()
+    lock = daemon_cmd.DataDirLock(tmp_path)
+    try:
+        with pytest.raises(RuntimeError, match="a bug"):
+            daemon_cmd._run(argparse.Namespace(), config, lock)
+    finally:
+        lock.close()
+
+
+class _Core:
+    """What ``start_or_card_failure`` closes: the core but its relay."""
+
+    def __init__(self) -> None:
+        self.closed: list[str] = []
+
+    def close_keeping_gate(self) -> None:
+        self.closed.append("all but the relay")
+
+
+def test_a_card_failure_of_the_start_is_handed_back_the_core_closed_but_its_relay():
+    core = _Core()
+
+    async def start() -> None:
+        raise _full()
+
+    failed = asyncio.run(standing.start_or_card_failure(start, core))
+    assert isinstance(failed, sqlite3.OperationalError)
+    assert core.closed == ["all but the relay"]
+
+
+def test_a_start_that_works_or_fails_otherwise_is_left_as_it_was():
+    core = _Core()
+
+    async def start() -> None:
+        return None
+
+    async def broken() -> None:
+        raise RuntimeError("a bug")
+
+    assert asyncio.run(standing.start_or_card_failure(start, core)) is None
+    with pytest.raises(RuntimeError, match="a bug"):
+        asyncio.run(standing.start_or_card_failure(broken, core))
+    assert core.closed == []
