@@ -27,6 +27,7 @@ import contextlib
 import functools
 import hashlib
 import hmac
+import json
 import logging
 import secrets
 import threading
@@ -501,17 +502,16 @@ class Guard:
         return max(0, int((session.expires - self.core.clock.now()).total_seconds()))
 
     def flash(self, request: Request) -> dict[str, Any]:
+        """The banner ``request``'s address carries (``signed_flash``: only one this process
+        wrote, never a link's): a done note (``msg``, ``n``) or a problem (``err``)."""
         lang = self.lang(request)
-        msg = request.query_params.get("msg")
-        err = (request.query_params.get("err") or "")[:300]
-        sig = request.query_params.get("sig") or ""
-        refused = request.query_params.get("refused") == "1"
-        signed = bool(err) and hmac.compare_digest(sig.encode(), flash_sig(err, refused).encode())
+        shown = signed_flash(request)
+        err = shown.get("err") or None
         return {
-            "flash_ok": ok_text(lang, msg, request.query_params.get("n")),
-            "flash_err": err if signed else None,
+            "flash_ok": ok_text(lang, shown.get("msg"), shown.get("n")),
+            "flash_err": err,
             # Nothing was done (``fail(refused=True)``): the form may be put back as typed.
-            "flash_refused": signed and refused,
+            "flash_refused": err is not None and shown.get("refused") == "1",
         }
 
     async def manual(self, request: Request, decision: str, **kwargs: Any) -> Outcome:
@@ -633,15 +633,13 @@ def done(
     ``COUNTED_MESSAGES`` one says (sent in the address, a JSON answer's ``n``)."""
     if wants_json(request):
         return JSONResponse({"ok": True} if n is None else {"ok": True, "n": n})
-    sep = "&" if "?" in target else "?"
-    counted = "" if n is None else f"&n={n}"
-    return RedirectResponse(f"{target}{sep}msg={message}{counted}", status_code=303)
+    return flash_to(target, {"msg": message} if n is None else {"msg": message, "n": str(n)})
 
 
 def ok_text(lang: str, msg: str | None, n: str | None) -> str | None:
     """A done page's words (``msg``, one of ``OK_MESSAGES``, else none); one that says a
-    count (``COUNTED_MESSAGES``) with the address's ``n``, without a count that is one (an
-    address edited, a page of before the count) in its words that say none."""
+    count (``COUNTED_MESSAGES``) with its ``n``, without a count that is one in its words
+    that say none."""
     if msg not in OK_MESSAGES:
         return None
     counted = COUNTED_MESSAGES.get(msg)
@@ -679,24 +677,43 @@ def fail(request: Request, target: str, problem: BadInput, *, refused: bool = Fa
         return JSONResponse({"ok": False, "error": text}, status_code=400)
     if problem.shown is not None:
         return problem.shown(text)
-    sep = "&" if "?" in target else "?"
     text = text[:300]
-    mark = "&refused=1" if refused else ""
-    return RedirectResponse(
-        f"{target}{sep}err={quote(text)}{mark}&sig={flash_sig(text, refused)}", status_code=303
-    )
+    return flash_to(target, {"err": text, "refused": "1"} if refused else {"err": text})
 
 
-#: ``?err=`` is shown only when this process wrote it (signed): a link from anyone else cannot
-#: put words in the console's error banner.
+#: A banner's parameters in a page's address (``flash_to``): a done note (``msg``, with the
+#: count it says, ``n``) or a problem (``err``, ``refused=1`` when nothing was done). A page
+#: shows them only with the ``sig`` this process signed all of them with, together: a link
+#: from anyone else cannot put words in the console's banners, nor say something was done.
+FLASH_FIELDS = ("msg", "n", "err", "refused")
 _FLASH_KEY = secrets.token_bytes(32)
 
 
-def flash_sig(text: str, refused: bool = False) -> str:
-    """The signature of an error shown (``?err=``) and whether it is a refusal (``refused``):
-    nothing was done, so the form sent may be given back as typed."""
-    signed = f"refused\n{text}" if refused else text
+def flash_to(target: str, shown: dict[str, str]) -> RedirectResponse:
+    """Back to ``target`` (303) with the banner ``shown`` (of ``FLASH_FIELDS``) and its
+    signature; the one way a page's address is given a banner."""
+    sep = "&" if "?" in target else "?"
+    fields = "&".join(f"{name}={quote(value, safe='')}" for name, value in shown.items())
+    return RedirectResponse(f"{target}{sep}{fields}&sig={flash_sig(shown)}", status_code=303)
+
+
+def flash_sig(shown: dict[str, str]) -> str:
+    """The signature of a banner's parameters, all of them at once (a count or a refusal
+    cannot be added to, or taken from, another's)."""
+    signed = json.dumps(sorted(shown.items()))
     return hmac.new(_FLASH_KEY, signed.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def signed_flash(request: Request) -> dict[str, str]:
+    """The banner's parameters (``FLASH_FIELDS``) of ``request``'s address when this process
+    signed them (``flash_to``); none at all otherwise (no ``sig``, another one, a parameter
+    added or changed: a link's, an edited address, a page of before a restart)."""
+    params = request.query_params
+    shown = {name: params[name] for name in FLASH_FIELDS if name in params}
+    sig = params.get("sig") or ""
+    if not shown or not hmac.compare_digest(sig.encode(), flash_sig(shown).encode()):
+        return {}
+    return shown
 
 
 # --- auditing -------------------------------------------------------------------------------

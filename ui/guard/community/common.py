@@ -34,6 +34,7 @@ from ui.guard.deps import (
     form_not_acted,
     note,
     room,
+    signed_flash,
     wants_json,
 )
 from ui.guard.display import shown_time
@@ -222,11 +223,12 @@ def ledgers(g: Guard) -> Ledgers:
 
 
 def render(g: Guard, request: Request, name: str, session: Session, **ctx: Any) -> HTMLResponse:
-    """``Guard.render`` with the pages' strings (``tr``), their success note and the problem
-    a refused change was sent back with (``?err=``, shown only when this process signed it:
-    a link from anyone else cannot put words in the banner)."""
+    """``Guard.render`` with the pages' strings (``tr``), their success note (``?msg=saved``)
+    and the problem a refused change was sent back with (``?err=``), each shown only when this
+    process signed it (``signed_flash``): a link from anyone else cannot put words in the
+    banner, nor say a change was saved."""
     lang = g.lang(request)
-    saved = request.query_params.get("msg") == SAVED
+    saved = signed_flash(request).get("msg") == SAVED
     base = {
         "here": None if request.method == "GET" else page_path(name),
         "tr": translator(lang),
