@@ -28,7 +28,6 @@ from typing import Any, Literal
 
 from sqlite_utils import Database
 
-from kiosk.days import aware_or_none
 from kiosk.ports import Store
 from kiosk.schema import sql_migrations
 from kiosk.typed import typed
@@ -62,6 +61,17 @@ MIGRATIONS = sql_migrations(
     );
     CREATE INDEX idx_guard_sessions_revoked_kept_until ON guard_sessions_revoked (kept_until);
     """,
+)
+
+#: Where an account of a name begins (``Account.since``): the audit ``seq`` of the name's last
+#: removal (``kiosk guard remove``: its ``guard_account_disabled`` row), 0 when it was never
+#: removed. What the audit recorded of that name at a lower ``seq`` (a removal of a shift of
+#: hers: ``kiosk.roster.Roster.barred``) was another account's. An order the log keeps (a
+#: backup restored keeps it), not a clock's reading: a clock reading ahead or stepped back
+#: when an account was made or reset moves no boundary. Its one argument: the name.
+ACCOUNT_SINCE = (
+    "(select coalesce(max(seq), 0) from audit where action = 'guard_account_disabled'"
+    " and json_extract(detail, '$.name') = ?)"
 )
 
 #: Signed-out sessions kept on record at most (the ones nearest their end go first). Each one
@@ -155,11 +165,11 @@ class Account:
     source: Literal["secret", "table"]
     #: ``credential_of`` its password hash ("" when not read from the store).
     credential: str = field(default="", compare=False)
-    #: When a table account was made (kept across a new password, new once the name is
-    #: added again after it was removed): what was done to a guard of that name before is
-    #: not this one's (``kiosk.roster.Roster.barred``). None: not known (the secret's, a row
-    #: without it).
-    created_at: datetime | None = field(default=None, compare=False)
+    #: Where this account begins (``ACCOUNT_SINCE``: kept across a new password or role,
+    #: new once the name is added again after it was removed): a shift's removal recorded
+    #: before it was another account's of that name (``kiosk.roster.Roster.barred``). 0: the
+    #: name never removed (and the secret's, not read from the store).
+    since: int = field(default=0, compare=False)
 
     @property
     def is_admin(self) -> bool:
@@ -249,12 +259,16 @@ class AccountStore:
         return cls(store, get_secret("guard_users", environ), **kwargs)
 
     def _row(self, name: str) -> dict[str, Any] | None:
+        """The table's account ``name`` with where it begins (``since``: ``ACCOUNT_SINCE``),
+        else None."""
         if self._store is None:
             return None
         db = self._store.reader()
         if not db["guard_accounts"].exists():
             return None
-        rows = list(db["guard_accounts"].rows_where("name = ? AND disabled = 0", [name]))
+        since, args = (ACCOUNT_SINCE, [name, name]) if db["audit"].exists() else ("0", [name])
+        sql = f"SELECT *, {since} AS since FROM guard_accounts WHERE name = ? AND disabled = 0"  # noqa: S608 - a constant
+        rows = list(db.query(sql, args))
         return rows[0] if rows else None
 
     def get(self, name: str) -> Account | None:
@@ -266,9 +280,7 @@ class AccountStore:
         if row is None:
             return None
         credential = credential_of(row["password_hash"])
-        return Account(
-            row["name"], row["role"], "table", credential, aware_or_none(row["created_at"])
-        )
+        return Account(row["name"], row["role"], "table", credential, int(row["since"]))
 
     def authenticate(self, name: str, password: str) -> Account | None:
         """The account when ``password`` is right, else None (same work either way). The name
@@ -277,7 +289,7 @@ class AccountStore:
         hashed = None
         role: Role | None = None
         source: Literal["secret", "table"] = "secret"
-        made = None
+        since = 0
         if NAME_RE.match(name or ""):
             if name in self._secret:
                 role, hashed = self._secret[name]
@@ -285,11 +297,22 @@ class AccountStore:
                 row = self._row(name)
                 if row is not None:
                     role, hashed, source = row["role"], row["password_hash"], "table"
-                    made = aware_or_none(row["created_at"])
+                    since = int(row["since"])
         ok = verify_password(password, hashed or _DUMMY_HASH)
         if ok and hashed is not None and role is not None:
-            return Account(name, role, source, credential_of(hashed), made)
+            return Account(name, role, source, credential_of(hashed), since)
         return None
+
+    def since(self, name: str) -> int:
+        """Where an account of ``name`` begins now (``ACCOUNT_SINCE``; 0 without a store):
+        the one a shift's removal made now bars (``ui.auth.GuardAuth.shift_removed``).
+        ``StoreFault`` when the store cannot be read."""
+        if self._store is None:
+            return 0
+        db = self._store.reader()
+        if not db["audit"].exists():
+            return 0
+        return int(db.execute(f"SELECT {ACCOUNT_SINCE}", [name]).fetchone()[0])  # noqa: S608
 
     def names(self) -> list[Account]:
         accounts = {n: Account(n, r, "secret") for n, (r, _h) in self._secret.items()}
@@ -313,7 +336,7 @@ class AccountStore:
 
         def write(db: Database) -> None:
             # An account replaced (a new password, role) is the same guard's: it keeps when
-            # it was made; one added again after it was removed is a new one.
+            # it was made (a record: where it begins is ``ACCOUNT_SINCE``, no clock's).
             changed = db.execute(
                 "UPDATE guard_accounts SET role = ?, password_hash = ? WHERE name = ?"
                 " AND disabled = 0",

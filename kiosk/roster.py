@@ -14,6 +14,7 @@ only then is it complete. Every step is audited.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import logging
@@ -25,6 +26,7 @@ from zoneinfo import ZoneInfo
 
 import sqlite_utils
 
+from .accounts import ACCOUNT_SINCE
 from .auditing import audited_write
 from .categories import FEVER_COLUMNS, FeverishPeople, columns_or_null
 from .clock import Clock, ClockReading
@@ -147,13 +149,16 @@ class ShiftGone:
     of the one under way's handover hour); the sign-in's moment when that is now: refused,
     or over. ``until``: when that stretch ends (``barred_from``; the removed shifts' that
     follow on joined): from then the guard signs in again (the lead of her next shift, or
-    the end of the removed one's handover hour)."""
+    the end of the removed one's handover hour). ``account``: the account of the guard's
+    name it bars (``kiosk.accounts.ACCOUNT_SINCE`` when it was found: a bar kept through a
+    roster fault is not a later account's of that name); None when not known."""
 
     mark: ShiftMark
     by: str | None
     at: datetime | None
     ends: datetime
     until: datetime
+    account: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,13 +223,10 @@ def _read_row(kind: str, r: Mapping[str, Any], parse: Callable[[Mapping[str, Any
 
 
 def _shift_of(r: Mapping[str, Any]) -> Shift:
-    return Shift(
-        int(r["id"]),
-        _text(r["gate"]),
-        _text(r["guard"]),
-        _aware(r["starts_at"]),
-        _aware(r["ends_at"]),
-    )
+    starts, ends = _aware(r["starts_at"]), _aware(r["ends_at"])
+    if not timedelta(0) < ends - starts <= MAX_SHIFT:  # as ``Roster.add_shift`` writes one
+        raise ValueError("a shift ends after it starts, within MAX_SHIFT")
+    return Shift(int(r["id"]), _text(r["gate"]), _text(r["guard"]), starts, ends)
 
 
 def _shift(r: Mapping[str, Any]) -> Shift:
@@ -449,18 +451,22 @@ def _overlapping(gate: str, start: datetime, end: datetime) -> list[str]:
     return [gate, format_ts(start - MAX_SHIFT), format_ts(end), format_ts(start)]
 
 
-#: A guard's removals (audit rows, the newest first) and shifts around a sign-in's
-#: lifetime, and (``_MARKED``) the shifts of its ids as they are now: one read
-#: (``Roster.barred``), by the indexes ``audit_shift_removals`` (``m003_shift_removals``:
-#: the guard's removals of shifts not over an hour ago, not every removal ever made), the
-#: roster's gate and start (``_OVERLAPPING``), and its ids.
+#: A guard's removals (audit rows, the newest first) made since her account began (its
+#: ``ACCOUNT_SINCE``, the ``account`` row: what was removed before was another account's of
+#: that name) and shifts around a sign-in's lifetime, and (``_MARKED``) the shifts of its ids
+#: as they are now: one read (``Roster.barred``), by the indexes ``audit_shift_removals``
+#: (``m003_shift_removals``: the guard's removals of shifts not over an hour ago, not every
+#: removal ever made), ``audit_action`` (the names' removals), the roster's gate and start
+#: (``_OVERLAPPING``), and its ids.
 _ROSTER_OF = (
     "select * from (select 'removed', actor, ts, json_extract(detail, '$.shift_id'),"  # noqa: S608
     " json_extract(detail, '$.starts_at'), json_extract(detail, '$.ends_at'), ?"
     " from audit where action = 'roster.shift_remove'"
     " and json_extract(detail, '$.gate') = ? and json_extract(detail, '$.guard') = ?"
     " and json_extract(detail, '$.ends_at') > ? and json_extract(detail, '$.starts_at') < ?"
-    " order by seq desc limit 100)"
+    # ``+seq``: the guard's removals by their index, then those of her account kept.
+    f" and +seq > {ACCOUNT_SINCE} order by seq desc limit 100)"
+    f" union all select 'account', null, null, {ACCOUNT_SINCE}, null, null, null"
     " union all select 'standing', null, null, id, starts_at, ends_at, guard"
     f" from roster_shifts where guard = ? and {_OVERLAPPING}"
 )
@@ -482,11 +488,21 @@ _TIMELESS = (
 TIMELESS_SHOWN = 50
 
 
+#: How far from a stored time the roster reckons (a handover's hour, a site's offset, a
+#: day's start): a time nearer the calendar's edge than this is no time of the roster's.
+_REACH = timedelta(days=1)
+
+
 def _aware(value: Any) -> datetime:
-    """A stored time as written (ISO 8601 with its offset); ``ValueError`` for anything else."""
+    """A stored time as written (ISO 8601 with its offset); ``ValueError`` for anything else,
+    ``OverflowError`` for one at the calendar's edge (9999-12-31, 0001-01-01: a row edited
+    by hand) whose UTC time, or a day either side of it, is no date: read, it would fail
+    later, on the roster's page, a sign-in, a handover's stamps."""
     when = datetime.fromisoformat(str(value))
     if when.tzinfo is None:
         raise ValueError("a stored time without its offset")
+    utc = when.astimezone(UTC)
+    _ = (utc - _REACH, utc + _REACH)  # OverflowError at the calendar's edge
     return when
 
 
@@ -515,11 +531,6 @@ def _removal(shift: Shift) -> dict[str, Any]:
         "starts_at": format_ts(shift.starts_at),
         "ends_at": format_ts(shift.ends_at),
     }
-
-
-def _before(at: datetime | None, since: datetime | None) -> bool:
-    """Whether a removal stamped ``at`` was made before ``since`` (both known)."""
-    return at is not None and since is not None and at < since
 
 
 def _newest_first(at: datetime | None) -> tuple[bool, float]:
@@ -773,7 +784,6 @@ class Roster:
         now: datetime,
         until: datetime,
         marks: Iterable[ShiftMark] = (),
-        account_since: datetime | None = None,
     ) -> ShiftGone | None:
         """The first shift of ``guard`` at ``gate`` taken off the roster whose span and
         handover hour bars a sign-in acting from ``now`` to ``until`` (``barred_from``: the
@@ -787,8 +797,9 @@ class Roster:
         shift); a shift removed another day (a wrong day rostered) bars nothing outside its
         own span; one moved by removing and adding it again bars nothing the new one holds.
         A removal recorded before the evening of 2026-12-07 names no guard and bars none;
-        one recorded before ``account_since`` (when the guard's account was made: a removed
-        guard's name given to a new volunteer) was another account's and bars none.
+        one the audit recorded before the guard's name was last removed (``ACCOUNT_SINCE``:
+        its ``seq``, no clock's reading; the name given to a new volunteer) was another
+        account's and bars none. The bar found names the account it bars (``account``).
         A removal's row whose times are no times is skipped (``_readable``: logged once), the
         others judged: ``StoreFault`` when they bar nothing (the last answer stands), and for
         a shift's row whose times are no times (``_row_times``).
@@ -797,19 +808,20 @@ class Roster:
         ids = sorted({m[0] for m in marks})
         sql = _ROSTER_OF + _MARKED.format(",".join("?" * len(ids))) if ids else _ROSTER_OF
         args: list[Any] = [guard, gate, guard, format_ts(now - HANDOVER_GRACE)]
-        args += [format_ts(until + MAX_SHIFT), guard]
+        args += [format_ts(until + MAX_SHIFT), guard, guard, guard]
         args += [*_overlapping(gate, now - MAX_SHIFT, until + 3 * MAX_SHIFT), *ids]
         removed: dict[ShiftMark, tuple[str | None, datetime | None]] = {}
         standing: list[tuple[datetime, datetime]] = []
         held: dict[int, ShiftMark] = {}
-        skipped = False
+        skipped, account = False, None
         for kind, actor, ts, shift_id, starts, ends, who in self._log.reader().execute(sql, args):
+            if kind == "account":
+                account = int(shift_id)
+                continue
             if kind == "removed" and not self._readable(shift_id, starts, ends, ts):
                 skipped = True
                 continue
             times, mark, at = _row_times(shift_id, starts, ends, ts)
-            if kind == "removed" and _before(at, account_since):
-                continue  # another account's of that name
             if kind == "removed":  # the newest first: its latest removal says who
                 removed.setdefault(mark, (str(actor), at))
             elif kind == "standing":
@@ -822,7 +834,7 @@ class Roster:
         found = _first_bar(removed, standing, now, until) if removed else None
         if found is None and skipped:  # what the row skipped said is not known: not "no bar"
             raise StoreFault("store_fault", "a row of the roster cannot be read")
-        return found
+        return None if found is None else dataclasses.replace(found, account=account)
 
     def _readable(self, shift_id: Any, starts: Any, ends: Any, stamp: Any) -> bool:
         """Whether a removal's audit row says a shift and a time (``_row_times``); one that

@@ -1,8 +1,10 @@
 """The roster at its edges (session 32, fx32roster).
 
 * A removed guard's name given to a new account: the new volunteer was refused by the old
-  guard's bar (a shift removal is kept by the guard's name). A bar is its account's: one made
-  before the account was (``Account.created_at``) bars none of the new one's.
+  guard's bar (a shift removal is kept by the guard's name). A bar is its account's: one the
+  audit recorded before the name was last removed (``kiosk.accounts.ACCOUNT_SINCE``: its
+  ``seq``, no clock's reading, fx32roster2) bars none of the new one's, nor does a bar kept
+  through a roster fault.
 * One hand-edited row of the roster (a time that is no time, a field missing) raised in
   ``_shift``/``_handover``: the roster's page and every sign-in failed. The row is skipped,
   logged by its id (nothing personal), and named on the admin's page.
@@ -46,6 +48,15 @@ def _bobs_shift(core):
     return core.ledgers.roster.shifts(gate, day, day + timedelta(days=3), "bob")
 
 
+def _bobs_day_removed_bars_him(app, admin, core) -> None:
+    """bob rostered 08:00-16:00 today and taken off it at 09:00 is refused at sign-in."""
+    _add(admin, "bob", "2026-02-12T08:00", "2026-02-12T16:00")
+    [day] = _bobs_shift(core)
+    _remove(admin, day)
+    _, refused = _sign_in(app, "bob", BOB_PW)
+    assert refused.status_code == 403 and "was removed by root" in _refusal(refused)
+
+
 def test_a_new_account_of_a_removed_guards_name_is_not_barred_by_the_old_bars(
     app, admin, core, clock
 ):
@@ -59,16 +70,19 @@ def test_a_new_account_of_a_removed_guards_name_is_not_barred_by_the_old_bars(
     clock.advance(600)  # 09:10: a new volunteer is given the name
     _bob(core)
     _, signed = _sign_in(app, "bob", BOB_PW)
-    assert signed.status_code == 200, _refusal(signed)
+    assert signed.url.path == "/guard", _refusal(signed)
 
 
+@pytest.mark.parametrize("kept_by", ["removal", "refusal"])
 def test_while_the_roster_cannot_be_read_the_old_guards_kept_bar_is_not_the_new_ones(
-    app, admin, core, clock, monkeypatch
+    app, admin, core, clock, monkeypatch, kept_by
 ):
     _bob(core)
     _add(admin, "bob", "2026-02-12T08:00", "2026-02-12T16:00")
     [day] = _bobs_shift(core)
     _remove(admin, day)  # kept in memory as bob's bar, for a roster fault
+    if kept_by == "refusal":  # the bar the roster's read gave his refused sign-in, kept
+        _sign_in(app, "bob", BOB_PW)
     core.accounts.disable("bob", "root")
     clock.advance(600)
     _bob(core)
@@ -77,8 +91,48 @@ def test_while_the_roster_cannot_be_read_the_old_guards_kept_bar_is_not_the_new_
         raise StoreFault("store_fault", "database is locked")
 
     monkeypatch.setattr(Roster, "barred", locked)
-    _, signed = _sign_in(app, "bob", BOB_PW)
-    assert signed.status_code == 200, _refusal(signed)
+    tablet, signed = _sign_in(app, "bob", BOB_PW)
+    assert signed.url.path == "/guard", signed.url  # not the login page again
+    # Her session is not thrown out by the old guard's bar kept for the fault either, nor is
+    # she told his shift (its times, who removed it) on the login page.
+    assert tablet.get("/guard", follow_redirects=False).status_code == 200
+    assert "was removed by root" not in tablet.get("/guard/login?lang=en").text
+
+
+def test_an_account_made_on_a_clock_reading_ahead_keeps_its_bars(app, admin, core, clock):
+    """bob's account added while the clock read a month ahead (not synchronised yet); NTP
+    steps it back: the removal of his shift under way still bars him (no clock's stamp
+    says where his account begins)."""
+    real = clock.now()
+    clock.is_synced = False
+    clock.set_wall(real + timedelta(days=30))
+    _bob(core)
+    clock.set_wall(real)
+    clock.is_synced = True
+    clock.advance(60)
+    _bobs_day_removed_bars_him(app, admin, core)
+
+
+def test_a_reset_stamped_by_the_release_before_keeps_the_bars_made_before_it(
+    app, admin, core, clock
+):
+    """The release before 2026-12-07's evening wrote created_at again at each password
+    reset or role change: after the upgrade, a removal made before such a reset still bars
+    the same guard (her name was never removed)."""
+    _bob(core)
+    _add(admin, "bob", "2026-02-12T08:00", "2026-02-12T16:00")
+    [day] = _bobs_shift(core)
+    _remove(admin, day)
+    clock.advance(300)
+    reset_at = clock.now().isoformat()  # what the old release's reset wrote
+    core.store.submit(
+        lambda db: db.execute(
+            "update guard_accounts set created_at = ? where name = 'bob'", [reset_at]
+        )
+    )
+    clock.advance(300)
+    _, refused = _sign_in(app, "bob", BOB_PW)
+    assert refused.status_code == 403 and "was removed by root" in _refusal(refused)
 
 
 def test_a_new_password_keeps_the_guards_bars(app, admin, core, clock):
@@ -98,11 +152,7 @@ def test_a_bar_made_after_the_new_account_is_its_own(app, admin, core, clock):
     clock.advance(60)
     _bob(core)
     clock.advance(60)
-    _add(admin, "bob", "2026-02-12T08:00", "2026-02-12T16:00")
-    [day] = _bobs_shift(core)
-    _remove(admin, day)
-    _, refused = _sign_in(app, "bob", BOB_PW)
-    assert refused.status_code == 403 and "was removed by root" in _refusal(refused)
+    _bobs_day_removed_bars_him(app, admin, core)
 
 
 def _edit_shift(core, shift_id: int, column: str, value) -> None:
@@ -184,3 +234,35 @@ def test_a_hand_edited_handover_row_is_skipped_and_named(app, admin, core):
     assert [h.id for h in core.ledgers.roster.handovers(core.config.site.kiosk_id)] == [good]
     with pytest.raises(CommunityError, match=f"handover {bad} cannot be read"):
         core.ledgers.roster.handover(bad)
+
+
+@pytest.mark.parametrize(
+    "ends_at",
+    [
+        "9999-12-31T23:30:00+00:00",  # 'for ever': a day on is no date
+        "9999-12-31T12:00:00-12:00",  # its UTC time is in the year 10000
+        "2026-03-12T08:00:00+08:00",  # a month long: no shift is longer than MAX_SHIFT
+    ],
+)
+def test_a_shift_row_at_the_calendars_edge_is_skipped_and_named(app, admin, alice, core, ends_at):
+    """A hand edit's time that is a time, but at the calendar's edge, was read and then
+    overflowed: the roster's page and the guard's sign-in failed with a server error."""
+    _shift(admin, "2026-02-12T08:00", "2026-02-12T16:00")
+    [edited] = _alices_shifts(core)
+    _edit_shift(core, edited.id, "ends_at", ends_at)
+    page = admin.get("/guard/community/handover?lang=en")
+    assert f"shift {edited.id} cannot be read" in _unreadable(page)
+    assert alice.get("/guard/community/handover").status_code == 200
+    _, signed = _sign_in(app, "alice")
+    assert signed.url.path == "/guard"
+    with pytest.raises(CommunityError, match=f"shift {edited.id} cannot be read"):
+        core.ledgers.roster.shift(edited.id)
+
+
+@pytest.mark.parametrize("since", ["0001-01-01T00:00:00+05:00", "9999-12-31T23:00:00+00:00"])
+def test_a_handover_row_at_the_calendars_edge_is_skipped_and_named(app, admin, core, since):
+    good = _handover_row(core, "2026-02-12T00:00:00+00:00")
+    bad = _handover_row(core, since)
+    page = admin.get("/guard/community/handover?lang=en")
+    assert f"handover {bad} cannot be read" in _unreadable(page)
+    assert f'data-handover="{good}"' in page.text

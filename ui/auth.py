@@ -946,11 +946,11 @@ def _same_credential(account: Account, session: Session) -> bool:
     return bool(session.credential) and same_secret(account.credential, session.credential)
 
 
-def _made_before(bar: ShiftGone, account: Account) -> bool:
-    """Whether ``bar`` was made before ``account`` was (a removed guard's, whose name a new
-    account took): it is not this account's."""
-    made = account.created_at
-    return bar.at is not None and made is not None and bar.at < made
+def _others(bar: ShiftGone, since: int | None) -> bool:
+    """Whether ``bar`` is an older account's of its guard's name than the one that began at
+    ``since`` (``Account.since``; None: not known), a removed guard's whose name a new
+    account took: it is not this one's (as ``kiosk.roster.Roster.barred`` reads them)."""
+    return bar.account is not None and since is not None and bar.account < since
 
 
 def _in_role(session: Session, account: Account | None) -> Session:
@@ -1144,15 +1144,17 @@ class GuardAuth:
 
     def _answered(self, session: Session) -> ShiftGone | None:
         """The roster's last answer for ``session`` read in this process, else its guard's
-        last bar (``_guard_bar``: a session of the guard signed in elsewhere was barred), as
-        long as the bar lasts (its ``until``); None when neither bars it (a sign-in made
-        during the fault, the guard never barred, keeps the gate)."""
+        last bar (``_guard_bar``: a session of the guard signed in elsewhere was barred;
+        not an older account's of that name, ``_others``), as long as the bar lasts (its
+        ``until``); None when neither bars it (a sign-in made during the fault, the guard
+        never barred, keeps the gate)."""
         with self._answers_lock:
             held = self._roster_answers.get(session.sid)
         own = None if held is None else held[1]
         if own is not None and own.until > earliest(self._clock):
             return own
-        return self._guard_bar(session.name)
+        bar = self._guard_bar(session.name)
+        return None if bar is None or _others(bar, self._account_of(session.name)) else bar
 
     def _keep_bar(self, name: str, found: ShiftGone | None, until: datetime) -> None:
         """Keep the roster's answer for guard ``name`` read for a sign-in acting to ``until``
@@ -1204,10 +1206,23 @@ class GuardAuth:
         bars: a guard taken off a shift does not act during it because the roster cannot be
         read just after."""
         now = self._clock.now()
-        bar = ShiftGone(shift.mark, by, now, shift.starts_at, shift.ends_at + HANDOVER_GRACE)
+        span = (shift.starts_at, shift.ends_at + HANDOVER_GRACE)
+        bar = ShiftGone(shift.mark, by, now, *span, account=self._account_of(shift.guard))
         held = self._guard_bar(shift.guard)
         if held is None or held.ends > bar.ends:
             self._keep_bar(shift.guard, bar, bar.until)
+
+    def _account_of(self, name: str) -> int | None:
+        """Where the account of ``name`` begins now (``AccountStore.since``: the one there, or
+        one to come without the name removed first): the one a shift's removal made now bars,
+        the one a session of ``name`` is of. None: the store cannot be read (a guard's kept
+        bar holds)."""
+        try:
+            return self.accounts.since(name)
+        except (StoreFault, ReadFailure) as exc:
+            if not roster_unreadable(exc):
+                raise
+            return None
 
     def sign_in_bar(
         self, account: Account, read: Callable[[], ShiftGone | None]
@@ -1227,7 +1242,7 @@ class GuardAuth:
                 raise
             now = earliest(self._clock)
             bar = self._guard_bar(account.name, now)
-            if bar is not None and _made_before(bar, account):
+            if bar is not None and _others(bar, account.since):
                 return None  # another account's of that name (``Roster.barred``)
             return bar if bar is not None and bar.ends <= now else None
         self._keep_bar(account.name, found, self._clock.now() + timedelta(microseconds=1))

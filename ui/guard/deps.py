@@ -189,17 +189,14 @@ def barred(
     shift's removal judges it (``kiosk.roster.Roster.shift_ended``): a gate hours without
     network keeps its bars; one that reads ahead of that time (a fast clock, a hand mis-set
     saved) is judged at that time (``kiosk.clock.earliest``): it neither lifts a bar early
-    nor brings a later one on. Blocking: a read or two."""
-    account = core.accounts.get(name)
-    if account is not None and account.role == "admin":
+    nor brings a later one on. A removal recorded before the name was last removed was
+    another account's and bars none (the roster's read: ``kiosk.accounts.ACCOUNT_SINCE``).
+    Blocking: a read or two."""
+    if is_admin(core, name):
         return None
     now = earliest(core.clock, now)
     until = now + timedelta(microseconds=1) if until is None else until
-    # A removal before the account was made was another's of that name: it bars none.
-    made = None if account is None else account.created_at
-    return core.ledgers.roster.barred(
-        core.config.site.kiosk_id, name, now, until, account_since=made
-    )
+    return core.ledgers.roster.barred(core.config.site.kiosk_id, name, now, until)
 
 
 def roster_bars(
@@ -214,9 +211,7 @@ def roster_bars(
     now = earliest(core.clock)
     if until <= now:
         return None
-    account = core.accounts.get(name)
-    made = None if account is None else account.created_at  # a bar is its account's
-    return core.ledgers.roster.barred(core.config.site.kiosk_id, name, now, until, marks, made)
+    return core.ledgers.roster.barred(core.config.site.kiosk_id, name, now, until, marks)
 
 
 def is_admin(core: Core, name: str) -> bool:
