@@ -645,24 +645,29 @@ def _exits_section(
             | quota_fields(rule)
             for since, rule in listed
         ]
-        if len(listed) < len(rules):
+        if len(rules) > MAX_QUOTA_CHANGES:  # abridged (0 left out of a day of 49 rules)
             section["quota_changes_left_out"] = len(rules) - len(listed)
     return section
 
 
-#: The most rules a report's ``quota_changes`` lists, the office's bound (``office.gatereports``
-#: refuses a report listing more): a daemon restarted with a changed quota every few minutes
-#: (a crash loop on a flapping config) changes it more often in a day.
+#: The most rules a complete ``quota_changes`` lists, the bound of an office before
+#: 2026-12-07 (it refuses a report listing more): a daemon restarted with a changed quota every
+#: few minutes (a crash loop on a flapping config) changes it more often in a day.
 MAX_QUOTA_CHANGES = 48
+#: The length of an abridged ``quota_changes`` (one past ``MAX_QUOTA_CHANGES``): an office
+#: that does not know ``quota_changes_left_out`` refuses the day rather than take the list
+#: as the day's every rule; this one accepts it only with ``quota_changes_left_out``.
+ABRIDGED_QUOTA_CHANGES = MAX_QUOTA_CHANGES + 1
 
 
 def _listed_changes(rules: QuotaRules) -> QuotaRules:
     """The day's rules as its report lists them: all of them, or past ``MAX_QUOTA_CHANGES``
-    the first (in force when the day began) and the last ones, those between left out (the
-    report says how many: ``quota_changes_left_out``). The day is counted by all of them."""
+    the first (in force when the day began) and the last ``MAX_QUOTA_CHANGES`` (the list
+    ``ABRIDGED_QUOTA_CHANGES`` long), those between left out (the report says how many:
+    ``quota_changes_left_out``). The day is counted by all of them."""
     if len(rules) <= MAX_QUOTA_CHANGES:
         return rules
-    return [rules[0], *rules[len(rules) - MAX_QUOTA_CHANGES + 1 :]]
+    return [rules[0], *rules[len(rules) - MAX_QUOTA_CHANGES :]]
 
 
 def quota_fields(quota: QuotaConfig) -> dict[str, Any]:

@@ -60,7 +60,7 @@ from kiosk.hosts import host_is_ours, own_host_names
 from kiosk.lists import same_text
 from kiosk.logs import FlapLimit
 from kiosk.ratelimit import ACCEPT_BACKLOG, ClientSlots, RateLimiter, client_key
-from office.gatereports import collect_reports
+from office.gatereports import collect_gate_reports
 from office.listsync import BundleFile, compounds_path, declared_compounds, unreadable_bundle
 from office.pg import PgError, PgTarget, redact_dsn
 from office.pull import (
@@ -575,7 +575,7 @@ class Collector:
         day = None
         try:
             with self._http.use() as client:
-                day = collect_reports(
+                got = collect_gate_reports(
                     client,
                     self._target(),
                     base,
@@ -584,6 +584,8 @@ class Collector:
                     deadline_s=self.request_deadline_s,
                     now=self.clock.now() if self.clock.synced() else None,
                 )
+            day = got.today  # kept, also beside a past day refused (its report_error)
+            error = None if got.refused is None else clipped(str(got.refused))
         except PgError:
             raise
         except PullError as exc:

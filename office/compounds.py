@@ -422,12 +422,14 @@ def _compound_exits(
         "id_missing": known.get("id_missing"), "peers_elsewhere": known.get("peers_elsewhere"),
         "households": len(exits), "exits": exits.total(), "histogram": Counter(exits.values()),
     }  # fmt: skip
-    if rule.left_out:  # added 2026-12-07, only when a gate's report abridged its day's rules
+    if rule.left_out:  # added 2026-12-07, only when a gate's report abridged its day's rules:
+        # its outings (the roles counted) and who is over are judged by rules not all held
         entry["quota_changes_left_out"] = rule.left_out
+        stats.unknown_outings(entry)
+        return entry
     if not exits or (rule.quota is not None and not rule.quota.enabled and not rule.rules):
         entry["over_quota_households"] = 0
-    elif rule.quota is None or rule.site is None or rule.left_out:
-        # no rule held, rules that disagree, or a day's rules not all held
+    elif rule.quota is None or rule.site is None:  # no rule held, or rules that disagree
         entry["over_quota_households"] = None
     else:
         over = count(gates, rule, set(exits))

@@ -679,11 +679,15 @@ def _rule_text(quota: dict[str, Any] | None, *, zoned: bool = True) -> str:
 def _changes_text(entry: dict[str, Any]) -> str:
     """A compound's ``quota_changes`` as one text, each rule from when it came into force on
     the compound's clock (its ``timezone``; UTC, said, when this office does not know it):
-    ``start 1 every 2 days (resident); 12:00 off``; ``none`` for a day whose rule did not
-    change; the rules its gates left out of their reports said after the first."""
+    ``start 1 every 2 days (resident); 12:00 off``; the rules its gates left out of their
+    reports said after the first; ``none`` for a day whose rule is known and did not change;
+    ``unknown`` where its rule is not known (none held, or its gates' disagree: ``disagree``
+    says each gate's changes)."""
     changes = entry.get("quota_changes")
+    if not entry.get("quota") or entry.get("disagree"):
+        return UNKNOWN
     if not changes:
-        return "none"
+        return UNKNOWN if entry.get("quota_changes_left_out") else "none"
     name = (entry.get("quota") or {}).get("timezone")
     try:
         zone, said = ZoneInfo(str(name)), ""
@@ -695,8 +699,8 @@ def _changes_text(entry: dict[str, Any]) -> str:
         at = "start" if since is None else datetime.fromisoformat(since).astimezone(zone)
         when = at if isinstance(at, str) else at.strftime("%H:%M") + said
         parts.append(f"{when} {_rule_text(rule, zoned=False)}")
-    if entry.get("quota_changes_left_out"):
-        parts.insert(1, f"({entry['quota_changes_left_out']} more rules not listed)")
+    if left_out := entry.get("quota_changes_left_out"):
+        parts.insert(1, f"({left_out} more rule{'' if left_out == 1 else 's'} not listed)")
     return "; ".join(parts)
 
 

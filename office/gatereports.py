@@ -23,14 +23,14 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, TypedDict, Unpack
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import httpx
 
 from kiosk import services
 from kiosk.days import day_bounds
-from kiosk.stats import MAX_QUOTA_CHANGES, STAFFING_CHANGED
+from kiosk.stats import ABRIDGED_QUOTA_CHANGES, STAFFING_CHANGED
 from kiosk.typed import visible
 from office.pull import (
     PLAIN_JSON,
@@ -42,6 +42,7 @@ from office.pull import (
 )
 
 __all__ = [
+    "Collected",
     "LEDGER_PATHS",
     "LISTS_KEY",
     "MAX_BODY_BYTES",
@@ -49,6 +50,7 @@ __all__ = [
     "REPORT_DAYS",
     "STAFFING_KEY",
     "ReportTarget",
+    "collect_gate_reports",
     "collect_reports",
     "fetch_report",
     "gate_staffing",
@@ -167,11 +169,9 @@ def gate_policy(report: dict[str, Any]) -> dict[str, Any]:
         quota = _quota_rule(exits, "exits_per_household")
         if exits.get("quota_changes") is not None:
             quota["changes"] = _quota_changes(exits["quota_changes"], _report_day(report))
-            left_out = exits.get("quota_changes_left_out")
-            if left_out is not None:
-                if not _bounded_int(left_out, 1, _MAX_COUNT):
-                    raise ValueError("exits_per_household.quota_changes_left_out: not a count")
-                quota["changes_left_out"] = left_out
+        left_out = _left_out(exits, quota.get("changes"))
+        if left_out is not None:
+            quota["changes_left_out"] = left_out
     compound = report.get("compound")
     peers = None
     if compound is not None:
@@ -190,6 +190,29 @@ def gate_policy(report: dict[str, Any]) -> dict[str, Any]:
             raise ValueError(f"compound.{key}: expected a compound id")
         named[key] = value
     return {"quota": quota, "peers": peers, **named}
+
+
+#: The most rules a day's ``quota_changes_left_out`` may say were left out: a restart a second.
+MAX_LEFT_OUT = 86_400
+
+
+def _left_out(exits: dict[str, Any], changes: list[dict[str, Any]] | None) -> int | None:
+    """The rules a report's abridged ``quota_changes`` left out (``quota_changes_left_out``,
+    None when it says none); ``ValueError`` unless it is a count (0 to ``MAX_LEFT_OUT``) said
+    of a list exactly ``ABRIDGED_QUOTA_CHANGES`` long, and unless such a list says it: a list
+    of any other length is the day's every rule."""
+    left_out = exits.get("quota_changes_left_out")
+    where = "exits_per_household.quota_changes_left_out"
+    abridged = changes is not None and len(changes) == ABRIDGED_QUOTA_CHANGES
+    if left_out is None:
+        if abridged:
+            raise ValueError(f"{where}: an abridged quota_changes without it")
+        return None
+    if not _bounded_int(left_out, 0, MAX_LEFT_OUT):  # 0: a day of 49 rules, all listed
+        raise ValueError(f"{where}: not a count")
+    if not abridged:
+        raise ValueError(f"{where}: said of a quota_changes that is not abridged")
+    return int(left_out)
 
 
 def _quota_rule(fields: dict[str, Any], where: str) -> dict[str, Any]:
@@ -235,7 +258,7 @@ def _quota_changes(changes: object, day: tuple[datetime, datetime] | None) -> li
     the report's ``day``; None for the one in force when the day began), in order;
     ``ValueError`` for anything else."""
     where = "exits_per_household.quota_changes"
-    if not (isinstance(changes, list) and 1 < len(changes) <= MAX_QUOTA_CHANGES):
+    if not (isinstance(changes, list) and 1 < len(changes) <= ABRIDGED_QUOTA_CHANGES):
         raise ValueError(f"{where}: expected the rules in force during the day")
     out, last = [], None
     for i, item in enumerate(changes):
@@ -330,9 +353,9 @@ def _fetch(
             f"{url}: HTTP {status}, an answer of up to {values:,} JSON values, more than the"
             f" {MAX_REPORT_VALUES:,} a report is parsed with (not a kiosk?)"
         )
-    if status != 200:
-        raise PullError(f"{url}: {status_words(status, answer_headers, body)}")
     asked = url if day is None else f"{url}?day={day.isoformat()}"
+    if status != 200:  # the gate's answer for that day: its error, no report
+        raise RefusedReport(f"{asked}: {status_words(status, answer_headers, body)}")
     try:
         report = json.loads(body)
     except (ValueError, RecursionError):
@@ -360,11 +383,41 @@ def _fetch(
 
 
 class RefusedReport(PullError):
-    """A gate's answer that is not a daily report the office keeps (``_fetch``): that day's
-    alone, the gate's other days are asked all the same (``collect_reports``)."""
+    """A gate's answer that is not a daily report the office keeps (``_fetch``: an HTTP error
+    status, or a report refused): that day's alone, the gate's other days are asked all the
+    same (``collect_reports``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Collected:
+    """What ``collect_gate_reports`` kept of a gate: its today (kept), and the first of its
+    past days' answers refused (``RefusedReport``), None when none was."""
+
+    today: date
+    refused: RefusedReport | None = None
+
+
+class _Asking(TypedDict, total=False):
+    """``collect_gate_reports``'s keyword arguments."""
+
+    days: int
+    deadline_s: float
+    now: datetime | None
 
 
 def collect_reports(
+    client: httpx.Client, target: ReportTarget, base: str, kiosk_id: str, token: str,
+    **asking: Unpack[_Asking],
+) -> date:  # fmt: skip
+    """``collect_gate_reports``, its past day's refusal raised once the rest is kept. Returns
+    the gate's today."""
+    got = collect_gate_reports(client, target, base, kiosk_id, token, **asking)
+    if got.refused is not None:
+        raise got.refused
+    return got.today
+
+
+def collect_gate_reports(
     client: httpx.Client,
     target: ReportTarget,
     base: str,
@@ -374,9 +427,10 @@ def collect_reports(
     days: int = REPORT_DAYS,
     deadline_s: float = REQUEST_DEADLINE_S,
     now: datetime | None = None,
-) -> date:
+) -> Collected:
     """Fetch and keep the gate's ledger figures: today's (again) and every day of the last
-    ``days`` not yet reported after it ended. Returns the gate's today.
+    ``days`` not yet reported after it ended. Returns the gate's today, and a past day's
+    refusal (``Collected``).
 
     ``now``: the office's synchronised clock (None when it is not). A gate whose today is
     another day than the office's in the gate's zone has a clock not synchronised (a Pi has
@@ -387,9 +441,10 @@ def collect_reports(
     day is final once it ended, frozen at the gate or not: the gate counts a day not frozen
     yet as its freeze will (``kiosk.stats.daily_report``: by the settings in force on it),
     and waiting for a freeze would wait for good on a gate that freezes none (docs/fleet.md).
-    A past day's report refused (``RefusedReport``) is that day's alone: the days before it
-    are fetched and kept all the same, then the refusal is raised (until 2026-12-07 it
-    stopped the round, and the days before it were never asked while it stood)."""
+    A past day's report refused (``RefusedReport``: an HTTP error status too) is that day's
+    alone: the days before it are fetched and kept all the same, the refusal returned with
+    today (until 2026-12-07 it stopped the round, and the days before it were never asked
+    while it stood). A network failure or a deadline stops the round (``PullError``)."""
     first = _fetch(client, base, token, None, deadline_s)
     today = first.day
     if now is not None:
@@ -406,9 +461,7 @@ def collect_reports(
                 refused = refused or exc
                 continue
             target.write_gate_report(kiosk_id, day, got.zone, got.figures, got.unsynced == 0)
-    if refused is not None:
-        raise refused
-    return today
+    return Collected(today, refused)
 
 
 def _check_day(base: str, report: _Report, now: datetime, asking: timedelta) -> None:

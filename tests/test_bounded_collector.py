@@ -111,7 +111,7 @@ def test_a_gates_report_failing_for_a_week_is_one_line(collector, clock, caplog,
     def refused(*args, **kwargs):
         raise PullError("http://gate-1.lan:8000: the ledger report answered 503")
 
-    monkeypatch.setattr(module, "collect_reports", refused)
+    monkeypatch.setattr(module, "collect_gate_reports", refused)
     source = collector.config.kiosks[0]
     for _ in range(7 * 24 * 12):  # due at every pull, 5 minutes apart, for a week
         collector._reports(source, "token", source.url, "gate-1")
@@ -127,8 +127,9 @@ def test_a_gate_of_an_undeclared_compound_for_a_week_is_one_line(
     from datetime import date
 
     from office import collector as module
+    from office.gatereports import Collected
 
-    monkeypatch.setattr(module, "collect_reports", lambda *a, **k: date(2026, 3, 2))
+    monkeypatch.setattr(module, "collect_gate_reports", lambda *a, **k: Collected(date(2026, 3, 2)))
     undeclared = "undeclared compound eats from gate gate-1"
     monkeypatch.setattr(collector, "_undeclared", lambda kiosk_id, day: undeclared)
     source = collector.config.kiosks[0]

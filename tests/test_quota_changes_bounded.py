@@ -17,7 +17,7 @@ from test_quota_changes_alike import _ON, _compound, _gate, _restart_with, _star
 from test_report_outing_roles import DAY, DAY_START, TZ, _site
 
 from kiosk.config.policy import QuotaConfig
-from kiosk.stats import MAX_QUOTA_CHANGES, _exits_section, daily_report
+from kiosk.stats import ABRIDGED_QUOTA_CHANGES, MAX_QUOTA_CHANGES, _exits_section, daily_report
 from kiosk.store import EventDraft, record_site
 from office.district import district_csv
 from office.gatereports import collect_reports, gate_policy
@@ -40,9 +40,9 @@ def test_the_rules_past_the_offices_bound_are_left_out_between_the_first_and_the
     report = {"day": DAY.isoformat(), "timezone": TZ, "exits_per_household": exits}
     quota = gate_policy(report)["quota"]  # the office keeps it (it refused it)
     assert [c["from"] for c in quota["changes"]] == [None] + [
-        since.isoformat() for since, _ in rules[-MAX_QUOTA_CHANGES + 1 :]
+        since.isoformat() for since, _ in rules[-MAX_QUOTA_CHANGES:]
     ]
-    assert quota["changes_left_out"] == exits["quota_changes_left_out"] == 13
+    assert quota["changes_left_out"] == exits["quota_changes_left_out"] == 12
     whole = _exits_section(_ONE, Counter(), 0, rules[:MAX_QUOTA_CHANGES])
     assert len(whole["quota_changes"]) == MAX_QUOTA_CHANGES  # all, as before
     assert "quota_changes_left_out" not in whole
@@ -59,14 +59,14 @@ def test_a_day_of_more_rules_than_the_office_lists_is_abridged_and_kept(reportin
     report = daily_report(reporting_store.reader(), DAY, TZ, _ONE)
     exits = report["exits_per_household"]
     listed = exits["quota_changes"]
-    assert len(listed) == MAX_QUOTA_CHANGES
-    assert exits["quota_changes_left_out"] == _RESTARTS + 1 - MAX_QUOTA_CHANGES
+    assert len(listed) == ABRIDGED_QUOTA_CHANGES
+    assert exits["quota_changes_left_out"] == _RESTARTS + 1 - ABRIDGED_QUOTA_CHANGES
     assert listed[0]["from"] is None and listed[0]["quota_exits"] == 1  # the day's first
     last = (DAY_START + timedelta(hours=1, minutes=10 * _RESTARTS)).isoformat()
     assert listed[-1]["from"] == last and listed[-1]["quota_exits"] == 1  # and its last
     quota = gate_policy(report)["quota"]  # the office keeps it (it refused it)
-    assert len(quota["changes"]) == MAX_QUOTA_CHANGES
-    assert quota["changes_left_out"] == _RESTARTS + 1 - MAX_QUOTA_CHANGES
+    assert len(quota["changes"]) == ABRIDGED_QUOTA_CHANGES
+    assert quota["changes_left_out"] == _RESTARTS + 1 - ABRIDGED_QUOTA_CHANGES
 
 
 def test_a_report_of_an_older_gate_without_the_count_left_out_is_kept_as_before():
@@ -152,6 +152,7 @@ def test_the_district_counts_no_compound_by_rules_it_does_not_all_hold(tmp_path,
         _exits, compound = _compound(pg_dsn, north)
     finally:
         north.store.close()
-    assert len(compound["quota_changes"]) == MAX_QUOTA_CHANGES
-    assert compound["quota_changes_left_out"] == _RESTARTS + 1 - MAX_QUOTA_CHANGES
+    assert len(compound["quota_changes"]) == ABRIDGED_QUOTA_CHANGES
+    assert compound["quota_changes_left_out"] == _RESTARTS + 1 - ABRIDGED_QUOTA_CHANGES
     assert compound["over_quota_households"] is None
+    assert compound["households"] is None and compound["exits"] is None  # judged by no rule

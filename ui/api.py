@@ -239,8 +239,10 @@ class HouseholdExits(BaseModel):
         None,
         description="Present only when `quota_changes` is abridged (more than 48 rules in the"
         " day: a daemon restarted again and again with a changed quota): how many rules"
-        " between the first and the last 47 are not listed. The day is counted by all of"
-        " them. Added 2026-12-07.",
+        " between the first and the last 48 are not listed (the list is then 49 long, one"
+        " past what a complete list holds; 0 for a day of exactly 49 rules). The day is"
+        " counted by all of them."
+        " Added 2026-12-07.",
     )
 
 
