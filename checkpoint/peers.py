@@ -538,8 +538,9 @@ class PeerSync:
         now = self.core.clock.now()
         synced = self.core.clock.synced()  # a clock not set cannot tell a row ahead of it
         return check_page(
-            parsed, peer.kiosk_id, after, PAGE_ROWS, now, self.section.id, origin, synced
-        )
+            parsed, peer.kiosk_id, after, PAGE_ROWS, now, self.section.id, origin, synced,
+            signed=peer.trust_key is not None,  # verified above: only then its forget marks
+        )  # fmt: skip
 
     def _reopened(self, state: PeerState, said: datetime | None) -> bool:
         """An answer of a peer that said it was closing ends that when it dated it after its

@@ -1613,14 +1613,17 @@ class Engine:
         latency_ms = (p.decided_ns - p.started_ns) / 1e6 if p.decided_ns is not None else None
         # A card revoked by a forget (``kiosk.people``) speaks for nobody: its resident's name
         # and household must not come back with it, its pass id only. Any other revoked card
-        # (lost, taken) still names them: a guard's hold and an alarm need the household.
+        # (lost, taken) still names them: a guard's hold and an alarm need the household. So
+        # does a hold the decision found on the forgotten card's household: the household is
+        # kept then (the breach alarm, the manual pass's hold check), never the holder.
         named = None if self._forgotten(decision) else pass_
+        held = pass_ if named is None and policy.HOLD_REASONS & set(decision.reasons) else named
         return EventDraft(
             direction=p.direction,
             decision=decision.decision,
             reasons=tuple(decision.reasons),
             pass_id=pass_.pass_id if pass_ is not None else None,
-            household=named.household if named is not None else None,
+            household=held.household if held is not None else None,
             holder=named.holder if named is not None else None,
             temp_c=t.body_c if t is not None else None,
             temp_object_c=t.object_c if t is not None else None,

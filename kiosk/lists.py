@@ -436,11 +436,13 @@ class Lists:
 
     def is_forgotten(self, pass_id: str) -> bool:
         """Whether a forget revoked ``pass_id``, here (its revocation's ``source``
-        ``FORGET_SOURCE``) or at another gate of the compound (its page said so): a deny of the
-        card records the pass id alone (``kiosk.engine``), the resident being forgotten."""
+        ``FORGET_SOURCE``) or at another gate of the compound (its signed page said so): a deny
+        of the card records the pass id alone (``kiosk.engine``), the resident being forgotten.
+        This gate's own revocation of it by a guard, a sheet or the office is never overridden
+        by another gate's mark: the card is not forgotten here."""
         here = self.revocations.get(pass_id)
-        if here is not None and here.source == FORGET_SOURCE:
-            return True
+        if here is not None:
+            return here.source == FORGET_SOURCE
         there = self.peer_revocations.get(pass_id)
         return there is not None and there.forgotten
 

@@ -40,7 +40,9 @@ the lists refuse them as ``pass_revoked`` (``kiosk.lists.Lists.peer_revocations`
 restore at that gate lifts one; the office's revocation is never lifted by it (docs/passes.md).
 Beside them, ``forgotten`` names those of them a resident's forget made (``revocations_page``):
 held so (``peer_revocations.forgotten``), a deny of such a card records its pass id alone here
-too (``kiosk.lists.Lists.is_forgotten``). It is a list of its own, not a key of each
+too (``kiosk.lists.Lists.is_forgotten``). Only a page signed by the peer's pinned key is
+believed on it (``check_page``'s ``signed``): an unpinned peer's revocations are held as a
+guard's, whatever its page says. It is a list of its own, not a key of each
 revocation: a gate on an earlier release refuses a page whose revocation has a key it does not
 know, and ignores one of the page's; a page from such a gate says none, held as today.
 
@@ -806,6 +808,8 @@ def check_page(
     compound: str | None = None,
     origin: str | None = None,
     synced: bool = True,
+    *,
+    signed: bool = False,
 ) -> CheckedPage:
     """A peer's answer to ``after=after&limit=limit``, judged: ``PeerPageError`` (nothing
     kept) unless it is of ``kiosk_id`` (the id its URL is pinned to), of this gate's
@@ -816,14 +820,13 @@ def check_page(
     id holds a character nobody sees (``refused``, ``kiosk.typed.unseen``); the page's own
     ``now``, when it has one, less ``now`` is its ``skew``. ``PeerRestarted`` when its log
     ends before ``after``, or is another log than ``origin`` (the one held here, when both are
-    known);
-    ``PeerRolledBack`` when it ends before ``after`` and is that same log. On a clock not
+    known); ``PeerRolledBack`` when it ends before ``after`` and is that same log. On a clock not
     ``synced`` a row ahead of it is no proof of a wrong one: the page ends before it (``next``
     the seq before), to be asked for again (``held_back``) once the clock is set. Rows from
     the page's ``unsynced_from`` on were stamped on the peer's clock not set (fake-hwclock's
     saved time, hours behind): on a ``synced`` clock here they are dated by its skew
     (``redated``; a passage at 10:00 stamped 07:00 is counted at 10:00, for the passback and
-    the quota), the others kept as stamped."""
+    the quota), the others kept as stamped. ``signed``: by the peer's pinned key (its marks)."""
     if not isinstance(page, dict):
         raise PeerPageError("the answer is not a JSON object (not a kiosk?)")
     if page.get("kiosk_id") != kiosk_id:
@@ -870,7 +873,7 @@ def check_page(
     if nxt < previous or nxt > max(last, previous):
         raise PeerPageError(f"next is {nxt}, outside {previous}..{max(last, previous)}")
     nxt = nxt if held is None else held  # held_back is 0 when nothing is held
-    revocations = _revocations(page.get("revocations"), kiosk_id, page.get(FORGOTTEN_KEY))
+    revocations = _revocations(page.get("revocations"), kiosk_id, page.get(FORGOTTEN_KEY), signed)
     quarantine, outside = _quarantine(page.get("quarantine"), kiosk_id)
     return CheckedPage(
         rows, nxt, last, ahead, skew, said, said_origin, held_back, refused, redated, revocations,
@@ -958,12 +961,15 @@ def _day(value: object) -> date:
 
 
 def _revocations(
-    raw: object, kiosk_id: str, forgotten: object = None
+    raw: object, kiosk_id: str, forgotten: object = None, marks: bool = True
 ) -> tuple[PeerRevocation, ...] | None:
     """A page's ``revocations`` judged (``PeerPageError``: the page is refused whole): at most
     ``MAX_PAGE_REVOCATIONS``, each a pass id of the lists' form, its time and guard's name
     bounded; ``None`` when the page says none (a peer on an earlier release). Those its
-    ``forgotten`` names (``_forgotten``) are marked so."""
+    ``forgotten`` names (``_forgotten``) are marked so only when ``marks`` (a page signed by the
+    peer's pinned key), the list judged all the same: anyone answering at an unpinned peer's
+    address could say a card was forgotten, and this gate's deny of it would name nobody. An
+    unsigned page's revocations are held as a guard's, as an earlier gate's."""
     marked = _forgotten(forgotten)
     if raw is None:
         if marked:
@@ -985,7 +991,8 @@ def _revocations(
         actor = _text(item, "actor", MAX_ACTOR)
         if actor is not None and unseen(actor):
             actor = None  # a name nobody could read: the revocation holds, unnamed
-        out.setdefault(pass_id, PeerRevocation(kiosk_id, pass_id, when, actor, pass_id in marked))
+        mark = marks and pass_id in marked
+        out.setdefault(pass_id, PeerRevocation(kiosk_id, pass_id, when, actor, mark))
     if not marked <= out.keys():
         raise PeerPageError("forgotten names revocations the page does not hold")
     return tuple(out.values())

@@ -1051,7 +1051,9 @@ def _revocations_of(db: sqlite_utils.Database, passes: Sequence[str]) -> tuple[s
 
 def _revoke(db: sqlite_utils.Database, passes: Sequence[str], now: datetime, actor: str) -> int:
     """A revocation without a reason for each pass not revoked here yet by a row of its own
-    (a guard's, a sheet's, an earlier forget's); returns how many. A pass only the office's
+    (a guard's, a sheet's, an earlier forget's), and each such row not an earlier forget's
+    marked as this one's; returns how many passes it voided or marked (a card a guard had
+    voided is this forget's now: not ``0`` passes voided). A pass only the office's
     bundle revokes gets one too, the office's reason kept as ``bundle_reason``
     (``upsert_local_revocations``): the bundle's row goes with the next bundle that no longer
     lists the card, and the forgotten resident's card would open the gate again."""
@@ -1064,10 +1066,11 @@ def _revoke(db: sqlite_utils.Database, passes: Sequence[str], now: datetime, act
     ).fetchall()
     mine = {str(r[0]) for r in held}
     # A card revoked here before (a guard's, a sheet's) is now a forgotten resident's too.
-    db.execute(
-        "UPDATE list_revocations SET source = ? WHERE pass_id IN (SELECT value FROM json_each(?))",
-        [FORGET_SOURCE, json.dumps(sorted(mine))],
-    )
+    marked = db.execute(
+        "UPDATE list_revocations SET source = ? WHERE source != ?"
+        " AND pass_id IN (SELECT value FROM json_each(?))",
+        [FORGET_SOURCE, FORGET_SOURCE, json.dumps(sorted(mine))],
+    ).rowcount
     rows = [
         {"pass_id": p, "reason": "", "revoked_at": now.isoformat(), "source": FORGET_SOURCE}
         | {"actor": actor}
@@ -1075,7 +1078,7 @@ def _revoke(db: sqlite_utils.Database, passes: Sequence[str], now: datetime, act
         if p not in mine
     ]
     upsert_local_revocations(db, rows)
-    return len(rows)
+    return len(rows) + max(marked, 0)
 
 
 @dataclass(frozen=True)

@@ -100,6 +100,12 @@ REASONS: tuple[str, ...] = (
     "no_temperature",
 )
 _ORDER = {code: i for i, code in enumerate(REASONS)}
+#: Reasons that say the decision found a hold on the pass's household (a quarantine, one the
+#: lists cannot say is over, an observed returnee, its quota of outings used): the guard's
+#: manual pass over such a deny asks the hold again, and its alarm names the household.
+HOLD_REASONS = frozenset(
+    {"quarantined", "quarantine_unconfirmed", "under_observation", "quota_exceeded"}
+)
 
 #: Alarms the guard must not miss, most urgent first (a decision carries the first that holds).
 ALARMS: tuple[str, ...] = (

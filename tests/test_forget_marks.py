@@ -198,7 +198,8 @@ def test_a_page_without_forgotten_holds_its_revocations_as_a_guards():
     page = base_page([{"pass_id": "a" * 12}])
     [held] = check_page(page, "gate-north", 0, 500, NOW).revocations
     assert not held.forgotten
-    [held] = check_page(page | {"forgotten": ["a" * 12]}, "gate-north", 0, 500, NOW).revocations
+    marked = page | {"forgotten": ["a" * 12]}
+    [held] = check_page(marked, "gate-north", 0, 500, NOW, signed=True).revocations
     assert held.forgotten
 
 

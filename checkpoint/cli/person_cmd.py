@@ -384,7 +384,9 @@ def _warn_passes_may_remain(n: int, *, done: bool) -> None:
     voided (``n``: those the forget voids or voided); a card of theirs none holds still opens
     the gate, and the office must give its pass id."""
     if done:
-        what = f"{n} pass{'' if n == 1 else 'es'} found in this gate's rows voided"
+        what = (
+            f"{n} pass{'' if n == 1 else 'es'} found in this gate's rows voided or already voided"
+        )
     else:
         what = (
             f"only the {n} pass{'' if n == 1 else 'es'} found in this gate's rows would be voided"

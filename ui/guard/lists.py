@@ -20,7 +20,7 @@ from starlette.datastructures import FormData
 
 from kiosk import privacy, queries
 from kiosk.firsts import firsts
-from kiosk.lists import NEW_ENTRY, entry_version
+from kiosk.lists import FORGET_SOURCE, NEW_ENTRY, entry_version
 from kiosk.peers import held_quarantine, held_revocations
 from ui import i18n
 from ui.auth import Session
@@ -151,6 +151,10 @@ def confirm_text(which: str, op: str, form: FormData, g: Guard, session: Session
         shown = privacy.mask_event({"household": str(form.get("household") or "")[:64]}, clear)
         return i18n.t(lang, "confirm.household_remove", household=shown["household"])
     pass_id = str(form.get("pass_id") or "")[:64]
+    held = g.core.lists.current.revocations.get(pass_id) if op == "remove" else None
+    if held is not None and held.source == FORGET_SOURCE:
+        # Lifting a forget's revocation undoes that part of a resident's forget: say so.
+        return i18n.t(lang, "confirm.unrevoke_forget", id=pass_id)
     return i18n.t(lang, f"confirm.{'unrevoke' if op == 'remove' else 'revoke_id'}", id=pass_id)
 
 
