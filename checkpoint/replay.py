@@ -37,7 +37,6 @@ import time
 import zlib
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -493,14 +492,6 @@ class StoreSwitch:
 
     def reader(self) -> Database:
         return self.store.reader()
-
-    def submit_later(self, fn: Callable[[Database], None]) -> Future[None]:
-        """The log's write not waited for; while failing, refused as the log refuses it."""
-        if not self.failing:
-            return self.store.submit_later(fn)
-        refused: Future[None] = Future()
-        refused.set_exception(StoreFault("store_fault", "database or disk is full (injected)"))
-        return refused
 
     def health(self) -> Health:
         return self.store.health()

@@ -233,8 +233,11 @@ class Alarm:
     #: was denied for, ``detail`` first among them; the card says each.
     reasons: list[str] = field(default_factory=list)
     #: A card raised by bus messages of no passage: the engine's stamp (``mono_ns``) of the
-    #: newest one taken (another console's stream hearing it again is not news), and whether
-    #: its fault was heard cleared since (the next raise is the fault happening again).
+    #: newest one taken (another console's stream hearing it again is not news), or of a
+    #: device's raise the health report told first (``AlarmBoard.take_start``: the bus's
+    #: older messages of it are not news either), and whether its fault was heard cleared
+    #: since (the next raise is the fault happening again). On a standing alarm of the
+    #: health report (``device_alarms``): the engine's stamp of its fault's raise, if known.
     heard_ns: int | None = None
     cleared: bool = False
     #: The stamps ``(boot_id, mono_ns)`` of the passages it counts that the log holds
@@ -242,8 +245,11 @@ class Alarm:
     #: read is no passage more (``AlarmBoard.add``), whichever came first.
     logged: list[tuple[str, int]] = field(default_factory=list)
     #: How many stamps of ``logged`` were folded (``LOGGED_KEPT``: its first and latest
-    #: kept): a bus message heard late about one of those is no longer known as counted.
+    #: kept), and, of each boot, the lowest and highest of them (``folded_span``): a bus
+    #: message heard late about a passage of this card's person between them is one the
+    #: card counts already (``counts_logged``), never a passage more.
     logged_folded: int = 0
+    folded_span: dict[str, tuple[int, int]] = field(default_factory=dict)
     #: The passages it counts that the log had not taken when their alarm was heard (a
     #: fever while the storage failed: ``BUS_KEY``, the name and the passage), each by the
     #: stamp its row will carry, ``(boot_id, mono_ns)``: the row the engine's backlog writes
@@ -296,8 +302,24 @@ class Alarm:
         self.logged.extend(s for s in dict.fromkeys(stamps) if s not in self.logged)
         excess = len(self.logged) - LOGGED_KEPT
         if excess > 0:
+            for boot, mono in self.logged[1 : 1 + excess]:
+                low, high = self.folded_span.get(boot, (mono, mono))
+                self.folded_span[boot] = (min(low, mono), max(high, mono))
             del self.logged[1 : 1 + excess]
             self.logged_folded += excess
+
+    def counts_logged(self, other: Alarm) -> bool:
+        """Whether the passage of ``other``, a bus message's the log had not taken when it
+        was heard (``unlogged``), is one this card counts from the log: its stamp kept
+        (``logged``), or, of the same incidents (``alike``), between the stamps folded of
+        its boot (``folded_span``)."""
+        if set(self.logged).intersection(other.unlogged):
+            return True
+        return self.alike(other) and any(
+            span[0] <= mono <= span[1]
+            for boot, mono in other.unlogged
+            if (span := self.folded_span.get(boot)) is not None
+        )
 
     def join(self, other: Alarm) -> bool:
         """Count ``other``, the same incident happening again on this card: its passages not
@@ -309,7 +331,7 @@ class Alarm:
             self.take_logged(other.logged)
         elif other.unlogged:  # a passage the log has not taken yet: its row comes later
             new = [s for s in other.unlogged if s not in self.unlogged and s not in self.logged]
-            if not new:
+            if not new or self.counts_logged(other):
                 return False  # counted already (its row read, or its message heard)
             self.unlogged.extend(new)
         else:
@@ -350,18 +372,23 @@ class Alarm:
         return self.pass_id or (same_text(self.household) if self.household else None)
 
     def absorbs(self, other: Alarm) -> bool:
-        """Whether ``other`` is the same incident: same kind and person, still open, close
-        in time."""
+        """Whether ``other`` is the same incident: same kind and person (``alike``), still
+        open, close in time."""
         return (
-            not self.acked_by
-            and self.kind == other.kind
+            not self.acked_by and self.alike(other) and _apart_s(self, other) <= INCIDENT_WINDOW_S
+        )
+
+    def alike(self, other: Alarm) -> bool:
+        """Whether ``other`` is of the incidents this card counts: same kind and person, the
+        same sort of referral (a quota breach, a pass found revoked late are their own)."""
+        return (
+            self.kind == other.kind
             and self.kind in PERSON_KINDS
             and QUOTA_DETAIL not in (self.detail, other.detail)  # each breach is its own card
             # a pass found revoked late is its own card, never "one more time" of a referral
             and (self.detail == REVOKED_DETAIL) == (other.detail == REVOKED_DETAIL)
             and self.subject is not None
             and self.subject == other.subject
-            and _apart_s(self, other) <= INCIDENT_WINDOW_S
         )
 
 
@@ -486,7 +513,7 @@ class AlarmBoard:
             if known.kind == alarm.kind and known.takes_row(alarm):
                 known.take_row(alarm)
                 return False
-            if known.kind == alarm.kind and set(known.logged).intersection(alarm.unlogged):
+            if known.kind == alarm.kind and known.counts_logged(alarm):
                 return False  # its row was read first: the card of the row stands
         for known in list(self.alarms.values()):
             self._close_if_acked_before(known, alarm.ts)
@@ -640,17 +667,23 @@ class AlarmBoard:
         """The start the health report says (``standing.since``) of open card ``known``'s
         fault; whether the card changed. A start later than the last one said
         (``began_seen``, by more than ``RESTATED_S``) is the fault gone and back between two
-        looks that each saw it standing: one more time on the card. One earlier than the
-        card's own, of a card raised on the bus after a restart (dated when heard), that a
-        close read back from the log had begun by: the fault stood since before that close,
-        and the card is closed again (``_close_if_acked_before``)."""
-        since, seen = standing.since, known.began_seen
+        looks that each saw it standing: one more time on the card, unless the engine's
+        raise the report dates it by (``standing.heard_ns``) was heard on the bus already.
+        Counted here, the card takes that raise's stamp (``heard_ns``): the bus's messages
+        of it, cleared and raised again, heard later are not counted a second time
+        (``hear``). One earlier than the card's own, of a card raised on the bus after a
+        restart (dated when heard), that a close read back from the log had begun by: the
+        fault stood since before that close, and the card is closed again
+        (``_close_if_acked_before``)."""
+        since, seen, stamp = standing.since, known.began_seen, standing.heard_ns
         if not since or known.acked_by:
             return False
         known.began_seen = since
-        if seen and _apart_by(since, seen) > RESTATED_S:
+        heard = stamp is not None and known.heard_ns is not None and stamp <= known.heard_ns
+        if seen and not heard and _apart_by(since, seen) > RESTATED_S:
             again = Alarm(key=known.key, kind=known.kind, ts=since, detail=known.detail)
             known.cleared = False  # its raise, heard later on the bus, is this one
+            known.heard_ns = known.heard_ns if stamp is None else stamp
             return known.join(again)
         found = self.acked_before.get(known.key)
         if found is not None and _later(known.since, since) and _begun_by(since, found[1]):
@@ -993,9 +1026,14 @@ def seq_ranges(seqs: list[int]) -> str:
     return ", ".join(str(a) if a == b else f"{a}–{b}" for a, b in runs)
 
 
-def device_alarms(faults: Mapping[str, str], since: Mapping[str, Any] | None = None) -> list[Alarm]:
+def device_alarms(
+    faults: Mapping[str, str],
+    since: Mapping[str, Any] | None = None,
+    raised: Mapping[str, Any] | None = None,
+) -> list[Alarm]:
     """A standing alarm for each device in fault (``{device: state}``), while it lasts;
-    ``since``: when each one's fault began (the health report's ``fault_since``)."""
+    ``since``: when each one's fault began (the health report's ``fault_since``); ``raised``:
+    the engine's stamp of each one's raise (its ``fault_raised_ns``)."""
     return [
         Alarm(
             key=f"device:{device}",
@@ -1003,10 +1041,27 @@ def device_alarms(faults: Mapping[str, str], since: Mapping[str, Any] | None = N
             ts="",
             detail=device,
             since=str((since or {}).get(device) or ""),
+            heard_ns=_raised_ns(raised, device),
         )
         for device, state in faults.items()
         if state == "fault"
     ]
+
+
+@dataclass(frozen=True)
+class FaultsNow:
+    """The devices in fault in a health report: when each one's fault began (its
+    ``fault_since``; empty when not known) and the engine's stamp of the raise of each it
+    holds (its ``fault_raised_ns``), as ``AlarmDesk.heard_standing`` takes them."""
+
+    since: Mapping[str, str]
+    raised: Mapping[str, Any] = field(default_factory=dict)
+
+
+def _raised_ns(raised: Mapping[str, Any] | None, device: str) -> int | None:
+    """The engine's stamp of ``device``'s raise in ``raised`` (a health report's
+    ``fault_raised_ns``); None when it has none, or no such stamp (not an integer)."""
+    return _stamp({"mono_ns": (raised or {}).get(device)})
 
 
 def breach_alarm(breach: Breach) -> Alarm:
@@ -1437,7 +1492,7 @@ class AlarmDesk:
         self,
         bus: EventBus,
         subscription: Subscription | None = None,
-        faults: Callable[[], Iterable[str]] | None = None,
+        faults: Callable[[], Iterable[str] | FaultsNow] | None = None,
     ) -> None:
         """The desk's own ear on the bus, run as a task (``Guard.hear``) until it is
         cancelled or the bus closes (``subscription``: one taken as the task was made, so
@@ -1463,17 +1518,22 @@ class AlarmDesk:
                 return  # the bus closed: the console is stopping
             log.warning("alarms: the desk fell behind the bus; it listens again")
 
-    def heard_standing(self, faults: Iterable[str]) -> bool:
+    def heard_standing(self, faults: Iterable[str] | FaultsNow) -> bool:
         """The device cards as the faults standing now say them (``faults``: the devices in
         fault), taken as the bus would have told them: a device in fault with no open card
         gets one, one whose fault was heard cleared counts once more (``AlarmBoard.hear``),
         and a card whose device is no longer in fault is heard cleared (its next fault is
         one more time). ``faults`` may map each device to when its fault began (the health
-        report's ``fault_since``): the card's ``since``. Whether the open cards changed."""
+        report's ``fault_since``): the card's ``since``; or say that with the engine's stamp
+        of each raise (``FaultsNow``), by which the bus's messages of a raise taken here,
+        heard after, are not counted again. Whether the open cards changed."""
         now = ClockReading.take(self._clock)
         devices = set(ALARM_DEVICES.values())
-        began = faults if isinstance(faults, Mapping) else {}
-        standing = devices.intersection(faults)
+        if isinstance(faults, FaultsNow):
+            began, raised = faults.since, faults.raised
+        else:
+            began, raised = (faults if isinstance(faults, Mapping) else {}), {}
+        standing = devices.intersection(began if isinstance(faults, FaultsNow) else faults)
         changed = False
         with self._lock:
             for device in sorted(standing):
@@ -1481,20 +1541,23 @@ class AlarmDesk:
                     key=f"device:{device}", kind="device", ts=now.wall.isoformat(), detail=device
                 )
                 alarm.since = str(began.get(device) or "")
+                alarm.heard_ns = _raised_ns(raised, device)
                 if not now.synced:
                     alarm.clock_synced, alarm.mono_ns = False, now.mono_ns
                 known = self.board.alarms.get(alarm.key)
                 if known is not None and not known.acked_by and not known.cleared:
                     changed = self.board.take_start(known, alarm) or changed
                 else:
-                    changed = self.board.hear(alarm, None) or changed
+                    changed = self.board.hear(alarm, alarm.heard_ns) or changed
             for device in devices - standing:
                 known = self.board.alarms.get(f"device:{device}")
                 if known is not None:
                     known.cleared = True
         return changed
 
-    async def _heard(self, message: Mapping[str, Any] | Callable[[], Iterable[str]]) -> bool:
+    async def _heard(
+        self, message: Mapping[str, Any] | Callable[[], Iterable[str] | FaultsNow]
+    ) -> bool:
         """``note_message`` (or, given the faults' reader, ``heard_standing``) off the loop
         (it may read the log); a failure is logged and the message left (the alarm's passage,
         if any, is read from the log at the next scan)."""

@@ -530,8 +530,9 @@ class Engine:
         self.state: State = "idle"
         self.passage: Passage | None = None
         self.faults: dict[str, str] = {}
-        #: When each fault of ``faults`` was raised (this boot's monotonic clock): one raised
-        #: again after it cleared has a new stamp, however soon (``kiosk.faultstarts``).
+        #: When each fault of ``faults`` was raised (this boot's monotonic clock, the stamp
+        #: its raise's bus message carries): one raised again after it cleared has a new
+        #: stamp, however soon (the health report's ``fault_since``, ``fault_raised_ns``).
         self.fault_began: dict[str, int] = {}
         #: Per device, which of its faults and recoveries reach the log (a flapping sensor
         #: would write two lines a turn for weeks).
@@ -1477,11 +1478,12 @@ class Engine:
         self.reader_faults[source] = detail
         if first:
             self.faults["reader"] = ", ".join(sorted(self.reader_faults))
-            self.fault_began.setdefault("reader", self._now())
             # ``all_down``: no reader left (the last one failing beside others failed before
             # is news to the guard, even if the first one's card was closed).
             said = f"reader {source}: {detail}"
-            self._alarm("reader_fault", "raised", detail=said, all_down=self._all_readers_down())
+            down = self._all_readers_down()
+            stamp = self._alarm("reader_fault", "raised", detail=said, all_down=down)
+            self.fault_began.setdefault("reader", stamp)
             self._publish_health()
             self._refresh_idle()
         p = self.passage
@@ -1507,9 +1509,8 @@ class Engine:
         first = device not in self.faults
         self.faults[device] = detail
         if first:
-            self.fault_began[device] = self._now()
             self._log_fault_change(device, logging.WARNING, f"{device} fault: {detail}")
-            self._alarm(DEVICE_ALARMS[device], "raised", detail=detail)
+            self.fault_began[device] = self._alarm(DEVICE_ALARMS[device], "raised", detail=detail)
             self._publish_health()
             self._refresh_idle()
 
@@ -1545,10 +1546,13 @@ class Engine:
             if prompt != self.prompt:
                 self._set_state("idle", prompt)
 
-    def _alarm(self, alarm: str, state: str, **extra: Any) -> None:
-        msg = {"type": "alarm", "alarm": alarm, "state": state, "mono_ns": self._now()}
+    def _alarm(self, alarm: str, state: str, **extra: Any) -> int:
+        """Publish an ``alarm`` message; the stamp it carries (``mono_ns``)."""
+        stamp = self._now()
+        msg = {"type": "alarm", "alarm": alarm, "state": state, "mono_ns": stamp}
         msg.update(extra)
         self.ports.publish(msg)
+        return stamp
 
     def _publish_health(self) -> None:
         self.ports.publish(

@@ -10,7 +10,6 @@ whatever a test or the replay harness puts in its place. The device kinds (``The
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import Future
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, NotRequired, Protocol, TypedDict, TypeVar
 
@@ -83,10 +82,6 @@ class EventSink(Protocol):
         ...
 
     def reader(self) -> Database: ...
-
-    def submit_later(self, fn: Callable[[Database], None]) -> Future[None]:
-        """Run ``fn`` in one write transaction, not waited for (``kiosk.faultstarts``)."""
-        ...
 
     def health(self) -> Health: ...
 

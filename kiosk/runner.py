@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, Unpack
 
 from kiosk.bus import EventBus
-from kiosk.clock import Clock, earliest
+from kiosk.clock import Clock, ClockReading, earliest
 from kiosk.config import KioskConfig
 from kiosk.crossing import Crossing, Outcome
 from kiosk.dating import dated_source
@@ -52,7 +52,6 @@ from kiosk.devices import (
     Thermometer,
 )
 from kiosk.engine import Engine
-from kiosk.faultstarts import FaultStarts
 from kiosk.files import streamed_rows
 from kiosk.links import NOT_OPENED_ROWS, not_opened
 from kiosk.logs import RepeatedFailure
@@ -177,9 +176,18 @@ class EngineRunner:
         self._gate_worker = DeviceWorker("gate", self._deadline_s, GateFault)
         #: The relay's health as last asked in its device thread (``_refresh_gate_health``).
         self._gate_health: Health | None = None
-        #: When each device's fault began, as the health reports saw it (``health``'s
-        #: ``fault_since``; the readers as one, ``reader``), kept across a restart.
-        self._fault_starts = FaultStarts(self.store, clock)
+        #: When each device's fault began, as the health reports saw it (``health``): device
+        #: (the readers as one, ``reader``) -> the time of the first report that had it, or
+        #: of the engine's raise of a fault it holds. Known only while the daemon runs: after
+        #: a restart a fault still standing is a new incident (docs/screens.md).
+        self._fault_since: dict[str, str] = {}
+        #: The engine's raise (``Engine.fault_began``) of each fault of ``_fault_since`` it
+        #: holds, as the last report saw it: another is the fault raised again meanwhile.
+        self._fault_raised: dict[str, int] = {}
+        #: Held while ``_faults_began`` reads and replaces ``_fault_since``: the health
+        #: report is asked from several threads (the console's pages, the health loop), and
+        #: two at once each found a new fault and dated it by its own ``now``.
+        self._fault_since_lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: threading.Thread | None = None
         self._tasks: list[asyncio.Task[Any]] = []
@@ -640,8 +648,11 @@ class EngineRunner:
             devices["thermometer"] = {"state": "fault", "detail": "read hung past its deadline"}
         if self._gate_worker.hung:
             devices["gate"] = {"state": "fault", "detail": "relay command hung past its deadline"}
+        since, raised = self._faults_began(devices)
         return {
-            "fault_since": self._faults_began(devices),
+            "fault_since": since,
+            # The engine's own stamp of each raise (monotonic), as its bus message carries it.
+            "fault_raised_ns": raised,
             "devices": devices,
             # The engine's own faults, as its health messages carry them (``reader`` naming
             # the readers it holds failing, whatever each reader's entry says now): a face
@@ -655,20 +666,36 @@ class EngineRunner:
             "loop_ok": self.loop_healthy(max(1.0, 4 * self.config.engine.tick_ms / 1000)),
         }
 
-    def _faults_began(self, devices: dict[str, dict[str, Any]]) -> dict[str, str]:
+    def _faults_began(
+        self, devices: dict[str, dict[str, Any]]
+    ) -> tuple[dict[str, str], dict[str, int]]:
         """When each device in fault now (its entry's state, or the engine's ``faults``; the
-        readers as one, ``reader``) began failing (``kiosk.faultstarts``): the first report
-        that had it, since none between had it not (the health loop reports every
-        ``idle_probe_s``), or the engine's raise, dated again when the engine raised it
-        again between two reports; kept across a daemon restart. A fault gone and back is a
-        new time: the guard's closed card is a new card
-        (``kiosk.alarms.AlarmBoard.take_standing``)."""
+        readers as one, ``reader``) began failing: the first report that had it, since none
+        between had it not (the health loop reports every ``idle_probe_s``), or the engine's
+        raise of a fault it holds, dated again when the engine raised it again between two
+        reports. A fault gone and back is a new time: the guard's closed card is a new card
+        (``kiosk.alarms.AlarmBoard.take_standing``). Beside it, the engine's stamp of each
+        raise (its bus message's ``mono_ns``): the desk knows by it the bus's messages of
+        a return the report told first (``kiosk.alarms.AlarmBoard.take_start``)."""
         failing = set(self.engine.faults) | {
             "reader" if key.startswith("reader:") else key
             for key, entry in devices.items()
             if entry["state"] == "fault"
         }
-        return self._fault_starts.began(failing, dict(self.engine.fault_began))
+        raised = dict(self.engine.fault_began)
+        with self._fault_since_lock:
+            now = ClockReading.take(self.clock)
+            began: dict[str, str] = {}
+            for device in sorted(failing):
+                stamp, seen = raised.get(device), self._fault_raised.get(device)
+                known = self._fault_since.get(device)
+                if known is None or (stamp is not None and seen is not None and stamp != seen):
+                    at = now.wall_at(stamp) if stamp is not None else now.wall
+                    known = min(at, now.wall).isoformat()
+                began[device] = known
+            self._fault_since = began
+            self._fault_raised = {d: s for d, s in raised.items() if d in began}
+            return dict(began), dict(self._fault_raised)
 
     def metrics(self) -> dict[str, float]:
         """Counters and gauges for ``/metrics`` (numbers only, no personal data)."""

@@ -2566,11 +2566,6 @@ class EventLog:
         (a storage failure as ``StoreFault``)."""
         return self._call(lambda: self._transaction(fn))
 
-    def submit_later(self, fn: Callable[[sqlite_utils.Database], T]) -> Future[T]:
-        """``submit(fn)`` not waited for: its future (a caller on the loop, or one whose
-        write may wait behind a failing card, never blocks on it). Writes keep their order."""
-        return self._enqueue(lambda: self._transaction(fn))
-
     def submit_audited(
         self,
         fn: Callable[[sqlite_utils.Database], T],

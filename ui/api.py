@@ -918,6 +918,7 @@ PUBLIC_HEALTH = frozenset(
         "devices",
         "faults",
         "fault_since",
+        "fault_raised_ns",
         "degraded",
         "deciding",
         "state",

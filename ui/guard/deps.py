@@ -50,6 +50,7 @@ from kiosk.alarms import (
     DESK_QUEUE,
     Alarm,
     AlarmDesk,
+    FaultsNow,
     device_alarms,
     peer_alarms,
     power_alarms,
@@ -313,13 +314,15 @@ class Guard:
             task = self.hearing = asyncio.get_running_loop().create_task(follow, name="alarm-desk")
         return task
 
-    def faults_now(self) -> dict[str, str]:
+    def faults_now(self) -> FaultsNow:
         """The devices in fault in the health report now, each with when its fault began
-        (its ``fault_since``, empty if not known; blocking)."""
+        (its ``fault_since``, empty if not known) and the engine's stamp of its raise (its
+        ``fault_raised_ns``; blocking)."""
         report = health_report(self.core)
         began = report.get("fault_since") or {}
         faults = faults_of(report).items()
-        return {d: str(began.get(d) or "") for d, state in faults if state == "fault"}
+        since = {d: str(began.get(d) or "") for d, state in faults if state == "fault"}
+        return FaultsNow(since, report.get("fault_raised_ns") or {})
 
     def stop_hearing(self) -> asyncio.Task[None] | None:
         """The desk's task cancelled (if it runs): what a stop waits for. A request served
@@ -405,7 +408,9 @@ class Guard:
         under-voltage or slowed down now, and the retention purge overdue."""
         report = health_report(self.core)
         return [
-            *device_alarms(faults_of(report), report.get("fault_since")),
+            *device_alarms(
+                faults_of(report), report.get("fault_since"), report.get("fault_raised_ns")
+            ),
             *peer_alarms(report.get("peers") or []),
             *power_alarms(report.get("pi_power")),
             *retention_alarms(report.get("retention")),
