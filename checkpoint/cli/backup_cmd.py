@@ -734,7 +734,7 @@ def _log_after(etc_stage: Path | None, config_file: Path, in_use: Path, data: Pa
     when it brings one; else this Pi's, whose log is ``in_use``), checked by ``_log_name``."""
     shown = f"etc/{config_file.name}"  # the archive's name for it, not its stage's path
     staged = etc_stage / config_file.name if etc_stage is not None else None
-    config = _config_read(staged, "the archive's config", shown) if staged else None
+    config = _config_read(staged, "the archive's config", shown) if staged is not None else None
     if config is None:
         return in_use.name
     return _log_name(config.store.path, data, f"the archive's config {shown}")
@@ -774,7 +774,7 @@ def _log_name(store_path: str, data: Path, whose: str) -> str:
         return store_path
     raise UsageError(
         f"{whose} sets store.path = {store_path!r}, which {why}: a restore puts the event log"
-        f" only in a plain file name directly in the data dir, one the kiosk uses for nothing"
+        " only in a plain file name directly in the data dir, one the kiosk uses for nothing"
         " else (a restore moves files within the data dir and the config folder only); restore"
         " such a gate by hand as docs/operations.md, Backups, says; nothing was changed"
     )
