@@ -73,6 +73,8 @@ _NAME = r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}"
 _MEMBER = re.compile(
     rf"(data/kiosk\.db|data/calibration\.json|data/(trust|keys)/{_NAME}|etc/{_NAME}(/{_NAME})?)"
 )
+#: The top-level names in the data dir an archive brings (``_MEMBER``'s ``data/`` ones).
+ARCHIVE_DATA_NAMES = ("kiosk.db", "calibration.json", "trust", "keys")
 _CHUNK = 1_048_576
 
 
@@ -653,7 +655,7 @@ def put_aside(folder: Path, names: Iterable[str], stamp: str) -> Path | None:
         with _folder_fd(aside, dir_fd=there, ours=True) as kept:
             for name in present:
                 _make_parents(name, kept)
-                os.replace(name, name, src_dir_fd=there, dst_dir_fd=kept)
+                _move(name, (folder, there), (aside, kept))  # never through a link in its folders
     _sync_folder(folder)
     return aside
 

@@ -718,31 +718,66 @@ def _restore(
 
 def _log_in_use(config_file: Path, data: Path) -> Path:
     """This Pi's event log, the file its daemon opens: the ``store.path`` of the config in
-    place (``StoreSection.file_in``: a relative one under the data dir), ``DATA/kiosk.db``
-    without one. A config there that does not load stops the restore (exit 2), nothing
-    changed: which file is this Pi's log is not known."""
+    place (a plain name in the data dir, ``_log_name``), ``DATA/kiosk.db`` without one. A
+    config there that does not load stops the restore (exit 2), nothing changed: which file
+    is this Pi's log is not known (the message says how to go on without it)."""
     from kiosk.config.store import StoreSection
 
-    config = _config_read(config_file, "this Pi's config")
-    return (config.store if config is not None else StoreSection()).file_in(data)
+    config = _config_read(config_file, "this Pi's config", data=data)
+    store = config.store if config is not None else StoreSection()
+    return data / _log_name(store.path, data, f"this Pi's config {config_file}")
 
 
 def _log_after(etc_stage: Path | None, config_file: Path, in_use: Path, data: Path) -> str:
-    """Where in the data dir the restored log goes: the file the daemon will open, named by
-    the config in place after the restore (the archive's, staged in ``etc_stage``, when it
-    brings one; else this Pi's, whose log is ``in_use``). One outside the data dir is
-    refused (exit 2), nothing changed: a restore moves files within its folders only."""
+    """The name in the data dir the restored log goes to: the file the daemon will open,
+    named by the config in place after the restore (the archive's, staged in ``etc_stage``,
+    when it brings one; else this Pi's, whose log is ``in_use``), checked by ``_log_name``."""
+    shown = f"etc/{config_file.name}"  # the archive's name for it, not its stage's path
     staged = etc_stage / config_file.name if etc_stage is not None else None
-    config = _config_read(staged, "the archive's config") if staged is not None else None
-    path = config.store.file_in(data) if config is not None else in_use
-    if (within := _under(path, data)) is None:
-        raise UsageError(
-            f"store.path puts the event log at {path}, outside the data dir {data}: a restore"
-            " moves files within the data dir and the config folder only (the log left"
-            " elsewhere, the daemon would begin a new, empty one there); nothing was changed"
-            " (docs/operations.md, Backups)"
+    config = _config_read(staged, "the archive's config", shown) if staged is not None else None
+    if config is None:
+        return in_use.name
+    return _log_name(config.store.path, data, f"the archive's config {shown}")
+
+
+def _log_name(store_path: str, data: Path, whose: str) -> str:
+    """``store.path`` as the plain file name in the data dir a restore puts the log in. One
+    with a folder part (a link swapped in for its folder, a folder the archive brings), an
+    absolute one, a name the kiosk uses for another file (the archive's, the restore's
+    marker, stages and folders set aside, the lock, SQLite's side files and temp folder, the
+    held decisions; any hidden one) or an existing folder is refused (exit 2), nothing changed."""
+    from kiosk.backup import ARCHIVE_DATA_NAMES, RESTORE_MARKER
+    from kiosk.standby import HELD_PREFIX
+
+    from . import sqlite_temp
+    from .daemon_cmd import LOCK_FILE
+
+    path = Path(store_path)
+    if path.is_absolute():
+        why = (
+            f"puts the event log at {path}, outside the data dir {data}"
+            if _under(path, data) is None
+            else "is an absolute path"
         )
-    return within
+    elif store_path in (".", "..") or path.name != store_path:
+        why = "has a folder part"
+    elif (
+        store_path
+        in {*ARCHIVE_DATA_NAMES, RESTORE_MARKER, LOCK_FILE, sqlite_temp.FOLDER} - {"kiosk.db"}
+        or store_path.startswith((".", "before-restore-", HELD_PREFIX))
+        or store_path.endswith(("-wal", "-shm", "-journal"))
+    ):
+        why = "is a name the kiosk uses for another of its files"
+    elif os.path.isdir(data / store_path):
+        why = f"is a folder in the data dir {data}"
+    else:
+        return store_path
+    raise UsageError(
+        f"{whose} sets store.path = {store_path!r}, which {why}: a restore puts the event log"
+        " only in a plain file name directly in the data dir, one the kiosk uses for nothing"
+        " else (a restore moves files within the data dir and the config folder only); restore"
+        " such a gate by hand as docs/operations.md, Backups, says; nothing was changed"
+    )
 
 
 def _under(path: Path, data: Path) -> str | None:
@@ -766,18 +801,31 @@ def _set_aside(members: Iterable[str], target: str, in_use: str | None) -> tuple
     return tuple(names)
 
 
-def _config_read(config_file: Path, whose: str) -> KioskConfig | None:
+def _config_read(
+    config_file: Path, whose: str, shown: str | None = None, *, data: Path | None = None
+) -> KioskConfig | None:
     """The config at ``config_file``, None when there is none; one there that cannot be
     read or does not load refuses the restore (exit 2): where the event log is
-    (``store.path``) is not known."""
+    (``store.path``) is not known. ``whose`` and ``shown`` (its path, else another name for
+    it) name it; with ``data`` (this Pi's config) the message says the way on: that config
+    moved aside, this Pi's log is the default one."""
     if not os.path.lexists(config_file):
         return None
     try:
         return load_verb_config(str(config_file))
     except (UsageError, PermissionError) as exc:
+        shown = shown or str(config_file)
+        why = str(exc).replace(str(config_file), shown)
+        way = (
+            f"; to restore anyway, move it aside (sudo mv {config_file} {config_file}.broken)"
+            f" and run the restore again: this Pi's log is then taken to be {data / 'kiosk.db'}"
+            " (the default), and the archive's config, when it brings one, takes its place"
+            if data is not None
+            else ""
+        )
         raise UsageError(
-            f"{whose} {config_file} cannot be read ({exc}): it says where the kiosk's event"
-            " log is (store.path); nothing was changed"
+            f"{whose} {shown} cannot be read ({why}): it says where the kiosk's event log is"
+            f" (store.path); nothing was changed{way}"
         ) from None
 
 
