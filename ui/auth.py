@@ -1005,6 +1005,14 @@ class GuardAuth:
         self.refused_rows = RefusedRows(clock)
 
     def current(self, request: Request) -> Session | None:
+        """The session ``request`` acts under, or None; its ``sid`` is kept on the request
+        (``request.state.session_sid``: a console banner is shown only to it,
+        ``ui.guard.deps.signed_flash``)."""
+        session = self._current(request)
+        request.state.session_sid = None if session is None else session.sid
+        return session
+
+    def _current(self, request: Request) -> Session | None:
         cookie = request.cookies.get(COOKIE)
         signed = self.sessions.signed(cookie)
         if signed is None:

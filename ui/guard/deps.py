@@ -35,7 +35,7 @@ from collections.abc import Callable, Collection, Coroutine, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, HTTPException, Request
@@ -633,7 +633,8 @@ def done(
     ``COUNTED_MESSAGES`` one says (sent in the address, a JSON answer's ``n``)."""
     if wants_json(request):
         return JSONResponse({"ok": True} if n is None else {"ok": True, "n": n})
-    return flash_to(target, {"msg": message} if n is None else {"msg": message, "n": str(n)})
+    shown = {"msg": message} if n is None else {"msg": message, "n": str(n)}
+    return flash_to(request, target, shown)
 
 
 def ok_text(lang: str, msg: str | None, n: str | None) -> str | None:
@@ -668,50 +669,87 @@ def decided(request: Request, target: str, outcome: Outcome) -> Response:
     return fail(request, target, BadInput(key))
 
 
-def fail(request: Request, target: str, problem: BadInput, *, refused: bool = False) -> Response:
+def fail(
+    request: Request,
+    target: str,
+    problem: BadInput,
+    *,
+    refused: bool = False,
+    session: Session | None = None,
+) -> Response:
     """Back to the form with the problem in the guard's language. ``refused``: nothing was
     done (the page may put back what was typed, ``flash_refused``); else the action was
-    taken, the problem is about how it ended (a gate that did not open, a record held)."""
+    taken, the problem is about how it ended (a gate that did not open, a record held).
+    ``session``: the one the banner is for when it is not the request's (just signed in)."""
     text = problem.text(guard(request).lang(request))
     if wants_json(request):
         return JSONResponse({"ok": False, "error": text}, status_code=400)
     if problem.shown is not None:
         return problem.shown(text)
     text = text[:300]
-    return flash_to(target, {"err": text, "refused": "1"} if refused else {"err": text})
+    shown = {"err": text, "refused": "1"} if refused else {"err": text}
+    return flash_to(request, target, shown, session)
 
 
 #: A banner's parameters in a page's address (``flash_to``): a done note (``msg``, with the
 #: count it says, ``n``) or a problem (``err``, ``refused=1`` when nothing was done). A page
-#: shows them only with the ``sig`` this process signed all of them with, together: a link
-#: from anyone else cannot put words in the console's banners, nor say something was done.
+#: shows them only with the ``sig`` this process signed all of them with, together with the
+#: session they were written for, the page they were sent to and when: a link from anyone
+#: else cannot put words in the console's banners, nor say something was done, and an
+#: address seen once (a shared tablet's history, a photo) says nothing to another session,
+#: on another page, or after ``FLASH_LIFETIME_S``.
 FLASH_FIELDS = ("msg", "n", "err", "refused")
+#: Seconds a banner's address shows it after the action (a page opened later shows none).
+FLASH_LIFETIME_S = 300
 _FLASH_KEY = secrets.token_bytes(32)
 
 
-def flash_to(target: str, shown: dict[str, str]) -> RedirectResponse:
+def flash_to(
+    request: Request, target: str, shown: dict[str, str], session: Session | None = None
+) -> RedirectResponse:
     """Back to ``target`` (303) with the banner ``shown`` (of ``FLASH_FIELDS``) and its
-    signature; the one way a page's address is given a banner."""
+    signature, for the session ``request`` acts under (``session``: one just signed in);
+    the one way a page's address is given a banner. No session: no banner."""
+    sid = session.sid if session is not None else getattr(request.state, "session_sid", None)
+    if not sid:
+        return RedirectResponse(target, status_code=303)
+    issued = _flash_clock(request)
+    sig = flash_sig(sid, urlsplit(target).path, issued, shown)
     sep = "&" if "?" in target else "?"
     fields = "&".join(f"{name}={quote(value, safe='')}" for name, value in shown.items())
-    return RedirectResponse(f"{target}{sep}{fields}&sig={flash_sig(shown)}", status_code=303)
+    return RedirectResponse(f"{target}{sep}{fields}&sig={sig}.{issued}", status_code=303)
 
 
-def flash_sig(shown: dict[str, str]) -> str:
+def _flash_clock(request: Request) -> int:
+    """Seconds on this process's monotonic clock (a banner's issue time: the key is this
+    process's too)."""
+    return guard(request).core.clock.monotonic_ns() // 10**9
+
+
+def flash_sig(sid: str, path: str, issued: int, shown: dict[str, str]) -> str:
     """The signature of a banner's parameters, all of them at once (a count or a refusal
-    cannot be added to, or taken from, another's)."""
-    signed = json.dumps(sorted(shown.items()))
+    cannot be added to, or taken from, another's), for session ``sid``, page ``path``,
+    issued at ``issued``."""
+    signed = json.dumps([sid, path, issued, sorted(shown.items())])
     return hmac.new(_FLASH_KEY, signed.encode(), hashlib.sha256).hexdigest()[:32]
 
 
 def signed_flash(request: Request) -> dict[str, str]:
     """The banner's parameters (``FLASH_FIELDS``) of ``request``'s address when this process
-    signed them (``flash_to``); none at all otherwise (no ``sig``, another one, a parameter
-    added or changed: a link's, an edited address, a page of before a restart)."""
+    signed them (``flash_to``) for this request's session and page, at most
+    ``FLASH_LIFETIME_S`` ago; none at all otherwise (no ``sig``, another one, a parameter
+    added or changed: a link's, an edited address, another session's or page's, one too
+    old, a page of before a restart, no session)."""
     params = request.query_params
     shown = {name: params[name] for name in FLASH_FIELDS if name in params}
-    sig = params.get("sig") or ""
-    if not shown or not hmac.compare_digest(sig.encode(), flash_sig(shown).encode()):
+    sid = getattr(request.state, "session_sid", None)
+    mac, _, issued = (params.get("sig") or "").partition(".")
+    if not shown or not sid or not (issued.isascii() and issued.isdigit() and len(issued) < 16):
+        return {}
+    if not 0 <= _flash_clock(request) - int(issued) <= FLASH_LIFETIME_S:
+        return {}
+    expected = flash_sig(sid, request.url.path, int(issued), shown)
+    if not hmac.compare_digest(mac.encode(), expected.encode()):
         return {}
     return shown
 

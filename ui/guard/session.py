@@ -21,6 +21,7 @@ from ui.auth import (
     Session,
     client_addr,
     same_origin,
+    set_private_cookie,
 )
 from ui.guard import deps
 from ui.guard.community import common as community_words
@@ -40,6 +41,11 @@ from ui.views import secure_headers
 
 log = logging.getLogger(__name__)
 router = room("/guard")
+
+#: The sign-out's "You are signed out" note: a one-time cookie the sign-out sets for the
+#: sign-in page (``BYE_PATH``), never a parameter of its address (a link could show it).
+BYE_COOKIE = "kiosk_bye"
+BYE_PATH = "/guard/login"
 
 
 def login_form(
@@ -66,7 +72,7 @@ def login_form(
             "next": safe_next(request.query_params.get("next")),
             "error": error,
             "other_lang": "en" if lang == "zh-CN" else "zh-CN",
-            "logged_out": request.query_params.get("bye") == "1",
+            "logged_out": request.cookies.get(BYE_COOKIE) == "1",
             "resume": resume if left_s else "",
             "resume_min": (left_s + 59) // 60,
             "lapsed": None if lapsed is None else lapsed_problem(lapsed).text(lang),
@@ -75,6 +81,8 @@ def login_form(
         status_code=status,
     )
     response.headers["Cache-Control"] = "no-store"
+    if BYE_COOKIE in request.cookies:  # said once
+        response.delete_cookie(BYE_COOKIE, path=BYE_PATH)
     remember_lang(request, response)
     return secure_headers(response)
 
@@ -153,11 +161,17 @@ async def login(request: Request, g: GuardDep) -> Response:
         response: Response = await resume_page(request, g, session, pending)
     elif lapsed is not None:  # too late: said, never dropped without a word
         response = deps.fail(
-            request, safe_next(str(form.get("next") or "")), lapsed_problem(lapsed)
+            request,
+            safe_next(str(form.get("next") or "")),
+            lapsed_problem(lapsed),
+            session=session,
         )
     elif held:  # said on the console: signed in, and why the sign-in is not on disk yet
         response = deps.fail(
-            request, safe_next(str(form.get("next") or "")), BadInput("login.held")
+            request,
+            safe_next(str(form.get("next") or "")),
+            BadInput("login.held"),
+            session=session,
         )
     else:
         response = RedirectResponse(safe_next(str(form.get("next") or "")), status_code=303)
@@ -326,7 +340,7 @@ async def resume_page(request: Request, g: Guard, session: Session, cut_off: Res
         try:
             whom = await asyncio.to_thread(whom_drawn, g, session, lang, value, decision)
         except BadInput as problem:
-            return deps.fail(request, "/guard", problem)
+            return deps.fail(request, "/guard", problem, session=session)
     return g.render(
         request,
         "guard_resume.html",
@@ -352,6 +366,9 @@ async def logout(request: Request, session: ActionSession, g: GuardDep) -> Respo
     except StoreFault:
         if not hold_request_row(request, g):  # signed out all the same
             log.warning("sign-out not on record: storage failed and no room to hold its row")
-    response = RedirectResponse("/guard/login?bye=1", status_code=303)
+    response = RedirectResponse(BYE_PATH, status_code=303)
     g.auth.clear_cookie(response)
+    set_private_cookie(
+        response, request, BYE_COOKIE, "1", path=BYE_PATH, max_age=deps.FLASH_LIFETIME_S
+    )
     return response
