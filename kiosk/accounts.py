@@ -47,6 +47,9 @@ _SCRYPT_MAXMEM = 256 * 1024 * 1024
 
 NAME_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}\Z")
 
+#: The name an account's audit row is about (``add``, ``disable``: their ``detail``).
+_NAME_OF = "json_extract(detail, '$.name')"
+
 MIGRATIONS = sql_migrations(
     "kiosk.accounts",
     m001_guard_accounts="""
@@ -61,17 +64,41 @@ MIGRATIONS = sql_migrations(
     );
     CREATE INDEX idx_guard_sessions_revoked_kept_until ON guard_sessions_revoked (kept_until);
     """,
+    # Where an account of a name begins (``ACCOUNT_SINCE``): its removals and its adds by the
+    # name, each one probe of an index, not a scan of every audit row ever written. Only rows
+    # whose detail is JSON are in them (a row edited by hand into anything else is none of a
+    # name's, and never fails this migration nor the read).
+    m003_account_rows=f"""
+    CREATE INDEX audit_account_removals ON audit ({_NAME_OF})
+        WHERE action = 'guard_account_disabled' AND json_valid(detail);
+    CREATE INDEX audit_account_adds ON audit ({_NAME_OF})
+        WHERE action = 'guard_account_set' AND json_valid(detail)
+    """,
 )
 
-#: Where an account of a name begins (``Account.since``): the audit ``seq`` of the name's last
-#: removal (``kiosk guard remove``: its ``guard_account_disabled`` row), 0 when it was never
-#: removed. What the audit recorded of that name at a lower ``seq`` (a removal of a shift of
-#: hers: ``kiosk.roster.Roster.barred``) was another account's. An order the log keeps (a
-#: backup restored keeps it), not a clock's reading: a clock reading ahead or stepped back
-#: when an account was made or reset moves no boundary. Its one argument: the name.
+#: Where an account of a name begins (``Account.since``): the audit ``seq`` of the write that
+#: created it (``kiosk guard add``: its ``guard_account_set`` row, written in the transaction
+#: that adds the account) the first after the name's last removal (``kiosk guard remove``: its
+#: ``guard_account_disabled`` row); that removal's ``seq`` while the name is not added again;
+#: 0 when the name was never removed. What the audit recorded of that name at a lower ``seq``
+#: (a removal of a shift of hers: ``kiosk.roster.Roster.barred``) was another account's, or,
+#: between the removal and the new add, nobody's now (an admin tidying the old guard's
+#: shifts). A password reset or role change writes another ``guard_account_set`` row: the
+#: first one after the removal stays the start, so the guard keeps her bars. An order the
+#: log keeps (a backup restored keeps it), not a clock's reading: a clock reading ahead or
+#: stepped back when an account was made or reset moves no boundary. A row whose detail is
+#: not JSON (edited by hand: the detail is a personal field) is none of any name's
+#: (``json_valid``): read, it would fail every sign-in. Its one argument: the name. By the
+#: indexes of ``m003_account_rows``.
 ACCOUNT_SINCE = (
-    "(select coalesce(max(seq), 0) from audit where action = 'guard_account_disabled'"
-    " and json_extract(detail, '$.name') = ?)"
+    "(select case when gone.seq = 0 then 0 else coalesce((select min(added.seq) from audit"  # noqa: S608
+    " added where added.action = 'guard_account_set' and json_valid(added.detail)"
+    f" and {_NAME_OF.replace('detail', 'added.detail')} = gone.name"
+    " and added.seq > gone.seq), gone.seq) end"
+    " from (select asked.name, (select coalesce(max(removed.seq), 0) from audit removed"
+    " where removed.action = 'guard_account_disabled' and json_valid(removed.detail)"
+    f" and {_NAME_OF.replace('detail', 'removed.detail')} = asked.name) as seq"
+    " from (select ? as name) asked) gone)"
 )
 
 #: Signed-out sessions kept on record at most (the ones nearest their end go first). Each one
@@ -165,8 +192,8 @@ class Account:
     source: Literal["secret", "table"]
     #: ``credential_of`` its password hash ("" when not read from the store).
     credential: str = field(default="", compare=False)
-    #: Where this account begins (``ACCOUNT_SINCE``: kept across a new password or role,
-    #: new once the name is added again after it was removed): a shift's removal recorded
+    #: Where this account begins (``ACCOUNT_SINCE``: the write that added it after its
+    #: name's last removal; kept across a new password or role): a shift's removal recorded
     #: before it was another account's of that name (``kiosk.roster.Roster.barred``). 0: the
     #: name never removed (and the secret's, not read from the store).
     since: int = field(default=0, compare=False)

@@ -797,9 +797,10 @@ class Roster:
         shift); a shift removed another day (a wrong day rostered) bars nothing outside its
         own span; one moved by removing and adding it again bars nothing the new one holds.
         A removal recorded before the evening of 2026-12-07 names no guard and bars none;
-        one the audit recorded before the guard's name was last removed (``ACCOUNT_SINCE``:
-        its ``seq``, no clock's reading; the name given to a new volunteer) was another
-        account's and bars none. The bar found names the account it bars (``account``).
+        one the audit recorded before the guard's account was added after her name was last
+        removed (``ACCOUNT_SINCE``: its ``seq``, no clock's reading; the name given to a new
+        volunteer) was another account's, or nobody's now, and bars none. The bar found
+        names the account it bars (``account``).
         A removal's row whose times are no times is skipped (``_readable``: logged once), the
         others judged: ``StoreFault`` when they bar nothing (the last answer stands), and for
         a shift's row whose times are no times (``_row_times``).

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
 import pytest
+from sqlite_utils.migrations import Migrations
 from starlette.requests import Request
 
 from checkpoint.cli import main
@@ -119,6 +120,31 @@ def test_disabled_account_can_no_longer_sign_in(store, clock):
     assert accs.get("bob") is None
     assert accs.authenticate("bob", "pw-123456") is None
     assert not accs.disable("bob", actor="root")
+
+
+def test_a_log_with_a_removal_row_edited_by_hand_upgrades_and_signs_in(data_dir, clock):
+    """A log written before ``m003_account_rows`` holding a removal row whose detail was
+    edited by hand into text that is not JSON: the new indexes leave that row out (creating
+    them does not fail on it), and the names' sign-ins go on (the row is nobody's)."""
+    before = Migrations("kiosk.accounts")
+    before._migrations = accounts.MIGRATIONS._migrations[:2]  # the two before m003
+    path = data_dir / "k.db"
+    with EventLog(path, "gate-1", clock, migrations=[before]) as old:
+        accs = AccountStore(old, now=clock.now)
+        for name in ("carol", "dave"):
+            accs.add(name, "guard", hash_password("pw-123456", n=FAST), actor="root")
+        assert accs.disable("carol", actor="root")
+        old.submit(
+            lambda db: db.execute(
+                "update audit set detail = 'carol left' where action = 'guard_account_disabled'"
+            )
+        )
+    with EventLog(path, "gate-1", clock, migrations=[accounts.MIGRATIONS]) as log:
+        indexes = {i.name for i in log.reader()["audit"].indexes}
+        assert {"audit_account_removals", "audit_account_adds"} <= indexes
+        accs = AccountStore(log)
+        assert accs.authenticate("dave", "pw-123456") == Account("dave", "guard", "table")
+        assert (accs.since("carol"), accs.since("dave")) == (0, 0)
 
 
 def test_secret_accounts_win_and_cannot_be_overwritten_from_the_table(store):

@@ -16,7 +16,7 @@ import logging
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from guard_support import TEST_SCRYPT_N, signed_in
+from guard_support import ADMIN_PW, GUARD_PW, TEST_SCRYPT_N, signed_in
 from test_shift_removed_session import (
     BOB_PW,
     _add,
@@ -153,6 +153,95 @@ def test_a_bar_made_after_the_new_account_is_its_own(app, admin, core, clock):
     _bob(core)
     clock.advance(60)
     _bobs_day_removed_bars_him(app, admin, core)
+
+
+def test_a_removed_guards_shift_tidied_away_bars_no_new_volunteer(app, admin, core, clock):
+    """bob left: the admin removes his account, then his shift from the roster (tidying);
+    a new volunteer given the name 'bob' is signed in, not refused and told of the old
+    guard's shift (fx32roster2 began her account at the name's last removal, so the tidying
+    removal, recorded after it, was read as hers). Her account begins at the write that
+    added it; a removal of a shift of hers after that is hers."""
+    _bob(core)
+    _add(admin, "bob", "2026-02-12T08:00", "2026-02-12T16:00")
+    core.accounts.disable("bob", "root")
+    clock.advance(60)
+    [day] = _bobs_shift(core)
+    _remove(admin, day)
+    clock.advance(600)
+    _bob(core)
+    clock.advance(60)
+    _, signed = _sign_in(app, "bob", BOB_PW)
+    assert signed.url.path == "/guard", _refusal(signed)
+    _bobs_day_removed_bars_him(app, admin, core)
+
+
+def test_a_reset_after_the_new_account_keeps_its_bars(app, admin, core, clock):
+    """The new bob's own removal bars her through a new password (another
+    ``guard_account_set`` row: the first after the name's removal is where she begins)."""
+    _bob(core)
+    core.accounts.disable("bob", "root")
+    clock.advance(60)
+    _bob(core)
+    _add(admin, "bob", "2026-02-12T08:00", "2026-02-12T16:00")
+    [day] = _bobs_shift(core)
+    _remove(admin, day)
+    clock.advance(60)
+    _bob(core)  # a new password
+    _, refused = _sign_in(app, "bob", BOB_PW)
+    assert refused.status_code == 403 and "was removed by root" in _refusal(refused)
+
+
+def _hand_edit(core, action: str, detail: str) -> None:
+    core.store.submit(
+        lambda db: db.execute("update audit set detail = ? where action = ?", [detail, action])
+    )
+
+
+def test_a_removal_row_edited_by_hand_fails_no_sign_in(app, admin, core, clock):
+    """carol, who left, was removed; her ``guard_account_disabled`` row's detail (a personal
+    field, so rewritable) edited by hand into text that is not JSON: every sign-in and every
+    signed-in guard's page answered 500 (sqlite's "malformed JSON"). The row is nobody's."""
+    pw = hash_password(BOB_PW, n=TEST_SCRYPT_N)
+    core.accounts.add("carol", "guard", pw, "root")
+    core.accounts.add("dave", "guard", pw, "root")
+    core.accounts.disable("carol", "root")
+    with signed_in(app, "alice") as tablet:
+        _hand_edit(core, "guard_account_disabled", "carol left (edited)")
+        assert tablet.get("/guard", follow_redirects=False).status_code == 200
+    for name, password in (("alice", GUARD_PW), ("dave", BOB_PW), ("root", ADMIN_PW)):
+        _, signed = _sign_in(app, name, password)
+        assert signed.url.path == "/guard", (name, signed.status_code)
+    assert admin.get("/guard/community/handover").status_code == 200
+    assert core.accounts.since("carol") == 0  # her row is none of her name's now
+
+
+def test_a_removal_row_edited_by_hand_lifts_no_bar(app, admin, core, clock):
+    """A bad row read as nobody's: the name's account begins where it did before any
+    removal, so the old guard's bars still bar the name added again (never a pass)."""
+    _bob(core)
+    _add(admin, "bob", "2026-02-12T08:00", "2026-02-12T16:00")
+    [day] = _bobs_shift(core)
+    _remove(admin, day)
+    core.accounts.disable("bob", "root")
+    _hand_edit(core, "guard_account_disabled", "bob left (edited)")
+    clock.advance(600)
+    _bob(core)
+    _, refused = _sign_in(app, "bob", BOB_PW)
+    assert refused.status_code == 403 and "was removed by root" in _refusal(refused)
+
+
+def test_where_an_account_begins_is_read_by_the_indexes_of_its_name(core):
+    """Every request of a guard's console reads where her account begins
+    (``ACCOUNT_SINCE``): by the indexes of the name's removals and adds, not a scan of the
+    audit's every removal or every add of every name."""
+    from kiosk.accounts import ACCOUNT_SINCE
+
+    sql = f"explain query plan select {ACCOUNT_SINCE}"
+    plan = [str(row[-1]) for row in core.store.reader().execute(sql, ["bob"])]
+    assert any("USING INDEX audit_account_removals (<expr>=?)" in r for r in plan), plan
+    assert any("USING INDEX audit_account_adds (<expr>=? AND rowid>?)" in r for r in plan), plan
+    scans = [r for r in plan if r.startswith("SCAN")]
+    assert set(scans) <= {"SCAN CONSTANT ROW", "SCAN asked"}, plan  # the name asked, no row
 
 
 def _edit_shift(core, shift_id: int, column: str, value) -> None:

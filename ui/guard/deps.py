@@ -190,8 +190,9 @@ def barred(
     shift's removal judges it (``kiosk.roster.Roster.shift_ended``): a gate hours without
     network keeps its bars; one that reads ahead of that time (a fast clock, a hand mis-set
     saved) is judged at that time (``kiosk.clock.earliest``): it neither lifts a bar early
-    nor brings a later one on. A removal recorded before the name was last removed was
-    another account's and bars none (the roster's read: ``kiosk.accounts.ACCOUNT_SINCE``).
+    nor brings a later one on. A removal recorded before the account was added (after the
+    name was last removed) was another account's and bars none (the roster's read:
+    ``kiosk.accounts.ACCOUNT_SINCE``).
     Blocking: a read or two."""
     if is_admin(core, name):
         return None
