@@ -221,9 +221,8 @@ def _gate(asked: list[date], *, refused=None, failing=None, status=500, down=Non
     return httpx.Client(transport=httpx.MockTransport(answer))
 
 
-def test_the_collectors_status_says_the_day_kept_and_the_past_day_refused(monkeypatch):
-    """Today kept, two days ago refused: the status said no report day and the undeclared
-    compound was never noticed while the refusal stood; now both, and the refusal too."""
+def _status_after(monkeypatch, **gate) -> tuple:
+    """The collector's status after one round of reports from a gate (``_gate``'s options)."""
     clock = FakeClock(start=datetime(2026, 3, 5, 4, 0, tzinfo=UTC))
     monkeypatch.setenv("GATE_TOKEN", "t" * 20)
     config = CollectorConfig.model_validate(
@@ -231,16 +230,21 @@ def test_the_collectors_status_says_the_day_kept_and_the_past_day_refused(monkey
     )
     kept, asked = _Kept(), []
     collector = Collector(
-        config, "postgresql://office/unused", clock=clock,
-        client=_gate(asked, refused=_TODAY - timedelta(days=2)),
+        config, "postgresql://office/unused", clock=clock, client=_gate(asked, **gate),
         target_factory=lambda dsn: kept, monotonic=lambda: clock.monotonic_ns() / 1e9,
     )  # fmt: skip
     try:
         collector._declared = {"other"}
         collector._reports(config.kiosks[0], "t" * 20, "http://gate-1.lan:8000", "gate-1")
-        status = collector.statuses()[0]
+        return collector.statuses()[0], kept, asked
     finally:
         collector.client.close()
+
+
+def test_the_collectors_status_says_the_day_kept_and_the_past_day_refused(monkeypatch):
+    """Today kept, two days ago refused: the status said no report day and the undeclared
+    compound was never noticed while the refusal stood; now both, and the refusal too."""
+    status, kept, _ = _status_after(monkeypatch, refused=_TODAY - timedelta(days=2))
     assert status.report_day == _TODAY.isoformat() and status.last_report_at is not None
     assert "day=2026-03-03" in (status.report_error or "")
     assert status.compound_error == "undeclared compound eats from gate gate-1"
@@ -265,26 +269,6 @@ def test_a_network_failure_on_a_past_day_still_stops_the_round():
     with _gate(asked, down=down) as client, pytest.raises(PullError, match="ConnectError"):
         collect_reports(client, kept, "http://gate-1", "gate-1", "t" * 20, days=4)
     assert asked == [_TODAY, down] and kept.days == [_TODAY]
-
-
-def _status_after(monkeypatch, **gate) -> tuple:
-    """The collector's status after one round of reports from a gate (``_gate``'s options)."""
-    clock = FakeClock(start=datetime(2026, 3, 5, 4, 0, tzinfo=UTC))
-    monkeypatch.setenv("GATE_TOKEN", "t" * 20)
-    config = CollectorConfig.model_validate(
-        {"kiosks": [{"url": "http://gate-1.lan:8000", "token_env": "GATE_TOKEN"}]}
-    )
-    kept, asked = _Kept(), []
-    collector = Collector(
-        config, "postgresql://office/unused", clock=clock, client=_gate(asked, **gate),
-        target_factory=lambda dsn: kept, monotonic=lambda: clock.monotonic_ns() / 1e9,
-    )  # fmt: skip
-    try:
-        collector._declared = {"other"}
-        collector._reports(config.kiosks[0], "t" * 20, "http://gate-1.lan:8000", "gate-1")
-        return collector.statuses()[0], kept, asked
-    finally:
-        collector.client.close()
 
 
 def test_a_network_failure_on_a_past_day_keeps_todays_status_and_names_the_day(monkeypatch):
