@@ -584,8 +584,8 @@ class Collector:
                     deadline_s=self.request_deadline_s,
                     now=self.clock.now() if self.clock.synced() else None,
                 )
-            day = got.today  # kept, also beside a past day refused (its report_error)
-            error = None if got.refused is None else clipped(str(got.refused))
+            day = got.today  # kept, also beside a past day refused or failing (report_error)
+            error = None if got.error is None else clipped(got.error)
         except PgError:
             raise
         except PullError as exc:

@@ -265,7 +265,8 @@ def _rule(
         if zone is not None:
             told[g] = (held[g], zone)
     rule = _Rule(disagree=[], unknown=[g for g in gates if g not in told])
-    left_out = [int(p.quota.get("changes_left_out") or 0) for p, _ in told.values() if p.quota]
+    quotas = [held[g].quota for g in gates if g in held]  # a zone unknown here too
+    left_out = [int(q.get("changes_left_out") or 0) for q in quotas if q]
     rule.left_out = max(left_out, default=0) or None
     rules = [(p.quota or {}, zone) for p, zone in told.values()]
     agree = all(

@@ -340,20 +340,22 @@ def _fetch(
 ) -> _Report:
     url = base + "/api/v1/stats"
     params = {"day": day.isoformat()} if day is not None else {}
+    asked = url if day is None else f"{url}?day={day.isoformat()}"  # every error names it
     headers = {"Authorization": f"Bearer {token}", **PLAIN_JSON}
     try:
         status, answer_headers, body = fetch_bounded(
             client, url, params, headers, cap=MAX_BODY_BYTES, deadline_s=deadline_s
         )
     except httpx.HTTPError as exc:
-        raise PullError(f"{url}: {type(exc).__name__}") from None
+        raise PullError(f"{asked}: {type(exc).__name__}") from None
+    except PullError as exc:  # the deadline's, an answer too large: "URL: why", by the day
+        raise PullError(asked + str(exc).removeprefix(url)) from None
     values = json_values(body)
     if values > MAX_REPORT_VALUES:
         raise PullError(
-            f"{url}: HTTP {status}, an answer of up to {values:,} JSON values, more than the"
+            f"{asked}: HTTP {status}, an answer of up to {values:,} JSON values, more than the"
             f" {MAX_REPORT_VALUES:,} a report is parsed with (not a kiosk?)"
         )
-    asked = url if day is None else f"{url}?day={day.isoformat()}"
     if status != 200:  # the gate's answer for that day: its error, no report
         raise RefusedReport(f"{asked}: {status_words(status, answer_headers, body)}")
     try:
@@ -390,11 +392,18 @@ class RefusedReport(PullError):
 
 @dataclass(frozen=True, slots=True)
 class Collected:
-    """What ``collect_gate_reports`` kept of a gate: its today (kept), and the first of its
-    past days' answers refused (``RefusedReport``), None when none was."""
+    """What ``collect_gate_reports`` kept of a gate: its today (kept), the first of its
+    past days' answers refused (``RefusedReport``), None when none was, and the failure
+    (network, deadline) that stopped the round on a past day, None when none did."""
 
     today: date
     refused: RefusedReport | None = None
+    failed: PullError | None = None
+
+    @property
+    def error(self) -> str | None:
+        """The refusal and the failure, each naming its day; None when neither."""
+        return "; ".join(str(e) for e in (self.refused, self.failed) if e is not None) or None
 
 
 class _Asking(TypedDict, total=False):
@@ -409,11 +418,12 @@ def collect_reports(
     client: httpx.Client, target: ReportTarget, base: str, kiosk_id: str, token: str,
     **asking: Unpack[_Asking],
 ) -> date:  # fmt: skip
-    """``collect_gate_reports``, its past day's refusal raised once the rest is kept. Returns
-    the gate's today."""
+    """``collect_gate_reports``, its past day's failure or else its refusal raised once the
+    rest is kept. Returns the gate's today."""
     got = collect_gate_reports(client, target, base, kiosk_id, token, **asking)
-    if got.refused is not None:
-        raise got.refused
+    for error in (got.failed, got.refused):
+        if error is not None:
+            raise error
     return got.today
 
 
@@ -444,7 +454,9 @@ def collect_gate_reports(
     A past day's report refused (``RefusedReport``: an HTTP error status too) is that day's
     alone: the days before it are fetched and kept all the same, the refusal returned with
     today (until 2026-12-07 it stopped the round, and the days before it were never asked
-    while it stood). A network failure or a deadline stops the round (``PullError``)."""
+    while it stood). A network failure or a deadline on today raises (``PullError``); on a
+    past day it stops the round, returned with today (``Collected.failed``: until 2026-12-07
+    it was raised, today kept but not said)."""
     first = _fetch(client, base, token, None, deadline_s)
     today = first.day
     if now is not None:
@@ -460,6 +472,8 @@ def collect_gate_reports(
             except RefusedReport as exc:  # that day's: the days before it are kept all the same
                 refused = refused or exc
                 continue
+            except PullError as exc:  # the gate or the network down: the rest of it next round
+                return Collected(today, refused, exc)
             target.write_gate_report(kiosk_id, day, got.zone, got.figures, got.unsynced == 0)
     return Collected(today, refused)
 

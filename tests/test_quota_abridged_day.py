@@ -23,9 +23,15 @@ from kiosk.config.fleet import CollectorConfig
 from kiosk.config.policy import QuotaConfig
 from kiosk.stats import ABRIDGED_QUOTA_CHANGES, MAX_QUOTA_CHANGES, _exits_section
 from office.collector import Collector
-from office.compounds import _compound_exits, _given, _roll_up
+from office.compounds import GatePolicy, _compound_exits, _given, _roll_up, _rule
 from office.district import district_csv
-from office.gatereports import MAX_LEFT_OUT, collect_reports, gate_policy
+from office.gatereports import (
+    MAX_BODY_BYTES,
+    MAX_LEFT_OUT,
+    collect_gate_reports,
+    collect_reports,
+    gate_policy,
+)
 from office.pull import PullError
 
 _ONE = QuotaConfig(enabled=True, exits=1, period_days=1, roles=("resident",))
@@ -215,9 +221,8 @@ def _gate(asked: list[date], *, refused=None, failing=None, status=500, down=Non
     return httpx.Client(transport=httpx.MockTransport(answer))
 
 
-def test_the_collectors_status_says_the_day_kept_and_the_past_day_refused(monkeypatch):
-    """Today kept, two days ago refused: the status said no report day and the undeclared
-    compound was never noticed while the refusal stood; now both, and the refusal too."""
+def _status_after(monkeypatch, **gate) -> tuple:
+    """The collector's status after one round of reports from a gate (``_gate``'s options)."""
     clock = FakeClock(start=datetime(2026, 3, 5, 4, 0, tzinfo=UTC))
     monkeypatch.setenv("GATE_TOKEN", "t" * 20)
     config = CollectorConfig.model_validate(
@@ -225,16 +230,21 @@ def test_the_collectors_status_says_the_day_kept_and_the_past_day_refused(monkey
     )
     kept, asked = _Kept(), []
     collector = Collector(
-        config, "postgresql://office/unused", clock=clock,
-        client=_gate(asked, refused=_TODAY - timedelta(days=2)),
+        config, "postgresql://office/unused", clock=clock, client=_gate(asked, **gate),
         target_factory=lambda dsn: kept, monotonic=lambda: clock.monotonic_ns() / 1e9,
     )  # fmt: skip
     try:
         collector._declared = {"other"}
         collector._reports(config.kiosks[0], "t" * 20, "http://gate-1.lan:8000", "gate-1")
-        status = collector.statuses()[0]
+        return collector.statuses()[0], kept, asked
     finally:
         collector.client.close()
+
+
+def test_the_collectors_status_says_the_day_kept_and_the_past_day_refused(monkeypatch):
+    """Today kept, two days ago refused: the status said no report day and the undeclared
+    compound was never noticed while the refusal stood; now both, and the refusal too."""
+    status, kept, _ = _status_after(monkeypatch, refused=_TODAY - timedelta(days=2))
     assert status.report_day == _TODAY.isoformat() and status.last_report_at is not None
     assert "day=2026-03-03" in (status.report_error or "")
     assert status.compound_error == "undeclared compound eats from gate gate-1"
@@ -259,3 +269,60 @@ def test_a_network_failure_on_a_past_day_still_stops_the_round():
     with _gate(asked, down=down) as client, pytest.raises(PullError, match="ConnectError"):
         collect_reports(client, kept, "http://gate-1", "gate-1", "t" * 20, days=4)
     assert asked == [_TODAY, down] and kept.days == [_TODAY]
+
+
+def test_a_network_failure_on_a_past_day_keeps_todays_status_and_names_the_day(monkeypatch):
+    """Today kept, then the network failed on a past day: the status had no report day, the
+    undeclared compound went unnoticed and the error named no day (review rv32quota2)."""
+    down = _TODAY - timedelta(days=2)
+    status, kept, asked = _status_after(monkeypatch, down=down)
+    assert kept.days == [_TODAY, _TODAY - timedelta(days=1)] and asked[-1] == down
+    assert status.report_day == _TODAY.isoformat() and status.last_report_at is not None
+    assert status.compound_error == "undeclared compound eats from gate gate-1"
+    assert status.report_error == f"http://gate-1.lan:8000/api/v1/stats?day={down}: ConnectError"
+
+
+def test_a_refused_day_and_a_network_failure_after_it_are_both_said(monkeypatch):
+    refused, down = _TODAY - timedelta(days=1), _TODAY - timedelta(days=3)
+    status, kept, _ = _status_after(monkeypatch, refused=refused, down=down)
+    assert kept.days == [_TODAY, _TODAY - timedelta(days=2)]
+    assert status.report_day == _TODAY.isoformat()
+    error = status.report_error or ""
+    assert f"day={refused}: not a daily report" in error and f"day={down}: ConnectError" in error
+
+
+@pytest.mark.parametrize("answer", ["timeout", "too large"])
+def test_a_past_days_failure_names_the_day(answer):
+    """A past day's timeout or oversized answer stops the round, today kept, its message
+    naming the day asked for (it named the bare url)."""
+
+    def reply(request: httpx.Request) -> httpx.Response:
+        day = request.url.params.get("day")
+        if day is None:
+            today = {"day": _TODAY.isoformat(), "timezone": TZ, "community": {}}
+            return httpx.Response(200, json=today)
+        if answer == "timeout":
+            raise httpx.ReadTimeout("no answer", request=request)
+        return httpx.Response(200, content=b" " * (MAX_BODY_BYTES + 1))
+
+    kept = _Kept()
+    with httpx.Client(transport=httpx.MockTransport(reply)) as client:
+        got = collect_gate_reports(client, kept, "http://gate-1", "gate-1", "t" * 20, days=3)
+    assert kept.days == [_TODAY] and got.today == _TODAY and got.refused is None
+    assert str(got.failed).startswith(f"http://gate-1/api/v1/stats?day={_TODAY - timedelta(1)}:")
+
+
+@pytest.mark.parametrize("zone", ["Mars/Olympus", "Asia"])
+def test_an_abridged_gate_of_a_zone_unknown_here_still_says_its_rules_left_out(zone):
+    """A gate whose zone this office's tzdata lacks was left out of ``left_out``: its abridged
+    day was counted as complete (review rv32quota2)."""
+    abridged = gate_policy(_report(61))["quota"]
+    older = {k: v for k, v in abridged.items() if k not in ("changes", "changes_left_out")}
+    window = (DAY_START - timedelta(days=1), DAY_START + timedelta(days=1))
+    for held in (
+        {"gate-north": GatePolicy(zone, abridged, None)},
+        {"gate-north": GatePolicy(zone, abridged, None), "gate-south": GatePolicy(TZ, older, None)},
+    ):
+        rule = _rule(sorted(held), held, window)
+        assert rule.left_out == abridged["changes_left_out"] > 0
+        assert "gate-north" in (rule.unknown or [])
