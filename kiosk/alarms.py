@@ -149,6 +149,9 @@ BUS_KEY = "bus:"
 #: clock at each health report, microseconds apart; a raise heard on the bus a moment after
 #: the engine's raise that the report dates it by.
 RESTATED_S = 0.5
+#: How many raises the health report told first a device card keeps the stamps of, until
+#: the bus's messages of them are heard (``Alarm.taken_ns``).
+TAKEN_KEPT = 8
 #: The key of the card counting open alarms that no longer fit on a full board (then ``:``
 #: and the key of the first of them, so a stale page cannot close a newer card).
 OVERFLOW_KEY = "board:overflow"
@@ -233,13 +236,17 @@ class Alarm:
     #: was denied for, ``detail`` first among them; the card says each.
     reasons: list[str] = field(default_factory=list)
     #: A card raised by bus messages of no passage: the engine's stamp (``mono_ns``) of the
-    #: newest one taken (another console's stream hearing it again is not news), or of a
-    #: device's raise the health report told first (``AlarmBoard.take_start``: the bus's
-    #: older messages of it are not news either), and whether its fault was heard cleared
+    #: newest one taken (another console's stream hearing it again is not news), and
+    #: whether its fault was heard cleared
     #: since (the next raise is the fault happening again). On a standing alarm of the
     #: health report (``device_alarms``): the engine's stamp of its fault's raise, if known.
     heard_ns: int | None = None
     cleared: bool = False
+    #: The engine's stamps of the raises the health report told first and this card counted
+    #: (``AlarmBoard.take_start``), each until the bus's message of it is heard (``hear``
+    #: drops that raise, and only it: the returns before it the bus tells still count);
+    #: the newest ``TAKEN_KEPT``.
+    taken_ns: list[int] = field(default_factory=list)
     #: The stamps ``(boot_id, mono_ns)`` of the passages it counts that the log holds
     #: (``seqs``), each one's: a bus message about any of them heard after their rows were
     #: read is no passage more (``AlarmBoard.add``), whichever came first.
@@ -541,9 +548,13 @@ class AlarmBoard:
         card."""
         known = self.alarms.get(alarm.key)
         if known is not None:
+            if stamp is not None and stamp in known.taken_ns and not cleared:
+                known.cleared = False  # the raise the report told: counted, standing
+                return False
             if stamp is not None and known.heard_ns is not None and stamp <= known.heard_ns:
                 return False
             known.heard_ns = known.heard_ns if stamp is None else stamp
+            known.taken_ns = [t for t in known.taken_ns if stamp is None or t > stamp]
             happened = repeats(alarm.key)
             if cleared or not (known.cleared or happened or (worse and known.acked_by)):
                 known.cleared = known.cleared or cleared
@@ -669,10 +680,11 @@ class AlarmBoard:
         (``began_seen``, by more than ``RESTATED_S``) is the fault gone and back between two
         looks that each saw it standing: one more time on the card, unless the engine's
         raise the report dates it by (``standing.heard_ns``) was heard on the bus already.
-        Counted here, the card takes that raise's stamp (``heard_ns``): the bus's messages
-        of it, cleared and raised again, heard later are not counted a second time
-        (``hear``). One earlier than the card's own, of a card raised on the bus after a
-        restart (dated when heard), that a close read back from the log had begun by: the
+        Counted here, the card keeps that raise's stamp (``taken_ns``): the bus's message
+        of it heard later is not counted a second time, while the returns before it the bus
+        tells late still are (``hear``). One earlier than the card's own, of a card raised on
+        the bus after a restart (dated when heard), that a close read back from the log had
+        begun by: the
         fault stood since before that close, and the card is closed again
         (``_close_if_acked_before``)."""
         since, seen, stamp = standing.since, known.began_seen, standing.heard_ns
@@ -683,7 +695,8 @@ class AlarmBoard:
         if seen and not heard and _apart_by(since, seen) > RESTATED_S:
             again = Alarm(key=known.key, kind=known.kind, ts=since, detail=known.detail)
             known.cleared = False  # its raise, heard later on the bus, is this one
-            known.heard_ns = known.heard_ns if stamp is None else stamp
+            if stamp is not None:
+                known.taken_ns = [*known.taken_ns, stamp][-TAKEN_KEPT:]
             return known.join(again)
         found = self.acked_before.get(known.key)
         if found is not None and _later(known.since, since) and _begun_by(since, found[1]):
@@ -1545,7 +1558,8 @@ class AlarmDesk:
                 if not now.synced:
                     alarm.clock_synced, alarm.mono_ns = False, now.mono_ns
                 known = self.board.alarms.get(alarm.key)
-                if known is not None and not known.acked_by and not known.cleared:
+                told = known is not None and alarm.heard_ns in known.taken_ns
+                if known is not None and not known.acked_by and (told or not known.cleared):
                     changed = self.board.take_start(known, alarm) or changed
                 else:
                     changed = self.board.hear(alarm, alarm.heard_ns) or changed

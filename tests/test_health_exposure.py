@@ -34,7 +34,16 @@ OFFICE_URL = "http://192.168.1.9:9000/lists/bundle"
 PROMISED = {"devices", "deciding", "clock", "version"}
 #: What names the compound's other gates and the office, their errors and the tokens that may
 #: silence an alarm: for the kiosk itself and the office's token only.
-DETAIL = {"peers", "peer_tokens", "lists_sync", "trust", "retention", "data_volume"}
+#: ``fault_raised_ns``: the engine's monotonic stamps, the Pi's uptime to a stranger.
+DETAIL = {
+    "peers",
+    "peer_tokens",
+    "lists_sync",
+    "trust",
+    "retention",
+    "data_volume",
+    "fault_raised_ns",
+}
 
 
 def refused(request: httpx.Request) -> httpx.Response:
@@ -103,6 +112,18 @@ def test_a_stranger_on_the_lan_learns_the_gates_health_but_not_the_compounds_map
     assert report["withheld"] == sorted(DETAIL & set(full))
     assert set(report) - {"withheld"} == set(full) - DETAIL
     assert report["devices"] == full["devices"] and report["lists"] == full["lists"]
+
+
+def test_a_stranger_does_not_read_the_pis_uptime_off_a_faults_raise(gate, app):
+    """A camera in fault: the report carried the engine's monotonic stamp of its raise,
+    for anyone on the LAN (the Pi's uptime). The console reads it on the kiosk itself."""
+    gate.runner.engine.on_reader_fault("cam0", "camera lost")
+    full = asked(app, LOCAL).json()
+    stamp = full["fault_raised_ns"]["reader"]
+    report = asked(app).json()
+    assert "reader" in report["fault_since"]
+    assert "fault_raised_ns" not in report and "fault_raised_ns" in report["withheld"]
+    assert str(stamp) not in asked(app).text
 
 
 def test_the_kiosk_itself_and_the_offices_token_get_every_detail(gate, app):

@@ -910,6 +910,7 @@ report_reader = scoped("logs:read", "stats:read")
 
 #: What ``/api/v1/health`` tells anyone on the LAN: whether the kiosk decides and why not
 #: (devices, store, clock, lists, calibration, disk, version). The rest of the report (the
+#: engine's monotonic stamps of its faults' raises, ``fault_raised_ns``: the Pi's uptime; the
 #: compound's other gates by id, URL and last error, the office's URL, the peer tokens that may
 #: silence an alarm, the trust folder's and the data volume's paths) goes to the kiosk's own
 #: host (``web.screen_addresses``) and to a ``stats:read`` or ``logs:read`` token alone.
@@ -918,7 +919,6 @@ PUBLIC_HEALTH = frozenset(
         "devices",
         "faults",
         "fault_since",
-        "fault_raised_ns",
         "degraded",
         "deciding",
         "state",
