@@ -1616,12 +1616,11 @@ class Engine:
         pass_ = decision.pass_
         latency_ms = (p.decided_ns - p.started_ns) / 1e6 if p.decided_ns is not None else None
         # A card revoked by a forget (``kiosk.people``) speaks for nobody: its resident's name
-        # and household must not come back with it, its pass id only. Any other revoked card
-        # (lost, taken) still names them: a guard's hold and an alarm need the household. So
-        # does a hold the decision found on the forgotten card's household: the household is
-        # kept then (the breach alarm, the manual pass's hold check), never the holder.
+        # never comes back with it, its household only where a hold needs it (``_kept``). Any
+        # other revoked card (lost, taken) still names them: a guard's hold and an alarm need
+        # the household.
         named = None if self._forgotten(decision) else pass_
-        held = pass_ if named is None and policy.HOLD_REASONS & set(decision.reasons) else named
+        held = pass_ if named is None and self._kept(decision) else named
         return EventDraft(
             direction=p.direction,
             decision=decision.decision,
@@ -1650,6 +1649,16 @@ class Engine:
         if pass_ is None or "pass_revoked" not in decision.reasons:
             return False
         return self.lists.current.is_forgotten(pass_.pass_id)
+
+    def _kept(self, decision: policy.Decision) -> bool:
+        """Whether the deny of a forgotten card keeps its household (never its holder): the
+        decision found a hold on it (``policy.holds_household``: the breach alarm names it, a
+        guard's manual pass over it is asked the hold), or this gate voided the card itself
+        (``Lists.voided_here``: another gate's mark does not blank this gate's own void)."""
+        pass_ = decision.pass_
+        if pass_ is None:
+            return False
+        return policy.holds_household(decision) or self.lists.current.voided_here(pass_.pass_id)
 
     def _retry_flag(self, p: Passage, decision: policy.Decision) -> tuple[str, ...]:
         """``retries:<seq>`` when ``p`` is its pass's next attempt, the same way, within

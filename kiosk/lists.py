@@ -436,15 +436,23 @@ class Lists:
 
     def is_forgotten(self, pass_id: str) -> bool:
         """Whether a forget revoked ``pass_id``, here (its revocation's ``source``
-        ``FORGET_SOURCE``) or at another gate of the compound (its signed page said so): a deny
-        of the card records the pass id alone (``kiosk.engine``), the resident being forgotten.
-        This gate's own revocation of it by a guard, a sheet or the office is never overridden
-        by another gate's mark: the card is not forgotten here."""
+        ``FORGET_SOURCE``) or at another gate of the compound (its signed page said so), even
+        a card this gate's guard, a sheet or the office had voided: a deny of the card never
+        records its holder (``kiosk.engine``), the resident being forgotten. Whether it keeps
+        the household is ``voided_here``'s to say."""
         here = self.revocations.get(pass_id)
-        if here is not None:
-            return here.source == FORGET_SOURCE
+        if here is not None and here.source == FORGET_SOURCE:
+            return True
         there = self.peer_revocations.get(pass_id)
         return there is not None and there.forgotten
+
+    def voided_here(self, pass_id: str) -> bool:
+        """Whether this gate holds its own revocation of ``pass_id`` that no forget made (a
+        guard's, a sheet's, the office's bundle's): another gate's mark that a forget made it
+        hides the holder of its deny but never the household (a stolen card's, say), so a
+        peer cannot blank what this gate's own void records."""
+        here = self.revocations.get(pass_id)
+        return here is not None and here.source != FORGET_SOURCE
 
     def is_revoked(self, pass_id: str) -> bool:
         """Revoked by the office, a guard or sheet here, or a guard at another gate of the

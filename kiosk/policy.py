@@ -106,6 +106,11 @@ _ORDER = {code: i for i, code in enumerate(REASONS)}
 HOLD_REASONS = frozenset(
     {"quarantined", "quarantine_unconfirmed", "under_observation", "quota_exceeded"}
 )
+#: Alarms and flags that say the same with no reason to deny: a quarantined household's
+#: resident coming home on a lane whose direction is trusted (``quarantine_return``, flag
+#: ``quarantine``) passes, and the guard's alarm must name the household.
+HOLD_ALARMS = frozenset({"quarantine_breach", "quarantine_return"})
+HOLD_FLAGS = frozenset({"quarantine"})
 
 #: Alarms the guard must not miss, most urgent first (a decision carries the first that holds).
 ALARMS: tuple[str, ...] = (
@@ -187,6 +192,18 @@ class _Findings:
     flags: list[str] = field(default_factory=list)
     guard: list[bool] = field(default_factory=list)
     alarms: set[str] = field(default_factory=set)
+
+
+def holds_household(decision: Decision) -> bool:
+    """Whether ``decision`` found a hold on its pass's household: a reason of ``HOLD_REASONS``,
+    or a quarantine alarm or flag (``HOLD_ALARMS``, ``HOLD_FLAGS``: a return home let in). Its
+    event keeps the household then, even of a forgotten card (``kiosk.engine``): the alarm
+    names it and a guard's manual pass over it is asked the hold."""
+    return bool(
+        HOLD_REASONS.intersection(decision.reasons)
+        or HOLD_FLAGS.intersection(decision.flags)
+        or decision.alarm in HOLD_ALARMS
+    )
 
 
 def _fault(found: _Findings, code: str, mode: str) -> None:

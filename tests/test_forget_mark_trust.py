@@ -22,7 +22,7 @@ from fastapi.testclient import TestClient
 from guard_support import BASE, add_event, close_core, login, make_app, make_core, post
 from guard_support import send as send_form
 from test_clock_floor import _config, _decide, trusted_key
-from test_compound_gates import KEY, Gate, peer_entry
+from test_compound_gates import KEY, NOW, Gate, peer_entry
 from test_forget_marks import gates  # noqa: F401 (a fixture: north's key pinned at south)
 from test_guard_two_tablets import remove_form
 from test_peer_revocations import base_page, card
@@ -30,7 +30,9 @@ from test_person import cli  # noqa: F401 (a fixture: kiosk person beside the co
 
 import ui.api
 from kiosk import policy
-from kiosk.passes import issue_pass, public_key_pem
+from kiosk.config import parse_config
+from kiosk.lists import sign_bundle
+from kiosk.passes import TrustList, issue_pass, public_key_pem
 from kiosk.peers import check_page, held_revocations
 from kiosk.people import Person, forget
 
@@ -107,9 +109,12 @@ def test_an_unsigned_page_keeps_no_mark_a_signed_one_does():
     assert held.forgotten
 
 
-def test_a_peers_mark_never_overrides_this_gates_guards_void(gates, clock, monkeypatch):  # noqa: F811
+def test_a_peers_mark_never_blanks_the_household_of_this_gates_guards_void(
+    gates, clock, monkeypatch,  # noqa: F811
+):  # fmt: skip
     """South's guard voided the card as stolen; north's signed page (north compromised) said a
-    forget made it: south's deny of the quarantine breach then named nobody."""
+    forget made it: south's deny of the quarantine breach then named nobody. The household
+    stays; the holder a signed mark hides (a forget mark keeps the holder out everywhere)."""
     _north, south = gates
     code, pass_id = card("Wang L")
     south.core.lists.revoke(pass_id, "stolen from Wang L", actor="guard Zhao")
@@ -118,10 +123,46 @@ def test_a_peers_mark_never_overrides_this_gates_guards_void(gates, clock, monke
     south.sync.poll()
     south.core.lists.reload_if_changed()
     assert [r.forgotten for r in held_revocations(south.core.store.reader())] == [True]
-    assert not south.core.lists.current.is_forgotten(pass_id)
+    assert south.core.lists.current.revocations[pass_id].source == "guard"
     said = _decide(south.core, clock, KEY, "out", text=code)
     assert (said["alarm"], said["household"]) == ("quarantine_breach", HOUSEHOLD)
-    assert _last(south.core) == ("deny", pass_id, HOUSEHOLD, "Wang L")
+    assert _last(south.core) == ("deny", pass_id, HOUSEHOLD, None)
+
+
+def _office_voided(core, pass_id: str) -> None:
+    """The office's bundle revokes ``pass_id`` (a lost card, reported at the office)."""
+    payload = {"format": "kiosk-lists/1", "version": 1, "issued_at": NOW.isoformat()}
+    payload["revocations"] = [{"pass_id": pass_id, "reason": "lost"}]
+    core.lists.import_bundle(
+        sign_bundle(KEY, payload), TrustList([("office", KEY.public_key())]), "o"
+    )
+
+
+@pytest.mark.parametrize("voided_by", ["guard", "bundle"])
+def test_a_genuine_forget_at_a_peer_keeps_the_holder_of_a_card_voided_here_out(
+    gates, clock, voided_by,  # noqa: F811
+):  # fmt: skip
+    """Her lost card voided at south (by its guard, or by the office's bundle), the resident
+    later forgotten at north (pinned, signed): south held north's mark, yet its deny of the
+    card recorded her name again, because its own void "decided". Now the name never comes
+    back; the household of south's own void stays."""
+    north, south = gates
+    code, pass_id = card("Wang L")
+    if voided_by == "guard":
+        south.core.lists.revoke(pass_id, "lost", actor="guard Zhao")
+    else:
+        _office_voided(south.core, pass_id)
+    south.core.lists.reload_if_changed()
+    forget(north.core.store, Person.of(pass_ids=[pass_id]), clock.now(), actor="root")
+    assert north.core.lists.reload_if_changed()
+    clock.advance(5)
+    south.sync.poll()
+    south.core.lists.reload_if_changed()
+    assert south.core.lists.current.revocations[pass_id].source == voided_by
+    assert south.core.lists.current.is_forgotten(pass_id)
+    said = _decide(south.core, clock, KEY, "out", text=code)
+    assert said["reasons"] == ["pass_revoked"] and said["holder_initial"] is None
+    assert _last(south.core) == ("deny", pass_id, HOUSEHOLD, None)
 
 
 # --- 2. a hold keeps the household -----------------------------------------------------------
@@ -195,6 +236,50 @@ def test_a_guards_manual_pass_over_a_forgotten_cards_quarantine_breach_is_asked_
         asked = post(client, "/guard/manual", csrf, **sent)
         assert asked.status_code == 200 and 'id="confirm-confirm-quarantine"' in asked.text
         assert core.store.last_seq == seq  # nothing recorded until the hold is confirmed
+
+
+def test_a_forgotten_card_coming_home_to_a_quarantined_household_keeps_the_household(
+    data_dir, clock, monkeypatch
+):
+    """A one-way "in" lane (its direction trusted): a forgotten card coming home to a
+    quarantined household passes with flag ``quarantine`` and alarm ``quarantine_return`` and
+    no reason to deny, and its event named no household: the guard's alarm named nobody."""
+    key = trusted_key(data_dir)
+    site = {"kiosk_id": "gate-1", "timezone": "Asia/Shanghai", "direction": "in"}
+    cfg = parse_config({"site": site, "policy": {"mode": "pass_only", "hours": {"enabled": False}}})
+    core = make_core(data_dir, clock, monkeypatch, cfg)
+    try:
+        code, pass_ = issue_pass(key, HOUSEHOLD, "Wang L", days=30, now=clock.now())
+        forget(core.store, Person.of(pass_ids=[pass_.pass_id]), clock.now(), actor="root")
+        core.lists.reload_if_changed()
+        _quarantined(core, clock)
+        core.lists.reload_if_changed()
+        said = _decide(core, clock, key, "in", text=code)
+        assert "quarantine" in said["flags"] and said["alarm"] == "quarantine_return"
+        assert not policy.HOLD_REASONS & set(said["reasons"])
+        assert (said["household"], said["holder_initial"]) == (HOUSEHOLD, None)
+        assert _last(core) == ("deny", pass_.pass_id, HOUSEHOLD, None)
+    finally:
+        close_core(core)
+
+
+def _decision(reasons=(), flags=(), alarm=None) -> policy.Decision:
+    return policy.Decision("deny", tuple(reasons), None, False, alarm, tuple(flags))
+
+
+@pytest.mark.parametrize(
+    ("decision", "holds"),
+    [
+        (_decision(["pass_revoked"]), False),
+        (_decision(["pass_revoked"], ["observation"], "forged_pass"), False),
+        (_decision(["pass_revoked", "quota_exceeded"]), True),
+        (_decision([], ["quarantine"], "quarantine_return"), True),
+        (_decision([], ["quarantine"], "fever"), True),  # a fever's alarm first: the flag says it
+        (_decision(["fever"], [], "quarantine_breach"), True),
+    ],
+)
+def test_a_hold_is_a_hold_reason_or_a_quarantine_alarm_or_flag(decision, holds):
+    assert policy.holds_household(decision) is holds
 
 
 # --- 3. what the forget says it voided, what lifting it says ---------------------------------
