@@ -39,8 +39,9 @@ compound) and held as that gate's set in ``peer_revocations`` (``PeerLedger.set_
 the lists refuse them as ``pass_revoked`` (``kiosk.lists.Lists.peer_revocations``). Only a
 restore at that gate lifts one; the office's revocation is never lifted by it (docs/passes.md).
 Beside them, ``forgotten`` names those of them a resident's forget made (``revocations_page``):
-held so (``peer_revocations.forgotten``), a deny of such a card records its pass id alone here
-too (``kiosk.lists.Lists.is_forgotten``). Only a page signed by the peer's pinned key is
+held so (``peer_revocations.forgotten``), a deny of such a card records no holder here too
+(``kiosk.lists.Lists.is_forgotten``; the household only where a hold or this gate's own void
+stands: ``kiosk.policy.holds_household``, ``Lists.voided_here``). Only a page signed by the peer's pinned key is
 believed on it (``check_page``'s ``signed``): an unpinned peer's revocations are held as a
 guard's, whatever its page says. It is a list of its own, not a key of each
 revocation: a gate on an earlier release refuses a page whose revocation has a key it does not
