@@ -589,11 +589,20 @@ class Daemon:
         return self.core.config.web.port
 
     async def start(self) -> None:
-        from ui.app import create_app
+        await self.start_deciding()
+        await self.start_serving()
 
+    async def start_deciding(self) -> None:
+        """The start's steps before the web server (its record, the runner: the history's
+        look-back read from the log): a card failure here is one the daemon stands by for
+        (``checkpoint.standby.start_or_card_failure``), nothing served yet."""
         await asyncio.to_thread(record_start, self.core)
         await self.core.runner.start()
+
+    async def start_serving(self) -> None:
+        """The web server, then the watchdog and the background tasks."""
         from checkpoint.server import build_server
+        from ui.app import create_app
 
         self.core.web_uses.open()  # closed by an earlier stop of this core, if any
         self.core.bus.open_streams()  # so are the live streams

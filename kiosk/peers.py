@@ -41,11 +41,11 @@ restore at that gate lifts one; the office's revocation is never lifted by it (d
 Beside them, ``forgotten`` names those of them a resident's forget made (``revocations_page``):
 held so (``peer_revocations.forgotten``), a deny of such a card records no holder here too
 (``kiosk.lists.Lists.is_forgotten``; the household only where a hold or this gate's own void
-stands: ``kiosk.policy.holds_household``, ``Lists.voided_here``). Only a page signed by the peer's pinned key is
-believed on it (``check_page``'s ``signed``): an unpinned peer's revocations are held as a
-guard's, whatever its page says. It is a list of its own, not a key of each
-revocation: a gate on an earlier release refuses a page whose revocation has a key it does not
-know, and ignores one of the page's; a page from such a gate says none, held as today.
+stands: ``kiosk.policy.holds_household``, ``Lists.voided_here``). Only a page signed by the
+peer's pinned key is believed on it (``check_page``'s ``signed``): an unpinned peer's
+revocations are held as a guard's, whatever its page says. It is a list of its own, not a key of
+each revocation: a gate on an earlier release refuses a page whose revocation has a key it does
+not know, and ignores one of the page's; a page from such a gate says none, held as today.
 
 A pass the serving gate did not open for (a later row ``not_opened:<seq>``, ``kiosk.links``)
 is no passage: the page leaves it out and names it (``not_opened``: the seqs named by rows

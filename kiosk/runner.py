@@ -27,10 +27,12 @@ and closes them. ``start()`` starts the readers; ``stop()`` locks the gate, then
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import heapq
 import logging
 import math
 import threading
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Unpack
 
@@ -52,7 +54,7 @@ from kiosk.devices import (
     Thermometer,
 )
 from kiosk.engine import Engine
-from kiosk.files import streamed_rows
+from kiosk.files import read_snapshot, streamed_rows
 from kiosk.links import NOT_OPENED_ROWS, not_opened
 from kiosk.logs import RepeatedFailure
 from kiosk.peers import load_peer_rows
@@ -107,30 +109,88 @@ def _health_dict(h: Health) -> dict[str, Any]:
 PASSING = "decision IN ('pass', 'manual_pass')"
 
 
-def _history_sql(source: str, ts: str, passing: str = PASSING) -> str:
-    """The passing events of the history's look-back (``:since``), and those of this boot
-    (``:boot``) not dated yet, in ``seq`` order (``passing``: another kind of row). Each on
-    an index: one condition with ``OR`` (or ``ORDER BY seq`` over ``events``) had SQLite
-    walk the whole log at every start, a year of rows read from the card for a month's
-    passages. On ``events``, the rows from the first ``seq`` stamped since (found on
-    ``events_ts``) are walked in ``seq`` order, the order they are stored in: read on the ts
-    index and then sorted, a month of passages went through SQLite's temp files, and a card
-    with a few MB free refused the daemon's start (``SQLITE_FULL``)."""
-    if source == "events":  # no event stamped before NTP synced: none to date
-        return (
-            "SELECT seq, pass_id, household, direction, decision, ts, flags,"  # noqa: S608
-            " NULL AS undated_mono_ns FROM events WHERE seq >= (SELECT min(seq) FROM events"
-            f" INDEXED BY events_ts WHERE ts >= :since) AND ts >= :since AND {passing}"
-            " ORDER BY seq"
-        )
-    undated = "clock_synced = 0 AND boot_id = :boot AND dating = 'unsynced'"
-    # ``seq`` in both: UNION drops a row only when it is the same row, once.
-    picked = (  # source and ts: kiosk.dating's names
-        f"SELECT seq, pass_id, household, direction, decision, {ts} AS ts, flags,"  # noqa: S608
-        f" CASE WHEN {undated} THEN mono_ns END AS undated_mono_ns FROM {source}"
-        f" WHERE {passing} AND"
+#: An event of this boot stamped before NTP synced and not dated yet (``kiosk.dating``).
+_UNDATED = "clock_synced = 0 AND boot_id = :boot"
+#: Not dated by its boot's first synchronised event (``dated_events``' first half).
+_NOT_REDATED = (
+    "NOT EXISTS (SELECT 1 FROM boot_clock b WHERE b.boot_id = events.boot_id"
+    " AND b.seq > events.seq)"
+)
+_COLUMNS = "seq, pass_id, household, direction, decision"
+
+
+def _history_sql(passing: str = PASSING, *, dated: bool = False) -> str:
+    """The passing events of the history's look-back (``:since``) in ``seq`` order
+    (``passing``: another kind of row); ``dated``: of a log with events stamped before NTP
+    synced, those its boot has not dated (``_history_rows`` adds the others). On an index:
+    one condition with ``OR`` (or ``ORDER BY seq`` over ``events``) had SQLite walk the
+    whole log at every start, a year of rows read from the card for a month's passages. The
+    rows from the first ``seq`` stamped since (found on ``events_ts``) are walked in ``seq``
+    order, the order they are stored in: read on the ts index and then sorted, a month of
+    passages went through SQLite's temp files, and a card with a few MB free refused the
+    daemon's start (``SQLITE_FULL``)."""
+    undated = f"CASE WHEN {_UNDATED} THEN mono_ns END" if dated else "NULL"
+    kept = f" AND (clock_synced = 1 OR {_NOT_REDATED})" if dated else ""
+    return (
+        f"SELECT {_COLUMNS}, ts, flags, {undated} AS undated_mono_ns FROM events"  # noqa: S608
+        " WHERE seq >= (SELECT min(seq) FROM events INDEXED BY events_ts WHERE ts >= :since)"
+        f" AND ts >= :since AND {passing}{kept} ORDER BY seq"
     )
-    return f"{picked} {ts} >= :since UNION {picked} {undated} ORDER BY seq"
+
+
+def _undated_sql(passing: str = PASSING) -> str:
+    """This boot's passing events not dated yet, whatever their stamp, in ``seq`` order
+    (index ``events_unsynced``: ``boot_id``, then ``seq``)."""
+    return (
+        f"SELECT {_COLUMNS}, ts, flags, mono_ns AS undated_mono_ns"  # noqa: S608
+        f" FROM events INDEXED BY events_unsynced WHERE {_UNDATED} AND {_NOT_REDATED}"
+        f" AND {passing} ORDER BY seq"
+    )
+
+
+def _redated_sql(passing: str = PASSING) -> str:
+    """The passing events stamped before NTP synced that their boot dated since, at that
+    time; unordered (boot by boot: a ``seq`` order would be a temp sort), and few: a boot's
+    first minutes before NTP stepped its clock."""
+    return (
+        f"SELECT {_COLUMNS}, dated_ts AS ts, flags, NULL AS undated_mono_ns"  # noqa: S608
+        f" FROM redated_events WHERE dated_ts >= :since AND {passing}"
+    )
+
+
+def _seq(row: Mapping[str, Any]) -> int:
+    return int(row["seq"])
+
+
+def _by_seq(*streams: Iterable[Mapping[str, Any]]) -> Iterator[Mapping[str, Any]]:
+    """The rows of ``streams`` (each in ``seq`` order) in ``seq`` order, each ``seq`` once
+    (a row of this boot not dated yet and stamped since is in two)."""
+    last: int | None = None
+    for row in heapq.merge(*streams, key=_seq):
+        if _seq(row) != last:
+            last = _seq(row)
+            yield row
+
+
+@contextlib.contextmanager
+def _history_rows(
+    reader: Any, source: str, params: Mapping[str, Any], passing: str = PASSING
+) -> Iterator[Iterator[Mapping[str, Any]]]:
+    """The look-back's rows (``_history_sql``) in ``seq`` order, one at a time: in a log
+    with events stamped before NTP synced (``source``: ``dated_events``), also this boot's
+    not dated yet and those dated since, each read in its own order and merged here (one
+    ``UNION ... ORDER BY seq`` sorted them all in SQLite's temp files), in one snapshot."""
+    if source == "events":
+        with streamed_rows(reader, _history_sql(passing), params) as rows:
+            yield rows
+        return
+    with read_snapshot(reader.conn):
+        redated = sorted(reader.query(_redated_sql(passing), params), key=_seq)
+        with (
+            streamed_rows(reader, _history_sql(passing, dated=True), params) as since,
+            streamed_rows(reader, _undated_sql(passing), params) as undated,
+        ):
+            yield _by_seq(since, redated, undated)
 
 
 class EngineRunner:
@@ -447,17 +507,15 @@ class EngineRunner:
         since = format_ts(start)
         reader = self.store.reader()
         # An event stamped before NTP stepped the clock, at the time its boot's clock gives it.
-        source, ts = dated_source(reader)
+        source, _ts = dated_source(reader)
         # One of this boot not dated yet (the daemon restarted before NTP stepped the clock,
         # or after it but before this boot recorded a synchronised event) keeps its monotonic
         # time, whatever its stamp, so the next decision dates it as it would have in memory.
         params = {"since": since, "boot": self.store.boot_id}
         # A pass the gate did not open for: nobody went through (no outing, no passback).
-        failed = {
-            not_opened(decode_event_row(row)["flags"] or ())
-            for row in reader.query(_history_sql(source, ts, NOT_OPENED_ROWS), params)
-        }
-        with streamed_rows(reader, _history_sql(source, ts), params) as rows:  # a month's
+        with _history_rows(reader, source, params, NOT_OPENED_ROWS) as rows:
+            failed = {not_opened(decode_event_row(row)["flags"] or ()) for row in rows}
+        with _history_rows(reader, source, params) as rows:  # a month's
             counted = self.history.load(
                 decode_event_row(row) for row in rows if row["seq"] not in failed
             )

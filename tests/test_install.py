@@ -1636,3 +1636,34 @@ def test_preflight_recommends_no_screen_on_a_pi_with_too_little_memory(
         assert "433 MB" in notes[0] and "memory.md" in notes[0]
         quiet = _dry_run(checkout, root, "--no-screen", env=env)
         assert not [x for x in lines_of(quiet.stdout, "preflight") if "--no-screen" in x]
+
+
+def _step_dirs(checkout: Path, root: Path) -> str:
+    body = (
+        'STEP=dirs\nr() { echo "$FAKE_ROOT$1"; }\n'
+        "ETC=/etc/kiosk CRED_DIR=/etc/kiosk/credentials PREFIX=/opt/kiosk DATA=/var/lib/kiosk\n"
+        "KIOSK_USER=root\nstep_dirs\n"
+    )
+    env = dict(os.environ, FAKE_ROOT=str(root))
+    proc = run_installer_functions(checkout / "scripts" / "install", (), body, env)
+    return proc.stdout + proc.stderr
+
+
+@needs_root
+def test_install_makes_sqlites_temp_folder_and_follows_no_link_there(checkout, tmp_path):
+    """The units point SQLite at /var/lib/kiosk/sqlite-tmp and the ``kiosk`` command uses it
+    only when it is there (it makes none): the installer makes it, the service account's,
+    0700; a symlink planted there is refused, its target left as it was."""
+    out = _step_dirs(checkout, tmp_path)
+    made = (tmp_path / "var/lib/kiosk/sqlite-tmp").lstat()
+    assert stat.S_ISDIR(made.st_mode) and stat.S_IMODE(made.st_mode) == 0o700, out
+    linked = tmp_path / "linked"
+    target = tmp_path / "target"
+    target.mkdir(mode=0o755)
+    target.chmod(0o755)
+    (linked / "var/lib/kiosk").mkdir(parents=True)
+    (linked / "var/lib/kiosk/sqlite-tmp").symlink_to(target)
+    out = _step_dirs(checkout, linked)
+    assert "[dirs] FAIL" in out and "sqlite-tmp is a symbolic link" in out, out
+    assert stat.S_IMODE(target.stat().st_mode) == 0o755
+    assert (linked / "var/lib/kiosk/sqlite-tmp").is_symlink()

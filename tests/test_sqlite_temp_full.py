@@ -84,13 +84,62 @@ def test_a_temp_folder_with_more_room_than_the_card_is_not_blamed(folders, monke
 def test_the_kiosk_command_keeps_sqlites_temp_files_in_the_data_dir(tmp_path):
     from checkpoint.cli.sqlite_temp import temp_in_data_dir
 
+    (tmp_path / "sqlite-tmp").mkdir()  # made by systemd (StateDirectory) or scripts/install
     environ: dict[str, str] = {"TMPDIR": "/elsewhere"}
     folder = temp_in_data_dir(argparse.Namespace(data=tmp_path), environ)
     assert folder == tmp_path / "sqlite-tmp" and folder.is_dir()
     assert environ["SQLITE_TMPDIR"] == str(folder)
     assert cardfault.temp_folder(environ) == folder
+    named = {"KIOSK_DATA": str(tmp_path)}
+    assert temp_in_data_dir(argparse.Namespace(data=None), named) == folder  # $KIOSK_DATA
+
+
+def test_the_kiosk_command_makes_no_temp_folder(tmp_path):
+    """It made ``sqlite-tmp`` when missing: ``kiosk demo --data EMPTY`` found its new folder
+    not empty, and a read-only verb on a ``--db`` copy left one next to it on the stick."""
+    from checkpoint.cli.sqlite_temp import temp_in_data_dir
+
+    environ: dict[str, str] = {}
+    assert temp_in_data_dir(argparse.Namespace(data=tmp_path), environ) is None
     db = argparse.Namespace(db=str(tmp_path / "kiosk.db"), data=None)
-    assert temp_in_data_dir(db, {}) == folder  # --db: its folder
+    assert temp_in_data_dir(db, environ) is None
+    assert environ == {} and list(tmp_path.iterdir()) == []
+    (tmp_path / "sqlite-tmp").mkdir()  # --db's folder is never a data dir
+    assert temp_in_data_dir(db, environ) is None and environ == {}
+
+
+def test_a_symlinked_temp_folder_is_not_followed(tmp_path, monkeypatch):
+    """``sudo kiosk VERB --data /var/lib/kiosk``: the service account's ``sqlite-tmp ->
+    /etc`` was accepted and its target chowned to the account, before the verb refused
+    root."""
+    from checkpoint.cli import sqlite_temp
+
+    target, data = tmp_path / "target", tmp_path / "data"
+    target.mkdir()
+    data.mkdir()
+    (data / "sqlite-tmp").symlink_to(target)
+    (data / "file").write_text("")
+    chowned: list[object] = []
+    monkeypatch.setattr(sqlite_temp.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(sqlite_temp.os, "chown", lambda *a, **k: chowned.append(a))
+    environ: dict[str, str] = {}
+    assert sqlite_temp.temp_in_data_dir(argparse.Namespace(data=data), environ) is None
+    assert environ == {} and chowned == []
+    (data / "sqlite-tmp").unlink()
+    (data / "sqlite-tmp").symlink_to(data / "file")
+    assert sqlite_temp.temp_in_data_dir(argparse.Namespace(data=data), environ) is None
+
+
+def test_demo_takes_an_empty_data_dir(tmp_path):
+    """``kiosk demo --data EMPTY`` was refused: the command had made ``sqlite-tmp`` in it."""
+    from checkpoint.cli.daemon_cmd import demo_data_dir
+    from checkpoint.cli.sqlite_temp import temp_in_data_dir
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    args = cli.build_parser().parse_args(["demo", "--data", str(empty)])
+    temp_in_data_dir(args, {})  # what main() does first, in the command's own process
+    assert demo_data_dir(empty) == empty
 
 
 def test_a_temp_folder_set_already_or_no_data_dir_is_left_as_it_is(tmp_path):
@@ -118,6 +167,7 @@ def test_the_kiosk_command_sets_sqlites_own_temp_folder_for_its_process(tmp_path
     from checkpoint.cli.sqlite_temp import keep_sqlite_temp_in_data_dir, use_for_sqlite
 
     monkeypatch.delenv("SQLITE_TMPDIR", raising=False)
+    (tmp_path / "sqlite-tmp").mkdir()
     try:
         keep_sqlite_temp_in_data_dir(argparse.Namespace(data=tmp_path))
         with sqlite3.connect(":memory:") as db:
@@ -153,6 +203,10 @@ def test_report_and_purge_of_a_busy_month_with_a_full_tmp_folder(tmp_path):
         _busy_month(data / "kiosk.db", 30_000)
         env = {k: v for k, v in os.environ.items() if k != "SQLITE_TMPDIR"}
         env["TMPDIR"] = str(full)
+        # The data dir named ($KIOSK_DATA, as kiosk-admin sets it) and its sqlite-tmp made
+        # (systemd's StateDirectory, scripts/install): never --db's folder by itself.
+        env["KIOSK_DATA"] = str(data)
+        (data / "sqlite-tmp").mkdir()
         kiosk = Path(sys.executable).with_name("kiosk")
         db = str(data / "kiosk.db")
         for verb in (["report", "--day", "2026-03-02"], ["purge", "--older-than", "1"]):

@@ -148,3 +148,32 @@ def test_a_start_that_works_or_fails_otherwise_is_left_as_it_was():
     with pytest.raises(RuntimeError, match="a bug"):
         asyncio.run(standing.start_or_card_failure(broken, core))
     assert core.closed == []
+
+
+@pytest.mark.slow
+def test_a_card_failure_once_serving_is_raised_not_stood_by_on_its_own_port(tmp_path, monkeypatch):
+    """A full card met after the web server was up (here writing the Pi's power spells): the
+    standby closed the core but left the server and its tasks running, and its own console
+    then failed "port ... already in use". That failure is raised as before the standby
+    (the server stopped), the standby being for the steps before serving."""
+    from checkpoint.app import Daemon
+
+    async def watch(_daemon: Daemon) -> None:
+        raise _full()
+
+    monkeypatch.setattr(Daemon, "_watch_pi_power", watch)
+    stood_by: list[object] = []
+    real = standing.core_or_standby
+
+    async def core_or_standby(build, config, stopping, **kwargs):
+        stood_by.append(kwargs.get("failed"))
+        return await real(build, config, stopping, notifier=Notifier(None), **kwargs)
+
+    monkeypatch.setattr(standing, "core_or_standby", core_or_standby)
+    lock = daemon_cmd.DataDirLock(tmp_path)
+    try:
+        with pytest.raises(sqlite3.OperationalError, match="full"):
+            daemon_cmd._run(argparse.Namespace(), _config(), lock)
+    finally:
+        lock.close()
+    assert stood_by == [None]  # the first start's, never again with the failure

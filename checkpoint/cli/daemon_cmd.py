@@ -470,8 +470,11 @@ async def _serve(
     daemon = Daemon(core, stopping=stopping)
     failed: Exception | None = None
     try:
-        failed = await start_or_card_failure(daemon.start, core)
+        # A card failure once the web server is up is raised (stopped below): standing by
+        # then met the daemon's own server on the port.
+        failed = await start_or_card_failure(daemon.start_deciding, core)
         if failed is None:
+            await daemon.start_serving()
             await daemon.run_until_signal()
     finally:
         if failed is None:
