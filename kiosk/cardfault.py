@@ -24,6 +24,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from kiosk.files import nearest_folder
+
 #: What the card does, by SQLite's error (a prefix: ``SQLITE_IOERR_READ`` is ``SQLITE_IOERR``;
 #: the first that fits wins). The shared-memory file SQLite could not grow (``SHMSIZE``) is a
 #: full card: its other I/O errors are a card failing.
@@ -157,13 +159,7 @@ def _named_path(exc: BaseException) -> Path | None:
 
 def _folder(path: Path | None) -> Path | None:
     """The folder of ``path`` that is there: itself if a folder, else the nearest above."""
-    if path is None:
-        return None
-    path = path.absolute()
-    for candidate in (path, *path.parents):
-        if candidate.is_dir():
-            return candidate
-    return None
+    return None if path is None else nearest_folder(path.absolute())
 
 
 def _device(folder: Path) -> int | None:

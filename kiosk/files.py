@@ -28,6 +28,7 @@ from urllib.parse import quote
 __all__ = [
     "UnreadableFile",
     "ended_read",
+    "nearest_folder",
     "read_bounded",
     "read_snapshot",
     "sqlite_read_only",
@@ -129,6 +130,15 @@ def write_atomic(
         os.fsync(folder)
     finally:
         os.close(folder)
+
+
+def nearest_folder(path: Path) -> Path | None:
+    """The folder of ``path`` that is there: itself if a folder, else the nearest one above it
+    (None when none is: a relative path whose folders are not made yet)."""
+    for candidate in (path, *path.parents):
+        if candidate.is_dir():
+            return candidate
+    return None
 
 
 def _remove_leftovers(path: Path) -> None:

@@ -6,7 +6,7 @@ import os
 import re
 from pathlib import Path
 
-from kiosk.files import write_atomic
+from kiosk.files import nearest_folder, write_atomic
 from kiosk.typed import visible
 
 #: The longest word (a path, a value) an error message quotes whole, and the longest message.
@@ -109,10 +109,7 @@ def made_in(folder: Path) -> Path:
     """The folder a verb that makes ``folder`` (with its parents) writes into first: itself,
     or the nearest folder above it that is there. So ``refuse_root_over`` judges
     /var/lib/kiosk for ``keys new --dir /var/lib/kiosk/keys2``, which would be made root's."""
-    for candidate in (folder, *folder.parents):
-        if candidate.is_dir():
-            return candidate
-    return folder
+    return nearest_folder(folder) or folder
 
 
 def _owner(folder: Path) -> int | None:
