@@ -1,4 +1,4 @@
-"""A gate's day of more quota rules than a report lists in full (review rv32quota of 64ee92f3):
+"""A gate's day of more quota rules than a report lists in full (a review of 64ee92f3):
 the office judged the abridged day's outings by the rules listed (over 0 when none was let
 out, the roles flapping counted wrong); an office of before 64ee92f3 took the 48-rule list as
 the day's every rule; a gate's ``quota_changes_left_out`` was taken at its word; the district
@@ -273,7 +273,7 @@ def test_a_network_failure_on_a_past_day_still_stops_the_round():
 
 def test_a_network_failure_on_a_past_day_keeps_todays_status_and_names_the_day(monkeypatch):
     """Today kept, then the network failed on a past day: the status had no report day, the
-    undeclared compound went unnoticed and the error named no day (review rv32quota2)."""
+    undeclared compound went unnoticed and the error named no day (a review of b295bc11)."""
     down = _TODAY - timedelta(days=2)
     status, kept, asked = _status_after(monkeypatch, down=down)
     assert kept.days == [_TODAY, _TODAY - timedelta(days=1)] and asked[-1] == down
@@ -315,7 +315,7 @@ def test_a_past_days_failure_names_the_day(answer):
 @pytest.mark.parametrize("zone", ["Mars/Olympus", "Asia"])
 def test_an_abridged_gate_of_a_zone_unknown_here_still_says_its_rules_left_out(zone):
     """A gate whose zone this office's tzdata lacks was left out of ``left_out``: its abridged
-    day was counted as complete (review rv32quota2)."""
+    day was counted as complete (a review of b295bc11)."""
     abridged = gate_policy(_report(61))["quota"]
     older = {k: v for k, v in abridged.items() if k not in ("changes", "changes_left_out")}
     window = (DAY_START - timedelta(days=1), DAY_START + timedelta(days=1))

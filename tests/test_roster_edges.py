@@ -1,9 +1,9 @@
-"""The roster at its edges (session 32, fx32roster).
+"""The roster at its edges (session 32, bc069609).
 
 * A removed guard's name given to a new account: the new volunteer was refused by the old
   guard's bar (a shift removal is kept by the guard's name). A bar is its account's: one the
   audit recorded before the name was last removed (``kiosk.accounts.ACCOUNT_SINCE``: its
-  ``seq``, no clock's reading, fx32roster2) bars none of the new one's, nor does a bar kept
+  ``seq``, no clock's reading, b16a489e) bars none of the new one's, nor does a bar kept
   through a roster fault.
 * One hand-edited row of the roster (a time that is no time, a field missing) raised in
   ``_shift``/``_handover``: the roster's page and every sign-in failed. The row is skipped,
@@ -158,7 +158,7 @@ def test_a_bar_made_after_the_new_account_is_its_own(app, admin, core, clock):
 def test_a_removed_guards_shift_tidied_away_bars_no_new_volunteer(app, admin, core, clock):
     """bob left: the admin removes his account, then his shift from the roster (tidying);
     a new volunteer given the name 'bob' is signed in, not refused and told of the old
-    guard's shift (fx32roster2 began her account at the name's last removal, so the tidying
+    guard's shift (b16a489e began her account at the name's last removal, so the tidying
     removal, recorded after it, was read as hers). Her account begins at the write that
     added it; a removal of a shift of hers after that is hers."""
     _bob(core)

@@ -1,4 +1,4 @@
-"""A guard's session the roster lengthens, at its edges (session 32, fx32roster).
+"""A guard's session the roster lengthens, at its edges (session 32, bc069609).
 
 * A tablet asleep more than ``RESUME_TTL_S`` past the end the session's cookie gave it woke
   signed out though its guard was on a back-to-back shift: the cookie was lengthened only
