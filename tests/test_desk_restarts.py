@@ -173,32 +173,17 @@ def test_a_return_the_report_told_first_is_not_counted_again_by_the_bus(guard_co
     and raised messages, which then counted the same return again ("3 times" for one
     return). The report carries the engine's stamp of the raise, and the bus's messages of
     it are not news."""
-    runner, clock = guard_core.runner, guard_core.clock
-    _ticking(clock, monkeypatch)
-    desk = AlarmDesk(guard_core.store, clock)
-    ear = guard_core.bus.subscribe(name="test-ear")
-    runner.engine.on_reader_fault("cam0", "camera lost")
-    [raised] = _alarms(ear)
-    assert desk.note_message(raised)
-    assert desk.open_alarms(_standing(guard_core))[0].count == 1
-    clock.advance(5)
-    runner.engine.on_reader_ok("cam0")
-    clock.advance(5)
-    runner.engine.on_reader_fault("cam0", "camera lost again")
-    clock.advance(0.1)
-    assert desk.open_alarms(_standing(guard_core))[0].count == 2  # the page, first
-    late = _alarms(ear)
-    assert [m["state"] for m in late] == ["cleared", "raised"]
+    desk, late = _returns_a_page_counted(guard_core, monkeypatch, returns=1)
     for message in late:
         desk.note_message(message)
     [card] = desk.open_alarms(_standing(guard_core))
     assert card.count == 2
 
 
-def _two_returns_a_page_counted(guard_core, monkeypatch):
-    """The camera failed (seen, heard), came back and failed again twice, then a guard's
-    page drew the report (one more time: the newest return) before the desk's ear took the
-    bus's messages of the returns; the desk and the ear's messages, oldest first."""
+def _returns_a_page_counted(guard_core, monkeypatch, returns=2):
+    """The camera failed (seen, heard), came back and failed again ``returns`` times, then a
+    guard's page drew the report (one more time: the newest return) before the desk's ear
+    took the bus's messages of the returns; the desk and the ear's messages, oldest first."""
     runner, clock = guard_core.runner, guard_core.clock
     _ticking(clock, monkeypatch)
     desk = AlarmDesk(guard_core.store, clock)
@@ -207,7 +192,7 @@ def _two_returns_a_page_counted(guard_core, monkeypatch):
     [raised] = _alarms(ear)
     assert desk.note_message(raised)
     assert desk.open_alarms(_standing(guard_core))[0].count == 1
-    for _ in range(2):
+    for _ in range(returns):
         clock.advance(5)
         runner.engine.on_reader_ok("cam0")
         clock.advance(5)
@@ -215,7 +200,7 @@ def _two_returns_a_page_counted(guard_core, monkeypatch):
     clock.advance(0.1)
     assert desk.open_alarms(_standing(guard_core))[0].count == 2  # the page, first
     late = _alarms(ear)
-    assert [m["state"] for m in late] == ["cleared", "raised", "cleared", "raised"]
+    assert [m["state"] for m in late] == ["cleared", "raised"] * returns
     return desk, late
 
 
@@ -225,7 +210,7 @@ def test_returns_before_the_one_the_report_told_still_count_when_the_bus_tells_t
     """Two returns, the page's count first: it had moved the card past every bus message of
     them, the first return lost ("2 times" for three faults). Only the raise the report
     told is not news."""
-    desk, late = _two_returns_a_page_counted(guard_core, monkeypatch)
+    desk, late = _returns_a_page_counted(guard_core, monkeypatch)
     for message in [*late, *late]:  # a second console's stream hands them again
         desk.note_message(message)
     [card] = desk.open_alarms(_standing(guard_core))
@@ -237,7 +222,7 @@ def test_the_ears_rebuild_between_late_messages_loses_no_return(guard_core, monk
     """As above; the ear took the first cleared message, rebuilt its cards from the report
     (the raise the page counted, not news), then took the rest: the first return is still
     counted."""
-    desk, (first, *rest) = _two_returns_a_page_counted(guard_core, monkeypatch)
+    desk, (first, *rest) = _returns_a_page_counted(guard_core, monkeypatch)
     desk.note_message(first)
     report = guard_core.runner.health()
     assert not desk.heard_standing(FaultsNow(report["fault_since"], report["fault_raised_ns"]))

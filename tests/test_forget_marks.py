@@ -19,9 +19,9 @@ import pytest
 import test_compound_gates
 from guard_support import add_event, hidden_fields, send
 from test_clock_floor import MORNING, _config, _decide, key  # noqa: F401 (a fixture)
-from test_compound_gates import KEY, NORTH_KEY, NOW, Gate, peer_entry
+from test_compound_gates import KEY, NOW
 from test_guard_people import ROOM, admin, app, core  # noqa: F401 (fixtures: the console's)
-from test_peer_revocations import base_page, card, told_and_fetched
+from test_peer_revocations import base_page, card, north_pinned_at_south, told_and_fetched
 from test_person import cli  # noqa: F401 (a fixture: kiosk person beside the core)
 
 from checkpoint import app as program
@@ -116,14 +116,8 @@ def gates(tmp_path, clock, monkeypatch):
     monkeypatch.setattr(test_compound_gates, "POLICY", policy)
     trust = tmp_path / "gate-south" / "trust"
     trust.mkdir(parents=True)
-    (trust / "gate-north.pub").write_bytes(public_key_pem(NORTH_KEY.public_key()))
     (trust / "office.pub").write_bytes(public_key_pem(KEY.public_key()))
-    north = Gate(tmp_path, "gate-north", clock, [peer_entry("gate-south")], poll_s=3600)
-    north.core.issuer_key = NORTH_KEY
-    entry = peer_entry("gate-north") | {"trust_key": "gate-north"}
-    south = Gate(tmp_path, "gate-south", clock, [entry], poll_s=3600)
-    north.peer_of(south, monkeypatch)
-    south.peer_of(north, monkeypatch)
+    north, south = north_pinned_at_south(tmp_path, clock, monkeypatch)
     yield north, south
     south.close()
     north.close()

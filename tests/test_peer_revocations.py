@@ -35,19 +35,25 @@ def card(holder: str = "Wang L") -> tuple[str, str]:
 def gates(tmp_path, clock, monkeypatch):
     """North and south, each a peer of the other; north's key pinned at south (its pages
     signed for each ask)."""
-    (tmp_path / "gate-south" / "trust").mkdir(parents=True)
-    (tmp_path / "gate-south" / "trust" / "gate-north.pub").write_bytes(
-        public_key_pem(NORTH_KEY.public_key())
-    )
+    north, south = north_pinned_at_south(tmp_path, clock, monkeypatch)
+    yield north, south
+    south.close()
+    north.close()
+
+
+def north_pinned_at_south(tmp_path, clock, monkeypatch) -> tuple[Gate, Gate]:
+    """North and south, each a peer of the other, north's key pinned at south (in its trust
+    folder, which other keys may share)."""
+    trust = tmp_path / "gate-south" / "trust"
+    trust.mkdir(parents=True, exist_ok=True)
+    (trust / "gate-north.pub").write_bytes(public_key_pem(NORTH_KEY.public_key()))
     north = Gate(tmp_path, "gate-north", clock, [peer_entry("gate-south")], poll_s=3600)
     north.core.issuer_key = NORTH_KEY
     entry = peer_entry("gate-north") | {"trust_key": "gate-north"}
     south = Gate(tmp_path, "gate-south", clock, [entry], poll_s=3600)
     north.peer_of(south, monkeypatch)
     south.peer_of(north, monkeypatch)
-    yield north, south
-    south.close()
-    north.close()
+    return north, south
 
 
 def told_and_fetched(north: Gate, south: Gate) -> None:

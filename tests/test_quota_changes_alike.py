@@ -6,6 +6,7 @@ calendar's end or outside the report's day is a report refused, never a pull tha
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from datetime import timedelta
 
 import httpx
@@ -23,6 +24,20 @@ from office.pull import PullError
 pytest_plugins = ("pgfixture",)
 
 _ON = {"quota_enabled": True, "quota_exits": 1, "period_days": 1, "quota_roles": ["resident"]}
+
+
+@contextmanager
+def _pair(tmp_path, *, south_on=False):
+    """North and south of one compound, each the other's peer, started the day before with the
+    quota off at the north (``south_on``: on at the south); their stores closed after."""
+    north = _gate(tmp_path, "gate-north", peers=["gate-south"], enabled=False, zone=TZ)
+    south = _gate(tmp_path, "gate-south", peers=["gate-north"], enabled=south_on, zone=TZ)
+    try:
+        _started(north, south)
+        yield north, south
+    finally:
+        north.store.close()
+        south.store.close()
 
 
 def _started(*gates):
@@ -70,17 +85,11 @@ def test_gates_restarted_with_one_new_quota_seconds_apart_count_the_compound(
     ``seconds`` after the north: the office read their ``quota_changes`` as disagreeing (their
     times differ), the compound's count null and a ``disagree`` telling staff to mend gates
     that held one rule. F6, out at 08:00 and 10:00 with the quota off, is over nothing."""
-    north = _gate(tmp_path, "gate-north", peers=["gate-south"], enabled=False, zone=TZ)
-    south = _gate(tmp_path, "gate-south", peers=["gate-north"], enabled=False, zone=TZ)
-    try:
-        _started(north, south)
+    with _pair(tmp_path) as (north, south):
         _f6_out(north, 8, 10)
         _restart_with(north, {"enabled": True}, 0)
         _restart_with(south, {"enabled": True}, seconds)
         exits, compound = _compound(pg_dsn, north, south)
-    finally:
-        north.store.close()
-        south.store.close()
     assert compound["disagree"] == []
     assert compound["over_quota_households"] == 0 and exits["over_quota_households"] == 0
     changes = compound["quota_changes"]
@@ -95,35 +104,23 @@ def test_each_gate_judges_its_outings_by_its_own_restart(tmp_path, pg_dsn, gate,
     """The quota switched on at 12:00 at the north gate, at 12:05 at the south: F6 out at the
     north at 08:00 and 10:00 (off), then at 12:03 at ``gate``: at the south, still off, let
     out by no quota; at the north, on since 12:00, over it. Each outing by its own gate's."""
-    north = _gate(tmp_path, "gate-north", peers=["gate-south"], enabled=False, zone=TZ)
-    south = _gate(tmp_path, "gate-south", peers=["gate-north"], enabled=False, zone=TZ)
-    try:
-        _started(north, south)
+    with _pair(tmp_path) as (north, south):
         _f6_out(north, 8, 10)
         _restart_with(north, {"enabled": True}, 0)
         _restart_with(south, {"enabled": True}, 300)
         _f6_out({"north": north, "south": south}[gate], 12 + 3 / 60)
         _, compound = _compound(pg_dsn, north, south)
-    finally:
-        north.store.close()
-        south.store.close()
     assert compound["disagree"] == [] and compound["exits"] == 3
     assert compound["over_quota_households"] == over
 
 
 @pytest.mark.slow
 def test_gates_whose_changes_lie_hours_apart_still_disagree_and_say_each_ones(tmp_path, pg_dsn):
-    north = _gate(tmp_path, "gate-north", peers=["gate-south"], enabled=False, zone=TZ)
-    south = _gate(tmp_path, "gate-south", peers=["gate-north"], enabled=False, zone=TZ)
-    try:
-        _started(north, south)
+    with _pair(tmp_path) as (north, south):
         _f6_out(north, 8, 10)
         _restart_with(north, {"enabled": True}, 0)
         _restart_with(south, {"enabled": True}, 3 * 3600)
         _, compound = _compound(pg_dsn, north, south)
-    finally:
-        north.store.close()
-        south.store.close()
     assert compound["over_quota_households"] is None
     said = {d["kiosk_id"]: d["quota_changes"] for d in compound["disagree"]}
     assert [c["from"] for c in said["gate-south"]] == [
@@ -258,16 +255,10 @@ def test_a_gate_that_says_no_change_beside_one_that_changed_is_named_not_a_disag
     gate, of a release before them, says its last rule only (on): the compound was null with
     a ``disagree``. It agrees with the north's last rule, is named ``unknown`` (its rule before
     is not held), and the north's changes judge the day: F6's morning outings were over none."""
-    north = _gate(tmp_path, "gate-north", peers=["gate-south"], enabled=False, zone=TZ)
-    south = _gate(tmp_path, "gate-south", peers=["gate-north"], enabled=True, zone=TZ)
-    try:
-        _started(north, south)
+    with _pair(tmp_path, south_on=True) as (north, south):
         _f6_out(north, 8, 10)
         _restart_with(north, {"enabled": True}, 0)
         _, compound = _compound(pg_dsn, north, south)
-    finally:
-        north.store.close()
-        south.store.close()
     assert compound["disagree"] == [] and compound["unknown"] == ["gate-south"]
     assert compound["over_quota_households"] == 0
     assert [c["enabled"] for c in compound["quota_changes"]] == [False, True]

@@ -10,10 +10,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sqlite3
-import threading
 
 import httpx
 import pytest
+from test_stop_gate import kiosk_run_thread
 
 from checkpoint import standby as standing
 from checkpoint.cli import daemon_cmd
@@ -71,17 +71,7 @@ def test_a_full_card_at_the_daemons_start_stands_by_then_starts(tmp_path, monkey
     monkeypatch.setattr(standing, "core_or_standby", core_or_standby)
     config = _config()
     outcome: list[object] = []
-
-    def run() -> None:
-        lock = daemon_cmd.DataDirLock(tmp_path)
-        try:
-            outcome.append(daemon_cmd._run(argparse.Namespace(), config, lock))
-        except Exception as exc:  # noqa: BLE001 - the failure is what is checked
-            outcome.append(exc)
-        finally:
-            lock.close()
-
-    running = threading.Thread(target=run, daemon=True)
+    running = kiosk_run_thread(tmp_path, config, outcome)
     running.start()
     running.join(WAIT_S)
     assert not running.is_alive()

@@ -10,6 +10,7 @@ import asyncio
 import logging
 import threading
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from guard_support import console_fixtures
@@ -20,7 +21,7 @@ from checkpoint.cli import daemon_cmd
 from checkpoint.notify import Notifier
 from drivers import gate as gate_drivers
 from drivers.clocksync import system_clock
-from kiosk.config import parse_config
+from kiosk.config import KioskConfig, parse_config
 
 WAIT_S = 10.0  # an upper bound for a test to fail instead of hanging, never a sleep
 
@@ -59,17 +60,7 @@ def test_kiosk_runs_end_closes_a_stuck_relay_within_its_deadline_and_says_so(
     monkeypatch.setattr(standing, "core_or_standby", core_or_standby)
     config = parse_config({"site": {"kiosk_id": "gate-1"}, "web": {"port": 0}})
     outcome: list[object] = []
-
-    def run() -> None:
-        lock = daemon_cmd.DataDirLock(tmp_path)
-        try:
-            outcome.append(daemon_cmd._run(argparse.Namespace(), config, lock))
-        except Exception as exc:  # noqa: BLE001 - the failure is what is checked
-            outcome.append(exc)
-        finally:
-            lock.close()
-
-    running = threading.Thread(target=run, daemon=True)
+    running = kiosk_run_thread(tmp_path, config, outcome)
     try:
         with caplog.at_level(logging.WARNING):
             running.start()
@@ -84,6 +75,22 @@ def test_kiosk_runs_end_closes_a_stuck_relay_within_its_deadline_and_says_so(
         assert outcome == [0]
     said = [r.getMessage() for r in caplog.records if "did not close" in r.getMessage()]
     assert said and "gate" in said[0] and "left to the process's exit" in said[0], said
+
+
+def kiosk_run_thread(data: Path, config: KioskConfig, outcome: list[object]) -> threading.Thread:
+    """A thread (not started) running ``kiosk run``'s body on ``data`` with ``config``, holding
+    the data dir's lock; what it returns or raises is appended to ``outcome``."""
+
+    def run() -> None:
+        lock = daemon_cmd.DataDirLock(data)
+        try:
+            outcome.append(daemon_cmd._run(argparse.Namespace(), config, lock))
+        except Exception as exc:  # noqa: BLE001 - the failure is what is checked
+            outcome.append(exc)
+        finally:
+            lock.close()
+
+    return threading.Thread(target=run, daemon=True)
 
 
 START = datetime(2026, 3, 4, 2, 0, tzinfo=UTC)
