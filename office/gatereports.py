@@ -92,6 +92,11 @@ MAX_BODY_BYTES = 2 << 20
 #: The most JSON values an answer is parsed with (``office.pull.json_values``): a report is
 #: ~260 (~2 KB); 2 MiB of ``[],[],...`` parsed into ~45 MB of lists, per concurrent pull.
 MAX_REPORT_VALUES = 1 << 16
+#: The answers that are about the gate, not the day asked for: its token refused (401, 403)
+#: or its rate limit reached (429). On a past day they stop the gate's round (``GateRefusal``).
+GATE_REFUSALS = frozenset({401, 403, 429})
+#: The refused past days a round's error names in full; the others are counted.
+REFUSALS_NAMED = 3
 _MAX_COUNT = 10**9
 _ZONE = re.compile(r"^[A-Za-z0-9_+/-]{1,64}$")
 
@@ -356,8 +361,9 @@ def _fetch(
             f"{asked}: HTTP {status}, an answer of up to {values:,} JSON values, more than the"
             f" {MAX_REPORT_VALUES:,} a report is parsed with (not a kiosk?)"
         )
-    if status != 200:  # the gate's answer for that day: its error, no report
-        raise RefusedReport(f"{asked}: {status_words(status, answer_headers, body)}")
+    if status != 200:  # no report: the token or the rate limit the gate's, else that day's
+        refusal = GateRefusal if status in GATE_REFUSALS else RefusedReport
+        raise refusal(f"{asked}: {status_words(status, answer_headers, body)}")
     try:
         report = json.loads(body)
     except (ValueError, RecursionError):
@@ -386,15 +392,35 @@ def _fetch(
 
 class RefusedReport(PullError):
     """A gate's answer that is not a daily report the office keeps (``_fetch``: an HTTP error
-    status, or a report refused): that day's alone, the gate's other days are asked all the
-    same (``collect_reports``)."""
+    status other than ``GATE_REFUSALS``, or a report refused): that day's alone, the gate's
+    other days are asked all the same (``collect_reports``)."""
+
+
+class GateRefusal(PullError):
+    """A gate's 401, 403 or 429 (``GATE_REFUSALS``): its token refused or its rate limit
+    reached, whatever day was asked for. On a past day it stops the gate's round, like a
+    network failure (``Collected.failed``): the gate's other days would be refused the same,
+    and a rate-limited gate asked for them is only held back longer."""
+
+
+def _refused_days(base: str, refusals: list[RefusedReport]) -> RefusedReport | None:
+    """The past days refused in a round as one refusal: the first ``REFUSALS_NAMED`` each
+    with why (the address said once), the others counted; None when none was."""
+    if len(refusals) <= 1:
+        return refusals[0] if refusals else None
+    asked = base + "/api/v1/stats?"
+    named = [str(e).removeprefix(asked) for e in refusals[1:REFUSALS_NAMED]]
+    more = len(refusals) - REFUSALS_NAMED
+    tail = [f"{more} more past day{'' if more == 1 else 's'} refused"] if more > 0 else []
+    return RefusedReport("; ".join([str(refusals[0]), *named, *tail]))
 
 
 @dataclass(frozen=True, slots=True)
 class Collected:
-    """What ``collect_gate_reports`` kept of a gate: its today (kept), the first of its
-    past days' answers refused (``RefusedReport``), None when none was, and the failure
-    (network, deadline) that stopped the round on a past day, None when none did."""
+    """What ``collect_gate_reports`` kept of a gate: its today (kept), its past days' answers
+    refused as one (``RefusedReport``, ``_refused_days``: the first few named, the others
+    counted), None when none was, and the failure (network, deadline, ``GateRefusal``) that
+    stopped the round on a past day, None when none did."""
 
     today: date
     refused: RefusedReport | None = None
@@ -454,28 +480,30 @@ def collect_gate_reports(
     A past day's report refused (``RefusedReport``: an HTTP error status too) is that day's
     alone: the days before it are fetched and kept all the same, the refusal returned with
     today (until 2026-12-07 it stopped the round, and the days before it were never asked
-    while it stood). A network failure or a deadline on today raises (``PullError``); on a
-    past day it stops the round, returned with today (``Collected.failed``: until 2026-12-07
-    it was raised, today kept but not said)."""
+    while it stood), every day refused named (the first few, the others counted). A network
+    failure or a deadline on today raises (``PullError``); on a past day it stops the round,
+    returned with today (``Collected.failed``: until 2026-12-07 it was raised, today kept but
+    not said); so does a 401, 403 or 429 (``GateRefusal``: the gate's token or rate limit,
+    not the day's; before this version each of the other days was asked all the same)."""
     first = _fetch(client, base, token, None, deadline_s)
     today = first.day
     if now is not None:
         _check_day(base, first, now, timedelta(seconds=deadline_s))
     target.write_gate_report(kiosk_id, today, first.zone, first.figures, False)
     held = target.final_report_days(kiosk_id, today - timedelta(days=days - 1))
-    refused: RefusedReport | None = None
+    refused: list[RefusedReport] = []
     for back in range(1, days):
         day = today - timedelta(days=back)
         if day not in held:
             try:
                 got = _fetch(client, base, token, day, deadline_s)
             except RefusedReport as exc:  # that day's: the days before it are kept all the same
-                refused = refused or exc
+                refused.append(exc)
                 continue
-            except PullError as exc:  # the gate or the network down: the rest of it next round
-                return Collected(today, refused, exc)
+            except PullError as exc:  # the gate, its token or the network: the rest next round
+                return Collected(today, _refused_days(base, refused), exc)
             target.write_gate_report(kiosk_id, day, got.zone, got.figures, got.unsynced == 0)
-    return Collected(today, refused)
+    return Collected(today, _refused_days(base, refused))
 
 
 def _check_day(base: str, report: _Report, now: datetime, asking: timedelta) -> None:

@@ -205,7 +205,12 @@ class _Kept(_KeptDays):
         pass
 
 
-def _gate(asked: list[date], *, refused=None, failing=None, status=500, down=None):
+def _gate(asked: list[date], *, refused=(), failing=None, status=500, down=None, past=None):
+    """A gate answering today and its past days (``asked``: each day asked, in order);
+    ``refused``: a day (or days) answered with a report refused; ``past``: a status every
+    past day is answered with."""
+    refusing = {refused} if isinstance(refused, date) else set(refused)
+
     def answer(request: httpx.Request) -> httpx.Response:
         day = date.fromisoformat(request.url.params.get("day", _TODAY.isoformat()))
         asked.append(day)
@@ -213,8 +218,10 @@ def _gate(asked: list[date], *, refused=None, failing=None, status=500, down=Non
             raise httpx.ConnectError("network down", request=request)
         if day == failing:  # the gate fails on that day's data alone
             return httpx.Response(status, json={"detail": "Internal Server Error"})
+        if past is not None and day != _TODAY:
+            return httpx.Response(past, json={"detail": "refused"}, headers={"Retry-After": "60"})
         report = {"day": day.isoformat(), "timezone": TZ, "community": {}}
-        if day == refused:  # one rule listed: refused
+        if day in refusing:  # one rule listed: refused
             report["exits_per_household"] = _ON | {"quota_changes": [{"from": None} | _ON]}
         return httpx.Response(200, json=report)
 
@@ -251,7 +258,7 @@ def test_the_collectors_status_says_the_day_kept_and_the_past_day_refused(monkey
     assert kept.days == [_TODAY - timedelta(days=n) for n in (0, 1, 3, 4, 5, 6)]
 
 
-@pytest.mark.parametrize("status", [500, 404, 429])
+@pytest.mark.parametrize("status", [500, 404, 400])
 def test_a_gates_error_status_on_a_past_day_is_that_days_alone(status):
     asked: list[date] = []
     kept = _Kept()
@@ -326,3 +333,52 @@ def test_an_abridged_gate_of_a_zone_unknown_here_still_says_its_rules_left_out(z
         rule = _rule(sorted(held), held, window)
         assert rule.left_out == abridged["changes_left_out"] > 0
         assert "gate-north" in (rule.unknown or [])
+
+
+# -- 7. a gate's refusal (its token, its rate limit) stops its round; every refused day said --
+
+
+@pytest.mark.parametrize("status", [401, 403, 429])
+def test_a_gates_token_refused_or_rate_limit_on_a_past_day_stops_its_round(status):
+    """A 401, 403 or 429 on a past day was read as that day's alone: each of the gate's other
+    days was asked all the same, six requests a round to a gate that had refused the token,
+    a rate-limited gate asked again at once. Now the round stops at the first, today kept."""
+    asked: list[date] = []
+    kept = _Kept()
+    with _gate(asked, past=status) as client:
+        got = collect_gate_reports(client, kept, "http://gate-1", "gate-1", "t" * 20, days=7)
+    yesterday = _TODAY - timedelta(days=1)
+    assert asked == [_TODAY, yesterday] and kept.days == [_TODAY] and got.refused is None
+    assert str(got.failed).startswith(f"http://gate-1/api/v1/stats?day={yesterday}: HTTP {status}")
+
+
+def test_a_gates_rate_limit_after_a_refused_day_keeps_the_days_between(monkeypatch):
+    """A day refused, the day before it kept, then the gate's 429: both said in the status,
+    today and the day kept stay kept, nothing asked after the 429."""
+    refused, limited = _TODAY - timedelta(days=1), _TODAY - timedelta(days=3)
+    status, kept, asked = _status_after(monkeypatch, refused=refused, failing=limited, status=429)
+    assert asked == [_TODAY, refused, _TODAY - timedelta(days=2), limited]
+    assert kept.days == [_TODAY, _TODAY - timedelta(days=2)]
+    assert status.report_day == _TODAY.isoformat()
+    error = status.report_error or ""
+    assert f"day={refused}: not a daily report" in error and f"day={limited}: HTTP 429" in error
+
+
+def test_every_refused_past_day_is_named_the_first_few_then_counted(monkeypatch):
+    """Five past days refused: only the newest was named in ``report_error``, the other four
+    not said at all. Now the first three are named, each with why, and the other two counted."""
+    days = [_TODAY - timedelta(days=n) for n in (1, 2, 4, 5, 6)]
+    status, kept, _ = _status_after(monkeypatch, refused=days)
+    assert kept.days == [_TODAY, _TODAY - timedelta(days=3)]
+    error = status.report_error or ""
+    assert error.startswith(f"http://gate-1.lan:8000/api/v1/stats?day={days[0]}: not a daily")
+    assert [f"day={d}: not a daily report" in error for d in days] == [True] * 3 + [False] * 2
+    assert error.endswith("; 2 more past days refused")
+
+
+def test_two_refused_past_days_are_both_named(monkeypatch):
+    days = [_TODAY - timedelta(days=n) for n in (2, 5)]
+    status, _, _ = _status_after(monkeypatch, refused=days)
+    error = status.report_error or ""
+    assert error.count("http://gate-1.lan:8000/") == 1  # the address said once
+    assert all(f"day={d}: not a daily report" in error for d in days) and "more" not in error
