@@ -2038,13 +2038,13 @@ class Engine:
             }
         )
         whom = _unlogged_whom(draft) if seq is None else {}
-        if alarm:
-            self._alarm(alarm, "raised", passage=p.id, seq=seq, direction=draft.direction, **whom)
-        elif needs_guard and decision == "deny":
+        raised = policy.bus_alarm(d, decision)
+        if raised == policy.GUARD_NEEDED:
             self._alarm(
-                "guard_needed", "raised", passage=p.id, seq=seq, reasons=list(draft.reasons),
-                **whom,
-            )  # fmt: skip
+                raised, "raised", passage=p.id, seq=seq, reasons=list(draft.reasons), **whom
+            )
+        elif raised:
+            self._alarm(raised, "raised", passage=p.id, seq=seq, direction=draft.direction, **whom)
         now = self._now()
         self._hold_until_ns = now + int(self._eng.result_hold_s * 1e9)
         if decision in PASS_DECISIONS:

@@ -121,6 +121,9 @@ ALARMS: tuple[str, ...] = (
     "quarantine_return",
 )
 
+#: The bus alarm of a kiosk's deny that calls the guard and carries none of ``ALARMS``.
+GUARD_NEEDED = "guard_needed"
+
 Direction = Literal["in", "out"]
 
 
@@ -204,6 +207,18 @@ def holds_household(decision: Decision) -> bool:
         or HOLD_FLAGS.intersection(decision.flags)
         or decision.alarm in HOLD_ALARMS
     )
+
+
+def bus_alarm(found: Decision | None, decision: str) -> str | None:
+    """The alarm the engine raises on the bus for a passage decided ``found`` and recorded as
+    ``decision``: its alarm (``ALARMS``), else ``GUARD_NEEDED`` for a deny that calls the
+    guard; None for neither. The log's side of the rule is ``kiosk.alarms.alarm_from_event``:
+    the card a logged passage raises after a restart is of this alarm's kind."""
+    if found is None:
+        return None
+    if found.alarm:
+        return found.alarm
+    return GUARD_NEEDED if found.needs_guard and decision == "deny" else None
 
 
 def _fault(found: _Findings, code: str, mode: str) -> None:
