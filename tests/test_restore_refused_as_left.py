@@ -8,9 +8,7 @@ restore refused after that left both in the data dir, files that were not there 
 
 from __future__ import annotations
 
-import hashlib
 import os
-import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,6 +16,7 @@ import pytest
 from test_backup import (  # no_installed_kiosk: autouse here too
     _rewritten,
     make_gate,
+    newer_schema,
     no_installed_kiosk,  # noqa: F401
     passage,
     run_backup,
@@ -67,20 +66,7 @@ def _archives_config(north, new, archive) -> list[str]:
 
 
 def _newer_schema(north, new, archive) -> list[str]:
-    def newer(files, manifest):
-        db = archive.parent / "newer.db"
-        db.write_bytes(files["data/kiosk.db"])
-        with sqlite3.connect(db) as conn:
-            conn.execute(
-                "INSERT INTO _sqlite_migrations (migration_set, name, applied_at)"
-                " VALUES ('kiosk.events', 'm099_from_the_future', '2027-01-01')"
-            )
-        conn.close()
-        files["data/kiosk.db"] = body = db.read_bytes()
-        entry = next(e for e in manifest["files"] if e["name"] == "data/kiosk.db")
-        entry.update(size=len(body), sha256=hashlib.sha256(body).hexdigest())
-
-    _rewritten(archive, archive, newer)
+    _rewritten(archive, archive, newer_schema(archive.parent))
     return ["--as-this-gate"]
 
 

@@ -215,20 +215,27 @@ def _standing_by_once(monkeypatch, *, stop_while_standing_by: bool) -> None:
     monkeypatch.setattr(standing, "core_or_standby", core_or_standby)
 
 
+def _run_standing_by_once(data, monkeypatch, *, stop_while_standing_by: bool) -> list[str]:
+    """``kiosk run`` on ``data`` whose first start meets a full card, standing by once
+    (``_standing_by_once``); the look-back's tries."""
+    loads = _failing_starts(monkeypatch, failures=1)
+    _standing_by_once(monkeypatch, stop_while_standing_by=stop_while_standing_by)
+    outcome: list[object] = []
+    running = kiosk_run_thread(data, _config(), outcome)
+    running.start()
+    running.join(WAIT_S)
+    assert outcome == [0], outcome
+    return loads
+
+
 @pytest.mark.slow
 def test_a_start_that_stood_by_for_the_card_then_started_says_the_last_stop_was_clean(
     tmp_path, monkeypatch
 ):
     """The failed start had taken the clean stop's marker; it stood by in order, yet the
     start after it recorded ``last_stop: unclean``, as after a crash."""
-    loads = _failing_starts(monkeypatch, failures=1)
-    _standing_by_once(monkeypatch, stop_while_standing_by=False)
-    outcome: list[object] = []
-    running = kiosk_run_thread(tmp_path, _config(), outcome)
-    running.start()
-    running.join(WAIT_S)
+    loads = _run_standing_by_once(tmp_path, monkeypatch, stop_while_standing_by=False)
 
-    assert outcome == [0], outcome
     assert loads == ["try", "try"]
     assert _last_stops(tmp_path) == ["none", "clean"]
 
@@ -239,13 +246,8 @@ def test_a_standby_for_the_starts_card_fault_stopped_in_order_is_a_clean_stop(
 ):
     """A stop (``systemctl stop kiosk``) while standing by for the start's card fault: the
     next start said ``last_stop: unclean``."""
-    _failing_starts(monkeypatch, failures=1)
-    _standing_by_once(monkeypatch, stop_while_standing_by=True)
-    outcome: list[object] = []
-    running = kiosk_run_thread(tmp_path, _config(), outcome)
-    running.start()
-    running.join(WAIT_S)
-    assert outcome == [0], outcome
+    loads = _run_standing_by_once(tmp_path, monkeypatch, stop_while_standing_by=True)
+    assert loads == ["try"]
 
     core = build_core(_config(), tmp_path)
     try:
