@@ -376,10 +376,16 @@ def record_stop(core: Core) -> None:
         core.store.audit("daemon", stats.DAEMON_STOP)
     except StoreFault as exc:
         log.warning("the daemon's stop could not be recorded in the audit table: %s", exc)
+    mark_stopped(core.data_dir, core.clock.now())
+
+
+def mark_stopped(data_dir: Path, now: datetime) -> None:
+    """The marker ``record_start`` takes, left in ``data_dir`` holding ``now``: the run
+    stopped cleanly. By ``record_stop``, and by ``kiosk run`` for a start the card failed
+    after it took the marker, which stood by in order (``checkpoint.standby``): the next
+    start, in this process or the next, says ``clean`` of it."""
     with contextlib.suppress(OSError):  # a failing card: the next start reads it as a crash
-        (core.data_dir / STOPPED_MARKER).write_text(
-            core.clock.now().isoformat(timespec="seconds"), encoding="ascii"
-        )
+        (data_dir / STOPPED_MARKER).write_text(now.isoformat(timespec="seconds"), encoding="ascii")
 
 
 #: The whole stop, from the signal: every step of it draws on it (``kiosk.deadline.StopBudget``,

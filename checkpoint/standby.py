@@ -124,6 +124,11 @@ def gate_words(obeyed: bool, released: bool = False) -> str:
     return "gate state unknown (the relay could not be commanded locked at start: check the gate)"
 
 
+#: What the journal's standby line says failed when the log opened and the start then met
+#: the card's fault (``failed``): not "cannot open the event log", which it had.
+FAILED_START = "the start met the card's fault after the event log opened"
+
+
 #: Waits ``delay`` seconds before the next try, or less when the daemon is asked to stop.
 Pause = Callable[[StandbyServer, float], Awaitable[None]]
 
@@ -170,13 +175,15 @@ async def core_or_standby(
         if kind is None:
             raise
         standby = Standby(str(exc), kind, format_ts(datetime.now(UTC)))
+    what = FAILED_START if failed is not None else "cannot open the event log"
     if stopping.is_set():  # a stop asked during the start: nothing to stand up for
-        log.error("cannot open the event log, and the daemon is stopping: %s", standby.reason)
+        log.error("%s, and the daemon is stopping: %s", what, standby.reason)
         return None
     if release is not None:  # no kiosk deciding: the coil off
         gate_locked, relock = await asyncio.to_thread(release), release
     log.error(
-        "cannot open the event log: standing by, %s, trying again: %s",
+        "%s: standing by, %s, trying again: %s",
+        what,
         gate_words(gate_locked, release is not None),
         standby.reason,
         extra={"kind": standby.kind},
@@ -190,7 +197,8 @@ async def core_or_standby(
     )
     await server.start()
     try:
-        return await _try_again(build, server, stopping, pause or _pause_until(stopping), relock)
+        waits = pause or _pause_until(stopping)
+        return await _try_again(build, server, stopping, waits, relock, start=failed is not None)
     finally:
         await server.stop()
 
@@ -201,7 +209,12 @@ async def _try_again(
     stopping: asyncio.Event,
     pause: Pause,
     relock: Callable[[], bool] | None,
+    *,
+    start: bool = False,
 ) -> Core | None:
+    """The log tried again after each pause until it opens (its core), or a stop (None).
+    ``start``: the standby is for the start's card fault, the log having opened: the core is
+    for trying the start again (said so)."""
     standby = server.standby
     step = 0
     while True:
@@ -224,7 +237,8 @@ async def _try_again(
         if stopping.is_set():  # asked while the try was under way: nothing starts
             await asyncio.to_thread(core.close)
             return None
-        log.warning("the event log opens again after %d failed tries: starting", standby.tries)
+        opens = "opens: trying the start again" if start else "opens again"
+        log.warning("the event log %s after %d failed tries: starting", opens, standby.tries)
         return core
 
 

@@ -48,7 +48,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from kiosk.files import sqlite_read_only
+from kiosk.files import sqlite_read_at_rest, sqlite_read_only
 from kiosk.store import format_ts, verify_database
 
 FORMAT = "kiosk-backup"
@@ -203,8 +203,10 @@ def describe_log(path: Path, *, staged: Staged | None = None) -> LogFacts:
 
 def reading(path: Path) -> contextlib.AbstractContextManager[sqlite3.Connection]:
     """The SQLite database at ``path`` open read-only (``kiosk.files.sqlite_read_only``),
-    closed after; ``BackupError`` when it cannot be opened."""
-    return _opened(lambda: sqlite_read_only(path), path)
+    closed after; ``BackupError`` when it cannot be opened. Only a log at rest is read so (a
+    stopped daemon's, a snapshot): nothing is made beside it (``sqlite_read_at_rest``; a
+    restore refused after it read this Pi's log left its -wal and -shm in the data dir)."""
+    return _opened(lambda: sqlite_read_at_rest(path), path)
 
 
 @contextmanager

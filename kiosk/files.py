@@ -31,7 +31,9 @@ __all__ = [
     "nearest_folder",
     "read_bounded",
     "read_snapshot",
+    "sqlite_read_at_rest",
     "sqlite_read_only",
+    "sqlite_whole_file",
     "streamed_rows",
     "write_atomic",
 ]
@@ -173,6 +175,31 @@ def sqlite_read_only(
     counted readers). ``sqlite3.Error`` as ``sqlite3.connect`` raises it."""
     uri = f"file:{quote(str(Path(path).resolve()))}?mode=ro" + ("&immutable=1" if immutable else "")
     return sqlite3.connect(uri, uri=True, check_same_thread=check_same_thread, factory=factory)
+
+
+def sqlite_read_at_rest(path: Path | str) -> sqlite3.Connection:
+    """``sqlite_read_only`` for a database at rest, that nothing writes while it is read (a
+    stopped daemon's event log, a snapshot): one whose file is the whole of it
+    (``sqlite_whole_file``) is read as immutable, so that no -wal or -shm is made beside it
+    and left there; one with a -wal is read through it."""
+    return sqlite_read_only(path, immutable=sqlite_whole_file(path))
+
+
+def sqlite_whole_file(path: Path | str) -> bool:
+    """Whether the SQLite database at ``path`` is a WAL-mode one with no -wal beside it: its
+    file alone is then the whole of it (its last connection moved the WAL in and removed it),
+    and a read of it that nothing writes meanwhile is made ``immutable``
+    (``sqlite_read_only``). Read plainly, SQLite makes a -wal and a -shm beside it even for a
+    read-only connection, and leaves them there (only a writer's close removes them). False
+    for one in rollback mode (a plain read makes nothing beside it), with a -wal, or that
+    cannot be read."""
+    try:
+        with open(path, "rb") as f:
+            header = f.read(20)
+    except OSError:
+        return False
+    wal_mode = header[:16] == b"SQLite format 3\x00" and header[18:20] == b"\x02\x02"
+    return wal_mode and not os.path.exists(f"{path}-wal")
 
 
 @contextlib.contextmanager

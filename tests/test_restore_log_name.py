@@ -48,11 +48,11 @@ def changed(before: dict[str, bytes | None], folder) -> set[str]:
 
 def tree(folder) -> dict[str, bytes | None]:
     """Every path under ``folder`` with its bytes, but the lock file (a restore takes it, as
-    the daemon does) and the log's -wal/-shm (SQLite's, made when the restore reads it)."""
+    the daemon does)."""
     return {
         str(p.relative_to(folder)): p.read_bytes() if p.is_file() else None
         for p in sorted(folder.rglob("*"))
-        if p.name != "kiosk.lock" and not p.name.endswith(("-wal", "-shm"))
+        if p.name != "kiosk.lock"
     }
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import logging
 import sqlite3
 
 import httpx
@@ -16,6 +18,7 @@ import pytest
 from test_stop_gate import kiosk_run_thread
 
 from checkpoint import standby as standing
+from checkpoint.app import build_core, record_start
 from checkpoint.cli import daemon_cmd
 from checkpoint.notify import Notifier
 from kiosk.config import parse_config
@@ -167,3 +170,145 @@ def test_a_card_failure_once_serving_is_raised_not_stood_by_on_its_own_port(tmp_
     finally:
         lock.close()
     assert stood_by == [None]  # the first start's, never again with the failure
+
+
+def _last_stops(data) -> list[str]:
+    """``last_stop`` of each ``daemon.start`` row of the log in ``data``, in order."""
+    conn = sqlite3.connect(data / "kiosk.db")
+    try:
+        rows = conn.execute("SELECT detail FROM audit WHERE action = 'daemon.start' ORDER BY seq")
+        return [json.loads(detail)["last_stop"] for (detail,) in rows]
+    finally:
+        conn.close()
+
+
+def _failing_starts(monkeypatch, failures: int) -> list[str]:
+    """The history's look-back meets a full card at the first ``failures`` starts."""
+    loads: list[str] = []
+    load = EngineRunner._load_history
+
+    def load_history(runner: EngineRunner) -> int:
+        loads.append("try")
+        if len(loads) <= failures:
+            raise _full()
+        return load(runner)
+
+    monkeypatch.setattr(EngineRunner, "_load_history", load_history)
+    return loads
+
+
+def _standing_by_once(monkeypatch, *, stop_while_standing_by: bool) -> None:
+    """``kiosk run``'s standby for the start's failure tries again at once; a stop comes
+    while it stands by, or once the start it tried again is under way."""
+    real = standing.core_or_standby
+
+    async def core_or_standby(build, config, stopping, **kwargs):
+        async def pause(_server, _delay):
+            if stop_while_standing_by:
+                stopping.set()
+
+        core = await real(build, config, stopping, notifier=Notifier(None), pause=pause, **kwargs)
+        if kwargs.get("failed") is not None:
+            stopping.set()
+        return core
+
+    monkeypatch.setattr(standing, "core_or_standby", core_or_standby)
+
+
+def _run_standing_by_once(data, monkeypatch, *, stop_while_standing_by: bool) -> list[str]:
+    """``kiosk run`` on ``data`` whose first start meets a full card, standing by once
+    (``_standing_by_once``); the look-back's tries."""
+    loads = _failing_starts(monkeypatch, failures=1)
+    _standing_by_once(monkeypatch, stop_while_standing_by=stop_while_standing_by)
+    outcome: list[object] = []
+    running = kiosk_run_thread(data, _config(), outcome)
+    running.start()
+    running.join(WAIT_S)
+    assert outcome == [0], outcome
+    return loads
+
+
+@pytest.mark.slow
+def test_a_start_that_stood_by_for_the_card_then_started_says_the_last_stop_was_clean(
+    tmp_path, monkeypatch
+):
+    """The failed start had taken the clean stop's marker; it stood by in order, yet the
+    start after it recorded ``last_stop: unclean``, as after a crash."""
+    loads = _run_standing_by_once(tmp_path, monkeypatch, stop_while_standing_by=False)
+
+    assert loads == ["try", "try"]
+    assert _last_stops(tmp_path) == ["none", "clean"]
+
+
+@pytest.mark.slow
+def test_a_standby_for_the_starts_card_fault_stopped_in_order_is_a_clean_stop(
+    tmp_path, monkeypatch
+):
+    """A stop (``systemctl stop kiosk``) while standing by for the start's card fault: the
+    next start said ``last_stop: unclean``."""
+    loads = _run_standing_by_once(tmp_path, monkeypatch, stop_while_standing_by=True)
+    assert loads == ["try"]
+
+    core = build_core(_config(), tmp_path)
+    try:
+        record_start(core)
+    finally:
+        core.close()
+    assert _last_stops(tmp_path) == ["none", "clean"]
+
+
+def test_the_journal_says_the_start_failed_after_the_log_opened_not_that_it_cannot_open(
+    monkeypatch, caplog
+):
+    """The standby's line for a card fault the start met after the log opened said "cannot
+    open the event log" (its reason, the card's words, was right)."""
+
+    class Server:
+        def __init__(self, config, standby, notifier, **_kwargs):
+            self.standby, self.notifier, self.gate_obeyed = standby, notifier, True
+
+        async def start(self) -> None:
+            return None
+
+        async def stop(self) -> None:
+            return None
+
+    monkeypatch.setattr(standing, "StandbyServer", Server)
+
+    def said(failed: Exception | None, *, stopping: bool, opens: bool = False) -> list[str]:
+        caplog.clear()
+        tries: list[str] = []
+        opens_at = 1 if failed is not None else 2  # the log's own open failing once first
+
+        async def pause(_server, _delay):
+            if not opens:
+                stop.set()
+
+        def build():
+            tries.append("try")
+            if opens and len(tries) >= opens_at:
+                return "the core"
+            raise _full()
+
+        async def scenario():
+            if stopping:
+                stop.set()
+            return await standing.core_or_standby(
+                build, _config(), stop, notifier=Notifier(None), pause=pause, failed=failed
+            )
+
+        stop = asyncio.Event()
+        with caplog.at_level(logging.WARNING, logger="checkpoint.standby"):
+            assert asyncio.run(scenario()) == ("the core" if opens else None)
+        return [r.getMessage() for r in caplog.records if r.name == "checkpoint.standby"]
+
+    for stopping in (False, True):
+        (line,) = said(_full(), stopping=stopping)
+        assert line.startswith("the start met the card's fault after the event log opened")
+        assert "cannot open the event log" not in line and "database or disk is full" in line
+        (line,) = said(None, stopping=stopping)  # the log's open itself: as it was
+        assert line.startswith("cannot open the event log") and "disk is full" in line
+    _, line = said(_full(), stopping=False, opens=True)
+    assert line == "the event log opens: trying the start again after 1 failed tries: starting"
+    _, line = said(None, stopping=False, opens=True)
+    assert line == "the event log opens again after 1 failed tries: starting"

@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kiosk.files import sqlite_read_only
+from kiosk.files import sqlite_read_at_rest
 
 from .errors import CliError, UsageError
 from .parsers import Verbs, add_verb, path_arg, path_of, stdin, stdin_or_path
@@ -887,7 +887,7 @@ def _forgets_of(db: Path, *, go_on: bool) -> Kept | None:
         return None
     try:
         with _no_root_files_beside(db):
-            conn = sqlite_read_only(db)
+            conn = sqlite_read_at_rest(db)  # the daemon stopped: nothing made beside it
             try:
                 return kept(conn)
             finally:

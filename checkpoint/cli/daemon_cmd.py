@@ -376,8 +376,9 @@ def close_gate(gate: Gate, config: KioskConfig) -> bool:
 def _run(args: argparse.Namespace, config: KioskConfig, lock: DataDirLock) -> int:
     """The daemon's life, on the data dir ``lock`` takes with the first try of the log."""
     import asyncio
+    from datetime import UTC, datetime
 
-    from checkpoint.app import build_core, stop_on_signals
+    from checkpoint.app import build_core, mark_stopped, stop_on_signals
     from checkpoint.notify import LongStart, Notifier
     from checkpoint.standby import core_or_standby
     from drivers.gate import lock_at_start, release_at_stop
@@ -422,6 +423,8 @@ def _run(args: argparse.Namespace, config: KioskConfig, lock: DataDirLock) -> in
             except BaseException:
                 close_gate(gate, config)
                 raise
+            if failed is not None:  # that start took the stop's marker and stood by in order
+                mark_stopped(lock.data, datetime.now(UTC))
             if core is None:
                 close_gate(gate, config)
                 return 0

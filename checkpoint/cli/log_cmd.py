@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from kiosk.files import sqlite_read_only
+from kiosk.files import sqlite_read_only, sqlite_whole_file
 
 from .errors import CliError, UsageError
 from .parsers import Verbs, add_verb, path_arg
@@ -135,7 +135,7 @@ def _open_read_only(path: Path, *, copy: bool = False) -> sqlite3.Connection:
         raise UsageError(f"{path}: cannot read: {exc.strerror or exc}") from None
     if header[:16] != b"SQLite format 3\x00":
         raise UsageError(f"{path}: not an SQLite database")
-    whole = copy and header[18:20] == b"\x02\x02" and not _wal_of(path).exists()
+    whole = copy and sqlite_whole_file(path)
     try:
         conn = sqlite_read_only(path, immutable=whole)
         try:
