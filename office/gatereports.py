@@ -404,15 +404,25 @@ class GateRefusal(PullError):
 
 
 def _refused_days(base: str, refusals: list[RefusedReport]) -> RefusedReport | None:
-    """The past days refused in a round as one refusal: the first ``REFUSALS_NAMED`` each
-    with why (the address said once), the others counted; None when none was."""
+    """The past days refused in a round as one refusal: the first ``REFUSALS_NAMED`` named,
+    the address said once and each why once for the days in a row it is the same for
+    (``…?day=A, day=B: why``: a why said again for each day pushed the later days out of the
+    status's ``ERROR_CHARS``), the others counted; None when none was."""
     if len(refusals) <= 1:
         return refusals[0] if refusals else None
     asked = base + "/api/v1/stats?"
-    named = [str(e).removeprefix(asked) for e in refusals[1:REFUSALS_NAMED]]
+    said: list[tuple[list[str], str]] = []  # the days in a row, their why
+    for i, refusal in enumerate(refusals[:REFUSALS_NAMED]):
+        text = str(refusal)
+        day, _, why = (text if i == 0 else text.removeprefix(asked)).partition(": ")
+        if said and said[-1][1] == why:
+            said[-1][0].append(day)
+        else:
+            said.append(([day], why))
     more = len(refusals) - REFUSALS_NAMED
     tail = [f"{more} more past day{'' if more == 1 else 's'} refused"] if more > 0 else []
-    return RefusedReport("; ".join([str(refusals[0]), *named, *tail]))
+    named = [f"{', '.join(days)}: {why}" for days, why in said]
+    return RefusedReport("; ".join([*named, *tail]))
 
 
 @dataclass(frozen=True, slots=True)

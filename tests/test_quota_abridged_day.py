@@ -371,9 +371,25 @@ def test_every_refused_past_day_is_named_the_first_few_then_counted(monkeypatch)
     status, kept, _ = _status_after(monkeypatch, refused=days)
     assert kept.days == [_TODAY, _TODAY - timedelta(days=3)]
     error = status.report_error or ""
-    assert error.startswith(f"http://gate-1.lan:8000/api/v1/stats?day={days[0]}: not a daily")
-    assert [f"day={d}: not a daily report" in error for d in days] == [True] * 3 + [False] * 2
+    named = ", ".join(f"day={d}" for d in days[:3])
+    assert error.startswith(f"http://gate-1.lan:8000/api/v1/stats?{named}: not a daily report")
+    assert error.count("not a daily report") == 1  # the same why said once for the three
+    assert [f"day={d}" in error for d in days] == [True] * 3 + [False] * 2
     assert error.endswith("; 2 more past days refused")
+
+
+def test_the_days_named_stay_in_the_status_after_a_rate_limit(monkeypatch):
+    """Five past days refused, then the gate's 429: the why said again for each named day
+    made the error longer than a status keeps (``ERROR_CHARS``), and its clipped middle lost
+    a named day. Each why is now said once for the days it is the same for: every day named
+    and the 429 stay in the status whole."""
+    days = [_TODAY - timedelta(days=n) for n in (1, 2, 3, 4, 5)]
+    limited = _TODAY - timedelta(days=6)
+    status, _, _ = _status_after(monkeypatch, refused=days, failing=limited, status=429)
+    error = status.report_error or ""
+    assert "…" not in error  # nothing clipped
+    assert [f"day={d}" in error for d in days] == [True] * 3 + [False] * 2
+    assert "2 more past days refused" in error and f"day={limited}: HTTP 429" in error
 
 
 def test_two_refused_past_days_are_both_named(monkeypatch):
@@ -381,4 +397,5 @@ def test_two_refused_past_days_are_both_named(monkeypatch):
     status, _, _ = _status_after(monkeypatch, refused=days)
     error = status.report_error or ""
     assert error.count("http://gate-1.lan:8000/") == 1  # the address said once
-    assert all(f"day={d}: not a daily report" in error for d in days) and "more" not in error
+    named = f"day={days[0]}, day={days[1]}: not a daily report"  # the same why said once
+    assert named in error and "more" not in error
