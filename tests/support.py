@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def xlsx_bytes(rows) -> bytes:
@@ -22,6 +26,17 @@ def xlsx_bytes(rows) -> bytes:
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()
+
+
+def unit_seconds(key: str) -> float:
+    """systemd/kiosk.service's ``key`` (``TimeoutStopSec``, ``TimeoutStartSec``), in seconds
+    (``15``, ``15s``, ``1min 5s``): the time systemd gives the daemon for that step."""
+    text = (ROOT / "systemd" / "kiosk.service").read_text(encoding="utf-8")
+    [value] = [ln.partition("=")[2] for ln in text.splitlines() if ln.startswith(f"{key}=")]
+    units = {"": 1, "s": 1, "sec": 1, "min": 60, "m": 60}
+    parts = re.findall(r"(\d+(?:\.\d+)?)\s*([a-z]*)", value.strip())
+    assert parts and "".join(n + u for n, u in parts) == value.replace(" ", ""), value
+    return sum(float(n) * units[u] for n, u in parts)
 
 
 def need(available: bool, what: str) -> None:

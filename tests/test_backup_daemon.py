@@ -1,60 +1,68 @@
-"""`kiosk backup` of a real running daemon, and the gate back on a new Pi from the archive."""
+"""`kiosk backup` of a real running daemon, and the gate back on a new Pi from the archive.
+
+Each daemon runs as systemd runs it (``Type=notify``): it is taken as started once it says
+``READY=1``, within the unit's ``TimeoutStartSec`` (``test_notify.FakeSystemd``), on the port
+it was given by the system (``port = 0``, read from its status); not within a guessed bound
+(30 s: a start on a loaded two-core machine took longer), nor on a port picked free earlier
+that another process may have taken since."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import re
 import signal
-import socket
 import subprocess
+from collections.abc import Iterator
+from pathlib import Path
 
+import httpx
 import pytest
+from support import unit_seconds
+from test_notify import systemd  # noqa: F401 - the fixture
 
 from checkpoint.cli import main
-from tests.test_app import KIOSK, _get, _wait_for, trust_a_key
+from tests.test_app import KIOSK, trust_a_key
+
+START_S = unit_seconds("TimeoutStartSec")  # systemd's bound for the start, READY=1 ending it
+STOP_S = unit_seconds("TimeoutStopSec")  # and for the stop, from SIGTERM to the exit
+WAIT_S = 30.0  # a bound for one request to a started daemon, answered at once when it works
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _daemon(config, data):
-    return subprocess.Popen(
-        [*KIOSK, "run", "--config", str(config), "--data", str(data)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def _health(port: int) -> dict:
-    url = f"http://127.0.0.1:{port}/api/v1/health"
-    response = _wait_for(
-        lambda: (r := _get(url)) and r.status_code == 200 and r, 30, "the daemon to answer"
-    )
-    return response.json()
-
-
-def _stop(proc) -> None:
-    proc.send_signal(signal.SIGTERM)
+@contextlib.contextmanager
+def _running(config: Path, data: Path, systemd, log: Path) -> Iterator[dict]:  # noqa: F811
+    """``kiosk run`` on ``config`` and ``data`` under ``systemd``: its health once it said
+    READY=1; at the end SIGTERM, and exit 0 within the unit's ``TimeoutStopSec``. Its journal
+    (stderr) goes to ``log``, shown when it fails."""
+    env = {**os.environ, "NOTIFY_SOCKET": systemd.env_value}
+    env.pop("WATCHDOG_USEC", None)
+    env.pop("WATCHDOG_PID", None)
+    with log.open("w", encoding="utf-8") as journal:
+        args = [*KIOSK, "run", "--config", str(config), "--data", str(data)]
+        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=journal, env=env)
     try:
-        assert proc.wait(timeout=10) == 0, proc.stderr.read()
+        try:
+            status = systemd.wait_ready(proc, START_S)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; its journal: {log.read_text()[-3000:]}") from None
+        [url] = re.findall(r"http://\S+", status)  # "deciding; http://127.0.0.1:PORT"
+        yield httpx.get(f"{url}/api/v1/health", timeout=WAIT_S).raise_for_status().json()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=STOP_S) == 0, log.read_text()[-3000:]
     finally:
         if proc.poll() is None:
             proc.kill()
+            proc.wait()
 
 
 @pytest.mark.slow  # integration: real daemon processes and sockets (CI runs it)
-def test_a_gate_backed_up_running_comes_back_whole_on_a_new_pi(tmp_path, capsys):
-    port = _free_port()
+def test_a_gate_backed_up_running_comes_back_whole_on_a_new_pi(tmp_path, capsys, systemd):  # noqa: F811
     north, north_etc = tmp_path / "north", tmp_path / "north-etc"
     north_etc.mkdir()
     config = north_etc / "kiosk.toml"
-    config.write_text(f'[site]\nkiosk_id = "gate-north"\n[web]\nport = {port}\n')
+    config.write_text('[site]\nkiosk_id = "gate-north"\n[web]\nport = 0\n')
     trust_a_key(north)
-    proc = _daemon(config, north)
-    try:
-        running = _health(port)
+    with _running(config, north, systemd, tmp_path / "north.log") as running:
         archive = tmp_path / "usb" / "north.kbak"
         archive.parent.mkdir()
         secret = tmp_path / "passphrase"
@@ -65,20 +73,15 @@ def test_a_gate_backed_up_running_comes_back_whole_on_a_new_pi(tmp_path, capsys)
         restore = ["restore", str(archive), "--data", str(north), "--config", str(config)]
         assert main([*restore, *sealed]) == 1
         assert "stop it first" in capsys.readouterr().err
-    finally:
-        _stop(proc)
 
     new, new_etc = tmp_path / "new", tmp_path / "new-etc"
     new_etc.mkdir()
-    (new_etc / "kiosk.toml").write_text(f'[site]\nkiosk_id = "gate-1"\n[web]\nport = {port}\n')
+    (new_etc / "kiosk.toml").write_text('[site]\nkiosk_id = "gate-1"\n[web]\nport = 0\n')
     restore = ["restore", str(archive), "--data", str(new), "--config", str(new_etc / "kiosk.toml")]
     assert main([*restore, "--as-this-gate", *sealed]) == 0
 
-    proc = _daemon(new_etc / "kiosk.toml", new)
-    try:
-        back = _health(port)
-    finally:
-        _stop(proc)
+    with _running(new_etc / "kiosk.toml", new, systemd, tmp_path / "new.log") as back:
+        pass
     assert back["kiosk_id"] == "gate-north"
     assert back["last_seq"] >= running["last_seq"]
     assert back["devices"]["store"]["state"] == "ok"

@@ -47,6 +47,25 @@ class FakeSystemd:
         finally:
             self.sock.setblocking(False)
 
+    def wait_ready(self, proc: subprocess.Popen, start_s: float) -> str:
+        """What systemd waits for of the ``Type=notify`` daemon ``proc``: ``READY=1`` within
+        ``start_s`` (the unit's ``TimeoutStartSec``), each ``EXTEND_TIMEOUT_USEC`` giving it
+        that long from when it came, as systemd does. The ``STATUS`` sent with it; fails when
+        the daemon ended first, or when the time ran out (systemd would have killed it)."""
+        deadline = time.monotonic() + start_s
+        while (left := deadline - time.monotonic()) > 0:
+            message = self.wait_message(min(left, 0.5))  # a bounded wait, to see it end
+            if message is None:
+                assert proc.poll() is None, f"the daemon ended (exit {proc.returncode}), not ready"
+                continue
+            said = dict(line.partition("=")[::2] for line in message.splitlines())
+            if "EXTEND_TIMEOUT_USEC" in said:
+                extended = time.monotonic() + int(said["EXTEND_TIMEOUT_USEC"]) / 1e6
+                deadline = max(deadline, extended)
+            if said.get("READY") == "1":
+                return said.get("STATUS", "")
+        raise AssertionError(f"no READY=1 within the start's {start_s:.0f} s (TimeoutStartSec)")
+
 
 @pytest.fixture
 def systemd() -> Iterator[FakeSystemd]:

@@ -117,6 +117,22 @@ FAST = {
 }
 
 
+#: The wall-clock deadlines a loaded machine's scheduling runs out, lifted for the tests of
+#: the stop's order (not of a deadline): a relay command or a thermometer read whose thread
+#: was not run for a quarter of a second (FAST's 250 ms, the driver's 200 ms) was a gate or a
+#: sensor fault, the start's lock retried or the pass denied, and a measurement starved of
+#: readings for 2 s no temperature; the store's 3 s could run out on the stop before the
+#: released commit landed. Each bound is the module's own for a test that fails, never met
+#: when it works.
+UNHURRIED = {
+    "engine": {"store_deadline_ms": 20000, "device_deadline_ms": int(WAIT_S * 1000)},
+    "thermometer": {
+        "driver": {"type": "fake", "read_deadline_ms": int(WAIT_S * 1000)},
+        "thermometry": {"sample_hz": 50, "measure_timeout_s": WAIT_S},
+    },
+}
+
+
 class RecordingGate(FakeGate):
     """The fake relay, noting each command with the event log's last seq at that moment (the
     gate must open only after the decision is committed)."""
@@ -533,9 +549,7 @@ def test_a_pass_committed_during_the_stops_wait_is_not_let_through_the_gate_lock
     the temperature and the pass kept as any deny keeps them), the screen is told a deny for
     ``stopping``, never the pass, and no outing is counted."""
     reader = PushReader()
-    # The store deadline is wall time: 3 s (the default) can run out on a loaded machine's
-    # stop before the released commit landed; not what is tested.
-    r = Rig(tmp_path, overrides={"engine": {"store_deadline_ms": 20000}}, readers=[reader])
+    r = Rig(tmp_path, overrides=UNHURRIED, readers=[reader])
     slow = SlowLog(r.log)
     r.runner.store = slow
 
@@ -577,7 +591,7 @@ def test_a_guards_pass_the_stop_kept_the_gate_locked_for_is_no_relay_fault_nor_a
     taken for a relay failure (gate fault, alarm, the screen out of order for a broken relay).
     It is what it is: no fault, no alarm, the screen saying the checkpoint is stopping; the
     guard opens by hand as for a relay that did not open, so no ``not_opened`` row."""
-    r = Rig(tmp_path, overrides={"engine": {"store_deadline_ms": 20000}})
+    r = Rig(tmp_path, overrides=UNHURRIED)
     slow = SlowLog(r.log)
     r.runner.store = slow
 
@@ -620,7 +634,7 @@ def test_a_crossing_that_outlives_the_stops_wait_never_opens_the_gate_after_its_
     """The stop waits for a crossing under way only as long as its budget allows: one whose
     commit lands after the gate was commanded locked (here while a reader is being stopped)
     does not open it, and the stop leaves the gate locked."""
-    overrides = {"policy": {"mode": "pass_only"}, "engine": {"store_deadline_ms": 20000}}
+    overrides = {**UNHURRIED, "policy": {"mode": "pass_only"}}
     crossed = threading.Event()
 
     class ReleasingReader(PushReader):
