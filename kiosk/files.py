@@ -192,7 +192,9 @@ def sqlite_whole_file(path: Path | str) -> bool:
     (``sqlite_read_only``). Read plainly, SQLite makes a -wal and a -shm beside it even for a
     read-only connection, and leaves them there (only a writer's close removes them). False
     for one in rollback mode (a plain read makes nothing beside it), with a -wal, or that
-    cannot be read."""
+    cannot be read. A path that is a link is followed first: SQLite keeps the -wal beside the
+    file itself, not beside the link (a log on another disk, linked into the data dir)."""
+    path = Path(path).resolve()
     try:
         with open(path, "rb") as f:
             header = f.read(20)

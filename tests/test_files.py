@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import threading
 
 import pytest
 
 from kiosk import calibration, secrets
 from kiosk.calibration import Calibration, CalibrationError
-from kiosk.files import UnreadableFile, read_bounded
+from kiosk.files import UnreadableFile, read_bounded, sqlite_read_at_rest, sqlite_whole_file
 
 
 def test_a_file_at_the_limit_is_read_and_one_byte_more_is_refused(tmp_path):
@@ -184,3 +185,31 @@ def test_a_temp_file_a_power_cut_left_beside_a_file_is_removed_by_its_next_write
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         ["card.png", *(o.name for o in others)]
     )
+
+
+def test_a_linked_log_at_rest_is_read_with_the_wal_beside_its_file_not_beside_the_link(tmp_path):
+    """A log on another disk linked into the data dir, its last rows still in the -wal SQLite
+    keeps beside the file (a daemon killed before its checkpoint): the -wal was looked for
+    beside the link, none found, and the log read ``immutable`` without those rows (a restore
+    then took an archive behind this Pi's log for the same log; review of 674867d8)."""
+    (tmp_path / "card").mkdir()
+    (tmp_path / "data").mkdir()
+    target, link = tmp_path / "card" / "kiosk.db", tmp_path / "data" / "kiosk.db"
+    link.symlink_to(target)
+    writer = sqlite3.connect(target)
+    try:
+        writer.execute("PRAGMA journal_mode=WAL")
+        writer.execute("PRAGMA wal_autocheckpoint=0")  # the rows stay in the -wal
+        writer.execute("CREATE TABLE t(x)")
+        writer.executemany("INSERT INTO t VALUES (?)", [(i,) for i in range(5)])
+        writer.commit()
+        assert (tmp_path / "card" / "kiosk.db-wal").exists()
+        assert not sqlite_whole_file(link)
+        reader = sqlite_read_at_rest(link)
+        try:
+            assert reader.execute("SELECT count(*) FROM t").fetchone() == (5,)
+        finally:
+            reader.close()
+    finally:
+        writer.close()
+    assert sqlite_whole_file(link)  # the writer's close moved the -wal in and removed it
