@@ -43,9 +43,9 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
-from datetime import date
+from datetime import date, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import sqlite_utils
 
@@ -59,16 +59,21 @@ from .lists import same_text
 from .vehicles import feverish_people, known_plates, normalise_plate
 
 __all__ = [
+    "EXITS_ITEMS",
     "FEVER_COLUMNS",
+    "UNKNOWN",
     "FeverishPeople",
     "Words",
     "category_words",
     "columns_or_null",
+    "changes_text",
     "community_section",
+    "exits_rows",
     "item_words",
     "quarantine_lists",
     "report_rows",
     "report_sheets",
+    "rule_text",
     "worded",
     "worded_sheets",
 ]
@@ -324,7 +329,75 @@ def report_rows(report: Mapping[str, Any]) -> list[list[Any]]:
     # decided alone; absent from a report made without it (the district's).
     staffing = report.get("staffing")
     rows += _category_rows({"staffing": staffing}) if staffing else []
+    # A gate's outings per household; the district writes its own, and each compound's, with
+    # its compounds (``office.district``).
+    if report.get("scope", "gate") == "gate":
+        rows += exits_rows(report.get("exits_per_household"), report.get("timezone"))
     return rows + _downtime_rows(report.get("downtime"))
+
+
+#: A figure the report holds as ``null``: written out, so a spreadsheet never sums it as 0.
+UNKNOWN = "unknown"
+#: ``exits_per_household``'s figures a report's file writes, a gate's and the district's.
+EXITS_ITEMS = (
+    "quota_enabled", "quota_exits", "period_days", "households", "exits", "max",
+    "over_quota_households",
+)  # fmt: skip
+
+
+def exits_rows(section: object, zone: object) -> list[list[Any]]:
+    """A gate's ``exits_per_household`` as rows ``exits_per_household, ITEM, VALUE``: each of
+    ``EXITS_ITEMS`` (``null`` written ``UNKNOWN``), whose outings count (``quota_roles``) and
+    ``quota_changes`` (``changes_text``, on the clock of ``zone``, the report's; ``none``
+    for a day whose rule did not change): what the district's file writes of each compound.
+    No rows without the section (a report frozen before it was counted)."""
+    if not isinstance(section, Mapping):
+        return []
+    rows = [[k, section.get(k)] for k in EXITS_ITEMS[:3]]
+    rows.append(["quota_roles", ", ".join(section.get("quota_roles") or ()) or "every role"])
+    rows += [[k, section.get(k)] for k in EXITS_ITEMS[3:]]
+    changes = [
+        {"from": c.get("from"), "period_days": c.get("period_days")}
+        | {k: c.get(f"quota_{k}") for k in ("enabled", "exits", "roles")}
+        for c in section.get("quota_changes") or ()
+    ]
+    left_out = int(section.get("quota_changes_left_out") or 0)
+    rows.append(["quota_changes", changes_text(changes, zone, left_out) if changes else "none"])
+    return [["exits_per_household", k, UNKNOWN if v is None else v] for k, v in rows]
+
+
+def rule_text(quota: Mapping[str, Any] | None, *, zoned: bool = True) -> str:
+    """A rule as one text, ``1 every 2 days (resident, Asia/Shanghai)``; ``zoned``: with its
+    ``timezone`` (a rule of ``quota_changes`` has none of its own)."""
+    if not quota:
+        return UNKNOWN
+    if not quota.get("enabled"):
+        return "off"
+    roles = ", ".join(quota.get("roles") or ()) or "every role"
+    when = f"{quota.get('exits')} every {quota.get('period_days')} days"
+    zone = f", {quota.get('timezone')}" if zoned else ""
+    return f"{when} ({roles}{zone})"
+
+
+def changes_text(changes: Sequence[Mapping[str, Any]], zone: object, left_out: int) -> str:
+    """The rules of a day whose quota changed as one text, each from when it came into force
+    on the clock of ``zone`` (UTC, said, where the name is none this system knows):
+    ``start 1 every 2 days (resident); 12:00 off``; ``left_out`` rules not listed said after
+    the first. Each rule is ``from`` (None: in force when the day began) and ``rule_text``'s
+    fields."""
+    try:
+        clock, said = ZoneInfo(str(zone)), ""
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: 'Asia', a folder
+        clock, said = ZoneInfo("UTC"), " UTC"
+    parts = []
+    for rule in changes:
+        since = rule.get("from")
+        at = "start" if since is None else datetime.fromisoformat(since).astimezone(clock)
+        when = at if isinstance(at, str) else at.strftime("%H:%M") + said
+        parts.append(f"{when} {rule_text(rule, zoned=False)}")
+    if left_out:
+        parts.insert(1, f"({left_out} more rule{'' if left_out == 1 else 's'} not listed)")
+    return "; ".join(parts)
 
 
 #: A restart's and a fault spell's fields, as ``kiosk.stats.downtime_section`` gives them.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -38,6 +39,24 @@ def typed_instant(text: str) -> datetime:
     if not FIRST_DAY <= when.date() <= LAST_DAY:
         raise OutsideDays(f"{text!r} is outside {FIRST_DAY}..{LAST_DAY}")
     return when
+
+
+#: How a day is typed: ``2026-10-25``, ASCII digits, nothing before or after it.
+_DAY_TEXT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def typed_day(text: str) -> date:
+    """A day a person typed: ``kiosk report --day``, the console's and the API's ``?day=``,
+    the one parser of all three. ``YYYY-MM-DD`` only (``date.fromisoformat`` takes
+    ``20261025`` and ``2026-W43-7`` too), on one of ``FIRST_DAY``..``LAST_DAY``:
+    ``ValueError`` for text that is no such day (``2026-02-30``), ``OutsideDays`` for one
+    outside them."""
+    if not _DAY_TEXT.fullmatch(text):
+        raise ValueError(f"{text[:12]!r} is not a day written YYYY-MM-DD")
+    day = date.fromisoformat(text)
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise OutsideDays(f"{text} is outside {FIRST_DAY}..{LAST_DAY}")
+    return day
 
 
 def as_zone(tz: ZoneInfo | str) -> ZoneInfo:

@@ -187,14 +187,30 @@ _FIRST_SINCE = "SELECT min(seq) FROM events INDEXED BY events_ts WHERE ts >= ?"
 _SINCE = f"seq >= ({_FIRST_SINCE})"
 
 
+class TooManyRows(ValueError):
+    """More rows than a read returns at once (``event_rows_between``): ``count`` of them,
+    the most ``limit``."""
+
+    def __init__(self, count: int, limit: int) -> None:
+        super().__init__(f"{count} rows, more than {limit}")
+        self.count, self.limit = count, limit
+
+
 def event_rows_between(log: Readable, start: str, end: str) -> list[dict[str, Any]]:
     """The stored rows (JSON fields as text) dated in ``[start, end)``, in ``seq`` order, with
     ``ts`` the dated time: an event stamped before NTP synced at the time its boot's clock
-    gave it (``kiosk.dating``), as the day's report counts it."""
+    gave it (``kiosk.dating``), as the day's report counts it. ``TooManyRows`` (how many)
+    when there are more than ``MAX_ROWS * 10``: never some of them, as if they were all."""
     db = log.reader()
     source, ts = dated_source(db)
-    sql = f"SELECT * FROM {source} WHERE {ts} >= ? AND {ts} < ? ORDER BY seq LIMIT ?"  # noqa: S608
-    return [dict(r, ts=r[ts]) for r in db.query(sql, [start, end, MAX_ROWS * 10])]
+    limit = MAX_ROWS * 10
+    where = f"FROM {source} WHERE {ts} >= ? AND {ts} < ?"
+    sql = f"SELECT * {where} ORDER BY seq LIMIT ?"  # noqa: S608
+    rows = [dict(r, ts=r[ts]) for r in db.query(sql, [start, end, limit + 1])]
+    if len(rows) > limit:
+        count = db.execute(f"SELECT count(*) {where}", [start, end]).fetchone()[0]  # noqa: S608
+        raise TooManyRows(int(count), limit)
+    return rows
 
 
 def first_seq_since(log: Readable, since: str) -> int | None:

@@ -50,12 +50,13 @@ import sqlite3
 from collections.abc import Iterable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import psycopg
 import sqlite_utils
 
 from kiosk import stats
+from kiosk.categories import UNKNOWN, changes_text, rule_text
 from kiosk.config.policy import QuotaConfig
 from kiosk.days import as_zone, day_bounds, one_clock
 from kiosk.record import PURGED_HOUSEHOLD
@@ -659,21 +660,6 @@ COMPOUND_COLUMNS = (
     "peers_unlisted", "peers_outside", "id_missing", "peers_elsewhere", "undeclared",
     "quota_changes",
 )  # fmt: skip
-#: A figure the report holds as ``null``: written out, so a spreadsheet never sums it as 0.
-UNKNOWN = "unknown"
-
-
-def _rule_text(quota: dict[str, Any] | None, *, zoned: bool = True) -> str:
-    """A rule as one text, ``1 every 2 days (resident, Asia/Shanghai)``; ``zoned``: with its
-    ``timezone`` (a rule of ``quota_changes`` has none of its own)."""
-    if not quota:
-        return UNKNOWN
-    if not quota.get("enabled"):
-        return "off"
-    roles = ", ".join(quota.get("roles") or ()) or "every role"
-    when = f"{quota.get('exits')} every {quota.get('period_days')} days"
-    zone = f", {quota.get('timezone')}" if zoned else ""
-    return f"{when} ({roles}{zone})"
 
 
 def _changes_text(entry: dict[str, Any]) -> str:
@@ -689,19 +675,7 @@ def _changes_text(entry: dict[str, Any]) -> str:
     if not changes:
         return UNKNOWN if entry.get("quota_changes_left_out") else "none"
     name = (entry.get("quota") or {}).get("timezone")
-    try:
-        zone, said = ZoneInfo(str(name)), ""
-    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: 'Asia', a folder
-        zone, said = ZoneInfo("UTC"), " UTC"
-    parts = []
-    for rule in changes:
-        since = rule.get("from")
-        at = "start" if since is None else datetime.fromisoformat(since).astimezone(zone)
-        when = at if isinstance(at, str) else at.strftime("%H:%M") + said
-        parts.append(f"{when} {_rule_text(rule, zoned=False)}")
-    if left_out := entry.get("quota_changes_left_out"):
-        parts.insert(1, f"({left_out} more rule{'' if left_out == 1 else 's'} not listed)")
-    return "; ".join(parts)
+    return changes_text(changes, name, int(entry.get("quota_changes_left_out") or 0))
 
 
 def _names(items: Iterable[Any]) -> str:
@@ -711,7 +685,7 @@ def _names(items: Iterable[Any]) -> str:
         if not isinstance(item, dict):
             out.append(str(item))
         elif "quota" in item:
-            out.append(f"{item['kiosk_id']}: {_rule_text(item['quota'])}")
+            out.append(f"{item['kiosk_id']}: {rule_text(item['quota'])}")
         elif "missing" in item:
             out.append(f"{item['kiosk_id']} leaves out {', '.join(item['missing'])}")
         elif "peer" not in item:

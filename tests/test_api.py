@@ -422,7 +422,7 @@ def test_a_stats_read_whose_audit_row_cannot_be_written_is_held_or_refused(
 
 @pytest.mark.parametrize(
     ("day", "status"),
-    [("0001-01-01", 422), ("9999-12-31", 422), ("2026-02-30", 400), ("0", 422), ("1e9", 422)],
+    [("0001-01-01", 422), ("9999-12-31", 422), ("2026-02-30", 422), ("0", 422), ("1e9", 422)],
 )
 def test_stats_rejects_days_it_cannot_report_never_a_500(core, client, day, status):
     headers = bearer(core, "stats:read")

@@ -609,15 +609,16 @@ FIRST_DAY, LAST_DAY = days.FIRST_DAY, days.LAST_DAY
 
 
 def parse_day(text: str) -> date:
-    """``YYYY-MM-DD`` within ``FIRST_DAY``..``LAST_DAY``, else 400 (never a 500, and never a
-    number taken as a Unix time: ``day=0`` is not 1970-01-01)."""
+    """``YYYY-MM-DD`` within ``FIRST_DAY``..``LAST_DAY`` (``kiosk.days.typed_day``, as the
+    console and ``kiosk report --day`` take it), else 422 like every parameter the route's
+    checks refuse (never a 500, and never a number taken as a Unix time: ``day=0`` is not
+    1970-01-01)."""
     try:
-        day = date.fromisoformat(text)
+        return days.typed_day(text)
+    except days.OutsideDays:
+        raise HTTPException(422, f"day: {text} is outside {FIRST_DAY}..{LAST_DAY}") from None
     except ValueError:
-        raise HTTPException(400, f"day: {text!r} is not a date (YYYY-MM-DD)") from None
-    if not FIRST_DAY <= day <= LAST_DAY:
-        raise HTTPException(400, f"day: {text} is outside {FIRST_DAY}..{LAST_DAY}")
-    return day
+        raise HTTPException(422, f"day: {text[:12]!r} is not a date (YYYY-MM-DD)") from None
 
 
 #: How often a token's reads of the same day's report are each written to the audit.
@@ -1159,7 +1160,7 @@ class CuttableStream(StreamingResponse):
     response_model=DailyReport,
     responses={
         **_ERRORS,
-        400: {"model": ErrorOut, "description": "No such day, or one not begun holding nothing."},
+        400: {"model": ErrorOut, "description": "A day not begun that holds nothing."},
     },
 )
 def stats(
@@ -1167,9 +1168,9 @@ def stats(
     state: Annotated[Api, Depends(api_state)],
     day: str | None = Query(
         None,
-        pattern=r"^2\d{3}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$",
+        pattern=r"^(2\d{3}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01]))?$",
         description=f"Local day YYYY-MM-DD (site timezone), {FIRST_DAY} to {LAST_DAY};"
-        " default today.",
+        " default (or empty, as the console takes it) today.",
     ),
 ) -> Response:
     """The daily report (日报) for one local day."""

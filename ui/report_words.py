@@ -183,6 +183,8 @@ _ITEMS = {
     "r.exits_per_household.exits": ("外出次数", "Outings"),
     "r.exits_per_household.max": ("单户最多外出次数", "Most outings of a household"),
     "r.exits_per_household.over_quota_households": ("超出限额户数", "Households over the quota"),
+    "r.exits_per_household.quota_roles": ("计入限额的身份", "Whose outings count"),
+    "r.exits_per_household.quota_changes": ("当日限额变更", "Quota changes during the day"),
 }
 #: The words of the report's whole table: its sheets, columns, categories and items.
 PAIRS: dict[str, tuple[str, str]] = {**_SHEETS, **_COLUMNS, **_KINDS, **_ITEMS}

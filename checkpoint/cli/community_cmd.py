@@ -137,20 +137,17 @@ def _sets() -> list[Migrations]:
     return [tokens.MIGRATIONS, stats.MIGRATIONS, lists.MIGRATIONS, *MIGRATIONS]
 
 
-#: Days a report can be about: the calendar's ends overflow the day's bounds in UTC and the
-#: quota's look-back.
-FIRST_DAY, LAST_DAY = date(1970, 1, 1), date(9998, 12, 31)
-
-
 def report_day(text: str) -> date:
-    """``--day`` of a daily report: a date between ``FIRST_DAY`` and ``LAST_DAY``."""
+    """``--day`` of a daily report: ``YYYY-MM-DD`` from ``kiosk.days.FIRST_DAY`` to
+    ``LAST_DAY`` (``kiosk.days.typed_day``, as the console and the API take it)."""
+    from kiosk.days import FIRST_DAY, LAST_DAY, OutsideDays, typed_day
+
     try:
-        day = date.fromisoformat(text)
+        return typed_day(text)
+    except OutsideDays:
+        raise UsageError(f"--day {text}: reports cover {FIRST_DAY} to {LAST_DAY}") from None
     except ValueError:
         raise UsageError(f"--day {text!r} is not a date (YYYY-MM-DD)") from None
-    if not FIRST_DAY <= day <= LAST_DAY:
-        raise UsageError(f"--day {text}: reports cover {FIRST_DAY} to {LAST_DAY}")
-    return day
 
 
 def refuse_unbegun(day: date, today: date, zone: str, events: Any) -> None:

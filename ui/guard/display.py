@@ -789,7 +789,23 @@ def report_summary(report: dict[str, Any], lang: str) -> list[tuple[str, Any]]:
     for code, n in sorted(report.get("by_reason", {}).items(), key=lambda kv: -kv[1]):
         if code not in ("ok", "guard_override") and n:
             rows.append((i18n.t(lang, "export.reason_row", r=i18n.reason_text(lang, code)), n))
-    return rows + _alone_rows(report, lang)
+    return rows + _exits_rows(report, lang) + _alone_rows(report, lang)
+
+
+def _exits_rows(report: dict[str, Any], lang: str) -> list[tuple[str, Any]]:
+    """The outings' two headline figures, as the statistics page says them: the households
+    that went out and those over the quota; one the report holds as ``null`` (purged before
+    the day was kept) in words, never 0. No rows without them (a report frozen before)."""
+    exits = report.get("exits_per_household")
+    if not isinstance(exits, dict):
+        return []
+    return [
+        (i18n.t(lang, label), i18n.t(lang, "export.unknown") if n is None else int(n))
+        for label, n in (
+            ("export.households_out", exits.get("households")),
+            ("export.over_quota", exits.get("over_quota_households")),
+        )
+    ]
 
 
 def _alone_rows(report: dict[str, Any], lang: str) -> list[tuple[str, Any]]:

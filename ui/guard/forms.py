@@ -14,6 +14,7 @@ from starlette.responses import Response
 # The days a guard may type (re-exported: the console's pages bound their days by them).
 from kiosk.days import FIRST_DAY as FIRST_DAY
 from kiosk.days import LAST_DAY as LAST_DAY
+from kiosk.days import OutsideDays, typed_day
 from kiosk.lists import Lists, ListStore
 from ui import core_words, i18n
 
@@ -141,12 +142,11 @@ def day(text: str | None, default: date) -> date:
     if not text:
         return default
     try:
-        if len(text) > 10:
-            raise ValueError(text)
-        out = date.fromisoformat(text)
+        return typed_day(text)  # as kiosk report --day and the API's ?day= take it
+    except OutsideDays:
+        raise BadInput("err.range", field="stats.day", lo=FIRST_DAY, hi=LAST_DAY) from None
     except ValueError:
         raise BadInput("err.date", field="stats.day") from None
-    return within_days(out, "stats.day")
 
 
 def within_days(value: date, field: str) -> date:

@@ -154,7 +154,10 @@ def export(request: Request, g: Guard, session: Session, day: str | None, fmt: s
     except BadInput as exc:
         return refused_day(request, session, g, exc)
     start, end = day_bounds(when, g.tz)
-    rows = queries.event_rows_between(g.core.store, start, end)
+    try:
+        rows = queries.event_rows_between(g.core.store, start, end)
+    except queries.TooManyRows as many:  # never a file cut short, as if it were the day's all
+        return refused_export(request, session, g, when, many)
     if (why := not_begun(g, request, when, len(rows))) is not None:
         return refused_not_begun(request, session, g, when, why)
     lang = g.lang(request)
@@ -175,6 +178,18 @@ def export(request: Request, g: Guard, session: Session, day: str | None, fmt: s
             "Cache-Control": "no-store",
         },
     )
+
+
+def refused_export(
+    request: Request, session: Session, g: Guard, day: date, many: queries.TooManyRows
+) -> Response:
+    """A day with more events than an export holds (``queries.TooManyRows``): the day's page
+    saying how many, 400 as the console's other refusals (a JSON caller: 400 ``{"detail":
+    ...}``), no file."""
+    text = i18n.t(g.lang(request), "export.too_many", n=many.count, limit=many.limit)
+    if wants_json(request):
+        raise HTTPException(400, text) from None
+    return day_page(request, session, g, day, flash_err=text, status_code=400)
 
 
 def _add_export(fmt: str) -> None:
