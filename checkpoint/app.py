@@ -101,7 +101,8 @@ def _ledgers(config: KioskConfig, clock: Clock, store: EventLog) -> Ledgers:
     """The ledgers around the gate on the event log; the observation ledger loaded, so the
     engine's policy sees who is under observation from the first passage."""
     fever_c = float(config.thermometer.thermometry.fever_threshold_c)
-    built = Ledgers.build(store, clock, config.site.timezone, fever_c)
+    days = config.store.retention_days  # the roster rosters no further ahead (kiosk.roster)
+    built = Ledgers.build(store, clock, config.site.timezone, fever_c, retention_days=days)
     built.observation.load()
     return built
 

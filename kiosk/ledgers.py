@@ -8,7 +8,7 @@ taken from the thermometry config so a returnee's fever is the gate's fever.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -19,7 +19,7 @@ from .clock import Clock, ClockReading
 from .community import LogLike
 from .compound import CompoundMap
 from .observation import ObservationLedger
-from .roster import Roster
+from .roster import DEFAULT_RETENTION, Roster
 from .services import ServiceDesk
 from .vehicles import VehicleList
 
@@ -40,15 +40,25 @@ class Ledgers:
 
     @classmethod
     def build(
-        cls, log: LogLike, clock: Clock, tz: ZoneInfo | str, fever_threshold_c: float
+        cls,
+        log: LogLike,
+        clock: Clock,
+        tz: ZoneInfo | str,
+        fever_threshold_c: float,
+        *,
+        retention_days: int = DEFAULT_RETENTION.days,
     ) -> Ledgers:
+        """``retention_days``: the store's (``store.retention_days``), how far ahead the
+        roster takes a shift (``Roster.reach``)."""
         ledger = ObservationLedger(log, clock, tz, fever_threshold_c=fever_threshold_c)
         return cls(
             observation=ledger,
             services=ServiceDesk(log, clock, tz),
             compound=CompoundMap(log, clock),
             vehicles=VehicleList(log, clock),
-            roster=Roster(log, clock, open_alarms=ledger.alarms),
+            roster=Roster(
+                log, clock, open_alarms=ledger.alarms, retention=timedelta(days=retention_days)
+            ),
         )
 
 

@@ -32,7 +32,7 @@ from .categories import FEVER_COLUMNS, FeverishPeople, columns_or_null
 from .clock import Clock, ClockReading
 from .community import CommunityError, check_actor, clean_text, has_table, record_dict, row_by_id
 from .dating import dated_source
-from .days import day_start, span_on
+from .days import FIRST_DAY, day_start, span_on
 from .files import streamed_rows
 from .links import (
     OVERRIDES,
@@ -58,6 +58,7 @@ __all__ = [
     "Roster",
     "Shift",
     "ShiftGone",
+    "ShiftOutOfReach",
     "ShiftMark",
     "UnreadableRow",
     "barred_from",
@@ -69,6 +70,12 @@ __all__ = [
 _logger = logging.getLogger(__name__)
 
 MAX_SHIFT = timedelta(hours=24)
+#: The earliest a shift starts (``Roster.add_shift``): the first of the days a person may type
+#: (``kiosk.days.FIRST_DAY``), in UTC.
+FIRST_SHIFT = datetime(FIRST_DAY.year, FIRST_DAY.month, FIRST_DAY.day, tzinfo=UTC)
+#: How long the log keeps a removal's detail when the roster is not told
+#: (``kiosk.config.store``'s default ``retention_days``).
+DEFAULT_RETENTION = timedelta(days=30)
 #: Removals' rows that cannot be read remembered as logged (``Roster._readable``).
 UNREADABLE_KEPT = 1000
 #: How long after the end of a shift its guard may still open the handover (the incoming
@@ -85,6 +92,15 @@ CLOCK_NOT_SET = (
     "the clock is not set yet (no network time since the start), so the shifts cannot be"
     " told: open the handover once it is set"
 )
+
+#: The index of a guard's removals (``Roster.barred``, ``_ROSTER_OF``): only rows whose detail
+#: is JSON, which a read of them asks for too (``json_valid`` first: one that is not names no
+#: guard and bars nobody, never a "malformed JSON" on every request of a guard's console).
+_REMOVALS_INDEX = """
+    CREATE INDEX audit_shift_removals ON audit (
+        json_extract(detail, '$.guard'), json_extract(detail, '$.ends_at')
+    ) WHERE action = 'roster.shift_remove' AND json_valid(detail)
+    """
 
 MIGRATIONS = sql_migrations(
     "kiosk.roster",
@@ -104,12 +120,14 @@ MIGRATIONS = sql_migrations(
     # ``{"opened_at": [boot_id, mono_ns], ...}``): dated as an event is (``Handover.stamps``).
     m002_handover_clocks="ALTER TABLE handovers ADD COLUMN clocks TEXT",
     # A guard's shift removals by the end of the shift: every request of a guard's console
-    # reads those that may bar it (``Roster.barred``), not every removal ever made.
-    m003_shift_removals="""
-    CREATE INDEX audit_shift_removals ON audit (
-        json_extract(detail, '$.guard'), json_extract(detail, '$.ends_at')
-    ) WHERE action = 'roster.shift_remove'
-    """,
+    # reads those that may bar it (``Roster.barred``), not every removal ever made. Only rows
+    # whose detail is JSON (``_REMOVALS_INDEX``): one edited by hand into anything else
+    # failed this migration, so a log holding one did not open.
+    m003_shift_removals=_REMOVALS_INDEX,
+    # The index as m003 made it before it held only JSON rows, made again: with it, a
+    # removal's detail edited by hand (a personal field) into text that is not JSON was
+    # refused by the store ("malformed JSON") instead of being skipped.
+    m004_shift_removals_json=f"DROP INDEX IF EXISTS audit_shift_removals; {_REMOVALS_INDEX}",
 )
 
 #: A handover's stamps, in the order it gets them.
@@ -199,6 +217,21 @@ class UnreadableRow(CommunityError):
         said = "?" if row_id is None else row_id
         super().__init__(
             f"{kind} {said} cannot be read (a row edited by hand): fix it in the store"
+        )
+
+
+class ShiftOutOfReach(CommunityError):
+    """A stored shift dated outside the days a shift is rostered (``Roster.add_shift``:
+    before ``FIRST_SHIFT``, or ending further ahead than the log keeps a removal): a row from
+    before that rule, or edited by hand, that the roster's page never shows. ``row_id`` says
+    which; the page names it to an admin (``Roster.unshown_shifts``)."""
+
+    def __init__(self, shift: Shift, days: int) -> None:
+        self.kind, self.row_id = "shift", shift.id
+        when = f"{shift.starts_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+        super().__init__(
+            f"shift {shift.id} ({shift.guard}, {when}) is outside the days a shift is"
+            f" rostered ({FIRST_DAY} to {days} days ahead): the page does not show it"
         )
 
 
@@ -461,7 +494,7 @@ def _overlapping(gate: str, start: datetime, end: datetime) -> list[str]:
 _ROSTER_OF = (
     "select * from (select 'removed', actor, ts, json_extract(detail, '$.shift_id'),"  # noqa: S608
     " json_extract(detail, '$.starts_at'), json_extract(detail, '$.ends_at'), ?"
-    " from audit where action = 'roster.shift_remove'"
+    " from audit where action = 'roster.shift_remove' and json_valid(detail)"
     " and json_extract(detail, '$.gate') = ? and json_extract(detail, '$.guard') = ?"
     " and json_extract(detail, '$.ends_at') > ? and json_extract(detail, '$.starts_at') < ?"
     # ``+seq``: the guard's removals by their index, then those of her account kept.
@@ -486,7 +519,20 @@ _TIMELESS = (
 )
 #: The most of them the roster's page names.
 TIMELESS_SHOWN = 50
+#: A gate's dated shifts that may be outside the days a shift is rostered
+#: (``Roster.unshown_shifts``): its arguments the gate and bounds of the start a day inside
+#: those days (a stored time's offset; the later less ``MAX_SHIFT``, no shift is longer),
+#: each row then judged as read. By the roster's gate and start: two ranges of the index,
+#: not the roster's whole history.
+_UNSHOWN = (
+    "select * from roster_shifts where gate = ?"  # noqa: S608 - module constants
+    f" and starts_at glob {_DATED} and ends_at glob {_DATED}"
+    " and (starts_at < ? or starts_at > ?) order by id limit ?"
+)
 
+
+#: Later than any shift a row can hold that is read (``_aware``): no bound.
+_LAST_TIME = datetime(9999, 12, 1, tzinfo=UTC)
 
 #: How far from a stored time the roster reckons (a handover's hour, a site's offset, a
 #: day's start): a time nearer the calendar's edge than this is no time of the roster's.
@@ -644,9 +690,12 @@ class Roster:
         *,
         open_alarms: Callable[[], Sized] | None = None,
         boot_id: str | None = None,
+        retention: timedelta = DEFAULT_RETENTION,
     ) -> None:
         self._log = log
         self._clock = clock
+        #: how long the log keeps a removal's detail (``store.retention_days``: ``reach``)
+        self._retention = retention
         self._open_alarms = open_alarms
         #: this boot's id, as the log stamps its rows (``EventLog.boot_id``)
         self._boot_id = log.boot_id if boot_id is None else boot_id
@@ -678,6 +727,7 @@ class Roster:
         starts_at, ends_at = starts_at.astimezone(UTC), ends_at.astimezone(UTC)
         if not timedelta(0) < ends_at - starts_at <= MAX_SHIFT:
             raise CommunityError("a shift ends after it starts, within 24 hours")
+        self._within_reach(starts_at, ends_at)
         row |= {"starts_at": format_ts(starts_at), "ends_at": format_ts(ends_at)}
 
         def add(db: sqlite_utils.Database) -> int | None:
@@ -702,6 +752,45 @@ class Roster:
         assert sid is not None
         self.changes = next(self._changes)
         return self.shift(sid)
+
+    def reach(self) -> datetime | None:
+        """The latest a shift rostered now may end: its handover's hour over before the log's
+        retention could empty the detail of a removal of it made from now on (the purge nulls
+        a removal's detail ``store.retention_days`` after it was made; a shift removed and
+        then forgotten would bar its guard no longer while it was still to come). None on a
+        clock not synchronised (a Pi booted without network reads 1970; the purge waits for
+        the clock too): what is ahead is not known."""
+        if not self._clock.synced():
+            return None
+        return self._clock.now() + self._retention - HANDOVER_GRACE
+
+    def _within_reach(self, starts_at: datetime, ends_at: datetime) -> None:
+        """Refused (``CommunityError``): a shift starting before ``FIRST_SHIFT`` (a year the
+        roster's page never shows: 0001-01-01 typed or sent), or ending after ``reach``."""
+        if starts_at < FIRST_SHIFT:
+            raise CommunityError(f"a shift starts on {FIRST_DAY} or later")
+        late = self.reach()
+        if late is not None and ends_at > late:
+            raise CommunityError(
+                f"a shift is rostered at most {self._retention.days} days ahead, its"
+                " handover's hour included: the log keeps a removal no longer"
+            )
+
+    def unshown_shifts(self, gate: str) -> list[UnreadableRow | ShiftOutOfReach]:
+        """The stored shifts of ``gate`` dated outside the days a shift is rostered now
+        (``_within_reach``; rows from before that rule, or edited by hand): no page's window
+        shows them, so the roster's page names them (``ShiftOutOfReach``; one whose time is
+        at the calendar's edge, 0001-01-01, as a row that cannot be read: ``_skipped``). At
+        most ``TIMELESS_SHOWN``; the rows whose times are no times are ``timeless_shifts``'."""
+        late = self.reach() or _LAST_TIME  # a clock not synchronised: the early ones
+        loose = [gate, format_ts(FIRST_SHIFT + _REACH), format_ts(late - MAX_SHIFT - _REACH)]
+        rows = self._log.reader().query(_UNSHOWN, [*loose, TIMELESS_SHOWN])
+        read, bad = self._skipped(rows, _shift)
+        days = self._retention.days
+        out: list[UnreadableRow | ShiftOutOfReach] = [
+            ShiftOutOfReach(s, days) for s in read if s.starts_at < FIRST_SHIFT or s.ends_at > late
+        ]
+        return [*bad, *out]
 
     def shift_ended(self, shift: Shift) -> bool:
         """Whether ``shift`` is over by the clock: then it is the record of who was on duty (a

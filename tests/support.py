@@ -109,7 +109,8 @@ def kiosk_api(
         from kiosk.ledgers import Ledgers
         from kiosk.lists import ListStore
 
-        core.ledgers = Ledgers.build(store, clock, config.site.timezone, 37.3)
+        days = config.store.retention_days
+        core.ledgers = Ledgers.build(store, clock, config.site.timezone, 37.3, retention_days=days)
         core.list_store = ListStore(store, clock)
         core.list_store.load()
     return core

@@ -131,6 +131,7 @@ def test_a_shifts_length_is_real_hours_across_a_clock_change(log, clock, starts,
 
     rota = Roster(log, clock)
     start, end = starts.replace(tzinfo=BERLIN), ends.replace(tzinfo=BERLIN)
+    clock.set_wall(start.astimezone(UTC) - timedelta(days=1))  # rostered the day before
     if allowed:
         shift = rota.add_shift("gate-1", "Zhao", start, end, actor="manager")
         assert shift.ends_at - shift.starts_at == end.astimezone(UTC) - start.astimezone(UTC)

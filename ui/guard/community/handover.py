@@ -77,9 +77,10 @@ def page(request: Request, g: Guard, session: Session, refused: Refused = FRESH)
     lang = g.lang(request)
     shown: list[str] = []
     if session.is_admin:  # the rows skipped (edited by hand), named for who can fix them
-        named = {e.row_id for e in bad}
-        bad += [e for e in roster.timeless_shifts(gate) if e.row_id not in named]
+        named = {e.row_id for e in bad} | {s.id for s in shifts}  # shown: not said again
+        unshown = [*roster.timeless_shifts(gate), *roster.unshown_shifts(gate)]
         shown = [refusal_text(lang, str(e)) for e in bad + bad_handovers]
+        shown += [refusal_text(lang, str(e)) for e in unshown if e.row_id not in named]
     return render(
         g,
         request,
