@@ -183,7 +183,7 @@ def _event_counts(db: sqlite_utils.Database, start: str, end: str) -> dict[str, 
     ends: dict[Key, tuple[str, str]] = {}
     seen: dict[Key, Key] = {}
     source, ts = dated_source(db)  # an event stamped before NTP synced: its real day
-    checked = "".join(f", {c}" for c in also_checked(cols, ("flags", "reasons", "person")))
+    checked = "".join(f", {c}" for c in also_checked(("kiosk_id", "flags", "reasons", "person")))
     sql = (
         f"select seq, kiosk_id, flags, direction, decision, reasons, {kind} as kind,"  # noqa: S608
         f" {named}{checked} from {source} where {ts} >= ? and {ts} < ? order by seq"

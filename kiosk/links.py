@@ -213,7 +213,7 @@ def decision_before(db: sqlite_utils.Database, kiosk_id: str, about: int, seq: i
     and the handover reads here, so both tell the guard's decision alike
     (``guard_decision``). A row the database does not hold (the district's copy of a day,
     a purged one) is about a deny: what the kiosk sends to the guard."""
-    checked = "".join(f", {c}" for c in also_checked(db.table("events").columns_dict, ()))
+    checked = "".join(f", {c}" for c in also_checked(("kiosk_id",)))
     sql = (
         f"select kiosk_id, seq, decision{checked} from events"  # noqa: S608
         f" where kiosk_id = ? and seq >= ? and seq < ? and (seq = ? or {_LINKED_ROWS})"

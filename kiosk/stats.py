@@ -158,7 +158,7 @@ def _events_between(
     dated = source == "dated_events" or "dating" in db.table("events").columns_dict
     dating = "dating" if dated else "null"
     wanted = [c.strip() for c in columns.split(",")]
-    wanted += also_checked(db.table("events").columns_dict, [c.split()[-1] for c in wanted])
+    wanted += also_checked([c.split()[-1] for c in wanted])
     picked = ", ".join(
         {"ts": f"{ts} as ts", "dating": f"{dating} as dating"}.get(c, c) for c in wanted
     )

@@ -32,24 +32,25 @@ _LOCK = threading.Lock()
 
 Row = TypeVar("Row", bound=Mapping[str, Any])
 
-#: The typed fields of an events row a report's figures read (``kiosk.record``'s kinds): every
+#: The typed fields of an events row a report's figures read (``kiosk.record``'s kinds), in
+#: every events table the reports read (the gate's log, the district's day in memory): each
 #: read of a day's rows selects them all (``also_checked``), so each leaves out the same rows.
-CHECKED = ("reasons", "flags", "temp_c", "temp_object_c", "person")
+CHECKED = ("reasons", "flags", "temp_c", "person")
 
 
-def also_checked(have: Collection[str], picked: Collection[str]) -> list[str]:
-    """The columns a query of a table with columns ``have`` must select besides those it
-    ``picked`` (by name), for ``readable_rows``: the ``CHECKED`` ones it looks at, and
-    ``kiosk_id``, which with ``seq`` names the row it tells of."""
-    return [name for name in ("kiosk_id", *CHECKED) if name in have and name not in picked]
+def also_checked(picked: Collection[str]) -> list[str]:
+    """The columns a query of the events must select besides those it ``picked`` (by name),
+    for ``readable_rows``: the ``CHECKED`` ones it looks at, and ``kiosk_id``, which with
+    ``seq`` names the row it tells of."""
+    return [name for name in ("kiosk_id", *CHECKED) if name not in picked]
 
 
 def readable_rows(rows: Iterable[Row], skipped: list[int] | None = None) -> Iterator[Row]:
-    """``rows`` (stored ``events`` rows, whole or in part) but those with a field that
-    cannot be read (``unreadable_field``): each of those is put into ``skipped`` (its
+    """``rows`` (stored ``events`` rows, whole or in part) but those with a ``CHECKED`` field
+    that cannot be read (``unreadable_field``): each of those is put into ``skipped`` (its
     ``seq``) and logged once (``told``)."""
     for row in rows:
-        field = unreadable_field(row)
+        field = unreadable_field({name: row[name] for name in CHECKED if name in row})
         if field is None:
             yield row
             continue
