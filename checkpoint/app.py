@@ -1092,7 +1092,8 @@ class Daemon:
                 self._purge_step_failed(steps[-1], exc)
                 self.lists_once()
                 return
-            if not isinstance(exc, StoreFault):
+            if not isinstance(exc, StoreFault):  # health's retention.overdue says so too
+                self._purge_refused("failed")
                 raise
             log.warning("retention purge failed, tried again within the hour: %s", exc)
             self._purge_refused("store")

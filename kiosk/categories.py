@@ -56,6 +56,7 @@ from .days import day_bounds
 from .files import streamed_rows
 from .links import Key, passage_key, repeats
 from .lists import same_text
+from .unreadable import also_checked, readable_rows
 from .vehicles import feverish_people, known_plates, normalise_plate
 
 __all__ = [
@@ -187,12 +188,13 @@ def _event_counts(db: sqlite_utils.Database, start: str, end: str) -> dict[str, 
     ends: dict[Key, tuple[str, str]] = {}
     seen: dict[Key, Key] = {}
     source, ts = dated_source(db)  # an event stamped before NTP synced: its real day
+    checked = "".join(f", {c}" for c in also_checked(("kiosk_id", "flags", "reasons", "person")))
     sql = (
         f"select seq, kiosk_id, flags, direction, decision, reasons, {kind} as kind,"  # noqa: S608
-        f" {named} from {source} where {ts} >= ? and {ts} < ? order by seq"
+        f" {named}{checked} from {source} where {ts} >= ? and {ts} < ? order by seq"
     )
     with streamed_rows(db, sql, [start, end]) as rows:  # a day's, the person's JSON too
-        for row in rows:
+        for row in readable_rows(rows):  # a damaged row: left out (``kiosk.unreadable``)
             reasons = json.loads(row["reasons"]) if row["reasons"] else []
             if "fever" in reasons:
                 fevers.add(row)

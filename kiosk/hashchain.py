@@ -120,6 +120,19 @@ def normalise(field: str, value: Any) -> Any:
     return value
 
 
+def unreadable_field(row: Mapping[str, Any]) -> str | None:
+    """The first of a stored row's fields whose value cannot be read as the record types it
+    (``normalise``: a list's or a JSON field's text that is not JSON, a number's value that
+    is not one: what ``kiosk verify-log`` calls an "unreadable value"), or None when each can.
+    Fields the record does not type (a column renamed by a query) are not looked at."""
+    for name, value in row.items():
+        try:
+            normalise(name, value)
+        except CanonicalError:
+            return name
+    return None
+
+
 def canonical(fields: Mapping[str, Any]) -> bytes:
     """Compact, key-sorted UTF-8 JSON: one byte string per logical value."""
     text = json.dumps(

@@ -42,6 +42,7 @@ from typing import Any
 import sqlite_utils
 
 from kiosk.typed import whole_number
+from kiosk.unreadable import also_checked, readable_rows
 
 __all__ = [
     "MEASURE_AGAIN_REASONS",
@@ -212,13 +213,15 @@ def decision_before(db: sqlite_utils.Database, kiosk_id: str, about: int, seq: i
     and the handover reads here, so both tell the guard's decision alike
     (``guard_decision``). A row the database does not hold (the district's copy of a day,
     a purged one) is about a deny: what the kiosk sends to the guard."""
+    checked = "".join(f", {c}" for c in also_checked(("kiosk_id",)))
     sql = (
-        "select kiosk_id, seq, decision, flags from events where kiosk_id = ?"  # noqa: S608
-        f" and seq >= ? and seq < ? and (seq = ? or {_LINKED_ROWS}) order by seq"
+        f"select kiosk_id, seq, decision{checked} from events"  # noqa: S608
+        f" where kiosk_id = ? and seq >= ? and seq < ? and (seq = ? or {_LINKED_ROWS})"
+        " order by seq"
     )
     seen: dict[Key, Key] = {}
     decision = None
-    for row in db.query(sql, [kiosk_id, about, seq, about]):
+    for row in readable_rows(db.query(sql, [kiosk_id, about, seq, about])):
         if int(row["seq"]) == about:
             seen[(str(kiosk_id), about)] = (str(kiosk_id), about)
             decision = str(row["decision"])

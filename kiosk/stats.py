@@ -41,7 +41,7 @@ import functools
 import json
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
@@ -90,6 +90,7 @@ from kiosk.ports import Store
 from kiosk.record import PURGED_HOUSEHOLD
 from kiosk.sheets import write_csv, write_xlsx
 from kiosk.store import define_counted_outing, recorded_history
+from kiosk.unreadable import also_checked, readable_rows
 
 MIGRATIONS = Migrations("kiosk.stats")
 
@@ -138,26 +139,36 @@ def _bin_index(temp_c: float, bins: list[tuple[float | None, float | None]]) -> 
     return len(bins) - 1  # pragma: no cover - the last bin is open-ended
 
 
+@contextmanager
 def _events_between(
-    db: Database, start: str, end: str, columns: str, kiosks: Collection[str] | None = None
-) -> AbstractContextManager[Iterator[dict[str, Any]]]:
+    db: Database,
+    start: str,
+    end: str,
+    columns: str,
+    kiosks: Collection[str] | None = None,
+    skipped: list[int] | None = None,
+) -> Iterator[Iterator[dict[str, Any]]]:
     """The events dated (``kiosk.dating``) in ``[start, end)``, in ``seq`` order, one at a time
     within the block (a quota period's may be a month's: ``streamed_rows``); ``ts`` is their
     dated time and ``dating`` how it was dated (null in a table of rows dated without it).
-    ``kiosks``: only theirs (a compound of the district's, ``office.compounds``)."""
+    ``kiosks``: only theirs (a compound of the district's, ``office.compounds``). A row whose
+    fields cannot be read is left out, its ``seq`` put into ``skipped``
+    (``kiosk.unreadable.readable_rows``)."""
     source, ts = dated_source(db)
     dated = source == "dated_events" or "dating" in db.table("events").columns_dict
     dating = "dating" if dated else "null"
     wanted = [c.strip() for c in columns.split(",")]
+    wanted += also_checked([c.split()[-1] for c in wanted])
     picked = ", ".join(
         {"ts": f"{ts} as ts", "dating": f"{dating} as dating"}.get(c, c) for c in wanted
     )
     only = "" if kiosks is None else f" and kiosk_id in ({', '.join('?' * len(kiosks))})"
-    return streamed_rows(
+    with streamed_rows(
         db,
         f"select {picked} from {source} where {ts} >= ? and {ts} < ?{only} order by seq",  # noqa: S608
         [start, end, *(kiosks or ())],
-    )
+    ) as rows:
+        yield readable_rows(rows, skipped)
 
 
 def households_outing(row: Mapping[str, Any], roles: Collection[str] | None = None) -> bool:
@@ -518,13 +529,12 @@ def compute_report(
     seen: dict[Key, Key] = {}  # each row's passage (``kiosk.links.passage_key``)
     fevers: list[datetime] = []  # local, with the UTC offset: which 02:30 it was
     day_outings = DayOutings(quota.roles, rules=rules)  # the over-quota count's rules
-    total = 0
     kiosks: set[str] = set()
     dating: Counter[str | None] = Counter()
     cols, sensor = _report_columns(db)
-    with _events_between(db, start, end, cols) as rows:
+    unreadable: list[int] = []  # rows left out: a field damaged (``kiosk.unreadable``)
+    with _events_between(db, start, end, cols, skipped=unreadable) as rows:
         for row in rows:
-            total += 1
             dating[row["dating"]] += 1
             kiosks.add(row["kiosk_id"])
             by_decision[row["decision"]] += 1
@@ -551,7 +561,7 @@ def compute_report(
         "day": day.isoformat(),
         "timezone": zone.key,
         "kiosks": sorted(kiosks),
-        "events": total,
+        "events": by_decision.total(),  # one decision a row
         "by_decision": dict(sorted(by_decision.items())),
         "passages": {**_passages(outcomes.values()), "by_hour": passage_hours},
         "by_reason": dict(sorted(by_reason.items())),
@@ -571,6 +581,7 @@ def compute_report(
         "quarantine_lists": quarantine_lists(db, day),
         # Dated by their boot's clock once synchronised; dated only by an unsynced clock.
         "clock": {"redated": dating["boot"], "unsynced": dating["unsynced"]},
+        "unreadable_rows": len(unreadable),
     }
 
 
@@ -934,6 +945,7 @@ def daily_report(
     if frozen is None:
         quota_cfg, rules = day_quotas(recorded_history(reader, "quota"), day, zone, quota_cfg)
     report = frozen or compute_report(reader, day, zone, quota_cfg, rules)
+    report.setdefault("unreadable_rows", 0)  # frozen before they were counted: none (it froze)
     report["lists_freshness"] = _freshness(lists_freshness)
     if frozen is None or not isinstance(frozen.get("staffing"), dict):
         recorded = _day_staffing(reader, day, zone, recorded_history(reader, "hours"))

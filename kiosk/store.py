@@ -1863,6 +1863,9 @@ def define_counted_outing(db: sqlite_utils.Database) -> None:
 
 
 def _counted_outing(flags: str | None, roles: str) -> bool:
+    """A row whose ``flags`` cannot be read (``hashchain.unreadable_field``) is no outing."""
+    if hashchain.unreadable_field({"flags": flags}) is not None:
+        return False
     return counted_outing(json.loads(flags) if flags else (), json.loads(roles))
 
 

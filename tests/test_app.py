@@ -353,6 +353,32 @@ def test_the_daemons_purge_on_a_full_card_is_one_warning_line_and_purges_later(
     assert _households(core) == [""]  # emptied: it had one
 
 
+def test_the_daemons_purge_failing_otherwise_shows_in_health(one_passage, monkeypatch):
+    """Before: a purge that failed on anything but the card (a day the freeze before it could
+    not read) was logged and tried again every hour, and health never said so: no refusal
+    was noted, so ``retention.overdue`` stayed null while personal data past retention
+    stayed. Now it is noted as ``failed`` and shows as overdue after two days of it."""
+    from datetime import UTC, datetime
+
+    import kiosk.retention
+
+    core, clock = one_passage
+    clock.set_wall(datetime(2026, 5, 1, tzinfo=UTC))  # past retention
+
+    def broken(*_args: object, **_kwargs: object) -> None:
+        raise ValueError("a day that cannot be read")
+
+    monkeypatch.setattr(kiosk.retention, "purge", broken)
+    daemon = Daemon(core, notifier=Notifier(None))
+    with pytest.raises(ValueError):
+        daemon.purge_once()
+    assert core.purge_refused is not None and core.purge_refused["cause"] == "failed"
+    clock.advance(3 * 86400)
+    with pytest.raises(ValueError):
+        daemon.purge_once()
+    assert core.health()["retention"]["overdue"]["cause"] == "failed"
+
+
 def test_the_daemon_decides_on_a_list_imported_beside_it(data_dir, tmp_path, capsys):
     """Before: a quarantine list applied with `kiosk lists import --apply` (kiosk-admin,
     daemon running) was in the database but not at the gate until the daemon restarted."""

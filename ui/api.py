@@ -423,6 +423,12 @@ class DailyReport(BaseModel):
     clock: ReportClock | None = Field(
         None, description="How the events were dated; null in a report frozen before it."
     )
+    unreadable_rows: int = Field(
+        0,
+        description="The day's events whose stored fields cannot be read (a damaged card, a"
+        " hand edit), left out of every figure; `kiosk verify-log` names them (added"
+        " 2026-12-07).",
+    )
     staffing: ReportStaffing | None = Field(
         None, description="The day split by the staffed hours (docs/community.md)."
     )
