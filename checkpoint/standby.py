@@ -124,11 +124,6 @@ def gate_words(obeyed: bool, released: bool = False) -> str:
     return "gate state unknown (the relay could not be commanded locked at start: check the gate)"
 
 
-#: What the journal's standby line says failed when the log opened and the start then met
-#: the card's fault (``failed``): not "cannot open the event log", which it had.
-FAILED_START = "the start met the card's fault after the event log opened"
-
-
 #: Waits ``delay`` seconds before the next try, or less when the daemon is asked to stop.
 Pause = Callable[[StandbyServer, float], Awaitable[None]]
 
@@ -174,8 +169,8 @@ async def core_or_standby(
         kind = card_failure(exc)
         if kind is None:
             raise
-        standby = Standby(str(exc), kind, format_ts(datetime.now(UTC)))
-    what = FAILED_START if failed is not None else "cannot open the event log"
+        standby = Standby(str(exc), kind, format_ts(datetime.now(UTC)), opened=failed is not None)
+    what = standby.what_failed()  # as health and the faces say it (``kiosk.standby``)
     if stopping.is_set():  # a stop asked during the start: nothing to stand up for
         log.error("%s, and the daemon is stopping: %s", what, standby.reason)
         return None

@@ -62,14 +62,26 @@ def card_failure(exc: BaseException) -> str | None:
     return None
 
 
+#: What failed, as the journal's standby lines, public health and the faces say it: the event
+#: log did not open, or it opened and the start met the card's fault later (``Standby.opened``).
+CANNOT_OPEN = "cannot open the event log"
+FAILED_START = "the start met the card's fault after the event log opened"
+
+
 @dataclass
 class Standby:
-    """Why the kiosk stands by, since when (UTC ISO), and how often it tried the log."""
+    """Why the kiosk stands by, since when (UTC ISO), and how often it tried the log.
+    ``opened``: the log had opened, and the start met the card's fault after it."""
 
     reason: str
     kind: str
     since: str
     tries: int = 1
+    opened: bool = False
+
+    def what_failed(self) -> str:
+        """What failed, in the journal's words: ``FAILED_START`` or ``CANNOT_OPEN``."""
+        return FAILED_START if self.opened else CANNOT_OPEN
 
     def failed_again(self, reason: str, kind: str) -> bool:
         """One more try failed; True when it failed otherwise than the last (worth a line)."""
@@ -97,8 +109,11 @@ class Standby:
         return report
 
     def detail(self, whole: bool) -> str:
-        """Why nothing is decided: the reason (``whole``), else only its kind."""
-        return self.reason if whole else f"the event log cannot be opened ({self.kind})"
+        """Why nothing is decided: the reason (``whole``), else what failed and its kind."""
+        if whole:
+            return self.reason
+        what = FAILED_START if self.opened else "the event log cannot be opened"
+        return f"{what} ({self.kind})"
 
 
 #: The file a stop keeps the decisions the log could not take in: ``held-events-<UTC>.ndjson``.

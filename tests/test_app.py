@@ -13,6 +13,7 @@ import time
 
 import httpx
 import pytest
+from test_notify import daemon_running, systemd  # noqa: F401 - the fixture
 
 from checkpoint.app import Daemon, build_core
 from checkpoint.notify import Notifier
@@ -117,29 +118,18 @@ def _get(url: str, **kw):
 
 
 @pytest.mark.slow
-def test_kiosk_run_stops_cleanly_on_sigterm(tmp_path):
+def test_kiosk_run_stops_cleanly_on_sigterm(tmp_path, systemd):  # noqa: F811
+    """Run as systemd runs it (``test_notify.daemon_running``): started at its READY=1 within
+    the unit's ``TimeoutStartSec``, on the port the system gave it, not on a fixed port
+    within a guessed 30 s; SIGTERM then ends it with exit 0 within ``TimeoutStopSec``."""
     cfg = tmp_path / "kiosk.toml"
-    cfg.write_text('[site]\nkiosk_id = "sig-gate"\n[web]\nport = 8931\n')
+    cfg.write_text('[site]\nkiosk_id = "sig-gate"\n[web]\nport = 0\n')
     trust_a_key(tmp_path / "d")
-    proc = subprocess.Popen(
-        [*KIOSK, "run", "--config", str(cfg), "--data", str(tmp_path / "d")],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        _wait_for(
-            lambda: (r := _get("http://127.0.0.1:8931/api/v1/health")) and r.status_code == 200,
-            30,
-            "the daemon to answer",
-        )
-        proc.send_signal(signal.SIGTERM)
-        rc = proc.wait(timeout=5)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    err = proc.stderr.read()
-    assert rc == 0, f"exit {rc}: {err[-3000:]}"
+    journal = tmp_path / "journal.log"
+    command = [*KIOSK, "run", "--config", str(cfg), "--data", str(tmp_path / "d")]
+    with daemon_running(command, systemd, journal) as health:
+        assert health["kiosk_id"] == "sig-gate"
+    err = journal.read_text()
     assert "kiosk stopped" in err
     assert "Traceback" not in err
     verify = subprocess.run(

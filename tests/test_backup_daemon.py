@@ -1,7 +1,7 @@
 """`kiosk backup` of a real running daemon, and the gate back on a new Pi from the archive.
 
 Each daemon runs as systemd runs it (``Type=notify``): it is taken as started once it says
-``READY=1``, within the unit's ``TimeoutStartSec`` (``test_notify.FakeSystemd``), on the port
+``READY=1``, within the unit's ``TimeoutStartSec`` (``test_notify.daemon_running``), on the port
 it was given by the system (``port = 0``, read from its status); not within a guessed bound
 (30 s: a start on a loaded two-core machine took longer), nor on a port picked free earlier
 that another process may have taken since."""
@@ -9,50 +9,22 @@ that another process may have taken since."""
 from __future__ import annotations
 
 import contextlib
-import os
-import re
-import signal
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
-from support import unit_seconds
-from test_notify import systemd  # noqa: F401 - the fixture
+from test_notify import daemon_running, systemd  # noqa: F401 - the fixture
 
 from checkpoint.cli import main
 from tests.test_app import KIOSK, trust_a_key
 
-START_S = unit_seconds("TimeoutStartSec")  # systemd's bound for the start, READY=1 ending it
-STOP_S = unit_seconds("TimeoutStopSec")  # and for the stop, from SIGTERM to the exit
-WAIT_S = 30.0  # a bound for one request to a started daemon, answered at once when it works
-
 
 @contextlib.contextmanager
 def _running(config: Path, data: Path, systemd, log: Path) -> Iterator[dict]:  # noqa: F811
-    """``kiosk run`` on ``config`` and ``data`` under ``systemd``: its health once it said
-    READY=1; at the end SIGTERM, and exit 0 within the unit's ``TimeoutStopSec``. Its journal
-    (stderr) goes to ``log``, shown when it fails."""
-    env = {**os.environ, "NOTIFY_SOCKET": systemd.env_value}
-    env.pop("WATCHDOG_USEC", None)
-    env.pop("WATCHDOG_PID", None)
-    with log.open("w", encoding="utf-8") as journal:
-        args = [*KIOSK, "run", "--config", str(config), "--data", str(data)]
-        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=journal, env=env)
-    try:
-        try:
-            status = systemd.wait_ready(proc, START_S)
-        except AssertionError as exc:
-            raise AssertionError(f"{exc}; its journal: {log.read_text()[-3000:]}") from None
-        [url] = re.findall(r"http://\S+", status)  # "deciding; http://127.0.0.1:PORT"
-        yield httpx.get(f"{url}/api/v1/health", timeout=WAIT_S).raise_for_status().json()
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=STOP_S) == 0, log.read_text()[-3000:]
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    """``kiosk run`` on ``config`` and ``data`` under ``systemd`` (``daemon_running``)."""
+    args = [*KIOSK, "run", "--config", str(config), "--data", str(data)]
+    with daemon_running(args, systemd, log) as health:
+        yield health
 
 
 @pytest.mark.slow  # integration: real daemon processes and sockets (CI runs it)

@@ -5,7 +5,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import re
+import signal
 import socket
 import subprocess
 import sys
@@ -16,7 +19,9 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
+from support import unit_seconds
 
 from checkpoint.notify import Notifier, NotifyError, Watchdog, socket_address, watchdog_interval_ns
 from kiosk.clock import FakeClock
@@ -65,6 +70,40 @@ class FakeSystemd:
             if said.get("READY") == "1":
                 return said.get("STATUS", "")
         raise AssertionError(f"no READY=1 within the start's {start_s:.0f} s (TimeoutStartSec)")
+
+
+#: systemd's bounds from kiosk.service for the start (READY=1 ending it) and for the stop
+#: (SIGTERM to the exit), and one for a request to a started daemon (answered at once).
+START_S = unit_seconds("TimeoutStartSec")
+STOP_S = unit_seconds("TimeoutStopSec")
+WAIT_S = 30.0
+
+
+@contextlib.contextmanager
+def daemon_running(command: list[str], systemd: FakeSystemd, log: Path) -> Iterator[dict]:
+    """The daemon ``command`` (a ``kiosk run``, its config's ``port = 0``) run as systemd runs
+    it (``Type=notify``) under ``systemd``: its health once it said READY=1 within the unit's
+    ``TimeoutStartSec``, on the port its status names (the one the system gave it); at the
+    end SIGTERM, and exit 0 within the unit's ``TimeoutStopSec``. Its journal (stderr) goes
+    to ``log``, shown when it fails."""
+    env = {**os.environ, "NOTIFY_SOCKET": systemd.env_value}
+    env.pop("WATCHDOG_USEC", None)
+    env.pop("WATCHDOG_PID", None)
+    with log.open("w", encoding="utf-8") as journal:
+        proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=journal, env=env)
+    try:
+        try:
+            status = systemd.wait_ready(proc, START_S)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; its journal: {log.read_text()[-3000:]}") from None
+        [url] = re.findall(r"http://\S+", status)  # "deciding; http://127.0.0.1:PORT"
+        yield httpx.get(f"{url}/api/v1/health", timeout=WAIT_S).raise_for_status().json()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=STOP_S) == 0, log.read_text()[-3000:]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 @pytest.fixture

@@ -312,3 +312,84 @@ def test_the_journal_says_the_start_failed_after_the_log_opened_not_that_it_cann
     assert line == "the event log opens: trying the start again after 1 failed tries: starting"
     _, line = said(None, stopping=False, opens=True)
     assert line == "the event log opens again after 1 failed tries: starting"
+
+
+#: What the journal's standby line says failed when the log opened and the start met the card.
+_FAILED_START = "the start met the card's fault after the event log opened"
+
+
+def _standby_of(monkeypatch, failed: Exception | None):
+    """The ``Standby`` that ``core_or_standby`` serves when the start met ``failed`` after
+    the log opened (None: the log's open itself failing), a stop asked at its first pause."""
+    served = []
+
+    class Server:
+        def __init__(self, config, standby, notifier, **_kwargs):
+            self.standby = standby
+            served.append(standby)
+
+        async def start(self) -> None:
+            return None
+
+        async def stop(self) -> None:
+            return None
+
+    monkeypatch.setattr(standing, "StandbyServer", Server)
+
+    def build():
+        raise _full()
+
+    async def scenario():
+        stop = asyncio.Event()
+
+        async def pause(_server, _delay):
+            stop.set()
+
+        await standing.core_or_standby(
+            build, _config(), stop, notifier=Notifier(None), pause=pause, failed=failed
+        )
+
+    asyncio.run(scenario())
+    (standby,) = served
+    return standby
+
+
+@pytest.mark.parametrize("address", ["192.168.1.77", "127.0.0.1"])
+def test_health_and_the_console_say_the_start_failed_after_the_log_opened(monkeypatch, address):
+    """Once the journal's line said that the start met the card's fault after the event log
+    opened, public health still said "the event log cannot be opened" and the guard console
+    "The kiosk cannot open its event log", though it had opened. They now say what failed,
+    from what the journal's line says (``Standby.what_failed``)."""
+    from fastapi.testclient import TestClient
+
+    from ui.standby import create_standby_app
+
+    standby = _standby_of(monkeypatch, _full())
+    web = TestClient(create_standby_app(standby, "gate-1"), client=(address, 40000))
+    health = web.get("/api/v1/health")
+    console = web.get("/guard")
+    assert health.status_code == 503 and console.status_code == 503
+    detail = health.json()["devices"]["store"]["detail"]
+    if address != "127.0.0.1":  # the public report: what failed and its kind
+        assert detail == f"{_FAILED_START} (full)"
+    page = console.text.replace("&#x27;", "'")
+    assert "after its event log opened" in page and "通行记录已打开" in page
+    assert "cannot open its event log" not in page and "无法打开通行记录" not in page
+    for said in (detail, page, web.get("/api/v1/events").text):
+        assert "cannot be opened" not in said and "cannot open the event log" not in said
+    assert standby.what_failed() == _FAILED_START  # the journal's words (the test above)
+
+
+def test_health_and_the_console_still_say_the_log_cannot_be_opened_when_it_did_not(
+    monkeypatch,
+):
+    """A standby whose log never opened says so, as before."""
+    from fastapi.testclient import TestClient
+
+    from ui.standby import create_standby_app
+
+    standby = _standby_of(monkeypatch, None)
+    web = TestClient(create_standby_app(standby, "gate-1"), client=("192.168.1.77", 40000))
+    detail = web.get("/api/v1/health").json()["devices"]["store"]["detail"]
+    assert detail == "the event log cannot be opened (full)"
+    assert "cannot open its event log" in web.get("/guard").text.replace("&#x27;", "'")

@@ -1,4 +1,5 @@
-"""The faces of a kiosk standing by (``kiosk.standby``): its event log cannot be opened.
+"""The faces of a kiosk standing by (``kiosk.standby``): its event log cannot be opened, or it
+opened and the start met the card's fault after it (``Standby.opened``), each said as such.
 
 No engine, no devices, no database: the kiosk screen says "see the guard" and reloads itself
 (the real page comes back with the daemon), the guard console says why and what to do, in
@@ -89,13 +90,14 @@ def plain_page(
 
 
 def guard_words(standby: Standby, whole: bool = True) -> list[str]:
-    """What the guard console says, each language in turn: what happened, what the guard
-    does meanwhile, what fixes it, and the reason as the journal has it (``whole``: this
-    host's caller), else where it is said in full."""
+    """What the guard console says, each language in turn: what happened (the log not opening,
+    or the start failing after it opened: ``Standby.opened``), what the guard does meanwhile,
+    what fixes it, and the reason as the journal has it (``whole``: this host's caller), else
+    where it is said in full."""
     said = []
     for lang in i18n.LANGS:
         said += [
-            i18n.t(lang, "standby.title"),
+            i18n.t(lang, "standby.title.opened" if standby.opened else "standby.title"),
             i18n.t(lang, "standby.todo"),
             i18n.t(lang, f"standby.fix.{standby.kind}", **FIX_TERMS),
             i18n.t(lang, "standby.since", since=standby.since, tries=standby.tries),
