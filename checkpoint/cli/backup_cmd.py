@@ -629,8 +629,10 @@ def _rows_said(n: int) -> str:
 def _stopped(data: Path) -> Iterator[None]:
     """The data dir's lock held for the restore: refused while a daemon holds it, and no
     daemon starts on the files half put back. A lock file made here as root is the data
-    dir's owner's (the daemon opens it for writing)."""
-    from .daemon_cmd import LOCK_FILE, lock_holder
+    dir's owner's (the daemon opens it for writing). The data dir itself is locked too
+    (``lock_folder``): refused while a maintenance verb writes the log, and none writes it
+    until the restore is over (``store_args.open_store``)."""
+    from .daemon_cmd import LOCK_FILE, lock_folder, lock_holder
 
     path = data / LOCK_FILE
     made = not path.exists()
@@ -645,7 +647,19 @@ def _stopped(data: Path) -> Iterator[None]:
                 f"the kiosk daemon (pid {owner}) runs on {data}: a restore under it would be"
                 " written over or forked; stop it first (sudo systemctl stop kiosk)"
             )
-        yield
+        try:
+            folder = lock_folder(data, exclusive=True)
+        except BlockingIOError:
+            raise CliError(
+                f"a maintenance command (kiosk person forget, purge, token, guard, an import)"
+                f" is writing the event log in {data}: try again when it has finished;"
+                " nothing was changed"
+            ) from None
+        try:
+            yield
+        finally:
+            if folder is not None:
+                os.close(folder)
     finally:
         os.close(fd)
 

@@ -645,6 +645,29 @@ def lock_holder(fd: int, *, exclusive: bool) -> str | None:
     return None
 
 
+def lock_folder(data: Path, *, exclusive: bool) -> int | None:
+    """The data dir itself locked (``flock`` on the folder, not on ``kiosk.lock``, which the
+    daemon holds exclusive for its life), without waiting: exclusive by a restore for its
+    whole run, shared by each maintenance verb that writes the event log for as long as it
+    writes, so that verbs go on beside one another and beside the daemon, and a restore and a
+    verb that writes refuse each other. The open descriptor, to close to let go; None where
+    there is nothing to lock (no such folder, one this user may not open, a file system
+    without locks: as before this lock). ``BlockingIOError`` when the other side holds it."""
+    try:
+        fd = os.open(data, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
+
+
 def _lock_file(path: Path) -> int:
     """The lock file opened for ``flock``: for writing (its pid), or on a card mounted
     read-only, as it is (``flock`` needs no write access), so the daemon gets as far as

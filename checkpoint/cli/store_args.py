@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     from kiosk.config import KioskConfig
     from kiosk.store import EventLog
 
+    from .held_log import FolderHold
+
 
 def add_store_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
@@ -185,29 +187,67 @@ def open_store(
     """The kiosk's event log, open for the verb. Only a verb that adds (``create``: a token,
     an account, an applied import) may begin a new log; any other verb pointed where there is
     none says so (exit 2) and leaves no empty log behind to be taken for the kiosk's. A verb
-    that only reads (``reads_only``: its name) never migrates the log (``_refuse_older_log``)."""
-    from drivers import clocksync
-    from kiosk.backup import restore_cut_off
-    from kiosk.store import EventLog, StoreFault
+    that only reads (``reads_only``: its name) never migrates the log (``_refuse_older_log``).
+
+    Any other verb writes: it holds the data dir's lock shared (``daemon_cmd.lock_folder``)
+    until the log is closed, beside the daemon and other verbs, and is refused while a
+    restore holds it (exit 1, nothing written): a forget made under a restore was undone by
+    the archive's log the restore put back after it."""
+    from .held_log import FolderHold
 
     path = db_path(args, config)
     refuse_root_over(path.parent, getattr(args, "verb", None) or "VERB")
+    hold = FolderHold(None if reads_only is not None else _hold_for_writing(path.parent))
+    try:
+        return _open_store(args, config, path, list(migrations), hold, create, reads_only)
+    except BaseException:
+        hold.release()
+        raise
+
+
+def _hold_for_writing(data: Path) -> int | None:
+    """The data dir's lock, shared, for a verb that writes; refused during a restore."""
+    from .daemon_cmd import lock_folder
+
+    try:
+        return lock_folder(data, exclusive=False)
+    except BlockingIOError:
+        raise CliError(
+            f"a restore is under way in {data}: try again when it has finished; nothing was changed"
+        ) from None
+
+
+def _open_store(
+    args: argparse.Namespace,
+    config: KioskConfig,
+    path: Path,
+    migrations: list[Migrations],
+    hold: FolderHold,
+    create: bool,
+    reads_only: str | None,
+) -> EventLog:
+    from drivers import clocksync
+    from kiosk.backup import restore_cut_off
+    from kiosk.store import StoreFault
+
+    from .held_log import HeldLog
+
     if (cut := restore_cut_off(path.parent)) is not None:  # no log begun on a half restore
         raise UsageError(cut)
     check_event_log(path, create=create and reads_only is None)
     if path.is_file() and path.stat().st_size and _event_tables(path) is False:
         raise UsageError(f"{path}: {NOT_A_LOG}")
-    migrations = list(migrations)
     if reads_only is not None:
         _refuse_older_log(path, migrations, reads_only)
     _refuse_under_older_daemon(path, migrations)
-    log = EventLog(
+    log = HeldLog(
         path,
         config.site.kiosk_id,
         clocksync.system_clock(),
         config.store.synchronous,
         migrations=list(migrations),
     )
+    log.hold = hold
     try:
         log.open()
         owner = _newest_kiosk_id(log, _NEWEST_EVENT)
