@@ -28,10 +28,11 @@ from kiosk.bus import EventBus, Subscription
 from kiosk.clock import Clock, ClockReading
 from kiosk.config.policy import QuotaConfig
 from kiosk.engine import HELD_DROPPED, LATE_COMMIT
+from kiosk.links import not_opened
 from kiosk.lists import REVOKED_PASSED, same_text
 from kiosk.peers import LATE_BATCH, Breach, held_rows, late_breaches
 from kiosk.pihealth import CONDITIONS as PI_CONDITIONS
-from kiosk.policy import ALARMS
+from kiosk.policy import GUARD_NEEDED, recorded_alarm
 from kiosk.store import FORGET_ACTION, format_ts
 
 log = logging.getLogger(__name__)
@@ -43,43 +44,43 @@ ALARMS_HEARD = "alarms_heard"
 #: The most bus messages the desk's subscription holds while it reads the log for one.
 DESK_QUEUE = 1024
 
-#: The reason codes of a logged passage that show a bus alarm the engine raised for it
-#: (``kiosk.policy.bus_alarm``), by that alarm's name; the card is of its kind
-#: (``ALARM_KINDS``), as the card the live bus message draws. ``quarantined`` shows
-#: ``quarantine_breach``, or ``quarantine_return`` on a way in the lane did not vouch for (flag
-#: ``direction_unverified``: ``kiosk.policy._check_quarantine``); the kiosk's flag
-#: ``quarantine`` (``RETURN_FLAG``) shows ``quarantine_return`` whatever else denied the
-#: passage. A passage showing several raises the first of ``kiosk.policy.ALARMS``, as the
-#: engine did.
-REASON_ALARMS = {
-    "fever": "fever",
-    "quarantined": "quarantine_breach",
-    "pass_bad_signature": "forged_pass",
-    "sensor_fault": "device_fault",
-    "reader_fault": "device_fault",
-    "store_fault": "device_fault",
-    "gate_fault": "device_fault",
+#: The reason codes that say why the engine raised a bus alarm (``kiosk.policy.bus_alarm``,
+#: recorded on a kiosk's row: flag ``alarm:<name>``), by that alarm's name: the first of them
+#: the row holds is its card's detail (else the alarm's name; a ``guard_needed`` with none of
+#: them, its first reason).
+RAISED_BY: dict[str, tuple[str, ...]] = {
+    "fever": ("fever",),
+    "quarantine_breach": ("quarantined",),
+    "quarantine_return": ("quarantined",),
+    "forged_pass": ("pass_bad_signature",),
+    "device_fault": ("sensor_fault", "reader_fault", "store_fault", "gate_fault"),
 }
-#: The kiosk's flag on a quarantined resident it let home (or would have, but for another
-#: reason): the engine raised ``quarantine_return`` for it.
+#: The kiosk's flag on a quarantined resident it let home.
 RETURN_FLAG = "quarantine"
 #: The kiosk's own decisions (a guard's carry a passage's flags on: no alarm of theirs).
 KIOSK_DECISIONS = ("pass", "deny")
-#: Reason codes of a denied event that raise a card when it shows no bus alarm of
-#: ``REASON_ALARMS``: the referrals to the guard (``kiosk.policy`` sends the person to the
-#: guard, the engine raises ``guard_needed``): the lists cannot say the quarantine is over
-#: (stale lists, an unset clock), a copied pass, an observed returnee walking out; and
-#: another compound's pass (no forgery: a card of the log's own).
-REFERRAL_REASONS = {
+#: A row that records no bus alarm (logged before the flag ``alarm:<name>``, a guard's, or
+#: one the engine raised none for) is read as it always was: the reason codes of a denied
+#: event that raise an alarm, by alarm kind (checked in this order).
+ALARM_REASONS = {
+    "fever": "fever",
+    "quarantined": "quarantine",
+    # The lists cannot say the quarantine is over (stale lists, an unset clock): a referral.
     "quarantine_unconfirmed": "guard",
+    # Referrals too (kiosk.policy sends the person to the guard): a copied pass, an observed
+    # returnee walking out; an early pass only on a clock NTP has not set (CLOCK_REFERRALS).
     "passback": "guard",
     "under_observation": "guard",
-    "pass_unknown_key": "foreign",
+    "pass_bad_signature": "forged",
+    "pass_unknown_key": "foreign",  # another compound's pass: not a forgery
+    "sensor_fault": "device",
+    "reader_fault": "device",
+    "store_fault": "device",
 }
 #: Reasons that refer the person to the guard (a ``guard`` card) only on a clock NTP has not
 #: set (the event's flag ``clock_not_set``): the pass may well be valid, the outing may be
 #: outside the quota's period (a clock behind, or one ahead of the newest time known to have
-#: passed: ``kiosk.policy``). After REFERRAL_REASONS, which a clock not set disputes too.
+#: passed: ``kiosk.policy``). After ALARM_REASONS.
 #: A quarantine the two times disagree on is such a referral too, never a breach alarm (a
 #: clock that is right but not synchronised has ended it: ``kiosk.policy._judged_at_both``).
 CLOCK_REFERRALS = (
@@ -797,51 +798,66 @@ def disputed_reasons(flags: Any) -> frozenset[str]:
 
 def alarm_from_event(event: Mapping[str, Any]) -> Alarm | None:
     """The alarm an event raises (fever, quarantine, forged or foreign pass, device, a
-    referral to the guard), if any: of the kind of the bus alarm the engine raised for it
-    (``bus_alarm_shown``), so the desk read back after a restart shows the card it drew live.
-    A guard's deny of a fever found by hand carries ``fever`` as the kiosk's does (the engine
-    marks it); its card names the person registered when no pass named anyone. A quarantined
-    resident the kiosk let home, or turned back for another reason (a pass flagged
-    ``quarantine``: the lane said "in"), raises ``quarantine_return``: derived from the log,
-    it is still open after a restart, for a return while no guard was on duty."""
+    referral to the guard), if any, so the desk read back after a restart shows the card it
+    drew live. A kiosk's row records the bus alarm the engine raised for it (flag
+    ``alarm:<name>``, ``kiosk.policy.ALARM_FLAG``): the card is of that alarm's kind
+    (``_raised_card``). The row saying the gate did not open for a pass, the relay at fault
+    (``not_opened:<seq>``, ``gate_fault``), raises the card of the pass ``seq``, the key of
+    the engine's ``gate_fault`` alarm. Any other row is read by its reasons
+    (``_logged_card``). Derived from the log, a card is still open after a restart, for an
+    alarm raised while no guard was on duty."""
     decision = event.get("decision")
     if decision not in ("pass", "deny", "manual_deny"):
         return None
-    reasons = reason_codes(event.get("reasons")) if decision != "pass" else []
-    disputed = disputed_reasons(event.get("flags"))
-    shown = bus_alarm_shown(event)
-    if shown is not None:
-        name, code = shown
-        return _about_person(alarm_of(event, ALARM_KINDS[name], code), event)
-    for code, kind in REFERRAL_REASONS.items():
+    flags = reason_codes(event.get("flags"))
+    passed = not_opened(flags)
+    if passed is not None and "gate_fault" in reason_codes(event.get("reasons")):
+        return _about_person(alarm_of({**event, "seq": passed}, "device", "gate_fault"), event)
+    raised = recorded_alarm(flags) if decision in KIOSK_DECISIONS else None
+    return _logged_card(event) if raised is None else _raised_card(event, raised)
+
+
+def _raised_card(event: Mapping[str, Any], name: str) -> Alarm:
+    """The card of the bus alarm ``name`` a kiosk's row records: the card its reasons raise
+    (``_logged_card``) when of that alarm's kind, else one of that kind whose detail is the
+    reason it was raised for (``RAISED_BY``); a ``guard_needed`` lists every reason."""
+    kind = ALARM_KINDS.get(name, "other")
+    logged = _logged_card(event)
+    if logged is not None and logged.kind == kind:
+        return logged
+    reasons = [code for code in reason_codes(event.get("reasons")) if code != "ok"]
+    if name == GUARD_NEEDED:
+        referrals = (*ALARM_REASONS, *CLOCK_REFERRALS)
+        code = next((c for c in reasons if c in referrals), reasons[0] if reasons else name)
+    else:
+        code = next((c for c in reasons if c in RAISED_BY.get(name, ())), name)
+    alarm = _about_person(alarm_of(event, kind, code), event)
+    if name == GUARD_NEEDED:
+        alarm.reasons = [code, *(c for c in reasons if c != code)]
+    return alarm
+
+
+def _logged_card(event: Mapping[str, Any]) -> Alarm | None:
+    """The card a row that records no bus alarm raises, by its reasons (``ALARM_REASONS``)
+    and a pass's flag ``quarantine`` (a quarantined resident let home). A guard's deny of a
+    fever found by hand carries ``fever`` as the kiosk's does (the engine marks it); its card
+    names the person registered when no pass named anyone."""
+    flags = event.get("flags")
+    if event.get("decision") == "pass":
+        if RETURN_FLAG not in reason_codes(flags):
+            return None
+        return _about_person(alarm_of(event, "quarantine", "quarantine_return"), event)
+    reasons = reason_codes(event.get("reasons"))
+    disputed = disputed_reasons(flags)
+    for code, kind in ALARM_REASONS.items():
         if code in reasons and code not in disputed:
             return _about_person(alarm_of(event, kind, code), event)
-    referrals = (*CLOCK_REFERRALS, *REFERRAL_REASONS)
-    early = next((code for code in referrals if code in reasons and code in disputed), None)
+    early = next((code for code in CLOCK_REFERRALS if code in reasons and code in disputed), None)
     if early:
         alarm = alarm_of(event, "guard", early)
         alarm.reasons = [early, *(code for code in reasons if code != early)]
         return _about_person(alarm, event)
     return None
-
-
-def bus_alarm_shown(event: Mapping[str, Any]) -> tuple[str, str] | None:
-    """The bus alarm of ``kiosk.policy.ALARMS`` the engine raised for a logged passage, as its
-    row shows it (``REASON_ALARMS``, ``RETURN_FLAG``), and the code that shows it; None when
-    it shows none. A reason the gate's two times disagreed on raised none."""
-    decision = event.get("decision")
-    flags = reason_codes(event.get("flags"))
-    disputed = disputed_reasons(flags)
-    reasons = reason_codes(event.get("reasons")) if decision in ("deny", "manual_deny") else []
-    unverified_in = event.get("direction") == "in" and "direction_unverified" in flags
-    shown = [
-        ("quarantine_return" if code == "quarantined" and unverified_in else name, code)
-        for code in reasons
-        if code not in disputed and (name := REASON_ALARMS.get(code))
-    ]
-    if decision in KIOSK_DECISIONS and RETURN_FLAG in flags:
-        shown.append(("quarantine_return", "quarantine_return"))
-    return min(shown, key=lambda found: ALARMS.index(found[0]), default=None)
 
 
 def _about_person(alarm: Alarm, event: Mapping[str, Any]) -> Alarm:

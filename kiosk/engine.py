@@ -1637,6 +1637,7 @@ class Engine:
                 *decision.flags,
                 *self._retry_flag(p, decision),
                 *((evacuation.FLAG,) if self.evacuation is not None else ()),
+                *policy.alarm_flags(decision, decision.decision),
             ),
             decided=p.decided_at,
         )
@@ -2038,7 +2039,7 @@ class Engine:
             }
         )
         whom = _unlogged_whom(draft) if seq is None else {}
-        raised = policy.bus_alarm(d, decision)
+        raised = policy.bus_alarm(d, decision)  # the kiosk's row records it (_draft_for)
         if raised == policy.GUARD_NEEDED:
             self._alarm(
                 raised, "raised", passage=p.id, seq=seq, reasons=list(draft.reasons), **whom

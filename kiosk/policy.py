@@ -47,6 +47,7 @@ anyone else driving ``decide`` (replay, tests).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, Literal, Protocol
@@ -123,6 +124,10 @@ ALARMS: tuple[str, ...] = (
 
 #: The bus alarm of a kiosk's deny that calls the guard and carries none of ``ALARMS``.
 GUARD_NEEDED = "guard_needed"
+#: The flag by which a kiosk's row records the bus alarm the engine raised for it
+#: (``bus_alarm``): this, then the alarm's name (``alarm:quarantine_return``). The guard's
+#: desk rebuilds that alarm's card from it after a restart (``kiosk.alarms``).
+ALARM_FLAG = "alarm:"
 
 Direction = Literal["in", "out"]
 
@@ -219,6 +224,18 @@ def bus_alarm(found: Decision | None, decision: str) -> str | None:
     if found.alarm:
         return found.alarm
     return GUARD_NEEDED if found.needs_guard and decision == "deny" else None
+
+
+def alarm_flags(found: Decision | None, decision: str) -> tuple[str, ...]:
+    """The flag recording ``bus_alarm`` on the row of the passage (``ALARM_FLAG``), if any."""
+    raised = bus_alarm(found, decision)
+    return (f"{ALARM_FLAG}{raised}",) if raised else ()
+
+
+def recorded_alarm(flags: Iterable[str]) -> str | None:
+    """The bus alarm a row's flags say the engine raised for it (``ALARM_FLAG``); None for a
+    row that says none (one the engine raised none for, or logged before the flag)."""
+    return next((f[len(ALARM_FLAG) :] for f in flags if f.startswith(ALARM_FLAG)), None)
 
 
 def _fault(found: _Findings, code: str, mode: str) -> None:

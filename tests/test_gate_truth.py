@@ -146,7 +146,12 @@ def test_a_pass_whose_commit_landed_after_its_deadline_is_followed_by_the_deny_s
     passed, followed = rig.events()
     assert passed["decision"] == "pass"
     assert (followed["decision"], followed["reasons"]) == ("deny", ["store_fault"])
-    assert followed["flags"] == ["role:resident", f"not_opened:{passed['seq']}"]  # the deny shown
+    # the deny shown, and the alarm the engine raised for it (its row records it)
+    assert followed["flags"] == [
+        "role:resident",
+        "alarm:device_fault",
+        f"not_opened:{passed['seq']}",
+    ]
     assert followed["ts"] == passed["ts"]  # the moment it was decided and shown
     assert len(rig.engine.backlog) == 0
     report = _report(rig)

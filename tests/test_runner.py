@@ -482,7 +482,8 @@ def test_commit_past_its_deadline_is_a_store_fault_and_a_late_landing_is_kept_on
     # The pass landed once; the deny the screen showed follows it, naming it (kiosk.links).
     passed, shown = events
     assert (passed["decision"], shown["decision"]) == ("pass", "deny")
-    assert shown["flags"] == ["role:resident", f"not_opened:{passed['seq']}"]  # role: 760dd300
+    # role: 760dd300; the alarm the engine raised for the deny shown, which its row records
+    assert shown["flags"] == ["role:resident", "alarm:device_fault", f"not_opened:{passed['seq']}"]
     assert r.runner.engine.backlog == type(r.runner.engine.backlog)()
     assert all(not c.open_ for c in r.gate.commands)
 

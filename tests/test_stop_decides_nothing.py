@@ -301,7 +301,8 @@ def test_a_pass_whose_commit_was_late_at_the_stop_lands_once_with_its_deny_row(t
         r.close()
     assert [(e["decision"], e["flags"]) for e in events] == [
         ("pass", ["role:resident"]),  # the pass's role, flagged since 760dd300
-        ("deny", ["role:resident", f"not_opened:{events[0]['seq']}"]),
+        # the deny shown, with the alarm the engine raised for it (its row records it)
+        ("deny", ["role:resident", "alarm:device_fault", f"not_opened:{events[0]['seq']}"]),
     ], events
     assert backlog == [] and late == set()
 
