@@ -349,22 +349,25 @@ def stop_on_signals(stop: Callable[[], None]) -> None:
 STOPPED_MARKER = "daemon-stopped"
 
 
-def record_start(core: Core) -> None:
+def record_start(core: Core, last: str | None = None) -> None:
     """The daemon's start, as an audit row (``daemon.start``, actor ``daemon``): its detail
     says how the last run ended, ``clean`` (the marker ``record_stop`` leaves), ``unclean`` (a
     crash, a kill, a power cut: no marker) or ``none`` (no start on record before it). The
-    marker is taken first: a crash of this run must not read as a clean stop. The daily
+    marker is taken first: a crash of this run must not read as a clean stop. ``last``: how
+    the attempt before ended, known in this process (``kiosk run``'s start that the card
+    failed and that stood by in order: ``clean``), said instead of the marker's word; no
+    marker is left for it meanwhile, so a kill before this row reads as unclean. The daily
     report's ``downtime`` counts the restarts within a boot from these rows
     (``kiosk.stats.daemon_restarts``). A card that refuses the row is a warning line."""
     try:  # only whether it is there counts: taken unread
         (core.data_dir / STOPPED_MARKER).unlink()
-        last = "clean"
+        taken = "clean"
     except OSError:  # none left: the last run did not stop cleanly, if there was one
         started = "select 1 from audit where action = ? limit 1"
         seen = core.store.reader().execute(started, [stats.DAEMON_START]).fetchone()
-        last = "none" if seen is None else "unclean"
+        taken = "none" if seen is None else "unclean"
     try:
-        core.store.audit("daemon", stats.DAEMON_START, {"last_stop": last})
+        core.store.audit("daemon", stats.DAEMON_START, {"last_stop": last or taken})
     except StoreFault as exc:
         log.warning("the daemon's start could not be recorded in the audit table: %s", exc)
 
@@ -383,8 +386,9 @@ def record_stop(core: Core) -> None:
 def mark_stopped(data_dir: Path, now: datetime) -> None:
     """The marker ``record_start`` takes, left in ``data_dir`` holding ``now``: the run
     stopped cleanly. By ``record_stop``, and by ``kiosk run`` for a start the card failed
-    after it took the marker, which stood by in order (``checkpoint.standby``): the next
-    start, in this process or the next, says ``clean`` of it."""
+    after it took the marker, whose standby (``checkpoint.standby``) ended in a stop: the
+    next run says ``clean`` of it. A standby that ends in a start leaves none: that start is
+    told (``record_start(core, last="clean")``)."""
     with contextlib.suppress(OSError):  # a failing card: the next start reads it as a crash
         (data_dir / STOPPED_MARKER).write_text(now.isoformat(timespec="seconds"), encoding="ascii")
 
@@ -599,11 +603,12 @@ class Daemon:
         await self.start_deciding()
         await self.start_serving()
 
-    async def start_deciding(self) -> None:
+    async def start_deciding(self, last: str | None = None) -> None:
         """The start's steps before the web server (its record, the runner: the history's
         look-back read from the log): a card failure here is one the daemon stands by for
-        (``checkpoint.standby.start_or_card_failure``), nothing served yet."""
-        await asyncio.to_thread(record_start, self.core)
+        (``checkpoint.standby.start_or_card_failure``), nothing served yet. ``last``: how the
+        attempt before ended, when this process knows (``record_start``)."""
+        await asyncio.to_thread(record_start, self.core, last)
         await self.core.runner.start()
 
     async def start_serving(self) -> None:

@@ -16,6 +16,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
@@ -124,6 +125,33 @@ def gate_words(obeyed: bool, released: bool = False) -> str:
     return "gate state unknown (the relay could not be commanded locked at start: check the gate)"
 
 
+@dataclass
+class Held:
+    """The standby ``kiosk run`` keeps across the starts it tries again while the card stays
+    at fault (each try opens the log, the start meets the fault again): its tries and the
+    backoff's step go on, and the journal has a line only when the reason changes. Before,
+    each start stood by anew: a try every 5 s, its lines each time."""
+
+    standby: Standby | None = None
+    #: The backoff's step (``RETRY``): one more for each failed try, the start's included.
+    step: int = 0
+    #: Lines left unsaid for an unchanged reason: the start that then runs says so.
+    unsaid: bool = False
+
+    def again(self, exc: Exception, kind: str, *, opened: bool) -> tuple[Standby, bool]:
+        """The standby for ``exc``: the one held, one more try (True when its reason or what
+        failed changed: worth a line), else a new one (True). ``opened``: the log had opened
+        and the start met the fault after it (``Standby.opened``)."""
+        if self.standby is None:
+            self.standby = Standby(str(exc), kind, format_ts(datetime.now(UTC)), opened=opened)
+            return self.standby, True
+        self.step += 1
+        changed = self.standby.failed_again(str(exc), kind) or self.standby.opened != opened
+        self.standby.opened = opened
+        self.unsaid = self.unsaid or not changed
+        return self.standby, changed
+
+
 #: Waits ``delay`` seconds before the next try, or less when the daemon is asked to stop.
 Pause = Callable[[StandbyServer, float], Awaitable[None]]
 
@@ -147,6 +175,7 @@ async def core_or_standby(
     relock: Callable[[], bool] | None = None,
     release: Callable[[], bool] | None = None,
     failed: Exception | None = None,
+    held: Held | None = None,
 ) -> Core | None:
     """``build()`` in a thread; while the card keeps the event log from opening
     (``card_failure``), stand by and try again: the core once it opens, None when a stop
@@ -160,7 +189,9 @@ async def core_or_standby(
     stands by (whether it obeyed), and again before each try until it obeys, instead of
     ``relock``; the engine locks it when the log opens and it starts. ``failed``: the card
     failure a start of the core built before met (``start_or_card_failure``): standing by
-    with it first, the log tried again after the pause."""
+    with it first, the log tried again after the pause. ``held``: the standby kept across the
+    starts tried again (``Held``), its tries and pauses going on, its lines only on a change."""
+    held = held or Held()
     try:
         if failed is not None:
             raise failed
@@ -169,20 +200,21 @@ async def core_or_standby(
         kind = card_failure(exc)
         if kind is None:
             raise
-        standby = Standby(str(exc), kind, format_ts(datetime.now(UTC)), opened=failed is not None)
+        standby, say = held.again(exc, kind, opened=failed is not None)
     what = standby.what_failed()  # as health and the faces say it (``kiosk.standby``)
     if stopping.is_set():  # a stop asked during the start: nothing to stand up for
         log.error("%s, and the daemon is stopping: %s", what, standby.reason)
         return None
     if release is not None:  # no kiosk deciding: the coil off
         gate_locked, relock = await asyncio.to_thread(release), release
-    log.error(
-        "%s: standing by, %s, trying again: %s",
-        what,
-        gate_words(gate_locked, release is not None),
-        standby.reason,
-        extra={"kind": standby.kind},
-    )
+    if say:  # one line per change of the reason, not per start tried again
+        log.error(
+            "%s: standing by, %s, trying again: %s",
+            what,
+            gate_words(gate_locked, release is not None),
+            standby.reason,
+            extra={"kind": standby.kind},
+        )
     server = StandbyServer(
         config,
         standby,
@@ -193,7 +225,8 @@ async def core_or_standby(
     await server.start()
     try:
         waits = pause or _pause_until(stopping)
-        return await _try_again(build, server, stopping, waits, relock, start=failed is not None)
+        start = failed is not None
+        return await _try_again(build, server, stopping, waits, relock, held, start=start, say=say)
     finally:
         await server.stop()
 
@@ -204,16 +237,18 @@ async def _try_again(
     stopping: asyncio.Event,
     pause: Pause,
     relock: Callable[[], bool] | None,
+    held: Held,
     *,
     start: bool = False,
+    say: bool = True,
 ) -> Core | None:
     """The log tried again after each pause until it opens (its core), or a stop (None).
     ``start``: the standby is for the start's card fault, the log having opened: the core is
-    for trying the start again (said so)."""
+    for trying the start again (said so, when ``say``: the standby's line was said). The
+    pauses grow from ``held``'s step."""
     standby = server.standby
-    step = 0
     while True:
-        await pause(server, RETRY.delay(step))
+        await pause(server, RETRY.delay(held.step))
         if stopping.is_set():
             return None
         if not server.gate_obeyed and relock is not None:
@@ -227,13 +262,14 @@ async def _try_again(
             if standby.failed_again(str(exc), kind):  # one line per change, not per try
                 log.error("still standing by, the event log cannot be opened: %s", exc)
                 server.notifier.status(server.status())
-            step += 1
+            held.step += 1
             continue
         if stopping.is_set():  # asked while the try was under way: nothing starts
             await asyncio.to_thread(core.close)
             return None
         opens = "opens: trying the start again" if start else "opens again"
-        log.warning("the event log %s after %d failed tries: starting", opens, standby.tries)
+        if say:
+            log.warning("the event log %s after %d failed tries: starting", opens, standby.tries)
         return core
 
 
@@ -246,19 +282,26 @@ async def _relock(server: StandbyServer, relock: Callable[[], bool]) -> None:
 
 
 async def start_or_card_failure(
-    start: Callable[[], Awaitable[None]], core: Core
+    start: Callable[[], Awaitable[None]], core: Core, held: Held | None = None
 ) -> Exception | None:
     """``start()`` (the daemon's): None once started; the card failure (``card_failure``: a
     full card SQLite met reading the history's look-back) that stopped it, the core closed
     but its relay (``Core.close_keeping_gate``), for ``core_or_standby(failed=...)`` to
     stand by with: exiting, systemd restarted the daemon every 3 s for ever, no console. Any
-    other failure is raised, the core as it was."""
+    other failure is raised, the core as it was. ``held``: the standby of the starts before
+    (``Held``): its fault met again is no new line; a start that runs after lines left
+    unsaid says so."""
+    standby = held.standby if held is not None else None
     try:
         await start()
     except Exception as exc:
-        if card_failure(exc) is None:
+        kind = card_failure(exc)
+        if kind is None:
             raise
-        log.error("the start met the card's fault: %s", exc)
+        if standby is None or (str(exc), kind) != (standby.reason, standby.kind):
+            log.error("the start met the card's fault: %s", exc)
         await asyncio.to_thread(core.close_keeping_gate)
         return exc
+    if held is not None and standby is not None and held.unsaid:
+        log.warning("the start ran after %d failed tries: starting", standby.tries)
     return None

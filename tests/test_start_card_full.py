@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import json
 import logging
+import shutil
 import sqlite3
 
 import httpx
@@ -18,7 +19,7 @@ import pytest
 from test_stop_gate import kiosk_run_thread
 
 from checkpoint import standby as standing
-from checkpoint.app import build_core, record_start
+from checkpoint.app import STOPPED_MARKER, build_core, record_start
 from checkpoint.cli import daemon_cmd
 from checkpoint.notify import Notifier
 from kiosk.config import parse_config
@@ -257,23 +258,26 @@ def test_a_standby_for_the_starts_card_fault_stopped_in_order_is_a_clean_stop(
     assert _last_stops(tmp_path) == ["none", "clean"]
 
 
+class _Server:
+    """The standby server, serving nothing: the journal's lines are what is checked."""
+
+    def __init__(self, config, standby, notifier, **_kwargs):
+        self.standby, self.notifier, self.gate_obeyed = standby, notifier, True
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        return None
+
+
 def test_the_journal_says_the_start_failed_after_the_log_opened_not_that_it_cannot_open(
     monkeypatch, caplog
 ):
     """The standby's line for a card fault the start met after the log opened said "cannot
     open the event log" (its reason, the card's words, was right)."""
 
-    class Server:
-        def __init__(self, config, standby, notifier, **_kwargs):
-            self.standby, self.notifier, self.gate_obeyed = standby, notifier, True
-
-        async def start(self) -> None:
-            return None
-
-        async def stop(self) -> None:
-            return None
-
-    monkeypatch.setattr(standing, "StandbyServer", Server)
+    monkeypatch.setattr(standing, "StandbyServer", _Server)
 
     def said(failed: Exception | None, *, stopping: bool, opens: bool = False) -> list[str]:
         caplog.clear()
@@ -393,3 +397,116 @@ def test_health_and_the_console_still_say_the_log_cannot_be_opened_when_it_did_n
     detail = web.get("/api/v1/health").json()["devices"]["store"]["detail"]
     assert detail == "the event log cannot be opened (full)"
     assert "cannot open its event log" in web.get("/guard").text.replace("&#x27;", "'")
+
+
+@pytest.mark.slow
+def test_a_kill_after_the_standby_before_the_start_tried_again_records_reads_as_unclean(
+    tmp_path, monkeypatch
+):
+    """``kiosk run`` left the clean stop's marker once the standby for the start's card fault
+    turned into a start, before that start took it back (its record): a kill there (power
+    cut, watchdog) while it read the card for the data volume and the TLS certificate made
+    the next start say ``last_stop: clean``. The start tried again is told instead; the
+    kill is simulated by copying the data dir as the card holds it then."""
+    data, killed = tmp_path / "data", tmp_path / "killed"
+    _failing_starts(monkeypatch, failures=1)
+    _standing_by_once(monkeypatch, stop_while_standing_by=False)
+    real = daemon_cmd.served_certificate
+    calls: list[int] = []
+
+    def served(config):
+        calls.append(1)
+        if len(calls) == 2:  # the start tried again, before its record: the kill
+            shutil.copytree(data, killed)
+        return real(config)
+
+    monkeypatch.setattr(daemon_cmd, "served_certificate", served)
+    outcome: list[object] = []
+    running = kiosk_run_thread(data, _config(), outcome)
+    running.start()
+    running.join(WAIT_S)
+    assert outcome == [0], outcome
+    assert not (killed / STOPPED_MARKER).exists()
+    core = build_core(_config(), killed)
+    try:
+        record_start(core)
+    finally:
+        core.close()
+    assert _last_stops(killed) == ["none", "unclean"]
+    assert _last_stops(data) == ["none", "clean"]  # not killed: the start tried again knew
+
+
+@pytest.mark.slow
+def test_a_card_that_stays_full_keeps_one_standby_its_pauses_growing_its_lines_once(
+    tmp_path, monkeypatch, caplog
+):
+    """A card that stayed full for the start's look-back: each try opened the log, the start
+    failed again and ``kiosk run`` stood by anew, the next try 5 s later each time (never
+    growing, the tries counter at 1) and two error lines and a warning each time, though
+    docs/cli.md says 5 s, then at most a minute apart, and a line per change of the reason."""
+    loads = _failing_starts(monkeypatch, failures=4)
+    real = standing.core_or_standby
+    delays: list[float] = []
+    tries: list[int] = []
+
+    async def core_or_standby(build, config, stopping, **kwargs):
+        async def pause(server, delay):
+            delays.append(delay)
+            tries.append(server.standby.tries)
+
+        core = await real(build, config, stopping, notifier=Notifier(None), pause=pause, **kwargs)
+        if len(delays) == 4:  # the fifth start runs: the test's stop once it has
+            stopping.set()
+        return core
+
+    monkeypatch.setattr(standing, "core_or_standby", core_or_standby)
+    outcome: list[object] = []
+    running = kiosk_run_thread(tmp_path, _config(), outcome)
+    with caplog.at_level(logging.WARNING, logger="checkpoint.standby"):
+        running.start()
+        running.join(WAIT_S)
+    assert outcome == [0], outcome
+    assert loads == ["try"] * 5
+    assert delays == [5.0, 10.0, 20.0, 40.0]
+    assert tries == [1, 2, 3, 4]
+    lines = [r.getMessage() for r in caplog.records if r.name == "checkpoint.standby"]
+    assert len(lines) == 4, lines
+    assert lines[0].startswith("the start met the card's fault: ")
+    assert lines[1].startswith("the start met the card's fault after the event log opened")
+    assert lines[2] == "the event log opens: trying the start again after 1 failed tries: starting"
+    assert lines[3] == "the start ran after 4 failed tries: starting"
+    assert _last_stops(tmp_path) == ["none", "clean", "clean", "clean", "clean"]
+
+
+def test_a_changed_reason_while_held_is_said_and_the_pauses_go_on(monkeypatch, caplog):
+    """The standby held across the starts tried again: the same fault again says nothing,
+    another reason says its line; the pauses go on growing from the step held."""
+
+    monkeypatch.setattr(standing, "StandbyServer", _Server)
+    held, delays = standing.Held(), []
+
+    async def pause(_server, delay):
+        delays.append(delay)
+
+    async def stand_by(failed: Exception) -> object:
+        return await standing.core_or_standby(
+            lambda: "the core",
+            _config(),
+            asyncio.Event(),
+            notifier=Notifier(None),
+            pause=pause,
+            failed=failed,
+            held=held,
+        )
+
+    ro = sqlite3.OperationalError("attempt to write a readonly database")
+    ro.sqlite_errorname = "SQLITE_READONLY"
+    with caplog.at_level(logging.WARNING, logger="checkpoint.standby"):
+        for failed in (_full(), _full(), ro):
+            assert asyncio.run(stand_by(failed)) == "the core"
+    lines = [r.getMessage() for r in caplog.records if r.name == "checkpoint.standby"]
+    assert delays == [5.0, 10.0, 20.0]
+    assert held.standby is not None and held.standby.tries == 3
+    assert len(lines) == 4, lines  # the first standby's two, the read-only card's two
+    assert "disk is full" in lines[0] and "readonly" in lines[2]
+    assert lines[3] == "the event log opens: trying the start again after 3 failed tries: starting"

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     import asyncio
 
     from checkpoint.app import ExitAfterStop
+    from checkpoint.standby import Held
     from kiosk.config import KioskConfig
     from kiosk.core import Core
     from kiosk.devices import Gate
@@ -380,7 +381,7 @@ def _run(args: argparse.Namespace, config: KioskConfig, lock: DataDirLock) -> in
 
     from checkpoint.app import build_core, mark_stopped, stop_on_signals
     from checkpoint.notify import LongStart, Notifier
-    from checkpoint.standby import core_or_standby
+    from checkpoint.standby import Held, core_or_standby
     from drivers.gate import lock_at_start, release_at_stop
     from kiosk.config.gate import manual_release, stop_releases
 
@@ -401,8 +402,9 @@ def _run(args: argparse.Namespace, config: KioskConfig, lock: DataDirLock) -> in
         deadline_s, releases = config.engine.device_deadline_ms / 1000, stop_releases(config.gate)
         long = LongStart(Notifier.from_env())  # a long migration: systemd told, not killing it
         # A card fault the start met (a full card reading the history): standing by as for
-        # the log's open, and trying both again.
+        # the log's open, and trying both again; one standby across the starts tried again.
         failed: Exception | None = None
+        held = Held()
         while True:
             try:
                 # A card that keeps the log from opening: standing by until it opens.
@@ -419,16 +421,20 @@ def _run(args: argparse.Namespace, config: KioskConfig, lock: DataDirLock) -> in
                     # Standing by, no kiosk decides: the coil off, as a stopped kiosk leaves it.
                     release=(lambda: release_at_stop(gate, deadline_s)) if releases else None,
                     failed=failed,
+                    held=held,
                 )
             except BaseException:
                 close_gate(gate, config)
                 raise
-            if failed is not None:  # that start took the stop's marker and stood by in order
-                mark_stopped(lock.data, datetime.now(UTC))
             if core is None:
+                if failed is not None:  # that start took the stop's marker, stopped in order
+                    mark_stopped(lock.data, datetime.now(UTC))
                 close_gate(gate, config)
                 return 0
-            failed = await _serve(core, stopping, asked, args, lock.data, leaving)
+            # A start tried again is told the one before stood by in order: no marker left
+            # meanwhile, which a kill before its record would read as a clean stop.
+            last = None if failed is None else "clean"
+            failed = await _serve(core, stopping, asked, args, lock.data, leaving, (last, held))
             if failed is None:
                 return 0
 
@@ -452,10 +458,13 @@ async def _serve(
     args: argparse.Namespace,
     data: Path,
     leaving: ExitAfterStop | None,
+    before: tuple[str | None, Held],
 ) -> Exception | None:
     """The daemon on ``core`` until a stop: None once it stopped; the card failure its start
     met (``checkpoint.standby.start_or_card_failure``: the core closed but its relay), for
-    ``kiosk run`` to stand by with."""
+    ``kiosk run`` to stand by with. ``before``: how the attempt before ended, when this
+    process knows (``checkpoint.app.record_start``), and the standby held across the starts
+    tried again."""
     import asyncio
     import sys
 
@@ -475,7 +484,8 @@ async def _serve(
     try:
         # A card failure once the web server is up is raised (stopped below): standing by
         # then met the daemon's own server on the port.
-        failed = await start_or_card_failure(daemon.start_deciding, core)
+        last, held = before
+        failed = await start_or_card_failure(lambda: daemon.start_deciding(last), core, held)
         if failed is None:
             await daemon.start_serving()
             await daemon.run_until_signal()
