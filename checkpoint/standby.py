@@ -146,8 +146,7 @@ class Held:
             self.standby = Standby(str(exc), kind, format_ts(datetime.now(UTC)), opened=opened)
             return self.standby, True
         self.step += 1
-        changed = self.standby.failed_again(str(exc), kind) or self.standby.opened != opened
-        self.standby.opened = opened
+        changed = self.standby.failed_again(str(exc), kind, opened=opened)
         self.unsaid = self.unsaid or not changed
         return self.standby, changed
 

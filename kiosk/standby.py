@@ -83,11 +83,13 @@ class Standby:
         """What failed, in the journal's words: ``FAILED_START`` or ``CANNOT_OPEN``."""
         return FAILED_START if self.opened else CANNOT_OPEN
 
-    def failed_again(self, reason: str, kind: str) -> bool:
-        """One more try failed; True when it failed otherwise than the last (worth a line)."""
+    def failed_again(self, reason: str, kind: str, *, opened: bool = False) -> bool:
+        """One more try failed; True when it failed otherwise than the last (worth a line).
+        ``opened``: this try's log had opened and the start met the fault after it; a try
+        whose log did not open says so again (health, the console), whatever the last said."""
         self.tries += 1
-        changed = (reason, kind) != (self.reason, self.kind)
-        self.reason, self.kind = reason, kind
+        changed = (reason, kind, opened) != (self.reason, self.kind, self.opened)
+        self.reason, self.kind, self.opened = reason, kind, opened
         return changed
 
     def health(self, kiosk_id: str, version: str, *, whole: bool = True) -> dict[str, Any]:

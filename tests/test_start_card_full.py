@@ -399,6 +399,20 @@ def test_health_and_the_console_still_say_the_log_cannot_be_opened_when_it_did_n
     assert "cannot open its event log" in web.get("/guard").text.replace("&#x27;", "'")
 
 
+def test_a_try_whose_log_did_not_open_is_said_so_after_a_start_that_had_opened_it():
+    """A standby for the start's card fault (the log had opened), then a try again whose log
+    did not open (the card gone read-only): the journal said "the event log cannot be
+    opened" while health and the console still said the log had opened (review of
+    e29229be). What failed is the latest try's, and its change is worth a line."""
+    from kiosk.standby import Standby
+
+    standby = Standby("database or disk is full", "full", "2026-12-07T21:00:00Z", opened=True)
+    assert not standby.failed_again("database or disk is full", "full", opened=True)
+    assert standby.failed_again("database or disk is full", "full")  # the open failed
+    assert standby.what_failed() == "cannot open the event log"  # the journal's words
+    assert standby.detail(False) == "the event log cannot be opened (full)"
+
+
 @pytest.mark.slow
 def test_a_kill_after_the_standby_before_the_start_tried_again_records_reads_as_unclean(
     tmp_path, monkeypatch
