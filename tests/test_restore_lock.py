@@ -159,6 +159,40 @@ def test_a_restore_is_refused_while_a_verb_writes_the_log(tmp_path, clock, capsy
         err = capsys.readouterr().err
     finally:
         os.close(verb)
-    assert f"is writing the event log in {data}: try again when it has finished" in err, err
+    assert f"is writing in {data}: try again when it has finished" in err, err
     assert sorted(p.name for p in data.iterdir() if p.name != "kiosk.lock") == names
     assert _sha(data / "kiosk.db") == before
+
+
+@pytest.mark.usefixtures("cli_clock")
+@pytest.mark.parametrize(
+    "action",
+    [
+        ["add", "--clinical", "36.8", "--object", "33.7", "--ambient", "23.5"],
+        ["fit"],
+        ["remove", "1"],
+        ["reset", "--yes"],
+    ],
+    ids=["add", "fit", "remove", "reset"],
+)
+def test_calibrate_writing_is_refused_while_a_restore_holds_the_data_dir(
+    tmp_path, clock, capsys, action
+):
+    """``kiosk calibrate add`` under a restore said done (exit 0), and the restore then put
+    the archive's calibration.json back: the pair gone without a word (review of d5fa75f1).
+    Each action that writes the file holds the data dir's lock as the log's writers do."""
+    data, _etc = _gate(tmp_path, clock)
+    assert main(["calibrate", "--data", str(data), "reset", "--yes"]) == 0  # the default model
+    for aside in data.glob("calibration.json.corrupt-*"):
+        aside.unlink()
+    for clinical, kiosk in ((36.6, 33.5), (37.0, 33.9), (36.4, 33.2)):
+        pair = ["add", "--clinical", str(clinical), "--object", str(kiosk), "--ambient", "23.0"]
+        assert main(["calibrate", "--data", str(data), *pair]) == 0  # beside no restore
+    before = _sha(data / "calibration.json")
+    with backup_cmd._stopped(data):
+        capsys.readouterr()
+        assert main(["calibrate", "--data", str(data), *action]) == 1
+        err = capsys.readouterr().err
+    assert f"kiosk calibrate: {UNDER_WAY} {data}" in err and "nothing was changed" in err, err
+    assert _sha(data / "calibration.json") == before
+    assert main(["calibrate", "--data", str(data), *action]) == 0  # the restore over: it goes on

@@ -651,8 +651,8 @@ def _stopped(data: Path) -> Iterator[None]:
             folder = lock_folder(data, exclusive=True)
         except BlockingIOError:
             raise CliError(
-                f"a maintenance command (kiosk person forget, purge, token, guard, an import)"
-                f" is writing the event log in {data}: try again when it has finished;"
+                "a maintenance command (kiosk person forget, purge, token, guard, an import,"
+                f" calibrate) is writing in {data}: try again when it has finished;"
                 " nothing was changed"
             ) from None
         try:

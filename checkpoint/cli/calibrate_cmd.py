@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
 import sys
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -23,7 +25,7 @@ from kiosk.devices import DeviceFault
 
 from .errors import CliError, UsageError, refuse_root_over
 from .parsers import Verbs, add_group, add_verb, path_arg
-from .store_args import INSTALLED_CONFIG, add_config_arg, load_verb_config
+from .store_args import INSTALLED_CONFIG, add_config_arg, held_for_writing, load_verb_config
 
 
 def _celsius(text: str) -> float:
@@ -97,6 +99,16 @@ def _path(args: argparse.Namespace, *, writes: bool = False) -> Path:
     return default_path(data)
 
 
+@contextlib.contextmanager
+def _writing(args: argparse.Namespace) -> Iterator[Path]:
+    """DATA/calibration.json for an action that writes it, the data dir's lock held shared
+    while it does (``store_args.held_for_writing``): refused while a restore runs, which put
+    the archive's file back over a pair recorded or a fit made under it."""
+    path = _path(args, writes=True)
+    with held_for_writing(path.parent):
+        yield path
+
+
 def _add(args: argparse.Namespace) -> int:
     """record one clinical reading next to the kiosk's readings
 
@@ -105,16 +117,11 @@ def _add(args: argparse.Namespace) -> int:
 
     Examples:
       sudo kiosk-admin calibrate add --clinical 36.8 --object 33.7 --ambient 23.5"""
-    path = _path(args, writes=True)
     try:
-        cal = record_clinical_pair(
-            path,
-            args.clinical,
-            args.object,
-            args.ambient,
-            now=datetime.now(UTC),
-            source="cli",
-        )
+        with _writing(args) as path:
+            cal = record_clinical_pair(
+                path, args.clinical, args.object, args.ambient, now=datetime.now(UTC), source="cli"
+            )
     except CalibrationError as exc:
         raise UsageError(str(exc)) from None
     estimate = cal.estimate(args.object, args.ambient)
@@ -133,9 +140,9 @@ def _fit(args: argparse.Namespace) -> int:
 
     Examples:
       sudo kiosk-admin calibrate fit"""
-    path = _path(args, writes=True)
     try:
-        cal, report = fit_file(path, datetime.now(UTC))
+        with _writing(args) as path:
+            cal, report = fit_file(path, datetime.now(UTC))
     except CalibrationError as exc:
         raise CliError(str(exc)) from None
     print(
@@ -192,7 +199,8 @@ def _remove(args: argparse.Namespace) -> int:
     Examples:
       sudo kiosk-admin calibrate remove 3     # the number calibrate show gives"""
     try:
-        cal = update_file(_path(args, writes=True), lambda c: c.without_point(args.number))
+        with _writing(args) as path:
+            cal = update_file(path, lambda c: c.without_point(args.number))
     except CalibrationError as exc:
         raise UsageError(str(exc)) from None
     print(f"removed pair {args.number}; {len(cal.points)} left (run `fit` again)")
@@ -210,7 +218,8 @@ def _reset(args: argparse.Namespace) -> int:
     if not args.yes:
         raise UsageError("reset needs --yes")
     try:
-        _cal, aside = reset_file(_path(args, writes=True), datetime.now(UTC))
+        with _writing(args) as path:
+            _cal, aside = reset_file(path, datetime.now(UTC))
     except CalibrationError as exc:
         raise CliError(str(exc)) from None
     if aside is not None:

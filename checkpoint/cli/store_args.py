@@ -13,10 +13,11 @@ reads them there (``site_config``)."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -203,6 +204,20 @@ def open_store(
     except BaseException:
         hold.release()
         raise
+
+
+@contextlib.contextmanager
+def held_for_writing(data: Path) -> Iterator[None]:
+    """The data dir's lock held shared while a verb writes a file of it other than the event
+    log (``kiosk calibrate``'s calibration.json): refused during a restore, which would put
+    the archive's file back over what the verb wrote (``_hold_for_writing``)."""
+    from .held_log import FolderHold
+
+    hold = FolderHold(_hold_for_writing(data))
+    try:
+        yield
+    finally:
+        hold.release()
 
 
 def _hold_for_writing(data: Path) -> int | None:
