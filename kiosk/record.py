@@ -140,6 +140,9 @@ def by_name(columns: tuple[Column, ...]) -> dict[str, Column]:
 
 
 #: Event fields in record order: the store's INSERT, ``/api/v1/events``, the pull.
+#: The decisions that let a person through (the kiosk's and the guard's).
+PASS_DECISIONS = frozenset({"pass", "manual_pass"})
+
 EVENT_COLUMNS = names(EVENT)
 AUDIT_COLUMNS = names(AUDIT)
 #: Personal event fields (nulled by retention, masked by role).

@@ -5,10 +5,13 @@ The one way the reports read the event log's rows forgivingly (``kiosk.stats``,
 the guard's statistics and exports, ``kiosk report`` and the freeze before each retention
 purge): a row one of whose fields does not read as the record types it
 (``kiosk.hashchain.unreadable_field``, the check ``kiosk verify-log`` names as an
-"unreadable value") is left out of every figure, counted by the caller
-(``unreadable_rows`` of the day's report), and logged once by its ``seq`` and the field's
-name, never its values (they may be a person's). A damaged row never counts as a pass, nor
-as anything else.
+"unreadable value") is counted by the caller (``unreadable_rows`` of the day's report) and
+logged once by its ``seq`` and the field's name, never its values (they may be a person's).
+A damaged row never counts as a pass: one whose decision let someone through is left out of
+every figure. A damaged deny is kept, what its damaged fields said read as nothing (no
+reasons, no flags, no temperature, nobody: ``NOTHING``), so that it still ends its passage
+as denied: left out, the pass before it (a gate that did not open, ``not_opened``) stood as
+the passage's end, a pass and a household's outing in the report.
 """
 
 from __future__ import annotations
@@ -16,11 +19,12 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Collection, Iterable, Iterator, Mapping
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from kiosk.hashchain import unreadable_field
+from kiosk.record import PASS_DECISIONS
 
-__all__ = ["CHECKED", "also_checked", "readable_rows"]
+__all__ = ["CHECKED", "NOTHING", "also_checked", "readable_rows"]
 
 log = logging.getLogger(__name__)
 
@@ -38,26 +42,37 @@ Row = TypeVar("Row", bound=Mapping[str, Any])
 CHECKED = ("reasons", "flags", "temp_c", "person")
 
 
+#: What a damaged field of a deny kept in the figures reads as: nothing it said.
+NOTHING: dict[str, Any] = {"reasons": "[]", "flags": "[]", "temp_c": None, "person": None}
+
+
 def also_checked(picked: Collection[str]) -> list[str]:
     """The columns a query of the events must select besides those it ``picked`` (by name),
-    for ``readable_rows``: the ``CHECKED`` ones it looks at, and ``kiosk_id``, which with
-    ``seq`` names the row it tells of."""
-    return [name for name in ("kiosk_id", *CHECKED) if name not in picked]
+    for ``readable_rows``: the ``CHECKED`` ones it looks at, ``decision`` (a damaged pass is
+    left out, a deny kept), and ``kiosk_id``, which with ``seq`` names the row it tells of."""
+    return [name for name in ("kiosk_id", "decision", *CHECKED) if name not in picked]
 
 
 def readable_rows(rows: Iterable[Row], skipped: list[int] | None = None) -> Iterator[Row]:
-    """``rows`` (stored ``events`` rows, whole or in part) but those with a ``CHECKED`` field
-    that cannot be read (``unreadable_field``): each of those is put into ``skipped`` (its
-    ``seq``) and logged once (``told``)."""
+    """``rows`` (stored ``events`` rows, whole or in part), those with a ``CHECKED`` field
+    that cannot be read (``unreadable_field``) put into ``skipped`` (their ``seq``) and
+    logged once (``told``): a pass among them left out, a deny kept with its damaged fields
+    read as ``NOTHING``."""
     for row in rows:
-        field = unreadable_field({name: row[name] for name in CHECKED if name in row})
-        if field is None:
+        fields = {name: row[name] for name in CHECKED if name in row}
+        damaged: list[str] = []
+        while (field := unreadable_field(fields)) is not None:
+            damaged.append(field)
+            del fields[field]
+        if not damaged:
             yield row
             continue
         seq = row.get("seq")
         if skipped is not None and isinstance(seq, int):
             skipped.append(seq)
-        told(str(row.get("kiosk_id") or ""), seq, field)
+        told(str(row.get("kiosk_id") or ""), seq, damaged[0])
+        if "decision" in row and row["decision"] not in PASS_DECISIONS:
+            yield cast(Row, {**row, **{name: NOTHING[name] for name in damaged}})
 
 
 def told(kiosk_id: str, seq: Any, field: str) -> None:
@@ -70,7 +85,8 @@ def told(kiosk_id: str, seq: Any, field: str) -> None:
             _TOLD.clear()
         _TOLD.add(key)
     log.warning(
-        "event seq %s: its %s cannot be read (damaged); left out of the figures"
+        "event seq %s: its %s cannot be read (damaged); a pass left out of the figures, a"
+        " deny counted without it"
         " (kiosk verify-log names the row)",
         seq,
         field,

@@ -184,3 +184,41 @@ def test_the_purge_nulls_what_retention_says_past_a_damaged_day(tmp_path):
         store.close()
     assert result.events_purged == 1 and holder is None
     assert (frozen["unreadable_rows"], frozen["events"]) == (1, 1)  # frozen, left out too
+
+
+@pytest.mark.parametrize("field", ["temp_c", "reasons", "person"])
+def test_a_damaged_deny_still_ends_its_passage_denied(field, tmp_path, clock):
+    """A resident's exit pass the gate did not open for (the kiosk's deny ``not_opened:1``),
+    the deny's ``field`` damaged: left out whole, it let the pass stand as the passage's end,
+    a pass and the household's outing in the report (review of 5b5fd35e). A damaged deny is
+    kept, its damaged field read as nothing; a damaged pass is still left out."""
+    store = reporting_log(tmp_path / "k.db", clock)
+    try:
+        who = {"pass_id": "aa01aa01aa01", "household": "A-101", "holder": "R"}
+        out = store.append(
+            EventDraft(direction="out", decision="pass", reasons=("ok",), temp_c=36.5, **who)
+        )
+        clock.advance(5)
+        store.append(
+            EventDraft(
+                direction="out",
+                decision="deny",
+                reasons=("gate_fault",),
+                temp_c=36.5,
+                flags=(f"not_opened:{out.seq}",),
+                **who,
+            )
+        )
+        bad = {"temp_c": "'hot'", "reasons": "'{x'", "person": "'{x'"}[field]
+        db = sqlite3.connect(store.path)
+        db.execute("DROP TRIGGER events_append_only_update")
+        db.execute(f"UPDATE events SET {field} = {bad} WHERE seq = 2")  # noqa: S608
+        db.commit()
+        db.close()
+        report = daily_report(store.reader(), DAY, "Europe/Berlin")
+    finally:
+        store.close()
+    assert report["unreadable_rows"] == 1
+    assert report["by_decision"] == {"pass": 1, "deny": 1}
+    assert (report["passages"]["passed"], report["passages"]["denied"]) == (0, 1)
+    assert report["exits_per_household"]["households"] == 0
