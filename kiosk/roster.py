@@ -45,7 +45,7 @@ from .links import (
 from .observation import registered_between
 from .queries import Stamp, clock_of, dated_stamps, read_clocks, stamps_of
 from .schema import sql_migrations
-from .store import StoreFault, format_ts
+from .store import HANDOVER_GRACE, StoreFault, format_ts
 
 if TYPE_CHECKING:
     from .community import LogLike
@@ -79,8 +79,8 @@ DEFAULT_RETENTION = timedelta(days=30)
 #: Removals' rows that cannot be read remembered as logged (``Roster._readable``).
 UNREADABLE_KEPT = 1000
 #: How long after the end of a shift its guard may still open the handover (the incoming
-#: guard arrives at the shift change, not before it).
-HANDOVER_GRACE = timedelta(hours=1)
+#: guard arrives at the shift change, not before it): ``kiosk.store.HANDOVER_GRACE``, whose
+#: retention purge keeps a removal's detail as long as it bars.
 #: A guard signing in this long before a shift (or a span of staffed hours) begins is signed
 #: in for it: the night guard arriving at 19:50 for 20:00.
 SIGN_IN_LEAD = timedelta(hours=1)

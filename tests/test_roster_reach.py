@@ -125,6 +125,29 @@ def test_the_furthest_shift_rostered_is_over_before_its_removal_can_be_purged(lo
     assert gone is not None and gone.by == "root"
 
 
+@pytest.mark.parametrize(("ahead", "purged_on", "days"), [(20, 8, 7), (2, 1, 0)])
+def test_a_purge_shorter_than_retention_keeps_a_removal_while_it_bars(log, ahead, purged_on, days):
+    """``kiosk purge --older-than 7`` (or 0) nulled a removal's detail while its shift was
+    still to come: during the shift its guard was barred no more. The detail is kept while
+    it bars (the shift and its handover's hour), and purged by the first purge after."""
+    store, at = log
+    roster = Roster(store, at, retention=timedelta(days=30))
+    start = datetime(2026, 2, 12, tzinfo=UTC) + timedelta(days=ahead)
+    shift = roster.add_shift("gate-1", "bob", start, start + 8 * H, "root")
+    roster.remove_shift(shift.id, "root")
+    at.set_wall(datetime(2026, 2, 12, tzinfo=UTC) + timedelta(days=purged_on))
+    purge(store, days, at.now(), tz="Asia/Shanghai")
+    during = start + 8 * H + HANDOVER_GRACE - timedelta(seconds=1)  # the bar's last moment
+    at.set_wall(during)
+    purge(store, days, at.now(), tz="Asia/Shanghai")
+    gone = roster.barred("gate-1", "bob", during, during + timedelta(seconds=1))
+    assert gone is not None and gone.by == "root"
+    at.set_wall(during + timedelta(seconds=1))  # the bar is over: the detail goes
+    purge(store, days, at.now(), tz="Asia/Shanghai")
+    detail = "select detail from audit where action = 'roster.shift_remove'"
+    assert store.reader().execute(detail).fetchone()[0] is None
+
+
 def test_a_clock_not_set_yet_rosters_ahead_as_before(log):
     """A Pi booted without network reads 1970: what is ahead is not known (nor does the
     purge run); a shift is taken, the start's rule still holds."""
