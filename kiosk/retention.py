@@ -836,7 +836,7 @@ class _Run:
         for table, through in self.bounds.items():
             reader = self.store.reader()
             seqs = purge_candidates(
-                reader, table, self.cutoff, self.after[table], through, budget + 1
+                reader, table, self.cutoff, self.after[table], through, budget + 1, self.now
             )
             if len(seqs) > budget:
                 if budget:

@@ -45,7 +45,7 @@ from .links import (
 from .observation import registered_between
 from .queries import Stamp, clock_of, dated_stamps, read_clocks, stamps_of
 from .schema import sql_migrations
-from .store import StoreFault, format_ts
+from .store import HANDOVER_GRACE, StoreFault, format_ts
 
 if TYPE_CHECKING:
     from .community import LogLike
@@ -79,8 +79,8 @@ DEFAULT_RETENTION = timedelta(days=30)
 #: Removals' rows that cannot be read remembered as logged (``Roster._readable``).
 UNREADABLE_KEPT = 1000
 #: How long after the end of a shift its guard may still open the handover (the incoming
-#: guard arrives at the shift change, not before it).
-HANDOVER_GRACE = timedelta(hours=1)
+#: guard arrives at the shift change, not before it): ``kiosk.store.HANDOVER_GRACE``, whose
+#: retention purge keeps a removal's detail as long as it bars.
 #: A guard signing in this long before a shift (or a span of staffed hours) begins is signed
 #: in for it: the night guard arriving at 19:50 for 20:00.
 SIGN_IN_LEAD = timedelta(hours=1)
@@ -476,6 +476,8 @@ def barred_from(
 #: earlier has ended by then) to its end, not a scan of the roster's whole history (never
 #: purged: staff records).
 _OVERLAPPING = "gate = ? and starts_at >= ? and starts_at < ? and ends_at > ?"
+#: How many of them there are (``Roster.listed_shifts``).
+_COUNT_OVERLAPPING = f"select count(*) from roster_shifts where {_OVERLAPPING}"  # noqa: S608
 
 
 def _overlapping(gate: str, start: datetime, end: datetime) -> list[str]:
@@ -529,6 +531,14 @@ _UNSHOWN = (
     f" and starts_at glob {_DATED} and ends_at glob {_DATED}"
     " and (starts_at < ? or starts_at > ?) order by id limit ?"
 )
+
+
+#: The roster's page lists a gate's shifts from a day back to ``Roster.reach`` (a week ahead at
+#: least: on a clock not synchronised, or a retention under a week), at most this many by
+#: start (``Roster.listed_shifts``); it says how many more there are.
+SHIFTS_LISTED = 200
+_LISTED_BACK = timedelta(hours=24)
+_LISTED_AHEAD = timedelta(days=7)
 
 
 #: Later than any shift a row can hold that is read (``_aware``): no bound.
@@ -850,16 +860,38 @@ class Roster:
         return self.read_shifts(gate, start, end, guard)[0]
 
     def read_shifts(
-        self, gate: str, start: datetime, end: datetime, guard: str | None = None
+        self,
+        gate: str,
+        start: datetime,
+        end: datetime,
+        guard: str | None = None,
+        limit: int = -1,
     ) -> tuple[list[Shift], list[UnreadableRow]]:
         """``shifts``, and the rows among them that cannot be read (edited by hand): skipped,
-        each logged once by its id (``_skipped``), for the roster's page to name."""
+        each logged once by its id (``_skipped``), for the roster's page to name. ``limit``:
+        the first that many rows by start (-1: all)."""
         mine, args = ("", []) if guard is None else (" and guard = ?", [guard])
         rows = self._log.reader().query(
-            f"select * from roster_shifts where {_OVERLAPPING}{mine} order by starts_at, id",  # noqa: S608
-            [*_overlapping(gate, start, end), *args],
+            f"select * from roster_shifts where {_OVERLAPPING}{mine} order by starts_at, id"  # noqa: S608
+            " limit ?",
+            [*_overlapping(gate, start, end), *args, limit],
         )
         return self._skipped(rows, _shift)
+
+    def listed_shifts(
+        self, gate: str, now: datetime
+    ) -> tuple[list[Shift], list[UnreadableRow], int]:
+        """The shifts of ``gate`` the roster's page lists at ``now``: from a day back to
+        ``reach`` (a week ahead at least), the first ``SHIFTS_LISTED`` rows by start (those
+        that cannot be read among them apart), and how many more rows there are to then.
+        Until this a week's window hid a shift rostered further ahead, and its Remove."""
+        start = now - _LISTED_BACK
+        end = max(now + _LISTED_AHEAD, self.reach() or now)
+        shifts, bad = self.read_shifts(gate, start, end, limit=SHIFTS_LISTED)
+        if len(shifts) + len(bad) < SHIFTS_LISTED:
+            return shifts, bad, 0
+        rows = self._log.reader().execute(_COUNT_OVERLAPPING, _overlapping(gate, start, end))
+        return shifts, bad, int(rows.fetchone()[0]) - SHIFTS_LISTED
 
     def stretch(self, gate: str, guard: str, now: datetime) -> list[Shift]:
         """``guard``'s shifts at ``gate`` around ``now`` (for ``session_end``), by start: one

@@ -1734,12 +1734,31 @@ def purge_bounds(db: sqlite_utils.Database, older_than: datetime) -> dict[str, i
     return bounds
 
 
+#: A shift's removal bars its guard through the shift and this hour after it (the handover's,
+#: ``kiosk.roster``): ``Roster.barred`` reads the bar from the removal's audit detail.
+HANDOVER_GRACE = timedelta(hours=1)
+
+#: SQL (one parameter: ``_removal_kept``): an audit row is a shift's removal whose bar is still
+#: ahead (its shift's end, ``HANDOVER_GRACE`` on, not passed): a purge keeps its detail, whatever
+#: its cutoff (``kiosk purge --older-than 0`` on a shift two days ahead unbarred its guard).
+_BARRING = (
+    "action = 'roster.shift_remove' AND json_valid(detail)"
+    " AND json_extract(detail, '$.ends_at') > ?"
+)
+
+
 def _purgeable(table: str) -> str:
     # A purge's (or a resident's forget's) own audit row holds no personal data and is the
     # evidence that later verification checks purged rows against: it is never purged.
     kept = ", ".join(f"'{a}'" for a in KEPT_ACTIONS)
-    keep = f" AND action NOT IN ({kept})" if table == "audit" else ""
+    keep = f" AND action NOT IN ({kept}) AND NOT ({_BARRING})" if table == "audit" else ""
     return " AND purged_at IS NULL AND (clock_synced = 0 OR ts < ?)" + keep
+
+
+def _removal_kept(table: str, now: datetime) -> list[str]:
+    """``_purgeable``'s argument after the cutoff: for the audit, the removals' ends kept
+    (those of shifts ending after ``now`` less ``HANDOVER_GRACE``)."""
+    return [format_ts(now - HANDOVER_GRACE)] if table == "audit" else []
 
 
 def purge_candidates(
@@ -1749,14 +1768,15 @@ def purge_candidates(
     after: int,
     through: int,
     limit: int,
+    now: datetime,
 ) -> list[int]:
     """The ``seq`` of the next ``limit`` rows of ``table`` in ``(after, through]`` that a
-    purge with this cut-off nulls, in ``seq`` order, among the rows not purged yet (index
-    ``{table}_unpurged``: a year of rows purged long ago is not walked at each purge)."""
+    purge at ``now`` with this cut-off nulls, in ``seq`` order, among the rows not purged yet
+    (index ``{table}_unpurged``: a year of rows purged long ago is not walked at each purge)."""
     rows = db.execute(
         f"SELECT seq FROM {_table_name(table)} INDEXED BY {table}_unpurged"  # noqa: S608
         " WHERE seq > ? AND seq <= ?" + _purgeable(table) + " ORDER BY seq LIMIT ?",
-        [after, through, format_ts(older_than), limit],
+        [after, through, format_ts(older_than), *_removal_kept(table, now), limit],
     ).fetchall()
     return [int(r[0]) for r in rows]
 
@@ -1897,7 +1917,8 @@ def _purge_where(
         + _purgeable(table)
     )
     stamp, cutoff = format_ts(purged_at), format_ts(older_than)
-    rows = [[*held, stamp, *a, cutoff] for a in args]
+    kept = _removal_kept(table, purged_at)
+    rows = [[*held, stamp, *a, cutoff, *kept] for a in args]
     return int(db.conn.executemany(sql, rows).rowcount) if rows else 0
 
 

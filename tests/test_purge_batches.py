@@ -326,7 +326,7 @@ def test_purge_rows_nulls_exactly_the_candidates_it_is_given(store, clock, pick)
     fill(store, clock, days=10)
     cutoff = NOW - timedelta(days=4)
     reader = store.reader()
-    found = purge_candidates(reader, "events", cutoff, 0, 10**9, 1000)
+    found = purge_candidates(reader, "events", cutoff, 0, 10**9, 1000, NOW)
     assert len(found) == 42
     seqs = found[5:25] if pick == "dense" else found[5:25:6]  # 20 in a row / every sixth
     assert store.submit(lambda db: purge_rows(db, "events", seqs, cutoff, NOW)) == len(seqs)

@@ -80,8 +80,10 @@ def _stored(core, starts: str, ends: str) -> int:
 
 
 def test_a_stored_shift_outside_the_rostered_days_is_named_to_the_admin(admin, alice, core):
-    """Rows from before the rule (or edited by hand): the page's window (a day back, a week
-    ahead) never showed them, and nothing said so."""
+    """Rows from before the rule (or edited by hand): the page's window (a day back to the
+    rostered days' end) never showed them, and nothing said so. One within those days is
+    listed, with its Remove button (until the page listed the rostered days, one 17 days
+    ahead was neither listed nor named)."""
     early = _stored(core, "1999-06-01T00:00:00+00:00", "1999-06-01T08:00:00+00:00")
     edge = _stored(core, "0001-01-01T00:00:00+00:00", "0001-01-01T08:00:00+00:00")
     ahead = _stored(core, "2026-06-01T00:00:00+00:00", "2026-06-01T08:00:00+00:00")
@@ -92,8 +94,43 @@ def test_a_stored_shift_outside_the_rostered_days_is_named_to_the_admin(admin, a
     assert f"shift {ahead} (alice, 2026-06-01 00:00 UTC) {days}" in named, named
     assert f"shift {edge} cannot be read" in named
     assert f"shift {fine} " not in named and named.count("<li>") == 3, named
+    assert f'data-shift="{fine}"' in admin.get("/guard/community/handover?lang=en").text
     assert "不在可排班的日期内" in _unreadable(admin.get("/guard/community/handover?lang=zh-CN"))
     assert 'id="unreadable"' not in alice.get("/guard/community/handover").text
+
+
+def test_a_shift_rostered_weeks_ahead_is_listed_with_its_remove_button(admin, core):
+    """Taken 17 days ahead (303), it was neither listed nor named on the roster's page (its
+    window ended a week ahead) and had no Remove button until within a week."""
+    _shift(admin, "2026-03-01T09:00", "2026-03-01T17:00")
+    _shift(admin, "2026-02-14T09:00", "2026-02-14T17:00")  # 2 days ahead, listed as before
+    gate = core.config.site.kiosk_id
+    page = admin.get("/guard/community/handover?lang=en").text
+    for shift in core.ledgers.roster.shifts(gate, datetime(2026, 2, 13, tzinfo=UTC), _MARCH):
+        assert f'action="/guard/community/shifts/{shift.id}/remove"' in page, shift
+    assert 'id="more-shifts"' not in page
+    far = core.ledgers.roster.shifts(gate, datetime(2026, 2, 20, tzinfo=UTC), _MARCH)[0]
+    _remove(admin, far)
+    assert core.ledgers.roster.shifts(gate, far.starts_at, far.ends_at) == []
+
+
+_MARCH = datetime(2026, 3, 2, tzinfo=UTC)
+
+
+def test_the_roster_page_lists_so_many_shifts_and_says_how_many_more(admin, core, monkeypatch):
+    """The rostered days may hold many shifts (a retention of years): the page lists the
+    first ``SHIFTS_LISTED`` by start, and says how many more there are after the last."""
+    from kiosk import roster as roster_module
+    from ui.guard.community import handover
+
+    monkeypatch.setattr(roster_module, "SHIFTS_LISTED", 2)
+    monkeypatch.setattr(handover, "SHIFTS_LISTED", 2)
+    for day in ("2026-02-20", "2026-02-21", "2026-03-01"):
+        _shift(admin, f"{day}T09:00", f"{day}T17:00")
+    page = admin.get("/guard/community/handover?lang=en").text
+    assert page.count("data-shift=") == 2 and "2026-03-01" not in page
+    more = "1 more shifts (starting after 2026-02-21 09:00) are not listed: the page lists 2"
+    assert more in page, page
 
 
 @pytest.fixture
@@ -123,6 +160,29 @@ def test_the_furthest_shift_rostered_is_over_before_its_removal_can_be_purged(lo
         purge(store, 30, at.now(), tz="Asia/Shanghai")
     gone = roster.barred("gate-1", "bob", last, last + timedelta(seconds=1))
     assert gone is not None and gone.by == "root"
+
+
+@pytest.mark.parametrize(("ahead", "purged_on", "days"), [(20, 8, 7), (2, 1, 0)])
+def test_a_purge_shorter_than_retention_keeps_a_removal_while_it_bars(log, ahead, purged_on, days):
+    """``kiosk purge --older-than 7`` (or 0) nulled a removal's detail while its shift was
+    still to come: during the shift its guard was barred no more. The detail is kept while
+    it bars (the shift and its handover's hour), and purged by the first purge after."""
+    store, at = log
+    roster = Roster(store, at, retention=timedelta(days=30))
+    start = datetime(2026, 2, 12, tzinfo=UTC) + timedelta(days=ahead)
+    shift = roster.add_shift("gate-1", "bob", start, start + 8 * H, "root")
+    roster.remove_shift(shift.id, "root")
+    at.set_wall(datetime(2026, 2, 12, tzinfo=UTC) + timedelta(days=purged_on))
+    purge(store, days, at.now(), tz="Asia/Shanghai")
+    during = start + 8 * H + HANDOVER_GRACE - timedelta(seconds=1)  # the bar's last moment
+    at.set_wall(during)
+    purge(store, days, at.now(), tz="Asia/Shanghai")
+    gone = roster.barred("gate-1", "bob", during, during + timedelta(seconds=1))
+    assert gone is not None and gone.by == "root"
+    at.set_wall(during + timedelta(seconds=1))  # the bar is over: the detail goes
+    purge(store, days, at.now(), tz="Asia/Shanghai")
+    detail = "select detail from audit where action = 'roster.shift_remove'"
+    assert store.reader().execute(detail).fetchone()[0] is None
 
 
 def test_a_clock_not_set_yet_rosters_ahead_as_before(log):

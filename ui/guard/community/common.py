@@ -150,6 +150,10 @@ TEXT: dict[str, tuple[str, str]] = {
     "ends": ("结束", "Ends"),
     "add_shift": ("添加班次", "Add shift"),
     "remove_shift": ("删除班次", "Remove shift"),
+    "more_shifts": (
+        "另有 {n} 个班次（{after} 之后开始）未列出：本页最多列出 {cap} 个",
+        "{n} more shifts (starting after {after}) are not listed: the page lists {cap} at most",
+    ),
     "handover": ("交接", "Handover"),
     "incoming": ("接班人", "Incoming guard"),
     "open_handover": ("发起交接", "Open handover"),

@@ -5,7 +5,7 @@ guard."""
 from __future__ import annotations
 
 import functools
-from datetime import datetime, timedelta
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from fastapi import Request
@@ -15,7 +15,7 @@ from starlette.datastructures import FormData
 from kiosk.accounts import NAME_RE
 from kiosk.community import CommunityError
 from kiosk.days import NoSuchTime, local_instant, typed_instant
-from kiosk.roster import Handover
+from kiosk.roster import SHIFTS_LISTED, Handover
 from ui.auth import Session
 from ui.core_words import refusal_text
 from ui.guard.community.common import (
@@ -71,9 +71,10 @@ HANDOVER_FIELDS = ("incoming",)
 def page(request: Request, g: Guard, session: Session, refused: Refused = FRESH) -> HTMLResponse:
     """The roster and the handovers; after a refused shift or handover, its form as sent."""
     roster, gate, now = ledgers(g).roster, g.cfg.site.kiosk_id, g.core.clock.now()
-    shifts, bad = roster.read_shifts(gate, now - timedelta(hours=24), now + timedelta(days=7))
+    shifts, bad, more = roster.listed_shifts(gate, now)
     handovers, bad_handovers = roster.read_handovers(gate, limit=10)
     views = [s.to_dict() | {"removable": not roster.shift_ended(s)} for s in shifts]
+    after = views[-1]["starts_at"] if more and views else None
     lang = g.lang(request)
     shown: list[str] = []
     if session.is_admin:  # the rows skipped (edited by hand), named for who can fix them
@@ -88,6 +89,9 @@ def page(request: Request, g: Guard, session: Session, refused: Refused = FRESH)
         session,
         **on_duty(g),
         shifts=views,
+        more_shifts=more,
+        more_after=after,
+        shifts_cap=SHIFTS_LISTED,
         handovers=handover_views(g, handovers, lang),
         unreadable=shown,
         **refused.context(),
