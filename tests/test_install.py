@@ -1653,17 +1653,15 @@ def _step_dirs(checkout: Path, root: Path) -> str:
 def test_install_makes_sqlites_temp_folder_and_follows_no_link_there(checkout, tmp_path):
     """The units point SQLite at /var/lib/kiosk/sqlite-tmp and the ``kiosk`` command uses it
     only when it is there (it makes none): the installer makes it, the service account's,
-    0700; a symlink planted there is refused, its target left as it was."""
+    0700; a symlink planted there (the data folder is the service user's) is refused, its
+    target left as it was."""
     out = _step_dirs(checkout, tmp_path)
     made = (tmp_path / "var/lib/kiosk/sqlite-tmp").lstat()
     assert stat.S_ISDIR(made.st_mode) and stat.S_IMODE(made.st_mode) == 0o700, out
-    linked = tmp_path / "linked"
-    target = tmp_path / "target"
-    target.mkdir(mode=0o755)
-    target.chmod(0o755)
-    (linked / "var/lib/kiosk").mkdir(parents=True)
+    linked = _service_root(tmp_path / "linked")
+    target = linked / "target"
     (linked / "var/lib/kiosk/sqlite-tmp").symlink_to(target)
-    out = _step_dirs(checkout, linked)
+    out = _installer_body(linked, "STEP=dirs\nstep_dirs || true")
     assert "[dirs] FAIL" in out and "sqlite-tmp is a symbolic link" in out, out
     assert stat.S_IMODE(target.stat().st_mode) == 0o755
     assert (linked / "var/lib/kiosk/sqlite-tmp").is_symlink()
@@ -1829,3 +1827,54 @@ def test_the_event_logs_copy_gives_no_linked_file_to_the_service_user(tmp_path):
     out = _installer_body(root, body)
     assert _owner_mode(victim) == (0, 0, 0o600), out
     assert "symbolic link" in out and not (log.parent / "kiosk.db.before-update").exists(), out
+
+
+def _data_on_another_disk(root: Path) -> Path:
+    """/var/lib/kiosk made by root a link to the service user's folder on "another disk"
+    (/mnt/ssd/kiosk), as an admin puts the data on a USB SSD. The folder it leads to."""
+    data = root / "var/lib/kiosk"
+    disk = root / "mnt/ssd/kiosk"
+    disk.parent.mkdir(parents=True)
+    data.rename(disk)
+    data.symlink_to(disk)
+    return disk
+
+
+@needs_root
+def test_a_data_folder_root_linked_to_another_disk_is_followed(tmp_path):
+    """A link whose folder only root can change could only be root's: /var/lib/kiosk ->
+    /mnt/ssd/kiosk (the data on a USB SSD) was refused as a planted link, and the install
+    failed. It is followed: the folders are made there, the service user's, the link kept."""
+    root = _service_root(tmp_path)
+    disk = _data_on_another_disk(root)
+    out = _installer_body(root, "STEP=dirs\nstep_dirs || true")
+    assert "] FAIL" not in out and out.rstrip().endswith("FAILED:"), out
+    assert (root / "var/lib/kiosk").is_symlink()
+    assert _owner_mode(disk) == (SERVICE_UID, SERVICE_UID, 0o750), out
+    for name, mode in (("keys", 0o700), ("trust", 0o750), ("sqlite-tmp", 0o700)):
+        assert _owner_mode(disk / name) == (SERVICE_UID, SERVICE_UID, mode), out
+
+
+@needs_root
+def test_a_link_planted_in_a_data_folder_on_another_disk_is_still_refused(tmp_path):
+    """Root's link to the data folder is followed; one the service user planted inside the
+    folder it leads to (keys -> a root folder) is not: refused, its target left as it was."""
+    root = _service_root(tmp_path)
+    disk = _data_on_another_disk(root)
+    (disk / "keys").symlink_to(root / "target")
+    before = _owner_mode(root / "target")
+    out = _installer_body(root, "STEP=dirs\nstep_dirs || true")
+    assert _owner_mode(root / "target") == before, out
+    assert f"[dirs] FAIL: {root}/var/lib/kiosk/keys is a symbolic link" in out, out
+
+
+@needs_root
+def test_a_root_link_to_a_disk_not_mounted_makes_nothing_there(tmp_path):
+    """/var/lib/kiosk -> /mnt/ssd/kiosk with the disk not mounted: the data folder is not made
+    again on the SD card under the mount point; the install says why and fails."""
+    root = _service_root(tmp_path)
+    disk = _data_on_another_disk(root)
+    disk.rmdir()
+    out = _installer_body(root, "STEP=dirs\nstep_dirs || true")
+    assert not disk.exists(), out
+    assert "/var/lib/kiosk is a symbolic link to" in out and "which is not there" in out, out
