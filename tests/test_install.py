@@ -1653,17 +1653,228 @@ def _step_dirs(checkout: Path, root: Path) -> str:
 def test_install_makes_sqlites_temp_folder_and_follows_no_link_there(checkout, tmp_path):
     """The units point SQLite at /var/lib/kiosk/sqlite-tmp and the ``kiosk`` command uses it
     only when it is there (it makes none): the installer makes it, the service account's,
-    0700; a symlink planted there is refused, its target left as it was."""
+    0700; a symlink planted there (the data folder is the service user's) is refused, its
+    target left as it was."""
     out = _step_dirs(checkout, tmp_path)
     made = (tmp_path / "var/lib/kiosk/sqlite-tmp").lstat()
     assert stat.S_ISDIR(made.st_mode) and stat.S_IMODE(made.st_mode) == 0o700, out
-    linked = tmp_path / "linked"
-    target = tmp_path / "target"
-    target.mkdir(mode=0o755)
-    target.chmod(0o755)
-    (linked / "var/lib/kiosk").mkdir(parents=True)
+    linked = _service_root(tmp_path / "linked")
+    target = linked / "target"
     (linked / "var/lib/kiosk/sqlite-tmp").symlink_to(target)
-    out = _step_dirs(checkout, linked)
+    out = _installer_body(linked, "STEP=dirs\nstep_dirs || true")
     assert "[dirs] FAIL" in out and "sqlite-tmp is a symbolic link" in out, out
     assert stat.S_IMODE(target.stat().st_mode) == 0o755
     assert (linked / "var/lib/kiosk/sqlite-tmp").is_symlink()
+
+
+# --- the service user's folder: no link planted there is followed by root ---------------------
+
+#: The service user's uid in the roots below: the data folder is its, as on a Pi.
+SERVICE_UID = 4321
+
+
+def _service_root(root: Path) -> Path:
+    """A target root whose /var/lib/kiosk belongs to the service user (uid SERVICE_UID), and a
+    folder of root's own outside it (``target``) that a planted link points at."""
+    (root / "etc").mkdir(parents=True)
+    (root / "etc/passwd").write_text(f"kiosk:x:{SERVICE_UID}:{SERVICE_UID}::/:/bin/false\n")
+    data = root / "var/lib/kiosk"
+    data.mkdir(parents=True)
+    os.chown(data, SERVICE_UID, SERVICE_UID)
+    data.chmod(0o750)
+    target = root / "target"
+    target.mkdir()
+    target.chmod(0o755)
+    (target / "issuer.key").write_text("root's own\n")
+    (target / "issuer.key").chmod(0o600)
+    return root
+
+
+def _installer_body(root: Path, body: str, env: dict[str, str] | None = None) -> str:
+    """``body`` run after the installer's functions on ``root`` as the target root."""
+    prelude = (
+        'r() { echo "$FAKE_ROOT$1"; }\n'
+        "ETC=/etc/kiosk CRED_DIR=/etc/kiosk/credentials PREFIX=/opt/kiosk DATA=/var/lib/kiosk\n"
+        "KIOSK_USER=kiosk\n"
+    )
+    env = dict(env or os.environ, FAKE_ROOT=str(root))
+    tail = '\nprintf "FAILED: %s\\n" "${FAILED[@]}"\n'
+    proc = run_installer_functions(ROOT / "scripts" / "install", (), prelude + body + tail, env)
+    return proc.stdout + proc.stderr
+
+
+def _owner_mode(path: Path) -> tuple[int, int, int]:
+    st = path.lstat()
+    return st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)
+
+
+@needs_root
+@pytest.mark.parametrize("name", ["keys", "trust", "sqlite-tmp"])
+def test_a_link_planted_in_the_data_folder_leaves_its_target_as_it_was(tmp_path, name):
+    """The installer runs as root; /var/lib/kiosk is the service user's. Its folders were
+    checked with `[ -d ]` and fixed with chmod and chown, which follow a link: a service user
+    that planted keys -> /etc had the next install give /etc to it (0700, kiosk). The link is
+    refused, named, and its target keeps its mode and owner."""
+    root = _service_root(tmp_path)
+    target = root / "target"
+    (root / "var/lib/kiosk" / name).symlink_to(target)
+    before = _owner_mode(target)
+    out = _installer_body(root, "STEP=dirs\nstep_dirs || true")
+    assert _owner_mode(target) == before, out
+    assert f"[dirs] FAIL: {root}/var/lib/kiosk/{name} is a symbolic link" in out, out
+    assert (root / "var/lib/kiosk" / name).is_symlink()
+
+
+@needs_root
+@pytest.mark.parametrize("planted", ["keys", "keys/issuer.key"])
+def test_the_issuing_keys_mode_is_set_through_no_link(tmp_path, planted):
+    """`ensure_file_mode` stat'ed, chmod'ed and chown'ed /var/lib/kiosk/keys/issuer.key through
+    a link at either name (the keys folder, the key): a root-only file it pointed at became the
+    service user's. Refused now, the file left root's, 0600."""
+    root = _service_root(tmp_path)
+    keys = root / "var/lib/kiosk/keys"
+    if planted == "keys":
+        keys.symlink_to(root / "target")
+    else:
+        keys.mkdir()
+        os.chown(keys, SERVICE_UID, SERVICE_UID)
+        (keys / "issuer.key").symlink_to(root / "target/issuer.key")
+    victim = root / "target/issuer.key"
+    before = _owner_mode(victim)
+    out = _installer_body(
+        root, 'STEP=issuer-key\nensure_file_mode "$DATA/keys/issuer.key" 0600 kiosk || true'
+    )
+    assert _owner_mode(victim) == before == (0, 0, 0o600), out
+    assert "[issuer-key] FAIL: " in out and "symbolic link" in out, out
+
+
+@needs_root
+def test_trusting_the_issuer_copies_no_file_a_link_points_at(tmp_path):
+    """The trust step copied keys/issuer.pub into trust/ as the service user's with `install`,
+    which reads through a link: keys/issuer.pub -> a root-only file put that file's content in
+    the service user's hands. Refused now; nothing is written into trust/."""
+    root = _service_root(tmp_path)
+    keys, trust = root / "var/lib/kiosk/keys", root / "var/lib/kiosk/trust"
+    for folder in (keys, trust):
+        folder.mkdir()
+        os.chown(folder, SERVICE_UID, SERVICE_UID)
+    (keys / "issuer.pub").symlink_to(root / "target/issuer.key")
+    out = _installer_body(root, "STEP=trust\nstep_trust || true")
+    assert list(trust.iterdir()) == [], out
+    assert "[trust] FAIL: " in out and "symbolic link" in out, out
+
+
+@needs_root
+def test_the_issuers_public_half_is_written_through_no_link(tmp_path):
+    """A key without its public half had it made again as root into keys/issuer.pub.new with a
+    shell redirection, then chmod'ed and chown'ed: a link planted under that name had root write
+    the file it pointed at and give it to the service user. Now the public half is written
+    beside it under a name opened with O_EXCL and O_NOFOLLOW, and renamed into place."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    root = _service_root(tmp_path)
+    keys = root / "var/lib/kiosk/keys"
+    keys.mkdir()
+    os.chown(keys, SERVICE_UID, SERVICE_UID)
+    private = Ed25519PrivateKey.generate()
+    key = keys / "issuer.key"
+    key.write_bytes(
+        private.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    os.chown(key, SERVICE_UID, SERVICE_UID)
+    victim = root / "target/issuer.key"
+    for name in ("issuer.pub.new", ".issuer.pub.install-new"):
+        (keys / name).symlink_to(victim)
+    venv = tmp_path / "venv/bin"
+    venv.mkdir(parents=True)
+    (venv / "python").symlink_to(sys.executable)
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    body = (
+        f'installed_venv() {{ echo "{venv.parent}"; }}\n'
+        'STEP=issuer-key\nissuer_pub "$(r "$DATA/keys")"'
+    )
+    out = _installer_body(root, body, env)
+    assert victim.read_text() == "root's own\n" and _owner_mode(victim) == (0, 0, 0o600), out
+    pub = keys / "issuer.pub"
+    assert not pub.is_symlink() and _owner_mode(pub) == (SERVICE_UID, SERVICE_UID, 0o644), out
+    assert pub.read_bytes() == private.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+@needs_root
+def test_the_event_logs_copy_gives_no_linked_file_to_the_service_user(tmp_path):
+    """Before an update the event log is copied as root, and its -wal and -shm given back to
+    the log's owner with chown, which follows a link: kiosk.db-wal -> a root-only file made it
+    the service user's. Refused now, before SQLite opens anything; the file is left as it was."""
+    import sqlite3
+
+    root = _service_root(tmp_path)
+    log = root / "var/lib/kiosk/kiosk.db"
+    with sqlite3.connect(log) as conn:
+        conn.execute("CREATE TABLE events (seq INTEGER)")
+        conn.execute("CREATE TABLE audit (seq INTEGER)")
+    conn.close()
+    os.chown(log, SERVICE_UID, SERVICE_UID)
+    victim = root / "target/issuer.key"
+    (root / "var/lib/kiosk/kiosk.db-wal").symlink_to(victim)
+    body = f'PY={sys.executable}\nSTEP=start\nlog_copy_tool keep "{log}" "{log}.before-update"'
+    out = _installer_body(root, body)
+    assert _owner_mode(victim) == (0, 0, 0o600), out
+    assert "symbolic link" in out and not (log.parent / "kiosk.db.before-update").exists(), out
+
+
+def _data_on_another_disk(root: Path) -> Path:
+    """/var/lib/kiosk made by root a link to the service user's folder on "another disk"
+    (/mnt/ssd/kiosk), as an admin puts the data on a USB SSD. The folder it leads to."""
+    data = root / "var/lib/kiosk"
+    disk = root / "mnt/ssd/kiosk"
+    disk.parent.mkdir(parents=True)
+    data.rename(disk)
+    data.symlink_to(disk)
+    return disk
+
+
+@needs_root
+def test_a_data_folder_root_linked_to_another_disk_is_followed(tmp_path):
+    """A link whose folder only root can change could only be root's: /var/lib/kiosk ->
+    /mnt/ssd/kiosk (the data on a USB SSD) was refused as a planted link, and the install
+    failed. It is followed: the folders are made there, the service user's, the link kept."""
+    root = _service_root(tmp_path)
+    disk = _data_on_another_disk(root)
+    out = _installer_body(root, "STEP=dirs\nstep_dirs || true")
+    assert "] FAIL" not in out and out.rstrip().endswith("FAILED:"), out
+    assert (root / "var/lib/kiosk").is_symlink()
+    assert _owner_mode(disk) == (SERVICE_UID, SERVICE_UID, 0o750), out
+    for name, mode in (("keys", 0o700), ("trust", 0o750), ("sqlite-tmp", 0o700)):
+        assert _owner_mode(disk / name) == (SERVICE_UID, SERVICE_UID, mode), out
+
+
+@needs_root
+def test_a_link_planted_in_a_data_folder_on_another_disk_is_still_refused(tmp_path):
+    """Root's link to the data folder is followed; one the service user planted inside the
+    folder it leads to (keys -> a root folder) is not: refused, its target left as it was."""
+    root = _service_root(tmp_path)
+    disk = _data_on_another_disk(root)
+    (disk / "keys").symlink_to(root / "target")
+    before = _owner_mode(root / "target")
+    out = _installer_body(root, "STEP=dirs\nstep_dirs || true")
+    assert _owner_mode(root / "target") == before, out
+    assert f"[dirs] FAIL: {root}/var/lib/kiosk/keys is a symbolic link" in out, out
+
+
+@needs_root
+def test_a_root_link_to_a_disk_not_mounted_makes_nothing_there(tmp_path):
+    """/var/lib/kiosk -> /mnt/ssd/kiosk with the disk not mounted: the data folder is not made
+    again on the SD card under the mount point; the install says why and fails."""
+    root = _service_root(tmp_path)
+    disk = _data_on_another_disk(root)
+    disk.rmdir()
+    out = _installer_body(root, "STEP=dirs\nstep_dirs || true")
+    assert not disk.exists(), out
+    assert "/var/lib/kiosk is a symbolic link to" in out and "which is not there" in out, out
