@@ -36,16 +36,16 @@ def test_sudo_kiosk_keys_new_of_a_new_folder_in_the_data_dir_is_refused(kiosk_ow
     assert list(kiosk_owned.iterdir()) == []
 
 
-@pytest.mark.parametrize(
-    "action",
-    [
-        ["add", "--clinical", "36.8", "--object", "33.7", "--ambient", "23.5"],
-        ["fit"],
-        ["remove", "1"],
-        ["reset", "--yes"],
-    ],
-    ids=lambda a: a[0],
-)
+#: ``kiosk calibrate``'s actions that write calibration.json.
+CALIBRATE_WRITES = [
+    ["add", "--clinical", "36.8", "--object", "33.7", "--ambient", "23.5"],
+    ["fit"],
+    ["remove", "1"],
+    ["reset", "--yes"],
+]
+
+
+@pytest.mark.parametrize("action", CALIBRATE_WRITES, ids=lambda a: a[0])
 def test_sudo_kiosk_calibrate_that_writes_on_the_services_data_dir_is_refused(
     kiosk_owned, capsys, action
 ):

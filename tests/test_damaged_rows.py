@@ -31,6 +31,7 @@ DAMAGE = {
     "flags": "'[\"overrides:'",
     "flags_not_a_list": "'\"overrides:1\"'",
     "temp_c": "'hot'",
+    "person": "'{\"name\": '",
 }
 
 
@@ -199,22 +200,9 @@ def test_a_damaged_deny_still_ends_its_passage_denied(field, tmp_path, clock):
             EventDraft(direction="out", decision="pass", reasons=("ok",), temp_c=36.5, **who)
         )
         clock.advance(5)
-        store.append(
-            EventDraft(
-                direction="out",
-                decision="deny",
-                reasons=("gate_fault",),
-                temp_c=36.5,
-                flags=(f"not_opened:{out.seq}",),
-                **who,
-            )
-        )
-        bad = {"temp_c": "'hot'", "reasons": "'{x'", "person": "'{x'"}[field]
-        db = sqlite3.connect(store.path)
-        db.execute("DROP TRIGGER events_append_only_update")
-        db.execute(f"UPDATE events SET {field} = {bad} WHERE seq = 2")  # noqa: S608
-        db.commit()
-        db.close()
+        gate_fault = {"reasons": ("gate_fault",), "flags": (f"not_opened:{out.seq}",)}
+        store.append(EventDraft(direction="out", decision="deny", temp_c=36.5, **gate_fault, **who))
+        damage(store.path, field)
         report = daily_report(store.reader(), DAY, "Europe/Berlin")
     finally:
         store.close()

@@ -34,20 +34,21 @@ def cli_clock(clock, monkeypatch):
     monkeypatch.setattr(clocksync, "system_clock", lambda *a, **kw: FakeClock(start=clock.now()))
 
 
+def resident_passes(log, count: int, **fields) -> None:
+    """``count`` passes in of the resident (``NAME`` of ``HOUSEHOLD``, passes ``aaaaaaaaaa00``,
+    ``aaaaaaaaaa01``, ...) into ``log``, each with ``fields``."""
+    for i in range(count):
+        draft = EventDraft(
+            direction="in", decision="pass", pass_id=f"aaaaaaaaaa{i:02d}", household=HOUSEHOLD,
+            holder=NAME, **fields,
+        )  # fmt: skip
+        log.append(draft)
+
+
 def _gate(tmp_path, clock):
     """A gate whose log holds the resident's passages and her note on a neighbour's."""
     data, etc, log = make_gate(tmp_path / "north", clock, events=0)
-    for i in range(2):
-        log.append(
-            EventDraft(
-                direction="in",
-                decision="pass",
-                pass_id=f"aaaaaaaaaa0{i}",
-                household=HOUSEHOLD,
-                holder=NAME,
-                person={"name": NAME, "phone": PHONE},
-            )
-        )
+    resident_passes(log, 2, person={"name": NAME, "phone": PHONE})
     log.append(
         EventDraft(
             direction="in",

@@ -19,31 +19,27 @@ from test_backup import (  # no_installed_kiosk: autouse here too
     run_backup,
     run_restore,
 )
-from test_person_restore import cli_clock  # noqa: F401 (the verbs' clock, the test's)
+from test_cli_root_refusal import CALIBRATE_WRITES
+from test_person_restore import (  # cli_clock: the verbs' clock, the test's
+    HOUSEHOLD,
+    NAME,
+    cli_clock,  # noqa: F401
+    resident_passes,
+)
 
 from checkpoint.cli import backup_cmd, main
 from checkpoint.cli.daemon_cmd import hold_data_dir, lock_folder
 from checkpoint.cli.person_cmd import _sets
 from kiosk import backup
-from kiosk.store import EventDraft, EventLog
+from kiosk.store import EventLog
 
-NAME, HOUSEHOLD = "Wang Lei", "B3-1201"
 UNDER_WAY = "a restore is under way in"
 
 
 def _gate(tmp_path, clock):
     """A gate whose log names the resident 5 times, every migration set in, closed."""
     data, etc, log = make_gate(tmp_path / "north", clock, events=0)
-    for i in range(5):
-        log.append(
-            EventDraft(
-                direction="in",
-                decision="pass",
-                pass_id=f"aaaaaaaaa{i:03d}",
-                household=HOUSEHOLD,
-                holder=NAME,
-            )
-        )
+    resident_passes(log, 5)
     log.close()
     EventLog(data / "kiosk.db", "gate-north", clock, migrations=_sets()).open().close()
     return data, etc
@@ -165,16 +161,7 @@ def test_a_restore_is_refused_while_a_verb_writes_the_log(tmp_path, clock, capsy
 
 
 @pytest.mark.usefixtures("cli_clock")
-@pytest.mark.parametrize(
-    "action",
-    [
-        ["add", "--clinical", "36.8", "--object", "33.7", "--ambient", "23.5"],
-        ["fit"],
-        ["remove", "1"],
-        ["reset", "--yes"],
-    ],
-    ids=["add", "fit", "remove", "reset"],
-)
+@pytest.mark.parametrize("action", CALIBRATE_WRITES, ids=lambda a: a[0])
 def test_calibrate_writing_is_refused_while_a_restore_holds_the_data_dir(
     tmp_path, clock, capsys, action
 ):
