@@ -22,6 +22,7 @@ except ImportError:  # pragma: no cover - orjson is a dependency, kept optional 
 from kiosk import record
 from kiosk.files import ended_read, sqlite_read_only
 from kiosk.privacy import mask_event
+from kiosk.unreadable import decode_json
 
 if TYPE_CHECKING:  # the export helper process imports this module: keep it lean
     from sqlite_utils import Database
@@ -32,9 +33,8 @@ if TYPE_CHECKING:  # the export helper process imports this module: keep it lean
 COLUMNS = record.EVENT_COLUMNS
 
 _SELECT_EVENTS = f"SELECT {', '.join(COLUMNS)} FROM events WHERE seq > ? ORDER BY seq LIMIT ?"  # noqa: S608
-_I_REASONS, _I_FLAGS, _I_PERSON, _I_SYNCED = (
-    COLUMNS.index(n) for n in ("reasons", "flags", "person", "clock_synced")
-)
+_DECODED = ("reasons", "flags", "person")
+_I_REASONS, _I_FLAGS, _I_SYNCED = (COLUMNS.index(n) for n in ("reasons", "flags", "clock_synced"))
 #: Read-only connections of the export worker process, by database path (a few at most).
 _EXPORT_READERS: OrderedDict[str, sqlite3.Connection] = OrderedDict()
 
@@ -58,15 +58,13 @@ def iter_events(
     db: sqlite3.Connection | Database, after: int, limit: int
 ) -> Iterator[dict[str, Any]]:
     """``read_events`` one event at a time (a page is encoded without holding its events)."""
-    loads = json.loads
     for row in db.execute(_SELECT_EVENTS, [after, limit]):
         values = list(row)
-        values[_I_REASONS] = loads(values[_I_REASONS]) if values[_I_REASONS] else []
-        values[_I_FLAGS] = loads(values[_I_FLAGS]) if values[_I_FLAGS] else []
-        if values[_I_PERSON] is not None:
-            values[_I_PERSON] = loads(values[_I_PERSON])
+        values[_I_REASONS] = values[_I_REASONS] or "[]"
+        values[_I_FLAGS] = values[_I_FLAGS] or "[]"
         values[_I_SYNCED] = bool(values[_I_SYNCED])
-        yield dict(zip(COLUMNS, values, strict=True))
+        # a field whose text is not JSON is passed on as it is, named in ``unreadable``
+        yield decode_json(dict(zip(COLUMNS, values, strict=True)), _DECODED, keep_text=True)
 
 
 def export_page(

@@ -240,8 +240,8 @@ def mask_person(person: Mapping[str, Any] | None, allowed: Iterable[str] = ()) -
         # Stored as JSON text in SQLite: decode, so a name inside is masked too.
         try:
             person = json.loads(person)
-        except ValueError:
-            return scrub_text(person)
+        except ValueError:  # damaged text: a name in it cannot be told apart, so none shows
+            return "*"
     if not isinstance(person, Mapping):
         return scrub_text(json.dumps(person, ensure_ascii=False))
     clear = set(allowed)

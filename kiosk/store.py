@@ -57,6 +57,7 @@ from kiosk.history import counted_outing
 from kiosk.links import NOT_OPENED_ROWS
 from kiosk.schema import PROGRAM_SETS, execute_script
 from kiosk.typed import whole_number
+from kiosk.unreadable import decode_json
 
 log = logging.getLogger(__name__)
 
@@ -861,20 +862,17 @@ def is_storage_error(exc: BaseException) -> bool:
 
 
 def decode_event_row(row: Mapping[str, Any]) -> dict[str, Any]:
-    """A stored events row with its JSON text fields decoded and ``clock_synced`` a bool."""
-    out = dict(row)
-    for name in _EVENT_JSON:
-        if isinstance(out.get(name), str):
-            out[name] = json.loads(out[name])
+    """A stored events row with its JSON text fields decoded and ``clock_synced`` a bool; a
+    field whose text is not JSON read as nothing and named in ``unreadable`` (``decode_json``)."""
+    out = decode_json(dict(row), _EVENT_JSON)
     if out.get("clock_synced") is not None:
         out["clock_synced"] = bool(out["clock_synced"])
     return out
 
 
 def decode_audit_row(row: Mapping[str, Any]) -> dict[str, Any]:
-    out = dict(row)
-    if isinstance(out.get("detail"), str):
-        out["detail"] = json.loads(out["detail"])
+    """A stored audit row as ``decode_event_row`` reads an event (``detail`` decoded)."""
+    out = decode_json(dict(row), ("detail",))
     if out.get("clock_synced") is not None:
         out["clock_synced"] = bool(out["clock_synced"])
     return out

@@ -12,10 +12,19 @@ every figure. A damaged deny is kept, what its damaged fields said read as nothi
 reasons, no flags, no temperature, nobody: ``NOTHING``), so that it still ends its passage
 as denied: left out, the pass before it (a gate that did not open, ``not_opened``) stood as
 the passage's end, a pass and a household's outing in the report.
+
+The one way a JSON field of a row read back is decoded (``decode_json``: the log's readers,
+``kiosk.store.decode_event_row`` and ``decode_audit_row``, and the office's export,
+``kiosk.export.iter_events``): stored text that is not JSON does not raise. The row names the
+field in ``unreadable``; the export passes the text on unchanged (the office loses nothing and
+its pull stops at the row, naming its seq: its hash no longer verifies), every other reader
+reads it as nothing (``EMPTY``), never as the text (a flag's name found in damaged text is no
+flag).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Collection, Iterable, Iterator, Mapping
@@ -24,7 +33,15 @@ from typing import Any, TypeVar, cast
 from kiosk.hashchain import unreadable_field
 from kiosk.record import PASS_DECISIONS
 
-__all__ = ["CHECKED", "NOTHING", "also_checked", "readable_rows"]
+__all__ = [
+    "CHECKED",
+    "EMPTY",
+    "NOTHING",
+    "UNREADABLE",
+    "also_checked",
+    "decode_json",
+    "readable_rows",
+]
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +61,36 @@ CHECKED = ("reasons", "flags", "temp_c", "person")
 
 #: What a damaged field of a deny kept in the figures reads as: nothing it said.
 NOTHING: dict[str, Any] = {"reasons": "[]", "flags": "[]", "temp_c": None, "person": None}
+
+
+#: The field a row read back carries when some of its JSON fields' stored text is not JSON:
+#: their names, in the row's order (absent when every one could be read).
+UNREADABLE = "unreadable"
+
+#: What a JSON field whose text cannot be read reads as, for every reader but the export.
+EMPTY: dict[str, Any] = {"reasons": [], "flags": [], "person": None, "detail": {}}
+
+
+def decode_json(
+    row: dict[str, Any], names: Iterable[str], keep_text: bool = False
+) -> dict[str, Any]:
+    """``row`` with its fields ``names`` that hold text decoded from JSON, in place. A field
+    whose text is not JSON (bit rot, a hand edit) is named in ``row[UNREADABLE]`` and reads as
+    ``EMPTY`` (its text kept as it is when ``keep_text``); it never raises."""
+    damaged: list[str] = []
+    for name in names:
+        text = row.get(name)
+        if not isinstance(text, str):
+            continue
+        try:
+            row[name] = json.loads(text)
+        except ValueError:
+            damaged.append(name)
+            if not keep_text:
+                row[name] = list(EMPTY[name]) if name in ("reasons", "flags") else EMPTY.get(name)
+    if damaged:
+        row[UNREADABLE] = damaged
+    return row
 
 
 def also_checked(picked: Collection[str]) -> list[str]:
