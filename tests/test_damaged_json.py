@@ -22,7 +22,7 @@ from test_damaged_rows import DAMAGE, damage, fever_let_through
 from test_pull import Network, target_rows
 
 from kiosk.clock import FakeClock
-from kiosk.store import EventDraft, decode_audit_row, decode_event_row
+from kiosk.store import decode_audit_row, decode_event_row
 from office.pull import ChainError, pull
 
 #: The damaged JSON fields, as ``test_damaged_rows.DAMAGE`` edits them.
@@ -154,21 +154,7 @@ def test_an_audit_rows_damaged_detail_reads_as_nothing():
 @pytest.mark.parametrize("field", JSON_DAMAGE)
 def test_the_consoles_pages_draw_a_damaged_row(field, guard_core, clock, caplog):
     """Before: each of ``CONSOLE`` was a 500 (reasons, flags; person: the passage page)."""
-    deny = guard_core.store.append(
-        EventDraft(direction="in", decision="deny", reasons=("fever",), temp_c=38.5)
-    )
-    clock.advance(30)
-    guard_core.store.append(
-        EventDraft(
-            direction="in",
-            decision="manual_pass",
-            reasons=("guard_override",),
-            operator="alice",
-            flags=(f"overrides:{deny.seq}",),
-            temp_c=38.5,
-            holder="Zhangsan Secret",
-        )
-    )
+    fever_let_through(guard_core.store, clock, holder="Zhangsan Secret")
     damage(guard_core.store.path, field)
     clock.advance(60)
     with (
