@@ -24,6 +24,7 @@ from test_pull import Network, target_rows
 from kiosk.clock import FakeClock
 from kiosk.store import decode_audit_row, decode_event_row
 from office.pull import ChainError, pull
+from ui import i18n
 
 #: The damaged JSON fields, as ``test_damaged_rows.DAMAGE`` edits them.
 JSON_DAMAGE = ("reasons", "flags", "person")
@@ -163,5 +164,9 @@ def test_the_consoles_pages_draw_a_damaged_row(field, guard_core, clock, caplog)
     ):
         login(c)
         status = {p: c.get(p).status_code for p in CONSOLE}
+        rows = {row["seq"]: row["reasons"] for row in c.get("/guard/api/feed").json()["rows"]}
     assert status == dict.fromkeys(CONSOLE, 200)
+    # Shown as damaged, naming the field (never "ok" for the reasons it lost).
+    assert rows[2] == i18n.t("zh-CN", "row.unreadable", fields=field), rows
+    assert rows[1] == i18n.reasons_text("zh-CN", ["fever"])
     assert not any("Zhangsan" in r.getMessage() for r in caplog.records)

@@ -406,7 +406,10 @@ def feed_row(
         "ok": decision in ("pass", "manual_pass") and let_through,
         "not_opened": not_opened(event.get("flags") or ()),
         "not_opened_text": i18n.t(lang, "decision.pass_not_opened"),
-        "reasons": i18n.reasons_text(lang, reasons),
+        # A row whose stored fields cannot be read says so, never "ok" for reasons it lost.
+        "reasons": i18n.t(lang, "row.unreadable", fields=", ".join(damaged))
+        if (damaged := event.get("unreadable"))
+        else i18n.reasons_text(lang, reasons),
         "temp": f"{float(temp):.1f}" if isinstance(temp, int | float) else "",
         # As the gate judged the reading when it decided (``fever`` among the row's reasons,
         # or a guard's decision carrying the reading of such a row: ``judged_fever``), never
