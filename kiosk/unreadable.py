@@ -24,6 +24,7 @@ flag).
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import threading
@@ -86,8 +87,8 @@ def decode_json(
             row[name] = json.loads(text)
         except ValueError:
             damaged.append(name)
-            if not keep_text:
-                row[name] = list(EMPTY[name]) if name in ("reasons", "flags") else EMPTY.get(name)
+            if not keep_text:  # a copy: the reader may add to it
+                row[name] = copy.copy(EMPTY.get(name))
     if damaged:
         row[UNREADABLE] = damaged
     return row

@@ -148,6 +148,8 @@ def test_the_log_reads_a_damaged_field_as_nothing_and_names_it(field, tmp_path, 
 def test_an_audit_rows_damaged_detail_reads_as_nothing():
     row = decode_audit_row({"seq": 4, "detail": "{x", "clock_synced": 1})
     assert row == {"seq": 4, "detail": {}, "clock_synced": True, "unreadable": ["detail"]}
+    row["detail"]["added"] = 1  # a reader adding to what it read changes no other row's
+    assert decode_audit_row({"seq": 6, "detail": "{x"})["detail"] == {}
     sound = decode_event_row({"seq": 5, "reasons": '["ok"]', "flags": "[]", "person": None})
     assert sound == {"seq": 5, "reasons": ["ok"], "flags": [], "person": None}
 
