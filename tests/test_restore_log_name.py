@@ -56,6 +56,18 @@ def tree(folder) -> dict[str, bytes | None]:
     }
 
 
+def _forged_for_a_new_pi(tmp_path, clock, config_text: str):
+    """Gate north backed up to ``north.kbak`` with ``config_text`` added to the archive's
+    config, and a new Pi's gate-1 (2 events) to restore it on: both gates' data and etc."""
+    data, etc, log = make_gate(tmp_path / "north", clock)
+    log.close()
+    assert run_backup(data, etc, tmp_path / "north.kbak") == 0
+    forge_config(tmp_path / "north.kbak", config_text)
+    new_data, new_etc, new_log = make_gate(tmp_path / "new", clock, "gate-1", events=2)
+    new_log.close()
+    return data, etc, new_data, new_etc
+
+
 @pytest.mark.parametrize(
     "store",
     [
@@ -78,12 +90,9 @@ def tree(folder) -> dict[str, bytes | None]:
 def test_an_archive_naming_no_plain_log_file_is_refused_with_nothing_changed(
     tmp_path, clock, capsys, store
 ):
-    data, etc, log = make_gate(tmp_path / "north", clock)
-    log.close()
-    assert run_backup(data, etc, tmp_path / "north.kbak") == 0
-    forge_config(tmp_path / "north.kbak", f'\n[store]\npath = "{store}"\n')
-    new_data, new_etc, new_log = make_gate(tmp_path / "new", clock, "gate-1", events=2)
-    new_log.close()
+    data, etc, new_data, new_etc = _forged_for_a_new_pi(
+        tmp_path, clock, f'\n[store]\npath = "{store}"\n'
+    )
     before = tree(new_data), tree(new_etc)
     capsys.readouterr()
 
@@ -96,12 +105,9 @@ def test_an_archive_naming_no_plain_log_file_is_refused_with_nothing_changed(
 
 
 def test_an_archive_naming_a_folder_of_this_pis_data_dir_is_refused(tmp_path, clock, capsys):
-    data, etc, log = make_gate(tmp_path / "north", clock)
-    log.close()
-    assert run_backup(data, etc, tmp_path / "north.kbak") == 0
-    forge_config(tmp_path / "north.kbak", '\n[store]\npath = "pi-sysfs"\n')
-    new_data, new_etc, new_log = make_gate(tmp_path / "new", clock, "gate-1", events=2)
-    new_log.close()
+    data, etc, new_data, new_etc = _forged_for_a_new_pi(
+        tmp_path, clock, '\n[store]\npath = "pi-sysfs"\n'
+    )
     (new_data / "pi-sysfs").mkdir()
     before = tree(new_data)
 
@@ -168,12 +174,9 @@ def test_a_broken_config_in_place_says_the_way_on_which_then_restores(tmp_path, 
 def test_an_archive_config_that_does_not_load_is_named_as_the_archive_names_it(
     tmp_path, clock, capsys
 ):
-    data, etc, log = make_gate(tmp_path / "north", clock)
-    log.close()
-    assert run_backup(data, etc, tmp_path / "north.kbak") == 0
-    forge_config(tmp_path / "north.kbak", "\n[store]\nnewer_setting = 1\n")
-    new_data, new_etc, new_log = make_gate(tmp_path / "new", clock, "gate-1", events=2)
-    new_log.close()
+    data, etc, new_data, new_etc = _forged_for_a_new_pi(
+        tmp_path, clock, "\n[store]\nnewer_setting = 1\n"
+    )
 
     assert run_restore(new_data, new_etc, tmp_path / "north.kbak", "--as-this-gate") == 2
 
