@@ -35,14 +35,13 @@ a pass the gate did not open for is a deny by then).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping, MutableMapping
 from typing import Any
 
 import sqlite_utils
 
 from kiosk.typed import whole_number
-from kiosk.unreadable import also_checked, readable_rows
+from kiosk.unreadable import also_checked, decode_json, readable_rows
 
 __all__ = [
     "MEASURE_AGAIN_REASONS",
@@ -164,11 +163,13 @@ def guard_decision(decision: str, about: str | None) -> str:
 
 def _flags(row: Mapping[str, Any], column: str = "flags") -> list[str]:
     """A row's JSON list ``column`` (``flags``, ``reasons``): none where it has no such
-    column (a row read in part, the feed's as a test draws it)."""
+    column (a row read in part, the feed's as a test draws it), nor where its stored text is
+    not JSON (a damaged card: ``kiosk.unreadable.decode_json``, the row's other readers
+    count and say it)."""
     flags = row.get(column)
     if not flags:
         return []
-    decoded = json.loads(flags) if isinstance(flags, str) else flags
+    decoded = decode_json({column: flags}, [column])[column]
     return [str(f) for f in decoded] if isinstance(decoded, list) else []
 
 

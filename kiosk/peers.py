@@ -61,6 +61,7 @@ import binascii
 import dataclasses
 import hashlib
 import json
+import logging
 import re
 import sqlite3
 from collections.abc import Collection, Iterable, Mapping
@@ -88,7 +89,10 @@ from .schema import sql_migrations
 from .stats import households_outing, over_quota, quota_period_start
 from .store import HELD_EXIT, StoreFault, format_ts
 from .typed import unseen
+from .unreadable import UNREADABLE, decode_json
 from .wipe import WalWiper, owe_wipe, wipe_removed
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "MAX_AHEAD",
@@ -526,7 +530,9 @@ def _page(
             "direction": direction,
             "decision": decision,
             "ts": format_ts(clock.wall_at(mono)) if redate and clock and seq >= undated else stamp,
-            "flags": [f for f in json.loads(flags or "[]") if _served_flag(f)],
+            "flags": [
+                f for f in _stored_flags(flags, f"seq {seq} of this gate's log") if _served_flag(f)
+            ],
         }
         for seq, pass_id, household, direction, decision, stamp, flags, mono in rows
     ]
@@ -793,6 +799,22 @@ def _row(raw: object, kiosk_id: str) -> tuple[PeerRow, datetime]:
         flags,
     )
     return row, when
+
+
+def _stored_flags(text: str | None, row: str) -> list[str]:
+    """A passage's stored ``flags`` (``kiosk.unreadable.decode_json``). Text a damaged card
+    left that is no JSON list reads as none: no role and never ``quota_exempt``, so the
+    passage counts as any outing, never less. Logged by ``row`` (the gate and seq) alone."""
+    decoded = decode_json({"flags": text or "[]"}, ["flags"])
+    flags = decoded["flags"]
+    if UNREADABLE in decoded or not isinstance(flags, list):
+        log.warning(
+            "passage %s: its flags cannot be read (damaged); counted as an outing of no"
+            " role, not exempt (kiosk verify-log names the event row)",
+            row,
+        )
+        return []
+    return [str(flag) for flag in flags]
 
 
 def _served_flag(flag: str) -> bool:
@@ -1400,7 +1422,10 @@ class PeerLedger:
         )
         rows = [
             PeerRow.of_flags(
-                kiosk_id, int(seq), (p, h, str(d), str(dec), str(ts)), json.loads(f or "[]")
+                kiosk_id,
+                int(seq),
+                (p, h, str(d), str(dec), str(ts)),
+                _stored_flags(f, f"{kiosk_id} seq {seq}"),
             )
             for seq, p, h, d, dec, ts, f in held.fetchall()
         ]
@@ -1636,7 +1661,8 @@ def record_peer_rows(history: History, rows: Iterable[PeerRow | Mapping[str, Any
                 peer=True,
             )
         else:
-            flags = tuple(json.loads(row["flags"] or "[]"))
+            said = f"{row.get('kiosk_id', 'a peer')} seq {row.get('seq', '?')}"
+            flags = tuple(_stored_flags(row["flags"], said))
             history.record(
                 row["pass_id"],
                 row["household"],
@@ -1666,8 +1692,8 @@ def load_peer_rows(db: Database, history: History, since: datetime) -> int:
         return 0
     with streamed_rows(
         db,
-        "SELECT pass_id, household, direction, decision, ts, flags FROM peer_passages"
-        " WHERE ts >= ? ORDER BY ts",
+        "SELECT kiosk_id, seq, pass_id, household, direction, decision, ts, flags"
+        " FROM peer_passages WHERE ts >= ? ORDER BY ts",
         [format_ts(since)],
     ) as rows:
         return record_peer_rows(history, rows)

@@ -453,9 +453,18 @@ def _free_text(column: str, *keys: str) -> str:
     return f"(CASE WHEN json_valid({column}) THEN json_remove({column}, {paths}) ELSE {column} END)"
 
 
+#: SQL: a JSON column's field (``.format(column, key)``), NULL where the stored text is not
+#: JSON (a damaged card: ``kiosk.unreadable``), which SQLite's ``json_extract`` refuses with
+#: ``malformed JSON``, and every search and forget with it. Such a row is found by its other
+#: columns (its household, its holder) and its text (``_free_text``), never by the damaged
+#: field's.
+_JSON_FIELD = "json_extract(CASE WHEN json_valid({0}) THEN {0} END, '$.{1}')"
 #: A registration's or a car's ``person``: the fields holding who and which dwelling, compared
 #: whole (``_events``); the rest (a guard's note) is free text.
-_PERSON = "json_extract(person, '$.{}')"
+_PERSON = _JSON_FIELD.format("person", "{}")
+#: An audit row's ``detail``: whose pass it issued, and their dwelling.
+_DETAIL_HOLDER = _JSON_FIELD.format("detail", "holder")
+_DETAIL_HOUSEHOLD = _JSON_FIELD.format("detail", "household")
 _DWELLING = f"coalesce(household, {_PERSON.format('unit')}, {_PERSON.format('resident_of')})"
 _PERSON_FIELDS = ("name", "driver", "unit", "resident_of", "phone", "plate")
 
@@ -488,7 +497,7 @@ def _audit(db: sqlite_utils.Database, q: _Query) -> list[dict[str, Any]]:
     # Never a purge's or a forget's own row: no person's data, the evidence ``verify`` uses.
     kept = ", ".join(f"'{a}'" for a in KEPT_ACTIONS)
     also = f" AND purged_at IS NULL AND action NOT IN ({kept})"
-    holder, household = "json_extract(detail, '$.holder')", "json_extract(detail, '$.household')"
+    holder, household = _DETAIL_HOLDER, _DETAIL_HOUSEHOLD
     with q.scoped(db, "audit", also):
         parts = [q.named(holder, household)]
         parts += [q.mentions(_free_text("detail", "holder", "household"))]
@@ -808,9 +817,8 @@ def _passes(db: sqlite_utils.Database, person: Person, today: date) -> tuple[str
     found |= {r["pass_id"] for r in mine if r.get("pass_id")}
     issued_rows = " AND action = 'pass_issued'"
     with q.scoped(db, "audit", issued_rows):
-        holder = "json_extract(detail, '$.holder')"
-        issued = [q.named(holder, "json_extract(detail, '$.household')")]
-        issued += [q.household_is("json_extract(detail, '$.household')")]
+        issued = [q.named(_DETAIL_HOLDER, _DETAIL_HOUSEHOLD)]
+        issued += [q.household_is(_DETAIL_HOUSEHOLD)]
     for row in _rows(db, "audit", issued, issued_rows):
         found |= _issued_pass(row.get("detail"))
     return tuple(sorted(found))
@@ -829,7 +837,7 @@ _NAMED_IN = (
     ("events", "holder", "household"),
     ("events", _PERSON.format("name"), _DWELLING),
     ("events", _PERSON.format("driver"), _DWELLING),
-    ("audit", "json_extract(detail, '$.holder')", "json_extract(detail, '$.household')"),
+    ("audit", _DETAIL_HOLDER, _DETAIL_HOUSEHOLD),
     ("list_quarantine", "holder", "household"),
     ("peer_quarantine", "holder", "household"),
     ("obs_people", "name", "household"),
