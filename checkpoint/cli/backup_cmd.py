@@ -11,6 +11,7 @@ given to the data dir's owner (the service's user), as the installer does."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import grp
 import json
@@ -39,6 +40,7 @@ from .store_args import (
     add_store_args,
     check_event_log,
     db_path,
+    held_for_writing,
     load_verb_config,
 )
 
@@ -208,20 +210,7 @@ def backup_run(args: argparse.Namespace) -> int:
     Examples:
       sudo kiosk-admin backup --into /tmp/gate-north.kbak   # then copy it off the card
       sudo /opt/kiosk/current/venv/bin/kiosk backup --into /media/usb/gate-north.kbak"""
-    from kiosk import __version__
-    from kiosk.backup import (
-        BACKUP_STAGE_PREFIX,
-        PERSONAL_DATA_WARNING,
-        BackupError,
-        build_manifest,
-        data_members,
-        describe_log,
-        etc_members,
-        held_stage,
-        snapshot_database,
-        write_archive,
-    )
-    from kiosk.config import trust_dir
+    from kiosk.backup import PERSONAL_DATA_WARNING
 
     _installed(args)
     config = load_verb_config(args.config)
@@ -237,6 +226,42 @@ def backup_run(args: argparse.Namespace) -> int:
             "the archive is encrypted: give its passphrase with --passphrase-file FILE (- for"
             " stdin), or run it at a terminal to be asked; --plain writes it NOT encrypted"
         )
+    with held_for_writing(data):  # never under a restore: its files all of one Pi's
+        facts, members, manifest = _archived(db, data, etc, config, target, passphrase)
+    if not facts.verified:
+        _warn(f"the log does not verify ({facts.problem}): backed up as it is; kiosk verify-log")
+    print(json.dumps({k: v for k, v in manifest.items() if k != "warning"}, ensure_ascii=False))
+    sealed = "encrypted (AES-256-GCM, its key from the passphrase by scrypt)"
+    if passphrase is None:
+        sealed = "NOT encrypted (--plain): anyone who holds the file reads it all"
+    _warn(f"wrote {target} ({len(members)} files), {sealed}. WARNING: {PERSONAL_DATA_WARNING}")
+    return 0
+
+
+def _archived(
+    db: Path,
+    data: Path,
+    etc: Path | None,
+    config: KioskConfig,
+    target: Path,
+    passphrase: bytes | None,
+) -> tuple[LogFacts, list[Member], dict[str, Any]]:
+    """The archive written at ``target``: the log's copy (staged: ``_stage_folder``) with the
+    data dir's and the config folder's files; the log's facts, the members and the manifest."""
+    from kiosk import __version__
+    from kiosk.backup import (
+        BACKUP_STAGE_PREFIX,
+        BackupError,
+        build_manifest,
+        data_members,
+        describe_log,
+        etc_members,
+        held_stage,
+        snapshot_database,
+        write_archive,
+    )
+    from kiosk.config import trust_dir
+
     stage_in = _stage_folder(db, target, sealed=passphrase is not None)
     try:
         with held_stage(stage_in, BACKUP_STAGE_PREFIX, ours=False) as held:
@@ -258,14 +283,7 @@ def backup_run(args: argparse.Namespace) -> int:
         raise CliError(
             f"cannot write in {stage_in} or beside {target}: {exc.strerror or exc}; nothing kept"
         ) from None
-    if not facts.verified:
-        _warn(f"the log does not verify ({facts.problem}): backed up as it is; kiosk verify-log")
-    print(json.dumps({k: v for k, v in manifest.items() if k != "warning"}, ensure_ascii=False))
-    sealed = "encrypted (AES-256-GCM, its key from the passphrase by scrypt)"
-    if passphrase is None:
-        sealed = "NOT encrypted (--plain): anyone who holds the file reads it all"
-    _warn(f"wrote {target} ({len(members)} files), {sealed}. WARNING: {PERSONAL_DATA_WARNING}")
-    return 0
+    return facts, members, manifest
 
 
 def _stage_folder(db: Path, target: Path, *, sealed: bool) -> Path:
@@ -409,15 +427,19 @@ def restore_run(args: argparse.Namespace) -> int:
     _installed(args)
     data = _data_dir(args)
     config_file = Path(args.config or INSTALLED_CONFIG)
-    for folder in (data, config_file.parent):  # a drill's spare folders (an install has them)
-        folder.mkdir(mode=0o750, parents=True, exist_ok=True)
-    with _stopped(data):
-        undone = _undo_cut_off(data, config_file.parent)
-        if args.undo:
-            if not undone:
-                print(f"kiosk restore: no restore was cut off in {data}: nothing to undo")
-            return 0
-        restored, db = _restore_from(args.archive, passphrase, data, config_file, args)
+    run, made = _Run(), _folders_made(data, config_file.parent)
+    try:
+        with _stopped(data, run):
+            run.changed = _undo_cut_off(data, config_file.parent)
+            if args.undo:
+                if not run.changed:
+                    print(f"kiosk restore: no restore was cut off in {data}: nothing to undo")
+                return 0
+            restored, db = _restore_from(args.archive, passphrase, data, config_file, args)
+            run.changed = True
+    finally:
+        if not run.changed:  # refused, or nothing to undo: the data dir as it was found
+            _unmade(made)
     print(json.dumps(restored, ensure_ascii=False))
     _said_after(restored, data, config_file, db)
     return 0
@@ -625,43 +647,96 @@ def _rows_said(n: int) -> str:
     return "1 list row" if n == 1 else f"{n} list rows"
 
 
+class _Run:
+    """What a restore run changed: nothing (``changed`` False) until it undoes one cut off
+    part way, or puts an archive in place."""
+
+    changed = False
+
+
 @contextmanager
-def _stopped(data: Path) -> Iterator[None]:
-    """The data dir's lock held for the restore: refused while a daemon holds it, and no
-    daemon starts on the files half put back. A lock file made here as root is the data
-    dir's owner's (the daemon opens it for writing). The data dir itself is locked too
-    (``lock_folder``): refused while a maintenance verb writes the log, and none writes it
-    until the restore is over (``store_args.open_store``)."""
-    from .daemon_cmd import LOCK_FILE, lock_folder, lock_holder
+def _stopped(data: Path, run: _Run | None = None) -> Iterator[None]:
+    """The data dir's lock held for the restore. The data dir itself (``lock_folder``),
+    exclusive: refused while a maintenance verb writes in it, and none writes until the
+    restore is over (``store_args.held_for_writing``); refused where its file system locks
+    nothing. Then its lock file, as the daemon takes it: refused while a daemon holds it, and
+    no daemon starts on the files half put back. A lock file made here as root is the data
+    dir's owner's (the daemon opens it for writing); one made here by a run that ``changed``
+    nothing (``run``: refused, or nothing to undo) is removed again, still held."""
+    from .daemon_cmd import lock_folder
+
+    try:
+        folder = lock_folder(data, exclusive=True)
+    except BlockingIOError:
+        raise CliError(
+            "a maintenance command (kiosk person forget, purge, token, guard, an import,"
+            f" calibrate, keys new, a backup) is writing in {data}: try again when it has"
+            " finished; nothing was changed"
+        ) from None
+    try:
+        with _lock_file_held(data, run or _Run()):
+            yield
+    finally:
+        if folder is not None:
+            os.close(folder)
+
+
+@contextmanager
+def _lock_file_held(data: Path, run: _Run) -> Iterator[None]:
+    """``DATA/kiosk.lock`` taken for ``_stopped``; the one made here removed unless ``run``
+    changed something (or was cut off: its marker there, which the daemon refuses)."""
+    from kiosk.backup import RESTORE_MARKER
+
+    from .daemon_cmd import LOCK_FILE, locked_file, unlockable
 
     path = data / LOCK_FILE
-    made = not path.exists()
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o640)
+    made = not os.path.lexists(path)
     try:
-        if made and os.geteuid() == 0:
-            st = data.stat()
-            os.fchown(fd, st.st_uid, st.st_gid)
-        owner = lock_holder(fd, exclusive=True)
+        fd, owner = locked_file(path, _lock_file)
+    except OSError as exc:  # flock on a file system that locks nothing
+        if exc.filename is not None:
+            raise
+        if made:
+            path.unlink(missing_ok=True)
+        raise CliError(unlockable(data, exc)) from None
+    try:
         if owner is not None:
             raise CliError(
                 f"the kiosk daemon (pid {owner}) runs on {data}: a restore under it would be"
                 " written over or forked; stop it first (sudo systemctl stop kiosk)"
             )
-        try:
-            folder = lock_folder(data, exclusive=True)
-        except BlockingIOError:
-            raise CliError(
-                "a maintenance command (kiosk person forget, purge, token, guard, an import,"
-                f" calibrate) is writing in {data}: try again when it has finished;"
-                " nothing was changed"
-            ) from None
-        try:
-            yield
-        finally:
-            if folder is not None:
-                os.close(folder)
+        if made and os.geteuid() == 0:
+            st = data.stat()
+            os.fchown(fd, st.st_uid, st.st_gid)
+        yield
     finally:
+        held = owner is None  # a daemon's lock file, made as this looked, is never removed
+        if made and held and not run.changed and not os.path.lexists(data / RESTORE_MARKER):
+            path.unlink(missing_ok=True)
         os.close(fd)
+
+
+def _lock_file(path: Path) -> int:
+    return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o640)
+
+
+def _folders_made(*folders: Path) -> list[Path]:
+    """``folders`` made where they are not (a drill's spare folders; an install has them),
+    with the folders above them: those made, the outermost first."""
+    made: list[Path] = []
+    for folder in folders:
+        missing = [p for p in (folder, *folder.parents) if not p.exists()]
+        folder.mkdir(mode=0o750, parents=True, exist_ok=True)
+        made += [p for p in reversed(missing) if p not in made]
+    return made
+
+
+def _unmade(folders: list[Path]) -> None:
+    """The folders ``_folders_made`` made removed again, innermost first, each only while
+    empty: a restore that changed nothing leaves no drill's folder behind."""
+    for folder in reversed(folders):
+        with contextlib.suppress(OSError):
+            folder.rmdir()
 
 
 def _restore(

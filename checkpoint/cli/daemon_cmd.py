@@ -620,18 +620,15 @@ def hold_data_dir(data: Path, foreign: Callable[[Path], Exception] | None = None
     path = data / LOCK_FILE
     try:
         data.mkdir(parents=True, exist_ok=True)
-        fd = _lock_file(path)
+        fd, owner = locked_file(path, _lock_file)
     except PermissionError as exc:
         if foreign is not None and exc.filename is not None and Path(exc.filename) == path:
             raise foreign(path) from None
         raise CliError(f"cannot start: {_os_error(exc)}") from None
-    except OSError as exc:
+    except OSError as exc:  # a file system without locks too
+        if exc.filename is None:
+            raise CliError(f"cannot start: cannot lock {path}: {exc.strerror or exc}") from None
         raise CliError(f"cannot start: {_os_error(exc)}") from None
-    try:
-        owner = lock_holder(fd, exclusive=True)
-    except OSError as exc:  # a file system without locks
-        os.close(fd)
-        raise CliError(f"cannot start: cannot lock {path}: {exc.strerror or exc}") from None
     if owner is not None:
         os.close(fd)
         raise CliError(
@@ -642,6 +639,39 @@ def hold_data_dir(data: Path, foreign: Callable[[Path], Exception] | None = None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
     return fd
+
+
+def locked_file(path: Path, opening: Callable[[Path], int]) -> tuple[int, str | None]:
+    """``path`` opened (``opening``) and locked exclusive without waiting: its descriptor, and
+    None, or the pid of the daemon holding it (``lock_holder``; the descriptor is then the
+    caller's to close). A lock file removed while it was being taken (a refused restore
+    removes the one it made, holding it) is opened and taken again: a lock held on a file no
+    longer there would leave the next run free to make and take another."""
+    for _ in range(_RETAKES):
+        fd = opening(path)
+        try:
+            owner = lock_holder(fd, exclusive=True)
+            if owner is not None or _is_there(fd, path):
+                return fd, owner
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)
+    raise CliError(f"cannot lock {path}: it is removed and made again as it is taken")
+
+
+#: How many times ``locked_file`` takes a lock file removed under it before it gives up.
+_RETAKES = 5
+
+
+def _is_there(fd: int, path: Path) -> bool:
+    """Whether the file open as ``fd`` is still the one at ``path``."""
+    try:
+        there = os.stat(path, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    st = os.fstat(fd)
+    return (st.st_dev, st.st_ino) == (there.st_dev, there.st_ino)
 
 
 def lock_holder(fd: int, *, exclusive: bool) -> str | None:
@@ -658,11 +688,14 @@ def lock_holder(fd: int, *, exclusive: bool) -> str | None:
 def lock_folder(data: Path, *, exclusive: bool) -> int | None:
     """The data dir itself locked (``flock`` on the folder, not on ``kiosk.lock``, which the
     daemon holds exclusive for its life), without waiting: exclusive by a restore for its
-    whole run, shared by each maintenance verb that writes the event log for as long as it
+    whole run, shared by each maintenance verb that writes in the data dir for as long as it
     writes, so that verbs go on beside one another and beside the daemon, and a restore and a
     verb that writes refuse each other. The open descriptor, to close to let go; None where
-    there is nothing to lock (no such folder, one this user may not open, a file system
-    without locks: as before this lock). ``BlockingIOError`` when the other side holds it."""
+    there is nothing to lock (no such folder, one this user may not open).
+    ``BlockingIOError`` when the other side holds it. On a file system that locks nothing
+    (``flock`` fails with ``NOT_LOCKABLE``: some NFS and FUSE mounts) a restore is refused
+    (``CliError`` naming the file system: ``unlockable``), and a verb's shared lock is None:
+    no restore can hold such a data dir, so the verb has none to wait for."""
     try:
         fd = os.open(data, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError:
@@ -672,10 +705,31 @@ def lock_folder(data: Path, *, exclusive: bool) -> int | None:
     except BlockingIOError:
         os.close(fd)
         raise
-    except OSError:
+    except OSError as exc:
         os.close(fd)
+        if exclusive and exc.errno in NOT_LOCKABLE:
+            raise CliError(unlockable(data, exc)) from None
         return None
     return fd
+
+
+#: What ``flock`` fails with on a file system that locks nothing (some NFS, FUSE mounts).
+NOT_LOCKABLE = (errno.ENOLCK, errno.EOPNOTSUPP, errno.EINVAL, errno.EBADF)
+
+
+def unlockable(data: Path, exc: OSError) -> str:
+    """Why a restore is refused on a data dir whose file system locks nothing, naming it."""
+    from checkpoint.volume import data_volume
+
+    volume = data_volume(data)
+    on = "unknown" if volume is None else f"{volume.fs_type}, mounted at {volume.mount_point}"
+    return (
+        f"cannot lock the data dir {data}: its file system ({on}) does not lock files"
+        f" (flock: {exc.strerror or exc}); a restore holds the data dir against the daemon and"
+        " the maintenance commands, and without that lock it could be written over under it:"
+        " restore onto a local file system (the card's; a drill into a local folder);"
+        " nothing was changed"
+    )
 
 
 def _lock_file(path: Path) -> int:

@@ -27,7 +27,7 @@ from kiosk.typed import typed
 from .errors import CliError, Interrupted, UsageError, made_in, refuse_root_over, write_file
 from .parsers import Verbs, add_group, add_verb, path_of, stdin
 from .personal_args import from_stdin
-from .store_args import INSTALLED_CONFIG, add_config_arg, load_verb_config
+from .store_args import INSTALLED_CONFIG, add_config_arg, held_for_writing_in, load_verb_config
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -148,9 +148,10 @@ def keys_new(args: argparse.Namespace) -> int:
 
     folder = Path(args.dir)
     refuse_root_over(made_in(folder.absolute()), "keys new")
-    cut = empty_key_left_by_a_cut(folder / f"{args.name}.key", folder / f"{args.name}.pub")
     try:
-        key_path, pub_path = new_key_pair(args.dir, args.name)
+        with held_for_writing_in(folder):  # DIR may be a data dir's keys/: never under a restore
+            cut = empty_key_left_by_a_cut(folder / f"{args.name}.key", folder / f"{args.name}.pub")
+            key_path, pub_path = new_key_pair(args.dir, args.name)
     except KeyFileError as exc:
         raise UsageError(str(exc)) from None
     if cut:

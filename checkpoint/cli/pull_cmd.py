@@ -23,6 +23,7 @@ from .parsers import Verbs, add_group, add_verb, path_arg
 from .store_args import (
     add_store_args,
     db_path,
+    held_for_writing,
     load_args_config,
     open_store,
     pending_migrations,
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 
     from sqlite_utils.migrations import Migrations
 
+    from kiosk.config import KioskConfig
     from kiosk.retention import PurgeResult
     from kiosk.store import EventLog
     from kiosk.tokens import TokenStore
@@ -457,8 +459,7 @@ def purge_run(args: argparse.Namespace) -> int:
     Examples:
       sudo kiosk-admin purge                  # as kiosk-purge.timer runs it nightly
       sudo kiosk-admin purge --older-than 30"""
-    from kiosk.retention import MAX_DAYS, ClockNotTrusted, purge
-    from kiosk.store import StoreFault
+    from kiosk.retention import MAX_DAYS
 
     days = args.older_than
     if days is None and not args.config:
@@ -469,6 +470,15 @@ def purge_run(args: argparse.Namespace) -> int:
     if days is None:
         days = config.store.retention_days
     path = db_path(args, config)
+    with held_for_writing(path.parent):  # before its first look: no restore swaps the log after
+        return _purge(args, config, days, path)
+
+
+def _purge(args: argparse.Namespace, config: KioskConfig, days: int, path: Path) -> int:
+    """``purge_run`` on the log at ``path``, the data dir's lock held."""
+    from kiosk.retention import ClockNotTrusted, purge
+    from kiosk.store import StoreFault
+
     if args.config and not args.db and path.parent.is_dir() and not path.exists():
         # The config's log, before the daemon first wrote it (the timer on a new install).
         print(f"kiosk purge: no event log at {path} yet: nothing to purge", file=sys.stderr)

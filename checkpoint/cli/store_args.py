@@ -208,8 +208,9 @@ def open_store(
 
 @contextlib.contextmanager
 def held_for_writing(data: Path) -> Iterator[None]:
-    """The data dir's lock held shared while a verb writes a file of it other than the event
-    log (``kiosk calibrate``'s calibration.json): refused during a restore, which would put
+    """The data dir's lock held shared while a verb writes a file of it other than through
+    ``open_store`` (``kiosk calibrate``'s calibration.json, ``kiosk backup``'s stage, the
+    purge's look at the log before it opens it): refused during a restore, which would put
     the archive's file back over what the verb wrote (``_hold_for_writing``)."""
     from .held_log import FolderHold
 
@@ -218,6 +219,21 @@ def held_for_writing(data: Path) -> Iterator[None]:
         yield
     finally:
         hold.release()
+
+
+@contextlib.contextmanager
+def held_for_writing_in(folder: Path) -> Iterator[None]:
+    """The data dir's lock held shared for a verb that writes in ``folder``, which may be in
+    a data dir it is not told of (``kiosk keys new --dir /var/lib/kiosk/keys``): ``folder``
+    and each folder above it that is there, held as ``held_for_writing`` holds the data dir,
+    so that whichever of them is a data dir is held. Refused while a restore holds one: it
+    would set the keys folder aside for the archive's, the key just made with it."""
+    real = Path(os.path.realpath(folder))
+    with contextlib.ExitStack() as holds:
+        for above in (real, *real.parents):
+            if above.is_dir():
+                holds.enter_context(held_for_writing(above))
+        yield
 
 
 def _hold_for_writing(data: Path) -> int | None:
