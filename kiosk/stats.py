@@ -946,6 +946,7 @@ def daily_report(
         quota_cfg, rules = day_quotas(recorded_history(reader, "quota"), day, zone, quota_cfg)
     report = frozen or compute_report(reader, day, zone, quota_cfg, rules)
     report.setdefault("unreadable_rows", 0)  # frozen before they were counted: none (it froze)
+    report["before_log"] = frozen is None and before_log(reader, day, zone)
     report["lists_freshness"] = _freshness(lists_freshness)
     if frozen is None or not isinstance(frozen.get("staffing"), dict):
         recorded = _day_staffing(reader, day, zone, recorded_history(reader, "hours"))
@@ -954,6 +955,23 @@ def daily_report(
         )
     report["downtime"] = downtime_section(reader, day, zone)
     return report
+
+
+def before_log(db: Database, day: date, tz: ZoneInfo | str) -> bool:
+    """Whether ``day`` ended before the log's first row, an event or an audit row (a gate
+    installed since: its tokens made, its daemon started), none dated into it: a day the gate
+    never kept, whose zeros are no count. False for a log holding nothing yet."""
+    _, end = day_bounds(day, tz)
+    firsts = [db.execute("select min(ts) from events").fetchone()[0]]
+    if db["audit"].exists():
+        firsts.append(db.execute("select min(ts) from audit").fetchone()[0])
+    known = [str(ts)[:19] for ts in firsts if ts is not None]
+    if not known or min(known) < end:
+        return False
+    if dated_source(db)[0] != "dated_events":
+        return True
+    dated = db.execute("select 1 from redated_events where dated_ts < ? limit 1", [end])
+    return dated.fetchone() is None
 
 
 #: Reasons that say a device of the checkpoint was out of order when the kiosk decided.
@@ -1267,6 +1285,8 @@ def report_zone(report: Mapping[str, Any]) -> ZoneInfo:
 
 #: The ``as_of`` row's words for a day not over yet (``as_of_rows``).
 SO_FAR = "the day has not ended, these are its figures so far"
+#: Its words for a day that ended before the gate's log began (``before_log``).
+BEFORE_LOG = "the day ended before this gate's log began: nothing was kept, not a day of zeros"
 
 
 def stamp_as_of(report: dict[str, Any], now: datetime) -> dict[str, Any]:
@@ -1301,6 +1321,8 @@ def as_of_text(
     text = f"{when:%Y-%m-%d %H:%M} ({zone.key})"
     if report.get("day_ended") is False:
         text += f": {(words and words('so_far')) or SO_FAR}"
+    if report.get("before_log"):
+        text += f": {(words and words('before_log')) or BEFORE_LOG}"
     return text
 
 

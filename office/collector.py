@@ -60,7 +60,7 @@ from kiosk.hosts import host_is_ours, own_host_names
 from kiosk.lists import same_text
 from kiosk.logs import FlapLimit
 from kiosk.ratelimit import ACCEPT_BACKLOG, ClientSlots, RateLimiter, client_key
-from office.gatereports import collect_gate_reports
+from office.gatereports import GateRefusal, collect_gate_reports
 from office.listsync import BundleFile, compounds_path, declared_compounds, unreadable_bundle
 from office.pg import PgError, PgTarget, redact_dsn
 from office.pull import (
@@ -572,7 +572,7 @@ class Collector:
             return
         self._reported[source.url] = now
         error: str | None = None
-        day = None
+        day, failure = None, None
         try:
             with self._http.use() as client:
                 got = collect_gate_reports(
@@ -584,12 +584,13 @@ class Collector:
                     deadline_s=self.request_deadline_s,
                     now=self.clock.now() if self.clock.synced() else None,
                 )
-            day = got.today  # kept, also beside a past day refused or failing (report_error)
+            day, failure = got.today, got.failed  # today kept, also beside a past day's error
             error = None if got.error is None else clipped(got.error)
         except PgError:
             raise
         except PullError as exc:
-            error = clipped(str(exc))
+            error, failure = clipped(str(exc)), exc
+        self._hold_reports(source.url, failure)
         undeclared = self._undeclared(kiosk_id, day) if day is not None else None
         stamp = _iso(self.clock.now())
         with self._lock:
@@ -602,6 +603,15 @@ class Collector:
         self._lines[source.url]["report"].said(error)
         if day is not None:
             self._lines[source.url]["compound"].said(undeclared)
+
+    def _hold_reports(self, url: str, failure: PullError | None) -> None:
+        """After a gate's 429 with ``Retry-After`` (``GateRefusal.retry_after_s``, bounded),
+        its reports are not asked again before the time it said, however short the report
+        interval; the events' pull is not held by it (it has its own backoff)."""
+        wait = failure.retry_after_s if isinstance(failure, GateRefusal) else None
+        if wait is not None:  # the next ask is a report interval after the "last" one
+            held = self._monotonic() + wait - self.report_interval_s
+            self._reported[url] = max(self._reported[url], held)
 
     def _record_lists(self) -> None:
         """Keep in the database what the published lists are, once a publish: the compounds

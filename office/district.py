@@ -68,7 +68,7 @@ from office.compounds import (
     lookback_days,
     undeclared,
 )
-from office.gatereports import LEDGER_PATHS, LISTS_KEY, POLICY_KEY, STAFFING_KEY
+from office.gatereports import LEDGER_PATHS, LISTS_KEY, POLICY_KEY, STAFFING_KEY, UNREADABLE_KEY
 from office.pg import (
     COMPOUNDS_KEY,
     GATES_KEY,
@@ -437,6 +437,8 @@ def _roll_up_ledgers(
         for path in LEDGER_PATHS:
             _put(gate["community"], path, _at(figures[0], path) if figures else None)
         gate["ledgers_as_of"] = figures[2].isoformat() if figures else None
+        # The rows of its day its own report could not read (None: not said, not reported).
+        gate["unreadable_rows"] = _at(figures[0], (UNREADABLE_KEY,)) if figures else None
     report["ledgers"] = {
         "gates": [
             {"kiosk_id": g, "as_of": held[g][2].isoformat(), "final": held[g][1]} for g in reporting
@@ -1035,7 +1037,26 @@ def _missing_rows(report: dict[str, Any], words: Words | None = None) -> list[li
         + [["no_figures", g["gate"], g["detail"]] for g in report.get("gates_without_figures", ())]
         + [["collector_down", "office", c["detail"]] for c in report.get("collector_down") or ()]
         + _not_final_rows(report)
+        + _unreadable_rows(report)
     )
+
+
+def _unreadable_rows(report: dict[str, Any]) -> list[list[Any]]:
+    """The gates whose own report of the day left rows out, unreadable (``by_gate[]
+    .unreadable_rows``: a damaged field), with how many: that gate's figures are not its
+    whole day."""
+    rows = []
+    for gate in report.get("by_gate", ()):
+        count = gate.get("unreadable_rows")
+        if isinstance(count, int) and count > 0:
+            detail = (
+                f"{gate['kiosk_id']}'s log holds {count} row{'' if count == 1 else 's'} of the"
+                " day it cannot read (a damaged field), left out of every figure of its"
+                " report: its figures are not its whole day (kiosk verify-log at the gate"
+                " names them)"
+            )
+            rows.append(["unreadable_rows", gate["kiosk_id"], detail])
+    return rows
 
 
 def _not_final_rows(report: dict[str, Any]) -> list[list[Any]]:

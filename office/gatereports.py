@@ -31,7 +31,7 @@ import httpx
 from kiosk import services
 from kiosk.days import day_bounds
 from kiosk.stats import ABRIDGED_QUOTA_CHANGES, STAFFING_CHANGED
-from kiosk.typed import visible
+from kiosk.typed import visible, whole_number
 from office.pull import (
     PLAIN_JSON,
     REQUEST_DEADLINE_S,
@@ -49,6 +49,7 @@ __all__ = [
     "POLICY_KEY",
     "REPORT_DAYS",
     "STAFFING_KEY",
+    "UNREADABLE_KEY",
     "ReportTarget",
     "collect_gate_reports",
     "collect_reports",
@@ -77,6 +78,10 @@ POLICY_KEY = "policy"
 #: Where the gate's day split by its staffed hours is kept (``gate_staffing``): the district
 #: cannot count it, each gate's hours are its own config.
 STAFFING_KEY = "staffing"
+#: Where the gate's count of the day's unreadable rows (its report's ``unreadable_rows``: rows
+#: a damaged field left out of its figures) is kept beside the ledger figures (None: a gate of
+#: an older release): the district says the gate's figures are not its whole day.
+UNREADABLE_KEY = "unreadable_rows"
 _PART_SHAPE: _Shape = {"events": int, "passages": dict.fromkeys(("total", "passed", "denied"), int)}
 _SPANS = re.compile(r"^([0-2]\d:[0-5]\d-[0-2]\d:[0-5]\d)(, [0-2]\d:[0-5]\d-[0-2]\d:[0-5]\d){0,7}$")
 #: ``[compound]`` allows 16 peers (``kiosk.config.compound``); a kiosk id is ``site.kiosk_id``.
@@ -95,6 +100,11 @@ MAX_REPORT_VALUES = 1 << 16
 #: The answers that are about the gate, not the day asked for: its token refused (401, 403)
 #: or its rate limit reached (429). On a past day they stop the gate's round (``GateRefusal``).
 GATE_REFUSALS = frozenset({401, 403, 429})
+#: The longest a gate's ``Retry-After`` (on a 429) holds back the collector's next ask for its
+#: reports: a hostile or mistaken one (a year) is cut to this; one that is not a number of
+#: seconds (negative, a date: the gate sends seconds, and a date is read on the gate's clock)
+#: holds back nothing beyond the collector's own interval.
+RETRY_AFTER_MAX_S = 3600
 #: The refused past days a round's error names in full; the others are counted.
 REFUSALS_NAMED = 3
 _MAX_COUNT = 10**9
@@ -324,6 +334,9 @@ class _Report:
     #: The day's events dated only by a clock never synchronised (the report's
     #: ``clock.unsynced``): they may yet be dated to another day.
     unsynced: int
+    #: The day ended before the gate's log began (the report's ``before_log``): its figures
+    #: are no day the gate kept, nothing to keep.
+    before_log: bool = False
 
 
 def fetch_report(
@@ -362,8 +375,10 @@ def _fetch(
             f" {MAX_REPORT_VALUES:,} a report is parsed with (not a kiosk?)"
         )
     if status != 200:  # no report: the token or the rate limit the gate's, else that day's
-        refusal = GateRefusal if status in GATE_REFUSALS else RefusedReport
-        raise refusal(f"{asked}: {status_words(status, answer_headers, body)}")
+        said = f"{asked}: {status_words(status, answer_headers, body)}"
+        if status in GATE_REFUSALS:
+            raise GateRefusal(said, _retry_after(status, answer_headers))
+        raise RefusedReport(said)
     try:
         report = json.loads(body)
     except (ValueError, RecursionError):
@@ -383,9 +398,13 @@ def _fetch(
         figures[LISTS_KEY] = _counts(report.get(LISTS_KEY), _LISTS_SHAPE, LISTS_KEY)
         figures[POLICY_KEY] = gate_policy(report)
         figures[STAFFING_KEY] = gate_staffing(report)
+        figures[UNREADABLE_KEY] = _counts(report.get(UNREADABLE_KEY), int, UNREADABLE_KEY)
         clock = report.get("clock")
         unsynced = _counts(clock.get("unsynced") if isinstance(clock, dict) else None, int, "clock")
-        return _Report(got, zone, figures, unsynced or 0)
+        before_log = report.get("before_log", False)
+        if not isinstance(before_log, bool):
+            raise ValueError("before_log: expected true or false")
+        return _Report(got, zone, figures, unsynced or 0, before_log)
     except (ValueError, KeyError, TypeError, RecursionError) as exc:
         raise RefusedReport(f"{asked}: not a daily report ({exc})") from None
 
@@ -400,7 +419,20 @@ class GateRefusal(PullError):
     """A gate's 401, 403 or 429 (``GATE_REFUSALS``): its token refused or its rate limit
     reached, whatever day was asked for. On a past day it stops the gate's round, like a
     network failure (``Collected.failed``): the gate's other days would be refused the same,
-    and a rate-limited gate asked for them is only held back longer."""
+    and a rate-limited gate asked for them is only held back longer. ``retry_after_s``: how
+    long a 429 said to wait (``_retry_after``), None when it did not say."""
+
+    def __init__(self, message: str, retry_after_s: int | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+def _retry_after(status: int, headers: httpx.Headers) -> int | None:
+    """The seconds a 429's ``Retry-After`` says to wait, at most ``RETRY_AFTER_MAX_S``; None
+    for another status, or a ``Retry-After`` absent or not a whole number of seconds (a date,
+    a negative)."""
+    wait = whole_number(headers.get("retry-after", "").strip()) if status == 429 else None
+    return None if wait is None else min(wait, RETRY_AFTER_MAX_S)
 
 
 def _refused_days(base: str, refusals: list[RefusedReport]) -> RefusedReport | None:
@@ -494,11 +526,16 @@ def collect_gate_reports(
     failure or a deadline on today raises (``PullError``); on a past day it stops the round,
     returned with today (``Collected.failed``: until 2026-12-07 it was raised, today kept but
     not said); so does a 401, 403 or 429 (``GateRefusal``: the gate's token or rate limit,
-    not the day's; before this version each of the other days was asked all the same)."""
+    not the day's; before this version each of the other days was asked all the same).
+    A day the gate's report says ended before its log began (``before_log``: a gate installed
+    since) is nothing to keep, no refusal: it is not written (no row of zeros in the
+    district's sums), and the days before it, before the log too, are not asked."""
     first = _fetch(client, base, token, None, deadline_s)
     today = first.day
     if now is not None:
         _check_day(base, first, now, timedelta(seconds=deadline_s))
+    if first.before_log:  # a clock set back before the log began: no day of it to keep
+        return Collected(today)
     target.write_gate_report(kiosk_id, today, first.zone, first.figures, False)
     held = target.final_report_days(kiosk_id, today - timedelta(days=days - 1))
     refused: list[RefusedReport] = []
@@ -512,6 +549,8 @@ def collect_gate_reports(
                 continue
             except PullError as exc:  # the gate, its token or the network: the rest next round
                 return Collected(today, _refused_days(base, refused), exc)
+            if got.before_log:  # and every day before it: the gate's log had not begun
+                break
             target.write_gate_report(kiosk_id, day, got.zone, got.figures, got.unsynced == 0)
     return Collected(today, _refused_days(base, refused))
 

@@ -36,8 +36,13 @@ def gate_at(tmp_path):
     made = []
 
     def make(clock):
+        """The gate, installed (its log begun: its token made) a week before ``clock``'s now:
+        none of the 7 days the office asks for is before its log."""
+        now = clock.now()
+        clock.set_wall(now - timedelta(days=7))
         core = kiosk_api(tmp_path / "gate.db", "gate-1", clock, ledgers=True,
                          scopes=("logs:read", "stats:read"))  # fmt: skip
+        clock.set_wall(now)
         made.append(core)
         return core
 

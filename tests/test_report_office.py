@@ -466,10 +466,20 @@ def test_the_report_names_the_restarts_and_the_faults_the_office_only_saw_as_few
     log.close()
 
 
+def _log_begun_the_day_before(core) -> None:
+    """A row of the gate's log the day before (its log begun then): that day is one it kept,
+    over, not a day before its log (``kiosk.stats.before_log``)."""
+    now = core.clock.now()
+    core.clock.set_wall(now - timedelta(days=1))
+    core.store.audit("installer", "token_created", {"token": "0000"})
+    core.clock.set_wall(now)
+
+
 def test_the_consoles_report_file_of_today_says_its_figures_are_so_far(admin, core):
     """Before: the console's report.csv/.xlsx of today held the morning's figures with nothing
     saying so (``kiosk report``'s files have the ``as_of`` row): a clerk filed 09:00's
     counts as the day's."""
+    _log_begun_the_day_before(core)
     core.store.append(EventDraft(direction="in", decision="pass", household="1-101"))
     rows = _rows(admin.get(f"/guard/community/report.csv?day={DAY}").text)
     assert ["report", "as_of", f"{DAY} 09:00 (Asia/Shanghai): {stats.SO_FAR}"] in rows
@@ -487,6 +497,7 @@ def test_every_face_of_the_console_says_todays_figures_are_so_far(admin, core):
     the day's counts so far as if they were its total (a fever at 18:00 silently not in
     them). Each says when it was made, and that the day is not over, in the guard's
     language; a day over says only when."""
+    _log_begun_the_day_before(core)
     core.store.append(EventDraft(direction="in", decision="pass", household="1-101"))
     so_far = f"Made at: {DAY} 09:00 (Asia/Shanghai): {stats.SO_FAR}"
     page = admin.get(f"/guard/community/report?day={DAY}&lang=en").text

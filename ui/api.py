@@ -429,6 +429,12 @@ class DailyReport(BaseModel):
         " hand edit), left out of every figure; `kiosk verify-log` names them (added"
         " 2026-12-07).",
     )
+    before_log: bool = Field(
+        False,
+        description="The day ended before this gate's log began (its first event or audit row:"
+        " a gate installed since): nothing was kept of it, and its zeros are no count (added"
+        " 2026-12-08).",
+    )
     staffing: ReportStaffing | None = Field(
         None, description="The day split by the staffed hours (docs/community.md)."
     )

@@ -113,6 +113,7 @@ _ITEMS = {
     "r.ledgers_not_final": ("台账非全天数字", "Ledger figures of a day not over"),
     "r.events_missing": ("记录可能不全", "Events that may be missing"),
     "r.no_figures": ("无台账数字", "No ledger figures"),
+    "r.unreadable_rows": ("岗点有无法读取的记录", "Rows a gate cannot read"),
     "r.collector_down": ("办公室采集程序停止", "Office collector down"),
     "r.overrides": ("保安人工判定", "Guard decisions"),
     "r.overrides.registrations": (
@@ -193,11 +194,17 @@ _SO_FAR = (
     "当日尚未结束，以下为截至此时的数字",
     "the day has not ended, these are its figures so far",
 )
+#: A day that ended before the gate's log began (``kiosk.stats.BEFORE_LOG``).
+_BEFORE_LOG = (
+    "该日在本闸口日志开始之前已结束：没有记录，不是零",
+    "the day ended before this gate's log began: nothing was kept, not a day of zeros",
+)
 
 
 def words(lang: str) -> Words:
     """The report's words in ``lang`` (``zh-CN``, else English): ``PAIRS``, the reasons in
-    the screens' words (``reason.CODE``) and ``so_far``; None for a key it has no words for."""
+    the screens' words (``reason.CODE``), ``so_far`` and ``before_log``; None for a key it has
+    no words for."""
     at = 0 if lang == "zh-CN" else 1
 
     def word(key: str) -> str | None:
@@ -206,6 +213,8 @@ def words(lang: str) -> Words:
             return i18n.reason_text(lang, code) if code in i18n.reason_codes() else None
         if key == "so_far":
             return _SO_FAR[at]
+        if key == "before_log":
+            return _BEFORE_LOG[at]
         pair = PAIRS.get(key)
         return None if pair is None else pair[at]
 
