@@ -349,32 +349,44 @@ def stop_on_signals(stop: Callable[[], None]) -> None:
 STOPPED_MARKER = "daemon-stopped"
 
 
-def record_start(core: Core, last: str | None = None) -> None:
-    """The daemon's start, as an audit row (``daemon.start``, actor ``daemon``): its detail
-    says how the last run ended, ``clean`` (the marker ``record_stop`` leaves), ``unclean`` (a
-    crash, a kill, a power cut: no marker) or ``none`` (no start on record before it). The
-    marker is taken first: a crash of this run must not read as a clean stop. ``last``: how
-    the attempt before ended, known in this process (``kiosk run``'s start that the card
-    failed and that stood by in order: ``clean``), said instead of the marker's word; no
-    marker is left for it meanwhile, so a kill before this row reads as unclean. The daily
-    report's ``downtime`` counts the restarts within a boot from these rows
-    (``kiosk.stats.daemon_restarts``). A card that refuses the row is a warning line."""
+def take_stop_marker(core: Core) -> str:
+    """How the last run ended, the marker ``record_stop`` leaves taken: ``clean`` (it was
+    there), ``unclean`` (a crash, a kill, a power cut: no marker) or ``none`` (no start on
+    record before it). Taken before anything of the start that a crash could interrupt."""
     try:  # only whether it is there counts: taken unread
         (core.data_dir / STOPPED_MARKER).unlink()
-        taken = "clean"
+        return "clean"
     except OSError:  # none left: the last run did not stop cleanly, if there was one
         started = "select 1 from audit where action = ? limit 1"
         seen = core.store.reader().execute(started, [stats.DAEMON_START]).fetchone()
-        taken = "none" if seen is None else "unclean"
+        return "none" if seen is None else "unclean"
+
+
+def record_start(
+    core: Core, last: str | None = None, standby: dict[str, object] | None = None
+) -> None:
+    """The daemon's start, as an audit row (``daemon.start``, actor ``daemon``): its detail
+    says how the last run ended (``last_stop``: ``take_stop_marker``'s word, the marker
+    taken first: a crash of this run must not read as a clean stop). ``last``: that word,
+    when the start took the marker already (``Daemon.start_deciding``; ``kiosk run``'s start
+    tried again after a card-fault standby keeps the word its first try took: no marker is
+    left meanwhile, so a kill before this row reads as the run before it ended). ``standby``:
+    the standby ``kiosk run`` held before this start (``checkpoint.standby.Held.said``: its
+    kind, since when, its failed tries), said once here: the starts it tried write no row.
+    The daily report's ``downtime`` counts the restarts within a boot from these rows
+    (``kiosk.stats.daemon_restarts``). A card that refuses the row is a warning line."""
+    detail: dict[str, object] = {"last_stop": last or take_stop_marker(core)}
+    if standby is not None:
+        detail["standby"] = standby
     try:
-        core.store.audit("daemon", stats.DAEMON_START, {"last_stop": last or taken})
+        core.store.audit("daemon", stats.DAEMON_START, detail)
     except StoreFault as exc:
         log.warning("the daemon's start could not be recorded in the audit table: %s", exc)
 
 
 def record_stop(core: Core) -> None:
     """The daemon's clean stop, once the gate is locked and the engine's writes are in: its
-    audit row (``daemon.stop``) while the log is open, then the marker ``record_start``
+    audit row (``daemon.stop``) while the log is open, then the marker ``take_stop_marker``
     takes (it holds the stop's time, for whoever reads the data dir)."""
     try:
         core.store.audit("daemon", stats.DAEMON_STOP)
@@ -384,11 +396,12 @@ def record_stop(core: Core) -> None:
 
 
 def mark_stopped(data_dir: Path, now: datetime) -> None:
-    """The marker ``record_start`` takes, left in ``data_dir`` holding ``now``: the run
-    stopped cleanly. By ``record_stop``, and by ``kiosk run`` for a start the card failed
-    after it took the marker, whose standby (``checkpoint.standby``) ended in a stop: the
-    next run says ``clean`` of it. A standby that ends in a start leaves none: that start is
-    told (``record_start(core, last="clean")``)."""
+    """The marker ``take_stop_marker`` takes, left in ``data_dir`` holding ``now``: the run
+    stopped cleanly. By ``record_stop``, and by ``kiosk run`` giving back the marker a start
+    took before the card failed it, when its standby (``checkpoint.standby``) ended in a
+    stop: no row was written, so the next run says how the run before it ended, as for a
+    standby whose log never opened. A standby that ends in a start leaves none: that start
+    is told the word taken (``record_start(core, last=...)``)."""
     with contextlib.suppress(OSError):  # a failing card: the next start reads it as a crash
         (data_dir / STOPPED_MARKER).write_text(now.isoformat(timespec="seconds"), encoding="ascii")
 
@@ -603,13 +616,17 @@ class Daemon:
         await self.start_deciding()
         await self.start_serving()
 
-    async def start_deciding(self, last: str | None = None) -> None:
-        """The start's steps before the web server (its record, the runner: the history's
-        look-back read from the log): a card failure here is one the daemon stands by for
-        (``checkpoint.standby.start_or_card_failure``), nothing served yet. ``last``: how the
-        attempt before ended, when this process knows (``record_start``)."""
-        await asyncio.to_thread(record_start, self.core, last)
-        await self.core.runner.start()
+    async def start_deciding(
+        self, last: str | None = None, standby: dict[str, object] | None = None
+    ) -> None:
+        """The start's steps before the web server (the runner: the history's look-back read
+        from the log, then its record): a card failure here is one the daemon stands by for
+        (``checkpoint.standby.start_or_card_failure``), nothing served yet, and no row
+        written: ``daemon.start`` is the start that read the look-back, before the engine
+        decides anything. ``last``, ``standby``: as ``record_start``'s (``last`` given: the
+        marker was taken already)."""
+        last = last or await asyncio.to_thread(take_stop_marker, self.core)
+        await self.core.runner.start(loaded=lambda: record_start(self.core, last, standby))
 
     async def start_serving(self) -> None:
         """The web server, then the watchdog and the background tasks."""

@@ -5,8 +5,10 @@ reason only in the journal. Standing by, it serves the standby faces (``ui.stand
 configured port, tells systemd it is up with the reason as its status (``systemctl status
 kiosk``), keeps the watchdog fed while its loop runs, and tries the log again, 5 s after the
 first failure and then at most a minute apart (a reboot's check or ``chown`` mends the card
-without anyone restarting the service). Once the log opens, the standby server stops and the
-daemon starts as ever, in the same process; a stop asked meanwhile ends it cleanly.
+without anyone restarting the service). Once the log opens, the daemon starts as ever, in the
+same process, the standby server serving until that start has read the log (one server, one
+``READY=1``, for the whole standby however often the start is tried); a stop asked meanwhile
+ends it cleanly.
 """
 
 from __future__ import annotations
@@ -43,10 +45,13 @@ class _Monotonic:
         return time.monotonic_ns()
 
 
-def standby_app(config: KioskConfig, standby: Standby) -> FastAPI:
+def standby_app(
+    config: KioskConfig, standby: Standby, gate: Callable[[], str] = lambda: "locked"
+) -> FastAPI:
     """The standby faces for ``config``: its screen says where to call while no guard is on
     duty (``kiosk.policy.guard_on_duty``, the rule the running daemon's decisions and screen
-    go by, on the system's clock: no floor is known while standing by)."""
+    go by, on the system's clock: no floor is known while standing by); its console what the
+    gate does now (``gate``: ``gate_state``)."""
     zone = ZoneInfo(config.site.timezone)
     return create_standby_app(
         standby,
@@ -54,6 +59,7 @@ def standby_app(config: KioskConfig, standby: Standby) -> FastAPI:
         local=config.web.screen_addresses,
         on_duty=lambda: guard_on_duty(datetime.now(UTC), config.policy, zone),
         call=config.policy.hours.call,
+        gate=gate,
     )
 
 
@@ -75,14 +81,19 @@ class StandbyServer:
         #: That command released the gate (the coil off where ``released_when_stopped``).
         self.gate_released = gate_released
         self.notifier = notifier
-        app = standby_app(config, standby)
-        self._server = build_server(app, config.web, lang=config.site.language)
+        #: The faces served: the console says what the gate does as the status does.
+        self.app = standby_app(config, standby, self.gate_state)
+        self._server = build_server(self.app, config.web, lang=config.site.language)
         self._task: asyncio.Task[None] | None = None
         self._watchdog = Watchdog.from_env(notifier, lambda: True, _Monotonic())
 
     @property
     def port(self) -> int:
         return int(self._server.servers[0].sockets[0].getsockname()[1])
+
+    def gate_state(self) -> str:
+        """What the gate does now (``gate_state``), as the console says it."""
+        return gate_state(self.gate_obeyed, self.gate_released)
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._server.serve(), name="standby-web")
@@ -125,18 +136,35 @@ def gate_words(obeyed: bool, released: bool = False) -> str:
     return "gate state unknown (the relay could not be commanded locked at start: check the gate)"
 
 
+def gate_state(obeyed: bool, released: bool = False) -> str:
+    """What the gate does, as the standby's console says it (``ui.standby.GATE_STATES``), by
+    the rule of ``gate_words``: ``released``, ``locked``, or ``unknown`` unless obeyed."""
+    if not obeyed:
+        return "unknown"
+    return "released" if released else "locked"
+
+
 @dataclass
 class Held:
     """The standby ``kiosk run`` keeps across the starts it tries again while the card stays
     at fault (each try opens the log, the start meets the fault again): its tries and the
-    backoff's step go on, and the journal has a line only when the reason changes. Before,
-    each start stood by anew: a try every 5 s, its lines each time."""
+    backoff's step go on, the journal has a line only when the reason changes, and one
+    standby server stays up for the whole period (``READY=1`` said once; the guard's page
+    kept while the start is tried), until a start runs (``end``) or the daemon stops.
+    Before, each start stood by anew: a try every 5 s, its lines each time, the server
+    stopped and started again around each try."""
 
     standby: Standby | None = None
     #: The backoff's step (``RETRY``): one more for each failed try, the start's included.
     step: int = 0
     #: Lines left unsaid for an unchanged reason: the start that then runs says so.
     unsaid: bool = False
+    #: The standby's server, while it serves (``serve``).
+    server: StandbyServer | None = None
+    #: How the run before ended, the marker the first start took
+    #: (``checkpoint.app.take_stop_marker``): the starts tried again write no row, the one
+    #: that runs says it.
+    last_stop: str | None = None
 
     def again(self, exc: Exception, kind: str, *, opened: bool) -> tuple[Standby, bool]:
         """The standby for ``exc``: the one held, one more try (True when its reason or what
@@ -149,6 +177,49 @@ class Held:
         changed = self.standby.failed_again(str(exc), kind, opened=opened)
         self.unsaid = self.unsaid or not changed
         return self.standby, changed
+
+    def said(self) -> dict[str, object] | None:
+        """The held period, for the row of the start that runs (``record_start``): its kind,
+        since when, its failed tries (the reason stays in the journal); None: none held."""
+        if self.standby is None:
+            return None
+        return {"kind": self.standby.kind, "since": self.standby.since, "tries": self.standby.tries}
+
+    async def serve(
+        self,
+        config: KioskConfig,
+        notifier: Notifier | None,
+        standby: Standby,
+        gate: tuple[bool, bool],
+        *,
+        say: bool,
+    ) -> StandbyServer:
+        """The standby server for ``standby``: started (``READY=1``) for the first failure,
+        telling systemd through ``notifier`` (None: ``$NOTIFY_SOCKET``'s), else the one
+        serving, its status said again when ``say`` (the reason changed) or the gate's state
+        did. ``gate``: whether the relay obeyed, and whether that was the standby's release
+        (commanded again at each start tried)."""
+        obeyed, released = gate
+        server = self.server
+        if server is None:
+            told = notifier or Notifier.from_env()
+            server = StandbyServer(
+                config, standby, told, gate_obeyed=obeyed, gate_released=released
+            )
+            await server.start()
+            self.server = server
+            return server
+        before, server.gate_obeyed = server.gate_obeyed, obeyed
+        if say or obeyed != before:
+            server.notifier.status(server.status())
+        return server
+
+    async def end(self) -> None:
+        """The standby server stopped: a start ran (its own server takes the port), the
+        daemon stops, or a failure ends it."""
+        server, self.server = self.server, None
+        if server is not None:
+            await server.stop()
 
 
 #: Waits ``delay`` seconds before the next try, or less when the daemon is asked to stop.
@@ -189,8 +260,11 @@ async def core_or_standby(
     ``relock``; the engine locks it when the log opens and it starts. ``failed``: the card
     failure a start of the core built before met (``start_or_card_failure``): standing by
     with it first, the log tried again after the pause. ``held``: the standby kept across the
-    starts tried again (``Held``), its tries and pauses going on, its lines only on a change."""
-    held = held or Held()
+    starts tried again (``Held``), its tries and pauses going on, its lines only on a change,
+    its server serving on when the core is handed back (the start tried with it up: its end
+    is ``start_or_card_failure``'s once the start runs, else ``Held.end``); without it, the
+    server stops as the core is handed back."""
+    owned, held = held is None, held or Held()
     try:
         if failed is not None:
             raise failed
@@ -203,9 +277,12 @@ async def core_or_standby(
     what = standby.what_failed()  # as health and the faces say it (``kiosk.standby``)
     if stopping.is_set():  # a stop asked during the start: nothing to stand up for
         log.error("%s, and the daemon is stopping: %s", what, standby.reason)
+        await held.end()
         return None
     if release is not None:  # no kiosk deciding: the coil off
         gate_locked, relock = await asyncio.to_thread(release), release
+    elif held.server is not None:  # the standby serving: commanded locked again, or not
+        gate_locked = held.server.gate_obeyed
     if say:  # one line per change of the reason, not per start tried again
         log.error(
             "%s: standing by, %s, trying again: %s",
@@ -214,20 +291,18 @@ async def core_or_standby(
             standby.reason,
             extra={"kind": standby.kind},
         )
-    server = StandbyServer(
-        config,
-        standby,
-        notifier or Notifier.from_env(),
-        gate_obeyed=gate_locked,
-        gate_released=release is not None,
-    )
-    await server.start()
+    gate = (gate_locked, release is not None)
+    server = await held.serve(config, notifier, standby, gate, say=say)
     try:
         waits = pause or _pause_until(stopping)
         start = failed is not None
-        return await _try_again(build, server, stopping, waits, relock, held, start=start, say=say)
-    finally:
-        await server.stop()
+        core = await _try_again(build, server, stopping, waits, relock, held, start=start, say=say)
+    except BaseException:
+        await held.end()
+        raise
+    if core is None or owned:  # else serving on while the start is tried (``Held``)
+        await held.end()
+    return core
 
 
 async def _try_again(
@@ -303,4 +378,6 @@ async def start_or_card_failure(
         return exc
     if held is not None and standby is not None and held.unsaid:
         log.warning("the start ran after %d failed tries: starting", standby.tries)
+    if held is not None:  # the daemon's own server next, on the same port
+        await held.end()
     return None

@@ -278,8 +278,10 @@ class EngineRunner:
 
     # ------------------------------------------------------------------ lifecycle
 
-    async def start(self) -> None:
-        """Rebuild the history, start the readers and the loop tasks."""
+    async def start(self, loaded: Callable[[], object] | None = None) -> None:
+        """Rebuild the history, start the readers and the loop tasks. ``loaded``: called in a
+        thread once the history is read, before anything is decided or commanded (the
+        daemon's start row: ``checkpoint.app.record_start``)."""
         if self._started:
             return
         self._loop = asyncio.get_running_loop()
@@ -292,6 +294,8 @@ class EngineRunner:
         # Before the log is read: a forget committed meanwhile is looked at again, never missed.
         await asyncio.to_thread(self._forgets_from_here)
         self.history_loaded = await asyncio.to_thread(self._load_history)
+        if loaded is not None:
+            await asyncio.to_thread(loaded)
         # Whatever the relay was left at (a crash mid-pulse: a USB relay keeps its coil across
         # the daemon's death), command it locked first; a failure is the engine's gate fault,
         # retried until it locks.

@@ -19,7 +19,7 @@ import pytest
 from test_stop_gate import kiosk_run_thread
 
 from checkpoint import standby as standing
-from checkpoint.app import STOPPED_MARKER, build_core, record_start
+from checkpoint.app import STOPPED_MARKER, build_core, record_start, record_stop
 from checkpoint.cli import daemon_cmd
 from checkpoint.notify import Notifier
 from kiosk.config import parse_config
@@ -173,14 +173,31 @@ def test_a_card_failure_once_serving_is_raised_not_stood_by_on_its_own_port(tmp_
     assert stood_by == [None]  # the first start's, never again with the failure
 
 
-def _last_stops(data) -> list[str]:
-    """``last_stop`` of each ``daemon.start`` row of the log in ``data``, in order."""
+def _starts(data) -> list[dict]:
+    """The detail of each ``daemon.start`` row of the log in ``data``, in order."""
     conn = sqlite3.connect(data / "kiosk.db")
     try:
         rows = conn.execute("SELECT detail FROM audit WHERE action = 'daemon.start' ORDER BY seq")
-        return [json.loads(detail)["last_stop"] for (detail,) in rows]
+        return [json.loads(detail) for (detail,) in rows]
     finally:
         conn.close()
+
+
+def _last_stops(data) -> list[str]:
+    """``last_stop`` of each ``daemon.start`` row of the log in ``data``, in order."""
+    return [detail["last_stop"] for detail in _starts(data)]
+
+
+def _a_clean_run_before(data) -> None:
+    """A run of the daemon on ``data`` that started (its row: ``none``) and stopped cleanly
+    (its marker left): what the start standing by takes."""
+    data.mkdir(exist_ok=True)
+    core = build_core(_config(), data)
+    try:
+        record_start(core)
+        record_stop(core)
+    finally:
+        core.close()
 
 
 def _failing_starts(monkeypatch, failures: int) -> list[str]:
@@ -217,8 +234,9 @@ def _standing_by_once(monkeypatch, *, stop_while_standing_by: bool) -> None:
 
 
 def _run_standing_by_once(data, monkeypatch, *, stop_while_standing_by: bool) -> list[str]:
-    """``kiosk run`` on ``data`` whose first start meets a full card, standing by once
-    (``_standing_by_once``); the look-back's tries."""
+    """``kiosk run`` on ``data``, after a run that stopped cleanly, whose first start meets a
+    full card, standing by once (``_standing_by_once``); the look-back's tries."""
+    _a_clean_run_before(data)
     loads = _failing_starts(monkeypatch, failures=1)
     _standing_by_once(monkeypatch, stop_while_standing_by=stop_while_standing_by)
     outcome: list[object] = []
@@ -263,6 +281,9 @@ class _Server:
 
     def __init__(self, config, standby, notifier, **_kwargs):
         self.standby, self.notifier, self.gate_obeyed = standby, notifier, True
+
+    def status(self) -> str:
+        return self.standby.reason
 
     async def start(self) -> None:
         return None
@@ -423,6 +444,7 @@ def test_a_kill_after_the_standby_before_the_start_tried_again_records_reads_as_
     the next start say ``last_stop: clean``. The start tried again is told instead; the
     kill is simulated by copying the data dir as the card holds it then."""
     data, killed = tmp_path / "data", tmp_path / "killed"
+    _a_clean_run_before(data)
     _failing_starts(monkeypatch, failures=1)
     _standing_by_once(monkeypatch, stop_while_standing_by=False)
     real = daemon_cmd.served_certificate
@@ -489,7 +511,10 @@ def test_a_card_that_stays_full_keeps_one_standby_its_pauses_growing_its_lines_o
     assert lines[1].startswith("the start met the card's fault after the event log opened")
     assert lines[2] == "the event log opens: trying the start again after 1 failed tries: starting"
     assert lines[3] == "the start ran after 4 failed tries: starting"
-    assert _last_stops(tmp_path) == ["none", "clean", "clean", "clean", "clean"]
+    # One row, the start that ran's (each start tried wrote one before: review of c7c45973).
+    (row,) = _starts(tmp_path)
+    assert row["last_stop"] == "none"
+    assert row["standby"]["kind"] == "full" and row["standby"]["tries"] == 4
 
 
 def test_a_changed_reason_while_held_is_said_and_the_pauses_go_on(monkeypatch, caplog):

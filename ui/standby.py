@@ -89,16 +89,28 @@ def plain_page(
     )
 
 
-def guard_words(standby: Standby, whole: bool = True) -> list[str]:
+#: What the gate does while standing by, and the words the console's title says it in:
+#: locked, released (a wiring a stop releases), or unknown (the relay did not obey the
+#: command that leaves it so).
+GATE_WORDS = {
+    "locked": "standby.gate.locked",
+    "released": "standby.gate.released",
+    "unknown": "standby.gate.unknown",
+}
+GATE_STATES = tuple(GATE_WORDS)
+
+
+def guard_words(standby: Standby, whole: bool = True, gate: str = "locked") -> list[str]:
     """What the guard console says, each language in turn: what happened (the log not opening,
-    or the start failing after it opened: ``Standby.opened``), what the guard does meanwhile,
-    what fixes it, and the reason as the journal has it (``whole``: this host's caller), else
-    where it is said in full."""
+    or the start failing after it opened: ``Standby.opened``) and what the ``gate`` does (one
+    of ``GATE_STATES``), what the guard does meanwhile, what fixes it, and the reason as the
+    journal has it (``whole``: this host's caller), else where it is said in full."""
     said = []
     for lang in i18n.LANGS:
+        title = "standby.title.opened" if standby.opened else "standby.title"
         said += [
-            i18n.t(lang, "standby.title.opened" if standby.opened else "standby.title"),
-            i18n.t(lang, "standby.todo"),
+            i18n.t(lang, title, gate=i18n.t(lang, GATE_WORDS[gate])),
+            i18n.t(lang, "standby.todo.released" if gate == "released" else "standby.todo"),
             i18n.t(lang, f"standby.fix.{standby.kind}", **FIX_TERMS),
             i18n.t(lang, "standby.since", since=standby.since, tries=standby.tries),
         ]
@@ -121,11 +133,13 @@ def create_standby_app(
     local: Sequence[str] = ("127.0.0.1", "::1"),
     on_duty: Callable[[], bool] = lambda: True,
     call: str = "",
+    gate: Callable[[], str] = lambda: "locked",
 ) -> FastAPI:
     """The app served while ``standby`` lasts; ``local``: the addresses that read the reason
     whole (this host and the screen: ``web.screen_addresses``); ``on_duty``: whether a guard
     is on duty now (``kiosk.policy.guard_on_duty``), else the screen says where to ``call``
-    (``policy.hours.call``)."""
+    (``policy.hours.call``); ``gate``: what the gate does now (one of ``GATE_STATES``), as
+    the console says it."""
     app = FastAPI(
         title="Checkpoint kiosk (standing by)", docs_url=None, redoc_url=None, openapi_url=None
     )
@@ -156,7 +170,7 @@ def create_standby_app(
     @app.api_route("/{path:path}", methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"])
     def anything(request: Request, path: str) -> Response:
         if path == "guard" or path.startswith("guard/"):
-            words = guard_words(standby, whole(request))
+            words = guard_words(standby, whole(request), gate())
             page = plain_page(words[0], words[1:], reload_s=RELOAD_S * 3)
             return HTMLResponse(page, status_code=503, headers=_HEADERS)
         detail = f"the kiosk is standing by, not deciding: {standby.detail(whole(request))}"

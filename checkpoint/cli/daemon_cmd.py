@@ -427,14 +427,15 @@ def _run(args: argparse.Namespace, config: KioskConfig, lock: DataDirLock) -> in
                 close_gate(gate, config)
                 raise
             if core is None:
-                if failed is not None:  # that start took the stop's marker, stopped in order
+                if held.last_stop == "clean":  # the marker a failed start took, given back
                     mark_stopped(lock.data, datetime.now(UTC))
                 close_gate(gate, config)
                 return 0
-            # A start tried again is told the one before stood by in order: no marker left
-            # meanwhile, which a kill before its record would read as a clean stop.
-            last = None if failed is None else "clean"
-            failed = await _serve(core, stopping, asked, args, lock.data, leaving, (last, held))
+            try:  # the start tried with the standby serving: it ends it once it runs
+                failed = await _serve(core, stopping, asked, args, lock.data, leaving, held)
+            except BaseException:
+                await held.end()
+                raise
             if failed is None:
                 return 0
 
@@ -458,17 +459,18 @@ async def _serve(
     args: argparse.Namespace,
     data: Path,
     leaving: ExitAfterStop | None,
-    before: tuple[str | None, Held],
+    held: Held,
 ) -> Exception | None:
     """The daemon on ``core`` until a stop: None once it stopped; the card failure its start
     met (``checkpoint.standby.start_or_card_failure``: the core closed but its relay), for
-    ``kiosk run`` to stand by with. ``before``: how the attempt before ended, when this
-    process knows (``checkpoint.app.record_start``), and the standby held across the starts
-    tried again."""
+    ``kiosk run`` to stand by with. ``held``: the standby held across the starts tried
+    again, and how the run before ended (``Held.last_stop``: the marker its first start
+    took; no row is written for a start that fails, the one that runs says it and the
+    standby, once: ``checkpoint.app.record_start``)."""
     import asyncio
     import sys
 
-    from checkpoint.app import Daemon
+    from checkpoint.app import Daemon, take_stop_marker
     from checkpoint.standby import start_or_card_failure
     from checkpoint.volume import data_volume, warn_if_volatile
 
@@ -484,8 +486,13 @@ async def _serve(
     try:
         # A card failure once the web server is up is raised (stopped below): standing by
         # then met the daemon's own server on the port.
-        last, held = before
-        failed = await start_or_card_failure(lambda: daemon.start_deciding(last), core, held)
+
+        async def start() -> None:
+            if held.last_stop is None:  # the first start's: a crash from here reads unclean
+                held.last_stop = await asyncio.to_thread(take_stop_marker, core)
+            await daemon.start_deciding(held.last_stop, held.said())
+
+        failed = await start_or_card_failure(start, core, held)
         if failed is None:
             await daemon.start_serving()
             await daemon.run_until_signal()
