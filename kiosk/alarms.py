@@ -839,12 +839,13 @@ def _raised_card(event: Mapping[str, Any], name: str) -> Alarm:
 
 def _logged_card(event: Mapping[str, Any]) -> Alarm | None:
     """The card a row that records no bus alarm raises, by its reasons (``ALARM_REASONS``)
-    and a pass's flag ``quarantine`` (a quarantined resident let home). A guard's deny of a
-    fever found by hand carries ``fever`` as the kiosk's does (the engine marks it); its card
-    names the person registered when no pass named anyone."""
+    and a pass's flag ``quarantine`` (a quarantined resident let home) on a set clock
+    (``_return_raised``). A guard's deny of a fever found by hand carries ``fever`` as the
+    kiosk's does (the engine marks it); its card names the person registered when no pass
+    named anyone."""
     flags = event.get("flags")
     if event.get("decision") == "pass":
-        if RETURN_FLAG not in reason_codes(flags):
+        if RETURN_FLAG not in reason_codes(flags) or not _return_raised(event):
             return None
         return _about_person(alarm_of(event, "quarantine", "quarantine_return"), event)
     reasons = reason_codes(event.get("reasons"))
@@ -858,6 +859,16 @@ def _logged_card(event: Mapping[str, Any]) -> Alarm | None:
         alarm.reasons = [early, *(code for code in reasons if code != early)]
         return _about_person(alarm, event)
     return None
+
+
+def _return_raised(event: Mapping[str, Any]) -> bool:
+    """Whether the engine raised ``quarantine_return`` for a pass flagged ``quarantine`` whose
+    row records no bus alarm: on a set clock always (a row logged before the flag
+    ``alarm:<name>``). On a clock NTP had not set (``clock_synced`` false) it raised it only
+    when the clock's time and the earliest real time both found the quarantine
+    (``kiosk.policy``), and then its row records it (``_raised_card``): a pass that records
+    none raised none, whichever time alone kept the flag."""
+    return event.get("clock_synced") not in (False, 0)
 
 
 def _about_person(alarm: Alarm, event: Mapping[str, Any]) -> Alarm:

@@ -32,7 +32,7 @@ from .categories import FEVER_COLUMNS, FeverishPeople, columns_or_null
 from .clock import Clock, ClockReading
 from .community import CommunityError, check_actor, clean_text, has_table, record_dict, row_by_id
 from .dating import dated_source
-from .days import FIRST_DAY, day_start, span_on
+from .days import FIRST_DAY, LAST_DAY, day_start, span_on
 from .files import streamed_rows
 from .links import (
     OVERRIDES,
@@ -223,8 +223,8 @@ class UnreadableRow(CommunityError):
 class ShiftOutOfReach(CommunityError):
     """A stored shift dated outside the days a shift is rostered (``Roster.add_shift``:
     before ``FIRST_SHIFT``, or ending further ahead than the log keeps a removal): a row from
-    before that rule, or edited by hand, that the roster's page never shows. ``row_id`` says
-    which; the page names it to an admin (``Roster.unshown_shifts``)."""
+    before that rule, or edited by hand. ``row_id`` says which; the page names it to an admin
+    when it does not list it (``Roster.unshown_shifts``, ``Roster.listed_shifts``)."""
 
     def __init__(self, shift: Shift, days: int) -> None:
         self.kind, self.row_id = "shift", shift.id
@@ -476,8 +476,6 @@ def barred_from(
 #: earlier has ended by then) to its end, not a scan of the roster's whole history (never
 #: purged: staff records).
 _OVERLAPPING = "gate = ? and starts_at >= ? and starts_at < ? and ends_at > ?"
-#: How many of them there are (``Roster.listed_shifts``).
-_COUNT_OVERLAPPING = f"select count(*) from roster_shifts where {_OVERLAPPING}"  # noqa: S608
 
 
 def _overlapping(gate: str, start: datetime, end: datetime) -> list[str]:
@@ -533,12 +531,13 @@ _UNSHOWN = (
 )
 
 
-#: The roster's page lists a gate's shifts from a day back to ``Roster.reach`` (a week ahead at
-#: least: on a clock not synchronised, or a retention under a week), at most this many by
-#: start (``Roster.listed_shifts``); it says how many more there are.
+#: The roster's page lists a gate's shifts from a day back (``FIRST_SHIFT`` at the earliest)
+#: to those starting a day before ``kiosk.days.LAST_DAY`` (the last day a form sends back: its
+#: Remove button's), at most this many by start (``Roster.listed_shifts``); it says how many
+#: more there are.
 SHIFTS_LISTED = 200
 _LISTED_BACK = timedelta(hours=24)
-_LISTED_AHEAD = timedelta(days=7)
+_LISTED_END = datetime(LAST_DAY.year, LAST_DAY.month, LAST_DAY.day, tzinfo=UTC) - MAX_SHIFT
 
 
 #: Later than any shift a row can hold that is read (``_aware``): no bound.
@@ -788,8 +787,8 @@ class Roster:
 
     def unshown_shifts(self, gate: str) -> list[UnreadableRow | ShiftOutOfReach]:
         """The stored shifts of ``gate`` dated outside the days a shift is rostered now
-        (``_within_reach``; rows from before that rule, or edited by hand): no page's window
-        shows them, so the roster's page names them (``ShiftOutOfReach``; one whose time is
+        (``_within_reach``; rows from before that rule, or edited by hand): the roster's page
+        names those it does not list (``ShiftOutOfReach``; one whose time is
         at the calendar's edge, 0001-01-01, as a row that cannot be read: ``_skipped``). At
         most ``TIMELESS_SHOWN``; the rows whose times are no times are ``timeless_shifts``'."""
         late = self.reach() or _LAST_TIME  # a clock not synchronised: the early ones
@@ -881,17 +880,16 @@ class Roster:
     def listed_shifts(
         self, gate: str, now: datetime
     ) -> tuple[list[Shift], list[UnreadableRow], int]:
-        """The shifts of ``gate`` the roster's page lists at ``now``: from a day back to
-        ``reach`` (a week ahead at least), the first ``SHIFTS_LISTED`` rows by start (those
-        that cannot be read among them apart), and how many more rows there are to then.
-        Until this a week's window hid a shift rostered further ahead, and its Remove."""
-        start = now - _LISTED_BACK
-        end = max(now + _LISTED_AHEAD, self.reach() or now)
-        shifts, bad = self.read_shifts(gate, start, end, limit=SHIFTS_LISTED)
-        if len(shifts) + len(bad) < SHIFTS_LISTED:
-            return shifts, bad, 0
-        rows = self._log.reader().execute(_COUNT_OVERLAPPING, _overlapping(gate, start, end))
-        return shifts, bad, int(rows.fetchone()[0]) - SHIFTS_LISTED
+        """The shifts of ``gate`` the roster's page lists at ``now``: every one from a day back
+        (``_LISTED_END``: a shift stored further ahead than ``reach`` before that rule too, so
+        its Remove button too), the first ``SHIFTS_LISTED`` shifts by start; the rows among
+        them all that cannot be read, apart (the page names them); and how many more shifts
+        there are, rows that cannot be read not counted among them. Until this a row stored
+        beyond ``reach`` was only named, with no Remove button, and the count of those not
+        listed took in rows that cannot be read (which the page never shows)."""
+        start = max(now - _LISTED_BACK, FIRST_SHIFT)
+        shifts, bad = self.read_shifts(gate, start, _LISTED_END)
+        return shifts[:SHIFTS_LISTED], bad, max(0, len(shifts) - SHIFTS_LISTED)
 
     def stretch(self, gate: str, guard: str, now: datetime) -> list[Shift]:
         """``guard``'s shifts at ``gate`` around ``now`` (for ``session_end``), by start: one
