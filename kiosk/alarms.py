@@ -33,7 +33,8 @@ from kiosk.lists import REVOKED_PASSED, same_text
 from kiosk.peers import LATE_BATCH, Breach, held_rows, late_breaches
 from kiosk.pihealth import CONDITIONS as PI_CONDITIONS
 from kiosk.policy import GUARD_NEEDED, recorded_alarm
-from kiosk.store import FORGET_ACTION, format_ts
+from kiosk.store import FORGET_ACTION, MAX_SKIPPED, format_ts
+from kiosk.unreadable import UNREADABLE
 
 log = logging.getLogger(__name__)
 
@@ -1093,10 +1094,27 @@ UNREADABLE_ALARM = "device:unreadable_rows"
 
 def unreadable_alarms(seqs: list[int]) -> list[Alarm]:
     """A standing card naming the events a read had to leave out (``EventLog.unreadable_seqs``:
-    a page the card no longer reads back), ``detail`` their seqs as ranges; none without."""
+    a page the card no longer reads back) and those whose card cannot be told
+    (``card_unknown``), ``detail`` their seqs as ranges; none without."""
     if not seqs:
         return []
     return [Alarm(key=UNREADABLE_ALARM, kind="device", ts="", detail=seq_ranges(seqs))]
+
+
+#: The fields of an event a card is read from (``alarm_from_event``).
+_CARD_FIELDS = ("reasons", "flags")
+
+
+def card_unknown(event: Mapping[str, Any]) -> bool:
+    """Whether ``event`` raised no card only because its ``reasons`` or ``flags`` cannot be
+    read (``kiosk.unreadable``: a damaged field reads as none): a fever deny found by hand
+    read back after a restart, a quarantined resident let home. Which card it raised is
+    unknown, never taken as none: the row is named on the card of the rows that cannot be
+    read (``unreadable_alarms``). Only a row a card is read from (a pass or a deny)."""
+    damaged = event.get(UNREADABLE) or ()
+    if event.get("decision") not in ("pass", "deny", "manual_deny"):
+        return False
+    return any(name in damaged for name in _CARD_FIELDS)
 
 
 def seq_ranges(seqs: list[int]) -> str:
@@ -1261,6 +1279,9 @@ class AlarmDesk:
         self._acked_stamps: dict[tuple[str, int], tuple[str, str, str | None, str]] = {}
         #: The latest of each of ``FORGETTING``'s rows seen (``_forget_unlogged``).
         self._forgets_seen: dict[str, int] | None = None
+        #: The rows read whose card cannot be told (``card_unknown``): named on the card of
+        #: the rows that cannot be read (``unreadable_alarms``), with a damaged page's.
+        self._card_unknown: set[int] = set()
 
     def _now(self) -> str:
         return self._clock.now().isoformat()
@@ -1309,6 +1330,8 @@ class AlarmDesk:
                 if alarm is not None:
                     self._acked_passage(alarm)
                     board.add(alarm)
+                elif card_unknown(event) and len(self._card_unknown) < MAX_SKIPPED:
+                    self._card_unknown.add(int(event["seq"]))
             board.scanned_seq = max(board.scanned_seq, covered)
             if len(batch) < SCAN_BATCH and board.scanned_seq >= last:
                 break
@@ -1522,9 +1545,8 @@ class AlarmDesk:
         naming fewer rows leaves the board: more rows failing since is a new incident, and
         the card comes back once (the rows only grow until the daemon restarts)."""
         keys = {a.key for a in standing}
-        unreadable = [
-            a for a in unreadable_alarms(self._log.unreadable_seqs()) if a.key not in keys
-        ]
+        seqs = sorted({*self._log.unreadable_seqs(), *self._card_unknown})
+        unreadable = [a for a in unreadable_alarms(seqs) if a.key not in keys]
         for alarm in unreadable:
             known = self.board.alarms.get(alarm.key)
             if known is not None and known.acked_by and known.detail != alarm.detail:

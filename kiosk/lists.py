@@ -65,6 +65,7 @@ from .schema import sql_migrations
 from .snapshots import LatestRead
 from .spelling import same_text
 from .typed import typed
+from .unreadable import json_field
 from .wipe import owe_wipe, wipe_if_owed
 
 log = logging.getLogger(__name__)
@@ -970,6 +971,12 @@ def purge_revocations(
     return len(gone), emptied
 
 
+#: The boot a revocation was made in before NTP set the clock (its ``clocks``), NULL where
+#: the stored text is not JSON (``kiosk.unreadable.json_field``: dated by its ``revoked_at``,
+#: never the nightly purge's ``malformed JSON``).
+_REVOKED_BOOT = json_field("clocks", "$.revoked_at[0]")
+
+
 class _Revoked:
     """When revocations were made: ``revoked_at``, or, for one written before NTP set the
     clock (its ``clocks``), the time its boot's synchronised clock gives it."""
@@ -980,7 +987,7 @@ class _Revoked:
         self.clocks = "clocks" if kept else "NULL"
         boots = (
             db.execute(
-                "SELECT DISTINCT json_extract(clocks, '$.revoked_at[0]') FROM list_revocations"
+                f"SELECT DISTINCT {_REVOKED_BOOT} FROM list_revocations"  # noqa: S608
                 " WHERE clocks IS NOT NULL"
             ).fetchall()
             if kept

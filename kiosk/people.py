@@ -71,6 +71,7 @@ from kiosk.store import (
     shred_salts,
 )
 from kiosk.typed import typed
+from kiosk.unreadable import json_field
 from kiosk.wipe import owe_wipe, wipe_removed
 
 __all__ = [
@@ -399,6 +400,17 @@ class _Query:
             return "0", []
         return self.equal("text", column, [self.fold("text", self.person.household)])
 
+    def household_in_damaged(self, column: str) -> tuple[str, list[Any]]:
+        """SQL (scoped): ``column``'s stored text that is not JSON (damaged: its household
+        fields read as NULL, ``json_field``) holds the household forgotten whole as a JSON
+        string of its own (``"3-301"``: its ``unit``, its ``household``), folded as
+        ``key_of`` folds it; never inside another's (``"13-3011"``), nor in a note's words."""
+        if not self.person.whole_household:
+            return "0", []
+        quoted = self.fold("text", json.dumps(self.person.household, ensure_ascii=False))
+        damaged = f"(CASE WHEN json_valid({column}) THEN NULL ELSE {column} END)"
+        return self.spelled(damaged, lambda raw: str(quoted) in (_person_key("text", raw) or ""))
+
     def mentions(self, column: str) -> tuple[str, list[Any]]:
         """SQL: ``column``'s text carries a needle, each kind folded as ``key_of`` does. Not
         a household code: a short one is inside others (``1-10`` in ``11-101``); a
@@ -453,18 +465,15 @@ def _free_text(column: str, *keys: str) -> str:
     return f"(CASE WHEN json_valid({column}) THEN json_remove({column}, {paths}) ELSE {column} END)"
 
 
-#: SQL: a JSON column's field (``.format(column, key)``), NULL where the stored text is not
-#: JSON (a damaged card: ``kiosk.unreadable``), which SQLite's ``json_extract`` refuses with
-#: ``malformed JSON``, and every search and forget with it. Such a row is found by its other
+#: A registration's or a car's ``person``: the fields holding who and which dwelling, compared
+#: whole (``_events``); the rest (a guard's note) is free text. Each is NULL where the stored
+#: text is not JSON (``kiosk.unreadable.json_field``): such a row is found by its other
 #: columns (its household, its holder) and its text (``_free_text``), never by the damaged
 #: field's.
-_JSON_FIELD = "json_extract(CASE WHEN json_valid({0}) THEN {0} END, '$.{1}')"
-#: A registration's or a car's ``person``: the fields holding who and which dwelling, compared
-#: whole (``_events``); the rest (a guard's note) is free text.
-_PERSON = _JSON_FIELD.format("person", "{}")
+_PERSON = json_field("person", "$.{}")
 #: An audit row's ``detail``: whose pass it issued, and their dwelling.
-_DETAIL_HOLDER = _JSON_FIELD.format("detail", "holder")
-_DETAIL_HOUSEHOLD = _JSON_FIELD.format("detail", "household")
+_DETAIL_HOLDER = json_field("detail", "$.holder")
+_DETAIL_HOUSEHOLD = json_field("detail", "$.household")
 _DWELLING = f"coalesce(household, {_PERSON.format('unit')}, {_PERSON.format('resident_of')})"
 _PERSON_FIELDS = ("name", "driver", "unit", "resident_of", "phone", "plate")
 
@@ -490,6 +499,7 @@ def _events(db: sqlite_utils.Database, q: _Query) -> list[dict[str, Any]]:
         parts += [q.mentions(_free_text("person", *_PERSON_FIELDS))]
         parts += [q.household_is("household"), q.household_is(_PERSON.format("unit"))]
         parts += [q.household_is(_PERSON.format("resident_of"))]
+        parts += [q.household_in_damaged("person")]
     return _rows(db, "events", parts, _UNPURGED_EVENTS)
 
 
@@ -501,7 +511,7 @@ def _audit(db: sqlite_utils.Database, q: _Query) -> list[dict[str, Any]]:
     with q.scoped(db, "audit", also):
         parts = [q.named(holder, household)]
         parts += [q.mentions(_free_text("detail", "holder", "household"))]
-        parts += [q.household_is(household)]
+        parts += [q.household_is(household), q.household_in_damaged("detail")]
     return _rows(db, "audit", parts, also)
 
 

@@ -60,6 +60,7 @@ from .dating import run_end
 from .logs import FlapLimit
 from .queries import boot_offsets, clock_of, offset_time
 from .store import StoreFault, format_ts, read_boot_id
+from .unreadable import json_field
 
 __all__ = [
     "CONDITIONS",
@@ -677,16 +678,18 @@ _SPELL_ACTIONS = [
 ]
 #: The rows of the spells around a day (``_spell_rows``): by their stamps (``audit_ts``), and
 #: every row of a spell begun before NTP set the clock, which keep its ``clock``
-#: (``audit_action``): its start row and its end row, stamped on whichever clock.
-_SPELL_ROWS_SQL = """
+#: (``audit_action``): its start row and its end row, stamped on whichever clock. A row whose
+#: detail is not JSON (damaged: ``kiosk.unreadable.json_field``) keeps no ``clock``: read by its
+#: stamp, never the day's report's ``malformed JSON``.
+_SPELL_ROWS_SQL = f"""
 SELECT seq, ts, action, detail, boot_id, mono_ns FROM audit
 WHERE ts >= :since AND ts < :until AND +action IN (SELECT value FROM json_each(:actions))
 UNION
 SELECT seq, ts, action, detail, boot_id, mono_ns FROM audit
 WHERE action IN (SELECT value FROM json_each(:actions))
-    AND json_extract(detail, '$.clock') IS NOT NULL
+    AND {json_field("detail", "$.clock")} IS NOT NULL
 ORDER BY seq
-"""
+"""  # noqa: S608 - module constants
 
 
 def _spell_rows(db: Any, start: str, end: str) -> list[dict[str, Any]]:

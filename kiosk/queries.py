@@ -31,6 +31,7 @@ from kiosk.store import (
     format_ts,
 )
 from kiosk.typed import typed
+from kiosk.unreadable import json_field
 
 #: Where the boots' offsets count milliseconds from (``kiosk.dating``).
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -736,6 +737,13 @@ def search_text(text: str) -> str:
     return typed(text[:200])[:40]
 
 
+#: A registration's name and phone (``past_visitors``), NULL where its stored person is not
+#: JSON (``kiosk.unreadable.json_field``): such a row is nobody's by name or phone, never the
+#: search's ``malformed JSON``.
+_VISITOR_NAME = json_field("person", "$.name")
+_VISITOR_PHONE = json_field("person", "$.phone")
+
+
 def past_visitors(
     log: Readable, text: str, limit: int = 20, *, since: str | Since = ""
 ) -> list[dict[str, Any]]:
@@ -758,10 +766,9 @@ def past_visitors(
         return []
     digits = wanted if wanted.isdigit() and 3 <= len(wanted) <= 11 else ""
     sql = (
-        "SELECT * FROM events WHERE seq >= ? AND kind = 'registration'"
-        " AND person IS NOT NULL AND ("
-        "json_extract(person, '$.name') LIKE ? ESCAPE '\\' OR (? != '' AND "
-        "replace(replace(json_extract(person, '$.phone'), ' ', ''), '-', '') LIKE ? ESCAPE '\\')"
+        "SELECT * FROM events WHERE seq >= ? AND kind = 'registration'"  # noqa: S608
+        f" AND person IS NOT NULL AND ({_VISITOR_NAME} LIKE ? ESCAPE '\\' OR (? != '' AND "
+        f"replace(replace({_VISITOR_PHONE}, ' ', ''), '-', '') LIKE ? ESCAPE '\\')"
         ") ORDER BY seq DESC LIMIT ?"
     )
     params: list[Any] = [first, f"%{_like(wanted)}%", digits, f"%{_like(digits)}"]

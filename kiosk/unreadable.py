@@ -20,6 +20,11 @@ field in ``unreadable``; the export passes the text on unchanged (the office los
 its pull stops at the row, naming its seq: its hash no longer verifies), every other reader
 reads it as nothing (``EMPTY``), never as the text (a flag's name found in damaged text is no
 flag).
+
+The one way SQL reads a field of a stored JSON column (``json_field``): SQLite's
+``json_extract`` refuses text that is not JSON with ``malformed JSON``, and the whole query
+with it (every search, every report that reads the column); ``json_field`` reads such a row's
+field as NULL instead.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ __all__ = [
     "UNREADABLE",
     "also_checked",
     "decode_json",
+    "json_field",
     "readable_rows",
 ]
 
@@ -92,6 +98,14 @@ def decode_json(
     if damaged:
         row[UNREADABLE] = damaged
     return row
+
+
+def json_field(column: str, path: str) -> str:
+    """SQL: the value at ``path`` (``'$.name'``) of the JSON text in ``column``, NULL where the
+    stored text is not JSON (a damaged card, a hand edit): ``json_extract`` on such text
+    raises ``malformed JSON`` and fails the query, whatever row it was after. ``column`` and
+    ``path`` are the caller's constants, never a user's text."""
+    return f"json_extract(CASE WHEN json_valid({column}) THEN {column} END, '{path}')"
 
 
 def also_checked(picked: Collection[str]) -> list[str]:
