@@ -31,7 +31,7 @@ from kiosk.store import (
     format_ts,
 )
 from kiosk.typed import typed
-from kiosk.unreadable import json_field
+from kiosk.unreadable import A_TIME, decode_json, json_field, undated_args, undated_sql
 
 #: Where the boots' offsets count milliseconds from (``kiosk.dating``).
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -200,16 +200,19 @@ class TooManyRows(ValueError):
 def event_rows_between(log: Readable, start: str, end: str) -> list[dict[str, Any]]:
     """The stored rows (JSON fields as text) dated in ``[start, end)``, in ``seq`` order, with
     ``ts`` the dated time: an event stamped before NTP synced at the time its boot's clock
-    gave it (``kiosk.dating``), as the day's report counts it. ``TooManyRows`` (how many)
-    when there are more than ``MAX_ROWS * 10``: never some of them, as if they were all."""
+    gave it (``kiosk.dating``), and one whose time is no time on the day of the row before
+    it (``kiosk.unreadable.undated_sql``), as the day's report counts them. ``TooManyRows``
+    (how many) when there are more than ``MAX_ROWS * 10``: never some of them, as if they
+    were all."""
     db = log.reader()
     source, ts = dated_source(db)
     limit = MAX_ROWS * 10
-    where = f"FROM {source} WHERE {ts} >= ? AND {ts} < ?"
-    sql = f"SELECT * {where} ORDER BY seq LIMIT ?"  # noqa: S608
-    rows = [dict(r, ts=r[ts]) for r in db.query(sql, [start, end, limit + 1])]
+    where = f"FROM {source} WHERE {ts} >= ? AND {ts} < ? AND {ts} GLOB '{A_TIME}'"
+    day = f"SELECT * {where} UNION ALL {undated_sql(source, ts, '*')}"  # noqa: S608
+    args = [start, end, *undated_args(start, end)]
+    rows = [dict(r, ts=r[ts]) for r in db.query(f"{day} ORDER BY seq LIMIT ?", [*args, limit + 1])]
     if len(rows) > limit:
-        count = db.execute(f"SELECT count(*) {where}", [start, end]).fetchone()[0]  # noqa: S608
+        count = db.execute(f"SELECT count(*) FROM ({day})", args).fetchone()[0]  # noqa: S608
         raise TooManyRows(int(count), limit)
     return rows
 
@@ -548,14 +551,14 @@ def audits_after(
 
 
 def _audit_notes(rows: Iterator[dict[str, Any]]) -> list[AuditNote]:
-    """Audit rows with their ``detail`` decoded (an undecodable detail is empty)."""
+    """Audit rows with their ``detail`` decoded (``kiosk.unreadable.decode_json``): one that
+    cannot be read, or that is no object (a hand edit), is empty."""
     out = []
     for row in rows:
-        try:
-            detail = json.loads(row["detail"] or "{}")
-        except ValueError:
+        detail = decode_json(dict(row), ("detail",))["detail"]
+        if not isinstance(detail, dict):
             detail = {}
-        note = AuditNote(str(row["actor"]), str(row["ts"]), detail or {}, Stamp.of(row))
+        note = AuditNote(str(row["actor"]), str(row["ts"]), detail, Stamp.of(row))
         out.append(note)
     return out
 
@@ -654,7 +657,8 @@ def not_opened_after(
     args: list[Any] = [int(after), *households] + ([] if limit is None else [limit])
     found: dict[int, dict[str, Any]] = {}
     for row in db.query(not_opened_sql(len(households), limit is not None), args):
-        seq = not_opened(json.loads(row["flags"]) if row["flags"] else ())
+        flags = decode_json({"flags": row["flags"]}, ("flags",))["flags"]  # damaged: none
+        seq = not_opened(flags if isinstance(flags, list) else ())
         if seq is not None:
             found.setdefault(seq, row)
     return found

@@ -142,6 +142,9 @@ def by_name(columns: tuple[Column, ...]) -> dict[str, Column]:
 #: Event fields in record order: the store's INSERT, ``/api/v1/events``, the pull.
 #: The decisions that let a person through (the kiosk's and the guard's).
 PASS_DECISIONS = frozenset({"pass", "manual_pass"})
+#: Every decision an event records (the log refuses any other; one read back otherwise was
+#: damaged: ``kiosk.unreadable``).
+DECISIONS = frozenset({*PASS_DECISIONS, "deny", "manual_deny"})
 
 EVENT_COLUMNS = names(EVENT)
 AUDIT_COLUMNS = names(AUDIT)

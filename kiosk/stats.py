@@ -75,6 +75,7 @@ from kiosk.files import streamed_rows
 from kiosk.history import counted_outing
 from kiosk.links import (
     GUARD_DECISIONS,
+    NOT_OPENED,
     OVERRIDING,
     Key,
     decision_before,
@@ -90,7 +91,14 @@ from kiosk.ports import Store
 from kiosk.record import PURGED_HOUSEHOLD
 from kiosk.sheets import write_csv, write_xlsx
 from kiosk.store import define_counted_outing, recorded_history
-from kiosk.unreadable import also_checked, readable_rows
+from kiosk.unreadable import (
+    A_TIME,
+    UNREADABLE,
+    also_checked,
+    readable_rows,
+    undated_args,
+    undated_sql,
+)
 
 MIGRATIONS = Migrations("kiosk.stats")
 
@@ -153,7 +161,9 @@ def _events_between(
     dated time and ``dating`` how it was dated (null in a table of rows dated without it).
     ``kiosks``: only theirs (a compound of the district's, ``office.compounds``). A row whose
     fields cannot be read is left out, its ``seq`` put into ``skipped``
-    (``kiosk.unreadable.readable_rows``)."""
+    (``kiosk.unreadable.readable_rows``); with ``skipped``, one whose time is no time is of the
+    day of the row before it in the log (``undated_sql``), a deny kept dated as that row
+    (without, it is in none: the look-backs and spells read no such row)."""
     source, ts = dated_source(db)
     dated = source == "dated_events" or "dating" in db.table("events").columns_dict
     dating = "dating" if dated else "null"
@@ -163,12 +173,13 @@ def _events_between(
         {"ts": f"{ts} as ts", "dating": f"{dating} as dating"}.get(c, c) for c in wanted
     )
     only = "" if kiosks is None else f" and kiosk_id in ({', '.join('?' * len(kiosks))})"
-    with streamed_rows(
-        db,
-        f"select {picked} from {source} where {ts} >= ? and {ts} < ?{only} order by seq",  # noqa: S608
-        [start, end, *(kiosks or ())],
-    ) as rows:
-        yield readable_rows(rows, skipped)
+    timed = f"{ts} >= ? and {ts} < ? and {ts} glob '{A_TIME}'"
+    sql, args = f"select {picked} from {source} where {timed}", [start, end]  # noqa: S608
+    if skipped is not None:  # the day's figures: every row of it
+        sql += f"{only} union all {undated_sql(source, ts, picked)}"
+        args += [*(kiosks or ()), *undated_args(start, end)]
+    with streamed_rows(db, f"{sql}{only} order by seq", [*args, *(kiosks or ())]) as rows:
+        yield readable_rows(rows, skipped, since=start)
 
 
 def households_outing(row: Mapping[str, Any], roles: Collection[str] | None = None) -> bool:
@@ -200,6 +211,25 @@ def unknown_outings(exits: dict[str, Any], *, count: int | None = None) -> None:
     for key in ("households", "exits", "histogram", "max", "over_quota_households"):
         exits[key] = None
     exits["exits"] = count
+
+
+def gate_not_opened(rows: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """``rows`` (a day's, in ``seq`` order) as the day's figures take them. A deny whose flags
+    cannot be read (``kiosk.unreadable``) right after a pass of the same person at its gate
+    may be the row saying the gate did not open for it (``not_opened``): read as that one, so
+    the pass counts as no outing and its passage as denied; the row is counted unreadable all
+    the same. A pass it did not undo is counted one short, never one too many."""
+    before: dict[str, dict[str, Any]] = {}  # each gate's row before
+    for row in rows:
+        last, before[str(row["kiosk_id"])] = before.get(str(row["kiosk_id"])), row
+        if (
+            last is not None
+            and "flags" in row.get(UNREADABLE, ())
+            and (last["decision"], row["decision"]) in ((d, "deny") for d in PASSED)
+            and all(last[n] == row[n] for n in ("direction", "household"))
+        ):
+            row = {**row, "flags": json.dumps([f"{NOT_OPENED}{last['seq']}"])}  # noqa: PLW2901
+        yield row
 
 
 def not_opened_pass(row: Mapping[str, Any]) -> Key | None:
@@ -534,7 +564,7 @@ def compute_report(
     cols, sensor = _report_columns(db)
     unreadable: list[int] = []  # rows left out: a field damaged (``kiosk.unreadable``)
     with _events_between(db, start, end, cols, skipped=unreadable) as rows:
-        for row in rows:
+        for row in gate_not_opened(rows):
             dating[row["dating"]] += 1
             kiosks.add(row["kiosk_id"])
             by_decision[row["decision"]] += 1

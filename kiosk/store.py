@@ -55,6 +55,7 @@ from kiosk.devices import Health
 from kiosk.files import ended_read, read_snapshot, sqlite_read_only
 from kiosk.history import counted_outing
 from kiosk.links import NOT_OPENED_ROWS
+from kiosk.record import DECISIONS
 from kiosk.schema import PROGRAM_SETS, execute_script
 from kiosk.typed import whole_number
 from kiosk.unreadable import decode_json
@@ -64,7 +65,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 DIRECTIONS = frozenset({"in", "out"})
-DECISIONS = frozenset({"pass", "deny", "manual_pass", "manual_deny"})
 KINDS = frozenset({"passage", "manual", "registration", "vehicle"})
 #: Cap on ``person`` / audit ``detail`` JSON: a note or a photo must not bloat the log.
 MAX_JSON_BYTES = 65536

@@ -11,7 +11,11 @@ A damaged row never counts as a pass: one whose decision let someone through is 
 every figure. A damaged deny is kept, what its damaged fields said read as nothing (no
 reasons, no flags, no temperature, nobody: ``NOTHING``), so that it still ends its passage
 as denied: left out, the pass before it (a gate that did not open, ``not_opened``) stood as
-the passage's end, a pass and a household's outing in the report.
+the passage's end, a pass and a household's outing in the report. Besides the ``CHECKED``
+fields, a ``ts`` that is no time and a ``decision`` the log never records are damage
+(``damaged_fields``): such a decision reads as ``deny``, such a time as the time of the row
+before it; the day's figures find such a row on the day of the row before it in the log
+(``undated_sql``: its text sorts into no day, or another).
 
 The one way a JSON field of a row read back is decoded (``decode_json``: the log's readers,
 ``kiosk.store.decode_event_row`` and ``decode_audit_row``, and the office's export,
@@ -34,20 +38,25 @@ import json
 import logging
 import threading
 from collections.abc import Collection, Iterable, Iterator, Mapping
+from datetime import datetime
 from typing import Any, TypeVar, cast
 
 from kiosk.hashchain import unreadable_field
-from kiosk.record import PASS_DECISIONS
+from kiosk.record import DECISIONS, PASS_DECISIONS
 
 __all__ = [
+    "A_TIME",
     "CHECKED",
     "EMPTY",
     "NOTHING",
     "UNREADABLE",
     "also_checked",
+    "damaged_fields",
     "decode_json",
     "json_field",
     "readable_rows",
+    "undated_args",
+    "undated_sql",
 ]
 
 log = logging.getLogger(__name__)
@@ -115,18 +124,47 @@ def also_checked(picked: Collection[str]) -> list[str]:
     return [name for name in ("kiosk_id", "decision", *CHECKED) if name not in picked]
 
 
-def readable_rows(rows: Iterable[Row], skipped: list[int] | None = None) -> Iterator[Row]:
-    """``rows`` (stored ``events`` rows, whole or in part), those with a ``CHECKED`` field
-    that cannot be read (``unreadable_field``) put into ``skipped`` (their ``seq``) and
+def damaged_fields(row: Mapping[str, Any]) -> list[str]:
+    """The fields of a stored ``events`` row (whole or in part, as stored or read back) that
+    cannot be read: those its reader named (``UNREADABLE``), a ``CHECKED`` one that does not
+    read as the record types it (``unreadable_field``), a ``ts`` that is no time, a
+    ``decision`` the log never records (``DECISIONS``)."""
+    damaged = list(row.get(UNREADABLE) or ())
+    fields = {name: row[name] for name in CHECKED if name in row and name not in damaged}
+    while (field := unreadable_field(fields)) is not None:
+        damaged.append(field)
+        del fields[field]
+    if "ts" in row and not _a_time(row["ts"]):
+        damaged.append("ts")
+    if "decision" in row and row["decision"] not in DECISIONS:
+        damaged.append("decision")
+    return damaged
+
+
+def _a_time(value: Any) -> bool:
+    """Whether a stored ``ts`` reads as a time."""
+    if not isinstance(value, str):
+        return False
+    try:
+        datetime.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
+
+
+def readable_rows(
+    rows: Iterable[Row], skipped: list[int] | None = None, since: str | None = None
+) -> Iterator[Row]:
+    """``rows`` (stored ``events`` rows, whole or in part, in ``seq`` order), those with a
+    field that cannot be read (``damaged_fields``) put into ``skipped`` (their ``seq``) and
     logged once (``told``): a pass among them left out, a deny kept with its damaged fields
-    read as ``NOTHING``."""
+    read as ``NOTHING`` (a decision as ``deny``: a damaged one never counts as a pass; a
+    time as the row's before it, else ``since``) and named in ``UNREADABLE``."""
+    last = since
     for row in rows:
-        fields = {name: row[name] for name in CHECKED if name in row}
-        damaged: list[str] = []
-        while (field := unreadable_field(fields)) is not None:
-            damaged.append(field)
-            del fields[field]
+        damaged = damaged_fields(row)
         if not damaged:
+            last = row.get("ts", last)
             yield row
             continue
         seq = row.get("seq")
@@ -134,7 +172,45 @@ def readable_rows(rows: Iterable[Row], skipped: list[int] | None = None) -> Iter
             skipped.append(seq)
         told(str(row.get("kiosk_id") or ""), seq, damaged[0])
         if "decision" in row and row["decision"] not in PASS_DECISIONS:
-            yield cast(Row, {**row, **{name: NOTHING[name] for name in damaged}})
+            yield cast(Row, {**row, **_read_as(damaged, last, row), UNREADABLE: damaged})
+
+
+def _read_as(damaged: list[str], last: Any, row: Mapping[str, Any]) -> dict[str, Any]:
+    """What the ``damaged`` fields of a deny kept read as (``readable_rows``)."""
+    out = {name: NOTHING[name] for name in damaged if name in NOTHING}
+    if "decision" in damaged:
+        out["decision"] = "deny"
+    if "ts" in damaged:
+        out["ts"] = last if last is not None else row["ts"]
+    return out
+
+
+#: What every stored time's text begins with (``YYYY-MM-DD?HH:MM``), as a GLOB: a ``ts``
+#: that does not is no time, and may sort into another day or none (null, a word, a number,
+#: hour 99).
+A_TIME = "[0-9][0-9][0-9][0-9]-[01][0-9]-[0-3][0-9]?[0-2][0-9]:[0-5][0-9]*"
+
+
+def undated_sql(source: str, ts: str, picked: str) -> str:
+    """SQL: the rows of a day (``undated_args``) in ``source`` (the events, or their dated
+    view: its time ``ts``) whose time is no time (``A_TIME``), each of the day of the row
+    before it in the log (of the first row after it when none is before it): those from the
+    day's first row (by time) to the next day's first. A search of the ``ts`` index and of
+    the day's span of ``seq``, never a walk of every row."""
+    timed = f"{ts} glob '{A_TIME}'"
+    rows = f"from {source} where {timed} and {ts}"  # noqa: S608
+    first = f"(select seq {rows} >= ? order by {ts} limit 1)"
+    return (
+        f"select {picked} from {source} where not coalesce({timed}, 0)"  # noqa: S608
+        f" and seq > (case when exists (select 1 {rows} < ?) then {first} else 0 end)"
+        f" and exists (select 1 {rows} >= ? and {ts} < ?)"
+        f" and seq < coalesce({first}, {2**63 - 1})"
+    )
+
+
+def undated_args(start: str, end: str) -> list[str]:
+    """``undated_sql``'s parameters for the day ``[start, end)``."""
+    return [start, start, start, end, end]
 
 
 def told(kiosk_id: str, seq: Any, field: str) -> None:

@@ -68,6 +68,7 @@ from kiosk.sheets import formula_safe, write_csv
 from kiosk.store import EventLog, LogClosing, ReadFailure, StoreFault, error_name, format_ts
 from kiosk.tokens import TokenInfo
 from kiosk.typed import whole_number
+from kiosk.unreadable import UNREADABLE, damaged_fields
 from ui import i18n
 from ui.kiosk_screen import in_networks
 from ui.views import gate_report
@@ -89,6 +90,8 @@ FIELDS_PATTERN = f"^(?:{_FIELD_ALT})(?:,(?:{_FIELD_ALT}))*$"
 #: The event record's order (docs/event-log.md), then the columns the log adds (the pull's
 #: wire format).
 EVENT_FIELDS = COLUMNS
+#: ``/api/v1/events.csv``'s columns: ``EVENT_FIELDS``, then ``unreadable`` (a damaged row's).
+CSV_FIELDS = (*EVENT_FIELDS, UNREADABLE)
 
 
 # --- response models (OpenAPI) ----------------------------------------------------------------
@@ -1114,7 +1117,7 @@ def csv_rows(
     """The CSV export: a header, then at most ``limit`` masked events after ``after`` and up
     to ``through`` (the head its audit row names: events decided while it streams are the
     next export's), read ``page`` at a time."""
-    header = write_csv([EVENT_FIELDS])  # sent with the first page, or alone when none
+    header = write_csv([CSV_FIELDS])  # sent with the first page, or alone when none
     cursor, sent = after, 0
     while sent < limit and cursor < through:
         try:
@@ -1126,12 +1129,19 @@ def csv_rows(
         batch = [row for row in batch if row["seq"] <= through]
         if not batch:
             break
-        events = (mask_event(row, allowed) for row in batch)
-        yield header + write_csv([_csv_cell(e[name]) for name in EVENT_FIELDS] for e in events)
+        yield header + write_csv(_csv_event(row, allowed) for row in batch)
         header = ""
         cursor, sent = batch[-1]["seq"], sent + len(batch)
     if header:
         yield header
+
+
+def _csv_event(row: dict[str, Any], allowed: frozenset[str]) -> list[Any]:
+    """One event's CSV cells, masked: ``EVENT_FIELDS``, then its fields that cannot be read
+    (``kiosk.unreadable.damaged_fields``, as a JSON list; empty when every one can)."""
+    masked = mask_event(row, allowed)
+    damaged = damaged_fields(row)
+    return [*(_csv_cell(masked[name]) for name in EVENT_FIELDS), _csv_cell(damaged or None)]
 
 
 class ExportCut(Exception):

@@ -30,6 +30,7 @@ from kiosk.lists import entry_version
 from kiosk.passes import Pass
 from kiosk.sheets import write_csv, write_xlsx
 from kiosk.typed import whole_number
+from kiosk.unreadable import damaged_fields
 from ui import charts, i18n
 from ui.device_words import detail_text
 from ui.report_words import as_of_line, words
@@ -730,6 +731,7 @@ EXPORT_COLUMNS = (
     "export.operator",
     "export.pass_id",
     "export.utc_offset",
+    "export.unreadable",  # the row's fields that cannot be read (a damaged row), else empty
 )
 
 
@@ -767,6 +769,7 @@ def export_row(row: dict[str, Any], lang: str, tz: ZoneInfo, clear: frozenset[st
         row.get("operator") or "",
         masked.get("pass_id") or "",
         utc_offset(row.get("ts"), tz),
+        ", ".join(damaged_fields(row)),
     ]
 
 

@@ -1,0 +1,241 @@
+"""A day's report on an event row damaged by hand or by bit rot (the append-only trigger
+dropped first), past what the reasons, flags, temperature and person of a row can lose
+(``tests/test_damaged_rows.py``): its time that is no time, a decision the log never records,
+the flags of the deny that said the gate did not open. Each was read as something the row
+never said: the row gone from its day with ``unreadable_rows`` 0 (the office told the day is
+whole) and the pass before it standing as an outing, or a decision kind of its own. Now each
+is counted as unreadable, never as a pass; a deny is kept. The console's pages and the two
+CSV exports name a damaged row's fields."""
+
+from __future__ import annotations
+
+import csv
+import io
+import sqlite3
+from datetime import UTC, date, datetime
+
+import pytest
+from fastapi.testclient import TestClient
+from guard_support import BASE, login, make_app
+from support import kiosk_api, reporting_log
+
+from kiosk import queries
+from kiosk.clock import FakeClock
+from kiosk.stats import daily_report
+from kiosk.store import EventDraft
+
+DAY = date(2026, 10, 25)
+ZONE = "Europe/Berlin"
+#: A ``ts`` that is no time: words (sorting after every day), a day's date with words after it
+#: (sorting into the next day: "g" after "2"), a time out of range, a number.
+NO_TIME = ("'garbage'", "'2026-10-25Tgarbage'", "'2026-10-25T99:99:99+00:00'", "5")
+
+
+def edit(path, seq: int, column: str, sql: str) -> None:
+    """Set row ``seq``'s ``column`` to the SQL value ``sql`` by hand."""
+    db = sqlite3.connect(path)
+    db.execute("DROP TRIGGER IF EXISTS events_append_only_update")
+    db.execute(f"UPDATE events SET {column} = {sql} WHERE seq = ?", [seq])  # noqa: S608
+    db.commit()
+    db.close()
+
+
+@pytest.fixture
+def clock():
+    return FakeClock(start=datetime(2026, 10, 25, 9, 0, tzinfo=UTC))
+
+
+@pytest.fixture
+def store(tmp_path, clock):
+    log = reporting_log(tmp_path / "k.db", clock)
+    yield log
+    log.close()
+
+
+WHO = {"pass_id": "aa01aa01aa01", "household": "A-101", "holder": "R"}
+
+
+def exit_not_opened(store, clock, **who: str) -> None:
+    """A resident's exit pass (seq 1); the gate did not open: the kiosk's deny (seq 2)."""
+    who = who or WHO
+    out = store.append(
+        EventDraft(direction="out", decision="pass", reasons=("ok",), temp_c=36.5, **who)
+    )
+    clock.advance(5)
+    store.append(
+        EventDraft(
+            direction="out",
+            decision="deny",
+            reasons=("gate_fault",),
+            temp_c=36.5,
+            flags=(f"not_opened:{out.seq}",),
+            **who,
+        )
+    )
+
+
+def figures(report: dict) -> tuple:
+    passages = report["passages"]
+    return (
+        report["unreadable_rows"],
+        report["by_decision"],
+        (passages["passed"], passages["denied"]),
+        report["exits_per_household"]["households"],
+    )
+
+
+#: The exit the gate did not open for, its deny damaged: one unreadable row, one denied
+#: passage, no household out.
+DENIED = (1, {"deny": 1, "pass": 1}, (0, 1), 0)
+
+
+@pytest.mark.parametrize("ts", NO_TIME)
+def test_a_deny_whose_time_is_no_time_is_counted_in_its_day(ts, store, clock):
+    """Before: the row was in no day (or in the next, whose report raised ValueError, or in
+    this one, raising): the day read as whole, the exit as a pass and an outing."""
+    exit_not_opened(store, clock)
+    clock.advance(86400)
+    store.append(EventDraft(direction="in", decision="pass", reasons=("ok",), temp_c=36.5))
+    edit(store.path, 2, "ts", ts)
+    assert figures(daily_report(store.reader(), DAY, ZONE)) == DENIED
+    next_day = daily_report(store.reader(), date(2026, 10, 26), ZONE)
+    assert (next_day["unreadable_rows"], next_day["by_decision"]) == (0, {"pass": 1})
+
+
+def test_a_deny_whose_time_is_no_time_is_dated_as_the_row_before_it(store, clock):
+    exit_not_opened(store, clock)
+    edit(store.path, 2, "ts", "'garbage'")
+    report = daily_report(store.reader(), DAY, ZONE)
+    assert report["by_hour"][10] == 2  # 09:00 UTC, 10:00 in Berlin: both rows
+    assert sum(h["events"] for h in report["hours"]) == report["events"] == 2
+
+
+def test_a_pass_whose_time_is_no_time_is_counted_and_no_pass(store, clock):
+    exit_not_opened(store, clock)
+    edit(store.path, 1, "ts", "'garbage'")
+    clock.advance(60)
+    store.append(EventDraft(direction="in", decision="pass", reasons=("ok",), temp_c=36.5))
+    report = daily_report(store.reader(), DAY, ZONE)
+    assert report["unreadable_rows"] == 1
+    assert report["by_decision"] == {"deny": 1, "pass": 1}  # the later pass alone
+    assert report["exits_per_household"]["households"] == 0
+
+
+@pytest.mark.parametrize("decision", ["'maybe'", "'PASS'", "''"])
+def test_a_damaged_decision_is_counted_unreadable_and_never_a_pass(decision, store, clock):
+    """Before: a decision kind of its own in ``by_decision`` (``{"maybe": 1}``), unreadable 0
+    (an empty one: {"": 1})."""
+    exit_not_opened(store, clock)
+    edit(store.path, 2, "decision", decision)
+    assert figures(daily_report(store.reader(), DAY, ZONE)) == DENIED
+
+
+def test_a_damaged_decision_of_a_pass_reads_as_a_deny(store, clock):
+    store.append(EventDraft(direction="out", decision="pass", reasons=("ok",), **WHO))
+    edit(store.path, 1, "decision", "'pazz'")
+    report = daily_report(store.reader(), DAY, ZONE)
+    assert figures(report) == (1, {"deny": 1}, (0, 1), 0)
+
+
+@pytest.mark.parametrize("flags", ["'[\"not_opened:'", "'\"not_opened:1\"'", "'{}'"])
+def test_the_not_opened_deny_whose_flags_are_damaged_still_undoes_its_pass(flags, store, clock):
+    """Before: its link lost, the pass it undid counted as passed and as the household's
+    outing, the deny as a passage of its own."""
+    exit_not_opened(store, clock)
+    edit(store.path, 2, "flags", flags)
+    report = daily_report(store.reader(), DAY, ZONE)
+    assert figures(report) == DENIED
+    assert report["passages"]["total"] == 1
+
+
+def test_a_damaged_deny_of_someone_else_undoes_no_pass(store, clock):
+    exit_not_opened(store, clock)
+    clock.advance(60)
+    store.append(EventDraft(direction="out", decision="pass", reasons=("ok",), **WHO))
+    clock.advance(60)
+    other = {"pass_id": "bb02bb02bb02", "household": "B-202", "holder": "S"}
+    store.append(EventDraft(direction="out", decision="deny", reasons=("fever",), **other))
+    edit(store.path, 4, "flags", "'[\"x'")
+    report = daily_report(store.reader(), DAY, ZONE)
+    assert report["unreadable_rows"] == 1
+    assert (report["passages"]["passed"], report["passages"]["denied"]) == (1, 2)
+    assert report["exits_per_household"]["households"] == 1
+
+
+def test_not_opened_for_reads_a_damaged_link_as_none(store, clock):
+    """Before: JSONDecodeError out of ``queries.not_opened_after`` (the passage page's)."""
+    exit_not_opened(store, clock)
+    edit(store.path, 2, "flags", "'[\"not_opened:1'")
+    assert queries.not_opened_for(store, 1) is None
+    assert queries.not_let_through(store, [{"seq": 1, "decision": "pass"}]) == set()
+
+
+@pytest.mark.parametrize("detail", ["'[1]'", "'\"text\"'", "'7'"])
+def test_an_audit_detail_that_is_no_object_reads_as_empty(detail, store):
+    """Before: a list, a text or a number was the note's detail, which its readers ask
+    ``.get`` of (the alarm board's bundle scan)."""
+    store.audit("alice", "lists.bundle", {"k": 1})
+    db = sqlite3.connect(store.path)
+    for trigger in db.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'"):
+        if "audit" in trigger[0] and "update" in trigger[0]:
+            db.execute(f"DROP TRIGGER {trigger[0]}")
+    db.execute(f"UPDATE audit SET detail = {detail}")  # noqa: S608
+    db.commit()
+    db.close()
+    [(_, note)] = queries.audits_after(store, "lists.bundle", 0)
+    assert note.detail == {}
+
+
+def guards_export(core, clock, column: str, sql: str) -> list[list[str]]:
+    """The guard's CSV of the day (header first): the exit the gate did not open for, its
+    deny's ``column`` set to ``sql``."""
+    exit_not_opened(core.store, clock)
+    edit(core.store.path, 2, column, sql)
+    clock.advance(60)
+    with TestClient(make_app(core), base_url=BASE) as c:
+        login(c)
+        answer = c.get("/guard/export.csv", params={"day": "2026-10-25", "lang": "en"})
+    assert answer.status_code == 200
+    return list(csv.reader(io.StringIO(answer.text.lstrip("\ufeff"))))
+
+
+def test_the_guards_export_names_the_damaged_fields(guard_core, clock):
+    rows = guards_export(guard_core, clock, "temp_c", "'hot'")
+    assert [row[-1] for row in rows[1:]] == ["", "temp_c"]
+    assert len({len(row) for row in rows}) == 1
+
+
+def test_the_api_csv_names_the_damaged_fields(tmp_path, clock):
+    api = kiosk_api(tmp_path / "k.db", "gate-1", clock, scopes=("logs:read",))
+    try:
+        exit_not_opened(api.store, clock)
+        edit(api.store.path, 2, "reasons", "'{x'")
+        answer = api.test_client.get(
+            "/api/v1/events.csv", headers={"Authorization": f"Bearer {api.token}"}
+        )
+    finally:
+        api.store.close()
+    assert answer.status_code == 200, answer.text
+    rows = list(csv.DictReader(io.StringIO(answer.text)))
+    assert [r["unreadable"] for r in rows] == ["", '["reasons"]']
+    assert rows[1]["reasons"] == "{x"  # the stored text, passed on
+
+
+def test_the_guards_export_keeps_a_row_whose_time_is_no_time(guard_core, clock):
+    """Before: the deny was in no day's file (its ``ts`` in no day's range)."""
+    rows = guards_export(guard_core, clock, "ts", "'garbage'")
+    assert [row[-1] for row in rows[1:]] == ["", "ts"]
+    assert rows[2][0] == "garbage"  # the stored text, named in the last column
+
+
+def test_the_consoles_pages_draw_a_damaged_not_opened_link(guard_core, clock):
+    """Before: the live page, its feed and the pass's passage page were 500s
+    (JSONDecodeError out of ``queries.not_opened_after``)."""
+    exit_not_opened(guard_core.store, clock)
+    edit(guard_core.store.path, 2, "flags", "'[\"not_opened:1'")
+    clock.advance(60)
+    pages = ("/guard/", "/guard/api/feed", "/guard/passage/1", "/guard/passage/2")
+    with TestClient(make_app(guard_core), base_url=BASE, raise_server_exceptions=False) as c:
+        login(c)
+        status = {page: c.get(page).status_code for page in pages}
+    assert status == dict.fromkeys(pages, 200)
