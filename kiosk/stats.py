@@ -988,13 +988,16 @@ def daily_report(
 
 
 def before_log(db: Database, day: date, tz: ZoneInfo | str) -> bool:
-    """Whether ``day`` ended before the log's first row, an event or an audit row (a gate
-    installed since: its tokens made, its daemon started), none dated into it: a day the gate
-    never kept, whose zeros are no count. False for a log holding nothing yet."""
+    """Whether ``day`` ended before the log's first row whose time is known (an event or an
+    audit row stamped on a synchronised clock: a gate installed since, its tokens made, its
+    daemon started), none dated into it by its boot's clock (``kiosk.dating``): a day the gate
+    never kept, whose zeros are no count. A row stamped before NTP set the clock (1970, the
+    fake-hwclock's date) says nothing of when the log began: until 2026-12-08 one such row (a
+    first boot's, a restart's ``daemon.start``) made no day before the log. False for a log
+    holding no row of a known time. Two probes of ``events_synced_ts``, ``audit_synced_ts``."""
     _, end = day_bounds(day, tz)
-    firsts = [db.execute("select min(ts) from events").fetchone()[0]]
-    if db["audit"].exists():
-        firsts.append(db.execute("select min(ts) from audit").fetchone()[0])
+    tables = ("events", "audit") if db["audit"].exists() else ("events",)
+    firsts = [db.execute(_FIRST_SYNCED_SQL.format(t)).fetchone()[0] for t in tables]
     known = [str(ts)[:19] for ts in firsts if ts is not None]
     if not known or min(known) < end:
         return False
@@ -1002,6 +1005,11 @@ def before_log(db: Database, day: date, tz: ZoneInfo | str) -> bool:
         return True
     dated = db.execute("select 1 from redated_events where dated_ts < ? limit 1", [end])
     return dated.fetchone() is None
+
+
+#: The first ``ts`` of a table of the log (``events``, ``audit``) stamped on a synchronised
+#: clock (``kiosk.store`` migration m012's index: one probe).
+_FIRST_SYNCED_SQL = "select min(ts) from {} where clock_synced = 1"
 
 
 #: Reasons that say a device of the checkpoint was out of order when the kiosk decided.

@@ -428,11 +428,27 @@ class GateRefusal(PullError):
 
 
 def _retry_after(status: int, headers: httpx.Headers) -> int | None:
-    """The seconds a 429's ``Retry-After`` says to wait, at most ``RETRY_AFTER_MAX_S``; None
-    for another status, or a ``Retry-After`` absent or not a whole number of seconds (a date,
-    a negative)."""
-    wait = whole_number(headers.get("retry-after", "").strip()) if status == 429 else None
-    return None if wait is None else min(wait, RETRY_AFTER_MAX_S)
+    """The seconds a 429's ``Retry-After`` says to wait, at most ``RETRY_AFTER_MAX_S``: the
+    longest whole number of seconds among its values (two headers, or a proxy's ``600, 600``:
+    until 2026-12-08 such a list held nothing); None for another status, or a ``Retry-After``
+    absent or with no whole number of seconds (a date, a negative)."""
+    if status != 429:
+        return None
+    waits = [_seconds(v.strip()) for v in headers.get_list("retry-after", split_commas=True)]
+    known = [wait for wait in waits if wait is not None]
+    return min(max(known), RETRY_AFTER_MAX_S) if known else None
+
+
+#: The most digits a ``Retry-After`` is read from as a number (``whole_number``).
+_READ_DIGITS = 18
+
+
+def _seconds(text: str) -> int | None:
+    """``text`` as whole seconds: more digits than ``_READ_DIGITS`` are more than
+    ``RETRY_AFTER_MAX_S`` (until 2026-12-08 such a wait held nothing)."""
+    if text.isascii() and text.isdigit() and len(text) > _READ_DIGITS:
+        return RETRY_AFTER_MAX_S
+    return whole_number(text, _READ_DIGITS)
 
 
 def _refused_days(base: str, refusals: list[RefusedReport]) -> RefusedReport | None:
@@ -529,13 +545,18 @@ def collect_gate_reports(
     not the day's; before this version each of the other days was asked all the same).
     A day the gate's report says ended before its log began (``before_log``: a gate installed
     since) is nothing to keep, no refusal: it is not written (no row of zeros in the
-    district's sums), and the days before it, before the log too, are not asked."""
+    district's sums), and the days before it, before the log too, are not asked. Today's
+    report saying it (the gate's clock set back before its log began) raises (``PullError``,
+    naming it: until 2026-12-08 nothing was kept and nothing said)."""
     first = _fetch(client, base, token, None, deadline_s)
     today = first.day
     if now is not None:
         _check_day(base, first, now, timedelta(seconds=deadline_s))
     if first.before_log:  # a clock set back before the log began: no day of it to keep
-        return Collected(today)
+        raise PullError(
+            f"{base}: today ({today}) is before the gate's log began: its clock is wrong,"
+            " nothing kept"
+        )
     target.write_gate_report(kiosk_id, today, first.zone, first.figures, False)
     held = target.final_report_days(kiosk_id, today - timedelta(days=days - 1))
     refused: list[RefusedReport] = []

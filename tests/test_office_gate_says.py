@@ -140,11 +140,16 @@ def test_the_collector_keeps_nothing_of_the_days_before_a_gates_log(gate):
 
 def test_a_gate_whose_today_is_before_its_log_has_nothing_kept(gate):
     """Its clock set back to Tuesday (not synchronised, nor the office's): no day of zeros
-    kept under a day it never kept, and no day before it asked."""
+    kept under a day it never kept, no day before it asked, and the round fails naming it
+    (it returned with no error before: nothing kept, nothing said)."""
     gate.clock.set_wall(ASKED - timedelta(days=3))
     kept = _Kept()
-    got, asked = _collect(gate, kept)
-    assert (got.today, got.error, kept.figures, asked) == (TUESDAY, None, {}, [None])
+    net = Network(gate)
+    named = r"today \(2026-03-03\) is before the gate's log began: its clock is wrong, nothing"
+    refused = pytest.raises(PullError, match=named)
+    with httpx.Client(transport=httpx.MockTransport(net)) as client, refused:
+        collect_gate_reports(client, kept, BASE, "gate-1", gate.token)
+    assert kept.figures == {} and [r.url.params.get("day") for r in net.requests] == [None]
 
 
 def test_a_report_whose_before_log_is_not_a_yes_or_no_is_refused():
