@@ -75,6 +75,7 @@ __all__ = [
     "report_rows",
     "report_sheets",
     "rule_text",
+    "value_words",
     "worded",
     "worded_sheets",
 ]
@@ -522,6 +523,29 @@ def item_words(words: Words, category: object, item: object) -> str:
     return "·".join(out)
 
 
+#: The values of a report that are words of the report's own (``value_words``): the rest
+#: (numbers, dates, a rule's text, ids) are shown as they are.
+_WORDED_VALUES = ("none", "every role", "off", UNKNOWN)
+
+
+def value_words(words: Words, item: object, value: object) -> str | None:
+    """A report's value that is a code, in words (``v.CODE``): a flag (``quota_enabled``)
+    yes or no, whose outings count (``quota_roles``: each role's words, ``every role``), a
+    day whose rule did not change (``none``), a figure not known (``unknown``); None for any
+    other value (a number, a date, a rule's text), shown as it is. The file's value column
+    keeps the value as it always was; these are its words (the page, the words column)."""
+    if isinstance(value, bool):
+        return words("v.yes" if value else "v.no")
+    if not isinstance(value, str):
+        return None
+    if value in _WORDED_VALUES:
+        return words(f"v.{value}")
+    if item != "quota_roles":
+        return None
+    roles = [words(f"v.role.{role}") or role for role in value.split(", ")]
+    return (words("v.list") or ", ").join(roles)
+
+
 def worded(rows: Sequence[Sequence[Any]], words: Words) -> list[list[Any]]:
     """A sheet's rows (the header first) in ``words``' language: the header's names in words
     and, after the last column, one column of words for each column of codes (``CODED``).
@@ -545,7 +569,14 @@ def _cell_words(words: Words, header: list[str], cells: list[Any], at: int) -> s
         return category_words(words, cells[at])
     if header[at] == "item":
         category = cells[header.index("category")] if "category" in header else None
-        return item_words(words, category, cells[at])
+        said = item_words(words, category, cells[at])
+        # A value that is a code says itself in words beside its item: 外出限额：是.
+        value = (
+            value_words(words, cells[at], cells[header.index("value")])
+            if "value" in header
+            else None
+        )
+        return said if value is None else f"{said}{words('v.is') or ': '}{value}"
     return words(f"reason.{cells[at]}") or str(cells[at])
 
 

@@ -369,9 +369,12 @@ def _check_manual_words(kind: str, operator: object, reason: object, person: obj
 ManualAnswer = Outcome | Stopping | evacuation.Moved | QuotaReached
 
 
+#: The flag of a guard's record for a person without a pass whose dwelling the guard
+#: confirmed though it matches none the gate knows (``kiosk.dwellings``): never checked.
+UNKNOWN_DWELLING = "unknown_dwelling"
 #: Flags a guard's record may carry (``Engine.manual``): what the guard was warned of, as an
 #: automatic decision would carry it.
-MANUAL_FLAGS = frozenset({"quarantine", "observation"})
+MANUAL_FLAGS = frozenset({"quarantine", "observation", UNKNOWN_DWELLING})
 
 #: The flag of a guard's pass for a person without a pass (nobody in the log, or a passage
 #: naming no household) for whom the guard names no household either: nothing (quarantine,

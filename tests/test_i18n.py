@@ -110,6 +110,7 @@ BUILT_KEYS = [
     (r"people\.key\.", 'f"people.key.{'), (r"people\.err\.", 'f"people.err.{'),
     (r"people\.st\.", '"people.st." +'), (r"people\.do\.", '"people.do." +'),
     (r"session\.act\.", 'f"session.act.{'), (r"session\.box\.", '"session.box."'),
+    (r"err\.required\.", 'f"{self.key}.{'),
 ]  # fmt: skip
 
 

@@ -104,6 +104,7 @@ def test_a_household_named_coming_home_from_quarantine_is_no_exit(core):
 
 
 def test_a_household_named_is_held_for_its_used_up_quota_and_its_outing_counts(core):
+    core.lists.set_household(HOUSEHOLD, "root")  # a dwelling the gate knows: not asked about
     with TestClient(make_app(core), base_url=BASE) as client:
         csrf = login(client)
         with decided(client, core):  # the household's one outing of the period

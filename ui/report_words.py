@@ -187,8 +187,17 @@ _ITEMS = {
     "r.exits_per_household.quota_roles": ("计入限额的身份", "Whose outings count"),
     "r.exits_per_household.quota_changes": ("当日限额变更", "Quota changes during the day"),
 }
-#: The words of the report's whole table: its sheets, columns, categories and items.
-PAIRS: dict[str, tuple[str, str]] = {**_SHEETS, **_COLUMNS, **_KINDS, **_ITEMS}
+#: A report's values that are codes (``kiosk.categories.value_words``): shown in words on
+#: the page and beside their item in a file's words column, the value column unchanged.
+_VALUES = {
+    "v.yes": ("是", "Yes"), "v.no": ("否", "No"), "v.none": ("无", "None"),
+    "v.off": ("关闭", "Off"), "v.unknown": ("未知", "Unknown"),
+    "v.every role": ("所有身份", "Every role"), "v.role.resident": ("居民", "Resident"),
+    "v.role.staff": ("工作人员", "Staff"), "v.role.delivery": ("快递/外卖", "Delivery"),
+    "v.role.visitor": ("访客", "Visitor"), "v.list": ("、", ", "), "v.is": ("：", ": "),
+}  # fmt: skip
+#: The words of the report's whole table: its sheets, columns, categories, items and values.
+PAIRS: dict[str, tuple[str, str]] = {**_SHEETS, **_COLUMNS, **_KINDS, **_ITEMS, **_VALUES}
 #: A day not over yet (``kiosk.stats.SO_FAR``).
 _SO_FAR = (
     "当日尚未结束，以下为截至此时的数字",

@@ -64,6 +64,7 @@ from kiosk.config.gate import stop_releases
 from kiosk.crossing import Outcome
 from kiosk.deadline import Abandoned, BoundedWork, Stopped, in_daemon_thread
 from kiosk.devices import GateHeldShut
+from kiosk.dwellings import GateDwellings
 from kiosk.engine import (
     FeverRefused,
     ManualAnswer,
@@ -262,9 +263,12 @@ class Guard:
     hearing: asyncio.Task[None] | None = None
     ear: Subscription | None = None
     stopped: bool = False
-    #: The manual form's dwellings, with what they were built from (the map's version, the
-    #: lists in force): ``ui.guard.registrations.household_choices``.
-    choices: tuple[tuple[int, Any], Any] | None = None
+    #: The manual form's dwellings, with the gate's dwellings they were built from
+    #: (``kiosk.dwellings.Dwellings``): ``ui.guard.registrations.household_choices``.
+    choices: tuple[Any, Any] | None = None
+    #: The dwellings the gate knows, kept per change of their sources
+    #: (``ui.guard.registrations.gate_dwellings``).
+    dwellings: GateDwellings | None = None
 
     @classmethod
     def build(cls, core: Core, auth: GuardAuth | None = None) -> Guard:

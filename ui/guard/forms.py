@@ -38,6 +38,11 @@ class BadInput(ValueError):
     def text(self, lang: str) -> str:
         if not i18n.has(self.key):  # the core's own sentence: said in the guard's language
             return core_words.refusal_text(lang, self.key)
+        # A field whose label says it is required ("Reason (required)") has words of its own
+        # for the problem (``err.required.manual.reason``): not "(required) is required".
+        own = f"{self.key}.{self.params.get('field')}"
+        if i18n.has(own):
+            return i18n.t(lang, own)
         params = {
             k: i18n.t(lang, v) if isinstance(v, str) and i18n.has(v) else v
             for k, v in self.params.items()

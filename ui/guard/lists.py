@@ -105,6 +105,8 @@ def confirm_first(
     holds: tuple[str, ...] = (),
     typed: dict[str, str] | None = None,
     unnamed: bool = False,
+    offered: tuple[tuple[str, str, str], ...] = (),
+    yes: str | None = None,
 ) -> HTMLResponse:
     """The confirmation step of a destructive action: nothing changed yet; the page repeats
     the form's fields to ``action`` with ``confirm=yes`` (and a reason field if asked;
@@ -112,7 +114,10 @@ def confirm_first(
     ``back``: the page "no" leads to, by default the one ``action``'s path starts with).
     ``holds``: a pass that holds apply to (``ui.guard.registrations.HOLDS``): instead each
     one's reason (as ``typed`` before) and its confirmation (``confirm_<hold>``), or the deny
-    (``record_deny``); ``unnamed``: for a person the guard names only the dwelling of."""
+    (``record_deny``); ``unnamed``: for a person the guard names only the dwelling of.
+    ``offered``: buttons ``(name, value, words)`` beside "yes", each sending the form with
+    its value in the field it names (a dwelling the guard may have meant); ``yes``: the
+    words of "yes" (default ``confirm.yes``)."""
     note(request, action="confirm_asked", about=action)
     deps.form_not_acted(request)  # the confirmation's form acts, with its own token
     skip = ("csrf", "confirm", "once") + (("seen",) if seen is not None else ())
@@ -129,6 +134,8 @@ def confirm_first(
         holds=list(holds),
         typed=typed or {},
         unnamed=unnamed,
+        offered=list(offered),
+        yes=yes,
         back=back or "/".join(action.split("/")[:3]),  # the page the form is on
         here=back or "/".join(action.split("/")[:3]),  # its language and sign-in links too
     )

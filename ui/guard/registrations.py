@@ -47,6 +47,7 @@ from kiosk import queries
 from kiosk.again import AGAIN_WINDOW_S, NotAgain
 from kiosk.community import CommunityError
 from kiosk.compound import quarantined
+from kiosk.dwellings import Dwellings, GateDwellings
 from kiosk.engine import ManualSubject, QuotaReached
 from kiosk.history import counted_outing
 from kiosk.lists import same_text
@@ -203,29 +204,34 @@ def natural_key(household: str) -> tuple[tuple[int, str], ...]:
     )
 
 
+def gate_dwellings(g: Guard) -> Dwellings:
+    """The dwellings the gate knows (``kiosk.dwellings.GateDwellings``: the compound map, the
+    households list, the quarantine list, the returnee ledger, the passes issued here), kept
+    per change of them. Blocking."""
+    if g.dwellings is None:
+        core = g.core
+        g.dwellings = GateDwellings(
+            core.store, core.lists, core.ledgers.compound, core.ledgers.observation
+        )
+    return g.dwellings.current()
+
+
 def household_choices(g: Guard, clear: frozenset[str]) -> Choices:
-    """The dwellings the manual form offers for a person without a pass: the compound map's
-    and the households list's, one spelling each (``same_text``), in natural order
-    (``natural_key``); none for a viewer who sees households masked (``clear``: the fields the
-    session sees; the map masks them for that viewer too). Built once per map and lists in
-    force (``CompoundMap.version``, the lists' snapshot) and kept: a live page's load reads
-    one number. Blocking."""
+    """The dwellings the manual form offers for a person without a pass: every dwelling the
+    gate knows (``gate_dwellings``: the compound map's, the households list's, the quarantine
+    list's, the returnees', the issued passes'), one spelling each (``same_text``), in natural
+    order (``natural_key``); none for a viewer who sees households masked (``clear``: the
+    fields the session sees; the map masks them for that viewer too). Built once per change
+    of what the gate knows and kept: a live page's load reads two numbers. Blocking."""
     if "household" not in clear:
         return Choices(())
-    key = (g.core.ledgers.compound.version(), g.core.lists.current)
+    known = gate_dwellings(g)
     built, kept = g.choices or (None, None)
-    same = built is not None and built[0] == key[0] and built[1] is key[1]
-    if same and isinstance(kept, Choices):
+    if built is known and isinstance(kept, Choices):
         return kept
-    found: dict[str, str] = {}
-    for household in (
-        *(d.household for d in g.core.ledgers.compound.dwellings()),
-        *(h.household for h in key[1].merged_households()),
-    ):
-        found.setdefault(same_text(household), household)
-    ordered = sorted(found.values(), key=natural_key)
+    ordered = sorted(known.listed(), key=natural_key)
     choices = choices_of(ordered[:MAX_CHOICES], max(0, len(ordered) - MAX_CHOICES))
-    g.choices = (key, choices)
+    g.choices = (known, choices)
     return choices
 
 

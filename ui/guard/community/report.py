@@ -10,7 +10,7 @@ from urllib.parse import quote
 from fastapi import Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
-from kiosk.categories import category_words, item_words, report_rows
+from kiosk.categories import category_words, item_words, report_rows, value_words
 from kiosk.days import DayNotBegun, refuse_unbegun
 from kiosk.stats import report_file
 from ui.core_words import refusal_text
@@ -26,13 +26,15 @@ XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 def labelled(rows: list[list[Any]], lang: str) -> list[list[Any]]:
-    """``(category, item, value)`` rows with the category and item (and the scope) in
-    ``lang`` appended (``ui.report_words``, as the files say them): a key with no words is
-    shown as it is."""
+    """``(category, item, value)`` rows with the category and item (and the scope, and a
+    value that is a code: ``kiosk.categories.value_words``, 是 for ``True``) in ``lang``
+    appended (``ui.report_words``, as the files say them): a key with no words is shown as it
+    is."""
     said = words(lang)
     out = []
     for category, item, value in rows:
-        shown = (said(f"r.scope.{value}") or value) if item == "scope" else value
+        worded = value_words(said, item, value)
+        shown = (said(f"r.scope.{value}") or value) if item == "scope" else worded or value
         out.append(
             [
                 category,
