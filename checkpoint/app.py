@@ -363,7 +363,11 @@ def take_stop_marker(core: Core) -> str:
 
 
 def record_start(
-    core: Core, last: str | None = None, standby: dict[str, object] | None = None
+    core: Core,
+    last: str | None = None,
+    standby: dict[str, object] | None = None,
+    *,
+    failed: bool = False,
 ) -> None:
     """The daemon's start, as an audit row (``daemon.start``, actor ``daemon``): its detail
     says how the last run ended (``last_stop``: ``take_stop_marker``'s word, the marker
@@ -373,11 +377,15 @@ def record_start(
     left meanwhile, so a kill before this row reads as the run before it ended). ``standby``:
     the standby ``kiosk run`` held before this start (``checkpoint.standby.Held.said``: its
     kind, since when, its failed tries), said once here: the starts it tried write no row.
+    ``failed``: the start failed before it read the look-back, not for the card's fault
+    (``Daemon.stop`` writes its row then, ``"failed": true``): a crash loop stays counted.
     The daily report's ``downtime`` counts the restarts within a boot from these rows
     (``kiosk.stats.daemon_restarts``). A card that refuses the row is a warning line."""
     detail: dict[str, object] = {"last_stop": last or take_stop_marker(core)}
     if standby is not None:
         detail["standby"] = standby
+    if failed:
+        detail["failed"] = True
     try:
         core.store.audit("daemon", stats.DAEMON_START, detail)
     except StoreFault as exc:
@@ -597,6 +605,10 @@ class Daemon:
         for stopped in self._log_users.values():
             stopped.set()
         self.cpu_plan: cpu.CpuPlan | None = None
+        #: A start begun (``start_deciding``) whose row is not written yet: its ``last`` and
+        #: ``standby``, for the stop to write it (``_write_steps``) when the start failed
+        #: before it read the look-back (a card fault's stands by instead: no stop, no row).
+        self._start_unrecorded: tuple[str, dict[str, object] | None] | None = None
 
     @property
     def url(self) -> str:
@@ -624,9 +636,18 @@ class Daemon:
         (``checkpoint.standby.start_or_card_failure``), nothing served yet, and no row
         written: ``daemon.start`` is the start that read the look-back, before the engine
         decides anything. ``last``, ``standby``: as ``record_start``'s (``last`` given: the
-        marker was taken already)."""
-        last = last or await asyncio.to_thread(take_stop_marker, self.core)
-        await self.core.runner.start(loaded=lambda: record_start(self.core, last, standby))
+        marker was taken already). A start that fails before then for another reason (a row
+        the history cannot decode, a bug) is stopped: its row is written by the stop
+        (``_write_steps``), as it was at the start before, so a crash loop stays a row per
+        start."""
+        said = await asyncio.to_thread(take_stop_marker, self.core) if last is None else last
+        self._start_unrecorded = (said, standby)
+
+        def loaded() -> None:
+            record_start(self.core, said, standby)
+            self._start_unrecorded = None
+
+        await self.core.runner.start(loaded=loaded)
 
     async def start_serving(self) -> None:
         """The web server, then the watchdog and the background tasks."""
@@ -872,6 +893,15 @@ class Daemon:
         if guard is not None:  # one last try; what is left is said in the log
             steps.append(
                 ("kiosk-stop-console", lambda: _last_console_rows(guard), _console_left(guard))
+            )
+        unrecorded = self._start_unrecorded
+        if unrecorded is not None:  # the start failed before its row: written first
+            steps.append(
+                (
+                    "kiosk-stop-start",
+                    lambda: record_start(self.core, *unrecorded, failed=True),
+                    lambda: "the daemon.start row of the start that failed",
+                )
             )
         steps.append(
             (

@@ -18,7 +18,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
@@ -38,6 +38,10 @@ log = logging.getLogger(__name__)
 
 #: The tries of the log while standing by: 5 s after the failure, doubling, a minute apart.
 RETRY = Backoff(5.0, 60.0)
+#: How long a start tried while standing by may take (kiosk.service's ``TimeoutStartSec``,
+#: which bounds the first start until ``READY=1``; the standby said that already): past it
+#: the watchdog's pings are withheld and systemd's ``WatchdogSec`` restarts the daemon.
+START_BUDGET_S = 90.0
 
 
 class _Monotonic:
@@ -74,7 +78,10 @@ class StandbyServer:
         *,
         gate_obeyed: bool,
         gate_released: bool = False,
+        healthy: Callable[[], bool] = lambda: True,
     ) -> None:
+        """``healthy``: whether the watchdog's pings go on (``Held.healthy``: no start tried
+        meanwhile past its budget); the loop running is the rest of it."""
         self.standby = standby
         #: Whether the relay obeyed the command that leaves it as the standby wants it.
         self.gate_obeyed = gate_obeyed
@@ -85,7 +92,7 @@ class StandbyServer:
         self.app = standby_app(config, standby, self.gate_state)
         self._server = build_server(self.app, config.web, lang=config.site.language)
         self._task: asyncio.Task[None] | None = None
-        self._watchdog = Watchdog.from_env(notifier, lambda: True, _Monotonic())
+        self._watchdog = Watchdog.from_env(notifier, healthy, _Monotonic())
 
     @property
     def port(self) -> int:
@@ -165,11 +172,19 @@ class Held:
     #: (``checkpoint.app.take_stop_marker``): the starts tried again write no row, the one
     #: that runs says it.
     last_stop: str | None = None
+    #: When the start under way with the standby serving began (``clock``'s seconds: the
+    #: log opened for it, ``_try_again``); None while none is.
+    starting_since: float | None = None
+    #: The start under way is past its budget, said so (``healthy``).
+    overdue: bool = False
+    #: The monotonic clock ``starting_since`` and ``healthy`` read.
+    clock: Callable[[], float] = field(default=time.monotonic, repr=False)
 
     def again(self, exc: Exception, kind: str, *, opened: bool) -> tuple[Standby, bool]:
         """The standby for ``exc``: the one held, one more try (True when its reason or what
         failed changed: worth a line), else a new one (True). ``opened``: the log had opened
         and the start met the fault after it (``Standby.opened``)."""
+        self.starting_since = None  # the start tried failed: standing by again
         if self.standby is None:
             self.standby = Standby(str(exc), kind, format_ts(datetime.now(UTC)), opened=opened)
             return self.standby, True
@@ -177,6 +192,23 @@ class Held:
         changed = self.standby.failed_again(str(exc), kind, opened=opened)
         self.unsaid = self.unsaid or not changed
         return self.standby, changed
+
+    def healthy(self) -> bool:
+        """The standby's watchdog check: False once a start tried with the standby serving
+        has taken longer than ``START_BUDGET_S`` (a stalled card's read, a wedged thread):
+        no ping, and systemd restarts the daemon, as ``TimeoutStartSec`` did the first start;
+        it told ``READY=1`` already, which took that bound away."""
+        since = self.starting_since
+        if since is None or self.clock() - since <= START_BUDGET_S:
+            return True
+        if not self.overdue:  # said once: the watchdog checks again every few seconds
+            self.overdue = True
+            log.error(
+                "the start tried while standing by has not ended after %.0f s: withholding"
+                " the watchdog's ping (systemd restarts the daemon)",
+                START_BUDGET_S,
+            )
+        return False
 
     def said(self) -> dict[str, object] | None:
         """The held period, for the row of the start that runs (``record_start``): its kind,
@@ -204,7 +236,12 @@ class Held:
         if server is None:
             told = notifier or Notifier.from_env()
             server = StandbyServer(
-                config, standby, told, gate_obeyed=obeyed, gate_released=released
+                config,
+                standby,
+                told,
+                gate_obeyed=obeyed,
+                gate_released=released,
+                healthy=self.healthy,
             )
             await server.start()
             self.server = server
@@ -214,11 +251,14 @@ class Held:
             server.notifier.status(server.status())
         return server
 
-    async def end(self) -> None:
+    async def end(self, *, stopping: bool = False) -> None:
         """The standby server stopped: a start ran (its own server takes the port), the
-        daemon stops, or a failure ends it."""
+        daemon stops (``stopping``: systemd told ``STOPPING=1`` first), or a failure ends it."""
         server, self.server = self.server, None
+        self.starting_since = None
         if server is not None:
+            if stopping:
+                server.notifier.stopping("stopping: standing by ended")
             await server.stop()
 
 
@@ -277,7 +317,7 @@ async def core_or_standby(
     what = standby.what_failed()  # as health and the faces say it (``kiosk.standby``)
     if stopping.is_set():  # a stop asked during the start: nothing to stand up for
         log.error("%s, and the daemon is stopping: %s", what, standby.reason)
-        await held.end()
+        await held.end(stopping=True)
         return None
     if release is not None:  # no kiosk deciding: the coil off
         gate_locked, relock = await asyncio.to_thread(release), release
@@ -301,7 +341,7 @@ async def core_or_standby(
         await held.end()
         raise
     if core is None or owned:  # else serving on while the start is tried (``Held``)
-        await held.end()
+        await held.end(stopping=core is None)
     return core
 
 
@@ -341,6 +381,7 @@ async def _try_again(
         if stopping.is_set():  # asked while the try was under way: nothing starts
             await asyncio.to_thread(core.close)
             return None
+        held.starting_since, held.overdue = held.clock(), False  # the start's budget
         opens = "opens: trying the start again" if start else "opens again"
         if say:
             log.warning("the event log %s after %d failed tries: starting", opens, standby.tries)

@@ -350,7 +350,7 @@ def _standby_of(monkeypatch, failed: Exception | None):
 
     class Server:
         def __init__(self, config, standby, notifier, **_kwargs):
-            self.standby = standby
+            self.standby, self.notifier = standby, notifier
             served.append(standby)
 
         async def start(self) -> None:
