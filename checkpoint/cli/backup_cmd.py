@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import functools
 import grp
 import json
@@ -427,19 +428,15 @@ def restore_run(args: argparse.Namespace) -> int:
     _installed(args)
     data = _data_dir(args)
     config_file = Path(args.config or INSTALLED_CONFIG)
-    run, made = _Run(), _folders_made(data, config_file.parent)
-    try:
-        with _stopped(data, run):
-            run.changed = _undo_cut_off(data, config_file.parent)
-            if args.undo:
-                if not run.changed:
-                    print(f"kiosk restore: no restore was cut off in {data}: nothing to undo")
-                return 0
-            restored, db = _restore_from(args.archive, passphrase, data, config_file, args)
-            run.changed = True
-    finally:
-        if not run.changed:  # refused, or nothing to undo: the data dir as it was found
-            _unmade(made)
+    run = _Run(_folders_made(data, config_file.parent))
+    with _stopped(data, run):
+        run.changed = _undo_cut_off(data, config_file.parent)
+        if args.undo:
+            if not run.changed:
+                print(f"kiosk restore: no restore was cut off in {data}: nothing to undo")
+            return 0
+        restored, db = _restore_from(args.archive, passphrase, data, config_file, args)
+        run.changed = True
     print(json.dumps(restored, ensure_ascii=False))
     _said_after(restored, data, config_file, db)
     return 0
@@ -649,34 +646,46 @@ def _rows_said(n: int) -> str:
 
 class _Run:
     """What a restore run changed: nothing (``changed`` False) until it undoes one cut off
-    part way, or puts an archive in place."""
+    part way, or puts an archive in place; ``made``: the folders it made (``_folders_made``),
+    removed again when it changed nothing."""
 
     changed = False
+
+    def __init__(self, made: list[Path] | None = None) -> None:
+        self.made = made or []
 
 
 @contextmanager
 def _stopped(data: Path, run: _Run | None = None) -> Iterator[None]:
     """The data dir's lock held for the restore. The data dir itself (``lock_folder``),
     exclusive: refused while a maintenance verb writes in it, and none writes until the
-    restore is over (``store_args.held_for_writing``); refused where its file system locks
-    nothing. Then its lock file, as the daemon takes it: refused while a daemon holds it, and
-    no daemon starts on the files half put back. A lock file made here as root is the data
-    dir's owner's (the daemon opens it for writing); one made here by a run that ``changed``
-    nothing (``run``: refused, or nothing to undo) is removed again, still held."""
+    restore is over (``store_args.held_for_writing``); refused where it cannot be locked.
+    Then its lock file, as the daemon takes it: refused while a daemon holds it, and no
+    daemon starts on the files half put back. A lock file made here as root is the data
+    dir's owner's (the daemon opens it for writing). A run that ``changed`` nothing
+    (``run``: refused, or nothing to undo) removes the lock file it made and then the folders
+    it made (``run.made``, while empty), the data dir still held: a verb that writes in one
+    is refused meanwhile, and finds none after."""
     from .daemon_cmd import lock_folder
 
+    run = run or _Run()
     try:
         folder = lock_folder(data, exclusive=True)
-    except BlockingIOError:
+    except BlockingIOError:  # a verb writes in it: the folders are its too now
         raise CliError(
             "a maintenance command (kiosk person forget, purge, token, guard, an import,"
             f" calibrate, keys new, a backup) is writing in {data}: try again when it has"
             " finished; nothing was changed"
         ) from None
+    except CliError:
+        _unmade(run.made)
+        raise
     try:
-        with _lock_file_held(data, run or _Run()):
+        with _lock_file_held(data, run):
             yield
     finally:
+        if not run.changed:
+            _unmade(run.made)
         if folder is not None:
             os.close(folder)
 
@@ -699,6 +708,7 @@ def _lock_file_held(data: Path, run: _Run) -> Iterator[None]:
         if made:
             path.unlink(missing_ok=True)
         raise CliError(unlockable(data, exc)) from None
+    made = made and _is_the_file_at(fd, path)  # not one a link planted meanwhile leads to
     try:
         if owner is not None:
             raise CliError(
@@ -717,7 +727,42 @@ def _lock_file_held(data: Path, run: _Run) -> Iterator[None]:
 
 
 def _lock_file(path: Path) -> int:
-    return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o640)
+    """``DATA/kiosk.lock`` opened for the restore's lock: made where it is not, never through a
+    symbolic link (as root that made a file wherever the data dir's user pointed it: refused,
+    ``_no_lock_file``); a link to a lock file that is there (one kept off a read-only card,
+    in /run/kiosk) is followed, as the daemon follows it."""
+    try:
+        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o640)
+    except OSError as exc:
+        if exc.errno != errno.ELOOP:
+            raise
+    try:
+        return os.open(path, os.O_RDWR | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise CliError(_no_lock_file(path)) from None
+
+
+def _no_lock_file(path: Path) -> str:
+    """Why a restore is refused whose ``kiosk.lock`` is a link to no file."""
+    target, uid = os.readlink(path), path.parent.stat().st_uid
+    try:
+        owner = shlex.quote(pwd.getpwuid(uid).pw_name)
+    except KeyError:  # a user with no name, as sudo -u takes one
+        owner = f"'#{uid}'"
+    return (
+        f"{path} is a symbolic link to {target}, which is not there: a restore makes no file"
+        " through a link (as root it would make one wherever the link points); make it as the"
+        f" data dir's owner (sudo -u {owner} touch {shlex.quote(target)}), or start the kiosk"
+        " daemon once, which makes it; nothing was changed"
+    )
+
+
+def _is_the_file_at(fd: int, path: Path) -> bool:
+    """Whether ``fd`` is the file at ``path`` itself (not one a link there leads to)."""
+    try:
+        return os.path.samestat(os.fstat(fd), os.lstat(path))
+    except FileNotFoundError:
+        return False
 
 
 def _folders_made(*folders: Path) -> list[Path]:

@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import errno
 import fcntl
+import functools
 import logging
 import os
 import socket
@@ -648,16 +649,22 @@ def hold_data_dir(data: Path, foreign: Callable[[Path], Exception] | None = None
     return fd
 
 
-def locked_file(path: Path, opening: Callable[[Path], int]) -> tuple[int, str | None]:
+def locked_file(
+    path: Path,
+    opening: Callable[[Path], int],
+    taking: Callable[[int], str | None] | None = None,
+) -> tuple[int, str | None]:
     """``path`` opened (``opening``) and locked exclusive without waiting: its descriptor, and
     None, or the pid of the daemon holding it (``lock_holder``; the descriptor is then the
-    caller's to close). A lock file removed while it was being taken (a refused restore
-    removes the one it made, holding it) is opened and taken again: a lock held on a file no
-    longer there would leave the next run free to make and take another."""
+    caller's to close). ``taking``: another lock than that (``lock_folder``'s). A file removed
+    while it was being taken (a refused restore removes the lock file and the folders it
+    made, holding them) is opened and taken again: a lock held on a file no longer there
+    would leave the next run free to make and take another."""
+    take = taking or functools.partial(lock_holder, exclusive=True)
     for _ in range(_RETAKES):
         fd = opening(path)
         try:
-            owner = lock_holder(fd, exclusive=True)
+            owner = take(fd)
             if owner is not None or _is_there(fd, path):
                 return fd, owner
         except BaseException:
@@ -672,13 +679,14 @@ _RETAKES = 5
 
 
 def _is_there(fd: int, path: Path) -> bool:
-    """Whether the file open as ``fd`` is still the one at ``path``."""
+    """Whether the file open as ``fd`` is still the one at ``path``, as opening ``path``
+    finds it: through a link too (``kiosk.lock`` a link to /run/kiosk/kiosk.lock on a card
+    kept read-only), as the open that gave ``fd`` followed it."""
     try:
-        there = os.stat(path, follow_symlinks=False)
+        there = os.stat(path)
     except FileNotFoundError:
         return False
-    st = os.fstat(fd)
-    return (st.st_dev, st.st_ino) == (there.st_dev, there.st_ino)
+    return os.path.samestat(os.fstat(fd), there)
 
 
 def lock_holder(fd: int, *, exclusive: bool) -> str | None:
@@ -697,31 +705,41 @@ def lock_folder(data: Path, *, exclusive: bool) -> int | None:
     daemon holds exclusive for its life), without waiting: exclusive by a restore for its
     whole run, shared by each maintenance verb that writes in the data dir for as long as it
     writes, so that verbs go on beside one another and beside the daemon, and a restore and a
-    verb that writes refuse each other. The open descriptor, to close to let go; None where
-    there is nothing to lock (no such folder, one this user may not open).
-    ``BlockingIOError`` when the other side holds it. On a file system that locks nothing
-    (``flock`` fails with ``NOT_LOCKABLE``: some NFS and FUSE mounts) a restore is refused
-    (``CliError`` naming the file system: ``unlockable``), and a verb's shared lock is None:
-    no restore can hold such a data dir, so the verb has none to wait for."""
+    verb that writes refuse each other. The open descriptor, to close to let go; the lock is
+    on the folder at ``data`` when it is taken (``locked_file``: one removed and made again
+    meanwhile is taken again). ``BlockingIOError`` when the other side holds it.
+
+    A verb's shared lock is None where there is nothing to lock (no such folder, one this user
+    may not open, a file system that locks nothing: some NFS and FUSE mounts): no restore can
+    hold such a data dir, so the verb has none to wait for. A restore's exclusive lock that
+    cannot be taken for any other reason than the other side's is refused (``CliError``: on
+    a file system that locks nothing, ``unlockable`` names it), never gone on without."""
+    how = (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB
     try:
-        fd = os.open(data, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    except OSError:
-        return None
-    try:
-        fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
+        fd, _ = locked_file(data, _folder, lambda fd: fcntl.flock(fd, how))
     except BlockingIOError:
-        os.close(fd)
         raise
     except OSError as exc:
-        os.close(fd)
-        if exclusive and exc.errno in NOT_LOCKABLE:
+        if not exclusive:
+            return None
+        if exc.filename is None and exc.errno in NOT_LOCKABLE:
             raise CliError(unlockable(data, exc)) from None
-        return None
+        raise CliError(_not_held(data, exc)) from None
     return fd
+
+
+def _folder(path: Path) -> int:
+    return os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
 
 
 #: What ``flock`` fails with on a file system that locks nothing (some NFS, FUSE mounts).
 NOT_LOCKABLE = (errno.ENOLCK, errno.EOPNOTSUPP, errno.EINVAL, errno.EBADF)
+
+#: Why a restore needs the data dir's lock.
+_WHY_HELD = (
+    "a restore holds the data dir against the daemon and the maintenance commands, and without"
+    " that lock it could be written over under it"
+)
 
 
 def unlockable(data: Path, exc: OSError) -> str:
@@ -732,9 +750,17 @@ def unlockable(data: Path, exc: OSError) -> str:
     on = "unknown" if volume is None else f"{volume.fs_type}, mounted at {volume.mount_point}"
     return (
         f"cannot lock the data dir {data}: its file system ({on}) does not lock files"
-        f" (flock: {exc.strerror or exc}); a restore holds the data dir against the daemon and"
-        " the maintenance commands, and without that lock it could be written over under it:"
-        " restore onto a local file system (the card's; a drill into a local folder);"
+        f" (flock: {exc.strerror or exc}); {_WHY_HELD}: restore onto a local file system (the"
+        " card's; a drill into a local folder); nothing was changed"
+    )
+
+
+def _not_held(data: Path, exc: OSError) -> str:
+    """Why a restore is refused whose data dir's lock failed otherwise (``flock``: a security
+    module's denial, EPERM, ENOSYS; the folder not openable)."""
+    step = "flock" if exc.filename is None else "open"
+    return (
+        f"cannot lock the data dir {data} ({step}: {exc.strerror or exc}); {_WHY_HELD};"
         " nothing was changed"
     )
 

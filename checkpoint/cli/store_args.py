@@ -226,26 +226,46 @@ def held_for_writing_in(folder: Path) -> Iterator[None]:
     """The data dir's lock held shared for a verb that writes in ``folder``, which may be in
     a data dir it is not told of (``kiosk keys new --dir /var/lib/kiosk/keys``): ``folder``
     and each folder above it that is there, held as ``held_for_writing`` holds the data dir,
-    so that whichever of them is a data dir is held. Refused while a restore holds one: it
-    would set the keys folder aside for the archive's, the key just made with it."""
-    real = Path(os.path.realpath(folder))
+    so that whichever of them is a data dir is held: those above the path as given (links in
+    it not followed: ``DATA/keys`` a link to a folder elsewhere, which a restore sets aside
+    with the key just made through it) and those above where it leads. Refused while a
+    restore holds one: it would set the keys folder aside for the archive's, the new key
+    with it."""
+    given, real = folder.absolute(), Path(os.path.realpath(folder))
+    held: list[Path] = []
     with contextlib.ExitStack() as holds:
-        for above in (real, *real.parents):
-            if above.is_dir():
+        for above in (given, *given.parents, real, *real.parents):
+            if above not in held and above.is_dir():
+                held.append(above)
                 holds.enter_context(held_for_writing(above))
         yield
 
 
 def _hold_for_writing(data: Path) -> int | None:
-    """The data dir's lock, shared, for a verb that writes; refused during a restore."""
+    """The data dir's lock, shared, for a verb that writes; refused during a restore, and
+    while another program holds the folder locked (``flock``: as a restore would)."""
     from .daemon_cmd import lock_folder
 
     try:
         return lock_folder(data, exclusive=False)
     except BlockingIOError:
         raise CliError(
-            f"a restore is under way in {data}: try again when it has finished; nothing was changed"
+            f"{_holder(data)}: try again when it has finished; nothing was changed"
         ) from None
+
+
+def _holder(folder: Path) -> str:
+    """Who holds ``folder`` locked against a verb that writes: a restore where it is a data
+    dir (its lock file or its log there), else another program: a restore too as it begins
+    or ends (its lock file not made yet, or removed again), which the verb cannot tell."""
+    from .daemon_cmd import LOCK_FILE
+
+    if any(os.path.lexists(folder / name) for name in (LOCK_FILE, "kiosk.db")):
+        return f"a restore is under way in {folder}"
+    return (
+        f"{folder} is locked by another program (an exclusive flock on the folder: a restore's"
+        " as it begins or ends, or another's)"
+    )
 
 
 def _open_store(
