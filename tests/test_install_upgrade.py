@@ -872,7 +872,7 @@ def test_an_empty_issuing_key_beside_its_public_half_is_not_replaced_by_the_inst
     pub = b"-----BEGIN PUBLIC KEY-----\nthe key that signed the passes\n"
     (keys / "issuer.pub").write_bytes(pub)
     body = script_functions("r", "say", "ok", "skip", "todo", "fail", "show_command", "act")
-    body += script_functions("step_issuer_key")
+    body += script_functions("step_issuer_key", "remove_left_tmpdirs", "root_only")
     proc = bash(
         f'set -u\n{body}\nkiosk_verb() {{ echo called kiosk_verb "$@"; }}\n'
         "owner_for() { echo 0:0; }\nissuer_pub() { :; }\n"
