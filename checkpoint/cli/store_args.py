@@ -230,14 +230,21 @@ def held_for_writing_in(folder: Path) -> Iterator[None]:
     it not followed: ``DATA/keys`` a link to a folder elsewhere, which a restore sets aside
     with the key just made through it) and those above where it leads. Refused while a
     restore holds one: it would set the keys folder aside for the archive's, the new key
-    with it."""
+    with it. A folder that is no data dir (no lock file, no log in it) held by another
+    program is passed over, not refused: the installer holds the target's root (``/``) while
+    it runs ``kiosk keys new`` (every first install failed at its issuing key, since bf445250),
+    and any program may lock a folder of its own above ``--dir``."""
     given, real = folder.absolute(), Path(os.path.realpath(folder))
     held: list[Path] = []
     with contextlib.ExitStack() as holds:
         for above in (given, *given.parents, real, *real.parents):
             if above not in held and above.is_dir():
                 held.append(above)
-                holds.enter_context(held_for_writing(above))
+                try:
+                    holds.enter_context(held_for_writing(above))
+                except CliError:
+                    if _is_data_dir(above):
+                        raise
         yield
 
 
@@ -254,13 +261,18 @@ def _hold_for_writing(data: Path) -> int | None:
         ) from None
 
 
+def _is_data_dir(folder: Path) -> bool:
+    """``folder`` holds a kiosk's lock file or its log (a link counts: it is there)."""
+    from .daemon_cmd import LOCK_FILE
+
+    return any(os.path.lexists(folder / name) for name in (LOCK_FILE, "kiosk.db"))
+
+
 def _holder(folder: Path) -> str:
     """Who holds ``folder`` locked against a verb that writes: a restore where it is a data
     dir (its lock file or its log there), else another program: a restore too as it begins
     or ends (its lock file not made yet, or removed again), which the verb cannot tell."""
-    from .daemon_cmd import LOCK_FILE
-
-    if any(os.path.lexists(folder / name) for name in (LOCK_FILE, "kiosk.db")):
+    if _is_data_dir(folder):
         return f"a restore is under way in {folder}"
     return (
         f"{folder} is locked by another program (an exclusive flock on the folder: a restore's"
