@@ -63,11 +63,13 @@ __all__ = [
     "EXITS_ITEMS",
     "FEVER_COLUMNS",
     "UNKNOWN",
+    "VALUE_COLUMNS",
     "FeverishPeople",
     "Words",
     "category_words",
     "columns_or_null",
     "changes_text",
+    "changes_words",
     "community_section",
     "exits_rows",
     "item_words",
@@ -485,6 +487,11 @@ def report_sheets(report: Mapping[str, Any]) -> dict[str, list[list[Any]]]:
 Words = Callable[[str], str | None]
 #: The columns that hold codes: each gets a column of its words after the sheet's last.
 CODED = ("category", "item", "reason")
+#: The columns that hold a value that is a code (the district's ``compounds`` sheet,
+#: ``office.district.COMPOUND_COLUMNS``), each with the report item it is: a column of its
+#: words after the sheet's last too (``value_words``: 是 for ``True``), added 2026-12-08.
+VALUE_COLUMNS = {"quota_enabled": "quota_enabled", "roles": "quota_roles",
+                 "quota_changes": "quota_changes"}  # fmt: skip
 #: Categories named by a kind and an id (``gate gate-01``, the district's): whose items they hold.
 _NAMED = {"gate": "report", "compound": "exits_per_household"}
 
@@ -540,10 +547,60 @@ def value_words(words: Words, item: object, value: object) -> str | None:
         return None
     if value in _WORDED_VALUES:
         return words(f"v.{value}")
-    if item != "quota_roles":
+    if item == "quota_changes":
+        return changes_words(words, value)
+    if item not in ("quota_roles", "roles"):  # ``roles``: the compounds sheet's column
         return None
-    roles = [words(f"v.role.{role}") or role for role in value.split(", ")]
-    return (words("v.list") or ", ").join(roles)
+    return _roles_words(words, value)
+
+
+def _roles_words(words: Words, roles: str) -> str:
+    """``resident, visitor`` (``rule_text``'s roles) in words: 居民、访客."""
+    if roles in _WORDED_VALUES:
+        return words(f"v.{roles}") or roles
+    said = [words(f"v.role.{role}") or role for role in roles.split(", ")]
+    return (words("v.list") or ", ").join(said)
+
+
+#: The parts of ``changes_text``: a rule from when it came into force (``start``, or the
+#: time on the report's clock, `` UTC`` said where its zone is not known), and the rules
+#: left out; and ``rule_text``'s rule of a day's change (no zone of its own).
+_CHANGE = re.compile(r"(?P<when>start|\d\d:\d\d(?: UTC)?) (?P<rule>.+)")
+_LEFT_OUT = re.compile(r"\((?P<n>\d+) more rules? not listed\)")
+_RULE = re.compile(r"(?P<exits>\S+) every (?P<days>\S+) days \((?P<roles>[^()]*)\)")
+
+
+def changes_words(words: Words, text: str) -> str | None:
+    """A day's changed rules (``changes_text``: ``start off; 12:00 1 every 2 days
+    (resident)``) in words: ``开始时 关闭；12:00 每 2 天 1 次（居民）``. None where a part is
+    not one ``changes_text`` writes, or ``words`` has none for it (shown as written)."""
+    if words("v.then") is None:  # no words for a day's rules (English): as written
+        return None
+    said = [_change_words(words, part) for part in text.split("; ")]
+    if any(part is None for part in said):
+        return None
+    return (words("v.then") or "; ").join(part for part in said if part is not None)
+
+
+def _change_words(words: Words, part: str) -> str | None:
+    left = _LEFT_OUT.fullmatch(part)
+    if left is not None:
+        n = int(left["n"])
+        template = words("v.left_out.one" if n == 1 else "v.left_out")
+        return None if template is None else template.replace("{n}", str(n))
+    change = _CHANGE.fullmatch(part)
+    if change is None:
+        return None
+    when = words("v.start") if change["when"] == "start" else change["when"]
+    rule = change["rule"]
+    if rule in _WORDED_VALUES:
+        return None if when is None else f"{when} {words(f'v.{rule}') or rule}"
+    found, template = _RULE.fullmatch(rule), words("v.rule")
+    if found is None or template is None or when is None:
+        return None
+    roles = _roles_words(words, found["roles"])
+    filled = template.replace("{exits}", found["exits"]).replace("{days}", found["days"])
+    return f"{when} {filled.replace('{roles}', roles)}"
 
 
 def worded(rows: Sequence[Sequence[Any]], words: Words) -> list[list[Any]]:
@@ -553,7 +610,7 @@ def worded(rows: Sequence[Sequence[Any]], words: Words) -> list[list[Any]]:
     if not rows:
         return []
     header = [str(name) for name in rows[0]]
-    coded = [i for i, name in enumerate(header) if name in CODED]
+    coded = [i for i, name in enumerate(header) if name in CODED or name in VALUE_COLUMNS]
     out = [
         [words(f"col.{name}") or name for name in header]
         + [words(f"col.{header[i]}.words") or header[i] for i in coded]
@@ -565,6 +622,9 @@ def worded(rows: Sequence[Sequence[Any]], words: Words) -> list[list[Any]]:
 
 
 def _cell_words(words: Words, header: list[str], cells: list[Any], at: int) -> str:
+    if header[at] in VALUE_COLUMNS:  # the value itself where it is no code (a number)
+        said = value_words(words, VALUE_COLUMNS[header[at]], cells[at])
+        return said if said is not None else "" if cells[at] is None else str(cells[at])
     if header[at] == "category":
         return category_words(words, cells[at])
     if header[at] == "item":

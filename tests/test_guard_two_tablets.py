@@ -526,6 +526,7 @@ def test_a_resident_registered_on_two_tablets_is_asked_about_before_the_second_r
              "resident": "1", "reason": "no phone", "temp_c": "36.5", "decision": "pass",
              "direction": "out"}  # fmt: skip
     path = "/guard/register/person"
+    guard_core.lists.set_household("3-201", "root")  # a dwelling the gate knows: not asked about
     with signed_in(app) as a, signed_in(app, "root", ADMIN_PW) as b:
         second = {"name": "ZHANG guiying "}  # however spelled
         asked = _asked_on_the_second_tablet(a, b, guard_core, clock, "person", typed, second)
@@ -606,6 +607,7 @@ def test_a_registration_sent_from_two_tablets_at_the_very_same_moment_is_recorde
 
     typed = typed | {"decision": "pass", "direction": "out"}
     path = f"/guard/register/{kind}"
+    guard_core.lists.set_household("3-201", "root")  # a dwelling the gate knows: not asked about
     both_read = reads_together(monkeypatch, registrations, "registered_before")
     with signed_in(app) as a:
         page = "/guard/register?lang=en"

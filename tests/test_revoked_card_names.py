@@ -75,6 +75,7 @@ def core(data_dir, clock, monkeypatch):
     """The guard holds' core, its kiosk reading passes only (a card decides at once)."""
     config = CONFIG | {"policy": CONFIG["policy"] | {"mode": "pass_only"}}
     c = make_core(data_dir, clock, monkeypatch, KioskConfig.model_validate(config))
+    c.lists.set_household(HOUSEHOLD, "root")  # a dwelling the gate knows: not asked about
     yield c
     close_core(c)
 

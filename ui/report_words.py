@@ -63,6 +63,10 @@ _COLUMNS = {
     "col.undeclared": ("名单未列的小区", "undeclared"),
     # the district CSV's row of a compound's day whose quota changed (added 2026-12-07)
     "col.quota_changes": ("当日外出限额变更", "quota_changes"),
+    # the words beside the compounds sheet's codes (``kiosk.categories.VALUE_COLUMNS``)
+    "col.quota_enabled.words": ("外出限额（文字）", "quota_enabled (words)"),
+    "col.roles.words": ("计入的身份（文字）", "roles (words)"),
+    "col.quota_changes.words": ("当日外出限额变更（文字）", "quota_changes (words)"),
 }
 _KINDS = {
     "k.food": ("食品", "food"),
@@ -196,6 +200,16 @@ _VALUES = {
     "v.role.staff": ("工作人员", "Staff"), "v.role.delivery": ("快递/外卖", "Delivery"),
     "v.role.visitor": ("访客", "Visitor"), "v.list": ("、", ", "), "v.is": ("：", ": "),
 }  # fmt: skip
+#: A day's changed rules in Chinese (``kiosk.categories.changes_words``: ``start off; 12:00
+#: 1 every 2 days (resident)`` said 开始时 关闭；12:00 每 2 天 1 次（居民）), added 2026-12-08;
+#: none in English, where the sentence is shown as written.
+_CHANGES_ZH = {
+    "v.start": "开始时",
+    "v.rule": "每 {days} 天 {exits} 次（{roles}）",
+    "v.left_out.one": "（另有 1 条规则未列出）",
+    "v.left_out": "（另有 {n} 条规则未列出）",
+    "v.then": "；",
+}
 #: The words of the report's whole table: its sheets, columns, categories, items and values.
 PAIRS: dict[str, tuple[str, str]] = {**_SHEETS, **_COLUMNS, **_KINDS, **_ITEMS, **_VALUES}
 #: A day not over yet (``kiosk.stats.SO_FAR``).
@@ -224,6 +238,8 @@ def words(lang: str) -> Words:
             return _SO_FAR[at]
         if key == "before_log":
             return _BEFORE_LOG[at]
+        if key in _CHANGES_ZH:
+            return _CHANGES_ZH[key] if at == 0 else None
         pair = PAIRS.get(key)
         return None if pair is None else pair[at]
 

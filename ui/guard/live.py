@@ -29,7 +29,6 @@ from kiosk.clock import ClockReading
 from kiosk.deadline import Abandoned, Busy, Stopped
 from kiosk.engine import (
     NO_SUBJECT,
-    UNKNOWN_DWELLING,
     ManualSubject,
     QuotaReached,
     unknown_person,
@@ -66,7 +65,7 @@ from ui.guard.registrations import (
     confirm_key,
     confirmed_pass,
     decision_of,
-    gate_dwellings,
+    dwelling_asked,
     holds_asked,
     holds_on,
     household_choices,
@@ -738,7 +737,9 @@ async def manual(request: Request, session: ActionSession, g: GuardDep) -> Respo
         household = subject.household
         holds = await asyncio.to_thread(subject_holds, g, subject, direction)
     elif household is not None:  # a person without a pass, of the dwelling the guard names
-        asked, unknown = await dwelling_asked(request, g, session, form, household)
+        asked, unknown = await dwelling_asked(
+            request, g, session, form, household, ASKED_FROM_MANUAL
+        )
         if asked is None:
             asked = await off_map(request, g, session, form, household, ASKED_FROM_MANUAL)
         if asked is not None:
@@ -778,45 +779,6 @@ def named_household(form: FormData, subject: object) -> str | None:
     if not unknown_person(subject):
         return None
     return plain_spelling(clean(form.get("household"), "manual.household", max_len=40)) or None
-
-
-async def dwelling_asked(
-    request: Request, g: Guard, session: Session, form: FormData, household: str
-) -> tuple[Response | None, tuple[str, ...]]:
-    """A dwelling typed for a person without a pass that matches none the gate knows
-    (``kiosk.dwellings``: ``D404`` for the quarantine list's ``D-404`` held nobody and charged
-    the outing to a household nobody has) is asked about first: the page offers each known
-    dwelling it differs from only by separators, spaces or case ("did you mean D-404?",
-    never taken in its place: ``1-101`` and ``11-01`` may be two homes), and to record it as
-    typed (``unknown_dwelling``, kept as the form is drawn again for a hold). In the
-    off-map question's words when a compound map is loaded that lacks it (which it then
-    answers too: ``off_map``). Returns the question, or None and the flags the record
-    carries: ``unknown_dwelling`` once confirmed (said on the audit row). Blocking reads in
-    a thread."""
-    known = await asyncio.to_thread(gate_dwellings, g)
-    verdict = known.verdict(household, form.get("unknown_dwelling"))
-    if verdict.known:
-        return None, ()
-    if verdict.confirmed:
-        note(request, unknown_dwelling="confirmed")
-        return None, (UNKNOWN_DWELLING,)
-    lang = g.lang(request)
-    lacking = await asyncio.to_thread(g.core.ledgers.compound.lacking, [household])
-    words = "confirm.manual_off_map" if lacking else "confirm.manual_unknown_dwelling"
-    text = i18n.t(lang, words, household=household)
-    near = verdict.near if "household" in g.clear(session) else ()
-    if near:
-        text += " " + i18n.t(lang, "confirm.did_you_mean", near=" / ".join(near))
-    sent = [(k, v) for k, v in form.multi_items() if k not in ("unknown_dwelling", "off_map")]
-    asked = FormData([*sent, ("unknown_dwelling", household), ("off_map", household)])
-    offered = tuple(
-        ("household", n, i18n.t(lang, "manual.use_dwelling", household=n)) for n in near
-    )
-    yes = i18n.t(lang, "manual.as_typed", household=household)
-    page = confirm_first(
-        request, g, session, "/guard/manual", asked, text, back="/guard", offered=offered, yes=yes
-    )
-    return page, ()
 
 
 def hold_asked(

@@ -16,7 +16,11 @@ decision through the engine, so the rules on it (no pass with a fever) are the e
   otherwise the dwelling a visitor visits); the event carries it as its ``household``, so
   the outing counts against the household's quota and in the day's exits per household.
   With a compound map loaded, a resident's dwelling the map lacks is asked about first
-  (``off_map``: ``3-2-710`` typed for ``3-2-701`` would charge another household's quota).
+  (``off_map``: ``3-2-710`` typed for ``3-2-701`` would charge another household's quota);
+  so is one that matches no dwelling the gate knows (``dwelling_asked``, the live page's
+  manual pass's question: ``D404`` for the quarantine list's ``D-404`` walked out unheld),
+  offering the known ones it differs from only by separators ("Use D-404"), or kept as
+  typed and flagged ``unknown_dwelling``.
 * A pass out for a member (``unit``) or a car (the plate's household) of a household in home
   quarantine, in a direction quarantine blocks (``kiosk.policy.quarantine_blocks``), comes
   back with the warning until the guard confirms it with a reason (``quarantine_reason``,
@@ -48,7 +52,7 @@ from kiosk.again import AGAIN_WINDOW_S, NotAgain
 from kiosk.community import CommunityError
 from kiosk.compound import quarantined
 from kiosk.dwellings import Dwellings, GateDwellings
-from kiosk.engine import ManualSubject, QuotaReached
+from kiosk.engine import UNKNOWN_DWELLING, ManualSubject, QuotaReached
 from kiosk.history import counted_outing
 from kiosk.lists import same_text
 from kiosk.policy import observation_blocks, quarantine_blocks, quota_reached
@@ -81,7 +85,7 @@ MAX_PASSENGERS = 12
 #: Person fields the form of a person takes back after a refusal.
 PERSON_FIELDS = (
     "name", "phone", "id_number", "unit", "resident", "reason", "temp_c", "copy_from", "off_map",
-    "again",
+    "again", "unknown_dwelling",
 )  # fmt: skip
 #: What holds a registration's pass until the guard confirms it with a reason (``holds_on``),
 #: in the order they are asked: each its form's ``confirm_<hold>`` and ``<hold>_reason``, its
@@ -307,13 +311,32 @@ def confirmed_pass(
 @router.post("/api/household", include_in_schema=False)
 @served_while_stopping
 async def check_household(request: Request, session: ActionSession, g: GuardDep) -> Response:
-    """Whether a dwelling is in home quarantine (for the form, as the unit is typed). A POST
-    with the form's CSRF token, so a dwelling and its quarantine never appear in a URL."""
+    """Whether a dwelling is in home quarantine (for the form, as the unit is typed), and
+    whether the gate knows it (``household_status``). A POST with the form's CSRF token, so a
+    dwelling and its quarantine never appear in a URL."""
     form = await request.form()
     unit = form.get("unit")
     unit = unit.strip()[:40] if isinstance(unit, str) else ""
-    quarantined_now = await asyncio.to_thread(household_quarantined, g, unit) if unit else False
-    return JSONResponse({"quarantined": quarantined_now}, headers={"Cache-Control": "no-store"})
+    clear = "household" in g.clear(session)
+    status = await asyncio.to_thread(household_status, g, unit, clear) if unit else {}
+    answer = {"quarantined": False} | status
+    return JSONResponse(answer, headers={"Cache-Control": "no-store"})
+
+
+def household_status(g: Guard, unit: str, clear: bool) -> dict[str, Any]:
+    """What the registration form says of a dwelling as it is typed: ``quarantined`` (today,
+    ``household_quarantined``) and, for one the gate does not know (``gate_dwellings``),
+    ``near``: the known dwellings it differs from only by separators, spaces or case
+    (``D-404`` for ``D404``), each with whether it is quarantined, so the form asks "did you
+    mean D-404?" before the guard registers a resident of ``D404`` unheld; absent when there
+    are none, and for a viewer who sees households masked (``clear`` false). Blocking."""
+    status: dict[str, Any] = {"quarantined": household_quarantined(g, unit)}
+    near = gate_dwellings(g).verdict(unit).near if clear else ()
+    if near:
+        status["near"] = [
+            {"household": n, "quarantined": household_quarantined(g, n)} for n in near
+        ]
+    return status
 
 
 @router.get("/register", response_class=HTMLResponse, include_in_schema=False)
@@ -417,13 +440,15 @@ async def register(
     kind: str,
     person: dict[str, Any],
     temp_c: float | None = None,
+    unknown: tuple[str, ...] = (),
 ) -> Response:
     """Enter a registration through the engine, which checks the reading (plausible, and no
     pass with a fever) and commits it like any other decision, a pass on the condition that
     the same one was not let through a moment before (``not_again``, looked at in the
     commit's own transaction); "done" once it is committed, asked first (``asked_again``)
     when the commit found such a record, else the form again with what was typed and
-    ``err.store``."""
+    ``err.store``. ``unknown``: ``unknown_dwelling`` for a resident's dwelling the gate does
+    not know, kept as typed (``dwelling_asked``)."""
     direction = direction_of(form, g.cfg.site.assumed_way())
     decision = decision_of(form)
     household = person.get("unit") if kind == "registration" else person.get("resident_of")
@@ -443,7 +468,7 @@ async def register(
             person={k: v for k, v in person.items() if v is not None},
             kind=kind,
             temp_c=temp_c,
-            flags=flags,
+            flags=flags + unknown,
             # A resident's outing is the household's, as their pass's would be (the quota).
             household=household if resident is not None else None,
             unless=again,
@@ -515,25 +540,46 @@ async def register_person(request: Request, session: ActionSession, g: GuardDep)
             raise BadInput("err.phone")
         temp_c = needed(form.get("temp_c"), "reg.temp", *plausible(g))
         resident = str(person["unit"]) if person.get("resident") else None
-        asked = await off_map(request, g, session, form, resident)
+        asked, unknown = await dwelling_asked(request, g, session, form, resident)
+        if asked is None:
+            asked = await off_map(request, g, session, form, resident)
         if asked is None:
             asked = await registered_again(request, g, session, form, "registration", person)
         if asked is not None:
             return asked
-        return await register(request, g, session, form, "registration", person, temp_c)
+        return await register(request, g, session, form, "registration", person, temp_c, unknown)
     except BadInput as exc:
         return await refused(request, g, session, form, exc)
 
 
-#: Where a resident's dwelling off the map is asked about (``off_map``): the form's path, the
-#: question, the page "no" leads to (None: the form's own).
-ASKED_FROM_REGISTRATION = ("/guard/register/person", "confirm.resident_off_map", None)
-ASKED_FROM_MANUAL = ("/guard/manual", "confirm.manual_off_map", "/guard")
+class AskedFrom(NamedTuple):
+    """Where a resident's dwelling is asked about (``off_map``, ``dwelling_asked``)."""
+
+    #: The form's path.
+    action: str
+    #: The question for a dwelling the compound map lacks.
+    words: str
+    #: The page "no" leads to (None: the form's own).
+    back: str | None
+    #: The question for a dwelling that matches none the gate knows.
+    unknown_words: str
+    #: The form's field that names the dwelling (the one a "Use D-404" button sends).
+    field: str
+
+
+ASKED_FROM_REGISTRATION = AskedFrom(
+    "/guard/register/person", "confirm.resident_off_map", None,
+    "confirm.resident_unknown_dwelling", "unit",
+)  # fmt: skip
+ASKED_FROM_MANUAL = AskedFrom(
+    "/guard/manual", "confirm.manual_off_map", "/guard", "confirm.manual_unknown_dwelling",
+    "household",
+)  # fmt: skip
 
 
 async def off_map(
     request: Request, g: Guard, session: Session, form: FormData, unit: str | None,
-    asked_from: tuple[str, str, str | None] = ASKED_FROM_REGISTRATION,
+    asked_from: AskedFrom = ASKED_FROM_REGISTRATION,
 ) -> Response | None:  # fmt: skip
     """A resident's dwelling (``unit``: a registered resident's, or a person without a pass's
     at the manual desk, ``asked_from``) the compound map (when one is loaded) lacks is likely a
@@ -548,11 +594,57 @@ async def off_map(
     if same_text(str(form.get("off_map") or "")) == same_text(unit):
         note(request, off_map="confirmed")
         return None
-    action, words, back = asked_from
+    action, words, back = asked_from[:3]
     text = i18n.t(g.lang(request), words, household=unit)
     sent = [(k, v) for k, v in form.multi_items() if k != "off_map"]
     asked = FormData([*sent, ("off_map", unit)])
     return confirm_first(request, g, session, action, asked, text, back=back)
+
+
+async def dwelling_asked(
+    request: Request, g: Guard, session: Session, form: FormData, household: str | None,
+    asked_from: AskedFrom = ASKED_FROM_REGISTRATION,
+) -> tuple[Response | None, tuple[str, ...]]:  # fmt: skip
+    """A resident's dwelling (a registered resident's ``unit``, or a person without a pass's
+    at the manual desk, ``asked_from``) that matches none the gate knows (``kiosk.dwellings``:
+    ``D404`` for the quarantine list's ``D-404`` held nobody and charged the outing to a
+    household nobody has) is asked about first: the page offers each known dwelling it differs
+    from only by separators, spaces or case ("did you mean D-404?", a button sending it in the
+    form's ``asked_from.field``, never taken in its place: ``1-101`` and ``11-01`` may be two
+    homes), and to record it as typed (``unknown_dwelling``, kept as the form is drawn again
+    for a hold). In the off-map question's words when a compound map is loaded that lacks it
+    (which it then answers too: ``off_map``; and a form that says it was confirmed off the
+    map, ``off_map``, is not asked again). Returns the question, or None and the flags the
+    record carries: ``unknown_dwelling`` once confirmed (said on the audit row). None, () for
+    no dwelling (``household`` None). Blocking reads in a thread."""
+    if household is None:
+        return None, ()
+    known = await asyncio.to_thread(gate_dwellings, g)
+    verdict = known.verdict(household, form.get("unknown_dwelling"))
+    if verdict.known:
+        return None, ()
+    lacking = await asyncio.to_thread(g.core.ledgers.compound.lacking, [household])
+    said_off_map = same_text(str(form.get("off_map") or "")) == same_text(household)
+    if verdict.confirmed or (lacking and said_off_map):  # the one question asked, answered
+        note(request, unknown_dwelling="confirmed")
+        return None, (UNKNOWN_DWELLING,)
+    lang = g.lang(request)
+    words = asked_from.words if lacking else asked_from.unknown_words
+    text = i18n.t(lang, words, household=household)
+    near = verdict.near if "household" in g.clear(session) else ()
+    if near:
+        text += " " + i18n.t(lang, "confirm.did_you_mean", near=" / ".join(near))
+    sent = [(k, v) for k, v in form.multi_items() if k not in ("unknown_dwelling", "off_map")]
+    asked = FormData([*sent, ("unknown_dwelling", household), ("off_map", household)])
+    offered = tuple(
+        (asked_from.field, n, i18n.t(lang, "manual.use_dwelling", household=n)) for n in near
+    )
+    yes = i18n.t(lang, "manual.as_typed", household=household)
+    action, back = asked_from.action, asked_from.back
+    page = confirm_first(
+        request, g, session, action, asked, text, back=back, offered=offered, yes=yes
+    )
+    return page, ()
 
 
 def not_again(g: Guard, form: FormData, kind: str, person: dict[str, Any]) -> NotAgain | None:

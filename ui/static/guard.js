@@ -682,9 +682,27 @@ if (feed) livePage(feed);  // only the live page streams
     const body = new URLSearchParams({ csrf: person.elements.csrf.value, unit });
     const r = await fetch("/guard/api/household", { method: "POST", body, headers: { accept: "application/json" } });
     if (!r.ok) return;
-    if ((await r.json()).quarantined) {
+    const found = await r.json();
+    if (found.quarantined) {
       unitCheck.textContent = unitCheck.dataset.quarantined;
       unitCheck.classList.add("unknown");
+    } else if (found.near && found.near.length) {
+      // D404 typed for the listed D-404: asked, each listed one a button (never taken alone).
+      const said = found.near.map((n) =>
+        n.quarantined ? unitCheck.dataset.nearQuarantined.replace("{near}", n.household) : n.household);
+      unitCheck.textContent = unitCheck.dataset.near.replace("{unit}", unit).replace("{near}", said.join(" / "));
+      unitCheck.classList.add("unknown");
+      for (const n of found.near) {
+        const use = document.createElement("button");
+        use.type = "button";
+        use.className = "ghost";
+        use.textContent = unitCheck.dataset.use.replace("{near}", n.household);
+        use.addEventListener("click", () => {
+          person.elements.unit.value = n.household;
+          checkUnit();
+        });
+        unitCheck.append(" ", use);
+      }
     }
   }
   person.elements.unit.addEventListener("change", checkUnit);
