@@ -33,6 +33,7 @@ from kiosk.lists import REVOKED_PASSED, same_text
 from kiosk.peers import LATE_BATCH, Breach, held_rows, late_breaches
 from kiosk.pihealth import CONDITIONS as PI_CONDITIONS
 from kiosk.policy import GUARD_NEEDED, recorded_alarm
+from kiosk.record import DECISIONS
 from kiosk.store import FORGET_ACTION, MAX_SKIPPED, format_ts
 from kiosk.unreadable import UNREADABLE
 
@@ -1110,9 +1111,14 @@ def card_unknown(event: Mapping[str, Any]) -> bool:
     read (``kiosk.unreadable``: a damaged field reads as none): a fever deny found by hand
     read back after a restart, a quarantined resident let home. Which card it raised is
     unknown, never taken as none: the row is named on the card of the rows that cannot be
-    read (``unreadable_alarms``). Only a row a card is read from (a pass or a deny)."""
+    read (``unreadable_alarms``). Only a row a card is read from (a pass or a deny), or one
+    whose ``decision`` cannot be read (none the log records, ``DECISIONS``: a guard's fever
+    ``manual_deny`` one bit off), which may have been one."""
     damaged = event.get(UNREADABLE) or ()
-    if event.get("decision") not in ("pass", "deny", "manual_deny"):
+    decision = event.get("decision")
+    if decision not in DECISIONS or "decision" in damaged:
+        return True
+    if decision not in ("pass", "deny", "manual_deny"):
         return False
     return any(name in damaged for name in _CARD_FIELDS)
 

@@ -65,6 +65,16 @@ def dated_ts_sql(ms: str) -> str:
     )
 
 
+#: An event of ``events`` that ``dated_events`` dates by its own ``ts``: stamped on a
+#: synchronised clock, or of a boot that never recorded one after it (``unsynced``).
+CLOCK_DATED = """clock_synced = 1 OR NOT EXISTS (
+        SELECT 1 FROM boot_clock b WHERE b.boot_id = events.boot_id AND b.seq > events.seq
+    )"""
+#: The columns of ``dated_events``' rows of ``CLOCK_DATED``.
+CLOCK_DATED_COLUMNS = """*, ts AS dated_ts,
+        CASE clock_synced WHEN 1 THEN 'clock' ELSE 'unsynced' END AS dating, NULL AS dated_by"""
+
+
 #: The boot offsets, their trigger and the view (``kiosk.store`` migration m002). An event
 #: after its boot's first synchronised one keeps its ``ts`` (that clock had been set).
 DATED_EVENTS_SQL = f"""
@@ -88,12 +98,9 @@ CREATE VIEW redated_events AS
     FROM boot_clock b CROSS JOIN events e
     WHERE e.boot_id = b.boot_id AND e.clock_synced = 0 AND e.seq < b.seq;
 CREATE VIEW dated_events AS
-    SELECT *, ts AS dated_ts,
-        CASE clock_synced WHEN 1 THEN 'clock' ELSE 'unsynced' END AS dating, NULL AS dated_by
+    SELECT {CLOCK_DATED_COLUMNS}
     FROM events
-    WHERE clock_synced = 1 OR NOT EXISTS (
-        SELECT 1 FROM boot_clock b WHERE b.boot_id = events.boot_id AND b.seq > events.seq
-    )
+    WHERE {CLOCK_DATED}
     UNION ALL
     SELECT * FROM redated_events;
 """  # noqa: S608 - module constants

@@ -400,16 +400,26 @@ class _Query:
             return "0", []
         return self.equal("text", column, [self.fold("text", self.person.household)])
 
-    def household_in_damaged(self, column: str) -> tuple[str, list[Any]]:
+    def household_in_damaged(
+        self, column: str, own: tuple[str, list[Any]]
+    ) -> tuple[str, list[Any]]:
         """SQL (scoped): ``column``'s stored text that is not JSON (damaged: its household
         fields read as NULL, ``json_field``) holds the household forgotten whole as a JSON
         string of its own (``"3-301"``: its ``unit``, its ``household``), folded as
-        ``key_of`` folds it; never inside another's (``"13-3011"``), nor in a note's words."""
+        ``key_of`` folds it; never inside another's (``"13-3011"``), nor in a note's words.
+        Only on the rows ``own`` selects: those that could be the household's (no household
+        of their own, or this one). Another household's row whose damaged note names the
+        unit visited is theirs, never this one's."""
         if not self.person.whole_household:
             return "0", []
         quoted = self.fold("text", json.dumps(self.person.household, ensure_ascii=False))
         damaged = f"(CASE WHEN json_valid({column}) THEN NULL ELSE {column} END)"
-        return self.spelled(damaged, lambda raw: str(quoted) in (_person_key("text", raw) or ""))
+        held, args = self.spelled(
+            damaged, lambda raw: str(quoted) in (_person_key("text", raw) or ""), own
+        )
+        if held == "0":
+            return held, args
+        return f"(({own[0]}) AND {held})", own[1] + args
 
     def mentions(self, column: str) -> tuple[str, list[Any]]:
         """SQL: ``column``'s text carries a needle, each kind folded as ``key_of`` does. Not
@@ -474,6 +484,15 @@ _PERSON = json_field("person", "$.{}")
 #: An audit row's ``detail``: whose pass it issued, and their dwelling.
 _DETAIL_HOLDER = json_field("detail", "$.holder")
 _DETAIL_HOUSEHOLD = json_field("detail", "$.household")
+#: The audit actions whose ``detail`` names a household as its own (the pass issued to it,
+#: its quarantine, its entry in the households' list): a damaged ``detail`` of one of them
+#: holding the household is the household's; any other action's names it only in passing.
+_HOUSEHOLD_ACTIONS = (
+    "pass_issued",
+    "lists.quarantine_add",
+    "lists.household_set",
+    "lists.household_remove",
+)
 _DWELLING = f"coalesce(household, {_PERSON.format('unit')}, {_PERSON.format('resident_of')})"
 _PERSON_FIELDS = ("name", "driver", "unit", "resident_of", "phone", "plate")
 
@@ -499,7 +518,9 @@ def _events(db: sqlite_utils.Database, q: _Query) -> list[dict[str, Any]]:
         parts += [q.mentions(_free_text("person", *_PERSON_FIELDS))]
         parts += [q.household_is("household"), q.household_is(_PERSON.format("unit"))]
         parts += [q.household_is(_PERSON.format("resident_of"))]
-        parts += [q.household_in_damaged("person")]
+        theirs, args = q.household_is("household")
+        own = (f"coalesce(household, '') = '' OR {theirs}", args)
+        parts += [q.household_in_damaged("person", own)]
     return _rows(db, "events", parts, _UNPURGED_EVENTS)
 
 
@@ -511,7 +532,9 @@ def _audit(db: sqlite_utils.Database, q: _Query) -> list[dict[str, Any]]:
     with q.scoped(db, "audit", also):
         parts = [q.named(holder, household)]
         parts += [q.mentions(_free_text("detail", "holder", "household"))]
-        parts += [q.household_is(household), q.household_in_damaged("detail")]
+        named = ", ".join(f"'{a}'" for a in _HOUSEHOLD_ACTIONS)
+        own: tuple[str, list[Any]] = (f"action IN ({named})", [])
+        parts += [q.household_is(household), q.household_in_damaged("detail", own)]
     return _rows(db, "audit", parts, also)
 
 

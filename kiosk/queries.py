@@ -31,7 +31,7 @@ from kiosk.store import (
     format_ts,
 )
 from kiosk.typed import typed
-from kiosk.unreadable import A_TIME, decode_json, json_field, undated_args, undated_sql
+from kiosk.unreadable import a_time, decode_json, json_field, undated_args, undated_sql
 
 #: Where the boots' offsets count milliseconds from (``kiosk.dating``).
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -207,9 +207,9 @@ def event_rows_between(log: Readable, start: str, end: str) -> list[dict[str, An
     db = log.reader()
     source, ts = dated_source(db)
     limit = MAX_ROWS * 10
-    where = f"FROM {source} WHERE {ts} >= ? AND {ts} < ? AND {ts} GLOB '{A_TIME}'"
+    where = f"FROM {source} WHERE {ts} >= ? AND {ts} < ? AND {a_time(ts)}"
     day = f"SELECT * {where} UNION ALL {undated_sql(source, ts, '*')}"  # noqa: S608
-    args = [start, end, *undated_args(start, end)]
+    args = [start, end, *undated_args(source, start, end)]
     rows = [dict(r, ts=r[ts]) for r in db.query(f"{day} ORDER BY seq LIMIT ?", [*args, limit + 1])]
     if len(rows) > limit:
         count = db.execute(f"SELECT count(*) FROM ({day})", args).fetchone()[0]  # noqa: S608

@@ -92,8 +92,8 @@ from kiosk.record import PURGED_HOUSEHOLD
 from kiosk.sheets import write_csv, write_xlsx
 from kiosk.store import define_counted_outing, recorded_history
 from kiosk.unreadable import (
-    A_TIME,
     UNREADABLE,
+    a_time,
     also_checked,
     readable_rows,
     undated_args,
@@ -173,12 +173,13 @@ def _events_between(
         {"ts": f"{ts} as ts", "dating": f"{dating} as dating"}.get(c, c) for c in wanted
     )
     only = "" if kiosks is None else f" and kiosk_id in ({', '.join('?' * len(kiosks))})"
-    timed = f"{ts} >= ? and {ts} < ? and {ts} glob '{A_TIME}'"
-    sql, args = f"select {picked} from {source} where {timed}", [start, end]  # noqa: S608
+    timed = f"{ts} >= ? and {ts} < ? and {a_time(ts)}"
+    sql = f"select {picked} from {source} where {timed}{only}"  # noqa: S608
+    args: list[object] = [start, end, *(kiosks or ())]
     if skipped is not None:  # the day's figures: every row of it
-        sql += f"{only} union all {undated_sql(source, ts, picked)}"
-        args += [*(kiosks or ()), *undated_args(start, end)]
-    with streamed_rows(db, f"{sql}{only} order by seq", [*args, *(kiosks or ())]) as rows:
+        sql += f" union all {undated_sql(source, ts, picked, only)}"
+        args += undated_args(source, start, end, kiosks or ())
+    with streamed_rows(db, f"{sql} order by seq", args) as rows:
         yield readable_rows(rows, skipped, since=start)
 
 
@@ -218,7 +219,9 @@ def gate_not_opened(rows: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
     cannot be read (``kiosk.unreadable``) right after a pass of the same person at its gate
     may be the row saying the gate did not open for it (``not_opened``): read as that one, so
     the pass counts as no outing and its passage as denied; the row is counted unreadable all
-    the same. A pass it did not undo is counted one short, never one too many."""
+    the same. A pass it did not undo is counted one short, never one too many. The same
+    person: of the same household and, when both rows name a pass, of the same pass (a
+    child's deny right after the mother's exit is not hers)."""
     before: dict[str, dict[str, Any]] = {}  # each gate's row before
     for row in rows:
         last, before[str(row["kiosk_id"])] = before.get(str(row["kiosk_id"])), row
@@ -227,9 +230,17 @@ def gate_not_opened(rows: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
             and "flags" in row.get(UNREADABLE, ())
             and (last["decision"], row["decision"]) in ((d, "deny") for d in PASSED)
             and all(last[n] == row[n] for n in ("direction", "household"))
+            and _same_pass(last, row)
         ):
             row = {**row, "flags": json.dumps([f"{NOT_OPENED}{last['seq']}"])}  # noqa: PLW2901
         yield row
+
+
+def _same_pass(one: Mapping[str, Any], other: Mapping[str, Any]) -> bool:
+    """Whether two events rows are of the same pass, or either names none (nor can: a copy
+    without pass ids)."""
+    held = (one.get("pass_id"), other.get("pass_id"))
+    return None in held or held[0] == held[1]
 
 
 def not_opened_pass(row: Mapping[str, Any]) -> Key | None:
@@ -520,10 +531,12 @@ def _report_columns(db: Database) -> tuple[str, bool]:
     district's copy (``office.district``) holds none, so its hand readings cannot be told from
     copied ones (``hand_readings`` null); ``purged``: whether retention or a forget nulled the
     row's personal fields (the district's copy says so itself: ``office.district``)."""
-    sensor = "temp_object_c" in db.table("events").columns_dict
+    held = db.table("events").columns_dict
+    sensor = "temp_object_c" in held
     cols = (
         "seq, ts, dating, kiosk_id, direction, decision, reasons, temp_c, household, flags,"
-        f" {'temp_object_c' if sensor else 'null as temp_object_c'}, {_purged_sql(db)} as purged"
+        f" {'temp_object_c' if sensor else 'null as temp_object_c'}, {_purged_sql(db)} as purged,"
+        f" {'pass_id' if 'pass_id' in held else 'null as pass_id'}"
     )
     return cols, sensor
 

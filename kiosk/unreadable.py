@@ -41,6 +41,7 @@ from collections.abc import Collection, Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import Any, TypeVar, cast
 
+from kiosk.dating import CLOCK_DATED, CLOCK_DATED_COLUMNS
 from kiosk.hashchain import unreadable_field
 from kiosk.record import DECISIONS, PASS_DECISIONS
 
@@ -50,6 +51,7 @@ __all__ = [
     "EMPTY",
     "NOTHING",
     "UNREADABLE",
+    "a_time",
     "also_checked",
     "damaged_fields",
     "decode_json",
@@ -187,30 +189,58 @@ def _read_as(damaged: list[str], last: Any, row: Mapping[str, Any]) -> dict[str,
 
 #: What every stored time's text begins with (``YYYY-MM-DD?HH:MM``), as a GLOB: a ``ts``
 #: that does not is no time, and may sort into another day or none (null, a word, a number,
-#: hour 99).
+#: hour 99). The GLOB lets a search use the ``ts`` index; ``a_time`` also asks SQLite to read
+#: it as a time, which one that only looks like one (hour 29, day 35, month 18) is not.
 A_TIME = "[0-9][0-9][0-9][0-9]-[01][0-9]-[0-3][0-9]?[0-2][0-9]:[0-5][0-9]*"
 
 
-def undated_sql(source: str, ts: str, picked: str) -> str:
+def a_time(ts: str) -> str:
+    """SQL: ``ts`` is a time (``A_TIME``'s form, and a date and hour that are one)."""
+    return f"({ts} glob '{A_TIME}' and julianday({ts}) is not null)"
+
+
+def undated_sql(source: str, ts: str, picked: str, only: str = "") -> str:
     """SQL: the rows of a day (``undated_args``) in ``source`` (the events, or their dated
-    view: its time ``ts``) whose time is no time (``A_TIME``), each of the day of the row
+    view: its time ``ts``) whose time is no time (``a_time``), each of the day of the row
     before it in the log (of the first row after it when none is before it): those from the
-    day's first row (by time) to the next day's first. A search of the ``ts`` index and of
-    the day's span of ``seq``, never a walk of every row."""
-    timed = f"{ts} glob '{A_TIME}'"
+    day's first row (by time) to the next day's first (``only``: a further condition on
+    each). A search of the ``ts`` index and of the day's span of ``seq``, never a walk of
+    every row: of the dated view, each of its parts searched on its own (``kiosk.dating``),
+    as SQLite takes no bound from a subquery into a view of two parts."""
+    timed = a_time(ts)
     rows = f"from {source} where {timed} and {ts}"  # noqa: S608
-    first = f"(select seq {rows} >= ? order by {ts} limit 1)"
-    return (
-        f"select {picked} from {source} where not coalesce({timed}, 0)"  # noqa: S608
-        f" and seq > (case when exists (select 1 {rows} < ?) then {first} else 0 end)"
-        f" and exists (select 1 {rows} >= ? and {ts} < ?)"
-        f" and seq < coalesce({first}, {2**63 - 1})"
+    first = _first_dated(source)
+    span = (
+        f"seq > (case when exists (select 1 {rows} < ?) then {first} else 0 end)"
+        f" and seq < coalesce({first}, {2**63 - 1}) and exists (select 1 {rows} >= ? and {ts} < ?)"
     )
+    parts = [source]
+    if source == "dated_events":
+        clock_dated = f"select {CLOCK_DATED_COLUMNS} from events where {CLOCK_DATED}"  # noqa: S608
+        parts = [f"({clock_dated})", "redated_events"]
+    where = f"where {span} and not coalesce({timed}, 0){only}"
+    return " union all ".join(f"select {picked} from {part} {where}" for part in parts)  # noqa: S608
 
 
-def undated_args(start: str, end: str) -> list[str]:
-    """``undated_sql``'s parameters for the day ``[start, end)``."""
-    return [start, start, start, end, end]
+def undated_args(source: str, start: str, end: str, only: Iterable[object] = ()) -> list[object]:
+    """``undated_sql``'s parameters for the day ``[start, end)`` (``only``: its condition's)."""
+    taken = 2 if source == "dated_events" else 1
+    each = [start, *[start] * taken, *[end] * taken, start, end, *only]
+    return each * taken
+
+
+def _first_dated(source: str) -> str:
+    """SQL: the ``seq`` of the first row (by time) of ``source`` dated at or after a time (a
+    parameter for each part of ``source``); of the dated view, the first of each of its parts
+    (``kiosk.dating``), each down an index: the view's own order by time walks every row
+    after it."""
+    parts = [f"select seq, ts as t from events where {a_time('ts')} and ts >= ?"]  # noqa: S608
+    if source == "dated_events":
+        parts[0] += f" and ({CLOCK_DATED})"
+        dated = f"from redated_events where {a_time('dated_ts')}"  # noqa: S608
+        parts.append(f"select seq, dated_ts as t {dated} and dated_ts >= ?")
+    each = " union all ".join(f"select * from ({p} order by t, seq limit 1)" for p in parts)  # noqa: S608
+    return f"(select seq from ({each}) order by t, seq limit 1)"  # noqa: S608
 
 
 def told(kiosk_id: str, seq: Any, field: str) -> None:

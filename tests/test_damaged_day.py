@@ -27,8 +27,17 @@ from kiosk.store import EventDraft
 DAY = date(2026, 10, 25)
 ZONE = "Europe/Berlin"
 #: A ``ts`` that is no time: words (sorting after every day), a day's date with words after it
-#: (sorting into the next day: "g" after "2"), a time out of range, a number.
-NO_TIME = ("'garbage'", "'2026-10-25Tgarbage'", "'2026-10-25T99:99:99+00:00'", "5")
+#: (sorting into the next day: "g" after "2"), a time out of range, a number; texts in a
+#: time's form that are none (hour 29, day 35, month 18).
+NO_TIME = (
+    "'garbage'",
+    "'2026-10-25Tgarbage'",
+    "'2026-10-25T99:99:99+00:00'",
+    "5",
+    "'2026-10-25T29:00:05+00:00'",
+    "'2026-10-35T09:00:05+00:00'",
+    "'2026-18-25T09:00:05+00:00'",
+)
 
 
 def edit(path, seq: int, column: str, sql: str) -> None:
