@@ -192,7 +192,7 @@ def test_restore_is_refused_while_the_daemon_runs(gate, usb, capsys):
     try:
         assert run_restore(data, etc, usb / "north.kbak") == 1
     finally:
-        os.close(lock)
+        lock.close()
     assert f"pid {os.getpid()}" in capsys.readouterr().err
     assert (data / "kiosk.db").read_bytes() == before
 
@@ -287,7 +287,7 @@ def test_this_pis_files_are_kept_aside_with_the_wal(gate, usb, capsys):
     run_backup(data, etc, usb / "north.kbak")
     wal = (data / "kiosk.db-wal").read_bytes()
     lock = hold_data_dir(data)  # a daemon that died: its lock is let go
-    os.close(lock)
+    lock.close()
     log.close()
     (data / "kiosk.db-wal").write_bytes(wal)  # left beside it, as after a power cut
 

@@ -203,7 +203,7 @@ def test_the_data_dir_lock_is_taken_on_a_card_mounted_read_only(tmp_path, monkey
         with pytest.raises(daemon_cmd.CliError, match="another kiosk daemon"):
             daemon_cmd.hold_data_dir(tmp_path)  # still one daemon per data dir
     finally:
-        daemon_cmd.os.close(fd)
+        fd.close()
 
 
 def test_a_stop_asked_while_a_retry_opens_the_log_ends_the_standby_not_a_start(tmp_path, card):

@@ -375,7 +375,7 @@ def test_a_second_daemon_on_the_same_data_dir_is_refused(tmp_path, monkeypatch, 
         assert f"another kiosk daemon (pid {os.getpid()}) runs on the data dir {data}" in err
         assert started == []
     finally:
-        os.close(first)  # the first stops (or crashes: the kernel lets go all the same)
+        first.close()  # the first stops (or crashes: the kernel lets go all the same)
     assert main(["run", "--config", str(config), "--data", str(data)]) == 1
     assert started == [True]  # it got past the lock
     assert "another kiosk daemon" not in capsys.readouterr().err
@@ -383,8 +383,6 @@ def test_a_second_daemon_on_the_same_data_dir_is_refused(tmp_path, monkeypatch, 
 
 
 def test_a_second_demo_on_the_same_data_dir_is_refused(tmp_path, capsys):
-    import os
-
     from checkpoint.cli.daemon_cmd import DEMO_MARK, hold_data_dir
 
     data = tmp_path / "demo"
@@ -394,7 +392,7 @@ def test_a_second_demo_on_the_same_data_dir_is_refused(tmp_path, capsys):
     try:
         assert main(["demo", "--port", "0", "--data", str(data)]) == 1
     finally:
-        os.close(first)
+        first.close()
     assert "another kiosk daemon" in capsys.readouterr().err
 
 

@@ -253,16 +253,18 @@ def test_the_daemon_takes_again_a_lock_file_removed_as_it_took_it(tmp_path, monk
     fd = hold_data_dir(data)
     try:
         assert len(opened) == 2
-        assert os.fstat(fd).st_ino == (data / LOCK_FILE).stat().st_ino
+        assert os.fstat(fd.file).st_ino == (data / LOCK_FILE).stat().st_ino
     finally:
-        os.close(fd)
+        fd.close()
 
 
 def test_a_daemons_lock_file_made_as_the_restore_looked_is_never_removed(
     tmp_path, clock, capsys, monkeypatch
 ):
     """The daemon starts between the restore's look for ``kiosk.lock`` (none) and its open of
-    it: the restore, refused, removes only a lock file it held, never the daemon's."""
+    it: the restore, refused, removes only a lock file it held, never the daemon's. (A daemon
+    now also holds the data dir's folder lock, which the restore holds first, so this is one
+    that took its lock file alone, as a daemon from before that did.)"""
     new = _never_run_gate(tmp_path / "new", clock, "gate-1")
     archive = tmp_path / "new.kbak"
     assert run_backup(new.data, new.etc, archive) == 0
@@ -271,7 +273,7 @@ def test_a_daemons_lock_file_made_as_the_restore_looked_is_never_removed(
 
     def daemon_first(path):
         if not daemon:
-            daemon.append(hold_data_dir(new.data))
+            daemon.append(daemon_cmd._hold_lock_file(new.data, None))
         return real(path)
 
     monkeypatch.setattr(backup_cmd, "_lock_file", daemon_first)

@@ -134,7 +134,7 @@ def test_verbs_that_write_go_on_beside_the_running_daemon_and_one_another(tmp_pa
     finally:
         if other is not None:
             os.close(other)
-        os.close(daemon)
+        daemon.close()
     assert _naming(db) == 0
     restore = lock_folder(data, exclusive=True)
     assert restore is not None

@@ -47,7 +47,7 @@ def stopped_gate(root: Path, clock, kiosk_id: str = "gate-north", events: int = 
     """A gate's folders as its daemon leaves them once stopped: the log closed (no -wal, no
     -shm), the lock file it took left there."""
     data, etc, log = make_gate(root, clock, kiosk_id, events)
-    os.close(hold_data_dir(data))
+    hold_data_dir(data).close()
     return data, etc, log
 
 

@@ -671,12 +671,8 @@ def _stopped(data: Path, run: _Run | None = None) -> Iterator[None]:
     run = run or _Run()
     try:
         folder = lock_folder(data, exclusive=True)
-    except BlockingIOError:  # a verb writes in it: the folders are its too now
-        raise CliError(
-            "a maintenance command (kiosk person forget, purge, token, guard, an import,"
-            f" calibrate, keys new, a backup) is writing in {data}: try again when it has"
-            " finished; nothing was changed"
-        ) from None
+    except BlockingIOError:  # the daemon, or a verb that writes: the folders are its too now
+        raise CliError(_held_by_another(data)) from None
     except CliError:
         _unmade(run.made)
         raise
@@ -690,15 +686,50 @@ def _stopped(data: Path, run: _Run | None = None) -> Iterator[None]:
             os.close(folder)
 
 
+def _held_by_another(data: Path) -> str:
+    """Why a restore is refused whose data dir another holds: the daemon (its ``kiosk.lock``
+    held, its pid in it), else a maintenance verb that writes."""
+    from .daemon_cmd import LOCK_FILE, lock_holder
+
+    owner = None
+    with contextlib.suppress(OSError):  # no lock file (a link to none): no daemon's
+        fd = os.open(data / LOCK_FILE, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            owner = lock_holder(fd, exclusive=False)
+        finally:
+            os.close(fd)
+    if owner is not None:
+        return _daemon_runs(owner, data)
+    return (
+        "a maintenance command (kiosk person forget, purge, token, guard, an import,"
+        " calibrate, keys new, a backup) or the kiosk daemon (its lock file gone: stop it,"
+        f" sudo systemctl stop kiosk) is writing in {data}: try again when it has"
+        " finished; nothing was changed"
+    )
+
+
+def _daemon_runs(owner: str, data: Path) -> str:
+    return (
+        f"the kiosk daemon (pid {owner}) runs on {data}: a restore under it would be"
+        " written over or forked; stop it first (sudo systemctl stop kiosk)"
+    )
+
+
 @contextmanager
 def _lock_file_held(data: Path, run: _Run) -> Iterator[None]:
     """``DATA/kiosk.lock`` taken for ``_stopped``; the one made here removed unless ``run``
-    changed something (or was cut off: its marker there, which the daemon refuses)."""
+    changed something (or was cut off: its marker there, which the daemon refuses). A link
+    to no file (``/run/kiosk/kiosk.lock``: systemd removes /run/kiosk each time kiosk.service
+    stops) is left so: the data dir's own lock, held exclusive, keeps a daemon out (it holds
+    that shared for its life), and nothing is made through the link."""
     from kiosk.backup import RESTORE_MARKER
 
     from .daemon_cmd import LOCK_FILE, locked_file, unlockable
 
     path = data / LOCK_FILE
+    if path.is_symlink() and not path.exists():
+        yield
+        return
     made = not os.path.lexists(path)
     try:
         fd, owner = locked_file(path, _lock_file)
@@ -711,10 +742,7 @@ def _lock_file_held(data: Path, run: _Run) -> Iterator[None]:
     made = made and _is_the_file_at(fd, path)  # not one a link planted meanwhile leads to
     try:
         if owner is not None:
-            raise CliError(
-                f"the kiosk daemon (pid {owner}) runs on {data}: a restore under it would be"
-                " written over or forked; stop it first (sudo systemctl stop kiosk)"
-            )
+            raise CliError(_daemon_runs(owner, data))
         if made and os.geteuid() == 0:
             st = data.stat()
             os.fchown(fd, st.st_uid, st.st_gid)
@@ -728,9 +756,9 @@ def _lock_file_held(data: Path, run: _Run) -> Iterator[None]:
 
 def _lock_file(path: Path) -> int:
     """``DATA/kiosk.lock`` opened for the restore's lock: made where it is not, never through a
-    symbolic link (as root that made a file wherever the data dir's user pointed it: refused,
-    ``_no_lock_file``); a link to a lock file that is there (one kept off a read-only card,
-    in /run/kiosk) is followed, as the daemon follows it."""
+    symbolic link (as root that made a file wherever the data dir's user pointed it); a link
+    to a lock file that is there (one kept off a read-only card, in /run/kiosk) is followed,
+    as the daemon follows it (a link to none: ``_lock_file_held`` takes no lock file)."""
     try:
         return os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o640)
     except OSError as exc:
@@ -738,23 +766,11 @@ def _lock_file(path: Path) -> int:
             raise
     try:
         return os.open(path, os.O_RDWR | os.O_CLOEXEC)
-    except FileNotFoundError:
-        raise CliError(_no_lock_file(path)) from None
-
-
-def _no_lock_file(path: Path) -> str:
-    """Why a restore is refused whose ``kiosk.lock`` is a link to no file."""
-    target, uid = os.readlink(path), path.parent.stat().st_uid
-    try:
-        owner = shlex.quote(pwd.getpwuid(uid).pw_name)
-    except KeyError:  # a user with no name, as sudo -u takes one
-        owner = f"'#{uid}'"
-    return (
-        f"{path} is a symbolic link to {target}, which is not there: a restore makes no file"
-        " through a link (as root it would make one wherever the link points); make it as the"
-        f" data dir's owner (sudo -u {owner} touch {shlex.quote(target)}), or start the kiosk"
-        " daemon once, which makes it; nothing was changed"
-    )
+    except FileNotFoundError:  # its file removed since the restore looked
+        raise CliError(
+            f"{path} is a symbolic link whose file was removed as the restore began: try"
+            " again; nothing was changed"
+        ) from None
 
 
 def _is_the_file_at(fd: int, path: Path) -> bool:

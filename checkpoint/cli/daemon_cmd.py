@@ -198,7 +198,7 @@ def run_demo(args: argparse.Namespace) -> int:
         raise CliError(f"cannot start: {_os_error(exc)}") from None
     finally:
         if lock is not None:
-            os.close(lock)
+            lock.close()
 
 
 def run_daemon(args: argparse.Namespace) -> int:
@@ -574,7 +574,7 @@ class DataDirLock:
 
     def __init__(self, data: Path) -> None:
         self.data = data
-        self._fd: int | None = None
+        self._fd: DataDirHold | None = None
 
     def take(self) -> None:
         """Hold the lock (once); a ``StoreFault`` naming the file, its owner and the
@@ -588,7 +588,7 @@ class DataDirLock:
 
     def close(self) -> None:
         if self._fd is not None:
-            os.close(self._fd)
+            self._fd.close()
             self._fd = None
 
 
@@ -618,16 +618,59 @@ def _user() -> str:
         return f"{os.geteuid()}:{os.getegid()}"
 
 
-def hold_data_dir(data: Path, foreign: Callable[[Path], Exception] | None = None) -> int:
-    """Lock the data dir for this daemon: the open descriptor of its ``kiosk.lock``, to keep
-    open while it runs (the kernel lets go when the process ends, a crash too). A second
-    ``kiosk run`` on the same data dir (another port, a manual run beside the service) started,
-    and two daemons wrote one event log and drove one relay and thermometer: it is refused,
-    exit 1, so that kiosk.service tries again once the other has stopped. A lock file this
-    user may not open raises ``foreign(path)`` when given (``DataDirLock``: stand by)."""
-    path = data / LOCK_FILE
+class DataDirHold:
+    """A daemon's hold on its data dir (``hold_data_dir``): its ``kiosk.lock`` (``file``,
+    exclusive) and the data dir itself (``folder``, shared; None where it locks nothing),
+    both let go by ``close`` (or by the kernel when the process ends, a crash too)."""
+
+    def __init__(self, file: int, folder: int | None) -> None:
+        self.file = file
+        self.folder = folder
+
+    def fileno(self) -> int:
+        return self.file
+
+    def close(self) -> None:
+        os.close(self.file)
+        if self.folder is not None:
+            os.close(self.folder)
+            self.folder = None
+
+
+def hold_data_dir(data: Path, foreign: Callable[[Path], Exception] | None = None) -> DataDirHold:
+    """Lock the data dir for this daemon, to hold while it runs. A second ``kiosk run`` on the
+    same data dir (another port, a manual run beside the service) started, and two daemons
+    wrote one event log and drove one relay and thermometer: it is refused, exit 1, so that
+    kiosk.service tries again once the other has stopped. A lock file this user may not open
+    raises ``foreign(path)`` when given (``DataDirLock``: stand by).
+
+    The data dir itself is held shared first (``lock_folder``, as a verb that writes holds
+    it), so that a restore, which holds it exclusive for its whole run, and a daemon refuse
+    each other whatever becomes of ``kiosk.lock``: a link to /run/kiosk/kiosk.lock loses its
+    file each time systemd stops the unit (``RuntimeDirectory=kiosk``), and a daemon restarted
+    under a restore made a new one and started on the files half put back."""
     try:
         data.mkdir(parents=True, exist_ok=True)
+        folder = lock_folder(data, exclusive=False)
+    except BlockingIOError:
+        raise CliError(
+            f"cannot start: a restore is under way in the data dir {data} (kiosk restore);"
+            " the daemon starts once it has finished"
+        ) from None
+    except OSError as exc:
+        raise CliError(f"cannot start: {_os_error(exc)}") from None
+    try:
+        return DataDirHold(_hold_lock_file(data, foreign), folder)
+    except BaseException:
+        if folder is not None:
+            os.close(folder)
+        raise
+
+
+def _hold_lock_file(data: Path, foreign: Callable[[Path], Exception] | None) -> int:
+    """``DATA/kiosk.lock`` locked for ``hold_data_dir``: its open descriptor, the pid in it."""
+    path = data / LOCK_FILE
+    try:
         fd, owner = locked_file(path, _lock_file)
     except PermissionError as exc:
         if foreign is not None and exc.filename is not None and Path(exc.filename) == path:
