@@ -19,6 +19,9 @@ counts beyond decisions and reasons:
                             (``occupants``: not counting the driver), plates not on the
                             resident-vehicle list
 ``service_requests``        opened, done, open at the end of the day, by kind
+``unknown_dwellings``       guards' passes of a person without a pass under a dwelling the gate
+                            did not know, kept as typed (``unknown_dwelling``: the household's
+                            quarantine, quota and observation never checked)
 ==========================  ====================================================================
 
 A figure that the database cannot know is ``None``, never 0: the district database holds only
@@ -53,6 +56,7 @@ from . import observation, services
 from .community import has_table
 from .dating import dated_source
 from .days import day_bounds
+from .engine import UNKNOWN_DWELLING
 from .files import streamed_rows
 from .links import Key, passage_key, repeats
 from .lists import same_text
@@ -182,7 +186,7 @@ def _event_counts(db: sqlite_utils.Database, start: str, end: str) -> dict[str, 
     kind = "kind" if "kind" in cols else "'passage'"
     named = columns_or_null(db, ("person", "pass_id", "household", "holder"))
     fevers = FeverishPeople()
-    registrations = vehicles = occupants = 0
+    registrations = vehicles = occupants = unknown_dwellings = 0
     plates: list[str | None] = []
     # How each passage of a person ended (``kiosk.links.passage_key``: a guard's decision
     # about one is its end, an attempt after a measure-again deny its next try): a deny the
@@ -212,6 +216,7 @@ def _event_counts(db: sqlite_utils.Database, start: str, end: str) -> dict[str, 
                     plates.append(car.get("plate"))
                 continue
             registrations += row["kind"] == "registration" and not again
+            unknown_dwellings += _unknown_dwelling(row)
             ends[passage_key(row, seen)] = (row["direction"], row["decision"])
     people = {"in": 0, "out": 0}
     for direction, decision in ends.values():
@@ -226,7 +231,16 @@ def _event_counts(db: sqlite_utils.Database, start: str, end: str) -> dict[str, 
             "occupants": occupants,
             "unknown_plates": _unknown_plates(db, plates),
         },
+        "unknown_dwellings": unknown_dwellings,
     }
+
+
+def _unknown_dwelling(row: Mapping[str, Any]) -> bool:
+    """A guard's pass of a person under a dwelling the gate did not know, kept as typed."""
+    if row["decision"] != "manual_pass" or not row["flags"]:
+        return False
+    flags = json.loads(row["flags"])
+    return isinstance(flags, list) and UNKNOWN_DWELLING in flags
 
 
 def _small_int(value: object) -> int:
@@ -296,6 +310,7 @@ def community_section(db: sqlite_utils.Database, day: date, tz: ZoneInfo) -> dic
         "registrations": counts["registrations"],
         "vehicles": counts["vehicles"],
         "service_requests": services.counts_for_day(db, day, tz) if desk else None,
+        "unknown_dwellings": counts["unknown_dwellings"],
     }
 
 

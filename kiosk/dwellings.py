@@ -9,17 +9,22 @@ household nobody has. Now:
   case, width and outer spaces aside); the separators are never stripped to make it match
   (``1-101`` and ``11-01`` may be two homes);
 * one that matches no dwelling the gate knows is asked about before anything is recorded
-  (``Verdict.ask``), offering those that differ from it only by separators, spaces or case
-  (``Verdict.near``: "did you mean D-404?"); confirmed as typed, the record carries the flag
-  ``unknown_dwelling`` (``kiosk.engine.UNKNOWN_DWELLING``), so it shows it was never checked.
+  (``Verdict.ask``), offering those that differ from it only by separators, spaces, case,
+  leading zeros or the words a dwelling is said with (栋, 单元, 室, a direction: ``loose_keys``;
+  ``Verdict.near``: "did you mean D-404?" for ``D-0404`` or ``D栋404``); confirmed as typed,
+  the record carries the flag ``unknown_dwelling`` (``kiosk.engine.UNKNOWN_DWELLING``), so
+  it shows it was never checked (the live feed's badge, the daily report's
+  ``unknown_dwellings``).
 
 The gate knows a dwelling from the compound map, the households list, the quarantine list
 (its own and the compound's other gates'), the returnee ledger and the passes issued at its
-console (``GateDwellings``): read once per change of them and kept.
+console, every one of them (``GateDwellings``, ``issued_households``): read once per change
+of them and kept.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
@@ -27,17 +32,42 @@ from typing import Any, NamedTuple, Protocol
 from .compound import CompoundMap
 from .lists import Lists
 from .observation import ObservationLedger
-from .queries import issued_passes
 from .spelling import same_text
+from .unreadable import json_field
 
-__all__ = ["Dwellings", "GateDwellings", "Verdict", "loose_key"]
+__all__ = ["Dwellings", "GateDwellings", "Verdict", "loose_key", "loose_keys"]
+
+
+#: What a dwelling may be typed with that its list's spelling lacks: the marks of a building,
+#: unit, room or number (``D栋404``, ``3号楼2单元101室``) and the direction the person goes
+#: (``D-404出``, ``D-404 out``; ``in``/``out`` as a word of their own, not inside one).
+_LOOSE_WORDS = re.compile(r"单元|[栋幢室号楼出进入]|(?<![^\W\d_])(?:in|out)(?![^\W\d_])")
+_DIGIT_RUN = re.compile(r"\d+")
+
+
+def loose_keys(text: str) -> tuple[str, ...]:
+    """``text`` as ``same_text`` folds it, its letters and digits alone, without the words of
+    ``_LOOSE_WORDS`` and each run of digits without its leading zeros, as typed (``D-0404``:
+    ``d404``) and once the separators are gone (``11-01``: ``1101``, as ``1-101``'s):
+    ``D404``, ``D 404``, ``d-404``, ``Ｄ－４０４``, ``D-0404``, ``D栋404``, ``D-404室`` and
+    ``D-404出`` share a key. Only ever used to offer a listed spelling, never to match one
+    (``1-101`` and ``11-01`` may be two homes: the guard picks)."""
+    words = _LOOSE_WORDS.sub(" ", same_text(text))
+    keys = (_alnum(_unpadded(words)), _unpadded(_alnum(words)))
+    return tuple(k for i, k in enumerate(keys) if k and k not in keys[:i])
 
 
 def loose_key(text: str) -> str:
-    """``text`` as ``same_text`` folds it, its letters and digits alone: ``D404``, ``D 404``,
-    ``d-404`` and ``Ｄ－４０４`` are one key. Only ever used to offer a listed spelling, never
-    to match one."""
-    return "".join(char for char in same_text(text) if char.isalnum())
+    """The first of ``loose_keys`` (each run of digits as typed), "" for none."""
+    return next(iter(loose_keys(text)), "")
+
+
+def _alnum(text: str) -> str:
+    return "".join(char for char in text if char.isalnum())
+
+
+def _unpadded(text: str) -> str:
+    return _DIGIT_RUN.sub(lambda run: run.group().lstrip("0") or "0", text)
 
 
 class Verdict(NamedTuple):
@@ -45,8 +75,9 @@ class Verdict(NamedTuple):
 
     #: It is one the gate knows (``same_text``).
     known: bool
-    #: The known spellings it differs from only by separators, spaces or case (``loose_key``),
-    #: in the order the gate knows them: offered, never taken in its place.
+    #: The known spellings it differs from only by separators, spaces, case, leading zeros or
+    #: the words a dwelling is said with (``loose_keys``), in the order the gate knows them:
+    #: offered, never taken in its place.
     near: tuple[str, ...] = ()
     #: The guard confirmed this dwelling as typed (the form's ``unknown_dwelling``).
     confirmed: bool = False
@@ -74,17 +105,21 @@ class Dwellings:
                 spellings.setdefault(same_text(household), household)
         by_loose: dict[str, list[str]] = {}
         for spelling in spellings.values():
-            by_loose.setdefault(loose_key(spelling), []).append(spelling)
-        return cls(spellings, {k: tuple(v) for k, v in by_loose.items() if k})
+            for key in loose_keys(spelling):
+                by_loose.setdefault(key, []).append(spelling)
+        return cls(spellings, {k: tuple(v) for k, v in by_loose.items()})
 
     def knows(self, typed: str) -> bool:
         return same_text(typed) in self.spellings
 
     def near(self, typed: str) -> tuple[str, ...]:
-        """The known spellings ``typed`` differs from only by separators, spaces or case."""
+        """The known spellings ``typed`` differs from only as ``loose_keys`` folds it, in the
+        order the gate knows them."""
         key = same_text(typed)
-        found = self._by_loose.get(loose_key(typed), ())
-        return tuple(s for s in found if same_text(s) != key)
+        found = {s for k in loose_keys(typed) for s in self._by_loose.get(k, ())}
+        if not found:
+            return ()
+        return tuple(s for s in self.spellings.values() if s in found and same_text(s) != key)
 
     def verdict(self, typed: str, confirmed: object = None) -> Verdict:
         """What ``typed`` is to the gate; ``confirmed``: the dwelling the guard confirmed
@@ -115,11 +150,25 @@ def issued_version(log: _Readable) -> int:
     return int(found.fetchone()[0] or 0)
 
 
+#: The most households of passes issued at the console the gate reads (the newest issued
+#: first): far more than a compound's dwellings, a bound on one read of the audit log.
+ISSUED_HOUSEHOLDS_MAX = 100_000
+
+
 def issued_households(log: _Readable) -> list[str]:
-    """The households of the passes issued at the console, as their issue rows name them
-    (a row retention purged names none)."""
-    found = (note.detail.get("household") for note in issued_passes(log))
-    return [h for h in found if isinstance(h, str) and h]
+    """The households of every pass issued at the console, each once, the most recently
+    issued first, as their issue rows name them (a row retention purged names none; one
+    whose detail is not JSON is skipped): all of them, not the newest 2,000 passes'
+    (``issued_passes``), whose dwellings the gate did not know before. One read of the index
+    ``audit_action``, up to ``ISSUED_HOUSEHOLDS_MAX``."""
+    household = json_field("detail", "$.household")
+    found = log.reader().execute(
+        f"select {household} as household from audit"  # noqa: S608 (constants only)
+        f" where action = 'pass_issued' and typeof({household}) = 'text'"
+        f" and trim({household}) != '' group by household order by max(seq) desc limit ?",
+        [ISSUED_HOUSEHOLDS_MAX],
+    )
+    return [str(row[0]) for row in found]
 
 
 @dataclass

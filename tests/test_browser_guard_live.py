@@ -344,3 +344,25 @@ def test_the_manual_forms_dwellings_are_fetched_into_its_datalist(site, browser)
         )
         wait_for(lambda: page.evaluate(listed))
         assert page.evaluate(listed) == ["1-1-101", "1-1-102", "2-1-101"]
+
+
+def test_a_streamed_row_under_a_dwelling_not_checked_carries_its_badge(site, browser):
+    """A guard's pass recorded under a dwelling the gate did not know, kept as typed, reaches
+    the open page by its stream (here as it comes back from a drop): its row says the
+    dwelling was not checked, as the rows the page came with do; a pass does not."""
+    core, url = site
+    with live_console(browser, url) as page:
+        made: list[int] = []
+
+        def recorded() -> None:
+            flagged = EventDraft(direction="out", decision="manual_pass", operator="alice",
+                                 household="D-0404", flags=("unknown_dwelling",))  # fmt: skip
+            made.append(core.store.append(flagged).seq)
+            made.append(passage(core))
+
+        _drop_while(page, recorded)
+        wait_for(lambda: made[-1] in rows(page))
+        texts = "s => s.map(b => b.textContent)"
+        flagged, plain = (f'#feed tr[data-seq="{seq}"] .badge.unchecked' for seq in made)
+        assert page.eval_on_selector_all(flagged, texts) == ["dwelling not checked"]
+        assert page.eval_on_selector_all(plain, texts) == []

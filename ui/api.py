@@ -263,6 +263,12 @@ class CommunityReport(BaseModel):
     service_requests: dict[str, Any] | None = Field(
         description="opened, done, open_at_end, by_kind."
     )
+    unknown_dwellings: int | None = Field(
+        None,
+        description="Guards' passes of a person without a pass under a dwelling the gate did"
+        " not know, kept as typed (flag `unknown_dwelling`: never checked); null in a day"
+        " frozen before it was counted. Added 2026-12-08.",
+    )
 
 
 class ReportClock(BaseModel):

@@ -148,6 +148,10 @@ _ITEMS = {
     "r.vehicles.occupants": ("随车人数（不含司机）", "Passengers (not the driver)"),
     "r.vehicles.unknown_plates": ("非本小区车牌", "Unknown plates"),
     "r.service_requests": ("上门服务", "Service requests"),
+    "r.unknown_dwellings": (
+        "人工放行户号未核对（按所填户号记录）",
+        "Manual passes, dwelling not checked (kept as typed)",
+    ),
     "r.service_requests.opened": ("新提交", "Opened"),
     "r.service_requests.done": ("已完成", "Done"),
     "r.service_requests.open_at_end": ("日终未完成", "Open at the day's end"),

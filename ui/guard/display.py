@@ -25,6 +25,7 @@ from kiosk.alarms import (
 )
 from kiosk.categories import category_words, item_words
 from kiosk.days import offset_text, repeated
+from kiosk.engine import UNKNOWN_DWELLING
 from kiosk.links import judged_fever, not_opened
 from kiosk.lists import entry_version
 from kiosk.passes import Pass
@@ -438,7 +439,9 @@ def feed_row(
 
 def manual_fields(event: dict[str, Any], person: dict[str, Any], decision: str) -> dict[str, Any]:
     """What a guard's decision adds to its row: the typed reason (masked for the viewer),
-    whether the temperature was measured by hand, and the passage it was about."""
+    whether the temperature was measured by hand, the passage it was about, and whether the
+    guard kept a dwelling the gate did not know as typed (``unknown_dwelling``: its
+    quarantine, quota and observation never checked; the row's badge says so)."""
     manual = decision in ("manual_pass", "manual_deny")
     overrides = [
         f.split(":", 1)[1] for f in event.get("flags") or [] if str(f).startswith("overrides:")
@@ -449,6 +452,7 @@ def manual_fields(event: dict[str, Any], person: dict[str, Any], decision: str) 
         and isinstance(event.get("temp_c"), int | float)
         and event.get("temp_object_c") is None,
         "about_seq": whole_number(overrides[0]) if overrides else None,
+        "unknown_dwelling": manual and UNKNOWN_DWELLING in list(event.get("flags") or ()),
     }
 
 
@@ -577,6 +581,8 @@ def stats_cards(report: dict[str, Any]) -> dict[str, Any]:
         "registrations": community.get("registrations") or 0,
         "vehicles": cars.get("registrations") or 0,
         "unknown_plates": cars.get("unknown_plates"),
+        # None in a report frozen before they were counted (2026-12-08).
+        "unknown_dwellings": community.get("unknown_dwellings"),
         "quarantined": community.get("quarantined_households") or 0,
         # Passages by how they ended: a deny the guard overrode is one passage, not two (a
         # report frozen before passages were counted has only its decisions).
@@ -790,8 +796,12 @@ def report_summary(report: dict[str, Any], lang: str) -> list[tuple[str, Any]]:
         ("quarantined", "stats.quarantined"),
     ):
         rows.append((i18n.t(lang, label), int(cards[key])))
-    if cards["unknown_plates"] is not None:
-        rows.append((i18n.t(lang, "stats.unknown_plates"), int(cards["unknown_plates"])))
+    for key, label in (
+        ("unknown_plates", "stats.unknown_plates"),
+        ("unknown_dwellings", "stats.unknown_dwellings"),
+    ):
+        if cards[key] is not None:
+            rows.append((i18n.t(lang, label), int(cards[key])))
     for code, n in sorted(report.get("by_reason", {}).items(), key=lambda kv: -kv[1]):
         if code not in ("ok", "guard_override") and n:
             rows.append((i18n.t(lang, "export.reason_row", r=i18n.reason_text(lang, code)), n))

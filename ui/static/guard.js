@@ -316,6 +316,8 @@ function feedRow(feed, r) {
   const td = cell(tr, "");
   td.appendChild(badge("badge " + (r.ok ? "pass" : "deny"), (r.ok ? "✔ " : "✖ ") + r.decision_text));
   if (r.kind_text) td.append(" ", badge("badge kind", r.kind_text));
+  // A dwelling the gate did not know, kept as typed: its record was never checked.
+  if (r.unknown_dwelling) td.append(" ", badge("badge unchecked", feed.dataset.unknownDwelling));
   const why = [r.reasons];
   if (r.about_seq) why.push(feed.dataset.about.replace("{seq}", r.about_seq));
   const reasonCell = cell(tr, why.join(" · "));
