@@ -32,6 +32,15 @@ from kiosk.store import EventDraft, EventLog
 clock, core, app, alice, admin = console_fixtures(datetime(2026, 2, 12, 1, 0, tzinfo=UTC))
 
 FAST = 2**10  # test-only scrypt cost
+#: A guard's deny of a fever found by hand: no bus alarm recorded on it (no ``alarm:`` flag).
+GUARDS_FEVER_DENY = EventDraft(
+    direction="in",
+    decision="manual_deny",
+    reasons=("fever",),
+    temp_c=38.5,
+    operator="alice",
+    holder="Zhangsan Secret",
+)
 
 
 def test_a_damaged_registration_does_not_stop_the_visitor_search(core):
@@ -136,16 +145,7 @@ def test_a_damaged_fever_deny_of_a_guard_is_on_the_unreadable_rows_card(core, cl
     read it as a deny for no reason and raised no card, and nobody was told. It is named now
     on the card of the rows that cannot be read (``device:unreadable_rows``), with the
     damaged pages' rows."""
-    core.store.append(
-        EventDraft(
-            direction="in",
-            decision="manual_deny",
-            reasons=("fever",),
-            temp_c=38.5,
-            operator="alice",
-            holder="Zhangsan Secret",
-        )
-    )
+    core.store.append(GUARDS_FEVER_DENY)
     alarms = _feed_with_damaged_reasons(core, clock, "/guard/api/feed")["alarms"]
     assert [(a["key"], a["kind"]) for a in alarms] == [("device:unreadable_rows", "device")]
     assert "Zhangsan" not in str(alarms)

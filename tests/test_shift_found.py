@@ -7,11 +7,20 @@
   not know is now asked about first, offering a listed one it differs from only by
   separators, spaces or case, never taken in its place; confirmed as typed, the record is
   flagged ``unknown_dwelling``.
+* Then, on the registration page and in the Chinese report files: a resident registered
+  going out with unit ``D404`` while the quarantine list has ``D-404`` walked out unheld
+  (only the off-map check ran), and the form's quarantine badge said nothing of ``D-404``;
+  the registration now asks about it as the manual pass does (one mechanism,
+  ``kiosk.dwellings``), and the badge names the listed dwelling it may be. A day's changed
+  quota rules stayed English on the Chinese report page and in the Chinese file's words;
+  the district's Chinese ``compounds`` sheet showed its ``quota_enabled`` as ``True`` only.
 """
 
 from __future__ import annotations
 
+import html
 import re
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -28,9 +37,10 @@ from guard_support import (
 )
 from test_guard_holds import as_a_browser_sends, confirm_page_fields
 
-from kiosk.categories import report_rows, worded
+from kiosk.categories import exits_rows, report_rows, worded
 from kiosk.config import KioskConfig
 from kiosk.typed import typed as plain_spelling
+from office.district import compound_rows
 from ui import i18n
 from ui.guard.community.report import labelled
 from ui.guard.forms import BadInput
@@ -225,3 +235,172 @@ def test_no_label_that_says_it_is_required_is_said_required_again():
     assert BadInput("err.required", field="reg.quota_reason").text("en") == (
         "Give the reason they go out over the quota"
     )
+
+
+def resident_out(client, csrf, unit: str, **more):
+    sent = {"name": "王伟", "unit": unit, "resident": "1", "reason": "买药", "temp_c": "36.5",
+            "direction": "out", "decision": "pass"}  # fmt: skip
+    return post(client, "/guard/register/person", csrf, **(sent | more))
+
+
+def confirm_sent(client, page: str, *pressed: tuple[str, str]):
+    """The confirmation page's form sent as a browser sends it, to its own action: its
+    fields in their order, then the button ``pressed``."""
+    form = page.split('id="confirm-form"', 1)[1].split("</form>", 1)[0]
+    action = re.search(r'<form[^>]*action="([^"]+)"', page.split('id="confirm-form"', 1)[0][-400:]
+                       + 'id="confirm-form"' + form)  # fmt: skip
+    found = re.findall(r'<input (?:type="hidden" )?name="([^"]+)"[^>]*? value="([^"]*)"', form)
+    sent = [(k, html.unescape(v)) for k, v in found] + list(pressed)
+    headers = {"Origin": BASE, "Content-Type": "application/x-www-form-urlencoded"}
+    path = html.unescape(action.group(1)) if action else "/guard/register/person"
+    return client.post(path, content=urlencode(sent), headers=headers, follow_redirects=False)
+
+
+@pytest.mark.parametrize("typed", ["D404", "D 404", "d404"])
+def test_a_resident_registered_with_the_dwelling_typed_otherwise_is_asked_about(core, typed):
+    with TestClient(make_app(core), base_url=BASE) as client:
+        csrf = login(client)
+        asked = resident_out(client, csrf, typed)
+        assert asked.status_code == 200 and core.store.last_seq == 0  # nothing recorded
+        assert "不是本闸口所知的任何一户" in asked.text and "是否是 D-404？" in asked.text
+        assert "仍按" in asked.text and "的住户登记" in asked.text  # a registration's words
+        assert 'name="unit" value="D-404" id="confirm-offered-1">改为 D-404' in asked.text
+        # "Use D-404": held for the quarantine, as the dwelling typed as listed is
+        meant = confirm_sent(client, asked.text, ("unit", "D-404"))
+        assert meant.status_code == 400 and core.store.last_seq == 0
+        assert "户号 D-404 正处于居家隔离期" in meant.text
+
+
+def test_a_resident_of_the_listed_dwelling_is_held_at_once(core):
+    with TestClient(make_app(core), base_url=BASE) as client:
+        held = resident_out(client, login(client), "d-404")
+    assert held.status_code == 400 and "户号 d-404 正处于居家隔离期" in held.text
+    assert 'id="confirm-form"' not in held.text and "是否是 D-404？" not in held.text
+
+
+def test_a_resident_dwelling_kept_as_typed_is_recorded_flagged_never_checked(core):
+    with TestClient(make_app(core), base_url=BASE) as client:
+        asked = resident_out(client, login(client), "D404")
+        with decided(client, core):
+            done = confirm_sent(client, asked.text)  # "Keep D404 as typed"
+        assert done.status_code == 303 and "err=" not in done.headers["location"]
+        event = core.store.events()[-1]
+        audit = core.store.audits()[-1]
+    assert (event["decision"], event["household"]) == ("manual_pass", "D404")
+    assert event["flags"] == ["unknown_dwelling"]
+    assert audit["detail"].get("unknown_dwelling") == "confirmed"
+
+
+def test_a_visitor_is_not_asked_about_the_dwelling_they_visit(core):
+    """A visitor's unit is their host's, not their home: registered as before."""
+    with TestClient(make_app(core), base_url=BASE) as client:
+        csrf = login(client)
+        with decided(client, core):
+            done = resident_out(client, csrf, "Z-999", resident="", direction="in")
+    assert done.status_code == 303 and core.store.events()[-1]["flags"] == []
+
+
+def test_the_quarantine_badge_names_the_listed_dwelling_a_unit_may_be(core):
+    with TestClient(make_app(core), base_url=BASE) as client:
+        csrf = login(client)
+        typo = post(client, "/guard/api/household", csrf, unit="D404").json()
+        listed = post(client, "/guard/api/household", csrf, unit="D-404").json()
+        blank = post(client, "/guard/api/household", csrf, unit=" ").json()
+        page = client.get("/guard/register").text
+    assert typo == {"quarantined": False, "near": [{"household": "D-404", "quarantined": True}]}
+    assert listed == {"quarantined": True}  # known: as it always was
+    assert blank == {"quarantined": False}
+    assert 'data-near="⚠ 户号 {unit} 不是本闸口所知的任何一户，是否是 {near}？"' in page
+
+
+# --- a day's changed rules in the Chinese report's words ----------------------------------
+
+CHANGES = [
+    {"from": None, "period_days": 2, "quota_enabled": False, "quota_exits": 1,
+     "quota_roles": ["resident"]},
+    {"from": "2026-03-02T04:00:00+00:00", "period_days": 2, "quota_enabled": True,
+     "quota_exits": 1, "quota_roles": ["resident"]},
+]  # fmt: skip
+
+
+def changes_row() -> list:
+    section = {"quota_enabled": True, "quota_roles": ["resident"], "quota_changes": CHANGES}
+    return next(r for r in exits_rows(section, "Asia/Shanghai") if r[1] == "quota_changes")
+
+
+def test_a_days_changed_rules_are_said_in_chinese_on_the_page_and_in_the_file():
+    row = changes_row()
+    assert row[2] == "start off; 12:00 1 every 2 days (resident)"  # the value, as it was
+    zh = labelled([row], "zh-CN")[0]
+    assert zh[2] == "开始时 关闭；12:00 每 2 天 1 次（居民）"
+    filed = worded([["category", "item", "value"], row], file_words("zh-CN"))[1]
+    assert filed[:3] == row and filed[-1] == "当日限额变更：开始时 关闭；12:00 每 2 天 1 次（居民）"
+    assert labelled([row], "en")[0][2] == row[2]  # the English page as it always was
+
+
+def test_rules_left_out_and_a_clock_not_known_are_said_too():
+    section = {"quota_changes": [*CHANGES, {**CHANGES[0], "from": "2026-03-02T06:00:00+00:00"}],
+               "quota_changes_left_out": 1}  # fmt: skip
+    row = next(r for r in exits_rows(section, "Mars/Base") if r[1] == "quota_changes")
+    assert row[2] == (
+        "start off; (1 more rule not listed); 04:00 UTC 1 every 2 days (resident); 06:00 UTC off"
+    )
+    assert labelled([row], "zh-CN")[0][2] == (
+        "开始时 关闭；（另有 1 条规则未列出）；04:00 UTC 每 2 天 1 次（居民）；06:00 UTC 关闭"
+    )
+
+
+# --- the district's compounds sheet -------------------------------------------------------
+
+
+def test_the_chinese_compounds_sheet_says_whether_a_quota_is_on_in_words():
+    compound = {"id": "c1", "gates": ["gate-01"], "households": 2, "exits": 3,
+                "histogram": {"1": 1, "2": 1}, "over_quota_households": 0,
+                "quota": {"enabled": True, "exits": 1, "period_days": 2, "roles": ["resident"],
+                          "timezone": "Asia/Shanghai"}}  # fmt: skip
+    off = {**compound, "id": "c2", "quota": {**compound["quota"], "enabled": False}}
+    exits = {"quota_enabled": True, "quota_exits": 1, "period_days": 2, "households": 2,
+             "exits": 3, "max": 2, "over_quota_households": 0}  # fmt: skip
+    exits["compounds"] = [compound, off]
+    rows = compound_rows({"exits_per_household": exits, "by_gate": [{"kiosk_id": "gate-01"}]})
+    header, *sheet = worded(rows, file_words("zh-CN"))
+    enabled = rows[0].index("quota_enabled")
+    said = header.index("外出限额（文字）")
+    assert [r[enabled] for r in sheet] == [True, True, False]  # the value column, unchanged
+    assert [r[said] for r in sheet] == ["是", "是", "否"]
+    assert [r[header.index("计入的身份（文字）")] for r in sheet][1:] == ["居民", "居民"]
+    assert header[: len(rows[0])] == [file_words("zh-CN")(f"col.{c}") for c in rows[0]]
+
+
+# --- the form's badge, in a browser ----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    from test_browser import DemoThread
+
+    d = DemoThread(tmp_path_factory.mktemp("shift-found2")).start()
+    yield d
+    d.stop()
+
+
+@pytest.mark.browser
+def test_the_form_offers_the_listed_dwelling_as_the_unit_is_typed(demo, browser):
+    from test_guard_screens_browser import signed_in
+
+    core = demo.session.core
+    today = core.clock.now().date()
+    until = today.replace(year=today.year + 1)
+    core.lists.add_quarantine(QUARANTINED, None, str(today), str(until), "root")
+    page = signed_in(browser, demo, "/guard/register?lang=zh-CN")
+    try:
+        page.fill("#person-form input[name=unit]", "D404")
+        page.press("#person-form input[name=unit]", "Tab")  # its change
+        badge = page.locator("#unit-check")
+        badge.filter(has_text="是否是 D-404（居家隔离中）？").wait_for()
+        assert "户号 D404 不是本闸口所知的任何一户" in badge.inner_text()
+        badge.get_by_role("button", name="改为 D-404").click()
+        assert page.input_value("#person-form input[name=unit]") == "D-404"
+        badge.filter(has_text="该户正处于居家隔离期").wait_for()
+    finally:
+        page.context.close()
