@@ -1,5 +1,6 @@
 """The dwellings the gate knows, and what it makes of one a guard types for a person without a
-pass (the live page's manual pass, ``POST /guard/manual``).
+pass (the live page's manual pass, ``POST /guard/manual``) or a resident registered by hand
+(the registration page, ``POST /guard/register/person``).
 
 A dwelling typed otherwise than its list spells it (``D404`` or ``D 404`` for the quarantine
 list's ``D-404``) matched nothing: the pass was not held, and its outing was charged to a
