@@ -36,7 +36,7 @@ from .observation import ObservationLedger
 from .spelling import same_text
 from .unreadable import json_field
 
-__all__ = ["Dwellings", "GateDwellings", "Verdict", "loose_key", "loose_keys"]
+__all__ = ["Dwellings", "GateDwellings", "Verdict", "loose_keys"]
 
 
 #: What a dwelling may be typed with that its list's spelling lacks: the marks of a building,
@@ -56,11 +56,6 @@ def loose_keys(text: str) -> tuple[str, ...]:
     words = _LOOSE_WORDS.sub(" ", same_text(text))
     keys = (_alnum(_unpadded(words)), _unpadded(_alnum(words)))
     return tuple(k for i, k in enumerate(keys) if k and k not in keys[:i])
-
-
-def loose_key(text: str) -> str:
-    """The first of ``loose_keys`` (each run of digits as typed), "" for none."""
-    return next(iter(loose_keys(text)), "")
 
 
 def _alnum(text: str) -> str:

@@ -864,16 +864,13 @@ class Roster:
         start: datetime,
         end: datetime,
         guard: str | None = None,
-        limit: int = -1,
     ) -> tuple[list[Shift], list[UnreadableRow]]:
         """``shifts``, and the rows among them that cannot be read (edited by hand): skipped,
-        each logged once by its id (``_skipped``), for the roster's page to name. ``limit``:
-        the first that many rows by start (-1: all)."""
+        each logged once by its id (``_skipped``), for the roster's page to name."""
         mine, args = ("", []) if guard is None else (" and guard = ?", [guard])
         rows = self._log.reader().query(
-            f"select * from roster_shifts where {_OVERLAPPING}{mine} order by starts_at, id"  # noqa: S608
-            " limit ?",
-            [*_overlapping(gate, start, end), *args, limit],
+            f"select * from roster_shifts where {_OVERLAPPING}{mine} order by starts_at, id",  # noqa: S608
+            [*_overlapping(gate, start, end), *args],
         )
         return self._skipped(rows, _shift)
 

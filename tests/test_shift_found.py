@@ -63,6 +63,18 @@ def nobody(client, csrf, household: str, **more):
     return post(client, "/guard/manual", csrf, **(sent | {"household": household} | more))
 
 
+def kept_as_typed(client, core, keep, household: str) -> None:
+    """The guard's "Keep HOUSEHOLD as typed" (``keep`` sends it): the pass out is recorded
+    under the dwelling as typed, flagged never checked, and the audit says so."""
+    with decided(client, core):
+        done = keep()
+    assert done.status_code == 303 and "err=" not in done.headers["location"]
+    event, audit = core.store.events()[-1], core.store.audits()[-1]
+    assert (event["decision"], event["household"]) == ("manual_pass", household)
+    assert event["flags"] == ["unknown_dwelling"]
+    assert audit["detail"].get("unknown_dwelling") == "confirmed"
+
+
 def quarantine_asked(page) -> bool:
     return page.status_code == 200 and 'id="confirm-confirm-quarantine"' in page.text
 
@@ -92,16 +104,8 @@ def test_a_dwelling_typed_as_listed_is_held_at_once(core, typed):
 
 def test_a_dwelling_kept_as_typed_is_recorded_flagged_never_checked(core):
     with TestClient(make_app(core), base_url=BASE) as client:
-        csrf = login(client)
-        asked = nobody(client, csrf, "D 404")
-        with decided(client, core):
-            done = as_a_browser_sends(client, asked.text)  # "Keep D 404 as typed"
-        assert done.status_code == 303 and "err=" not in done.headers["location"]
-        event = core.store.events()[-1]
-        audit = core.store.audits()[-1]
-    assert (event["decision"], event["household"]) == ("manual_pass", "D 404")
-    assert event["flags"] == ["unknown_dwelling"]
-    assert audit["detail"].get("unknown_dwelling") == "confirmed"
+        asked = nobody(client, login(client), "D 404")
+        kept_as_typed(client, core, lambda: as_a_browser_sends(client, asked.text), "D 404")
 
 
 def test_separators_are_never_stripped_to_make_a_dwelling_match(core):
@@ -281,14 +285,7 @@ def test_a_resident_of_the_listed_dwelling_is_held_at_once(core):
 def test_a_resident_dwelling_kept_as_typed_is_recorded_flagged_never_checked(core):
     with TestClient(make_app(core), base_url=BASE) as client:
         asked = resident_out(client, login(client), "D404")
-        with decided(client, core):
-            done = confirm_sent(client, asked.text)  # "Keep D404 as typed"
-        assert done.status_code == 303 and "err=" not in done.headers["location"]
-        event = core.store.events()[-1]
-        audit = core.store.audits()[-1]
-    assert (event["decision"], event["household"]) == ("manual_pass", "D404")
-    assert event["flags"] == ["unknown_dwelling"]
-    assert audit["detail"].get("unknown_dwelling") == "confirmed"
+        kept_as_typed(client, core, lambda: confirm_sent(client, asked.text), "D404")
 
 
 def test_a_visitor_is_not_asked_about_the_dwelling_they_visit(core):
